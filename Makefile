@@ -1,0 +1,43 @@
+# The two commands: `make run` and `make test`. Both create .venv when it is missing.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+# The CPU build of PyTorch; on a GPU machine install a CUDA build first (see README).
+TORCH ?= torch==2.13.0
+
+.PHONY: run test demo lint bench clean-results
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip >/dev/null
+
+# Runtime install: torch backend only.
+$(VENV)/.installed-run: pyproject.toml | $(PY)
+	$(PIP) install "$(TORCH)"
+	$(PIP) install -e ".[torch]"
+	touch $@
+
+# Test install: both backends the tests exercise (torch and tensorflow), pytest, ruff.
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed-run
+	$(PIP) install -e ".[torch,tensorflow,test]"
+	touch $@
+
+data/demo/dataset.json: | $(VENV)/.installed-run
+	$(PY) -m preprocessing demo --data-dir data
+
+demo: data/demo/dataset.json
+
+run: $(VENV)/.installed-run data/demo/dataset.json
+	$(PY) experiments/exp1.py
+	@echo "Results are in results/demo/experiment_1 (open experiment_1.xlsx)."
+
+test: $(VENV)/.installed-test
+	$(PY) -m pytest -q
+
+lint: $(VENV)/.installed-test
+	$(VENV)/bin/ruff check .
+
+bench: $(VENV)/.installed-test
+	$(PY) benchmarks/feature_extraction.py
+	$(PY) benchmarks/engine_overhead.py

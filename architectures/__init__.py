@@ -1,0 +1,17 @@
+"""Keras 3 model builders for audio, looked up by name.
+
+Importing this package imports Keras: set `KERAS_BACKEND` and `CUDA_VISIBLE_DEVICES` first.
+"""
+
+from architectures import cnn, recurrent  # noqa: F401  (registers the builders)
+from architectures.layers import StatisticsPooling
+from architectures.registry import get, keyword_defaults, names, register, reshaping_types
+
+__all__ = [
+    "StatisticsPooling",
+    "get",
+    "keyword_defaults",
+    "names",
+    "register",
+    "reshaping_types",
+]

@@ -1,0 +1,196 @@
+"""Convolutional builders: a small example model and the VGG family used for speaker ID."""
+
+import keras
+from keras import layers
+
+from architectures.common import l2, output_head
+from architectures.registry import register
+
+
+def _conv_block(x, filters, reg, kernel=3, pool=(2, 2), batch_norm=True, convs=1):
+    for _ in range(convs):
+        x = layers.Conv2D(filters, kernel, padding="same", kernel_regularizer=reg)(x)
+        if batch_norm:
+            x = layers.BatchNormalization()(x)
+        x = layers.Activation("relu")(x)
+    if pool:
+        x = layers.MaxPooling2D(pool, padding="same")(x)
+    return x
+
+
+@register("example_cnn", reshaping=("conv",))
+def example_cnn(input_shape, num_outputs, task_type="classification", *, filters=16,
+                dropout=0.2, regularization_lambda=0.0):
+    """A small two-block CNN, the example to copy when writing a builder.
+
+    Args:
+        input_shape: `(time, frequency, 1)`.
+        num_outputs: number of classes (or regression targets).
+        task_type: `"classification"` (logits out) or `"regression"`.
+        filters: filters of the first block; the second has twice as many. Defaults to `16`.
+        dropout: dropout rate before the output layer. Defaults to `0.2`.
+        regularization_lambda: L2 weight of every kernel. Defaults to `0.0`.
+
+    Returns:
+        A `keras.Model`.
+    """
+    reg = l2(regularization_lambda)
+    inputs = keras.Input(input_shape)
+    x = _conv_block(inputs, filters, reg)
+    x = _conv_block(x, filters * 2, reg)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(dropout)(x)
+    return keras.Model(inputs, output_head(x, num_outputs, task_type), name="example_cnn")
+
+
+def _vgg(name, input_shape, num_outputs, task_type, widths, convs, dense_units, dropout,
+         regularization_lambda, global_pooling):
+    reg = l2(regularization_lambda)
+    inputs = keras.Input(input_shape)
+    x = inputs
+    for width in widths:
+        x = _conv_block(x, width, reg, convs=convs)
+    if global_pooling:
+        x = layers.GlobalAveragePooling2D()(x)
+    else:
+        x = layers.Flatten()(x)
+    x = layers.Dropout(dropout)(x)
+    if dense_units:
+        x = layers.Dense(dense_units, activation="relu", kernel_regularizer=reg)(x)
+        x = layers.Dropout(dropout)(x)
+    return keras.Model(inputs, output_head(x, num_outputs, task_type), name=name)
+
+
+@register("vgg_ultra_mini", reshaping=("conv",))
+def vgg_ultra_mini(input_shape, num_outputs, task_type="classification", *, filters=8,
+                   dense_units=32, dropout=0.3, regularization_lambda=0.0):
+    """VGG-style CNN, two blocks of one convolution each: the smallest of the family.
+
+    Args:
+        input_shape: `(time, frequency, 1)`.
+        num_outputs: number of classes (or regression targets).
+        task_type: `"classification"` or `"regression"`.
+        filters: filters of the first block, doubled per block. Defaults to `8`.
+        dense_units: units of the hidden dense layer (0: none). Defaults to `32`.
+        dropout: dropout rate. Defaults to `0.3`.
+        regularization_lambda: L2 weight of every kernel. Defaults to `0.0`.
+
+    Returns:
+        A `keras.Model`.
+    """
+    return _vgg("vgg_ultra_mini", input_shape, num_outputs, task_type,
+                [filters, filters * 2], 1, dense_units, dropout, regularization_lambda, False)
+
+
+@register("vgg_mini", reshaping=("conv",))
+def vgg_mini(input_shape, num_outputs, task_type="classification", *, filters=16,
+             dense_units=64, dropout=0.3, regularization_lambda=0.0):
+    """VGG-style CNN, three blocks of two convolutions, flattened into a dense layer.
+
+    Args:
+        input_shape: `(time, frequency, 1)`.
+        num_outputs: number of classes (or regression targets).
+        task_type: `"classification"` or `"regression"`.
+        filters: filters of the first block, doubled per block. Defaults to `16`.
+        dense_units: units of the hidden dense layer (0: none). Defaults to `64`.
+        dropout: dropout rate. Defaults to `0.3`.
+        regularization_lambda: L2 weight of every kernel. Defaults to `0.0`.
+
+    Returns:
+        A `keras.Model`.
+    """
+    return _vgg("vgg_mini", input_shape, num_outputs, task_type,
+                [filters, filters * 2, filters * 4], 2, dense_units, dropout,
+                regularization_lambda, False)
+
+
+@register("vgg_mini_pool", reshaping=("conv",))
+def vgg_mini_pool(input_shape, num_outputs, task_type="classification", *, filters=16,
+                  dense_units=64, dropout=0.3, regularization_lambda=0.0):
+    """`vgg_mini` with global average pooling instead of flattening (any input length).
+
+    Args:
+        input_shape: `(time, frequency, 1)`.
+        num_outputs: number of classes (or regression targets).
+        task_type: `"classification"` or `"regression"`.
+        filters: filters of the first block, doubled per block. Defaults to `16`.
+        dense_units: units of the hidden dense layer (0: none). Defaults to `64`.
+        dropout: dropout rate. Defaults to `0.3`.
+        regularization_lambda: L2 weight of every kernel. Defaults to `0.0`.
+
+    Returns:
+        A `keras.Model`.
+    """
+    return _vgg("vgg_mini_pool", input_shape, num_outputs, task_type,
+                [filters, filters * 2, filters * 4], 2, dense_units, dropout,
+                regularization_lambda, True)
+
+
+@register("vgg_m", reshaping=("conv",))
+def vgg_m(input_shape, num_outputs, task_type="classification", *, width=1.0,
+          dense_units=256, dropout=0.5, regularization_lambda=0.0):
+    """VGG-M-style deep CNN (as in VoxCeleb speaker identification), scaled by `width`.
+
+    Five convolutions (7x7/2, 5x5/2, then three 3x3), max pooling after the first, second
+    and fifth, average pooling over time, and a dense layer.
+
+    Args:
+        input_shape: `(time, frequency, 1)`.
+        num_outputs: number of classes (or regression targets).
+        task_type: `"classification"` or `"regression"`.
+        width: multiplier of the original widths 96, 256, 384, 256, 256. Defaults to `1.0`.
+        dense_units: units of the hidden dense layer. Defaults to `256`.
+        dropout: dropout rate before the output. Defaults to `0.5`.
+        regularization_lambda: L2 weight of every kernel. Defaults to `0.0`.
+
+    Returns:
+        A `keras.Model`.
+    """
+    if width <= 0:
+        raise ValueError(f"width={width}: expected a multiplier > 0.")
+    reg = l2(regularization_lambda)
+    w = [max(1, int(round(c * width))) for c in (96, 256, 384, 256, 256)]
+    inputs = keras.Input(input_shape)
+    x = layers.Conv2D(w[0], 7, strides=2, padding="same", kernel_regularizer=reg)(inputs)
+    x = layers.Activation("relu")(layers.BatchNormalization()(x))
+    x = layers.MaxPooling2D(3, strides=2, padding="same")(x)
+    x = layers.Conv2D(w[1], 5, strides=2, padding="same", kernel_regularizer=reg)(x)
+    x = layers.Activation("relu")(layers.BatchNormalization()(x))
+    x = layers.MaxPooling2D(3, strides=2, padding="same")(x)
+    for width_i in w[2:]:
+        x = layers.Conv2D(width_i, 3, padding="same", kernel_regularizer=reg)(x)
+        x = layers.Activation("relu")(layers.BatchNormalization()(x))
+    x = layers.MaxPooling2D((1, 3), strides=(1, 2), padding="same")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dense(dense_units, activation="relu", kernel_regularizer=reg)(x)
+    x = layers.Dropout(dropout)(x)
+    return keras.Model(inputs, output_head(x, num_outputs, task_type), name="vgg_m")
+
+
+@register("genre_cnn", reshaping=("conv",))
+def genre_cnn(input_shape, num_outputs, task_type="classification", *, filters=16,
+              hidden_units=64, dropout=0.3, regularization_lambda=0.0):
+    """Four convolutional blocks and a two-layer perceptron head (music genre style).
+
+    Args:
+        input_shape: `(time, frequency, 1)`.
+        num_outputs: number of classes (or regression targets).
+        task_type: `"classification"` or `"regression"`.
+        filters: filters of the first block, doubled per block. Defaults to `16`.
+        hidden_units: units of both hidden dense layers (the second has half). Defaults to `64`.
+        dropout: dropout rate after each dense layer. Defaults to `0.3`.
+        regularization_lambda: L2 weight of every kernel. Defaults to `0.0`.
+
+    Returns:
+        A `keras.Model`.
+    """
+    reg = l2(regularization_lambda)
+    inputs = keras.Input(input_shape)
+    x = inputs
+    for i in range(4):
+        x = _conv_block(x, filters * 2**i, reg)
+    x = layers.GlobalMaxPooling2D()(x)
+    for units in (hidden_units, max(1, hidden_units // 2)):
+        x = layers.Dense(units, activation="relu", kernel_regularizer=reg)(x)
+        x = layers.Dropout(dropout)(x)
+    return keras.Model(inputs, output_head(x, num_outputs, task_type), name="genre_cnn")

@@ -1,0 +1,122 @@
+"""Recurrent builders (`reshaping_type="rnn"`, input `(time, frequency)`) and the MLP."""
+
+import keras
+from keras import layers
+
+from architectures.common import l2, output_head
+from architectures.layers import StatisticsPooling
+from architectures.registry import register
+
+_CELLS = {"gru": layers.GRU, "lstm": layers.LSTM}
+
+
+def _cell(cell):
+    if cell not in _CELLS:
+        raise ValueError(f"cell={cell!r}: expected one of {', '.join(_CELLS)}.")
+    return _CELLS[cell]
+
+
+def _pool(x, pooling):
+    if pooling == "stats":
+        return StatisticsPooling()(x)
+    if pooling == "mean":
+        return layers.GlobalAveragePooling1D()(x)
+    raise ValueError(f"pooling={pooling!r}: expected 'mean' or 'stats'.")
+
+
+@register("rnn", reshaping=("rnn",))
+def rnn(input_shape, num_outputs, task_type="classification", *, cell="gru", units=64,
+        num_layers=2, bidirectional=False, pooling="mean", dropout=0.2,
+        regularization_lambda=0.0):
+    """Stacked GRU/LSTM over time frames, pooled over time.
+
+    Args:
+        input_shape: `(time, frequency)`.
+        num_outputs: number of classes (or regression targets).
+        task_type: `"classification"` or `"regression"`.
+        cell: `"gru"` or `"lstm"`. Defaults to `"gru"`.
+        units: units per recurrent layer. Defaults to `64`.
+        num_layers: recurrent layers. Defaults to `2`.
+        bidirectional: wrap each layer in `Bidirectional`. Defaults to `False`.
+        pooling: `"mean"` or `"stats"` (mean and std, `StatisticsPooling`). Defaults to `"mean"`.
+        dropout: dropout rate before the output. Defaults to `0.2`.
+        regularization_lambda: L2 weight of every kernel. Defaults to `0.0`.
+
+    Returns:
+        A `keras.Model`.
+    """
+    reg = l2(regularization_lambda)
+    rnn_layer = _cell(cell)
+    inputs = keras.Input(input_shape)
+    x = inputs
+    for _ in range(num_layers):
+        layer = rnn_layer(units, return_sequences=True, kernel_regularizer=reg)
+        x = layers.Bidirectional(layer)(x) if bidirectional else layer(x)
+    x = _pool(x, pooling)
+    x = layers.Dropout(dropout)(x)
+    return keras.Model(inputs, output_head(x, num_outputs, task_type), name="rnn")
+
+
+@register("crnn", reshaping=("rnn",))
+def crnn(input_shape, num_outputs, task_type="classification", *, filters=16, conv_blocks=2,
+         cell="gru", units=64, pooling="mean", dropout=0.2, regularization_lambda=0.0):
+    """Convolutions over (time, frequency), then a recurrent layer over the time frames.
+
+    Pooling halves the frequency axis only, so the time resolution is kept for the RNN.
+
+    Args:
+        input_shape: `(time, frequency)`.
+        num_outputs: number of classes (or regression targets).
+        task_type: `"classification"` or `"regression"`.
+        filters: filters of the first conv block, doubled per block. Defaults to `16`.
+        conv_blocks: convolutional blocks. Defaults to `2`.
+        cell: `"gru"` or `"lstm"`. Defaults to `"gru"`.
+        units: recurrent units. Defaults to `64`.
+        pooling: `"mean"` or `"stats"` over time. Defaults to `"mean"`.
+        dropout: dropout rate before the output. Defaults to `0.2`.
+        regularization_lambda: L2 weight of every kernel. Defaults to `0.0`.
+
+    Returns:
+        A `keras.Model`.
+    """
+    reg = l2(regularization_lambda)
+    inputs = keras.Input(input_shape)
+    x = layers.Reshape((input_shape[0], input_shape[1], 1))(inputs)
+    freq = input_shape[1]
+    for i in range(conv_blocks):
+        x = layers.Conv2D(filters * 2**i, 3, padding="same", kernel_regularizer=reg)(x)
+        x = layers.Activation("relu")(layers.BatchNormalization()(x))
+        x = layers.MaxPooling2D((1, 2), padding="same")(x)
+        freq = (freq + 1) // 2
+    x = layers.Reshape((input_shape[0], freq * filters * 2 ** (conv_blocks - 1)))(x)
+    x = _cell(cell)(units, return_sequences=True, kernel_regularizer=reg)(x)
+    x = _pool(x, pooling)
+    x = layers.Dropout(dropout)(x)
+    return keras.Model(inputs, output_head(x, num_outputs, task_type), name="crnn")
+
+
+@register("mlp", reshaping=("none",))
+def mlp(input_shape, num_outputs, task_type="classification", *, hidden_units=128,
+        num_layers=2, dropout=0.3, regularization_lambda=0.0):
+    """Multilayer perceptron over the flattened features (`reshaping_type="none"`).
+
+    Args:
+        input_shape: `(time * frequency,)`.
+        num_outputs: number of classes (or regression targets).
+        task_type: `"classification"` or `"regression"`.
+        hidden_units: units of the first hidden layer, halved per layer. Defaults to `128`.
+        num_layers: hidden layers. Defaults to `2`.
+        dropout: dropout rate after each hidden layer. Defaults to `0.3`.
+        regularization_lambda: L2 weight of every kernel. Defaults to `0.0`.
+
+    Returns:
+        A `keras.Model`.
+    """
+    reg = l2(regularization_lambda)
+    inputs = keras.Input(input_shape)
+    x = inputs
+    for i in range(num_layers):
+        x = layers.Dense(max(1, hidden_units // 2**i), activation="relu",
+                         kernel_regularizer=reg)(x)
+        x = layers.Dropout(dropout)(x)
+    return keras.Model(inputs, output_head(x, num_outputs, task_type), name="mlp")

@@ -1,0 +1,112 @@
+"""Time-frequency features with librosa, oriented `(time, frequency)`."""
+
+import numpy as np
+
+FEATURES = ("stft", "mel", "mfcc", "cqt")
+COMPRESSIONS = ("db", "log", "power", "none")
+
+
+def compute_features(y, *, sample_rate, feature="mel", compression="db", power_exponent=0.3,
+                     n_fft=512, hop_length=160, n_mels=64, n_mfcc=20, fmin=32.7, fmax=None,
+                     n_bins=84, bins_per_octave=12, dtype="float32", **_ignored):
+    """Computes one feature matrix of a signal.
+
+    Args:
+        y: `np.ndarray [shape=(n,)]`, mono audio.
+        sample_rate: rate of `y` in Hz.
+        feature: `"stft"` (magnitude), `"mel"`, `"mfcc"` or `"cqt"`. Defaults to `"mel"`.
+        compression: of stft/cqt/mel magnitudes: `"db"`, `"log"` (log1p), `"power"`
+            (`S ** power_exponent`) or `"none"`; ignored for mfcc. Defaults to `"db"`.
+        power_exponent: exponent of power-law compression. Defaults to `0.3`.
+        n_fft: FFT size. Defaults to `512`.
+        hop_length: hop in samples. Defaults to `160`.
+        n_mels: mel bands (mel, mfcc). Defaults to `64`.
+        n_mfcc: MFCC coefficients. Defaults to `20`.
+        fmin: lowest frequency of mel and cqt bins (Hz). Defaults to `32.7`.
+        fmax: highest mel frequency (Hz), `None` for `sample_rate / 2`. Defaults to `None`.
+        n_bins: CQT bins. Defaults to `84`.
+        bins_per_octave: CQT bins per octave. Defaults to `12`.
+        dtype: `"float32"` or `"float16"`. Defaults to `"float32"`.
+
+    Returns:
+        `np.ndarray [shape=(t, f)]`, time first and in order.
+
+    Raises:
+        ValueError: for an unknown feature or compression.
+    """
+    import librosa
+
+    if feature not in FEATURES:
+        raise ValueError(f"feature={feature!r}: expected one of {', '.join(FEATURES)}.")
+    if compression not in COMPRESSIONS:
+        raise ValueError(
+            f"compression={compression!r}: expected one of {', '.join(COMPRESSIONS)}."
+        )
+    y = np.asarray(y, dtype=np.float32)
+    if feature == "mfcc":
+        S = librosa.feature.mfcc(y=y, sr=sample_rate, n_mfcc=n_mfcc, n_fft=n_fft,
+                                 hop_length=hop_length, n_mels=n_mels, fmin=fmin, fmax=fmax)
+    else:
+        if feature == "stft":
+            S = np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop_length))
+            power = 1.0
+        elif feature == "mel":
+            S = librosa.feature.melspectrogram(y=y, sr=sample_rate, n_fft=n_fft,
+                                               hop_length=hop_length, n_mels=n_mels,
+                                               fmin=fmin, fmax=fmax)
+            power = 2.0
+        else:
+            S = np.abs(librosa.cqt(y, sr=sample_rate, hop_length=hop_length, fmin=fmin,
+                                   n_bins=n_bins, bins_per_octave=bins_per_octave))
+            power = 1.0
+        if compression == "db":
+            to_db = librosa.power_to_db if power == 2.0 else librosa.amplitude_to_db
+            S = to_db(S, ref=1.0, top_db=None, amin=1e-10)
+        elif compression == "log":
+            S = np.log1p(S)
+        elif compression == "power":
+            S = np.power(S, power_exponent)
+    return np.ascontiguousarray(S.T, dtype=dtype)
+
+
+def segment(y, *, sample_rate, segment_seconds, hop_seconds):
+    """Cuts a signal into fixed windows; a short signal is zero-padded to one window.
+
+    The last window is aligned with the end of the signal when the regular hops miss the
+    tail, and never repeats a window already taken.
+
+    Args:
+        y: `np.ndarray [shape=(n,)]`.
+        sample_rate: rate of `y` in Hz.
+        segment_seconds: window length in seconds.
+        hop_seconds: hop between windows in seconds.
+
+    Returns:
+        `(segments, starts)`: `np.ndarray [shape=(k, window)]` and the start of each
+        window in seconds.
+    """
+    if segment_seconds <= 0 or hop_seconds <= 0:
+        raise ValueError(
+            f"segment_seconds={segment_seconds} and hop_seconds={hop_seconds} must be > 0."
+        )
+    window = max(1, int(round(segment_seconds * sample_rate)))
+    hop = max(1, int(round(hop_seconds * sample_rate)))
+    if len(y) <= window:
+        padded = np.zeros(window, dtype=y.dtype)
+        padded[: len(y)] = y
+        return padded[None], np.array([0.0])
+    starts = list(range(0, len(y) - window + 1, hop))
+    if starts[-1] + window < len(y):
+        starts.append(len(y) - window)
+    segments = np.stack([y[s: s + window] for s in starts])
+    return segments, np.asarray(starts, dtype=float) / sample_rate
+
+
+def feature_shape(params):
+    """The `(time, frequency)` shape one segment's features will have."""
+    sr = params["sample_rate"]
+    window = max(1, int(round(params["segment_seconds"] * sr)))
+    frames = 1 + window // params["hop_length"]
+    bins = {"stft": params["n_fft"] // 2 + 1, "mel": params["n_mels"],
+            "mfcc": params["n_mfcc"], "cqt": params["n_bins"]}[params["feature"]]
+    return frames, bins

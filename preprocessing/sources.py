@@ -1,0 +1,179 @@
+"""Sources: turn a dataset on disk into rows `(path, label, item, clip)`.
+
+Every source returns `(rows, skipped)`: a `pandas.DataFrame` with the columns `path`,
+`label`, `item`, `clip` (and `split` when the source has one), and a list of
+`{"path", "reason"}` for files it could not use.
+"""
+
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from preprocessing.audio import AUDIO_EXTENSIONS
+from xval.errors import DatasetError
+
+# RAVDESS file names: modality-channel-EMOTION-intensity-statement-repetition-ACTOR.
+RAVDESS_PATTERN = (r"(?:^|/)\d\d-\d\d-(?P<label>\d\d)-\d\d-\d\d-\d\d-(?P<item>\d\d)"
+                   r"\.(?:wav|flac)$")
+RAVDESS_EMOTIONS = {"01": "neutral", "02": "calm", "03": "happy", "04": "sad", "05": "angry",
+                    "06": "fearful", "07": "disgust", "08": "surprised"}
+# FSDD file names: {digit}_{speaker}_{index}.wav.
+FSDD_PATTERN = r"(?:^|/)(?P<label>\d)_(?P<item>[a-z]+)_\d+\.wav$"
+# Speaker identification `id/context/file` layout (VoxCeleb): labels are speakers, items
+# are contexts (recording sessions or videos).
+SPEAKER_ID_PATTERN = r"^(?P<label>[^/]+)/(?P<item>[^/]+)/[^/]+$"
+LABEL_MAPS = {"ravdess": RAVDESS_EMOTIONS}
+
+
+def _audio_files(root, extensions):
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"Audio folder {str(root)!r} does not exist or is not a folder.")
+    extensions = {e.lower() if e.startswith(".") else "." + e.lower() for e in extensions}
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in extensions)
+    if not files:
+        raise DatasetError(
+            f"No audio files ({', '.join(sorted(extensions))}) found under {root}."
+        )
+    return root, files
+
+
+def _frame(rows, skipped, what):
+    if not rows:
+        reasons = "; ".join(f"{s['path']}: {s['reason']}" for s in skipped[:3])
+        raise DatasetError(f"{what} produced no rows. First problems: {reasons}")
+    return pd.DataFrame(rows), skipped
+
+
+def regex_source(root, pattern, *, label_map=None, extensions=AUDIO_EXTENSIONS):
+    """Rows from file paths matched by a regular expression with named groups.
+
+    The pattern is searched in each path relative to `root` (with `/` separators). Group
+    `label` gives the label, group `item` the foldable item (the file itself when absent),
+    and optional group `clip` the clip id (the relative path when absent).
+
+    Args:
+        root: the dataset folder.
+        pattern: regular expression, e.g. `sources.FSDD_PATTERN`.
+        label_map: dict of label code to class name (e.g. `RAVDESS_EMOTIONS`), or `None`.
+        extensions: file extensions to read. Defaults to every supported audio format.
+
+    Returns:
+        `(rows, skipped)`.
+
+    Raises:
+        DatasetError: for a bad pattern, a missing folder, or no matching file.
+    """
+    try:
+        regex = re.compile(pattern)
+    except re.error as e:
+        raise DatasetError(f"Pattern {pattern!r} is not a valid regular expression: {e}") from e
+    if "label" not in regex.groupindex:
+        raise DatasetError(f"Pattern {pattern!r} needs a named group (?P<label>...).")
+    root, files = _audio_files(root, extensions)
+    rows, skipped = [], []
+    for path in files:
+        rel = path.relative_to(root).as_posix()
+        match = regex.search(rel)
+        if not match:
+            skipped.append({"path": str(path), "reason": f"does not match pattern {pattern!r}"})
+            continue
+        groups = match.groupdict()
+        label = groups["label"]
+        if label_map is not None:
+            if label not in label_map:
+                skipped.append({"path": str(path),
+                                "reason": f"label code {label!r} is not in the label map"})
+                continue
+            label = label_map[label]
+        rows.append({"path": str(path), "label": label, "item": groups.get("item") or rel,
+                     "clip": groups.get("clip") or rel})
+    return _frame(rows, skipped, f"Pattern {pattern!r} over {root}")
+
+
+def folder_source(root, *, item_pattern=None, extensions=AUDIO_EXTENSIONS):
+    """Rows from a folder per class: `root/<label>/.../file`.
+
+    Args:
+        root: the dataset folder; each sub-folder is a class.
+        item_pattern: regular expression with a group `(?P<item>...)` searched in the path
+            relative to `root`; `None` makes every file its own item.
+        extensions: file extensions to read. Defaults to every supported audio format.
+
+    Returns:
+        `(rows, skipped)`.
+    """
+    if item_pattern is not None:
+        try:
+            regex = re.compile(item_pattern)
+        except re.error as e:
+            raise DatasetError(f"item_pattern {item_pattern!r} is not valid: {e}") from e
+        if "item" not in regex.groupindex:
+            raise DatasetError(f"item_pattern {item_pattern!r} needs a group (?P<item>...).")
+    root, files = _audio_files(root, extensions)
+    rows, skipped = [], []
+    for path in files:
+        rel = path.relative_to(root).as_posix()
+        if "/" not in rel:
+            skipped.append({"path": str(path), "reason": "not inside a class folder"})
+            continue
+        item = rel
+        if item_pattern is not None:
+            match = regex.search(rel)
+            if not match:
+                skipped.append({"path": str(path),
+                                "reason": f"does not match item_pattern {item_pattern!r}"})
+                continue
+            item = match.group("item")
+        rows.append({"path": str(path), "label": rel.split("/")[0], "item": item, "clip": rel})
+    return _frame(rows, skipped, f"Class folders under {root}")
+
+
+def manifest_source(manifest, *, path_column="path", label_column="label", item_column=None,
+                    clip_column=None, split_column=None, root=None):
+    """Rows from a CSV manifest (FMA, ESC-50 style).
+
+    Args:
+        manifest: the CSV file.
+        path_column: column of audio paths, relative to `root`. Defaults to `"path"`.
+        label_column: column of labels. Defaults to `"label"`.
+        item_column: column of foldable items (ESC-50: `fold` or `src_file`); `None` makes
+            every file its own item.
+        clip_column: column of clip ids; `None` uses the path.
+        split_column: column of predefined `train`/`validation`/`test` sets, which the
+            engine then uses as its single fold. Defaults to `None`.
+        root: folder the paths are relative to. Defaults to the manifest's folder.
+
+    Returns:
+        `(rows, skipped)`.
+
+    Raises:
+        DatasetError: for a missing file or column.
+    """
+    manifest = Path(manifest)
+    if not manifest.is_file():
+        raise DatasetError(f"Manifest {str(manifest)!r} does not exist.")
+    table = pd.read_csv(manifest, dtype=str, keep_default_na=False)
+    for name, column in (("path_column", path_column), ("label_column", label_column),
+                         ("item_column", item_column), ("clip_column", clip_column),
+                         ("split_column", split_column)):
+        if column is not None and column not in table.columns:
+            raise DatasetError(
+                f"{name}={column!r} is not a column of {manifest}; its columns are "
+                f"{', '.join(table.columns)}."
+            )
+    root = Path(root) if root is not None else manifest.parent
+    rows, skipped = [], []
+    for record in table.to_dict("records"):
+        path = root / record[path_column]
+        if not path.is_file():
+            skipped.append({"path": str(path), "reason": "file not found"})
+            continue
+        row = {"path": str(path), "label": record[label_column],
+               "item": record[item_column] if item_column else record[path_column],
+               "clip": record[clip_column] if clip_column else record[path_column]}
+        if split_column:
+            row["split"] = record[split_column]
+        rows.append(row)
+    return _frame(rows, skipped, f"Manifest {manifest}")

@@ -1,0 +1,299 @@
+"""The feature store: `features.npy` + `meta.csv` + `dataset.json` in one folder.
+
+Rows are grouped by item. `features.npy` is opened memory-mapped, so a store larger than
+memory is never loaded whole. Nothing is pickled. A store is written into a temporary
+sibling folder and renamed into place, so it appears complete or not at all.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from xval.errors import DatasetError
+
+META_COLUMNS = ("row", "item", "label", "target", "clip", "source", "start", "augmented")
+FILES = ("features.npy", "meta.csv", "dataset.json")
+
+
+class FeatureStore:
+    """A feature store opened for reading.
+
+    Args:
+        path: the store folder.
+
+    Attributes:
+        features: `np.memmap [shape=(n_rows, time, frequency)]`.
+        meta: `pandas.DataFrame` with the columns `row, item, label, target, clip, source,
+            start, augmented` (and `split` when the source had one).
+        info: the contents of `dataset.json`.
+
+    Raises:
+        DatasetError: when the folder or one of its files is missing or inconsistent.
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+        missing = [f for f in FILES if not (self.path / f).is_file()]
+        if missing:
+            raise DatasetError(
+                f"{self.path} is not a feature store: missing {', '.join(missing)}. Build it "
+                "with `python -m preprocessing ...` (see the README), or `make demo` for the "
+                "built-in demo dataset."
+            )
+        self.info = json.loads((self.path / "dataset.json").read_text())
+        self.meta = pd.read_csv(
+            self.path / "meta.csv", dtype={"item": str, "clip": str, "label": str},
+            keep_default_na=False,
+        )
+        self.features = np.load(self.path / "features.npy", mmap_mode="r")
+        if len(self.meta) != self.features.shape[0]:
+            raise DatasetError(
+                f"{self.path}: meta.csv has {len(self.meta)} rows but features.npy has "
+                f"{self.features.shape[0]}; the store is corrupt, rebuild it."
+            )
+
+    def __len__(self):
+        return len(self.meta)
+
+    def __repr__(self):
+        return (f"FeatureStore({str(self.path)!r}, rows={len(self)}, "
+                f"shape={self.features.shape[1:]}, classes={len(self.classes)})")
+
+    @property
+    def task_type(self):
+        return self.info.get("task_type", "classification")
+
+    @property
+    def classes(self):
+        return list(self.info.get("classes", []))
+
+    @property
+    def items(self):
+        return self.meta["item"].to_numpy(str)
+
+    @property
+    def clips(self):
+        return self.meta["clip"].to_numpy(str)
+
+    @property
+    def targets(self):
+        if self.task_type == "classification":
+            return self.meta["target"].to_numpy(np.int64)
+        return self.meta["target"].to_numpy(np.float32)
+
+    @property
+    def augmented(self):
+        return self.meta["augmented"].to_numpy(bool)
+
+    @property
+    def content_hash(self):
+        return self.info["content_hash"]
+
+    def as_dicts(self):
+        """The original API's view: `predictors[item]` and `targets[item]` arrays.
+
+        Returns:
+            `(predictors, targets)`: dicts of item to `np.ndarray [shape=(n, time, freq)]`
+            and to `np.ndarray [shape=(n,)]` (loaded into memory).
+        """
+        predictors, targets = {}, {}
+        items = self.items
+        y = self.targets
+        for item in dict.fromkeys(items.tolist()):
+            rows = np.flatnonzero(items == item)
+            predictors[item] = np.asarray(self.features[rows[0]:rows[-1] + 1])
+            targets[item] = y[rows[0]:rows[-1] + 1]
+        return predictors, targets
+
+
+def _hash_files(folder):
+    digest = hashlib.sha256()
+    for name in ("features.npy", "meta.csv"):
+        with open(folder / name, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def _prepare_meta(meta, task_type, classes):
+    meta = meta.reset_index(drop=True).copy()
+    for column in ("item", "label"):
+        if column not in meta:
+            raise DatasetError(f"Store metadata needs a {column!r} column.")
+    meta["item"] = meta["item"].astype(str)
+    if "clip" not in meta:
+        meta["clip"] = [f"{i}" for i in range(len(meta))]
+    meta["clip"] = meta["clip"].astype(str)
+    for column, default in (("source", ""), ("start", 0.0), ("augmented", False)):
+        if column not in meta:
+            meta[column] = default
+    if task_type == "classification":
+        meta["label"] = meta["label"].astype(str)
+        if classes is None:
+            classes = sorted(set(meta["label"]))
+        unknown = sorted(set(meta["label"]) - set(classes))
+        if unknown:
+            raise DatasetError(f"Labels {unknown[:5]} are not among the classes {classes}.")
+        index = {c: i for i, c in enumerate(classes)}
+        meta["target"] = meta["label"].map(index).astype(int)
+    else:
+        try:
+            meta["target"] = meta["label"].astype(float)
+        except ValueError as e:
+            raise DatasetError(f"Regression labels must be numbers: {e}") from e
+        classes = []
+    return meta, list(classes)
+
+
+def write_store(path, features, meta, *, info=None, task_type="classification", classes=None,
+                overwrite=False):
+    """Writes a feature store atomically, rows grouped by item.
+
+    Args:
+        path: the store folder to create.
+        features: `np.ndarray [shape=(n_rows, time, frequency)]`, or the path of a `.npy`
+            file with rows already in `meta`'s order (moved, not copied).
+        meta: `pandas.DataFrame` with at least `item` and `label` columns, one row per
+            feature row; optional `clip`, `source`, `start`, `augmented`, `split`.
+        info: extra entries of `dataset.json` (feature parameters, sample rate, skipped files).
+        task_type: `"classification"` or `"regression"`. Defaults to `"classification"`.
+        classes: class names in target order. Defaults to the sorted labels.
+        overwrite: replace an existing store. Defaults to `False`.
+
+    Returns:
+        The `FeatureStore`, opened.
+
+    Raises:
+        DatasetError: when the store exists and `overwrite` is off, or the inputs disagree.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise DatasetError(
+            f"A store already exists at {path}; pass overwrite=True (--overwrite) to replace it."
+        )
+    if task_type not in ("classification", "regression"):
+        raise DatasetError(f"task_type={task_type!r}: expected classification or regression.")
+    meta, classes = _prepare_meta(meta, task_type, classes)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        if isinstance(features, (str, os.PathLike)):
+            array = np.load(features, mmap_mode="r")
+            n_rows, shape, dtype = array.shape[0], array.shape[1:], array.dtype
+            del array
+        else:
+            features = np.asarray(features)
+            n_rows, shape, dtype = features.shape[0], features.shape[1:], features.dtype
+        if n_rows != len(meta):
+            raise DatasetError(f"{n_rows} feature rows but {len(meta)} metadata rows.")
+        if n_rows == 0:
+            raise DatasetError("No rows to write: every file was skipped or none was found.")
+        # Group rows by item (stable: keeps clip and segment order inside an item).
+        first = {item: i for i, item in reversed(list(enumerate(meta["item"])))}
+        order = np.argsort(meta["item"].map(first).to_numpy(), kind="stable")
+        grouped = bool(np.all(order == np.arange(n_rows)))
+        if isinstance(features, (str, os.PathLike)):
+            if grouped:
+                shutil.move(str(features), tmp / "features.npy")
+            else:
+                src = np.load(features, mmap_mode="r")
+                out = np.lib.format.open_memmap(tmp / "features.npy", "w+", src.dtype,
+                                                src.shape)
+                for start in range(0, n_rows, 4096):
+                    out[start:start + 4096] = src[order[start:start + 4096]]
+                out.flush()
+                del out, src
+        else:
+            np.save(tmp / "features.npy", features if grouped else features[order])
+        meta = meta.iloc[order].reset_index(drop=True)
+        meta["row"] = np.arange(n_rows)
+        columns = list(META_COLUMNS) + [c for c in meta.columns if c not in META_COLUMNS]
+        meta[columns].to_csv(tmp / "meta.csv", index=False)
+        items = meta["item"].tolist()
+        body = {
+            "task_type": task_type,
+            "classes": classes,
+            "n_rows": int(n_rows),
+            "feature_shape": [int(s) for s in shape],
+            "dtype": str(dtype),
+            "n_items": len(set(items)),
+            "n_clips": int(meta["clip"].nunique()),
+            **(info or {}),
+        }
+        body["content_hash"] = _hash_files(tmp)
+        (tmp / "dataset.json").write_text(json.dumps(body, indent=2, default=str))
+        if path.exists():
+            trash = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
+            os.replace(path, trash / "store")
+            os.replace(tmp, path)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return FeatureStore(path)
+
+
+def write_store_from_dicts(path, predictors, targets, *, classes=None,
+                           task_type="classification", info=None, overwrite=False):
+    """Writes a store from the original API's dicts: `predictors[item]`, `targets[item]`.
+
+    Args:
+        path: the store folder to create.
+        predictors: dict of item to `np.ndarray [shape=(n, time, frequency)]`.
+        targets: dict of item to labels `[shape=(n,)]`: class names, class indices (with
+            `classes`), one-hot rows, or numbers for regression.
+        classes: class names, index `i` naming target `i`. Defaults to the sorted labels.
+        task_type: `"classification"` or `"regression"`. Defaults to `"classification"`.
+        info: extra entries of `dataset.json`.
+        overwrite: replace an existing store. Defaults to `False`.
+
+    Returns:
+        The `FeatureStore`, opened.
+
+    Raises:
+        DatasetError: when the two dicts disagree on items or row counts, or shapes differ.
+    """
+    if set(predictors) != set(targets):
+        only = sorted(set(predictors) ^ set(targets), key=str)[:5]
+        raise DatasetError(f"predictors and targets must have the same items; differing: {only}.")
+    arrays, rows = [], []
+    shape = None
+    for item in predictors:
+        x = np.asarray(predictors[item])
+        y = np.asarray(targets[item])
+        if x.ndim == 2:
+            x = x[None]
+        if y.ndim == 2 and task_type == "classification":
+            y = y.argmax(axis=1)
+        if len(x) != len(y):
+            raise DatasetError(
+                f"Item {item!r}: {len(x)} predictor rows but {len(y)} targets."
+            )
+        if shape is None:
+            shape = x.shape[1:]
+        elif x.shape[1:] != shape:
+            raise DatasetError(
+                f"Item {item!r}: feature shape {x.shape[1:]} differs from {shape}; every "
+                "row must have the same shape."
+            )
+        arrays.append(x)
+        for i, label in enumerate(y.tolist()):
+            if classes is not None and task_type == "classification" and isinstance(label, int):
+                label = classes[label]
+            rows.append({"item": str(item), "label": label, "clip": f"{item}/{i}",
+                         "source": "", "start": 0.0, "augmented": False})
+    meta = pd.DataFrame(rows)
+    if task_type == "classification":
+        meta["label"] = meta["label"].astype(str)
+        if classes is not None:
+            classes = [str(c) for c in classes]
+    return write_store(path, np.concatenate(arrays), meta, info=info, task_type=task_type,
+                       classes=classes, overwrite=overwrite)

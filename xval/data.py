@@ -1,0 +1,105 @@
+"""Feeding a fold's rows to Keras: in memory, or streamed from the memory-mapped store."""
+
+import numpy as np
+
+from xval.folds import rows_of
+
+
+def fold_rows(store, fold):
+    """Row indices of a fold's sets.
+
+    Augmented rows are used for training only: validation and test take only original
+    rows of their items.
+
+    Args:
+        store: a `FeatureStore`.
+        fold: `{"train": items, "val": items, "test": items}`.
+
+    Returns:
+        dict of set name to sorted `np.ndarray` of rows.
+    """
+    items = store.items
+    original = ~store.augmented
+    rows = {"train": rows_of(items, fold["train"])}
+    for key in ("val", "test"):
+        candidates = rows_of(items, fold[key])
+        rows[key] = candidates[original[candidates]]
+    return rows
+
+
+def normalization_stats(features, rows, chunk=4096):
+    """Mean and variance per frequency bin over `rows`, read in chunks.
+
+    Args:
+        features: `np.ndarray [shape=(n, time, frequency)]` (a memmap is fine).
+        rows: the rows to use (the training rows, original only).
+        chunk: rows read at once. Defaults to `4096`.
+
+    Returns:
+        `(mean, variance)`, each `np.ndarray [shape=(frequency,)]`, float32.
+    """
+    total = np.zeros(features.shape[-1], dtype=np.float64)
+    squares = np.zeros_like(total)
+    count = 0
+    for start in range(0, len(rows), chunk):
+        block = np.asarray(features[rows[start:start + chunk]], dtype=np.float64)
+        block = block.reshape(-1, block.shape[-1])
+        total += block.sum(axis=0)
+        squares += np.square(block).sum(axis=0)
+        count += block.shape[0]
+    mean = total / max(count, 1)
+    var = np.maximum(squares / max(count, 1) - np.square(mean), 1e-8)
+    return mean.astype(np.float32), var.astype(np.float32)
+
+
+def make_batches(features, rows, targets, *, batch_size, shuffle, seed=0, weights=None,
+                 workers=0):
+    """A `keras.utils.PyDataset` of a fold's rows.
+
+    Both modes go through it: in memory, `features` is an array already loaded; in
+    generator mode it is the store's memmap and each batch is read from disk, so peak
+    memory does not grow with the store. Shuffling is seeded per epoch.
+
+    Args:
+        features: `np.ndarray [shape=(n, time, frequency)]` or memmap.
+        rows: the rows to serve, as indices into `features`.
+        targets: target of each of `rows`.
+        batch_size: rows per batch.
+        shuffle: reshuffle the rows every epoch.
+        seed: shuffle seed. Defaults to `0`.
+        weights: sample weight of each of `rows`, or `None`.
+        workers: worker threads (0: the main thread). Defaults to `0`.
+
+    Returns:
+        A `keras.utils.PyDataset`.
+    """
+    import keras
+
+    class _Batches(keras.utils.PyDataset):
+        def __init__(self):
+            kwargs = {"workers": workers, "use_multiprocessing": False} if workers else {}
+            super().__init__(**kwargs)
+            self.rows = np.asarray(rows)
+            self.targets = np.asarray(targets)
+            self.weights = None if weights is None else np.asarray(weights, np.float32)
+            self.rng = np.random.default_rng(seed)
+            self.order = np.arange(len(self.rows))
+            if shuffle:
+                self.rng.shuffle(self.order)
+
+        def __len__(self):
+            return -(-len(self.rows) // batch_size)
+
+        def __getitem__(self, index):
+            pick = np.sort(self.order[index * batch_size:(index + 1) * batch_size])
+            x = np.asarray(features[self.rows[pick]], dtype=np.float32)
+            y = self.targets[pick]
+            if self.weights is None:
+                return x, y
+            return x, y, self.weights[pick]
+
+        def on_epoch_end(self):
+            if shuffle:
+                self.rng.shuffle(self.order)
+
+    return _Batches()

@@ -1,0 +1,251 @@
+"""Instance parameters: parsing with `ast.literal_eval`, layering, checking and hashing.
+
+Layers, later wins: `config.ini [training]` < experiment `parameters` < instance < `--set`.
+"""
+
+import ast
+import difflib
+import hashlib
+import json
+
+from xval.errors import ParameterError
+
+MANDATORY = ("architecture", "reshaping_type", "comment_1", "comment_2")
+CHOICES = {
+    "reshaping_type": ("conv", "rnn", "none"),
+    "optimizer": ("adam", "adamw", "sgd", "rmsprop"),
+    "lr_schedule": ("constant", "plateau", "cosine"),
+    "save_model_mode": ("auto", "min", "max"),
+}
+# Names that do not change what is trained; left out of the hash and the resume check.
+UNHASHED = ("comment_1", "comment_2", "verbose", "generator_workers", "tensorboard")
+METRICS = {
+    "classification": ("loss", "accuracy"),
+    "regression": ("loss", "rmse", "mae"),
+}
+_MAX_METRICS = ("accuracy", "f1", "precision", "recall", "r2", "auc")
+
+
+def parse_assignment(text, where="--set"):
+    """Parses `'name=value'`, the value with `ast.literal_eval`.
+
+    Args:
+        text: the assignment, e.g. `'learning_rate=0.001'` or `'architecture="vgg_mini"'`.
+        where: what to name in errors (e.g. `"instance 3"`).
+
+    Returns:
+        `(name, value)`.
+
+    Raises:
+        ParameterError: when there is no `=`, the name is not an identifier, or the value
+            is not a Python literal.
+    """
+    if not isinstance(text, str):
+        raise ParameterError(
+            f"{where}: expected strings like 'name=value', got {type(text).__name__} {text!r}."
+        )
+    if "=" not in text:
+        raise ParameterError(f"{where}: {text!r} is not of the form name=value.")
+    name, raw = (part.strip() for part in text.split("=", 1))
+    if not name.isidentifier():
+        raise ParameterError(f"{where}: {name!r} in {text!r} is not a valid parameter name.")
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as e:
+        raise ParameterError(
+            f"{where}: the value of {name} in {text!r} is not a Python literal ({raw!r}). "
+            f'Quote strings: {name}="{raw}"; numbers, True/False, None, lists and dicts are '
+            "accepted as written."
+        ) from e
+    return name, value
+
+
+def parse_instance(spec, where):
+    """Turns an instance (dict, or list of `'name=value'` strings) into a dict.
+
+    Args:
+        spec: the instance as declared in the experiment script.
+        where: what to name in errors.
+
+    Returns:
+        dict of parameter name to value.
+
+    Raises:
+        ParameterError: for a bad form, a repeated name or a value that is not a literal.
+    """
+    if isinstance(spec, dict):
+        for name in spec:
+            if not isinstance(name, str) or not name.isidentifier():
+                raise ParameterError(f"{where}: parameter name {name!r} is not an identifier.")
+        return dict(spec)
+    if isinstance(spec, (list, tuple)):
+        out = {}
+        for text in spec:
+            name, value = parse_assignment(text, where)
+            if name in out:
+                raise ParameterError(f"{where}: parameter {name!r} is given twice.")
+            out[name] = value
+        return out
+    raise ParameterError(
+        f"{where}: expected a dict or a list of 'name=value' strings, got "
+        f"{type(spec).__name__}."
+    )
+
+
+def parse_cli_value(raw):
+    """Parses a `--set` value: a literal, or else the text itself as a string."""
+    try:
+        return ast.literal_eval(raw)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return raw
+
+
+def _type_name(value):
+    return type(value).__name__
+
+
+def _check_type(name, value, default, where):
+    """Returns `value` converted to the type of `default`, or raises ParameterError."""
+    if default is None:
+        return value
+    ok = True
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if ok:
+            value = float(value)
+    elif isinstance(default, str):
+        ok = isinstance(value, str)
+    elif isinstance(default, (list, tuple)):
+        ok = isinstance(value, (list, tuple))
+    if not ok:
+        raise ParameterError(
+            f"{where}: {name}={value!r} is a {_type_name(value)}; expected a "
+            f"{_type_name(default)} like the default {default!r}."
+        )
+    return value
+
+
+def metric_direction(metric, mode="auto"):
+    """Returns `"max"` or `"min"` for a metric name (`mode` wins unless it is `"auto"`)."""
+    if mode in ("min", "max"):
+        return mode
+    base = metric.removeprefix("val_").removeprefix("test_")
+    return "max" if any(base.startswith(m) for m in _MAX_METRICS) else "min"
+
+
+def resolve(instance_id, spec, *, training_defaults, experiment_params=None, overrides=None,
+            task_type="classification"):
+    """Resolves one instance's parameters and checks every name, type and value.
+
+    Args:
+        instance_id: the instance number (for messages).
+        spec: the instance as declared (dict or list of `'name=value'` strings).
+        training_defaults: `config.training`.
+        experiment_params: parameters the experiment applies to every instance.
+        overrides: `--set` values, applied last.
+        task_type: `"classification"` or `"regression"`.
+
+    Returns:
+        dict of every parameter: the training defaults, the architecture's keyword
+        arguments (with their defaults) and the mandatory names.
+
+    Raises:
+        ParameterError: a missing mandatory name, an unknown name (with the closest valid
+            ones), a wrong type or an invalid value.
+    """
+    import architectures
+
+    where = f"instance {instance_id}"
+    layers = [
+        ("the experiment parameters", parse_instance(experiment_params or {}, "parameters")),
+        (where, parse_instance(spec, where)),
+        ("--set", dict(overrides or {})),
+    ]
+    merged = {}
+    for _, layer in layers:
+        merged.update(layer)
+    missing = [name for name in MANDATORY if name not in merged]
+    if missing:
+        raise ParameterError(
+            f"{where}: missing mandatory parameter(s) {', '.join(missing)}. Every instance "
+            "names architecture, reshaping_type, comment_1 and comment_2, e.g. "
+            "['architecture=\"example_cnn\"', 'reshaping_type=\"conv\"', "
+            "'comment_1=\"...\"', 'comment_2=\"...\"']."
+        )
+    arch = merged["architecture"]
+    if not isinstance(arch, str):
+        raise ParameterError(f"{where}: architecture={arch!r} must be a string.")
+    try:
+        arch_defaults = architectures.keyword_defaults(arch)
+    except ValueError as e:
+        raise ParameterError(f"{where}: {e}") from e
+    valid = {**training_defaults, **arch_defaults}
+    for name in MANDATORY:
+        valid.setdefault(name, "")
+    for source, layer in layers:
+        for name in layer:
+            if name not in valid:
+                close = difflib.get_close_matches(name, list(valid), n=3, cutoff=0.6)
+                hint = f" Did you mean {', '.join(close)}?" if close else ""
+                raise ParameterError(
+                    f"{where}: unknown parameter {name!r} (from {source}).{hint} Valid names "
+                    f"are the [training] keys of config.ini and the keyword arguments of "
+                    f"architecture {arch!r}: {', '.join(sorted(arch_defaults))}."
+                )
+    params = {**training_defaults, **arch_defaults}
+    for name, value in merged.items():
+        params[name] = _check_type(name, value, valid[name], where)
+    for name, allowed in CHOICES.items():
+        if params[name] not in allowed:
+            raise ParameterError(
+                f"{where}: {name}={params[name]!r} is not valid; expected one of "
+                f"{', '.join(allowed)}."
+            )
+    supported = architectures.reshaping_types(arch)
+    if params["reshaping_type"] not in supported:
+        raise ParameterError(
+            f"{where}: architecture {arch!r} takes reshaping_type "
+            f"{' or '.join(repr(s) for s in supported)}, not {params['reshaping_type']!r}."
+        )
+    for name, low in (("batch_size", 1), ("epochs", 1), ("patience", 0)):
+        if params[name] < low:
+            raise ParameterError(f"{where}: {name}={params[name]} must be at least {low}.")
+    if params["learning_rate"] <= 0:
+        raise ParameterError(f"{where}: learning_rate={params['learning_rate']} must be > 0.")
+    metric = params["save_model_metric"]
+    names = METRICS[task_type]
+    allowed = [f"val_{m}" for m in names] + list(names)
+    if metric not in allowed:
+        raise ParameterError(
+            f"{where}: save_model_metric={metric!r} is not recorded for a {task_type} task; "
+            f"expected one of {', '.join(allowed)}."
+        )
+    if params["freeze_layers"] and not params["load_model"]:
+        raise ParameterError(
+            f"{where}: freeze_layers={params['freeze_layers']} needs load_model (a saved "
+            ".keras model to start from)."
+        )
+    if params["freeze_layers"] < -1:
+        raise ParameterError(
+            f"{where}: freeze_layers={params['freeze_layers']}: expected N >= 0, or -1 for "
+            "every convolutional layer."
+        )
+    if params["class_weights"] and task_type != "classification":
+        raise ParameterError(f"{where}: class_weights=True needs task_type='classification'.")
+    return params
+
+
+def params_hash(params):
+    """Returns the SHA-256 of the parameters that change what is trained."""
+    kept = {k: v for k, v in params.items() if k not in UNHASHED}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def differing(old, new):
+    """Names whose values differ between two resolved parameter dicts (hashed names only)."""
+    names = sorted((set(old) | set(new)) - set(UNHASHED))
+    return [n for n in names if old.get(n, "<absent>") != new.get(n, "<absent>")]

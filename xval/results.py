@@ -1,0 +1,203 @@
+"""Result files: atomic writes, instance summaries, and the `ExperimentResults` view.
+
+Each finished fold is its own JSON file, written atomically; summaries and the workbook are
+derived from those files, never the other way round.
+"""
+
+import json
+import math
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from filelock import FileLock
+
+from xval.params import metric_direction
+
+SPLITS = ("train", "val", "test")
+
+
+def atomic_write_text(path, text):
+    """Writes `text` to `path` through a temporary file and `os.replace`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _clean(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.generic):
+        return _clean(value.item())
+    return value
+
+
+def atomic_write_json(path, obj):
+    """Writes `obj` as JSON (NaN and infinities as null) atomically."""
+    atomic_write_text(path, json.dumps(_clean(obj), indent=2, sort_keys=False))
+
+
+def read_json(path):
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def lock(path):
+    """An inter-process file lock (`filelock.FileLock`) next to `path`."""
+    return FileLock(str(path) + ".lock")
+
+
+def _mean_std_ci(values):
+    values = np.asarray([v for v in values if v is not None and math.isfinite(v)], float)
+    if len(values) == 0:
+        return {"mean": None, "std": None, "ci95": None, "n": 0}
+    std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    if len(values) > 1:
+        from scipy import stats
+
+        half = float(stats.t.ppf(0.975, len(values) - 1) * std / np.sqrt(len(values)))
+    else:
+        half = None
+    return {"mean": float(values.mean()), "std": std, "ci95": half, "n": int(len(values))}
+
+
+def summarize(folds, num_folds):
+    """The instance summary from its fold results.
+
+    Args:
+        folds: fold result dicts (as in `fold_<i>.json`).
+        num_folds: the number of folds the experiment has.
+
+    Returns:
+        dict with `status` (`complete`, `partial` or `failed`), counts, and for every level
+        (`segment`, `clip`), split and metric the mean, std and 95% CI half-width over
+        folds, plus the test confusion matrix pooled over folds.
+    """
+    ok = [f for f in folds if f.get("status") == "ok"]
+    failed = [f for f in folds if f.get("status") == "failed"]
+    status = "failed" if failed else ("complete" if len(ok) == num_folds else "partial")
+    summary = {"status": status, "folds_done": len(ok), "folds_failed": len(failed),
+               "num_folds": num_folds, "metrics": {}, "message": ""}
+    if failed:
+        summary["message"] = failed[0].get("message", "")
+    for level, key in (("segment", "metrics"), ("clip", "clip_metrics")):
+        with_level = [f for f in ok if f.get(key)]
+        if not with_level:
+            continue
+        summary["metrics"][level] = {}
+        for split in SPLITS:
+            names = [n for n in with_level[0][key][split] if n != "confusion_matrix"]
+            summary["metrics"][level][split] = {
+                n: _mean_std_ci([f[key][split][n] for f in with_level]) for n in names
+            }
+        matrices = [f[key]["test"].get("confusion_matrix") for f in with_level]
+        if matrices and all(m is not None for m in matrices):
+            summary.setdefault("confusion_matrix", {})[level] = \
+                np.sum(np.asarray(matrices), axis=0).tolist()
+    if ok:
+        summary["best_epochs"] = [f["best_epoch"] for f in ok]
+        summary["seconds"] = round(sum(f["timings"]["total_seconds"] for f in ok), 3)
+    return summary
+
+
+class InstanceResult:
+    """What is on disk for one instance.
+
+    Args:
+        path: the `instance_<k>` folder.
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.id = int(self.path.name.split("_")[1])
+        self.params = read_json(self.path / "params.json")["params"] \
+            if (self.path / "params.json").exists() else {}
+        self.summary = read_json(self.path / "summary.json") \
+            if (self.path / "summary.json").exists() else {"status": "pending", "metrics": {}}
+        self.folds = [read_json(p) for p in sorted(self.path.glob("fold_*.json"),
+                                                   key=lambda p: int(p.stem.split("_")[1]))]
+
+    @property
+    def status(self):
+        return self.summary.get("status", "pending")
+
+    def metric(self, name, split="val", level="segment", stat="mean"):
+        """A summary statistic, e.g. `metric("accuracy", "test")`; `None` when absent."""
+        try:
+            return self.summary["metrics"][level][split][name][stat]
+        except (KeyError, TypeError):
+            return None
+
+    def __repr__(self):
+        return f"InstanceResult(id={self.id}, status={self.status!r})"
+
+
+class ExperimentResults:
+    """The results of one experiment folder: `len`, `[]` by instance id, `to_dataframe()`,
+    `best()`.
+
+    Args:
+        path: the `experiment_<N>` folder.
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+        dirs = [p for p in self.path.glob("instance_*") if re.fullmatch(r"instance_\d+", p.name)]
+        self.instances = {r.id: r for r in sorted((InstanceResult(p) for p in dirs),
+                                                  key=lambda r: r.id)}
+
+    def __len__(self):
+        return len(self.instances)
+
+    def __getitem__(self, instance_id):
+        return self.instances[instance_id]
+
+    def __iter__(self):
+        return iter(self.instances.values())
+
+    def to_dataframe(self, level="segment"):
+        """One row per instance: id, status, comments, parameters, then metric mean/std."""
+        import pandas as pd
+
+        records = []
+        for r in self:
+            record = {"instance": r.id, "status": r.status,
+                      "comment_1": r.params.get("comment_1", ""),
+                      "comment_2": r.params.get("comment_2", "")}
+            record.update({f"param:{k}": v for k, v in r.params.items()
+                           if k not in ("comment_1", "comment_2")})
+            for split, names in r.summary.get("metrics", {}).get(level, {}).items():
+                for name, stats in names.items():
+                    record[f"{split}_{name}_mean"] = stats["mean"]
+                    record[f"{split}_{name}_std"] = stats["std"]
+            records.append(record)
+        return pd.DataFrame.from_records(records)
+
+    def best(self, metric="accuracy", split="val", level="segment"):
+        """The complete instance with the best mean `metric` on `split` (direction by name)."""
+        candidates = [r for r in self if r.status == "complete"
+                      and r.metric(metric, split, level) is not None]
+        if not candidates:
+            return None
+        key = (lambda r: r.metric(metric, split, level))
+        if metric_direction(metric) == "max":
+            return max(candidates, key=key)
+        return min(candidates, key=key)
+
+    def __repr__(self):
+        return f"ExperimentResults({str(self.path)!r}, instances={len(self)})"
