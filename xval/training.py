@@ -260,6 +260,7 @@ def run_fold(job):
         "backend": keras.backend.backend(),
         "keras_version": keras.__version__,
         "params_hash": job.get("params_hash"),
+        "pid": os.getpid(),
     }
 
 

@@ -1,0 +1,166 @@
+"""`python -m preprocessing SOURCE ...`: build a feature store from audio files.
+
+Sources: `demo`, `regex`, `folders`, `manifest`; plus `report` to describe a store.
+See the README for recipes (FSDD, RAVDESS, ESC-50, speaker identification).
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from preprocessing import sources
+from preprocessing.build import FEATURE_KEYS, build_store, feature_params
+from preprocessing.report import dataset_report, format_report
+from xval.errors import XvalError
+
+_TYPES = {"sample_rate": int, "n_fft": int, "hop_length": int, "n_mels": int, "n_mfcc": int,
+          "n_bins": int, "bins_per_octave": int, "fmin": float, "power_exponent": float,
+          "segment_seconds": float, "segment_hop_seconds": float,
+          "silence_threshold_db": float}
+
+
+def _label_map(text):
+    if text is None:
+        return None
+    if text in sources.LABEL_MAPS:
+        return sources.LABEL_MAPS[text]
+    path = Path(text)
+    if path.suffix == ".json" and path.is_file():
+        return {str(k): str(v) for k, v in json.loads(path.read_text()).items()}
+    pairs = [p.split("=", 1) for p in text.split(",") if p]
+    if not pairs or any(len(p) != 2 for p in pairs):
+        raise argparse.ArgumentTypeError(
+            f"--label-map {text!r}: expected a preset ({', '.join(sources.LABEL_MAPS)}), a "
+            "JSON file, or CODE=NAME pairs like 01=neutral,02=calm"
+        )
+    return dict(pairs)
+
+
+def _common(p, needs_out=True):
+    if needs_out:
+        p.add_argument("--out", required=True,
+                       help="store folder, or a dataset name under --data-dir")
+    p.add_argument("--data-dir", help="folder of stores (default: config.ini [paths] data_dir)")
+    p.add_argument("--config", help="config.ini to read [features] defaults from")
+    p.add_argument("--workers", type=int, help="extraction processes (0: all cores)")
+    p.add_argument("--strict", action="store_true", help="fail on the first unusable file")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing store")
+    p.add_argument("--task-type", default="classification",
+                   choices=("classification", "regression"))
+    p.add_argument("--augment", type=int, default=0, metavar="N",
+                   help="add N augmented versions of every file, marked augmented "
+                        "(training only)")
+    p.add_argument("--no-progress", action="store_true")
+    for key in FEATURE_KEYS:
+        flag = "--" + key.replace("_", "-")
+        if key == "peak_normalize":
+            p.add_argument(flag, dest=key, action=argparse.BooleanOptionalAction, default=None)
+        elif key == "fmax":
+            p.add_argument(flag, dest=key, type=float, default=None)
+        else:
+            p.add_argument(flag, dest=key, type=_TYPES.get(key, str), default=None)
+
+
+def parser():
+    top = argparse.ArgumentParser(prog="python -m preprocessing", description=__doc__,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = top.add_subparsers(dest="source", required=True)
+    p = sub.add_parser("demo", help="the built-in synthetic demo dataset")
+    _common(p, needs_out=False)
+    p = sub.add_parser("regex", help="labels and items from file paths (named groups)")
+    p.add_argument("root", help="dataset folder")
+    p.add_argument("--pattern", required=True,
+                   help="regex with (?P<label>..), optional (?P<item>..), (?P<clip>..); "
+                        "presets: fsdd, ravdess, speaker-id")
+    p.add_argument("--label-map", type=_label_map,
+                   help="preset (ravdess), JSON file, or CODE=NAME,... pairs")
+    _common(p)
+    p = sub.add_parser("folders", help="one folder per class")
+    p.add_argument("root")
+    p.add_argument("--item-pattern", help="regex with (?P<item>..) over relative paths")
+    _common(p)
+    p = sub.add_parser("manifest", help="a CSV manifest (ESC-50, FMA)")
+    p.add_argument("csv")
+    p.add_argument("--root", help="folder the paths are relative to (default: CSV's folder)")
+    p.add_argument("--path-column", default="path")
+    p.add_argument("--label-column", default="label")
+    p.add_argument("--item-column")
+    p.add_argument("--clip-column")
+    p.add_argument("--split-column", help="predefined train/validation/test column")
+    _common(p)
+    p = sub.add_parser("report", help="describe an existing store")
+    p.add_argument("store")
+    p.add_argument("--plot", help="write a sample-rate histogram PNG here")
+    return top
+
+
+PRESETS = {"fsdd": sources.FSDD_PATTERN, "ravdess": sources.RAVDESS_PATTERN,
+           "speaker-id": sources.SPEAKER_ID_PATTERN}
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
+    try:
+        if args.source == "report":
+            report = dataset_report(args.store, plot_path=args.plot)
+            print(format_report(report))
+            return 0
+        from xval.config import find_config, load_config
+
+        config = load_config(args.config or find_config())
+        data_dir = Path(args.data_dir) if args.data_dir else config.data_dir
+        workers = config.features["workers"] if args.workers is None else args.workers
+        progress = not args.no_progress
+        if args.source == "demo":
+            from preprocessing.demo import build_demo
+
+            store, summary = build_demo(data_dir, overwrite=args.overwrite, workers=workers,
+                                        progress=progress)
+        else:
+            overrides = {k: getattr(args, k) for k in FEATURE_KEYS
+                         if getattr(args, k) is not None}
+            params = feature_params(config, **overrides)
+            if args.source == "regex":
+                rows, skipped = sources.regex_source(
+                    args.root, PRESETS.get(args.pattern, args.pattern),
+                    label_map=args.label_map)
+            elif args.source == "folders":
+                rows, skipped = sources.folder_source(args.root, item_pattern=args.item_pattern)
+            else:
+                rows, skipped = sources.manifest_source(
+                    args.csv, path_column=args.path_column, label_column=args.label_column,
+                    item_column=args.item_column, clip_column=args.clip_column,
+                    split_column=args.split_column, root=args.root)
+            out = Path(args.out)
+            if len(out.parts) == 1 and not out.is_absolute():
+                out = data_dir / out
+            augmenter = None
+            if args.augment:
+                from augmentation import augmenter_from_config
+
+                augmenter = augmenter_from_config(config)
+            store, summary = build_store(
+                rows, out, params=params, workers=workers, strict=args.strict,
+                overwrite=args.overwrite, task_type=args.task_type, skipped=skipped,
+                augmenter=augmenter, augment_versions=args.augment,
+                augment_seed=config.augmentation["seed"], progress=progress,
+                info={"source": " ".join(sys.argv[1:]) if argv is None else " ".join(argv)})
+        print(f"Wrote {store.path}: {summary['rows']} rows from {summary['files']} files, "
+              f"{summary['items']} items, {len(summary['classes'])} classes, features "
+              f"{summary['shape'][1:]}, in {summary['seconds']:.1f}s.")
+        if summary["skipped"]:
+            print(f"Skipped {len(summary['skipped'])} file(s):")
+            for s in summary["skipped"][:20]:
+                print(f"  {s['path']}: {s['reason']}")
+            if len(summary["skipped"]) > 20:
+                print(f"  ... and {len(summary['skipped']) - 20} more (see dataset.json)")
+        print(format_report(dataset_report(store)))
+        return 0
+    except XvalError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

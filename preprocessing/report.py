@@ -1,0 +1,103 @@
+"""Dataset report: counts per item and label, durations, sample rates, warnings."""
+
+from pathlib import Path
+
+from preprocessing.store import FeatureStore
+
+MIN_ROWS_PER_ITEM = 5
+
+
+def dataset_report(store, *, plot_path=None):
+    """Describes a feature store and warns about items that will fold badly.
+
+    Args:
+        store: a `FeatureStore` or its folder.
+        plot_path: where to write a sample-rate histogram PNG, or `None`.
+
+    Returns:
+        dict with `counts` (item x label table as nested dict), `rows_per_item`,
+        `clips`, `duration_seconds` (total, min, mean, max per clip), `sample_rates`
+        (original rate -> clip count), and `warnings` (list of strings).
+    """
+    if not isinstance(store, FeatureStore):
+        store = FeatureStore(store)
+    meta = store.meta[~store.meta["augmented"].astype(bool)]
+    per_clip = meta.drop_duplicates("clip")
+    counts = per_clip.groupby(["item", "label"]).size().unstack(fill_value=0)
+    report = {
+        "rows": int(len(store)),
+        "augmented_rows": int(store.augmented.sum()),
+        "items": int(meta["item"].nunique()),
+        "clips": int(len(per_clip)),
+        "classes": store.classes,
+        # clips per item and label
+        "counts": {item: {label: int(n) for label, n in row.items()}
+                   for item, row in counts.iterrows()},
+        "rows_per_item": {k: int(v) for k, v in meta.groupby("item").size().items()},
+        "warnings": [],
+    }
+    if "duration" in per_clip:
+        d = per_clip["duration"].to_numpy(float)
+        report["duration_seconds"] = {"total": float(d.sum()), "min": float(d.min()),
+                                      "mean": float(d.mean()), "max": float(d.max())}
+    if "orig_sr" in per_clip:
+        rates = per_clip["orig_sr"].value_counts().sort_index()
+        report["sample_rates"] = {int(k): int(v) for k, v in rates.items()}
+    if store.task_type == "classification":
+        for item, row in counts.iterrows():
+            present = [label for label, n in row.items() if n > 0]
+            if len(present) == 1 and len(store.classes) > 1:
+                report["warnings"].append(
+                    f"item {item!r} has a single class ({present[0]!r}): its test fold "
+                    "measures one class only."
+                )
+    for item, n in report["rows_per_item"].items():
+        if n < MIN_ROWS_PER_ITEM:
+            report["warnings"].append(
+                f"item {item!r} has only {n} row(s) (fewer than {MIN_ROWS_PER_ITEM})."
+            )
+    skipped = store.info.get("skipped", [])
+    if skipped:
+        report["warnings"].append(f"{len(skipped)} file(s) were skipped when building the store.")
+    if plot_path is not None and "sample_rates" in report:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        labels = [str(k) for k in report["sample_rates"]]
+        ax.bar(labels, list(report["sample_rates"].values()), color="#4878a8")
+        ax.set_xlabel("original sample rate (Hz)")
+        ax.set_ylabel("clips")
+        ax.set_title(f"Sample rates of {store.path.name}")
+        fig.tight_layout()
+        Path(plot_path).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(plot_path, dpi=100)
+        plt.close(fig)
+    return report
+
+
+def format_report(report):
+    """The report as text for the terminal."""
+    lines = [f"{report['rows']} rows ({report['augmented_rows']} augmented), "
+             f"{report['clips']} clips, {report['items']} items, "
+             f"{len(report['classes'])} classes"]
+    if "duration_seconds" in report:
+        d = report["duration_seconds"]
+        lines.append(f"durations: total {d['total']:.1f}s, clip min {d['min']:.2f}s, "
+                     f"mean {d['mean']:.2f}s, max {d['max']:.2f}s")
+    if "sample_rates" in report:
+        lines.append("original sample rates: " + ", ".join(
+            f"{k} Hz x{v}" for k, v in report["sample_rates"].items()))
+    labels = sorted({label for row in report["counts"].values() for label in row})
+    width = max([len(str(i)) for i in report["counts"]] + [4])
+    lines.append("clips per item (rows) and label (columns):")
+    lines.append(f"{'item':<{width}} " + " ".join(f"{lab[:8]:>8}" for lab in labels))
+    for item, row in report["counts"].items():
+        lines.append(f"{item:<{width}} " + " ".join(f"{row.get(lab, 0):>8}" for lab in labels))
+    lines += [f"warning: {w}" for w in report["warnings"]]
+    return "\n".join(lines)
+
+
+__all__ = ["dataset_report", "format_report"]

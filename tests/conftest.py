@@ -1,0 +1,131 @@
+"""Shared fixtures. The test process uses the torch backend (fast on CPU); the tensorflow
+backend is exercised in subprocesses, since a backend is fixed per process."""
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import re  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import textwrap  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared" / "datasets"
+
+
+def write_config(folder, **sections):
+    """Writes a copy of the project's config.ini into `folder`, with keys replaced.
+
+    Args:
+        folder: where to write `config.ini` (data and results go under it by default).
+        **sections: section name -> {key: value} to replace.
+
+    Returns:
+        The path of the new file.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    values = {"paths": {"data_dir": str(folder / "data"), "results_dir": str(folder / "results")}}
+    for section, keys in sections.items():
+        values.setdefault(section, {}).update(keys)
+    text = (ROOT / "config.ini").read_text()
+    section = None
+    lines = []
+    for line in text.splitlines():
+        match = re.match(r"\[(\w+)\]", line)
+        if match:
+            section = match.group(1)
+        key_match = re.match(r"(\w+) = ", line)
+        if key_match and key_match.group(1) in values.get(section, {}):
+            line = f"{key_match.group(1)} = {values[section][key_match.group(1)]}"
+        lines.append(line)
+    path = folder / "config.ini"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def tiny_store(data_dir, name="tiny", *, n_items=6, n_classes=3, clips_per_class=4,
+               segments=2, shape=(8, 6), seed=0, task_type="classification", split=None,
+               augmented_copies=0):
+    """Writes a small, learnable synthetic store: each class shifts some frequency bins."""
+    from preprocessing.store import write_store
+
+    rng = np.random.default_rng(seed)
+    feats, rows = [], []
+    for i in range(n_items):
+        for c in range(n_classes):
+            for k in range(clips_per_class):
+                for copy in range(1 + augmented_copies):
+                    for s in range(segments):
+                        x = rng.normal(0, 1, shape).astype(np.float32)
+                        if task_type == "classification":
+                            x[:, c % shape[1]] += 2.5
+                            label = f"class{c}"
+                        else:
+                            value = float(c + rng.uniform(0, 1))
+                            x[:, 0] += value
+                            label = value
+                        if copy:
+                            x += 100.0  # augmented rows are recognisable by construction
+                        feats.append(x)
+                        clip = f"item{i}/c{c}_{k}" + (f"#aug{copy}" if copy else "")
+                        row = {"item": f"item{i}", "label": label, "clip": clip,
+                               "source": f"item{i}_c{c}_{k}.wav", "start": 0.5 * s,
+                               "augmented": bool(copy)}
+                        if split is not None:
+                            row["split"] = split(i)
+                        rows.append(row)
+    return write_store(Path(data_dir) / name, np.stack(feats), pd.DataFrame(rows),
+                       task_type=task_type, overwrite=True)
+
+
+def write_script(folder, body, *, name="exp_test.py"):
+    """Writes an experiment script into `folder` and returns its path."""
+    path = Path(folder) / name
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+def run_script(script, *args, env=None, timeout=600):
+    """Runs a script in a fresh Python process; returns the CompletedProcess."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, str(script), *map(str, args)], capture_output=True,
+                          text=True, env=full_env, timeout=timeout, cwd=Path(script).parent)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+@pytest.fixture
+def config_path(tmp_path):
+    return write_config(tmp_path)
+
+
+@pytest.fixture
+def config(config_path):
+    from xval.config import load_config
+
+    return load_config(config_path)
+
+
+@pytest.fixture
+def store(config):
+    return tiny_store(config.data_dir)
+
+
+def pytest_collection_modifyitems(config, items):
+    import importlib.util
+
+    has_tf = importlib.util.find_spec("tensorflow") is not None
+    for item in items:
+        if "tensorflow" in item.keywords and not has_tf:
+            item.add_marker(pytest.mark.skip(reason="tensorflow is not installed"))

@@ -1,0 +1,94 @@
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, write_config
+from xval.config import find_config, load_config
+from xval.errors import ConfigurationError
+
+
+def test_load_config_project_file_types():
+    config = load_config(ROOT / "config.ini")
+    assert config.training["learning_rate"] == 0.001
+    assert config.training["epochs"] == 30 and isinstance(config.training["epochs"], int)
+    assert config.training["class_weights"] is False
+    assert config.training["load_model"] is None
+    assert config.features["fmax"] is None
+    assert Path(config.paths["data_dir"]).is_absolute()
+    assert config.data_dir == ROOT / "data"
+
+
+def test_load_config_bool_false_string_is_false(tmp_path):
+    path = write_config(tmp_path, training={"class_weights": "False"})
+    assert load_config(path).training["class_weights"] is False
+
+
+def test_load_config_relative_paths_resolve_against_file(tmp_path):
+    path = write_config(tmp_path, paths={"data_dir": "stores"})
+    assert load_config(path).data_dir == (tmp_path / "stores").resolve()
+
+
+def test_load_config_unknown_key_suggests(tmp_path):
+    path = write_config(tmp_path)
+    path.write_text(path.read_text().replace("learning_rate = ", "learnig_rate = "))
+    with pytest.raises(ConfigurationError, match="learnig_rate.*Did you mean 'learning_rate'"):
+        load_config(path)
+
+
+def test_load_config_wrong_type_names_value(tmp_path):
+    path = write_config(tmp_path, training={"epochs": "ten"})
+    with pytest.raises(ConfigurationError, match=r"epochs = 'ten'.*expected int"):
+        load_config(path)
+
+
+def test_load_config_bad_choice(tmp_path):
+    path = write_config(tmp_path, backend={"backend": "theano"})
+    with pytest.raises(ConfigurationError, match="theano.*tensorflow, torch, jax"):
+        load_config(path)
+
+
+def test_load_config_missing_key(tmp_path):
+    path = write_config(tmp_path)
+    path.write_text("\n".join(line for line in path.read_text().splitlines()
+                              if not line.startswith("patience =")))
+    with pytest.raises(ConfigurationError, match="'patience' is missing"):
+        load_config(path)
+
+
+def test_load_config_unknown_section(tmp_path):
+    path = write_config(tmp_path)
+    path.write_text(path.read_text() + "\n[trainig]\nx = 1\n")
+    with pytest.raises(ConfigurationError, match="Unknown section 'trainig'"):
+        load_config(path)
+
+
+def test_load_config_fraction_out_of_range(tmp_path):
+    path = write_config(tmp_path, folds={"val_fraction": "1.5"})
+    with pytest.raises(ConfigurationError, match="val_fraction = 1.5"):
+        load_config(path)
+
+
+def test_load_config_swapped_range(tmp_path):
+    path = write_config(tmp_path, augmentation={"min_rate": "1.3"})
+    with pytest.raises(ConfigurationError, match="min_rate = 1.3 is greater than max_rate"):
+        load_config(path)
+
+
+def test_config_replace_checks_keys(config):
+    assert config.replace(training={"epochs": 3}).training["epochs"] == 3
+    assert config.training["epochs"] == 30
+    with pytest.raises(ConfigurationError, match="Unknown key 'epoch'"):
+        config.replace(training={"epoch": 3})
+
+
+def test_find_config_prefers_env(tmp_path, monkeypatch):
+    path = write_config(tmp_path)
+    monkeypatch.setenv("XVAL_CONFIG", str(path))
+    assert find_config() == path
+
+
+def test_find_config_missing(tmp_path, monkeypatch):
+    monkeypatch.delenv("XVAL_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigurationError, match="No config.ini found"):
+        find_config(tmp_path / "experiments" / "x.py")

@@ -1,0 +1,399 @@
+"""End to end: experiment scripts, validation before training, results, resume, runners."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from tests.conftest import run_script, tiny_store, write_config, write_script
+from xval import Experiment
+from xval.errors import ConfigurationError, ParameterError, ResultsConflictError
+
+FAST = {"epochs": 3, "patience": 2, "batch_size": 16}
+BASE = ['architecture="example_cnn"', 'reshaping_type="conv"', 'comment_1="c1"',
+        'comment_2="c2"', "filters=4"]
+
+
+def make_experiment(config_path, n_instances=2, **kwargs):
+    settings = {"description": "test", "dataset": "tiny", "number": 1, "num_folds": 3,
+                "parameters": FAST, "config": str(config_path)}
+    settings.update(kwargs)
+    exp = Experiment(**settings)
+    for k in range(1, n_instances + 1):
+        exp[k] = BASE + [f"learning_rate={0.01 * k}"]
+    return exp
+
+
+def exp_dir(config, number=1, dataset="tiny"):
+    return config.results_dir / dataset / f"experiment_{number}"
+
+
+def test_experiment_trains_and_writes_results(config_path, config, store):
+    exp = make_experiment(config_path)
+    outcome = exp.run(config=config, out=lambda *a: None)
+    assert outcome.exit_code == 0 and outcome.failed == []
+    d = exp_dir(config)
+    assert (d / "experiment_1_description.txt").read_text().startswith("test")
+    manifest = json.loads((d / "folds.json").read_text())
+    assert manifest["num_folds"] == 3 and len(manifest["hash"]) == 64
+    tested = sorted(i for f in manifest["folds"] for i in f["test"])
+    assert tested == sorted(set(store.items))
+    for k in (1, 2):
+        inst = d / f"instance_{k}"
+        params = json.loads((inst / "params.json").read_text())
+        assert params["params"]["learning_rate"] == pytest.approx(0.01 * k)
+        assert len(params["hash"]) == 64
+        for i in range(3):
+            fold = json.loads((inst / f"fold_{i}.json").read_text())
+            assert fold["status"] == "ok"
+            assert set(fold["metrics"]) == {"train", "val", "test"}
+            m = fold["metrics"]["test"]
+            assert {"loss", "accuracy", "f1", "precision", "recall"} <= set(m)
+            assert np.asarray(m["confusion_matrix"]).sum() == fold["n_rows"]["test"]
+            assert fold["clip_metrics"]["test"]["accuracy"] >= 0  # 2 segments per clip
+            assert len(fold["history"]["loss"]) == fold["epochs_run"]
+            assert 1 <= fold["best_epoch"] <= fold["epochs_run"]
+            assert (inst / f"fold_{i}.keras").is_file()
+            assert not list(inst.glob("*.partial.keras"))
+            preds = (inst / f"predictions_fold_{i}.csv").read_text().splitlines()
+            assert preds[0].startswith("row,item,clip,label,target,predicted,p_class0")
+            assert len(preds) - 1 == fold["n_rows"]["test"]
+        summary = json.loads((inst / "summary.json").read_text())
+        assert summary["status"] == "complete" and summary["folds_done"] == 3
+        acc = summary["metrics"]["segment"]["test"]["accuracy"]
+        folds = [json.loads((inst / f"fold_{i}.json").read_text()) for i in range(3)]
+        assert acc["mean"] == pytest.approx(np.mean([f["metrics"]["test"]["accuracy"]
+                                                     for f in folds]))
+        assert acc["std"] == pytest.approx(np.std([f["metrics"]["test"]["accuracy"]
+                                                   for f in folds], ddof=1))
+    code = d / "code"
+    assert (code / "config.ini").is_file()
+    assert (code / "xval" / "experiment.py").is_file()
+    assert (code / "architectures" / "cnn.py").is_file()
+    assert "keras==" in (code / "pip_freeze.txt").read_text()
+    env = json.loads((code / "environment.json").read_text())
+    assert env["backend"] == "torch" and env["keras"]
+    assert not list(d.rglob("*.pkl")) and not list(d.rglob("*.pickle"))
+    # The model learned something: well above chance (1/3) on held-out items.
+    assert outcome.results[1].metric("accuracy", "test") > 0.5
+
+
+def test_experiment_fold_items_never_shared(config_path, config, store):
+    exp = make_experiment(config_path, n_instances=1)
+    exp.run(config=config, out=lambda *a: None)
+    for i in range(3):
+        fold = json.loads((exp_dir(config) / "instance_1" / f"fold_{i}.json").read_text())
+        sets = [set(fold["items"][k]) for k in ("train", "val", "test")]
+        assert not (sets[0] & sets[1] or sets[0] & sets[2] or sets[1] & sets[2])
+
+
+@pytest.mark.parametrize("spec,error,match", [
+    (['architecture="example_cnn"', 'reshaping_type="conv"', 'comment_1="a"',
+      'comment_2="b"', "learning_rate=1e-3x"], ParameterError, "not a Python literal"),
+    (BASE + ["learnig_rate=0.1"], ParameterError, "Did you mean learning_rate"),
+    (BASE + ['epochs="3"'], ParameterError, "epochs='3' is a str; expected a int"),
+    (BASE[:2] + ['comment_1="a"'], ParameterError, "missing mandatory.*comment_2"),
+])
+def test_experiment_bad_instance_fails_before_training_and_writes_nothing(
+        config_path, config, store, spec, error, match):
+    exp = make_experiment(config_path, n_instances=1)
+    exp[2] = spec
+    with pytest.raises(error, match=match):
+        exp.run(config=config, out=lambda *a: None)
+    assert not config.results_dir.exists()
+
+
+@pytest.mark.parametrize("first,last,match", [
+    (0, 2, r"range 0..2 is outside the declared instances 1..2"),
+    (2, 5, r"range 2..5 is outside"),
+    (2, 1, "FIRST > LAST"),
+])
+def test_experiment_range_outside_declared(config_path, first, last, match):
+    with pytest.raises(ConfigurationError, match=match):
+        make_experiment(config_path).select(first, last)
+
+
+def test_experiment_select():
+    exp = Experiment(description="d", dataset="x", number=1)
+    for k in (1, 2, 3, 5):
+        exp[k] = {}
+    assert exp.select() == [1, 2, 3, 5]
+    assert exp.select(2, 5) == [2, 3, 5]
+    assert exp.select(3) == [3]
+    assert exp.select(instances=[5, 1]) == [5, 1]
+    with pytest.raises(ConfigurationError, match=r"\[4\] are not declared"):
+        exp.select(instances=[4])
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"task_type": "clustering"}, "task_type='clustering'"),
+    ({"num_folds": 0}, "num_folds=0"),
+    ({"number": "1"}, "number='1': expected int"),
+    ({"debug_mode": "yes"}, "debug_mode='yes': expected bool"),
+])
+def test_experiment_bad_settings(kwargs, match):
+    settings = {"description": "d", "dataset": "x", "number": 1, **kwargs}
+    with pytest.raises(ConfigurationError, match=match):
+        Experiment(**settings)
+
+
+def test_experiment_missing_dataset(config_path, config):
+    exp = make_experiment(config_path, dataset="nope")
+    with pytest.raises(Exception, match="not a feature store.*missing features.npy"):
+        exp.run(config=config, out=lambda *a: None)
+    assert not config.results_dir.exists()
+
+
+def test_experiment_more_folds_than_items(config_path, config, store):
+    exp = make_experiment(config_path, num_folds=9)
+    with pytest.raises(ConfigurationError, match="num_folds=9 greater than the number of items: 6"):
+        exp.run(config=config, out=lambda *a: None)
+    assert not config.results_dir.exists()
+
+
+def test_experiment_dry_run_writes_nothing(config_path, config, store):
+    lines = []
+    outcome = make_experiment(config_path).run(config=config, dry_run=True, out=lines.append)
+    assert outcome.exit_code == 0
+    text = "\n".join(lines)
+    assert "fold 2:" in text and "learning_rate = 0.02" in text
+    assert not config.results_dir.exists()
+
+
+def test_experiment_resume_skips_done_and_refuses_changed_params(config_path, config, store):
+    exp = make_experiment(config_path)
+    exp.run(config=config, out=lambda *a: None)
+    d = exp_dir(config) / "instance_1"
+    kept = (d / "fold_0.json").read_text()
+    (d / "fold_2.json").unlink()  # as if the run had died during fold 2
+    lines = []
+    outcome = exp.run(config=config, out=lines.append)
+    text = "\n".join(lines)
+    assert "instance 1: folds [0, 1] already done; resuming at fold 2" in text
+    assert "instance 2: all 3 folds already done; skipped" in text
+    assert "instance 1 fold 2:" in text and "instance 1 fold 0:" not in text
+    assert (d / "fold_0.json").read_text() == kept
+    assert outcome.exit_code == 0
+    # Changed parameters are refused, naming them, and nothing is touched.
+    exp[1] = BASE + ["learning_rate=0.5"]
+    with pytest.raises(ResultsConflictError, match=r"instance 1 \(learning_rate: 0.01 -> 0.5\)"):
+        exp.run(config=config, out=lambda *a: None)
+    assert (d / "fold_0.json").read_text() == kept
+    # ...unless overwriting.
+    outcome = exp.run([1], config=config, overwrite=True, out=lambda *a: None)
+    assert outcome.exit_code == 0
+    assert json.loads((d / "params.json").read_text())["params"]["learning_rate"] == 0.5
+    assert (d / "fold_0.json").read_text() != kept
+
+
+def test_experiment_comment_change_is_not_a_conflict(config_path, config, store):
+    exp = make_experiment(config_path, n_instances=1)
+    exp.run(config=config, out=lambda *a: None)
+    exp[1] = [s.replace('"c1"', '"renamed"') for s in exp[1]]
+    assert exp.run(config=config, out=lambda *a: None).exit_code == 0
+
+
+def test_experiment_failing_instance_recorded_and_run_goes_on(config_path, config, store):
+    exp = make_experiment(config_path)
+    # A load_model path that does not exist passes validation but fails in training.
+    exp[1] = BASE + ['load_model="/nonexistent/model.keras"']
+    lines = []
+    outcome = exp.run(config=config, out=lines.append)
+    assert outcome.exit_code == 1 and outcome.failed == [1]
+    d = exp_dir(config)
+    assert "no such .keras file" in (d / "instance_1" / "error.txt").read_text()
+    summary = json.loads((d / "instance_1" / "summary.json").read_text())
+    assert summary["status"] == "failed" and "load_model" in summary["message"]
+    assert json.loads((d / "instance_2" / "summary.json").read_text())["status"] == "complete"
+    assert not (d / "instance_1" / "fold_1.json").exists()  # the failing instance stopped
+    assert any("FAILED" in line for line in lines)
+
+
+def test_experiment_debug_mode_stops_at_first_error(config_path, config, store):
+    exp = make_experiment(config_path, debug_mode=True)
+    exp[1] = BASE + ['load_model="/nonexistent/model.keras"']
+    with pytest.raises(Exception, match="no such .keras file"):
+        exp.run(config=config, out=lambda *a: None)
+    assert not (exp_dir(config) / "instance_2" / "fold_0.json").exists()
+
+
+def test_experiment_folds_change_refused(config_path, config, store):
+    make_experiment(config_path, n_instances=1).run(config=config, out=lambda *a: None)
+    with pytest.raises(ResultsConflictError, match="folds.json holds other folds"):
+        make_experiment(config_path, n_instances=1, num_folds=2).run(
+            config=config, out=lambda *a: None)
+
+
+def test_experiment_regression(config_path, config):
+    tiny_store(config.data_dir, "reg", task_type="regression")
+    exp = make_experiment(config_path, n_instances=1, dataset="reg", task_type="regression",
+                          parameters={**FAST, "save_model_metric": "val_rmse"})
+    outcome = exp.run(config=config, out=lambda *a: None)
+    assert outcome.exit_code == 0
+    fold = json.loads((exp_dir(config, dataset="reg") / "instance_1" / "fold_0.json")
+                      .read_text())
+    assert {"loss", "rmse", "mae", "r2"} == set(fold["metrics"]["test"])
+    assert fold["monitor"] == "val_rmse" and fold["monitor_mode"] == "min"
+
+
+def test_experiment_task_type_mismatch(config_path, config, store):
+    exp = make_experiment(config_path, task_type="regression",
+                          parameters={**FAST, "save_model_metric": "val_rmse"})
+    with pytest.raises(ConfigurationError, match="is a classification store"):
+        exp.run(config=config, out=lambda *a: None)
+
+
+def test_experiment_predefined_split(config_path, config):
+    tiny_store(config.data_dir, "pre",
+               split=lambda i: "train" if i < 4 else "validation" if i == 4 else "test")
+    exp = make_experiment(config_path, n_instances=1, dataset="pre", num_folds=1)
+    assert exp.run(config=config, out=lambda *a: None).exit_code == 0
+    manifest = json.loads((exp_dir(config, dataset="pre") / "folds.json").read_text())
+    assert manifest["folds"] == [{"train": ["item0", "item1", "item2", "item3"],
+                                  "val": ["item4"], "test": ["item5"]}]
+    with pytest.raises(ConfigurationError, match="predefined.*set num_folds=1"):
+        make_experiment(config_path, dataset="pre", num_folds=3, number=2).run(
+            config=config, out=lambda *a: None)
+
+
+def test_experiment_augmented_rows_train_only(config_path, config):
+    store = tiny_store(config.data_dir, "aug", augmented_copies=1)
+    exp = make_experiment(config_path, n_instances=1, dataset="aug")
+    exp.run(config=config, out=lambda *a: None)
+    d = exp_dir(config, dataset="aug") / "instance_1"
+    aug = store.augmented
+    for i in range(3):
+        fold = json.loads((d / f"fold_{i}.json").read_text())
+        preds = np.loadtxt(d / f"predictions_fold_{i}.csv", delimiter=",", skiprows=1,
+                           usecols=0, dtype=int)
+        assert not aug[preds].any()  # no augmented row was tested
+        n_train_items = len(fold["items"]["train"])
+        assert fold["n_rows"]["train"] == n_train_items * 24 * 2  # originals + copies
+        assert fold["n_rows"]["val"] == len(fold["items"]["val"]) * 24  # originals only
+
+
+def test_normalization_uses_training_originals_only(config):
+    from xval.data import fold_rows, normalization_stats
+
+    store = tiny_store(config.data_dir, "aug", augmented_copies=1)
+    fold = {"train": ["item0", "item1"], "val": ["item2"], "test": ["item3"]}
+    rows = fold_rows(store, fold)
+    originals = rows["train"][~store.augmented[rows["train"]]]
+    mean, var = normalization_stats(store.features, originals)
+    expected = np.asarray(store.features[originals]).reshape(-1, 6)
+    np.testing.assert_allclose(mean, expected.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(var, expected.var(0), rtol=1e-4)
+    assert mean.max() < 50  # augmented rows (+100) did not leak into the statistics
+
+
+SCRIPT = """
+from xval import Experiment
+
+experiment = Experiment(description="script test", dataset="tiny", number=7, num_folds=3,
+                        parameters={{"epochs": {epochs}, "patience": {epochs},
+                                     "batch_size": 8}},
+                        config={config!r})
+for k in range(1, 5):
+    experiment[k] = ['architecture="example_cnn"', 'reshaping_type="conv"',
+                     'comment_1="c"', 'comment_2="d"', 'filters=4', f'seed={{k}}']
+
+if __name__ == "__main__":
+    experiment.main()
+"""
+
+
+def test_script_cli_range_gpu_and_errors(tmp_path, config_path, config, store):
+    script = write_script(tmp_path, SCRIPT.format(epochs=2, config=str(config_path)))
+    proc = run_script(script, 2, 3, "-1")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    d = exp_dir(config, number=7)
+    assert sorted(p.name for p in d.glob("instance_*")) == ["instance_2", "instance_3"]
+    assert "selected on validation accuracy" in proc.stdout
+    env = json.loads((d / "code" / "environment.json").read_text())
+    assert env["CUDA_VISIBLE_DEVICES"] == ""
+    assert (d / "code" / script.name).is_file()
+    bad = run_script(script, 3, 9)
+    assert bad.returncode == 2 and "outside the declared instances 1..4" in bad.stdout
+    bad = run_script(script, "--set", "learnin_rate=0.1")
+    assert bad.returncode == 2 and "Did you mean learning_rate" in bad.stdout
+    dry = run_script(script, "--instances", "1,4", "--set", "epochs=1", "--dry-run")
+    assert dry.returncode == 0 and "epochs = 1" in dry.stdout
+    assert not (d / "instance_1").exists()
+
+
+@pytest.mark.slow
+def test_script_two_concurrent_runners(tmp_path, config_path, config, store):
+    script = write_script(tmp_path, SCRIPT.format(epochs=2, config=str(config_path)))
+    procs = [subprocess.Popen([sys.executable, str(script), *r], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+             for r in (("1", "2"), ("3", "4"))]
+    outs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    d = exp_dir(config, number=7)
+    for k in range(1, 5):
+        summary = json.loads((d / f"instance_{k}" / "summary.json").read_text())
+        assert summary["status"] == "complete" and summary["folds_done"] == 3
+    assert json.loads((d / "folds.json").read_text())["num_folds"] == 3
+
+
+@pytest.mark.slow
+def test_script_killed_mid_fold_resumes(tmp_path, config_path, config, store):
+    script = write_script(tmp_path, SCRIPT.format(epochs=40, config=str(config_path)))
+    proc = subprocess.Popen([sys.executable, str(script), "1", "1"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
+                            start_new_session=True)
+    inst = exp_dir(config, number=7) / "instance_1"
+    deadline = time.time() + 300
+    while time.time() < deadline and not (inst / "fold_1.partial.keras").exists():
+        time.sleep(0.05)
+    assert (inst / "fold_0.json").exists(), "fold 0 should have finished first"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    fold0 = (inst / "fold_0.json").read_text()
+    assert not (inst / "fold_1.json").exists()
+    rerun = run_script(script, "1", "1", "--set", "epochs=40")
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert "resuming at fold 1" in rerun.stdout
+    assert (inst / "fold_0.json").read_text() == fold0
+    summary = json.loads((inst / "summary.json").read_text())
+    assert summary["status"] == "complete" and summary["folds_done"] == 3
+    assert not list(inst.glob("*.partial.keras"))
+
+
+@pytest.mark.tensorflow
+def test_script_tensorflow_backend_end_to_end(tmp_path, config_path, config, store):
+    script = write_script(tmp_path, SCRIPT.format(epochs=2, config=str(config_path)))
+    proc = run_script(script, "1", "1", "--backend", "tensorflow")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    d = exp_dir(config, number=7) / "instance_1"
+    fold = json.loads((d / "fold_0.json").read_text())
+    assert fold["backend"] == "tensorflow" and fold["status"] == "ok"
+    assert json.loads((d / "summary.json").read_text())["status"] == "complete"
+
+
+@pytest.mark.slow
+def test_process_executor_fresh_process_per_job(tmp_path, config_path, config, store):
+    script = write_script(tmp_path, SCRIPT.format(epochs=1, config=str(config_path)))
+    proc = run_script(script, "1", "1", "--executor", "process")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    inst = exp_dir(config, number=7) / "instance_1"
+    folds = [json.loads((inst / f"fold_{i}.json").read_text()) for i in range(3)]
+    assert all(f["status"] == "ok" for f in folds)
+    pids = {f["pid"] for f in folds}
+    assert len(pids) == 3 and proc.pid not in pids  # one fresh worker process per job
+
+
+def test_import_xval_does_not_import_keras():
+    code = "import sys, xval; from xval import Experiment; print('keras' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_write_config_helper_changes_paths(tmp_path):
+    path = write_config(tmp_path, training={"epochs": 2})
+    assert "epochs = 2" in path.read_text()

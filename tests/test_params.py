@@ -1,0 +1,127 @@
+import pytest
+
+from tests.conftest import ROOT
+from xval.config import load_config
+from xval.errors import ParameterError
+from xval.params import (
+    differing,
+    metric_direction,
+    params_hash,
+    parse_assignment,
+    parse_instance,
+    resolve,
+)
+
+DEFAULTS = load_config(ROOT / "config.ini").training
+BASE = ['architecture="example_cnn"', 'reshaping_type="conv"', 'comment_1="a"',
+        'comment_2="b"']
+
+
+def test_parse_assignment_literals():
+    assert parse_assignment("learning_rate=0.001") == ("learning_rate", 0.001)
+    assert parse_assignment('architecture = "vgg_mini"') == ("architecture", "vgg_mini")
+    assert parse_assignment("flag=True") == ("flag", True)
+    assert parse_assignment("sizes=[1, 2]") == ("sizes", [1, 2])
+
+
+@pytest.mark.parametrize("text", ['x=__import__("os").system("true")', "x=vgg_mini",
+                                  "x=1+", "x=open('f')"])
+def test_parse_assignment_not_literal(text):
+    with pytest.raises(ParameterError, match="not a Python literal.*Quote strings"):
+        parse_assignment(text, "instance 3")
+
+
+def test_parse_assignment_bad_form():
+    with pytest.raises(ParameterError, match="not of the form name=value"):
+        parse_assignment("learning_rate")
+    with pytest.raises(ParameterError, match="not a valid parameter name"):
+        parse_assignment("1x=2")
+
+
+def test_parse_instance_dict_and_list_agree():
+    assert parse_instance(BASE, "i") == parse_instance(
+        {"architecture": "example_cnn", "reshaping_type": "conv", "comment_1": "a",
+         "comment_2": "b"}, "i")
+
+
+def test_parse_instance_repeated_name():
+    with pytest.raises(ParameterError, match="given twice"):
+        parse_instance(["a=1", "a=2"], "instance 1")
+
+
+def test_resolve_layers_later_wins():
+    p = resolve(1, BASE + ["learning_rate=0.01"], training_defaults=DEFAULTS,
+                experiment_params={"learning_rate": 0.1, "epochs": 3},
+                overrides={"epochs": 2})
+    assert p["learning_rate"] == 0.01
+    assert p["epochs"] == 2
+    assert p["batch_size"] == DEFAULTS["batch_size"]
+    assert p["filters"] == 16  # architecture keyword default recorded
+
+
+def test_resolve_architecture_keyword_accepted_and_typed():
+    p = resolve(1, BASE + ["filters=8", "dropout=0"], training_defaults=DEFAULTS)
+    assert p["filters"] == 8 and p["dropout"] == 0.0 and isinstance(p["dropout"], float)
+
+
+def test_resolve_unknown_name_suggests_closest():
+    with pytest.raises(ParameterError, match="unknown parameter 'learnin_rate'.*learning_rate"):
+        resolve(2, BASE + ["learnin_rate=0.1"], training_defaults=DEFAULTS)
+
+
+def test_resolve_unknown_architecture_lists_known():
+    spec = ['architecture="vgg_maxi"', 'reshaping_type="conv"', 'comment_1=""', 'comment_2=""']
+    with pytest.raises(ParameterError, match="Unknown architecture 'vgg_maxi'.*vgg_mini"):
+        resolve(1, spec, training_defaults=DEFAULTS)
+
+
+@pytest.mark.parametrize("extra,match", [
+    ('learning_rate="0.1"', "learning_rate='0.1' is a str; expected a float"),
+    ("epochs=2.5", "epochs=2.5 is a float; expected a int"),
+    ("class_weights=1", "class_weights=1 is a int; expected a bool"),
+    ("filters=True", "filters=True is a bool; expected a int"),
+])
+def test_resolve_wrong_type(extra, match):
+    with pytest.raises(ParameterError, match=match):
+        resolve(1, BASE + [extra], training_defaults=DEFAULTS)
+
+
+def test_resolve_missing_mandatory():
+    with pytest.raises(ParameterError, match="missing mandatory parameter.*comment_2"):
+        resolve(4, BASE[:3], training_defaults=DEFAULTS)
+
+
+@pytest.mark.parametrize("extra,match", [
+    ('optimizer="adagrad"', "optimizer='adagrad' is not valid"),
+    ('reshaping_type="rnn"', "takes reshaping_type 'conv'"),
+    ("batch_size=0", "batch_size=0 must be at least 1"),
+    ("learning_rate=-1.0", "learning_rate=-1.0 must be > 0"),
+    ('save_model_metric="val_rmse"', "save_model_metric='val_rmse' is not recorded"),
+    ("freeze_layers=2", "freeze_layers=2 needs load_model"),
+])
+def test_resolve_invalid_values(extra, match):
+    spec = [s for s in BASE if not s.startswith(extra.split("=")[0])] + [extra]
+    with pytest.raises(ParameterError, match=match):
+        resolve(1, spec, training_defaults=DEFAULTS)
+
+
+def test_resolve_class_weights_needs_classification():
+    with pytest.raises(ParameterError, match="class_weights=True needs"):
+        resolve(1, BASE + ["class_weights=True", 'save_model_metric="val_rmse"'],
+                training_defaults=DEFAULTS, task_type="regression")
+
+
+def test_params_hash_ignores_comments_only():
+    a = resolve(1, BASE, training_defaults=DEFAULTS)
+    b = dict(a, comment_1="other")
+    c = dict(a, learning_rate=0.5)
+    assert params_hash(a) == params_hash(b)
+    assert params_hash(a) != params_hash(c)
+    assert differing(a, c) == ["learning_rate"]
+
+
+def test_metric_direction():
+    assert metric_direction("val_accuracy") == "max"
+    assert metric_direction("val_loss") == "min"
+    assert metric_direction("rmse") == "min"
+    assert metric_direction("val_loss", "max") == "max"
