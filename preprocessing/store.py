@@ -112,12 +112,14 @@ class FeatureStore:
         return predictors, targets
 
 
-def _hash_files(folder):
+def _content_hash(folder, meta):
+    """SHA-256 of the features and the metadata, without source paths (so a moved dataset
+    keeps its hash)."""
     digest = hashlib.sha256()
-    for name in ("features.npy", "meta.csv"):
-        with open(folder / name, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
+    with open(folder / "features.npy", "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    digest.update(meta.drop(columns=["source"]).to_csv(index=False).encode())
     return digest.hexdigest()
 
 
@@ -226,7 +228,7 @@ def write_store(path, features, meta, *, info=None, task_type="classification", 
             "n_clips": int(meta["clip"].nunique()),
             **(info or {}),
         }
-        body["content_hash"] = _hash_files(tmp)
+        body["content_hash"] = _content_hash(tmp, meta[columns])
         (tmp / "dataset.json").write_text(json.dumps(body, indent=2, default=str))
         if path.exists():
             trash = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))

@@ -194,10 +194,8 @@ class ExperimentResults:
                       and r.metric(metric, split, level) is not None]
         if not candidates:
             return None
-        key = (lambda r: r.metric(metric, split, level))
-        if metric_direction(metric) == "max":
-            return max(candidates, key=key)
-        return min(candidates, key=key)
+        pick = max if metric_direction(metric) == "max" else min
+        return pick(candidates, key=lambda r: r.metric(metric, split, level))
 
     def __repr__(self):
         return f"ExperimentResults({str(self.path)!r}, instances={len(self)})"

@@ -1,0 +1,364 @@
+"""Preprocessing: decoding, features, segmentation, sources, the store, the command line."""
+
+import json
+import subprocess
+import sys
+
+import librosa
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from preprocessing import sources
+from preprocessing.audio import load_audio
+from preprocessing.build import build_store, feature_params
+from preprocessing.features import compute_features, feature_shape, segment
+from preprocessing.report import dataset_report, format_report
+from preprocessing.store import FeatureStore, write_store, write_store_from_dicts
+from tests.conftest import ROOT, SHARED
+from xval.errors import DatasetError
+
+SR = 8000
+PARAMS = None
+
+
+@pytest.fixture(scope="module")
+def params():
+    return feature_params(None, sample_rate=SR, n_fft=256, hop_length=128, n_mels=24,
+                          segment_seconds=0.5, segment_hop_seconds=0.25, fmin=50.0,
+                          n_bins=48)
+
+
+def tone(freq=440.0, seconds=1.0, sr=SR, amp=0.5):
+    return (amp * librosa.tone(freq, sr=sr, duration=seconds)).astype(np.float32)
+
+
+def write_fsdd_like(folder, speakers=("anna", "bob", "carl"), digits=3, takes=2, sr=SR):
+    folder.mkdir(parents=True, exist_ok=True)
+    for s, speaker in enumerate(speakers):
+        for d in range(digits):
+            for k in range(takes):
+                y = tone(200 + 150 * d + 20 * s, seconds=0.3 + 0.1 * k)
+                sf.write(folder / f"{d}_{speaker}_{k}.wav", y, sr)
+    return folder
+
+
+# -- features ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("feature,bins", [("stft", 129), ("mel", 24), ("mfcc", 20),
+                                          ("cqt", 48)])
+def test_compute_features_shapes(params, feature, bins):
+    y = tone(seconds=0.5)
+    S = compute_features(y, **{**params, "feature": feature})
+    assert S.shape == (feature_shape({**params, "feature": feature})[0], bins)
+    assert S.dtype == np.float32
+
+
+@pytest.mark.parametrize("feature", ["stft", "mel", "cqt"])
+def test_compute_features_time_first_and_in_order(params, feature):
+    y = librosa.chirp(fmin=100, fmax=750, sr=SR, duration=1.0).astype(np.float32)
+    S = compute_features(y, **{**params, "feature": feature, "compression": "none"})
+    peaks = S.argmax(axis=1)  # loudest frequency bin of every frame
+    assert peaks[-3] > peaks[2]  # a rising chirp rises along the first axis
+    assert np.all(np.diff(peaks[2:-2]) >= -1)
+
+
+def test_compute_features_compressions_differ(params):
+    y = tone(seconds=0.5)
+    out = {c: compute_features(y, **{**params, "feature": "stft", "compression": c})
+           for c in ("db", "log", "power", "none")}
+    np.testing.assert_allclose(out["log"], np.log1p(out["none"]), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(out["power"], out["none"] ** 0.3, rtol=1e-3, atol=1e-4)
+    assert out["db"].max() <= 60 and out["db"].min() < 0
+
+
+def test_compute_features_float16(params):
+    assert compute_features(tone(seconds=0.5), **{**params, "dtype": "float16"}).dtype \
+        == np.float16
+
+
+def test_compute_features_bad_values(params):
+    with pytest.raises(ValueError, match="feature='chroma'"):
+        compute_features(tone(), **{**params, "feature": "chroma"})
+    with pytest.raises(ValueError, match="compression='sqrt'"):
+        compute_features(tone(), **{**params, "compression": "sqrt"})
+
+
+def test_segment_pads_short_signal():
+    segs, starts = segment(np.ones(100, np.float32), sample_rate=1000, segment_seconds=0.5,
+                           hop_seconds=0.25)
+    assert segs.shape == (1, 500) and segs[0, :100].sum() == 100 and segs[0, 100:].sum() == 0
+    assert starts.tolist() == [0.0]
+
+
+def test_segment_hops_and_tail_without_duplicates():
+    y = np.arange(1100, dtype=np.float32)
+    segs, starts = segment(y, sample_rate=1000, segment_seconds=0.5, hop_seconds=0.25)
+    assert starts.tolist() == [0.0, 0.25, 0.5, 0.6]  # the tail aligned to the end
+    assert segs[-1][-1] == 1099
+    segs, starts = segment(np.arange(1000, dtype=np.float32), sample_rate=1000,
+                           segment_seconds=0.5, hop_seconds=0.25)
+    assert starts.tolist() == [0.0, 0.25, 0.5]  # the end is covered: no extra tail
+    assert len({tuple(s) for s in segs}) == len(segs)
+
+
+def test_segment_bad_values():
+    with pytest.raises(ValueError, match="must be > 0"):
+        segment(np.ones(10), sample_rate=10, segment_seconds=0, hop_seconds=1)
+
+
+# -- decoding -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fmt,ext", [("WAV", "wav"), ("FLAC", "flac"), ("OGG", "ogg"),
+                                     ("MP3", "mp3")])
+def test_load_audio_formats_resampled_mono(tmp_path, fmt, ext):
+    stereo = np.stack([tone(440, sr=16000), tone(440, sr=16000)], axis=1)
+    path = tmp_path / f"x.{ext}"
+    sf.write(path, stereo, 16000, format=fmt)
+    y, orig = load_audio(path, sample_rate=SR, peak_normalize=True)
+    assert orig == 16000 and y.ndim == 1 and y.dtype == np.float32
+    assert abs(len(y) - SR) < 1200  # mp3 adds encoder padding
+    assert np.max(np.abs(y)) == pytest.approx(1.0, abs=1e-6)
+    spectrum = np.abs(np.fft.rfft(y[:4096]))
+    assert abs(np.fft.rfftfreq(4096, 1 / SR)[spectrum.argmax()] - 440) < 5
+
+
+def test_load_audio_corrupt_file(tmp_path):
+    path = tmp_path / "broken.wav"
+    path.write_bytes(b"RIFF....not audio at all")
+    with pytest.raises(DatasetError, match="Cannot decode .*broken.wav"):
+        load_audio(path, sample_rate=SR)
+
+
+def test_load_audio_m4a_names_what_to_install(tmp_path):
+    path = tmp_path / "song.m4a"
+    path.write_bytes(b"\x00\x00\x00\x18ftypM4A " + bytes(200))
+    with pytest.raises(DatasetError, match=r"Cannot decode .*song.m4a.*(ffmpeg|audioread)"):
+        load_audio(path, sample_rate=SR)
+
+
+# -- sources ----------------------------------------------------------------------------
+
+def test_regex_source_fsdd_pattern(tmp_path):
+    root = write_fsdd_like(tmp_path / "rec")
+    (root / "notes.wav").write_bytes(b"")  # does not match: listed as skipped
+    rows, skipped = sources.regex_source(root, sources.FSDD_PATTERN)
+    assert len(rows) == 18 and sorted(set(rows["item"])) == ["anna", "bob", "carl"]
+    assert sorted(set(rows["label"])) == ["0", "1", "2"]
+    assert skipped[0]["path"].endswith("notes.wav") and "does not match" in skipped[0]["reason"]
+
+
+def test_regex_source_label_map_and_errors(tmp_path):
+    root = tmp_path / "rav" / "Actor_01"
+    root.mkdir(parents=True)
+    for emotion in ("01", "05", "09"):
+        sf.write(root / f"03-01-{emotion}-01-01-01-01.wav", tone(), SR)
+    rows, skipped = sources.regex_source(root.parent, sources.RAVDESS_PATTERN,
+                                         label_map=sources.RAVDESS_EMOTIONS)
+    assert sorted(rows["label"]) == ["angry", "neutral"] and set(rows["item"]) == {"01"}
+    assert "label code '09' is not in the label map" in skipped[0]["reason"]
+    with pytest.raises(DatasetError, match="needs a named group"):
+        sources.regex_source(root, r"(?P<item>\d+)")
+    with pytest.raises(DatasetError, match="not a valid regular expression"):
+        sources.regex_source(root, r"(?P<label>")
+    with pytest.raises(DatasetError, match="does not exist"):
+        sources.regex_source(tmp_path / "missing", sources.FSDD_PATTERN)
+
+
+def test_folder_source(tmp_path):
+    for label in ("dog", "cat"):
+        (tmp_path / label).mkdir()
+        for k in range(2):
+            sf.write(tmp_path / label / f"rec{k}_take.wav", tone(), SR)
+    rows, _ = sources.folder_source(tmp_path, item_pattern=r"(?P<item>rec\d)")
+    assert sorted(rows["label"]) == ["cat", "cat", "dog", "dog"]
+    assert sorted(set(rows["item"])) == ["rec0", "rec1"]
+    rows, _ = sources.folder_source(tmp_path)
+    assert rows["item"].nunique() == 4  # each file its own item
+
+
+def test_manifest_source_with_split(tmp_path):
+    for k in range(4):
+        sf.write(tmp_path / f"{k}.wav", tone(), SR)
+    pd.DataFrame({"filename": [f"{k}.wav" for k in range(5)], "category": list("aabba"),
+                  "fold": ["1", "1", "2", "3", "3"],
+                  "set": ["train", "train", "validation", "test", "test"]}).to_csv(
+        tmp_path / "meta.csv", index=False)
+    rows, skipped = sources.manifest_source(tmp_path / "meta.csv", path_column="filename",
+                                            label_column="category", item_column="fold",
+                                            split_column="set")
+    assert len(rows) == 4 and list(rows["split"]) == ["train", "train", "validation", "test"]
+    assert skipped == [{"path": str(tmp_path / "4.wav"), "reason": "file not found"}]
+    with pytest.raises(DatasetError, match="label_column='label' is not a column"):
+        sources.manifest_source(tmp_path / "meta.csv", path_column="filename")
+
+
+# -- building stores ----------------------------------------------------------------------
+
+def test_build_store_skips_bad_files_and_lists_them(tmp_path, params):
+    root = write_fsdd_like(tmp_path / "rec")
+    (root / "0_anna_9.wav").write_bytes(b"RIFFjunk")
+    sf.write(root / "1_bob_9.wav", np.zeros(SR, np.float32), SR)
+    rows, skipped = sources.regex_source(root, sources.FSDD_PATTERN)
+    store, summary = build_store(rows, tmp_path / "store", params=params, workers=1,
+                                 skipped=skipped, progress=False)
+    reasons = {s["path"].rsplit("/", 1)[1]: s["reason"] for s in store.info["skipped"]}
+    assert "Cannot decode" in reasons["0_anna_9.wav"] and "silent" in reasons["1_bob_9.wav"]
+    assert summary["files"] == 18 and len(summary["skipped"]) == 2
+    assert store.features.shape[1:] == feature_shape(params)
+    assert isinstance(store.features, np.memmap)
+    items = store.items
+    assert all(items[i] <= items[i + 1] for i in range(len(items) - 1))  # grouped by item
+    assert store.info["feature_params"]["n_mels"] == 24
+    assert len(store.info["content_hash"]) == 64
+
+
+def test_build_store_strict_fails_and_writes_nothing(tmp_path, params):
+    root = write_fsdd_like(tmp_path / "rec")
+    (root / "2_carl_9.wav").write_bytes(b"RIFFjunk")
+    rows, _ = sources.regex_source(root, sources.FSDD_PATTERN)
+    with pytest.raises(DatasetError, match="2_carl_9.wav.*strict mode"):
+        build_store(rows, tmp_path / "store", params=params, workers=1, strict=True,
+                    progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rec"]  # no store, no temp files
+
+
+def test_build_store_deterministic_across_workers(tmp_path, params):
+    rows, _ = sources.regex_source(write_fsdd_like(tmp_path / "rec"), sources.FSDD_PATTERN)
+    a, _ = build_store(rows, tmp_path / "a", params=params, workers=1, progress=False)
+    b, _ = build_store(rows.sample(frac=1, random_state=3), tmp_path / "b", params=params,
+                       workers=2, progress=False)
+    assert (tmp_path / "a" / "features.npy").read_bytes() == \
+        (tmp_path / "b" / "features.npy").read_bytes()
+    assert (tmp_path / "a" / "meta.csv").read_text() == (tmp_path / "b" / "meta.csv").read_text()
+    assert a.content_hash == b.content_hash
+
+
+def test_build_store_refuses_existing_without_overwrite(tmp_path, params):
+    rows, _ = sources.regex_source(write_fsdd_like(tmp_path / "rec"), sources.FSDD_PATTERN)
+    build_store(rows, tmp_path / "s", params=params, workers=1, progress=False)
+    with pytest.raises(DatasetError, match="already exists.*--overwrite"):
+        build_store(rows, tmp_path / "s", params=params, workers=1, progress=False)
+    store, _ = build_store(rows, tmp_path / "s", params=params, workers=1, overwrite=True,
+                           progress=False)
+    assert len(store) > 0
+
+
+def test_write_store_groups_rows_by_item(tmp_path):
+    x = np.arange(6 * 2 * 3, dtype=np.float32).reshape(6, 2, 3)
+    meta = pd.DataFrame({"item": list("abcabc"), "label": list("xyxyxy")})
+    store = write_store(tmp_path / "s", x, meta)
+    assert list(store.items) == list("aabbcc")
+    np.testing.assert_array_equal(store.features[1], x[3])  # the second 'a' row
+    assert list(store.meta["row"]) == list(range(6))
+    assert store.classes == ["x", "y"] and list(store.targets) == [0, 1, 1, 0, 0, 1]
+
+
+def test_store_missing_files_clear_error(tmp_path):
+    (tmp_path / "s").mkdir()
+    with pytest.raises(DatasetError, match="not a feature store: missing features.npy"):
+        FeatureStore(tmp_path / "s")
+
+
+def test_write_store_from_dicts_roundtrip(tmp_path, rng):
+    predictors = {"spk1": rng.normal(size=(3, 4, 5)), "spk2": rng.normal(size=(2, 4, 5))}
+    targets = {"spk1": np.eye(3)[[0, 1, 2]], "spk2": np.array([[0, 0, 1], [1, 0, 0]])}
+    store = write_store_from_dicts(tmp_path / "s", predictors, targets,
+                                   classes=["a", "b", "c"])
+    assert store.classes == ["a", "b", "c"] and len(store) == 5
+    back_x, back_y = store.as_dicts()
+    np.testing.assert_allclose(back_x["spk1"], predictors["spk1"].astype(np.float64))
+    assert back_y["spk2"].tolist() == [2, 0]
+
+
+def test_write_store_from_dicts_errors(tmp_path, rng):
+    with pytest.raises(DatasetError, match="same items"):
+        write_store_from_dicts(tmp_path / "s", {"a": np.zeros((1, 2, 2))}, {"b": [0]})
+    with pytest.raises(DatasetError, match="2 predictor rows but 1 targets"):
+        write_store_from_dicts(tmp_path / "s", {"a": np.zeros((2, 2, 2))}, {"a": ["x"]})
+    with pytest.raises(DatasetError, match=r"feature shape \(3, 2\) differs"):
+        write_store_from_dicts(tmp_path / "s", {"a": np.zeros((1, 2, 2)),
+                                                "b": np.zeros((1, 3, 2))},
+                               {"a": ["x"], "b": ["y"]})
+    assert not (tmp_path / "s").exists()
+
+
+def test_dataset_report_counts_and_warnings(tmp_path):
+    x = np.zeros((7, 2, 2), np.float32)
+    meta = pd.DataFrame({"item": ["a"] * 4 + ["b"] * 3, "label": list("xyxy") + list("xxx"),
+                         "clip": list("1234567"), "duration": 1.5, "orig_sr": 16000})
+    store = write_store(tmp_path / "s", x, meta)
+    report = dataset_report(store, plot_path=tmp_path / "rates.png")
+    assert report["counts"] == {"a": {"x": 2, "y": 2}, "b": {"x": 3, "y": 0}}
+    assert any("'b' has a single class" in w for w in report["warnings"])
+    assert any("'a' has only 4 row(s)" in w for w in report["warnings"])
+    assert report["sample_rates"] == {16000: 7}
+    assert (tmp_path / "rates.png").read_bytes()[:4] == b"\x89PNG"
+    assert "warning:" in format_report(report)
+
+
+def test_cli_regex_and_report(tmp_path):
+    root = write_fsdd_like(tmp_path / "rec")
+    cmd = [sys.executable, "-m", "preprocessing", "regex", str(root), "--pattern", "fsdd",
+           "--out", str(tmp_path / "store"), "--sample-rate", "8000", "--n-mels", "16",
+           "--workers", "1", "--no-progress"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert "18 files, 3 items, 3 classes" in proc.stdout
+    info = json.loads((tmp_path / "store" / "dataset.json").read_text())
+    assert info["feature_params"]["n_mels"] == 16 and info["sample_rate"] == 8000
+    again = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    assert again.returncode == 2 and "already exists" in again.stderr
+    report = subprocess.run([sys.executable, "-m", "preprocessing", "report",
+                             str(tmp_path / "store")], capture_output=True, text=True, cwd=ROOT)
+    assert "clips per item" in report.stdout and "anna" in report.stdout
+
+
+def test_demo_is_deterministic(tmp_path):
+    from preprocessing.demo import build_demo
+
+    a, _ = build_demo(tmp_path / "one", workers=1, progress=False)
+    b, _ = build_demo(tmp_path / "two", workers=1, progress=False)
+    assert a.content_hash == b.content_hash
+    assert a.info["n_items"] == 8 and a.classes == ["fall", "flat", "rise", "vibrato"]
+    assert len(a) == 8 * 4 * 10 * 3  # three half-second segments per one-second clip
+
+
+# -- real recordings (README recipes) -----------------------------------------------------
+
+def _cli(*args):
+    proc = subprocess.run([sys.executable, "-m", "preprocessing", *args, "--no-progress"],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+@pytest.mark.realdata
+def test_realdata_fsdd_recipe(tmp_path):
+    if not (SHARED / "fsdd" / "recordings").is_dir():
+        pytest.skip(f"FSDD recordings not found at {SHARED / 'fsdd'}")
+    _cli("regex", str(SHARED / "fsdd" / "recordings"), "--pattern", "fsdd", "--out",
+         str(tmp_path / "fsdd"), "--sample-rate", "8000", "--n-mels", "40")
+    store = FeatureStore(tmp_path / "fsdd")
+    assert store.info["n_files"] == 3000 and store.info["skipped"] == []
+    assert sorted(set(store.items)) == ["george", "jackson", "lucas", "nicolas", "theo",
+                                        "yweweler"]
+    assert store.classes == [str(d) for d in range(10)]
+    assert store.meta["clip"].nunique() == 3000
+
+
+@pytest.mark.realdata
+def test_realdata_ravdess_recipe(tmp_path):
+    if not (SHARED / "ravdess" / "audio").is_dir():
+        pytest.skip(f"RAVDESS audio not found at {SHARED / 'ravdess'}")
+    _cli("regex", str(SHARED / "ravdess" / "audio"), "--pattern", "ravdess", "--label-map",
+         "ravdess", "--out", str(tmp_path / "ravdess"), "--segment-seconds", "3",
+         "--segment-hop-seconds", "1")
+    store = FeatureStore(tmp_path / "ravdess")
+    assert store.info["n_files"] == 1440 and store.info["skipped"] == []
+    assert sorted(set(store.items)) == [f"{a:02d}" for a in range(1, 25)]
+    assert store.classes == sorted(sources.RAVDESS_EMOTIONS.values())
+    clips = store.meta.drop_duplicates("clip")
+    assert (clips["label"] == "neutral").sum() == 96  # 4 neutral clips per actor
+    assert clips.groupby("item").size().eq(60).all()
