@@ -439,18 +439,20 @@ class Experiment:
         return RunOutcome(results, failed_ids, skipped, code)
 
     def _finish_instance(self, inst_dir, n_folds, summarize, atomic_write_json, read_json):
+        from xval.plots import instance_plots
+
         folds = [read_json(p) for p in sorted(inst_dir.glob("fold_*.json"))]
         folds = [f for f in folds if f.get("fold", n_folds) < n_folds]
-        atomic_write_json(inst_dir / "summary.json", summarize(folds, n_folds))
+        summary = summarize(folds, n_folds)
+        atomic_write_json(inst_dir / "summary.json", summary)
+        instance_plots(inst_dir, folds, summary)
 
     def _rebuild_report(self, exp_dir, config, out):
-        try:
-            from xval.report import build_workbook
-        except ImportError:
-            return
+        from xval.report import build_workbook
+
         try:
             build_workbook(exp_dir, config=config)
-        except XvalError as e:
+        except (XvalError, OSError) as e:
             out(f"workbook not rebuilt: {e}")
 
     def _print_table(self, results, selected, config, out):

@@ -58,8 +58,11 @@ def read_json(path):
 
 
 def lock(path):
-    """An inter-process file lock (`filelock.FileLock`) next to `path`."""
-    return FileLock(str(path) + ".lock")
+    """An inter-process file lock (`filelock.FileLock`) for `path`, kept in `.locks/`."""
+    path = Path(path)
+    folder = path.parent / ".locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(folder / (path.name + ".lock")))
 
 
 def _mean_std_ci(values):

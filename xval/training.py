@@ -257,6 +257,7 @@ def run_fold(job):
                     "total_seconds": round(time.perf_counter() - t_start, 3)},
         "items": job["items"],
         "n_rows": {k: int(len(v)) for k, v in rows.items()},
+        "classes": store.classes,
         "backend": keras.backend.backend(),
         "keras_version": keras.__version__,
         "params_hash": job.get("params_hash"),

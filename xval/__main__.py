@@ -1,0 +1,54 @@
+"""`python -m xval COMMAND`: report, predict, embed."""
+
+import argparse
+import sys
+from pathlib import Path
+
+from xval.errors import XvalError
+
+
+def _report(args):
+    from xval.config import find_config, load_config
+    from xval.report import build_workbook, terminal_table
+
+    config = load_config(args.config or find_config())
+    exp_dir = Path(args.experiment)
+    if not args.no_workbook:
+        path = build_workbook(exp_dir, config=config)
+        if args.format == "text":
+            print(f"Rebuilt {path}")
+    print(terminal_table(exp_dir, config=config, fmt=args.format))
+    return 0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m xval")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("report", help="rebuild an experiment's workbook and print its table")
+    p.add_argument("experiment", help="results/<dataset>/experiment_<N>")
+    p.add_argument("--format", choices=("text", "csv", "markdown"), default="text")
+    p.add_argument("--no-workbook", action="store_true", help="print only")
+    p.add_argument("--config", help="config.ini (selection metric, alpha)")
+    p = sub.add_parser("predict", help="class probabilities of audio files from a saved model")
+    p.add_argument("model", help="a fold_<i>.keras inside an experiment's results")
+    p.add_argument("audio", nargs="+")
+    p.add_argument("--format", choices=("text", "csv"), default="text")
+    p = sub.add_parser("embed", help="write the outputs of an inner layer for audio files")
+    p.add_argument("model")
+    p.add_argument("audio", nargs="+")
+    p.add_argument("--layer", required=True, help="layer name (see --list-layers)")
+    p.add_argument("--out", required=True, help="output .npy (rows) + .csv (row index)")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "report":
+            return _report(args)
+        from xval.predict import main_embed, main_predict
+
+        return main_predict(args) if args.command == "predict" else main_embed(args)
+    except XvalError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
