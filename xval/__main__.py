@@ -1,6 +1,7 @@
 """`python -m xval COMMAND`: report, predict, embed."""
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -22,6 +23,7 @@ def _report(args):
 
 
 def main(argv=None):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = argparse.ArgumentParser(prog="python -m xval")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("report", help="rebuild an experiment's workbook and print its table")
@@ -33,11 +35,14 @@ def main(argv=None):
     p.add_argument("model", help="a fold_<i>.keras inside an experiment's results")
     p.add_argument("audio", nargs="+")
     p.add_argument("--format", choices=("text", "csv"), default="text")
+    p.add_argument("--dataset-info", help="dataset.json with the feature parameters "
+                                          "(default: found next to the model)")
     p = sub.add_parser("embed", help="write the outputs of an inner layer for audio files")
     p.add_argument("model")
     p.add_argument("audio", nargs="+")
-    p.add_argument("--layer", required=True, help="layer name (see --list-layers)")
+    p.add_argument("--layer", required=True, help="layer name (an unknown name lists them)")
     p.add_argument("--out", required=True, help="output .npy (rows) + .csv (row index)")
+    p.add_argument("--dataset-info", help="dataset.json with the feature parameters")
     args = parser.parse_args(argv)
     try:
         if args.command == "report":

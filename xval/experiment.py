@@ -323,6 +323,10 @@ class Experiment:
                 lines.append(f"  {k}: {spec!r}")
             atomic_write_text(exp_dir / f"experiment_{self.number}_description.txt",
                               "\n".join(lines) + "\n")
+            # What prediction needs to extract features as the dataset did.
+            info = {k: v for k, v in plan["store"].info.items() if k != "skipped"}
+            atomic_write_json(exp_dir / "dataset.json",
+                              {**info, "store": str(plan["store"].path)})
             write_snapshot(exp_dir / "code", script=self.script,
                            config_path=plan["config"].path, backend=backend)
 

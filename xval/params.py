@@ -234,6 +234,16 @@ def resolve(instance_id, spec, *, training_defaults, experiment_params=None, ove
             f"{where}: freeze_layers={params['freeze_layers']}: expected N >= 0, or -1 for "
             "every convolutional layer."
         )
+    if params["tensorboard"]:
+        import importlib.util
+
+        missing = [m for m in ("tensorflow", "tensorboard") if importlib.util.find_spec(m) is None]
+        if missing:
+            raise ParameterError(
+                f"{where}: tensorboard=True needs {' and '.join(missing)} (Keras writes "
+                "TensorBoard logs through tf.summary on every backend): "
+                "`pip install -e '.[tensorboard]'`."
+            )
     if params["class_weights"] and task_type != "classification":
         raise ParameterError(f"{where}: class_weights=True needs task_type='classification'.")
     return params

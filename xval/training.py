@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from xval import metrics as M
-from xval.data import fold_rows, make_batches, normalization_stats
+from xval.data import balanced_weights, fold_rows, make_batches, normalization_stats
 from xval.errors import TrainingError
 from xval.params import metric_direction
 
@@ -173,13 +173,7 @@ def run_fold(job):
                   for k, v in rows.items()}
     weights = None
     if params["class_weights"]:
-        from sklearn.utils.class_weight import compute_class_weight
-
-        y_train = targets[rows["train"]]
-        present = np.unique(y_train)
-        w = compute_class_weight("balanced", classes=present, y=y_train)
-        lookup = dict(zip(present.tolist(), w.tolist()))
-        weights = np.array([lookup[t] for t in y_train.tolist()], dtype=np.float32)
+        weights = balanced_weights(targets[rows["train"]])
     batch_size = params["batch_size"]
     workers = params["generator_workers"] if job["generator"] else 0
     train_data = make_batches(*source["train"], targets[rows["train"]], batch_size=batch_size,

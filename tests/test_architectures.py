@@ -1,0 +1,128 @@
+"""The architecture zoo: registry, every builder trains, every documented parameter counts."""
+
+import inspect
+import re
+
+import keras
+import numpy as np
+import pytest
+
+import architectures
+from architectures import StatisticsPooling
+from tests.conftest import ROOT
+from xval.config import load_config
+from xval.params import resolve
+from xval.training import build_model
+
+DEFAULTS = load_config(ROOT / "config.ini").training
+SHAPE = (16, 12)
+SMALL = {"vgg_m": {"width": 0.125, "dense_units": 16}}
+
+
+def _params(name, reshaping, **extra):
+    spec = {"architecture": name, "reshaping_type": reshaping, "comment_1": "",
+            "comment_2": "", **SMALL.get(name, {}), **extra}
+    return resolve(1, spec, training_defaults=DEFAULTS)
+
+
+CASES = [(n, r) for n in architectures.names() for r in architectures.reshaping_types(n)]
+
+
+@pytest.mark.parametrize("name,reshaping", CASES)
+@pytest.mark.parametrize("task_type", ["classification", "regression"])
+def test_builder_trains_on_tiny_input(name, reshaping, task_type, rng):
+    keras.utils.set_random_seed(0)
+    params = _params(name, reshaping)
+    outputs = 3 if task_type == "classification" else 1
+    model = build_model(params, SHAPE, outputs, task_type, np.zeros(12, "float32"),
+                        np.ones(12, "float32"))
+    x = rng.normal(size=(24, *SHAPE)).astype("float32")
+    y = rng.integers(0, 3, 24) if task_type == "classification" else rng.normal(size=24)
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True) \
+        if task_type == "classification" else "mse"
+    model.compile(optimizer="adam", loss=loss)
+    history = model.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    assert model.predict(x[:4], verbose=0).shape == (4, outputs)
+
+
+def _alternative(name, value):
+    if isinstance(value, bool):
+        return not value
+    if name == "cell":
+        return "lstm" if value == "gru" else "gru"
+    if name == "pooling":
+        return "stats" if value == "mean" else "mean"
+    if isinstance(value, int):
+        return value * 2 if value else 1
+    if isinstance(value, float):
+        return value + 0.1 if value else 0.01
+    raise AssertionError(f"no alternative for {name}={value!r}")
+
+
+@pytest.mark.parametrize("name", architectures.names())
+def test_every_documented_parameter_changes_the_model(name):
+    builder = architectures.get(name)
+    defaults = architectures.keyword_defaults(name)
+    doc = inspect.getdoc(builder)
+    documented = set(re.findall(r"^\s{4}(\w+):", doc.split("Args:")[1].split("Returns:")[0],
+                                re.M)) - {"input_shape", "num_outputs", "task_type"}
+    assert documented == set(defaults), "documented keywords must equal the signature"
+    reshaping = architectures.reshaping_types(name)[0]
+    shape = {"conv": (*SHAPE, 1), "rnn": SHAPE, "none": (SHAPE[0] * SHAPE[1],)}[reshaping]
+    base_kwargs = SMALL.get(name, {})
+    reference = builder(shape, 3, **base_kwargs).to_json()
+    for key, value in defaults.items():
+        value = base_kwargs.get(key, value)
+        changed = builder(shape, 3, **{**base_kwargs, key: _alternative(key, value)})
+        assert changed.to_json() != reference, f"{name}: {key} does not change the model"
+
+
+@pytest.mark.parametrize("name", architectures.names())
+def test_regularization_lambda_adds_l2_losses(name):
+    reshaping = architectures.reshaping_types(name)[0]
+    shape = {"conv": (*SHAPE, 1), "rnn": SHAPE, "none": (SHAPE[0] * SHAPE[1],)}[reshaping]
+    kwargs = SMALL.get(name, {})
+    plain = architectures.get(name)(shape, 3, **kwargs)
+    regular = architectures.get(name)(shape, 3, **kwargs, regularization_lambda=0.01)
+    assert len(plain.losses) == 0 and len(regular.losses) > 0
+    assert float(sum(keras.ops.convert_to_numpy(v) for v in regular.losses)) > 0
+
+
+def test_unknown_architecture_lists_known():
+    with pytest.raises(ValueError, match="Unknown architecture 'resnet'.*example_cnn.*vgg_mini"):
+        architectures.get("resnet")
+
+
+def test_register_rejects_duplicates_and_bad_signature():
+    with pytest.raises(ValueError, match="already registered"):
+        architectures.register("vgg_mini")(lambda input_shape, num_outputs, task_type: None)
+    with pytest.raises(TypeError, match="must take input_shape, num_outputs, task_type"):
+        architectures.register("bad_one")(lambda shape, n: None)
+
+
+def test_builder_invalid_values():
+    with pytest.raises(ValueError, match="cell='transformer'"):
+        architectures.get("rnn")(SHAPE, 3, cell="transformer")
+    with pytest.raises(ValueError, match="regularization_lambda=-1"):
+        architectures.get("mlp")((10,), 3, regularization_lambda=-1)
+    with pytest.raises(ValueError, match="task_type='clustering'"):
+        architectures.get("mlp")((10,), 3, task_type="clustering")
+
+
+def test_statistics_pooling_saves_and_loads_by_name(tmp_path, rng):
+    model = architectures.get("rnn")(SHAPE, 3, pooling="stats", units=8)
+    assert any(isinstance(layer, StatisticsPooling) for layer in model.layers)
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    x = rng.normal(size=(2, *SHAPE)).astype("float32")
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_statistics_pooling_values():
+    x = np.arange(12, dtype="float32").reshape(1, 3, 4)
+    out = keras.ops.convert_to_numpy(StatisticsPooling()(x))
+    np.testing.assert_allclose(out[0, :4], x[0].mean(0))
+    np.testing.assert_allclose(out[0, 4:], x[0].std(0), rtol=1e-5)

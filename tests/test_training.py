@@ -1,0 +1,266 @@
+"""Training options, generator mode, transfer learning, prediction and embeddings."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tests.conftest import ROOT, run_script, tiny_store, write_config, write_script
+from xval import Experiment
+from xval.config import load_config
+from xval.errors import ParameterError
+from xval.params import resolve
+from xval.training import run_fold
+
+DEFAULTS = load_config(ROOT / "config.ini").training
+
+
+def job(store, tmp_path, generator=False, fold=0, **params):
+    spec = {"architecture": "example_cnn", "reshaping_type": "conv", "comment_1": "",
+            "comment_2": "", "filters": 4, "epochs": 3, "patience": 3, "batch_size": 16}
+    spec.update(params)
+    task = store.task_type
+    return {"instance": 1, "fold": fold, "task_type": task, "generator": generator,
+            "store": str(store.path), "params": resolve(1, spec, training_defaults=DEFAULTS,
+                                                        task_type=task),
+            "items": {"train": ["item0", "item1", "item2", "item3"], "val": ["item4"],
+                      "test": ["item5"]},
+            "model_path": str(tmp_path / f"m_{generator}_{fold}.keras"),
+            "log_dir": str(tmp_path / "logs")}
+
+
+def test_generator_matches_in_memory(store, tmp_path):
+    a = run_fold(job(store, tmp_path, generator=False))
+    b = run_fold(job(store, tmp_path, generator=True))
+    for split in ("train", "val", "test"):
+        for name in ("loss", "accuracy", "f1"):
+            assert a["metrics"][split][name] == pytest.approx(b["metrics"][split][name],
+                                                              abs=1e-4)
+    np.testing.assert_allclose(a["history"]["loss"], b["history"]["loss"], rtol=1e-4)
+
+
+def test_generator_workers(store, tmp_path):
+    result = run_fold(job(store, tmp_path, generator=True, generator_workers=2))
+    assert result["status"] == "ok"
+
+
+def test_clip_level_metrics_average_segment_logits(store, tmp_path):
+    result = run_fold(job(store, tmp_path))
+    clip = result["clip_metrics"]["test"]
+    seg = result["metrics"]["test"]
+    assert np.asarray(clip["confusion_matrix"]).sum() * 2 == \
+        np.asarray(seg["confusion_matrix"]).sum()  # two segments per clip
+
+
+def test_save_model_metric_direction_picks_best_epoch(store, tmp_path):
+    result = run_fold(job(store, tmp_path, epochs=5, patience=5,
+                          save_model_metric="val_accuracy"))
+    curve = result["history"]["val_accuracy"]
+    assert result["monitor_mode"] == "max"
+    assert curve[result["best_epoch"] - 1] == max(curve)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd", "rmsprop"])
+def test_optimizers_train(store, tmp_path, optimizer):
+    result = run_fold(job(store, tmp_path, optimizer=optimizer, epochs=2))
+    assert result["status"] == "ok" and np.isfinite(result["history"]["loss"]).all()
+
+
+def test_lr_schedules(store, tmp_path):
+    plateau = run_fold(job(store, tmp_path, lr_schedule="plateau", epochs=6, patience=6,
+                           learning_rate=0.05))
+    assert "learning_rate" in plateau["history"]
+    cosine = run_fold(job(store, tmp_path, lr_schedule="cosine", epochs=2))
+    assert cosine["status"] == "ok"
+
+
+def test_class_weights_balance_imbalanced_labels(config, tmp_path):
+    from xval.data import balanced_weights
+
+    y = np.array([0, 0, 0, 1])
+    w = balanced_weights(y)
+    assert w.tolist() == pytest.approx([2 / 3, 2 / 3, 2 / 3, 2.0])
+    assert (w * (y == 0)).sum() == pytest.approx((w * (y == 1)).sum())
+    store = tiny_store(config.data_dir)
+    assert run_fold(job(store, tmp_path, class_weights=True))["status"] == "ok"
+
+
+def test_mixed_precision(store, tmp_path):
+    import keras
+
+    result = run_fold(job(store, tmp_path, mixed_precision=True, epochs=2))
+    assert result["status"] == "ok"
+    model = keras.saving.load_model(tmp_path / "m_False_0.keras", compile=False)
+    policies = {layer.dtype_policy.name for layer in model.layers[-1].layers}
+    assert "mixed_float16" in policies
+    assert keras.config.dtype_policy().name == "float32"  # restored for the next job
+
+
+def test_tensorboard_logs(store, tmp_path):
+    pytest.importorskip("tensorflow")
+    run_fold(job(store, tmp_path, tensorboard=True, epochs=1))
+    assert list((tmp_path / "logs").rglob("events.out.tfevents.*"))
+
+
+def test_invalid_training_combinations():
+    base = {"architecture": "mlp", "reshaping_type": "none", "comment_1": "", "comment_2": ""}
+    with pytest.raises(ParameterError, match="lr_schedule='step'"):
+        resolve(1, {**base, "lr_schedule": "step"}, training_defaults=DEFAULTS)
+    with pytest.raises(ParameterError, match="save_model_metric='val_f1'"):
+        resolve(1, {**base, "save_model_metric": "val_f1"}, training_defaults=DEFAULTS)
+    with pytest.raises(ParameterError, match="freeze_layers=-2"):
+        resolve(1, {**base, "freeze_layers": -2, "load_model": "m.keras"},
+                training_defaults=DEFAULTS)
+
+
+TRANSFER = """
+from xval import Experiment
+
+experiment = Experiment(description="transfer", dataset="two", number=1, num_folds=3,
+                        parameters={{"epochs": 2, "batch_size": 16}}, config={config!r})
+experiment[1] = ['architecture="example_cnn"', 'reshaping_type="conv"', 'comment_1="t"',
+                 'comment_2="frozen convs"', 'filters=4']
+
+if __name__ == "__main__":
+    experiment.main()
+"""
+
+
+def test_transfer_learning_from_command_line(tmp_path):
+    import keras
+
+    config_path = write_config(tmp_path)
+    config = load_config(config_path)
+    tiny_store(config.data_dir, "tiny", n_classes=3)
+    tiny_store(config.data_dir, "two", n_classes=2, seed=5)
+    source = Experiment(description="source", dataset="tiny", number=1, num_folds=3,
+                        parameters={"epochs": 2, "batch_size": 16}, config=str(config_path))
+    source[1] = ['architecture="example_cnn"', 'reshaping_type="conv"', 'comment_1="s"',
+                 'comment_2="s"', "filters=4"]
+    source.run(config=config, out=lambda *a: None)
+    source_model = config.results_dir / "tiny" / "experiment_1" / "instance_1" / "fold_0.keras"
+    script = write_script(tmp_path, TRANSFER.format(config=str(config_path)))
+    proc = run_script(script, "--set", f"load_model={str(source_model)!r}",
+                      "--set", "freeze_layers=-1")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    target = config.results_dir / "two" / "experiment_1" / "instance_1" / "fold_0.keras"
+    old = keras.saving.load_model(source_model, compile=False)
+    new = keras.saving.load_model(target, compile=False)
+    assert new.output.shape[-1] == 2 and old.output.shape[-1] == 3  # head replaced
+    old_convs = [la for la in old.layers[-1].layers if isinstance(la, keras.layers.Conv2D)]
+    new_convs = [la for la in new.layers[-1].layers if isinstance(la, keras.layers.Conv2D)]
+    assert new_convs and all(not la.trainable for la in new_convs)
+    for a, b in zip(old_convs, new_convs):  # frozen: unchanged by training
+        np.testing.assert_array_equal(a.get_weights()[0], b.get_weights()[0])
+    params = json.loads((target.parent / "params.json").read_text())["params"]
+    assert params["freeze_layers"] == -1 and params["load_model"] == str(source_model)
+
+
+def test_transfer_learning_freeze_first_n(store, tmp_path):
+    import keras
+
+    first = run_fold(job(store, tmp_path, fold=0))
+    assert first["status"] == "ok"
+    result = run_fold(job(store, tmp_path, fold=1, load_model=str(tmp_path /
+                                                                  "m_False_0.keras"),
+                          freeze_layers=2))
+    model = keras.saving.load_model(tmp_path / "m_False_1.keras", compile=False)
+    body = [la for la in model.layers[-1].layers
+            if not isinstance(la, keras.layers.InputLayer)]
+    assert [la.trainable for la in body[:3]] == [False, False, True]
+    assert result["status"] == "ok"
+    with pytest.raises(Exception, match="freeze_layers=99 but .* has"):
+        run_fold(job(store, tmp_path, fold=2, load_model=str(tmp_path / "m_False_0.keras"),
+                     freeze_layers=99))
+
+
+@pytest.fixture(scope="module")
+def audio_experiment(tmp_path_factory):
+    """A small experiment trained on a store built from audio files."""
+    import librosa
+
+    from preprocessing import build_store, feature_params, regex_source
+
+    folder = tmp_path_factory.mktemp("audio")
+    config = load_config(write_config(folder))
+    audio = folder / "audio"
+    audio.mkdir()
+    for s, speaker in enumerate(("ann", "bob", "cat", "dan")):
+        for label, freq in (("low", 300), ("high", 1200)):
+            for k in range(4):
+                y = 0.5 * librosa.tone(freq * (1 + 0.03 * s + 0.01 * k), sr=8000,
+                                       duration=0.6)
+                sf.write(audio / f"{label}_{speaker}_{k}.wav", y, 8000)
+    rows, _ = regex_source(audio, r"(?P<label>[a-z]+)_(?P<item>[a-z]+)_\d+\.wav$")
+    params = feature_params(config, sample_rate=8000, n_fft=256, hop_length=128, n_mels=16,
+                            segment_seconds=0.25, segment_hop_seconds=0.25)
+    build_store(rows, config.data_dir / "tones", params=params, workers=1, progress=False)
+    exp = Experiment(description="tones", dataset="tones", number=1, num_folds=4,
+                     parameters={"epochs": 8, "batch_size": 8, "learning_rate": 0.01},
+                     config=str(config.path))
+    exp[1] = ['architecture="example_cnn"', 'reshaping_type="conv"', 'comment_1="a"',
+              'comment_2="b"', "filters=4"]
+    exp.run(config=config, out=lambda *a: None)
+    model = config.results_dir / "tones" / "experiment_1" / "instance_1" / "fold_0.keras"
+    return model, audio
+
+
+def test_predict_function(audio_experiment):
+    from xval.predict import predict_files
+
+    model, audio = audio_experiment
+    files = [audio / "high_ann_0.wav", audio / "low_dan_3.wav"]
+    results = predict_files(model, files)
+    assert [r["clip"]["predicted"] for r in results] == ["high", "low"]
+    for r in results:
+        assert len(r["segments"]) == 3  # 0.6 s in 0.25 s windows: 0, 0.25, tail at 0.35
+        for s in r["segments"]:
+            assert sum(s["scores"].values()) == pytest.approx(1.0)
+
+
+def test_predict_command_and_other_backend(audio_experiment):
+    model, audio = audio_experiment
+    cmd = [sys.executable, "-m", "xval", "predict", str(model), str(audio / "high_bob_1.wav"),
+           "--format", "csv"]
+    torch_out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
+                               env={**__import__("os").environ, "KERAS_BACKEND": "torch"})
+    assert torch_out.returncode == 0, torch_out.stderr
+    lines = torch_out.stdout.splitlines()
+    assert lines[0] == "file,level,start,predicted,high,low"
+    assert lines[-1].split(",")[1:4] == ["clip", "", "high"]
+    pytest.importorskip("tensorflow")
+    tf_out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
+                            env={**__import__("os").environ, "KERAS_BACKEND": "tensorflow"})
+    assert tf_out.returncode == 0, tf_out.stderr
+    a = np.array([[float(v) for v in line.split(",")[4:]] for line in lines[1:]])
+    b = np.array([[float(v) for v in line.split(",")[4:]]
+                  for line in tf_out.stdout.splitlines()[1:]])
+    np.testing.assert_allclose(a, b, atol=1e-4)  # saved under torch, predicts under TF
+
+
+def test_predict_missing_model_and_info(tmp_path, audio_experiment):
+    _, audio = audio_experiment
+    proc = subprocess.run([sys.executable, "-m", "xval", "predict", str(tmp_path / "x.keras"),
+                           str(audio / "high_bob_1.wav")], capture_output=True, text=True,
+                          cwd=ROOT)
+    assert proc.returncode == 2 and "No dataset.json found" in proc.stderr
+
+
+def test_embed_command(audio_experiment, tmp_path):
+    model, audio = audio_experiment
+    out = tmp_path / "emb.npy"
+    proc = subprocess.run([sys.executable, "-m", "xval", "embed", str(model),
+                           str(audio / "high_ann_0.wav"), str(audio / "low_ann_0.wav"),
+                           "--layer", "global_average_pooling2d", "--out", str(out)],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    emb = np.load(out)
+    assert emb.shape == (6, 8)  # 3 segments per file, 2 * filters channels
+    assert (tmp_path / "emb.csv").read_text().splitlines()[0] == "file,segment,start"
+    bad = subprocess.run([sys.executable, "-m", "xval", "embed", str(model),
+                          str(audio / "high_ann_0.wav"), "--layer", "nope", "--out",
+                          str(out)], capture_output=True, text=True, cwd=ROOT)
+    assert bad.returncode == 2 and "No layer named 'nope'" in bad.stderr
