@@ -1,0 +1,6 @@
+"""Audio augmentation with audiomentations: pipelines and the `IN OUT N` command."""
+
+from augmentation.command import augment_folder
+from augmentation.pipeline import Augmenter, augmenter_from_config, build_pipeline
+
+__all__ = ["Augmenter", "augment_folder", "augmenter_from_config", "build_pipeline"]

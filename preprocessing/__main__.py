@@ -51,6 +51,8 @@ def _common(p, needs_out=True):
     p.add_argument("--augment", type=int, default=0, metavar="N",
                    help="add N augmented versions of every file, marked augmented "
                         "(training only)")
+    p.add_argument("--noise-dir", help="with --augment: folder of background noises")
+    p.add_argument("--ir-dir", help="with --augment: folder of impulse responses")
     p.add_argument("--no-progress", action="store_true")
     for key in FEATURE_KEYS:
         flag = "--" + key.replace("_", "-")
@@ -139,7 +141,8 @@ def main(argv=None):
             if args.augment:
                 from augmentation import augmenter_from_config
 
-                augmenter = augmenter_from_config(config)
+                augmenter = augmenter_from_config(config, noise_dir=args.noise_dir,
+                                                  ir_dir=args.ir_dir)
             store, summary = build_store(
                 rows, out, params=params, workers=workers, strict=args.strict,
                 overwrite=args.overwrite, task_type=args.task_type, skipped=skipped,

@@ -1,0 +1,126 @@
+"""Augmenting a folder of recordings: `python -m augmentation IN OUT N`."""
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from augmentation.pipeline import Augmenter, build_pipeline, seed_for
+from preprocessing.audio import AUDIO_EXTENSIONS
+from xval.errors import ConfigurationError, DatasetError
+
+
+def output_names(relative, n):
+    """Output paths of one input: the normalised original and N augmented versions."""
+    stem = relative.with_suffix("")
+    return [stem.with_name(stem.name + "_original.wav")] + [
+        stem.with_name(f"{stem.name}_aug{k:02d}.wav") for k in range(1, n + 1)]
+
+
+def check_folders(in_dir, out_dir, n):
+    """Checks the command's arguments before anything is written.
+
+    Raises:
+        ConfigurationError: for a missing IN, OUT inside IN (or IN inside OUT), N < 0.
+    """
+    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+        raise ConfigurationError(f"N={n!r}: expected the number of augmented versions, >= 0.")
+    in_dir = Path(in_dir).resolve()
+    out_dir = Path(out_dir).resolve()
+    if not in_dir.is_dir():
+        raise ConfigurationError(f"IN folder {str(in_dir)!r} does not exist or is not a folder.")
+    if out_dir == in_dir or in_dir in out_dir.parents:
+        raise ConfigurationError(
+            f"OUT {str(out_dir)!r} is inside IN {str(in_dir)!r}; IN is never written to. "
+            "Choose an OUT folder outside IN."
+        )
+    if out_dir in in_dir.parents:
+        raise ConfigurationError(
+            f"IN {str(in_dir)!r} is inside OUT {str(out_dir)!r}; choose a separate OUT folder."
+        )
+    return in_dir, out_dir
+
+
+def _one(task):
+    path, relative, out_dir, n, seed, augmenter = task
+    try:
+        y, sr = sf.read(path, dtype="float32", always_2d=True)
+        y = y.mean(axis=1)
+        if y.size == 0:
+            raise ValueError("no samples")
+    except Exception as e:  # decoders raise many types; the file is listed as skipped
+        return {"path": str(path), "error": f"{type(e).__name__}: {e}"}
+    peak = float(np.max(np.abs(y)))
+    if peak > 0:
+        y = y / peak
+    names = output_names(Path(relative), n)
+    target = Path(out_dir)
+    (target / names[0]).parent.mkdir(parents=True, exist_ok=True)
+    sf.write(target / names[0], y, sr, subtype="PCM_16")
+    seconds = len(y) / sr
+    for k, name in enumerate(names[1:], start=1):
+        out = augmenter(y, sr, seed_for(seed, str(relative), k))
+        sf.write(target / name, out, sr, subtype="PCM_16")
+        seconds += len(out) / sr
+    return {"path": str(path), "written": len(names), "seconds": seconds}
+
+
+def augment_folder(in_dir, out_dir, n, *, params, seed=0, noise_dir=None, ir_dir=None,
+                   workers=0, progress=True):
+    """Writes a peak-normalised copy and N augmented versions of every file under IN.
+
+    Args:
+        in_dir: folder of recordings (never written to).
+        out_dir: output folder; relative folders are kept.
+        n: augmented versions per file.
+        params: `[augmentation]` probabilities and ranges.
+        seed: base seed; the same seed gives identical files. Defaults to `0`.
+        noise_dir: folder of background noises, or `None` for coloured noise.
+        ir_dir: folder of impulse responses, or `None` for a simulated room.
+        workers: processes; 0 means all cores. Defaults to `0`.
+        progress: show a progress bar. Defaults to `True`.
+
+    Returns:
+        dict with `files`, `written`, `seconds` (audio written) and `skipped`.
+
+    Raises:
+        ConfigurationError: for bad arguments, before anything is written.
+        DatasetError: when IN holds no audio file.
+    """
+    from tqdm import tqdm
+
+    in_dir, out_dir = check_folders(in_dir, out_dir, n)
+    augmenter = Augmenter(params, noise_dir=noise_dir, ir_dir=ir_dir)
+    if n:  # bad noise or impulse-response folders fail here, before anything is written
+        build_pipeline(augmenter.params, noise_dir=noise_dir, ir_dir=ir_dir)
+    files = sorted(p for p in in_dir.rglob("*") if p.is_file()
+                   and p.suffix.lower() in AUDIO_EXTENSIONS)
+    if not files:
+        raise DatasetError(f"No audio files found under {in_dir}.")
+    tasks = [(str(p), str(p.relative_to(in_dir)), str(out_dir), n, seed, augmenter)
+             for p in files]
+    workers = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = {"files": 0, "written": 0, "seconds": 0.0, "skipped": []}
+    if workers == 1:
+        results = map(_one, tasks)
+        pool = None
+    else:
+        pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
+        results = pool.map(_one, tasks, chunksize=max(1, len(tasks) // (workers * 8)))
+    try:
+        for result in tqdm(results, total=len(tasks), disable=not progress, unit="file",
+                           desc="augment"):
+            if "error" in result:
+                summary["skipped"].append({"path": result["path"], "reason": result["error"]})
+                continue
+            summary["files"] += 1
+            summary["written"] += result["written"]
+            summary["seconds"] += result["seconds"]
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    return summary
