@@ -42,6 +42,30 @@ def test_generator_matches_in_memory(store, tmp_path):
     np.testing.assert_allclose(a["history"]["loss"], b["history"]["loss"], rtol=1e-4)
 
 
+def test_saved_model_is_the_best_epoch(store, tmp_path):
+    import keras
+    import pandas as pd
+
+    from xval.data import fold_rows
+    from xval.metrics import softmax
+
+    spec = job(store, tmp_path, epochs=6, patience=6)
+    spec["predictions_path"] = str(tmp_path / "pred.csv")
+    result = run_fold(spec)
+    best = result["best_epoch"]
+    # The evaluated model is the best epoch's: its validation loss is that epoch's.
+    assert result["metrics"]["val"]["loss"] == pytest.approx(
+        result["history"]["val_loss"][best - 1], rel=1e-3)
+    assert result["history"]["val_loss"][best - 1] == min(result["history"]["val_loss"])
+    # ...and the saved file is that model: it reproduces the written predictions.
+    model = keras.saving.load_model(spec["model_path"], compile=False, safe_mode=True)
+    rows = fold_rows(store, spec["items"])["test"]
+    probs = softmax(model.predict(np.asarray(store.features[rows]), verbose=0))
+    table = pd.read_csv(tmp_path / "pred.csv")
+    np.testing.assert_allclose(probs, table[[f"p_{c}" for c in store.classes]], atol=2e-6)
+    assert not list(tmp_path.glob("*.partial.keras"))
+
+
 def test_generator_workers(store, tmp_path):
     result = run_fold(job(store, tmp_path, generator=True, generator_workers=2))
     assert result["status"] == "ok"

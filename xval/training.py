@@ -194,11 +194,14 @@ def run_fold(job):
     model_path = Path(job["model_path"])
     model_path.parent.mkdir(parents=True, exist_ok=True)
     partial = model_path.with_name(model_path.stem + ".partial.keras")
-    callbacks = [
-        keras.callbacks.ModelCheckpoint(partial, monitor=monitor, mode=mode,
-                                        save_best_only=True),
-        keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=params["patience"]),
-    ]
+    # EarlyStopping keeps the best epoch's weights in memory and restores them when
+    # training ends (Keras 3 restores even when no early stop happened); the best model is
+    # then saved once, atomically. A ModelCheckpoint would write a .keras file at every
+    # improving epoch, which costs more than the training of a small model.
+    stopper = keras.callbacks.EarlyStopping(monitor=monitor, mode=mode,
+                                            patience=params["patience"],
+                                            restore_best_weights=True)
+    callbacks = [stopper]
     if params["lr_schedule"] == "plateau":
         callbacks.append(keras.callbacks.ReduceLROnPlateau(
             monitor=monitor, mode=mode, factor=0.5, patience=max(1, params["patience"] // 2)))
@@ -208,18 +211,19 @@ def run_fold(job):
     history = model.fit(train_data, validation_data=val_data, epochs=params["epochs"],
                         callbacks=callbacks, verbose=params["verbose"])
     fit_seconds = time.perf_counter() - t_fit
-    if not partial.exists():
-        raise TrainingError(
-            f"Fold {fold}: no epoch produced a finite {monitor}, so no model was saved "
-            "(training diverged?). Try a lower learning_rate."
-        )
-    os.replace(partial, model_path)
     hist = {k: [float(v) for v in values] for k, values in history.history.items()}
     curve = np.asarray(hist[monitor], dtype=float)
+    if not np.isfinite(curve).any():
+        raise TrainingError(
+            f"Fold {fold}: no epoch produced a finite {monitor}, so there is no best model "
+            "(training diverged?). Try a lower learning_rate."
+        )
     curve = np.where(np.isfinite(curve), curve, np.inf if mode == "min" else -np.inf)
     best_epoch = int(np.argmin(curve) if mode == "min" else np.argmax(curve)) + 1
+    model.save(partial)
+    os.replace(partial, model_path)
     t_eval = time.perf_counter()
-    best = keras.saving.load_model(model_path, compile=False, safe_mode=True)
+    best = model  # the best epoch's weights, restored by EarlyStopping and saved above
     outputs, result_metrics, clip_metrics = {}, {}, {}
     clips = store.clips
     multi_segment = len(np.unique(clips[rows["test"]])) < len(rows["test"])
