@@ -39,5 +39,6 @@ lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check .
 
 bench: $(VENV)/.installed-test
-	$(PY) benchmarks/feature_extraction.py
-	$(PY) benchmarks/engine_overhead.py
+	$(PY) -m benchmarks.feature_extraction
+	$(PY) -m benchmarks.engine_overhead
+	$(PY) -m benchmarks.augmentation

@@ -14,7 +14,6 @@ if __name__ == "__main__":
 ```
 """
 
-import inspect
 import os
 import shutil
 import sys
@@ -118,7 +117,7 @@ class Experiment:
         self.n_repeats = _check("n_repeats", n_repeats, int)
         self.config_path = config
         self.instances = {}
-        caller = inspect.stack()[1].filename
+        caller = sys._getframe(1).f_code.co_filename  # the experiment script
         self.script = caller if caller and Path(caller).is_file() else None
 
     def __setitem__(self, instance_id, spec):
@@ -392,7 +391,7 @@ class Experiment:
                     "predictions_path": str(inst_dir / f"predictions_fold_{i}.csv"),
                     "log_dir": str(inst_dir / "logs" / f"fold_{i}"),
                 } for i in todo]
-            failed = set()
+            failed, finished = set(), set()
             remaining = {k: len(v) for k, v in jobs_by_instance.items()}
 
             def job_stream():
@@ -420,17 +419,20 @@ class Experiment:
                     out(f"instance {k} fold {i}: FAILED: {result['message']}")
                     atomic_write_text(inst_dir / "error.txt", result.get("traceback", "")
                                       or result["message"])
-                if remaining[k] == 0 or result["status"] != "ok":
+                if (remaining[k] == 0 or result["status"] != "ok") and k not in finished:
+                    finished.add(k)
                     self._finish_instance(inst_dir, n_folds, summarize, atomic_write_json,
                                           read_json)
                     self._rebuild_report(exp_dir, config, out)
             for k in jobs_by_instance:
-                self._finish_instance(exp_dir / f"instance_{k}", n_folds, summarize,
-                                      atomic_write_json, read_json)
+                if k not in finished:
+                    self._finish_instance(exp_dir / f"instance_{k}", n_folds, summarize,
+                                          atomic_write_json, read_json)
         finally:
             for instance_lock in held:
                 instance_lock.release()
-        self._rebuild_report(exp_dir, config, out)
+        if not jobs_by_instance or set(jobs_by_instance) - finished:
+            self._rebuild_report(exp_dir, config, out)
         results = ExperimentResults(exp_dir)
         failed_ids = [k for k in plan["resolved"] if k in results.instances
                       and results[k].status == "failed"]

@@ -28,13 +28,14 @@ def classification_metrics(y_true, logits, n_classes):
     log_probs = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
     y_pred = logits.argmax(axis=1)
     labels = list(range(n_classes))
-    kwargs = {"labels": labels, "average": "macro", "zero_division": 0}
+    precision, recall, f1, _ = skm.precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, average="macro", zero_division=0)
     return {
         "loss": float(-log_probs[np.arange(len(y_true)), y_true].mean()),
         "accuracy": float(skm.accuracy_score(y_true, y_pred)),
-        "f1": float(skm.f1_score(y_true, y_pred, **kwargs)),
-        "precision": float(skm.precision_score(y_true, y_pred, **kwargs)),
-        "recall": float(skm.recall_score(y_true, y_pred, **kwargs)),
+        "f1": float(f1),
+        "precision": float(precision),
+        "recall": float(recall),
         "confusion_matrix": skm.confusion_matrix(y_true, y_pred, labels=labels).tolist(),
     }
 

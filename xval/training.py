@@ -228,7 +228,7 @@ def run_fold(job):
     clips = store.clips
     multi_segment = len(np.unique(clips[rows["test"]])) < len(rows["test"])
     for key in ("train", "val", "test"):
-        outputs[key] = _predict(best, *source[key], max(batch_size, 256))
+        outputs[key] = _predict(best, *source[key], max(batch_size, 1024))
         y = targets[rows[key]]
         result_metrics[key] = M.compute(task_type, y, outputs[key], n_outputs)
         if multi_segment:

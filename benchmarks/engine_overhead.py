@@ -1,0 +1,124 @@
+"""Engine overhead: the same k-fold training run by the engine and by a hand-written loop.
+
+(a) `Experiment.run` (inline executor), everything included: folds, normalisation,
+    training, saving the best model, evaluation on train/validation/test, predictions,
+    summaries, plots, the workbook, the code snapshot.
+(b) scikit-learn `GroupKFold` plus `model.fit` with early stopping on validation items,
+    the same model, data, epochs and batch size, and `model.evaluate` on the test items.
+Runs alternate (a, b, a, b, ...); the ratio is of medians. Target: <= 1.05.
+Then generator vs in-memory training throughput (rows x epochs / fit seconds), target >= 0.9.
+
+    python -m benchmarks.engine_overhead [--repeats 3] [--epochs 30]
+"""
+
+import argparse
+import json
+import os
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+from benchmarks._common import ROOT, median, timed  # noqa: E402
+
+ARCH = {"architecture": "example_cnn", "reshaping_type": "conv", "comment_1": "bench",
+        "comment_2": "", "filters": 16}
+
+
+def engine_run(config, store_dir, folder, epochs, batch, generator=False):
+    from xval import Experiment
+
+    config = config.replace(paths={"data_dir": str(store_dir), "results_dir": str(folder)})
+    exp = Experiment(description="bench", dataset="demo", number=1, num_folds=4,
+                     generator=generator,
+                     parameters={"epochs": epochs, "patience": epochs, "batch_size": batch})
+    exp[1] = ARCH
+    outcome = exp.run(config=config, out=lambda *a: None)
+    assert outcome.exit_code == 0
+    folds = [json.loads(p.read_text()) for p in
+             sorted((Path(folder) / "demo" / "experiment_1" / "instance_1").glob("fold_*.json"))]
+    fit = sum(f["timings"]["fit_seconds"] for f in folds)
+    rows = sum(f["n_rows"]["train"] * f["epochs_run"] for f in folds)
+    return rows / fit
+
+
+def hand_loop(store, epochs, batch):
+    import keras
+    from sklearn.model_selection import GroupKFold, GroupShuffleSplit
+
+    from xval.config import load_config
+    from xval.params import resolve
+    from xval.training import build_model
+
+    params = resolve(1, ARCH, training_defaults=load_config(ROOT / "config.ini").training)
+    x = np.asarray(store.features, dtype=np.float32)
+    y = store.targets
+    groups = store.items
+    scores = []
+    for fold, (train_val, test) in enumerate(GroupKFold(4).split(x, y, groups)):
+        inner = GroupShuffleSplit(1, test_size=1, random_state=fold)
+        train, val = next(inner.split(train_val, groups=groups[train_val]))
+        train, val = train_val[train], train_val[val]
+        keras.utils.set_random_seed(fold)
+        mean = x[train].reshape(-1, x.shape[-1]).mean(0)
+        var = x[train].reshape(-1, x.shape[-1]).var(0)
+        model = build_model(params, x.shape[1:], len(store.classes), "classification", mean, var)
+        model.compile(optimizer=keras.optimizers.Adam(1e-3),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=["accuracy"])
+        model.fit(x[train], y[train], validation_data=(x[val], y[val]), epochs=epochs,
+                  batch_size=batch, verbose=0,
+                  callbacks=[keras.callbacks.EarlyStopping(patience=epochs,
+                                                           restore_best_weights=True)])
+        scores.append(model.evaluate(x[test], y[test], verbose=0)[1])
+        keras.backend.clear_session()
+    return float(np.mean(scores))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=30, help="config.ini's default")
+    parser.add_argument("--batch-size", type=int, default=32)
+    args = parser.parse_args()
+    import keras
+
+    from preprocessing.demo import build_demo
+    from xval.config import load_config
+
+    config = load_config(ROOT / "config.ini")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        store, _ = build_demo(tmp / "data", workers=1, progress=False)
+        print(f"backend {keras.backend.backend()}, demo store {store.features.shape}, "
+              f"4 folds x {args.epochs} epochs, batch {args.batch_size}")
+        engine_run(config, tmp / "data", tmp / "warm", 1, args.batch_size)  # imports, kernels
+        hand_loop(store, 1, args.batch_size)
+        t_engine, t_hand, mem, gen = [], [], [], []
+        for r in range(args.repeats):
+            t, _ = timed(engine_run, config, tmp / "data", tmp / f"e{r}", args.epochs,
+                         args.batch_size)
+            t_engine.append(t)
+            t, _ = timed(hand_loop, store, args.epochs, args.batch_size)
+            t_hand.append(t)
+            print(f"  repeat {r}: engine {t_engine[-1]:.2f}s, hand loop {t_hand[-1]:.2f}s")
+        ratio = median(t_engine) / median(t_hand)
+        print(f"engine / hand-written loop wall time: {ratio:.3f} (median {median(t_engine):.2f}s "
+              f"vs {median(t_hand):.2f}s; target <= 1.05: {'met' if ratio <= 1.05 else 'NOT met'})")
+        print(f"engine's extra work (saving 4 models, evaluating 3 splits, predictions, plots, "
+              f"workbook, snapshot): {median(t_engine) - median(t_hand):.2f}s per instance")
+        for r in range(args.repeats):
+            mem.append(engine_run(config, tmp / "data", tmp / f"m{r}", args.epochs,
+                                  args.batch_size, generator=False))
+            gen.append(engine_run(config, tmp / "data", tmp / f"g{r}", args.epochs,
+                                  args.batch_size, generator=True))
+        tp = median(gen) / median(mem)
+        print(f"generator / in-memory training throughput: {tp:.3f} ({median(gen):.0f} vs "
+              f"{median(mem):.0f} rows/s; target >= 0.9: {'met' if tp >= 0.9 else 'NOT met'})")
+
+
+if __name__ == "__main__":
+    main()
