@@ -16,6 +16,7 @@ import numpy as np
 
 from benchmarks._common import SHARED, cores, timed, warm_file_cache
 from preprocessing import build_store, feature_params, regex_source
+from preprocessing.features import segment
 from preprocessing.sources import FSDD_PATTERN, RAVDESS_EMOTIONS, RAVDESS_PATTERN
 
 RECIPES = {
@@ -29,18 +30,14 @@ RECIPES = {
 def plain_loop(paths, p):
     """What a researcher writes by hand: one process, librosa all the way."""
     out = []
-    win = int(round(p["segment_seconds"] * p["sample_rate"]))
-    hop = int(round(p["segment_hop_seconds"] * p["sample_rate"]))
     for path in paths:
         y, sr = librosa.load(path, sr=p["sample_rate"], mono=True)
         y = y / max(np.abs(y).max(), 1e-9)
-        if len(y) < win:
-            y = np.pad(y, (0, win - len(y)))
-        starts = list(range(0, len(y) - win + 1, hop))
-        if starts[-1] + win < len(y):
-            starts.append(len(y) - win)
-        for s in starts:
-            S = librosa.feature.melspectrogram(y=y[s:s + win], sr=sr, n_fft=p["n_fft"],
+        # The same windows as the project (plain numpy slicing), each one featurised alone.
+        windows, _ = segment(y, sample_rate=sr, segment_seconds=p["segment_seconds"],
+                             hop_seconds=p["segment_hop_seconds"], grid=p["hop_length"])
+        for w in windows:
+            S = librosa.feature.melspectrogram(y=w, sr=sr, n_fft=p["n_fft"],
                                                hop_length=p["hop_length"], n_mels=p["n_mels"],
                                                fmin=p["fmin"], fmax=p["fmax"])
             out.append(librosa.power_to_db(S, ref=1.0, top_db=None, amin=1e-10).T)

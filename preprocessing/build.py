@@ -77,20 +77,65 @@ def extract_file(path, params, augmenter=None, versions=0, seed=0):
     for v in range(versions):
         signals.append(augmenter(y, params["sample_rate"], seed + v))
     feats, starts, version = [], [], []
+    frames = feature_shape(params)[0]
     for v, signal in enumerate(signals):
+        hop = params["hop_length"]
         segments, seg_starts = segment(signal, sample_rate=params["sample_rate"],
                                        segment_seconds=params["segment_seconds"],
-                                       hop_seconds=params["segment_hop_seconds"])
+                                       hop_seconds=params["segment_hop_seconds"], grid=hop)
+        whole = compute_features(signal, **params) if len(segments) > 1 else None
         for seg, start in zip(segments, seg_starts):
-            feats.append(compute_features(seg, **params))
-            starts.append(float(start))
-            version.append(v)
+            first = int(round(start * params["sample_rate"])) // hop
+            if whole is not None and first + frames <= len(whole):
+                # Overlapping segments share frames: the signal is computed once and each
+                # segment takes its frames (starts are on the frame grid; only the
+                # centre-padded edge frames differ: they see the real neighbouring audio).
+                feats.append(whole[first:first + frames])
+            else:
+                feats.append(compute_features(seg, **params))
+        starts += [float(start) for start in seg_starts]
+        version += [v] * len(seg_starts)
     return {"features": np.stack(feats), "starts": starts, "version": version,
             "duration": len(y) / params["sample_rate"], "orig_sr": orig_sr}
 
 
 def _task(args):
     return extract_file(*args)
+
+
+def _pool_context(params):
+    """`fork` when it is safe, so workers start with librosa imported and warm; else
+    `forkserver`.
+
+    Forking a process that runs threads (a deep-learning framework, a BLAS pool already
+    busy) can deadlock the children, so fork only from a single-threaded process without
+    torch, TensorFlow or JAX loaded.
+    """
+    import sys
+    import threading
+
+    frameworks = {"torch", "tensorflow", "jax"} & set(sys.modules)
+    # tqdm's monitor is a sleeping daemon thread that holds no lock a child could inherit.
+    others = [t for t in threading.enumerate()
+              if t is not threading.main_thread() and not t.name.startswith("tqdm_monitor")]
+    if not others and not frameworks and "fork" in _methods():
+        compute_features(np.zeros(int(params["sample_rate"] * 0.1), np.float32), **params)
+        return get_context("fork")
+    return get_context("forkserver" if "forkserver" in _methods() else "spawn")
+
+
+def _methods():
+    from multiprocessing import get_all_start_methods
+
+    return get_all_start_methods()
+
+
+def _init_worker():
+    """One BLAS/OpenMP thread per worker process: the processes are the parallelism, and
+    OpenBLAS threads spinning in every worker would fight over the cores."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
 
 
 def _file_seed(seed, clip):
@@ -161,7 +206,8 @@ def build_store(rows, out, *, params, workers=0, strict=False, overwrite=False,
                 results = map(_task, tasks)
                 pool = None
             else:
-                pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
+                pool = ProcessPoolExecutor(workers, mp_context=_pool_context(params),
+                                           initializer=_init_worker)
                 results = pool.map(_task, tasks, chunksize=max(1, min(16, len(tasks) //
                                                                         (workers * 8) or 1)))
             try:

@@ -1,5 +1,7 @@
 """Time-frequency features with librosa, oriented `(time, frequency)`."""
 
+from functools import lru_cache
+
 import numpy as np
 
 FEATURES = ("stft", "mel", "mfcc", "cqt")
@@ -43,17 +45,19 @@ def compute_features(y, *, sample_rate, feature="mel", compression="db", power_e
             f"compression={compression!r}: expected one of {', '.join(COMPRESSIONS)}."
         )
     y = np.asarray(y, dtype=np.float32)
+    if feature in ("mel", "mfcc"):
+        # librosa.feature.melspectrogram, with the filterbank built once per setting
+        # instead of once per segment (a fifth of the time on short segments).
+        power_spec = np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop_length)) ** 2
+        mel = _mel_basis(sample_rate, n_fft, n_mels, fmin, fmax) @ power_spec
     if feature == "mfcc":
-        S = librosa.feature.mfcc(y=y, sr=sample_rate, n_mfcc=n_mfcc, n_fft=n_fft,
-                                 hop_length=hop_length, n_mels=n_mels, fmin=fmin, fmax=fmax)
+        S = librosa.feature.mfcc(S=librosa.power_to_db(mel), sr=sample_rate, n_mfcc=n_mfcc)
     else:
         if feature == "stft":
             S = np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop_length))
             power = 1.0
         elif feature == "mel":
-            S = librosa.feature.melspectrogram(y=y, sr=sample_rate, n_fft=n_fft,
-                                               hop_length=hop_length, n_mels=n_mels,
-                                               fmin=fmin, fmax=fmax)
+            S = mel
             power = 2.0
         else:
             S = np.abs(librosa.cqt(y, sr=sample_rate, hop_length=hop_length, fmin=fmin,
@@ -69,17 +73,27 @@ def compute_features(y, *, sample_rate, feature="mel", compression="db", power_e
     return np.ascontiguousarray(S.T, dtype=dtype)
 
 
-def segment(y, *, sample_rate, segment_seconds, hop_seconds):
+@lru_cache(maxsize=16)
+def _mel_basis(sample_rate, n_fft, n_mels, fmin, fmax):
+    import librosa
+
+    return librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
+
+
+def segment(y, *, sample_rate, segment_seconds, hop_seconds, grid=1):
     """Cuts a signal into fixed windows; a short signal is zero-padded to one window.
 
-    The last window is aligned with the end of the signal when the regular hops miss the
-    tail, and never repeats a window already taken.
+    When the regular hops miss the tail, one more window covers it (ending within `grid`
+    samples of the end), and no window is ever repeated. Starts fall on multiples of
+    `grid` (the feature hop), so that the features of overlapping windows are exact slices
+    of the features of the whole signal.
 
     Args:
         y: `np.ndarray [shape=(n,)]`.
         sample_rate: rate of `y` in Hz.
         segment_seconds: window length in seconds.
-        hop_seconds: hop between windows in seconds.
+        hop_seconds: hop between windows in seconds (rounded to a multiple of `grid`).
+        grid: starts are multiples of this many samples. Defaults to `1`.
 
     Returns:
         `(segments, starts)`: `np.ndarray [shape=(k, window)]` and the start of each
@@ -91,13 +105,15 @@ def segment(y, *, sample_rate, segment_seconds, hop_seconds):
         )
     window = max(1, int(round(segment_seconds * sample_rate)))
     hop = max(1, int(round(hop_seconds * sample_rate)))
+    hop = max(grid, int(round(hop / grid)) * grid)
     if len(y) <= window:
         padded = np.zeros(window, dtype=y.dtype)
         padded[: len(y)] = y
         return padded[None], np.array([0.0])
     starts = list(range(0, len(y) - window + 1, hop))
-    if starts[-1] + window < len(y):
-        starts.append(len(y) - window)
+    tail = (len(y) - window) // grid * grid
+    if tail > starts[-1]:
+        starts.append(tail)
     segments = np.stack([y[s: s + window] for s in starts])
     return segments, np.asarray(starts, dtype=float) / sample_rate
 

@@ -73,6 +73,19 @@ def test_compute_features_compressions_differ(params):
     assert out["db"].max() <= 60 and out["db"].min() < 0
 
 
+@pytest.mark.parametrize("feature", ["mel", "mfcc"])
+def test_compute_features_match_librosa(params, feature, rng):
+    y = rng.normal(0, 0.1, SR // 2).astype(np.float32)
+    kw = {"sr": SR, "n_fft": 256, "hop_length": 128, "n_mels": 24, "fmin": 50.0}
+    if feature == "mel":
+        expected = librosa.power_to_db(librosa.feature.melspectrogram(y=y, **kw), ref=1.0,
+                                       top_db=None, amin=1e-10)
+    else:
+        expected = librosa.feature.mfcc(y=y, n_mfcc=20, **kw)
+    got = compute_features(y, **{**params, "feature": feature})
+    np.testing.assert_allclose(got, expected.T, rtol=1e-4, atol=1e-3)
+
+
 def test_compute_features_float16(params):
     assert compute_features(tone(seconds=0.5), **{**params, "dtype": "float16"}).dtype \
         == np.float16
@@ -101,6 +114,33 @@ def test_segment_hops_and_tail_without_duplicates():
                            segment_seconds=0.5, hop_seconds=0.25)
     assert starts.tolist() == [0.0, 0.25, 0.5]  # the end is covered: no extra tail
     assert len({tuple(s) for s in segs}) == len(segs)
+
+
+def test_extract_file_slices_frames_like_per_segment_features(tmp_path, params, rng):
+    from preprocessing.build import extract_file
+
+    y = (0.3 * rng.normal(size=int(1.3 * SR))).astype(np.float32)
+    sf.write(tmp_path / "x.wav", y, SR, subtype="FLOAT")
+    p = {**params, "peak_normalize": False}
+    result = extract_file(tmp_path / "x.wav", p)
+    segments, starts = segment(y, sample_rate=SR, segment_seconds=0.5, hop_seconds=0.25,
+                               grid=128)
+    assert len(segments) == 5 and all(round(s * SR) % 128 == 0 for s in starts)
+    assert result["starts"] == starts.tolist() and len(result["features"]) == len(segments)
+    for feats, seg in zip(result["features"], segments):
+        alone = compute_features(seg, **p)
+        assert feats.shape == alone.shape == feature_shape(p)
+        # Away from the segment's edges (centre padding), the frames are the same.
+        np.testing.assert_allclose(feats[3:-3], alone[3:-3], rtol=1e-4, atol=1e-3)
+
+
+def test_segment_starts_on_grid_and_tail_close_to_end():
+    y = np.arange(1100, dtype=np.float32)
+    segs, starts = segment(y, sample_rate=1000, segment_seconds=0.5, hop_seconds=0.25, grid=64)
+    samples = [round(s * 1000) for s in starts]
+    assert samples == [0, 256, 512, 576] and all(s % 64 == 0 for s in samples)
+    assert 1100 - (samples[-1] + 500) < 64  # the tail ends within one grid step of the end
+    assert len(set(samples)) == len(samples)
 
 
 def test_segment_bad_values():
@@ -362,3 +402,36 @@ def test_realdata_ravdess_recipe(tmp_path):
     clips = store.meta.drop_duplicates("clip")
     assert (clips["label"] == "neutral").sum() == 96  # 4 neutral clips per actor
     assert clips.groupby("item").size().eq(60).all()
+
+
+def test_recipe_speaker_id_layout(tmp_path):
+    root = tmp_path / "voxceleb" / "wav"
+    for speaker in ("id001", "id002"):
+        for context in ("ctxA", "ctxB"):
+            folder = root / speaker / f"{speaker}_{context}"
+            folder.mkdir(parents=True)
+            for k in range(2):
+                sf.write(folder / f"{k:05d}.wav", tone(200 + 100 * k), SR)
+    _cli("regex", str(root), "--pattern", "speaker-id", "--out", str(tmp_path / "vox"),
+         "--sample-rate", "8000")
+    store = FeatureStore(tmp_path / "vox")
+    assert store.classes == ["id001", "id002"]  # labels are speakers
+    assert sorted(set(store.items)) == ["id001_ctxA", "id001_ctxB", "id002_ctxA", "id002_ctxB"]
+
+
+def test_recipe_esc50_manifest(tmp_path):
+    audio = tmp_path / "ESC-50" / "audio"
+    audio.mkdir(parents=True)
+    records = []
+    for k in range(6):
+        name = f"{k % 3 + 1}-{100 + k}-A-{k}.wav"
+        sf.write(audio / name, tone(300 + 50 * k), SR)
+        records.append({"filename": name, "fold": str(k % 3 + 1), "target": str(k % 2),
+                        "category": ["dog", "rain"][k % 2], "src_file": str(100 + k)})
+    (tmp_path / "ESC-50" / "meta").mkdir()
+    pd.DataFrame(records).to_csv(tmp_path / "ESC-50" / "meta" / "esc50.csv", index=False)
+    _cli("manifest", str(tmp_path / "ESC-50" / "meta" / "esc50.csv"), "--root",
+         str(audio), "--path-column", "filename", "--label-column", "category",
+         "--item-column", "fold", "--out", str(tmp_path / "esc50"), "--sample-rate", "8000")
+    store = FeatureStore(tmp_path / "esc50")
+    assert store.classes == ["dog", "rain"] and sorted(set(store.items)) == ["1", "2", "3"]

@@ -288,3 +288,55 @@ def test_embed_command(audio_experiment, tmp_path):
                           str(audio / "high_ann_0.wav"), "--layer", "nope", "--out",
                           str(out)], capture_output=True, text=True, cwd=ROOT)
     assert bad.returncode == 2 and "No layer named 'nope'" in bad.stderr
+
+
+MEMORY = """
+import os, resource, sys
+os.environ["KERAS_BACKEND"] = "torch"
+from xval.config import load_config
+from xval.params import resolve
+from xval.training import run_fold
+defaults = load_config(sys.argv[2]).training
+spec = {"architecture": "mlp", "reshaping_type": "none", "comment_1": "", "comment_2": "",
+        "hidden_units": 8, "num_layers": 1, "epochs": 1, "batch_size": 512}
+items = {"train": [f"item{i}" for i in range(8)], "val": ["item8"], "test": ["item9"]}
+job = {"instance": 1, "fold": 0, "task_type": "classification",
+       "generator": sys.argv[3] == "generator", "store": sys.argv[1],
+       "params": resolve(1, spec, training_defaults=defaults), "items": items,
+       "model_path": sys.argv[4]}
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+run_fold(job)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
+"""
+
+
+@pytest.mark.slow
+def test_generator_peak_memory_does_not_grow_with_store(tmp_path):
+    import pandas as pd
+
+    from preprocessing.store import write_store
+
+    n_items, per_item, shape = 10, 2400, (64, 64)  # 16 KiB per row, 375 MiB in all
+    path = tmp_path / "features.npy"
+    array = np.lib.format.open_memmap(path, "w+", np.float32, (n_items * per_item, *shape))
+    rng = np.random.default_rng(0)
+    for i in range(n_items):
+        array[i * per_item:(i + 1) * per_item] = rng.normal(size=(per_item, *shape))
+    array.flush()
+    del array
+    meta = pd.DataFrame({"item": np.repeat([f"item{i}" for i in range(n_items)], per_item),
+                         "label": np.tile(["a", "b"], n_items * per_item // 2)})
+    store = write_store(tmp_path / "big", str(path), meta)
+    script = tmp_path / "memory.py"
+    script.write_text(MEMORY)
+    config = write_config(tmp_path / "cfg")
+    peaks = {}
+    for mode in ("memory", "generator"):
+        out = subprocess.run([sys.executable, str(script), str(store.path), str(config), mode,
+                              str(tmp_path / f"{mode}.keras")], capture_output=True, text=True,
+                             cwd=ROOT)
+        assert out.returncode == 0, out.stderr
+        peaks[mode] = int(out.stdout.strip().splitlines()[-1])  # MiB over the baseline
+    train_mib = 8 * per_item * 64 * 64 * 4 / 2**20  # 300 MiB of training rows
+    assert peaks["memory"] > 0.8 * train_mib  # in memory, the training rows are loaded
+    assert peaks["generator"] < 0.3 * train_mib, peaks  # streamed: a few batches at a time
