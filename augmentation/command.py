@@ -1,8 +1,6 @@
 """Augmenting a folder of recordings: `python -m augmentation IN OUT N`."""
 
 import os
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +8,7 @@ import soundfile as sf
 
 from augmentation.pipeline import Augmenter, build_pipeline, seed_for
 from preprocessing.audio import AUDIO_EXTENSIONS
+from preprocessing.parallel import process_pool
 from xval.errors import ConfigurationError, DatasetError
 
 
@@ -109,7 +108,8 @@ def augment_folder(in_dir, out_dir, n, *, params, seed=0, noise_dir=None, ir_dir
         results = map(_one, tasks)
         pool = None
     else:
-        pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
+        pool = process_pool(workers, warm_up=lambda: augmenter(
+            np.zeros(1600, np.float32), 16000, 0))
         results = pool.map(_one, tasks, chunksize=max(1, len(tasks) // (workers * 8)))
     try:
         for result in tqdm(results, total=len(tasks), disable=not progress, unit="file",

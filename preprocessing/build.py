@@ -3,8 +3,6 @@
 import os
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +10,7 @@ import pandas as pd
 
 from preprocessing.audio import load_audio, peak_dbfs
 from preprocessing.features import compute_features, feature_shape, segment
+from preprocessing.parallel import process_pool
 from preprocessing.store import write_store
 from xval.errors import DatasetError
 
@@ -103,41 +102,6 @@ def _task(args):
     return extract_file(*args)
 
 
-def _pool_context(params):
-    """`fork` when it is safe, so workers start with librosa imported and warm; else
-    `forkserver`.
-
-    Forking a process that runs threads (a deep-learning framework, a BLAS pool already
-    busy) can deadlock the children, so fork only from a single-threaded process without
-    torch, TensorFlow or JAX loaded.
-    """
-    import sys
-    import threading
-
-    frameworks = {"torch", "tensorflow", "jax"} & set(sys.modules)
-    # tqdm's monitor is a sleeping daemon thread that holds no lock a child could inherit.
-    others = [t for t in threading.enumerate()
-              if t is not threading.main_thread() and not t.name.startswith("tqdm_monitor")]
-    if not others and not frameworks and "fork" in _methods():
-        compute_features(np.zeros(int(params["sample_rate"] * 0.1), np.float32), **params)
-        return get_context("fork")
-    return get_context("forkserver" if "forkserver" in _methods() else "spawn")
-
-
-def _methods():
-    from multiprocessing import get_all_start_methods
-
-    return get_all_start_methods()
-
-
-def _init_worker():
-    """One BLAS/OpenMP thread per worker process: the processes are the parallelism, and
-    OpenBLAS threads spinning in every worker would fight over the cores."""
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(1)
-
-
 def _file_seed(seed, clip):
     import zlib
 
@@ -206,8 +170,8 @@ def build_store(rows, out, *, params, workers=0, strict=False, overwrite=False,
                 results = map(_task, tasks)
                 pool = None
             else:
-                pool = ProcessPoolExecutor(workers, mp_context=_pool_context(params),
-                                           initializer=_init_worker)
+                pool = process_pool(workers, warm_up=lambda: compute_features(
+                    np.zeros(int(params["sample_rate"] * 0.1), np.float32), **params))
                 results = pool.map(_task, tasks, chunksize=max(1, min(16, len(tasks) //
                                                                         (workers * 8) or 1)))
             try:

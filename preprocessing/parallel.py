@@ -1,0 +1,48 @@
+"""Process pools for per-file work (feature extraction, augmentation)."""
+
+import sys
+import threading
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_all_start_methods, get_context
+
+
+def _fork_is_safe():
+    """Forking a process that runs threads (a deep-learning framework, a busy BLAS pool)
+    can deadlock the children: fork only a single-threaded process without torch,
+    TensorFlow or JAX loaded. tqdm's monitor is a sleeping daemon thread holding no lock."""
+    frameworks = {"torch", "tensorflow", "jax"} & set(sys.modules)
+    others = [t for t in threading.enumerate()
+              if t is not threading.main_thread() and not t.name.startswith("tqdm_monitor")]
+    return not others and not frameworks and "fork" in get_all_start_methods()
+
+
+def _init_worker():
+    """One BLAS/OpenMP thread per worker: the processes are the parallelism, and OpenBLAS
+    threads spinning in every worker would fight over the cores."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+
+
+def process_pool(workers, warm_up=None):
+    """A `ProcessPoolExecutor` whose workers start quickly.
+
+    With `fork` (when safe) the workers inherit this process's imported, warmed-up modules;
+    otherwise `forkserver` (or `spawn`) is used. Each worker uses one BLAS thread.
+
+    Args:
+        workers: number of processes.
+        warm_up: callable run in this process before forking (imports, kernel compilation),
+            or `None`.
+
+    Returns:
+        The executor.
+    """
+    if _fork_is_safe():
+        if warm_up is not None:
+            warm_up()
+        context = get_context("fork")
+    else:
+        context = get_context("forkserver" if "forkserver" in get_all_start_methods()
+                              else "spawn")
+    return ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker)
