@@ -343,7 +343,8 @@ def test_script_two_concurrent_runners(tmp_path, config_path, config, store):
 
 @pytest.mark.slow
 def test_script_killed_mid_fold_resumes(tmp_path, config_path, config, store):
-    script = write_script(tmp_path, SCRIPT.format(epochs=40, config=str(config_path)))
+    # 100 epochs per fold (no early stop): fold 1 runs several seconds, the kill lands in it.
+    script = write_script(tmp_path, SCRIPT.format(epochs=100, config=str(config_path)))
     proc = subprocess.Popen([sys.executable, str(script), "1", "1"], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
                             start_new_session=True)
@@ -351,12 +352,12 @@ def test_script_killed_mid_fold_resumes(tmp_path, config_path, config, store):
     deadline = time.time() + 300
     while time.time() < deadline and not (inst / "fold_0.json").exists():
         time.sleep(0.05)
-    time.sleep(1.5)  # fold 1 (40 epochs) is now under way
+    time.sleep(1.0)  # fold 1 is now under way
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     fold0 = (inst / "fold_0.json").read_text()
-    assert not (inst / "fold_1.json").exists()
-    rerun = run_script(script, "1", "1", "--set", "epochs=40")
+    assert not (inst / "fold_1.json").exists()  # killed during fold 1
+    rerun = run_script(script, "1", "1")
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert "resuming at fold 1" in rerun.stdout
     assert (inst / "fold_0.json").read_text() == fold0
