@@ -398,3 +398,9 @@ def test_import_xval_does_not_import_keras():
 def test_write_config_helper_changes_paths(tmp_path):
     path = write_config(tmp_path, training={"epochs": 2})
     assert "epochs = 2" in path.read_text()
+
+
+def test_experiment_run_checks_instance_ids(config_path, config, store):
+    with pytest.raises(ConfigurationError, match=r"\[9\] are not declared"):
+        make_experiment(config_path).run([9], config=config, out=lambda *a: None)
+    assert not config.results_dir.exists()

@@ -9,6 +9,7 @@ from xval.params import (
     params_hash,
     parse_assignment,
     parse_instance,
+    parse_override,
     resolve,
 )
 
@@ -125,3 +126,13 @@ def test_metric_direction():
     assert metric_direction("val_loss") == "min"
     assert metric_direction("rmse") == "min"
     assert metric_direction("val_loss", "max") == "max"
+
+
+def test_parse_override_literal_or_text():
+    assert parse_override("epochs=3") == ("epochs", 3)
+    assert parse_override("optimizer=sgd") == ("optimizer", "sgd")
+    assert parse_override('load_model="m.keras"') == ("load_model", "m.keras")
+    with pytest.raises(ParameterError, match="not of the form name=value"):
+        parse_override("epochs")
+    with pytest.raises(ParameterError, match="not a valid parameter name"):
+        parse_override("my-lr=1")

@@ -5,7 +5,7 @@ import traceback
 
 from xval.config import BACKENDS, EXECUTORS
 from xval.errors import ConfigurationError, XvalError
-from xval.params import parse_assignment, parse_cli_value
+from xval.params import parse_override
 
 
 def _instance_list(text):
@@ -59,11 +59,7 @@ def run_experiment_cli(experiment, argv=None):
             raise ConfigurationError(
                 "Give either FIRST LAST or --instances, not both."
             )
-        overrides = {}
-        for text in args.set:
-            name, _ = parse_assignment(text.split("=", 1)[0] + "=0", "--set") if "=" in text \
-                else parse_assignment(text, "--set")
-            overrides[name] = parse_cli_value(text.split("=", 1)[1].strip())
+        overrides = dict(parse_override(text) for text in args.set)
         if args.backend:
             os.environ["KERAS_BACKEND"] = args.backend
         selected = experiment.select(args.first, args.last, args.instances)

@@ -27,14 +27,10 @@ _INSTANCE_FILES = ("fold_*.json", "fold_*.keras", "predictions_fold_*.csv", "sum
                    "error.txt", "params.json")
 
 
-def _check(name, value, kinds, allow_none=False):
-    if value is None and allow_none:
-        return value
-    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in
-                                        (kinds if isinstance(kinds, tuple) else (kinds,))):
-        names = kinds.__name__ if isinstance(kinds, type) else " or ".join(k.__name__
-                                                                             for k in kinds)
-        raise ConfigurationError(f"{name}={value!r}: expected {names}.")
+def _check(name, value, kind):
+    """Returns `value` if it is a `kind` (a bool is not an int here), else raises."""
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        raise ConfigurationError(f"{name}={value!r}: expected {kind.__name__}.")
     return value
 
 
@@ -210,7 +206,7 @@ class Experiment:
         backend = setup_environment(config.backend["backend"], gpu)
         overwrite = self.overwrite_results if overwrite is None else overwrite
         debug = self.debug_mode if debug is None else debug
-        selected = instances if instances is not None else self.select()
+        selected = self.select(instances=None if instances is None else list(instances))
         plan = self._plan(config, selected, overrides or {}, overwrite)
         if dry_run:
             self._print_plan(plan, out)

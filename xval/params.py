@@ -92,12 +92,25 @@ def parse_instance(spec, where):
     )
 
 
-def parse_cli_value(raw):
-    """Parses a `--set` value: a literal, or else the text itself as a string."""
+def parse_override(text):
+    """Parses a `--set name=value`: the value as a literal, or else as the text itself
+    (so `--set optimizer=sgd` needs no quotes; the type check still applies).
+
+    Returns:
+        `(name, value)`.
+
+    Raises:
+        ParameterError: when there is no `=` or the name is not an identifier.
+    """
+    if "=" not in text:
+        raise ParameterError(f"--set: {text!r} is not of the form name=value.")
+    name, raw = (part.strip() for part in text.split("=", 1))
+    if not name.isidentifier():
+        raise ParameterError(f"--set: {name!r} in {text!r} is not a valid parameter name.")
     try:
-        return ast.literal_eval(raw)
+        return name, ast.literal_eval(raw)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        return raw
+        return name, raw
 
 
 def _type_name(value):
