@@ -232,7 +232,3 @@ def build_store(rows, out, *, params, workers=0, strict=False, overwrite=False,
                "seconds": body["extraction_seconds"], "shape": tuple(store.features.shape)}
     return store, summary
 
-
-def expected_shape(params):
-    """The `(time, frequency)` shape of one row for these parameters."""
-    return feature_shape(params)

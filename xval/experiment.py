@@ -335,7 +335,6 @@ class Experiment:
             atomic_write_text,
             lock,
             read_json,
-            summarize,
         )
 
         exp_dir = plan["exp_dir"]
@@ -373,8 +372,9 @@ class Experiment:
                 todo = [i for i in range(n_folds) if i not in done]
                 if not todo:
                     out(f"instance {k}: all {n_folds} folds already done; skipped.")
-                    self._finish_instance(inst_dir, n_folds, summarize, atomic_write_json,
-                                          read_json)
+                    summary = inst_dir / "summary.json"
+                    if not summary.exists() or read_json(summary).get("status") != "complete":
+                        self._finish_instance(inst_dir, n_folds)
                     continue
                 if done:
                     out(f"instance {k}: folds {done} already done; resuming at fold {todo[0]}.")
@@ -417,13 +417,11 @@ class Experiment:
                                       or result["message"])
                 if (remaining[k] == 0 or result["status"] != "ok") and k not in finished:
                     finished.add(k)
-                    self._finish_instance(inst_dir, n_folds, summarize, atomic_write_json,
-                                          read_json)
+                    self._finish_instance(inst_dir, n_folds)
                     self._rebuild_report(exp_dir, config, out)
             for k in jobs_by_instance:
                 if k not in finished:
-                    self._finish_instance(exp_dir / f"instance_{k}", n_folds, summarize,
-                                          atomic_write_json, read_json)
+                    self._finish_instance(exp_dir / f"instance_{k}", n_folds)
         finally:
             for instance_lock in held:
                 instance_lock.release()
@@ -440,8 +438,10 @@ class Experiment:
                 "folders.")
         return RunOutcome(results, failed_ids, skipped, code)
 
-    def _finish_instance(self, inst_dir, n_folds, summarize, atomic_write_json, read_json):
+    def _finish_instance(self, inst_dir, n_folds):
+        """Writes the instance's summary and plots from its fold files."""
         from xval.plots import instance_plots
+        from xval.results import atomic_write_json, read_json, summarize
 
         folds = [read_json(p) for p in sorted(inst_dir.glob("fold_*.json"))]
         folds = [f for f in folds if f.get("fold", n_folds) < n_folds]
