@@ -1,6 +1,7 @@
 """Training options, generator mode, transfer learning, prediction and embeddings."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -291,7 +292,7 @@ def test_embed_command(audio_experiment, tmp_path):
 
 
 MEMORY = """
-import os, resource, sys
+import os, sys
 os.environ["KERAS_BACKEND"] = "torch"
 from xval.config import load_config
 from xval.params import resolve
@@ -304,9 +305,37 @@ job = {"instance": 1, "fold": 0, "task_type": "classification",
        "generator": sys.argv[3] == "generator", "store": sys.argv[1],
        "params": resolve(1, spec, training_defaults=defaults), "items": items,
        "model_path": sys.argv[4]}
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+import threading, time
+
+def anonymous_mib():
+    # Anonymous memory only: pages of the memory-mapped store are file-backed and
+    # reclaimable, which is the point of streaming from it.
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) // 1024
+
+peak, done = [0], threading.Event()
+
+def watch():
+    while not done.is_set():
+        peak[0] = max(peak[0], anonymous_mib())
+        time.sleep(0.005)
+
+# Warm up first: importing Keras and torch (and TensorFlow, which Keras's saving imports
+# when installed) takes hundreds of MiB that have nothing to do with the store.
+import numpy as np, keras
+warm = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+warm.compile("adam", "mse")
+warm.fit(np.zeros((8, 4)), np.zeros((8, 2)), verbose=0)
+warm.save(sys.argv[4] + ".warm.keras")
+base = anonymous_mib()
+watcher = threading.Thread(target=watch, daemon=True)
+watcher.start()
 run_fold(job)
-print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
+done.set()
+watcher.join()
+print(peak[0] - base)
 """
 
 
@@ -316,6 +345,8 @@ def test_generator_peak_memory_does_not_grow_with_store(tmp_path):
 
     from preprocessing.store import write_store
 
+    if not os.path.exists("/proc/self/status"):
+        pytest.skip("measures anonymous memory through /proc (Linux)")
     n_items, per_item, shape = 10, 2400, (64, 64)  # 16 KiB per row, 375 MiB in all
     path = tmp_path / "features.npy"
     array = np.lib.format.open_memmap(path, "w+", np.float32, (n_items * per_item, *shape))
@@ -336,7 +367,8 @@ def test_generator_peak_memory_does_not_grow_with_store(tmp_path):
                               str(tmp_path / f"{mode}.keras")], capture_output=True, text=True,
                              cwd=ROOT)
         assert out.returncode == 0, out.stderr
-        peaks[mode] = int(out.stdout.strip().splitlines()[-1])  # MiB over the baseline
+        peaks[mode] = int(out.stdout.strip().splitlines()[-1])  # anonymous MiB over baseline
     train_mib = 8 * per_item * 64 * 64 * 4 / 2**20  # 300 MiB of training rows
-    assert peaks["memory"] > 0.8 * train_mib  # in memory, the training rows are loaded
-    assert peaks["generator"] < 0.3 * train_mib, peaks  # streamed: a few batches at a time
+    # Both modes pay the same fixed cost (the framework's buffers during fit, predict and
+    # save); only the in-memory fold also holds the training rows. Streamed, it does not.
+    assert peaks["memory"] - peaks["generator"] > 0.8 * train_mib, peaks

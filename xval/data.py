@@ -45,25 +45,28 @@ def balanced_weights(y):
     return np.array([lookup[t] for t in y.tolist()], dtype=np.float32)
 
 
-def normalization_stats(features, rows, chunk=4096):
+def normalization_stats(features, rows, chunk_bytes=16 << 20):
     """Mean and variance per frequency bin over `rows`, read in chunks.
 
     Args:
         features: `np.ndarray [shape=(n, time, frequency)]` (a memmap is fine).
         rows: the rows to use (the training rows, original only).
-        chunk: rows read at once. Defaults to `4096`.
+        chunk_bytes: bytes read at once, so memory stays bounded whatever the store's size.
+            Defaults to 16 MiB.
 
     Returns:
         `(mean, variance)`, each `np.ndarray [shape=(frequency,)]`, float32.
     """
-    total = np.zeros(features.shape[-1], dtype=np.float64)
+    bins = features.shape[-1]
+    total = np.zeros(bins, dtype=np.float64)
     squares = np.zeros_like(total)
     count = 0
-    for start in range(0, len(rows), chunk):
-        block = np.asarray(features[rows[start:start + chunk]], dtype=np.float64)
-        block = block.reshape(-1, block.shape[-1])
-        total += block.sum(axis=0)
-        squares += np.square(block).sum(axis=0)
+    row_bytes = max(1, int(np.prod(features.shape[1:])) * features.dtype.itemsize)
+    step = max(1, chunk_bytes // row_bytes)
+    for start in range(0, len(rows), step):
+        block = np.asarray(features[rows[start:start + step]]).reshape(-1, bins)
+        total += block.sum(axis=0, dtype=np.float64)
+        squares += np.einsum("ij,ij->j", block, block, dtype=np.float64)
         count += block.shape[0]
     mean = total / max(count, 1)
     var = np.maximum(squares / max(count, 1) - np.square(mean), 1e-8)
