@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from augmentation.pipeline import Augmenter, build_pipeline, seed_for
+from augmentation.pipeline import Augmenter, build_pipeline
 from preprocessing.audio import AUDIO_EXTENSIONS
-from preprocessing.parallel import process_pool
+from preprocessing.parallel import process_pool, seed_for
 from xval.errors import ConfigurationError, DatasetError
 
 

@@ -8,7 +8,6 @@ is seeded on its own: the same seed gives the same output whatever the worker co
 """
 
 import random
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -105,11 +104,6 @@ def build_pipeline(params, *, noise_dir=None, ir_dir=None):
     stretch = TimeStretch(min_rate=params["min_rate"], max_rate=params["max_rate"],
                           leave_length_unchanged=False, p=params["p_stretch"])
     return Compose([noise, eq, reverb, stretch], shuffle=True)
-
-
-def seed_for(seed, name, version):
-    """The seed of one (file, version): stable across processes and runs."""
-    return (seed * 1_000_003 + zlib.crc32(name.encode()) * 101 + version) % (2**32)
 
 
 class Augmenter:

@@ -10,7 +10,7 @@ import pandas as pd
 
 from preprocessing.audio import load_audio, peak_dbfs
 from preprocessing.features import compute_features, feature_shape, segment
-from preprocessing.parallel import process_pool
+from preprocessing.parallel import process_pool, seed_for
 from preprocessing.store import write_store
 from xval.errors import DatasetError
 
@@ -47,7 +47,7 @@ def feature_params(config=None, **overrides):
     return params
 
 
-def extract_file(path, params, augmenter=None, versions=0, seed=0):
+def extract_file(path, params, augmenter=None, versions=0, seed=0, name=None):
     """Features of every segment of one file (and of its augmented versions).
 
     Args:
@@ -56,6 +56,7 @@ def extract_file(path, params, augmenter=None, versions=0, seed=0):
         augmenter: a callable `(y, sample_rate, seed) -> y`, or `None`.
         versions: augmented versions to make. Defaults to `0`.
         seed: base seed of the augmented versions.
+        name: the file's clip id, for the per-version seeds. Defaults to the path.
 
     Returns:
         dict with `features [shape=(k, t, f)]`, `starts`, `version` (0 = original),
@@ -74,7 +75,8 @@ def extract_file(path, params, augmenter=None, versions=0, seed=0):
         y = y / np.max(np.abs(y))
     signals = [y]
     for v in range(versions):
-        signals.append(augmenter(y, params["sample_rate"], seed + v))
+        signals.append(augmenter(y, params["sample_rate"],
+                                 seed_for(seed, name or str(path), v + 1)))
     feats, starts, version = [], [], []
     frames = feature_shape(params)[0]
     for v, signal in enumerate(signals):
@@ -100,12 +102,6 @@ def extract_file(path, params, augmenter=None, versions=0, seed=0):
 
 def _task(args):
     return extract_file(*args)
-
-
-def _file_seed(seed, clip):
-    import zlib
-
-    return (seed * 1_000_003 + zlib.crc32(clip.encode())) % (2**31)
 
 
 def build_store(rows, out, *, params, workers=0, strict=False, overwrite=False,
@@ -157,7 +153,7 @@ def build_store(rows, out, *, params, workers=0, strict=False, overwrite=False,
     rows = rows.sort_values(["item", "clip", "path"], kind="stable").reset_index(drop=True)
     workers = workers or os.cpu_count() or 1
     workers = max(1, min(workers, len(rows)))
-    tasks = [(p, params, augmenter, augment_versions, _file_seed(augment_seed, c))
+    tasks = [(p, params, augmenter, augment_versions, augment_seed, c)
              for p, c in zip(rows["path"], rows["clip"])]
     t0 = time.perf_counter()
     out.parent.mkdir(parents=True, exist_ok=True)

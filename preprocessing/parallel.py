@@ -2,8 +2,23 @@
 
 import sys
 import threading
+import zlib
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_all_start_methods, get_context
+
+
+def seed_for(seed, name, version):
+    """The seed of one (file, version): stable across processes, runs and worker counts.
+
+    Args:
+        seed: the base seed.
+        name: the file's name (a relative path or clip id).
+        version: the version number (1 for the first augmented copy, ...).
+
+    Returns:
+        An int in `[0, 2**32)`.
+    """
+    return (seed * 1_000_003 + zlib.crc32(name.encode()) * 101 + version) % (2**32)
 
 
 def _fork_is_safe():

@@ -190,3 +190,15 @@ def test_preprocessing_augment_option_marks_rows(recordings, tmp_path):
     assert store.info["augment_versions"] == 2
     rows, _ = regex_source(recordings, r"(?P<item>[ab])/.*tone(?P<label>\d+)")
     assert len(rows) == 3
+
+
+def test_preprocessing_augmented_rows_identical_across_workers(recordings, tmp_path):
+    from preprocessing import build_store, feature_params, regex_source
+
+    rows, _ = regex_source(recordings, r"(?P<item>[ab])/.*tone(?P<label>\d+)")
+    params = feature_params(None, segment_seconds=0.25, segment_hop_seconds=0.25)
+    stores = [build_store(rows, tmp_path / f"w{w}", params=params, workers=w, progress=False,
+                          augmenter=Augmenter(PARAMS), augment_versions=2, augment_seed=4)[0]
+              for w in (1, 2)]
+    assert stores[0].augmented.sum() > 0
+    assert stores[0].content_hash == stores[1].content_hash

@@ -1,6 +1,7 @@
 """Code and environment snapshot of a run: what produced these results."""
 
 import hashlib
+import importlib
 import importlib.metadata as md
 import json
 import os
@@ -103,7 +104,7 @@ def write_snapshot(code_dir, *, script, config_path, backend):
         if config_path and Path(config_path).is_file():
             shutil.copy2(config_path, stage / "config.ini")
         for name in PACKAGES:
-            module = sys.modules.get(name) or __import__(name)
+            module = importlib.import_module(name)
             _copy_tree(Path(module.__file__).parent, stage / name)
         root = Path(script).resolve().parent if script else Path.cwd()
         commit = _git(root, "rev-parse", "HEAD")
