@@ -198,17 +198,20 @@ def test_experiment_comment_change_is_not_a_conflict(config_path, config, store)
     assert exp.run(config=config, out=lambda *a: None).exit_code == 0
 
 
+# Valid parameters that make training diverge: the fold fails in training.
+DIVERGE = ["learning_rate=1e6", 'optimizer="sgd"', 'save_model_metric="val_accuracy"']
+
+
 def test_experiment_failing_instance_recorded_and_run_goes_on(config_path, config, store):
     exp = make_experiment(config_path)
-    # A load_model path that does not exist passes validation but fails in training.
-    exp[1] = BASE + ['load_model="/nonexistent/model.keras"']
+    exp[1] = BASE + DIVERGE
     lines = []
     outcome = exp.run(config=config, out=lines.append)
     assert outcome.exit_code == 1 and outcome.failed == [1]
     d = exp_dir(config)
-    assert "no such .keras file" in (d / "instance_1" / "error.txt").read_text()
+    assert "diverged" in (d / "instance_1" / "error.txt").read_text()
     summary = json.loads((d / "instance_1" / "summary.json").read_text())
-    assert summary["status"] == "failed" and "load_model" in summary["message"]
+    assert summary["status"] == "failed" and "diverged" in summary["message"]
     assert json.loads((d / "instance_2" / "summary.json").read_text())["status"] == "complete"
     assert not (d / "instance_1" / "fold_1.json").exists()  # the failing instance stopped
     assert any("FAILED" in line for line in lines)
@@ -216,8 +219,8 @@ def test_experiment_failing_instance_recorded_and_run_goes_on(config_path, confi
 
 def test_experiment_debug_mode_stops_at_first_error(config_path, config, store):
     exp = make_experiment(config_path, debug_mode=True)
-    exp[1] = BASE + ['load_model="/nonexistent/model.keras"']
-    with pytest.raises(Exception, match="no such .keras file"):
+    exp[1] = BASE + DIVERGE
+    with pytest.raises(Exception, match="diverged"):
         exp.run(config=config, out=lambda *a: None)
     assert not (exp_dir(config) / "instance_2" / "fold_0.json").exists()
 
@@ -318,9 +321,9 @@ def test_script_cli_range_gpu_and_errors(tmp_path, config_path, config, store):
     assert env["CUDA_VISIBLE_DEVICES"] == ""
     assert (d / "code" / script.name).is_file()
     bad = run_script(script, 3, 9)
-    assert bad.returncode == 2 and "outside the declared instances 1..4" in bad.stdout
+    assert bad.returncode == 2 and "outside the declared instances 1..4" in bad.stderr
     bad = run_script(script, "--set", "learnin_rate=0.1")
-    assert bad.returncode == 2 and "Did you mean learning_rate" in bad.stdout
+    assert bad.returncode == 2 and "Did you mean learning_rate" in bad.stderr
     dry = run_script(script, "--instances", "1,4", "--set", "epochs=1", "--dry-run")
     assert dry.returncode == 0 and "epochs = 1" in dry.stdout
     assert not (d / "instance_1").exists()

@@ -14,9 +14,21 @@ from xval import Experiment
 from xval.config import load_config
 from xval.errors import ParameterError
 from xval.params import resolve
-from xval.training import run_fold
+from xval.training import run_fold as _run_fold
 
 DEFAULTS = load_config(ROOT / "config.ini").training
+
+
+def run_fold(spec):
+    """Runs a job and writes its model and predictions where the spec says, as the
+    recorder does; returns the fold file's content."""
+    from pathlib import Path
+
+    result = _run_fold(spec)
+    Path(spec["model_path"]).write_bytes(result.model_bytes)
+    if spec.get("predictions_path"):
+        Path(spec["predictions_path"]).write_text(result.predictions_csv)
+    return result.to_dict()
 
 
 def job(store, tmp_path, generator=False, fold=0, **params):
@@ -264,6 +276,70 @@ def test_predict_command_and_other_backend(audio_experiment):
     b = np.array([[float(v) for v in line.split(",")[4:]]
                   for line in tf_out.stdout.splitlines()[1:]])
     np.testing.assert_allclose(a, b, atol=1e-4)  # saved under torch, predicts under TF
+
+
+# Runs a CLI with TensorFlow made unimportable, as on the torch-only install `make run`
+# creates, and without KERAS_BACKEND: the configured backend must be used.
+WITHOUT_TF = """
+import runpy, sys
+
+class Blocker:
+    def find_spec(self, name, path=None, target=None):
+        if name == "tensorflow" or name.startswith("tensorflow."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, Blocker())
+sys.argv = ["xval"] + sys.argv[1:]
+runpy.run_module("xval", run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize("command", ["predict", "embed"])
+def test_model_commands_use_the_configured_backend(command, audio_experiment, tmp_path):
+    model, audio = audio_experiment
+    config = write_config(tmp_path, backend={"backend": "torch"})
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    extra = ["--layer", "global_average_pooling2d", "--out", str(tmp_path / "e.npy")] \
+        if command == "embed" else []
+    proc = subprocess.run([sys.executable, "-c", WITHOUT_TF, command, str(model),
+                           str(audio / "high_ann_0.wav"), "--config", str(config), *extra],
+                          capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "tensorflow" not in proc.stderr.lower()
+    bad = write_config(tmp_path / "tf", backend={"backend": "tensorflow"})
+    proc = subprocess.run([sys.executable, "-c", WITHOUT_TF, command, str(model),
+                           str(audio / "high_ann_0.wav"), "--config", str(bad), *extra],
+                          capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"error: Keras backend 'tensorflow' (from [backend] of {bad}) is not installed: "
+        "install it (`pip install -e '.[tensorflow]'`) or choose another with KERAS_BACKEND."]
+
+
+def test_legacy_h5_models_are_refused(tmp_path, audio_experiment, store):
+    import keras
+
+    from xval.errors import ConfigurationError
+    from xval.predict import load
+
+    model, audio = audio_experiment
+    h5 = tmp_path / "model.h5"
+    h5.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 64)
+    with pytest.raises(ConfigurationError, match="not a Keras 3 `.keras` file.*Legacy HDF5"):
+        load(h5)
+    renamed = tmp_path / "fake.keras"
+    renamed.write_bytes(h5.read_bytes())
+    with pytest.raises(ConfigurationError, match="not a Keras 3 `.keras` file"):
+        load(renamed)
+    assert isinstance(load(model), keras.Model)
+    proc = subprocess.run([sys.executable, "-m", "xval", "predict", str(h5),
+                           str(audio / "high_ann_0.wav"), "--dataset-info",
+                           str(model.parent.parent / "dataset.json")],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 2 and "Legacy HDF5" in proc.stderr
+    with pytest.raises(Exception, match="Legacy HDF5"):  # as a transfer-learning start
+        run_fold(job(store, tmp_path, fold=1, load_model=str(h5)))
 
 
 def test_predict_missing_model_and_info(tmp_path, audio_experiment):

@@ -22,6 +22,46 @@ def _report(args):
     return 0
 
 
+def choose_backend(config_path=None):
+    """Sets `KERAS_BACKEND` for the model commands, as experiment scripts do.
+
+    Order: the `KERAS_BACKEND` environment variable, then config.ini (`--config`, else found
+    as for experiments), then the first installed of torch, tensorflow, jax.
+
+    Returns:
+        The backend name.
+
+    Raises:
+        ConfigurationError: when that backend is not installed.
+    """
+    import importlib.util
+
+    from xval.config import find_config, load_config
+    from xval.errors import ConfigurationError
+
+    backend = os.environ.get("KERAS_BACKEND")
+    source = "KERAS_BACKEND"
+    if not backend:
+        try:
+            path = config_path or find_config()
+        except ConfigurationError:
+            path = None
+        if path is not None:
+            backend, source = load_config(path).backend["backend"], f"[backend] of {path}"
+    if not backend:
+        installed = [b for b in ("torch", "tensorflow", "jax")
+                     if importlib.util.find_spec(b) is not None]
+        backend, source = (installed or ["torch"])[0], "the installed frameworks"
+    module = {"torch": "torch", "tensorflow": "tensorflow", "jax": "jax"}.get(backend, backend)
+    if importlib.util.find_spec(module) is None:
+        raise ConfigurationError(
+            f"Keras backend {backend!r} (from {source}) is not installed: install it "
+            f"(`pip install -e '.[{backend}]'`) or choose another with KERAS_BACKEND."
+        )
+    os.environ["KERAS_BACKEND"] = backend
+    return backend
+
+
 def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = argparse.ArgumentParser(prog="python -m xval")
@@ -37,16 +77,19 @@ def main(argv=None):
     p.add_argument("--format", choices=("text", "csv"), default="text")
     p.add_argument("--dataset-info", help="dataset.json with the feature parameters "
                                           "(default: found next to the model)")
+    p.add_argument("--config", help="config.ini whose [backend] to use")
     p = sub.add_parser("embed", help="write the outputs of an inner layer for audio files")
     p.add_argument("model")
     p.add_argument("audio", nargs="+")
     p.add_argument("--layer", required=True, help="layer name (an unknown name lists them)")
     p.add_argument("--out", required=True, help="output .npy (rows) + .csv (row index)")
     p.add_argument("--dataset-info", help="dataset.json with the feature parameters")
+    p.add_argument("--config", help="config.ini whose [backend] to use")
     args = parser.parse_args(argv)
     try:
         if args.command == "report":
             return _report(args)
+        choose_backend(args.config)
         from xval.predict import main_embed, main_predict
 
         return main_predict(args) if args.command == "predict" else main_embed(args)

@@ -1,20 +1,37 @@
 """Command line of experiment scripts: `python experiments/expN.py [FIRST [LAST [GPU]]]`."""
 
 import argparse
+import sys
 import traceback
 
-from xval.config import BACKENDS, EXECUTORS
+from xval.config import BACKENDS
 from xval.errors import ConfigurationError, XvalError
+from xval.executors import EXECUTOR_NAMES
 from xval.params import parse_override
+
+EXIT_INTERRUPTED = 130
 
 
 def _instance_list(text):
+    parts = [part.strip() for part in text.split(",")]
     try:
-        return [int(part) for part in text.split(",") if part.strip()]
-    except ValueError as e:
+        ids = [int(part) for part in parts]
+    except ValueError:
+        ids = None
+    if not ids or any(part == "" for part in parts):
         raise argparse.ArgumentTypeError(
             f"--instances {text!r}: expected comma-separated integers like 1,3,5"
-        ) from e
+        )
+    return ids
+
+
+def _gpu_list(text):
+    parts = [part.strip() for part in text.split(",")]
+    if not parts or any(not part.isdigit() for part in parts):
+        raise argparse.ArgumentTypeError(
+            f"--gpus {text!r}: expected comma-separated GPU numbers like 0,1"
+        )
+    return parts
 
 
 def experiment_parser(experiment):
@@ -38,17 +55,25 @@ def experiment_parser(experiment):
                         help="stop at the first error with its traceback")
     parser.add_argument("--config", help="path of config.ini")
     parser.add_argument("--backend", choices=BACKENDS, help="Keras backend (else config.ini)")
-    parser.add_argument("--executor", choices=EXECUTORS, help="inline or process (else config)")
-    parser.add_argument("--gpus", help="GPU ids for the process executor, e.g. 0,1")
+    parser.add_argument("--executor", choices=EXECUTOR_NAMES,
+                        help="inline, process (a fresh process per job) or ray (else config)")
+    parser.add_argument("--gpus", type=_gpu_list,
+                        help="GPU ids for the process executor, e.g. 0,1")
+    parser.add_argument("--ray-address", metavar="auto|HOST:PORT",
+                        help="with --executor ray: the cluster to join (default: start a "
+                             "local Ray on this machine)")
     return parser
 
 
 def run_experiment_cli(experiment, argv=None):
     """Parses the command line and runs the experiment.
 
+    Errors are one line on stderr. Ctrl-C stops the running jobs and prints how to resume.
+
     Returns:
         The exit code: 0 when every selected instance is complete, 1 when one failed,
-        2 for a usage, configuration or data error (nothing trained, nothing written).
+        2 for a usage, configuration or data error (nothing trained, nothing written),
+        3 when selected instances are held by another runner, 130 when interrupted.
     """
     import os
 
@@ -59,19 +84,27 @@ def run_experiment_cli(experiment, argv=None):
             raise ConfigurationError(
                 "Give either FIRST LAST or --instances, not both."
             )
+        if args.ray_address and args.executor not in (None, "ray"):
+            raise ConfigurationError(
+                f"--ray-address needs --executor ray (got --executor {args.executor})."
+            )
         overrides = dict(parse_override(text) for text in args.set)
         if args.backend:
             os.environ["KERAS_BACKEND"] = args.backend
         selected = experiment.select(args.first, args.last, args.instances)
-        gpus = args.gpus.split(",") if args.gpus else None
+        executor = args.executor or ("ray" if args.ray_address else None)
         outcome = experiment.run(
             selected, overrides=overrides, overwrite=args.overwrite or None,
-            dry_run=args.dry_run, gpu=args.gpu, config=args.config, executor=args.executor,
-            gpus=gpus, debug=args.debug or None,
+            dry_run=args.dry_run, gpu=args.gpu, config=args.config, executor=executor,
+            gpus=args.gpus, debug=args.debug or None, ray_address=args.ray_address,
         )
         return outcome.exit_code
     except XvalError as e:
         if args.debug or experiment.debug_mode:
             traceback.print_exc()
-        print(f"error: {e}")
+        print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command to resume (finished folds are kept).",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED

@@ -76,7 +76,7 @@ SCHEMA = {
 }
 
 BACKENDS = ("tensorflow", "torch", "jax")
-EXECUTORS = ("inline", "process")
+EXECUTORS = ("inline", "process", "ray")
 
 _GETTERS = {"str": "get", "int": "getint", "float": "getfloat", "bool": "getboolean"}
 

@@ -14,8 +14,9 @@ if __name__ == "__main__":
 ```
 """
 
+import functools
 import os
-import shutil
+import re
 import sys
 import time
 from pathlib import Path
@@ -23,8 +24,46 @@ from pathlib import Path
 from xval.errors import ConfigurationError, ResultsConflictError, XvalError
 
 TASK_TYPES = ("classification", "regression")
-_INSTANCE_FILES = ("fold_*.json", "fold_*.keras", "predictions_fold_*.csv", "summary.json",
-                   "error.txt", "params.json")
+EXIT_PENDING_ELSEWHERE = 3
+
+
+def normalize_gpu(gpu, what="GPU id"):
+    """Checks a GPU id: `None`, an integer >= 0, or -1 / `"cpu"` for no GPU.
+
+    Returns:
+        `None`, or the id as a string (`"-1"` for CPU only).
+
+    Raises:
+        ConfigurationError: for anything else (`"abc"`, `1.5`, `""`).
+    """
+    if gpu is None:
+        return None
+    text = str(gpu).strip().lower()
+    if isinstance(gpu, bool) or isinstance(gpu, float) or \
+            not (text == "cpu" or re.fullmatch(r"-1|\d+", text)):
+        raise ConfigurationError(
+            f"{what} {gpu!r}: expected a GPU number (0, 1, ...) or -1 for CPU only."
+        )
+    return "-1" if text == "cpu" else text
+
+
+def _declaration(method):
+    """Runs `method`; when the experiment script itself is running (`__main__`), a
+    configuration error in its declaration prints one line on stderr and exits with 2
+    instead of a traceback. Imported and called from other code, it raises as usual."""
+
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        try:
+            return method(*args, **kwargs)
+        except XvalError as e:
+            caller = sys._getframe(1).f_globals.get("__name__")
+            if caller == "__main__":
+                print(f"error: {e}", file=sys.stderr)
+                raise SystemExit(2) from None
+            raise
+
+    return wrapper
 
 
 def _check(name, value, kind):
@@ -90,6 +129,7 @@ class Experiment:
         config: path of config.ini; `None` finds it (see `xval.config.find_config`).
     """
 
+    @_declaration
     def __init__(self, *, description, dataset, number, num_folds=5, experiment_folder=None,
                  overwrite_results=False, debug_mode=False, task_type="classification",
                  generator=False, gpu_ID=None, parameters=None, n_repeats=1, config=None):
@@ -113,9 +153,10 @@ class Experiment:
         self.n_repeats = _check("n_repeats", n_repeats, int)
         self.config_path = config
         self.instances = {}
-        caller = sys._getframe(1).f_code.co_filename  # the experiment script
+        caller = sys._getframe(2).f_code.co_filename  # the experiment script (past the wrapper)
         self.script = caller if caller and Path(caller).is_file() else None
 
+    @_declaration
     def __setitem__(self, instance_id, spec):
         if not isinstance(instance_id, int) or isinstance(instance_id, bool) or instance_id < 0:
             raise ConfigurationError(
@@ -176,11 +217,12 @@ class Experiment:
         return [i for i in declared if first <= i <= last]
 
     def run(self, instances=None, *, overrides=None, overwrite=None, dry_run=False, gpu=None,
-            config=None, executor=None, gpus=None, debug=None, out=print):
+            config=None, executor=None, gpus=None, debug=None, out=print, ray_address=None):
         """Validates, then runs the selected instances.
 
         Every instance is resolved and every conflict with existing results is found before
-        anything is written or trained.
+        anything is written or trained (see `xval.planner.make_plan`); the scheduler then
+        feeds the jobs to the executor and the recorder writes what comes back.
 
         Args:
             instances: instance ids (see `select`); `None` runs all.
@@ -189,165 +231,87 @@ class Experiment:
             dry_run: print the resolved parameters and folds, write nothing.
             gpu: GPU id (`CUDA_VISIBLE_DEVICES`); `None` uses `gpu_ID`.
             config: a `Config`, a path, or `None` to find config.ini.
-            executor: `"inline"` or `"process"`; `None` uses config.ini.
+            executor: `"inline"`, `"process"` or `"ray"`; `None` uses config.ini.
             gpus: GPU ids for the process executor. Defaults to `[gpu]`.
             debug: `None` uses `debug_mode`.
             out: print function for progress. Defaults to `print`.
+            ray_address: Ray cluster to join (`"auto"`, `"HOST:PORT"`); `None` starts a
+                local Ray instance (with `executor="ray"`).
 
         Returns:
-            `RunOutcome` with `results` (`ExperimentResults`), `failed`, `skipped`,
-            `exit_code`.
+            `RunOutcome` with `results` (`ExperimentResults`), `failed`, `skipped` (held by
+            another runner), `exit_code`.
         """
         from xval.config import Config, find_config, load_config
+        from xval.executors import make_executor
+        from xval.planner import make_plan
 
         if not isinstance(config, Config):
             config = load_config(config or self.config_path or find_config(self.script))
-        gpu = self.gpu_ID if gpu is None else gpu
+        gpu = normalize_gpu(self.gpu_ID if gpu is None else gpu, "GPU id")
+        gpus = [normalize_gpu(g, "--gpus") for g in gpus] if gpus else None
         backend = setup_environment(config.backend["backend"], gpu)
         overwrite = self.overwrite_results if overwrite is None else overwrite
         debug = self.debug_mode if debug is None else debug
         selected = self.select(instances=None if instances is None else list(instances))
-        plan = self._plan(config, selected, overrides or {}, overwrite)
-        if dry_run:
-            self._print_plan(plan, out)
-            return RunOutcome(None, [], [], 0)
-        from xval.executors import make_executor
-
         name = executor or config.backend["executor"]
-        gpu_list = gpus or ([str(gpu)] if gpu is not None else [None])
-        runner = make_executor(name, gpu_list, config.backend["jobs_per_gpu"], backend)
-        return self._execute(plan, runner, backend, config, overwrite, debug, out)
-
-    def _plan(self, config, selected, overrides, overwrite):
-        from preprocessing.store import FeatureStore
-        from xval import params as P
-        from xval.folds import ItemKFold, PredefinedItemSplit, check_fold, fold_manifest
-        from xval.results import read_json
-
-        resolved = {
-            k: P.resolve(k, self.instances[k], training_defaults=config.training,
-                         experiment_params=self.parameters, overrides=overrides,
-                         task_type=self.task_type)
-            for k in selected
-        }
-        store = FeatureStore(Path(config.data_dir) / self.dataset)
-        if store.task_type != self.task_type:
-            raise ConfigurationError(
-                f"Dataset {self.dataset!r} is a {store.task_type} store but the experiment "
-                f"says task_type={self.task_type!r}."
-            )
-        if "split" in store.meta.columns:
-            if self.num_folds != 1:
-                raise ConfigurationError(
-                    f"Dataset {self.dataset!r} has predefined train/validation/test splits; "
-                    f"set num_folds=1 (it is {self.num_folds})."
-                )
-            splitter = PredefinedItemSplit(store.meta["split"].to_numpy(str))
-        else:
-            splitter = ItemKFold(self.num_folds, val_fraction=config.folds["val_fraction"],
-                                 test_fraction=config.folds["test_fraction"],
-                                 stratify=config.folds["stratify"], n_repeats=self.n_repeats,
-                                 random_state=config.folds["fold_seed"])
-        y = store.meta["label"].to_numpy(str) if self.task_type == "classification" else None
-        folds = splitter.split_items(store.items, y)
-        for fold in folds:
-            check_fold(fold)
-        manifest = fold_manifest(splitter, folds, store.content_hash)
-        root = Path(self.experiment_folder or config.results_dir)
-        exp_dir = root / self.dataset / f"experiment_{self.number}"
-        folds_file = exp_dir / "folds.json"
-        if folds_file.exists():
-            old = read_json(folds_file)
-            if old.get("hash") != manifest["hash"]:
-                raise ResultsConflictError(
-                    f"{folds_file} holds other folds (the dataset, num_folds or [folds] "
-                    "settings changed since the results there were made). Use a new "
-                    "experiment number, or move that folder away."
-                )
-        conflicts = []
-        for k, p in resolved.items():
-            params_file = exp_dir / f"instance_{k}" / "params.json"
-            if params_file.exists() and not overwrite:
-                old = read_json(params_file)
-                if old.get("hash") != P.params_hash(p):
-                    names = P.differing(old.get("params", {}), p)
-                    detail = ", ".join(f"{n}: {old.get('params', {}).get(n, '<absent>')!r} -> "
-                                       f"{p.get(n, '<absent>')!r}" for n in names)
-                    conflicts.append(f"instance {k} ({detail})")
-        if conflicts:
-            raise ResultsConflictError(
-                "Existing results were made with other parameters: " + "; ".join(conflicts)
-                + ". Rerun with --overwrite (or overwrite_results=True) to replace them, or "
-                "declare a new instance."
-            )
-        return {"resolved": resolved, "store": store, "manifest": manifest, "folds": folds,
-                "exp_dir": exp_dir, "config": config}
-
-    def _print_plan(self, plan, out):
-        out(f"Dry run of experiment {self.number} on {self.dataset!r} "
-            f"({len(plan['store'])} rows, {plan['store'].info['n_items']} items): nothing is "
-            "trained or written.")
-        out(f"Results would go to {plan['exp_dir']}")
-        out(f"Folds ({plan['manifest']['splitter']}, hash {plan['manifest']['hash'][:12]}):")
-        for i, fold in enumerate(plan["folds"]):
-            out(f"  fold {i}: train {len(fold['train'])} items, val {fold['val']}, "
-                f"test {fold['test']}")
-        for k, p in plan["resolved"].items():
-            out(f"Instance {k}:")
-            for name in sorted(p):
-                out(f"  {name} = {p[name]!r}")
+        gpu_list = gpus or ([gpu] if gpu is not None else None)
+        runner = make_executor(name, gpus=gpu_list, jobs_per_gpu=config.backend["jobs_per_gpu"],
+                               backend=backend, ray_address=ray_address)
+        plan = make_plan(self, config, selected, overrides or {}, overwrite)
+        if dry_run:
+            plan.describe(out, self.number, self.dataset)
+            return RunOutcome(None, [], [], 0)
+        runner.start()
+        try:
+            runner.preflight(plan)
+            return self._execute(plan, runner, backend, overwrite, debug, out)
+        finally:
+            runner.close()
 
     def _write_experiment_files(self, plan, backend):
-        from xval.results import atomic_write_json, atomic_write_text, lock, read_json
+        from xval.recorder import read_result_file
+        from xval.results import atomic_write_json, atomic_write_text, lock
         from xval.snapshot import write_snapshot
 
-        exp_dir = plan["exp_dir"]
+        exp_dir = plan.exp_dir
         exp_dir.mkdir(parents=True, exist_ok=True)
         with lock(exp_dir / "experiment"):
             folds_file = exp_dir / "folds.json"
             if not folds_file.exists():
-                atomic_write_json(folds_file, plan["manifest"])
-            elif read_json(folds_file)["hash"] != plan["manifest"]["hash"]:
+                atomic_write_json(folds_file, plan.manifest)
+            elif read_result_file(folds_file, "restore it or use a new experiment number.")\
+                    .get("hash") != plan.manifest["hash"]:
                 raise ResultsConflictError(f"{folds_file} changed under this run.")
             lines = [self.description, "", f"dataset: {self.dataset}",
                      f"experiment: {self.number}", f"task_type: {self.task_type}",
                      f"num_folds: {self.num_folds}", f"generator: {self.generator}",
-                     f"folds: {plan['manifest']['splitter']}", "", "instances:"]
+                     f"folds: {plan.manifest['splitter']}", "", "instances:"]
             for k in sorted(self.instances):
-                spec = self.instances[k]
-                lines.append(f"  {k}: {spec!r}")
+                lines.append(f"  {k}: {self.instances[k]!r}")
             atomic_write_text(exp_dir / f"experiment_{self.number}_description.txt",
                               "\n".join(lines) + "\n")
             # What prediction needs to extract features as the dataset did.
-            info = {k: v for k, v in plan["store"].info.items() if k != "skipped"}
-            atomic_write_json(exp_dir / "dataset.json",
-                              {**info, "store": str(plan["store"].path)})
+            info = {k: v for k, v in plan.store.info.items() if k != "skipped"}
+            atomic_write_json(exp_dir / "dataset.json", {**info, "store": str(plan.store.path)})
             write_snapshot(exp_dir / "code", script=self.script,
-                           config_path=plan["config"].path, backend=backend)
+                           config_path=plan.config.path, backend=backend)
 
-    def _execute(self, plan, runner, backend, config, overwrite, debug, out):
+    def _execute(self, plan, runner, backend, overwrite, debug, out):
         from filelock import Timeout
 
-        from xval import params as P
-        from xval.results import (
-            ExperimentResults,
-            atomic_write_json,
-            atomic_write_text,
-            lock,
-            read_json,
-        )
+        from xval.recorder import Recorder
+        from xval.results import ExperimentResults
+        from xval.scheduler import Scheduler
 
-        exp_dir = plan["exp_dir"]
+        exp_dir = plan.exp_dir
         self._write_experiment_files(plan, backend)
-        folds = plan["folds"]
-        n_folds = len(folds)
+        recorder = Recorder(exp_dir, plan.config, plan.num_folds, out=out)
         held, skipped, jobs_by_instance = [], [], {}
         t0 = time.perf_counter()
         try:
-            for k, p in plan["resolved"].items():
-                inst_dir = exp_dir / f"instance_{k}"
-                inst_dir.mkdir(parents=True, exist_ok=True)
-                instance_lock = lock(inst_dir / "instance")
+            for k, p in plan.resolved.items():
+                instance_lock = recorder.instance_lock(k)
                 try:
                     instance_lock.acquire(timeout=0)
                 except Timeout:
@@ -355,107 +319,39 @@ class Experiment:
                     skipped.append(k)
                     continue
                 held.append(instance_lock)
-                if overwrite:
-                    for pattern in _INSTANCE_FILES:
-                        for path in inst_dir.glob(pattern):
-                            path.unlink()
-                    shutil.rmtree(inst_dir / "plots", ignore_errors=True)
-                digest = P.params_hash(p)
-                atomic_write_json(inst_dir / "params.json", {"instance": k, "hash": digest,
-                                                             "params": p})
-                done = []
-                for i in range(n_folds):
-                    f = inst_dir / f"fold_{i}.json"
-                    if f.exists() and read_json(f).get("status") == "ok" \
-                            and (inst_dir / f"fold_{i}.keras").exists():
-                        done.append(i)
-                todo = [i for i in range(n_folds) if i not in done]
+                done = recorder.begin_instance(k, p, plan.hashes[k], overwrite)
+                todo = [i for i in range(plan.num_folds) if i not in done]
                 if not todo:
-                    out(f"instance {k}: all {n_folds} folds already done; skipped.")
-                    summary = inst_dir / "summary.json"
-                    if not summary.exists() or read_json(summary).get("status") != "complete":
-                        self._finish_instance(inst_dir, n_folds)
+                    out(f"instance {k}: all {plan.num_folds} folds already done; skipped.")
+                    summary = exp_dir / f"instance_{k}" / "summary.json"
+                    if not summary.exists() or not (exp_dir / f"instance_{k}" / "plots").exists():
+                        recorder.finish_instance(k)
                     continue
                 if done:
                     out(f"instance {k}: folds {done} already done; resuming at fold {todo[0]}.")
-                (inst_dir / "error.txt").unlink(missing_ok=True)
-                jobs_by_instance[k] = [{
-                    "instance": k, "fold": i, "params": p, "params_hash": digest,
-                    "items": folds[i], "task_type": self.task_type,
-                    "generator": self.generator, "store": str(plan["store"].path),
-                    "model_path": str(inst_dir / f"fold_{i}.keras"),
-                    "predictions_path": str(inst_dir / f"predictions_fold_{i}.csv"),
-                    "log_dir": str(inst_dir / "logs" / f"fold_{i}"),
-                } for i in todo]
-            failed, finished = set(), set()
-            remaining = {k: len(v) for k, v in jobs_by_instance.items()}
-
-            def job_stream():
-                for k, jobs in jobs_by_instance.items():
-                    for job in jobs:
-                        if k in failed:
-                            remaining[k] -= 1
-                            continue
-                        yield job
-
-            for job, result in runner.run(job_stream(), stop_on_error=debug):
-                k, i = job["instance"], job["fold"]
-                inst_dir = exp_dir / f"instance_{k}"
-                atomic_write_json(inst_dir / f"fold_{i}.json", result)
-                remaining[k] -= 1
-                if result["status"] == "ok":
-                    m = result["metrics"]
-                    key = "accuracy" if self.task_type == "classification" else "rmse"
-                    out(f"instance {k} fold {i}: {key} train {m['train'][key]:.3f} "
-                        f"val {m['val'][key]:.3f} test {m['test'][key]:.3f} "
-                        f"(best epoch {result['best_epoch']}/{result['epochs_run']}, "
-                        f"{result['timings']['total_seconds']:.1f}s)")
-                else:
-                    failed.add(k)
-                    out(f"instance {k} fold {i}: FAILED: {result['message']}")
-                    atomic_write_text(inst_dir / "error.txt", result.get("traceback", "")
-                                      or result["message"])
-                if (remaining[k] == 0 or result["status"] != "ok") and k not in finished:
-                    finished.add(k)
-                    self._finish_instance(inst_dir, n_folds)
-                    self._rebuild_report(exp_dir, config, out)
-            for k in jobs_by_instance:
-                if k not in finished:
-                    self._finish_instance(exp_dir / f"instance_{k}", n_folds)
+                jobs_by_instance[k] = plan.jobs(k, todo)
+            scheduler = Scheduler(runner, recorder, debug=debug, out=out)
+            scheduler.run(jobs_by_instance)
         finally:
             for instance_lock in held:
                 instance_lock.release()
-        if not jobs_by_instance or set(jobs_by_instance) - finished:
-            self._rebuild_report(exp_dir, config, out)
+        if not jobs_by_instance:
+            recorder.rebuild_report()
         results = ExperimentResults(exp_dir)
-        failed_ids = [k for k in plan["resolved"] if k in results.instances
+        failed_ids = [k for k in plan.resolved if k in results.instances
                       and results[k].status == "failed"]
-        self._print_table(results, list(plan["resolved"]), config, out)
+        self._print_table(results, list(plan.resolved), plan.config, out)
         out(f"Results: {exp_dir} ({time.perf_counter() - t0:.1f}s)")
-        code = 1 if failed_ids else 0
+        code = 0
         if failed_ids:
+            code = 1
             out(f"{len(failed_ids)} instance(s) failed: {failed_ids}; see error.txt in their "
                 "folders.")
+        elif skipped:
+            code = EXIT_PENDING_ELSEWHERE
+            out(f"instance(s) {skipped} are running in another runner and are not complete "
+                "here; rerun this command after that runner ends to see them.")
         return RunOutcome(results, failed_ids, skipped, code)
-
-    def _finish_instance(self, inst_dir, n_folds):
-        """Writes the instance's summary and plots from its fold files."""
-        from xval.plots import instance_plots
-        from xval.results import atomic_write_json, read_json, summarize
-
-        folds = [read_json(p) for p in sorted(inst_dir.glob("fold_*.json"))]
-        folds = [f for f in folds if f.get("fold", n_folds) < n_folds]
-        summary = summarize(folds, n_folds)
-        atomic_write_json(inst_dir / "summary.json", summary)
-        instance_plots(inst_dir, folds, summary)
-
-    def _rebuild_report(self, exp_dir, config, out):
-        from xval.report import build_workbook
-
-        try:
-            build_workbook(exp_dir, config=config)
-        except (XvalError, OSError) as e:
-            out(f"workbook not rebuilt: {e}")
 
     def _print_table(self, results, selected, config, out):
         from xval.report import terminal_table
@@ -464,7 +360,12 @@ class Experiment:
 
 
 class RunOutcome:
-    """What a run did: `results`, `failed` and `skipped` instance ids, `exit_code`."""
+    """What a run did: `results`, `failed` and `skipped` instance ids, `exit_code`.
+
+    Exit codes: 0 every selected instance is complete; 1 one failed; 2 a usage,
+    configuration or data error (nothing trained); 3 some selected instances are held by
+    another runner (`skipped`); 130 interrupted.
+    """
 
     def __init__(self, results, failed, skipped, exit_code):
         self.results = results

@@ -43,15 +43,44 @@ def dataset_info_for(model_path, info_path=None):
     )
 
 
-def load(model_path):
-    """Loads a saved model with Keras safe mode on (custom layers registered)."""
+MIN_KERAS = (3, 14)
+
+
+def load(model_path, what="Model file"):
+    """Loads a saved `.keras` model with Keras safe mode on (custom layers registered).
+
+    Args:
+        model_path: path of a `.keras` file.
+        what: how to name the file in errors (e.g. `"load_model"`).
+
+    Returns:
+        The `keras.Model`, not compiled.
+
+    Raises:
+        ConfigurationError: for a missing file, a legacy HDF5 (`.h5`) or other non-`.keras`
+            file, or a Keras older than 3.14 (its safe mode can be bypassed).
+    """
+    import zipfile
+
     import keras
 
     import architectures  # noqa: F401  (registers custom layers)
 
     path = Path(model_path)
     if not path.is_file():
-        raise ConfigurationError(f"Model file {str(path)!r} does not exist.")
+        raise ConfigurationError(f"{what} {str(path)!r} does not exist.")
+    if path.suffix != ".keras" or not zipfile.is_zipfile(path):
+        raise ConfigurationError(
+            f"{what} {str(path)!r} is not a Keras 3 `.keras` file. Legacy HDF5 (.h5) and "
+            "other formats are refused: they can run code when loaded. Re-save the model "
+            "with `model.save('name.keras')` in a trusted environment."
+        )
+    version = tuple(int(p) for p in keras.__version__.split(".")[:2] if p.isdigit())
+    if version < MIN_KERAS:
+        raise ConfigurationError(
+            f"Keras {keras.__version__} is installed; loading models needs Keras >= 3.14, "
+            "whose safe mode has the known bypasses fixed: `pip install 'keras>=3.14'`."
+        )
     return keras.saving.load_model(path, compile=False, safe_mode=True)
 
 

@@ -19,14 +19,14 @@ from xval.params import metric_direction
 SPLITS = ("train", "val", "test")
 
 
-def atomic_write_text(path, text):
-    """Writes `text` to `path` through a temporary file and `os.replace`."""
+def atomic_write_bytes(path, data):
+    """Writes `data` to `path` through a temporary file and `os.replace`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -34,6 +34,11 @@ def atomic_write_text(path, text):
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def atomic_write_text(path, text):
+    """Writes `text` to `path` through a temporary file and `os.replace`."""
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def _clean(value):
@@ -121,19 +126,50 @@ def summarize(folds, num_folds):
 class InstanceResult:
     """What is on disk for one instance.
 
+    The summary is recomputed from the fold files every time (never read from
+    `summary.json`), so it cannot contradict them. Unreadable fold files are listed in
+    `unreadable` and left out.
+
     Args:
         path: the `instance_<k>` folder.
+        num_folds: the experiment's number of folds; `None` reads it from `summary.json`
+            or counts the fold files.
     """
 
-    def __init__(self, path):
+    def __init__(self, path, num_folds=None):
         self.path = Path(path)
         self.id = int(self.path.name.split("_")[1])
-        self.params = read_json(self.path / "params.json")["params"] \
-            if (self.path / "params.json").exists() else {}
-        self.summary = read_json(self.path / "summary.json") \
-            if (self.path / "summary.json").exists() else {"status": "pending", "metrics": {}}
-        self.folds = [read_json(p) for p in sorted(self.path.glob("fold_*.json"),
-                                                   key=lambda p: int(p.stem.split("_")[1]))]
+        self.unreadable = []
+        params = self._read(self.path / "params.json")
+        self.params = params.get("params", {}) if isinstance(params, dict) else {}
+        folds = []
+        for p in sorted(self.path.glob("fold_*.json"), key=lambda p: p.stem):
+            if not re.fullmatch(r"fold_\d+", p.stem):
+                continue
+            data = self._read(p)
+            if isinstance(data, dict) and "fold" in data:
+                folds.append(data)
+        self.folds = sorted(folds, key=lambda f: f["fold"])
+        if num_folds is None:
+            old = self._read(self.path / "summary.json") or {}
+            num_folds = old.get("num_folds") if isinstance(old, dict) else None
+        if num_folds is None:
+            num_folds = max((f["fold"] for f in self.folds), default=-1) + 1
+        self.folds = [f for f in self.folds if f["fold"] < num_folds]
+        if self.folds:
+            self.summary = summarize(self.folds, num_folds)
+        else:
+            self.summary = {"status": "pending", "metrics": {}, "folds_done": 0,
+                            "num_folds": num_folds, "message": ""}
+
+    def _read(self, path):
+        if not path.exists():
+            return None
+        try:
+            return read_json(path)
+        except (json.JSONDecodeError, UnicodeDecodeError, OSError):
+            self.unreadable.append(path.name)
+            return None
 
     @property
     def status(self):
@@ -160,8 +196,21 @@ class ExperimentResults:
 
     def __init__(self, path):
         self.path = Path(path)
+        num_folds = None
+        folds_file = self.path / "folds.json"
+        if folds_file.exists():
+            try:
+                num_folds = read_json(folds_file).get("num_folds")
+            except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as e:
+                from xval.errors import ResultsConflictError
+
+                raise ResultsConflictError(
+                    f"{folds_file} is not valid JSON ({e}). It records which items each fold "
+                    "tests: restore it from a backup, or move the experiment folder away and "
+                    "rerun."
+                ) from e
         dirs = [p for p in self.path.glob("instance_*") if re.fullmatch(r"instance_\d+", p.name)]
-        self.instances = {r.id: r for r in sorted((InstanceResult(p) for p in dirs),
+        self.instances = {r.id: r for r in sorted((InstanceResult(p, num_folds) for p in dirs),
                                                   key=lambda r: r.id)}
 
     def __len__(self):

@@ -71,12 +71,24 @@ def _copy_tree(src, dst):
 
 
 def _tree_hash(folder):
+    """Hash of a snapshot's files, without the environment files and earlier `runs/`."""
     digest = hashlib.sha256()
     for path in sorted(folder.rglob("*")):
-        if path.is_file() and path.name not in ("environment.json", "pip_freeze.txt"):
-            digest.update(str(path.relative_to(folder)).encode())
-            digest.update(path.read_bytes())
+        relative = path.relative_to(folder)
+        if relative.parts[0] == "runs" or not path.is_file() \
+                or path.name in ("environment.json", "pip_freeze.txt"):
+            continue
+        digest.update(str(relative).encode())
+        digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+def _latest(code_dir):
+    """The most recent snapshot folder: the newest `runs/<time>`, else `code_dir` itself."""
+    runs = sorted((p for p in (code_dir / "runs").glob("*") if p.is_dir()),
+                  key=lambda p: (p.stat().st_mtime, p.name)) if (code_dir / "runs").is_dir() \
+        else []
+    return runs[-1] if runs else code_dir
 
 
 def write_snapshot(code_dir, *, script, config_path, backend):
@@ -122,7 +134,7 @@ def write_snapshot(code_dir, *, script, config_path, backend):
         if not code_dir.exists():
             os.replace(stage, code_dir)
             return code_dir
-        if _tree_hash(stage) == _tree_hash(code_dir):
+        if _tree_hash(stage) == _tree_hash(_latest(code_dir)):
             shutil.rmtree(stage)
             return code_dir
         target = code_dir / "runs" / time.strftime("%Y%m%dT%H%M%S", time.gmtime())

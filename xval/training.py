@@ -2,7 +2,6 @@
 
 import os
 import time
-import traceback
 from pathlib import Path
 
 import numpy as np
@@ -76,10 +75,14 @@ def _transfer_backbone(params, num_outputs, task_type):
 
     from architectures.common import output_head
 
+    from xval.errors import ConfigurationError
+    from xval.predict import load
+
     path = Path(params["load_model"])
-    if not path.is_file():
-        raise TrainingError(f"load_model={str(path)!r}: no such .keras file.")
-    saved = keras.saving.load_model(path, compile=False, safe_mode=True)
+    try:
+        saved = load(path, what="load_model")
+    except ConfigurationError as e:
+        raise TrainingError(str(e)) from e
     base = _backbone(saved) or saved
     if base.outputs[0].shape[-1] != num_outputs:
         head = base.layers[-1]
@@ -129,27 +132,90 @@ def _predict(model, features, rows, batch_size):
     return np.concatenate(outputs) if outputs else np.zeros((0, 1))
 
 
+def _device():
+    """Where this process trains: `"cpu"`, or the GPUs it sees (e.g. `"cuda:0 (NVIDIA H100)"`)."""
+    import keras
+
+    backend = keras.backend.backend()
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    try:
+        if backend == "torch":
+            import torch
+
+            if torch.cuda.is_available():
+                return ", ".join(f"cuda:{i} ({torch.cuda.get_device_name(i)})"
+                                 for i in range(torch.cuda.device_count()))
+        elif backend == "tensorflow":
+            import tensorflow as tf
+
+            gpus = tf.config.list_logical_devices("GPU")
+            if gpus:
+                return ", ".join(g.name for g in gpus)
+        elif backend == "jax":
+            import jax
+
+            gpus = [d for d in jax.devices() if d.platform == "gpu"]
+            if gpus:
+                return ", ".join(str(d) for d in gpus)
+    except Exception:  # a device query must never fail a fold  # noqa: BLE001
+        pass
+    return "cpu" if not visible else f"cpu (CUDA_VISIBLE_DEVICES={visible} not usable)"
+
+
+def _check_finite(fold, outputs, result_metrics):
+    """Raises TrainingError when any split's outputs or loss are not finite."""
+    for key, out in outputs.items():
+        bad = int(np.size(out) - np.isfinite(out).sum())
+        if bad:
+            raise TrainingError(
+                f"Fold {fold}: the best model gives {bad} non-finite output value(s) on the "
+                f"{key} rows (training diverged). Lower learning_rate, or use "
+                "lr_schedule='plateau' or a different optimizer."
+            )
+        loss = result_metrics[key].get("loss")
+        if loss is None or not np.isfinite(loss):
+            raise TrainingError(
+                f"Fold {fold}: the best model's {key} loss is {loss} (training diverged). "
+                "Lower learning_rate, or use a different optimizer."
+            )
+
+
 def run_fold(job):
     """Trains and evaluates one (instance, fold).
 
     Args:
-        job: dict with `store` (path), `params`, `fold` (index), `items`
-            (`{"train", "val", "test"}`), `task_type`, `generator`, `model_path`,
-            `instance`, and optionally `log_dir` and `predictions_path`.
+        job: a `xval.jobs.Job` (or its dict form).
 
     Returns:
-        The fold result: a JSON-serialisable dict (status, metrics, history, timings...).
+        A `xval.jobs.FoldResult` with status `ok`, the metrics of every split, the history,
+        timings, and the best model's `.keras` bytes and test predictions (written by the
+        recorder, not here).
+
+    Raises:
+        TrainingError: when a fold set has no rows, or the trained model's outputs or loss
+            are not finite on some split (training diverged). Other exceptions of the
+            framework pass through; executors turn them into failed results.
     """
+    import tempfile
+
     import keras
 
     from preprocessing.store import FeatureStore
+    from xval.jobs import FoldResult, Job, Status
 
+    if isinstance(job, dict):
+        job = Job.from_dict(job)
     t_start = time.perf_counter()
-    params = job["params"]
-    fold = job["fold"]
-    task_type = job["task_type"]
-    store = FeatureStore(job["store"])
-    rows = fold_rows(store, job["items"])
+    params = job.params
+    fold = job.fold
+    task_type = job.task_type
+    store = FeatureStore(job.store)
+    if job.store_hash and store.content_hash != job.store_hash:
+        raise TrainingError(
+            f"The store at {job.store} has content hash {store.content_hash[:12]}, but the "
+            f"job was planned on {job.store_hash[:12]}: the dataset changed under the run."
+        )
+    rows = fold_rows(store, job.items)
     for key, value in rows.items():
         if len(value) == 0:
             raise TrainingError(f"Fold {fold} has no {key} rows.")
@@ -157,16 +223,16 @@ def run_fold(job):
     n_outputs = len(store.classes) if task_type == "classification" else 1
     seed = params["seed"] + fold
     keras.utils.set_random_seed(seed)
+    train_original = rows["train"][~store.augmented[rows["train"]]]
     if params["mixed_precision"]:
         keras.mixed_precision.set_dtype_policy("mixed_float16")
     try:
-        train_original = rows["train"][~store.augmented[rows["train"]]]
         mean, variance = normalization_stats(store.features, train_original)
         model = build_model(params, store.features.shape[1:], n_outputs, task_type, mean,
                             variance)
     finally:
         keras.mixed_precision.set_dtype_policy("float32")
-    if job["generator"]:
+    if job.generator:
         source = {k: (store.features, v) for k, v in rows.items()}
     else:
         source = {k: (np.asarray(store.features[v], dtype=np.float32), np.arange(len(v)))
@@ -175,7 +241,7 @@ def run_fold(job):
     if params["class_weights"]:
         weights = balanced_weights(targets[rows["train"]])
     batch_size = params["batch_size"]
-    workers = params["generator_workers"] if job["generator"] else 0
+    workers = params["generator_workers"] if job.generator else 0
     train_data = make_batches(*source["train"], targets[rows["train"]], batch_size=batch_size,
                               shuffle=True, seed=seed, weights=weights, workers=workers)
     val_data = make_batches(*source["val"], targets[rows["val"]], batch_size=batch_size,
@@ -191,83 +257,77 @@ def run_fold(job):
                   metrics=compiled_metrics)
     monitor = params["save_model_metric"]
     mode = metric_direction(monitor, params["save_model_mode"])
-    model_path = Path(job["model_path"])
-    model_path.parent.mkdir(parents=True, exist_ok=True)
-    partial = model_path.with_name(model_path.stem + ".partial.keras")
     # EarlyStopping keeps the best epoch's weights in memory and restores them when
-    # training ends (Keras 3 restores even when no early stop happened); the best model is
-    # then saved once, atomically. A ModelCheckpoint would write a .keras file at every
-    # improving epoch, which costs more than the training of a small model.
+    # training ends (Keras 3 restores even when no early stop happened, and when another
+    # callback stopped training); the best model is then saved once. A ModelCheckpoint
+    # would write a .keras file at every improving epoch, which costs more than the
+    # training of a small model. TerminateOnNaN stops a diverged run at once.
     stopper = keras.callbacks.EarlyStopping(monitor=monitor, mode=mode,
                                             patience=params["patience"],
                                             restore_best_weights=True)
-    callbacks = [stopper]
+    callbacks = [stopper, keras.callbacks.TerminateOnNaN()]
     if params["lr_schedule"] == "plateau":
         callbacks.append(keras.callbacks.ReduceLROnPlateau(
             monitor=monitor, mode=mode, factor=0.5, patience=max(1, params["patience"] // 2)))
-    if params["tensorboard"] and job.get("log_dir"):
-        callbacks.append(keras.callbacks.TensorBoard(log_dir=job["log_dir"]))
+    if params["tensorboard"] and job.log_dir:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=job.log_dir))
     t_fit = time.perf_counter()
     history = model.fit(train_data, validation_data=val_data, epochs=params["epochs"],
                         callbacks=callbacks, verbose=params["verbose"])
     fit_seconds = time.perf_counter() - t_fit
     hist = {k: [float(v) for v in values] for k, values in history.history.items()}
-    curve = np.asarray(hist[monitor], dtype=float)
+    curve = np.asarray(hist.get(monitor, []), dtype=float)
     if not np.isfinite(curve).any():
         raise TrainingError(
             f"Fold {fold}: no epoch produced a finite {monitor}, so there is no best model "
-            "(training diverged?). Try a lower learning_rate."
+            "(training diverged). Lower learning_rate."
         )
     curve = np.where(np.isfinite(curve), curve, np.inf if mode == "min" else -np.inf)
     best_epoch = int(np.argmin(curve) if mode == "min" else np.argmax(curve)) + 1
-    model.save(partial)
-    os.replace(partial, model_path)
     t_eval = time.perf_counter()
-    best = model  # the best epoch's weights, restored by EarlyStopping and saved above
+    best = model  # the best epoch's weights, restored by EarlyStopping
     outputs, result_metrics, clip_metrics = {}, {}, {}
     clips = store.clips
     multi_segment = len(np.unique(clips[rows["test"]])) < len(rows["test"])
     for key in ("train", "val", "test"):
         outputs[key] = _predict(best, *source[key], max(batch_size, 1024))
         y = targets[rows[key]]
-        result_metrics[key] = M.compute(task_type, y, outputs[key], n_outputs)
-        if multi_segment:
+        if np.isfinite(outputs[key]).all():
+            result_metrics[key] = M.compute(task_type, y, outputs[key], n_outputs)
+        else:
+            result_metrics[key] = {"loss": float("nan")}
+        if multi_segment and np.isfinite(outputs[key]).all():
             _, clip_out, clip_y = M.pool_by_clip(outputs[key], y, clips[rows[key]])
             clip_metrics[key] = M.compute(task_type, clip_y, clip_out, n_outputs)
+    _check_finite(fold, outputs, result_metrics)
     eval_seconds = time.perf_counter() - t_eval
-    if job.get("predictions_path"):
-        _write_predictions(job["predictions_path"], store, rows["test"], outputs["test"],
-                           task_type)
+    with tempfile.TemporaryDirectory(prefix="xval-model-") as tmp:
+        path = Path(tmp) / f"fold_{fold}.keras"
+        model.save(path)
+        model_bytes = path.read_bytes()
+    predictions = _predictions_csv(store, rows["test"], outputs["test"], task_type)
+    backend = keras.backend.backend()
     keras.backend.clear_session()
-    return {
-        "instance": job["instance"],
-        "fold": fold,
-        "status": "ok",
-        "message": "",
-        "metrics": result_metrics,
-        "clip_metrics": clip_metrics or None,
-        "history": hist,
-        "best_epoch": best_epoch,
-        "epochs_run": len(curve),
-        "monitor": monitor,
-        "monitor_mode": mode,
-        "timings": {"fit_seconds": round(fit_seconds, 3), "eval_seconds": round(eval_seconds, 3),
-                    "total_seconds": round(time.perf_counter() - t_start, 3)},
-        "items": job["items"],
-        "n_rows": {**{k: int(len(v)) for k, v in rows.items()},
-                   "train_original": int(len(train_original))},
-        "classes": store.classes,
-        "backend": keras.backend.backend(),
-        "keras_version": keras.__version__,
-        "params_hash": job.get("params_hash"),
-        "pid": os.getpid(),
-    }
+    import socket
+
+    return FoldResult(
+        instance=job.instance, fold=fold, status=Status.OK, items=job.items,
+        params_hash=job.params_hash, metrics=result_metrics, clip_metrics=clip_metrics or None,
+        history=hist, best_epoch=best_epoch, epochs_run=len(curve), monitor=monitor,
+        monitor_mode=mode,
+        timings={"fit_seconds": round(fit_seconds, 3), "eval_seconds": round(eval_seconds, 3),
+                 "total_seconds": round(time.perf_counter() - t_start, 3)},
+        n_rows={**{k: int(len(v)) for k, v in rows.items()},
+                "train_original": int(len(train_original))},
+        classes=store.classes, backend=backend, keras_version=keras.__version__,
+        device=_device(), host=socket.gethostname(), pid=os.getpid(),
+        model_bytes=model_bytes, predictions_csv=predictions,
+    )
 
 
-def _write_predictions(path, store, rows, outputs, task_type):
+def _predictions_csv(store, rows, outputs, task_type):
+    """The test predictions as CSV text: row, item, clip, label, target, predicted, scores."""
     import pandas as pd
-
-    from xval.results import atomic_write_text
 
     meta = store.meta.iloc[rows]
     table = pd.DataFrame({"row": rows, "item": meta["item"].to_numpy(),
@@ -280,17 +340,4 @@ def _write_predictions(path, store, rows, outputs, task_type):
             table[f"p_{name}"] = probs[:, i].round(6)
     else:
         table["predicted"] = outputs.ravel()
-    atomic_write_text(path, table.to_csv(index=False))
-
-
-def failed_result(job, error):
-    """The fold result of a job that raised `error`."""
-    return {
-        "instance": job["instance"],
-        "fold": job["fold"],
-        "status": "failed",
-        "message": f"{type(error).__name__}: {error}",
-        "traceback": "".join(traceback.format_exception(error)),
-        "items": job["items"],
-        "params_hash": job.get("params_hash"),
-    }
+    return table.to_csv(index=False)

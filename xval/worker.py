@@ -1,22 +1,31 @@
-"""`python -m xval.worker JOB.json RESULT.json`: runs one job in a fresh process."""
+"""`python -m xval.worker JOB.json OUT_DIR`: runs one job in a fresh process.
+
+Writes `OUT_DIR/result.json` (the `FoldResult` and its test predictions) and
+`OUT_DIR/model.keras` (the best model) for the process executor to read back; the driver
+alone writes the experiment's result files.
+"""
 
 import json
+import os
 import sys
+from pathlib import Path
 
 
 def main(argv=None):
-    job_path, out_path = (argv or sys.argv[1:])[:2]
-    with open(job_path, encoding="utf-8") as f:
-        job = json.load(f)
-    from xval.results import atomic_write_json
-    from xval.training import failed_result, run_fold
+    job_path, out_dir = (argv or sys.argv[1:])[:2]
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from xval.executors import _run_job
+    from xval.jobs import Job
+    from xval.results import atomic_write_bytes, atomic_write_json
 
-    try:
-        result = run_fold(job)
-    except Exception as e:  # reported to the driver, which records it
-        result = failed_result(job, e)
-    atomic_write_json(out_path, result)
-    return 0 if result["status"] == "ok" else 1
+    job = Job.from_dict(json.loads(Path(job_path).read_text(encoding="utf-8")))
+    result = _run_job(job)
+    out_dir = Path(out_dir)
+    if result.model_bytes is not None:
+        atomic_write_bytes(out_dir / "model.keras", result.model_bytes)
+    atomic_write_json(out_dir / "result.json",
+                      {**result.to_dict(), "predictions_csv": result.predictions_csv})
+    return 0 if result.ok else 1
 
 
 if __name__ == "__main__":

@@ -1,0 +1,224 @@
+"""The executor contract, run against every executor (inline, process, ray), and the job
+contract's JSON round trip."""
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import ROOT, run_script, write_script
+from xval import Experiment
+from xval.errors import ConfigurationError, TrainingError
+from xval.executors import EXECUTOR_NAMES, InlineExecutor, JobQueue, make_executor
+from xval.jobs import FoldResult, Job, Status
+
+HAS_RAY = importlib.util.find_spec("ray") is not None
+BASE = ['architecture="mlp"', 'reshaping_type="none"', 'comment_1="c1"', 'comment_2="c2"',
+        "hidden_units=8", "num_layers=1", "epochs=2", "batch_size=64"]
+DIVERGE = ["learning_rate=1e6", 'optimizer="sgd"', 'save_model_metric="val_accuracy"']
+
+
+def executors():
+    names = ["inline", "process"]
+    names.append(pytest.param("ray", marks=pytest.mark.skipif(
+        not HAS_RAY, reason="ray is not installed (pip install -e '.[ray]')")))
+    return names
+
+
+def experiment(config_path, n_instances=2, num_folds=3, failing=(), debug=False):
+    exp = Experiment(description="executor contract", dataset="tiny", number=1,
+                     num_folds=num_folds, debug_mode=debug, config=str(config_path))
+    for k in range(1, n_instances + 1):
+        exp[k] = BASE + (DIVERGE if k in failing else [])
+    return exp
+
+
+def folds_on_disk(config, k):
+    d = config.results_dir / "tiny" / "experiment_1" / f"instance_{k}"
+    return sorted(int(p.stem.split("_")[1]) for p in d.glob("fold_*.json"))
+
+
+def test_job_and_fold_result_round_trip_json(store):
+    job = Job(instance=3, fold=1, params={"epochs": 2}, items={"train": ["a"], "val": ["b"],
+                                                                "test": ["c"]},
+              task_type="classification", generator=False, store=str(store.path),
+              params_hash="abc", store_hash=store.content_hash)
+    assert Job.from_dict(json.loads(json.dumps(job.to_dict()))) == job
+    result = FoldResult(instance=3, fold=1, status=Status.OK, metrics={"test": {"loss": 1.0}},
+                        model_bytes=b"model", predictions_csv="row\n")
+    data = json.loads(json.dumps(result.to_dict()))
+    assert "model_bytes" not in data and "predictions_csv" not in data
+    assert data["status"] == "ok"
+    back = FoldResult.from_dict(data)
+    assert back.status is Status.OK and back.metrics == result.metrics and back.ok
+
+
+def test_job_store_path_must_be_absolute():
+    with pytest.raises(ConfigurationError, match="must be absolute"):
+        Job(instance=1, fold=0, params={}, items={}, task_type="classification",
+            generator=False, store="data/tiny")
+
+
+def test_job_queue_cancels_one_instance_or_all(store):
+    def job(k, i):
+        return Job(instance=k, fold=i, params={}, items={}, task_type="classification",
+                   generator=False, store=str(store.path))
+
+    queue = JobQueue([job(1, 0), job(1, 1), job(2, 0), job(2, 1)])
+    assert queue.pop().key == (1, 0)
+    assert [j.key for j in queue.cancel(1)] == [(1, 1)]
+    assert len(queue) == 2 and queue.pop().key == (2, 0)
+    assert len(queue.cancel()) == 1 and queue.pop() is None
+
+
+def test_unknown_executor_is_an_error_listing_the_valid_ones():
+    with pytest.raises(ConfigurationError, match="expected one of inline, process, ray"):
+        make_executor("threads")
+    assert EXECUTOR_NAMES == ("inline", "process", "ray")
+
+
+def test_unknown_executor_in_config_is_an_error(tmp_path):
+    from tests.conftest import write_config
+    from xval.config import load_config
+
+    with pytest.raises(ConfigurationError, match="executor"):
+        load_config(write_config(tmp_path, backend={"executor": "threads"}))
+
+
+@pytest.mark.parametrize("name", executors())
+def test_executor_runs_every_job_and_records_each_fold(name, config_path, config, store):
+    outcome = experiment(config_path).run(config=config, executor=name, out=lambda *a: None)
+    assert outcome.exit_code == 0, outcome
+    for k in (1, 2):
+        assert folds_on_disk(config, k) == [0, 1, 2]
+        inst = outcome.results[k]
+        assert inst.status == "complete"
+        assert all(f["backend"] == "torch" and f["device"] == "cpu" for f in inst.folds)
+        assert all(f["model_size"] > 0 and len(f["model_sha256"]) == 64 for f in inst.folds)
+
+
+@pytest.mark.parametrize("name", executors())
+def test_executor_failing_fold_stops_its_instance_only(name, config_path, config, store):
+    """A failed fold cancels its instance's folds that have not started, under every
+    executor (the process executor used to run them all), and the instance's summary is
+    written once, after its last fold, so it agrees with the fold files."""
+    exp = experiment(config_path, n_instances=2, num_folds=4, failing=(1,))
+    outcome = exp.run(config=config, executor=name, out=lambda *a: None)
+    assert outcome.exit_code == 1 and outcome.failed == [1]
+    ran = folds_on_disk(config, 1)
+    # At most the folds that were already running when the first failure came back.
+    slots = make_executor(name).slots if name != "ray" else 2
+    assert 1 <= len(ran) <= slots < 4, ran
+    inst_dir = config.results_dir / "tiny" / "experiment_1" / "instance_1"
+    summary = json.loads((inst_dir / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["folds_failed"] == len(ran)
+    assert "diverged" in summary["message"]
+    assert outcome.results[2].status == "complete" and folds_on_disk(config, 2) == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("name", executors())
+def test_executor_debug_mode_stops_the_run(name, config_path, config, store):
+    exp = experiment(config_path, n_instances=2, num_folds=3, failing=(1,), debug=True)
+    with pytest.raises(TrainingError, match="instance 1 fold .* failed \\(debug_mode=True\\)"):
+        exp.run(config=config, executor=name, out=lambda *a: None)
+    assert folds_on_disk(config, 2) == []
+
+
+def test_inline_executor_yields_failures_instead_of_raising(store):
+    job = Job(instance=1, fold=0, params={}, items={"train": [], "val": [], "test": []},
+              task_type="classification", generator=False, store=str(store.path))
+    result = next(InlineExecutor().run(JobQueue([job])))
+    assert result.status is Status.FAILED and result.traceback and result.message
+
+
+SCRIPT = """
+from xval import Experiment
+experiment = Experiment(description="kill test", dataset="tiny", number=1, num_folds=4,
+                        config={config!r})
+experiment[1] = {base!r}
+if __name__ == "__main__":
+    experiment.main()
+"""
+
+
+def _start(script, executor, tmp_path):
+    return subprocess.Popen([sys.executable, str(script), "--executor", executor],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=tmp_path, start_new_session=True)
+
+
+def _wait_for_first_fold(inst, proc, timeout=240):
+    deadline = time.monotonic() + timeout
+    while not list(inst.glob("fold_*.json")) and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.2)
+
+
+def _script(tmp_path, config_path, epochs):
+    spec = {"architecture": "mlp", "reshaping_type": "none", "comment_1": "a",
+            "comment_2": "b", "hidden_units": 8, "num_layers": 1, "epochs": epochs,
+            "patience": epochs, "batch_size": 8}
+    return write_script(tmp_path, SCRIPT.format(config=str(config_path), base=spec))
+
+
+@pytest.mark.parametrize("name", ["inline", "process"])
+def test_ctrl_c_prints_one_line_and_resumes(name, tmp_path, config_path, config, store):
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) stops the run with
+    one line and exit code 130, leaves no worker behind and nothing half-written, and the
+    same command resumes."""
+    script = _script(tmp_path, config_path, epochs=40)
+    proc = _start(script, name, tmp_path)
+    inst = config.results_dir / "tiny" / "experiment_1" / "instance_1"
+    _wait_for_first_fold(inst, proc)
+    os.killpg(proc.pid, signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stdout + stderr
+    assert stderr.strip().splitlines()[-1].startswith("interrupted; rerun the same command")
+    assert "Traceback" not in stderr
+    time.sleep(0.5)
+    leftover = subprocess.run(["pgrep", "-f", "xval.worker"], capture_output=True, text=True)
+    assert str(tmp_path) not in leftover.stdout
+    assert not [p for p in inst.parent.rglob(".*") if p.is_file() and ".locks" not in p.parts]
+    done = folds_on_disk(config, 1)
+    assert 1 <= len(done) < 4
+    again = run_script(script, "--executor", name)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert folds_on_disk(config, 1) == [0, 1, 2, 3]
+
+
+def test_process_executor_resumes_after_driver_kill(tmp_path, config_path, config, store):
+    script = _script(tmp_path, config_path, epochs=6)
+    proc = _start(script, "process", tmp_path)
+    inst = config.results_dir / "tiny" / "experiment_1" / "instance_1"
+    _wait_for_first_fold(inst, proc)
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and its workers
+    proc.wait()
+    done_before = folds_on_disk(config, 1)
+    assert 1 <= len(done_before) < 4
+    again = run_script(script, "--executor", "process")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "already done; resuming" in again.stdout
+    assert folds_on_disk(config, 1) == [0, 1, 2, 3]
+
+
+def test_worker_module_runs_a_job_file(tmp_path, store, config):
+    from xval.params import resolve
+
+    spec = {"architecture": "mlp", "reshaping_type": "none", "comment_1": "",
+            "comment_2": "", "epochs": 1}
+    job = Job(instance=1, fold=0, params=resolve(1, spec, training_defaults=config.training),
+              task_type="classification", generator=False, store=str(store.path),
+              items={"train": ["item0", "item1", "item2", "item3"], "val": ["item4"],
+                     "test": ["item5"]})
+    (tmp_path / "job.json").write_text(json.dumps(job.to_dict()))
+    out = subprocess.run([sys.executable, "-m", "xval.worker", str(tmp_path / "job.json"),
+                          str(tmp_path)], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    data = json.loads((tmp_path / "result.json").read_text())
+    assert data["status"] == "ok" and data["predictions_csv"].startswith("row,")
+    assert (tmp_path / "model.keras").stat().st_size > 0

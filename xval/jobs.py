@@ -1,0 +1,151 @@
+"""The job contract: a `Job` is one (instance, fold) to train; a `FoldResult` is what it gave.
+
+Every executor (inline, process, Ray) takes `Job`s and yields `FoldResult`s; none of them
+writes result files. Both round-trip through JSON (`to_dict` / `from_dict`), so a job can
+travel to a fresh process or another machine and its result come back to the driver, which
+alone writes files (`xval.recorder.Recorder`).
+"""
+
+import dataclasses
+import enum
+import traceback as _traceback
+from pathlib import Path
+
+from xval.errors import ConfigurationError
+
+
+class Status(str, enum.Enum):
+    """State of one fold. The value is what `fold_<i>.json` stores."""
+
+    OK = "ok"  # The fold trained and every split's outputs and loss are finite.
+    FAILED = "failed"  # The fold raised, or training diverged; `message` says why.
+
+
+class InstanceStatus(str, enum.Enum):
+    """State of one instance, derived from its fold files."""
+
+    COMPLETE = "complete"  # Every fold is done.
+    PARTIAL = "partial"  # Some folds are done, none failed: a rerun resumes it.
+    FAILED = "failed"  # A fold failed; the instance's other folds were not started.
+    PENDING = "pending"  # No fold is done yet.
+
+
+@dataclasses.dataclass
+class Job:
+    """One (instance, fold) to train and evaluate.
+
+    Args:
+        instance: the instance id.
+        fold: the fold index.
+        params: the instance's resolved parameters.
+        items: `{"train": [...], "val": [...], "test": [...]}` item names.
+        task_type: `"classification"` or `"regression"`.
+        generator: stream batches from the memory-mapped store.
+        store: absolute path of the feature store (a shared folder when jobs run on
+            other machines; the Ray executor checks every node sees the same store).
+        params_hash: the parameters' hash (see `xval.params.params_hash`).
+        store_hash: the store's content hash, checked where the job runs.
+        log_dir: TensorBoard log folder, or `None`.
+    """
+
+    instance: int
+    fold: int
+    params: dict
+    items: dict
+    task_type: str
+    generator: bool
+    store: str
+    params_hash: str = ""
+    store_hash: str = ""
+    log_dir: str | None = None
+
+    def __post_init__(self):
+        if not Path(self.store).is_absolute():
+            raise ConfigurationError(
+                f"Job store path {self.store!r} must be absolute, so that a worker in another "
+                "directory or on another machine resolves it to the same store."
+            )
+
+    @property
+    def key(self):
+        """`(instance, fold)`."""
+        return (self.instance, self.fold)
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data):
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclasses.dataclass
+class FoldResult:
+    """What one job produced.
+
+    `model_bytes` (the best model as a `.keras` file) and `predictions_csv` (the test
+    predictions) travel with the result but are not part of `to_dict()`: the recorder writes
+    them as their own files and records the model's size and hash in the fold file.
+    """
+
+    instance: int
+    fold: int
+    status: Status
+    message: str = ""
+    traceback: str = ""
+    items: dict = dataclasses.field(default_factory=dict)
+    params_hash: str | None = None
+    metrics: dict | None = None
+    clip_metrics: dict | None = None
+    history: dict | None = None
+    best_epoch: int | None = None
+    epochs_run: int | None = None
+    monitor: str | None = None
+    monitor_mode: str | None = None
+    timings: dict = dataclasses.field(default_factory=dict)
+    n_rows: dict = dataclasses.field(default_factory=dict)
+    classes: list | None = None
+    backend: str | None = None
+    keras_version: str | None = None
+    device: str | None = None
+    host: str | None = None
+    pid: int | None = None
+    model_size: int | None = None
+    model_sha256: str | None = None
+    model_bytes: bytes | None = dataclasses.field(default=None, repr=False)
+    predictions_csv: str | None = dataclasses.field(default=None, repr=False)
+    exception: BaseException | None = dataclasses.field(default=None, repr=False)
+
+    _TRANSIENT = ("model_bytes", "predictions_csv", "exception")
+
+    @property
+    def ok(self):
+        return self.status == Status.OK
+
+    @property
+    def key(self):
+        return (self.instance, self.fold)
+
+    def to_dict(self):
+        """The JSON content of `fold_<i>.json` (without the model and predictions)."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+               if f.name not in self._TRANSIENT}
+        out["status"] = Status(self.status).value
+        return out
+
+    @classmethod
+    def from_dict(cls, data):
+        names = {f.name for f in dataclasses.fields(cls)} - set(cls._TRANSIENT)
+        kwargs = {k: v for k, v in data.items() if k in names}
+        kwargs["status"] = Status(data.get("status", "failed"))
+        return cls(**kwargs)
+
+    @classmethod
+    def failure(cls, job, error, message=None):
+        """The result of `job` when it raised `error` (or could not run: `message`)."""
+        text = message or f"{type(error).__name__}: {error}"
+        trace = "".join(_traceback.format_exception(error)) if error is not None else text
+        return cls(instance=job.instance, fold=job.fold, status=Status.FAILED, message=text,
+                   traceback=trace, items=job.items, params_hash=job.params_hash,
+                   exception=error)

@@ -1,0 +1,95 @@
+"""The scheduler: feeds jobs to an executor and applies the failure policy.
+
+The policy is the same for every executor:
+
+- A failed fold cancels the folds of its instance that have not started; folds of that
+  instance already running finish and are recorded.
+- With `debug_mode`, the first failed fold cancels every waiting job, stops the running ones,
+  and raises `TrainingError` with the fold's traceback.
+- Each instance's summary (and the workbook) is written once, when its last fold has ended
+  (or been cancelled), so a summary never goes stale as later folds land.
+"""
+
+from xval.errors import TrainingError
+from xval.executors import JobQueue
+
+
+class Scheduler:
+    """Runs jobs through an executor, recording each result as it arrives.
+
+    Args:
+        executor: an `xval.executors.Executor`.
+        recorder: the `xval.recorder.Recorder` that writes the result files.
+        debug: stop the whole run at the first failed fold. Defaults to `False`.
+        out: print function for progress lines. Defaults to `print`.
+        on_result: optional callback `(FoldResult) -> None` after each recorded fold.
+    """
+
+    def __init__(self, executor, recorder, *, debug=False, out=print, on_result=None):
+        self.executor = executor
+        self.recorder = recorder
+        self.debug = debug
+        self.out = out
+        self.on_result = on_result
+
+    def run(self, jobs_by_instance):
+        """Runs the jobs.
+
+        Args:
+            jobs_by_instance: instance id -> list of `Job`s, in run order.
+
+        Returns:
+            The set of instance ids with a failed fold.
+
+        Raises:
+            TrainingError: with `debug`, at the first failed fold.
+        """
+        queue = JobQueue(job for jobs in jobs_by_instance.values() for job in jobs)
+        remaining = {k: len(jobs) for k, jobs in jobs_by_instance.items()}
+        failed, finished = set(), set()
+        results = self.executor.run(queue)
+        try:
+            for result in results:
+                k = result.instance
+                self.recorder.record_fold(result)
+                remaining[k] -= 1
+                self._report(result)
+                if not result.ok:
+                    failed.add(k)
+                    remaining[k] -= len(queue.cancel(k))
+                    if self.debug:
+                        queue.cancel()
+                        self._finish(k, finished)
+                        raise TrainingError(
+                            f"instance {k} fold {result.fold} failed (debug_mode=True): "
+                            f"{result.message}\n{result.traceback}"
+                        ) from result.exception
+                if self.on_result is not None:
+                    self.on_result(result)
+                if remaining[k] == 0:
+                    self._finish(k, finished)
+        finally:
+            results.close()  # stops running jobs when the loop ended early
+        for k in jobs_by_instance:  # instances whose jobs never came back (interrupted)
+            if k not in finished and remaining[k] < len(jobs_by_instance[k]):
+                self._finish(k, finished)
+        return failed
+
+    def _finish(self, instance, finished):
+        if instance in finished:
+            return
+        finished.add(instance)
+        self.recorder.finish_instance(instance)
+        self.recorder.rebuild_report()
+
+    def _report(self, result):
+        k, i = result.instance, result.fold
+        if result.ok:
+            m = result.metrics
+            key = "accuracy" if "accuracy" in m["test"] else "rmse"
+            self.out(f"instance {k} fold {i}: {key} train {m['train'][key]:.3f} "
+                     f"val {m['val'][key]:.3f} test {m['test'][key]:.3f} "
+                     f"(best epoch {result.best_epoch}/{result.epochs_run}, "
+                     f"{result.timings['total_seconds']:.1f}s)")
+        else:
+            self.out(f"instance {k} fold {i}: FAILED: {result.message}")
