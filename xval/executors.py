@@ -22,7 +22,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from xval.errors import ConfigurationError
-from xval.jobs import FoldResult, Job
+from xval.jobs import FoldResult
 
 EXECUTOR_NAMES = ("inline", "process", "ray")
 

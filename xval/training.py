@@ -74,7 +74,6 @@ def _transfer_backbone(params, num_outputs, task_type):
     from keras import layers
 
     from architectures.common import output_head
-
     from xval.errors import ConfigurationError
     from xval.predict import load
 
