@@ -189,9 +189,8 @@ class RayExecutor(Executor):
 
     def run(self, queue):
         ray = self._ray
-        task = ray.remote(run_job_remote).options(
-            num_cpus=self.num_cpus, num_gpus=self._num_gpus, max_retries=self.max_retries,
-            max_calls=1)
+        task = ray.remote(max_calls=1)(run_job_remote).options(
+            num_cpus=self.num_cpus, num_gpus=self._num_gpus, max_retries=self.max_retries)
         running = {}
         try:
             while True:
