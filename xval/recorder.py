@@ -87,13 +87,30 @@ class Recorder:
         config: the run's `Config` (selection metric and alpha of the workbook).
         num_folds: the number of folds of the experiment.
         out: print function for progress lines. Defaults to `print`.
+        listeners: objects told about what was recorded (e.g. an experiment tracker): each
+            may define `on_fold(result, inst_dir)` (after a fold's files are written) and
+            `on_instance(instance, summary, params, inst_dir)` (after its summary is). A
+            listener that raises is reported and dropped; it never stops the run.
     """
 
-    def __init__(self, exp_dir, config, num_folds, out=print):
+    def __init__(self, exp_dir, config, num_folds, out=print, listeners=()):
         self.exp_dir = Path(exp_dir)
         self.config = config
         self.num_folds = num_folds
         self.out = out
+        self.listeners = list(listeners)
+
+    def _notify(self, event, *args):
+        for listener in list(self.listeners):
+            method = getattr(listener, event, None)
+            if method is None:
+                continue
+            try:
+                method(*args)
+            except Exception as e:  # a tracker must never cost a result  # noqa: BLE001
+                self.out(f"{type(listener).__name__} failed ({type(e).__name__}: {e}); "
+                         "it is disabled for the rest of this run.")
+                self.listeners.remove(listener)
 
     def instance_dir(self, instance):
         return self.exp_dir / f"instance_{instance}"
@@ -156,6 +173,7 @@ class Recorder:
         else:
             atomic_write_text(inst_dir / "error.txt", result.traceback or result.message)
         atomic_write_json(inst_dir / f"fold_{i}.json", result.to_dict())
+        self._notify("on_fold", result, inst_dir)
 
     def fold_results(self, instance):
         """The readable fold files of an instance, as `FoldResult`s (within `num_folds`)."""
@@ -189,6 +207,9 @@ class Recorder:
         aside = inst_dir.with_name(inst_dir.name + PREVIOUS_SUFFIX)
         if summary["status"] == InstanceStatus.COMPLETE.value and aside.exists():
             shutil.rmtree(aside)
+        params = read_json(inst_dir / "params.json")["params"] \
+            if (inst_dir / "params.json").exists() else {}
+        self._notify("on_instance", instance, summary, params, inst_dir)
         return summary
 
     def rebuild_report(self):
