@@ -7,8 +7,11 @@
     the same model, data, epochs and batch size, and `model.evaluate` on the test items.
 Runs alternate (a, b, a, b, ...); the ratio is of medians. Target: <= 1.05.
 Then generator vs in-memory training throughput (rows x epochs / fit seconds), target >= 0.9.
+Then, with Ray installed, the Ray executor against inline on the same experiment: once with a
+Ray instance already running (the per-job cost: a fresh worker process per job, task
+scheduling, results shipped back) and once including starting and stopping a local Ray.
 
-    python -m benchmarks.engine_overhead [--repeats 3] [--epochs 30]
+    python -m benchmarks.engine_overhead [--repeats 3] [--epochs 30] [--skip-ray]
 """
 
 import argparse
@@ -28,7 +31,7 @@ ARCH = {"architecture": "example_cnn", "reshaping_type": "conv", "comment_1": "b
         "comment_2": "", "filters": 16}
 
 
-def engine_run(config, store_dir, folder, epochs, batch, generator=False):
+def engine_run(config, store_dir, folder, epochs, batch, generator=False, executor="inline"):
     from xval import Experiment
 
     config = config.replace(paths={"data_dir": str(store_dir), "results_dir": str(folder)})
@@ -36,7 +39,7 @@ def engine_run(config, store_dir, folder, epochs, batch, generator=False):
                      generator=generator,
                      parameters={"epochs": epochs, "patience": epochs, "batch_size": batch})
     exp[1] = ARCH
-    outcome = exp.run(config=config, out=lambda *a: None)
+    outcome = exp.run(config=config, executor=executor, out=lambda *a: None)
     assert outcome.exit_code == 0
     folds = [json.loads(p.read_text()) for p in
              sorted((Path(folder) / "demo" / "experiment_1" / "instance_1").glob("fold_*.json"))]
@@ -83,6 +86,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=30, help="config.ini's default")
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--skip-ray", action="store_true", help="skip the Ray comparison")
     args = parser.parse_args()
     import keras
 
@@ -118,6 +122,41 @@ def main():
         tp = median(gen) / median(mem)
         print(f"generator / in-memory training throughput: {tp:.3f} ({median(gen):.0f} vs "
               f"{median(mem):.0f} rows/s; target >= 0.9: {'met' if tp >= 0.9 else 'NOT met'})")
+        if not args.skip_ray:
+            ray_overhead(config, tmp, args)
+
+
+def ray_overhead(config, tmp, args):
+    """Ray executor vs inline, same experiment, alternating runs (medians)."""
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:
+        print("Ray executor: skipped (ray is not installed: pip install -e '.[ray]')")
+        return
+    import ray
+
+    run = {"inline": [], "ray": [], "ray+start": []}
+    for r in range(args.repeats):
+        t, _ = timed(engine_run, config, tmp / "data", tmp / f"ri{r}", args.epochs,
+                     args.batch_size)
+        run["inline"].append(t)
+        t, _ = timed(engine_run, config, tmp / "data", tmp / f"rs{r}", args.epochs,
+                     args.batch_size, executor="ray")  # starts and stops a local Ray
+        run["ray+start"].append(t)
+        ray.init(include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+        try:
+            t, _ = timed(engine_run, config, tmp / "data", tmp / f"rr{r}", args.epochs,
+                         args.batch_size, executor="ray")
+        finally:
+            ray.shutdown()
+        run["ray"].append(t)
+        print(f"  repeat {r}: inline {run['inline'][-1]:.2f}s, ray {run['ray'][-1]:.2f}s, "
+              f"ray with start-up {run['ray+start'][-1]:.2f}s")
+    base = median(run["inline"])
+    print(f"ray / inline wall time: {median(run['ray']) / base:.3f} with Ray running "
+          f"(median {median(run['ray']):.2f}s vs {base:.2f}s), "
+          f"{median(run['ray+start']) / base:.3f} including starting a local Ray "
+          f"({median(run['ray+start']):.2f}s); {os.cpu_count()} cores, 4 jobs")
 
 
 if __name__ == "__main__":

@@ -348,3 +348,14 @@ def test_ray_preflight_refuses_a_node_without_the_store(ray_cluster, tmp_path, c
     assert "The Ray cluster cannot run this experiment" in proc.stderr
     assert "dataset.json" in proc.stderr and "shared filesystem" in proc.stderr
     assert not list((config.results_dir / "tiny" / "experiment_1").glob("instance_*/fold_*"))
+
+
+def test_gpu_benchmark_runs_without_a_gpu():
+    import shutil
+
+    if shutil.which("nvidia-smi"):
+        pytest.skip("a GPU driver is present: the benchmark would measure, not exit")
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.gpu"], capture_output=True,
+                          text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("No GPU found")
