@@ -54,6 +54,11 @@ def experiment_parser(experiment):
     parser.add_argument("--debug", action="store_true",
                         help="stop at the first error with its traceback")
     parser.add_argument("--config", help="path of config.ini")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress bar and no progress lines (errors still show)")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="one line per epoch, labelled with instance and fold; "
+                             "TensorFlow's own log lines too")
     parser.add_argument("--backend", choices=BACKENDS, help="Keras backend (else config.ini)")
     parser.add_argument("--executor", choices=EXECUTOR_NAMES,
                         help="inline, process (a fresh process per job) or ray (else config)")
@@ -88,6 +93,10 @@ def run_experiment_cli(experiment, argv=None):
             raise ConfigurationError(
                 f"--ray-address needs --executor ray (got --executor {args.executor})."
             )
+        if args.quiet and args.verbose:
+            raise ConfigurationError("Give -q/--quiet or -v/--verbose, not both.")
+        if args.verbose:
+            os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
         overrides = dict(parse_override(text) for text in args.set)
         if args.backend:
             os.environ["KERAS_BACKEND"] = args.backend
@@ -97,6 +106,8 @@ def run_experiment_cli(experiment, argv=None):
             selected, overrides=overrides, overwrite=args.overwrite or None,
             dry_run=args.dry_run, gpu=args.gpu, config=args.config, executor=executor,
             gpus=args.gpus, debug=args.debug or None, ray_address=args.ray_address,
+            progress=not args.quiet and not args.dry_run, verbose=args.verbose,
+            out=(lambda *a: None) if args.quiet else print,
         )
         return outcome.exit_code
     except XvalError as e:

@@ -25,6 +25,8 @@ from xval.errors import ConfigurationError
 from xval.jobs import FoldResult
 
 EXECUTOR_NAMES = ("inline", "process", "ray")
+# Workers print `EPOCH_PREFIX epoch epochs {logs}` lines that the process executor streams.
+EPOCH_PREFIX = "xval-epoch "
 
 
 class JobQueue:
@@ -74,6 +76,10 @@ class Executor:
     def run(self, queue):
         raise NotImplementedError
 
+    # Set by the scheduler: `(job, epoch, epochs, logs) -> None`, called as epochs end, where the
+    # executor can see them (inline: in this process; process: streamed from the workers).
+    on_epoch = None
+
     def close(self):
         """Releases what `start` acquired."""
 
@@ -83,11 +89,11 @@ class Executor:
         return 1
 
 
-def _run_job(job):
+def _run_job(job, on_epoch=None):
     from xval.training import run_fold
 
     try:
-        return run_fold(job)
+        return run_fold(job, on_epoch=on_epoch)
     except Exception as e:  # recorded per fold: the scheduler applies the failure policy
         return FoldResult.failure(job, e)
 
@@ -99,7 +105,11 @@ class InlineExecutor(Executor):
 
     def run(self, queue):
         while (job := queue.pop()) is not None:
-            yield _run_job(job)
+            hook = None
+            if self.on_epoch is not None:
+                def hook(epoch, epochs, logs, job=job):
+                    self.on_epoch(job, epoch, epochs, logs)
+            yield _run_job(job, hook)
 
 
 class ProcessExecutor(Executor):
@@ -135,16 +145,20 @@ class ProcessExecutor(Executor):
         with tempfile.TemporaryDirectory(prefix="xval-job-") as tmp:
             tmp = Path(tmp)
             (tmp / "job.json").write_text(json.dumps(job.to_dict()))
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "xval.worker", str(tmp / "job.json"), str(tmp)],
-                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            with self._procs_lock:
-                self._procs[job.key] = proc
-            try:
-                stdout, stderr = proc.communicate()
-            finally:
+            with open(tmp / "stderr.txt", "w+") as err:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "xval.worker", str(tmp / "job.json"), str(tmp)],
+                    env=env, stdout=subprocess.PIPE, stderr=err, text=True)
                 with self._procs_lock:
-                    self._procs.pop(job.key, None)
+                    self._procs[job.key] = proc
+                try:
+                    stdout = self._stream(job, proc.stdout)
+                    proc.wait()
+                finally:
+                    with self._procs_lock:
+                        self._procs.pop(job.key, None)
+                err.seek(0)
+                stderr = err.read()
             result_file = tmp / "result.json"
             if result_file.exists():
                 data = json.loads(result_file.read_text())
@@ -157,6 +171,21 @@ class ProcessExecutor(Executor):
             return FoldResult.failure(job, None, message=(
                 f"worker process exited with code {proc.returncode} without a result: "
                 f"{tail.strip() or '(no output)'}"))
+
+    def _stream(self, job, pipe):
+        """Reads a worker's stdout: epoch lines go to `on_epoch`, the rest is kept."""
+        kept = []
+        for line in pipe:
+            if line.startswith(EPOCH_PREFIX):
+                if self.on_epoch is not None:
+                    try:
+                        epoch, epochs, logs = line[len(EPOCH_PREFIX):].split(" ", 2)
+                        self.on_epoch(job, int(epoch), int(epochs), json.loads(logs))
+                    except ValueError:
+                        continue
+            else:
+                kept.append(line)
+        return "".join(kept[-200:])
 
     def _stop_all(self):
         with self._procs_lock:

@@ -217,7 +217,8 @@ class Experiment:
         return [i for i in declared if first <= i <= last]
 
     def run(self, instances=None, *, overrides=None, overwrite=None, dry_run=False, gpu=None,
-            config=None, executor=None, gpus=None, debug=None, out=print, ray_address=None):
+            config=None, executor=None, gpus=None, debug=None, out=print, ray_address=None,
+            progress=False, verbose=False):
         """Validates, then runs the selected instances.
 
         Every instance is resolved and every conflict with existing results is found before
@@ -237,6 +238,11 @@ class Experiment:
             out: print function for progress. Defaults to `print`.
             ray_address: Ray cluster to join (`"auto"`, `"HOST:PORT"`); `None` starts a
                 local Ray instance (with `executor="ray"`).
+            progress: show a progress bar over all jobs on stderr, and say what slow
+                start-up steps are running. Defaults to `False` (the command line turns it
+                on unless `-q`).
+            verbose: print one line per epoch, labelled with its instance and fold.
+                Defaults to `False`.
 
         Returns:
             `RunOutcome` with `results` (`ExperimentResults`), `failed`, `skipped` (held by
@@ -262,10 +268,16 @@ class Experiment:
         if dry_run:
             plan.describe(out, self.number, self.dataset)
             return RunOutcome(None, [], [], 0)
+        if progress and name == "inline":
+            out(f"Importing Keras ({backend} backend)...")
+            import keras  # noqa: F401  (a few seconds, said above rather than silent)
+        elif progress and name == "ray":
+            out("Starting Ray..." if not ray_address else f"Joining Ray at {ray_address}...")
         runner.start()
         try:
             runner.preflight(plan)
-            return self._execute(plan, runner, backend, overwrite, debug, out)
+            return self._execute(plan, runner, backend, overwrite, debug, out,
+                                 progress=progress, verbose=verbose)
         finally:
             runner.close()
 
@@ -297,7 +309,8 @@ class Experiment:
             write_snapshot(exp_dir / "code", script=self.script,
                            config_path=plan.config.path, backend=backend)
 
-    def _execute(self, plan, runner, backend, overwrite, debug, out):
+    def _execute(self, plan, runner, backend, overwrite, debug, out, progress=False,
+                 verbose=False):
         from filelock import Timeout
 
         from xval.recorder import Recorder
@@ -330,7 +343,8 @@ class Experiment:
                 if done:
                     out(f"instance {k}: folds {done} already done; resuming at fold {todo[0]}.")
                 jobs_by_instance[k] = plan.jobs(k, todo)
-            scheduler = Scheduler(runner, recorder, debug=debug, out=out)
+            scheduler = Scheduler(runner, recorder, debug=debug, out=out, progress=progress,
+                                  epoch_lines=verbose)
             scheduler.run(jobs_by_instance)
         finally:
             for instance_lock in held:

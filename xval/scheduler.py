@@ -10,6 +10,9 @@ The policy is the same for every executor:
   (or been cancelled), so a summary never goes stale as later folds land.
 """
 
+import sys
+import threading
+
 from xval.errors import TrainingError
 from xval.executors import JobQueue
 
@@ -23,14 +26,41 @@ class Scheduler:
         debug: stop the whole run at the first failed fold. Defaults to `False`.
         out: print function for progress lines. Defaults to `print`.
         on_result: optional callback `(FoldResult) -> None` after each recorded fold.
+        progress: show a progress bar over all jobs on stderr (the current instance, fold
+            and epoch, elapsed time and ETA); progress lines are printed above it.
+            Defaults to `False`.
+        epoch_lines: also print one labelled line per epoch (`-v`). Defaults to `False`.
     """
 
-    def __init__(self, executor, recorder, *, debug=False, out=print, on_result=None):
+    def __init__(self, executor, recorder, *, debug=False, out=print, on_result=None,
+                 progress=False, epoch_lines=False):
         self.executor = executor
         self.recorder = recorder
         self.debug = debug
         self.out = out
         self.on_result = on_result
+        self.progress = progress
+        self.epoch_lines = epoch_lines
+        self._bar = None
+        self._lock = threading.Lock()
+
+    def _say(self, text):
+        if self._bar is not None:
+            with self._bar.external_write_mode():
+                self.out(text)
+        else:
+            self.out(text)
+
+    def _on_epoch(self, job, epoch, epochs, logs):
+        with self._lock:
+            if self._bar is not None:
+                self._bar.set_postfix_str(f"instance {job.instance} fold {job.fold}: epoch "
+                                          f"{epoch}/{epochs}")
+            if self.epoch_lines:
+                values = " ".join(f"{k} {v:.4f}" for k, v in sorted(logs.items())
+                                  if k != "learning_rate")
+                self._say(f"instance {job.instance} fold {job.fold} epoch {epoch}/{epochs}: "
+                          f"{values}")
 
     def run(self, jobs_by_instance):
         """Runs the jobs.
@@ -47,6 +77,13 @@ class Scheduler:
         queue = JobQueue(job for jobs in jobs_by_instance.values() for job in jobs)
         remaining = {k: len(jobs) for k, jobs in jobs_by_instance.items()}
         failed, finished = set(), set()
+        total = sum(remaining.values())
+        if self.progress and total:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(total=total, unit="fold", desc="folds", file=sys.stderr,
+                             dynamic_ncols=True, smoothing=0.1)
+        self.executor.on_epoch = self._on_epoch if (self._bar or self.epoch_lines) else None
         results = self.executor.run(queue)
         try:
             for result in results:
@@ -54,9 +91,15 @@ class Scheduler:
                 self.recorder.record_fold(result)
                 remaining[k] -= 1
                 self._report(result)
+                if self._bar is not None:
+                    self._bar.update(1)
                 if not result.ok:
                     failed.add(k)
-                    remaining[k] -= len(queue.cancel(k))
+                    dropped = len(queue.cancel(k))
+                    remaining[k] -= dropped
+                    if self._bar is not None and dropped:
+                        self._bar.total -= dropped
+                        self._bar.refresh()
                     if self.debug:
                         queue.cancel()
                         self._finish(k, finished)
@@ -70,6 +113,10 @@ class Scheduler:
                     self._finish(k, finished)
         finally:
             results.close()  # stops running jobs when the loop ended early
+            self.executor.on_epoch = None
+            if self._bar is not None:
+                self._bar.close()
+                self._bar = None
         for k in jobs_by_instance:  # instances whose jobs never came back (interrupted)
             if k not in finished and remaining[k] < len(jobs_by_instance[k]):
                 self._finish(k, finished)
@@ -87,9 +134,9 @@ class Scheduler:
         if result.ok:
             m = result.metrics
             key = "accuracy" if "accuracy" in m["test"] else "rmse"
-            self.out(f"instance {k} fold {i}: {key} train {m['train'][key]:.3f} "
+            self._say(f"instance {k} fold {i}: {key} train {m['train'][key]:.3f} "
                      f"val {m['val'][key]:.3f} test {m['test'][key]:.3f} "
                      f"(best epoch {result.best_epoch}/{result.epochs_run}, "
                      f"{result.timings['total_seconds']:.1f}s)")
         else:
-            self.out(f"instance {k} fold {i}: FAILED: {result.message}")
+            self._say(f"instance {k} fold {i}: FAILED: {result.message}")

@@ -179,11 +179,23 @@ def _check_finite(fold, outputs, result_metrics):
             )
 
 
-def run_fold(job):
+def _epoch_callback(on_epoch, epochs):
+    import keras
+
+    class _Progress(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            on_epoch(epoch + 1, epochs, {k: float(v) for k, v in (logs or {}).items()})
+
+    return _Progress()
+
+
+def run_fold(job, on_epoch=None):
     """Trains and evaluates one (instance, fold).
 
     Args:
         job: a `xval.jobs.Job` (or its dict form).
+        on_epoch: optional `(epoch, epochs, logs) -> None`, called after every epoch (for
+            progress display).
 
     Returns:
         A `xval.jobs.FoldResult` with status `ok`, the metrics of every split, the history,
@@ -265,6 +277,8 @@ def run_fold(job):
                                             patience=params["patience"],
                                             restore_best_weights=True)
     callbacks = [stopper, keras.callbacks.TerminateOnNaN()]
+    if on_epoch is not None:
+        callbacks.append(_epoch_callback(on_epoch, params["epochs"]))
     if params["lr_schedule"] == "plateau":
         callbacks.append(keras.callbacks.ReduceLROnPlateau(
             monitor=monitor, mode=mode, factor=0.5, patience=max(1, params["patience"] // 2)))

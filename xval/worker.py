@@ -14,12 +14,15 @@ from pathlib import Path
 def main(argv=None):
     job_path, out_dir = (argv or sys.argv[1:])[:2]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from xval.executors import _run_job
+    from xval.executors import EPOCH_PREFIX, _run_job
     from xval.jobs import Job
     from xval.results import atomic_write_bytes, atomic_write_json
 
     job = Job.from_dict(json.loads(Path(job_path).read_text(encoding="utf-8")))
-    result = _run_job(job)
+    def progress(epoch, epochs, logs):
+        print(f"{EPOCH_PREFIX}{epoch} {epochs} {json.dumps(logs)}", flush=True)
+
+    result = _run_job(job, progress)
     out_dir = Path(out_dir)
     if result.model_bytes is not None:
         atomic_write_bytes(out_dir / "model.keras", result.model_bytes)

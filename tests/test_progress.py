@@ -1,0 +1,41 @@
+"""Progress you can see: the bar over all jobs, per-epoch lines, -q and -v."""
+
+import pytest
+
+from tests.conftest import run_script, write_script
+
+SCRIPT = """
+from xval import Experiment
+experiment = Experiment(description="progress", dataset="tiny", number=1, num_folds=3,
+                        config={config!r})
+experiment[1] = {{"architecture": "mlp", "reshaping_type": "none", "comment_1": "a",
+                 "comment_2": "b", "hidden_units": 8, "num_layers": 1, "epochs": 3,
+                 "patience": 3, "batch_size": 32}}
+if __name__ == "__main__":
+    experiment.main()
+"""
+
+
+@pytest.mark.parametrize("executor", ["inline", "process"])
+def test_progress_bar_and_labelled_epoch_lines(executor, tmp_path, config_path, store):
+    script = write_script(tmp_path, SCRIPT.format(config=str(config_path)))
+    proc = run_script(script, "--executor", executor, "-v")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # The bar (stderr): jobs done out of all jobs, the current fold and epoch, elapsed/ETA.
+    assert "folds: 100%" in proc.stderr and "3/3" in proc.stderr
+    assert "epoch 3/3" in proc.stderr and "<" in proc.stderr
+    # -v: one line per epoch, labelled with instance and fold, streamed from the workers too.
+    for fold in range(3):
+        for epoch in range(1, 4):
+            assert f"instance 1 fold {fold} epoch {epoch}/3: accuracy" in proc.stdout
+    if executor == "inline":
+        assert proc.stdout.startswith("Importing Keras (torch backend)...")
+
+
+def test_quiet_prints_nothing_but_errors(tmp_path, config_path, store):
+    script = write_script(tmp_path, SCRIPT.format(config=str(config_path)))
+    proc = run_script(script, "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "" and "folds:" not in proc.stderr
+    bad = run_script(script, "-q", "-v")
+    assert bad.returncode == 2 and "not both" in bad.stderr
