@@ -117,14 +117,14 @@ def headline_metrics(results):
     """The metrics the Summary sheet shows, as `(level, metric, label)`.
 
     Classification: accuracy, macro F1 and, where there are clips, clip accuracy;
-    regression: RMSE, MAE, R².
+    regression: RMSE, MAE, R² and, where there are clips, clip RMSE.
     """
+    clips = "clip" in _levels(results)
     if task_type_of(results) == "classification":
         out = [("segment", "accuracy", "accuracy"), ("segment", "f1", "macro F1")]
-        if "clip" in _levels(results):
-            out.append(("clip", "accuracy", "clip accuracy"))
-        return out
-    return [("segment", "rmse", "RMSE"), ("segment", "mae", "MAE"), ("segment", "r2", "R²")]
+        return out + ([("clip", "accuracy", "clip accuracy")] if clips else [])
+    out = [("segment", "rmse", "RMSE"), ("segment", "mae", "MAE"), ("segment", "r2", "R²")]
+    return out + ([("clip", "rmse", "clip RMSE")] if clips else [])
 
 
 def _instance_columns(params):
