@@ -71,7 +71,14 @@ def learning_curves(folds, path):
             epochs, mean, low, high, n = fold_band(curves)
             ax.fill_between(epochs, low, high, color=colour, alpha=0.15, lw=0,
                             label="min–max over folds")
-            ax.plot(epochs, mean, color=colour, lw=2.2, label=f"mean of {len(ok)} folds")
+            # Past the epoch where most folds stopped early, the mean is of a few folds.
+            few = 2 * n < len(ok)
+            head = np.where(few, np.nan, mean)
+            tail = np.where(few | np.roll(few, -1), mean, np.nan)  # joined to the head
+            ax.plot(epochs, head, color=colour, lw=2.2, label=f"mean of {len(ok)} folds")
+            if few.any():
+                ax.plot(epochs, tail, color=colour, lw=1.6, ls=":",
+                        label="mean, most folds stopped")
             ax.set_title(f"{split} {name}")
             ax.set_ylabel(name)
             ax.grid(alpha=0.3)
@@ -182,11 +189,12 @@ def per_class_f1(f1, classes, path):
         ax.plot(x + jitter[k], row, ".", color="black", ms=3, alpha=0.6,
                 label="folds" if k == 0 else None)
     ax.set_xticks(x, classes, rotation=45, ha="right")
-    ax.set_ylim(0, 1.05)
+    ax.set_ylim(0, 1.2)
+    ax.set_yticks(np.linspace(0, 1, 6))
     ax.set_ylabel("F1")
     ax.set_title(f"Per-class test F1 over {len(f1)} folds")
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper right", ncol=2, frameon=False)
     fig.tight_layout()
     return _save(fig, path, plt)
 
