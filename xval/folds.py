@@ -10,7 +10,6 @@ sets, and `split_train_val_test(X, y, groups)` yields `(train, val, test)` row i
 import hashlib
 import inspect
 import json
-import re
 import warnings
 from collections import Counter
 
@@ -99,6 +98,12 @@ def _label_counts(items, groups, y):
     return counts
 
 
+def _same_mix(counts):
+    """Whether every item (row of `counts`) has the same label proportions."""
+    proportions = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    return bool(np.allclose(proportions, proportions[0]))
+
+
 def _can_stratify(labels, n_splits):
     counts = Counter(labels.tolist())
     return len(counts) > 1 and min(counts.values()) >= n_splits
@@ -150,7 +155,8 @@ class ItemKFold(_ParamsMixin, GroupsConsumerMixin, BaseCrossValidator):
     - `"rows"` (what `True` means): the label proportions of the rows in each test fold
       stay close to the overall ones (scikit-learn's `StratifiedGroupKFold`, which also
       evens out the rows per fold); validation items and a single holdout are picked to
-      match the proportions of the side they come from.
+      match the proportions of the side they come from. When every item holds the same
+      label mix, any split is balanced and the plain k-fold is kept.
     - `"items"`: each item's majority label is stratified (`StratifiedKFold` over items),
       where every label has at least `n_splits` items.
     - `False`: plain shuffled `KFold` over items.
@@ -204,8 +210,11 @@ class ItemKFold(_ParamsMixin, GroupsConsumerMixin, BaseCrossValidator):
         self.random_state = random_state
 
     def __repr__(self):
-        # scikit-learn's repr (arguments sorted by name) on one line; it enters the folds hash.
-        return re.sub(r"\s+", " ", super().__repr__())
+        # It enters the folds hash (folds.json): kept in the format it had before this class
+        # became a scikit-learn splitter, so that experiments made then still resume.
+        return (f"ItemKFold(n_splits={self.n_splits}, val_fraction={self.val_fraction}, "
+                f"test_fraction={self.test_fraction}, stratify={self.stratify!r}, "
+                f"n_repeats={self.n_repeats}, random_state={self.random_state})")
 
     def get_n_splits(self, X=None, y=None, groups=None):
         """Returns the number of folds (times the repeats)."""
@@ -251,6 +260,10 @@ class ItemKFold(_ParamsMixin, GroupsConsumerMixin, BaseCrossValidator):
         method = self._method if _is_class_label(y) else None
         labels = _item_labels(items, groups, y) if method == "items" else None
         counts = _label_counts(items, groups, y) if method == "rows" else None
+        if counts is not None and _same_mix(counts):
+            # Every item holds the same label mix (FSDD, RAVDESS): any split over items is
+            # balanced, so keep the plain k-fold, and the folds made before "rows" existed.
+            counts = None
         folds = []
         for repeat in range(self.n_repeats):
             seed = self.random_state + 1000 * repeat
