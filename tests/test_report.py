@@ -372,12 +372,25 @@ def test_workbook_opens_in_libreoffice(classification_run, tmp_path):
     if soffice is None:
         pytest.skip("LibreOffice (soffice) is not installed")
     _, exp_dir, _, _ = classification_run
-    proc = subprocess.run([soffice, "--headless", "--convert-to", "pdf", "--outdir",
-                           str(tmp_path), str(exp_dir / "experiment_3.xlsx")],
-                          capture_output=True, text=True, timeout=180,
-                          env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
-    assert proc.returncode == 0, proc.stderr
+    env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    # csv: comma-separated, double quotes, UTF-8 (LibreOffice's filter options 44,34,76).
+    for target in ("pdf", "csv:Text - txt - csv (StarCalc):44,34,76"):
+        proc = subprocess.run([soffice, "--headless", "--convert-to", target, "--outdir",
+                               str(tmp_path), str(exp_dir / "experiment_3.xlsx")],
+                              capture_output=True, text=True, timeout=180, env=env)
+        assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "experiment_3.pdf").read_bytes()[:4] == b"%PDF"
+    # The Summary sheet as LibreOffice computes it: formula-like text stays text.
+    import csv
+
+    rows = list(csv.reader((tmp_path / "experiment_3.csv").read_text(encoding="utf-8")
+                           .splitlines()))
+    assert rows[1][:5] == ["ID", "status", "selected", "comment_1", "comment_2"]
+    by_id = {row[0]: row for row in rows[2:6]}
+    assert by_id["4"][3:5] == ["=1+1", "@SUM(A1)"]  # not evaluated to 2 or an error
+    best = ExperimentResults(exp_dir).best("accuracy", "val")
+    assert by_id[str(best.id)][2] == "★ selected"
+    assert any(row and row[0].startswith(f"Selected: instance {best.id}") for row in rows)
 
 
 def test_regression_workbook_and_plot(tmp_path):
