@@ -160,6 +160,26 @@ def test_item_kfold_row_stratification_balances_uneven_items():
         ItemKFold(5, stratify="rows").split_items(groups, y)  # True means "rows"
 
 
+def test_item_kfold_never_leaves_a_test_fold_empty():
+    # StratifiedGroupKFold leaves a fold empty here (one test fold takes 62 rows, another 0);
+    # ItemKFold then falls back to a plain k-fold over items.
+    import warnings
+
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    sizes, labels = [27, 24, 5, 27, 22, 18, 27, 17], [1, 2, 2, 2, 0, 0, 1, 2]
+    groups = np.repeat([f"s{i}" for i in range(8)], sizes)
+    y = np.repeat(labels, sizes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        raw = StratifiedGroupKFold(7, shuffle=True, random_state=0).split(
+            groups, y, np.unique(groups, return_inverse=True)[1])
+        assert 0 in [len(test) for _, test in raw]
+    folds = ItemKFold(7, random_state=0).split_items(groups, y)
+    assert all(fold["test"] for fold in folds)
+    check_cv_coverage(ItemKFold(7, random_state=0), groups, y)
+
+
 def test_item_kfold_regression_targets_not_stratified():
     groups, _ = make_groups()
     y = np.linspace(0, 1, len(groups))

@@ -300,7 +300,10 @@ class ItemKFold(_ParamsMixin, GroupsConsumerMixin, BaseCrossValidator):
                 for _, test_rows in cv.split(np.zeros(len(groups)), y, g_index):
                     test = np.unique(g_index[test_rows])
                     folds.append((np.setdiff1d(index, test), test))
-            return folds
+            if all(len(test) for _, test in folds):
+                return folds
+            # A few items dominating the rows can leave a fold empty: plain k-fold then.
+            return list(KFold(self.n_splits, shuffle=True, random_state=seed).split(index))
         if labels is not None and _can_stratify(labels, self.n_splits):
             cv = StratifiedKFold(self.n_splits, shuffle=True, random_state=seed)
             return list(cv.split(index, labels))
