@@ -1,10 +1,13 @@
-"""Fold invariants, checked the way scikit-learn checks its splitters."""
+"""Fold invariants, checked the way scikit-learn checks its splitters (`test_split.py`)."""
 
 import numpy as np
 import pytest
+from sklearn.base import clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, cross_val_score
 
 from xval.errors import ConfigurationError, DatasetError
-from xval.folds import ItemKFold, PredefinedItemSplit, check_fold, fold_manifest
+from xval.folds import ItemKFold, PredefinedItemSplit, check_fold, fold_manifest, rows_of
 
 
 def make_groups(n_items=10, rows=7, n_classes=3, seed=0, per_item_label=False):
@@ -26,18 +29,174 @@ def check_valid_split(train, val, test, groups):
 
 
 def check_cv_coverage(splitter, groups, y):
+    """The train/validation/test view: sets disjoint, every item tested exactly once."""
     tested = []
-    for train, val, test in splitter.split(np.zeros(len(groups)), y, groups):
+    n = 0
+    for train, val, test in splitter.split_train_val_test(np.zeros(len(groups)), y, groups):
         check_valid_split(train, val, test, groups)
+        assert len(train) + len(val) + len(test) == len(groups)
         tested.extend(sorted(set(groups[test])))
+        n += 1
+    assert n == splitter.get_n_splits()
     assert sorted(tested) == sorted(set(groups))  # every item tested exactly once
 
 
+def check_sklearn_cv_coverage(cv, X, y, groups, expected_n_splits):
+    """scikit-learn's `check_cv_coverage`: (train, test) pairs over all rows, each test row
+    once, no item on both sides."""
+    collected = []
+    for train, test in cv.split(X, y, groups):
+        assert set(train).isdisjoint(test)
+        assert set(train) | set(test) == set(range(len(X)))
+        assert set(groups[train]).isdisjoint(groups[test])
+        collected.extend(test.tolist())
+    assert cv.get_n_splits(X, y, groups) == expected_n_splits
+    assert sorted(collected) == list(range(len(X)))  # every row tested exactly once
+
+
 @pytest.mark.parametrize("n_splits", [2, 3, 5, 10])
-@pytest.mark.parametrize("stratify", [True, False])
+@pytest.mark.parametrize("stratify", [True, False, "rows", "items"])
 def test_item_kfold_invariants(n_splits, stratify):
     groups, y = make_groups()
-    check_cv_coverage(ItemKFold(n_splits, stratify=stratify, random_state=1), groups, y)
+    splitter = ItemKFold(n_splits, stratify=stratify, random_state=1)
+    check_cv_coverage(splitter, groups, y)
+    check_sklearn_cv_coverage(splitter, np.zeros((len(groups), 2)), y, groups, n_splits)
+
+
+def test_item_kfold_split_matches_split_items():
+    groups, y = make_groups()
+    splitter = ItemKFold(4, random_state=3)
+    folds = splitter.split_items(groups, y)
+    pairs = list(splitter.split(np.zeros(len(groups)), y, groups))
+    triples = list(splitter.split_train_val_test(np.zeros(len(groups)), y, groups))
+    for fold, (train, test), (tr, val, te) in zip(folds, pairs, triples, strict=True):
+        assert test.tolist() == rows_of(groups, fold["test"]).tolist() == te.tolist()
+        assert train.tolist() == sorted(tr.tolist() + val.tolist())
+
+
+def test_item_kfold_cross_val_score_and_grid_search():
+    rng = np.random.default_rng(0)
+    groups, y = make_groups(n_items=12, rows=10)
+    X = rng.normal(size=(len(y), 4)) + y[:, None]
+    scores = cross_val_score(LogisticRegression(), X, y, groups=groups, cv=ItemKFold(4))
+    assert scores.shape == (4,) and np.all(scores > 0.5)
+    search = GridSearchCV(LogisticRegression(), {"C": [0.01, 1.0]},
+                          cv=ItemKFold(3, random_state=1))
+    search.fit(X, y, groups=groups)
+    assert search.n_splits_ == 3 and search.best_params_["C"] in (0.01, 1.0)
+    repeated = cross_val_score(LogisticRegression(), X, y, groups=groups,
+                               cv=ItemKFold(3, n_repeats=2))
+    assert repeated.shape == (6,)
+
+
+def test_item_kfold_get_params_and_clone():
+    splitter = ItemKFold(4, val_fraction=0.3, stratify="items", random_state=5)
+    params = splitter.get_params()
+    assert params == {"n_repeats": 1, "n_splits": 4, "random_state": 5, "stratify": "items",
+                      "test_fraction": 0.2, "val_fraction": 0.3}
+    copy = clone(splitter)
+    assert copy is not splitter and copy.get_params() == params
+    groups, y = make_groups()
+    assert copy.split_items(groups, y) == splitter.split_items(groups, y)
+    assert splitter.set_params(n_splits=3) is splitter and splitter.n_splits == 3
+    with pytest.raises(ValueError, match=r"Invalid parameter\(s\) \['folds'\]"):
+        splitter.set_params(folds=3)
+    with pytest.raises(ConfigurationError, match="val_fraction=2"):
+        splitter.set_params(val_fraction=2)
+    assert splitter.val_fraction == 0.3  # unchanged after a refused value
+
+
+def test_item_kfold_repr_deterministic_one_line():
+    # The repr enters the folds hash: its format predates the scikit-learn base class, so
+    # folds.json files made before still match.
+    text = repr(ItemKFold(3, random_state=2))
+    assert text == ("ItemKFold(n_splits=3, val_fraction=0.2, test_fraction=0.2, "
+                    "stratify=True, n_repeats=1, random_state=2)")
+    assert repr(clone(ItemKFold(3, random_state=2))) == text
+    assert "stratify='items'" in repr(ItemKFold(3, stratify="items"))
+
+
+def test_item_kfold_same_label_mix_keeps_plain_folds():
+    # Every item holds every label equally (as FSDD speakers and RAVDESS actors do):
+    # stratification is moot, and the folds stay those of a plain k-fold over items.
+    groups = np.repeat([f"s{i}" for i in range(8)], 6)
+    y = np.tile(np.arange(3), 16)
+    for n_splits in (1, 4):
+        assert ItemKFold(n_splits).split_items(groups, y) == \
+            ItemKFold(n_splits, stratify=False).split_items(groups, y)
+
+
+def _uneven(seed=0, n_items=24, n_classes=6):
+    """Items holding uneven label mixes (as real corpora do)."""
+    rng = np.random.default_rng(seed)
+    groups, y = [], []
+    for i in range(n_items):
+        for c in range(n_classes):
+            n = int(rng.integers(1, 12))
+            groups += [f"s{i:02d}"] * n
+            y += [c] * n
+    return np.array(groups), np.array(y)
+
+
+def _max_test_deviation(splitter, groups, y):
+    overall = np.bincount(y) / len(y)
+    worst = 0.0
+    for fold in splitter.split_items(groups, y):
+        test = y[rows_of(groups, fold["test"])]
+        worst = max(worst, np.abs(np.bincount(test, minlength=len(overall)) / len(test)
+                                  - overall).max())
+    return worst
+
+
+def test_item_kfold_row_stratification_balances_uneven_items():
+    deviations = {method: np.mean([_max_test_deviation(ItemKFold(5, stratify=method,
+                                                                 random_state=s), *_uneven(s))
+                                   for s in range(5)])
+                  for method in (False, "items", "rows")}
+    assert deviations["rows"] < deviations["items"]
+    assert deviations["rows"] < deviations[False]
+    groups, y = _uneven()
+    assert ItemKFold(5).split_items(groups, y) == \
+        ItemKFold(5, stratify="rows").split_items(groups, y)  # True means "rows"
+
+
+def test_item_kfold_never_leaves_a_test_fold_empty():
+    # StratifiedGroupKFold leaves a fold empty here (one test fold takes 62 rows, another 0);
+    # ItemKFold then falls back to a plain k-fold over items.
+    import warnings
+
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    sizes, labels = [27, 24, 5, 27, 22, 18, 27, 17], [1, 2, 2, 2, 0, 0, 1, 2]
+    groups = np.repeat([f"s{i}" for i in range(8)], sizes)
+    y = np.repeat(labels, sizes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        raw = StratifiedGroupKFold(7, shuffle=True, random_state=0).split(
+            groups, y, np.unique(groups, return_inverse=True)[1])
+        assert 0 in [len(test) for _, test in raw]
+    folds = ItemKFold(7, random_state=0).split_items(groups, y)
+    assert all(fold["test"] for fold in folds)
+    check_cv_coverage(ItemKFold(7, random_state=0), groups, y)
+
+
+def test_item_kfold_regression_targets_not_stratified():
+    groups, _ = make_groups()
+    y = np.linspace(0, 1, len(groups))
+    check_cv_coverage(ItemKFold(3), groups, y)
+    assert ItemKFold(3).split_items(groups, y) == \
+        ItemKFold(3, stratify=False).split_items(groups, y)
+
+
+@pytest.mark.parametrize("stratify", ["yes", 1.5, None])
+def test_item_kfold_bad_stratify(stratify):
+    with pytest.raises(ConfigurationError, match=r"stratify=.*expected True, False, or one of"):
+        ItemKFold(3, stratify=stratify)
+
+
+def test_item_kfold_bad_random_state():
+    with pytest.raises(ConfigurationError, match="random_state=None: expected an integer"):
+        ItemKFold(3, random_state=None)
 
 
 def test_item_kfold_leave_one_item_out():
@@ -61,16 +220,18 @@ def test_item_kfold_seeded():
     assert a == b and a != c
 
 
-def test_item_kfold_stratifies_item_labels():
+@pytest.mark.parametrize("stratify", ["rows", "items"])
+def test_item_kfold_stratifies_item_labels(stratify):
     groups, y = make_groups(n_items=12, per_item_label=True)
-    for fold in ItemKFold(4, random_state=0).split_items(groups, y):
+    for fold in ItemKFold(4, stratify=stratify, random_state=0).split_items(groups, y):
         labels = sorted(int(item[1:]) % 3 for item in fold["test"])
         assert labels == [0, 1, 2]  # one item of each class in every test fold
 
 
-def test_item_kfold_single_split():
+@pytest.mark.parametrize("stratify", [True, False, "items"])
+def test_item_kfold_single_split(stratify):
     groups, y = make_groups(n_items=10)
-    folds = ItemKFold(1, test_fraction=0.2).split_items(groups, y)
+    folds = ItemKFold(1, test_fraction=0.2, stratify=stratify).split_items(groups, y)
     assert len(folds) == 1 and len(folds[0]["test"]) == 2
     check_fold(folds[0], set(groups))
 
@@ -101,10 +262,13 @@ def test_item_kfold_bad_n_splits(n):
         ItemKFold(n)
 
 
-def test_item_kfold_repr_and_groups_required():
-    assert repr(ItemKFold(3, random_state=2)).startswith("ItemKFold(n_splits=3")
-    with pytest.raises(ConfigurationError, match="groups"):
+def test_item_kfold_groups_required():
+    with pytest.raises(ConfigurationError, match="'groups' parameter"):
         next(ItemKFold(3).split(np.zeros(3)))
+    with pytest.raises(ConfigurationError, match="'groups' parameter"):
+        next(ItemKFold(3).split_train_val_test(np.zeros(3)))
+    with pytest.raises(ConfigurationError, match="X has 3 rows but groups has 2"):
+        next(ItemKFold(2).split_train_val_test(np.zeros(3), None, ["a", "b"]))
 
 
 def test_predefined_split_honoured():
@@ -112,6 +276,23 @@ def test_predefined_split_honoured():
     sets = np.array(["train", "train", "validation", "test", "train"])
     fold = PredefinedItemSplit(sets).split_items(groups)[0]
     assert fold == {"train": ["a", "d"], "val": ["b"], "test": ["c"]}
+
+
+def test_predefined_split_is_a_scikit_learn_splitter():
+    groups = np.array(["a", "a", "b", "c", "d", "e"])
+    sets = np.array(["train", "train", "validation", "test", "train", "test"])
+    splitter = PredefinedItemSplit(sets)
+    (train, test), = splitter.split(np.zeros(6), None, groups)
+    assert train.tolist() == [0, 1, 2, 4] and test.tolist() == [3, 5]
+    assert splitter.get_n_splits() == 1
+    X = np.array([[0.0], [0.1], [1.0], [0.05], [1.1], [0.9]])
+    y = np.array([0, 0, 1, 0, 1, 1])
+    scores = cross_val_score(LogisticRegression(), X, y, groups=groups, cv=splitter)
+    assert scores.shape == (1,)
+    (tr, val, te), = splitter.split_train_val_test(None, None, groups)
+    assert (tr.tolist(), val.tolist(), te.tolist()) == ([0, 1, 4], [2], [3, 5])
+    copy = clone(splitter)
+    assert np.array_equal(copy.assignment, sets) and repr(copy) == "PredefinedItemSplit()"
 
 
 def test_predefined_split_item_in_two_sets():

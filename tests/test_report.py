@@ -11,21 +11,37 @@ from openpyxl import load_workbook
 
 from tests.conftest import ROOT, tiny_store
 from xval import Experiment, ExperimentResults
+from xval.errors import ConfigurationError
 from xval.params import metric_direction
-from xval.report import BEST_FILL, SELECTED_FILL, build_workbook, terminal_table
-from xval.stats import corrected_resampled_ttest, mean_ci
+from xval.report import (
+    BEST_FILL,
+    FAILED_FONT,
+    HEADER_FILL,
+    PENDING_FONT,
+    SELECTED_FILL,
+    TIED_FILL,
+    build_workbook,
+    terminal_table,
+)
+from xval.stats import corrected_resampled_ttest, fold_test_train_ratio, mean_ci
 
 BASE = ['architecture="example_cnn"', 'reshaping_type="conv"', "filters=4"]
+# Item names, comments and parameter values that a spreadsheet would take for formulas.
+RENAMED = {"item0": "=item0", "item1": "-item1", "item2": "+item2", "item3": "@item3"}
 
 
 @pytest.fixture(scope="module")
 def classification_run(tmp_path_factory):
+    from preprocessing.store import write_store
     from tests.conftest import write_config
     from xval.config import load_config
 
     folder = tmp_path_factory.mktemp("report")
     config = load_config(write_config(folder))
-    tiny_store(config.data_dir)
+    store = tiny_store(config.data_dir)
+    meta = store.meta.copy()
+    meta["item"] = meta["item"].replace(RENAMED)
+    write_store(store.path, np.asarray(store.features), meta, overwrite=True)
     exp = Experiment(description="report test", dataset="tiny", number=3, num_folds=3,
                      parameters={"epochs": 3, "patience": 3, "batch_size": 16},
                      config=str(config.path))
@@ -33,7 +49,7 @@ def classification_run(tmp_path_factory):
     exp[2] = BASE + ['comment_1="fast"', 'comment_2="b"', "learning_rate=0.02"]
     exp[3] = BASE + ['comment_1="broken"', 'comment_2="c"',
                      'load_model="/nonexistent/model.keras"']
-    exp[4] = BASE + ['comment_1="mid"', 'comment_2="d"', "learning_rate=0.005"]
+    exp[4] = BASE + ['comment_1="=1+1"', 'comment_2="@SUM(A1)"', "learning_rate=0.005"]
     lines = []
     outcome = exp.run(config=config, out=lines.append)
     exp_dir = config.results_dir / "tiny" / "experiment_3"
@@ -44,80 +60,182 @@ def _fill(cell):
     return (cell.fill.fgColor.rgb or "")[-6:] if cell.fill and cell.fill.fill_type else ""
 
 
-def _summary_columns(ws):
-    """Header name -> first column holding it (metric names repeat once per split)."""
-    cols = {}
+def _font_colour(cell):
+    return (cell.font.color.rgb or "")[-6:] if cell.font and cell.font.color else ""
+
+
+def _columns(ws, groups=False):
+    """Header name -> first column holding it (row 2); with `groups`, (group, name) -> column,
+    the group being the merged row-1 header above it."""
+    cols, group = {}, None
     for j in range(1, ws.max_column + 1):
-        cols.setdefault(ws.cell(row=2, column=j).value, j)
+        group = ws.cell(row=1, column=j).value or group
+        name = ws.cell(row=2, column=j).value
+        cols.setdefault((group, name) if groups else name, j)
     return cols
 
 
-def test_workbook_summary_cells_match_result_files(classification_run):
+def _rows_by_id(ws):
+    return {ws.cell(row=i, column=1).value: i for i in range(3, 7)}
+
+
+def _find(ws, prefix):
+    for row in ws.iter_rows(min_col=1, max_col=2):
+        for cell in row:
+            if isinstance(cell.value, str) and cell.value.startswith(prefix):
+                return cell
+    return None
+
+
+def test_workbook_summary_shows_headline_metrics(classification_run):
     config, exp_dir, outcome, _ = classification_run
     wb = load_workbook(exp_dir / "experiment_3.xlsx")
-    assert wb.sheetnames == ["Summary", "Statistics", "Folds", "Parameters"]
+    assert wb.sheetnames == ["Summary", "Metrics", "Statistics", "Folds", "Parameters"]
     ws = wb["Summary"]
     assert ws.freeze_panes == "F3"
     assert ws.auto_filter.ref.startswith("A2:")
-    groups = [ws.cell(row=1, column=j).value for j in range(1, ws.max_column + 1)]
-    assert "instance" in groups and "test (segment)" in groups and "test (clip)" in groups
-    assert "parameters that differ" in groups
-    assert any(str(r).startswith("A1:") for r in ws.merged_cells.ranges)
-    cols = _summary_columns(ws)
-    assert "learning_rate" in cols and "batch_size" not in cols  # only differing params
+    header = [ws.cell(row=2, column=j).value for j in range(1, ws.max_column + 1)]
+    assert header[:5] == ["ID", "status", "selected", "comment_1", "comment_2"]
+    assert "learning_rate" in header and "batch_size" not in header  # only differing params
+    metric_headers = ["accuracy mean", "accuracy std", "macro F1 mean", "macro F1 std",
+                      "clip accuracy mean", "clip accuracy std"]
+    assert header[header.index("accuracy mean"):][:12] == metric_headers * 2  # val, test
+    assert header[-2:] == ["folds", "message"]
+    assert "loss mean" not in header and "precision mean" not in header  # Metrics sheet
+    cols = _columns(ws, groups=True)
     results = ExperimentResults(exp_dir)
-    for i in range(3, 7):
-        instance = results[ws.cell(row=i, column=1).value]
+    for instance_id, i in _rows_by_id(ws).items():
+        instance = results[instance_id]
         assert ws.cell(row=i, column=1).hyperlink.target == f"instance_{instance.id}/"
-        assert ws.cell(row=i, column=cols["status"]).value == instance.status
-        assert ws.cell(row=i, column=cols["comment_1"]).value == instance.params["comment_1"]
-        if instance.status == "complete":
-            acc = ws.cell(row=i, column=cols["accuracy mean"])
-            train_start = groups.index("train (segment)") + 1
-            val_start = groups.index("validation (segment)") + 1
-            assert train_start <= cols["accuracy mean"] < val_start
-            assert acc.value == pytest.approx(instance.metric("accuracy", "train"))
-            assert acc.number_format == "0.0000"
+        assert ws.cell(row=i, column=2).value == instance.status
+        for group, split in (("validation", "val"), ("test", "test")):
+            for name, metric, level in (("accuracy mean", "accuracy", "segment"),
+                                        ("macro F1 std", "f1", "segment"),
+                                        ("clip accuracy mean", "accuracy", "clip")):
+                cell = ws.cell(row=i, column=cols[(group, name)])
+                stat = name.rsplit(" ", 1)[1]
+                expected = instance.metric(metric, split, level, stat)
+                assert cell.value == (pytest.approx(expected) if expected is not None
+                                      else None), (instance_id, group, name)
+                if expected is not None:
+                    assert cell.number_format == "0.0000"
 
 
-def test_workbook_highlights_best_by_direction(classification_run):
+def test_workbook_metrics_sheet_has_every_metric(classification_run):
     _, exp_dir, _, _ = classification_run
-    ws = load_workbook(exp_dir / "experiment_3.xlsx")["Summary"]
-    statuses = {i: ws.cell(row=i, column=2).value for i in range(3, 7)}
-    complete = [i for i, s in statuses.items() if s == "complete"]
+    ws = load_workbook(exp_dir / "experiment_3.xlsx")["Metrics"]
+    groups = [ws.cell(row=1, column=j).value for j in range(1, ws.max_column + 1)]
+    for group in ("instance", "parameters that differ", "train (segment)",
+                  "validation (segment)", "test (segment)", "train (clip)", "test (clip)"):
+        assert group in groups
+    cols = _columns(ws, groups=True)
+    results = ExperimentResults(exp_dir)
+    for instance_id, i in _rows_by_id(ws).items():
+        instance = results[instance_id]
+        for split, group in (("train", "train (segment)"), ("test", "test (clip)")):
+            for name in ("loss", "accuracy", "f1", "precision", "recall"):
+                cell = ws.cell(row=i, column=cols[(group, f"{name} mean")])
+                expected = instance.metric(name, split, group.split("(")[1][:-1])
+                assert cell.value == (pytest.approx(expected) if expected is not None
+                                      else None)
+    # The train columns explain why they differ from the training curves.
+    for j, group in enumerate(groups, start=1):
+        if group and group.startswith("train"):
+            comment = ws.cell(row=1, column=j).comment
+            assert comment is not None and "inference mode" in comment.text
+            assert "dropout" in comment.text and "BatchNorm" in comment.text
+
+
+def test_workbook_highlights_best_mean_only(classification_run):
+    _, exp_dir, _, _ = classification_run
+    wb = load_workbook(exp_dir / "experiment_3.xlsx")
     checked = 0
-    for j in range(6, ws.max_column + 1):
-        name = ws.cell(row=2, column=j).value or ""
-        if not (name.endswith(" mean") or name.endswith(" std")):
-            continue
-        metric, stat = name.rsplit(" ", 1)
-        values = {i: ws.cell(row=i, column=j).value for i in complete}
-        direction = "min" if stat == "std" else metric_direction(metric)
-        target = (min if direction == "min" else max)(values.values())
-        for i in range(3, 7):
-            highlighted = _fill(ws.cell(row=i, column=j)) == BEST_FILL
-            assert highlighted == (i in complete and values[i] == target), (name, i)
-        checked += 1
-    assert checked >= 2 * 3 * 2 * 5  # mean+std, 3 splits, 2 levels, 5 metrics
+    for sheet in ("Summary", "Metrics"):
+        ws = wb[sheet]
+        rows = _rows_by_id(ws)
+        complete = [i for i in rows.values() if ws.cell(row=i, column=2).value == "complete"]
+        for j in range(6, ws.max_column + 1):
+            name = ws.cell(row=2, column=j).value or ""
+            if not (name.endswith(" mean") or name.endswith(" std")):
+                continue
+            label, stat = name.rsplit(" ", 1)
+            metric = {"macro F1": "f1", "clip accuracy": "accuracy"}.get(label, label)
+            values = {i: ws.cell(row=i, column=j).value for i in complete}
+            target = (min if metric_direction(metric) == "min" else max)(values.values())
+            for i in rows.values():
+                highlighted = _fill(ws.cell(row=i, column=j)) == BEST_FILL
+                expected = stat == "mean" and i in complete and values[i] == target
+                assert highlighted == expected, (sheet, name, i)
+            checked += 1
+    assert checked == 2 * 3 * 2 + 2 * 3 * 5 * 2  # Summary: 12 columns, Metrics: 60
 
 
-def test_workbook_selected_and_failed_instance(classification_run):
+def test_workbook_selected_row_note_and_legend(classification_run):
     config, exp_dir, outcome, text = classification_run
     ws = load_workbook(exp_dir / "experiment_3.xlsx")["Summary"]
-    cols = _summary_columns(ws)
     results = ExperimentResults(exp_dir)
     best = results.best("accuracy", "val")
-    rows = {ws.cell(row=i, column=1).value: i for i in range(3, 7)}
-    assert ws.cell(row=rows[best.id], column=cols["selected"]).value == "selected"
-    assert _fill(ws.cell(row=rows[best.id], column=1)) == SELECTED_FILL
+    rows = _rows_by_id(ws)
+    selected = rows[best.id]
+    assert ws.cell(row=selected, column=3).value == "★ selected"
+    assert [ws.cell(row=i, column=3).value for i in rows.values()].count("★ selected") == 1
+    for j in range(1, ws.max_column + 1):  # the whole row: yellow, or green where best
+        cell = ws.cell(row=selected, column=j)
+        assert _fill(cell) in (SELECTED_FILL, BEST_FILL) and cell.font.bold, j
+    for instance_id, i in rows.items():
+        if instance_id != best.id:
+            assert SELECTED_FILL not in {_fill(ws.cell(row=i, column=j))
+                                         for j in range(1, ws.max_column + 1)}
     failed = rows[3]
-    assert ws.cell(row=failed, column=cols["status"]).value == "failed"
-    assert "no such .keras file" in ws.cell(row=failed, column=cols["message"]).value
-    assert ws.cell(row=failed, column=cols["accuracy mean"]).value is None
-    note = ws.cell(row=8, column=1).value
-    assert note.startswith(f"Selected: instance {best.id}") and "Report its test" in note
+    assert ws.cell(row=failed, column=2).value == "failed"
+    assert _font_colour(ws.cell(row=failed, column=2)) == FAILED_FONT
+    assert "no such .keras file" in ws.cell(row=failed, column=ws.max_column).value
     assert outcome.exit_code == 1 and outcome.failed == [3]
     assert f"* selected on validation accuracy: instance {best.id}" in text
+    # The note: which level and metric to report, with the value.
+    note = _find(ws, "Selected:").value
+    test_clip = best.metric("accuracy", "test", "clip")
+    assert note.startswith(f"Selected: instance {best.id}, best validation accuracy")
+    assert f"Report its test accuracy at clip level: {test_clip:.4f} ± " in note
+    # The legend: one swatch per colour meaning.
+    legend = _find(ws, "Legend").row
+    entries = [(ws.cell(row=r, column=1), ws.cell(row=r, column=2).value)
+               for r in range(legend + 1, legend + 7)]
+    swatches = {_fill(cell): text for cell, text in entries if _fill(cell)}
+    assert set(swatches) == {HEADER_FILL, BEST_FILL, SELECTED_FILL, TIED_FILL}
+    assert "selected" in swatches[SELECTED_FILL] and "Best mean" in swatches[BEST_FILL]
+    assert "not significantly different" in swatches[TIED_FILL]
+    fonts = {_font_colour(cell): text for cell, text in entries if not _fill(cell)}
+    assert fonts[FAILED_FONT].startswith("Failed") and "Partial" in fonts[PENDING_FONT]
+
+
+def test_workbook_warns_single_item_validation(classification_run):
+    _, exp_dir, _, _ = classification_run
+    ws = load_workbook(exp_dir / "experiment_3.xlsx")["Summary"]
+    # 6 items, 3 folds: 4 training-side items, 20% of them -> one validation item per fold.
+    fold = json.loads((exp_dir / "instance_1" / "fold_0.json").read_text())
+    assert len(fold["items"]["val"]) == 1
+    warning = _find(ws, "Warning:")
+    assert warning is not None and _font_colour(warning) == FAILED_FONT
+    assert "3 of 3 folds have a single validation item" in warning.value
+    assert "model selection (best epoch, selected instance) rests on one item per fold" \
+        in warning.value
+
+
+def test_workbook_formula_like_strings_stay_text(classification_run):
+    _, exp_dir, _, _ = classification_run
+    wb = load_workbook(exp_dir / "experiment_3.xlsx", data_only=False)
+    seen = {}
+    for ws in wb.worksheets:
+        for row in ws.iter_rows():
+            for cell in row:
+                if isinstance(cell.value, str) and cell.value[:1] in "=+-@":
+                    assert cell.data_type == "s", (ws.title, cell.coordinate, cell.value)
+                    seen.setdefault(ws.title, set()).add(cell.value)
+    assert {"=1+1", "@SUM(A1)"} <= seen["Summary"] and {"=1+1"} <= seen["Metrics"]
+    assert "=1+1" in seen["Parameters"]
+    folds = " ".join(seen["Folds"])
+    assert all(name in folds for name in RENAMED.values())  # item names, first in a list
 
 
 def test_workbook_statistics_sheet(classification_run):
@@ -126,23 +244,35 @@ def test_workbook_statistics_sheet(classification_run):
     results = ExperimentResults(exp_dir)
     best = results.best("accuracy", "val")
     header = [c.value for c in ws[1]]
-    assert header[:5] == ["ID", "status", "folds", "val accuracy mean", "val 95% CI ±"]
+    assert header == ["ID", "status", "folds", "val accuracy mean", "val 95% CI ± (plain t)",
+                      "test accuracy mean", "test 95% CI ± (plain t)",
+                      f"test diff vs {best.id}", "diff 95% CI low (corrected)",
+                      "diff 95% CI high (corrected)", "t (corrected)", "p (corrected)",
+                      "verdict"]
     ref = [f["metrics"]["test"]["accuracy"] for f in best.folds]
-    for row in ws.iter_rows(min_row=2, max_row=5, values_only=True):
-        r = results[row[0]]
+    for row in ws.iter_rows(min_row=2, max_row=5):
+        values = [c.value for c in row]
+        r = results[values[0]]
         if r.status != "complete":
-            assert row[2] == 0
+            assert values[2] == 0
             continue
         test = [f["metrics"]["test"]["accuracy"] for f in r.folds]
         mean, half = mean_ci(test)
-        assert row[5] == pytest.approx(mean) and row[6] == pytest.approx(half)
+        assert values[5] == pytest.approx(mean) and values[6] == pytest.approx(half)
         if r.id == best.id:
-            assert row[10] == "selected"
-        else:
-            ratio = np.mean([f["n_rows"]["test"] / f["n_rows"]["train"] for f in r.folds])
-            t, p = corrected_resampled_ttest(test, ref, ratio)
-            assert row[9] == pytest.approx(p) if np.isfinite(p) else row[9] is None
-            assert ("not significantly" in row[10]) == (p >= 0.05)
+            assert values[12] == "selected"
+            assert all(_fill(c) == SELECTED_FILL for c in row)
+            continue
+        ratio = np.mean([f["n_rows"]["test"] / f["n_rows"]["train_original"]
+                         for f in r.folds + best.folds])
+        result = corrected_resampled_ttest(test, ref, ratio)
+        for k, expected in zip(range(7, 12), (result.mean_difference, result.ci_low,
+                                              result.ci_high, result.t, result.p)):
+            assert values[k] == (pytest.approx(expected) if np.isfinite(expected) else None)
+        assert ("not significantly" in values[12]) == (result.p >= 0.05)
+        assert (_fill(row[12]) == TIED_FILL) == (result.p >= 0.05)
+    note = _find(ws, "Test accuracy of each instance").value
+    assert "same corrected variance" in note and "plain t" in note
 
 
 def test_workbook_folds_and_parameters_sheets(classification_run):
@@ -157,6 +287,7 @@ def test_workbook_folds_and_parameters_sheets(classification_run):
     assert row[header.index("test accuracy")] == pytest.approx(
         first["metrics"]["test"]["accuracy"])
     assert row[header.index("best epoch")] == first["best_epoch"]
+    assert row[header.index("train rows (original)")] == first["n_rows"]["train_original"]
     params = wb["Parameters"]
     names = [c.value for c in params[1]]
     assert {"learning_rate", "batch_size", "architecture"} <= set(names)
@@ -168,6 +299,46 @@ def test_instance_plots_written(classification_run):
     plots = exp_dir / "instance_1" / "plots"
     for name in ("learning_curves.png", "confusion_matrix.png", "per_class_f1.png"):
         assert (plots / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_per_fold_f1_matches_scikit_learn(classification_run):
+    import pandas as pd
+    from sklearn.metrics import f1_score
+
+    from xval.plots import per_fold_f1
+
+    _, exp_dir, _, _ = classification_run
+    instance = ExperimentResults(exp_dir)[1]
+    f1 = per_fold_f1(instance.folds)
+    classes = instance.folds[0]["classes"]
+    assert f1.shape == (3, len(classes))
+    for fold, row in zip(instance.folds, f1, strict=True):
+        table = pd.read_csv(exp_dir / "instance_1" / f"predictions_fold_{fold['fold']}.csv")
+        expected = f1_score(table["label"], table["predicted"], labels=classes, average=None,
+                            zero_division=0)
+        np.testing.assert_allclose(row, expected)
+
+
+def test_confusion_figure_shows_counts_and_proportions():
+    from xval.plots import confusion_figure
+
+    fig = confusion_figure([[3, 1], [0, 4]], ["cat", "dog"])
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert texts == ["3\n0.75", "1\n0.25", "0\n0.00", "4\n1.00"]
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["cat (n=4)", "dog (n=4)"]
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def test_fold_band_over_unequal_folds():
+    from xval.plots import fold_band
+
+    epochs, mean, low, high, n = fold_band([[1.0, 0.5, 0.25], [3.0, 1.5], [2.0, None]])
+    assert epochs.tolist() == [1, 2, 3] and n.tolist() == [3, 2, 1]
+    np.testing.assert_allclose(mean, [2.0, 1.0, 0.25])
+    np.testing.assert_allclose(low, [1.0, 0.5, 0.25])
+    np.testing.assert_allclose(high, [3.0, 1.5, 0.25])
 
 
 def test_workbook_rebuild_racing_another_runner(classification_run, tmp_path):
@@ -201,19 +372,33 @@ def test_workbook_opens_in_libreoffice(classification_run, tmp_path):
     if soffice is None:
         pytest.skip("LibreOffice (soffice) is not installed")
     _, exp_dir, _, _ = classification_run
-    proc = subprocess.run([soffice, "--headless", "--convert-to", "pdf", "--outdir",
-                           str(tmp_path), str(exp_dir / "experiment_3.xlsx")],
-                          capture_output=True, text=True, timeout=180,
-                          env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
-    assert proc.returncode == 0, proc.stderr
+    env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    # csv: comma-separated, double quotes, UTF-8 (LibreOffice's filter options 44,34,76).
+    for target in ("pdf", "csv:Text - txt - csv (StarCalc):44,34,76"):
+        proc = subprocess.run([soffice, "--headless", "--convert-to", target, "--outdir",
+                               str(tmp_path), str(exp_dir / "experiment_3.xlsx")],
+                              capture_output=True, text=True, timeout=180, env=env)
+        assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "experiment_3.pdf").read_bytes()[:4] == b"%PDF"
+    # The Summary sheet as LibreOffice computes it: formula-like text stays text.
+    import csv
+
+    rows = list(csv.reader((tmp_path / "experiment_3.csv").read_text(encoding="utf-8")
+                           .splitlines()))
+    assert rows[1][:5] == ["ID", "status", "selected", "comment_1", "comment_2"]
+    by_id = {row[0]: row for row in rows[2:6]}
+    assert by_id["4"][3:5] == ["=1+1", "@SUM(A1)"]  # not evaluated to 2 or an error
+    best = ExperimentResults(exp_dir).best("accuracy", "val")
+    assert by_id[str(best.id)][2] == "★ selected"
+    assert any(row and row[0].startswith(f"Selected: instance {best.id}") for row in rows)
 
 
 def test_regression_workbook_and_plot(tmp_path):
     from tests.conftest import write_config
     from xval.config import load_config
 
-    config = load_config(write_config(tmp_path))
+    # val_fraction 0.5: two validation items per fold, so no single-item warning.
+    config = load_config(write_config(tmp_path, folds={"val_fraction": "0.5"}))
     tiny_store(config.data_dir, "reg", task_type="regression")
     exp = Experiment(description="reg", dataset="reg", number=1, num_folds=3,
                      task_type="regression", config=str(config.path),
@@ -223,27 +408,95 @@ def test_regression_workbook_and_plot(tmp_path):
     exp.run(config=config, out=lambda *a: None)
     exp_dir = config.results_dir / "reg" / "experiment_1"
     ws = load_workbook(exp_dir / "experiment_1.xlsx")["Summary"]
-    cols = _summary_columns(ws)
-    assert "rmse mean" in cols and "r2 mean" in cols
+    header = [ws.cell(row=2, column=j).value for j in range(1, ws.max_column + 1)]
+    assert [h for h in header if h.endswith(" mean")] == ["RMSE mean", "MAE mean",
+                                                          "R² mean", "clip RMSE mean"] * 2
     results = ExperimentResults(exp_dir)
     best = results.best("rmse", "val")
     assert best.id == min(results, key=lambda r: r.metric("rmse", "val")).id
-    assert ws.cell(row=2 + best.id, column=cols["selected"]).value == "selected"
+    assert ws.cell(row=2 + best.id, column=3).value == "★ selected"
+    cols = _columns(ws, groups=True)
+    rmse = ws.cell(row=2 + best.id, column=cols[("test", "RMSE mean")])
+    assert rmse.value == pytest.approx(best.metric("rmse", "test"))
+    assert (_fill(rmse) == BEST_FILL) == (best.metric("rmse", "test") == min(
+        r.metric("rmse", "test") for r in results))
+    clip_rmse = best.metric("rmse", "test", "clip")
+    assert f"Report its test rmse at clip level: {clip_rmse:.4f}" in _find(ws, "Selected:").value
+    assert _find(ws, "Warning:") is None
     assert (exp_dir / "instance_1" / "plots" / "predicted_vs_true.png").exists()
 
 
-def test_corrected_resampled_ttest_values():
-    a = np.array([0.8, 0.82, 0.79, 0.85, 0.81])
+def test_report_note_segment_level_without_clips(tmp_path):
+    from xval.report import report_note
+
+    fold = {"fold": 0, "status": "ok", "items": {"train": ["a", "b"], "val": ["c", "d"],
+                                                 "test": ["e"]},
+            "metrics": {s: {"accuracy": 0.5} for s in ("train", "val", "test")}}
+    stats = {"mean": 0.5, "std": 0.1, "ci95": None, "n": 2}
+    summary = {"status": "complete", "folds_done": 2, "num_folds": 2,
+               "metrics": {"segment": {s: {"accuracy": stats} for s in ("val", "test")}}}
+    folder = tmp_path / "experiment_1" / "instance_1"
+    folder.mkdir(parents=True)
+    (folder / "summary.json").write_text(json.dumps(summary))
+    (folder / "fold_0.json").write_text(json.dumps(fold))
+    results = ExperimentResults(tmp_path / "experiment_1")
+    assert "Report its test accuracy at segment level: 0.5000 ± 0.1000 (mean ± std over 2 " \
+        "folds)" in report_note(results)
+
+
+def test_corrected_resampled_ttest_hand_computed():
+    a = np.array([0.80, 0.82, 0.79, 0.85, 0.81])
     b = np.array([0.78, 0.80, 0.80, 0.80, 0.79])
-    t, p = corrected_resampled_ttest(a, b, 0.25)
-    d = a - b
-    expected_t = d.mean() / np.sqrt((1 / 5 + 0.25) * d.var(ddof=1))
-    assert t == pytest.approx(expected_t)
-    plain_t = d.mean() / np.sqrt(d.var(ddof=1) / 5)
+    # d = [0.02, 0.02, -0.01, 0.05, 0.02]: mean 0.02, var (ddof 1) = 0.0018 / 4 = 0.00045;
+    # corrected variance (1/5 + 0.25) * 0.00045 = 0.0002025, se = 0.01423025;
+    # t = 0.02 / se = 1.405457; t(4, 0.975) = 2.776445, half-width 0.039509;
+    # p = 2 * (1 - F_t4(1.405457)) = 0.232595.
+    result = corrected_resampled_ttest(a, b, 0.25)
+    assert result.mean_difference == pytest.approx(0.02)
+    assert result.t == pytest.approx(1.405457, abs=1e-6)
+    assert result.p == pytest.approx(0.232595, abs=1e-6)
+    assert result.ci_low == pytest.approx(0.02 - 0.039509, abs=1e-6)
+    assert result.ci_high == pytest.approx(0.02 + 0.039509, abs=1e-6)
+    t, p, *_ = result
+    plain_t = 0.02 / np.sqrt(0.00045 / 5)
     assert abs(t) < abs(plain_t)  # the correction widens the variance
-    assert 0 < p < 1
-    assert corrected_resampled_ttest(a, a, 0.25) == (0.0, 1.0)
-    assert np.isnan(corrected_resampled_ttest([1.0], [0.5], 0.2)[0])
+    same = corrected_resampled_ttest(a, a, 0.25)
+    assert (same.t, same.p, same.ci_low, same.ci_high) == (0.0, 1.0, 0.0, 0.0)
+    assert np.isnan(corrected_resampled_ttest([1.0], [0.5], 0.2).t)
+    ninety = corrected_resampled_ttest(a, b, 0.25, confidence=0.9)
+    assert ninety.ci_high - ninety.ci_low < result.ci_high - result.ci_low
+    with pytest.raises(ValueError, match="a has 5 scores but b has 4"):
+        corrected_resampled_ttest(a, b[:4], 0.25)
+
+
+def test_fold_test_train_ratio_counts_original_rows():
+    new = {"status": "ok", "n_rows": {"train": 400, "train_original": 100, "val": 20,
+                                      "test": 50}}
+    old = {"status": "ok", "n_rows": {"train": 200, "val": 20, "test": 50}}
+    failed = {"status": "failed"}
+    # --augment 3 quadruples "train"; the correction uses the 100 original rows.
+    assert fold_test_train_ratio([new]) == pytest.approx(0.5)
+    assert fold_test_train_ratio([old]) == pytest.approx(0.25)  # files without the field
+    assert fold_test_train_ratio([new, old, failed]) == pytest.approx(0.375)
+    assert np.isnan(fold_test_train_ratio([failed]))
+
+
+def test_report_command_refuses_a_folder_that_is_not_an_experiment(tmp_path):
+    store = tiny_store(tmp_path / "data")
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    for folder in (store.path, tmp_path / "missing"):
+        proc = subprocess.run([sys.executable, "-m", "xval", "report", str(folder)],
+                              capture_output=True, text=True, cwd=ROOT)
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stdout == ""
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ")
+        assert str(folder) in lines[0] and "results/<dataset>/experiment_<N>" in lines[0]
+    assert "not an experiment folder" in proc.stderr or "is not a folder" in proc.stderr
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    with pytest.raises(ConfigurationError, match="is not an experiment folder"):
+        build_workbook(store.path)
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
 
 
 def test_mean_ci():

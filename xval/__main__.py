@@ -10,10 +10,11 @@ from xval.errors import XvalError
 
 def _report(args):
     from xval.config import find_config, load_config
-    from xval.report import build_workbook, terminal_table
+    from xval.report import build_workbook, check_experiment_folder, terminal_table
 
-    config = load_config(args.config or find_config())
     exp_dir = Path(args.experiment)
+    check_experiment_folder(exp_dir)  # before anything is read or written
+    config = load_config(args.config or find_config())
     if not args.no_workbook:
         path = build_workbook(exp_dir, config=config)
         if args.format == "text":

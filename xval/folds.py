@@ -1,27 +1,107 @@
 """Splitters over foldable items: no item is ever split between training, validation and test.
 
-The splitters follow scikit-learn's protocol, with a third index array:
-`split(X, y=None, groups=None)` yields `(train, val, test)` row indices.
+Both splitters are scikit-learn cross-validators (`BaseCrossValidator`): `split(X, y, groups)`
+yields `(train, test)` row indices, so `cross_val_score(..., groups=items, cv=ItemKFold(5))`
+and `GridSearchCV` take them, and `get_params`/`clone` work. The engine's view with a
+validation set is separate: `split_items(groups, y)` lists the items of every fold's three
+sets, and `split_train_val_test(X, y, groups)` yields `(train, val, test)` row indices.
 """
 
 import hashlib
+import inspect
 import json
+import warnings
 from collections import Counter
 
 import numpy as np
-from sklearn.model_selection import KFold, ShuffleSplit, StratifiedKFold, StratifiedShuffleSplit
+from sklearn.model_selection import (
+    BaseCrossValidator,
+    KFold,
+    ShuffleSplit,
+    StratifiedGroupKFold,
+    StratifiedKFold,
+    StratifiedShuffleSplit,
+)
+from sklearn.model_selection._split import GroupsConsumerMixin
+from sklearn.utils.multiclass import type_of_target
 
 from xval.errors import ConfigurationError, DatasetError
+
+STRATIFY_METHODS = ("rows", "items")
+"""`"rows"`: balance the label proportions of the rows (scikit-learn's `StratifiedGroupKFold`
+for the test folds, a greedy pick of items for validation and single holdouts); `"items"`:
+stratify each item's majority label (`StratifiedKFold` over items)."""
+DEFAULT_STRATIFY = "rows"
+"""What `stratify=True` means; chosen by `benchmarks/fold_balance.py`."""
+
+
+class _ParamsMixin:
+    """`get_params`/`set_params` from the constructor's signature, so `sklearn.base.clone`
+    copies a splitter (scikit-learn's cross-validators have `__repr__` but no `get_params`)."""
+
+    @classmethod
+    def _param_names(cls):
+        return sorted(p.name for p in inspect.signature(cls.__init__).parameters.values()
+                      if p.name != "self" and p.kind != p.VAR_KEYWORD)
+
+    def get_params(self, deep=True):
+        """Returns the constructor arguments, `{name: value}`."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params):
+        """Sets constructor arguments (validated as by the constructor); returns `self`.
+
+        Raises:
+            ValueError: for a name that is not a constructor argument.
+        """
+        names = self._param_names()
+        unknown = sorted(set(params) - set(names))
+        if unknown:
+            raise ValueError(f"Invalid parameter(s) {unknown} for {type(self).__name__}; "
+                             f"valid parameters are {names}.")
+        merged = {**self.get_params(), **params}
+        fresh = type(self)(**merged)  # validates
+        self.__dict__.update(fresh.__dict__)
+        return self
+
+
+def _as_groups(groups):
+    if groups is None:
+        raise ConfigurationError("The 'groups' parameter (item of every row) is required.")
+    return np.asarray(groups).astype(str)
+
+
+def _is_class_label(y):
+    if y is None:
+        return False
+    kind = type_of_target(np.asarray(y))
+    return kind in ("binary", "multiclass") and len(set(np.asarray(y).tolist())) > 1
 
 
 def _item_labels(items, groups, y):
     """Majority label of every item (ties: the smallest label)."""
     labels = []
+    y = np.asarray(y)
     for item in items:
-        counts = Counter(np.asarray(y)[groups == item].tolist())
+        counts = Counter(y[groups == item].tolist())
         top = max(counts.values())
         labels.append(min(k for k, v in counts.items() if v == top))
     return np.asarray(labels)
+
+
+def _label_counts(items, groups, y):
+    """Rows of each label per item, `np.ndarray [shape=(n_items, n_labels)]`."""
+    _, y_index = np.unique(np.asarray(y).astype(str), return_inverse=True)
+    _, g_index = np.unique(groups, return_inverse=True)  # items are the sorted unique groups
+    counts = np.zeros((len(items), y_index.max() + 1))
+    np.add.at(counts, (g_index, y_index), 1)
+    return counts
+
+
+def _same_mix(counts):
+    """Whether every item (row of `counts`) has the same label proportions."""
+    proportions = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    return bool(np.allclose(proportions, proportions[0]))
 
 
 def _can_stratify(labels, n_splits):
@@ -29,27 +109,73 @@ def _can_stratify(labels, n_splits):
     return len(counts) > 1 and min(counts.values()) >= n_splits
 
 
-class ItemKFold:
+def _balanced_pick(counts, n_pick, seed):
+    """Picks `n_pick` of the positions of `counts` whose summed label proportions stay
+    closest to those of all of them (greedy, candidates in a seeded random order).
+
+    Args:
+        counts: rows per label of each candidate item, `np.ndarray [shape=(n, n_labels)]`.
+        n_pick: how many to pick, `1 <= n_pick < n`.
+        seed: order of the candidates (ties go to the earlier one).
+
+    Returns:
+        `(picked, rest)`: sorted positions into `counts`.
+    """
+    order = np.random.default_rng(seed).permutation(len(counts))
+    target = counts.sum(axis=0) / max(counts.sum(), 1)
+    picked, total = [], np.zeros(counts.shape[1])
+    remaining = list(order)
+    for _ in range(n_pick):
+        best, best_cost = None, np.inf
+        for position in remaining:
+            trial = total + counts[position]
+            cost = np.abs(trial / max(trial.sum(), 1) - target).sum()
+            if cost < best_cost - 1e-12:
+                best, best_cost = position, cost
+        picked.append(best)
+        remaining.remove(best)
+        total += counts[best]
+    return np.sort(np.asarray(picked, dtype=int)), np.sort(np.asarray(remaining, dtype=int))
+
+
+class ItemKFold(_ParamsMixin, GroupsConsumerMixin, BaseCrossValidator):
     """K-fold over items, with validation items drawn from each fold's training items.
 
     Every item is in the test set of exactly one fold (per repeat); the validation items
     of a fold are a `val_fraction` of its training items; the three sets never share an
     item. With `n_splits=1` there is a single split holding out `test_fraction` of the items.
-    Folds are stratified by each item's majority label when every label has at least
-    `n_splits` items (stratification is meaningless otherwise, e.g. when every speaker
-    says every digit).
+
+    As a scikit-learn cross-validator, `split(X, y, groups)` yields `(train, test)` row
+    indices where `train` holds the training *and* validation rows (scikit-learn has no
+    validation set); `split_train_val_test` and `split_items` give the three sets.
+
+    Stratification (classification labels only; regression targets and a single label are
+    never stratified):
+
+    - `"rows"` (what `True` means): the label proportions of the rows in each test fold
+      stay close to the overall ones (scikit-learn's `StratifiedGroupKFold`, which also
+      evens out the rows per fold); validation items and a single holdout are picked to
+      match the proportions of the side they come from. When every item holds the same
+      label mix, any split is balanced and the plain k-fold is kept.
+    - `"items"`: each item's majority label is stratified (`StratifiedKFold` over items),
+      where every label has at least `n_splits` items.
+    - `False`: plain shuffled `KFold` over items.
 
     Args:
         n_splits: number of folds. Defaults to `5`.
         val_fraction: fraction of training items used for validation. Defaults to `0.2`.
         test_fraction: with `n_splits=1`, fraction of items used for test. Defaults to `0.2`.
-        stratify: balance item labels across folds where possible. Defaults to `True`.
+        stratify: `True`, `"rows"`, `"items"` or `False`. Defaults to `True`.
         n_repeats: repetitions with different shuffles. Defaults to `1`.
-        random_state: seed of the shuffles. Defaults to `0`.
+        random_state: seed of the shuffles (an integer). Defaults to `0`.
+
+    Raises:
+        ConfigurationError: for a bad argument.
 
     Example:
-    >>> splitter = ItemKFold(3, random_state=0)
-    >>> for train, val, test in splitter.split(X, y, groups=speakers):
+    >>> from sklearn.model_selection import cross_val_score
+    >>> cross_val_score(estimator, X, y, groups=speakers, cv=ItemKFold(5))
+    >>> for train, val, test in ItemKFold(5).split_train_val_test(X, y, groups=speakers):
     ...     pass
     """
 
@@ -61,10 +187,21 @@ class ItemKFold:
                 "train/validation/test split)."
             )
         for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-            if not 0 < value < 1:
-                raise ConfigurationError(f"{name}={value}: expected a fraction between 0 and 1.")
-        if n_repeats < 1:
-            raise ConfigurationError(f"n_repeats={n_repeats}: expected an integer >= 1.")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not 0 < value < 1:
+                raise ConfigurationError(
+                    f"{name}={value!r}: expected a fraction between 0 and 1.")
+        if not (isinstance(stratify, bool) or stratify in STRATIFY_METHODS):
+            raise ConfigurationError(
+                f"stratify={stratify!r}: expected True, False, or one of "
+                f"{', '.join(map(repr, STRATIFY_METHODS))}."
+            )
+        if not isinstance(n_repeats, int) or isinstance(n_repeats, bool) or n_repeats < 1:
+            raise ConfigurationError(f"n_repeats={n_repeats!r}: expected an integer >= 1.")
+        if not isinstance(random_state, int) or isinstance(random_state, bool):
+            raise ConfigurationError(
+                f"random_state={random_state!r}: expected an integer seed (folds must be "
+                "reproducible).")
         self.n_splits = n_splits
         self.val_fraction = val_fraction
         self.test_fraction = test_fraction
@@ -73,15 +210,21 @@ class ItemKFold:
         self.random_state = random_state
 
     def __repr__(self):
-        return (
-            f"ItemKFold(n_splits={self.n_splits}, val_fraction={self.val_fraction}, "
-            f"test_fraction={self.test_fraction}, stratify={self.stratify}, "
-            f"n_repeats={self.n_repeats}, random_state={self.random_state})"
-        )
+        # It enters the folds hash (folds.json): kept in the format it had before this class
+        # became a scikit-learn splitter, so that experiments made then still resume.
+        return (f"ItemKFold(n_splits={self.n_splits}, val_fraction={self.val_fraction}, "
+                f"test_fraction={self.test_fraction}, stratify={self.stratify!r}, "
+                f"n_repeats={self.n_repeats}, random_state={self.random_state})")
 
     def get_n_splits(self, X=None, y=None, groups=None):
         """Returns the number of folds (times the repeats)."""
         return self.n_splits * self.n_repeats
+
+    @property
+    def _method(self):
+        if self.stratify is True:
+            return DEFAULT_STRATIFY
+        return self.stratify or None
 
     def split_items(self, groups, y=None):
         """Assigns items to sets.
@@ -97,7 +240,7 @@ class ItemKFold:
             ConfigurationError: when there are more folds than items, or too few items to
                 keep training, validation and test items apart.
         """
-        groups = np.asarray(groups).astype(str)
+        groups = _as_groups(groups)
         items = np.array(sorted(set(groups.tolist())))
         n_items = len(items)
         needed = 3 if self.n_splits == 1 else max(self.n_splits, 3)
@@ -111,12 +254,21 @@ class ItemKFold:
                 f"{n_items} item(s) cannot be split into training, validation and test items; "
                 "at least 3 are needed."
             )
-        labels = _item_labels(items, groups, y) if (self.stratify and y is not None) else None
+        if y is not None and len(y) != len(groups):
+            raise ConfigurationError(
+                f"y has {len(y)} rows but groups has {len(groups)}; they must match.")
+        method = self._method if _is_class_label(y) else None
+        labels = _item_labels(items, groups, y) if method == "items" else None
+        counts = _label_counts(items, groups, y) if method == "rows" else None
+        if counts is not None and _same_mix(counts):
+            # Every item holds the same label mix (FSDD, RAVDESS): any split over items is
+            # balanced, so keep the plain k-fold, and the folds made before "rows" existed.
+            counts = None
         folds = []
         for repeat in range(self.n_repeats):
             seed = self.random_state + 1000 * repeat
-            for train_val, test in self._outer(items, labels, seed):
-                val, train = self._inner(train_val, labels, seed + len(folds) + 1)
+            for train_val, test in self._outer(items, groups, y, labels, counts, seed):
+                val, train = self._inner(train_val, labels, counts, seed + len(folds) + 1)
                 folds.append({
                     "train": sorted(items[train].tolist()),
                     "val": sorted(items[val].tolist()),
@@ -124,21 +276,40 @@ class ItemKFold:
                 })
         return folds
 
-    def _outer(self, items, labels, seed):
+    def _outer(self, items, groups, y, labels, counts, seed):
+        """`[(train_val, test)]` item positions per fold."""
         index = np.arange(len(items))
         if self.n_splits == 1:
             n_test = max(1, int(round(self.test_fraction * len(items))))
             n_test = min(n_test, len(items) - 2)
+            if counts is not None:
+                test, train_val = _balanced_pick(counts, n_test, seed)
+                return [(train_val, test)]
             if labels is not None and _can_stratify(labels, 2) and n_test >= len(set(labels)):
                 cv = StratifiedShuffleSplit(1, test_size=n_test, random_state=seed)
                 return list(cv.split(index, labels))
             return list(ShuffleSplit(1, test_size=n_test, random_state=seed).split(index))
+        if counts is not None and counts.sum(axis=0).max() >= self.n_splits:
+            # StratifiedGroupKFold over rows; item positions are the sorted unique groups.
+            _, g_index = np.unique(groups, return_inverse=True)
+            cv = StratifiedGroupKFold(self.n_splits, shuffle=True, random_state=seed)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "The least populated class",
+                                        category=UserWarning)
+                folds = []
+                for _, test_rows in cv.split(np.zeros(len(groups)), y, g_index):
+                    test = np.unique(g_index[test_rows])
+                    folds.append((np.setdiff1d(index, test), test))
+            if all(len(test) for _, test in folds):
+                return folds
+            # A few items dominating the rows can leave a fold empty: plain k-fold then.
+            return list(KFold(self.n_splits, shuffle=True, random_state=seed).split(index))
         if labels is not None and _can_stratify(labels, self.n_splits):
             cv = StratifiedKFold(self.n_splits, shuffle=True, random_state=seed)
             return list(cv.split(index, labels))
         return list(KFold(self.n_splits, shuffle=True, random_state=seed).split(index))
 
-    def _inner(self, train_val, labels, seed):
+    def _inner(self, train_val, labels, counts, seed):
         """Splits training-side item positions into (val, train) positions."""
         n = len(train_val)
         if n < 2:
@@ -147,6 +318,9 @@ class ItemKFold:
                 "or more items."
             )
         n_val = min(max(1, int(round(self.val_fraction * n))), n - 1)
+        if counts is not None:
+            val, train = _balanced_pick(counts[train_val], n_val, seed)
+            return train_val[val], train_val[train]
         sub = labels[train_val] if labels is not None else None
         if sub is not None and _can_stratify(sub, 2) and n_val >= len(set(sub)) \
                 and n - n_val >= len(set(sub)):
@@ -156,7 +330,16 @@ class ItemKFold:
             train, val = next(ShuffleSplit(1, test_size=n_val, random_state=seed).split(train_val))
         return train_val[val], train_val[train]
 
-    def split(self, X, y=None, groups=None):
+    def _iter_test_indices(self, X=None, y=None, groups=None):
+        groups = _as_groups(groups)
+        if X is not None and len(X) != len(groups):
+            raise ConfigurationError(
+                f"X has {len(X)} rows but groups has {len(groups)}; they must match."
+            )
+        for fold in self.split_items(groups, y):
+            yield rows_of(groups, fold["test"])
+
+    def split_train_val_test(self, X, y=None, groups=None):
         """Yields `(train, val, test)` row indices, one triple per fold.
 
         Args:
@@ -166,10 +349,11 @@ class ItemKFold:
 
         Yields:
             `(train, val, test)`, sorted `np.ndarray` of row indices.
+
+        Raises:
+            ConfigurationError: without `groups`, or when `X` and `groups` differ in length.
         """
-        if groups is None:
-            raise ConfigurationError("The 'groups' parameter (item of every row) is required.")
-        groups = np.asarray(groups).astype(str)
+        groups = _as_groups(groups)
         if X is not None and len(X) != len(groups):
             raise ConfigurationError(
                 f"X has {len(X)} rows but groups has {len(groups)}; they must match."
@@ -178,8 +362,11 @@ class ItemKFold:
             yield tuple(rows_of(groups, fold[key]) for key in ("train", "val", "test"))
 
 
-class PredefinedItemSplit:
+class PredefinedItemSplit(_ParamsMixin, GroupsConsumerMixin, BaseCrossValidator):
     """One fold whose sets come from a column of the dataset (`train`/`validation`/`test`).
+
+    As a scikit-learn cross-validator, `split(X, y, groups)` yields one `(train, test)`
+    pair, `train` holding the training and validation rows.
 
     Args:
         assignment: set name of every row, `np.ndarray [shape=(n_rows,)]`.
@@ -189,24 +376,43 @@ class PredefinedItemSplit:
              "validation": "val", "test": "test", "testing": "test"}
 
     def __init__(self, assignment):
-        self.assignment = np.asarray(assignment).astype(str)
+        self.assignment = assignment
 
     def __repr__(self):
+        # Short and deterministic: it enters the folds hash, and the sets themselves do too.
         return "PredefinedItemSplit()"
 
     def get_n_splits(self, X=None, y=None, groups=None):
+        """Returns `1`."""
         return 1
 
     def split_items(self, groups, y=None):
-        groups = np.asarray(groups).astype(str)
+        """The items of the three sets.
+
+        Args:
+            groups: item of every row, `np.ndarray [shape=(n_rows,)]`.
+            y: unused.
+
+        Returns:
+            `[{"train": [...], "val": [...], "test": [...]}]`.
+
+        Raises:
+            DatasetError: for a value that is not a set name, an item in two sets, or an
+                empty set.
+        """
+        groups = _as_groups(groups)
+        assignment = np.asarray(self.assignment).astype(str)
+        if len(assignment) != len(groups):
+            raise DatasetError(
+                f"The split column has {len(assignment)} rows but groups has {len(groups)}.")
         sets = {"train": set(), "val": set(), "test": set()}
-        for value in sorted(set(self.assignment.tolist())):
+        for value in sorted(set(assignment.tolist())):
             key = self.NAMES.get(value.strip().lower())
             if key is None:
                 raise DatasetError(
                     f"Split column value {value!r} is not one of train, validation, test."
                 )
-            sets[key].update(groups[self.assignment == value].tolist())
+            sets[key].update(groups[assignment == value].tolist())
         for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
             shared = sets[a] & sets[b]
             if shared:
@@ -219,8 +425,14 @@ class PredefinedItemSplit:
                 raise DatasetError(f"The predefined split has no {key} rows.")
         return [{k: sorted(v) for k, v in sets.items()}]
 
-    def split(self, X, y=None, groups=None):
-        groups = np.asarray(groups).astype(str)
+    def _iter_test_indices(self, X=None, y=None, groups=None):
+        groups = _as_groups(groups)
+        for fold in self.split_items(groups, y):
+            yield rows_of(groups, fold["test"])
+
+    def split_train_val_test(self, X, y=None, groups=None):
+        """Yields the one `(train, val, test)` triple of row indices."""
+        groups = _as_groups(groups)
         for fold in self.split_items(groups, y):
             yield tuple(rows_of(groups, fold[key]) for key in ("train", "val", "test"))
 

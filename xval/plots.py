@@ -1,6 +1,7 @@
 """Per-instance plots with matplotlib: learning curves, confusion matrix, per-class F1,
 predicted against true values."""
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -15,73 +16,185 @@ def _pyplot():
     return plt
 
 
+def fold_band(curves):
+    """Mean, min and max per epoch over folds of unequal length (early stopping).
+
+    Args:
+        curves: one sequence of values per fold.
+
+    Returns:
+        `(epochs, mean, low, high, n)`, `np.ndarray [shape=(max_epochs,)]` each; epoch `e`
+        is summarised over the `n[e]` folds that reached it (non-finite values ignored).
+    """
+    length = max((len(c) for c in curves), default=0)
+    table = np.full((len(curves), length), np.nan)
+    for i, c in enumerate(curves):
+        table[i, :len(c)] = np.asarray(c, dtype=float)
+    table[~np.isfinite(table)] = np.nan
+    n = np.sum(~np.isnan(table), axis=0)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN epochs
+        mean, low, high = (np.nanmean(table, axis=0), np.nanmin(table, axis=0),
+                           np.nanmax(table, axis=0))
+    return np.arange(1, length + 1), mean, low, high, n
+
+
 def learning_curves(folds, path):
-    """Training and validation loss (and accuracy or RMSE) per epoch, every fold."""
+    """Learning curves readable with many folds: one panel per split (train, validation)
+    and metric (loss, then accuracy or RMSE), each with every fold as a thin line, the mean
+    over folds as a thick line and the min-max band; dots mark each fold's best epoch."""
     plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
 
-    ok = [f for f in folds if f.get("status") == "ok"]
+    ok = [f for f in folds if f.get("status") == "ok" and f.get("history")]
     if not ok:
         return None
-    main = "accuracy" if "accuracy" in ok[0]["history"] else "rmse"
-    panels = ["loss"] + ([main] if main in ok[0]["history"] else [])
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 3.8), squeeze=False)
-    colors = plt.cm.tab10.colors
-    for ax, name in zip(axes[0], panels):
-        for f in ok:
-            c = colors[f["fold"] % 10]
-            epochs = np.arange(1, len(f["history"][name]) + 1)
-            ax.plot(epochs, f["history"][name], color=c, lw=1.2, label=f"fold {f['fold']} train")
-            if f"val_{name}" in f["history"]:
-                ax.plot(epochs, f["history"][f"val_{name}"], color=c, lw=1.2, ls="--",
-                        label=f"fold {f['fold']} val")
-            ax.axvline(f["best_epoch"], color=c, lw=0.6, alpha=0.5)
-        ax.set_xlabel("epoch (vertical lines: best epoch of each fold)")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel(name)
-        ax.set_title(f"{name}: train (solid), validation (dashed)")
-        ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=7, ncol=2)
+    history = ok[0]["history"]
+    main = "accuracy" if "accuracy" in history else "rmse"
+    names = ["loss"] + ([main] if main in history else [])
+    splits = [("train", "")] + ([("validation", "val_")] if "val_loss" in history else [])
+    fig, axes = plt.subplots(len(names), len(splits), figsize=(5.2 * len(splits),
+                             3.4 * len(names)), squeeze=False, sharex=True)
+    colours = {"train": "#1f77b4", "validation": "#d62728"}
+    for r, name in enumerate(names):
+        for c, (split, prefix) in enumerate(splits):
+            ax = axes[r][c]
+            key = prefix + name
+            curves = [np.asarray(f["history"].get(key, []), dtype=float) for f in ok]
+            colour = colours[split]
+            for f, curve in zip(ok, curves):
+                epochs = np.arange(1, len(curve) + 1)
+                ax.plot(epochs, curve, color=colour, lw=0.6, alpha=0.35)
+                best = f.get("best_epoch")
+                if best and 1 <= best <= len(curve) and np.isfinite(curve[best - 1]):
+                    ax.plot(best, curve[best - 1], "o", color=colour, ms=3, alpha=0.8)
+            epochs, mean, low, high, n = fold_band(curves)
+            ax.fill_between(epochs, low, high, color=colour, alpha=0.15, lw=0,
+                            label="min–max over folds")
+            # Past the epoch where most folds stopped early, the mean is of a few folds.
+            few = 2 * n < len(ok)
+            head = np.where(few, np.nan, mean)
+            tail = np.where(few | np.roll(few, -1), mean, np.nan)  # joined to the head
+            ax.plot(epochs, head, color=colour, lw=2.2, label=f"mean of {len(ok)} folds")
+            if few.any():
+                ax.plot(epochs, tail, color=colour, lw=1.6, ls=":",
+                        label="mean, most folds stopped")
+            ax.set_title(f"{split} {name}")
+            ax.set_ylabel(name)
+            ax.grid(alpha=0.3)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            if r == len(names) - 1:
+                ax.set_xlabel("epoch (dots: best epoch of each fold)")
+            if r == 0 and c == len(splits) - 1:
+                ax.legend(fontsize=7, loc="best")
+    # Same y range within a metric, so train and validation compare at a glance.
+    for r in range(len(names)):
+        lows, highs = zip(*(axes[r][c].get_ylim() for c in range(len(splits))))
+        for c in range(len(splits)):
+            axes[r][c].set_ylim(min(lows), max(highs))
+    fig.suptitle("Learning curves (history, training mode; thin lines: folds)", fontsize=10)
     fig.tight_layout()
     return _save(fig, path, plt)
 
 
-def confusion_matrix(matrix, classes, path, title="Test confusion matrix, pooled over folds"):
-    """Row-normalised confusion matrix with class names on the axes."""
+def confusion_figure(matrix, classes, title="Test confusion matrix, pooled over folds"):
+    """The confusion matrix figure: colour by row proportion, every cell showing its count
+    and its proportion of the true class.
+
+    Args:
+        matrix: counts, rows true classes, `np.ndarray [shape=(n_classes, n_classes)]`.
+        classes: class names.
+        title: the title.
+
+    Returns:
+        The `matplotlib.figure.Figure` (the caller saves or closes it).
+    """
     plt = _pyplot()
     m = np.asarray(matrix, dtype=float)
     norm = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
-    size = max(4.0, 0.55 * len(classes) + 2)
+    size = max(4.0, 0.65 * len(classes) + 2)
     fig, ax = plt.subplots(figsize=(size + 1, size))
     image = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
-    ax.set_yticks(range(len(classes)), classes)
+    ax.set_yticks(range(len(classes)), [f"{c} (n={int(t)})" for c, t in
+                                        zip(classes, m.sum(axis=1))])
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
+    small = 7 if len(classes) > 8 else 8
     for i in range(len(classes)):
         for j in range(len(classes)):
-            ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=8,
-                    color="white" if norm[i, j] > 0.5 else "black")
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
-    ax.set_title(title)
+            ax.text(j, i, f"{int(m[i, j])}\n{norm[i, j]:.2f}", ha="center", va="center",
+                    fontsize=small, color="white" if norm[i, j] > 0.5 else "black")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="proportion of the true class")
+    ax.set_title(f"{title}\n(count, proportion of the row)", fontsize=10)
     fig.tight_layout()
-    return _save(fig, path, plt)
+    return fig
 
 
-def per_class_f1(matrix, classes, path):
-    """F1 of every class from the pooled confusion matrix."""
+def confusion_matrix(matrix, classes, path, title="Test confusion matrix, pooled over folds"):
+    """Writes `confusion_figure` to `path`; returns the path."""
     plt = _pyplot()
+    return _save(confusion_figure(matrix, classes, title), path, plt)
+
+
+def f1_per_class(matrix):
+    """F1 of every class from a confusion matrix (rows true classes); 0 where a class is
+    neither true nor predicted.
+
+    Args:
+        matrix: `np.ndarray [shape=(n_classes, n_classes)]`.
+
+    Returns:
+        `np.ndarray [shape=(n_classes,)]`.
+    """
     m = np.asarray(matrix, dtype=float)
     tp = np.diag(m)
-    f1 = np.divide(2 * tp, m.sum(axis=0) + m.sum(axis=1), out=np.zeros_like(tp),
-                   where=(m.sum(axis=0) + m.sum(axis=1)) > 0)
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.5 * len(classes) + 2), 3.5))
-    ax.bar(range(len(classes)), f1, color="#4878a8")
-    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
-    ax.set_ylim(0, 1)
+    denominator = m.sum(axis=0) + m.sum(axis=1)
+    return np.divide(2 * tp, denominator, out=np.zeros_like(tp), where=denominator > 0)
+
+
+def per_fold_f1(folds):
+    """Per-class test F1 of every finished fold, from its test confusion matrix.
+
+    Returns:
+        `np.ndarray [shape=(n_folds, n_classes)]`, or `None` without confusion matrices.
+    """
+    matrices = [f["metrics"]["test"].get("confusion_matrix") for f in folds
+                if f.get("status") == "ok"]
+    matrices = [m for m in matrices if m is not None]
+    if not matrices:
+        return None
+    return np.stack([f1_per_class(m) for m in matrices])
+
+
+def per_class_f1(f1, classes, path):
+    """Per-class F1: bars at the mean over folds, error bars one std (over folds), dots
+    the folds.
+
+    Args:
+        f1: per-fold F1 `np.ndarray [shape=(n_folds, n_classes)]` (see `per_fold_f1`).
+        classes: class names.
+        path: the PNG to write.
+    """
+    plt = _pyplot()
+    f1 = np.atleast_2d(np.asarray(f1, dtype=float))
+    mean = f1.mean(axis=0)
+    std = f1.std(axis=0, ddof=1) if len(f1) > 1 else np.zeros_like(mean)
+    x = np.arange(len(classes))
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.55 * len(classes) + 2), 3.6))
+    ax.bar(x, mean, color="#4878a8", alpha=0.85, yerr=std, capsize=3,
+           error_kw={"elinewidth": 1, "ecolor": "black"}, label="mean ± std over folds")
+    jitter = np.linspace(-0.2, 0.2, len(f1)) if len(f1) > 1 else np.zeros(1)
+    for k, row in enumerate(f1):
+        ax.plot(x + jitter[k], row, ".", color="black", ms=3, alpha=0.6,
+                label="folds" if k == 0 else None)
+    ax.set_xticks(x, classes, rotation=45, ha="right")
+    ax.set_ylim(0, 1.2)
+    ax.set_yticks(np.linspace(0, 1, 6))
     ax.set_ylabel("F1")
-    ax.set_title("Per-class test F1, pooled over folds")
+    ax.set_title(f"Per-class test F1 over {len(f1)} folds")
     ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=7, loc="upper right", ncol=2, frameon=False)
     fig.tight_layout()
     return _save(fig, path, plt)
 
@@ -126,7 +239,9 @@ def instance_plots(instance_dir, folds, summary):
     matrix = summary.get("confusion_matrix", {}).get("segment")
     if classes and matrix is not None:
         written.append(confusion_matrix(matrix, classes, plots / "confusion_matrix.png"))
-        written.append(per_class_f1(matrix, classes, plots / "per_class_f1.png"))
+        f1 = per_fold_f1(folds)
+        if f1 is not None:
+            written.append(per_class_f1(f1, classes, plots / "per_class_f1.png"))
     elif not classes:
         tables = [pd.read_csv(p) for p in sorted(instance_dir.glob("predictions_fold_*.csv"))]
         if tables:

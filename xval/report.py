@@ -1,24 +1,53 @@
 """The experiment workbook (`experiment_<N>.xlsx`) and the terminal table.
 
 Everything here is derived from the result files (`params.json`, `fold_<i>.json`,
-`summary.json`); it can be rebuilt at any time, and is written under a lock, atomically.
+`summary.json`, `folds.json`); it can be rebuilt at any time, and is written under a lock,
+atomically.
+
+Sheets: **Summary** (per instance the identifying columns and the headline metrics of the
+task, validation and test, the selected instance marked, a note saying what to report, a
+legend), **Metrics** (every metric, train/validation/test, segment and clip level),
+**Statistics** (confidence intervals, corrected t-test against the selected instance),
+**Folds** (one row per instance and fold) and **Parameters**.
 """
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from xval.errors import XvalError
+from xval.errors import ConfigurationError
 from xval.params import metric_direction
-from xval.results import ExperimentResults, lock
-from xval.stats import corrected_resampled_ttest, mean_ci
+from xval.results import ExperimentResults, lock, read_json
+from xval.stats import corrected_resampled_ttest, fold_test_train_ratio, mean_ci
 
 SPLIT_NAMES = {"train": "train", "val": "validation", "test": "test"}
+
+# One meaning per colour, on every sheet (the legend on the Summary sheet says the same).
+HEADER_FILL = "DDEBF7"
+"""Column headers."""
 BEST_FILL = "C6EFCE"
+"""Best mean of a metric column among complete instances (Summary and Metrics)."""
 SELECTED_FILL = "FFEB9C"
+"""The selected instance's row (best validation selection metric), on every sheet."""
+TIED_FILL = "E4DFEC"
+"""Statistics: not significantly different from the selected instance."""
 FAILED_FONT = "9C0006"
+"""Text of a failed instance."""
+PENDING_FONT = "7F7F7F"
+"""Text (italic) of a partial or pending instance."""
+SELECTED_MARK = "★ selected"
+
+TRAIN_METRICS_NOTE = (
+    "Train metrics are computed after training, in inference mode, with the best epoch's "
+    "weights, over all training rows. The training curves (history) average each batch's "
+    "metric over an epoch while the weights change, with dropout active and BatchNorm "
+    "using batch statistics (training mode); so the two differ, the train metrics here "
+    "usually being better.")
+
+_FORMULA_PREFIXES = ("=", "+", "-", "@")
 
 
 def selection_metric(config, task_type):
@@ -37,6 +66,26 @@ def task_type_of(results):
                 return "classification" if "accuracy" in fold["metrics"]["test"] \
                     else "regression"
     return "classification"
+
+
+def check_experiment_folder(exp_dir):
+    """Checks that `exp_dir` holds an experiment's results, before anything is written.
+
+    Raises:
+        ConfigurationError: when it is missing, or has neither `folds.json` nor an
+            `instance_<k>` folder (e.g. a feature store).
+    """
+    exp_dir = Path(exp_dir)
+    if not exp_dir.is_dir():
+        raise ConfigurationError(
+            f"{exp_dir} is not a folder; pass an experiment's results folder, "
+            "results/<dataset>/experiment_<N>.")
+    has_instances = any(p.is_dir() and re.fullmatch(r"instance_\d+", p.name)
+                        for p in exp_dir.iterdir())
+    if not (exp_dir / "folds.json").is_file() and not has_instances:
+        raise ConfigurationError(
+            f"{exp_dir} is not an experiment folder (no folds.json, no instance_<k> "
+            "folders); pass an experiment's results folder, results/<dataset>/experiment_<N>.")
 
 
 def _levels(results):
@@ -64,31 +113,30 @@ def _differing_params(results):
     return out
 
 
-def summary_table(results, config=None):
-    """The Summary sheet as rows of plain values.
+def headline_metrics(results):
+    """The metrics the Summary sheet shows, as `(level, metric, label)`.
 
-    Returns:
-        `(columns, rows, selected_id, metric)`: `columns` is a list of dicts with `name`,
-        `group`, and for metric columns `level`, `split`, `metric`, `stat`.
+    Classification: accuracy, macro F1 and, where there are clips, clip accuracy;
+    regression: RMSE, MAE, R² and, where there are clips, clip RMSE.
     """
-    task = task_type_of(results)
-    metric = selection_metric(config, task)
-    selected = results.best(metric, "val")
-    params = _differing_params(results)
+    clips = "clip" in _levels(results)
+    if task_type_of(results) == "classification":
+        out = [("segment", "accuracy", "accuracy"), ("segment", "f1", "macro F1")]
+        return out + ([("clip", "accuracy", "clip accuracy")] if clips else [])
+    out = [("segment", "rmse", "RMSE"), ("segment", "mae", "MAE"), ("segment", "r2", "R²")]
+    return out + ([("clip", "rmse", "clip RMSE")] if clips else [])
+
+
+def _instance_columns(params):
     columns = [{"name": "ID", "group": "instance"}, {"name": "status", "group": "instance"},
                {"name": "selected", "group": "instance"},
                {"name": "comment_1", "group": "instance"},
                {"name": "comment_2", "group": "instance"}]
-    columns += [{"name": p, "group": "parameters that differ", "param": p} for p in params]
-    for level in _levels(results):
-        for split in ("train", "val", "test"):
-            for name in _metric_names(results, level):
-                for stat in ("mean", "std"):
-                    columns.append({"name": f"{name} {stat}", "level": level, "split": split,
-                                    "metric": name, "stat": stat,
-                                    "group": f"{SPLIT_NAMES[split]} ({level})"})
-    columns.append({"name": "folds", "group": "run"})
-    columns.append({"name": "message", "group": "run"})
+    return columns + [{"name": p, "group": "parameters that differ", "param": p}
+                      for p in params]
+
+
+def _rows(results, columns, selected):
     rows = []
     for r in results:
         row = []
@@ -98,7 +146,8 @@ def summary_table(results, config=None):
             elif c["name"] == "status":
                 row.append(r.status)
             elif c["name"] == "selected":
-                row.append("selected" if selected is not None and r.id == selected.id else "")
+                row.append(SELECTED_MARK if selected is not None and r.id == selected.id
+                           else "")
             elif c["name"] in ("comment_1", "comment_2"):
                 row.append(r.params.get(c["name"], ""))
             elif "param" in c:
@@ -112,12 +161,116 @@ def summary_table(results, config=None):
             else:
                 row.append(r.summary.get("message", ""))
         rows.append(row)
-    return columns, rows, (selected.id if selected is not None else None), metric
+    return rows
+
+
+def summary_table(results, config=None):
+    """The Summary sheet as rows of plain values: identifying columns, then the mean and
+    std over folds of the headline metrics (`headline_metrics`), validation then test.
+
+    Returns:
+        `(columns, rows, selected_id, metric)`: `columns` is a list of dicts with `name`,
+        `group`, and for metric columns `level`, `split`, `metric`, `stat`.
+    """
+    metric = selection_metric(config, task_type_of(results))
+    selected = results.best(metric, "val")
+    columns = _instance_columns(_differing_params(results))
+    for split in ("val", "test"):
+        for level, name, label in headline_metrics(results):
+            for stat in ("mean", "std"):
+                columns.append({"name": f"{label} {stat}", "level": level, "split": split,
+                                "metric": name, "stat": stat, "group": SPLIT_NAMES[split]})
+    columns.append({"name": "folds", "group": "run"})
+    columns.append({"name": "message", "group": "run"})
+    return columns, _rows(results, columns, selected), \
+        (selected.id if selected is not None else None), metric
+
+
+def metrics_table(results, config=None):
+    """The Metrics sheet: every metric's mean and std over folds, train/validation/test,
+    segment and clip level.
+
+    Returns:
+        `(columns, rows, selected_id, metric)`, as `summary_table`.
+    """
+    metric = selection_metric(config, task_type_of(results))
+    selected = results.best(metric, "val")
+    columns = _instance_columns(_differing_params(results))
+    for level in _levels(results):
+        for split in ("train", "val", "test"):
+            for name in _metric_names(results, level):
+                for stat in ("mean", "std"):
+                    columns.append({"name": f"{name} {stat}", "level": level, "split": split,
+                                    "metric": name, "stat": stat,
+                                    "group": f"{SPLIT_NAMES[split]} ({level})"})
+    columns.append({"name": "folds", "group": "run"})
+    columns.append({"name": "message", "group": "run"})
+    return columns, _rows(results, columns, selected), \
+        (selected.id if selected is not None else None), metric
+
+
+def report_level(instance, metric):
+    """`"clip"` when the instance has clip-level test values of `metric`, else `"segment"`."""
+    return "clip" if instance.metric(metric, "test", "clip") is not None else "segment"
+
+
+def report_note(results, config=None):
+    """The sentence saying which instance was selected and which test value to report.
+
+    Returns:
+        The note, or `None` when no instance is complete.
+    """
+    metric = selection_metric(config, task_type_of(results))
+    sel = results.best(metric, "val")
+    if sel is None:
+        return None
+    level = report_level(sel, metric)
+    n = sel.summary.get("folds_done", len(sel.folds))
+    return (f"Selected: instance {sel.id}, best validation {metric} "
+            f"({sel.metric(metric, 'val'):.4f}, segment level). Report its test {metric} at "
+            f"{level} level: {sel.metric(metric, 'test', level):.4f} ± "
+            f"{sel.metric(metric, 'test', level, 'std'):.4f} (mean ± std over {n} folds). "
+            "Choose on validation, report test.")
+
+
+def single_item_validation_warning(results, exp_dir=None):
+    """A warning when validation sets hold a single item, or `None`.
+
+    Reads `items.val` of the fold files (and of `folds.json` when there are none yet).
+    """
+    val_sets = {}
+    for r in results:
+        for fold in r.folds:
+            if "items" in fold and "fold" in fold:
+                val_sets[fold["fold"]] = fold["items"]["val"]
+    if not val_sets and exp_dir is not None and (Path(exp_dir) / "folds.json").is_file():
+        try:
+            manifest = read_json(Path(exp_dir) / "folds.json")
+            val_sets = {i: f["val"] for i, f in enumerate(manifest.get("folds", []))}
+        except (OSError, ValueError, KeyError, TypeError):
+            val_sets = {}
+    single = sorted(i for i, items in val_sets.items() if len(items) == 1)
+    if not single:
+        return None
+    return (f"Warning: {len(single)} of {len(val_sets)} folds have a single validation item, "
+            "so model selection (best epoch, selected instance) rests on one item per fold. "
+            "Use fewer folds or a larger [folds] val_fraction if there are enough items.")
+
+
+def _safe(cell, value):
+    """Writes `value`; a string that looks like a formula stays text, NaN/inf become empty."""
+    if isinstance(value, float) and not np.isfinite(value):
+        value = None
+    cell.value = value
+    if isinstance(value, str) and value.startswith(_FORMULA_PREFIXES):
+        cell.data_type = "s"
+    return cell
 
 
 def statistics_table(results, config=None):
-    """Per instance: 95% CI of the selection metric, and the corrected resampled t-test
-    against the selected instance over the same folds (on test scores).
+    """Per instance: plain 95% CIs of the selection metric, and the corrected resampled
+    t-test against the selected instance over the same folds (test scores), with the
+    corrected 95% CI of the difference.
 
     Returns:
         `(header, rows, selected_id, metric)`.
@@ -127,25 +280,26 @@ def statistics_table(results, config=None):
     alpha = config.report["alpha"] if config is not None else 0.05
     selected = results.best(metric, "val")
 
+    def ok(r):
+        return {f["fold"]: f for f in r.folds if f.get("status") == "ok"}
+
     def scores(r, split):
-        return {f["fold"]: f["metrics"][split][metric] for f in r.folds
-                if f.get("status") == "ok"}
+        return {i: f["metrics"][split][metric] for i, f in ok(r).items()}
 
-    def ratio(r):
-        values = [f["n_rows"]["test"] / max(f["n_rows"]["train"], 1) for f in r.folds
-                  if f.get("status") == "ok"]
-        return float(np.mean(values)) if values else float("nan")
-
-    header = ["ID", "status", "folds", f"val {metric} mean", "val 95% CI ±",
-              f"test {metric} mean", "test 95% CI ±", f"test diff vs {selected.id}"
-              if selected else "test diff", "t", "p", "verdict"]
+    ref_id = selected.id if selected else "selected"
+    level = f"{100 * (1 - alpha):g}%"
+    header = ["ID", "status", "folds", f"val {metric} mean", "val 95% CI ± (plain t)",
+              f"test {metric} mean", "test 95% CI ± (plain t)",
+              f"test diff vs {ref_id}", f"diff {level} CI low (corrected)",
+              f"diff {level} CI high (corrected)", "t (corrected)", "p (corrected)",
+              "verdict"]
     rows = []
     for r in results:
         val = scores(r, "val")
         test = scores(r, "test")
         val_mean, val_ci = mean_ci(list(val.values()))
         test_mean, test_ci = mean_ci(list(test.values()))
-        diff = t = p = None
+        diff = low = high = t = p = None
         verdict = ""
         if selected is not None and r.id == selected.id:
             verdict = "selected"
@@ -155,14 +309,16 @@ def statistics_table(results, config=None):
             if len(common) >= 2:
                 a = np.array([test[i] for i in common])
                 b = np.array([ref[i] for i in common])
-                t, p = corrected_resampled_ttest(a, b, ratio(r))
-                diff = float(np.mean(a - b))
+                folds = [ok(r)[i] for i in common] + [ok(selected)[i] for i in common]
+                result = corrected_resampled_ttest(a, b, fold_test_train_ratio(folds),
+                                                   confidence=1 - alpha)
+                t, p, diff, low, high = result
                 verdict = ("not significantly different" if p >= alpha
                            else "significantly different") + f" (alpha {alpha})"
             else:
                 verdict = "too few common folds"
         rows.append([r.id, r.status, len(test), val_mean, val_ci, test_mean, test_ci, diff,
-                     t, p, verdict])
+                     low, high, t, p, verdict])
     return header, rows, (selected.id if selected is not None else None), metric
 
 
@@ -177,15 +333,18 @@ def folds_table(results):
         if names:
             break
     header = ["ID", "fold", "status", "test items", "validation items", "best epoch",
-              "epochs run", "seconds"] + [f"{s} {n}" for s in ("train", "val", "test")
-                                          for n in names] + ["message"]
+              "epochs run", "seconds", "train rows (original)", "test rows"] + \
+        [f"{s} {n}" for s in ("train", "val", "test") for n in names] + ["message"]
     rows = []
     for r in results:
         for f in r.folds:
             ok = f.get("status") == "ok"
-            row = [r.id, f.get("fold"), f.get("status"), ", ".join(f["items"]["test"]),
-                   ", ".join(f["items"]["val"]), f.get("best_epoch"), f.get("epochs_run"),
-                   f.get("timings", {}).get("total_seconds")]
+            n_rows = f.get("n_rows", {})
+            items = f.get("items", {})
+            row = [r.id, f.get("fold"), f.get("status"), ", ".join(items.get("test", [])),
+                   ", ".join(items.get("val", [])), f.get("best_epoch"), f.get("epochs_run"),
+                   f.get("timings", {}).get("total_seconds"),
+                   n_rows.get("train_original", n_rows.get("train")), n_rows.get("test")]
             row += [f["metrics"][s].get(n) if ok else None for s in ("train", "val", "test")
                     for n in names]
             row.append(f.get("message", ""))
@@ -206,6 +365,122 @@ def parameters_table(results):
     return header, rows
 
 
+class _Styles:
+    """openpyxl styles of the workbook, one per colour meaning."""
+
+    def __init__(self):
+        from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
+
+        self.Font = Font
+        self.bold = Font(bold=True)
+        self.header = PatternFill("solid", fgColor=HEADER_FILL)
+        self.best = PatternFill("solid", fgColor=BEST_FILL)
+        self.selected = PatternFill("solid", fgColor=SELECTED_FILL)
+        self.tied = PatternFill("solid", fgColor=TIED_FILL)
+        self.center = Alignment(horizontal="center", wrap_text=True)
+        self.wrap = Alignment(wrap_text=True, vertical="top")
+        self.bottom = Border(bottom=Side(style="thin", color="999999"))
+
+    def status_font(self, status, bold=False):
+        if status == "failed":
+            return self.Font(color=FAILED_FONT, italic=True, bold=bold)
+        if status != "complete":
+            return self.Font(color=PENDING_FONT, italic=True, bold=bold)
+        return self.Font(bold=bold)
+
+
+def _instance_sheet(ws, columns, rows, selected_id, st):
+    """Writes a two-header-row instance sheet (Summary, Metrics); returns the header
+    cell of every group as `{group: cell}`."""
+    from openpyxl.utils import get_column_letter
+
+    groups = []
+    for j, c in enumerate(columns, start=1):
+        if groups and groups[-1][0] == c["group"]:
+            groups[-1][2] = j
+        else:
+            groups.append([c["group"], j, j])
+    group_cells = {}
+    for name, start, end in groups:
+        cell = _safe(ws.cell(row=1, column=start), name)
+        cell.font = st.bold
+        cell.alignment = st.center
+        cell.fill = st.header
+        group_cells[name] = cell
+        if end > start:
+            ws.merge_cells(start_row=1, start_column=start, end_row=1, end_column=end)
+    for j, c in enumerate(columns, start=1):
+        cell = _safe(ws.cell(row=2, column=j), c["name"])
+        cell.font = st.bold
+        cell.fill = st.header
+        cell.border = st.bottom
+        cell.alignment = st.center
+    for i, row in enumerate(rows, start=3):
+        is_selected = row[0] == selected_id
+        for j, value in enumerate(row, start=1):
+            cell = _safe(ws.cell(row=i, column=j), value)
+            if "metric" in columns[j - 1] and cell.value is not None:
+                cell.number_format = "0.0000"
+            cell.font = st.status_font(row[1], bold=is_selected)
+            if is_selected:
+                cell.fill = st.selected
+        link = ws.cell(row=i, column=1)
+        link.hyperlink = f"instance_{row[0]}/"
+        link.font = st.Font(color="0563C1", underline="single", bold=is_selected)
+    complete = [i for i, row in enumerate(rows) if row[1] == "complete"]
+    for j, c in enumerate(columns, start=1):
+        if c.get("stat") != "mean":
+            continue  # the smallest std is not "best": a uniformly bad model has it
+        values = [(rows[i][j - 1], i) for i in complete if rows[i][j - 1] is not None]
+        if not values:
+            continue
+        pick = min if metric_direction(c["metric"]) == "min" else max
+        target = pick(v for v, _ in values)
+        for v, i in values:
+            if v == target:
+                cell = ws.cell(row=i + 3, column=j)
+                cell.fill = st.best
+                cell.font = st.Font(bold=True)
+    ws.freeze_panes = ws.cell(row=3, column=6)
+    if rows:
+        ws.auto_filter.ref = f"A2:{get_column_letter(len(columns))}{len(rows) + 2}"
+    for j, c in enumerate(columns, start=1):
+        width = 11 if "metric" in c else max(
+            [len(str(c["name"]))] + [len(str(r[j - 1] or "")) for r in rows]) + 2
+        ws.column_dimensions[get_column_letter(j)].width = min(max(width, 6), 45)
+    ws.row_dimensions[2].height = 30
+    return group_cells
+
+
+def _legend(ws, first_row, metric, alpha, st):
+    """The colour legend, below the Summary table."""
+    from openpyxl.styles import Font
+
+    _safe(ws.cell(row=first_row, column=1), "Legend").font = st.bold
+    entries = [
+        (st.header, None, "Column headers."),
+        (st.best, None, "Best mean of the column among complete instances (max for accuracy, "
+                        "F1, precision, recall, R²; min for loss, RMSE, MAE). Summary and "
+                        "Metrics sheets. Standard deviations are not highlighted."),
+        (st.selected, None, f"{SELECTED_MARK}: the selected instance (best validation "
+                            f"{metric}), on every sheet."),
+        (st.tied, None, "Statistics sheet: not significantly different from the selected "
+                        f"instance (corrected resampled t-test, alpha {alpha})."),
+        (None, Font(color=FAILED_FONT, italic=True), "Failed instance (reason in 'message')."),
+        (None, Font(color=PENDING_FONT, italic=True), "Partial or pending instance."),
+    ]
+    for k, (fill, font, text) in enumerate(entries, start=first_row + 1):
+        swatch = ws.cell(row=k, column=1, value="text" if font is not None else None)
+        if fill is not None:
+            swatch.fill = fill
+        if font is not None:
+            swatch.font = font
+        _safe(ws.cell(row=k, column=2), text)
+    _safe(ws.cell(row=first_row + len(entries) + 1, column=1),
+          "Values are mean and std over folds. Instance IDs link to their folders; the "
+          "Metrics sheet has every metric (train, validation, test; segment and clip level).")
+
+
 def build_workbook(exp_dir, config=None, path=None):
     """Rebuilds `experiment_<N>.xlsx` from the result files, under a lock, atomically.
 
@@ -216,114 +491,62 @@ def build_workbook(exp_dir, config=None, path=None):
 
     Returns:
         The path of the workbook.
+
+    Raises:
+        ConfigurationError: when `exp_dir` is not an experiment folder (nothing is written).
     """
     from openpyxl import Workbook
-    from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
+    from openpyxl.comments import Comment
     from openpyxl.utils import get_column_letter
 
     exp_dir = Path(exp_dir)
-    if not exp_dir.is_dir():
-        raise XvalError(f"{exp_dir} is not an experiment folder.")
+    check_experiment_folder(exp_dir)
     path = Path(path) if path else exp_dir / f"{exp_dir.name}.xlsx"
+    alpha = config.report["alpha"] if config is not None else 0.05
     with lock(path):
         results = ExperimentResults(exp_dir)
         wb = Workbook()
-        bold = Font(bold=True)
-        header_fill = PatternFill("solid", fgColor="DDEBF7")
-        best_fill = PatternFill("solid", fgColor=BEST_FILL)
-        selected_fill = PatternFill("solid", fgColor=SELECTED_FILL)
-        thin = Side(style="thin", color="999999")
+        st = _Styles()
 
-        # -- Summary --
+        # -- Summary: headline metrics, the note, the legend --
         ws = wb.active
         ws.title = "Summary"
         columns, rows, selected_id, metric = summary_table(results, config)
-        groups = []
-        for j, c in enumerate(columns, start=1):
-            if groups and groups[-1][0] == c["group"]:
-                groups[-1][2] = j
-            else:
-                groups.append([c["group"], j, j])
-        for name, start, end in groups:
-            cell = ws.cell(row=1, column=start, value=name)
-            cell.font = bold
-            cell.alignment = Alignment(horizontal="center")
-            cell.fill = header_fill
-            if end > start:
-                ws.merge_cells(start_row=1, start_column=start, end_row=1, end_column=end)
-        for j, c in enumerate(columns, start=1):
-            cell = ws.cell(row=2, column=j, value=c["name"])
-            cell.font = bold
-            cell.fill = header_fill
-            cell.border = Border(bottom=thin)
-            cell.alignment = Alignment(horizontal="center", wrap_text=True)
-        for i, row in enumerate(rows, start=3):
-            for j, value in enumerate(row, start=1):
-                cell = ws.cell(row=i, column=j, value=value)
-                if "metric" in columns[j - 1] and value is not None:
-                    cell.number_format = "0.0000"
-            status = row[1]
-            if status != "complete":
-                for j in range(1, len(columns) + 1):
-                    ws.cell(row=i, column=j).font = Font(color=FAILED_FONT if status == "failed"
-                                                         else "7F7F7F", italic=True)
-            link = ws.cell(row=i, column=1)
-            link.hyperlink = f"instance_{row[0]}/"
-            link.style = "Hyperlink"
-        complete = [i for i, row in enumerate(rows) if row[1] == "complete"]
-        for j, c in enumerate(columns, start=1):
-            if "metric" not in c:
-                continue
-            direction = "min" if c["stat"] == "std" else metric_direction(c["metric"])
-            values = [(rows[i][j - 1], i) for i in complete if rows[i][j - 1] is not None]
-            if not values:
-                continue
-            target = (min if direction == "min" else max)(v for v, _ in values)
-            for v, i in values:
-                if v == target:
-                    cell = ws.cell(row=i + 3, column=j)
-                    cell.fill = best_fill
-                    cell.font = Font(bold=True)
-        if selected_id is not None:
-            i = next(k for k, row in enumerate(rows) if row[0] == selected_id) + 3
-            for j in range(1, 6):
-                ws.cell(row=i, column=j).fill = selected_fill
-            note_row = len(rows) + 4
-            sel = results[selected_id]
-            test_mean = sel.metric(metric, "test")
-            test_std = sel.metric(metric, "test", stat="std")
-            ws.cell(row=note_row, column=1, value=(
-                f"Selected: instance {selected_id}, best validation {metric} "
-                f"({sel.metric(metric, 'val'):.4f}). Report its test {metric}: "
-                f"{test_mean:.4f} ± {test_std:.4f} (mean ± std over folds)."))
-            ws.cell(row=note_row, column=1).font = bold
-        ws.cell(row=len(rows) + 5, column=1, value=(
-            "Green: best value of each column among complete instances (max for accuracy, "
-            "F1, precision, recall, R²; min for loss, RMSE, MAE and every std). Yellow: the "
-            "selected instance. Instance IDs link to their folders."))
-        ws.freeze_panes = ws.cell(row=3, column=6)
-        if rows:
-            ws.auto_filter.ref = f"A2:{get_column_letter(len(columns))}{len(rows) + 2}"
-        for j, c in enumerate(columns, start=1):
-            width = 10 if "metric" in c else max(
-                [len(str(c["name"]))] + [len(str(r[j - 1] or "")) for r in rows]) + 2
-            ws.column_dimensions[get_column_letter(j)].width = min(max(width, 6), 45)
-        ws.row_dimensions[2].height = 30
+        _instance_sheet(ws, columns, rows, selected_id, st)
+        next_row = len(rows) + 4
+        note = report_note(results, config)
+        if note:
+            _safe(ws.cell(row=next_row, column=1), note).font = st.bold
+            next_row += 1
+        warning = single_item_validation_warning(results, exp_dir)
+        if warning:
+            _safe(ws.cell(row=next_row, column=1), warning).font = \
+                st.Font(bold=True, color=FAILED_FONT)
+            next_row += 1
+        _legend(ws, next_row + 1, metric, alpha, st)
+
+        # -- Metrics: everything, train columns explained --
+        mcols, mrows, _, _ = metrics_table(results, config)
+        metrics_sheet = wb.create_sheet("Metrics")
+        group_cells = _instance_sheet(metrics_sheet, mcols, mrows, selected_id, st)
+        for name, cell in group_cells.items():
+            if name.startswith("train"):
+                cell.comment = Comment(TRAIN_METRICS_NOTE, "xval", width=360, height=160)
 
         # -- Statistics, Folds, Parameters --
         def table_sheet(title, header, body, number_columns=()):
             sheet = wb.create_sheet(title)
             for j, name in enumerate(header, start=1):
-                cell = sheet.cell(row=1, column=j, value=name)
-                cell.font = bold
-                cell.fill = header_fill
+                cell = _safe(sheet.cell(row=1, column=j), name)
+                cell.font = st.bold
+                cell.fill = st.header
             for i, row in enumerate(body, start=2):
                 for j, value in enumerate(row, start=1):
-                    if isinstance(value, float) and not np.isfinite(value):
-                        value = None
-                    cell = sheet.cell(row=i, column=j, value=value)
-                    if isinstance(value, float) and (j - 1) in number_columns:
+                    cell = _safe(sheet.cell(row=i, column=j), value)
+                    if isinstance(cell.value, float) and (j - 1) in number_columns:
                         cell.number_format = "0.0000"
+                if row[0] == selected_id:
+                    sheet.cell(row=i, column=1).fill = st.selected
             sheet.freeze_panes = "B2"
             if body:
                 sheet.auto_filter.ref = f"A1:{get_column_letter(len(header))}{len(body) + 1}"
@@ -334,33 +557,40 @@ def build_workbook(exp_dir, config=None, path=None):
             return sheet
 
         header, body, _, _ = statistics_table(results, config)
-        stats_sheet = table_sheet("Statistics", header, body, number_columns=range(3, 10))
+        stats_sheet = table_sheet("Statistics", header, body, number_columns=range(3, 12))
         for i, row in enumerate(body, start=2):
-            if row[-1].startswith("not significantly") or row[-1] == "selected":
-                stats_sheet.cell(row=i, column=len(header)).fill = selected_fill
-        note = len(body) + 3
-        stats_sheet.cell(row=note, column=1, value=(
-            "Corrected resampled t-test (Nadeau & Bengio, 2003) of each instance's test "
-            f"{metric} against the selected instance over the same folds; yellow: not "
-            "significantly different from the selected one."))
+            if row[0] == selected_id:
+                for j in range(1, len(header) + 1):
+                    stats_sheet.cell(row=i, column=j).fill = st.selected
+            elif row[-1].startswith("not significantly"):
+                stats_sheet.cell(row=i, column=len(header)).fill = st.tied
+        _safe(stats_sheet.cell(row=len(body) + 3, column=1), (
+            f"Test {metric} of each instance against the selected one, over the same folds: "
+            "corrected resampled t-test (Nadeau & Bengio, 2003), whose variance "
+            "(1/k + n_test/n_train) · var(differences) counts original training rows only "
+            "(augmented copies add no independent data); the difference's confidence "
+            "interval uses the same corrected variance, so it excludes 0 exactly when "
+            f"p < {alpha}. The per-instance '95% CI ± (plain t)' treats folds as "
+            "independent and is too narrow; compare instances with the corrected columns."))
         header, body = folds_table(results)
-        table_sheet("Folds", header, body, number_columns=range(7, len(header)))
+        table_sheet("Folds", header, body, number_columns=range(10, len(header)))
         header, body = parameters_table(results)
         table_sheet("Parameters", header, body)
 
-        for sheet in wb.worksheets[1:]:  # printable: landscape, one page wide
+        for sheet in wb.worksheets[2:]:  # printable: landscape, one page wide
             sheet.page_setup.orientation = "landscape"
             sheet.page_setup.fitToWidth = 1
             sheet.page_setup.fitToHeight = 0
             sheet.sheet_properties.pageSetUpPr.fitToPage = True
-        # The Summary is too wide for one page: print it across pages, repeating the
-        # instance columns and the two header rows on each.
-        ws.page_setup.orientation = "landscape"
-        ws.page_setup.fitToWidth = max(1, -(-len(columns) // 20))
-        ws.page_setup.fitToHeight = 0
-        ws.sheet_properties.pageSetUpPr.fitToPage = True
-        ws.print_title_cols = "A:E"
-        ws.print_title_rows = "1:2"
+        # Summary and Metrics may be too wide for one page: print them across pages,
+        # repeating the instance columns and the two header rows on each.
+        for sheet, cols in ((ws, columns), (metrics_sheet, mcols)):
+            sheet.page_setup.orientation = "landscape"
+            sheet.page_setup.fitToWidth = max(1, -(-len(cols) // 20))
+            sheet.page_setup.fitToHeight = 0
+            sheet.sheet_properties.pageSetUpPr.fitToPage = True
+            sheet.print_title_cols = "A:E"
+            sheet.print_title_rows = "1:2"
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".xlsx", dir=path.parent)
         os.close(fd)
         try:

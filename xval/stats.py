@@ -1,13 +1,18 @@
 """Statistics over folds: confidence intervals and the corrected resampled t-test."""
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from scipy import stats
 
 
 def mean_ci(values, confidence=0.95):
-    """Mean and the half-width of its Student-t confidence interval.
+    """Mean and the half-width of its plain Student-t confidence interval.
+
+    The folds of a cross-validation share training data, so this interval treats them as
+    more independent than they are (it is too narrow); it is shown labelled as such. For
+    comparing two instances use `corrected_resampled_ttest`.
 
     Args:
         values: one score per fold.
@@ -26,29 +31,91 @@ def mean_ci(values, confidence=0.95):
     return float(values.mean()), float(half)
 
 
-def corrected_resampled_ttest(a, b, test_train_ratio):
+class CorrectedTTest(NamedTuple):
+    """Result of `corrected_resampled_ttest`."""
+
+    t: float
+    """t statistic of the mean difference `a - b`."""
+    p: float
+    """Two-sided p-value (Student t with `k - 1` degrees of freedom)."""
+    mean_difference: float
+    """Mean over folds of `a - b`."""
+    ci_low: float
+    """Lower end of the corrected confidence interval of the mean difference."""
+    ci_high: float
+    """Upper end of the corrected confidence interval of the mean difference."""
+
+
+def fold_test_train_ratio(folds):
+    """`n_test / n_train` averaged over finished folds, for `corrected_resampled_ttest`.
+
+    The training count excludes augmented rows (`n_rows["train_original"]`): augmented
+    copies add no independent training data, and counting them would shrink the correction.
+    Fold files written before that field existed fall back to `n_rows["train"]`.
+
+    Args:
+        folds: fold result dicts (as in `fold_<i>.json`); those not `"ok"` are ignored.
+
+    Returns:
+        The mean ratio, or `nan` without a finished fold.
+    """
+    ratios = []
+    for fold in folds:
+        if fold.get("status") != "ok":
+            continue
+        rows = fold.get("n_rows", {})
+        train = rows.get("train_original", rows.get("train"))
+        if train and rows.get("test") is not None:
+            ratios.append(rows["test"] / train)
+    return float(np.mean(ratios)) if ratios else float("nan")
+
+
+def corrected_resampled_ttest(a, b, test_train_ratio, confidence=0.95):
     """Nadeau & Bengio's corrected resampled t-test of paired fold scores.
 
-    Cross-validation folds share training data, so the plain paired t-test
-    underestimates the variance; the correction multiplies it by
-    `1/k + n_test/n_train` instead of `1/k`.
+    Cross-validation folds share training data, so the plain paired t-test underestimates
+    the variance of the mean difference; the correction multiplies the variance of the
+    differences by `1/k + n_test/n_train` instead of `1/k`. The confidence interval of the
+    mean difference uses the same corrected variance:
+    `mean ± t(k-1) * sqrt((1/k + n_test/n_train) * var)`.
 
     Args:
         a: scores of one model, one per fold, `np.ndarray [shape=(k,)]`.
         b: scores of the other model on the same folds.
-        test_train_ratio: `n_test / n_train` (averaged over folds).
+        test_train_ratio: `n_test / n_train` (averaged over folds, original training rows:
+            see `fold_test_train_ratio`).
+        confidence: coverage of the interval. Defaults to `0.95`.
 
     Returns:
-        `(t, p)`, two-sided; `(nan, nan)` with fewer than two folds. Identical scores
-        give `(0.0, 1.0)`.
+        A `CorrectedTTest(t, p, mean_difference, ci_low, ci_high)`, two-sided; every field
+        `nan` with fewer than two folds. Identical scores give `t=0, p=1` and an interval of
+        zero width.
+
+    Raises:
+        ValueError: when `a` and `b` differ in length, or the ratio is negative.
+
+    Example:
+    >>> corrected_resampled_ttest([0.8, 0.82, 0.79], [0.78, 0.8, 0.8], 0.25)
     """
-    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    a = np.asarray(a, dtype=float)
+    b = np.asarray(b, dtype=float)
+    if a.shape != b.shape:
+        raise ValueError(f"a has {a.size} scores but b has {b.size}; pass one per fold, "
+                         "on the same folds.")
+    if not test_train_ratio >= 0:
+        raise ValueError(f"test_train_ratio={test_train_ratio}: expected n_test / n_train >= 0.")
+    d = a - b
     k = len(d)
+    nan = float("nan")
     if k < 2:
-        return float("nan"), float("nan")
-    var = d.var(ddof=1)
+        return CorrectedTTest(nan, nan, float(d.mean()) if k else nan, nan, nan)
+    mean = float(d.mean())
+    var = float(d.var(ddof=1))
     if var == 0:
-        return (0.0, 1.0) if d.mean() == 0 else (math.copysign(math.inf, d.mean()), 0.0)
-    t = d.mean() / math.sqrt((1 / k + test_train_ratio) * var)
+        t, p = (0.0, 1.0) if mean == 0 else (math.copysign(math.inf, mean), 0.0)
+        return CorrectedTTest(t, p, mean, mean, mean)
+    se = math.sqrt((1 / k + test_train_ratio) * var)
+    t = mean / se
     p = 2 * stats.t.sf(abs(t), k - 1)
-    return float(t), float(p)
+    half = stats.t.ppf(0.5 + confidence / 2, k - 1) * se
+    return CorrectedTTest(float(t), float(p), mean, mean - float(half), mean + float(half))
