@@ -47,8 +47,8 @@ def classification_run(tmp_path_factory):
                      config=str(config.path))
     exp[1] = BASE + ['comment_1="slow"', 'comment_2="a"', "learning_rate=0.001"]
     exp[2] = BASE + ['comment_1="fast"', 'comment_2="b"', "learning_rate=0.02"]
-    exp[3] = BASE + ['comment_1="broken"', 'comment_2="c"',
-                     'load_model="/nonexistent/model.keras"']
+    exp[3] = BASE + ['comment_1="broken"', 'comment_2="c"',  # training diverges
+                     "learning_rate=1e6", 'optimizer="sgd"', 'save_model_metric="val_accuracy"']
     exp[4] = BASE + ['comment_1="=1+1"', 'comment_2="@SUM(A1)"', "learning_rate=0.005"]
     lines = []
     outcome = exp.run(config=config, out=lines.append)
@@ -189,7 +189,7 @@ def test_workbook_selected_row_note_and_legend(classification_run):
     failed = rows[3]
     assert ws.cell(row=failed, column=2).value == "failed"
     assert _font_colour(ws.cell(row=failed, column=2)) == FAILED_FONT
-    assert "no such .keras file" in ws.cell(row=failed, column=ws.max_column).value
+    assert "diverged" in ws.cell(row=failed, column=ws.max_column).value
     assert outcome.exit_code == 1 and outcome.failed == [3]
     assert f"* selected on validation accuracy: instance {best.id}" in text
     # The note: which level and metric to report, with the value.
@@ -429,16 +429,15 @@ def test_regression_workbook_and_plot(tmp_path):
 def test_report_note_segment_level_without_clips(tmp_path):
     from xval.report import report_note
 
-    fold = {"fold": 0, "status": "ok", "items": {"train": ["a", "b"], "val": ["c", "d"],
-                                                 "test": ["e"]},
-            "metrics": {s: {"accuracy": 0.5} for s in ("train", "val", "test")}}
-    stats = {"mean": 0.5, "std": 0.1, "ci95": None, "n": 2}
-    summary = {"status": "complete", "folds_done": 2, "num_folds": 2,
-               "metrics": {"segment": {s: {"accuracy": stats} for s in ("val", "test")}}}
     folder = tmp_path / "experiment_1" / "instance_1"
     folder.mkdir(parents=True)
-    (folder / "summary.json").write_text(json.dumps(summary))
-    (folder / "fold_0.json").write_text(json.dumps(fold))
+    # Two folds whose accuracies have mean 0.5 and std 0.1; the summary is computed from them.
+    for i, value in enumerate((0.5 - 0.1 / 2 ** 0.5, 0.5 + 0.1 / 2 ** 0.5)):
+        fold = {"fold": i, "status": "ok", "items": {"train": ["a", "b"], "val": ["c", "d"],
+                                                     "test": ["e"]},
+                "metrics": {s: {"accuracy": value} for s in ("train", "val", "test")}}
+        (folder / f"fold_{i}.json").write_text(json.dumps(fold))
+    (tmp_path / "experiment_1" / "folds.json").write_text(json.dumps({"num_folds": 2}))
     results = ExperimentResults(tmp_path / "experiment_1")
     assert "Report its test accuracy at segment level: 0.5000 ± 0.1000 (mean ± std over 2 " \
         "folds)" in report_note(results)

@@ -118,8 +118,9 @@ def summarize(folds, num_folds):
             summary.setdefault("confusion_matrix", {})[level] = \
                 np.sum(np.asarray(matrices), axis=0).tolist()
     if ok:
-        summary["best_epochs"] = [f["best_epoch"] for f in ok]
-        summary["seconds"] = round(sum(f["timings"]["total_seconds"] for f in ok), 3)
+        summary["best_epochs"] = [f.get("best_epoch") for f in ok]
+        summary["seconds"] = round(sum((f.get("timings") or {}).get("total_seconds", 0)
+                                       for f in ok), 3)
     return summary
 
 
