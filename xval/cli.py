@@ -54,6 +54,12 @@ def experiment_parser(experiment):
     parser.add_argument("--debug", action="store_true",
                         help="stop at the first error with its traceback")
     parser.add_argument("--config", help="path of config.ini")
+    parser.add_argument("--search", action="store_true",
+                        help="run the experiment's Optuna search (trials become instances)")
+    parser.add_argument("--trials", type=int, metavar="N",
+                        help="with --search: trials in the study (overrides n_trials)")
+    parser.add_argument("--timeout", type=float, metavar="S",
+                        help="with --search: start no new trial after S seconds")
     parser.add_argument("-q", "--quiet", action="store_true",
                         help="no progress bar and no progress lines (errors still show)")
     parser.add_argument("-v", "--verbose", action="store_true",
@@ -93,6 +99,11 @@ def run_experiment_cli(experiment, argv=None):
             raise ConfigurationError(
                 f"--ray-address needs --executor ray (got --executor {args.executor})."
             )
+        if (args.trials is not None or args.timeout is not None) and not args.search:
+            raise ConfigurationError("--trials and --timeout go with --search.")
+        if args.search and (args.first is not None or args.instances is not None):
+            raise ConfigurationError("--search runs the search's trials; do not select "
+                                     "instances with it.")
         if args.quiet and args.verbose:
             raise ConfigurationError("Give -q/--quiet or -v/--verbose, not both.")
         if args.verbose:
@@ -100,7 +111,8 @@ def run_experiment_cli(experiment, argv=None):
         overrides = dict(parse_override(text) for text in args.set)
         if args.backend:
             os.environ["KERAS_BACKEND"] = args.backend
-        selected = experiment.select(args.first, args.last, args.instances)
+        selected = None if args.search else \
+            experiment.select(args.first, args.last, args.instances)
         executor = args.executor or ("ray" if args.ray_address else None)
         outcome = experiment.run(
             selected, overrides=overrides, overwrite=args.overwrite or None,
@@ -108,6 +120,7 @@ def run_experiment_cli(experiment, argv=None):
             gpus=args.gpus, debug=args.debug or None, ray_address=args.ray_address,
             progress=not args.quiet and not args.dry_run, verbose=args.verbose,
             out=(lambda *a: None) if args.quiet else print,
+            search=args.search, trials=args.trials, timeout=args.timeout,
         )
         return outcome.exit_code
     except XvalError as e:

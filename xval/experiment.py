@@ -153,6 +153,7 @@ class Experiment:
         self.n_repeats = _check("n_repeats", n_repeats, int)
         self.config_path = config
         self.instances = {}
+        self.search = None  # a xval.search.Search, run with --search
         caller = sys._getframe(2).f_code.co_filename  # the experiment script (past the wrapper)
         self.script = caller if caller and Path(caller).is_file() else None
 
@@ -218,7 +219,7 @@ class Experiment:
 
     def run(self, instances=None, *, overrides=None, overwrite=None, dry_run=False, gpu=None,
             config=None, executor=None, gpus=None, debug=None, out=print, ray_address=None,
-            progress=False, verbose=False):
+            progress=False, verbose=False, search=False, trials=None, timeout=None):
         """Validates, then runs the selected instances.
 
         Every instance is resolved and every conflict with existing results is found before
@@ -243,6 +244,11 @@ class Experiment:
                 on unless `-q`).
             verbose: print one line per epoch, labelled with its instance and fold.
                 Defaults to `False`.
+            search: run the declared `search` (Optuna) instead of the declared instances;
+                trials become instances numbered after them. Defaults to `False`.
+            trials: with `search`, the number of trials in the study (overrides
+                `n_trials`). timeout: with `search`, seconds after which this runner starts
+                no new trial.
 
         Returns:
             `RunOutcome` with `results` (`ExperimentResults`), `failed`, `skipped` (held by
@@ -259,7 +265,22 @@ class Experiment:
         backend = setup_environment(config.backend["backend"], gpu)
         overwrite = self.overwrite_results if overwrite is None else overwrite
         debug = self.debug_mode if debug is None else debug
-        selected = self.select(instances=None if instances is None else list(instances))
+        if search:
+            if self.search is None:
+                raise ConfigurationError(
+                    "--search: the experiment declares no search; set `experiment.search = "
+                    "xval.search.Search(base=..., space=...)` in the script."
+                )
+            if instances is not None:
+                raise ConfigurationError("--search runs the search's trials; do not select "
+                                         "instances with it.")
+            for name_, value in (("--trials", trials), ("--timeout", timeout)):
+                if value is not None and (isinstance(value, bool) or value <= 0):
+                    raise ConfigurationError(f"{name_} {value!r}: expected a number > 0.")
+            self.search.check(config, self.task_type)
+            selected = []
+        else:
+            selected = self.select(instances=None if instances is None else list(instances))
         name = executor or config.backend["executor"]
         gpu_list = gpus or ([gpu] if gpu is not None else None)
         runner = make_executor(name, gpus=gpu_list, jobs_per_gpu=config.backend["jobs_per_gpu"],
@@ -267,6 +288,13 @@ class Experiment:
         plan = make_plan(self, config, selected, overrides or {}, overwrite)
         if dry_run:
             plan.describe(out, self.number, self.dataset)
+            if search:
+                from xval.params import metric_direction
+                from xval.report import selection_metric
+
+                metric = selection_metric(config, self.task_type)
+                self.search.describe(out, max(self.instances, default=0) + 1, metric,
+                                     metric_direction(metric))
             return RunOutcome(None, [], [], 0)
         if progress and name == "inline":
             out(f"Importing Keras ({backend} backend)...")
@@ -276,6 +304,10 @@ class Experiment:
         runner.start()
         try:
             runner.preflight(plan)
+            if search:
+                return self._run_search(config, runner, backend, overrides or {}, out,
+                                        trials=trials, timeout=timeout, progress=progress,
+                                        verbose=verbose)
             return self._execute(plan, runner, backend, overwrite, debug, out,
                                  progress=progress, verbose=verbose)
         finally:
@@ -366,6 +398,28 @@ class Experiment:
             out(f"instance(s) {skipped} are running in another runner and are not complete "
                 "here; rerun this command after that runner ends to see them.")
         return RunOutcome(results, failed_ids, skipped, code)
+
+    def _run_search(self, config, runner, backend, overrides, out, **kwargs):
+        from xval.planner import make_plan
+        from xval.results import ExperimentResults
+        from xval.study import run_search
+
+        declared = dict(self.instances)
+        try:
+            done = run_search(self, self.search, config=config, runner=runner,
+                              backend=backend, out=out, overrides=overrides,
+                              plan_for=lambda ids: make_plan(self, config, ids, overrides,
+                                                             False),
+                              **kwargs)
+        finally:
+            self.instances = declared  # trial instances are not declarations
+        results = ExperimentResults(done["exp_dir"])
+        trial_ids = [k for k in results.instances if k >= done["first_instance"]]
+        self._print_table(results, sorted(set(declared) | set(trial_ids)), config, out)
+        out(f"search: this runner ran {len(done['ran'])} trial(s) ({len(done['pruned'])} "
+            f"pruned, {len(done['failed'])} failed); results in {done['exp_dir']}")
+        code = 1 if done["failed"] else 0
+        return RunOutcome(results, done["failed"], [], code)
 
     def _print_table(self, results, selected, config, out):
         from xval.report import terminal_table

@@ -365,6 +365,27 @@ def parameters_table(results):
     return header, rows
 
 
+def search_table(results):
+    """The Search sheet: one row per trial (instances made by `--search`), in trial order.
+
+    Returns:
+        `(header, rows)`; no rows when the experiment ran no search.
+    """
+    trials = sorted(((r.trial, r) for r in results if r.trial is not None),
+                    key=lambda pair: pair[0].get("trial", 0))
+    names = sorted({n for t, _ in trials for n in t.get("params", {})})
+    metric = next((t.get("metric") for t, _ in trials if t.get("metric")), "objective")
+    header = ["trial", "ID", "state", f"objective: mean validation {metric}",
+              "pruned at fold", "folds done", f"test {metric} mean"] + names
+    rows = []
+    for t, r in trials:
+        pruned = t.get("pruned_at_fold")
+        rows.append([t.get("trial"), r.id, t.get("state"), t.get("objective"),
+                     pruned, r.summary.get("folds_done"), r.metric(metric, "test")]
+                    + [t.get("params", {}).get(n) for n in names])
+    return header, rows
+
+
 class _Styles:
     """openpyxl styles of the workbook, one per colour meaning."""
 
@@ -576,6 +597,14 @@ def build_workbook(exp_dir, config=None, path=None):
         table_sheet("Folds", header, body, number_columns=range(10, len(header)))
         header, body = parameters_table(results)
         table_sheet("Parameters", header, body)
+        header, body = search_table(results)
+        if body:
+            search_sheet = table_sheet("Search", header, body, number_columns=(3, 6))
+            search_sheet.cell(row=len(body) + 3, column=1, value=(
+                "Trials proposed by Optuna (search.journal). The objective is the mean over "
+                "folds of the validation metric, never test; pruned trials stopped early and "
+                "keep their finished folds. Plots: search/optimization_history.png, "
+                "search/param_importances.png."))
 
         for sheet in wb.worksheets[2:]:  # printable: landscape, one page wide
             sheet.page_setup.orientation = "landscape"

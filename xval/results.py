@@ -173,7 +173,18 @@ class InstanceResult:
             return None
 
     @property
+    def trial(self):
+        """The search trial that made this instance (`trial.json`), or `None`."""
+        data = self._read(self.path / "trial.json")
+        return data if isinstance(data, dict) else None
+
+    @property
     def status(self):
+        """`complete`, `partial`, `failed`, `pending`, or `pruned` (a search stopped it)."""
+        trial = self.trial
+        if trial is not None and trial.get("state") == "pruned" \
+                and self.summary.get("status") != "failed":
+            return "pruned"
         return self.summary.get("status", "pending")
 
     def metric(self, name, split="val", level="segment", stat="mean"):

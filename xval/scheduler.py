@@ -25,7 +25,8 @@ class Scheduler:
         recorder: the `xval.recorder.Recorder` that writes the result files.
         debug: stop the whole run at the first failed fold. Defaults to `False`.
         out: print function for progress lines. Defaults to `print`.
-        on_result: optional callback `(FoldResult) -> None` after each recorded fold.
+        on_result: optional callback `(FoldResult) -> bool` after each recorded fold; a
+            true return cancels the instance's folds that have not started (pruning).
         progress: show a progress bar over all jobs on stderr (the current instance, fold
             and epoch, elapsed time and ETA); progress lines are printed above it.
             Defaults to `False`.
@@ -107,8 +108,8 @@ class Scheduler:
                             f"instance {k} fold {result.fold} failed (debug_mode=True): "
                             f"{result.message}\n{result.traceback}"
                         ) from result.exception
-                if self.on_result is not None:
-                    self.on_result(result)
+                if self.on_result is not None and self.on_result(result):
+                    remaining[k] -= len(queue.cancel(k))  # e.g. a search pruned the trial
                 if remaining[k] == 0:
                     self._finish(k, finished)
         finally:
