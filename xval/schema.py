@@ -47,6 +47,8 @@ COMPRESSIONS = ("db", "log", "power", "none")
 # Metrics the tasks record for every split (classification, then regression).
 SELECTION_METRICS = ("auto", "loss", "accuracy", "f1", "precision", "recall", "rmse", "mae",
                      "r2")
+# librosa.filters.window_bandwidth("hann"), for the CQT's Nyquist check.
+_HANN_BANDWIDTH = 1.50018310546875
 _KINDS = {"str": str, "int": int, "float": float, "bool": bool}
 _NOUNS = {"str": "a string", "int": "an integer", "float": "a number", "bool": "a boolean"}
 
@@ -209,8 +211,9 @@ def label(section, key, value, style="ini"):
         section: the config.ini section.
         key: the key.
         value: its value.
-        style: `"ini"` (`[features] n_mels = 0`), `"flag"` (`--n-mels 0`) or `"param"`
-            (`n_mels=0`). Defaults to `"ini"`.
+        style: `"ini"` (`[features] n_mels = 0`), `"flag"` (`--n-mels 0`), `"param"`
+            (`n_mels=0`) or `"value"` (`0`, where the caller names the setting). Defaults
+            to `"ini"`.
 
     Returns:
         The text.
@@ -219,6 +222,8 @@ def label(section, key, value, style="ini"):
         return f"--{key.replace('_', '-')} {value!r}"
     if style == "param":
         return f"{key}={value!r}"
+    if style == "value":
+        return repr(value)
     return f"[{section}] {key} = {value!r}"
 
 
@@ -380,12 +385,15 @@ def check_section(section, values, *, style="ini", where="", error=Configuration
             if out["fmin"] <= 0:
                 raise error(f"{name('fmin')}{where}: the CQT needs fmin > 0.")
             top = out["fmin"] * 2 ** ((out["n_bins"] - 1) / out["bins_per_octave"])
-            if top >= out["sample_rate"] / 2:
+            # librosa.cqt's own limit: the top bin's Hann filter must end below Nyquist.
+            ratio = 2 ** (2 / out["bins_per_octave"])
+            cutoff = top * (1 + 0.5 * _HANN_BANDWIDTH * (ratio - 1) / (ratio + 1))
+            if cutoff >= out["sample_rate"] / 2:
                 raise error(
                     f"{name('n_bins')}{where}: the top CQT bin ({top:.0f} Hz, from fmin="
-                    f"{_num(out['fmin'])} and bins_per_octave={out['bins_per_octave']}) is "
-                    f"not below sample_rate / 2 = {_num(out['sample_rate'] / 2)}; lower "
-                    "n_bins or fmin."
+                    f"{_num(out['fmin'])} and bins_per_octave={out['bins_per_octave']}) has "
+                    f"a filter reaching {cutoff:.0f} Hz, not below sample_rate / 2 = "
+                    f"{_num(out['sample_rate'] / 2)}; lower n_bins or fmin."
                 )
     return out
 
@@ -426,7 +434,7 @@ def validate(sections, *, where="", error=ConfigurationError):
 def _argparse_type(section, key):
     def convert(text):
         try:
-            return parse(section, key, text, style="flag")
+            return parse(section, key, text, style="value")
         except ConfigurationError as e:
             raise argparse.ArgumentTypeError(str(e)) from None
 
