@@ -7,6 +7,7 @@ import ast
 import difflib
 import hashlib
 import json
+import os
 from pathlib import Path
 
 from xval import schema
@@ -276,7 +277,7 @@ def _model_path(value, where):
             f"{where}: load_model={value!r} does not exist{said}. Give the path of a "
             "fold_<i>.keras file, or none to train from scratch."
         )
-    return str(absolute.resolve())
+    return os.path.normpath(absolute)
 
 
 def params_hash(params):
