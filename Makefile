@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 # The CPU build of PyTorch; on a GPU machine install a CUDA build first (see README).
 TORCH ?= torch==2.13.0
+# Exact versions the tests passed with: a fresh install reproduces them.
+CONSTRAINTS := -c constraints.txt
 
 .PHONY: run test demo lint bench clean-results
 
@@ -12,15 +14,16 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip >/dev/null
 
-# Runtime install: torch backend only.
-$(VENV)/.installed-run: pyproject.toml | $(PY)
-	$(PIP) install "$(TORCH)"
-	$(PIP) install -e ".[torch]"
+# Runtime install: torch backend only (no augmentation, no TensorFlow).
+$(VENV)/.installed-run: pyproject.toml constraints.txt | $(PY)
+	$(PIP) install "$(TORCH)" $(CONSTRAINTS)
+	$(PIP) install -e ".[torch]" $(CONSTRAINTS)
 	touch $@
 
-# Test install: both backends the tests exercise (torch and tensorflow), pytest, ruff.
-$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed-run
-	$(PIP) install -e ".[torch,tensorflow,test]"
+# Test install: both backends the tests exercise (torch and tensorflow), audio augmentation,
+# pytest, ruff.
+$(VENV)/.installed-test: pyproject.toml constraints.txt $(VENV)/.installed-run
+	$(PIP) install -e ".[torch,tensorflow,augment,test]" $(CONSTRAINTS)
 	touch $@
 
 data/demo/dataset.json: | $(VENV)/.installed-run

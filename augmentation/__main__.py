@@ -1,41 +1,71 @@
-"""`python -m augmentation IN OUT N [options]`: augmented copies of a folder of recordings."""
+"""`python -m augmentation IN OUT N [options]`: augmented copies of a folder of recordings.
+
+Exit status: 0 when the copies are written (unreadable files are skipped and listed), 2 for a
+bad argument or configuration, or when the `[augment]` extra is missing (one `error:` line on
+stderr, nothing written).
+"""
 
 import argparse
 import sys
 
-from augmentation.command import augment_folder
-from augmentation.pipeline import PARAMETERS
-from xval.errors import XvalError
+from xval import schema
+from xval.errors import ConfigurationError, XvalError
+from xval.logs import quiet_framework_logs
 
 
-def main(argv=None):
+def _versions(text):
+    try:
+        n = int(text)
+    except ValueError:
+        n = None
+    if n is None or n < 0:
+        raise argparse.ArgumentTypeError(
+            f"N={text!r}: expected the number of augmented versions per file, an integer >= 0"
+        )
+    return n
+
+
+def parser():
     parser = argparse.ArgumentParser(
         prog="python -m augmentation",
         description="For every audio file under IN (relative folders kept), write a "
                     "peak-normalised copy NAME_original.wav and N augmented versions "
-                    "NAME_augKK.wav into OUT. Defaults come from config.ini [augmentation].")
+                    "NAME_augKK.wav into OUT. Defaults come from config.ini [augmentation]. "
+                    "Needs the [augment] extra: pip install -e '.[augment]'.")
     parser.add_argument("input", metavar="IN")
     parser.add_argument("output", metavar="OUT")
-    parser.add_argument("n", metavar="N", type=int, help="augmented versions per file")
-    parser.add_argument("--seed", type=int, help="base seed (same seed, same files)")
+    parser.add_argument("n", metavar="N", type=_versions, help="augmented versions per file")
     parser.add_argument("--noise-dir", help="folder of background noises (else coloured noise)")
     parser.add_argument("--ir-dir", help="folder of impulse responses (else a simulated room)")
-    parser.add_argument("--workers", type=int, help="processes (0: all cores)")
     parser.add_argument("--config", help="config.ini")
     parser.add_argument("--no-progress", action="store_true")
-    for key in PARAMETERS:
-        parser.add_argument("--" + key.replace("_", "-"), dest=key, type=float)
-    args = parser.parse_args(argv)
+    group = parser.add_argument_group("augmentation parameters (default: config.ini "
+                                      "[augmentation])")
+    schema.add_arguments(group, "augmentation")
+    return parser
+
+
+def main(argv=None):
+    quiet_framework_logs()
+    args = parser().parse_args(argv)
     try:
+        from augmentation.pipeline import require_augment_extra
+
+        require_augment_extra("python -m augmentation")
+        from augmentation.command import augment_folder
         from xval.config import find_config, load_config
 
         config = load_config(args.config or find_config())
-        params = dict(config.augmentation)
-        params.update({k: getattr(args, k) for k in PARAMETERS if getattr(args, k) is not None})
-        seed = params["seed"] if args.seed is None else args.seed
-        workers = params["workers"] if args.workers is None else args.workers
-        summary = augment_folder(args.input, args.output, args.n, params=params, seed=seed,
-                                 noise_dir=args.noise_dir, ir_dir=args.ir_dir, workers=workers,
+        given = {k: getattr(args, k) for k in schema.SCHEMA["augmentation"]
+                 if getattr(args, k) is not None}
+        try:  # the merged values, e.g. --min-rate above config.ini's max_rate
+            params = schema.check_section("augmentation", {**config.augmentation, **given},
+                                          style="flag")
+        except ConfigurationError as e:
+            raise ConfigurationError(f"{e} (other values from {config.path})") from None
+        summary = augment_folder(args.input, args.output, args.n, params=params,
+                                 seed=params["seed"], noise_dir=args.noise_dir,
+                                 ir_dir=args.ir_dir, workers=params["workers"],
                                  progress=not args.no_progress)
     except XvalError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -43,7 +73,7 @@ def main(argv=None):
     print(f"Wrote {summary['written']} files ({summary['seconds']:.1f}s of audio) from "
           f"{summary['files']} recordings into {args.output}.")
     if summary["skipped"]:
-        print(f"Skipped {len(summary['skipped'])} unreadable file(s):")
+        print(f"Skipped {len(summary['skipped'])} unusable file(s):")
         for s in summary["skipped"]:
             print(f"  {s['path']}: {s['reason']}")
     return 0

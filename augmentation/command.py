@@ -1,5 +1,6 @@
 """Augmenting a folder of recordings: `python -m augmentation IN OUT N`."""
 
+import io
 import os
 from pathlib import Path
 
@@ -9,7 +10,9 @@ import soundfile as sf
 from augmentation.pipeline import Augmenter, build_pipeline
 from preprocessing.audio import AUDIO_EXTENSIONS
 from preprocessing.parallel import process_pool, seed_for
+from xval import schema
 from xval.errors import ConfigurationError, DatasetError
+from xval.fileio import atomic_write_bytes
 
 
 def output_names(relative, n):
@@ -43,7 +46,14 @@ def check_folders(in_dir, out_dir, n):
     return in_dir, out_dir
 
 
+def _wav_bytes(y, sr):
+    buffer = io.BytesIO()
+    sf.write(buffer, y, sr, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
 def _one(task):
+    """Reads, augments and writes one file: all of its outputs, or none (then an error)."""
     path, relative, out_dir, n, seed, augmenter = task
     try:
         y, sr = sf.read(path, dtype="float32", always_2d=True)
@@ -52,19 +62,26 @@ def _one(task):
             raise ValueError("no samples")
     except Exception as e:  # decoders raise many types; the file is listed as skipped
         return {"path": str(path), "error": f"{type(e).__name__}: {e}"}
+    finite = np.isfinite(y)
+    if not finite.all():
+        return {"path": str(path), "error": f"{y.size - np.count_nonzero(finite)} of its "
+                                            f"{y.size} samples are not finite (NaN or infinity)"}
     peak = float(np.max(np.abs(y)))
     if peak > 0:
         y = y / peak
     names = output_names(Path(relative), n)
+    outputs = [y]
+    try:
+        for k in range(1, n + 1):
+            outputs.append(augmenter(y, sr, seed_for(seed, str(relative), k)))
+    except DatasetError as e:
+        return {"path": str(path), "error": str(e)}
+    # Every output is ready: write each atomically (a crash leaves whole files only).
     target = Path(out_dir)
-    (target / names[0]).parent.mkdir(parents=True, exist_ok=True)
-    sf.write(target / names[0], y, sr, subtype="PCM_16")
-    seconds = len(y) / sr
-    for k, name in enumerate(names[1:], start=1):
-        out = augmenter(y, sr, seed_for(seed, str(relative), k))
-        sf.write(target / name, out, sr, subtype="PCM_16")
-        seconds += len(out) / sr
-    return {"path": str(path), "written": len(names), "seconds": seconds}
+    for name, out in zip(names, outputs):
+        atomic_write_bytes(target / name, _wav_bytes(out, sr))
+    return {"path": str(path), "written": len(names),
+            "seconds": sum(len(out) for out in outputs) / sr}
 
 
 def augment_folder(in_dir, out_dir, n, *, params, seed=0, noise_dir=None, ir_dir=None,
@@ -81,6 +98,10 @@ def augment_folder(in_dir, out_dir, n, *, params, seed=0, noise_dir=None, ir_dir
         ir_dir: folder of impulse responses, or `None` for a simulated room.
         workers: processes; 0 means all cores. Defaults to `0`.
         progress: show a progress bar. Defaults to `True`.
+
+    Unreadable files, and files holding NaN or infinite samples, are skipped and listed;
+    nothing is written for them. Every output file is written atomically, with the
+    umask's permissions.
 
     Returns:
         dict with `files`, `written`, `seconds` (audio written) and `skipped`.
@@ -101,6 +122,7 @@ def augment_folder(in_dir, out_dir, n, *, params, seed=0, noise_dir=None, ir_dir
         raise DatasetError(f"No audio files found under {in_dir}.")
     tasks = [(str(p), str(p.relative_to(in_dir)), str(out_dir), n, seed, augmenter)
              for p in files]
+    workers = schema.check("augmentation", "workers", workers, style="param")
     workers = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = {"files": 0, "written": 0, "seconds": 0.0, "skipped": []}

@@ -7,12 +7,14 @@ audiomentations draws from Python's and NumPy's global generators, so every (fil
 is seeded on its own: the same seed gives the same output whatever the worker count.
 """
 
+import importlib.util
 import random
 from pathlib import Path
 
 import numpy as np
 
 from preprocessing.audio import AUDIO_EXTENSIONS
+from xval import schema
 from xval.errors import ConfigurationError, DatasetError
 
 # Audio below this rate is augmented at this rate and resampled back.
@@ -20,6 +22,30 @@ MIN_RATE = 16000
 PARAMETERS = ("p_noise", "p_eq", "p_reverb", "p_stretch", "min_snr_db", "max_snr_db",
               "min_eq_gain_db", "max_eq_gain_db", "min_rate", "max_rate", "min_room_size",
               "max_room_size")
+
+
+def require_augment_extra(what="Augmentation"):
+    """Checks that the `[augment]` extra (audiomentations, pyroomacoustics) is installed.
+
+    Args:
+        what: what needs it, for the message. Defaults to `"Augmentation"`.
+
+    Raises:
+        ConfigurationError: naming the missing packages and the command that installs them.
+    """
+    missing = []
+    for name in ("audiomentations", "pyroomacoustics"):
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            missing.append(name)
+    if missing:
+        raise ConfigurationError(
+            f"{what} needs {' and '.join(missing)}, not installed: "
+            "pip install -e '.[augment]'"
+        )
 
 
 def _audio_in(folder, what):
@@ -35,29 +61,22 @@ def _audio_in(folder, what):
 
 
 def check_parameters(params):
-    """Checks probabilities and ranges.
+    """Checks probabilities and ranges against the schema of `config.ini [augmentation]`.
+
+    Args:
+        params: dict holding every key of `PARAMETERS`.
+
+    Returns:
+        The checked values (floats), as a new dict.
 
     Raises:
-        ConfigurationError: naming the bad value.
+        ConfigurationError: naming the bad value and what was expected.
     """
     missing = [k for k in PARAMETERS if k not in params]
     if missing:
         raise ConfigurationError(f"Augmentation parameters missing: {', '.join(missing)}.")
-    for key in ("p_noise", "p_eq", "p_reverb", "p_stretch"):
-        if not 0 <= params[key] <= 1:
-            raise ConfigurationError(f"{key}={params[key]}: expected a probability in [0, 1].")
-    for low, high in (("min_snr_db", "max_snr_db"), ("min_eq_gain_db", "max_eq_gain_db"),
-                      ("min_rate", "max_rate"), ("min_room_size", "max_room_size")):
-        if params[low] > params[high]:
-            raise ConfigurationError(
-                f"{low}={params[low]} is greater than {high}={params[high]}; swap them."
-            )
-    if params["min_rate"] <= 0:
-        raise ConfigurationError(f"min_rate={params['min_rate']}: expected a rate > 0.")
-    if params["min_room_size"] <= 1:
-        raise ConfigurationError(
-            f"min_room_size={params['min_room_size']}: expected metres > 1."
-        )
+    return schema.check_section("augmentation", {k: params[k] for k in PARAMETERS},
+                                style="param")
 
 
 def build_pipeline(params, *, noise_dir=None, ir_dir=None):
@@ -118,10 +137,10 @@ class Augmenter:
     """
 
     def __init__(self, params, noise_dir=None, ir_dir=None):
-        self.params = {k: params[k] for k in PARAMETERS}
+        require_augment_extra()
+        self.params = check_parameters(params)
         self.noise_dir = str(noise_dir) if noise_dir else None
         self.ir_dir = str(ir_dir) if ir_dir else None
-        check_parameters(self.params)
         self._pipeline = None
         self._order = None
 

@@ -2,6 +2,9 @@
 
 Sources: `demo`, `regex`, `folders`, `manifest`; plus `report` to describe a store.
 See the README for recipes (FSDD, RAVDESS, ESC-50, speaker identification).
+
+Exit status: 0 when the store is written (unusable files are skipped and listed), 2 for a
+bad argument, configuration or dataset (one `error:` line on stderr, nothing written).
 """
 
 import argparse
@@ -12,12 +15,22 @@ from pathlib import Path
 from preprocessing import sources
 from preprocessing.build import FEATURE_KEYS, build_store, feature_params
 from preprocessing.report import dataset_report, format_report
-from xval.errors import XvalError
+from xval import schema
+from xval.errors import ConfigurationError, XvalError
+from xval.logs import quiet_framework_logs
 
-_TYPES = {"sample_rate": int, "n_fft": int, "hop_length": int, "n_mels": int, "n_mfcc": int,
-          "n_bins": int, "bins_per_octave": int, "fmin": float, "power_exponent": float,
-          "segment_seconds": float, "segment_hop_seconds": float,
-          "silence_threshold_db": float}
+
+def _versions(text):
+    try:
+        n = int(text)
+    except ValueError:
+        n = None
+    if n is None or n < 0:
+        raise argparse.ArgumentTypeError(
+            f"--augment {text!r}: expected the number of augmented versions per file, an "
+            "integer >= 0"
+        )
+    return n
 
 
 def _label_map(text):
@@ -43,25 +56,18 @@ def _common(p, needs_out=True):
                        help="store folder, or a dataset name under --data-dir")
     p.add_argument("--data-dir", help="folder of stores (default: config.ini [paths] data_dir)")
     p.add_argument("--config", help="config.ini to read [features] defaults from")
-    p.add_argument("--workers", type=int, help="extraction processes (0: all cores)")
     p.add_argument("--strict", action="store_true", help="fail on the first unusable file")
     p.add_argument("--overwrite", action="store_true", help="replace an existing store")
     p.add_argument("--task-type", default="classification",
                    choices=("classification", "regression"))
-    p.add_argument("--augment", type=int, default=0, metavar="N",
+    p.add_argument("--augment", type=_versions, default=0, metavar="N",
                    help="add N augmented versions of every file, marked augmented "
-                        "(training only)")
+                        "(training only; needs `pip install -e '.[augment]'`)")
     p.add_argument("--noise-dir", help="with --augment: folder of background noises")
     p.add_argument("--ir-dir", help="with --augment: folder of impulse responses")
     p.add_argument("--no-progress", action="store_true")
-    for key in FEATURE_KEYS:
-        flag = "--" + key.replace("_", "-")
-        if key == "peak_normalize":
-            p.add_argument(flag, dest=key, action=argparse.BooleanOptionalAction, default=None)
-        elif key == "fmax":
-            p.add_argument(flag, dest=key, type=float, default=None)
-        else:
-            p.add_argument(flag, dest=key, type=_TYPES.get(key, str), default=None)
+    group = p.add_argument_group("feature parameters (default: config.ini [features])")
+    schema.add_arguments(group, "features", (*FEATURE_KEYS, "workers"))
 
 
 def parser():
@@ -85,6 +91,8 @@ def parser():
     p = sub.add_parser("manifest", help="a CSV manifest (ESC-50, FMA)")
     p.add_argument("csv")
     p.add_argument("--root", help="folder the paths are relative to (default: CSV's folder)")
+    p.add_argument("--allow-outside-root", action="store_true",
+                   help="accept manifest paths that lead outside --root (absolute or ../)")
     p.add_argument("--path-column", default="path")
     p.add_argument("--label-column", default="label")
     p.add_argument("--item-column")
@@ -102,67 +110,82 @@ PRESETS = {"fsdd": sources.FSDD_PATTERN, "ravdess": sources.RAVDESS_PATTERN,
 
 
 def main(argv=None):
+    quiet_framework_logs()
     args = parser().parse_args(argv)
     try:
-        if args.source == "report":
-            report = dataset_report(args.store, plot_path=args.plot)
-            print(format_report(report))
-            return 0
-        from xval.config import find_config, load_config
-
-        config = load_config(args.config or find_config())
-        data_dir = Path(args.data_dir) if args.data_dir else config.data_dir
-        workers = config.features["workers"] if args.workers is None else args.workers
-        progress = not args.no_progress
-        if args.source == "demo":
-            from preprocessing.demo import build_demo
-
-            store, summary = build_demo(data_dir, overwrite=args.overwrite, workers=workers,
-                                        progress=progress)
-        else:
-            overrides = {k: getattr(args, k) for k in FEATURE_KEYS
-                         if getattr(args, k) is not None}
-            params = feature_params(config, **overrides)
-            if args.source == "regex":
-                rows, skipped = sources.regex_source(
-                    args.root, PRESETS.get(args.pattern, args.pattern),
-                    label_map=args.label_map)
-            elif args.source == "folders":
-                rows, skipped = sources.folder_source(args.root, item_pattern=args.item_pattern)
-            else:
-                rows, skipped = sources.manifest_source(
-                    args.csv, path_column=args.path_column, label_column=args.label_column,
-                    item_column=args.item_column, clip_column=args.clip_column,
-                    split_column=args.split_column, root=args.root)
-            out = Path(args.out)
-            if len(out.parts) == 1 and not out.is_absolute():
-                out = data_dir / out
-            augmenter = None
-            if args.augment:
-                from augmentation import augmenter_from_config
-
-                augmenter = augmenter_from_config(config, noise_dir=args.noise_dir,
-                                                  ir_dir=args.ir_dir)
-            store, summary = build_store(
-                rows, out, params=params, workers=workers, strict=args.strict,
-                overwrite=args.overwrite, task_type=args.task_type, skipped=skipped,
-                augmenter=augmenter, augment_versions=args.augment,
-                augment_seed=config.augmentation["seed"], progress=progress,
-                info={"source": " ".join(sys.argv[1:]) if argv is None else " ".join(argv)})
-        print(f"Wrote {store.path}: {summary['rows']} rows from {summary['files']} files, "
-              f"{summary['items']} items, {len(summary['classes'])} classes, features "
-              f"{summary['shape'][1:]}, in {summary['seconds']:.1f}s.")
-        if summary["skipped"]:
-            print(f"Skipped {len(summary['skipped'])} file(s):")
-            for s in summary["skipped"][:20]:
-                print(f"  {s['path']}: {s['reason']}")
-            if len(summary["skipped"]) > 20:
-                print(f"  ... and {len(summary['skipped']) - 20} more (see dataset.json)")
-        print(format_report(dataset_report(store)))
-        return 0
+        return _run(args, argv)
     except XvalError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+
+
+def _run(args, argv):
+    if args.source == "report":
+        report = dataset_report(args.store, plot_path=args.plot)
+        print(format_report(report))
+        return 0
+    from xval.config import find_config, load_config
+
+    config = load_config(args.config or find_config())
+    data_dir = Path(args.data_dir) if args.data_dir else config.data_dir
+    overrides = {k: getattr(args, k) for k in FEATURE_KEYS if getattr(args, k) is not None}
+    workers = config.features["workers"] if args.workers is None else args.workers
+    progress = not args.no_progress
+    if args.source == "demo":
+        if overrides or args.augment:
+            given = ", ".join("--" + k.replace("_", "-") for k in overrides) or "--augment"
+            raise ConfigurationError(
+                f"The demo dataset has fixed feature parameters; {given} cannot be used with "
+                "`demo`. Build your own store with `regex`, `folders` or `manifest`."
+            )
+        from preprocessing.demo import build_demo
+
+        store, summary = build_demo(data_dir, overwrite=args.overwrite, workers=workers,
+                                    progress=progress)
+    else:
+        params = feature_params(config, style="flag", **overrides)
+        augmenter = None
+        if args.augment:
+            augmenter = _augmenter(config, args)
+        if args.source == "regex":
+            rows, skipped = sources.regex_source(
+                args.root, PRESETS.get(args.pattern, args.pattern), label_map=args.label_map)
+        elif args.source == "folders":
+            rows, skipped = sources.folder_source(args.root, item_pattern=args.item_pattern)
+        else:
+            rows, skipped = sources.manifest_source(
+                args.csv, path_column=args.path_column, label_column=args.label_column,
+                item_column=args.item_column, clip_column=args.clip_column,
+                split_column=args.split_column, root=args.root,
+                allow_outside_root=args.allow_outside_root)
+        out = Path(args.out)
+        if len(out.parts) == 1 and not out.is_absolute():
+            out = data_dir / out
+        store, summary = build_store(
+            rows, out, params=params, workers=workers, strict=args.strict,
+            overwrite=args.overwrite, task_type=args.task_type, skipped=skipped,
+            augmenter=augmenter, augment_versions=args.augment,
+            augment_seed=config.augmentation["seed"], progress=progress,
+            info={"source": " ".join(sys.argv[1:]) if argv is None else " ".join(argv)})
+    print(f"Wrote {store.path}: {summary['rows']} rows from {summary['files']} files, "
+          f"{summary['items']} items, {len(summary['classes'])} classes, features "
+          f"{summary['shape'][1:]}, in {summary['seconds']:.1f}s.")
+    if summary["skipped"]:
+        print(f"Skipped {len(summary['skipped'])} file(s):")
+        for s in summary["skipped"][:20]:
+            print(f"  {s['path']}: {s['reason']}")
+        if len(summary["skipped"]) > 20:
+            print(f"  ... and {len(summary['skipped']) - 20} more (see dataset.json)")
+    print(format_report(dataset_report(store)))
+    return 0
+
+
+def _augmenter(config, args):
+    """The augmenter of `--augment N` (the `[augment]` extra must be installed)."""
+    from augmentation import augmenter_from_config, require_augment_extra
+
+    require_augment_extra("--augment")
+    return augmenter_from_config(config, noise_dir=args.noise_dir, ir_dir=args.ir_dir)
 
 
 if __name__ == "__main__":

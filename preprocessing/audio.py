@@ -26,7 +26,8 @@ def load_audio(path, *, sample_rate, peak_normalize=False):
 
     Raises:
         DatasetError: when the file cannot be decoded (the message says what to install for
-            formats libsndfile does not read).
+            formats libsndfile does not read), holds no samples, or holds NaN or infinite
+            samples.
     """
     path = Path(path)
     ext = path.suffix.lower()
@@ -42,6 +43,13 @@ def load_audio(path, *, sample_rate, peak_normalize=False):
         raise DatasetError(f"Cannot decode {path}: {type(e).__name__}: {e}") from e
     if y.size == 0:
         raise DatasetError(f"Cannot use {path}: it holds no samples.")
+    finite = np.isfinite(y)
+    if not finite.all():
+        bad = int(y.size - np.count_nonzero(finite))
+        raise DatasetError(
+            f"Cannot use {path}: {bad} of its {y.size} samples are not finite (NaN or "
+            "infinity); the file is corrupt or was written from a diverged signal."
+        )
     if rate != sample_rate:
         import librosa
 

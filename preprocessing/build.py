@@ -1,7 +1,6 @@
 """Building a feature store from source rows: decode, segment, extract, in parallel."""
 
 import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -12,7 +11,9 @@ from preprocessing.audio import load_audio, peak_dbfs
 from preprocessing.features import compute_features, feature_shape, segment
 from preprocessing.parallel import process_pool, seed_for
 from preprocessing.store import write_store
-from xval.errors import DatasetError
+from xval import schema
+from xval.errors import ConfigurationError, DatasetError
+from xval.fileio import make_temp_file
 
 FEATURE_KEYS = ("sample_rate", "feature", "compression", "power_exponent", "n_fft",
                 "hop_length", "n_mels", "n_mfcc", "fmin", "fmax", "n_bins", "bins_per_octave",
@@ -20,31 +21,36 @@ FEATURE_KEYS = ("sample_rate", "feature", "compression", "power_exponent", "n_ff
                 "silence_threshold_db")
 
 
-def feature_params(config=None, **overrides):
-    """The feature parameters: `config.ini [features]` (or its defaults) with overrides.
+def feature_params(config=None, *, style="param", **overrides):
+    """The feature parameters: `config.ini [features]` with overrides, checked by the schema.
 
     Args:
-        config: a `xval.config.Config`, or `None` for the project's config.ini defaults.
-        **overrides: any key of `[features]`.
+        config: a `xval.config.Config`, or `None`: then every key must be given in
+            `overrides`, or the missing ones come from the project's config.ini.
+        style: how to name parameters in errors: `"param"` (`n_mels=0`) or `"flag"`
+            (`--n-mels 0`). Defaults to `"param"`.
+        **overrides: any key of `[features]` except `workers`.
 
     Returns:
         dict of feature parameters (without `workers`).
 
     Raises:
         DatasetError: for an unknown key.
+        ConfigurationError: for a value of the wrong type or out of range, or values that
+            contradict each other (e.g. fmin >= fmax), naming the parameter.
     """
-    if config is None:
+    unknown = [key for key in overrides if key not in FEATURE_KEYS]
+    if unknown:
+        raise DatasetError(
+            f"Unknown feature parameter {unknown[0]!r}; valid: {', '.join(FEATURE_KEYS)}."
+        )
+    if config is None and set(overrides) != set(FEATURE_KEYS):
         from xval.config import find_config, load_config
 
         config = load_config(find_config())
-    params = {k: config.features[k] for k in FEATURE_KEYS}
-    for key, value in overrides.items():
-        if key not in params:
-            raise DatasetError(
-                f"Unknown feature parameter {key!r}; valid: {', '.join(FEATURE_KEYS)}."
-            )
-        params[key] = value
-    return params
+    params = {} if config is None else {k: config.features[k] for k in FEATURE_KEYS}
+    params.update(overrides)
+    return schema.check_section("features", params, style=style)
 
 
 def extract_file(path, params, augmenter=None, versions=0, seed=0, name=None):
@@ -75,8 +81,11 @@ def extract_file(path, params, augmenter=None, versions=0, seed=0, name=None):
         y = y / np.max(np.abs(y))
     signals = [y]
     for v in range(versions):
-        signals.append(augmenter(y, params["sample_rate"],
-                                 seed_for(seed, name or str(path), v + 1)))
+        try:
+            signals.append(augmenter(y, params["sample_rate"],
+                                     seed_for(seed, name or str(path), v + 1)))
+        except DatasetError as e:
+            return {"error": f"augmented version {v + 1}: {e}"}
     feats, starts, version = [], [], []
     frames = feature_shape(params)[0]
     for v, signal in enumerate(signals):
@@ -138,6 +147,15 @@ def build_store(rows, out, *, params, workers=0, strict=False, overwrite=False,
     """
     from tqdm import tqdm
 
+    missing = [key for key in FEATURE_KEYS if key not in params]
+    if missing:
+        raise ConfigurationError(
+            f"Feature parameters {', '.join(missing)} are missing; build them with "
+            "preprocessing.feature_params(config, ...)."
+        )
+    params = schema.check_section("features", {k: params[k] for k in FEATURE_KEYS},
+                                  style="param")
+    workers = schema.check("features", "workers", workers, style="param")
     out = Path(out)
     if out.exists() and not overwrite:
         raise DatasetError(
@@ -157,7 +175,7 @@ def build_store(rows, out, *, params, workers=0, strict=False, overwrite=False,
              for p, c in zip(rows["path"], rows["clip"])]
     t0 = time.perf_counter()
     out.parent.mkdir(parents=True, exist_ok=True)
-    raw_fd, raw_path = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".raw", dir=out.parent)
+    raw_fd, raw_path = make_temp_file(out.parent, prefix=f".{out.name}.", suffix=".raw")
     meta_rows = []
     n_rows, n_files, shape, dtype = 0, 0, None, None
     try:

@@ -5,6 +5,7 @@ Every source returns `(rows, skipped)`: a `pandas.DataFrame` with the columns `p
 `{"path", "reason"}` for files it could not use.
 """
 
+import os
 import re
 from pathlib import Path
 
@@ -24,6 +25,9 @@ FSDD_PATTERN = r"(?:^|/)(?P<label>\d)_(?P<item>[a-z]+)_\d+\.wav$"
 # are contexts (recording sessions or videos).
 SPEAKER_ID_PATTERN = r"^(?P<label>[^/]+)/(?P<item>[^/]+)/[^/]+$"
 LABEL_MAPS = {"ravdess": RAVDESS_EMOTIONS}
+# Values of a manifest's split column (case and surrounding spaces ignored) and their set.
+SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val",
+               "validation": "val", "test": "test", "testing": "test"}
 
 
 def _audio_files(root, extensions):
@@ -131,7 +135,7 @@ def folder_source(root, *, item_pattern=None, extensions=AUDIO_EXTENSIONS):
 
 
 def manifest_source(manifest, *, path_column="path", label_column="label", item_column=None,
-                    clip_column=None, split_column=None, root=None):
+                    clip_column=None, split_column=None, root=None, allow_outside_root=False):
     """Rows from a CSV manifest (FMA, ESC-50 style).
 
     Args:
@@ -141,38 +145,71 @@ def manifest_source(manifest, *, path_column="path", label_column="label", item_
         item_column: column of foldable items (ESC-50: `fold` or `src_file`); `None` makes
             every file its own item.
         clip_column: column of clip ids; `None` uses the path.
-        split_column: column of predefined `train`/`validation`/`test` sets, which the
-            engine then uses as its single fold. Defaults to `None`.
+        split_column: column of predefined sets (`train`, `validation`/`val`, `test`, see
+            `SPLIT_NAMES`), which the engine then uses as its single fold. Defaults to `None`.
         root: folder the paths are relative to. Defaults to the manifest's folder.
+        allow_outside_root: accept paths that lead outside `root` (absolute paths or `..`).
+            Defaults to `False`.
 
     Returns:
         `(rows, skipped)`.
 
     Raises:
-        DatasetError: for a missing file or column.
+        DatasetError: for a missing, empty or unreadable manifest, a missing column, a path
+            outside `root`, or a split value that is not a set name (naming the row).
     """
     manifest = Path(manifest)
     if not manifest.is_file():
         raise DatasetError(f"Manifest {str(manifest)!r} does not exist.")
-    table = pd.read_csv(manifest, dtype=str, keep_default_na=False)
+    try:
+        table = pd.read_csv(manifest, dtype=str, keep_default_na=False, encoding="utf-8")
+    except pd.errors.EmptyDataError:
+        raise DatasetError(
+            f"Manifest {manifest} is empty; expected a CSV with a header row naming the "
+            f"columns (e.g. {path_column},{label_column}) and one row per file."
+        ) from None
+    except (UnicodeDecodeError, pd.errors.ParserError, ValueError) as e:
+        raise DatasetError(
+            f"Manifest {manifest} is not a readable UTF-8 CSV file ({type(e).__name__}: "
+            f"{str(e).splitlines()[0] if str(e) else ''}). Give the CSV manifest."
+        ) from None
     for name, column in (("path_column", path_column), ("label_column", label_column),
                          ("item_column", item_column), ("clip_column", clip_column),
                          ("split_column", split_column)):
         if column is not None and column not in table.columns:
             raise DatasetError(
                 f"{name}={column!r} is not a column of {manifest}; its columns are "
-                f"{', '.join(table.columns)}."
+                f"{', '.join(map(str, table.columns))}."
             )
+    if table.empty:
+        raise DatasetError(f"Manifest {manifest} has a header but no rows.")
     root = Path(root) if root is not None else manifest.parent
+    top = os.path.normpath(os.path.abspath(root))
     rows, skipped = [], []
-    for record in table.to_dict("records"):
-        path = root / record[path_column]
+    for number, record in enumerate(table.to_dict("records"), start=1):
+        where = f"row {number} of {manifest}"
+        entry = record[path_column]
+        path = root / entry
+        full = os.path.normpath(os.path.abspath(path))
+        if not allow_outside_root and os.path.commonpath([top, full]) != top:
+            raise DatasetError(
+                f"{where}: {path_column}={entry!r} leads outside the root folder {top}. "
+                "Fix the manifest, set --root to a folder holding every file, or pass "
+                "--allow-outside-root (allow_outside_root=True) if this is intended."
+            )
+        if split_column:
+            value = record[split_column]
+            if value.strip().lower() not in SPLIT_NAMES:
+                raise DatasetError(
+                    f"{where}: {split_column}={value!r} is not a set name; expected one of "
+                    f"{', '.join(SPLIT_NAMES)}."
+                )
         if not path.is_file():
             skipped.append({"path": str(path), "reason": "file not found"})
             continue
         row = {"path": str(path), "label": record[label_column],
-               "item": record[item_column] if item_column else record[path_column],
-               "clip": record[clip_column] if clip_column else record[path_column]}
+               "item": record[item_column] if item_column else entry,
+               "clip": record[clip_column] if clip_column else entry}
         if split_column:
             row["split"] = record[split_column]
         rows.append(row)

@@ -9,13 +9,13 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from xval.errors import DatasetError
+from xval.fileio import make_temp_dir
 
 META_COLUMNS = ("row", "item", "label", "target", "clip", "source", "start", "augmented")
 FILES = ("features.npy", "meta.csv", "dataset.json")
@@ -183,7 +183,7 @@ def write_store(path, features, meta, *, info=None, task_type="classification", 
         raise DatasetError(f"task_type={task_type!r}: expected classification or regression.")
     meta, classes = _prepare_meta(meta, task_type, classes)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    tmp = make_temp_dir(path.parent, prefix=f".{path.name}.")
     try:
         if isinstance(features, (str, os.PathLike)):
             array = np.load(features, mmap_mode="r")
@@ -231,7 +231,7 @@ def write_store(path, features, meta, *, info=None, task_type="classification", 
         body["content_hash"] = _content_hash(tmp, meta[columns])
         (tmp / "dataset.json").write_text(json.dumps(body, indent=2, default=str))
         if path.exists():
-            trash = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
+            trash = make_temp_dir(path.parent, prefix=f".{path.name}.old.")
             os.replace(path, trash / "store")
             os.replace(tmp, path)
             shutil.rmtree(trash, ignore_errors=True)

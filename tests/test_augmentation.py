@@ -202,3 +202,104 @@ def test_preprocessing_augmented_rows_identical_across_workers(recordings, tmp_p
               for w in (1, 2)]
     assert stores[0].augmented.sum() > 0
     assert stores[0].content_hash == stores[1].content_hash
+
+
+def test_augment_non_finite_files_skipped_listed_and_nothing_written(recordings, tmp_path):
+    sf.write(recordings / "a" / "nan.wav", np.full(SR // 4, np.nan, np.float32), SR,
+             subtype="FLOAT")
+    y = np.full(SR // 4, 0.1, np.float32)
+    y[5] = np.inf
+    sf.write(recordings / "b" / "inf.wav", y, SR, subtype="FLOAT")
+    out = tmp_path / "out"
+    summary = augment_folder(recordings, out, 2, params=PARAMS, workers=2, progress=False)
+    reasons = {s["path"].rsplit("/", 1)[1]: s["reason"] for s in summary["skipped"]}
+    assert set(reasons) == {"nan.wav", "inf.wav"}
+    assert "4000 of its 4000 samples are not finite" in reasons["nan.wav"]
+    assert "1 of its 4000 samples are not finite" in reasons["inf.wav"]
+    written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert not any(name.startswith(("a/nan", "b/inf")) for name in written)
+    assert len(written) == 3 * 3 and summary["written"] == 9
+    assert not [p for p in out.rglob(".*")]  # no temporary files left
+
+
+def test_augment_outputs_honour_the_umask(recordings, tmp_path):
+    import os
+    import stat
+
+    previous = os.umask(0o022)
+    try:
+        augment_folder(recordings, tmp_path / "out", 1, params=PARAMS, workers=1,
+                       progress=False)
+    finally:
+        os.umask(previous)
+    for path in (tmp_path / "out").rglob("*"):
+        expected = 0o755 if path.is_dir() else 0o644
+        assert stat.S_IMODE(path.stat().st_mode) == expected, path
+
+
+def run_augmentation(recordings, tmp_path, *flags):
+    return subprocess.run([sys.executable, "-m", "augmentation", str(recordings),
+                           str(tmp_path / "out"), *flags, "--workers", "1", "--no-progress"],
+                          capture_output=True, text=True, cwd=ROOT)
+
+
+@pytest.mark.parametrize("flags,match", [
+    (["-1"], "argument N: N='-1': expected the number of augmented versions"),
+    (["1", "--p-noise", "1.5"], r"argument --p-noise: 1.5: expected a number in \[0, 1\]"),
+    (["1", "--min-rate", "0"], "argument --min-rate: 0.0: expected a number > 0"),
+    (["1", "--min-room-size", "1"], "argument --min-room-size: 1.0: expected a number > 1"),
+    (["1", "--seed", "-4"], r"argument --seed: -4: expected an integer in \[0, "),
+    (["1", "--p-eq", "nan"], r"argument --p-eq: nan: expected a number in \[0, 1\] "
+                             r"\(finite\)"),
+    (["1", "--min-rate", "1.3"], r"error: --min-rate 1.3 is greater than --max-rate 1.15; "
+                                 r"swap them. \(other values from .*config.ini\)"),
+])
+def test_command_line_flags_validated_like_config(recordings, tmp_path, flags, match):
+    import re
+
+    proc = run_augmentation(recordings, tmp_path, *flags)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert re.search(match, proc.stderr), proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_command_line_workers_flag_checked(recordings, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "augmentation", str(recordings),
+                           str(tmp_path / "out"), "1", "--workers", "-2"],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 2
+    assert "argument --workers: -2: expected an integer >= 0" in proc.stderr
+
+
+# Runs a command line with audiomentations made unimportable: nothing is uninstalled, a
+# meta-path finder refuses the import in that process only.
+BLOCKED = """
+import sys
+
+class Blocker:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "audiomentations":
+            raise ModuleNotFoundError("No module named audiomentations (blocked by the test)")
+        return None
+
+sys.meta_path.insert(0, Blocker())
+from MODULE.__main__ import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("module", ["augmentation", "preprocessing"])
+def test_missing_augment_extra_is_one_clear_line(recordings, tmp_path, module):
+    if module == "augmentation":
+        args = [str(recordings), str(tmp_path / "out"), "1"]
+        what = "python -m augmentation"
+    else:
+        args = ["regex", str(recordings), "--pattern", r"(?P<item>[ab])/.*tone(?P<label>\d+)",
+                "--out", str(tmp_path / "out"), "--augment", "1"]
+        what = "--augment"
+    proc = subprocess.run([sys.executable, "-c", BLOCKED.replace("MODULE", module), *args],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"error: {what} needs audiomentations, not installed: pip install -e '.[augment]'"]
+    assert not (tmp_path / "out").exists()

@@ -37,7 +37,7 @@ def test_load_config_unknown_key_suggests(tmp_path):
 
 def test_load_config_wrong_type_names_value(tmp_path):
     path = write_config(tmp_path, training={"epochs": "ten"})
-    with pytest.raises(ConfigurationError, match=r"epochs = 'ten'.*expected int"):
+    with pytest.raises(ConfigurationError, match=r"epochs = 'ten'.*expected int \(an integer"):
         load_config(path)
 
 
@@ -92,3 +92,58 @@ def test_find_config_missing(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigurationError, match="No config.ini found"):
         find_config(tmp_path / "experiments" / "x.py")
+
+
+@pytest.mark.parametrize("section,key,value,match", [
+    ("report", "selection_metric", "nonsense",
+     r"\[report\] selection_metric = 'nonsense'.*expected one of auto, loss, accuracy, f1"),
+    ("report", "alpha", "7", r"\[report\] alpha = 7.0.*expected a number in \(0, 1\)"),
+    ("training", "seed", "-1", r"\[training\] seed = -1.*expected an integer in \[0, "),
+    ("training", "verbose", "7", r"verbose = 7.*expected an integer in \[0, 2\]"),
+    ("training", "learning_rate", "nan", r"learning_rate = nan.*\(finite\)"),
+    ("training", "generator_workers", "-3", "generator_workers = -3.*expected an integer >= 0"),
+    ("training", "freeze_layers", "-5", "freeze_layers = -5.*expected an integer >= -1"),
+    ("features", "n_mels", "0", "n_mels = 0.*expected an integer >= 1"),
+    ("features", "dtype", "int8", "dtype = 'int8'.*expected one of float32, float16"),
+    ("features", "fmax", "9000", r"fmax = 9000.0.*at most sample_rate / 2 = 8000"),
+    ("features", "fmin", "8000", "fmin = 8000.0.*expected less than fmax = 8000"),
+    ("features", "silence_threshold_db", "3", "silence_threshold_db = 3.0.*<= 0"),
+    ("augmentation", "p_noise", "1.5", r"p_noise = 1.5.*expected a number in \[0, 1\]"),
+    ("augmentation", "workers", "-2", "workers = -2.*expected an integer >= 0"),
+    ("backend", "jobs_per_gpu", "0", "jobs_per_gpu = 0.*expected an integer >= 1"),
+])
+def test_load_config_every_value_checked(tmp_path, section, key, value, match):
+    path = write_config(tmp_path, **{section: {key: value}})
+    with pytest.raises(ConfigurationError, match=match):
+        load_config(path)
+
+
+def test_load_config_no_interpolation(tmp_path):
+    path = write_config(tmp_path, paths={"data_dir": "data_%(x)s"})
+    assert load_config(path).data_dir.name == "data_%(x)s"
+
+
+def test_load_config_binary_file_is_clear(tmp_path):
+    path = tmp_path / "config.ini"
+    path.write_bytes(b"\xff\xfe\x00binary")
+    with pytest.raises(ConfigurationError, match="Cannot parse"):
+        load_config(path)
+
+
+def test_find_config_env_pointing_at_missing_file_is_an_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("XVAL_CONFIG", str(tmp_path / "missing.ini"))
+    with pytest.raises(ConfigurationError, match="XVAL_CONFIG=.*missing.ini' is not a file"):
+        find_config(ROOT / "experiments" / "exp1.py")
+
+
+def test_config_replace_checks_values(config):
+    with pytest.raises(ConfigurationError, match="n_mels = 0"):
+        config.replace(features={"n_mels": 0})
+
+
+def test_config_module_keeps_its_names():
+    from xval import config as module
+
+    assert module.SCHEMA["training"]["load_model"] == "str?"
+    assert module.BACKENDS == ("tensorflow", "torch", "jax")
+    assert module.EXECUTORS == ("inline", "process")

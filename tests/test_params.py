@@ -95,8 +95,21 @@ def test_resolve_missing_mandatory():
 @pytest.mark.parametrize("extra,match", [
     ('optimizer="adagrad"', "optimizer='adagrad' is not valid"),
     ('reshaping_type="rnn"', "takes reshaping_type 'conv'"),
-    ("batch_size=0", "batch_size=0 must be at least 1"),
-    ("learning_rate=-1.0", "learning_rate=-1.0 must be > 0"),
+    ("batch_size=0", "instance 1: batch_size=0: expected an integer >= 1"),
+    ("learning_rate=-1.0", r"learning_rate=-1.0: expected a number > 0 \(finite\)"),
+    ("learning_rate=1e999", r"learning_rate=inf: expected a number > 0 \(finite\)"),
+    ("seed=-1", r"seed=-1: expected an integer in \[0, "),
+    ("verbose=7", r"verbose=7: expected an integer in \[0, 2\]"),
+    ("generator_workers=-3", "generator_workers=-3: expected an integer >= 0"),
+    ("freeze_layers=-2", "freeze_layers=-2: expected an integer >= -1"),
+    ("epochs=0", "epochs=0: expected an integer >= 1"),
+    ("patience=-1", "patience=-1: expected an integer >= 0"),
+    ('lr_schedule="step"', "lr_schedule='step' is not valid; expected one of constant"),
+    ("load_model=5", "load_model=5: expected a string, or none; got int"),
+    ('load_model="missing.keras"', r"load_model='missing.keras' does not exist \(relative "
+                                   r"paths are resolved against the current directory: "),
+    ('load_model="/nonexistent/model.keras"', "does not exist. Give the path"),
+    ('load_model="model.h5"', r"expected a .keras file saved by Keras 3 \(legacy .h5"),
     ('save_model_metric="val_rmse"', "save_model_metric='val_rmse' is not recorded"),
     ("freeze_layers=2", "freeze_layers=2 needs load_model"),
 ])
@@ -136,3 +149,19 @@ def test_parse_override_literal_or_text():
         parse_override("epochs")
     with pytest.raises(ParameterError, match="not a valid parameter name"):
         parse_override("my-lr=1")
+
+
+def test_resolve_checks_overrides_and_experiment_params_too():
+    with pytest.raises(ParameterError, match="instance 2: seed=-1"):
+        resolve(2, BASE, training_defaults=DEFAULTS, overrides={"seed": -1})
+    with pytest.raises(ParameterError, match="instance 2: verbose=7"):
+        resolve(2, BASE, training_defaults=DEFAULTS, experiment_params={"verbose": 7})
+
+
+def test_resolve_load_model_relative_to_cwd_becomes_absolute(tmp_path, monkeypatch):
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "fold_0.keras").write_bytes(b"PK")
+    monkeypatch.chdir(tmp_path)
+    p = resolve(1, BASE + ['load_model="models/fold_0.keras"', "freeze_layers=1"],
+                training_defaults=DEFAULTS)
+    assert p["load_model"] == str(tmp_path / "models" / "fold_0.keras")

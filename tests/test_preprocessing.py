@@ -435,3 +435,178 @@ def test_recipe_esc50_manifest(tmp_path):
          "--item-column", "fold", "--out", str(tmp_path / "esc50"), "--sample-rate", "8000")
     store = FeatureStore(tmp_path / "esc50")
     assert store.classes == ["dog", "rain"] and sorted(set(store.items)) == ["1", "2", "3"]
+
+
+# -- robustness: non-finite audio, manifests, parameters, file modes ----------------------
+
+def write_non_finite(folder):
+    """A wav of NaNs and a wav with one +inf sample (32-bit float files)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    sf.write(folder / "nan.wav", np.full(SR // 2, np.nan, np.float32), SR, subtype="FLOAT")
+    y = tone(300, seconds=0.5)
+    y[100] = np.inf
+    sf.write(folder / "inf.wav", y, SR, subtype="FLOAT")
+    return folder / "nan.wav", folder / "inf.wav"
+
+
+def test_load_audio_non_finite_is_a_dataset_error(tmp_path):
+    nan, inf = write_non_finite(tmp_path)
+    with pytest.raises(DatasetError, match=r"nan.wav: 4000 of its 4000 samples are not finite"):
+        load_audio(nan, sample_rate=SR)
+    with pytest.raises(DatasetError, match=r"inf.wav: 1 of its 4000 samples are not finite"):
+        load_audio(inf, sample_rate=16000)  # checked before resampling
+
+
+def test_extract_file_non_finite_gives_the_reason(tmp_path, params):
+    # xval.predict turns this reason into a DatasetError naming the file.
+    from preprocessing.build import extract_file
+
+    nan, inf = write_non_finite(tmp_path)
+    for path in (nan, inf):
+        result = extract_file(path, params)
+        assert set(result) == {"error"} and "not finite (NaN or infinity)" in result["error"]
+
+
+def test_build_store_skips_non_finite_files_and_strict_names_them(tmp_path, params):
+    root = write_fsdd_like(tmp_path / "rec")
+    y = tone(300)
+    y[7] = np.nan
+    sf.write(root / "0_anna_8.wav", y, SR, subtype="FLOAT")
+    sf.write(root / "1_bob_8.wav", np.full(SR, np.inf, np.float32), SR, subtype="FLOAT")
+    rows, skipped = sources.regex_source(root, sources.FSDD_PATTERN)
+    store, summary = build_store(rows, tmp_path / "store", params=params, workers=2,
+                                 skipped=skipped, progress=False)
+    reasons = {s["path"].rsplit("/", 1)[1]: s["reason"] for s in store.info["skipped"]}
+    assert set(reasons) == {"0_anna_8.wav", "1_bob_8.wav"}
+    assert all("not finite" in r for r in reasons.values())
+    assert summary["files"] == 18 and np.isfinite(store.features).all()
+    with pytest.raises(DatasetError, match=r"0_anna_8.wav: .*not finite.*\(strict mode\)"):
+        build_store(rows, tmp_path / "strict", params=params, workers=1, strict=True,
+                    progress=False)
+    assert not (tmp_path / "strict").exists()
+
+
+def test_cli_non_finite_file_skipped_and_listed(tmp_path):
+    root = write_fsdd_like(tmp_path / "rec", speakers=("anna", "bob"))
+    sf.write(root / "2_anna_7.wav", np.full(SR, np.nan, np.float32), SR, subtype="FLOAT")
+    proc = subprocess.run([sys.executable, "-m", "preprocessing", "regex", str(root),
+                           "--pattern", "fsdd", "--out", str(tmp_path / "s"), "--sample-rate",
+                           "8000", "--workers", "1", "--no-progress"],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert "Skipped 1 file(s):" in proc.stdout and "2_anna_7.wav" in proc.stdout
+    assert "Traceback" not in proc.stderr
+    strict = subprocess.run([sys.executable, "-m", "preprocessing", "regex", str(root),
+                             "--pattern", "fsdd", "--out", str(tmp_path / "t"),
+                             "--sample-rate", "8000", "--workers", "1", "--no-progress",
+                             "--strict"], capture_output=True, text=True, cwd=ROOT)
+    assert strict.returncode == 2 and "Traceback" not in strict.stderr
+    assert strict.stderr.startswith("error: ") and "not finite" in strict.stderr
+    assert "strict mode" in strict.stderr and not (tmp_path / "t").exists()
+
+
+def write_manifest(tmp_path, text, files=("1.wav", "2.wav", "3.wav")):
+    for name in files:
+        sf.write(tmp_path / name, tone(), SR)
+    (tmp_path / "meta.csv").write_text(text)
+    return tmp_path / "meta.csv"
+
+
+def test_manifest_split_value_not_a_set_names_value_and_row(tmp_path):
+    csv = write_manifest(tmp_path, "path,label,set\n1.wav,a,train\n2.wav,b,banana\n")
+    with pytest.raises(DatasetError, match=r"row 2 of .*meta.csv: set='banana' is not a set "
+                                           r"name; expected one of train, training, val"):
+        sources.manifest_source(csv, split_column="set")
+    ok = write_manifest(tmp_path, "path,label,set\n1.wav,a,Train\n2.wav,b, validation\n"
+                                  "3.wav,a,TEST\n")
+    rows, _ = sources.manifest_source(ok, split_column="set")
+    assert len(rows) == 3
+
+
+@pytest.mark.parametrize("content,match", [
+    (b"", "meta.csv is empty; expected a CSV with a header row"),
+    (b"path,label\n", "meta.csv has a header but no rows"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe\xfd", "not a readable UTF-8 CSV file"),
+])
+def test_manifest_empty_or_binary_is_clear(tmp_path, content, match):
+    (tmp_path / "meta.csv").write_bytes(content)
+    with pytest.raises(DatasetError, match=match):
+        sources.manifest_source(tmp_path / "meta.csv")
+
+
+@pytest.mark.parametrize("entry", ["../outside.wav", "sub/../../outside.wav", "/etc/hostname"])
+def test_manifest_path_outside_root_is_an_error_unless_allowed(tmp_path, entry):
+    root = tmp_path / "root"
+    root.mkdir()
+    sf.write(tmp_path / "outside.wav", tone(), SR)
+    csv = write_manifest(root, f"path,label\n1.wav,a\n{entry},b\n", files=("1.wav",))
+    with pytest.raises(DatasetError, match=r"row 2 of .*: path='(.*outside.wav|/etc/hostname)' leads "
+                                           r"outside the root folder .*--allow-outside-root"):
+        sources.manifest_source(csv)
+    rows, skipped = sources.manifest_source(csv, allow_outside_root=True)
+    assert len(rows) + len(skipped) == 2
+
+
+def test_cli_manifest_outside_root_and_flag(tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    for name in ("a.wav", "b.wav"):
+        sf.write(root / name, tone(), SR)
+    sf.write(tmp_path / "c.wav", tone(500), SR)
+    (root / "m.csv").write_text("path,label\na.wav,x\nb.wav,y\n../c.wav,x\n")
+    cmd = [sys.executable, "-m", "preprocessing", "manifest", str(root / "m.csv"), "--out",
+           str(tmp_path / "s"), "--sample-rate", "8000", "--workers", "1", "--no-progress"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 2 and "leads outside the root folder" in proc.stderr
+    assert not (tmp_path / "s").exists()
+    proc = subprocess.run(cmd + ["--allow-outside-root"], capture_output=True, text=True,
+                          cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert FeatureStore(tmp_path / "s").info["n_files"] == 3
+
+
+def test_feature_params_checks_values_and_needs_no_config_when_complete(tmp_path, monkeypatch,
+                                                                        params):
+    from xval.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="n_mels=0: expected an integer >= 1"):
+        feature_params(None, **{**params, "n_mels": 0})
+    with pytest.raises(ConfigurationError, match="--dtype 'int8': expected one of"):
+        feature_params(None, style="flag", **{**params, "dtype": "int8"})
+    with pytest.raises(DatasetError, match="Unknown feature parameter 'n_mel'"):
+        feature_params(None, n_mel=3)
+    # every key given: config.ini is not looked for (XVAL_CONFIG would be an error)
+    monkeypatch.setenv("XVAL_CONFIG", str(tmp_path / "missing.ini"))
+    assert feature_params(None, **params) == params
+
+
+def test_build_store_checks_parameters_before_writing(tmp_path, params):
+    from xval.errors import ConfigurationError
+
+    rows, _ = sources.regex_source(write_fsdd_like(tmp_path / "rec"), sources.FSDD_PATTERN)
+    with pytest.raises(ConfigurationError, match="hop_length=0: expected an integer >= 1"):
+        build_store(rows, tmp_path / "s", params={**params, "hop_length": 0}, progress=False)
+    with pytest.raises(ConfigurationError, match="workers=-2: expected an integer >= 0"):
+        build_store(rows, tmp_path / "s", params=params, workers=-2, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rec"]
+
+
+@pytest.mark.parametrize("mask,file_mode,dir_mode", [(0o022, 0o644, 0o755),
+                                                      (0o077, 0o600, 0o700)])
+def test_store_files_honour_the_umask(tmp_path, params, mask, file_mode, dir_mode):
+    import os
+    import stat
+
+    rows, _ = sources.regex_source(write_fsdd_like(tmp_path / "rec"), sources.FSDD_PATTERN)
+    previous = os.umask(mask)
+    try:
+        for overwrite in (False, True):
+            build_store(rows, tmp_path / "data" / "s", params=params, workers=1,
+                        overwrite=overwrite, progress=False)
+    finally:
+        os.umask(previous)
+    folder = tmp_path / "data" / "s"
+    assert stat.S_IMODE(folder.stat().st_mode) == dir_mode
+    for name in ("features.npy", "meta.csv", "dataset.json"):
+        assert stat.S_IMODE((folder / name).stat().st_mode) == file_mode, name
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["s"]

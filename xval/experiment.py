@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from xval.errors import ConfigurationError, ResultsConflictError, XvalError
+from xval.logs import quiet_framework_logs
 
 TASK_TYPES = ("classification", "regression")
 EXIT_PENDING_ELSEWHERE = 3
@@ -73,6 +74,15 @@ def _check(name, value, kind):
     return value
 
 
+def _valid_gpu(gpu):
+    """A GPU id: an int >= -1, or a string of one: digits, `-1` or `cpu`."""
+    if isinstance(gpu, bool):
+        return False
+    if isinstance(gpu, int):
+        return gpu >= -1
+    return isinstance(gpu, str) and (gpu.strip().isdigit() or gpu.strip() in ("-1", "cpu"))
+
+
 def setup_environment(backend, gpu=None):
     """Sets `KERAS_BACKEND` and `CUDA_VISIBLE_DEVICES` before Keras is imported.
 
@@ -103,7 +113,7 @@ def setup_environment(backend, gpu=None):
         return backend
     os.environ["KERAS_BACKEND"] = backend
     # Keras's serializer imports TensorFlow when it is installed; keep its logs quiet.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_framework_logs()
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = "" if str(gpu) in ("-1", "cpu") else str(gpu)
     return backend
@@ -127,18 +137,48 @@ class Experiment:
         parameters: parameters applied to every instance (dict or list of strings).
         n_repeats: repeat the k-fold with other shuffles. Defaults to `1`.
         config: path of config.ini; `None` finds it (see `xval.config.find_config`).
+        allow_outside_data_dir: accept a `dataset` that leads outside data_dir (an absolute
+            path or `..`). Defaults to `False`.
+
+    Raises:
+        ConfigurationError: for a setting of the wrong type or out of range, named with its
+            value and what is expected.
     """
 
     @_declaration
     def __init__(self, *, description, dataset, number, num_folds=5, experiment_folder=None,
                  overwrite_results=False, debug_mode=False, task_type="classification",
-                 generator=False, gpu_ID=None, parameters=None, n_repeats=1, config=None):
+                 generator=False, gpu_ID=None, parameters=None, n_repeats=1, config=None,
+                 allow_outside_data_dir=False):
         self.description = _check("description", description, str)
         self.dataset = _check("dataset", dataset, str)
+        _check("allow_outside_data_dir", allow_outside_data_dir, bool)
+        dataset_path = Path(dataset)
+        if not dataset.strip() or dataset_path.name in ("", ".", ".."):
+            raise ConfigurationError(
+                f"dataset={dataset!r}: expected the name of a feature store under config.ini "
+                "[paths] data_dir, e.g. 'demo'."
+            )
+        if not allow_outside_data_dir and (dataset_path.is_absolute()
+                                           or ".." in dataset_path.parts):
+            raise ConfigurationError(
+                f"dataset={dataset!r} leads outside config.ini [paths] data_dir; expected a "
+                "store name under data_dir, e.g. 'demo'. Move the store there, change "
+                "data_dir, or pass allow_outside_data_dir=True if this is intended."
+            )
         self.number = _check("number", number, int)
+        if number < 0:
+            raise ConfigurationError(f"number={number}: expected an integer >= 0.")
         self.num_folds = _check("num_folds", num_folds, int)
         if num_folds < 1:
             raise ConfigurationError(f"num_folds={num_folds}: expected an integer >= 1.")
+        if experiment_folder is not None and not isinstance(experiment_folder,
+                                                            (str, os.PathLike)):
+            raise ConfigurationError(
+                f"experiment_folder={experiment_folder!r}: expected a path string (the "
+                f"results folder), or None for config.ini [paths] results_dir; got "
+                f"{type(experiment_folder).__name__}."
+            )
         self.experiment_folder = experiment_folder
         self.overwrite_results = _check("overwrite_results", overwrite_results, bool)
         self.debug_mode = _check("debug_mode", debug_mode, bool)
@@ -148,10 +188,28 @@ class Experiment:
             )
         self.task_type = task_type
         self.generator = _check("generator", generator, bool)
+        if gpu_ID is not None and not _valid_gpu(gpu_ID):
+            raise ConfigurationError(
+                f"gpu_ID={gpu_ID!r}: expected a GPU number such as 0 or '1', -1 or 'cpu' for "
+                "the CPU, or None to leave CUDA_VISIBLE_DEVICES as it is."
+            )
         self.gpu_ID = gpu_ID
+        if parameters is not None and not isinstance(parameters, (dict, list, tuple)):
+            raise ConfigurationError(
+                f"parameters={parameters!r}: expected a dict or a list of 'name=value' "
+                f"strings applied to every instance; got {type(parameters).__name__}."
+            )
         self.parameters = parameters or {}
         self.n_repeats = _check("n_repeats", n_repeats, int)
+        if n_repeats < 1:
+            raise ConfigurationError(f"n_repeats={n_repeats}: expected an integer >= 1.")
+        if config is not None and not isinstance(config, (str, os.PathLike)):
+            raise ConfigurationError(
+                f"config={config!r}: expected the path of a config.ini, or None to find it; "
+                f"got {type(config).__name__}."
+            )
         self.config_path = config
+        self.allow_outside_data_dir = allow_outside_data_dir
         self.instances = {}
         self.search = None  # a xval.search.Search, run with --search
         caller = sys._getframe(2).f_code.co_filename  # the experiment script (past the wrapper)
@@ -167,6 +225,11 @@ class Experiment:
             raise ConfigurationError(
                 f"instance {instance_id}: expected a dict or a list of 'name=value' strings, "
                 f"got {type(spec).__name__}."
+            )
+        if instance_id in self.instances:
+            raise ConfigurationError(
+                f"instance {instance_id} is assigned twice; each instance number is declared "
+                "once. Give the second one a new number."
             )
         self.instances[instance_id] = spec
 

@@ -7,15 +7,17 @@ import ast
 import difflib
 import hashlib
 import json
+import os
+from pathlib import Path
 
+from xval import schema
 from xval.errors import ParameterError
 
 MANDATORY = ("architecture", "reshaping_type", "comment_1", "comment_2")
+# Choices of the [training] keys come from the schema.
 CHOICES = {
     "reshaping_type": ("conv", "rnn", "none"),
-    "optimizer": ("adam", "adamw", "sgd", "rmsprop"),
-    "lr_schedule": ("constant", "plateau", "cosine"),
-    "save_model_mode": ("auto", "min", "max"),
+    **{name: spec.choices for name, spec in schema.SCHEMA["training"].items() if spec.choices},
 }
 # Names that do not change what is trained; left out of the hash and the resume check.
 UNHASHED = ("comment_1", "comment_2", "verbose", "generator_workers", "tensorboard")
@@ -213,22 +215,23 @@ def resolve(instance_id, spec, *, training_defaults, experiment_params=None, ove
     for name, value in merged.items():
         params[name] = _check_type(name, value, valid[name], where)
     for name, allowed in CHOICES.items():
-        if params[name] not in allowed:
+        if name in params and params[name] not in allowed:
             raise ParameterError(
                 f"{where}: {name}={params[name]!r} is not valid; expected one of "
                 f"{', '.join(allowed)}."
             )
+    for name in schema.SCHEMA["training"]:
+        if name in params:
+            params[name] = schema.check("training", name, params[name], style="param",
+                                        prefix=f"{where}: ", error=ParameterError)
     supported = architectures.reshaping_types(arch)
     if params["reshaping_type"] not in supported:
         raise ParameterError(
             f"{where}: architecture {arch!r} takes reshaping_type "
             f"{' or '.join(repr(s) for s in supported)}, not {params['reshaping_type']!r}."
         )
-    for name, low in (("batch_size", 1), ("epochs", 1), ("patience", 0)):
-        if params[name] < low:
-            raise ParameterError(f"{where}: {name}={params[name]} must be at least {low}.")
-    if params["learning_rate"] <= 0:
-        raise ParameterError(f"{where}: learning_rate={params['learning_rate']} must be > 0.")
+    if params.get("load_model") is not None:
+        params["load_model"] = _model_path(params["load_model"], where)
     metric = params["save_model_metric"]
     names = METRICS[task_type]
     allowed = [f"val_{m}" for m in names] + list(names)
@@ -241,11 +244,6 @@ def resolve(instance_id, spec, *, training_defaults, experiment_params=None, ove
         raise ParameterError(
             f"{where}: freeze_layers={params['freeze_layers']} needs load_model (a saved "
             ".keras model to start from)."
-        )
-    if params["freeze_layers"] < -1:
-        raise ParameterError(
-            f"{where}: freeze_layers={params['freeze_layers']}: expected N >= 0, or -1 for "
-            "every convolutional layer."
         )
     if params["tensorboard"]:
         import importlib.util
@@ -260,6 +258,26 @@ def resolve(instance_id, spec, *, training_defaults, experiment_params=None, ove
     if params["class_weights"] and task_type != "classification":
         raise ParameterError(f"{where}: class_weights=True needs task_type='classification'.")
     return params
+
+
+def _model_path(value, where):
+    """`load_model` as an absolute path to an existing `.keras` file (relative paths are
+    resolved against the current directory)."""
+    path = Path(value).expanduser()
+    absolute = path if path.is_absolute() else Path.cwd() / path
+    said = "" if path.is_absolute() else f" (relative paths are resolved against the " \
+        f"current directory: {absolute})"
+    if absolute.suffix != ".keras":
+        raise ParameterError(
+            f"{where}: load_model={value!r}: expected a .keras file saved by Keras 3 (legacy "
+            f".h5 and SavedModel folders are not loaded){said}."
+        )
+    if not absolute.is_file():
+        raise ParameterError(
+            f"{where}: load_model={value!r} does not exist{said}. Give the path of a "
+            "fold_<i>.keras file, or none to train from scratch."
+        )
+    return os.path.normpath(absolute)
 
 
 def params_hash(params):

@@ -6,68 +6,22 @@ derived from those files, never the other way round.
 
 import json
 import math
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
-from filelock import FileLock
 
+# The file helpers live in the leaf module `xval.fileio`; re-exported here.
+from xval.fileio import (  # noqa: F401
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    lock,
+    read_json,
+)
 from xval.params import metric_direction
 
 SPLITS = ("train", "val", "test")
-
-
-def atomic_write_bytes(path, data):
-    """Writes `data` to `path` through a temporary file and `os.replace`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def atomic_write_text(path, text):
-    """Writes `text` to `path` through a temporary file and `os.replace`."""
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def _clean(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if isinstance(value, np.generic):
-        return _clean(value.item())
-    return value
-
-
-def atomic_write_json(path, obj):
-    """Writes `obj` as JSON (NaN and infinities as null) atomically."""
-    atomic_write_text(path, json.dumps(_clean(obj), indent=2, sort_keys=False))
-
-
-def read_json(path):
-    return json.loads(Path(path).read_text(encoding="utf-8"))
-
-
-def lock(path):
-    """An inter-process file lock (`filelock.FileLock`) for `path`, kept in `.locks/`."""
-    path = Path(path)
-    folder = path.parent / ".locks"
-    folder.mkdir(parents=True, exist_ok=True)
-    return FileLock(str(folder / (path.name + ".lock")))
 
 
 def _mean_std_ci(values):

@@ -1,0 +1,56 @@
+"""Checks of an experiment's declaration: `Experiment(...)` and `experiment[k] = ...`."""
+
+import pytest
+
+from xval import Experiment
+from xval.errors import ConfigurationError
+
+
+def settings(**kwargs):
+    return {"description": "d", "dataset": "tiny", "number": 1, **kwargs}
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"experiment_folder": 5}, r"experiment_folder=5: expected a path string .*got int"),
+    ({"dataset": "../x"}, r"dataset='../x' leads outside config.ini \[paths\] data_dir.*"
+                          "allow_outside_data_dir=True"),
+    ({"dataset": "/abs/store"}, "dataset='/abs/store' leads outside"),
+    ({"dataset": "a/../../b"}, "leads outside"),
+    ({"dataset": ""}, "dataset='': expected the name of a feature store"),
+    ({"dataset": ".."}, "dataset='..': expected the name of a feature store"),
+    ({"gpu_ID": "abc"}, "gpu_ID='abc': expected a GPU number"),
+    ({"gpu_ID": 1.5}, "gpu_ID=1.5: expected a GPU number"),
+    ({"gpu_ID": -2}, "gpu_ID=-2: expected a GPU number"),
+    ({"n_repeats": 0}, "n_repeats=0: expected an integer >= 1"),
+    ({"number": -1}, "number=-1: expected an integer >= 0"),
+    ({"parameters": "epochs=3"}, "parameters='epochs=3': expected a dict or a list"),
+    ({"config": 3}, "config=3: expected the path of a config.ini"),
+    ({"allow_outside_data_dir": "yes"}, "allow_outside_data_dir='yes': expected bool"),
+])
+def test_experiment_bad_settings(kwargs, match):
+    with pytest.raises(ConfigurationError, match=match):
+        Experiment(**settings(**kwargs))
+
+
+def test_experiment_outside_data_dir_when_allowed(tmp_path):
+    exp = Experiment(**settings(dataset=str(tmp_path / "store"), allow_outside_data_dir=True))
+    assert exp.dataset == str(tmp_path / "store")
+    assert Experiment(**settings(dataset="nested/store")).dataset == "nested/store"
+
+
+@pytest.mark.parametrize("gpu", [None, 0, 1, "0", "2", -1, "-1", "cpu"])
+def test_experiment_valid_gpu_ids(gpu):
+    assert Experiment(**settings(gpu_ID=gpu)).gpu_ID == gpu
+
+
+def test_experiment_folder_accepts_paths(tmp_path):
+    assert Experiment(**settings(experiment_folder=tmp_path)).experiment_folder == tmp_path
+    assert Experiment(**settings(experiment_folder="out")).experiment_folder == "out"
+
+
+def test_experiment_instance_assigned_twice_is_an_error():
+    exp = Experiment(**settings())
+    exp[1] = {"learning_rate": 0.1}
+    with pytest.raises(ConfigurationError, match="instance 1 is assigned twice"):
+        exp[1] = {"learning_rate": 0.2}
+    assert exp[1] == {"learning_rate": 0.1}

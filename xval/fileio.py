@@ -1,0 +1,149 @@
+"""Writing files safely: atomic writes, JSON without NaN, inter-process locks, temporary
+folders, all honouring the umask.
+
+A leaf module: it imports nothing of the project, so `preprocessing`, `augmentation` and
+`xval` all use it without an import loop. `tempfile.mkstemp` and `tempfile.mkdtemp` create
+private files (0600) and folders (0700); the results of an experiment or a feature store
+are shared with colleagues, so what is written here gets the modes a plain `open()` or
+`mkdir()` would give (0644 and 0755 under the usual umask 022).
+"""
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+__all__ = [
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_text",
+    "current_umask",
+    "lock",
+    "make_temp_dir",
+    "make_temp_file",
+    "read_json",
+]
+
+
+def current_umask():
+    """Returns the process umask (read without changing it for long)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _file_mode():
+    return 0o666 & ~current_umask()
+
+
+def _dir_mode():
+    return 0o777 & ~current_umask()
+
+
+def make_temp_file(folder, prefix, suffix=""):
+    """Creates an empty temporary file in `folder` with the umask's file mode.
+
+    Args:
+        folder: where to create it (created if missing).
+        prefix: start of the file name, e.g. `".features."`.
+        suffix: end of the file name. Defaults to `""`.
+
+    Returns:
+        `(fd, path)` as `tempfile.mkstemp` returns them.
+    """
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    fd, path = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
+    os.fchmod(fd, _file_mode())
+    return fd, path
+
+
+def make_temp_dir(folder, prefix):
+    """Creates a temporary folder in `folder` with the umask's folder mode (not 0700).
+
+    Args:
+        folder: where to create it (created if missing).
+        prefix: start of the folder name, e.g. `".demo."`.
+
+    Returns:
+        The new folder as a `Path`.
+    """
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=folder))
+    os.chmod(path, _dir_mode())
+    return path
+
+
+def atomic_write_bytes(path, data):
+    """Writes `data` to `path` through a temporary file, `fsync` and `os.replace`.
+
+    Readers see the old file or the new one, never a half-written one. The file gets the
+    umask's mode (0644 under umask 022).
+
+    Args:
+        path: the file to write (its folder is created if missing).
+        data: `bytes`.
+    """
+    path = Path(path)
+    fd, tmp = make_temp_file(path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def atomic_write_text(path, text):
+    """Writes `text` (UTF-8) to `path` atomically; see `atomic_write_bytes`."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _clean(value):
+    """JSON-ready copy: non-finite floats become `None`, NumPy scalars plain Python."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    item = getattr(value, "item", None)
+    if item is not None and type(value).__module__ == "numpy" and getattr(value, "ndim", 1) == 0:
+        return _clean(item())
+    return value
+
+
+def atomic_write_json(path, obj):
+    """Writes `obj` as indented JSON atomically, NaN and infinities as `null`.
+
+    Args:
+        path: the file to write.
+        obj: dicts, lists, strings, numbers (NumPy scalars included), `None`.
+    """
+    atomic_write_text(path, json.dumps(_clean(obj), indent=2, sort_keys=False))
+
+
+def read_json(path):
+    """Reads a JSON file (UTF-8)."""
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def lock(path):
+    """An inter-process file lock (`filelock.FileLock`) for `path`, kept in `.locks/`.
+
+    Args:
+        path: the file or folder to guard; the lock file is `<parent>/.locks/<name>.lock`.
+
+    Returns:
+        An unacquired `filelock.FileLock` (use it as a context manager).
+    """
+    from filelock import FileLock
+
+    path = Path(path)
+    folder = path.parent / ".locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(folder / (path.name + ".lock")), mode=_file_mode())
