@@ -180,7 +180,7 @@ def test_experiment_resume_skips_done_and_refuses_changed_params(config_path, co
     assert (d / "fold_0.json").read_text() == kept
     assert outcome.exit_code == 0
     # Changed parameters are refused, naming them, and nothing is touched.
-    exp[1] = BASE + ["learning_rate=0.5"]
+    exp.instances[1] = BASE + ["learning_rate=0.5"]  # as if the script had been edited
     with pytest.raises(ResultsConflictError, match=r"instance 1 \(learning_rate: 0.01 -> 0.5\)"):
         exp.run(config=config, out=lambda *a: None)
     assert (d / "fold_0.json").read_text() == kept
@@ -194,7 +194,7 @@ def test_experiment_resume_skips_done_and_refuses_changed_params(config_path, co
 def test_experiment_comment_change_is_not_a_conflict(config_path, config, store):
     exp = make_experiment(config_path, n_instances=1)
     exp.run(config=config, out=lambda *a: None)
-    exp[1] = [s.replace('"c1"', '"renamed"') for s in exp[1]]
+    exp.instances[1] = [s.replace('"c1"', '"renamed"') for s in exp[1]]
     assert exp.run(config=config, out=lambda *a: None).exit_code == 0
 
 
