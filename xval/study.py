@@ -34,6 +34,20 @@ def _import_optuna():
     return optuna
 
 
+def make_sampler(search, trial_number):
+    """The sampler for one trial, seeded with `seed + trial_number`.
+
+    Seeding per trial keeps a search reproducible and, with several runners on one study,
+    keeps them from drawing the same random parameters (each trial number is unique in the
+    study); TPE still learns from every finished trial, which it reads from the storage.
+    """
+    optuna = _import_optuna()
+    seed = search.seed + trial_number
+    if search.sampler == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, search.n_trials))
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
 def open_study(exp_dir, search, first_instance, direction):
     """Creates or loads the experiment's study (`exp_dir/search.journal`).
 
@@ -46,8 +60,7 @@ def open_study(exp_dir, search, first_instance, direction):
 
     exp_dir.mkdir(parents=True, exist_ok=True)
     storage = JournalStorage(JournalFileBackend(str(exp_dir / JOURNAL)))
-    sampler = optuna.samplers.TPESampler(seed=search.seed) if search.sampler == "tpe" \
-        else optuna.samplers.RandomSampler(seed=search.seed)
+    sampler = make_sampler(search, 0)
     if search.pruner == "median":
         pruner = optuna.pruners.MedianPruner(n_startup_trials=search.startup_trials,
                                              n_warmup_steps=0)
@@ -162,6 +175,7 @@ def _run_trial(experiment, search, trial, k, *, config, plan_for, runner, backen
                metric, progress, verbose, optuna):
     from xval.scheduler import Scheduler
 
+    trial.study.sampler = make_sampler(search, trial.number)
     params = search.sample(trial) if not trial.params else \
         {**search.base, **trial.params}
     params.setdefault("comment_1", f"trial {trial.number}")
@@ -233,9 +247,13 @@ def save_search_plots(study, exp_dir, out):
     plots = [("optimization_history.png", vis.plot_optimization_history)]
     if len(complete) >= 2 and len({p for t in complete for p in t.params}) >= 1:
         plots.append(("param_importances.png", vis.plot_param_importances))
+    import warnings
+
     for name, fn in plots:
         try:
-            ax = fn(study)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # Optuna's matplotlib plots are "experimental"
+                ax = fn(study)
             ax.figure.set_size_inches(7, 4)
             ax.figure.tight_layout()
             ax.figure.savefig(folder / name, dpi=100)
