@@ -237,8 +237,10 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def _raylets():
-    out = subprocess.run(["pgrep", "-f", "raylet/raylet"], capture_output=True, text=True)
+def _raylets(temp_dir):
+    """PIDs of the raylets (one per node) of the cluster whose temporary folder is given."""
+    out = subprocess.run(["pgrep", "-f", f"raylet/raylet --raylet_socket_name={temp_dir}"],
+                         capture_output=True, text=True)
     return {int(pid) for pid in out.stdout.split()}
 
 
@@ -246,38 +248,55 @@ def _raylets():
 def ray_cluster(monkeypatch):
     """Starts `ray start --head` (1 CPU) and yields `(address, add_node)`; `add_node(prefix)`
     runs `ray start --address` (1 CPU) behind an optional command prefix and returns the new
-    node's raylet PID. Everything is stopped afterwards."""
+    node's raylet PID. Afterwards every process of this cluster, and only of this cluster
+    (found by its own temporary folder), is killed: other Ray instances on the machine are
+    left alone, so `ray stop` is never used."""
+    import shutil
+    import tempfile
+
     if not HAS_RAY:
         pytest.skip("ray is not installed (pip install -e '.[ray]')")
     ray_bin = str(__import__("pathlib").Path(sys.executable).parent / "ray")
     port = _free_port()
     address = f"127.0.0.1:{port}"
+    temp_dir = tempfile.mkdtemp(prefix="xr", dir="/tmp")  # short: Ray's socket paths
     common = ["--num-cpus=1", "--disable-usage-stats"]
     # Ray >= 2.59 authenticates local clusters with a token (~/.ray/auth_token) that every
     # node and the driver must use.
     monkeypatch.setenv("RAY_AUTH_MODE", "token")
     env = {**os.environ, "RAY_health_check_period_ms": "1000",
            "RAY_health_check_failure_threshold": "3"}
-    subprocess.run([ray_bin, "stop", "--force"], capture_output=True)
     subprocess.run([ray_bin, "get-auth-token", "--generate"], capture_output=True, env=env)
+
+    def ours():
+        found = subprocess.run(["pgrep", "-f", temp_dir], capture_output=True, text=True)
+        return {int(pid) for pid in found.stdout.split()}
+
     head = subprocess.run([ray_bin, "start", "--head", f"--port={port}",
-                           "--include-dashboard=false", *common], capture_output=True,
-                          text=True, env=env)
+                           f"--temp-dir={temp_dir}", "--include-dashboard=false", *common],
+                          capture_output=True, text=True, env=env)
     assert head.returncode == 0, head.stdout + head.stderr
 
     def add_node(prefix=()):
-        before = _raylets()
+        before = _raylets(temp_dir)
         node = subprocess.run([*prefix, ray_bin, "start", f"--address={address}", *common],
                               capture_output=True, text=True, env=env)
         assert node.returncode == 0, node.stdout + node.stderr
-        new = _raylets() - before
+        new = _raylets(temp_dir) - before
         assert len(new) == 1, new
         return new.pop()
 
     try:
         yield address, add_node
     finally:
-        subprocess.run([ray_bin, "stop", "--force"], capture_output=True)
+        for _ in range(3):
+            for pid in ours():
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.5)
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 RAY_SCRIPT = """

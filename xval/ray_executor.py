@@ -125,7 +125,9 @@ class RayExecutor(Executor):
         ray = _import_ray()
         if not ray.is_initialized():
             try:
-                ray.init(address=self.address, include_dashboard=False,
+                # "local" starts a new Ray for this run even when a cluster started with
+                # `ray start` runs on this machine (ray.init() alone would join it).
+                ray.init(address=self.address or "local", include_dashboard=False,
                          log_to_driver=False, logging_level="ERROR",
                          configure_logging=True)
             except (ConnectionError, ValueError, RuntimeError) as e:
