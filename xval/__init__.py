@@ -24,6 +24,10 @@ _EXPORTS = {
     "ItemKFold": "xval.folds",
     "PredefinedItemSplit": "xval.folds",
     "ExperimentResults": "xval.results",
+    "Job": "xval.jobs",
+    "FoldResult": "xval.jobs",
+    "Status": "xval.jobs",
+    "Search": "xval.search",
 }
 
 __all__ = sorted(_EXPORTS)

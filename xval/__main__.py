@@ -64,7 +64,9 @@ def choose_backend(config_path=None):
 
 
 def main(argv=None):
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from xval.logs import quiet_framework_logs
+
+    quiet_framework_logs()
     parser = argparse.ArgumentParser(prog="python -m xval")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("report", help="rebuild an experiment's workbook and print its table")

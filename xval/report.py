@@ -13,12 +13,12 @@ legend), **Metrics** (every metric, train/validation/test, segment and clip leve
 
 import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from xval.errors import ConfigurationError
+from xval.fileio import make_temp_file
 from xval.params import metric_direction
 from xval.results import ExperimentResults, lock, read_json
 from xval.stats import corrected_resampled_ttest, fold_test_train_ratio, mean_ci
@@ -620,7 +620,7 @@ def build_workbook(exp_dir, config=None, path=None):
             sheet.sheet_properties.pageSetUpPr.fitToPage = True
             sheet.print_title_cols = "A:E"
             sheet.print_title_rows = "1:2"
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".xlsx", dir=path.parent)
+        fd, tmp = make_temp_file(path.parent, prefix=f".{path.name}.", suffix=".xlsx")
         os.close(fd)
         try:
             wb.save(tmp)

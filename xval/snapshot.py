@@ -9,9 +9,10 @@ import platform
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from xval.fileio import make_temp_dir
 
 PACKAGES = ("xval", "architectures", "preprocessing", "augmentation")
 _BACKEND_DISTS = {"tensorflow": ("tensorflow", "tensorflow-cpu"), "torch": ("torch",),
@@ -109,7 +110,7 @@ def write_snapshot(code_dir, *, script, config_path, backend):
     """
     code_dir = Path(code_dir)
     code_dir.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=".code.", dir=code_dir.parent))
+    stage = make_temp_dir(code_dir.parent, prefix=".code.")
     try:
         if script and Path(script).is_file():
             shutil.copy2(script, stage / Path(script).name)
