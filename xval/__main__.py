@@ -60,6 +60,9 @@ def choose_backend(config_path=None):
             f"(`pip install -e '.[{backend}]'`) or choose another with KERAS_BACKEND."
         )
     os.environ["KERAS_BACKEND"] = backend
+    from xval.logs import quiet_framework_logs
+
+    quiet_framework_logs(backend=backend)
     return backend
 
 

@@ -113,7 +113,7 @@ def setup_environment(backend, gpu=None):
         return backend
     os.environ["KERAS_BACKEND"] = backend
     # Keras's serializer imports TensorFlow when it is installed; keep its logs quiet.
-    quiet_framework_logs()
+    quiet_framework_logs(backend=backend)
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = "" if str(gpu) in ("-1", "cpu") else str(gpu)
     return backend

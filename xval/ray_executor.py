@@ -66,9 +66,11 @@ def run_job_remote(job_dict, backend):
         `(result_dict, model_bytes)`: the `FoldResult` as a dict (with its predictions) and
         the best model's `.keras` bytes.
     """
+    from xval.logs import quiet_framework_logs
+
     if backend:
         os.environ["KERAS_BACKEND"] = backend
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_framework_logs(backend=backend)
     os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
     from xval.executors import _run_job
 

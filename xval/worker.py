@@ -13,7 +13,9 @@ from pathlib import Path
 
 def main(argv=None):
     job_path, out_dir = (argv or sys.argv[1:])[:2]
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from xval.logs import quiet_framework_logs
+
+    quiet_framework_logs(backend=os.environ.get("KERAS_BACKEND"))
     from xval.executors import EPOCH_PREFIX, _run_job
     from xval.jobs import Job
     from xval.results import atomic_write_bytes, atomic_write_json
