@@ -16,7 +16,14 @@ if __name__ == "__main__":
 """
 
 
-@pytest.mark.parametrize("executor", ["inline", "process"])
+def executors():
+    import importlib.util
+
+    return ["inline", "process", pytest.param("ray", marks=pytest.mark.skipif(
+        importlib.util.find_spec("ray") is None, reason="ray is not installed"))]
+
+
+@pytest.mark.parametrize("executor", executors())
 def test_progress_bar_and_labelled_epoch_lines(executor, tmp_path, config_path, store):
     script = write_script(tmp_path, SCRIPT.format(config=str(config_path)))
     proc = run_script(script, "--executor", executor, "-v")

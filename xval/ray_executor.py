@@ -59,8 +59,14 @@ def node_check(store_path):
     return info
 
 
-def run_job_remote(job_dict, backend):
+def run_job_remote(job_dict, backend, progress=None):
     """The body of a Ray task: runs one job in this (fresh) worker process.
+
+    Args:
+        job_dict: the `Job` as a dict.
+        backend: the Keras backend.
+        progress: a `ray.util.queue.Queue` that receives `(instance, fold, epoch, epochs,
+            logs)` after every epoch, or `None`.
 
     Returns:
         `(result_dict, model_bytes)`: the `FoldResult` as a dict (with its predictions) and
@@ -74,7 +80,16 @@ def run_job_remote(job_dict, backend):
     os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
     from xval.executors import _run_job
 
-    result = _run_job(Job.from_dict(job_dict))
+    job = Job.from_dict(job_dict)
+    hook = None
+    if progress is not None:
+        def hook(epoch, epochs, logs):
+            try:
+                progress.put_nowait((job.instance, job.fold, epoch, epochs, logs))
+            except Exception:  # progress is best effort: never fail a fold  # noqa: BLE001
+                pass
+
+    result = _run_job(job, hook)
     return ({**result.to_dict(), "predictions_csv": result.predictions_csv},
             result.model_bytes)
 
@@ -196,19 +211,36 @@ class RayExecutor(Executor):
         task = ray.remote(max_calls=1)(run_job_remote).options(
             num_cpus=self.num_cpus, num_gpus=self._num_gpus, max_retries=self.max_retries)
         running = {}
+        progress = None
+        if self.on_epoch is not None:  # workers stream their epochs through a Ray queue
+            from ray.util.queue import Queue
+
+            progress = Queue(maxsize=1000, actor_options={"num_cpus": 0})
         try:
             while True:
                 while len(running) < self._slots and (job := queue.pop()) is not None:
-                    running[task.remote(job.to_dict(), self.backend)] = job
+                    running[task.remote(job.to_dict(), self.backend, progress)] = job
                 if not running:
                     return
-                done, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
+                done, _ = ray.wait(list(running), num_returns=1, timeout=0.5)
+                self._drain(progress, running)
                 for ref in done:
                     job = running.pop(ref)
                     yield self._collect(ray, ref, job)
         finally:
             for ref in running:
                 ray.cancel(ref, force=True)
+            if progress is not None:
+                progress.shutdown(force=True)
+
+    def _drain(self, progress, running):
+        if progress is None or self.on_epoch is None:
+            return
+        jobs = {job.key: job for job in running.values()}
+        for instance, fold, epoch, epochs, logs in progress.get_nowait_batch(progress.qsize()):
+            job = jobs.get((instance, fold))
+            if job is not None:
+                self.on_epoch(job, epoch, epochs, logs)
 
     def _collect(self, ray, ref, job):
         try:
