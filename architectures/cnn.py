@@ -3,15 +3,14 @@
 import keras
 from keras import layers
 
-from architectures.common import l2, output_head
+from architectures.common import batch_norm, l2, output_head
 from architectures.registry import register
 
 
-def _conv_block(x, filters, reg, kernel=3, pool=(2, 2), batch_norm=True, convs=1):
+def _conv_block(x, filters, reg, bn_momentum, kernel=3, pool=(2, 2), convs=1):
     for _ in range(convs):
         x = layers.Conv2D(filters, kernel, padding="same", kernel_regularizer=reg)(x)
-        if batch_norm:
-            x = layers.BatchNormalization()(x)
+        x = batch_norm(bn_momentum)(x)
         x = layers.Activation("relu")(x)
     if pool:
         x = layers.MaxPooling2D(pool, padding="same")(x)
@@ -20,7 +19,7 @@ def _conv_block(x, filters, reg, kernel=3, pool=(2, 2), batch_norm=True, convs=1
 
 @register("example_cnn", reshaping=("conv",))
 def example_cnn(input_shape, num_outputs, task_type="classification", *, filters=16,
-                dropout=0.2, regularization_lambda=0.0):
+                dropout=0.2, regularization_lambda=0.0, bn_momentum=0.9):
     """A small two-block CNN, the example to copy when writing a builder.
 
     Args:
@@ -30,26 +29,28 @@ def example_cnn(input_shape, num_outputs, task_type="classification", *, filters
         filters: filters of the first block; the second has twice as many. Defaults to `16`.
         dropout: dropout rate before the output layer. Defaults to `0.2`.
         regularization_lambda: L2 weight of every kernel. Defaults to `0.0`.
+        bn_momentum: momentum of the BatchNormalization moving statistics (see
+            `architectures.common.batch_norm`). Defaults to `0.9`.
 
     Returns:
         A `keras.Model`.
     """
     reg = l2(regularization_lambda)
     inputs = keras.Input(input_shape)
-    x = _conv_block(inputs, filters, reg)
-    x = _conv_block(x, filters * 2, reg)
+    x = _conv_block(inputs, filters, reg, bn_momentum)
+    x = _conv_block(x, filters * 2, reg, bn_momentum)
     x = layers.GlobalAveragePooling2D()(x)
     x = layers.Dropout(dropout)(x)
     return keras.Model(inputs, output_head(x, num_outputs, task_type), name="example_cnn")
 
 
 def _vgg(name, input_shape, num_outputs, task_type, widths, convs, dense_units, dropout,
-         regularization_lambda, global_pooling):
+         regularization_lambda, global_pooling, bn_momentum):
     reg = l2(regularization_lambda)
     inputs = keras.Input(input_shape)
     x = inputs
     for width in widths:
-        x = _conv_block(x, width, reg, convs=convs)
+        x = _conv_block(x, width, reg, bn_momentum, convs=convs)
     if global_pooling:
         x = layers.GlobalAveragePooling2D()(x)
     else:
@@ -63,7 +64,7 @@ def _vgg(name, input_shape, num_outputs, task_type, widths, convs, dense_units, 
 
 @register("vgg_ultra_mini", reshaping=("conv",))
 def vgg_ultra_mini(input_shape, num_outputs, task_type="classification", *, filters=8,
-                   dense_units=32, dropout=0.3, regularization_lambda=0.0):
+                   dense_units=32, dropout=0.3, regularization_lambda=0.0, bn_momentum=0.9):
     """VGG-style CNN, two blocks of one convolution each: the smallest of the family.
 
     Args:
@@ -74,17 +75,19 @@ def vgg_ultra_mini(input_shape, num_outputs, task_type="classification", *, filt
         dense_units: units of the hidden dense layer (0: none). Defaults to `32`.
         dropout: dropout rate. Defaults to `0.3`.
         regularization_lambda: L2 weight of every kernel. Defaults to `0.0`.
+        bn_momentum: momentum of the BatchNormalization moving statistics (see
+            `architectures.common.batch_norm`). Defaults to `0.9`.
 
     Returns:
         A `keras.Model`.
     """
     return _vgg("vgg_ultra_mini", input_shape, num_outputs, task_type,
-                [filters, filters * 2], 1, dense_units, dropout, regularization_lambda, False)
+                [filters, filters * 2], 1, dense_units, dropout, regularization_lambda, False, bn_momentum)
 
 
 @register("vgg_mini", reshaping=("conv",))
 def vgg_mini(input_shape, num_outputs, task_type="classification", *, filters=16,
-             dense_units=64, dropout=0.3, regularization_lambda=0.0):
+             dense_units=64, dropout=0.3, regularization_lambda=0.0, bn_momentum=0.9):
     """VGG-style CNN, three blocks of two convolutions, flattened into a dense layer.
 
     Args:
@@ -95,18 +98,20 @@ def vgg_mini(input_shape, num_outputs, task_type="classification", *, filters=16
         dense_units: units of the hidden dense layer (0: none). Defaults to `64`.
         dropout: dropout rate. Defaults to `0.3`.
         regularization_lambda: L2 weight of every kernel. Defaults to `0.0`.
+        bn_momentum: momentum of the BatchNormalization moving statistics (see
+            `architectures.common.batch_norm`). Defaults to `0.9`.
 
     Returns:
         A `keras.Model`.
     """
     return _vgg("vgg_mini", input_shape, num_outputs, task_type,
                 [filters, filters * 2, filters * 4], 2, dense_units, dropout,
-                regularization_lambda, False)
+                regularization_lambda, False, bn_momentum)
 
 
 @register("vgg_mini_pool", reshaping=("conv",))
 def vgg_mini_pool(input_shape, num_outputs, task_type="classification", *, filters=16,
-                  dense_units=64, dropout=0.3, regularization_lambda=0.0):
+                  dense_units=64, dropout=0.3, regularization_lambda=0.0, bn_momentum=0.9):
     """`vgg_mini` with global average pooling instead of flattening (any input length).
 
     Args:
@@ -117,18 +122,20 @@ def vgg_mini_pool(input_shape, num_outputs, task_type="classification", *, filte
         dense_units: units of the hidden dense layer (0: none). Defaults to `64`.
         dropout: dropout rate. Defaults to `0.3`.
         regularization_lambda: L2 weight of every kernel. Defaults to `0.0`.
+        bn_momentum: momentum of the BatchNormalization moving statistics (see
+            `architectures.common.batch_norm`). Defaults to `0.9`.
 
     Returns:
         A `keras.Model`.
     """
     return _vgg("vgg_mini_pool", input_shape, num_outputs, task_type,
                 [filters, filters * 2, filters * 4], 2, dense_units, dropout,
-                regularization_lambda, True)
+                regularization_lambda, True, bn_momentum)
 
 
 @register("vgg_m", reshaping=("conv",))
 def vgg_m(input_shape, num_outputs, task_type="classification", *, width=1.0,
-          dense_units=256, dropout=0.5, regularization_lambda=0.0):
+          dense_units=256, dropout=0.5, regularization_lambda=0.0, bn_momentum=0.9):
     """VGG-M-style deep CNN (as in VoxCeleb speaker identification), scaled by `width`.
 
     Five convolutions (7x7/2, 5x5/2, then three 3x3), max pooling after the first, second
@@ -142,6 +149,8 @@ def vgg_m(input_shape, num_outputs, task_type="classification", *, width=1.0,
         dense_units: units of the hidden dense layer. Defaults to `256`.
         dropout: dropout rate before the output. Defaults to `0.5`.
         regularization_lambda: L2 weight of every kernel. Defaults to `0.0`.
+        bn_momentum: momentum of the BatchNormalization moving statistics (see
+            `architectures.common.batch_norm`). Defaults to `0.9`.
 
     Returns:
         A `keras.Model`.
@@ -152,14 +161,14 @@ def vgg_m(input_shape, num_outputs, task_type="classification", *, width=1.0,
     w = [max(1, int(round(c * width))) for c in (96, 256, 384, 256, 256)]
     inputs = keras.Input(input_shape)
     x = layers.Conv2D(w[0], 7, strides=2, padding="same", kernel_regularizer=reg)(inputs)
-    x = layers.Activation("relu")(layers.BatchNormalization()(x))
+    x = layers.Activation("relu")(batch_norm(bn_momentum)(x))
     x = layers.MaxPooling2D(3, strides=2, padding="same")(x)
     x = layers.Conv2D(w[1], 5, strides=2, padding="same", kernel_regularizer=reg)(x)
-    x = layers.Activation("relu")(layers.BatchNormalization()(x))
+    x = layers.Activation("relu")(batch_norm(bn_momentum)(x))
     x = layers.MaxPooling2D(3, strides=2, padding="same")(x)
     for width_i in w[2:]:
         x = layers.Conv2D(width_i, 3, padding="same", kernel_regularizer=reg)(x)
-        x = layers.Activation("relu")(layers.BatchNormalization()(x))
+        x = layers.Activation("relu")(batch_norm(bn_momentum)(x))
     x = layers.MaxPooling2D((1, 3), strides=(1, 2), padding="same")(x)
     x = layers.GlobalAveragePooling2D()(x)
     x = layers.Dense(dense_units, activation="relu", kernel_regularizer=reg)(x)
@@ -169,7 +178,7 @@ def vgg_m(input_shape, num_outputs, task_type="classification", *, width=1.0,
 
 @register("genre_cnn", reshaping=("conv",))
 def genre_cnn(input_shape, num_outputs, task_type="classification", *, filters=16,
-              hidden_units=64, dropout=0.3, regularization_lambda=0.0):
+              hidden_units=64, dropout=0.3, regularization_lambda=0.0, bn_momentum=0.9):
     """Four convolutional blocks and a two-layer perceptron head (music genre style).
 
     Args:
@@ -180,6 +189,8 @@ def genre_cnn(input_shape, num_outputs, task_type="classification", *, filters=1
         hidden_units: units of both hidden dense layers (the second has half). Defaults to `64`.
         dropout: dropout rate after each dense layer. Defaults to `0.3`.
         regularization_lambda: L2 weight of every kernel. Defaults to `0.0`.
+        bn_momentum: momentum of the BatchNormalization moving statistics (see
+            `architectures.common.batch_norm`). Defaults to `0.9`.
 
     Returns:
         A `keras.Model`.
@@ -188,7 +199,7 @@ def genre_cnn(input_shape, num_outputs, task_type="classification", *, filters=1
     inputs = keras.Input(input_shape)
     x = inputs
     for i in range(4):
-        x = _conv_block(x, filters * 2**i, reg)
+        x = _conv_block(x, filters * 2**i, reg, bn_momentum)
     x = layers.GlobalMaxPooling2D()(x)
     for units in (hidden_units, max(1, hidden_units // 2)):
         x = layers.Dense(units, activation="relu", kernel_regularizer=reg)(x)

@@ -13,6 +13,34 @@ def l2(regularization_lambda):
     return keras.regularizers.L2(regularization_lambda) if regularization_lambda else None
 
 
+def batch_norm(bn_momentum):
+    """Returns a `BatchNormalization` layer whose moving statistics follow the weights.
+
+    In inference mode (evaluation, the best-epoch choice on validation rows, saved models)
+    the layer normalises with moving averages of the batch statistics. Keras' default
+    momentum 0.99 averages over about 100 steps: with the few hundred steps of a small
+    audio dataset, the averages still carry their initial values and the early epochs'
+    weights when training stops, and the model scores far below its own training curve
+    (benchmarks/inference_gap.py). Momentum 0.9 (PyTorch's default, 0.1 there) averages
+    over about 10 steps.
+
+    Args:
+        bn_momentum: momentum of the moving mean and variance, `0 <= bn_momentum < 1`.
+
+    Returns:
+        A `keras.layers.BatchNormalization`.
+
+    Raises:
+        ValueError: when `bn_momentum` is outside `[0, 1)`.
+    """
+    if not 0 <= bn_momentum < 1:
+        raise ValueError(
+            f"bn_momentum={bn_momentum}: expected a value in [0, 1) (0.9 follows the "
+            "weights within about 10 steps; 0.99 needs hundreds)."
+        )
+    return layers.BatchNormalization(momentum=bn_momentum)
+
+
 def output_head(x, num_outputs, task_type):
     """Final dense layer: logits for classification, linear values for regression.
 

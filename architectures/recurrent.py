@@ -3,7 +3,7 @@
 import keras
 from keras import layers
 
-from architectures.common import l2, output_head
+from architectures.common import batch_norm, l2, output_head
 from architectures.layers import StatisticsPooling
 from architectures.registry import register
 
@@ -59,7 +59,8 @@ def rnn(input_shape, num_outputs, task_type="classification", *, cell="gru", uni
 
 @register("crnn", reshaping=("rnn",))
 def crnn(input_shape, num_outputs, task_type="classification", *, filters=16, conv_blocks=2,
-         cell="gru", units=64, pooling="mean", dropout=0.2, regularization_lambda=0.0):
+         cell="gru", units=64, pooling="mean", dropout=0.2, regularization_lambda=0.0,
+         bn_momentum=0.9):
     """Convolutions over (time, frequency), then a recurrent layer over the time frames.
 
     Pooling halves the frequency axis only, so the time resolution is kept for the RNN.
@@ -75,6 +76,8 @@ def crnn(input_shape, num_outputs, task_type="classification", *, filters=16, co
         pooling: `"mean"` or `"stats"` over time. Defaults to `"mean"`.
         dropout: dropout rate before the output. Defaults to `0.2`.
         regularization_lambda: L2 weight of every kernel. Defaults to `0.0`.
+        bn_momentum: momentum of the BatchNormalization moving statistics (see
+            `architectures.common.batch_norm`). Defaults to `0.9`.
 
     Returns:
         A `keras.Model`.
@@ -85,7 +88,7 @@ def crnn(input_shape, num_outputs, task_type="classification", *, filters=16, co
     freq = input_shape[1]
     for i in range(conv_blocks):
         x = layers.Conv2D(filters * 2**i, 3, padding="same", kernel_regularizer=reg)(x)
-        x = layers.Activation("relu")(layers.BatchNormalization()(x))
+        x = layers.Activation("relu")(batch_norm(bn_momentum)(x))
         x = layers.MaxPooling2D((1, 2), padding="same")(x)
         freq = (freq + 1) // 2
     x = layers.Reshape((input_shape[0], freq * filters * 2 ** (conv_blocks - 1)))(x)

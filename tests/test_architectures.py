@@ -53,6 +53,8 @@ def _alternative(name, value):
         return "lstm" if value == "gru" else "gru"
     if name == "pooling":
         return "stats" if value == "mean" else "mean"
+    if name == "bn_momentum":
+        return 0.5
     if isinstance(value, int):
         return value * 2 if value else 1
     if isinstance(value, float):
@@ -87,6 +89,20 @@ def test_regularization_lambda_adds_l2_losses(name):
     regular = architectures.get(name)(shape, 3, **kwargs, regularization_lambda=0.01)
     assert len(plain.losses) == 0 and len(regular.losses) > 0
     assert float(sum(keras.ops.convert_to_numpy(v) for v in regular.losses)) > 0
+
+
+def test_bn_momentum_reaches_every_batch_normalization():
+    model = architectures.get("vgg_mini")((*SHAPE, 1), 3, filters=2, dense_units=4,
+                                          bn_momentum=0.8)
+    momenta = {layer.momentum for layer in model.layers
+               if isinstance(layer, keras.layers.BatchNormalization)}
+    assert momenta == {0.8}
+
+
+@pytest.mark.parametrize("value", [1.0, -0.1])
+def test_bn_momentum_out_of_range_is_an_error(value):
+    with pytest.raises(ValueError, match=r"bn_momentum=.*expected a value in \[0, 1\)"):
+        architectures.get("example_cnn")((*SHAPE, 1), 3, bn_momentum=value)
 
 
 def test_unknown_architecture_lists_known():

@@ -97,9 +97,9 @@ def test_workbook_summary_shows_headline_metrics(classification_run):
     header = [ws.cell(row=2, column=j).value for j in range(1, ws.max_column + 1)]
     assert header[:5] == ["ID", "status", "selected", "comment_1", "comment_2"]
     assert "learning_rate" in header and "batch_size" not in header  # only differing params
-    metric_headers = ["accuracy mean", "accuracy std", "macro F1 mean", "macro F1 std",
-                      "clip accuracy mean", "clip accuracy std"]
-    assert header[header.index("accuracy mean"):][:12] == metric_headers * 2  # val, test
+    metric_headers = ["clip accuracy mean", "clip accuracy std", "accuracy mean",
+                      "accuracy std", "macro F1 mean", "macro F1 std"]
+    assert header[header.index("clip accuracy mean"):][:12] == metric_headers * 2  # val, test
     assert header[-2:] == ["folds", "message"]
     assert "loss mean" not in header and "precision mean" not in header  # Metrics sheet
     cols = _columns(ws, groups=True)
@@ -174,7 +174,7 @@ def test_workbook_selected_row_note_and_legend(classification_run):
     config, exp_dir, outcome, text = classification_run
     ws = load_workbook(exp_dir / "experiment_3.xlsx")["Summary"]
     results = ExperimentResults(exp_dir)
-    best = results.best("accuracy", "val")
+    best = results.best("accuracy", "val", level="auto")  # clip level: the store has clips
     rows = _rows_by_id(ws)
     selected = rows[best.id]
     assert ws.cell(row=selected, column=3).value == "★ selected"
@@ -191,7 +191,7 @@ def test_workbook_selected_row_note_and_legend(classification_run):
     assert _font_colour(ws.cell(row=failed, column=2)) == FAILED_FONT
     assert "diverged" in ws.cell(row=failed, column=ws.max_column).value
     assert outcome.exit_code == 1 and outcome.failed == [3]
-    assert f"* selected on validation accuracy: instance {best.id}" in text
+    assert f"* selected on validation accuracy (clip level): instance {best.id}" in text
     # The note: which level and metric to report, with the value.
     note = _find(ws, "Selected:").value
     test_clip = best.metric("accuracy", "test", "clip")
@@ -242,21 +242,23 @@ def test_workbook_statistics_sheet(classification_run):
     config, exp_dir, _, _ = classification_run
     ws = load_workbook(exp_dir / "experiment_3.xlsx")["Statistics"]
     results = ExperimentResults(exp_dir)
-    best = results.best("accuracy", "val")
+    best = results.best("accuracy", "val", level="auto")
     header = [c.value for c in ws[1]]
-    assert header == ["ID", "status", "folds", "val accuracy mean", "val 95% CI ± (plain t)",
-                      "test accuracy mean", "test 95% CI ± (plain t)",
+    # The store has several segments per clip: selection and tests use clip scores.
+    assert header == ["ID", "status", "folds", "val clip accuracy mean",
+                      "val 95% CI ± (plain t)", "test clip accuracy mean",
+                      "test 95% CI ± (plain t)",
                       f"test diff vs {best.id}", "diff 95% CI low (corrected)",
                       "diff 95% CI high (corrected)", "t (corrected)", "p (corrected)",
                       "verdict"]
-    ref = [f["metrics"]["test"]["accuracy"] for f in best.folds]
+    ref = [f["clip_metrics"]["test"]["accuracy"] for f in best.folds]
     for row in ws.iter_rows(min_row=2, max_row=5):
         values = [c.value for c in row]
         r = results[values[0]]
         if r.status != "complete":
             assert values[2] == 0
             continue
-        test = [f["metrics"]["test"]["accuracy"] for f in r.folds]
+        test = [f["clip_metrics"]["test"]["accuracy"] for f in r.folds]
         mean, half = mean_ci(test)
         assert values[5] == pytest.approx(mean) and values[6] == pytest.approx(half)
         if r.id == best.id:
@@ -360,7 +362,8 @@ def test_report_command_formats(classification_run):
     text = subprocess.run(run, capture_output=True, text=True, cwd=ROOT)
     assert text.returncode == 0 and "Rebuilt" in text.stdout and "failed" in text.stdout
     csv = subprocess.run(run + ["--format", "csv"], capture_output=True, text=True, cwd=ROOT)
-    assert csv.stdout.splitlines()[0] == "selected,id,status,val accuracy,test accuracy,comment"
+    assert csv.stdout.splitlines()[0] == ("selected,id,status,val clip accuracy,"
+                                          "test clip accuracy,test segment accuracy,comment")
     md = subprocess.run(run + ["--format", "markdown", "--no-workbook"], capture_output=True,
                         text=True, cwd=ROOT)
     assert md.stdout.startswith("| ") and "|---|" in md.stdout
@@ -409,11 +412,11 @@ def test_regression_workbook_and_plot(tmp_path):
     exp_dir = config.results_dir / "reg" / "experiment_1"
     ws = load_workbook(exp_dir / "experiment_1.xlsx")["Summary"]
     header = [ws.cell(row=2, column=j).value for j in range(1, ws.max_column + 1)]
-    assert [h for h in header if h.endswith(" mean")] == ["RMSE mean", "MAE mean",
-                                                          "R² mean", "clip RMSE mean"] * 2
+    assert [h for h in header if h.endswith(" mean")] == ["clip RMSE mean", "RMSE mean",
+                                                          "MAE mean", "R² mean"] * 2
     results = ExperimentResults(exp_dir)
-    best = results.best("rmse", "val")
-    assert best.id == min(results, key=lambda r: r.metric("rmse", "val")).id
+    best = results.best("rmse", "val", level="auto")  # selected at clip level
+    assert best.id == min(results, key=lambda r: r.metric("rmse", "val", "clip")).id
     assert ws.cell(row=2 + best.id, column=3).value == "★ selected"
     cols = _columns(ws, groups=True)
     rmse = ws.cell(row=2 + best.id, column=cols[("test", "RMSE mean")])
@@ -441,6 +444,63 @@ def test_report_note_segment_level_without_clips(tmp_path):
     results = ExperimentResults(tmp_path / "experiment_1")
     assert "Report its test accuracy at segment level: 0.5000 ± 0.1000 (mean ± std over 2 " \
         "folds)" in report_note(results)
+
+
+def _clip_results(tmp_path):
+    """Two instances: 1 is better per segment, 2 is better per clip (validation and test)."""
+    for instance, (segment, clip) in {1: (0.8, 0.85), 2: (0.7, 0.95)}.items():
+        folder = tmp_path / "experiment_1" / f"instance_{instance}"
+        folder.mkdir(parents=True)
+        for i, delta in enumerate((-0.01, 0.01)):
+            fold = {"fold": i, "status": "ok",
+                    "items": {"train": ["a", "b"], "val": ["c", "d"], "test": ["e"]},
+                    "metrics": {s: {"accuracy": segment + delta} for s in ("train", "val",
+                                                                           "test")},
+                    "clip_metrics": {s: {"accuracy": clip + delta} for s in ("train", "val",
+                                                                             "test")}}
+            (folder / f"fold_{i}.json").write_text(json.dumps(fold))
+    (tmp_path / "experiment_1" / "folds.json").write_text(json.dumps({"num_folds": 2}))
+    return ExperimentResults(tmp_path / "experiment_1")
+
+
+def test_best_auto_level_selects_on_clips_when_there_are_clips(tmp_path):
+    results = _clip_results(tmp_path)
+    assert results.best("accuracy", "val").id == 1  # segment level, as asked
+    assert results.best("accuracy", "val", level="auto").id == 2
+    assert results.best("accuracy", "val", level="clip").id == 2
+
+
+def test_report_note_selects_and_reports_at_clip_level(tmp_path):
+    from xval.report import report_note
+
+    note = report_note(_clip_results(tmp_path))
+    assert note.startswith("Selected: instance 2, best validation accuracy (0.9500, clip level)")
+    assert "Report its test accuracy at clip level: 0.9500 ± 0.0141 (mean ± std over 2 " \
+        "folds), segment level beside it: 0.7000 ± 0.0141." in note
+
+
+def test_terminal_table_clip_score_first_and_std_labelled(tmp_path):
+    table = terminal_table(_clip_results(tmp_path))
+    lines = table.splitlines()
+    assert lines[0].split() == ["id", "status", "val", "clip", "accuracy", "test", "clip",
+                                "accuracy", "test", "segment", "accuracy", "comment"]
+    selected = next(line for line in lines if line.startswith("*"))
+    assert selected.split()[1:6] == ["2", "complete", "0.9500", "±", "0.0141"]
+    assert selected.split()[9:12] == ["0.7000", "±", "0.0141"]
+    assert lines[-1] == ("* selected on validation accuracy (clip level): instance 2; report "
+                         "its test clip score 0.9500. ± = mean ± std over folds.")
+
+
+def test_terminal_table_without_clips_labels_std(tmp_path):
+    folder = tmp_path / "experiment_1" / "instance_1"
+    folder.mkdir(parents=True)
+    for i, value in enumerate((0.4, 0.6)):
+        fold = {"fold": i, "status": "ok", "items": {"train": ["a"], "val": ["c"], "test": ["e"]},
+                "metrics": {s: {"accuracy": value} for s in ("train", "val", "test")}}
+        (folder / f"fold_{i}.json").write_text(json.dumps(fold))
+    table = terminal_table(ExperimentResults(tmp_path / "experiment_1"), fmt="markdown")
+    assert table.splitlines()[0] == "|  | id | status | val accuracy | test accuracy | comment |"
+    assert table.endswith("report its test segment score 0.5000. ± = mean ± std over folds.")
 
 
 def test_corrected_resampled_ttest_hand_computed():

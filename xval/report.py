@@ -116,15 +116,15 @@ def _differing_params(results):
 def headline_metrics(results):
     """The metrics the Summary sheet shows, as `(level, metric, label)`.
 
-    Classification: accuracy, macro F1 and, where there are clips, clip accuracy;
-    regression: RMSE, MAE, R² and, where there are clips, clip RMSE.
+    Where files are cut into segments, the clip score comes first (the headline); then
+    classification: accuracy and macro F1; regression: RMSE, MAE and R² (segment level).
     """
     clips = "clip" in _levels(results)
     if task_type_of(results) == "classification":
         out = [("segment", "accuracy", "accuracy"), ("segment", "f1", "macro F1")]
-        return out + ([("clip", "accuracy", "clip accuracy")] if clips else [])
+        return ([("clip", "accuracy", "clip accuracy")] if clips else []) + out
     out = [("segment", "rmse", "RMSE"), ("segment", "mae", "MAE"), ("segment", "r2", "R²")]
-    return out + ([("clip", "rmse", "clip RMSE")] if clips else [])
+    return ([("clip", "rmse", "clip RMSE")] if clips else []) + out
 
 
 def _instance_columns(params):
@@ -173,7 +173,7 @@ def summary_table(results, config=None):
         `group`, and for metric columns `level`, `split`, `metric`, `stat`.
     """
     metric = selection_metric(config, task_type_of(results))
-    selected = results.best(metric, "val")
+    selected = results.best(metric, "val", level="auto")
     columns = _instance_columns(_differing_params(results))
     for split in ("val", "test"):
         for level, name, label in headline_metrics(results):
@@ -194,7 +194,7 @@ def metrics_table(results, config=None):
         `(columns, rows, selected_id, metric)`, as `summary_table`.
     """
     metric = selection_metric(config, task_type_of(results))
-    selected = results.best(metric, "val")
+    selected = results.best(metric, "val", level="auto")
     columns = _instance_columns(_differing_params(results))
     for level in _levels(results):
         for split in ("train", "val", "test"):
@@ -214,6 +214,13 @@ def report_level(instance, metric):
     return "clip" if instance.metric(metric, "test", "clip") is not None else "segment"
 
 
+def selection_level(results, metric):
+    """The level the selection metric is read at: `"clip"` when some complete instance has
+    clip-level validation values of `metric` (files cut into segments), else `"segment"`."""
+    return "clip" if any(r.status == "complete" and r.metric(metric, "val", "clip") is not None
+                         for r in results) else "segment"
+
+
 def report_note(results, config=None):
     """The sentence saying which instance was selected and which test value to report.
 
@@ -221,16 +228,20 @@ def report_note(results, config=None):
         The note, or `None` when no instance is complete.
     """
     metric = selection_metric(config, task_type_of(results))
-    sel = results.best(metric, "val")
+    sel = results.best(metric, "val", level="auto")
     if sel is None:
         return None
     level = report_level(sel, metric)
+    chosen = selection_level(results, metric)
     n = sel.summary.get("folds_done", len(sel.folds))
-    return (f"Selected: instance {sel.id}, best validation {metric} "
-            f"({sel.metric(metric, 'val'):.4f}, segment level). Report its test {metric} at "
-            f"{level} level: {sel.metric(metric, 'test', level):.4f} ± "
-            f"{sel.metric(metric, 'test', level, 'std'):.4f} (mean ± std over {n} folds). "
-            "Choose on validation, report test.")
+    note = (f"Selected: instance {sel.id}, best validation {metric} "
+            f"({sel.metric(metric, 'val', chosen):.4f}, {chosen} level). Report its test "
+            f"{metric} at {level} level: {sel.metric(metric, 'test', level):.4f} ± "
+            f"{sel.metric(metric, 'test', level, 'std'):.4f} (mean ± std over {n} folds)")
+    if level == "clip":
+        note += (f", segment level beside it: {sel.metric(metric, 'test'):.4f} ± "
+                 f"{sel.metric(metric, 'test', stat='std'):.4f}")
+    return note + ". Choose on validation, report test."
 
 
 def single_item_validation_warning(results, exp_dir=None):
@@ -278,18 +289,21 @@ def statistics_table(results, config=None):
     task = task_type_of(results)
     metric = selection_metric(config, task)
     alpha = config.report["alpha"] if config is not None else 0.05
-    selected = results.best(metric, "val")
+    selected = results.best(metric, "val", level="auto")
 
     def ok(r):
         return {f["fold"]: f for f in r.folds if f.get("status") == "ok"}
 
+    key = "clip_metrics" if selection_level(results, metric) == "clip" else "metrics"
+
     def scores(r, split):
-        return {i: f["metrics"][split][metric] for i, f in ok(r).items()}
+        return {i: f[key][split][metric] for i, f in ok(r).items() if f.get(key)}
 
     ref_id = selected.id if selected else "selected"
     level = f"{100 * (1 - alpha):g}%"
-    header = ["ID", "status", "folds", f"val {metric} mean", "val 95% CI ± (plain t)",
-              f"test {metric} mean", "test 95% CI ± (plain t)",
+    label = f"clip {metric}" if key == "clip_metrics" else metric
+    header = ["ID", "status", "folds", f"val {label} mean", "val 95% CI ± (plain t)",
+              f"test {label} mean", "test 95% CI ± (plain t)",
               f"test diff vs {ref_id}", f"diff {level} CI low (corrected)",
               f"diff {level} CI high (corrected)", "t (corrected)", "p (corrected)",
               "verdict"]
@@ -634,6 +648,9 @@ def build_workbook(exp_dir, config=None, path=None):
 def terminal_table(results, config=None, only=None, fmt="text"):
     """The summary as text, CSV or Markdown, the selected instance marked with `*`.
 
+    Each score reads "mean ± std over folds". Where files are cut into segments, the clip
+    scores come first (selection and headline) and the segment test score sits beside them.
+
     Args:
         results: an `ExperimentResults` or its folder.
         config: a `Config` (for the selection metric), or `None`.
@@ -646,12 +663,19 @@ def terminal_table(results, config=None, only=None, fmt="text"):
     if not isinstance(results, ExperimentResults):
         results = ExperimentResults(results)
     metric = selection_metric(config, task_type_of(results))
-    best = results.best(metric, "val")
-    header = ["", "id", "status", f"val {metric}", f"test {metric}", "comment"]
+    best = results.best(metric, "val", level="auto")
+    level = selection_level(results, metric)
+    if level == "clip":
+        columns = [("val", "clip"), ("test", "clip"), ("test", "segment")]
+    else:
+        columns = [("val", "segment"), ("test", "segment")]
+    header = ["", "id", "status"]
+    header += [f"{split} {lvl + ' ' if level == 'clip' else ''}{metric}" for split, lvl in columns]
+    header.append("comment")
     rows = []
 
-    def cell(r, split):
-        mean, std = r.metric(metric, split), r.metric(metric, split, stat="std")
+    def cell(r, split, lvl):
+        mean, std = r.metric(metric, split, lvl), r.metric(metric, split, lvl, "std")
         return "" if mean is None else f"{mean:.4f} ± {std:.4f}"
 
     for r in results:
@@ -660,11 +684,12 @@ def terminal_table(results, config=None, only=None, fmt="text"):
         comment = " / ".join(c for c in (r.params.get("comment_1", ""),
                                          r.params.get("comment_2", "")) if c)
         rows.append(["*" if best is not None and r.id == best.id else "", str(r.id), r.status,
-                     cell(r, "val"), cell(r, "test"), comment])
-    footer = ""
+                     *(cell(r, split, lvl) for split, lvl in columns), comment])
+    footer = "± = mean ± std over folds."
     if best is not None:
-        footer = (f"* selected on validation {metric}: instance {best.id}; report its test "
-                  f"score {best.metric(metric, 'test'):.4f}.")
+        footer = (f"* selected on validation {metric} ({level} level): instance {best.id}; "
+                  f"report its test {level} score "
+                  f"{best.metric(metric, 'test', level):.4f}. {footer}")
     if fmt == "csv":
         import csv
         import io

@@ -207,7 +207,22 @@ class ExperimentResults:
         return pd.DataFrame.from_records(records)
 
     def best(self, metric="accuracy", split="val", level="segment"):
-        """The complete instance with the best mean `metric` on `split` (direction by name)."""
+        """The complete instance with the best mean `metric` on `split` (direction by name).
+
+        Args:
+            metric: metric name (its direction follows the name: max for accuracy-like).
+            split: `"train"`, `"val"` or `"test"`. Defaults to `"val"`.
+            level: `"segment"`, `"clip"`, or `"auto"`: clip level when some complete
+                instance has clip-level values of `metric` on `split` (the store cuts files
+                into segments), else segment level. Defaults to `"segment"`.
+
+        Returns:
+            The best `InstanceResults`, or `None` when no instance is complete.
+        """
+        if level == "auto":
+            level = "clip" if any(r.status == "complete"
+                                  and r.metric(metric, split, "clip") is not None
+                                  for r in self) else "segment"
         candidates = [r for r in self if r.status == "complete"
                       and r.metric(metric, split, level) is not None]
         if not candidates:
