@@ -204,7 +204,7 @@ DIVERGE = ["learning_rate=1e6", 'optimizer="sgd"', 'save_model_metric="val_accur
 
 def test_experiment_failing_instance_recorded_and_run_goes_on(config_path, config, store):
     exp = make_experiment(config_path)
-    exp[1] = BASE + DIVERGE
+    exp.instances[1] = BASE + DIVERGE
     lines = []
     outcome = exp.run(config=config, out=lines.append)
     assert outcome.exit_code == 1 and outcome.failed == [1]
@@ -219,7 +219,7 @@ def test_experiment_failing_instance_recorded_and_run_goes_on(config_path, confi
 
 def test_experiment_debug_mode_stops_at_first_error(config_path, config, store):
     exp = make_experiment(config_path, debug_mode=True)
-    exp[1] = BASE + DIVERGE
+    exp.instances[1] = BASE + DIVERGE
     with pytest.raises(Exception, match="diverged"):
         exp.run(config=config, out=lambda *a: None)
     assert not (exp_dir(config) / "instance_2" / "fold_0.json").exists()
