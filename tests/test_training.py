@@ -278,38 +278,44 @@ def test_predict_command_and_other_backend(audio_experiment):
     np.testing.assert_allclose(a, b, atol=1e-4)  # saved under torch, predicts under TF
 
 
-# Runs a CLI with TensorFlow made unimportable, as on the torch-only install `make run`
-# creates, and without KERAS_BACKEND: the configured backend must be used.
-WITHOUT_TF = """
-import runpy, sys
+@pytest.fixture(scope="module")
+def without_tensorflow(tmp_path_factory):
+    """A command prefix that runs Python as on the torch-only install `make run` creates:
+    the installed packages minus TensorFlow (links to every other entry of site-packages,
+    and `python -S` so the real site-packages is not added)."""
+    import site
 
-class Blocker:
-    def find_spec(self, name, path=None, target=None):
-        if name == "tensorflow" or name.startswith("tensorflow."):
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-        return None
-
-sys.meta_path.insert(0, Blocker())
-sys.argv = ["xval"] + sys.argv[1:]
-runpy.run_module("xval", run_name="__main__")
-"""
+    packages = next(p for p in map(__import__("pathlib").Path, site.getsitepackages())
+                    if (p / "keras").is_dir())
+    folder = tmp_path_factory.mktemp("torch_only")
+    for entry in packages.iterdir():
+        if not entry.name.lower().startswith(("tensorflow", "tensorboard", "_distutils")):
+            (folder / entry.name).symlink_to(entry)
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    env["PYTHONPATH"] = f"{ROOT}{os.pathsep}{folder}"
+    probe = subprocess.run([sys.executable, "-S", "-c", "import importlib.util as u; "
+                            "print(u.find_spec('tensorflow'), u.find_spec('keras') is not None)"],
+                           capture_output=True, text=True, env=env)
+    assert probe.stdout.split() == ["None", "True"], probe.stderr
+    return [sys.executable, "-S", "-m", "xval"], env
 
 
 @pytest.mark.parametrize("command", ["predict", "embed"])
-def test_model_commands_use_the_configured_backend(command, audio_experiment, tmp_path):
+def test_model_commands_use_the_configured_backend(command, audio_experiment, tmp_path,
+                                                   without_tensorflow):
     model, audio = audio_experiment
+    prefix, env = without_tensorflow
     config = write_config(tmp_path, backend={"backend": "torch"})
-    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
     extra = ["--layer", "global_average_pooling2d", "--out", str(tmp_path / "e.npy")] \
         if command == "embed" else []
-    proc = subprocess.run([sys.executable, "-c", WITHOUT_TF, command, str(model),
-                           str(audio / "high_ann_0.wav"), "--config", str(config), *extra],
+    proc = subprocess.run([*prefix, command, str(model), str(audio / "high_ann_0.wav"),
+                           "--config", str(config), *extra],
                           capture_output=True, text=True, cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr
     assert "tensorflow" not in proc.stderr.lower()
     bad = write_config(tmp_path / "tf", backend={"backend": "tensorflow"})
-    proc = subprocess.run([sys.executable, "-c", WITHOUT_TF, command, str(model),
-                           str(audio / "high_ann_0.wav"), "--config", str(bad), *extra],
+    proc = subprocess.run([*prefix, command, str(model), str(audio / "high_ann_0.wav"),
+                           "--config", str(bad), *extra],
                           capture_output=True, text=True, cwd=tmp_path, env=env)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
