@@ -206,6 +206,10 @@ def run_fold(job):
         job = Job.from_dict(job)
     t_start = time.perf_counter()
     params = job.params
+    refit = job.refit_epochs is not None  # the final model: all items, fixed epochs
+    if refit:
+        params = {**params, "epochs": int(job.refit_epochs)}
+    splits = ("train",) if refit else ("train", "val", "test")
     fold = job.fold
     task_type = job.task_type
     store = FeatureStore(job.store)
@@ -216,7 +220,7 @@ def run_fold(job):
         )
     rows = fold_rows(store, job.items)
     for key, value in rows.items():
-        if len(value) == 0:
+        if len(value) == 0 and key in splits:
             raise TrainingError(f"Fold {fold} has no {key} rows.")
     targets = store.targets
     n_outputs = len(store.classes) if task_type == "classification" else 1
@@ -243,8 +247,9 @@ def run_fold(job):
     workers = params["generator_workers"] if job.generator else 0
     train_data = make_batches(*source["train"], targets[rows["train"]], batch_size=batch_size,
                               shuffle=True, seed=seed, weights=weights, workers=workers)
-    val_data = make_batches(*source["val"], targets[rows["val"]], batch_size=batch_size,
-                            shuffle=False, workers=workers)
+    val_data = None if refit else make_batches(*source["val"], targets[rows["val"]],
+                                               batch_size=batch_size, shuffle=False,
+                                               workers=workers)
     if task_type == "classification":
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         compiled_metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
@@ -265,6 +270,9 @@ def run_fold(job):
                                             patience=params["patience"],
                                             restore_best_weights=True)
     callbacks = [stopper, keras.callbacks.TerminateOnNaN()]
+    if refit:  # no validation rows: no early stopping, no best-epoch restore
+        monitor, mode = "loss", "min"
+        callbacks = [keras.callbacks.TerminateOnNaN()]
     if params["lr_schedule"] == "plateau":
         callbacks.append(keras.callbacks.ReduceLROnPlateau(
             monitor=monitor, mode=mode, factor=0.5, patience=max(1, params["patience"] // 2)))
@@ -283,12 +291,14 @@ def run_fold(job):
         )
     curve = np.where(np.isfinite(curve), curve, np.inf if mode == "min" else -np.inf)
     best_epoch = int(np.argmin(curve) if mode == "min" else np.argmax(curve)) + 1
+    if refit:
+        best_epoch = len(curve)  # the model of the last epoch is the one kept
     t_eval = time.perf_counter()
     best = model  # the best epoch's weights, restored by EarlyStopping
     outputs, result_metrics, clip_metrics = {}, {}, {}
     clips = store.clips
-    multi_segment = len(np.unique(clips[rows["test"]])) < len(rows["test"])
-    for key in ("train", "val", "test"):
+    multi_segment = len(np.unique(clips[rows[splits[-1]]])) < len(rows[splits[-1]])
+    for key in splits:
         outputs[key] = _predict(best, *source[key], max(batch_size, 1024))
         y = targets[rows[key]]
         if np.isfinite(outputs[key]).all():
@@ -304,7 +314,8 @@ def run_fold(job):
         path = Path(tmp) / f"fold_{fold}.keras"
         model.save(path)
         model_bytes = path.read_bytes()
-    predictions = _predictions_csv(store, rows["test"], outputs["test"], task_type)
+    predictions = None if refit else _predictions_csv(store, rows["test"], outputs["test"],
+                                                      task_type)
     backend = keras.backend.backend()
     keras.backend.clear_session()
     import socket
