@@ -67,8 +67,8 @@ def experiment_parser(experiment):
                         help="train complete instance K once on all items for the median of "
                              "its folds' best epochs; saves instance_K/final.keras")
     parser.add_argument("--mlflow", nargs="?", const=DEFAULT_MLFLOW, metavar="URI",
-                        help="log runs to MLflow (default: ./mlruns in the current "
-                             "directory); give it last or as --mlflow=URI")
+                        help="log runs to MLflow: a folder (default: mlruns in the current "
+                             "directory) or a tracking URI; give it last or as --mlflow=URI")
     return parser
 
 
@@ -114,6 +114,8 @@ def run_experiment_cli(experiment, argv=None):
             from xval.tracking import MLflowListener
 
             listeners.append(MLflowListener(args.mlflow))
+            if not args.dry_run:
+                listeners[-1].connect()  # a store that cannot open fails before training
         selected = experiment.select(args.first, args.last, args.instances)
         outcome = experiment.run(
             selected, overrides=overrides, overwrite=args.overwrite or None,
