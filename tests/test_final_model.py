@@ -308,3 +308,20 @@ def test_refit_cli_writes_final_model_and_predict_uses_it(trained):
     assert default.stdout.splitlines()[0].startswith("final model of instance_1 (refit")
     forced = _cli("predict", inst, audio, "--ensemble")
     assert forced.stdout.splitlines()[0] == "ensemble of 2 fold models of instance_1"
+
+
+def test_refit_runs_through_the_process_executor(config, store):
+    exp = Experiment(description="t", dataset="tiny", number=1, num_folds=2,
+                     parameters={"epochs": 2, "batch_size": 16}, config=str(config.path))
+    exp[1] = {"architecture": "mlp", "reshaping_type": "none", "comment_1": "",
+              "comment_2": "", "hidden_units": 8}
+    exp.run(config=config, out=lambda *a: None)
+    lines = []
+    path = exp.refit(1, config=config, executor="process", out=lines.append)
+    inst = config.results_dir / "tiny" / "experiment_1" / "instance_1"
+    assert path == inst / "final.keras" and path.exists()
+    final = json.loads((inst / "final.json").read_text())
+    assert final["pid"] != os.getpid()  # trained in a worker process
+    assert final["n_rows"]["train"] == len(store)
+    assert lines[0].startswith(f"instance 1: refitting on all 6 items for {final['epochs']} "
+                               "epochs")

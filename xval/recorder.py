@@ -197,7 +197,8 @@ class Recorder:
             "timings": result.timings, "n_rows": result.n_rows, "metrics": result.metrics,
             "clip_metrics": result.clip_metrics, "history": result.history,
             "classes": result.classes, "backend": result.backend,
-            "keras_version": result.keras_version, "device": result.device, **extra,
+            "keras_version": result.keras_version, "device": result.device,
+            "host": result.host, "pid": result.pid, **extra,
         }
         atomic_write_json(inst_dir / "final.json", info)
         self._notify("on_refit", result, inst_dir)
