@@ -21,9 +21,9 @@ $(VENV)/.installed-run: pyproject.toml constraints.txt | $(PY)
 	touch $@
 
 # Test install: both backends the tests exercise (torch and tensorflow), audio augmentation,
-# Ray, Optuna, pytest, ruff.
+# Ray, Optuna, MLflow, pytest, ruff.
 $(VENV)/.installed-test: pyproject.toml constraints.txt $(VENV)/.installed-run
-	$(PIP) install -e ".[torch,tensorflow,augment,ray,search,test]" $(CONSTRAINTS)
+	$(PIP) install -e ".[torch,tensorflow,augment,ray,search,mlflow,test]" $(CONSTRAINTS)
 	touch $@
 
 data/demo/dataset.json: | $(VENV)/.installed-run

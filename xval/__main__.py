@@ -1,4 +1,4 @@
-"""`python -m xval COMMAND`: report, predict, embed."""
+"""`python -m xval COMMAND`: report, predict, evaluate, embed."""
 
 import argparse
 import os
@@ -66,6 +66,14 @@ def choose_backend(config_path=None):
     return backend
 
 
+def _model_choice(p):
+    p.add_argument("--fold", type=int, metavar="I",
+                   help="with an instance folder: only the model of fold I")
+    p.add_argument("--ensemble", action="store_true",
+                   help="with an instance folder: average the fold models even when "
+                        "final.keras exists")
+
+
 def main(argv=None):
     from xval.logs import quiet_framework_logs
 
@@ -77,10 +85,31 @@ def main(argv=None):
     p.add_argument("--format", choices=("text", "csv", "markdown"), default="text")
     p.add_argument("--no-workbook", action="store_true", help="print only")
     p.add_argument("--config", help="config.ini (selection metric, alpha)")
-    p = sub.add_parser("predict", help="class probabilities of audio files from a saved model")
-    p.add_argument("model", help="a fold_<i>.keras inside an experiment's results")
+    p = sub.add_parser("predict", help="class probabilities of audio files from saved models")
+    p.add_argument("model", help="an instance_<k> folder (its fold models' ensemble, or its "
+                                 "final.keras after --refit) or a .keras file")
     p.add_argument("audio", nargs="+")
     p.add_argument("--format", choices=("text", "csv"), default="text")
+    _model_choice(p)
+    p.add_argument("--dataset-info", help="dataset.json with the feature parameters "
+                                          "(default: found next to the model)")
+    p.add_argument("--config", help="config.ini whose [backend] to use")
+    p = sub.add_parser("evaluate", help="score saved models on new labelled audio")
+    p.add_argument("model", help="an instance_<k> folder or a .keras file (as for predict)")
+    p.add_argument("sources", nargs="+", metavar="SOURCE",
+                   help="class folders (default), folders for --pattern, or CSV manifests")
+    p.add_argument("--source", choices=("folders", "regex", "manifest"),
+                   help="how SOURCE is read (default: regex with --pattern, else folders)")
+    p.add_argument("--pattern", help="regex with (?P<label>..) over relative paths; presets: "
+                                     "fsdd, ravdess, speaker-id")
+    p.add_argument("--label-map", help="with --pattern: preset (ravdess) or CODE=NAME,...")
+    p.add_argument("--manifest", action="store_true", help="SOURCE is a CSV manifest")
+    p.add_argument("--path-column", default="path", help="manifest column of audio paths")
+    p.add_argument("--label-column", default="label", help="manifest column of labels")
+    p.add_argument("--clip-column", help="manifest column of clip ids")
+    p.add_argument("--root", help="folder the manifest paths are relative to")
+    p.add_argument("--format", choices=("text", "csv"), default="text")
+    _model_choice(p)
     p.add_argument("--dataset-info", help="dataset.json with the feature parameters "
                                           "(default: found next to the model)")
     p.add_argument("--config", help="config.ini whose [backend] to use")
@@ -96,6 +125,10 @@ def main(argv=None):
         if args.command == "report":
             return _report(args)
         choose_backend(args.config)
+        if args.command == "evaluate":
+            from xval.evaluate import main_evaluate
+
+            return main_evaluate(args)
         from xval.predict import main_embed, main_predict
 
         return main_predict(args) if args.command == "predict" else main_embed(args)

@@ -10,6 +10,7 @@ from xval.executors import EXECUTOR_NAMES
 from xval.params import parse_override
 
 EXIT_INTERRUPTED = 130
+DEFAULT_MLFLOW = "mlruns"  # a local MLflow file store in the current directory
 
 
 def _instance_list(text):
@@ -73,6 +74,12 @@ def experiment_parser(experiment):
     parser.add_argument("--ray-address", metavar="auto|HOST:PORT",
                         help="with --executor ray: the cluster to join (default: start a "
                              "local Ray on this machine)")
+    parser.add_argument("--refit", type=int, metavar="K",
+                        help="train complete instance K once on all items for the median of "
+                             "its folds' best epochs; saves instance_K/final.keras")
+    parser.add_argument("--mlflow", nargs="?", const=DEFAULT_MLFLOW, metavar="URI",
+                        help="log runs to MLflow: a folder (default: mlruns in the current "
+                             "directory) or a tracking URI; give it last or as --mlflow=URI")
     return parser
 
 
@@ -111,9 +118,26 @@ def run_experiment_cli(experiment, argv=None):
         overrides = dict(parse_override(text) for text in args.set)
         if args.backend:
             os.environ["KERAS_BACKEND"] = args.backend
+        executor = args.executor or ("ray" if args.ray_address else None)
+        if args.refit is not None:
+            if args.first is not None or args.instances is not None or args.set \
+                    or args.dry_run or args.overwrite or args.mlflow:
+                raise ConfigurationError(
+                    "--refit K takes no instance range, --instances, --set, --dry-run, "
+                    "--overwrite or --mlflow: it refits one complete instance with its own "
+                    "parameters."
+                )
+            experiment.refit(args.refit, config=args.config, executor=executor, gpu=args.gpu)
+            return 0
+        listeners = []
+        if args.mlflow is not None:
+            from xval.tracking import MLflowListener
+
+            listeners.append(MLflowListener(args.mlflow))
+            if not args.dry_run:
+                listeners[-1].connect()  # a store that cannot open fails before training
         selected = None if args.search else \
             experiment.select(args.first, args.last, args.instances)
-        executor = args.executor or ("ray" if args.ray_address else None)
         outcome = experiment.run(
             selected, overrides=overrides, overwrite=args.overwrite or None,
             dry_run=args.dry_run, gpu=args.gpu, config=args.config, executor=executor,
@@ -121,6 +145,7 @@ def run_experiment_cli(experiment, argv=None):
             progress=not args.quiet and not args.dry_run, verbose=args.verbose,
             out=(lambda *a: None) if args.quiet else print,
             search=args.search, trials=args.trials, timeout=args.timeout,
+            listeners=listeners,
         )
         return outcome.exit_code
     except XvalError as e:

@@ -282,7 +282,8 @@ class Experiment:
 
     def run(self, instances=None, *, overrides=None, overwrite=None, dry_run=False, gpu=None,
             config=None, executor=None, gpus=None, debug=None, out=print, ray_address=None,
-            progress=False, verbose=False, search=False, trials=None, timeout=None):
+            progress=False, verbose=False, search=False, trials=None, timeout=None,
+            listeners=()):
         """Validates, then runs the selected instances.
 
         Every instance is resolved and every conflict with existing results is found before
@@ -312,6 +313,8 @@ class Experiment:
             trials: with `search`, the number of trials in the study (overrides
                 `n_trials`). timeout: with `search`, seconds after which this runner starts
                 no new trial.
+            listeners: objects told about every recorded fold and instance, e.g.
+                `xval.tracking.MLflowListener` (see `xval.recorder.Recorder`).
 
         Returns:
             `RunOutcome` with `results` (`ExperimentResults`), `failed`, `skipped` (held by
@@ -370,9 +373,9 @@ class Experiment:
             if search:
                 return self._run_search(config, runner, backend, overrides or {}, out,
                                         trials=trials, timeout=timeout, progress=progress,
-                                        verbose=verbose)
+                                        verbose=verbose, listeners=listeners)
             return self._execute(plan, runner, backend, overwrite, debug, out,
-                                 progress=progress, verbose=verbose)
+                                 progress=progress, verbose=verbose, listeners=listeners)
         finally:
             runner.close()
 
@@ -405,7 +408,7 @@ class Experiment:
                            config_path=plan.config.path, backend=backend)
 
     def _execute(self, plan, runner, backend, overwrite, debug, out, progress=False,
-                 verbose=False):
+                 verbose=False, listeners=()):
         from filelock import Timeout
 
         from xval.recorder import Recorder
@@ -414,7 +417,7 @@ class Experiment:
 
         exp_dir = plan.exp_dir
         self._write_experiment_files(plan, backend)
-        recorder = Recorder(exp_dir, plan.config, plan.num_folds, out=out)
+        recorder = Recorder(exp_dir, plan.config, plan.num_folds, out=out, listeners=listeners)
         held, skipped, jobs_by_instance = [], [], {}
         t0 = time.perf_counter()
         try:
@@ -488,6 +491,98 @@ class Experiment:
         from xval.report import terminal_table
 
         out(terminal_table(results, config=config, only=selected))
+
+    def refit(self, instance, config=None, out=print, *, executor=None, gpu=None):
+        """Trains the final model of a complete instance on all its items.
+
+        The model trains once on the train, validation and test items of fold 0 together,
+        for the median of the folds' best epochs, with no validation and no early stopping,
+        through the configured executor. It is saved as `instance_<k>/final.keras` with
+        `final.json` (epochs, items, parameter hash, model size and hash, timings, training
+        metrics); an earlier final model is replaced. `predict` then uses it by default.
+
+        Args:
+            instance: the instance id.
+            config: a `Config`, a path, or `None` to find config.ini.
+            out: print function for progress. Defaults to `print`.
+            executor: `"inline"`, `"process"` or `"ray"`; `None` uses config.ini.
+            gpu: GPU id (`CUDA_VISIBLE_DEVICES`); `None` uses `gpu_ID`.
+
+        Returns:
+            The path of `final.keras`.
+
+        Raises:
+            ConfigurationError: when the instance is not declared, or not complete.
+            ResultsConflictError: when its results were made with other parameters or folds.
+            TrainingError: when the refit fails.
+        """
+        import statistics
+
+        from xval.config import Config, find_config, load_config
+        from xval.errors import TrainingError
+        from xval.executors import JobQueue, make_executor
+        from xval.jobs import Job
+        from xval.planner import make_plan
+        from xval.recorder import Recorder, fold_state, read_result_file
+
+        if not isinstance(config, Config):
+            config = load_config(config or self.config_path or find_config(self.script))
+        selected = self.select(instances=[instance])
+        gpu = normalize_gpu(self.gpu_ID if gpu is None else gpu, "GPU id")
+        backend = setup_environment(config.backend["backend"], gpu)
+        plan = make_plan(self, config, selected, {}, False)
+        inst_dir = plan.exp_dir / f"instance_{instance}"
+        missing = [i for i in range(plan.num_folds) if not fold_state(inst_dir, i)[0]]
+        if missing:
+            raise ConfigurationError(
+                f"Instance {instance} is not complete (folds {missing} of {plan.num_folds} are "
+                f"not done in {inst_dir}), so there is no epoch count to refit with. Run it "
+                f"first: `python {Path(self.script or 'EXPERIMENT.py').name} {instance} "
+                f"{instance}`."
+            )
+        best_epochs = [read_result_file(inst_dir / f"fold_{i}.json", "rerun the instance.")
+                       ["best_epoch"] for i in range(plan.num_folds)]
+        epochs = max(1, int(round(statistics.median(best_epochs))))
+        fold = plan.folds[0]
+        items = sorted({*fold["train"], *fold["val"], *fold["test"]})
+        job = Job(instance=instance, fold=0, params=plan.resolved[instance],
+                  items={"train": items, "val": [], "test": []}, task_type=plan.task_type,
+                  generator=plan.generator, store=str(Path(plan.store.path).resolve()),
+                  params_hash=plan.hashes[instance], store_hash=plan.store.content_hash,
+                  refit_epochs=epochs)
+        recorder = Recorder(plan.exp_dir, config, plan.num_folds, out=out)
+        runner = make_executor(executor or config.backend["executor"],
+                               gpus=[gpu] if gpu is not None else None, backend=backend)
+        out(f"instance {instance}: refitting on all {len(items)} items for {epochs} epochs "
+            f"(median of the folds' best epochs {best_epochs}).")
+        from filelock import Timeout
+
+        instance_lock = recorder.instance_lock(instance)
+        try:
+            instance_lock.acquire(timeout=0)
+        except Timeout:
+            raise ConfigurationError(
+                f"Instance {instance} is running in another runner; refit it after that "
+                "runner ends."
+            ) from None
+        try:
+            runner.start()
+            try:
+                results = runner.run(JobQueue([job]))
+                try:
+                    result = next(results)
+                finally:
+                    results.close()
+            finally:
+                runner.close()
+            if not result.ok:
+                raise TrainingError(f"Refit of instance {instance} failed: {result.message}"
+                                    ) from result.exception
+            path = recorder.record_refit(result, fold_best_epochs=best_epochs)
+        finally:
+            instance_lock.release()
+        out(f"instance {instance}: final model {path} ({result.timings['total_seconds']:.1f}s)")
+        return path
 
 
 class RunOutcome:

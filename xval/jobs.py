@@ -46,6 +46,10 @@ class Job:
         params_hash: the parameters' hash (see `xval.params.params_hash`).
         store_hash: the store's content hash, checked where the job runs.
         log_dir: TensorBoard log folder, or `None`.
+        refit_epochs: when set, the job is a refit (the final model of an instance): it
+            trains on every row of `items["train"]` for exactly this many epochs, without
+            validation or early stopping, and evaluates on the training rows only.
+            Defaults to `None` (a cross-validation fold).
     """
 
     instance: int
@@ -58,6 +62,7 @@ class Job:
     params_hash: str = ""
     store_hash: str = ""
     log_dir: str | None = None
+    refit_epochs: int | None = None
 
     def __post_init__(self):
         if not Path(self.store).is_absolute():

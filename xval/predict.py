@@ -6,6 +6,7 @@ model's folder leads to it.
 """
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -96,29 +97,149 @@ def _features(files, params):
     return out
 
 
-def predict_files(model_path, files, *, dataset_info=None, model=None):
-    """Per-segment and per-clip outputs of a saved model on audio files.
+class ModelSet:
+    """The saved model(s) that answer for a `.keras` path or an instance folder.
 
     Args:
-        model_path: a `fold_<i>.keras` file.
-        files: audio files.
-        dataset_info: dict or path of the dataset description; `None` finds it.
-        model: an already loaded model (skips loading).
+        paths: the `.keras` files; several make a cross-validation ensemble.
+        description: what they are, in words (e.g. `"ensemble of 4 fold models of
+            instance_1"`), printed by `predict` and `evaluate`.
+    """
+
+    def __init__(self, paths, description):
+        self.paths = [Path(p) for p in paths]
+        self.description = description
+        self._models = None
+
+    def __len__(self):
+        return len(self.paths)
+
+    @property
+    def models(self):
+        if self._models is None:
+            self._models = [load(p) for p in self.paths]
+        return self._models
+
+    def outputs(self, features):
+        """The models' outputs (logits or regression values), averaged over the models.
+
+        Args:
+            features: `np.ndarray [shape=(n, time, frequency)]`.
+
+        Returns:
+            `np.ndarray [shape=(n, outputs)]`, float64.
+        """
+        x = np.asarray(features, dtype=np.float32)
+        total = None
+        for model in self.models:
+            out = np.asarray(model.predict(x, verbose=0), dtype=np.float64)
+            total = out if total is None else total + out
+        return total / len(self.models)
+
+    def __repr__(self):
+        return f"ModelSet({self.description!r})"
+
+
+def _fold_index(path):
+    match = re.fullmatch(r"fold_(\d+)\.keras", path.name)
+    return int(match.group(1)) if match else None
+
+
+def resolve_models(model_or_instance_dir, *, fold=None, ensemble=False):
+    """The model(s) to use for a `.keras` path or an `instance_<k>` folder.
+
+    For an instance folder: `fold_<fold>.keras` when `fold` is given; else `final.keras`
+    (the refit model) when it exists and `ensemble` is off; else every `fold_<i>.keras` as a
+    cross-validation ensemble.
+
+    Args:
+        model_or_instance_dir: a `.keras` file or an `instance_<k>` folder.
+        fold: keep the single model of this fold. Defaults to `None`.
+        ensemble: use the fold models even when `final.keras` exists. Defaults to `False`.
 
     Returns:
-        list (one per file) of dicts: `file`, `segments` (list of `{"start", "scores"}`)
-        and `clip` (`{"scores", "predicted"}`). For classification `scores` maps class
-        names to probabilities and the clip scores average the segment logits.
+        A `ModelSet`.
+
+    Raises:
+        ConfigurationError: for `fold` with `ensemble`, `fold`/`ensemble` with a `.keras`
+            file, a missing fold model (listing the present ones), or a folder without
+            models.
     """
-    info = dataset_info if isinstance(dataset_info, dict) else \
-        dataset_info_for(model_path, dataset_info)
-    model = model or load(model_path)
+    path = Path(model_or_instance_dir)
+    if fold is not None and ensemble:
+        raise ConfigurationError(
+            f"--fold {fold} and --ensemble contradict each other: --fold keeps one fold "
+            "model, --ensemble averages all of them. Give one."
+        )
+    if not path.is_dir():
+        if fold is not None or ensemble:
+            raise ConfigurationError(
+                f"--fold and --ensemble choose models inside an instance folder, but "
+                f"{str(path)!r} is not a folder. Pass its instance_<k> folder instead."
+            )
+        owner = path.parent.name
+        where = f" of {owner}" if owner.startswith("instance_") else ""
+        return ModelSet([path], f"model {path.name}{where}")
+    folds = sorted((p for p in path.glob("fold_*.keras") if _fold_index(p) is not None),
+                   key=_fold_index)
+    final = path / "final.keras"
+    if fold is not None:
+        chosen = path / f"fold_{fold}.keras"
+        if not chosen.is_file():
+            present = [_fold_index(p) for p in folds]
+            raise ConfigurationError(
+                f"--fold {fold}: {path} has no {chosen.name}; its fold models are "
+                f"{present or 'none'}."
+            )
+        return ModelSet([chosen], f"fold {fold} model of {path.name}")
+    if final.is_file() and not ensemble:
+        return ModelSet([final], f"final model of {path.name} (refit on all items; "
+                                 "--ensemble uses the fold models)")
+    if not folds:
+        raise ConfigurationError(
+            f"{path} holds no fold_<i>.keras models (nor final.keras): pass an "
+            "instance_<k> folder of a run, or a .keras file."
+        )
+    return ModelSet(folds, f"ensemble of {len(folds)} fold models of {path.name}")
+
+
+def _info_for(models, dataset_info):
+    if isinstance(dataset_info, dict):
+        return dataset_info
+    return dataset_info_for(models.paths[0], dataset_info)
+
+
+def predict_files(model_or_instance_dir, files, fold=None, *, ensemble=False,
+                  dataset_info=None, model=None):
+    """Per-segment and per-clip outputs of saved model(s) on audio files.
+
+    Given an instance folder, the fold models form a cross-validation ensemble: their
+    logits (regression outputs) are averaged, then the softmax is taken; `final.keras` is
+    used instead when the instance was refit (see `resolve_models`).
+
+    Args:
+        model_or_instance_dir: a `.keras` file, or an `instance_<k>` folder.
+        files: audio files.
+        fold: with an instance folder, keep the single model of this fold.
+        ensemble: use the fold models even when `final.keras` exists.
+        dataset_info: dict or path of the dataset description; `None` finds it.
+        model: an already loaded `keras.Model` (skips loading; a single `.keras` path only).
+
+    Returns:
+        list (one per file) of dicts: `file`, `model` (what answered, in words),
+        `segments` (list of `{"start", "scores"}`) and `clip` (`{"scores", "predicted"}`).
+        For classification `scores` maps class names to probabilities and the clip scores
+        average the segment logits.
+    """
+    models = resolve_models(model_or_instance_dir, fold=fold, ensemble=ensemble)
+    info = _info_for(models, dataset_info)
+    if model is not None:
+        models._models = [model]
     classes = info.get("classes") or []
     results = []
     for path, feats in zip(files, _features(files, info["feature_params"])):
-        outputs = np.asarray(model.predict(feats["features"].astype(np.float32), verbose=0),
-                             dtype=np.float64)
-        record = {"file": str(path), "segments": []}
+        outputs = models.outputs(feats["features"])
+        record = {"file": str(path), "model": models.description, "segments": []}
         if classes:
             probs = softmax(outputs)
             clip = softmax(outputs.mean(axis=0, keepdims=True))[0]
@@ -193,9 +314,13 @@ def embed_files(model_path, files, layer, *, dataset_info=None):
 
 
 def main_predict(args):
-    results = predict_files(args.model, args.audio,
+    results = predict_files(args.model, args.audio, fold=getattr(args, "fold", None),
+                            ensemble=getattr(args, "ensemble", False),
                             dataset_info=getattr(args, "dataset_info", None))
+    described = Path(args.model).is_dir()
     if args.format == "csv":
+        if described:  # a comment line: pandas reads it with `comment="#"`
+            print(f"# {results[0]['model']}")
         names = list(results[0]["clip"]["scores"])
         print(",".join(["file", "level", "start", "predicted"] + names))
         for r in results:
@@ -206,6 +331,7 @@ def main_predict(args):
             print(",".join([r["file"], "clip", "", str(r["clip"]["predicted"])]
                            + [f"{r['clip']['scores'][n]:.6f}" for n in names]))
         return 0
+    print(results[0]["model"])
     for r in results:
         scores = r["clip"]["scores"]
         top = sorted(scores.items(), key=lambda kv: -kv[1])

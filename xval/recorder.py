@@ -89,7 +89,8 @@ class Recorder:
         out: print function for progress lines. Defaults to `print`.
         listeners: objects told about what was recorded (e.g. an experiment tracker): each
             may define `on_fold(result, inst_dir)` (after a fold's files are written) and
-            `on_instance(instance, summary, params, inst_dir)` (after its summary is). A
+            `on_instance(instance, summary, params, inst_dir)` (after its summary is), and
+            `on_refit(result, inst_dir)` (after a final model is written). A
             listener that raises is reported and dropped; it never stops the run.
     """
 
@@ -174,6 +175,34 @@ class Recorder:
             atomic_write_text(inst_dir / "error.txt", result.traceback or result.message)
         atomic_write_json(inst_dir / f"fold_{i}.json", result.to_dict())
         self._notify("on_fold", result, inst_dir)
+
+    def record_refit(self, result, **extra):
+        """Writes the final model of an instance: `final.keras`, then `final.json`.
+
+        Args:
+            result: the refit job's `FoldResult` (status `ok`).
+            **extra: more fields for `final.json` (e.g. the folds' best epochs).
+
+        Returns:
+            The path of `final.keras`.
+        """
+        inst_dir = self.instance_dir(result.instance)
+        model = inst_dir / "final.keras"
+        atomic_write_bytes(model, result.model_bytes)
+        info = {
+            "instance": result.instance, "epochs": result.epochs_run,
+            "items": sorted(result.items.get("train", [])), "params_hash": result.params_hash,
+            "model_size": len(result.model_bytes),
+            "model_sha256": hashlib.sha256(result.model_bytes).hexdigest(),
+            "timings": result.timings, "n_rows": result.n_rows, "metrics": result.metrics,
+            "clip_metrics": result.clip_metrics, "history": result.history,
+            "classes": result.classes, "backend": result.backend,
+            "keras_version": result.keras_version, "device": result.device,
+            "host": result.host, "pid": result.pid, **extra,
+        }
+        atomic_write_json(inst_dir / "final.json", info)
+        self._notify("on_refit", result, inst_dir)
+        return model
 
     def fold_results(self, instance):
         """The readable fold files of an instance, as `FoldResult`s (within `num_folds`)."""

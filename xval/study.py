@@ -95,7 +95,7 @@ def _objective_of(folds, metric):
 
 
 def run_search(experiment, search, *, config, plan_for, runner, backend, out, trials=None,
-               timeout=None, progress=False, verbose=False, overrides=None):
+               timeout=None, progress=False, verbose=False, overrides=None, listeners=()):
     """Runs trials until the study has `n_trials` (or `timeout` passes for this runner).
 
     Args:
@@ -159,7 +159,8 @@ def run_search(experiment, search, *, config, plan_for, runner, backend, out, tr
         try:
             result = _run_trial(experiment, search, trial, k, config=config, plan_for=plan_for,
                                 runner=runner, backend=backend, out=out, metric=metric,
-                                progress=progress, verbose=verbose, optuna=optuna)
+                                progress=progress, verbose=verbose, optuna=optuna,
+                                listeners=listeners)
         finally:
             lock.release()
         ran.append(k)
@@ -174,7 +175,7 @@ def run_search(experiment, search, *, config, plan_for, runner, backend, out, tr
 
 
 def _run_trial(experiment, search, trial, k, *, config, plan_for, runner, backend, out,
-               metric, progress, verbose, optuna):
+               metric, progress, verbose, optuna, listeners=()):
     from xval.scheduler import Scheduler
 
     trial.study.sampler = make_sampler(search, trial.number)
@@ -184,7 +185,7 @@ def _run_trial(experiment, search, trial, k, *, config, plan_for, runner, backen
     params.setdefault("comment_2", "search")
     experiment.instances[k] = params
     plan = plan_for([k])
-    recorder = Recorder(plan.exp_dir, config, plan.num_folds, out=out)
+    recorder = Recorder(plan.exp_dir, config, plan.num_folds, out=out, listeners=listeners)
     inst_dir = recorder.instance_dir(k)
     done = recorder.begin_instance(k, plan.resolved[k], plan.hashes[k], overwrite=False)
     sampled = {n: params[n] for n in trial.params} if trial.params else \

@@ -218,6 +218,10 @@ def run_fold(job, on_epoch=None):
         job = Job.from_dict(job)
     t_start = time.perf_counter()
     params = job.params
+    refit = job.refit_epochs is not None  # the final model: all items, fixed epochs
+    if refit:
+        params = {**params, "epochs": int(job.refit_epochs)}
+    splits = ("train",) if refit else ("train", "val", "test")
     fold = job.fold
     task_type = job.task_type
     store = FeatureStore(job.store)
@@ -228,7 +232,7 @@ def run_fold(job, on_epoch=None):
         )
     rows = fold_rows(store, job.items)
     for key, value in rows.items():
-        if len(value) == 0:
+        if len(value) == 0 and key in splits:
             raise TrainingError(f"Fold {fold} has no {key} rows.")
     targets = store.targets
     n_outputs = len(store.classes) if task_type == "classification" else 1
@@ -255,8 +259,9 @@ def run_fold(job, on_epoch=None):
     workers = params["generator_workers"] if job.generator else 0
     train_data = make_batches(*source["train"], targets[rows["train"]], batch_size=batch_size,
                               shuffle=True, seed=seed, weights=weights, workers=workers)
-    val_data = make_batches(*source["val"], targets[rows["val"]], batch_size=batch_size,
-                            shuffle=False, workers=workers)
+    val_data = None if refit else make_batches(*source["val"], targets[rows["val"]],
+                                               batch_size=batch_size, shuffle=False,
+                                               workers=workers)
     if task_type == "classification":
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         compiled_metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
@@ -277,6 +282,9 @@ def run_fold(job, on_epoch=None):
                                             patience=params["patience"],
                                             restore_best_weights=True)
     callbacks = [stopper, keras.callbacks.TerminateOnNaN()]
+    if refit:  # no validation rows: no early stopping, no best-epoch restore
+        monitor, mode = "loss", "min"
+        callbacks = [keras.callbacks.TerminateOnNaN()]
     if on_epoch is not None:
         callbacks.append(_epoch_callback(on_epoch, params["epochs"]))
     if params["lr_schedule"] == "plateau":
@@ -297,12 +305,14 @@ def run_fold(job, on_epoch=None):
         )
     curve = np.where(np.isfinite(curve), curve, np.inf if mode == "min" else -np.inf)
     best_epoch = int(np.argmin(curve) if mode == "min" else np.argmax(curve)) + 1
+    if refit:
+        best_epoch = len(curve)  # the model of the last epoch is the one kept
     t_eval = time.perf_counter()
     best = model  # the best epoch's weights, restored by EarlyStopping
     outputs, result_metrics, clip_metrics = {}, {}, {}
     clips = store.clips
-    multi_segment = len(np.unique(clips[rows["test"]])) < len(rows["test"])
-    for key in ("train", "val", "test"):
+    multi_segment = len(np.unique(clips[rows[splits[-1]]])) < len(rows[splits[-1]])
+    for key in splits:
         outputs[key] = _predict(best, *source[key], max(batch_size, 1024))
         y = targets[rows[key]]
         if np.isfinite(outputs[key]).all():
@@ -318,7 +328,8 @@ def run_fold(job, on_epoch=None):
         path = Path(tmp) / f"fold_{fold}.keras"
         model.save(path)
         model_bytes = path.read_bytes()
-    predictions = _predictions_csv(store, rows["test"], outputs["test"], task_type)
+    predictions = None if refit else _predictions_csv(store, rows["test"], outputs["test"],
+                                                      task_type)
     backend = keras.backend.backend()
     keras.backend.clear_session()
     import socket

@@ -1,0 +1,254 @@
+"""Scoring saved models on new labelled audio: `python -m xval evaluate`.
+
+Rows come from the preprocessing sources (class folders, a regular expression, a CSV
+manifest); features are extracted with the model's own feature parameters; the models are
+those `xval.predict.resolve_models` picks (one `.keras`, a fold, the refit model, or the
+cross-validation ensemble of an instance folder).
+"""
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
+
+from xval.errors import ConfigurationError, DatasetError
+from xval.metrics import regression_metrics
+from xval.predict import _features, dataset_info_for, resolve_models
+
+SOURCES = ("folders", "regex", "manifest")
+
+
+def _label_map(text):
+    from preprocessing.sources import LABEL_MAPS
+
+    if text is None or isinstance(text, dict):
+        return text
+    if text in LABEL_MAPS:
+        return LABEL_MAPS[text]
+    pairs = [p.split("=", 1) for p in text.split(",") if p]
+    if not pairs or any(len(p) != 2 for p in pairs):
+        raise ConfigurationError(
+            f"--label-map {text!r}: expected a preset ({', '.join(LABEL_MAPS)}) or CODE=NAME "
+            "pairs like 01=neutral,02=calm."
+        )
+    return dict(pairs)
+
+
+def source_rows(roots, *, source="folders", pattern=None, label_map=None, path_column="path",
+                label_column="label", clip_column=None, root=None):
+    """Labelled audio files from one or more sources, read with `preprocessing.sources`.
+
+    Args:
+        roots: folders (`folders`, `regex`) or CSV files (`manifest`).
+        source: `"folders"` (a folder per class), `"regex"` or `"manifest"`.
+            Defaults to `"folders"`.
+        pattern: the regular expression of `regex` (or a preset: `fsdd`, `ravdess`,
+            `speaker-id`).
+        label_map: with `regex`: a preset name, `CODE=NAME,...` pairs, or a dict.
+        path_column, label_column, clip_column, root: with `manifest`, as in
+            `preprocessing.sources.manifest_source`.
+
+    Returns:
+        `(rows, skipped)`: a DataFrame with `path` and `label`, and the skipped files.
+
+    Raises:
+        ConfigurationError: for an unknown source, or a pattern without `regex`.
+        DatasetError: from the sources (missing folder, no matching file, missing column).
+    """
+    from preprocessing import sources
+
+    if source not in SOURCES:
+        raise ConfigurationError(f"source={source!r}: expected one of {', '.join(SOURCES)}.")
+    if (pattern is not None) != (source == "regex"):
+        raise ConfigurationError(
+            "--pattern goes with the regex source, and the regex source needs --pattern "
+            f"(got source={source!r}, pattern={pattern!r})."
+        )
+    presets = {"fsdd": sources.FSDD_PATTERN, "ravdess": sources.RAVDESS_PATTERN,
+               "speaker-id": sources.SPEAKER_ID_PATTERN}
+    frames, skipped = [], []
+    for path in roots:
+        if source == "folders":
+            rows, bad = sources.folder_source(path)
+        elif source == "regex":
+            rows, bad = sources.regex_source(path, presets.get(pattern, pattern),
+                                             label_map=_label_map(label_map))
+        else:
+            rows, bad = sources.manifest_source(path, path_column=path_column,
+                                                label_column=label_column,
+                                                clip_column=clip_column, root=root)
+        frames.append(rows)
+        skipped += bad
+    return pd.concat(frames, ignore_index=True), skipped
+
+
+def _classification_level(y_true, logits, classes):
+    y_pred = logits.argmax(axis=1)
+    labels = sorted(set(y_true.tolist()) | set(y_pred.tolist()))
+    names = [classes[i] for i in labels]
+    return {
+        "accuracy": float(skm.accuracy_score(y_true, y_pred)),
+        "f1_macro": float(skm.f1_score(y_true, y_pred, labels=labels, average="macro",
+                                       zero_division=0)),
+        "report": skm.classification_report(y_true, y_pred, labels=labels, target_names=names,
+                                            zero_division=0, output_dict=True),
+        "report_text": skm.classification_report(y_true, y_pred, labels=labels,
+                                                 target_names=names, zero_division=0,
+                                                 digits=3),
+        "labels": names,
+        "confusion_matrix": skm.confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+    }
+
+
+def evaluate_rows(model_or_instance_dir, rows, *, fold=None, ensemble=False, dataset_info=None,
+                  skipped=()):
+    """Scores saved model(s) on labelled audio files.
+
+    Args:
+        model_or_instance_dir: a `.keras` file or an `instance_<k>` folder (see
+            `xval.predict.resolve_models`).
+        rows: DataFrame with `path` and `label` (e.g. from `source_rows`).
+        fold: with an instance folder, keep this fold's model.
+        ensemble: use the fold models even when `final.keras` exists.
+        dataset_info: dict or path of the dataset description; `None` finds it.
+        skipped: files the source could not use (`{"path", "reason"}`), reported.
+
+    Returns:
+        dict: `model` (in words), `task_type`, `files`, `segments`, `skipped`, and `levels`
+        (`clip`: one row per file, its segment logits averaged; `segment`). Each
+        classification level has `accuracy`, `f1_macro`, `report` (scikit-learn's
+        `classification_report` as a dict), `labels` and `confusion_matrix` (rows: true);
+        each regression level has `rmse`, `mae`, `r2`.
+
+    Raises:
+        DatasetError: for labels the model does not know (listing them), non-numeric
+            regression targets, or no usable file.
+    """
+    models = resolve_models(model_or_instance_dir, fold=fold, ensemble=ensemble)
+    info = dataset_info if isinstance(dataset_info, dict) else \
+        dataset_info_for(models.paths[0], dataset_info)
+    classes = list(info.get("classes") or [])
+    task_type = info.get("task_type") or ("classification" if classes else "regression")
+    labels = rows["label"].astype(str).to_numpy()
+    if task_type == "classification":
+        unknown = sorted(set(labels) - set(classes))
+        if unknown:
+            raise DatasetError(
+                f"Label(s) {unknown} are not classes of the model, whose classes are "
+                f"{classes}. Relabel or leave out those files (--label-map maps codes)."
+            )
+        index = {c: i for i, c in enumerate(classes)}
+        targets = np.array([index[v] for v in labels])
+    else:
+        values = pd.to_numeric(rows["label"], errors="coerce").to_numpy(float)
+        if np.isnan(values).any():
+            bad = sorted(set(labels[np.isnan(values)].tolist()))[:5]
+            raise DatasetError(
+                f"Regression targets must be numbers; got {bad}. Use a label column of numbers."
+            )
+        targets = values
+    skipped = list(skipped)
+    features, seg_targets, file_of = [], [], []
+    paths = rows["path"].tolist()
+    for k, path in enumerate(paths):
+        try:
+            feats = _features([path], info["feature_params"])[0]
+        except DatasetError as e:
+            skipped.append({"path": str(path), "reason": str(e)})
+            continue
+        features.append(feats["features"])
+        seg_targets += [targets[k]] * len(feats["features"])
+        file_of += [k] * len(feats["features"])
+    if not features:
+        raise DatasetError(f"No usable audio file among {len(paths)}; skipped: {skipped[:3]}")
+    outputs = models.outputs(np.concatenate(features))
+    seg_targets, file_of = np.asarray(seg_targets), np.asarray(file_of)
+    files = np.unique(file_of)
+    clip_out = np.stack([outputs[file_of == f].mean(axis=0) for f in files])
+    clip_targets = targets[files]
+    levels = {}
+    for level, y, out in (("clip", clip_targets, clip_out), ("segment", seg_targets, outputs)):
+        if task_type == "classification":
+            levels[level] = _classification_level(np.asarray(y, int), out, classes)
+        else:
+            m = regression_metrics(y, out[:, 0])
+            levels[level] = {k: m[k] for k in ("rmse", "mae", "r2")}
+    return {"model": models.description, "task_type": task_type, "files": int(len(files)),
+            "segments": int(len(outputs)), "skipped": skipped, "levels": levels}
+
+
+LEVEL_TITLES = {"clip": "Clip level (one row per file: its segment logits averaged)",
+                "segment": "Segment level (one row per segment)"}
+
+
+def format_text(report):
+    """The evaluation as text: per level the metrics, the report and the confusion matrix."""
+    lines = [report["model"],
+             f"{report['files']} files, {report['segments']} segments"
+             + (f", {len(report['skipped'])} skipped" if report["skipped"] else "")]
+    for s in report["skipped"]:
+        lines.append(f"  skipped {s['path']}: {s['reason']}")
+    for level, data in report["levels"].items():
+        lines += ["", LEVEL_TITLES[level]]
+        if report["task_type"] == "classification":
+            lines.append(f"accuracy {data['accuracy']:.3f}, macro F1 {data['f1_macro']:.3f}")
+            lines.append(data["report_text"].rstrip())
+            matrix = pd.DataFrame(data["confusion_matrix"], index=data["labels"],
+                                  columns=data["labels"])
+            lines.append("Confusion matrix (rows: true, columns: predicted):")
+            lines.append(matrix.to_string())
+        else:
+            lines.append(", ".join(f"{k} {v:.4f}" for k, v in data.items()))
+    return "\n".join(lines)
+
+
+def format_csv(report):
+    """The evaluation as one long CSV table: `level,label,metric,value`.
+
+    The first line is a comment naming the model(s) (read with `comment="#"`). Per class:
+    precision, recall, f1-score, support and `predicted_<class>` counts (the confusion
+    matrix row); then `macro avg` / `weighted avg` rows; `accuracy` and `f1_macro` with an
+    empty label. Regression: `rmse`, `mae`, `r2`.
+    """
+    records = []
+    for level, data in report["levels"].items():
+        if report["task_type"] != "classification":
+            records += [(level, "", k, v) for k, v in data.items()]
+            continue
+        records += [(level, "", "accuracy", data["accuracy"]),
+                    (level, "", "f1_macro", data["f1_macro"])]
+        for label, values in data["report"].items():
+            if isinstance(values, dict):
+                records += [(level, label, k, v) for k, v in values.items()]
+        for label, row in zip(data["labels"], data["confusion_matrix"]):
+            records += [(level, label, f"predicted_{other}", n)
+                        for other, n in zip(data["labels"], row)]
+    buffer = io.StringIO()
+    buffer.write(f"# {report['model']}\n")
+    pd.DataFrame(records, columns=["level", "label", "metric", "value"]).to_csv(buffer,
+                                                                              index=False)
+    return buffer.getvalue()
+
+
+def main_evaluate(args):
+    source = args.source
+    if args.manifest:
+        if source not in (None, "manifest"):
+            raise ConfigurationError(f"--manifest contradicts --source {source}.")
+        source = "manifest"
+    if source is None:
+        source = "regex" if args.pattern is not None else "folders"
+    for path in args.sources:
+        if not Path(path).exists():
+            raise DatasetError(f"Source {path!r} does not exist.")
+    rows, skipped = source_rows(args.sources, source=source, pattern=args.pattern,
+                                label_map=args.label_map, path_column=args.path_column,
+                                label_column=args.label_column, clip_column=args.clip_column,
+                                root=args.root)
+    report = evaluate_rows(args.model, rows, fold=args.fold, ensemble=args.ensemble,
+                           dataset_info=args.dataset_info, skipped=skipped)
+    print(format_csv(report) if args.format == "csv" else format_text(report), end=""
+          if args.format == "csv" else "\n")
+    return 0
