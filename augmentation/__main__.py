@@ -38,7 +38,11 @@ def parser():
     parser.add_argument("--noise-dir", help="folder of background noises (else coloured noise)")
     parser.add_argument("--ir-dir", help="folder of impulse responses (else a simulated room)")
     parser.add_argument("--config", help="config.ini")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress bar; print only the summary line and errors")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="TensorFlow's and absl's log lines too")
     group = parser.add_argument_group("augmentation parameters (default: config.ini "
                                       "[augmentation])")
     schema.add_arguments(group, "augmentation")
@@ -46,9 +50,11 @@ def parser():
 
 
 def main(argv=None):
-    quiet_framework_logs()
     args = parser().parse_args(argv)
+    quiet_framework_logs(verbose=args.verbose)
     try:
+        if args.quiet and args.verbose:
+            raise ConfigurationError("Give -q/--quiet or -v/--verbose, not both.")
         from augmentation.pipeline import require_augment_extra
 
         require_augment_extra("python -m augmentation")
@@ -66,13 +72,13 @@ def main(argv=None):
         summary = augment_folder(args.input, args.output, args.n, params=params,
                                  seed=params["seed"], noise_dir=args.noise_dir,
                                  ir_dir=args.ir_dir, workers=params["workers"],
-                                 progress=not args.no_progress)
+                                 progress=not (args.no_progress or args.quiet))
     except XvalError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"Wrote {summary['written']} files ({summary['seconds']:.1f}s of audio) from "
           f"{summary['files']} recordings into {args.output}.")
-    if summary["skipped"]:
+    if summary["skipped"] and not args.quiet:
         print(f"Skipped {len(summary['skipped'])} unusable file(s):")
         for s in summary["skipped"]:
             print(f"  {s['path']}: {s['reason']}")

@@ -65,7 +65,11 @@ def _common(p, needs_out=True):
                         "(training only; needs `pip install -e '.[augment]'`)")
     p.add_argument("--noise-dir", help="with --augment: folder of background noises")
     p.add_argument("--ir-dir", help="with --augment: folder of impulse responses")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="print only the one-line summary and errors (no bar, no report)")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="list every skipped file; TensorFlow's log lines too")
     group = p.add_argument_group("feature parameters (default: config.ini [features])")
     schema.add_arguments(group, "features", (*FEATURE_KEYS, "workers"))
 
@@ -110,9 +114,11 @@ PRESETS = {"fsdd": sources.FSDD_PATTERN, "ravdess": sources.RAVDESS_PATTERN,
 
 
 def main(argv=None):
-    quiet_framework_logs()
     args = parser().parse_args(argv)
+    quiet_framework_logs(verbose=getattr(args, "verbose", False))
     try:
+        if getattr(args, "quiet", False) and getattr(args, "verbose", False):
+            raise ConfigurationError("Give -q/--quiet or -v/--verbose, not both.")
         return _run(args, argv)
     except XvalError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -130,7 +136,7 @@ def _run(args, argv):
     data_dir = Path(args.data_dir) if args.data_dir else config.data_dir
     overrides = {k: getattr(args, k) for k in FEATURE_KEYS if getattr(args, k) is not None}
     workers = config.features["workers"] if args.workers is None else args.workers
-    progress = not args.no_progress
+    progress = not (args.no_progress or args.quiet)
     if args.source == "demo":
         if overrides or args.augment:
             given = ", ".join("--" + k.replace("_", "-") for k in overrides) or "--augment"
@@ -161,6 +167,10 @@ def _run(args, argv):
         out = Path(args.out)
         if len(out.parts) == 1 and not out.is_absolute():
             out = data_dir / out
+        if progress:
+            print(f"Extracting features of {len(rows)} file(s) into {out} (the first run in "
+                  "a new environment compiles librosa's numba kernels: about 25 s)...",
+                  flush=True)
         store, summary = build_store(
             rows, out, params=params, workers=workers, strict=args.strict,
             overwrite=args.overwrite, task_type=args.task_type, skipped=skipped,
@@ -170,12 +180,16 @@ def _run(args, argv):
     print(f"Wrote {store.path}: {summary['rows']} rows from {summary['files']} files, "
           f"{summary['items']} items, {len(summary['classes'])} classes, features "
           f"{summary['shape'][1:]}, in {summary['seconds']:.1f}s.")
+    if args.quiet:
+        return 0
     if summary["skipped"]:
+        shown = len(summary["skipped"]) if args.verbose else 20
         print(f"Skipped {len(summary['skipped'])} file(s):")
-        for s in summary["skipped"][:20]:
+        for s in summary["skipped"][:shown]:
             print(f"  {s['path']}: {s['reason']}")
-        if len(summary["skipped"]) > 20:
-            print(f"  ... and {len(summary['skipped']) - 20} more (see dataset.json)")
+        if len(summary["skipped"]) > shown:
+            print(f"  ... and {len(summary['skipped']) - shown} more (see dataset.json, "
+                  "or -v)")
     print(format_report(dataset_report(store)))
     return 0
 

@@ -17,7 +17,7 @@ def _report(args):
     config = load_config(args.config or find_config())
     if not args.no_workbook:
         path = build_workbook(exp_dir, config=config)
-        if args.format == "text":
+        if args.format == "text" and not args.quiet:
             print(f"Rebuilt {path}")
     print(terminal_table(exp_dir, config=config, fmt=args.format))
     return 0
@@ -77,15 +77,19 @@ def _model_choice(p):
 def main(argv=None):
     from xval.logs import quiet_framework_logs
 
-    quiet_framework_logs()
     parser = argparse.ArgumentParser(prog="python -m xval")
+    flags = argparse.ArgumentParser(add_help=False)  # -q/-v on every command
+    flags.add_argument("-q", "--quiet", action="store_true",
+                       help="print only results and errors")
+    flags.add_argument("-v", "--verbose", action="store_true",
+                       help="TensorFlow's and absl's log lines too")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("report", help="rebuild an experiment's workbook and print its table")
+    p = sub.add_parser("report", parents=[flags], help="rebuild an experiment's workbook and print its table")
     p.add_argument("experiment", help="results/<dataset>/experiment_<N>")
     p.add_argument("--format", choices=("text", "csv", "markdown"), default="text")
     p.add_argument("--no-workbook", action="store_true", help="print only")
     p.add_argument("--config", help="config.ini (selection metric, alpha)")
-    p = sub.add_parser("predict", help="class probabilities of audio files from saved models")
+    p = sub.add_parser("predict", parents=[flags], help="class probabilities of audio files from saved models")
     p.add_argument("model", help="an instance_<k> folder (its fold models' ensemble, or its "
                                  "final.keras after --refit) or a .keras file")
     p.add_argument("audio", nargs="+")
@@ -94,7 +98,7 @@ def main(argv=None):
     p.add_argument("--dataset-info", help="dataset.json with the feature parameters "
                                           "(default: found next to the model)")
     p.add_argument("--config", help="config.ini whose [backend] to use")
-    p = sub.add_parser("evaluate", help="score saved models on new labelled audio")
+    p = sub.add_parser("evaluate", parents=[flags], help="score saved models on new labelled audio")
     p.add_argument("model", help="an instance_<k> folder or a .keras file (as for predict)")
     p.add_argument("sources", nargs="+", metavar="SOURCE",
                    help="class folders (default), folders for --pattern, or CSV manifests")
@@ -113,7 +117,7 @@ def main(argv=None):
     p.add_argument("--dataset-info", help="dataset.json with the feature parameters "
                                           "(default: found next to the model)")
     p.add_argument("--config", help="config.ini whose [backend] to use")
-    p = sub.add_parser("embed", help="write the outputs of an inner layer for audio files")
+    p = sub.add_parser("embed", parents=[flags], help="write the outputs of an inner layer for audio files")
     p.add_argument("model")
     p.add_argument("audio", nargs="+")
     p.add_argument("--layer", required=True, help="layer name (an unknown name lists them)")
@@ -121,7 +125,10 @@ def main(argv=None):
     p.add_argument("--dataset-info", help="dataset.json with the feature parameters")
     p.add_argument("--config", help="config.ini whose [backend] to use")
     args = parser.parse_args(argv)
+    quiet_framework_logs(verbose=args.verbose)
     try:
+        if args.quiet and args.verbose:
+            raise XvalError("Give -q/--quiet or -v/--verbose, not both.")
         if args.command == "report":
             return _report(args)
         choose_backend(args.config)
