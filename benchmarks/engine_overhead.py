@@ -11,7 +11,7 @@ Then, with Ray installed, the Ray executor against inline on the same experiment
 Ray instance already running (the per-job cost: a fresh worker process per job, task
 scheduling, results shipped back) and once including starting and stopping a local Ray.
 
-    python -m benchmarks.engine_overhead [--repeats 3] [--epochs 30] [--skip-ray]
+    python -m benchmarks.engine_overhead [--repeats 3] [--epochs 30] [--skip-ray | --only-ray]
 """
 
 import argparse
@@ -87,6 +87,7 @@ def main():
     parser.add_argument("--epochs", type=int, default=30, help="config.ini's default")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--skip-ray", action="store_true", help="skip the Ray comparison")
+    parser.add_argument("--only-ray", action="store_true", help="only the Ray comparison")
     args = parser.parse_args()
     import keras
 
@@ -100,6 +101,9 @@ def main():
         print(f"backend {keras.backend.backend()}, demo store {store.features.shape}, "
               f"4 folds x {args.epochs} epochs, batch {args.batch_size}")
         engine_run(config, tmp / "data", tmp / "warm", 1, args.batch_size)  # imports, kernels
+        if args.only_ray:
+            ray_overhead(config, tmp, args)
+            return
         hand_loop(store, 1, args.batch_size)
         t_engine, t_hand, mem, gen = [], [], [], []
         for r in range(args.repeats):
