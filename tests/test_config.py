@@ -146,4 +146,4 @@ def test_config_module_keeps_its_names():
 
     assert module.SCHEMA["training"]["load_model"] == "str?"
     assert module.BACKENDS == ("tensorflow", "torch", "jax")
-    assert module.EXECUTORS == ("inline", "process")
+    assert module.EXECUTORS == ("inline", "process", "ray")

@@ -199,7 +199,7 @@ def test_ctrl_c_prints_one_line_and_resumes(name, tmp_path, config_path, config,
     """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) stops the run with
     one line and exit code 130, leaves no worker behind and nothing half-written, and the
     same command resumes."""
-    script = _script(tmp_path, config_path, epochs=40)
+    script = _script(tmp_path, config_path, epochs=15)
     proc = _start(script, name, tmp_path)
     inst = config.results_dir / "tiny" / "experiment_1" / "instance_1"
     _wait_for_first_fold(inst, proc)
@@ -326,7 +326,7 @@ def ray_cluster(monkeypatch):
 
 RAY_SCRIPT = """
 from xval import Experiment
-experiment = Experiment(description="ray cluster", dataset="tiny", number=1, num_folds=3,
+experiment = Experiment(description="ray cluster", dataset="tiny", number=1, num_folds=2,
                         config={config!r})
 experiment[1] = {base!r}
 experiment[2] = {base2!r}
@@ -364,7 +364,7 @@ def test_ray_cluster_loses_a_node_and_finishes_with_inline_metrics(
     assert inline.returncode == 0, inline.stdout + inline.stderr
     inline_exp = load_config(inline_config).results_dir / "tiny" / "experiment_1"
     for k in (1, 2):
-        for i in range(3):
+        for i in range(2):
             ray_fold = json.loads((exp / f"instance_{k}" / f"fold_{i}.json").read_text())
             ref = json.loads((inline_exp / f"instance_{k}" / f"fold_{i}.json").read_text())
             assert ray_fold["status"] == "ok" and ray_fold["best_epoch"] == ref["best_epoch"]

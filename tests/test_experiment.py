@@ -346,8 +346,8 @@ def test_script_two_concurrent_runners(tmp_path, config_path, config, store):
 
 @pytest.mark.slow
 def test_script_killed_mid_fold_resumes(tmp_path, config_path, config, store):
-    # 100 epochs per fold (no early stop): fold 1 runs several seconds, the kill lands in it.
-    script = write_script(tmp_path, SCRIPT.format(epochs=100, config=str(config_path)))
+    # 40 epochs per fold (no early stop): fold 1 runs a few seconds, the kill lands in it.
+    script = write_script(tmp_path, SCRIPT.format(epochs=40, config=str(config_path)))
     proc = subprocess.Popen([sys.executable, str(script), "1", "1"], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
                             start_new_session=True)

@@ -165,7 +165,7 @@ def _study(config):
 
 
 def test_killed_search_resumes_without_repeating_trials(tmp_path, config_path, config, store):
-    base = {**BASE, "epochs": 30, "patience": 30, "batch_size": 8}
+    base = {**BASE, "epochs": 12, "patience": 12, "batch_size": 8}
     path = write_script(tmp_path, SCRIPT.format(config=str(config_path), base=base, n=3))
     proc = subprocess.Popen([sys.executable, str(path), "--search", "-q"], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

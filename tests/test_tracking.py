@@ -96,7 +96,7 @@ def test_mlflow_runs_read_back_and_reruns_do_not_duplicate(config, tmp_path):
     assert len(children2) == 2 and children2[1].data.tags["xval.fingerprint"] == new_sha
     assert children2[1].data.tags["mlflow.parentRunId"] == parent.info.run_id
     # An overwrite with other parameters replaces the runs instead of adding to them.
-    exp[1] = {**INSTANCE, "hidden_units": 4}
+    exp.instances[1] = {**INSTANCE, "hidden_units": 4}  # the script edited
     exp.run(config=config, out=lambda *a: None, overwrite=True,
             listeners=[MLflowListener(store_folder)])
     _, parents3, children3 = _runs(store_folder)

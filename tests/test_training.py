@@ -344,7 +344,7 @@ def test_legacy_h5_models_are_refused(tmp_path, audio_experiment, store):
                            str(model.parent.parent / "dataset.json")],
                           capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 2 and "Legacy HDF5" in proc.stderr
-    with pytest.raises(Exception, match="Legacy HDF5"):  # as a transfer-learning start
+    with pytest.raises(Exception, match="legacy .h5"):  # as a transfer-learning start: at resolve
         run_fold(job(store, tmp_path, fold=1, load_model=str(h5)))
 
 
