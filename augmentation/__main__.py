@@ -13,18 +13,6 @@ from xval.errors import ConfigurationError, XvalError
 from xval.logs import quiet_framework_logs
 
 
-def _versions(text):
-    try:
-        n = int(text)
-    except ValueError:
-        n = None
-    if n is None or n < 0:
-        raise argparse.ArgumentTypeError(
-            f"N={text!r}: expected the number of augmented versions per file, an integer >= 0"
-        )
-    return n
-
-
 def parser():
     parser = argparse.ArgumentParser(
         prog="python -m augmentation",
@@ -34,7 +22,8 @@ def parser():
                     "Needs the [augment] extra: pip install -e '.[augment]'.")
     parser.add_argument("input", metavar="IN")
     parser.add_argument("output", metavar="OUT")
-    parser.add_argument("n", metavar="N", type=_versions, help="augmented versions per file")
+    parser.add_argument("n", metavar="N", type=schema.augmented_versions("N"),
+                        help="augmented versions per file")
     parser.add_argument("--noise-dir", help="folder of background noises (else coloured noise)")
     parser.add_argument("--ir-dir", help="folder of impulse responses (else a simulated room)")
     parser.add_argument("--config", help="config.ini")

@@ -20,19 +20,6 @@ from xval.errors import ConfigurationError, XvalError
 from xval.logs import quiet_framework_logs
 
 
-def _versions(text):
-    try:
-        n = int(text)
-    except ValueError:
-        n = None
-    if n is None or n < 0:
-        raise argparse.ArgumentTypeError(
-            f"--augment {text!r}: expected the number of augmented versions per file, an "
-            "integer >= 0"
-        )
-    return n
-
-
 def _label_map(text):
     if text is None:
         return None
@@ -60,7 +47,8 @@ def _common(p, needs_out=True):
     p.add_argument("--overwrite", action="store_true", help="replace an existing store")
     p.add_argument("--task-type", default="classification",
                    choices=("classification", "regression"))
-    p.add_argument("--augment", type=_versions, default=0, metavar="N",
+    p.add_argument("--augment", type=schema.augmented_versions("--augment"), default=0,
+                   metavar="N",
                    help="add N augmented versions of every file, marked augmented "
                         "(training only; needs `pip install -e '.[augment]'`)")
     p.add_argument("--noise-dir", help="with --augment: folder of background noises")

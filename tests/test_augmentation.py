@@ -244,7 +244,7 @@ def run_augmentation(recordings, tmp_path, *flags):
 
 
 @pytest.mark.parametrize("flags,match", [
-    (["-1"], "argument N: N='-1': expected the number of augmented versions"),
+    (["-1"], "argument N: N '-1': expected the number of augmented versions"),
     (["1", "--p-noise", "1.5"], r"argument --p-noise: 1.5: expected a number in \[0, 1\]"),
     (["1", "--min-rate", "0"], "argument --min-rate: 0.0: expected a number > 0"),
     (["1", "--min-room-size", "1"], "argument --min-room-size: 1.0: expected a number > 1"),

@@ -473,7 +473,7 @@ class Experiment:
         declared = dict(self.instances)
         try:
             done = run_search(self, self.search, config=config, runner=runner,
-                              backend=backend, out=out, overrides=overrides,
+                              backend=backend, out=out,
                               plan_for=lambda ids: make_plan(self, config, ids, overrides,
                                                              False),
                               **kwargs)

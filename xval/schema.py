@@ -442,6 +442,27 @@ def _argparse_type(section, key):
     return convert
 
 
+def augmented_versions(name):
+    """An argparse type for a number of augmented versions per file (an integer >= 0).
+
+    Args:
+        name: how the value is named in errors (`"N"`, `"--augment"`).
+    """
+    def convert(text):
+        try:
+            n = int(text)
+        except ValueError:
+            n = -1
+        if n < 0:
+            raise argparse.ArgumentTypeError(
+                f"{name} {text!r}: expected the number of augmented versions per file, an "
+                "integer >= 0")
+        return n
+
+    convert.__name__ = "int"
+    return convert
+
+
 def add_arguments(parser, section, keys=None, *, defaults=None):
     """Adds one flag per key (`--n-mels`), typed, checked and described by the schema.
 

@@ -95,7 +95,7 @@ def _objective_of(folds, metric):
 
 
 def run_search(experiment, search, *, config, plan_for, runner, backend, out, trials=None,
-               timeout=None, progress=False, verbose=False, overrides=None, listeners=()):
+               timeout=None, progress=False, verbose=False, listeners=()):
     """Runs trials until the study has `n_trials` (or `timeout` passes for this runner).
 
     Args:
