@@ -214,8 +214,13 @@ class RayExecutor(Executor):
         progress = None
         if self.on_epoch is not None:  # workers stream their epochs through a Ray queue
             from ray.util.queue import Queue
+            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-            progress = Queue(maxsize=1000, actor_options={"num_cpus": 0})
+            # On the driver's node: a queue on a node that dies would take progress with it.
+            here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(),
+                                                  soft=True)
+            progress = Queue(maxsize=1000, actor_options={"num_cpus": 0,
+                                                          "scheduling_strategy": here})
         try:
             while True:
                 while len(running) < self._slots and (job := queue.pop()) is not None:
@@ -223,7 +228,8 @@ class RayExecutor(Executor):
                 if not running:
                     return
                 done, _ = ray.wait(list(running), num_returns=1, timeout=0.5)
-                self._drain(progress, running)
+                if not self._drain(ray, progress, running):
+                    progress = None
                 for ref in done:
                     job = running.pop(ref)
                     yield self._collect(ray, ref, job)
@@ -231,16 +237,26 @@ class RayExecutor(Executor):
             for ref in running:
                 ray.cancel(ref, force=True)
             if progress is not None:
-                progress.shutdown(force=True)
+                try:
+                    progress.shutdown(force=True)
+                except ray.exceptions.RayError:
+                    pass
 
-    def _drain(self, progress, running):
+    def _drain(self, ray, progress, running):
+        """Passes the epochs workers reported to `on_epoch`. Progress is best effort: when
+        the queue is lost (its node died), returns False and the run goes on without it."""
         if progress is None or self.on_epoch is None:
-            return
+            return True
         jobs = {job.key: job for job in running.values()}
-        for instance, fold, epoch, epochs, logs in progress.get_nowait_batch(progress.qsize()):
+        try:
+            reported = progress.get_nowait_batch(progress.qsize())
+        except ray.exceptions.RayError:
+            return False
+        for instance, fold, epoch, epochs, logs in reported:
             job = jobs.get((instance, fold))
             if job is not None:
                 self.on_epoch(job, epoch, epochs, logs)
+        return True
 
     def _collect(self, ray, ref, job):
         try:
