@@ -4,10 +4,11 @@ Importing this package imports Keras: set `KERAS_BACKEND` and `CUDA_VISIBLE_DEVI
 """
 
 from architectures import cnn, recurrent  # noqa: F401  (registers the builders)
-from architectures.layers import StatisticsPooling
+from architectures.layers import SpecAugment, StatisticsPooling
 from architectures.registry import get, keyword_defaults, names, register, reshaping_types
 
 __all__ = [
+    "SpecAugment",
     "StatisticsPooling",
     "get",
     "keyword_defaults",

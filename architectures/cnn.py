@@ -205,3 +205,51 @@ def genre_cnn(input_shape, num_outputs, task_type="classification", *, filters=1
         x = layers.Dense(units, activation="relu", kernel_regularizer=reg)(x)
         x = layers.Dropout(dropout)(x)
     return keras.Model(inputs, output_head(x, num_outputs, task_type), name="genre_cnn")
+
+
+@register("audio_cnn", reshaping=("conv",))
+def audio_cnn(input_shape, num_outputs, task_type="classification", *, filters=16, blocks=4,
+              dense_units=128, dropout=0.3, regularization_lambda=0.0, bn_momentum=0.9):
+    """A PANNs-style CNN (Kong et al. 2020, CNN6/CNN10): the default for new experiments.
+
+    `blocks` blocks of two 3x3 convolutions with BatchNormalization and ReLU, each followed
+    by 2x2 average pooling (the last block pools frequency only); then the mean over
+    frequency, the maximum plus the mean over time, a dense layer and dropout. Pooling
+    over time happens only at the end, so any clip length works and the frames keep their
+    order up to the last block.
+
+    Args:
+        input_shape: `(time, frequency, 1)`.
+        num_outputs: number of classes (or regression targets).
+        task_type: `"classification"` or `"regression"`.
+        filters: filters of the first block, doubled per block. Defaults to `16`.
+        blocks: convolutional blocks (1 to 6). Defaults to `4`.
+        dense_units: units of the hidden dense layer (0: none). Defaults to `128`.
+        dropout: dropout rate before the dense layer and the output. Defaults to `0.3`.
+        regularization_lambda: L2 weight of every kernel. Defaults to `0.0`.
+        bn_momentum: momentum of the BatchNormalization moving statistics (see
+            `architectures.common.batch_norm`). Defaults to `0.9`.
+
+    Returns:
+        A `keras.Model`.
+    """
+    if not 1 <= blocks <= 6:
+        raise ValueError(f"blocks={blocks}: expected an integer from 1 to 6.")
+    reg = l2(regularization_lambda)
+    inputs = keras.Input(input_shape)
+    x = inputs
+    for i in range(blocks):
+        x = _conv_block(x, filters * 2**i, reg, bn_momentum, pool=None, convs=2)
+        time_pool = 2 if i < blocks - 1 and (x.shape[1] is None or x.shape[1] >= 2) else 1
+        freq_pool = 2 if x.shape[2] >= 2 else 1
+        x = layers.AveragePooling2D((time_pool, freq_pool), padding="same")(x)
+    channels = x.shape[3]
+    x = layers.AveragePooling2D((1, x.shape[2]), name="mean_over_frequency")(x)
+    x = layers.Reshape((-1, channels))(x)  # (time, channels)
+    x = layers.Concatenate()([layers.GlobalMaxPooling1D()(x),
+                              layers.GlobalAveragePooling1D()(x)])
+    x = layers.Dropout(dropout)(x)
+    if dense_units:
+        x = layers.Dense(dense_units, activation="relu", kernel_regularizer=reg)(x)
+        x = layers.Dropout(dropout)(x)
+    return keras.Model(inputs, output_head(x, num_outputs, task_type), name="audio_cnn")

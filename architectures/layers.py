@@ -29,3 +29,84 @@ class StatisticsPooling(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "epsilon": self.epsilon}
+
+
+@keras.saving.register_keras_serializable(package="architectures")
+class SpecAugment(keras.layers.Layer):
+    """SpecAugment-style masking (Park et al. 2019) of `(time, frequency)` features.
+
+    In training, each row gets `time_masks` bands of whole frames and `freq_masks` bands
+    of whole frequency bins set to zero (the mean, after the model's normalisation); each
+    band's width is drawn uniformly from 0 to the given fraction of the frames or bins and
+    its position uniformly. At inference (`training=False`: `predict`, `evaluate`, a
+    loaded model) the layer passes its input through unchanged. The layer is part of the
+    model, so it is saved with it.
+
+    Input shape: `(batch, time, frequency)`. Output shape: the same.
+
+    Args:
+        time_masks: time masks per row. Defaults to `2`.
+        time_mask_fraction: widest time mask, as a fraction of the frames. Defaults to
+            `0.1`.
+        freq_masks: frequency masks per row. Defaults to `2`.
+        freq_mask_fraction: widest frequency mask, as a fraction of the bins. Defaults to
+            `0.1`.
+        seed: seed of the masks. Defaults to `None`.
+    """
+
+    def __init__(self, time_masks=2, time_mask_fraction=0.1, freq_masks=2,
+                 freq_mask_fraction=0.1, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        for name, value in (("time_masks", time_masks), ("freq_masks", freq_masks)):
+            if int(value) != value or value < 0:
+                raise ValueError(f"{name}={value!r}: expected an integer >= 0.")
+        for name, value in (("time_mask_fraction", time_mask_fraction),
+                            ("freq_mask_fraction", freq_mask_fraction)):
+            if not 0 <= value <= 1:
+                raise ValueError(f"{name}={value!r}: expected a fraction in [0, 1].")
+        self.time_masks = int(time_masks)
+        self.time_mask_fraction = float(time_mask_fraction)
+        self.freq_masks = int(freq_masks)
+        self.freq_mask_fraction = float(freq_mask_fraction)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def _keep(self, batch, length, count, fraction):
+        """`(batch, length)` of 1 (kept) and 0 (masked), or `None` when nothing is masked."""
+        widest = int(fraction * length)
+        if not count or not widest:
+            return None
+        positions = ops.expand_dims(ops.arange(length, dtype="float32"), 0)
+        keep = ops.ones((batch, length), dtype="float32")
+        for _ in range(count):
+            width = ops.floor(keras.random.uniform((batch, 1), 0.0, widest + 1.0,
+                                                   seed=self.seed_generator))
+            width = ops.minimum(width, float(widest))
+            start = ops.floor(keras.random.uniform((batch, 1), seed=self.seed_generator)
+                              * (length - width + 1.0))
+            inside = ops.logical_and(positions >= start, positions < start + width)
+            keep = keep * (1.0 - ops.cast(inside, "float32"))
+        return keep
+
+    def call(self, inputs, training=None):
+        if not training:
+            return inputs
+        batch = ops.shape(inputs)[0]
+        frames, bins = inputs.shape[1], inputs.shape[2]
+        x = inputs
+        keep_time = self._keep(batch, frames, self.time_masks, self.time_mask_fraction)
+        if keep_time is not None:
+            x = x * ops.cast(ops.expand_dims(keep_time, 2), x.dtype)
+        keep_freq = self._keep(batch, bins, self.freq_masks, self.freq_mask_fraction)
+        if keep_freq is not None:
+            x = x * ops.cast(ops.expand_dims(keep_freq, 1), x.dtype)
+        return x
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "time_masks": self.time_masks,
+                "time_mask_fraction": self.time_mask_fraction,
+                "freq_masks": self.freq_masks,
+                "freq_mask_fraction": self.freq_mask_fraction, "seed": self.seed}

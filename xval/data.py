@@ -74,7 +74,7 @@ def normalization_stats(features, rows, chunk_bytes=16 << 20):
 
 
 def make_batches(features, rows, targets, *, batch_size, shuffle, seed=0, weights=None,
-                 workers=0):
+                 workers=0, mixup_alpha=0.0):
     """A `keras.utils.PyDataset` of a fold's rows.
 
     Both modes go through it: in memory, `features` is an array already loaded; in
@@ -90,6 +90,10 @@ def make_batches(features, rows, targets, *, batch_size, shuffle, seed=0, weight
         seed: shuffle seed. Defaults to `0`.
         weights: sample weight of each of `rows`, or `None`.
         workers: worker threads (0: the main thread). Defaults to `0`.
+        mixup_alpha: when > 0, every batch is mixed with a shuffled copy of itself (mixup,
+            Zhang et al. 2018): row `i` becomes `lam * x_i + (1 - lam) * x_j`, and so do its
+            target (one-hot for classification) and weight, with `lam ~ Beta(alpha, alpha)`
+            drawn per row. Defaults to `0.0` (off).
 
     Returns:
         A `keras.utils.PyDataset`.
@@ -105,6 +109,7 @@ def make_batches(features, rows, targets, *, batch_size, shuffle, seed=0, weight
             self.weights = None if weights is None else np.asarray(weights, np.float32)
             self.rng = np.random.default_rng(seed)
             self.order = np.arange(len(self.rows))
+            self.epoch = 0
             if shuffle:
                 self.rng.shuffle(self.order)
 
@@ -115,11 +120,26 @@ def make_batches(features, rows, targets, *, batch_size, shuffle, seed=0, weight
             pick = np.sort(self.order[index * batch_size:(index + 1) * batch_size])
             x = np.asarray(features[self.rows[pick]], dtype=np.float32)
             y = self.targets[pick]
-            if self.weights is None:
-                return x, y
-            return x, y, self.weights[pick]
+            w = None if self.weights is None else self.weights[pick]
+            if mixup_alpha > 0:
+                x, y, w = self._mix(x, y, w, index)
+            return (x, y) if w is None else (x, y, w)
+
+        def _mix(self, x, y, w, index):
+            rng = np.random.default_rng((seed, self.epoch, index))  # any thread, any order
+            partner = rng.permutation(len(x))
+            lam = rng.beta(mixup_alpha, mixup_alpha, size=len(x)).astype(np.float32)
+            lam_x = lam.reshape(-1, *([1] * (x.ndim - 1)))
+            x = lam_x * x + (1 - lam_x) * x[partner]
+            y = np.asarray(y, dtype=np.float32)
+            lam_y = lam.reshape(-1, *([1] * (y.ndim - 1)))
+            y = lam_y * y + (1 - lam_y) * y[partner]
+            if w is not None:
+                w = lam * w + (1 - lam) * w[partner]
+            return x, y, w
 
         def on_epoch_end(self):
+            self.epoch += 1
             if shuffle:
                 self.rng.shuffle(self.order)
 

@@ -255,9 +255,32 @@ def resolve(instance_id, spec, *, training_defaults, experiment_params=None, ove
                 "TensorBoard logs through tf.summary on every backend): "
                 "`pip install -e '.[tensorboard]'`."
             )
+    _check_training_options(params, task_type, where)
     if params["class_weights"] and task_type != "classification":
         raise ParameterError(f"{where}: class_weights=True needs task_type='classification'.")
     return params
+
+
+def _check_training_options(params, task_type, where):
+    """Cross-parameter checks of warm-up, min_epochs and label smoothing."""
+    epochs = params["epochs"]
+    for name in ("min_epochs", "warmup_epochs"):
+        if params.get(name, 0) >= epochs:
+            raise ParameterError(
+                f"{where}: {name}={params[name]} but epochs={epochs}; {name} must be smaller "
+                f"than epochs (raise epochs or lower {name})."
+            )
+    if params.get("warmup_epochs", 0) and params["lr_schedule"] == "plateau":
+        raise ParameterError(
+            f"{where}: warmup_epochs={params['warmup_epochs']} needs lr_schedule 'constant' "
+            "or 'cosine' ('plateau' changes the learning rate itself); set warmup_epochs=0 "
+            "or another lr_schedule."
+        )
+    if params.get("label_smoothing", 0) and task_type != "classification":
+        raise ParameterError(
+            f"{where}: label_smoothing={params['label_smoothing']} needs "
+            "task_type='classification'."
+        )
 
 
 def _model_path(value, where):

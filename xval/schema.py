@@ -150,6 +150,18 @@ SCHEMA = {
                               "convolutional layer)", -1),
         "tensorboard": Key("bool", "write TensorBoard logs"),
         "generator_workers": _int("generator mode: worker threads of the PyDataset", 0),
+        "min_epochs": _int("epochs trained before early stopping and the best-epoch choice "
+                           "start", 0),
+        "warmup_epochs": _int("epochs of linear learning-rate warm-up from 0", 0),
+        "time_masks": _int("SpecAugment: time masks per training row", 0),
+        "time_mask_fraction": _float("SpecAugment: widest time mask, as a fraction of the "
+                                     "frames", 0, 1),
+        "freq_masks": _int("SpecAugment: frequency masks per training row", 0),
+        "freq_mask_fraction": _float("SpecAugment: widest frequency mask, as a fraction of "
+                                     "the bins", 0, 1),
+        "mixup_alpha": _float("mixup: Beta(alpha, alpha) mixing of training rows (0: off)", 0),
+        "label_smoothing": _float("label smoothing of the classification targets", 0, 1,
+                                  open_high=True),
     },
     "features": {
         "sample_rate": _int("sample rate audio is resampled to (Hz)", 1),

@@ -56,6 +56,11 @@ def build_model(params, input_shape, num_outputs, task_type, mean, variance):
 
     inputs = keras.Input(tuple(input_shape), name="features")
     x = layers.Normalization(axis=-1, mean=mean, variance=variance, name="normalization")(inputs)
+    if params.get("time_masks", 0) or params.get("freq_masks", 0):
+        x = architectures.SpecAugment(
+            time_masks=params["time_masks"], time_mask_fraction=params["time_mask_fraction"],
+            freq_masks=params["freq_masks"], freq_mask_fraction=params["freq_mask_fraction"],
+            name="spec_augment")(x)
     reshape, shape = _reshape_layer(params["reshaping_type"], input_shape)
     if reshape is not None:
         x = reshape(x)
@@ -111,13 +116,20 @@ def _transfer_backbone(params, num_outputs, task_type):
 
 
 def _optimizer(params, steps_per_epoch):
+    """The optimizer, with the learning-rate schedule and warm-up of `params`."""
     import keras
 
     lr = params["learning_rate"]
-    if params["lr_schedule"] == "cosine":
-        lr = keras.optimizers.schedules.CosineDecay(
-            lr, decay_steps=max(1, params["epochs"] * steps_per_epoch)
-        )
+    warmup = params.get("warmup_epochs", 0) * steps_per_epoch
+    decay = max(1, params["epochs"] * steps_per_epoch - warmup)
+    if params["lr_schedule"] == "cosine" and warmup:
+        lr = keras.optimizers.schedules.CosineDecay(0.0, decay_steps=decay, warmup_target=lr,
+                                                    warmup_steps=warmup)
+    elif params["lr_schedule"] == "cosine":
+        lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=decay)
+    elif warmup:  # constant after the warm-up: a cosine "decay" to alpha = 1
+        lr = keras.optimizers.schedules.CosineDecay(0.0, decay_steps=1, alpha=1.0,
+                                                    warmup_target=lr, warmup_steps=warmup)
     cls = getattr(keras.optimizers, _OPTIMIZERS[params["optimizer"]])
     kwargs = {"momentum": 0.9} if params["optimizer"] == "sgd" else {}
     return cls(learning_rate=lr, **kwargs)
@@ -257,12 +269,22 @@ def run_fold(job, on_epoch=None):
         weights = balanced_weights(targets[rows["train"]])
     batch_size = params["batch_size"]
     workers = params["generator_workers"] if job.generator else 0
-    train_data = make_batches(*source["train"], targets[rows["train"]], batch_size=batch_size,
-                              shuffle=True, seed=seed, weights=weights, workers=workers)
-    val_data = None if refit else make_batches(*source["val"], targets[rows["val"]],
+    mixup = params.get("mixup_alpha", 0.0)
+    smoothing = params.get("label_smoothing", 0.0)
+    # Mixup and label smoothing need one-hot (soft) targets and the categorical loss.
+    one_hot = task_type == "classification" and (mixup > 0 or smoothing > 0)
+    fit_targets = np.eye(n_outputs, dtype=np.float32)[targets] if one_hot else targets
+    train_data = make_batches(*source["train"], fit_targets[rows["train"]],
+                              batch_size=batch_size, shuffle=True, seed=seed, weights=weights,
+                              workers=workers, mixup_alpha=mixup)
+    val_data = None if refit else make_batches(*source["val"], fit_targets[rows["val"]],
                                                batch_size=batch_size, shuffle=False,
                                                workers=workers)
-    if task_type == "classification":
+    if one_hot:
+        loss = keras.losses.CategoricalCrossentropy(from_logits=True,
+                                                    label_smoothing=smoothing)
+        compiled_metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
+    elif task_type == "classification":
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         compiled_metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
     else:
@@ -278,9 +300,14 @@ def run_fold(job, on_epoch=None):
     # callback stopped training); the best model is then saved once. A ModelCheckpoint
     # would write a .keras file at every improving epoch, which costs more than the
     # training of a small model. TerminateOnNaN stops a diverged run at once.
+    # min_epochs: neither stopping nor the best-epoch choice looks at the first epochs,
+    # whose weights are still far from trained (a lucky early validation score would
+    # otherwise end training and keep an untrained model).
+    min_epochs = 0 if refit else params.get("min_epochs", 0)
     stopper = keras.callbacks.EarlyStopping(monitor=monitor, mode=mode,
                                             patience=params["patience"],
-                                            restore_best_weights=True)
+                                            restore_best_weights=True,
+                                            start_from_epoch=min_epochs)
     callbacks = [stopper, keras.callbacks.TerminateOnNaN()]
     if refit:  # no validation rows: no early stopping, no best-epoch restore
         monitor, mode = "loss", "min"
@@ -304,7 +331,9 @@ def run_fold(job, on_epoch=None):
             "(training diverged). Lower learning_rate."
         )
     curve = np.where(np.isfinite(curve), curve, np.inf if mode == "min" else -np.inf)
-    best_epoch = int(np.argmin(curve) if mode == "min" else np.argmax(curve)) + 1
+    start = min(min_epochs, len(curve) - 1)  # EarlyStopping's start_from_epoch
+    later = curve[start:]
+    best_epoch = start + int(np.argmin(later) if mode == "min" else np.argmax(later)) + 1
     if refit:
         best_epoch = len(curve)  # the model of the last epoch is the one kept
     t_eval = time.perf_counter()

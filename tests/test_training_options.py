@@ -1,0 +1,184 @@
+"""Training options for generalisation (issue 13, item 2): SpecAugment masks, mixup, label
+smoothing, learning-rate warm-up and min_epochs."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from architectures import SpecAugment
+from tests.conftest import ROOT, run_script, write_script
+from tests.test_training import job, run_fold
+from xval.config import load_config
+from xval.data import make_batches
+from xval.errors import ParameterError
+from xval.params import resolve
+from xval.training import _optimizer, build_model
+
+DEFAULTS = load_config(ROOT / "config.ini").training
+SHAPE = (20, 10)
+
+
+def _params(**extra):
+    spec = {"architecture": "example_cnn", "reshaping_type": "conv", "comment_1": "",
+            "comment_2": "", "filters": 4, **extra}
+    return resolve(1, spec, training_defaults=DEFAULTS)
+
+
+def test_spec_augment_masks_bands_in_training_only():
+    layer = SpecAugment(time_masks=2, time_mask_fraction=0.25, freq_masks=1,
+                        freq_mask_fraction=0.3, seed=3)
+    x = np.ones((64, *SHAPE), dtype="float32")
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(x, training=False)), x)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(x)), x)  # default: off
+    masked = keras.ops.convert_to_numpy(layer(x, training=True))
+    assert set(np.unique(masked)) <= {0.0, 1.0}
+    frames_masked = (masked == 0).all(axis=2).sum(axis=1)  # whole frames set to zero
+    bins_masked = (masked == 0).all(axis=1).sum(axis=1)  # whole bins set to zero
+    assert frames_masked.max() <= 2 * 5  # at most 2 masks of at most 25% of 20 frames
+    assert bins_masked.max() <= 3  # one mask of at most 30% of 10 bins
+    assert frames_masked.sum() > 0 and bins_masked.sum() > 0
+    # Every zero lies in a masked frame or a masked bin: bands, not scattered values.
+    zero = masked == 0
+    explained = (zero.all(axis=2)[:, :, None]) | (zero.all(axis=1)[:, None, :])
+    assert (zero == explained).all()
+    # Different rows get different masks.
+    assert len({tuple(r) for r in (masked == 0).all(axis=2).astype(int)}) > 1
+
+
+def test_spec_augment_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="time_masks=-1: expected an integer >= 0"):
+        SpecAugment(time_masks=-1)
+    with pytest.raises(ValueError, match="freq_mask_fraction=1.5: expected a fraction"):
+        SpecAugment(freq_mask_fraction=1.5)
+
+
+def test_spec_augment_is_saved_with_the_model_and_inactive_at_inference(tmp_path, rng):
+    params = _params(time_masks=2, freq_masks=2, time_mask_fraction=0.3)
+    model = build_model(params, SHAPE, 3, "classification", np.zeros(10, "float32"),
+                        np.ones(10, "float32"))
+    assert "spec_augment" in [layer.name for layer in model.layers]
+    x = rng.normal(size=(8, *SHAPE)).astype("float32")
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, compile=False, safe_mode=True)
+    layer = loaded.get_layer("spec_augment")
+    assert (layer.time_masks, layer.time_mask_fraction) == (2, 0.3)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0),
+                               atol=1e-5)
+    # Without masks, no layer is added.
+    plain = build_model(_params(), SHAPE, 3, "classification", np.zeros(10, "float32"),
+                        np.ones(10, "float32"))
+    assert "spec_augment" not in [layer.name for layer in plain.layers]
+
+
+def test_mixup_batches_are_convex_mixtures(rng):
+    x = rng.normal(size=(40, *SHAPE)).astype("float32")
+    y = np.eye(4, dtype="float32")[rng.integers(0, 4, 40)]
+    w = rng.uniform(1, 2, 40).astype("float32")
+    batches = make_batches(x, np.arange(40), y, batch_size=16, shuffle=True, seed=1,
+                           weights=w, mixup_alpha=0.4)
+    bx, by, bw = batches[0]
+    np.testing.assert_allclose(by.sum(axis=1), 1.0, atol=1e-6)
+    assert ((by > 0) & (by < 1)).any()  # soft targets: some rows are mixed
+    assert bw.min() >= 1 and bw.max() <= 2
+    # Each mixed row is the same convex combination of two rows for features and targets.
+    plain = make_batches(x, np.arange(40), y, batch_size=16, shuffle=True, seed=1,
+                         weights=w)
+    px, py, _ = plain[0]
+    assert not np.allclose(bx, px)
+    np.testing.assert_array_equal(bx, batches[0][0])  # the same batch twice: same mixture
+    # Row i mixes rows a and b of the plain batch with the weight its targets show.
+    for i in np.flatnonzero(((by > 0) & (by < 1)).any(axis=1))[:5]:
+        a, b = np.flatnonzero(by[i] > 0)
+        lam = by[i, a]
+        candidates = [lam * px[j] + (1 - lam) * px[k] for j in range(len(px))
+                      for k in range(len(px)) if py[j, a] == 1 and py[k, b] == 1]
+        assert any(np.allclose(bx[i], c, atol=1e-5) for c in candidates)
+
+
+def test_mixup_and_label_smoothing_train_a_fold(store, tmp_path):
+    result = run_fold(job(store, tmp_path, mixup_alpha=0.3, label_smoothing=0.1,
+                          time_masks=1, freq_masks=1, epochs=3))
+    assert result["status"] == "ok"
+    assert 0 <= result["metrics"]["test"]["accuracy"] <= 1
+    assert np.isfinite(result["history"]["val_loss"]).all()
+    assert "accuracy" in result["history"]
+
+
+def test_warmup_schedule():
+    params = _params(warmup_epochs=2, epochs=10, learning_rate=0.01)
+    schedule = _optimizer(params, steps_per_epoch=5)._learning_rate
+    assert float(schedule(0)) == pytest.approx(0.0)
+    assert float(schedule(5)) == pytest.approx(0.005)
+    assert float(schedule(10)) == pytest.approx(0.01)
+    assert float(schedule(40)) == pytest.approx(0.01)  # constant after the warm-up
+    cosine = _optimizer(_params(warmup_epochs=2, epochs=10, learning_rate=0.01,
+                                lr_schedule="cosine"), steps_per_epoch=5)._learning_rate
+    assert float(cosine(10)) == pytest.approx(0.01)
+    assert float(cosine(30)) < 0.01  # decays after the warm-up
+    assert float(cosine(50)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_min_epochs_delays_early_stopping_and_the_best_epoch(store, tmp_path):
+    result = run_fold(job(store, tmp_path, epochs=6, patience=0, min_epochs=3))
+    assert result["epochs_run"] >= 4
+    assert result["best_epoch"] >= 4
+    curve = result["history"]["val_loss"]
+    assert curve[result["best_epoch"] - 1] == min(curve[3:])
+    assert result["metrics"]["val"]["loss"] == pytest.approx(curve[result["best_epoch"] - 1],
+                                                             rel=1e-3)
+
+
+@pytest.mark.parametrize("spec,message", [
+    ({"min_epochs": 5, "epochs": 5}, r"min_epochs=5 but epochs=5; min_epochs must be smaller"),
+    ({"warmup_epochs": 7, "epochs": 3}, r"warmup_epochs=7 but epochs=3"),
+    ({"warmup_epochs": 1, "lr_schedule": "plateau"}, r"warmup_epochs=1 needs lr_schedule"),
+    ({"time_mask_fraction": 1.5}, r"time_mask_fraction=1.5"),
+    ({"freq_masks": -1}, r"freq_masks=-1: expected an integer >= 0"),
+    ({"mixup_alpha": -0.2}, r"mixup_alpha=-0.2"),
+    ({"label_smoothing": 1.0}, r"label_smoothing=1.0"),
+])
+def test_bad_training_options(spec, message):
+    with pytest.raises(ParameterError, match=message):
+        _params(**spec)
+
+
+def test_label_smoothing_needs_classification():
+    spec = {"architecture": "example_cnn", "reshaping_type": "conv", "comment_1": "",
+            "comment_2": "", "label_smoothing": 0.1}
+    with pytest.raises(ParameterError, match="label_smoothing=0.1 needs task_type"):
+        resolve(1, spec, training_defaults=DEFAULTS, task_type="regression")
+
+
+_TRAIN = """
+import json
+import sys
+
+from xval.config import load_config
+from xval.jobs import Job
+from xval.params import resolve
+from xval.training import run_fold
+
+spec = {"architecture": "example_cnn", "reshaping_type": "conv", "comment_1": "",
+        "comment_2": "", "filters": 4, "epochs": 3, "patience": 3, "batch_size": 16,
+        "time_masks": 2, "freq_masks": 1, "mixup_alpha": 0.3, "label_smoothing": 0.1,
+        "warmup_epochs": 1, "min_epochs": 1, "lr_schedule": "cosine"}
+params = resolve(1, spec, training_defaults=load_config(f"{sys.argv[2]}/config.ini").training)
+items = {"train": ["item0", "item1", "item2", "item3"], "val": ["item4"], "test": ["item5"]}
+r = run_fold(Job(instance=1, fold=0, params=params, items=items,
+                 task_type="classification", generator=False, store=sys.argv[1]))
+print(json.dumps({"backend": r.backend, "status": r.status,
+                  "accuracy": r.metrics["test"]["accuracy"], "epochs": r.epochs_run}))
+"""
+
+
+@pytest.mark.tensorflow
+def test_every_option_together_on_tensorflow(store, tmp_path):
+    script = write_script(tmp_path, _TRAIN, name="train_options.py")
+    proc = run_script(script, store.path, ROOT, env={"KERAS_BACKEND": "tensorflow"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["backend"] == "tensorflow" and out["status"] == "ok"
+    assert 0 <= out["accuracy"] <= 1 and out["epochs"] >= 2
