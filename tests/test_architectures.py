@@ -55,6 +55,8 @@ def _alternative(name, value):
         return "stats" if value == "mean" else "mean"
     if name == "bn_momentum":
         return 0.5
+    if name == "blocks":
+        return value - 1
     if isinstance(value, int):
         return value * 2 if value else 1
     if isinstance(value, float):
