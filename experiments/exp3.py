@@ -16,9 +16,10 @@ then:
 
 from xval import Experiment
 
-PLAIN = {"architecture": "audio_cnn", "reshaping_type": "conv", "epochs": 30, "patience": 8,
-         "batch_size": 64, "time_masks": 0, "freq_masks": 0, "mixup_alpha": 0.0,
-         "label_smoothing": 0.0, "warmup_epochs": 0, "min_epochs": 0, "lr_schedule": "constant"}
+PLAIN = {"architecture": "audio_cnn", "reshaping_type": "conv", "filters": 8, "epochs": 25,
+         "patience": 6, "batch_size": 64, "time_masks": 0, "freq_masks": 0,
+         "mixup_alpha": 0.0, "label_smoothing": 0.0, "warmup_epochs": 0, "min_epochs": 0,
+         "lr_schedule": "constant"}
 SPEC_AUGMENT = {"time_masks": 2, "freq_masks": 2}
 MIXUP = {"mixup_alpha": 0.2}
 SMOOTHING = {"label_smoothing": 0.1}
