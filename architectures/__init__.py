@@ -3,9 +3,16 @@
 Importing this package imports Keras: set `KERAS_BACKEND` and `CUDA_VISIBLE_DEVICES` first.
 """
 
-from architectures import cnn, recurrent  # noqa: F401  (registers the builders)
+from architectures import cnn, detection, recurrent  # noqa: F401  (registers the builders)
 from architectures.layers import SpecAugment, StatisticsPooling
-from architectures.registry import get, keyword_defaults, names, register, reshaping_types
+from architectures.registry import (
+    get,
+    keyword_defaults,
+    names,
+    register,
+    reshaping_types,
+    task_types,
+)
 
 __all__ = [
     "SpecAugment",
@@ -15,4 +22,5 @@ __all__ = [
     "names",
     "register",
     "reshaping_types",
+    "task_types",
 ]

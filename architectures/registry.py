@@ -8,15 +8,18 @@ import inspect
 
 _BUILDERS = {}
 _RESHAPING = {}
+_TASKS = {}
 _RESERVED = ("input_shape", "num_outputs", "task_type")
 
 
-def register(name, reshaping=("conv",)):
+def register(name, reshaping=("conv",), tasks=("classification", "regression")):
     """Decorator registering a model builder under `name`.
 
     Args:
         name: the name instances use in `architecture="..."`.
         reshaping: the `reshaping_type` values the builder accepts (conv, rnn, none).
+        tasks: the task types the builder makes models for. Defaults to classification
+            and regression (one output vector per row).
 
     Returns:
         The decorator, which returns the builder unchanged.
@@ -33,6 +36,7 @@ def register(name, reshaping=("conv",)):
             )
         _BUILDERS[name] = fn
         _RESHAPING[name] = tuple(reshaping)
+        _TASKS[name] = tuple(tasks)
         return fn
 
     return decorator
@@ -76,3 +80,9 @@ def reshaping_types(name):
     """Returns the `reshaping_type` values the architecture `name` accepts."""
     get(name)
     return _RESHAPING[name]
+
+
+def task_types(name):
+    """Returns the task types the architecture `name` makes models for."""
+    get(name)
+    return _TASKS[name]

@@ -25,11 +25,11 @@ def _params(name, reshaping, **extra):
     return resolve(1, spec, training_defaults=DEFAULTS)
 
 
-CASES = [(n, r) for n in architectures.names() for r in architectures.reshaping_types(n)]
+CASES = [(n, r, t) for n in architectures.names() for r in architectures.reshaping_types(n)
+         for t in architectures.task_types(n) if t in ("classification", "regression")]
 
 
-@pytest.mark.parametrize("name,reshaping", CASES)
-@pytest.mark.parametrize("task_type", ["classification", "regression"])
+@pytest.mark.parametrize("name,reshaping,task_type", CASES)
 def test_builder_trains_on_tiny_input(name, reshaping, task_type, rng):
     keras.utils.set_random_seed(0)
     params = _params(name, reshaping)
@@ -144,3 +144,36 @@ def test_statistics_pooling_values():
     out = keras.ops.convert_to_numpy(StatisticsPooling()(x))
     np.testing.assert_allclose(out[0, :4], x[0].mean(0))
     np.testing.assert_allclose(out[0, 4:], x[0].std(0), rtol=1e-5)
+
+
+DETECTORS = [n for n in architectures.names() if "detection" in architectures.task_types(n)]
+
+
+@pytest.mark.parametrize("name", DETECTORS)
+def test_detectors_keep_the_time_resolution(name, rng):
+    keras.utils.set_random_seed(0)
+    reshaping = architectures.reshaping_types(name)[0]
+    shape = (*SHAPE, 1) if reshaping == "conv" else SHAPE
+    model = architectures.get(name)(shape, 2, units=8)
+    x = rng.normal(size=(12, *shape)).astype("float32")
+    y = (rng.uniform(size=(12, SHAPE[0], 2)) > 0.7).astype("float32")
+    model.compile(optimizer="adam", loss=keras.losses.BinaryCrossentropy(from_logits=True))
+    history = model.fit(x, y, epochs=2, batch_size=4, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    assert model.predict(x[:3], verbose=0).shape == (3, SHAPE[0], 2)
+    assert model.layers[-1].dtype_policy.compute_dtype == "float32"
+
+
+def test_detectors_refuse_other_tasks():
+    assert DETECTORS == ["crnn_detector", "gru_detector"]
+    with pytest.raises(ValueError, match="task_type='classification'.*expected 'detection'"):
+        architectures.get("gru_detector")(SHAPE, 2, task_type="classification")
+    assert architectures.task_types("example_cnn") == ("classification", "regression")
+
+
+def test_a_detector_in_a_classification_experiment_is_a_parameter_error():
+    from xval.errors import ParameterError
+
+    with pytest.raises(ParameterError, match="crnn_detector' makes detection models, but the "
+                       "experiment's task_type is 'classification'; choose one of.*audio_cnn"):
+        _params("crnn_detector", "conv")
