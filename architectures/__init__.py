@@ -3,7 +3,7 @@
 Importing this package imports Keras: set `KERAS_BACKEND` and `CUDA_VISIBLE_DEVICES` first.
 """
 
-from architectures import cnn, detection, recurrent  # noqa: F401  (registers the builders)
+from architectures import autoencoder, cnn, detection, recurrent  # noqa: F401  (registers the builders)
 from architectures.layers import SpecAugment, StatisticsPooling
 from architectures.registry import (
     get,

@@ -177,3 +177,18 @@ def test_a_detector_in_a_classification_experiment_is_a_parameter_error():
     with pytest.raises(ParameterError, match="crnn_detector' makes detection models, but the "
                        "experiment's task_type is 'classification'; choose one of.*audio_cnn"):
         _params("crnn_detector", "conv")
+
+
+def test_conv_autoencoder_reconstructs_its_input_shape(rng):
+    keras.utils.set_random_seed(0)
+    model = architectures.get("conv_autoencoder")((*SHAPE, 1), None, filters=4,
+                                                  bottleneck_channels=3)
+    x = rng.normal(size=(16, *SHAPE, 1)).astype("float32")
+    model.compile(optimizer="adam", loss="mse")
+    history = model.fit(x, x[..., 0], epochs=3, batch_size=8, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    assert model.predict(x[:2], verbose=0).shape == (2, *SHAPE)
+    code = model.get_layer("bottleneck").output
+    assert code.shape[1:] == (4, 3, 3)  # 16x12 halved twice, 3 channels
+    with pytest.raises(ValueError, match="expected 'representation'"):
+        architectures.get("conv_autoencoder")((*SHAPE, 1), 3, task_type="classification")
