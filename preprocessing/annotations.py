@@ -63,7 +63,8 @@ def read_annotations(path, *, layout="auto", units="samples", annotation_sample_
         sample_rate_of: dict or callable, file name (as written in the CSV) -> its sample
             rate in Hz; used for samples when `annotation_sample_rate` is not given.
         durations: dict or callable, file name -> duration in seconds; when given, events
-            past the end of their file are errors. Defaults to `None` (not checked).
+            past the end of their file are errors (times in seconds may pass it by up to
+            1 ms, for rounding). Defaults to `None` (not checked).
         file_column: column of file names. Defaults to the first of `FILE_COLUMNS` present
             (long) or the first column (wide).
         onset_column: long layout: column of starts. Defaults to one of `ONSET_COLUMNS`.
@@ -135,8 +136,9 @@ def read_annotations(path, *, layout="auto", units="samples", annotation_sample_
             onset, offset = row["start"], row["end"]
         if duration_of is not None:
             duration = duration_of(row["file"])
-            # Half a sample of slack at 8 kHz absorbs rounding of times written in seconds.
-            if duration is not None and offset > duration + 6e-5:
+            # Sample positions are exact; times written in seconds may be rounded up (1 ms).
+            slack = 1e-9 if units == "samples" else 1e-3
+            if duration is not None and offset > duration + slack:
                 raise DatasetError(
                     f"{where}: end {row['end_text']!r} ({offset:.4f} s) is past the end of the "
                     f"file ({duration:.4f} s); expected an end within the recording. Check "

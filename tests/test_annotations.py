@@ -121,6 +121,13 @@ def test_read_annotations_past_the_end_of_the_file(tmp_path):
     with pytest.raises(DatasetError, match=r"line 3 \(file 'x'\): end '8001' \(1.0001 s\) is "
                                            r"past the end of the file \(1.0000 s\)"):
         read_annotations(path, annotation_sample_rate=8000, durations={"x": 1.0})
+    # One sample past the end at 48 kHz is caught too; times in seconds may round up 1 ms.
+    with pytest.raises(DatasetError, match="past the end"):
+        read_annotations(write(tmp_path, "file,start,end\nx,0,48001\n"),
+                         annotation_sample_rate=48000, durations={"x": 1.0})
+    ok = read_annotations(write(tmp_path, "file,start,end\nx,0,1.0004\n"), units="seconds",
+                          durations={"x": 1.0})
+    assert rows(ok) == [("x", 0.0, 1.0004, "event")]
     # Ending on the last sample boundary is fine.
     ok = read_annotations(write(tmp_path, "file,start,end\nx,0,8000\n"),
                           annotation_sample_rate=8000, durations={"x": 1.0})
