@@ -1,7 +1,9 @@
 """Audio files -> feature store: sources, decoding, librosa features, segmentation."""
 
+from preprocessing.annotations import annotation_source, read_annotations
 from preprocessing.audio import load_audio
 from preprocessing.build import build_store, feature_params
+from preprocessing.events import frame_targets, windows
 from preprocessing.features import compute_features, segment
 from preprocessing.report import dataset_report
 from preprocessing.sources import folder_source, manifest_source, regex_source
@@ -9,15 +11,19 @@ from preprocessing.store import FeatureStore, write_store, write_store_from_dict
 
 __all__ = [
     "FeatureStore",
+    "annotation_source",
     "build_store",
     "compute_features",
     "dataset_report",
     "feature_params",
     "folder_source",
+    "frame_targets",
     "load_audio",
     "manifest_source",
+    "read_annotations",
     "regex_source",
     "segment",
+    "windows",
     "write_store",
     "write_store_from_dicts",
 ]

@@ -1,6 +1,7 @@
 """`python -m preprocessing SOURCE ...`: build a feature store from audio files.
 
-Sources: `demo`, `regex`, `folders`, `manifest`; plus `report` to describe a store.
+Sources: `demo`, `regex`, `folders`, `manifest`; plus `report` to describe a store and
+`synth-events` to write a sound event detection dataset (FSDD digits in backgrounds).
 See the README for recipes (FSDD, RAVDESS, ESC-50, speaker identification).
 
 Exit status: 0 when the store is written (unusable files are skipped and listed), 2 for a
@@ -94,6 +95,27 @@ def parser():
     p = sub.add_parser("report", help="describe an existing store")
     p.add_argument("store")
     p.add_argument("--plot", help="write a sample-rate histogram PNG here")
+    p = sub.add_parser("synth-events",
+                       help="FSDD digits placed into longer backgrounds, with annotations")
+    p.add_argument("fsdd", help="the FSDD recordings folder ({digit}_{speaker}_{index}.wav)")
+    p.add_argument("--out", required=True, help="folder to write (must not exist)")
+    p.add_argument("--files-per-speaker", type=int, default=10)
+    p.add_argument("--seconds", type=float, default=10.0, help="length of each recording")
+    p.add_argument("--events-min", type=int, default=1, help="fewest digits per recording")
+    p.add_argument("--events-max", type=int, default=4, help="most digits per recording")
+    p.add_argument("--min-gap", type=float, default=0.5,
+                   help="shortest silence between two digits (s)")
+    p.add_argument("--snr-min", type=float, default=0.0, help="lowest SNR (dB)")
+    p.add_argument("--snr-max", type=float, default=20.0, help="highest SNR (dB)")
+    p.add_argument("--labels", choices=("single", "digit"), default="single",
+                   help="single: one class 'digit'; digit: the spoken digit is the class")
+    p.add_argument("--backgrounds", help="folder of background recordings (default: noise)")
+    p.add_argument("--noise", choices=("white", "pink", "brown", "mixed"),
+                   help="coloured-noise background without --backgrounds (default: mixed)")
+    p.add_argument("--sample-rate", type=int, default=8000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a folder written by synth-events")
     return top
 
 
@@ -114,6 +136,22 @@ def main(argv=None):
 
 
 def _run(args, argv):
+    if args.source == "synth-events":
+        from preprocessing.synth_events import synth_events
+
+        summary = synth_events(
+            args.fsdd, args.out, files_per_speaker=args.files_per_speaker,
+            seconds=args.seconds, events_min=args.events_min, events_max=args.events_max,
+            min_gap=args.min_gap, snr_min=args.snr_min, snr_max=args.snr_max,
+            labels=args.labels, backgrounds=args.backgrounds, noise=args.noise,
+            sample_rate=args.sample_rate, seed=args.seed, overwrite=args.overwrite)
+        print(f"Wrote {summary['out']}: {summary['files']} recordings of "
+              f"{len(summary['speakers'])} speakers, {summary['events']} events "
+              f"(annotations.csv, events.csv, items.csv).")
+        if summary["skipped_events"]:
+            print(f"{summary['skipped_events']} drawn event(s) did not fit in --seconds and "
+                  "were left out.")
+        return 0
     if args.source == "report":
         report = dataset_report(args.store, plot_path=args.plot)
         print(format_report(report))

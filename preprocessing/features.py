@@ -99,6 +99,34 @@ def segment(y, *, sample_rate, segment_seconds, hop_seconds, grid=1):
         `(segments, starts)`: `np.ndarray [shape=(k, window)]` and the start of each
         window in seconds.
     """
+    starts, window = window_starts(len(y), sample_rate=sample_rate,
+                                   segment_seconds=segment_seconds, hop_seconds=hop_seconds,
+                                   grid=grid)
+    if len(y) <= window:
+        padded = np.zeros(window, dtype=y.dtype)
+        padded[: len(y)] = y
+        return padded[None], np.array([0.0])
+    segments = np.stack([y[s: s + window] for s in starts])
+    return segments, np.asarray(starts, dtype=float) / sample_rate
+
+
+def window_starts(n_samples, *, sample_rate, segment_seconds, hop_seconds, grid=1):
+    """The start samples of the windows `segment` cuts from a signal of `n_samples`.
+
+    Args:
+        n_samples: length of the signal in samples.
+        sample_rate: rate in Hz.
+        segment_seconds: window length in seconds.
+        hop_seconds: hop between windows in seconds (rounded to a multiple of `grid`).
+        grid: starts are multiples of this many samples. Defaults to `1`.
+
+    Returns:
+        `(starts, window)`: a list of start samples (`[0]` for a signal no longer than one
+        window, which is then zero-padded) and the window length in samples.
+
+    Raises:
+        ValueError: when `segment_seconds` or `hop_seconds` is not positive.
+    """
     if segment_seconds <= 0 or hop_seconds <= 0:
         raise ValueError(
             f"segment_seconds={segment_seconds} and hop_seconds={hop_seconds} must be > 0."
@@ -106,16 +134,13 @@ def segment(y, *, sample_rate, segment_seconds, hop_seconds, grid=1):
     window = max(1, int(round(segment_seconds * sample_rate)))
     hop = max(1, int(round(hop_seconds * sample_rate)))
     hop = max(grid, int(round(hop / grid)) * grid)
-    if len(y) <= window:
-        padded = np.zeros(window, dtype=y.dtype)
-        padded[: len(y)] = y
-        return padded[None], np.array([0.0])
-    starts = list(range(0, len(y) - window + 1, hop))
-    tail = (len(y) - window) // grid * grid
+    if n_samples <= window:
+        return [0], window
+    starts = list(range(0, n_samples - window + 1, hop))
+    tail = (n_samples - window) // grid * grid
     if tail > starts[-1]:
         starts.append(tail)
-    segments = np.stack([y[s: s + window] for s in starts])
-    return segments, np.asarray(starts, dtype=float) / sample_rate
+    return starts, window
 
 
 def feature_shape(params):

@@ -1,0 +1,428 @@
+"""Event annotations of long recordings: sample or time ranges read from a CSV file.
+
+Two layouts are read:
+
+- **wide** (`FileInfo.csv`): one row per file, a file name column, then pairs of columns
+  `"Voice start sample (1)"`, `"Voice end sample (1)"`, `"... (2)"`, ..., blank where a
+  file has fewer events. Optional `"Label (k)"` and `"Context (k)"` columns give event `k`
+  a label and a context flag.
+- **long**: one row per event: file, start, end, optional label, optional context flag. A
+  row with a blank start and end lists a file that has no events.
+
+Either way the result is one tidy table `file, onset_s, offset_s, label`, in seconds.
+"""
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import soundfile as sf
+
+from preprocessing.audio import AUDIO_EXTENSIONS
+from xval.errors import DatasetError
+
+LAYOUTS = ("auto", "wide", "long")
+UNITS = ("samples", "seconds")
+CONTEXT_MODES = ("keep", "drop", "class")
+DEFAULT_LABEL = "event"
+CONTEXT_LABEL = "context"
+COLUMNS = ("file", "onset_s", "offset_s", "label")
+# Column names tried, case-insensitively, when the caller names none (long layout).
+FILE_COLUMNS = ("file", "filename", "file_name", "file name", "file_id", "file id", "path",
+                "recording")
+ONSET_COLUMNS = ("start", "onset", "start_sample", "start sample", "onset_s", "start_s",
+                 "begin")
+OFFSET_COLUMNS = ("end", "offset", "end_sample", "end sample", "offset_s", "end_s", "stop")
+LABEL_COLUMNS = ("label", "event_label", "class")
+CONTEXT_COLUMNS = ("context", "tail")
+# Wide layout: "<anything>start<anything>(k)" and "<anything>end<anything>(k)".
+_WIDE = re.compile(r"^(?P<what>.*?\b(?P<kind>start|end|label|context)\b.*?)\s*\((?P<k>\d+)\)\s*$",
+                   re.IGNORECASE)
+_TRUE = {"1", "true", "yes", "y", "x", "context", "tail"}
+_FALSE = {"", "0", "false", "no", "n"}
+
+
+def read_annotations(path, *, layout="auto", units="samples", annotation_sample_rate=None,
+                     sample_rate_of=None, durations=None, file_column=None, onset_column=None,
+                     offset_column=None, label_column=None, context_column=None,
+                     context="keep", merge_overlaps=False):
+    """Reads an annotation CSV into one event table in seconds.
+
+    Args:
+        path: the CSV file.
+        layout: `"wide"`, `"long"` or `"auto"` (wide when start/end columns numbered
+            `(1)`, `(2)`... are present). Defaults to `"auto"`.
+        units: `"samples"` or `"seconds"`: the unit of the start and end values. Samples
+            are positions (boundaries): end sample `n` is time `n / rate`, so an event may
+            end at the file's last sample boundary (`n` = the number of samples). Defaults
+            to `"samples"`.
+        annotation_sample_rate: rate (Hz) the sample positions count in, when it differs
+            from the files' own rates. Defaults to `None` (each file's own rate, from
+            `sample_rate_of`).
+        sample_rate_of: dict or callable, file name (as written in the CSV) -> its sample
+            rate in Hz; used for samples when `annotation_sample_rate` is not given.
+        durations: dict or callable, file name -> duration in seconds; when given, events
+            past the end of their file are errors (times in seconds may pass it by up to
+            1 ms, for rounding). Defaults to `None` (not checked).
+        file_column: column of file names. Defaults to the first of `FILE_COLUMNS` present
+            (long) or the first column (wide).
+        onset_column: long layout: column of starts. Defaults to one of `ONSET_COLUMNS`.
+        offset_column: long layout: column of ends. Defaults to one of `OFFSET_COLUMNS`.
+        label_column: long layout: column of event labels. Defaults to one of
+            `LABEL_COLUMNS` when present, else every event is labelled `"event"`.
+        context_column: long layout: column of context (tail) flags: 1/0, true/false,
+            yes/no, blank for no. Defaults to one of `CONTEXT_COLUMNS` when present.
+        context: what a context event becomes: `"keep"` (a normal event with its label),
+            `"drop"` (removed) or `"class"` (its own class `"context"`). Defaults to
+            `"keep"`.
+        merge_overlaps: merge overlapping events of the same class in one file instead of
+            raising an error. Defaults to `False`.
+
+    Returns:
+        `pandas.DataFrame` with the columns `file, onset_s, offset_s, label` (times in
+        seconds), files in the order of the CSV, events sorted by onset. A file annotated
+        with no event has no row (`annotation_source` still counts it as annotated).
+
+    Raises:
+        DatasetError: for a missing or unreadable file, an unknown layout, a missing column,
+            a value that is not a number or a flag, a negative start, an end before its
+            start, an event past its file's end, an unknown sample rate, or overlapping
+            events of one class in one file (unless `merge_overlaps`). The message names the
+            file, the CSV line, the value, what was expected and the fix.
+    """
+    for name, value, allowed in (("layout", layout, LAYOUTS), ("units", units, UNITS),
+                                 ("context", context, CONTEXT_MODES)):
+        if value not in allowed:
+            raise DatasetError(f"{name}={value!r}: expected one of {', '.join(allowed)}.")
+    if annotation_sample_rate is not None and annotation_sample_rate <= 0:
+        raise DatasetError(
+            f"annotation_sample_rate={annotation_sample_rate}: expected a rate in Hz > 0.")
+    path = Path(path)
+    table = _read_csv(path)
+    if layout == "auto":
+        layout = "wide" if _wide_columns(table) else "long"
+    if layout == "wide":
+        rows = _wide_rows(table, path, file_column)
+    else:
+        rows = _long_rows(table, path, file_column, onset_column, offset_column, label_column,
+                          context_column)
+    rate_of = _lookup(sample_rate_of, "sample_rate_of")
+    duration_of = _lookup(durations, "durations")
+    events = []
+    for row in rows:
+        where = f"{path} line {row['line']} (file {row['file']!r})"
+        if row["start"] is None:
+            continue
+        if row["start"] < 0:
+            raise DatasetError(
+                f"{where}: start {row['start_text']!r} is negative; expected a {units[:-1]} "
+                "position >= 0. Fix the annotation.")
+        if row["end"] < row["start"]:
+            raise DatasetError(
+                f"{where}: end {row['end_text']!r} is before start {row['start_text']!r}; "
+                "expected end >= start. Swap or fix the two values.")
+        if units == "samples":
+            rate = annotation_sample_rate
+            if rate is None:
+                rate = rate_of(row["file"]) if rate_of is not None else None
+                if rate is None:
+                    raise DatasetError(
+                        f"{where}: the annotation is in samples but the sample rate of "
+                        f"{row['file']!r} is unknown. Pass annotation_sample_rate "
+                        "(--annotation-sample-rate) or the files' rates (sample_rate_of).")
+            onset, offset = row["start"] / rate, row["end"] / rate
+        else:
+            onset, offset = row["start"], row["end"]
+        if duration_of is not None:
+            duration = duration_of(row["file"])
+            # Sample positions are exact; times written in seconds may be rounded up (1 ms).
+            slack = 1e-9 if units == "samples" else 1e-3
+            if duration is not None and offset > duration + slack:
+                raise DatasetError(
+                    f"{where}: end {row['end_text']!r} ({offset:.4f} s) is past the end of the "
+                    f"file ({duration:.4f} s); expected an end within the recording. Check "
+                    "the value and the units (--annotation-units, --annotation-sample-rate).")
+        if row["context"]:
+            if context == "drop":
+                continue
+            if context == "class":
+                row["label"] = CONTEXT_LABEL
+        events.append((row["file"], float(onset), float(offset), row["label"], row["line"]))
+    frame = _check_overlaps(events, path, merge_overlaps)
+    return frame
+
+
+def annotation_source(annotations, audio_root, *, strict=False, extensions=AUDIO_EXTENSIONS,
+                      **read_kwargs):
+    """Matches an annotation CSV to the audio files of a folder and reads it.
+
+    Each annotated file name is looked up under `audio_root` as a relative path, with or
+    without its extension, or as a bare file name or stem when that is unique. The files'
+    own sample rates and durations (read from their headers) are used for sample units and
+    for the past-the-end check.
+
+    Args:
+        annotations: the annotation CSV.
+        audio_root: the folder of recordings.
+        strict: raise for an audio file that has no annotation instead of listing it as
+            skipped. Defaults to `False`.
+        extensions: audio file extensions. Defaults to every supported audio format.
+        **read_kwargs: passed to `read_annotations` (layout, units, columns, context, ...).
+
+    Returns:
+        `(recordings, events, skipped)`: `recordings` is a DataFrame `file, path,
+        sample_rate, duration_s, n_events` of the annotated files (those listed with no
+        event included); `events` the DataFrame of `read_annotations`; `skipped` a list of
+        `{"path", "reason"}` for audio files without annotations.
+
+    Raises:
+        DatasetError: for a missing audio folder, an annotated file that does not exist
+            under it (or matches several files), an unreadable audio header, an audio file
+            without annotation in strict mode, and every error of `read_annotations`.
+    """
+    root = Path(audio_root)
+    if not root.is_dir():
+        raise DatasetError(f"Audio folder {str(root)!r} does not exist or is not a folder.")
+    wanted = {e.lower() if e.startswith(".") else "." + e.lower() for e in extensions}
+    audio = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in wanted)
+    keys = {}
+    for p in audio:
+        rel = p.relative_to(root).as_posix()
+        for key in {rel, rel[: -len(p.suffix)], p.name, p.stem}:
+            keys.setdefault(key, set()).add(p)
+    table = _read_csv(Path(annotations))
+    layout = read_kwargs.get("layout", "auto")
+    if layout == "auto":
+        layout = "wide" if _wide_columns(table) else "long"
+    names = _file_names(table, Path(annotations), layout, read_kwargs.get("file_column"))
+    resolved, info = {}, {}
+    for line, name in names:
+        if name in resolved:
+            continue
+        found = keys.get(name, set()) or keys.get(name.replace("\\", "/"), set())
+        if not found:
+            raise DatasetError(
+                f"{annotations} line {line}: file {name!r} does not exist under {root}; "
+                "expected a path relative to the audio folder (with or without extension). "
+                "Fix the name or point to the right audio folder.")
+        if len(found) > 1:
+            listed = ", ".join(sorted(str(p.relative_to(root)) for p in found))
+            raise DatasetError(
+                f"{annotations} line {line}: file {name!r} matches several files under "
+                f"{root} ({listed}); write the relative path with its extension.")
+        resolved[name] = found.pop()
+        try:
+            header = sf.info(str(resolved[name]))
+        except (RuntimeError, sf.LibsndfileError) as e:
+            raise DatasetError(f"Cannot read the header of {resolved[name]}: {e}") from e
+        info[name] = (int(header.samplerate), header.frames / header.samplerate)
+    events = read_annotations(annotations, sample_rate_of={k: v[0] for k, v in info.items()},
+                              durations={k: v[1] for k, v in info.items()}, **read_kwargs)
+    used = set(resolved.values())
+    skipped = [{"path": str(p), "reason": f"not in the annotations {annotations}"}
+               for p in audio if p not in used]
+    if strict and skipped:
+        raise DatasetError(
+            f"{skipped[0]['path']} has no annotation in {annotations} ({len(skipped)} audio "
+            "file(s) without annotation; strict mode). Annotate it (a row with no events "
+            "marks a file without events) or drop --strict to skip it.")
+    counts = events["file"].value_counts()
+    recordings = pd.DataFrame(
+        [{"file": name, "path": str(resolved[name]), "sample_rate": info[name][0],
+          "duration_s": info[name][1], "n_events": int(counts.get(name, 0))}
+         for name in resolved])
+    return recordings, events, skipped
+
+
+# -- reading ----------------------------------------------------------------------------
+
+def _read_csv(path):
+    if not path.is_file():
+        raise DatasetError(f"Annotation file {str(path)!r} does not exist.")
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig",
+                            skipinitialspace=True)
+    except pd.errors.EmptyDataError:
+        raise DatasetError(
+            f"Annotation file {path} is empty; expected a header row and one row per file "
+            "(wide layout) or per event (long layout).") from None
+    except (UnicodeDecodeError, pd.errors.ParserError, ValueError) as e:
+        raise DatasetError(
+            f"Annotation file {path} is not a readable UTF-8 CSV file ({type(e).__name__}: "
+            f"{str(e).splitlines()[0] if str(e) else ''}).") from None
+    table.columns = [str(c).strip() for c in table.columns]
+    if table.empty:
+        raise DatasetError(f"Annotation file {path} has a header but no rows.")
+    return table
+
+
+def _lookup(source, name):
+    if source is None or callable(source):
+        return source
+    if isinstance(source, dict):
+        return source.get
+    raise TypeError(f"{name}: expected a dict or a callable, got {type(source).__name__}.")
+
+
+def _find(table, given, candidates, argument, path, required=True):
+    if given is not None:
+        if given not in table.columns:
+            raise DatasetError(
+                f"{argument}={given!r} is not a column of {path}; its columns are "
+                f"{', '.join(table.columns)}.")
+        return given
+    lower = {c.lower(): c for c in table.columns}
+    for name in candidates:
+        if name in lower:
+            return lower[name]
+    if required:
+        raise DatasetError(
+            f"{path} (long layout) has no column for {argument.split('_')[0]}s: none of "
+            f"{', '.join(candidates)}; its columns are {', '.join(table.columns)}. Pass "
+            f"{argument} (--{argument.replace('_', '-')}), or give a wide layout "
+            "('Voice start sample (1)', 'Voice end sample (1)', ...).")
+    return None
+
+
+def _number(text, where, column):
+    try:
+        value = float(text)
+    except ValueError:
+        raise DatasetError(
+            f"{where}: {column}={text!r} is not a number; expected a sample position or a "
+            "time. Fix the cell (leave it blank for no event).") from None
+    if not np.isfinite(value):
+        raise DatasetError(f"{where}: {column}={text!r} is not a finite number.")
+    return value
+
+
+def _flag(text, where, column):
+    value = text.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise DatasetError(
+        f"{where}: {column}={text!r} is not a context flag; expected one of 1/0, true/false, "
+        "yes/no or blank.")
+
+
+def _wide_columns(table):
+    pairs = {}
+    for column in table.columns:
+        match = _WIDE.match(column)
+        if match:
+            pairs.setdefault(int(match.group("k")), {})[match.group("kind").lower()] = column
+    return pairs if any("start" in p or "end" in p for p in pairs.values()) else {}
+
+
+def _file_names(table, path, layout, file_column):
+    if layout == "wide":
+        column = file_column or table.columns[0]
+        if column not in table.columns:
+            raise DatasetError(f"file_column={column!r} is not a column of {path}.")
+    else:
+        column = _find(table, file_column, FILE_COLUMNS, "file_column", path)
+    names = []
+    for i, value in enumerate(table[column], start=2):
+        if not value.strip():
+            raise DatasetError(f"{path} line {i}: the file name ({column}) is blank.")
+        names.append((i, value.strip()))
+    return names
+
+
+def _wide_rows(table, path, file_column):
+    pairs = _wide_columns(table)
+    if not pairs:
+        raise DatasetError(
+            f"{path}: unknown layout: no numbered start/end columns such as 'Voice start "
+            "sample (1)', 'Voice end sample (1)'. Give layout='long' with file, start and "
+            f"end columns, or rename the columns. Its columns are {', '.join(table.columns)}.")
+    for k, columns in sorted(pairs.items()):
+        missing = [kind for kind in ("start", "end") if kind not in columns]
+        if missing:
+            have = next(iter(columns.values()))
+            raise DatasetError(
+                f"{path}: column {have!r} has no matching {missing[0]} column ({k}); expected "
+                f"a start and an end column for every event number.")
+    names = dict(_file_names(table, path, "wide", file_column))
+    rows = []
+    for line, record in zip(names, table.to_dict("records")):
+        found = False
+        for k, columns in sorted(pairs.items()):
+            start, end = record[columns["start"]].strip(), record[columns["end"]].strip()
+            where = f"{path} line {line} (file {names[line]!r})"
+            if not start and not end:
+                continue
+            if not start or not end:
+                blank = columns["start"] if not start else columns["end"]
+                raise DatasetError(
+                    f"{where}: {blank!r} is blank but its pair is not; expected both the start "
+                    f"and the end of event ({k}), or neither.")
+            label = record[columns["label"]].strip() if "label" in columns else ""
+            is_context = (_flag(record[columns["context"]], where, columns["context"])
+                          if "context" in columns else False)
+            rows.append({"file": names[line], "line": line, "start_text": start,
+                         "end_text": end, "start": _number(start, where, columns["start"]),
+                         "end": _number(end, where, columns["end"]),
+                         "label": label or DEFAULT_LABEL, "context": is_context})
+            found = True
+        if not found:
+            rows.append({"file": names[line], "line": line, "start": None})
+    return rows
+
+
+def _long_rows(table, path, file_column, onset_column, offset_column, label_column,
+               context_column):
+    onset = _find(table, onset_column, ONSET_COLUMNS, "onset_column", path)
+    offset = _find(table, offset_column, OFFSET_COLUMNS, "offset_column", path)
+    label = _find(table, label_column, LABEL_COLUMNS, "label_column", path, required=False)
+    flag = _find(table, context_column, CONTEXT_COLUMNS, "context_column", path,
+                 required=False)
+    names = dict(_file_names(table, path, "long", file_column))
+    rows = []
+    for line, record in zip(names, table.to_dict("records")):
+        where = f"{path} line {line} (file {names[line]!r})"
+        start, end = record[onset].strip(), record[offset].strip()
+        if not start and not end:
+            rows.append({"file": names[line], "line": line, "start": None})
+            continue
+        if not start or not end:
+            raise DatasetError(
+                f"{where}: {onset if not start else offset!r} is blank but the other is not; "
+                "expected both a start and an end (or neither, for a file without events).")
+        text = record[label].strip() if label else ""
+        rows.append({"file": names[line], "line": line, "start_text": start, "end_text": end,
+                     "start": _number(start, where, onset), "end": _number(end, where, offset),
+                     "label": text or DEFAULT_LABEL,
+                     "context": _flag(record[flag], where, flag) if flag else False})
+    return rows
+
+
+def _check_overlaps(events, path, merge):
+    kept = []
+    for file in dict.fromkeys(e[0] for e in events):
+        real = [e for e in events if e[0] == file]
+        for label in sorted({e[3] for e in real}):
+            current = None
+            for e in sorted((e for e in real if e[3] == label), key=lambda e: (e[1], e[2])):
+                if current is not None and e[1] < current[2]:
+                    if not merge:
+                        raise DatasetError(
+                            f"{path}: in file {file!r}, the {label!r} event on line {e[4]} "
+                            f"({e[1]:.4f}-{e[2]:.4f} s) overlaps the one on line {current[4]} "
+                            f"({current[1]:.4f}-{current[2]:.4f} s); expected events of one "
+                            "class not to overlap. Fix the annotation or pass "
+                            "merge_overlaps=True (--merge-overlaps) to merge them.")
+                    current = (file, current[1], max(current[2], e[2]), label, current[4])
+                    continue
+                if current is not None:
+                    kept.append(current[:4])
+                current = e
+            kept.append(current[:4])
+    frame = pd.DataFrame(kept, columns=list(COLUMNS))
+    order = {f: i for i, f in enumerate(dict.fromkeys(e[0] for e in events))}
+    frame["_order"] = frame["file"].map(order)
+    frame = frame.sort_values(["_order", "onset_s", "label"], kind="stable")
+    return frame.drop(columns="_order").reset_index(drop=True)
