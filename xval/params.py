@@ -10,22 +10,18 @@ import json
 import os
 from pathlib import Path
 
-from xval import schema
+from xval import schema, tasks
 from xval.errors import ParameterError
 
 MANDATORY = ("architecture", "reshaping_type", "comment_1", "comment_2")
 # Choices of the [training] keys come from the schema.
 CHOICES = {
     "reshaping_type": ("conv", "rnn", "none"),
-    **{name: spec.choices for name, spec in schema.SCHEMA["training"].items() if spec.choices},
+    **{name: spec.options() for name, spec in schema.SCHEMA["training"].items()
+       if spec.options()},
 }
 # Names that do not change what is trained; left out of the hash and the resume check.
 UNHASHED = ("comment_1", "comment_2", "verbose", "generator_workers", "tensorboard")
-METRICS = {
-    "classification": ("loss", "accuracy"),
-    "regression": ("loss", "rmse", "mae"),
-}
-_MAX_METRICS = ("accuracy", "f1", "precision", "recall", "r2", "auc")
 
 
 def parse_assignment(text, where="--set"):
@@ -145,15 +141,16 @@ def _check_type(name, value, default, where):
 
 
 def metric_direction(metric, mode="auto"):
-    """Returns `"max"` or `"min"` for a metric name (`mode` wins unless it is `"auto"`)."""
+    """Returns `"max"` or `"min"` for a metric name (`mode` wins unless it is `"auto"`):
+    `"max"` for the metrics a task maximises (`Task.maximize`), else `"min"`."""
     if mode in ("min", "max"):
         return mode
     base = metric.removeprefix("val_").removeprefix("test_")
-    return "max" if any(base.startswith(m) for m in _MAX_METRICS) else "min"
+    return "max" if any(base.startswith(m) for m in tasks.maximized_metrics()) else "min"
 
 
 def resolve(instance_id, spec, *, training_defaults, experiment_params=None, overrides=None,
-            task_type="classification"):
+            task_type=tasks.DEFAULT):
     """Resolves one instance's parameters and checks every name, type and value.
 
     Args:
@@ -162,7 +159,7 @@ def resolve(instance_id, spec, *, training_defaults, experiment_params=None, ove
         training_defaults: `config.training`.
         experiment_params: parameters the experiment applies to every instance.
         overrides: `--set` values, applied last.
-        task_type: `"classification"` or `"regression"`.
+        task_type: a task registered in `xval.tasks`. Defaults to `tasks.DEFAULT`.
 
     Returns:
         dict of every parameter: the training defaults, the architecture's keyword
@@ -232,8 +229,9 @@ def resolve(instance_id, spec, *, training_defaults, experiment_params=None, ove
         )
     if params.get("load_model") is not None:
         params["load_model"] = _model_path(params["load_model"], where)
+    task = tasks.get(task_type)
     metric = params["save_model_metric"]
-    names = METRICS[task_type]
+    names = task.history_metrics
     allowed = [f"val_{m}" for m in names] + list(names)
     if metric not in allowed:
         raise ParameterError(
@@ -255,8 +253,7 @@ def resolve(instance_id, spec, *, training_defaults, experiment_params=None, ove
                 "TensorBoard logs through tf.summary on every backend): "
                 "`pip install -e '.[tensorboard]'`."
             )
-    if params["class_weights"] and task_type != "classification":
-        raise ParameterError(f"{where}: class_weights=True needs task_type='classification'.")
+    task.check_params(params, where)
     return params
 
 

@@ -222,31 +222,29 @@ def _save(fig, path, plt):
     return path
 
 
-def instance_plots(instance_dir, folds, summary):
-    """Writes every plot of one instance into its `plots/` folder.
+def instance_plots(instance_dir, folds, summary, task_type=None):
+    """Writes every plot of one instance into its `plots/` folder: the learning curves,
+    then the task's own plots (`Task.plots`: e.g. the confusion matrix and per-class F1 of
+    classification, predicted against true values for regression).
+
+    Args:
+        instance_dir: the `instance_<k>` folder.
+        folds: its fold result dicts.
+        summary: its summary.
+        task_type: the task's name; `None` (results written before the task was recorded)
+            infers it from the folds' classes (`xval.tasks.infer`).
 
     Returns:
         list of written paths.
     """
-    import pandas as pd
+    from xval import tasks
 
     instance_dir = Path(instance_dir)
     plots = instance_dir / "plots"
     written = []
     if learning_curves(folds, plots / "learning_curves.png"):
         written.append(plots / "learning_curves.png")
-    classes = next((f.get("classes") for f in folds if f.get("classes")), None)
-    matrix = summary.get("confusion_matrix", {}).get("segment")
-    if classes and matrix is not None:
-        written.append(confusion_matrix(matrix, classes, plots / "confusion_matrix.png"))
-        f1 = per_fold_f1(folds)
-        if f1 is not None:
-            written.append(per_class_f1(f1, classes, plots / "per_class_f1.png"))
-    elif not classes:
-        tables = [pd.read_csv(p) for p in sorted(instance_dir.glob("predictions_fold_*.csv"))]
-        if tables:
-            table = pd.concat(tables)
-            written.append(predicted_vs_true(table["target"].to_numpy(float),
-                                             table["predicted"].to_numpy(float),
-                                             plots / "predicted_vs_true.png"))
-    return written
+    if task_type is None:
+        classes = next((f.get("classes") for f in folds if f.get("classes")), None)
+        task_type = tasks.infer(classes=classes or [])
+    return written + tasks.get(task_type).plots(instance_dir, folds, summary)
