@@ -39,10 +39,11 @@ def fold_band(curves):
     return np.arange(1, length + 1), mean, low, high, n
 
 
-def learning_curves(folds, path):
+def learning_curves(folds, path, metric=None):
     """Learning curves readable with many folds: one panel per split (train, validation)
-    and metric (loss, then accuracy or RMSE), each with every fold as a thin line, the mean
-    over folds as a thick line and the min-max band; dots mark each fold's best epoch."""
+    and metric (loss, then `metric`, e.g. accuracy or RMSE, when the history has it), each
+    with every fold as a thin line, the mean over folds as a thick line and the min-max
+    band; dots mark each fold's best epoch."""
     plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
 
@@ -50,8 +51,7 @@ def learning_curves(folds, path):
     if not ok:
         return None
     history = ok[0]["history"]
-    main = "accuracy" if "accuracy" in history else "rmse"
-    names = ["loss"] + ([main] if main in history else [])
+    names = ["loss"] + ([metric] if metric and metric != "loss" and metric in history else [])
     splits = [("train", "")] + ([("validation", "val_")] if "val_loss" in history else [])
     fig, axes = plt.subplots(len(names), len(splits), figsize=(5.2 * len(splits),
                              3.4 * len(names)), squeeze=False, sharex=True)
@@ -241,10 +241,11 @@ def instance_plots(instance_dir, folds, summary, task_type=None):
 
     instance_dir = Path(instance_dir)
     plots = instance_dir / "plots"
-    written = []
-    if learning_curves(folds, plots / "learning_curves.png"):
-        written.append(plots / "learning_curves.png")
     if task_type is None:
         classes = next((f.get("classes") for f in folds if f.get("classes")), None)
         task_type = tasks.infer(classes=classes or [])
-    return written + tasks.get(task_type).plots(instance_dir, folds, summary)
+    task = tasks.get(task_type)
+    written = []
+    if learning_curves(folds, plots / "learning_curves.png", task.selection_metric):
+        written.append(plots / "learning_curves.png")
+    return written + task.plots(instance_dir, folds, summary)
