@@ -129,7 +129,8 @@ def build_store(rows, out, *, params, workers=0, strict=False, overwrite=False,
         workers: extraction processes; 0 means all cores. Defaults to `0`.
         strict: fail on the first unusable file. Defaults to `False`.
         overwrite: replace an existing store. Defaults to `False`.
-        task_type: a task registered in `xval.tasks`. Defaults to `xval.tasks.DEFAULT` (classification).
+        task_type: a task registered in `xval.tasks`. Defaults to `xval.tasks.DEFAULT`
+            (classification).
         classes: class names in target order. Defaults to the sorted labels.
         skipped: files the source already skipped (`{"path", "reason"}`).
         info: extra entries for `dataset.json`.

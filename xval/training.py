@@ -330,7 +330,8 @@ def run_fold(job, on_epoch=None):
 
     return FoldResult(
         instance=job.instance, fold=fold, status=Status.OK, items=job.items,
-        params_hash=job.params_hash, task_type=task_type, metrics=result_metrics, clip_metrics=clip_metrics or None,
+        params_hash=job.params_hash, task_type=task_type, metrics=result_metrics,
+        clip_metrics=clip_metrics or None,
         history=hist, best_epoch=best_epoch, epochs_run=len(curve), monitor=monitor,
         monitor_mode=mode,
         timings={"fit_seconds": round(fit_seconds, 3), "eval_seconds": round(eval_seconds, 3),
