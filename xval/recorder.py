@@ -238,14 +238,15 @@ class Recorder:
         folds = [r.to_dict() for r in self.fold_results(instance)]
         summary = summarize(folds, self.num_folds)
         atomic_write_json(inst_dir / "summary.json", summary)
-        saved = read_json(inst_dir / "params.json") if (inst_dir / "params.json").exists() \
-            else {}
-        instance_plots(inst_dir, folds, summary,
-                       task_type=self.task_type or saved.get("task_type"))
+        task_type = self.task_type
+        if task_type is None and (inst_dir / "params.json").exists():
+            task_type = read_json(inst_dir / "params.json").get("task_type")
+        instance_plots(inst_dir, folds, summary, task_type=task_type)
         aside = inst_dir.with_name(inst_dir.name + PREVIOUS_SUFFIX)
         if summary["status"] == InstanceStatus.COMPLETE.value and aside.exists():
             shutil.rmtree(aside)
-        params = saved.get("params", {})
+        params = read_json(inst_dir / "params.json")["params"] \
+            if (inst_dir / "params.json").exists() else {}
         self._notify("on_instance", instance, summary, params, inst_dir)
         return summary
 
