@@ -3,7 +3,7 @@
 import keras
 from keras import layers
 
-from architectures.common import batch_norm, l2, output_head
+from architectures.common import DEFAULT_TASK, batch_norm, l2, output_head
 from architectures.registry import register
 
 
@@ -18,14 +18,14 @@ def _conv_block(x, filters, reg, bn_momentum, kernel=3, pool=(2, 2), convs=1):
 
 
 @register("example_cnn", reshaping=("conv",))
-def example_cnn(input_shape, num_outputs, task_type="classification", *, filters=16,
+def example_cnn(input_shape, num_outputs, task_type=DEFAULT_TASK, *, filters=16,
                 dropout=0.2, regularization_lambda=0.0, bn_momentum=0.9):
     """A small two-block CNN, the example to copy when writing a builder.
 
     Args:
         input_shape: `(time, frequency, 1)`.
         num_outputs: number of classes (or regression targets).
-        task_type: `"classification"` (logits out) or `"regression"`.
+        task_type: a task registered in `xval.tasks` (classification: logits out).
         filters: filters of the first block; the second has twice as many. Defaults to `16`.
         dropout: dropout rate before the output layer. Defaults to `0.2`.
         regularization_lambda: L2 weight of every kernel. Defaults to `0.0`.
@@ -63,14 +63,14 @@ def _vgg(name, input_shape, num_outputs, task_type, widths, convs, dense_units, 
 
 
 @register("vgg_ultra_mini", reshaping=("conv",))
-def vgg_ultra_mini(input_shape, num_outputs, task_type="classification", *, filters=8,
+def vgg_ultra_mini(input_shape, num_outputs, task_type=DEFAULT_TASK, *, filters=8,
                    dense_units=32, dropout=0.3, regularization_lambda=0.0, bn_momentum=0.9):
     """VGG-style CNN, two blocks of one convolution each: the smallest of the family.
 
     Args:
         input_shape: `(time, frequency, 1)`.
         num_outputs: number of classes (or regression targets).
-        task_type: `"classification"` or `"regression"`.
+        task_type: a task registered in `xval.tasks`.
         filters: filters of the first block, doubled per block. Defaults to `8`.
         dense_units: units of the hidden dense layer (0: none). Defaults to `32`.
         dropout: dropout rate. Defaults to `0.3`.
@@ -86,14 +86,14 @@ def vgg_ultra_mini(input_shape, num_outputs, task_type="classification", *, filt
 
 
 @register("vgg_mini", reshaping=("conv",))
-def vgg_mini(input_shape, num_outputs, task_type="classification", *, filters=16,
+def vgg_mini(input_shape, num_outputs, task_type=DEFAULT_TASK, *, filters=16,
              dense_units=64, dropout=0.3, regularization_lambda=0.0, bn_momentum=0.9):
     """VGG-style CNN, three blocks of two convolutions, flattened into a dense layer.
 
     Args:
         input_shape: `(time, frequency, 1)`.
         num_outputs: number of classes (or regression targets).
-        task_type: `"classification"` or `"regression"`.
+        task_type: a task registered in `xval.tasks`.
         filters: filters of the first block, doubled per block. Defaults to `16`.
         dense_units: units of the hidden dense layer (0: none). Defaults to `64`.
         dropout: dropout rate. Defaults to `0.3`.
@@ -110,14 +110,14 @@ def vgg_mini(input_shape, num_outputs, task_type="classification", *, filters=16
 
 
 @register("vgg_mini_pool", reshaping=("conv",))
-def vgg_mini_pool(input_shape, num_outputs, task_type="classification", *, filters=16,
+def vgg_mini_pool(input_shape, num_outputs, task_type=DEFAULT_TASK, *, filters=16,
                   dense_units=64, dropout=0.3, regularization_lambda=0.0, bn_momentum=0.9):
     """`vgg_mini` with global average pooling instead of flattening (any input length).
 
     Args:
         input_shape: `(time, frequency, 1)`.
         num_outputs: number of classes (or regression targets).
-        task_type: `"classification"` or `"regression"`.
+        task_type: a task registered in `xval.tasks`.
         filters: filters of the first block, doubled per block. Defaults to `16`.
         dense_units: units of the hidden dense layer (0: none). Defaults to `64`.
         dropout: dropout rate. Defaults to `0.3`.
@@ -134,7 +134,7 @@ def vgg_mini_pool(input_shape, num_outputs, task_type="classification", *, filte
 
 
 @register("vgg_m", reshaping=("conv",))
-def vgg_m(input_shape, num_outputs, task_type="classification", *, width=1.0,
+def vgg_m(input_shape, num_outputs, task_type=DEFAULT_TASK, *, width=1.0,
           dense_units=256, dropout=0.5, regularization_lambda=0.0, bn_momentum=0.9):
     """VGG-M-style deep CNN (as in VoxCeleb speaker identification), scaled by `width`.
 
@@ -144,7 +144,7 @@ def vgg_m(input_shape, num_outputs, task_type="classification", *, width=1.0,
     Args:
         input_shape: `(time, frequency, 1)`.
         num_outputs: number of classes (or regression targets).
-        task_type: `"classification"` or `"regression"`.
+        task_type: a task registered in `xval.tasks`.
         width: multiplier of the original widths 96, 256, 384, 256, 256. Defaults to `1.0`.
         dense_units: units of the hidden dense layer. Defaults to `256`.
         dropout: dropout rate before the output. Defaults to `0.5`.
@@ -177,14 +177,14 @@ def vgg_m(input_shape, num_outputs, task_type="classification", *, width=1.0,
 
 
 @register("genre_cnn", reshaping=("conv",))
-def genre_cnn(input_shape, num_outputs, task_type="classification", *, filters=16,
+def genre_cnn(input_shape, num_outputs, task_type=DEFAULT_TASK, *, filters=16,
               hidden_units=64, dropout=0.3, regularization_lambda=0.0, bn_momentum=0.9):
     """Four convolutional blocks and a two-layer perceptron head (music genre style).
 
     Args:
         input_shape: `(time, frequency, 1)`.
         num_outputs: number of classes (or regression targets).
-        task_type: `"classification"` or `"regression"`.
+        task_type: a task registered in `xval.tasks`.
         filters: filters of the first block, doubled per block. Defaults to `16`.
         hidden_units: units of both hidden dense layers (the second has half). Defaults to `64`.
         dropout: dropout rate after each dense layer. Defaults to `0.3`.
@@ -208,7 +208,7 @@ def genre_cnn(input_shape, num_outputs, task_type="classification", *, filters=1
 
 
 @register("audio_cnn", reshaping=("conv",))
-def audio_cnn(input_shape, num_outputs, task_type="classification", *, filters=16, blocks=4,
+def audio_cnn(input_shape, num_outputs, task_type=DEFAULT_TASK, *, filters=16, blocks=4,
               dense_units=128, dropout=0.3, regularization_lambda=0.0, bn_momentum=0.9):
     """A PANNs-style CNN (Kong et al. 2020, CNN6/CNN10): the default for new experiments.
 

@@ -3,6 +3,10 @@
 import keras
 from keras import layers
 
+from xval.tasks import DEFAULT as DEFAULT_TASK  # a leaf: imports no more of the engine
+
+__all__ = ["DEFAULT_TASK", "batch_norm", "l2", "output_head"]
+
 
 def l2(regularization_lambda):
     """Returns an L2 kernel regulariser, or `None` when `regularization_lambda` is 0."""
@@ -42,13 +46,21 @@ def batch_norm(bn_momentum):
 
 
 def output_head(x, num_outputs, task_type):
-    """Final dense layer: logits for classification, linear values for regression.
+    """The task's output layer (`xval.tasks`): e.g. logits for classification (the layer
+    `logits`), linear values for regression (`prediction`), computing in float32 so that
+    mixed precision keeps a stable loss.
 
-    The layer computes in float32 so that mixed precision keeps a stable loss.
+    Args:
+        x: the features the head reads.
+        num_outputs: units of the head.
+        task_type: a registered task name.
+
+    Returns:
+        The head's output tensor.
+
+    Raises:
+        ValueError: for an unknown `task_type`, listing the registered ones.
     """
-    if task_type not in ("classification", "regression"):
-        raise ValueError(
-            f"task_type={task_type!r}: expected 'classification' or 'regression'."
-        )
-    name = "logits" if task_type == "classification" else "prediction"
-    return layers.Dense(num_outputs, dtype="float32", name=name)(x)
+    from xval import tasks
+
+    return tasks.get(task_type).output_head(x, num_outputs)

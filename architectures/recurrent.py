@@ -3,7 +3,7 @@
 import keras
 from keras import layers
 
-from architectures.common import batch_norm, l2, output_head
+from architectures.common import DEFAULT_TASK, batch_norm, l2, output_head
 from architectures.layers import StatisticsPooling
 from architectures.registry import register
 
@@ -25,7 +25,7 @@ def _pool(x, pooling):
 
 
 @register("rnn", reshaping=("rnn",))
-def rnn(input_shape, num_outputs, task_type="classification", *, cell="gru", units=64,
+def rnn(input_shape, num_outputs, task_type=DEFAULT_TASK, *, cell="gru", units=64,
         num_layers=2, bidirectional=False, pooling="mean", dropout=0.2,
         regularization_lambda=0.0):
     """Stacked GRU/LSTM over time frames, pooled over time.
@@ -33,7 +33,7 @@ def rnn(input_shape, num_outputs, task_type="classification", *, cell="gru", uni
     Args:
         input_shape: `(time, frequency)`.
         num_outputs: number of classes (or regression targets).
-        task_type: `"classification"` or `"regression"`.
+        task_type: a task registered in `xval.tasks`.
         cell: `"gru"` or `"lstm"`. Defaults to `"gru"`.
         units: units per recurrent layer. Defaults to `64`.
         num_layers: recurrent layers. Defaults to `2`.
@@ -58,7 +58,7 @@ def rnn(input_shape, num_outputs, task_type="classification", *, cell="gru", uni
 
 
 @register("crnn", reshaping=("rnn",))
-def crnn(input_shape, num_outputs, task_type="classification", *, filters=16, conv_blocks=2,
+def crnn(input_shape, num_outputs, task_type=DEFAULT_TASK, *, filters=16, conv_blocks=2,
          cell="gru", units=64, pooling="mean", dropout=0.2, regularization_lambda=0.0,
          bn_momentum=0.9):
     """Convolutions over (time, frequency), then a recurrent layer over the time frames.
@@ -68,7 +68,7 @@ def crnn(input_shape, num_outputs, task_type="classification", *, filters=16, co
     Args:
         input_shape: `(time, frequency)`.
         num_outputs: number of classes (or regression targets).
-        task_type: `"classification"` or `"regression"`.
+        task_type: a task registered in `xval.tasks`.
         filters: filters of the first conv block, doubled per block. Defaults to `16`.
         conv_blocks: convolutional blocks. Defaults to `2`.
         cell: `"gru"` or `"lstm"`. Defaults to `"gru"`.
@@ -99,14 +99,14 @@ def crnn(input_shape, num_outputs, task_type="classification", *, filters=16, co
 
 
 @register("mlp", reshaping=("none",))
-def mlp(input_shape, num_outputs, task_type="classification", *, hidden_units=128,
+def mlp(input_shape, num_outputs, task_type=DEFAULT_TASK, *, hidden_units=128,
         num_layers=2, dropout=0.3, regularization_lambda=0.0):
     """Multilayer perceptron over the flattened features (`reshaping_type="none"`).
 
     Args:
         input_shape: `(time * frequency,)`.
         num_outputs: number of classes (or regression targets).
-        task_type: `"classification"` or `"regression"`.
+        task_type: a task registered in `xval.tasks`.
         hidden_units: units of the first hidden layer, halved per layer. Defaults to `128`.
         num_layers: hidden layers. Defaults to `2`.
         dropout: dropout rate after each hidden layer. Defaults to `0.3`.

@@ -1,7 +1,8 @@
 """Registry of model builders, looked up by name.
 
-A builder is a plain function `builder(input_shape, num_outputs, task_type="classification",
-**kwargs)` returning a `keras.Model`, registered with `@register("name", reshaping=(...))`.
+A builder is a plain function `builder(input_shape, num_outputs, task_type=DEFAULT_TASK,
+**kwargs)` returning a `keras.Model`, registered with `@register("name", reshaping=(...))`;
+its head is `architectures.common.output_head`, which asks the task (`xval.tasks`).
 """
 
 import inspect

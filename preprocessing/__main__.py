@@ -16,7 +16,7 @@ from pathlib import Path
 from preprocessing import sources
 from preprocessing.build import FEATURE_KEYS, build_store, feature_params
 from preprocessing.report import dataset_report, format_report
-from xval import schema
+from xval import schema, tasks
 from xval.errors import ConfigurationError, XvalError
 from xval.logs import quiet_framework_logs
 
@@ -46,8 +46,8 @@ def _common(p, needs_out=True):
     p.add_argument("--config", help="config.ini to read [features] defaults from")
     p.add_argument("--strict", action="store_true", help="fail on the first unusable file")
     p.add_argument("--overwrite", action="store_true", help="replace an existing store")
-    p.add_argument("--task-type", default="classification",
-                   choices=("classification", "regression"))
+    p.add_argument("--task-type", default=tasks.DEFAULT, choices=schema.task_types(),
+                   help="what the labels are for (a task registered in xval.tasks)")
     p.add_argument("--augment", type=schema.augmented_versions("--augment"), default=0,
                    metavar="N",
                    help="add N augmented versions of every file, marked augmented "

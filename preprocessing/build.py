@@ -11,7 +11,7 @@ from preprocessing.audio import load_audio, peak_dbfs
 from preprocessing.features import compute_features, feature_shape, segment
 from preprocessing.parallel import process_pool, seed_for
 from preprocessing.store import write_store
-from xval import schema
+from xval import schema, tasks
 from xval.errors import ConfigurationError, DatasetError
 from xval.fileio import make_temp_file
 
@@ -114,7 +114,7 @@ def _task(args):
 
 
 def build_store(rows, out, *, params, workers=0, strict=False, overwrite=False,
-                task_type="classification", classes=None, skipped=(), info=None,
+                task_type=tasks.DEFAULT, classes=None, skipped=(), info=None,
                 augmenter=None, augment_versions=0, augment_seed=0, progress=True):
     """Extracts features for every row and writes a feature store.
 
@@ -129,7 +129,8 @@ def build_store(rows, out, *, params, workers=0, strict=False, overwrite=False,
         workers: extraction processes; 0 means all cores. Defaults to `0`.
         strict: fail on the first unusable file. Defaults to `False`.
         overwrite: replace an existing store. Defaults to `False`.
-        task_type: `"classification"` or `"regression"`.
+        task_type: a task registered in `xval.tasks`. Defaults to `xval.tasks.DEFAULT`
+            (classification).
         classes: class names in target order. Defaults to the sorted labels.
         skipped: files the source already skipped (`{"path", "reason"}`).
         info: extra entries for `dataset.json`.

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from preprocessing.store import FeatureStore
+from xval import tasks
 
 MIN_ROWS_PER_ITEM = 5
 
@@ -43,7 +44,7 @@ def dataset_report(store, *, plot_path=None):
     if "orig_sr" in per_clip:
         rates = per_clip["orig_sr"].value_counts().sort_index()
         report["sample_rates"] = {int(k): int(v) for k, v in rates.items()}
-    if store.task_type == "classification":
+    if tasks.get(store.task_type).has_classes:
         for item, row in counts.iterrows():
             present = [label for label, n in row.items() if n > 0]
             if len(present) == 1 and len(store.classes) > 1:

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from xval.errors import DatasetError
+from xval import tasks
+from xval.errors import ConfigurationError, DatasetError
 from xval.fileio import make_temp_dir
 
 META_COLUMNS = ("row", "item", "label", "target", "clip", "source", "start", "augmented")
@@ -67,7 +68,8 @@ class FeatureStore:
 
     @property
     def task_type(self):
-        return self.info.get("task_type", "classification")
+        """The store's task (`dataset.json`), `xval.tasks.DEFAULT` when it names none."""
+        return self.info.get("task_type", tasks.DEFAULT)
 
     @property
     def classes(self):
@@ -83,9 +85,8 @@ class FeatureStore:
 
     @property
     def targets(self):
-        if self.task_type == "classification":
-            return self.meta["target"].to_numpy(np.int64)
-        return self.meta["target"].to_numpy(np.float32)
+        """The `target` column as the task feeds it to Keras (`Task.targets`)."""
+        return _task(self.task_type).targets(self.meta)
 
     @property
     def augmented(self):
@@ -123,6 +124,14 @@ def _content_hash(folder, meta):
     return digest.hexdigest()
 
 
+def _task(task_type):
+    """The registered task `task_type`; an unknown name is a `DatasetError` listing them."""
+    try:
+        return tasks.get(task_type)
+    except ConfigurationError as e:
+        raise DatasetError(str(e)) from None
+
+
 def _prepare_meta(meta, task_type, classes):
     meta = meta.reset_index(drop=True).copy()
     for column in ("item", "label"):
@@ -135,25 +144,11 @@ def _prepare_meta(meta, task_type, classes):
     for column, default in (("source", ""), ("start", 0.0), ("augmented", False)):
         if column not in meta:
             meta[column] = default
-    if task_type == "classification":
-        meta["label"] = meta["label"].astype(str)
-        if classes is None:
-            classes = sorted(set(meta["label"]))
-        unknown = sorted(set(meta["label"]) - set(classes))
-        if unknown:
-            raise DatasetError(f"Labels {unknown[:5]} are not among the classes {classes}.")
-        index = {c: i for i, c in enumerate(classes)}
-        meta["target"] = meta["label"].map(index).astype(int)
-    else:
-        try:
-            meta["target"] = meta["label"].astype(float)
-        except ValueError as e:
-            raise DatasetError(f"Regression labels must be numbers: {e}") from e
-        classes = []
+    meta, classes = _task(task_type).encode_targets(meta, classes)
     return meta, list(classes)
 
 
-def write_store(path, features, meta, *, info=None, task_type="classification", classes=None,
+def write_store(path, features, meta, *, info=None, task_type=tasks.DEFAULT, classes=None,
                 overwrite=False):
     """Writes a feature store atomically, rows grouped by item.
 
@@ -164,7 +159,8 @@ def write_store(path, features, meta, *, info=None, task_type="classification", 
         meta: `pandas.DataFrame` with at least `item` and `label` columns, one row per
             feature row; optional `clip`, `source`, `start`, `augmented`, `split`.
         info: extra entries of `dataset.json` (feature parameters, sample rate, skipped files).
-        task_type: `"classification"` or `"regression"`. Defaults to `"classification"`.
+        task_type: a task registered in `xval.tasks`; it encodes the labels as targets
+            (`Task.encode_targets`). Defaults to `xval.tasks.DEFAULT` (classification).
         classes: class names in target order. Defaults to the sorted labels.
         overwrite: replace an existing store. Defaults to `False`.
 
@@ -179,8 +175,6 @@ def write_store(path, features, meta, *, info=None, task_type="classification", 
         raise DatasetError(
             f"A store already exists at {path}; pass overwrite=True (--overwrite) to replace it."
         )
-    if task_type not in ("classification", "regression"):
-        raise DatasetError(f"task_type={task_type!r}: expected classification or regression.")
     meta, classes = _prepare_meta(meta, task_type, classes)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = make_temp_dir(path.parent, prefix=f".{path.name}.")
@@ -244,7 +238,7 @@ def write_store(path, features, meta, *, info=None, task_type="classification", 
 
 
 def write_store_from_dicts(path, predictors, targets, *, classes=None,
-                           task_type="classification", info=None, overwrite=False):
+                           task_type=tasks.DEFAULT, info=None, overwrite=False):
     """Writes a store from the original API's dicts: `predictors[item]`, `targets[item]`.
 
     Args:
@@ -253,7 +247,8 @@ def write_store_from_dicts(path, predictors, targets, *, classes=None,
         targets: dict of item to labels `[shape=(n,)]`: class names, class indices (with
             `classes`), one-hot rows, or numbers for regression.
         classes: class names, index `i` naming target `i`. Defaults to the sorted labels.
-        task_type: `"classification"` or `"regression"`. Defaults to `"classification"`.
+        task_type: a task registered in `xval.tasks` (`Task.labels_of` reads `targets`).
+            Defaults to `xval.tasks.DEFAULT` (classification).
         info: extra entries of `dataset.json`.
         overwrite: replace an existing store. Defaults to `False`.
 
@@ -266,6 +261,7 @@ def write_store_from_dicts(path, predictors, targets, *, classes=None,
     if set(predictors) != set(targets):
         only = sorted(set(predictors) ^ set(targets), key=str)[:5]
         raise DatasetError(f"predictors and targets must have the same items; differing: {only}.")
+    task = _task(task_type)
     arrays, rows = [], []
     shape = None
     for item in predictors:
@@ -273,11 +269,10 @@ def write_store_from_dicts(path, predictors, targets, *, classes=None,
         y = np.asarray(targets[item])
         if x.ndim == 2:
             x = x[None]
-        if y.ndim == 2 and task_type == "classification":
-            y = y.argmax(axis=1)
-        if len(x) != len(y):
+        labels = task.labels_of(y, classes)
+        if len(x) != len(labels):
             raise DatasetError(
-                f"Item {item!r}: {len(x)} predictor rows but {len(y)} targets."
+                f"Item {item!r}: {len(x)} predictor rows but {len(labels)} targets."
             )
         if shape is None:
             shape = x.shape[1:]
@@ -287,15 +282,11 @@ def write_store_from_dicts(path, predictors, targets, *, classes=None,
                 "row must have the same shape."
             )
         arrays.append(x)
-        for i, label in enumerate(y.tolist()):
-            if classes is not None and task_type == "classification" and isinstance(label, int):
-                label = classes[label]
+        for i, label in enumerate(labels):
             rows.append({"item": str(item), "label": label, "clip": f"{item}/{i}",
                          "source": "", "start": 0.0, "augmented": False})
     meta = pd.DataFrame(rows)
-    if task_type == "classification":
-        meta["label"] = meta["label"].astype(str)
-        if classes is not None:
-            classes = [str(c) for c in classes]
+    if task.has_classes and classes is not None:
+        classes = [str(c) for c in classes]
     return write_store(path, np.concatenate(arrays), meta, info=info, task_type=task_type,
                        classes=classes, overwrite=overwrite)

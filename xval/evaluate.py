@@ -11,11 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn import metrics as skm
 
+from xval import tasks
 from xval.errors import ConfigurationError, DatasetError
-from xval.metrics import regression_metrics
-from xval.predict import _features, dataset_info_for, resolve_models
+from xval.predict import _features, dataset_info_for, resolve_models, task_of
 
 SOURCES = ("folders", "regex", "manifest")
 
@@ -84,24 +83,6 @@ def source_rows(roots, *, source="folders", pattern=None, label_map=None, path_c
     return pd.concat(frames, ignore_index=True), skipped
 
 
-def _classification_level(y_true, logits, classes):
-    y_pred = logits.argmax(axis=1)
-    labels = sorted(set(y_true.tolist()) | set(y_pred.tolist()))
-    names = [classes[i] for i in labels]
-    return {
-        "accuracy": float(skm.accuracy_score(y_true, y_pred)),
-        "f1_macro": float(skm.f1_score(y_true, y_pred, labels=labels, average="macro",
-                                       zero_division=0)),
-        "report": skm.classification_report(y_true, y_pred, labels=labels, target_names=names,
-                                            zero_division=0, output_dict=True),
-        "report_text": skm.classification_report(y_true, y_pred, labels=labels,
-                                                 target_names=names, zero_division=0,
-                                                 digits=3),
-        "labels": names,
-        "confusion_matrix": skm.confusion_matrix(y_true, y_pred, labels=labels).tolist(),
-    }
-
-
 def evaluate_rows(model_or_instance_dir, rows, *, fold=None, ensemble=False, dataset_info=None,
                   skipped=()):
     """Scores saved model(s) on labelled audio files.
@@ -130,25 +111,9 @@ def evaluate_rows(model_or_instance_dir, rows, *, fold=None, ensemble=False, dat
     info = dataset_info if isinstance(dataset_info, dict) else \
         dataset_info_for(models.paths[0], dataset_info)
     classes = list(info.get("classes") or [])
-    task_type = info.get("task_type") or ("classification" if classes else "regression")
+    task = task_of(info)
     labels = rows["label"].astype(str).to_numpy()
-    if task_type == "classification":
-        unknown = sorted(set(labels) - set(classes))
-        if unknown:
-            raise DatasetError(
-                f"Label(s) {unknown} are not classes of the model, whose classes are "
-                f"{classes}. Relabel or leave out those files (--label-map maps codes)."
-            )
-        index = {c: i for i, c in enumerate(classes)}
-        targets = np.array([index[v] for v in labels])
-    else:
-        values = pd.to_numeric(rows["label"], errors="coerce").to_numpy(float)
-        if np.isnan(values).any():
-            bad = sorted(set(labels[np.isnan(values)].tolist()))[:5]
-            raise DatasetError(
-                f"Regression targets must be numbers; got {bad}. Use a label column of numbers."
-            )
-        targets = values
+    targets = task.file_targets(labels, classes)
     skipped = list(skipped)
     features, seg_targets, file_of = [], [], []
     paths = rows["path"].tolist()
@@ -170,12 +135,8 @@ def evaluate_rows(model_or_instance_dir, rows, *, fold=None, ensemble=False, dat
     clip_targets = targets[files]
     levels = {}
     for level, y, out in (("clip", clip_targets, clip_out), ("segment", seg_targets, outputs)):
-        if task_type == "classification":
-            levels[level] = _classification_level(np.asarray(y, int), out, classes)
-        else:
-            m = regression_metrics(y, out[:, 0])
-            levels[level] = {k: m[k] for k in ("rmse", "mae", "r2")}
-    return {"model": models.description, "task_type": task_type, "files": int(len(files)),
+        levels[level] = task.evaluation_level(y, out, classes)
+    return {"model": models.description, "task_type": task.name, "files": int(len(files)),
             "segments": int(len(outputs)), "skipped": skipped, "levels": levels}
 
 
@@ -192,15 +153,7 @@ def format_text(report):
         lines.append(f"  skipped {s['path']}: {s['reason']}")
     for level, data in report["levels"].items():
         lines += ["", LEVEL_TITLES[level]]
-        if report["task_type"] == "classification":
-            lines.append(f"accuracy {data['accuracy']:.3f}, macro F1 {data['f1_macro']:.3f}")
-            lines.append(data["report_text"].rstrip())
-            matrix = pd.DataFrame(data["confusion_matrix"], index=data["labels"],
-                                  columns=data["labels"])
-            lines.append("Confusion matrix (rows: true, columns: predicted):")
-            lines.append(matrix.to_string())
-        else:
-            lines.append(", ".join(f"{k} {v:.4f}" for k, v in data.items()))
+        lines += tasks.get(report["task_type"]).format_level(data)
     return "\n".join(lines)
 
 
@@ -213,18 +166,9 @@ def format_csv(report):
     empty label. Regression: `rmse`, `mae`, `r2`.
     """
     records = []
+    task = tasks.get(report["task_type"])
     for level, data in report["levels"].items():
-        if report["task_type"] != "classification":
-            records += [(level, "", k, v) for k, v in data.items()]
-            continue
-        records += [(level, "", "accuracy", data["accuracy"]),
-                    (level, "", "f1_macro", data["f1_macro"])]
-        for label, values in data["report"].items():
-            if isinstance(values, dict):
-                records += [(level, label, k, v) for k, v in values.items()]
-        for label, row in zip(data["labels"], data["confusion_matrix"]):
-            records += [(level, label, f"predicted_{other}", n)
-                        for other, n in zip(data["labels"], row)]
+        records += task.level_records(level, data)
     buffer = io.StringIO()
     buffer.write(f"# {report['model']}\n")
     pd.DataFrame(records, columns=["level", "label", "metric", "value"]).to_csv(buffer,

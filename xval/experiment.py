@@ -21,10 +21,10 @@ import sys
 import time
 from pathlib import Path
 
+from xval import tasks
 from xval.errors import ConfigurationError, ResultsConflictError, XvalError
 from xval.logs import quiet_framework_logs
 
-TASK_TYPES = ("classification", "regression")
 EXIT_PENDING_ELSEWHERE = 3
 
 
@@ -131,7 +131,8 @@ class Experiment:
         overwrite_results: rerun instances that already have results. Defaults to `False`.
         debug_mode: stop at the first error with its traceback; otherwise a failing instance
             is recorded and the run goes on. Defaults to `False`.
-        task_type: `"classification"` or `"regression"`. Defaults to `"classification"`.
+        task_type: a task registered in `xval.tasks` (`xval.tasks.names()`). Defaults to
+            `xval.tasks.DEFAULT` (classification).
         generator: stream batches from the memory-mapped store. Defaults to `False`.
         gpu_ID: GPU id, overridden by the command line. Defaults to `None` (leave as is).
         parameters: parameters applied to every instance (dict or list of strings).
@@ -147,7 +148,7 @@ class Experiment:
 
     @_declaration
     def __init__(self, *, description, dataset, number, num_folds=5, experiment_folder=None,
-                 overwrite_results=False, debug_mode=False, task_type="classification",
+                 overwrite_results=False, debug_mode=False, task_type=tasks.DEFAULT,
                  generator=False, gpu_ID=None, parameters=None, n_repeats=1, config=None,
                  allow_outside_data_dir=False):
         self.description = _check("description", description, str)
@@ -182,11 +183,7 @@ class Experiment:
         self.experiment_folder = experiment_folder
         self.overwrite_results = _check("overwrite_results", overwrite_results, bool)
         self.debug_mode = _check("debug_mode", debug_mode, bool)
-        if task_type not in TASK_TYPES:
-            raise ConfigurationError(
-                f"task_type={task_type!r}: expected one of {', '.join(TASK_TYPES)}."
-            )
-        self.task_type = task_type
+        self.task_type = tasks.get(task_type).name  # an unknown name lists the known ones
         self.generator = _check("generator", generator, bool)
         if gpu_ID is not None and not _valid_gpu(gpu_ID):
             raise ConfigurationError(
@@ -417,7 +414,8 @@ class Experiment:
 
         exp_dir = plan.exp_dir
         self._write_experiment_files(plan, backend)
-        recorder = Recorder(exp_dir, plan.config, plan.num_folds, out=out, listeners=listeners)
+        recorder = Recorder(exp_dir, plan.config, plan.num_folds, out=out, listeners=listeners,
+                            task_type=plan.task_type)
         held, skipped, jobs_by_instance = [], [], {}
         t0 = time.perf_counter()
         try:
@@ -550,7 +548,8 @@ class Experiment:
                   generator=plan.generator, store=str(Path(plan.store.path).resolve()),
                   params_hash=plan.hashes[instance], store_hash=plan.store.content_hash,
                   refit_epochs=epochs)
-        recorder = Recorder(plan.exp_dir, config, plan.num_folds, out=out)
+        recorder = Recorder(plan.exp_dir, config, plan.num_folds, out=out,
+                            task_type=plan.task_type)
         runner = make_executor(executor or config.backend["executor"],
                                gpus=[gpu] if gpu is not None else None, backend=backend)
         out(f"instance {instance}: refitting on all {len(items)} items for {epochs} epochs "

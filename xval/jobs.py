@@ -39,7 +39,7 @@ class Job:
         fold: the fold index.
         params: the instance's resolved parameters.
         items: `{"train": [...], "val": [...], "test": [...]}` item names.
-        task_type: `"classification"` or `"regression"`.
+        task_type: the task's name (see `xval.tasks`).
         generator: stream batches from the memory-mapped store.
         store: absolute path of the feature store (a shared folder when jobs run on
             other machines; the Ray executor checks every node sees the same store).
@@ -101,6 +101,7 @@ class FoldResult:
     traceback: str = ""
     items: dict = dataclasses.field(default_factory=dict)
     params_hash: str | None = None
+    task_type: str | None = None
     metrics: dict | None = None
     clip_metrics: dict | None = None
     history: dict | None = None
@@ -153,4 +154,4 @@ class FoldResult:
         trace = "".join(_traceback.format_exception(error)) if error is not None else text
         return cls(instance=job.instance, fold=job.fold, status=Status.FAILED, message=text,
                    traceback=trace, items=job.items, params_hash=job.params_hash,
-                   exception=error)
+                   task_type=job.task_type, exception=error)

@@ -1,4 +1,7 @@
-"""Fold metrics with scikit-learn, computed from model outputs in numpy."""
+"""Fold metrics with scikit-learn, computed from model outputs in numpy.
+
+The tasks (`xval.tasks`) choose which of these score a split.
+"""
 
 import numpy as np
 from sklearn import metrics as skm
@@ -82,9 +85,3 @@ def pool_by_clip(outputs, targets, clips):
     means = sums / counts
     return ids[order], means[order], np.asarray(targets)[first][order]
 
-
-def compute(task_type, y_true, outputs, n_classes):
-    """Metrics of one split for the task type."""
-    if task_type == "classification":
-        return classification_metrics(y_true, outputs, n_classes)
-    return regression_metrics(y_true, outputs)

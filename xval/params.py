@@ -10,22 +10,18 @@ import json
 import os
 from pathlib import Path
 
-from xval import schema
+from xval import schema, tasks
 from xval.errors import ParameterError
 
 MANDATORY = ("architecture", "reshaping_type", "comment_1", "comment_2")
 # Choices of the [training] keys come from the schema.
 CHOICES = {
     "reshaping_type": ("conv", "rnn", "none"),
-    **{name: spec.choices for name, spec in schema.SCHEMA["training"].items() if spec.choices},
+    **{name: spec.options() for name, spec in schema.SCHEMA["training"].items()
+       if spec.options()},
 }
 # Names that do not change what is trained; left out of the hash and the resume check.
 UNHASHED = ("comment_1", "comment_2", "verbose", "generator_workers", "tensorboard")
-METRICS = {
-    "classification": ("loss", "accuracy"),
-    "regression": ("loss", "rmse", "mae"),
-}
-_MAX_METRICS = ("accuracy", "f1", "precision", "recall", "r2", "auc")
 
 
 def parse_assignment(text, where="--set"):
@@ -145,15 +141,16 @@ def _check_type(name, value, default, where):
 
 
 def metric_direction(metric, mode="auto"):
-    """Returns `"max"` or `"min"` for a metric name (`mode` wins unless it is `"auto"`)."""
+    """Returns `"max"` or `"min"` for a metric name (`mode` wins unless it is `"auto"`):
+    `"max"` for the metrics a task maximises (`Task.maximize`), else `"min"`."""
     if mode in ("min", "max"):
         return mode
     base = metric.removeprefix("val_").removeprefix("test_")
-    return "max" if any(base.startswith(m) for m in _MAX_METRICS) else "min"
+    return "max" if any(base.startswith(m) for m in tasks.maximized_metrics()) else "min"
 
 
 def resolve(instance_id, spec, *, training_defaults, experiment_params=None, overrides=None,
-            task_type="classification"):
+            task_type=tasks.DEFAULT):
     """Resolves one instance's parameters and checks every name, type and value.
 
     Args:
@@ -162,7 +159,7 @@ def resolve(instance_id, spec, *, training_defaults, experiment_params=None, ove
         training_defaults: `config.training`.
         experiment_params: parameters the experiment applies to every instance.
         overrides: `--set` values, applied last.
-        task_type: `"classification"` or `"regression"`.
+        task_type: a task registered in `xval.tasks`. Defaults to `tasks.DEFAULT`.
 
     Returns:
         dict of every parameter: the training defaults, the architecture's keyword
@@ -238,8 +235,9 @@ def resolve(instance_id, spec, *, training_defaults, experiment_params=None, ove
         )
     if params.get("load_model") is not None:
         params["load_model"] = _model_path(params["load_model"], where)
+    task = tasks.get(task_type)
     metric = params["save_model_metric"]
-    names = METRICS[task_type]
+    names = task.history_metrics
     allowed = [f"val_{m}" for m in names] + list(names)
     if metric not in allowed:
         raise ParameterError(
@@ -261,13 +259,12 @@ def resolve(instance_id, spec, *, training_defaults, experiment_params=None, ove
                 "TensorBoard logs through tf.summary on every backend): "
                 "`pip install -e '.[tensorboard]'`."
             )
-    _check_training_options(params, task_type, where)
-    if params["class_weights"] and task_type != "classification":
-        raise ParameterError(f"{where}: class_weights=True needs task_type='classification'.")
+    _check_training_options(params, task, where)
+    task.check_params(params, where)
     return params
 
 
-def _check_training_options(params, task_type, where):
+def _check_training_options(params, task, where):
     """Cross-parameter checks of warm-up, min_epochs and label smoothing."""
     epochs = params["epochs"]
     for name in ("min_epochs", "warmup_epochs"):
@@ -282,10 +279,10 @@ def _check_training_options(params, task_type, where):
             "or 'cosine' ('plateau' changes the learning rate itself); set warmup_epochs=0 "
             "or another lr_schedule."
         )
-    if params.get("label_smoothing", 0) and task_type != "classification":
+    if params.get("label_smoothing", 0) and not task.has_classes:
         raise ParameterError(
-            f"{where}: label_smoothing={params['label_smoothing']} needs "
-            "task_type='classification'."
+            f"{where}: label_smoothing={params['label_smoothing']} needs a task with classes "
+            f"(task_type is {task.name!r}); set label_smoothing=0."
         )
 
 

@@ -7,6 +7,7 @@ instance's parameters, the dataset, the folds, and every conflict with results o
 import dataclasses
 from pathlib import Path
 
+from xval import tasks
 from xval.errors import ConfigurationError, ResultsConflictError
 from xval.jobs import Job
 
@@ -115,7 +116,7 @@ def make_plan(experiment, config, selected, overrides, overwrite):
                              test_fraction=config.folds["test_fraction"],
                              stratify=config.folds["stratify"], n_repeats=experiment.n_repeats,
                              random_state=config.folds["fold_seed"])
-    y = store.meta["label"].to_numpy(str) if task_type == "classification" else None
+    y = tasks.get(task_type).stratify_labels(store)
     folds = splitter.split_items(store.items, y)
     for fold in folds:
         check_fold(fold)

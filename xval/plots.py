@@ -39,10 +39,11 @@ def fold_band(curves):
     return np.arange(1, length + 1), mean, low, high, n
 
 
-def learning_curves(folds, path):
+def learning_curves(folds, path, metric=None):
     """Learning curves readable with many folds: one panel per split (train, validation)
-    and metric (loss, then accuracy or RMSE), each with every fold as a thin line, the mean
-    over folds as a thick line and the min-max band; dots mark each fold's best epoch."""
+    and metric (loss, then `metric`, e.g. accuracy or RMSE, when the history has it), each
+    with every fold as a thin line, the mean over folds as a thick line and the min-max
+    band; dots mark each fold's best epoch."""
     plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
 
@@ -50,8 +51,7 @@ def learning_curves(folds, path):
     if not ok:
         return None
     history = ok[0]["history"]
-    main = "accuracy" if "accuracy" in history else "rmse"
-    names = ["loss"] + ([main] if main in history else [])
+    names = ["loss"] + ([metric] if metric and metric != "loss" and metric in history else [])
     splits = [("train", "")] + ([("validation", "val_")] if "val_loss" in history else [])
     fig, axes = plt.subplots(len(names), len(splits), figsize=(5.2 * len(splits),
                              3.4 * len(names)), squeeze=False, sharex=True)
@@ -222,31 +222,30 @@ def _save(fig, path, plt):
     return path
 
 
-def instance_plots(instance_dir, folds, summary):
-    """Writes every plot of one instance into its `plots/` folder.
+def instance_plots(instance_dir, folds, summary, task_type=None):
+    """Writes every plot of one instance into its `plots/` folder: the learning curves,
+    then the task's own plots (`Task.plots`: e.g. the confusion matrix and per-class F1 of
+    classification, predicted against true values for regression).
+
+    Args:
+        instance_dir: the `instance_<k>` folder.
+        folds: its fold result dicts.
+        summary: its summary.
+        task_type: the task's name; `None` (results written before the task was recorded)
+            infers it from the folds' classes (`xval.tasks.infer`).
 
     Returns:
         list of written paths.
     """
-    import pandas as pd
+    from xval import tasks
 
     instance_dir = Path(instance_dir)
     plots = instance_dir / "plots"
+    if task_type is None:
+        classes = next((f.get("classes") for f in folds if f.get("classes")), None)
+        task_type = tasks.infer(classes=classes or [])
+    task = tasks.get(task_type)
     written = []
-    if learning_curves(folds, plots / "learning_curves.png"):
+    if learning_curves(folds, plots / "learning_curves.png", task.selection_metric):
         written.append(plots / "learning_curves.png")
-    classes = next((f.get("classes") for f in folds if f.get("classes")), None)
-    matrix = summary.get("confusion_matrix", {}).get("segment")
-    if classes and matrix is not None:
-        written.append(confusion_matrix(matrix, classes, plots / "confusion_matrix.png"))
-        f1 = per_fold_f1(folds)
-        if f1 is not None:
-            written.append(per_class_f1(f1, classes, plots / "per_class_f1.png"))
-    elif not classes:
-        tables = [pd.read_csv(p) for p in sorted(instance_dir.glob("predictions_fold_*.csv"))]
-        if tables:
-            table = pd.concat(tables)
-            written.append(predicted_vs_true(table["target"].to_numpy(float),
-                                             table["predicted"].to_numpy(float),
-                                             plots / "predicted_vs_true.png"))
-    return written
+    return written + task.plots(instance_dir, folds, summary)

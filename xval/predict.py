@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 
 from xval.errors import ConfigurationError, DatasetError
-from xval.metrics import softmax
 
 
 def dataset_info_for(model_path, info_path=None):
@@ -227,34 +226,32 @@ def predict_files(model_or_instance_dir, files, fold=None, *, ensemble=False,
 
     Returns:
         list (one per file) of dicts: `file`, `model` (what answered, in words),
-        `segments` (list of `{"start", "scores"}`) and `clip` (`{"scores", "predicted"}`).
-        For classification `scores` maps class names to probabilities and the clip scores
-        average the segment logits.
+        `segments` (list of `{"start", "scores"}`) and `clip` (`{"scores", "predicted"}`),
+        as the task makes them (`Task.predict_record`). For classification `scores` maps
+        class names to probabilities and the clip scores average the segment logits.
     """
     models = resolve_models(model_or_instance_dir, fold=fold, ensemble=ensemble)
     info = _info_for(models, dataset_info)
     if model is not None:
         models._models = [model]
     classes = info.get("classes") or []
+    task = task_of(info)
     results = []
     for path, feats in zip(files, _features(files, info["feature_params"])):
         outputs = models.outputs(feats["features"])
-        record = {"file": str(path), "model": models.description, "segments": []}
-        if classes:
-            probs = softmax(outputs)
-            clip = softmax(outputs.mean(axis=0, keepdims=True))[0]
-            for start, p in zip(feats["starts"], probs):
-                record["segments"].append({"start": start,
-                                           "scores": dict(zip(classes, p.tolist()))})
-            record["clip"] = {"scores": dict(zip(classes, clip.tolist())),
-                              "predicted": classes[int(clip.argmax())]}
-        else:
-            for start, v in zip(feats["starts"], outputs[:, 0]):
-                record["segments"].append({"start": start, "scores": {"value": float(v)}})
-            record["clip"] = {"scores": {"value": float(outputs[:, 0].mean())},
-                              "predicted": float(outputs[:, 0].mean())}
-        results.append(record)
+        segments, clip = task.predict_record(outputs, feats["starts"], classes)
+        results.append({"file": str(path), "model": models.description, "segments": segments,
+                        "clip": clip})
     return results
+
+
+def task_of(info):
+    """The task of a dataset description (`dataset.json`): its `task_type`, or for one
+    written before stores recorded it, the task its classes imply (`xval.tasks.infer`)."""
+    from xval import tasks
+
+    return tasks.get(info.get("task_type")
+                     or tasks.infer(classes=list(info.get("classes") or [])))
 
 
 def layer_names(model):

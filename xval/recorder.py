@@ -92,10 +92,13 @@ class Recorder:
             `on_instance(instance, summary, params, inst_dir)` (after its summary is), and
             `on_refit(result, inst_dir)` (after a final model is written). A
             listener that raises is reported and dropped; it never stops the run.
+        task_type: the experiment's task, written into every `params.json` (the report
+            reads it there). Defaults to `None` (not written).
     """
 
-    def __init__(self, exp_dir, config, num_folds, out=print, listeners=()):
+    def __init__(self, exp_dir, config, num_folds, out=print, listeners=(), task_type=None):
         self.exp_dir = Path(exp_dir)
+        self.task_type = task_type
         self.config = config
         self.num_folds = num_folds
         self.out = out
@@ -144,8 +147,10 @@ class Recorder:
             self.out(f"instance {instance}: previous results moved to {aside.name} until the "
                      "new ones complete.")
         inst_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(inst_dir / "params.json",
-                          {"instance": instance, "hash": params_hash, "params": params})
+        record = {"instance": instance, "hash": params_hash, "params": params}
+        if self.task_type is not None:
+            record["task_type"] = self.task_type
+        atomic_write_json(inst_dir / "params.json", record)
         done = []
         for i in range(self.num_folds):
             ok, reason = fold_state(inst_dir, i)
@@ -190,7 +195,8 @@ class Recorder:
         model = inst_dir / "final.keras"
         atomic_write_bytes(model, result.model_bytes)
         info = {
-            "instance": result.instance, "epochs": result.epochs_run,
+            "instance": result.instance, "task_type": result.task_type,
+            "epochs": result.epochs_run,
             "items": sorted(result.items.get("train", [])), "params_hash": result.params_hash,
             "model_size": len(result.model_bytes),
             "model_sha256": hashlib.sha256(result.model_bytes).hexdigest(),
@@ -232,7 +238,10 @@ class Recorder:
         folds = [r.to_dict() for r in self.fold_results(instance)]
         summary = summarize(folds, self.num_folds)
         atomic_write_json(inst_dir / "summary.json", summary)
-        instance_plots(inst_dir, folds, summary)
+        task_type = self.task_type
+        if task_type is None and (inst_dir / "params.json").exists():
+            task_type = read_json(inst_dir / "params.json").get("task_type")
+        instance_plots(inst_dir, folds, summary, task_type=task_type)
         aside = inst_dir.with_name(inst_dir.name + PREVIOUS_SUFFIX)
         if summary["status"] == InstanceStatus.COMPLETE.value and aside.exists():
             shutil.rmtree(aside)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from xval import tasks
 from xval.errors import ConfigurationError
 from xval.fileio import make_temp_file
 from xval.params import metric_direction
@@ -51,21 +52,12 @@ _FORMULA_PREFIXES = ("=", "+", "-", "@")
 
 
 def selection_metric(config, task_type):
-    """The validation metric that selects the best instance (`[report] selection_metric`)."""
+    """The validation metric that selects the best instance (`[report] selection_metric`;
+    `auto`: the task's own, `Task.selection_metric`)."""
     name = config.report["selection_metric"] if config is not None else "auto"
     if name == "auto":
-        return "accuracy" if task_type == "classification" else "rmse"
+        return tasks.get(task_type).selection_metric
     return name
-
-
-def task_type_of(results):
-    """`"classification"` or `"regression"`, from the first finished fold."""
-    for r in results:
-        for fold in r.folds:
-            if fold.get("status") == "ok":
-                return "classification" if "accuracy" in fold["metrics"]["test"] \
-                    else "regression"
-    return "classification"
 
 
 def check_experiment_folder(exp_dir):
@@ -116,15 +108,11 @@ def _differing_params(results):
 def headline_metrics(results):
     """The metrics the Summary sheet shows, as `(level, metric, label)`.
 
-    Where files are cut into segments, the clip score comes first (the headline); then
-    classification: accuracy and macro F1; regression: RMSE, MAE and R² (segment level).
+    The task of the results chooses them (`Task.headline_metrics`); where files are cut
+    into segments, the clip score comes first (the headline). E.g. classification:
+    accuracy and macro F1; regression: RMSE, MAE and R² (segment level).
     """
-    clips = "clip" in _levels(results)
-    if task_type_of(results) == "classification":
-        out = [("segment", "accuracy", "accuracy"), ("segment", "f1", "macro F1")]
-        return ([("clip", "accuracy", "clip accuracy")] if clips else []) + out
-    out = [("segment", "rmse", "RMSE"), ("segment", "mae", "MAE"), ("segment", "r2", "R²")]
-    return ([("clip", "rmse", "clip RMSE")] if clips else []) + out
+    return tasks.get(results.task_type).headline_metrics("clip" in _levels(results))
 
 
 def _instance_columns(params):
@@ -172,7 +160,7 @@ def summary_table(results, config=None):
         `(columns, rows, selected_id, metric)`: `columns` is a list of dicts with `name`,
         `group`, and for metric columns `level`, `split`, `metric`, `stat`.
     """
-    metric = selection_metric(config, task_type_of(results))
+    metric = selection_metric(config, results.task_type)
     selected = results.best(metric, "val", level="auto")
     columns = _instance_columns(_differing_params(results))
     for split in ("val", "test"):
@@ -193,7 +181,7 @@ def metrics_table(results, config=None):
     Returns:
         `(columns, rows, selected_id, metric)`, as `summary_table`.
     """
-    metric = selection_metric(config, task_type_of(results))
+    metric = selection_metric(config, results.task_type)
     selected = results.best(metric, "val", level="auto")
     columns = _instance_columns(_differing_params(results))
     for level in _levels(results):
@@ -227,7 +215,7 @@ def report_note(results, config=None):
     Returns:
         The note, or `None` when no instance is complete.
     """
-    metric = selection_metric(config, task_type_of(results))
+    metric = selection_metric(config, results.task_type)
     sel = results.best(metric, "val", level="auto")
     if sel is None:
         return None
@@ -286,7 +274,7 @@ def statistics_table(results, config=None):
     Returns:
         `(header, rows, selected_id, metric)`.
     """
-    task = task_type_of(results)
+    task = results.task_type
     metric = selection_metric(config, task)
     alpha = config.report["alpha"] if config is not None else 0.05
     selected = results.best(metric, "val", level="auto")
@@ -662,7 +650,7 @@ def terminal_table(results, config=None, only=None, fmt="text"):
     """
     if not isinstance(results, ExperimentResults):
         results = ExperimentResults(results)
-    metric = selection_metric(config, task_type_of(results))
+    metric = selection_metric(config, results.task_type)
     best = results.best(metric, "val", level="auto")
     level = selection_level(results, metric)
     if level == "clip":

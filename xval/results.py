@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from xval import tasks
+
 # The file helpers live in the leaf module `xval.fileio`; re-exported here.
 from xval.fileio import (  # noqa: F401
     atomic_write_bytes,
@@ -97,6 +99,7 @@ class InstanceResult:
         self.unreadable = []
         params = self._read(self.path / "params.json")
         self.params = params.get("params", {}) if isinstance(params, dict) else {}
+        self._task_type = params.get("task_type") if isinstance(params, dict) else None
         folds = []
         for p in sorted(self.path.glob("fold_*.json"), key=lambda p: p.stem):
             if not re.fullmatch(r"fold_\d+", p.stem):
@@ -125,6 +128,14 @@ class InstanceResult:
         except (json.JSONDecodeError, UnicodeDecodeError, OSError):
             self.unreadable.append(path.name)
             return None
+
+    @property
+    def task_type(self):
+        """The task the instance was trained for, as recorded in `params.json` (or its fold
+        files); `None` for results written before the task was recorded."""
+        if self._task_type:
+            return self._task_type
+        return next((f["task_type"] for f in self.folds if f.get("task_type")), None)
 
     @property
     def trial(self):
@@ -181,6 +192,22 @@ class ExperimentResults:
 
     def __len__(self):
         return len(self.instances)
+
+    @property
+    def task_type(self):
+        """The experiment's task, as its instances recorded it.
+
+        Result folders written before the task was recorded get the task whose selection
+        metric their first finished fold has (`xval.tasks.infer`).
+        """
+        recorded = next((r.task_type for r in self if r.task_type), None)
+        if recorded:
+            return recorded
+        for r in self:
+            for fold in r.folds:
+                if fold.get("status") == "ok":
+                    return tasks.infer(metrics=fold["metrics"]["test"])
+        return tasks.DEFAULT
 
     def __getitem__(self, instance_id):
         return self.instances[instance_id]

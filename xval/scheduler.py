@@ -13,6 +13,7 @@ The policy is the same for every executor:
 import sys
 import threading
 
+from xval import tasks
 from xval.errors import TrainingError
 from xval.executors import JobQueue
 
@@ -134,7 +135,7 @@ class Scheduler:
         k, i = result.instance, result.fold
         if result.ok:
             m = result.metrics
-            key = "accuracy" if "accuracy" in m["test"] else "rmse"
+            key = tasks.get(result.task_type or tasks.infer(metrics=m["test"])).selection_metric
             self._say(f"instance {k} fold {i}: {key} train {m['train'][key]:.3f} "
                      f"val {m['val'][key]:.3f} test {m['test'][key]:.3f} "
                      f"(best epoch {result.best_epoch}/{result.epochs_run}, "

@@ -4,7 +4,8 @@ One description serves three readers: `xval.config.load_config` (the file),
 the command lines of `python -m preprocessing` and `python -m augmentation` (their flags'
 types, choices and help, and the check of the merged values), and `xval.params.resolve`
 (instance parameters are the `[training]` keys). A leaf module: it imports nothing of the
-project except `xval.errors`.
+project except the leaves `xval.errors` and `xval.tasks` (whose registry gives the choices
+of `task_type` and `[report] selection_metric`).
 
 Example:
 
@@ -22,6 +23,7 @@ import difflib
 import math
 from dataclasses import dataclass
 
+from xval import tasks
 from xval.errors import ConfigurationError
 
 __all__ = [
@@ -29,7 +31,8 @@ __all__ = [
     "EXECUTORS",
     "FEATURES",
     "COMPRESSIONS",
-    "SELECTION_METRICS",
+    "selection_metrics",
+    "task_types",
     "SCHEMA",
     "Key",
     "add_arguments",
@@ -44,9 +47,18 @@ BACKENDS = ("tensorflow", "torch", "jax")
 EXECUTORS = ("inline", "process", "ray")
 FEATURES = ("stft", "mel", "mfcc", "cqt")
 COMPRESSIONS = ("db", "log", "power", "none")
-# Metrics the tasks record for every split (classification, then regression).
-SELECTION_METRICS = ("auto", "loss", "accuracy", "f1", "precision", "recall", "rmse", "mae",
-                     "r2")
+
+
+def task_types():
+    """The registered task names (`xval.tasks.names()`): the choices of `task_type`."""
+    return tuple(tasks.names())
+
+
+def selection_metrics():
+    """`auto`, then every metric some registered task records for every split."""
+    return ("auto", *tasks.metric_names())
+
+
 # librosa.filters.window_bandwidth("hann"), for the CQT's Nyquist check.
 _HANN_BANDWIDTH = 1.50018310546875
 _KINDS = {"str": str, "int": int, "float": float, "bool": bool}
@@ -61,7 +73,8 @@ class Key:
         kind: `"str"`, `"int"`, `"float"` or `"bool"`.
         help: one line saying what the key does.
         none: whether `none` (Python `None`) is allowed. Defaults to `False`.
-        choices: the allowed values, or `None`.
+        choices: the allowed values, a function returning them (read at every check, so
+            a registry's later additions count), or `None`.
         low: the lowest allowed value, or `None`.
         high: the highest allowed value, or `None`.
         open_low: `low` itself is excluded. Defaults to `False`.
@@ -77,10 +90,14 @@ class Key:
     open_low: bool = False
     open_high: bool = False
 
+    def options(self):
+        """The allowed values as a tuple, or `None` when any value of the kind goes."""
+        return tuple(self.choices()) if callable(self.choices) else self.choices
+
     def expected(self):
         """What a valid value is, in words: `"an integer >= 1"`, `"one of db, log"`."""
-        if self.choices:
-            text = "one of " + ", ".join(self.choices)
+        if self.options():
+            text = "one of " + ", ".join(self.options())
         else:
             text = _NOUNS[self.kind]
             if self.kind in ("int", "float"):
@@ -109,7 +126,7 @@ def _float(help, low=None, high=None, **kw):
 
 
 def _choice(help, choices, **kw):
-    return Key("str", help, choices=tuple(choices), **kw)
+    return Key("str", help, choices=choices if callable(choices) else tuple(choices), **kw)
 
 
 SCHEMA = {
@@ -203,7 +220,7 @@ SCHEMA = {
     },
     "report": {
         "selection_metric": _choice("validation metric selecting the best instance",
-                                    SELECTION_METRICS),
+                                    selection_metrics),
         "alpha": _float("significance level of the test against the selected instance", 0, 1,
                         open_low=True, open_high=True),
     },
@@ -334,7 +351,7 @@ def check(section, key, value, *, style="ini", where="", prefix="", error=Config
         value = float(value)
         if not math.isfinite(value):
             fail()
-    if spec.choices and value not in spec.choices:
+    if spec.options() and value not in spec.options():
         fail()
     if spec.low is not None and (value < spec.low or (spec.open_low and value == spec.low)):
         fail()

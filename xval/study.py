@@ -185,7 +185,8 @@ def _run_trial(experiment, search, trial, k, *, config, plan_for, runner, backen
     params.setdefault("comment_2", "search")
     experiment.instances[k] = params
     plan = plan_for([k])
-    recorder = Recorder(plan.exp_dir, config, plan.num_folds, out=out, listeners=listeners)
+    recorder = Recorder(plan.exp_dir, config, plan.num_folds, out=out, listeners=listeners,
+                        task_type=plan.task_type)
     inst_dir = recorder.instance_dir(k)
     done = recorder.begin_instance(k, plan.resolved[k], plan.hashes[k], overwrite=False)
     sampled = {n: params[n] for n in trial.params} if trial.params else \

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xval import metrics as M
+from xval import tasks
 from xval.data import balanced_weights, fold_rows, make_batches, normalization_stats
 from xval.errors import TrainingError
 from xval.params import metric_direction
@@ -41,8 +41,8 @@ def build_model(params, input_shape, num_outputs, task_type, mean, variance):
     Args:
         params: resolved instance parameters.
         input_shape: `(time, frequency)` of one row.
-        num_outputs: classes (or regression targets).
-        task_type: `"classification"` or `"regression"`.
+        num_outputs: units of the output head (`Task.num_outputs`).
+        task_type: the task's name (see `xval.tasks`).
         mean: per-frequency mean, `np.ndarray [shape=(frequency,)]`.
         variance: per-frequency variance, same shape.
 
@@ -78,7 +78,6 @@ def _transfer_backbone(params, num_outputs, task_type):
     import keras
     from keras import layers
 
-    from architectures.common import output_head
     from xval.errors import ConfigurationError
     from xval.predict import load
 
@@ -96,7 +95,7 @@ def _transfer_backbone(params, num_outputs, task_type):
                 f"{type(head).__name__}, not Dense."
             )
         features = head.input
-        base = keras.Model(base.inputs, output_head(features, num_outputs, task_type),
+        base = keras.Model(base.inputs, tasks.get(task_type).output_head(features, num_outputs),
                            name=f"{base.name}_transfer")
     freeze = params["freeze_layers"]
     body = [layer for layer in base.layers if not isinstance(layer, layers.InputLayer)]
@@ -236,6 +235,7 @@ def run_fold(job, on_epoch=None):
     splits = ("train",) if refit else ("train", "val", "test")
     fold = job.fold
     task_type = job.task_type
+    task = tasks.get(task_type)
     store = FeatureStore(job.store)
     if job.store_hash and store.content_hash != job.store_hash:
         raise TrainingError(
@@ -247,7 +247,7 @@ def run_fold(job, on_epoch=None):
         if len(value) == 0 and key in splits:
             raise TrainingError(f"Fold {fold} has no {key} rows.")
     targets = store.targets
-    n_outputs = len(store.classes) if task_type == "classification" else 1
+    n_outputs = task.num_outputs(store)
     seed = params["seed"] + fold
     keras.utils.set_random_seed(seed)
     train_original = rows["train"][~store.augmented[rows["train"]]]
@@ -270,29 +270,16 @@ def run_fold(job, on_epoch=None):
     batch_size = params["batch_size"]
     workers = params["generator_workers"] if job.generator else 0
     mixup = params.get("mixup_alpha", 0.0)
-    smoothing = params.get("label_smoothing", 0.0)
-    # Mixup and label smoothing need one-hot (soft) targets and the categorical loss.
-    one_hot = task_type == "classification" and (mixup > 0 or smoothing > 0)
-    fit_targets = np.eye(n_outputs, dtype=np.float32)[targets] if one_hot else targets
-    train_data = make_batches(*source["train"], fit_targets[rows["train"]],
-                              batch_size=batch_size, shuffle=True, seed=seed, weights=weights,
-                              workers=workers, mixup_alpha=mixup)
-    val_data = None if refit else make_batches(*source["val"], fit_targets[rows["val"]],
+    # Mixup and label smoothing need soft targets (the task makes them one-hot).
+    fit_targets = {k: task.keras_targets(targets[v], params, n_outputs) for k, v in rows.items()}
+    train_data = make_batches(*source["train"], fit_targets["train"], batch_size=batch_size,
+                              shuffle=True, seed=seed, weights=weights, workers=workers,
+                              mixup_alpha=mixup)
+    val_data = None if refit else make_batches(*source["val"], fit_targets["val"],
                                                batch_size=batch_size, shuffle=False,
                                                workers=workers)
-    if one_hot:
-        loss = keras.losses.CategoricalCrossentropy(from_logits=True,
-                                                    label_smoothing=smoothing)
-        compiled_metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
-    elif task_type == "classification":
-        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        compiled_metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
-    else:
-        loss = "mse"
-        compiled_metrics = [keras.metrics.RootMeanSquaredError(name="rmse"),
-                            keras.metrics.MeanAbsoluteError(name="mae")]
-    model.compile(optimizer=_optimizer(params, len(train_data)), loss=loss,
-                  metrics=compiled_metrics)
+    model.compile(optimizer=_optimizer(params, len(train_data)), loss=task.loss(params),
+                  metrics=task.keras_metrics(params))
     monitor = params["save_model_metric"]
     mode = metric_direction(monitor, params["save_model_mode"])
     # EarlyStopping keeps the best epoch's weights in memory and restores them when
@@ -345,12 +332,12 @@ def run_fold(job, on_epoch=None):
         outputs[key] = _predict(best, *source[key], max(batch_size, 1024))
         y = targets[rows[key]]
         if np.isfinite(outputs[key]).all():
-            result_metrics[key] = M.compute(task_type, y, outputs[key], n_outputs)
+            result_metrics[key] = task.evaluate(y, outputs[key], n_outputs)
         else:
             result_metrics[key] = {"loss": float("nan")}
         if multi_segment and np.isfinite(outputs[key]).all():
-            _, clip_out, clip_y = M.pool_by_clip(outputs[key], y, clips[rows[key]])
-            clip_metrics[key] = M.compute(task_type, clip_y, clip_out, n_outputs)
+            _, clip_out, clip_y = task.pool_by_clip(outputs[key], y, clips[rows[key]])
+            clip_metrics[key] = task.evaluate(clip_y, clip_out, n_outputs)
     _check_finite(fold, outputs, result_metrics)
     eval_seconds = time.perf_counter() - t_eval
     with tempfile.TemporaryDirectory(prefix="xval-model-") as tmp:
@@ -365,7 +352,8 @@ def run_fold(job, on_epoch=None):
 
     return FoldResult(
         instance=job.instance, fold=fold, status=Status.OK, items=job.items,
-        params_hash=job.params_hash, metrics=result_metrics, clip_metrics=clip_metrics or None,
+        params_hash=job.params_hash, task_type=task_type, metrics=result_metrics,
+        clip_metrics=clip_metrics or None,
         history=hist, best_epoch=best_epoch, epochs_run=len(curve), monitor=monitor,
         monitor_mode=mode,
         timings={"fit_seconds": round(fit_seconds, 3), "eval_seconds": round(eval_seconds, 3),
@@ -379,18 +367,14 @@ def run_fold(job, on_epoch=None):
 
 
 def _predictions_csv(store, rows, outputs, task_type):
-    """The test predictions as CSV text: row, item, clip, label, target, predicted, scores."""
+    """The test predictions as CSV text: row, item, clip, label, target, then the task's
+    columns (`Task.prediction_columns`: predicted, scores)."""
     import pandas as pd
 
     meta = store.meta.iloc[rows]
     table = pd.DataFrame({"row": rows, "item": meta["item"].to_numpy(),
                           "clip": meta["clip"].to_numpy(), "label": meta["label"].to_numpy(),
                           "target": meta["target"].to_numpy()})
-    if task_type == "classification":
-        probs = M.softmax(outputs)
-        table["predicted"] = [store.classes[i] for i in probs.argmax(axis=1)]
-        for i, name in enumerate(store.classes):
-            table[f"p_{name}"] = probs[:, i].round(6)
-    else:
-        table["predicted"] = outputs.ravel()
+    for name, values in tasks.get(task_type).prediction_columns(outputs, store.classes).items():
+        table[name] = values
     return table.to_csv(index=False)

@@ -1,0 +1,214 @@
+"""The `Task` base class: everything the engine needs to know about what a model learns.
+
+A task owns how targets are stored and fed to Keras, the output head, the loss and the
+compiled metrics, the evaluation metrics of every split, the default selection metric and
+which metrics are better when higher, the prediction CSV columns, what `predict` and
+`evaluate` print, and the plots that differ by task. The engine asks the task registered
+under the experiment's `task_type` (`xval.tasks.get(name)`) and never spells a task name.
+
+Like `xval.schema`, this is a leaf: it imports nothing of the project except
+`xval.errors` at import time; Keras, scikit-learn and pandas are imported where used, so
+`preprocessing` and `architectures` can ask a task without pulling in the engine.
+"""
+
+import abc
+
+import numpy as np
+
+from xval.errors import ParameterError
+
+
+class Task(abc.ABC):
+    """One kind of learning problem (classification, regression, ...).
+
+    Subclass it in one module of `xval/tasks/`, set the class attributes, implement the
+    abstract methods, and decorate the class with `@xval.tasks.register`.
+
+    Attributes:
+        name: the `task_type` naming the task in experiments, stores and results.
+        head_name: name of the output layer (saved models keep it).
+        history_metrics: names the compiled loss and metrics take in the Keras history, so
+            `save_model_metric` may be any of them (with or without `val_`).
+        metric_names: the metrics `evaluate` records for every split, in display order.
+        maximize: metric names that are better when higher (names starting with one of
+            them too: `f1` covers `f1_event`); every other metric is better when lower.
+        selection_metric: the validation metric selecting the best instance when
+            `[report] selection_metric = auto`.
+        has_classes: targets are class indices into the store's `classes`.
+    """
+
+    name = None
+    head_name = "prediction"
+    history_metrics = ("loss",)
+    metric_names = ("loss",)
+    maximize = ()
+    selection_metric = "loss"
+    has_classes = False
+
+    def __repr__(self):
+        return f"{type(self).__name__}(name={self.name!r})"
+
+    # -- targets ---------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def encode_targets(self, meta, classes):
+        """Adds the `target` column a store keeps for every row.
+
+        Args:
+            meta: `pandas.DataFrame` of the store's rows, with a `label` column.
+            classes: the class names given by the caller, or `None`.
+
+        Returns:
+            `(meta, classes)`: the table with `target`, and the store's class list.
+
+        Raises:
+            DatasetError: for labels the task cannot use.
+        """
+
+    @abc.abstractmethod
+    def targets(self, meta):
+        """The `target` column as the array fed to Keras, `np.ndarray [shape=(rows,)]`."""
+
+    def labels_of(self, y, classes):
+        """Labels of one item's rows from the original API's `targets[item]` array.
+
+        Args:
+            y: `np.ndarray [shape=(n,)]` (or `(n, classes)` one-hot rows).
+            classes: the class names given by the caller, or `None`.
+
+        Returns:
+            A list of `n` labels for `meta.csv`.
+        """
+        return np.asarray(y).tolist()
+
+    def stratify_labels(self, store):
+        """Labels the fold splitter may balance, or `None` when the task has none."""
+        return None
+
+    def num_outputs(self, store):
+        """Units of the output head for `store`. Defaults to one."""
+        return 1
+
+    def keras_targets(self, y, params, num_outputs):
+        """Targets as the loss of `loss(params)` takes them (see `classification`)."""
+        return y
+
+    def check_params(self, params, where):
+        """Rejects instance parameters the task cannot honour.
+
+        Raises:
+            ParameterError: naming the parameter and the fix.
+        """
+        if params.get("class_weights") and not self.has_classes:
+            from xval.tasks import get, names
+
+            with_classes = " or ".join(f"task_type={n!r}" for n in names()
+                                       if get(n).has_classes)
+            raise ParameterError(f"{where}: class_weights=True needs {with_classes}.")
+
+    # -- model -----------------------------------------------------------------------------
+
+    def output_head(self, x, num_outputs):
+        """The final `Dense` layer, named `head_name`, computing in float32 so that mixed
+        precision keeps a stable loss. Override for another activation or shape."""
+        from keras import layers
+
+        return layers.Dense(num_outputs, dtype="float32", name=self.head_name)(x)
+
+    @abc.abstractmethod
+    def loss(self, params):
+        """The Keras loss for the instance parameters `params` (a dict; read optional
+        names with `params.get(name, default)`)."""
+
+    @abc.abstractmethod
+    def keras_metrics(self, params):
+        """The compiled Keras metrics, named as in `history_metrics`."""
+
+    # -- evaluation ------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def evaluate(self, y_true, outputs, num_outputs):
+        """Metrics of one split (the names of `metric_names`, plus extras such as a
+        confusion matrix), from the best model's outputs in numpy.
+
+        Args:
+            y_true: targets, `np.ndarray [shape=(n,)]`.
+            outputs: model outputs, `np.ndarray [shape=(n, num_outputs)]`.
+            num_outputs: units of the head.
+
+        Returns:
+            dict of metric name to float (JSON-ready values).
+        """
+
+    def pool_by_clip(self, outputs, targets, clips):
+        """Clip-level outputs and targets from segment rows (outputs averaged per clip).
+
+        Returns:
+            `(clip_ids, clip_outputs, clip_targets)`, see `xval.metrics.pool_by_clip`.
+        """
+        from xval.metrics import pool_by_clip
+
+        return pool_by_clip(outputs, targets, clips)
+
+    def headline_metrics(self, clips):
+        """`(level, metric, label)` of the metrics the workbook's Summary sheet shows.
+
+        Args:
+            clips: whether the results have clip-level metrics (files cut into segments).
+        """
+        out = [("segment", self.selection_metric, self.selection_metric)]
+        return ([("clip", self.selection_metric, f"clip {self.selection_metric}")]
+                if clips else []) + out
+
+    # -- outputs ---------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def prediction_columns(self, outputs, classes):
+        """Columns of `predictions_fold_<i>.csv` after row, item, clip, label, target.
+
+        Returns:
+            dict of column name to values (`predicted` first).
+        """
+
+    @abc.abstractmethod
+    def predict_record(self, outputs, starts, classes):
+        """What `python -m xval predict` reports for one file.
+
+        Args:
+            outputs: the file's segment outputs, `np.ndarray [shape=(segments, k)]`.
+            starts: start of each segment (seconds).
+            classes: the store's class names.
+
+        Returns:
+            `(segments, clip)`: a list of `{"start", "scores"}` and `{"scores", "predicted"}`.
+        """
+
+    def plots(self, instance_dir, folds, summary):
+        """Writes the task's own plots of one instance into `instance_dir/plots`.
+
+        Returns:
+            list of written paths. Defaults to none.
+        """
+        return []
+
+    # -- python -m xval evaluate -----------------------------------------------------------
+
+    @abc.abstractmethod
+    def file_targets(self, labels, classes):
+        """Targets of labelled files for `evaluate`, `np.ndarray [shape=(files,)]`.
+
+        Raises:
+            DatasetError: for labels the model cannot score.
+        """
+
+    @abc.abstractmethod
+    def evaluation_level(self, y_true, outputs, classes):
+        """The metrics `evaluate` shows for one level (clip or segment), as a dict."""
+
+    def format_level(self, data):
+        """Text lines of one level of an evaluation."""
+        return [", ".join(f"{k} {v:.4f}" for k, v in data.items())]
+
+    def level_records(self, level, data):
+        """`(level, label, metric, value)` rows of one level for `evaluate --format csv`."""
+        return [(level, "", k, v) for k, v in data.items()]

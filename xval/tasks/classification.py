@@ -1,0 +1,187 @@
+"""Classification: one class per row, a softmax over the store's classes.
+
+Targets are class indices (`int64`); the head gives logits (the layer `logits`); the loss is
+sparse categorical cross-entropy, or categorical cross-entropy on one-hot targets when
+`label_smoothing` or `mixup_alpha` is above 0.
+"""
+
+import numpy as np
+
+from xval.errors import DatasetError
+from xval.tasks import register
+from xval.tasks.base import Task
+
+
+def _one_hot(params):
+    """Whether the loss takes one-hot targets (label smoothing or mixup)."""
+    return params.get("label_smoothing", 0) > 0 or params.get("mixup_alpha", 0) > 0
+
+
+@register
+class Classification(Task):
+    """Single-label classification over the store's classes."""
+
+    name = "classification"
+    head_name = "logits"
+    history_metrics = ("loss", "accuracy")
+    metric_names = ("loss", "accuracy", "f1", "precision", "recall")
+    maximize = ("accuracy", "f1", "precision", "recall", "auc")
+    selection_metric = "accuracy"
+    has_classes = True
+
+    # -- targets ---------------------------------------------------------------------------
+
+    def encode_targets(self, meta, classes):
+        meta["label"] = meta["label"].astype(str)
+        if classes is None:
+            classes = sorted(set(meta["label"]))
+        unknown = sorted(set(meta["label"]) - set(classes))
+        if unknown:
+            raise DatasetError(f"Labels {unknown[:5]} are not among the classes {classes}.")
+        index = {c: i for i, c in enumerate(classes)}
+        meta["target"] = meta["label"].map(index).astype(int)
+        return meta, list(classes)
+
+    def targets(self, meta):
+        return meta["target"].to_numpy(np.int64)
+
+    def labels_of(self, y, classes):
+        y = np.asarray(y)
+        if y.ndim == 2:  # one-hot rows
+            y = y.argmax(axis=1)
+        labels = []
+        for label in y.tolist():
+            if classes is not None and isinstance(label, int):
+                label = classes[label]
+            labels.append(str(label))
+        return labels
+
+    def stratify_labels(self, store):
+        return store.meta["label"].to_numpy(str)
+
+    def num_outputs(self, store):
+        return len(store.classes)
+
+    def keras_targets(self, y, params, num_outputs):
+        """Class indices, or one-hot rows (float32) when `label_smoothing` or
+        `mixup_alpha` is above 0."""
+        if _one_hot(params):
+            return np.eye(num_outputs, dtype=np.float32)[np.asarray(y, dtype=np.int64)]
+        return y
+
+    # -- model -----------------------------------------------------------------------------
+
+    def loss(self, params):
+        import keras
+
+        if _one_hot(params):
+            return keras.losses.CategoricalCrossentropy(
+                from_logits=True, label_smoothing=float(params.get("label_smoothing", 0)))
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    def keras_metrics(self, params):
+        import keras
+
+        if _one_hot(params):
+            return [keras.metrics.CategoricalAccuracy(name="accuracy")]
+        return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+
+    # -- evaluation ------------------------------------------------------------------------
+
+    def evaluate(self, y_true, outputs, num_outputs):
+        from xval.metrics import classification_metrics
+
+        return classification_metrics(y_true, outputs, num_outputs)
+
+    def headline_metrics(self, clips):
+        out = [("segment", "accuracy", "accuracy"), ("segment", "f1", "macro F1")]
+        return ([("clip", "accuracy", "clip accuracy")] if clips else []) + out
+
+    # -- outputs ---------------------------------------------------------------------------
+
+    def prediction_columns(self, outputs, classes):
+        from xval.metrics import softmax
+
+        probs = softmax(outputs)
+        columns = {"predicted": [classes[i] for i in probs.argmax(axis=1)]}
+        for i, name in enumerate(classes):
+            columns[f"p_{name}"] = probs[:, i].round(6)
+        return columns
+
+    def predict_record(self, outputs, starts, classes):
+        from xval.metrics import softmax
+
+        probs = softmax(outputs)
+        clip = softmax(outputs.mean(axis=0, keepdims=True))[0]
+        segments = [{"start": start, "scores": dict(zip(classes, p.tolist()))}
+                    for start, p in zip(starts, probs)]
+        return segments, {"scores": dict(zip(classes, clip.tolist())),
+                          "predicted": classes[int(clip.argmax())]}
+
+    def plots(self, instance_dir, folds, summary):
+        from xval import plots
+
+        plot_dir = instance_dir / "plots"
+        classes = next((f.get("classes") for f in folds if f.get("classes")), None)
+        matrix = summary.get("confusion_matrix", {}).get("segment")
+        if not classes or matrix is None:
+            return []
+        written = [plots.confusion_matrix(matrix, classes, plot_dir / "confusion_matrix.png")]
+        f1 = plots.per_fold_f1(folds)
+        if f1 is not None:
+            written.append(plots.per_class_f1(f1, classes, plot_dir / "per_class_f1.png"))
+        return written
+
+    # -- python -m xval evaluate -----------------------------------------------------------
+
+    def file_targets(self, labels, classes):
+        unknown = sorted(set(labels) - set(classes))
+        if unknown:
+            raise DatasetError(
+                f"Label(s) {unknown} are not classes of the model, whose classes are "
+                f"{classes}. Relabel or leave out those files (--label-map maps codes)."
+            )
+        index = {c: i for i, c in enumerate(classes)}
+        return np.array([index[v] for v in labels])
+
+    def evaluation_level(self, y_true, outputs, classes):
+        from sklearn import metrics as skm
+
+        y_true = np.asarray(y_true, int)
+        y_pred = outputs.argmax(axis=1)
+        labels = sorted(set(y_true.tolist()) | set(y_pred.tolist()))
+        names = [classes[i] for i in labels]
+        return {
+            "accuracy": float(skm.accuracy_score(y_true, y_pred)),
+            "f1_macro": float(skm.f1_score(y_true, y_pred, labels=labels, average="macro",
+                                           zero_division=0)),
+            "report": skm.classification_report(y_true, y_pred, labels=labels,
+                                                target_names=names, zero_division=0,
+                                                output_dict=True),
+            "report_text": skm.classification_report(y_true, y_pred, labels=labels,
+                                                     target_names=names, zero_division=0,
+                                                     digits=3),
+            "labels": names,
+            "confusion_matrix": skm.confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+        }
+
+    def format_level(self, data):
+        import pandas as pd
+
+        matrix = pd.DataFrame(data["confusion_matrix"], index=data["labels"],
+                              columns=data["labels"])
+        return [f"accuracy {data['accuracy']:.3f}, macro F1 {data['f1_macro']:.3f}",
+                data["report_text"].rstrip(),
+                "Confusion matrix (rows: true, columns: predicted):",
+                matrix.to_string()]
+
+    def level_records(self, level, data):
+        records = [(level, "", "accuracy", data["accuracy"]),
+                   (level, "", "f1_macro", data["f1_macro"])]
+        for label, values in data["report"].items():
+            if isinstance(values, dict):
+                records += [(level, label, k, v) for k, v in values.items()]
+        for label, row in zip(data["labels"], data["confusion_matrix"]):
+            records += [(level, label, f"predicted_{other}", n)
+                        for other, n in zip(data["labels"], row)]
+        return records
