@@ -9,9 +9,9 @@ from architectures.registry import (
     get,
     keyword_defaults,
     names,
+    outputs,
     register,
     reshaping_types,
-    task_types,
 )
 
 __all__ = [
@@ -21,6 +21,6 @@ __all__ = [
     "keyword_defaults",
     "names",
     "register",
+    "outputs",
     "reshaping_types",
-    "task_types",
 ]

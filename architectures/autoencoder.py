@@ -12,7 +12,7 @@ from architectures.common import batch_norm, l2
 from architectures.registry import register
 
 
-@register("conv_autoencoder", reshaping=("conv",), tasks=("representation",))
+@register("conv_autoencoder", reshaping=("conv",), outputs=("input",))
 def conv_autoencoder(input_shape, num_outputs=None, task_type="representation", *,
                      filters=16, blocks=2, bottleneck_channels=8, regularization_lambda=0.0,
                      bn_momentum=0.9):

@@ -28,7 +28,7 @@ def _check_task(task_type):
         )
 
 
-@register("crnn_detector", reshaping=("conv",), tasks=("detection",))
+@register("crnn_detector", reshaping=("conv",), outputs=("frames",))
 def crnn_detector(input_shape, num_outputs, task_type="detection", *, filters=32,
                   conv_blocks=3, freq_pool=4, units=64, dropout=0.2,
                   regularization_lambda=0.0, bn_momentum=0.9):
@@ -76,7 +76,7 @@ def crnn_detector(input_shape, num_outputs, task_type="detection", *, filters=32
     return keras.Model(inputs, frame_head(x, num_outputs), name="crnn_detector")
 
 
-@register("gru_detector", reshaping=("rnn",), tasks=("detection",))
+@register("gru_detector", reshaping=("rnn",), outputs=("frames",))
 def gru_detector(input_shape, num_outputs, task_type="detection", *, units=64, num_layers=2,
                  bidirectional=True, dropout=0.2, regularization_lambda=0.0):
     """A recurrent-only detector: stacked GRUs over the frames, a logit per frame and class.

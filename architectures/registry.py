@@ -9,18 +9,21 @@ import inspect
 
 _BUILDERS = {}
 _RESHAPING = {}
-_TASKS = {}
+_OUTPUTS = {}
 _RESERVED = ("input_shape", "num_outputs", "task_type")
 
 
-def register(name, reshaping=("conv",), tasks=("classification", "regression")):
+def register(name, reshaping=("conv",), outputs=("vector",)):
     """Decorator registering a model builder under `name`.
 
     Args:
         name: the name instances use in `architecture="..."`.
         reshaping: the `reshaping_type` values the builder accepts (conv, rnn, none).
-        tasks: the task types the builder makes models for. Defaults to classification
-            and regression (one output vector per row).
+        outputs: the kinds of output the builder makes, matched against a task's
+            `output` (`xval.tasks.Task.output`): `"vector"` (one vector per row, from
+            `output_head`: classification, regression), `"frames"` (one vector per frame:
+            detection) or `"input"` (a reconstruction of the input: representation).
+            Defaults to `("vector",)`.
 
     Returns:
         The decorator, which returns the builder unchanged.
@@ -37,7 +40,7 @@ def register(name, reshaping=("conv",), tasks=("classification", "regression")):
             )
         _BUILDERS[name] = fn
         _RESHAPING[name] = tuple(reshaping)
-        _TASKS[name] = tuple(tasks)
+        _OUTPUTS[name] = tuple(outputs)
         return fn
 
     return decorator
@@ -83,7 +86,7 @@ def reshaping_types(name):
     return _RESHAPING[name]
 
 
-def task_types(name):
-    """Returns the task types the architecture `name` makes models for."""
+def outputs(name):
+    """Returns the kinds of output the architecture `name` makes (see `register`)."""
     get(name)
-    return _TASKS[name]
+    return _OUTPUTS[name]

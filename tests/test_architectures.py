@@ -25,8 +25,8 @@ def _params(name, reshaping, **extra):
     return resolve(1, spec, training_defaults=DEFAULTS)
 
 
-CASES = [(n, r, t) for n in architectures.names() for r in architectures.reshaping_types(n)
-         for t in architectures.task_types(n) if t in ("classification", "regression")]
+CASES = [(n, r, t) for n in architectures.names() if "vector" in architectures.outputs(n)
+         for r in architectures.reshaping_types(n) for t in ("classification", "regression")]
 
 
 @pytest.mark.parametrize("name,reshaping,task_type", CASES)
@@ -146,7 +146,7 @@ def test_statistics_pooling_values():
     np.testing.assert_allclose(out[0, 4:], x[0].std(0), rtol=1e-5)
 
 
-DETECTORS = [n for n in architectures.names() if "detection" in architectures.task_types(n)]
+DETECTORS = [n for n in architectures.names() if "frames" in architectures.outputs(n)]
 
 
 @pytest.mark.parametrize("name", DETECTORS)
@@ -168,14 +168,14 @@ def test_detectors_refuse_other_tasks():
     assert DETECTORS == ["crnn_detector", "gru_detector"]
     with pytest.raises(ValueError, match="task_type='classification'.*expected 'detection'"):
         architectures.get("gru_detector")(SHAPE, 2, task_type="classification")
-    assert architectures.task_types("example_cnn") == ("classification", "regression")
+    assert architectures.outputs("example_cnn") == ("vector",)
 
 
 def test_a_detector_in_a_classification_experiment_is_a_parameter_error():
     from xval.errors import ParameterError
 
-    with pytest.raises(ParameterError, match="crnn_detector' makes detection models, but the "
-                       "experiment's task_type is 'classification'; choose one of.*audio_cnn"):
+    with pytest.raises(ParameterError, match="crnn_detector' makes frames outputs, but "
+                       "task_type 'classification' needs vector outputs; choose one of.*audio_cnn"):
         _params("crnn_detector", "conv")
 
 

@@ -148,7 +148,8 @@ def test_bad_training_options(spec, message):
 def test_label_smoothing_needs_classification():
     spec = {"architecture": "example_cnn", "reshaping_type": "conv", "comment_1": "",
             "comment_2": "", "label_smoothing": 0.1}
-    with pytest.raises(ParameterError, match="label_smoothing=0.1 needs task_type"):
+    with pytest.raises(ParameterError, match="label_smoothing=0.1 needs a task with classes "
+                       r"\(task_type is .regression.\)"):
         resolve(1, spec, training_defaults=DEFAULTS, task_type="regression")
 
 

@@ -221,11 +221,13 @@ def resolve(instance_id, spec, *, training_defaults, experiment_params=None, ove
         if name in params:
             params[name] = schema.check("training", name, params[name], style="param",
                                         prefix=f"{where}: ", error=ParameterError)
-    if task_type not in architectures.task_types(arch):
+    needs = tasks.get(task_type).output
+    if needs not in architectures.outputs(arch):
+        fitting = [n for n in architectures.names() if needs in architectures.outputs(n)]
         raise ParameterError(
-            f"{where}: architecture {arch!r} makes {' or '.join(architectures.task_types(arch))} "
-            f"models, but the experiment's task_type is {task_type!r}; choose one of "
-            f"{', '.join(n for n in architectures.names() if task_type in architectures.task_types(n))}."
+            f"{where}: architecture {arch!r} makes {' or '.join(architectures.outputs(arch))} "
+            f"outputs, but task_type {task_type!r} needs {needs} outputs; choose one of "
+            f"{', '.join(fitting) or '(none registered)'}."
         )
     supported = architectures.reshaping_types(arch)
     if params["reshaping_type"] not in supported:

@@ -35,6 +35,10 @@ class Task(abc.ABC):
         selection_metric: the validation metric selecting the best instance when
             `[report] selection_metric = auto`.
         has_classes: targets are class indices into the store's `classes`.
+        output: the kind of model output the task needs, matched against what an
+            architecture makes (`architectures.register(..., outputs=...)`): `"vector"`
+            (one vector per row), `"frames"` (one per frame) or `"input"` (a
+            reconstruction).
     """
 
     name = None
@@ -44,6 +48,7 @@ class Task(abc.ABC):
     maximize = ()
     selection_metric = "loss"
     has_classes = False
+    output = "vector"
 
     def __repr__(self):
         return f"{type(self).__name__}(name={self.name!r})"
