@@ -92,6 +92,25 @@ def parser():
     p.add_argument("--clip-column")
     p.add_argument("--split-column", help="predefined train/validation/test column")
     _common(p)
+    p = sub.add_parser("detection",
+                       help="annotated recordings cut into windows with frame-level targets")
+    p.add_argument("root", help="folder of the recordings")
+    p.add_argument("--annotations", required=True,
+                   help="annotation CSV: wide (start/end sample column pairs) or long (one "
+                        "row per event)")
+    p.add_argument("--items", help="CSV file,item grouping the recordings (speaker, site, "
+                                   "night); default: each recording is its own item")
+    p.add_argument("--layout", choices=("auto", "wide", "long"), default="auto")
+    p.add_argument("--annotation-units", choices=("samples", "seconds"), default="samples")
+    p.add_argument("--annotation-sample-rate", type=int,
+                   help="sample rate of the annotation's sample numbers, when not the file's")
+    p.add_argument("--label-column", help="long layout: column of the event class")
+    p.add_argument("--context-column", help="long layout: column of the context/tail flag")
+    p.add_argument("--context", choices=("keep", "drop", "class"), default="keep",
+                   help="context-flagged events: kept as events, dropped, or their own class")
+    p.add_argument("--merge-overlaps", action="store_true",
+                   help="merge overlapping events of one class instead of failing")
+    _common(p)
     p = sub.add_parser("report", help="describe an existing store")
     p.add_argument("store")
     p.add_argument("--plot", help="write a sample-rate histogram PNG here")
@@ -174,6 +193,29 @@ def _run(args, argv):
 
         store, summary = build_demo(data_dir, overwrite=args.overwrite, workers=workers,
                                     progress=progress)
+    elif args.source == "detection":
+        from preprocessing.detection import build_detection_store, read_items
+
+        if args.augment:
+            raise ConfigurationError("--augment is not available for detection stores yet.")
+        params = feature_params(config, style="flag", **overrides)
+        out = Path(args.out)
+        if len(out.parts) == 1 and not out.is_absolute():
+            out = data_dir / out
+        store, summary = build_detection_store(
+            args.annotations, args.root, out, params=params,
+            items=read_items(args.items) if args.items else None, strict=args.strict,
+            overwrite=args.overwrite, layout=args.layout, units=args.annotation_units,
+            annotation_sample_rate=args.annotation_sample_rate,
+            label_column=args.label_column, context_column=args.context_column,
+            context=args.context, merge_overlaps=args.merge_overlaps)
+        print(f"Wrote {store.path}: {summary['windows']} windows of {summary['recordings']} "
+              f"recordings, {summary['events']} events of {', '.join(summary['classes'])}; "
+              f"{summary['active_frames']:.1%} of the frames active; "
+              f"{len(summary['skipped'])} file(s) skipped.")
+        for skip in summary["skipped"][: None if args.verbose else 5]:
+            print(f"  skipped {skip['path']}: {skip['reason']}")
+        return 0
     else:
         params = feature_params(config, style="flag", **overrides)
         augmenter = None

@@ -86,7 +86,7 @@ class FeatureStore:
     @property
     def targets(self):
         """The `target` column as the task feeds it to Keras (`Task.targets`)."""
-        return _task(self.task_type).targets(self.meta)
+        return _task(self.task_type).store_targets(self)
 
     @property
     def augmented(self):
@@ -113,13 +113,14 @@ class FeatureStore:
         return predictors, targets
 
 
-def _content_hash(folder, meta):
-    """SHA-256 of the features and the metadata, without source paths (so a moved dataset
-    keeps its hash)."""
+def _content_hash(folder, meta, arrays=()):
+    """SHA-256 of the features (and the task's extra arrays) and the metadata, without
+    source paths (so a moved dataset keeps its hash)."""
     digest = hashlib.sha256()
-    with open(folder / "features.npy", "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
+    for name in ("features.npy", *sorted(arrays)):
+        with open(folder / name, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
     digest.update(meta.drop(columns=["source"]).to_csv(index=False).encode())
     return digest.hexdigest()
 
@@ -149,7 +150,7 @@ def _prepare_meta(meta, task_type, classes):
 
 
 def write_store(path, features, meta, *, info=None, task_type=tasks.DEFAULT, classes=None,
-                overwrite=False):
+                overwrite=False, arrays=None):
     """Writes a feature store atomically, rows grouped by item.
 
     Args:
@@ -163,6 +164,9 @@ def write_store(path, features, meta, *, info=None, task_type=tasks.DEFAULT, cla
             (`Task.encode_targets`). Defaults to `xval.tasks.DEFAULT` (classification).
         classes: class names in target order. Defaults to the sorted labels.
         overwrite: replace an existing store. Defaults to `False`.
+        arrays: dict of file name to `np.ndarray` with one entry per row, saved beside
+            `features.npy` in the same row order (the task's `extra_arrays`, e.g. a
+            detection store's `frame_targets.npy`). Defaults to none.
 
     Returns:
         The `FeatureStore`, opened.
@@ -176,6 +180,16 @@ def write_store(path, features, meta, *, info=None, task_type=tasks.DEFAULT, cla
             f"A store already exists at {path}; pass overwrite=True (--overwrite) to replace it."
         )
     meta, classes = _prepare_meta(meta, task_type, classes)
+    arrays = dict(arrays or {})
+    expected = set(_task(task_type).extra_arrays)
+    if set(arrays) != expected:
+        raise DatasetError(
+            f"A {task_type} store keeps the arrays {sorted(expected) or 'none'} beside "
+            f"features.npy; got {sorted(arrays) or 'none'}."
+        )
+    for name, array in arrays.items():
+        if len(array) != len(meta):
+            raise DatasetError(f"{name} has {len(array)} rows but the metadata {len(meta)}.")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = make_temp_dir(path.parent, prefix=f".{path.name}.")
     try:
@@ -207,6 +221,9 @@ def write_store(path, features, meta, *, info=None, task_type=tasks.DEFAULT, cla
                 del out, src
         else:
             np.save(tmp / "features.npy", features if grouped else features[order])
+        for name, array in arrays.items():
+            array = np.asarray(array)
+            np.save(tmp / name, array if grouped else array[order])
         meta = meta.iloc[order].reset_index(drop=True)
         meta["row"] = np.arange(n_rows)
         columns = list(META_COLUMNS) + [c for c in meta.columns if c not in META_COLUMNS]
@@ -222,7 +239,7 @@ def write_store(path, features, meta, *, info=None, task_type=tasks.DEFAULT, cla
             "n_clips": int(meta["clip"].nunique()),
             **(info or {}),
         }
-        body["content_hash"] = _content_hash(tmp, meta[columns])
+        body["content_hash"] = _content_hash(tmp, meta[columns], list(arrays))
         (tmp / "dataset.json").write_text(json.dumps(body, indent=2, default=str))
         if path.exists():
             trash = make_temp_dir(path.parent, prefix=f".{path.name}.old.")
@@ -251,6 +268,9 @@ def write_store_from_dicts(path, predictors, targets, *, classes=None,
             Defaults to `xval.tasks.DEFAULT` (classification).
         info: extra entries of `dataset.json`.
         overwrite: replace an existing store. Defaults to `False`.
+        arrays: dict of file name to `np.ndarray` with one entry per row, saved beside
+            `features.npy` in the same row order (the task's `extra_arrays`, e.g. a
+            detection store's `frame_targets.npy`). Defaults to none.
 
     Returns:
         The `FeatureStore`, opened.

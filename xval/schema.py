@@ -179,6 +179,14 @@ SCHEMA = {
         "mixup_alpha": _float("mixup: Beta(alpha, alpha) mixing of training rows (0: off)", 0),
         "label_smoothing": _float("label smoothing of the classification targets", 0, 1,
                                   open_high=True),
+        "detection_threshold": _float("detection: a frame is active at this probability",
+                                      0, 1, open_low=True, open_high=True),
+        "median_filter_seconds": _float("detection: median filter of the frame decisions "
+                                        "(seconds; 0: none)", 0),
+        "min_event_seconds": _float("detection: shorter detected events are dropped "
+                                    "(seconds)", 0),
+        "min_gap_seconds": _float("detection: shorter gaps between two detected events are "
+                                  "bridged (seconds)", 0),
     },
     "features": {
         "sample_rate": _int("sample rate audio is resampled to (Hz)", 1),

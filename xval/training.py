@@ -328,16 +328,21 @@ def run_fold(job, on_epoch=None):
     outputs, result_metrics, clip_metrics = {}, {}, {}
     clips = store.clips
     multi_segment = len(np.unique(clips[rows[splits[-1]]])) < len(rows[splits[-1]])
+    context = {"params": params, "frame_seconds": _frame_seconds(store),
+               "classes": store.classes}
     for key in splits:
         outputs[key] = _predict(best, *source[key], max(batch_size, 1024))
         y = targets[rows[key]]
         if np.isfinite(outputs[key]).all():
-            result_metrics[key] = task.evaluate(y, outputs[key], n_outputs)
+            result_metrics[key] = task.evaluate(y, outputs[key], n_outputs, **context)
         else:
             result_metrics[key] = {"loss": float("nan")}
+        pooled = None
         if multi_segment and np.isfinite(outputs[key]).all():
-            _, clip_out, clip_y = task.pool_by_clip(outputs[key], y, clips[rows[key]])
-            clip_metrics[key] = task.evaluate(clip_y, clip_out, n_outputs)
+            pooled = task.pool_by_clip(outputs[key], y, clips[rows[key]])
+        if pooled is not None:
+            _, clip_out, clip_y = pooled
+            clip_metrics[key] = task.evaluate(clip_y, clip_out, n_outputs, **context)
     _check_finite(fold, outputs, result_metrics)
     eval_seconds = time.perf_counter() - t_eval
     with tempfile.TemporaryDirectory(prefix="xval-model-") as tmp:
@@ -345,7 +350,7 @@ def run_fold(job, on_epoch=None):
         model.save(path)
         model_bytes = path.read_bytes()
     predictions = None if refit else _predictions_csv(store, rows["test"], outputs["test"],
-                                                      task_type)
+                                                      task_type, params)
     backend = keras.backend.backend()
     keras.backend.clear_session()
     import socket
@@ -366,7 +371,15 @@ def run_fold(job, on_epoch=None):
     )
 
 
-def _predictions_csv(store, rows, outputs, task_type):
+def _frame_seconds(store):
+    """The feature hop in seconds, from the store's feature parameters (`None` if unknown)."""
+    feature = store.info.get("feature_params") or {}
+    if feature.get("hop_length") and feature.get("sample_rate"):
+        return feature["hop_length"] / feature["sample_rate"]
+    return None
+
+
+def _predictions_csv(store, rows, outputs, task_type, params=None):
     """The test predictions as CSV text: row, item, clip, label, target, then the task's
     columns (`Task.prediction_columns`: predicted, scores)."""
     import pandas as pd
@@ -375,6 +388,8 @@ def _predictions_csv(store, rows, outputs, task_type):
     table = pd.DataFrame({"row": rows, "item": meta["item"].to_numpy(),
                           "clip": meta["clip"].to_numpy(), "label": meta["label"].to_numpy(),
                           "target": meta["target"].to_numpy()})
-    for name, values in tasks.get(task_type).prediction_columns(outputs, store.classes).items():
+    columns = tasks.get(task_type).prediction_columns(
+        outputs, store.classes, frame_seconds=_frame_seconds(store), params=params)
+    for name, values in columns.items():
         table[name] = values
     return table.to_csv(index=False)

@@ -116,4 +116,4 @@ def infer(metrics=None, classes=None):
 
 
 # The built-in tasks register themselves on import.
-from xval.tasks import classification, regression  # noqa: E402, F401
+from xval.tasks import classification, detection, regression  # noqa: E402, F401

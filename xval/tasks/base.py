@@ -39,6 +39,8 @@ class Task(abc.ABC):
             architecture makes (`architectures.register(..., outputs=...)`): `"vector"`
             (one vector per row), `"frames"` (one per frame) or `"input"` (a
             reconstruction).
+        extra_arrays: names of the per-row arrays a store of this task keeps beside
+            `features.npy` (given to `write_store(arrays=...)`, ordered like the rows).
     """
 
     name = None
@@ -49,6 +51,7 @@ class Task(abc.ABC):
     selection_metric = "loss"
     has_classes = False
     output = "vector"
+    extra_arrays = ()
 
     def __repr__(self):
         return f"{type(self).__name__}(name={self.name!r})"
@@ -85,6 +88,12 @@ class Task(abc.ABC):
             A list of `n` labels for `meta.csv`.
         """
         return np.asarray(y).tolist()
+
+    def store_targets(self, store):
+        """The targets of every row of an opened store (`FeatureStore.targets`). Defaults
+        to `targets(store.meta)`; a task with targets beyond `meta.csv` reads its own
+        arrays (listed in `extra_arrays`) here."""
+        return self.targets(store.meta)
 
     def stratify_labels(self, store):
         """Labels the fold splitter may balance, or `None` when the task has none."""
@@ -132,7 +141,7 @@ class Task(abc.ABC):
     # -- evaluation ------------------------------------------------------------------------
 
     @abc.abstractmethod
-    def evaluate(self, y_true, outputs, num_outputs):
+    def evaluate(self, y_true, outputs, num_outputs, **context):
         """Metrics of one split (the names of `metric_names`, plus extras such as a
         confusion matrix), from the best model's outputs in numpy.
 
@@ -140,6 +149,8 @@ class Task(abc.ABC):
             y_true: targets, `np.ndarray [shape=(n,)]`.
             outputs: model outputs, `np.ndarray [shape=(n, num_outputs)]`.
             num_outputs: units of the head.
+            **context: what some tasks need besides: `params` (the instance parameters),
+                `frame_seconds` (the feature hop in seconds), `classes`.
 
         Returns:
             dict of metric name to float (JSON-ready values).
@@ -149,7 +160,8 @@ class Task(abc.ABC):
         """Clip-level outputs and targets from segment rows (outputs averaged per clip).
 
         Returns:
-            `(clip_ids, clip_outputs, clip_targets)`, see `xval.metrics.pool_by_clip`.
+            `(clip_ids, clip_outputs, clip_targets)`, see `xval.metrics.pool_by_clip`; or
+            `None` when the task has no clip level.
         """
         from xval.metrics import pool_by_clip
 
@@ -168,7 +180,7 @@ class Task(abc.ABC):
     # -- outputs ---------------------------------------------------------------------------
 
     @abc.abstractmethod
-    def prediction_columns(self, outputs, classes):
+    def prediction_columns(self, outputs, classes, **context):
         """Columns of `predictions_fold_<i>.csv` after row, item, clip, label, target.
 
         Returns:
@@ -176,7 +188,7 @@ class Task(abc.ABC):
         """
 
     @abc.abstractmethod
-    def predict_record(self, outputs, starts, classes):
+    def predict_record(self, outputs, starts, classes, **context):
         """What `python -m xval predict` reports for one file.
 
         Args:

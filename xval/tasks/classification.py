@@ -88,7 +88,7 @@ class Classification(Task):
 
     # -- evaluation ------------------------------------------------------------------------
 
-    def evaluate(self, y_true, outputs, num_outputs):
+    def evaluate(self, y_true, outputs, num_outputs, **context):
         from xval.metrics import classification_metrics
 
         return classification_metrics(y_true, outputs, num_outputs)
@@ -99,7 +99,7 @@ class Classification(Task):
 
     # -- outputs ---------------------------------------------------------------------------
 
-    def prediction_columns(self, outputs, classes):
+    def prediction_columns(self, outputs, classes, **context):
         from xval.metrics import softmax
 
         probs = softmax(outputs)
@@ -108,7 +108,7 @@ class Classification(Task):
             columns[f"p_{name}"] = probs[:, i].round(6)
         return columns
 
-    def predict_record(self, outputs, starts, classes):
+    def predict_record(self, outputs, starts, classes, **context):
         from xval.metrics import softmax
 
         probs = softmax(outputs)

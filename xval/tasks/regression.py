@@ -38,7 +38,7 @@ class Regression(Task):
         return [keras.metrics.RootMeanSquaredError(name="rmse"),
                 keras.metrics.MeanAbsoluteError(name="mae")]
 
-    def evaluate(self, y_true, outputs, num_outputs):
+    def evaluate(self, y_true, outputs, num_outputs, **context):
         from xval.metrics import regression_metrics
 
         return regression_metrics(y_true, outputs)
@@ -47,10 +47,10 @@ class Regression(Task):
         out = [("segment", "rmse", "RMSE"), ("segment", "mae", "MAE"), ("segment", "r2", "R²")]
         return ([("clip", "rmse", "clip RMSE")] if clips else []) + out
 
-    def prediction_columns(self, outputs, classes):
+    def prediction_columns(self, outputs, classes, **context):
         return {"predicted": outputs.ravel()}
 
-    def predict_record(self, outputs, starts, classes):
+    def predict_record(self, outputs, starts, classes, **context):
         segments = [{"start": start, "scores": {"value": float(v)}}
                     for start, v in zip(starts, outputs[:, 0])]
         mean = float(outputs[:, 0].mean())

@@ -1,0 +1,129 @@
+"""Sound event detection stores: windows of long recordings with frame-level targets.
+
+A detection store is a feature store whose rows are windows (`segment_seconds` long, every
+`segment_hop_seconds`) of annotated recordings, plus `frame_targets.npy`, a memory-mapped
+`(rows, frames, classes)` array of 0/1 aligned to the feature frame grid. Each row keeps its
+recording (`clip`) and start (`start`, seconds); its `item` is the recording, or a grouping
+read from a CSV (`file,item`: speaker, site, night, device), so that folds never split it.
+Its `label` is `event` when any frame of the window is active and `background` otherwise
+(the fold splitter balances those).
+"""
+
+import numpy as np
+import pandas as pd
+
+from preprocessing.annotations import annotation_source
+from preprocessing.build import extract_file
+from preprocessing.events import frame_targets
+from preprocessing.features import feature_shape
+from xval.errors import DatasetError
+
+
+def read_items(path):
+    """The `file -> item` mapping of a CSV with the columns `file` and `item`.
+
+    Args:
+        path: the CSV (e.g. synth-events' `items.csv`).
+
+    Returns:
+        dict of file name (as written in the annotations) to item.
+
+    Raises:
+        DatasetError: when the file or one of the columns is missing, or a file is listed
+            twice with different items.
+    """
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, pd.errors.ParserError) as e:
+        raise DatasetError(f"Cannot read the items CSV {path}: {e}") from e
+    missing = [c for c in ("file", "item") if c not in table.columns]
+    if missing:
+        raise DatasetError(
+            f"The items CSV {path} needs the columns file and item; {', '.join(missing)} "
+            f"missing (it has {', '.join(table.columns)})."
+        )
+    mapping = {}
+    for file, item in zip(table["file"], table["item"]):
+        if mapping.setdefault(file, item) != item:
+            raise DatasetError(f"The items CSV {path} gives {file!r} two items: "
+                               f"{mapping[file]!r} and {item!r}.")
+    return mapping
+
+
+def build_detection_store(annotations, audio_root, out, *, params, items=None, classes=None,
+                          strict=False, overwrite=False, info=None, **read_kwargs):
+    """Extracts the windows of annotated recordings and writes a detection store.
+
+    Args:
+        annotations: the annotation CSV (wide or long layout, see `read_annotations`).
+        audio_root: the folder of recordings.
+        out: the store folder.
+        params: feature parameters (see `feature_params`); `segment_seconds` and
+            `segment_hop_seconds` cut the windows.
+        items: dict of file name to item (see `read_items`), or `None`: each recording is
+            its own item.
+        classes: event class names in target order. Defaults to the sorted labels.
+        strict: fail on an audio file without annotation, or an unusable file, instead of
+            skipping it. Defaults to `False`.
+        overwrite: replace an existing store. Defaults to `False`.
+        info: extra entries for `dataset.json`.
+        **read_kwargs: passed to `read_annotations` (layout, units, columns, context, ...).
+
+    Returns:
+        `(store, summary)`: the opened `FeatureStore` and a dict of counts and skipped files.
+
+    Raises:
+        DatasetError: for every annotation error (before anything is written), a recording
+            missing from `items`, or when no window is left.
+    """
+    from preprocessing.store import write_store
+
+    recordings, events, skipped = annotation_source(annotations, audio_root, strict=strict,
+                                                    **read_kwargs)
+    if items is not None:
+        missing = [f for f in recordings["file"] if f not in items]
+        if missing:
+            raise DatasetError(
+                f"{len(missing)} annotated recording(s) have no item in the items CSV, e.g. "
+                f"{missing[0]!r}; add a row `file,item` for each.")
+    labels = sorted(set(events["label"])) if len(events) else []
+    classes = list(classes) if classes is not None else labels
+    unknown = sorted(set(labels) - set(classes))
+    if unknown:
+        raise DatasetError(f"Event labels {unknown} are not among the classes {classes}.")
+    if not classes:
+        raise DatasetError(f"{annotations} holds no event: a detector needs at least one.")
+    frames = feature_shape(params)[0]
+    feats, targets, meta = [], [], []
+    for record in recordings.to_dict("records"):
+        result = extract_file(record["path"], params, name=record["file"])
+        if "error" in result:
+            if strict:
+                raise DatasetError(f"{record['path']}: {result['error']} (strict mode).")
+            skipped.append({"path": record["path"], "reason": result["error"]})
+            continue
+        own = events[events["file"] == record["file"]]
+        item = items[record["file"]] if items is not None else record["file"]
+        for x, start in zip(result["features"], result["starts"]):
+            y = frame_targets(own, frames, sample_rate=params["sample_rate"],
+                              hop_length=params["hop_length"], classes=classes,
+                              start_seconds=start)
+            feats.append(x)
+            targets.append(y)
+            meta.append({"item": item, "clip": record["file"], "source": record["path"],
+                         "start": start, "label": "event" if y.any() else "background"})
+    if not feats:
+        raise DatasetError("No window to write: every recording was skipped.")
+    dtype = np.float16 if params.get("dtype") == "float16" else np.float32
+    store = write_store(out, np.stack(feats).astype(dtype), pd.DataFrame(meta),
+                        task_type="detection", classes=classes,
+                        arrays={"frame_targets.npy": np.stack(targets).astype(np.uint8)},
+                        overwrite=overwrite,
+                        info={"feature_params": params, "skipped": skipped,
+                              "annotations": str(annotations), **(info or {})})
+    summary = {"recordings": int(len(recordings)) - len([s for s in skipped
+                                                         if s["path"] in set(recordings["path"])]),
+               "windows": len(feats), "events": int(len(events)), "classes": classes,
+               "skipped": skipped,
+               "active_frames": float(np.mean([t.any(axis=1).mean() for t in targets]))}
+    return store, summary

@@ -1,0 +1,189 @@
+"""Sound event detection: which event classes are active in every feature frame.
+
+A detection store (`python -m preprocessing detection`) keeps, beside `features.npy`, the
+frame-level targets `frame_targets.npy`, a `(rows, frames, classes)` array of 0/1 aligned to
+the feature frames. A detector (`crnn_detector`, `gru_detector`) gives one logit per frame
+and class; training minimises the per-frame binary cross-entropy (multi-label: several
+classes may be active at once).
+
+Evaluation turns the frame probabilities into events (`xval.events.activity_to_events`:
+threshold, median filter, shortest event and gap, all instance parameters) and scores them
+against the events of the frame targets with sed_eval, the DCASE reference implementation:
+segment-based F1 and error rate over 1 s segments, and event-based F1 with a 200 ms onset
+collar (offsets within 200 ms or half the event's length). Frame-level F1, precision and
+recall come from scikit-learn. Each window (row) is scored as its own file, so give windows
+that tile the recordings (`segment_hop_seconds = segment_seconds`) for event counts that
+match the recordings'.
+"""
+
+import json
+
+import numpy as np
+
+from xval.errors import ConfigurationError, DatasetError
+from xval.tasks import register
+from xval.tasks.base import Task
+
+EVENT, BACKGROUND = "event", "background"
+POSTPROCESSING = {"detection_threshold": 0.5, "median_filter_seconds": 0.0,
+                  "min_event_seconds": 0.0, "min_gap_seconds": 0.0}
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -60, 60)))
+
+
+@register
+class Detection(Task):
+    """Frame-level multi-label detection of event classes in windows of recordings."""
+
+    name = "detection"
+    head_name = "frame_logits"
+    output = "frames"
+    history_metrics = ("loss", "frame_accuracy")
+    metric_names = ("loss", "event_f1", "event_precision", "event_recall", "segment_f1",
+                    "segment_error_rate", "frame_f1", "frame_precision", "frame_recall")
+    maximize = ("event_f1", "event_precision", "event_recall", "segment_f1", "frame_f1",
+                "frame_precision", "frame_recall", "frame_accuracy")
+    selection_metric = "event_f1"
+    has_classes = False  # the store's classes are event classes, not one label per row
+    extra_arrays = ("frame_targets.npy",)
+
+    # -- targets ---------------------------------------------------------------------------
+
+    def encode_targets(self, meta, classes):
+        if not classes:
+            raise DatasetError("A detection store needs its event classes (classes=[...]).")
+        labels = set(meta["label"].astype(str))
+        if not labels <= {EVENT, BACKGROUND}:
+            raise DatasetError(
+                f"Detection rows are labelled {EVENT!r} or {BACKGROUND!r} (whether a window "
+                f"holds an event); got {sorted(labels - {EVENT, BACKGROUND})[:5]}."
+            )
+        meta["target"] = (meta["label"].astype(str) == EVENT).astype(int)
+        return meta, list(classes)
+
+    def targets(self, meta):
+        return meta["target"].to_numpy(np.int64)
+
+    def store_targets(self, store):
+        path = store.path / "frame_targets.npy"
+        if not path.is_file():
+            raise DatasetError(f"{store.path} is a detection store without frame_targets.npy; "
+                               "rebuild it with `python -m preprocessing detection`.")
+        return np.load(path, mmap_mode="r")
+
+    def stratify_labels(self, store):
+        return store.meta["label"].to_numpy(str)
+
+    def num_outputs(self, store):
+        return len(store.classes)
+
+    def keras_targets(self, y, params, num_outputs):
+        return np.asarray(y, dtype=np.float32)
+
+    def check_params(self, params, where):
+        from xval.errors import ParameterError
+
+        super().check_params(params, where)
+        if params.get("label_smoothing", 0):
+            raise ParameterError(f"{where}: label_smoothing needs a task with classes; "
+                                 "detection targets are per-frame 0/1.")
+
+    # -- model -----------------------------------------------------------------------------
+
+    def loss(self, params):
+        import keras
+
+        return keras.losses.BinaryCrossentropy(from_logits=True)
+
+    def keras_metrics(self, params):
+        import keras
+
+        return [keras.metrics.BinaryAccuracy(name="frame_accuracy", threshold=0.0)]
+
+    # -- evaluation ------------------------------------------------------------------------
+
+    def evaluate(self, y_true, outputs, num_outputs, *, params=None, frame_seconds=None,
+                 classes=None):
+        from xval.events import activity_to_events, detection_metrics, frame_metrics
+
+        y_true = np.asarray(y_true, dtype=np.float32)
+        prob = _sigmoid(np.asarray(outputs, dtype=np.float64))
+        eps = 1e-7
+        bce = -(y_true * np.log(prob + eps) + (1 - y_true) * np.log(1 - prob + eps))
+        post = {k: (params or {}).get(k, v) for k, v in POSTPROCESSING.items()}
+        out = {"loss": float(bce.mean())}
+        out.update(frame_metrics(y_true.reshape(-1, num_outputs),
+                                 prob.reshape(-1, num_outputs), post["detection_threshold"]))
+        if frame_seconds is None:
+            return out
+        classes = list(classes) if classes else [f"class{i}" for i in range(num_outputs)]
+        frames = y_true.shape[1]
+        reference, estimated, files = [], [], []
+        for i in range(len(y_true)):
+            name = f"window{i}"
+            files.append(name)
+            reference += [(name, *e) for e in activity_to_events(
+                y_true[i], frame_seconds=frame_seconds, classes=classes)]
+            estimated += [(name, *e) for e in self.events(prob[i], frame_seconds, classes,
+                                                          post)]
+        durations = {f: frames * frame_seconds for f in files}
+        out.update(detection_metrics(reference, estimated, files=files, classes=classes,
+                                     durations=durations))
+        return {k: (float(v) if v is not None else float("nan")) for k, v in out.items()}
+
+    @staticmethod
+    def events(prob, frame_seconds, classes, post, offset_s=0.0):
+        """Events `(onset_s, offset_s, label)` of one window's frame probabilities."""
+        from xval.events import activity_to_events
+
+        median = int(round(post["median_filter_seconds"] / frame_seconds)) | 1
+        return activity_to_events(
+            prob, frame_seconds=frame_seconds, classes=classes,
+            threshold=post["detection_threshold"], median_filter_frames=median,
+            min_event_seconds=post["min_event_seconds"],
+            min_gap_seconds=post["min_gap_seconds"], offset_s=offset_s)
+
+    def pool_by_clip(self, outputs, targets, clips):
+        return None  # windows are scored one by one (see the module's docstring)
+
+    def headline_metrics(self, clips):
+        return [("segment", "event_f1", "event F1"), ("segment", "segment_f1", "segment F1"),
+                ("segment", "frame_f1", "frame F1")]
+
+    # -- outputs ---------------------------------------------------------------------------
+
+    def prediction_columns(self, outputs, classes, *, frame_seconds=0.01, params=None):
+        post = {k: (params or {}).get(k, v) for k, v in POSTPROCESSING.items()}
+        prob = _sigmoid(np.asarray(outputs, dtype=np.float64))
+        frame_seconds = frame_seconds or 0.01
+        events = [json.dumps([[round(a, 3), round(b, 3), c] for a, b, c in
+                              self.events(p, frame_seconds, classes, post)])
+                  for p in prob]
+        return {"predicted": events, "max_probability": prob.max(axis=(1, 2)).round(4)}
+
+    def predict_record(self, outputs, starts, classes, *, frame_seconds=0.01, params=None):
+        post = {k: (params or {}).get(k, v) for k, v in POSTPROCESSING.items()}
+        prob = _sigmoid(np.asarray(outputs, dtype=np.float64))
+        frame_seconds = frame_seconds or 0.01
+        segments, events = [], []
+        for p, start in zip(prob, starts):
+            found = self.events(p, frame_seconds, classes, post, offset_s=start)
+            events += found
+            segments.append({"start": start,
+                             "scores": {c: float(p[:, i].max()) for i, c in enumerate(classes)}})
+        return segments, {"scores": {"events": float(len(events))},
+                          "predicted": "; ".join(f"{a:.2f}-{b:.2f} {c}" for a, b, c in events)
+                          or "no event"}
+
+    # -- python -m xval evaluate -----------------------------------------------------------
+
+    def file_targets(self, labels, classes):
+        raise ConfigurationError(
+            "`python -m xval evaluate` scores labelled files of classification and regression "
+            "models; a detector is scored by its experiment's test metrics."
+        )
+
+    def evaluation_level(self, y_true, outputs, classes):
+        return self.file_targets(None, classes)
