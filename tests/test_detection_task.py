@@ -12,7 +12,7 @@ from preprocessing.store import FeatureStore, write_store
 from tests.conftest import run_script, write_config, write_script
 from tests.test_synth_events import fsdd, make  # noqa: F401  (the fake FSDD fixture)
 from xval import tasks
-from xval.errors import DatasetError
+from xval.errors import ConfigurationError, DatasetError
 
 FEATURES = ["--sample-rate", "8000", "--n-mels", "16", "--segment-seconds", "1",
             "--segment-hop-seconds", "1", "--workers", "1"]
@@ -120,6 +120,28 @@ def test_detection_experiment_runs_and_reports(events_store, tmp_path, backend):
         table = pd.read_csv(exp / f"instance_{k}" / "predictions_fold_0.csv")
         assert {"predicted", "max_probability"} <= set(table.columns)
         json.loads(table["predicted"].iloc[0])  # the events of each window, as JSON
+    if backend == "torch":  # python -m xval detect on the instance's fold models
+        import subprocess
+        import sys
+
+        wav = sorted((events_store.path.parent.parent / "raw").glob("*.wav"))[0]
+        plots = tmp_path / "plots"
+        proc = subprocess.run([sys.executable, "-m", "xval", "detect",
+                               str(exp / "instance_1"), str(wav), "--format", "csv",
+                               "--plot", str(plots), "--config", str(config)],
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        lines = proc.stdout.strip().splitlines()
+        assert lines[0] == "file,onset_s,offset_s,label"
+        assert all(line.endswith(",digit") for line in lines[1:])
+        assert (plots / f"{wav.stem}_activity.png").stat().st_size > 1000
+        from xval.predict import detect_files
+
+        info = json.loads((events_store.path / "dataset.json").read_text())
+        with pytest.raises(ConfigurationError, match="is a classification model; `detect` "
+                                                     "needs a detection model"):
+            detect_files(exp / "instance_1" / "fold_0.keras", [wav],
+                         dataset_info={**info, "task_type": "classification"})
     book = openpyxl.load_workbook(exp / "experiment_1.xlsx")
     text = " ".join(str(c.value) for row in book["Summary"].iter_rows() for c in row
                     if c.value is not None)

@@ -1,4 +1,4 @@
-"""`python -m xval COMMAND`: report, predict, evaluate, embed."""
+"""`python -m xval COMMAND`: report, predict, detect, evaluate, embed."""
 
 import argparse
 import os
@@ -98,6 +98,16 @@ def main(argv=None):
     p.add_argument("--dataset-info", help="dataset.json with the feature parameters "
                                           "(default: found next to the model)")
     p.add_argument("--config", help="config.ini whose [backend] to use")
+    p = sub.add_parser("detect", parents=[flags],
+                       help="events (onset, offset, label) a detection model finds in audio files")
+    p.add_argument("model", help="an instance_<k> folder or a .keras file (as for predict)")
+    p.add_argument("audio", nargs="+")
+    p.add_argument("--format", choices=("text", "csv"), default="text")
+    p.add_argument("--plot", metavar="DIR", help="write <file>_activity.png plots here")
+    _model_choice(p)
+    p.add_argument("--dataset-info", help="dataset.json with the feature parameters "
+                                          "(default: found next to the model)")
+    p.add_argument("--config", help="config.ini whose [backend] to use")
     p = sub.add_parser("evaluate", parents=[flags], help="score saved models on new labelled audio")
     p.add_argument("model", help="an instance_<k> folder or a .keras file (as for predict)")
     p.add_argument("sources", nargs="+", metavar="SOURCE",
@@ -136,8 +146,10 @@ def main(argv=None):
             from xval.evaluate import main_evaluate
 
             return main_evaluate(args)
-        from xval.predict import main_embed, main_predict
+        from xval.predict import main_detect, main_embed, main_predict
 
+        if args.command == "detect":
+            return main_detect(args)
         return main_predict(args) if args.command == "predict" else main_embed(args)
     except XvalError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -236,10 +236,13 @@ def predict_files(model_or_instance_dir, files, fold=None, *, ensemble=False,
         models._models = [model]
     classes = info.get("classes") or []
     task = task_of(info)
+    feature = info["feature_params"]
+    frame_seconds = feature["hop_length"] / feature["sample_rate"]
     results = []
     for path, feats in zip(files, _features(files, info["feature_params"])):
         outputs = models.outputs(feats["features"])
-        segments, clip = task.predict_record(outputs, feats["starts"], classes)
+        segments, clip = task.predict_record(outputs, feats["starts"], classes,
+                                             frame_seconds=frame_seconds)
         results.append({"file": str(path), "model": models.description, "segments": segments,
                         "clip": clip})
     return results
@@ -356,4 +359,120 @@ def main_embed(args):
     atomic_write_text(out.with_suffix(".csv"), pd.DataFrame(index).to_csv(index=False))
     print(f"Wrote {out} ({embeddings.shape[0]} x {embeddings.shape[1]}) and "
           f"{out.with_suffix('.csv')}")
+    return 0
+
+
+def detect_files(model_or_instance_dir, files, fold=None, *, ensemble=False,
+                 dataset_info=None):
+    """The events a detection model finds in audio files.
+
+    Each file is cut into the store's windows; the windows' frame probabilities are laid on
+    the file's time line (averaged where windows overlap) and turned into events with the
+    instance's post-processing parameters (`detection_threshold`, `median_filter_seconds`,
+    `min_gap_seconds`, `min_event_seconds`, read from the instance's `params.json`; the
+    defaults of `xval.tasks.detection` when the model is not in an instance folder).
+
+    Args:
+        model_or_instance_dir: a `.keras` file, or an `instance_<k>` folder.
+        files: audio files.
+        fold: with an instance folder, keep the single model of this fold.
+        ensemble: use the fold models even when `final.keras` exists.
+        dataset_info: dict or path of the dataset description; `None` finds it.
+
+    Returns:
+        list (one per file) of dicts: `file`, `model` (in words), `events` (list of
+        `(onset_s, offset_s, label)`), `times` (frame times, seconds), `activity`
+        (`np.ndarray [shape=(frames, classes)]` of probabilities) and `classes`.
+
+    Raises:
+        ConfigurationError: when the model is not a detection model.
+    """
+    from xval.tasks.detection import POSTPROCESSING, Detection, _sigmoid
+
+    models = resolve_models(model_or_instance_dir, fold=fold, ensemble=ensemble)
+    info = _info_for(models, dataset_info)
+    task = task_of(info)
+    if not isinstance(task, Detection):
+        raise ConfigurationError(
+            f"{model_or_instance_dir} is a {task.name} model; `detect` needs a detection "
+            "model (task_type='detection'). Use `python -m xval predict` for this one."
+        )
+    params_file = models.paths[0].parent / "params.json"
+    params = dict(POSTPROCESSING)
+    if params_file.is_file():
+        saved = json.loads(params_file.read_text())
+        params.update({k: v for k, v in saved.get("params", saved).items()
+                       if k in POSTPROCESSING})
+    feature = info["feature_params"]
+    frame_seconds = feature["hop_length"] / feature["sample_rate"]
+    classes = list(info.get("classes") or [])
+    results = []
+    for path, feats in zip(files, _features(files, feature)):
+        prob = _sigmoid(np.asarray(models.outputs(feats["features"]), dtype=np.float64))
+        frames = prob.shape[1]
+        firsts = [int(round(s / frame_seconds)) for s in feats["starts"]]
+        total = max(firsts) + frames
+        activity = np.zeros((total, prob.shape[2]))
+        count = np.zeros((total, 1))
+        for first, window in zip(firsts, prob):
+            activity[first:first + frames] += window
+            count[first:first + frames] += 1
+        activity /= np.maximum(count, 1)
+        events = Detection.events(activity, frame_seconds, classes, params)
+        results.append({"file": str(path), "model": models.description, "events": events,
+                        "times": np.arange(total) * frame_seconds, "activity": activity,
+                        "classes": classes})
+    return results
+
+
+def activity_plot(result, path):
+    """Writes a PNG of one file's frame probabilities with its detected events shaded.
+
+    Args:
+        result: one entry of `detect_files`.
+        path: the PNG to write.
+
+    Returns:
+        The path.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(10, 2.5))
+    for i, name in enumerate(result["classes"]):
+        ax.plot(result["times"], result["activity"][:, i], label=name, lw=1)
+    for onset, offset, _ in result["events"]:
+        ax.axvspan(onset, offset, color="tab:green", alpha=0.2)
+    ax.set(xlabel="time (s)", ylabel="probability", ylim=(0, 1.02),
+           title=f"{Path(result['file']).name}: {len(result['events'])} event(s)")
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
+def main_detect(args):
+    results = detect_files(args.model, args.audio, fold=getattr(args, "fold", None),
+                           ensemble=getattr(args, "ensemble", False),
+                           dataset_info=getattr(args, "dataset_info", None))
+    if args.format == "csv":
+        print("file,onset_s,offset_s,label")
+        for r in results:
+            for onset, offset, label in r["events"]:
+                print(f"{r['file']},{onset:.3f},{offset:.3f},{label}")
+    else:
+        print(results[0]["model"])
+        for r in results:
+            print(f"{r['file']}: {len(r['events'])} event(s)")
+            for onset, offset, label in r["events"]:
+                print(f"  {onset:8.3f} {offset:8.3f}  {label}")
+    if args.plot:
+        for r in results:
+            activity_plot(r, Path(args.plot) / f"{Path(r['file']).stem}_activity.png")
+        if args.format != "csv":
+            print(f"Activity plots in {args.plot}")
     return 0
