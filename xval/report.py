@@ -21,7 +21,7 @@ from xval import tasks
 from xval.errors import ConfigurationError
 from xval.fileio import make_temp_file
 from xval.params import metric_direction
-from xval.results import ExperimentResults, lock, read_json
+from xval.results import ExperimentResults, level_metrics, lock, read_json
 from xval.stats import corrected_resampled_ttest, fold_test_train_ratio, mean_ci
 
 SPLIT_NAMES = {"train": "train", "val": "validation", "test": "test"}
@@ -282,10 +282,13 @@ def statistics_table(results, config=None):
     def ok(r):
         return {f["fold"]: f for f in r.folds if f.get("status") == "ok"}
 
-    key = "clip_metrics" if selection_level(results, metric) == "clip" else "metrics"
+    chosen = selection_level(results, metric)
+    key = "clip_metrics" if chosen == "clip" else "metrics"
 
     def scores(r, split):
-        return {i: f[key][split][metric] for i, f in ok(r).items() if f.get(key)}
+        found = {i: level_metrics(f, chosen) for i, f in ok(r).items()}
+        return {i: m[split][metric] for i, m in found.items()
+                if m and metric in m.get(split, {})}
 
     ref_id = selected.id if selected else "selected"
     level = f"{100 * (1 - alpha):g}%"

@@ -40,6 +40,24 @@ def _mean_std_ci(values):
     return {"mean": float(values.mean()), "std": std, "ci95": half, "n": int(len(values))}
 
 
+def level_metrics(fold, level):
+    """A fold's metrics at `level` ("segment" or "clip").
+
+    A fold without clip metrics has one segment per clip (or was written before every fold
+    of a segmented store recorded them), so its clip level is its segment level.
+
+    Args:
+        fold: a fold result dict (as in `fold_<i>.json`).
+        level: `"segment"` or `"clip"`.
+
+    Returns:
+        dict of split to metrics, or `None` when the fold has none.
+    """
+    if level == "clip":
+        return fold.get("clip_metrics") or fold.get("metrics")
+    return fold.get("metrics")
+
+
 def summarize(folds, num_folds):
     """The instance summary from its fold results.
 
@@ -60,16 +78,19 @@ def summarize(folds, num_folds):
     if failed:
         summary["message"] = failed[0].get("message", "")
     for level, key in (("segment", "metrics"), ("clip", "clip_metrics")):
-        with_level = [f for f in ok if f.get(key)]
-        if not with_level:
+        if not any(f.get(key) for f in ok):
             continue
+        with_level = [level_metrics(f, level) for f in ok if level_metrics(f, level)]
         summary["metrics"][level] = {}
         for split in SPLITS:
-            names = [n for n in with_level[0][key][split] if n != "confusion_matrix"]
+            if split not in with_level[0]:
+                continue
+            names = [n for n in with_level[0][split] if n != "confusion_matrix"]
             summary["metrics"][level][split] = {
-                n: _mean_std_ci([f[key][split][n] for f in with_level]) for n in names
+                n: _mean_std_ci([m[split][n] for m in with_level if n in m.get(split, {})])
+                for n in names
             }
-        matrices = [f[key]["test"].get("confusion_matrix") for f in with_level]
+        matrices = [m["test"].get("confusion_matrix") for m in with_level if "test" in m]
         if matrices and all(m is not None for m in matrices):
             summary.setdefault("confusion_matrix", {})[level] = \
                 np.sum(np.asarray(matrices), axis=0).tolist()

@@ -88,9 +88,12 @@ def open_study(exp_dir, search, first_instance, direction):
 def _objective_of(folds, metric):
     """Mean over the finished folds of the validation `metric` (clip level where files were
     cut into segments, as the report selects), and the number of folds it covers."""
+    from xval.results import level_metrics
+
     ok = [f for f in folds if f.get("status") == "ok" and f.get("metrics")]
-    key = "clip_metrics" if ok and all(f.get("clip_metrics") for f in ok) else "metrics"
-    values = [f[key]["val"][metric] for f in ok if f[key]["val"].get(metric) is not None]
+    level = "clip" if any(f.get("clip_metrics") for f in ok) else "segment"
+    values = [level_metrics(f, level)["val"][metric] for f in ok
+              if level_metrics(f, level)["val"].get(metric) is not None]
     return (float(np.mean(values)) if values else None), len(values)
 
 

@@ -327,7 +327,11 @@ def run_fold(job, on_epoch=None):
     best = model  # the best epoch's weights, restored by EarlyStopping
     outputs, result_metrics, clip_metrics = {}, {}, {}
     clips = store.clips
-    multi_segment = len(np.unique(clips[rows[splits[-1]]])) < len(rows[splits[-1]])
+    # Clip metrics for every fold of a store whose files were cut into segments (a fold whose
+    # clips all have one segment gets the same numbers at both levels), so that clip-level
+    # means and paired tests cover all folds.
+    original = ~store.augmented
+    multi_segment = len(np.unique(clips[original])) < int(original.sum())
     context = {"params": params, "frame_seconds": _frame_seconds(store),
                "classes": store.classes}
     for key in splits:
