@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from xval.errors import ConfigurationError, DatasetError
+from xval.tasks.base import with_context
 
 
 def dataset_info_for(model_path, info_path=None):
@@ -241,8 +242,8 @@ def predict_files(model_or_instance_dir, files, fold=None, *, ensemble=False,
     results = []
     for path, feats in zip(files, _features(files, info["feature_params"])):
         outputs = models.outputs(feats["features"])
-        segments, clip = task.predict_record(outputs, feats["starts"], classes,
-                                             frame_seconds=frame_seconds)
+        segments, clip = with_context(task.predict_record, outputs, feats["starts"], classes,
+                                      frame_seconds=frame_seconds)
         results.append({"file": str(path), "model": models.description, "segments": segments,
                         "clip": clip})
     return results

@@ -10,6 +10,7 @@ from xval import tasks
 from xval.data import balanced_weights, fold_rows, make_batches, normalization_stats
 from xval.errors import TrainingError
 from xval.params import metric_direction
+from xval.tasks.base import with_context
 
 _OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "rmsprop": "RMSprop"}
 
@@ -338,7 +339,8 @@ def run_fold(job, on_epoch=None):
         outputs[key] = _predict(best, *source[key], max(batch_size, 1024))
         y = targets[rows[key]]
         if np.isfinite(outputs[key]).all():
-            result_metrics[key] = task.evaluate(y, outputs[key], n_outputs, **context)
+            result_metrics[key] = with_context(task.evaluate, y, outputs[key], n_outputs,
+                                               **context)
         else:
             result_metrics[key] = {"loss": float("nan")}
         pooled = None
@@ -346,7 +348,8 @@ def run_fold(job, on_epoch=None):
             pooled = task.pool_by_clip(outputs[key], y, clips[rows[key]])
         if pooled is not None:
             _, clip_out, clip_y = pooled
-            clip_metrics[key] = task.evaluate(clip_y, clip_out, n_outputs, **context)
+            clip_metrics[key] = with_context(task.evaluate, clip_y, clip_out, n_outputs,
+                                             **context)
     _check_finite(fold, outputs, result_metrics)
     eval_seconds = time.perf_counter() - t_eval
     with tempfile.TemporaryDirectory(prefix="xval-model-") as tmp:
@@ -392,8 +395,8 @@ def _predictions_csv(store, rows, outputs, task_type, params=None):
     table = pd.DataFrame({"row": rows, "item": meta["item"].to_numpy(),
                           "clip": meta["clip"].to_numpy(), "label": meta["label"].to_numpy(),
                           "target": meta["target"].to_numpy()})
-    columns = tasks.get(task_type).prediction_columns(
-        outputs, store.classes, frame_seconds=_frame_seconds(store), params=params)
+    columns = with_context(tasks.get(task_type).prediction_columns, outputs, store.classes,
+                           frame_seconds=_frame_seconds(store), params=params)
     for name, values in columns.items():
         table[name] = values
     return table.to_csv(index=False)

@@ -18,6 +18,28 @@ import numpy as np
 from xval.errors import ParameterError
 
 
+def with_context(method, *args, **context):
+    """Calls a task method with the context keywords its signature accepts.
+
+    Tasks written before a keyword existed (`evaluate(self, y_true, outputs, num_outputs)`)
+    keep working: keywords they do not name are left out.
+
+    Args:
+        method: a bound task method (`evaluate`, `prediction_columns`, `predict_record`).
+        *args: its positional arguments.
+        **context: `params`, `frame_seconds`, `classes`, ...
+
+    Returns:
+        What the method returns.
+    """
+    import inspect
+
+    parameters = inspect.signature(method).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+        context = {k: v for k, v in context.items() if k in parameters}
+    return method(*args, **context)
+
+
 class Task(abc.ABC):
     """One kind of learning problem (classification, regression, ...).
 
