@@ -130,7 +130,8 @@ def main(argv=None):
     p = sub.add_parser("embed", parents=[flags], help="write the outputs of an inner layer for audio files")
     p.add_argument("model")
     p.add_argument("audio", nargs="+")
-    p.add_argument("--layer", required=True, help="layer name (an unknown name lists them)")
+    p.add_argument("--layer", help="layer name (an unknown name lists them); default: the "
+                                   "autoencoder's 'bottleneck'")
     p.add_argument("--out", required=True, help="output .npy (rows) + .csv (row index)")
     p.add_argument("--dataset-info", help="dataset.json with the feature parameters")
     p.add_argument("--config", help="config.ini whose [backend] to use")

@@ -74,7 +74,7 @@ def normalization_stats(features, rows, chunk_bytes=16 << 20):
 
 
 def make_batches(features, rows, targets, *, batch_size, shuffle, seed=0, weights=None,
-                 workers=0, mixup_alpha=0.0):
+                 workers=0, mixup_alpha=0.0, target_fn=None):
     """A `keras.utils.PyDataset` of a fold's rows.
 
     Both modes go through it: in memory, `features` is an array already loaded; in
@@ -94,6 +94,8 @@ def make_batches(features, rows, targets, *, batch_size, shuffle, seed=0, weight
             Zhang et al. 2018): row `i` becomes `lam * x_i + (1 - lam) * x_j`, and so do its
             target (one-hot for classification) and weight, with `lam ~ Beta(alpha, alpha)`
             drawn per row. Defaults to `0.0` (off).
+        target_fn: when given, each batch's targets are `target_fn(x)` of its features
+            (an autoencoder's normalised input) instead of `targets`. Defaults to `None`.
 
     Returns:
         A `keras.utils.PyDataset`.
@@ -119,7 +121,7 @@ def make_batches(features, rows, targets, *, batch_size, shuffle, seed=0, weight
         def __getitem__(self, index):
             pick = np.sort(self.order[index * batch_size:(index + 1) * batch_size])
             x = np.asarray(features[self.rows[pick]], dtype=np.float32)
-            y = self.targets[pick]
+            y = self.targets[pick] if target_fn is None else target_fn(x)
             w = None if self.weights is None else self.weights[pick]
             if mixup_alpha > 0:
                 x, y, w = self._mix(x, y, w, index)

@@ -99,7 +99,9 @@ def make_plan(experiment, config, selected, overrides, overwrite):
         for k in selected
     }
     store = FeatureStore(Path(config.data_dir) / experiment.dataset)
-    if store.task_type != task_type:
+    # A task that reconstructs its input (an autoencoder) uses no labels: any store will do.
+    reconstructs = getattr(tasks.get(task_type), "reconstructs", False)
+    if store.task_type != task_type and not reconstructs:
         raise ConfigurationError(
             f"Dataset {experiment.dataset!r} is a {store.task_type} store but the experiment "
             f"says task_type={task_type!r}."

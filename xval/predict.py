@@ -294,8 +294,15 @@ def embedding_model(model, layer):
     return lambda x: trunk.predict(pre.predict(x, verbose=0), verbose=0)
 
 
-def embed_files(model_path, files, layer, *, dataset_info=None):
+def embed_files(model_path, files, layer=None, *, dataset_info=None):
     """Outputs of an inner layer for every segment of every file.
+
+    Args:
+        model_path: a `.keras` file.
+        files: audio files.
+        layer: the layer's name; `None` takes the layer named `bottleneck` (the code of an
+            autoencoder such as `conv_autoencoder`).
+        dataset_info: dict or path of the dataset description; `None` finds it.
 
     Returns:
         `(embeddings [shape=(segments, dims)], index)`: `index` is a list of
@@ -304,6 +311,13 @@ def embed_files(model_path, files, layer, *, dataset_info=None):
     info = dataset_info if isinstance(dataset_info, dict) else \
         dataset_info_for(model_path, dataset_info)
     model = load(model_path)
+    if layer is None:
+        if "bottleneck" not in layer_names(model):
+            raise ConfigurationError(
+                f"{model_path} has no layer named 'bottleneck' (an autoencoder's code); name "
+                f"one with --layer: {', '.join(layer_names(model))}."
+            )
+        layer = "bottleneck"
     fn = embedding_model(model, layer)
     rows, index = [], []
     for path, feats in zip(files, _features(files, info["feature_params"])):

@@ -273,12 +273,14 @@ def run_fold(job, on_epoch=None):
     mixup = params.get("mixup_alpha", 0.0)
     # Mixup and label smoothing need soft targets (the task makes them one-hot).
     fit_targets = {k: task.keras_targets(targets[v], params, n_outputs) for k, v in rows.items()}
+    # An autoencoder's target is its own input, normalised with the fold's statistics.
+    target_fn = _normalizer(mean, variance) if getattr(task, "reconstructs", False) else None
     train_data = make_batches(*source["train"], fit_targets["train"], batch_size=batch_size,
                               shuffle=True, seed=seed, weights=weights, workers=workers,
-                              mixup_alpha=mixup)
+                              mixup_alpha=mixup, target_fn=target_fn)
     val_data = None if refit else make_batches(*source["val"], fit_targets["val"],
                                                batch_size=batch_size, shuffle=False,
-                                               workers=workers)
+                                               workers=workers, target_fn=target_fn)
     model.compile(optimizer=_optimizer(params, len(train_data)), loss=task.loss(params),
                   metrics=task.keras_metrics(params))
     monitor = params["save_model_metric"]
@@ -335,9 +337,15 @@ def run_fold(job, on_epoch=None):
     multi_segment = len(np.unique(clips[original])) < int(original.sum())
     context = {"params": params, "frame_seconds": _frame_seconds(store),
                "classes": store.classes}
+    if target_fn is not None:  # the baseline: the mean normalised training row
+        context["reference"] = target_fn(_mean_row(store.features, train_original))
     for key in splits:
         outputs[key] = _predict(best, *source[key], max(batch_size, 1024))
         y = targets[rows[key]]
+        if target_fn is not None:
+            y = target_fn(np.asarray(store.features[rows[key]], dtype=np.float32))
+            if key == "test":
+                context["targets"] = y
         if np.isfinite(outputs[key]).all():
             result_metrics[key] = with_context(task.evaluate, y, outputs[key], n_outputs,
                                                **context)
@@ -357,7 +365,8 @@ def run_fold(job, on_epoch=None):
         model.save(path)
         model_bytes = path.read_bytes()
     predictions = None if refit else _predictions_csv(store, rows["test"], outputs["test"],
-                                                      task_type, params)
+                                                      task_type, params,
+                                                      context.get("targets"))
     backend = keras.backend.backend()
     keras.backend.clear_session()
     import socket
@@ -386,7 +395,25 @@ def _frame_seconds(store):
     return None
 
 
-def _predictions_csv(store, rows, outputs, task_type, params=None):
+def _normalizer(mean, variance):
+    """`x -> (x - mean) / sqrt(variance)`, the model's own input normalisation, in numpy."""
+    scale = (1.0 / np.sqrt(variance)).astype(np.float32)
+
+    def normalize(x):
+        return ((np.asarray(x, dtype=np.float32) - mean) * scale).astype(np.float32)
+
+    return normalize
+
+
+def _mean_row(features, rows, chunk=1024):
+    """The mean of `features[rows]` over rows, read in chunks."""
+    total = np.zeros(features.shape[1:], dtype=np.float64)
+    for start in range(0, len(rows), chunk):
+        total += np.asarray(features[rows[start:start + chunk]], dtype=np.float64).sum(axis=0)
+    return (total / max(len(rows), 1)).astype(np.float32)
+
+
+def _predictions_csv(store, rows, outputs, task_type, params=None, targets=None):
     """The test predictions as CSV text: row, item, clip, label, target, then the task's
     columns (`Task.prediction_columns`: predicted, scores)."""
     import pandas as pd
@@ -396,7 +423,7 @@ def _predictions_csv(store, rows, outputs, task_type, params=None):
                           "clip": meta["clip"].to_numpy(), "label": meta["label"].to_numpy(),
                           "target": meta["target"].to_numpy()})
     columns = with_context(tasks.get(task_type).prediction_columns, outputs, store.classes,
-                           frame_seconds=_frame_seconds(store), params=params)
+                           frame_seconds=_frame_seconds(store), params=params, targets=targets)
     for name, values in columns.items():
         table[name] = values
     return table.to_csv(index=False)

@@ -116,4 +116,9 @@ def infer(metrics=None, classes=None):
 
 
 # The built-in tasks register themselves on import.
-from xval.tasks import classification, detection, regression  # noqa: E402, F401
+from xval.tasks import (  # noqa: E402, F401
+    classification,
+    detection,
+    regression,
+    representation,
+)
