@@ -196,8 +196,16 @@ def _run(args, argv):
     elif args.source == "detection":
         from preprocessing.detection import build_detection_store, read_items
 
-        if args.augment:
-            raise ConfigurationError("--augment is not available for detection stores yet.")
+        given = [flag for flag, value in (("--augment", args.augment),
+                                          ("--noise-dir", args.noise_dir),
+                                          ("--ir-dir", args.ir_dir))
+                 if value]
+        if args.task_type != tasks.DEFAULT:
+            given.append("--task-type")
+        if given:
+            raise ConfigurationError(
+                f"{', '.join(given)} cannot be used with `detection` (a detection store's "
+                "task is detection; augmentation of detection stores is not available yet).")
         params = feature_params(config, style="flag", **overrides)
         out = Path(args.out)
         if len(out.parts) == 1 and not out.is_absolute():
@@ -217,6 +225,11 @@ def _run(args, argv):
             print(f"  skipped {skip['path']}: {skip['reason']}")
         return 0
     else:
+        if tasks.get(args.task_type).extra_arrays:
+            raise ConfigurationError(
+                f"--task-type {args.task_type} stores need more than labels (e.g. frame "
+                f"targets); build them with `python -m preprocessing {args.task_type} ...` "
+                "(see --help).")
         params = feature_params(config, style="flag", **overrides)
         augmenter = None
         if args.augment:

@@ -268,9 +268,6 @@ def write_store_from_dicts(path, predictors, targets, *, classes=None,
             Defaults to `xval.tasks.DEFAULT` (classification).
         info: extra entries of `dataset.json`.
         overwrite: replace an existing store. Defaults to `False`.
-        arrays: dict of file name to `np.ndarray` with one entry per row, saved beside
-            `features.npy` in the same row order (the task's `extra_arrays`, e.g. a
-            detection store's `frame_targets.npy`). Defaults to none.
 
     Returns:
         The `FeatureStore`, opened.

@@ -154,6 +154,10 @@ def load_config(path):
                 raise ConfigurationError(_unknown("key", key, keys, f"[{section}] of {path}"))
         values = {}
         for key in keys:
+            if not parser.has_option(section, key) and key in \
+                    _schema.ADDED_KEYS.get(section, {}):
+                values[key] = _schema.ADDED_KEYS[section][key]
+                continue
             if not parser.has_option(section, key):
                 raise ConfigurationError(
                     f"Key {key!r} is missing from [{section}] of {path}; add it (see the "

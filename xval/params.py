@@ -315,6 +315,12 @@ def params_hash(params):
 
 
 def differing(old, new):
-    """Names whose values differ between two resolved parameter dicts (hashed names only)."""
+    """Names whose values differ between two resolved parameter dicts (hashed names only).
+
+    A key added after the old parameters were recorded (`schema.ADDED_KEYS`) counts as its
+    neutral value there, so results made before it existed do not differ by its absence.
+    """
+    added = schema.ADDED_KEYS["training"]
     names = sorted((set(old) | set(new)) - set(UNHASHED))
-    return [n for n in names if old.get(n, "<absent>") != new.get(n, "<absent>")]
+    return [n for n in names
+            if old.get(n, added.get(n, "<absent>")) != new.get(n, added.get(n, "<absent>"))]

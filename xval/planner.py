@@ -145,8 +145,8 @@ def make_plan(experiment, config, selected, overrides, overwrite):
                 "rerun with --overwrite to replace this instance's results (the old ones are "
                 "kept aside until the new ones complete), or restore the file."))
             old_params = old.get("params", {}) if isinstance(old, dict) else {}
-            if not isinstance(old, dict) or old.get("hash") != hashes[k]:
-                names = P.differing(old_params, p)
+            names = P.differing(old_params, p) if isinstance(old, dict) else ["params.json"]
+            if not isinstance(old, dict) or (old.get("hash") != hashes[k] and names):
                 detail = ", ".join(f"{n}: {old_params.get(n, '<absent>')!r} -> "
                                    f"{p.get(n, '<absent>')!r}" for n in names)
                 conflicts.append(f"instance {k} ({detail})")

@@ -433,7 +433,12 @@ def detect_files(model_or_instance_dir, files, fold=None, *, ensemble=False,
             activity[first:first + frames] += window
             count[first:first + frames] += 1
         activity /= np.maximum(count, 1)
-        events = Detection.events(activity, frame_seconds, classes, params)
+        # The last window is zero-padded past a short file's end: keep the file's frames.
+        keep = min(total, int(np.floor(feats["duration"] / frame_seconds)) + 1)
+        activity = activity[:keep]
+        total = keep
+        events = Detection.events(activity, frame_seconds, classes, params,
+                                  duration_s=feats["duration"])
         results.append({"file": str(path), "model": models.description, "events": events,
                         "times": np.arange(total) * frame_seconds, "activity": activity,
                         "classes": classes})

@@ -136,8 +136,9 @@ class Scheduler:
         if result.ok:
             m = result.metrics
             key = tasks.get(result.task_type or tasks.infer(metrics=m["test"])).selection_metric
-            self._say(f"instance {k} fold {i}: {key} train {m['train'][key]:.3f} "
-                     f"val {m['val'][key]:.3f} test {m['test'][key]:.3f} "
+            nan = float("nan")
+            self._say(f"instance {k} fold {i}: {key} train {m['train'].get(key, nan):.3f} "
+                     f"val {m['val'].get(key, nan):.3f} test {m['test'].get(key, nan):.3f} "
                      f"(best epoch {result.best_epoch}/{result.epochs_run}, "
                      f"{result.timings['total_seconds']:.1f}s)")
         else:

@@ -234,6 +234,17 @@ SCHEMA = {
     },
 }
 
+# Keys added after the first release, with the value that leaves training as it was before
+# them: a config.ini written earlier, without them, gets these values, and results recorded
+# before them count as made with these values (so they resume instead of conflicting).
+ADDED_KEYS = {
+    "training": {"min_epochs": 0, "warmup_epochs": 0, "time_masks": 0,
+                 "time_mask_fraction": 0.1, "freq_masks": 0, "freq_mask_fraction": 0.1,
+                 "mixup_alpha": 0.0, "label_smoothing": 0.0, "detection_threshold": 0.5,
+                 "median_filter_seconds": 0.0, "min_event_seconds": 0.0,
+                 "min_gap_seconds": 0.0},
+}
+
 # (low, high) pairs that must be ordered.
 _RANGES = {
     "augmentation": (("min_snr_db", "max_snr_db"), ("min_eq_gain_db", "max_eq_gain_db"),

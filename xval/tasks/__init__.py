@@ -101,8 +101,9 @@ def infer(metrics=None, classes=None):
 
     Returns:
         The task name: the first task whose selection metric was recorded; else, given
-        `classes`, the first task with classes when there are some and the first without
-        when there are none; else `DEFAULT`.
+        `classes`, the first one-vector-per-row task (`output == "vector"`: the only kind
+        written before `task_type` was recorded) with classes when there are some and the
+        first without when there are none (regression); else `DEFAULT`.
     """
     if metrics:
         for name, task in _TASKS.items():
@@ -110,7 +111,7 @@ def infer(metrics=None, classes=None):
                 return name
     if classes is not None:
         for name, task in _TASKS.items():
-            if task.has_classes == bool(classes):
+            if task.output == "vector" and task.has_classes == bool(classes):
                 return name
     return DEFAULT
 

@@ -134,8 +134,9 @@ class Detection(Task):
         return {k: (float(v) if v is not None else float("nan")) for k, v in out.items()}
 
     @staticmethod
-    def events(prob, frame_seconds, classes, post, offset_s=0.0):
-        """Events `(onset_s, offset_s, label)` of one window's frame probabilities."""
+    def events(prob, frame_seconds, classes, post, offset_s=0.0, duration_s=None):
+        """Events `(onset_s, offset_s, label)` of one window's frame probabilities (cut at
+        `duration_s`, the end of the file, when given)."""
         from xval.events import activity_to_events
 
         median = int(round(post["median_filter_seconds"] / frame_seconds)) | 1
@@ -143,7 +144,7 @@ class Detection(Task):
             prob, frame_seconds=frame_seconds, classes=classes,
             threshold=post["detection_threshold"], median_filter_frames=median,
             min_event_seconds=post["min_event_seconds"],
-            min_gap_seconds=post["min_gap_seconds"], offset_s=offset_s)
+            min_gap_seconds=post["min_gap_seconds"], offset_s=offset_s, duration_s=duration_s)
 
     def pool_by_clip(self, outputs, targets, clips):
         return None  # windows are scored one by one (see the module's docstring)

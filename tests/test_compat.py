@@ -1,0 +1,82 @@
+"""Keys added after the first release: old config.ini files load, old results resume; old
+dataset descriptions are read as the tasks that existed then."""
+
+import json
+import re
+
+import pytest
+
+from tests.conftest import run_script, tiny_store, write_config, write_script
+from xval import schema, tasks
+from xval.config import load_config
+
+
+def _without_added_keys(path):
+    text = path.read_text()
+    for key in schema.ADDED_KEYS["training"]:
+        text = re.sub(rf"^{key} = .*\n", "", text, flags=re.M)
+    path.write_text(text)
+
+
+def test_config_without_the_added_keys_loads_with_their_neutral_values(tmp_path):
+    path = write_config(tmp_path)
+    _without_added_keys(path)
+    assert "min_epochs" not in path.read_text()
+    training = load_config(path).training
+    for key, value in schema.ADDED_KEYS["training"].items():
+        assert training[key] == value
+    # Any other missing key is still an error.
+    path.write_text(path.read_text().replace("patience = 5\n", ""))
+    with pytest.raises(Exception, match="Key 'patience' is missing from \\[training\\]"):
+        load_config(path)
+
+
+_EXPERIMENT = """
+from xval import Experiment
+
+experiment = Experiment(description="compat", dataset="tiny", number=1, num_folds=2)
+experiment[1] = {"architecture": "example_cnn", "reshaping_type": "conv", "filters": 2,
+                 "epochs": 1, "patience": 1, "comment_1": "", "comment_2": ""}
+
+if __name__ == "__main__":
+    experiment.main()
+"""
+
+
+def test_results_recorded_before_the_added_keys_resume_without_conflict(tmp_path):
+    config = write_config(tmp_path)
+    tiny_store(tmp_path / "data")
+    script = write_script(tmp_path, _EXPERIMENT)
+    assert run_script(script, "1", "1", "--config", config, "-q").returncode == 0
+    params_file = tmp_path / "results" / "tiny" / "experiment_1" / "instance_1" / "params.json"
+    record = json.loads(params_file.read_text())
+    for key in schema.ADDED_KEYS["training"]:
+        record["params"].pop(key)
+    record["hash"] = "0" * 64  # as written by the release before the keys existed
+    params_file.write_text(json.dumps(record))
+    proc = run_script(script, "1", "1", "--config", config)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "already done" in proc.stdout + proc.stderr
+    # A real change is still a conflict.
+    proc = run_script(script, "1", "1", "--config", config, "--set", "min_epochs=0",
+                      "--set", "learning_rate=0.01")
+    assert proc.returncode == 2 and "learning_rate: 0.001 -> 0.01" in proc.stderr
+
+
+def test_old_dataset_descriptions_infer_vector_tasks():
+    assert tasks.infer(classes=[]) == "regression"
+    assert tasks.infer(classes=["a", "b"]) == "classification"
+
+
+def test_detection_flag_errors_name_the_fix(tmp_path, capsys):
+    from preprocessing.__main__ import main
+
+    config = write_config(tmp_path)
+    (tmp_path / "audio").mkdir()
+    main(["detection", str(tmp_path / "audio"), "--annotations", "x.csv", "--out", "d",
+          "--config", str(config), "--task-type", "regression"])
+    assert "--task-type cannot be used with `detection`" in capsys.readouterr().err
+    main(["folders", str(tmp_path / "audio"), "--out", "d", "--config", str(config),
+          "--task-type", "detection"])
+    assert "build them with `python -m preprocessing detection" in capsys.readouterr().err
+    assert not (tmp_path / "data" / "d").exists()
