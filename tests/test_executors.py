@@ -175,9 +175,12 @@ if __name__ == "__main__":
 
 
 def _start(script, executor, tmp_path):
+    # SIGINT back to its default in the child: a suite started in the background (`make test
+    # &`, nohup) runs with SIGINT ignored, and children inherit that.
     return subprocess.Popen([sys.executable, str(script), "--executor", executor],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=tmp_path, start_new_session=True)
+                            cwd=tmp_path, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _wait_for_first_fold(inst, proc, timeout=240):

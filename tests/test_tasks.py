@@ -66,7 +66,8 @@ def test_registry_holds_the_builtin_tasks():
 def test_unknown_task_names_the_known_ones():
     with pytest.raises(ConfigurationError,
                        match=r"task_type='clustering': expected one of classification, "
-                             r"detection, regression \(the tasks registered in xval.tasks"):
+                             r"detection, regression, representation \(the tasks "
+                             r"registered in xval.tasks"):
         tasks.get("clustering")
     with pytest.raises(ConfigurationError, match="task_type='clustering': expected one of"):
         Experiment(description="d", dataset="x", number=1, task_type="clustering")

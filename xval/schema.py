@@ -23,7 +23,6 @@ import difflib
 import math
 from dataclasses import dataclass
 
-from xval import tasks
 from xval.errors import ConfigurationError
 
 __all__ = [
@@ -51,11 +50,15 @@ COMPRESSIONS = ("db", "log", "power", "none")
 
 def task_types():
     """The registered task names (`xval.tasks.names()`): the choices of `task_type`."""
+    from xval import tasks  # on use: the task modules import numpy
+
     return tuple(tasks.names())
 
 
 def selection_metrics():
     """`auto`, then every metric some registered task records for every split."""
+    from xval import tasks
+
     return ("auto", *tasks.metric_names())
 
 
