@@ -104,6 +104,9 @@ def parser():
     p.add_argument("--annotation-units", choices=("samples", "seconds"), default="samples")
     p.add_argument("--annotation-sample-rate", type=int,
                    help="sample rate of the annotation's sample numbers, when not the file's")
+    p.add_argument("--file-column", help="column of the file names (default: found by name)")
+    p.add_argument("--onset-column", help="long layout: column of the event starts")
+    p.add_argument("--offset-column", help="long layout: column of the event ends")
     p.add_argument("--label-column", help="long layout: column of the event class")
     p.add_argument("--context-column", help="long layout: column of the context/tail flag")
     p.add_argument("--context", choices=("keep", "drop", "class"), default="keep",
@@ -215,8 +218,10 @@ def _run(args, argv):
             items=read_items(args.items) if args.items else None, strict=args.strict,
             overwrite=args.overwrite, layout=args.layout, units=args.annotation_units,
             annotation_sample_rate=args.annotation_sample_rate,
-            label_column=args.label_column, context_column=args.context_column,
-            context=args.context, merge_overlaps=args.merge_overlaps)
+            file_column=args.file_column, onset_column=args.onset_column,
+            offset_column=args.offset_column, label_column=args.label_column,
+            context_column=args.context_column, context=args.context,
+            merge_overlaps=args.merge_overlaps)
         print(f"Wrote {store.path}: {summary['windows']} windows of {summary['recordings']} "
               f"recordings, {summary['events']} events of {', '.join(summary['classes'])}; "
               f"{summary['active_frames']:.1%} of the frames active; "

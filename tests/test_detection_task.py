@@ -162,3 +162,32 @@ def test_detector_refused_for_classification_and_classifier_for_detection(tmp_pa
 
 
 
+
+
+def test_long_layout_with_named_columns_from_the_command_line(events_store, tmp_path):
+    raw = events_store.path.parent.parent / "raw"
+    events = pd.read_csv(raw / "events.csv")
+    events.rename(columns={"file": "wav", "start_sample": "begin_at",
+                           "end_sample": "end_at"})[["wav", "begin_at", "end_at"]].to_csv(
+        tmp_path / "renamed.csv", index=False)
+    args = ["detection", str(raw), "--annotations", str(tmp_path / "renamed.csv"),
+            "--layout", "long", "--items", str(raw / "items.csv"), "--no-progress",
+            *FEATURES]
+    assert preprocessing_main([*args, "--out", str(tmp_path / "unnamed")]) == 2
+    assert not (tmp_path / "unnamed").exists()
+    assert preprocessing_main([*args, "--out", str(tmp_path / "named"), "--file-column", "wav",
+                               "--onset-column", "begin_at", "--offset-column",
+                               "end_at"]) == 0
+    named = FeatureStore(tmp_path / "named")
+    assert named.classes == ["event"]  # no label column: one class
+    np.testing.assert_array_equal(np.asarray(named.targets), np.asarray(events_store.targets))
+
+
+def test_detect_refuses_an_unwritable_plot_folder_first(tmp_path, capsys):
+    from xval.__main__ import main
+
+    code = main(["detect", str(tmp_path / "missing.keras"), str(tmp_path / "x.wav"),
+                 "--plot", "/proc/no/such/folder"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "--plot '/proc/no/such/folder': cannot create the folder" in err

@@ -74,6 +74,15 @@ def _model_choice(p):
                         "final.keras exists")
 
 
+def _model_arguments(p):
+    """Arguments shared by predict, detect and evaluate: which fold models answer, the
+    dataset description and the config."""
+    _model_choice(p)
+    p.add_argument("--dataset-info", help="dataset.json with the feature parameters "
+                                          "(default: found next to the model)")
+    p.add_argument("--config", help="config.ini whose [backend] to use")
+
+
 def main(argv=None):
     from xval.logs import quiet_framework_logs
 
@@ -94,20 +103,14 @@ def main(argv=None):
                                  "final.keras after --refit) or a .keras file")
     p.add_argument("audio", nargs="+")
     p.add_argument("--format", choices=("text", "csv"), default="text")
-    _model_choice(p)
-    p.add_argument("--dataset-info", help="dataset.json with the feature parameters "
-                                          "(default: found next to the model)")
-    p.add_argument("--config", help="config.ini whose [backend] to use")
+    _model_arguments(p)
     p = sub.add_parser("detect", parents=[flags],
                        help="events (onset, offset, label) a detection model finds in audio files")
     p.add_argument("model", help="an instance_<k> folder or a .keras file (as for predict)")
     p.add_argument("audio", nargs="+")
     p.add_argument("--format", choices=("text", "csv"), default="text")
     p.add_argument("--plot", metavar="DIR", help="write <file>_activity.png plots here")
-    _model_choice(p)
-    p.add_argument("--dataset-info", help="dataset.json with the feature parameters "
-                                          "(default: found next to the model)")
-    p.add_argument("--config", help="config.ini whose [backend] to use")
+    _model_arguments(p)
     p = sub.add_parser("evaluate", parents=[flags], help="score saved models on new labelled audio")
     p.add_argument("model", help="an instance_<k> folder or a .keras file (as for predict)")
     p.add_argument("sources", nargs="+", metavar="SOURCE",
@@ -123,10 +126,7 @@ def main(argv=None):
     p.add_argument("--clip-column", help="manifest column of clip ids")
     p.add_argument("--root", help="folder the manifest paths are relative to")
     p.add_argument("--format", choices=("text", "csv"), default="text")
-    _model_choice(p)
-    p.add_argument("--dataset-info", help="dataset.json with the feature parameters "
-                                          "(default: found next to the model)")
-    p.add_argument("--config", help="config.ini whose [backend] to use")
+    _model_arguments(p)
     p = sub.add_parser("embed", parents=[flags], help="write the outputs of an inner layer for audio files")
     p.add_argument("model")
     p.add_argument("audio", nargs="+")

@@ -402,7 +402,7 @@ def detect_files(model_or_instance_dir, files, fold=None, *, ensemble=False,
     Raises:
         ConfigurationError: when the model is not a detection model.
     """
-    from xval.tasks.detection import POSTPROCESSING, Detection, _sigmoid
+    from xval.tasks.detection import Detection, _sigmoid, postprocessing
 
     models = resolve_models(model_or_instance_dir, fold=fold, ensemble=ensemble)
     info = _info_for(models, dataset_info)
@@ -413,11 +413,8 @@ def detect_files(model_or_instance_dir, files, fold=None, *, ensemble=False,
             "model (task_type='detection'). Use `python -m xval predict` for this one."
         )
     params_file = models.paths[0].parent / "params.json"
-    params = dict(POSTPROCESSING)
-    if params_file.is_file():
-        saved = json.loads(params_file.read_text())
-        params.update({k: v for k, v in saved.get("params", saved).items()
-                       if k in POSTPROCESSING})
+    saved = json.loads(params_file.read_text()) if params_file.is_file() else {}
+    params = postprocessing(saved.get("params", saved))
     feature = info["feature_params"]
     frame_seconds = feature["hop_length"] / feature["sample_rate"]
     classes = list(info.get("classes") or [])
@@ -476,6 +473,12 @@ def activity_plot(result, path):
 
 
 def main_detect(args):
+    if args.plot:
+        try:
+            Path(args.plot).mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ConfigurationError(f"--plot {args.plot!r}: cannot create the folder ({e}); "
+                                     "give a folder you can write.") from e
     results = detect_files(args.model, args.audio, fold=getattr(args, "fold", None),
                            ensemble=getattr(args, "ensemble", False),
                            dataset_info=getattr(args, "dataset_info", None))

@@ -29,6 +29,12 @@ POSTPROCESSING = {"detection_threshold": 0.5, "median_filter_seconds": 0.0,
                   "min_event_seconds": 0.0, "min_gap_seconds": 0.0}
 
 
+def postprocessing(params):
+    """The post-processing parameters of `params` (instance parameters, or a saved
+    `params.json`'s), the defaults of `POSTPROCESSING` where absent."""
+    return {k: (params or {}).get(k, v) for k, v in POSTPROCESSING.items()}
+
+
 def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-np.clip(x, -60, 60)))
 
@@ -112,7 +118,7 @@ class Detection(Task):
         prob = _sigmoid(np.asarray(outputs, dtype=np.float64))
         eps = 1e-7
         bce = -(y_true * np.log(prob + eps) + (1 - y_true) * np.log(1 - prob + eps))
-        post = {k: (params or {}).get(k, v) for k, v in POSTPROCESSING.items()}
+        post = postprocessing(params)
         out = {"loss": float(bce.mean())}
         out.update(frame_metrics(y_true.reshape(-1, num_outputs),
                                  prob.reshape(-1, num_outputs), post["detection_threshold"]))
@@ -156,7 +162,7 @@ class Detection(Task):
     # -- outputs ---------------------------------------------------------------------------
 
     def prediction_columns(self, outputs, classes, *, frame_seconds=0.01, params=None):
-        post = {k: (params or {}).get(k, v) for k, v in POSTPROCESSING.items()}
+        post = postprocessing(params)
         prob = _sigmoid(np.asarray(outputs, dtype=np.float64))
         frame_seconds = frame_seconds or 0.01
         events = [json.dumps([[round(a, 3), round(b, 3), c] for a, b, c in
@@ -165,7 +171,7 @@ class Detection(Task):
         return {"predicted": events, "max_probability": prob.max(axis=(1, 2)).round(4)}
 
     def predict_record(self, outputs, starts, classes, *, frame_seconds=0.01, params=None):
-        post = {k: (params or {}).get(k, v) for k, v in POSTPROCESSING.items()}
+        post = postprocessing(params)
         prob = _sigmoid(np.asarray(outputs, dtype=np.float64))
         frame_seconds = frame_seconds or 0.01
         segments, events = [], []
