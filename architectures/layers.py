@@ -110,3 +110,42 @@ class SpecAugment(keras.layers.Layer):
                 "time_mask_fraction": self.time_mask_fraction,
                 "freq_masks": self.freq_masks,
                 "freq_mask_fraction": self.freq_mask_fraction, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="architectures")
+class RowNormalization(keras.layers.Layer):
+    """Per-row normalisation of `(time, frequency)` features over time (CMN / CMVN).
+
+    Each row's frequency bins are centred on their own mean over the row's frames
+    (`mode="mean"`: cepstral mean normalisation) and also scaled to unit standard deviation
+    (`mode="standard"`). It removes what is constant over a recording (microphone, channel,
+    room, level), which differs between speakers and sites, and is computed from the row
+    alone, so training, validation, test and `predict` treat a row the same way.
+
+    Input shape: `(batch, time, frequency)`. Output shape: the same.
+
+    Args:
+        mode: `"mean"` or `"standard"`. Defaults to `"standard"`.
+        epsilon: floor of the variance before the square root. Defaults to `1e-3`.
+    """
+
+    def __init__(self, mode="standard", epsilon=1e-3, **kwargs):
+        super().__init__(**kwargs)
+        if mode not in ("mean", "standard"):
+            raise ValueError(f"mode={mode!r}: expected 'mean' or 'standard'.")
+        self.mode = mode
+        self.epsilon = epsilon
+
+    def call(self, inputs):
+        mean = ops.mean(inputs, axis=1, keepdims=True)
+        centred = inputs - mean
+        if self.mode == "mean":
+            return centred
+        var = ops.mean(ops.square(centred), axis=1, keepdims=True)
+        return centred / ops.sqrt(var + self.epsilon)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode, "epsilon": self.epsilon}

@@ -42,6 +42,11 @@ experiment[5] = {**PLAIN, **SCHEDULE, "comment_1": "schedule",
                  "comment_2": "warm-up 2, cosine, min_epochs 10"}
 experiment[6] = {**PLAIN, **SPEC_AUGMENT, **MIXUP, **SMOOTHING, **SCHEDULE,
                  "comment_1": "all options", "comment_2": "instances 2 to 5 together"}
+ALL = {**PLAIN, **SPEC_AUGMENT, **MIXUP, **SMOOTHING, **SCHEDULE}
+experiment[7] = {**ALL, "row_normalization": "standard", "comment_1": "all + row norm",
+                 "comment_2": "instance 6 with per-row CMVN"}
+experiment[8] = {**ALL, "epochs": 60, "patience": 10, "min_epochs": 15,
+                 "comment_1": "all, longer", "comment_2": "instance 6 with up to 60 epochs"}
 
 if __name__ == "__main__":
     experiment.main()

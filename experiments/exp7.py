@@ -22,5 +22,8 @@ experiment[1] = {"architecture": "conv_autoencoder", "reshaping_type": "conv", "
                  "blocks": 2, "bottleneck_channels": 8, "epochs": 20, "patience": 4,
                  "batch_size": 64, "comment_1": "autoencoder", "comment_2": "8-channel code"}
 
+experiment[2] = {**experiment[1], "embedding_classifier": "svm", "comment_1": "autoencoder + svm",
+                 "comment_2": "an SVM on the bottleneck codes, C chosen on validation"}
+
 if __name__ == "__main__":
     experiment.main()

@@ -1,5 +1,5 @@
 """Training options for generalisation (issue 13, item 2): SpecAugment masks, mixup, label
-smoothing, learning-rate warm-up and min_epochs."""
+smoothing, learning-rate warm-up, min_epochs and per-row normalisation."""
 
 import json
 
@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from architectures import SpecAugment
+from architectures import RowNormalization, SpecAugment
 from tests.conftest import ROOT, run_script, write_script
 from tests.test_training import job, run_fold
 from xval.config import load_config
@@ -71,6 +71,51 @@ def test_spec_augment_is_saved_with_the_model_and_inactive_at_inference(tmp_path
     plain = build_model(_params(), SHAPE, 3, "classification", np.zeros(10, "float32"),
                         np.ones(10, "float32"))
     assert "spec_augment" not in [layer.name for layer in plain.layers]
+
+
+def test_row_normalization_removes_what_is_constant_over_a_row(rng):
+    x = rng.normal(size=(6, *SHAPE)).astype("float32")
+    offset = rng.normal(size=(6, 1, SHAPE[1])).astype("float32") * 5
+    scale = rng.uniform(0.5, 3, size=(6, 1, SHAPE[1])).astype("float32")
+    standard, mean = RowNormalization(), RowNormalization(mode="mean")
+    out = keras.ops.convert_to_numpy(standard(x))
+    np.testing.assert_allclose(out.mean(axis=1), 0, atol=1e-5)
+    np.testing.assert_allclose(out.std(axis=1), 1, atol=1e-2)
+    # CMVN ignores a per-row gain and offset per bin; CMN ignores the offset only.
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(standard(x * scale + offset)), out,
+                               atol=1e-2)  # up to the variance floor epsilon
+    centred = keras.ops.convert_to_numpy(mean(x))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(mean(x + offset)), centred,
+                               atol=1e-4)
+    np.testing.assert_allclose(centred, x - x.mean(axis=1, keepdims=True), atol=1e-5)
+    with pytest.raises(ValueError, match="mode='cmvn': expected 'mean' or 'standard'"):
+        RowNormalization(mode="cmvn")
+
+
+def test_row_normalization_is_part_of_the_saved_model(tmp_path, rng):
+    params = _params(row_normalization="standard")
+    model = build_model(params, SHAPE, 3, "classification", rng.normal(size=10),
+                        rng.uniform(1, 2, size=10))
+    assert "row_normalization" in [layer.name for layer in model.layers]
+    x = rng.normal(size=(8, *SHAPE)).astype("float32")
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, compile=False, safe_mode=True)
+    assert loaded.get_layer("row_normalization").mode == "standard"
+    shifted = x + rng.normal(size=(8, 1, 10)).astype("float32") * 3  # another "microphone"
+    np.testing.assert_allclose(loaded.predict(shifted, verbose=0), model.predict(x, verbose=0),
+                               atol=1e-3)
+    plain = build_model(_params(), SHAPE, 3, "classification", np.zeros(10, "float32"),
+                        np.ones(10, "float32"))
+    assert "row_normalization" not in [layer.name for layer in plain.layers]
+
+
+def test_row_normalization_is_refused_for_autoencoders():
+    spec = {"architecture": "conv_autoencoder", "reshaping_type": "conv", "comment_1": "",
+            "comment_2": "", "row_normalization": "mean"}
+    with pytest.raises(ParameterError, match="row_normalization='mean' with "
+                       "task_type='representation'"):
+        resolve(1, spec, training_defaults=DEFAULTS, task_type="representation")
 
 
 def test_mixup_batches_are_convex_mixtures(rng):
@@ -139,6 +184,7 @@ def test_min_epochs_delays_early_stopping_and_the_best_epoch(store, tmp_path):
     ({"freq_masks": -1}, r"freq_masks=-1: expected an integer >= 0"),
     ({"mixup_alpha": -0.2}, r"mixup_alpha=-0.2"),
     ({"label_smoothing": 1.0}, r"label_smoothing=1.0"),
+    ({"row_normalization": "cmvn"}, r"row_normalization='cmvn'.*none, mean, standard"),
 ])
 def test_bad_training_options(spec, message):
     with pytest.raises(ParameterError, match=message):
@@ -165,7 +211,8 @@ from xval.training import run_fold
 spec = {"architecture": "example_cnn", "reshaping_type": "conv", "comment_1": "",
         "comment_2": "", "filters": 4, "epochs": 3, "patience": 3, "batch_size": 16,
         "time_masks": 2, "freq_masks": 1, "mixup_alpha": 0.3, "label_smoothing": 0.1,
-        "warmup_epochs": 1, "min_epochs": 1, "lr_schedule": "cosine"}
+        "warmup_epochs": 1, "min_epochs": 1, "lr_schedule": "cosine",
+        "row_normalization": "standard"}
 params = resolve(1, spec, training_defaults=load_config(f"{sys.argv[2]}/config.ini").training)
 items = {"train": ["item0", "item1", "item2", "item3"], "val": ["item4"], "test": ["item5"]}
 r = run_fold(Job(instance=1, fold=0, params=params, items=items,

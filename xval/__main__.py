@@ -103,6 +103,9 @@ def main(argv=None):
                                  "final.keras after --refit) or a .keras file")
     p.add_argument("audio", nargs="+")
     p.add_argument("--format", choices=("text", "csv"), default="text")
+    p.add_argument("--embedding-classifier", action="store_true",
+                   help="answer with the fold models' embedding classifiers (fold_<i>.skops, "
+                        "instances trained with embedding_classifier)")
     _model_arguments(p)
     p = sub.add_parser("detect", parents=[flags],
                        help="events (onset, offset, label) a detection model finds in audio files")

@@ -6,6 +6,7 @@ travel to a fresh process or another machine and its result come back to the dri
 alone writes files (`xval.recorder.Recorder`).
 """
 
+import base64
 import dataclasses
 import enum
 import traceback as _traceback
@@ -119,11 +120,13 @@ class FoldResult:
     pid: int | None = None
     model_size: int | None = None
     model_sha256: str | None = None
+    embedding_classifier: dict | None = None
     model_bytes: bytes | None = dataclasses.field(default=None, repr=False)
     predictions_csv: str | None = dataclasses.field(default=None, repr=False)
+    classifier_bytes: bytes | None = dataclasses.field(default=None, repr=False)
     exception: BaseException | None = dataclasses.field(default=None, repr=False)
 
-    _TRANSIENT = ("model_bytes", "predictions_csv", "exception")
+    _TRANSIENT = ("model_bytes", "predictions_csv", "classifier_bytes", "exception")
 
     @property
     def ok(self):
@@ -146,6 +149,24 @@ class FoldResult:
         kwargs = {k: v for k, v in data.items() if k in names}
         kwargs["status"] = Status(data.get("status", "failed"))
         return cls(**kwargs)
+
+    def transport(self):
+        """`to_dict()` plus the predictions and the embedding classifier (base64), for a
+        result crossing a process boundary (the model travels as its own file or object)."""
+        out = {**self.to_dict(), "predictions_csv": self.predictions_csv}
+        if self.classifier_bytes is not None:
+            out["classifier_b64"] = base64.b64encode(self.classifier_bytes).decode("ascii")
+        return out
+
+    @classmethod
+    def from_transport(cls, data, model_bytes=None):
+        """The result `transport()` described, with its model's bytes."""
+        result = cls.from_dict(data)
+        result.predictions_csv = data.get("predictions_csv")
+        if data.get("classifier_b64"):
+            result.classifier_bytes = base64.b64decode(data["classifier_b64"])
+        result.model_bytes = model_bytes
+        return result
 
     @classmethod
     def failure(cls, job, error, message=None):

@@ -10,7 +10,7 @@ import json
 import os
 from pathlib import Path
 
-from xval import schema, tasks
+from xval import embeddings, schema, tasks
 from xval.errors import ParameterError
 
 MANDATORY = ("architecture", "reshaping_type", "comment_1", "comment_2")
@@ -218,7 +218,7 @@ def resolve(instance_id, spec, *, training_defaults, experiment_params=None, ove
                 f"{', '.join(allowed)}."
             )
     for name in schema.SCHEMA["training"]:
-        if name in params:
+        if name in params and name != "embedding_models":  # a list: xval.embeddings checks it
             params[name] = schema.check("training", name, params[name], style="param",
                                         prefix=f"{where}: ", error=ParameterError)
     needs = tasks.get(task_type).output
@@ -263,7 +263,7 @@ def resolve(instance_id, spec, *, training_defaults, experiment_params=None, ove
             )
     _check_training_options(params, task, where)
     task.check_params(params, where)
-    return params
+    return embeddings.check_params(params, task, where)
 
 
 def _check_training_options(params, task, where):

@@ -209,8 +209,66 @@ def _info_for(models, dataset_info):
     return dataset_info_for(models.paths[0], dataset_info)
 
 
+class ClassifierSet:
+    """The embedding classifiers of fold models: `fold_<i>.skops` beside `fold_<i>.keras`,
+    described by the `embedding_classifier` entry of `fold_<i>.json` (see `xval.embeddings`).
+
+    Args:
+        models: a `ModelSet` of fold models of an instance trained with an embedding
+            classifier.
+
+    Raises:
+        ConfigurationError: when a fold model has no saved classifier.
+    """
+
+    def __init__(self, models):
+        from xval import embeddings
+
+        self.models = models
+        self.pipelines, self.infos = [], []
+        for path in models.paths:
+            record = path.with_suffix(".json")
+            info = json.loads(record.read_text()).get("embedding_classifier") \
+                if record.is_file() else None
+            saved = path.with_suffix(".skops")
+            if not info or not saved.is_file():
+                raise ConfigurationError(
+                    f"{path} has no embedding classifier ({saved.name} and the "
+                    f"embedding_classifier entry of {record.name}); train the instance with "
+                    "embedding_classifier='svm' or 'logreg', or leave out "
+                    "--embedding-classifier."
+                )
+            self.pipelines.append(embeddings.load(saved))
+            self.infos.append(info)
+        self.classes = list(self.infos[0]["classes"])
+        self.description = (f"embedding classifier ({self.infos[0]['kind']}) of the "
+                            f"{models.description}")
+        self._loaded = {}
+
+    def _model(self, source, own):
+        if source == "self":
+            return own
+        if source not in self._loaded:
+            self._loaded[source] = load(source, what="embedding model")
+        return self._loaded[source]
+
+    def outputs(self, features):
+        """The classifiers' class scores, averaged over the folds: `(n, classes)`."""
+        from xval import embeddings
+
+        x = np.asarray(features, dtype=np.float32)
+        total = None
+        for own, pipeline, info in zip(self.models.models, self.pipelines, self.infos):
+            parts = [embeddings.embedding_function(self._model(s["model"], own),
+                                                   info["layer"])(x)
+                     for s in info["sources"]]
+            out = embeddings.scores(pipeline, np.concatenate(parts, axis=1))
+            total = out if total is None else total + out
+        return total / len(self.pipelines)
+
+
 def predict_files(model_or_instance_dir, files, fold=None, *, ensemble=False,
-                  dataset_info=None, model=None):
+                  dataset_info=None, model=None, embedding_classifier=False):
     """Per-segment and per-clip outputs of saved model(s) on audio files.
 
     Given an instance folder, the fold models form a cross-validation ensemble: their
@@ -224,6 +282,9 @@ def predict_files(model_or_instance_dir, files, fold=None, *, ensemble=False,
         ensemble: use the fold models even when `final.keras` exists.
         dataset_info: dict or path of the dataset description; `None` finds it.
         model: an already loaded `keras.Model` (skips loading; a single `.keras` path only).
+        embedding_classifier: answer with the fold models' saved embedding classifiers
+            (`fold_<i>.skops`, see `xval.embeddings`) instead of the networks' own outputs;
+            with an instance folder, the fold models (never `final.keras`).
 
     Returns:
         list (one per file) of dicts: `file`, `model` (what answered, in words),
@@ -231,12 +292,19 @@ def predict_files(model_or_instance_dir, files, fold=None, *, ensemble=False,
         as the task makes them (`Task.predict_record`). For classification `scores` maps
         class names to probabilities and the clip scores average the segment logits.
     """
-    models = resolve_models(model_or_instance_dir, fold=fold, ensemble=ensemble)
+    folds_only = embedding_classifier and fold is None and Path(model_or_instance_dir).is_dir()
+    models = resolve_models(model_or_instance_dir, fold=fold,
+                            ensemble=ensemble or folds_only)
     info = _info_for(models, dataset_info)
     if model is not None:
         models._models = [model]
     classes = info.get("classes") or []
     task = task_of(info)
+    if embedding_classifier:
+        from xval import tasks
+
+        models = ClassifierSet(models)
+        classes, task = models.classes, tasks.get("classification")
     feature = info["feature_params"]
     frame_seconds = feature["hop_length"] / feature["sample_rate"]
     results = []
@@ -331,7 +399,8 @@ def embed_files(model_path, files, layer=None, *, dataset_info=None):
 def main_predict(args):
     results = predict_files(args.model, args.audio, fold=getattr(args, "fold", None),
                             ensemble=getattr(args, "ensemble", False),
-                            dataset_info=getattr(args, "dataset_info", None))
+                            dataset_info=getattr(args, "dataset_info", None),
+                            embedding_classifier=getattr(args, "embedding_classifier", False))
     described = Path(args.model).is_dir()
     if args.format == "csv":
         if described:  # a comment line: pandas reads it with `comment="#"`

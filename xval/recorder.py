@@ -176,6 +176,8 @@ class Recorder:
             if result.predictions_csv is not None:
                 atomic_write_text(inst_dir / f"predictions_fold_{i}.csv",
                                   result.predictions_csv)
+            if result.classifier_bytes is not None:
+                atomic_write_bytes(inst_dir / f"fold_{i}.skops", result.classifier_bytes)
         else:
             atomic_write_text(inst_dir / "error.txt", result.traceback or result.message)
         atomic_write_json(inst_dir / f"fold_{i}.json", result.to_dict())

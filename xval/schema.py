@@ -179,9 +179,21 @@ SCHEMA = {
         "freq_masks": _int("SpecAugment: frequency masks per training row", 0),
         "freq_mask_fraction": _float("SpecAugment: widest frequency mask, as a fraction of "
                                      "the bins", 0, 1),
+        "row_normalization": _choice("normalise each row over its own frames: none, mean "
+                                     "(CMN) or standard (CMVN)", ("none", "mean", "standard")),
         "mixup_alpha": _float("mixup: Beta(alpha, alpha) mixing of training rows (0: off)", 0),
         "label_smoothing": _float("label smoothing of the classification targets", 0, 1,
                                   open_high=True),
+        "embedding_classifier": _choice("a scikit-learn classifier trained per fold on "
+                                        "embeddings: none, svm or logreg",
+                                        ("none", "svm", "logreg")),
+        "embedding_models": Key("str", "saved .keras models whose embeddings the classifier "
+                                "uses ({fold}: the fold number; self: the fold's own model); "
+                                "none: the fold's own model", none=True),
+        "embedding_layer": Key("str", "layer of the embeddings (auto: bottleneck, else the "
+                               "input of the last layer)"),
+        "embedding_c": _float("C of the embedding classifier; none: chosen on the "
+                              "validation rows", 0, open_low=True, none=True),
         "detection_threshold": _float("detection: a frame is active at this probability",
                                       0, 1, open_low=True, open_high=True),
         "median_filter_seconds": _float("detection: median filter of the frame decisions "
@@ -245,7 +257,9 @@ ADDED_KEYS = {
                  "time_mask_fraction": 0.1, "freq_masks": 0, "freq_mask_fraction": 0.1,
                  "mixup_alpha": 0.0, "label_smoothing": 0.0, "detection_threshold": 0.5,
                  "median_filter_seconds": 0.0, "min_event_seconds": 0.0,
-                 "min_gap_seconds": 0.0},
+                 "min_gap_seconds": 0.0, "row_normalization": "none",
+                 "embedding_classifier": "none", "embedding_models": None,
+                 "embedding_layer": "auto", "embedding_c": None},
 }
 
 # (low, high) pairs that must be ordered.

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xval import tasks
+from xval import embeddings, tasks
 from xval.data import balanced_weights, fold_rows, make_batches, normalization_stats
 from xval.errors import TrainingError
 from xval.params import metric_direction
@@ -57,6 +57,11 @@ def build_model(params, input_shape, num_outputs, task_type, mean, variance):
 
     inputs = keras.Input(tuple(input_shape), name="features")
     x = layers.Normalization(axis=-1, mean=mean, variance=variance, name="normalization")(inputs)
+    if params.get("row_normalization", "none") != "none":
+        # After the dataset normalisation (a per-bin affine map, which this undoes exactly),
+        # so the statistics of the first layer stay those of the raw features.
+        x = architectures.RowNormalization(mode=params["row_normalization"],
+                                           name="row_normalization")(x)
     if params.get("time_masks", 0) or params.get("freq_masks", 0):
         x = architectures.SpecAugment(
             time_masks=params["time_masks"], time_mask_fraction=params["time_mask_fraction"],
@@ -359,6 +364,11 @@ def run_fold(job, on_epoch=None):
             clip_metrics[key] = with_context(task.evaluate, clip_y, clip_out, n_outputs,
                                              **context)
     _check_finite(fold, outputs, result_metrics)
+    classifier_bytes = classifier_info = None
+    if embeddings.enabled(params) and not refit:
+        classifier_bytes, classifier_info = _embedding_classifier(
+            params, best, store, rows, job.items, fold, seed, result_metrics, clip_metrics,
+            multi_segment)
     eval_seconds = time.perf_counter() - t_eval
     with tempfile.TemporaryDirectory(prefix="xval-model-") as tmp:
         path = Path(tmp) / f"fold_{fold}.keras"
@@ -384,7 +394,68 @@ def run_fold(job, on_epoch=None):
         classes=store.classes, backend=backend, keras_version=keras.__version__,
         device=_device(), host=socket.gethostname(), pid=os.getpid(),
         model_bytes=model_bytes, predictions_csv=predictions,
+        embedding_classifier=classifier_info, classifier_bytes=classifier_bytes,
     )
+
+
+def _embedding_classifier(params, model, store, rows, items, fold, seed, result_metrics,
+                          clip_metrics, multi_segment):
+    """Fits the instance's embedding classifier (`xval.embeddings`) on the fold's training
+    rows, chooses its `C` on the validation rows and adds its metrics, prefixed
+    `embedding_`, to every split's segment (and clip) metrics.
+
+    Returns:
+        `(skops bytes, info dict)` of the fitted classifier.
+    """
+    from xval import embeddings
+    from xval.metrics import classification_metrics
+    from xval.predict import load
+
+    labels = store.meta["label"].astype(str).to_numpy()
+    classes = store.classes or sorted(set(labels))
+    index = {name: i for i, name in enumerate(classes)}
+    unknown = sorted(set(labels[np.concatenate(list(rows.values()))]) - set(index))
+    if unknown:
+        raise TrainingError(f"Fold {fold}: labels {', '.join(unknown[:5])} are not among the "
+                            "store's classes; the embedding classifier cannot score them.")
+    y = {k: np.array([index[v] for v in labels[r]], dtype=int) for k, r in rows.items()}
+    layer = params.get("embedding_layer", "auto")
+    x = {k: [] for k in rows}
+    described = []
+    for source in embeddings.sources(params, fold):
+        if source == embeddings.SELF:
+            fn, name = embeddings.embedding_function(model, layer), "self"
+        else:
+            embeddings.check_no_leak(source, items, fold)
+            fn, name = embeddings.embedding_function(load(source, what="embedding_models"),
+                                                     layer), str(source)
+        for k, r in rows.items():
+            parts = [fn(store.features[r[i:i + 4096]]) for i in range(0, len(r), 4096)]
+            x[k].append(np.concatenate(parts) if parts else np.zeros((0, 0)))
+        described.append({"model": name, "dims": int(x["train"][-1].shape[1])})
+    x = {k: np.concatenate(v, axis=1) for k, v in x.items()}
+    if not np.isfinite(x["train"]).all():
+        raise TrainingError(f"Fold {fold}: the embeddings of the training rows are not finite; "
+                            "the embedding classifier cannot be fit.")
+    pipeline, info = embeddings.fit(params["embedding_classifier"], x["train"], y["train"],
+                                    x["val"], y["val"], params.get("embedding_c"), seed)
+    clips = store.clips
+    classification = tasks.get("classification")
+    for key, r in rows.items():
+        out = embeddings.scores(pipeline, x[key])
+        block = classification_metrics(y[key], out, len(classes))
+        block.pop("confusion_matrix")
+        result_metrics.setdefault(key, {}).update(
+            {f"{embeddings.PREFIX}{n}": v for n, v in block.items()})
+        if multi_segment:
+            _, clip_out, clip_y = classification.pool_by_clip(out, y[key], clips[r])
+            block = classification_metrics(clip_y, clip_out, len(classes))
+            block.pop("confusion_matrix")
+            clip_metrics.setdefault(key, {}).update(
+                {f"{embeddings.PREFIX}{n}": v for n, v in block.items()})
+    info = {"kind": params["embedding_classifier"], "layer": layer, "sources": described,
+            "classes": classes, **info}
+    return embeddings.dumps(pipeline), info
 
 
 def _frame_seconds(store):

@@ -28,8 +28,7 @@ def main(argv=None):
     out_dir = Path(out_dir)
     if result.model_bytes is not None:
         atomic_write_bytes(out_dir / "model.keras", result.model_bytes)
-    atomic_write_json(out_dir / "result.json",
-                      {**result.to_dict(), "predictions_csv": result.predictions_csv})
+    atomic_write_json(out_dir / "result.json", result.transport())
     return 0 if result.ok else 1
 
 

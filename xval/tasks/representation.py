@@ -41,6 +41,16 @@ class Representation(Task):
     def targets(self, meta):
         return np.zeros(len(meta), dtype=np.float32)
 
+    def check_params(self, params, where):
+        from xval.errors import ParameterError
+
+        super().check_params(params, where)
+        if params.get("row_normalization", "none") != "none":
+            raise ParameterError(
+                f"{where}: row_normalization={params['row_normalization']!r} with "
+                "task_type='representation': the autoencoder reconstructs the input as the "
+                "dataset normalisation leaves it; use row_normalization='none'.")
+
     # -- model -----------------------------------------------------------------------------
 
     def loss(self, params):

@@ -1,0 +1,278 @@
+"""Embedding classifiers: a scikit-learn classifier on the embeddings of Keras models.
+
+An instance with `embedding_classifier="svm"` (or `"logreg"`) trains, in every fold after its
+network, a classifier on embeddings of the fold's rows: by default those of the fold's own
+trained model (`embedding_models=None`), or of saved `.keras` models given by path
+(`embedding_models=["ae/instance_1/fold_{fold}.keras", "self"]`: `{fold}` becomes the fold
+number, `"self"` is the fold's own model; several sources are concatenated). The layer is
+`embedding_layer`: `"auto"` takes the layer named `bottleneck` where there is one (an
+autoencoder's code), else the input of the model's last layer (the penultimate
+representation).
+
+Per fold, the classifier (standardisation, then an RBF-kernel SVM or a logistic regression)
+is fit on the training rows only; its `C` is the value of `embedding_c` or, when that is
+`None`, the one of `C_GRID` that scores the best macro recall on the validation rows (ties: the
+smaller `C`). Test rows are used once, to score it. Its metrics join the fold's metrics with
+the prefix `embedding_` (`embedding_accuracy`, ...) on every split, at segment and clip level;
+the fitted pipeline is saved as `fold_<i>.skops` (skops, not pickle) beside `fold_<i>.keras`
+and `python -m xval predict --embedding-classifier` uses it.
+
+A saved model that sits in an experiment's instance folder carries its fold's items
+(`fold_<i>.json`); a model trained on any of this fold's test items is refused (its
+embeddings would have seen the test speakers).
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from xval.errors import ParameterError, TrainingError
+
+CLASSIFIERS = ("none", "svm", "logreg")
+C_GRID = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)
+SELF = "self"
+PREFIX = "embedding_"
+# The types a saved classifier may contain (checked before skops loads one).
+_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "builtins.")
+
+
+def enabled(params):
+    """Whether the instance trains an embedding classifier."""
+    return params.get("embedding_classifier", "none") not in (None, "none")
+
+
+def check_params(params, task, where):
+    """Checks the embedding-classifier parameters of an instance (before any training).
+
+    Args:
+        params: resolved instance parameters.
+        task: the experiment's `xval.tasks.Task`.
+        where: what to name in errors (e.g. `"instance 3"`).
+
+    Returns:
+        `params`, with `embedding_models` as a list of `"self"` and absolute path templates
+        (or `None`).
+
+    Raises:
+        ParameterError: a bad value, a missing model or a task without class labels.
+    """
+    models = params.get("embedding_models")
+    if not enabled(params):
+        if models is not None:
+            raise ParameterError(
+                f"{where}: embedding_models={models!r} needs embedding_classifier 'svm' or "
+                "'logreg' (it is 'none')."
+            )
+        return params
+    if task.name not in ("classification", "representation"):
+        raise ParameterError(
+            f"{where}: embedding_classifier={params['embedding_classifier']!r} needs class "
+            f"labels; task_type {task.name!r} has none. Use task_type 'classification' or "
+            "'representation' (whose store keeps its labels)."
+        )
+    c = params.get("embedding_c")
+    if c is not None and (isinstance(c, bool) or not isinstance(c, (int, float)) or c <= 0):
+        raise ParameterError(
+            f"{where}: embedding_c={c!r}: expected a number > 0, or None to choose C on the "
+            f"validation rows among {', '.join(str(v) for v in C_GRID)}."
+        )
+    layer = params.get("embedding_layer", "auto")
+    if not isinstance(layer, str) or not layer:
+        raise ParameterError(f"{where}: embedding_layer={layer!r}: expected a layer name or "
+                             "'auto'.")
+    if models is None:
+        return params
+    if isinstance(models, str):
+        models = [models]
+    if not isinstance(models, (list, tuple)) or not models or \
+            not all(isinstance(m, str) for m in models):
+        raise ParameterError(
+            f"{where}: embedding_models={params['embedding_models']!r}: expected None (the "
+            "fold's own model), a path or a list of paths of .keras files and 'self'."
+        )
+    out = []
+    for value in models:
+        if value == SELF:
+            out.append(SELF)
+            continue
+        path = Path(value).expanduser()
+        absolute = path if path.is_absolute() else Path.cwd() / path
+        if absolute.suffix != ".keras":
+            raise ParameterError(f"{where}: embedding_models entry {value!r}: expected a "
+                                 ".keras file (or 'self').")
+        try:
+            probe = Path(str(absolute).format(fold=0))
+        except (KeyError, IndexError, ValueError) as e:
+            raise ParameterError(
+                f"{where}: embedding_models entry {value!r}: the only placeholder allowed is "
+                "{fold}."
+            ) from e
+        if not probe.is_file():
+            said = "" if path.is_absolute() else \
+                " (relative paths are resolved against the current directory)"
+            raise ParameterError(f"{where}: embedding_models entry {value!r}: {probe} does "
+                                 f"not exist{said}.")
+        out.append(str(absolute))
+    return {**params, "embedding_models": out}
+
+
+def sources(params, fold):
+    """The embedding sources of one fold: `"self"` or a `Path` per entry."""
+    models = params.get("embedding_models") or [SELF]
+    return [SELF if m == SELF else Path(m.format(fold=fold)) for m in models]
+
+
+def check_no_leak(path, items, fold):
+    """Raises TrainingError when the saved model at `path` was trained on a test item.
+
+    The model's own fold file (`fold_<i>.json` beside `fold_<i>.keras`) gives its items;
+    a model without one cannot be checked (nothing is raised).
+    """
+    record = path.with_suffix(".json")
+    if not record.is_file():
+        return
+    try:
+        trained = json.loads(record.read_text()).get("items") or {}
+    except (OSError, ValueError):
+        return
+    seen = set(map(str, trained.get("train", []))) | set(map(str, trained.get("val", [])))
+    leaked = sorted(seen & set(map(str, items.get("test", []))))
+    if leaked:
+        raise TrainingError(
+            f"Fold {fold}: embedding model {path} was trained on {', '.join(leaked[:5])}, which "
+            f"are test items of this fold; its embeddings would have seen the test set. Use the "
+            "model of the matching fold (a path with {fold}, from an experiment with the same "
+            "folds) or one trained without these items."
+        )
+
+
+def layer_for(model, name="auto"):
+    """The layer an embedding is taken from: `name`, or for `"auto"` the `bottleneck` where
+    there is one, else the input of the last layer."""
+    from xval.predict import layer_names
+
+    if name != "auto":
+        return name
+    if "bottleneck" in layer_names(model):
+        return "bottleneck"
+    return None  # the penultimate representation
+
+
+def embedding_function(model, name="auto"):
+    """A function from raw features `(n, time, frequency)` to flat embeddings `(n, dims)`.
+
+    Raises:
+        ConfigurationError: for an unknown layer name.
+    """
+    import keras
+
+    from xval.predict import embedding_model
+    from xval.training import _backbone
+
+    layer = layer_for(model, name)
+    if layer is None:
+        backbone = _backbone(model) or model
+        last = backbone.layers[-1]
+        if backbone is model:
+            sub = keras.Model(model.inputs, last.input)
+            fn = lambda x: sub.predict(x, verbose=0, batch_size=1024)  # noqa: E731
+        else:
+            index = model.layers.index(backbone)
+            pre = keras.Model(model.inputs, model.layers[index - 1].output)
+            trunk = keras.Model(backbone.inputs, last.input)
+            fn = lambda x: trunk.predict(pre.predict(x, verbose=0, batch_size=1024),  # noqa: E731
+                                         verbose=0, batch_size=1024)
+    else:
+        fn = embedding_model(model, layer)
+    return lambda x: np.asarray(fn(np.asarray(x, dtype=np.float32))).reshape(len(x), -1)
+
+
+def make_classifier(kind, c, seed=0):
+    """The scikit-learn pipeline: standardisation, then an SVM or a logistic regression."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    if kind == "svm":
+        model = SVC(C=c, kernel="rbf", gamma="scale", random_state=seed)
+    elif kind == "logreg":
+        model = LogisticRegression(C=c, max_iter=2000, random_state=seed)
+    else:
+        raise ValueError(f"embedding_classifier={kind!r}: expected one of "
+                         f"{', '.join(CLASSIFIERS[1:])}.")
+    return make_pipeline(StandardScaler(), model)
+
+
+def scores(pipeline, x):
+    """Class scores `(n, classes)` usable as logits: log-probabilities (logreg) or the
+    one-vs-rest decision values (SVM); their argmax is the predicted class."""
+    final = pipeline[-1]
+    if hasattr(final, "predict_log_proba") and not hasattr(final, "support_"):
+        return pipeline.predict_log_proba(x)
+    out = pipeline.decision_function(x)
+    if out.ndim == 1:  # two classes: one decision value
+        out = np.stack([-out, out], axis=1)
+    return out
+
+
+def fit(kind, x_train, y_train, x_val, y_val, c=None, seed=0):
+    """Fits the classifier on the training rows, choosing `C` on the validation rows.
+
+    Args:
+        kind: `"svm"` or `"logreg"`.
+        x_train: training embeddings `(n, dims)`; `y_train` their class indices.
+        x_val: validation embeddings; `y_val` their class indices.
+        c: a fixed `C`, or `None` to choose among `C_GRID` by validation macro recall.
+        seed: random state of the classifier.
+
+    Returns:
+        `(pipeline, info)`: the fitted pipeline and a dict with `C` and `val_recall` per
+        value tried.
+    """
+    from sklearn.metrics import recall_score
+
+    if len(np.unique(y_train)) < 2:
+        raise TrainingError("The embedding classifier needs at least two classes in the "
+                            "training rows of the fold.")
+    grid = [float(c)] if c is not None else list(C_GRID)
+    tried, best = {}, None
+    for value in grid:
+        pipeline = make_classifier(kind, value, seed).fit(x_train, y_train)
+        recall = float(recall_score(y_val, pipeline.predict(x_val), average="macro",
+                                    zero_division=0)) if len(y_val) else float("nan")
+        tried[str(value)] = recall
+        if best is None or recall > best[0]:
+            best = (recall, value, pipeline)
+    return best[2], {"C": best[1], "val_recall": tried}
+
+
+def dumps(pipeline):
+    """The fitted pipeline as skops bytes (no pickle)."""
+    import skops.io as sio
+
+    return sio.dumps(pipeline)
+
+
+def load(path):
+    """Loads a classifier saved by `dumps`, trusting only scikit-learn and numpy types.
+
+    Raises:
+        ConfigurationError: when the file holds other types or cannot be read.
+    """
+    import skops.io as sio
+
+    from xval.errors import ConfigurationError
+
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+        untrusted = sio.get_untrusted_types(data=data)
+    except Exception as e:  # noqa: BLE001  (skops raises several kinds on a bad file)
+        raise ConfigurationError(f"{path} is not a readable skops file: {e}") from e
+    foreign = [t for t in untrusted if not t.startswith(_TRUSTED_PREFIXES)]
+    if foreign:
+        raise ConfigurationError(f"{path} holds types other than scikit-learn's and numpy's "
+                                 f"({', '.join(foreign)}); it is not loaded.")
+    return sio.loads(data, trusted=untrusted)
