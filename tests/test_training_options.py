@@ -191,6 +191,29 @@ def test_bad_training_options(spec, message):
         _params(**spec)
 
 
+def test_defaults_that_do_not_fit_an_instance_are_adapted_not_refused():
+    shipped = {**DEFAULTS, "min_epochs": 10, "warmup_epochs": 2, "label_smoothing": 0.1,
+               "lr_schedule": "cosine"}
+    spec = {"architecture": "example_cnn", "reshaping_type": "conv", "comment_1": "",
+            "comment_2": "", "epochs": 2}
+    params = resolve(1, spec, training_defaults=shipped)
+    assert (params["min_epochs"], params["warmup_epochs"]) == (1, 0)  # epochs // 2, // 5
+    assert params["label_smoothing"] == 0.1
+    long = resolve(1, {**spec, "epochs": 30}, training_defaults=shipped)
+    assert (long["min_epochs"], long["warmup_epochs"]) == (10, 2)  # they fit: kept
+    plateau = resolve(1, {**spec, "epochs": 30, "lr_schedule": "plateau"},
+                      training_defaults=shipped)
+    assert plateau["warmup_epochs"] == 0
+    regression = resolve(1, spec, training_defaults=shipped, task_type="regression")
+    assert regression["label_smoothing"] == 0.0
+    # Named by the instance, the same values are refused with the fix.
+    with pytest.raises(ParameterError, match="min_epochs=10 but epochs=2"):
+        resolve(1, {**spec, "min_epochs": 10}, training_defaults=shipped)
+    with pytest.raises(ParameterError, match="label_smoothing=0.1 needs a task with classes"):
+        resolve(1, {**spec, "label_smoothing": 0.1}, training_defaults=shipped,
+                task_type="regression")
+
+
 def test_label_smoothing_needs_classification():
     spec = {"architecture": "example_cnn", "reshaping_type": "conv", "comment_1": "",
             "comment_2": "", "label_smoothing": 0.1}
