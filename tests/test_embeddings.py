@@ -106,7 +106,7 @@ def test_bad_embedding_parameters(spec, message):
 
 
 def test_embedding_classifier_needs_labels():
-    with pytest.raises(ParameterError, match="task_type 'regression' has none"):
+    with pytest.raises(ParameterError, match="task_type .regression. has none. Use task_type .classification. or .representation."):
         resolve(1, {**SPEC, "embedding_classifier": "svm"}, training_defaults=DEFAULTS,
                 task_type="regression")
 

@@ -30,6 +30,8 @@ import numpy as np
 from xval.errors import ParameterError, TrainingError
 
 CLASSIFIERS = ("none", "svm", "logreg")
+# The task whose metrics, clip pooling and predictions the classifier's outputs take.
+TASK = "classification"
 C_GRID = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)
 SELF = "self"
 PREFIX = "embedding_"
@@ -65,11 +67,15 @@ def check_params(params, task, where):
                 "'logreg' (it is 'none')."
             )
         return params
-    if task.name not in ("classification", "representation"):
+    if not task.labelled_rows:
+        from xval import tasks
+
+        fitting = [n for n in tasks.names() if tasks.get(n).labelled_rows]
         raise ParameterError(
-            f"{where}: embedding_classifier={params['embedding_classifier']!r} needs class "
-            f"labels; task_type {task.name!r} has none. Use task_type 'classification' or "
-            "'representation' (whose store keeps its labels)."
+            f"{where}: embedding_classifier={params['embedding_classifier']!r} needs a class "
+            f"label per row; task_type {task.name!r} has none. Use task_type "
+            f"{' or '.join(repr(n) for n in fitting)} (a representation store keeps its "
+            "labels)."
         )
     c = params.get("embedding_c")
     if c is not None and (isinstance(c, bool) or not isinstance(c, (int, float)) or c <= 0):

@@ -301,10 +301,10 @@ def predict_files(model_or_instance_dir, files, fold=None, *, ensemble=False,
     classes = info.get("classes") or []
     task = task_of(info)
     if embedding_classifier:
-        from xval import tasks
+        from xval import embeddings, tasks
 
         models = ClassifierSet(models)
-        classes, task = models.classes, tasks.get("classification")
+        classes, task = models.classes, tasks.get(embeddings.TASK)
     feature = info["feature_params"]
     frame_seconds = feature["hop_length"] / feature["sample_rate"]
     results = []

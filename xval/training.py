@@ -440,7 +440,7 @@ def _embedding_classifier(params, model, store, rows, items, fold, seed, result_
     pipeline, info = embeddings.fit(params["embedding_classifier"], x["train"], y["train"],
                                     x["val"], y["val"], params.get("embedding_c"), seed)
     clips = store.clips
-    classification = tasks.get("classification")
+    classification = tasks.get(embeddings.TASK)
     for key, r in rows.items():
         out = embeddings.scores(pipeline, x[key])
         block = classification_metrics(y[key], out, len(classes))

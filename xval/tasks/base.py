@@ -57,6 +57,8 @@ class Task(abc.ABC):
         selection_metric: the validation metric selecting the best instance when
             `[report] selection_metric = auto`.
         has_classes: targets are class indices into the store's `classes`.
+        labelled_rows: every row carries a class label (the store's `label` column) that an
+            embedding classifier (`xval.embeddings`) can learn, whatever the targets are.
         output: the kind of model output the task needs, matched against what an
             architecture makes (`architectures.register(..., outputs=...)`): `"vector"`
             (one vector per row), `"frames"` (one per frame) or `"input"` (a
@@ -72,6 +74,7 @@ class Task(abc.ABC):
     maximize = ()
     selection_metric = "loss"
     has_classes = False
+    labelled_rows = False
     output = "vector"
     extra_arrays = ()
 

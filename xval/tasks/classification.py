@@ -28,6 +28,7 @@ class Classification(Task):
     maximize = ("accuracy", "f1", "precision", "recall", "auc")
     selection_metric = "accuracy"
     has_classes = True
+    labelled_rows = True
 
     # -- targets ---------------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ class Representation(Task):
     maximize = ()
     selection_metric = "mse"
     has_classes = False
+    labelled_rows = True
     reconstructs = True
 
     # -- targets ---------------------------------------------------------------------------
