@@ -47,6 +47,8 @@ experiment[7] = {**ALL, "row_normalization": "standard", "comment_1": "all + row
                  "comment_2": "instance 6 with per-row CMVN"}
 experiment[8] = {**ALL, "epochs": 60, "patience": 10, "min_epochs": 15,
                  "comment_1": "all, longer", "comment_2": "instance 6 with up to 60 epochs"}
+experiment[9] = {**experiment[8], "filters": 16, "comment_1": "all, longer, wider",
+                 "comment_2": "instance 8 with audio_cnn's default 16 filters"}
 
 if __name__ == "__main__":
     experiment.main()
