@@ -162,11 +162,9 @@ class ProcessExecutor(Executor):
             result_file = tmp / "result.json"
             if result_file.exists():
                 data = json.loads(result_file.read_text())
-                result = FoldResult.from_dict(data)
-                result.predictions_csv = data.get("predictions_csv")
                 model = tmp / "model.keras"
-                result.model_bytes = model.read_bytes() if model.exists() else None
-                return result
+                return FoldResult.from_transport(
+                    data, model.read_bytes() if model.exists() else None)
             tail = (stderr or stdout or "")[-3000:]
             return FoldResult.failure(job, None, message=(
                 f"worker process exited with code {proc.returncode} without a result: "

@@ -89,9 +89,11 @@ class Job:
 class FoldResult:
     """What one job produced.
 
-    `model_bytes` (the best model as a `.keras` file) and `predictions_csv` (the test
-    predictions) travel with the result but are not part of `to_dict()`: the recorder writes
-    them as their own files and records the model's size and hash in the fold file.
+    `model_bytes` (the best model as a `.keras` file), `predictions_csv` (the test
+    predictions) and `plot_data` (what the task's per-fold plots draw,
+    `Task.fold_plot_data`) travel with the result but are not part of `to_dict()`: the
+    recorder writes them as their own files and records the model's size and hash in the
+    fold file. A worker sends `to_transport()` and the model's bytes back.
     """
 
     instance: int
@@ -121,9 +123,11 @@ class FoldResult:
     model_sha256: str | None = None
     model_bytes: bytes | None = dataclasses.field(default=None, repr=False)
     predictions_csv: str | None = dataclasses.field(default=None, repr=False)
+    plot_data: dict | None = dataclasses.field(default=None, repr=False)
     exception: BaseException | None = dataclasses.field(default=None, repr=False)
 
-    _TRANSIENT = ("model_bytes", "predictions_csv", "exception")
+    _TRANSIENT = ("model_bytes", "predictions_csv", "plot_data", "exception")
+    _CARRIED = ("predictions_csv", "plot_data")  # the JSON-ready transient fields
 
     @property
     def ok(self):
@@ -146,6 +150,20 @@ class FoldResult:
         kwargs = {k: v for k, v in data.items() if k in names}
         kwargs["status"] = Status(data.get("status", "failed"))
         return cls(**kwargs)
+
+    def to_transport(self):
+        """`to_dict()` with the predictions and plot data: what a worker process or Ray
+        task sends back as JSON (the model's bytes travel apart)."""
+        return {**self.to_dict(), **{k: getattr(self, k) for k in self._CARRIED}}
+
+    @classmethod
+    def from_transport(cls, data, model_bytes=None):
+        """The result a worker sent (`to_transport()`), with the model's bytes."""
+        result = cls.from_dict(data)
+        for name in cls._CARRIED:
+            setattr(result, name, data.get(name))
+        result.model_bytes = model_bytes
+        return result
 
     @classmethod
     def failure(cls, job, error, message=None):

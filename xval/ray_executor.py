@@ -69,7 +69,7 @@ def run_job_remote(job_dict, backend, progress=None):
             logs)` after every epoch, or `None`.
 
     Returns:
-        `(result_dict, model_bytes)`: the `FoldResult` as a dict (with its predictions) and
+        `(result_dict, model_bytes)`: the `FoldResult` as a dict (`to_transport()`) and
         the best model's `.keras` bytes.
     """
     from xval.logs import quiet_framework_logs
@@ -90,8 +90,7 @@ def run_job_remote(job_dict, backend, progress=None):
                 pass
 
     result = _run_job(job, hook)
-    return ({**result.to_dict(), "predictions_csv": result.predictions_csv},
-            result.model_bytes)
+    return result.to_transport(), result.model_bytes
 
 
 def _import_ray():
@@ -264,10 +263,7 @@ class RayExecutor(Executor):
         except ray.exceptions.RayError as e:  # the task died past its retries
             return FoldResult.failure(job, e, message=f"Ray task failed: {type(e).__name__}: "
                                                       f"{str(e).splitlines()[0]}")
-        result = FoldResult.from_dict(data)
-        result.predictions_csv = data.get("predictions_csv")
-        result.model_bytes = model_bytes
-        return result
+        return FoldResult.from_transport(data, model_bytes)
 
     def close(self):
         if self._ray is not None and self._started_here:

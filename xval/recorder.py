@@ -163,7 +163,8 @@ class Recorder:
         return done
 
     def record_fold(self, result):
-        """Writes one fold's files: the model, the predictions, then the fold file."""
+        """Writes one fold's files: the model, the predictions and plot data, then the fold
+        file."""
         inst_dir = self.instance_dir(result.instance)
         inst_dir.mkdir(parents=True, exist_ok=True)
         i = result.fold
@@ -176,6 +177,8 @@ class Recorder:
             if result.predictions_csv is not None:
                 atomic_write_text(inst_dir / f"predictions_fold_{i}.csv",
                                   result.predictions_csv)
+            if result.plot_data is not None:
+                atomic_write_json(inst_dir / f"plot_data_fold_{i}.json", result.plot_data)
         else:
             atomic_write_text(inst_dir / "error.txt", result.traceback or result.message)
         atomic_write_json(inst_dir / f"fold_{i}.json", result.to_dict())
