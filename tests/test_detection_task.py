@@ -13,6 +13,7 @@ from tests.conftest import run_script, write_config, write_script
 from tests.test_synth_events import fsdd, make  # noqa: F401  (the fake FSDD fixture)
 from xval import tasks
 from xval.errors import ConfigurationError, DatasetError
+from xval.tasks.detection import PLOT_WINDOWS
 
 FEATURES = ["--sample-rate", "8000", "--n-mels", "16", "--segment-seconds", "1",
             "--segment-hop-seconds", "1", "--workers", "1"]
@@ -146,6 +147,29 @@ def test_detection_experiment_runs_and_reports(events_store, tmp_path, backend):
     text = " ".join(str(c.value) for row in book["Summary"].iter_rows() for c in row
                     if c.value is not None)
     assert "event" in text.lower()
+    # Per fold, a few test windows' activity against the annotation, named in the workbook.
+    folds_sheet = list(book["Folds"].values)
+    plots_column = folds_sheet[0].index("plots")
+    for k in (1, 2):
+        for i in range(3):
+            check_activity_plot(exp / f"instance_{k}", i)
+        named = [row[plots_column] for row in folds_sheet[1:] if row[0] == k]
+        assert named == [f"instance_{k}/plots/activity_fold_{i}.png" for i in range(3)]
+
+
+def check_activity_plot(instance_dir, fold):
+    """The fold's activity plot is a real PNG, drawn from its plot data: test windows with
+    their frame probabilities and annotation."""
+    import matplotlib.image
+
+    png = instance_dir / "plots" / f"activity_fold_{fold}.png"
+    image = matplotlib.image.imread(png)
+    assert png.stat().st_size > 1000 and image.shape[0] > 100 and image.shape[1] > 100
+    data = json.loads((instance_dir / f"plot_data_fold_{fold}.json").read_text())
+    assert 1 <= len(data["windows"]) <= PLOT_WINDOWS
+    for window in data["windows"]:
+        assert np.asarray(window["probability"]).shape == np.asarray(window["target"]).shape
+        assert np.asarray(window["target"]).any() == data["with_events"]
 
 
 def test_detector_refused_for_classification_and_classifier_for_detection(tmp_path):
@@ -191,3 +215,220 @@ def test_detect_refuses_an_unwritable_plot_folder_first(tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert "--plot '/proc/no/such/folder': cannot create the folder" in err
+
+
+# -- class weighting of rare events, per-fold activity plots ------------------------------
+
+ITEMS = {"train": ["item0", "item1", "item2", "item3"], "val": ["item4"], "test": ["item5"]}
+
+
+def sparse_store(path, *, windows=10, frames=40, bins=6, seed=0):
+    """A detection store whose training items have events in 3% of their frames (a 3-frame
+    event in 2 of every 5 windows of 40 frames), while the validation and test items have
+    a 6-frame event in every window: weights from all rows would differ from the training
+    rows' 97/3. Active frames raise three frequency bins."""
+    rng = np.random.default_rng(seed)
+    feats, targets, rows = [], [], []
+    for i in range(6):
+        dense = f"item{i}" not in ITEMS["train"]
+        for w in range(windows):
+            x = rng.normal(0, 1, (frames, bins)).astype(np.float32)
+            y = np.zeros((frames, 1), np.float32)
+            if dense or w % 5 in (0, 2):
+                length = 6 if dense else 3
+                onset = int(rng.integers(0, frames - length))
+                y[onset:onset + length] = 1
+                x[onset:onset + length, :3] += 2.0
+            feats.append(x)
+            targets.append(y)
+            rows.append({"item": f"item{i}", "label": "event" if y.any() else "background",
+                         "clip": f"item{i}/w{w}", "source": f"item{i}.wav",
+                         "start": w * frames * 0.02})
+    return write_store(path, np.stack(feats), pd.DataFrame(rows), task_type="detection",
+                       classes=["call"], overwrite=True,
+                       info={"feature_params": {"hop_length": 160, "sample_rate": 8000}},
+                       arrays={"frame_targets.npy": np.stack(targets)})
+
+
+# Trains one fold of the sparse store without and with class_weights and reports, as JSON,
+# the training rows' frame recall, the loss a compiled reload of the saved model gets, and
+# whether the engine's loader reads it. Runs in this process (torch) and in a subprocess
+# (tensorflow).
+_WEIGHTING = """
+import json
+import sys
+
+import numpy as np
+
+from xval.config import load_config
+from xval.jobs import Job
+from xval.params import resolve
+from xval.training import run_fold
+
+
+def measure(store_path, root, items, tmp):
+    import keras
+
+    import xval.losses  # noqa: F401  (registers the loss, for a compiled reload)
+    from xval.predict import load
+
+    out = {"backend": keras.backend.backend()}
+    for weighted in (False, True):
+        spec = {"architecture": "gru_detector", "reshaping_type": "rnn", "units": 8,
+                "num_layers": 1, "epochs": 4, "patience": 4, "batch_size": 8,
+                "learning_rate": 0.01, "class_weights": weighted, "comment_1": "",
+                "comment_2": ""}
+        params = resolve(1, spec, training_defaults=load_config(f"{root}/config.ini").training,
+                         task_type="detection")
+        result = run_fold(Job(instance=1, fold=0, params=params, items=items,
+                              task_type="detection", generator=False, store=store_path))
+        path = f"{tmp}/weighted_{weighted}.keras"
+        with open(path, "wb") as f:
+            f.write(result.model_bytes)
+        compiled = keras.saving.load_model(path, compile=True, safe_mode=True)
+        model = load(path)  # the engine's loader: compile=False, safe mode
+        x = np.zeros((2, *model.input_shape[1:]), np.float32)
+        out["weighted" if weighted else "plain"] = {
+            "recall": result.metrics["train"]["frame_recall"],
+            "first_loss": result.history["loss"][0],
+            "loss": type(compiled.loss).__name__,
+            "positive_weights": getattr(compiled.loss, "positive_weights", None),
+            "output_shape": list(model.predict(x, verbose=0).shape),
+            "plot_windows": len(result.plot_data["windows"]),
+        }
+    return out
+
+
+if __name__ == "__main__":
+    print(json.dumps(measure(sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4])))
+"""
+
+
+def _check_weighting(scores, store):
+    from xval.data import fold_rows
+    from xval.tasks.detection import positive_weights
+
+    plain, weighted = scores["plain"], scores["weighted"]
+    assert plain["loss"] == "BinaryCrossentropy" and plain["positive_weights"] is None
+    assert weighted["loss"] == "WeightedFrameCrossentropy"
+    # The weights come from the training rows only: 97 inactive frames per 3 active ones
+    # there, about 12 over all rows (validation and test have longer events everywhere).
+    rows = fold_rows(store, ITEMS)
+    targets = np.asarray(store.targets)
+    assert weighted["positive_weights"] == pytest.approx(
+        positive_weights(targets[rows["train"]]))
+    assert weighted["positive_weights"] == pytest.approx([97 / 3], rel=1e-4)
+    assert positive_weights(targets)[0] < 15
+    # Same seed, same first batches: the weighted loss differs, and rare events are found.
+    assert weighted["first_loss"] != pytest.approx(plain["first_loss"], rel=0.05)
+    assert weighted["recall"] > plain["recall"] + 0.3, scores
+    for run in (plain, weighted):
+        assert run["output_shape"] == [2, 40, 1]
+        assert run["plot_windows"] == PLOT_WINDOWS
+
+
+def _weighting_script(folder):
+    return write_script(folder, _WEIGHTING, name="measure_weighting.py")
+
+
+def test_class_weights_raise_recall_of_rare_events_torch(tmp_path):
+    import importlib.util
+
+    from tests.conftest import ROOT
+
+    store = sparse_store(tmp_path / "data" / "sparse")
+    spec = importlib.util.spec_from_file_location("measure_weighting",
+                                                  _weighting_script(tmp_path))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    scores = module.measure(str(store.path), str(ROOT), ITEMS, str(tmp_path))
+    assert scores["backend"] == "torch"
+    _check_weighting(scores, store)
+
+
+@pytest.mark.tensorflow
+def test_class_weights_raise_recall_of_rare_events_tensorflow(tmp_path):
+    from tests.conftest import ROOT
+
+    store = sparse_store(tmp_path / "data" / "sparse")
+    proc = run_script(_weighting_script(tmp_path), store.path, ROOT, json.dumps(ITEMS),
+                      tmp_path, env={"KERAS_BACKEND": "tensorflow"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    scores = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert scores["backend"] == "tensorflow"
+    _check_weighting(scores, store)
+
+
+def test_positive_weights_per_class_clipped():
+    from xval.tasks.detection import MAX_POSITIVE_WEIGHT, positive_weights
+
+    y = np.zeros((10, 100, 4), np.uint8)
+    y[:, :3, 0] = 1  # 3% active: 97/3
+    y[0, 0, 1] = 1  # 1 frame in 1000: clipped
+    y[:, :60, 2] = 1  # active more often than not: 1
+    # class 3 never active: 1
+    assert positive_weights(y) == pytest.approx([97 / 3, MAX_POSITIVE_WEIGHT, 1.0, 1.0],
+                                                rel=1e-5)
+    assert positive_weights(y, max_weight=10.0)[1] == 10.0
+    assert positive_weights(y, chunk=3) == positive_weights(y)  # read in chunks
+
+
+def test_detection_loss_needs_the_training_targets_for_class_weights():
+    import keras
+
+    task = tasks.get("detection")
+    assert isinstance(task.loss({}), keras.losses.BinaryCrossentropy)
+    with pytest.raises(ValueError, match="class_weights=True: the detection loss weights "
+                                         "active frames .* pass train_targets="):
+        task.loss({"class_weights": True})
+    y = np.zeros((4, 50, 1), np.float32)
+    y[:, :5] = 1
+    loss = task.loss({"class_weights": True}, train_targets=y)
+    assert loss.positive_weights == pytest.approx([9.0])
+
+
+def test_class_weights_accepted_for_detection(tmp_path):
+    from xval.config import load_config
+    from xval.params import resolve
+
+    defaults = load_config(write_config(tmp_path)).training
+    spec = {"architecture": "gru_detector", "reshaping_type": "rnn", "comment_1": "",
+            "comment_2": "", "class_weights": True}
+    assert resolve(1, spec, training_defaults=defaults,
+                   task_type="detection")["class_weights"] is True
+
+
+def test_detection_fold_plots_in_process_and_none_for_classification(tmp_path):
+    """The recorder writes each detection fold's plot data and the activity plots; a
+    classification experiment writes neither, and its Folds sheet has no plots column."""
+    import openpyxl
+
+    from tests.conftest import tiny_store
+    from xval import Experiment
+    from xval.config import load_config
+
+    config_path = write_config(tmp_path)
+    config = load_config(config_path)
+    sparse_store(config.data_dir / "sparse")
+    tiny_store(config.data_dir)
+    detection = Experiment(description="sparse", dataset="sparse", number=1, num_folds=3,
+                           task_type="detection", config=str(config_path))
+    detection[1] = {"architecture": "gru_detector", "reshaping_type": "rnn", "units": 4,
+                    "num_layers": 1, "epochs": 1, "patience": 1, "batch_size": 8,
+                    "class_weights": True, "comment_1": "", "comment_2": ""}
+    assert detection.run(config=config, out=lambda *a: None).exit_code == 0
+    inst = config.results_dir / "sparse" / "experiment_1" / "instance_1"
+    for i in range(3):
+        check_activity_plot(inst, i)
+    classification = Experiment(description="tiny", dataset="tiny", number=1, num_folds=3,
+                                config=str(config_path))
+    classification[1] = {"architecture": "example_cnn", "reshaping_type": "conv",
+                         "filters": 4, "epochs": 1, "patience": 1, "batch_size": 16,
+                         "comment_1": "", "comment_2": ""}
+    assert classification.run(config=config, out=lambda *a: None).exit_code == 0
+    exp = config.results_dir / "tiny" / "experiment_1"
+    assert (exp / "instance_1" / "plots" / "learning_curves.png").is_file()
+    assert not list((exp / "instance_1").rglob("*activity*"))
+    assert not list((exp / "instance_1").glob("plot_data_fold_*"))
+    header = next(openpyxl.load_workbook(exp / "experiment_1.xlsx")["Folds"].values)
+    assert "plots" not in header

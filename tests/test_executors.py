@@ -81,6 +81,21 @@ def test_job_and_fold_result_round_trip_json(store):
     assert back.status is Status.OK and back.metrics == result.metrics and back.ok
 
 
+def test_fold_result_transport_carries_predictions_and_plot_data():
+    """What a worker process or Ray task sends back keeps the transient predictions and
+    plot data (JSON) beside the fold file's content; the model's bytes travel apart."""
+    plot_data = {"classes": ["call"], "windows": [{"target": [[0], [1]]}]}
+    result = FoldResult(instance=3, fold=1, status=Status.OK, metrics={"test": {"loss": 1.0}},
+                        model_bytes=b"model", predictions_csv="row\n", plot_data=plot_data)
+    data = json.loads(json.dumps(result.to_transport()))
+    assert "model_bytes" not in data and "plot_data" not in result.to_dict()
+    back = FoldResult.from_transport(data, b"model")
+    assert back.plot_data == plot_data and back.predictions_csv == "row\n"
+    assert back.model_bytes == b"model" and back.metrics == result.metrics
+    assert FoldResult.from_transport(json.loads(json.dumps(
+        FoldResult(instance=1, fold=0, status=Status.OK).to_transport()))).plot_data is None
+
+
 def test_job_store_path_must_be_absolute():
     with pytest.raises(ConfigurationError, match="must be absolute"):
         Job(instance=1, fold=0, params={}, items={}, task_type="classification",

@@ -90,9 +90,11 @@ class Job:
 class FoldResult:
     """What one job produced.
 
-    `model_bytes` (the best model as a `.keras` file) and `predictions_csv` (the test
-    predictions) travel with the result but are not part of `to_dict()`: the recorder writes
-    them as their own files and records the model's size and hash in the fold file.
+    `model_bytes` (the best model as a `.keras` file), `predictions_csv` (the test
+    predictions) and `plot_data` (what the task's per-fold plots draw,
+    `Task.fold_plot_data`) travel with the result but are not part of `to_dict()`: the
+    recorder writes them as their own files and records the model's size and hash in the
+    fold file. A worker sends `to_transport()` and the model's bytes back.
     """
 
     instance: int
@@ -123,10 +125,13 @@ class FoldResult:
     embedding_classifier: dict | None = None
     model_bytes: bytes | None = dataclasses.field(default=None, repr=False)
     predictions_csv: str | None = dataclasses.field(default=None, repr=False)
+    plot_data: dict | None = dataclasses.field(default=None, repr=False)
     classifier_bytes: bytes | None = dataclasses.field(default=None, repr=False)
     exception: BaseException | None = dataclasses.field(default=None, repr=False)
 
-    _TRANSIENT = ("model_bytes", "predictions_csv", "classifier_bytes", "exception")
+    _TRANSIENT = ("model_bytes", "predictions_csv", "plot_data", "classifier_bytes",
+                  "exception")
+    _CARRIED = ("predictions_csv", "plot_data")  # the JSON-ready transient fields
 
     @property
     def ok(self):
@@ -150,19 +155,21 @@ class FoldResult:
         kwargs["status"] = Status(data.get("status", "failed"))
         return cls(**kwargs)
 
-    def transport(self):
-        """`to_dict()` plus the predictions and the embedding classifier (base64), for a
-        result crossing a process boundary (the model travels as its own file or object)."""
-        out = {**self.to_dict(), "predictions_csv": self.predictions_csv}
+    def to_transport(self):
+        """`to_dict()` with the predictions, plot data and embedding classifier (base64):
+        what a worker process or Ray task sends back as JSON (the model's bytes travel
+        apart)."""
+        out = {**self.to_dict(), **{k: getattr(self, k) for k in self._CARRIED}}
         if self.classifier_bytes is not None:
             out["classifier_b64"] = base64.b64encode(self.classifier_bytes).decode("ascii")
         return out
 
     @classmethod
     def from_transport(cls, data, model_bytes=None):
-        """The result `transport()` described, with its model's bytes."""
+        """The result a worker sent (`to_transport()`), with the model's bytes."""
         result = cls.from_dict(data)
-        result.predictions_csv = data.get("predictions_csv")
+        for name in cls._CARRIED:
+            setattr(result, name, data.get(name))
         if data.get("classifier_b64"):
             result.classifier_bytes = base64.b64decode(data["classifier_b64"])
         result.model_bytes = model_bytes

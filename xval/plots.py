@@ -1,5 +1,5 @@
 """Per-instance plots with matplotlib: learning curves, confusion matrix, per-class F1,
-predicted against true values."""
+predicted against true values, detection activity."""
 
 import warnings
 from pathlib import Path
@@ -210,6 +210,94 @@ def predicted_vs_true(true, predicted, path):
     ax.set_xlabel("true")
     ax.set_ylabel("predicted")
     ax.set_title("Test predictions, all folds")
+    fig.tight_layout()
+    return _save(fig, path, plt)
+
+
+def draw_activity(ax, times, activity, classes, *, events=(), reference=None,
+                  threshold=None):
+    """Draws frame probabilities on `ax`: one line per class, detected events shaded, and
+    the annotation, when given, as a filled step per class under the lines.
+
+    Args:
+        ax: a matplotlib `Axes`.
+        times: frame times (seconds), `np.ndarray [shape=(frames,)]`.
+        activity: probabilities, `np.ndarray [shape=(frames, classes)]`.
+        classes: class names.
+        events: detected events `(onset_s, offset_s, label)`, shaded green. Defaults to
+            none.
+        reference: the annotation, 0/1 `np.ndarray [shape=(frames, classes)]`, or `None`.
+        threshold: the detection threshold, drawn dashed, or `None`.
+    """
+    times = np.asarray(times, dtype=float)
+    activity = np.asarray(activity, dtype=float)
+    colours = [f"C{i % 10}" for i in range(len(classes))]
+    for onset, offset, _ in events:
+        ax.axvspan(onset, offset, color="tab:green", alpha=0.15, lw=0)
+    if reference is not None:
+        reference = np.asarray(reference, dtype=float)
+        for i, name in enumerate(classes):
+            ax.fill_between(times, 0, reference[:, i], step="post", color=colours[i],
+                            alpha=0.25, lw=0, label=f"{name} annotated")
+    for i, name in enumerate(classes):
+        ax.plot(times, activity[:, i], color=colours[i], lw=1,
+                label=f"{name} predicted" if reference is not None else name)
+    if threshold is not None:
+        ax.axhline(threshold, color="grey", lw=0.8, ls="--")
+    ax.set_ylim(0, 1.02)
+    ax.set_ylabel("probability")
+
+
+def file_activity(times, activity, classes, events, path, title):
+    """Writes a PNG of one file's frame probabilities with its detected events shaded
+    (`python -m xval detect --plot`; see `draw_activity`).
+
+    Returns:
+        The path.
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(10, 2.5))
+    draw_activity(ax, times, activity, classes, events=events)
+    ax.set(xlabel="time (s)", title=title)
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path, plt)
+
+
+def activity_windows(data, path, title="Predicted activity against the annotation"):
+    """Writes a PNG with one panel per window: predicted activity per class over time
+    against the annotation, detected events shaded (see `draw_activity`).
+
+    Args:
+        data: a detection fold's plot data (`Detection.fold_plot_data`): `classes`,
+            `frame_seconds` (`None`: the x axis counts frames), `threshold` and `windows`,
+            each with `target` and `probability` (`frames x classes` lists), `start`
+            (seconds), `events`, `source` and `item`.
+        path: the PNG to write.
+        title: the figure's title.
+
+    Returns:
+        The path.
+    """
+    plt = _pyplot()
+    windows = data["windows"]
+    classes = data["classes"]
+    hop = data.get("frame_seconds")
+    fig, axes = plt.subplots(max(len(windows), 1), 1, figsize=(10, 2.2 * max(len(windows), 1)),
+                             squeeze=False)
+    for ax, window in zip(axes[:, 0], windows):
+        activity = np.asarray(window["probability"], dtype=float)
+        frames = np.arange(len(activity))
+        times = window["start"] + frames * hop if hop else frames
+        draw_activity(ax, times, activity, classes, events=window.get("events", ()),
+                      reference=window["target"], threshold=data.get("threshold"))
+        where = f"{Path(window['source']).name or 'row ' + str(window['row'])}"
+        ax.set_title(f"{where} (item {window['item']}), from {window['start']:.2f} s",
+                     fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[-1, 0].set_xlabel("time (s)" if hop else "frame")
+    axes[0, 0].legend(loc="upper right", fontsize=7, ncol=2)
+    fig.suptitle(title + " (green: detected events)", fontsize=10)
     fig.tight_layout()
     return _save(fig, path, plt)
 

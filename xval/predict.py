@@ -66,6 +66,7 @@ def load(model_path, what="Model file"):
     import keras
 
     import architectures  # noqa: F401  (registers custom layers)
+    import xval.losses  # noqa: F401  (registers custom losses)
 
     path = Path(model_path)
     if not path.is_file():
@@ -521,24 +522,11 @@ def activity_plot(result, path):
     Returns:
         The path.
     """
-    import matplotlib
+    from xval.plots import file_activity
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(10, 2.5))
-    for i, name in enumerate(result["classes"]):
-        ax.plot(result["times"], result["activity"][:, i], label=name, lw=1)
-    for onset, offset, _ in result["events"]:
-        ax.axvspan(onset, offset, color="tab:green", alpha=0.2)
-    ax.set(xlabel="time (s)", ylabel="probability", ylim=(0, 1.02),
-           title=f"{Path(result['file']).name}: {len(result['events'])} event(s)")
-    ax.legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
+    return file_activity(result["times"], result["activity"], result["classes"],
+                         result["events"], path,
+                         title=f"{Path(result['file']).name}: {len(result['events'])} event(s)")
 
 
 def main_detect(args):

@@ -69,8 +69,8 @@ def run_job_remote(job_dict, backend, progress=None):
             logs)` after every epoch, or `None`.
 
     Returns:
-        `(result_dict, model_bytes)`: the `FoldResult` as `FoldResult.transport()` makes it
-        (with its predictions) and the best model's `.keras` bytes.
+        `(result_dict, model_bytes)`: the `FoldResult` as a dict (`to_transport()`) and
+        the best model's `.keras` bytes.
     """
     from xval.logs import quiet_framework_logs
 
@@ -90,7 +90,7 @@ def run_job_remote(job_dict, backend, progress=None):
                 pass
 
     result = _run_job(job, hook)
-    return result.transport(), result.model_bytes
+    return result.to_transport(), result.model_bytes
 
 
 def _import_ray():

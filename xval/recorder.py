@@ -163,7 +163,8 @@ class Recorder:
         return done
 
     def record_fold(self, result):
-        """Writes one fold's files: the model, the predictions, then the fold file."""
+        """Writes one fold's files: the model, the predictions and plot data, then the fold
+        file."""
         inst_dir = self.instance_dir(result.instance)
         inst_dir.mkdir(parents=True, exist_ok=True)
         i = result.fold
@@ -178,6 +179,8 @@ class Recorder:
                                   result.predictions_csv)
             if result.classifier_bytes is not None:
                 atomic_write_bytes(inst_dir / f"fold_{i}.skops", result.classifier_bytes)
+            if result.plot_data is not None:
+                atomic_write_json(inst_dir / f"plot_data_fold_{i}.json", result.plot_data)
         else:
             atomic_write_text(inst_dir / "error.txt", result.traceback or result.message)
         atomic_write_json(inst_dir / f"fold_{i}.json", result.to_dict())

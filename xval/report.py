@@ -8,7 +8,8 @@ Sheets: **Summary** (per instance the identifying columns and the headline metri
 task, validation and test, the selected instance marked, a note saying what to report, a
 legend), **Metrics** (every metric, train/validation/test, segment and clip level),
 **Statistics** (confidence intervals, corrected t-test against the selected instance),
-**Folds** (one row per instance and fold) and **Parameters**.
+**Folds** (one row per instance and fold; a `plots` column names each fold's own plots when
+there are some) and **Parameters**.
 """
 
 import os
@@ -327,8 +328,17 @@ def statistics_table(results, config=None):
     return header, rows, (selected.id if selected is not None else None), metric
 
 
+def fold_plots(instance_dir, fold):
+    """The per-fold plots of a fold (`plots/*_fold_<i>.png`, e.g. the detection activity
+    plots), as paths relative to the experiment folder."""
+    instance_dir = Path(instance_dir)
+    return [f"{instance_dir.name}/plots/{p.name}"
+            for p in sorted((instance_dir / "plots").glob(f"*_fold_{fold}.png"))]
+
+
 def folds_table(results):
-    """One row per (instance, fold)."""
+    """One row per (instance, fold); a last column `plots` names each fold's own plots
+    (relative to the experiment folder) when some fold has any."""
     names = []
     for r in results:
         for f in r.folds:
@@ -353,7 +363,12 @@ def folds_table(results):
             row += [f["metrics"][s].get(n) if ok else None for s in ("train", "val", "test")
                     for n in names]
             row.append(f.get("message", ""))
+            row.append(", ".join(fold_plots(r.path, f.get("fold"))) if ok else "")
             rows.append(row)
+    if any(row[-1] for row in rows):
+        header.append("plots")
+    else:
+        rows = [row[:-1] for row in rows]
     return header, rows
 
 
@@ -599,7 +614,13 @@ def build_workbook(exp_dir, config=None, path=None):
             f"p < {alpha}. The per-instance '95% CI ± (plain t)' treats folds as "
             "independent and is too narrow; compare instances with the corrected columns."))
         header, body = folds_table(results)
-        table_sheet("Folds", header, body, number_columns=range(10, len(header)))
+        folds_sheet = table_sheet("Folds", header, body, number_columns=range(10, len(header)))
+        if header[-1] == "plots":  # link a fold's single plot (several: the text names them)
+            for i, row in enumerate(body, start=2):
+                if row[-1] and "," not in row[-1]:
+                    cell = folds_sheet.cell(row=i, column=len(header))
+                    cell.hyperlink = row[-1]
+                    cell.font = st.Font(color="0563C1", underline="single")
         header, body = parameters_table(results)
         table_sheet("Parameters", header, body)
         header, body = search_table(results)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from xval import embeddings, tasks
-from xval.data import balanced_weights, fold_rows, make_batches, normalization_stats
+from xval.data import fold_rows, make_batches, normalization_stats
 from xval.errors import TrainingError
 from xval.params import metric_direction
 from xval.tasks.base import with_context
@@ -270,9 +270,10 @@ def run_fold(job, on_epoch=None):
     else:
         source = {k: (np.asarray(store.features[v], dtype=np.float32), np.arange(len(v)))
                   for k, v in rows.items()}
-    weights = None
-    if params["class_weights"]:
-        weights = balanced_weights(targets[rows["train"]])
+    # class_weights: balanced sample weights (classification) or a weighted loss
+    # (detection), from the fold's training rows only.
+    train_y = targets[rows["train"]]
+    weights = task.sample_weights(train_y, params)
     batch_size = params["batch_size"]
     workers = params["generator_workers"] if job.generator else 0
     mixup = params.get("mixup_alpha", 0.0)
@@ -286,7 +287,8 @@ def run_fold(job, on_epoch=None):
     val_data = None if refit else make_batches(*source["val"], fit_targets["val"],
                                                batch_size=batch_size, shuffle=False,
                                                workers=workers, target_fn=target_fn)
-    model.compile(optimizer=_optimizer(params, len(train_data)), loss=task.loss(params),
+    model.compile(optimizer=_optimizer(params, len(train_data)),
+                  loss=with_context(task.loss, params, train_targets=train_y),
                   metrics=task.keras_metrics(params))
     monitor = params["save_model_metric"]
     mode = metric_direction(monitor, params["save_model_mode"])
@@ -377,6 +379,9 @@ def run_fold(job, on_epoch=None):
     predictions = None if refit else _predictions_csv(store, rows["test"], outputs["test"],
                                                       task_type, params,
                                                       context.get("targets"))
+    plot_data = None if refit else with_context(
+        task.fold_plot_data, targets[rows["test"]], outputs["test"],
+        store.meta.iloc[rows["test"]], **context)
     backend = keras.backend.backend()
     keras.backend.clear_session()
     import socket
@@ -393,7 +398,7 @@ def run_fold(job, on_epoch=None):
                 "train_original": int(len(train_original))},
         classes=store.classes, backend=backend, keras_version=keras.__version__,
         device=_device(), host=socket.gethostname(), pid=os.getpid(),
-        model_bytes=model_bytes, predictions_csv=predictions,
+        model_bytes=model_bytes, predictions_csv=predictions, plot_data=plot_data,
         embedding_classifier=classifier_info, classifier_bytes=classifier_bytes,
     )
 

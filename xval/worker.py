@@ -1,6 +1,6 @@
 """`python -m xval.worker JOB.json OUT_DIR`: runs one job in a fresh process.
 
-Writes `OUT_DIR/result.json` (the `FoldResult` and its test predictions) and
+Writes `OUT_DIR/result.json` (the `FoldResult` with its test predictions and plot data) and
 `OUT_DIR/model.keras` (the best model) for the process executor to read back; the driver
 alone writes the experiment's result files.
 """
@@ -28,7 +28,7 @@ def main(argv=None):
     out_dir = Path(out_dir)
     if result.model_bytes is not None:
         atomic_write_bytes(out_dir / "model.keras", result.model_bytes)
-    atomic_write_json(out_dir / "result.json", result.transport())
+    atomic_write_json(out_dir / "result.json", result.to_transport())
     return 0 if result.ok else 1
 
 

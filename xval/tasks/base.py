@@ -138,12 +138,36 @@ class Task(abc.ABC):
         Raises:
             ParameterError: naming the parameter and the fix.
         """
-        if params.get("class_weights") and not self.has_classes:
+        if params.get("class_weights") and not self.weights_classes:
             from xval.tasks import get, names
 
-            with_classes = " or ".join(f"task_type={n!r}" for n in names()
-                                       if get(n).has_classes)
-            raise ParameterError(f"{where}: class_weights=True needs {with_classes}.")
+            weighted = " or ".join(f"task_type={n!r}" for n in names()
+                                   if get(n).weights_classes)
+            raise ParameterError(f"{where}: class_weights=True needs {weighted}.")
+
+    @property
+    def weights_classes(self):
+        """Whether `class_weights=True` means something for the task. Defaults to
+        `has_classes` (balanced sample weights, see `sample_weights`)."""
+        return self.has_classes
+
+    def sample_weights(self, y, params):
+        """Sample weights of a fold's training rows.
+
+        Args:
+            y: the training rows' targets (as `store_targets` gives them).
+            params: the instance parameters.
+
+        Returns:
+            `np.ndarray [shape=(rows,)]`, or `None` for unweighted rows. Defaults to
+            scikit-learn's "balanced" weights (`xval.data.balanced_weights`) when
+            `params["class_weights"]` is set and the task has classes; `None` otherwise.
+        """
+        if not (params.get("class_weights") and self.has_classes):
+            return None
+        from xval.data import balanced_weights
+
+        return balanced_weights(y)
 
     # -- model -----------------------------------------------------------------------------
 
@@ -157,7 +181,11 @@ class Task(abc.ABC):
     @abc.abstractmethod
     def loss(self, params):
         """The Keras loss for the instance parameters `params` (a dict; read optional
-        names with `params.get(name, default)`)."""
+        names with `params.get(name, default)`).
+
+        A task whose loss depends on the fold's training data names the keyword
+        `train_targets` too (`loss(self, params, *, train_targets=None)`): training passes
+        the targets of the fold's training rows (see `with_context`)."""
 
     @abc.abstractmethod
     def keras_metrics(self, params):
@@ -224,6 +252,23 @@ class Task(abc.ABC):
         Returns:
             `(segments, clip)`: a list of `{"start", "scores"}` and `{"scores", "predicted"}`.
         """
+
+    def fold_plot_data(self, y_true, outputs, meta, **context):
+        """What the task's per-fold plots draw, taken from one fold's test rows.
+
+        Training calls it after evaluating the best model; the recorder writes what it
+        returns as `plot_data_fold_<i>.json` beside the fold file, and `plots` reads it.
+
+        Args:
+            y_true: the test rows' targets.
+            outputs: the best model's test outputs, `np.ndarray`.
+            meta: the test rows of the store's `meta.csv` (`pandas.DataFrame`).
+            **context: as for `evaluate` (`params`, `frame_seconds`, `classes`).
+
+        Returns:
+            A JSON-ready dict, or `None` (the default: no per-fold plot).
+        """
+        return None
 
     def plots(self, instance_dir, folds, summary):
         """Writes the task's own plots of one instance into `instance_dir/plots`.

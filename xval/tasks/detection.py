@@ -14,6 +14,17 @@ collar (offsets within 200 ms or half the event's length). Frame-level F1, preci
 recall come from scikit-learn. Each window (row) is scored as its own file, so give windows
 that tile the recordings (`segment_hop_seconds = segment_seconds`) for event counts that
 match the recordings'.
+
+Rare events: with `class_weights=True` the per-frame cross-entropy weights every active
+frame of class `c` by `negatives_c / positives_c`, counted over the fold's training rows
+only and clipped to `[1, MAX_POSITIVE_WEIGHT]` (`positive_weights`); inactive frames
+weigh 1 (`xval.losses.WeightedFrameCrossentropy`). The recorded `loss` metrics stay the
+unweighted cross-entropy, comparable between instances; the history's `loss` and
+`val_loss` are the weighted one that training minimises.
+
+Per fold, the first `PLOT_WINDOWS` test windows holding an annotated event (the first
+windows when none does) are kept with their frame probabilities (`fold_plot_data`), and
+`plots` draws them against the annotation as `plots/activity_fold_<i>.png`.
 """
 
 import json
@@ -25,6 +36,11 @@ from xval.tasks import register
 from xval.tasks.base import Task
 
 EVENT, BACKGROUND = "event", "background"
+MAX_POSITIVE_WEIGHT = 100.0
+"""The largest weight `class_weights=True` gives an active frame (a class active in one
+frame of 10,000 would otherwise weigh 10,000 and make training unstable)."""
+PLOT_WINDOWS = 4
+"""Test windows drawn per fold in `plots/activity_fold_<i>.png`."""
 POSTPROCESSING = {"detection_threshold": 0.5, "median_filter_seconds": 0.0,
                   "min_event_seconds": 0.0, "min_gap_seconds": 0.0}
 
@@ -33,6 +49,32 @@ def postprocessing(params):
     """The post-processing parameters of `params` (instance parameters, or a saved
     `params.json`'s), the defaults of `POSTPROCESSING` where absent."""
     return {k: (params or {}).get(k, v) for k, v in POSTPROCESSING.items()}
+
+
+def positive_weights(y, max_weight=MAX_POSITIVE_WEIGHT, chunk=4096):
+    """Weight of an active frame of each class: inactive over active frames, clipped.
+
+    Args:
+        y: frame targets of the fold's training rows, `np.ndarray [shape=(rows, frames,
+            classes)]` of 0/1 (a memmap is read in chunks).
+        max_weight: the largest weight. Defaults to `MAX_POSITIVE_WEIGHT` (100).
+        chunk: rows read at once. Defaults to `4096`.
+
+    Returns:
+        list of floats, one per class, in `[1, max_weight]`: `negatives / positives`, 1 for
+        a class active in at least half the frames, and 1 for a class never active in
+        the training rows (its weight multiplies nothing).
+    """
+    classes = y.shape[-1]
+    positives = np.zeros(classes, dtype=np.float64)
+    total = 0
+    for start in range(0, len(y), chunk):
+        block = np.asarray(y[start:start + chunk], dtype=np.float64).reshape(-1, classes)
+        positives += block.sum(axis=0)
+        total += block.shape[0]
+    negatives = total - positives
+    ratio = np.divide(negatives, positives, out=np.ones(classes), where=positives > 0)
+    return np.clip(ratio, 1.0, max_weight).round(6).tolist()
 
 
 def _sigmoid(x):
@@ -53,6 +95,7 @@ class Detection(Task):
                 "frame_precision", "frame_recall", "frame_accuracy")
     selection_metric = "event_f1"
     has_classes = False  # the store's classes are event classes, not one label per row
+    weights_classes = True  # class_weights=True weights active frames (see the module)
     extra_arrays = ("frame_targets.npy",)
 
     # -- targets ---------------------------------------------------------------------------
@@ -98,10 +141,28 @@ class Detection(Task):
 
     # -- model -----------------------------------------------------------------------------
 
-    def loss(self, params):
+    def loss(self, params, *, train_targets=None):
+        """Per-frame binary cross-entropy on logits; with `class_weights=True`, active
+        frames weighted per class by `positive_weights(train_targets)`.
+
+        Args:
+            params: the instance parameters.
+            train_targets: frame targets of the fold's training rows, `np.ndarray
+                [shape=(rows, frames, classes)]`; needed when `params["class_weights"]`.
+
+        Raises:
+            ValueError: when `class_weights` is set and `train_targets` is not given.
+        """
         import keras
 
-        return keras.losses.BinaryCrossentropy(from_logits=True)
+        if not params.get("class_weights"):
+            return keras.losses.BinaryCrossentropy(from_logits=True)
+        if train_targets is None:
+            raise ValueError("class_weights=True: the detection loss weights active frames "
+                             "from the fold's training rows; pass train_targets=.")
+        from xval.losses import WeightedFrameCrossentropy
+
+        return WeightedFrameCrossentropy(positive_weights(train_targets))
 
     def keras_metrics(self, params):
         import keras
@@ -151,6 +212,54 @@ class Detection(Task):
             threshold=post["detection_threshold"], median_filter_frames=median,
             min_event_seconds=post["min_event_seconds"],
             min_gap_seconds=post["min_gap_seconds"], offset_s=offset_s, duration_s=duration_s)
+
+    def fold_plot_data(self, y_true, outputs, meta, *, params=None, frame_seconds=None,
+                       classes=None):
+        y_true = np.asarray(y_true)
+        if y_true.ndim != 3 or not len(y_true):
+            return None
+        with_events = np.flatnonzero(y_true.any(axis=(1, 2)))
+        picked = (with_events if len(with_events) else np.arange(len(y_true)))[:PLOT_WINDOWS]
+        prob = _sigmoid(np.asarray(outputs, dtype=np.float64)[picked])
+        classes = list(classes) if classes else [f"class{i}" for i in range(y_true.shape[2])]
+        post = postprocessing(params)
+        meta = meta.reset_index(drop=True)
+        windows = []
+        for k, i in enumerate(picked.tolist()):
+            record = meta.iloc[i]
+            start = float(record["start"]) if "start" in meta and \
+                np.isfinite(float(record["start"])) else 0.0
+            events = self.events(prob[k], frame_seconds, classes, post, offset_s=start) \
+                if frame_seconds else []
+            windows.append({
+                "row": int(record["row"]) if "row" in meta else int(i),
+                "item": str(record["item"]),
+                "source": str(record["source"]) if "source" in meta else "",
+                "start": start,
+                "target": y_true[i].astype(int).tolist(),
+                "probability": prob[k].round(3).tolist(),
+                "events": [[round(a, 3), round(b, 3), c] for a, b, c in events],
+            })
+        return {"classes": classes, "frame_seconds": frame_seconds,
+                "threshold": post["detection_threshold"], "windows": windows,
+                "with_events": bool(len(with_events))}
+
+    def plots(self, instance_dir, folds, summary):
+        from xval import plots
+
+        written = []
+        for fold in folds:
+            i = fold.get("fold")
+            data_file = instance_dir / f"plot_data_fold_{i}.json"
+            if fold.get("status") != "ok" or not data_file.is_file():
+                continue
+            data = json.loads(data_file.read_text())
+            written.append(plots.activity_windows(
+                data, instance_dir / "plots" / f"activity_fold_{i}.png",
+                title=f"Fold {i}: predicted activity against the annotation, "
+                      f"{len(data['windows'])} test window(s)"
+                      + ("" if data.get("with_events", True) else " (none annotated)")))
+        return written
 
     def pool_by_clip(self, outputs, targets, clips):
         return None  # windows are scored one by one (see the module's docstring)
