@@ -10,6 +10,8 @@ import re  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import textwrap  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -100,6 +102,62 @@ def run_script(script, *args, env=None, timeout=600):
                           text=True, env=full_env, timeout=timeout, cwd=Path(script).parent)
 
 
+class OutputWatcher:
+    """Reads a running process's stdout in a thread, so that a test can act the moment a line
+    appears (a fold under way) instead of sleeping a fixed time.
+
+    Args:
+        proc: a `subprocess.Popen` started with `stdout=subprocess.PIPE, text=True` (and
+            `python -u`, so that its lines are not held in a buffer).
+    """
+
+    def __init__(self, proc):
+        self.proc = proc
+        self._lines = []
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            with self._changed:
+                self._lines.append(line)
+                self._changed.notify_all()
+        with self._changed:
+            self._lines.append(None)  # end of output
+            self._changed.notify_all()
+
+    def wait_for(self, pattern, *, timeout=300):
+        """Waits until a line matches the regular expression `pattern`.
+
+        Raises:
+            AssertionError: when the output ends or `timeout` seconds pass first (with the
+                output so far).
+        """
+        deadline = time.monotonic() + timeout
+        seen = 0
+        with self._changed:
+            while True:
+                for line in self._lines[seen:]:
+                    assert line is not None, f"{pattern!r} never appeared:\n{self.text()}"
+                    if re.search(pattern, line):
+                        return line
+                seen = len(self._lines)
+                left = deadline - time.monotonic()
+                assert left > 0, f"{pattern!r} not seen in {timeout} s:\n{self.text()}"
+                self._changed.wait(left)
+
+    def text(self):
+        """The output read so far."""
+        return "".join(line for line in self._lines if line is not None)
+
+    def finish(self, timeout=600):
+        """Waits for the process and the reader; returns the whole output."""
+        self.proc.wait(timeout=timeout)
+        self._thread.join(timeout=timeout)
+        return self.text()
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
@@ -124,8 +182,15 @@ def store(config):
 
 def pytest_collection_modifyitems(config, items):
     import importlib.util
+    from collections import Counter
 
     has_tf = importlib.util.find_spec("tensorflow") is not None
     for item in items:
         if "tensorflow" in item.keywords and not has_tf:
             item.add_marker(pytest.mark.skip(reason="tensorflow is not installed"))
+    # Files holding more `slow` tests come first (each file keeps its own order): under
+    # `make test` (`-n 2 --dist loadfile --no-loadscope-reorder`) the long files start first
+    # and the run ends on short ones, instead of a long file starting last on one worker.
+    slow = Counter(item.path for item in items if "slow" in item.keywords)
+    position = {path: i for i, path in enumerate(dict.fromkeys(item.path for item in items))}
+    items.sort(key=lambda item: (-slow[item.path], position[item.path]))

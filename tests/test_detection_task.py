@@ -100,6 +100,7 @@ if __name__ == "__main__":
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["torch", pytest.param("tensorflow",
                                                            marks=pytest.mark.tensorflow)])
 def test_detection_experiment_runs_and_reports(events_store, tmp_path, backend):

@@ -278,6 +278,7 @@ def test_refit_job_trains_all_epochs_on_train_rows(tmp_path, store):
     assert result.predictions_csv is None and result.model_bytes
 
 
+@pytest.mark.slow
 def test_refit_cli_writes_final_model_and_predict_uses_it(trained):
     from xval.recorder import sha256_of
 

@@ -23,6 +23,7 @@ def executors():
         importlib.util.find_spec("ray") is None, reason="ray is not installed"))]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("executor", executors())
 def test_progress_bar_and_labelled_epoch_lines(executor, tmp_path, config_path, store):
     script = write_script(tmp_path, SCRIPT.format(config=str(config_path)))

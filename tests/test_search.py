@@ -164,8 +164,11 @@ def _study(config):
         optuna.storages.journal.JournalFileBackend(str(exp_dir / "search.journal"))))
 
 
+@pytest.mark.slow
 def test_killed_search_resumes_without_repeating_trials(tmp_path, config_path, config, store):
-    base = {**BASE, "epochs": 12, "patience": 12, "batch_size": 8}
+    # The kill goes when trial 1's fold 0 is recorded: its folds 1 and 2 (6 epochs each)
+    # are still to run.
+    base = {**BASE, "epochs": 6, "patience": 6, "batch_size": 8}
     path = write_script(tmp_path, SCRIPT.format(config=str(config_path), base=base, n=3))
     proc = subprocess.Popen([sys.executable, str(path), "--search", "-q"], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
