@@ -18,12 +18,29 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
+from xval.params import PLAIN_TRAINING as _PLAIN  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "datasets"
 
 
+# [training] options whose shipped defaults (config.ini) are meant for real datasets: the
+# tests of the engine's mechanics train a few epochs on tiny stores, so they pin the plain
+# values. test_training_options.py::test_shipped_defaults_train_a_fold uses the shipped ones.
+PLAIN_TRAINING = {**_PLAIN, "epochs": 30, "patience": 5}
+
+
+def training_defaults(path=None):
+    """The `[training]` defaults of a config.ini (the project's by default), with the
+    generalisation options at their plain values (`PLAIN_TRAINING`)."""
+    from xval.config import load_config
+
+    return {**load_config(path or ROOT / "config.ini").training, **PLAIN_TRAINING}
+
+
 def write_config(folder, **sections):
-    """Writes a copy of the project's config.ini into `folder`, with keys replaced.
+    """Writes a copy of the project's config.ini into `folder`, with keys replaced (and the
+    `[training]` options of `PLAIN_TRAINING` at their plain values unless given).
 
     Args:
         folder: where to write `config.ini` (data and results go under it by default).
@@ -34,7 +51,8 @@ def write_config(folder, **sections):
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    values = {"paths": {"data_dir": str(folder / "data"), "results_dir": str(folder / "results")}}
+    values = {"paths": {"data_dir": str(folder / "data"), "results_dir": str(folder / "results")},
+              "training": dict(PLAIN_TRAINING)}
     for section, keys in sections.items():
         values.setdefault(section, {}).update(keys)
     text = (ROOT / "config.ini").read_text()

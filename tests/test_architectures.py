@@ -9,12 +9,11 @@ import pytest
 
 import architectures
 from architectures import StatisticsPooling
-from tests.conftest import ROOT
-from xval.config import load_config
+from tests.conftest import training_defaults
 from xval.params import resolve
 from xval.training import build_model
 
-DEFAULTS = load_config(ROOT / "config.ini").training
+DEFAULTS = training_defaults()
 SHAPE = (16, 12)
 SMALL = {"vgg_m": {"width": 0.125, "dense_units": 16}}
 

@@ -21,7 +21,7 @@ def _without_added_keys(path):
 def test_config_without_the_added_keys_loads_with_their_neutral_values(tmp_path):
     path = write_config(tmp_path)
     _without_added_keys(path)
-    assert "min_epochs" not in path.read_text()
+    assert "\nmin_epochs = " not in path.read_text()
     training = load_config(path).training
     for key, value in schema.ADDED_KEYS["training"].items():
         assert training[key] == value

@@ -10,7 +10,7 @@ from xval.errors import ConfigurationError
 def test_load_config_project_file_types():
     config = load_config(ROOT / "config.ini")
     assert config.training["learning_rate"] == 0.001
-    assert config.training["epochs"] == 30 and isinstance(config.training["epochs"], int)
+    assert config.training["epochs"] == 60 and isinstance(config.training["epochs"], int)
     assert config.training["class_weights"] is False
     assert config.training["load_model"] is None
     assert config.features["fmax"] is None

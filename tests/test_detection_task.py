@@ -278,7 +278,8 @@ def measure(store_path, root, items, tmp):
         spec = {"architecture": "gru_detector", "reshaping_type": "rnn", "units": 8,
                 "num_layers": 1, "epochs": 4, "patience": 4, "batch_size": 8,
                 "learning_rate": 0.01, "class_weights": weighted, "comment_1": "",
-                "comment_2": ""}
+                "comment_2": "", "lr_schedule": "constant", "warmup_epochs": 0,
+                "min_epochs": 0, "time_masks": 0, "freq_masks": 0, "mixup_alpha": 0.0}
         params = resolve(1, spec, training_defaults=load_config(f"{root}/config.ini").training,
                          task_type="detection")
         result = run_fold(Job(instance=1, fold=0, params=params, items=items,

@@ -1,7 +1,6 @@
 import pytest
 
-from tests.conftest import ROOT
-from xval.config import load_config
+from tests.conftest import training_defaults
 from xval.errors import ParameterError
 from xval.params import (
     differing,
@@ -13,7 +12,7 @@ from xval.params import (
     resolve,
 )
 
-DEFAULTS = load_config(ROOT / "config.ini").training
+DEFAULTS = training_defaults()
 BASE = ['architecture="example_cnn"', 'reshaping_type="conv"', 'comment_1="a"',
         'comment_2="b"']
 

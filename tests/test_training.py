@@ -9,14 +9,21 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tests.conftest import ROOT, run_script, tiny_store, write_config, write_script
+from tests.conftest import (
+    ROOT,
+    run_script,
+    tiny_store,
+    training_defaults,
+    write_config,
+    write_script,
+)
 from xval import Experiment
 from xval.config import load_config
 from xval.errors import ParameterError
 from xval.params import resolve
 from xval.training import run_fold as _run_fold
 
-DEFAULTS = load_config(ROOT / "config.ini").training
+DEFAULTS = training_defaults()
 
 
 def run_fold(spec):

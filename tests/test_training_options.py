@@ -8,16 +8,17 @@ import numpy as np
 import pytest
 
 from architectures import RowNormalization, SpecAugment
-from tests.conftest import ROOT, run_script, write_script
+from tests.conftest import ROOT, run_script, training_defaults, write_script
 from tests.test_training import job, run_fold
-from xval.config import load_config
 from xval.data import make_batches
 from xval.errors import ParameterError
 from xval.params import resolve
 from xval.training import _optimizer, build_model
 
-DEFAULTS = load_config(ROOT / "config.ini").training
+DEFAULTS = training_defaults()
 SHAPE = (20, 10)
+SPEC_SMALL = {"architecture": "example_cnn", "reshaping_type": "conv", "comment_1": "",
+              "comment_2": "", "filters": 4, "batch_size": 16}
 
 
 def _params(**extra):
@@ -212,6 +213,24 @@ def test_defaults_that_do_not_fit_an_instance_are_adapted_not_refused():
     with pytest.raises(ParameterError, match="label_smoothing=0.1 needs a task with classes"):
         resolve(1, {**spec, "label_smoothing": 0.1}, training_defaults=shipped,
                 task_type="regression")
+
+
+def test_shipped_defaults_train_a_fold(store, tmp_path):
+    """config.ini as shipped: warm-up + cosine, min_epochs, SpecAugment, mixup and label
+    smoothing on, adapted to a 4-epoch instance; the fold trains and scores."""
+    from xval.config import load_config
+
+    shipped = load_config(ROOT / "config.ini").training
+    assert (shipped["lr_schedule"], shipped["time_masks"], shipped["mixup_alpha"],
+            shipped["label_smoothing"], shipped["min_epochs"]) == ("cosine", 2, 0.2, 0.1, 15)
+    spec = job(store, tmp_path, epochs=4, patience=2)
+    spec["params"] = resolve(1, {**SPEC_SMALL, "epochs": 4, "patience": 2},
+                             training_defaults=shipped)
+    assert (spec["params"]["min_epochs"], spec["params"]["warmup_epochs"]) == (2, 2)
+    result = run_fold(spec)
+    assert result["status"] == "ok" and result["epochs_run"] >= 3  # min_epochs 2 + 1
+    assert result["best_epoch"] >= 3
+    assert 0 <= result["metrics"]["test"]["accuracy"] <= 1
 
 
 def test_label_smoothing_needs_classification():

@@ -28,6 +28,7 @@ _EXPORTS = {
     "FoldResult": "xval.jobs",
     "Status": "xval.jobs",
     "Search": "xval.search",
+    "PLAIN_TRAINING": "xval.params",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -20,6 +20,12 @@ CHOICES = {
     **{name: spec.options() for name, spec in schema.SCHEMA["training"].items()
        if spec.options()},
 }
+# The generalisation options of [training] switched off: training as it was before they
+# became the defaults (`parameters=PLAIN_TRAINING` in an Experiment, or `**PLAIN_TRAINING` in
+# an instance, gives the plain baseline).
+PLAIN_TRAINING = {"lr_schedule": "constant", "min_epochs": 0, "warmup_epochs": 0,
+                  "time_masks": 0, "freq_masks": 0, "mixup_alpha": 0.0,
+                  "label_smoothing": 0.0}
 # Names that do not change what is trained; left out of the hash and the resume check.
 UNHASHED = ("comment_1", "comment_2", "verbose", "generator_workers", "tensorboard")
 
