@@ -35,10 +35,8 @@ run: $(VENV)/.installed-run data/demo/dataset.json
 	$(PY) experiments/exp1.py
 	@echo "Results are in results/demo/experiment_1 (open experiment_1.xlsx)."
 
-# One file per worker (module fixtures such as the shared Ray start once); files are
-# taken in the order tests/conftest.py gives them (most `slow` tests first), not by count.
 test: $(VENV)/.installed-test
-	$(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=15
+	$(PY) -m pytest -q -n 2 --dist loadfile --durations=15
 
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check .

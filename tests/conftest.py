@@ -200,15 +200,8 @@ def store(config):
 
 def pytest_collection_modifyitems(config, items):
     import importlib.util
-    from collections import Counter
 
     has_tf = importlib.util.find_spec("tensorflow") is not None
     for item in items:
         if "tensorflow" in item.keywords and not has_tf:
             item.add_marker(pytest.mark.skip(reason="tensorflow is not installed"))
-    # Files holding more `slow` tests come first (each file keeps its own order): under
-    # `make test` (`-n 2 --dist loadfile --no-loadscope-reorder`) the long files start first
-    # and the run ends on short ones, instead of a long file starting last on one worker.
-    slow = Counter(item.path for item in items if "slow" in item.keywords)
-    position = {path: i for i, path in enumerate(dict.fromkeys(item.path for item in items))}
-    items.sort(key=lambda item: (-slow[item.path], position[item.path]))
