@@ -27,9 +27,11 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # TensorFlow only saves mod
 import numpy as np  # noqa: E402
 
 from benchmarks._common import ROOT, median, timed  # noqa: E402
+from xval.params import PLAIN_TRAINING  # noqa: E402
 
+# Plain training (no masks, mixup or schedule): the raw Keras loop it is compared with has none.
 ARCH = {"architecture": "example_cnn", "reshaping_type": "conv", "comment_1": "bench",
-        "comment_2": "", "filters": 16}
+        "comment_2": "", "filters": 16, **PLAIN_TRAINING}
 
 
 def engine_run(config, store_dir, folder, epochs, batch, generator=False, executor="inline"):

@@ -55,12 +55,13 @@ def backend_sees_gpu():
 
 
 def sharing_run(config, store_dir, folder, epochs, batch, jobs_per_gpu, gpu):
-    from xval import Experiment
+    from xval import PLAIN_TRAINING, Experiment
 
     config = config.replace(paths={"data_dir": str(store_dir), "results_dir": str(folder)},
                             backend={"jobs_per_gpu": jobs_per_gpu})
     exp = Experiment(description="gpu sharing", dataset="demo", number=1, num_folds=4,
-                     parameters={"epochs": epochs, "patience": epochs, "batch_size": batch})
+                     parameters={"epochs": epochs, "patience": epochs, "batch_size": batch,
+                                 **PLAIN_TRAINING})
     exp[1] = {"architecture": "example_cnn", "reshaping_type": "conv", "comment_1": "a",
               "comment_2": "", "filters": 16}
     exp[2] = {"architecture": "vgg_ultra_mini", "reshaping_type": "conv", "comment_1": "b",

@@ -24,14 +24,15 @@ import sys
 
 from xval.config import load_config
 from xval.jobs import Job
-from xval.params import resolve
+from xval.params import PLAIN_TRAINING, resolve
 from xval.training import run_fold
 
 
 def measure(store_path, root, items, **overrides):
+    # Plain training: mixup and masks would make the fit-time accuracy a different number.
     spec = {"architecture": "example_cnn", "reshaping_type": "conv", "comment_1": "",
             "comment_2": "", "filters": 8, "dropout": 0.0, "epochs": 10, "patience": 10,
-            "batch_size": 16, **overrides}
+            "batch_size": 16, **PLAIN_TRAINING, **overrides}
     params = resolve(1, spec, training_defaults=load_config(f"{root}/config.ini").training)
     result = run_fold(Job(instance=1, fold=0, params=params, items=items,
                           task_type="classification", generator=False, store=store_path))
