@@ -80,3 +80,30 @@ def test_detection_flag_errors_name_the_fix(tmp_path, capsys):
           "--task-type", "detection"])
     assert "build them with `python -m preprocessing detection" in capsys.readouterr().err
     assert not (tmp_path / "data" / "d").exists()
+
+
+def test_results_made_under_the_earlier_defaults_conflict_with_a_hint(tmp_path):
+    from xval.params import PLAIN_TRAINING
+
+    plain = write_config(tmp_path)  # the plain (earlier) training options
+    tiny_store(tmp_path / "data")
+    script = write_script(tmp_path, _EXPERIMENT)
+    assert run_script(script, "1", "1", "--config", plain, "-q").returncode == 0
+    pinned = load_config(write_config(tmp_path / "pinned")).training  # what tests pin
+    text = plain.read_text()
+    for key in PLAIN_TRAINING:  # config.ini as shipped for these keys
+        text = re.sub(rf"^{key} = .*$", f"{key} = {_shipped(key)}", text, flags=re.M)
+    plain.write_text(text)
+    assert load_config(plain).training["lr_schedule"] == "cosine" != pinned["lr_schedule"]
+    proc = run_script(script, "1", "1", "--config", plain, "-q")
+    assert proc.returncode != 0
+    assert "Existing results were made with other parameters" in proc.stderr
+    assert "config.ini's [training] defaults now switch on" in proc.stderr
+    assert "parameters={**PLAIN_TRAINING, 'epochs': 30, 'patience': 5}" in proc.stderr
+
+
+def _shipped(key):
+    from tests.conftest import ROOT
+
+    match = re.search(rf"^{key} = (.*)$", (ROOT / "config.ini").read_text(), flags=re.M)
+    return match.group(1)

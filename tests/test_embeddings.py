@@ -81,6 +81,21 @@ def test_saved_models_by_fold_concatenated_and_checked_for_leaks(store, tmp_path
     sources = result.embedding_classifier["sources"]
     assert [s["model"] for s in sources] == [str(saved), "self"]
     assert all(s["dims"] > 0 for s in sources)
+    assert sources[0]["leak_checked"] is True and len(sources[0]["sha256"]) == 64
+    embeddings.check_unchanged(sources[0])
+    # The saved model is retrained (changed) after the classifier was fit: refused.
+    saved.write_bytes(first.model_bytes + b"\0")
+    with pytest.raises(ConfigurationError, match="changed since the embedding classifier"):
+        embeddings.check_unchanged(sources[0])
+    saved.write_bytes(first.model_bytes)
+    # Checked before the network trains: no model for this fold, an unknown layer.
+    with pytest.raises(TrainingError, match="fold_1.keras does not exist.*no model for this "
+                                            "fold"):
+        run_fold(job(store, tmp_path, fold=1, embedding_classifier="svm",
+                     embedding_models=template, epochs=50))
+    with pytest.raises(ConfigurationError, match="No layer named 'nope'"):
+        run_fold(job(store, tmp_path, embedding_classifier="svm", embedding_layer="nope",
+                     epochs=50))
     # A model that was trained on this fold's test item is refused.
     spec = job(store, tmp_path, embedding_classifier="svm", embedding_models=template)
     spec["items"] = {"train": ["item0", "item1", "item5", "item4"], "val": ["item3"],

@@ -202,6 +202,13 @@ def test_defaults_that_do_not_fit_an_instance_are_adapted_not_refused():
     assert params["label_smoothing"] == 0.1
     long = resolve(1, {**spec, "epochs": 30}, training_defaults=shipped)
     assert (long["min_epochs"], long["warmup_epochs"]) == (10, 2)  # they fit: kept
+    middle = resolve(1, {**spec, "epochs": 16}, training_defaults=shipped)
+    assert (middle["min_epochs"], middle["warmup_epochs"]) == (8, 2)  # no cliff at epochs 11
+    detection = resolve(1, {**spec, "architecture": "gru_detector", "reshaping_type": "rnn",
+                            "epochs": 30}, training_defaults={**shipped, "time_masks": 2,
+                                                               "mixup_alpha": 0.2},
+                        task_type="detection")
+    assert (detection["time_masks"], detection["mixup_alpha"]) == (0, 0.0)
     plateau = resolve(1, {**spec, "epochs": 30, "lr_schedule": "plateau"},
                       training_defaults=shipped)
     assert plateau["warmup_epochs"] == 0
@@ -226,7 +233,7 @@ def test_shipped_defaults_train_a_fold(store, tmp_path):
     spec = job(store, tmp_path, epochs=4, patience=2)
     spec["params"] = resolve(1, {**SPEC_SMALL, "epochs": 4, "patience": 2},
                              training_defaults=shipped)
-    assert (spec["params"]["min_epochs"], spec["params"]["warmup_epochs"]) == (2, 2)
+    assert (spec["params"]["min_epochs"], spec["params"]["warmup_epochs"]) == (2, 0)
     result = run_fold(spec)
     assert result["status"] == "ok" and result["epochs_run"] >= 3  # min_epochs 2 + 1
     assert result["best_epoch"] >= 3

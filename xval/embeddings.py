@@ -133,15 +133,18 @@ def check_no_leak(path, items, fold):
     """Raises TrainingError when the saved model at `path` was trained on a test item.
 
     The model's own fold file (`fold_<i>.json` beside `fold_<i>.keras`) gives its items;
-    a model without one cannot be checked (nothing is raised).
+    a model without one cannot be checked.
+
+    Returns:
+        Whether the check could be made (`False`: no readable fold file).
     """
     record = path.with_suffix(".json")
     if not record.is_file():
-        return
+        return False
     try:
         trained = json.loads(record.read_text()).get("items") or {}
     except (OSError, ValueError):
-        return
+        return False
     seen = set(map(str, trained.get("train", []))) | set(map(str, trained.get("val", [])))
     leaked = sorted(seen & set(map(str, items.get("test", []))))
     if leaked:
@@ -151,6 +154,72 @@ def check_no_leak(path, items, fold):
             "model of the matching fold (a path with {fold}, from an experiment with the same "
             "folds) or one trained without these items."
         )
+    return True
+
+
+def prepare(params, model, store, items, fold):
+    """Loads and checks a fold's embedding sources before its network trains.
+
+    Args:
+        params: the instance parameters.
+        model: the fold's own (not yet trained) model; its embedding function follows its
+            weights through training.
+        store: the fold's `FeatureStore`.
+        items: the fold's items (`{"train", "val", "test"}`), for the leak check.
+        fold: the fold number.
+
+    Returns:
+        list of `(description dict, function)`; the dict names the model and, for a saved
+        one, its SHA-256 and whether the leak check could be made.
+
+    Raises:
+        TrainingError: a missing model, a leak, or an input shape other than the store's.
+        ConfigurationError: an unknown `embedding_layer`.
+    """
+    import hashlib
+
+    from xval.predict import load
+
+    layer = params.get("embedding_layer", "auto")
+    prepared = []
+    for source in sources(params, fold):
+        if source == SELF:
+            prepared.append(({"model": SELF}, embedding_function(model, layer)))
+            continue
+        if not source.is_file():
+            raise TrainingError(f"Fold {fold}: embedding model {source} does not exist (the "
+                                "embedding_models entry names no model for this fold).")
+        checked = check_no_leak(source, items, fold)
+        saved = load(source, what="embedding_models")
+        shape = tuple(saved.inputs[0].shape[1:])
+        if shape != tuple(store.features.shape[1:]):
+            raise TrainingError(
+                f"Fold {fold}: embedding model {source} takes features of shape {shape}, but "
+                f"the store's rows are {tuple(store.features.shape[1:])}; use a model trained "
+                "on features made with the same parameters."
+            )
+        digest = hashlib.sha256(source.read_bytes()).hexdigest()
+        prepared.append(({"model": str(source), "sha256": digest, "leak_checked": checked},
+                         embedding_function(saved, layer)))
+    return prepared
+
+
+def check_unchanged(source):
+    """Raises ConfigurationError when a saved embedding model differs from the one the
+    classifier was fit on (`source`: a description dict of `prepare`)."""
+    import hashlib
+
+    from xval.errors import ConfigurationError
+
+    path = Path(source["model"])
+    if not path.is_file():
+        raise ConfigurationError(f"Embedding model {path} (a source of this embedding "
+                                 "classifier) does not exist; it was moved or deleted.")
+    if source.get("sha256") and hashlib.sha256(path.read_bytes()).hexdigest() != \
+            source["sha256"]:
+        raise ConfigurationError(
+            f"Embedding model {path} changed since the embedding classifier was fit on it (its "
+            "SHA-256 differs): the classifier's answers would be wrong. Rerun the instance.")
 
 
 def layer_for(model, name="auto"):

@@ -276,18 +276,24 @@ def resolve(instance_id, spec, *, training_defaults, experiment_params=None, ove
 def _fit_defaults(params, explicit, task):
     """Adapts the generalisation options that come from `[training]` defaults (not named by
     the experiment, the instance or `--set`) to the instance, instead of refusing it: a
-    default `min_epochs` or `warmup_epochs` that is not below `epochs` becomes `epochs // 2`
-    or `epochs // 5`, a default warm-up is dropped under `lr_schedule="plateau"`, and a
-    default `label_smoothing` is dropped for a task without classes. Values the instance
-    names are checked as given (`_check_training_options`)."""
+    default `min_epochs` is at most `epochs // 2` and a default `warmup_epochs` at most
+    `epochs // 5`; a default warm-up is dropped under `lr_schedule="plateau"`; a default
+    `label_smoothing` is dropped for a task without classes, and default SpecAugment and mixup
+    for tasks whose outputs are not one vector per row (detection, representation: the
+    defaults were measured on classification). Values the instance names are checked as
+    given (`_check_training_options`)."""
     epochs = params["epochs"]
     for name, share in (("min_epochs", 2), ("warmup_epochs", 5)):
-        if name not in explicit and params.get(name, 0) >= epochs:
-            params[name] = epochs // share
+        if name not in explicit:
+            params[name] = min(params.get(name, 0), epochs // share)
     if "warmup_epochs" not in explicit and params["lr_schedule"] == "plateau":
         params["warmup_epochs"] = 0
     if "label_smoothing" not in explicit and not task.has_classes:
         params["label_smoothing"] = 0.0
+    if task.output != "vector":
+        for name, off in (("time_masks", 0), ("freq_masks", 0), ("mixup_alpha", 0.0)):
+            if name not in explicit:
+                params[name] = off
 
 
 def _check_training_options(params, task, where):

@@ -137,7 +137,7 @@ def make_plan(experiment, config, selected, overrides, overwrite):
                 "experiment number, or move that folder away."
             )
     hashes = {k: P.params_hash(p) for k, p in resolved.items()}
-    conflicts = []
+    conflicts, changed = [], set()
     for k, p in resolved.items():
         params_file = exp_dir / f"instance_{k}" / "params.json"
         if params_file.exists() and not overwrite:
@@ -150,11 +150,19 @@ def make_plan(experiment, config, selected, overrides, overwrite):
                 detail = ", ".join(f"{n}: {old_params.get(n, '<absent>')!r} -> "
                                    f"{p.get(n, '<absent>')!r}" for n in names)
                 conflicts.append(f"instance {k} ({detail})")
+                changed.update(names)
     if conflicts:
+        hint = ""
+        if changed & set(P.PLAIN_TRAINING):
+            hint = (" If you changed nothing: config.ini's [training] defaults now switch on "
+                    "the generalisation options (SpecAugment, mixup, label smoothing, warm-up "
+                    "and cosine, min_epochs, and epochs 60, patience 10); to keep results made "
+                    "before, give the experiment parameters={**PLAIN_TRAINING, 'epochs': 30, "
+                    "'patience': 5} (from xval import PLAIN_TRAINING).")
         raise ResultsConflictError(
             "Existing results were made with other parameters: " + "; ".join(conflicts)
             + ". Rerun with --overwrite (or overwrite_results=True) to replace them, or "
-            "declare a new instance."
+            "declare a new instance." + hint
         )
     return Plan(exp_dir=exp_dir, store=store, folds=folds, manifest=manifest,
                 resolved=resolved, hashes=hashes, config=config, task_type=task_type,

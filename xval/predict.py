@@ -239,6 +239,9 @@ class ClassifierSet:
                     "embedding_classifier='svm' or 'logreg', or leave out "
                     "--embedding-classifier."
                 )
+            for source in info["sources"]:
+                if source["model"] != embeddings.SELF:
+                    embeddings.check_unchanged(source)
             self.pipelines.append(embeddings.load(saved))
             self.infos.append(info)
         self.classes = list(self.infos[0]["classes"])

@@ -316,6 +316,10 @@ def run_fold(job, on_epoch=None):
             monitor=monitor, mode=mode, factor=0.5, patience=max(1, params["patience"] // 2)))
     if params["tensorboard"] and job.log_dir:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=job.log_dir))
+    # The embedding sources are loaded and checked before the network trains (a missing
+    # model, a leak or an unknown layer costs no training).
+    prepared = embeddings.prepare(params, model, store, job.items, fold) \
+        if embeddings.enabled(params) and not refit else None
     t_fit = time.perf_counter()
     history = model.fit(train_data, validation_data=val_data, epochs=params["epochs"],
                         callbacks=callbacks, verbose=params["verbose"])
@@ -369,7 +373,7 @@ def run_fold(job, on_epoch=None):
     classifier_bytes = classifier_info = None
     if embeddings.enabled(params) and not refit:
         classifier_bytes, classifier_info = _embedding_classifier(
-            params, best, store, rows, job.items, fold, seed, result_metrics, clip_metrics,
+            params, prepared, store, rows, fold, seed, result_metrics, clip_metrics,
             multi_segment)
     eval_seconds = time.perf_counter() - t_eval
     with tempfile.TemporaryDirectory(prefix="xval-model-") as tmp:
@@ -403,7 +407,7 @@ def run_fold(job, on_epoch=None):
     )
 
 
-def _embedding_classifier(params, model, store, rows, items, fold, seed, result_metrics,
+def _embedding_classifier(params, prepared, store, rows, fold, seed, result_metrics,
                           clip_metrics, multi_segment):
     """Fits the instance's embedding classifier (`xval.embeddings`) on the fold's training
     rows, chooses its `C` on the validation rows and adds its metrics, prefixed
@@ -414,7 +418,6 @@ def _embedding_classifier(params, model, store, rows, items, fold, seed, result_
     """
     from xval import embeddings
     from xval.metrics import classification_metrics
-    from xval.predict import load
 
     labels = store.meta["label"].astype(str).to_numpy()
     classes = store.classes or sorted(set(labels))
@@ -427,17 +430,11 @@ def _embedding_classifier(params, model, store, rows, items, fold, seed, result_
     layer = params.get("embedding_layer", "auto")
     x = {k: [] for k in rows}
     described = []
-    for source in embeddings.sources(params, fold):
-        if source == embeddings.SELF:
-            fn, name = embeddings.embedding_function(model, layer), "self"
-        else:
-            embeddings.check_no_leak(source, items, fold)
-            fn, name = embeddings.embedding_function(load(source, what="embedding_models"),
-                                                     layer), str(source)
+    for source, fn in prepared:
         for k, r in rows.items():
             parts = [fn(store.features[r[i:i + 4096]]) for i in range(0, len(r), 4096)]
             x[k].append(np.concatenate(parts) if parts else np.zeros((0, 0)))
-        described.append({"model": name, "dims": int(x["train"][-1].shape[1])})
+        described.append({**source, "dims": int(x["train"][-1].shape[1])})
     x = {k: np.concatenate(v, axis=1) for k, v in x.items()}
     if not np.isfinite(x["train"]).all():
         raise TrainingError(f"Fold {fold}: the embeddings of the training rows are not finite; "
