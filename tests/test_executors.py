@@ -213,9 +213,10 @@ def test_ctrl_c_prints_one_line_and_resumes(name, tmp_path, config_path, config,
     """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) stops the run with
     one line and exit code 130, leaves no worker behind and nothing half-written, and the
     same command resumes."""
-    # The signal goes as soon as fold 0 is recorded: inline, fold 1 is training (6 epochs
-    # leave it time); under the process executor, fold 1's worker is starting (seconds).
-    script = _script(tmp_path, config_path, epochs=6 if name == "inline" else 2)
+    # The signal goes as soon as fold 0 is recorded: inline, fold 1 is training (20 epochs,
+    # several seconds: 6 were once too few on a loaded machine, and the run ended before the
+    # signal); under the process executor, fold 1's worker is starting (seconds).
+    script = _script(tmp_path, config_path, epochs=20 if name == "inline" else 2)
     proc = _start(script, name, tmp_path)
     inst = config.results_dir / "tiny" / "experiment_1" / "instance_1"
     _wait_for_first_fold(inst, proc)
