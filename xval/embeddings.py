@@ -240,26 +240,9 @@ def embedding_function(model, name="auto"):
     Raises:
         ConfigurationError: for an unknown layer name.
     """
-    import keras
-
     from xval.predict import embedding_model
-    from xval.training import _backbone
 
-    layer = layer_for(model, name)
-    if layer is None:
-        backbone = _backbone(model) or model
-        last = backbone.layers[-1]
-        if backbone is model:
-            sub = keras.Model(model.inputs, last.input)
-            fn = lambda x: sub.predict(x, verbose=0, batch_size=1024)  # noqa: E731
-        else:
-            index = model.layers.index(backbone)
-            pre = keras.Model(model.inputs, model.layers[index - 1].output)
-            trunk = keras.Model(backbone.inputs, last.input)
-            fn = lambda x: trunk.predict(pre.predict(x, verbose=0, batch_size=1024),  # noqa: E731
-                                         verbose=0, batch_size=1024)
-    else:
-        fn = embedding_model(model, layer)
+    fn = embedding_model(model, layer_for(model, name))
     return lambda x: np.asarray(fn(np.asarray(x, dtype=np.float32))).reshape(len(x), -1)
 
 

@@ -341,8 +341,9 @@ def layer_names(model):
     return names
 
 
-def embedding_model(model, layer):
-    """A function from features to the outputs of the layer named `layer`.
+def embedding_model(model, layer=None):
+    """A function from features to the outputs of the layer named `layer`, or with
+    `layer=None` to the input of the model's last layer (the penultimate representation).
 
     Raises:
         ConfigurationError: for an unknown layer name, listing the known ones.
@@ -353,16 +354,21 @@ def embedding_model(model, layer):
 
     backbone = _backbone(model)
     own = {layer_.name for layer_ in model.layers}
-    if layer in own and (backbone is None or layer != backbone.name):
+    if layer is None and backbone is None:
+        sub = keras.Model(model.inputs, model.layers[-1].input)
+        return lambda x: sub.predict(x, verbose=0)
+    if layer is not None and layer in own and (backbone is None or layer != backbone.name):
         sub = keras.Model(model.inputs, model.get_layer(layer).output)
         return lambda x: sub.predict(x, verbose=0)
-    if backbone is None or layer not in {layer_.name for layer_ in backbone.layers}:
+    if layer is not None and (backbone is None or
+                              layer not in {layer_.name for layer_ in backbone.layers}):
         raise ConfigurationError(
             f"No layer named {layer!r}; the model's layers are: {', '.join(layer_names(model))}."
         )
     index = model.layers.index(backbone)
     pre = keras.Model(model.inputs, model.layers[index - 1].output)
-    trunk = keras.Model(backbone.inputs, backbone.get_layer(layer).output)
+    output = backbone.layers[-1].input if layer is None else backbone.get_layer(layer).output
+    trunk = keras.Model(backbone.inputs, output)
     return lambda x: trunk.predict(pre.predict(x, verbose=0), verbose=0)
 
 
