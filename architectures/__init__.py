@@ -4,7 +4,12 @@ Importing this package imports Keras: set `KERAS_BACKEND` and `CUDA_VISIBLE_DEVI
 """
 
 from architectures import autoencoder, cnn, detection, recurrent  # noqa: F401  (registers the builders)
-from architectures.layers import RowNormalization, SpecAugment, StatisticsPooling
+from architectures.layers import (
+    FrequencyWarp,
+    RowNormalization,
+    SpecAugment,
+    StatisticsPooling,
+)
 from architectures.registry import (
     get,
     keyword_defaults,
@@ -15,6 +20,7 @@ from architectures.registry import (
 )
 
 __all__ = [
+    "FrequencyWarp",
     "RowNormalization",
     "SpecAugment",
     "StatisticsPooling",

@@ -113,6 +113,60 @@ class SpecAugment(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="architectures")
+class FrequencyWarp(keras.layers.Layer):
+    """Random stretch of the frequency axis, per row, in training only (VTLP-like).
+
+    Vocal tract length perturbation (Jaitly and Hinton 2013) imitates new speakers by
+    scaling the frequency axis of each utterance. In training, each row draws a factor
+    `a` uniformly from `[1 - max_warp, 1 + max_warp]`, and bin `j` of the output takes the
+    input's value at position `j / a`, linearly interpolated between neighbouring bins
+    (positions past the last bin take the last bin): `a > 1` moves the content up in
+    frequency, `a < 1` down. At inference (`training=False`: `predict`, `evaluate`, a loaded
+    model) the layer passes its input through unchanged. It is meant for spectrogram-like
+    features (stft, mel, cqt), not for MFCCs.
+
+    Input shape: `(batch, time, frequency)`. Output shape: the same.
+
+    Args:
+        max_warp: largest relative change of the frequency scale, in `[0, 0.5]`. Defaults
+            to `0.1`.
+        seed: seed of the factors. Defaults to `None`.
+    """
+
+    def __init__(self, max_warp=0.1, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0 <= max_warp <= 0.5:
+            raise ValueError(f"max_warp={max_warp!r}: expected a fraction in [0, 0.5].")
+        self.max_warp = float(max_warp)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs, training=None):
+        bins = inputs.shape[2]
+        if not training or not self.max_warp or bins < 2:
+            return inputs
+        batch = ops.shape(inputs)[0]
+        factor = keras.random.uniform((batch, 1), 1.0 - self.max_warp, 1.0 + self.max_warp,
+                                      seed=self.seed_generator)
+        position = ops.expand_dims(ops.arange(bins, dtype="float32"), 0) / factor
+        position = ops.clip(position, 0.0, bins - 1.0)
+        low = ops.floor(position)
+        weight = ops.cast(ops.expand_dims(position - low, 1), inputs.dtype)
+        low = ops.cast(low, "int32")
+        high = ops.minimum(low + 1, bins - 1)
+        shape = ops.shape(inputs)
+        take = lambda index: ops.take_along_axis(  # noqa: E731
+            inputs, ops.broadcast_to(ops.expand_dims(index, 1), shape), axis=2)
+        return take(low) * (1.0 - weight) + take(high) * weight
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "max_warp": self.max_warp, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="architectures")
 class RowNormalization(keras.layers.Layer):
     """Per-row normalisation of `(time, frequency)` features over time (CMN / CMVN).
 

@@ -49,6 +49,8 @@ experiment[8] = {**ALL, "epochs": 60, "patience": 10, "min_epochs": 15,
                  "comment_1": "all, longer", "comment_2": "instance 6 with up to 60 epochs"}
 experiment[9] = {**experiment[8], "filters": 16, "comment_1": "all, longer, wider",
                  "comment_2": "instance 8 with audio_cnn's default 16 filters"}
+experiment[10] = {**experiment[9], "freq_warp": 0.1, "comment_1": "defaults + VTLP",
+                  "comment_2": "instance 9 with frequency warping up to 10 %"}
 
 if __name__ == "__main__":
     experiment.main()

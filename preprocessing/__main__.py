@@ -192,10 +192,17 @@ def _run(args, argv):
                 f"The demo dataset has fixed feature parameters; {given} cannot be used with "
                 "`demo`. Build your own store with `regex`, `folders` or `manifest`."
             )
+        task = tasks.get(args.task_type)
+        if task.extra_arrays or not task.labelled_rows:
+            raise ConfigurationError(
+                f"--task-type {args.task_type} cannot be used with `demo`: the demo has class "
+                "labels only (no numeric targets, no frame targets); use classification or "
+                "representation, or build your own store with `regex`, `folders`, `manifest` "
+                "or `detection`.")
         from preprocessing.demo import build_demo
 
         store, summary = build_demo(data_dir, overwrite=args.overwrite, workers=workers,
-                                    progress=progress)
+                                    progress=progress, task_type=args.task_type)
     elif args.source == "detection":
         from preprocessing.detection import build_detection_store, read_items
 

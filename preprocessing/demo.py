@@ -13,6 +13,7 @@ import soundfile as sf
 
 from preprocessing.build import FEATURE_KEYS, build_store
 from preprocessing.sources import regex_source
+from xval import tasks
 
 CLASSES = ("fall", "flat", "rise", "vibrato")
 SPEAKERS = 8
@@ -70,7 +71,8 @@ def write_demo_audio(folder, *, seed=0):
     return count
 
 
-def build_demo(data_dir, *, name="demo", overwrite=False, workers=0, progress=True):
+def build_demo(data_dir, *, name="demo", overwrite=False, workers=0, progress=True,
+               task_type=tasks.DEFAULT):
     """Writes the demo audio (if missing) and builds its feature store `data_dir/name`.
 
     Args:
@@ -79,6 +81,8 @@ def build_demo(data_dir, *, name="demo", overwrite=False, workers=0, progress=Tr
         overwrite: rebuild an existing store. Defaults to `False`.
         workers: extraction processes (0: all cores). Defaults to `0`.
         progress: show a progress bar. Defaults to `True`.
+        task_type: the store's task (`classification` or `representation`: the demo has
+            class labels and no frame targets). Defaults to `xval.tasks.DEFAULT`.
 
     Returns:
         `(store, summary)` as `build_store` returns them.
@@ -92,7 +96,7 @@ def build_demo(data_dir, *, name="demo", overwrite=False, workers=0, progress=Tr
     return build_store(rows, data_dir / name, params=params, workers=workers,
                        overwrite=overwrite, classes=list(CLASSES), skipped=skipped,
                        info={"source": "built-in demo (preprocessing.demo)"},
-                       progress=progress)
+                       progress=progress, task_type=task_type)
 
 
 def _demo_params():

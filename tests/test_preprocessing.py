@@ -365,6 +365,21 @@ def test_demo_is_deterministic(tmp_path):
     assert len(a) == 8 * 4 * 10 * 3  # three half-second segments per one-second clip
 
 
+def test_demo_task_type(tmp_path):
+    """`demo --task-type` builds a store of that task, or says why it cannot."""
+    from preprocessing.demo import build_demo
+
+    store, _ = build_demo(tmp_path / "data", workers=1, progress=False,
+                          task_type="representation")
+    assert store.task_type == "representation"
+    proc = subprocess.run([sys.executable, "-m", "preprocessing", "demo", "--task-type",
+                           "regression", "--data-dir", str(tmp_path / "other")],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode != 0
+    assert "--task-type regression cannot be used with `demo`" in proc.stderr
+    assert not (tmp_path / "other").exists()  # refused before anything is written
+
+
 # -- real recordings (README recipes) -----------------------------------------------------
 
 def _cli(*args):

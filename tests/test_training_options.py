@@ -1,5 +1,5 @@
 """Training options for generalisation (issue 13, item 2): SpecAugment masks, mixup, label
-smoothing, learning-rate warm-up, min_epochs and per-row normalisation."""
+smoothing, learning-rate warm-up, min_epochs, frequency warping and per-row normalisation."""
 
 import json
 
@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from architectures import RowNormalization, SpecAugment
+from architectures import FrequencyWarp, RowNormalization, SpecAugment
 from tests.conftest import ROOT, run_script, training_defaults, write_script
 from tests.test_training import job, run_fold
 from xval.data import make_batches
@@ -74,6 +74,58 @@ def test_spec_augment_is_saved_with_the_model_and_inactive_at_inference(tmp_path
     assert "spec_augment" not in [layer.name for layer in plain.layers]
 
 
+def test_frequency_warp_stretches_each_row_in_training_only():
+    layer = FrequencyWarp(max_warp=0.2, seed=5)
+    bins = np.arange(SHAPE[1], dtype="float32")
+    x = np.broadcast_to(bins, (64, *SHAPE)).copy()  # every frame: value = bin index
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(x)), x)  # default: off
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(x, training=False)), x)
+    warped = keras.ops.convert_to_numpy(layer(x, training=True))
+    # Output bin j reads the input at j / a, the last bin past the end: one factor a per
+    # row, the same for every frame of the row, within 1 +- 0.2.
+    np.testing.assert_allclose(warped, warped[:, :1, :].repeat(SHAPE[0], axis=1))
+    factor = 1.0 / warped[:, 0, 1]
+    assert (factor >= 0.8 - 1e-4).all() and (factor <= 1.2 + 1e-4).all()
+    expected = np.minimum(bins[None, :] / factor[:, None], SHAPE[1] - 1)
+    np.testing.assert_allclose(warped[:, 0, :], expected, atol=1e-4)
+    assert factor.min() < 0.95 and factor.max() > 1.05  # rows get different factors
+    # A bump in bin 5 moves up for a > 1 and down for a < 1 (linear interpolation).
+    bump = np.zeros((64, *SHAPE), "float32")
+    bump[:, :, 5] = 1
+    moved = keras.ops.convert_to_numpy(layer(bump, training=True))[:, 0, :]
+    centre = (moved * bins).sum(axis=1) / moved.sum(axis=1)
+    assert ((centre > 5.2) | (centre < 4.8)).mean() > 0.5
+    with pytest.raises(ValueError, match=r"max_warp=0.6: expected a fraction in \[0, 0.5\]"):
+        FrequencyWarp(max_warp=0.6)
+
+
+def test_frequency_warp_is_saved_with_the_model_and_inactive_at_inference(tmp_path, rng):
+    params = _params(freq_warp=0.15)
+    model = build_model(params, SHAPE, 3, "classification", np.zeros(10, "float32"),
+                        np.ones(10, "float32"))
+    names = [layer.name for layer in model.layers]
+    assert names.index("freq_warp") < names.index("normalization")  # on the raw features
+    x = rng.normal(size=(8, *SHAPE)).astype("float32")
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, compile=False, safe_mode=True)
+    assert loaded.get_layer("freq_warp").max_warp == 0.15
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0),
+                               atol=1e-5)
+    plain = build_model(_params(), SHAPE, 3, "classification", np.zeros(10, "float32"),
+                        np.ones(10, "float32"))
+    assert "freq_warp" not in [layer.name for layer in plain.layers]
+
+
+def test_frequency_warp_trains_a_fold(store, tmp_path):
+    spec = job(store, tmp_path, epochs=2, patience=2)
+    spec["params"] = resolve(1, {**SPEC_SMALL, "epochs": 2, "patience": 2, "freq_warp": 0.1},
+                             training_defaults=DEFAULTS)
+    result = run_fold(spec)
+    assert result["status"] == "ok", result["message"]
+    assert 0 <= result["metrics"]["test"]["accuracy"] <= 1
+
+
 def test_row_normalization_removes_what_is_constant_over_a_row(rng):
     x = rng.normal(size=(6, *SHAPE)).astype("float32")
     offset = rng.normal(size=(6, 1, SHAPE[1])).astype("float32") * 5
@@ -117,6 +169,9 @@ def test_row_normalization_is_refused_for_autoencoders():
     with pytest.raises(ParameterError, match="row_normalization='mean' with "
                        "task_type='representation'"):
         resolve(1, spec, training_defaults=DEFAULTS, task_type="representation")
+    with pytest.raises(ParameterError, match="freq_warp=0.1 with task_type='representation'"):
+        resolve(1, {**spec, "row_normalization": "none", "freq_warp": 0.1},
+                training_defaults=DEFAULTS, task_type="representation")
 
 
 def test_mixup_batches_are_convex_mixtures(rng):
@@ -186,6 +241,8 @@ def test_min_epochs_delays_early_stopping_and_the_best_epoch(store, tmp_path):
     ({"mixup_alpha": -0.2}, r"mixup_alpha=-0.2"),
     ({"label_smoothing": 1.0}, r"label_smoothing=1.0"),
     ({"row_normalization": "cmvn"}, r"row_normalization='cmvn'.*none, mean, standard"),
+    ({"freq_warp": 0.7}, r"freq_warp=0.7"),
+    ({"freq_warp": -0.1}, r"freq_warp=-0.1"),
 ])
 def test_bad_training_options(spec, message):
     with pytest.raises(ParameterError, match=message):
@@ -206,9 +263,11 @@ def test_defaults_that_do_not_fit_an_instance_are_adapted_not_refused():
     assert (middle["min_epochs"], middle["warmup_epochs"]) == (8, 2)  # no cliff at epochs 11
     detection = resolve(1, {**spec, "architecture": "gru_detector", "reshaping_type": "rnn",
                             "epochs": 30}, training_defaults={**shipped, "time_masks": 2,
-                                                               "mixup_alpha": 0.2},
+                                                               "mixup_alpha": 0.2,
+                                                               "freq_warp": 0.1},
                         task_type="detection")
-    assert (detection["time_masks"], detection["mixup_alpha"]) == (0, 0.0)
+    assert (detection["time_masks"], detection["mixup_alpha"], detection["freq_warp"]) == (
+        0, 0.0, 0.0)
     plateau = resolve(1, {**spec, "epochs": 30, "lr_schedule": "plateau"},
                       training_defaults=shipped)
     assert plateau["warmup_epochs"] == 0
@@ -261,7 +320,7 @@ spec = {"architecture": "example_cnn", "reshaping_type": "conv", "comment_1": ""
         "comment_2": "", "filters": 4, "epochs": 3, "patience": 3, "batch_size": 16,
         "time_masks": 2, "freq_masks": 1, "mixup_alpha": 0.3, "label_smoothing": 0.1,
         "warmup_epochs": 1, "min_epochs": 1, "lr_schedule": "cosine",
-        "row_normalization": "standard"}
+        "row_normalization": "standard", "freq_warp": 0.1}
 params = resolve(1, spec, training_defaults=load_config(f"{sys.argv[2]}/config.ini").training)
 items = {"train": ["item0", "item1", "item2", "item3"], "val": ["item4"], "test": ["item5"]}
 r = run_fold(Job(instance=1, fold=0, params=params, items=items,

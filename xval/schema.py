@@ -179,6 +179,8 @@ SCHEMA = {
         "freq_masks": _int("SpecAugment: frequency masks per training row", 0),
         "freq_mask_fraction": _float("SpecAugment: widest frequency mask, as a fraction of "
                                      "the bins", 0, 1),
+        "freq_warp": _float("VTLP-like random stretch of the frequency axis per training row, "
+                            "at most this fraction (0: off)", 0, 0.5),
         "row_normalization": _choice("normalise each row over its own frames: none, mean "
                                      "(CMN) or standard (CMVN)", ("none", "mean", "standard")),
         "mixup_alpha": _float("mixup: Beta(alpha, alpha) mixing of training rows (0: off)", 0),
@@ -259,7 +261,8 @@ ADDED_KEYS = {
                  "median_filter_seconds": 0.0, "min_event_seconds": 0.0,
                  "min_gap_seconds": 0.0, "row_normalization": "none",
                  "embedding_classifier": "none", "embedding_models": None,
-                 "embedding_layer": "auto", "embedding_c": None},
+                 "embedding_layer": "auto", "embedding_c": None,
+                 "freq_warp": 0.0},
 }
 
 # (low, high) pairs that must be ordered.

@@ -56,7 +56,12 @@ def build_model(params, input_shape, num_outputs, task_type, mean, variance):
     import architectures
 
     inputs = keras.Input(tuple(input_shape), name="features")
-    x = layers.Normalization(axis=-1, mean=mean, variance=variance, name="normalization")(inputs)
+    x = inputs
+    if params.get("freq_warp", 0.0):
+        # On the raw features, before the per-bin normalisation: the stretch moves content
+        # between bins, and each bin is then normalised with its own statistics as usual.
+        x = architectures.FrequencyWarp(max_warp=params["freq_warp"], name="freq_warp")(x)
+    x = layers.Normalization(axis=-1, mean=mean, variance=variance, name="normalization")(x)
     if params.get("row_normalization", "none") != "none":
         # After the dataset normalisation (a per-bin affine map, which this undoes exactly),
         # so the statistics of the first layer stay those of the raw features.

@@ -51,6 +51,11 @@ class Representation(Task):
                 f"{where}: row_normalization={params['row_normalization']!r} with "
                 "task_type='representation': the autoencoder reconstructs the input as the "
                 "dataset normalisation leaves it; use row_normalization='none'.")
+        if params.get("freq_warp", 0.0):
+            raise ParameterError(
+                f"{where}: freq_warp={params['freq_warp']!r} with task_type='representation': "
+                "the autoencoder reconstructs its own input, so a warped input teaches it "
+                "nothing; use freq_warp=0.")
 
     # -- model -----------------------------------------------------------------------------
 
