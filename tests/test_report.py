@@ -503,6 +503,79 @@ def test_terminal_table_without_clips_labels_std(tmp_path):
     assert table.endswith("report its test segment score 0.5000. ± = mean ± std over folds.")
 
 
+def _embedding_results(tmp_path):
+    """Instance 1: the network only (accuracy 0.8). Instance 2: network 0.7, and an
+    embedding classifier at 0.9 (embedding_accuracy, as xval.embeddings records it)."""
+    for instance, (network, embedding) in {1: (0.8, None), 2: (0.7, 0.9)}.items():
+        folder = tmp_path / "experiment_1" / f"instance_{instance}"
+        folder.mkdir(parents=True)
+        for i, delta in enumerate((-0.01, 0.01)):
+            block = {"accuracy": network + delta, "loss": 1.0}
+            if embedding is not None:
+                block.update({"embedding_accuracy": embedding + delta, "embedding_loss": 0.3})
+            fold = {"fold": i, "status": "ok", "task_type": "classification",
+                    "items": {"train": ["a", "b"], "val": ["c", "d"], "test": ["e"]},
+                    "metrics": {s: dict(block) for s in ("train", "val", "test")}}
+            (folder / f"fold_{i}.json").write_text(json.dumps(fold))
+    (tmp_path / "experiment_1" / "folds.json").write_text(json.dumps({"num_folds": 2}))
+    return ExperimentResults(tmp_path / "experiment_1")
+
+
+def test_embedding_metrics_shown_and_selectable(tmp_path, config_path):
+    from tests.conftest import write_config
+    from xval.config import load_config
+
+    results = _embedding_results(tmp_path)
+    # Default selection (accuracy): the embedding classifier's test score sits beside it.
+    lines = terminal_table(results).splitlines()
+    assert lines[0].split()[-3:] == ["test", "embedding_accuracy", "comment"]
+    assert lines[2].split()[:3] == ["*", "1", "complete"]
+    assert "0.9000 ± 0.0141" in lines[3] and "0.9000" not in lines[2]
+    # Selected on the embedding classifier: instance 2; the direction is max, loss min.
+    assert (metric_direction("embedding_accuracy"), metric_direction("embedding_loss")) == \
+        ("max", "min")
+    config = load_config(write_config(tmp_path / "cfg",
+                                      report={"selection_metric": "embedding_accuracy"}))
+    table = terminal_table(results, config=config)
+    assert table.splitlines()[0].split()[2:4] == ["val", "embedding_accuracy"]
+    assert "instance 2; report its test segment score 0.9000" in table
+    path = build_workbook(results.path, config=config)
+    wb = load_workbook(path)
+    summary = [c.value for c in wb["Summary"][2]]
+    assert "embedding_accuracy mean" in summary
+    row = _rows_by_id(wb["Summary"])[2]
+    assert wb["Summary"].cell(row=row, column=summary.index("selected") + 1).value == \
+        "★ selected"
+    # The Metrics sheet has every instance's metrics, not only the first instance's.
+    assert "embedding_accuracy mean" in [c.value for c in wb["Metrics"][2]]
+
+
+def test_selection_metric_the_task_does_not_record_is_refused_before_training(tmp_path):
+    from tests.conftest import write_config
+    from xval import Experiment
+    from xval.config import load_config
+    from xval.report import check_selection_metric
+
+    def config(metric):
+        return load_config(write_config(tmp_path / metric, report={"selection_metric": metric}))
+
+    assert check_selection_metric(config("embedding_f1"), "classification") == "embedding_f1"
+    assert check_selection_metric(config("embedding_accuracy"), "representation")
+    with pytest.raises(ConfigurationError, match="selection_metric = 'embedding_accuracy' is "
+                       "not recorded by a 'regression' experiment.*rmse"):
+        check_selection_metric(config("embedding_accuracy"), "regression")
+    bad = config("rmse")
+    tiny_store(bad.data_dir)
+    exp = Experiment(description="t", dataset="tiny", number=1, num_folds=3,
+                     config=str(tmp_path / "rmse" / "config.ini"))
+    exp[1] = {"architecture": "example_cnn", "reshaping_type": "conv", "comment_1": "",
+              "comment_2": "", "epochs": 1}
+    with pytest.raises(ConfigurationError, match="selection_metric = 'rmse' is not recorded "
+                       "by a 'classification' experiment.*accuracy"):
+        exp.run(config=bad, out=lambda *a: None)
+    assert not (bad.results_dir / "tiny").exists()
+
+
 def test_corrected_resampled_ttest_hand_computed():
     a = np.array([0.80, 0.82, 0.79, 0.85, 0.81])
     b = np.array([0.78, 0.80, 0.80, 0.80, 0.79])

@@ -39,6 +39,14 @@ PREFIX = "embedding_"
 _TRUSTED_PREFIXES = ("sklearn.", "numpy.", "builtins.")
 
 
+def metric_names():
+    """The metrics an embedding classifier records beside the network's, e.g.
+    `embedding_accuracy` (choices of `[report] selection_metric` too)."""
+    from xval import tasks
+
+    return [f"{PREFIX}{name}" for name in tasks.get(TASK).metric_names]
+
+
 def enabled(params):
     """Whether the instance trains an embedding classifier."""
     return params.get("embedding_classifier", "none") not in (None, "none")

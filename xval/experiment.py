@@ -349,6 +349,9 @@ class Experiment:
         runner = make_executor(name, gpus=gpu_list, jobs_per_gpu=config.backend["jobs_per_gpu"],
                                backend=backend, ray_address=ray_address)
         plan = make_plan(self, config, selected, overrides or {}, overwrite)
+        from xval.report import check_selection_metric
+
+        check_selection_metric(config, self.task_type)
         if dry_run:
             plan.describe(out, self.number, self.dataset)
             if search:

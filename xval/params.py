@@ -151,7 +151,7 @@ def metric_direction(metric, mode="auto"):
     `"max"` for the metrics a task maximises (`Task.maximize`), else `"min"`."""
     if mode in ("min", "max"):
         return mode
-    base = metric.removeprefix("val_").removeprefix("test_")
+    base = metric.removeprefix("val_").removeprefix("test_").removeprefix(embeddings.PREFIX)
     return "max" if any(base.startswith(m) for m in tasks.maximized_metrics()) else "min"
 
 

@@ -61,6 +61,36 @@ def selection_metric(config, task_type):
     return name
 
 
+def check_selection_metric(config, task_type):
+    """Checks, before anything trains, that the experiment's task records the selection
+    metric (`[report] selection_metric`), so that the workbook can select an instance.
+
+    Args:
+        config: the loaded `Config`.
+        task_type: the experiment's task.
+
+    Returns:
+        The selection metric.
+
+    Raises:
+        ConfigurationError: a metric the task does not record (e.g. `rmse` for
+            classification), naming the ones it does.
+    """
+    from xval import embeddings
+
+    metric = selection_metric(config, task_type)
+    task = tasks.get(task_type)
+    recorded = list(task.metric_names)
+    if task.labelled_rows:  # an embedding classifier can be fit on its rows
+        recorded += embeddings.metric_names()
+    if metric not in recorded:
+        raise ConfigurationError(
+            f"[report] selection_metric = {metric!r} is not recorded by a {task_type!r} "
+            f"experiment, so no instance could be selected; use auto or one of "
+            f"{', '.join(recorded)}.")
+    return metric
+
+
 def check_experiment_folder(exp_dir):
     """Checks that `exp_dir` holds an experiment's results, before anything is written.
 
@@ -89,11 +119,23 @@ def _levels(results):
 
 
 def _metric_names(results, level):
+    """Every metric some instance records at `level`, in the order first seen (instances
+    with an embedding classifier add `embedding_*` metrics that others lack)."""
+    names = {}
     for r in results:
-        block = r.summary.get("metrics", {}).get(level, {}).get("test")
-        if block:
-            return list(block)
-    return []
+        names.update(dict.fromkeys(r.summary.get("metrics", {}).get(level, {}).get("test") or ()))
+    return list(names)
+
+
+def _embedding_headline(results, metric, level):
+    """The embedding classifier's headline metric (`embedding_accuracy`) when some instance
+    records it at `level` and the selection metric is not already one of its metrics."""
+    from xval import embeddings
+
+    name = f"{embeddings.PREFIX}{tasks.get(embeddings.TASK).selection_metric}"
+    if metric.startswith(embeddings.PREFIX):
+        return None
+    return name if any(r.metric(name, "test", level) is not None for r in results) else None
 
 
 def _differing_params(results):
@@ -106,14 +148,26 @@ def _differing_params(results):
     return out
 
 
-def headline_metrics(results):
+def headline_metrics(results, config=None):
     """The metrics the Summary sheet shows, as `(level, metric, label)`.
 
     The task of the results chooses them (`Task.headline_metrics`); where files are cut
     into segments, the clip score comes first (the headline). E.g. classification:
-    accuracy and macro F1; regression: RMSE, MAE and R² (segment level).
+    accuracy and macro F1; regression: RMSE, MAE and R² (segment level). A selection metric
+    set in `[report]` that the task does not show is added first, and the embedding
+    classifier's accuracy after them when some instance has one.
     """
-    return tasks.get(results.task_type).headline_metrics("clip" in _levels(results))
+    clips = "clip" in _levels(results)
+    out = tasks.get(results.task_type).headline_metrics(clips)
+    metric = selection_metric(config, results.task_type)
+    levels = ["clip", "segment"] if clips else ["segment"]
+    if metric not in {name for _, name, _ in out}:
+        out = [(lvl, metric, f"clip {metric}" if lvl == "clip" else metric)
+               for lvl in levels] + out
+    extra = _embedding_headline(results, metric, levels[0])
+    if extra:
+        out += [(lvl, extra, f"clip {extra}" if lvl == "clip" else extra) for lvl in levels]
+    return out
 
 
 def _instance_columns(params):
@@ -165,7 +219,7 @@ def summary_table(results, config=None):
     selected = results.best(metric, "val", level="auto")
     columns = _instance_columns(_differing_params(results))
     for split in ("val", "test"):
-        for level, name, label in headline_metrics(results):
+        for level, name, label in headline_metrics(results, config):
             for stat in ("mean", "std"):
                 columns.append({"name": f"{label} {stat}", "level": level, "split": split,
                                 "metric": name, "stat": stat, "group": SPLIT_NAMES[split]})
@@ -677,26 +731,29 @@ def terminal_table(results, config=None, only=None, fmt="text"):
     metric = selection_metric(config, results.task_type)
     best = results.best(metric, "val", level="auto")
     level = selection_level(results, metric)
+    shown = [r for r in results if only is None or r.id in only]
     if level == "clip":
-        columns = [("val", "clip"), ("test", "clip"), ("test", "segment")]
+        columns = [("val", "clip", metric), ("test", "clip", metric), ("test", "segment", metric)]
     else:
-        columns = [("val", "segment"), ("test", "segment")]
+        columns = [("val", "segment", metric), ("test", "segment", metric)]
+    extra = _embedding_headline(shown, metric, level)
+    if extra:  # the embedding classifier's test score beside the network's
+        columns.append(("test", level, extra))
     header = ["", "id", "status"]
-    header += [f"{split} {lvl + ' ' if level == 'clip' else ''}{metric}" for split, lvl in columns]
+    header += [f"{split} {lvl + ' ' if level == 'clip' else ''}{name}"
+               for split, lvl, name in columns]
     header.append("comment")
     rows = []
 
-    def cell(r, split, lvl):
-        mean, std = r.metric(metric, split, lvl), r.metric(metric, split, lvl, "std")
+    def cell(r, split, lvl, name):
+        mean, std = r.metric(name, split, lvl), r.metric(name, split, lvl, "std")
         return "" if mean is None else f"{mean:.4f} ± {std:.4f}"
 
-    for r in results:
-        if only is not None and r.id not in only:
-            continue
+    for r in shown:
         comment = " / ".join(c for c in (r.params.get("comment_1", ""),
                                          r.params.get("comment_2", "")) if c)
         rows.append(["*" if best is not None and r.id == best.id else "", str(r.id), r.status,
-                     *(cell(r, split, lvl) for split, lvl in columns), comment])
+                     *(cell(r, *column) for column in columns), comment])
     footer = "± = mean ± std over folds."
     if best is not None:
         footer = (f"* selected on validation {metric} ({level} level): instance {best.id}; "

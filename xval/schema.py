@@ -56,10 +56,11 @@ def task_types():
 
 
 def selection_metrics():
-    """`auto`, then every metric some registered task records for every split."""
-    from xval import tasks
+    """`auto`, then every metric some registered task records for every split, then those
+    of the embedding classifiers (`embedding_accuracy`, ...)."""
+    from xval import embeddings, tasks
 
-    return ("auto", *tasks.metric_names())
+    return ("auto", *tasks.metric_names(), *embeddings.metric_names())
 
 
 # librosa.filters.window_bandwidth("hann"), for the CQT's Nyquist check.
