@@ -114,56 +114,106 @@ class SpecAugment(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="architectures")
 class FrequencyWarp(keras.layers.Layer):
-    """Random stretch of the frequency axis, per row, in training only (VTLP-like).
+    """Vocal tract length perturbation (Jaitly and Hinton 2013), in training only.
 
-    Vocal tract length perturbation (Jaitly and Hinton 2013) imitates new speakers by
-    scaling the frequency axis of each utterance. In training, each row draws a factor
-    `a` uniformly from `[1 - max_warp, 1 + max_warp]`, and bin `j` of the output takes the
-    input's value at position `j / a`, linearly interpolated between neighbouring bins
-    (positions past the last bin take the last bin): `a > 1` moves the content up in
-    frequency, `a < 1` down. At inference (`training=False`: `predict`, `evaluate`, a loaded
-    model) the layer passes its input through unchanged. It is meant for spectrogram-like
-    features (stft, mel, cqt), not for MFCCs.
+    VTLP imitates new speakers by warping the frequency axis of each utterance. In
+    training, each row draws a factor `a` from `steps` values evenly spaced over
+    `[1 - max_warp, 1 + max_warp]`, and its spectrum moves by the piecewise-linear warp
+    `W(f) = a * f` up to a boundary, then a straight line to the top frequency, which stays
+    where it is (the boundary is `0.8 * top * min(1, 1 / a)`): `a > 1` moves the content
+    up, `a < 1` down. Bin `j` of the output, of centre frequency `f_j`, takes the input at
+    frequency `W^-1(f_j)`, linearly interpolated between the two input bins around it
+    (below the lowest bin: the lowest bin). With the bins' centre frequencies given, this is
+    the same warp on any frequency scale (linear STFT bins, mel, CQT); without them, the
+    bins are taken as evenly spaced from 0 Hz (exact for an STFT). At inference
+    (`training=False`: `predict`, `evaluate`, a loaded model) the layer passes its input
+    through unchanged. MFCCs have no frequency axis: do not warp them.
 
     Input shape: `(batch, time, frequency)`. Output shape: the same.
 
     Args:
         max_warp: largest relative change of the frequency scale, in `[0, 0.5]`. Defaults
             to `0.1`.
+        frequencies: centre frequency of every bin (Hz, increasing), e.g.
+            `preprocessing.features.bin_frequencies(params)`; `None`: evenly spaced bins.
+            Defaults to `None`.
+        steps: number of factors drawn from (odd, so that `1` is one of them). Defaults to
+            `21`.
         seed: seed of the factors. Defaults to `None`.
     """
 
-    def __init__(self, max_warp=0.1, seed=None, **kwargs):
+    def __init__(self, max_warp=0.1, frequencies=None, steps=21, seed=None, **kwargs):
         super().__init__(**kwargs)
         if not 0 <= max_warp <= 0.5:
             raise ValueError(f"max_warp={max_warp!r}: expected a fraction in [0, 0.5].")
+        if int(steps) != steps or steps < 1:
+            raise ValueError(f"steps={steps!r}: expected an integer >= 1.")
+        if frequencies is not None:
+            frequencies = [float(f) for f in frequencies]
+            if len(frequencies) < 2 or any(b <= a for a, b in zip(frequencies, frequencies[1:])):
+                raise ValueError("frequencies: expected at least 2 increasing centre "
+                                 "frequencies, one per bin.")
         self.max_warp = float(max_warp)
+        self.frequencies = frequencies
+        self.steps = int(steps)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
+        self.matrices = None
+
+    def factors(self):
+        """The factors a row may draw, `np.ndarray [shape=(steps,)]`."""
+        import numpy as np
+
+        if self.steps == 1:
+            return np.ones(1)
+        return np.linspace(1.0 - self.max_warp, 1.0 + self.max_warp, self.steps)
+
+    def warp_matrices(self, bins):
+        """`(steps, bins, bins)` matrices: `output = input @ matrices[k]` for factor `k`."""
+        import numpy as np
+
+        freqs = (np.arange(bins, dtype=float) if self.frequencies is None
+                 else np.asarray(self.frequencies, dtype=float))
+        if len(freqs) != bins:
+            raise ValueError(f"FrequencyWarp has {len(freqs)} frequencies but its input has "
+                             f"{bins} bins; pass one centre frequency per bin.")
+        top = freqs[-1]
+        out = np.zeros((self.steps, bins, bins), dtype="float32")
+        for k, a in enumerate(self.factors()):
+            boundary = 0.8 * top * min(1.0, 1.0 / a)
+            source = np.where(freqs <= a * boundary, freqs / a,
+                              boundary + (freqs - a * boundary) * (top - boundary)
+                              / (top - a * boundary))
+            position = np.clip(np.interp(source, freqs, np.arange(bins)), 0, bins - 1)
+            low = np.floor(position).astype(int)
+            high = np.minimum(low + 1, bins - 1)
+            weight = position - low
+            columns = np.arange(bins)
+            np.add.at(out[k], (low, columns), 1.0 - weight)
+            np.add.at(out[k], (high, columns), weight)
+        return out
+
+    def build(self, input_shape):
+        bins = input_shape[-1]
+        if bins is None:
+            raise ValueError("FrequencyWarp needs a known number of frequency bins (the last "
+                             "axis of its input).")
+        self.matrices = self.warp_matrices(int(bins))
 
     def call(self, inputs, training=None):
-        bins = inputs.shape[2]
-        if not training or not self.max_warp or bins < 2:
+        if not training or not self.max_warp or self.steps == 1:
             return inputs
         batch = ops.shape(inputs)[0]
-        factor = keras.random.uniform((batch, 1), 1.0 - self.max_warp, 1.0 + self.max_warp,
-                                      seed=self.seed_generator)
-        position = ops.expand_dims(ops.arange(bins, dtype="float32"), 0) / factor
-        position = ops.clip(position, 0.0, bins - 1.0)
-        low = ops.floor(position)
-        weight = ops.cast(ops.expand_dims(position - low, 1), inputs.dtype)
-        low = ops.cast(low, "int32")
-        high = ops.minimum(low + 1, bins - 1)
-        shape = ops.shape(inputs)
-        take = lambda index: ops.take_along_axis(  # noqa: E731
-            inputs, ops.broadcast_to(ops.expand_dims(index, 1), shape), axis=2)
-        return take(low) * (1.0 - weight) + take(high) * weight
+        k = keras.random.randint((batch,), 0, self.steps, seed=self.seed_generator)
+        matrices = ops.take(ops.convert_to_tensor(self.matrices, dtype=inputs.dtype), k, axis=0)
+        return ops.einsum("bti,bij->btj", inputs, matrices)
 
     def compute_output_shape(self, input_shape):
         return input_shape
 
     def get_config(self):
-        return {**super().get_config(), "max_warp": self.max_warp, "seed": self.seed}
+        return {**super().get_config(), "max_warp": self.max_warp,
+                "frequencies": self.frequencies, "steps": self.steps, "seed": self.seed}
 
 
 @keras.saving.register_keras_serializable(package="architectures")

@@ -192,13 +192,13 @@ def _run(args, argv):
                 f"The demo dataset has fixed feature parameters; {given} cannot be used with "
                 "`demo`. Build your own store with `regex`, `folders` or `manifest`."
             )
-        task = tasks.get(args.task_type)
-        if task.extra_arrays or not task.labelled_rows:
+        fitting = [n for n in tasks.names()
+                   if tasks.get(n).labelled_rows and not tasks.get(n).extra_arrays]
+        if args.task_type not in fitting:
             raise ConfigurationError(
                 f"--task-type {args.task_type} cannot be used with `demo`: the demo has class "
-                "labels only (no numeric targets, no frame targets); use classification or "
-                "representation, or build your own store with `regex`, `folders`, `manifest` "
-                "or `detection`.")
+                f"labels only (no numeric targets, no frame targets); use {' or '.join(fitting)}"
+                ", or build your own store with `regex`, `folders`, `manifest` or `detection`.")
         from preprocessing.demo import build_demo
 
         store, summary = build_demo(data_dir, overwrite=args.overwrite, workers=workers,

@@ -143,6 +143,32 @@ def window_starts(n_samples, *, sample_rate, segment_seconds, hop_seconds, grid=
     return starts, window
 
 
+def bin_frequencies(params):
+    """The centre frequency (Hz) of every feature bin, lowest first, or `None` for MFCCs
+    (cepstral coefficients have no frequency).
+
+    Args:
+        params: the store's feature parameters (`dataset.json` `feature_params`).
+
+    Returns:
+        `np.ndarray [shape=(bins,)]` or `None`.
+    """
+    import librosa
+
+    feature, sr = params["feature"], params["sample_rate"]
+    if feature == "stft":
+        return librosa.fft_frequencies(sr=sr, n_fft=params["n_fft"])
+    if feature == "mel":
+        # The centres of librosa.filters.mel's triangles: n_mels + 2 edges, the inner ones.
+        fmax = params.get("fmax") or sr / 2
+        return librosa.mel_frequencies(params["n_mels"] + 2, fmin=params["fmin"],
+                                       fmax=fmax)[1:-1]
+    if feature == "cqt":
+        return librosa.cqt_frequencies(params["n_bins"], fmin=params["fmin"],
+                                       bins_per_octave=params["bins_per_octave"])
+    return None
+
+
 def feature_shape(params):
     """The `(time, frequency)` shape one segment's features will have."""
     sr = params["sample_rate"]

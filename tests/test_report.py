@@ -574,6 +574,17 @@ def test_selection_metric_the_task_does_not_record_is_refused_before_training(tm
                        "by a 'classification' experiment.*accuracy"):
         exp.run(config=bad, out=lambda *a: None)
     assert not (bad.results_dir / "tiny").exists()
+    # An embedding classifier's metric, but no instance has a classifier.
+    embedding = config("embedding_accuracy")
+    tiny_store(embedding.data_dir)
+    exp.config_path = tmp_path / "embedding_accuracy" / "config.ini"
+    with pytest.raises(ConfigurationError, match="selection_metric = 'embedding_accuracy' is "
+                       "an embedding classifier's metric, but no instance sets "
+                       "embedding_classifier"):
+        exp.run(config=embedding, out=lambda *a: None)
+    assert not (embedding.results_dir / "tiny").exists()
+    exp[2] = {**exp.instances[1], "embedding_classifier": "svm"}
+    assert exp.run(config=embedding, dry_run=True, out=lambda *a: None).exit_code == 0
 
 
 def test_corrected_resampled_ttest_hand_computed():

@@ -74,29 +74,102 @@ def test_spec_augment_is_saved_with_the_model_and_inactive_at_inference(tmp_path
     assert "spec_augment" not in [layer.name for layer in plain.layers]
 
 
-def test_frequency_warp_stretches_each_row_in_training_only():
-    layer = FrequencyWarp(max_warp=0.2, seed=5)
+def test_frequency_warp_moves_each_row_by_a_vtlp_factor_in_training_only():
+    layer = FrequencyWarp(max_warp=0.2, steps=5, seed=5)
+    np.testing.assert_allclose(layer.factors(), [0.8, 0.9, 1.0, 1.1, 1.2])
     bins = np.arange(SHAPE[1], dtype="float32")
     x = np.broadcast_to(bins, (64, *SHAPE)).copy()  # every frame: value = bin index
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(x)), x)  # default: off
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(x, training=False)), x)
     warped = keras.ops.convert_to_numpy(layer(x, training=True))
-    # Output bin j reads the input at j / a, the last bin past the end: one factor a per
-    # row, the same for every frame of the row, within 1 +- 0.2.
-    np.testing.assert_allclose(warped, warped[:, :1, :].repeat(SHAPE[0], axis=1))
-    factor = 1.0 / warped[:, 0, 1]
-    assert (factor >= 0.8 - 1e-4).all() and (factor <= 1.2 + 1e-4).all()
-    expected = np.minimum(bins[None, :] / factor[:, None], SHAPE[1] - 1)
-    np.testing.assert_allclose(warped[:, 0, :], expected, atol=1e-4)
-    assert factor.min() < 0.95 and factor.max() > 1.05  # rows get different factors
-    # A bump in bin 5 moves up for a > 1 and down for a < 1 (linear interpolation).
+    # One factor per row, the same for every frame of the row.
+    np.testing.assert_allclose(warped, warped[:, :1, :].repeat(SHAPE[0], axis=1), atol=1e-5)
+    # Evenly spaced bins: below the boundary (0.8 * top / a for a > 1), bin j reads the input
+    # at j / a; the top bin stays where it is. a = 1.2: boundary 6, bins 0..7 read j / 1.2.
+    rows = {round(float(r[0, 1]), 3): r[0] for r in warped}
+    assert set(rows) == {round(1 / a, 3) for a in (0.8, 0.9, 1.0, 1.1, 1.2)}
+    np.testing.assert_allclose(rows[round(1 / 1.2, 3)][:8], bins[:8] / 1.2, atol=1e-5)
+    np.testing.assert_allclose(rows[round(1 / 1.2, 3)][9], 9.0, atol=1e-5)
+    np.testing.assert_allclose(rows[1.0], bins, atol=1e-5)  # a = 1: unchanged
+    assert all((np.diff(r) > 0).all() for r in rows.values())  # monotone, no flat copies
+    # A bump moves up for a > 1 and down for a < 1.
     bump = np.zeros((64, *SHAPE), "float32")
-    bump[:, :, 5] = 1
+    bump[:, :, 4] = 1
     moved = keras.ops.convert_to_numpy(layer(bump, training=True))[:, 0, :]
     centre = (moved * bins).sum(axis=1) / moved.sum(axis=1)
-    assert ((centre > 5.2) | (centre < 4.8)).mean() > 0.5
+    assert ((centre > 4.2) | (centre < 3.8)).mean() > 0.5
     with pytest.raises(ValueError, match=r"max_warp=0.6: expected a fraction in \[0, 0.5\]"):
         FrequencyWarp(max_warp=0.6)
+    with pytest.raises(ValueError, match="frequencies: expected at least 2 increasing"):
+        FrequencyWarp(frequencies=[100.0, 50.0])
+    with pytest.raises(ValueError, match="has 3 frequencies but its input has 10 bins"):
+        FrequencyWarp(frequencies=[1.0, 2.0, 3.0])(x, training=True)
+
+
+def test_frequency_warp_on_mel_bins_scales_frequency_not_bin_index():
+    """On mel bins the warp is a scaling of frequency: a tone's energy lands on the bin of
+    a times its frequency, not at a times its bin index."""
+    from preprocessing.features import bin_frequencies
+
+    params = {"feature": "mel", "sample_rate": 8000, "n_mels": 40, "fmin": 32.7, "fmax": None}
+    freqs = bin_frequencies(params)
+    assert len(freqs) == 40 and freqs[0] > 32.7 and freqs[-1] < 4000
+    layer = FrequencyWarp(max_warp=0.2, frequencies=freqs, steps=3)
+    matrices = layer.warp_matrices(40)  # factors 0.8, 1.0, 1.2
+    np.testing.assert_allclose(matrices[1], np.eye(40), atol=1e-6)
+    tone = np.zeros(40)
+    tone[20] = 1.0  # the bin of ~1.1 kHz, well below the boundary
+    out = tone @ matrices[2]
+    centre = np.interp((out * np.arange(40)).sum() / out.sum(), np.arange(40), freqs)
+    assert centre == pytest.approx(1.2 * freqs[20], rel=0.03)
+    assert abs((out * np.arange(40)).sum() / out.sum() - 24.0) > 0.5  # not bin 20 * 1.2
+    stft = bin_frequencies({"feature": "stft", "sample_rate": 8000, "n_fft": 256})
+    assert len(stft) == 129 and stft[0] == 0
+    cqt = bin_frequencies({"feature": "cqt", "sample_rate": 16000, "n_bins": 24, "fmin": 55.0,
+                           "bins_per_octave": 12})
+    assert cqt[12] == pytest.approx(110.0)
+    assert bin_frequencies({"feature": "mfcc", "sample_rate": 8000}) is None
+
+
+def _store_of(folder, feature):
+    """A 6-item store of 6-bin rows recorded as made of `feature` (mel or mfcc)."""
+    import pandas as pd
+
+    from preprocessing.store import write_store
+
+    rng = np.random.default_rng(0)
+    meta = pd.DataFrame([{"item": f"item{i}", "label": f"c{c}", "clip": f"i{i}c{c}k{k}"}
+                         for i in range(6) for c in range(2) for k in range(3)])
+    params = {"feature": feature, "sample_rate": 8000, "n_mels": 6, "n_mfcc": 6,
+              "fmin": 32.7, "fmax": None}
+    features = rng.normal(size=(len(meta), 8, 6)).astype("float32")
+    return write_store(folder / "tiny", features, meta, info={"feature_params": params},
+                       overwrite=True)
+
+
+def test_frequency_warp_uses_the_stores_bin_frequencies_and_refuses_mfccs(tmp_path):
+    from tests.conftest import write_config
+    from xval import Experiment
+    from xval.config import load_config
+    from xval.training import store_frequencies
+
+    config = load_config(write_config(tmp_path))
+    store = _store_of(config.data_dir, "mel")
+    warped = _params(freq_warp=0.1)
+    freqs = store_frequencies(store, warped)
+    assert len(freqs) == 6 and (np.diff(freqs) > 0).all()
+    assert store_frequencies(store, _params()) is None  # no warp: nothing to look up
+    model = build_model(warped, (8, 6), 2, "classification", np.zeros(6, "float32"),
+                        np.ones(6, "float32"), frequencies=freqs)
+    np.testing.assert_allclose(model.get_layer("freq_warp").frequencies, freqs)
+    _store_of(config.data_dir, "mfcc")
+    exp = Experiment(description="t", dataset="tiny", number=1, num_folds=3,
+                     config=str(tmp_path / "config.ini"))
+    exp[1] = {**SPEC_SMALL, "freq_warp": 0.1}
+    with pytest.raises(ParameterError, match=r"instance 1: freq_warp=0.1 warps the frequency "
+                       r"axis, but dataset 'tiny' holds MFCCs.*use freq_warp=0"):
+        exp.run(config=config, out=lambda *a: None)
+    assert not (config.results_dir / "tiny").exists()
 
 
 def test_frequency_warp_is_saved_with_the_model_and_inactive_at_inference(tmp_path, rng):

@@ -40,11 +40,13 @@ _TRUSTED_PREFIXES = ("sklearn.", "numpy.", "builtins.")
 
 
 def metric_names():
-    """The metrics an embedding classifier records beside the network's, e.g.
-    `embedding_accuracy` (choices of `[report] selection_metric` too)."""
+    """The metrics an embedding classifier records beside the network's that can select an
+    instance (`[report] selection_metric`), e.g. `embedding_accuracy`. `embedding_loss` is
+    recorded too but left out: it is the cross-entropy of the classifier's scores taken as
+    logits (an SVM's decision values), not comparable between classifiers."""
     from xval import tasks
 
-    return [f"{PREFIX}{name}" for name in tasks.get(TASK).metric_names]
+    return [f"{PREFIX}{name}" for name in tasks.get(TASK).metric_names if name != "loss"]
 
 
 def enabled(params):

@@ -348,10 +348,8 @@ class Experiment:
         gpu_list = gpus or ([gpu] if gpu is not None else None)
         runner = make_executor(name, gpus=gpu_list, jobs_per_gpu=config.backend["jobs_per_gpu"],
                                backend=backend, ray_address=ray_address)
+        self._check_selection_metric(config, overrides, search)
         plan = make_plan(self, config, selected, overrides or {}, overwrite)
-        from xval.report import check_selection_metric
-
-        check_selection_metric(config, self.task_type)
         if dry_run:
             plan.describe(out, self.number, self.dataset)
             if search:
@@ -378,6 +376,40 @@ class Experiment:
                                  progress=progress, verbose=verbose, listeners=listeners)
         finally:
             runner.close()
+
+    def _check_selection_metric(self, config, overrides, search):
+        """Refuses, before anything trains, a `[report] selection_metric` that no instance
+        will record: one the task does not record, or an embedding classifier's metric
+        when no instance (or, with `--search`, neither the base nor the space) sets
+        `embedding_classifier`."""
+        from xval import embeddings
+        from xval import params as P
+        from xval.report import check_selection_metric
+
+        metric = check_selection_metric(config, self.task_type)
+        if not metric.startswith(embeddings.PREFIX):
+            return
+        if search:
+            found = ("embedding_classifier" in self.search.space or embeddings.enabled(
+                {**config.training, **self.search.base, **(overrides or {})}))
+        else:
+            found = False
+            for k, spec in self.instances.items():
+                try:
+                    found = embeddings.enabled(P.resolve(
+                        k, spec, training_defaults=config.training,
+                        experiment_params=self.parameters, overrides=overrides,
+                        task_type=self.task_type))
+                except XvalError:
+                    continue  # an instance not run now may be broken; make_plan says so
+                if found:
+                    break
+        if not found:
+            raise ConfigurationError(
+                f"[report] selection_metric = {metric!r} is an embedding classifier's metric, "
+                "but no instance sets embedding_classifier (svm or logreg), so no instance "
+                "could be selected; set it in an instance (with --search: in the base or the "
+                "space), or choose another selection_metric.")
 
     def _write_experiment_files(self, plan, backend):
         from xval.recorder import read_result_file

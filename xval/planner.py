@@ -8,7 +8,7 @@ import dataclasses
 from pathlib import Path
 
 from xval import tasks
-from xval.errors import ConfigurationError, ResultsConflictError
+from xval.errors import ConfigurationError, ParameterError, ResultsConflictError
 from xval.jobs import Job
 
 
@@ -106,6 +106,14 @@ def make_plan(experiment, config, selected, overrides, overwrite):
             f"Dataset {experiment.dataset!r} is a {store.task_type} store but the experiment "
             f"says task_type={task_type!r}."
         )
+    feature = (store.info.get("feature_params") or {}).get("feature")
+    warped = [k for k, p in resolved.items() if p.get("freq_warp")]
+    if warped and feature == "mfcc":
+        raise ParameterError(
+            f"instance {warped[0]}: freq_warp={resolved[warped[0]]['freq_warp']} warps the "
+            f"frequency axis, but dataset {experiment.dataset!r} holds MFCCs (cepstral "
+            "coefficients have no frequency axis); use freq_warp=0, or a store of stft, mel or "
+            "cqt features.")
     if "split" in store.meta.columns:
         if experiment.num_folds != 1:
             raise ConfigurationError(

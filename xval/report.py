@@ -87,7 +87,7 @@ def check_selection_metric(config, task_type):
         raise ConfigurationError(
             f"[report] selection_metric = {metric!r} is not recorded by a {task_type!r} "
             f"experiment, so no instance could be selected; use auto or one of "
-            f"{', '.join(recorded)}.")
+            f"{', '.join(recorded)} (a task's Task.metric_names lists what it records).")
     return metric
 
 
@@ -161,9 +161,9 @@ def headline_metrics(results, config=None):
     out = tasks.get(results.task_type).headline_metrics(clips)
     metric = selection_metric(config, results.task_type)
     levels = ["clip", "segment"] if clips else ["segment"]
-    if metric not in {name for _, name, _ in out}:
-        out = [(lvl, metric, f"clip {metric}" if lvl == "clip" else metric)
-               for lvl in levels] + out
+    shown = {(lvl, name) for lvl, name, _ in out}
+    out = [(lvl, metric, f"clip {metric}" if lvl == "clip" else metric)
+           for lvl in levels if (lvl, metric) not in shown] + out
     extra = _embedding_headline(results, metric, levels[0])
     if extra:
         out += [(lvl, extra, f"clip {extra}" if lvl == "clip" else extra) for lvl in levels]

@@ -33,7 +33,22 @@ def _backbone(model):
     return inner[0] if len(inner) == 1 else None
 
 
-def build_model(params, input_shape, num_outputs, task_type, mean, variance):
+def store_frequencies(store, params):
+    """The centre frequency of every feature bin of `store` when `params` warp frequencies
+    (`freq_warp`), else `None` (also for a store without recorded feature parameters)."""
+    feature_params = store.info.get("feature_params")
+    if not params.get("freq_warp", 0.0) or not feature_params:
+        return None
+    from preprocessing.features import bin_frequencies
+
+    freqs = bin_frequencies(feature_params)
+    if freqs is None or len(freqs) != store.features.shape[-1]:
+        return None
+    return freqs
+
+
+def build_model(params, input_shape, num_outputs, task_type, mean, variance,
+                frequencies=None):
     """Builds the fold's model: normalisation and reshaping, then the architecture.
 
     The normalisation statistics (from the fold's training rows) live in the model, so a
@@ -46,6 +61,8 @@ def build_model(params, input_shape, num_outputs, task_type, mean, variance):
         task_type: the task's name (see `xval.tasks`).
         mean: per-frequency mean, `np.ndarray [shape=(frequency,)]`.
         variance: per-frequency variance, same shape.
+        frequencies: centre frequency (Hz) of every bin, for `freq_warp`
+            (`preprocessing.features.bin_frequencies`); `None`: evenly spaced bins.
 
     Returns:
         A `keras.Model` from `(time, frequency)` features to logits (or values).
@@ -60,7 +77,9 @@ def build_model(params, input_shape, num_outputs, task_type, mean, variance):
     if params.get("freq_warp", 0.0):
         # On the raw features, before the per-bin normalisation: the stretch moves content
         # between bins, and each bin is then normalised with its own statistics as usual.
-        x = architectures.FrequencyWarp(max_warp=params["freq_warp"], name="freq_warp")(x)
+        x = architectures.FrequencyWarp(
+            max_warp=params["freq_warp"], name="freq_warp",
+            frequencies=None if frequencies is None else [float(f) for f in frequencies])(x)
     x = layers.Normalization(axis=-1, mean=mean, variance=variance, name="normalization")(x)
     if params.get("row_normalization", "none") != "none":
         # After the dataset normalisation (a per-bin affine map, which this undoes exactly),
@@ -267,7 +286,7 @@ def run_fold(job, on_epoch=None):
     try:
         mean, variance = normalization_stats(store.features, train_original)
         model = build_model(params, store.features.shape[1:], n_outputs, task_type, mean,
-                            variance)
+                            variance, frequencies=store_frequencies(store, params))
     finally:
         keras.mixed_precision.set_dtype_policy("float32")
     if job.generator:
