@@ -9,6 +9,7 @@ from architectures.layers import (
     RowNormalization,
     SpecAugment,
     StatisticsPooling,
+    TimeWarp,
 )
 from architectures.registry import (
     get,
@@ -24,6 +25,7 @@ __all__ = [
     "RowNormalization",
     "SpecAugment",
     "StatisticsPooling",
+    "TimeWarp",
     "get",
     "keyword_defaults",
     "names",

@@ -217,6 +217,86 @@ class FrequencyWarp(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="architectures")
+class TimeWarp(keras.layers.Layer):
+    """Speed perturbation of `(time, frequency)` features (Ko et al. 2015), in training only.
+
+    Speakers differ in tempo as well as in voice. In training, each row draws a rate `r`
+    from `steps` values evenly spaced over `[1 - max_warp, 1 + max_warp]`, and frame `t` of
+    the output takes the input at frame `r * t`, linearly interpolated: `r > 1` plays the
+    row faster (its content ends sooner; the frames past the input's end repeat its last
+    frame, the zero padding of a short file), `r < 1` slower (its end is cut). Only the time
+    axis moves, so pitch and spectral envelope are kept. At inference (`training=False`) the
+    layer passes its input through unchanged. The row's frames must be known (the store's
+    fixed segment length).
+
+    Input shape: `(batch, time, frequency)`. Output shape: the same.
+
+    Args:
+        max_warp: largest relative change of the rate, in `[0, 0.5]`. Defaults to `0.1`.
+        steps: number of rates drawn from (odd, so that `1` is one of them). Defaults to
+            `21`.
+        seed: seed of the rates. Defaults to `None`.
+    """
+
+    def __init__(self, max_warp=0.1, steps=21, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0 <= max_warp <= 0.5:
+            raise ValueError(f"max_warp={max_warp!r}: expected a fraction in [0, 0.5].")
+        if int(steps) != steps or steps < 1:
+            raise ValueError(f"steps={steps!r}: expected an integer >= 1.")
+        self.max_warp = float(max_warp)
+        self.steps = int(steps)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.matrices = None
+
+    def rates(self):
+        """The rates a row may draw, `np.ndarray [shape=(steps,)]`."""
+        import numpy as np
+
+        if self.steps == 1:
+            return np.ones(1)
+        return np.linspace(1.0 - self.max_warp, 1.0 + self.max_warp, self.steps)
+
+    def warp_matrices(self, frames):
+        """`(steps, frames, frames)` matrices: `output[t] = matrices[k][t] @ input`."""
+        import numpy as np
+
+        out = np.zeros((self.steps, frames, frames), dtype="float32")
+        rows = np.arange(frames)
+        for k, r in enumerate(self.rates()):
+            position = np.clip(r * np.arange(frames, dtype=float), 0, frames - 1)
+            low = np.floor(position).astype(int)
+            high = np.minimum(low + 1, frames - 1)
+            weight = position - low
+            np.add.at(out[k], (rows, low), 1.0 - weight)
+            np.add.at(out[k], (rows, high), weight)
+        return out
+
+    def build(self, input_shape):
+        frames = input_shape[1]
+        if frames is None:
+            raise ValueError("TimeWarp needs a known number of frames (the second axis of its "
+                             "input): a store of fixed-length segments.")
+        self.matrices = self.warp_matrices(int(frames))
+
+    def call(self, inputs, training=None):
+        if not training or not self.max_warp or self.steps == 1:
+            return inputs
+        batch = ops.shape(inputs)[0]
+        k = keras.random.randint((batch,), 0, self.steps, seed=self.seed_generator)
+        matrices = ops.take(ops.convert_to_tensor(self.matrices, dtype=inputs.dtype), k, axis=0)
+        return ops.einsum("bts,bsf->btf", matrices, inputs)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "max_warp": self.max_warp, "steps": self.steps,
+                "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="architectures")
 class RowNormalization(keras.layers.Layer):
     """Per-row normalisation of `(time, frequency)` features over time (CMN / CMVN).
 

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from architectures import FrequencyWarp, RowNormalization, SpecAugment
+from architectures import FrequencyWarp, RowNormalization, SpecAugment, TimeWarp
 from tests.conftest import ROOT, run_script, training_defaults, write_script
 from tests.test_training import job, run_fold
 from xval.data import make_batches
@@ -172,28 +172,66 @@ def test_frequency_warp_uses_the_stores_bin_frequencies_and_refuses_mfccs(tmp_pa
     assert not (config.results_dir / "tiny").exists()
 
 
+def test_time_warp_changes_the_rate_of_each_row_in_training_only():
+    layer = TimeWarp(max_warp=0.2, steps=5, seed=2)
+    np.testing.assert_allclose(layer.rates(), [0.8, 0.9, 1.0, 1.1, 1.2])
+    frames = np.arange(SHAPE[0], dtype="float32")
+    x = np.broadcast_to(frames[:, None], (64, *SHAPE)).copy()  # value = frame index
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(x)), x)
+    warped = keras.ops.convert_to_numpy(layer(x, training=True))
+    np.testing.assert_allclose(warped, warped[:, :, :1].repeat(SHAPE[1], axis=2), atol=1e-5)
+    # Frame t reads the input at r * t (past the end: the last frame), for one r per row.
+    rates = {round(float(r[1, 0]), 3) for r in warped}
+    assert rates == {0.8, 0.9, 1.0, 1.1, 1.2}
+    for row in warped[:, :, 0]:
+        expected = np.minimum(row[1] * frames, SHAPE[0] - 1)
+        np.testing.assert_allclose(row, expected, atol=1e-4)
+    with pytest.raises(ValueError, match=r"max_warp=-0.1: expected a fraction"):
+        TimeWarp(max_warp=-0.1)
+    with pytest.raises(ValueError, match="TimeWarp needs a known number of frames"):
+        keras.Sequential([keras.Input((None, 4)), TimeWarp(0.1)])
+
+
+def test_time_warp_is_refused_where_targets_follow_the_frames():
+    spec = {"architecture": "gru_detector", "reshaping_type": "rnn", "comment_1": "",
+            "comment_2": "", "time_warp": 0.1}
+    with pytest.raises(ParameterError, match=r"time_warp=0.1 moves the frames of a row, so "
+                       r"the per-frame or reconstruction targets of a detection task"):
+        resolve(1, spec, training_defaults=DEFAULTS, task_type="detection")
+    auto = {**spec, "architecture": "conv_autoencoder", "reshaping_type": "conv"}
+    with pytest.raises(ParameterError, match="representation task"):
+        resolve(1, auto, training_defaults=DEFAULTS, task_type="representation")
+    # A [training] default is dropped for them instead.
+    shipped = {**DEFAULTS, "time_warp": 0.1}
+    del spec["time_warp"]
+    assert resolve(1, {**spec, "epochs": 30}, training_defaults=shipped,
+                   task_type="detection")["time_warp"] == 0.0
+
+
 def test_frequency_warp_is_saved_with_the_model_and_inactive_at_inference(tmp_path, rng):
-    params = _params(freq_warp=0.15)
+    params = _params(freq_warp=0.15, time_warp=0.1)
     model = build_model(params, SHAPE, 3, "classification", np.zeros(10, "float32"),
                         np.ones(10, "float32"))
     names = [layer.name for layer in model.layers]
     assert names.index("freq_warp") < names.index("normalization")  # on the raw features
+    assert names.index("time_warp") < names.index("normalization")
     x = rng.normal(size=(8, *SHAPE)).astype("float32")
     path = tmp_path / "m.keras"
     model.save(path)
     loaded = keras.saving.load_model(path, compile=False, safe_mode=True)
     assert loaded.get_layer("freq_warp").max_warp == 0.15
+    assert loaded.get_layer("time_warp").max_warp == 0.1
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0),
                                atol=1e-5)
     plain = build_model(_params(), SHAPE, 3, "classification", np.zeros(10, "float32"),
                         np.ones(10, "float32"))
-    assert "freq_warp" not in [layer.name for layer in plain.layers]
+    assert not {"freq_warp", "time_warp"} & {layer.name for layer in plain.layers}
 
 
 def test_frequency_warp_trains_a_fold(store, tmp_path):
     spec = job(store, tmp_path, epochs=2, patience=2)
-    spec["params"] = resolve(1, {**SPEC_SMALL, "epochs": 2, "patience": 2, "freq_warp": 0.1},
-                             training_defaults=DEFAULTS)
+    spec["params"] = resolve(1, {**SPEC_SMALL, "epochs": 2, "patience": 2, "freq_warp": 0.1,
+                                 "time_warp": 0.1}, training_defaults=DEFAULTS)
     result = run_fold(spec)
     assert result["status"] == "ok", result["message"]
     assert 0 <= result["metrics"]["test"]["accuracy"] <= 1
@@ -316,6 +354,7 @@ def test_min_epochs_delays_early_stopping_and_the_best_epoch(store, tmp_path):
     ({"row_normalization": "cmvn"}, r"row_normalization='cmvn'.*none, mean, standard"),
     ({"freq_warp": 0.7}, r"freq_warp=0.7"),
     ({"freq_warp": -0.1}, r"freq_warp=-0.1"),
+    ({"time_warp": 0.51}, r"time_warp=0.51"),
 ])
 def test_bad_training_options(spec, message):
     with pytest.raises(ParameterError, match=message):
@@ -393,7 +432,7 @@ spec = {"architecture": "example_cnn", "reshaping_type": "conv", "comment_1": ""
         "comment_2": "", "filters": 4, "epochs": 3, "patience": 3, "batch_size": 16,
         "time_masks": 2, "freq_masks": 1, "mixup_alpha": 0.3, "label_smoothing": 0.1,
         "warmup_epochs": 1, "min_epochs": 1, "lr_schedule": "cosine",
-        "row_normalization": "standard", "freq_warp": 0.1}
+        "row_normalization": "standard", "freq_warp": 0.1, "time_warp": 0.1}
 params = resolve(1, spec, training_defaults=load_config(f"{sys.argv[2]}/config.ini").training)
 items = {"train": ["item0", "item1", "item2", "item3"], "val": ["item4"], "test": ["item5"]}
 r = run_fold(Job(instance=1, fold=0, params=params, items=items,

@@ -25,7 +25,7 @@ CHOICES = {
 # an instance, gives the plain baseline).
 PLAIN_TRAINING = {"lr_schedule": "constant", "min_epochs": 0, "warmup_epochs": 0,
                   "time_masks": 0, "freq_masks": 0, "mixup_alpha": 0.0,
-                  "label_smoothing": 0.0, "freq_warp": 0.0}
+                  "label_smoothing": 0.0, "freq_warp": 0.0, "time_warp": 0.0}
 # Names that do not change what is trained; left out of the hash and the resume check.
 UNHASHED = ("comment_1", "comment_2", "verbose", "generator_workers", "tensorboard")
 
@@ -279,7 +279,7 @@ def _fit_defaults(params, explicit, task):
     default `min_epochs` is at most `epochs // 2` and a default `warmup_epochs` at most
     `epochs // 5`; a default warm-up is dropped under `lr_schedule="plateau"`; a default
     `label_smoothing` is dropped for a task without classes, and default SpecAugment, mixup
-    and frequency warping for tasks whose outputs are not one vector per row (detection,
+    and frequency and time warping for tasks whose outputs are not one vector per row (detection,
     representation: the defaults were measured on classification). Values the instance names are checked as
     given (`_check_training_options`)."""
     epochs = params["epochs"]
@@ -292,7 +292,7 @@ def _fit_defaults(params, explicit, task):
         params["label_smoothing"] = 0.0
     if task.output != "vector":
         for name, off in (("time_masks", 0), ("freq_masks", 0), ("mixup_alpha", 0.0),
-                          ("freq_warp", 0.0)):
+                          ("freq_warp", 0.0), ("time_warp", 0.0)):
             if name not in explicit:
                 params[name] = off
 

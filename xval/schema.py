@@ -182,6 +182,8 @@ SCHEMA = {
                                      "the bins", 0, 1),
         "freq_warp": _float("VTLP-like random stretch of the frequency axis per training row, "
                             "at most this fraction (0: off)", 0, 0.5),
+        "time_warp": _float("speed perturbation: random rate change of each training row's "
+                            "frames, at most this fraction (0: off)", 0, 0.5),
         "row_normalization": _choice("normalise each row over its own frames: none, mean "
                                      "(CMN) or standard (CMVN)", ("none", "mean", "standard")),
         "mixup_alpha": _float("mixup: Beta(alpha, alpha) mixing of training rows (0: off)", 0),
@@ -263,7 +265,7 @@ ADDED_KEYS = {
                  "min_gap_seconds": 0.0, "row_normalization": "none",
                  "embedding_classifier": "none", "embedding_models": None,
                  "embedding_layer": "auto", "embedding_c": None,
-                 "freq_warp": 0.0},
+                 "freq_warp": 0.0, "time_warp": 0.0},
 }
 
 # (low, high) pairs that must be ordered.

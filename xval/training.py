@@ -80,6 +80,8 @@ def build_model(params, input_shape, num_outputs, task_type, mean, variance,
         x = architectures.FrequencyWarp(
             max_warp=params["freq_warp"], name="freq_warp",
             frequencies=None if frequencies is None else [float(f) for f in frequencies])(x)
+    if params.get("time_warp", 0.0):
+        x = architectures.TimeWarp(max_warp=params["time_warp"], name="time_warp")(x)
     x = layers.Normalization(axis=-1, mean=mean, variance=variance, name="normalization")(x)
     if params.get("row_normalization", "none") != "none":
         # After the dataset normalisation (a per-bin affine map, which this undoes exactly),

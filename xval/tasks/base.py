@@ -144,6 +144,11 @@ class Task(abc.ABC):
             weighted = " or ".join(f"task_type={n!r}" for n in names()
                                    if get(n).weights_classes)
             raise ParameterError(f"{where}: class_weights=True needs {weighted}.")
+        if params.get("time_warp", 0.0) and self.output != "vector":
+            raise ParameterError(
+                f"{where}: time_warp={params['time_warp']} moves the frames of a row, so the "
+                f"per-frame or reconstruction targets of a {self.name} task would no longer "
+                "line up with them; use time_warp=0.")
 
     @property
     def weights_classes(self):
