@@ -3,7 +3,8 @@
 The reference recipe for FSDD (issue 13): 6 speakers, 6 folds, each speaker the test set
 once (a validation speaker is drawn from the other five), so every score is on a voice the
 model never heard. Instance 1 is `audio_cnn` plain; instances 2 to 5 add one training option
-each; instance 6 uses them all. The README's table of the options comes from this
+each; instance 6 uses them all; 7 to 9 vary it (9 is config.ini's defaults); 10 to 12 add
+the speaker augmentations (VTLP, speed perturbation, both). The README's table of the options comes from this
 experiment. Build the store once (see the README's FSDD recipe):
 
     python -m preprocessing regex ../shared/datasets/fsdd/recordings --pattern fsdd \\
@@ -51,6 +52,10 @@ experiment[9] = {**experiment[8], "filters": 16, "comment_1": "all, longer, wide
                  "comment_2": "instance 8 with audio_cnn's default 16 filters"}
 experiment[10] = {**experiment[9], "freq_warp": 0.1, "comment_1": "defaults + VTLP",
                   "comment_2": "instance 9 with frequency warping up to 10 %"}
+experiment[11] = {**experiment[9], "time_warp": 0.1, "comment_1": "defaults + speed",
+                  "comment_2": "instance 9 with speed perturbation up to 10 %"}
+experiment[12] = {**experiment[9], "freq_warp": 0.1, "time_warp": 0.1,
+                  "comment_1": "defaults + VTLP + speed", "comment_2": "instances 10 and 11"}
 
 if __name__ == "__main__":
     experiment.main()

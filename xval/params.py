@@ -340,8 +340,14 @@ def _model_path(value, where):
 
 
 def params_hash(params):
-    """Returns the SHA-256 of the parameters that change what is trained."""
-    kept = {k: v for k, v in params.items() if k not in UNHASHED}
+    """Returns the SHA-256 of the parameters that change what is trained.
+
+    A key added to `[training]` after the first release (`schema.ADDED_KEYS`) is left out
+    while it holds the value that trains as before it existed, so adding a key changes no
+    existing instance's hash (MLflow runs, for one, are matched by it)."""
+    added = schema.ADDED_KEYS["training"]
+    kept = {k: v for k, v in params.items()
+            if k not in UNHASHED and not (k in added and v == added[k])}
     return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()
 
 
