@@ -112,8 +112,78 @@ class SpecAugment(keras.layers.Layer):
                 "freq_mask_fraction": self.freq_mask_fraction, "seed": self.seed}
 
 
+class _Warp(keras.layers.Layer):
+    """Base of the random warps: each training row draws one of `steps` factors evenly
+    spaced over `[1 - max_warp, 1 + max_warp]`; output position `j` along `axis` takes the
+    input at the fractional position `positions(n)[k, j]`, linearly interpolated between
+    its two neighbours (two gathers, so the cost is that of reading the input twice)."""
+
+    axis = None
+
+    def __init__(self, max_warp=0.1, steps=21, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0 <= max_warp <= 0.5:
+            raise ValueError(f"max_warp={max_warp!r}: expected a fraction in [0, 0.5].")
+        if int(steps) != steps or steps < 1:
+            raise ValueError(f"steps={steps!r}: expected an integer >= 1.")
+        self.max_warp = float(max_warp)
+        self.steps = int(steps)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.tables = None
+
+    def factors(self):
+        """The factors a row may draw, `np.ndarray [shape=(steps,)]`."""
+        import numpy as np
+
+        if self.steps == 1:
+            return np.ones(1)
+        return np.linspace(1.0 - self.max_warp, 1.0 + self.max_warp, self.steps)
+
+    def positions(self, n):
+        """`(steps, n)` fractional input positions in `[0, n - 1]` of the `n` outputs."""
+        raise NotImplementedError
+
+    def build(self, input_shape):
+        import numpy as np
+
+        n = input_shape[self.axis]
+        if n is None:
+            raise ValueError(f"{type(self).__name__} needs a known length of axis {self.axis} "
+                             "of its input (a store of fixed-length segments).")
+        position = np.clip(self.positions(int(n)), 0, int(n) - 1)
+        low = np.floor(position).astype("int32")
+        self.tables = (low, np.minimum(low + 1, int(n) - 1).astype("int32"),
+                       (position - low).astype("float32"))
+
+    def call(self, inputs, training=None):
+        if not training or not self.max_warp or self.steps == 1:
+            return inputs
+        batch = ops.shape(inputs)[0]
+        k = keras.random.randint((batch,), 0, self.steps, seed=self.seed_generator)
+        other = 2 if self.axis == 1 else 1
+        shape = ops.shape(inputs)
+
+        def per_row(table, dtype):  # (batch, n), then broadcastable against the input
+            return ops.expand_dims(ops.take(ops.convert_to_tensor(table, dtype=dtype), k,
+                                            axis=0), other)
+
+        low, high, weight = self.tables
+        weight = per_row(weight, inputs.dtype)
+        take = lambda index: ops.take_along_axis(  # noqa: E731
+            inputs, ops.broadcast_to(per_row(index, "int32"), shape), axis=self.axis)
+        return take(low) * (1.0 - weight) + take(high) * weight
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "max_warp": self.max_warp, "steps": self.steps,
+                "seed": self.seed}
+
+
 @keras.saving.register_keras_serializable(package="architectures")
-class FrequencyWarp(keras.layers.Layer):
+class FrequencyWarp(_Warp):
     """Vocal tract length perturbation (Jaitly and Hinton 2013), in training only.
 
     VTLP imitates new speakers by warping the frequency axis of each utterance. In
@@ -142,82 +212,41 @@ class FrequencyWarp(keras.layers.Layer):
         seed: seed of the factors. Defaults to `None`.
     """
 
+    axis = 2
+
     def __init__(self, max_warp=0.1, frequencies=None, steps=21, seed=None, **kwargs):
-        super().__init__(**kwargs)
-        if not 0 <= max_warp <= 0.5:
-            raise ValueError(f"max_warp={max_warp!r}: expected a fraction in [0, 0.5].")
-        if int(steps) != steps or steps < 1:
-            raise ValueError(f"steps={steps!r}: expected an integer >= 1.")
+        super().__init__(max_warp=max_warp, steps=steps, seed=seed, **kwargs)
         if frequencies is not None:
             frequencies = [float(f) for f in frequencies]
             if len(frequencies) < 2 or any(b <= a for a, b in zip(frequencies, frequencies[1:])):
                 raise ValueError("frequencies: expected at least 2 increasing centre "
                                  "frequencies, one per bin.")
-        self.max_warp = float(max_warp)
         self.frequencies = frequencies
-        self.steps = int(steps)
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
-        self.matrices = None
 
-    def factors(self):
-        """The factors a row may draw, `np.ndarray [shape=(steps,)]`."""
+    def positions(self, n):
         import numpy as np
 
-        if self.steps == 1:
-            return np.ones(1)
-        return np.linspace(1.0 - self.max_warp, 1.0 + self.max_warp, self.steps)
-
-    def warp_matrices(self, bins):
-        """`(steps, bins, bins)` matrices: `output = input @ matrices[k]` for factor `k`."""
-        import numpy as np
-
-        freqs = (np.arange(bins, dtype=float) if self.frequencies is None
+        freqs = (np.arange(n, dtype=float) if self.frequencies is None
                  else np.asarray(self.frequencies, dtype=float))
-        if len(freqs) != bins:
+        if len(freqs) != n:
             raise ValueError(f"FrequencyWarp has {len(freqs)} frequencies but its input has "
-                             f"{bins} bins; pass one centre frequency per bin.")
+                             f"{n} bins; pass one centre frequency per bin.")
         top = freqs[-1]
-        out = np.zeros((self.steps, bins, bins), dtype="float32")
-        for k, a in enumerate(self.factors()):
+        out = []
+        for a in self.factors():
             boundary = 0.8 * top * min(1.0, 1.0 / a)
             source = np.where(freqs <= a * boundary, freqs / a,
                               boundary + (freqs - a * boundary) * (top - boundary)
                               / (top - a * boundary))
-            position = np.clip(np.interp(source, freqs, np.arange(bins)), 0, bins - 1)
-            low = np.floor(position).astype(int)
-            high = np.minimum(low + 1, bins - 1)
-            weight = position - low
-            columns = np.arange(bins)
-            np.add.at(out[k], (low, columns), 1.0 - weight)
-            np.add.at(out[k], (high, columns), weight)
-        return out
-
-    def build(self, input_shape):
-        bins = input_shape[-1]
-        if bins is None:
-            raise ValueError("FrequencyWarp needs a known number of frequency bins (the last "
-                             "axis of its input).")
-        self.matrices = self.warp_matrices(int(bins))
-
-    def call(self, inputs, training=None):
-        if not training or not self.max_warp or self.steps == 1:
-            return inputs
-        batch = ops.shape(inputs)[0]
-        k = keras.random.randint((batch,), 0, self.steps, seed=self.seed_generator)
-        matrices = ops.take(ops.convert_to_tensor(self.matrices, dtype=inputs.dtype), k, axis=0)
-        return ops.einsum("bti,bij->btj", inputs, matrices)
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
+            out.append(np.interp(source, freqs, np.arange(n)))
+        return np.stack(out)
 
     def get_config(self):
-        return {**super().get_config(), "max_warp": self.max_warp,
-                "frequencies": self.frequencies, "steps": self.steps, "seed": self.seed}
+        return {**super().get_config(), "frequencies": self.frequencies}
 
 
 @keras.saving.register_keras_serializable(package="architectures")
-class TimeWarp(keras.layers.Layer):
+class TimeWarp(_Warp):
     """Speed perturbation of `(time, frequency)` features (Ko et al. 2015), in training only.
 
     Speakers differ in tempo as well as in voice. In training, each row draws a rate `r`
@@ -238,62 +267,16 @@ class TimeWarp(keras.layers.Layer):
         seed: seed of the rates. Defaults to `None`.
     """
 
-    def __init__(self, max_warp=0.1, steps=21, seed=None, **kwargs):
-        super().__init__(**kwargs)
-        if not 0 <= max_warp <= 0.5:
-            raise ValueError(f"max_warp={max_warp!r}: expected a fraction in [0, 0.5].")
-        if int(steps) != steps or steps < 1:
-            raise ValueError(f"steps={steps!r}: expected an integer >= 1.")
-        self.max_warp = float(max_warp)
-        self.steps = int(steps)
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
-        self.matrices = None
+    axis = 1
 
     def rates(self):
-        """The rates a row may draw, `np.ndarray [shape=(steps,)]`."""
+        """The rates a row may draw (`factors`)."""
+        return self.factors()
+
+    def positions(self, n):
         import numpy as np
 
-        if self.steps == 1:
-            return np.ones(1)
-        return np.linspace(1.0 - self.max_warp, 1.0 + self.max_warp, self.steps)
-
-    def warp_matrices(self, frames):
-        """`(steps, frames, frames)` matrices: `output[t] = matrices[k][t] @ input`."""
-        import numpy as np
-
-        out = np.zeros((self.steps, frames, frames), dtype="float32")
-        rows = np.arange(frames)
-        for k, r in enumerate(self.rates()):
-            position = np.clip(r * np.arange(frames, dtype=float), 0, frames - 1)
-            low = np.floor(position).astype(int)
-            high = np.minimum(low + 1, frames - 1)
-            weight = position - low
-            np.add.at(out[k], (rows, low), 1.0 - weight)
-            np.add.at(out[k], (rows, high), weight)
-        return out
-
-    def build(self, input_shape):
-        frames = input_shape[1]
-        if frames is None:
-            raise ValueError("TimeWarp needs a known number of frames (the second axis of its "
-                             "input): a store of fixed-length segments.")
-        self.matrices = self.warp_matrices(int(frames))
-
-    def call(self, inputs, training=None):
-        if not training or not self.max_warp or self.steps == 1:
-            return inputs
-        batch = ops.shape(inputs)[0]
-        k = keras.random.randint((batch,), 0, self.steps, seed=self.seed_generator)
-        matrices = ops.take(ops.convert_to_tensor(self.matrices, dtype=inputs.dtype), k, axis=0)
-        return ops.einsum("bts,bsf->btf", matrices, inputs)
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        return {**super().get_config(), "max_warp": self.max_warp, "steps": self.steps,
-                "seed": self.seed}
+        return np.stack([r * np.arange(n, dtype=float) for r in self.factors()])
 
 
 @keras.saving.register_keras_serializable(package="architectures")
