@@ -1,6 +1,7 @@
 """Keys added after the first release: old config.ini files load, old results resume; old
 dataset descriptions are read as the tasks that existed then."""
 
+import ast
 import json
 import re
 
@@ -98,8 +99,16 @@ def test_results_made_under_the_earlier_defaults_conflict_with_a_hint(tmp_path):
     proc = run_script(script, "1", "1", "--config", plain, "-q")
     assert proc.returncode != 0
     assert "Existing results were made with other parameters" in proc.stderr
-    assert "config.ini's [training] defaults now switch on" in proc.stderr
-    assert "parameters={**PLAIN_TRAINING, 'epochs': 30, 'patience': 5}" in proc.stderr
+    assert "If you changed nothing, config.ini's [training] defaults changed" in proc.stderr
+    # The exact values the results were made with, ready to paste into the experiment.
+    pin = re.search(r"parameters=(\{.*?\}) \(xval", proc.stderr).group(1)
+    pin = ast.literal_eval(pin)
+    assert pin["lr_schedule"] == "constant" and pin["mixup_alpha"] == 0.0
+    assert all(pinned[k] == v for k, v in pin.items())
+    body = _EXPERIMENT.replace("Experiment(", f"Experiment(parameters={pin!r}, ", 1)
+    fixed = write_script(tmp_path, body, name="exp_pinned.py")
+    proc = run_script(fixed, "1", "1", "--config", plain, "-q")
+    assert proc.returncode == 0, proc.stderr[-2000:]
 
 
 def _shipped(key):

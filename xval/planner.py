@@ -7,7 +7,7 @@ instance's parameters, the dataset, the folds, and every conflict with results o
 import dataclasses
 from pathlib import Path
 
-from xval import tasks
+from xval import schema, tasks
 from xval.errors import ConfigurationError, ParameterError, ResultsConflictError
 from xval.jobs import Job
 
@@ -145,7 +145,7 @@ def make_plan(experiment, config, selected, overrides, overwrite):
                 "experiment number, or move that folder away."
             )
     hashes = {k: P.params_hash(p) for k, p in resolved.items()}
-    conflicts, changed = [], set()
+    conflicts, changed = [], {}
     for k, p in resolved.items():
         params_file = exp_dir / f"instance_{k}" / "params.json"
         if params_file.exists() and not overwrite:
@@ -158,15 +158,18 @@ def make_plan(experiment, config, selected, overrides, overwrite):
                 detail = ", ".join(f"{n}: {old_params.get(n, '<absent>')!r} -> "
                                    f"{p.get(n, '<absent>')!r}" for n in names)
                 conflicts.append(f"instance {k} ({detail})")
-                changed.update(names)
+                added = schema.ADDED_KEYS["training"]
+                for n in names:
+                    changed.setdefault(n, old_params.get(n, added.get(n)))
     if conflicts:
         hint = ""
-        if changed & set(P.PLAIN_TRAINING):
-            hint = (" If you changed nothing: config.ini's [training] defaults now switch on "
-                    "the generalisation options (SpecAugment, mixup, label smoothing, warm-up "
-                    "and cosine, min_epochs, and epochs 60, patience 10); to keep results made "
-                    "before, give the experiment parameters={**PLAIN_TRAINING, 'epochs': 30, "
-                    "'patience': 5} (from xval import PLAIN_TRAINING).")
+        if set(changed) & set(P.PLAIN_TRAINING):
+            pinned = ", ".join(f"{n!r}: {v!r}" for n, v in sorted(changed.items()))
+            hint = (" If you changed nothing, config.ini's [training] defaults changed since "
+                    "(they switch on the generalisation options: SpecAugment, mixup, label "
+                    "smoothing, warm-up and cosine, min_epochs, the warps); to keep the results, "
+                    f"give the experiment the values they were made with: parameters={{{pinned}}}"
+                    " (xval.PLAIN_TRAINING switches every option off).")
         raise ResultsConflictError(
             "Existing results were made with other parameters: " + "; ".join(conflicts)
             + ". Rerun with --overwrite (or overwrite_results=True) to replace them, or "
