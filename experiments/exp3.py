@@ -56,6 +56,8 @@ experiment[11] = {**experiment[9], "time_warp": 0.1, "comment_1": "defaults + sp
                   "comment_2": "instance 9 with speed perturbation up to 10 %"}
 experiment[12] = {**experiment[9], "freq_warp": 0.1, "time_warp": 0.1,
                   "comment_1": "defaults + VTLP + speed", "comment_2": "instances 10 and 11"}
+experiment[13] = {**experiment[9], "freq_warp": 0.2, "time_warp": 0.2,
+                  "comment_1": "defaults + wider warps", "comment_2": "instance 12 at 20 %"}
 
 if __name__ == "__main__":
     experiment.main()

@@ -385,8 +385,14 @@ def test_defaults_that_do_not_fit_an_instance_are_adapted_not_refused():
     plateau = resolve(1, {**spec, "epochs": 30, "lr_schedule": "plateau"},
                       training_defaults=shipped)
     assert plateau["warmup_epochs"] == 0
-    regression = resolve(1, spec, training_defaults=shipped, task_type="regression")
-    assert regression["label_smoothing"] == 0.0
+    regression = resolve(1, spec, training_defaults={**shipped, "freq_warp": 0.1,
+                                                      "time_warp": 0.1},
+                         task_type="regression")
+    assert (regression["label_smoothing"], regression["freq_warp"], regression["time_warp"]) \
+        == (0.0, 0.0, 0.0)
+    named = resolve(1, {**spec, "time_warp": 0.1}, training_defaults=shipped,
+                    task_type="regression")
+    assert named["time_warp"] == 0.1  # named by the instance: kept
     # Named by the instance, the same values are refused with the fix.
     with pytest.raises(ParameterError, match="min_epochs=10 but epochs=2"):
         resolve(1, {**spec, "min_epochs": 10}, training_defaults=shipped)

@@ -278,9 +278,10 @@ def _fit_defaults(params, explicit, task):
     the experiment, the instance or `--set`) to the instance, instead of refusing it: a
     default `min_epochs` is at most `epochs // 2` and a default `warmup_epochs` at most
     `epochs // 5`; a default warm-up is dropped under `lr_schedule="plateau"`; a default
-    `label_smoothing` is dropped for a task without classes, and default SpecAugment, mixup
-    and frequency and time warping for tasks whose outputs are not one vector per row (detection,
-    representation: the defaults were measured on classification). Values the instance names are checked as
+    `label_smoothing` and default frequency and time warping are dropped for a task without
+    classes (a warp may change a numeric target), and default SpecAugment, mixup and warps
+    for tasks whose outputs are not one vector per row (detection, representation: the
+    defaults were measured on classification). Values the instance names are checked as
     given (`_check_training_options`)."""
     epochs = params["epochs"]
     for name, share in (("min_epochs", 2), ("warmup_epochs", 5)):
@@ -288,8 +289,12 @@ def _fit_defaults(params, explicit, task):
             params[name] = min(params.get(name, 0), epochs // share)
     if "warmup_epochs" not in explicit and params["lr_schedule"] == "plateau":
         params["warmup_epochs"] = 0
-    if "label_smoothing" not in explicit and not task.has_classes:
-        params["label_smoothing"] = 0.0
+    if not task.has_classes:
+        # Label smoothing needs classes; a warp of pitch or tempo may change a numeric target
+        # (a speaker's age, a speaking rate), so default warps are for classes only.
+        for name in ("label_smoothing", "freq_warp", "time_warp"):
+            if name not in explicit:
+                params[name] = 0.0
     if task.output != "vector":
         for name, off in (("time_masks", 0), ("freq_masks", 0), ("mixup_alpha", 0.0),
                           ("freq_warp", 0.0), ("time_warp", 0.0)):
