@@ -167,10 +167,18 @@ def test_frequency_warp_uses_the_stores_bin_frequencies_and_refuses_mfccs(tmp_pa
     _store_of(config.data_dir, "mfcc")
     exp = Experiment(description="t", dataset="tiny", number=1, num_folds=3,
                      config=str(tmp_path / "config.ini"))
+    # A [training] default is dropped for an MFCC store; one the instance names is refused.
+    warped = load_config(write_config(tmp_path / "warped", training={"freq_warp": 0.1}))
+    warped_store = _store_of(warped.data_dir, "mfcc")
+    exp[2] = dict(SPEC_SMALL)
+    lines = []
+    assert exp.run(config=warped, instances=[2], dry_run=True,
+                   out=lines.append).exit_code == 0
+    assert "freq_warp = 0.0" in "\n".join(lines) and warped_store.path.is_dir()
     exp[1] = {**SPEC_SMALL, "freq_warp": 0.1}
     with pytest.raises(ParameterError, match=r"instance 1: freq_warp=0.1 warps the frequency "
                        r"axis, but dataset 'tiny' holds MFCCs.*use freq_warp=0"):
-        exp.run(config=config, out=lambda *a: None)
+        exp.run(config=config, instances=[1], out=lambda *a: None)
     assert not (config.results_dir / "tiny").exists()
 
 
@@ -402,13 +410,14 @@ def test_defaults_that_do_not_fit_an_instance_are_adapted_not_refused():
 
 
 def test_shipped_defaults_train_a_fold(store, tmp_path):
-    """config.ini as shipped: warm-up + cosine, min_epochs, SpecAugment, mixup and label
-    smoothing on, adapted to a 4-epoch instance; the fold trains and scores."""
+    """config.ini as shipped: warm-up + cosine, min_epochs, SpecAugment, mixup, label
+    smoothing and both warps on, adapted to a 4-epoch instance; the fold trains and scores."""
     from xval.config import load_config
 
     shipped = load_config(ROOT / "config.ini").training
     assert (shipped["lr_schedule"], shipped["time_masks"], shipped["mixup_alpha"],
-            shipped["label_smoothing"], shipped["min_epochs"]) == ("cosine", 2, 0.2, 0.1, 15)
+            shipped["label_smoothing"], shipped["min_epochs"], shipped["freq_warp"],
+            shipped["time_warp"]) == ("cosine", 2, 0.2, 0.1, 15, 0.1, 0.1)
     spec = job(store, tmp_path, epochs=4, patience=2)
     spec["params"] = resolve(1, {**SPEC_SMALL, "epochs": 4, "patience": 2},
                              training_defaults=shipped)

@@ -106,14 +106,22 @@ def make_plan(experiment, config, selected, overrides, overwrite):
             f"Dataset {experiment.dataset!r} is a {store.task_type} store but the experiment "
             f"says task_type={task_type!r}."
         )
-    feature = (store.info.get("feature_params") or {}).get("feature")
-    warped = [k for k, p in resolved.items() if p.get("freq_warp")]
-    if warped and feature == "mfcc":
-        raise ParameterError(
-            f"instance {warped[0]}: freq_warp={resolved[warped[0]]['freq_warp']} warps the "
-            f"frequency axis, but dataset {experiment.dataset!r} holds MFCCs (cepstral "
-            "coefficients have no frequency axis); use freq_warp=0, or a store of stft, mel or "
-            "cqt features.")
+    if (store.info.get("feature_params") or {}).get("feature") == "mfcc":
+        # Cepstral coefficients have no frequency axis: a default freq_warp is dropped, one
+        # the experiment names is refused.
+        for k, p in resolved.items():
+            if not p.get("freq_warp"):
+                continue
+            named = {**P.parse_instance(experiment.parameters or {}, "parameters"),
+                     **P.parse_instance(experiment.instances[k], f"instance {k}"),
+                     **(overrides or {})}
+            if "freq_warp" not in named:
+                p["freq_warp"] = 0.0
+                continue
+            raise ParameterError(
+                f"instance {k}: freq_warp={p['freq_warp']} warps the frequency axis, but "
+                f"dataset {experiment.dataset!r} holds MFCCs (cepstral coefficients have no "
+                "frequency axis); use freq_warp=0, or a store of stft, mel or cqt features.")
     if "split" in store.meta.columns:
         if experiment.num_folds != 1:
             raise ConfigurationError(
