@@ -3,8 +3,8 @@
 The reference recipe for FSDD (issue 13): 6 speakers, 6 folds, each speaker the test set
 once (a validation speaker is drawn from the other five), so every score is on a voice the
 model never heard. Instance 1 is `audio_cnn` plain; instances 2 to 5 add one training option
-each; instance 6 uses them all; 7 to 9 vary it (9 is config.ini's defaults); 10 to 12 add
-the speaker augmentations (VTLP, speed perturbation, both). The README's table of the options comes from this
+each; instance 6 uses them all; 7 to 9 vary it; 10 to 13 add the speaker augmentations
+(VTLP, speed perturbation, both; 12 is config.ini's defaults). The README's table of the options comes from this
 experiment. Build the store once (see the README's FSDD recipe):
 
     python -m preprocessing regex ../shared/datasets/fsdd/recordings --pattern fsdd \\

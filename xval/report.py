@@ -163,7 +163,8 @@ def headline_metrics(results, config=None):
     levels = ["clip", "segment"] if clips else ["segment"]
     shown = {(lvl, name) for lvl, name, _ in out}
     out = [(lvl, metric, f"clip {metric}" if lvl == "clip" else metric)
-           for lvl in levels if (lvl, metric) not in shown] + out
+           for lvl in levels if (lvl, metric) not in shown
+           and any(r.metric(metric, "val", lvl) is not None for r in results)] + out
     extra = _embedding_headline(results, metric, levels[0])
     if extra:
         out += [(lvl, extra, f"clip {extra}" if lvl == "clip" else extra) for lvl in levels]
