@@ -269,10 +269,6 @@ class TimeWarp(_Warp):
 
     axis = 1
 
-    def rates(self):
-        """The rates a row may draw (`factors`)."""
-        return self.factors()
-
     def positions(self, n):
         import numpy as np
 

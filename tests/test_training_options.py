@@ -177,14 +177,14 @@ def test_frequency_warp_uses_the_stores_bin_frequencies_and_refuses_mfccs(tmp_pa
     assert "freq_warp = 0.0" in "\n".join(lines) and warped_store.path.is_dir()
     exp[1] = {**SPEC_SMALL, "freq_warp": 0.1}
     with pytest.raises(ParameterError, match=r"instance 1: freq_warp=0.1 warps the frequency "
-                       r"axis, but dataset 'tiny' holds MFCCs.*use freq_warp=0"):
+                       r"axis, but the dataset holds MFCCs.*use freq_warp=0"):
         exp.run(config=config, instances=[1], out=lambda *a: None)
     assert not (config.results_dir / "tiny").exists()
 
 
 def test_time_warp_changes_the_rate_of_each_row_in_training_only():
     layer = TimeWarp(max_warp=0.2, steps=5, seed=2)
-    np.testing.assert_allclose(layer.rates(), [0.8, 0.9, 1.0, 1.1, 1.2])
+    np.testing.assert_allclose(layer.factors(), [0.8, 0.9, 1.0, 1.1, 1.2])
     frames = np.arange(SHAPE[0], dtype="float32")
     x = np.broadcast_to(frames[:, None], (64, *SHAPE)).copy()  # value = frame index
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(x)), x)

@@ -156,7 +156,7 @@ def metric_direction(metric, mode="auto"):
 
 
 def resolve(instance_id, spec, *, training_defaults, experiment_params=None, overrides=None,
-            task_type=tasks.DEFAULT):
+            task_type=tasks.DEFAULT, feature=None):
     """Resolves one instance's parameters and checks every name, type and value.
 
     Args:
@@ -166,6 +166,9 @@ def resolve(instance_id, spec, *, training_defaults, experiment_params=None, ove
         experiment_params: parameters the experiment applies to every instance.
         overrides: `--set` values, applied last.
         task_type: a task registered in `xval.tasks`. Defaults to `tasks.DEFAULT`.
+        feature: the store's feature (`stft`, `mel`, `mfcc`, `cqt`) when known: MFCCs
+            have no frequency axis, so a default `freq_warp` is dropped and a named one
+            refused. Defaults to `None` (unknown).
 
     Returns:
         dict of every parameter: the training defaults, the architecture's keyword
@@ -267,13 +270,13 @@ def resolve(instance_id, spec, *, training_defaults, experiment_params=None, ove
                 "TensorBoard logs through tf.summary on every backend): "
                 "`pip install -e '.[tensorboard]'`."
             )
-    _fit_defaults(params, set(merged), task)
-    _check_training_options(params, task, where)
+    _fit_defaults(params, set(merged), task, feature)
+    _check_training_options(params, task, where, feature)
     task.check_params(params, where)
     return embeddings.check_params(params, task, where)
 
 
-def _fit_defaults(params, explicit, task):
+def _fit_defaults(params, explicit, task, feature=None):
     """Adapts the generalisation options that come from `[training]` defaults (not named by
     the experiment, the instance or `--set`) to the instance, instead of refusing it: a
     default `min_epochs` is at most `epochs // 2` and a default `warmup_epochs` at most
@@ -281,8 +284,8 @@ def _fit_defaults(params, explicit, task):
     `label_smoothing` and default frequency and time warping are dropped for a task without
     classes (a warp may change a numeric target), and default SpecAugment, mixup and warps
     for tasks whose outputs are not one vector per row (detection, representation: the
-    defaults were measured on classification). Values the instance names are checked as
-    given (`_check_training_options`)."""
+    defaults were measured on classification); a default `freq_warp` is dropped for a store of
+    MFCCs. Values the instance names are checked as given (`_check_training_options`)."""
     epochs = params["epochs"]
     for name, share in (("min_epochs", 2), ("warmup_epochs", 5)):
         if name not in explicit:
@@ -300,10 +303,17 @@ def _fit_defaults(params, explicit, task):
                           ("freq_warp", 0.0), ("time_warp", 0.0)):
             if name not in explicit:
                 params[name] = off
+    if feature == "mfcc" and "freq_warp" not in explicit:
+        params["freq_warp"] = 0.0
 
 
-def _check_training_options(params, task, where):
-    """Cross-parameter checks of warm-up, min_epochs and label smoothing."""
+def _check_training_options(params, task, where, feature=None):
+    """Cross-parameter checks of warm-up, min_epochs, label smoothing and frequency warping."""
+    if params.get("freq_warp", 0.0) and feature == "mfcc":
+        raise ParameterError(
+            f"{where}: freq_warp={params['freq_warp']} warps the frequency axis, but the "
+            "dataset holds MFCCs (cepstral coefficients have no frequency axis); use "
+            "freq_warp=0, or a store of stft, mel or cqt features.")
     epochs = params["epochs"]
     for name in ("min_epochs", "warmup_epochs"):
         if params.get(name, 0) >= epochs:

@@ -8,7 +8,7 @@ import dataclasses
 from pathlib import Path
 
 from xval import schema, tasks
-from xval.errors import ConfigurationError, ParameterError, ResultsConflictError
+from xval.errors import ConfigurationError, ResultsConflictError
 from xval.jobs import Job
 
 
@@ -92,13 +92,14 @@ def make_plan(experiment, config, selected, overrides, overwrite):
     from xval.recorder import read_result_file
 
     task_type = experiment.task_type
+    store = FeatureStore(Path(config.data_dir) / experiment.dataset)
+    feature = (store.info.get("feature_params") or {}).get("feature")
     resolved = {
         k: P.resolve(k, experiment.instances[k], training_defaults=config.training,
                      experiment_params=experiment.parameters, overrides=overrides,
-                     task_type=task_type)
+                     task_type=task_type, feature=feature)
         for k in selected
     }
-    store = FeatureStore(Path(config.data_dir) / experiment.dataset)
     # A task that reconstructs its input (an autoencoder) uses no labels: any store will do.
     reconstructs = getattr(tasks.get(task_type), "reconstructs", False)
     if store.task_type != task_type and not reconstructs:
@@ -106,22 +107,6 @@ def make_plan(experiment, config, selected, overrides, overwrite):
             f"Dataset {experiment.dataset!r} is a {store.task_type} store but the experiment "
             f"says task_type={task_type!r}."
         )
-    if (store.info.get("feature_params") or {}).get("feature") == "mfcc":
-        # Cepstral coefficients have no frequency axis: a default freq_warp is dropped, one
-        # the experiment names is refused.
-        for k, p in resolved.items():
-            if not p.get("freq_warp"):
-                continue
-            named = {**P.parse_instance(experiment.parameters or {}, "parameters"),
-                     **P.parse_instance(experiment.instances[k], f"instance {k}"),
-                     **(overrides or {})}
-            if "freq_warp" not in named:
-                p["freq_warp"] = 0.0
-                continue
-            raise ParameterError(
-                f"instance {k}: freq_warp={p['freq_warp']} warps the frequency axis, but "
-                f"dataset {experiment.dataset!r} holds MFCCs (cepstral coefficients have no "
-                "frequency axis); use freq_warp=0, or a store of stft, mel or cqt features.")
     if "split" in store.meta.columns:
         if experiment.num_folds != 1:
             raise ConfigurationError(

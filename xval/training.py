@@ -77,9 +77,8 @@ def build_model(params, input_shape, num_outputs, task_type, mean, variance,
     if params.get("freq_warp", 0.0):
         # On the raw features, before the per-bin normalisation: the stretch moves content
         # between bins, and each bin is then normalised with its own statistics as usual.
-        x = architectures.FrequencyWarp(
-            max_warp=params["freq_warp"], name="freq_warp",
-            frequencies=None if frequencies is None else [float(f) for f in frequencies])(x)
+        x = architectures.FrequencyWarp(max_warp=params["freq_warp"], frequencies=frequencies,
+                                        name="freq_warp")(x)
     if params.get("time_warp", 0.0):
         x = architectures.TimeWarp(max_warp=params["time_warp"], name="time_warp")(x)
     x = layers.Normalization(axis=-1, mean=mean, variance=variance, name="normalization")(x)
