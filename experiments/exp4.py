@@ -15,8 +15,8 @@ then `python experiments/exp4.py 1 2 0` (a GPU is advised: about 7,000 segments 
 
 from xval import PLAIN_TRAINING, Experiment
 
-BASE = {"architecture": "audio_cnn", "reshaping_type": "conv", "filters": 16, "epochs": 60,
-        "patience": 12, "batch_size": 32, "min_epochs": 10, "warmup_epochs": 2,
+BASE = {"architecture": "audio_cnn", "reshaping_type": "conv", "filters": 16, "epochs": 30,
+        "patience": 8, "batch_size": 32, "min_epochs": 10, "warmup_epochs": 2,
         "lr_schedule": "cosine"}
 
 experiment = Experiment(

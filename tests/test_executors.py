@@ -236,6 +236,77 @@ def test_ctrl_c_prints_one_line_and_resumes(name, tmp_path, config_path, config,
     assert folds_on_disk(config, 1) == [0, 1, 2]
 
 
+@pytest.fixture
+def python_sigint():
+    """Python's own SIGINT handler for the test (a suite run under nohup, or an xdist worker,
+    may have another), restored afterwards."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def _ctrl_c_swallowed_by_keras():
+    """Sends this process a SIGINT from inside Keras's shape inference, which catches every
+    exception on the torch backend (and here, on any backend, a bare except does the same)."""
+    import keras
+
+    def call(x):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)  # the handler runs here, in this frame
+        return x
+
+    try:
+        keras.src.backend.compute_output_spec(call, keras.KerasTensor((2, 3)))
+    except BaseException:  # noqa: BLE001 - what the code the interrupt lands in does
+        pass
+
+
+def test_a_ctrl_c_that_keras_swallows_stops_the_next_job(python_sigint, store):
+    from xval.interrupts import raise_if_interrupted, sticky_interrupts
+
+    job = Job(instance=1, fold=0, params={}, items={"train": [], "val": [], "test": []},
+              task_type="classification", generator=False, store=str(store.path))
+    with sticky_interrupts():
+        _ctrl_c_swallowed_by_keras()
+        with pytest.raises(KeyboardInterrupt):
+            raise_if_interrupted()
+        with pytest.raises(KeyboardInterrupt):  # not recorded as a failed fold
+            next(InlineExecutor().run(JobQueue([job])))
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    raise_if_interrupted()  # cleared with the block
+
+
+def test_a_swallowed_ctrl_c_stops_training_at_the_next_batch(python_sigint):
+    import keras
+    import numpy as np
+
+    from xval.interrupts import interrupt_check, sticky_interrupts
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.zeros((8, 3), "float32")
+    with sticky_interrupts():
+        _ctrl_c_swallowed_by_keras()
+        with pytest.raises(KeyboardInterrupt):
+            model.fit(x, np.zeros((8, 2), "float32"), batch_size=4, epochs=50, verbose=0,
+                      callbacks=[interrupt_check()])
+    assert model.optimizer.iterations.numpy() == 1  # stopped after the first batch
+
+
+def test_sticky_interrupts_leave_an_ignored_sigint_alone():
+    from xval.interrupts import raise_if_interrupted, sticky_interrupts
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # nohup, `make test &`
+    try:
+        with sticky_interrupts():
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+            raise_if_interrupted()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 @pytest.mark.slow
 def test_process_executor_resumes_after_driver_kill(tmp_path, config_path, config, store):
     """A SIGKILLed driver (and its workers) loses at most the folds in progress; the same

@@ -7,6 +7,7 @@ import traceback
 from xval.config import BACKENDS
 from xval.errors import ConfigurationError, XvalError
 from xval.executors import EXECUTOR_NAMES
+from xval.interrupts import sticky_interrupts
 from xval.params import parse_override
 
 EXIT_INTERRUPTED = 130
@@ -93,10 +94,15 @@ def run_experiment_cli(experiment, argv=None):
         2 for a usage, configuration or data error (nothing trained, nothing written),
         3 when selected instances are held by another runner, 130 when interrupted.
     """
-    import os
-
     parser = experiment_parser(experiment)
     args = parser.parse_args(argv)
+    with sticky_interrupts():  # a Ctrl-C that lands inside Keras is not lost
+        return _main(experiment, args)
+
+
+def _main(experiment, args):
+    import os
+
     try:
         if args.instances is not None and args.first is not None:
             raise ConfigurationError(

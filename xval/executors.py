@@ -22,6 +22,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from xval.errors import ConfigurationError
+from xval.interrupts import raise_if_interrupted
 from xval.jobs import FoldResult
 
 EXECUTOR_NAMES = ("inline", "process", "ray")
@@ -92,6 +93,7 @@ class Executor:
 def _run_job(job, on_epoch=None):
     from xval.training import run_fold
 
+    raise_if_interrupted()  # a Ctrl-C that Keras swallowed in the previous job
     try:
         return run_fold(job, on_epoch=on_epoch)
     except Exception as e:  # recorded per fold: the scheduler applies the failure policy

@@ -9,6 +9,7 @@ import numpy as np
 from xval import embeddings, tasks
 from xval.data import fold_rows, make_batches, normalization_stats
 from xval.errors import TrainingError
+from xval.interrupts import interrupt_check
 from xval.params import metric_direction
 from xval.tasks.base import with_context
 
@@ -330,10 +331,10 @@ def run_fold(job, on_epoch=None):
                                             patience=params["patience"],
                                             restore_best_weights=True,
                                             start_from_epoch=min_epochs)
-    callbacks = [stopper, keras.callbacks.TerminateOnNaN()]
+    callbacks = [stopper, keras.callbacks.TerminateOnNaN(), interrupt_check()]
     if refit:  # no validation rows: no early stopping, no best-epoch restore
         monitor, mode = "loss", "min"
-        callbacks = [keras.callbacks.TerminateOnNaN()]
+        callbacks = [keras.callbacks.TerminateOnNaN(), interrupt_check()]
     if on_epoch is not None:
         callbacks.append(_epoch_callback(on_epoch, params["epochs"]))
     if params["lr_schedule"] == "plateau":
