@@ -185,8 +185,8 @@ if __name__ == "__main__":
 
 
 def _start(script, executor, tmp_path):
-    # SIGINT back to its default in the child: a suite started in the background (`make test
-    # &`, nohup) runs with SIGINT ignored, and children inherit that.
+    # SIGINT back to its default in the child: a suite started in the background by a script
+    # (`make test &`) runs with SIGINT ignored, and children inherit that.
     return subprocess.Popen([sys.executable, str(script), "--executor", executor],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             cwd=tmp_path, start_new_session=True,
@@ -238,8 +238,8 @@ def test_ctrl_c_prints_one_line_and_resumes(name, tmp_path, config_path, config,
 
 @pytest.fixture
 def python_sigint():
-    """Python's own SIGINT handler for the test (a suite run under nohup, or an xdist worker,
-    may have another), restored afterwards."""
+    """Python's own SIGINT handler for the test (a suite started by a script with `&`, or an
+    xdist worker, may have another), restored afterwards."""
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
     signal.signal(signal.SIGINT, previous)
@@ -293,10 +293,54 @@ def test_a_swallowed_ctrl_c_stops_training_at_the_next_batch(python_sigint):
     assert model.optimizer.iterations.numpy() == 1  # stopped after the first batch
 
 
+def _job(store, config, epochs):
+    from xval.params import resolve
+
+    spec = {"architecture": "mlp", "reshaping_type": "none", "comment_1": "", "comment_2": "",
+            "epochs": epochs, "patience": epochs}
+    return Job(instance=1, fold=0, params=resolve(1, spec, training_defaults=config.training),
+               task_type="classification", generator=False, store=str(store.path),
+               items={"train": ["item0", "item1", "item2", "item3"], "val": ["item4"],
+                      "test": ["item5"]})
+
+
+def test_a_ctrl_c_swallowed_while_a_fold_starts_stops_its_training(python_sigint, store,
+                                                                   config):
+    from xval.interrupts import sticky_interrupts
+    from xval.training import run_fold
+
+    epochs = []
+    with sticky_interrupts():
+        _ctrl_c_swallowed_by_keras()
+        with pytest.raises(KeyboardInterrupt):
+            run_fold(_job(store, config, epochs=20), on_epoch=lambda *a: epochs.append(a))
+    assert epochs == []  # stopped inside the first epoch
+
+
+def test_a_ctrl_c_that_keras_turns_into_another_error_is_not_a_failed_fold(python_sigint,
+                                                                          store, config):
+    from xval.executors import _run_job
+    from xval.interrupts import sticky_interrupts
+
+    def on_epoch(*args):  # what a bare except that raises its own error does
+        _ctrl_c_swallowed_by_keras()
+        raise RuntimeError("not a KeyboardInterrupt")
+
+    with sticky_interrupts(), pytest.raises(KeyboardInterrupt):
+        _run_job(_job(store, config, epochs=2), on_epoch)
+    # Without the sticky handler the same error is a failed fold, as before.
+    result = _run_job(_job(store, config, epochs=2), lambda *a: _raise(RuntimeError("boom")))
+    assert result.status is Status.FAILED and "boom" in result.message
+
+
+def _raise(error):
+    raise error
+
+
 def test_sticky_interrupts_leave_an_ignored_sigint_alone():
     from xval.interrupts import raise_if_interrupted, sticky_interrupts
 
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # nohup, `make test &`
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # `cmd &` in a script
     try:
         with sticky_interrupts():
             assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN

@@ -7,7 +7,7 @@ import traceback
 from xval.config import BACKENDS
 from xval.errors import ConfigurationError, XvalError
 from xval.executors import EXECUTOR_NAMES
-from xval.interrupts import sticky_interrupts
+from xval.interrupts import raise_if_interrupted, sticky_interrupts
 from xval.params import parse_override
 
 EXIT_INTERRUPTED = 130
@@ -134,6 +134,7 @@ def _main(experiment, args):
                     "parameters."
                 )
             experiment.refit(args.refit, config=args.config, executor=executor, gpu=args.gpu)
+            raise_if_interrupted()
             return 0
         listeners = []
         if args.mlflow is not None:
@@ -153,6 +154,7 @@ def _main(experiment, args):
             search=args.search, trials=args.trials, timeout=args.timeout,
             listeners=listeners,
         )
+        raise_if_interrupted()  # one that Keras swallowed after the last training batch
         return outcome.exit_code
     except XvalError as e:
         if args.debug or experiment.debug_mode:

@@ -97,6 +97,7 @@ def _run_job(job, on_epoch=None):
     try:
         return run_fold(job, on_epoch=on_epoch)
     except Exception as e:  # recorded per fold: the scheduler applies the failure policy
+        raise_if_interrupted()  # an interrupt that Keras turned into another error
         return FoldResult.failure(job, e)
 
 

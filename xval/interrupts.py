@@ -5,18 +5,22 @@ backend's shape inference while a model is built (`backend.compute_output_spec` 
 another device after any exception), saving and loading. A Ctrl-C that lands there is lost
 and the run goes on as if nothing happened. `sticky_interrupts` installs a SIGINT handler that
 remembers the interrupt as well as raising it, and `raise_if_interrupted` raises it again at
-the next safe point: every training batch (`InterruptCheck`) and the start of every job.
+the next safe point: every training batch (`InterruptCheck`), the start and the failure of
+every job, every recorded fold, and the end of the command.
 """
 
 import contextlib
 import signal
 import threading
 
-_interrupted = threading.Event()
+# A plain flag, not a threading.Event: the handler runs in the main thread only, and a second
+# Ctrl-C may run it again inside the first (Event.set takes a lock that is not reentrant).
+_interrupted = False
 
 
 def _handler(signum, frame):
-    _interrupted.set()
+    global _interrupted
+    _interrupted = True
     raise KeyboardInterrupt
 
 
@@ -25,20 +29,22 @@ def sticky_interrupts():
     """Makes Ctrl-C stick while the block runs (see the module docstring).
 
     Installed only in the main thread and only over Python's own SIGINT handler: an ignored
-    SIGINT (`nohup`, a background job) or a handler someone else installed (a notebook
-    kernel) is left alone. The previous handler is restored when the block ends.
+    SIGINT (a background job a script started with `cmd &`) or a handler someone else
+    installed (a notebook kernel) is left alone. The previous handler is restored when the
+    block ends.
     """
+    global _interrupted
     if threading.current_thread() is not threading.main_thread() \
             or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
         yield
         return
-    _interrupted.clear()
+    _interrupted = False
     previous = signal.signal(signal.SIGINT, _handler)
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
-        _interrupted.clear()
+        _interrupted = False
 
 
 def raise_if_interrupted():
@@ -47,7 +53,7 @@ def raise_if_interrupted():
     Raises:
         KeyboardInterrupt: when one arrived, even if the code it landed in swallowed it.
     """
-    if _interrupted.is_set():
+    if _interrupted:
         raise KeyboardInterrupt
 
 

@@ -16,6 +16,7 @@ import threading
 from xval import tasks
 from xval.errors import TrainingError
 from xval.executors import JobQueue
+from xval.interrupts import raise_if_interrupted
 
 
 class Scheduler:
@@ -91,6 +92,7 @@ class Scheduler:
             for result in results:
                 k = result.instance
                 self.recorder.record_fold(result)
+                raise_if_interrupted()  # swallowed after the fold's training: the fold is kept
                 remaining[k] -= 1
                 self._report(result)
                 if self._bar is not None:
