@@ -331,10 +331,11 @@ def run_fold(job, on_epoch=None):
                                             patience=params["patience"],
                                             restore_best_weights=True,
                                             start_from_epoch=min_epochs)
-    callbacks = [stopper, keras.callbacks.TerminateOnNaN(), interrupt_check()]
+    callbacks = [keras.callbacks.TerminateOnNaN(), interrupt_check()]
     if refit:  # no validation rows: no early stopping, no best-epoch restore
         monitor, mode = "loss", "min"
-        callbacks = [keras.callbacks.TerminateOnNaN(), interrupt_check()]
+    else:
+        callbacks.insert(0, stopper)
     if on_epoch is not None:
         callbacks.append(_epoch_callback(on_epoch, params["epochs"]))
     if params["lr_schedule"] == "plateau":
