@@ -94,6 +94,54 @@ def activity_to_events(probabilities, *, frame_seconds, classes, threshold=0.5,
     return sorted(events, key=lambda e: (e[0], e[2]))
 
 
+def stitch_windows(windows, starts_s, frame_seconds, *, reduce="mean", frames=None):
+    """Lays the frame arrays of overlapping windows on their recording's time line.
+
+    Window `k` covers frames `round(starts_s[k] / frame_seconds)` onwards; where windows
+    overlap, their frames are averaged (`reduce="mean"`, for probabilities) or the largest
+    value is kept (`reduce="max"`, for 0/1 targets). Frames no window covers are 0.
+
+    Args:
+        windows: `np.ndarray [shape=(windows, frames, classes)]` of one recording.
+        starts_s: the start of each window in the recording, in seconds.
+        frame_seconds: time between frames (`hop_length / sample_rate`).
+        reduce: `"mean"` or `"max"`. Defaults to `"mean"`.
+        frames: length of the time line in frames; `None` ends it with the last window.
+
+    Returns:
+        `np.ndarray [shape=(frames, classes)]` (float64).
+
+    Raises:
+        ValueError: for windows that are not a 3-D array, starts of another length, a
+            negative start or an unknown `reduce`.
+    """
+    windows = np.asarray(windows, dtype=np.float64)
+    starts_s = np.asarray(starts_s, dtype=np.float64).reshape(-1)
+    if windows.ndim != 3 or len(starts_s) != len(windows):
+        raise ValueError(f"windows of shape {windows.shape} and {len(starts_s)} start(s): "
+                         "expected (windows, frames, classes) and one start per window.")
+    if reduce not in ("mean", "max"):
+        raise ValueError(f"reduce={reduce!r}: expected 'mean' or 'max'.")
+    if not np.isfinite(starts_s).all() or (starts_s < 0).any():
+        raise ValueError(f"window starts {starts_s.tolist()}: expected seconds >= 0.")
+    length = windows.shape[1]
+    firsts = np.rint(starts_s / frame_seconds).astype(int)
+    total = int(firsts.max()) + length if frames is None else int(frames)
+    line = np.zeros((total, windows.shape[2]))
+    count = np.zeros((total, 1))
+    for first, window in zip(firsts, windows):
+        end = min(first + length, total)
+        if end <= first:
+            continue
+        part = window[:end - first]
+        if reduce == "max":
+            line[first:end] = np.maximum(line[first:end], part)
+        else:
+            line[first:end] += part
+        count[first:end] += 1
+    return line if reduce == "max" else line / np.maximum(count, 1)
+
+
 def frame_metrics(y_true, y_prob, threshold=0.5):
     """Frame-level F1, precision and recall, pooled over frames and classes (micro).
 

@@ -481,6 +481,7 @@ def detect_files(model_or_instance_dir, files, fold=None, *, ensemble=False,
     Raises:
         ConfigurationError: when the model is not a detection model.
     """
+    from xval.events import stitch_windows
     from xval.tasks.detection import Detection, _sigmoid, postprocessing
 
     models = resolve_models(model_or_instance_dir, fold=fold, ensemble=ensemble)
@@ -500,19 +501,10 @@ def detect_files(model_or_instance_dir, files, fold=None, *, ensemble=False,
     results = []
     for path, feats in zip(files, _features(files, feature)):
         prob = _sigmoid(np.asarray(models.outputs(feats["features"]), dtype=np.float64))
-        frames = prob.shape[1]
-        firsts = [int(round(s / frame_seconds)) for s in feats["starts"]]
-        total = max(firsts) + frames
-        activity = np.zeros((total, prob.shape[2]))
-        count = np.zeros((total, 1))
-        for first, window in zip(firsts, prob):
-            activity[first:first + frames] += window
-            count[first:first + frames] += 1
-        activity /= np.maximum(count, 1)
+        activity = stitch_windows(prob, feats["starts"], frame_seconds)
         # The last window is zero-padded past a short file's end: keep the file's frames.
-        keep = min(total, int(np.floor(feats["duration"] / frame_seconds)) + 1)
-        activity = activity[:keep]
-        total = keep
+        total = min(len(activity), int(np.floor(feats["duration"] / frame_seconds)) + 1)
+        activity = activity[:total]
         events = Detection.events(activity, frame_seconds, classes, params,
                                   duration_s=feats["duration"])
         results.append({"file": str(path), "model": models.description, "events": events,

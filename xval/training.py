@@ -5,6 +5,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from xval import embeddings, tasks
 from xval.data import fold_rows, make_batches, normalization_stats
@@ -373,6 +374,8 @@ def run_fold(job, on_epoch=None):
     # means and paired tests cover all folds.
     original = ~store.augmented
     multi_segment = len(np.unique(clips[original])) < int(original.sum())
+    starts = (pd.to_numeric(store.meta["start"], errors="coerce").to_numpy(np.float64)
+              if "start" in store.meta else None)  # windows' places in their recordings
     context = {"params": params, "frame_seconds": _frame_seconds(store),
                "classes": store.classes}
     if target_fn is not None:  # the baseline: the mean normalised training row
@@ -391,7 +394,9 @@ def run_fold(job, on_epoch=None):
             result_metrics[key] = {"loss": float("nan")}
         pooled = None
         if multi_segment and np.isfinite(outputs[key]).all():
-            pooled = task.pool_by_clip(outputs[key], y, clips[rows[key]])
+            pooled = with_context(task.pool_by_clip, outputs[key], y, clips[rows[key]],
+                                  starts=None if starts is None else starts[rows[key]],
+                                  frame_seconds=context["frame_seconds"])
         if pooled is not None:
             _, clip_out, clip_y = pooled
             clip_metrics[key] = with_context(task.evaluate, clip_y, clip_out, n_outputs,

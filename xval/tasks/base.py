@@ -217,6 +217,9 @@ class Task(abc.ABC):
     def pool_by_clip(self, outputs, targets, clips):
         """Clip-level outputs and targets from segment rows (outputs averaged per clip).
 
+        A task may also accept the keywords `starts` (each row's start in its clip, seconds)
+        and `frame_seconds` (see `with_context`): detection stitches windows with them.
+
         Returns:
             `(clip_ids, clip_outputs, clip_targets)`, see `xval.metrics.pool_by_clip`; or
             `None` when the task has no clip level.

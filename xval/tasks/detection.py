@@ -11,9 +11,12 @@ threshold, median filter, shortest event and gap, all instance parameters) and s
 against the events of the frame targets with sed_eval, the DCASE reference implementation:
 segment-based F1 and error rate over 1 s segments, and event-based F1 with a 200 ms onset
 collar (offsets within 200 ms or half the event's length). Frame-level F1, precision and
-recall come from scikit-learn. Each window (row) is scored as its own file, so give windows
-that tile the recordings (`segment_hop_seconds = segment_seconds`) for event counts that
-match the recordings'.
+recall come from scikit-learn. Two levels, as for classification's segments and clips:
+each window (row) scored as its own file (the "segment" level, `window event F1`), and, where
+recordings were cut into several windows, each recording stitched back from its windows
+(`pool_by_clip`: probabilities averaged where windows overlap) and scored whole (the "clip"
+level, `recording event F1`: the headline, and what instances are selected on). At the
+window level an event cut by a window border counts twice; at the recording level once.
 
 Rare events: with `class_weights=True` the per-frame cross-entropy weights every active
 frame of class `c` by `negatives_c / positives_c`, counted over the fold's training rows
@@ -173,31 +176,52 @@ class Detection(Task):
 
     def evaluate(self, y_true, outputs, num_outputs, *, params=None, frame_seconds=None,
                  classes=None):
+        """Detection metrics of windows, or of recordings of different lengths.
+
+        Args:
+            y_true: `(rows, frames, classes)` 0/1 frame targets, or a list of
+                `(frames_i, classes)` arrays (stitched recordings, see `pool_by_clip`).
+            outputs: the model's logits, in the same form.
+            num_outputs: the number of event classes.
+            params: the instance's parameters (post-processing, see `postprocessing`).
+            frame_seconds: time between frames; without it, only the loss and frame
+                metrics.
+            classes: the event class names.
+
+        Returns:
+            dict of `loss`, `frame_*`, and with `frame_seconds` the sed_eval metrics
+            (`segment_f1`, `segment_error_rate`, `event_f1`, ...), each row or recording
+            scored as its own file.
+        """
         from xval.events import activity_to_events, detection_metrics, frame_metrics
 
-        y_true = np.asarray(y_true, dtype=np.float32)
-        prob = _sigmoid(np.asarray(outputs, dtype=np.float64))
+        if isinstance(outputs, (list, tuple)):
+            ys = [np.asarray(y, dtype=np.float32).reshape(-1, num_outputs) for y in y_true]
+            probs = [_sigmoid(np.asarray(o, dtype=np.float64)).reshape(-1, num_outputs)
+                     for o in outputs]
+        else:
+            ys = list(np.asarray(y_true, dtype=np.float32))
+            probs = list(_sigmoid(np.asarray(outputs, dtype=np.float64)))
+        flat_y = np.concatenate([y.reshape(-1, num_outputs) for y in ys])
+        flat_p = np.concatenate([p.reshape(-1, num_outputs) for p in probs])
         eps = 1e-7
-        bce = -(y_true * np.log(prob + eps) + (1 - y_true) * np.log(1 - prob + eps))
+        bce = -(flat_y * np.log(flat_p + eps) + (1 - flat_y) * np.log(1 - flat_p + eps))
         post = postprocessing(params)
         out = {"loss": float(bce.mean())}
-        out.update(frame_metrics(y_true.reshape(-1, num_outputs),
-                                 prob.reshape(-1, num_outputs), post["detection_threshold"]))
+        out.update(frame_metrics(flat_y, flat_p, post["detection_threshold"]))
         if frame_seconds is None:
             return out
         classes = list(classes) if classes else [f"class{i}" for i in range(num_outputs)]
-        frames = y_true.shape[1]
-        reference, estimated, files = [], [], []
-        for i in range(len(y_true)):
-            name = f"window{i}"
-            files.append(name)
+        reference, estimated, durations = [], [], {}
+        for i, (y, prob) in enumerate(zip(ys, probs)):
+            name = f"file{i}"
+            durations[name] = len(y) * frame_seconds
             reference += [(name, *e) for e in activity_to_events(
-                y_true[i], frame_seconds=frame_seconds, classes=classes)]
-            estimated += [(name, *e) for e in self.events(prob[i], frame_seconds, classes,
+                y, frame_seconds=frame_seconds, classes=classes)]
+            estimated += [(name, *e) for e in self.events(prob, frame_seconds, classes,
                                                           post)]
-        durations = {f: frames * frame_seconds for f in files}
-        out.update(detection_metrics(reference, estimated, files=files, classes=classes,
-                                     durations=durations))
+        out.update(detection_metrics(reference, estimated, files=list(durations),
+                                     classes=classes, durations=durations))
         return {k: (float(v) if v is not None else float("nan")) for k, v in out.items()}
 
     @staticmethod
@@ -261,10 +285,54 @@ class Detection(Task):
                       + ("" if data.get("with_events", True) else " (none annotated)")))
         return written
 
-    def pool_by_clip(self, outputs, targets, clips):
-        return None  # windows are scored one by one (see the module's docstring)
+    def pool_by_clip(self, outputs, targets, clips, *, starts=None, frame_seconds=None):
+        """Recordings stitched from their windows: the clip level of detection.
+
+        The windows of each recording (`clip`) are laid on its time line at their `start`
+        (`xval.events.stitch_windows`): probabilities averaged where windows overlap, the
+        targets of overlapping frames merged. Events are then found and scored over whole
+        recordings, so an event cut by a window border counts once, as in the annotation.
+        Frames past a recording's end (the zero padding of its last window) stay in.
+
+        Args:
+            outputs: `(rows, frames, classes)` logits of the rows.
+            targets: their `(rows, frames, classes)` frame targets.
+            clips: the recording of each row.
+            starts: the start of each row in its recording, seconds.
+            frame_seconds: time between frames.
+
+        Returns:
+            `(clip_ids, clip_logits, clip_targets)` with lists of `(frames_i, classes)`
+            arrays (one per recording, first-seen order), or `None` without `starts` and
+            `frame_seconds`.
+        """
+        from xval.events import stitch_windows
+
+        if starts is None or frame_seconds is None:
+            return None
+        starts = np.asarray(starts, dtype=np.float64)
+        if not np.isfinite(starts).all():
+            return None
+        outputs, targets, clips = np.asarray(outputs), np.asarray(targets), np.asarray(clips)
+        _, first = np.unique(clips, return_index=True)
+        ids = clips[np.sort(first)]
+        logits, truths = [], []
+        for clip in ids:
+            rows = np.flatnonzero(clips == clip)
+            prob = stitch_windows(_sigmoid(outputs[rows].astype(np.float64)), starts[rows],
+                                  frame_seconds)
+            prob = np.clip(prob, 1e-7, 1 - 1e-7)
+            logits.append(np.log(prob) - np.log1p(-prob))
+            truths.append(stitch_windows(targets[rows], starts[rows], frame_seconds,
+                                         reduce="max"))
+        return ids, logits, truths
 
     def headline_metrics(self, clips):
+        if clips:  # windows cut from longer recordings: the stitched recording first
+            return [("clip", "event_f1", "recording event F1"),
+                    ("clip", "segment_f1", "recording segment F1"),
+                    ("segment", "event_f1", "window event F1"),
+                    ("segment", "frame_f1", "frame F1")]
         return [("segment", "event_f1", "event F1"), ("segment", "segment_f1", "segment F1"),
                 ("segment", "frame_f1", "frame F1")]
 
