@@ -207,6 +207,12 @@ def test_detection_experiment_runs_and_reports(events_store, tmp_path, backend):
             check_activity_plot(exp / f"instance_{k}", i)
         named = [row[plots_column] for row in folds_sheet[1:] if row[0] == k]
         assert named == [f"instance_{k}/plots/activity_fold_{i}.png" for i in range(3)]
+    # The Plots sheet embeds the selected instance's activity plots after its own plots.
+    plots = book["Plots"]
+    selected = int(plots["A1"].value.split()[1])
+    names = [c.value for c in plots[2] if c.value]
+    assert names[-3:] == [f"activity_fold_{i}.png" for i in range(3)]
+    assert len(plots._images) >= len(names) and selected in (1, 2)
 
 
 def check_activity_plot(instance_dir, fold):

@@ -90,7 +90,8 @@ def _find(ws, prefix):
 def test_workbook_summary_shows_headline_metrics(classification_run):
     config, exp_dir, outcome, _ = classification_run
     wb = load_workbook(exp_dir / "experiment_3.xlsx")
-    assert wb.sheetnames == ["Summary", "Metrics", "Statistics", "Folds", "Parameters"]
+    assert wb.sheetnames == ["Summary", "Metrics", "Statistics", "Folds", "Parameters",
+                             "Plots"]
     ws = wb["Summary"]
     assert ws.freeze_panes == "F3"
     assert ws.auto_filter.ref.startswith("A2:")
@@ -301,6 +302,36 @@ def test_instance_plots_written(classification_run):
     plots = exp_dir / "instance_1" / "plots"
     for name in ("learning_curves.png", "confusion_matrix.png", "per_class_f1.png"):
         assert (plots / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_workbook_embeds_the_plots_selected_instance_first(classification_run, tmp_path,
+                                                           monkeypatch):
+    import io
+
+    from PIL import Image
+
+    from xval import report
+
+    _, exp_dir, _, _ = classification_run
+    wb = load_workbook(exp_dir / "experiment_3.xlsx")
+    sheet = wb["Plots"]
+    best = ExperimentResults(exp_dir).best("accuracy", "val")
+    assert sheet["A1"].value.startswith(f"instance {best.id} ★ selected")
+    pngs = sorted(exp_dir.glob("instance_*/plots/*.png"))
+    assert 0 < len(pngs) <= report.MAX_EMBEDDED_PLOTS
+    assert len(sheet._images) == len(pngs)
+    for image in sheet._images:
+        assert image.anchor.ext.width == report.PLOT_WIDTH_PX * 9525  # shown 480 px wide
+        with Image.open(io.BytesIO(image._data())) as png:  # a real, readable image
+            assert png.format == "PNG" and png.width <= 2 * report.PLOT_WIDTH_PX
+    links = {c.hyperlink.target for row in sheet.iter_rows() for c in row if c.hyperlink}
+    assert links == {f"{p.parent.parent.name}/plots/{p.name}" for p in pngs}
+    # Past the cap, the remaining plots are named instead of embedded.
+    monkeypatch.setattr(report, "MAX_EMBEDDED_PLOTS", 2)
+    capped = load_workbook(build_workbook(exp_dir, path=tmp_path / "capped.xlsx"))["Plots"]
+    assert len(capped._images) == 2
+    note = _find(capped, "Not embedded (at most 2 plots): ")
+    assert note is not None and note.value.count(".png") == len(pngs) - 2
 
 
 def test_per_fold_f1_matches_scikit_learn(classification_run):

@@ -9,7 +9,8 @@ task, validation and test, the selected instance marked, a note saying what to r
 legend), **Metrics** (every metric, train/validation/test, segment and clip level),
 **Statistics** (confidence intervals, corrected t-test against the selected instance),
 **Folds** (one row per instance and fold; a `plots` column names each fold's own plots when
-there are some) and **Parameters**.
+there are some), **Parameters** and **Plots** (the instances' PNG plots embedded: the
+selected instance first, with its per-fold plots; at most `MAX_EMBEDDED_PLOTS`).
 """
 
 import os
@@ -41,6 +42,11 @@ FAILED_FONT = "9C0006"
 PENDING_FONT = "7F7F7F"
 """Text (italic) of a partial or pending instance."""
 SELECTED_MARK = "★ selected"
+MAX_EMBEDDED_PLOTS = 40
+"""Plots embedded in the Plots sheet at most (the others are named there, not shown): the
+workbook stays small enough to mail."""
+PLOT_WIDTH_PX = 480
+"""Width of an embedded plot (its height keeps the aspect ratio)."""
 
 TRAIN_METRICS_NOTE = (
     "Train metrics are computed after training, in inference mode, with the best epoch's "
@@ -577,6 +583,93 @@ def _legend(ws, first_row, metric, alpha, st):
           "Metrics sheet has every metric (train, validation, test; segment and clip level).")
 
 
+def plot_files(results, selected_id):
+    """The PNG plots the Plots sheet embeds, per instance.
+
+    Returns:
+        list of `(instance, [Path, ...])`: the selected instance first with its
+        instance plots then its per-fold plots, then every other instance (by id) with its
+        instance plots only; instances without plots are left out.
+    """
+    order = sorted(results, key=lambda r: (r.id != selected_id, r.id))
+    out = []
+    for r in order:
+        pngs = sorted((r.path / "plots").glob("*.png"))
+        per_fold = [p for p in pngs if re.search(r"_fold_\d+$", p.stem)]
+        shown = [p for p in pngs if p not in per_fold]
+        if r.id == selected_id:
+            shown += sorted(per_fold, key=lambda p: int(p.stem.rsplit("_", 1)[1]))
+        if shown:
+            out.append((r, shown))
+    return out
+
+
+def _thumbnail(path):
+    """The plot as a 256-colour PNG at most twice `PLOT_WIDTH_PX` wide (sharp on high-DPI
+    screens, about a third of the plot file's size), as a `BytesIO`."""
+    import io
+
+    from PIL import Image as PILImage
+
+    with PILImage.open(path) as image:
+        image = image.convert("RGB")
+    if image.width > 2 * PLOT_WIDTH_PX:
+        height = int(round(image.height * 2 * PLOT_WIDTH_PX / image.width))
+        image = image.resize((2 * PLOT_WIDTH_PX, max(height, 1)), PILImage.LANCZOS)
+    out = io.BytesIO()
+    image.quantize(256, method=PILImage.Quantize.FASTOCTREE).save(out, format="PNG")
+    out.seek(0)
+    return out
+
+
+def _plots_sheet(wb, results, selected_id, st):
+    """The Plots sheet: each instance's plots as images, `PLOT_WIDTH_PX` wide, a row of
+    images per instance under a title line."""
+    from openpyxl.drawing.image import Image
+    from openpyxl.utils import get_column_letter
+
+    groups = plot_files(results, selected_id)
+    if not groups:
+        return None
+    sheet = wb.create_sheet("Plots")
+    row, embedded, left_out = 1, 0, []
+    step = int(np.ceil(PLOT_WIDTH_PX / 64))  # columns of the default width (64 px)
+    for r, files in groups:
+        mark = f" {SELECTED_MARK}" if r.id == selected_id else ""
+        comments = " / ".join(str(r.params.get(k, "")) for k in ("comment_1", "comment_2")
+                              if r.params.get(k))
+        title = _safe(sheet.cell(row=row, column=1),
+                      f"instance {r.id}{mark}" + (f": {comments}" if comments else ""))
+        title.font = st.bold
+        if mark:
+            title.fill = st.selected
+        row += 1  # a line of file names (linked), the images under them
+        tallest, column = 0, 1
+        for path in files:
+            if embedded >= MAX_EMBEDDED_PLOTS:
+                left_out.append(f"{r.path.name}/plots/{path.name}")
+                continue
+            try:
+                image = Image(_thumbnail(path))
+            except (OSError, ValueError):  # unreadable or being rewritten: named instead
+                left_out.append(f"{r.path.name}/plots/{path.name}")
+                continue
+            scale = PLOT_WIDTH_PX / max(image.width, 1)
+            image.width, image.height = PLOT_WIDTH_PX, int(round(image.height * scale))
+            name = _safe(sheet.cell(row=row, column=column), path.name)
+            name.hyperlink = f"{r.path.name}/plots/{path.name}"
+            name.font = st.Font(color="0563C1", underline="single")
+            sheet.add_image(image, f"{get_column_letter(column)}{row + 1}")
+            tallest = max(tallest, image.height)
+            column += step
+            embedded += 1
+        row += int(np.ceil(tallest / 20)) + 3  # default rows are 20 px high
+    if left_out:
+        _safe(sheet.cell(row=row, column=1),
+              f"Not embedded (at most {MAX_EMBEDDED_PLOTS} plots): " + ", ".join(left_out))
+    return sheet
+
+
 def build_workbook(exp_dir, config=None, path=None):
     """Rebuilds `experiment_<N>.xlsx` from the result files, under a lock, atomically.
 
@@ -686,6 +779,7 @@ def build_workbook(exp_dir, config=None, path=None):
                 "folds of the validation metric, never test; pruned trials stopped early and "
                 "keep their finished folds. Plots: search/optimization_history.png, "
                 "search/param_importances.png."))
+        _plots_sheet(wb, results, selected_id, st)
 
         for sheet in wb.worksheets[2:]:  # printable: landscape, one page wide
             sheet.page_setup.orientation = "landscape"
