@@ -321,17 +321,37 @@ def test_workbook_embeds_the_plots_selected_instance_first(classification_run, t
     assert 0 < len(pngs) <= report.MAX_EMBEDDED_PLOTS
     assert len(sheet._images) == len(pngs)
     for image in sheet._images:
-        assert image.anchor.ext.width == report.PLOT_WIDTH_PX * 9525  # shown 480 px wide
         with Image.open(io.BytesIO(image._data())) as png:  # a real, readable image
-            assert png.format == "PNG" and png.width <= 2 * report.PLOT_WIDTH_PX
+            assert png.format == "PNG" and png.mode == "P"  # 256 colours
+            shown = report.plot_display_size(png.width, png.height)
+        assert (image.anchor.ext.width, image.anchor.ext.height) == \
+            (shown[0] * 9525, shown[1] * 9525)  # EMU
     links = {c.hyperlink.target for row in sheet.iter_rows() for c in row if c.hyperlink}
     assert links == {f"{p.parent.parent.name}/plots/{p.name}" for p in pngs}
-    # Past the cap, the remaining plots are named instead of embedded.
+    # Past the cap, the remaining plots are named instead of embedded; so is a broken one.
+    copy = tmp_path / exp_dir.name
+    shutil.copytree(exp_dir, copy)
+    broken = sorted(copy.glob("instance_*/plots"))[-1] / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
     monkeypatch.setattr(report, "MAX_EMBEDDED_PLOTS", 2)
-    capped = load_workbook(build_workbook(exp_dir, path=tmp_path / "capped.xlsx"))["Plots"]
+    capped = load_workbook(build_workbook(copy, path=tmp_path / "capped.xlsx"))["Plots"]
     assert len(capped._images) == 2
     note = _find(capped, "Not embedded (at most 2 plots): ")
-    assert note is not None and note.value.count(".png") == len(pngs) - 2
+    assert note is not None and note.value.count(".png") == len(pngs) - 2 + 1
+    monkeypatch.setattr(report, "MAX_EMBEDDED_PLOTS", 100)
+    sheet = load_workbook(build_workbook(copy, path=tmp_path / "all.xlsx"))["Plots"]
+    assert len(sheet._images) == len(pngs)
+    note = _find(sheet, "Not embedded (unreadable PNG): ")
+    assert note.value.endswith(f"{broken.parent.parent.name}/plots/broken.png")
+
+
+def test_plot_display_size_half_of_wide_plots_capped():
+    from xval.report import plot_display_size
+
+    assert plot_display_size(950, 850) == (480, 429)  # at least 480 px wide
+    assert plot_display_size(1600, 800) == (800, 400)  # half of a wide one
+    assert plot_display_size(3550, 3000) == (1200, 1014)  # at most 1200 px wide
+    assert plot_display_size(300, 20000) == (18, 1200)  # and 1200 px high
 
 
 def test_per_fold_f1_matches_scikit_learn(classification_run):
@@ -508,6 +528,44 @@ def test_report_note_selects_and_reports_at_clip_level(tmp_path):
     assert note.startswith("Selected: instance 2, best validation accuracy (0.9500, clip level)")
     assert "Report its test accuracy at clip level: 0.9500 ± 0.0141 (mean ± std over 2 " \
         "folds), segment level beside it: 0.7000 ± 0.0141." in note
+
+
+def test_detection_windows_never_stand_in_for_recordings(tmp_path):
+    """Detection instance 1 was scored before recordings were (windows only, the better
+    window score); instance 2 has both. A window score is not a recording score: instance 1
+    has no clip level, and the instances are compared on windows, with a note saying so."""
+    from xval.report import report_note, selection_level
+    from xval.results import summarize
+
+    def fold(i, window, recording=None):
+        out = {"fold": i, "status": "ok", "task_type": "detection",
+               "items": {"train": ["a", "b"], "val": ["c", "d"], "test": ["e"]},
+               "metrics": {s: {"event_f1": window} for s in ("train", "val", "test")}}
+        if recording is not None:
+            out["clip_metrics"] = {s: {"event_f1": recording} for s in ("train", "val",
+                                                                          "test")}
+        return out
+
+    for instance, scores in {1: [(0.96, None)] * 2, 2: [(0.9, 0.76)] * 2}.items():
+        folder = tmp_path / "experiment_1" / f"instance_{instance}"
+        folder.mkdir(parents=True)
+        for i, (window, recording) in enumerate(scores):
+            (folder / f"fold_{i}.json").write_text(json.dumps(fold(i, window, recording)))
+    (tmp_path / "experiment_1" / "folds.json").write_text(json.dumps({"num_folds": 2}))
+    results = ExperimentResults(tmp_path / "experiment_1")
+    assert results[1].metric("event_f1", "val", "clip") is None
+    assert results.auto_level("event_f1") == "segment" == selection_level(results, "event_f1")
+    assert results.best("event_f1", "val", level="auto").id == 1
+    assert results.without_clip_level("event_f1") == [1]
+    assert "instance(s) 1 have no clip-level scores" in report_note(results)
+    # An instance with folds of both kinds gets no clip level (not a mix of the two).
+    mixed = summarize([fold(0, 0.5), fold(1, 0.6, 0.9)], 2)
+    assert "clip" not in mixed["metrics"] and "segment" in mixed["metrics"]
+    # Classification keeps its fallback: one segment per clip is the same score.
+    plain = [{**fold(0, 0.5), "task_type": "classification"},
+             {**fold(1, 0.6, 0.9), "task_type": "classification"}]
+    assert summarize(plain, 2)["metrics"]["clip"]["val"]["event_f1"]["mean"] == \
+        pytest.approx(0.7)
 
 
 def test_terminal_table_clip_score_first_and_std_labelled(tmp_path):

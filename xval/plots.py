@@ -303,10 +303,17 @@ def activity_windows(data, path, title="Predicted activity against the annotatio
 
 
 def _save(fig, path, plt):
+    """Writes the figure as PNG atomically (a workbook being built beside it reads the old
+    plot or the new one, never half of one)."""
+    import io
+
+    from xval.fileio import atomic_write_bytes
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=100, format="png")
     plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
     return path
 
 

@@ -46,7 +46,19 @@ MAX_EMBEDDED_PLOTS = 40
 """Plots embedded in the Plots sheet at most (the others are named there, not shown): the
 workbook stays small enough to mail."""
 PLOT_WIDTH_PX = 480
-"""Width of an embedded plot (its height keeps the aspect ratio)."""
+"""Width an embedded plot is shown at, at least: a wider plot (many classes) is shown at
+half its width up to `MAX_PLOT_WIDTH_PX`; the height keeps the aspect ratio, at most
+`MAX_PLOT_HEIGHT_PX`."""
+MAX_PLOT_WIDTH_PX = 1200
+MAX_PLOT_HEIGHT_PX = 1200
+
+
+def plot_display_size(width, height):
+    """The size `(width, height)` in pixels a `width` x `height` plot is shown at in the
+    Plots sheet (see `PLOT_WIDTH_PX`)."""
+    shown = min(max(PLOT_WIDTH_PX, width / 2), MAX_PLOT_WIDTH_PX)
+    scale = min(shown / max(width, 1), MAX_PLOT_HEIGHT_PX / max(height, 1))
+    return max(int(round(width * scale)), 1), max(int(round(height * scale)), 1)
 
 TRAIN_METRICS_NOTE = (
     "Train metrics are computed after training, in inference mode, with the best epoch's "
@@ -265,10 +277,10 @@ def report_level(instance, metric):
 
 
 def selection_level(results, metric):
-    """The level the selection metric is read at: `"clip"` when some complete instance has
-    clip-level validation values of `metric` (files cut into segments), else `"segment"`."""
-    return "clip" if any(r.status == "complete" and r.metric(metric, "val", "clip") is not None
-                         for r in results) else "segment"
+    """The level the selection metric is read at: `"clip"` when the complete instances have
+    clip-level validation values of `metric` (files cut into segments), else `"segment"`
+    (`ExperimentResults.auto_level`)."""
+    return results.auto_level(metric, "val")
 
 
 def report_note(results, config=None):
@@ -291,7 +303,13 @@ def report_note(results, config=None):
     if level == "clip":
         note += (f", segment level beside it: {sel.metric(metric, 'test'):.4f} ± "
                  f"{sel.metric(metric, 'test', stat='std'):.4f}")
-    return note + ". Choose on validation, report test."
+    note += ". Choose on validation, report test."
+    lacking = results.without_clip_level(metric, "val")
+    if lacking:
+        note += (f" Compared at segment level: instance(s) {', '.join(map(str, lacking))} "
+                 "have no clip-level scores (trained before this version scored them); "
+                 "rerun them with --overwrite to compare all at clip level.")
+    return note
 
 
 def single_item_validation_warning(results, exp_dir=None):
@@ -605,17 +623,17 @@ def plot_files(results, selected_id):
 
 
 def _thumbnail(path):
-    """The plot as a 256-colour PNG at most twice `PLOT_WIDTH_PX` wide (sharp on high-DPI
-    screens, about a third of the plot file's size), as a `BytesIO`."""
+    """The plot as a 256-colour PNG at most twice `MAX_PLOT_WIDTH_PX` wide (sharp on
+    high-DPI screens, about a third of the plot file's size), as a `BytesIO`."""
     import io
 
     from PIL import Image as PILImage
 
-    with PILImage.open(path) as image:
+    with PILImage.open(io.BytesIO(path.read_bytes())) as image:
         image = image.convert("RGB")
-    if image.width > 2 * PLOT_WIDTH_PX:
-        height = int(round(image.height * 2 * PLOT_WIDTH_PX / image.width))
-        image = image.resize((2 * PLOT_WIDTH_PX, max(height, 1)), PILImage.LANCZOS)
+    if image.width > 2 * MAX_PLOT_WIDTH_PX:
+        height = int(round(image.height * 2 * MAX_PLOT_WIDTH_PX / image.width))
+        image = image.resize((2 * MAX_PLOT_WIDTH_PX, max(height, 1)), PILImage.LANCZOS)
     out = io.BytesIO()
     image.quantize(256, method=PILImage.Quantize.FASTOCTREE).save(out, format="PNG")
     out.seek(0)
@@ -623,7 +641,7 @@ def _thumbnail(path):
 
 
 def _plots_sheet(wb, results, selected_id, st):
-    """The Plots sheet: each instance's plots as images, `PLOT_WIDTH_PX` wide, a row of
+    """The Plots sheet: each instance's plots as images (`plot_display_size`), a row of
     images per instance under a title line."""
     from openpyxl.drawing.image import Image
     from openpyxl.utils import get_column_letter
@@ -631,9 +649,10 @@ def _plots_sheet(wb, results, selected_id, st):
     groups = plot_files(results, selected_id)
     if not groups:
         return None
+    from PIL import Image as PILImage
+
     sheet = wb.create_sheet("Plots")
-    row, embedded, left_out = 1, 0, []
-    step = int(np.ceil(PLOT_WIDTH_PX / 64))  # columns of the default width (64 px)
+    row, embedded, left_out, unreadable = 1, 0, [], []
     for r, files in groups:
         mark = f" {SELECTED_MARK}" if r.id == selected_id else ""
         comments = " / ".join(str(r.params.get(k, "")) for k in ("comment_1", "comment_2")
@@ -646,27 +665,30 @@ def _plots_sheet(wb, results, selected_id, st):
         row += 1  # a line of file names (linked), the images under them
         tallest, column = 0, 1
         for path in files:
+            relative = f"{r.path.name}/plots/{path.name}"
             if embedded >= MAX_EMBEDDED_PLOTS:
-                left_out.append(f"{r.path.name}/plots/{path.name}")
+                left_out.append(relative)
                 continue
             try:
                 image = Image(_thumbnail(path))
-            except (OSError, ValueError):  # unreadable or being rewritten: named instead
-                left_out.append(f"{r.path.name}/plots/{path.name}")
+            except (OSError, ValueError, SyntaxError, PILImage.DecompressionBombError):
+                unreadable.append(relative)  # not a PNG, cut short, or being replaced
                 continue
-            scale = PLOT_WIDTH_PX / max(image.width, 1)
-            image.width, image.height = PLOT_WIDTH_PX, int(round(image.height * scale))
+            width, height = plot_display_size(image.width, image.height)
+            image.width, image.height = width, height
             name = _safe(sheet.cell(row=row, column=column), path.name)
-            name.hyperlink = f"{r.path.name}/plots/{path.name}"
+            name.hyperlink = relative
             name.font = st.Font(color="0563C1", underline="single")
             sheet.add_image(image, f"{get_column_letter(column)}{row + 1}")
-            tallest = max(tallest, image.height)
-            column += step
+            tallest = max(tallest, height)
+            column += int(np.ceil(width / 64)) + 1  # columns of the default width (64 px)
             embedded += 1
         row += int(np.ceil(tallest / 20)) + 3  # default rows are 20 px high
-    if left_out:
-        _safe(sheet.cell(row=row, column=1),
-              f"Not embedded (at most {MAX_EMBEDDED_PLOTS} plots): " + ", ".join(left_out))
+    for label, names in ((f"Not embedded (at most {MAX_EMBEDDED_PLOTS} plots)", left_out),
+                         ("Not embedded (unreadable PNG)", unreadable)):
+        if names:
+            _safe(sheet.cell(row=row, column=1), f"{label}: " + ", ".join(names))
+            row += 1
     return sheet
 
 

@@ -44,7 +44,9 @@ def level_metrics(fold, level):
     """A fold's metrics at `level` ("segment" or "clip").
 
     A fold without clip metrics has one segment per clip (or was written before every fold
-    of a segmented store recorded them), so its clip level is its segment level.
+    of a segmented store recorded them), so its clip level is its segment level; except for
+    tasks whose two levels score differently (`Task.clip_is_segment_without_clips`, e.g.
+    detection's windows and recordings), where it has no clip level.
 
     Args:
         fold: a fold result dict (as in `fold_<i>.json`).
@@ -54,8 +56,18 @@ def level_metrics(fold, level):
         dict of split to metrics, or `None` when the fold has none.
     """
     if level == "clip":
-        return fold.get("clip_metrics") or fold.get("metrics")
+        if fold.get("clip_metrics"):
+            return fold["clip_metrics"]
+        return fold.get("metrics") if _clip_falls_back(fold) else None
     return fold.get("metrics")
+
+
+def _clip_falls_back(fold):
+    name = fold.get("task_type")
+    try:
+        return tasks.get(name).clip_is_segment_without_clips if name else True
+    except ValueError:  # a task this version does not know (ConfigurationError)
+        return True
 
 
 def summarize(folds, num_folds):
@@ -80,6 +92,8 @@ def summarize(folds, num_folds):
     for level, key in (("segment", "metrics"), ("clip", "clip_metrics")):
         if not any(f.get(key) for f in ok):
             continue
+        if level == "clip" and not all(level_metrics(f, level) for f in ok):
+            continue  # some folds only scored at the other level: not comparable
         with_level = [level_metrics(f, level) for f in ok if level_metrics(f, level)]
         summary["metrics"][level] = {}
         for split in SPLITS:
@@ -254,23 +268,43 @@ class ExperimentResults:
             records.append(record)
         return pd.DataFrame.from_records(records)
 
+    def auto_level(self, metric, split="val"):
+        """The level instances are compared at: `"clip"` when some complete instance has
+        clip-level values of `metric` on `split` (the store cuts files into segments) and
+        every complete instance with a value has one there, else `"segment"` (e.g. detection
+        instances scored before recordings were: all are then compared on windows).
+
+        Returns:
+            `"clip"` or `"segment"`.
+        """
+        has_clip = any(r.status == "complete" and r.metric(metric, split, "clip") is not None
+                       for r in self)
+        return "clip" if has_clip and not self.without_clip_level(metric, split) \
+            else "segment"
+
+    def without_clip_level(self, metric, split="val"):
+        """Complete instances scored at the segment level but not at the clip level, where
+        others are (results from before the clip level existed): their ids."""
+        complete = [r for r in self if r.status == "complete"]
+        if not any(r.metric(metric, split, "clip") is not None for r in complete):
+            return []
+        return [r.id for r in complete if r.metric(metric, split, "clip") is None
+                and r.metric(metric, split) is not None]
+
     def best(self, metric="accuracy", split="val", level="segment"):
         """The complete instance with the best mean `metric` on `split` (direction by name).
 
         Args:
             metric: metric name (its direction follows the name: max for accuracy-like).
             split: `"train"`, `"val"` or `"test"`. Defaults to `"val"`.
-            level: `"segment"`, `"clip"`, or `"auto"`: clip level when some complete
-                instance has clip-level values of `metric` on `split` (the store cuts files
-                into segments), else segment level. Defaults to `"segment"`.
+            level: `"segment"`, `"clip"`, or `"auto"` (`auto_level`). Defaults to
+                `"segment"`.
 
         Returns:
             The best `InstanceResults`, or `None` when no instance is complete.
         """
         if level == "auto":
-            level = "clip" if any(r.status == "complete"
-                                  and r.metric(metric, split, "clip") is not None
-                                  for r in self) else "segment"
+            level = self.auto_level(metric, split)
         candidates = [r for r in self if r.status == "complete"
                       and r.metric(metric, split, level) is not None]
         if not candidates:

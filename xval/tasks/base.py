@@ -65,6 +65,10 @@ class Task(abc.ABC):
             reconstruction).
         extra_arrays: names of the per-row arrays a store of this task keeps beside
             `features.npy` (given to `write_store(arrays=...)`, ordered like the rows).
+        clip_is_segment_without_clips: a fold without clip metrics has its segment
+            metrics at the clip level too (one segment per clip: the same scores). `False`
+            where the two levels score differently (detection: windows against stitched
+            recordings), so a fold without clip metrics has no clip level.
     """
 
     name = None
@@ -77,6 +81,7 @@ class Task(abc.ABC):
     labelled_rows = False
     output = "vector"
     extra_arrays = ()
+    clip_is_segment_without_clips = True
 
     def __repr__(self):
         return f"{type(self).__name__}(name={self.name!r})"

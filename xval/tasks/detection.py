@@ -100,6 +100,7 @@ class Detection(Task):
     has_classes = False  # the store's classes are event classes, not one label per row
     weights_classes = True  # class_weights=True weights active frames (see the module)
     extra_arrays = ("frame_targets.npy",)
+    clip_is_segment_without_clips = False  # a window's score is not its recording's
 
     # -- targets ---------------------------------------------------------------------------
 
@@ -195,15 +196,15 @@ class Detection(Task):
         """
         from xval.events import activity_to_events, detection_metrics, frame_metrics
 
-        if isinstance(outputs, (list, tuple)):
+        if isinstance(outputs, (list, tuple)):  # recordings of different lengths
             ys = [np.asarray(y, dtype=np.float32).reshape(-1, num_outputs) for y in y_true]
             probs = [_sigmoid(np.asarray(o, dtype=np.float64)).reshape(-1, num_outputs)
                      for o in outputs]
-        else:
-            ys = list(np.asarray(y_true, dtype=np.float32))
-            probs = list(_sigmoid(np.asarray(outputs, dtype=np.float64)))
-        flat_y = np.concatenate([y.reshape(-1, num_outputs) for y in ys])
-        flat_p = np.concatenate([p.reshape(-1, num_outputs) for p in probs])
+            flat_y, flat_p = np.concatenate(ys), np.concatenate(probs)
+        else:  # windows: one array, flattened without a copy
+            ys = np.asarray(y_true, dtype=np.float32)
+            probs = _sigmoid(np.asarray(outputs, dtype=np.float64))
+            flat_y, flat_p = ys.reshape(-1, num_outputs), probs.reshape(-1, num_outputs)
         eps = 1e-7
         bce = -(flat_y * np.log(flat_p + eps) + (1 - flat_y) * np.log(1 - flat_p + eps))
         post = postprocessing(params)
@@ -304,7 +305,8 @@ class Detection(Task):
         Returns:
             `(clip_ids, clip_logits, clip_targets)` with lists of `(frames_i, classes)`
             arrays (one per recording, first-seen order), or `None` without `starts` and
-            `frame_seconds`.
+            `frame_seconds`, or when two windows of a recording start on the same frame (a
+            store without window starts).
         """
         from xval.events import stitch_windows
 
@@ -314,18 +316,22 @@ class Detection(Task):
         if not np.isfinite(starts).all():
             return None
         outputs, targets, clips = np.asarray(outputs), np.asarray(targets), np.asarray(clips)
-        _, first = np.unique(clips, return_index=True)
-        ids = clips[np.sort(first)]
+        names, first, inverse = np.unique(clips, return_index=True, return_inverse=True)
+        order = np.argsort(inverse, kind="stable")  # rows grouped by clip, in row order
+        groups = np.split(order, np.cumsum(np.bincount(inverse, minlength=len(names)))[:-1])
+        firsts = np.rint(starts / frame_seconds)
         logits, truths = [], []
-        for clip in ids:
-            rows = np.flatnonzero(clips == clip)
+        for k in np.argsort(first):  # recordings in first-seen order
+            rows = groups[k]
+            if len(np.unique(firsts[rows])) < len(rows):
+                return None  # windows of a recording without distinct starts: no time line
             prob = stitch_windows(_sigmoid(outputs[rows].astype(np.float64)), starts[rows],
                                   frame_seconds)
             prob = np.clip(prob, 1e-7, 1 - 1e-7)
             logits.append(np.log(prob) - np.log1p(-prob))
             truths.append(stitch_windows(targets[rows], starts[rows], frame_seconds,
                                          reduce="max"))
-        return ids, logits, truths
+        return names[np.argsort(first)], logits, truths
 
     def headline_metrics(self, clips):
         if clips:  # windows cut from longer recordings: the stitched recording first
