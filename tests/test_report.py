@@ -557,7 +557,17 @@ def test_detection_windows_never_stand_in_for_recordings(tmp_path):
     assert results.auto_level("event_f1") == "segment" == selection_level(results, "event_f1")
     assert results.best("event_f1", "val", level="auto").id == 1
     assert results.without_clip_level("event_f1") == [1]
-    assert "instance(s) 1 have no clip-level scores" in report_note(results)
+    assert "Compared at window level: instance(s) 1 have no recording-level scores" in \
+        report_note(results)
+    # Once every instance has recording scores, they are the headline, named as such.
+    for i in range(2):
+        path = tmp_path / "experiment_1" / "instance_1" / f"fold_{i}.json"
+        path.write_text(json.dumps(fold(i, 0.96, 0.7)))
+    table = terminal_table(ExperimentResults(tmp_path / "experiment_1"))
+    assert table.splitlines()[0].split()[1:] == [
+        "status", "val", "recording", "event_f1", "test", "recording", "event_f1", "test",
+        "window", "event_f1", "comment"]
+    assert "* selected on validation event_f1 (recording level): instance 2" in table
     # An instance with folds of both kinds gets no clip level (not a mix of the two).
     mixed = summarize([fold(0, 0.5), fold(1, 0.6, 0.9)], 2)
     assert "clip" not in mixed["metrics"] and "segment" in mixed["metrics"]

@@ -295,20 +295,22 @@ def report_note(results, config=None):
         return None
     level = report_level(sel, metric)
     chosen = selection_level(results, metric)
+    names = tasks.get(results.task_type).level_names  # detection: window, recording
     n = sel.summary.get("folds_done", len(sel.folds))
     note = (f"Selected: instance {sel.id}, best validation {metric} "
-            f"({sel.metric(metric, 'val', chosen):.4f}, {chosen} level). Report its test "
-            f"{metric} at {level} level: {sel.metric(metric, 'test', level):.4f} ± "
-            f"{sel.metric(metric, 'test', level, 'std'):.4f} (mean ± std over {n} folds)")
+            f"({sel.metric(metric, 'val', chosen):.4f}, {names[chosen]} level). Report its "
+            f"test {metric} at {names[level]} level: {sel.metric(metric, 'test', level):.4f} "
+            f"± {sel.metric(metric, 'test', level, 'std'):.4f} (mean ± std over {n} folds)")
     if level == "clip":
-        note += (f", segment level beside it: {sel.metric(metric, 'test'):.4f} ± "
+        note += (f", {names['segment']} level beside it: {sel.metric(metric, 'test'):.4f} ± "
                  f"{sel.metric(metric, 'test', stat='std'):.4f}")
     note += ". Choose on validation, report test."
     lacking = results.without_clip_level(metric, "val")
     if lacking:
-        note += (f" Compared at segment level: instance(s) {', '.join(map(str, lacking))} "
-                 "have no clip-level scores (trained before this version scored them); "
-                 "rerun them with --overwrite to compare all at clip level.")
+        note += (f" Compared at {names['segment']} level: instance(s) "
+                 f"{', '.join(map(str, lacking))} have no {names['clip']}-level scores "
+                 "(trained before this version scored them); rerun them with --overwrite to "
+                 f"compare all at {names['clip']} level.")
     return note
 
 
@@ -856,8 +858,9 @@ def terminal_table(results, config=None, only=None, fmt="text"):
     extra = _embedding_headline(shown, metric, level)
     if extra:  # the embedding classifier's test score beside the network's
         columns.append(("test", level, extra))
+    names = tasks.get(results.task_type).level_names  # detection: window, recording
     header = ["", "id", "status"]
-    header += [f"{split} {lvl + ' ' if level == 'clip' else ''}{name}"
+    header += [f"{split} {names[lvl] + ' ' if level == 'clip' else ''}{name}"
                for split, lvl, name in columns]
     header.append("comment")
     rows = []
@@ -873,8 +876,8 @@ def terminal_table(results, config=None, only=None, fmt="text"):
                      *(cell(r, *column) for column in columns), comment])
     footer = "± = mean ± std over folds."
     if best is not None:
-        footer = (f"* selected on validation {metric} ({level} level): instance {best.id}; "
-                  f"report its test {level} score "
+        footer = (f"* selected on validation {metric} ({names[level]} level): instance "
+                  f"{best.id}; report its test {names[level]} score "
                   f"{best.metric(metric, 'test', level):.4f}. {footer}")
     if fmt == "csv":
         import csv

@@ -69,6 +69,8 @@ class Task(abc.ABC):
             metrics at the clip level too (one segment per clip: the same scores). `False`
             where the two levels score differently (detection: windows against stitched
             recordings), so a fold without clip metrics has no clip level.
+        level_names: what the segment and clip levels are called in the terminal table
+            (detection: windows and recordings).
     """
 
     name = None
@@ -82,6 +84,7 @@ class Task(abc.ABC):
     output = "vector"
     extra_arrays = ()
     clip_is_segment_without_clips = True
+    level_names = {"segment": "segment", "clip": "clip"}
 
     def __repr__(self):
         return f"{type(self).__name__}(name={self.name!r})"

@@ -101,6 +101,7 @@ class Detection(Task):
     weights_classes = True  # class_weights=True weights active frames (see the module)
     extra_arrays = ("frame_targets.npy",)
     clip_is_segment_without_clips = False  # a window's score is not its recording's
+    level_names = {"segment": "window", "clip": "recording"}
 
     # -- targets ---------------------------------------------------------------------------
 
