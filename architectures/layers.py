@@ -285,30 +285,51 @@ class RowNormalization(keras.layers.Layer):
     room, level), which differs between speakers and sites, and is computed from the row
     alone, so training, validation, test and `predict` treat a row the same way.
 
+    With `ignore_floor_frames`, the statistics are taken over the row's sounding frames
+    only: the frames at the row's lowest frame level (the mean over frequency) are left out,
+    i.e. the padding of a file shorter than its segment (zeros: every bin at the floor of
+    the compression) and digital silence. Otherwise a short file's padding, often most of
+    its frames, would set its mean, and the same word would be shifted differently
+    depending on its duration. A row without any other frame uses all of them.
+
     Input shape: `(batch, time, frequency)`. Output shape: the same.
 
     Args:
         mode: `"mean"` or `"standard"`. Defaults to `"standard"`.
         epsilon: floor of the variance before the square root. Defaults to `1e-3`.
+        ignore_floor_frames: leave the frames at the row's lowest level out of the
+            statistics. Defaults to `False` (the models saved before it existed); the engine
+            builds it with `True`.
     """
 
-    def __init__(self, mode="standard", epsilon=1e-3, **kwargs):
+    def __init__(self, mode="standard", epsilon=1e-3, ignore_floor_frames=False, **kwargs):
         super().__init__(**kwargs)
         if mode not in ("mean", "standard"):
             raise ValueError(f"mode={mode!r}: expected 'mean' or 'standard'.")
         self.mode = mode
         self.epsilon = epsilon
+        self.ignore_floor_frames = bool(ignore_floor_frames)
 
     def call(self, inputs):
-        mean = ops.mean(inputs, axis=1, keepdims=True)
+        if self.ignore_floor_frames:
+            level = ops.mean(inputs, axis=2, keepdims=True)  # (batch, time, 1)
+            floor = ops.min(level, axis=1, keepdims=True)
+            weight = ops.cast(level > floor + 1e-4 * (1 + ops.abs(floor)), inputs.dtype)
+            none = ops.cast(ops.sum(weight, axis=1, keepdims=True) == 0, inputs.dtype)
+            weight = weight + none  # a row of floor frames only: all of them
+        else:
+            weight = ops.ones_like(inputs[:, :, :1])
+        count = ops.sum(weight, axis=1, keepdims=True)
+        mean = ops.sum(inputs * weight, axis=1, keepdims=True) / count
         centred = inputs - mean
         if self.mode == "mean":
             return centred
-        var = ops.mean(ops.square(centred), axis=1, keepdims=True)
+        var = ops.sum(ops.square(centred) * weight, axis=1, keepdims=True) / count
         return centred / ops.sqrt(var + self.epsilon)
 
     def compute_output_shape(self, input_shape):
         return input_shape
 
     def get_config(self):
-        return {**super().get_config(), "mode": self.mode, "epsilon": self.epsilon}
+        return {**super().get_config(), "mode": self.mode, "epsilon": self.epsilon,
+                "ignore_floor_frames": self.ignore_floor_frames}

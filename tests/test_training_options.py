@@ -266,6 +266,33 @@ def test_row_normalization_removes_what_is_constant_over_a_row(rng):
         RowNormalization(mode="cmvn")
 
 
+def test_row_normalization_ignores_the_padding_of_short_files(rng):
+    """The same word padded to the segment twice as long: with the floor frames left out, its
+    sounding frames are normalised the same way whatever the padding."""
+    word = rng.normal(size=(1, 20, SHAPE[1])).astype("float32")
+    floor = np.full((1, 20, SHAPE[1]), -5.0, dtype="float32")  # the padding, every bin low
+    short, long = (np.concatenate([word, floor[:, :n]], axis=1) for n in (2, 20))
+    for mode in ("mean", "standard"):
+        aware = RowNormalization(mode=mode, ignore_floor_frames=True)
+        a = keras.ops.convert_to_numpy(aware(short))[:, :20]
+        b = keras.ops.convert_to_numpy(aware(long))[:, :20]
+        np.testing.assert_allclose(a, b, atol=1e-4)
+        np.testing.assert_allclose(a.mean(axis=1), 0, atol=1e-5)
+        plain = RowNormalization(mode=mode)  # the padding sets the statistics
+        assert np.abs(keras.ops.convert_to_numpy(plain(short))[:, :20]
+                      - keras.ops.convert_to_numpy(plain(long))[:, :20]).max() > 0.5
+    # Without padding, one (quietest) frame is left out; a row of floor frames keeps all.
+    x = rng.normal(size=(4, *SHAPE)).astype("float32")
+    out = keras.ops.convert_to_numpy(RowNormalization("mean", ignore_floor_frames=True)(x))
+    quietest = x.mean(axis=2).argmin(axis=1)
+    for i in range(4):
+        keep = np.arange(SHAPE[0]) != quietest[i]
+        np.testing.assert_allclose(out[i], x[i] - x[i][keep].mean(axis=0), atol=1e-5)
+    flat = np.full((1, *SHAPE), 3.0, dtype="float32")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(
+        RowNormalization("mean", ignore_floor_frames=True)(flat)), 0, atol=1e-6)
+
+
 def test_row_normalization_is_part_of_the_saved_model(tmp_path, rng):
     params = _params(row_normalization="standard")
     model = build_model(params, SHAPE, 3, "classification", rng.normal(size=10),

@@ -88,6 +88,7 @@ def build_model(params, input_shape, num_outputs, task_type, mean, variance,
         # After the dataset normalisation (a per-bin affine map, which this undoes exactly),
         # so the statistics of the first layer stay those of the raw features.
         x = architectures.RowNormalization(mode=params["row_normalization"],
+                                           ignore_floor_frames=True,
                                            name="row_normalization")(x)
     if params.get("time_masks", 0) or params.get("freq_masks", 0):
         x = architectures.SpecAugment(
