@@ -4,7 +4,8 @@ The reference recipe for FSDD (issue 13): 6 speakers, 6 folds, each speaker the 
 once (a validation speaker is drawn from the other five), so every score is on a voice the
 model never heard. Instance 1 is `audio_cnn` plain; instances 2 to 5 add one training option
 each; instance 6 uses them all; 7 to 9 vary it; 10 to 13 add the speaker augmentations
-(VTLP, speed perturbation, both; 12 is config.ini's defaults). The README's table of the options comes from this
+(VTLP, speed perturbation, both; 12 is config.ini's defaults); 14 adds per-row mean
+normalisation over the sounding frames. The README's table of the options comes from this
 experiment. Build the store once (see the README's FSDD recipe):
 
     python -m preprocessing regex ../shared/datasets/fsdd/recordings --pattern fsdd \\
@@ -58,6 +59,9 @@ experiment[12] = {**experiment[9], "freq_warp": 0.1, "time_warp": 0.1,
                   "comment_1": "defaults + VTLP + speed", "comment_2": "instances 10 and 11"}
 experiment[13] = {**experiment[9], "freq_warp": 0.2, "time_warp": 0.2,
                   "comment_1": "defaults + wider warps", "comment_2": "instance 12 at 20 %"}
+experiment[14] = {**experiment[12], "row_normalization": "mean",
+                  "comment_1": "defaults + CMN", "comment_2": "instance 12 with per-row mean "
+                  "normalisation over the sounding frames"}
 
 if __name__ == "__main__":
     experiment.main()
