@@ -13,6 +13,7 @@ there are some), **Parameters** and **Plots** (the instances' PNG plots embedded
 selected instance first, with its per-fold plots; at most `MAX_EMBEDDED_PLOTS`).
 """
 
+import functools
 import os
 import re
 from pathlib import Path
@@ -626,20 +627,32 @@ def plot_files(results, selected_id):
 
 def _thumbnail(path):
     """The plot as a 256-colour PNG at most twice `MAX_PLOT_WIDTH_PX` wide (sharp on
-    high-DPI screens, about a third of the plot file's size), as a `BytesIO`."""
+    high-DPI screens, about a third of the plot file's size), as a `BytesIO`.
+
+    The workbook is rebuilt after every instance with every instance's plots: each plot
+    file is converted once per process (cached on its path, size and modification time).
+    """
+    import io
+
+    stat = path.stat()
+    return io.BytesIO(_thumbnail_bytes(str(path), stat.st_size, stat.st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=2 * 40)
+def _thumbnail_bytes(path, size, mtime_ns):
     import io
 
     from PIL import Image as PILImage
 
-    with PILImage.open(io.BytesIO(path.read_bytes())) as image:
+    del size, mtime_ns  # with the path, the cache key: the same file, unchanged
+    with PILImage.open(io.BytesIO(Path(path).read_bytes())) as image:
         image = image.convert("RGB")
     if image.width > 2 * MAX_PLOT_WIDTH_PX:
         height = int(round(image.height * 2 * MAX_PLOT_WIDTH_PX / image.width))
         image = image.resize((2 * MAX_PLOT_WIDTH_PX, max(height, 1)), PILImage.LANCZOS)
     out = io.BytesIO()
     image.quantize(256, method=PILImage.Quantize.FASTOCTREE).save(out, format="PNG")
-    out.seek(0)
-    return out
+    return out.getvalue()
 
 
 def _plots_sheet(wb, results, selected_id, st):
