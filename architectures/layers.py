@@ -308,7 +308,10 @@ class RowNormalization(keras.layers.Layer):
             raise ValueError(f"mode={mode!r}: expected 'mean' or 'standard'.")
         self.mode = mode
         self.epsilon = epsilon
-        self.ignore_floor_frames = bool(ignore_floor_frames)
+        if not isinstance(ignore_floor_frames, bool):
+            raise ValueError(f"ignore_floor_frames={ignore_floor_frames!r}: expected True or "
+                             "False.")
+        self.ignore_floor_frames = ignore_floor_frames
 
     def call(self, inputs):
         if self.ignore_floor_frames:

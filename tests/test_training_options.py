@@ -288,6 +288,8 @@ def test_row_normalization_ignores_the_padding_of_short_files(rng):
     for i in range(4):
         keep = np.arange(SHAPE[0]) != quietest[i]
         np.testing.assert_allclose(out[i], x[i] - x[i][keep].mean(axis=0), atol=1e-5)
+    with pytest.raises(ValueError, match="ignore_floor_frames='yes': expected True or False"):
+        RowNormalization("mean", ignore_floor_frames="yes")
     flat = np.full((1, *SHAPE), 3.0, dtype="float32")
     np.testing.assert_allclose(keras.ops.convert_to_numpy(
         RowNormalization("mean", ignore_floor_frames=True)(flat)), 0, atol=1e-6)

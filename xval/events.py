@@ -94,7 +94,7 @@ def activity_to_events(probabilities, *, frame_seconds, classes, threshold=0.5,
     return sorted(events, key=lambda e: (e[0], e[2]))
 
 
-def stitch_windows(windows, starts_s, frame_seconds, *, reduce="mean", frames=None):
+def stitch_windows(windows, starts_s, frame_seconds, *, reduce="mean"):
     """Lays the frame arrays of overlapping windows on their recording's time line.
 
     Window `k` covers frames `round(starts_s[k] / frame_seconds)` onwards; where windows
@@ -106,14 +106,13 @@ def stitch_windows(windows, starts_s, frame_seconds, *, reduce="mean", frames=No
         starts_s: the start of each window in the recording, in seconds.
         frame_seconds: time between frames (`hop_length / sample_rate`).
         reduce: `"mean"` or `"max"`. Defaults to `"mean"`.
-        frames: length of the time line in frames; `None` ends it with the last window.
 
     Returns:
-        `np.ndarray [shape=(frames, classes)]` (float64).
+        `np.ndarray [shape=(frames, classes)]` (float64), ending with the last window.
 
     Raises:
         ValueError: for windows that are not a 3-D array, starts of another length, a
-            negative start or an unknown `reduce`.
+            negative start, a `frame_seconds` not above 0 or an unknown `reduce`.
     """
     windows = np.asarray(windows, dtype=np.float64)
     starts_s = np.asarray(starts_s, dtype=np.float64).reshape(-1)
@@ -124,21 +123,19 @@ def stitch_windows(windows, starts_s, frame_seconds, *, reduce="mean", frames=No
         raise ValueError(f"reduce={reduce!r}: expected 'mean' or 'max'.")
     if not np.isfinite(starts_s).all() or (starts_s < 0).any():
         raise ValueError(f"window starts {starts_s.tolist()}: expected seconds >= 0.")
+    if not frame_seconds > 0:
+        raise ValueError(f"frame_seconds={frame_seconds}: expected a time above 0.")
     length = windows.shape[1]
     firsts = np.rint(starts_s / frame_seconds).astype(int)
-    total = int(firsts.max()) + length if frames is None else int(frames)
+    total = int(firsts.max()) + length
     line = np.zeros((total, windows.shape[2]))
     count = np.zeros((total, 1))
     for first, window in zip(firsts, windows):
-        end = min(first + length, total)
-        if end <= first:
-            continue
-        part = window[:end - first]
         if reduce == "max":
-            line[first:end] = np.maximum(line[first:end], part)
+            line[first:first + length] = np.maximum(line[first:first + length], window)
         else:
-            line[first:end] += part
-        count[first:end] += 1
+            line[first:first + length] += window
+        count[first:first + length] += 1
     return line if reduce == "max" else line / np.maximum(count, 1)
 
 

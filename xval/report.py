@@ -638,7 +638,7 @@ def _thumbnail(path):
     return io.BytesIO(_thumbnail_bytes(str(path), stat.st_size, stat.st_mtime_ns))
 
 
-@functools.lru_cache(maxsize=2 * 40)
+@functools.lru_cache(maxsize=2 * MAX_EMBEDDED_PLOTS)
 def _thumbnail_bytes(path, size, mtime_ns):
     import io
 
@@ -660,12 +660,11 @@ def _plots_sheet(wb, results, selected_id, st):
     images per instance under a title line."""
     from openpyxl.drawing.image import Image
     from openpyxl.utils import get_column_letter
+    from PIL import Image as PILImage
 
     groups = plot_files(results, selected_id)
     if not groups:
         return None
-    from PIL import Image as PILImage
-
     sheet = wb.create_sheet("Plots")
     row, embedded, left_out, unreadable = 1, 0, [], []
     for r, files in groups:

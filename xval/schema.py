@@ -184,7 +184,7 @@ SCHEMA = {
                             "at most this fraction (0: off)", 0, 0.5),
         "time_warp": _float("speed perturbation: random rate change of each training row's "
                             "frames, at most this fraction (0: off)", 0, 0.5),
-        "row_normalization": _choice("normalise each row over its own frames: none, mean "
+        "row_normalization": _choice("normalise each row over its own sounding frames: none, mean "
                                      "(CMN) or standard (CMVN)", ("none", "mean", "standard")),
         "mixup_alpha": _float("mixup: Beta(alpha, alpha) mixing of training rows (0: off)", 0),
         "label_smoothing": _float("label smoothing of the classification targets", 0, 1,

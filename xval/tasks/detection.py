@@ -294,7 +294,8 @@ class Detection(Task):
         (`xval.events.stitch_windows`): probabilities averaged where windows overlap, the
         targets of overlapping frames merged. Events are then found and scored over whole
         recordings, so an event cut by a window border counts once, as in the annotation.
-        Frames past a recording's end (the zero padding of its last window) stay in.
+        The time line ends with the last window; gaps between windows (a hop longer than a
+        window) are silence: no activity, no annotation.
 
         Args:
             outputs: `(rows, frames, classes)` logits of the rows.
