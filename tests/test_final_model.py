@@ -326,3 +326,66 @@ def test_refit_runs_through_the_process_executor(config, store):
     assert final["n_rows"]["train"] == len(store)
     assert lines[0].startswith(f"instance 1: refitting on all 6 items for {final['epochs']} "
                                "epochs")
+
+
+def test_refit_with_val_scores_the_test_items_with_a_model_trained_on_train_and_val(store):
+    import keras
+
+    from tests.test_training import DEFAULTS
+    from xval.jobs import Job
+    from xval.params import resolve
+    from xval.training import run_fold
+
+    items = sorted(set(store.items.astype(str)))
+    fold = {"train": items[:3], "val": items[3:5], "test": items[5:]}
+
+    def job(refit_with_val):
+        params = resolve(1, {"architecture": "mlp", "reshaping_type": "none", "comment_1": "",
+                             "comment_2": "", "hidden_units": 8, "epochs": 6, "patience": 6,
+                             "min_epochs": 2, "refit_with_val": refit_with_val},
+                         training_defaults=DEFAULTS, task_type="classification")
+        return Job(instance=1, fold=0, params=params, items=fold, task_type="classification",
+                   generator=False, store=str(store.path))
+
+    plain, refit = run_fold(job(False)), run_fold(job(True))
+    assert plain.ok and refit.ok, (plain.message, refit.message)
+    assert plain.refit is None
+    # The first model is the same training as without the option: same best epoch and the
+    # same training and validation scores (selection stays on held-out items).
+    assert refit.best_epoch == plain.best_epoch and refit.history == plain.history
+    assert refit.metrics["val"] == plain.metrics["val"]
+    # The second model trained on the 5 train + val items for exactly the best epoch count.
+    assert refit.refit["epochs"] == refit.best_epoch == len(refit.refit["history"]["loss"])
+    per_item = len(store) // len(items)
+    assert refit.refit["items"] == 5 and refit.refit["rows"] == 5 * per_item
+    assert not any(k.startswith("val_") for k in refit.refit["history"])
+    # The fold's model, test scores and predictions are the second model's.
+    assert refit.model_bytes != plain.model_bytes
+    path = store.path.parent / "refit_fold.keras"
+    path.write_bytes(refit.model_bytes)
+    model = keras.saving.load_model(path, compile=False)
+    test_rows = np.flatnonzero(np.isin(store.items.astype(str), fold["test"]))
+    probs = np.asarray(model.predict(np.asarray(store.features[test_rows]), verbose=0))
+    predictions = pd.read_csv(io.StringIO(refit.predictions_csv))
+    assert len(predictions) == len(test_rows)
+    accuracy = float(np.mean(probs.argmax(1) == store.targets[test_rows]))
+    assert refit.metrics["test"]["accuracy"] == pytest.approx(accuracy)
+    assert set(refit.clip_metrics) == {"train", "val", "test"}
+    # The fold's timings count both trainings.
+    assert refit.timings["fit_seconds"] > refit.refit["timings"]["fit_seconds"]
+
+
+def test_refit_with_val_refuses_an_embedding_classifier():
+    from tests.test_training import DEFAULTS
+    from xval.errors import ParameterError
+    from xval.params import resolve
+
+    with pytest.raises(ParameterError, match=r"refit_with_val=True and embedding_classifier="
+                                             r"'svm' cannot be combined.*set one of them off"):
+        resolve(1, {"architecture": "mlp", "reshaping_type": "none", "comment_1": "",
+                    "comment_2": "", "refit_with_val": True, "embedding_classifier": "svm"},
+                training_defaults=DEFAULTS, task_type="classification")
+    with pytest.raises(ParameterError, match="refit_with_val"):
+        resolve(1, {"architecture": "mlp", "reshaping_type": "none", "comment_1": "",
+                    "comment_2": "", "refit_with_val": "yes"},
+                training_defaults=DEFAULTS, task_type="classification")

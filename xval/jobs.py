@@ -123,6 +123,7 @@ class FoldResult:
     model_size: int | None = None
     model_sha256: str | None = None
     embedding_classifier: dict | None = None
+    refit: dict | None = None
     model_bytes: bytes | None = dataclasses.field(default=None, repr=False)
     predictions_csv: str | None = dataclasses.field(default=None, repr=False)
     plot_data: dict | None = dataclasses.field(default=None, repr=False)

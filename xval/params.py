@@ -308,7 +308,8 @@ def _fit_defaults(params, explicit, task, feature=None):
 
 
 def _check_training_options(params, task, where, feature=None):
-    """Cross-parameter checks of warm-up, min_epochs, label smoothing and frequency warping."""
+    """Cross-parameter checks of warm-up, min_epochs, label smoothing, frequency warping and
+    refit_with_val."""
     if params.get("freq_warp", 0.0) and feature == "mfcc":
         raise ParameterError(
             f"{where}: freq_warp={params['freq_warp']} warps the frequency axis, but the "
@@ -326,6 +327,13 @@ def _check_training_options(params, task, where, feature=None):
             f"{where}: warmup_epochs={params['warmup_epochs']} needs lr_schedule 'constant' "
             "or 'cosine' ('plateau' changes the learning rate itself); set warmup_epochs=0 "
             "or another lr_schedule."
+        )
+    if params.get("refit_with_val") and params.get("embedding_classifier", "none") != "none":
+        raise ParameterError(
+            f"{where}: refit_with_val=True and embedding_classifier="
+            f"{params['embedding_classifier']!r} cannot be combined (the classifier is fitted "
+            "on the first model's embeddings, and its C chosen on the validation rows the "
+            "refit trains on); set one of them off."
         )
     if params.get("label_smoothing", 0) and not task.has_classes:
         raise ParameterError(

@@ -186,6 +186,9 @@ SCHEMA = {
                             "frames, at most this fraction (0: off)", 0, 0.5),
         "row_normalization": _choice("normalise each row over its own sounding frames: none, mean "
                                      "(CMN) or standard (CMVN)", ("none", "mean", "standard")),
+        "refit_with_val": Key("bool", "train a fresh model per fold on the training plus "
+                              "validation items for the best epoch count; its test scores "
+                              "and model are the fold's"),
         "mixup_alpha": _float("mixup: Beta(alpha, alpha) mixing of training rows (0: off)", 0),
         "label_smoothing": _float("label smoothing of the classification targets", 0, 1,
                                   open_high=True),
@@ -265,7 +268,7 @@ ADDED_KEYS = {
                  "min_gap_seconds": 0.0, "row_normalization": "none",
                  "embedding_classifier": "none", "embedding_models": None,
                  "embedding_layer": "auto", "embedding_c": None,
-                 "freq_warp": 0.0, "time_warp": 0.0},
+                 "freq_warp": 0.0, "time_warp": 0.0, "refit_with_val": False},
 }
 
 # (low, high) pairs that must be ordered.

@@ -237,6 +237,11 @@ def _epoch_callback(on_epoch, epochs):
 def run_fold(job, on_epoch=None):
     """Trains and evaluates one (instance, fold).
 
+    With `refit_with_val`, the fold trains twice: the first model picks the best epoch on
+    the validation items (its training and validation scores are the fold's), then a fresh
+    model trains on the training plus validation items for that many epochs; its test
+    scores, predictions and `.keras` file are the fold's.
+
     Args:
         job: a `xval.jobs.Job` (or its dict form).
         on_epoch: optional `(epoch, epochs, logs) -> None`, called after every epoch (for
@@ -252,21 +257,57 @@ def run_fold(job, on_epoch=None):
             are not finite on some split (training diverged). Other exceptions of the
             framework pass through; executors turn them into failed results.
     """
+    from xval.jobs import Job
+
+    if isinstance(job, dict):
+        job = Job.from_dict(job)
+    result = _train_and_evaluate(job, on_epoch)
+    if job.refit_epochs is None and job.params.get("refit_with_val"):
+        result = _refit_with_val(job, result, on_epoch)
+    return result
+
+
+def _refit_with_val(job, result, on_epoch):
+    """`result` with the test scores, predictions and model of a fresh model trained on the
+    fold's training plus validation items for `result.best_epoch` epochs."""
+    import dataclasses
+
+    items = {"train": [*job.items["train"], *job.items["val"]], "val": [],
+             "test": list(job.items["test"])}
+    second = _train_and_evaluate(
+        dataclasses.replace(job, items=items, refit_epochs=result.best_epoch), on_epoch)
+    result.metrics["test"] = second.metrics["test"]
+    if second.clip_metrics and "test" in second.clip_metrics:
+        result.clip_metrics["test"] = second.clip_metrics["test"]
+    result.model_bytes = second.model_bytes
+    result.predictions_csv = second.predictions_csv
+    result.plot_data = second.plot_data
+    result.refit = {"epochs": second.epochs_run, "items": len(items["train"]),
+                    "rows": second.n_rows["train"], "train": second.metrics["train"],
+                    "history": second.history, "timings": second.timings}
+    result.timings = {k: round(v + second.timings.get(k, 0.0), 3)
+                      for k, v in result.timings.items()}
+    return result
+
+
+def _train_and_evaluate(job, on_epoch=None):
+    """`run_fold` without `refit_with_val`: one model, trained and evaluated."""
     import tempfile
 
     import keras
 
     from preprocessing.store import FeatureStore
-    from xval.jobs import FoldResult, Job, Status
+    from xval.jobs import FoldResult, Status
 
-    if isinstance(job, dict):
-        job = Job.from_dict(job)
     t_start = time.perf_counter()
     params = job.params
-    refit = job.refit_epochs is not None  # the final model: all items, fixed epochs
+    # A refit trains on every item of items["train"] for fixed epochs, without validation:
+    # the final model of an instance (no test items), or a fold's refit_with_val model.
+    refit = job.refit_epochs is not None
     if refit:
         params = {**params, "epochs": int(job.refit_epochs)}
-    splits = ("train",) if refit else ("train", "val", "test")
+    splits = (("train", "test") if job.items.get("test") else ("train",)) if refit \
+        else ("train", "val", "test")
     fold = job.fold
     task_type = job.task_type
     task = tasks.get(task_type)
@@ -413,10 +454,9 @@ def run_fold(job, on_epoch=None):
         path = Path(tmp) / f"fold_{fold}.keras"
         model.save(path)
         model_bytes = path.read_bytes()
-    predictions = None if refit else _predictions_csv(store, rows["test"], outputs["test"],
-                                                      task_type, params,
-                                                      context.get("targets"))
-    plot_data = None if refit else with_context(
+    predictions = None if "test" not in splits else _predictions_csv(
+        store, rows["test"], outputs["test"], task_type, params, context.get("targets"))
+    plot_data = None if "test" not in splits else with_context(
         task.fold_plot_data, targets[rows["test"]], outputs["test"],
         store.meta.iloc[rows["test"]], **context)
     backend = keras.backend.backend()
