@@ -36,7 +36,7 @@ run: $(VENV)/.installed-run data/demo/dataset.json
 	@echo "Results are in results/demo/experiment_1 (open experiment_1.xlsx)."
 
 test: $(VENV)/.installed-test
-	$(PY) -m pytest -q -n 2 --dist loadfile --durations=15
+	$(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=15
 
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check .

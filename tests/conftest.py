@@ -198,9 +198,29 @@ def store(config):
     return tiny_store(config.data_dir)
 
 
+# The files whose tests take longest (end-to-end runs in subprocesses, Ray clusters), longest
+# first, from `--durations=0` under `make test`. `make test` runs each file on one of two
+# workers (`-n 2 --dist loadfile --no-loadscope-reorder`) in collection order: the long files
+# start first, and the short ones fill in at the end, so the two workers end together instead
+# of one running a long file alone while the other idles. The other files follow, those with
+# the most tests first (xdist's own order). A new file with long tests belongs here.
+LONGEST_FIRST = ("test_executors.py", "test_experiment.py", "test_interrupts.py",
+                 "test_ray_cluster.py", "test_progress.py", "test_training.py",
+                 "test_detection_task.py", "test_final_model.py", "test_search.py",
+                 "test_reliability.py", "test_preprocessing.py", "test_embeddings.py",
+                 "test_compat.py", "test_report.py", "test_representation.py",
+                 "test_tracking.py")
+
+
 def pytest_collection_modifyitems(config, items):
+    import collections
     import importlib.util
 
+    counts = collections.Counter(item.path.name for item in items)
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    # A stable sort: each file's tests keep their order.
+    items.sort(key=lambda item: (rank.get(item.path.name, len(rank)),
+                                 -counts[item.path.name], item.path.name))
     has_tf = importlib.util.find_spec("tensorflow") is not None
     for item in items:
         if "tensorflow" in item.keywords and not has_tf:

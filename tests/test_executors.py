@@ -3,15 +3,12 @@ contract's JSON round trip."""
 
 import importlib.util
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
-from tests.conftest import ROOT, run_script, write_script
+from tests.conftest import ROOT
 from xval import Experiment
 from xval.errors import ConfigurationError, TrainingError
 from xval.executors import EXECUTOR_NAMES, InlineExecutor, JobQueue, make_executor
@@ -167,210 +164,26 @@ def test_executor_debug_mode_stops_the_run(executor_name, config_path, config, s
     assert folds_on_disk(config, 2) == []
 
 
+@pytest.mark.skipif(not HAS_RAY, reason="ray is not installed (pip install -e '.[ray]')")
+def test_ray_preflight_that_gets_no_answer_is_a_clear_error(local_ray, store, monkeypatch):
+    import types
+
+    from xval import ray_executor
+
+    # No node can start a worker and answer within a microsecond.
+    monkeypatch.setattr(ray_executor, "PREFLIGHT_TIMEOUT_S", 1e-6)
+    runner = ray_executor.RayExecutor()
+    runner.start()
+    with pytest.raises(ConfigurationError, match=r"did not answer the preflight check within "
+                                                 r"1e-06 s .* Nothing was trained.*ray status"):
+        runner.preflight(types.SimpleNamespace(store=store))
+
+
 def test_inline_executor_yields_failures_instead_of_raising(store):
     job = Job(instance=1, fold=0, params={}, items={"train": [], "val": [], "test": []},
               task_type="classification", generator=False, store=str(store.path))
     result = next(InlineExecutor().run(JobQueue([job])))
     assert result.status is Status.FAILED and result.traceback and result.message
-
-
-SCRIPT = """
-from xval import Experiment
-experiment = Experiment(description="kill test", dataset="tiny", number=1, num_folds=3,
-                        config={config!r})
-experiment[1] = {base!r}
-if __name__ == "__main__":
-    experiment.main()
-"""
-
-
-def _start(script, executor, tmp_path):
-    # SIGINT back to its default in the child: a suite started in the background by a script
-    # (`make test &`) runs with SIGINT ignored, and children inherit that.
-    return subprocess.Popen([sys.executable, str(script), "--executor", executor],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=tmp_path, start_new_session=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-
-
-def _wait_for_first_fold(inst, proc, timeout=240):
-    deadline = time.monotonic() + timeout
-    while not list(inst.glob("fold_*.json")) and time.monotonic() < deadline:
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.2)
-
-
-def _script(tmp_path, config_path, epochs):
-    spec = {"architecture": "mlp", "reshaping_type": "none", "comment_1": "a",
-            "comment_2": "b", "hidden_units": 8, "num_layers": 1, "epochs": epochs,
-            "patience": epochs, "batch_size": 8}
-    return write_script(tmp_path, SCRIPT.format(config=str(config_path), base=spec))
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", ["inline", "process"])
-def test_ctrl_c_prints_one_line_and_resumes(name, tmp_path, config_path, config, store):
-    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) stops the run with
-    one line and exit code 130, leaves no worker behind and nothing half-written, and the
-    same command resumes."""
-    # The signal goes as soon as fold 0 is recorded: inline, fold 1 is training (20 epochs,
-    # several seconds: 6 were once too few on a loaded machine, and the run ended before the
-    # signal); under the process executor, fold 1's worker is starting (seconds).
-    script = _script(tmp_path, config_path, epochs=20 if name == "inline" else 2)
-    proc = _start(script, name, tmp_path)
-    inst = config.results_dir / "tiny" / "experiment_1" / "instance_1"
-    _wait_for_first_fold(inst, proc)
-    os.killpg(proc.pid, signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 130, stdout + stderr
-    assert stderr.strip().splitlines()[-1].startswith("interrupted; rerun the same command")
-    assert "Traceback" not in stderr
-    time.sleep(0.5)
-    leftover = subprocess.run(["pgrep", "-f", "xval.worker"], capture_output=True, text=True)
-    assert str(tmp_path) not in leftover.stdout
-    assert not [p for p in inst.parent.rglob(".*") if p.is_file() and ".locks" not in p.parts]
-    done = folds_on_disk(config, 1)
-    assert 1 <= len(done) < 3
-    again = run_script(script, "--executor", name)
-    assert again.returncode == 0, again.stdout + again.stderr
-    assert folds_on_disk(config, 1) == [0, 1, 2]
-
-
-@pytest.fixture
-def python_sigint():
-    """Python's own SIGINT handler for the test (a suite started by a script with `&`, or an
-    xdist worker, may have another), restored afterwards."""
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, previous)
-
-
-def _ctrl_c_swallowed_by_keras():
-    """Sends this process a SIGINT from inside Keras's shape inference, which catches every
-    exception on the torch backend (and here, on any backend, a bare except does the same)."""
-    import keras
-
-    def call(x):
-        os.kill(os.getpid(), signal.SIGINT)
-        time.sleep(0.05)  # the handler runs here, in this frame
-        return x
-
-    try:
-        keras.src.backend.compute_output_spec(call, keras.KerasTensor((2, 3)))
-    except BaseException:  # noqa: BLE001 - what the code the interrupt lands in does
-        pass
-
-
-def test_a_ctrl_c_that_keras_swallows_stops_the_next_job(python_sigint, store):
-    from xval.interrupts import raise_if_interrupted, sticky_interrupts
-
-    job = Job(instance=1, fold=0, params={}, items={"train": [], "val": [], "test": []},
-              task_type="classification", generator=False, store=str(store.path))
-    with sticky_interrupts():
-        _ctrl_c_swallowed_by_keras()
-        with pytest.raises(KeyboardInterrupt):
-            raise_if_interrupted()
-        with pytest.raises(KeyboardInterrupt):  # not recorded as a failed fold
-            next(InlineExecutor().run(JobQueue([job])))
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    raise_if_interrupted()  # cleared with the block
-
-
-def test_a_swallowed_ctrl_c_stops_training_at_the_next_batch(python_sigint):
-    import keras
-    import numpy as np
-
-    from xval.interrupts import interrupt_check, sticky_interrupts
-
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
-    model.compile(optimizer="sgd", loss="mse")
-    x = np.zeros((8, 3), "float32")
-    with sticky_interrupts():
-        _ctrl_c_swallowed_by_keras()
-        with pytest.raises(KeyboardInterrupt):
-            model.fit(x, np.zeros((8, 2), "float32"), batch_size=4, epochs=50, verbose=0,
-                      callbacks=[interrupt_check()])
-    assert model.optimizer.iterations.numpy() == 1  # stopped after the first batch
-
-
-def _job(store, config, epochs):
-    from xval.params import resolve
-
-    spec = {"architecture": "mlp", "reshaping_type": "none", "comment_1": "", "comment_2": "",
-            "epochs": epochs, "patience": epochs}
-    return Job(instance=1, fold=0, params=resolve(1, spec, training_defaults=config.training),
-               task_type="classification", generator=False, store=str(store.path),
-               items={"train": ["item0", "item1", "item2", "item3"], "val": ["item4"],
-                      "test": ["item5"]})
-
-
-def test_a_ctrl_c_swallowed_while_a_fold_starts_stops_its_training(python_sigint, store,
-                                                                   config):
-    from xval.interrupts import sticky_interrupts
-    from xval.training import run_fold
-
-    epochs = []
-    with sticky_interrupts():
-        _ctrl_c_swallowed_by_keras()
-        with pytest.raises(KeyboardInterrupt):
-            run_fold(_job(store, config, epochs=20), on_epoch=lambda *a: epochs.append(a))
-    assert epochs == []  # stopped inside the first epoch
-
-
-def test_a_ctrl_c_that_keras_turns_into_another_error_is_not_a_failed_fold(python_sigint,
-                                                                          store, config):
-    from xval.executors import _run_job
-    from xval.interrupts import sticky_interrupts
-
-    def on_epoch(*args):  # what a bare except that raises its own error does
-        _ctrl_c_swallowed_by_keras()
-        raise RuntimeError("not a KeyboardInterrupt")
-
-    with sticky_interrupts(), pytest.raises(KeyboardInterrupt):
-        _run_job(_job(store, config, epochs=2), on_epoch)
-    # Without the sticky handler the same error is a failed fold, as before.
-    result = _run_job(_job(store, config, epochs=2), lambda *a: _raise(RuntimeError("boom")))
-    assert result.status is Status.FAILED and "boom" in result.message
-
-
-def _raise(error):
-    raise error
-
-
-def test_sticky_interrupts_leave_an_ignored_sigint_alone():
-    from xval.interrupts import raise_if_interrupted, sticky_interrupts
-
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # `cmd &` in a script
-    try:
-        with sticky_interrupts():
-            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(0.05)
-            raise_if_interrupted()
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-@pytest.mark.slow
-def test_process_executor_resumes_after_driver_kill(tmp_path, config_path, config, store):
-    """A SIGKILLed driver (and its workers) loses at most the folds in progress; the same
-    command resumes, and every job ran in a fresh worker process of its own."""
-    script = _script(tmp_path, config_path, epochs=2)  # fold 1's worker starts for seconds
-    proc = _start(script, "process", tmp_path)
-    inst = config.results_dir / "tiny" / "experiment_1" / "instance_1"
-    _wait_for_first_fold(inst, proc)
-    os.killpg(proc.pid, signal.SIGKILL)  # the driver and its workers
-    proc.wait()
-    done_before = folds_on_disk(config, 1)
-    assert 1 <= len(done_before) < 3
-    again = run_script(script, "--executor", "process")
-    assert again.returncode == 0, again.stdout + again.stderr
-    assert "already done; resuming" in again.stdout
-    assert folds_on_disk(config, 1) == [0, 1, 2]
-    folds = [json.loads((inst / f"fold_{i}.json").read_text()) for i in range(3)]
-    assert all(f["status"] == "ok" for f in folds)
-    pids = {f["pid"] for f in folds}
-    assert len(pids) == 3 and os.getpid() not in pids  # one fresh worker process per job
 
 
 def test_worker_module_runs_a_job_file(tmp_path, store, config):
@@ -389,152 +202,6 @@ def test_worker_module_runs_a_job_file(tmp_path, store, config):
     data = json.loads((tmp_path / "result.json").read_text())
     assert data["status"] == "ok" and data["predictions_csv"].startswith("row,")
     assert (tmp_path / "model.keras").stat().st_size > 0
-
-
-# -- a real two-node Ray cluster on this machine ---------------------------------------------
-
-def _free_port():
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _raylets(temp_dir):
-    """PIDs of the raylets (one per node) of the cluster whose temporary folder is given."""
-    out = subprocess.run(["pgrep", "-f", f"raylet/raylet --raylet_socket_name={temp_dir}"],
-                         capture_output=True, text=True)
-    return {int(pid) for pid in out.stdout.split()}
-
-
-@pytest.fixture
-def ray_cluster(monkeypatch):
-    """Starts `ray start --head` (1 CPU) and yields `(address, add_node)`; `add_node(prefix)`
-    runs `ray start --address` (1 CPU) behind an optional command prefix and returns the new
-    node's raylet PID. Afterwards every process of this cluster, and only of this cluster
-    (found by its own temporary folder), is killed: other Ray instances on the machine are
-    left alone, so `ray stop` is never used."""
-    import shutil
-    import tempfile
-
-    if not HAS_RAY:
-        pytest.skip("ray is not installed (pip install -e '.[ray]')")
-    ray_bin = str(__import__("pathlib").Path(sys.executable).parent / "ray")
-    port = _free_port()
-    address = f"127.0.0.1:{port}"
-    temp_dir = tempfile.mkdtemp(prefix="xr", dir="/tmp")  # short: Ray's socket paths
-    common = ["--num-cpus=1", "--disable-usage-stats"]
-    # Ray >= 2.59 authenticates local clusters with a token (~/.ray/auth_token) that every
-    # node and the driver must use.
-    monkeypatch.setenv("RAY_AUTH_MODE", "token")
-    env = {**os.environ, "RAY_health_check_period_ms": "1000",
-           "RAY_health_check_failure_threshold": "3"}
-    subprocess.run([ray_bin, "get-auth-token", "--generate"], capture_output=True, env=env)
-
-    def ours():
-        found = subprocess.run(["pgrep", "-f", temp_dir], capture_output=True, text=True)
-        return {int(pid) for pid in found.stdout.split()}
-
-    head = subprocess.run([ray_bin, "start", "--head", f"--port={port}",
-                           f"--temp-dir={temp_dir}", "--include-dashboard=false", *common],
-                          capture_output=True, text=True, env=env)
-    assert head.returncode == 0, head.stdout + head.stderr
-
-    def add_node(prefix=()):
-        before = _raylets(temp_dir)
-        node = subprocess.run([*prefix, ray_bin, "start", f"--address={address}", *common],
-                              capture_output=True, text=True, env=env)
-        assert node.returncode == 0, node.stdout + node.stderr
-        new = _raylets(temp_dir) - before
-        assert len(new) == 1, new
-        return new.pop()
-
-    try:
-        yield address, add_node
-    finally:
-        for _ in range(3):
-            for pid in ours():
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            time.sleep(0.5)
-        shutil.rmtree(temp_dir, ignore_errors=True)
-
-
-RAY_SCRIPT = """
-from xval import Experiment
-experiment = Experiment(description="ray cluster", dataset="tiny", number=1, num_folds=2,
-                        config={config!r})
-experiment[1] = {base!r}
-experiment[2] = {base2!r}
-if __name__ == "__main__":
-    experiment.main()
-"""
-
-
-@pytest.mark.slow
-def test_ray_cluster_loses_a_node_and_finishes_with_inline_metrics(
-        ray_cluster, tmp_path, config_path, config, store):
-    address, add_node = ray_cluster
-    worker_raylet = add_node()
-    spec = {**BASE_SPEC, "epochs": 4}
-    path = write_script(tmp_path, RAY_SCRIPT.format(config=str(config_path), base=spec,
-                                                    base2={**spec, "hidden_units": 12}))
-    proc = subprocess.Popen([sys.executable, str(path), "--executor", "ray", "--ray-address",
-                             address], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, cwd=tmp_path)
-    exp = config.results_dir / "tiny" / "experiment_1"
-    deadline = time.monotonic() + 300
-    while not list(exp.glob("instance_*/fold_*.json")) and time.monotonic() < deadline:
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.2)
-    os.kill(worker_raylet, signal.SIGKILL)  # the second node dies mid-run
-    stdout, stderr = proc.communicate(timeout=600)
-    assert proc.returncode == 0, stdout + stderr
-    # Every fold is there, and equal to an inline run of the same experiment (run in this
-    # process: a third Python start-up would prove nothing more).
-    from tests.conftest import write_config
-    from xval.config import load_config
-
-    inline_config = load_config(write_config(tmp_path / "inline", paths={
-        "data_dir": str(config.data_dir), "results_dir": str(tmp_path / "inline" / "results")}))
-    same = Experiment(description="ray cluster", dataset="tiny", number=1, num_folds=2,
-                      config=str(inline_config.path))
-    same[1], same[2] = spec, {**spec, "hidden_units": 12}
-    inline = same.run(config=inline_config, executor="inline", out=lambda *a: None)
-    assert inline.exit_code == 0, inline
-    inline_exp = inline_config.results_dir / "tiny" / "experiment_1"
-    for k in (1, 2):
-        for i in range(2):
-            ray_fold = json.loads((exp / f"instance_{k}" / f"fold_{i}.json").read_text())
-            ref = json.loads((inline_exp / f"instance_{k}" / f"fold_{i}.json").read_text())
-            assert ray_fold["status"] == "ok" and ray_fold["best_epoch"] == ref["best_epoch"]
-            for split in ("train", "val", "test"):
-                for name in ("loss", "accuracy", "f1"):
-                    assert ray_fold["metrics"][split][name] == pytest.approx(
-                        ref["metrics"][split][name], abs=1e-5), (k, i, split, name)
-
-
-@pytest.mark.slow
-def test_ray_preflight_refuses_a_node_without_the_store(ray_cluster, tmp_path, config_path,
-                                                        config, store):
-    probe = subprocess.run(["unshare", "-m", "--propagation", "private", "true"],
-                           capture_output=True)
-    if probe.returncode != 0:
-        pytest.skip("needs unshare (a mount namespace) to hide the store from one node")
-    address, add_node = ray_cluster
-    hidden = str(config.data_dir)
-    add_node(prefix=["unshare", "-m", "--propagation", "private", "sh", "-c",
-                     f'mount -t tmpfs none "{hidden}" && exec "$0" "$@"'])
-    path = write_script(tmp_path, RAY_SCRIPT.format(config=str(config_path), base=BASE_SPEC,
-                                                    base2=BASE_SPEC))
-    proc = run_script(path, "--executor", "ray", "--ray-address", address)
-    assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert "The Ray cluster cannot run this experiment" in proc.stderr
-    assert "dataset.json" in proc.stderr and "shared filesystem" in proc.stderr
-    assert not list((config.results_dir / "tiny" / "experiment_1").glob("instance_*/fold_*"))
 
 
 def test_gpu_benchmark_runs_without_a_gpu():

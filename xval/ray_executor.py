@@ -25,6 +25,9 @@ from xval.executors import Executor
 from xval.jobs import FoldResult, Job
 
 PACKAGES = ("xval", "architectures", "preprocessing", "augmentation")
+# How long the preflight check waits for each node's answer (a Ray worker process must start
+# there and import the project: seconds on an idle node, minutes on a saturated one).
+PREFLIGHT_TIMEOUT_S = 300
 
 
 def project_fingerprint():
@@ -171,7 +174,8 @@ class RayExecutor(Executor):
 
         Raises:
             ConfigurationError: when a node does not see the store, sees another content
-                hash, or runs another version of the project.
+                hash, runs another version of the project, or does not answer within
+                `PREFLIGHT_TIMEOUT_S`.
         """
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -185,7 +189,16 @@ class RayExecutor(Executor):
         ).remote(store) for n in self.nodes()}
         problems = []
         for node, ref in refs.items():
-            info = ray.get(ref, timeout=120)
+            try:
+                info = ray.get(ref, timeout=PREFLIGHT_TIMEOUT_S)
+            except ray.exceptions.GetTimeoutError:
+                raise ConfigurationError(
+                    f"The Ray cluster's node {node} did not answer the preflight check within "
+                    f"{PREFLIGHT_TIMEOUT_S} s (no worker process started there: the node may be "
+                    "saturated by other work, out of memory, or unable to import this "
+                    "project). Nothing was trained. Check `ray status` and the node's logs "
+                    "(/tmp/ray/session_latest/logs), then rerun."
+                ) from None
             where = f"node {node} ({info['host']})"
             if info["store_error"]:
                 problems.append(f"{where}: {info['store_error']}")

@@ -1,0 +1,214 @@
+"""Ctrl-C and kills: a run stops with one line and resumes, whatever the executor, and an
+interrupt that Keras swallows still stops training."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import run_script, write_script
+from tests.test_executors import folds_on_disk
+from xval.executors import InlineExecutor, JobQueue
+from xval.jobs import Job, Status
+
+SCRIPT = """
+from xval import Experiment
+experiment = Experiment(description="kill test", dataset="tiny", number=1, num_folds=3,
+                        config={config!r})
+experiment[1] = {base!r}
+if __name__ == "__main__":
+    experiment.main()
+"""
+
+
+def _start(script, executor, tmp_path):
+    # SIGINT back to its default in the child: a suite started in the background by a script
+    # (`make test &`) runs with SIGINT ignored, and children inherit that.
+    return subprocess.Popen([sys.executable, str(script), "--executor", executor],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=tmp_path, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+def _wait_for_first_fold(inst, proc, timeout=240):
+    deadline = time.monotonic() + timeout
+    while not list(inst.glob("fold_*.json")) and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.2)
+
+
+def _script(tmp_path, config_path, epochs):
+    spec = {"architecture": "mlp", "reshaping_type": "none", "comment_1": "a",
+            "comment_2": "b", "hidden_units": 8, "num_layers": 1, "epochs": epochs,
+            "patience": epochs, "batch_size": 8}
+    return write_script(tmp_path, SCRIPT.format(config=str(config_path), base=spec))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["inline", "process"])
+def test_ctrl_c_prints_one_line_and_resumes(name, tmp_path, config_path, config, store):
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) stops the run with
+    one line and exit code 130, leaves no worker behind and nothing half-written, and the
+    same command resumes."""
+    # The signal goes as soon as fold 0 is recorded: inline, fold 1 is training (20 epochs,
+    # several seconds: 6 were once too few on a loaded machine, and the run ended before the
+    # signal); under the process executor, fold 1's worker is starting (seconds).
+    script = _script(tmp_path, config_path, epochs=20 if name == "inline" else 2)
+    proc = _start(script, name, tmp_path)
+    inst = config.results_dir / "tiny" / "experiment_1" / "instance_1"
+    _wait_for_first_fold(inst, proc)
+    os.killpg(proc.pid, signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stdout + stderr
+    assert stderr.strip().splitlines()[-1].startswith("interrupted; rerun the same command")
+    assert "Traceback" not in stderr
+    time.sleep(0.5)
+    leftover = subprocess.run(["pgrep", "-f", "xval.worker"], capture_output=True, text=True)
+    assert str(tmp_path) not in leftover.stdout
+    assert not [p for p in inst.parent.rglob(".*") if p.is_file() and ".locks" not in p.parts]
+    done = folds_on_disk(config, 1)
+    assert 1 <= len(done) < 3
+    again = run_script(script, "--executor", name)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert folds_on_disk(config, 1) == [0, 1, 2]
+
+
+@pytest.fixture
+def python_sigint():
+    """Python's own SIGINT handler for the test (a suite started by a script with `&`, or an
+    xdist worker, may have another), restored afterwards."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def _ctrl_c_swallowed_by_keras():
+    """Sends this process a SIGINT from inside Keras's shape inference, which catches every
+    exception on the torch backend (and here, on any backend, a bare except does the same)."""
+    import keras
+
+    def call(x):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)  # the handler runs here, in this frame
+        return x
+
+    try:
+        keras.src.backend.compute_output_spec(call, keras.KerasTensor((2, 3)))
+    except BaseException:  # noqa: BLE001 - what the code the interrupt lands in does
+        pass
+
+
+def test_a_ctrl_c_that_keras_swallows_stops_the_next_job(python_sigint, store):
+    from xval.interrupts import raise_if_interrupted, sticky_interrupts
+
+    job = Job(instance=1, fold=0, params={}, items={"train": [], "val": [], "test": []},
+              task_type="classification", generator=False, store=str(store.path))
+    with sticky_interrupts():
+        _ctrl_c_swallowed_by_keras()
+        with pytest.raises(KeyboardInterrupt):
+            raise_if_interrupted()
+        with pytest.raises(KeyboardInterrupt):  # not recorded as a failed fold
+            next(InlineExecutor().run(JobQueue([job])))
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    raise_if_interrupted()  # cleared with the block
+
+
+def test_a_swallowed_ctrl_c_stops_training_at_the_next_batch(python_sigint):
+    import keras
+    import numpy as np
+
+    from xval.interrupts import interrupt_check, sticky_interrupts
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.zeros((8, 3), "float32")
+    with sticky_interrupts():
+        _ctrl_c_swallowed_by_keras()
+        with pytest.raises(KeyboardInterrupt):
+            model.fit(x, np.zeros((8, 2), "float32"), batch_size=4, epochs=50, verbose=0,
+                      callbacks=[interrupt_check()])
+    assert model.optimizer.iterations.numpy() == 1  # stopped after the first batch
+
+
+def _job(store, config, epochs):
+    from xval.params import resolve
+
+    spec = {"architecture": "mlp", "reshaping_type": "none", "comment_1": "", "comment_2": "",
+            "epochs": epochs, "patience": epochs}
+    return Job(instance=1, fold=0, params=resolve(1, spec, training_defaults=config.training),
+               task_type="classification", generator=False, store=str(store.path),
+               items={"train": ["item0", "item1", "item2", "item3"], "val": ["item4"],
+                      "test": ["item5"]})
+
+
+def test_a_ctrl_c_swallowed_while_a_fold_starts_stops_its_training(python_sigint, store,
+                                                                   config):
+    from xval.interrupts import sticky_interrupts
+    from xval.training import run_fold
+
+    epochs = []
+    with sticky_interrupts():
+        _ctrl_c_swallowed_by_keras()
+        with pytest.raises(KeyboardInterrupt):
+            run_fold(_job(store, config, epochs=20), on_epoch=lambda *a: epochs.append(a))
+    assert epochs == []  # stopped inside the first epoch
+
+
+def test_a_ctrl_c_that_keras_turns_into_another_error_is_not_a_failed_fold(python_sigint,
+                                                                          store, config):
+    from xval.executors import _run_job
+    from xval.interrupts import sticky_interrupts
+
+    def on_epoch(*args):  # what a bare except that raises its own error does
+        _ctrl_c_swallowed_by_keras()
+        raise RuntimeError("not a KeyboardInterrupt")
+
+    with sticky_interrupts(), pytest.raises(KeyboardInterrupt):
+        _run_job(_job(store, config, epochs=2), on_epoch)
+    # Without the sticky handler the same error is a failed fold, as before.
+    result = _run_job(_job(store, config, epochs=2), lambda *a: _raise(RuntimeError("boom")))
+    assert result.status is Status.FAILED and "boom" in result.message
+
+
+def _raise(error):
+    raise error
+
+
+def test_sticky_interrupts_leave_an_ignored_sigint_alone():
+    from xval.interrupts import raise_if_interrupted, sticky_interrupts
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # `cmd &` in a script
+    try:
+        with sticky_interrupts():
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+            raise_if_interrupted()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.slow
+def test_process_executor_resumes_after_driver_kill(tmp_path, config_path, config, store):
+    """A SIGKILLed driver (and its workers) loses at most the folds in progress; the same
+    command resumes, and every job ran in a fresh worker process of its own."""
+    script = _script(tmp_path, config_path, epochs=2)  # fold 1's worker starts for seconds
+    proc = _start(script, "process", tmp_path)
+    inst = config.results_dir / "tiny" / "experiment_1" / "instance_1"
+    _wait_for_first_fold(inst, proc)
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and its workers
+    proc.wait()
+    done_before = folds_on_disk(config, 1)
+    assert 1 <= len(done_before) < 3
+    again = run_script(script, "--executor", "process")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "already done; resuming" in again.stdout
+    assert folds_on_disk(config, 1) == [0, 1, 2]
+    folds = [json.loads((inst / f"fold_{i}.json").read_text()) for i in range(3)]
+    assert all(f["status"] == "ok" for f in folds)
+    pids = {f["pid"] for f in folds}
+    assert len(pids) == 3 and os.getpid() not in pids  # one fresh worker process per job
