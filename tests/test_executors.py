@@ -174,8 +174,9 @@ def test_ray_preflight_that_gets_no_answer_is_a_clear_error(local_ray, store, mo
     monkeypatch.setattr(ray_executor, "PREFLIGHT_TIMEOUT_S", 1e-6)
     runner = ray_executor.RayExecutor()
     runner.start()
-    with pytest.raises(ConfigurationError, match=r"did not answer the preflight check within "
-                                                 r"1e-06 s .* Nothing was trained.*ray status"):
+    with pytest.raises(ConfigurationError, match=r"node\(s\) .* did not answer the preflight "
+                                                 r"check within 1e-06 s .* Nothing was "
+                                                 r"trained.*ray status"):
         runner.preflight(types.SimpleNamespace(store=store))
 
 

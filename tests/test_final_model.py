@@ -357,13 +357,18 @@ def test_refit_with_val_scores_the_test_items_with_a_model_trained_on_train_and_
     # The second model trained on the 5 train + val items for exactly the best epoch count.
     assert refit.refit["epochs"] == refit.best_epoch == len(refit.refit["history"]["loss"])
     per_item = len(store) // len(items)
-    assert refit.refit["items"] == 5 and refit.refit["rows"] == 5 * per_item
+    assert refit.refit["n_items"] == 5 and refit.refit["rows"] == 5 * per_item
     assert not any(k.startswith("val_") for k in refit.refit["history"])
     # The fold's model, test scores and predictions are the second model's.
-    assert refit.model_bytes != plain.model_bytes
-    path = store.path.parent / "refit_fold.keras"
-    path.write_bytes(refit.model_bytes)
-    model = keras.saving.load_model(path, compile=False)
+    models = []
+    for name, result in (("plain", plain), ("refit", refit)):
+        path = store.path.parent / f"{name}_fold.keras"
+        path.write_bytes(result.model_bytes)
+        models.append(keras.saving.load_model(path, compile=False))
+    assert not all(np.array_equal(a, b) for a, b in zip(models[0].get_weights(),
+                                                        models[1].get_weights()))
+    assert refit.metrics["test"]["loss"] != plain.metrics["test"]["loss"]
+    model = models[1]
     test_rows = np.flatnonzero(np.isin(store.items.astype(str), fold["test"]))
     probs = np.asarray(model.predict(np.asarray(store.features[test_rows]), verbose=0))
     predictions = pd.read_csv(io.StringIO(refit.predictions_csv))
@@ -371,8 +376,13 @@ def test_refit_with_val_scores_the_test_items_with_a_model_trained_on_train_and_
     accuracy = float(np.mean(probs.argmax(1) == store.targets[test_rows]))
     assert refit.metrics["test"]["accuracy"] == pytest.approx(accuracy)
     assert set(refit.clip_metrics) == {"train", "val", "test"}
-    # The fold's timings count both trainings.
+    # The fold's timings count both trainings; the corrected t-test's test/train ratio uses
+    # the rows the test scores' model trained on.
     assert refit.timings["fit_seconds"] > refit.refit["timings"]["fit_seconds"]
+    from xval.stats import fold_test_train_ratio
+
+    assert fold_test_train_ratio([refit.to_dict()]) == pytest.approx(per_item / (5 * per_item))
+    assert fold_test_train_ratio([plain.to_dict()]) == pytest.approx(per_item / (3 * per_item))
 
 
 def test_refit_with_val_refuses_an_embedding_classifier():

@@ -47,9 +47,10 @@ class Job:
         params_hash: the parameters' hash (see `xval.params.params_hash`).
         store_hash: the store's content hash, checked where the job runs.
         log_dir: TensorBoard log folder, or `None`.
-        refit_epochs: when set, the job is a refit (the final model of an instance): it
-            trains on every row of `items["train"]` for exactly this many epochs, without
-            validation or early stopping, and evaluates on the training rows only.
+        refit_epochs: when set, the job is a refit (the final model of an instance, or a
+            fold's `refit_with_val` model): it trains on every row of `items["train"]` for
+            exactly this many epochs, without validation or early stopping, and evaluates
+            on the training rows and on the test rows, if `items["test"]` has any.
             Defaults to `None` (a cross-validation fold).
     """
 

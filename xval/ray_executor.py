@@ -187,18 +187,23 @@ class RayExecutor(Executor):
             num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"],
                                                                             soft=False)
         ).remote(store) for n in self.nodes()}
+        # One deadline for all nodes: the checks run at the same time.
+        ready, _ = ray.wait(list(refs.values()), num_returns=len(refs),
+                            timeout=PREFLIGHT_TIMEOUT_S)
+        silent = [node for node, ref in refs.items() if ref not in ready]
+        if silent:
+            for node in silent:
+                ray.cancel(refs[node], force=True)
+            raise ConfigurationError(
+                f"The Ray cluster's node(s) {', '.join(silent)} did not answer the preflight "
+                f"check within {PREFLIGHT_TIMEOUT_S} s (no worker process started there: a "
+                "node may be saturated by other work, out of memory, or unable to import "
+                "this project). Nothing was trained. Check `ray status` and the nodes' logs "
+                "(/tmp/ray/session_latest/logs), then rerun."
+            )
         problems = []
         for node, ref in refs.items():
-            try:
-                info = ray.get(ref, timeout=PREFLIGHT_TIMEOUT_S)
-            except ray.exceptions.GetTimeoutError:
-                raise ConfigurationError(
-                    f"The Ray cluster's node {node} did not answer the preflight check within "
-                    f"{PREFLIGHT_TIMEOUT_S} s (no worker process started there: the node may be "
-                    "saturated by other work, out of memory, or unable to import this "
-                    "project). Nothing was trained. Check `ray status` and the node's logs "
-                    "(/tmp/ray/session_latest/logs), then rerun."
-                ) from None
+            info = ray.get(ref)
             where = f"node {node} ({info['host']})"
             if info["store_error"]:
                 problems.append(f"{where}: {info['store_error']}")

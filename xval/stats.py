@@ -65,6 +65,9 @@ def fold_test_train_ratio(folds):
             continue
         rows = fold.get("n_rows", {})
         train = rows.get("train_original", rows.get("train"))
+        refit = fold.get("refit") or {}
+        if refit.get("train_original"):  # refit_with_val: the test scores' model trained on
+            train = refit["train_original"]  # the training plus validation rows
         if train and rows.get("test") is not None:
             ratios.append(rows["test"] / train)
     return float(np.mean(ratios)) if ratios else float("nan")

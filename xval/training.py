@@ -250,7 +250,8 @@ def run_fold(job, on_epoch=None):
     Returns:
         A `xval.jobs.FoldResult` with status `ok`, the metrics of every split, the history,
         timings, and the best model's `.keras` bytes and test predictions (written by the
-        recorder, not here).
+        recorder, not here); with `refit_with_val`, the second model's, and its epochs,
+        rows, training scores and history in `refit`.
 
     Raises:
         TrainingError: when a fold set has no rows, or the trained model's outputs or loss
@@ -274,17 +275,20 @@ def _refit_with_val(job, result, on_epoch):
 
     items = {"train": [*job.items["train"], *job.items["val"]], "val": [],
              "test": list(job.items["test"])}
-    second = _train_and_evaluate(
-        dataclasses.replace(job, items=items, refit_epochs=result.best_epoch), on_epoch)
+    log_dir = str(Path(job.log_dir) / "refit") if job.log_dir else None
+    second = _train_and_evaluate(dataclasses.replace(
+        job, items=items, refit_epochs=result.best_epoch, log_dir=log_dir), on_epoch)
     result.metrics["test"] = second.metrics["test"]
     if second.clip_metrics and "test" in second.clip_metrics:
         result.clip_metrics["test"] = second.clip_metrics["test"]
     result.model_bytes = second.model_bytes
     result.predictions_csv = second.predictions_csv
     result.plot_data = second.plot_data
-    result.refit = {"epochs": second.epochs_run, "items": len(items["train"]),
-                    "rows": second.n_rows["train"], "train": second.metrics["train"],
-                    "history": second.history, "timings": second.timings}
+    result.refit = {"epochs": second.epochs_run, "n_items": len(items["train"]),
+                    "rows": second.n_rows["train"],
+                    "train_original": second.n_rows["train_original"],
+                    "train": second.metrics["train"], "history": second.history,
+                    "timings": second.timings}
     result.timings = {k: round(v + second.timings.get(k, 0.0), 3)
                       for k, v in result.timings.items()}
     return result
