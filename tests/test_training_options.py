@@ -496,3 +496,30 @@ def test_every_option_together_on_tensorflow(store, tmp_path):
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["backend"] == "tensorflow" and out["status"] == "ok"
     assert 0 <= out["accuracy"] <= 1 and out["epochs"] >= 2
+
+
+def test_refit_with_val_is_recorded_in_the_fold_files(tmp_path):
+    from tests.conftest import tiny_store, write_config
+    from xval import Experiment
+    from xval.config import load_config
+    from xval.jobs import FoldResult
+
+    config = load_config(write_config(tmp_path))
+    tiny_store(config.data_dir)
+    exp = Experiment(description="t", dataset="tiny", number=1, num_folds=3,
+                     config=str(config.path))
+    exp[1] = {"architecture": "mlp", "reshaping_type": "none", "comment_1": "", "comment_2": "",
+              "hidden_units": 8, "epochs": 4, "min_epochs": 1, "refit_with_val": True}
+    outcome = exp.run(config=config, out=lambda *a: None)
+    assert outcome.exit_code == 0, outcome
+    inst = config.results_dir / "tiny" / "experiment_1" / "instance_1"
+    for i in range(3):
+        fold = json.loads((inst / f"fold_{i}.json").read_text())
+        refit = fold["refit"]
+        assert refit["epochs"] == fold["best_epoch"] == len(refit["history"]["loss"])
+        n_items = len(fold["items"]["train"]) + len(fold["items"]["val"])
+        assert refit["n_items"] == n_items and refit["rows"] > fold["n_rows"]["train"]
+        # What a worker process or Ray task sends back keeps it.
+        result = FoldResult.from_dict(fold)
+        assert FoldResult.from_transport(result.to_transport()).refit == refit
+    assert (inst.parent / "experiment_1.xlsx").is_file()
