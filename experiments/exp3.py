@@ -5,7 +5,8 @@ once (a validation speaker is drawn from the other five), so every score is on a
 model never heard. Instance 1 is `audio_cnn` plain; instances 2 to 5 add one training option
 each; instance 6 uses them all; 7 to 9 vary it; 10 to 13 add the speaker augmentations
 (VTLP, speed perturbation, both; 12 is config.ini's defaults); 14 adds per-row mean
-normalisation over the sounding frames. The README's table of the options comes from this
+normalisation over the sounding frames; 15 doubles the width; 16 refits each fold on its
+training and validation speakers. The README's table of the options comes from this
 experiment. Build the store once (see the README's FSDD recipe):
 
     python -m preprocessing regex ../shared/datasets/fsdd/recordings --pattern fsdd \\
@@ -62,6 +63,11 @@ experiment[13] = {**experiment[9], "freq_warp": 0.2, "time_warp": 0.2,
 experiment[14] = {**experiment[12], "row_normalization": "mean",
                   "comment_1": "defaults + CMN", "comment_2": "instance 12 with per-row mean "
                   "normalisation over the sounding frames"}
+experiment[15] = {**experiment[12], "filters": 32, "comment_1": "defaults, 32 filters",
+                  "comment_2": "instance 12 with twice audio_cnn's default width"}
+experiment[16] = {**experiment[12], "refit_with_val": True, "comment_1": "defaults + refit",
+                  "comment_2": "instance 12, each fold refit on its 5 training and "
+                  "validation voices"}
 
 if __name__ == "__main__":
     experiment.main()
