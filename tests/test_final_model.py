@@ -373,6 +373,11 @@ def test_refit_with_val_scores_the_test_items_with_a_model_trained_on_train_and_
     probs = np.asarray(model.predict(np.asarray(store.features[test_rows]), verbose=0))
     predictions = pd.read_csv(io.StringIO(refit.predictions_csv))
     assert len(predictions) == len(test_rows)
+    from xval.metrics import softmax  # the model gives logits; the file, probabilities
+
+    np.testing.assert_array_equal(predictions["row"], test_rows)
+    np.testing.assert_allclose(predictions[[f"p_{c}" for c in store.classes]].to_numpy(),
+                               softmax(probs), atol=1e-4)
     accuracy = float(np.mean(probs.argmax(1) == store.targets[test_rows]))
     assert refit.metrics["test"]["accuracy"] == pytest.approx(accuracy)
     assert set(refit.clip_metrics) == {"train", "val", "test"}
