@@ -277,6 +277,9 @@ def test_experiment_augmented_rows_train_only(config_path, config):
         n_train_items = len(fold["items"]["train"])
         assert fold["n_rows"]["train"] == n_train_items * 24 * 2  # originals + copies
         assert fold["n_rows"]["val"] == len(fold["items"]["val"]) * 24  # originals only
+        # Training scores are taken on the originals too: the copies only train.
+        scored = np.asarray(fold["metrics"]["train"]["confusion_matrix"]).sum()
+        assert scored == n_train_items * 24
 
 
 def test_normalization_uses_training_originals_only(config):

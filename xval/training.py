@@ -426,11 +426,15 @@ def _train_and_evaluate(job, on_epoch=None):
                "classes": store.classes}
     if target_fn is not None:  # the baseline: the mean normalised training row
         context["reference"] = target_fn(_mean_row(store.features, train_original))
+    # Scores are taken on original rows only: augmented copies train and do nothing else.
+    keep = ~store.augmented[rows["train"]]
+    scored = {**rows, "train": rows["train"][keep]}
+    scored_source = {**source, "train": (source["train"][0], source["train"][1][keep])}
     for key in splits:
-        outputs[key] = _predict(best, *source[key], max(batch_size, 1024))
-        y = targets[rows[key]]
+        outputs[key] = _predict(best, *scored_source[key], max(batch_size, 1024))
+        y = targets[scored[key]]
         if target_fn is not None:
-            y = target_fn(np.asarray(store.features[rows[key]], dtype=np.float32))
+            y = target_fn(np.asarray(store.features[scored[key]], dtype=np.float32))
             if key == "test":
                 context["targets"] = y
         if np.isfinite(outputs[key]).all():
@@ -440,8 +444,8 @@ def _train_and_evaluate(job, on_epoch=None):
             result_metrics[key] = {"loss": float("nan")}
         pooled = None
         if multi_segment and np.isfinite(outputs[key]).all():
-            pooled = with_context(task.pool_by_clip, outputs[key], y, clips[rows[key]],
-                                  starts=None if starts is None else starts[rows[key]],
+            pooled = with_context(task.pool_by_clip, outputs[key], y, clips[scored[key]],
+                                  starts=None if starts is None else starts[scored[key]],
                                   frame_seconds=context["frame_seconds"])
         if pooled is not None:
             _, clip_out, clip_y = pooled
@@ -521,13 +525,15 @@ def _embedding_classifier(params, prepared, store, rows, fold, seed, result_metr
     clips = store.clips
     classification = tasks.get(embeddings.TASK)
     for key, r in rows.items():
-        out = embeddings.scores(pipeline, x[key])
-        block = classification_metrics(y[key], out, len(classes))
+        keep = ~store.augmented[r]  # scores on original rows only, as the network's
+        r = r[keep]
+        out = embeddings.scores(pipeline, x[key][keep])
+        block = classification_metrics(y[key][keep], out, len(classes))
         block.pop("confusion_matrix")
         result_metrics.setdefault(key, {}).update(
             {f"{embeddings.PREFIX}{n}": v for n, v in block.items()})
         if multi_segment:
-            _, clip_out, clip_y = classification.pool_by_clip(out, y[key], clips[r])
+            _, clip_out, clip_y = classification.pool_by_clip(out, y[key][keep], clips[r])
             block = classification_metrics(clip_y, clip_out, len(classes))
             block.pop("confusion_matrix")
             clip_metrics.setdefault(key, {}).update(
