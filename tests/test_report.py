@@ -745,3 +745,36 @@ def test_mean_ci():
     mean, half = mean_ci([1.0, 2.0, 3.0])
     assert mean == 2.0 and half == pytest.approx(4.302652729 * 1 / np.sqrt(3))
     assert mean_ci([1.0]) == (1.0, None)
+
+
+def _fold_files(instance, folds):
+    instance.mkdir(parents=True)
+    (instance / "params.json").write_text(json.dumps({"comment_1": instance.parent.name}))
+    for i, item, accuracy in folds:
+        (instance / f"fold_{i}.json").write_text(json.dumps({
+            "fold": i, "status": "ok",
+            "items": {"train": ["a", "b"], "val": ["c"], "test": [item]},
+            "n_rows": {"train": 100, "train_original": 100, "val": 25, "test": 25},
+            "metrics": {"test": {"accuracy": accuracy, "recall": accuracy}}}))
+
+
+def test_options_report_pairs_folds_by_their_test_items(tmp_path, capsys):
+    from benchmarks import training_options
+
+    base = tmp_path / "experiment_3" / "instance_12"
+    _fold_files(base, [(0, "s1", 0.50), (1, "s2", 0.60), (2, "s3", 0.90)])
+    # Another experiment on the same items, whose splitter ordered the folds differently.
+    _fold_files(tmp_path / "experiment_8" / "instance_1",
+                [(0, "s2", 0.72), (1, "s3", 0.98), (2, "s1", 0.60)])
+    training_options.main([str(tmp_path / "experiment_8"), "--baseline-dir", str(base)])
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("1 "))
+    # Paired by test item the differences are 0.10, 0.12, 0.08; by fold index they would be
+    # 0.22, 0.38, -0.30, with the same mean but a p-value near 0.7.
+    expected = corrected_resampled_ttest([0.60, 0.72, 0.98], [0.50, 0.60, 0.90], 0.25)
+    assert expected.p < 0.1
+    accuracy = [f"{expected.mean_difference:+.3f}", f"{expected.p:.3f}"]
+    assert row.split()[-4:] == accuracy * 2  # accuracy, then UAR (equal here)
+    with pytest.raises(SystemExit):
+        training_options.main([str(tmp_path / "experiment_8"), "--baseline-dir",
+                               str(tmp_path / "missing")])
+    assert "is not a folder" in capsys.readouterr().err
