@@ -23,24 +23,54 @@ import numpy as np
 from xval.stats import corrected_resampled_ttest, fold_test_train_ratio
 
 
+def fold_keys(instance_dir):
+    """What each fold of an instance tests, as a key that pairs folds across experiments.
+
+    The key is the fold's test items and which occurrence of them it is (repeated
+    cross-validation tests each item once per repeat), counted over every fold of the
+    experiment (`folds.json`, or else every fold file, failed ones too), so that a failed
+    fold does not shift the keys of the folds after it.
+
+    Args:
+        instance_dir: an `instance_<k>` folder.
+
+    Returns:
+        dict of fold index to `(test items, occurrence)`.
+    """
+    manifest = instance_dir.parent / "folds.json"
+    if manifest.is_file():
+        tests = [fold["test"] for fold in json.loads(manifest.read_text())["folds"]]
+        indices = range(len(tests))
+    else:
+        files = {int(p.stem.split("_")[1]): json.loads(p.read_text())
+                 for p in instance_dir.glob("fold_*.json")}
+        indices = sorted(files)
+        tests = [files[i]["items"]["test"] for i in indices]
+    keys, seen = {}, {}
+    for index, test in zip(indices, tests):
+        test = tuple(sorted(test))
+        seen[test] = seen.get(test, 0) + 1
+        keys[index] = (test, seen[test])
+    return keys
+
+
 def fold_scores(instance_dir, metric):
     """Test `metric` of every finished fold, clip level where recorded.
 
     Returns:
-        `({key: score}, fold dicts)`, the key being the fold's test items (and, for repeated
-        cross-validation, which occurrence of them), so that folds pair by what they test.
+        `({key: score}, {key: fold dict})`, keyed by `fold_keys`, so that folds pair by
+        what they test.
     """
-    scores, folds, seen = {}, [], {}
-    paths = sorted(instance_dir.glob("fold_*.json"), key=lambda p: int(p.stem.split("_")[1]))
-    for path in paths:
+    keys = fold_keys(instance_dir)
+    scores, folds = {}, {}
+    for path in instance_dir.glob("fold_*.json"):
         fold = json.loads(path.read_text())
         if fold.get("status") != "ok":
             continue
-        folds.append(fold)
+        key = keys[fold["fold"]]
+        folds[key] = fold
         level = fold.get("clip_metrics") or fold["metrics"]
-        test = tuple(sorted(fold["items"]["test"]))
-        seen[test] = seen.get(test, 0) + 1
-        scores[(test, seen[test])] = level["test"][metric]
+        scores[key] = level["test"][metric]
     return scores, folds
 
 
@@ -59,15 +89,19 @@ def main(argv=None):
     if not base_dir.is_dir():
         parser.error(f"baseline {base_dir} is not a folder; expected an instance_<k> folder "
                      "with fold_<i>.json files.")
+    if not fold_scores(base_dir, "accuracy")[0]:
+        parser.error(f"baseline {base_dir} has no finished fold (fold_<i>.json with status "
+                     "ok); run it first, or choose another baseline.")
     print(f"{exp}: test scores over folds (mean ± std), against {base_dir} "
           "(corrected resampled t-test, folds paired by their test items)")
-    print(f"{'instance':<10}{'comment':<18}{'folds':>6}{'accuracy':>16}{'UAR':>16}"
+    print("(paired: the folds whose test items the baseline also tested; Δ and p use those)")
+    print(f"{'instance':<10}{'comment':<18}{'folds':>6}{'paired':>7}{'accuracy':>16}{'UAR':>16}"
           f"{'Δ acc':>9}{'p':>8}{'Δ UAR':>9}{'p':>8}")
     for inst in instances:
         params = json.loads((inst / "params.json").read_text())
         params = params.get("params", params)
         row = f"{inst.name.split('_')[1]:<10}{str(params.get('comment_1', ''))[:17]:<18}"
-        cells, n = [], 0
+        cells, n, paired = [], 0, 0
         for metric in ("accuracy", "recall"):
             scores, folds = fold_scores(inst, metric)
             base, base_folds = fold_scores(base_dir, metric)
@@ -77,16 +111,17 @@ def main(argv=None):
             values = np.array(list(scores.values()))
             common = sorted(set(scores) & set(base))
             diff = p = ""
-            if inst != base_dir and len(common) >= 2:
-                ratio = fold_test_train_ratio(folds + base_folds)
-                test = corrected_resampled_ttest([scores[f] for f in common],
-                                                 [base[f] for f in common], ratio)
+            if inst.resolve() != base_dir.resolve() and len(common) >= 2:
+                ratio = fold_test_train_ratio([folds[k] for k in common]
+                                              + [base_folds[k] for k in common])
+                test = corrected_resampled_ttest([scores[k] for k in common],
+                                                 [base[k] for k in common], ratio)
                 diff, p = f"{test.mean_difference:+.3f}", f"{test.p:.3f}"
-            cells.append((f"{values.mean():.3f} ± {values.std(ddof=1) if len(values) > 1 else 0:.3f}",
-                          diff, p))
-            n = len(values)
-        print(row + f"{n:>6}{cells[0][0]:>16}{cells[1][0]:>16}{cells[0][1]:>9}{cells[0][2]:>8}"
-              f"{cells[1][1]:>9}{cells[1][2]:>8}")
+            spread = values.std(ddof=1) if len(values) > 1 else 0.0
+            cells.append((f"{values.mean():.3f} ± {spread:.3f}", diff, p))
+            n, paired = len(values), len(common)
+        print(row + f"{n:>6}{paired:>7}{cells[0][0]:>16}{cells[1][0]:>16}{cells[0][1]:>9}"
+              f"{cells[0][2]:>8}{cells[1][1]:>9}{cells[1][2]:>8}")
 
 
 if __name__ == "__main__":

@@ -280,6 +280,8 @@ def test_experiment_augmented_rows_train_only(config_path, config):
         # Training scores are taken on the originals too: the copies only train.
         scored = np.asarray(fold["metrics"]["train"]["confusion_matrix"]).sum()
         assert scored == n_train_items * 24
+        clips = np.asarray(fold["clip_metrics"]["train"]["confusion_matrix"]).sum()
+        assert clips == n_train_items * 12  # two segments per original clip
 
 
 def test_normalization_uses_training_originals_only(config):

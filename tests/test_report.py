@@ -747,12 +747,12 @@ def test_mean_ci():
     assert mean_ci([1.0]) == (1.0, None)
 
 
-def _fold_files(instance, folds):
+def _fold_files(instance, folds, failed=()):
     instance.mkdir(parents=True)
     (instance / "params.json").write_text(json.dumps({"comment_1": instance.parent.name}))
     for i, item, accuracy in folds:
         (instance / f"fold_{i}.json").write_text(json.dumps({
-            "fold": i, "status": "ok",
+            "fold": i, "status": "failed" if i in failed else "ok",
             "items": {"train": ["a", "b"], "val": ["c"], "test": [item]},
             "n_rows": {"train": 100, "train_original": 100, "val": 25, "test": 25},
             "metrics": {"test": {"accuracy": accuracy, "recall": accuracy}}}))
@@ -774,7 +774,30 @@ def test_options_report_pairs_folds_by_their_test_items(tmp_path, capsys):
     assert expected.p < 0.1
     accuracy = [f"{expected.mean_difference:+.3f}", f"{expected.p:.3f}"]
     assert row.split()[-4:] == accuracy * 2  # accuracy, then UAR (equal here)
+    assert row.split()[2:4] == ["3", "3"]  # folds, paired
     with pytest.raises(SystemExit):
         training_options.main([str(tmp_path / "experiment_8"), "--baseline-dir",
                                str(tmp_path / "missing")])
     assert "is not a folder" in capsys.readouterr().err
+
+
+def test_options_report_keeps_repeats_apart_when_a_fold_failed(tmp_path, capsys):
+    from benchmarks import training_options
+
+    # Two repeats of 3 folds: every item is tested twice. Fold 0 of the instance failed;
+    # its fold 3 (the second test of s1) must pair with the baseline's fold 3, not fold 0.
+    tests = ["s1", "s2", "s3", "s1", "s2", "s3"]
+    base = [0.50, 0.60, 0.70, 0.90, 0.55, 0.65]
+    mine = [0.00, 0.70, 0.78, 1.00, 0.66, 0.74]
+    for name, scores, failed in (("experiment_4", base, ()), ("experiment_9", mine, (0,))):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "folds.json").write_text(json.dumps(
+            {"folds": [{"train": ["a"], "val": ["b"], "test": [t]} for t in tests]}))
+        _fold_files(tmp_path / name / "instance_1",
+                    list(zip(range(6), tests, scores)), failed)
+    training_options.main([str(tmp_path / "experiment_9"), "--baseline-dir",
+                           str(tmp_path / "experiment_4" / "instance_1")])
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("1 "))
+    expected = corrected_resampled_ttest(mine[1:], base[1:], 0.25)
+    assert row.split()[2:4] == ["5", "5"]  # folds, paired
+    assert row.split()[-4:] == [f"{expected.mean_difference:+.3f}", f"{expected.p:.3f}"] * 2
