@@ -6,8 +6,8 @@ model never heard. Instance 1 is `audio_cnn` plain; instances 2 to 5 add one tra
 each; instance 6 uses them all; 7 to 9 vary it; 10 to 13 add the speaker augmentations
 (VTLP, speed perturbation, both; 12 is config.ini's defaults); 14 adds per-row mean
 normalisation over the sounding frames; 15 doubles the width; 16 refits each fold on its
-training and validation speakers. The README's table of the options comes from this
-experiment. Build the store once (see the README's FSDD recipe):
+training and validation speakers; 17 is instance 12 on another seed. The README's table
+of the options comes from this experiment. Build the store once (see the README's FSDD recipe):
 
     python -m preprocessing regex ../shared/datasets/fsdd/recordings --pattern fsdd \\
         --out fsdd --sample-rate 8000 --n-mels 40
@@ -68,6 +68,8 @@ experiment[15] = {**experiment[12], "filters": 32, "comment_1": "defaults, 32 fi
 experiment[16] = {**experiment[12], "refit_with_val": True, "comment_1": "defaults + refit",
                   "comment_2": "instance 12, each fold refit on its 5 training and "
                   "validation voices"}
+experiment[17] = {**experiment[12], "seed": 2, "comment_1": "defaults, seed 2",
+                  "comment_2": "instance 12 on another seed: how much a rerun moves"}
 
 if __name__ == "__main__":
     experiment.main()
