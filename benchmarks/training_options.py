@@ -89,6 +89,10 @@ def main(argv=None):
     if not base_dir.is_dir():
         parser.error(f"baseline {base_dir} is not a folder; expected an instance_<k> folder "
                      "with fold_<i>.json files.")
+    if any(base_dir.glob("instance_*")):
+        parser.error(f"baseline {base_dir} is an experiment folder; pass one of its "
+                     "instance_<k> folders, e.g. --baseline-dir "
+                     f"{sorted(base_dir.glob('instance_*'))[0]}.")
     if not fold_scores(base_dir, "accuracy")[0]:
         parser.error(f"baseline {base_dir} has no finished fold (fold_<i>.json with status "
                      "ok); run it first, or choose another baseline.")
