@@ -6,8 +6,8 @@ model never heard. Instance 1 is `audio_cnn` plain; instances 2 to 5 add one tra
 each; instance 6 uses them all; 7 to 9 vary it; 10 to 13 add the speaker augmentations
 (VTLP, speed perturbation, both; 12 is config.ini's defaults); 14 adds per-row mean
 normalisation over the sounding frames; 15 doubles the width; 16 refits each fold on its
-training and validation speakers; 17 is instance 12 on another seed. The README's table
-of the options comes from this experiment. Build the store once (see the README's FSDD recipe):
+training and validation speakers; 17 and 18 are instance 12 on seeds 2 and 3. The README's
+table of the options comes from this experiment. Build the store once (see the README's FSDD recipe):
 
     python -m preprocessing regex ../shared/datasets/fsdd/recordings --pattern fsdd \\
         --out fsdd --sample-rate 8000 --n-mels 40
@@ -70,6 +70,8 @@ experiment[16] = {**experiment[12], "refit_with_val": True, "comment_1": "defaul
                   "validation voices"}
 experiment[17] = {**experiment[12], "seed": 2, "comment_1": "defaults, seed 2",
                   "comment_2": "instance 12 on another seed: how much a rerun moves"}
+experiment[18] = {**experiment[12], "seed": 3, "comment_1": "defaults, seed 3",
+                  "comment_2": "instance 12 on a third seed"}
 
 if __name__ == "__main__":
     experiment.main()
