@@ -85,6 +85,9 @@ def main(argv=None):
     exp = Path(args.experiment)
     instances = sorted((p for p in exp.glob("instance_*") if p.name.split("_")[1].isdigit()),
                        key=lambda p: int(p.name.split("_")[1]))
+    if not instances:
+        parser.error(f"{exp} has no instance_<k> folders; expected an experiment's results "
+                     "folder, e.g. results/fsdd/experiment_3.")
     base_dir = args.baseline_dir or exp / f"instance_{args.baseline}"
     if not base_dir.is_dir():
         parser.error(f"baseline {base_dir} is not a folder; expected an instance_<k> folder "
@@ -93,7 +96,8 @@ def main(argv=None):
         parser.error(f"baseline {base_dir} is an experiment folder; pass one of its "
                      "instance_<k> folders, e.g. --baseline-dir "
                      f"{sorted(base_dir.glob('instance_*'))[0]}.")
-    if not fold_scores(base_dir, "accuracy")[0]:
+    baseline = {metric: fold_scores(base_dir, metric) for metric in ("accuracy", "recall")}
+    if not baseline["accuracy"][0]:
         parser.error(f"baseline {base_dir} has no finished fold (fold_<i>.json with status "
                      "ok); run it first, or choose another baseline.")
     print(f"{exp}: test scores over folds (mean ± std), against {base_dir} "
@@ -108,7 +112,7 @@ def main(argv=None):
         cells, n, paired = [], 0, 0
         for metric in ("accuracy", "recall"):
             scores, folds = fold_scores(inst, metric)
-            base, base_folds = fold_scores(base_dir, metric)
+            base, base_folds = baseline[metric]
             if not scores:
                 cells.append(("", "", ""))
                 continue

@@ -784,6 +784,9 @@ def test_options_report_pairs_folds_by_their_test_items(tmp_path, capsys):
                                str(tmp_path / "experiment_3")])
     assert "is an experiment folder; pass one of its instance_<k> folders" in \
         capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        training_options.main([str(tmp_path / "missing"), "--baseline-dir", str(base)])
+    assert "has no instance_<k> folders" in capsys.readouterr().err
 
 
 def test_options_report_keeps_repeats_apart_when_a_fold_failed(tmp_path, capsys):

@@ -329,7 +329,9 @@ def _train_and_evaluate(job, on_epoch=None):
     n_outputs = task.num_outputs(store)
     seed = params["seed"] + fold
     keras.utils.set_random_seed(seed)
-    train_original = rows["train"][~store.augmented[rows["train"]]]
+    # Augmented copies train and do nothing else: statistics and scores use the originals.
+    original_train = ~store.augmented[rows["train"]]
+    train_original = rows["train"][original_train]
     if params["mixed_precision"]:
         keras.mixed_precision.set_dtype_policy("mixed_float16")
     try:
@@ -426,10 +428,9 @@ def _train_and_evaluate(job, on_epoch=None):
                "classes": store.classes}
     if target_fn is not None:  # the baseline: the mean normalised training row
         context["reference"] = target_fn(_mean_row(store.features, train_original))
-    # Scores are taken on original rows only: augmented copies train and do nothing else.
-    keep = ~store.augmented[rows["train"]]
-    scored = {**rows, "train": rows["train"][keep]}
-    scored_source = {**source, "train": (source["train"][0], source["train"][1][keep])}
+    scored = {**rows, "train": train_original}
+    scored_source = {**source,
+                     "train": (source["train"][0], source["train"][1][original_train])}
     for key in splits:
         outputs[key] = _predict(best, *scored_source[key], max(batch_size, 1024))
         y = targets[scored[key]]
