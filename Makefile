@@ -38,8 +38,11 @@ run: $(VENV)/.installed-run data/demo/dataset.json
 test: $(VENV)/.installed-test
 	$(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=15
 
+# Style and complexity (ruff), the layers (import-linter, see pyproject.toml) and types (mypy).
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 bench: $(VENV)/.installed-test
 	$(PY) -m benchmarks.feature_extraction

@@ -10,9 +10,9 @@ import soundfile as sf
 from augmentation.pipeline import Augmenter, build_pipeline
 from preprocessing.audio import AUDIO_EXTENSIONS
 from preprocessing.parallel import process_pool, seed_for
-from xval import schema
-from xval.errors import ConfigurationError, DatasetError
-from xval.fileio import atomic_write_bytes
+from xval.config import schema
+from xval.core.errors import ConfigurationError, DatasetError
+from xval.core.files import atomic_write_bytes
 
 
 def output_names(relative, n):

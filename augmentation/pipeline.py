@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from preprocessing.audio import AUDIO_EXTENSIONS
-from xval import schema
-from xval.errors import ConfigurationError, DatasetError
+from xval.config import schema
+from xval.core.errors import ConfigurationError, DatasetError
 
 # Audio below this rate is augmented at this rate and resampled back.
 MIN_RATE = 16000

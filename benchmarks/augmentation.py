@@ -11,7 +11,7 @@ from pathlib import Path
 
 from augmentation import augment_folder
 from benchmarks._common import ROOT, SHARED, cores, timed, warm_file_cache
-from xval.config import load_config
+from xval.config.loader import load_config
 
 SOURCES = {"fsdd": SHARED / "fsdd" / "recordings", "ravdess": SHARED / "ravdess" / "audio"}
 

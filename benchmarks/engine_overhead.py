@@ -27,7 +27,7 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # TensorFlow only saves mod
 import numpy as np  # noqa: E402
 
 from benchmarks._common import ROOT, median, timed  # noqa: E402
-from xval.params import PLAIN_TRAINING  # noqa: E402
+from xval.config.params import PLAIN_TRAINING  # noqa: E402
 
 # Plain training (no masks, mixup or schedule): the raw Keras loop it is compared with has none.
 ARCH = {"architecture": "example_cnn", "reshaping_type": "conv", "comment_1": "bench",
@@ -55,9 +55,9 @@ def hand_loop(store, epochs, batch):
     import keras
     from sklearn.model_selection import GroupKFold, GroupShuffleSplit
 
-    from xval.config import load_config
-    from xval.params import resolve
-    from xval.training import build_model
+    from xval.config.loader import load_config
+    from xval.config.params import resolve
+    from xval.training.fold import build_model
 
     params = resolve(1, ARCH, training_defaults=load_config(ROOT / "config.ini").training)
     x = np.asarray(store.features, dtype=np.float32)
@@ -95,7 +95,7 @@ def main():
     import keras
 
     from preprocessing.demo import build_demo
-    from xval.config import load_config
+    from xval.config.loader import load_config
 
     config = load_config(ROOT / "config.ini")
     with tempfile.TemporaryDirectory() as tmp:

@@ -85,7 +85,7 @@ def main():
     os.environ["CUDA_VISIBLE_DEVICES"] = args.gpu
     from benchmarks.engine_overhead import engine_run, hand_loop
     from preprocessing.demo import build_demo
-    from xval.config import load_config
+    from xval.config.loader import load_config
 
     if not backend_sees_gpu():
         print(f"{gpus[0]} is present, but the {os.environ['KERAS_BACKEND']} backend does not "

@@ -51,7 +51,7 @@ if ARGS is not None:
 import numpy as np  # noqa: E402
 
 from benchmarks._common import ROOT  # noqa: E402
-from xval.params import PLAIN_TRAINING  # noqa: E402
+from xval.config.params import PLAIN_TRAINING  # noqa: E402
 
 # Plain training, as measured for the README (mixup and masks change fit-time accuracy).
 INSTANCE = {"architecture": "example_cnn", "reshaping_type": "conv", "comment_1": "lr 1e-3",
@@ -128,8 +128,8 @@ def _train(option, store, rows, params, fold):
     """Trains one way; returns (model, x_train, y_train, x_test, y_test, fit_accuracy, note)."""
     import keras
 
-    from xval.data import normalization_stats
-    from xval.training import build_model
+    from xval.training.batches import normalization_stats
+    from xval.training.fold import build_model
 
     x = {k: np.asarray(store.features[v], dtype=np.float32) for k, v in rows.items()}
     y = {k: store.targets[v] for k, v in rows.items()}
@@ -177,8 +177,8 @@ def _train(option, store, rows, params, fold):
 def _engine(store, rows, params, fold, items, store_dir):
     import keras
 
-    from xval.jobs import Job
-    from xval.training import run_fold
+    from xval.core.records import Job
+    from xval.training.fold import run_fold
 
     job = Job(instance=1, fold=fold, params=params, items=items,
               task_type="classification", generator=False, store=str(store_dir))
@@ -199,10 +199,10 @@ def main():
 
     from preprocessing.demo import build_demo
     from preprocessing.store import FeatureStore
-    from xval.config import load_config
-    from xval.data import fold_rows
+    from xval.config.loader import load_config
+    from xval.config.params import resolve
     from xval.folds import ItemKFold
-    from xval.params import resolve
+    from xval.training.batches import fold_rows
 
     config = load_config(ROOT / "config.ini")
     with tempfile.TemporaryDirectory() as tmp:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xval.stats import corrected_resampled_ttest, fold_test_train_ratio
+from xval.report.stats import corrected_resampled_ttest, fold_test_train_ratio
 
 
 def fold_keys(instance_dir):

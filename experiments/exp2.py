@@ -17,7 +17,7 @@ then:
 """
 
 from xval import PLAIN_TRAINING, Experiment
-from xval.search import Float, Int, Search
+from xval.config.space import Float, Int, Search
 
 BASE = {"architecture": "example_cnn", "reshaping_type": "conv", "epochs": 15,
         "patience": 4, "batch_size": 64}

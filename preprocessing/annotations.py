@@ -20,7 +20,7 @@ import pandas as pd
 import soundfile as sf
 
 from preprocessing.audio import AUDIO_EXTENSIONS
-from xval.errors import DatasetError
+from xval.core.errors import DatasetError
 
 LAYOUTS = ("auto", "wide", "long")
 UNITS = ("samples", "seconds")

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from xval.errors import DatasetError
+from xval.core.errors import DatasetError
 
 # What libsndfile reads directly; anything else goes through audioread (ffmpeg & co).
 SNDFILE_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".au",

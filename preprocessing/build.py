@@ -11,9 +11,10 @@ from preprocessing.audio import load_audio, peak_dbfs
 from preprocessing.features import compute_features, feature_shape, segment
 from preprocessing.parallel import process_pool, seed_for
 from preprocessing.store import write_store
-from xval import schema, tasks
-from xval.errors import ConfigurationError, DatasetError
-from xval.fileio import make_temp_file
+from xval import tasks
+from xval.config import schema
+from xval.core.errors import ConfigurationError, DatasetError
+from xval.core.files import make_temp_file
 
 FEATURE_KEYS = ("sample_rate", "feature", "compression", "power_exponent", "n_fft",
                 "hop_length", "n_mels", "n_mfcc", "fmin", "fmax", "n_bins", "bins_per_octave",
@@ -45,7 +46,7 @@ def feature_params(config=None, *, style="param", **overrides):
             f"Unknown feature parameter {unknown[0]!r}; valid: {', '.join(FEATURE_KEYS)}."
         )
     if config is None and set(overrides) != set(FEATURE_KEYS):
-        from xval.config import find_config, load_config
+        from xval.config.loader import find_config, load_config
 
         config = load_config(find_config())
     params = {} if config is None else {k: config.features[k] for k in FEATURE_KEYS}

@@ -16,7 +16,7 @@ from preprocessing.annotations import annotation_source
 from preprocessing.build import extract_file
 from preprocessing.events import frame_targets
 from preprocessing.features import feature_shape
-from xval.errors import DatasetError
+from xval.core.errors import DatasetError
 
 
 def read_items(path):

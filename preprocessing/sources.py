@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from preprocessing.audio import AUDIO_EXTENSIONS
-from xval.errors import DatasetError
+from xval.core.errors import DatasetError
 
 # RAVDESS file names: modality-channel-EMOTION-intensity-statement-repetition-ACTOR.
 RAVDESS_PATTERN = (r"(?:^|/)\d\d-\d\d-(?P<label>\d\d)-\d\d-\d\d-\d\d-(?P<item>\d\d)"

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from xval import tasks
-from xval.errors import ConfigurationError, DatasetError
-from xval.fileio import make_temp_dir
+from xval.core.errors import ConfigurationError, DatasetError
+from xval.core.files import make_temp_dir
 
 META_COLUMNS = ("row", "item", "label", "target", "clip", "source", "start", "augmented")
 FILES = ("features.npy", "meta.csv", "dataset.json")

@@ -25,7 +25,7 @@ import soundfile as sf
 
 from preprocessing.audio import AUDIO_EXTENSIONS, load_audio
 from preprocessing.sources import FSDD_PATTERN, regex_source
-from xval.errors import DatasetError
+from xval.core.errors import DatasetError
 
 NOISES = ("white", "pink", "brown", "mixed")
 LABEL_MODES = ("single", "digit")

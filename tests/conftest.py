@@ -18,9 +18,18 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from xval.params import PLAIN_TRAINING as _PLAIN  # noqa: E402
+from xval.config.params import PLAIN_TRAINING as _PLAIN  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def resolve(*args, **kwargs):
+    """`xval.config.params.resolve` with the registered architectures handed in, as the
+    planner does."""
+    import architectures
+    from xval.config import params
+
+    return params.resolve(*args, architectures=architectures, **kwargs)
 SHARED = ROOT.parent / "shared" / "datasets"
 
 
@@ -33,7 +42,7 @@ PLAIN_TRAINING = {**_PLAIN, "epochs": 30, "patience": 5}
 def training_defaults(path=None):
     """The `[training]` defaults of a config.ini (the project's by default), with the
     generalisation options at their plain values (`PLAIN_TRAINING`)."""
-    from xval.config import load_config
+    from xval.config.loader import load_config
 
     return {**load_config(path or ROOT / "config.ini").training, **PLAIN_TRAINING}
 
@@ -188,7 +197,7 @@ def config_path(tmp_path):
 
 @pytest.fixture
 def config(config_path):
-    from xval.config import load_config
+    from xval.config.loader import load_config
 
     return load_config(config_path)
 

@@ -6,7 +6,7 @@ import pytest
 import soundfile as sf
 
 from preprocessing.annotations import annotation_source, read_annotations
-from xval.errors import DatasetError
+from xval.core.errors import DatasetError
 
 WIDE = (
     "File name,Voice start sample (1),Voice end sample (1),Voice start sample (2),"

@@ -9,9 +9,8 @@ import pytest
 
 import architectures
 from architectures import StatisticsPooling
-from tests.conftest import training_defaults
-from xval.params import resolve
-from xval.training import build_model
+from tests.conftest import resolve, training_defaults
+from xval.training.fold import build_model
 
 DEFAULTS = training_defaults()
 SHAPE = (16, 12)
@@ -171,7 +170,7 @@ def test_detectors_refuse_other_tasks():
 
 
 def test_a_detector_in_a_classification_experiment_is_a_parameter_error():
-    from xval.errors import ParameterError
+    from xval.core.errors import ParameterError
 
     with pytest.raises(ParameterError, match="crnn_detector' makes frames outputs, but "
                        "task_type 'classification' needs vector outputs; choose one of.*audio_cnn"):

@@ -11,8 +11,8 @@ import soundfile as sf
 
 from augmentation import Augmenter, augment_folder, build_pipeline
 from tests.conftest import ROOT
-from xval.config import load_config
-from xval.errors import ConfigurationError, DatasetError
+from xval.config.loader import load_config
+from xval.core.errors import ConfigurationError, DatasetError
 
 PARAMS = dict(load_config(ROOT / "config.ini").augmentation)
 SR = 16000

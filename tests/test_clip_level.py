@@ -3,7 +3,7 @@ segment scores the same at both levels, and means and paired tests never drop it
 
 import pytest
 
-from xval.results import level_metrics, summarize
+from xval.report.results import level_metrics, summarize
 
 
 def _fold(i, segment, clip=None):

@@ -8,8 +8,9 @@ import re
 import pytest
 
 from tests.conftest import run_script, tiny_store, write_config, write_script
-from xval import schema, tasks
-from xval.config import load_config
+from xval import tasks
+from xval.config import schema
+from xval.config.loader import load_config
 
 
 def _without_added_keys(path):
@@ -70,7 +71,7 @@ def test_old_dataset_descriptions_infer_vector_tasks():
 
 
 def test_detection_flag_errors_name_the_fix(tmp_path, capsys):
-    from preprocessing.__main__ import main
+    from xval.cli.preprocess import main
 
     config = write_config(tmp_path)
     (tmp_path / "audio").mkdir()
@@ -84,7 +85,7 @@ def test_detection_flag_errors_name_the_fix(tmp_path, capsys):
 
 
 def test_results_made_under_the_earlier_defaults_conflict_with_a_hint(tmp_path):
-    from xval.params import PLAIN_TRAINING
+    from xval.config.params import PLAIN_TRAINING
 
     plain = write_config(tmp_path)  # the plain (earlier) training options
     tiny_store(tmp_path / "data")

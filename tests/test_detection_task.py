@@ -7,12 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from preprocessing.__main__ import main as preprocessing_main
 from preprocessing.store import FeatureStore, write_store
 from tests.conftest import run_script, write_config, write_script
 from tests.test_synth_events import fsdd, make  # noqa: F401  (the fake FSDD fixture)
 from xval import tasks
-from xval.errors import ConfigurationError, DatasetError
+from xval.cli.preprocess import main as preprocessing_main
+from xval.core.errors import ConfigurationError, DatasetError
 from xval.tasks.detection import PLOT_WINDOWS
 
 FEATURES = ["--sample-rate", "8000", "--n-mels", "16", "--segment-seconds", "1",
@@ -84,7 +84,7 @@ def test_detection_metrics_of_the_task_on_hand_made_windows():
 
 
 def test_stitch_windows_averages_overlaps_and_merges_targets():
-    from xval.events import stitch_windows
+    from xval.tasks.events import stitch_windows
 
     windows = np.zeros((2, 4, 1))
     windows[0, :, 0] = [0.2, 0.4, 0.6, 0.8]
@@ -190,7 +190,7 @@ def test_detection_experiment_runs_and_reports(events_store, tmp_path, backend):
         assert lines[0] == "file,onset_s,offset_s,label"
         assert all(line.endswith(",digit") for line in lines[1:])
         assert (plots / f"{wav.stem}_activity.png").stat().st_size > 1000
-        from xval.predict import detect_files
+        from xval.inference.detect import detect_files
 
         info = json.loads((events_store.path / "dataset.json").read_text())
         with pytest.raises(ConfigurationError, match="is a classification model; `detect` "
@@ -236,9 +236,9 @@ def check_activity_plot(instance_dir, fold):
 
 
 def test_detector_refused_for_classification_and_classifier_for_detection(tmp_path):
-    from xval.config import load_config
-    from xval.errors import ParameterError
-    from xval.params import resolve
+    from tests.conftest import resolve
+    from xval.config.loader import load_config
+    from xval.core.errors import ParameterError
 
     defaults = load_config(write_config(tmp_path)).training
     spec = {"architecture": "example_cnn", "reshaping_type": "conv", "comment_1": "",
@@ -271,7 +271,7 @@ def test_long_layout_with_named_columns_from_the_command_line(events_store, tmp_
 
 
 def test_detect_refuses_an_unwritable_plot_folder_first(tmp_path, capsys):
-    from xval.__main__ import main
+    from xval.cli.main import main
 
     code = main(["detect", str(tmp_path / "missing.keras"), str(tmp_path / "x.wav"),
                  "--plot", "/proc/no/such/folder"])
@@ -323,17 +323,22 @@ import sys
 
 import numpy as np
 
-from xval.config import load_config
-from xval.jobs import Job
-from xval.params import resolve
-from xval.training import run_fold
+from xval.config.loader import load_config
+from xval.core.records import Job
+import architectures
+from xval.config import params as _params
+from xval.training.fold import run_fold
+
+
+def resolve(*args, **kwargs):
+    return _params.resolve(*args, architectures=architectures, **kwargs)
 
 
 def measure(store_path, root, items, tmp):
     import keras
 
-    import xval.losses  # noqa: F401  (registers the loss, for a compiled reload)
-    from xval.predict import load
+    import xval.tasks.losses  # noqa: F401  (registers the loss, for a compiled reload)
+    from xval.training.loading import load
 
     out = {"backend": keras.backend.backend()}
     for weighted in (False, True):
@@ -369,8 +374,8 @@ if __name__ == "__main__":
 
 
 def _check_weighting(scores, store):
-    from xval.data import fold_rows
     from xval.tasks.detection import positive_weights
+    from xval.training.batches import fold_rows
 
     plain, weighted = scores["plain"], scores["weighted"]
     assert plain["loss"] == "BinaryCrossentropy" and plain["positive_weights"] is None
@@ -452,8 +457,8 @@ def test_detection_loss_needs_the_training_targets_for_class_weights():
 
 
 def test_class_weights_accepted_for_detection(tmp_path):
-    from xval.config import load_config
-    from xval.params import resolve
+    from tests.conftest import resolve
+    from xval.config.loader import load_config
 
     defaults = load_config(write_config(tmp_path)).training
     spec = {"architecture": "gru_detector", "reshaping_type": "rnn", "comment_1": "",
@@ -469,7 +474,7 @@ def test_detection_fold_plots_in_process_and_none_for_classification(tmp_path):
 
     from tests.conftest import tiny_store
     from xval import Experiment
-    from xval.config import load_config
+    from xval.config.loader import load_config
 
     config_path = write_config(tmp_path)
     config = load_config(config_path)

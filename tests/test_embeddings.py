@@ -9,12 +9,12 @@ import sys
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT, run_script, write_config, write_script
+from tests.conftest import ROOT, resolve, run_script, write_config, write_script
 from tests.test_training import DEFAULTS, job
-from xval import embeddings
-from xval.errors import ConfigurationError, ParameterError, TrainingError
-from xval.params import resolve
-from xval.training import run_fold
+from xval.config import embedding
+from xval.core.errors import ConfigurationError, ParameterError, TrainingError
+from xval.training import embeddings
+from xval.training.fold import run_fold
 
 SPEC = {"architecture": "example_cnn", "reshaping_type": "conv", "comment_1": "",
         "comment_2": ""}
@@ -33,7 +33,7 @@ def test_svm_on_the_folds_own_embeddings(store, tmp_path):
     assert info["sources"] == [{"model": "self", "dims": info["sources"][0]["dims"]}]
     assert info["sources"][0]["dims"] > 0
     # C was chosen on the validation rows among the grid, by macro recall.
-    assert set(info["val_recall"]) == {str(c) for c in embeddings.C_GRID}
+    assert set(info["val_recall"]) == {str(c) for c in embedding.C_GRID}
     assert info["val_recall"][str(info["C"])] == max(info["val_recall"].values())
     for split in ("train", "val", "test"):
         block = result.metrics[split]
@@ -132,7 +132,7 @@ import sys
 
 from tests.test_training import job
 from preprocessing.store import FeatureStore
-from xval.training import run_fold
+from xval.training.fold import run_fold
 from pathlib import Path
 
 store = FeatureStore(sys.argv[1])
@@ -173,7 +173,7 @@ def test_autoencoder_codes_svm_workbook_and_predict(tmp_path):
     import openpyxl
     import soundfile as sf
 
-    from preprocessing.__main__ import main as preprocessing_main
+    from xval.cli.preprocess import main as preprocessing_main
 
     folders = tmp_path / "audio"
     rng = np.random.default_rng(0)

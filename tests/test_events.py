@@ -8,8 +8,8 @@ import pytest
 
 from preprocessing.events import frame_targets, windows
 from preprocessing.features import compute_features, segment
-from xval.errors import ConfigurationError
-from xval.events import activity_to_events, detection_metrics, frame_metrics
+from xval.core.errors import ConfigurationError
+from xval.tasks.events import activity_to_events, detection_metrics, frame_metrics
 
 
 def active(targets, column=0):
@@ -188,7 +188,7 @@ def test_frame_metrics_hand_made():
 # -- event and segment metrics (sed_eval) ---------------------------------------------------
 
 def sed_eval_or_skip():
-    from xval.events import _sed_eval
+    from xval.tasks.events import _sed_eval
 
     try:
         _sed_eval()

@@ -10,9 +10,11 @@ import pytest
 
 from tests.conftest import ROOT
 from xval import Experiment
-from xval.errors import ConfigurationError, TrainingError
-from xval.executors import EXECUTOR_NAMES, InlineExecutor, JobQueue, make_executor
-from xval.jobs import FoldResult, Job, Status
+from xval.core.errors import ConfigurationError, TrainingError
+from xval.core.records import FoldResult, Job, Status
+from xval.executors import JobQueue, make_executor
+from xval.executors import names as executor_names
+from xval.executors.inline import InlineExecutor
 
 HAS_RAY = importlib.util.find_spec("ray") is not None
 BASE = ['architecture="mlp"', 'reshaping_type="none"', 'comment_1="c1"', 'comment_2="c2"',
@@ -114,12 +116,12 @@ def test_job_queue_cancels_one_instance_or_all(store):
 def test_unknown_executor_is_an_error_listing_the_valid_ones():
     with pytest.raises(ConfigurationError, match="expected one of inline, process, ray"):
         make_executor("threads")
-    assert EXECUTOR_NAMES == ("inline", "process", "ray")
+    assert executor_names() == ["inline", "process", "ray"]
 
 
 def test_unknown_executor_in_config_is_an_error(tmp_path):
     from tests.conftest import write_config
-    from xval.config import load_config
+    from xval.config.loader import load_config
 
     with pytest.raises(ConfigurationError, match="executor"):
         load_config(write_config(tmp_path, backend={"executor": "threads"}))
@@ -168,7 +170,7 @@ def test_executor_debug_mode_stops_the_run(executor_name, config_path, config, s
 def test_ray_preflight_that_gets_no_answer_is_a_clear_error(local_ray, store, monkeypatch):
     import types
 
-    from xval import ray_executor
+    from xval.executors import ray as ray_executor
 
     # No node can start a worker and answer within a microsecond.
     monkeypatch.setattr(ray_executor, "PREFLIGHT_TIMEOUT_S", 1e-6)
@@ -188,7 +190,7 @@ def test_inline_executor_yields_failures_instead_of_raising(store):
 
 
 def test_worker_module_runs_a_job_file(tmp_path, store, config):
-    from xval.params import resolve
+    from tests.conftest import resolve
 
     spec = {"architecture": "mlp", "reshaping_type": "none", "comment_1": "",
             "comment_2": "", "epochs": 1}
@@ -197,7 +199,7 @@ def test_worker_module_runs_a_job_file(tmp_path, store, config):
               items={"train": ["item0", "item1", "item2", "item3"], "val": ["item4"],
                      "test": ["item5"]})
     (tmp_path / "job.json").write_text(json.dumps(job.to_dict()))
-    out = subprocess.run([sys.executable, "-m", "xval.worker", str(tmp_path / "job.json"),
+    out = subprocess.run([sys.executable, "-m", "xval.executors.worker", str(tmp_path / "job.json"),
                           str(tmp_path)], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     data = json.loads((tmp_path / "result.json").read_text())

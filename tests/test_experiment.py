@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import OutputWatcher, run_script, tiny_store, write_config, write_script
 from xval import Experiment
-from xval.errors import ConfigurationError, ParameterError, ResultsConflictError
+from xval.core.errors import ConfigurationError, ParameterError, ResultsConflictError
 
 FAST = {"epochs": 3, "patience": 2, "batch_size": 16}
 BASE = ['architecture="example_cnn"', 'reshaping_type="conv"', 'comment_1="c1"',
@@ -285,7 +285,7 @@ def test_experiment_augmented_rows_train_only(config_path, config):
 
 
 def test_normalization_uses_training_originals_only(config):
-    from xval.data import fold_rows, normalization_stats
+    from xval.training.batches import fold_rows, normalization_stats
 
     store = tiny_store(config.data_dir, "aug", augmented_copies=1)
     fold = {"train": ["item0", "item1"], "val": ["item2"], "test": ["item3"]}

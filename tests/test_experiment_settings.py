@@ -3,7 +3,7 @@
 import pytest
 
 from xval import Experiment
-from xval.errors import ConfigurationError
+from xval.core.errors import ConfigurationError
 
 
 def settings(**kwargs):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import ROOT
-from xval import fileio
+from xval.core import files as fileio
 
 
 @pytest.fixture
@@ -69,17 +69,10 @@ def test_atomic_write_leaves_old_file_when_serialisation_fails(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
 
 
-def test_results_reexports_the_file_helpers():
-    from xval import results
-
-    for name in ("atomic_write_json", "atomic_write_text", "lock", "read_json"):
-        assert getattr(results, name) is getattr(fileio, name)
-
-
 def test_leaf_modules_import_nothing_heavy():
-    code = ("import sys; import xval.errors, xval.schema, xval.fileio, xval.logs; "
-            "heavy = ['pandas', 'sklearn', 'numpy', 'keras', 'xval.experiment', "
-            "'xval.config', 'xval.results', 'filelock']; "
+    code = ("import sys; import xval.core.errors, xval.core.files, xval.core.logs; "
+            "heavy = ['pandas', 'sklearn', 'numpy', 'keras', 'xval.running', "
+            "'xval.config', 'xval.report', 'filelock']; "
             "print([m for m in heavy if m in sys.modules])")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=ROOT, check=True)
@@ -87,13 +80,13 @@ def test_leaf_modules_import_nothing_heavy():
 
 
 def test_xval_package_is_lazy_and_complete():
-    code = ("import sys, xval; before = 'xval.experiment' in sys.modules; "
+    code = ("import sys, xval; before = 'xval.running.experiment' in sys.modules; "
             "from xval import Experiment, ExperimentResults, ItemKFold, load_config; "
             "print(before, Experiment.__module__, set(xval.__all__) <= set(dir(xval)), "
             "all(getattr(xval, n) is not None for n in xval.__all__))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=ROOT, check=True)
-    assert proc.stdout.split() == ["False", "xval.experiment", "True", "True"]
+    assert proc.stdout.split() == ["False", "xval.running.experiment", "True", "True"]
     import xval
 
     with pytest.raises(AttributeError, match="has no attribute 'nope'"):

@@ -15,8 +15,8 @@ import soundfile as sf
 
 from tests.conftest import ROOT, run_script, write_config, write_script
 from xval import Experiment
-from xval.config import load_config
-from xval.errors import ConfigurationError, DatasetError
+from xval.config.loader import load_config
+from xval.core.errors import ConfigurationError, DatasetError
 
 SPEAKERS = ("ann", "bob", "cat", "dan")
 
@@ -92,8 +92,11 @@ def _cli(*args, cwd=ROOT):
 
 
 def test_predict_instance_folder_averages_fold_logits(trained):
-    from xval.metrics import softmax
-    from xval.predict import _features, dataset_info_for, load, predict_files
+    from xval.inference.models import dataset_info_for
+    from xval.inference.models import extract_features as _features
+    from xval.inference.predict import predict_files
+    from xval.tasks.metrics import softmax
+    from xval.training.loading import load
 
     inst, audio = trained["inst"], trained["audio"]
     files = [audio / "high_ann_0.wav", audio / "low_dan_3.wav"]
@@ -132,7 +135,7 @@ def test_predict_command_says_ensemble(trained):
 
 
 def test_predict_model_choice_errors(trained, tmp_path):
-    from xval.predict import resolve_models
+    from xval.inference.models import resolve_models
 
     inst = trained["inst"]
     with pytest.raises(ConfigurationError, match=r"--fold 7: .* no fold_7.keras; its fold "
@@ -151,7 +154,7 @@ def test_predict_model_choice_errors(trained, tmp_path):
 def test_evaluate_folders_text_and_csv(trained):
     from sklearn.metrics import accuracy_score
 
-    from xval.predict import predict_files
+    from xval.inference.predict import predict_files
 
     inst, new = trained["inst"], trained["new"]
     proc = _cli("evaluate", inst, new)
@@ -182,7 +185,7 @@ def test_evaluate_folders_text_and_csv(trained):
 
 
 def test_evaluate_regex_and_manifest_match_folders(trained, tmp_path):
-    from xval.evaluate import evaluate_rows, source_rows
+    from xval.inference.evaluate import evaluate_rows, source_rows
 
     inst, new = trained["inst"], trained["new"]
     by_folders = evaluate_rows(inst, source_rows([new])[0], fold=0)
@@ -223,7 +226,7 @@ def test_evaluate_unknown_labels_are_listed(trained, tmp_path):
 
 def test_evaluate_regression_model(tmp_path):
     from preprocessing import build_store, feature_params
-    from xval.evaluate import evaluate_rows
+    from xval.inference.evaluate import evaluate_rows
 
     config = load_config(write_config(tmp_path))
     rows = []
@@ -256,10 +259,10 @@ def test_evaluate_regression_model(tmp_path):
 
 
 def test_refit_job_trains_all_epochs_on_train_rows(tmp_path, store):
+    from tests.conftest import resolve
     from tests.test_training import DEFAULTS
-    from xval.jobs import Job
-    from xval.params import resolve
-    from xval.training import run_fold
+    from xval.core.records import Job
+    from xval.training.fold import run_fold
 
     params = resolve(1, {"architecture": "mlp", "reshaping_type": "none", "comment_1": "",
                          "comment_2": "", "hidden_units": 8, "epochs": 99, "patience": 1},
@@ -280,7 +283,7 @@ def test_refit_job_trains_all_epochs_on_train_rows(tmp_path, store):
 
 @pytest.mark.slow
 def test_refit_cli_writes_final_model_and_predict_uses_it(trained):
-    from xval.recorder import sha256_of
+    from xval.running.recorder import sha256_of
 
     inst, script = trained["inst"], trained["script"]
     env = {"KERAS_BACKEND": "torch"}
@@ -331,10 +334,10 @@ def test_refit_runs_through_the_process_executor(config, store):
 def test_refit_with_val_scores_the_test_items_with_a_model_trained_on_train_and_val(store):
     import keras
 
+    from tests.conftest import resolve
     from tests.test_training import DEFAULTS
-    from xval.jobs import Job
-    from xval.params import resolve
-    from xval.training import run_fold
+    from xval.core.records import Job
+    from xval.training.fold import run_fold
 
     items = sorted(set(store.items.astype(str)))
     fold = {"train": items[:3], "val": items[3:5], "test": items[5:]}
@@ -373,7 +376,7 @@ def test_refit_with_val_scores_the_test_items_with_a_model_trained_on_train_and_
     probs = np.asarray(model.predict(np.asarray(store.features[test_rows]), verbose=0))
     predictions = pd.read_csv(io.StringIO(refit.predictions_csv))
     assert len(predictions) == len(test_rows)
-    from xval.metrics import softmax  # the model gives logits; the file, probabilities
+    from xval.tasks.metrics import softmax  # the model gives logits; the file, probabilities
 
     np.testing.assert_array_equal(predictions["row"], test_rows)
     np.testing.assert_allclose(predictions[[f"p_{c}" for c in store.classes]].to_numpy(),
@@ -384,16 +387,16 @@ def test_refit_with_val_scores_the_test_items_with_a_model_trained_on_train_and_
     # The fold's timings count both trainings; the corrected t-test's test/train ratio uses
     # the rows the test scores' model trained on.
     assert refit.timings["fit_seconds"] > refit.refit["timings"]["fit_seconds"]
-    from xval.stats import fold_test_train_ratio
+    from xval.report.stats import fold_test_train_ratio
 
     assert fold_test_train_ratio([refit.to_dict()]) == pytest.approx(per_item / (5 * per_item))
     assert fold_test_train_ratio([plain.to_dict()]) == pytest.approx(per_item / (3 * per_item))
 
 
 def test_refit_with_val_refuses_an_embedding_classifier():
+    from tests.conftest import resolve
     from tests.test_training import DEFAULTS
-    from xval.errors import ParameterError
-    from xval.params import resolve
+    from xval.core.errors import ParameterError
 
     with pytest.raises(ParameterError, match=r"refit_with_val=True and embedding_classifier="
                                              r"'svm' cannot be combined.*set one of them off"):

@@ -6,7 +6,7 @@ from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, cross_val_score
 
-from xval.errors import ConfigurationError, DatasetError
+from xval.core.errors import ConfigurationError, DatasetError
 from xval.folds import ItemKFold, PredefinedItemSplit, check_fold, fold_manifest, rows_of
 
 

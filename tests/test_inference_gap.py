@@ -22,10 +22,11 @@ _MEASURE = """
 import json
 import sys
 
-from xval.config import load_config
-from xval.jobs import Job
-from xval.params import PLAIN_TRAINING, resolve
-from xval.training import run_fold
+from xval.config.loader import load_config
+from xval.core.records import Job
+from tests.conftest import resolve
+from xval.config.params import PLAIN_TRAINING
+from xval.training.fold import run_fold
 
 
 def measure(store_path, root, items, **overrides):

@@ -12,8 +12,9 @@ import pytest
 
 from tests.conftest import run_script, write_script
 from tests.test_executors import folds_on_disk
-from xval.executors import InlineExecutor, JobQueue
-from xval.jobs import Job, Status
+from xval.core.records import Job, Status
+from xval.executors import JobQueue
+from xval.executors.inline import InlineExecutor
 
 SCRIPT = """
 from xval import Experiment
@@ -67,7 +68,7 @@ def test_ctrl_c_prints_one_line_and_resumes(name, tmp_path, config_path, config,
     assert stderr.strip().splitlines()[-1].startswith("interrupted; rerun the same command")
     assert "Traceback" not in stderr
     time.sleep(0.5)
-    leftover = subprocess.run(["pgrep", "-f", "xval.worker"], capture_output=True, text=True)
+    leftover = subprocess.run(["pgrep", "-f", "xval.executors.worker"], capture_output=True, text=True)
     assert str(tmp_path) not in leftover.stdout
     assert not [p for p in inst.parent.rglob(".*") if p.is_file() and ".locks" not in p.parts]
     done = folds_on_disk(config, 1)
@@ -103,7 +104,7 @@ def _ctrl_c_swallowed_by_keras():
 
 
 def test_a_ctrl_c_that_keras_swallows_stops_the_next_job(python_sigint, store):
-    from xval.interrupts import raise_if_interrupted, sticky_interrupts
+    from xval.core.interrupts import raise_if_interrupted, sticky_interrupts
 
     job = Job(instance=1, fold=0, params={}, items={"train": [], "val": [], "test": []},
               task_type="classification", generator=False, store=str(store.path))
@@ -121,7 +122,7 @@ def test_a_swallowed_ctrl_c_stops_training_at_the_next_batch(python_sigint):
     import keras
     import numpy as np
 
-    from xval.interrupts import interrupt_check, sticky_interrupts
+    from xval.core.interrupts import interrupt_check, sticky_interrupts
 
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     model.compile(optimizer="sgd", loss="mse")
@@ -135,7 +136,7 @@ def test_a_swallowed_ctrl_c_stops_training_at_the_next_batch(python_sigint):
 
 
 def _job(store, config, epochs):
-    from xval.params import resolve
+    from tests.conftest import resolve
 
     spec = {"architecture": "mlp", "reshaping_type": "none", "comment_1": "", "comment_2": "",
             "epochs": epochs, "patience": epochs}
@@ -147,8 +148,8 @@ def _job(store, config, epochs):
 
 def test_a_ctrl_c_swallowed_while_a_fold_starts_stops_its_training(python_sigint, store,
                                                                    config):
-    from xval.interrupts import sticky_interrupts
-    from xval.training import run_fold
+    from xval.core.interrupts import sticky_interrupts
+    from xval.training.fold import run_fold
 
     epochs = []
     with sticky_interrupts():
@@ -160,8 +161,8 @@ def test_a_ctrl_c_swallowed_while_a_fold_starts_stops_its_training(python_sigint
 
 def test_a_ctrl_c_that_keras_turns_into_another_error_is_not_a_failed_fold(python_sigint,
                                                                           store, config):
-    from xval.executors import _run_job
-    from xval.interrupts import sticky_interrupts
+    from xval.core.interrupts import sticky_interrupts
+    from xval.executors.base import run_job as _run_job
 
     def on_epoch(*args):  # what a bare except that raises its own error does
         _ctrl_c_swallowed_by_keras()
@@ -179,7 +180,7 @@ def _raise(error):
 
 
 def test_sticky_interrupts_leave_an_ignored_sigint_alone():
-    from xval.interrupts import raise_if_interrupted, sticky_interrupts
+    from xval.core.interrupts import raise_if_interrupted, sticky_interrupts
 
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # `cmd &` in a script
     try:

@@ -7,7 +7,7 @@ import pytest
 def test_weighted_frame_crossentropy_against_numpy(rng):
     import keras
 
-    from xval.losses import WeightedFrameCrossentropy
+    from xval.tasks.losses import WeightedFrameCrossentropy
 
     y = (rng.random((3, 20, 2)) < 0.2).astype(np.float32)
     logits = rng.normal(0, 3, (3, 20, 2)).astype(np.float32)
@@ -34,7 +34,7 @@ def test_weighted_frame_crossentropy_against_numpy(rng):
 
 @pytest.mark.parametrize("weights", [[], [0.0], [-1.0], [float("inf")]])
 def test_weighted_frame_crossentropy_refuses_bad_weights(weights):
-    from xval.losses import WeightedFrameCrossentropy
+    from xval.tasks.losses import WeightedFrameCrossentropy
 
     with pytest.raises(ValueError, match=r"positive_weights=.*expected one finite number "
                                          r"> 0 per class"):

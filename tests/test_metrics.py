@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from xval.metrics import classification_metrics, pool_by_clip, regression_metrics, softmax
-from xval.results import summarize
+from xval.report.results import summarize
+from xval.tasks.metrics import classification_metrics, pool_by_clip, regression_metrics, softmax
 
 
 def test_classification_metrics_match_scikit_learn(rng):

@@ -1,16 +1,15 @@
 import pytest
 
-from tests.conftest import training_defaults
-from xval.errors import ParameterError
-from xval.params import (
+from tests.conftest import resolve, training_defaults
+from xval.config.params import (
     differing,
-    metric_direction,
     params_hash,
     parse_assignment,
     parse_instance,
     parse_override,
-    resolve,
 )
+from xval.config.selection import metric_direction
+from xval.core.errors import ParameterError
 
 DEFAULTS = training_defaults()
 BASE = ['architecture="example_cnn"', 'reshaping_type="conv"', 'comment_1="a"',
@@ -134,7 +133,7 @@ def test_params_hash_ignores_comments_only():
 
 
 def test_params_hash_unchanged_by_keys_added_at_their_neutral_value():
-    from xval.schema import ADDED_KEYS
+    from xval.config.schema import ADDED_KEYS
 
     before = resolve(1, BASE, training_defaults=DEFAULTS)
     for name in ADDED_KEYS["training"]:

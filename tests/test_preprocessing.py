@@ -17,7 +17,7 @@ from preprocessing.features import compute_features, feature_shape, segment
 from preprocessing.report import dataset_report, format_report
 from preprocessing.store import FeatureStore, write_store, write_store_from_dicts
 from tests.conftest import ROOT, SHARED
-from xval.errors import DatasetError
+from xval.core.errors import DatasetError
 
 SR = 8000
 PARAMS = None
@@ -582,7 +582,7 @@ def test_cli_manifest_outside_root_and_flag(tmp_path):
 
 def test_feature_params_checks_values_and_needs_no_config_when_complete(tmp_path, monkeypatch,
                                                                         params):
-    from xval.errors import ConfigurationError
+    from xval.core.errors import ConfigurationError
 
     with pytest.raises(ConfigurationError, match="n_mels=0: expected an integer >= 1"):
         feature_params(None, **{**params, "n_mels": 0})
@@ -596,7 +596,7 @@ def test_feature_params_checks_values_and_needs_no_config_when_complete(tmp_path
 
 
 def test_build_store_checks_parameters_before_writing(tmp_path, params):
-    from xval.errors import ConfigurationError
+    from xval.core.errors import ConfigurationError
 
     rows, _ = sources.regex_source(write_fsdd_like(tmp_path / "rec"), sources.FSDD_PATTERN)
     with pytest.raises(ConfigurationError, match="hop_length=0: expected an integer >= 1"):

@@ -118,7 +118,7 @@ def test_ray_cluster_loses_a_node_and_finishes_with_inline_metrics(
     # Every fold is there, and equal to an inline run of the same experiment (run in this
     # process: a third Python start-up would prove nothing more).
     from tests.conftest import write_config
-    from xval.config import load_config
+    from xval.config.loader import load_config
 
     inline_config = load_config(write_config(tmp_path / "inline", paths={
         "data_dir": str(config.data_dir), "results_dir": str(tmp_path / "inline" / "results")}))

@@ -4,9 +4,8 @@ import importlib.util
 
 import pytest
 
-from tests.conftest import ROOT
-from xval.config import load_config
-from xval.params import resolve
+from tests.conftest import ROOT, resolve
+from xval.config.loader import load_config
 
 SCRIPTS = sorted((ROOT / "experiments").glob("exp*.py"))
 

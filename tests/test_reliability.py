@@ -6,8 +6,8 @@ import pytest
 
 from tests.conftest import run_script, write_script
 from xval import Experiment
-from xval.errors import ConfigurationError, ResultsConflictError
-from xval.results import ExperimentResults, lock
+from xval.core.errors import ConfigurationError, ResultsConflictError
+from xval.report.results import ExperimentResults, lock
 
 BASE = {"architecture": "mlp", "reshaping_type": "none", "comment_1": "c1", "comment_2": "c2",
         "hidden_units": 8, "num_layers": 1, "epochs": 3, "batch_size": 16}
@@ -82,7 +82,7 @@ def test_bad_command_line_values_are_one_line_errors(args, match, tmp_path, conf
 
 
 def test_gpu_id_validation_in_python():
-    from xval.experiment import normalize_gpu
+    from xval.running.experiment import normalize_gpu
 
     assert normalize_gpu(None) is None and normalize_gpu(1) == "1"
     assert normalize_gpu("cpu") == "-1" and normalize_gpu(-1) == "-1"

@@ -11,9 +11,10 @@ from openpyxl import load_workbook
 
 from tests.conftest import ROOT, tiny_store
 from xval import Experiment, ExperimentResults
-from xval.errors import ConfigurationError
-from xval.params import metric_direction
-from xval.report import (
+from xval.config.selection import metric_direction
+from xval.core.errors import ConfigurationError
+from xval.report.stats import corrected_resampled_ttest, fold_test_train_ratio, mean_ci
+from xval.report.workbook import (
     BEST_FILL,
     FAILED_FONT,
     HEADER_FILL,
@@ -23,7 +24,6 @@ from xval.report import (
     build_workbook,
     terminal_table,
 )
-from xval.stats import corrected_resampled_ttest, fold_test_train_ratio, mean_ci
 
 BASE = ['architecture="example_cnn"', 'reshaping_type="conv"', "filters=4"]
 # Item names, comments and parameter values that a spreadsheet would take for formulas.
@@ -34,7 +34,7 @@ RENAMED = {"item0": "=item0", "item1": "-item1", "item2": "+item2", "item3": "@i
 def classification_run(tmp_path_factory):
     from preprocessing.store import write_store
     from tests.conftest import write_config
-    from xval.config import load_config
+    from xval.config.loader import load_config
 
     folder = tmp_path_factory.mktemp("report")
     config = load_config(write_config(folder))
@@ -310,7 +310,7 @@ def test_workbook_embeds_the_plots_selected_instance_first(classification_run, t
 
     from PIL import Image
 
-    from xval import report
+    from xval.report import workbook as report
 
     _, exp_dir, _, _ = classification_run
     wb = load_workbook(exp_dir / "experiment_3.xlsx")
@@ -346,7 +346,7 @@ def test_workbook_embeds_the_plots_selected_instance_first(classification_run, t
 
 
 def test_plot_display_size_half_of_wide_plots_capped():
-    from xval.report import plot_display_size
+    from xval.report.workbook import plot_display_size
 
     assert plot_display_size(950, 850) == (480, 429)  # at least 480 px wide
     assert plot_display_size(1600, 800) == (800, 400)  # half of a wide one
@@ -358,7 +358,7 @@ def test_per_fold_f1_matches_scikit_learn(classification_run):
     import pandas as pd
     from sklearn.metrics import f1_score
 
-    from xval.plots import per_fold_f1
+    from xval.tasks.figures import per_fold_f1
 
     _, exp_dir, _, _ = classification_run
     instance = ExperimentResults(exp_dir)[1]
@@ -373,7 +373,7 @@ def test_per_fold_f1_matches_scikit_learn(classification_run):
 
 
 def test_confusion_figure_shows_counts_and_proportions():
-    from xval.plots import confusion_figure
+    from xval.tasks.figures import confusion_figure
 
     fig = confusion_figure([[3, 1], [0, 4]], ["cat", "dog"])
     texts = [t.get_text() for t in fig.axes[0].texts]
@@ -385,7 +385,7 @@ def test_confusion_figure_shows_counts_and_proportions():
 
 
 def test_fold_band_over_unequal_folds():
-    from xval.plots import fold_band
+    from xval.tasks.figures import fold_band
 
     epochs, mean, low, high, n = fold_band([[1.0, 0.5, 0.25], [3.0, 1.5], [2.0, None]])
     assert epochs.tolist() == [1, 2, 3] and n.tolist() == [3, 2, 1]
@@ -449,7 +449,7 @@ def test_workbook_opens_in_libreoffice(classification_run, tmp_path):
 
 def test_regression_workbook_and_plot(tmp_path):
     from tests.conftest import write_config
-    from xval.config import load_config
+    from xval.config.loader import load_config
 
     # val_fraction 0.5: two validation items per fold, so no single-item warning.
     config = load_config(write_config(tmp_path, folds={"val_fraction": "0.5"}))
@@ -481,7 +481,7 @@ def test_regression_workbook_and_plot(tmp_path):
 
 
 def test_report_note_segment_level_without_clips(tmp_path):
-    from xval.report import report_note
+    from xval.report.workbook import report_note
 
     folder = tmp_path / "experiment_1" / "instance_1"
     folder.mkdir(parents=True)
@@ -522,7 +522,7 @@ def test_best_auto_level_selects_on_clips_when_there_are_clips(tmp_path):
 
 
 def test_report_note_selects_and_reports_at_clip_level(tmp_path):
-    from xval.report import report_note
+    from xval.report.workbook import report_note
 
     note = report_note(_clip_results(tmp_path))
     assert note.startswith("Selected: instance 2, best validation accuracy (0.9500, clip level)")
@@ -534,8 +534,8 @@ def test_detection_windows_never_stand_in_for_recordings(tmp_path):
     """Detection instance 1 was scored before recordings were (windows only, the better
     window score); instance 2 has both. A window score is not a recording score: instance 1
     has no clip level, and the instances are compared on windows, with a note saying so."""
-    from xval.report import report_note, selection_level
-    from xval.results import summarize
+    from xval.report.results import summarize
+    from xval.report.workbook import report_note, selection_level
 
     def fold(i, window, recording=None):
         out = {"fold": i, "status": "ok", "task_type": "detection",
@@ -622,7 +622,7 @@ def _embedding_results(tmp_path):
 
 def test_embedding_metrics_shown_and_selectable(tmp_path, config_path):
     from tests.conftest import write_config
-    from xval.config import load_config
+    from xval.config.loader import load_config
 
     results = _embedding_results(tmp_path)
     # Default selection (accuracy): the embedding classifier's test score sits beside it.
@@ -652,8 +652,8 @@ def test_embedding_metrics_shown_and_selectable(tmp_path, config_path):
 def test_selection_metric_the_task_does_not_record_is_refused_before_training(tmp_path):
     from tests.conftest import write_config
     from xval import Experiment
-    from xval.config import load_config
-    from xval.report import check_selection_metric
+    from xval.config.loader import load_config
+    from xval.config.selection import check_selection_metric
 
     def config(metric):
         return load_config(write_config(tmp_path / metric, report={"selection_metric": metric}))

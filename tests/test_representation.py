@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import run_script, tiny_store, write_config, write_script
-from xval.errors import ParameterError
+from xval.core.errors import ParameterError
 
 _EXPERIMENT = """
 from xval import Experiment
@@ -53,7 +53,7 @@ def test_autoencoder_trains_on_a_classification_store_and_is_scored(tmp_path, ba
         sf.write(wav, np.random.default_rng(0).normal(0, 0.1, 4000).astype("float32"), 8000)
         info = json.loads((store.path / "dataset.json").read_text())
         assert "feature_params" not in info  # a tiny store has no audio front end
-        from xval.predict import embedding_model, load
+        from xval.training.loading import embedding_model, load
 
         model = load(inst / "fold_0.keras")
         code = np.asarray(embedding_model(model, "bottleneck")(
@@ -65,8 +65,8 @@ def test_embed_takes_the_bottleneck_by_default(tmp_path):
     """A real audio store, a real autoencoder, `python -m xval embed` without --layer."""
     import soundfile as sf
 
-    from preprocessing.__main__ import main as preprocessing_main
     from tests.test_synth_events import fsdd, make  # noqa: F401
+    from xval.cli.preprocess import main as preprocessing_main
 
     folders = tmp_path / "audio"
     rng = np.random.default_rng(0)
@@ -95,8 +95,8 @@ def test_embed_takes_the_bottleneck_by_default(tmp_path):
 
 
 def test_representation_refuses_labels_options_and_classifiers(tmp_path):
-    from xval.config import load_config
-    from xval.params import resolve
+    from tests.conftest import resolve
+    from xval.config.loader import load_config
 
     defaults = load_config(write_config(tmp_path)).training
     spec = {"architecture": "conv_autoencoder", "reshaping_type": "conv", "comment_1": "",

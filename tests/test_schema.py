@@ -10,8 +10,8 @@ import sys
 import pytest
 
 from tests.conftest import ROOT, write_config
-from xval import schema
-from xval.errors import ConfigurationError
+from xval.config import schema
+from xval.core.errors import ConfigurationError
 
 
 def test_schema_covers_every_key_of_config_ini_and_only_those():
@@ -93,7 +93,7 @@ def test_add_arguments_types_help_and_errors(capsys):
 
 def run_preprocessing(tmp_path, *flags):
     """Runs the preprocessing command line in this process; returns (code, stderr)."""
-    from preprocessing.__main__ import main
+    from xval.cli.preprocess import main
 
     root = tmp_path / "rec"
     root.mkdir(exist_ok=True)
@@ -143,7 +143,7 @@ def test_preprocessing_flags_validated_like_config(tmp_path, capsys, flags, matc
 
 
 def test_preprocessing_demo_refuses_feature_flags(tmp_path, capsys):
-    from preprocessing.__main__ import main
+    from xval.cli.preprocess import main
 
     config = write_config(tmp_path)
     assert main(["demo", "--config", str(config), "--n-mels", "16", "--no-progress"]) == 2

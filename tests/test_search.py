@@ -9,10 +9,10 @@ import time
 
 import pytest
 
-from tests.conftest import run_script, write_script
+from tests.conftest import resolve, run_script, write_script
 from xval import Experiment
-from xval.errors import ConfigurationError, ParameterError
-from xval.search import Categorical, Float, Int, Search
+from xval.config.space import Categorical, Float, Int, Search
+from xval.core.errors import ConfigurationError, ParameterError
 
 optuna = pytest.importorskip("optuna", reason="optuna is not installed (pip install -e '.[search]')")
 
@@ -65,16 +65,20 @@ def test_search_budget_and_options_are_checked(config_path, config, store):
         experiment(config_path, None).run(config=config, search=True, out=quiet)
 
 
+def _resolver(config):
+    return lambda k, spec: resolve(k, spec, training_defaults=config.training)
+
+
 def test_conditional_space_applies_to_its_architecture_only(config_path, config, store):
     space = {"architecture": Categorical(["mlp", "example_cnn"]),
              "reshaping_type": Categorical(["none"], when={"architecture": "mlp"}),
              "hidden_units": Int(8, 16, step=8, when={"architecture": "mlp"}),
              "filters": Int(4, 8, step=4, when={"architecture": "example_cnn"})}
     base = {"reshaping_type": "conv", "epochs": 2}
-    Search(base=base, space=space).check(config, "classification")
+    Search(base=base, space=space).check(_resolver(config))
     bad = {**space, "filters": Int(4, 8, step=4, when={"architecture": "mlp"})}
     with pytest.raises(ParameterError, match="unknown parameter 'filters'"):
-        Search(base=base, space=bad).check(config, "classification")
+        Search(base=base, space=bad).check(_resolver(config))
 
 
 def test_dry_run_shows_the_space(tmp_path, config_path, store):
@@ -147,7 +151,7 @@ def test_pruning_stops_a_bad_trial_before_its_last_fold(config_path, config, sto
 
 SCRIPT = """
 from xval import Experiment
-from xval.search import Float, Int, Search
+from xval.config.space import Float, Int, Search
 experiment = Experiment(description="search", dataset="tiny", number=1, num_folds=3,
                         config={config!r})
 experiment.search = Search(base={base!r}, n_trials={n}, pruner="none",

@@ -12,7 +12,7 @@ import soundfile as sf
 from preprocessing.annotations import annotation_source
 from preprocessing.synth_events import BACKGROUND_RMS, coloured_noise, synth_events
 from tests.conftest import ROOT, SHARED
-from xval.errors import DatasetError
+from xval.core.errors import DatasetError
 
 SR = 8000
 TONE = 0.25  # seconds of tone in each fake digit, between 0.1 s of silence on both sides

@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 
 from tests.conftest import tiny_store
-from xval import Experiment, ExperimentResults, schema, tasks
-from xval.errors import ConfigurationError, DatasetError, ParameterError
-from xval.params import metric_direction
+from xval import Experiment, ExperimentResults, tasks
+from xval.config import schema
+from xval.config.selection import metric_direction
+from xval.core.errors import ConfigurationError, DatasetError, ParameterError
+from xval.tasks import registry as task_registry
 from xval.tasks.regression import Regression
 
 BASE = ['architecture="mlp"', 'reshaping_type="none"', 'comment_1="c1"', 'comment_2="c2"',
@@ -47,7 +49,7 @@ class ToyMAE(Regression):
 @pytest.fixture
 def toy(monkeypatch):
     """`ToyMAE` registered for one test (the registry is restored afterwards)."""
-    monkeypatch.setattr(tasks, "_TASKS", dict(tasks._TASKS))
+    monkeypatch.setattr(task_registry, "_TASKS", dict(task_registry._TASKS))
     tasks.register(ToyMAE)
     return tasks.get("toy_mae")
 
@@ -80,7 +82,7 @@ def test_unknown_task_store_is_refused_before_writing(tmp_path):
 
 
 def test_register_rejects_duplicates_and_non_tasks(monkeypatch):
-    monkeypatch.setattr(tasks, "_TASKS", dict(tasks._TASKS))
+    monkeypatch.setattr(task_registry, "_TASKS", dict(task_registry._TASKS))
     with pytest.raises(ValueError, match="'regression' is already registered"):
         tasks.register(Regression)
     with pytest.raises(TypeError, match="register takes a Task subclass"):
@@ -100,7 +102,7 @@ def test_toy_task_shows_up_in_schema_and_validation(toy, tmp_path):
     assert metric_direction("val_toy_score") == "max"
     assert Experiment(description="d", dataset="x", number=1, task_type="toy_mae").task_type \
         == "toy_mae"
-    from preprocessing.__main__ import parser
+    from xval.cli.preprocess import parser
 
     args = parser().parse_args(["folders", str(tmp_path), "--out", str(tmp_path / "s"),
                                 "--task-type", "toy_mae"])
@@ -115,9 +117,8 @@ def test_schema_choices_follow_the_registry(monkeypatch):
 
 
 def test_task_params_checked_against_the_task(toy, tmp_path):
-    from tests.conftest import write_config
-    from xval.config import load_config
-    from xval.params import resolve
+    from tests.conftest import resolve, write_config
+    from xval.config.loader import load_config
 
     config = load_config(write_config(tmp_path))
     spec = BASE + ['save_model_metric="val_mae"']
@@ -138,8 +139,8 @@ def test_toy_task_trains_records_and_is_reported(toy, tmp_path):
     """One module's worth of task runs end to end: its store, head, loss, metrics,
     recorded task_type and the report's selection metric."""
     from tests.conftest import write_config
-    from xval.config import load_config
-    from xval.report import report_note, summary_table
+    from xval.config.loader import load_config
+    from xval.report.workbook import report_note, summary_table
 
     config = load_config(write_config(tmp_path))
     store = tiny_store(config.data_dir, "toy", task_type="toy_mae", n_items=4,
@@ -157,7 +158,7 @@ def test_toy_task_trains_records_and_is_reported(toy, tmp_path):
     assert fold["task_type"] == "toy_mae"
     assert set(fold["metrics"]["test"]) == {"loss", "mae", "toy_score"}
     assert "val_mae" in fold["history"] and "val_rmse" not in fold["history"]
-    from xval.predict import load
+    from xval.training.loading import load
 
     assert load(inst / "fold_0.keras").layers[-1].layers[-1].name == "toy_value"
     results = ExperimentResults(inst.parent)
@@ -174,7 +175,7 @@ def _fold(i, metrics):
 
 def test_report_reads_task_type_from_params_json(tmp_path):
     """Fold files with both accuracy and rmse: the recorded task decides, not the names."""
-    from xval.report import report_note
+    from xval.report.workbook import report_note
 
     exp_dir = tmp_path / "experiment_1"
     folder = exp_dir / "instance_1"

@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import run_script, tiny_store, write_config, write_script
 from xval import Experiment
-from xval.tracking import MLflowListener, tracking_uri
+from xval.report.tracking import MLflowListener, tracking_uri
 
 pytest.importorskip("mlflow")
 
@@ -78,7 +78,7 @@ def test_mlflow_runs_read_back_and_reruns_do_not_duplicate(config, tmp_path):
     assert [p.info.run_id for p in parents2] == [parent.info.run_id]
     assert [c.info.run_id for c in children2] == [c.info.run_id for c in children]
     # The listener told again about a fold and an instance it logged adds nothing...
-    from xval.jobs import FoldResult
+    from xval.core.records import FoldResult
 
     listener = MLflowListener(store_folder)
     listener.on_fold(FoldResult.from_dict(json.loads((inst / "fold_0.json").read_text())), inst)

@@ -11,6 +11,7 @@ import soundfile as sf
 
 from tests.conftest import (
     ROOT,
+    resolve,
     run_script,
     tiny_store,
     training_defaults,
@@ -18,10 +19,9 @@ from tests.conftest import (
     write_script,
 )
 from xval import Experiment
-from xval.config import load_config
-from xval.errors import ParameterError
-from xval.params import resolve
-from xval.training import run_fold as _run_fold
+from xval.config.loader import load_config
+from xval.core.errors import ParameterError
+from xval.training.fold import run_fold as _run_fold
 
 DEFAULTS = training_defaults()
 
@@ -66,8 +66,8 @@ def test_saved_model_is_the_best_epoch(store, tmp_path):
     import keras
     import pandas as pd
 
-    from xval.data import fold_rows
-    from xval.metrics import softmax
+    from xval.tasks.metrics import softmax
+    from xval.training.batches import fold_rows
 
     spec = job(store, tmp_path, epochs=6, patience=6)
     spec["predictions_path"] = str(tmp_path / "pred.csv")
@@ -122,7 +122,7 @@ def test_lr_schedules(store, tmp_path):
 
 
 def test_class_weights_balance_imbalanced_labels(config, tmp_path):
-    from xval.data import balanced_weights
+    from xval.tasks.weights import balanced_weights
 
     y = np.array([0, 0, 0, 1])
     w = balanced_weights(y)
@@ -254,7 +254,7 @@ def audio_experiment(tmp_path_factory):
 
 
 def test_predict_function(audio_experiment):
-    from xval.predict import predict_files
+    from xval.inference.predict import predict_files
 
     model, audio = audio_experiment
     files = [audio / "high_ann_0.wav", audio / "low_dan_3.wav"]
@@ -334,8 +334,8 @@ def test_model_commands_use_the_configured_backend(command, audio_experiment, tm
 def test_legacy_h5_models_are_refused(tmp_path, audio_experiment, store):
     import keras
 
-    from xval.errors import ConfigurationError
-    from xval.predict import load
+    from xval.core.errors import ConfigurationError
+    from xval.training.loading import load
 
     model, audio = audio_experiment
     h5 = tmp_path / "model.h5"
@@ -384,9 +384,9 @@ def test_embed_command(audio_experiment, tmp_path):
 MEMORY = """
 import os, sys
 os.environ["KERAS_BACKEND"] = "torch"
-from xval.config import load_config
-from xval.params import resolve
-from xval.training import run_fold
+from xval.config.loader import load_config
+from tests.conftest import resolve
+from xval.training.fold import run_fold
 defaults = load_config(sys.argv[2]).training
 spec = {"architecture": "mlp", "reshaping_type": "none", "comment_1": "", "comment_2": "",
         "hidden_units": 8, "num_layers": 1, "epochs": 1, "batch_size": 512}

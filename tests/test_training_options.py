@@ -8,12 +8,11 @@ import numpy as np
 import pytest
 
 from architectures import FrequencyWarp, RowNormalization, SpecAugment, TimeWarp
-from tests.conftest import ROOT, run_script, training_defaults, write_script
+from tests.conftest import ROOT, resolve, run_script, training_defaults, write_script
 from tests.test_training import job, run_fold
-from xval.data import make_batches
-from xval.errors import ParameterError
-from xval.params import resolve
-from xval.training import _optimizer, build_model
+from xval.core.errors import ParameterError
+from xval.training.batches import make_batches
+from xval.training.fold import _optimizer, build_model
 
 DEFAULTS = training_defaults()
 SHAPE = (20, 10)
@@ -152,8 +151,8 @@ def _store_of(folder, feature):
 def test_frequency_warp_uses_the_stores_bin_frequencies_and_refuses_mfccs(tmp_path):
     from tests.conftest import write_config
     from xval import Experiment
-    from xval.config import load_config
-    from xval.training import store_frequencies
+    from xval.config.loader import load_config
+    from xval.training.fold import store_frequencies
 
     config = load_config(write_config(tmp_path))
     store = _store_of(config.data_dir, "mel")
@@ -441,7 +440,7 @@ def test_defaults_that_do_not_fit_an_instance_are_adapted_not_refused():
 def test_shipped_defaults_train_a_fold(store, tmp_path):
     """config.ini as shipped: warm-up + cosine, min_epochs, SpecAugment, mixup, label
     smoothing and both warps on, adapted to a 4-epoch instance; the fold trains and scores."""
-    from xval.config import load_config
+    from xval.config.loader import load_config
 
     shipped = load_config(ROOT / "config.ini").training
     assert (shipped["lr_schedule"], shipped["time_masks"], shipped["mixup_alpha"],
@@ -469,10 +468,15 @@ _TRAIN = """
 import json
 import sys
 
-from xval.config import load_config
-from xval.jobs import Job
-from xval.params import resolve
-from xval.training import run_fold
+from xval.config.loader import load_config
+from xval.core.records import Job
+import architectures
+from xval.config import params as _params
+from xval.training.fold import run_fold
+
+
+def resolve(*args, **kwargs):
+    return _params.resolve(*args, architectures=architectures, **kwargs)
 
 spec = {"architecture": "example_cnn", "reshaping_type": "conv", "comment_1": "",
         "comment_2": "", "filters": 4, "epochs": 3, "patience": 3, "batch_size": 16,
@@ -501,8 +505,8 @@ def test_every_option_together_on_tensorflow(store, tmp_path):
 def test_refit_with_val_is_recorded_in_the_fold_files(tmp_path):
     from tests.conftest import tiny_store, write_config
     from xval import Experiment
-    from xval.config import load_config
-    from xval.jobs import FoldResult
+    from xval.config.loader import load_config
+    from xval.core.records import FoldResult
 
     config = load_config(write_config(tmp_path))
     tiny_store(config.data_dir)

@@ -10,31 +10,42 @@ import importlib
 
 # Public name -> the module that defines it.
 _EXPORTS = {
-    "Config": "xval.config",
-    "find_config": "xval.config",
-    "load_config": "xval.config",
-    "ConfigurationError": "xval.errors",
-    "DatasetError": "xval.errors",
-    "ParameterError": "xval.errors",
-    "ResultsConflictError": "xval.errors",
-    "TrainingError": "xval.errors",
-    "XvalError": "xval.errors",
-    "Experiment": "xval.experiment",
-    "RunOutcome": "xval.experiment",
+    "Config": "xval.config.loader",
+    "find_config": "xval.config.loader",
+    "load_config": "xval.config.loader",
+    "ConfigurationError": "xval.core.errors",
+    "DatasetError": "xval.core.errors",
+    "ParameterError": "xval.core.errors",
+    "ResultsConflictError": "xval.core.errors",
+    "TrainingError": "xval.core.errors",
+    "XvalError": "xval.core.errors",
+    "Experiment": "xval.running.experiment",
+    "RunOutcome": "xval.running.experiment",
     "ItemKFold": "xval.folds",
     "PredefinedItemSplit": "xval.folds",
-    "ExperimentResults": "xval.results",
-    "Job": "xval.jobs",
-    "FoldResult": "xval.jobs",
-    "Status": "xval.jobs",
-    "Search": "xval.search",
-    "PLAIN_TRAINING": "xval.params",
+    "ExperimentResults": "xval.report.results",
+    "Job": "xval.core.records",
+    "FoldResult": "xval.core.records",
+    "Status": "xval.core.records",
+    "Search": "xval.config.space",
+    "Float": "xval.config.space",
+    "Int": "xval.config.space",
+    "Categorical": "xval.config.space",
+    "PLAIN_TRAINING": "xval.config.params",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = sorted([*_EXPORTS, "search"])
+
+
+# Public name -> a module exported under it (`from xval import search`).
+_MODULES = {"search": "xval.config.space"}
 
 
 def __getattr__(name):
+    if name in _MODULES:
+        value = importlib.import_module(_MODULES[name])
+        globals()[name] = value
+        return value
     if name in _EXPORTS:
         value = getattr(importlib.import_module(_EXPORTS[name]), name)
         globals()[name] = value  # later look-ups skip this function

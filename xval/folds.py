@@ -25,7 +25,7 @@ from sklearn.model_selection import (
 from sklearn.model_selection._split import GroupsConsumerMixin
 from sklearn.utils.multiclass import type_of_target
 
-from xval.errors import ConfigurationError, DatasetError
+from xval.core.errors import ConfigurationError, DatasetError
 
 STRATIFY_METHODS = ("rows", "items")
 """`"rows"`: balance the label proportions of the rows (scikit-learn's `StratifiedGroupKFold`

@@ -15,7 +15,8 @@ import abc
 
 import numpy as np
 
-from xval.errors import ParameterError
+from xval.core.errors import ParameterError
+from xval.tasks.weights import balanced_weights
 
 
 def with_context(method, *args, **context):
@@ -146,12 +147,6 @@ class Task(abc.ABC):
         Raises:
             ParameterError: naming the parameter and the fix.
         """
-        if params.get("class_weights") and not self.weights_classes:
-            from xval.tasks import get, names
-
-            weighted = " or ".join(f"task_type={n!r}" for n in names()
-                                   if get(n).weights_classes)
-            raise ParameterError(f"{where}: class_weights=True needs {weighted}.")
         if params.get("time_warp", 0.0) and self.output != "vector":
             raise ParameterError(
                 f"{where}: time_warp={params['time_warp']} moves the frames of a row, so the "
@@ -173,13 +168,11 @@ class Task(abc.ABC):
 
         Returns:
             `np.ndarray [shape=(rows,)]`, or `None` for unweighted rows. Defaults to
-            scikit-learn's "balanced" weights (`xval.data.balanced_weights`) when
+            scikit-learn's "balanced" weights (`xval.tasks.weights.balanced_weights`) when
             `params["class_weights"]` is set and the task has classes; `None` otherwise.
         """
         if not (params.get("class_weights") and self.has_classes):
             return None
-        from xval.data import balanced_weights
-
         return balanced_weights(y)
 
     # -- model -----------------------------------------------------------------------------
@@ -232,7 +225,7 @@ class Task(abc.ABC):
             `(clip_ids, clip_outputs, clip_targets)`, see `xval.metrics.pool_by_clip`; or
             `None` when the task has no clip level.
         """
-        from xval.metrics import pool_by_clip
+        from xval.tasks.metrics import pool_by_clip
 
         return pool_by_clip(outputs, targets, clips)
 

@@ -7,9 +7,10 @@ sparse categorical cross-entropy, or categorical cross-entropy on one-hot target
 
 import numpy as np
 
-from xval.errors import DatasetError
-from xval.tasks import register
+import xval.tasks.figures as plots
+from xval.core.errors import DatasetError
 from xval.tasks.base import Task
+from xval.tasks.registry import register
 
 
 def _one_hot(params):
@@ -90,7 +91,7 @@ class Classification(Task):
     # -- evaluation ------------------------------------------------------------------------
 
     def evaluate(self, y_true, outputs, num_outputs, **context):
-        from xval.metrics import classification_metrics
+        from xval.tasks.metrics import classification_metrics
 
         return classification_metrics(y_true, outputs, num_outputs)
 
@@ -101,7 +102,7 @@ class Classification(Task):
     # -- outputs ---------------------------------------------------------------------------
 
     def prediction_columns(self, outputs, classes, **context):
-        from xval.metrics import softmax
+        from xval.tasks.metrics import softmax
 
         probs = softmax(outputs)
         columns = {"predicted": [classes[i] for i in probs.argmax(axis=1)]}
@@ -110,7 +111,7 @@ class Classification(Task):
         return columns
 
     def predict_record(self, outputs, starts, classes, **context):
-        from xval.metrics import softmax
+        from xval.tasks.metrics import softmax
 
         probs = softmax(outputs)
         clip = softmax(outputs.mean(axis=0, keepdims=True))[0]
@@ -120,8 +121,6 @@ class Classification(Task):
                           "predicted": classes[int(clip.argmax())]}
 
     def plots(self, instance_dir, folds, summary):
-        from xval import plots
-
         plot_dir = instance_dir / "plots"
         classes = next((f.get("classes") for f in folds if f.get("classes")), None)
         matrix = summary.get("confusion_matrix", {}).get("segment")

@@ -34,9 +34,11 @@ import json
 
 import numpy as np
 
-from xval.errors import ConfigurationError, DatasetError
-from xval.tasks import register
+import xval.tasks.figures as plots
+from xval.core.errors import ConfigurationError, DatasetError
 from xval.tasks.base import Task
+from xval.tasks.metrics import sigmoid
+from xval.tasks.registry import register
 
 EVENT, BACKGROUND = "event", "background"
 MAX_POSITIVE_WEIGHT = 100.0
@@ -78,10 +80,6 @@ def positive_weights(y, max_weight=MAX_POSITIVE_WEIGHT, chunk=4096):
     negatives = total - positives
     ratio = np.divide(negatives, positives, out=np.ones(classes), where=positives > 0)
     return np.clip(ratio, 1.0, max_weight).round(6).tolist()
-
-
-def _sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-np.clip(x, -60, 60)))
 
 
 @register
@@ -137,7 +135,7 @@ class Detection(Task):
         return np.asarray(y, dtype=np.float32)
 
     def check_params(self, params, where):
-        from xval.errors import ParameterError
+        from xval.core.errors import ParameterError
 
         super().check_params(params, where)
         if params.get("label_smoothing", 0):
@@ -165,7 +163,7 @@ class Detection(Task):
         if train_targets is None:
             raise ValueError("class_weights=True: the detection loss weights active frames "
                              "from the fold's training rows; pass train_targets=.")
-        from xval.losses import WeightedFrameCrossentropy
+        from xval.tasks.losses import WeightedFrameCrossentropy
 
         return WeightedFrameCrossentropy(positive_weights(train_targets))
 
@@ -195,16 +193,16 @@ class Detection(Task):
             (`segment_f1`, `segment_error_rate`, `event_f1`, ...), each row or recording
             scored as its own file.
         """
-        from xval.events import activity_to_events, detection_metrics, frame_metrics
+        from xval.tasks.events import activity_to_events, detection_metrics, frame_metrics
 
         if isinstance(outputs, (list, tuple)):  # recordings of different lengths
             ys = [np.asarray(y, dtype=np.float32).reshape(-1, num_outputs) for y in y_true]
-            probs = [_sigmoid(np.asarray(o, dtype=np.float64)).reshape(-1, num_outputs)
+            probs = [sigmoid(np.asarray(o, dtype=np.float64)).reshape(-1, num_outputs)
                      for o in outputs]
             flat_y, flat_p = np.concatenate(ys), np.concatenate(probs)
         else:  # windows: one array, flattened without a copy
             ys = np.asarray(y_true, dtype=np.float32)
-            probs = _sigmoid(np.asarray(outputs, dtype=np.float64))
+            probs = sigmoid(np.asarray(outputs, dtype=np.float64))
             flat_y, flat_p = ys.reshape(-1, num_outputs), probs.reshape(-1, num_outputs)
         eps = 1e-7
         bce = -(flat_y * np.log(flat_p + eps) + (1 - flat_y) * np.log(1 - flat_p + eps))
@@ -230,7 +228,7 @@ class Detection(Task):
     def events(prob, frame_seconds, classes, post, offset_s=0.0, duration_s=None):
         """Events `(onset_s, offset_s, label)` of one window's frame probabilities (cut at
         `duration_s`, the end of the file, when given)."""
-        from xval.events import activity_to_events
+        from xval.tasks.events import activity_to_events
 
         median = int(round(post["median_filter_seconds"] / frame_seconds)) | 1
         return activity_to_events(
@@ -246,7 +244,7 @@ class Detection(Task):
             return None
         with_events = np.flatnonzero(y_true.any(axis=(1, 2)))
         picked = (with_events if len(with_events) else np.arange(len(y_true)))[:PLOT_WINDOWS]
-        prob = _sigmoid(np.asarray(outputs, dtype=np.float64)[picked])
+        prob = sigmoid(np.asarray(outputs, dtype=np.float64)[picked])
         classes = list(classes) if classes else [f"class{i}" for i in range(y_true.shape[2])]
         post = postprocessing(params)
         meta = meta.reset_index(drop=True)
@@ -271,8 +269,6 @@ class Detection(Task):
                 "with_events": bool(len(with_events))}
 
     def plots(self, instance_dir, folds, summary):
-        from xval import plots
-
         written = []
         for fold in folds:
             i = fold.get("fold")
@@ -310,7 +306,7 @@ class Detection(Task):
             `frame_seconds`, or when two windows of a recording start on the same frame (a
             store without window starts).
         """
-        from xval.events import stitch_windows
+        from xval.tasks.events import stitch_windows
 
         if starts is None or frame_seconds is None:
             return None
@@ -327,7 +323,7 @@ class Detection(Task):
             rows = groups[k]
             if len(np.unique(firsts[rows])) < len(rows):
                 return None  # windows of a recording without distinct starts: no time line
-            prob = stitch_windows(_sigmoid(outputs[rows].astype(np.float64)), starts[rows],
+            prob = stitch_windows(sigmoid(outputs[rows].astype(np.float64)), starts[rows],
                                   frame_seconds)
             prob = np.clip(prob, 1e-7, 1 - 1e-7)
             logits.append(np.log(prob) - np.log1p(-prob))
@@ -348,7 +344,7 @@ class Detection(Task):
 
     def prediction_columns(self, outputs, classes, *, frame_seconds=0.01, params=None):
         post = postprocessing(params)
-        prob = _sigmoid(np.asarray(outputs, dtype=np.float64))
+        prob = sigmoid(np.asarray(outputs, dtype=np.float64))
         frame_seconds = frame_seconds or 0.01
         events = [json.dumps([[round(a, 3), round(b, 3), c] for a, b, c in
                               self.events(p, frame_seconds, classes, post)])
@@ -357,7 +353,7 @@ class Detection(Task):
 
     def predict_record(self, outputs, starts, classes, *, frame_seconds=0.01, params=None):
         post = postprocessing(params)
-        prob = _sigmoid(np.asarray(outputs, dtype=np.float64))
+        prob = sigmoid(np.asarray(outputs, dtype=np.float64))
         frame_seconds = frame_seconds or 0.01
         segments, events = [], []
         for p, start in zip(prob, starts):

@@ -2,9 +2,10 @@
 
 import numpy as np
 
-from xval.errors import DatasetError
-from xval.tasks import register
+import xval.tasks.figures as plots
+from xval.core.errors import DatasetError
 from xval.tasks.base import Task
+from xval.tasks.registry import register
 
 
 @register
@@ -39,7 +40,7 @@ class Regression(Task):
                 keras.metrics.MeanAbsoluteError(name="mae")]
 
     def evaluate(self, y_true, outputs, num_outputs, **context):
-        from xval.metrics import regression_metrics
+        from xval.tasks.metrics import regression_metrics
 
         return regression_metrics(y_true, outputs)
 
@@ -58,8 +59,6 @@ class Regression(Task):
 
     def plots(self, instance_dir, folds, summary):
         import pandas as pd
-
-        from xval import plots
 
         tables = [pd.read_csv(p) for p in sorted(instance_dir.glob("predictions_fold_*.csv"))]
         if not tables:
@@ -81,7 +80,7 @@ class Regression(Task):
         return values
 
     def evaluation_level(self, y_true, outputs, classes):
-        from xval.metrics import regression_metrics
+        from xval.tasks.metrics import regression_metrics
 
         m = regression_metrics(y_true, outputs[:, 0])
         return {k: m[k] for k in ("rmse", "mae", "r2")}

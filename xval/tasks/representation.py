@@ -12,9 +12,9 @@ layer by default for such models.
 
 import numpy as np
 
-from xval.errors import ConfigurationError
-from xval.tasks import register
+from xval.core.errors import ConfigurationError
 from xval.tasks.base import Task
+from xval.tasks.registry import register
 
 
 @register
@@ -43,7 +43,7 @@ class Representation(Task):
         return np.zeros(len(meta), dtype=np.float32)
 
     def check_params(self, params, where):
-        from xval.errors import ParameterError
+        from xval.core.errors import ParameterError
 
         super().check_params(params, where)
         if params.get("row_normalization", "none") != "none":

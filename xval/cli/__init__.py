@@ -1,0 +1,1 @@
+"""Command lines: `python -m xval`, `python -m preprocessing`, `python -m augmentation`."""

@@ -1,0 +1,110 @@
+"""The handlers of `python -m xval predict | detect | embed | evaluate`."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from xval.core.errors import ConfigurationError, DatasetError
+from xval.core.files import atomic_write_text
+from xval.inference.detect import activity_plot, detect_files
+from xval.inference.embed import embed_files
+from xval.inference.evaluate import evaluate_rows, format_csv, format_text, source_rows
+from xval.inference.predict import predict_files
+
+
+def main_predict(args):
+    results = predict_files(args.model, args.audio, fold=getattr(args, "fold", None),
+                            ensemble=getattr(args, "ensemble", False),
+                            dataset_info=getattr(args, "dataset_info", None),
+                            embedding_classifier=getattr(args, "embedding_classifier", False))
+    described = Path(args.model).is_dir()
+    if args.format == "csv":
+        if described:  # a comment line: pandas reads it with `comment="#"`
+            print(f"# {results[0]['model']}")
+        names = list(results[0]["clip"]["scores"])
+        print(",".join(["file", "level", "start", "predicted"] + names))
+        for r in results:
+            for s in r["segments"]:
+                best = max(s["scores"], key=s["scores"].get) if len(names) > 1 else ""
+                print(",".join([r["file"], "segment", f"{s['start']:.3f}", str(best)]
+                               + [f"{s['scores'][n]:.6f}" for n in names]))
+            print(",".join([r["file"], "clip", "", str(r["clip"]["predicted"])]
+                           + [f"{r['clip']['scores'][n]:.6f}" for n in names]))
+        return 0
+    print(results[0]["model"])
+    for r in results:
+        scores = r["clip"]["scores"]
+        top = sorted(scores.items(), key=lambda kv: -kv[1])
+        print(f"{r['file']}: {r['clip']['predicted']}  (clip: "
+              + ", ".join(f"{k} {v:.3f}" for k, v in top[:5]) + ")")
+        for s in r["segments"]:
+            seg = sorted(s["scores"].items(), key=lambda kv: -kv[1])
+            print(f"  segment at {s['start']:.2f}s: "
+                  + ", ".join(f"{k} {v:.3f}" for k, v in seg[:5]))
+    return 0
+
+
+def main_embed(args):
+    embeddings, index = embed_files(args.model, args.audio, args.layer,
+                                    dataset_info=getattr(args, "dataset_info", None))
+    out = Path(args.out)
+    if out.suffix != ".npy":
+        out = out.with_suffix(".npy")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.save(out, embeddings.astype(np.float32))
+    atomic_write_text(out.with_suffix(".csv"), pd.DataFrame(index).to_csv(index=False))
+    print(f"Wrote {out} ({embeddings.shape[0]} x {embeddings.shape[1]}) and "
+          f"{out.with_suffix('.csv')}")
+    return 0
+
+
+def main_detect(args):
+    if args.plot:
+        try:
+            Path(args.plot).mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ConfigurationError(f"--plot {args.plot!r}: cannot create the folder ({e}); "
+                                     "give a folder you can write.") from e
+    results = detect_files(args.model, args.audio, fold=getattr(args, "fold", None),
+                           ensemble=getattr(args, "ensemble", False),
+                           dataset_info=getattr(args, "dataset_info", None))
+    if args.format == "csv":
+        print("file,onset_s,offset_s,label")
+        for r in results:
+            for onset, offset, label in r["events"]:
+                print(f"{r['file']},{onset:.3f},{offset:.3f},{label}")
+    else:
+        print(results[0]["model"])
+        for r in results:
+            print(f"{r['file']}: {len(r['events'])} event(s)")
+            for onset, offset, label in r["events"]:
+                print(f"  {onset:8.3f} {offset:8.3f}  {label}")
+    if args.plot:
+        for r in results:
+            activity_plot(r, Path(args.plot) / f"{Path(r['file']).stem}_activity.png")
+        if args.format != "csv":
+            print(f"Activity plots in {args.plot}")
+    return 0
+
+
+def main_evaluate(args):
+    source = args.source
+    if args.manifest:
+        if source not in (None, "manifest"):
+            raise ConfigurationError(f"--manifest contradicts --source {source}.")
+        source = "manifest"
+    if source is None:
+        source = "regex" if args.pattern is not None else "folders"
+    for path in args.sources:
+        if not Path(path).exists():
+            raise DatasetError(f"Source {path!r} does not exist.")
+    rows, skipped = source_rows(args.sources, source=source, pattern=args.pattern,
+                                label_map=args.label_map, path_column=args.path_column,
+                                label_column=args.label_column, clip_column=args.clip_column,
+                                root=args.root)
+    report = evaluate_rows(args.model, rows, fold=args.fold, ensemble=args.ensemble,
+                           dataset_info=args.dataset_info, skipped=skipped)
+    print(format_csv(report) if args.format == "csv" else format_text(report), end=""
+          if args.format == "csv" else "\n")
+    return 0

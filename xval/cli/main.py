@@ -1,0 +1,161 @@
+"""`python -m xval COMMAND`: report, predict, detect, evaluate, embed."""
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from xval.cli.inference import main_detect, main_embed, main_evaluate, main_predict
+from xval.core.errors import XvalError
+
+
+def _report(args):
+    from xval.config.loader import find_config, load_config
+    from xval.report.workbook import build_workbook, check_experiment_folder, terminal_table
+
+    exp_dir = Path(args.experiment)
+    check_experiment_folder(exp_dir)  # before anything is read or written
+    config = load_config(args.config or find_config())
+    if not args.no_workbook:
+        path = build_workbook(exp_dir, config=config)
+        if args.format == "text" and not args.quiet:
+            print(f"Rebuilt {path}")
+    print(terminal_table(exp_dir, config=config, fmt=args.format))
+    return 0
+
+
+def choose_backend(config_path=None):
+    """Sets `KERAS_BACKEND` for the model commands, as experiment scripts do.
+
+    Order: the `KERAS_BACKEND` environment variable, then config.ini (`--config`, else found
+    as for experiments), then the first installed of torch, tensorflow, jax.
+
+    Returns:
+        The backend name.
+
+    Raises:
+        ConfigurationError: when that backend is not installed.
+    """
+    import importlib.util
+
+    from xval.config.loader import find_config, load_config
+    from xval.core.errors import ConfigurationError
+
+    backend = os.environ.get("KERAS_BACKEND")
+    source = "KERAS_BACKEND"
+    if not backend:
+        try:
+            path = config_path or find_config()
+        except ConfigurationError:
+            path = None
+        if path is not None:
+            backend, source = load_config(path).backend["backend"], f"[backend] of {path}"
+    if not backend:
+        installed = [b for b in ("torch", "tensorflow", "jax")
+                     if importlib.util.find_spec(b) is not None]
+        backend, source = (installed or ["torch"])[0], "the installed frameworks"
+    module = {"torch": "torch", "tensorflow": "tensorflow", "jax": "jax"}.get(backend, backend)
+    if importlib.util.find_spec(module) is None:
+        raise ConfigurationError(
+            f"Keras backend {backend!r} (from {source}) is not installed: install it "
+            f"(`pip install -e '.[{backend}]'`) or choose another with KERAS_BACKEND."
+        )
+    os.environ["KERAS_BACKEND"] = backend
+    from xval.core.logs import quiet_framework_logs
+
+    quiet_framework_logs(backend=backend)
+    return backend
+
+
+def _model_choice(p):
+    p.add_argument("--fold", type=int, metavar="I",
+                   help="with an instance folder: only the model of fold I")
+    p.add_argument("--ensemble", action="store_true",
+                   help="with an instance folder: average the fold models even when "
+                        "final.keras exists")
+
+
+def _model_arguments(p):
+    """Arguments shared by predict, detect and evaluate: which fold models answer, the
+    dataset description and the config."""
+    _model_choice(p)
+    p.add_argument("--dataset-info", help="dataset.json with the feature parameters "
+                                          "(default: found next to the model)")
+    p.add_argument("--config", help="config.ini whose [backend] to use")
+
+
+def main(argv=None):
+    from xval.core.logs import quiet_framework_logs
+
+    parser = argparse.ArgumentParser(prog="python -m xval")
+    flags = argparse.ArgumentParser(add_help=False)  # -q/-v on every command
+    flags.add_argument("-q", "--quiet", action="store_true",
+                       help="print only results and errors")
+    flags.add_argument("-v", "--verbose", action="store_true",
+                       help="TensorFlow's and absl's log lines too")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("report", parents=[flags], help="rebuild an experiment's workbook and print its table")
+    p.add_argument("experiment", help="results/<dataset>/experiment_<N>")
+    p.add_argument("--format", choices=("text", "csv", "markdown"), default="text")
+    p.add_argument("--no-workbook", action="store_true", help="print only")
+    p.add_argument("--config", help="config.ini (selection metric, alpha)")
+    p = sub.add_parser("predict", parents=[flags], help="class probabilities of audio files from saved models")
+    p.add_argument("model", help="an instance_<k> folder (its fold models' ensemble, or its "
+                                 "final.keras after --refit) or a .keras file")
+    p.add_argument("audio", nargs="+")
+    p.add_argument("--format", choices=("text", "csv"), default="text")
+    p.add_argument("--embedding-classifier", action="store_true",
+                   help="answer with the fold models' embedding classifiers (fold_<i>.skops, "
+                        "instances trained with embedding_classifier)")
+    _model_arguments(p)
+    p = sub.add_parser("detect", parents=[flags],
+                       help="events (onset, offset, label) a detection model finds in audio files")
+    p.add_argument("model", help="an instance_<k> folder or a .keras file (as for predict)")
+    p.add_argument("audio", nargs="+")
+    p.add_argument("--format", choices=("text", "csv"), default="text")
+    p.add_argument("--plot", metavar="DIR", help="write <file>_activity.png plots here")
+    _model_arguments(p)
+    p = sub.add_parser("evaluate", parents=[flags], help="score saved models on new labelled audio")
+    p.add_argument("model", help="an instance_<k> folder or a .keras file (as for predict)")
+    p.add_argument("sources", nargs="+", metavar="SOURCE",
+                   help="class folders (default), folders for --pattern, or CSV manifests")
+    p.add_argument("--source", choices=("folders", "regex", "manifest"),
+                   help="how SOURCE is read (default: regex with --pattern, else folders)")
+    p.add_argument("--pattern", help="regex with (?P<label>..) over relative paths; presets: "
+                                     "fsdd, ravdess, speaker-id")
+    p.add_argument("--label-map", help="with --pattern: preset (ravdess) or CODE=NAME,...")
+    p.add_argument("--manifest", action="store_true", help="SOURCE is a CSV manifest")
+    p.add_argument("--path-column", default="path", help="manifest column of audio paths")
+    p.add_argument("--label-column", default="label", help="manifest column of labels")
+    p.add_argument("--clip-column", help="manifest column of clip ids")
+    p.add_argument("--root", help="folder the manifest paths are relative to")
+    p.add_argument("--format", choices=("text", "csv"), default="text")
+    _model_arguments(p)
+    p = sub.add_parser("embed", parents=[flags], help="write the outputs of an inner layer for audio files")
+    p.add_argument("model")
+    p.add_argument("audio", nargs="+")
+    p.add_argument("--layer", help="layer name (an unknown name lists them); default: the "
+                                   "autoencoder's 'bottleneck'")
+    p.add_argument("--out", required=True, help="output .npy (rows) + .csv (row index)")
+    p.add_argument("--dataset-info", help="dataset.json with the feature parameters")
+    p.add_argument("--config", help="config.ini whose [backend] to use")
+    args = parser.parse_args(argv)
+    quiet_framework_logs(verbose=args.verbose)
+    try:
+        if args.quiet and args.verbose:
+            raise XvalError("Give -q/--quiet or -v/--verbose, not both.")
+        if args.command == "report":
+            return _report(args)
+        choose_backend(args.config)
+        if args.command == "evaluate":
+            return main_evaluate(args)
+        if args.command == "detect":
+            return main_detect(args)
+        return main_predict(args) if args.command == "predict" else main_embed(args)
+    except XvalError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,300 @@
+"""`python -m preprocessing SOURCE ...`: build a feature store from audio files.
+
+Sources: `demo`, `regex`, `folders`, `manifest`; plus `report` to describe a store and
+`synth-events` to write a sound event detection dataset (FSDD digits in backgrounds).
+See the README for recipes (FSDD, RAVDESS, ESC-50, speaker identification).
+
+Exit status: 0 when the store is written (unusable files are skipped and listed), 2 for a
+bad argument, configuration or dataset (one `error:` line on stderr, nothing written).
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from preprocessing import sources
+from preprocessing.build import FEATURE_KEYS, build_store, feature_params
+from preprocessing.report import dataset_report, format_report
+from xval import tasks
+from xval.config import schema
+from xval.core.errors import ConfigurationError, XvalError
+from xval.core.logs import quiet_framework_logs
+
+
+def _label_map(text):
+    if text is None:
+        return None
+    if text in sources.LABEL_MAPS:
+        return sources.LABEL_MAPS[text]
+    path = Path(text)
+    if path.suffix == ".json" and path.is_file():
+        return {str(k): str(v) for k, v in json.loads(path.read_text()).items()}
+    pairs = [p.split("=", 1) for p in text.split(",") if p]
+    if not pairs or any(len(p) != 2 for p in pairs):
+        raise argparse.ArgumentTypeError(
+            f"--label-map {text!r}: expected a preset ({', '.join(sources.LABEL_MAPS)}), a "
+            "JSON file, or CODE=NAME pairs like 01=neutral,02=calm"
+        )
+    return dict(pairs)
+
+
+def _common(p, needs_out=True):
+    if needs_out:
+        p.add_argument("--out", required=True,
+                       help="store folder, or a dataset name under --data-dir")
+    p.add_argument("--data-dir", help="folder of stores (default: config.ini [paths] data_dir)")
+    p.add_argument("--config", help="config.ini to read [features] defaults from")
+    p.add_argument("--strict", action="store_true", help="fail on the first unusable file")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing store")
+    p.add_argument("--task-type", default=tasks.DEFAULT, choices=schema.task_types(),
+                   help="what the labels are for (a task registered in xval.tasks)")
+    p.add_argument("--augment", type=schema.augmented_versions("--augment"), default=0,
+                   metavar="N",
+                   help="add N augmented versions of every file, marked augmented "
+                        "(training only; needs `pip install -e '.[augment]'`)")
+    p.add_argument("--noise-dir", help="with --augment: folder of background noises")
+    p.add_argument("--ir-dir", help="with --augment: folder of impulse responses")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="print only the one-line summary and errors (no bar, no report)")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="list every skipped file; TensorFlow's log lines too")
+    group = p.add_argument_group("feature parameters (default: config.ini [features])")
+    schema.add_arguments(group, "features", (*FEATURE_KEYS, "workers"))
+
+
+def parser():
+    top = argparse.ArgumentParser(prog="python -m preprocessing", description=__doc__,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = top.add_subparsers(dest="source", required=True)
+    p = sub.add_parser("demo", help="the built-in synthetic demo dataset")
+    _common(p, needs_out=False)
+    p = sub.add_parser("regex", help="labels and items from file paths (named groups)")
+    p.add_argument("root", help="dataset folder")
+    p.add_argument("--pattern", required=True,
+                   help="regex with (?P<label>..), optional (?P<item>..), (?P<clip>..); "
+                        "presets: fsdd, ravdess, speaker-id")
+    p.add_argument("--label-map", type=_label_map,
+                   help="preset (ravdess), JSON file, or CODE=NAME,... pairs")
+    _common(p)
+    p = sub.add_parser("folders", help="one folder per class")
+    p.add_argument("root")
+    p.add_argument("--item-pattern", help="regex with (?P<item>..) over relative paths")
+    _common(p)
+    p = sub.add_parser("manifest", help="a CSV manifest (ESC-50, FMA)")
+    p.add_argument("csv")
+    p.add_argument("--root", help="folder the paths are relative to (default: CSV's folder)")
+    p.add_argument("--allow-outside-root", action="store_true",
+                   help="accept manifest paths that lead outside --root (absolute or ../)")
+    p.add_argument("--path-column", default="path")
+    p.add_argument("--label-column", default="label")
+    p.add_argument("--item-column")
+    p.add_argument("--clip-column")
+    p.add_argument("--split-column", help="predefined train/validation/test column")
+    _common(p)
+    p = sub.add_parser("detection",
+                       help="annotated recordings cut into windows with frame-level targets")
+    p.add_argument("root", help="folder of the recordings")
+    p.add_argument("--annotations", required=True,
+                   help="annotation CSV: wide (start/end sample column pairs) or long (one "
+                        "row per event)")
+    p.add_argument("--items", help="CSV file,item grouping the recordings (speaker, site, "
+                                   "night); default: each recording is its own item")
+    p.add_argument("--layout", choices=("auto", "wide", "long"), default="auto")
+    p.add_argument("--annotation-units", choices=("samples", "seconds"), default="samples")
+    p.add_argument("--annotation-sample-rate", type=int,
+                   help="sample rate of the annotation's sample numbers, when not the file's")
+    p.add_argument("--file-column", help="column of the file names (default: found by name)")
+    p.add_argument("--onset-column", help="long layout: column of the event starts")
+    p.add_argument("--offset-column", help="long layout: column of the event ends")
+    p.add_argument("--label-column", help="long layout: column of the event class")
+    p.add_argument("--context-column", help="long layout: column of the context/tail flag")
+    p.add_argument("--context", choices=("keep", "drop", "class"), default="keep",
+                   help="context-flagged events: kept as events, dropped, or their own class")
+    p.add_argument("--merge-overlaps", action="store_true",
+                   help="merge overlapping events of one class instead of failing")
+    _common(p)
+    p = sub.add_parser("report", help="describe an existing store")
+    p.add_argument("store")
+    p.add_argument("--plot", help="write a sample-rate histogram PNG here")
+    p = sub.add_parser("synth-events",
+                       help="FSDD digits placed into longer backgrounds, with annotations")
+    p.add_argument("fsdd", help="the FSDD recordings folder ({digit}_{speaker}_{index}.wav)")
+    p.add_argument("--out", required=True, help="folder to write (must not exist)")
+    p.add_argument("--files-per-speaker", type=int, default=10)
+    p.add_argument("--seconds", type=float, default=10.0, help="length of each recording")
+    p.add_argument("--events-min", type=int, default=1, help="fewest digits per recording")
+    p.add_argument("--events-max", type=int, default=4, help="most digits per recording")
+    p.add_argument("--min-gap", type=float, default=0.5,
+                   help="shortest silence between two digits (s)")
+    p.add_argument("--snr-min", type=float, default=0.0, help="lowest SNR (dB)")
+    p.add_argument("--snr-max", type=float, default=20.0, help="highest SNR (dB)")
+    p.add_argument("--labels", choices=("single", "digit"), default="single",
+                   help="single: one class 'digit'; digit: the spoken digit is the class")
+    p.add_argument("--backgrounds", help="folder of background recordings (default: noise)")
+    p.add_argument("--noise", choices=("white", "pink", "brown", "mixed"),
+                   help="coloured-noise background without --backgrounds (default: mixed)")
+    p.add_argument("--sample-rate", type=int, default=8000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a folder written by synth-events")
+    return top
+
+
+PRESETS = {"fsdd": sources.FSDD_PATTERN, "ravdess": sources.RAVDESS_PATTERN,
+           "speaker-id": sources.SPEAKER_ID_PATTERN}
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
+    quiet_framework_logs(verbose=getattr(args, "verbose", False))
+    try:
+        if getattr(args, "quiet", False) and getattr(args, "verbose", False):
+            raise ConfigurationError("Give -q/--quiet or -v/--verbose, not both.")
+        return _run(args, argv)
+    except XvalError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def _run(args, argv):
+    if args.source == "synth-events":
+        from preprocessing.synth_events import synth_events
+
+        summary = synth_events(
+            args.fsdd, args.out, files_per_speaker=args.files_per_speaker,
+            seconds=args.seconds, events_min=args.events_min, events_max=args.events_max,
+            min_gap=args.min_gap, snr_min=args.snr_min, snr_max=args.snr_max,
+            labels=args.labels, backgrounds=args.backgrounds, noise=args.noise,
+            sample_rate=args.sample_rate, seed=args.seed, overwrite=args.overwrite)
+        print(f"Wrote {summary['out']}: {summary['files']} recordings of "
+              f"{len(summary['speakers'])} speakers, {summary['events']} events "
+              f"(annotations.csv, events.csv, items.csv).")
+        if summary["skipped_events"]:
+            print(f"{summary['skipped_events']} drawn event(s) did not fit in --seconds and "
+                  "were left out.")
+        return 0
+    if args.source == "report":
+        report = dataset_report(args.store, plot_path=args.plot)
+        print(format_report(report))
+        return 0
+    from xval.config.loader import find_config, load_config
+
+    config = load_config(args.config or find_config())
+    data_dir = Path(args.data_dir) if args.data_dir else config.data_dir
+    overrides = {k: getattr(args, k) for k in FEATURE_KEYS if getattr(args, k) is not None}
+    workers = config.features["workers"] if args.workers is None else args.workers
+    progress = not (args.no_progress or args.quiet)
+    if args.source == "demo":
+        if overrides or args.augment:
+            given = ", ".join("--" + k.replace("_", "-") for k in overrides) or "--augment"
+            raise ConfigurationError(
+                f"The demo dataset has fixed feature parameters; {given} cannot be used with "
+                "`demo`. Build your own store with `regex`, `folders` or `manifest`."
+            )
+        fitting = [n for n in tasks.names()
+                   if tasks.get(n).labelled_rows and not tasks.get(n).extra_arrays]
+        if args.task_type not in fitting:
+            raise ConfigurationError(
+                f"--task-type {args.task_type} cannot be used with `demo`: the demo has class "
+                f"labels only (no numeric targets, no frame targets); use {' or '.join(fitting)}"
+                ", or build your own store with `regex`, `folders`, `manifest` or `detection`.")
+        from preprocessing.demo import build_demo
+
+        store, summary = build_demo(data_dir, overwrite=args.overwrite, workers=workers,
+                                    progress=progress, task_type=args.task_type)
+    elif args.source == "detection":
+        from preprocessing.detection import build_detection_store, read_items
+
+        given = [flag for flag, value in (("--augment", args.augment),
+                                          ("--noise-dir", args.noise_dir),
+                                          ("--ir-dir", args.ir_dir))
+                 if value]
+        if args.task_type != tasks.DEFAULT:
+            given.append("--task-type")
+        if given:
+            raise ConfigurationError(
+                f"{', '.join(given)} cannot be used with `detection` (a detection store's "
+                "task is detection; augmentation of detection stores is not available yet).")
+        params = feature_params(config, style="flag", **overrides)
+        out = Path(args.out)
+        if len(out.parts) == 1 and not out.is_absolute():
+            out = data_dir / out
+        store, summary = build_detection_store(
+            args.annotations, args.root, out, params=params,
+            items=read_items(args.items) if args.items else None, strict=args.strict,
+            overwrite=args.overwrite, layout=args.layout, units=args.annotation_units,
+            annotation_sample_rate=args.annotation_sample_rate,
+            file_column=args.file_column, onset_column=args.onset_column,
+            offset_column=args.offset_column, label_column=args.label_column,
+            context_column=args.context_column, context=args.context,
+            merge_overlaps=args.merge_overlaps)
+        print(f"Wrote {store.path}: {summary['windows']} windows of {summary['recordings']} "
+              f"recordings, {summary['events']} events of {', '.join(summary['classes'])}; "
+              f"{summary['active_frames']:.1%} of the frames active; "
+              f"{len(summary['skipped'])} file(s) skipped.")
+        for skip in summary["skipped"][: None if args.verbose else 5]:
+            print(f"  skipped {skip['path']}: {skip['reason']}")
+        return 0
+    else:
+        if tasks.get(args.task_type).extra_arrays:
+            raise ConfigurationError(
+                f"--task-type {args.task_type} stores need more than labels (e.g. frame "
+                f"targets); build them with `python -m preprocessing {args.task_type} ...` "
+                "(see --help).")
+        params = feature_params(config, style="flag", **overrides)
+        augmenter = None
+        if args.augment:
+            augmenter = _augmenter(config, args)
+        if args.source == "regex":
+            rows, skipped = sources.regex_source(
+                args.root, PRESETS.get(args.pattern, args.pattern), label_map=args.label_map)
+        elif args.source == "folders":
+            rows, skipped = sources.folder_source(args.root, item_pattern=args.item_pattern)
+        else:
+            rows, skipped = sources.manifest_source(
+                args.csv, path_column=args.path_column, label_column=args.label_column,
+                item_column=args.item_column, clip_column=args.clip_column,
+                split_column=args.split_column, root=args.root,
+                allow_outside_root=args.allow_outside_root)
+        out = Path(args.out)
+        if len(out.parts) == 1 and not out.is_absolute():
+            out = data_dir / out
+        if progress:
+            print(f"Extracting features of {len(rows)} file(s) into {out} (the first run in "
+                  "a new environment compiles librosa's numba kernels: about 25 s)...",
+                  flush=True)
+        store, summary = build_store(
+            rows, out, params=params, workers=workers, strict=args.strict,
+            overwrite=args.overwrite, task_type=args.task_type, skipped=skipped,
+            augmenter=augmenter, augment_versions=args.augment,
+            augment_seed=config.augmentation["seed"], progress=progress,
+            info={"source": " ".join(sys.argv[1:]) if argv is None else " ".join(argv)})
+    print(f"Wrote {store.path}: {summary['rows']} rows from {summary['files']} files, "
+          f"{summary['items']} items, {len(summary['classes'])} classes, features "
+          f"{summary['shape'][1:]}, in {summary['seconds']:.1f}s.")
+    if args.quiet:
+        return 0
+    if summary["skipped"]:
+        shown = len(summary["skipped"]) if args.verbose else 20
+        print(f"Skipped {len(summary['skipped'])} file(s):")
+        for s in summary["skipped"][:shown]:
+            print(f"  {s['path']}: {s['reason']}")
+        if len(summary["skipped"]) > shown:
+            print(f"  ... and {len(summary['skipped']) - shown} more (see dataset.json, "
+                  "or -v)")
+    print(format_report(dataset_report(store)))
+    return 0
+
+
+def _augmenter(config, args):
+    """The augmenter of `--augment N` (the `[augment]` extra must be installed)."""
+    from augmentation import augmenter_from_config, require_augment_extra
+
+    require_augment_extra("--augment")
+    return augmenter_from_config(config, noise_dir=args.noise_dir, ir_dir=args.ir_dir)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

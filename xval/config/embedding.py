@@ -1,0 +1,119 @@
+"""The parameters of embedding classifiers (`embedding_classifier`, `embedding_models`,
+`embedding_layer`, `embedding_c`): their names, checks and the metrics they record. The
+classifiers themselves are fit in `xval.training.embeddings`."""
+
+from pathlib import Path
+
+from xval import tasks
+from xval.core.errors import ParameterError
+
+CLASSIFIERS = ("none", "svm", "logreg")
+
+
+# The task whose metrics, clip pooling and predictions the classifier's outputs take.
+TASK = "classification"
+
+
+C_GRID = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)
+
+
+SELF = "self"
+
+
+PREFIX = "embedding_"
+
+
+def metric_names():
+    """The metrics an embedding classifier records beside the network's that can select an
+    instance (`[report] selection_metric`), e.g. `embedding_accuracy`. `embedding_loss` is
+    recorded too but left out: it is the cross-entropy of the classifier's scores taken as
+    logits (an SVM's decision values), not comparable between classifiers."""
+    return [f"{PREFIX}{name}" for name in tasks.get(TASK).metric_names if name != "loss"]
+
+
+def enabled(params):
+    """Whether the instance trains an embedding classifier."""
+    return params.get("embedding_classifier", "none") not in (None, "none")
+
+
+def check_params(params, task, where):
+    """Checks the embedding-classifier parameters of an instance (before any training).
+
+    Args:
+        params: resolved instance parameters.
+        task: the experiment's `xval.tasks.Task`.
+        where: what to name in errors (e.g. `"instance 3"`).
+
+    Returns:
+        `params`, with `embedding_models` as a list of `"self"` and absolute path templates
+        (or `None`).
+
+    Raises:
+        ParameterError: a bad value, a missing model or a task without class labels.
+    """
+    models = params.get("embedding_models")
+    if not enabled(params):
+        if models is not None:
+            raise ParameterError(
+                f"{where}: embedding_models={models!r} needs embedding_classifier 'svm' or "
+                "'logreg' (it is 'none')."
+            )
+        return params
+    if not task.labelled_rows:
+        fitting = [n for n in tasks.names() if tasks.get(n).labelled_rows]
+        raise ParameterError(
+            f"{where}: embedding_classifier={params['embedding_classifier']!r} needs a class "
+            f"label per row; task_type {task.name!r} has none. Use task_type "
+            f"{' or '.join(repr(n) for n in fitting)} (a representation store keeps its "
+            "labels)."
+        )
+    c = params.get("embedding_c")
+    if c is not None and (isinstance(c, bool) or not isinstance(c, (int, float)) or c <= 0):
+        raise ParameterError(
+            f"{where}: embedding_c={c!r}: expected a number > 0, or None to choose C on the "
+            f"validation rows among {', '.join(str(v) for v in C_GRID)}."
+        )
+    layer = params.get("embedding_layer", "auto")
+    if not isinstance(layer, str) or not layer:
+        raise ParameterError(f"{where}: embedding_layer={layer!r}: expected a layer name or "
+                             "'auto'.")
+    if models is None:
+        return params
+    if isinstance(models, str):
+        models = [models]
+    if not isinstance(models, (list, tuple)) or not models or \
+            not all(isinstance(m, str) for m in models):
+        raise ParameterError(
+            f"{where}: embedding_models={params['embedding_models']!r}: expected None (the "
+            "fold's own model), a path or a list of paths of .keras files and 'self'."
+        )
+    out = []
+    for value in models:
+        if value == SELF:
+            out.append(SELF)
+            continue
+        path = Path(value).expanduser()
+        absolute = path if path.is_absolute() else Path.cwd() / path
+        if absolute.suffix != ".keras":
+            raise ParameterError(f"{where}: embedding_models entry {value!r}: expected a "
+                                 ".keras file (or 'self').")
+        try:
+            probe = Path(str(absolute).format(fold=0))
+        except (KeyError, IndexError, ValueError) as e:
+            raise ParameterError(
+                f"{where}: embedding_models entry {value!r}: the only placeholder allowed is "
+                "{fold}."
+            ) from e
+        if not probe.is_file():
+            said = "" if path.is_absolute() else \
+                " (relative paths are resolved against the current directory)"
+            raise ParameterError(f"{where}: embedding_models entry {value!r}: {probe} does "
+                                 f"not exist{said}.")
+        out.append(str(absolute))
+    return {**params, "embedding_models": out}
+
+
+def sources(params, fold):
+    """The embedding sources of one fold: `"self"` or a `Path` per entry."""
+    models = params.get("embedding_models") or [SELF]
+    return [SELF if m == SELF else Path(m.format(fold=fold)) for m in models]

@@ -1,0 +1,397 @@
+"""Instance parameters: parsing with `ast.literal_eval`, layering, checking and hashing.
+
+Layers, later wins: `config.ini [training]` < experiment `parameters` < instance < `--set`.
+"""
+
+import ast
+import difflib
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Protocol
+
+import xval.config.embedding as embedding
+import xval.config.schema as schema
+from xval import tasks
+from xval.core.errors import ParameterError
+
+MANDATORY = ("architecture", "reshaping_type", "comment_1", "comment_2")
+# Choices of the [training] keys come from the schema.
+CHOICES = {
+    "reshaping_type": ("conv", "rnn", "none"),
+    **{name: spec.options() for name, spec in schema.SCHEMA["training"].items()
+       if spec.options()},
+}
+# The generalisation options of [training] switched off: training as it was before they
+# became the defaults (`parameters=PLAIN_TRAINING` in an Experiment, or `**PLAIN_TRAINING` in
+# an instance, gives the plain baseline).
+PLAIN_TRAINING = {"lr_schedule": "constant", "min_epochs": 0, "warmup_epochs": 0,
+                  "time_masks": 0, "freq_masks": 0, "mixup_alpha": 0.0,
+                  "label_smoothing": 0.0, "freq_warp": 0.0, "time_warp": 0.0}
+# Names that do not change what is trained; left out of the hash and the resume check.
+UNHASHED = ("comment_1", "comment_2", "verbose", "generator_workers", "tensorboard")
+
+
+def parse_assignment(text, where="--set"):
+    """Parses `'name=value'`, the value with `ast.literal_eval`.
+
+    Args:
+        text: the assignment, e.g. `'learning_rate=0.001'` or `'architecture="vgg_mini"'`.
+        where: what to name in errors (e.g. `"instance 3"`).
+
+    Returns:
+        `(name, value)`.
+
+    Raises:
+        ParameterError: when there is no `=`, the name is not an identifier, or the value
+            is not a Python literal.
+    """
+    if not isinstance(text, str):
+        raise ParameterError(
+            f"{where}: expected strings like 'name=value', got {type(text).__name__} {text!r}."
+        )
+    if "=" not in text:
+        raise ParameterError(f"{where}: {text!r} is not of the form name=value.")
+    name, raw = (part.strip() for part in text.split("=", 1))
+    if not name.isidentifier():
+        raise ParameterError(f"{where}: {name!r} in {text!r} is not a valid parameter name.")
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as e:
+        raise ParameterError(
+            f"{where}: the value of {name} in {text!r} is not a Python literal ({raw!r}). "
+            f'Quote strings: {name}="{raw}"; numbers, True/False, None, lists and dicts are '
+            "accepted as written."
+        ) from e
+    return name, value
+
+
+def parse_instance(spec, where):
+    """Turns an instance (dict, or list of `'name=value'` strings) into a dict.
+
+    Args:
+        spec: the instance as declared in the experiment script.
+        where: what to name in errors.
+
+    Returns:
+        dict of parameter name to value.
+
+    Raises:
+        ParameterError: for a bad form, a repeated name or a value that is not a literal.
+    """
+    if isinstance(spec, dict):
+        for name in spec:
+            if not isinstance(name, str) or not name.isidentifier():
+                raise ParameterError(f"{where}: parameter name {name!r} is not an identifier.")
+        return dict(spec)
+    if isinstance(spec, (list, tuple)):
+        out = {}
+        for text in spec:
+            name, value = parse_assignment(text, where)
+            if name in out:
+                raise ParameterError(f"{where}: parameter {name!r} is given twice.")
+            out[name] = value
+        return out
+    raise ParameterError(
+        f"{where}: expected a dict or a list of 'name=value' strings, got "
+        f"{type(spec).__name__}."
+    )
+
+
+def parse_override(text):
+    """Parses a `--set name=value`: the value as a literal, or else as the text itself
+    (so `--set optimizer=sgd` needs no quotes; the type check still applies).
+
+    Returns:
+        `(name, value)`.
+
+    Raises:
+        ParameterError: when there is no `=` or the name is not an identifier.
+    """
+    if "=" not in text:
+        raise ParameterError(f"--set: {text!r} is not of the form name=value.")
+    name, raw = (part.strip() for part in text.split("=", 1))
+    if not name.isidentifier():
+        raise ParameterError(f"--set: {name!r} in {text!r} is not a valid parameter name.")
+    try:
+        return name, ast.literal_eval(raw)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return name, raw
+
+
+def _type_name(value):
+    return type(value).__name__
+
+
+def _check_type(name, value, default, where):
+    """Returns `value` converted to the type of `default`, or raises ParameterError."""
+    if default is None:
+        return value
+    ok = True
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if ok:
+            value = float(value)
+    elif isinstance(default, str):
+        ok = isinstance(value, str)
+    elif isinstance(default, (list, tuple)):
+        ok = isinstance(value, (list, tuple))
+    if not ok:
+        raise ParameterError(
+            f"{where}: {name}={value!r} is a {_type_name(value)}; expected a "
+            f"{_type_name(default)} like the default {default!r}."
+        )
+    return value
+
+
+class ArchitectureCatalog(Protocol):
+    """What `resolve` needs to know of the registered architectures. The `architectures`
+    package is one (it sits above the configuration, so it is handed in, not imported)."""
+
+    def names(self) -> list[str]: ...
+
+    def keyword_defaults(self, name: str) -> dict[str, Any]: ...
+
+    def outputs(self, name: str) -> tuple[str, ...]: ...
+
+    def reshaping_types(self, name: str) -> tuple[str, ...]: ...
+
+
+def resolve(instance_id, spec, *, training_defaults, architectures: ArchitectureCatalog,
+            experiment_params=None, overrides=None, task_type=tasks.DEFAULT, feature=None):
+    """Resolves one instance's parameters and checks every name, type and value.
+
+    Args:
+        instance_id: the instance number (for messages).
+        spec: the instance as declared (dict or list of `'name=value'` strings).
+        training_defaults: `config.training`.
+        architectures: the architecture registry (`import architectures`; see
+            `ArchitectureCatalog`).
+        experiment_params: parameters the experiment applies to every instance.
+        overrides: `--set` values, applied last.
+        task_type: a task registered in `xval.tasks`. Defaults to `tasks.DEFAULT`.
+        feature: the store's feature (`stft`, `mel`, `mfcc`, `cqt`) when known: MFCCs
+            have no frequency axis, so a default `freq_warp` is dropped and a named one
+            refused. Defaults to `None` (unknown).
+
+    Returns:
+        dict of every parameter: the training defaults, the architecture's keyword
+        arguments (with their defaults) and the mandatory names.
+
+    Raises:
+        ParameterError: a missing mandatory name, an unknown name (with the closest valid
+            ones), a wrong type or an invalid value.
+    """
+    where = f"instance {instance_id}"
+    layers = [
+        ("the experiment parameters", parse_instance(experiment_params or {}, "parameters")),
+        (where, parse_instance(spec, where)),
+        ("--set", dict(overrides or {})),
+    ]
+    merged = {}
+    for _, layer in layers:
+        merged.update(layer)
+    missing = [name for name in MANDATORY if name not in merged]
+    if missing:
+        raise ParameterError(
+            f"{where}: missing mandatory parameter(s) {', '.join(missing)}. Every instance "
+            "names architecture, reshaping_type, comment_1 and comment_2, e.g. "
+            "['architecture=\"example_cnn\"', 'reshaping_type=\"conv\"', "
+            "'comment_1=\"...\"', 'comment_2=\"...\"']."
+        )
+    arch = merged["architecture"]
+    if not isinstance(arch, str):
+        raise ParameterError(f"{where}: architecture={arch!r} must be a string.")
+    try:
+        arch_defaults = architectures.keyword_defaults(arch)
+    except ValueError as e:
+        raise ParameterError(f"{where}: {e}") from e
+    valid = {**training_defaults, **arch_defaults}
+    for name in MANDATORY:
+        valid.setdefault(name, "")
+    for source, layer in layers:
+        for name in layer:
+            if name not in valid:
+                close = difflib.get_close_matches(name, list(valid), n=3, cutoff=0.6)
+                hint = f" Did you mean {', '.join(close)}?" if close else ""
+                raise ParameterError(
+                    f"{where}: unknown parameter {name!r} (from {source}).{hint} Valid names "
+                    f"are the [training] keys of config.ini and the keyword arguments of "
+                    f"architecture {arch!r}: {', '.join(sorted(arch_defaults))}."
+                )
+    params = {**training_defaults, **arch_defaults}
+    for name, value in merged.items():
+        params[name] = _check_type(name, value, valid[name], where)
+    for name, allowed in CHOICES.items():
+        if name in params and params[name] not in allowed:
+            raise ParameterError(
+                f"{where}: {name}={params[name]!r} is not valid; expected one of "
+                f"{', '.join(allowed)}."
+            )
+    for name in schema.SCHEMA["training"]:
+        if name in params and name != "embedding_models":  # a list: xval.embeddings checks it
+            params[name] = schema.check("training", name, params[name], style="param",
+                                        prefix=f"{where}: ", error=ParameterError)
+    needs = tasks.get(task_type).output
+    if needs not in architectures.outputs(arch):
+        fitting = [n for n in architectures.names() if needs in architectures.outputs(n)]
+        raise ParameterError(
+            f"{where}: architecture {arch!r} makes {' or '.join(architectures.outputs(arch))} "
+            f"outputs, but task_type {task_type!r} needs {needs} outputs; choose one of "
+            f"{', '.join(fitting) or '(none registered)'}."
+        )
+    supported = architectures.reshaping_types(arch)
+    if params["reshaping_type"] not in supported:
+        raise ParameterError(
+            f"{where}: architecture {arch!r} takes reshaping_type "
+            f"{' or '.join(repr(s) for s in supported)}, not {params['reshaping_type']!r}."
+        )
+    if params.get("load_model") is not None:
+        params["load_model"] = _model_path(params["load_model"], where)
+    task = tasks.get(task_type)
+    metric = params["save_model_metric"]
+    names = task.history_metrics
+    allowed = [f"val_{m}" for m in names] + list(names)
+    if metric not in allowed:
+        raise ParameterError(
+            f"{where}: save_model_metric={metric!r} is not recorded for a {task_type} task; "
+            f"expected one of {', '.join(allowed)}."
+        )
+    if params["freeze_layers"] and not params["load_model"]:
+        raise ParameterError(
+            f"{where}: freeze_layers={params['freeze_layers']} needs load_model (a saved "
+            ".keras model to start from)."
+        )
+    if params["tensorboard"]:
+        import importlib.util
+
+        missing = [m for m in ("tensorflow", "tensorboard") if importlib.util.find_spec(m) is None]
+        if missing:
+            raise ParameterError(
+                f"{where}: tensorboard=True needs {' and '.join(missing)} (Keras writes "
+                "TensorBoard logs through tf.summary on every backend): "
+                "`pip install -e '.[tensorboard]'`."
+            )
+    _fit_defaults(params, set(merged), task, feature)
+    _check_training_options(params, task, where, feature)
+    task.check_params(params, where)
+    return embedding.check_params(params, task, where)
+
+
+def _fit_defaults(params, explicit, task, feature=None):
+    """Adapts the generalisation options that come from `[training]` defaults (not named by
+    the experiment, the instance or `--set`) to the instance, instead of refusing it: a
+    default `min_epochs` is at most `epochs // 2` and a default `warmup_epochs` at most
+    `epochs // 5`; a default warm-up is dropped under `lr_schedule="plateau"`; a default
+    `label_smoothing` and default frequency and time warping are dropped for a task without
+    classes (a warp may change a numeric target), and default SpecAugment, mixup and warps
+    for tasks whose outputs are not one vector per row (detection, representation: the
+    defaults were measured on classification); a default `freq_warp` is dropped for a store of
+    MFCCs. Values the instance names are checked as given (`_check_training_options`)."""
+    epochs = params["epochs"]
+    for name, share in (("min_epochs", 2), ("warmup_epochs", 5)):
+        if name not in explicit:
+            params[name] = min(params.get(name, 0), epochs // share)
+    if "warmup_epochs" not in explicit and params["lr_schedule"] == "plateau":
+        params["warmup_epochs"] = 0
+    if not task.has_classes:
+        # Label smoothing needs classes; a warp of pitch or tempo may change a numeric target
+        # (a speaker's age, a speaking rate), so default warps are for classes only.
+        for name in ("label_smoothing", "freq_warp", "time_warp"):
+            if name not in explicit:
+                params[name] = 0.0
+    if task.output != "vector":
+        for name, off in (("time_masks", 0), ("freq_masks", 0), ("mixup_alpha", 0.0),
+                          ("freq_warp", 0.0), ("time_warp", 0.0)):
+            if name not in explicit:
+                params[name] = off
+    if feature == "mfcc" and "freq_warp" not in explicit:
+        params["freq_warp"] = 0.0
+
+
+def _check_training_options(params, task, where, feature=None):
+    """Cross-parameter checks of warm-up, min_epochs, label smoothing, frequency warping and
+    refit_with_val."""
+    if params.get("freq_warp", 0.0) and feature == "mfcc":
+        raise ParameterError(
+            f"{where}: freq_warp={params['freq_warp']} warps the frequency axis, but the "
+            "dataset holds MFCCs (cepstral coefficients have no frequency axis); use "
+            "freq_warp=0, or a store of stft, mel or cqt features.")
+    epochs = params["epochs"]
+    for name in ("min_epochs", "warmup_epochs"):
+        if params.get(name, 0) >= epochs:
+            raise ParameterError(
+                f"{where}: {name}={params[name]} but epochs={epochs}; {name} must be smaller "
+                f"than epochs (raise epochs or lower {name})."
+            )
+    if params.get("warmup_epochs", 0) and params["lr_schedule"] == "plateau":
+        raise ParameterError(
+            f"{where}: warmup_epochs={params['warmup_epochs']} needs lr_schedule 'constant' "
+            "or 'cosine' ('plateau' changes the learning rate itself); set warmup_epochs=0 "
+            "or another lr_schedule."
+        )
+    if params.get("refit_with_val") and params.get("embedding_classifier", "none") != "none":
+        raise ParameterError(
+            f"{where}: refit_with_val=True and embedding_classifier="
+            f"{params['embedding_classifier']!r} cannot be combined (the classifier is fitted "
+            "on the first model's embeddings, and its C chosen on the validation rows the "
+            "refit trains on); set one of them off."
+        )
+    if params.get("class_weights") and not task.weights_classes:
+        weighted = " or ".join(f"task_type={n!r}" for n in tasks.names()
+                               if tasks.get(n).weights_classes)
+        raise ParameterError(f"{where}: class_weights=True needs {weighted}.")
+    if params.get("label_smoothing", 0) and not task.has_classes:
+        raise ParameterError(
+            f"{where}: label_smoothing={params['label_smoothing']} needs a task with classes "
+            f"(task_type is {task.name!r}); set label_smoothing=0."
+        )
+
+
+def _model_path(value, where):
+    """`load_model` as an absolute path to an existing `.keras` file (relative paths are
+    resolved against the current directory)."""
+    path = Path(value).expanduser()
+    absolute = path if path.is_absolute() else Path.cwd() / path
+    said = "" if path.is_absolute() else f" (relative paths are resolved against the " \
+        f"current directory: {absolute})"
+    if absolute.suffix != ".keras":
+        raise ParameterError(
+            f"{where}: load_model={value!r}: expected a .keras file saved by Keras 3 (legacy "
+            f".h5 and SavedModel folders are not loaded){said}."
+        )
+    if not absolute.is_file():
+        raise ParameterError(
+            f"{where}: load_model={value!r} does not exist{said}. Give the path of a "
+            "fold_<i>.keras file, or none to train from scratch."
+        )
+    return os.path.normpath(absolute)
+
+
+def params_hash(params):
+    """Returns the SHA-256 of the parameters that change what is trained.
+
+    A key added to `[training]` after the first release (`schema.ADDED_KEYS`) is left out
+    while it holds the value that trains as before it existed, so adding a key changes no
+    existing instance's hash (MLflow runs, for one, are matched by it)."""
+    added = schema.ADDED_KEYS["training"]
+    kept = {k: v for k, v in params.items()
+            if k not in UNHASHED and not (k in added and v == added[k])}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def differing(old, new):
+    """Names whose values differ between two resolved parameter dicts (hashed names only).
+
+    A key added after the old parameters were recorded (`schema.ADDED_KEYS`) counts as its
+    neutral value there, so results made before it existed do not differ by its absence.
+    """
+    added = schema.ADDED_KEYS["training"]
+    names = sorted((set(old) | set(new)) - set(UNHASHED))
+    return [n for n in names
+            if old.get(n, added.get(n, "<absent>")) != new.get(n, added.get(n, "<absent>"))]

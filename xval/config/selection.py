@@ -1,0 +1,53 @@
+"""The selection policy: which validation metric selects the best instance, and which way
+each metric is better. The report shows the selected instance; a search optimises the same
+metric in the same direction."""
+
+import xval.config.embedding as embedding
+from xval import tasks
+from xval.core.errors import ConfigurationError
+
+
+def metric_direction(metric, mode="auto"):
+    """Returns `"max"` or `"min"` for a metric name (`mode` wins unless it is `"auto"`):
+    `"max"` for the metrics a task maximises (`Task.maximize`), else `"min"`."""
+    if mode in ("min", "max"):
+        return mode
+    base = metric.removeprefix("val_").removeprefix("test_").removeprefix(embedding.PREFIX)
+    return "max" if any(base.startswith(m) for m in tasks.maximized_metrics()) else "min"
+
+
+def selection_metric(config, task_type):
+    """The validation metric that selects the best instance (`[report] selection_metric`;
+    `auto`: the task's own, `Task.selection_metric`)."""
+    name = config.report["selection_metric"] if config is not None else "auto"
+    if name == "auto":
+        return tasks.get(task_type).selection_metric
+    return name
+
+
+def check_selection_metric(config, task_type):
+    """Checks, before anything trains, that the experiment's task records the selection
+    metric (`[report] selection_metric`), so that the workbook can select an instance.
+
+    Args:
+        config: the loaded `Config`.
+        task_type: the experiment's task.
+
+    Returns:
+        The selection metric.
+
+    Raises:
+        ConfigurationError: a metric the task does not record (e.g. `rmse` for
+            classification), naming the ones it does.
+    """
+    metric = selection_metric(config, task_type)
+    task = tasks.get(task_type)
+    recorded = list(task.metric_names)
+    if task.labelled_rows:  # an embedding classifier can be fit on its rows
+        recorded += embedding.metric_names()
+    if metric not in recorded:
+        raise ConfigurationError(
+            f"[report] selection_metric = {metric!r} is not recorded by a {task_type!r} "
+            f"experiment, so no instance could be selected; use auto or one of "
+            f"{', '.join(recorded)} (a task's Task.metric_names lists what it records).")
+    return metric

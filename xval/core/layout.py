@@ -1,0 +1,203 @@
+"""The results folder: every path in it, named once.
+
+    results/<dataset>/experiment_<N>/          ExperimentLayout
+        experiment_<N>_description.txt
+        experiment_<N>.xlsx                    derived: rebuilt after every instance
+        code/                                  snapshot of the code and environment
+        folds.json, dataset.json
+        search.journal, search/                with --search
+        instance_<k>/                          InstanceLayout
+            params.json, summary.json, error.txt, trial.json
+            fold_<i>.json, fold_<i>.keras, fold_<i>.skops
+            predictions_fold_<i>.csv, plot_data_fold_<i>.json, logs/fold_<i>/
+            final.keras, final.json            after --refit
+            plots/
+        instance_<k>.previous/                 set aside by --overwrite until the new run ends
+
+Nothing else in the project spells these names: readers and the recorder ask a layout.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+_INSTANCE = re.compile(r"instance_(\d+)")
+_FOLD_FILE = re.compile(r"fold_(\d+)\.json")
+_FOLD_MODEL = re.compile(r"fold_(\d+)\.keras")
+PREVIOUS_SUFFIX = ".previous"
+
+
+@dataclasses.dataclass(frozen=True)
+class InstanceLayout:
+    """The paths of one `instance_<k>` folder.
+
+    Args:
+        root: the folder.
+        id: the instance id `k`.
+    """
+
+    root: Path
+    id: int
+
+    @classmethod
+    def parse(cls, path: str | Path) -> InstanceLayout | None:
+        """The layout of `path` when it is named `instance_<k>`, else `None`."""
+        path = Path(path)
+        match = _INSTANCE.fullmatch(path.name)
+        return cls(path, int(match.group(1))) if match else None
+
+    @property
+    def params_file(self) -> Path:
+        return self.root / "params.json"
+
+    @property
+    def summary_file(self) -> Path:
+        return self.root / "summary.json"
+
+    @property
+    def error_file(self) -> Path:
+        return self.root / "error.txt"
+
+    @property
+    def trial_file(self) -> Path:
+        return self.root / "trial.json"
+
+    @property
+    def plots_dir(self) -> Path:
+        return self.root / "plots"
+
+    @property
+    def final_model(self) -> Path:
+        return self.root / "final.keras"
+
+    @property
+    def final_record(self) -> Path:
+        return self.root / "final.json"
+
+    @property
+    def previous(self) -> Path:
+        """Where `--overwrite` sets the folder aside until the new results complete."""
+        return self.root.with_name(self.root.name + PREVIOUS_SUFFIX)
+
+    def fold_file(self, fold: int) -> Path:
+        return self.root / f"fold_{fold}.json"
+
+    def fold_model(self, fold: int) -> Path:
+        return self.root / f"fold_{fold}.keras"
+
+    def fold_classifier(self, fold: int) -> Path:
+        return self.root / f"fold_{fold}.skops"
+
+    def predictions(self, fold: int) -> Path:
+        return self.root / f"predictions_fold_{fold}.csv"
+
+    def plot_data(self, fold: int) -> Path:
+        return self.root / f"plot_data_fold_{fold}.json"
+
+    def log_dir(self, fold: int) -> Path:
+        return self.root / "logs" / f"fold_{fold}"
+
+    def fold_plots(self, fold: int) -> list[Path]:
+        """The per-fold plots of `fold` (`plots/*_fold_<i>.png`), sorted."""
+        return sorted(self.plots_dir.glob(f"*_fold_{fold}.png"))
+
+    def fold_files(self) -> dict[int, Path]:
+        """The `fold_<i>.json` files present, by fold number."""
+        found = {}
+        for path in self.root.glob("fold_*.json"):
+            match = _FOLD_FILE.fullmatch(path.name)
+            if match:
+                found[int(match.group(1))] = path
+        return dict(sorted(found.items()))
+
+    def fold_models(self) -> dict[int, Path]:
+        """The `fold_<i>.keras` files present, by fold number."""
+        found = {}
+        for path in self.root.glob("fold_*.keras"):
+            match = _FOLD_MODEL.fullmatch(path.name)
+            if match:
+                found[int(match.group(1))] = path
+        return dict(sorted(found.items()))
+
+    @staticmethod
+    def fold_of_model(path: str | Path) -> int | None:
+        """The fold number of a `fold_<i>.keras` path, else `None`."""
+        match = _FOLD_MODEL.fullmatch(Path(path).name)
+        return int(match.group(1)) if match else None
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentLayout:
+    """The paths of one `experiment_<N>` folder.
+
+    Args:
+        root: the folder.
+    """
+
+    root: Path
+
+    @classmethod
+    def of(cls, results_dir: str | Path, dataset: str, number: int) -> ExperimentLayout:
+        """The folder of experiment `number` on `dataset` under `results_dir`.
+
+        A dataset given as a path outside the data folder (absolute) is named by its last
+        part: its results go under `results_dir/<name>`, never into the store.
+        """
+        name = Path(dataset)
+        if name.is_absolute():
+            name = Path(name.name)
+        return cls(Path(results_dir) / name / f"experiment_{number}")
+
+    @property
+    def name(self) -> str:
+        return self.root.name
+
+    @property
+    def folds_file(self) -> Path:
+        return self.root / "folds.json"
+
+    @property
+    def dataset_file(self) -> Path:
+        return self.root / "dataset.json"
+
+    @property
+    def code_dir(self) -> Path:
+        return self.root / "code"
+
+    @property
+    def workbook(self) -> Path:
+        return self.root / f"{self.root.name}.xlsx"
+
+    @property
+    def description_file(self) -> Path:
+        return self.root / f"{self.root.name}_description.txt"
+
+    @property
+    def search_journal(self) -> Path:
+        return self.root / "search.journal"
+
+    @property
+    def search_dir(self) -> Path:
+        return self.root / "search"
+
+    @property
+    def lock_target(self) -> Path:
+        """What a runner locks while it writes the experiment-level files."""
+        return self.root / "experiment"
+
+    def instance(self, instance_id: int) -> InstanceLayout:
+        return InstanceLayout(self.root / f"instance_{instance_id}", instance_id)
+
+    def instances(self) -> list[InstanceLayout]:
+        """The `instance_<k>` folders present, by id."""
+        if not self.root.is_dir():
+            return []
+        found = [InstanceLayout.parse(p) for p in self.root.iterdir() if p.is_dir()]
+        return sorted((f for f in found if f is not None), key=lambda f: f.id)
+
+    def looks_like_experiment(self) -> bool:
+        """Whether the folder holds an experiment's results (`folds.json` or an
+        `instance_<k>` folder)."""
+        return self.folds_file.is_file() or bool(self.instances())

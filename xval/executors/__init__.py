@@ -1,0 +1,12 @@
+"""Executors run `Job`s and yield `FoldResult`s: inline, one fresh process per job, or Ray.
+
+Each executor is one module registered by name (`xval.executors.registry`); see
+`xval.executors.base` for the contract every executor keeps.
+"""
+
+from xval.executors import inline, process, ray  # noqa: F401  (register the executors)
+from xval.executors.base import Executor, JobQueue, run_job
+from xval.executors.registry import ExecutorOptions, get, make_executor, names, register
+
+__all__ = ["Executor", "ExecutorOptions", "JobQueue", "get", "make_executor", "names",
+           "register", "run_job"]

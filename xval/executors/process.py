@@ -1,0 +1,118 @@
+"""The process executor: every job in a fresh `python -m xval.executors.worker` process."""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from pathlib import Path
+
+import xval.executors.transport as transport
+from xval.core.records import FoldResult
+from xval.executors.base import EPOCH_PREFIX, Executor
+from xval.executors.registry import register
+
+
+@register
+class ProcessExecutor(Executor):
+    """Runs every job in a fresh `python -m xval.executors.worker` process, one slot per GPU.
+
+    Memory a framework holds (GPU memory included) is returned when each job's process ends.
+
+    Args:
+        gpus: GPU ids (strings); `[None]` for CPU only. Defaults to `[None]`.
+        jobs_per_gpu: concurrent jobs per GPU (or on the CPU). Defaults to `1`.
+        backend: Keras backend of the workers.
+    """
+
+    name = "process"
+
+    def __init__(self, gpus=(None,), jobs_per_gpu=1, backend=None):
+        self._slots = [g for g in (gpus or [None]) for _ in range(jobs_per_gpu)]
+        self.backend = backend
+        self._procs = {}
+        self._procs_lock = threading.Lock()
+
+    @classmethod
+    def create(cls, options):
+        return cls(list(options.gpus or [None]), options.jobs_per_gpu, options.backend)
+
+    @property
+    def slots(self):
+        return len(self._slots)
+
+    def _launch(self, job, gpu):
+        env = dict(os.environ)
+        if gpu is not None:
+            env["CUDA_VISIBLE_DEVICES"] = str(gpu)
+        if self.backend:
+            env["KERAS_BACKEND"] = self.backend
+        env.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")  # several jobs may share a GPU
+        with tempfile.TemporaryDirectory(prefix="xval-job-") as tmp:
+            tmp = Path(tmp)
+            (tmp / "job.json").write_text(json.dumps(job.to_dict()))
+            with open(tmp / "stderr.txt", "w+") as err:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "xval.executors.worker", str(tmp / "job.json"), str(tmp)],
+                    env=env, stdout=subprocess.PIPE, stderr=err, text=True)
+                with self._procs_lock:
+                    self._procs[job.key] = proc
+                try:
+                    stdout = self._stream(job, proc.stdout)
+                    proc.wait()
+                finally:
+                    with self._procs_lock:
+                        self._procs.pop(job.key, None)
+                err.seek(0)
+                stderr = err.read()
+            result = transport.read(tmp)
+            if result is not None:
+                return result
+            tail = (stderr or stdout or "")[-3000:]
+            return FoldResult.failure(job, None, message=(
+                f"worker process exited with code {proc.returncode} without a result: "
+                f"{tail.strip() or '(no output)'}"))
+
+    def _stream(self, job, pipe):
+        """Reads a worker's stdout: epoch lines go to `on_epoch`, the rest is kept."""
+        kept = []
+        for line in pipe:
+            if line.startswith(EPOCH_PREFIX):
+                if self.on_epoch is not None:
+                    try:
+                        epoch, epochs, logs = line[len(EPOCH_PREFIX):].split(" ", 2)
+                        self.on_epoch(job, int(epoch), int(epochs), json.loads(logs))
+                    except ValueError:
+                        continue
+            else:
+                kept.append(line)
+        return "".join(kept[-200:])
+
+    def _stop_all(self):
+        with self._procs_lock:
+            procs = list(self._procs.values())
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+
+    def run(self, queue):
+        free = list(self._slots)
+        running = {}
+        pool = ThreadPoolExecutor(len(self._slots), thread_name_prefix="xval-job")
+        try:
+            while True:
+                while free and (job := queue.pop()) is not None:
+                    gpu = free.pop(0)
+                    running[pool.submit(self._launch, job, gpu)] = gpu
+                if not running:
+                    return
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    free.append(running.pop(future))
+                    yield future.result()
+        finally:
+            self._stop_all()
+            pool.shutdown(wait=True, cancel_futures=True)
+

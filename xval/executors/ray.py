@@ -1,0 +1,296 @@
+"""The Ray executor: every (instance, fold) job is a Ray task, on one machine or a cluster.
+
+Each job is a `ray.remote` task with `num_cpus` CPUs and, on a cluster with GPUs,
+`1 / jobs_per_gpu` of a GPU (fractional GPUs let several small jobs share one). A task runs
+in a fresh worker process (`max_calls=1`, as the process executor does), so the memory a
+framework holds is returned when the job ends. Tasks whose worker or node dies are retried
+elsewhere (`max_retries`); results come back to the driver, which alone writes files.
+
+The cluster must see the same feature store (a shared filesystem, at the same path) and the
+same project version on every node: `preflight` runs a small task on every node and refuses
+the run otherwise.
+
+Ray is optional: `pip install -e '.[ray]'`.
+"""
+
+import hashlib
+import importlib
+import importlib.metadata
+import os
+import time
+from pathlib import Path
+
+from xval.core.errors import ConfigurationError
+from xval.core.records import FoldResult, Job
+from xval.executors.base import Executor, run_job
+from xval.executors.registry import register
+
+PACKAGES = ("xval", "architectures", "preprocessing", "augmentation")
+# How long the preflight check waits for each node's answer (a Ray worker process must start
+# there and import the project: seconds on an idle node, minutes on a saturated one).
+PREFLIGHT_TIMEOUT_S = 300
+
+
+def project_fingerprint():
+    """The project's version and a hash of its source files (same code on every node)."""
+    digest = hashlib.sha256()
+    for name in PACKAGES:
+        folder = Path(importlib.import_module(name).__file__).parent
+        for path in sorted(folder.rglob("*.py")):
+            digest.update(str(path.relative_to(folder.parent)).encode())
+            digest.update(path.read_bytes())
+    try:
+        version = importlib.metadata.version("audio-xval")
+    except importlib.metadata.PackageNotFoundError:
+        version = "unknown"
+    return {"version": version, "code_sha256": digest.hexdigest()}
+
+
+def node_check(store_path):
+    """What one node sees: its host, the store's content hash, the project fingerprint."""
+    import json
+    import socket
+
+    info = {"host": socket.gethostname(), **project_fingerprint(), "store_hash": None,
+            "store_error": None}
+    path = Path(store_path) / "dataset.json"
+    try:
+        info["store_hash"] = json.loads(path.read_text())["content_hash"]
+        if not (Path(store_path) / "features.npy").is_file():
+            info["store_error"] = f"{Path(store_path) / 'features.npy'} is missing"
+    except (OSError, ValueError, KeyError) as e:
+        info["store_error"] = f"cannot read {path}: {type(e).__name__}: {e}"
+    return info
+
+
+def run_job_remote(job_dict, backend, progress=None):
+    """The body of a Ray task: runs one job in this (fresh) worker process.
+
+    Args:
+        job_dict: the `Job` as a dict.
+        backend: the Keras backend.
+        progress: a `ray.util.queue.Queue` that receives `(instance, fold, epoch, epochs,
+            logs)` after every epoch, or `None`.
+
+    Returns:
+        `(result_dict, model_bytes)`: the `FoldResult` as a dict (`to_transport()`) and
+        the best model's `.keras` bytes.
+    """
+    from xval.core.logs import quiet_framework_logs
+
+    if backend:
+        os.environ["KERAS_BACKEND"] = backend
+    quiet_framework_logs(backend=backend)
+    os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
+    job = Job.from_dict(job_dict)
+    hook = None
+    if progress is not None:
+        def hook(epoch, epochs, logs):
+            try:
+                progress.put_nowait((job.instance, job.fold, epoch, epochs, logs))
+            except Exception:  # progress is best effort: never fail a fold  # noqa: BLE001
+                pass
+
+    result = run_job(job, hook)
+    return result.to_transport(), result.model_bytes
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError as e:
+        raise ConfigurationError(
+            "--executor ray needs Ray, which is not installed: `pip install -e '.[ray]'` "
+            "(or `pip install 'ray[default]'`)."
+        ) from e
+    return ray
+
+
+@register
+class RayExecutor(Executor):
+    """Runs jobs as Ray tasks.
+
+    Args:
+        address: the cluster to join: `"auto"` (a cluster started with `ray start` on this
+            machine), `"HOST:PORT"`, or `None` to start a local Ray instance for this run.
+        num_cpus: CPUs reserved by each job. Defaults to `1`.
+        jobs_per_gpu: jobs sharing one GPU on clusters with GPUs (each asks for
+            `1 / jobs_per_gpu` GPU). Defaults to `1`.
+        max_retries: times a job is rerun when its worker or node dies. Defaults to `3`.
+        backend: Keras backend of the workers.
+    """
+
+    name = "ray"
+
+    def __init__(self, address=None, *, num_cpus=1, jobs_per_gpu=1, max_retries=3,
+                 backend=None):
+        self.address = address
+        self.num_cpus = num_cpus
+        self.jobs_per_gpu = jobs_per_gpu
+        self.max_retries = max_retries
+        self.backend = backend
+        self._ray = None
+        self._started_here = False
+        self._slots = 1
+        self._num_gpus = 0
+
+    @classmethod
+    def create(cls, options):
+        return cls(address=options.ray_address, jobs_per_gpu=options.jobs_per_gpu,
+                   backend=options.backend)
+
+    @property
+    def slots(self):
+        return self._slots
+
+    def start(self):
+        if self._ray is not None:
+            return
+        ray = _import_ray()
+        if not ray.is_initialized():
+            try:
+                # "local" starts a new Ray for this run even when a cluster started with
+                # `ray start` runs on this machine (ray.init() alone would join it).
+                ray.init(address=self.address or "local", include_dashboard=False,
+                         log_to_driver=False, logging_level="ERROR",
+                         configure_logging=True)
+            except (ConnectionError, ValueError, RuntimeError) as e:
+                raise ConfigurationError(
+                    f"Cannot connect to the Ray cluster at {self.address!r}: {e}. Start it "
+                    "with `ray start --head` (see the README), or leave out --ray-address to "
+                    "start a local Ray."
+                ) from e
+            self._started_here = True
+        self._ray = ray
+        resources = ray.cluster_resources()
+        gpus = resources.get("GPU", 0)
+        if gpus:
+            self._num_gpus = 1 / self.jobs_per_gpu
+            self._slots = max(1, int(gpus * self.jobs_per_gpu))
+        else:
+            self._slots = max(1, int(resources.get("CPU", 1) // self.num_cpus))
+
+    def nodes(self):
+        """The alive nodes of the cluster (Ray's node dicts)."""
+        return [n for n in self._ray.nodes() if n.get("Alive")]
+
+    def preflight(self, plan):
+        """Runs `node_check` on every alive node; refuses the run on any mismatch.
+
+        Raises:
+            ConfigurationError: when a node does not see the store, sees another content
+                hash, runs another version of the project, or does not answer within
+                `PREFLIGHT_TIMEOUT_S`.
+        """
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        ray = self._ray
+        store = str(Path(plan.store.path).resolve())
+        expected = {**project_fingerprint(), "store_hash": plan.store.content_hash}
+        check = ray.remote(node_check)
+        refs = {n["NodeManagerAddress"] + " " + n["NodeID"][:8]: check.options(
+            num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"],
+                                                                            soft=False)
+        ).remote(store) for n in self.nodes()}
+        # One deadline for all nodes: the checks run at the same time.
+        ready, _ = ray.wait(list(refs.values()), num_returns=len(refs),
+                            timeout=PREFLIGHT_TIMEOUT_S)
+        silent = [node for node, ref in refs.items() if ref not in ready]
+        if silent:
+            for node in silent:
+                ray.cancel(refs[node], force=True)
+            raise ConfigurationError(
+                f"The Ray cluster's node(s) {', '.join(silent)} did not answer the preflight "
+                f"check within {PREFLIGHT_TIMEOUT_S} s (no worker process started there: a "
+                "node may be saturated by other work, out of memory, or unable to import "
+                "this project). Nothing was trained. Check `ray status` and the nodes' logs "
+                "(/tmp/ray/session_latest/logs), then rerun."
+            )
+        problems = []
+        for node, ref in refs.items():
+            info = ray.get(ref)
+            where = f"node {node} ({info['host']})"
+            if info["store_error"]:
+                problems.append(f"{where}: {info['store_error']}")
+            elif info["store_hash"] != expected["store_hash"]:
+                problems.append(f"{where}: the store at {store} has content hash "
+                                f"{str(info['store_hash'])[:12]}, not "
+                                f"{expected['store_hash'][:12]}")
+            if (info["version"], info["code_sha256"]) != (expected["version"],
+                                                          expected["code_sha256"]):
+                problems.append(f"{where}: runs another version of the project "
+                                f"({info['version']}, code {info['code_sha256'][:12]}; here "
+                                f"{expected['version']}, code {expected['code_sha256'][:12]})")
+        if problems:
+            raise ConfigurationError(
+                "The Ray cluster cannot run this experiment: " + "; ".join(problems)
+                + ". Every node must see the feature store at the same path (a shared "
+                "filesystem) and have the same project installed."
+            )
+
+    def run(self, queue):
+        ray = self._ray
+        task = ray.remote(max_calls=1)(run_job_remote).options(
+            num_cpus=self.num_cpus, num_gpus=self._num_gpus, max_retries=self.max_retries)
+        running = {}
+        progress = None
+        if self.on_epoch is not None:  # workers stream their epochs through a Ray queue
+            from ray.util.queue import Queue
+            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+            # On the driver's node: a queue on a node that dies would take progress with it.
+            here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(),
+                                                  soft=True)
+            progress = Queue(maxsize=1000, actor_options={"num_cpus": 0,
+                                                          "scheduling_strategy": here})
+        try:
+            while True:
+                while len(running) < self._slots and (job := queue.pop()) is not None:
+                    running[task.remote(job.to_dict(), self.backend, progress)] = job
+                if not running:
+                    return
+                done, _ = ray.wait(list(running), num_returns=1, timeout=0.5)
+                if not self._drain(ray, progress, running):
+                    progress = None
+                for ref in done:
+                    job = running.pop(ref)
+                    yield self._collect(ray, ref, job)
+        finally:
+            for ref in running:
+                ray.cancel(ref, force=True)
+            if progress is not None:
+                try:
+                    progress.shutdown(force=True)
+                except ray.exceptions.RayError:
+                    pass
+
+    def _drain(self, ray, progress, running):
+        """Passes the epochs workers reported to `on_epoch`. Progress is best effort: when
+        the queue is lost (its node died), returns False and the run goes on without it."""
+        if progress is None or self.on_epoch is None:
+            return True
+        jobs = {job.key: job for job in running.values()}
+        try:
+            reported = progress.get_nowait_batch(progress.qsize())
+        except ray.exceptions.RayError:
+            return False
+        for instance, fold, epoch, epochs, logs in reported:
+            job = jobs.get((instance, fold))
+            if job is not None:
+                self.on_epoch(job, epoch, epochs, logs)
+        return True
+
+    def _collect(self, ray, ref, job):
+        try:
+            data, model_bytes = ray.get(ref)
+        except ray.exceptions.RayError as e:  # the task died past its retries
+            return FoldResult.failure(job, e, message=f"Ray task failed: {type(e).__name__}: "
+                                                      f"{str(e).splitlines()[0]}")
+        return FoldResult.from_transport(data, model_bytes)
+
+    def close(self):
+        if self._ray is not None and self._started_here:
+            self._ray.shutdown()
+            time.sleep(0.1)
+        self._ray = None
+        self._started_here = False

@@ -1,0 +1,102 @@
+"""The executor registry: one module per executor, registered by name with `@register`.
+
+Example (an executor of your own, in any module imported before the run):
+
+```python
+from xval.executors.base import Executor
+from xval.executors.registry import register
+
+
+@register
+class ThreadExecutor(Executor):
+    name = "threads"
+
+    @classmethod
+    def create(cls, options):
+        return cls()
+
+    def run(self, queue):
+        ...
+```
+
+`[backend] executor` and `--executor` then accept `threads`.
+"""
+
+import dataclasses
+
+from xval.config import schema
+from xval.core.errors import ConfigurationError
+from xval.executors.base import Executor
+
+_EXECUTORS: dict[str, type[Executor]] = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class ExecutorOptions:
+    """What a run asks of its executor (`Executor.create` refuses what does not apply).
+
+    Attributes:
+        gpus: GPU ids given with `--gpus` or the positional GPU, or `None`.
+        jobs_per_gpu: `[backend] jobs_per_gpu`.
+        backend: the Keras backend of the workers.
+        ray_address: `--ray-address`, or `None`.
+    """
+
+    gpus: tuple[str, ...] | None = None
+    jobs_per_gpu: int = 1
+    backend: str | None = None
+    ray_address: str | None = None
+
+
+def register(cls: type[Executor]) -> type[Executor]:
+    """Class decorator registering an `Executor` subclass under its `name`.
+
+    Raises:
+        TypeError: when `cls` is not an `Executor` subclass.
+        ValueError: when the name is missing or taken.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, Executor)):
+        raise TypeError(f"register takes an Executor subclass; got {cls!r}.")
+    if not isinstance(cls.name, str) or not cls.name.isidentifier() or cls.name == "base":
+        raise ValueError(f"Executor {cls.__name__} needs a `name` that is an identifier.")
+    if cls.name in _EXECUTORS:
+        raise ValueError(f"An executor named {cls.name!r} is already registered.")
+    _EXECUTORS[cls.name] = cls
+    return cls
+
+
+def names() -> list[str]:
+    """The registered executor names, in registration order."""
+    return list(_EXECUTORS)
+
+
+def get(name: str) -> type[Executor]:
+    """The executor class registered as `name`.
+
+    Raises:
+        ConfigurationError: for an unknown name, listing the registered ones.
+    """
+    if name not in _EXECUTORS:
+        raise ConfigurationError(
+            f"executor={name!r} is not an executor; expected one of {', '.join(names())}.")
+    return _EXECUTORS[name]
+
+
+def make_executor(name: str, options: ExecutorOptions | None = None) -> Executor:
+    """The executor called `name`, made for `options`.
+
+    Args:
+        name: a registered executor name (`inline`, `process`, `ray`, ...).
+        options: what the run asks of it. Defaults to `ExecutorOptions()`.
+
+    Returns:
+        An unstarted `Executor`.
+
+    Raises:
+        ConfigurationError: for an unknown name, or options the executor cannot honour.
+    """
+    return get(name).create(options or ExecutorOptions())
+
+
+# config.ini's [backend] executor accepts the registered names.
+schema.bind_choices("backend", "executor", names)

@@ -1,0 +1,34 @@
+"""`python -m xval.executors.worker JOB.json OUT_DIR`: runs one job in a fresh process.
+
+Writes the job's result into `OUT_DIR` (`xval.executors.transport`) for the process executor
+to read back, and prints one `EPOCH_PREFIX` line per epoch for its progress display; the
+driver alone writes the experiment's result files.
+"""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import xval.executors.transport as transport
+from xval.core.logs import quiet_framework_logs
+from xval.core.records import Job
+from xval.executors.base import EPOCH_PREFIX, run_job
+
+
+def main(argv=None):
+    """Runs the job of `argv` (`JOB.json OUT_DIR`); returns 0 when the fold is ok, else 1."""
+    job_path, out_dir = (argv or sys.argv[1:])[:2]
+    quiet_framework_logs(backend=os.environ.get("KERAS_BACKEND"))
+    job = Job.from_dict(json.loads(Path(job_path).read_text(encoding="utf-8")))
+
+    def progress(epoch, epochs, logs):
+        print(f"{EPOCH_PREFIX}{epoch} {epochs} {json.dumps(logs)}", flush=True)
+
+    result = run_job(job, progress)
+    transport.write(out_dir, result)
+    return 0 if result.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The inference layer: predict, detect, embed and evaluate with saved models."""

@@ -1,0 +1,82 @@
+"""`detect`: the events a detection model finds in audio files."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from xval.core.errors import ConfigurationError
+from xval.inference.models import extract_features, info_for, resolve_models, task_of
+from xval.tasks.detection import Detection, postprocessing
+from xval.tasks.events import stitch_windows
+from xval.tasks.figures import file_activity
+from xval.tasks.metrics import sigmoid
+
+
+def detect_files(model_or_instance_dir, files, fold=None, *, ensemble=False,
+                 dataset_info=None):
+    """The events a detection model finds in audio files.
+
+    Each file is cut into the store's windows; the windows' frame probabilities are laid on
+    the file's time line (averaged where windows overlap) and turned into events with the
+    instance's post-processing parameters (`detection_threshold`, `median_filter_seconds`,
+    `min_gap_seconds`, `min_event_seconds`, read from the instance's `params.json`; the
+    defaults of `xval.tasks.detection` when the model is not in an instance folder).
+
+    Args:
+        model_or_instance_dir: a `.keras` file, or an `instance_<k>` folder.
+        files: audio files.
+        fold: with an instance folder, keep the single model of this fold.
+        ensemble: use the fold models even when `final.keras` exists.
+        dataset_info: dict or path of the dataset description; `None` finds it.
+
+    Returns:
+        list (one per file) of dicts: `file`, `model` (in words), `events` (list of
+        `(onset_s, offset_s, label)`), `times` (frame times, seconds), `activity`
+        (`np.ndarray [shape=(frames, classes)]` of probabilities) and `classes`.
+
+    Raises:
+        ConfigurationError: when the model is not a detection model.
+    """
+    models = resolve_models(model_or_instance_dir, fold=fold, ensemble=ensemble)
+    info = info_for(models, dataset_info)
+    task = task_of(info)
+    if not isinstance(task, Detection):
+        raise ConfigurationError(
+            f"{model_or_instance_dir} is a {task.name} model; `detect` needs a detection "
+            "model (task_type='detection'). Use `python -m xval predict` for this one."
+        )
+    params_file = models.paths[0].parent / "params.json"
+    saved = json.loads(params_file.read_text()) if params_file.is_file() else {}
+    params = postprocessing(saved.get("params", saved))
+    feature = info["feature_params"]
+    frame_seconds = feature["hop_length"] / feature["sample_rate"]
+    classes = list(info.get("classes") or [])
+    results = []
+    for path, feats in zip(files, extract_features(files, feature)):
+        prob = sigmoid(np.asarray(models.outputs(feats["features"]), dtype=np.float64))
+        activity = stitch_windows(prob, feats["starts"], frame_seconds)
+        # The last window is zero-padded past a short file's end: keep the file's frames.
+        total = min(len(activity), int(np.floor(feats["duration"] / frame_seconds)) + 1)
+        activity = activity[:total]
+        events = Detection.events(activity, frame_seconds, classes, params,
+                                  duration_s=feats["duration"])
+        results.append({"file": str(path), "model": models.description, "events": events,
+                        "times": np.arange(total) * frame_seconds, "activity": activity,
+                        "classes": classes})
+    return results
+
+
+def activity_plot(result, path):
+    """Writes a PNG of one file's frame probabilities with its detected events shaded.
+
+    Args:
+        result: one entry of `detect_files`.
+        path: the PNG to write.
+
+    Returns:
+        The path.
+    """
+    return file_activity(result["times"], result["activity"], result["classes"],
+                         result["events"], path,
+                         title=f"{Path(result['file']).name}: {len(result['events'])} event(s)")

@@ -1,0 +1,42 @@
+"""`embed`: the outputs of an inner layer of a saved model, for every segment of audio
+files."""
+
+import numpy as np
+
+from xval.core.errors import ConfigurationError
+from xval.inference.models import dataset_info_for, extract_features
+from xval.training.loading import embedding_model, layer_names, load
+
+
+def embed_files(model_path, files, layer=None, *, dataset_info=None):
+    """Outputs of an inner layer for every segment of every file.
+
+    Args:
+        model_path: a `.keras` file.
+        files: audio files.
+        layer: the layer's name; `None` takes the layer named `bottleneck` (the code of an
+            autoencoder such as `conv_autoencoder`).
+        dataset_info: dict or path of the dataset description; `None` finds it.
+
+    Returns:
+        `(embeddings [shape=(segments, dims)], index)`: `index` is a list of
+        `{"file", "segment", "start"}` rows, one per embedding row.
+    """
+    info = dataset_info if isinstance(dataset_info, dict) else \
+        dataset_info_for(model_path, dataset_info)
+    model = load(model_path)
+    if layer is None:
+        if "bottleneck" not in layer_names(model):
+            raise ConfigurationError(
+                f"{model_path} has no layer named 'bottleneck' (an autoencoder's code); name "
+                f"one with --layer: {', '.join(layer_names(model))}."
+            )
+        layer = "bottleneck"
+    fn = embedding_model(model, layer)
+    rows, index = [], []
+    for path, feats in zip(files, extract_features(files, info["feature_params"])):
+        out = np.asarray(fn(feats["features"].astype(np.float32)))
+        rows.append(out.reshape(len(out), -1))
+        index += [{"file": str(path), "segment": k, "start": s}
+                  for k, s in enumerate(feats["starts"])]
+    return np.concatenate(rows), index

@@ -1,0 +1,64 @@
+"""`predict`: per-segment and per-clip outputs of saved models on audio files."""
+
+from pathlib import Path
+
+from xval import tasks
+from xval.config import embedding
+from xval.inference.models import (
+    ClassifierSet,
+    extract_features,
+    info_for,
+    resolve_models,
+    task_of,
+)
+from xval.tasks.base import with_context
+
+
+def predict_files(model_or_instance_dir, files, fold=None, *, ensemble=False,
+                  dataset_info=None, model=None, embedding_classifier=False):
+    """Per-segment and per-clip outputs of saved model(s) on audio files.
+
+    Given an instance folder, the fold models form a cross-validation ensemble: their
+    logits (regression outputs) are averaged, then the softmax is taken; `final.keras` is
+    used instead when the instance was refit (see `resolve_models`).
+
+    Args:
+        model_or_instance_dir: a `.keras` file, or an `instance_<k>` folder.
+        files: audio files.
+        fold: with an instance folder, keep the single model of this fold.
+        ensemble: use the fold models even when `final.keras` exists.
+        dataset_info: dict or path of the dataset description; `None` finds it.
+        model: an already loaded `keras.Model` (skips loading; a single `.keras` path only).
+        embedding_classifier: answer with the fold models' saved embedding classifiers
+            (`fold_<i>.skops`, see `xval.embeddings`) instead of the networks' own outputs;
+            with an instance folder, the fold models (never `final.keras`).
+
+    Returns:
+        list (one per file) of dicts: `file`, `model` (what answered, in words),
+        `segments` (list of `{"start", "scores"}`) and `clip` (`{"scores", "predicted"}`),
+        as the task makes them (`Task.predict_record`). For classification `scores` maps
+        class names to probabilities and the clip scores average the segment logits.
+    """
+    folds_only = embedding_classifier and fold is None and Path(model_or_instance_dir).is_dir()
+    models = resolve_models(model_or_instance_dir, fold=fold,
+                            ensemble=ensemble or folds_only)
+    info = info_for(models, dataset_info)
+    if model is not None:
+        models._models = [model]
+    classes = info.get("classes") or []
+    task = task_of(info)
+    if embedding_classifier:
+        models = ClassifierSet(models)
+        classes, task = models.classes, tasks.get(embedding.TASK)
+    feature = info["feature_params"]
+    frame_seconds = feature["hop_length"] / feature["sample_rate"]
+    results = []
+    for path, feats in zip(files, extract_features(files, info["feature_params"])):
+        outputs = models.outputs(feats["features"])
+        segments, clip = with_context(task.predict_record, outputs, feats["starts"], classes,
+                                      frame_seconds=frame_seconds)
+        results.append({"file": str(path), "model": models.description, "segments": segments,
+                        "clip": clip})
+    return results
+
+

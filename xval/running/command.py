@@ -1,0 +1,167 @@
+"""Command line of experiment scripts: `python experiments/expN.py [FIRST [LAST [GPU]]]`."""
+
+import argparse
+import sys
+import traceback
+
+from xval import executors
+from xval.config.params import parse_override
+from xval.config.schema import BACKENDS
+from xval.core.errors import ConfigurationError, XvalError
+from xval.core.interrupts import raise_if_interrupted, sticky_interrupts
+
+EXIT_INTERRUPTED = 130
+DEFAULT_MLFLOW = "mlruns"  # a local MLflow file store in the current directory
+
+
+def _instance_list(text):
+    parts = [part.strip() for part in text.split(",")]
+    try:
+        ids = [int(part) for part in parts]
+    except ValueError:
+        ids = None
+    if not ids or any(part == "" for part in parts):
+        raise argparse.ArgumentTypeError(
+            f"--instances {text!r}: expected comma-separated integers like 1,3,5"
+        )
+    return ids
+
+
+def _gpu_list(text):
+    parts = [part.strip() for part in text.split(",")]
+    if not parts or any(not part.isdigit() for part in parts):
+        raise argparse.ArgumentTypeError(
+            f"--gpus {text!r}: expected comma-separated GPU numbers like 0,1"
+        )
+    return parts
+
+
+def experiment_parser(experiment):
+    parser = argparse.ArgumentParser(
+        description=f"{experiment.description} (dataset {experiment.dataset!r}, experiment "
+                    f"{experiment.number}, instances {sorted(experiment.instances)})",
+        epilog="Examples: `exp1.py` runs every instance; `exp1.py 3 7 1` runs instances 3..7 "
+               "on GPU 1; `exp1.py --instances 2,5 --set epochs=3 --dry-run`.",
+    )
+    parser.add_argument("first", nargs="?", type=int, help="first instance to run")
+    parser.add_argument("last", nargs="?", type=int, help="last instance to run (inclusive)")
+    parser.add_argument("gpu", nargs="?", help="GPU id for CUDA_VISIBLE_DEVICES (-1: CPU)")
+    parser.add_argument("--instances", type=_instance_list, help="explicit list, e.g. 1,4,7")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="override a parameter in every selected instance (repeatable)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="rerun selected instances that already have results")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="validate, print resolved parameters and folds, train nothing")
+    parser.add_argument("--debug", action="store_true",
+                        help="stop at the first error with its traceback")
+    parser.add_argument("--config", help="path of config.ini")
+    parser.add_argument("--search", action="store_true",
+                        help="run the experiment's Optuna search (trials become instances)")
+    parser.add_argument("--trials", type=int, metavar="N",
+                        help="with --search: trials in the study (overrides n_trials)")
+    parser.add_argument("--timeout", type=float, metavar="S",
+                        help="with --search: start no new trial after S seconds")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress bar and no progress lines (errors still show)")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="one line per epoch, labelled with instance and fold; "
+                             "TensorFlow's own log lines too")
+    parser.add_argument("--backend", choices=BACKENDS, help="Keras backend (else config.ini)")
+    parser.add_argument("--executor", choices=executors.names(),
+                        help="inline, process (a fresh process per job) or ray (else config)")
+    parser.add_argument("--gpus", type=_gpu_list,
+                        help="GPU ids for the process executor, e.g. 0,1")
+    parser.add_argument("--ray-address", metavar="auto|HOST:PORT",
+                        help="with --executor ray: the cluster to join (default: start a "
+                             "local Ray on this machine)")
+    parser.add_argument("--refit", type=int, metavar="K",
+                        help="train complete instance K once on all items for the median of "
+                             "its folds' best epochs; saves instance_K/final.keras")
+    parser.add_argument("--mlflow", nargs="?", const=DEFAULT_MLFLOW, metavar="URI",
+                        help="log runs to MLflow: a folder (default: mlruns in the current "
+                             "directory) or a tracking URI; give it last or as --mlflow=URI")
+    return parser
+
+
+def run_experiment_cli(experiment, argv=None):
+    """Parses the command line and runs the experiment.
+
+    Errors are one line on stderr. Ctrl-C stops the running jobs and prints how to resume.
+
+    Returns:
+        The exit code: 0 when every selected instance is complete, 1 when one failed,
+        2 for a usage, configuration or data error (nothing trained, nothing written),
+        3 when selected instances are held by another runner, 130 when interrupted.
+    """
+    parser = experiment_parser(experiment)
+    args = parser.parse_args(argv)
+    with sticky_interrupts():  # a Ctrl-C that lands inside Keras is not lost
+        return _main(experiment, args)
+
+
+def _main(experiment, args):
+    import os
+
+    try:
+        if args.instances is not None and args.first is not None:
+            raise ConfigurationError(
+                "Give either FIRST LAST or --instances, not both."
+            )
+        if args.ray_address and args.executor not in (None, "ray"):
+            raise ConfigurationError(
+                f"--ray-address needs --executor ray (got --executor {args.executor})."
+            )
+        if (args.trials is not None or args.timeout is not None) and not args.search:
+            raise ConfigurationError("--trials and --timeout go with --search.")
+        if args.search and (args.first is not None or args.instances is not None):
+            raise ConfigurationError("--search runs the search's trials; do not select "
+                                     "instances with it.")
+        if args.quiet and args.verbose:
+            raise ConfigurationError("Give -q/--quiet or -v/--verbose, not both.")
+        if args.verbose:
+            os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+        overrides = dict(parse_override(text) for text in args.set)
+        if args.backend:
+            os.environ["KERAS_BACKEND"] = args.backend
+        executor = args.executor or ("ray" if args.ray_address else None)
+        if args.refit is not None:
+            if args.first is not None or args.instances is not None or args.set \
+                    or args.dry_run or args.overwrite or args.mlflow:
+                raise ConfigurationError(
+                    "--refit K takes no instance range, --instances, --set, --dry-run, "
+                    "--overwrite or --mlflow: it refits one complete instance with its own "
+                    "parameters."
+                )
+            experiment.refit(args.refit, config=args.config, executor=executor, gpu=args.gpu)
+            raise_if_interrupted()
+            return 0
+        listeners = []
+        if args.mlflow is not None:
+            from xval.report.tracking import MLflowListener
+
+            listeners.append(MLflowListener(args.mlflow))
+            if not args.dry_run:
+                listeners[-1].connect()  # a store that cannot open fails before training
+        selected = None if args.search else \
+            experiment.select(args.first, args.last, args.instances)
+        outcome = experiment.run(
+            selected, overrides=overrides, overwrite=args.overwrite or None,
+            dry_run=args.dry_run, gpu=args.gpu, config=args.config, executor=executor,
+            gpus=args.gpus, debug=args.debug or None, ray_address=args.ray_address,
+            progress=not args.quiet and not args.dry_run, verbose=args.verbose,
+            out=(lambda *a: None) if args.quiet else print,
+            search=args.search, trials=args.trials, timeout=args.timeout,
+            listeners=listeners,
+        )
+        raise_if_interrupted()  # one that Keras swallowed after the last training batch
+        return outcome.exit_code
+    except XvalError as e:
+        if args.debug or experiment.debug_mode:
+            traceback.print_exc()
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command to resume (finished folds are kept).",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED

@@ -1,0 +1,261 @@
+"""Sound event detection: frame activity -> event lists, and detection metrics.
+
+Event metrics are computed by `sed_eval` (the DCASE reference implementation,
+`pip install -e '.[detection]'`); frame metrics by scikit-learn.
+"""
+
+import numpy as np
+import pandas as pd
+
+from xval.core.errors import ConfigurationError
+
+# DCASE 2016-2017 (sed_eval's own defaults): 200 ms onset collar, offset collar of
+# max(200 ms, 50% of the reference event's length); segment-based metrics on 1 s segments.
+T_COLLAR = 0.2
+PERCENTAGE_OF_LENGTH = 0.5
+TIME_RESOLUTION = 1.0
+METRIC_NAMES = ("segment_f1", "segment_error_rate", "event_f1", "event_precision",
+                "event_recall")
+FRAME_METRIC_NAMES = ("frame_f1", "frame_precision", "frame_recall")
+
+
+def activity_to_events(probabilities, *, frame_seconds, classes, threshold=0.5,
+                       median_filter_frames=1, min_event_seconds=0.0, min_gap_seconds=0.0,
+                       offset_s=0.0, duration_s=None):
+    """Turns frame-level probabilities into a list of events.
+
+    Per class: frames with a probability of at least `threshold` are active; a median filter
+    of `median_filter_frames` frames (along time) smooths the binary activity; each run of
+    active frames `[i, j)` becomes an event from `i * frame_seconds` to `j * frame_seconds`
+    (the inverse of `preprocessing.events.frame_targets`); gaps shorter than
+    `min_gap_seconds` between two events are bridged, and only then are events shorter than
+    `min_event_seconds` removed.
+
+    Args:
+        probabilities: `np.ndarray [shape=(frames, len(classes))]` (or `(frames,)` for one
+            class) of activity probabilities.
+        frame_seconds: time between frames (`hop_length / sample_rate`).
+        classes: the class names of the columns.
+        threshold: activity threshold. Defaults to `0.5`.
+        median_filter_frames: odd median filter length in frames; `1` turns it off
+            (`scipy.ndimage.median_filter`). Defaults to `1`.
+        min_event_seconds: shorter events are removed (after gap bridging). Defaults to
+            `0.0`.
+        min_gap_seconds: shorter gaps between events of one class are bridged. Defaults to
+            `0.0`.
+        offset_s: time of frame 0 (a window's start in its recording). Defaults to `0.0`.
+        duration_s: when given, offsets are clipped to it (the end of the recording).
+            Defaults to `None`.
+
+    Returns:
+        list of `(onset_s, offset_s, label)`, sorted by onset, then label.
+
+    Raises:
+        ValueError: for a shape that does not match `classes`, a threshold outside (0, 1],
+            an even or non-positive `median_filter_frames`, or negative durations.
+    """
+    from scipy.ndimage import median_filter
+
+    classes = list(classes)
+    p = np.asarray(probabilities, dtype=float)
+    if p.ndim == 1:
+        p = p[:, None]
+    if p.ndim != 2 or p.shape[1] != len(classes):
+        raise ValueError(f"probabilities of shape {np.shape(probabilities)} do not match "
+                         f"classes={classes}; expected (frames, {len(classes)}).")
+    if not 0 < threshold <= 1:
+        raise ValueError(f"threshold={threshold}: expected a value in (0, 1].")
+    if median_filter_frames < 1 or median_filter_frames % 2 == 0:
+        raise ValueError(f"median_filter_frames={median_filter_frames}: expected an odd "
+                         "number >= 1 (1 turns the filter off).")
+    if frame_seconds <= 0 or min_event_seconds < 0 or min_gap_seconds < 0:
+        raise ValueError(f"frame_seconds={frame_seconds} must be > 0, min_event_seconds="
+                         f"{min_event_seconds} and min_gap_seconds={min_gap_seconds} >= 0.")
+    active = (p >= threshold).astype(np.uint8)
+    if median_filter_frames > 1:
+        active = median_filter(active, size=(median_filter_frames, 1), mode="nearest")
+    events = []
+    for c, label in enumerate(classes):
+        padded = np.concatenate([[0], active[:, c], [0]])
+        changes = np.flatnonzero(np.diff(padded))
+        runs = [[offset_s + i * frame_seconds, offset_s + j * frame_seconds]
+                for i, j in zip(changes[::2], changes[1::2])]
+        merged = []
+        for run in runs:
+            if merged and run[0] - merged[-1][1] < min_gap_seconds - 1e-9:
+                merged[-1][1] = run[1]
+            else:
+                merged.append(run)
+        for onset, offset in merged:
+            if duration_s is not None:
+                offset = min(offset, duration_s)
+            if offset - onset >= min_event_seconds - 1e-9 and offset > onset:
+                events.append((float(onset), float(offset), label))
+    return sorted(events, key=lambda e: (e[0], e[2]))
+
+
+def stitch_windows(windows, starts_s, frame_seconds, *, reduce="mean"):
+    """Lays the frame arrays of overlapping windows on their recording's time line.
+
+    Window `k` covers frames `round(starts_s[k] / frame_seconds)` onwards; where windows
+    overlap, their frames are averaged (`reduce="mean"`, for probabilities) or the largest
+    value is kept (`reduce="max"`, for 0/1 targets). Frames no window covers are 0.
+
+    Args:
+        windows: `np.ndarray [shape=(windows, frames, classes)]` of one recording.
+        starts_s: the start of each window in the recording, in seconds.
+        frame_seconds: time between frames (`hop_length / sample_rate`).
+        reduce: `"mean"` or `"max"`. Defaults to `"mean"`.
+
+    Returns:
+        `np.ndarray [shape=(frames, classes)]` (float64), ending with the last window.
+
+    Raises:
+        ValueError: for windows that are not a 3-D array, starts of another length, a
+            negative start, a `frame_seconds` not above 0 or an unknown `reduce`.
+    """
+    windows = np.asarray(windows, dtype=np.float64)
+    starts_s = np.asarray(starts_s, dtype=np.float64).reshape(-1)
+    if windows.ndim != 3 or len(starts_s) != len(windows):
+        raise ValueError(f"windows of shape {windows.shape} and {len(starts_s)} start(s): "
+                         "expected (windows, frames, classes) and one start per window.")
+    if reduce not in ("mean", "max"):
+        raise ValueError(f"reduce={reduce!r}: expected 'mean' or 'max'.")
+    if not np.isfinite(starts_s).all() or (starts_s < 0).any():
+        raise ValueError(f"window starts {starts_s.tolist()}: expected seconds >= 0.")
+    if not frame_seconds > 0:
+        raise ValueError(f"frame_seconds={frame_seconds}: expected a time above 0.")
+    length = windows.shape[1]
+    firsts = np.rint(starts_s / frame_seconds).astype(int)
+    total = int(firsts.max()) + length
+    line = np.zeros((total, windows.shape[2]))
+    count = np.zeros((total, 1))
+    for first, window in zip(firsts, windows):
+        if reduce == "max":
+            line[first:first + length] = np.maximum(line[first:first + length], window)
+        else:
+            line[first:first + length] += window
+        count[first:first + length] += 1
+    return line if reduce == "max" else line / np.maximum(count, 1)
+
+
+def frame_metrics(y_true, y_prob, threshold=0.5):
+    """Frame-level F1, precision and recall, pooled over frames and classes (micro).
+
+    Args:
+        y_true: `np.ndarray [shape=(..., classes)]` of 0/1 frame targets.
+        y_prob: `np.ndarray`, same shape, of probabilities.
+        threshold: a frame is predicted active at `y_prob >= threshold`. Defaults to `0.5`.
+
+    Returns:
+        dict `frame_f1, frame_precision, frame_recall` (0 where undefined: no active
+        frame predicted or annotated).
+
+    Raises:
+        ValueError: when the shapes differ.
+    """
+    from sklearn.metrics import precision_recall_fscore_support
+
+    y_true, y_prob = np.asarray(y_true), np.asarray(y_prob)
+    if y_true.shape != y_prob.shape:
+        raise ValueError(f"y_true of shape {y_true.shape} and y_prob of shape {y_prob.shape}: "
+                         "expected the same shape.")
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        y_true.ravel() >= 0.5, y_prob.ravel() >= threshold, average="binary",
+        zero_division=0)
+    return {"frame_f1": float(f1), "frame_precision": float(precision),
+            "frame_recall": float(recall)}
+
+
+def detection_metrics(reference, estimated, *, files, classes, time_resolution=TIME_RESOLUTION,
+                      t_collar=T_COLLAR, percentage_of_length=PERCENTAGE_OF_LENGTH,
+                      evaluate_offset=True, durations=None):
+    """Segment- and event-based detection metrics, computed by `sed_eval` file by file.
+
+    Args:
+        reference: annotated events: a `pandas.DataFrame` with the columns `file, onset_s,
+            offset_s, label`, or an iterable of `(file, onset_s, offset_s, label)`.
+        estimated: detected events, in the same form.
+        files: every evaluated file, including those with no event in either list (their
+            detections count as insertions).
+        classes: the class names.
+        time_resolution: segment length of the segment-based metrics in seconds. Defaults to
+            `1.0` (DCASE).
+        t_collar: onset (and offset) collar of the event-based metrics in seconds. Defaults
+            to `0.2` (DCASE).
+        percentage_of_length: the offset collar is the larger of `t_collar` and this
+            fraction of the reference event's length. Defaults to `0.5` (DCASE, sed_eval).
+        evaluate_offset: also require matching offsets; `False` matches on onsets only.
+            Defaults to `True`.
+        durations: dict file -> length in seconds, for the segment grid of each file.
+            Defaults to `None` (up to the last event of the file).
+
+    Returns:
+        dict `segment_f1, segment_error_rate, event_f1, event_precision, event_recall`
+        (overall, micro-averaged over classes; `nan` when neither list has an event).
+
+    Raises:
+        ConfigurationError: when `sed_eval` is not installed or cannot be imported.
+        ValueError: for an event of a file not in `files` or of a label not in `classes`.
+    """
+    sed_eval, containers = _sed_eval()
+    files, classes = list(files), list(classes)
+    ref, est = _by_file(reference, files, classes, "reference"), _by_file(
+        estimated, files, classes, "estimated")
+    segment = sed_eval.sound_event.SegmentBasedMetrics(event_label_list=classes,
+                                                        time_resolution=time_resolution)
+    event = sed_eval.sound_event.EventBasedMetrics(
+        event_label_list=classes, t_collar=t_collar, percentage_of_length=percentage_of_length,
+        evaluate_onset=True, evaluate_offset=evaluate_offset)
+    for file in files:
+        r = containers.MetaDataContainer(ref.get(file, []))
+        e = containers.MetaDataContainer(est.get(file, []))
+        length = None if durations is None else durations.get(file)
+        segment.evaluate(reference_event_list=r, estimated_event_list=e,
+                         evaluated_length_seconds=length)
+        event.evaluate(reference_event_list=r, estimated_event_list=e)
+    seg, evt = segment.results_overall_metrics(), event.results_overall_metrics()
+    return {"segment_f1": float(seg["f_measure"]["f_measure"]),
+            "segment_error_rate": float(seg["error_rate"]["error_rate"]),
+            "event_f1": float(evt["f_measure"]["f_measure"]),
+            "event_precision": float(evt["f_measure"]["precision"]),
+            "event_recall": float(evt["f_measure"]["recall"])}
+
+
+def _sed_eval():
+    """Imports sed_eval (which imports dcase_util, which needs setuptools' pkg_resources)."""
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            # dcase_util warns that pkg_resources is deprecated on every import.
+            warnings.simplefilter("ignore", UserWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import dcase_util.containers as containers
+            import sed_eval
+    except ImportError as e:
+        raise ConfigurationError(
+            f"Detection metrics need sed_eval, which cannot be imported ({e}). Install it "
+            "with `pip install -e '.[detection]'` (sed_eval's dependency dcase_util imports "
+            "pkg_resources, which setuptools 81 and later no longer ship: the extra pins "
+            "setuptools<81)."
+        ) from e
+    return sed_eval, containers
+
+
+def _by_file(events, files, classes, name):
+    if isinstance(events, pd.DataFrame):
+        rows = zip(events["file"], events["onset_s"], events["offset_s"], events["label"])
+    else:
+        rows = events
+    known, labels = set(files), set(classes)
+    out = {}
+    for file, onset, offset, label in rows:
+        if file not in known:
+            raise ValueError(f"{name} event of file {file!r} ({onset}-{offset} s): the file is "
+                             "not in `files`; add it or drop the event.")
+        if label not in labels:
+            raise ValueError(f"{name} event label {label!r} is not one of classes={classes}.")
+        out.setdefault(file, []).append({"filename": file, "event_label": label,
+                                         "onset": float(onset), "offset": float(offset)})
+    return out

@@ -1,0 +1,237 @@
+"""Embedding classifiers: a scikit-learn classifier on the embeddings of Keras models.
+
+An instance with `embedding_classifier="svm"` (or `"logreg"`) trains, in every fold after its
+network, a classifier on embeddings of the fold's rows: by default those of the fold's own
+trained model (`embedding_models=None`), or of saved `.keras` models given by path
+(`embedding_models=["ae/instance_1/fold_{fold}.keras", "self"]`: `{fold}` becomes the fold
+number, `"self"` is the fold's own model; several sources are concatenated). The layer is
+`embedding_layer`: `"auto"` takes the layer named `bottleneck` where there is one (an
+autoencoder's code), else the input of the model's last layer (the penultimate
+representation).
+
+Per fold, the classifier (standardisation, then an RBF-kernel SVM or a logistic regression)
+is fit on the training rows only; its `C` is the value of `embedding_c` or, when that is
+`None`, the one of `C_GRID` that scores the best macro recall on the validation rows (ties: the
+smaller `C`). Test rows are used once, to score it. Its metrics join the fold's metrics with
+the prefix `embedding_` (`embedding_accuracy`, ...) on every split, at segment and clip level;
+the fitted pipeline is saved as `fold_<i>.skops` (skops, not pickle) beside `fold_<i>.keras`
+and `python -m xval predict --embedding-classifier` uses it.
+
+A saved model that sits in an experiment's instance folder carries its fold's items
+(`fold_<i>.json`); a model trained on any of this fold's test items is refused (its
+embeddings would have seen the test speakers).
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from xval.config import embedding
+from xval.core.errors import TrainingError
+from xval.training.loading import embedding_model, layer_names
+from xval.training.loading import load as load_model
+
+# The types a saved classifier may contain (checked before skops loads one).
+_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "builtins.")
+
+
+def check_no_leak(path, items, fold):
+    """Raises TrainingError when the saved model at `path` was trained on a test item.
+
+    The model's own fold file (`fold_<i>.json` beside `fold_<i>.keras`) gives its items;
+    a model without one cannot be checked.
+
+    Returns:
+        Whether the check could be made (`False`: no readable fold file).
+    """
+    record = path.with_suffix(".json")
+    if not record.is_file():
+        return False
+    try:
+        trained = json.loads(record.read_text()).get("items") or {}
+    except (OSError, ValueError):
+        return False
+    seen = set(map(str, trained.get("train", []))) | set(map(str, trained.get("val", [])))
+    leaked = sorted(seen & set(map(str, items.get("test", []))))
+    if leaked:
+        raise TrainingError(
+            f"Fold {fold}: embedding model {path} was trained on {', '.join(leaked[:5])}, which "
+            f"are test items of this fold; its embeddings would have seen the test set. Use the "
+            "model of the matching fold (a path with {fold}, from an experiment with the same "
+            "folds) or one trained without these items."
+        )
+    return True
+
+
+def prepare(params, model, store, items, fold):
+    """Loads and checks a fold's embedding sources before its network trains.
+
+    Args:
+        params: the instance parameters.
+        model: the fold's own (not yet trained) model; its embedding function follows its
+            weights through training.
+        store: the fold's `FeatureStore`.
+        items: the fold's items (`{"train", "val", "test"}`), for the leak check.
+        fold: the fold number.
+
+    Returns:
+        list of `(description dict, function)`; the dict names the model and, for a saved
+        one, its SHA-256 and whether the leak check could be made.
+
+    Raises:
+        TrainingError: a missing model, a leak, or an input shape other than the store's.
+        ConfigurationError: an unknown `embedding_layer`.
+    """
+    import hashlib
+
+    layer = params.get("embedding_layer", "auto")
+    prepared = []
+    for source in embedding.sources(params, fold):
+        if source == embedding.SELF:
+            prepared.append(({"model": embedding.SELF}, embedding_function(model, layer)))
+            continue
+        if not source.is_file():
+            raise TrainingError(f"Fold {fold}: embedding model {source} does not exist (the "
+                                "embedding_models entry names no model for this fold).")
+        checked = check_no_leak(source, items, fold)
+        saved = load_model(source, what="embedding_models")
+        shape = tuple(saved.inputs[0].shape[1:])
+        if shape != tuple(store.features.shape[1:]):
+            raise TrainingError(
+                f"Fold {fold}: embedding model {source} takes features of shape {shape}, but "
+                f"the store's rows are {tuple(store.features.shape[1:])}; use a model trained "
+                "on features made with the same parameters."
+            )
+        digest = hashlib.sha256(source.read_bytes()).hexdigest()
+        prepared.append(({"model": str(source), "sha256": digest, "leak_checked": checked},
+                         embedding_function(saved, layer)))
+    return prepared
+
+
+def check_unchanged(source):
+    """Raises ConfigurationError when a saved embedding model differs from the one the
+    classifier was fit on (`source`: a description dict of `prepare`)."""
+    import hashlib
+
+    from xval.core.errors import ConfigurationError
+
+    path = Path(source["model"])
+    if not path.is_file():
+        raise ConfigurationError(f"Embedding model {path} (a source of this embedding "
+                                 "classifier) does not exist; it was moved or deleted.")
+    if source.get("sha256") and hashlib.sha256(path.read_bytes()).hexdigest() != \
+            source["sha256"]:
+        raise ConfigurationError(
+            f"Embedding model {path} changed since the embedding classifier was fit on it (its "
+            "SHA-256 differs): the classifier's answers would be wrong. Rerun the instance.")
+
+
+def layer_for(model, name="auto"):
+    """The layer an embedding is taken from: `name`, or for `"auto"` the `bottleneck` where
+    there is one, else the input of the last layer."""
+    if name != "auto":
+        return name
+    if "bottleneck" in layer_names(model):
+        return "bottleneck"
+    return None  # the penultimate representation
+
+
+def embedding_function(model, name="auto"):
+    """A function from raw features `(n, time, frequency)` to flat embeddings `(n, dims)`.
+
+    Raises:
+        ConfigurationError: for an unknown layer name.
+    """
+    fn = embedding_model(model, layer_for(model, name))
+    return lambda x: np.asarray(fn(np.asarray(x, dtype=np.float32))).reshape(len(x), -1)
+
+
+def make_classifier(kind, c, seed=0):
+    """The scikit-learn pipeline: standardisation, then an SVM or a logistic regression."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    if kind == "svm":
+        model = SVC(C=c, kernel="rbf", gamma="scale", random_state=seed)
+    elif kind == "logreg":
+        model = LogisticRegression(C=c, max_iter=2000, random_state=seed)
+    else:
+        raise ValueError(f"embedding_classifier={kind!r}: expected one of "
+                         f"{', '.join(embedding.CLASSIFIERS[1:])}.")
+    return make_pipeline(StandardScaler(), model)
+
+
+def scores(pipeline, x):
+    """Class scores `(n, classes)` usable as logits: log-probabilities (logreg) or the
+    one-vs-rest decision values (SVM); their argmax is the predicted class."""
+    final = pipeline[-1]
+    if hasattr(final, "predict_log_proba") and not hasattr(final, "support_"):
+        return pipeline.predict_log_proba(x)
+    out = pipeline.decision_function(x)
+    if out.ndim == 1:  # two classes: one decision value
+        out = np.stack([-out, out], axis=1)
+    return out
+
+
+def fit(kind, x_train, y_train, x_val, y_val, c=None, seed=0):
+    """Fits the classifier on the training rows, choosing `C` on the validation rows.
+
+    Args:
+        kind: `"svm"` or `"logreg"`.
+        x_train: training embeddings `(n, dims)`; `y_train` their class indices.
+        x_val: validation embeddings; `y_val` their class indices.
+        c: a fixed `C`, or `None` to choose among `C_GRID` by validation macro recall.
+        seed: random state of the classifier.
+
+    Returns:
+        `(pipeline, info)`: the fitted pipeline and a dict with `C` and `val_recall` per
+        value tried.
+    """
+    from sklearn.metrics import recall_score
+
+    if len(np.unique(y_train)) < 2:
+        raise TrainingError("The embedding classifier needs at least two classes in the "
+                            "training rows of the fold.")
+    grid = [float(c)] if c is not None else list(embedding.C_GRID)
+    tried, best = {}, None
+    for value in grid:
+        pipeline = make_classifier(kind, value, seed).fit(x_train, y_train)
+        recall = float(recall_score(y_val, pipeline.predict(x_val), average="macro",
+                                    zero_division=0)) if len(y_val) else float("nan")
+        tried[str(value)] = recall
+        if best is None or recall > best[0]:
+            best = (recall, value, pipeline)
+    return best[2], {"C": best[1], "val_recall": tried}
+
+
+def dumps(pipeline):
+    """The fitted pipeline as skops bytes (no pickle)."""
+    import skops.io as sio
+
+    return sio.dumps(pipeline)
+
+
+def load(path):
+    """Loads a classifier saved by `dumps`, trusting only scikit-learn and numpy types.
+
+    Raises:
+        ConfigurationError: when the file holds other types or cannot be read.
+    """
+    import skops.io as sio
+
+    from xval.core.errors import ConfigurationError
+
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+        untrusted = sio.get_untrusted_types(data=data)
+    except Exception as e:  # noqa: BLE001  (skops raises several kinds on a bad file)
+        raise ConfigurationError(f"{path} is not a readable skops file: {e}") from e
+    foreign = [t for t in untrusted if not t.startswith(_TRUSTED_PREFIXES)]
+    if foreign:
+        raise ConfigurationError(f"{path} holds types other than scikit-learn's and numpy's "
+                                 f"({', '.join(foreign)}); it is not loaded.")
+    return sio.loads(data, trusted=untrusted)
