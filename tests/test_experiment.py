@@ -72,7 +72,7 @@ def test_experiment_trains_and_writes_results(config_path, config, store):
                                                    for f in folds], ddof=1))
     code = d / "code"
     assert (code / "config.ini").is_file()
-    assert (code / "xval" / "experiment.py").is_file()
+    assert (code / "xval" / "running" / "experiment.py").is_file()
     assert (code / "architectures" / "cnn.py").is_file()
     assert "keras==" in (code / "pip_freeze.txt").read_text()
     env = json.loads((code / "environment.json").read_text())

@@ -12,6 +12,7 @@ Like `xval.schema`, this is a leaf: it imports nothing of the project except
 """
 
 import abc
+import math
 
 import numpy as np
 
@@ -53,6 +54,9 @@ class Task(abc.ABC):
         history_metrics: names the compiled loss and metrics take in the Keras history, so
             `save_model_metric` may be any of them (with or without `val_`).
         metric_names: the metrics `evaluate` records for every split, in display order.
+        metric_ranges: metric name -> `(low, high)`, the values it can take: a fold file
+            recording a value outside them (or a non-finite one) is not believed
+            (`xval.core.records.check_fold`).
         maximize: metric names that are better when higher (names starting with one of
             them too: `f1` covers `f1_event`); every other metric is better when lower.
         selection_metric: the validation metric selecting the best instance when
@@ -78,6 +82,7 @@ class Task(abc.ABC):
     head_name = "prediction"
     history_metrics = ("loss",)
     metric_names = ("loss",)
+    metric_ranges: dict[str, tuple[float, float]] = {"loss": (0.0, math.inf)}
     maximize = ()
     selection_metric = "loss"
     has_classes = False

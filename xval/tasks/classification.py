@@ -5,6 +5,8 @@ sparse categorical cross-entropy, or categorical cross-entropy on one-hot target
 `label_smoothing` or `mixup_alpha` is above 0.
 """
 
+import math
+
 import numpy as np
 
 import xval.tasks.figures as plots
@@ -26,6 +28,8 @@ class Classification(Task):
     head_name = "logits"
     history_metrics = ("loss", "accuracy")
     metric_names = ("loss", "accuracy", "f1", "precision", "recall")
+    metric_ranges = {"loss": (0.0, math.inf), "accuracy": (0.0, 1.0), "f1": (0.0, 1.0),
+                     "precision": (0.0, 1.0), "recall": (0.0, 1.0), "auc": (0.0, 1.0)}
     maximize = ("accuracy", "f1", "precision", "recall", "auc")
     selection_metric = "accuracy"
     has_classes = True

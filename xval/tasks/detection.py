@@ -31,6 +31,7 @@ windows when none does) are kept with their frame probabilities (`fold_plot_data
 """
 
 import json
+import math
 
 import numpy as np
 
@@ -94,6 +95,8 @@ class Detection(Task):
                     "segment_error_rate", "frame_f1", "frame_precision", "frame_recall")
     maximize = ("event_f1", "event_precision", "event_recall", "segment_f1", "frame_f1",
                 "frame_precision", "frame_recall", "frame_accuracy")
+    metric_ranges = {"loss": (0.0, math.inf), "segment_error_rate": (0.0, math.inf),
+                     **{name: (0.0, 1.0) for name in maximize}}
     selection_metric = "event_f1"
     has_classes = False  # the store's classes are event classes, not one label per row
     weights_classes = True  # class_weights=True weights active frames (see the module)

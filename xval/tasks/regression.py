@@ -1,5 +1,7 @@
 """Regression: one number per row, a linear output (the layer `prediction`), MSE loss."""
 
+import math
+
 import numpy as np
 
 import xval.tasks.figures as plots
@@ -16,6 +18,8 @@ class Regression(Task):
     head_name = "prediction"
     history_metrics = ("loss", "rmse", "mae")
     metric_names = ("loss", "rmse", "mae", "r2")
+    metric_ranges = {"loss": (0.0, math.inf), "rmse": (0.0, math.inf), "mae": (0.0, math.inf),
+                     "r2": (-math.inf, 1.0)}
     maximize = ("r2",)
     selection_metric = "rmse"
     has_classes = False

@@ -10,6 +10,8 @@ bottleneck scores well below its baseline. `python -m xval embed` takes the `bot
 layer by default for such models.
 """
 
+import math
+
 import numpy as np
 
 from xval.core.errors import ConfigurationError
@@ -26,6 +28,7 @@ class Representation(Task):
     output = "input"
     history_metrics = ("loss", "mae")
     metric_names = ("loss", "mse", "mae", "baseline_mse", "baseline_mae")
+    metric_ranges = {name: (0.0, math.inf) for name in metric_names}
     maximize = ()
     selection_metric = "mse"
     has_classes = False
