@@ -48,32 +48,38 @@ def training_defaults(path=None):
 
 
 def write_config(folder, **sections):
-    """Writes a copy of the project's config.ini into `folder`, with keys replaced (and the
-    `[training]` options of `PLAIN_TRAINING` at their plain values unless given).
+    """Writes a complete config.ini (every key at its package default, `xval.config.schema`)
+    into `folder`, with keys replaced (and the `[training]` options of `PLAIN_TRAINING` at
+    their plain values unless given).
 
     Args:
         folder: where to write `config.ini` (data and results go under it by default).
-        **sections: section name -> {key: value} to replace.
+        **sections: section name -> {key: value} to replace; a value is written as given
+            (a string may be invalid on purpose), `None` and booleans as config.ini spells
+            them.
 
     Returns:
         The path of the new file.
     """
+    from xval.config import schema
+
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     values = {"paths": {"data_dir": str(folder / "data"), "results_dir": str(folder / "results")},
               "training": dict(PLAIN_TRAINING)}
     for section, keys in sections.items():
         values.setdefault(section, {}).update(keys)
-    text = (ROOT / "config.ini").read_text()
-    section = None
     lines = []
-    for line in text.splitlines():
+    for line in schema.render().splitlines():
         match = re.match(r"\[(\w+)\]", line)
         if match:
             section = match.group(1)
         key_match = re.match(r"(\w+) = ", line)
         if key_match and key_match.group(1) in values.get(section, {}):
-            line = f"{key_match.group(1)} = {values[section][key_match.group(1)]}"
+            value = values[section][key_match.group(1)]
+            text = value if isinstance(value, str) else \
+                schema.SCHEMA[section][key_match.group(1)].text(value)
+            line = f"{key_match.group(1)} = {text}"
         lines.append(line)
     path = folder / "config.ini"
     path.write_text("\n".join(lines) + "\n")

@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, write_config
+from xval.config import schema
 from xval.config.loader import find_config, load_config
 from xval.core.errors import ConfigurationError
 
@@ -47,12 +48,44 @@ def test_load_config_bad_choice(tmp_path):
         load_config(path)
 
 
-def test_load_config_missing_key(tmp_path):
-    path = write_config(tmp_path)
-    path.write_text("\n".join(line for line in path.read_text().splitlines()
-                              if not line.startswith("patience =")))
-    with pytest.raises(ConfigurationError, match="'patience' is missing"):
+def test_a_config_holds_only_what_differs(tmp_path):
+    """Keys a config file leaves out take the package defaults; `source` says where each
+    value came from; relative paths are relative to the file."""
+    path = tmp_path / "config.ini"
+    path.write_text("[paths]\ndata_dir = stores\n\n[training]\nepochs = 7\n")
+    config = load_config(path)
+    assert config.data_dir == (tmp_path / "stores").resolve()
+    assert config.results_dir == (tmp_path / "results").resolve()
+    assert config.training["epochs"] == 7 and config.training["patience"] == 10
+    assert config.source("training", "epochs") == str(path)
+    assert config.source("training", "patience") == "package default"
+    assert config.backend["backend"] == "torch"
+
+
+def test_a_config_with_only_paths_works(tmp_path):
+    path = tmp_path / "config.ini"
+    path.write_text("[paths]\ndata_dir = data\nresults_dir = results\n")
+    config = load_config(path)
+    assert config.to_dict()["training"] == {**schema.defaults()["training"]}
+    assert config.features["n_mels"] == 64
+
+
+def test_package_defaults_without_a_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = load_config(None)
+    assert config.path is None and config.data_dir == (tmp_path / "data").resolve()
+
+
+def test_an_empty_path_is_refused(tmp_path):
+    path = tmp_path / "config.ini"
+    path.write_text("[paths]\nresults_dir =\n")
+    with pytest.raises(ConfigurationError, match="results_dir = '': expected a folder"):
         load_config(path)
+
+
+def test_a_folder_given_as_config_is_named(tmp_path):
+    with pytest.raises(ConfigurationError, match="is a folder"):
+        load_config(tmp_path)
 
 
 def test_load_config_unknown_section(tmp_path):

@@ -41,7 +41,7 @@ __all__ = sorted([*_EXPORTS, "search"])
 _MODULES = {"search": "xval.config.space"}
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> object:
     if name in _MODULES:
         value = importlib.import_module(_MODULES[name])
         globals()[name] = value
@@ -53,5 +53,5 @@ def __getattr__(name):
     raise AttributeError(f"module 'xval' has no attribute {name!r}")
 
 
-def __dir__():
+def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))

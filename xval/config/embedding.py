@@ -2,10 +2,13 @@
 `embedding_layer`, `embedding_c`): their names, checks and the metrics they record. The
 classifiers themselves are fit in `xval.training.embeddings`."""
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from xval import tasks
 from xval.core.errors import ParameterError
+from xval.tasks.base import Task
 
 CLASSIFIERS = ("none", "svm", "logreg")
 
@@ -23,7 +26,7 @@ SELF = "self"
 PREFIX = "embedding_"
 
 
-def metric_names():
+def metric_names() -> list[str]:
     """The metrics an embedding classifier records beside the network's that can select an
     instance (`[report] selection_metric`), e.g. `embedding_accuracy`. `embedding_loss` is
     recorded too but left out: it is the cross-entropy of the classifier's scores taken as
@@ -31,12 +34,12 @@ def metric_names():
     return [f"{PREFIX}{name}" for name in tasks.get(TASK).metric_names if name != "loss"]
 
 
-def enabled(params):
+def enabled(params: Mapping[str, Any]) -> bool:
     """Whether the instance trains an embedding classifier."""
     return params.get("embedding_classifier", "none") not in (None, "none")
 
 
-def check_params(params, task, where):
+def check_params(params: dict[str, Any], task: Task, where: str) -> dict[str, Any]:
     """Checks the embedding-classifier parameters of an instance (before any training).
 
     Args:
@@ -59,6 +62,21 @@ def check_params(params, task, where):
                 "'logreg' (it is 'none')."
             )
         return params
+    _check_classifier(params, task, where)
+    if models is None:
+        return params
+    if isinstance(models, str):
+        models = [models]
+    if not isinstance(models, (list, tuple)) or not models or \
+            not all(isinstance(m, str) for m in models):
+        raise ParameterError(
+            f"{where}: embedding_models={params['embedding_models']!r}: expected None (the "
+            "fold's own model), a path or a list of paths of .keras files and 'self'."
+        )
+    return {**params, "embedding_models": [_model_template(m, where) for m in models]}
+
+
+def _check_classifier(params: Mapping[str, Any], task: Task, where: str) -> None:
     if not task.labelled_rows:
         fitting = [n for n in tasks.names() if tasks.get(n).labelled_rows]
         raise ParameterError(
@@ -77,43 +95,34 @@ def check_params(params, task, where):
     if not isinstance(layer, str) or not layer:
         raise ParameterError(f"{where}: embedding_layer={layer!r}: expected a layer name or "
                              "'auto'.")
-    if models is None:
-        return params
-    if isinstance(models, str):
-        models = [models]
-    if not isinstance(models, (list, tuple)) or not models or \
-            not all(isinstance(m, str) for m in models):
+
+
+def _model_template(value: str, where: str) -> str:
+    """`"self"`, or an `embedding_models` entry as an absolute path template whose fold-0
+    model exists."""
+    if value == SELF:
+        return SELF
+    path = Path(value).expanduser()
+    absolute = path if path.is_absolute() else Path.cwd() / path
+    if absolute.suffix != ".keras":
+        raise ParameterError(f"{where}: embedding_models entry {value!r}: expected a "
+                             ".keras file (or 'self').")
+    try:
+        probe = Path(str(absolute).format(fold=0))
+    except (KeyError, IndexError, ValueError) as e:
         raise ParameterError(
-            f"{where}: embedding_models={params['embedding_models']!r}: expected None (the "
-            "fold's own model), a path or a list of paths of .keras files and 'self'."
-        )
-    out = []
-    for value in models:
-        if value == SELF:
-            out.append(SELF)
-            continue
-        path = Path(value).expanduser()
-        absolute = path if path.is_absolute() else Path.cwd() / path
-        if absolute.suffix != ".keras":
-            raise ParameterError(f"{where}: embedding_models entry {value!r}: expected a "
-                                 ".keras file (or 'self').")
-        try:
-            probe = Path(str(absolute).format(fold=0))
-        except (KeyError, IndexError, ValueError) as e:
-            raise ParameterError(
-                f"{where}: embedding_models entry {value!r}: the only placeholder allowed is "
-                "{fold}."
-            ) from e
-        if not probe.is_file():
-            said = "" if path.is_absolute() else \
-                " (relative paths are resolved against the current directory)"
-            raise ParameterError(f"{where}: embedding_models entry {value!r}: {probe} does "
-                                 f"not exist{said}.")
-        out.append(str(absolute))
-    return {**params, "embedding_models": out}
+            f"{where}: embedding_models entry {value!r}: the only placeholder allowed is "
+            "{fold}."
+        ) from e
+    if not probe.is_file():
+        said = "" if path.is_absolute() else \
+            " (relative paths are resolved against the current directory)"
+        raise ParameterError(f"{where}: embedding_models entry {value!r}: {probe} does "
+                             f"not exist{said}.")
+    return str(absolute)
 
 
-def sources(params, fold):
+def sources(params: Mapping[str, Any], fold: int) -> list[str | Path]:
     """The embedding sources of one fold: `"self"` or a `Path` per entry."""
     models = params.get("embedding_models") or [SELF]
     return [SELF if m == SELF else Path(m.format(fold=fold)) for m in models]

@@ -1,45 +1,77 @@
-"""`config.ini`: read once, at the edge, into a validated `Config` object."""
+"""`config.ini`: read once, at the edge, into a validated `Config` object.
+
+The configuration is layered: the package's defaults (`xval.config.schema`, every key with
+its default and help) under the user's `config.ini`, which holds only what differs from them.
+Every key the file names is validated (an unknown section or key is an error naming the
+closest valid ones), and the merged result is checked as a whole (e.g. `fmin < fmax`).
+`Config.source(section, key)` says where each value came from.
+
+Relative paths are resolved against the folder of the file that names them; the default
+`data` and `results` folders against the folder of the config file (the current directory
+when there is none).
+"""
+
+from __future__ import annotations
 
 import configparser
 import copy
-import difflib
 import os
 from pathlib import Path
+from typing import Any
 
 import xval.config.schema as _schema
 from xval.core.errors import ConfigurationError
 
-# Type of every key, per section ("?" marks keys whose value may be `none`).
-SCHEMA = {section: {key: spec.kind + ("?" if spec.none else "") for key, spec in keys.items()}
-          for section, keys in _schema.SCHEMA.items()}
+PACKAGE_DEFAULT = "package default"
+"""The source of a value no config file sets (see `Config.source`)."""
+
+PATH_KEYS = ("data_dir", "results_dir")
 
 
 class Config:
-    """Validated contents of `config.ini`.
+    """Validated configuration: the package defaults with a config file's values over them.
 
     Attributes are the sections, each a `dict` of typed values: `config.training["epochs"]`.
-    Paths in `[paths]` are absolute (resolved against the folder of the file).
+    Paths in `[paths]` are absolute.
 
     Args:
-        sections: dict of section name to dict of typed values.
-        path: the file the values came from, or `None`.
+        sections: dict of section name to dict of typed values (every key).
+        path: the file the values came from, or `None` (package defaults only).
+        sources: `(section, key)` -> where the value came from (`PACKAGE_DEFAULT` or the
+            file's path); keys not listed are package defaults.
     """
 
-    def __init__(self, sections, path=None):
+    paths: dict[str, Any]
+    backend: dict[str, Any]
+    folds: dict[str, Any]
+    training: dict[str, Any]
+    features: dict[str, Any]
+    augmentation: dict[str, Any]
+    report: dict[str, Any]
+
+    def __init__(self, sections: dict[str, dict[str, Any]], path: str | Path | None = None,
+                 sources: dict[tuple[str, str], str] | None = None) -> None:
         self.path = Path(path) if path else None
         self._sections = sections
-        for name in SCHEMA:
+        self._sources = dict(sources or {})
+        for name in _schema.SCHEMA:
             setattr(self, name, sections[name])
 
     @property
-    def data_dir(self):
+    def data_dir(self) -> Path:
+        """The folder of feature stores (`[paths] data_dir`), absolute."""
         return Path(self.paths["data_dir"])
 
     @property
-    def results_dir(self):
+    def results_dir(self) -> Path:
+        """The folder of experiment results (`[paths] results_dir`), absolute."""
         return Path(self.paths["results_dir"])
 
-    def replace(self, **sections):
+    def source(self, section: str, key: str) -> str:
+        """Where a value came from: `"package default"`, or the config file's path."""
+        return self._sources.get((section, key), PACKAGE_DEFAULT)
+
+    def replace(self, **sections: dict[str, Any]) -> Config:
         """Returns a copy with some keys changed: `config.replace(paths={"data_dir": d})`.
 
         Args:
@@ -49,38 +81,28 @@ class Config:
             A new `Config`.
         """
         new = copy.deepcopy(self._sections)
+        sources = dict(self._sources)
         for section, values in sections.items():
-            if section not in SCHEMA:
-                raise ConfigurationError(_unknown("section", section, SCHEMA, "config.ini"))
+            _check_names(section, values, "")
             for key, value in values.items():
-                if key not in SCHEMA[section]:
-                    raise ConfigurationError(
-                        _unknown("key", key, SCHEMA[section], f"[{section}]")
-                    )
                 new[section][key] = value
-        _validate(new, self.path)
-        return Config(new, self.path)
+                sources[(section, key)] = "Config.replace"
+        return Config(_validate(new, self.path), self.path, sources)
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, dict[str, Any]]:
         """Returns every section as plain dicts (JSON-serialisable)."""
         return copy.deepcopy(self._sections)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Config(path={str(self.path)!r})"
 
 
-def _unknown(kind, name, valid, where):
-    close = difflib.get_close_matches(name, list(valid), n=3)
-    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    return f"Unknown {kind} {name!r} in {where}.{hint} Valid: {', '.join(valid)}."
-
-
-def find_config(script=None):
+def find_config(script: str | Path | None = None) -> Path:
     """Finds `config.ini` for a run.
 
     Order: the `XVAL_CONFIG` environment variable (which must name an existing file), the
-    project root above the experiment script (`experiments/../config.ini`), the current
-    directory.
+    project root above the experiment script (`experiments/../config.ini`), the script's
+    folder, the current directory.
 
     Args:
         script: path of the experiment script, or `None`.
@@ -102,8 +124,8 @@ def find_config(script=None):
         return path
     candidates = []
     if script:
-        script = Path(script).resolve()
-        candidates += [script.parent.parent / "config.ini", script.parent / "config.ini"]
+        resolved = Path(script).resolve()
+        candidates += [resolved.parent.parent / "config.ini", resolved.parent / "config.ini"]
     candidates.append(Path.cwd() / "config.ini")
     for candidate in candidates:
         if candidate.is_file():
@@ -111,66 +133,104 @@ def find_config(script=None):
     raise ConfigurationError(
         "No config.ini found; looked at "
         + ", ".join(str(c) for c in candidates)
-        + ". Pass --config PATH or set XVAL_CONFIG."
+        + ". Pass --config PATH, set XVAL_CONFIG, or write one with `python -m xval init` "
+        "(a config.ini holds only what differs from the package defaults: `[paths]` is "
+        "enough)."
     )
 
 
-def load_config(path):
-    """Reads and validates `config.ini` through the schema (`xval.schema`).
+def load_config(path: str | Path | None) -> Config:
+    """Reads a `config.ini` over the package defaults and validates the result.
 
     Values are read literally: `%` has no special meaning (no interpolation).
 
     Args:
-        path: path of the file.
+        path: path of the file; `None` gives the package defaults (paths relative to the
+            current directory).
 
     Returns:
         A `Config`.
 
     Raises:
-        ConfigurationError: for a missing or unreadable file, a missing section or key, an
-            unknown key, or a value of the wrong type or out of range.
+        ConfigurationError: for a missing, unreadable or unparsable file, an unknown section
+            or key (naming the closest valid ones), or a value of the wrong type or out of
+            range, naming the key, the value, the file and what was expected.
     """
+    sections = _schema.defaults()
+    if path is None:
+        _resolve_paths(sections, Path.cwd())
+        return Config(_validate(sections, None), None)
     path = Path(path)
+    given = _read_file(path)
+    sources = {}
+    for section, values in given.items():
+        sections[section].update(values)
+        sources.update({(section, key): str(path) for key in values})
+    _old_training_defaults(sections, given.get("training", {}))
+    _resolve_paths(sections, path.parent)
+    return Config(_validate(sections, path), path, sources)
+
+
+def _read_file(path: Path) -> dict[str, dict[str, Any]]:
+    """The typed values a config file sets, checked key by key."""
+    if path.is_dir():
+        raise ConfigurationError(f"Config file {str(path)!r} is a folder; pass the path of a "
+                                 "config.ini file.")
     if not path.is_file():
         raise ConfigurationError(f"Config file {str(path)!r} does not exist.")
     parser = configparser.ConfigParser(inline_comment_prefixes=None, interpolation=None)
     try:
         parser.read(path, encoding="utf-8")
-    except (configparser.Error, UnicodeDecodeError) as e:
+    except (configparser.Error, UnicodeDecodeError, OSError) as e:
         raise ConfigurationError(f"Cannot parse {path}: {e}") from e
     where = f" in {path}"
+    given = {}
     for section in parser.sections():
-        if section not in SCHEMA:
-            raise ConfigurationError(_unknown("section", section, SCHEMA, str(path)))
-    sections = {}
-    for section, keys in SCHEMA.items():
-        if not parser.has_section(section):
-            raise ConfigurationError(f"Section [{section}] is missing from {path}.")
-        for key in parser[section]:
-            if key not in keys:
-                raise ConfigurationError(_unknown("key", key, keys, f"[{section}] of {path}"))
-        values = {}
-        for key in keys:
-            if not parser.has_option(section, key) and key in \
-                    _schema.ADDED_KEYS.get(section, {}):
-                values[key] = _schema.ADDED_KEYS[section][key]
-                continue
-            if not parser.has_option(section, key):
-                raise ConfigurationError(
-                    f"Key {key!r} is missing from [{section}] of {path}; add it (see the "
-                    "project's config.ini for its default)."
-                )
-            values[key] = _schema.parse(section, key, parser.get(section, key), where=where)
-        sections[section] = values
-    for key in ("data_dir", "results_dir"):
-        p = Path(sections["paths"][key]).expanduser()
-        sections["paths"][key] = str(p if p.is_absolute() else (path.parent / p).resolve())
-    _validate(sections, path)
-    return Config(sections, path)
+        _check_names(section, dict(parser[section]), f" of {path}")
+        given[section] = {key: _schema.parse(section, key, parser.get(section, key),
+                                             where=where)
+                          for key in parser[section]}
+    return given
 
 
-def _validate(sections, path):
-    """Checks every section against the schema, in place (ints of float keys become floats)."""
-    checked = _schema.validate(sections, where=f" in {path}" if path else "")
-    for name, values in checked.items():
-        sections[name].update(values)
+def _check_names(section: str, values: dict[str, Any], where: str) -> None:
+    if section not in _schema.SCHEMA:
+        raise ConfigurationError(_schema.unknown_name("section", section, _schema.SCHEMA,
+                                                      f"config.ini{where}"))
+    for key in values:
+        if key not in _schema.SCHEMA[section]:
+            raise ConfigurationError(_schema.unknown_name(
+                "key", key, _schema.SCHEMA[section], f"[{section}]{where}"))
+
+
+def _old_training_defaults(sections: dict[str, dict[str, Any]],
+                           training: dict[str, Any]) -> None:
+    """A `[training]` section that names every key of release 0.1 is a complete file of that
+    release: the keys added since (`schema.ADDED_KEYS`) take the values that train as before
+    them, not today's defaults, so its results reproduce and resume."""
+    added = _schema.ADDED_KEYS["training"]
+    original = set(_schema.SCHEMA["training"]) - set(added)
+    if original <= set(training):
+        for key, value in added.items():
+            if key not in training:
+                sections["training"][key] = value
+
+
+def _resolve_paths(sections: dict[str, dict[str, Any]], folder: Path) -> None:
+    """Makes `[paths]` absolute, relative to `folder` (the config file's, or the current
+    directory)."""
+    for key in PATH_KEYS:
+        raw = sections["paths"][key]
+        if not isinstance(raw, str) or not raw.strip():
+            raise ConfigurationError(
+                f"[paths] {key} = {raw!r}: expected a folder (e.g. "
+                f"{_schema.SCHEMA['paths'][key].default!r}, relative to the config file).")
+        p = Path(raw).expanduser()
+        sections["paths"][key] = str(p if p.is_absolute() else (folder / p).resolve())
+
+
+def _validate(sections: dict[str, dict[str, Any]],
+              path: Path | None) -> dict[str, dict[str, Any]]:
+    """Checks every section against the schema; returns the checked values (ints of float
+    keys become floats)."""
+    return _schema.validate(sections, where=f" in {path}" if path else "")

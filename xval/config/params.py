@@ -3,11 +3,15 @@
 Layers, later wins: `config.ini [training]` < experiment `parameters` < instance < `--set`.
 """
 
+from __future__ import annotations
+
 import ast
 import difflib
 import hashlib
+import importlib.util
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -16,12 +20,15 @@ import xval.config.schema as schema
 from xval import tasks
 from xval.core.errors import ParameterError
 
+Spec = dict[str, Any] | list[str] | tuple[str, ...]
+"""An instance as declared: a dict, or a list of `'name=value'` strings."""
+
 MANDATORY = ("architecture", "reshaping_type", "comment_1", "comment_2")
 # Choices of the [training] keys come from the schema.
-CHOICES = {
+CHOICES: dict[str, tuple[str, ...]] = {
     "reshaping_type": ("conv", "rnn", "none"),
-    **{name: spec.options() for name, spec in schema.SCHEMA["training"].items()
-       if spec.options()},
+    **{name: options for name, spec in schema.SCHEMA["training"].items()
+       if (options := spec.options())},
 }
 # The generalisation options of [training] switched off: training as it was before they
 # became the defaults (`parameters=PLAIN_TRAINING` in an Experiment, or `**PLAIN_TRAINING` in
@@ -33,7 +40,7 @@ PLAIN_TRAINING = {"lr_schedule": "constant", "min_epochs": 0, "warmup_epochs": 0
 UNHASHED = ("comment_1", "comment_2", "verbose", "generator_workers", "tensorboard")
 
 
-def parse_assignment(text, where="--set"):
+def parse_assignment(text: Any, where: str = "--set") -> tuple[str, Any]:
     """Parses `'name=value'`, the value with `ast.literal_eval`.
 
     Args:
@@ -67,7 +74,7 @@ def parse_assignment(text, where="--set"):
     return name, value
 
 
-def parse_instance(spec, where):
+def parse_instance(spec: Any, where: str) -> dict[str, Any]:
     """Turns an instance (dict, or list of `'name=value'` strings) into a dict.
 
     Args:
@@ -99,7 +106,7 @@ def parse_instance(spec, where):
     )
 
 
-def parse_override(text):
+def parse_override(text: str) -> tuple[str, Any]:
     """Parses a `--set name=value`: the value as a literal, or else as the text itself
     (so `--set optimizer=sgd` needs no quotes; the type check still applies).
 
@@ -120,11 +127,11 @@ def parse_override(text):
         return name, raw
 
 
-def _type_name(value):
+def _type_name(value: Any) -> str:
     return type(value).__name__
 
 
-def _check_type(name, value, default, where):
+def _check_type(name: str, value: Any, default: Any, where: str) -> Any:
     """Returns `value` converted to the type of `default`, or raises ParameterError."""
     if default is None:
         return value
@@ -162,8 +169,10 @@ class ArchitectureCatalog(Protocol):
     def reshaping_types(self, name: str) -> tuple[str, ...]: ...
 
 
-def resolve(instance_id, spec, *, training_defaults, architectures: ArchitectureCatalog,
-            experiment_params=None, overrides=None, task_type=tasks.DEFAULT, feature=None):
+def resolve(instance_id: int | str, spec: Spec, *, training_defaults: Mapping[str, Any],
+            architectures: ArchitectureCatalog, experiment_params: Spec | None = None,
+            overrides: Mapping[str, Any] | None = None, task_type: str = tasks.DEFAULT,
+            feature: str | None = None) -> dict[str, Any]:
     """Resolves one instance's parameters and checks every name, type and value.
 
     Args:
@@ -193,9 +202,34 @@ def resolve(instance_id, spec, *, training_defaults, architectures: Architecture
         (where, parse_instance(spec, where)),
         ("--set", dict(overrides or {})),
     ]
-    merged = {}
+    merged: dict[str, Any] = {}
     for _, layer in layers:
         merged.update(layer)
+    arch = _architecture(merged, where)
+    try:
+        arch_defaults = architectures.keyword_defaults(arch)
+    except ValueError as e:
+        raise ParameterError(f"{where}: {e}") from e
+    valid = {**training_defaults, **arch_defaults, **dict.fromkeys(MANDATORY, "")}
+    _check_names(layers, valid, arch, arch_defaults, where)
+    params = {**training_defaults, **arch_defaults}
+    for name, value in merged.items():
+        params[name] = _check_type(name, value, valid[name], where)
+    _check_values(params, where)
+    task = tasks.get(task_type)
+    _check_architecture(params, arch, task, architectures, where)
+    if params.get("load_model") is not None:
+        params["load_model"] = _model_path(params["load_model"], where)
+    _check_save_metric(params, task, where)
+    _check_transfer_and_logs(params, where)
+    _fit_defaults(params, set(merged), task, feature)
+    _check_training_options(params, task, where, feature)
+    task.check_params(params, where)
+    return embedding.check_params(params, task, where)
+
+
+def _architecture(merged: Mapping[str, Any], where: str) -> str:
+    """The instance's architecture name, once every mandatory name is given."""
     missing = [name for name in MANDATORY if name not in merged]
     if missing:
         raise ParameterError(
@@ -207,13 +241,13 @@ def resolve(instance_id, spec, *, training_defaults, architectures: Architecture
     arch = merged["architecture"]
     if not isinstance(arch, str):
         raise ParameterError(f"{where}: architecture={arch!r} must be a string.")
-    try:
-        arch_defaults = architectures.keyword_defaults(arch)
-    except ValueError as e:
-        raise ParameterError(f"{where}: {e}") from e
-    valid = {**training_defaults, **arch_defaults}
-    for name in MANDATORY:
-        valid.setdefault(name, "")
+    return arch
+
+
+def _check_names(layers: list[tuple[str, dict[str, Any]]], valid: Mapping[str, Any], arch: str,
+                 arch_defaults: Mapping[str, Any], where: str) -> None:
+    """Refuses a name that is neither a `[training]` key nor a keyword of the architecture,
+    with the closest valid names."""
     for source, layer in layers:
         for name in layer:
             if name not in valid:
@@ -224,9 +258,10 @@ def resolve(instance_id, spec, *, training_defaults, architectures: Architecture
                     f"are the [training] keys of config.ini and the keyword arguments of "
                     f"architecture {arch!r}: {', '.join(sorted(arch_defaults))}."
                 )
-    params = {**training_defaults, **arch_defaults}
-    for name, value in merged.items():
-        params[name] = _check_type(name, value, valid[name], where)
+
+
+def _check_values(params: dict[str, Any], where: str) -> None:
+    """Checks the choice-valued names and every `[training]` value against the schema."""
     for name, allowed in CHOICES.items():
         if name in params and params[name] not in allowed:
             raise ParameterError(
@@ -234,15 +269,20 @@ def resolve(instance_id, spec, *, training_defaults, architectures: Architecture
                 f"{', '.join(allowed)}."
             )
     for name in schema.SCHEMA["training"]:
-        if name in params and name != "embedding_models":  # a list: xval.embeddings checks it
+        if name in params and name != "embedding_models":  # a list: embedding checks it
             params[name] = schema.check("training", name, params[name], style="param",
                                         prefix=f"{where}: ", error=ParameterError)
-    needs = tasks.get(task_type).output
+
+
+def _check_architecture(params: Mapping[str, Any], arch: str, task: tasks.Task,
+                        architectures: ArchitectureCatalog, where: str) -> None:
+    """The architecture makes the task's kind of output and takes the reshaping type."""
+    needs = task.output
     if needs not in architectures.outputs(arch):
         fitting = [n for n in architectures.names() if needs in architectures.outputs(n)]
         raise ParameterError(
             f"{where}: architecture {arch!r} makes {' or '.join(architectures.outputs(arch))} "
-            f"outputs, but task_type {task_type!r} needs {needs} outputs; choose one of "
+            f"outputs, but task_type {task.name!r} needs {needs} outputs; choose one of "
             f"{', '.join(fitting) or '(none registered)'}."
         )
     supported = architectures.reshaping_types(arch)
@@ -251,39 +291,38 @@ def resolve(instance_id, spec, *, training_defaults, architectures: Architecture
             f"{where}: architecture {arch!r} takes reshaping_type "
             f"{' or '.join(repr(s) for s in supported)}, not {params['reshaping_type']!r}."
         )
-    if params.get("load_model") is not None:
-        params["load_model"] = _model_path(params["load_model"], where)
-    task = tasks.get(task_type)
+
+
+def _check_save_metric(params: Mapping[str, Any], task: tasks.Task, where: str) -> None:
     metric = params["save_model_metric"]
     names = task.history_metrics
     allowed = [f"val_{m}" for m in names] + list(names)
     if metric not in allowed:
         raise ParameterError(
-            f"{where}: save_model_metric={metric!r} is not recorded for a {task_type} task; "
+            f"{where}: save_model_metric={metric!r} is not recorded for a {task.name} task; "
             f"expected one of {', '.join(allowed)}."
         )
+
+
+def _check_transfer_and_logs(params: Mapping[str, Any], where: str) -> None:
     if params["freeze_layers"] and not params["load_model"]:
         raise ParameterError(
             f"{where}: freeze_layers={params['freeze_layers']} needs load_model (a saved "
             ".keras model to start from)."
         )
     if params["tensorboard"]:
-        import importlib.util
-
-        missing = [m for m in ("tensorflow", "tensorboard") if importlib.util.find_spec(m) is None]
+        missing = [m for m in ("tensorflow", "tensorboard")
+                   if importlib.util.find_spec(m) is None]
         if missing:
             raise ParameterError(
                 f"{where}: tensorboard=True needs {' and '.join(missing)} (Keras writes "
                 "TensorBoard logs through tf.summary on every backend): "
                 "`pip install -e '.[tensorboard]'`."
             )
-    _fit_defaults(params, set(merged), task, feature)
-    _check_training_options(params, task, where, feature)
-    task.check_params(params, where)
-    return embedding.check_params(params, task, where)
 
 
-def _fit_defaults(params, explicit, task, feature=None):
+def _fit_defaults(params: dict[str, Any], explicit: set[str], task: tasks.Task,
+                  feature: str | None = None) -> None:
     """Adapts the generalisation options that come from `[training]` defaults (not named by
     the experiment, the instance or `--set`) to the instance, instead of refusing it: a
     default `min_epochs` is at most `epochs // 2` and a default `warmup_epochs` at most
@@ -314,7 +353,8 @@ def _fit_defaults(params, explicit, task, feature=None):
         params["freq_warp"] = 0.0
 
 
-def _check_training_options(params, task, where, feature=None):
+def _check_training_options(params: Mapping[str, Any], task: tasks.Task, where: str,
+                            feature: str | None = None) -> None:
     """Cross-parameter checks of warm-up, min_epochs, label smoothing, frequency warping and
     refit_with_val."""
     if params.get("freq_warp", 0.0) and feature == "mfcc":
@@ -353,7 +393,7 @@ def _check_training_options(params, task, where, feature=None):
         )
 
 
-def _model_path(value, where):
+def _model_path(value: str, where: str) -> str:
     """`load_model` as an absolute path to an existing `.keras` file (relative paths are
     resolved against the current directory)."""
     path = Path(value).expanduser()
@@ -373,7 +413,7 @@ def _model_path(value, where):
     return os.path.normpath(absolute)
 
 
-def params_hash(params):
+def params_hash(params: Mapping[str, Any]) -> str:
     """Returns the SHA-256 of the parameters that change what is trained.
 
     A key added to `[training]` after the first release (`schema.ADDED_KEYS`) is left out
@@ -385,7 +425,7 @@ def params_hash(params):
     return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def differing(old, new):
+def differing(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     """Names whose values differ between two resolved parameter dicts (hashed names only).
 
     A key added after the old parameters were recorded (`schema.ADDED_KEYS`) counts as its

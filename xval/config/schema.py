@@ -17,13 +17,20 @@ schema.check_section("features", {"fmin": 100.0, "fmax": 50.0, ...})  # fmin >= 
 ```
 """
 
+from __future__ import annotations
+
 import argparse
 import configparser
 import dataclasses
 import difflib
 import math
+import textwrap
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, NoReturn
 
+import xval.config.embedding as embedding
+from xval import tasks
 from xval.core.errors import ConfigurationError
 
 __all__ = [
@@ -48,19 +55,14 @@ FEATURES = ("stft", "mel", "mfcc", "cqt")
 COMPRESSIONS = ("db", "log", "power", "none")
 
 
-def task_types():
+def task_types() -> tuple[str, ...]:
     """The registered task names (`xval.tasks.names()`): the choices of `task_type`."""
-    from xval import tasks  # on use: the task modules import numpy
-
     return tuple(tasks.names())
 
 
-def selection_metrics():
+def selection_metrics() -> tuple[str, ...]:
     """`auto`, then every metric some registered task records for every split, then those
     of the embedding classifiers (`embedding_accuracy`, ...)."""
-    import xval.config.embedding as embedding
-    from xval import tasks
-
     return ("auto", *tasks.metric_names(), *embedding.metric_names())
 
 
@@ -72,11 +74,11 @@ _NOUNS = {"str": "a string", "int": "an integer", "float": "a number", "bool": "
 
 @dataclass(frozen=True)
 class Key:
-    """One key of `config.ini`.
+    """One key of `config.ini`: its type, valid values, default and help.
 
     Args:
         kind: `"str"`, `"int"`, `"float"` or `"bool"`.
-        help: one line saying what the key does.
+        help: one line saying what the key does (command-line flags show it).
         none: whether `none` (Python `None`) is allowed. Defaults to `False`.
         choices: the allowed values, a function returning them (read at every check, so
             a registry's later additions count), or `None`.
@@ -84,182 +86,441 @@ class Key:
         high: the highest allowed value, or `None`.
         open_low: `low` itself is excluded. Defaults to `False`.
         open_high: `high` itself is excluded. Defaults to `False`.
+        default: the package's default value (a user's config.ini holds only what
+            differs).
+        notes: the longer explanation written above the key in a config file and in the
+            parameter reference; `""` when `help` says it all.
     """
 
     kind: str
     help: str
     none: bool = False
-    choices: tuple = None
-    low: float = None
-    high: float = None
+    choices: tuple[str, ...] | Callable[[], Sequence[str] | None] | None = None
+    low: float | None = None
+    high: float | None = None
     open_low: bool = False
     open_high: bool = False
+    default: Any = None
+    notes: str = ""
 
-    def options(self):
+    def options(self) -> tuple[str, ...] | None:
         """The allowed values as a tuple, or `None` when any value of the kind goes."""
         values = self.choices() if callable(self.choices) else self.choices
         return None if values is None else tuple(values)
 
-    def expected(self):
+    def expected(self) -> str:
         """What a valid value is, in words: `"an integer >= 1"`, `"one of db, log"`."""
-        if self.options():
-            text = "one of " + ", ".join(self.options())
+        options = self.options()
+        if options:
+            text = "one of " + ", ".join(options)
         else:
             text = _NOUNS[self.kind]
             if self.kind in ("int", "float"):
-                if self.low is not None and self.high is not None:
-                    text += (f" in {'(' if self.open_low else '['}{_num(self.low)}, "
-                             f"{_num(self.high)}{')' if self.open_high else ']'}")
-                elif self.low is not None:
-                    text += f" {'>' if self.open_low else '>='} {_num(self.low)}"
-                elif self.high is not None:
-                    text += f" {'<' if self.open_high else '<='} {_num(self.high)}"
+                text += self._range()
         if self.kind == "float" and not self.choices:
             text += " (finite)"
         return text + (", or none" if self.none else "")
 
+    def _range(self) -> str:
+        if self.low is not None and self.high is not None:
+            return (f" in {'(' if self.open_low else '['}{_num(self.low)}, "
+                    f"{_num(self.high)}{')' if self.open_high else ']'}")
+        if self.low is not None:
+            return f" {'>' if self.open_low else '>='} {_num(self.low)}"
+        if self.high is not None:
+            return f" {'<' if self.open_high else '<='} {_num(self.high)}"
+        return ""
 
-def _num(x):
+    def text(self, value: Any) -> str:
+        """`value` as config.ini writes it (`none`, `true`, `0.001`)."""
+        if value is None:
+            return "none"
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return str(value)
+
+
+def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else str(x)
 
 
-def _int(help, low=None, high=None, **kw):
+def _int(help: str, low: float | None = None, high: float | None = None, **kw: Any) -> Key:
     return Key("int", help, low=low, high=high, **kw)
 
 
-def _float(help, low=None, high=None, **kw):
+def _float(help: str, low: float | None = None, high: float | None = None,
+           **kw: Any) -> Key:
     return Key("float", help, low=low, high=high, **kw)
 
 
-def _choice(help, choices, **kw):
+def _choice(help: str, choices: Any, **kw: Any) -> Key:
     return Key("str", help, choices=choices if callable(choices) else tuple(choices), **kw)
 
 
 SCHEMA = {
     "paths": {
-        "data_dir": Key("str", "folder of feature stores, one sub-folder per dataset"),
-        "results_dir": Key("str", "folder receiving <dataset>/experiment_<N>/ result folders"),
+        "data_dir": Key("str", "folder of feature stores, one sub-folder per dataset",
+            default='data',
+            notes=('Folder of feature stores, one sub-folder per dataset (features.npy, meta.csv, '
+                   'dataset.json).')),
+        "results_dir": Key("str", "folder receiving <dataset>/experiment_<N>/ result folders",
+            default='results',
+            notes='Folder receiving <dataset>/experiment_<N>/ result folders.'),
     },
     "backend": {
-        "backend": _choice("Keras backend (KERAS_BACKEND wins)", BACKENDS),
+        "backend": _choice("Keras backend (KERAS_BACKEND wins)", BACKENDS,
+            default='torch',
+            notes=('Keras backend: tensorflow | torch | jax. The KERAS_BACKEND environment variable '
+                   'wins.')),
         # The choices are the registered executors (`xval.executors.registry`), bound when
         # that registry is imported (`bind_choices`).
         "executor": Key("str", "how jobs run: in this process, a fresh process per job, or "
-                        "as Ray tasks"),
-        "jobs_per_gpu": _int("jobs sharing one GPU (process executor; Ray: 1/N GPU each)", 1),
+                        "as Ray tasks",
+            default='inline',
+            notes=('How jobs run: inline (in this process, one after the other) | process (a fresh '
+                   'process per (instance, fold) job; memory held by the framework is returned when '
+                   'each job ends) | ray (each job a Ray task, on this machine or a cluster: see the '
+                   'README).')),
+        "jobs_per_gpu": _int("jobs sharing one GPU (process executor; Ray: 1/N GPU each)", 1,
+            default=1,
+            notes=('How many jobs share one GPU at the same time (process executor; Ray: 1/N of a '
+                   'GPU each).')),
     },
     "folds": {
         "val_fraction": _float("fraction of each fold's training items held out for "
-                               "validation", 0, 1, open_low=True, open_high=True),
+                               "validation", 0, 1, open_low=True, open_high=True,
+            default=0.2,
+            notes="Fraction of each fold's training items held out as validation items."),
         "test_fraction": _float("with num_folds = 1: fraction of items in the test set",
-                                0, 1, open_low=True, open_high=True),
-        "stratify": Key("bool", "balance labels across folds where the items allow it"),
-        "fold_seed": _int("seed of the fold assignment", 0, 2**32 - 1),
+                                0, 1, open_low=True, open_high=True,
+            default=0.2,
+            notes='With num_folds = 1 only: fraction of the items used as the single test set.'),
+        "stratify": Key("bool", "balance labels across folds where the items allow it",
+            default=True,
+            notes=('Balance the label proportions of the rows across folds (StratifiedGroupKFold '
+                   'over items).')),
+        "fold_seed": _int("seed of the fold assignment", 0, 2**32 - 1,
+            default=0,
+            notes=('Seed of the fold assignment (>= 0). The same folds are used by every instance of '
+                   'an experiment.')),
     },
     "training": {
-        "optimizer": _choice("optimizer", ("adam", "adamw", "sgd", "rmsprop")),
-        "learning_rate": _float("learning rate", 0, open_low=True),
-        "lr_schedule": _choice("learning-rate schedule", ("constant", "plateau", "cosine")),
-        "batch_size": _int("batch size", 1),
-        "epochs": _int("maximum epochs", 1),
-        "patience": _int("epochs without improvement before stopping", 0),
-        "save_model_metric": Key("str", "metric picking the best epoch (e.g. val_loss)"),
-        "save_model_mode": _choice("direction of save_model_metric", ("auto", "min", "max")),
-        "class_weights": Key("bool", "weight classes inversely to their frequency"),
-        "mixed_precision": Key("bool", "train in mixed_float16"),
-        "seed": _int("seed of weights and shuffling (fold i uses seed + i)", 0, 2**31 - 1),
+        "optimizer": _choice("optimizer", ("adam", "adamw", "sgd", "rmsprop"),
+            default='adam',
+            notes='Optimizer: adam | adamw | sgd | rmsprop.'),
+        "learning_rate": _float("learning rate", 0, open_low=True,
+            default=0.001),
+        "lr_schedule": _choice("learning-rate schedule", ("constant", "plateau", "cosine"),
+            default='cosine',
+            notes='Learning-rate schedule: constant | plateau (reduce on plateau) | cosine.'),
+        "batch_size": _int("batch size", 1,
+            default=32),
+        "epochs": _int("maximum epochs", 1,
+            default=60,
+            notes='Maximum epochs; early stopping usually ends training sooner.'),
+        "patience": _int("epochs without improvement before stopping", 0,
+            default=10,
+            notes='Epochs without improvement of save_model_metric before stopping.'),
+        "save_model_metric": Key("str", "metric picking the best epoch (e.g. val_loss)",
+            default='val_loss',
+            notes=('Metric that picks the best epoch (kept as fold_<i>.keras) and drives early '
+                   'stopping.')),
+        "save_model_mode": _choice("direction of save_model_metric", ("auto", "min", "max"),
+            default='auto',
+            notes=('Direction of save_model_metric: auto | min | max (auto: max for accuracy-like '
+                   'names).')),
+        "class_weights": Key("bool", "weight classes inversely to their frequency",
+            default=False,
+            notes="Weight classes inversely to their frequency in each fold's training rows."),
+        "mixed_precision": Key("bool", "train in mixed_float16",
+            default=False,
+            notes='Train in mixed_float16 (GPU) instead of float32.'),
+        "seed": _int("seed of weights and shuffling (fold i uses seed + i)", 0, 2**31 - 1,
+            default=1,
+            notes='Seed of weights and shuffling (>= 0); fold i uses seed + i.'),
         "verbose": _int("Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch",
-                        0, 2),
-        "load_model": Key("str", "a saved .keras model to start from", none=True),
+                        0, 2,
+            default=0,
+            notes='Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch.'),
+        "load_model": Key("str", "a saved .keras model to start from", none=True,
+            default=None,
+            notes=('Transfer learning: a saved .keras model to start from (none: train from '
+                   'scratch); a relative path is resolved against the current directory when the '
+                   'instance is resolved.')),
         "freeze_layers": _int("freeze the first N layers of the loaded model (-1: every "
-                              "convolutional layer)", -1),
-        "tensorboard": Key("bool", "write TensorBoard logs"),
-        "generator_workers": _int("generator mode: worker threads of the PyDataset", 0),
+                              "convolutional layer)", -1,
+            default=0,
+            notes=('Transfer learning: freeze the first N layers of the loaded model; -1 freezes all '
+                   'conv layers.')),
+        "tensorboard": Key("bool", "write TensorBoard logs",
+            default=False,
+            notes='Write TensorBoard logs under instance_<k>/logs/fold_<i>.'),
+        "generator_workers": _int("generator mode: worker threads of the PyDataset", 0,
+            default=0,
+            notes=('Generator mode only: worker threads of the keras.utils.PyDataset (0 = main '
+                   'thread).')),
         "min_epochs": _int("epochs trained before early stopping and the best-epoch choice "
-                           "start", 0),
-        "warmup_epochs": _int("epochs of linear learning-rate warm-up from 0", 0),
-        "time_masks": _int("SpecAugment: time masks per training row", 0),
+                           "start", 0,
+            default=15,
+            notes=('Epochs always trained before early stopping may end training; the best epoch is '
+                   'chosen among the later ones.')),
+        "warmup_epochs": _int("epochs of linear learning-rate warm-up from 0", 0,
+            default=2,
+            notes=('Epochs of linear learning-rate warm-up from 0 to learning_rate (lr_schedule '
+                   'constant or cosine; cosine then decays over the remaining epochs).')),
+        "time_masks": _int("SpecAugment: time masks per training row", 0,
+            default=2,
+            notes=('SpecAugment (training only, saved with the model, inactive at inference): masks '
+                   'per row over time and over frequency, each at most this fraction of the frames '
+                   'or bins wide.')),
         "time_mask_fraction": _float("SpecAugment: widest time mask, as a fraction of the "
-                                     "frames", 0, 1),
-        "freq_masks": _int("SpecAugment: frequency masks per training row", 0),
+                                     "frames", 0, 1,
+            default=0.1),
+        "freq_masks": _int("SpecAugment: frequency masks per training row", 0,
+            default=2),
         "freq_mask_fraction": _float("SpecAugment: widest frequency mask, as a fraction of "
-                                     "the bins", 0, 1),
+                                     "the bins", 0, 1,
+            default=0.1),
         "freq_warp": _float("VTLP-like random stretch of the frequency axis per training row, "
-                            "at most this fraction (0: off)", 0, 0.5),
+                            "at most this fraction (0: off)", 0, 0.5,
+            default=0.1,
+            notes=('Vocal tract length perturbation (VTLP-like, training only, saved with the model, '
+                   "inactive at inference): each row's frequency axis is warped by a random factor "
+                   "within 1 +- freq_warp on the store's frequency scale (0 = off; at most 0.5). Not "
+                   'for MFCC stores.')),
         "time_warp": _float("speed perturbation: random rate change of each training row's "
-                            "frames, at most this fraction (0: off)", 0, 0.5),
+                            "frames, at most this fraction (0: off)", 0, 0.5,
+            default=0.1,
+            notes=('Speed perturbation (training only, saved with the model, inactive at inference): '
+                   "each row's frames are replayed at a random rate within 1 +- time_warp (0 = off; "
+                   'at most 0.5); pitch is kept. Classification and regression only (frame and '
+                   'reconstruction targets would move).')),
         "row_normalization": _choice("normalise each row over its own sounding frames: none, mean "
-                                     "(CMN) or standard (CMVN)", ("none", "mean", "standard")),
+                                     "(CMN) or standard (CMVN)", ("none", "mean", "standard"),
+            default='none',
+            notes=('Normalise each row over its own sounding frames (its padding left out), per '
+                   'frequency bin, inside the model: none | mean (cepstral mean normalisation) | '
+                   'standard (mean and variance). Removes what is constant over a recording '
+                   '(microphone, channel, level), which differs between speakers and sites.')),
         "refit_with_val": Key("bool", "train a fresh model per fold on the training plus "
                               "validation items for the best epoch count; its test scores "
-                              "and model are the fold's"),
-        "mixup_alpha": _float("mixup: Beta(alpha, alpha) mixing of training rows (0: off)", 0),
+                              "and model are the fold's",
+            default=False,
+            notes=('After early stopping has chosen the best epoch on the validation items, train a '
+                   'fresh model on the training plus validation items for that many epochs: its test '
+                   "scores, predictions and fold_<i>.keras are the fold's (training and validation "
+                   "scores stay the first model's, so instances are still selected on held-out "
+                   'items). More data per model for a little more than twice the training time. Not '
+                   'with embedding_classifier.')),
+        "mixup_alpha": _float("mixup: Beta(alpha, alpha) mixing of training rows (0: off)", 0,
+            default=0.2,
+            notes=('Mixup: train on Beta(alpha, alpha) mixtures of pairs of rows and of their '
+                   'targets (0 = off).')),
         "label_smoothing": _float("label smoothing of the classification targets", 0, 1,
-                                  open_high=True),
+                                  open_high=True,
+            default=0.1,
+            notes='Label smoothing of classification targets (0 = off; 0.1 is usual).'),
         "embedding_classifier": _choice("a scikit-learn classifier trained per fold on "
                                         "embeddings: none, svm or logreg",
-                                        ("none", "svm", "logreg")),
+                                        ("none", "svm", "logreg"),
+            default='none',
+            notes=('Embedding classifier (classification and representation): after the network, fit '
+                   'a scikit-learn classifier per fold on embeddings of the training rows: none | '
+                   "svm (RBF, with standardisation) | logreg. Its metrics join the fold's as "
+                   'embedding_<metric>; it is saved as fold_<i>.skops.')),
         "embedding_models": Key("str", "saved .keras models whose embeddings the classifier "
                                 "uses ({fold}: the fold number; self: the fold's own model); "
-                                "none: the fold's own model", none=True),
+                                "none: the fold's own model", none=True,
+            default=None,
+            notes=("Models whose embeddings it uses: none (the fold's own model), or in an instance "
+                   'a list of .keras paths ({fold} becomes the fold number) and "self" (the fold\'s '
+                   'own model), concatenated.')),
         "embedding_layer": Key("str", "layer of the embeddings (auto: bottleneck, else the "
-                               "input of the last layer)"),
+                               "input of the last layer)",
+            default='auto',
+            notes=('Layer of the embeddings: auto (a layer named bottleneck, else the input of the '
+                   'last layer).')),
         "embedding_c": _float("C of the embedding classifier; none: chosen on the "
-                              "validation rows", 0, open_low=True, none=True),
+                              "validation rows", 0, open_low=True, none=True,
+            default=None,
+            notes=('C of the classifier; none chooses it on the validation rows (macro recall) among '
+                   '0.01, 0.1, 1, 10, 100, 1000.')),
         "detection_threshold": _float("detection: a frame is active at this probability",
-                                      0, 1, open_low=True, open_high=True),
+                                      0, 1, open_low=True, open_high=True,
+            default=0.5,
+            notes=('Detection only: post-processing of the frame probabilities into events. A frame '
+                   'is active at detection_threshold; decisions are median-filtered over '
+                   'median_filter_seconds (0: no filter); gaps shorter than min_gap_seconds are '
+                   'bridged, then events shorter than min_event_seconds dropped.')),
         "median_filter_seconds": _float("detection: median filter of the frame decisions "
-                                        "(seconds; 0: none)", 0),
+                                        "(seconds; 0: none)", 0,
+            default=0.0),
         "min_event_seconds": _float("detection: shorter detected events are dropped "
-                                    "(seconds)", 0),
+                                    "(seconds)", 0,
+            default=0.0),
         "min_gap_seconds": _float("detection: shorter gaps between two detected events are "
-                                  "bridged (seconds)", 0),
+                                  "bridged (seconds)", 0,
+            default=0.0),
     },
     "features": {
-        "sample_rate": _int("sample rate audio is resampled to (Hz)", 1),
-        "feature": _choice("time-frequency feature", FEATURES),
-        "compression": _choice("compression of stft/cqt/mel magnitudes", COMPRESSIONS),
-        "power_exponent": _float("exponent of power-law compression", 0, open_low=True),
-        "n_fft": _int("FFT size (samples)", 2),
-        "hop_length": _int("hop between frames (samples)", 1),
-        "n_mels": _int("mel bands (mel, mfcc)", 1),
-        "n_mfcc": _int("MFCC coefficients (at most n_mels)", 1),
-        "fmin": _float("lowest frequency of mel and cqt bins (Hz)", 0),
+        "sample_rate": _int("sample rate audio is resampled to (Hz)", 1,
+            default=16000,
+            notes='Sample rate audio is resampled to (Hz).'),
+        "feature": _choice("time-frequency feature", FEATURES,
+            default='mel',
+            notes='Feature: stft (magnitude) | mel | mfcc | cqt.'),
+        "compression": _choice("compression of stft/cqt/mel magnitudes", COMPRESSIONS,
+            default='db',
+            notes=('Compression of stft/cqt/mel magnitudes: db | log | power | none (mfcc ignores '
+                   'it).')),
+        "power_exponent": _float("exponent of power-law compression", 0, open_low=True,
+            default=0.3,
+            notes='Exponent of power-law compression (compression = power).'),
+        "n_fft": _int("FFT size (samples)", 2,
+            default=512),
+        "hop_length": _int("hop between frames (samples)", 1,
+            default=160),
+        "n_mels": _int("mel bands (mel, mfcc)", 1,
+            default=64),
+        "n_mfcc": _int("MFCC coefficients (at most n_mels)", 1,
+            default=20),
+        "fmin": _float("lowest frequency of mel and cqt bins (Hz)", 0,
+            default=32.7,
+            notes=('Lowest frequency of mel and cqt bins (Hz); fmax none = sample_rate / 2 (fmin < '
+                   'fmax <= sample_rate / 2).')),
         "fmax": _float("highest mel frequency (Hz); none: sample_rate / 2", 0, open_low=True,
-                       none=True),
-        "n_bins": _int("CQT bins", 1),
-        "bins_per_octave": _int("CQT bins per octave", 1),
-        "segment_seconds": _float("segment length (seconds)", 0, open_low=True),
-        "segment_hop_seconds": _float("hop between segments (seconds)", 0, open_low=True),
-        "dtype": _choice("storage type of features.npy", ("float32", "float16")),
-        "peak_normalize": Key("bool", "scale every file to a peak of 1 before extraction"),
+                       none=True,
+            default=None),
+        "n_bins": _int("CQT bins", 1,
+            default=84,
+            notes=("CQT: number of bins and bins per octave (the top bin's filter must stay below "
+                   'sample_rate / 2).')),
+        "bins_per_octave": _int("CQT bins per octave", 1,
+            default=12),
+        "segment_seconds": _float("segment length (seconds)", 0, open_low=True,
+            default=1.0,
+            notes=('Fixed segment length and hop (seconds); shorter files are zero-padded to one '
+                   'segment.')),
+        "segment_hop_seconds": _float("hop between segments (seconds)", 0, open_low=True,
+            default=0.5),
+        "dtype": _choice("storage type of features.npy", ("float32", "float16"),
+            default='float32',
+            notes='Storage type of features.npy: float32 | float16.'),
+        "peak_normalize": Key("bool", "scale every file to a peak of 1 before extraction",
+            default=True,
+            notes='Scale every file to a peak of 1 before feature extraction.'),
         "silence_threshold_db": _float("files whose peak is below this level (dBFS) are "
-                                       "skipped as silent", high=0),
-        "workers": _int("extraction processes (0: all cores)", 0),
+                                       "skipped as silent", high=0,
+            default=-60.0,
+            notes='Files whose peak is below this level (dBFS, <= 0) are skipped as silent.'),
+        "workers": _int("extraction processes (0: all cores)", 0,
+            default=0,
+            notes='Extraction processes (0 = all cores).'),
     },
     "augmentation": {
-        "p_noise": _float("probability of added noise", 0, 1),
-        "p_eq": _float("probability of a seven-band EQ", 0, 1),
-        "p_reverb": _float("probability of reverb", 0, 1),
-        "p_stretch": _float("probability of a time stretch", 0, 1),
-        "min_snr_db": _float("lowest signal-to-noise ratio of added noise (dB)"),
-        "max_snr_db": _float("highest signal-to-noise ratio of added noise (dB)"),
-        "min_eq_gain_db": _float("lowest gain of each EQ band (dB)"),
-        "max_eq_gain_db": _float("highest gain of each EQ band (dB)"),
-        "min_rate": _float("lowest time-stretch rate", 0, open_low=True),
-        "max_rate": _float("highest time-stretch rate", 0, open_low=True),
-        "min_room_size": _float("smallest simulated room (metres)", 1, open_low=True),
-        "max_room_size": _float("largest simulated room (metres)", 1, open_low=True),
-        "seed": _int("base seed of the augmented versions", 0, 2**32 - 1),
-        "workers": _int("augmentation processes (0: all cores)", 0),
+        "p_noise": _float("probability of added noise", 0, 1,
+            default=0.5,
+            notes='Probability that each transform is part of one augmented version.'),
+        "p_eq": _float("probability of a seven-band EQ", 0, 1,
+            default=0.5),
+        "p_reverb": _float("probability of reverb", 0, 1,
+            default=0.5),
+        "p_stretch": _float("probability of a time stretch", 0, 1,
+            default=0.5),
+        "min_snr_db": _float("lowest signal-to-noise ratio of added noise (dB)",
+            default=5.0,
+            notes='Signal-to-noise ratio range of added noise (dB).'),
+        "max_snr_db": _float("highest signal-to-noise ratio of added noise (dB)",
+            default=30.0),
+        "min_eq_gain_db": _float("lowest gain of each EQ band (dB)",
+            default=-6.0,
+            notes='Gain range of each EQ band (dB).'),
+        "max_eq_gain_db": _float("highest gain of each EQ band (dB)",
+            default=6.0),
+        "min_rate": _float("lowest time-stretch rate", 0, open_low=True,
+            default=0.85,
+            notes='Time-stretch rate range.'),
+        "max_rate": _float("highest time-stretch rate", 0, open_low=True,
+            default=1.15),
+        "min_room_size": _float("smallest simulated room (metres)", 1, open_low=True,
+            default=3.0,
+            notes=('Room size range (metres, > 1) of simulated reverb when no impulse responses are '
+                   'given.')),
+        "max_room_size": _float("largest simulated room (metres)", 1, open_low=True,
+            default=8.0),
+        "seed": _int("base seed of the augmented versions", 0, 2**32 - 1,
+            default=0),
+        "workers": _int("augmentation processes (0: all cores)", 0,
+            default=0,
+            notes='Augmentation processes (0 = all cores).'),
     },
     "report": {
         "selection_metric": _choice("validation metric selecting the best instance",
-                                    selection_metrics),
+                                    selection_metrics,
+            default='auto',
+            notes=('Validation metric selecting the best instance in the workbook (its test score is '
+                   'reported): auto (accuracy for classification, rmse for regression) | loss | '
+                   'accuracy | f1 | precision | recall | rmse | mae | r2.')),
         "alpha": _float("significance level of the test against the selected instance", 0, 1,
-                        open_low=True, open_high=True),
+                        open_low=True, open_high=True,
+            default=0.05,
+            notes=('Significance level (0 < alpha < 1) of the corrected resampled t-test against the '
+                   'selected instance.')),
     },
 }
+
+SECTION_NOTES = {
+    "training": (
+        "Every key of this section is an instance parameter: instances and --set may override "
+        "it. The defaults are the best configuration measured on FSDD leave-one-speaker-out "
+        "(docs, results): cosine learning rate after a 2-epoch warm-up, at least 15 epochs, "
+        "SpecAugment, mixup, label smoothing, and the two classic speaker augmentations at "
+        "their usual 10 % (VTLP, speed perturbation). Set them to 0 (and lr_schedule = "
+        "constant) for plain training. A default min_epochs or warmup_epochs that does not fit "
+        "an instance's epochs is scaled down (epochs // 2, epochs // 5); label smoothing and "
+        "the warps are dropped for tasks without classes, SpecAugment, mixup and the warps for "
+        "detection and representation; values an instance names are checked as given."),
+}
+"""Section name -> the explanation written under its header."""
+
+
+def defaults() -> dict[str, dict[str, Any]]:
+    """The package's defaults: section -> key -> value (`Key.default`)."""
+    return {section: {key: spec.default for key, spec in keys.items()}
+            for section, keys in SCHEMA.items()}
+
+
+def render(values: dict[str, dict[str, Any]] | None = None, *, header: str = "") -> str:
+    """A config.ini text: every key of `values` (default: every key, at its default) under
+    its section, each with its help from the schema as a comment.
+
+    Args:
+        values: section -> key -> value to write; `None` writes the package defaults.
+        header: comment lines for the top of the file (without `#`).
+
+    Returns:
+        The text (`python -m xval config --defaults` prints it).
+    """
+    values = defaults() if values is None else values
+    lines = [f"# {line}".rstrip() for line in header.splitlines()]
+    for section, keys in SCHEMA.items():
+        given = values.get(section) or {}
+        if not given:
+            continue
+        lines += ([""] if lines else []) + [f"[{section}]"]
+        if section in SECTION_NOTES and len(given) == len(keys):
+            lines += _comment(SECTION_NOTES[section])
+        for key, spec in keys.items():
+            if key in given:
+                lines += _comment(spec.notes or spec.help[:1].upper() + spec.help[1:] + ".")
+                lines.append(f"{key} = {spec.text(given[key])}")
+    return "\n".join(lines) + "\n"
+
+
+def _comment(text: str) -> list[str]:
+    return [f"# {line}" for line in textwrap.wrap(text, width=92, break_long_words=False,
+                                                  break_on_hyphens=False)]
+
 
 # Keys added after the first release, with the value that leaves training as it was before
 # them: a config.ini written earlier, without them, gets these values, and results recorded
@@ -282,7 +543,7 @@ _RANGES = {
 }
 
 
-def bind_choices(section, key, provider):
+def bind_choices(section: str, key: str, provider: Callable[[], Sequence[str]]) -> None:
     """Makes a key's choices those of a registry in a higher layer.
 
     The schema sits below the packages whose registries name some values (executors are
@@ -299,7 +560,7 @@ def bind_choices(section, key, provider):
     SCHEMA[section][key] = dataclasses.replace(SCHEMA[section][key], choices=provider)
 
 
-def label(section, key, value, style="ini"):
+def label(section: str, key: str, value: Any, style: str = "ini") -> str:
     """How a setting is named in messages.
 
     Args:
@@ -322,21 +583,23 @@ def label(section, key, value, style="ini"):
     return f"[{section}] {key} = {value!r}"
 
 
-def _spec(section, key, error):
+def _spec(section: str, key: str, error: type[Exception]) -> Key:
     if section not in SCHEMA:
-        raise error(_unknown("section", section, SCHEMA, "config.ini"))
+        raise error(unknown_name("section", section, SCHEMA, "config.ini"))
     if key not in SCHEMA[section]:
-        raise error(_unknown("key", key, SCHEMA[section], f"[{section}]"))
+        raise error(unknown_name("key", key, SCHEMA[section], f"[{section}]"))
     return SCHEMA[section][key]
 
 
-def _unknown(kind, name, valid, where):
+def unknown_name(kind: str, name: str, valid: Any, where: str) -> str:
+    """The error text for an unknown section or key, with the closest valid names."""
     close = difflib.get_close_matches(str(name), list(valid), n=3)
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     return f"Unknown {kind} {name!r} in {where}.{hint} Valid: {', '.join(valid)}."
 
 
-def parse(section, key, text, *, style="ini", where="", error=ConfigurationError):
+def parse(section: str, key: str, text: str, *, style: str = "ini", where: str = "",
+          error: type[Exception] = ConfigurationError) -> Any:
     """Parses the text of a value (a config.ini line, a command-line flag) and checks it.
 
     Args:
@@ -357,6 +620,7 @@ def parse(section, key, text, *, style="ini", where="", error=ConfigurationError
     raw = text.strip()
     if spec.none and raw.lower() == "none":
         return None
+    value: Any
     try:
         if spec.kind == "bool":
             states = configparser.ConfigParser.BOOLEAN_STATES
@@ -375,7 +639,8 @@ def parse(section, key, text, *, style="ini", where="", error=ConfigurationError
     return check(section, key, value, style=style, where=where, error=error)
 
 
-def check(section, key, value, *, style="ini", where="", prefix="", error=ConfigurationError):
+def check(section: str, key: str, value: Any, *, style: str = "ini", where: str = "",
+          prefix: str = "", error: type[Exception] = ConfigurationError) -> Any:
     """Checks a typed value against the schema (an int is accepted for a float key).
 
     Args:
@@ -395,7 +660,7 @@ def check(section, key, value, *, style="ini", where="", prefix="", error=Config
     """
     spec = _spec(section, key, error)
 
-    def fail(extra=""):
+    def fail(extra: str = "") -> NoReturn:
         raise error(f"{prefix}{label(section, key, value, style)}{where}: expected "
                     f"{spec.expected()}{extra}.")
 
@@ -403,30 +668,40 @@ def check(section, key, value, *, style="ini", where="", prefix="", error=Config
         if spec.none:
             return None
         fail()
-    if spec.kind == "bool":
-        if not isinstance(value, bool):
-            fail(f"; got {type(value).__name__}")
-        return value
-    if spec.kind == "str":
-        if not isinstance(value, str):
-            fail(f"; got {type(value).__name__}")
-    elif isinstance(value, bool) or not isinstance(value, (int, float)) \
-            or (spec.kind == "int" and not isinstance(value, int)):
+    if not _of_kind(spec.kind, value):
         fail(f"; got {type(value).__name__}")
+    if spec.kind == "bool":
+        return value
     if spec.kind == "float":
         value = float(value)
         if not math.isfinite(value):
             fail()
-    if spec.options() and value not in spec.options():
-        fail()
-    if spec.low is not None and (value < spec.low or (spec.open_low and value == spec.low)):
-        fail()
-    if spec.high is not None and (value > spec.high or (spec.open_high and value == spec.high)):
+    options = spec.options()
+    if (options and value not in options) or not _in_range(spec, value):
         fail()
     return value
 
 
-def check_section(section, values, *, style="ini", where="", error=ConfigurationError):
+def _of_kind(kind: str, value: Any) -> bool:
+    """Whether `value` has the key's type (a bool is no number; an int is a float)."""
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "str":
+        return isinstance(value, str)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return kind == "float" or isinstance(value, int)
+
+
+def _in_range(spec: Key, value: Any) -> bool:
+    if spec.low is not None and (value < spec.low or (spec.open_low and value == spec.low)):
+        return False
+    return not (spec.high is not None
+                and (value > spec.high or (spec.open_high and value == spec.high)))
+
+
+def check_section(section: str, values: Mapping[str, Any], *, style: str = "ini",
+                  where: str = "", error: type[Exception] = ConfigurationError) -> dict[str, Any]:
     """Checks the keys given of one section, then the rules between them.
 
     Rules between keys: `[features]` fmin < fmax (none: sample_rate / 2), fmax at most
@@ -449,51 +724,82 @@ def check_section(section, values, *, style="ini", where="", error=Configuration
     """
     out = {key: check(section, key, value, style=style, where=where, error=error)
            for key, value in values.items()}
-
-    def name(key):
-        return label(section, key, out[key], style)
-
-    def has(*keys):
-        return all(k in out for k in keys)
-
-    for low, high in _RANGES.get(section, ()):
-        if has(low, high) and out[low] > out[high]:
-            other = f"{high} = {out[high]!r}" if style == "ini" else name(high)
-            raise error(f"{name(low)} is greater than {other}{where}; swap them.")
+    rules = _Rules(section, out, style, where, error)
+    rules.ordered_ranges()
     if section == "features":
-        if has("sample_rate", "fmin", "fmax"):
-            nyquist = out["sample_rate"] / 2
-            if out["fmax"] is not None and out["fmax"] > nyquist:
-                raise error(f"{name('fmax')}{where}: expected at most sample_rate / 2 = "
-                            f"{_num(nyquist)} (sample_rate={out['sample_rate']}); lower it "
-                            "or set it to none.")
-            top = nyquist if out["fmax"] is None else out["fmax"]
-            if out["fmin"] >= top:
-                raise error(f"{name('fmin')}{where}: expected less than fmax = {_num(top)}"
-                            f"{' (sample_rate / 2)' if out['fmax'] is None else ''}.")
-        if has("feature", "n_mfcc", "n_mels") and out["feature"] == "mfcc" \
-                and out["n_mfcc"] > out["n_mels"]:
-            raise error(f"{name('n_mfcc')}{where}: expected at most n_mels = {out['n_mels']} "
-                        "(MFCCs are computed from the mel bands).")
-        if has("feature", "fmin", "n_bins", "bins_per_octave", "sample_rate") \
-                and out["feature"] == "cqt":
-            if out["fmin"] <= 0:
-                raise error(f"{name('fmin')}{where}: the CQT needs fmin > 0.")
-            top = out["fmin"] * 2 ** ((out["n_bins"] - 1) / out["bins_per_octave"])
-            # librosa.cqt's own limit: the top bin's Hann filter must end below Nyquist.
-            ratio = 2 ** (2 / out["bins_per_octave"])
-            cutoff = top * (1 + 0.5 * _HANN_BANDWIDTH * (ratio - 1) / (ratio + 1))
-            if cutoff >= out["sample_rate"] / 2:
-                raise error(
-                    f"{name('n_bins')}{where}: the top CQT bin ({top:.0f} Hz, from fmin="
-                    f"{_num(out['fmin'])} and bins_per_octave={out['bins_per_octave']}) has "
-                    f"a filter reaching {cutoff:.0f} Hz, not below sample_rate / 2 = "
-                    f"{_num(out['sample_rate'] / 2)}; lower n_bins or fmin."
-                )
+        rules.mel_band_limits()
+        rules.mfcc_within_mels()
+        rules.cqt_below_nyquist()
     return out
 
 
-def validate(sections, *, where="", error=ConfigurationError):
+@dataclass
+class _Rules:
+    """The rules between the keys of one section (see `check_section`)."""
+
+    section: str
+    out: dict[str, Any]
+    style: str
+    where: str
+    error: type[Exception]
+
+    def name(self, key: str) -> str:
+        return label(self.section, key, self.out[key], self.style)
+
+    def has(self, *keys: str) -> bool:
+        return all(k in self.out for k in keys)
+
+    def ordered_ranges(self) -> None:
+        for low, high in _RANGES.get(self.section, ()):
+            if self.has(low, high) and self.out[low] > self.out[high]:
+                other = f"{high} = {self.out[high]!r}" if self.style == "ini" \
+                    else self.name(high)
+                raise self.error(f"{self.name(low)} is greater than {other}{self.where}; "
+                                 "swap them.")
+
+    def mel_band_limits(self) -> None:
+        out = self.out
+        if not self.has("sample_rate", "fmin", "fmax"):
+            return
+        nyquist = out["sample_rate"] / 2
+        if out["fmax"] is not None and out["fmax"] > nyquist:
+            raise self.error(f"{self.name('fmax')}{self.where}: expected at most sample_rate / 2 "
+                             f"= {_num(nyquist)} (sample_rate={out['sample_rate']}); lower it "
+                             "or set it to none.")
+        top = nyquist if out["fmax"] is None else out["fmax"]
+        if out["fmin"] >= top:
+            raise self.error(f"{self.name('fmin')}{self.where}: expected less than fmax = "
+                             f"{_num(top)}{' (sample_rate / 2)' if out['fmax'] is None else ''}.")
+
+    def mfcc_within_mels(self) -> None:
+        out = self.out
+        if self.has("feature", "n_mfcc", "n_mels") and out["feature"] == "mfcc" \
+                and out["n_mfcc"] > out["n_mels"]:
+            raise self.error(f"{self.name('n_mfcc')}{self.where}: expected at most n_mels = "
+                             f"{out['n_mels']} (MFCCs are computed from the mel bands).")
+
+    def cqt_below_nyquist(self) -> None:
+        out = self.out
+        if not (self.has("feature", "fmin", "n_bins", "bins_per_octave", "sample_rate")
+                and out["feature"] == "cqt"):
+            return
+        if out["fmin"] <= 0:
+            raise self.error(f"{self.name('fmin')}{self.where}: the CQT needs fmin > 0.")
+        top = out["fmin"] * 2 ** ((out["n_bins"] - 1) / out["bins_per_octave"])
+        # librosa.cqt's own limit: the top bin's Hann filter must end below Nyquist.
+        ratio = 2 ** (2 / out["bins_per_octave"])
+        cutoff = top * (1 + 0.5 * _HANN_BANDWIDTH * (ratio - 1) / (ratio + 1))
+        if cutoff >= out["sample_rate"] / 2:
+            raise self.error(
+                f"{self.name('n_bins')}{self.where}: the top CQT bin ({top:.0f} Hz, from fmin="
+                f"{_num(out['fmin'])} and bins_per_octave={out['bins_per_octave']}) has "
+                f"a filter reaching {cutoff:.0f} Hz, not below sample_rate / 2 = "
+                f"{_num(out['sample_rate'] / 2)}; lower n_bins or fmin."
+            )
+
+
+def validate(sections: Mapping[str, Mapping[str, Any]], *, where: str = "",
+             error: type[Exception] = ConfigurationError) -> dict[str, dict[str, Any]]:
     """Checks a whole configuration: every section and key present and valid.
 
     Args:
@@ -509,7 +815,7 @@ def validate(sections, *, where="", error=ConfigurationError):
     """
     for section in sections:
         if section not in SCHEMA:
-            raise error(_unknown("section", section, SCHEMA, "config.ini"))
+            raise error(unknown_name("section", section, SCHEMA, "config.ini"))
     out = {}
     for section, keys in SCHEMA.items():
         if section not in sections:
@@ -517,7 +823,7 @@ def validate(sections, *, where="", error=ConfigurationError):
         values = sections[section]
         for key in values:
             if key not in keys:
-                raise error(_unknown("key", key, keys, f"[{section}]{where}"))
+                raise error(unknown_name("key", key, keys, f"[{section}]{where}"))
         missing = [k for k in keys if k not in values]
         if missing:
             raise error(f"Key {missing[0]!r} is missing from [{section}]{where}; add it (see "
@@ -526,8 +832,8 @@ def validate(sections, *, where="", error=ConfigurationError):
     return out
 
 
-def _argparse_type(section, key):
-    def convert(text):
+def _argparse_type(section: str, key: str) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
         try:
             return parse(section, key, text, style="value")
         except ConfigurationError as e:
@@ -537,13 +843,13 @@ def _argparse_type(section, key):
     return convert
 
 
-def augmented_versions(name):
+def augmented_versions(name: str) -> Callable[[str], int]:
     """An argparse type for a number of augmented versions per file (an integer >= 0).
 
     Args:
         name: how the value is named in errors (`"N"`, `"--augment"`).
     """
-    def convert(text):
+    def convert(text: str) -> int:
         try:
             n = int(text)
         except ValueError:
@@ -558,7 +864,9 @@ def augmented_versions(name):
     return convert
 
 
-def add_arguments(parser, section, keys=None, *, defaults=None):
+def add_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup, section: str,
+                  keys: Sequence[str] | None = None, *,
+                  defaults: Mapping[str, Any] | None = None) -> None:
     """Adds one flag per key (`--n-mels`), typed, checked and described by the schema.
 
     Each flag defaults to `None` (not given), so the caller merges the given flags over

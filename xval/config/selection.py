@@ -2,12 +2,15 @@
 each metric is better. The report shows the selected instance; a search optimises the same
 metric in the same direction."""
 
+from __future__ import annotations
+
 import xval.config.embedding as embedding
 from xval import tasks
+from xval.config.loader import Config
 from xval.core.errors import ConfigurationError
 
 
-def metric_direction(metric, mode="auto"):
+def metric_direction(metric: str, mode: str = "auto") -> str:
     """Returns `"max"` or `"min"` for a metric name (`mode` wins unless it is `"auto"`):
     `"max"` for the metrics a task maximises (`Task.maximize`), else `"min"`."""
     if mode in ("min", "max"):
@@ -16,7 +19,7 @@ def metric_direction(metric, mode="auto"):
     return "max" if any(base.startswith(m) for m in tasks.maximized_metrics()) else "min"
 
 
-def selection_metric(config, task_type):
+def selection_metric(config: Config | None, task_type: str) -> str:
     """The validation metric that selects the best instance (`[report] selection_metric`;
     `auto`: the task's own, `Task.selection_metric`)."""
     name = config.report["selection_metric"] if config is not None else "auto"
@@ -25,7 +28,7 @@ def selection_metric(config, task_type):
     return name
 
 
-def check_selection_metric(config, task_type):
+def check_selection_metric(config: Config | None, task_type: str) -> str:
     """Checks, before anything trains, that the experiment's task records the selection
     metric (`[report] selection_metric`), so that the workbook can select an instance.
 

@@ -27,8 +27,12 @@ experiment.search = search.Search(
 and run it with `python experiments/expN.py --search [--trials N] [--timeout S]`.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import math
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from xval.core.errors import ConfigurationError
 
@@ -38,7 +42,7 @@ PRUNERS = ("median", "halving", "none")
 TRIAL_STATES = ("running", "complete", "pruned", "failed")
 
 
-def _condition_holds(when, values):
+def _condition_holds(when: Mapping[str, Any] | None, values: Mapping[str, Any]) -> bool:
     for name, allowed in (when or {}).items():
         allowed = allowed if isinstance(allowed, (list, tuple)) else [allowed]
         if values.get(name) not in allowed:
@@ -60,9 +64,9 @@ class Float:
     low: float
     high: float
     log: bool = False
-    when: dict | None = None
+    when: dict[str, Any] | None = None
 
-    def check(self, name):
+    def check(self, name: str) -> None:
         for bound in (self.low, self.high):
             if isinstance(bound, bool) or not isinstance(bound, (int, float)) \
                     or not math.isfinite(bound):
@@ -80,13 +84,13 @@ class Float:
                 f"{self.high}] (it crosses or touches zero). Use log=False or a low > 0."
             )
 
-    def corners(self):
+    def corners(self) -> list[Any]:
         return [float(self.low), float(self.high)]
 
-    def suggest(self, trial, name):
+    def suggest(self, trial: Any, name: str) -> Any:
         return trial.suggest_float(name, self.low, self.high, log=self.log)
 
-    def describe(self):
+    def describe(self) -> str:
         return f"float in [{self.low}, {self.high}]" + (" (log)" if self.log else "")
 
 
@@ -98,9 +102,9 @@ class Int:
     high: int
     step: int = 1
     log: bool = False
-    when: dict | None = None
+    when: dict[str, Any] | None = None
 
-    def check(self, name):
+    def check(self, name: str) -> None:
         for bound in (self.low, self.high, self.step):
             if isinstance(bound, bool) or not isinstance(bound, int):
                 raise ConfigurationError(
@@ -120,13 +124,13 @@ class Int:
                 f"[{self.low}, {self.high}] step {self.step}."
             )
 
-    def corners(self):
+    def corners(self) -> list[Any]:
         return [self.low, self.high]
 
-    def suggest(self, trial, name):
+    def suggest(self, trial: Any, name: str) -> Any:
         return trial.suggest_int(name, self.low, self.high, step=self.step, log=self.log)
 
-    def describe(self):
+    def describe(self) -> str:
         return f"int in [{self.low}, {self.high}] step {self.step}" + \
             (" (log)" if self.log else "")
 
@@ -135,10 +139,10 @@ class Int:
 class Categorical:
     """One of `choices` (strings, numbers, booleans or None)."""
 
-    choices: tuple
-    when: dict | None = None
+    choices: tuple[Any, ...]
+    when: dict[str, Any] | None = None
 
-    def check(self, name):
+    def check(self, name: str) -> None:
         if not isinstance(self.choices, (list, tuple)) or not self.choices:
             raise ConfigurationError(
                 f"search space {name}: expected a non-empty list of choices, got "
@@ -151,13 +155,13 @@ class Categorical:
                     "boolean or None."
                 )
 
-    def corners(self):
+    def corners(self) -> list[Any]:
         return list(self.choices)
 
-    def suggest(self, trial, name):
+    def suggest(self, trial: Any, name: str) -> Any:
         return trial.suggest_categorical(name, list(self.choices))
 
-    def describe(self):
+    def describe(self) -> str:
         return "one of " + ", ".join(repr(c) for c in self.choices)
 
 
@@ -180,17 +184,17 @@ class Search:
         enqueue: parameter dicts to try first (e.g. the current best instance's).
     """
 
-    base: dict
-    space: dict
+    base: dict[str, Any]
+    space: dict[str, Float | Int | Categorical]
     n_trials: int = 20
     timeout: float | None = None
     sampler: str = "tpe"
     pruner: str = "median"
     seed: int = 0
     startup_trials: int = 3
-    enqueue: list = dataclasses.field(default_factory=list)
+    enqueue: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
-    def check(self, resolve):
+    def check(self, resolve: Callable[[str, dict[str, Any]], dict[str, Any]]) -> None:
         """Checks the search before anything runs.
 
         Args:
@@ -234,11 +238,11 @@ class Search:
             resolve("search", {**self.base, **values, "comment_1": "search",
                                "comment_2": ""})
 
-    def _corner_samples(self):
+    def _corner_samples(self) -> list[dict[str, Any]]:
         """Parameter dicts that take every bound of every dimension at least once, under
         every value of the categorical dimensions that others are conditional on."""
         keys = sorted({k for dim in self.space.values() for k in (dim.when or {})})
-        contexts = [{}]
+        contexts: list[dict[str, Any]] = [{}]
         for key in keys:
             dim = self.space.get(key)
             options = dim.corners() if dim is not None else [self.base.get(key)]
@@ -256,10 +260,10 @@ class Search:
                 samples.append(values)
         return samples
 
-    def sample(self, trial):
+    def sample(self, trial: Any) -> dict[str, Any]:
         """The trial's parameters: the base updated with the space's suggestions (conditional
         dimensions only when their condition holds, decided in dependency order)."""
-        values = {}
+        values: dict[str, Any] = {}
         pending = dict(self.space)
         while pending:
             ready = [n for n, d in pending.items()
@@ -275,7 +279,8 @@ class Search:
                     values[name] = dim.suggest(trial, name)
         return {**self.base, **values}
 
-    def describe(self, out, first_instance, metric, direction):
+    def describe(self, out: Callable[[str], object], first_instance: int, metric: str,
+                 direction: str) -> None:
         out(f"Search: {self.n_trials} trial(s), sampler {self.sampler} (seed {self.seed}), "
             f"pruner {self.pruner}; objective: mean over folds of validation {metric} "
             f"({direction}); trials become instances {first_instance}, "

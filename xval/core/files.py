@@ -8,11 +8,16 @@ are shared with colleagues, so what is written here gets the modes a plain `open
 `mkdir()` would give (0644 and 0755 under the usual umask 022).
 """
 
+from __future__ import annotations
+
 import json
 import math
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
 
 __all__ = [
     "atomic_write_bytes",
@@ -26,22 +31,22 @@ __all__ = [
 ]
 
 
-def current_umask():
+def current_umask() -> int:
     """Returns the process umask (read without changing it for long)."""
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
 
 
-def _file_mode():
+def _file_mode() -> int:
     return 0o666 & ~current_umask()
 
 
-def _dir_mode():
+def _dir_mode() -> int:
     return 0o777 & ~current_umask()
 
 
-def make_temp_file(folder, prefix, suffix=""):
+def make_temp_file(folder: str | Path, prefix: str, suffix: str = "") -> tuple[int, str]:
     """Creates an empty temporary file in `folder` with the umask's file mode.
 
     Args:
@@ -58,7 +63,7 @@ def make_temp_file(folder, prefix, suffix=""):
     return fd, path
 
 
-def make_temp_dir(folder, prefix):
+def make_temp_dir(folder: str | Path, prefix: str) -> Path:
     """Creates a temporary folder in `folder` with the umask's folder mode (not 0700).
 
     Args:
@@ -74,7 +79,7 @@ def make_temp_dir(folder, prefix):
     return path
 
 
-def atomic_write_bytes(path, data):
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Writes `data` to `path` through a temporary file, `fsync` and `os.replace`.
 
     Readers see the old file or the new one, never a half-written one. The file gets the
@@ -98,12 +103,12 @@ def atomic_write_bytes(path, data):
         raise
 
 
-def atomic_write_text(path, text):
+def atomic_write_text(path: str | Path, text: str) -> None:
     """Writes `text` (UTF-8) to `path` atomically; see `atomic_write_bytes`."""
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def _clean(value):
+def _clean(value: Any) -> Any:
     """JSON-ready copy: non-finite floats become `None`, NumPy scalars plain Python."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
@@ -117,7 +122,7 @@ def _clean(value):
     return value
 
 
-def atomic_write_json(path, obj):
+def atomic_write_json(path: str | Path, obj: Any) -> None:
     """Writes `obj` as indented JSON atomically, NaN and infinities as `null`.
 
     Args:
@@ -127,12 +132,12 @@ def atomic_write_json(path, obj):
     atomic_write_text(path, json.dumps(_clean(obj), indent=2, sort_keys=False))
 
 
-def read_json(path):
+def read_json(path: str | Path) -> Any:
     """Reads a JSON file (UTF-8)."""
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
-def lock(path):
+def lock(path: str | Path) -> FileLock:
     """An inter-process file lock (`filelock.FileLock`) for `path`, kept in `.locks/`.
 
     Args:
@@ -141,8 +146,6 @@ def lock(path):
     Returns:
         An unacquired `filelock.FileLock` (use it as a context manager).
     """
-    from filelock import FileLock
-
     path = Path(path)
     folder = path.parent / ".locks"
     folder.mkdir(parents=True, exist_ok=True)

@@ -12,20 +12,23 @@ every job, every recorded fold, and the end of the command.
 import contextlib
 import signal
 import threading
+from collections.abc import Iterator
+from types import FrameType
+from typing import Any
 
 # A plain flag, not a threading.Event: the handler runs in the main thread only, and a second
 # Ctrl-C may run it again inside the first (Event.set takes a lock that is not reentrant).
 _interrupted = False
 
 
-def _handler(signum, frame):
+def _handler(signum: int, frame: FrameType | None) -> None:
     global _interrupted
     _interrupted = True
     raise KeyboardInterrupt
 
 
 @contextlib.contextmanager
-def sticky_interrupts():
+def sticky_interrupts() -> Iterator[None]:
     """Makes Ctrl-C stick while the block runs (see the module docstring).
 
     Installed only in the main thread and only over Python's own SIGINT handler: an ignored
@@ -47,7 +50,7 @@ def sticky_interrupts():
         _interrupted = False
 
 
-def raise_if_interrupted():
+def raise_if_interrupted() -> None:
     """Raises `KeyboardInterrupt` if a Ctrl-C arrived inside `sticky_interrupts`.
 
     Raises:
@@ -57,16 +60,16 @@ def raise_if_interrupted():
         raise KeyboardInterrupt
 
 
-def interrupt_check():
+def interrupt_check() -> Any:
     """A Keras callback that calls `raise_if_interrupted` after every training batch.
 
     Returns:
         A `keras.callbacks.Callback`.
     """
-    import keras
+    import keras  # noqa: PLC0415  (only once the backend is set)
 
     class InterruptCheck(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch, logs=None):
+        def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
             raise_if_interrupted()
 
     return InterruptCheck()

@@ -11,7 +11,7 @@ import os
 __all__ = ["quiet_framework_logs"]
 
 
-def quiet_framework_logs(verbose=False, backend=None):
+def quiet_framework_logs(verbose: bool = False, backend: str | None = None) -> None:
     """Silences TensorFlow's C++ log lines and absl's warnings, unless `verbose`.
 
     Sets `TF_CPP_MIN_LOG_LEVEL=2` (errors only) when it is not already set, which must
@@ -31,6 +31,6 @@ def quiet_framework_logs(verbose=False, backend=None):
     if backend is not None and backend != "tensorflow":
         os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     if importlib.util.find_spec("absl") is not None:
-        from absl import logging as absl_logging
+        from absl import logging as absl_logging  # noqa: PLC0415  (comes with TensorFlow)
 
         absl_logging.set_verbosity(absl_logging.ERROR)

@@ -378,9 +378,9 @@ def _check_metrics(result: FoldResult, ranges: Mapping[str, tuple[float, float]]
                     return (f"its {split} {name} is {value!r}, outside the valid range "
                             f"[{low}, {high}]")
     if result.history is not None:
-        for name, values in result.history.items():
-            if not isinstance(values, list):
-                return f"its history of {name} is {type(values).__name__}, not a list"
+        for name, curve in result.history.items():
+            if not isinstance(curve, list):
+                return f"its history of {name} is {type(curve).__name__}, not a list"
     return ""
 
 

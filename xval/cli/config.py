@@ -1,0 +1,109 @@
+"""`python -m xval config`: the effective configuration, each value with where it comes from.
+
+    python -m xval config                               # package defaults < config.ini
+    python -m xval config --defaults                    # the package defaults, with help
+    python -m xval config experiments/exp1.py --instance 3 --set epochs=5
+                                                        # ... < experiment < instance < --set
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+from pathlib import Path
+
+from xval.config import schema
+from xval.config.effective import format_settings, settings
+from xval.config.loader import Config, find_config, load_config
+from xval.config.params import parse_instance, parse_override, resolve
+from xval.core.errors import ConfigurationError
+from xval.running.experiment import Experiment
+
+
+def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+    """Adds the `config` subcommand to `python -m xval`."""
+    p = sub.add_parser(
+        "config", parents=parents,
+        help="print the effective configuration, each value with where it comes from",
+        description="Prints every setting and its source: the package default, the config "
+                    "file, and with an experiment script its parameters, an instance and "
+                    "--set.")
+    p.add_argument("experiment", nargs="?", metavar="EXPERIMENT.py",
+                   help="an experiment script: show an instance's training parameters too")
+    p.add_argument("--instance", type=int, metavar="K",
+                   help="with EXPERIMENT.py: the instance to show (default: its first)")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="with EXPERIMENT.py: a parameter override, as for the experiment")
+    p.add_argument("--config", help="config.ini (default: found as for experiments)")
+    p.add_argument("--defaults", action="store_true",
+                   help="print the package defaults as a commented config.ini")
+
+
+def main_config(args: argparse.Namespace) -> int:
+    """Runs `python -m xval config`; returns the exit code."""
+    if args.defaults:
+        if args.experiment or args.instance is not None or args.set:
+            raise ConfigurationError("--defaults prints the package defaults alone; give no "
+                                     "experiment, --instance or --set with it.")
+        print(schema.render(header="The package defaults (xval.config.schema). A config.ini "
+                                   "holds only what differs from them."), end="")
+        return 0
+    if args.experiment is None and (args.instance is not None or args.set):
+        raise ConfigurationError("--instance and --set need an EXPERIMENT.py.")
+    experiment = _load_experiment(Path(args.experiment)) if args.experiment else None
+    config = _load(args.config, experiment)
+    print(f"# config file: {config.path or 'none (package defaults)'}")
+    if experiment is None:
+        print(format_settings(settings(config)))
+        return 0
+    print(format_settings(_instance_settings(experiment, config, args)))
+    return 0
+
+
+def _load(path: str | None, experiment: Experiment | None) -> Config:
+    if path:
+        return load_config(path)
+    if experiment is not None and experiment.config_path:
+        return load_config(experiment.config_path)
+    try:
+        return load_config(find_config(experiment.script if experiment else None))
+    except ConfigurationError:
+        return load_config(None)
+
+
+def _instance_settings(experiment: Experiment, config: Config,
+                       args: argparse.Namespace) -> list:
+    import architectures  # noqa: PLC0415  (imports Keras: after the backend is chosen)
+
+    if not experiment.instances:
+        raise ConfigurationError(f"{args.experiment} declares no instances.")
+    k = sorted(experiment.instances)[0] if args.instance is None else args.instance
+    if k not in experiment.instances:
+        raise ConfigurationError(f"--instance {k}: the experiment declares instances "
+                                 f"{sorted(experiment.instances)}.")
+    overrides = dict(parse_override(text) for text in args.set)
+    params = resolve(k, experiment.instances[k], training_defaults=config.training,
+                     architectures=architectures, experiment_params=experiment.parameters,
+                     overrides=overrides, task_type=experiment.task_type)
+    layers = [("experiment parameters", parse_instance(experiment.parameters, "parameters")),
+              (f"instance {k}", parse_instance(experiment.instances[k], f"instance {k}")),
+              ("--set", overrides)]
+    print(f"# {args.experiment}: instance {k} ({experiment.task_type})")
+    return settings(config, params=params, layers=layers)
+
+
+def _load_experiment(path: Path) -> Experiment:
+    """The `experiment` an experiment script declares (its `main()` does not run)."""
+    if not path.is_file():
+        raise ConfigurationError(f"{path}: no such experiment script.")
+    spec = importlib.util.spec_from_file_location(f"_xval_config_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise ConfigurationError(f"{path} is not a Python file.")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    experiment = getattr(module, "experiment", None)
+    if not isinstance(experiment, Experiment):
+        raise ConfigurationError(f"{path} defines no `experiment = Experiment(...)`.")
+    return experiment
