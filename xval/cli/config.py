@@ -9,10 +9,8 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import sys
-from pathlib import Path
 
+from xval.cli.scripts import load_experiment
 from xval.config import schema
 from xval.config.effective import format_settings, settings
 from xval.config.loader import Config, find_config, load_config
@@ -51,7 +49,7 @@ def main_config(args: argparse.Namespace) -> int:
         return 0
     if args.experiment is None and (args.instance is not None or args.set):
         raise ConfigurationError("--instance and --set need an EXPERIMENT.py.")
-    experiment = _load_experiment(Path(args.experiment)) if args.experiment else None
+    experiment = load_experiment(args.experiment) if args.experiment else None
     config = _load(args.config, experiment)
     print(f"# config file: {config.path or 'none (package defaults)'}")
     if experiment is None:
@@ -93,17 +91,3 @@ def _instance_settings(experiment: Experiment, config: Config,
     return settings(config, params=params, layers=layers)
 
 
-def _load_experiment(path: Path) -> Experiment:
-    """The `experiment` an experiment script declares (its `main()` does not run)."""
-    if not path.is_file():
-        raise ConfigurationError(f"{path}: no such experiment script.")
-    spec = importlib.util.spec_from_file_location(f"_xval_config_{path.stem}", path)
-    if spec is None or spec.loader is None:
-        raise ConfigurationError(f"{path} is not a Python file.")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    experiment = getattr(module, "experiment", None)
-    if not isinstance(experiment, Experiment):
-        raise ConfigurationError(f"{path} defines no `experiment = Experiment(...)`.")
-    return experiment

@@ -5,6 +5,8 @@ import os
 import sys
 from pathlib import Path
 
+from xval.cli import config as cli_config
+from xval.cli import init as cli_init
 from xval.cli.inference import main_detect, main_embed, main_evaluate, main_predict
 from xval.core.errors import XvalError
 
@@ -139,11 +141,18 @@ def main(argv=None):
     p.add_argument("--out", required=True, help="output .npy (rows) + .csv (row index)")
     p.add_argument("--dataset-info", help="dataset.json with the feature parameters")
     p.add_argument("--config", help="config.ini whose [backend] to use")
+    cli_config.add_parser(sub, [flags])
+    cli_init.add_parser(sub, [flags])
     args = parser.parse_args(argv)
     quiet_framework_logs(verbose=args.verbose)
     try:
         if args.quiet and args.verbose:
             raise XvalError("Give -q/--quiet or -v/--verbose, not both.")
+        if args.command == "config":
+            return cli_config.main_config(args)
+        if args.command == "init":
+            choose_backend(None)
+            return cli_init.main_init(args)
         if args.command == "report":
             return _report(args)
         choose_backend(args.config)

@@ -1,0 +1,206 @@
+"""`python -m xval init AUDIO_DIR`: from a folder of audio to an experiment ready to run.
+
+Steps: find the labels and items (class sub-folders, a known or given file-name pattern, or
+a CSV manifest), write a minimal `config.ini` (when the project has none), build the feature
+store, write `experiments/<name>.py` in the house style, run its dry run (the plan and the
+data checks), and print the one command that runs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from preprocessing import sources
+from preprocessing.build import build_store, feature_params
+from preprocessing.store import FeatureStore
+from xval.cli.scripts import SCRIPT, load_experiment
+from xval.config import schema
+from xval.config.loader import Config, load_config
+from xval.core.errors import ConfigurationError, DatasetError
+
+PRESETS = {"fsdd": sources.FSDD_PATTERN, "ravdess": sources.RAVDESS_PATTERN,
+           "speaker-id": sources.SPEAKER_ID_PATTERN}
+MAX_FOLDS = 5
+CONFIG_HEADER = ("Written by `python -m xval init`: only what differs from the package "
+                 "defaults.\n`python -m xval config` prints every setting and where it "
+                 "comes from.")
+
+
+def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+    """Adds the `init` subcommand to `python -m xval`."""
+    p = sub.add_parser(
+        "init", parents=parents,
+        help="from a folder of audio: config.ini, feature store, experiment script, dry run",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("audio", metavar="AUDIO_DIR", help="the folder of audio files")
+    p.add_argument("--name", help="dataset and script name (default: the folder's name)")
+    p.add_argument("--pattern", help="regex over relative paths with (?P<label>..) and "
+                                     "(?P<item>..), or a preset: fsdd, ravdess, speaker-id "
+                                     "(default: class sub-folders, else a preset that fits)")
+    p.add_argument("--label-map", help="with --pattern: preset (ravdess) or CODE=NAME,...")
+    p.add_argument("--item-pattern", help="with class sub-folders: regex with (?P<item>..) "
+                                          "over relative paths (the speaker, session, ...)")
+    p.add_argument("--manifest", help="a CSV manifest of the files (path, label, item columns)")
+    p.add_argument("--folds", type=int, help=f"folds over items (default: the items, at most "
+                                             f"{MAX_FOLDS})")
+    p.add_argument("--project", default=".", help="the project folder (default: here)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a store or script of the same name")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def main_init(args: argparse.Namespace) -> int:
+    """Runs `python -m xval init`; returns the exit code."""
+    audio = Path(args.audio).expanduser().resolve()
+    if not audio.is_dir():
+        raise DatasetError(f"AUDIO_DIR {args.audio!r} is not a folder; give the folder that "
+                           "holds your audio files.")
+    project = Path(args.project).resolve()
+    name = _name(args.name or audio.name)
+    config_path, config = _config(project)
+    script = project / "experiments" / f"{name}.py"
+    if script.exists() and not args.overwrite:
+        raise ConfigurationError(f"{script} exists; choose another --name or pass --overwrite.")
+    rows, skipped, how = _rows(audio, args)
+    _check_rows(rows, how)
+    folds = _folds(rows, args.folds)
+    print(f"Found {len(rows)} files in {audio}: {rows['label'].nunique()} classes, "
+          f"{rows['item'].nunique()} items ({how}).")
+    store, summary = build_store(
+        rows, config.data_dir / name, params=feature_params(config),
+        workers=config.features["workers"], overwrite=args.overwrite, skipped=skipped,
+        progress=not args.no_progress, info={"source": f"python -m xval init {audio}"})
+    print(f"Wrote the store {store.path}: {summary['rows']} rows, "
+          f"{len(summary['skipped'])} file(s) skipped.")
+    _write_script(script, store, rows, folds, how, audio, config, project)
+    print(f"Wrote {script.relative_to(project)} and {config_path.relative_to(project)}.\n")
+    experiment = load_experiment(script)
+    outcome = experiment.run(dry_run=True, config=config)
+    if outcome.exit_code:
+        return outcome.exit_code
+    command = f"{_python()} {script.relative_to(project)}"
+    print(f"\nReady. Run the experiment with:\n\n    {command}\n")
+    return 0
+
+
+def _name(text: str) -> str:
+    name = re.sub(r"[^A-Za-z0-9_]+", "_", text).strip("_").lower()
+    if not name:
+        raise ConfigurationError(f"--name {text!r}: give a name of letters, digits or _.")
+    return name if not name[0].isdigit() else f"data_{name}"
+
+
+def _config(project: Path) -> tuple[Path, Config]:
+    """The project's config.ini, written with `[paths]` alone when it has none."""
+    path = project / "config.ini"
+    if not path.exists():
+        project.mkdir(parents=True, exist_ok=True)
+        path.write_text(schema.render({"paths": {"data_dir": "data",
+                                                 "results_dir": "results"}},
+                                      header=CONFIG_HEADER))
+    return path, load_config(path)
+
+
+def _rows(audio: Path, args: argparse.Namespace) -> tuple[pd.DataFrame, list, str]:
+    """The source rows, the skipped files, and how labels and items were found."""
+    if args.manifest:
+        rows, skipped = sources.manifest_source(args.manifest, root=audio,
+                                                item_column=_item_column(args.manifest))
+        return rows, skipped, f"manifest {args.manifest}"
+    if args.pattern:
+        label_map = sources.LABEL_MAPS.get(args.label_map or "", None) if args.label_map \
+            else (sources.LABEL_MAPS.get(args.pattern))
+        rows, skipped = sources.regex_source(audio, PRESETS.get(args.pattern, args.pattern),
+                                             label_map=label_map)
+        return rows, skipped, f"pattern {args.pattern}"
+    if any(p.is_dir() for p in audio.iterdir()):
+        rows, skipped = sources.folder_source(audio, item_pattern=args.item_pattern)
+        what = "class sub-folders" + (f", items by {args.item_pattern}" if args.item_pattern
+                                      else ", every file its own item")
+        return rows, skipped, what
+    for preset, pattern in PRESETS.items():
+        try:
+            rows, skipped = sources.regex_source(audio, pattern,
+                                                 label_map=sources.LABEL_MAPS.get(preset))
+        except DatasetError:
+            continue
+        if not skipped:
+            return rows, skipped, f"file names of the {preset} preset"
+    raise DatasetError(
+        f"{audio} has no class sub-folders and its file names fit no preset "
+        f"({', '.join(PRESETS)}). Put each class in its own folder, or give --pattern with "
+        "named groups, e.g. --pattern '(?P<label>[a-z]+)_(?P<item>spk\\d+)_\\d+\\.wav'.")
+
+
+def _item_column(manifest: str) -> str | None:
+    columns = pd.read_csv(manifest, nrows=0).columns
+    return "item" if "item" in columns else None
+
+
+def _check_rows(rows: pd.DataFrame, how: str) -> None:
+    """Refuses what cannot be cross-validated, before anything is written."""
+    if rows["label"].nunique() < 2:
+        raise DatasetError(f"Only one class ({rows['label'].iloc[0]!r}) was found ({how}); "
+                           "classification needs two or more.")
+    n_items = rows["item"].nunique()
+    if n_items < 3:
+        raise DatasetError(
+            f"{n_items} item(s) found ({how}); cross-validation over items needs at least 3 "
+            "(each fold tests one item, validates on another and trains on the rest). Give "
+            "items with --pattern's (?P<item>..) group or --item-pattern.")
+
+
+def _folds(rows: pd.DataFrame, wanted: int | None) -> int:
+    n_items = int(rows["item"].nunique())
+    if wanted is None:
+        return min(MAX_FOLDS, n_items)
+    if not 2 <= wanted <= n_items:
+        raise ConfigurationError(f"--folds {wanted}: expected 2 to {n_items} (the items "
+                                 "found; each fold tests at least one).")
+    return wanted
+
+
+def _write_script(script: Path, store: FeatureStore, rows: pd.DataFrame, folds: int, how: str,
+                  audio: Path, config: Config, project: Path) -> None:
+    classes = sorted(map(str, rows["label"].unique()))
+    shown = ", ".join(classes[:6]) + (", ..." if len(classes) > 6 else "")
+    relative = Path("experiments") / script.name
+    results = (config.results_dir / store.path.name / "experiment_1")
+    summary = (f"Written by `python -m xval init` from {audio}: {len(rows)} files, "
+               f"{len(classes)} classes ({shown}), {rows['item'].nunique()} items ({how}). "
+               "Folds never split an item, so the test score says how well a model does on "
+               "items it has never seen.")
+    values: dict[str, Any] = {
+        "number": 1, "question": f"which model recognises the classes of {audio.name} on "
+                                 "items it has never seen?",
+        "summary": "\n".join(textwrap.wrap(summary, width=88, break_on_hyphens=False)),
+        "script": relative, "results": _shown(results, project),
+        "description": json.dumps(f"{audio.name}: first models"),
+        "dataset": json.dumps(store.path.name), "num_folds": folds,
+        "task_type": json.dumps("classification")}
+    script.parent.mkdir(parents=True, exist_ok=True)
+    script.write_text(SCRIPT.format(**values))
+
+
+def _shown(path: Path, project: Path) -> str:
+    try:
+        return str(path.relative_to(project))
+    except ValueError:
+        return str(path)
+
+
+def _python() -> str:
+    """How to call this Python in the printed command (the project's .venv when it is it)."""
+    exe = Path(sys.executable)
+    try:
+        return str(exe.relative_to(Path.cwd()))
+    except ValueError:
+        return "python"

@@ -1,0 +1,69 @@
+"""Experiment scripts as the command lines meet them: load one's declaration, write one."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from pathlib import Path
+
+from xval.core.errors import ConfigurationError
+from xval.running.experiment import Experiment
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    """The `experiment` an experiment script declares (its `main()` does not run: the script
+    is imported, not run as `__main__`).
+
+    Raises:
+        ConfigurationError: when the file is missing or declares no `experiment`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigurationError(f"{path}: no such experiment script.")
+    name = "_xval_script_" + re.sub(r"\W", "_", path.stem)
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ConfigurationError(f"{path} is not a Python file.")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    experiment = getattr(module, "experiment", None)
+    if not isinstance(experiment, Experiment):
+        raise ConfigurationError(f"{path} defines no `experiment = Experiment(...)`.")
+    return experiment
+
+
+SCRIPT = '''"""Experiment {number}: {question}
+
+{summary}
+
+    python {script}                # every instance
+    python {script} 2 2            # instance 2 only
+    python {script} --dry-run      # the plan and the data checks, nothing trained
+    python -m xval report {results}
+
+Instance 1 uses the package defaults (`python -m xval config {script}` shows them);
+add instances below to compare architectures or parameters.
+"""
+
+from xval import Experiment
+
+experiment = Experiment(
+    description={description},
+    dataset={dataset},
+    number={number},
+    num_folds={num_folds},
+    task_type={task_type},
+)
+
+experiment[1] = {{"architecture": "example_cnn", "reshaping_type": "conv",
+                 "comment_1": "small CNN", "comment_2": "package defaults"}}
+experiment[2] = {{"architecture": "mlp", "reshaping_type": "none",
+                 "comment_1": "MLP", "comment_2": "no convolutions"}}
+
+if __name__ == "__main__":
+    experiment.main()
+'''
+"""The experiment script `init` writes (a keras-io style example: docstring, settings,
+instances, one call)."""
