@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from xval.cli.scripts import load_experiment
 from xval.config import schema
@@ -63,7 +64,7 @@ def _load(path: str | None, experiment: Experiment | None) -> Config:
     if path:
         return load_config(path)
     if experiment is not None and experiment.config_path:
-        return load_config(experiment.config_path)
+        return load_config(Path(experiment.config_path))
     try:
         return load_config(find_config(experiment.script if experiment else None))
     except ConfigurationError:
