@@ -8,7 +8,7 @@ TORCH ?= torch==2.13.0
 # Exact versions the tests passed with: a fresh install reproduces them.
 CONSTRAINTS := -c constraints.txt
 
-.PHONY: run test demo lint bench clean-results
+.PHONY: run test demo lint docs bench clean-results
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -21,9 +21,9 @@ $(VENV)/.installed-run: pyproject.toml constraints.txt | $(PY)
 	touch $@
 
 # Test install: both backends the tests exercise (torch and tensorflow), audio augmentation,
-# Ray, Optuna, MLflow, pytest, ruff.
+# Ray, Optuna, MLflow, pytest, ruff, and MkDocs for the documentation site.
 $(VENV)/.installed-test: pyproject.toml constraints.txt $(VENV)/.installed-run
-	$(PIP) install -e ".[torch,tensorflow,augment,ray,search,mlflow,test]" $(CONSTRAINTS)
+	$(PIP) install -e ".[torch,tensorflow,augment,ray,search,mlflow,test,docs]" $(CONSTRAINTS)
 	touch $@
 
 data/demo/dataset.json: | $(VENV)/.installed-run
@@ -43,6 +43,11 @@ lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
+
+# The documentation site (docs/, mkdocs.yml) into site/; --strict: a warning (a broken link, a
+# module the API reference names that moved) fails the build. `mkdocs serve` to browse it.
+docs: $(VENV)/.installed-test
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 bench: $(VENV)/.installed-test
 	$(PY) -m benchmarks.feature_extraction
