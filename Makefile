@@ -8,7 +8,7 @@ TORCH ?= torch==2.13.0
 # Exact versions the tests passed with: a fresh install reproduces them.
 CONSTRAINTS := -c constraints.txt
 
-.PHONY: run test demo lint docs bench clean-results
+.PHONY: install run test demo lint docs bench clean-results
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ $(VENV)/.installed-run: pyproject.toml constraints.txt | $(PY)
 $(VENV)/.installed-test: pyproject.toml constraints.txt $(VENV)/.installed-run
 	$(PIP) install -e ".[torch,tensorflow,augment,ray,search,mlflow,test,docs]" $(CONSTRAINTS)
 	touch $@
+
+# The runtime environment alone (what `python -m xval init` and experiment scripts need).
+install: $(VENV)/.installed-run
 
 data/demo/dataset.json: | $(VENV)/.installed-run
 	$(PY) -m preprocessing demo --data-dir data
