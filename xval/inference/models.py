@@ -45,7 +45,7 @@ def dataset_info_for(model_path, info_path=None):
     )
 
 
-def extractextract_features(files, params):
+def extract_features(files, params):
     out = []
     for path in files:
         result = extract_file(path, params)
