@@ -94,7 +94,7 @@ class InstanceResult:
         self.params_record, params_problem = self._read_params()
         self.params: dict[str, Any] = dict(self.params_record.params) \
             if self.params_record is not None else {}
-        records, invalid = self._read_folds(num_folds)
+        records, invalid = self._read_folds()
         if num_folds is None:
             num_folds = self._num_folds(records, invalid)
         records = {i: r for i, r in records.items() if i < num_folds}
@@ -135,8 +135,7 @@ class InstanceResult:
                           f"not instance {self.id}'s")
         return record, ""
 
-    def _read_folds(self, num_folds: int | None) -> tuple[dict[int, FoldResult],
-                                                           dict[int, str]]:
+    def _read_folds(self) -> tuple[dict[int, FoldResult], dict[int, str]]:
         """Every `fold_<i>.json` as a record, or why it is not one."""
         records: dict[int, FoldResult] = {}
         invalid: dict[int, str] = {}
