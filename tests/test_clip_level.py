@@ -3,29 +3,29 @@ segment scores the same at both levels, and means and paired tests never drop it
 
 import pytest
 
-from xval.report.results import level_metrics, summarize
+from xval.core.records import FoldResult, InstanceSummary
 
 
 def _fold(i, segment, clip=None):
     metrics = {s: {"accuracy": segment, "loss": 1.0} for s in ("train", "val", "test")}
-    fold = {"fold": i, "status": "ok", "metrics": metrics}
+    fold = {"instance": 1, "fold": i, "status": "ok", "metrics": metrics}
     if clip is not None:
         fold["clip_metrics"] = {s: {"accuracy": clip, "loss": 1.0}
                                 for s in ("train", "val", "test")}
-    return fold
+    return FoldResult.from_dict(fold)
 
 
 def test_summary_clip_level_falls_back_to_segments_for_single_segment_folds():
     folds = [_fold(0, 0.5, clip=0.9), _fold(1, 0.6), _fold(2, 0.7)]
-    summary = summarize(folds, 3)
-    clip = summary["metrics"]["clip"]["test"]["accuracy"]
-    assert clip["n"] == 3
-    assert clip["mean"] == pytest.approx((0.9 + 0.6 + 0.7) / 3)
-    assert summary["metrics"]["segment"]["test"]["accuracy"]["mean"] == pytest.approx(0.6)
-    assert level_metrics(folds[1], "clip") is folds[1]["metrics"]
-    assert level_metrics(folds[0], "clip") is folds[0]["clip_metrics"]
+    summary = InstanceSummary.from_folds(folds, 3)
+    clip = summary.metrics["clip"]["test"]["accuracy"]
+    assert clip.n == 3
+    assert clip.mean == pytest.approx((0.9 + 0.6 + 0.7) / 3)
+    assert summary.metric("accuracy", "test") == pytest.approx(0.6)
+    assert folds[1].level_metrics("clip") is folds[1].metrics
+    assert folds[0].level_metrics("clip") is folds[0].clip_metrics
     # Without any clip metrics there is no clip level at all.
-    assert "clip" not in summarize([_fold(0, 0.5), _fold(1, 0.6)], 2)["metrics"]
+    assert "clip" not in InstanceSummary.from_folds([_fold(0, 0.5), _fold(1, 0.6)], 2).metrics
 
 
 def test_every_fold_of_a_segmented_store_records_clip_metrics(store, tmp_path):

@@ -145,8 +145,8 @@ def test_executor_runs_every_job_and_a_failing_fold_stops_its_instance_only(
     assert folds_on_disk(config, 2) == [0, 1, 2]
     inst = outcome.results[2]
     assert inst.status == "complete"
-    assert all(f["backend"] == "torch" and f["device"] == "cpu" for f in inst.folds)
-    assert all(f["model_size"] > 0 and len(f["model_sha256"]) == 64 for f in inst.folds)
+    assert all(f.backend == "torch" and f.device == "cpu" for f in inst.folds)
+    assert all(f.model_size > 0 and len(f.model_sha256) == 64 for f in inst.folds)
     # The failing instance.
     ran = folds_on_disk(config, 1)
     # At most the folds that were already running when the first failure came back.

@@ -389,8 +389,8 @@ def test_refit_with_val_scores_the_test_items_with_a_model_trained_on_train_and_
     assert refit.timings["fit_seconds"] > refit.refit["timings"]["fit_seconds"]
     from xval.report.stats import fold_test_train_ratio
 
-    assert fold_test_train_ratio([refit.to_dict()]) == pytest.approx(per_item / (5 * per_item))
-    assert fold_test_train_ratio([plain.to_dict()]) == pytest.approx(per_item / (3 * per_item))
+    assert fold_test_train_ratio([refit]) == pytest.approx(per_item / (5 * per_item))
+    assert fold_test_train_ratio([plain]) == pytest.approx(per_item / (3 * per_item))
 
 
 def test_refit_with_val_refuses_an_embedding_classifier():

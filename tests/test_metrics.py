@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from xval.report.results import summarize
+from xval.core.records import FoldResult, InstanceSummary
 from xval.tasks.metrics import classification_metrics, pool_by_clip, regression_metrics, softmax
 
 
@@ -45,11 +45,13 @@ def test_summarize_status_and_pooled_confusion():
     fold = {"status": "ok", "best_epoch": 2, "timings": {"total_seconds": 1.0},
             "metrics": {s: {"accuracy": 0.5, "loss": 1.0, "confusion_matrix": [[1, 0], [0, 1]]}
                         for s in ("train", "val", "test")}, "clip_metrics": None}
-    two = [dict(fold, fold=0), dict(fold, fold=1)]
-    s = summarize(two, 2)
+    two = [FoldResult.from_dict(dict(fold, instance=1, fold=i)) for i in range(2)]
+    s = InstanceSummary.from_folds(two, 2).to_dict()
     assert s["status"] == "complete" and s["confusion_matrix"]["segment"] == [[2, 0], [0, 2]]
     assert s["metrics"]["segment"]["test"]["accuracy"] == {"mean": 0.5, "std": 0.0,
                                                            "ci95": 0.0, "n": 2}
-    assert summarize(two[:1], 2)["status"] == "partial"
-    failed = summarize([two[0], {"status": "failed", "message": "boom", "fold": 1}], 2)
-    assert failed["status"] == "failed" and failed["message"] == "boom"
+    assert InstanceSummary.from_folds(two[:1], 2).status == "partial"
+    boom = FoldResult.from_dict({"status": "failed", "message": "boom", "instance": 1,
+                                 "fold": 1})
+    failed = InstanceSummary.from_folds([two[0], boom], 2)
+    assert failed.status == "failed" and failed.message == "boom"

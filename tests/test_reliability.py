@@ -7,7 +7,8 @@ import pytest
 from tests.conftest import run_script, write_script
 from xval import Experiment
 from xval.core.errors import ConfigurationError, ResultsConflictError
-from xval.report.results import ExperimentResults, lock
+from xval.core.files import lock
+from xval.report.results import ExperimentResults
 
 BASE = {"architecture": "mlp", "reshaping_type": "none", "comment_1": "c1", "comment_2": "c2",
         "hidden_units": 8, "num_layers": 1, "epochs": 3, "batch_size": 16}

@@ -13,7 +13,10 @@ from tests.conftest import ROOT, tiny_store
 from xval import Experiment, ExperimentResults
 from xval.config.selection import metric_direction
 from xval.core.errors import ConfigurationError
+from xval.core.records import FoldResult, InstanceSummary
 from xval.report.stats import corrected_resampled_ttest, fold_test_train_ratio, mean_ci
+from xval.report.tables import report_note, selection_level
+from xval.report.terminal import terminal_table
 from xval.report.workbook import (
     BEST_FILL,
     FAILED_FONT,
@@ -22,7 +25,6 @@ from xval.report.workbook import (
     SELECTED_FILL,
     TIED_FILL,
     build_workbook,
-    terminal_table,
 )
 
 BASE = ['architecture="example_cnn"', 'reshaping_type="conv"', "filters=4"]
@@ -54,6 +56,13 @@ def classification_run(tmp_path_factory):
     outcome = exp.run(config=config, out=lines.append)
     exp_dir = config.results_dir / "tiny" / "experiment_3"
     return config, exp_dir, outcome, "\n".join(lines)
+
+
+def write_manifest(exp_dir, num_folds):
+    """A `folds.json` of `num_folds` folds, as the planner writes it."""
+    folds = [{"train": ["a", "b"], "val": ["c", "d"], "test": ["e"]}] * num_folds
+    (exp_dir / "folds.json").write_text(json.dumps(
+        {"splitter": "by hand", "dataset_hash": None, "folds": folds, "hash": "0"}))
 
 
 def _fill(cell):
@@ -252,21 +261,21 @@ def test_workbook_statistics_sheet(classification_run):
                       f"test diff vs {best.id}", "diff 95% CI low (corrected)",
                       "diff 95% CI high (corrected)", "t (corrected)", "p (corrected)",
                       "verdict"]
-    ref = [f["clip_metrics"]["test"]["accuracy"] for f in best.folds]
+    ref = [f.clip_metrics["test"]["accuracy"] for f in best.folds]
     for row in ws.iter_rows(min_row=2, max_row=5):
         values = [c.value for c in row]
         r = results[values[0]]
         if r.status != "complete":
             assert values[2] == 0
             continue
-        test = [f["clip_metrics"]["test"]["accuracy"] for f in r.folds]
+        test = [f.clip_metrics["test"]["accuracy"] for f in r.folds]
         mean, half = mean_ci(test)
         assert values[5] == pytest.approx(mean) and values[6] == pytest.approx(half)
         if r.id == best.id:
             assert values[12] == "selected"
             assert all(_fill(c) == SELECTED_FILL for c in row)
             continue
-        ratio = np.mean([f["n_rows"]["test"] / f["n_rows"]["train_original"]
+        ratio = np.mean([f.n_rows["test"] / f.n_rows["train_original"]
                          for f in r.folds + best.folds])
         result = corrected_resampled_ttest(test, ref, ratio)
         for k, expected in zip(range(7, 12), (result.mean_difference, result.ci_low,
@@ -310,7 +319,7 @@ def test_workbook_embeds_the_plots_selected_instance_first(classification_run, t
 
     from PIL import Image
 
-    from xval.report import workbook as report
+    from xval.report.workbook import plots as report
 
     _, exp_dir, _, _ = classification_run
     wb = load_workbook(exp_dir / "experiment_3.xlsx")
@@ -345,6 +354,41 @@ def test_workbook_embeds_the_plots_selected_instance_first(classification_run, t
     assert note.value.endswith(f"{broken.parent.parent.name}/plots/broken.png")
 
 
+def test_a_sheet_registered_outside_the_package_is_built(classification_run, tmp_path):
+    """Where to add a workbook sheet: one module + `@register_sheet` (here, this test)."""
+    from xval.report.workbook import register_sheet, registered_sheets, unregister_sheet
+
+    config, exp_dir, _, _ = classification_run
+
+    @register_sheet("Seconds", order=45)  # between Folds (40) and Parameters (50)
+    def seconds(sheet, context):
+        sheet.append(["ID", "status", "seconds", "selected"])
+        for r in context.results:
+            sheet.append([r.id, r.status, r.summary.seconds, r.id == context.selected_id])
+
+    try:
+        assert register_sheet("Seconds", order=45)(seconds) is seconds  # the same: no-op
+        with pytest.raises(ValueError, match="'Seconds' is already registered"):
+            register_sheet("Seconds", order=1)(lambda sheet, context: None)
+        with pytest.raises(ValueError, match="expected 1 to 31 characters"):
+            register_sheet("a/b", order=1)
+        book = load_workbook(build_workbook(exp_dir, config=config,
+                                            path=tmp_path / "toy.xlsx"))
+    finally:
+        unregister_sheet("Seconds")
+    assert book.sheetnames == ["Summary", "Metrics", "Statistics", "Folds", "Seconds",
+                               "Parameters", "Plots"]
+    rows = list(book["Seconds"].iter_rows(values_only=True))
+    results = ExperimentResults(exp_dir)
+    best = results.best("accuracy", "val", level="auto")
+    assert rows[0] == ("ID", "status", "seconds", "selected")
+    assert rows[1:] == [(r.id, r.status, pytest.approx(r.summary.seconds), r.id == best.id)
+                        for r in results]
+    assert "Seconds" not in [spec.name for spec in registered_sheets()]
+    with pytest.raises(ValueError, match="No workbook sheet named 'Seconds'"):
+        unregister_sheet("Seconds")
+
+
 def test_plot_display_size_half_of_wide_plots_capped():
     from xval.report.workbook import plot_display_size
 
@@ -362,11 +406,11 @@ def test_per_fold_f1_matches_scikit_learn(classification_run):
 
     _, exp_dir, _, _ = classification_run
     instance = ExperimentResults(exp_dir)[1]
-    f1 = per_fold_f1(instance.folds)
-    classes = instance.folds[0]["classes"]
+    f1 = per_fold_f1([f.to_dict() for f in instance.folds])
+    classes = instance.folds[0].classes
     assert f1.shape == (3, len(classes))
     for fold, row in zip(instance.folds, f1, strict=True):
-        table = pd.read_csv(exp_dir / "instance_1" / f"predictions_fold_{fold['fold']}.csv")
+        table = pd.read_csv(exp_dir / "instance_1" / f"predictions_fold_{fold.fold}.csv")
         expected = f1_score(table["label"], table["predicted"], labels=classes, average=None,
                             zero_division=0)
         np.testing.assert_allclose(row, expected)
@@ -481,17 +525,15 @@ def test_regression_workbook_and_plot(tmp_path):
 
 
 def test_report_note_segment_level_without_clips(tmp_path):
-    from xval.report.workbook import report_note
-
     folder = tmp_path / "experiment_1" / "instance_1"
     folder.mkdir(parents=True)
     # Two folds whose accuracies have mean 0.5 and std 0.1; the summary is computed from them.
     for i, value in enumerate((0.5 - 0.1 / 2 ** 0.5, 0.5 + 0.1 / 2 ** 0.5)):
-        fold = {"fold": i, "status": "ok", "items": {"train": ["a", "b"], "val": ["c", "d"],
-                                                     "test": ["e"]},
+        fold = {"instance": 1, "fold": i, "status": "ok",
+                "items": {"train": ["a", "b"], "val": ["c", "d"], "test": ["e"]},
                 "metrics": {s: {"accuracy": value} for s in ("train", "val", "test")}}
         (folder / f"fold_{i}.json").write_text(json.dumps(fold))
-    (tmp_path / "experiment_1" / "folds.json").write_text(json.dumps({"num_folds": 2}))
+    write_manifest(tmp_path / "experiment_1", 2)
     results = ExperimentResults(tmp_path / "experiment_1")
     assert "Report its test accuracy at segment level: 0.5000 ± 0.1000 (mean ± std over 2 " \
         "folds)" in report_note(results)
@@ -503,14 +545,14 @@ def _clip_results(tmp_path):
         folder = tmp_path / "experiment_1" / f"instance_{instance}"
         folder.mkdir(parents=True)
         for i, delta in enumerate((-0.01, 0.01)):
-            fold = {"fold": i, "status": "ok",
+            fold = {"instance": instance, "fold": i, "status": "ok",
                     "items": {"train": ["a", "b"], "val": ["c", "d"], "test": ["e"]},
                     "metrics": {s: {"accuracy": segment + delta} for s in ("train", "val",
                                                                            "test")},
                     "clip_metrics": {s: {"accuracy": clip + delta} for s in ("train", "val",
                                                                              "test")}}
             (folder / f"fold_{i}.json").write_text(json.dumps(fold))
-    (tmp_path / "experiment_1" / "folds.json").write_text(json.dumps({"num_folds": 2}))
+    write_manifest(tmp_path / "experiment_1", 2)
     return ExperimentResults(tmp_path / "experiment_1")
 
 
@@ -522,8 +564,6 @@ def test_best_auto_level_selects_on_clips_when_there_are_clips(tmp_path):
 
 
 def test_report_note_selects_and_reports_at_clip_level(tmp_path):
-    from xval.report.workbook import report_note
-
     note = report_note(_clip_results(tmp_path))
     assert note.startswith("Selected: instance 2, best validation accuracy (0.9500, clip level)")
     assert "Report its test accuracy at clip level: 0.9500 ± 0.0141 (mean ± std over 2 " \
@@ -534,11 +574,8 @@ def test_detection_windows_never_stand_in_for_recordings(tmp_path):
     """Detection instance 1 was scored before recordings were (windows only, the better
     window score); instance 2 has both. A window score is not a recording score: instance 1
     has no clip level, and the instances are compared on windows, with a note saying so."""
-    from xval.report.results import summarize
-    from xval.report.workbook import report_note, selection_level
-
-    def fold(i, window, recording=None):
-        out = {"fold": i, "status": "ok", "task_type": "detection",
+    def fold(i, window, recording=None, instance=1):
+        out = {"instance": instance, "fold": i, "status": "ok", "task_type": "detection",
                "items": {"train": ["a", "b"], "val": ["c", "d"], "test": ["e"]},
                "metrics": {s: {"event_f1": window} for s in ("train", "val", "test")}}
         if recording is not None:
@@ -550,8 +587,9 @@ def test_detection_windows_never_stand_in_for_recordings(tmp_path):
         folder = tmp_path / "experiment_1" / f"instance_{instance}"
         folder.mkdir(parents=True)
         for i, (window, recording) in enumerate(scores):
-            (folder / f"fold_{i}.json").write_text(json.dumps(fold(i, window, recording)))
-    (tmp_path / "experiment_1" / "folds.json").write_text(json.dumps({"num_folds": 2}))
+            (folder / f"fold_{i}.json").write_text(json.dumps(fold(i, window, recording,
+                                                                   instance)))
+    write_manifest(tmp_path / "experiment_1", 2)
     results = ExperimentResults(tmp_path / "experiment_1")
     assert results[1].metric("event_f1", "val", "clip") is None
     assert results.auto_level("event_f1") == "segment" == selection_level(results, "event_f1")
@@ -569,13 +607,18 @@ def test_detection_windows_never_stand_in_for_recordings(tmp_path):
         "window", "event_f1", "comment"]
     assert "* selected on validation event_f1 (recording level): instance 2" in table
     # An instance with folds of both kinds gets no clip level (not a mix of the two).
-    mixed = summarize([fold(0, 0.5), fold(1, 0.6, 0.9)], 2)
-    assert "clip" not in mixed["metrics"] and "segment" in mixed["metrics"]
+    folds = [FoldResult.from_dict(fold(0, 0.5)), FoldResult.from_dict(fold(1, 0.6, 0.9))]
+    mixed = InstanceSummary.from_folds(folds, 2, clip_falls_back=False)  # detection's
+    assert "clip" not in mixed.metrics and "segment" in mixed.metrics
     # Classification keeps its fallback: one segment per clip is the same score.
-    plain = [{**fold(0, 0.5), "task_type": "classification"},
-             {**fold(1, 0.6, 0.9), "task_type": "classification"}]
-    assert summarize(plain, 2)["metrics"]["clip"]["val"]["event_f1"]["mean"] == \
-        pytest.approx(0.7)
+    plain = InstanceSummary.from_folds(folds, 2, clip_falls_back=True)
+    assert plain.metric("event_f1", "val", "clip") == pytest.approx(0.7)
+    for i in range(2):  # as the report reads them: the task recorded in the fold files
+        path = tmp_path / "experiment_1" / "instance_2" / f"fold_{i}.json"
+        path.write_text(json.dumps({**fold(i, 0.5 + i / 10, 0.9 if i else None, 2),
+                                    "task_type": "classification"}))
+    reread = ExperimentResults(tmp_path / "experiment_1")[2]
+    assert reread.metric("event_f1", "val", "clip") == pytest.approx(0.7)
 
 
 def test_terminal_table_clip_score_first_and_std_labelled(tmp_path):
@@ -594,7 +637,8 @@ def test_terminal_table_without_clips_labels_std(tmp_path):
     folder = tmp_path / "experiment_1" / "instance_1"
     folder.mkdir(parents=True)
     for i, value in enumerate((0.4, 0.6)):
-        fold = {"fold": i, "status": "ok", "items": {"train": ["a"], "val": ["c"], "test": ["e"]},
+        fold = {"instance": 1, "fold": i, "status": "ok",
+                "items": {"train": ["a"], "val": ["c"], "test": ["e"]},
                 "metrics": {s: {"accuracy": value} for s in ("train", "val", "test")}}
         (folder / f"fold_{i}.json").write_text(json.dumps(fold))
     table = terminal_table(ExperimentResults(tmp_path / "experiment_1"), fmt="markdown")
@@ -612,11 +656,12 @@ def _embedding_results(tmp_path):
             block = {"accuracy": network + delta, "loss": 1.0}
             if embedding is not None:
                 block.update({"embedding_accuracy": embedding + delta, "embedding_loss": 0.3})
-            fold = {"fold": i, "status": "ok", "task_type": "classification",
+            fold = {"instance": instance, "fold": i, "status": "ok",
+                    "task_type": "classification",
                     "items": {"train": ["a", "b"], "val": ["c", "d"], "test": ["e"]},
                     "metrics": {s: dict(block) for s in ("train", "val", "test")}}
             (folder / f"fold_{i}.json").write_text(json.dumps(fold))
-    (tmp_path / "experiment_1" / "folds.json").write_text(json.dumps({"num_folds": 2}))
+    write_manifest(tmp_path / "experiment_1", 2)
     return ExperimentResults(tmp_path / "experiment_1")
 
 
@@ -712,10 +757,13 @@ def test_corrected_resampled_ttest_hand_computed():
 
 
 def test_fold_test_train_ratio_counts_original_rows():
-    new = {"status": "ok", "n_rows": {"train": 400, "train_original": 100, "val": 20,
-                                      "test": 50}}
-    old = {"status": "ok", "n_rows": {"train": 200, "val": 20, "test": 50}}
-    failed = {"status": "failed"}
+    def fold(**fields):
+        return FoldResult.from_dict({"instance": 1, "fold": 0, **fields})
+
+    new = fold(status="ok", n_rows={"train": 400, "train_original": 100, "val": 20,
+                                    "test": 50})
+    old = fold(status="ok", n_rows={"train": 200, "val": 20, "test": 50})
+    failed = fold(status="failed")
     # --augment 3 quadruples "train"; the correction uses the 100 original rows.
     assert fold_test_train_ratio([new]) == pytest.approx(0.5)
     assert fold_test_train_ratio([old]) == pytest.approx(0.25)  # files without the field
@@ -749,10 +797,12 @@ def test_mean_ci():
 
 def _fold_files(instance, folds, failed=()):
     instance.mkdir(parents=True)
-    (instance / "params.json").write_text(json.dumps({"comment_1": instance.parent.name}))
+    k = int(instance.name.split("_")[1])
+    (instance / "params.json").write_text(json.dumps(
+        {"instance": k, "hash": "", "params": {"comment_1": instance.parent.name}}))
     for i, item, accuracy in folds:
         (instance / f"fold_{i}.json").write_text(json.dumps({
-            "fold": i, "status": "failed" if i in failed else "ok",
+            "instance": k, "fold": i, "status": "failed" if i in failed else "ok",
             "items": {"train": ["a", "b"], "val": ["c"], "test": [item]},
             "n_rows": {"train": 100, "train_original": 100, "val": 25, "test": 25},
             "metrics": {"test": {"accuracy": accuracy, "recall": accuracy}}}))
@@ -800,7 +850,8 @@ def test_options_report_keeps_repeats_apart_when_a_fold_failed(tmp_path, capsys)
     for name, scores, failed in (("experiment_4", base, ()), ("experiment_9", mine, (0,))):
         (tmp_path / name).mkdir()
         (tmp_path / name / "folds.json").write_text(json.dumps(
-            {"folds": [{"train": ["a"], "val": ["b"], "test": [t]} for t in tests]}))
+            {"splitter": "by hand", "dataset_hash": None, "hash": "0",
+             "folds": [{"train": ["a"], "val": ["b"], "test": [t]} for t in tests]}))
         _fold_files(tmp_path / name / "instance_1",
                     list(zip(range(6), tests, scores)), failed)
     training_options.main([str(tmp_path / "experiment_9"), "--baseline-dir",

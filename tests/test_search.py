@@ -140,8 +140,8 @@ def test_pruning_stops_a_bad_trial_before_its_last_fold(config_path, config, sto
     assert [results[k].status for k in (1, 2)] == ["complete", "complete"]
     assert results[3].status == "pruned"
     trial = results[3].trial
-    assert trial["state"] == "pruned" and trial["pruned_at_fold"] == 0
-    assert [f["fold"] for f in results[3].folds] == [0]  # its finished fold is kept
+    assert trial.state == "pruned" and trial.pruned_at_fold == 0
+    assert [f.fold for f in results[3].folds] == [0]  # its finished fold is kept
     from openpyxl import load_workbook
 
     ws = load_workbook(config.results_dir / "tiny" / "experiment_1" / "experiment_1.xlsx")[

@@ -140,7 +140,8 @@ def test_toy_task_trains_records_and_is_reported(toy, tmp_path):
     recorded task_type and the report's selection metric."""
     from tests.conftest import write_config
     from xval.config.loader import load_config
-    from xval.report.workbook import report_note, summary_table
+    from xval.report.tables import report_note
+    from xval.report.workbook import summary_table
 
     config = load_config(write_config(tmp_path))
     store = tiny_store(config.data_dir, "toy", task_type="toy_mae", n_items=4,
@@ -169,13 +170,14 @@ def test_toy_task_trains_records_and_is_reported(toy, tmp_path):
 
 
 def _fold(i, metrics):
-    return {"fold": i, "status": "ok", "items": {"train": ["a"], "val": ["c"], "test": ["e"]},
+    return {"instance": 1, "fold": i, "status": "ok",
+            "items": {"train": ["a"], "val": ["c"], "test": ["e"]},
             "metrics": {s: dict(metrics) for s in ("train", "val", "test")}}
 
 
 def test_report_reads_task_type_from_params_json(tmp_path):
     """Fold files with both accuracy and rmse: the recorded task decides, not the names."""
-    from xval.report.workbook import report_note
+    from xval.report.tables import report_note
 
     exp_dir = tmp_path / "experiment_1"
     folder = exp_dir / "instance_1"
@@ -183,7 +185,9 @@ def test_report_reads_task_type_from_params_json(tmp_path):
     for i, value in enumerate((0.4, 0.6)):
         (folder / f"fold_{i}.json").write_text(
             json.dumps(_fold(i, {"accuracy": 0.9, "rmse": value})))
-    (exp_dir / "folds.json").write_text(json.dumps({"num_folds": 2}))
+    (exp_dir / "folds.json").write_text(json.dumps(
+        {"splitter": "by hand", "dataset_hash": None, "hash": "0",
+         "folds": [{"train": ["a"], "val": ["c"], "test": ["e"]}] * 2}))
     (folder / "params.json").write_text(json.dumps(
         {"instance": 1, "hash": "", "params": {}, "task_type": "regression"}))
     results = ExperimentResults(exp_dir)

@@ -39,6 +39,23 @@ def test_tracking_uri_folder_or_uri(tmp_path):
     assert tracking_uri(None)[0].endswith("/mlruns/mlflow.db")
 
 
+def _check_fold_runs(client, children, parent, inst):
+    """Each fold's child run holds its metrics, history and model, as its file says."""
+    for i, child in enumerate(children):
+        fold = json.loads((inst / f"fold_{i}.json").read_text())
+        assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert child.info.run_name == f"experiment_1/instance_1/fold_{i}"
+        for split in ("train", "val", "test"):
+            assert child.data.metrics[f"{split}_accuracy"] == \
+                pytest.approx(fold["metrics"][split]["accuracy"])
+        history = client.get_metric_history(child.info.run_id, "history/loss")
+        assert [m.step for m in history] == list(range(1, fold["epochs_run"] + 1))
+        assert [m.value for m in history] == pytest.approx(fold["history"]["loss"])
+        artifacts = client.list_artifacts(child.info.run_id)
+        assert [(a.path, a.file_size) for a in artifacts] == \
+            [(f"fold_{i}.keras", fold["model_size"])]
+
+
 def test_mlflow_runs_read_back_and_reruns_do_not_duplicate(config, tmp_path):
     tiny_store(config.data_dir)
     store_folder = tmp_path / "mlruns"
@@ -59,30 +76,18 @@ def test_mlflow_runs_read_back_and_reruns_do_not_duplicate(config, tmp_path):
         summary["metrics"]["segment"]["test"]["accuracy"]["std"])
     assert parent.info.status == "FINISHED"
     assert len(children) == 2
-    for i, child in enumerate(children):
-        fold = json.loads((inst / f"fold_{i}.json").read_text())
-        assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
-        assert child.info.run_name == f"experiment_1/instance_1/fold_{i}"
-        for split in ("train", "val", "test"):
-            assert child.data.metrics[f"{split}_accuracy"] == \
-                pytest.approx(fold["metrics"][split]["accuracy"])
-        history = client.get_metric_history(child.info.run_id, "history/loss")
-        assert [m.step for m in history] == list(range(1, fold["epochs_run"] + 1))
-        assert [m.value for m in history] == pytest.approx(fold["history"]["loss"])
-        artifacts = client.list_artifacts(child.info.run_id)
-        assert [(a.path, a.file_size) for a in artifacts] == \
-            [(f"fold_{i}.keras", fold["model_size"])]
+    _check_fold_runs(client, children, parent, inst)
     # A rerun finds every fold done: no new runs.
     exp.run(config=config, out=lambda *a: None, listeners=[MLflowListener(store_folder)])
     _, parents2, children2 = _runs(store_folder)
     assert [p.info.run_id for p in parents2] == [parent.info.run_id]
     assert [c.info.run_id for c in children2] == [c.info.run_id for c in children]
     # The listener told again about a fold and an instance it logged adds nothing...
-    from xval.core.records import FoldResult
+    from xval.core.records import FoldResult, InstanceSummary
 
     listener = MLflowListener(store_folder)
     listener.on_fold(FoldResult.from_dict(json.loads((inst / "fold_0.json").read_text())), inst)
-    listener.on_instance(1, summary, {}, inst)
+    listener.on_instance(1, InstanceSummary.from_dict(summary), {}, inst)
     _, parents2, children2 = _runs(store_folder)
     assert [c.info.run_id for c in children2] == [c.info.run_id for c in children]
     assert len(client.get_metric_history(parent.info.run_id, "test_accuracy")) == 1

@@ -13,7 +13,7 @@ from xval.core.errors import XvalError
 
 def _report(args):
     from xval.config.loader import find_config, load_config
-    from xval.report.workbook import build_workbook, check_experiment_folder, terminal_table
+    from xval.report import build_workbook, check_experiment_folder, terminal_table
 
     exp_dir = Path(args.experiment)
     check_experiment_folder(exp_dir)  # before anything is read or written

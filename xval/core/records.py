@@ -335,7 +335,9 @@ def check_fold(result: FoldResult, *, fold: int, instance: int | None = None,
         model: the `fold_<i>.keras` beside it, or `None` not to check the model.
         model_digest: a function `path -> SHA-256 hex` (the caller's, so that it may cache).
         ranges: metric name -> `(low, high)` valid values (the task's
-            `Task.metric_ranges`); a metric not named must only be finite.
+            `Task.metric_ranges`); a metric not named must only be finite. A metric
+            recorded as `null` is undefined on its split (its NaN was written so), not
+            refused; a NaN or infinity in the file was not written by this project.
 
     Returns:
         The reason, in words (`""`: the fold is valid).
@@ -367,7 +369,9 @@ def _check_metrics(result: FoldResult, ranges: Mapping[str, tuple[float, float]]
     for metrics in (result.metrics, result.clip_metrics):
         for split, values in (metrics or {}).items():
             for name, value in values.items():
-                if isinstance(value, list):  # a confusion matrix
+                # A confusion matrix; or a metric undefined on this split (NaN when scored,
+                # written as null: an event F1 without events, R² of one row).
+                if isinstance(value, list) or value is None:
                     continue
                 if isinstance(value, bool) or not isinstance(value, (int, float)) \
                         or not math.isfinite(value):

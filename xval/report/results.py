@@ -1,201 +1,226 @@
-"""Result files: atomic writes, instance summaries, and the `ExperimentResults` view.
+"""The read side of a results folder: `ExperimentResults` and `InstanceResult`.
 
-Each finished fold is its own JSON file, written atomically; summaries and the workbook are
-derived from those files, never the other way round.
+Every file is read through the typed records (`xval.core.records`) at the paths the layout
+names (`xval.core.layout`), and every fold file is checked as it is read
+(`xval.report.validation`): a file that is not a fold record, or an `ok` fold that cannot be
+believed (another fold's number, another instance's parameters, a metric that is not finite
+or out of its range, a model missing or not the recorded one), is *invalid*. An invalid
+fold is not counted and never selected; its instance is `partial`, and the reason is kept in
+`InstanceSummary.invalid` for the terminal table and the workbook to show.
+
+The summary is recomputed from the fold files every time (never read from `summary.json`),
+so it cannot contradict them.
 """
 
-import json
-import math
-import re
-from pathlib import Path
+from __future__ import annotations
 
-import numpy as np
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
 
 from xval import tasks
 from xval.config.selection import metric_direction
-
-# The file helpers live in the leaf module `xval.fileio`; re-exported here.
-from xval.core.files import (  # noqa: F401
-    atomic_write_bytes,
-    atomic_write_json,
-    atomic_write_text,
-    lock,
-    read_json,
+from xval.core.errors import ConfigurationError, ResultsConflictError
+from xval.core.files import read_json
+from xval.core.layout import ExperimentLayout, InstanceLayout
+from xval.core.records import (
+    FoldResult,
+    FoldsManifest,
+    InstanceStatus,
+    InstanceSummary,
+    ParamsRecord,
+    RecordError,
+    TrialRecord,
 )
+from xval.report.validation import FoldCheck, read_record, task_rules
 
-SPLITS = ("train", "val", "test")
-
-
-def _mean_std_ci(values):
-    values = np.asarray([v for v in values if v is not None and math.isfinite(v)], float)
-    if len(values) == 0:
-        return {"mean": None, "std": None, "ci95": None, "n": 0}
-    std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
-    if len(values) > 1:
-        from scipy import stats
-
-        half = float(stats.t.ppf(0.975, len(values) - 1) * std / np.sqrt(len(values)))
-    else:
-        half = None
-    return {"mean": float(values.mean()), "std": std, "ci95": half, "n": int(len(values))}
+COMMENTS = ("comment_1", "comment_2")
+"""The two free-text parameters every instance has: shown, never compared."""
 
 
-def level_metrics(fold, level):
-    """A fold's metrics at `level` ("segment" or "clip").
+def check_experiment_folder(exp_dir: str | Path) -> None:
+    """Checks that `exp_dir` holds an experiment's results, before anything is written.
 
-    A fold without clip metrics has one segment per clip (or was written before every fold
-    of a segmented store recorded them), so its clip level is its segment level; except for
-    tasks whose two levels score differently (`Task.clip_is_segment_without_clips`, e.g.
-    detection's windows and recordings), where it has no clip level.
-
-    Args:
-        fold: a fold result dict (as in `fold_<i>.json`).
-        level: `"segment"` or `"clip"`.
-
-    Returns:
-        dict of split to metrics, or `None` when the fold has none.
+    Raises:
+        ConfigurationError: when it is missing, or has neither `folds.json` nor an
+            `instance_<k>` folder (e.g. a feature store).
     """
-    if level == "clip":
-        if fold.get("clip_metrics"):
-            return fold["clip_metrics"]
-        return fold.get("metrics") if _clip_falls_back(fold) else None
-    return fold.get("metrics")
-
-
-def _clip_falls_back(fold):
-    name = fold.get("task_type")
-    try:
-        return tasks.get(name).clip_is_segment_without_clips if name else True
-    except ValueError:  # a task this version does not know (ConfigurationError)
-        return True
-
-
-def summarize(folds, num_folds):
-    """The instance summary from its fold results.
-
-    Args:
-        folds: fold result dicts (as in `fold_<i>.json`).
-        num_folds: the number of folds the experiment has.
-
-    Returns:
-        dict with `status` (`complete`, `partial` or `failed`), counts, and for every level
-        (`segment`, `clip`), split and metric the mean, std and 95% CI half-width over
-        folds, plus the test confusion matrix pooled over folds.
-    """
-    ok = [f for f in folds if f.get("status") == "ok"]
-    failed = [f for f in folds if f.get("status") == "failed"]
-    status = "failed" if failed else ("complete" if len(ok) == num_folds else "partial")
-    summary = {"status": status, "folds_done": len(ok), "folds_failed": len(failed),
-               "num_folds": num_folds, "metrics": {}, "message": ""}
-    if failed:
-        summary["message"] = failed[0].get("message", "")
-    for level, key in (("segment", "metrics"), ("clip", "clip_metrics")):
-        if not any(f.get(key) for f in ok):
-            continue
-        if level == "clip" and not all(level_metrics(f, level) for f in ok):
-            continue  # some folds only scored at the other level: not comparable
-        with_level = [level_metrics(f, level) for f in ok if level_metrics(f, level)]
-        summary["metrics"][level] = {}
-        for split in SPLITS:
-            if split not in with_level[0]:
-                continue
-            names = [n for n in with_level[0][split] if n != "confusion_matrix"]
-            summary["metrics"][level][split] = {
-                n: _mean_std_ci([m[split][n] for m in with_level if n in m.get(split, {})])
-                for n in names
-            }
-        matrices = [m["test"].get("confusion_matrix") for m in with_level if "test" in m]
-        if matrices and all(m is not None for m in matrices):
-            summary.setdefault("confusion_matrix", {})[level] = \
-                np.sum(np.asarray(matrices), axis=0).tolist()
-    if ok:
-        summary["best_epochs"] = [f.get("best_epoch") for f in ok]
-        summary["seconds"] = round(sum((f.get("timings") or {}).get("total_seconds", 0)
-                                       for f in ok), 3)
-    return summary
+    layout = ExperimentLayout(Path(exp_dir))
+    if not layout.root.is_dir():
+        raise ConfigurationError(
+            f"{layout.root} is not a folder; pass an experiment's results folder, "
+            "results/<dataset>/experiment_<N>.")
+    if not layout.looks_like_experiment():
+        raise ConfigurationError(
+            f"{layout.root} is not an experiment folder (no folds.json, no instance_<k> "
+            "folders); pass an experiment's results folder, results/<dataset>/experiment_<N>.")
 
 
 class InstanceResult:
     """What is on disk for one instance.
 
-    The summary is recomputed from the fold files every time (never read from
-    `summary.json`), so it cannot contradict them. Unreadable fold files are listed in
-    `unreadable` and left out.
-
     Args:
         path: the `instance_<k>` folder.
         num_folds: the experiment's number of folds; `None` reads it from `summary.json`
             or counts the fold files.
+
+    Attributes:
+        id: the instance id.
+        layout: the folder's `InstanceLayout`.
+        params: the instance's parameters (`params.json`; empty when it is unreadable or
+            another instance's).
+        folds: the believed fold records (`ok` and `failed`), by fold number; invalid ones
+            are left out (see `invalid`).
+        invalid: fold number -> why its file is not believed.
+        unreadable: names of the files that are not valid JSON or not records of their
+            kind.
+        summary: the `InstanceSummary` of `folds`.
+        trial: the search trial that made the instance (`trial.json`), or `None`.
+        rules: what the fold checks and the summary take from its task (`TaskRules`).
     """
 
-    def __init__(self, path, num_folds=None):
-        self.path = Path(path)
-        self.id = int(self.path.name.split("_")[1])
-        self.unreadable = []
-        params = self._read(self.path / "params.json")
-        self.params = params.get("params", {}) if isinstance(params, dict) else {}
-        self._task_type = params.get("task_type") if isinstance(params, dict) else None
-        folds = []
-        for p in sorted(self.path.glob("fold_*.json"), key=lambda p: p.stem):
-            if not re.fullmatch(r"fold_\d+", p.stem):
-                continue
-            data = self._read(p)
-            if isinstance(data, dict) and "fold" in data:
-                folds.append(data)
-        self.folds = sorted(folds, key=lambda f: f["fold"])
+    def __init__(self, path: str | Path, num_folds: int | None = None) -> None:
+        path = Path(path)
+        layout = InstanceLayout.parse(path)
+        if layout is None:
+            raise ConfigurationError(f"{path} is not an instance_<k> folder.")
+        self.layout = layout
+        self.path = path
+        self.id = layout.id
+        self.unreadable: list[str] = []
+        self.params_record, params_problem = self._read_params()
+        self.params: dict[str, Any] = dict(self.params_record.params) \
+            if self.params_record is not None else {}
+        records, invalid = self._read_folds()
         if num_folds is None:
-            old = self._read(self.path / "summary.json") or {}
-            num_folds = old.get("num_folds") if isinstance(old, dict) else None
-        if num_folds is None:
-            num_folds = max((f["fold"] for f in self.folds), default=-1) + 1
-        self.folds = [f for f in self.folds if f["fold"] < num_folds]
-        if self.folds:
-            self.summary = summarize(self.folds, num_folds)
-        else:
-            self.summary = {"status": "pending", "metrics": {}, "folds_done": 0,
-                            "num_folds": num_folds, "message": ""}
+            num_folds = self._num_folds(records, invalid)
+        records = {i: r for i, r in records.items() if i < num_folds}
+        invalid = {i: why for i, why in invalid.items() if i < num_folds}
+        self._task_type = self._recorded_task(records)
+        self.rules = rules = task_rules(self._task_type or _inferred_task(records.values()))
+        check = FoldCheck(layout, params_hash=self.params_record.hash
+                          if self.params_record is not None else None,
+                          params_problem=params_problem, rules=rules)
+        for i, record in list(records.items()):
+            reason = check(i, record)
+            if reason:
+                invalid[i] = reason
+                del records[i]
+        self.folds: list[FoldResult] = [records[i] for i in sorted(records)]
+        self.summary = InstanceSummary.from_folds(
+            self.folds, num_folds, clip_falls_back=rules.clip_falls_back,
+            invalid=dict(sorted(invalid.items())))
+        self.trial: TrialRecord | None = self._read(layout.trial_file, TrialRecord.from_dict)
 
-    def _read(self, path):
-        if not path.exists():
-            return None
-        try:
-            return read_json(path)
-        except (json.JSONDecodeError, UnicodeDecodeError, OSError):
+    def _read(self, path: Path, parse: Any) -> Any:
+        """`parse(JSON of path)`, or `None` when it is missing or unreadable (named in
+        `unreadable`)."""
+        record, problem = read_record(path, parse)
+        if problem:
             self.unreadable.append(path.name)
-            return None
+        return record
+
+    def _read_params(self) -> tuple[ParamsRecord | None, str]:
+        """The parameter record and, when it cannot be used to check the folds, why."""
+        path = self.layout.params_file
+        record, problem = read_record(path, ParamsRecord.from_dict)
+        if problem:
+            self.unreadable.append(path.name)
+            return None, f"the instance's {path.name} {problem}"
+        if record is not None and record.instance != self.id:  # its parameters are not ours
+            return None, (f"the instance's {path.name} is instance {record.instance}'s, "
+                          f"not instance {self.id}'s")
+        return record, ""
+
+    def _read_folds(self) -> tuple[dict[int, FoldResult], dict[int, str]]:
+        """Every `fold_<i>.json` as a record, or why it is not one."""
+        records: dict[int, FoldResult] = {}
+        invalid: dict[int, str] = {}
+        for i, path in self.layout.fold_files().items():
+            record, problem = read_record(path, FoldResult.from_dict)
+            if problem:
+                self.unreadable.append(path.name)
+                invalid[i] = f"{path.name} {problem}"
+            elif record is not None:
+                records[i] = record
+        return records, invalid
+
+    def _num_folds(self, records: dict[int, FoldResult], invalid: dict[int, str]) -> int:
+        """The number of folds from `summary.json`, else from the fold files present."""
+        old = self._read(self.layout.summary_file, InstanceSummary.from_dict)
+        if old is not None and old.num_folds:
+            return int(old.num_folds)
+        return max([*records, *invalid], default=-1) + 1
+
+    def _recorded_task(self, records: dict[int, FoldResult]) -> str | None:
+        if self.params_record is not None and self.params_record.task_type:
+            return self.params_record.task_type
+        return next((r.task_type for r in records.values() if r.task_type), None)
 
     @property
-    def task_type(self):
+    def invalid(self) -> dict[int, str]:
+        """Fold number -> why its file is not believed (`InstanceSummary.invalid`)."""
+        return self.summary.invalid
+
+    @property
+    def task_type(self) -> str | None:
         """The task the instance was trained for, as recorded in `params.json` (or its fold
         files); `None` for results written before the task was recorded."""
-        if self._task_type:
-            return self._task_type
-        return next((f["task_type"] for f in self.folds if f.get("task_type")), None)
+        return self._task_type
 
     @property
-    def trial(self):
-        """The search trial that made this instance (`trial.json`), or `None`."""
-        data = self._read(self.path / "trial.json")
-        return data if isinstance(data, dict) else None
-
-    @property
-    def status(self):
+    def status(self) -> str:
         """`complete`, `partial`, `failed`, `pending`, or `pruned` (a search stopped it)."""
-        trial = self.trial
-        if trial is not None and trial.get("state") == "pruned" \
-                and self.summary.get("status") != "failed":
-            return "pruned"
-        return self.summary.get("status", "pending")
+        if self.trial is not None and self.trial.state == InstanceStatus.PRUNED.value \
+                and self.summary.status != InstanceStatus.FAILED.value:
+            return InstanceStatus.PRUNED.value
+        return self.summary.status
 
-    def metric(self, name, split="val", level="segment", stat="mean"):
+    def metric(self, name: str, split: str = "val", level: str = "segment",
+               stat: str = "mean") -> float | None:
         """A summary statistic, e.g. `metric("accuracy", "test")`; `None` when absent."""
-        try:
-            return self.summary["metrics"][level][split][name][stat]
-        except (KeyError, TypeError):
-            return None
+        return self.summary.metric(name, split, level, stat)
 
-    def __repr__(self):
+    def comments(self) -> list[str]:
+        """The instance's two comments (`comment_1`, `comment_2`), as text."""
+        values = (self.params.get(name) for name in COMMENTS)
+        return ["" if value is None else str(value) for value in values]
+
+    def __repr__(self) -> str:
         return f"InstanceResult(id={self.id}, status={self.status!r})"
+
+
+def _inferred_task(records: Any) -> str | None:
+    """The task of fold records written before the task was recorded: the first task whose
+    selection metric an `ok` fold's test metrics hold; `None` without such a fold."""
+    for record in records:
+        if record.ok and record.metrics and isinstance(record.metrics.get("test"), dict):
+            return tasks.infer(metrics=record.metrics["test"])
+    return None
+
+
+def read_manifest(layout: ExperimentLayout) -> FoldsManifest | None:
+    """The experiment's `folds.json`, or `None` when there is none yet.
+
+    Raises:
+        ResultsConflictError: when it is not valid JSON or not a fold manifest.
+    """
+    path = layout.folds_file
+    if not path.exists():
+        return None
+    fix = ("It records which items each fold tests: restore it from a backup, or move the "
+           "experiment folder away and rerun.")
+    try:
+        return FoldsManifest.from_dict(read_json(path))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ResultsConflictError(f"{path} is not valid JSON ({e}). {fix}") from e
+    except RecordError as e:
+        raise ResultsConflictError(f"{path} is not a fold manifest ({e}). {fix}") from e
+    except OSError as e:
+        raise ResultsConflictError(f"{path} cannot be read ({e.strerror or e}).") from e
 
 
 class ExperimentResults:
@@ -204,32 +229,24 @@ class ExperimentResults:
 
     Args:
         path: the `experiment_<N>` folder.
+
+    Raises:
+        ResultsConflictError: when its `folds.json` is not a fold manifest.
     """
 
-    def __init__(self, path):
+    def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        num_folds = None
-        folds_file = self.path / "folds.json"
-        if folds_file.exists():
-            try:
-                num_folds = read_json(folds_file).get("num_folds")
-            except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as e:
-                from xval.core.errors import ResultsConflictError
+        self.layout = ExperimentLayout(self.path)
+        self.manifest = read_manifest(self.layout)
+        num_folds = self.manifest.num_folds if self.manifest is not None else None
+        found = (InstanceResult(inst.root, num_folds) for inst in self.layout.instances())
+        self.instances = {r.id: r for r in found}
 
-                raise ResultsConflictError(
-                    f"{folds_file} is not valid JSON ({e}). It records which items each fold "
-                    "tests: restore it from a backup, or move the experiment folder away and "
-                    "rerun."
-                ) from e
-        dirs = [p for p in self.path.glob("instance_*") if re.fullmatch(r"instance_\d+", p.name)]
-        self.instances = {r.id: r for r in sorted((InstanceResult(p, num_folds) for p in dirs),
-                                                  key=lambda r: r.id)}
-
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.instances)
 
     @property
-    def task_type(self):
+    def task_type(self) -> str:
         """The experiment's task, as its instances recorded it.
 
         Result folders written before the task was recorded get the task whose selection
@@ -239,36 +256,38 @@ class ExperimentResults:
         if recorded:
             return recorded
         for r in self:
-            for fold in r.folds:
-                if fold.get("status") == "ok":
-                    return tasks.infer(metrics=fold["metrics"]["test"])
-        return tasks.DEFAULT
+            inferred = _inferred_task(r.folds)
+            if inferred:
+                return inferred
+        return str(tasks.DEFAULT)
 
-    def __getitem__(self, instance_id):
+    def __getitem__(self, instance_id: int) -> InstanceResult:
         return self.instances[instance_id]
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[InstanceResult]:
         return iter(self.instances.values())
 
-    def to_dataframe(self, level="segment"):
+    def to_dataframe(self, level: str = "segment") -> pd.DataFrame:
         """One row per instance: id, status, comments, parameters, then metric mean/std."""
-        import pandas as pd
-
         records = []
         for r in self:
-            record = {"instance": r.id, "status": r.status,
-                      "comment_1": r.params.get("comment_1", ""),
-                      "comment_2": r.params.get("comment_2", "")}
+            record: dict[str, Any] = {"instance": r.id, "status": r.status,
+                                      **dict(zip(COMMENTS, (r.params.get(c, "")
+                                                            for c in COMMENTS)))}
             record.update({f"param:{k}": v for k, v in r.params.items()
-                           if k not in ("comment_1", "comment_2")})
-            for split, names in r.summary.get("metrics", {}).get(level, {}).items():
-                for name, stats in names.items():
-                    record[f"{split}_{name}_mean"] = stats["mean"]
-                    record[f"{split}_{name}_std"] = stats["std"]
+                           if k not in COMMENTS})
+            for split, names in r.summary.metrics.get(level, {}).items():
+                for name, stat in names.items():
+                    record[f"{split}_{name}_mean"] = stat.mean
+                    record[f"{split}_{name}_std"] = stat.std
             records.append(record)
         return pd.DataFrame.from_records(records)
 
-    def auto_level(self, metric, split="val"):
+    def complete(self) -> list[InstanceResult]:
+        """The complete instances (every fold done and believed)."""
+        return [r for r in self if r.status == InstanceStatus.COMPLETE.value]
+
+    def auto_level(self, metric: str, split: str = "val") -> str:
         """The level instances are compared at: `"clip"` when some complete instance has
         clip-level values of `metric` on `split` (the store cuts files into segments) and
         every complete instance with a value has one there, else `"segment"` (e.g. detection
@@ -277,22 +296,24 @@ class ExperimentResults:
         Returns:
             `"clip"` or `"segment"`.
         """
-        has_clip = any(r.status == "complete" and r.metric(metric, split, "clip") is not None
-                       for r in self)
+        has_clip = any(r.metric(metric, split, "clip") is not None for r in self.complete())
         return "clip" if has_clip and not self.without_clip_level(metric, split) \
             else "segment"
 
-    def without_clip_level(self, metric, split="val"):
+    def without_clip_level(self, metric: str, split: str = "val") -> list[int]:
         """Complete instances scored at the segment level but not at the clip level, where
         others are (results from before the clip level existed): their ids."""
-        complete = [r for r in self if r.status == "complete"]
+        complete = self.complete()
         if not any(r.metric(metric, split, "clip") is not None for r in complete):
             return []
         return [r.id for r in complete if r.metric(metric, split, "clip") is None
                 and r.metric(metric, split) is not None]
 
-    def best(self, metric="accuracy", split="val", level="segment"):
+    def best(self, metric: str = "accuracy", split: str = "val",
+             level: str = "segment") -> InstanceResult | None:
         """The complete instance with the best mean `metric` on `split` (direction by name).
+
+        An instance with an invalid fold is not complete, so it is never selected.
 
         Args:
             metric: metric name (its direction follows the name: max for accuracy-like).
@@ -301,16 +322,16 @@ class ExperimentResults:
                 `"segment"`.
 
         Returns:
-            The best `InstanceResults`, or `None` when no instance is complete.
+            The best `InstanceResult`, or `None` when no instance is complete.
         """
         if level == "auto":
             level = self.auto_level(metric, split)
-        candidates = [r for r in self if r.status == "complete"
-                      and r.metric(metric, split, level) is not None]
-        if not candidates:
+        scored = [(value, r) for r in self.complete()
+                  if (value := r.metric(metric, split, level)) is not None]
+        if not scored:
             return None
         pick = max if metric_direction(metric) == "max" else min
-        return pick(candidates, key=lambda r: r.metric(metric, split, level))
+        return pick(scored, key=lambda pair: pair[0])[1]
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"ExperimentResults({str(self.path)!r}, instances={len(self)})"

@@ -1,13 +1,19 @@
 """Statistics over folds: confidence intervals and the corrected resampled t-test."""
 
+from __future__ import annotations
+
 import math
+from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 import numpy as np
 from scipy import stats
 
+from xval.core.records import FoldResult
 
-def mean_ci(values, confidence=0.95):
+
+def mean_ci(values: Sequence[float] | np.ndarray,
+            confidence: float = 0.95) -> tuple[float | None, float | None]:
     """Mean and the half-width of its plain Student-t confidence interval.
 
     The folds of a cross-validation share training data, so this interval treats them as
@@ -21,14 +27,14 @@ def mean_ci(values, confidence=0.95):
     Returns:
         `(mean, half_width)`; the half-width is `None` with fewer than two values.
     """
-    values = np.asarray(values, dtype=float)
-    if len(values) == 0:
+    array = np.asarray(values, dtype=float)
+    if len(array) == 0:
         return None, None
-    if len(values) < 2:
-        return float(values.mean()), None
-    half = stats.t.ppf(0.5 + confidence / 2, len(values) - 1) * values.std(ddof=1) \
-        / math.sqrt(len(values))
-    return float(values.mean()), float(half)
+    if len(array) < 2:
+        return float(array.mean()), None
+    half = stats.t.ppf(0.5 + confidence / 2, len(array) - 1) * array.std(ddof=1) \
+        / math.sqrt(len(array))
+    return float(array.mean()), float(half)
 
 
 class CorrectedTTest(NamedTuple):
@@ -46,34 +52,38 @@ class CorrectedTTest(NamedTuple):
     """Upper end of the corrected confidence interval of the mean difference."""
 
 
-def fold_test_train_ratio(folds):
+def fold_test_train_ratio(folds: Iterable[FoldResult]) -> float:
     """`n_test / n_train` averaged over finished folds, for `corrected_resampled_ttest`.
 
-    The training count excludes augmented rows (`n_rows["train_original"]`): augmented
-    copies add no independent training data, and counting them would shrink the correction.
-    Fold files written before that field existed fall back to `n_rows["train"]`.
+    The training count excludes augmented rows (`FoldResult.train_rows`): augmented copies
+    add no independent training data, and counting them would shrink the correction. Fold
+    files written before that count existed fall back to all training rows. A fold whose
+    test scores come from a `refit_with_val` model counts the rows that model trained on
+    (training plus validation).
 
     Args:
-        folds: fold result dicts (as in `fold_<i>.json`); those not `"ok"` are ignored.
+        folds: fold records; those not `ok` are ignored.
 
     Returns:
         The mean ratio, or `nan` without a finished fold.
     """
     ratios = []
     for fold in folds:
-        if fold.get("status") != "ok":
+        if not fold.ok:
             continue
-        rows = fold.get("n_rows", {})
-        train = rows.get("train_original", rows.get("train"))
-        refit = fold.get("refit") or {}
+        train = fold.train_rows
+        refit = fold.refit or {}
         if refit.get("train_original"):  # refit_with_val: the test scores' model trained on
             train = refit["train_original"]  # the training plus validation rows
-        if train and rows.get("test") is not None:
-            ratios.append(rows["test"] / train)
+        test = fold.n_rows.get("test")
+        if train and test is not None:
+            ratios.append(test / train)
     return float(np.mean(ratios)) if ratios else float("nan")
 
 
-def corrected_resampled_ttest(a, b, test_train_ratio, confidence=0.95):
+def corrected_resampled_ttest(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray,
+                              test_train_ratio: float,
+                              confidence: float = 0.95) -> CorrectedTTest:
     """Nadeau & Bengio's corrected resampled t-test of paired fold scores.
 
     Cross-validation folds share training data, so the plain paired t-test underestimates
@@ -100,14 +110,14 @@ def corrected_resampled_ttest(a, b, test_train_ratio, confidence=0.95):
     Example:
     >>> corrected_resampled_ttest([0.8, 0.82, 0.79], [0.78, 0.8, 0.8], 0.25)
     """
-    a = np.asarray(a, dtype=float)
-    b = np.asarray(b, dtype=float)
-    if a.shape != b.shape:
-        raise ValueError(f"a has {a.size} scores but b has {b.size}; pass one per fold, "
-                         "on the same folds.")
+    first = np.asarray(a, dtype=float)
+    second = np.asarray(b, dtype=float)
+    if first.shape != second.shape:
+        raise ValueError(f"a has {first.size} scores but b has {second.size}; pass one per "
+                         "fold, on the same folds.")
     if not test_train_ratio >= 0:
         raise ValueError(f"test_train_ratio={test_train_ratio}: expected n_test / n_train >= 0.")
-    d = a - b
+    d = first - second
     k = len(d)
     nan = float("nan")
     if k < 2:

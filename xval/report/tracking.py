@@ -11,21 +11,29 @@ failure, `--overwrite`) replaces the old run, and an instance whose parameters c
 a new parent run. The result files stay the source of truth; MLflow is a view of them.
 """
 
+from __future__ import annotations
+
 import hashlib
 import json
+import logging
 import math
 import re
 import time
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from xval.core.errors import ConfigurationError
+from xval.core.layout import InstanceLayout
+from xval.core.records import FoldResult, InstanceStatus, InstanceSummary, ParamsRecord
+from xval.report.validation import finite, read_record
 
 INSTALL = "pip install -e '.[mlflow]'"
 DEFAULT_FOLDER = "mlruns"
 _TAG = "xval."
 
 
-def tracking_uri(target=None):
+def tracking_uri(target: str | Path | None = None) -> tuple[str, Path | None]:
     """The MLflow tracking URI and artifact folder for a `--mlflow` value.
 
     A folder (the default `mlruns`, relative to the current directory) becomes a local
@@ -46,18 +54,31 @@ def tracking_uri(target=None):
     return f"sqlite:///{folder / 'mlflow.db'}", folder / "artifacts"
 
 
-def _flat(metrics, prefix=""):
+def _flat(metrics: Mapping[str, Mapping[str, Any]] | None, prefix: str = "") -> dict[str, float]:
     """`{split: {name: value}}` -> `{f"{prefix}{split}_{name}": value}` (finite scalars)."""
     out = {}
     for split, values in (metrics or {}).items():
         for name, value in (values or {}).items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool) \
-                    and math.isfinite(value):
+            if finite(value):
                 out[f"{prefix}{split}_{name}"] = float(value)
     return out
 
 
-def _key(*parts):
+def _summary_metrics(summary: InstanceSummary) -> dict[str, float]:
+    """The fold-averaged metrics (and their std) of a summary, named as the runs' metrics:
+    `test_accuracy`, `test_accuracy_std`, `clip_test_accuracy`, ..."""
+    metrics = {}
+    for level, prefix in (("segment", ""), ("clip", "clip_")):
+        for split, names in summary.metrics.get(level, {}).items():
+            for name, stat in names.items():
+                for value, suffix in ((stat.mean, ""), (stat.std, "_std")):
+                    if finite(value):
+                        metrics[f"{prefix}{split}_{name}{suffix}"] = float(value)
+    metrics["folds_done"] = float(summary.folds_done)
+    return metrics
+
+
+def _key(*parts: Any) -> str:
     return hashlib.sha1("|".join(map(str, parts)).encode()).hexdigest()
 
 
@@ -76,9 +97,10 @@ class MLflowListener:
         ConfigurationError: when MLflow is not installed (naming the install command).
     """
 
-    def __init__(self, target=None, experiment_name=None):
+    def __init__(self, target: str | Path | None = None,
+                 experiment_name: str | None = None) -> None:
         try:
-            import mlflow  # noqa: F401
+            import mlflow  # noqa: F401, PLC0415  (optional: --mlflow)
         except ImportError as e:
             raise ConfigurationError(
                 f"--mlflow needs MLflow, which is not installed: `{INSTALL}` (or `pip "
@@ -86,13 +108,13 @@ class MLflowListener:
             ) from e
         self.uri, self.artifact_root = tracking_uri(target)
         self.experiment_name = experiment_name
-        self._client = None
-        self._experiments = {}
-        self._parents = {}
+        self._client: Any = None
+        self._experiments: dict[str, str] = {}
+        self._parents: dict[Path, tuple[str, str]] = {}
 
     # -- connection ----------------------------------------------------------------------
 
-    def connect(self):
+    def connect(self) -> Any:
         """Opens the tracking store (creating a local one); call before training so that
         a bad URI fails first.
 
@@ -101,10 +123,8 @@ class MLflowListener:
         """
         if self._client is not None:
             return self._client
-        import logging
-
-        from mlflow import MlflowClient
-        from mlflow.exceptions import MlflowException
+        from mlflow import MlflowClient  # noqa: PLC0415  (optional: --mlflow)
+        from mlflow.exceptions import MlflowException  # noqa: PLC0415
 
         for name in ("mlflow.store.db.utils", "alembic"):
             logging.getLogger(name).setLevel(logging.WARNING)
@@ -121,7 +141,7 @@ class MLflowListener:
         self._client = client
         return client
 
-    def _experiment_id(self, exp_dir):
+    def _experiment_id(self, exp_dir: Path) -> str:
         name = self.experiment_name or exp_dir.parent.name
         if name not in self._experiments:
             client = self.connect()
@@ -137,35 +157,38 @@ class MLflowListener:
                 self._experiments[name] = found.experiment_id
         return self._experiments[name]
 
-    def _find(self, experiment_id, key):
+    def _find(self, experiment_id: str, key: str) -> Any:
         runs = self._client.search_runs([experiment_id],
                                         filter_string=f"tags.`{_TAG}key` = '{key}'")
         return runs[0] if runs else None
 
-    def _log(self, run_id, metrics=(), params=(), tags=()):
-        from mlflow.entities import Metric, Param, RunTag
+    def _log(self, run_id: str, metrics: Iterable[Any] = (),
+             params: Iterable[tuple[str, Any]] = (),
+             tags: Iterable[tuple[str, Any]] = ()) -> None:
+        from mlflow.entities import Metric, Param, RunTag  # noqa: PLC0415  (optional)
 
         now = int(time.time() * 1000)
-        metrics = [m if isinstance(m, Metric) else Metric(m[0], m[1], now, 0) for m in metrics]
-        params = [Param(k, str(v)[:6000]) for k, v in params]
-        tags = [RunTag(k, str(v)) for k, v in tags]
+        logged = [m if isinstance(m, Metric) else Metric(m[0], m[1], now, 0) for m in metrics]
+        named = [Param(k, str(v)[:6000]) for k, v in params]
+        tagged = [RunTag(k, str(v)) for k, v in tags]
         # MLflow's limits per batch: 1000 metrics, 100 params, 100 tags.
-        for start in range(0, len(params), 100):
-            self._client.log_batch(run_id, params=params[start:start + 100])
-        for start in range(0, len(tags), 100):
-            self._client.log_batch(run_id, tags=tags[start:start + 100])
-        for start in range(0, len(metrics), 1000):
-            self._client.log_batch(run_id, metrics=metrics[start:start + 1000])
+        for start in range(0, len(named), 100):
+            self._client.log_batch(run_id, params=named[start:start + 100])
+        for start in range(0, len(tagged), 100):
+            self._client.log_batch(run_id, tags=tagged[start:start + 100])
+        for start in range(0, len(logged), 1000):
+            self._client.log_batch(run_id, metrics=logged[start:start + 1000])
 
     # -- runs ----------------------------------------------------------------------------
 
-    def _parent(self, inst_dir, instance):
+    def _parent(self, inst_dir: str | Path, instance: int) -> str:
         """The parent run of an instance: found by its tags, or made (with the params)."""
         inst_dir = Path(inst_dir).resolve()
         exp_dir = inst_dir.parent
-        params_file = inst_dir / "params.json"
-        saved = json.loads(params_file.read_text()) if params_file.exists() else {}
-        params_hash, params = saved.get("hash", ""), saved.get("params", {})
+        saved, _ = read_record(InstanceLayout(inst_dir, instance).params_file,
+                               ParamsRecord.from_dict)
+        params_hash = saved.hash if saved is not None else ""
+        params = saved.params if saved is not None else {}
         cached = self._parents.get(inst_dir)
         if cached and cached[1] == params_hash:
             return cached[0]
@@ -191,15 +214,15 @@ class MLflowListener:
         self._parents[inst_dir] = (run.info.run_id, params_hash)
         return run.info.run_id
 
-    def on_fold(self, result, inst_dir):
+    def on_fold(self, result: FoldResult, inst_dir: str | Path) -> None:
         """Logs one recorded fold as a child run of its instance's run."""
-        from mlflow.entities import Metric
+        from mlflow.entities import Metric  # noqa: PLC0415  (optional: --mlflow)
 
         inst_dir = Path(inst_dir).resolve()
         parent = self._parent(inst_dir, result.instance)
         experiment_id = self._experiment_id(inst_dir.parent)
         key = _key(inst_dir.parent, result.instance, result.fold)
-        status = "ok" if result.ok else "failed"
+        status = result.status.value
         fingerprint = result.model_sha256 or _key(status, result.message)
         run = self._find(experiment_id, key)
         if run is not None:
@@ -225,31 +248,25 @@ class MLflowListener:
                    for step, v in enumerate(values, start=1)
                    if v is not None and math.isfinite(v)]
         self._log(run_id, metrics=[*metrics.items(), *history])
-        model = inst_dir / f"fold_{result.fold}.keras"
+        model = InstanceLayout(inst_dir, result.instance).fold_model(result.fold)
         if result.ok and model.exists():
             self._client.log_artifact(run_id, str(model))
         self._client.set_terminated(run_id, "FINISHED" if result.ok else "FAILED")
 
-    def on_instance(self, instance, summary, params, inst_dir):
+    def on_instance(self, instance: int, summary: InstanceSummary, params: Mapping[str, Any],
+                    inst_dir: str | Path) -> None:
         """Logs the fold-averaged metrics (and their std) on the instance's run."""
+        del params  # the parent run has them, from params.json
         parent = self._parent(inst_dir, instance)
-        digest = _key(json.dumps(summary, sort_keys=True, default=str))
+        digest = _key(json.dumps(summary.to_dict(), sort_keys=True, default=str))
         run = self._client.get_run(parent)
         if run.data.tags.get(f"{_TAG}summary") == digest:
             return
-        metrics = {}
-        for level, prefix in (("segment", ""), ("clip", "clip_")):
-            for split, names in summary.get("metrics", {}).get(level, {}).items():
-                for name, stats in names.items():
-                    for stat, suffix in (("mean", ""), ("std", "_std")):
-                        value = stats.get(stat)
-                        if value is not None and math.isfinite(value):
-                            metrics[f"{prefix}{split}_{name}{suffix}"] = float(value)
-        metrics["folds_done"] = float(summary.get("folds_done", 0))
-        self._log(parent, metrics=list(metrics.items()),
-                  tags=[(f"{_TAG}summary", digest), (f"{_TAG}status", summary["status"])])
-        summary_file = Path(inst_dir) / "summary.json"
+        self._log(parent, metrics=list(_summary_metrics(summary).items()),
+                  tags=[(f"{_TAG}summary", digest), (f"{_TAG}status", summary.status)])
+        summary_file = InstanceLayout(Path(inst_dir), instance).summary_file
         if summary_file.exists():
             self._client.log_artifact(parent, str(summary_file))
-        state = {"complete": "FINISHED", "failed": "FAILED"}.get(summary["status"], "KILLED")
+        state = {InstanceStatus.COMPLETE.value: "FINISHED",
+                 InstanceStatus.FAILED.value: "FAILED"}.get(summary.status, "KILLED")
         self._client.set_terminated(parent, state)

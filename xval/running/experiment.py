@@ -422,8 +422,8 @@ class Experiment:
                 "space), or choose another selection_metric.")
 
     def _write_experiment_files(self, plan, backend):
+        from xval.core.files import atomic_write_json, atomic_write_text, lock
         from xval.core.snapshot import write_snapshot
-        from xval.report.results import atomic_write_json, atomic_write_text, lock
         from xval.running.recorder import read_result_file
 
         exp_dir = plan.exp_dir
@@ -531,7 +531,7 @@ class Experiment:
         return RunOutcome(results, done["failed"], [], code)
 
     def _print_table(self, results, selected, config, out):
-        from xval.report.workbook import terminal_table
+        from xval.report.terminal import terminal_table
 
         out(terminal_table(results, config=config, only=selected))
 

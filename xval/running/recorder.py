@@ -11,16 +11,16 @@ import json
 import shutil
 from pathlib import Path
 
+from xval import tasks
 from xval.core.errors import ResultsConflictError, XvalError
-from xval.core.records import FoldResult, InstanceStatus, Status
-from xval.report.results import (
+from xval.core.files import (
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
     lock,
     read_json,
-    summarize,
 )
+from xval.core.records import FoldResult, InstanceStatus, InstanceSummary, Status
 
 # An instance folder set aside by --overwrite until its replacement completes.
 PREVIOUS_SUFFIX = ".previous"
@@ -235,20 +235,25 @@ class Recorder:
         When the instance is complete, the folder set aside by --overwrite is removed.
 
         Returns:
-            The summary dict.
+            The `InstanceSummary`.
         """
         from xval.report.plots import instance_plots
 
         inst_dir = self.instance_dir(instance)
-        folds = [r.to_dict() for r in self.fold_results(instance)]
-        summary = summarize(folds, self.num_folds)
-        atomic_write_json(inst_dir / "summary.json", summary)
+        folds = self.fold_results(instance)
         task_type = self.task_type
         if task_type is None and (inst_dir / "params.json").exists():
             task_type = read_json(inst_dir / "params.json").get("task_type")
+        try:
+            falls_back = tasks.get(task_type).clip_is_segment_without_clips \
+                if task_type else True
+        except ValueError:  # a task this version does not know
+            falls_back = True
+        summary = InstanceSummary.from_folds(folds, self.num_folds, clip_falls_back=falls_back)
+        atomic_write_json(inst_dir / "summary.json", summary.to_dict())
         instance_plots(inst_dir, folds, summary, task_type=task_type)
         aside = inst_dir.with_name(inst_dir.name + PREVIOUS_SUFFIX)
-        if summary["status"] == InstanceStatus.COMPLETE.value and aside.exists():
+        if summary.status == InstanceStatus.COMPLETE.value and aside.exists():
             shutil.rmtree(aside)
         params = read_json(inst_dir / "params.json")["params"] \
             if (inst_dir / "params.json").exists() else {}
@@ -257,7 +262,7 @@ class Recorder:
 
     def rebuild_report(self):
         """Rebuilds the workbook; a failure is reported, not raised."""
-        from xval.report.workbook import build_workbook
+        from xval.report.workbook.builder import build_workbook
 
         try:
             build_workbook(self.exp_dir, config=self.config)

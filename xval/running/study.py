@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from xval.core.errors import ConfigurationError
-from xval.report.results import atomic_write_json, read_json
+from xval.core.files import atomic_write_json, read_json
 from xval.running.recorder import Recorder
 
 TRIAL_FILE = "trial.json"
@@ -86,14 +86,13 @@ def open_study(exp_dir, search, first_instance, direction):
 
 
 def _objective_of(folds, metric):
-    """Mean over the finished folds of the validation `metric` (clip level where files were
-    cut into segments, as the report selects), and the number of folds it covers."""
-    from xval.report.results import level_metrics
-
-    ok = [f for f in folds if f.get("status") == "ok" and f.get("metrics")]
-    level = "clip" if any(f.get("clip_metrics") for f in ok) else "segment"
-    values = [level_metrics(f, level)["val"][metric] for f in ok
-              if level_metrics(f, level)["val"].get(metric) is not None]
+    """Mean over the finished folds (`FoldResult`s) of the validation `metric` (clip level
+    where files were cut into segments, as the report selects), and the number of folds it
+    covers."""
+    ok = [f for f in folds if f.ok and f.metrics]
+    level = "clip" if any(f.clip_metrics for f in ok) else "segment"
+    values = [f.level_metrics(level)["val"][metric] for f in ok
+              if f.level_metrics(level)["val"].get(metric) is not None]
     return (float(np.mean(values)) if values else None), len(values)
 
 
@@ -202,8 +201,7 @@ def _run_trial(experiment, search, trial, k, *, config, plan_for, runner, backen
 
     def report(result):
         """After each fold: report the running mean; True cancels the remaining folds."""
-        folds = [f.to_dict() for f in recorder.fold_results(k)]
-        value, n = _objective_of(folds, metric)
+        value, n = _objective_of(recorder.fold_results(k), metric)
         if value is None or not result.ok:
             return False
         trial.report(value, step=n)
@@ -222,8 +220,7 @@ def _run_trial(experiment, search, trial, k, *, config, plan_for, runner, backen
         failed = bool(scheduler.run({k: plan.jobs(k, todo)}))
     else:
         recorder.finish_instance(k)
-    folds = [f.to_dict() for f in recorder.fold_results(k)]
-    value, n = _objective_of(folds, metric)
+    value, n = _objective_of(recorder.fold_results(k), metric)
     if failed:
         study_state, record["state"] = optuna.trial.TrialState.FAIL, "failed"
         trial.study.tell(trial, state=study_state)

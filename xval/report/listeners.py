@@ -1,0 +1,78 @@
+"""The report as listeners of the recorder: plots after each instance, the workbook after
+each instance (and at the end of a run).
+
+The recorder (`xval.running.recorder.Recorder`) tells its listeners what it recorded by
+calling, when a listener has them:
+
+- `on_fold(result, inst_dir)`: a fold's files are written (`result` a `FoldResult`);
+- `on_instance(instance, summary, params, inst_dir)`: an instance's summary is written
+  (`summary` an `InstanceSummary`, `params` its parameters);
+- `on_refit(result, inst_dir)`: a final model is written;
+- `on_report(exp_dir)`: the experiment's report is due (after each instance's summary, and
+  once at the end of a run that trained nothing).
+
+`PlotWriter` and `WorkbookWriter` are those listeners for the instance plots and the
+workbook; `xval.report.tracking.MLflowListener` is the one for MLflow. `instance_plots` and
+`build_workbook` stay callable directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from xval.config.loader import Config
+from xval.core.errors import XvalError
+from xval.core.records import InstanceSummary
+from xval.report.plots import instance_plots
+from xval.report.results import InstanceResult
+from xval.report.workbook.builder import build_workbook
+
+
+class PlotWriter:
+    """Writes an instance's plots (`instance_plots`) when its summary is recorded.
+
+    The plots draw the fold files as the report reads them: a fold whose file is not
+    believed is left out.
+    """
+
+    def on_instance(self, instance: int, summary: InstanceSummary,
+                    params: Mapping[str, Any], inst_dir: str | Path) -> list[Path]:
+        """Writes the plots of the instance in `inst_dir`.
+
+        Returns:
+            The written paths.
+        """
+        del instance, params  # read back from the folder, with its fold files
+        result = InstanceResult(inst_dir, summary.num_folds or None)
+        return instance_plots(inst_dir, result.folds, result.summary,
+                              task_type=result.task_type)
+
+
+class WorkbookWriter:
+    """Rebuilds the experiment workbook (`build_workbook`) when the report is due.
+
+    Args:
+        config: the run's `Config` (selection metric, alpha), or `None` for the defaults.
+        out: print function for the line saying why a rebuild failed. Defaults to `print`.
+    """
+
+    def __init__(self, config: Config | None = None,
+                 out: Callable[[str], Any] = print) -> None:
+        self.config = config
+        self.out = out
+
+    def on_report(self, exp_dir: str | Path) -> Path | None:
+        """Rebuilds the workbook of `exp_dir`; a failure (a folder that cannot be written, a
+        results file that is not a record) is reported in one line, not raised, so that it
+        never stops a run.
+
+        Returns:
+            The workbook's path, or `None` when it was not rebuilt.
+        """
+        try:
+            return build_workbook(exp_dir, config=self.config)
+        except (XvalError, OSError) as e:
+            self.out(f"workbook not rebuilt: {e}")
+            return None

@@ -1,0 +1,205 @@
+"""What the workbook and the terminal table share: the selection, the headline metrics and
+levels, the note saying what to report, and how an instance's state reads.
+
+Everything here reads the typed results (`xval.report.results`), never a file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from typing import Any
+
+import xval.config.embedding as embedding
+from xval import tasks
+from xval.config.loader import Config
+from xval.config.selection import selection_metric
+from xval.report.results import ExperimentResults, InstanceResult
+from xval.report.validation import invalid_note
+
+SPLIT_NAMES = {"train": "train", "val": "validation", "test": "test"}
+
+Headline = tuple[str, str, str]
+"""`(level, metric, label)`: one headline metric of the Summary sheet."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Selection:
+    """The selected instance: the complete one with the best validation selection metric.
+
+    Attributes:
+        metric: the selection metric (`[report] selection_metric`, or the task's).
+        selected: the selected instance, or `None` when no instance is complete.
+    """
+
+    metric: str
+    selected: InstanceResult | None
+
+    @classmethod
+    def of(cls, results: ExperimentResults, config: Config | None = None) -> Selection:
+        metric = selection_metric(config, results.task_type)
+        return cls(metric, results.best(metric, "val", level="auto"))
+
+    @property
+    def id(self) -> int | None:
+        """The selected instance's id, or `None`."""
+        return self.selected.id if self.selected is not None else None
+
+
+def alpha_of(config: Config | None) -> float:
+    """The significance level of the statistics (`[report] alpha`; 0.05 without a
+    config)."""
+    return float(config.report["alpha"]) if config is not None else 0.05
+
+
+def levels(results: Iterable[InstanceResult]) -> list[str]:
+    """`["segment"]`, plus `"clip"` when some instance has clip-level metrics."""
+    found = ["segment"]
+    if any("clip" in r.summary.metrics for r in results):
+        found.append("clip")
+    return found
+
+
+def metric_names(results: Iterable[InstanceResult], level: str) -> list[str]:
+    """Every metric some instance records at `level`, in the order first seen (instances
+    with an embedding classifier add `embedding_*` metrics that others lack)."""
+    names: dict[str, None] = {}
+    for r in results:
+        names.update(dict.fromkeys(r.summary.metric_names(level, "test")))
+    return list(names)
+
+
+def embedding_headline(results: Iterable[InstanceResult], metric: str,
+                       level: str) -> str | None:
+    """The embedding classifier's headline metric (`embedding_accuracy`) when some instance
+    records it at `level` and the selection metric is not already one of its metrics."""
+    if metric.startswith(embedding.PREFIX):
+        return None
+    name = f"{embedding.PREFIX}{tasks.get(embedding.TASK).selection_metric}"
+    return name if any(r.metric(name, "test", level) is not None for r in results) else None
+
+
+def differing_params(results: Iterable[InstanceResult]) -> list[str]:
+    """The parameters (comments aside) whose values differ between instances, sorted."""
+    results = list(results)
+    names = sorted({k for r in results for k in r.params} - {"comment_1", "comment_2"})
+    return [name for name in names
+            if len({repr(r.params.get(name)) for r in results if r.params}) > 1]
+
+
+def cell_value(value: Any) -> Any:
+    """A parameter value as a table shows it: numbers, text and `None` as they are, other
+    values (lists, dicts) as their `repr`."""
+    return value if isinstance(value, (int, float, str, type(None))) else repr(value)
+
+
+def headline_metrics(results: ExperimentResults, config: Config | None = None) -> list[Headline]:
+    """The metrics the Summary sheet shows, as `(level, metric, label)`.
+
+    The task of the results chooses them (`Task.headline_metrics`); where files are cut
+    into segments, the clip score comes first (the headline). E.g. classification:
+    accuracy and macro F1; regression: RMSE, MAE and R² (segment level). A selection metric
+    set in `[report]` that the task does not show is added first, and the embedding
+    classifier's accuracy after them when some instance has one.
+    """
+    clips = "clip" in levels(results)
+    out: list[Headline] = list(tasks.get(results.task_type).headline_metrics(clips))
+    metric = selection_metric(config, results.task_type)
+    order = ["clip", "segment"] if clips else ["segment"]
+    shown = {(lvl, name) for lvl, name, _ in out}
+    out = [(lvl, metric, f"clip {metric}" if lvl == "clip" else metric)
+           for lvl in order if (lvl, metric) not in shown
+           and any(r.metric(metric, "val", lvl) is not None for r in results)] + out
+    extra = embedding_headline(results, metric, order[0])
+    if extra:
+        out += [(lvl, extra, f"clip {extra}" if lvl == "clip" else extra) for lvl in order]
+    return out
+
+
+def report_level(instance: InstanceResult, metric: str) -> str:
+    """`"clip"` when the instance has clip-level test values of `metric`, else `"segment"`."""
+    return "clip" if instance.metric(metric, "test", "clip") is not None else "segment"
+
+
+def selection_level(results: ExperimentResults, metric: str) -> str:
+    """The level the selection metric is read at: `"clip"` when the complete instances have
+    clip-level validation values of `metric` (files cut into segments), else `"segment"`
+    (`ExperimentResults.auto_level`)."""
+    return results.auto_level(metric, "val")
+
+
+def _value(instance: InstanceResult, metric: str, split: str, level: str = "segment",
+           stat: str = "mean") -> str:
+    value = instance.metric(metric, split, level, stat)
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def report_note(results: ExperimentResults, config: Config | None = None) -> str | None:
+    """The sentence saying which instance was selected and which test value to report.
+
+    Returns:
+        The note, or `None` when no instance is complete.
+    """
+    selection = Selection.of(results, config)
+    sel, metric = selection.selected, selection.metric
+    if sel is None:
+        return None
+    level = report_level(sel, metric)
+    chosen = selection_level(results, metric)
+    names = tasks.get(results.task_type).level_names  # detection: window, recording
+    n = sel.summary.folds_done
+    note = (f"Selected: instance {sel.id}, best validation {metric} "
+            f"({_value(sel, metric, 'val', chosen)}, {names[chosen]} level). Report its "
+            f"test {metric} at {names[level]} level: {_value(sel, metric, 'test', level)} "
+            f"± {_value(sel, metric, 'test', level, 'std')} (mean ± std over {n} folds)")
+    if level == "clip":
+        note += (f", {names['segment']} level beside it: {_value(sel, metric, 'test')} ± "
+                 f"{_value(sel, metric, 'test', stat='std')}")
+    note += ". Choose on validation, report test."
+    lacking = results.without_clip_level(metric, "val")
+    if lacking:
+        note += (f" Compared at {names['segment']} level: instance(s) "
+                 f"{', '.join(map(str, lacking))} have no {names['clip']}-level scores "
+                 "(trained before this version scored them); rerun them with --overwrite to "
+                 f"compare all at {names['clip']} level.")
+    return note
+
+
+def single_item_validation_warning(results: ExperimentResults) -> str | None:
+    """A warning when validation sets hold a single item, or `None`.
+
+    Reads the validation items of the fold records (and of `folds.json` when there are
+    none yet).
+    """
+    val_sets: dict[int, list[str]] = {}
+    for r in results:
+        for fold in r.folds:
+            if "val" in fold.items:
+                val_sets[fold.fold] = fold.items["val"]
+    if not val_sets and results.manifest is not None:
+        val_sets = {i: f["val"] for i, f in enumerate(results.manifest.folds)}
+    single = sorted(i for i, items in val_sets.items() if len(items) == 1)
+    if not single:
+        return None
+    return (f"Warning: {len(single)} of {len(val_sets)} folds have a single validation item, "
+            "so model selection (best epoch, selected instance) rests on one item per fold. "
+            "Use fewer folds or a larger [folds] val_fraction if there are enough items.")
+
+
+def status_label(instance: InstanceResult) -> str:
+    """The instance's status, with its invalid folds counted: `partial (1 invalid)`."""
+    if instance.invalid:
+        return f"{instance.status} ({len(instance.invalid)} invalid)"
+    return instance.status
+
+
+def instance_message(instance: InstanceResult) -> str:
+    """What went wrong with an instance: the first failed fold's message, then its invalid
+    folds with their reasons (a rerun trains them again)."""
+    parts = [instance.summary.message] if instance.summary.message else []
+    if instance.invalid:
+        count = len(instance.invalid)
+        parts.append(f"{count} invalid fold{'s' if count > 1 else ''} (not counted; a rerun "
+                     f"trains {'them' if count > 1 else 'it'} again): "
+                     f"{invalid_note(instance.invalid)}")
+    return " ".join(parts)

@@ -1,0 +1,77 @@
+"""Builds `experiment_<N>.xlsx`: every registered sheet, in order, written atomically under
+a lock."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from openpyxl import Workbook
+
+from xval.config.loader import Config
+from xval.core.files import lock, make_temp_file
+from xval.core.layout import ExperimentLayout
+from xval.report.results import ExperimentResults, check_experiment_folder
+from xval.report.workbook.cells import one_page_wide
+from xval.report.workbook.registry import SheetContext, registered_sheets
+
+
+def fill_workbook(book: Workbook, context: SheetContext) -> Workbook:
+    """Writes every registered sheet into `book` (whose first, empty sheet becomes the
+    first registered one), in order; a writer returning `False` leaves its sheet out.
+
+    Every sheet is set to print landscape, one page wide, before its writer runs (a writer
+    may print otherwise).
+
+    Returns:
+        The workbook.
+    """
+    first = book.active
+    for k, spec in enumerate(registered_sheets()):
+        sheet = first if k == 0 else book.create_sheet(spec.name)
+        sheet.title = spec.name
+        one_page_wide(sheet)
+        if spec.write(sheet, context) is False:
+            book.remove(sheet)
+    if not book.worksheets:
+        book.create_sheet("Summary")
+    book.active = 0
+    return book
+
+
+def _save(book: Workbook, path: Path) -> None:
+    """Saves atomically: a temporary file beside `path`, then a rename."""
+    fd, tmp = make_temp_file(path.parent, prefix=f".{path.name}.", suffix=".xlsx")
+    os.close(fd)
+    try:
+        book.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def build_workbook(exp_dir: str | Path, config: Config | None = None,
+                   path: str | Path | None = None) -> Path:
+    """Rebuilds `experiment_<N>.xlsx` from the result files, under a lock, atomically.
+
+    Args:
+        exp_dir: the `experiment_<N>` folder.
+        config: a `Config` (selection metric, alpha), or `None` for the defaults.
+        path: where to write; defaults to `exp_dir/experiment_<N>.xlsx`.
+
+    Returns:
+        The path of the workbook.
+
+    Raises:
+        ConfigurationError: when `exp_dir` is not an experiment folder (nothing is written).
+        ResultsConflictError: when its `folds.json` is not a fold manifest.
+    """
+    layout = ExperimentLayout(Path(exp_dir))
+    check_experiment_folder(layout.root)
+    target = Path(path) if path else layout.workbook
+    with lock(target):
+        results = ExperimentResults(layout.root)
+        book = fill_workbook(Workbook(), SheetContext.of(results, config))
+        _save(book, target)
+    return target

@@ -1,0 +1,106 @@
+"""The Folds sheet: one row per instance and fold, with its items, epochs, time, rows and
+metrics; a `plots` column names each fold's own plots when some fold has any. A fold whose
+file is not believed is a row of status `invalid`, its reason in `message`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from openpyxl.styles import Font
+from openpyxl.worksheet.worksheet import Worksheet
+
+from xval.core.records import FoldResult
+from xval.report.results import ExperimentResults, InstanceResult
+from xval.report.workbook.cells import FAILED_FONT, Styles, safe, table_sheet
+from xval.report.workbook.registry import SheetContext, register_sheet
+
+INVALID = "invalid"
+"""The status shown for a fold whose file is not believed."""
+FIRST_METRIC_COLUMN = 10
+"""0-based index of the first metric column (four decimals from there on)."""
+INVALID_NOTE = (
+    "Folds of status 'invalid': their fold file cannot be believed (the reason is in "
+    "'message'), so they are counted nowhere and never selected; a rerun of the experiment "
+    "trains them again.")
+
+
+def fold_plots(instance: InstanceResult, fold: int) -> list[str]:
+    """The per-fold plots of a fold (`plots/*_fold_<i>.png`, e.g. the detection activity
+    plots), as paths relative to the experiment folder."""
+    return [p.relative_to(instance.path.parent).as_posix()
+            for p in instance.layout.fold_plots(fold)]
+
+
+def _metric_names(results: ExperimentResults) -> list[str]:
+    """The test metrics of the first finished fold (confusion matrices aside)."""
+    for r in results:
+        for f in r.folds:
+            if f.ok and f.metrics:
+                return [n for n in f.metrics.get("test", {}) if n != "confusion_matrix"]
+    return []
+
+
+def _fold_row(r: InstanceResult, f: FoldResult, names: list[str]) -> list[Any]:
+    metrics = (f.metrics or {}) if f.ok else {}
+    row = [r.id, f.fold, f.status.value, ", ".join(f.items.get("test", [])),
+           ", ".join(f.items.get("val", [])), f.best_epoch, f.epochs_run, f.seconds or None,
+           f.train_rows, f.n_rows.get("test")]
+    row += [metrics.get(s, {}).get(n) if f.ok else None for s in ("train", "val", "test")
+            for n in names]
+    row.append(f.message)
+    row.append(", ".join(fold_plots(r, f.fold)) if f.ok else "")
+    return row
+
+
+def _invalid_row(r: InstanceResult, fold: int, reason: str, names: list[str]) -> list[Any]:
+    return [r.id, fold, INVALID] + [None] * (7 + 3 * len(names)) + [reason, ""]
+
+
+def folds_table(results: ExperimentResults) -> tuple[list[str], list[list[Any]]]:
+    """One row per (instance, fold); a last column `plots` names each fold's own plots
+    (relative to the experiment folder) when some fold has any. A fold whose file is not
+    believed (`InstanceResult.invalid`) has status `invalid` and its reason as message.
+
+    Returns:
+        `(header, rows)`.
+    """
+    names = _metric_names(results)
+    header = ["ID", "fold", "status", "test items", "validation items", "best epoch",
+              "epochs run", "seconds", "train rows (original)", "test rows"] + \
+        [f"{s} {n}" for s in ("train", "val", "test") for n in names] + ["message"]
+    rows = []
+    for r in results:
+        by_fold = {f.fold: _fold_row(r, f, names) for f in r.folds}
+        by_fold.update({i: _invalid_row(r, i, reason, names)
+                        for i, reason in r.invalid.items()})
+        rows += [by_fold[i] for i in sorted(by_fold)]
+    if any(row[-1] for row in rows):
+        header.append("plots")
+    else:
+        rows = [row[:-1] for row in rows]
+    return header, rows
+
+
+def _links(sheet: Worksheet, header: list[str], body: list[list[Any]], styles: Styles) -> None:
+    """Links a fold's single plot (several: the text names them)."""
+    if header[-1] != "plots":
+        return
+    for i, row in enumerate(body, start=2):
+        if row[-1] and "," not in row[-1]:
+            cell = sheet.cell(row=i, column=len(header))
+            cell.hyperlink = row[-1]
+            cell.font = styles.link()
+
+
+@register_sheet("Folds", order=40)
+def write_folds(sheet: Worksheet, context: SheetContext) -> None:
+    """The fold table; invalid folds in red, with a note under the table."""
+    header, body = folds_table(context.results)
+    table_sheet(sheet, header, body, context.styles, context.selected_id,
+                number_columns=range(FIRST_METRIC_COLUMN, len(header)))
+    _links(sheet, header, body, context.styles)
+    invalid = [i for i, row in enumerate(body, start=2) if row[2] == INVALID]
+    for i in invalid:
+        sheet.cell(row=i, column=3).font = Font(color=FAILED_FONT, italic=True)
+    if invalid:
+        safe(sheet.cell(row=len(body) + 3, column=1), INVALID_NOTE)

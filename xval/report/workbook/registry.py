@@ -1,0 +1,147 @@
+"""The workbook's sheets, registered by name with an order.
+
+A sheet is a function `write(sheet, context)` that fills one openpyxl worksheet (made for it
+by the builder, named as registered) from `context.results`; it returns `False` to leave the
+sheet out (e.g. Search when no search ran). `@register_sheet(name, order=...)` adds it; the
+builder (`xval.report.workbook.builder.build_workbook`) writes the registered sheets by
+increasing order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from openpyxl.worksheet.worksheet import Worksheet
+
+from xval.config.loader import Config
+from xval.report.results import ExperimentResults
+from xval.report.tables import Selection, alpha_of
+from xval.report.workbook.cells import Styles
+
+MAX_SHEET_NAME = 31
+"""Excel's limit on a sheet name's length."""
+_BAD_NAME = re.compile(r"[\[\]:*?/\\]")
+
+
+@dataclasses.dataclass(frozen=True)
+class SheetContext:
+    """What every sheet writer gets besides its worksheet.
+
+    Attributes:
+        results: the experiment's results.
+        config: the run's `Config`, or `None` for the defaults.
+        selection: the selection metric and the selected instance.
+        styles: the workbook's `Styles` (one per colour meaning).
+    """
+
+    results: ExperimentResults
+    config: Config | None
+    selection: Selection
+    styles: Styles
+
+    @classmethod
+    def of(cls, results: ExperimentResults, config: Config | None = None) -> SheetContext:
+        return cls(results, config, Selection.of(results, config), Styles())
+
+    @property
+    def exp_dir(self) -> Path:
+        """The `experiment_<N>` folder."""
+        return self.results.path
+
+    @property
+    def metric(self) -> str:
+        """The selection metric."""
+        return self.selection.metric
+
+    @property
+    def selected_id(self) -> int | None:
+        """The selected instance's id, or `None` when no instance is complete."""
+        return self.selection.id
+
+    @property
+    def alpha(self) -> float:
+        """The significance level (`[report] alpha`)."""
+        return alpha_of(self.config)
+
+
+SheetWriter = Callable[[Worksheet, SheetContext], "bool | None"]
+"""`write(sheet, context)`: fills `sheet`; returns `False` to leave it out."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SheetSpec:
+    """One registered sheet: its name (the tab), its order and its writer."""
+
+    name: str
+    order: float
+    write: SheetWriter
+
+
+_SHEETS: dict[str, SheetSpec] = {}
+
+
+def _check_name(name: str) -> None:
+    if not isinstance(name, str) or not name or len(name) > MAX_SHEET_NAME \
+            or _BAD_NAME.search(name):
+        raise ValueError(f"Sheet name {name!r}: expected 1 to {MAX_SHEET_NAME} characters "
+                         "without [ ] : * ? / \\ (Excel's rule for sheet names).")
+
+
+def register_sheet(name: str, *, order: float) -> Callable[[SheetWriter], SheetWriter]:
+    """Registers a workbook sheet (a decorator).
+
+    Args:
+        name: the sheet's tab name.
+        order: where it goes: sheets are written by increasing order (the built-in ones
+            use 10 (Summary) to 70 (Plots), ten apart).
+
+    Returns:
+        A decorator that registers `write(sheet, context)` and returns it unchanged.
+
+    Raises:
+        ValueError: for a name Excel refuses, or one another writer already has.
+
+    Example:
+
+    ```python
+    from xval.report.workbook import register_sheet
+
+    @register_sheet("Seconds", order=45)
+    def seconds(sheet, context):
+        sheet.append(["ID", "seconds"])
+        for r in context.results:
+            sheet.append([r.id, r.summary.seconds])
+    ```
+    """
+    _check_name(name)
+
+    def add(write: SheetWriter) -> SheetWriter:
+        known = _SHEETS.get(name)
+        if known is not None and known.write is not write:
+            raise ValueError(f"A workbook sheet named {name!r} is already registered "
+                             f"({known.write.__module__}.{known.write.__qualname__}); "
+                             "choose another name, or unregister_sheet() it first.")
+        _SHEETS[name] = SheetSpec(name, float(order), write)
+        return write
+
+    return add
+
+
+def unregister_sheet(name: str) -> None:
+    """Removes a registered sheet.
+
+    Raises:
+        ValueError: when no sheet has that name, listing those that do.
+    """
+    if name not in _SHEETS:
+        raise ValueError(f"No workbook sheet named {name!r}; registered: "
+                         f"{', '.join(spec.name for spec in registered_sheets())}.")
+    del _SHEETS[name]
+
+
+def registered_sheets() -> list[SheetSpec]:
+    """The registered sheets, in the order they are written."""
+    return sorted(_SHEETS.values(), key=lambda spec: (spec.order, spec.name))

@@ -1,0 +1,104 @@
+"""The Summary sheet: per instance the identifying columns and the headline metrics of the
+task (validation, then test), the selected instance marked, a note saying what to report, a
+warning when validation sets hold one item, and the colour legend."""
+
+from __future__ import annotations
+
+from openpyxl.styles import Font
+from openpyxl.worksheet.worksheet import Worksheet
+
+from xval.config.loader import Config
+from xval.report.results import ExperimentResults
+from xval.report.tables import (
+    SPLIT_NAMES,
+    Selection,
+    differing_params,
+    headline_metrics,
+    report_note,
+    single_item_validation_warning,
+)
+from xval.report.workbook.cells import (
+    FAILED_FONT,
+    PENDING_FONT,
+    SELECTED_MARK,
+    Styles,
+    across_pages,
+    safe,
+)
+from xval.report.workbook.instances import (
+    Table,
+    instance_columns,
+    instance_links,
+    instance_rows,
+    run_columns,
+    write_instance_sheet,
+)
+from xval.report.workbook.registry import SheetContext, register_sheet
+
+
+def summary_table(results: ExperimentResults, config: Config | None = None) -> Table:
+    """The Summary sheet as rows of plain values: identifying columns, then the mean and
+    std over folds of the headline metrics (`headline_metrics`), validation then test.
+
+    Returns:
+        `(columns, rows, selected_id, metric)`: `columns` is a list of dicts with `name`,
+        `group`, and for metric columns `level`, `split`, `metric`, `stat`.
+    """
+    selection = Selection.of(results, config)
+    columns = instance_columns(differing_params(results))
+    for split in ("val", "test"):
+        for level, name, label in headline_metrics(results, config):
+            for stat in ("mean", "std"):
+                columns.append({"name": f"{label} {stat}", "level": level, "split": split,
+                                "metric": name, "stat": stat, "group": SPLIT_NAMES[split]})
+    columns += run_columns()
+    return columns, instance_rows(results, columns, selection.id), selection.id, \
+        selection.metric
+
+
+def legend(ws: Worksheet, first_row: int, metric: str, alpha: float, styles: Styles) -> None:
+    """The colour legend, below the Summary table."""
+    safe(ws.cell(row=first_row, column=1), "Legend").font = styles.bold
+    entries = [
+        (styles.header, None, "Column headers."),
+        (styles.best, None, "Best mean of the column among complete instances (max for "
+                            "accuracy, F1, precision, recall, R²; min for loss, RMSE, MAE). "
+                            "Summary and Metrics sheets. Standard deviations are not "
+                            "highlighted."),
+        (styles.selected, None, f"{SELECTED_MARK}: the selected instance (best validation "
+                                f"{metric}), on every sheet."),
+        (styles.tied, None, "Statistics sheet: not significantly different from the "
+                            f"selected instance (corrected resampled t-test, alpha {alpha})."),
+        (None, Font(color=FAILED_FONT, italic=True), "Failed instance (reason in 'message')."),
+        (None, Font(color=PENDING_FONT, italic=True), "Partial or pending instance."),
+    ]
+    for k, (fill, font, text) in enumerate(entries, start=first_row + 1):
+        swatch = ws.cell(row=k, column=1, value="text" if font is not None else None)
+        if fill is not None:
+            swatch.fill = fill
+        if font is not None:
+            swatch.font = font
+        safe(ws.cell(row=k, column=2), text)
+    safe(ws.cell(row=first_row + len(entries) + 1, column=1),
+         "Values are mean and std over folds. Instance IDs link to their folders; the "
+         "Metrics sheet has every metric (train, validation, test; segment and clip level).")
+
+
+@register_sheet("Summary", order=10)
+def write_summary(sheet: Worksheet, context: SheetContext) -> None:
+    """The headline metrics, the note saying what to report, the legend."""
+    results, styles = context.results, context.styles
+    columns, rows, selected_id, metric = summary_table(results, context.config)
+    write_instance_sheet(sheet, columns, rows, selected_id, styles, instance_links(results))
+    next_row = len(rows) + 4
+    note = report_note(results, context.config)
+    if note:
+        safe(sheet.cell(row=next_row, column=1), note).font = styles.bold
+        next_row += 1
+    warning = single_item_validation_warning(results)
+    if warning:
+        safe(sheet.cell(row=next_row, column=1), warning).font = \
+            Font(bold=True, color=FAILED_FONT)
+        next_row += 1
+    legend(sheet, next_row + 1, metric, context.alpha, styles)
+    across_pages(sheet, len(columns))
