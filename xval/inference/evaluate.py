@@ -31,7 +31,7 @@ from xval.inference.models import (
 SOURCES = ("folders", "regex", "manifest")
 
 
-def _label_map(text: str | Mapping[str, str] | None) -> Mapping[str, str] | None:
+def _label_map(text: str | dict[str, str] | None) -> dict[str, str] | None:
     if text is None or isinstance(text, dict):
         return text
     if text in LABEL_MAPS:
@@ -46,7 +46,7 @@ def _label_map(text: str | Mapping[str, str] | None) -> Mapping[str, str] | None
 
 
 def source_rows(roots: Iterable[str | Path], *, source: str = "folders",
-                pattern: str | None = None, label_map: str | Mapping[str, str] | None = None,
+                pattern: str | None = None, label_map: str | dict[str, str] | None = None,
                 path_column: str = "path", label_column: str = "label",
                 clip_column: str | None = None, root: str | Path | None = None
                 ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
@@ -83,7 +83,7 @@ def source_rows(roots: Iterable[str | Path], *, source: str = "folders",
         if source == "folders":
             rows, bad = sources.folder_source(path)
         elif source == "regex":
-            rows, bad = sources.regex_source(path, presets.get(pattern, pattern),
+            rows, bad = sources.regex_source(path, presets.get(str(pattern), pattern),
                                              label_map=_label_map(label_map))
         else:
             rows, bad = sources.manifest_source(path, path_column=path_column,
@@ -128,7 +128,9 @@ def evaluate_rows(model_or_instance_dir: str | Path, rows: pd.DataFrame, *,
     labels = rows["label"].astype(str).to_numpy()
     targets = task.file_targets(labels, classes)
     skipped = list(skipped)
-    features, seg_targets, file_of = [], [], []
+    features: list[np.ndarray] = []
+    segment_targets: list[Any] = []
+    segment_files: list[int] = []
     paths = rows["path"].tolist()
     for k, path in enumerate(paths):
         try:
@@ -137,12 +139,12 @@ def evaluate_rows(model_or_instance_dir: str | Path, rows: pd.DataFrame, *,
             skipped.append({"path": str(path), "reason": str(e)})
             continue
         features.append(feats["features"])
-        seg_targets += [targets[k]] * len(feats["features"])
-        file_of += [k] * len(feats["features"])
+        segment_targets += [targets[k]] * len(feats["features"])
+        segment_files += [k] * len(feats["features"])
     if not features:
         raise DatasetError(f"No usable audio file among {len(paths)}; skipped: {skipped[:3]}")
     outputs = models.outputs(np.concatenate(features))
-    seg_targets, file_of = np.asarray(seg_targets), np.asarray(file_of)
+    seg_targets, file_of = np.asarray(segment_targets), np.asarray(segment_files)
     files = np.unique(file_of)
     clip_out = np.stack([outputs[file_of == f].mean(axis=0) for f in files])
     clip_targets = targets[files]
