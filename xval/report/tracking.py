@@ -231,25 +231,25 @@ class MLflowListener:
         self._client.set_terminated(run_id, "FINISHED" if result.ok else "FAILED")
 
     def on_instance(self, instance, summary, params, inst_dir):
-        """Logs the fold-averaged metrics (and their std) on the instance's run."""
+        """Logs the fold-averaged metrics (and their std) of the instance's
+        `InstanceSummary` on the instance's run."""
         parent = self._parent(inst_dir, instance)
-        digest = _key(json.dumps(summary, sort_keys=True, default=str))
+        digest = _key(json.dumps(summary.to_dict(), sort_keys=True, default=str))
         run = self._client.get_run(parent)
         if run.data.tags.get(f"{_TAG}summary") == digest:
             return
         metrics = {}
         for level, prefix in (("segment", ""), ("clip", "clip_")):
-            for split, names in summary.get("metrics", {}).get(level, {}).items():
-                for name, stats in names.items():
-                    for stat, suffix in (("mean", ""), ("std", "_std")):
-                        value = stats.get(stat)
+            for split, names in summary.metrics.get(level, {}).items():
+                for name, stat in names.items():
+                    for value, suffix in ((stat.mean, ""), (stat.std, "_std")):
                         if value is not None and math.isfinite(value):
                             metrics[f"{prefix}{split}_{name}{suffix}"] = float(value)
-        metrics["folds_done"] = float(summary.get("folds_done", 0))
+        metrics["folds_done"] = float(summary.folds_done)
         self._log(parent, metrics=list(metrics.items()),
-                  tags=[(f"{_TAG}summary", digest), (f"{_TAG}status", summary["status"])])
+                  tags=[(f"{_TAG}summary", digest), (f"{_TAG}status", summary.status)])
         summary_file = Path(inst_dir) / "summary.json"
         if summary_file.exists():
             self._client.log_artifact(parent, str(summary_file))
-        state = {"complete": "FINISHED", "failed": "FAILED"}.get(summary["status"], "KILLED")
+        state = {"complete": "FINISHED", "failed": "FAILED"}.get(summary.status, "KILLED")
         self._client.set_terminated(parent, state)
