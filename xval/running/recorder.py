@@ -120,7 +120,8 @@ class FoldRead:
 
 
 def read_fold(layout: InstanceLayout, fold: int, *, params_hash: str | None = None,
-              task_type: str | None = None) -> FoldRead:
+              task_type: str | None = None,
+              digest: Callable[[Path], str] = sha256_of) -> FoldRead:
     """Reads and checks fold `fold` of an instance.
 
     An `ok` fold file is believed only when `check_fold` finds nothing wrong: its fold and
@@ -132,6 +133,7 @@ def read_fold(layout: InstanceLayout, fold: int, *, params_hash: str | None = No
         fold: the fold number.
         params_hash: the instance's parameter hash, or `None` not to check it.
         task_type: the task whose metric ranges apply; `None` takes the fold's own.
+        digest: `path -> SHA-256 hex` of the model. Defaults to `sha256_of`.
 
     Returns:
         A `FoldRead`.
@@ -148,7 +150,7 @@ def read_fold(layout: InstanceLayout, fold: int, *, params_hash: str | None = No
     if not result.ok:
         return FoldRead(record=result)
     reason = check_fold(result, fold=fold, instance=layout.id, params_hash=params_hash,
-                        model=layout.fold_model(fold), model_digest=sha256_of,
+                        model=layout.fold_model(fold), model_digest=digest,
                         ranges=_metric_ranges(task_type or result.task_type))
     if reason:
         return FoldRead(reason=f"{path.name} is invalid: {reason}")
@@ -192,9 +194,11 @@ class InstanceFolds:
 
 
 def read_folds(layout: InstanceLayout, num_folds: int, *, params_hash: str | None = None,
-               task_type: str | None = None) -> InstanceFolds:
+               task_type: str | None = None,
+               digest: Callable[[Path], str] = sha256_of) -> InstanceFolds:
     """Reads and checks folds `0 .. num_folds - 1` of an instance (see `read_fold`)."""
-    reads = {i: read_fold(layout, i, params_hash=params_hash, task_type=task_type)
+    reads = {i: read_fold(layout, i, params_hash=params_hash, task_type=task_type,
+                          digest=digest)
              for i in range(num_folds)}
     return InstanceFolds(records=[r.record for r in reads.values() if r.record is not None],
                          invalid={i: r.reason for i, r in reads.items() if r.reason})
@@ -222,6 +226,18 @@ class Recorder:
         self.num_folds = num_folds
         self.out = out
         self.listeners = list(listeners)
+        self._digests: dict[Path, tuple[int, int, str]] = {}
+
+    def digest(self, path: Path) -> str:
+        """The SHA-256 of a model file, hashed again only when its size or modification
+        time changed (an instance's models are checked at its start, after every fold of a
+        search and when its summary is written)."""
+        stat = path.stat()
+        cached = self._digests.get(path)
+        if cached is None or cached[:2] != (stat.st_size, stat.st_mtime_ns):
+            cached = (stat.st_size, stat.st_mtime_ns, sha256_of(path))
+            self._digests[path] = cached
+        return cached[2]
 
     def _notify(self, event: str, *args: Any) -> None:
         for listener in list(self.listeners):
@@ -305,7 +321,7 @@ class Recorder:
                               task_type=self.task_type)
         atomic_write_json(layout.params_file, record.to_dict())
         folds = read_folds(layout, self.num_folds, params_hash=params_hash,
-                           task_type=self.task_type)
+                           task_type=self.task_type, digest=self.digest)
         for i, reason in folds.invalid.items():
             self.out(f"instance {instance} fold {i}: {reason}; it will be rerun.")
         if len(folds.done) < self.num_folds:
@@ -329,9 +345,12 @@ class Recorder:
         i = result.fold
         if result.ok:
             if result.model_bytes is not None:
-                atomic_write_bytes(layout.fold_model(i), result.model_bytes)
+                model = layout.fold_model(i)
+                atomic_write_bytes(model, result.model_bytes)
                 result.model_size = len(result.model_bytes)
                 result.model_sha256 = hashlib.sha256(result.model_bytes).hexdigest()
+                stat = model.stat()
+                self._digests[model] = (stat.st_size, stat.st_mtime_ns, result.model_sha256)
             if result.predictions_csv is not None:
                 atomic_write_text(layout.predictions(i), result.predictions_csv)
             if result.classifier_bytes is not None:
@@ -387,7 +406,8 @@ class Recorder:
         params = params or self.read_params(instance)
         task_type = self.task_type or (params.task_type if params else None)
         return read_folds(self.instance_layout(instance), self.num_folds,
-                          params_hash=params.hash if params else None, task_type=task_type)
+                          params_hash=params.hash if params else None, task_type=task_type,
+                          digest=self.digest)
 
     def finish_instance(self, instance: int) -> InstanceSummary:
         """Writes the instance's summary from its believable fold files (those that are not
