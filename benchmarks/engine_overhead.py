@@ -15,7 +15,6 @@ scheduling, results shipped back) and once including starting and stopping a loc
 """
 
 import argparse
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -44,10 +43,14 @@ def engine_run(config, store_dir, folder, epochs, batch, generator=False, execut
     exp[1] = ARCH
     outcome = exp.run(config=config, executor=executor, out=lambda *a: None)
     assert outcome.exit_code == 0
-    folds = [json.loads(p.read_text()) for p in
-             sorted((Path(folder) / "demo" / "experiment_1" / "instance_1").glob("fold_*.json"))]
-    fit = sum(f["timings"]["fit_seconds"] for f in folds)
-    rows = sum(f["n_rows"]["train"] * f["epochs_run"] for f in folds)
+    from xval.core.files import read_json
+    from xval.core.layout import ExperimentLayout
+    from xval.core.records import FoldResult
+
+    instance = ExperimentLayout.of(folder, "demo", 1).instance(1)
+    folds = [FoldResult.from_dict(read_json(p)) for p in instance.fold_files().values()]
+    fit = sum(f.timings["fit_seconds"] for f in folds)
+    rows = sum(f.n_rows["train"] * (f.epochs_run or 0) for f in folds)
     return rows / fit
 
 
@@ -57,7 +60,7 @@ def hand_loop(store, epochs, batch):
 
     from xval.config.loader import load_config
     from xval.config.params import resolve
-    from xval.training.fold import build_model
+    from xval.training.model import build_model
 
     params = resolve(1, ARCH, training_defaults=load_config(ROOT / "config.ini").training)
     x = np.asarray(store.features, dtype=np.float32)

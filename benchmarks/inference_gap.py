@@ -129,7 +129,7 @@ def _train(option, store, rows, params, fold):
     import keras
 
     from xval.training.batches import normalization_stats
-    from xval.training.fold import build_model
+    from xval.training.model import build_model
 
     x = {k: np.asarray(store.features[v], dtype=np.float32) for k, v in rows.items()}
     y = {k: store.targets[v] for k, v in rows.items()}

@@ -10,7 +10,7 @@ import pytest
 import architectures
 from architectures import StatisticsPooling
 from tests.conftest import resolve, training_defaults
-from xval.training.fold import build_model
+from xval.training.model import build_model
 
 DEFAULTS = training_defaults()
 SHAPE = (16, 12)

@@ -168,8 +168,6 @@ def test_executor_debug_mode_stops_the_run(executor_name, config_path, config, s
 
 @pytest.mark.skipif(not HAS_RAY, reason="ray is not installed (pip install -e '.[ray]')")
 def test_ray_preflight_that_gets_no_answer_is_a_clear_error(local_ray, store, monkeypatch):
-    import types
-
     from xval.executors import ray as ray_executor
 
     # No node can start a worker and answer within a microsecond.
@@ -179,7 +177,7 @@ def test_ray_preflight_that_gets_no_answer_is_a_clear_error(local_ray, store, mo
     with pytest.raises(ConfigurationError, match=r"node\(s\) .* did not answer the preflight "
                                                  r"check within 1e-06 s .* Nothing was "
                                                  r"trained.*ray status"):
-        runner.preflight(types.SimpleNamespace(store=store))
+        runner.preflight(store)
 
 
 def test_inline_executor_yields_failures_instead_of_raising(store):

@@ -92,8 +92,7 @@ def _cli(*args, cwd=ROOT):
 
 
 def test_predict_instance_folder_averages_fold_logits(trained):
-    from xval.inference.models import dataset_info_for
-    from xval.inference.models import extract_features as _features
+    from xval.inference.models import dataset_info_for, extract_features
     from xval.inference.predict import predict_files
     from xval.tasks.metrics import softmax
     from xval.training.loading import load
@@ -103,7 +102,7 @@ def test_predict_instance_folder_averages_fold_logits(trained):
     results = predict_files(inst, files)
     assert results[0]["model"] == "ensemble of 2 fold models of instance_1"
     info = dataset_info_for(inst / "fold_0.keras")
-    feats = _features(files[:1], info["feature_params"])[0]["features"]
+    feats = extract_features(files[:1], info["feature_params"])[0]["features"]
     logits = [np.asarray(load(inst / f"fold_{i}.keras").predict(feats, verbose=0))
               for i in range(2)]
     mean = (logits[0] + logits[1]) / 2

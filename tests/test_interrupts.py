@@ -162,16 +162,16 @@ def test_a_ctrl_c_swallowed_while_a_fold_starts_stops_its_training(python_sigint
 def test_a_ctrl_c_that_keras_turns_into_another_error_is_not_a_failed_fold(python_sigint,
                                                                           store, config):
     from xval.core.interrupts import sticky_interrupts
-    from xval.executors.base import run_job as _run_job
+    from xval.executors.base import run_job
 
     def on_epoch(*args):  # what a bare except that raises its own error does
         _ctrl_c_swallowed_by_keras()
         raise RuntimeError("not a KeyboardInterrupt")
 
     with sticky_interrupts(), pytest.raises(KeyboardInterrupt):
-        _run_job(_job(store, config, epochs=2), on_epoch)
+        run_job(_job(store, config, epochs=2), on_epoch)
     # Without the sticky handler the same error is a failed fold, as before.
-    result = _run_job(_job(store, config, epochs=2), lambda *a: _raise(RuntimeError("boom")))
+    result = run_job(_job(store, config, epochs=2), lambda *a: _raise(RuntimeError("boom")))
     assert result.status is Status.FAILED and "boom" in result.message
 
 

@@ -1,6 +1,7 @@
 """Reliability: no garbage reported as a result, clear errors, nothing lost (issue 9)."""
 
 import json
+import re
 
 import pytest
 
@@ -83,7 +84,7 @@ def test_bad_command_line_values_are_one_line_errors(args, match, tmp_path, conf
 
 
 def test_gpu_id_validation_in_python():
-    from xval.running.experiment import normalize_gpu
+    from xval.running.environment import normalize_gpu
 
     assert normalize_gpu(None) is None and normalize_gpu(1) == "1"
     assert normalize_gpu("cpu") == "-1" and normalize_gpu(-1) == "-1"
@@ -141,6 +142,59 @@ def test_unreadable_fold_files_are_rerun(config_path, config, store):
     assert "folds [2] already done; resuming at fold 0" in text
     assert json.loads((d / "fold_2.json").read_text()) == good  # untouched
     assert ExperimentResults(d.parent)[1].status == "complete"
+
+
+def test_fold_files_that_cannot_be_believed_are_named_and_rerun(config_path, config, store):
+    """A fold file is a claim (issue 25): a metric out of its range, a missing or swapped
+    model, another fold's number: each fold is invalid, said on one line, left out of the
+    summary, and trained again on the next run; the believable folds are kept."""
+    from xval.core.layout import ExperimentLayout
+    from xval.running.recorder import Recorder
+
+    exp = experiment(config_path, {1: {}, 2: {}})
+    assert exp.run(config=config, out=quiet).exit_code == 0
+    one, two = inst_dir(config, 1), inst_dir(config, 2)
+    fold = json.loads((one / "fold_0.json").read_text())
+    fold["metrics"]["test"]["accuracy"] = 7.5
+    (one / "fold_0.json").write_text(json.dumps(fold))
+    (one / "fold_1.keras").unlink()
+    kept = (one / "fold_2.json").read_text()
+    models = [(two / f"fold_{i}.keras").read_bytes() for i in (0, 1)]
+    (two / "fold_0.keras").write_bytes(models[1])
+    (two / "fold_1.keras").write_bytes(models[0])
+    (two / "fold_2.json").write_text((two / "fold_0.json").read_text())  # says fold 0
+
+    layout = ExperimentLayout(inst_dir(config).parent)
+    summary = Recorder(layout, config, 3, task_type="classification").finish_instance(1)
+    assert summary.status == "partial" and summary.folds_done == 1
+    assert set(summary.invalid) == {0, 1} and "outside the valid range" in summary.invalid[0]
+    saved = json.loads((one / "summary.json").read_text())
+    assert set(saved["invalid"]) == {"0", "1"}
+    assert saved["metrics"]["segment"]["test"]["accuracy"]["n"] == 1
+
+    lines = []
+    assert exp.run(config=config, out=lines.append).exit_code == 0
+    said = [line for line in lines if line.endswith("it will be rerun.")]
+    assert len(said) == 5, said
+    text = "\n".join(said)
+    assert "instance 1 fold 0: fold_0.json is invalid: its test accuracy is 7.5, outside " \
+        "the valid range [0.0, 1.0]; it will be rerun." in text
+    assert "instance 1 fold 1: fold_1.json is invalid: fold_1.keras is missing" in text
+    for i in (0, 1):
+        assert re.search(rf"instance 2 fold {i}: fold_{i}.json is invalid: fold_{i}.keras "
+                         r"(does not match its recorded SHA-256|has \d+ bytes, not the "
+                         r"recorded \d+)", text), text
+    assert "instance 2 fold 2: fold_2.json is invalid: it says fold 0 but is the file of " \
+        "fold 2" in text
+    assert "instance 1: folds [2] already done; resuming at fold 0." in lines
+    assert (one / "fold_2.json").read_text() == kept  # the believable fold is kept
+    results = ExperimentResults(inst_dir(config).parent)
+    assert results[1].status == results[2].status == "complete"
+    for k in (1, 2):
+        summary = json.loads((inst_dir(config, k) / "summary.json").read_text())
+        assert summary["status"] == "complete" and summary["invalid"] == {}
+        assert json.loads((inst_dir(config, k) / "fold_0.json").read_text())[
+            "metrics"]["test"]["accuracy"] <= 1.0
 
 
 @pytest.mark.parametrize("name, match", [

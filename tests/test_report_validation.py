@@ -248,7 +248,7 @@ def test_listeners_write_the_plots_and_the_workbook(copy, tmp_path):
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in written)
     lines = []
     writer = WorkbookWriter(config, out=lines.append)
-    assert writer.on_report(exp_dir) == exp_dir / "experiment_1.xlsx"
+    assert writer.on_results(exp_dir) == exp_dir / "experiment_1.xlsx"
     assert load_workbook(exp_dir / "experiment_1.xlsx").sheetnames[0] == "Summary"
-    assert writer.on_report(tmp_path / "nothing") is None  # reported, not raised
+    assert writer.on_results(tmp_path / "nothing") is None  # reported, not raised
     assert len(lines) == 1 and lines[0].startswith("workbook not rebuilt: ")

@@ -12,7 +12,7 @@ from tests.conftest import ROOT, resolve, run_script, training_defaults, write_s
 from tests.test_training import job, run_fold
 from xval.core.errors import ParameterError
 from xval.training.batches import make_batches
-from xval.training.fold import _optimizer, build_model
+from xval.training.model import build_model, make_optimizer
 
 DEFAULTS = training_defaults()
 SHAPE = (20, 10)
@@ -152,7 +152,7 @@ def test_frequency_warp_uses_the_stores_bin_frequencies_and_refuses_mfccs(tmp_pa
     from tests.conftest import write_config
     from xval import Experiment
     from xval.config.loader import load_config
-    from xval.training.fold import store_frequencies
+    from xval.training.model import store_frequencies
 
     config = load_config(write_config(tmp_path))
     store = _store_of(config.data_dir, "mel")
@@ -359,12 +359,12 @@ def test_mixup_and_label_smoothing_train_a_fold(store, tmp_path):
 
 def test_warmup_schedule():
     params = _params(warmup_epochs=2, epochs=10, learning_rate=0.01)
-    schedule = _optimizer(params, steps_per_epoch=5)._learning_rate
+    schedule = make_optimizer(params, steps_per_epoch=5)._learning_rate
     assert float(schedule(0)) == pytest.approx(0.0)
     assert float(schedule(5)) == pytest.approx(0.005)
     assert float(schedule(10)) == pytest.approx(0.01)
     assert float(schedule(40)) == pytest.approx(0.01)  # constant after the warm-up
-    cosine = _optimizer(_params(warmup_epochs=2, epochs=10, learning_rate=0.01,
+    cosine = make_optimizer(_params(warmup_epochs=2, epochs=10, learning_rate=0.01,
                                 lr_schedule="cosine"), steps_per_epoch=5)._learning_rate
     assert float(cosine(10)) == pytest.approx(0.01)
     assert float(cosine(30)) < 0.01  # decays after the warm-up

@@ -1,5 +1,8 @@
 """The handlers of `python -m xval predict | detect | embed | evaluate`."""
 
+from __future__ import annotations
+
+import argparse
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +16,7 @@ from xval.inference.evaluate import evaluate_rows, format_csv, format_text, sour
 from xval.inference.predict import predict_files
 
 
-def main_predict(args):
+def main_predict(args: argparse.Namespace) -> int:
     results = predict_files(args.model, args.audio, fold=getattr(args, "fold", None),
                             ensemble=getattr(args, "ensemble", False),
                             dataset_info=getattr(args, "dataset_info", None),
@@ -45,7 +48,7 @@ def main_predict(args):
     return 0
 
 
-def main_embed(args):
+def main_embed(args: argparse.Namespace) -> int:
     embeddings, index = embed_files(args.model, args.audio, args.layer,
                                     dataset_info=getattr(args, "dataset_info", None))
     out = Path(args.out)
@@ -59,7 +62,7 @@ def main_embed(args):
     return 0
 
 
-def main_detect(args):
+def main_detect(args: argparse.Namespace) -> int:
     if args.plot:
         try:
             Path(args.plot).mkdir(parents=True, exist_ok=True)
@@ -88,7 +91,7 @@ def main_detect(args):
     return 0
 
 
-def main_evaluate(args):
+def main_evaluate(args: argparse.Namespace) -> int:
     source = args.source
     if args.manifest:
         if source not in (None, "manifest"):

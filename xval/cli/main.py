@@ -1,20 +1,26 @@
 """`python -m xval COMMAND`: report, predict, detect, evaluate, embed."""
 
+from __future__ import annotations
+
 import argparse
+import importlib.util
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from xval.cli import config as cli_config
 from xval.cli import init as cli_init
 from xval.cli.inference import main_detect, main_embed, main_evaluate, main_predict
-from xval.core.errors import XvalError
+from xval.config.loader import find_config, load_config
+from xval.core.errors import ConfigurationError, XvalError
+from xval.core.logs import quiet_framework_logs
+from xval.report.results import check_experiment_folder
+from xval.report.terminal import terminal_table
+from xval.report.workbook import build_workbook
 
 
-def _report(args):
-    from xval.config.loader import find_config, load_config
-    from xval.report import build_workbook, check_experiment_folder, terminal_table
-
+def _report(args: argparse.Namespace) -> int:
     exp_dir = Path(args.experiment)
     check_experiment_folder(exp_dir)  # before anything is read or written
     config = load_config(args.config or find_config())
@@ -26,7 +32,7 @@ def _report(args):
     return 0
 
 
-def choose_backend(config_path=None):
+def choose_backend(config_path: str | None = None) -> str:
     """Sets `KERAS_BACKEND` for the model commands, as experiment scripts do.
 
     Order: the `KERAS_BACKEND` environment variable, then config.ini (`--config`, else found
@@ -38,11 +44,6 @@ def choose_backend(config_path=None):
     Raises:
         ConfigurationError: when that backend is not installed.
     """
-    import importlib.util
-
-    from xval.config.loader import find_config, load_config
-    from xval.core.errors import ConfigurationError
-
     backend = os.environ.get("KERAS_BACKEND")
     source = "KERAS_BACKEND"
     if not backend:
@@ -63,13 +64,11 @@ def choose_backend(config_path=None):
             f"(`pip install -e '.[{backend}]'`) or choose another with KERAS_BACKEND."
         )
     os.environ["KERAS_BACKEND"] = backend
-    from xval.core.logs import quiet_framework_logs
-
     quiet_framework_logs(backend=backend)
     return backend
 
 
-def _model_choice(p):
+def _model_choice(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fold", type=int, metavar="I",
                    help="with an instance folder: only the model of fold I")
     p.add_argument("--ensemble", action="store_true",
@@ -77,7 +76,7 @@ def _model_choice(p):
                         "final.keras exists")
 
 
-def _model_arguments(p):
+def _model_arguments(p: argparse.ArgumentParser) -> None:
     """Arguments shared by predict, detect and evaluate: which fold models answer, the
     dataset description and the config."""
     _model_choice(p)
@@ -86,22 +85,19 @@ def _model_arguments(p):
     p.add_argument("--config", help="config.ini whose [backend] to use")
 
 
-def main(argv=None):
-    from xval.core.logs import quiet_framework_logs
-
-    parser = argparse.ArgumentParser(prog="python -m xval")
-    flags = argparse.ArgumentParser(add_help=False)  # -q/-v on every command
-    flags.add_argument("-q", "--quiet", action="store_true",
-                       help="print only results and errors")
-    flags.add_argument("-v", "--verbose", action="store_true",
-                       help="TensorFlow's and absl's log lines too")
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("report", parents=[flags], help="rebuild an experiment's workbook and print its table")
+def _report_parser(sub: argparse._SubParsersAction, flags: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("report", parents=[flags],
+                       help="rebuild an experiment's workbook and print its table")
     p.add_argument("experiment", help="results/<dataset>/experiment_<N>")
     p.add_argument("--format", choices=("text", "csv", "markdown"), default="text")
     p.add_argument("--no-workbook", action="store_true", help="print only")
     p.add_argument("--config", help="config.ini (selection metric, alpha)")
-    p = sub.add_parser("predict", parents=[flags], help="class probabilities of audio files from saved models")
+
+
+def _predict_parsers(sub: argparse._SubParsersAction, flags: argparse.ArgumentParser
+                     ) -> None:
+    p = sub.add_parser("predict", parents=[flags],
+                       help="class probabilities of audio files from saved models")
     p.add_argument("model", help="an instance_<k> folder (its fold models' ensemble, or its "
                                  "final.keras after --refit) or a .keras file")
     p.add_argument("audio", nargs="+")
@@ -117,7 +113,12 @@ def main(argv=None):
     p.add_argument("--format", choices=("text", "csv"), default="text")
     p.add_argument("--plot", metavar="DIR", help="write <file>_activity.png plots here")
     _model_arguments(p)
-    p = sub.add_parser("evaluate", parents=[flags], help="score saved models on new labelled audio")
+
+
+def _evaluate_parser(sub: argparse._SubParsersAction, flags: argparse.ArgumentParser
+                     ) -> None:
+    p = sub.add_parser("evaluate", parents=[flags],
+                       help="score saved models on new labelled audio")
     p.add_argument("model", help="an instance_<k> folder or a .keras file (as for predict)")
     p.add_argument("sources", nargs="+", metavar="SOURCE",
                    help="class folders (default), folders for --pattern, or CSV manifests")
@@ -133,7 +134,11 @@ def main(argv=None):
     p.add_argument("--root", help="folder the manifest paths are relative to")
     p.add_argument("--format", choices=("text", "csv"), default="text")
     _model_arguments(p)
-    p = sub.add_parser("embed", parents=[flags], help="write the outputs of an inner layer for audio files")
+
+
+def _embed_parser(sub: argparse._SubParsersAction, flags: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("embed", parents=[flags],
+                       help="write the outputs of an inner layer for audio files")
     p.add_argument("model")
     p.add_argument("audio", nargs="+")
     p.add_argument("--layer", help="layer name (an unknown name lists them); default: the "
@@ -141,9 +146,29 @@ def main(argv=None):
     p.add_argument("--out", required=True, help="output .npy (rows) + .csv (row index)")
     p.add_argument("--dataset-info", help="dataset.json with the feature parameters")
     p.add_argument("--config", help="config.ini whose [backend] to use")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of `python -m xval` and its commands."""
+    parser = argparse.ArgumentParser(prog="python -m xval")
+    flags = argparse.ArgumentParser(add_help=False)  # -q/-v on every command
+    flags.add_argument("-q", "--quiet", action="store_true",
+                       help="print only results and errors")
+    flags.add_argument("-v", "--verbose", action="store_true",
+                       help="TensorFlow's and absl's log lines too")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _report_parser(sub, flags)
+    _predict_parsers(sub, flags)
+    _evaluate_parser(sub, flags)
+    _embed_parser(sub, flags)
     cli_config.add_parser(sub, [flags])
     cli_init.add_parser(sub, [flags])
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs `python -m xval COMMAND ...`; returns the exit code (2: a one-line error)."""
+    args = build_parser().parse_args(argv)
     quiet_framework_logs(verbose=args.verbose)
     try:
         if args.quiet and args.verbose:

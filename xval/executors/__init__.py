@@ -5,8 +5,8 @@ Each executor is one module registered by name (`xval.executors.registry`); see
 """
 
 from xval.executors import inline, process, ray  # noqa: F401  (register the executors)
-from xval.executors.base import Executor, JobQueue, run_job
-from xval.executors.registry import ExecutorOptions, get, make_executor, names, register
+from xval.executors.base import Executor, ExecutorOptions, JobQueue, run_job
+from xval.executors.registry import get, make_executor, names, register
 
 __all__ = ["Executor", "ExecutorOptions", "JobQueue", "get", "make_executor", "names",
            "register", "run_job"]

@@ -11,15 +11,43 @@ Every executor has the same contract, tested by one suite (`tests/test_executors
 - No executor writes result files: the recorder does, in the driver.
 """
 
-import collections
-import threading
+from __future__ import annotations
 
+import collections
+import dataclasses
+import threading
+from collections.abc import Callable, Generator, Iterable, Mapping
+
+from preprocessing.store import FeatureStore
 from xval.core.interrupts import raise_if_interrupted
-from xval.core.records import FoldResult
-from xval.training.fold import run_fold
+from xval.core.records import FoldResult, Job
+from xval.training.fold import EpochHook, run_fold
 
 # Workers print `EPOCH_PREFIX epoch epochs {logs}` lines that the process executor streams.
 EPOCH_PREFIX = "xval-epoch "
+
+JobEpochHook = Callable[[Job, int, int, Mapping[str, float]], None]
+"""`(job, epoch, epochs, logs) -> None`: an epoch of `job` ended."""
+
+Results = Generator[FoldResult, None, None]
+"""What `Executor.run` returns: the jobs' results as they end."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ExecutorOptions:
+    """What a run asks of its executor (`Executor.create` refuses what does not apply).
+
+    Attributes:
+        gpus: GPU ids given with `--gpus` or the positional GPU, or `None`.
+        jobs_per_gpu: `[backend] jobs_per_gpu`.
+        backend: the Keras backend of the workers.
+        ray_address: `--ray-address`, or `None`.
+    """
+
+    gpus: tuple[str, ...] | None = None
+    jobs_per_gpu: int = 1
+    backend: str | None = None
+    ray_address: str | None = None
 
 
 class JobQueue:
@@ -30,16 +58,16 @@ class JobQueue:
         jobs: the `Job`s, in the order they should start.
     """
 
-    def __init__(self, jobs=()):
+    def __init__(self, jobs: Iterable[Job] = ()) -> None:
         self._jobs = collections.deque(jobs)
         self._lock = threading.Lock()
 
-    def pop(self):
+    def pop(self) -> Job | None:
         """The next job, or `None` when none is waiting."""
         with self._lock:
             return self._jobs.popleft() if self._jobs else None
 
-    def cancel(self, instance=None):
+    def cancel(self, instance: int | None = None) -> list[Job]:
         """Drops the waiting jobs of `instance` (every waiting job when `None`).
 
         Returns:
@@ -50,7 +78,7 @@ class JobQueue:
             self._jobs = collections.deque(j for j in self._jobs if j not in dropped)
         return dropped
 
-    def __len__(self):
+    def __len__(self) -> int:
         with self._lock:
             return len(self._jobs)
 
@@ -64,38 +92,51 @@ class Executor:
 
     name = "base"
 
+    # Set by the scheduler: called as epochs end, where the executor can see them (inline:
+    # in this process; process: streamed from the workers; ray: through a Ray queue).
+    on_epoch: JobEpochHook | None = None
+
     @classmethod
-    def create(cls, options):
-        """The executor for a run's `ExecutorOptions` (`xval.executors.registry`).
+    def create(cls, options: ExecutorOptions) -> Executor:
+        """The executor for a run's `ExecutorOptions`.
 
         Raises:
             ConfigurationError: for options the executor cannot honour.
         """
         raise NotImplementedError
 
-    def start(self):
+    def start(self) -> None:
         """Acquires what the executor needs (a Ray connection); idempotent."""
 
-    def preflight(self, plan):
-        """Checks, before any job runs, that the jobs of `plan` can run where they will."""
+    def preflight(self, store: FeatureStore) -> None:
+        """Checks, before any job runs, that jobs on `store` can run where they will."""
 
-    def run(self, queue):
+    def run(self, queue: JobQueue) -> Results:
+        """Runs the queue's jobs, yielding each result as its job ends."""
         raise NotImplementedError
 
-    # Set by the scheduler: `(job, epoch, epochs, logs) -> None`, called as epochs end, where the
-    # executor can see them (inline: in this process; process: streamed from the workers).
-    on_epoch = None
-
-    def close(self):
+    def close(self) -> None:
         """Releases what `start` acquired."""
 
     @property
-    def slots(self):
+    def slots(self) -> int:
         """How many jobs run at once."""
         return 1
 
+    def job_hook(self, job: Job) -> EpochHook | None:
+        """The epoch hook of one job run where this executor sees its epochs: `on_epoch`
+        with the job bound, or `None` when nobody listens."""
+        on_epoch = self.on_epoch
+        if on_epoch is None:
+            return None
 
-def run_job(job, on_epoch=None):
+        def hook(epoch: int, epochs: int, logs: Mapping[str, float]) -> None:
+            on_epoch(job, epoch, epochs, logs)
+
+        return hook
+
+
+def run_job(job: Job, on_epoch: EpochHook | None = None) -> FoldResult:
     """Runs one job here; a job that raises becomes a failed `FoldResult`."""
     raise_if_interrupted()  # a Ctrl-C that Keras swallowed in the previous job
     try:
@@ -103,5 +144,3 @@ def run_job(job, on_epoch=None):
     except Exception as e:  # recorded per fold: the scheduler applies the failure policy
         raise_if_interrupted()  # an interrupt that Keras turned into another error
         return FoldResult.failure(job, e)
-
-

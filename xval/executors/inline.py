@@ -1,7 +1,9 @@
 """The inline executor: jobs one after the other in this process (CPU, tests, debugging)."""
 
+from __future__ import annotations
+
 from xval.core.errors import ConfigurationError
-from xval.executors.base import Executor, run_job
+from xval.executors.base import Executor, ExecutorOptions, JobQueue, Results, run_job
 from xval.executors.registry import register
 
 
@@ -12,7 +14,7 @@ class InlineExecutor(Executor):
     name = "inline"
 
     @classmethod
-    def create(cls, options):
+    def create(cls, options: ExecutorOptions) -> InlineExecutor:
         if options.gpus and len(options.gpus) > 1:
             raise ConfigurationError(
                 f"--gpus {','.join(map(str, options.gpus))} needs --executor process or ray "
@@ -20,11 +22,6 @@ class InlineExecutor(Executor):
             )
         return cls()
 
-    def run(self, queue):
+    def run(self, queue: JobQueue) -> Results:
         while (job := queue.pop()) is not None:
-            hook = None
-            if self.on_epoch is not None:
-                def hook(epoch, epochs, logs, job=job):
-                    self.on_epoch(job, epoch, epochs, logs)
-            yield run_job(job, hook)
-
+            yield run_job(job, self.job_hook(job))

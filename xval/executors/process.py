@@ -1,17 +1,21 @@
 """The process executor: every job in a fresh `python -m xval.executors.worker` process."""
 
+from __future__ import annotations
+
 import json
 import os
 import subprocess
 import sys
 import tempfile
 import threading
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from collections.abc import Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
+from typing import IO
 
 import xval.executors.transport as transport
-from xval.core.records import FoldResult
-from xval.executors.base import EPOCH_PREFIX, Executor
+from xval.core.records import FoldResult, Job
+from xval.executors.base import EPOCH_PREFIX, Executor, ExecutorOptions, JobQueue, Results
 from xval.executors.registry import register
 
 
@@ -29,45 +33,50 @@ class ProcessExecutor(Executor):
 
     name = "process"
 
-    def __init__(self, gpus=(None,), jobs_per_gpu=1, backend=None):
+    def __init__(self, gpus: Sequence[str | None] = (None,), jobs_per_gpu: int = 1,
+                 backend: str | None = None) -> None:
         self._slots = [g for g in (gpus or [None]) for _ in range(jobs_per_gpu)]
         self.backend = backend
-        self._procs = {}
+        self._procs: dict[tuple[int, int], subprocess.Popen] = {}
         self._procs_lock = threading.Lock()
 
     @classmethod
-    def create(cls, options):
+    def create(cls, options: ExecutorOptions) -> ProcessExecutor:
         return cls(list(options.gpus or [None]), options.jobs_per_gpu, options.backend)
 
     @property
-    def slots(self):
+    def slots(self) -> int:
         return len(self._slots)
 
-    def _launch(self, job, gpu):
+    def _environment(self, gpu: str | None) -> dict[str, str]:
         env = dict(os.environ)
         if gpu is not None:
             env["CUDA_VISIBLE_DEVICES"] = str(gpu)
         if self.backend:
             env["KERAS_BACKEND"] = self.backend
         env.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")  # several jobs may share a GPU
+        return env
+
+    def _launch(self, job: Job, gpu: str | None) -> FoldResult:
         with tempfile.TemporaryDirectory(prefix="xval-job-") as tmp:
-            tmp = Path(tmp)
-            (tmp / "job.json").write_text(json.dumps(job.to_dict()))
-            with open(tmp / "stderr.txt", "w+") as err:
+            folder = Path(tmp)
+            (folder / "job.json").write_text(json.dumps(job.to_dict()))
+            with open(folder / "stderr.txt", "w+") as err:
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", "xval.executors.worker", str(tmp / "job.json"), str(tmp)],
-                    env=env, stdout=subprocess.PIPE, stderr=err, text=True)
+                    [sys.executable, "-m", "xval.executors.worker", str(folder / "job.json"),
+                     str(folder)],
+                    env=self._environment(gpu), stdout=subprocess.PIPE, stderr=err, text=True)
                 with self._procs_lock:
                     self._procs[job.key] = proc
                 try:
-                    stdout = self._stream(job, proc.stdout)
+                    stdout = self._stream(job, proc.stdout or [])
                     proc.wait()
                 finally:
                     with self._procs_lock:
                         self._procs.pop(job.key, None)
                 err.seek(0)
                 stderr = err.read()
-            result = transport.read(tmp)
+            result = transport.read(folder)
             if result is not None:
                 return result
             tail = (stderr or stdout or "")[-3000:]
@@ -75,31 +84,30 @@ class ProcessExecutor(Executor):
                 f"worker process exited with code {proc.returncode} without a result: "
                 f"{tail.strip() or '(no output)'}"))
 
-    def _stream(self, job, pipe):
+    def _stream(self, job: Job, pipe: IO[str] | Iterable[str]) -> str:
         """Reads a worker's stdout: epoch lines go to `on_epoch`, the rest is kept."""
         kept = []
         for line in pipe:
-            if line.startswith(EPOCH_PREFIX):
-                if self.on_epoch is not None:
-                    try:
-                        epoch, epochs, logs = line[len(EPOCH_PREFIX):].split(" ", 2)
-                        self.on_epoch(job, int(epoch), int(epochs), json.loads(logs))
-                    except ValueError:
-                        continue
-            else:
+            if not line.startswith(EPOCH_PREFIX):
                 kept.append(line)
+            elif self.on_epoch is not None:
+                try:
+                    epoch, epochs, logs = line[len(EPOCH_PREFIX):].split(" ", 2)
+                    self.on_epoch(job, int(epoch), int(epochs), json.loads(logs))
+                except ValueError:
+                    continue
         return "".join(kept[-200:])
 
-    def _stop_all(self):
+    def _stop_all(self) -> None:
         with self._procs_lock:
             procs = list(self._procs.values())
         for proc in procs:
             if proc.poll() is None:
                 proc.kill()
 
-    def run(self, queue):
+    def run(self, queue: JobQueue) -> Results:
         free = list(self._slots)
-        running = {}
+        running: dict[Future[FoldResult], str | None] = {}
         pool = ThreadPoolExecutor(len(self._slots), thread_name_prefix="xval-job")
         try:
             while True:
@@ -115,4 +123,3 @@ class ProcessExecutor(Executor):
         finally:
             self._stop_all()
             pool.shutdown(wait=True, cancel_futures=True)
-

@@ -13,16 +13,24 @@ the run otherwise.
 Ray is optional: `pip install -e '.[ray]'`.
 """
 
+from __future__ import annotations
+
 import hashlib
 import importlib
 import importlib.metadata
+import json
 import os
+import socket
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
+from preprocessing.store import FeatureStore
 from xval.core.errors import ConfigurationError
+from xval.core.logs import quiet_framework_logs
 from xval.core.records import FoldResult, Job
-from xval.executors.base import Executor, run_job
+from xval.executors.base import Executor, ExecutorOptions, JobQueue, Results, run_job
 from xval.executors.registry import register
 
 PACKAGES = ("xval", "architectures", "preprocessing", "augmentation")
@@ -31,11 +39,11 @@ PACKAGES = ("xval", "architectures", "preprocessing", "augmentation")
 PREFLIGHT_TIMEOUT_S = 300
 
 
-def project_fingerprint():
+def project_fingerprint() -> dict[str, str]:
     """The project's version and a hash of its source files (same code on every node)."""
     digest = hashlib.sha256()
     for name in PACKAGES:
-        folder = Path(importlib.import_module(name).__file__).parent
+        folder = Path(str(importlib.import_module(name).__file__)).parent
         for path in sorted(folder.rglob("*.py")):
             digest.update(str(path.relative_to(folder.parent)).encode())
             digest.update(path.read_bytes())
@@ -46,13 +54,10 @@ def project_fingerprint():
     return {"version": version, "code_sha256": digest.hexdigest()}
 
 
-def node_check(store_path):
+def node_check(store_path: str) -> dict[str, Any]:
     """What one node sees: its host, the store's content hash, the project fingerprint."""
-    import json
-    import socket
-
-    info = {"host": socket.gethostname(), **project_fingerprint(), "store_hash": None,
-            "store_error": None}
+    info: dict[str, Any] = {"host": socket.gethostname(), **project_fingerprint(),
+                            "store_hash": None, "store_error": None}
     path = Path(store_path) / "dataset.json"
     try:
         info["store_hash"] = json.loads(path.read_text())["content_hash"]
@@ -63,7 +68,8 @@ def node_check(store_path):
     return info
 
 
-def run_job_remote(job_dict, backend, progress=None):
+def run_job_remote(job_dict: Mapping[str, Any], backend: str | None,
+                   progress: Any = None) -> tuple[dict[str, Any], bytes | None]:
     """The body of a Ray task: runs one job in this (fresh) worker process.
 
     Args:
@@ -76,8 +82,6 @@ def run_job_remote(job_dict, backend, progress=None):
         `(result_dict, model_bytes)`: the `FoldResult` as a dict (`to_transport()`) and
         the best model's `.keras` bytes.
     """
-    from xval.core.logs import quiet_framework_logs
-
     if backend:
         os.environ["KERAS_BACKEND"] = backend
     quiet_framework_logs(backend=backend)
@@ -85,9 +89,9 @@ def run_job_remote(job_dict, backend, progress=None):
     job = Job.from_dict(job_dict)
     hook = None
     if progress is not None:
-        def hook(epoch, epochs, logs):
+        def hook(epoch: int, epochs: int, logs: Mapping[str, float]) -> None:
             try:
-                progress.put_nowait((job.instance, job.fold, epoch, epochs, logs))
+                progress.put_nowait((job.instance, job.fold, epoch, epochs, dict(logs)))
             except Exception:  # progress is best effort: never fail a fold  # noqa: BLE001
                 pass
 
@@ -95,15 +99,38 @@ def run_job_remote(job_dict, backend, progress=None):
     return result.to_transport(), result.model_bytes
 
 
-def _import_ray():
+def import_ray() -> Any:
+    """Ray, or a clear error when it is not installed.
+
+    Raises:
+        ConfigurationError: when Ray is not installed.
+    """
     try:
-        import ray
+        import ray  # noqa: PLC0415  (optional: only --executor ray needs it)
     except ImportError as e:
         raise ConfigurationError(
             "--executor ray needs Ray, which is not installed: `pip install -e '.[ray]'` "
             "(or `pip install 'ray[default]'`)."
         ) from e
     return ray
+
+
+def node_problems(node: str, info: Mapping[str, Any], expected: Mapping[str, Any],
+                  store: str) -> list[str]:
+    """What is wrong with what one node sees (`node_check`), in words."""
+    where = f"node {node} ({info['host']})"
+    problems = []
+    if info["store_error"]:
+        problems.append(f"{where}: {info['store_error']}")
+    elif info["store_hash"] != expected["store_hash"]:
+        problems.append(f"{where}: the store at {store} has content hash "
+                        f"{str(info['store_hash'])[:12]}, not {expected['store_hash'][:12]}")
+    if (info["version"], info["code_sha256"]) != (expected["version"],
+                                                  expected["code_sha256"]):
+        problems.append(f"{where}: runs another version of the project "
+                        f"({info['version']}, code {info['code_sha256'][:12]}; here "
+                        f"{expected['version']}, code {expected['code_sha256'][:12]})")
+    return problems
 
 
 @register
@@ -122,31 +149,32 @@ class RayExecutor(Executor):
 
     name = "ray"
 
-    def __init__(self, address=None, *, num_cpus=1, jobs_per_gpu=1, max_retries=3,
-                 backend=None):
+    def __init__(self, address: str | None = None, *, num_cpus: int = 1,
+                 jobs_per_gpu: int = 1, max_retries: int = 3,
+                 backend: str | None = None) -> None:
         self.address = address
         self.num_cpus = num_cpus
         self.jobs_per_gpu = jobs_per_gpu
         self.max_retries = max_retries
         self.backend = backend
-        self._ray = None
+        self._ray: Any = None
         self._started_here = False
         self._slots = 1
-        self._num_gpus = 0
+        self._num_gpus = 0.0
 
     @classmethod
-    def create(cls, options):
+    def create(cls, options: ExecutorOptions) -> RayExecutor:
         return cls(address=options.ray_address, jobs_per_gpu=options.jobs_per_gpu,
                    backend=options.backend)
 
     @property
-    def slots(self):
+    def slots(self) -> int:
         return self._slots
 
-    def start(self):
+    def start(self) -> None:
         if self._ray is not None:
             return
-        ray = _import_ray()
+        ray = import_ray()
         if not ray.is_initialized():
             try:
                 # "local" starts a new Ray for this run even when a cluster started with
@@ -170,11 +198,11 @@ class RayExecutor(Executor):
         else:
             self._slots = max(1, int(resources.get("CPU", 1) // self.num_cpus))
 
-    def nodes(self):
+    def nodes(self) -> list[dict[str, Any]]:
         """The alive nodes of the cluster (Ray's node dicts)."""
         return [n for n in self._ray.nodes() if n.get("Alive")]
 
-    def preflight(self, plan):
+    def preflight(self, store: FeatureStore) -> None:
         """Runs `node_check` on every alive node; refuses the run on any mismatch.
 
         Raises:
@@ -182,11 +210,29 @@ class RayExecutor(Executor):
                 hash, runs another version of the project, or does not answer within
                 `PREFLIGHT_TIMEOUT_S`.
         """
-        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+        path = str(Path(store.path).resolve())
+        expected = {**project_fingerprint(), "store_hash": store.content_hash}
+        answers = self._ask_every_node(path)
+        problems = [problem for node, info in answers.items()
+                    for problem in node_problems(node, info, expected, path)]
+        if problems:
+            raise ConfigurationError(
+                "The Ray cluster cannot run this experiment: " + "; ".join(problems)
+                + ". Every node must see the feature store at the same path (a shared "
+                "filesystem) and have the same project installed."
+            )
+
+    def _ask_every_node(self, store: str) -> dict[str, dict[str, Any]]:
+        """`node_check` of every alive node, by node name.
+
+        Raises:
+            ConfigurationError: naming the nodes that did not answer in time.
+        """
+        from ray.util.scheduling_strategies import (  # noqa: PLC0415  (optional: Ray)
+            NodeAffinitySchedulingStrategy,
+        )
 
         ray = self._ray
-        store = str(Path(plan.store.path).resolve())
-        expected = {**project_fingerprint(), "store_hash": plan.store.content_hash}
         check = ray.remote(node_check)
         refs = {n["NodeManagerAddress"] + " " + n["NodeID"][:8]: check.options(
             num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"],
@@ -206,43 +252,28 @@ class RayExecutor(Executor):
                 "this project). Nothing was trained. Check `ray status` and the nodes' logs "
                 "(/tmp/ray/session_latest/logs), then rerun."
             )
-        problems = []
-        for node, ref in refs.items():
-            info = ray.get(ref)
-            where = f"node {node} ({info['host']})"
-            if info["store_error"]:
-                problems.append(f"{where}: {info['store_error']}")
-            elif info["store_hash"] != expected["store_hash"]:
-                problems.append(f"{where}: the store at {store} has content hash "
-                                f"{str(info['store_hash'])[:12]}, not "
-                                f"{expected['store_hash'][:12]}")
-            if (info["version"], info["code_sha256"]) != (expected["version"],
-                                                          expected["code_sha256"]):
-                problems.append(f"{where}: runs another version of the project "
-                                f"({info['version']}, code {info['code_sha256'][:12]}; here "
-                                f"{expected['version']}, code {expected['code_sha256'][:12]})")
-        if problems:
-            raise ConfigurationError(
-                "The Ray cluster cannot run this experiment: " + "; ".join(problems)
-                + ". Every node must see the feature store at the same path (a shared "
-                "filesystem) and have the same project installed."
-            )
+        return {node: ray.get(ref) for node, ref in refs.items()}
 
-    def run(self, queue):
+    def _progress_queue(self) -> Any:
+        """A Ray queue workers stream their epochs through, on the driver's node (a queue on
+        a node that dies would take progress with it), or `None` when nobody listens."""
+        if self.on_epoch is None:
+            return None
+        from ray.util.queue import Queue  # noqa: PLC0415  (optional: Ray)
+        from ray.util.scheduling_strategies import (  # noqa: PLC0415  (optional: Ray)
+            NodeAffinitySchedulingStrategy,
+        )
+
+        here = NodeAffinitySchedulingStrategy(self._ray.get_runtime_context().get_node_id(),
+                                              soft=True)
+        return Queue(maxsize=1000, actor_options={"num_cpus": 0, "scheduling_strategy": here})
+
+    def run(self, queue: JobQueue) -> Results:
         ray = self._ray
         task = ray.remote(max_calls=1)(run_job_remote).options(
             num_cpus=self.num_cpus, num_gpus=self._num_gpus, max_retries=self.max_retries)
-        running = {}
-        progress = None
-        if self.on_epoch is not None:  # workers stream their epochs through a Ray queue
-            from ray.util.queue import Queue
-            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-            # On the driver's node: a queue on a node that dies would take progress with it.
-            here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(),
-                                                  soft=True)
-            progress = Queue(maxsize=1000, actor_options={"num_cpus": 0,
-                                                          "scheduling_strategy": here})
+        running: dict[Any, Job] = {}
+        progress = self._progress_queue()
         try:
             while True:
                 while len(running) < self._slots and (job := queue.pop()) is not None:
@@ -250,11 +281,10 @@ class RayExecutor(Executor):
                 if not running:
                     return
                 done, _ = ray.wait(list(running), num_returns=1, timeout=0.5)
-                if not self._drain(ray, progress, running):
+                if not self._drain(progress, running):
                     progress = None
                 for ref in done:
-                    job = running.pop(ref)
-                    yield self._collect(ray, ref, job)
+                    yield self._collect(ref, running.pop(ref))
         finally:
             for ref in running:
                 ray.cancel(ref, force=True)
@@ -264,7 +294,7 @@ class RayExecutor(Executor):
                 except ray.exceptions.RayError:
                     pass
 
-    def _drain(self, ray, progress, running):
+    def _drain(self, progress: Any, running: Mapping[Any, Job]) -> bool:
         """Passes the epochs workers reported to `on_epoch`. Progress is best effort: when
         the queue is lost (its node died), returns False and the run goes on without it."""
         if progress is None or self.on_epoch is None:
@@ -272,7 +302,7 @@ class RayExecutor(Executor):
         jobs = {job.key: job for job in running.values()}
         try:
             reported = progress.get_nowait_batch(progress.qsize())
-        except ray.exceptions.RayError:
+        except self._ray.exceptions.RayError:
             return False
         for instance, fold, epoch, epochs, logs in reported:
             job = jobs.get((instance, fold))
@@ -280,7 +310,8 @@ class RayExecutor(Executor):
                 self.on_epoch(job, epoch, epochs, logs)
         return True
 
-    def _collect(self, ray, ref, job):
+    def _collect(self, ref: Any, job: Job) -> FoldResult:
+        ray = self._ray
         try:
             data, model_bytes = ray.get(ref)
         except ray.exceptions.RayError as e:  # the task died past its retries
@@ -288,7 +319,7 @@ class RayExecutor(Executor):
                                                       f"{str(e).splitlines()[0]}")
         return FoldResult.from_transport(data, model_bytes)
 
-    def close(self):
+    def close(self) -> None:
         if self._ray is not None and self._started_here:
             self._ray.shutdown()
             time.sleep(0.1)

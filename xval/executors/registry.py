@@ -22,33 +22,19 @@ class ThreadExecutor(Executor):
 `[backend] executor` and `--executor` then accept `threads`.
 """
 
-import dataclasses
+from __future__ import annotations
+
+from typing import TypeVar
 
 from xval.config import schema
 from xval.core.errors import ConfigurationError
-from xval.executors.base import Executor
+from xval.executors.base import Executor, ExecutorOptions
 
 _EXECUTORS: dict[str, type[Executor]] = {}
+_E = TypeVar("_E", bound=type[Executor])
 
 
-@dataclasses.dataclass(frozen=True)
-class ExecutorOptions:
-    """What a run asks of its executor (`Executor.create` refuses what does not apply).
-
-    Attributes:
-        gpus: GPU ids given with `--gpus` or the positional GPU, or `None`.
-        jobs_per_gpu: `[backend] jobs_per_gpu`.
-        backend: the Keras backend of the workers.
-        ray_address: `--ray-address`, or `None`.
-    """
-
-    gpus: tuple[str, ...] | None = None
-    jobs_per_gpu: int = 1
-    backend: str | None = None
-    ray_address: str | None = None
-
-
-def register(cls: type[Executor]) -> type[Executor]:
+def register(cls: _E) -> _E:
     """Class decorator registering an `Executor` subclass under its `name`.
 
     Raises:

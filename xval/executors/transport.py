@@ -5,6 +5,8 @@ These are the worker's hand-over files in a temporary folder, not result files o
 experiment: the driver reads them back and its recorder alone writes the experiment's files.
 """
 
+from __future__ import annotations
+
 import json
 from pathlib import Path
 
@@ -15,7 +17,7 @@ RESULT = "result.json"
 MODEL = "model.keras"
 
 
-def write(folder, result):
+def write(folder: str | Path, result: FoldResult) -> None:
     """Writes `result` (and its model's bytes) into `folder`.
 
     Args:
@@ -28,7 +30,7 @@ def write(folder, result):
     atomic_write_json(folder / RESULT, result.to_transport())
 
 
-def read(folder):
+def read(folder: str | Path) -> FoldResult | None:
     """The `FoldResult` a worker wrote into `folder`, or `None` when it wrote none.
 
     Args:

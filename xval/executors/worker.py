@@ -5,9 +5,12 @@ to read back, and prints one `EPOCH_PREFIX` line per epoch for its progress disp
 driver alone writes the experiment's result files.
 """
 
+from __future__ import annotations
+
 import json
 import os
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import xval.executors.transport as transport
@@ -16,15 +19,16 @@ from xval.core.records import Job
 from xval.executors.base import EPOCH_PREFIX, run_job
 
 
-def main(argv=None):
+def progress(epoch: int, epochs: int, logs: Mapping[str, float]) -> None:
+    """Prints one epoch line for the process executor to stream."""
+    print(f"{EPOCH_PREFIX}{epoch} {epochs} {json.dumps(dict(logs))}", flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
     """Runs the job of `argv` (`JOB.json OUT_DIR`); returns 0 when the fold is ok, else 1."""
-    job_path, out_dir = (argv or sys.argv[1:])[:2]
+    job_path, out_dir = list(argv or sys.argv[1:])[:2]
     quiet_framework_logs(backend=os.environ.get("KERAS_BACKEND"))
     job = Job.from_dict(json.loads(Path(job_path).read_text(encoding="utf-8")))
-
-    def progress(epoch, epochs, logs):
-        print(f"{EPOCH_PREFIX}{epoch} {epochs} {json.dumps(logs)}", flush=True)
-
     result = run_job(job, progress)
     transport.write(out_dir, result)
     return 0 if result.ok else 1

@@ -1,20 +1,51 @@
 """`detect`: the events a detection model finds in audio files."""
 
-import json
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from xval.core.errors import ConfigurationError
-from xval.inference.models import extract_features, info_for, resolve_models, task_of
+from xval.core.files import read_json
+from xval.core.records import ParamsRecord, RecordError
+from xval.inference.models import (
+    DatasetInfo,
+    extract_features,
+    info_for,
+    resolve_models,
+    task_of,
+)
 from xval.tasks.detection import Detection, postprocessing
 from xval.tasks.events import stitch_windows
 from xval.tasks.figures import file_activity
 from xval.tasks.metrics import sigmoid
+from xval.training.loading import folder_layout
 
 
-def detect_files(model_or_instance_dir, files, fold=None, *, ensemble=False,
-                 dataset_info=None):
+def instance_params(folder: Path) -> dict[str, Any]:
+    """The parameters recorded in a model's folder (its `params.json`); `{}` when the
+    folder has none.
+
+    Raises:
+        ResultsConflictError: for a `params.json` that is not a parameter record.
+    """
+    path = folder_layout(folder).params_file
+    if not path.is_file():
+        return {}
+    try:
+        return ParamsRecord.from_dict(read_json(path)).params
+    except (ValueError, RecordError) as e:  # not JSON, or not a parameter record
+        raise RecordError(f"{path} cannot be read as the instance's parameters ({e}); "
+                          "restore it, or pass the .keras file alone.") from e
+
+
+def detect_files(model_or_instance_dir: str | Path, files: Sequence[str | Path],
+                 fold: int | None = None, *, ensemble: bool = False,
+                 dataset_info: DatasetInfo | str | Path | None = None
+                 ) -> list[dict[str, Any]]:
     """The events a detection model finds in audio files.
 
     Each file is cut into the store's windows; the windows' frame probabilities are laid on
@@ -46,9 +77,7 @@ def detect_files(model_or_instance_dir, files, fold=None, *, ensemble=False,
             f"{model_or_instance_dir} is a {task.name} model; `detect` needs a detection "
             "model (task_type='detection'). Use `python -m xval predict` for this one."
         )
-    params_file = models.paths[0].parent / "params.json"
-    saved = json.loads(params_file.read_text()) if params_file.is_file() else {}
-    params = postprocessing(saved.get("params", saved))
+    params = postprocessing(instance_params(models.paths[0].parent))
     feature = info["feature_params"]
     frame_seconds = feature["hop_length"] / feature["sample_rate"]
     classes = list(info.get("classes") or [])
@@ -67,7 +96,7 @@ def detect_files(model_or_instance_dir, files, fold=None, *, ensemble=False,
     return results
 
 
-def activity_plot(result, path):
+def activity_plot(result: Mapping[str, Any], path: str | Path) -> Path:
     """Writes a PNG of one file's frame probabilities with its detected events shaded.
 
     Args:

@@ -1,14 +1,22 @@
 """`embed`: the outputs of an inner layer of a saved model, for every segment of audio
 files."""
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 
 from xval.core.errors import ConfigurationError
-from xval.inference.models import dataset_info_for, extract_features
+from xval.inference.models import DatasetInfo, dataset_info_for, extract_features
 from xval.training.loading import embedding_model, layer_names, load
 
 
-def embed_files(model_path, files, layer=None, *, dataset_info=None):
+def embed_files(model_path: str | Path, files: Sequence[str | Path], layer: str | None = None,
+                *, dataset_info: DatasetInfo | str | Path | None = None
+                ) -> tuple[np.ndarray, list[dict[str, Any]]]:
     """Outputs of an inner layer for every segment of every file.
 
     Args:

@@ -6,21 +6,32 @@ those `xval.predict.resolve_models` picks (one `.keras`, a fold, the refit model
 cross-validation ensemble of an instance folder).
 """
 
+from __future__ import annotations
+
 import io
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from preprocessing import sources
+from preprocessing.sources import LABEL_MAPS
 from xval import tasks
 from xval.core.errors import ConfigurationError, DatasetError
-from xval.inference.models import dataset_info_for, extract_features, resolve_models, task_of
+from xval.inference.models import (
+    DatasetInfo,
+    dataset_info_for,
+    extract_features,
+    resolve_models,
+    task_of,
+)
 
 SOURCES = ("folders", "regex", "manifest")
 
 
-def _label_map(text):
-    from preprocessing.sources import LABEL_MAPS
-
+def _label_map(text: str | dict[str, str] | None) -> dict[str, str] | None:
     if text is None or isinstance(text, dict):
         return text
     if text in LABEL_MAPS:
@@ -34,8 +45,11 @@ def _label_map(text):
     return dict(pairs)
 
 
-def source_rows(roots, *, source="folders", pattern=None, label_map=None, path_column="path",
-                label_column="label", clip_column=None, root=None):
+def source_rows(roots: Iterable[str | Path], *, source: str = "folders",
+                pattern: str | None = None, label_map: str | dict[str, str] | None = None,
+                path_column: str = "path", label_column: str = "label",
+                clip_column: str | None = None, root: str | Path | None = None
+                ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     """Labelled audio files from one or more sources, read with `preprocessing.sources`.
 
     Args:
@@ -55,8 +69,6 @@ def source_rows(roots, *, source="folders", pattern=None, label_map=None, path_c
         ConfigurationError: for an unknown source, or a pattern without `regex`.
         DatasetError: from the sources (missing folder, no matching file, missing column).
     """
-    from preprocessing import sources
-
     if source not in SOURCES:
         raise ConfigurationError(f"source={source!r}: expected one of {', '.join(SOURCES)}.")
     if (pattern is not None) != (source == "regex"):
@@ -71,7 +83,7 @@ def source_rows(roots, *, source="folders", pattern=None, label_map=None, path_c
         if source == "folders":
             rows, bad = sources.folder_source(path)
         elif source == "regex":
-            rows, bad = sources.regex_source(path, presets.get(pattern, pattern),
+            rows, bad = sources.regex_source(path, presets.get(str(pattern), pattern),
                                              label_map=_label_map(label_map))
         else:
             rows, bad = sources.manifest_source(path, path_column=path_column,
@@ -82,8 +94,10 @@ def source_rows(roots, *, source="folders", pattern=None, label_map=None, path_c
     return pd.concat(frames, ignore_index=True), skipped
 
 
-def evaluate_rows(model_or_instance_dir, rows, *, fold=None, ensemble=False, dataset_info=None,
-                  skipped=()):
+def evaluate_rows(model_or_instance_dir: str | Path, rows: pd.DataFrame, *,
+                  fold: int | None = None, ensemble: bool = False,
+                  dataset_info: DatasetInfo | str | Path | None = None,
+                  skipped: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
     """Scores saved model(s) on labelled audio files.
 
     Args:
@@ -114,7 +128,9 @@ def evaluate_rows(model_or_instance_dir, rows, *, fold=None, ensemble=False, dat
     labels = rows["label"].astype(str).to_numpy()
     targets = task.file_targets(labels, classes)
     skipped = list(skipped)
-    features, seg_targets, file_of = [], [], []
+    features: list[np.ndarray] = []
+    segment_targets: list[Any] = []
+    segment_files: list[int] = []
     paths = rows["path"].tolist()
     for k, path in enumerate(paths):
         try:
@@ -123,12 +139,12 @@ def evaluate_rows(model_or_instance_dir, rows, *, fold=None, ensemble=False, dat
             skipped.append({"path": str(path), "reason": str(e)})
             continue
         features.append(feats["features"])
-        seg_targets += [targets[k]] * len(feats["features"])
-        file_of += [k] * len(feats["features"])
+        segment_targets += [targets[k]] * len(feats["features"])
+        segment_files += [k] * len(feats["features"])
     if not features:
         raise DatasetError(f"No usable audio file among {len(paths)}; skipped: {skipped[:3]}")
     outputs = models.outputs(np.concatenate(features))
-    seg_targets, file_of = np.asarray(seg_targets), np.asarray(file_of)
+    seg_targets, file_of = np.asarray(segment_targets), np.asarray(segment_files)
     files = np.unique(file_of)
     clip_out = np.stack([outputs[file_of == f].mean(axis=0) for f in files])
     clip_targets = targets[files]
@@ -143,7 +159,7 @@ LEVEL_TITLES = {"clip": "Clip level (one row per file: its segment logits averag
                 "segment": "Segment level (one row per segment)"}
 
 
-def format_text(report):
+def format_text(report: Mapping[str, Any]) -> str:
     """The evaluation as text: per level the metrics, the report and the confusion matrix."""
     lines = [report["model"],
              f"{report['files']} files, {report['segments']} segments"
@@ -156,7 +172,7 @@ def format_text(report):
     return "\n".join(lines)
 
 
-def format_csv(report):
+def format_csv(report: Mapping[str, Any]) -> str:
     """The evaluation as one long CSV table: `level,label,metric,value`.
 
     The first line is a comment naming the model(s) (read with `comment="#"`). Per class:

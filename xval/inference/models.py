@@ -2,9 +2,12 @@
 of new audio files, extracted exactly as the model's dataset was built (the experiment saves
 the store's `dataset.json` beside its results, and the model's folder leads to it)."""
 
+from __future__ import annotations
+
 import json
-import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -12,24 +15,32 @@ from preprocessing.build import extract_file
 from xval import tasks
 from xval.config import embedding
 from xval.core.errors import ConfigurationError, DatasetError
+from xval.core.files import read_json
+from xval.core.layout import ExperimentLayout, InstanceLayout
+from xval.core.records import FoldResult, RecordError
+from xval.tasks.base import Task
 from xval.training import embeddings
-from xval.training.loading import load
+from xval.training.loading import fold_model_layout, folder_layout, load
+
+DatasetInfo = dict[str, Any]
+"""A dataset description (`dataset.json`): feature parameters, classes, task type."""
 
 
-def dataset_info_for(model_path, info_path=None):
+def dataset_info_for(model_path: str | Path, info_path: str | Path | None = None
+                     ) -> DatasetInfo:
     """Finds the dataset description (`dataset.json`) that goes with a saved model.
 
     Looks at `info_path`, then the model's folder and its parents up to the experiment
     folder (`experiment_<N>/dataset.json`).
 
     Raises:
-        ConfigurationError: when none is found.
+        ConfigurationError: when none is found, or it has no feature parameters.
     """
     if info_path is not None:
         candidates = [Path(info_path)]
     else:
-        model_path = Path(model_path).resolve()
-        candidates = [p / "dataset.json" for p in list(model_path.parents)[:3]]
+        parents = list(Path(model_path).resolve().parents)[:3]
+        candidates = [ExperimentLayout(p).dataset_file for p in parents]
     for candidate in candidates:
         if candidate.is_file():
             info = json.loads(candidate.read_text())
@@ -45,7 +56,22 @@ def dataset_info_for(model_path, info_path=None):
     )
 
 
-def extract_features(files, params):
+def extract_features(files: Sequence[str | Path], params: Mapping[str, Any]
+                     ) -> list[dict[str, Any]]:
+    """The features of audio files, extracted as the dataset's were (see
+    `preprocessing.build.extract_file`).
+
+    Args:
+        files: audio files.
+        params: the dataset's feature parameters.
+
+    Returns:
+        One dict per file: `features` (`np.ndarray [shape=(segments, time, frequency)]`),
+        `starts` (seconds) and `duration`.
+
+    Raises:
+        DatasetError: for a file that cannot be read, naming it.
+    """
     out = []
     for path in files:
         result = extract_file(path, params)
@@ -64,21 +90,26 @@ class ModelSet:
             instance_1"`), printed by `predict` and `evaluate`.
     """
 
-    def __init__(self, paths, description):
+    def __init__(self, paths: Sequence[str | Path], description: str) -> None:
         self.paths = [Path(p) for p in paths]
         self.description = description
-        self._models = None
+        self._models: list[Any] | None = None
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.paths)
 
     @property
-    def models(self):
+    def models(self) -> list[Any]:
+        """The loaded `keras.Model`s (loaded on first use)."""
         if self._models is None:
             self._models = [load(p) for p in self.paths]
         return self._models
 
-    def outputs(self, features):
+    def use_loaded(self, models: Sequence[Any]) -> None:
+        """Answers with `models`, already loaded, instead of loading `paths`."""
+        self._models = list(models)
+
+    def outputs(self, features: np.ndarray) -> np.ndarray:
         """The models' outputs (logits or regression values), averaged over the models.
 
         Args:
@@ -88,22 +119,18 @@ class ModelSet:
             `np.ndarray [shape=(n, outputs)]`, float64.
         """
         x = np.asarray(features, dtype=np.float32)
-        total = None
-        for model in self.models:
+        total = np.zeros(0)
+        for k, model in enumerate(self.models):
             out = np.asarray(model.predict(x, verbose=0), dtype=np.float64)
-            total = out if total is None else total + out
+            total = out if k == 0 else total + out
         return total / len(self.models)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"ModelSet({self.description!r})"
 
 
-def _fold_index(path):
-    match = re.fullmatch(r"fold_(\d+)\.keras", path.name)
-    return int(match.group(1)) if match else None
-
-
-def resolve_models(model_or_instance_dir, *, fold=None, ensemble=False):
+def resolve_models(model_or_instance_dir: str | Path, *, fold: int | None = None,
+                   ensemble: bool = False) -> ModelSet:
     """The model(s) to use for a `.keras` path or an `instance_<k>` folder.
 
     For an instance folder: `fold_<fold>.keras` when `fold` is given; else `final.keras`
@@ -135,65 +162,90 @@ def resolve_models(model_or_instance_dir, *, fold=None, ensemble=False):
                 f"--fold and --ensemble choose models inside an instance folder, but "
                 f"{str(path)!r} is not a folder. Pass its instance_<k> folder instead."
             )
-        owner = path.parent.name
-        where = f" of {owner}" if owner.startswith("instance_") else ""
+        owner = InstanceLayout.parse(path.parent)
+        where = f" of {owner.root.name}" if owner is not None else ""
         return ModelSet([path], f"model {path.name}{where}")
-    folds = sorted((p for p in path.glob("fold_*.keras") if _fold_index(p) is not None),
-                   key=_fold_index)
-    final = path / "final.keras"
+    return _instance_models(folder_layout(path), fold, ensemble)
+
+
+def _instance_models(layout: InstanceLayout, fold: int | None, ensemble: bool) -> ModelSet:
+    """The models of an instance folder (see `resolve_models`)."""
+    folds = layout.fold_models()
+    name = layout.root.name
     if fold is not None:
-        chosen = path / f"fold_{fold}.keras"
-        if not chosen.is_file():
-            present = [_fold_index(p) for p in folds]
+        if fold not in folds:
             raise ConfigurationError(
-                f"--fold {fold}: {path} has no {chosen.name}; its fold models are "
-                f"{present or 'none'}."
+                f"--fold {fold}: {layout.root} has no {layout.fold_model(fold).name}; its "
+                f"fold models are {list(folds) or 'none'}."
             )
-        return ModelSet([chosen], f"fold {fold} model of {path.name}")
-    if final.is_file() and not ensemble:
-        return ModelSet([final], f"final model of {path.name} (refit on all items; "
-                                 "--ensemble uses the fold models)")
+        return ModelSet([folds[fold]], f"fold {fold} model of {name}")
+    if layout.final_model.is_file() and not ensemble:
+        return ModelSet([layout.final_model], f"final model of {name} (refit on all items; "
+                                              "--ensemble uses the fold models)")
     if not folds:
         raise ConfigurationError(
-            f"{path} holds no fold_<i>.keras models (nor final.keras): pass an "
+            f"{layout.root} holds no fold_<i>.keras models (nor final.keras): pass an "
             "instance_<k> folder of a run, or a .keras file."
         )
-    return ModelSet(folds, f"ensemble of {len(folds)} fold models of {path.name}")
+    return ModelSet(list(folds.values()), f"ensemble of {len(folds)} fold models of {name}")
 
 
-def info_for(models, dataset_info):
+def info_for(models: ModelSet, dataset_info: DatasetInfo | str | Path | None) -> DatasetInfo:
+    """The dataset description of `models`: `dataset_info` when it is one, else found
+    (see `dataset_info_for`)."""
     if isinstance(dataset_info, dict):
         return dataset_info
     return dataset_info_for(models.paths[0], dataset_info)
 
 
+def fold_classifier(path: Path) -> tuple[Path, dict[str, Any]]:
+    """The saved embedding classifier of a fold model and its description (the
+    `embedding_classifier` entry of the model's fold record).
+
+    Raises:
+        ConfigurationError: when the model has none (or is not a fold model).
+    """
+    found = fold_model_layout(path)
+    if found is None:
+        raise ConfigurationError(
+            f"{path} has no embedding classifier (it is not the fold_<i>.keras of an "
+            "instance folder, beside its fold_<i>.json and .skops); pass the instance folder "
+            "or one of its fold models, or leave out --embedding-classifier.")
+    layout, fold = found
+    record, saved = layout.fold_file(fold), layout.fold_classifier(fold)
+    try:
+        info = FoldResult.from_dict(read_json(record)).embedding_classifier
+    except (OSError, ValueError, RecordError):
+        info = None
+    if not info or not saved.is_file():
+        raise ConfigurationError(
+            f"{path} has no embedding classifier ({saved.name} and the embedding_classifier "
+            f"entry of {record.name}); train the instance with embedding_classifier='svm' "
+            "or 'logreg', or leave out --embedding-classifier."
+        )
+    return saved, info
+
+
 class ClassifierSet:
     """The embedding classifiers of fold models: `fold_<i>.skops` beside `fold_<i>.keras`,
-    described by the `embedding_classifier` entry of `fold_<i>.json` (see `xval.embeddings`).
+    described by the `embedding_classifier` entry of `fold_<i>.json` (see
+    `xval.training.embeddings`).
 
     Args:
         models: a `ModelSet` of fold models of an instance trained with an embedding
             classifier.
 
     Raises:
-        ConfigurationError: when a fold model has no saved classifier.
+        ConfigurationError: when a fold model has no saved classifier, or a saved model it
+            embeds with changed.
     """
 
-    def __init__(self, models):
+    def __init__(self, models: ModelSet) -> None:
         self.models = models
-        self.pipelines, self.infos = [], []
+        self.pipelines: list[Any] = []
+        self.infos: list[dict[str, Any]] = []
         for path in models.paths:
-            record = path.with_suffix(".json")
-            info = json.loads(record.read_text()).get("embedding_classifier") \
-                if record.is_file() else None
-            saved = path.with_suffix(".skops")
-            if not info or not saved.is_file():
-                raise ConfigurationError(
-                    f"{path} has no embedding classifier ({saved.name} and the "
-                    f"embedding_classifier entry of {record.name}); train the instance with "
-                    "embedding_classifier='svm' or 'logreg', or leave out "
-                    "--embedding-classifier."
-                )
+            saved, info = fold_classifier(path)
             for source in info["sources"]:
                 if source["model"] != embedding.SELF:
                     embeddings.check_unchanged(source)
@@ -202,29 +254,30 @@ class ClassifierSet:
         self.classes = list(self.infos[0]["classes"])
         self.description = (f"embedding classifier ({self.infos[0]['kind']}) of the "
                             f"{models.description}")
-        self._loaded = {}
+        self._loaded: dict[str, Any] = {}
 
-    def _model(self, source, own):
-        if source == "self":
+    def _model(self, source: str, own: Any) -> Any:
+        if source == embedding.SELF:
             return own
         if source not in self._loaded:
             self._loaded[source] = load(source, what="embedding model")
         return self._loaded[source]
 
-    def outputs(self, features):
+    def outputs(self, features: np.ndarray) -> np.ndarray:
         """The classifiers' class scores, averaged over the folds: `(n, classes)`."""
         x = np.asarray(features, dtype=np.float32)
-        total = None
-        for own, pipeline, info in zip(self.models.models, self.pipelines, self.infos):
+        total = np.zeros(0)
+        for k, (own, pipeline, info) in enumerate(zip(self.models.models, self.pipelines,
+                                                      self.infos)):
             parts = [embeddings.embedding_function(self._model(s["model"], own),
                                                    info["layer"])(x)
                      for s in info["sources"]]
             out = embeddings.scores(pipeline, np.concatenate(parts, axis=1))
-            total = out if total is None else total + out
+            total = out if k == 0 else total + out
         return total / len(self.pipelines)
 
 
-def task_of(info):
+def task_of(info: Mapping[str, Any]) -> Task:
     """The task of a dataset description (`dataset.json`): its `task_type`, or for one
     written before stores recorded it, the task its classes imply (`xval.tasks.infer`)."""
     return tasks.get(info.get("task_type")

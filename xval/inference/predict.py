@@ -1,11 +1,17 @@
 """`predict`: per-segment and per-clip outputs of saved models on audio files."""
 
+from __future__ import annotations
+
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from xval import tasks
 from xval.config import embedding
 from xval.inference.models import (
     ClassifierSet,
+    DatasetInfo,
+    ModelSet,
     extract_features,
     info_for,
     resolve_models,
@@ -14,8 +20,10 @@ from xval.inference.models import (
 from xval.tasks.base import with_context
 
 
-def predict_files(model_or_instance_dir, files, fold=None, *, ensemble=False,
-                  dataset_info=None, model=None, embedding_classifier=False):
+def predict_files(model_or_instance_dir: str | Path, files: Sequence[str | Path],
+                  fold: int | None = None, *, ensemble: bool = False,
+                  dataset_info: DatasetInfo | str | Path | None = None, model: Any = None,
+                  embedding_classifier: bool = False) -> list[dict[str, Any]]:
     """Per-segment and per-clip outputs of saved model(s) on audio files.
 
     Given an instance folder, the fold models form a cross-validation ensemble: their
@@ -44,21 +52,22 @@ def predict_files(model_or_instance_dir, files, fold=None, *, ensemble=False,
                             ensemble=ensemble or folds_only)
     info = info_for(models, dataset_info)
     if model is not None:
-        models._models = [model]
+        models.use_loaded([model])
     classes = info.get("classes") or []
     task = task_of(info)
+    answering: ModelSet | ClassifierSet = models
     if embedding_classifier:
-        models = ClassifierSet(models)
-        classes, task = models.classes, tasks.get(embedding.TASK)
+        answering = ClassifierSet(models)
+        classes, task = answering.classes, tasks.get(embedding.TASK)
     feature = info["feature_params"]
     frame_seconds = feature["hop_length"] / feature["sample_rate"]
     results = []
     for path, feats in zip(files, extract_features(files, info["feature_params"])):
-        outputs = models.outputs(feats["features"])
+        outputs = answering.outputs(feats["features"])
         segments, clip = with_context(task.predict_record, outputs, feats["starts"], classes,
                                       frame_seconds=frame_seconds)
-        results.append({"file": str(path), "model": models.description, "segments": segments,
-                        "clip": clip})
+        results.append({"file": str(path), "model": answering.description,
+                        "segments": segments, "clip": clip})
     return results
 
 

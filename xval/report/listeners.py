@@ -8,8 +8,8 @@ calling, when a listener has them:
 - `on_instance(instance, summary, params, inst_dir)`: an instance's summary is written
   (`summary` an `InstanceSummary`, `params` its parameters);
 - `on_refit(result, inst_dir)`: a final model is written;
-- `on_report(exp_dir)`: the experiment's report is due (after each instance's summary, and
-  once at the end of a run that trained nothing).
+- `on_results(exp_dir)`: the experiment's results changed and its report is due (after each
+  instance's summary, and once at the end of a run that trained nothing).
 
 `PlotWriter` and `WorkbookWriter` are those listeners for the instance plots and the
 workbook; `xval.report.tracking.MLflowListener` is the one for MLflow. `instance_plots` and
@@ -63,7 +63,7 @@ class WorkbookWriter:
         self.config = config
         self.out = out
 
-    def on_report(self, exp_dir: str | Path) -> Path | None:
+    def on_results(self, exp_dir: str | Path) -> Path | None:
         """Rebuilds the workbook of `exp_dir`; a failure (a folder that cannot be written, a
         results file that is not a record) is reported in one line, not raised, so that it
         never stops a run.

@@ -1,25 +1,34 @@
 """Command line of experiment scripts: `python experiments/expN.py [FIRST [LAST [GPU]]]`."""
 
+from __future__ import annotations
+
 import argparse
+import os
 import sys
 import traceback
+from collections.abc import Sequence
 
 from xval import executors
 from xval.config.params import parse_override
 from xval.config.schema import BACKENDS
 from xval.core.errors import ConfigurationError, XvalError
 from xval.core.interrupts import raise_if_interrupted, sticky_interrupts
+from xval.report.tracking import MLflowListener
+from xval.running.declaration import ExperimentDeclaration
+from xval.running.environment import run_config
+from xval.running.refit import refit_instance
+from xval.running.runner import RunRequest, run_experiment
 
 EXIT_INTERRUPTED = 130
 DEFAULT_MLFLOW = "mlruns"  # a local MLflow file store in the current directory
 
 
-def _instance_list(text):
+def _instance_list(text: str) -> list[int]:
     parts = [part.strip() for part in text.split(",")]
     try:
         ids = [int(part) for part in parts]
     except ValueError:
-        ids = None
+        ids = []
     if not ids or any(part == "" for part in parts):
         raise argparse.ArgumentTypeError(
             f"--instances {text!r}: expected comma-separated integers like 1,3,5"
@@ -27,7 +36,7 @@ def _instance_list(text):
     return ids
 
 
-def _gpu_list(text):
+def _gpu_list(text: str) -> list[str]:
     parts = [part.strip() for part in text.split(",")]
     if not parts or any(not part.isdigit() for part in parts):
         raise argparse.ArgumentTypeError(
@@ -36,7 +45,8 @@ def _gpu_list(text):
     return parts
 
 
-def experiment_parser(experiment):
+def experiment_parser(experiment: ExperimentDeclaration) -> argparse.ArgumentParser:
+    """The experiment script's argument parser."""
     parser = argparse.ArgumentParser(
         description=f"{experiment.description} (dataset {experiment.dataset!r}, experiment "
                     f"{experiment.number}, instances {sorted(experiment.instances)})",
@@ -84,7 +94,8 @@ def experiment_parser(experiment):
     return parser
 
 
-def run_experiment_cli(experiment, argv=None):
+def run_experiment_cli(experiment: ExperimentDeclaration,
+                       argv: Sequence[str] | None = None) -> int:
     """Parses the command line and runs the experiment.
 
     Errors are one line on stderr. Ctrl-C stops the running jobs and prints how to resume.
@@ -100,25 +111,38 @@ def run_experiment_cli(experiment, argv=None):
         return _main(experiment, args)
 
 
-def _main(experiment, args):
-    import os
+def check_arguments(args: argparse.Namespace) -> None:
+    """Refuses contradictory arguments.
 
+    Raises:
+        ConfigurationError: naming the arguments that do not go together.
+    """
+    if args.instances is not None and args.first is not None:
+        raise ConfigurationError("Give either FIRST LAST or --instances, not both.")
+    if args.ray_address and args.executor not in (None, "ray"):
+        raise ConfigurationError(
+            f"--ray-address needs --executor ray (got --executor {args.executor})."
+        )
+    if (args.trials is not None or args.timeout is not None) and not args.search:
+        raise ConfigurationError("--trials and --timeout go with --search.")
+    if args.search and (args.first is not None or args.instances is not None):
+        raise ConfigurationError("--search runs the search's trials; do not select "
+                                 "instances with it.")
+    if args.quiet and args.verbose:
+        raise ConfigurationError("Give -q/--quiet or -v/--verbose, not both.")
+    if args.refit is not None and (args.first is not None or args.instances is not None
+                                   or args.set or args.dry_run or args.overwrite
+                                   or args.mlflow):
+        raise ConfigurationError(
+            "--refit K takes no instance range, --instances, --set, --dry-run, "
+            "--overwrite or --mlflow: it refits one complete instance with its own "
+            "parameters."
+        )
+
+
+def _main(experiment: ExperimentDeclaration, args: argparse.Namespace) -> int:
     try:
-        if args.instances is not None and args.first is not None:
-            raise ConfigurationError(
-                "Give either FIRST LAST or --instances, not both."
-            )
-        if args.ray_address and args.executor not in (None, "ray"):
-            raise ConfigurationError(
-                f"--ray-address needs --executor ray (got --executor {args.executor})."
-            )
-        if (args.trials is not None or args.timeout is not None) and not args.search:
-            raise ConfigurationError("--trials and --timeout go with --search.")
-        if args.search and (args.first is not None or args.instances is not None):
-            raise ConfigurationError("--search runs the search's trials; do not select "
-                                     "instances with it.")
-        if args.quiet and args.verbose:
-            raise ConfigurationError("Give -q/--quiet or -v/--verbose, not both.")
+        check_arguments(args)
         if args.verbose:
             os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
         overrides = dict(parse_override(text) for text in args.set)
@@ -126,34 +150,25 @@ def _main(experiment, args):
             os.environ["KERAS_BACKEND"] = args.backend
         executor = args.executor or ("ray" if args.ray_address else None)
         if args.refit is not None:
-            if args.first is not None or args.instances is not None or args.set \
-                    or args.dry_run or args.overwrite or args.mlflow:
-                raise ConfigurationError(
-                    "--refit K takes no instance range, --instances, --set, --dry-run, "
-                    "--overwrite or --mlflow: it refits one complete instance with its own "
-                    "parameters."
-                )
-            experiment.refit(args.refit, config=args.config, executor=executor, gpu=args.gpu)
+            refit_instance(experiment, args.refit,
+                           run_config(args.config, experiment.config_path, experiment.script),
+                           executor=executor, gpu=args.gpu)
             raise_if_interrupted()
             return 0
-        listeners = []
-        if args.mlflow is not None:
-            from xval.report.tracking import MLflowListener
-
-            listeners.append(MLflowListener(args.mlflow))
-            if not args.dry_run:
-                listeners[-1].connect()  # a store that cannot open fails before training
+        listeners = mlflow_listeners(args)
         selected = None if args.search else \
             experiment.select(args.first, args.last, args.instances)
-        outcome = experiment.run(
-            selected, overrides=overrides, overwrite=args.overwrite or None,
-            dry_run=args.dry_run, gpu=args.gpu, config=args.config, executor=executor,
-            gpus=args.gpus, debug=args.debug or None, ray_address=args.ray_address,
-            progress=not args.quiet and not args.dry_run, verbose=args.verbose,
-            out=(lambda *a: None) if args.quiet else print,
+        config = run_config(args.config, experiment.config_path, experiment.script)
+        request = RunRequest(
+            instances=selected, overrides=overrides,
+            overwrite=args.overwrite or experiment.overwrite_results, dry_run=args.dry_run,
+            gpu=experiment.gpu_ID if args.gpu is None else args.gpu, executor=executor,
+            gpus=args.gpus, debug=args.debug or experiment.debug_mode,
+            ray_address=args.ray_address, progress=not args.quiet and not args.dry_run,
+            verbose=args.verbose, out=(lambda *a: None) if args.quiet else print,
             search=args.search, trials=args.trials, timeout=args.timeout,
-            listeners=listeners,
-        )
+            listeners=listeners)
+        outcome = run_experiment(experiment, request, config)
         raise_if_interrupted()  # one that Keras swallowed after the last training batch
         return outcome.exit_code
     except XvalError as e:
@@ -165,3 +180,14 @@ def _main(experiment, args):
         print("interrupted; rerun the same command to resume (finished folds are kept).",
               file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def mlflow_listeners(args: argparse.Namespace) -> list[object]:
+    """The MLflow listener `--mlflow` asks for (connected now, so that a store that cannot
+    open fails before training), or none."""
+    if args.mlflow is None:
+        return []
+    listener = MLflowListener(args.mlflow)
+    if not args.dry_run:
+        listener.connect()
+    return [listener]

@@ -1,16 +1,37 @@
-"""The planner: from an `Experiment` declaration to a `Plan` (instances x folds to run).
+"""The planner: from an experiment declaration to a `Plan` (instances x folds to run).
 
 Everything is resolved and checked here, before anything is written or trained: every
 instance's parameters, the dataset, the folds, and every conflict with results on disk.
 """
 
-import dataclasses
-from pathlib import Path
+from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from preprocessing.store import FeatureStore
 from xval import tasks
+from xval.config import params as P
 from xval.config import schema
+from xval.config.loader import Config
 from xval.core.errors import ConfigurationError, ResultsConflictError
-from xval.core.records import Job
+from xval.core.layout import ExperimentLayout
+from xval.core.records import FoldsManifest, Job, ParamsRecord
+from xval.folds import ItemKFold, PredefinedItemSplit, fold_manifest
+from xval.folds import check_fold as check_fold_items
+from xval.running.declaration import ExperimentDeclaration, InstanceSpec
+from xval.running.recorder import read_record
+
+Params = dict[str, Any]
+Resolver = Callable[[int, InstanceSpec], Params]
+"""`(instance_id, spec) -> resolved parameters`."""
+
+FOLDS_FIX = ("it records which items each fold tests. Restore it from a backup, or move the "
+             "experiment folder away (or use a new experiment number) and rerun.")
+PARAMS_FIX = ("rerun with --overwrite to replace this instance's results (the old ones are "
+              "kept aside until the new ones complete), or restore the file.")
 
 
 @dataclasses.dataclass
@@ -18,7 +39,7 @@ class Plan:
     """What a run will do.
 
     Attributes:
-        exp_dir: the `experiment_<N>` folder.
+        layout: the `experiment_<N>` folder's paths.
         store: the `FeatureStore`.
         folds: one `{"train", "val", "test"}` item dict per fold.
         manifest: the content of `folds.json` (folds and their hash).
@@ -29,37 +50,44 @@ class Plan:
         generator: stream batches from the store.
     """
 
-    exp_dir: Path
-    store: object
-    folds: list
-    manifest: dict
-    resolved: dict
-    hashes: dict
-    config: object
+    layout: ExperimentLayout
+    store: FeatureStore
+    folds: list[dict[str, list[str]]]
+    manifest: FoldsManifest
+    resolved: dict[int, Params]
+    hashes: dict[int, str]
+    config: Config
     task_type: str
     generator: bool
 
     @property
-    def num_folds(self):
+    def exp_dir(self) -> Path:
+        """The `experiment_<N>` folder."""
+        return self.layout.root
+
+    @property
+    def num_folds(self) -> int:
         return len(self.folds)
 
-    def jobs(self, instance, folds):
-        """The `Job`s of `instance` for the fold indices `folds`."""
-        inst_dir = self.exp_dir / f"instance_{instance}"
-        return [Job(instance=instance, fold=i, params=self.resolved[instance],
-                    params_hash=self.hashes[instance], items=self.folds[i],
-                    task_type=self.task_type, generator=self.generator,
-                    store=str(Path(self.store.path).resolve()),
-                    store_hash=self.store.content_hash,
-                    log_dir=str(inst_dir / "logs" / f"fold_{i}"))
-                for i in folds]
+    def job(self, instance: int, fold: int) -> Job:
+        """The `Job` of fold `fold` of `instance`."""
+        return Job(instance=instance, fold=fold, params=self.resolved[instance],
+                   params_hash=self.hashes[instance], items=self.folds[fold],
+                   task_type=self.task_type, generator=self.generator,
+                   store=str(Path(self.store.path).resolve()),
+                   store_hash=self.store.content_hash,
+                   log_dir=str(self.layout.instance(instance).log_dir(fold)))
 
-    def describe(self, out, number, dataset):
+    def jobs(self, instance: int, folds: list[int]) -> list[Job]:
+        """The `Job`s of `instance` for the fold indices `folds`."""
+        return [self.job(instance, i) for i in folds]
+
+    def describe(self, out: Callable[..., None], number: int, dataset: str) -> None:
         """Prints the plan (the dry run)."""
         out(f"Dry run of experiment {number} on {dataset!r} ({len(self.store)} rows, "
             f"{self.store.info['n_items']} items): nothing is trained or written.")
         out(f"Results would go to {self.exp_dir}")
-        out(f"Folds ({self.manifest['splitter']}, hash {self.manifest['hash'][:12]}):")
+        out(f"Folds ({self.manifest.splitter}, hash {self.manifest.hash[:12]}):")
         for i, fold in enumerate(self.folds):
             out(f"  fold {i}: train {len(fold['train'])} items, val {fold['val']}, "
                 f"test {fold['test']}")
@@ -69,11 +97,39 @@ class Plan:
                 out(f"  {name} = {p[name]!r}")
 
 
-def make_plan(experiment, config, selected, overrides, overwrite):
+def resolver(experiment: ExperimentDeclaration, config: Config,
+             overrides: Mapping[str, Any] | None = None,
+             feature: str | None = None) -> Resolver:
+    """Instance resolution with the experiment's defaults, parameters and task and the
+    registered architectures.
+
+    Args:
+        experiment: the declaration.
+        config: the run's `Config` (its `[training]` defaults).
+        overrides: `--set` values.
+        feature: the store's feature type (some defaults follow it), or `None`.
+
+    Returns:
+        `(instance_id, spec) -> params`.
+    """
+    import architectures  # noqa: PLC0415  (imports Keras: only once the backend is set)
+
+    def resolve(instance_id: int, spec: InstanceSpec) -> Params:
+        return P.resolve(instance_id, spec, training_defaults=config.training,
+                         architectures=architectures,
+                         experiment_params=experiment.parameters,
+                         overrides=dict(overrides or {}), task_type=experiment.task_type,
+                         feature=feature)
+
+    return resolve
+
+
+def make_plan(experiment: ExperimentDeclaration, config: Config, selected: list[int],
+              overrides: Mapping[str, Any], overwrite: bool) -> Plan:
     """Resolves and checks everything a run needs.
 
     Args:
-        experiment: the `Experiment`.
+        experiment: the declaration.
         config: the `Config`.
         selected: instance ids to run.
         overrides: `--set` values.
@@ -87,89 +143,135 @@ def make_plan(experiment, config, selected, overrides, overwrite):
         ResultsConflictError: when results on disk were made with other folds or
             parameters (and `overwrite` is off), or a result file is unreadable.
     """
-    import architectures  # noqa: PLC0415  (imports Keras: only once the backend is set)
-    from preprocessing.store import FeatureStore
-    from xval.config import params as P
-    from xval.folds import ItemKFold, PredefinedItemSplit, check_fold, fold_manifest
-    from xval.running.recorder import read_result_file
-
-    task_type = experiment.task_type
     store = FeatureStore(Path(config.data_dir) / experiment.dataset)
     feature = (store.info.get("feature_params") or {}).get("feature")
-    resolved = {
-        k: P.resolve(k, experiment.instances[k], training_defaults=config.training,
-                     architectures=architectures, experiment_params=experiment.parameters,
-                     overrides=overrides, task_type=task_type, feature=feature)
-        for k in selected
-    }
-    # A task that reconstructs its input (an autoencoder) uses no labels: any store will do.
-    reconstructs = getattr(tasks.get(task_type), "reconstructs", False)
-    if store.task_type != task_type and not reconstructs:
+    resolve = resolver(experiment, config, overrides, feature)
+    resolved = {k: resolve(k, experiment.instances[k]) for k in selected}
+    check_store_task(experiment, store)
+    folds, manifest = make_folds(experiment, config, store)
+    layout = ExperimentLayout.of(Path(experiment.experiment_folder or config.results_dir),
+                                 experiment.dataset, experiment.number)
+    check_folds_file(layout, manifest)
+    hashes = {k: P.params_hash(p) for k, p in resolved.items()}
+    if not overwrite:
+        check_params_files(layout, resolved, hashes)
+    return Plan(layout=layout, store=store, folds=folds, manifest=manifest,
+                resolved=resolved, hashes=hashes, config=config,
+                task_type=experiment.task_type, generator=experiment.generator)
+
+
+def check_store_task(experiment: ExperimentDeclaration, store: FeatureStore) -> None:
+    """Refuses a store of another task (except for a task that reconstructs its input, an
+    autoencoder, which uses no labels: any store will do).
+
+    Raises:
+        ConfigurationError: naming the store's task and the experiment's.
+    """
+    reconstructs = getattr(tasks.get(experiment.task_type), "reconstructs", False)
+    if store.task_type != experiment.task_type and not reconstructs:
         raise ConfigurationError(
             f"Dataset {experiment.dataset!r} is a {store.task_type} store but the experiment "
-            f"says task_type={task_type!r}."
+            f"says task_type={experiment.task_type!r}."
         )
+
+
+def make_splitter(experiment: ExperimentDeclaration, config: Config,
+                  store: FeatureStore) -> ItemKFold | PredefinedItemSplit:
+    """The item splitter: the store's predefined splits (its `split` column), else a
+    k-fold over items with the `[folds]` settings.
+
+    Raises:
+        ConfigurationError: for predefined splits with `num_folds` other than 1.
+    """
     if "split" in store.meta.columns:
         if experiment.num_folds != 1:
             raise ConfigurationError(
                 f"Dataset {experiment.dataset!r} has predefined train/validation/test splits; "
                 f"set num_folds=1 (it is {experiment.num_folds})."
             )
-        splitter = PredefinedItemSplit(store.meta["split"].to_numpy(str))
-    else:
-        splitter = ItemKFold(experiment.num_folds, val_fraction=config.folds["val_fraction"],
-                             test_fraction=config.folds["test_fraction"],
-                             stratify=config.folds["stratify"], n_repeats=experiment.n_repeats,
-                             random_state=config.folds["fold_seed"])
-    y = tasks.get(task_type).stratify_labels(store)
+        return PredefinedItemSplit(store.meta["split"].to_numpy(str))
+    return ItemKFold(experiment.num_folds, val_fraction=config.folds["val_fraction"],
+                     test_fraction=config.folds["test_fraction"],
+                     stratify=config.folds["stratify"], n_repeats=experiment.n_repeats,
+                     random_state=config.folds["fold_seed"])
+
+
+def make_folds(experiment: ExperimentDeclaration, config: Config,
+               store: FeatureStore) -> tuple[list[dict[str, list[str]]], FoldsManifest]:
+    """The folds' items, checked (no item in two sets of a fold), and their manifest.
+
+    Raises:
+        DatasetError: for a fold with an empty or overlapping set.
+    """
+    splitter = make_splitter(experiment, config, store)
+    y = tasks.get(experiment.task_type).stratify_labels(store)
     folds = splitter.split_items(store.items, y)
     for fold in folds:
-        check_fold(fold)
-    manifest = fold_manifest(splitter, folds, store.content_hash)
-    root = Path(experiment.experiment_folder or config.results_dir)
-    exp_dir = root / experiment.dataset / f"experiment_{experiment.number}"
-    folds_file = exp_dir / "folds.json"
-    if folds_file.exists():
-        old = read_result_file(folds_file, (
-            "it records which items each fold tests. Restore it from a backup, or move the "
-            "experiment folder away (or use a new experiment number) and rerun."))
-        if not isinstance(old, dict) or old.get("hash") != manifest["hash"]:
-            raise ResultsConflictError(
-                f"{folds_file} holds other folds (the dataset, num_folds or [folds] "
-                "settings changed since the results there were made). Use a new "
-                "experiment number, or move that folder away."
-            )
-    hashes = {k: P.params_hash(p) for k, p in resolved.items()}
-    conflicts, changed = [], {}
+        check_fold_items(fold)
+    manifest = FoldsManifest.from_dict(fold_manifest(splitter, folds, store.content_hash))
+    return folds, manifest
+
+
+def check_folds_file(layout: ExperimentLayout, manifest: FoldsManifest) -> None:
+    """Refuses results whose `folds.json` holds other folds than the planned ones.
+
+    Raises:
+        ResultsConflictError: for other folds, or a `folds.json` that is not a manifest.
+    """
+    path = layout.folds_file
+    if not path.exists():
+        return
+    old = read_record(path, FoldsManifest.from_dict, FOLDS_FIX)
+    if old.hash != manifest.hash:
+        raise ResultsConflictError(
+            f"{path} holds other folds (the dataset, num_folds or [folds] settings changed "
+            "since the results there were made). Use a new experiment number, or move that "
+            "folder away."
+        )
+
+
+def check_params_files(layout: ExperimentLayout, resolved: Mapping[int, Params],
+                       hashes: Mapping[int, str]) -> None:
+    """Refuses to resume instances whose `params.json` holds other parameters.
+
+    Raises:
+        ResultsConflictError: naming every changed parameter of every instance (and the
+            values to pin when only config.ini's defaults changed), or for a `params.json`
+            that is not a parameter record.
+    """
+    conflicts: list[str] = []
+    changed: dict[str, Any] = {}
+    added = schema.ADDED_KEYS["training"]
     for k, p in resolved.items():
-        params_file = exp_dir / f"instance_{k}" / "params.json"
-        if params_file.exists() and not overwrite:
-            old = read_result_file(params_file, (
-                "rerun with --overwrite to replace this instance's results (the old ones are "
-                "kept aside until the new ones complete), or restore the file."))
-            old_params = old.get("params", {}) if isinstance(old, dict) else {}
-            names = P.differing(old_params, p) if isinstance(old, dict) else ["params.json"]
-            if not isinstance(old, dict) or (old.get("hash") != hashes[k] and names):
-                detail = ", ".join(f"{n}: {old_params.get(n, '<absent>')!r} -> "
-                                   f"{p.get(n, '<absent>')!r}" for n in names)
-                conflicts.append(f"instance {k} ({detail})")
-                added = schema.ADDED_KEYS["training"]
-                for n in names:
-                    changed.setdefault(n, old_params.get(n, added.get(n)))
+        path = layout.instance(k).params_file
+        if not path.exists():
+            continue
+        old = read_record(path, ParamsRecord.from_dict, PARAMS_FIX)
+        names = P.differing(old.params, p)
+        if old.instance != k:
+            conflicts.append(f"instance {k} (its params.json says instance {old.instance})")
+        elif old.hash != hashes[k] and names:
+            detail = ", ".join(f"{n}: {old.params.get(n, '<absent>')!r} -> "
+                               f"{p.get(n, '<absent>')!r}" for n in names)
+            conflicts.append(f"instance {k} ({detail})")
+            for n in names:
+                changed.setdefault(n, old.params.get(n, added.get(n)))
     if conflicts:
-        hint = ""
-        if set(changed) & set(P.PLAIN_TRAINING):
-            pinned = ", ".join(f"{n!r}: {v!r}" for n, v in sorted(changed.items()))
-            hint = (" If you changed nothing, config.ini's [training] defaults changed since "
-                    "(they switch on the generalisation options: SpecAugment, mixup, label "
-                    "smoothing, warm-up and cosine, min_epochs, the warps); to keep the results, "
-                    f"give the experiment the values they were made with: parameters={{{pinned}}}"
-                    " (xval.PLAIN_TRAINING switches every option off).")
         raise ResultsConflictError(
             "Existing results were made with other parameters: " + "; ".join(conflicts)
             + ". Rerun with --overwrite (or overwrite_results=True) to replace them, or "
-            "declare a new instance." + hint
+            "declare a new instance." + _defaults_hint(changed)
         )
-    return Plan(exp_dir=exp_dir, store=store, folds=folds, manifest=manifest,
-                resolved=resolved, hashes=hashes, config=config, task_type=task_type,
-                generator=experiment.generator)
+
+
+def _defaults_hint(changed: Mapping[str, Any]) -> str:
+    """What to pin when the changed names are generalisation options whose config.ini
+    defaults may have changed since the results were made."""
+    if not set(changed) & set(P.PLAIN_TRAINING):
+        return ""
+    pinned = ", ".join(f"{n!r}: {v!r}" for n, v in sorted(changed.items()))
+    return (" If you changed nothing, config.ini's [training] defaults changed since "
+            "(they switch on the generalisation options: SpecAugment, mixup, label "
+            "smoothing, warm-up and cosine, min_epochs, the warps); to keep the results, "
+            f"give the experiment the values they were made with: parameters={{{pinned}}}"
+            " (xval.PLAIN_TRAINING switches every option off).")

@@ -1,18 +1,31 @@
 """The recorder: the one writer of an experiment's result files.
 
-Fold files, models, predictions, error files, instance summaries, plots and the workbook are
-written here, by the driver, whatever executor trained the folds. Every file is written
-atomically, the model before the fold file that records its size and hash, so a fold is done
-exactly when its `fold_<i>.json` says `ok` and the `.keras` beside it matches.
+Fold files, models, predictions, error files, parameter records, instance summaries, final
+models, trial records and the experiment-level files are written here, by the driver,
+whatever executor trained the folds, as the typed records of `xval.core.records` at the
+paths of `xval.core.layout`. Every file is written atomically, the model before the fold
+file that records its size and hash, so a fold is done exactly when its `fold_<i>.json` is
+a believable `ok` record (`xval.core.records.check_fold`) beside its `.keras`.
+
+What is derived from the records (plots, the workbook, an experiment tracker) is made by
+listeners (`RecorderListener`), told after each write.
 """
 
+from __future__ import annotations
+
+import dataclasses
 import hashlib
 import json
 import shutil
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from filelock import FileLock
 
 from xval import tasks
-from xval.core.errors import ResultsConflictError, XvalError
+from xval.config.loader import Config
+from xval.core.errors import ResultsConflictError
 from xval.core.files import (
     atomic_write_bytes,
     atomic_write_json,
@@ -20,29 +33,65 @@ from xval.core.files import (
     lock,
     read_json,
 )
-from xval.core.records import FoldResult, InstanceStatus, InstanceSummary, Status
+from xval.core.layout import ExperimentLayout, InstanceLayout
+from xval.core.records import (
+    FinalModelRecord,
+    FoldResult,
+    FoldsManifest,
+    InstanceStatus,
+    InstanceSummary,
+    ParamsRecord,
+    RecordError,
+    TrialRecord,
+    check_fold,
+)
+from xval.core.snapshot import write_snapshot
 
-# An instance folder set aside by --overwrite until its replacement completes.
-PREVIOUS_SUFFIX = ".previous"
+_R = TypeVar("_R")
+Out = Callable[..., None]
 
 
-def read_result_file(path, fix):
-    """Reads a JSON result file, naming it and the fix when it is unreadable.
+class RecorderListener(Protocol):
+    """What a listener of the recorder may define (every method is optional).
+
+    - `on_fold(result: FoldResult, inst_dir: Path)`: a fold's files were written.
+    - `on_instance(instance: int, summary: InstanceSummary, params: dict, inst_dir: Path)`:
+      an instance's summary was written (its last fold ended, or it was resumed complete).
+    - `on_refit(result: FoldResult, inst_dir: Path)`: a final model was written.
+    - `on_results(exp_dir: Path)`: the results changed; views of the whole experiment (the
+      workbook) may be rebuilt.
+
+    A listener that raises is reported and dropped; it never stops the run.
+    """
+
+
+def read_record(path: Path, reader: Callable[[Any], _R], fix: str) -> _R:
+    """Reads a JSON result file as a record, naming it and the fix when it is not one.
 
     Args:
         path: the file.
+        reader: the record's `from_dict` (e.g. `ParamsRecord.from_dict`).
         fix: what the user should do (one sentence).
 
+    Returns:
+        The record.
+
     Raises:
-        ResultsConflictError: when the file is not valid JSON (truncated, edited by hand).
+        ResultsConflictError: when the file is not valid JSON (truncated, edited by hand) or
+            not a record of its kind.
     """
     try:
-        return read_json(path)
+        data = read_json(path)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ResultsConflictError(f"{path} is not valid JSON ({e}): {fix}") from e
+    try:
+        return reader(data)
+    except RecordError as e:
+        raise ResultsConflictError(f"{path} is not a valid record ({e}): {fix}") from e
 
 
-def sha256_of(path):
+def sha256_of(path: Path) -> str:
+    """The SHA-256 of a file, read in blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -50,61 +99,147 @@ def sha256_of(path):
     return digest.hexdigest()
 
 
-def fold_state(inst_dir, fold):
-    """Whether fold `fold` of an instance is done, and why not.
+@dataclasses.dataclass(frozen=True)
+class FoldRead:
+    """What is on disk for one fold.
+
+    Attributes:
+        record: the fold's record when its file is readable and believable (an `ok` fold
+            that passes `check_fold`, or a failed fold), else `None`.
+        reason: why a fold file that exists cannot be used (`""` when it can, or when the
+            fold was never run).
+    """
+
+    record: FoldResult | None = None
+    reason: str = ""
+
+    @property
+    def done(self) -> bool:
+        """Whether the fold is done: a believable `ok` record."""
+        return self.record is not None and self.record.ok
+
+
+def read_fold(layout: InstanceLayout, fold: int, *, params_hash: str | None = None,
+              task_type: str | None = None,
+              digest: Callable[[Path], str] = sha256_of) -> FoldRead:
+    """Reads and checks fold `fold` of an instance.
+
+    An `ok` fold file is believed only when `check_fold` finds nothing wrong: its fold and
+    instance numbers, its parameters' hash, its metrics (finite, in the task's
+    `Task.metric_ranges`), and its model (present, with the recorded size and SHA-256).
+
+    Args:
+        layout: the instance's folder.
+        fold: the fold number.
+        params_hash: the instance's parameter hash, or `None` not to check it.
+        task_type: the task whose metric ranges apply; `None` takes the fold's own.
+        digest: `path -> SHA-256 hex` of the model. Defaults to `sha256_of`.
 
     Returns:
-        `(done, reason)`: `done` is True when `fold_<i>.json` is readable, says `ok`, and
-        the `.keras` beside it exists with the recorded size and hash; otherwise `reason`
-        says what is wrong (`""` when the fold was simply never run).
+        A `FoldRead`.
     """
-    inst_dir = Path(inst_dir)
-    path = inst_dir / f"fold_{fold}.json"
+    path = layout.fold_file(fold)
     if not path.exists():
-        return False, ""
+        return FoldRead()
     try:
-        data = read_json(path)
+        result = FoldResult.from_dict(read_json(path))
     except (json.JSONDecodeError, UnicodeDecodeError, OSError) as e:
-        return False, f"{path.name} is unreadable ({type(e).__name__})"
-    if not isinstance(data, dict) or data.get("status") != Status.OK.value:
-        return False, ""
-    model = inst_dir / f"fold_{fold}.keras"
-    if not model.exists():
-        return False, f"{model.name} is missing"
-    size, digest = data.get("model_size"), data.get("model_sha256")
-    if size is not None and model.stat().st_size != size:
-        return False, f"{model.name} has {model.stat().st_size} bytes, not the recorded {size}"
-    if digest is not None and sha256_of(model) != digest:
-        return False, f"{model.name} does not match its recorded SHA-256"
-    return True, ""
+        return FoldRead(reason=f"{path.name} is unreadable ({type(e).__name__})")
+    except RecordError as e:
+        return FoldRead(reason=f"{path.name} is not a fold record ({e})")
+    if not result.ok:
+        return FoldRead(record=result)
+    reason = check_fold(result, fold=fold, instance=layout.id, params_hash=params_hash,
+                        model=layout.fold_model(fold), model_digest=digest,
+                        ranges=_metric_ranges(task_type or result.task_type))
+    if reason:
+        return FoldRead(reason=f"{path.name} is invalid: {reason}")
+    return FoldRead(record=result)
+
+
+def _metric_ranges(task_type: str | None) -> Mapping[str, tuple[float, float]]:
+    if not task_type:
+        return {}
+    try:
+        return tasks.get(task_type).metric_ranges
+    except ValueError:  # a task this version does not know: finite values only
+        return {}
+
+
+def _clip_falls_back(task_type: str | None) -> bool:
+    if not task_type:
+        return True
+    try:
+        return tasks.get(task_type).clip_is_segment_without_clips
+    except ValueError:  # a task this version does not know
+        return True
+
+
+@dataclasses.dataclass
+class InstanceFolds:
+    """The fold files of an instance, read and checked.
+
+    Attributes:
+        records: the believable records (`ok` and failed), by fold.
+        invalid: fold -> why its file cannot be believed (rerun on the next run).
+    """
+
+    records: list[FoldResult]
+    invalid: dict[int, str]
+
+    @property
+    def done(self) -> list[int]:
+        """The folds done (believable `ok` records), sorted."""
+        return [r.fold for r in self.records if r.ok]
+
+
+def read_folds(layout: InstanceLayout, num_folds: int, *, params_hash: str | None = None,
+               task_type: str | None = None,
+               digest: Callable[[Path], str] = sha256_of) -> InstanceFolds:
+    """Reads and checks folds `0 .. num_folds - 1` of an instance (see `read_fold`)."""
+    reads = {i: read_fold(layout, i, params_hash=params_hash, task_type=task_type,
+                          digest=digest)
+             for i in range(num_folds)}
+    return InstanceFolds(records=[r.record for r in reads.values() if r.record is not None],
+                         invalid={i: r.reason for i, r in reads.items() if r.reason})
 
 
 class Recorder:
     """Writes one experiment's result files.
 
     Args:
-        exp_dir: the `experiment_<N>` folder.
-        config: the run's `Config` (selection metric and alpha of the workbook).
+        layout: the `experiment_<N>` folder's paths.
+        config: the run's `Config`, or `None`.
         num_folds: the number of folds of the experiment.
         out: print function for progress lines. Defaults to `print`.
-        listeners: objects told about what was recorded (e.g. an experiment tracker): each
-            may define `on_fold(result, inst_dir)` (after a fold's files are written) and
-            `on_instance(instance, summary, params, inst_dir)` (after its summary is), and
-            `on_refit(result, inst_dir)` (after a final model is written). A
-            listener that raises is reported and dropped; it never stops the run.
+        listeners: objects told about what was recorded (see `RecorderListener`), in order.
         task_type: the experiment's task, written into every `params.json` (the report
             reads it there). Defaults to `None` (not written).
     """
 
-    def __init__(self, exp_dir, config, num_folds, out=print, listeners=(), task_type=None):
-        self.exp_dir = Path(exp_dir)
+    def __init__(self, layout: ExperimentLayout, config: Config | None, num_folds: int, *,
+                 out: Out = print, listeners: Iterable[object] = (),
+                 task_type: str | None = None) -> None:
+        self.layout = layout
         self.task_type = task_type
         self.config = config
         self.num_folds = num_folds
         self.out = out
         self.listeners = list(listeners)
+        self._digests: dict[Path, tuple[int, int, str]] = {}
 
-    def _notify(self, event, *args):
+    def digest(self, path: Path) -> str:
+        """The SHA-256 of a model file, hashed again only when its size or modification
+        time changed (an instance's models are checked at its start, after every fold of a
+        search and when its summary is written)."""
+        stat = path.stat()
+        cached = self._digests.get(path)
+        if cached is None or cached[:2] != (stat.st_size, stat.st_mtime_ns):
+            cached = (stat.st_size, stat.st_mtime_ns, sha256_of(path))
+            self._digests[path] = cached
+        return cached[2]
+
+    def _notify(self, event: str, *args: Any) -> None:
         for listener in list(self.listeners):
             method = getattr(listener, event, None)
             if method is None:
@@ -116,155 +251,183 @@ class Recorder:
                          "it is disabled for the rest of this run.")
                 self.listeners.remove(listener)
 
-    def instance_dir(self, instance):
-        return self.exp_dir / f"instance_{instance}"
+    def instance_layout(self, instance: int) -> InstanceLayout:
+        return self.layout.instance(instance)
 
-    def instance_lock(self, instance):
+    def instance_lock(self, instance: int) -> FileLock:
         """The lock a runner holds while it runs an instance (outside the instance folder,
         which --overwrite moves aside)."""
-        return lock(self.exp_dir / f"instance_{instance}")
+        return lock(self.layout.instance(instance).root)
+
+    # -- the experiment ----------------------------------------------------------------
+
+    def begin_experiment(self, manifest: FoldsManifest, description: str,
+                         dataset_info: Mapping[str, Any], *, script: str | None,
+                         config_path: str | Path | None, backend: str) -> None:
+        """Writes the experiment-level files, under the experiment's lock.
+
+        Args:
+            manifest: the planned folds, written to `folds.json` (or checked against the
+                one there).
+            description: the text of the description file.
+            dataset_info: the store's description with its path, written as the
+                experiment's `dataset.json` (what prediction needs to extract features as
+                the dataset did).
+            script: the experiment script, for the code snapshot (`None`: none).
+            config_path: the run's config.ini, for the snapshot.
+            backend: the Keras backend, for the snapshot.
+
+        Raises:
+            ResultsConflictError: when `folds.json` changed under this run.
+        """
+        layout = self.layout
+        layout.root.mkdir(parents=True, exist_ok=True)
+        with lock(layout.lock_target):
+            if not layout.folds_file.exists():
+                atomic_write_json(layout.folds_file, manifest.to_dict())
+            elif read_record(layout.folds_file, FoldsManifest.from_dict,
+                             "restore it or use a new experiment number.").hash \
+                    != manifest.hash:
+                raise ResultsConflictError(f"{layout.folds_file} changed under this run.")
+            atomic_write_text(layout.description_file, description)
+            atomic_write_json(layout.dataset_file, dict(dataset_info))
+            write_snapshot(layout.code_dir, script=script, config_path=config_path,
+                           backend=backend)
+
+    def results_changed(self) -> None:
+        """Tells the listeners that the experiment's results changed (`on_results`)."""
+        self._notify("on_results", self.layout.root)
 
     # -- instances ---------------------------------------------------------------------
 
-    def begin_instance(self, instance, params, params_hash, overwrite):
+    def begin_instance(self, instance: int, params: dict[str, Any], params_hash: str,
+                       overwrite: bool) -> list[int]:
         """Prepares an instance folder; returns the folds already done.
 
         With `overwrite`, an existing instance folder is moved aside to
         `instance_<k>.previous` (kept until the new results complete, so an interrupted or
         failed overwrite never loses the old results); a folder already aside from an
-        earlier, unfinished overwrite is kept and the unfinished one is dropped.
+        earlier, unfinished overwrite is kept and the unfinished one is dropped. A fold
+        file that cannot be believed is named, with why, and its fold is rerun.
 
         Returns:
             The sorted list of fold indices already done.
         """
-        inst_dir = self.instance_dir(instance)
-        if overwrite and inst_dir.exists():
-            aside = inst_dir.with_name(inst_dir.name + PREVIOUS_SUFFIX)
-            if aside.exists():
-                shutil.rmtree(inst_dir)
-            else:
-                inst_dir.rename(aside)
-            self.out(f"instance {instance}: previous results moved to {aside.name} until the "
-                     "new ones complete.")
-        inst_dir.mkdir(parents=True, exist_ok=True)
-        record = {"instance": instance, "hash": params_hash, "params": params}
-        if self.task_type is not None:
-            record["task_type"] = self.task_type
-        atomic_write_json(inst_dir / "params.json", record)
-        done = []
-        for i in range(self.num_folds):
-            ok, reason = fold_state(inst_dir, i)
-            if ok:
-                done.append(i)
-            elif reason:
-                self.out(f"instance {instance} fold {i}: {reason}; it will be rerun.")
-        if len(done) < self.num_folds:
-            (inst_dir / "error.txt").unlink(missing_ok=True)
-        return done
+        layout = self.instance_layout(instance)
+        if overwrite and layout.root.exists():
+            self._set_aside(layout)
+        layout.root.mkdir(parents=True, exist_ok=True)
+        record = ParamsRecord(instance=instance, hash=params_hash, params=params,
+                              task_type=self.task_type)
+        atomic_write_json(layout.params_file, record.to_dict())
+        folds = read_folds(layout, self.num_folds, params_hash=params_hash,
+                           task_type=self.task_type, digest=self.digest)
+        for i, reason in folds.invalid.items():
+            self.out(f"instance {instance} fold {i}: {reason}; it will be rerun.")
+        if len(folds.done) < self.num_folds:
+            layout.error_file.unlink(missing_ok=True)
+        return folds.done
 
-    def record_fold(self, result):
-        """Writes one fold's files: the model, the predictions and plot data, then the fold
-        file."""
-        inst_dir = self.instance_dir(result.instance)
-        inst_dir.mkdir(parents=True, exist_ok=True)
+    def _set_aside(self, layout: InstanceLayout) -> None:
+        aside = layout.previous
+        if aside.exists():
+            shutil.rmtree(layout.root)
+        else:
+            layout.root.rename(aside)
+        self.out(f"instance {layout.id}: previous results moved to {aside.name} until the "
+                 "new ones complete.")
+
+    def record_fold(self, result: FoldResult) -> None:
+        """Writes one fold's files: the model, the predictions, classifier and plot data,
+        then the fold file (or the error file of a failed fold, then its fold file)."""
+        layout = self.instance_layout(result.instance)
+        layout.root.mkdir(parents=True, exist_ok=True)
         i = result.fold
-        if result.status == Status.OK:
+        if result.ok:
             if result.model_bytes is not None:
-                model = inst_dir / f"fold_{i}.keras"
+                model = layout.fold_model(i)
                 atomic_write_bytes(model, result.model_bytes)
                 result.model_size = len(result.model_bytes)
                 result.model_sha256 = hashlib.sha256(result.model_bytes).hexdigest()
+                stat = model.stat()
+                self._digests[model] = (stat.st_size, stat.st_mtime_ns, result.model_sha256)
             if result.predictions_csv is not None:
-                atomic_write_text(inst_dir / f"predictions_fold_{i}.csv",
-                                  result.predictions_csv)
+                atomic_write_text(layout.predictions(i), result.predictions_csv)
             if result.classifier_bytes is not None:
-                atomic_write_bytes(inst_dir / f"fold_{i}.skops", result.classifier_bytes)
+                atomic_write_bytes(layout.fold_classifier(i), result.classifier_bytes)
             if result.plot_data is not None:
-                atomic_write_json(inst_dir / f"plot_data_fold_{i}.json", result.plot_data)
+                atomic_write_json(layout.plot_data(i), result.plot_data)
         else:
-            atomic_write_text(inst_dir / "error.txt", result.traceback or result.message)
-        atomic_write_json(inst_dir / f"fold_{i}.json", result.to_dict())
-        self._notify("on_fold", result, inst_dir)
+            atomic_write_text(layout.error_file, result.traceback or result.message)
+        atomic_write_json(layout.fold_file(i), result.to_dict())
+        self._notify("on_fold", result, layout.root)
 
-    def record_refit(self, result, **extra):
+    def record_refit(self, result: FoldResult, fold_best_epochs: Sequence[int | None]
+                     ) -> Path:
         """Writes the final model of an instance: `final.keras`, then `final.json`.
 
         Args:
-            result: the refit job's `FoldResult` (status `ok`).
-            **extra: more fields for `final.json` (e.g. the folds' best epochs).
+            result: the refit job's `FoldResult` (status `ok`, with its model's bytes).
+            fold_best_epochs: the folds' best epochs the refit's epoch count came from.
 
         Returns:
             The path of `final.keras`.
         """
-        inst_dir = self.instance_dir(result.instance)
-        model = inst_dir / "final.keras"
-        atomic_write_bytes(model, result.model_bytes)
-        info = {
-            "instance": result.instance, "task_type": result.task_type,
-            "epochs": result.epochs_run,
-            "items": sorted(result.items.get("train", [])), "params_hash": result.params_hash,
-            "model_size": len(result.model_bytes),
-            "model_sha256": hashlib.sha256(result.model_bytes).hexdigest(),
-            "timings": result.timings, "n_rows": result.n_rows, "metrics": result.metrics,
-            "clip_metrics": result.clip_metrics, "history": result.history,
-            "classes": result.classes, "backend": result.backend,
-            "keras_version": result.keras_version, "device": result.device,
-            "host": result.host, "pid": result.pid, **extra,
-        }
-        atomic_write_json(inst_dir / "final.json", info)
-        self._notify("on_refit", result, inst_dir)
-        return model
+        layout = self.instance_layout(result.instance)
+        model_bytes = result.model_bytes or b""
+        atomic_write_bytes(layout.final_model, model_bytes)
+        record = FinalModelRecord.from_refit(
+            result, hashlib.sha256(model_bytes).hexdigest(), list(fold_best_epochs))
+        atomic_write_json(layout.final_record, record.to_dict())
+        self._notify("on_refit", result, layout.root)
+        return layout.final_model
 
-    def fold_results(self, instance):
-        """The readable fold files of an instance, as `FoldResult`s (within `num_folds`)."""
-        inst_dir = self.instance_dir(instance)
-        results = []
-        for i in range(self.num_folds):
-            path = inst_dir / f"fold_{i}.json"
-            if not path.exists():
-                continue
-            try:
-                results.append(FoldResult.from_dict(read_json(path)))
-            except (json.JSONDecodeError, UnicodeDecodeError, ValueError, TypeError):
-                continue
-        return results
+    def record_trial(self, record: TrialRecord) -> None:
+        """Writes the `trial.json` of the instance a search trial made."""
+        atomic_write_json(self.instance_layout(record.instance).trial_file, record.to_dict())
 
-    def finish_instance(self, instance):
-        """Writes the instance's summary and plots from its fold files.
+    def read_params(self, instance: int) -> ParamsRecord | None:
+        """The instance's `params.json`, or `None` when it is missing or not a record."""
+        path = self.instance_layout(instance).params_file
+        try:
+            return ParamsRecord.from_dict(read_json(path))
+        except (OSError, ValueError, RecordError):
+            return None
+
+    def read_folds(self, instance: int,
+                   params: ParamsRecord | None = None) -> InstanceFolds:
+        """The instance's fold files within `num_folds`, read and checked against its
+        `params.json` (see `read_fold`).
+
+        Args:
+            instance: the instance id.
+            params: its `params.json` record, when the caller has read it already.
+        """
+        params = params or self.read_params(instance)
+        task_type = self.task_type or (params.task_type if params else None)
+        return read_folds(self.instance_layout(instance), self.num_folds,
+                          params_hash=params.hash if params else None, task_type=task_type,
+                          digest=self.digest)
+
+    def finish_instance(self, instance: int) -> InstanceSummary:
+        """Writes the instance's summary from its believable fold files (those that are not
+        are listed in the summary's `invalid`) and tells the listeners.
 
         When the instance is complete, the folder set aside by --overwrite is removed.
 
         Returns:
-            The `InstanceSummary`.
+            The summary.
         """
-        from xval.report.plots import instance_plots
-
-        inst_dir = self.instance_dir(instance)
-        folds = self.fold_results(instance)
-        task_type = self.task_type
-        if task_type is None and (inst_dir / "params.json").exists():
-            task_type = read_json(inst_dir / "params.json").get("task_type")
-        try:
-            falls_back = tasks.get(task_type).clip_is_segment_without_clips \
-                if task_type else True
-        except ValueError:  # a task this version does not know
-            falls_back = True
-        summary = InstanceSummary.from_folds(folds, self.num_folds, clip_falls_back=falls_back)
-        atomic_write_json(inst_dir / "summary.json", summary.to_dict())
-        instance_plots(inst_dir, folds, summary, task_type=task_type)
-        aside = inst_dir.with_name(inst_dir.name + PREVIOUS_SUFFIX)
-        if summary.status == InstanceStatus.COMPLETE.value and aside.exists():
-            shutil.rmtree(aside)
-        params = read_json(inst_dir / "params.json")["params"] \
-            if (inst_dir / "params.json").exists() else {}
-        self._notify("on_instance", instance, summary, params, inst_dir)
+        layout = self.instance_layout(instance)
+        params = self.read_params(instance)
+        task_type = self.task_type or (params.task_type if params else None)
+        folds = self.read_folds(instance, params)
+        summary = InstanceSummary.from_folds(folds.records, self.num_folds,
+                                             clip_falls_back=_clip_falls_back(task_type),
+                                             invalid=folds.invalid)
+        atomic_write_json(layout.summary_file, summary.to_dict())
+        if summary.status == InstanceStatus.COMPLETE.value and layout.previous.exists():
+            shutil.rmtree(layout.previous)
+        self._notify("on_instance", instance, summary, params.params if params else {},
+                     layout.root)
         return summary
-
-    def rebuild_report(self):
-        """Rebuilds the workbook; a failure is reported, not raised."""
-        from xval.report.workbook.builder import build_workbook
-
-        try:
-            build_workbook(self.exp_dir, config=self.config)
-        except (XvalError, OSError) as e:
-            self.out(f"workbook not rebuilt: {e}")

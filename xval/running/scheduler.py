@@ -10,13 +10,21 @@ The policy is the same for every executor:
   (or been cancelled), so a summary never goes stale as later folds land.
 """
 
+from __future__ import annotations
+
 import sys
 import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from tqdm.auto import tqdm
 
 from xval import tasks
 from xval.core.errors import TrainingError
 from xval.core.interrupts import raise_if_interrupted
-from xval.executors.base import JobQueue
+from xval.core.records import FoldResult, Job
+from xval.executors.base import Executor, JobQueue
+from xval.running.recorder import Out, Recorder
 
 
 class Scheduler:
@@ -24,7 +32,7 @@ class Scheduler:
 
     Args:
         executor: an `xval.executors.Executor`.
-        recorder: the `xval.recorder.Recorder` that writes the result files.
+        recorder: the `xval.running.recorder.Recorder` that writes the result files.
         debug: stop the whole run at the first failed fold. Defaults to `False`.
         out: print function for progress lines. Defaults to `print`.
         on_result: optional callback `(FoldResult) -> bool` after each recorded fold; a
@@ -35,8 +43,9 @@ class Scheduler:
         epoch_lines: also print one labelled line per epoch (`-v`). Defaults to `False`.
     """
 
-    def __init__(self, executor, recorder, *, debug=False, out=print, on_result=None,
-                 progress=False, epoch_lines=False):
+    def __init__(self, executor: Executor, recorder: Recorder, *, debug: bool = False,
+                 out: Out = print, on_result: Callable[[FoldResult], bool] | None = None,
+                 progress: bool = False, epoch_lines: bool = False) -> None:
         self.executor = executor
         self.recorder = recorder
         self.debug = debug
@@ -44,17 +53,21 @@ class Scheduler:
         self.on_result = on_result
         self.progress = progress
         self.epoch_lines = epoch_lines
-        self._bar = None
+        self._bar: Any = None
         self._lock = threading.Lock()
+        self._remaining: dict[int, int] = {}
+        self._failed: set[int] = set()
+        self._finished: set[int] = set()
 
-    def _say(self, text):
+    def _say(self, text: str) -> None:
         if self._bar is not None:
             with self._bar.external_write_mode():
                 self.out(text)
         else:
             self.out(text)
 
-    def _on_epoch(self, job, epoch, epochs, logs):
+    def _on_epoch(self, job: Job, epoch: int, epochs: int, logs: Mapping[str, float]
+                  ) -> None:
         with self._lock:
             if self._bar is not None:
                 self._bar.set_postfix_str(f"instance {job.instance} fold {job.fold}: epoch "
@@ -65,7 +78,7 @@ class Scheduler:
                 self._say(f"instance {job.instance} fold {job.fold} epoch {epoch}/{epochs}: "
                           f"{values}")
 
-    def run(self, jobs_by_instance):
+    def run(self, jobs_by_instance: Mapping[int, Sequence[Job]]) -> set[int]:
         """Runs the jobs.
 
         Args:
@@ -78,70 +91,77 @@ class Scheduler:
             TrainingError: with `debug`, at the first failed fold.
         """
         queue = JobQueue(job for jobs in jobs_by_instance.values() for job in jobs)
-        remaining = {k: len(jobs) for k, jobs in jobs_by_instance.items()}
-        failed, finished = set(), set()
-        total = sum(remaining.values())
+        self._remaining = {k: len(jobs) for k, jobs in jobs_by_instance.items()}
+        self._failed, self._finished = set(), set()
+        total = sum(self._remaining.values())
         if self.progress and total:
-            from tqdm.auto import tqdm
-
             self._bar = tqdm(total=total, unit="fold", desc="folds", file=sys.stderr,
                              dynamic_ncols=True, smoothing=0.1)
         self.executor.on_epoch = self._on_epoch if (self._bar or self.epoch_lines) else None
         results = self.executor.run(queue)
         try:
             for result in results:
-                k = result.instance
-                self.recorder.record_fold(result)
-                raise_if_interrupted()  # swallowed after the fold's training: the fold is kept
-                remaining[k] -= 1
-                self._report(result)
-                if self._bar is not None:
-                    self._bar.update(1)
-                if not result.ok:
-                    failed.add(k)
-                    dropped = len(queue.cancel(k))
-                    remaining[k] -= dropped
-                    if self._bar is not None and dropped:
-                        self._bar.total -= dropped
-                        self._bar.refresh()
-                    if self.debug:
-                        queue.cancel()
-                        self._finish(k, finished)
-                        raise TrainingError(
-                            f"instance {k} fold {result.fold} failed (debug_mode=True): "
-                            f"{result.message}\n{result.traceback}"
-                        ) from result.exception
-                if self.on_result is not None and self.on_result(result):
-                    remaining[k] -= len(queue.cancel(k))  # e.g. a search pruned the trial
-                if remaining[k] == 0:
-                    self._finish(k, finished)
+                self._handle(result, queue)
         finally:
             results.close()  # stops running jobs when the loop ended early
             self.executor.on_epoch = None
             if self._bar is not None:
                 self._bar.close()
                 self._bar = None
-        for k in jobs_by_instance:  # instances whose jobs never came back (interrupted)
-            if k not in finished and remaining[k] < len(jobs_by_instance[k]):
-                self._finish(k, finished)
-        return failed
+        for k, jobs in jobs_by_instance.items():  # instances whose jobs never came back
+            if k not in self._finished and self._remaining[k] < len(jobs):
+                self._finish(k)
+        return set(self._failed)
 
-    def _finish(self, instance, finished):
-        if instance in finished:
+    def _handle(self, result: FoldResult, queue: JobQueue) -> None:
+        """Records one result and applies the policy to its instance."""
+        k = result.instance
+        self.recorder.record_fold(result)
+        raise_if_interrupted()  # swallowed after the fold's training: the fold is kept
+        self._remaining[k] -= 1
+        self._report(result)
+        if self._bar is not None:
+            self._bar.update(1)
+        if not result.ok:
+            self._on_failure(result, queue)
+        if self.on_result is not None and self.on_result(result):
+            self._remaining[k] -= len(queue.cancel(k))  # e.g. a search pruned the trial
+        if self._remaining[k] == 0:
+            self._finish(k)
+
+    def _on_failure(self, result: FoldResult, queue: JobQueue) -> None:
+        """Cancels the failed fold's instance (every job with `debug`, then raises)."""
+        k = result.instance
+        self._failed.add(k)
+        dropped = len(queue.cancel(k))
+        self._remaining[k] -= dropped
+        if self._bar is not None and dropped:
+            self._bar.total -= dropped
+            self._bar.refresh()
+        if self.debug:
+            queue.cancel()
+            self._finish(k)
+            raise TrainingError(
+                f"instance {k} fold {result.fold} failed (debug_mode=True): "
+                f"{result.message}\n{result.traceback}"
+            ) from result.exception
+
+    def _finish(self, instance: int) -> None:
+        if instance in self._finished:
             return
-        finished.add(instance)
+        self._finished.add(instance)
         self.recorder.finish_instance(instance)
-        self.recorder.rebuild_report()
+        self.recorder.results_changed()
 
-    def _report(self, result):
+    def _report(self, result: FoldResult) -> None:
         k, i = result.instance, result.fold
-        if result.ok:
-            m = result.metrics
-            key = tasks.get(result.task_type or tasks.infer(metrics=m["test"])).selection_metric
-            nan = float("nan")
-            self._say(f"instance {k} fold {i}: {key} train {m['train'].get(key, nan):.3f} "
-                     f"val {m['val'].get(key, nan):.3f} test {m['test'].get(key, nan):.3f} "
-                     f"(best epoch {result.best_epoch}/{result.epochs_run}, "
-                     f"{result.timings['total_seconds']:.1f}s)")
-        else:
+        if not result.ok or not result.metrics:
             self._say(f"instance {k} fold {i}: FAILED: {result.message}")
+            return
+        m = result.metrics
+        key = tasks.get(result.task_type or tasks.infer(metrics=m["test"])).selection_metric
+        nan = float("nan")
+        self._say(f"instance {k} fold {i}: {key} train {m['train'].get(key, nan):.3f} "
+                  f"val {m['val'].get(key, nan):.3f} test {m['test'].get(key, nan):.3f} "
+                  f"(best epoch {result.best_epoch}/{result.epochs_run}, "
+                  f"{result.seconds:.1f}s)")

@@ -1,4 +1,5 @@
-"""Running a `xval.search.Search`: an Optuna study whose trials are the experiment's instances.
+"""Running a `xval.config.space.Search`: an Optuna study whose trials are the experiment's
+instances.
 
 Trial `t` of the study is instance `first + t`, where `first` follows the declared instances
 and is fixed when the study is created (kept in the study), so every runner agrees. A runner
@@ -11,21 +12,45 @@ the next runner finds it, takes the lock, and finishes that same trial from its 
 unfinished fold. Trials held by a live runner keep their lock and are left alone.
 """
 
+from __future__ import annotations
+
+import dataclasses
 import time
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
 
+import matplotlib
 import numpy as np
+from filelock import FileLock, Timeout
+from matplotlib import pyplot as plt
 
+from xval import tasks
+from xval.config.loader import Config
+from xval.config.selection import metric_direction, selection_metric
+from xval.config.space import Search
 from xval.core.errors import ConfigurationError
-from xval.core.files import atomic_write_json, read_json
-from xval.running.recorder import Recorder
+from xval.core.layout import ExperimentLayout
+from xval.core.records import FoldResult, TrialRecord
+from xval.executors.base import Executor
+from xval.running.declaration import ExperimentDeclaration
+from xval.running.experiment_files import begin_experiment
+from xval.running.planner import Plan
+from xval.running.recorder import Out, Recorder
+from xval.running.scheduler import Scheduler
 
-TRIAL_FILE = "trial.json"
-JOURNAL = "search.journal"
+PlanFor = Callable[[list[int]], Plan]
+"""`(instance_ids) -> Plan`: the planner, bound to the run's settings."""
 
 
-def _import_optuna():
+def import_optuna() -> Any:
+    """Optuna, quiet, or a clear error when it is not installed.
+
+    Raises:
+        ConfigurationError: when Optuna is not installed.
+    """
     try:
-        import optuna
+        import optuna  # noqa: PLC0415  (optional: only --search needs it)
     except ImportError as e:
         raise ConfigurationError(
             "--search needs Optuna, which is not installed: `pip install -e '.[search]'`."
@@ -34,47 +59,53 @@ def _import_optuna():
     return optuna
 
 
-def make_sampler(search, trial_number):
+def make_sampler(search: Search, trial_number: int) -> Any:
     """The sampler for one trial, seeded with `seed + trial_number`.
 
     Seeding per trial keeps a search reproducible and, with several runners on one study,
     keeps them from drawing the same random parameters (each trial number is unique in the
     study); TPE still learns from every finished trial, which it reads from the storage.
     """
-    optuna = _import_optuna()
+    optuna = import_optuna()
     seed = search.seed + trial_number
     if search.sampler == "tpe":
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, search.n_trials))
     return optuna.samplers.RandomSampler(seed=seed)
 
 
-def open_study(exp_dir, search, first_instance, direction):
-    """Creates or loads the experiment's study (`exp_dir/search.journal`).
+def _pruner(search: Search) -> Any:
+    optuna = import_optuna()
+    if search.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=search.startup_trials,
+                                           n_warmup_steps=0)
+    if search.pruner == "halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1)
+    return optuna.pruners.NopPruner()
+
+
+def open_study(layout: ExperimentLayout, search: Search, first_instance: int,
+               direction: str) -> tuple[Any, int]:
+    """Creates or loads the experiment's study (its `search.journal`).
 
     Returns:
         `(study, first_instance)`: the first instance id stored in the study wins.
-    """
-    optuna = _import_optuna()
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
 
-    exp_dir.mkdir(parents=True, exist_ok=True)
-    storage = JournalStorage(JournalFileBackend(str(exp_dir / JOURNAL)))
-    sampler = make_sampler(search, 0)
-    if search.pruner == "median":
-        pruner = optuna.pruners.MedianPruner(n_startup_trials=search.startup_trials,
-                                             n_warmup_steps=0)
-    elif search.pruner == "halving":
-        pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=1)
-    else:
-        pruner = optuna.pruners.NopPruner()
-    study = optuna.create_study(study_name=exp_dir.name, storage=storage, sampler=sampler,
-                                pruner=pruner, direction=direction + "imize",
-                                load_if_exists=True)
+    Raises:
+        ConfigurationError: when the stored study optimises in the other direction.
+    """
+    optuna = import_optuna()
+    from optuna.storages import JournalStorage  # noqa: PLC0415  (optional: Optuna)
+    from optuna.storages.journal import JournalFileBackend  # noqa: PLC0415  (as above)
+
+    layout.root.mkdir(parents=True, exist_ok=True)
+    storage = JournalStorage(JournalFileBackend(str(layout.search_journal)))
+    study = optuna.create_study(study_name=layout.name, storage=storage,
+                                sampler=make_sampler(search, 0), pruner=_pruner(search),
+                                direction=direction + "imize", load_if_exists=True)
     if study.direction.name.lower() != direction + "imize":
         raise ConfigurationError(
-            f"{exp_dir / JOURNAL} holds a study that {study.direction.name.lower()}s, but "
-            f"the selection metric asks to {direction}imize: use a new experiment number."
+            f"{layout.search_journal} holds a study that {study.direction.name.lower()}s, "
+            f"but the selection metric asks to {direction}imize: use a new experiment number."
         )
     stored = study.user_attrs.get("first_instance")
     if stored is None:
@@ -85,23 +116,87 @@ def open_study(exp_dir, search, first_instance, direction):
     return study, int(stored)
 
 
-def _objective_of(folds, metric):
-    """Mean over the finished folds (`FoldResult`s) of the validation `metric` (clip level
-    where files were cut into segments, as the report selects), and the number of folds it
-    covers."""
+def objective_of(folds: Sequence[FoldResult], metric: str,
+                 clip_falls_back: bool = True) -> tuple[float | None, int]:
+    """Mean over the finished folds of the validation `metric` (clip level where files were
+    cut into segments, as the report selects), and the number of folds it covers."""
     ok = [f for f in folds if f.ok and f.metrics]
     level = "clip" if any(f.clip_metrics for f in ok) else "segment"
-    values = [f.level_metrics(level)["val"][metric] for f in ok
-              if f.level_metrics(level)["val"].get(metric) is not None]
+    values = []
+    for fold in ok:
+        metrics = fold.level_metrics(level, clip_falls_back) or {}
+        value = metrics.get("val", {}).get(metric)
+        if value is not None:
+            values.append(value)
     return (float(np.mean(values)) if values else None), len(values)
 
 
-def run_search(experiment, search, *, config, plan_for, runner, backend, out, trials=None,
-               timeout=None, progress=False, verbose=False, listeners=()):
+@dataclasses.dataclass
+class SearchOutcome:
+    """What one runner did in a search.
+
+    Attributes:
+        layout: the experiment folder's paths.
+        first_instance: the instance of trial 0.
+        ran: instance ids this runner trained; `failed` and `pruned` among them.
+    """
+
+    layout: ExperimentLayout
+    first_instance: int
+    ran: list[int] = dataclasses.field(default_factory=list)
+    failed: list[int] = dataclasses.field(default_factory=list)
+    pruned: list[int] = dataclasses.field(default_factory=list)
+
+    def add(self, instance: int, state: str) -> None:
+        """Counts a trial that ended in `state` (a `TrialRecord.state`)."""
+        self.ran.append(instance)
+        if state == "failed":
+            self.failed.append(instance)
+        elif state == "pruned":
+            self.pruned.append(instance)
+
+
+@dataclasses.dataclass
+class TrialRunner:
+    """Everything a trial needs from its run.
+
+    Attributes:
+        experiment: the declaration (a trial's parameters are lent to it as an instance).
+        search: the `Search`.
+        config: the run's `Config`.
+        plan_for: the planner, bound to the run's settings.
+        executor: a started executor.
+        out: print function.
+        metric: the validation selection metric the study optimises.
+        progress, verbose: the scheduler's progress bar and epoch lines.
+        listeners: the recorder's listeners.
+    """
+
+    experiment: ExperimentDeclaration
+    search: Search
+    config: Config
+    plan_for: PlanFor
+    executor: Executor
+    out: Out
+    metric: str
+    progress: bool = False
+    verbose: bool = False
+    listeners: Sequence[object] = ()
+
+    def recorder(self, plan: Plan) -> Recorder:
+        return Recorder(plan.layout, self.config, plan.num_folds, out=self.out,
+                        listeners=self.listeners, task_type=plan.task_type)
+
+
+def run_search(experiment: ExperimentDeclaration, search: Search, *, config: Config,
+               plan_for: PlanFor, runner: Executor, backend: str, out: Out,
+               trials: int | None = None, timeout: float | None = None,
+               progress: bool = False, verbose: bool = False,
+               listeners: Sequence[object] = ()) -> SearchOutcome:
     """Runs trials until the study has `n_trials` (or `timeout` passes for this runner).
 
     Args:
-        experiment: the `Experiment` (its declared instances fix the first trial's id).
+        experiment: the declaration (its declared instances fix the first trial's id).
         search: the `Search`.
         config: the `Config`.
         plan_for: `(instance_ids) -> Plan` (the planner, bound to this run's settings).
@@ -109,169 +204,187 @@ def run_search(experiment, search, *, config, plan_for, runner, backend, out, tr
         backend: the Keras backend name (for the snapshot).
         out: print function.
         trials: overrides `search.n_trials`. timeout: overrides `search.timeout`.
+        progress, verbose: the progress bar and epoch lines.
+        listeners: the recorder's listeners.
 
     Returns:
-        dict with `ran` (instance ids this runner trained), `failed`, `pruned`.
+        A `SearchOutcome`.
     """
-    from filelock import Timeout
-
-    from xval.config.selection import metric_direction, selection_metric
-
-    optuna = _import_optuna()
     n_trials = search.n_trials if trials is None else trials
     limit = search.timeout if timeout is None else timeout
     metric = selection_metric(config, experiment.task_type)
-    direction = metric_direction(metric)
-    first = max(experiment.instances, default=0) + 1
+    context = TrialRunner(experiment, search, config, plan_for, runner, out, metric,
+                          progress, verbose, listeners)
     started = time.monotonic()
-    ran, failed, pruned = [], [], []
-    study = exp_dir = None
+    plan = plan_for([])
+    begin_experiment(context.recorder(plan), experiment, plan, backend)
+    study, first = open_study(plan.layout, search, experiment.first_trial_instance,
+                              metric_direction(metric))
+    outcome = SearchOutcome(plan.layout, first)
+    locks = Recorder(plan.layout, config, 0)
     while True:
         if limit is not None and time.monotonic() - started > limit:
             out(f"search: timeout of {limit:.0f}s reached; no new trial started.")
             break
-        if study is None:
-            plan = plan_for([])
-            exp_dir = plan.exp_dir
-            experiment._write_experiment_files(plan, backend)
-            study, first = open_study(exp_dir, search, first, direction)
-        recorder_probe = Recorder(exp_dir, config, 0)
-        trial = lock = None
-        for frozen in study.get_trials(deepcopy=False,
-                                       states=(optuna.trial.TrialState.RUNNING,)):
-            candidate = recorder_probe.instance_lock(first + frozen.number)
-            try:
-                candidate.acquire(timeout=0)
-            except Timeout:
-                continue  # a live runner holds it
-            trial, lock = optuna.trial.Trial(study, frozen._trial_id), candidate
-            out(f"search: resuming trial {frozen.number} (instance {first + frozen.number}), "
-                "left unfinished by a runner that stopped.")
+        claimed = claim_trial(study, first, n_trials, locks, out)
+        if claimed is None:
             break
-        if trial is None:
-            counted = [t for t in study.get_trials(deepcopy=False)
-                       if t.state != optuna.trial.TrialState.WAITING]
-            if len(counted) >= n_trials:
-                break
-            trial = study.ask()
-            lock = recorder_probe.instance_lock(first + trial.number)
-            lock.acquire(timeout=0)
-        k = first + trial.number
+        trial, lock = claimed
         try:
-            result = _run_trial(experiment, search, trial, k, config=config, plan_for=plan_for,
-                                runner=runner, backend=backend, out=out, metric=metric,
-                                progress=progress, verbose=verbose, optuna=optuna,
-                                listeners=listeners)
+            state = run_trial(context, trial, first + trial.number)
         finally:
             lock.release()
-        ran.append(k)
-        if result == "failed":
-            failed.append(k)
-        elif result == "pruned":
-            pruned.append(k)
-    if exp_dir is not None:
-        save_search_plots(study, exp_dir, out)
-    return {"ran": ran, "failed": failed, "pruned": pruned, "exp_dir": exp_dir,
-            "first_instance": first}
+        outcome.add(first + trial.number, state)
+    save_search_plots(study, plan.layout, out)
+    return outcome
 
 
-def _run_trial(experiment, search, trial, k, *, config, plan_for, runner, backend, out,
-               metric, progress, verbose, optuna, listeners=()):
-    from xval.running.scheduler import Scheduler
+def claim_trial(study: Any, first: int, n_trials: int, locks: Recorder,
+                out: Out) -> tuple[Any, FileLock] | None:
+    """The next trial for this runner, with its instance's lock held: a trial left
+    `RUNNING` by a runner that stopped (its lock is free), else a new one while the study
+    has fewer than `n_trials`.
 
-    trial.study.sampler = make_sampler(search, trial.number)
-    params = search.sample(trial) if not trial.params else \
-        {**search.base, **trial.params}
-    params.setdefault("comment_1", f"trial {trial.number}")
-    params.setdefault("comment_2", "search")
-    experiment.instances[k] = params
-    plan = plan_for([k])
-    recorder = Recorder(plan.exp_dir, config, plan.num_folds, out=out, listeners=listeners,
-                        task_type=plan.task_type)
-    inst_dir = recorder.instance_dir(k)
-    done = recorder.begin_instance(k, plan.resolved[k], plan.hashes[k], overwrite=False)
-    sampled = {n: params[n] for n in trial.params} if trial.params else \
-        {n: params[n] for n in search.space if n in params}
-    record = {"trial": trial.number, "instance": k, "state": "running", "objective": None,
-              "pruned_at_fold": None, "params": sampled, "metric": metric}
-    atomic_write_json(inst_dir / TRIAL_FILE, record)
-    out(f"search: trial {trial.number} -> instance {k}: "
-        + ", ".join(f"{n}={v!r}" for n, v in sampled.items()))
-    state = {"pruned": None}
+    Returns:
+        `(trial, lock)`, or `None` when the study has all its trials.
+    """
+    optuna = import_optuna()
+    for frozen in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        candidate = locks.instance_lock(first + frozen.number)
+        try:
+            candidate.acquire(timeout=0)
+        except Timeout:
+            continue  # a live runner holds it
+        out(f"search: resuming trial {frozen.number} (instance {first + frozen.number}), "
+            "left unfinished by a runner that stopped.")
+        return optuna.trial.Trial(study, frozen._trial_id), candidate
+    counted = [t for t in study.get_trials(deepcopy=False)
+               if t.state != optuna.trial.TrialState.WAITING]
+    if len(counted) >= n_trials:
+        return None
+    trial = study.ask()
+    lock = locks.instance_lock(first + trial.number)
+    lock.acquire(timeout=0)
+    return trial, lock
 
-    def report(result):
-        """After each fold: report the running mean; True cancels the remaining folds."""
-        value, n = _objective_of(recorder.fold_results(k), metric)
+
+class Pruning:
+    """The scheduler's `on_result` for a trial: after each fold, reports the running mean
+    of the validation metric to the study; a true return (the pruner says so) cancels the
+    trial's remaining folds.
+
+    Args:
+        trial: the Optuna trial.
+        recorder: the trial's recorder (its fold files are read back).
+        instance: the trial's instance id.
+        context: the trial's run.
+        num_folds: the experiment's number of folds.
+    """
+
+    def __init__(self, trial: Any, recorder: Recorder, instance: int, context: TrialRunner,
+                 num_folds: int) -> None:
+        self.trial = trial
+        self.recorder = recorder
+        self.instance = instance
+        self.context = context
+        self.num_folds = num_folds
+        self.pruned_at: int | None = None
+        self.clip_falls_back = tasks.get(context.experiment.task_type) \
+            .clip_is_segment_without_clips
+
+    def objective(self) -> tuple[float | None, int]:
+        """The running objective over the trial's finished folds, and their number."""
+        return objective_of(self.recorder.read_folds(self.instance).records,
+                            self.context.metric, self.clip_falls_back)
+
+    def __call__(self, result: FoldResult) -> bool:
+        value, n = self.objective()
         if value is None or not result.ok:
             return False
-        trial.report(value, step=n)
-        if n < plan.num_folds and trial.should_prune():
-            state["pruned"] = result.fold
-            out(f"search: trial {trial.number} pruned after {n} fold(s) (running mean "
-                f"validation {metric} {value:.4f}).")
+        self.trial.report(value, step=n)
+        if n < self.num_folds and self.trial.should_prune():
+            self.pruned_at = result.fold
+            self.context.out(f"search: trial {self.trial.number} pruned after {n} fold(s) "
+                             f"(running mean validation {self.context.metric} {value:.4f}).")
             return True
         return False
 
+
+def trial_params(search: Search, trial: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A trial's instance parameters and the sampled ones among them (a resumed trial
+    keeps the parameters it was given)."""
+    params = search.sample(trial) if not trial.params else {**search.base, **trial.params}
+    params.setdefault("comment_1", f"trial {trial.number}")
+    params.setdefault("comment_2", "search")
+    names = trial.params if trial.params else [n for n in search.space if n in params]
+    return params, {n: params[n] for n in names}
+
+
+def run_trial(context: TrialRunner, trial: Any, instance: int) -> str:
+    """Trains one trial's instance (from its first unfinished fold) and tells the study.
+
+    Returns:
+        The trial's final state: `"complete"`, `"pruned"` or `"failed"`.
+    """
+    optuna = import_optuna()
+    trial.study.sampler = make_sampler(context.search, trial.number)
+    params, sampled = trial_params(context.search, trial)
+    context.experiment.instances[instance] = params
+    plan = context.plan_for([instance])
+    recorder = context.recorder(plan)
+    done = recorder.begin_instance(instance, plan.resolved[instance], plan.hashes[instance],
+                                   overwrite=False)
+    record = TrialRecord(trial=trial.number, instance=instance, state="running",
+                         params=sampled, metric=context.metric)
+    recorder.record_trial(record)
+    context.out(f"search: trial {trial.number} -> instance {instance}: "
+                + ", ".join(f"{n}={v!r}" for n, v in sampled.items()))
+    pruning = Pruning(trial, recorder, instance, context, plan.num_folds)
     todo = [i for i in range(plan.num_folds) if i not in done]
     failed = False
     if todo:
-        scheduler = Scheduler(runner, recorder, out=out, on_result=report, progress=progress,
-                              epoch_lines=verbose)
-        failed = bool(scheduler.run({k: plan.jobs(k, todo)}))
+        scheduler = Scheduler(context.executor, recorder, out=context.out, on_result=pruning,
+                              progress=context.progress, epoch_lines=context.verbose)
+        failed = bool(scheduler.run({instance: plan.jobs(instance, todo)}))
     else:
-        recorder.finish_instance(k)
-    value, n = _objective_of(recorder.fold_results(k), metric)
+        recorder.finish_instance(instance)
+    value, _ = pruning.objective()
     if failed:
-        study_state, record["state"] = optuna.trial.TrialState.FAIL, "failed"
-        trial.study.tell(trial, state=study_state)
-    elif state["pruned"] is not None:
-        record.update(state="pruned", pruned_at_fold=state["pruned"], objective=value)
+        record.state = "failed"
+        trial.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    elif pruning.pruned_at is not None:
+        record.state, record.pruned_at_fold, record.objective = \
+            "pruned", pruning.pruned_at, value
         trial.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
     else:
-        record.update(state="complete", objective=value)
+        record.state, record.objective = "complete", value
         trial.study.tell(trial, value)
-    atomic_write_json(inst_dir / TRIAL_FILE, record)
-    recorder.finish_instance(k)
-    recorder.rebuild_report()
-    return record["state"]
+    recorder.record_trial(record)
+    recorder.finish_instance(instance)
+    recorder.results_changed()
+    return record.state
 
 
-def save_search_plots(study, exp_dir, out):
+def save_search_plots(study: Any, layout: ExperimentLayout, out: Out) -> None:
     """Optuna's optimisation history and parameter importances as PNGs in `search/`."""
-    import matplotlib
+    from optuna.visualization import matplotlib as vis  # noqa: PLC0415  (optional: Optuna)
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from optuna.visualization import matplotlib as vis
-
-    folder = exp_dir / "search"
+    folder = layout.search_dir
     folder.mkdir(exist_ok=True)
     complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
-    plots = [("optimization_history.png", vis.plot_optimization_history)]
+    plots: list[tuple[str, Callable[[Any], Any]]] = [
+        ("optimization_history.png", vis.plot_optimization_history)]
     if len(complete) >= 2 and len({p for t in complete for p in t.params}) >= 1:
         plots.append(("param_importances.png", vis.plot_param_importances))
-    import warnings
-
     for name, fn in plots:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # Optuna's matplotlib plots are "experimental"
-                ax = fn(study)
-            ax.figure.set_size_inches(7, 4)
-            ax.figure.tight_layout()
-            ax.figure.savefig(folder / name, dpi=100)
-            plt.close(ax.figure)
+                figure = fn(study).figure
+            figure.set_size_inches(7, 4)
+            figure.tight_layout()
+            figure.savefig(folder / name, dpi=100)
+            plt.close(figure)
         except (ValueError, RuntimeError, ZeroDivisionError) as e:
             out(f"search: {name} not drawn ({type(e).__name__}: {e}).")
-
-
-def trial_records(exp_dir):
-    """The `trial.json` of every instance made by the search, by instance id."""
-    records = {}
-    for path in sorted(exp_dir.glob(f"instance_*/{TRIAL_FILE}")):
-        try:
-            data = read_json(path)
-        except ValueError:
-            continue
-        records[int(path.parent.name.split("_")[1])] = data
-    return records

@@ -1,11 +1,17 @@
 """Feeding a fold's rows to Keras: in memory, or streamed from the memory-mapped store."""
 
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
 import numpy as np
 
+from preprocessing.store import FeatureStore
 from xval.folds import rows_of
 
 
-def fold_rows(store, fold):
+def fold_rows(store: FeatureStore, fold: Mapping[str, Sequence[str]]) -> dict[str, np.ndarray]:
     """Row indices of a fold's sets.
 
     Augmented rows are used for training only: validation and test take only original
@@ -27,7 +33,8 @@ def fold_rows(store, fold):
     return rows
 
 
-def normalization_stats(features, rows, chunk_bytes=16 << 20):
+def normalization_stats(features: Any, rows: np.ndarray, chunk_bytes: int = 16 << 20
+                        ) -> tuple[np.ndarray, np.ndarray]:
     """Mean and variance per frequency bin over `rows`, read in chunks.
 
     Args:
@@ -55,8 +62,10 @@ def normalization_stats(features, rows, chunk_bytes=16 << 20):
     return mean.astype(np.float32), var.astype(np.float32)
 
 
-def make_batches(features, rows, targets, *, batch_size, shuffle, seed=0, weights=None,
-                 workers=0, mixup_alpha=0.0, target_fn=None):
+def make_batches(features: Any, rows: np.ndarray, targets: Any, *, batch_size: int,
+                 shuffle: bool, seed: int = 0, weights: np.ndarray | None = None,
+                 workers: int = 0, mixup_alpha: float = 0.0,
+                 target_fn: Callable[[np.ndarray], np.ndarray] | None = None) -> Any:
     """A `keras.utils.PyDataset` of a fold's rows.
 
     Both modes go through it: in memory, `features` is an array already loaded; in
@@ -82,10 +91,10 @@ def make_batches(features, rows, targets, *, batch_size, shuffle, seed=0, weight
     Returns:
         A `keras.utils.PyDataset`.
     """
-    import keras
+    import keras  # noqa: PLC0415  (Keras: only once the backend is set)
 
     class _Batches(keras.utils.PyDataset):
-        def __init__(self):
+        def __init__(self) -> None:
             kwargs = {"workers": workers, "use_multiprocessing": False} if workers else {}
             super().__init__(**kwargs)
             self.rows = np.asarray(rows)
@@ -97,10 +106,10 @@ def make_batches(features, rows, targets, *, batch_size, shuffle, seed=0, weight
             if shuffle:
                 self.rng.shuffle(self.order)
 
-        def __len__(self):
+        def __len__(self) -> int:
             return -(-len(self.rows) // batch_size)
 
-        def __getitem__(self, index):
+        def __getitem__(self, index: int) -> tuple[Any, ...]:
             pick = np.sort(self.order[index * batch_size:(index + 1) * batch_size])
             x = np.asarray(features[self.rows[pick]], dtype=np.float32)
             y = self.targets[pick] if target_fn is None else target_fn(x)
@@ -109,7 +118,8 @@ def make_batches(features, rows, targets, *, batch_size, shuffle, seed=0, weight
                 x, y, w = self._mix(x, y, w, index)
             return (x, y) if w is None else (x, y, w)
 
-        def _mix(self, x, y, w, index):
+        def _mix(self, x: np.ndarray, y: Any, w: np.ndarray | None, index: int
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
             rng = np.random.default_rng((seed, self.epoch, index))  # any thread, any order
             partner = rng.permutation(len(x))
             lam = rng.beta(mixup_alpha, mixup_alpha, size=len(x)).astype(np.float32)
@@ -122,7 +132,7 @@ def make_batches(features, rows, targets, *, batch_size, shuffle, seed=0, weight
                 w = lam * w + (1 - lam) * w[partner]
             return x, y, w
 
-        def on_epoch_end(self):
+        def on_epoch_end(self) -> None:
             self.epoch += 1
             if shuffle:
                 self.rng.shuffle(self.order)

@@ -22,21 +22,43 @@ A saved model that sits in an experiment's instance folder carries its fold's it
 embeddings would have seen the test speakers).
 """
 
-import json
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import recall_score
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
 
+from preprocessing.store import FeatureStore
+from xval import tasks
 from xval.config import embedding
-from xval.core.errors import TrainingError
-from xval.training.loading import embedding_model, layer_names
+from xval.core.errors import ConfigurationError, TrainingError
+from xval.core.files import read_json
+from xval.core.records import FoldResult, Metrics, RecordError
+from xval.tasks.metrics import classification_metrics
+from xval.training.loading import (
+    EmbeddingFunction,
+    embedding_model,
+    fold_model_layout,
+    layer_names,
+)
 from xval.training.loading import load as load_model
 
 # The types a saved classifier may contain (checked before skops loads one).
 _TRUSTED_PREFIXES = ("sklearn.", "numpy.", "builtins.")
 
+Source = tuple[dict[str, Any], EmbeddingFunction]
+"""An embedding source of a fold: its description and its function (see `prepare`)."""
 
-def check_no_leak(path, items, fold):
+
+def check_no_leak(path: Path, items: Mapping[str, list[str]], fold: int) -> bool:
     """Raises TrainingError when the saved model at `path` was trained on a test item.
 
     The model's own fold file (`fold_<i>.json` beside `fold_<i>.keras`) gives its items;
@@ -45,12 +67,13 @@ def check_no_leak(path, items, fold):
     Returns:
         Whether the check could be made (`False`: no readable fold file).
     """
-    record = path.with_suffix(".json")
-    if not record.is_file():
+    found = fold_model_layout(path)
+    if found is None or not found[0].fold_file(found[1]).is_file():
         return False
+    layout, model_fold = found
     try:
-        trained = json.loads(record.read_text()).get("items") or {}
-    except (OSError, ValueError):
+        trained = FoldResult.from_dict(read_json(layout.fold_file(model_fold))).items
+    except (OSError, ValueError, RecordError):
         return False
     seen = set(map(str, trained.get("train", []))) | set(map(str, trained.get("val", [])))
     leaked = sorted(seen & set(map(str, items.get("test", []))))
@@ -64,7 +87,8 @@ def check_no_leak(path, items, fold):
     return True
 
 
-def prepare(params, model, store, items, fold):
+def prepare(params: Mapping[str, Any], model: Any, store: FeatureStore,
+            items: Mapping[str, list[str]], fold: int) -> list[Source]:
     """Loads and checks a fold's embedding sources before its network trains.
 
     Args:
@@ -83,10 +107,8 @@ def prepare(params, model, store, items, fold):
         TrainingError: a missing model, a leak, or an input shape other than the store's.
         ConfigurationError: an unknown `embedding_layer`.
     """
-    import hashlib
-
     layer = params.get("embedding_layer", "auto")
-    prepared = []
+    prepared: list[Source] = []
     for source in embedding.sources(params, fold):
         if source == embedding.SELF:
             prepared.append(({"model": embedding.SELF}, embedding_function(model, layer)))
@@ -109,13 +131,9 @@ def prepare(params, model, store, items, fold):
     return prepared
 
 
-def check_unchanged(source):
+def check_unchanged(source: Mapping[str, Any]) -> None:
     """Raises ConfigurationError when a saved embedding model differs from the one the
     classifier was fit on (`source`: a description dict of `prepare`)."""
-    import hashlib
-
-    from xval.core.errors import ConfigurationError
-
     path = Path(source["model"])
     if not path.is_file():
         raise ConfigurationError(f"Embedding model {path} (a source of this embedding "
@@ -127,7 +145,7 @@ def check_unchanged(source):
             "SHA-256 differs): the classifier's answers would be wrong. Rerun the instance.")
 
 
-def layer_for(model, name="auto"):
+def layer_for(model: Any, name: str = "auto") -> str | None:
     """The layer an embedding is taken from: `name`, or for `"auto"` the `bottleneck` where
     there is one, else the input of the last layer."""
     if name != "auto":
@@ -137,7 +155,7 @@ def layer_for(model, name="auto"):
     return None  # the penultimate representation
 
 
-def embedding_function(model, name="auto"):
+def embedding_function(model: Any, name: str = "auto") -> EmbeddingFunction:
     """A function from raw features `(n, time, frequency)` to flat embeddings `(n, dims)`.
 
     Raises:
@@ -147,13 +165,8 @@ def embedding_function(model, name="auto"):
     return lambda x: np.asarray(fn(np.asarray(x, dtype=np.float32))).reshape(len(x), -1)
 
 
-def make_classifier(kind, c, seed=0):
+def make_classifier(kind: str, c: float, seed: int = 0) -> Pipeline:
     """The scikit-learn pipeline: standardisation, then an SVM or a logistic regression."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-    from sklearn.svm import SVC
-
     if kind == "svm":
         model = SVC(C=c, kernel="rbf", gamma="scale", random_state=seed)
     elif kind == "logreg":
@@ -164,7 +177,7 @@ def make_classifier(kind, c, seed=0):
     return make_pipeline(StandardScaler(), model)
 
 
-def scores(pipeline, x):
+def scores(pipeline: Pipeline, x: np.ndarray) -> np.ndarray:
     """Class scores `(n, classes)` usable as logits: log-probabilities (logreg) or the
     one-vs-rest decision values (SVM); their argmax is the predicted class."""
     final = pipeline[-1]
@@ -176,7 +189,9 @@ def scores(pipeline, x):
     return out
 
 
-def fit(kind, x_train, y_train, x_val, y_val, c=None, seed=0):
+def fit(kind: str, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
+        y_val: np.ndarray, c: float | None = None,
+        seed: int = 0) -> tuple[Pipeline, dict[str, Any]]:
     """Fits the classifier on the training rows, choosing `C` on the validation rows.
 
     Args:
@@ -190,39 +205,34 @@ def fit(kind, x_train, y_train, x_val, y_val, c=None, seed=0):
         `(pipeline, info)`: the fitted pipeline and a dict with `C` and `val_recall` per
         value tried.
     """
-    from sklearn.metrics import recall_score
-
     if len(np.unique(y_train)) < 2:
         raise TrainingError("The embedding classifier needs at least two classes in the "
                             "training rows of the fold.")
     grid = [float(c)] if c is not None else list(embedding.C_GRID)
-    tried, best = {}, None
+    fitted = []
     for value in grid:
         pipeline = make_classifier(kind, value, seed).fit(x_train, y_train)
         recall = float(recall_score(y_val, pipeline.predict(x_val), average="macro",
                                     zero_division=0)) if len(y_val) else float("nan")
-        tried[str(value)] = recall
-        if best is None or recall > best[0]:
-            best = (recall, value, pipeline)
-    return best[2], {"C": best[1], "val_recall": tried}
+        fitted.append((recall, value, pipeline))
+    _, best, pipeline = max(fitted, key=lambda f: f[0])  # the first of equals: the smaller C
+    return pipeline, {"C": best, "val_recall": {str(v): r for r, v, _ in fitted}}
 
 
-def dumps(pipeline):
+def dumps(pipeline: Pipeline) -> bytes:
     """The fitted pipeline as skops bytes (no pickle)."""
-    import skops.io as sio
+    import skops.io as sio  # noqa: PLC0415  (imports torch, through scikit-learn's array API)
 
     return sio.dumps(pipeline)
 
 
-def load(path):
+def load(path: str | Path) -> Pipeline:
     """Loads a classifier saved by `dumps`, trusting only scikit-learn and numpy types.
 
     Raises:
         ConfigurationError: when the file holds other types or cannot be read.
     """
-    import skops.io as sio
-
-    from xval.core.errors import ConfigurationError
+    import skops.io as sio  # noqa: PLC0415  (imports torch, through scikit-learn's array API)
 
     path = Path(path)
     try:
@@ -235,3 +245,78 @@ def load(path):
         raise ConfigurationError(f"{path} holds types other than scikit-learn's and numpy's "
                                  f"({', '.join(foreign)}); it is not loaded.")
     return sio.loads(data, trusted=untrusted)
+
+
+def _embed(prepared: list[Source], store: FeatureStore, rows: Mapping[str, np.ndarray]
+           ) -> tuple[dict[str, np.ndarray], list[dict[str, Any]]]:
+    """The embeddings of every split's rows (the sources side by side), and the sources'
+    descriptions with their dimensions."""
+    x: dict[str, list[np.ndarray]] = {k: [] for k in rows}
+    described = []
+    for source, fn in prepared:
+        for k, r in rows.items():
+            parts = [fn(store.features[r[i:i + 4096]]) for i in range(0, len(r), 4096)]
+            x[k].append(np.concatenate(parts) if parts else np.zeros((0, 0)))
+        described.append({**source, "dims": int(x["train"][-1].shape[1])})
+    return {k: np.concatenate(v, axis=1) for k, v in x.items()}, described
+
+
+def fit_fold_classifier(params: Mapping[str, Any], prepared: list[Source],
+                        store: FeatureStore, rows: Mapping[str, np.ndarray], fold: int,
+                        seed: int, metrics: Metrics, clip_metrics: Metrics,
+                        multi_segment: bool) -> tuple[bytes, dict[str, Any]]:
+    """Fits the instance's embedding classifier on the fold's training rows, chooses its
+    `C` on the validation rows and adds its metrics, prefixed `embedding_`, to every
+    split's segment (and clip) metrics, in place.
+
+    Args:
+        params: the instance parameters.
+        prepared: the fold's embedding sources (`prepare`).
+        store: the fold's store.
+        rows: split -> the fold's rows (training rows with their augmented copies).
+        fold: the fold number.
+        seed: the fold's seed.
+        metrics: split -> the network's segment metrics (extended here).
+        clip_metrics: split -> its clip metrics (extended here when `multi_segment`).
+        multi_segment: whether the store's files were cut into several segments.
+
+    Returns:
+        `(skops bytes, info dict)` of the fitted classifier.
+
+    Raises:
+        TrainingError: for labels outside the store's classes, or embeddings that are not
+            finite.
+    """
+    labels = store.meta["label"].astype(str).to_numpy()
+    classes = store.classes or sorted(set(labels))
+    index = {name: i for i, name in enumerate(classes)}
+    unknown = sorted(set(labels[np.concatenate(list(rows.values()))]) - set(index))
+    if unknown:
+        raise TrainingError(f"Fold {fold}: labels {', '.join(unknown[:5])} are not among the "
+                            "store's classes; the embedding classifier cannot score them.")
+    y = {k: np.array([index[v] for v in labels[r]], dtype=int) for k, r in rows.items()}
+    x, described = _embed(prepared, store, rows)
+    if not np.isfinite(x["train"]).all():
+        raise TrainingError(f"Fold {fold}: the embeddings of the training rows are not finite; "
+                            "the embedding classifier cannot be fit.")
+    pipeline, info = fit(params["embedding_classifier"], x["train"], y["train"], x["val"],
+                         y["val"], params.get("embedding_c"), seed)
+    clips = store.clips
+    classification = tasks.get(embedding.TASK)
+    for key, r in rows.items():
+        keep = ~store.augmented[r]  # scores on original rows only, as the network's
+        out = scores(pipeline, x[key][keep])
+        block = classification_metrics(y[key][keep], out, len(classes))
+        block.pop("confusion_matrix")
+        metrics.setdefault(key, {}).update(
+            {f"{embedding.PREFIX}{n}": v for n, v in block.items()})
+        if multi_segment:
+            _, clip_out, clip_y = classification.pool_by_clip(out, y[key][keep], clips[r[keep]])
+            block = classification_metrics(clip_y, clip_out, len(classes))
+            block.pop("confusion_matrix")
+            clip_metrics.setdefault(key, {}).update(
+                {f"{embedding.PREFIX}{n}": v for n, v in block.items()})
+    info = {"kind": params["embedding_classifier"],
+            "layer": params.get("embedding_layer", "auto"), "sources": described,
+            "classes": classes, **info}
+    return dumps(pipeline), info

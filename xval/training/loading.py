@@ -1,14 +1,26 @@
 """Loading saved `.keras` models safely, and reading inside them: the architecture nested
-in a fold model, its layers, the outputs of an inner layer."""
+in a fold model, its layers, the outputs of an inner layer; and where a fold model's own
+files are (its fold record, its embedding classifier)."""
 
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from xval.core.errors import ConfigurationError
+from xval.core.layout import InstanceLayout
 
 MIN_KERAS = (3, 14)
 
+EmbeddingFunction = Callable[[np.ndarray], Any]
+"""`features (n, time, frequency) -> outputs of a layer (n, ...)`."""
 
-def load(model_path, what="Model file"):
+
+def load(model_path: str | Path, what: str = "Model file") -> Any:
     """Loads a saved `.keras` model with Keras safe mode on (custom layers registered).
 
     Args:
@@ -22,12 +34,10 @@ def load(model_path, what="Model file"):
         ConfigurationError: for a missing file, a legacy HDF5 (`.h5`) or other non-`.keras`
             file, or a Keras older than 3.14 (its safe mode can be bypassed).
     """
-    import zipfile
+    import keras  # noqa: PLC0415  (Keras: only once the backend is set)
 
-    import keras
-
-    import architectures  # noqa: F401  (registers custom layers)
-    import xval.tasks.losses  # noqa: F401  (registers custom losses)
+    import architectures  # noqa: F401, PLC0415  (imports Keras; registers custom layers)
+    import xval.tasks.losses  # noqa: F401, PLC0415  (imports Keras; registers custom losses)
 
     path = Path(model_path)
     if not path.is_file():
@@ -47,7 +57,25 @@ def load(model_path, what="Model file"):
     return keras.saving.load_model(path, compile=False, safe_mode=True)
 
 
-def layer_names(model):
+def folder_layout(folder: str | Path) -> InstanceLayout:
+    """The layout of a folder holding an instance's models and records.
+
+    The folder need not be named `instance_<k>` (a copied or renamed instance folder still
+    holds its files under their own names): its id is then unknown, -1.
+    """
+    return InstanceLayout.parse(folder) or InstanceLayout(Path(folder), -1)
+
+
+def fold_model_layout(path: str | Path) -> tuple[InstanceLayout, int] | None:
+    """Where the files of a fold model are: for a `fold_<i>.keras`, the layout of its
+    folder (`folder_layout`) and `i`; `None` for a model of another name."""
+    fold = InstanceLayout.fold_of_model(path)
+    if fold is None:
+        return None
+    return folder_layout(Path(path).parent), fold
+
+
+def layer_names(model: Any) -> list[str]:
     """Names of the model's layers, the architecture's own layers included."""
     names = [layer.name for layer in model.layers]
     backbone = inner_model(model)
@@ -56,14 +84,14 @@ def layer_names(model):
     return names
 
 
-def embedding_model(model, layer=None):
+def embedding_model(model: Any, layer: str | None = None) -> EmbeddingFunction:
     """A function from features to the outputs of the layer named `layer`, or with
     `layer=None` to the input of the model's last layer (the penultimate representation).
 
     Raises:
         ConfigurationError: for an unknown layer name, listing the known ones.
     """
-    import keras
+    import keras  # noqa: PLC0415  (Keras: only once the backend is set)
 
     backbone = inner_model(model)
     own = {layer_.name for layer_ in model.layers}
@@ -73,8 +101,8 @@ def embedding_model(model, layer=None):
     if layer is not None and layer in own and (backbone is None or layer != backbone.name):
         sub = keras.Model(model.inputs, model.get_layer(layer).output)
         return lambda x: sub.predict(x, verbose=0)
-    if layer is not None and (backbone is None or
-                              layer not in {layer_.name for layer_ in backbone.layers}):
+    if backbone is None or (layer is not None and
+                            layer not in {layer_.name for layer_ in backbone.layers}):
         raise ConfigurationError(
             f"No layer named {layer!r}; the model's layers are: {', '.join(layer_names(model))}."
         )
@@ -85,9 +113,9 @@ def embedding_model(model, layer=None):
     return lambda x: trunk.predict(pre.predict(x, verbose=0), verbose=0)
 
 
-def inner_model(model):
-    """The nested model holding the architecture inside a wrapper model."""
-    import keras
+def inner_model(model: Any) -> Any:
+    """The nested model holding the architecture inside a wrapper model, or `None`."""
+    import keras  # noqa: PLC0415  (Keras: only once the backend is set)
 
     inner = [layer for layer in model.layers if isinstance(layer, keras.Model)]
     return inner[0] if len(inner) == 1 else None

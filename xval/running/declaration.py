@@ -1,0 +1,264 @@
+"""What an experiment script declares: its settings and its numbered instances, checked as
+they are given.
+
+`ExperimentDeclaration` holds them; `xval.running.experiment.Experiment` adds the verbs
+(`run`, `refit`, `main`). The planner, runner, refit and search read a declaration and never
+change it (a search's trials are lent to it for the planner and taken back).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+from xval import tasks
+from xval.config.space import Search
+from xval.core.errors import ConfigurationError, XvalError
+from xval.running.environment import valid_gpu
+
+InstanceSpec = Mapping[str, Any] | Sequence[str]
+"""An instance as declared: a dict of parameters or a list of `'name=value'` strings."""
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+_T = TypeVar("_T")
+
+
+def declaration(method: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Runs `method`; when the experiment script itself is running (`__main__`), a
+    configuration error in its declaration prints one line on stderr and exits with 2
+    instead of a traceback. Imported and called from other code, it raises as usual."""
+
+    @functools.wraps(method)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(*args, **kwargs)
+        except XvalError as e:
+            caller = sys._getframe(1).f_globals.get("__name__")
+            if caller == "__main__":
+                print(f"error: {e}", file=sys.stderr)
+                raise SystemExit(2) from None
+            raise
+
+    return wrapper
+
+
+def check_setting(name: str, value: _T, kind: type) -> _T:
+    """Returns `value` if it is a `kind` (a bool is not an int here).
+
+    Raises:
+        ConfigurationError: naming the setting, its value and the expected type.
+    """
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        raise ConfigurationError(f"{name}={value!r}: expected {kind.__name__}.")
+    return value
+
+
+def check_count(name: str, value: object, minimum: int) -> int:
+    """Returns `value` if it is an int >= `minimum`.
+
+    Raises:
+        ConfigurationError: naming the setting, its value and the expected range.
+    """
+    count: int = check_setting(name, value, int)  # type: ignore[assignment]
+    if count < minimum:
+        raise ConfigurationError(f"{name}={count}: expected an integer >= {minimum}.")
+    return count
+
+
+def check_dataset(dataset: object, allow_outside: bool) -> str:
+    """Returns `dataset` if it names a feature store under `[paths] data_dir`.
+
+    Raises:
+        ConfigurationError: for an empty name, or one leading outside data_dir (an absolute
+            path or `..`) unless `allow_outside`.
+    """
+    name: str = check_setting("dataset", dataset, str)  # type: ignore[assignment]
+    path = Path(name)
+    if not name.strip() or path.name in ("", ".", ".."):
+        raise ConfigurationError(
+            f"dataset={name!r}: expected the name of a feature store under config.ini "
+            "[paths] data_dir, e.g. 'demo'."
+        )
+    if not allow_outside and (path.is_absolute() or ".." in path.parts):
+        raise ConfigurationError(
+            f"dataset={name!r} leads outside config.ini [paths] data_dir; expected a "
+            "store name under data_dir, e.g. 'demo'. Move the store there, change "
+            "data_dir, or pass allow_outside_data_dir=True if this is intended."
+        )
+    return name
+
+
+def check_path_setting(name: str, value: object, what: str) -> str | os.PathLike | None:
+    """Returns `value` if it is `None` or a path.
+
+    Raises:
+        ConfigurationError: for another type, saying what the path is for (`what`).
+    """
+    if value is not None and not isinstance(value, (str, os.PathLike)):
+        raise ConfigurationError(f"{name}={value!r}: expected {what}; got "
+                                 f"{type(value).__name__}.")
+    return value
+
+
+def check_gpu_setting(gpu: object) -> int | str | None:
+    """Returns `gpu_ID` if it is `None` or a GPU id (see `valid_gpu`).
+
+    Raises:
+        ConfigurationError: for anything else.
+    """
+    if gpu is not None and not valid_gpu(gpu):
+        raise ConfigurationError(
+            f"gpu_ID={gpu!r}: expected a GPU number such as 0 or '1', -1 or 'cpu' for "
+            "the CPU, or None to leave CUDA_VISIBLE_DEVICES as it is."
+        )
+    return gpu  # type: ignore[return-value]
+
+
+def check_parameters(parameters: object) -> InstanceSpec:
+    """Returns the experiment-level `parameters` (`{}` for `None`).
+
+    Raises:
+        ConfigurationError: when they are neither a dict nor a list of strings.
+    """
+    if parameters is not None and not isinstance(parameters, (dict, list, tuple)):
+        raise ConfigurationError(
+            f"parameters={parameters!r}: expected a dict or a list of 'name=value' "
+            f"strings applied to every instance; got {type(parameters).__name__}."
+        )
+    return parameters or {}
+
+
+def check_instance(instance_id: object, spec: object, declared: Iterable[int]) -> None:
+    """Checks one `experiment[k] = spec` assignment.
+
+    Raises:
+        ConfigurationError: for an id that is not an int >= 0, a spec that is neither a dict
+            nor a list, or an id assigned twice.
+    """
+    if not isinstance(instance_id, int) or isinstance(instance_id, bool) or instance_id < 0:
+        raise ConfigurationError(f"Instance id {instance_id!r}: expected an integer >= 0.")
+    if not isinstance(spec, (dict, list, tuple)):
+        raise ConfigurationError(
+            f"instance {instance_id}: expected a dict or a list of 'name=value' strings, "
+            f"got {type(spec).__name__}."
+        )
+    if instance_id in declared:
+        raise ConfigurationError(
+            f"instance {instance_id} is assigned twice; each instance number is declared "
+            "once. Give the second one a new number."
+        )
+
+
+def select_instances(declared: Sequence[int], first: int | None = None,
+                     last: int | None = None,
+                     instances: Iterable[int] | None = None) -> list[int]:
+    """The instance ids to run, checked against the declared ones.
+
+    Args:
+        declared: the declared ids, sorted.
+        first: the first id of a range; `None` (and no `instances`) selects all.
+        last: the last id of the range (inclusive); `None` is `first`.
+        instances: explicit ids (wins over a range), kept in their order.
+
+    Raises:
+        ConfigurationError: for ids or a range outside the declared instances.
+    """
+    if not declared:
+        raise ConfigurationError("The experiment declares no instances.")
+    if instances is not None:
+        unknown = [i for i in instances if i not in declared]
+        if unknown:
+            raise ConfigurationError(
+                f"Instance(s) {unknown} are not declared; the experiment declares "
+                f"{list(declared)}."
+            )
+        return list(dict.fromkeys(instances))
+    if first is None:
+        return list(declared)
+    last = first if last is None else last
+    if last < first:
+        raise ConfigurationError(f"Instance range {first}..{last} is empty: FIRST > LAST.")
+    span = f"{declared[0]}..{declared[-1]}" if len(declared) > 1 else str(declared[0])
+    if first < declared[0] or last > declared[-1]:
+        raise ConfigurationError(
+            f"Instance range {first}..{last} is outside the declared instances {span}."
+        )
+    return [i for i in declared if first <= i <= last]
+
+
+class ExperimentDeclaration:
+    """An experiment's settings and its instances (see `xval.Experiment` for the
+    arguments).
+
+    Raises:
+        ConfigurationError: for a setting of the wrong type or out of range, named with its
+            value and what is expected.
+    """
+
+    @declaration
+    def __init__(self, *, description: str, dataset: str, number: int, num_folds: int = 5,
+                 experiment_folder: str | os.PathLike | None = None,
+                 overwrite_results: bool = False, debug_mode: bool = False,
+                 task_type: str = tasks.DEFAULT, generator: bool = False,
+                 gpu_ID: int | str | None = None,
+                 parameters: InstanceSpec | None = None, n_repeats: int = 1,
+                 config: str | os.PathLike | None = None,
+                 allow_outside_data_dir: bool = False) -> None:
+        self.description: str = check_setting("description", description, str)
+        self.allow_outside_data_dir: bool = check_setting(
+            "allow_outside_data_dir", allow_outside_data_dir, bool)
+        self.dataset = check_dataset(dataset, allow_outside_data_dir)
+        self.number = check_count("number", number, 0)
+        self.num_folds = check_count("num_folds", num_folds, 1)
+        self.experiment_folder = check_path_setting(
+            "experiment_folder", experiment_folder,
+            "a path string (the results folder), or None for config.ini [paths] results_dir")
+        self.overwrite_results: bool = check_setting("overwrite_results", overwrite_results,
+                                                     bool)
+        self.debug_mode: bool = check_setting("debug_mode", debug_mode, bool)
+        self.task_type: str = tasks.get(task_type).name  # an unknown name lists the known ones
+        self.generator: bool = check_setting("generator", generator, bool)
+        self.gpu_ID = check_gpu_setting(gpu_ID)
+        self.parameters = check_parameters(parameters)
+        self.n_repeats = check_count("n_repeats", n_repeats, 1)
+        self.config_path = check_path_setting(
+            "config", config, "the path of a config.ini, or None to find it")
+        self.instances: dict[int, InstanceSpec] = {}
+        self.search: Search | None = None  # run with --search
+        caller = sys._getframe(2).f_code.co_filename  # the experiment script (past the wrapper)
+        self.script: str | None = caller if caller and Path(caller).is_file() else None
+
+    @declaration
+    def __setitem__(self, instance_id: int, spec: InstanceSpec) -> None:
+        check_instance(instance_id, spec, self.instances)
+        self.instances[instance_id] = spec
+
+    def __getitem__(self, instance_id: int) -> InstanceSpec:
+        return self.instances[instance_id]
+
+    def __len__(self) -> int:
+        return len(self.instances)
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(dataset={self.dataset!r}, number={self.number}, "
+                f"instances={sorted(self.instances)})")
+
+    def select(self, first: int | None = None, last: int | None = None,
+               instances: Iterable[int] | None = None) -> list[int]:
+        """The instance ids to run, checked against the declared ones (see
+        `select_instances`).
+
+        Raises:
+            ConfigurationError: for ids or a range outside the declared instances.
+        """
+        return select_instances(sorted(self.instances), first, last, instances)
+
+    @property
+    def first_trial_instance(self) -> int:
+        """The instance a search's first trial becomes: the one after the declared ones."""
+        return max(self.instances, default=0) + 1

@@ -1,0 +1,127 @@
+"""The process a run trains in: its `config.ini`, the Keras backend and the GPU.
+
+The backend and `CUDA_VISIBLE_DEVICES` are set here before Keras is imported (keras-io
+examples do the same): once Keras is imported, a process keeps its backend and devices.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from xval.config.loader import Config, find_config, load_config
+from xval.core.errors import ConfigurationError
+from xval.core.logs import quiet_framework_logs
+
+Out = Callable[..., None]
+"""A print function for progress lines (`print`, or `lambda *a: None` to be quiet)."""
+
+ConfigSource = Config | str | os.PathLike | None
+"""A loaded `Config`, the path of a config.ini, or `None` to find it."""
+
+
+def normalize_gpu(gpu: object, what: str = "GPU id") -> str | None:
+    """Checks a GPU id: `None`, an integer >= 0, or -1 / `"cpu"` for no GPU.
+
+    Args:
+        gpu: the id as given (command line or `gpu_ID`).
+        what: how to name it in the error. Defaults to `"GPU id"`.
+
+    Returns:
+        `None`, or the id as a string (`"-1"` for CPU only).
+
+    Raises:
+        ConfigurationError: for anything else (`"abc"`, `1.5`, `""`).
+    """
+    if gpu is None:
+        return None
+    text = str(gpu).strip().lower()
+    if isinstance(gpu, (bool, float)) or not (text == "cpu" or re.fullmatch(r"-1|\d+", text)):
+        raise ConfigurationError(
+            f"{what} {gpu!r}: expected a GPU number (0, 1, ...) or -1 for CPU only."
+        )
+    return "-1" if text == "cpu" else text
+
+
+def valid_gpu(gpu: object) -> bool:
+    """Whether `gpu` is a GPU id an experiment may declare: an int >= -1, or a string of
+    one: digits, `-1` or `cpu`."""
+    if isinstance(gpu, bool):
+        return False
+    if isinstance(gpu, int):
+        return gpu >= -1
+    return isinstance(gpu, str) and (gpu.strip().isdigit() or gpu.strip() in ("-1", "cpu"))
+
+
+def setup_environment(backend: str, gpu: str | None = None) -> str:
+    """Sets `KERAS_BACKEND` and `CUDA_VISIBLE_DEVICES` before Keras is imported.
+
+    Args:
+        backend: backend from config.ini; the `KERAS_BACKEND` environment variable wins.
+        gpu: GPU id for `CUDA_VISIBLE_DEVICES` (`"-1"` hides every GPU), or `None`.
+
+    Returns:
+        The backend in use.
+
+    Raises:
+        ConfigurationError: when Keras is already imported with another backend or GPU.
+    """
+    backend = os.environ.get("KERAS_BACKEND") or backend
+    if "keras" in sys.modules:
+        _check_imported_keras(backend, gpu)
+        return backend
+    os.environ["KERAS_BACKEND"] = backend
+    # Keras's serializer imports TensorFlow when it is installed; keep its logs quiet.
+    quiet_framework_logs(backend=backend)
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = "" if str(gpu) in ("-1", "cpu") else str(gpu)
+    return backend
+
+
+def _check_imported_keras(backend: str, gpu: str | None) -> None:
+    """Refuses a backend or GPU asked for after Keras was imported with others."""
+    import keras  # noqa: PLC0415  (already imported: only its backend is read)
+
+    if keras.backend.backend() != backend:
+        raise ConfigurationError(
+            f"Keras was imported with backend {keras.backend.backend()!r} before the "
+            f"experiment asked for {backend!r}; run the experiment in a fresh process."
+        )
+    if gpu is not None and os.environ.get("CUDA_VISIBLE_DEVICES") != str(gpu):
+        raise ConfigurationError(
+            f"GPU {gpu} was asked for after Keras was imported; choose the GPU before "
+            "importing Keras (run the experiment script directly)."
+        )
+
+
+def run_config(config: ConfigSource, declared: str | os.PathLike | None = None,
+               script: str | None = None) -> Config:
+    """The run's `Config`.
+
+    Args:
+        config: a loaded `Config` (used as is), a path, or `None`.
+        declared: the experiment's own `config=` path, used when `config` is `None`.
+        script: the experiment script, where `find_config` starts looking.
+
+    Returns:
+        The loaded, validated `Config`.
+    """
+    if isinstance(config, Config):
+        return config
+    return load_config(config or declared or find_config(script))
+
+
+def import_keras(out: Out, backend: str) -> None:
+    """Imports Keras now, saying so: it takes a few seconds that would otherwise look like
+    a hang before the first fold."""
+    out(f"Importing Keras ({backend} backend)...")
+    import keras  # noqa: F401, PLC0415  (a few seconds, said above rather than silent)
+
+
+def script_name(script: str | None) -> str:
+    """The experiment script's file name for a command to suggest (`EXPERIMENT.py` when the
+    experiment was not declared in a script)."""
+    return Path(script or "EXPERIMENT.py").name

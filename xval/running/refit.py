@@ -1,0 +1,136 @@
+"""Refit: the final model of a complete instance, trained once on all its items.
+
+The model trains on the train, validation and test items of fold 0 together, for the median
+of the folds' best epochs, with no validation and no early stopping, through the configured
+executor; the recorder writes it as `final.keras` with its `final.json`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+from collections.abc import Iterator
+from pathlib import Path
+
+from filelock import Timeout
+
+from xval.config.loader import Config
+from xval.core.errors import ConfigurationError, TrainingError
+from xval.core.records import FoldResult, Job
+from xval.executors import ExecutorOptions, JobQueue, make_executor
+from xval.executors.base import Executor
+from xval.running.declaration import ExperimentDeclaration
+from xval.running.environment import normalize_gpu, script_name, setup_environment
+from xval.running.planner import Plan, make_plan
+from xval.running.recorder import Out, Recorder
+
+
+def refit_instance(experiment: ExperimentDeclaration, instance: int, config: Config, *,
+                   out: Out = print, executor: str | None = None,
+                   gpu: object = None) -> Path:
+    """Trains the final model of a complete instance on all its items.
+
+    Args:
+        experiment: the declaration.
+        instance: the instance id.
+        config: the run's `Config`.
+        out: print function for progress. Defaults to `print`.
+        executor: an executor name; `None` uses config.ini.
+        gpu: GPU id (`CUDA_VISIBLE_DEVICES`); `None` uses the declared `gpu_ID`.
+
+    Returns:
+        The path of `final.keras`.
+
+    Raises:
+        ConfigurationError: when the instance is not declared, not complete, or held by
+            another runner.
+        ResultsConflictError: when its results were made with other parameters or folds.
+        TrainingError: when the refit fails.
+    """
+    selected = experiment.select(instances=[instance])
+    gpu_id = normalize_gpu(experiment.gpu_ID if gpu is None else gpu, "GPU id")
+    backend = setup_environment(config.backend["backend"], gpu_id)
+    plan = make_plan(experiment, config, selected, {}, False)
+    recorder = Recorder(plan.layout, config, plan.num_folds, out=out,
+                        task_type=plan.task_type)
+    best_epochs = fold_best_epochs(recorder, plan, instance, experiment.script)
+    epochs = max(1, int(round(statistics.median(e for e in best_epochs if e is not None))))
+    job = refit_job(plan, instance, epochs)
+    runner = make_executor(executor or config.backend["executor"], ExecutorOptions(
+        gpus=(gpu_id,) if gpu_id is not None else None, backend=backend))
+    out(f"instance {instance}: refitting on all {len(job.items['train'])} items for {epochs} "
+        f"epochs (median of the folds' best epochs {best_epochs}).")
+    with holding_instance(recorder, instance):
+        result = run_one(runner, job)
+        if not result.ok:
+            raise TrainingError(f"Refit of instance {instance} failed: {result.message}"
+                                ) from result.exception
+        path = recorder.record_refit(result, best_epochs)
+    out(f"instance {instance}: final model {path} ({result.seconds:.1f}s)")
+    return path
+
+
+def fold_best_epochs(recorder: Recorder, plan: Plan, instance: int,
+                     script: str | None) -> list[int | None]:
+    """The best epoch of every fold of a complete instance.
+
+    Raises:
+        ConfigurationError: when some fold is not done (or its file cannot be believed).
+    """
+    folds = recorder.read_folds(instance)
+    missing = [i for i in range(plan.num_folds) if i not in folds.done]
+    best = [r.best_epoch for r in sorted(folds.records, key=lambda r: r.fold) if r.ok]
+    if missing or not any(e is not None for e in best):
+        why = "".join(f"; fold {i}: {reason}" for i, reason in folds.invalid.items())
+        raise ConfigurationError(
+            f"Instance {instance} is not complete (folds {missing} of {plan.num_folds} are "
+            f"not done in {recorder.instance_layout(instance).root}{why}), so there is no "
+            f"epoch count to refit with. Run it first: `python {script_name(script)} "
+            f"{instance} {instance}`."
+        )
+    return best
+
+
+def refit_job(plan: Plan, instance: int, epochs: int) -> Job:
+    """The job that trains `instance` on every item of fold 0 for `epochs` epochs."""
+    fold = plan.folds[0]
+    items = sorted({*fold["train"], *fold["val"], *fold["test"]})
+    return Job(instance=instance, fold=0, params=plan.resolved[instance],
+               items={"train": items, "val": [], "test": []}, task_type=plan.task_type,
+               generator=plan.generator, store=str(Path(plan.store.path).resolve()),
+               params_hash=plan.hashes[instance], store_hash=plan.store.content_hash,
+               refit_epochs=epochs)
+
+
+@contextlib.contextmanager
+def holding_instance(recorder: Recorder, instance: int) -> Iterator[None]:
+    """Holds the instance's lock while the block runs.
+
+    Raises:
+        ConfigurationError: when another runner holds it.
+    """
+    instance_lock = recorder.instance_lock(instance)
+    try:
+        instance_lock.acquire(timeout=0)
+    except Timeout:
+        raise ConfigurationError(
+            f"Instance {instance} is running in another runner; refit it after that "
+            "runner ends."
+        ) from None
+    try:
+        yield
+    finally:
+        instance_lock.release()
+
+
+def run_one(runner: Executor, job: Job) -> FoldResult:
+    """Runs one job through `runner` (started and closed here) and returns its result."""
+    runner.start()
+    try:
+        results = runner.run(JobQueue([job]))
+        try:
+            return next(results)
+        finally:
+            results.close()
+    finally:
+        runner.close()

@@ -1,0 +1,323 @@
+"""Running an experiment: from a declaration and a request to a `RunOutcome`.
+
+`run_experiment` sets up the process (backend, GPU), validates everything through the
+planner before anything is written, then runs the plan's jobs (or the search's trials)
+through an executor, the scheduler and the recorder, and prints the results table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from filelock import FileLock, Timeout
+
+from xval.config import embedding
+from xval.config.loader import Config
+from xval.config.selection import check_selection_metric, metric_direction, selection_metric
+from xval.config.space import Search
+from xval.core.errors import ConfigurationError, XvalError
+from xval.core.records import InstanceStatus, Job
+from xval.executors import ExecutorOptions, make_executor
+from xval.executors.base import Executor
+from xval.report.results import ExperimentResults
+from xval.report.terminal import terminal_table
+from xval.running.declaration import ExperimentDeclaration
+from xval.running.derived import report_listeners
+from xval.running.environment import (
+    import_keras,
+    normalize_gpu,
+    setup_environment,
+)
+from xval.running.experiment_files import begin_experiment
+from xval.running.planner import Plan, make_plan, resolver
+from xval.running.recorder import Out, Recorder
+from xval.running.scheduler import Scheduler
+from xval.running.study import run_search
+
+EXIT_PENDING_ELSEWHERE = 3
+
+
+@dataclasses.dataclass
+class RunOutcome:
+    """What a run did: `results`, `failed` and `skipped` instance ids, `exit_code`.
+
+    Exit codes: 0 every selected instance is complete; 1 one failed; 2 a usage,
+    configuration or data error (nothing trained); 3 some selected instances are held by
+    another runner (`skipped`); 130 interrupted.
+    """
+
+    results: ExperimentResults | None
+    failed: list[int]
+    skipped: list[int]
+    exit_code: int
+
+    def __repr__(self) -> str:
+        return (f"RunOutcome(failed={self.failed}, skipped={self.skipped}, "
+                f"exit_code={self.exit_code})")
+
+
+@dataclasses.dataclass
+class RunRequest:
+    """What a run was asked to do (see `xval.Experiment.run` for each field)."""
+
+    instances: list[int] | None = None
+    overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
+    overwrite: bool = False
+    dry_run: bool = False
+    gpu: object = None
+    executor: str | None = None
+    gpus: Sequence[object] | None = None
+    debug: bool = False
+    out: Out = print
+    ray_address: str | None = None
+    progress: bool = False
+    verbose: bool = False
+    search: bool = False
+    trials: int | None = None
+    timeout: float | None = None
+    listeners: Sequence[object] = ()
+
+
+def run_experiment(experiment: ExperimentDeclaration, request: RunRequest,
+                   config: Config) -> RunOutcome:
+    """Validates, then runs the selected instances (or the search's trials).
+
+    Every instance is resolved and every conflict with existing results is found before
+    anything is written or trained (`xval.running.planner.make_plan`); the scheduler then
+    feeds the jobs to the executor and the recorder writes what comes back.
+
+    Raises:
+        XvalError: for anything that cannot run (nothing trained, nothing written), or
+            with `debug`, the first failed fold (`TrainingError`).
+    """
+    gpu = normalize_gpu(request.gpu, "GPU id")
+    backend = setup_environment(config.backend["backend"], gpu)
+    selected = check_selection(experiment, request, config)
+    executor = executor_for(request, config, gpu, backend)
+    check_selection_metric_recorded(experiment, config, request.overrides, request.search)
+    plan = make_plan(experiment, config, selected, request.overrides, request.overwrite)
+    if request.dry_run:
+        return dry_run(experiment, plan, request, config)
+    if request.progress and executor.name == "inline":
+        import_keras(request.out, backend)
+    elif request.progress and executor.name == "ray":
+        request.out("Starting Ray..." if not request.ray_address
+                    else f"Joining Ray at {request.ray_address}...")
+    executor.start()
+    try:
+        executor.preflight(plan.store)
+        if request.search and experiment.search is not None:
+            return search_instances(experiment, experiment.search, request, config, executor,
+                                    backend)
+        return execute(experiment, plan, executor, backend, request)
+    finally:
+        executor.close()
+
+
+def check_selection(experiment: ExperimentDeclaration, request: RunRequest,
+                    config: Config) -> list[int]:
+    """The instances to plan: the selected ones, or none with `search` (the search is
+    checked instead).
+
+    Raises:
+        ConfigurationError: for ids not declared, or with `search`: no declared search,
+            selected instances, or `trials`/`timeout` that are not > 0.
+    """
+    if not request.search:
+        return experiment.select(instances=request.instances)
+    if experiment.search is None:
+        raise ConfigurationError(
+            "--search: the experiment declares no search; set `experiment.search = "
+            "xval.Search(base=..., space=...)` in the script."
+        )
+    if request.instances is not None:
+        raise ConfigurationError("--search runs the search's trials; do not select "
+                                 "instances with it.")
+    for name, value in (("--trials", request.trials), ("--timeout", request.timeout)):
+        if value is not None and (isinstance(value, bool) or value <= 0):
+            raise ConfigurationError(f"{name} {value!r}: expected a number > 0.")
+    experiment.search.check(resolver(experiment, config))
+    return []
+
+
+def executor_for(request: RunRequest, config: Config, gpu: str | None,
+                 backend: str) -> Executor:
+    """The unstarted executor the run asks for (`[backend] executor` unless given).
+
+    Raises:
+        ConfigurationError: for an unknown executor, bad GPU ids, or options the executor
+            cannot honour.
+    """
+    gpus = [normalize_gpu(g, "--gpus") for g in request.gpus] if request.gpus else None
+    gpu_list = gpus or ([gpu] if gpu is not None else None)
+    options = ExecutorOptions(
+        gpus=tuple(g for g in gpu_list if g is not None) if gpu_list else None,
+        jobs_per_gpu=config.backend["jobs_per_gpu"], backend=backend,
+        ray_address=request.ray_address)
+    return make_executor(request.executor or config.backend["executor"], options)
+
+
+def check_selection_metric_recorded(experiment: ExperimentDeclaration, config: Config,
+                                    overrides: Mapping[str, Any], search: bool) -> None:
+    """Refuses, before anything trains, a `[report] selection_metric` that no instance
+    will record: one the task does not record, or an embedding classifier's metric when no
+    instance (or, with `--search`, neither the base nor the space) sets
+    `embedding_classifier`.
+
+    Raises:
+        ConfigurationError: naming the metric and the fix.
+    """
+    metric = check_selection_metric(config, experiment.task_type)
+    if not metric.startswith(embedding.PREFIX):
+        return
+    if search and experiment.search is not None:
+        found = "embedding_classifier" in experiment.search.space or embedding.enabled(
+            {**config.training, **experiment.search.base, **overrides})
+    else:
+        found = any_instance_embeds(experiment, config, overrides)
+    if not found:
+        raise ConfigurationError(
+            f"[report] selection_metric = {metric!r} is an embedding classifier's metric, "
+            "but no instance sets embedding_classifier (svm or logreg), so no instance "
+            "could be selected; set it in an instance (with --search: in the base or the "
+            "space), or choose another selection_metric.")
+
+
+def any_instance_embeds(experiment: ExperimentDeclaration, config: Config,
+                        overrides: Mapping[str, Any]) -> bool:
+    """Whether some declared instance sets an embedding classifier (an instance that does
+    not resolve is skipped here: the planner names it if it runs now)."""
+    resolve = resolver(experiment, config, overrides)
+    for k, spec in experiment.instances.items():
+        try:
+            if embedding.enabled(resolve(k, spec)):
+                return True
+        except XvalError:
+            continue
+    return False
+
+
+def dry_run(experiment: ExperimentDeclaration, plan: Plan, request: RunRequest,
+            config: Config) -> RunOutcome:
+    """Prints the plan (and the search) without writing or training anything."""
+    plan.describe(request.out, experiment.number, experiment.dataset)
+    if request.search and experiment.search is not None:
+        metric = selection_metric(config, experiment.task_type)
+        experiment.search.describe(request.out, experiment.first_trial_instance, metric,
+                                   metric_direction(metric))
+    return RunOutcome(None, [], [], 0)
+
+
+def run_listeners(request: RunRequest, config: Config, task_type: str) -> list[object]:
+    """The recorder's listeners: the derived files first, then the caller's."""
+    return [*report_listeners(config, request.out, task_type), *request.listeners]
+
+
+def execute(experiment: ExperimentDeclaration, plan: Plan, executor: Executor,
+            backend: str, request: RunRequest) -> RunOutcome:
+    """Runs the plan's jobs: instances held by another runner are skipped, folds already
+    done are kept, the others train.
+
+    Returns:
+        The `RunOutcome`.
+    """
+    recorder = Recorder(plan.layout, plan.config, plan.num_folds, out=request.out,
+                        listeners=run_listeners(request, plan.config, plan.task_type),
+                        task_type=plan.task_type)
+    begin_experiment(recorder, experiment, plan, backend)
+    started = time.perf_counter()
+    held: list[FileLock] = []
+    try:
+        jobs, skipped = claim_instances(plan, recorder, request.overwrite, held)
+        Scheduler(executor, recorder, debug=request.debug, out=request.out,
+                  progress=request.progress, epoch_lines=request.verbose).run(jobs)
+    finally:
+        for instance_lock in held:
+            instance_lock.release()
+    if not jobs:
+        recorder.results_changed()
+    results = ExperimentResults(plan.exp_dir)
+    failed = [k for k in plan.resolved if k in results.instances
+              and results[k].status == InstanceStatus.FAILED.value]
+    print_table(results, list(plan.resolved), plan.config, request.out)
+    request.out(f"Results: {plan.exp_dir} ({time.perf_counter() - started:.1f}s)")
+    return RunOutcome(results, failed, skipped, exit_code(failed, skipped, request.out))
+
+
+def claim_instances(plan: Plan, recorder: Recorder, overwrite: bool,
+                    held: list[FileLock]) -> tuple[dict[int, list[Job]], list[int]]:
+    """Takes the lock of every planned instance another runner does not hold (appending it
+    to `held`) and lists the folds each has left to run.
+
+    Returns:
+        `(jobs by instance, skipped instance ids)`.
+    """
+    out = recorder.out
+    jobs: dict[int, list[Job]] = {}
+    skipped: list[int] = []
+    for k, params in plan.resolved.items():
+        instance_lock = recorder.instance_lock(k)
+        try:
+            instance_lock.acquire(timeout=0)
+        except Timeout:
+            out(f"instance {k}: running in another runner; skipped here.")
+            skipped.append(k)
+            continue
+        held.append(instance_lock)
+        done = recorder.begin_instance(k, params, plan.hashes[k], overwrite)
+        todo = [i for i in range(plan.num_folds) if i not in done]
+        if not todo:
+            out(f"instance {k}: all {plan.num_folds} folds already done; skipped.")
+            layout = recorder.instance_layout(k)
+            if not layout.summary_file.exists() or not layout.plots_dir.exists():
+                recorder.finish_instance(k)
+            continue
+        if done:
+            out(f"instance {k}: folds {done} already done; resuming at fold {todo[0]}.")
+        jobs[k] = plan.jobs(k, todo)
+    return jobs, skipped
+
+
+def exit_code(failed: list[int], skipped: list[int], out: Out) -> int:
+    """The run's exit code (see `RunOutcome`), said in words when it is not 0."""
+    if failed:
+        out(f"{len(failed)} instance(s) failed: {failed}; see error.txt in their folders.")
+        return 1
+    if skipped:
+        out(f"instance(s) {skipped} are running in another runner and are not complete "
+            "here; rerun this command after that runner ends to see them.")
+        return EXIT_PENDING_ELSEWHERE
+    return 0
+
+
+def search_instances(experiment: ExperimentDeclaration, search: Search,
+                     request: RunRequest, config: Config, executor: Executor,
+                     backend: str) -> RunOutcome:
+    """Runs the experiment's `search`: its trials become instances numbered after the
+    declared ones (lent to the declaration while they run)."""
+    declared = dict(experiment.instances)
+    try:
+        done = run_search(
+            experiment, search, config=config, runner=executor, backend=backend,
+            out=request.out,
+            plan_for=lambda ids: make_plan(experiment, config, ids, request.overrides, False),
+            trials=request.trials, timeout=request.timeout, progress=request.progress,
+            verbose=request.verbose,
+            listeners=run_listeners(request, config, experiment.task_type))
+    finally:
+        experiment.instances = declared  # trial instances are not declarations
+    results = ExperimentResults(done.layout.root)
+    trial_ids = [k for k in results.instances if k >= done.first_instance]
+    print_table(results, sorted(set(declared) | set(trial_ids)), config, request.out)
+    request.out(f"search: this runner ran {len(done.ran)} trial(s) ({len(done.pruned)} "
+                f"pruned, {len(done.failed)} failed); results in {done.layout.root}")
+    return RunOutcome(results, done.failed, [], 1 if done.failed else 0)
+
+
+def print_table(results: ExperimentResults, selected: list[int], config: Config,
+                out: Out) -> None:
+    """Prints the results table of the selected instances."""
+    out(terminal_table(results, config=config, only=selected))

@@ -1,0 +1,178 @@
+"""Evaluating a fold's trained model: its outputs on every split, the task's metrics at the
+segment and the clip level, the divergence checks, and the test predictions table."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from preprocessing.store import FeatureStore
+from xval import tasks
+from xval.core.errors import TrainingError
+from xval.core.records import Metrics
+from xval.tasks.base import Task, with_context
+from xval.training.batches import make_batches
+
+Normalizer = Callable[[np.ndarray], np.ndarray]
+
+
+def predict_rows(model: Any, features: Any, rows: np.ndarray, batch_size: int) -> np.ndarray:
+    """The model's outputs on `features[rows]`, in batches.
+
+    Returns:
+        `np.ndarray [shape=(len(rows), outputs)]`, float64.
+    """
+    batches = make_batches(features, rows, np.zeros(len(rows)), batch_size=batch_size,
+                           shuffle=False)
+    outputs = [np.asarray(model.predict_on_batch(batches[i][0]), dtype=np.float64)
+               for i in range(len(batches))]
+    return np.concatenate(outputs) if outputs else np.zeros((0, 1))
+
+
+def check_finite(fold: int, outputs: Mapping[str, np.ndarray], metrics: Metrics) -> None:
+    """Raises TrainingError when any split's outputs or loss are not finite."""
+    for key, out in outputs.items():
+        bad = int(np.size(out) - np.isfinite(out).sum())
+        if bad:
+            raise TrainingError(
+                f"Fold {fold}: the best model gives {bad} non-finite output value(s) on the "
+                f"{key} rows (training diverged). Lower learning_rate, or use "
+                "lr_schedule='plateau' or a different optimizer."
+            )
+        loss = metrics[key].get("loss")
+        if loss is None or not np.isfinite(loss):
+            raise TrainingError(
+                f"Fold {fold}: the best model's {key} loss is {loss} (training diverged). "
+                "Lower learning_rate, or use a different optimizer."
+            )
+
+
+def frame_seconds(store: FeatureStore) -> float | None:
+    """The feature hop in seconds, from the store's feature parameters (`None` if unknown)."""
+    feature = store.info.get("feature_params") or {}
+    if feature.get("hop_length") and feature.get("sample_rate"):
+        return float(feature["hop_length"] / feature["sample_rate"])
+    return None
+
+
+def normalizer(mean: np.ndarray, variance: np.ndarray) -> Normalizer:
+    """`x -> (x - mean) / sqrt(variance)`, the model's own input normalisation, in numpy."""
+    scale = (1.0 / np.sqrt(variance)).astype(np.float32)
+
+    def normalize(x: np.ndarray) -> np.ndarray:
+        return ((np.asarray(x, dtype=np.float32) - mean) * scale).astype(np.float32)
+
+    return normalize
+
+
+def mean_row(features: Any, rows: np.ndarray, chunk: int = 1024) -> np.ndarray:
+    """The mean of `features[rows]` over rows, read in chunks."""
+    total = np.zeros(features.shape[1:], dtype=np.float64)
+    for start in range(0, len(rows), chunk):
+        total += np.asarray(features[rows[start:start + chunk]], dtype=np.float64).sum(axis=0)
+    return (total / max(len(rows), 1)).astype(np.float32)
+
+
+@dataclasses.dataclass
+class Evaluation:
+    """A fold's model evaluated.
+
+    Attributes:
+        outputs: split -> the model's outputs on its (original) rows.
+        metrics: split -> the task's metrics.
+        clip_metrics: split -> the metrics of the outputs pooled by clip (stores whose
+            files were cut into segments), else empty.
+        context: what the task's methods were given (parameters, frame seconds, classes,
+            an autoencoder's reference and test targets).
+        multi_segment: whether the store's files were cut into several segments.
+    """
+
+    outputs: dict[str, np.ndarray]
+    metrics: Metrics
+    clip_metrics: Metrics
+    context: dict[str, Any]
+    multi_segment: bool
+
+
+def evaluate_splits(model: Any, task: Task, store: FeatureStore, *, params: Mapping[str, Any],
+                    splits: tuple[str, ...], rows: Mapping[str, np.ndarray],
+                    source: Mapping[str, tuple[Any, np.ndarray]], n_outputs: int,
+                    train_original: np.ndarray, target_fn: Normalizer | None,
+                    batch_size: int) -> Evaluation:
+    """Scores the model on every split at the segment level and, for a store whose files
+    were cut into segments, at the clip level (every fold then gets both, so that clip-level
+    means and paired tests cover all folds).
+
+    Args:
+        model: the trained `keras.Model` (the best epoch's weights).
+        task: the fold's task.
+        store: the fold's store.
+        params: the instance parameters.
+        splits: the splits to score.
+        rows: split -> the rows of the fold (the training rows with augmented copies).
+        source: split -> `(features, indices)` the model reads (see `run_fold`).
+        n_outputs: units of the output head.
+        train_original: the original (not augmented) training rows: the train split is
+            scored on them.
+        target_fn: an autoencoder's target function (normalised input), or `None`.
+        batch_size: rows per prediction batch.
+
+    Returns:
+        An `Evaluation`.
+    """
+    targets = store.targets
+    clips = store.clips
+    original = ~store.augmented
+    multi_segment = len(np.unique(clips[original])) < int(original.sum())
+    starts = (pd.to_numeric(store.meta["start"], errors="coerce").to_numpy(np.float64)
+              if "start" in store.meta else None)  # windows' places in their recordings
+    context: dict[str, Any] = {"params": params, "frame_seconds": frame_seconds(store),
+                               "classes": store.classes}
+    if target_fn is not None:  # the baseline: the mean normalised training row
+        context["reference"] = target_fn(mean_row(store.features, train_original))
+    original_train = ~store.augmented[rows["train"]]
+    scored = {**rows, "train": train_original}
+    scored_source = {**source,
+                     "train": (source["train"][0], source["train"][1][original_train])}
+    result = Evaluation(outputs={}, metrics={}, clip_metrics={}, context=context,
+                        multi_segment=multi_segment)
+    for key in splits:
+        out = predict_rows(model, *scored_source[key], batch_size)
+        y = targets[scored[key]]
+        if target_fn is not None:
+            y = target_fn(np.asarray(store.features[scored[key]], dtype=np.float32))
+            if key == "test":
+                context["targets"] = y
+        result.outputs[key] = out
+        finite = bool(np.isfinite(out).all())
+        result.metrics[key] = with_context(task.evaluate, y, out, n_outputs, **context) \
+            if finite else {"loss": float("nan")}
+        if multi_segment and finite:
+            pooled = with_context(task.pool_by_clip, out, y, clips[scored[key]],
+                                  starts=None if starts is None else starts[scored[key]],
+                                  frame_seconds=context["frame_seconds"])
+            if pooled is not None:
+                _, clip_out, clip_y = pooled
+                result.clip_metrics[key] = with_context(task.evaluate, clip_y, clip_out,
+                                                        n_outputs, **context)
+    return result
+
+
+def predictions_csv(store: FeatureStore, rows: np.ndarray, outputs: np.ndarray,
+                    task_type: str, params: Mapping[str, Any] | None = None,
+                    targets: np.ndarray | None = None) -> str:
+    """The test predictions as CSV text: row, item, clip, label, target, then the task's
+    columns (`Task.prediction_columns`: predicted, scores)."""
+    meta = store.meta.iloc[rows]
+    table = pd.DataFrame({"row": rows, "item": meta["item"].to_numpy(),
+                          "clip": meta["clip"].to_numpy(), "label": meta["label"].to_numpy(),
+                          "target": meta["target"].to_numpy()})
+    columns = with_context(tasks.get(task_type).prediction_columns, outputs, store.classes,
+                           frame_seconds=frame_seconds(store), params=params, targets=targets)
+    for name, values in columns.items():
+        table[name] = values
+    return table.to_csv(index=False)

@@ -1,0 +1,211 @@
+"""Model assembly: a fold's network from the instance parameters (input augmentation and
+normalisation, reshaping, the architecture or a transferred backbone) and its optimizer.
+
+Imports Keras where used: set the backend first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from preprocessing.features import bin_frequencies
+from preprocessing.store import FeatureStore
+from xval import tasks
+from xval.core.errors import ConfigurationError, TrainingError
+from xval.training.loading import inner_model, load
+
+OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "rmsprop": "RMSprop"}
+"""`optimizer` parameter -> the `keras.optimizers` class."""
+
+Params = Mapping[str, Any]
+
+
+def reshape_layer(reshaping_type: str, shape: tuple[int, ...]) -> tuple[Any, tuple[int, ...]]:
+    """The layer between the features and the architecture, and the shape it gives.
+
+    Args:
+        reshaping_type: `"conv"` (a channel axis: `(time, frequency, 1)`), `"none"`
+            (flattened) or anything else (the features as they are).
+        shape: `(time, frequency)` of one row.
+
+    Returns:
+        `(layer or None, output shape)`.
+    """
+    from keras import layers  # noqa: PLC0415  (Keras: only once the backend is set)
+
+    if reshaping_type == "conv":
+        return layers.Reshape((*shape, 1), name="to_image"), (*shape, 1)
+    if reshaping_type == "none":
+        return layers.Flatten(name="flatten_features"), (int(np.prod(shape)),)
+    return None, tuple(shape)
+
+
+def store_frequencies(store: FeatureStore, params: Params) -> np.ndarray | None:
+    """The centre frequency of every feature bin of `store` when `params` warp frequencies
+    (`freq_warp`), else `None` (also for a store without recorded feature parameters)."""
+    feature_params = store.info.get("feature_params")
+    if not params.get("freq_warp", 0.0) or not feature_params:
+        return None
+    freqs = bin_frequencies(feature_params)
+    if freqs is None or len(freqs) != store.features.shape[-1]:
+        return None
+    return freqs
+
+
+def input_layers(params: Params, x: Any, mean: np.ndarray, variance: np.ndarray,
+                 frequencies: np.ndarray | None) -> Any:
+    """The layers before the architecture: warps, normalisation, row normalisation and
+    SpecAugment, applied to the features `x` (a Keras tensor)."""
+    from keras import layers  # noqa: PLC0415  (Keras: only once the backend is set)
+
+    import architectures  # noqa: PLC0415  (imports Keras: only once the backend is set)
+
+    if params.get("freq_warp", 0.0):
+        # On the raw features, before the per-bin normalisation: the stretch moves content
+        # between bins, and each bin is then normalised with its own statistics as usual.
+        x = architectures.FrequencyWarp(max_warp=params["freq_warp"], frequencies=frequencies,
+                                        name="freq_warp")(x)
+    if params.get("time_warp", 0.0):
+        x = architectures.TimeWarp(max_warp=params["time_warp"], name="time_warp")(x)
+    x = layers.Normalization(axis=-1, mean=mean, variance=variance, name="normalization")(x)
+    if params.get("row_normalization", "none") != "none":
+        # After the dataset normalisation (a per-bin affine map, which this undoes exactly),
+        # so the statistics of the first layer stay those of the raw features.
+        x = architectures.RowNormalization(mode=params["row_normalization"],
+                                           ignore_floor_frames=True,
+                                           name="row_normalization")(x)
+    if params.get("time_masks", 0) or params.get("freq_masks", 0):
+        x = architectures.SpecAugment(
+            time_masks=params["time_masks"], time_mask_fraction=params["time_mask_fraction"],
+            freq_masks=params["freq_masks"], freq_mask_fraction=params["freq_mask_fraction"],
+            name="spec_augment")(x)
+    return x
+
+
+def build_model(params: Params, input_shape: tuple[int, ...], num_outputs: int,
+                task_type: str, mean: np.ndarray, variance: np.ndarray,
+                frequencies: np.ndarray | None = None) -> Any:
+    """Builds the fold's model: normalisation and reshaping, then the architecture.
+
+    The normalisation statistics (from the fold's training rows) live in the model, so a
+    saved model takes raw features `(time, frequency)` and predicts on its own.
+
+    Args:
+        params: resolved instance parameters.
+        input_shape: `(time, frequency)` of one row.
+        num_outputs: units of the output head (`Task.num_outputs`).
+        task_type: the task's name (see `xval.tasks`).
+        mean: per-frequency mean, `np.ndarray [shape=(frequency,)]`.
+        variance: per-frequency variance, same shape.
+        frequencies: centre frequency (Hz) of every bin, for `freq_warp`
+            (`preprocessing.features.bin_frequencies`); `None`: evenly spaced bins.
+
+    Returns:
+        A `keras.Model` from `(time, frequency)` features to logits (or values).
+
+    Raises:
+        TrainingError: for a `load_model` that cannot be used (see `transfer_backbone`).
+    """
+    import keras  # noqa: PLC0415  (Keras: only once the backend is set)
+
+    import architectures  # noqa: PLC0415  (imports Keras: only once the backend is set)
+
+    inputs = keras.Input(tuple(input_shape), name="features")
+    x = input_layers(params, inputs, mean, variance, frequencies)
+    reshape, shape = reshape_layer(params["reshaping_type"], tuple(input_shape))
+    if reshape is not None:
+        x = reshape(x)
+    if params["load_model"]:
+        base = transfer_backbone(params, num_outputs, task_type)
+    else:
+        builder = architectures.get(params["architecture"])
+        kwargs = {k: params[k] for k in architectures.keyword_defaults(params["architecture"])}
+        base = builder(shape, num_outputs, task_type, **kwargs)
+    return keras.Model(inputs, base(x), name=f"xval_{params['architecture']}")
+
+
+def transfer_backbone(params: Params, num_outputs: int, task_type: str) -> Any:
+    """The backbone of the saved model `load_model`, its head replaced when the outputs
+    differ, with its first `freeze_layers` layers frozen (-1: every convolution).
+
+    Raises:
+        TrainingError: for a model that cannot be loaded, a head that is not `Dense`, or
+            more layers to freeze than it has.
+    """
+    import keras  # noqa: PLC0415  (Keras: only once the backend is set)
+    from keras import layers  # noqa: PLC0415  (as above)
+
+    path = Path(params["load_model"])
+    try:
+        saved = load(path, what="load_model")
+    except ConfigurationError as e:
+        raise TrainingError(str(e)) from e
+    base = inner_model(saved) or saved
+    if base.outputs[0].shape[-1] != num_outputs:
+        head = base.layers[-1]
+        if not isinstance(head, layers.Dense):
+            raise TrainingError(
+                f"Cannot replace the head of {path.name}: its last layer is "
+                f"{type(head).__name__}, not Dense."
+            )
+        base = keras.Model(base.inputs,
+                           tasks.get(task_type).output_head(head.input, num_outputs),
+                           name=f"{base.name}_transfer")
+    freeze_layers(base, params["freeze_layers"], path.name)
+    return base
+
+
+def freeze_layers(base: Any, freeze: int, name: str) -> None:
+    """Freezes the first `freeze` layers of `base` (-1: every convolution).
+
+    Raises:
+        TrainingError: when `base` has fewer layers than `freeze`.
+    """
+    from keras import layers  # noqa: PLC0415  (Keras: only once the backend is set)
+
+    body = [layer for layer in base.layers if not isinstance(layer, layers.InputLayer)]
+    if freeze == -1:
+        for layer in body:
+            if isinstance(layer, (layers.Conv1D, layers.Conv2D)):
+                layer.trainable = False
+    elif freeze > len(body):
+        raise TrainingError(
+            f"freeze_layers={freeze} but {name} has {len(body)} layers; use at most "
+            f"{len(body)}."
+        )
+    else:
+        for layer in body[:freeze]:
+            layer.trainable = False
+
+
+def make_optimizer(params: Params, steps_per_epoch: int) -> Any:
+    """The optimizer, with the learning-rate schedule and warm-up of `params`.
+
+    Args:
+        params: the instance parameters (`optimizer`, `learning_rate`, `lr_schedule`,
+            `warmup_epochs`, `epochs`).
+        steps_per_epoch: batches per epoch (the schedules count steps).
+
+    Returns:
+        A `keras.optimizers.Optimizer`.
+    """
+    import keras  # noqa: PLC0415  (Keras: only once the backend is set)
+
+    lr = params["learning_rate"]
+    warmup = params.get("warmup_epochs", 0) * steps_per_epoch
+    decay = max(1, params["epochs"] * steps_per_epoch - warmup)
+    if params["lr_schedule"] == "cosine" and warmup:
+        lr = keras.optimizers.schedules.CosineDecay(0.0, decay_steps=decay, warmup_target=lr,
+                                                    warmup_steps=warmup)
+    elif params["lr_schedule"] == "cosine":
+        lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=decay)
+    elif warmup:  # constant after the warm-up: a cosine "decay" to alpha = 1
+        lr = keras.optimizers.schedules.CosineDecay(0.0, decay_steps=1, alpha=1.0,
+                                                    warmup_target=lr, warmup_steps=warmup)
+    cls = getattr(keras.optimizers, OPTIMIZERS[params["optimizer"]])
+    kwargs = {"momentum": 0.9} if params["optimizer"] == "sgd" else {}
+    return cls(learning_rate=lr, **kwargs)
