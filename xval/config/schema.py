@@ -28,7 +28,6 @@ from xval.core.errors import ConfigurationError
 
 __all__ = [
     "BACKENDS",
-    "FEATURES",
     "COMPRESSIONS",
     "selection_metrics",
     "task_types",
@@ -44,7 +43,6 @@ __all__ = [
 ]
 
 BACKENDS = ("tensorflow", "torch", "jax")
-FEATURES = ("stft", "mel", "mfcc", "cqt")
 COMPRESSIONS = ("db", "log", "power", "none")
 
 
@@ -217,7 +215,9 @@ SCHEMA = {
     },
     "features": {
         "sample_rate": _int("sample rate audio is resampled to (Hz)", 1),
-        "feature": _choice("time-frequency feature", FEATURES),
+        # The choices are the registered feature types (`preprocessing.features`), bound
+        # when that registry is imported (`bind_choices`).
+        "feature": Key("str", "time-frequency feature"),
         "compression": _choice("compression of stft/cqt/mel magnitudes", COMPRESSIONS),
         "power_exponent": _float("exponent of power-law compression", 0, open_low=True),
         "n_fft": _int("FFT size (samples)", 2),
