@@ -5,6 +5,7 @@ import copy
 import difflib
 import os
 from pathlib import Path
+from typing import Any
 
 import xval.config.schema as _schema
 from xval.core.errors import ConfigurationError
@@ -24,6 +25,15 @@ class Config:
         sections: dict of section name to dict of typed values.
         path: the file the values came from, or `None`.
     """
+
+    # The sections (set from the schema's section names in __init__), typed for readers.
+    paths: dict[str, Any]
+    backend: dict[str, Any]
+    folds: dict[str, Any]
+    training: dict[str, Any]
+    features: dict[str, Any]
+    augmentation: dict[str, Any]
+    report: dict[str, Any]
 
     def __init__(self, sections, path=None):
         self.path = Path(path) if path else None
