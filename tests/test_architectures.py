@@ -99,31 +99,71 @@ def test_bn_momentum_reaches_every_batch_normalization():
     assert momenta == {0.8}
 
 
-@pytest.mark.parametrize("value", [1.0, -0.1])
+@pytest.mark.parametrize("value", [1.0, 0.0, -0.1])
 def test_bn_momentum_out_of_range_is_an_error(value):
-    with pytest.raises(ValueError, match=r"bn_momentum=.*expected a value in \[0, 1\)"):
+    with pytest.raises(ValueError, match=r"bn_momentum=.*expected a value in \(0, 1\)"):
         architectures.get("example_cnn")((*SHAPE, 1), 3, bn_momentum=value)
 
 
-def test_unknown_architecture_lists_known():
-    with pytest.raises(ValueError, match="Unknown architecture 'resnet'.*example_cnn.*vgg_mini"):
-        architectures.get("resnet")
+# -- keyword ranges declared with the builder (issue 25) ---------------------------------
+
+@pytest.mark.parametrize("name,values,match", [
+    ("example_cnn", {"dropout": 1.5}, r"dropout=1.5 is not valid for architecture "
+                                      r"'example_cnn': expected a finite number in \[0, 1\); "
+                                      r".*the default is dropout=0.2"),
+    ("example_cnn", {"dropout": float("nan")}, r"dropout=nan .*in \[0, 1\)"),
+    ("example_cnn", {"filters": 0}, r"filters=0 .*an integer in \[1, 2048\]"),
+    ("example_cnn", {"filters": 10**6}, r"filters=1000000 .*an integer in \[1, 2048\]"),
+    ("example_cnn", {"filters": 16.5}, r"filters=16.5 .*an integer"),
+    ("example_cnn", {"regularization_lambda": -0.1}, r"regularization_lambda=-0.1 .*>= 0"),
+    ("example_cnn", {"bn_momentum": 2.0}, r"bn_momentum=2.0 .*in \(0, 1\)"),
+    ("example_cnn", {"bn_momentum": 0.0}, r"bn_momentum=0.0 .*in \(0, 1\)"),
+    ("mlp", {"hidden_units": -1}, r"hidden_units=-1 .*an integer in \[1, 16384\]"),
+    ("mlp", {"num_layers": 0}, r"num_layers=0 .*an integer in \[1, 32\]"),
+    ("audio_cnn", {"blocks": 7}, r"blocks=7 .*an integer in \[1, 6\]"),
+    ("vgg_m", {"width": 0.0}, r"width=0.0 .*in \(0, 16\]"),
+    ("rnn", {"cell": "rnn"}, r"cell='rnn' .*one of 'gru', 'lstm'"),
+    ("rnn", {"bidirectional": 1}, r"bidirectional=1 .*True or False"),
+    ("crnn_detector", {"freq_pool": 0}, r"freq_pool=0 .*an integer in \[1, 64\]"),
+])
+def test_check_keywords_refuses_values_outside_the_declared_range(name, values, match):
+    from xval.core.errors import ParameterError
+
+    with pytest.raises(ParameterError, match="instance 3: " + match):
+        architectures.check_keywords(name, values, "instance 3")
 
 
-def test_register_rejects_duplicates_and_bad_signature():
-    with pytest.raises(ValueError, match="already registered"):
-        architectures.register("vgg_mini")(lambda input_shape, num_outputs, task_type: None)
-    with pytest.raises(TypeError, match="must take input_shape, num_outputs, task_type"):
-        architectures.register("bad_one")(lambda shape, n: None)
+def test_check_keywords_accepts_the_defaults_and_ignores_other_names():
+    for name in architectures.names():
+        architectures.check_keywords(name, {**architectures.keyword_defaults(name),
+                                            "learning_rate": -5})
+    architectures.check_keywords("vgg_mini", {"dense_units": 0, "dropout": 0.0})
+    architectures.check_keywords("vgg_m", {"width": 2})  # an int is a valid float
 
 
-def test_builder_invalid_values():
-    with pytest.raises(ValueError, match="cell='transformer'"):
-        architectures.get("rnn")(SHAPE, 3, cell="transformer")
-    with pytest.raises(ValueError, match="regularization_lambda=-1"):
-        architectures.get("mlp")((10,), 3, regularization_lambda=-1)
-    with pytest.raises(ValueError, match="task_type='clustering'"):
-        architectures.get("mlp")((10,), 3, task_type="clustering")
+def test_every_builder_declares_the_range_of_every_keyword():
+    for name in architectures.names():
+        assert set(architectures.keyword_domains(name)) == \
+            set(architectures.keyword_defaults(name)), name
+
+
+def test_register_refuses_a_keyword_without_declared_values():
+    def undeclared(input_shape, num_outputs, task_type="classification", *, units=3):
+        return None
+
+    with pytest.raises(TypeError, match="keyword units declares no valid values; annotate"):
+        architectures.register("test_undeclared")(undeclared)
+
+    from architectures.keywords import Probability
+
+    def bad_default(input_shape, num_outputs, task_type="classification", *,
+                    dropout: Probability = 1.0):
+        return None
+
+    with pytest.raises(TypeError, match=r"the default dropout=1.0 is not a finite number "
+                                        r"in \[0, 1\)"):
+        architectures.register("test_bad_default")(bad_default)
+    assert "test_undeclared" not in architectures.names()
 
 
 def test_statistics_pooling_saves_and_loads_by_name(tmp_path, rng):
@@ -190,3 +230,4 @@ def test_conv_autoencoder_reconstructs_its_input_shape(rng):
     assert code.shape[1:] == (4, 3, 3)  # 16x12 halved twice, 3 channels
     with pytest.raises(ValueError, match="expected 'representation'"):
         architectures.get("conv_autoencoder")((*SHAPE, 1), 3, task_type="classification")
+
