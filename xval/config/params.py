@@ -161,6 +161,8 @@ class ArchitectureCatalog(Protocol):
 
     def reshaping_types(self, name: str) -> tuple[str, ...]: ...
 
+    def check_keywords(self, name: str, values: dict[str, Any], where: str) -> None: ...
+
 
 def resolve(instance_id, spec, *, training_defaults, architectures: ArchitectureCatalog,
             experiment_params=None, overrides=None, task_type=tasks.DEFAULT, feature=None):
@@ -227,6 +229,7 @@ def resolve(instance_id, spec, *, training_defaults, architectures: Architecture
     params = {**training_defaults, **arch_defaults}
     for name, value in merged.items():
         params[name] = _check_type(name, value, valid[name], where)
+    architectures.check_keywords(arch, params, where)  # the ranges the builder declares
     for name, allowed in CHOICES.items():
         if name in params and params[name] not in allowed:
             raise ParameterError(
