@@ -166,6 +166,42 @@ def test_register_refuses_a_keyword_without_declared_values():
     assert "test_undeclared" not in architectures.names()
 
 
+@pytest.mark.parametrize("spec,match", [
+    ({"dropout": 1.5}, r"instance 1: dropout=1.5 is not valid for architecture 'example_cnn'"),
+    ({"filters": 0}, r"instance 1: filters=0 is not valid"),
+    ({"regularization_lambda": -0.1}, r"regularization_lambda=-0.1 is not valid"),
+    ({"bn_momentum": 2.0}, r"bn_momentum=2.0 is not valid"),
+])
+def test_resolve_refuses_keywords_outside_their_range(spec, match):
+    from xval.core.errors import ParameterError
+
+    with pytest.raises(ParameterError, match=match):
+        _params("example_cnn", "conv", **spec)
+    with pytest.raises(ParameterError, match="hidden_units=-1 is not valid"):
+        _params("mlp", "none", hidden_units=-1)
+
+
+def test_unknown_architecture_lists_known():
+    with pytest.raises(ValueError, match="Unknown architecture 'resnet'.*example_cnn.*vgg_mini"):
+        architectures.get("resnet")
+
+
+def test_register_rejects_duplicates_and_bad_signature():
+    with pytest.raises(ValueError, match="already registered"):
+        architectures.register("vgg_mini")(lambda input_shape, num_outputs, task_type: None)
+    with pytest.raises(TypeError, match="must take input_shape, num_outputs, task_type"):
+        architectures.register("bad_one")(lambda shape, n: None)
+
+
+def test_builder_invalid_values():
+    with pytest.raises(ValueError, match="cell='transformer'"):
+        architectures.get("rnn")(SHAPE, 3, cell="transformer")
+    with pytest.raises(ValueError, match="regularization_lambda=-1"):
+        architectures.get("mlp")((10,), 3, regularization_lambda=-1)
+    with pytest.raises(ValueError, match="task_type='clustering'"):
+        architectures.get("mlp")((10,), 3, task_type="clustering")
+
+
 def test_statistics_pooling_saves_and_loads_by_name(tmp_path, rng):
     model = architectures.get("rnn")(SHAPE, 3, pooling="stats", units=8)
     assert any(isinstance(layer, StatisticsPooling) for layer in model.layers)
@@ -231,3 +267,20 @@ def test_conv_autoencoder_reconstructs_its_input_shape(rng):
     with pytest.raises(ValueError, match="expected 'representation'"):
         architectures.get("conv_autoencoder")((*SHAPE, 1), 3, task_type="classification")
 
+
+@pytest.mark.parametrize("keyword", ["dropout=1.5", "filters=0", "regularization_lambda=-0.1",
+                                     "bn_momentum=2.0"])
+def test_experiment_with_a_keyword_out_of_range_writes_nothing(config_path, config, store,
+                                                               keyword):
+    from xval import Experiment
+    from xval.core.errors import ParameterError
+
+    exp = Experiment(description="ranges", dataset="tiny", number=1, num_folds=3,
+                     config=str(config_path))
+    exp[1] = ['architecture="example_cnn"', 'reshaping_type="conv"', 'comment_1="a"',
+              'comment_2="b"', keyword]
+    with pytest.raises(ParameterError, match=f"instance 1: {keyword} is not valid"):
+        exp.run(config=config, dry_run=True, out=lambda *a: None)
+    with pytest.raises(ParameterError, match=f"instance 1: {keyword} is not valid"):
+        exp.run(config=config, out=lambda *a: None)
+    assert not config.results_dir.exists()
