@@ -358,11 +358,12 @@ def test_per_fold_f1_matches_scikit_learn(classification_run):
     import pandas as pd
     from sklearn.metrics import f1_score
 
+    from xval.core.records import FoldResult
     from xval.tasks.figures import per_fold_f1
 
     _, exp_dir, _, _ = classification_run
     instance = ExperimentResults(exp_dir)[1]
-    f1 = per_fold_f1(instance.folds)
+    f1 = per_fold_f1([FoldResult.from_dict(f) for f in instance.folds])
     classes = instance.folds[0]["classes"]
     assert f1.shape == (3, len(classes))
     for fold, row in zip(instance.folds, f1, strict=True):

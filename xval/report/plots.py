@@ -1,9 +1,9 @@
 """The plots of one instance, written after its last fold: the learning curves, then the
 task's own plots (`Task.plots`)."""
 
-from pathlib import Path
-
 from xval import tasks
+from xval.core.layout import InstanceLayout
+from xval.core.records import FoldResult, InstanceSummary
 from xval.tasks.figures import learning_curves
 
 
@@ -22,13 +22,17 @@ def instance_plots(instance_dir, folds, summary, task_type=None):
     Returns:
         list of written paths.
     """
-    instance_dir = Path(instance_dir)
-    plots = instance_dir / "plots"
+    layout = InstanceLayout.parse(instance_dir)
+    if layout is None:
+        raise ValueError(f"instance_dir={str(instance_dir)!r}: expected an instance_<k> "
+                         "folder.")
+    records = [FoldResult.from_dict(f) for f in folds]  # the tasks' plots take records
     if task_type is None:
-        classes = next((f.get("classes") for f in folds if f.get("classes")), None)
+        classes = next((f.classes for f in records if f.classes), None)
         task_type = tasks.infer(classes=classes or [])
     task = tasks.get(task_type)
     written = []
-    if learning_curves(folds, plots / "learning_curves.png", task.selection_metric):
-        written.append(plots / "learning_curves.png")
-    return written + task.plots(instance_dir, folds, summary)
+    if learning_curves(records, layout.plots_dir / "learning_curves.png",
+                       task.selection_metric):
+        written.append(layout.plots_dir / "learning_curves.png")
+    return written + task.plots(layout, records, InstanceSummary.from_dict(summary))
