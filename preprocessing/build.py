@@ -15,7 +15,14 @@ from tqdm import tqdm
 
 import xval.config.schema as schema
 from preprocessing.audio import load_audio, peak_dbfs
-from preprocessing.features import compute_features, feature_shape, get, parameter_names, segment
+from preprocessing.features import (
+    centred_frames,
+    compute_features,
+    feature_shape,
+    get,
+    parameter_names,
+    segment,
+)
 from preprocessing.parallel import process_pool, seed_for
 from preprocessing.sources import Skipped
 from preprocessing.store import FeatureStore, write_store
@@ -80,7 +87,10 @@ def _features_of(signal: np.ndarray, params: Mapping[str, Any],
     segments, starts = segment(signal, sample_rate=params["sample_rate"],
                                segment_seconds=params["segment_seconds"],
                                hop_seconds=params["segment_hop_seconds"], grid=hop)
-    whole = compute_features(signal, **params) if len(segments) > 1 else None
+    # Segments on the frame grid share frames with the whole signal's features: computed
+    # once when the type frames like a centred STFT (the default), else segment by segment.
+    sliced = len(segments) > 1 and get(params["feature"]).frames is centred_frames
+    whole = compute_features(signal, **params) if sliced else None
     feats = []
     for seg, start in zip(segments, starts):
         first = int(round(start * params["sample_rate"])) // hop

@@ -11,7 +11,9 @@ keyword-only parameters, registered with `@register(name, bins=...)`:
   it keeps), with its default: `feature_params(feature=name, option=value)` accepts it, and
   the store records it in `dataset.json` beside the `[features]` values;
 - `bins(params)` gives its number of bins, `frames(n_samples, params)` its number of frames
-  (by default that of a centred STFT: `1 + n_samples // hop_length`), and
+  (by default that of a centred STFT: `1 + n_samples // hop_length`, and then the segments
+  of a file are sliced from the whole file's features; a type with its own `frames` is
+  computed segment by segment), and
   `frequencies(params)` the centre frequency of every bin, where the bins have one (for
   `freq_warp`; `None`: the type has no frequency axis, as MFCCs).
 
