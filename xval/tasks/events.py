@@ -224,7 +224,7 @@ def detection_metrics(reference: pd.DataFrame | Iterable[FileEvent],
         ConfigurationError: when `sed_eval` is not installed or cannot be imported.
         ValueError: for an event of a file not in `files` or of a label not in `classes`.
     """
-    sed_eval, containers = _sed_eval()
+    sed_eval, containers = import_sed_eval()
     names, labels = list(files), list(classes)
     ref, est = _by_file(reference, names, labels, "reference"), _by_file(
         estimated, names, labels, "estimated")
@@ -248,8 +248,15 @@ def detection_metrics(reference: pd.DataFrame | Iterable[FileEvent],
             "event_recall": float(evt["f_measure"]["recall"])}
 
 
-def _sed_eval() -> tuple[Any, Any]:
-    """Imports sed_eval (which imports dcase_util, which needs setuptools' pkg_resources)."""
+def import_sed_eval() -> tuple[Any, Any]:
+    """Imports sed_eval (which imports dcase_util, which needs setuptools' pkg_resources).
+
+    Returns:
+        `(sed_eval, dcase_util.containers)`.
+
+    Raises:
+        ConfigurationError: when sed_eval cannot be imported, naming the extra to install.
+    """
     try:
         with warnings.catch_warnings():
             # dcase_util warns that pkg_resources is deprecated on every import.
