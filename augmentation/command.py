@@ -1,5 +1,6 @@
 """Augmenting a folder of recordings: `python -m augmentation IN OUT N`."""
 
+import contextlib
 import io
 import os
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ from tqdm import tqdm
 
 from augmentation.pipeline import Augmenter, build_pipeline
 from preprocessing.audio import AUDIO_EXTENSIONS
-from preprocessing.parallel import process_pool, seed_for
+from preprocessing.parallel import process_pool, seed_for, single_threaded
 from xval.config import schema
 from xval.core.errors import ConfigurationError, DatasetError
 from xval.core.files import atomic_write_bytes
@@ -150,15 +151,18 @@ def augment_folder(in_dir: str | os.PathLike[str], out_dir: str | os.PathLike[st
     files_done, written, seconds = 0, 0, 0.0
     skipped: list[dict[str, str]] = []
     results, pool = _results(work, workers, augmenter)
+    # In this process, the workers' one BLAS thread: the same files whatever the count.
+    limits = single_threaded() if pool is None else contextlib.nullcontext()
     try:
-        for result in tqdm(results, total=len(work), disable=not progress, unit="file",
-                           desc="augment"):
-            if "error" in result:
-                skipped.append({"path": result["path"], "reason": result["error"]})
-                continue
-            files_done += 1
-            written += result["written"]
-            seconds += result["seconds"]
+        with limits:
+            for result in tqdm(results, total=len(work), disable=not progress, unit="file",
+                               desc="augment"):
+                if "error" in result:
+                    skipped.append({"path": result["path"], "reason": result["error"]})
+                    continue
+                files_done += 1
+                written += result["written"]
+                seconds += result["seconds"]
     finally:
         if pool is not None:
             pool.shutdown()

@@ -23,7 +23,7 @@ from preprocessing.features import (
     parameter_names,
     segment,
 )
-from preprocessing.parallel import process_pool, seed_for
+from preprocessing.parallel import process_pool, seed_for, single_threaded
 from preprocessing.sources import Skipped
 from preprocessing.store import FeatureStore, write_store
 from xval import tasks
@@ -172,7 +172,8 @@ def _extraction_results(work: list[ExtractionTask], params: Mapping[str, Any],
     """The results of `extract_file` over `work`, in order: in this process (one worker)
     or a process pool, shut down on leaving."""
     if workers == 1:
-        yield map(_task, work)
+        with single_threaded():  # the workers' BLAS: the same rows whatever the count
+            yield map(_task, work)
         return
     pool = process_pool(workers, warm_up=functools.partial(_warm_up, params))
     try:

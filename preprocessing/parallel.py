@@ -41,6 +41,20 @@ def _init_worker() -> None:
     threadpool_limits(1)
 
 
+def single_threaded() -> threadpool_limits:
+    """A context in which BLAS/OpenMP run one thread, as in the pool's workers.
+
+    Work done in this process with one worker runs in it, so that its numbers are those of
+    any worker count: a multi-threaded BLAS sums in another order (the mel filter bank's
+    product differs by about 1e-5 dB), and a store built with `workers=1` would otherwise
+    differ from the same store built with several.
+
+    Returns:
+        The context manager (`threadpoolctl.threadpool_limits(1)`).
+    """
+    return threadpool_limits(1)
+
+
 def process_pool(workers: int,
                  warm_up: Callable[[], object] | None = None) -> ProcessPoolExecutor:
     """A `ProcessPoolExecutor` whose workers start quickly.
