@@ -1,9 +1,12 @@
 """Keras 3 model builders for audio, looked up by name.
 
 Importing this package imports Keras: set `KERAS_BACKEND` and `CUDA_VISIBLE_DEVICES` first.
+A builder declares the valid values of its keywords in their annotations
+(`architectures.keywords`); `check_keywords` refuses values outside them.
 """
 
-from architectures import autoencoder, cnn, detection, recurrent  # noqa: F401  (registers the builders)
+# The builders register themselves on import.
+from architectures import autoencoder, cnn, detection, recurrent  # noqa: F401
 from architectures.layers import (
     FrequencyWarp,
     RowNormalization,
@@ -12,8 +15,10 @@ from architectures.layers import (
     TimeWarp,
 )
 from architectures.registry import (
+    check_keywords,
     get,
     keyword_defaults,
+    keyword_domains,
     names,
     outputs,
     register,
@@ -26,8 +31,10 @@ __all__ = [
     "SpecAugment",
     "StatisticsPooling",
     "TimeWarp",
+    "check_keywords",
     "get",
     "keyword_defaults",
+    "keyword_domains",
     "names",
     "register",
     "outputs",

@@ -8,14 +8,17 @@ takes it by default.
 import keras
 from keras import layers
 
-from architectures.common import batch_norm, l2
+from architectures.common import Shape, batch_norm, l2
+from architectures.keywords import Filters, Layers, Momentum, Regularization
 from architectures.registry import register
 
 
 @register("conv_autoencoder", reshaping=("conv",), outputs=("input",))
-def conv_autoencoder(input_shape, num_outputs=None, task_type="representation", *,
-                     filters=16, blocks=2, bottleneck_channels=8, regularization_lambda=0.0,
-                     bn_momentum=0.9):
+def conv_autoencoder(input_shape: Shape, num_outputs: int | None = None,
+                     task_type: str = "representation", *, filters: Filters = 16,
+                     blocks: Layers = 2, bottleneck_channels: Filters = 8,
+                     regularization_lambda: Regularization = 0.0,
+                     bn_momentum: Momentum = 0.9) -> keras.Model:
     """A convolutional autoencoder over `(time, frequency)` features.
 
     The encoder halves time and frequency in each of `blocks` blocks (3x3 convolution,

@@ -1,13 +1,26 @@
 """Convolutional builders: a small example model and the VGG family used for speaker ID."""
 
+from typing import Annotated, Any
+
 import keras
 from keras import layers
 
-from architectures.common import DEFAULT_TASK, batch_norm, l2, output_head
+from architectures.common import DEFAULT_TASK, Shape, batch_norm, l2, output_head
+from architectures.keywords import (
+    Filters,
+    Momentum,
+    OptionalUnits,
+    Probability,
+    Range,
+    Regularization,
+    Units,
+    Width,
+)
 from architectures.registry import register
 
 
-def _conv_block(x, filters, reg, bn_momentum, kernel=3, pool=(2, 2), convs=1):
+def _conv_block(x: Any, filters: int, reg: Any, bn_momentum: float, kernel: int = 3,
+                pool: tuple[int, int] | None = (2, 2), convs: int = 1) -> Any:
     for _ in range(convs):
         x = layers.Conv2D(filters, kernel, padding="same", kernel_regularizer=reg)(x)
         x = batch_norm(bn_momentum)(x)
@@ -18,8 +31,10 @@ def _conv_block(x, filters, reg, bn_momentum, kernel=3, pool=(2, 2), convs=1):
 
 
 @register("example_cnn", reshaping=("conv",))
-def example_cnn(input_shape, num_outputs, task_type=DEFAULT_TASK, *, filters=16,
-                dropout=0.2, regularization_lambda=0.0, bn_momentum=0.9):
+def example_cnn(input_shape: Shape, num_outputs: int, task_type: str = DEFAULT_TASK, *,
+                filters: Filters = 16, dropout: Probability = 0.2,
+                regularization_lambda: Regularization = 0.0,
+                bn_momentum: Momentum = 0.9) -> keras.Model:
     """A small two-block CNN, the example to copy when writing a builder.
 
     Args:
@@ -44,8 +59,9 @@ def example_cnn(input_shape, num_outputs, task_type=DEFAULT_TASK, *, filters=16,
     return keras.Model(inputs, output_head(x, num_outputs, task_type), name="example_cnn")
 
 
-def _vgg(name, input_shape, num_outputs, task_type, widths, convs, dense_units, dropout,
-         regularization_lambda, global_pooling, bn_momentum):
+def _vgg(name: str, input_shape: Shape, num_outputs: int, task_type: str, widths: list[int],
+         convs: int, dense_units: int, dropout: float, regularization_lambda: float,
+         global_pooling: bool, bn_momentum: float) -> keras.Model:
     reg = l2(regularization_lambda)
     inputs = keras.Input(input_shape)
     x = inputs
@@ -63,8 +79,10 @@ def _vgg(name, input_shape, num_outputs, task_type, widths, convs, dense_units, 
 
 
 @register("vgg_ultra_mini", reshaping=("conv",))
-def vgg_ultra_mini(input_shape, num_outputs, task_type=DEFAULT_TASK, *, filters=8,
-                   dense_units=32, dropout=0.3, regularization_lambda=0.0, bn_momentum=0.9):
+def vgg_ultra_mini(input_shape: Shape, num_outputs: int, task_type: str = DEFAULT_TASK, *,
+                   filters: Filters = 8, dense_units: OptionalUnits = 32,
+                   dropout: Probability = 0.3, regularization_lambda: Regularization = 0.0,
+                   bn_momentum: Momentum = 0.9) -> keras.Model:
     """VGG-style CNN, two blocks of one convolution each: the smallest of the family.
 
     Args:
@@ -82,12 +100,15 @@ def vgg_ultra_mini(input_shape, num_outputs, task_type=DEFAULT_TASK, *, filters=
         A `keras.Model`.
     """
     return _vgg("vgg_ultra_mini", input_shape, num_outputs, task_type,
-                [filters, filters * 2], 1, dense_units, dropout, regularization_lambda, False, bn_momentum)
+                [filters, filters * 2], 1, dense_units, dropout, regularization_lambda, False,
+                bn_momentum)
 
 
 @register("vgg_mini", reshaping=("conv",))
-def vgg_mini(input_shape, num_outputs, task_type=DEFAULT_TASK, *, filters=16,
-             dense_units=64, dropout=0.3, regularization_lambda=0.0, bn_momentum=0.9):
+def vgg_mini(input_shape: Shape, num_outputs: int, task_type: str = DEFAULT_TASK, *,
+             filters: Filters = 16, dense_units: OptionalUnits = 64, dropout: Probability = 0.3,
+             regularization_lambda: Regularization = 0.0,
+             bn_momentum: Momentum = 0.9) -> keras.Model:
     """VGG-style CNN, three blocks of two convolutions, flattened into a dense layer.
 
     Args:
@@ -110,8 +131,10 @@ def vgg_mini(input_shape, num_outputs, task_type=DEFAULT_TASK, *, filters=16,
 
 
 @register("vgg_mini_pool", reshaping=("conv",))
-def vgg_mini_pool(input_shape, num_outputs, task_type=DEFAULT_TASK, *, filters=16,
-                  dense_units=64, dropout=0.3, regularization_lambda=0.0, bn_momentum=0.9):
+def vgg_mini_pool(input_shape: Shape, num_outputs: int, task_type: str = DEFAULT_TASK, *,
+                  filters: Filters = 16, dense_units: OptionalUnits = 64,
+                  dropout: Probability = 0.3, regularization_lambda: Regularization = 0.0,
+                  bn_momentum: Momentum = 0.9) -> keras.Model:
     """`vgg_mini` with global average pooling instead of flattening (any input length).
 
     Args:
@@ -134,8 +157,10 @@ def vgg_mini_pool(input_shape, num_outputs, task_type=DEFAULT_TASK, *, filters=1
 
 
 @register("vgg_m", reshaping=("conv",))
-def vgg_m(input_shape, num_outputs, task_type=DEFAULT_TASK, *, width=1.0,
-          dense_units=256, dropout=0.5, regularization_lambda=0.0, bn_momentum=0.9):
+def vgg_m(input_shape: Shape, num_outputs: int, task_type: str = DEFAULT_TASK, *,
+          width: Width = 1.0, dense_units: Units = 256, dropout: Probability = 0.5,
+          regularization_lambda: Regularization = 0.0,
+          bn_momentum: Momentum = 0.9) -> keras.Model:
     """VGG-M-style deep CNN (as in VoxCeleb speaker identification), scaled by `width`.
 
     Five convolutions (7x7/2, 5x5/2, then three 3x3), max pooling after the first, second
@@ -177,8 +202,10 @@ def vgg_m(input_shape, num_outputs, task_type=DEFAULT_TASK, *, width=1.0,
 
 
 @register("genre_cnn", reshaping=("conv",))
-def genre_cnn(input_shape, num_outputs, task_type=DEFAULT_TASK, *, filters=16,
-              hidden_units=64, dropout=0.3, regularization_lambda=0.0, bn_momentum=0.9):
+def genre_cnn(input_shape: Shape, num_outputs: int, task_type: str = DEFAULT_TASK, *,
+              filters: Filters = 16, hidden_units: Units = 64, dropout: Probability = 0.3,
+              regularization_lambda: Regularization = 0.0,
+              bn_momentum: Momentum = 0.9) -> keras.Model:
     """Four convolutional blocks and a two-layer perceptron head (music genre style).
 
     Args:
@@ -208,8 +235,11 @@ def genre_cnn(input_shape, num_outputs, task_type=DEFAULT_TASK, *, filters=16,
 
 
 @register("audio_cnn", reshaping=("conv",))
-def audio_cnn(input_shape, num_outputs, task_type=DEFAULT_TASK, *, filters=16, blocks=4,
-              dense_units=128, dropout=0.3, regularization_lambda=0.0, bn_momentum=0.9):
+def audio_cnn(input_shape: Shape, num_outputs: int, task_type: str = DEFAULT_TASK, *,
+              filters: Filters = 16, blocks: Annotated[int, Range(1, 6)] = 4,
+              dense_units: OptionalUnits = 128, dropout: Probability = 0.3,
+              regularization_lambda: Regularization = 0.0,
+              bn_momentum: Momentum = 0.9) -> keras.Model:
     """A PANNs-style CNN (Kong et al. 2020, CNN6/CNN10): the default for new experiments.
 
     `blocks` blocks of two 3x3 convolutions with BatchNormalization and ReLU, each followed

@@ -1,15 +1,25 @@
 """Pieces shared by the builders: regularisers and output heads."""
 
+from typing import Any
+
 import keras
 from keras import layers
 
-from xval.tasks import DEFAULT as DEFAULT_TASK  # a leaf: imports no more of the engine
+from xval import tasks
+from xval.tasks import DEFAULT as DEFAULT_TASK
 
-__all__ = ["DEFAULT_TASK", "batch_norm", "l2", "output_head"]
+__all__ = ["DEFAULT_TASK", "Shape", "batch_norm", "l2", "output_head"]
+
+Shape = tuple[int | None, ...]
+"""A model's input shape without the batch axis, e.g. `(time, frequency, 1)`."""
 
 
-def l2(regularization_lambda):
-    """Returns an L2 kernel regulariser, or `None` when `regularization_lambda` is 0."""
+def l2(regularization_lambda: float) -> keras.regularizers.Regularizer | None:
+    """Returns an L2 kernel regulariser, or `None` when `regularization_lambda` is 0.
+
+    Raises:
+        ValueError: when `regularization_lambda` is negative.
+    """
     if regularization_lambda < 0:
         raise ValueError(
             f"regularization_lambda={regularization_lambda}: expected a value >= 0."
@@ -17,7 +27,7 @@ def l2(regularization_lambda):
     return keras.regularizers.L2(regularization_lambda) if regularization_lambda else None
 
 
-def batch_norm(bn_momentum):
+def batch_norm(bn_momentum: float) -> keras.layers.Layer:
     """Returns a `BatchNormalization` layer whose moving statistics follow the weights.
 
     In inference mode (evaluation, the best-epoch choice on validation rows, saved models)
@@ -29,29 +39,30 @@ def batch_norm(bn_momentum):
     over about 10 steps.
 
     Args:
-        bn_momentum: momentum of the moving mean and variance, `0 <= bn_momentum < 1`.
+        bn_momentum: momentum of the moving mean and variance, `0 < bn_momentum < 1`
+            (`architectures.keywords.Momentum`).
 
     Returns:
         A `keras.layers.BatchNormalization`.
 
     Raises:
-        ValueError: when `bn_momentum` is outside `[0, 1)`.
+        ValueError: when `bn_momentum` is outside `(0, 1)`.
     """
-    if not 0 <= bn_momentum < 1:
+    if not 0 < bn_momentum < 1:
         raise ValueError(
-            f"bn_momentum={bn_momentum}: expected a value in [0, 1) (0.9 follows the "
+            f"bn_momentum={bn_momentum}: expected a value in (0, 1) (0.9 follows the "
             "weights within about 10 steps; 0.99 needs hundreds)."
         )
     return layers.BatchNormalization(momentum=bn_momentum)
 
 
-def output_head(x, num_outputs, task_type):
+def output_head(x: Any, num_outputs: int, task_type: str) -> Any:
     """The task's output layer (`xval.tasks`): e.g. logits for classification (the layer
     `logits`), linear values for regression (`prediction`), computing in float32 so that
     mixed precision keeps a stable loss.
 
     Args:
-        x: the features the head reads.
+        x: the features the head reads (a Keras tensor).
         num_outputs: units of the head.
         task_type: a registered task name.
 
@@ -61,6 +72,4 @@ def output_head(x, num_outputs, task_type):
     Raises:
         ValueError: for an unknown `task_type`, listing the registered ones.
     """
-    from xval import tasks
-
     return tasks.get(task_type).output_head(x, num_outputs)

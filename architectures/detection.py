@@ -6,21 +6,30 @@ logit per frame and class (a per-frame sigmoid is applied by the loss and at pre
 computed in float32 so that mixed precision keeps a stable loss.
 """
 
+from typing import Any
+
 import keras
 from keras import layers
 
-from architectures.common import batch_norm, l2
+from architectures.common import Shape, batch_norm, l2
+from architectures.keywords import (
+    Filters,
+    Layers,
+    Momentum,
+    Pool,
+    Probability,
+    Regularization,
+    Units,
+)
 from architectures.registry import register
 
-_CELLS = {"gru": layers.GRU, "lstm": layers.LSTM}
 
-
-def frame_head(x, num_outputs):
+def frame_head(x: Any, num_outputs: int) -> Any:
     """Per-frame logits `(time, num_outputs)`, in float32."""
     return layers.Dense(num_outputs, dtype="float32", name="frame_logits")(x)
 
 
-def _check_task(task_type):
+def _check_task(task_type: str) -> None:
     if task_type != "detection":
         raise ValueError(
             f"task_type={task_type!r}: this builder makes frame-level detectors; expected "
@@ -29,9 +38,11 @@ def _check_task(task_type):
 
 
 @register("crnn_detector", reshaping=("conv",), outputs=("frames",))
-def crnn_detector(input_shape, num_outputs, task_type="detection", *, filters=32,
-                  conv_blocks=3, freq_pool=4, units=64, dropout=0.2,
-                  regularization_lambda=0.0, bn_momentum=0.9):
+def crnn_detector(input_shape: Shape, num_outputs: int, task_type: str = "detection", *,
+                  filters: Filters = 32, conv_blocks: Layers = 3, freq_pool: Pool = 4,
+                  units: Units = 64, dropout: Probability = 0.2,
+                  regularization_lambda: Regularization = 0.0,
+                  bn_momentum: Momentum = 0.9) -> keras.Model:
     """A CRNN sound event detector in the spirit of DENet and the DCASE baselines.
 
     Convolution blocks over (time, frequency) pool the frequency axis only, so every
@@ -77,8 +88,10 @@ def crnn_detector(input_shape, num_outputs, task_type="detection", *, filters=32
 
 
 @register("gru_detector", reshaping=("rnn",), outputs=("frames",))
-def gru_detector(input_shape, num_outputs, task_type="detection", *, units=64, num_layers=2,
-                 bidirectional=True, dropout=0.2, regularization_lambda=0.0):
+def gru_detector(input_shape: Shape, num_outputs: int, task_type: str = "detection", *,
+                 units: Units = 64, num_layers: Layers = 2, bidirectional: bool = True,
+                 dropout: Probability = 0.2,
+                 regularization_lambda: Regularization = 0.0) -> keras.Model:
     """A recurrent-only detector: stacked GRUs over the frames, a logit per frame and class.
 
     Args:

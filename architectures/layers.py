@@ -1,6 +1,10 @@
 """Custom layers, registered so that saved models load them by name."""
 
+from collections.abc import Sequence
+from typing import Any
+
 import keras
+import numpy as np
 from keras import ops
 
 
@@ -14,20 +18,21 @@ class StatisticsPooling(keras.layers.Layer):
         epsilon: floor of the variance before the square root. Defaults to `1e-6`.
     """
 
-    def __init__(self, epsilon=1e-6, **kwargs):
+    def __init__(self, epsilon: float = 1e-6, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.epsilon = epsilon
 
-    def call(self, inputs):
+    def call(self, inputs: Any) -> Any:
         mean = ops.mean(inputs, axis=1)
         var = ops.mean(ops.square(inputs - ops.expand_dims(mean, 1)), axis=1)
         return ops.concatenate([mean, ops.sqrt(ops.maximum(var, self.epsilon))], axis=-1)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]
+                             ) -> tuple[int | None, ...]:
         last = None if input_shape[-1] is None else 2 * input_shape[-1]
         return (input_shape[0], last)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "epsilon": self.epsilon}
 
 
@@ -54,16 +59,17 @@ class SpecAugment(keras.layers.Layer):
         seed: seed of the masks. Defaults to `None`.
     """
 
-    def __init__(self, time_masks=2, time_mask_fraction=0.1, freq_masks=2,
-                 freq_mask_fraction=0.1, seed=None, **kwargs):
+    def __init__(self, time_masks: int = 2, time_mask_fraction: float = 0.1,
+                 freq_masks: int = 2, freq_mask_fraction: float = 0.1, seed: int | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        for name, value in (("time_masks", time_masks), ("freq_masks", freq_masks)):
-            if int(value) != value or value < 0:
-                raise ValueError(f"{name}={value!r}: expected an integer >= 0.")
-        for name, value in (("time_mask_fraction", time_mask_fraction),
-                            ("freq_mask_fraction", freq_mask_fraction)):
-            if not 0 <= value <= 1:
-                raise ValueError(f"{name}={value!r}: expected a fraction in [0, 1].")
+        for name, count in (("time_masks", time_masks), ("freq_masks", freq_masks)):
+            if int(count) != count or count < 0:
+                raise ValueError(f"{name}={count!r}: expected an integer >= 0.")
+        for name, fraction in (("time_mask_fraction", time_mask_fraction),
+                               ("freq_mask_fraction", freq_mask_fraction)):
+            if not 0 <= fraction <= 1:
+                raise ValueError(f"{name}={fraction!r}: expected a fraction in [0, 1].")
         self.time_masks = int(time_masks)
         self.time_mask_fraction = float(time_mask_fraction)
         self.freq_masks = int(freq_masks)
@@ -71,7 +77,7 @@ class SpecAugment(keras.layers.Layer):
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
 
-    def _keep(self, batch, length, count, fraction):
+    def _keep(self, batch: Any, length: int, count: int, fraction: float) -> Any:
         """`(batch, length)` of 1 (kept) and 0 (masked), or `None` when nothing is masked."""
         widest = int(fraction * length)
         if not count or not widest:
@@ -88,7 +94,7 @@ class SpecAugment(keras.layers.Layer):
             keep = keep * (1.0 - ops.cast(inside, "float32"))
         return keep
 
-    def call(self, inputs, training=None):
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
         if not training:
             return inputs
         batch = ops.shape(inputs)[0]
@@ -102,10 +108,11 @@ class SpecAugment(keras.layers.Layer):
             x = x * ops.cast(ops.expand_dims(keep_freq, 1), x.dtype)
         return x
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]
+                             ) -> tuple[int | None, ...]:
         return input_shape
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "time_masks": self.time_masks,
                 "time_mask_fraction": self.time_mask_fraction,
                 "freq_masks": self.freq_masks,
@@ -118,9 +125,10 @@ class _Warp(keras.layers.Layer):
     input at the fractional position `positions(n)[k, j]`, linearly interpolated between
     its two neighbours (two gathers, so the cost is that of reading the input twice)."""
 
-    axis = None
+    axis: int = 1
 
-    def __init__(self, max_warp=0.1, steps=21, seed=None, **kwargs):
+    def __init__(self, max_warp: float = 0.1, steps: int = 21, seed: int | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if not 0 <= max_warp <= 0.5:
             raise ValueError(f"max_warp={max_warp!r}: expected a fraction in [0, 0.5].")
@@ -130,23 +138,19 @@ class _Warp(keras.layers.Layer):
         self.steps = int(steps)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
-        self.tables = None
+        self.tables: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
-    def factors(self):
+    def factors(self) -> np.ndarray:
         """The factors a row may draw, `np.ndarray [shape=(steps,)]`."""
-        import numpy as np
-
         if self.steps == 1:
             return np.ones(1)
         return np.linspace(1.0 - self.max_warp, 1.0 + self.max_warp, self.steps)
 
-    def positions(self, n):
+    def positions(self, n: int) -> np.ndarray:
         """`(steps, n)` fractional input positions in `[0, n - 1]` of the `n` outputs."""
         raise NotImplementedError
 
-    def build(self, input_shape):
-        import numpy as np
-
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
         n = input_shape[self.axis]
         if n is None:
             raise ValueError(f"{type(self).__name__} needs a known length of axis {self.axis} "
@@ -156,28 +160,34 @@ class _Warp(keras.layers.Layer):
         self.tables = (low, np.minimum(low + 1, int(n) - 1).astype("int32"),
                        (position - low).astype("float32"))
 
-    def call(self, inputs, training=None):
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
         if not training or not self.max_warp or self.steps == 1:
             return inputs
+        if self.tables is None:
+            raise RuntimeError(f"{type(self).__name__} is called in training before it is "
+                               "built.")
         batch = ops.shape(inputs)[0]
         k = keras.random.randint((batch,), 0, self.steps, seed=self.seed_generator)
         other = 2 if self.axis == 1 else 1
         shape = ops.shape(inputs)
 
-        def per_row(table, dtype):  # (batch, n), then broadcastable against the input
+        def per_row(table: np.ndarray, dtype: Any) -> Any:  # (batch, n), broadcastable
             return ops.expand_dims(ops.take(ops.convert_to_tensor(table, dtype=dtype), k,
                                             axis=0), other)
 
-        low, high, weight = self.tables
-        weight = per_row(weight, inputs.dtype)
-        take = lambda index: ops.take_along_axis(  # noqa: E731
-            inputs, ops.broadcast_to(per_row(index, "int32"), shape), axis=self.axis)
+        def take(index: np.ndarray) -> Any:
+            return ops.take_along_axis(inputs, ops.broadcast_to(per_row(index, "int32"), shape),
+                                       axis=self.axis)
+
+        low, high, weights = self.tables
+        weight = per_row(weights, inputs.dtype)
         return take(low) * (1.0 - weight) + take(high) * weight
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]
+                             ) -> tuple[int | None, ...]:
         return input_shape
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "max_warp": self.max_warp, "steps": self.steps,
                 "seed": self.seed}
 
@@ -214,18 +224,19 @@ class FrequencyWarp(_Warp):
 
     axis = 2
 
-    def __init__(self, max_warp=0.1, frequencies=None, steps=21, seed=None, **kwargs):
+    def __init__(self, max_warp: float = 0.1,
+                 frequencies: Sequence[float] | np.ndarray | None = None, steps: int = 21,
+                 seed: int | None = None, **kwargs: Any) -> None:
         super().__init__(max_warp=max_warp, steps=steps, seed=seed, **kwargs)
+        self.frequencies: list[float] | None = None
         if frequencies is not None:
-            frequencies = [float(f) for f in frequencies]
-            if len(frequencies) < 2 or any(b <= a for a, b in zip(frequencies, frequencies[1:])):
+            values = [float(f) for f in frequencies]
+            if len(values) < 2 or any(b <= a for a, b in zip(values, values[1:])):
                 raise ValueError("frequencies: expected at least 2 increasing centre "
                                  "frequencies, one per bin.")
-        self.frequencies = frequencies
+            self.frequencies = values
 
-    def positions(self, n):
-        import numpy as np
-
+    def positions(self, n: int) -> np.ndarray:
         freqs = (np.arange(n, dtype=float) if self.frequencies is None
                  else np.asarray(self.frequencies, dtype=float))
         if len(freqs) != n:
@@ -241,7 +252,7 @@ class FrequencyWarp(_Warp):
             out.append(np.interp(source, freqs, np.arange(n)))
         return np.stack(out)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "frequencies": self.frequencies}
 
 
@@ -269,9 +280,7 @@ class TimeWarp(_Warp):
 
     axis = 1
 
-    def positions(self, n):
-        import numpy as np
-
+    def positions(self, n: int) -> np.ndarray:
         return np.stack([r * np.arange(n, dtype=float) for r in self.factors()])
 
 
@@ -302,7 +311,8 @@ class RowNormalization(keras.layers.Layer):
             builds it with `True`.
     """
 
-    def __init__(self, mode="standard", epsilon=1e-3, ignore_floor_frames=False, **kwargs):
+    def __init__(self, mode: str = "standard", epsilon: float = 1e-3,
+                 ignore_floor_frames: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if mode not in ("mean", "standard"):
             raise ValueError(f"mode={mode!r}: expected 'mean' or 'standard'.")
@@ -313,7 +323,7 @@ class RowNormalization(keras.layers.Layer):
                              "False.")
         self.ignore_floor_frames = ignore_floor_frames
 
-    def call(self, inputs):
+    def call(self, inputs: Any) -> Any:
         if self.ignore_floor_frames:
             level = ops.mean(inputs, axis=2, keepdims=True)  # (batch, time, 1)
             floor = ops.min(level, axis=1, keepdims=True)
@@ -330,9 +340,10 @@ class RowNormalization(keras.layers.Layer):
         var = ops.sum(ops.square(centred) * weight, axis=1, keepdims=True) / count
         return centred / ops.sqrt(var + self.epsilon)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]
+                             ) -> tuple[int | None, ...]:
         return input_shape
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "mode": self.mode, "epsilon": self.epsilon,
                 "ignore_floor_frames": self.ignore_floor_frames}

@@ -1,22 +1,34 @@
 """Recurrent builders (`reshaping_type="rnn"`, input `(time, frequency)`) and the MLP."""
 
+from typing import Any, Literal
+
 import keras
 from keras import layers
 
-from architectures.common import DEFAULT_TASK, batch_norm, l2, output_head
+from architectures.common import DEFAULT_TASK, Shape, batch_norm, l2, output_head
+from architectures.keywords import (
+    Filters,
+    Layers,
+    Momentum,
+    Probability,
+    Regularization,
+    Units,
+)
 from architectures.layers import StatisticsPooling
 from architectures.registry import register
 
 _CELLS = {"gru": layers.GRU, "lstm": layers.LSTM}
+Cell = Literal["gru", "lstm"]
+Pooling = Literal["mean", "stats"]
 
 
-def _cell(cell):
+def _cell(cell: str) -> type[keras.layers.Layer]:
     if cell not in _CELLS:
         raise ValueError(f"cell={cell!r}: expected one of {', '.join(_CELLS)}.")
     return _CELLS[cell]
 
 
-def _pool(x, pooling):
+def _pool(x: Any, pooling: str) -> Any:
     if pooling == "stats":
         return StatisticsPooling()(x)
     if pooling == "mean":
@@ -25,9 +37,10 @@ def _pool(x, pooling):
 
 
 @register("rnn", reshaping=("rnn",))
-def rnn(input_shape, num_outputs, task_type=DEFAULT_TASK, *, cell="gru", units=64,
-        num_layers=2, bidirectional=False, pooling="mean", dropout=0.2,
-        regularization_lambda=0.0):
+def rnn(input_shape: Shape, num_outputs: int, task_type: str = DEFAULT_TASK, *,
+        cell: Cell = "gru", units: Units = 64, num_layers: Layers = 2,
+        bidirectional: bool = False, pooling: Pooling = "mean", dropout: Probability = 0.2,
+        regularization_lambda: Regularization = 0.0) -> keras.Model:
     """Stacked GRU/LSTM over time frames, pooled over time.
 
     Args:
@@ -58,9 +71,11 @@ def rnn(input_shape, num_outputs, task_type=DEFAULT_TASK, *, cell="gru", units=6
 
 
 @register("crnn", reshaping=("rnn",))
-def crnn(input_shape, num_outputs, task_type=DEFAULT_TASK, *, filters=16, conv_blocks=2,
-         cell="gru", units=64, pooling="mean", dropout=0.2, regularization_lambda=0.0,
-         bn_momentum=0.9):
+def crnn(input_shape: Shape, num_outputs: int, task_type: str = DEFAULT_TASK, *,
+         filters: Filters = 16, conv_blocks: Layers = 2, cell: Cell = "gru", units: Units = 64,
+         pooling: Pooling = "mean", dropout: Probability = 0.2,
+         regularization_lambda: Regularization = 0.0,
+         bn_momentum: Momentum = 0.9) -> keras.Model:
     """Convolutions over (time, frequency), then a recurrent layer over the time frames.
 
     Pooling halves the frequency axis only, so the time resolution is kept for the RNN.
@@ -84,6 +99,8 @@ def crnn(input_shape, num_outputs, task_type=DEFAULT_TASK, *, filters=16, conv_b
     """
     reg = l2(regularization_lambda)
     inputs = keras.Input(input_shape)
+    if input_shape[1] is None:
+        raise ValueError(f"input_shape={input_shape}: crnn needs a known number of bins.")
     x = layers.Reshape((input_shape[0], input_shape[1], 1))(inputs)
     freq = input_shape[1]
     for i in range(conv_blocks):
@@ -99,8 +116,9 @@ def crnn(input_shape, num_outputs, task_type=DEFAULT_TASK, *, filters=16, conv_b
 
 
 @register("mlp", reshaping=("none",))
-def mlp(input_shape, num_outputs, task_type=DEFAULT_TASK, *, hidden_units=128,
-        num_layers=2, dropout=0.3, regularization_lambda=0.0):
+def mlp(input_shape: Shape, num_outputs: int, task_type: str = DEFAULT_TASK, *,
+        hidden_units: Units = 128, num_layers: Layers = 2, dropout: Probability = 0.3,
+        regularization_lambda: Regularization = 0.0) -> keras.Model:
     """Multilayer perceptron over the flattened features (`reshaping_type="none"`).
 
     Args:

@@ -1,19 +1,58 @@
 """Registry of model builders, looked up by name.
 
-A builder is a plain function `builder(input_shape, num_outputs, task_type=DEFAULT_TASK,
-**kwargs)` returning a `keras.Model`, registered with `@register("name", reshaping=(...))`;
-its head is `architectures.common.output_head`, which asks the task (`xval.tasks`).
+A builder is a plain function `builder(input_shape, num_outputs, task_type=DEFAULT_TASK, *,
+**keywords)` returning a `keras.Model`, registered with `@register("name", reshaping=(...))`;
+its head is `architectures.common.output_head`, which asks the task (`xval.tasks`). Every
+keyword declares its valid values in its annotation (`architectures.keywords`: `Probability`,
+`Filters`, `Literal[...]`, ...), and `check_keywords` refuses an instance's value outside them
+before anything is trained.
 """
 
 import inspect
+import typing
+from collections.abc import Callable, Mapping
+from typing import Any
 
-_BUILDERS = {}
-_RESHAPING = {}
-_OUTPUTS = {}
+from architectures.keywords import Domain, domain_of
+from xval.core.errors import ParameterError
+
+Builder = Callable[..., Any]
+"""`builder(input_shape, num_outputs, task_type, **keywords) -> keras.Model`."""
+
+_BUILDERS: dict[str, Builder] = {}
+_RESHAPING: dict[str, tuple[str, ...]] = {}
+_OUTPUTS: dict[str, tuple[str, ...]] = {}
+_DOMAINS: dict[str, dict[str, Domain]] = {}
 _RESERVED = ("input_shape", "num_outputs", "task_type")
 
 
-def register(name, reshaping=("conv",), outputs=("vector",)):
+def _domains(name: str, fn: Builder) -> dict[str, Domain]:
+    """The declared domain of every keyword of a builder, checked against its default."""
+    hints = typing.get_type_hints(fn, include_extras=True)
+    out = {}
+    for key, parameter in inspect.signature(fn).parameters.items():
+        if key in _RESERVED:
+            continue
+        if parameter.kind is not inspect.Parameter.KEYWORD_ONLY \
+                or parameter.default is inspect.Parameter.empty:
+            raise TypeError(f"Builder {fn.__name__} ({name!r}): {key} must be a keyword-only "
+                            "argument with a default (after `*`).")
+        domain = domain_of(hints.get(key))
+        if domain is None:
+            raise TypeError(
+                f"Builder {fn.__name__} ({name!r}): keyword {key} declares no valid values; "
+                "annotate it with bool, a Literal of its strings, or an int or float "
+                "Annotated with a Range (architectures.keywords: Probability, Momentum, "
+                "Regularization, Count, Filters, Units, OptionalUnits, Pool, Width).")
+        if not domain.accepts(parameter.default):
+            raise TypeError(f"Builder {fn.__name__} ({name!r}): the default {key}="
+                            f"{parameter.default!r} is not {domain.expected()}.")
+        out[key] = domain
+    return out
+
+
+def register(name: str, reshaping: tuple[str, ...] = ("conv",),
+             outputs: tuple[str, ...] = ("vector",)) -> Callable[[Builder], Builder]:
     """Decorator registering a model builder under `name`.
 
     Args:
@@ -27,9 +66,15 @@ def register(name, reshaping=("conv",), outputs=("vector",)):
 
     Returns:
         The decorator, which returns the builder unchanged.
+
+    Raises:
+        ValueError: when the name is taken.
+        TypeError: when the builder does not take `input_shape, num_outputs, task_type`
+            first, or a keyword has no default or declares no valid values (see
+            `architectures.keywords`), or its default is not one of them.
     """
 
-    def decorator(fn):
+    def decorator(fn: Builder) -> Builder:
         if name in _BUILDERS:
             raise ValueError(f"An architecture named {name!r} is already registered.")
         params = list(inspect.signature(fn).parameters)
@@ -38,20 +83,22 @@ def register(name, reshaping=("conv",), outputs=("vector",)):
                 f"Builder {fn.__name__} must take {', '.join(_RESERVED)} as its first "
                 f"arguments; it takes {params}."
             )
+        domains = _domains(name, fn)
         _BUILDERS[name] = fn
         _RESHAPING[name] = tuple(reshaping)
         _OUTPUTS[name] = tuple(outputs)
+        _DOMAINS[name] = domains
         return fn
 
     return decorator
 
 
-def names():
+def names() -> list[str]:
     """Returns the registered architecture names, sorted."""
     return sorted(_BUILDERS)
 
 
-def get(name):
+def get(name: str) -> Builder:
     """Returns the builder registered as `name`.
 
     Args:
@@ -70,7 +117,7 @@ def get(name):
     return _BUILDERS[name]
 
 
-def keyword_defaults(name):
+def keyword_defaults(name: str) -> dict[str, Any]:
     """Returns `{keyword: default}` of a builder's own parameters (not input_shape etc.)."""
     sig = inspect.signature(get(name))
     return {
@@ -80,13 +127,43 @@ def keyword_defaults(name):
     }
 
 
-def reshaping_types(name):
+def keyword_domains(name: str) -> dict[str, Domain]:
+    """Returns `{keyword: Domain}`: the valid values every keyword of `name` declares."""
+    get(name)
+    return dict(_DOMAINS[name])
+
+
+def check_keywords(name: str, values: Mapping[str, Any], where: str = "") -> None:
+    """Refuses keyword values outside what the builder `name` declares.
+
+    Args:
+        name: a registered architecture.
+        values: parameter name -> value; the names that are not keywords of the builder
+            (training parameters, say) are left alone.
+        where: put before the message, e.g. `"instance 3"`. Defaults to `""`.
+
+    Raises:
+        ValueError: for an unknown architecture.
+        ParameterError: for the first keyword whose value is outside its declared domain,
+            naming the parameter, the value, the valid values and the default.
+    """
+    prefix = f"{where}: " if where else ""
+    defaults = keyword_defaults(name)
+    for key, domain in keyword_domains(name).items():
+        if key in values and not domain.accepts(values[key]):
+            raise ParameterError(
+                f"{prefix}{key}={values[key]!r} is not valid for architecture {name!r}: "
+                f"expected {domain.expected()}; use a value within it (the default is "
+                f"{key}={defaults[key]!r}).")
+
+
+def reshaping_types(name: str) -> tuple[str, ...]:
     """Returns the `reshaping_type` values the architecture `name` accepts."""
     get(name)
     return _RESHAPING[name]
 
 
-def outputs(name):
+def outputs(name: str) -> tuple[str, ...]:
     """Returns the kinds of output the architecture `name` makes (see `register`)."""
     get(name)
     return _OUTPUTS[name]

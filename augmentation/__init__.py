@@ -3,10 +3,9 @@
 from augmentation.command import augment_folder
 from augmentation.pipeline import (
     Augmenter,
-    augmenter_from_config,
     build_pipeline,
     require_augment_extra,
 )
 
-__all__ = ["Augmenter", "augment_folder", "augmenter_from_config", "build_pipeline",
+__all__ = ["Augmenter", "augment_folder", "build_pipeline",
            "require_augment_extra"]

@@ -1,58 +1,70 @@
 """Augmenting a folder of recordings: `python -m augmentation IN OUT N`."""
 
+import contextlib
 import io
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
+from tqdm import tqdm
 
 from augmentation.pipeline import Augmenter, build_pipeline
 from preprocessing.audio import AUDIO_EXTENSIONS
-from preprocessing.parallel import process_pool, seed_for
+from preprocessing.parallel import process_pool, seed_for, single_threaded
 from xval.config import schema
 from xval.core.errors import ConfigurationError, DatasetError
 from xval.core.files import atomic_write_bytes
 
 
-def output_names(relative, n):
+def output_names(relative: Path, n: int) -> list[Path]:
     """Output paths of one input: the normalised original and N augmented versions."""
     stem = relative.with_suffix("")
     return [stem.with_name(stem.name + "_original.wav")] + [
         stem.with_name(f"{stem.name}_aug{k:02d}.wav") for k in range(1, n + 1)]
 
 
-def check_folders(in_dir, out_dir, n):
+def check_folders(in_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str],
+                  n: int) -> tuple[Path, Path]:
     """Checks the command's arguments before anything is written.
+
+    Returns:
+        `(in_dir, out_dir)`, resolved.
 
     Raises:
         ConfigurationError: for a missing IN, OUT inside IN (or IN inside OUT), N < 0.
     """
     if not isinstance(n, int) or isinstance(n, bool) or n < 0:
         raise ConfigurationError(f"N={n!r}: expected the number of augmented versions, >= 0.")
-    in_dir = Path(in_dir).resolve()
-    out_dir = Path(out_dir).resolve()
-    if not in_dir.is_dir():
-        raise ConfigurationError(f"IN folder {str(in_dir)!r} does not exist or is not a folder.")
-    if out_dir == in_dir or in_dir in out_dir.parents:
+    source = Path(in_dir).resolve()
+    target = Path(out_dir).resolve()
+    if not source.is_dir():
+        raise ConfigurationError(f"IN folder {str(source)!r} does not exist or is not a folder.")
+    if target == source or source in target.parents:
         raise ConfigurationError(
-            f"OUT {str(out_dir)!r} is inside IN {str(in_dir)!r}; IN is never written to. "
+            f"OUT {str(target)!r} is inside IN {str(source)!r}; IN is never written to. "
             "Choose an OUT folder outside IN."
         )
-    if out_dir in in_dir.parents:
+    if target in source.parents:
         raise ConfigurationError(
-            f"IN {str(in_dir)!r} is inside OUT {str(out_dir)!r}; choose a separate OUT folder."
+            f"IN {str(source)!r} is inside OUT {str(target)!r}; choose a separate OUT folder."
         )
-    return in_dir, out_dir
+    return source, target
 
 
-def _wav_bytes(y, sr):
+def _wav_bytes(y: np.ndarray, sr: int) -> bytes:
     buffer = io.BytesIO()
     sf.write(buffer, y, sr, format="WAV", subtype="PCM_16")
     return buffer.getvalue()
 
 
-def _one(task):
+Task = tuple[str, str, str, int, int, Augmenter]
+"""`(path, relative path, out_dir, n, seed, augmenter)`: one file to augment."""
+
+
+def _one(task: Task) -> dict[str, Any]:
     """Reads, augments and writes one file: all of its outputs, or none (then an error)."""
     path, relative, out_dir, n, seed, augmenter = task
     try:
@@ -70,7 +82,7 @@ def _one(task):
     if peak > 0:
         y = y / peak
     names = output_names(Path(relative), n)
-    outputs = [y]
+    outputs: list[np.ndarray] = [y]
     try:
         for k in range(1, n + 1):
             outputs.append(augmenter(y, sr, seed_for(seed, str(relative), k)))
@@ -84,8 +96,21 @@ def _one(task):
             "seconds": sum(len(out) for out in outputs) / sr}
 
 
-def augment_folder(in_dir, out_dir, n, *, params, seed=0, noise_dir=None, ir_dir=None,
-                   workers=0, progress=True):
+def _results(work: list[Task], workers: int,
+             augmenter: Augmenter) -> tuple[Iterator[dict[str, Any]], Any]:
+    """The results of `_one` over `work`, in order, and the pool to shut down (or `None`)."""
+    if workers == 1:
+        return map(_one, work), None
+    pool = process_pool(workers, warm_up=lambda: augmenter(
+        np.zeros(1600, np.float32), 16000, 0))
+    return pool.map(_one, work, chunksize=max(1, len(work) // (workers * 8))), pool
+
+
+def augment_folder(in_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str], n: int, *,
+                   params: dict[str, Any], seed: int = 0,
+                   noise_dir: str | os.PathLike[str] | None = None,
+                   ir_dir: str | os.PathLike[str] | None = None, workers: int = 0,
+                   progress: bool = True) -> dict[str, Any]:
     """Writes a peak-normalised copy and N augmented versions of every file under IN.
 
     Args:
@@ -110,39 +135,35 @@ def augment_folder(in_dir, out_dir, n, *, params, seed=0, noise_dir=None, ir_dir
         ConfigurationError: for bad arguments, before anything is written.
         DatasetError: when IN holds no audio file.
     """
-    from tqdm import tqdm
-
-    in_dir, out_dir = check_folders(in_dir, out_dir, n)
+    source, target = check_folders(in_dir, out_dir, n)
     augmenter = Augmenter(params, noise_dir=noise_dir, ir_dir=ir_dir)
     if n:  # bad noise or impulse-response folders fail here, before anything is written
         build_pipeline(augmenter.params, noise_dir=noise_dir, ir_dir=ir_dir)
-    files = sorted(p for p in in_dir.rglob("*") if p.is_file()
+    files = sorted(p for p in source.rglob("*") if p.is_file()
                    and p.suffix.lower() in AUDIO_EXTENSIONS)
     if not files:
-        raise DatasetError(f"No audio files found under {in_dir}.")
-    tasks = [(str(p), str(p.relative_to(in_dir)), str(out_dir), n, seed, augmenter)
-             for p in files]
+        raise DatasetError(f"No audio files found under {source}.")
+    work = [(str(p), str(p.relative_to(source)), str(target), n, seed, augmenter)
+            for p in files]
     workers = schema.check("augmentation", "workers", workers, style="param")
-    workers = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    summary = {"files": 0, "written": 0, "seconds": 0.0, "skipped": []}
-    if workers == 1:
-        results = map(_one, tasks)
-        pool = None
-    else:
-        pool = process_pool(workers, warm_up=lambda: augmenter(
-            np.zeros(1600, np.float32), 16000, 0))
-        results = pool.map(_one, tasks, chunksize=max(1, len(tasks) // (workers * 8)))
+    workers = max(1, min(workers or os.cpu_count() or 1, len(work)))
+    target.mkdir(parents=True, exist_ok=True)
+    files_done, written, seconds = 0, 0, 0.0
+    skipped: list[dict[str, str]] = []
+    results, pool = _results(work, workers, augmenter)
+    # In this process, the workers' one BLAS thread: the same files whatever the count.
+    limits = single_threaded() if pool is None else contextlib.nullcontext()
     try:
-        for result in tqdm(results, total=len(tasks), disable=not progress, unit="file",
-                           desc="augment"):
-            if "error" in result:
-                summary["skipped"].append({"path": result["path"], "reason": result["error"]})
-                continue
-            summary["files"] += 1
-            summary["written"] += result["written"]
-            summary["seconds"] += result["seconds"]
+        with limits:
+            for result in tqdm(results, total=len(work), disable=not progress, unit="file",
+                               desc="augment"):
+                if "error" in result:
+                    skipped.append({"path": result["path"], "reason": result["error"]})
+                    continue
+                files_done += 1
+                written += result["written"]
+                seconds += result["seconds"]
     finally:
         if pool is not None:
             pool.shutdown()
-    return summary
+    return {"files": files_done, "written": written, "seconds": seconds, "skipped": skipped}

@@ -8,9 +8,13 @@ is seeded on its own: the same seed gives the same output whatever the worker co
 """
 
 import importlib.util
+import os
 import random
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
+import librosa
 import numpy as np
 
 from preprocessing.audio import AUDIO_EXTENSIONS
@@ -24,7 +28,7 @@ PARAMETERS = ("p_noise", "p_eq", "p_reverb", "p_stretch", "min_snr_db", "max_snr
               "max_room_size")
 
 
-def require_augment_extra(what="Augmentation"):
+def require_augment_extra(what: str = "Augmentation") -> None:
     """Checks that the `[augment]` extra (audiomentations, pyroomacoustics) is installed.
 
     Args:
@@ -48,19 +52,19 @@ def require_augment_extra(what="Augmentation"):
         )
 
 
-def _audio_in(folder, what):
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ConfigurationError(f"{what} {str(folder)!r} does not exist or is not a folder.")
-    files = [p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS]
+def _audio_in(folder: str | os.PathLike[str], what: str) -> Path:
+    path = Path(folder)
+    if not path.is_dir():
+        raise ConfigurationError(f"{what} {str(path)!r} does not exist or is not a folder.")
+    files = [p for p in path.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS]
     if not files:
         raise ConfigurationError(
-            f"{what} {str(folder)!r} holds no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))})."
+            f"{what} {str(path)!r} holds no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))})."
         )
-    return folder
+    return path
 
 
-def check_parameters(params):
+def check_parameters(params: Mapping[str, Any]) -> dict[str, Any]:
     """Checks probabilities and ranges against the schema of `config.ini [augmentation]`.
 
     Args:
@@ -79,7 +83,8 @@ def check_parameters(params):
                                 style="param")
 
 
-def build_pipeline(params, *, noise_dir=None, ir_dir=None):
+def build_pipeline(params: Mapping[str, Any], *, noise_dir: str | os.PathLike[str] | None = None,
+                   ir_dir: str | os.PathLike[str] | None = None) -> Any:
     """The audiomentations pipeline: `Compose(..., shuffle=True)`, each transform with its p.
 
     Args:
@@ -90,7 +95,7 @@ def build_pipeline(params, *, noise_dir=None, ir_dir=None):
     Returns:
         An `audiomentations.Compose`.
     """
-    from audiomentations import (
+    from audiomentations import (  # noqa: PLC0415  (optional: the [augment] extra)
         AddBackgroundNoise,
         AddColorNoise,
         ApplyImpulseResponse,
@@ -101,6 +106,8 @@ def build_pipeline(params, *, noise_dir=None, ir_dir=None):
     )
 
     check_parameters(params)
+    noise: Any
+    reverb: Any
     snr = {"min_snr_db": params["min_snr_db"], "max_snr_db": params["max_snr_db"]}
     if noise_dir is not None:
         noise = AddBackgroundNoise(sounds_path=str(_audio_in(noise_dir, "Noise folder")),
@@ -136,18 +143,19 @@ class Augmenter:
         ir_dir: folder of impulse responses, or `None`.
     """
 
-    def __init__(self, params, noise_dir=None, ir_dir=None):
+    def __init__(self, params: Mapping[str, Any], noise_dir: str | os.PathLike[str] | None = None,
+                 ir_dir: str | os.PathLike[str] | None = None) -> None:
         require_augment_extra()
         self.params = check_parameters(params)
         self.noise_dir = str(noise_dir) if noise_dir else None
         self.ir_dir = str(ir_dir) if ir_dir else None
-        self._pipeline = None
-        self._order = None
+        self._pipeline: Any = None
+        self._order: list[Any] = []
 
-    def __getstate__(self):
-        return {**self.__dict__, "_pipeline": None, "_order": None}
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_pipeline": None, "_order": []}
 
-    def __call__(self, y, sample_rate, seed):
+    def __call__(self, y: np.ndarray, sample_rate: int, seed: int) -> np.ndarray:
         if self._pipeline is None:
             self._pipeline = build_pipeline(self.params, noise_dir=self.noise_dir,
                                             ir_dir=self.ir_dir)
@@ -160,8 +168,6 @@ class Augmenter:
         y = np.asarray(y, dtype=np.float32)
         rate = max(sample_rate, MIN_RATE)
         if rate != sample_rate:  # the EQ's top band (7 kHz) needs a Nyquist above it
-            import librosa
-
             y = librosa.resample(y, orig_sr=sample_rate, target_sr=rate, res_type="soxr_hq")
         out = self._pipeline(samples=y, sample_rate=rate)
         if rate != sample_rate:
@@ -173,8 +179,3 @@ class Augmenter:
             )
         peak = float(np.max(np.abs(out))) if out.size else 0.0
         return (out / peak if peak > 1 else out).astype(np.float32)
-
-
-def augmenter_from_config(config, noise_dir=None, ir_dir=None):
-    """An `Augmenter` with the `[augmentation]` settings of a `Config`."""
-    return Augmenter(config.augmentation, noise_dir=noise_dir, ir_dir=ir_dir)

@@ -16,7 +16,7 @@ from xval.config.loader import load_config
 SOURCES = {"fsdd": SHARED / "fsdd" / "recordings", "ravdess": SHARED / "ravdess" / "audio"}
 
 
-def main():
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=200, help="recordings per dataset")
     parser.add_argument("--versions", type=int, default=2, help="N augmented versions")

@@ -9,17 +9,22 @@ Target: the project's extraction at least 0.9 x cores x the plain loop.
 
 import argparse
 import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import librosa
 import numpy as np
 
-from benchmarks._common import SHARED, cores, timed, warm_file_cache
+from benchmarks._common import ROOT, SHARED, cores, timed, warm_file_cache
 from preprocessing import build_store, feature_params, regex_source
 from preprocessing.features import segment
 from preprocessing.sources import FSDD_PATTERN, RAVDESS_EMOTIONS, RAVDESS_PATTERN
+from xval.config.loader import load_config
 
-RECIPES = {
+Recipe = tuple[Path, str, dict[str, str] | None, dict[str, Any]]
+"""`(folder, file-name pattern, label map, feature parameter overrides)`."""
+RECIPES: dict[str, Recipe] = {
     "fsdd": (SHARED / "fsdd" / "recordings", FSDD_PATTERN, None,
              {"sample_rate": 8000, "n_mels": 40}),
     "ravdess": (SHARED / "ravdess" / "audio", RAVDESS_PATTERN, RAVDESS_EMOTIONS,
@@ -27,14 +32,14 @@ RECIPES = {
 }
 
 
-def plain_loop(paths, p):
+def plain_loop(paths: Sequence[str], p: Mapping[str, Any]) -> list[np.ndarray]:
     """What a researcher writes by hand: one process, librosa all the way."""
     out = []
     for path in paths:
         y, sr = librosa.load(path, sr=p["sample_rate"], mono=True)
         y = y / max(np.abs(y).max(), 1e-9)
         # The same windows as the project (plain numpy slicing), each one featurised alone.
-        windows, _ = segment(y, sample_rate=sr, segment_seconds=p["segment_seconds"],
+        windows, _ = segment(y, sample_rate=int(sr), segment_seconds=p["segment_seconds"],
                              hop_seconds=p["segment_hop_seconds"], grid=p["hop_length"])
         for w in windows:
             S = librosa.feature.melspectrogram(y=w, sr=sr, n_fft=p["n_fft"],
@@ -44,12 +49,15 @@ def plain_loop(paths, p):
     return out
 
 
-def main():
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=["fsdd", "ravdess"])
     parser.add_argument("--limit", type=int, default=0, help="files per dataset (0: all)")
     parser.add_argument("--workers", type=int, default=0, help="0: all cores")
+    parser.add_argument("--config", default=str(ROOT / "config.ini"),
+                        help="config.ini whose [features] are the defaults")
     args = parser.parse_args()
+    defaults = load_config(args.config).features
     workers = args.workers or cores()
     print(f"cores: {cores()}, project workers: {workers}")
     for name in args.datasets:
@@ -60,7 +68,7 @@ def main():
         rows, _ = regex_source(root, pattern, label_map=label_map)
         if args.limit:
             rows = rows.sample(n=min(args.limit, len(rows)), random_state=0)
-        params = feature_params(None, **overrides)
+        params = feature_params(defaults, **overrides)
         paths = rows["path"].tolist()
         warm_file_cache(paths)
         plain_loop(paths[:3], params)  # warm-up: imports, numba kernels

@@ -26,26 +26,32 @@ label (uneven mixes, as in most real corpora).
 
 import argparse
 import re
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from benchmarks._common import SHARED
+from xval.folds import ItemKFold, rows_of
+
+Labelled = tuple[np.ndarray, np.ndarray]
+"""`(groups, y)`: the item and the label of every row."""
 
 
-def fsdd():
+def fsdd() -> Labelled:
     folder = SHARED / "fsdd" / "recordings"
     rows = [re.fullmatch(r"(\d)_([a-z]+)_\d+\.wav", p.name) for p in sorted(folder.glob("*.wav"))]
     table = pd.DataFrame([m.groups() for m in rows if m], columns=["label", "item"])
     return table["item"].to_numpy(str), table["label"].to_numpy(str)
 
 
-def ravdess(column="emotion"):
+def ravdess(column: str = "emotion") -> Labelled:
     table = pd.read_csv(SHARED / "ravdess" / "manifest.csv", dtype=str)
     return table["actor"].to_numpy(str), table[column].to_numpy(str)
 
 
-def subsample(groups, y, seed=0):
+def subsample(groups: np.ndarray, y: np.ndarray, seed: int = 0) -> Labelled:
     """Keeps a random 20-100% of every (item, label) cell's rows."""
     rng = np.random.default_rng(seed)
     keep = np.zeros(len(groups), dtype=bool)
@@ -57,19 +63,21 @@ def subsample(groups, y, seed=0):
     return groups[keep], y[keep]
 
 
-def proportions(y, labels):
+def proportions(y: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return np.array([(y == label).mean() for label in labels]) if len(y) else \
         np.zeros(len(labels))
 
 
-def measure(groups, y, n_splits, stratify, repeats):
-    from xval.folds import ItemKFold, rows_of
-
+def measure(groups: np.ndarray, y: np.ndarray, n_splits: int, stratify: bool | str,
+            repeats: int) -> dict[str, float]:
     labels = np.unique(y)
     overall = proportions(y, labels)
     splitter = ItemKFold(n_splits, stratify=stratify, n_repeats=repeats, random_state=0)
     folds = splitter.split_items(groups, y)
-    test_dev, val_dev, ratio, missing = [], [], [], 0
+    test_dev: list[float] = []
+    val_dev: list[float] = []
+    ratio: list[float] = []
+    missing = 0
     for start in range(0, len(folds), n_splits):
         repeat = folds[start:start + n_splits]
         tests = [rows_of(groups, f["test"]) for f in repeat]
@@ -82,11 +90,12 @@ def measure(groups, y, n_splits, stratify, repeats):
             side = proportions(y[rows_of(groups, f["train"] + f["val"])], labels)
             devs.append(np.abs(proportions(y[rows_of(groups, f["val"])], labels) - side).max())
         val_dev.append(max(devs))
-    return {"test dev (pp)": 100 * np.mean(test_dev), "val dev (pp)": 100 * np.mean(val_dev),
-            "rows max/min": np.mean(ratio), "missing": missing / repeats}
+    return {"test dev (pp)": 100 * float(np.mean(test_dev)),
+            "val dev (pp)": 100 * float(np.mean(val_dev)),
+            "rows max/min": float(np.mean(ratio)), "missing": missing / repeats}
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20, help="fold seeds per label set")
     parser.add_argument("--subsamples", type=int, default=5,
@@ -104,9 +113,10 @@ def main(argv=None):
         ("RAVDESS emotion, subsampled", [subsample(*ravdess(), seed=s) for s in sub], 10),
         ("RAVDESS gender (per actor)", [ravdess("gender")], 5),
     ]
-    records = []
+    records: list[dict[str, Any]] = []
+    stratifications: tuple[bool | str, ...] = (False, "items", "rows")
     for name, variants, k in cases:
-        for stratify in (False, "items", "rows"):
+        for stratify in stratifications:
             record = {"dataset": name, "items": len(set(variants[0][0])),
                       "rows": int(np.mean([len(g) for g, _ in variants])), "folds": k,
                       "stratify": str(stratify)}

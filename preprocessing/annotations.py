@@ -12,8 +12,12 @@ Two layouts are read:
 Either way the result is one tidy table `file, onset_s, offset_s, label`, in seconds.
 """
 
+import dataclasses
+import os
 import re
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -39,14 +43,24 @@ CONTEXT_COLUMNS = ("context", "tail")
 # Wide layout: "<anything>start<anything>(k)" and "<anything>end<anything>(k)".
 _WIDE = re.compile(r"^(?P<what>.*?\b(?P<kind>start|end|label|context)\b.*?)\s*\((?P<k>\d+)\)\s*$",
                    re.IGNORECASE)
+Row = dict[str, Any]
+"""One annotated event (or file without event) as read: file, line, start, end, label..."""
+Event = tuple[str, float, float, str, int]
+"""`(file, onset_s, offset_s, label, line)`."""
+Lookup = Callable[[str], Any]
+"""File name -> a value (its sample rate, its duration), `None` when unknown."""
 _TRUE = {"1", "true", "yes", "y", "x", "context", "tail"}
 _FALSE = {"", "0", "false", "no", "n"}
 
 
-def read_annotations(path, *, layout="auto", units="samples", annotation_sample_rate=None,
-                     sample_rate_of=None, durations=None, file_column=None, onset_column=None,
-                     offset_column=None, label_column=None, context_column=None,
-                     context="keep", merge_overlaps=False):
+def read_annotations(path: str | os.PathLike[str], *, layout: str = "auto",
+                     units: str = "samples", annotation_sample_rate: float | None = None,
+                     sample_rate_of: Mapping[str, Any] | Lookup | None = None,
+                     durations: Mapping[str, Any] | Lookup | None = None,
+                     file_column: str | None = None, onset_column: str | None = None,
+                     offset_column: str | None = None, label_column: str | None = None,
+                     context_column: str | None = None, context: str = "keep",
+                     merge_overlaps: bool = False) -> pd.DataFrame:
     """Reads an annotation CSV into one event table in seconds.
 
     Args:
@@ -107,54 +121,83 @@ def read_annotations(path, *, layout="auto", units="samples", annotation_sample_
     else:
         rows = _long_rows(table, path, file_column, onset_column, offset_column, label_column,
                           context_column)
-    rate_of = _lookup(sample_rate_of, "sample_rate_of")
-    duration_of = _lookup(durations, "durations")
+    clock = _Clock(units, annotation_sample_rate, _lookup(sample_rate_of, "sample_rate_of"),
+                   _lookup(durations, "durations"))
     events = []
     for row in rows:
-        where = f"{path} line {row['line']} (file {row['file']!r})"
-        if row["start"] is None:
-            continue
-        if row["start"] < 0:
-            raise DatasetError(
-                f"{where}: start {row['start_text']!r} is negative; expected a {units[:-1]} "
-                "position >= 0. Fix the annotation.")
-        if row["end"] < row["start"]:
-            raise DatasetError(
-                f"{where}: end {row['end_text']!r} is before start {row['start_text']!r}; "
-                "expected end >= start. Swap or fix the two values.")
-        if units == "samples":
-            rate = annotation_sample_rate
+        event = _event(row, f"{path} line {row['line']} (file {row['file']!r})", clock,
+                       context)
+        if event is not None:
+            events.append(event)
+    return _check_overlaps(events, path, merge_overlaps)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Clock:
+    """Turns an annotation's start and end into seconds, and checks the end against the
+    file's duration."""
+
+    units: str
+    annotation_sample_rate: float | None
+    rate_of: Lookup | None
+    duration_of: Lookup | None
+
+    def seconds(self, row: Row, where: str) -> tuple[float, float]:
+        """`(onset, offset)` of a row in seconds."""
+        if self.units != "samples":
+            return row["start"], row["end"]
+        rate = self.annotation_sample_rate
+        if rate is None:
+            rate = self.rate_of(row["file"]) if self.rate_of is not None else None
             if rate is None:
-                rate = rate_of(row["file"]) if rate_of is not None else None
-                if rate is None:
-                    raise DatasetError(
-                        f"{where}: the annotation is in samples but the sample rate of "
-                        f"{row['file']!r} is unknown. Pass annotation_sample_rate "
-                        "(--annotation-sample-rate) or the files' rates (sample_rate_of).")
-            onset, offset = row["start"] / rate, row["end"] / rate
-        else:
-            onset, offset = row["start"], row["end"]
-        if duration_of is not None:
-            duration = duration_of(row["file"])
-            # Sample positions are exact; times written in seconds may be rounded up (1 ms).
-            slack = 1e-9 if units == "samples" else 1e-3
-            if duration is not None and offset > duration + slack:
                 raise DatasetError(
-                    f"{where}: end {row['end_text']!r} ({offset:.4f} s) is past the end of the "
-                    f"file ({duration:.4f} s); expected an end within the recording. Check "
-                    "the value and the units (--annotation-units, --annotation-sample-rate).")
-        if row["context"]:
-            if context == "drop":
-                continue
-            if context == "class":
-                row["label"] = CONTEXT_LABEL
-        events.append((row["file"], float(onset), float(offset), row["label"], row["line"]))
-    frame = _check_overlaps(events, path, merge_overlaps)
-    return frame
+                    f"{where}: the annotation is in samples but the sample rate of "
+                    f"{row['file']!r} is unknown. Pass annotation_sample_rate "
+                    "(--annotation-sample-rate) or the files' rates (sample_rate_of).")
+        return row["start"] / rate, row["end"] / rate
+
+    def check_end(self, row: Row, offset: float, where: str) -> None:
+        """Refuses an event that ends past its file (when the durations are known)."""
+        if self.duration_of is None:
+            return
+        duration = self.duration_of(row["file"])
+        # Sample positions are exact; times written in seconds may be rounded up (1 ms).
+        slack = 1e-9 if self.units == "samples" else 1e-3
+        if duration is not None and offset > duration + slack:
+            raise DatasetError(
+                f"{where}: end {row['end_text']!r} ({offset:.4f} s) is past the end of the "
+                f"file ({duration:.4f} s); expected an end within the recording. Check "
+                "the value and the units (--annotation-units, --annotation-sample-rate).")
 
 
-def annotation_source(annotations, audio_root, *, strict=False, extensions=AUDIO_EXTENSIONS,
-                      **read_kwargs):
+def _event(row: Row, where: str, clock: _Clock, context: str) -> Event | None:
+    """The event `(file, onset_s, offset_s, label, line)` of one row, `None` for a row
+    without event or a context event dropped."""
+    if row["start"] is None:
+        return None
+    if row["start"] < 0:
+        raise DatasetError(
+            f"{where}: start {row['start_text']!r} is negative; expected a "
+            f"{clock.units[:-1]} position >= 0. Fix the annotation.")
+    if row["end"] < row["start"]:
+        raise DatasetError(
+            f"{where}: end {row['end_text']!r} is before start {row['start_text']!r}; "
+            "expected end >= start. Swap or fix the two values.")
+    onset, offset = clock.seconds(row, where)
+    clock.check_end(row, offset, where)
+    label = row["label"]
+    if row["context"]:
+        if context == "drop":
+            return None
+        if context == "class":
+            label = CONTEXT_LABEL
+    return (row["file"], float(onset), float(offset), label, row["line"])
+
+
+def annotation_source(annotations: str | os.PathLike[str], audio_root: str | os.PathLike[str],
+                      *, strict: bool = False, extensions: Iterable[str] = AUDIO_EXTENSIONS,
+                      **read_kwargs: Any) -> tuple[pd.DataFrame, pd.DataFrame,
+                                                   list[dict[str, str]]]:
     """Matches an annotation CSV to the audio files of a folder and reads it.
 
     Each annotated file name is looked up under `audio_root` as a relative path, with or
@@ -182,41 +225,18 @@ def annotation_source(annotations, audio_root, *, strict=False, extensions=AUDIO
             without annotation in strict mode, and every error of `read_annotations`.
     """
     root = Path(audio_root)
-    if not root.is_dir():
-        raise DatasetError(f"Audio folder {str(root)!r} does not exist or is not a folder.")
-    wanted = {e.lower() if e.startswith(".") else "." + e.lower() for e in extensions}
-    audio = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in wanted)
-    keys = {}
-    for p in audio:
-        rel = p.relative_to(root).as_posix()
-        for key in {rel, rel[: -len(p.suffix)], p.name, p.stem}:
-            keys.setdefault(key, set()).add(p)
+    audio, keys = _audio_keys(root, extensions)
     table = _read_csv(Path(annotations))
     layout = read_kwargs.get("layout", "auto")
     if layout == "auto":
         layout = "wide" if _wide_columns(table) else "long"
     names = _file_names(table, Path(annotations), layout, read_kwargs.get("file_column"))
-    resolved, info = {}, {}
+    resolved: dict[str, Path] = {}
+    info: dict[str, tuple[int, float]] = {}
     for line, name in names:
-        if name in resolved:
-            continue
-        found = keys.get(name, set()) or keys.get(name.replace("\\", "/"), set())
-        if not found:
-            raise DatasetError(
-                f"{annotations} line {line}: file {name!r} does not exist under {root}; "
-                "expected a path relative to the audio folder (with or without extension). "
-                "Fix the name or point to the right audio folder.")
-        if len(found) > 1:
-            listed = ", ".join(sorted(str(p.relative_to(root)) for p in found))
-            raise DatasetError(
-                f"{annotations} line {line}: file {name!r} matches several files under "
-                f"{root} ({listed}); write the relative path with its extension.")
-        resolved[name] = found.pop()
-        try:
-            header = sf.info(str(resolved[name]))
-        except (RuntimeError, sf.LibsndfileError) as e:
-            raise DatasetError(f"Cannot read the header of {resolved[name]}: {e}") from e
-        info[name] = (int(header.samplerate), header.frames / header.samplerate)
+        if name not in resolved:
+            resolved[name] = _resolve(name, keys, root, f"{annotations} line {line}")
+            info[name] = _header(resolved[name])
     events = read_annotations(annotations, sample_rate_of={k: v[0] for k, v in info.items()},
                               durations={k: v[1] for k, v in info.items()}, **read_kwargs)
     used = set(resolved.values())
@@ -235,9 +255,50 @@ def annotation_source(annotations, audio_root, *, strict=False, extensions=AUDIO
     return recordings, events, skipped
 
 
+def _audio_keys(root: Path, extensions: Iterable[str]
+                ) -> tuple[list[Path], dict[str, set[Path]]]:
+    """The audio files under `root`, and every name an annotation may give each: its
+    relative path with and without extension, its file name and its stem."""
+    if not root.is_dir():
+        raise DatasetError(f"Audio folder {str(root)!r} does not exist or is not a folder.")
+    wanted = {e.lower() if e.startswith(".") else "." + e.lower() for e in extensions}
+    audio = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in wanted)
+    keys: dict[str, set[Path]] = {}
+    for p in audio:
+        rel = p.relative_to(root).as_posix()
+        for key in {rel, rel[: -len(p.suffix)], p.name, p.stem}:
+            keys.setdefault(key, set()).add(p)
+    return audio, keys
+
+
+def _resolve(name: str, keys: Mapping[str, set[Path]], root: Path, where: str) -> Path:
+    """The one audio file an annotated name designates."""
+    found = keys.get(name, set()) or keys.get(name.replace("\\", "/"), set())
+    if not found:
+        raise DatasetError(
+            f"{where}: file {name!r} does not exist under {root}; "
+            "expected a path relative to the audio folder (with or without extension). "
+            "Fix the name or point to the right audio folder.")
+    if len(found) > 1:
+        listed = ", ".join(sorted(str(p.relative_to(root)) for p in found))
+        raise DatasetError(
+            f"{where}: file {name!r} matches several files under "
+            f"{root} ({listed}); write the relative path with its extension.")
+    return next(iter(found))
+
+
+def _header(path: Path) -> tuple[int, float]:
+    """`(sample_rate, duration in seconds)` from an audio file's header."""
+    try:
+        header = sf.info(str(path))
+    except (RuntimeError, sf.LibsndfileError) as e:
+        raise DatasetError(f"Cannot read the header of {path}: {e}") from e
+    return int(header.samplerate), header.frames / header.samplerate
+
+
 # -- reading ----------------------------------------------------------------------------
 
-def _read_csv(path):
+def _read_csv(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise DatasetError(f"Annotation file {str(path)!r} does not exist.")
     try:
@@ -257,7 +318,7 @@ def _read_csv(path):
     return table
 
 
-def _lookup(source, name):
+def _lookup(source: Mapping[str, Any] | Lookup | None, name: str) -> Lookup | None:
     if source is None or callable(source):
         return source
     if isinstance(source, dict):
@@ -265,7 +326,10 @@ def _lookup(source, name):
     raise TypeError(f"{name}: expected a dict or a callable, got {type(source).__name__}.")
 
 
-def _find(table, given, candidates, argument, path, required=True):
+def _find(table: pd.DataFrame, given: str | None, candidates: tuple[str, ...], argument: str,
+          path: Path) -> str | None:
+    """The column `given` (which must exist), else the first of `candidates` present
+    (case-insensitive), else `None`."""
     if given is not None:
         if given not in table.columns:
             raise DatasetError(
@@ -273,19 +337,23 @@ def _find(table, given, candidates, argument, path, required=True):
                 f"{', '.join(table.columns)}.")
         return given
     lower = {c.lower(): c for c in table.columns}
-    for name in candidates:
-        if name in lower:
-            return lower[name]
-    if required:
+    return next((lower[name] for name in candidates if name in lower), None)
+
+
+def _required(table: pd.DataFrame, given: str | None, candidates: tuple[str, ...],
+              argument: str, path: Path) -> str:
+    """`_find`, or an error naming the candidates and the fix when no column is found."""
+    column = _find(table, given, candidates, argument, path)
+    if column is None:
         raise DatasetError(
             f"{path} (long layout) has no column for {argument.split('_')[0]}s: none of "
             f"{', '.join(candidates)}; its columns are {', '.join(table.columns)}. Pass "
             f"{argument} (--{argument.replace('_', '-')}), or give a wide layout "
             "('Voice start sample (1)', 'Voice end sample (1)', ...).")
-    return None
+    return column
 
 
-def _number(text, where, column):
+def _number(text: str, where: str, column: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -297,7 +365,7 @@ def _number(text, where, column):
     return value
 
 
-def _flag(text, where, column):
+def _flag(text: str, where: str, column: str) -> bool:
     value = text.strip().lower()
     if value in _TRUE:
         return True
@@ -308,8 +376,8 @@ def _flag(text, where, column):
         "yes/no or blank.")
 
 
-def _wide_columns(table):
-    pairs = {}
+def _wide_columns(table: pd.DataFrame) -> dict[int, dict[str, str]]:
+    pairs: dict[int, dict[str, str]] = {}
     for column in table.columns:
         match = _WIDE.match(column)
         if match:
@@ -317,13 +385,14 @@ def _wide_columns(table):
     return pairs if any("start" in p or "end" in p for p in pairs.values()) else {}
 
 
-def _file_names(table, path, layout, file_column):
+def _file_names(table: pd.DataFrame, path: Path, layout: str,
+                file_column: str | None) -> list[tuple[int, str]]:
     if layout == "wide":
         column = file_column or table.columns[0]
         if column not in table.columns:
             raise DatasetError(f"file_column={column!r} is not a column of {path}.")
     else:
-        column = _find(table, file_column, FILE_COLUMNS, "file_column", path)
+        column = _required(table, file_column, FILE_COLUMNS, "file_column", path)
     names = []
     for i, value in enumerate(table[column], start=2):
         if not value.strip():
@@ -332,7 +401,7 @@ def _file_names(table, path, layout, file_column):
     return names
 
 
-def _wide_rows(table, path, file_column):
+def _wide_rows(table: pd.DataFrame, path: Path, file_column: str | None) -> list[Row]:
     pairs = _wide_columns(table)
     if not pairs:
         raise DatasetError(
@@ -373,13 +442,13 @@ def _wide_rows(table, path, file_column):
     return rows
 
 
-def _long_rows(table, path, file_column, onset_column, offset_column, label_column,
-               context_column):
-    onset = _find(table, onset_column, ONSET_COLUMNS, "onset_column", path)
-    offset = _find(table, offset_column, OFFSET_COLUMNS, "offset_column", path)
-    label = _find(table, label_column, LABEL_COLUMNS, "label_column", path, required=False)
-    flag = _find(table, context_column, CONTEXT_COLUMNS, "context_column", path,
-                 required=False)
+def _long_rows(table: pd.DataFrame, path: Path, file_column: str | None,
+               onset_column: str | None, offset_column: str | None, label_column: str | None,
+               context_column: str | None) -> list[Row]:
+    onset = _required(table, onset_column, ONSET_COLUMNS, "onset_column", path)
+    offset = _required(table, offset_column, OFFSET_COLUMNS, "offset_column", path)
+    label = _find(table, label_column, LABEL_COLUMNS, "label_column", path)
+    flag = _find(table, context_column, CONTEXT_COLUMNS, "context_column", path)
     names = dict(_file_names(table, path, "long", file_column))
     rows = []
     for line, record in zip(names, table.to_dict("records")):
@@ -400,27 +469,33 @@ def _long_rows(table, path, file_column, onset_column, offset_column, label_colu
     return rows
 
 
-def _check_overlaps(events, path, merge):
+def _merge_class(events: list[Event], path: Path, merge: bool) -> list[Event]:
+    """The events of one file and class, sorted by onset: overlapping ones merged, or an
+    error when `merge` is off."""
+    kept: list[Event] = []
+    for e in sorted(events, key=lambda e: (e[1], e[2])):
+        if kept and e[1] < kept[-1][2]:
+            current = kept[-1]
+            if not merge:
+                raise DatasetError(
+                    f"{path}: in file {e[0]!r}, the {e[3]!r} event on line {e[4]} "
+                    f"({e[1]:.4f}-{e[2]:.4f} s) overlaps the one on line {current[4]} "
+                    f"({current[1]:.4f}-{current[2]:.4f} s); expected events of one "
+                    "class not to overlap. Fix the annotation or pass "
+                    "merge_overlaps=True (--merge-overlaps) to merge them.")
+            kept[-1] = (current[0], current[1], max(current[2], e[2]), current[3], current[4])
+        else:
+            kept.append(e)
+    return kept
+
+
+def _check_overlaps(events: list[Event], path: Path, merge: bool) -> pd.DataFrame:
     kept = []
     for file in dict.fromkeys(e[0] for e in events):
         real = [e for e in events if e[0] == file]
         for label in sorted({e[3] for e in real}):
-            current = None
-            for e in sorted((e for e in real if e[3] == label), key=lambda e: (e[1], e[2])):
-                if current is not None and e[1] < current[2]:
-                    if not merge:
-                        raise DatasetError(
-                            f"{path}: in file {file!r}, the {label!r} event on line {e[4]} "
-                            f"({e[1]:.4f}-{e[2]:.4f} s) overlaps the one on line {current[4]} "
-                            f"({current[1]:.4f}-{current[2]:.4f} s); expected events of one "
-                            "class not to overlap. Fix the annotation or pass "
-                            "merge_overlaps=True (--merge-overlaps) to merge them.")
-                    current = (file, current[1], max(current[2], e[2]), label, current[4])
-                    continue
-                if current is not None:
-                    kept.append(current[:4])
-                current = e
-            kept.append(current[:4])
+            kept += [e[:4] for e in _merge_class([e for e in real if e[3] == label], path,
+                                                 merge)]
     frame = pd.DataFrame(kept, columns=list(COLUMNS))
     order = {f: i for i, f in enumerate(dict.fromkeys(e[0] for e in events))}
     frame["_order"] = frame["file"].map(order)

@@ -1,7 +1,10 @@
 """Decoding audio files to mono float32 at a fixed sample rate."""
 
+import os
 from pathlib import Path
 
+import audioread
+import librosa
 import numpy as np
 import soundfile as sf
 
@@ -13,7 +16,8 @@ SNDFILE_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", 
 AUDIO_EXTENSIONS = SNDFILE_EXTENSIONS | {".m4a", ".aac", ".wma", ".mp4"}
 
 
-def load_audio(path, *, sample_rate, peak_normalize=False):
+def load_audio(path: str | os.PathLike[str], *, sample_rate: int,
+               peak_normalize: bool = False) -> tuple[np.ndarray, int]:
     """Reads an audio file as mono float32, resampled to `sample_rate`.
 
     Args:
@@ -51,8 +55,6 @@ def load_audio(path, *, sample_rate, peak_normalize=False):
             "infinity); the file is corrupt or was written from a diverged signal."
         )
     if rate != sample_rate:
-        import librosa
-
         y = librosa.resample(y, orig_sr=rate, target_sr=sample_rate, res_type="soxr_hq")
     y = np.ascontiguousarray(y, dtype=np.float32)
     if peak_normalize:
@@ -62,14 +64,7 @@ def load_audio(path, *, sample_rate, peak_normalize=False):
     return y, int(rate)
 
 
-def _load_audioread(path):
-    try:
-        import audioread
-    except ImportError as e:
-        raise DatasetError(
-            f"Cannot decode {path}: libsndfile does not read {path.suffix!r} files. Install "
-            "a decoder: `pip install audioread` and `apt-get install ffmpeg`."
-        ) from e
+def _load_audioread(path: Path) -> tuple[np.ndarray, int]:
     try:
         with audioread.audio_open(str(path)) as f:
             rate, channels = f.samplerate, f.channels
@@ -83,7 +78,7 @@ def _load_audioread(path):
     return y.reshape(-1, channels).mean(axis=1), rate
 
 
-def peak_dbfs(y):
+def peak_dbfs(y: np.ndarray) -> float:
     """Peak level of a signal in dBFS (-inf for silence)."""
     peak = float(np.max(np.abs(y))) if y.size else 0.0
-    return 20 * np.log10(peak) if peak > 0 else -np.inf
+    return float(20 * np.log10(peak)) if peak > 0 else -np.inf

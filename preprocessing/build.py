@@ -1,60 +1,112 @@
 """Building a feature store from source rows: decode, segment, extract, in parallel."""
 
+import contextlib
+import dataclasses
+import functools
 import os
 import time
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
+import xval.config.schema as schema
 from preprocessing.audio import load_audio, peak_dbfs
-from preprocessing.features import compute_features, feature_shape, segment
-from preprocessing.parallel import process_pool, seed_for
-from preprocessing.store import write_store
+from preprocessing.features import (
+    centred_frames,
+    compute_features,
+    feature_shape,
+    get,
+    parameter_names,
+    segment,
+)
+from preprocessing.parallel import process_pool, seed_for, single_threaded
+from preprocessing.sources import Skipped
+from preprocessing.store import FeatureStore, write_store
 from xval import tasks
-from xval.config import schema
 from xval.core.errors import ConfigurationError, DatasetError
 from xval.core.files import make_temp_file
 
-FEATURE_KEYS = ("sample_rate", "feature", "compression", "power_exponent", "n_fft",
-                "hop_length", "n_mels", "n_mfcc", "fmin", "fmax", "n_bins", "bins_per_octave",
-                "segment_seconds", "segment_hop_seconds", "dtype", "peak_normalize",
-                "silence_threshold_db")
+Augmenter = Callable[[np.ndarray, int, int], np.ndarray]
+"""`augmenter(y, sample_rate, seed) -> y`: one augmented version of a signal."""
 
 
-def feature_params(config=None, *, style="param", **overrides):
-    """The feature parameters: `config.ini [features]` with overrides, checked by the schema.
+def feature_params(values: Mapping[str, Any] | None = None, *, style: str = "param",
+                   **overrides: Any) -> dict[str, Any]:
+    """The feature parameters of a store: `[features]` values with overrides, checked.
 
     Args:
-        config: a `xval.config.Config`, or `None`: then every key must be given in
-            `overrides`, or the missing ones come from the project's config.ini.
+        values: `[features]` values, e.g. `config.features` (its `workers` is ignored), or
+            `None`: then every key is given in `overrides`. The command line reads
+            config.ini and passes its section here; nothing here reads a file.
         style: how to name parameters in errors: `"param"` (`n_mels=0`) or `"flag"`
             (`--n-mels 0`). Defaults to `"param"`.
-        **overrides: any key of `[features]` except `workers`.
+        **overrides: any key of `[features]` except `workers`, and the options of the
+            chosen feature type (see `preprocessing.features.register`).
 
     Returns:
-        dict of feature parameters (without `workers`).
+        dict of every `[features]` key but `workers`, in the schema's order, then the
+        options of the feature type (their defaults where not given).
 
     Raises:
         DatasetError: for an unknown key.
-        ConfigurationError: for a value of the wrong type or out of range, or values that
-            contradict each other (e.g. fmin >= fmax), naming the parameter.
+        ConfigurationError: for a missing key, a value of the wrong type or out of range, or
+            values that contradict each other (e.g. fmin >= fmax), naming the parameter.
     """
-    unknown = [key for key in overrides if key not in FEATURE_KEYS]
+    keys = parameter_names()
+    merged = {k: v for k, v in (values or {}).items() if k != "workers"}
+    merged.update(overrides)
+    options: Mapping[str, Any] = {}
+    if "feature" in merged:
+        options = get(schema.check("features", "feature", merged["feature"],
+                                   style=style)).options
+    unknown = [key for key in merged if key not in keys and key not in options]
     if unknown:
         raise DatasetError(
-            f"Unknown feature parameter {unknown[0]!r}; valid: {', '.join(FEATURE_KEYS)}."
+            f"Unknown feature parameter {unknown[0]!r}; valid: "
+            f"{', '.join((*keys, *options))}."
         )
-    if config is None and set(overrides) != set(FEATURE_KEYS):
-        from xval.config.loader import find_config, load_config
+    missing = [key for key in keys if key not in merged]
+    if missing:
+        raise ConfigurationError(
+            f"Feature parameters {', '.join(missing)} are missing; pass the [features] "
+            "section: preprocessing.feature_params(config.features, ...)."
+        )
+    params = schema.check_section("features", {k: merged[k] for k in keys}, style=style)
+    params.update({k: merged.get(k, default) for k, default in options.items()})
+    return params
 
-        config = load_config(find_config())
-    params = {} if config is None else {k: config.features[k] for k in FEATURE_KEYS}
-    params.update(overrides)
-    return schema.check_section("features", params, style=style)
+
+def _features_of(signal: np.ndarray, params: Mapping[str, Any],
+                 frames: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """The features of every segment of one signal, and the segments' starts (seconds)."""
+    hop = params["hop_length"]
+    segments, starts = segment(signal, sample_rate=params["sample_rate"],
+                               segment_seconds=params["segment_seconds"],
+                               hop_seconds=params["segment_hop_seconds"], grid=hop)
+    # Segments on the frame grid share frames with the whole signal's features: computed
+    # once when the type frames like a centred STFT (the default), else segment by segment.
+    sliced = len(segments) > 1 and get(params["feature"]).frames is centred_frames
+    whole = compute_features(signal, **params) if sliced else None
+    feats = []
+    for seg, start in zip(segments, starts):
+        first = int(round(start * params["sample_rate"])) // hop
+        if whole is not None and first + frames <= len(whole):
+            # Overlapping segments share frames: the signal is computed once and each
+            # segment takes its frames (starts are on the frame grid; only the
+            # centre-padded edge frames differ: they see the real neighbouring audio).
+            feats.append(whole[first:first + frames])
+        else:
+            feats.append(compute_features(seg, **params))
+    return feats, starts
 
 
-def extract_file(path, params, augmenter=None, versions=0, seed=0, name=None):
+def extract_file(path: str | os.PathLike[str], params: Mapping[str, Any],
+                 augmenter: Augmenter | None = None, versions: int = 0, seed: int = 0,
+                 name: str | None = None) -> dict[str, Any]:
     """Features of every segment of one file (and of its augmented versions).
 
     Args:
@@ -66,8 +118,8 @@ def extract_file(path, params, augmenter=None, versions=0, seed=0, name=None):
         name: the file's clip id, for the per-version seeds. Defaults to the path.
 
     Returns:
-        dict with `features [shape=(k, t, f)]`, `starts`, `version` (0 = original),
-        `duration`, `orig_sr`; or `{"error": reason}` when the file is unusable.
+        dict with `features [shape=(k, frames, bins)]`, `starts`, `version` (0 =
+        original), `duration`, `orig_sr`; or `{"error": reason}` when the file is unusable.
     """
     try:
         y, orig_sr = load_audio(path, sample_rate=params["sample_rate"],
@@ -82,41 +134,130 @@ def extract_file(path, params, augmenter=None, versions=0, seed=0, name=None):
         y = y / np.max(np.abs(y))
     signals = [y]
     for v in range(versions):
+        if augmenter is None:
+            raise DatasetError(f"versions={versions} needs an augmenter.")
         try:
             signals.append(augmenter(y, params["sample_rate"],
                                      seed_for(seed, name or str(path), v + 1)))
         except DatasetError as e:
             return {"error": f"augmented version {v + 1}: {e}"}
-    feats, starts, version = [], [], []
+    feats: list[np.ndarray] = []
+    starts: list[float] = []
+    version: list[int] = []
     frames = feature_shape(params)[0]
     for v, signal in enumerate(signals):
-        hop = params["hop_length"]
-        segments, seg_starts = segment(signal, sample_rate=params["sample_rate"],
-                                       segment_seconds=params["segment_seconds"],
-                                       hop_seconds=params["segment_hop_seconds"], grid=hop)
-        whole = compute_features(signal, **params) if len(segments) > 1 else None
-        for seg, start in zip(segments, seg_starts):
-            first = int(round(start * params["sample_rate"])) // hop
-            if whole is not None and first + frames <= len(whole):
-                # Overlapping segments share frames: the signal is computed once and each
-                # segment takes its frames (starts are on the frame grid; only the
-                # centre-padded edge frames differ: they see the real neighbouring audio).
-                feats.append(whole[first:first + frames])
-            else:
-                feats.append(compute_features(seg, **params))
-        starts += [float(start) for start in seg_starts]
-        version += [v] * len(seg_starts)
+        signal_feats, signal_starts = _features_of(signal, params, frames)
+        feats += signal_feats
+        starts += [float(start) for start in signal_starts]
+        version += [v] * len(signal_starts)
     return {"features": np.stack(feats), "starts": starts, "version": version,
             "duration": len(y) / params["sample_rate"], "orig_sr": orig_sr}
 
 
-def _task(args):
+ExtractionTask = tuple[str, Mapping[str, Any], Augmenter | None, int, int, str]
+
+
+def _task(args: ExtractionTask) -> dict[str, Any]:
     return extract_file(*args)
 
 
-def build_store(rows, out, *, params, workers=0, strict=False, overwrite=False,
-                task_type=tasks.DEFAULT, classes=None, skipped=(), info=None,
-                augmenter=None, augment_versions=0, augment_seed=0, progress=True):
+def _warm_up(params: Mapping[str, Any]) -> None:
+    """Imports and compiles what extraction needs, before the workers are forked."""
+    compute_features(np.zeros(int(params["sample_rate"] * 0.1), np.float32), **params)
+
+
+@contextlib.contextmanager
+def _extraction_results(work: list[ExtractionTask], params: Mapping[str, Any],
+                        workers: int) -> Iterator[Iterator[dict[str, Any]]]:
+    """The results of `extract_file` over `work`, in order: in this process (one worker)
+    or a process pool, shut down on leaving."""
+    if workers == 1:
+        with single_threaded():  # the workers' BLAS: the same rows whatever the count
+            yield map(_task, work)
+        return
+    pool = process_pool(workers, warm_up=functools.partial(_warm_up, params))
+    try:
+        yield pool.map(_task, work, chunksize=max(1, min(16, len(work) // (workers * 8) or 1)))
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+
+@dataclasses.dataclass
+class _Extraction:
+    """The rows extracted so far: features appended to a raw file, their metadata, and the
+    files skipped (or, in strict mode, the first unusable file raised)."""
+
+    raw: BinaryIO
+    skipped: Skipped
+    strict: bool
+    meta: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    rows: int = 0
+    files: int = 0
+    shape: tuple[int, ...] = ()
+    dtype: np.dtype[Any] = dataclasses.field(default_factory=lambda: np.dtype(np.float32))
+
+    def add(self, record: dict[str, Any], result: dict[str, Any]) -> None:
+        """Adds one file's result (`extract_file`) for its source row `record`."""
+        if "error" in result:
+            if self.strict:
+                raise DatasetError(f"{record['path']}: {result['error']} (strict mode).")
+            self.skipped.append({"path": record["path"], "reason": result["error"]})
+            return
+        feats = result["features"]
+        self.shape, self.dtype = feats.shape[1:], feats.dtype
+        self.raw.write(np.ascontiguousarray(feats).tobytes())
+        self.rows += len(feats)
+        self.files += 1
+        for start, version in zip(result["starts"], result["version"]):
+            clip = record["clip"] if version == 0 else f"{record['clip']}#aug{version}"
+            self.meta.append({
+                "item": record["item"], "label": record["label"], "clip": clip,
+                "source": record["path"], "start": start,
+                "augmented": version > 0, "duration": result["duration"],
+                "orig_sr": result["orig_sr"],
+                **({"split": record["split"]} if "split" in record else {}),
+            })
+
+    def write_npy(self, raw_path: str, npy_path: str) -> None:
+        """Writes the raw rows as a `.npy` file and removes the raw file.
+
+        Raises:
+            DatasetError: when no file gave a row.
+        """
+        if self.rows == 0:
+            reasons = "; ".join(f"{s['path']}: {s['reason']}" for s in self.skipped[:3])
+            raise DatasetError(f"No usable audio: every file was skipped ({reasons}).")
+        with open(npy_path, "wb") as f, open(raw_path, "rb") as src:
+            header = {"descr": np.lib.format.dtype_to_descr(self.dtype),
+                      "fortran_order": False, "shape": (self.rows, *self.shape)}
+            np.lib.format.write_array_header_1_0(f, header)
+            while block := src.read(1 << 24):
+                f.write(block)
+        os.remove(raw_path)
+
+
+def _check_request(out: Path, *, overwrite: bool, strict: bool, skipped: Skipped,
+                   augmenter: Augmenter | None, augment_versions: int) -> None:
+    """Refuses a build that cannot go ahead, before anything is extracted."""
+    if out.exists() and not overwrite:
+        raise DatasetError(
+            f"A store already exists at {out}; pass --overwrite to replace it."
+        )
+    if augment_versions < 0:
+        raise DatasetError(f"augment_versions={augment_versions}: expected N >= 0.")
+    if augment_versions and augmenter is None:
+        raise DatasetError("augment_versions > 0 needs an augmenter.")
+    if strict and skipped:
+        raise DatasetError(f"{skipped[0]['path']}: {skipped[0]['reason']} (strict mode).")
+
+
+def build_store(rows: pd.DataFrame, out: str | os.PathLike[str], *,
+                params: Mapping[str, Any], workers: int = 0, strict: bool = False,
+                overwrite: bool = False, task_type: str = tasks.DEFAULT,
+                classes: list[str] | None = None, skipped: Skipped | tuple[()] = (),
+                info: Mapping[str, Any] | None = None, augmenter: Augmenter | None = None,
+                augment_versions: int = 0, augment_seed: int = 0,
+                progress: bool = True) -> tuple[FeatureStore, dict[str, Any]]:
     """Extracts features for every row and writes a feature store.
 
     Rows are processed in (item, clip) order, in parallel, and written in that order
@@ -126,7 +267,7 @@ def build_store(rows, out, *, params, workers=0, strict=False, overwrite=False,
     Args:
         rows: `pandas.DataFrame` from a source (`path`, `label`, `item`, `clip`, [`split`]).
         out: the store folder.
-        params: feature parameters (see `feature_params`).
+        params: feature parameters (see `feature_params`), checked again here.
         workers: extraction processes; 0 means all cores. Defaults to `0`.
         strict: fail on the first unusable file. Defaults to `False`.
         overwrite: replace an existing store. Defaults to `False`.
@@ -144,107 +285,49 @@ def build_store(rows, out, *, params, workers=0, strict=False, overwrite=False,
         `(store, summary)`: the opened `FeatureStore` and a dict of counts and skipped files.
 
     Raises:
+        ConfigurationError: for a missing or bad feature parameter or worker count.
         DatasetError: when the store exists and `overwrite` is off, in strict mode on the
             first unusable file, or when no file is usable.
     """
-    from tqdm import tqdm
-
-    missing = [key for key in FEATURE_KEYS if key not in params]
-    if missing:
-        raise ConfigurationError(
-            f"Feature parameters {', '.join(missing)} are missing; build them with "
-            "preprocessing.feature_params(config, ...)."
-        )
-    params = schema.check_section("features", {k: params[k] for k in FEATURE_KEYS},
-                                  style="param")
+    params = feature_params(params)
     workers = schema.check("features", "workers", workers, style="param")
     out = Path(out)
-    if out.exists() and not overwrite:
-        raise DatasetError(
-            f"A store already exists at {out}; pass --overwrite to replace it."
-        )
-    if augment_versions < 0:
-        raise DatasetError(f"augment_versions={augment_versions}: expected N >= 0.")
-    if augment_versions and augmenter is None:
-        raise DatasetError("augment_versions > 0 needs an augmenter.")
     skipped = list(skipped)
-    if strict and skipped:
-        raise DatasetError(f"{skipped[0]['path']}: {skipped[0]['reason']} (strict mode).")
+    _check_request(out, overwrite=overwrite, strict=strict, skipped=skipped,
+                   augmenter=augmenter, augment_versions=augment_versions)
     rows = rows.sort_values(["item", "clip", "path"], kind="stable").reset_index(drop=True)
-    workers = workers or os.cpu_count() or 1
-    workers = max(1, min(workers, len(rows)))
-    tasks = [(p, params, augmenter, augment_versions, augment_seed, c)
-             for p, c in zip(rows["path"], rows["clip"])]
+    workers = max(1, min(workers or os.cpu_count() or 1, len(rows)))
+    work: list[ExtractionTask] = [(p, params, augmenter, augment_versions, augment_seed, c)
+                                  for p, c in zip(rows["path"], rows["clip"])]
     t0 = time.perf_counter()
     out.parent.mkdir(parents=True, exist_ok=True)
     raw_fd, raw_path = make_temp_file(out.parent, prefix=f".{out.name}.", suffix=".raw")
-    meta_rows = []
-    n_rows, n_files, shape, dtype = 0, 0, None, None
+    npy_path = raw_path[:-4] + ".npy"
     try:
         with os.fdopen(raw_fd, "wb") as raw:
-            if workers == 1:
-                results = map(_task, tasks)
-                pool = None
-            else:
-                pool = process_pool(workers, warm_up=lambda: compute_features(
-                    np.zeros(int(params["sample_rate"] * 0.1), np.float32), **params))
-                results = pool.map(_task, tasks, chunksize=max(1, min(16, len(tasks) //
-                                                                        (workers * 8) or 1)))
-            try:
-                bar = tqdm(results, total=len(tasks), disable=not progress, unit="file",
+            extraction = _Extraction(raw, skipped, strict)
+            with _extraction_results(work, params, workers) as results:
+                bar = tqdm(results, total=len(work), disable=not progress, unit="file",
                            desc=f"features -> {out.name}")
                 for record, result in zip(rows.to_dict("records"), bar):
-                    if "error" in result:
-                        if strict:
-                            raise DatasetError(f"{record['path']}: {result['error']} "
-                                               "(strict mode).")
-                        skipped.append({"path": record["path"], "reason": result["error"]})
-                        continue
-                    feats = result["features"]
-                    shape, dtype = feats.shape[1:], feats.dtype
-                    raw.write(np.ascontiguousarray(feats).tobytes())
-                    n_rows += len(feats)
-                    n_files += 1
-                    for start, version in zip(result["starts"], result["version"]):
-                        clip = record["clip"] if version == 0 else f"{record['clip']}#aug{version}"
-                        meta_rows.append({
-                            "item": record["item"], "label": record["label"], "clip": clip,
-                            "source": record["path"], "start": start,
-                            "augmented": version > 0, "duration": result["duration"],
-                            "orig_sr": result["orig_sr"],
-                            **({"split": record["split"]} if "split" in record else {}),
-                        })
-            finally:
-                if pool is not None:
-                    pool.shutdown(cancel_futures=True)
-        if n_rows == 0:
-            reasons = "; ".join(f"{s['path']}: {s['reason']}" for s in skipped[:3])
-            raise DatasetError(f"No usable audio: every file was skipped ({reasons}).")
-        npy_path = raw_path[:-4] + ".npy"
-        with open(npy_path, "wb") as f, open(raw_path, "rb") as src:
-            header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
-                      "shape": (n_rows, *shape)}
-            np.lib.format.write_array_header_1_0(f, header)
-            while block := src.read(1 << 24):
-                f.write(block)
-        os.remove(raw_path)
+                    extraction.add(record, result)
+        extraction.write_npy(raw_path, npy_path)
         body = {
             "feature_params": params,
             "sample_rate": params["sample_rate"],
             "skipped": skipped,
-            "n_files": n_files,
+            "n_files": extraction.files,
             "augment_versions": augment_versions,
             "extraction_seconds": round(time.perf_counter() - t0, 3),
             **(info or {}),
         }
-        store = write_store(out, npy_path, pd.DataFrame(meta_rows), info=body,
+        store = write_store(out, npy_path, pd.DataFrame(extraction.meta), info=body,
                             task_type=task_type, classes=classes, overwrite=overwrite)
     finally:
-        for leftover in (raw_path, raw_path[:-4] + ".npy"):
+        for leftover in (raw_path, npy_path):
             if os.path.exists(leftover):
                 os.remove(leftover)
-    summary = {"rows": len(store), "files": body["n_files"], "skipped": skipped,
+    summary = {"rows": len(store), "files": extraction.files, "skipped": skipped,
                "items": store.info["n_items"], "classes": store.classes,
                "seconds": body["extraction_seconds"], "shape": tuple(store.features.shape)}
     return store, summary
-

@@ -6,13 +6,17 @@ four classes (`rise`, `fall`, `flat`, `vibrato`) at 8 kHz. A class is the shape 
 pitch contour, so a model must generalise across speakers' pitches to score well.
 """
 
+import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
 
-from preprocessing.build import FEATURE_KEYS, build_store
+from preprocessing.build import build_store
+from preprocessing.features import parameter_names
 from preprocessing.sources import regex_source
+from preprocessing.store import FeatureStore
 from xval import tasks
 
 CLASSES = ("fall", "flat", "rise", "vibrato")
@@ -27,7 +31,8 @@ FEATURES = {"sample_rate": SAMPLE_RATE, "feature": "mel", "compression": "db", "
             "peak_normalize": True, "silence_threshold_db": -60.0}
 
 
-def _clip(rng, label, f0, brightness, noise):
+def _clip(rng: np.random.Generator, label: str, f0: float, brightness: float,
+          noise: float) -> np.ndarray:
     t = np.arange(SAMPLE_RATE) / SAMPLE_RATE
     ratio = rng.uniform(3.0, 4.0)
     centre = f0 * np.sqrt(ratio)
@@ -44,7 +49,7 @@ def _clip(rng, label, f0, brightness, noise):
     return (0.5 * y / np.max(np.abs(y))).astype(np.float32)
 
 
-def write_demo_audio(folder, *, seed=0):
+def write_demo_audio(folder: str | os.PathLike[str], *, seed: int = 0) -> int:
     """Writes the demo recordings as WAV files: `folder/spkN/<class>_<k>.wav`.
 
     Args:
@@ -71,8 +76,9 @@ def write_demo_audio(folder, *, seed=0):
     return count
 
 
-def build_demo(data_dir, *, name="demo", overwrite=False, workers=0, progress=True,
-               task_type=tasks.DEFAULT):
+def build_demo(data_dir: str | os.PathLike[str], *, name: str = "demo", overwrite: bool = False,
+               workers: int = 0, progress: bool = True,
+               task_type: str = tasks.DEFAULT) -> tuple[FeatureStore, dict[str, Any]]:
     """Writes the demo audio (if missing) and builds its feature store `data_dir/name`.
 
     Args:
@@ -99,10 +105,10 @@ def build_demo(data_dir, *, name="demo", overwrite=False, workers=0, progress=Tr
                        progress=progress, task_type=task_type)
 
 
-def _demo_params():
+def _demo_params() -> dict[str, Any]:
     defaults = {"power_exponent": 0.3, "n_mfcc": 20, "n_bins": 84, "bins_per_octave": 12}
     params = {**defaults, **FEATURES}
-    return {k: params[k] for k in FEATURE_KEYS}
+    return {k: params[k] for k in parameter_names()}
 
 
 __all__ = ["CLASSES", "build_demo", "write_demo_audio"]

@@ -9,6 +9,10 @@ Its `label` is `event` when any frame of the window is active and `background` o
 (the fold splitter balances those).
 """
 
+import os
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -16,10 +20,11 @@ from preprocessing.annotations import annotation_source
 from preprocessing.build import extract_file
 from preprocessing.events import frame_targets
 from preprocessing.features import feature_shape
+from preprocessing.store import FeatureStore, write_store
 from xval.core.errors import DatasetError
 
 
-def read_items(path):
+def read_items(path: str | os.PathLike[str]) -> dict[str, str]:
     """The `file -> item` mapping of a CSV with the columns `file` and `item`.
 
     Args:
@@ -42,7 +47,7 @@ def read_items(path):
             f"The items CSV {path} needs the columns file and item; {', '.join(missing)} "
             f"missing (it has {', '.join(table.columns)})."
         )
-    mapping = {}
+    mapping: dict[str, str] = {}
     for file, item in zip(table["file"], table["item"]):
         if mapping.setdefault(file, item) != item:
             raise DatasetError(f"The items CSV {path} gives {file!r} two items: "
@@ -50,8 +55,12 @@ def read_items(path):
     return mapping
 
 
-def build_detection_store(annotations, audio_root, out, *, params, items=None, classes=None,
-                          strict=False, overwrite=False, info=None, **read_kwargs):
+def build_detection_store(annotations: str | os.PathLike[str],
+                          audio_root: str | os.PathLike[str], out: str | os.PathLike[str], *,
+                          params: Mapping[str, Any], items: Mapping[str, str] | None = None,
+                          classes: list[str] | None = None, strict: bool = False,
+                          overwrite: bool = False, info: Mapping[str, Any] | None = None,
+                          **read_kwargs: Any) -> tuple[FeatureStore, dict[str, Any]]:
     """Extracts the windows of annotated recordings and writes a detection store.
 
     Args:
@@ -76,8 +85,6 @@ def build_detection_store(annotations, audio_root, out, *, params, items=None, c
         DatasetError: for every annotation error (before anything is written), a recording
             missing from `items`, or when no window is left.
     """
-    from preprocessing.store import write_store
-
     recordings, events, skipped = annotation_source(annotations, audio_root, strict=strict,
                                                     **read_kwargs)
     if items is not None:

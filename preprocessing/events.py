@@ -6,6 +6,7 @@ window of `w` samples has `1 + w // hop_length` frames.
 """
 
 import math
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -13,7 +14,9 @@ import pandas as pd
 from preprocessing.features import window_starts
 
 
-def frame_targets(events, n_frames, *, sample_rate, hop_length, classes, start_seconds=0.0):
+def frame_targets(events: pd.DataFrame | Iterable[tuple[float, float, str]], n_frames: int, *,
+                  sample_rate: float, hop_length: int, classes: Sequence[str],
+                  start_seconds: float = 0.0) -> np.ndarray:
     """Frame-level activity of events, aligned to the feature frame grid.
 
     A frame is active for a class when its centre lies in `[onset, offset)` of an event of
@@ -69,7 +72,8 @@ def frame_targets(events, n_frames, *, sample_rate, hop_length, classes, start_s
     return targets
 
 
-def windows(n_samples, *, sample_rate, segment_seconds, hop_seconds, grid=1):
+def windows(n_samples: int, *, sample_rate: int, segment_seconds: float, hop_seconds: float,
+            grid: int = 1) -> list[tuple[int, int]]:
     """The windows that cut a long recording, as `preprocessing.segment` cuts signals.
 
     Windows are `segment_seconds` long and `hop_seconds` apart, starting on multiples of
@@ -96,7 +100,8 @@ def windows(n_samples, *, sample_rate, segment_seconds, hop_seconds, grid=1):
     return [(int(s), int(s) + window) for s in starts]
 
 
-def _triples(events):
+def _triples(events: pd.DataFrame | Iterable[tuple[float, float, str]]
+             ) -> list[tuple[float, float, str]]:
     if isinstance(events, pd.DataFrame):
         missing = {"onset_s", "offset_s", "label"} - set(events.columns)
         if missing:

@@ -1,6 +1,10 @@
 """Dataset report: counts per item and label, durations, sample rates, warnings."""
 
+import os
 from pathlib import Path
+from typing import Any
+
+from matplotlib.figure import Figure
 
 from preprocessing.store import FeatureStore
 from xval import tasks
@@ -8,7 +12,8 @@ from xval import tasks
 MIN_ROWS_PER_ITEM = 5
 
 
-def dataset_report(store, *, plot_path=None):
+def dataset_report(store: FeatureStore | str | os.PathLike[str], *,
+                   plot_path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """Describes a feature store and warns about items that will fold badly.
 
     Args:
@@ -25,7 +30,7 @@ def dataset_report(store, *, plot_path=None):
     meta = store.meta[~store.meta["augmented"].astype(bool)]
     per_clip = meta.drop_duplicates("clip")
     counts = per_clip.groupby(["item", "label"]).size().unstack(fill_value=0)
-    report = {
+    report: dict[str, Any] = {
         "rows": int(len(store)),
         "augmented_rows": int(store.augmented.sum()),
         "items": int(meta["item"].nunique()),
@@ -61,25 +66,25 @@ def dataset_report(store, *, plot_path=None):
     if skipped:
         report["warnings"].append(f"{len(skipped)} file(s) were skipped when building the store.")
     if plot_path is not None and "sample_rates" in report:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        labels = [str(k) for k in report["sample_rates"]]
-        ax.bar(labels, list(report["sample_rates"].values()), color="#4878a8")
-        ax.set_xlabel("original sample rate (Hz)")
-        ax.set_ylabel("clips")
-        ax.set_title(f"Sample rates of {store.path.name}")
-        fig.tight_layout()
-        Path(plot_path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(plot_path, dpi=100)
-        plt.close(fig)
+        _plot_sample_rates(report["sample_rates"], store.path.name, Path(plot_path))
     return report
 
 
-def format_report(report):
+def _plot_sample_rates(rates: dict[int, int], name: str, path: Path) -> None:
+    """Writes a bar chart of clips per original sample rate (matplotlib's object API: no
+    global backend or figure state)."""
+    fig = Figure(figsize=(6, 3.5))
+    ax = fig.subplots()
+    ax.bar([str(k) for k in rates], list(rates.values()), color="#4878a8")
+    ax.set_xlabel("original sample rate (Hz)")
+    ax.set_ylabel("clips")
+    ax.set_title(f"Sample rates of {name}")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+
+
+def format_report(report: dict[str, Any]) -> str:
     """The report as text for the terminal."""
     lines = [f"{report['rows']} rows ({report['augmented_rows']} augmented), "
              f"{report['clips']} clips, {report['items']} items, "

@@ -7,12 +7,15 @@ Every source returns `(rows, skipped)`: a `pandas.DataFrame` with the columns `p
 
 import os
 import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from preprocessing.audio import AUDIO_EXTENSIONS
 from xval.core.errors import DatasetError
+from xval.folds import SPLIT_NAMES
 
 # RAVDESS file names: modality-channel-EMOTION-intensity-statement-repetition-ACTOR.
 RAVDESS_PATTERN = (r"(?:^|/)\d\d-\d\d-(?P<label>\d\d)-\d\d-\d\d-\d\d-(?P<item>\d\d)"
@@ -25,32 +28,38 @@ FSDD_PATTERN = r"(?:^|/)(?P<label>\d)_(?P<item>[a-z]+)_\d+\.wav$"
 # are contexts (recording sessions or videos).
 SPEAKER_ID_PATTERN = r"^(?P<label>[^/]+)/(?P<item>[^/]+)/[^/]+$"
 LABEL_MAPS = {"ravdess": RAVDESS_EMOTIONS}
-# Values of a manifest's split column (case and surrounding spaces ignored) and their set.
-SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val",
-               "validation": "val", "test": "test", "testing": "test"}
 
 
-def _audio_files(root, extensions):
-    root = Path(root)
-    if not root.is_dir():
-        raise DatasetError(f"Audio folder {str(root)!r} does not exist or is not a folder.")
-    extensions = {e.lower() if e.startswith(".") else "." + e.lower() for e in extensions}
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in extensions)
+Skipped = list[dict[str, str]]
+"""Files a source could not use: `{"path", "reason"}` each."""
+Source = tuple[pd.DataFrame, Skipped]
+"""What every source returns: `(rows, skipped)`."""
+
+
+def _audio_files(root: str | os.PathLike[str],
+                 extensions: Iterable[str]) -> tuple[Path, list[Path]]:
+    folder = Path(root)
+    if not folder.is_dir():
+        raise DatasetError(f"Audio folder {str(folder)!r} does not exist or is not a folder.")
+    wanted = {e.lower() if e.startswith(".") else "." + e.lower() for e in extensions}
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in wanted)
     if not files:
         raise DatasetError(
-            f"No audio files ({', '.join(sorted(extensions))}) found under {root}."
+            f"No audio files ({', '.join(sorted(wanted))}) found under {folder}."
         )
-    return root, files
+    return folder, files
 
 
-def _frame(rows, skipped, what):
+def _frame(rows: list[dict[str, str]], skipped: Skipped, what: str) -> Source:
     if not rows:
         reasons = "; ".join(f"{s['path']}: {s['reason']}" for s in skipped[:3])
         raise DatasetError(f"{what} produced no rows. First problems: {reasons}")
     return pd.DataFrame(rows), skipped
 
 
-def regex_source(root, pattern, *, label_map=None, extensions=AUDIO_EXTENSIONS):
+def regex_source(root: str | os.PathLike[str], pattern: str, *,
+                 label_map: Mapping[str, str] | None = None,
+                 extensions: Iterable[str] = AUDIO_EXTENSIONS) -> Source:
     """Rows from file paths matched by a regular expression with named groups.
 
     The pattern is searched in each path relative to `root` (with `/` separators). Group
@@ -75,10 +84,11 @@ def regex_source(root, pattern, *, label_map=None, extensions=AUDIO_EXTENSIONS):
         raise DatasetError(f"Pattern {pattern!r} is not a valid regular expression: {e}") from e
     if "label" not in regex.groupindex:
         raise DatasetError(f"Pattern {pattern!r} needs a named group (?P<label>...).")
-    root, files = _audio_files(root, extensions)
-    rows, skipped = [], []
+    folder, files = _audio_files(root, extensions)
+    rows: list[dict[str, str]] = []
+    skipped: Skipped = []
     for path in files:
-        rel = path.relative_to(root).as_posix()
+        rel = path.relative_to(folder).as_posix()
         match = regex.search(rel)
         if not match:
             skipped.append({"path": str(path), "reason": f"does not match pattern {pattern!r}"})
@@ -93,10 +103,11 @@ def regex_source(root, pattern, *, label_map=None, extensions=AUDIO_EXTENSIONS):
             label = label_map[label]
         rows.append({"path": str(path), "label": label, "item": groups.get("item") or rel,
                      "clip": groups.get("clip") or rel})
-    return _frame(rows, skipped, f"Pattern {pattern!r} over {root}")
+    return _frame(rows, skipped, f"Pattern {pattern!r} over {folder}")
 
 
-def folder_source(root, *, item_pattern=None, extensions=AUDIO_EXTENSIONS):
+def folder_source(root: str | os.PathLike[str], *, item_pattern: str | None = None,
+                  extensions: Iterable[str] = AUDIO_EXTENSIONS) -> Source:
     """Rows from a folder per class: `root/<label>/.../file`.
 
     Args:
@@ -108,6 +119,7 @@ def folder_source(root, *, item_pattern=None, extensions=AUDIO_EXTENSIONS):
     Returns:
         `(rows, skipped)`.
     """
+    regex = None
     if item_pattern is not None:
         try:
             regex = re.compile(item_pattern)
@@ -115,15 +127,16 @@ def folder_source(root, *, item_pattern=None, extensions=AUDIO_EXTENSIONS):
             raise DatasetError(f"item_pattern {item_pattern!r} is not valid: {e}") from e
         if "item" not in regex.groupindex:
             raise DatasetError(f"item_pattern {item_pattern!r} needs a group (?P<item>...).")
-    root, files = _audio_files(root, extensions)
-    rows, skipped = [], []
+    folder, files = _audio_files(root, extensions)
+    rows: list[dict[str, str]] = []
+    skipped: Skipped = []
     for path in files:
-        rel = path.relative_to(root).as_posix()
+        rel = path.relative_to(folder).as_posix()
         if "/" not in rel:
             skipped.append({"path": str(path), "reason": "not inside a class folder"})
             continue
         item = rel
-        if item_pattern is not None:
+        if regex is not None:
             match = regex.search(rel)
             if not match:
                 skipped.append({"path": str(path),
@@ -131,11 +144,43 @@ def folder_source(root, *, item_pattern=None, extensions=AUDIO_EXTENSIONS):
                 continue
             item = match.group("item")
         rows.append({"path": str(path), "label": rel.split("/")[0], "item": item, "clip": rel})
-    return _frame(rows, skipped, f"Class folders under {root}")
+    return _frame(rows, skipped, f"Class folders under {folder}")
 
 
-def manifest_source(manifest, *, path_column="path", label_column="label", item_column=None,
-                    clip_column=None, split_column=None, root=None, allow_outside_root=False):
+def _read_manifest(manifest: Path, path_column: str, label_column: str,
+                   optional: Mapping[str, str | None]) -> pd.DataFrame:
+    """The manifest's table, every named column present and at least one row."""
+    if not manifest.is_file():
+        raise DatasetError(f"Manifest {str(manifest)!r} does not exist.")
+    try:
+        table = pd.read_csv(manifest, dtype=str, keep_default_na=False, encoding="utf-8")
+    except pd.errors.EmptyDataError:
+        raise DatasetError(
+            f"Manifest {manifest} is empty; expected a CSV with a header row naming the "
+            f"columns (e.g. {path_column},{label_column}) and one row per file."
+        ) from None
+    except (UnicodeDecodeError, pd.errors.ParserError, ValueError) as e:
+        raise DatasetError(
+            f"Manifest {manifest} is not a readable UTF-8 CSV file ({type(e).__name__}: "
+            f"{str(e).splitlines()[0] if str(e) else ''}). Give the CSV manifest."
+        ) from None
+    columns = {"path_column": path_column, "label_column": label_column, **optional}
+    for name, column in columns.items():
+        if column is not None and column not in table.columns:
+            raise DatasetError(
+                f"{name}={column!r} is not a column of {manifest}; its columns are "
+                f"{', '.join(map(str, table.columns))}."
+            )
+    if table.empty:
+        raise DatasetError(f"Manifest {manifest} has a header but no rows.")
+    return table
+
+
+def manifest_source(manifest: str | os.PathLike[str], *, path_column: str = "path",
+                    label_column: str = "label", item_column: str | None = None,
+                    clip_column: str | None = None, split_column: str | None = None,
+                    root: str | os.PathLike[str] | None = None,
+                    allow_outside_root: bool = False) -> Source:
     """Rows from a CSV manifest (FMA, ESC-50 style).
 
     Args:
@@ -159,37 +204,17 @@ def manifest_source(manifest, *, path_column="path", label_column="label", item_
             outside `root`, or a split value that is not a set name (naming the row).
     """
     manifest = Path(manifest)
-    if not manifest.is_file():
-        raise DatasetError(f"Manifest {str(manifest)!r} does not exist.")
-    try:
-        table = pd.read_csv(manifest, dtype=str, keep_default_na=False, encoding="utf-8")
-    except pd.errors.EmptyDataError:
-        raise DatasetError(
-            f"Manifest {manifest} is empty; expected a CSV with a header row naming the "
-            f"columns (e.g. {path_column},{label_column}) and one row per file."
-        ) from None
-    except (UnicodeDecodeError, pd.errors.ParserError, ValueError) as e:
-        raise DatasetError(
-            f"Manifest {manifest} is not a readable UTF-8 CSV file ({type(e).__name__}: "
-            f"{str(e).splitlines()[0] if str(e) else ''}). Give the CSV manifest."
-        ) from None
-    for name, column in (("path_column", path_column), ("label_column", label_column),
-                         ("item_column", item_column), ("clip_column", clip_column),
-                         ("split_column", split_column)):
-        if column is not None and column not in table.columns:
-            raise DatasetError(
-                f"{name}={column!r} is not a column of {manifest}; its columns are "
-                f"{', '.join(map(str, table.columns))}."
-            )
-    if table.empty:
-        raise DatasetError(f"Manifest {manifest} has a header but no rows.")
-    root = Path(root) if root is not None else manifest.parent
-    top = os.path.normpath(os.path.abspath(root))
-    rows, skipped = [], []
+    table = _read_manifest(manifest, path_column, label_column,
+                           {"item_column": item_column, "clip_column": clip_column,
+                            "split_column": split_column})
+    folder = Path(root) if root is not None else manifest.parent
+    top = os.path.normpath(os.path.abspath(folder))
+    rows: list[dict[str, str]] = []
+    skipped: Skipped = []
     for number, record in enumerate(table.to_dict("records"), start=1):
         where = f"row {number} of {manifest}"
         entry = record[path_column]
-        path = root / entry
+        path = folder / entry
         full = os.path.normpath(os.path.abspath(path))
         if not allow_outside_root and os.path.commonpath([top, full]) != top:
             raise DatasetError(
@@ -198,19 +223,29 @@ def manifest_source(manifest, *, path_column="path", label_column="label", item_
                 "--allow-outside-root (allow_outside_root=True) if this is intended."
             )
         if split_column:
-            value = record[split_column]
-            if value.strip().lower() not in SPLIT_NAMES:
-                raise DatasetError(
-                    f"{where}: {split_column}={value!r} is not a set name; expected one of "
-                    f"{', '.join(SPLIT_NAMES)}."
-                )
+            _check_split(record[split_column], split_column, where)
         if not path.is_file():
             skipped.append({"path": str(path), "reason": "file not found"})
             continue
-        row = {"path": str(path), "label": record[label_column],
-               "item": record[item_column] if item_column else entry,
-               "clip": record[clip_column] if clip_column else entry}
-        if split_column:
-            row["split"] = record[split_column]
-        rows.append(row)
+        rows.append(_manifest_row(record, str(path), entry, label_column, item_column,
+                                  clip_column, split_column))
     return _frame(rows, skipped, f"Manifest {manifest}")
+
+
+def _check_split(value: str, split_column: str, where: str) -> None:
+    if value.strip().lower() not in SPLIT_NAMES:
+        raise DatasetError(
+            f"{where}: {split_column}={value!r} is not a set name; expected one of "
+            f"{', '.join(SPLIT_NAMES)}."
+        )
+
+
+def _manifest_row(record: Mapping[str, Any], path: str, entry: str, label_column: str,
+                  item_column: str | None, clip_column: str | None,
+                  split_column: str | None) -> dict[str, str]:
+    row = {"path": path, "label": record[label_column],
+           "item": record[item_column] if item_column else entry,
+           "clip": record[clip_column] if clip_column else entry}
+    if split_column:
+        row["split"] = record[split_column]
+    return row

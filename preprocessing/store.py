@@ -9,7 +9,9 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -38,7 +40,7 @@ class FeatureStore:
         DatasetError: when the folder or one of its files is missing or inconsistent.
     """
 
-    def __init__(self, path):
+    def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         missing = [f for f in FILES if not (self.path / f).is_file()]
         if missing:
@@ -59,44 +61,49 @@ class FeatureStore:
                 f"{self.features.shape[0]}; the store is corrupt, rebuild it."
             )
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.meta)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"FeatureStore({str(self.path)!r}, rows={len(self)}, "
                 f"shape={self.features.shape[1:]}, classes={len(self.classes)})")
 
     @property
-    def task_type(self):
+    def task_type(self) -> str:
         """The store's task (`dataset.json`), `xval.tasks.DEFAULT` when it names none."""
         return self.info.get("task_type", tasks.DEFAULT)
 
     @property
-    def classes(self):
+    def classes(self) -> list[str]:
+        """The class names, in target order (`dataset.json`)."""
         return list(self.info.get("classes", []))
 
     @property
-    def items(self):
+    def items(self) -> np.ndarray:
+        """The item of every row, `np.ndarray [shape=(rows,)]` of str."""
         return self.meta["item"].to_numpy(str)
 
     @property
-    def clips(self):
+    def clips(self) -> np.ndarray:
+        """The clip of every row, `np.ndarray [shape=(rows,)]` of str."""
         return self.meta["clip"].to_numpy(str)
 
     @property
-    def targets(self):
+    def targets(self) -> np.ndarray:
         """The `target` column as the task feeds it to Keras (`Task.targets`)."""
         return _task(self.task_type).store_targets(self)
 
     @property
-    def augmented(self):
+    def augmented(self) -> np.ndarray:
+        """Whether every row is an augmented version, `np.ndarray [shape=(rows,)]` of bool."""
         return self.meta["augmented"].to_numpy(bool)
 
     @property
-    def content_hash(self):
+    def content_hash(self) -> str:
+        """SHA-256 of the features, extra arrays and metadata (without source paths)."""
         return self.info["content_hash"]
 
-    def as_dicts(self):
+    def as_dicts(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """The original API's view: `predictors[item]` and `targets[item]` arrays.
 
         Returns:
@@ -113,7 +120,7 @@ class FeatureStore:
         return predictors, targets
 
 
-def _content_hash(folder, meta, arrays=()):
+def _content_hash(folder: Path, meta: pd.DataFrame, arrays: Iterable[str] = ()) -> str:
     """SHA-256 of the features (and the task's extra arrays) and the metadata, without
     source paths (so a moved dataset keeps its hash)."""
     digest = hashlib.sha256()
@@ -125,7 +132,7 @@ def _content_hash(folder, meta, arrays=()):
     return digest.hexdigest()
 
 
-def _task(task_type):
+def _task(task_type: str) -> tasks.Task:
     """The registered task `task_type`; an unknown name is a `DatasetError` listing them."""
     try:
         return tasks.get(task_type)
@@ -133,7 +140,8 @@ def _task(task_type):
         raise DatasetError(str(e)) from None
 
 
-def _prepare_meta(meta, task_type, classes):
+def _prepare_meta(meta: pd.DataFrame, task_type: str,
+                  classes: list[str] | None) -> tuple[pd.DataFrame, list[str]]:
     meta = meta.reset_index(drop=True).copy()
     for column in ("item", "label"):
         if column not in meta:
@@ -149,8 +157,80 @@ def _prepare_meta(meta, task_type, classes):
     return meta, list(classes)
 
 
-def write_store(path, features, meta, *, info=None, task_type=tasks.DEFAULT, classes=None,
-                overwrite=False, arrays=None):
+def _check_arrays(arrays: Mapping[str, np.ndarray] | None, task_type: str,
+                  n_rows: int) -> dict[str, np.ndarray]:
+    """The task's extra arrays (`Task.extra_arrays`), one entry per row each."""
+    out = dict(arrays or {})
+    expected = set(_task(task_type).extra_arrays)
+    if set(out) != expected:
+        raise DatasetError(
+            f"A {task_type} store keeps the arrays {sorted(expected) or 'none'} beside "
+            f"features.npy; got {sorted(out) or 'none'}."
+        )
+    for name, array in out.items():
+        if len(array) != n_rows:
+            raise DatasetError(f"{name} has {len(array)} rows but the metadata {n_rows}.")
+    return out
+
+
+def _layout(features: np.ndarray | str | os.PathLike[str],
+            n_meta: int) -> tuple[int, tuple[int, ...], np.dtype[Any]]:
+    """`(rows, row shape, dtype)` of the features (an array or a `.npy` file), checked
+    against the metadata's row count."""
+    if isinstance(features, (str, os.PathLike)):
+        array = np.load(features, mmap_mode="r")
+        n_rows, shape, dtype = array.shape[0], array.shape[1:], array.dtype
+        del array
+    else:
+        n_rows, shape, dtype = features.shape[0], features.shape[1:], features.dtype
+    if n_rows != n_meta:
+        raise DatasetError(f"{n_rows} feature rows but {n_meta} metadata rows.")
+    if n_rows == 0:
+        raise DatasetError("No rows to write: every file was skipped or none was found.")
+    return n_rows, shape, dtype
+
+
+def _item_order(meta: pd.DataFrame) -> tuple[np.ndarray, bool]:
+    """The row order grouping rows by item (stable: keeps clip and segment order inside an
+    item), and whether the rows are grouped already."""
+    first = {item: i for i, item in reversed(list(enumerate(meta["item"])))}
+    order = np.argsort(meta["item"].map(first).to_numpy(), kind="stable")
+    return order, bool(np.all(order == np.arange(len(meta))))
+
+
+def _write_features(folder: Path, features: np.ndarray | str | os.PathLike[str],
+                    order: np.ndarray, grouped: bool) -> None:
+    """Writes `folder/features.npy` in `order` (a `.npy` file already grouped is moved)."""
+    if not isinstance(features, (str, os.PathLike)):
+        np.save(folder / "features.npy", features if grouped else features[order])
+        return
+    if grouped:
+        shutil.move(str(features), folder / "features.npy")
+        return
+    src = np.load(features, mmap_mode="r")
+    out = np.lib.format.open_memmap(folder / "features.npy", "w+", src.dtype, src.shape)
+    for start in range(0, len(order), 4096):
+        out[start:start + 4096] = src[order[start:start + 4096]]
+    out.flush()
+    del out, src
+
+
+def _replace(tmp: Path, path: Path) -> None:
+    """Moves the finished store `tmp` to `path`, replacing what is there."""
+    if path.exists():
+        trash = make_temp_dir(path.parent, prefix=f".{path.name}.old.")
+        os.replace(path, trash / "store")
+        os.replace(tmp, path)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.replace(tmp, path)
+
+
+def write_store(path: str | os.PathLike[str], features: np.ndarray | str | os.PathLike[str],
+                meta: pd.DataFrame, *, info: Mapping[str, Any] | None = None,
+                task_type: str = tasks.DEFAULT, classes: list[str] | None = None,
+                overwrite: bool = False,
+                arrays: Mapping[str, np.ndarray] | None = None) -> FeatureStore:
     """Writes a feature store atomically, rows grouped by item.
 
     Args:
@@ -180,82 +260,46 @@ def write_store(path, features, meta, *, info=None, task_type=tasks.DEFAULT, cla
             f"A store already exists at {path}; pass overwrite=True (--overwrite) to replace it."
         )
     meta, classes = _prepare_meta(meta, task_type, classes)
-    arrays = dict(arrays or {})
-    expected = set(_task(task_type).extra_arrays)
-    if set(arrays) != expected:
-        raise DatasetError(
-            f"A {task_type} store keeps the arrays {sorted(expected) or 'none'} beside "
-            f"features.npy; got {sorted(arrays) or 'none'}."
-        )
-    for name, array in arrays.items():
-        if len(array) != len(meta):
-            raise DatasetError(f"{name} has {len(array)} rows but the metadata {len(meta)}.")
+    extra = _check_arrays(arrays, task_type, len(meta))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = make_temp_dir(path.parent, prefix=f".{path.name}.")
     try:
-        if isinstance(features, (str, os.PathLike)):
-            array = np.load(features, mmap_mode="r")
-            n_rows, shape, dtype = array.shape[0], array.shape[1:], array.dtype
-            del array
-        else:
+        if not isinstance(features, (str, os.PathLike)):
             features = np.asarray(features)
-            n_rows, shape, dtype = features.shape[0], features.shape[1:], features.dtype
-        if n_rows != len(meta):
-            raise DatasetError(f"{n_rows} feature rows but {len(meta)} metadata rows.")
-        if n_rows == 0:
-            raise DatasetError("No rows to write: every file was skipped or none was found.")
-        # Group rows by item (stable: keeps clip and segment order inside an item).
-        first = {item: i for i, item in reversed(list(enumerate(meta["item"])))}
-        order = np.argsort(meta["item"].map(first).to_numpy(), kind="stable")
-        grouped = bool(np.all(order == np.arange(n_rows)))
-        if isinstance(features, (str, os.PathLike)):
-            if grouped:
-                shutil.move(str(features), tmp / "features.npy")
-            else:
-                src = np.load(features, mmap_mode="r")
-                out = np.lib.format.open_memmap(tmp / "features.npy", "w+", src.dtype,
-                                                src.shape)
-                for start in range(0, n_rows, 4096):
-                    out[start:start + 4096] = src[order[start:start + 4096]]
-                out.flush()
-                del out, src
-        else:
-            np.save(tmp / "features.npy", features if grouped else features[order])
-        for name, array in arrays.items():
+        n_rows, shape, dtype = _layout(features, len(meta))
+        order, grouped = _item_order(meta)
+        _write_features(tmp, features, order, grouped)
+        for name, array in extra.items():
             array = np.asarray(array)
             np.save(tmp / name, array if grouped else array[order])
         meta = meta.iloc[order].reset_index(drop=True)
         meta["row"] = np.arange(n_rows)
         columns = list(META_COLUMNS) + [c for c in meta.columns if c not in META_COLUMNS]
         meta[columns].to_csv(tmp / "meta.csv", index=False)
-        items = meta["item"].tolist()
         body = {
             "task_type": task_type,
             "classes": classes,
             "n_rows": int(n_rows),
             "feature_shape": [int(s) for s in shape],
             "dtype": str(dtype),
-            "n_items": len(set(items)),
+            "n_items": len(set(meta["item"].tolist())),
             "n_clips": int(meta["clip"].nunique()),
             **(info or {}),
         }
-        body["content_hash"] = _content_hash(tmp, meta[columns], list(arrays))
+        body["content_hash"] = _content_hash(tmp, meta[columns], list(extra))
         (tmp / "dataset.json").write_text(json.dumps(body, indent=2, default=str))
-        if path.exists():
-            trash = make_temp_dir(path.parent, prefix=f".{path.name}.old.")
-            os.replace(path, trash / "store")
-            os.replace(tmp, path)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
+        _replace(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return FeatureStore(path)
 
 
-def write_store_from_dicts(path, predictors, targets, *, classes=None,
-                           task_type=tasks.DEFAULT, info=None, overwrite=False):
+def write_store_from_dicts(path: str | os.PathLike[str], predictors: Mapping[Any, np.ndarray],
+                           targets: Mapping[Any, np.ndarray], *,
+                           classes: list[str] | None = None, task_type: str = tasks.DEFAULT,
+                           info: Mapping[str, Any] | None = None,
+                           overwrite: bool = False) -> FeatureStore:
     """Writes a store from the original API's dicts: `predictors[item]`, `targets[item]`.
 
     Args:

@@ -99,10 +99,86 @@ def test_bn_momentum_reaches_every_batch_normalization():
     assert momenta == {0.8}
 
 
-@pytest.mark.parametrize("value", [1.0, -0.1])
+@pytest.mark.parametrize("value", [1.0, 0.0, -0.1])
 def test_bn_momentum_out_of_range_is_an_error(value):
-    with pytest.raises(ValueError, match=r"bn_momentum=.*expected a value in \[0, 1\)"):
+    with pytest.raises(ValueError, match=r"bn_momentum=.*expected a value in \(0, 1\)"):
         architectures.get("example_cnn")((*SHAPE, 1), 3, bn_momentum=value)
+
+
+# -- keyword ranges declared with the builder (issue 25) ---------------------------------
+
+@pytest.mark.parametrize("name,values,match", [
+    ("example_cnn", {"dropout": 1.5}, r"dropout=1.5 is not valid for architecture "
+                                      r"'example_cnn': expected a finite number in \[0, 1\); "
+                                      r".*the default is dropout=0.2"),
+    ("example_cnn", {"dropout": float("nan")}, r"dropout=nan .*in \[0, 1\)"),
+    ("example_cnn", {"filters": 0}, r"filters=0 .*an integer in \[1, 2048\]"),
+    ("example_cnn", {"filters": 10**6}, r"filters=1000000 .*an integer in \[1, 2048\]"),
+    ("example_cnn", {"filters": 16.5}, r"filters=16.5 .*an integer"),
+    ("example_cnn", {"regularization_lambda": -0.1}, r"regularization_lambda=-0.1 .*>= 0"),
+    ("example_cnn", {"bn_momentum": 2.0}, r"bn_momentum=2.0 .*in \(0, 1\)"),
+    ("example_cnn", {"bn_momentum": 0.0}, r"bn_momentum=0.0 .*in \(0, 1\)"),
+    ("mlp", {"hidden_units": -1}, r"hidden_units=-1 .*an integer in \[1, 16384\]"),
+    ("mlp", {"num_layers": 0}, r"num_layers=0 .*an integer in \[1, 32\]"),
+    ("audio_cnn", {"blocks": 7}, r"blocks=7 .*an integer in \[1, 6\]"),
+    ("vgg_m", {"width": 0.0}, r"width=0.0 .*in \(0, 16\]"),
+    ("rnn", {"cell": "rnn"}, r"cell='rnn' .*one of 'gru', 'lstm'"),
+    ("rnn", {"bidirectional": 1}, r"bidirectional=1 .*True or False"),
+    ("crnn_detector", {"freq_pool": 0}, r"freq_pool=0 .*an integer in \[1, 64\]"),
+])
+def test_check_keywords_refuses_values_outside_the_declared_range(name, values, match):
+    from xval.core.errors import ParameterError
+
+    with pytest.raises(ParameterError, match="instance 3: " + match):
+        architectures.check_keywords(name, values, "instance 3")
+
+
+def test_check_keywords_accepts_the_defaults_and_ignores_other_names():
+    for name in architectures.names():
+        architectures.check_keywords(name, {**architectures.keyword_defaults(name),
+                                            "learning_rate": -5})
+    architectures.check_keywords("vgg_mini", {"dense_units": 0, "dropout": 0.0})
+    architectures.check_keywords("vgg_m", {"width": 2})  # an int is a valid float
+
+
+def test_every_builder_declares_the_range_of_every_keyword():
+    for name in architectures.names():
+        assert set(architectures.keyword_domains(name)) == \
+            set(architectures.keyword_defaults(name)), name
+
+
+def test_register_refuses_a_keyword_without_declared_values():
+    def undeclared(input_shape, num_outputs, task_type="classification", *, units=3):
+        return None
+
+    with pytest.raises(TypeError, match="keyword units declares no valid values; annotate"):
+        architectures.register("test_undeclared")(undeclared)
+
+    from architectures.keywords import Probability
+
+    def bad_default(input_shape, num_outputs, task_type="classification", *,
+                    dropout: Probability = 1.0):
+        return None
+
+    with pytest.raises(TypeError, match=r"the default dropout=1.0 is not a finite number "
+                                        r"in \[0, 1\)"):
+        architectures.register("test_bad_default")(bad_default)
+    assert "test_undeclared" not in architectures.names()
+
+
+@pytest.mark.parametrize("spec,match", [
+    ({"dropout": 1.5}, r"instance 1: dropout=1.5 is not valid for architecture 'example_cnn'"),
+    ({"filters": 0}, r"instance 1: filters=0 is not valid"),
+    ({"regularization_lambda": -0.1}, r"regularization_lambda=-0.1 is not valid"),
+    ({"bn_momentum": 2.0}, r"bn_momentum=2.0 is not valid"),
+])
+def test_resolve_refuses_keywords_outside_their_range(spec, match):
+    from xval.core.errors import ParameterError
+
+    with pytest.raises(ParameterError, match=match):
+        _params("example_cnn", "conv", **spec)
+    with pytest.raises(ParameterError, match="hidden_units=-1 is not valid"):
+        _params("mlp", "none", hidden_units=-1)
 
 
 def test_unknown_architecture_lists_known():
@@ -190,3 +266,21 @@ def test_conv_autoencoder_reconstructs_its_input_shape(rng):
     assert code.shape[1:] == (4, 3, 3)  # 16x12 halved twice, 3 channels
     with pytest.raises(ValueError, match="expected 'representation'"):
         architectures.get("conv_autoencoder")((*SHAPE, 1), 3, task_type="classification")
+
+
+@pytest.mark.parametrize("keyword", ["dropout=1.5", "filters=0", "regularization_lambda=-0.1",
+                                     "bn_momentum=2.0"])
+def test_experiment_with_a_keyword_out_of_range_writes_nothing(config_path, config, store,
+                                                               keyword):
+    from xval import Experiment
+    from xval.core.errors import ParameterError
+
+    exp = Experiment(description="ranges", dataset="tiny", number=1, num_folds=3,
+                     config=str(config_path))
+    exp[1] = ['architecture="example_cnn"', 'reshaping_type="conv"', 'comment_1="a"',
+              'comment_2="b"', keyword]
+    with pytest.raises(ParameterError, match=f"instance 1: {keyword} is not valid"):
+        exp.run(config=config, dry_run=True, out=lambda *a: None)
+    with pytest.raises(ParameterError, match=f"instance 1: {keyword} is not valid"):
+        exp.run(config=config, out=lambda *a: None)
+    assert not config.results_dir.exists()

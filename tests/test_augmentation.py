@@ -196,7 +196,8 @@ def test_preprocessing_augmented_rows_identical_across_workers(recordings, tmp_p
     from preprocessing import build_store, feature_params, regex_source
 
     rows, _ = regex_source(recordings, r"(?P<item>[ab])/.*tone(?P<label>\d+)")
-    params = feature_params(None, segment_seconds=0.25, segment_hop_seconds=0.25)
+    params = feature_params(load_config(ROOT / "config.ini").features,
+                            segment_seconds=0.25, segment_hop_seconds=0.25)
     stores = [build_store(rows, tmp_path / f"w{w}", params=params, workers=w, progress=False,
                           augmenter=Augmenter(PARAMS), augment_versions=2, augment_seed=4)[0]
               for w in (1, 2)]

@@ -5,8 +5,6 @@ import ast
 import json
 import re
 
-import pytest
-
 from tests.conftest import run_script, tiny_store, write_config, write_script
 from xval import tasks
 from xval.config import schema

@@ -188,10 +188,10 @@ def test_frame_metrics_hand_made():
 # -- event and segment metrics (sed_eval) ---------------------------------------------------
 
 def sed_eval_or_skip():
-    from xval.tasks.events import _sed_eval
+    from xval.tasks.events import import_sed_eval
 
     try:
-        _sed_eval()
+        import_sed_eval()
     except ConfigurationError as e:
         pytest.skip(f"sed_eval is not importable here: {e}")
 

@@ -65,7 +65,7 @@ def trained(tmp_path_factory):
                 sf.write(audio / f"{label}_{speaker}_{k}.wav",
                          _tone(freq * (1 + 0.03 * s + 0.01 * k)), 8000)
     rows, _ = regex_source(audio, r"(?P<label>[a-z]+)_(?P<item>[a-z]+)_\d+\.wav$")
-    params = feature_params(config, sample_rate=8000, n_fft=256, hop_length=128, n_mels=16,
+    params = feature_params(config.features, sample_rate=8000, n_fft=256, hop_length=128, n_mels=16,
                             segment_seconds=0.25, segment_hop_seconds=0.25)
     build_store(rows, config.data_dir / "tones", params=params, workers=1, progress=False)
     exp = Experiment(**_declaration(config.path))
@@ -236,7 +236,7 @@ def test_evaluate_regression_model(tmp_path):
             sf.write(path, _tone(freq * (1 + 0.02 * s)), 8000)
             rows.append({"path": str(path), "label": float(k), "item": speaker,
                          "clip": path.name})
-    params = feature_params(config, sample_rate=8000, n_fft=256, hop_length=128, n_mels=16,
+    params = feature_params(config.features, sample_rate=8000, n_fft=256, hop_length=128, n_mels=16,
                             segment_seconds=0.25, segment_hop_seconds=0.25)
     build_store(pd.DataFrame(rows), config.data_dir / "pitch", params=params, workers=1,
                 progress=False, task_type="regression")

@@ -17,15 +17,17 @@ from preprocessing.features import compute_features, feature_shape, segment
 from preprocessing.report import dataset_report, format_report
 from preprocessing.store import FeatureStore, write_store, write_store_from_dicts
 from tests.conftest import ROOT, SHARED
+from xval.config.loader import load_config
 from xval.core.errors import DatasetError
 
 SR = 8000
-PARAMS = None
+# The shipped [features] defaults: preprocessing never reads config.ini itself.
+DEFAULTS = load_config(ROOT / "config.ini").features
 
 
 @pytest.fixture(scope="module")
 def params():
-    return feature_params(None, sample_rate=SR, n_fft=256, hop_length=128, n_mels=24,
+    return feature_params(DEFAULTS, sample_rate=SR, n_fft=256, hop_length=128, n_mels=24,
                           segment_seconds=0.5, segment_hop_seconds=0.25, fmin=50.0,
                           n_bins=48)
 
@@ -580,8 +582,7 @@ def test_cli_manifest_outside_root_and_flag(tmp_path):
     assert FeatureStore(tmp_path / "s").info["n_files"] == 3
 
 
-def test_feature_params_checks_values_and_needs_no_config_when_complete(tmp_path, monkeypatch,
-                                                                        params):
+def test_feature_params_checks_values_and_never_reads_config(tmp_path, monkeypatch, params):
     from xval.core.errors import ConfigurationError
 
     with pytest.raises(ConfigurationError, match="n_mels=0: expected an integer >= 1"):
@@ -589,10 +590,17 @@ def test_feature_params_checks_values_and_needs_no_config_when_complete(tmp_path
     with pytest.raises(ConfigurationError, match="--dtype 'int8': expected one of"):
         feature_params(None, style="flag", **{**params, "dtype": "int8"})
     with pytest.raises(DatasetError, match="Unknown feature parameter 'n_mel'"):
-        feature_params(None, n_mel=3)
-    # every key given: config.ini is not looked for (XVAL_CONFIG would be an error)
+        feature_params(DEFAULTS, n_mel=3)
+    with pytest.raises(ConfigurationError, match="--feature 'chroma': expected one of stft, "
+                                                 "mel, mfcc, cqt"):
+        feature_params(DEFAULTS, style="flag", feature="chroma")
+    # config.ini is never looked for (XVAL_CONFIG would be an error): a missing key is one
     monkeypatch.setenv("XVAL_CONFIG", str(tmp_path / "missing.ini"))
+    with pytest.raises(ConfigurationError, match="Feature parameters n_fft, n_mels are "
+                                                 "missing; pass the \\[features\\] section"):
+        feature_params(None, **{k: v for k, v in params.items() if k not in ("n_fft", "n_mels")})
     assert feature_params(None, **params) == params
+    assert feature_params({**DEFAULTS, "n_mels": 7}, n_mels=24)["n_mels"] == 24  # workers ignored
 
 
 def test_build_store_checks_parameters_before_writing(tmp_path, params):

@@ -239,7 +239,7 @@ def audio_experiment(tmp_path_factory):
                                        duration=0.6)
                 sf.write(audio / f"{label}_{speaker}_{k}.wav", y, 8000)
     rows, _ = regex_source(audio, r"(?P<label>[a-z]+)_(?P<item>[a-z]+)_\d+\.wav$")
-    params = feature_params(config, sample_rate=8000, n_fft=256, hop_length=128, n_mels=16,
+    params = feature_params(config.features, sample_rate=8000, n_fft=256, hop_length=128, n_mels=16,
                             segment_seconds=0.25, segment_hop_seconds=0.25)
     build_store(rows, config.data_dir / "tones", params=params, workers=1, progress=False)
     # Two folds: the tests use fold 0's model only.

@@ -12,6 +12,8 @@ import inspect
 import json
 import warnings
 from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from sklearn.model_selection import (
@@ -33,6 +35,14 @@ for the test folds, a greedy pick of items for validation and single holdouts); 
 stratify each item's majority label (`StratifiedKFold` over items)."""
 DEFAULT_STRATIFY = "rows"
 """What `stratify=True` means; chosen by `benchmarks/fold_balance.py`."""
+SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val",
+               "validation": "val", "test": "test", "testing": "test"}
+"""Values of a predefined split column (case and surrounding spaces ignored) and their set."""
+
+Fold = dict[str, list[str]]
+"""The items of one fold's sets: `{"train": [...], "val": [...], "test": [...]}`."""
+Positions = tuple[np.ndarray, np.ndarray]
+"""`(train_val, test)` item positions of one fold."""
 
 
 class _ParamsMixin:
@@ -40,15 +50,15 @@ class _ParamsMixin:
     copies a splitter (scikit-learn's cross-validators have `__repr__` but no `get_params`)."""
 
     @classmethod
-    def _param_names(cls):
+    def _param_names(cls) -> list[str]:
         return sorted(p.name for p in inspect.signature(cls.__init__).parameters.values()
                       if p.name != "self" and p.kind != p.VAR_KEYWORD)
 
-    def get_params(self, deep=True):
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
         """Returns the constructor arguments, `{name: value}`."""
         return {name: getattr(self, name) for name in self._param_names()}
 
-    def set_params(self, **params):
+    def set_params(self, **params: Any) -> "_ParamsMixin":
         """Sets constructor arguments (validated as by the constructor); returns `self`.
 
         Raises:
@@ -65,31 +75,31 @@ class _ParamsMixin:
         return self
 
 
-def _as_groups(groups):
+def _as_groups(groups: Any) -> np.ndarray:
     if groups is None:
         raise ConfigurationError("The 'groups' parameter (item of every row) is required.")
     return np.asarray(groups).astype(str)
 
 
-def _is_class_label(y):
+def _is_class_label(y: Any) -> bool:
     if y is None:
         return False
     kind = type_of_target(np.asarray(y))
     return kind in ("binary", "multiclass") and len(set(np.asarray(y).tolist())) > 1
 
 
-def _item_labels(items, groups, y):
+def _item_labels(items: np.ndarray, groups: np.ndarray, y: Any) -> np.ndarray:
     """Majority label of every item (ties: the smallest label)."""
     labels = []
-    y = np.asarray(y)
+    values = np.asarray(y)
     for item in items:
-        counts = Counter(y[groups == item].tolist())
+        counts = Counter(values[groups == item].tolist())
         top = max(counts.values())
         labels.append(min(k for k, v in counts.items() if v == top))
     return np.asarray(labels)
 
 
-def _label_counts(items, groups, y):
+def _label_counts(items: np.ndarray, groups: np.ndarray, y: Any) -> np.ndarray:
     """Rows of each label per item, `np.ndarray [shape=(n_items, n_labels)]`."""
     _, y_index = np.unique(np.asarray(y).astype(str), return_inverse=True)
     _, g_index = np.unique(groups, return_inverse=True)  # items are the sorted unique groups
@@ -98,18 +108,18 @@ def _label_counts(items, groups, y):
     return counts
 
 
-def _same_mix(counts):
+def _same_mix(counts: np.ndarray) -> bool:
     """Whether every item (row of `counts`) has the same label proportions."""
     proportions = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     return bool(np.allclose(proportions, proportions[0]))
 
 
-def _can_stratify(labels, n_splits):
+def _can_stratify(labels: np.ndarray, n_splits: int) -> bool:
     counts = Counter(labels.tolist())
     return len(counts) > 1 and min(counts.values()) >= n_splits
 
 
-def _balanced_pick(counts, n_pick, seed):
+def _balanced_pick(counts: np.ndarray, n_pick: int, seed: int) -> Positions:
     """Picks `n_pick` of the positions of `counts` whose summed label proportions stay
     closest to those of all of them (greedy, candidates in a seeded random order).
 
@@ -123,10 +133,11 @@ def _balanced_pick(counts, n_pick, seed):
     """
     order = np.random.default_rng(seed).permutation(len(counts))
     target = counts.sum(axis=0) / max(counts.sum(), 1)
-    picked, total = [], np.zeros(counts.shape[1])
-    remaining = list(order)
+    picked: list[int] = []
+    total = np.zeros(counts.shape[1])
+    remaining = [int(p) for p in order]
     for _ in range(n_pick):
-        best, best_cost = None, np.inf
+        best, best_cost = remaining[0], np.inf
         for position in remaining:
             trial = total + counts[position]
             cost = np.abs(trial / max(trial.sum(), 1) - target).sum()
@@ -179,8 +190,9 @@ class ItemKFold(_ParamsMixin, GroupsConsumerMixin, BaseCrossValidator):
     ...     pass
     """
 
-    def __init__(self, n_splits=5, *, val_fraction=0.2, test_fraction=0.2, stratify=True,
-                 n_repeats=1, random_state=0):
+    def __init__(self, n_splits: int = 5, *, val_fraction: float = 0.2,
+                 test_fraction: float = 0.2, stratify: bool | str = True, n_repeats: int = 1,
+                 random_state: int = 0) -> None:
         if not isinstance(n_splits, int) or isinstance(n_splits, bool) or n_splits < 1:
             raise ConfigurationError(
                 f"num_folds={n_splits!r}: expected an integer >= 1 (1: a single "
@@ -209,24 +221,24 @@ class ItemKFold(_ParamsMixin, GroupsConsumerMixin, BaseCrossValidator):
         self.n_repeats = n_repeats
         self.random_state = random_state
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         # It enters the folds hash (folds.json): kept in the format it had before this class
         # became a scikit-learn splitter, so that experiments made then still resume.
         return (f"ItemKFold(n_splits={self.n_splits}, val_fraction={self.val_fraction}, "
                 f"test_fraction={self.test_fraction}, stratify={self.stratify!r}, "
                 f"n_repeats={self.n_repeats}, random_state={self.random_state})")
 
-    def get_n_splits(self, X=None, y=None, groups=None):
+    def get_n_splits(self, X: Any = None, y: Any = None, groups: Any = None) -> int:
         """Returns the number of folds (times the repeats)."""
         return self.n_splits * self.n_repeats
 
     @property
-    def _method(self):
+    def _method(self) -> str | None:
         if self.stratify is True:
             return DEFAULT_STRATIFY
         return self.stratify or None
 
-    def split_items(self, groups, y=None):
+    def split_items(self, groups: Any, y: Any = None) -> list[Fold]:
         """Assigns items to sets.
 
         Args:
@@ -264,7 +276,7 @@ class ItemKFold(_ParamsMixin, GroupsConsumerMixin, BaseCrossValidator):
             # Every item holds the same label mix (FSDD, RAVDESS): any split over items is
             # balanced, so keep the plain k-fold, and the folds made before "rows" existed.
             counts = None
-        folds = []
+        folds: list[Fold] = []
         for repeat in range(self.n_repeats):
             seed = self.random_state + 1000 * repeat
             for train_val, test in self._outer(items, groups, y, labels, counts, seed):
@@ -276,7 +288,8 @@ class ItemKFold(_ParamsMixin, GroupsConsumerMixin, BaseCrossValidator):
                 })
         return folds
 
-    def _outer(self, items, groups, y, labels, counts, seed):
+    def _outer(self, items: np.ndarray, groups: np.ndarray, y: Any, labels: np.ndarray | None,
+               counts: np.ndarray | None, seed: int) -> list[Positions]:
         """`[(train_val, test)]` item positions per fold."""
         index = np.arange(len(items))
         if self.n_splits == 1:
@@ -296,7 +309,7 @@ class ItemKFold(_ParamsMixin, GroupsConsumerMixin, BaseCrossValidator):
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", "The least populated class",
                                         category=UserWarning)
-                folds = []
+                folds: list[Positions] = []
                 for _, test_rows in cv.split(np.zeros(len(groups)), y, g_index):
                     test = np.unique(g_index[test_rows])
                     folds.append((np.setdiff1d(index, test), test))
@@ -309,7 +322,8 @@ class ItemKFold(_ParamsMixin, GroupsConsumerMixin, BaseCrossValidator):
             return list(cv.split(index, labels))
         return list(KFold(self.n_splits, shuffle=True, random_state=seed).split(index))
 
-    def _inner(self, train_val, labels, counts, seed):
+    def _inner(self, train_val: np.ndarray, labels: np.ndarray | None,
+               counts: np.ndarray | None, seed: int) -> Positions:
         """Splits training-side item positions into (val, train) positions."""
         n = len(train_val)
         if n < 2:
@@ -330,7 +344,8 @@ class ItemKFold(_ParamsMixin, GroupsConsumerMixin, BaseCrossValidator):
             train, val = next(ShuffleSplit(1, test_size=n_val, random_state=seed).split(train_val))
         return train_val[val], train_val[train]
 
-    def _iter_test_indices(self, X=None, y=None, groups=None):
+    def _iter_test_indices(self, X: Any = None, y: Any = None,
+                           groups: Any = None) -> Iterator[np.ndarray]:
         groups = _as_groups(groups)
         if X is not None and len(X) != len(groups):
             raise ConfigurationError(
@@ -339,7 +354,8 @@ class ItemKFold(_ParamsMixin, GroupsConsumerMixin, BaseCrossValidator):
         for fold in self.split_items(groups, y):
             yield rows_of(groups, fold["test"])
 
-    def split_train_val_test(self, X, y=None, groups=None):
+    def split_train_val_test(self, X: Any, y: Any = None, groups: Any = None
+                             ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Yields `(train, val, test)` row indices, one triple per fold.
 
         Args:
@@ -359,7 +375,8 @@ class ItemKFold(_ParamsMixin, GroupsConsumerMixin, BaseCrossValidator):
                 f"X has {len(X)} rows but groups has {len(groups)}; they must match."
             )
         for fold in self.split_items(groups, y):
-            yield tuple(rows_of(groups, fold[key]) for key in ("train", "val", "test"))
+            yield (rows_of(groups, fold["train"]), rows_of(groups, fold["val"]),
+                   rows_of(groups, fold["test"]))
 
 
 class PredefinedItemSplit(_ParamsMixin, GroupsConsumerMixin, BaseCrossValidator):
@@ -372,21 +389,20 @@ class PredefinedItemSplit(_ParamsMixin, GroupsConsumerMixin, BaseCrossValidator)
         assignment: set name of every row, `np.ndarray [shape=(n_rows,)]`.
     """
 
-    NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val",
-             "validation": "val", "test": "test", "testing": "test"}
+    NAMES = SPLIT_NAMES
 
-    def __init__(self, assignment):
+    def __init__(self, assignment: Sequence[str] | np.ndarray) -> None:
         self.assignment = assignment
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         # Short and deterministic: it enters the folds hash, and the sets themselves do too.
         return "PredefinedItemSplit()"
 
-    def get_n_splits(self, X=None, y=None, groups=None):
+    def get_n_splits(self, X: Any = None, y: Any = None, groups: Any = None) -> int:
         """Returns `1`."""
         return 1
 
-    def split_items(self, groups, y=None):
+    def split_items(self, groups: Any, y: Any = None) -> list[Fold]:
         """The items of the three sets.
 
         Args:
@@ -405,7 +421,7 @@ class PredefinedItemSplit(_ParamsMixin, GroupsConsumerMixin, BaseCrossValidator)
         if len(assignment) != len(groups):
             raise DatasetError(
                 f"The split column has {len(assignment)} rows but groups has {len(groups)}.")
-        sets = {"train": set(), "val": set(), "test": set()}
+        sets: dict[str, set[str]] = {"train": set(), "val": set(), "test": set()}
         for value in sorted(set(assignment.tolist())):
             key = self.NAMES.get(value.strip().lower())
             if key is None:
@@ -425,24 +441,27 @@ class PredefinedItemSplit(_ParamsMixin, GroupsConsumerMixin, BaseCrossValidator)
                 raise DatasetError(f"The predefined split has no {key} rows.")
         return [{k: sorted(v) for k, v in sets.items()}]
 
-    def _iter_test_indices(self, X=None, y=None, groups=None):
+    def _iter_test_indices(self, X: Any = None, y: Any = None,
+                           groups: Any = None) -> Iterator[np.ndarray]:
         groups = _as_groups(groups)
         for fold in self.split_items(groups, y):
             yield rows_of(groups, fold["test"])
 
-    def split_train_val_test(self, X, y=None, groups=None):
+    def split_train_val_test(self, X: Any, y: Any = None, groups: Any = None
+                             ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Yields the one `(train, val, test)` triple of row indices."""
         groups = _as_groups(groups)
         for fold in self.split_items(groups, y):
-            yield tuple(rows_of(groups, fold[key]) for key in ("train", "val", "test"))
+            yield (rows_of(groups, fold["train"]), rows_of(groups, fold["val"]),
+                   rows_of(groups, fold["test"]))
 
 
-def rows_of(groups, items):
+def rows_of(groups: Any, items: Iterable[str]) -> np.ndarray:
     """Returns the sorted row indices whose item is in `items`."""
     return np.flatnonzero(np.isin(np.asarray(groups).astype(str), list(items)))
 
 
-def check_fold(fold, all_items=None):
+def check_fold(fold: Mapping[str, Iterable[str]], all_items: Iterable[str] | None = None) -> None:
     """Checks the sets of one fold share no item (and cover `all_items` when given).
 
     Raises:
@@ -455,11 +474,12 @@ def check_fold(fold, all_items=None):
     for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
         if sets[a] & sets[b]:
             raise DatasetError(f"Items {sorted(sets[a] & sets[b])} are in both {a} and {b}.")
-    if all_items is not None and set().union(*sets.values()) != set(all_items):
+    if all_items is not None and set[str]().union(*sets.values()) != set(all_items):
         raise DatasetError("The fold's sets do not cover every item.")
 
 
-def fold_manifest(splitter, folds, dataset_hash):
+def fold_manifest(splitter: BaseCrossValidator, folds: list[Fold],
+                  dataset_hash: str) -> dict[str, Any]:
     """Returns the `folds.json` content: the splitter, every fold's items, and a hash."""
     body = {"splitter": repr(splitter), "dataset_hash": dataset_hash, "folds": folds}
     digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()

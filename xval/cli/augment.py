@@ -7,13 +7,18 @@ stderr, nothing written).
 
 import argparse
 import sys
+from collections.abc import Sequence
 
-from xval.config import schema
+import xval.config.schema as schema
+from augmentation.command import augment_folder
+from augmentation.pipeline import require_augment_extra
+from xval.config.loader import find_config, load_config
 from xval.core.errors import ConfigurationError, XvalError
 from xval.core.logs import quiet_framework_logs
 
 
-def parser():
+def parser() -> argparse.ArgumentParser:
+    """The command line of `python -m augmentation`."""
     parser = argparse.ArgumentParser(
         prog="python -m augmentation",
         description="For every audio file under IN (relative folders kept), write a "
@@ -38,18 +43,14 @@ def parser():
     return parser
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the command line; returns the exit status."""
     args = parser().parse_args(argv)
     quiet_framework_logs(verbose=args.verbose)
     try:
         if args.quiet and args.verbose:
             raise ConfigurationError("Give -q/--quiet or -v/--verbose, not both.")
-        from augmentation.pipeline import require_augment_extra
-
         require_augment_extra("python -m augmentation")
-        from augmentation.command import augment_folder
-        from xval.config.loader import find_config, load_config
-
         config = load_config(args.config or find_config())
         given = {k: getattr(args, k) for k in schema.SCHEMA["augmentation"]
                  if getattr(args, k) is not None}

@@ -11,18 +11,32 @@ bad argument, configuration or dataset (one `error:` line on stderr, nothing wri
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
+
+import xval.config.schema as schema
+from augmentation import Augmenter, require_augment_extra
 from preprocessing import sources
-from preprocessing.build import FEATURE_KEYS, build_store, feature_params
+from preprocessing.build import build_store, feature_params
+from preprocessing.demo import build_demo
+from preprocessing.detection import build_detection_store, read_items
 from preprocessing.report import dataset_report, format_report
+from preprocessing.sources import Skipped
+from preprocessing.store import FeatureStore
+from preprocessing.synth_events import synth_events
 from xval import tasks
-from xval.config import schema
+from xval.config.loader import Config, find_config, load_config
 from xval.core.errors import ConfigurationError, XvalError
 from xval.core.logs import quiet_framework_logs
 
+PRESETS = {"fsdd": sources.FSDD_PATTERN, "ravdess": sources.RAVDESS_PATTERN,
+           "speaker-id": sources.SPEAKER_ID_PATTERN}
 
-def _label_map(text):
+
+def _label_map(text: str | None) -> dict[str, str] | None:
     if text is None:
         return None
     if text in sources.LABEL_MAPS:
@@ -36,10 +50,10 @@ def _label_map(text):
             f"--label-map {text!r}: expected a preset ({', '.join(sources.LABEL_MAPS)}), a "
             "JSON file, or CODE=NAME pairs like 01=neutral,02=calm"
         )
-    return dict(pairs)
+    return dict((code, name) for code, name in pairs)
 
 
-def _common(p, needs_out=True):
+def _common(p: argparse.ArgumentParser, needs_out: bool = True) -> None:
     if needs_out:
         p.add_argument("--out", required=True,
                        help="store folder, or a dataset name under --data-dir")
@@ -61,15 +75,11 @@ def _common(p, needs_out=True):
     p.add_argument("-v", "--verbose", action="store_true",
                    help="list every skipped file; TensorFlow's log lines too")
     group = p.add_argument_group("feature parameters (default: config.ini [features])")
-    schema.add_arguments(group, "features", (*FEATURE_KEYS, "workers"))
+    schema.add_arguments(group, "features")
 
 
-def parser():
-    top = argparse.ArgumentParser(prog="python -m preprocessing", description=__doc__,
-                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = top.add_subparsers(dest="source", required=True)
-    p = sub.add_parser("demo", help="the built-in synthetic demo dataset")
-    _common(p, needs_out=False)
+def _source_parsers(sub: Any) -> None:
+    """The sources of rows: regex, folders, manifest."""
     p = sub.add_parser("regex", help="labels and items from file paths (named groups)")
     p.add_argument("root", help="dataset folder")
     p.add_argument("--pattern", required=True,
@@ -93,6 +103,9 @@ def parser():
     p.add_argument("--clip-column")
     p.add_argument("--split-column", help="predefined train/validation/test column")
     _common(p)
+
+
+def _detection_parser(sub: Any) -> None:
     p = sub.add_parser("detection",
                        help="annotated recordings cut into windows with frame-level targets")
     p.add_argument("root", help="folder of the recordings")
@@ -115,9 +128,9 @@ def parser():
     p.add_argument("--merge-overlaps", action="store_true",
                    help="merge overlapping events of one class instead of failing")
     _common(p)
-    p = sub.add_parser("report", help="describe an existing store")
-    p.add_argument("store")
-    p.add_argument("--plot", help="write a sample-rate histogram PNG here")
+
+
+def _synth_events_parser(sub: Any) -> None:
     p = sub.add_parser("synth-events",
                        help="FSDD digits placed into longer backgrounds, with annotations")
     p.add_argument("fsdd", help="the FSDD recordings folder ({digit}_{speaker}_{index}.wav)")
@@ -139,14 +152,26 @@ def parser():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true",
                    help="replace a folder written by synth-events")
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line of `python -m preprocessing`."""
+    top = argparse.ArgumentParser(prog="python -m preprocessing", description=__doc__,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = top.add_subparsers(dest="source", required=True)
+    p = sub.add_parser("demo", help="the built-in synthetic demo dataset")
+    _common(p, needs_out=False)
+    _source_parsers(sub)
+    _detection_parser(sub)
+    p = sub.add_parser("report", help="describe an existing store")
+    p.add_argument("store")
+    p.add_argument("--plot", help="write a sample-rate histogram PNG here")
+    _synth_events_parser(sub)
     return top
 
 
-PRESETS = {"fsdd": sources.FSDD_PATTERN, "ravdess": sources.RAVDESS_PATTERN,
-           "speaker-id": sources.SPEAKER_ID_PATTERN}
-
-
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the command line; returns the exit status."""
     args = parser().parse_args(argv)
     quiet_framework_logs(verbose=getattr(args, "verbose", False))
     try:
@@ -158,124 +183,156 @@ def main(argv=None):
         return 2
 
 
-def _run(args, argv):
+def _run(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     if args.source == "synth-events":
-        from preprocessing.synth_events import synth_events
-
-        summary = synth_events(
-            args.fsdd, args.out, files_per_speaker=args.files_per_speaker,
-            seconds=args.seconds, events_min=args.events_min, events_max=args.events_max,
-            min_gap=args.min_gap, snr_min=args.snr_min, snr_max=args.snr_max,
-            labels=args.labels, backgrounds=args.backgrounds, noise=args.noise,
-            sample_rate=args.sample_rate, seed=args.seed, overwrite=args.overwrite)
-        print(f"Wrote {summary['out']}: {summary['files']} recordings of "
-              f"{len(summary['speakers'])} speakers, {summary['events']} events "
-              f"(annotations.csv, events.csv, items.csv).")
-        if summary["skipped_events"]:
-            print(f"{summary['skipped_events']} drawn event(s) did not fit in --seconds and "
-                  "were left out.")
-        return 0
+        return _synth_events(args)
     if args.source == "report":
-        report = dataset_report(args.store, plot_path=args.plot)
-        print(format_report(report))
+        print(format_report(dataset_report(args.store, plot_path=args.plot)))
         return 0
-    from xval.config.loader import find_config, load_config
-
     config = load_config(args.config or find_config())
-    data_dir = Path(args.data_dir) if args.data_dir else config.data_dir
-    overrides = {k: getattr(args, k) for k in FEATURE_KEYS if getattr(args, k) is not None}
-    workers = config.features["workers"] if args.workers is None else args.workers
-    progress = not (args.no_progress or args.quiet)
+    overrides = {k: getattr(args, k) for k in schema.SCHEMA["features"]
+                 if k != "workers" and getattr(args, k) is not None}
+    if args.source == "detection":
+        return _detection(args, config, overrides)
     if args.source == "demo":
-        if overrides or args.augment:
-            given = ", ".join("--" + k.replace("_", "-") for k in overrides) or "--augment"
-            raise ConfigurationError(
-                f"The demo dataset has fixed feature parameters; {given} cannot be used with "
-                "`demo`. Build your own store with `regex`, `folders` or `manifest`."
-            )
-        fitting = [n for n in tasks.names()
-                   if tasks.get(n).labelled_rows and not tasks.get(n).extra_arrays]
-        if args.task_type not in fitting:
-            raise ConfigurationError(
-                f"--task-type {args.task_type} cannot be used with `demo`: the demo has class "
-                f"labels only (no numeric targets, no frame targets); use {' or '.join(fitting)}"
-                ", or build your own store with `regex`, `folders`, `manifest` or `detection`.")
-        from preprocessing.demo import build_demo
-
-        store, summary = build_demo(data_dir, overwrite=args.overwrite, workers=workers,
-                                    progress=progress, task_type=args.task_type)
-    elif args.source == "detection":
-        from preprocessing.detection import build_detection_store, read_items
-
-        given = [flag for flag, value in (("--augment", args.augment),
-                                          ("--noise-dir", args.noise_dir),
-                                          ("--ir-dir", args.ir_dir))
-                 if value]
-        if args.task_type != tasks.DEFAULT:
-            given.append("--task-type")
-        if given:
-            raise ConfigurationError(
-                f"{', '.join(given)} cannot be used with `detection` (a detection store's "
-                "task is detection; augmentation of detection stores is not available yet).")
-        params = feature_params(config, style="flag", **overrides)
-        out = Path(args.out)
-        if len(out.parts) == 1 and not out.is_absolute():
-            out = data_dir / out
-        store, summary = build_detection_store(
-            args.annotations, args.root, out, params=params,
-            items=read_items(args.items) if args.items else None, strict=args.strict,
-            overwrite=args.overwrite, layout=args.layout, units=args.annotation_units,
-            annotation_sample_rate=args.annotation_sample_rate,
-            file_column=args.file_column, onset_column=args.onset_column,
-            offset_column=args.offset_column, label_column=args.label_column,
-            context_column=args.context_column, context=args.context,
-            merge_overlaps=args.merge_overlaps)
-        print(f"Wrote {store.path}: {summary['windows']} windows of {summary['recordings']} "
-              f"recordings, {summary['events']} events of {', '.join(summary['classes'])}; "
-              f"{summary['active_frames']:.1%} of the frames active; "
-              f"{len(summary['skipped'])} file(s) skipped.")
-        for skip in summary["skipped"][: None if args.verbose else 5]:
-            print(f"  skipped {skip['path']}: {skip['reason']}")
-        return 0
+        store, summary = _demo(args, config, overrides)
     else:
-        if tasks.get(args.task_type).extra_arrays:
-            raise ConfigurationError(
-                f"--task-type {args.task_type} stores need more than labels (e.g. frame "
-                f"targets); build them with `python -m preprocessing {args.task_type} ...` "
-                "(see --help).")
-        params = feature_params(config, style="flag", **overrides)
-        augmenter = None
-        if args.augment:
-            augmenter = _augmenter(config, args)
-        if args.source == "regex":
-            rows, skipped = sources.regex_source(
-                args.root, PRESETS.get(args.pattern, args.pattern), label_map=args.label_map)
-        elif args.source == "folders":
-            rows, skipped = sources.folder_source(args.root, item_pattern=args.item_pattern)
-        else:
-            rows, skipped = sources.manifest_source(
-                args.csv, path_column=args.path_column, label_column=args.label_column,
-                item_column=args.item_column, clip_column=args.clip_column,
-                split_column=args.split_column, root=args.root,
-                allow_outside_root=args.allow_outside_root)
-        out = Path(args.out)
-        if len(out.parts) == 1 and not out.is_absolute():
-            out = data_dir / out
-        if progress:
-            print(f"Extracting features of {len(rows)} file(s) into {out} (the first run in "
-                  "a new environment compiles librosa's numba kernels: about 25 s)...",
-                  flush=True)
-        store, summary = build_store(
-            rows, out, params=params, workers=workers, strict=args.strict,
-            overwrite=args.overwrite, task_type=args.task_type, skipped=skipped,
-            augmenter=augmenter, augment_versions=args.augment,
-            augment_seed=config.augmentation["seed"], progress=progress,
-            info={"source": " ".join(sys.argv[1:]) if argv is None else " ".join(argv)})
+        store, summary = _from_source(args, argv, config, overrides)
+    _print_summary(args, store, summary)
+    return 0
+
+
+def _synth_events(args: argparse.Namespace) -> int:
+    summary = synth_events(
+        args.fsdd, args.out, files_per_speaker=args.files_per_speaker,
+        seconds=args.seconds, events_min=args.events_min, events_max=args.events_max,
+        min_gap=args.min_gap, snr_min=args.snr_min, snr_max=args.snr_max,
+        labels=args.labels, backgrounds=args.backgrounds, noise=args.noise,
+        sample_rate=args.sample_rate, seed=args.seed, overwrite=args.overwrite)
+    print(f"Wrote {summary['out']}: {summary['files']} recordings of "
+          f"{len(summary['speakers'])} speakers, {summary['events']} events "
+          f"(annotations.csv, events.csv, items.csv).")
+    if summary["skipped_events"]:
+        print(f"{summary['skipped_events']} drawn event(s) did not fit in --seconds and "
+              "were left out.")
+    return 0
+
+
+def _workers(args: argparse.Namespace, config: Config) -> int:
+    return int(config.features["workers"] if args.workers is None else args.workers)
+
+
+def _progress(args: argparse.Namespace) -> bool:
+    return not (args.no_progress or args.quiet)
+
+
+def _out(args: argparse.Namespace, config: Config) -> Path:
+    """`--out`: a bare name is a dataset under `--data-dir` (config.ini's data_dir)."""
+    out = Path(args.out)
+    if len(out.parts) == 1 and not out.is_absolute():
+        data_dir = Path(args.data_dir) if args.data_dir else config.data_dir
+        out = data_dir / out
+    return out
+
+
+def _demo(args: argparse.Namespace, config: Config,
+          overrides: dict[str, Any]) -> tuple[FeatureStore, dict[str, Any]]:
+    if overrides or args.augment:
+        given = ", ".join("--" + k.replace("_", "-") for k in overrides) or "--augment"
+        raise ConfigurationError(
+            f"The demo dataset has fixed feature parameters; {given} cannot be used with "
+            "`demo`. Build your own store with `regex`, `folders` or `manifest`."
+        )
+    fitting = [n for n in tasks.names()
+               if tasks.get(n).labelled_rows and not tasks.get(n).extra_arrays]
+    if args.task_type not in fitting:
+        raise ConfigurationError(
+            f"--task-type {args.task_type} cannot be used with `demo`: the demo has class "
+            f"labels only (no numeric targets, no frame targets); use {' or '.join(fitting)}"
+            ", or build your own store with `regex`, `folders`, `manifest` or `detection`.")
+    data_dir = Path(args.data_dir) if args.data_dir else config.data_dir
+    return build_demo(data_dir, overwrite=args.overwrite, workers=_workers(args, config),
+                      progress=_progress(args), task_type=args.task_type)
+
+
+def _detection(args: argparse.Namespace, config: Config, overrides: dict[str, Any]) -> int:
+    given = [flag for flag, value in (("--augment", args.augment),
+                                      ("--noise-dir", args.noise_dir),
+                                      ("--ir-dir", args.ir_dir))
+             if value]
+    if args.task_type != tasks.DEFAULT:
+        given.append("--task-type")
+    if given:
+        raise ConfigurationError(
+            f"{', '.join(given)} cannot be used with `detection` (a detection store's "
+            "task is detection; augmentation of detection stores is not available yet).")
+    params = feature_params(config.features, style="flag", **overrides)
+    store, summary = build_detection_store(
+        args.annotations, args.root, _out(args, config), params=params,
+        items=read_items(args.items) if args.items else None, strict=args.strict,
+        overwrite=args.overwrite, layout=args.layout, units=args.annotation_units,
+        annotation_sample_rate=args.annotation_sample_rate,
+        file_column=args.file_column, onset_column=args.onset_column,
+        offset_column=args.offset_column, label_column=args.label_column,
+        context_column=args.context_column, context=args.context,
+        merge_overlaps=args.merge_overlaps)
+    print(f"Wrote {store.path}: {summary['windows']} windows of {summary['recordings']} "
+          f"recordings, {summary['events']} events of {', '.join(summary['classes'])}; "
+          f"{summary['active_frames']:.1%} of the frames active; "
+          f"{len(summary['skipped'])} file(s) skipped.")
+    for skip in summary["skipped"][: None if args.verbose else 5]:
+        print(f"  skipped {skip['path']}: {skip['reason']}")
+    return 0
+
+
+def _rows(args: argparse.Namespace) -> tuple[pd.DataFrame, Skipped]:
+    """The rows of the `regex`, `folders` or `manifest` source."""
+    if args.source == "regex":
+        return sources.regex_source(args.root, PRESETS.get(args.pattern, args.pattern),
+                                    label_map=args.label_map)
+    if args.source == "folders":
+        return sources.folder_source(args.root, item_pattern=args.item_pattern)
+    return sources.manifest_source(
+        args.csv, path_column=args.path_column, label_column=args.label_column,
+        item_column=args.item_column, clip_column=args.clip_column,
+        split_column=args.split_column, root=args.root,
+        allow_outside_root=args.allow_outside_root)
+
+
+def _from_source(args: argparse.Namespace, argv: Sequence[str] | None, config: Config,
+                 overrides: dict[str, Any]) -> tuple[FeatureStore, dict[str, Any]]:
+    if tasks.get(args.task_type).extra_arrays:
+        raise ConfigurationError(
+            f"--task-type {args.task_type} stores need more than labels (e.g. frame "
+            f"targets); build them with `python -m preprocessing {args.task_type} ...` "
+            "(see --help).")
+    params = feature_params(config.features, style="flag", **overrides)
+    augmenter = None
+    if args.augment:
+        require_augment_extra("--augment")
+        augmenter = Augmenter(config.augmentation, noise_dir=args.noise_dir,
+                              ir_dir=args.ir_dir)
+    rows, skipped = _rows(args)
+    out = _out(args, config)
+    if _progress(args):
+        print(f"Extracting features of {len(rows)} file(s) into {out} (the first run in "
+              "a new environment compiles librosa's numba kernels: about 25 s)...",
+              flush=True)
+    return build_store(
+        rows, out, params=params, workers=_workers(args, config), strict=args.strict,
+        overwrite=args.overwrite, task_type=args.task_type, skipped=skipped,
+        augmenter=augmenter, augment_versions=args.augment,
+        augment_seed=config.augmentation["seed"], progress=_progress(args),
+        info={"source": " ".join(sys.argv[1:]) if argv is None else " ".join(argv)})
+
+
+def _print_summary(args: argparse.Namespace, store: FeatureStore,
+                   summary: dict[str, Any]) -> None:
     print(f"Wrote {store.path}: {summary['rows']} rows from {summary['files']} files, "
           f"{summary['items']} items, {len(summary['classes'])} classes, features "
           f"{summary['shape'][1:]}, in {summary['seconds']:.1f}s.")
     if args.quiet:
-        return 0
+        return
     if summary["skipped"]:
         shown = len(summary["skipped"]) if args.verbose else 20
         print(f"Skipped {len(summary['skipped'])} file(s):")
@@ -285,15 +342,6 @@ def _run(args, argv):
             print(f"  ... and {len(summary['skipped']) - shown} more (see dataset.json, "
                   "or -v)")
     print(format_report(dataset_report(store)))
-    return 0
-
-
-def _augmenter(config, args):
-    """The augmenter of `--augment N` (the `[augment]` extra must be installed)."""
-    from augmentation import augmenter_from_config, require_augment_extra
-
-    require_augment_extra("--augment")
-    return augmenter_from_config(config, noise_dir=args.noise_dir, ir_dir=args.ir_dir)
 
 
 if __name__ == "__main__":

@@ -168,6 +168,8 @@ class ArchitectureCatalog(Protocol):
 
     def reshaping_types(self, name: str) -> tuple[str, ...]: ...
 
+    def check_keywords(self, name: str, values: dict[str, Any], where: str) -> None: ...
+
 
 def resolve(instance_id: int | str, spec: Spec, *, training_defaults: Mapping[str, Any],
             architectures: ArchitectureCatalog, experiment_params: Spec | None = None,
@@ -215,6 +217,7 @@ def resolve(instance_id: int | str, spec: Spec, *, training_defaults: Mapping[st
     params = {**training_defaults, **arch_defaults}
     for name, value in merged.items():
         params[name] = _check_type(name, value, valid[name], where)
+    architectures.check_keywords(arch, params, where)  # the ranges the builder declares
     _check_values(params, where)
     task = tasks.get(task_type)
     _check_architecture(params, arch, task, architectures, where)

@@ -35,7 +35,6 @@ from xval.core.errors import ConfigurationError
 
 __all__ = [
     "BACKENDS",
-    "FEATURES",
     "COMPRESSIONS",
     "selection_metrics",
     "task_types",
@@ -51,7 +50,6 @@ __all__ = [
 ]
 
 BACKENDS = ("tensorflow", "torch", "jax")
-FEATURES = ("stft", "mel", "mfcc", "cqt")
 COMPRESSIONS = ("db", "log", "power", "none")
 
 
@@ -366,7 +364,9 @@ SCHEMA = {
         "sample_rate": _int("sample rate audio is resampled to (Hz)", 1, 768_000,
             default=16000,
             notes='Sample rate audio is resampled to (Hz).'),
-        "feature": _choice("time-frequency feature", FEATURES,
+        # The choices are the registered feature types (`preprocessing.features`), bound
+        # when that registry is imported (`bind_choices`).
+        "feature": Key("str", "time-frequency feature",
             default='mel',
             notes='Feature: stft (magnitude) | mel | mfcc | cqt.'),
         "compression": _choice("compression of stft/cqt/mel magnitudes", COMPRESSIONS,

@@ -99,6 +99,10 @@ class InstanceLayout:
     def log_dir(self, fold: int) -> Path:
         return self.root / "logs" / f"fold_{fold}"
 
+    def fold_plot(self, name: str, fold: int) -> Path:
+        """A per-fold plot, `plots/<name>_fold_<i>.png` (e.g. detection's `activity`)."""
+        return self.plots_dir / f"{name}_fold_{fold}.png"
+
     def fold_plots(self, fold: int) -> list[Path]:
         """The per-fold plots of `fold` (`plots/*_fold_<i>.png`), sorted."""
         return sorted(self.plots_dir.glob(f"*_fold_{fold}.png"))

@@ -41,10 +41,8 @@ def instance_plots(instance_dir: str | Path, folds: list[FoldResult],
         classes = next((f.classes for f in folds if f.classes), None)
         task_type = tasks.infer(classes=classes or [])
     task = tasks.get(task_type)
-    # The task's plots and the figures take fold and summary dicts (JSON content).
-    fold_dicts = [f.to_dict() for f in folds]
     written = []
     curves = layout.plots_dir / LEARNING_CURVES
-    if learning_curves(fold_dicts, curves, task.selection_metric):
+    if learning_curves(list(folds), curves, task.selection_metric):
         written.append(curves)
-    return written + list(task.plots(instance_dir, fold_dicts, summary.to_dict()))
+    return written + list(task.plots(layout, list(folds), summary))

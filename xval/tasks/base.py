@@ -6,21 +6,46 @@ which metrics are better when higher, the prediction CSV columns, what `predict`
 `evaluate` print, and the plots that differ by task. The engine asks the task registered
 under the experiment's `task_type` (`xval.tasks.get(name)`) and never spells a task name.
 
-Like `xval.schema`, this is a leaf: it imports nothing of the project except
-`xval.errors` at import time; Keras, scikit-learn and pandas are imported where used, so
-`preprocessing` and `architectures` can ask a task without pulling in the engine.
+The tasks sit low in the layers (only `xval.core` below them): they import nothing of the
+engine, and Keras only inside the methods that build or compile a model (the backend is
+chosen before), so `preprocessing` and `architectures` can ask a task without pulling in
+the engine.
 """
 
 import abc
+import inspect
 import math
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
+import pandas as pd
 
 from xval.core.errors import ParameterError
+from xval.core.layout import InstanceLayout
+from xval.core.records import FoldResult, InstanceSummary
+from xval.tasks.metrics import pool_by_clip
 from xval.tasks.weights import balanced_weights
 
+Params = Mapping[str, Any]
+"""An instance's parameters (`xval.config.params.resolve`)."""
+Pooled = tuple[np.ndarray, Any, Any]
+"""`(clip_ids, clip_outputs, clip_targets)` of `Task.pool_by_clip`."""
 
-def with_context(method, *args, **context):
+
+class StoreView(Protocol):
+    """What a task reads of a feature store (`preprocessing.store.FeatureStore`, which sits
+    above the tasks and is handed in)."""
+
+    path: Path
+    meta: pd.DataFrame
+
+    @property
+    def classes(self) -> list[str]: ...
+
+
+def with_context(method: Callable[..., Any], *args: Any, **context: Any) -> Any:
     """Calls a task method with the context keywords its signature accepts.
 
     Tasks written before a keyword existed (`evaluate(self, y_true, outputs, num_outputs)`)
@@ -34,8 +59,6 @@ def with_context(method, *args, **context):
     Returns:
         What the method returns.
     """
-    import inspect
-
     parameters = inspect.signature(method).parameters
     if not any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
         context = {k: v for k, v in context.items() if k in parameters}
@@ -78,27 +101,28 @@ class Task(abc.ABC):
             (detection: windows and recordings).
     """
 
-    name = None
-    head_name = "prediction"
-    history_metrics = ("loss",)
-    metric_names = ("loss",)
+    name: str | None = None
+    head_name: str = "prediction"
+    history_metrics: tuple[str, ...] = ("loss",)
+    metric_names: tuple[str, ...] = ("loss",)
     metric_ranges: dict[str, tuple[float, float]] = {"loss": (0.0, math.inf)}
-    maximize = ()
-    selection_metric = "loss"
-    has_classes = False
-    labelled_rows = False
-    output = "vector"
-    extra_arrays = ()
-    clip_is_segment_without_clips = True
-    level_names = {"segment": "segment", "clip": "clip"}
+    maximize: tuple[str, ...] = ()
+    selection_metric: str = "loss"
+    has_classes: bool = False
+    labelled_rows: bool = False
+    output: str = "vector"
+    extra_arrays: tuple[str, ...] = ()
+    clip_is_segment_without_clips: bool = True
+    level_names: dict[str, str] = {"segment": "segment", "clip": "clip"}
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
 
     # -- targets ---------------------------------------------------------------------------
 
     @abc.abstractmethod
-    def encode_targets(self, meta, classes):
+    def encode_targets(self, meta: pd.DataFrame,
+                       classes: Sequence[str] | None) -> tuple[pd.DataFrame, list[str]]:
         """Adds the `target` column a store keeps for every row.
 
         Args:
@@ -113,10 +137,10 @@ class Task(abc.ABC):
         """
 
     @abc.abstractmethod
-    def targets(self, meta):
+    def targets(self, meta: pd.DataFrame) -> np.ndarray:
         """The `target` column as the array fed to Keras, `np.ndarray [shape=(rows,)]`."""
 
-    def labels_of(self, y, classes):
+    def labels_of(self, y: np.ndarray, classes: Sequence[str] | None) -> list[Any]:
         """Labels of one item's rows from the original API's `targets[item]` array.
 
         Args:
@@ -126,27 +150,27 @@ class Task(abc.ABC):
         Returns:
             A list of `n` labels for `meta.csv`.
         """
-        return np.asarray(y).tolist()
+        return list(np.asarray(y).tolist())
 
-    def store_targets(self, store):
+    def store_targets(self, store: StoreView) -> np.ndarray:
         """The targets of every row of an opened store (`FeatureStore.targets`). Defaults
         to `targets(store.meta)`; a task with targets beyond `meta.csv` reads its own
         arrays (listed in `extra_arrays`) here."""
         return self.targets(store.meta)
 
-    def stratify_labels(self, store):
+    def stratify_labels(self, store: StoreView) -> np.ndarray | None:
         """Labels the fold splitter may balance, or `None` when the task has none."""
         return None
 
-    def num_outputs(self, store):
+    def num_outputs(self, store: StoreView) -> int:
         """Units of the output head for `store`. Defaults to one."""
         return 1
 
-    def keras_targets(self, y, params, num_outputs):
+    def keras_targets(self, y: np.ndarray, params: Params, num_outputs: int) -> np.ndarray:
         """Targets as the loss of `loss(params)` takes them (see `classification`)."""
         return y
 
-    def check_params(self, params, where):
+    def check_params(self, params: Params, where: str) -> None:
         """Rejects instance parameters the task cannot honour.
 
         Raises:
@@ -159,12 +183,12 @@ class Task(abc.ABC):
                 "line up with them; use time_warp=0.")
 
     @property
-    def weights_classes(self):
+    def weights_classes(self) -> bool:
         """Whether `class_weights=True` means something for the task. Defaults to
         `has_classes` (balanced sample weights, see `sample_weights`)."""
         return self.has_classes
 
-    def sample_weights(self, y, params):
+    def sample_weights(self, y: np.ndarray, params: Params) -> np.ndarray | None:
         """Sample weights of a fold's training rows.
 
         Args:
@@ -182,15 +206,15 @@ class Task(abc.ABC):
 
     # -- model -----------------------------------------------------------------------------
 
-    def output_head(self, x, num_outputs):
+    def output_head(self, x: Any, num_outputs: int) -> Any:
         """The final `Dense` layer, named `head_name`, computing in float32 so that mixed
         precision keeps a stable loss. Override for another activation or shape."""
-        from keras import layers
+        from keras import layers  # noqa: PLC0415  (keras: the backend is chosen by then)
 
         return layers.Dense(num_outputs, dtype="float32", name=self.head_name)(x)
 
     @abc.abstractmethod
-    def loss(self, params):
+    def loss(self, params: Params) -> Any:
         """The Keras loss for the instance parameters `params` (a dict; read optional
         names with `params.get(name, default)`).
 
@@ -199,13 +223,14 @@ class Task(abc.ABC):
         the targets of the fold's training rows (see `with_context`)."""
 
     @abc.abstractmethod
-    def keras_metrics(self, params):
+    def keras_metrics(self, params: Params) -> list[Any]:
         """The compiled Keras metrics, named as in `history_metrics`."""
 
     # -- evaluation ------------------------------------------------------------------------
 
     @abc.abstractmethod
-    def evaluate(self, y_true, outputs, num_outputs, **context):
+    def evaluate(self, y_true: Any, outputs: Any, num_outputs: int,
+                 **context: Any) -> dict[str, Any]:
         """Metrics of one split (the names of `metric_names`, plus extras such as a
         confusion matrix), from the best model's outputs in numpy.
 
@@ -220,7 +245,8 @@ class Task(abc.ABC):
             dict of metric name to float (JSON-ready values).
         """
 
-    def pool_by_clip(self, outputs, targets, clips):
+    def pool_by_clip(self, outputs: np.ndarray, targets: np.ndarray,
+                     clips: np.ndarray) -> Pooled | None:
         """Clip-level outputs and targets from segment rows (outputs averaged per clip).
 
         A task may also accept the keywords `starts` (each row's start in its clip, seconds)
@@ -230,11 +256,9 @@ class Task(abc.ABC):
             `(clip_ids, clip_outputs, clip_targets)`, see `xval.metrics.pool_by_clip`; or
             `None` when the task has no clip level.
         """
-        from xval.tasks.metrics import pool_by_clip
-
         return pool_by_clip(outputs, targets, clips)
 
-    def headline_metrics(self, clips):
+    def headline_metrics(self, clips: bool) -> list[tuple[str, str, str]]:
         """`(level, metric, label)` of the metrics the workbook's Summary sheet shows.
 
         Args:
@@ -247,7 +271,8 @@ class Task(abc.ABC):
     # -- outputs ---------------------------------------------------------------------------
 
     @abc.abstractmethod
-    def prediction_columns(self, outputs, classes, **context):
+    def prediction_columns(self, outputs: np.ndarray, classes: Sequence[str],
+                           **context: Any) -> dict[str, Any]:
         """Columns of `predictions_fold_<i>.csv` after row, item, clip, label, target.
 
         Returns:
@@ -255,7 +280,9 @@ class Task(abc.ABC):
         """
 
     @abc.abstractmethod
-    def predict_record(self, outputs, starts, classes, **context):
+    def predict_record(self, outputs: np.ndarray, starts: Sequence[float],
+                       classes: Sequence[str],
+                       **context: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         """What `python -m xval predict` reports for one file.
 
         Args:
@@ -267,7 +294,8 @@ class Task(abc.ABC):
             `(segments, clip)`: a list of `{"start", "scores"}` and `{"scores", "predicted"}`.
         """
 
-    def fold_plot_data(self, y_true, outputs, meta, **context):
+    def fold_plot_data(self, y_true: np.ndarray, outputs: np.ndarray, meta: pd.DataFrame,
+                       **context: Any) -> dict[str, Any] | None:
         """What the task's per-fold plots draw, taken from one fold's test rows.
 
         Training calls it after evaluating the best model; the recorder writes what it
@@ -284,8 +312,15 @@ class Task(abc.ABC):
         """
         return None
 
-    def plots(self, instance_dir, folds, summary):
-        """Writes the task's own plots of one instance into `instance_dir/plots`.
+    def plots(self, layout: InstanceLayout, folds: Sequence[FoldResult],
+              summary: InstanceSummary) -> list[Path]:
+        """Writes the task's own plots of one instance into its `plots/` folder.
+
+        Args:
+            layout: the instance folder's paths (`layout.plots_dir`, `layout.plot_data(i)`,
+                `layout.predictions(i)`).
+            folds: the instance's fold records (those believed).
+            summary: the instance's summary.
 
         Returns:
             list of written paths. Defaults to none.
@@ -295,7 +330,7 @@ class Task(abc.ABC):
     # -- python -m xval evaluate -----------------------------------------------------------
 
     @abc.abstractmethod
-    def file_targets(self, labels, classes):
+    def file_targets(self, labels: Sequence[str], classes: Sequence[str]) -> np.ndarray:
         """Targets of labelled files for `evaluate`, `np.ndarray [shape=(files,)]`.
 
         Raises:
@@ -303,13 +338,14 @@ class Task(abc.ABC):
         """
 
     @abc.abstractmethod
-    def evaluation_level(self, y_true, outputs, classes):
+    def evaluation_level(self, y_true: np.ndarray, outputs: np.ndarray,
+                         classes: Sequence[str]) -> dict[str, Any]:
         """The metrics `evaluate` shows for one level (clip or segment), as a dict."""
 
-    def format_level(self, data):
+    def format_level(self, data: dict[str, Any]) -> list[str]:
         """Text lines of one level of an evaluation."""
         return [", ".join(f"{k} {v:.4f}" for k, v in data.items())]
 
-    def level_records(self, level, data):
+    def level_records(self, level: str, data: dict[str, Any]) -> list[tuple[str, str, str, Any]]:
         """`(level, label, metric, value)` rows of one level for `evaluate --format csv`."""
         return [(level, "", k, v) for k, v in data.items()]

@@ -6,16 +6,24 @@ sparse categorical cross-entropy, or categorical cross-entropy on one-hot target
 """
 
 import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
 
 import xval.tasks.figures as plots
 from xval.core.errors import DatasetError
-from xval.tasks.base import Task
+from xval.core.layout import InstanceLayout
+from xval.core.records import FoldResult, InstanceSummary
+from xval.tasks.base import Params, StoreView, Task
+from xval.tasks.metrics import classification_metrics, softmax
 from xval.tasks.registry import register
 
 
-def _one_hot(params):
+def _one_hot(params: Params) -> bool:
     """Whether the loss takes one-hot targets (label smoothing or mixup)."""
     return params.get("label_smoothing", 0) > 0 or params.get("mixup_alpha", 0) > 0
 
@@ -37,7 +45,8 @@ class Classification(Task):
 
     # -- targets ---------------------------------------------------------------------------
 
-    def encode_targets(self, meta, classes):
+    def encode_targets(self, meta: pd.DataFrame,
+                       classes: Sequence[str] | None) -> tuple[pd.DataFrame, list[str]]:
         meta["label"] = meta["label"].astype(str)
         if classes is None:
             classes = sorted(set(meta["label"]))
@@ -48,10 +57,10 @@ class Classification(Task):
         meta["target"] = meta["label"].map(index).astype(int)
         return meta, list(classes)
 
-    def targets(self, meta):
+    def targets(self, meta: pd.DataFrame) -> np.ndarray:
         return meta["target"].to_numpy(np.int64)
 
-    def labels_of(self, y, classes):
+    def labels_of(self, y: np.ndarray, classes: Sequence[str] | None) -> list[Any]:
         y = np.asarray(y)
         if y.ndim == 2:  # one-hot rows
             y = y.argmax(axis=1)
@@ -62,13 +71,13 @@ class Classification(Task):
             labels.append(str(label))
         return labels
 
-    def stratify_labels(self, store):
+    def stratify_labels(self, store: StoreView) -> np.ndarray | None:
         return store.meta["label"].to_numpy(str)
 
-    def num_outputs(self, store):
+    def num_outputs(self, store: StoreView) -> int:
         return len(store.classes)
 
-    def keras_targets(self, y, params, num_outputs):
+    def keras_targets(self, y: np.ndarray, params: Params, num_outputs: int) -> np.ndarray:
         """Class indices, or one-hot rows (float32) when `label_smoothing` or
         `mixup_alpha` is above 0."""
         if _one_hot(params):
@@ -77,16 +86,16 @@ class Classification(Task):
 
     # -- model -----------------------------------------------------------------------------
 
-    def loss(self, params):
-        import keras
+    def loss(self, params: Params) -> Any:
+        import keras  # noqa: PLC0415  (keras: the backend is chosen by then)
 
         if _one_hot(params):
             return keras.losses.CategoricalCrossentropy(
                 from_logits=True, label_smoothing=float(params.get("label_smoothing", 0)))
         return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
-    def keras_metrics(self, params):
-        import keras
+    def keras_metrics(self, params: Params) -> list[Any]:
+        import keras  # noqa: PLC0415  (keras: the backend is chosen by then)
 
         if _one_hot(params):
             return [keras.metrics.CategoricalAccuracy(name="accuracy")]
@@ -94,29 +103,27 @@ class Classification(Task):
 
     # -- evaluation ------------------------------------------------------------------------
 
-    def evaluate(self, y_true, outputs, num_outputs, **context):
-        from xval.tasks.metrics import classification_metrics
-
+    def evaluate(self, y_true: Any, outputs: Any, num_outputs: int,
+                 **context: Any) -> dict[str, Any]:
         return classification_metrics(y_true, outputs, num_outputs)
 
-    def headline_metrics(self, clips):
+    def headline_metrics(self, clips: bool) -> list[tuple[str, str, str]]:
         out = [("segment", "accuracy", "accuracy"), ("segment", "f1", "macro F1")]
         return ([("clip", "accuracy", "clip accuracy")] if clips else []) + out
 
     # -- outputs ---------------------------------------------------------------------------
 
-    def prediction_columns(self, outputs, classes, **context):
-        from xval.tasks.metrics import softmax
-
+    def prediction_columns(self, outputs: np.ndarray, classes: Sequence[str],
+                           **context: Any) -> dict[str, Any]:
         probs = softmax(outputs)
-        columns = {"predicted": [classes[i] for i in probs.argmax(axis=1)]}
+        columns: dict[str, Any] = {"predicted": [classes[i] for i in probs.argmax(axis=1)]}
         for i, name in enumerate(classes):
             columns[f"p_{name}"] = probs[:, i].round(6)
         return columns
 
-    def predict_record(self, outputs, starts, classes, **context):
-        from xval.tasks.metrics import softmax
-
+    def predict_record(self, outputs: np.ndarray, starts: Sequence[float],
+                       classes: Sequence[str],
+                       **context: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         probs = softmax(outputs)
         clip = softmax(outputs.mean(axis=0, keepdims=True))[0]
         segments = [{"start": start, "scores": dict(zip(classes, p.tolist()))}
@@ -124,21 +131,23 @@ class Classification(Task):
         return segments, {"scores": dict(zip(classes, clip.tolist())),
                           "predicted": classes[int(clip.argmax())]}
 
-    def plots(self, instance_dir, folds, summary):
-        plot_dir = instance_dir / "plots"
-        classes = next((f.get("classes") for f in folds if f.get("classes")), None)
-        matrix = summary.get("confusion_matrix", {}).get("segment")
+    def plots(self, layout: InstanceLayout, folds: Sequence[FoldResult],
+              summary: InstanceSummary) -> list[Path]:
+        classes = next((f.classes for f in folds if f.classes), None)
+        matrix = summary.confusion_matrix.get("segment")
         if not classes or matrix is None:
             return []
-        written = [plots.confusion_matrix(matrix, classes, plot_dir / "confusion_matrix.png")]
+        written = [plots.confusion_matrix(matrix, classes,
+                                          layout.plots_dir / "confusion_matrix.png")]
         f1 = plots.per_fold_f1(folds)
         if f1 is not None:
-            written.append(plots.per_class_f1(f1, classes, plot_dir / "per_class_f1.png"))
+            written.append(plots.per_class_f1(f1, classes,
+                                              layout.plots_dir / "per_class_f1.png"))
         return written
 
     # -- python -m xval evaluate -----------------------------------------------------------
 
-    def file_targets(self, labels, classes):
+    def file_targets(self, labels: Sequence[str], classes: Sequence[str]) -> np.ndarray:
         unknown = sorted(set(labels) - set(classes))
         if unknown:
             raise DatasetError(
@@ -148,9 +157,8 @@ class Classification(Task):
         index = {c: i for i, c in enumerate(classes)}
         return np.array([index[v] for v in labels])
 
-    def evaluation_level(self, y_true, outputs, classes):
-        from sklearn import metrics as skm
-
+    def evaluation_level(self, y_true: np.ndarray, outputs: np.ndarray,
+                         classes: Sequence[str]) -> dict[str, Any]:
         y_true = np.asarray(y_true, int)
         y_pred = outputs.argmax(axis=1)
         labels = sorted(set(y_true.tolist()) | set(y_pred.tolist()))
@@ -169,9 +177,7 @@ class Classification(Task):
             "confusion_matrix": skm.confusion_matrix(y_true, y_pred, labels=labels).tolist(),
         }
 
-    def format_level(self, data):
-        import pandas as pd
-
+    def format_level(self, data: dict[str, Any]) -> list[str]:
         matrix = pd.DataFrame(data["confusion_matrix"], index=data["labels"],
                               columns=data["labels"])
         return [f"accuracy {data['accuracy']:.3f}, macro F1 {data['f1_macro']:.3f}",
@@ -179,7 +185,7 @@ class Classification(Task):
                 "Confusion matrix (rows: true, columns: predicted):",
                 matrix.to_string()]
 
-    def level_records(self, level, data):
+    def level_records(self, level: str, data: dict[str, Any]) -> list[tuple[str, str, str, Any]]:
         records = [(level, "", "accuracy", data["accuracy"]),
                    (level, "", "f1_macro", data["f1_macro"])]
         for label, values in data["report"].items():

@@ -32,12 +32,25 @@ windows when none does) are kept with their frame probabilities (`fold_plot_data
 
 import json
 import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
 
 import xval.tasks.figures as plots
-from xval.core.errors import ConfigurationError, DatasetError
-from xval.tasks.base import Task
+from xval.core.errors import ConfigurationError, DatasetError, ParameterError
+from xval.core.layout import InstanceLayout
+from xval.core.records import FoldResult, InstanceSummary, Status
+from xval.tasks.base import Params, Pooled, StoreView, Task
+from xval.tasks.events import (
+    Event,
+    activity_to_events,
+    detection_metrics,
+    frame_metrics,
+    stitch_windows,
+)
 from xval.tasks.metrics import sigmoid
 from xval.tasks.registry import register
 
@@ -50,14 +63,20 @@ PLOT_WINDOWS = 4
 POSTPROCESSING = {"detection_threshold": 0.5, "median_filter_seconds": 0.0,
                   "min_event_seconds": 0.0, "min_gap_seconds": 0.0}
 
+_NOT_EVALUATED = (
+    "`python -m xval evaluate` scores labelled files of classification and regression "
+    "models; a detector is scored by its experiment's test metrics."
+)
 
-def postprocessing(params):
+
+def postprocessing(params: Params | None) -> dict[str, float]:
     """The post-processing parameters of `params` (instance parameters, or a saved
     `params.json`'s), the defaults of `POSTPROCESSING` where absent."""
     return {k: (params or {}).get(k, v) for k, v in POSTPROCESSING.items()}
 
 
-def positive_weights(y, max_weight=MAX_POSITIVE_WEIGHT, chunk=4096):
+def positive_weights(y: np.ndarray, max_weight: float = MAX_POSITIVE_WEIGHT,
+                     chunk: int = 4096) -> list[float]:
     """Weight of an active frame of each class: inactive over active frames, clipped.
 
     Args:
@@ -80,7 +99,7 @@ def positive_weights(y, max_weight=MAX_POSITIVE_WEIGHT, chunk=4096):
         total += block.shape[0]
     negatives = total - positives
     ratio = np.divide(negatives, positives, out=np.ones(classes), where=positives > 0)
-    return np.clip(ratio, 1.0, max_weight).round(6).tolist()
+    return [float(w) for w in np.clip(ratio, 1.0, max_weight).round(6)]
 
 
 @register
@@ -99,14 +118,19 @@ class Detection(Task):
                      **{name: (0.0, 1.0) for name in maximize}}
     selection_metric = "event_f1"
     has_classes = False  # the store's classes are event classes, not one label per row
-    weights_classes = True  # class_weights=True weights active frames (see the module)
     extra_arrays = ("frame_targets.npy",)
     clip_is_segment_without_clips = False  # a window's score is not its recording's
     level_names = {"segment": "window", "clip": "recording"}
 
+    @property
+    def weights_classes(self) -> bool:
+        """`class_weights=True` weights active frames (see the module)."""
+        return True
+
     # -- targets ---------------------------------------------------------------------------
 
-    def encode_targets(self, meta, classes):
+    def encode_targets(self, meta: pd.DataFrame,
+                       classes: Sequence[str] | None) -> tuple[pd.DataFrame, list[str]]:
         if not classes:
             raise DatasetError("A detection store needs its event classes (classes=[...]).")
         labels = set(meta["label"].astype(str))
@@ -118,28 +142,26 @@ class Detection(Task):
         meta["target"] = (meta["label"].astype(str) == EVENT).astype(int)
         return meta, list(classes)
 
-    def targets(self, meta):
+    def targets(self, meta: pd.DataFrame) -> np.ndarray:
         return meta["target"].to_numpy(np.int64)
 
-    def store_targets(self, store):
+    def store_targets(self, store: StoreView) -> np.ndarray:
         path = store.path / "frame_targets.npy"
         if not path.is_file():
             raise DatasetError(f"{store.path} is a detection store without frame_targets.npy; "
                                "rebuild it with `python -m preprocessing detection`.")
         return np.load(path, mmap_mode="r")
 
-    def stratify_labels(self, store):
+    def stratify_labels(self, store: StoreView) -> np.ndarray | None:
         return store.meta["label"].to_numpy(str)
 
-    def num_outputs(self, store):
+    def num_outputs(self, store: StoreView) -> int:
         return len(store.classes)
 
-    def keras_targets(self, y, params, num_outputs):
+    def keras_targets(self, y: np.ndarray, params: Params, num_outputs: int) -> np.ndarray:
         return np.asarray(y, dtype=np.float32)
 
-    def check_params(self, params, where):
-        from xval.core.errors import ParameterError
-
+    def check_params(self, params: Params, where: str) -> None:
         super().check_params(params, where)
         if params.get("label_smoothing", 0):
             raise ParameterError(f"{where}: label_smoothing needs a task with classes; "
@@ -147,7 +169,7 @@ class Detection(Task):
 
     # -- model -----------------------------------------------------------------------------
 
-    def loss(self, params, *, train_targets=None):
+    def loss(self, params: Params, *, train_targets: np.ndarray | None = None) -> Any:
         """Per-frame binary cross-entropy on logits; with `class_weights=True`, active
         frames weighted per class by `positive_weights(train_targets)`.
 
@@ -159,26 +181,27 @@ class Detection(Task):
         Raises:
             ValueError: when `class_weights` is set and `train_targets` is not given.
         """
-        import keras
+        import keras  # noqa: PLC0415  (keras: the backend is chosen by then)
 
         if not params.get("class_weights"):
             return keras.losses.BinaryCrossentropy(from_logits=True)
         if train_targets is None:
             raise ValueError("class_weights=True: the detection loss weights active frames "
                              "from the fold's training rows; pass train_targets=.")
-        from xval.tasks.losses import WeightedFrameCrossentropy
+        from xval.tasks.losses import WeightedFrameCrossentropy  # noqa: PLC0415  (imports keras)
 
         return WeightedFrameCrossentropy(positive_weights(train_targets))
 
-    def keras_metrics(self, params):
-        import keras
+    def keras_metrics(self, params: Params) -> list[Any]:
+        import keras  # noqa: PLC0415  (keras: the backend is chosen by then)
 
         return [keras.metrics.BinaryAccuracy(name="frame_accuracy", threshold=0.0)]
 
     # -- evaluation ------------------------------------------------------------------------
 
-    def evaluate(self, y_true, outputs, num_outputs, *, params=None, frame_seconds=None,
-                 classes=None):
+    def evaluate(self, y_true: Any, outputs: Any, num_outputs: int, *,
+                 params: Params | None = None, frame_seconds: float | None = None,
+                 classes: Sequence[str] | None = None, **context: Any) -> dict[str, Any]:
         """Detection metrics of windows, or of recordings of different lengths.
 
         Args:
@@ -190,49 +213,41 @@ class Detection(Task):
             frame_seconds: time between frames; without it, only the loss and frame
                 metrics.
             classes: the event class names.
+            **context: other context keywords (see `Task.evaluate`), unused.
 
         Returns:
             dict of `loss`, `frame_*`, and with `frame_seconds` the sed_eval metrics
             (`segment_f1`, `segment_error_rate`, `event_f1`, ...), each row or recording
             scored as its own file.
         """
-        from xval.tasks.events import activity_to_events, detection_metrics, frame_metrics
-
-        if isinstance(outputs, (list, tuple)):  # recordings of different lengths
-            ys = [np.asarray(y, dtype=np.float32).reshape(-1, num_outputs) for y in y_true]
-            probs = [sigmoid(np.asarray(o, dtype=np.float64)).reshape(-1, num_outputs)
-                     for o in outputs]
-            flat_y, flat_p = np.concatenate(ys), np.concatenate(probs)
-        else:  # windows: one array, flattened without a copy
-            ys = np.asarray(y_true, dtype=np.float32)
-            probs = sigmoid(np.asarray(outputs, dtype=np.float64))
-            flat_y, flat_p = ys.reshape(-1, num_outputs), probs.reshape(-1, num_outputs)
+        ys, probs, flat_y, flat_p = _frames(y_true, outputs, num_outputs)
         eps = 1e-7
         bce = -(flat_y * np.log(flat_p + eps) + (1 - flat_y) * np.log(1 - flat_p + eps))
         post = postprocessing(params)
-        out = {"loss": float(bce.mean())}
+        out: dict[str, Any] = {"loss": float(bce.mean())}
         out.update(frame_metrics(flat_y, flat_p, post["detection_threshold"]))
         if frame_seconds is None:
             return out
-        classes = list(classes) if classes else [f"class{i}" for i in range(num_outputs)]
-        reference, estimated, durations = [], [], {}
+        names = list(classes) if classes else [f"class{i}" for i in range(num_outputs)]
+        reference: list[tuple[str, float, float, str]] = []
+        estimated: list[tuple[str, float, float, str]] = []
+        durations = {}
         for i, (y, prob) in enumerate(zip(ys, probs)):
             name = f"file{i}"
             durations[name] = len(y) * frame_seconds
             reference += [(name, *e) for e in activity_to_events(
-                y, frame_seconds=frame_seconds, classes=classes)]
-            estimated += [(name, *e) for e in self.events(prob, frame_seconds, classes,
-                                                          post)]
+                y, frame_seconds=frame_seconds, classes=names)]
+            estimated += [(name, *e) for e in self.events(prob, frame_seconds, names, post)]
         out.update(detection_metrics(reference, estimated, files=list(durations),
-                                     classes=classes, durations=durations))
+                                     classes=names, durations=durations))
         return {k: (float(v) if v is not None else float("nan")) for k, v in out.items()}
 
     @staticmethod
-    def events(prob, frame_seconds, classes, post, offset_s=0.0, duration_s=None):
+    def events(prob: np.ndarray, frame_seconds: float, classes: Sequence[str],
+               post: Mapping[str, float], offset_s: float = 0.0,
+               duration_s: float | None = None) -> list[Event]:
         """Events `(onset_s, offset_s, label)` of one window's frame probabilities (cut at
         `duration_s`, the end of the file, when given)."""
-        from xval.tasks.events import activity_to_events
-
         median = int(round(post["median_filter_seconds"] / frame_seconds)) | 1
         return activity_to_events(
             prob, frame_seconds=frame_seconds, classes=classes,
@@ -240,15 +255,17 @@ class Detection(Task):
             min_event_seconds=post["min_event_seconds"],
             min_gap_seconds=post["min_gap_seconds"], offset_s=offset_s, duration_s=duration_s)
 
-    def fold_plot_data(self, y_true, outputs, meta, *, params=None, frame_seconds=None,
-                       classes=None):
+    def fold_plot_data(self, y_true: np.ndarray, outputs: np.ndarray, meta: pd.DataFrame, *,
+                       params: Params | None = None, frame_seconds: float | None = None,
+                       classes: Sequence[str] | None = None,
+                       **context: Any) -> dict[str, Any] | None:
         y_true = np.asarray(y_true)
         if y_true.ndim != 3 or not len(y_true):
             return None
         with_events = np.flatnonzero(y_true.any(axis=(1, 2)))
         picked = (with_events if len(with_events) else np.arange(len(y_true)))[:PLOT_WINDOWS]
         prob = sigmoid(np.asarray(outputs, dtype=np.float64)[picked])
-        classes = list(classes) if classes else [f"class{i}" for i in range(y_true.shape[2])]
+        names = list(classes) if classes else [f"class{i}" for i in range(y_true.shape[2])]
         post = postprocessing(params)
         meta = meta.reset_index(drop=True)
         windows = []
@@ -256,7 +273,7 @@ class Detection(Task):
             record = meta.iloc[i]
             start = float(record["start"]) if "start" in meta and \
                 np.isfinite(float(record["start"])) else 0.0
-            events = self.events(prob[k], frame_seconds, classes, post, offset_s=start) \
+            events = self.events(prob[k], frame_seconds, names, post, offset_s=start) \
                 if frame_seconds else []
             windows.append({
                 "row": int(record["row"]) if "row" in meta else int(i),
@@ -267,26 +284,29 @@ class Detection(Task):
                 "probability": prob[k].round(3).tolist(),
                 "events": [[round(a, 3), round(b, 3), c] for a, b, c in events],
             })
-        return {"classes": classes, "frame_seconds": frame_seconds,
+        return {"classes": names, "frame_seconds": frame_seconds,
                 "threshold": post["detection_threshold"], "windows": windows,
                 "with_events": bool(len(with_events))}
 
-    def plots(self, instance_dir, folds, summary):
+    def plots(self, layout: InstanceLayout, folds: Sequence[FoldResult],
+              summary: InstanceSummary) -> list[Path]:
         written = []
         for fold in folds:
-            i = fold.get("fold")
-            data_file = instance_dir / f"plot_data_fold_{i}.json"
-            if fold.get("status") != "ok" or not data_file.is_file():
+            i = fold.fold
+            data_file = layout.plot_data(i)
+            if fold.status != Status.OK or not data_file.is_file():
                 continue
             data = json.loads(data_file.read_text())
             written.append(plots.activity_windows(
-                data, instance_dir / "plots" / f"activity_fold_{i}.png",
+                data, layout.fold_plot("activity", i),
                 title=f"Fold {i}: predicted activity against the annotation, "
                       f"{len(data['windows'])} test window(s)"
                       + ("" if data.get("with_events", True) else " (none annotated)")))
         return written
 
-    def pool_by_clip(self, outputs, targets, clips, *, starts=None, frame_seconds=None):
+    def pool_by_clip(self, outputs: np.ndarray, targets: np.ndarray,
+                     clips: np.ndarray, *, starts: Sequence[float] | None = None,
+                     frame_seconds: float | None = None) -> Pooled | None:
         """Recordings stitched from their windows: the clip level of detection.
 
         The windows of each recording (`clip`) are laid on its time line at their `start`
@@ -309,32 +329,30 @@ class Detection(Task):
             `frame_seconds`, or when two windows of a recording start on the same frame (a
             store without window starts).
         """
-        from xval.tasks.events import stitch_windows
-
         if starts is None or frame_seconds is None:
             return None
-        starts = np.asarray(starts, dtype=np.float64)
-        if not np.isfinite(starts).all():
+        at = np.asarray(starts, dtype=np.float64)
+        if not np.isfinite(at).all():
             return None
         outputs, targets, clips = np.asarray(outputs), np.asarray(targets), np.asarray(clips)
         names, first, inverse = np.unique(clips, return_index=True, return_inverse=True)
         order = np.argsort(inverse, kind="stable")  # rows grouped by clip, in row order
         groups = np.split(order, np.cumsum(np.bincount(inverse, minlength=len(names)))[:-1])
-        firsts = np.rint(starts / frame_seconds)
+        firsts = np.rint(at / frame_seconds)
         logits, truths = [], []
         for k in np.argsort(first):  # recordings in first-seen order
             rows = groups[k]
             if len(np.unique(firsts[rows])) < len(rows):
                 return None  # windows of a recording without distinct starts: no time line
-            prob = stitch_windows(sigmoid(outputs[rows].astype(np.float64)), starts[rows],
+            prob = stitch_windows(sigmoid(outputs[rows].astype(np.float64)), at[rows],
                                   frame_seconds)
             prob = np.clip(prob, 1e-7, 1 - 1e-7)
             logits.append(np.log(prob) - np.log1p(-prob))
-            truths.append(stitch_windows(targets[rows], starts[rows], frame_seconds,
+            truths.append(stitch_windows(targets[rows], at[rows], frame_seconds,
                                          reduce="max"))
         return names[np.argsort(first)], logits, truths
 
-    def headline_metrics(self, clips):
+    def headline_metrics(self, clips: bool) -> list[tuple[str, str, str]]:
         if clips:  # windows cut from longer recordings: the stitched recording first
             return [("clip", "event_f1", "recording event F1"),
                     ("clip", "segment_f1", "recording segment F1"),
@@ -345,7 +363,9 @@ class Detection(Task):
 
     # -- outputs ---------------------------------------------------------------------------
 
-    def prediction_columns(self, outputs, classes, *, frame_seconds=0.01, params=None):
+    def prediction_columns(self, outputs: np.ndarray, classes: Sequence[str], *,
+                           frame_seconds: float | None = 0.01, params: Params | None = None,
+                           **context: Any) -> dict[str, Any]:
         post = postprocessing(params)
         prob = sigmoid(np.asarray(outputs, dtype=np.float64))
         frame_seconds = frame_seconds or 0.01
@@ -354,11 +374,15 @@ class Detection(Task):
                   for p in prob]
         return {"predicted": events, "max_probability": prob.max(axis=(1, 2)).round(4)}
 
-    def predict_record(self, outputs, starts, classes, *, frame_seconds=0.01, params=None):
+    def predict_record(self, outputs: np.ndarray, starts: Sequence[float],
+                       classes: Sequence[str], *, frame_seconds: float | None = 0.01,
+                       params: Params | None = None,
+                       **context: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         post = postprocessing(params)
         prob = sigmoid(np.asarray(outputs, dtype=np.float64))
         frame_seconds = frame_seconds or 0.01
-        segments, events = [], []
+        segments: list[dict[str, Any]] = []
+        events: list[Event] = []
         for p, start in zip(prob, starts):
             found = self.events(p, frame_seconds, classes, post, offset_s=start)
             events += found
@@ -370,11 +394,24 @@ class Detection(Task):
 
     # -- python -m xval evaluate -----------------------------------------------------------
 
-    def file_targets(self, labels, classes):
-        raise ConfigurationError(
-            "`python -m xval evaluate` scores labelled files of classification and regression "
-            "models; a detector is scored by its experiment's test metrics."
-        )
+    def file_targets(self, labels: Sequence[str], classes: Sequence[str]) -> np.ndarray:
+        raise ConfigurationError(_NOT_EVALUATED)
 
-    def evaluation_level(self, y_true, outputs, classes):
-        return self.file_targets(None, classes)
+    def evaluation_level(self, y_true: np.ndarray, outputs: np.ndarray,
+                         classes: Sequence[str]) -> dict[str, Any]:
+        raise ConfigurationError(_NOT_EVALUATED)
+
+
+def _frames(y_true: Any, outputs: Any, num_outputs: int) -> tuple[Any, Any, np.ndarray,
+                                                                  np.ndarray]:
+    """Targets and probabilities per window or recording, and both flattened to
+    `(frames, classes)`: windows (one array, flattened without a copy) or recordings of
+    different lengths (lists, concatenated)."""
+    if isinstance(outputs, (list, tuple)):  # recordings of different lengths
+        ys = [np.asarray(y, dtype=np.float32).reshape(-1, num_outputs) for y in y_true]
+        probs = [sigmoid(np.asarray(o, dtype=np.float64)).reshape(-1, num_outputs)
+                 for o in outputs]
+        return ys, probs, np.concatenate(ys), np.concatenate(probs)
+    y = np.asarray(y_true, dtype=np.float32)
+    prob = sigmoid(np.asarray(outputs, dtype=np.float64))
+    return y, prob, y.reshape(-1, num_outputs), prob.reshape(-1, num_outputs)

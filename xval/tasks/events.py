@@ -4,8 +4,14 @@ Event metrics are computed by `sed_eval` (the DCASE reference implementation,
 `pip install -e '.[detection]'`); frame metrics by scikit-learn.
 """
 
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
 import numpy as np
 import pandas as pd
+from scipy.ndimage import median_filter
+from sklearn.metrics import precision_recall_fscore_support
 
 from xval.core.errors import ConfigurationError
 
@@ -18,10 +24,17 @@ METRIC_NAMES = ("segment_f1", "segment_error_rate", "event_f1", "event_precision
                 "event_recall")
 FRAME_METRIC_NAMES = ("frame_f1", "frame_precision", "frame_recall")
 
+Event = tuple[float, float, str]
+"""`(onset_s, offset_s, label)`."""
+FileEvent = tuple[str, float, float, str]
+"""`(file, onset_s, offset_s, label)`."""
 
-def activity_to_events(probabilities, *, frame_seconds, classes, threshold=0.5,
-                       median_filter_frames=1, min_event_seconds=0.0, min_gap_seconds=0.0,
-                       offset_s=0.0, duration_s=None):
+
+def activity_to_events(probabilities: np.ndarray, *, frame_seconds: float,
+                       classes: Sequence[str], threshold: float = 0.5,
+                       median_filter_frames: int = 1, min_event_seconds: float = 0.0,
+                       min_gap_seconds: float = 0.0, offset_s: float = 0.0,
+                       duration_s: float | None = None) -> list[Event]:
     """Turns frame-level probabilities into a list of events.
 
     Per class: frames with a probability of at least `threshold` are active; a median filter
@@ -54,15 +67,34 @@ def activity_to_events(probabilities, *, frame_seconds, classes, threshold=0.5,
         ValueError: for a shape that does not match `classes`, a threshold outside (0, 1],
             an even or non-positive `median_filter_frames`, or negative durations.
     """
-    from scipy.ndimage import median_filter
-
-    classes = list(classes)
+    names = list(classes)
     p = np.asarray(probabilities, dtype=float)
     if p.ndim == 1:
         p = p[:, None]
-    if p.ndim != 2 or p.shape[1] != len(classes):
+    if p.ndim != 2 or p.shape[1] != len(names):
         raise ValueError(f"probabilities of shape {np.shape(probabilities)} do not match "
-                         f"classes={classes}; expected (frames, {len(classes)}).")
+                         f"classes={names}; expected (frames, {len(names)}).")
+    _check_postprocessing(threshold, median_filter_frames, frame_seconds, min_event_seconds,
+                          min_gap_seconds)
+    active = (p >= threshold).astype(np.uint8)
+    if median_filter_frames > 1:
+        active = median_filter(active, size=(median_filter_frames, 1), mode="nearest")
+    events = []
+    for c, label in enumerate(names):
+        padded = np.concatenate([[0], active[:, c], [0]])
+        changes = np.flatnonzero(np.diff(padded))
+        runs = [[offset_s + i * frame_seconds, offset_s + j * frame_seconds]
+                for i, j in zip(changes[::2], changes[1::2])]
+        for onset, offset in _bridge(runs, min_gap_seconds):
+            if duration_s is not None:
+                offset = min(offset, duration_s)
+            if offset - onset >= min_event_seconds - 1e-9 and offset > onset:
+                events.append((float(onset), float(offset), label))
+    return sorted(events, key=lambda e: (e[0], e[2]))
+
+
+def _check_postprocessing(threshold: float, median_filter_frames: int, frame_seconds: float,
+                          min_event_seconds: float, min_gap_seconds: float) -> None:
     if not 0 < threshold <= 1:
         raise ValueError(f"threshold={threshold}: expected a value in (0, 1].")
     if median_filter_frames < 1 or median_filter_frames % 2 == 0:
@@ -71,30 +103,21 @@ def activity_to_events(probabilities, *, frame_seconds, classes, threshold=0.5,
     if frame_seconds <= 0 or min_event_seconds < 0 or min_gap_seconds < 0:
         raise ValueError(f"frame_seconds={frame_seconds} must be > 0, min_event_seconds="
                          f"{min_event_seconds} and min_gap_seconds={min_gap_seconds} >= 0.")
-    active = (p >= threshold).astype(np.uint8)
-    if median_filter_frames > 1:
-        active = median_filter(active, size=(median_filter_frames, 1), mode="nearest")
-    events = []
-    for c, label in enumerate(classes):
-        padded = np.concatenate([[0], active[:, c], [0]])
-        changes = np.flatnonzero(np.diff(padded))
-        runs = [[offset_s + i * frame_seconds, offset_s + j * frame_seconds]
-                for i, j in zip(changes[::2], changes[1::2])]
-        merged = []
-        for run in runs:
-            if merged and run[0] - merged[-1][1] < min_gap_seconds - 1e-9:
-                merged[-1][1] = run[1]
-            else:
-                merged.append(run)
-        for onset, offset in merged:
-            if duration_s is not None:
-                offset = min(offset, duration_s)
-            if offset - onset >= min_event_seconds - 1e-9 and offset > onset:
-                events.append((float(onset), float(offset), label))
-    return sorted(events, key=lambda e: (e[0], e[2]))
 
 
-def stitch_windows(windows, starts_s, frame_seconds, *, reduce="mean"):
+def _bridge(runs: list[list[float]], min_gap_seconds: float) -> list[list[float]]:
+    """Runs `[onset, offset]` (sorted) with the gaps shorter than `min_gap_seconds` bridged."""
+    merged: list[list[float]] = []
+    for run in runs:
+        if merged and run[0] - merged[-1][1] < min_gap_seconds - 1e-9:
+            merged[-1][1] = run[1]
+        else:
+            merged.append(run)
+    return merged
+
+
+def stitch_windows(windows: np.ndarray, starts_s: Sequence[float] | np.ndarray,
+                   frame_seconds: float, *, reduce: str = "mean") -> np.ndarray:
     """Lays the frame arrays of overlapping windows on their recording's time line.
 
     Window `k` covers frames `round(starts_s[k] / frame_seconds)` onwards; where windows
@@ -114,23 +137,23 @@ def stitch_windows(windows, starts_s, frame_seconds, *, reduce="mean"):
         ValueError: for windows that are not a 3-D array, starts of another length, a
             negative start, a `frame_seconds` not above 0 or an unknown `reduce`.
     """
-    windows = np.asarray(windows, dtype=np.float64)
-    starts_s = np.asarray(starts_s, dtype=np.float64).reshape(-1)
-    if windows.ndim != 3 or len(starts_s) != len(windows):
-        raise ValueError(f"windows of shape {windows.shape} and {len(starts_s)} start(s): "
+    frames = np.asarray(windows, dtype=np.float64)
+    starts = np.asarray(starts_s, dtype=np.float64).reshape(-1)
+    if frames.ndim != 3 or len(starts) != len(frames):
+        raise ValueError(f"windows of shape {frames.shape} and {len(starts)} start(s): "
                          "expected (windows, frames, classes) and one start per window.")
     if reduce not in ("mean", "max"):
         raise ValueError(f"reduce={reduce!r}: expected 'mean' or 'max'.")
-    if not np.isfinite(starts_s).all() or (starts_s < 0).any():
-        raise ValueError(f"window starts {starts_s.tolist()}: expected seconds >= 0.")
+    if not np.isfinite(starts).all() or (starts < 0).any():
+        raise ValueError(f"window starts {starts.tolist()}: expected seconds >= 0.")
     if not frame_seconds > 0:
         raise ValueError(f"frame_seconds={frame_seconds}: expected a time above 0.")
-    length = windows.shape[1]
-    firsts = np.rint(starts_s / frame_seconds).astype(int)
+    length = frames.shape[1]
+    firsts = np.rint(starts / frame_seconds).astype(int)
     total = int(firsts.max()) + length
-    line = np.zeros((total, windows.shape[2]))
+    line = np.zeros((total, frames.shape[2]))
     count = np.zeros((total, 1))
-    for first, window in zip(firsts, windows):
+    for first, window in zip(firsts, frames):
         if reduce == "max":
             line[first:first + length] = np.maximum(line[first:first + length], window)
         else:
@@ -139,7 +162,8 @@ def stitch_windows(windows, starts_s, frame_seconds, *, reduce="mean"):
     return line if reduce == "max" else line / np.maximum(count, 1)
 
 
-def frame_metrics(y_true, y_prob, threshold=0.5):
+def frame_metrics(y_true: np.ndarray, y_prob: np.ndarray,
+                  threshold: float = 0.5) -> dict[str, float]:
     """Frame-level F1, precision and recall, pooled over frames and classes (micro).
 
     Args:
@@ -154,8 +178,6 @@ def frame_metrics(y_true, y_prob, threshold=0.5):
     Raises:
         ValueError: when the shapes differ.
     """
-    from sklearn.metrics import precision_recall_fscore_support
-
     y_true, y_prob = np.asarray(y_true), np.asarray(y_prob)
     if y_true.shape != y_prob.shape:
         raise ValueError(f"y_true of shape {y_true.shape} and y_prob of shape {y_prob.shape}: "
@@ -167,9 +189,13 @@ def frame_metrics(y_true, y_prob, threshold=0.5):
             "frame_recall": float(recall)}
 
 
-def detection_metrics(reference, estimated, *, files, classes, time_resolution=TIME_RESOLUTION,
-                      t_collar=T_COLLAR, percentage_of_length=PERCENTAGE_OF_LENGTH,
-                      evaluate_offset=True, durations=None):
+def detection_metrics(reference: pd.DataFrame | Iterable[FileEvent],
+                      estimated: pd.DataFrame | Iterable[FileEvent], *, files: Iterable[str],
+                      classes: Iterable[str], time_resolution: float = TIME_RESOLUTION,
+                      t_collar: float = T_COLLAR,
+                      percentage_of_length: float = PERCENTAGE_OF_LENGTH,
+                      evaluate_offset: bool = True,
+                      durations: Mapping[str, float] | None = None) -> dict[str, float]:
     """Segment- and event-based detection metrics, computed by `sed_eval` file by file.
 
     Args:
@@ -198,16 +224,16 @@ def detection_metrics(reference, estimated, *, files, classes, time_resolution=T
         ConfigurationError: when `sed_eval` is not installed or cannot be imported.
         ValueError: for an event of a file not in `files` or of a label not in `classes`.
     """
-    sed_eval, containers = _sed_eval()
-    files, classes = list(files), list(classes)
-    ref, est = _by_file(reference, files, classes, "reference"), _by_file(
-        estimated, files, classes, "estimated")
-    segment = sed_eval.sound_event.SegmentBasedMetrics(event_label_list=classes,
+    sed_eval, containers = import_sed_eval()
+    names, labels = list(files), list(classes)
+    ref, est = _by_file(reference, names, labels, "reference"), _by_file(
+        estimated, names, labels, "estimated")
+    segment = sed_eval.sound_event.SegmentBasedMetrics(event_label_list=labels,
                                                         time_resolution=time_resolution)
     event = sed_eval.sound_event.EventBasedMetrics(
-        event_label_list=classes, t_collar=t_collar, percentage_of_length=percentage_of_length,
+        event_label_list=labels, t_collar=t_collar, percentage_of_length=percentage_of_length,
         evaluate_onset=True, evaluate_offset=evaluate_offset)
-    for file in files:
+    for file in names:
         r = containers.MetaDataContainer(ref.get(file, []))
         e = containers.MetaDataContainer(est.get(file, []))
         length = None if durations is None else durations.get(file)
@@ -222,17 +248,22 @@ def detection_metrics(reference, estimated, *, files, classes, time_resolution=T
             "event_recall": float(evt["f_measure"]["recall"])}
 
 
-def _sed_eval():
-    """Imports sed_eval (which imports dcase_util, which needs setuptools' pkg_resources)."""
-    import warnings
+def import_sed_eval() -> tuple[Any, Any]:
+    """Imports sed_eval (which imports dcase_util, which needs setuptools' pkg_resources).
 
+    Returns:
+        `(sed_eval, dcase_util.containers)`.
+
+    Raises:
+        ConfigurationError: when sed_eval cannot be imported, naming the extra to install.
+    """
     try:
         with warnings.catch_warnings():
             # dcase_util warns that pkg_resources is deprecated on every import.
             warnings.simplefilter("ignore", UserWarning)
             warnings.simplefilter("ignore", DeprecationWarning)
-            import dcase_util.containers as containers
-            import sed_eval
+            import dcase_util.containers as containers  # noqa: PLC0415  (sed_eval's own)
+            import sed_eval  # noqa: PLC0415  (sed_eval: optional, the [detection] extra)
     except ImportError as e:
         raise ConfigurationError(
             f"Detection metrics need sed_eval, which cannot be imported ({e}). Install it "
@@ -243,13 +274,15 @@ def _sed_eval():
     return sed_eval, containers
 
 
-def _by_file(events, files, classes, name):
+def _by_file(events: pd.DataFrame | Iterable[FileEvent], files: list[str], classes: list[str],
+             name: str) -> dict[str, list[dict[str, Any]]]:
+    rows: Iterable[Any]
     if isinstance(events, pd.DataFrame):
         rows = zip(events["file"], events["onset_s"], events["offset_s"], events["label"])
     else:
         rows = events
     known, labels = set(files), set(classes)
-    out = {}
+    out: dict[str, list[dict[str, Any]]] = {}
     for file, onset, offset, label in rows:
         if file not in known:
             raise ValueError(f"{name} event of file {file!r} ({onset}-{offset} s): the file is "

@@ -1,22 +1,31 @@
 """Per-instance plots with matplotlib: learning curves, confusion matrix, per-class F1,
-predicted against true values, detection activity."""
+predicted against true values, detection activity.
 
+Figures are made with matplotlib's object API (`matplotlib.figure.Figure`): no global
+backend switch and no pyplot state, so drawing is safe in any process (a worker, a
+notebook with its own backend).
+"""
+
+import io
+import os
 import warnings
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from xval.core.files import atomic_write_bytes
+from xval.core.records import FoldResult, Status
+
+PathLike = str | os.PathLike[str]
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def fold_band(curves):
+def fold_band(curves: Sequence[Sequence[float] | np.ndarray]
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Mean, min and max per epoch over folds of unequal length (early stopping).
 
     Args:
@@ -29,7 +38,8 @@ def fold_band(curves):
     length = max((len(c) for c in curves), default=0)
     table = np.full((len(curves), length), np.nan)
     for i, c in enumerate(curves):
-        table[i, :len(c)] = np.asarray(c, dtype=float)
+        values = np.asarray(c, dtype=float)
+        table[i, :len(values)] = values
     table[~np.isfinite(table)] = np.nan
     n = np.sum(~np.isnan(table), axis=0)
     with np.errstate(all="ignore"), warnings.catch_warnings():
@@ -39,50 +49,59 @@ def fold_band(curves):
     return np.arange(1, length + 1), mean, low, high, n
 
 
-def learning_curves(folds, path, metric=None):
+def _curve_panel(ax: Axes, folds: Sequence[FoldResult], key: str, colour: str) -> None:
+    """One panel of `learning_curves`: the history `key` of every fold (thin lines, dots at
+    the best epochs), the mean over folds and the min-max band."""
+    curves = [np.asarray((f.history or {}).get(key, []), dtype=float) for f in folds]
+    for f, curve in zip(folds, curves):
+        ax.plot(np.arange(1, len(curve) + 1), curve, color=colour, lw=0.6, alpha=0.35)
+        best = f.best_epoch
+        if best and 1 <= best <= len(curve) and np.isfinite(curve[best - 1]):
+            ax.plot(best, curve[best - 1], "o", color=colour, ms=3, alpha=0.8)
+    epochs, mean, low, high, n = fold_band(curves)
+    ax.fill_between(epochs, low, high, color=colour, alpha=0.15, lw=0,
+                    label="min–max over folds")
+    # Past the epoch where most folds stopped early, the mean is of a few folds.
+    few = 2 * n < len(folds)
+    head = np.where(few, np.nan, mean)
+    tail = np.where(few | np.roll(few, -1), mean, np.nan)  # joined to the head
+    ax.plot(epochs, head, color=colour, lw=2.2, label=f"mean of {len(folds)} folds")
+    if few.any():
+        ax.plot(epochs, tail, color=colour, lw=1.6, ls=":", label="mean, most folds stopped")
+    ax.grid(alpha=0.3)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def learning_curves(folds: Sequence[FoldResult], path: PathLike,
+                    metric: str | None = None) -> Path | None:
     """Learning curves readable with many folds: one panel per split (train, validation)
     and metric (loss, then `metric`, e.g. accuracy or RMSE, when the history has it), each
     with every fold as a thin line, the mean over folds as a thick line and the min-max
-    band; dots mark each fold's best epoch."""
-    plt = _pyplot()
-    from matplotlib.ticker import MaxNLocator
+    band; dots mark each fold's best epoch.
 
-    ok = [f for f in folds if f.get("status") == "ok" and f.get("history")]
+    Args:
+        folds: the instance's fold records; those trained (`ok`) with a history are drawn.
+        path: the PNG to write.
+        metric: the metric drawn below the loss, or `None`. Defaults to `None`.
+
+    Returns:
+        The path, or `None` when no fold has a history (nothing written).
+    """
+    ok = [f for f in folds if f.status == Status.OK and f.history]
     if not ok:
         return None
-    history = ok[0]["history"]
+    history = ok[0].history or {}
     names = ["loss"] + ([metric] if metric and metric != "loss" and metric in history else [])
     splits = [("train", "")] + ([("validation", "val_")] if "val_loss" in history else [])
-    fig, axes = plt.subplots(len(names), len(splits), figsize=(5.2 * len(splits),
-                             3.4 * len(names)), squeeze=False, sharex=True)
+    fig = Figure(figsize=(5.2 * len(splits), 3.4 * len(names)))
+    axes = fig.subplots(len(names), len(splits), squeeze=False, sharex=True)
     colours = {"train": "#1f77b4", "validation": "#d62728"}
     for r, name in enumerate(names):
         for c, (split, prefix) in enumerate(splits):
             ax = axes[r][c]
-            key = prefix + name
-            curves = [np.asarray(f["history"].get(key, []), dtype=float) for f in ok]
-            colour = colours[split]
-            for f, curve in zip(ok, curves):
-                epochs = np.arange(1, len(curve) + 1)
-                ax.plot(epochs, curve, color=colour, lw=0.6, alpha=0.35)
-                best = f.get("best_epoch")
-                if best and 1 <= best <= len(curve) and np.isfinite(curve[best - 1]):
-                    ax.plot(best, curve[best - 1], "o", color=colour, ms=3, alpha=0.8)
-            epochs, mean, low, high, n = fold_band(curves)
-            ax.fill_between(epochs, low, high, color=colour, alpha=0.15, lw=0,
-                            label="min–max over folds")
-            # Past the epoch where most folds stopped early, the mean is of a few folds.
-            few = 2 * n < len(ok)
-            head = np.where(few, np.nan, mean)
-            tail = np.where(few | np.roll(few, -1), mean, np.nan)  # joined to the head
-            ax.plot(epochs, head, color=colour, lw=2.2, label=f"mean of {len(ok)} folds")
-            if few.any():
-                ax.plot(epochs, tail, color=colour, lw=1.6, ls=":",
-                        label="mean, most folds stopped")
+            _curve_panel(ax, ok, prefix + name, colours[split])
             ax.set_title(f"{split} {name}")
             ax.set_ylabel(name)
-            ax.grid(alpha=0.3)
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             if r == len(names) - 1:
                 ax.set_xlabel("epoch (dots: best epoch of each fold)")
             if r == 0 and c == len(splits) - 1:
@@ -94,10 +113,11 @@ def learning_curves(folds, path, metric=None):
             axes[r][c].set_ylim(min(lows), max(highs))
     fig.suptitle("Learning curves (history, training mode; thin lines: folds)", fontsize=10)
     fig.tight_layout()
-    return _save(fig, path, plt)
+    return _save(fig, path)
 
 
-def confusion_figure(matrix, classes, title="Test confusion matrix, pooled over folds"):
+def confusion_figure(matrix: Sequence[Sequence[float]] | np.ndarray, classes: Sequence[str],
+                     title: str = "Test confusion matrix, pooled over folds") -> Figure:
     """The confusion matrix figure: colour by row proportion, every cell showing its count
     and its proportion of the true class.
 
@@ -109,11 +129,11 @@ def confusion_figure(matrix, classes, title="Test confusion matrix, pooled over 
     Returns:
         The `matplotlib.figure.Figure` (the caller saves or closes it).
     """
-    plt = _pyplot()
     m = np.asarray(matrix, dtype=float)
     norm = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
     size = max(4.0, 0.65 * len(classes) + 2)
-    fig, ax = plt.subplots(figsize=(size + 1, size))
+    fig = Figure(figsize=(size + 1, size))
+    ax = fig.subplots()
     image = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
     ax.set_yticks(range(len(classes)), [f"{c} (n={int(t)})" for c, t in
@@ -131,13 +151,14 @@ def confusion_figure(matrix, classes, title="Test confusion matrix, pooled over 
     return fig
 
 
-def confusion_matrix(matrix, classes, path, title="Test confusion matrix, pooled over folds"):
+def confusion_matrix(matrix: Sequence[Sequence[float]] | np.ndarray, classes: Sequence[str],
+                     path: PathLike,
+                     title: str = "Test confusion matrix, pooled over folds") -> Path:
     """Writes `confusion_figure` to `path`; returns the path."""
-    plt = _pyplot()
-    return _save(confusion_figure(matrix, classes, title), path, plt)
+    return _save(confusion_figure(matrix, classes, title), path)
 
 
-def f1_per_class(matrix):
+def f1_per_class(matrix: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
     """F1 of every class from a confusion matrix (rows true classes); 0 where a class is
     neither true nor predicted.
 
@@ -153,21 +174,24 @@ def f1_per_class(matrix):
     return np.divide(2 * tp, denominator, out=np.zeros_like(tp), where=denominator > 0)
 
 
-def per_fold_f1(folds):
+def per_fold_f1(folds: Sequence[FoldResult]) -> np.ndarray | None:
     """Per-class test F1 of every finished fold, from its test confusion matrix.
+
+    Args:
+        folds: fold records; those trained (`ok`) with test metrics count.
 
     Returns:
         `np.ndarray [shape=(n_folds, n_classes)]`, or `None` without confusion matrices.
     """
-    matrices = [f["metrics"]["test"].get("confusion_matrix") for f in folds
-                if f.get("status") == "ok"]
-    matrices = [m for m in matrices if m is not None]
-    if not matrices:
+    matrices = [(f.metrics or {}).get("test", {}).get("confusion_matrix") for f in folds
+                if f.status == Status.OK]
+    found = [m for m in matrices if m is not None]
+    if not found:
         return None
-    return np.stack([f1_per_class(m) for m in matrices])
+    return np.stack([f1_per_class(m) for m in found])
 
 
-def per_class_f1(f1, classes, path):
+def per_class_f1(f1: np.ndarray, classes: Sequence[str], path: PathLike) -> Path:
     """Per-class F1: bars at the mean over folds, error bars one std (over folds), dots
     the folds.
 
@@ -176,12 +200,12 @@ def per_class_f1(f1, classes, path):
         classes: class names.
         path: the PNG to write.
     """
-    plt = _pyplot()
     f1 = np.atleast_2d(np.asarray(f1, dtype=float))
     mean = f1.mean(axis=0)
     std = f1.std(axis=0, ddof=1) if len(f1) > 1 else np.zeros_like(mean)
     x = np.arange(len(classes))
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.55 * len(classes) + 2), 3.6))
+    fig = Figure(figsize=(max(4.0, 0.55 * len(classes) + 2), 3.6))
+    ax = fig.subplots()
     ax.bar(x, mean, color="#4878a8", alpha=0.85, yerr=std, capsize=3,
            error_kw={"elinewidth": 1, "ecolor": "black"}, label="mean ± std over folds")
     jitter = np.linspace(-0.2, 0.2, len(f1)) if len(f1) > 1 else np.zeros(1)
@@ -196,13 +220,13 @@ def per_class_f1(f1, classes, path):
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=7, loc="upper right", ncol=2, frameon=False)
     fig.tight_layout()
-    return _save(fig, path, plt)
+    return _save(fig, path)
 
 
-def predicted_vs_true(true, predicted, path):
+def predicted_vs_true(true: np.ndarray, predicted: np.ndarray, path: PathLike) -> Path:
     """Scatter of regression predictions against targets, with the identity line."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    fig = Figure(figsize=(4.5, 4.5))
+    ax = fig.subplots()
     ax.scatter(true, predicted, s=8, alpha=0.6)
     low, high = float(min(np.min(true), np.min(predicted))), \
         float(max(np.max(true), np.max(predicted)))
@@ -211,11 +235,12 @@ def predicted_vs_true(true, predicted, path):
     ax.set_ylabel("predicted")
     ax.set_title("Test predictions, all folds")
     fig.tight_layout()
-    return _save(fig, path, plt)
+    return _save(fig, path)
 
 
-def draw_activity(ax, times, activity, classes, *, events=(), reference=None,
-                  threshold=None):
+def draw_activity(ax: Axes, times: np.ndarray, activity: np.ndarray, classes: Sequence[str],
+                  *, events: Iterable[tuple[float, float, str]] = (),
+                  reference: Any = None, threshold: float | None = None) -> None:
     """Draws frame probabilities on `ax`: one line per class, detected events shaded, and
     the annotation, when given, as a filled step per class under the lines.
 
@@ -230,17 +255,17 @@ def draw_activity(ax, times, activity, classes, *, events=(), reference=None,
         threshold: the detection threshold, drawn dashed, or `None`.
     """
     times = np.asarray(times, dtype=float)
-    activity = np.asarray(activity, dtype=float)
+    values = np.asarray(activity, dtype=float)
     colours = [f"C{i % 10}" for i in range(len(classes))]
     for onset, offset, _ in events:
         ax.axvspan(onset, offset, color="tab:green", alpha=0.15, lw=0)
     if reference is not None:
-        reference = np.asarray(reference, dtype=float)
+        annotated = np.asarray(reference, dtype=float)
         for i, name in enumerate(classes):
-            ax.fill_between(times, 0, reference[:, i], step="post", color=colours[i],
+            ax.fill_between(times, 0, annotated[:, i], step="post", color=colours[i],
                             alpha=0.25, lw=0, label=f"{name} annotated")
     for i, name in enumerate(classes):
-        ax.plot(times, activity[:, i], color=colours[i], lw=1,
+        ax.plot(times, values[:, i], color=colours[i], lw=1,
                 label=f"{name} predicted" if reference is not None else name)
     if threshold is not None:
         ax.axhline(threshold, color="grey", lw=0.8, ls="--")
@@ -248,23 +273,26 @@ def draw_activity(ax, times, activity, classes, *, events=(), reference=None,
     ax.set_ylabel("probability")
 
 
-def file_activity(times, activity, classes, events, path, title):
+def file_activity(times: np.ndarray, activity: np.ndarray, classes: Sequence[str],
+                  events: Iterable[tuple[float, float, str]], path: PathLike,
+                  title: str) -> Path:
     """Writes a PNG of one file's frame probabilities with its detected events shaded
     (`python -m xval detect --plot`; see `draw_activity`).
 
     Returns:
         The path.
     """
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(10, 2.5))
+    fig = Figure(figsize=(10, 2.5))
+    ax = fig.subplots()
     draw_activity(ax, times, activity, classes, events=events)
     ax.set(xlabel="time (s)", title=title)
     ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
-    return _save(fig, path, plt)
+    return _save(fig, path)
 
 
-def activity_windows(data, path, title="Predicted activity against the annotation"):
+def activity_windows(data: Mapping[str, Any], path: PathLike,
+                     title: str = "Predicted activity against the annotation") -> Path:
     """Writes a PNG with one panel per window: predicted activity per class over time
     against the annotation, detected events shaded (see `draw_activity`).
 
@@ -279,12 +307,11 @@ def activity_windows(data, path, title="Predicted activity against the annotatio
     Returns:
         The path.
     """
-    plt = _pyplot()
     windows = data["windows"]
     classes = data["classes"]
     hop = data.get("frame_seconds")
-    fig, axes = plt.subplots(max(len(windows), 1), 1, figsize=(10, 2.2 * max(len(windows), 1)),
-                             squeeze=False)
+    fig = Figure(figsize=(10, 2.2 * max(len(windows), 1)))
+    axes = fig.subplots(max(len(windows), 1), 1, squeeze=False)
     for ax, window in zip(axes[:, 0], windows):
         activity = np.asarray(window["probability"], dtype=float)
         frames = np.arange(len(activity))
@@ -299,19 +326,14 @@ def activity_windows(data, path, title="Predicted activity against the annotatio
     axes[0, 0].legend(loc="upper right", fontsize=7, ncol=2)
     fig.suptitle(title + " (green: detected events)", fontsize=10)
     fig.tight_layout()
-    return _save(fig, path, plt)
+    return _save(fig, path)
 
 
-def _save(fig, path, plt):
+def _save(fig: Figure, path: PathLike) -> Path:
     """Writes the figure as PNG atomically (a workbook being built beside it reads the old
     plot or the new one, never half of one)."""
-    import io
-
-    from xval.core.files import atomic_write_bytes
-
-    path = Path(path)
+    out = Path(path)
     buffer = io.BytesIO()
     fig.savefig(buffer, dpi=100, format="png")
-    plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
-    return path
+    atomic_write_bytes(out, buffer.getvalue())
+    return out

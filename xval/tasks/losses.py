@@ -6,6 +6,9 @@ engine loads models; a script loading such a model itself with `compile=True` im
 `xval.losses` first (or loads with `compile=False`).
 """
 
+from collections.abc import Sequence
+from typing import Any
+
 import keras
 from keras import ops
 
@@ -32,8 +35,9 @@ class WeightedFrameCrossentropy(keras.losses.Loss):
             number > 0.
     """
 
-    def __init__(self, positive_weights, name="weighted_frame_crossentropy",
-                 reduction="sum_over_batch_size", dtype=None):
+    def __init__(self, positive_weights: Sequence[float],
+                 name: str = "weighted_frame_crossentropy",
+                 reduction: str = "sum_over_batch_size", dtype: Any = None) -> None:
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         weights = [float(w) for w in positive_weights]
         if not weights or not all(0 < w < float("inf") for w in weights):
@@ -41,12 +45,12 @@ class WeightedFrameCrossentropy(keras.losses.Loss):
                              "number > 0 per class.")
         self.positive_weights = weights
 
-    def call(self, y_true, y_pred):
+    def call(self, y_true: Any, y_pred: Any) -> Any:
         y_pred = ops.convert_to_tensor(y_pred)
         y_true = ops.cast(y_true, y_pred.dtype)
         weights = ops.convert_to_tensor(self.positive_weights, dtype=y_pred.dtype)
         bce = ops.binary_crossentropy(y_true, y_pred, from_logits=True)
         return ops.mean((1.0 + (weights - 1.0) * y_true) * bce, axis=-1)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "positive_weights": list(self.positive_weights)}

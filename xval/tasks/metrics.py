@@ -3,23 +3,26 @@
 The tasks (`xval.tasks`) choose which of these score a split.
 """
 
+from typing import Any
+
 import numpy as np
 from sklearn import metrics as skm
 
 
-def softmax(logits):
+def softmax(logits: np.ndarray) -> np.ndarray:
     """Row-wise softmax of `np.ndarray [shape=(n, classes)]`."""
     z = logits - logits.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
 
 
-def sigmoid(x):
+def sigmoid(x: np.ndarray) -> np.ndarray:
     """Element-wise logistic function of logits, clipped to +-60 (no overflow)."""
     return 1.0 / (1.0 + np.exp(-np.clip(x, -60, 60)))
 
 
-def classification_metrics(y_true, logits, n_classes):
+def classification_metrics(y_true: np.ndarray, logits: np.ndarray,
+                           n_classes: int) -> dict[str, Any]:
     """Loss (cross-entropy), accuracy, macro F1/precision/recall and the confusion matrix.
 
     Args:
@@ -48,7 +51,7 @@ def classification_metrics(y_true, logits, n_classes):
     }
 
 
-def regression_metrics(y_true, y_pred):
+def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
     """Loss (MSE), RMSE, MAE and R².
 
     Args:
@@ -69,7 +72,8 @@ def regression_metrics(y_true, y_pred):
     }
 
 
-def pool_by_clip(outputs, targets, clips):
+def pool_by_clip(outputs: np.ndarray, targets: np.ndarray,
+                 clips: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Averages segment outputs (logits) per clip.
 
     Args:

@@ -1,15 +1,17 @@
 """The task registry: `register`, `get`, `names` and what the registered tasks record."""
 
+from collections.abc import Iterable
+
 from xval.core.errors import ConfigurationError
 from xval.tasks.base import Task
 
-_TASKS = {}
+_TASKS: dict[str, Task] = {}
 
 DEFAULT = "classification"
 """The `task_type` of experiments and stores that do not name one."""
 
 
-def register(cls):
+def register(cls: type[Task]) -> type[Task]:
     """Class decorator registering a `Task` subclass under its `name`.
 
     Args:
@@ -33,12 +35,12 @@ def register(cls):
     return cls
 
 
-def names():
+def names() -> list[str]:
     """The registered task names, in registration order."""
     return list(_TASKS)
 
 
-def get(name):
+def get(name: str | Task) -> Task:
     """The task registered as `name`.
 
     Args:
@@ -61,18 +63,18 @@ def get(name):
     return _TASKS[name]
 
 
-def metric_names():
+def metric_names() -> list[str]:
     """Every metric some task records, in order, without repeats (the choices of
     `[report] selection_metric`, after `auto`)."""
     return list(dict.fromkeys(m for task in _TASKS.values() for m in task.metric_names))
 
 
-def maximized_metrics():
+def maximized_metrics() -> tuple[str, ...]:
     """The metric names some task maximises (see `Task.maximize`)."""
     return tuple(dict.fromkeys(m for task in _TASKS.values() for m in task.maximize))
 
 
-def infer(metrics=None, classes=None):
+def infer(metrics: Iterable[str] | None = None, classes: list[str] | None = None) -> str:
     """The task of a result folder or dataset description written before `task_type` was
     recorded with it.
 
@@ -86,9 +88,10 @@ def infer(metrics=None, classes=None):
         written before `task_type` was recorded) with classes when there are some and the
         first without when there are none (regression); else `DEFAULT`.
     """
-    if metrics:
+    recorded = set(metrics or ())
+    if recorded:
         for name, task in _TASKS.items():
-            if task.selection_metric in metrics:
+            if task.selection_metric in recorded:
                 return name
     if classes is not None:
         for name, task in _TASKS.items():

@@ -11,13 +11,20 @@ layer by default for such models.
 """
 
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from xval.core.errors import ConfigurationError
-from xval.tasks.base import Task
+from xval.core.errors import ConfigurationError, ParameterError
+from xval.tasks.base import Params, Pooled, Task
 from xval.tasks.registry import register
 
+_NOT_EVALUATED = (
+    "`python -m xval evaluate` scores labelled files; an autoencoder is scored by its "
+    "experiment's reconstruction metrics (and used through `python -m xval embed`)."
+)
 
 @register
 class Representation(Task):
@@ -37,17 +44,16 @@ class Representation(Task):
 
     # -- targets ---------------------------------------------------------------------------
 
-    def encode_targets(self, meta, classes):
+    def encode_targets(self, meta: pd.DataFrame,
+                       classes: Sequence[str] | None) -> tuple[pd.DataFrame, list[str]]:
         meta["label"] = meta["label"].astype(str)
         meta["target"] = 0  # the target is the input; labels are kept, never used
         return meta, list(classes or [])
 
-    def targets(self, meta):
+    def targets(self, meta: pd.DataFrame) -> np.ndarray:
         return np.zeros(len(meta), dtype=np.float32)
 
-    def check_params(self, params, where):
-        from xval.core.errors import ParameterError
-
+    def check_params(self, params: Params, where: str) -> None:
         super().check_params(params, where)
         if params.get("row_normalization", "none") != "none":
             raise ParameterError(
@@ -62,17 +68,18 @@ class Representation(Task):
 
     # -- model -----------------------------------------------------------------------------
 
-    def loss(self, params):
+    def loss(self, params: Params) -> Any:
         return "mse"
 
-    def keras_metrics(self, params):
-        import keras
+    def keras_metrics(self, params: Params) -> list[Any]:
+        import keras  # noqa: PLC0415  (keras: the backend is chosen by then)
 
         return [keras.metrics.MeanAbsoluteError(name="mae")]
 
     # -- evaluation ------------------------------------------------------------------------
 
-    def evaluate(self, y_true, outputs, num_outputs, *, reference=None):
+    def evaluate(self, y_true: Any, outputs: Any, num_outputs: int, *,
+                 reference: np.ndarray | None = None, **context: Any) -> dict[str, Any]:
         y_true = np.asarray(y_true, dtype=np.float64)
         outputs = np.asarray(outputs, dtype=np.float64).reshape(y_true.shape)
         error = outputs - y_true
@@ -84,23 +91,28 @@ class Representation(Task):
             out["baseline_mae"] = float(np.mean(np.abs(base)))
         return out
 
-    def pool_by_clip(self, outputs, targets, clips):
+    def pool_by_clip(self, outputs: np.ndarray, targets: np.ndarray,
+                     clips: np.ndarray) -> Pooled | None:
         return None  # reconstruction is scored row by row
 
-    def headline_metrics(self, clips):
+    def headline_metrics(self, clips: bool) -> list[tuple[str, str, str]]:
         return [("segment", "mse", "MSE"), ("segment", "baseline_mse", "baseline MSE"),
                 ("segment", "mae", "MAE")]
 
     # -- outputs ---------------------------------------------------------------------------
 
-    def prediction_columns(self, outputs, classes, *, targets=None):
+    def prediction_columns(self, outputs: np.ndarray, classes: Sequence[str], *,
+                           targets: np.ndarray | None = None,
+                           **context: Any) -> dict[str, Any]:
         outputs = np.asarray(outputs, dtype=np.float64)
         if targets is None:
             return {"predicted": np.sqrt(np.mean(outputs ** 2, axis=(1, 2))).round(6)}
         error = outputs - np.asarray(targets, dtype=np.float64).reshape(outputs.shape)
         return {"predicted": np.mean(error ** 2, axis=(1, 2)).round(6)}
 
-    def predict_record(self, outputs, starts, classes):
+    def predict_record(self, outputs: np.ndarray, starts: Sequence[float],
+                       classes: Sequence[str],
+                       **context: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         norms = np.sqrt(np.mean(np.asarray(outputs, dtype=np.float64) ** 2, axis=(1, 2)))
         segments = [{"start": s, "scores": {"rms": float(v)}} for s, v in zip(starts, norms)]
         return segments, {"scores": {"rms": float(norms.mean())},
@@ -108,11 +120,9 @@ class Representation(Task):
 
     # -- python -m xval evaluate -----------------------------------------------------------
 
-    def file_targets(self, labels, classes):
-        raise ConfigurationError(
-            "`python -m xval evaluate` scores labelled files; an autoencoder is scored by its "
-            "experiment's reconstruction metrics (and used through `python -m xval embed`)."
-        )
+    def file_targets(self, labels: Sequence[str], classes: Sequence[str]) -> np.ndarray:
+        raise ConfigurationError(_NOT_EVALUATED)
 
-    def evaluation_level(self, y_true, outputs, classes):
-        return self.file_targets(None, classes)
+    def evaluation_level(self, y_true: np.ndarray, outputs: np.ndarray,
+                         classes: Sequence[str]) -> dict[str, Any]:
+        raise ConfigurationError(_NOT_EVALUATED)

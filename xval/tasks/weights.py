@@ -4,7 +4,7 @@ import numpy as np
 from sklearn.utils.class_weight import compute_class_weight
 
 
-def balanced_weights(y):
+def balanced_weights(y: np.ndarray) -> np.ndarray:
     """Sample weights inversely proportional to class frequency (scikit-learn "balanced").
 
     Args:

@@ -1,0 +1,23 @@
+"""Features of audio, oriented `(frames, bins)`: the feature-type registry (stft, mel, mfcc,
+cqt and any type registered with `register`) and fixed-length segmentation.
+
+Where to add a feature type: see `preprocessing.features.registry`.
+"""
+
+import preprocessing.features.spectral  # noqa: F401  (registers the built-in types)
+from preprocessing.features.registry import (
+    FeatureType,
+    bin_frequencies,
+    centred_frames,
+    compute_features,
+    feature_shape,
+    get,
+    names,
+    parameter_names,
+    register,
+)
+from preprocessing.features.segments import segment, window_starts
+
+__all__ = ["FeatureType", "bin_frequencies", "centred_frames", "compute_features",
+           "feature_shape", "get", "names", "parameter_names", "register", "segment",
+           "window_starts"]

@@ -1,0 +1,263 @@
+"""The feature-type registry: a feature type is one function, registered by name.
+
+A feature type turns a waveform into a `(frames, bins)` matrix. It is a plain function
+`function(y, *, sample_rate, **keywords) -> np.ndarray [shape=(frames, bins)]` with
+keyword-only parameters, registered with `@register(name, bins=...)`:
+
+- the keywords that are `config.ini [features]` keys (`n_fft`, `hop_length`, `n_mels`,
+  `compression`, ...) are the `[features]` parameters it reads: `compute_features` passes
+  them from the store's feature parameters;
+- any other keyword is an *option* of the type (e.g. a pretrained model's name or the layers
+  it keeps), with its default: `feature_params(feature=name, option=value)` accepts it, and
+  the store records it in `dataset.json` beside the `[features]` values;
+- `bins(params)` gives its number of bins, `frames(n_samples, params)` its number of frames
+  (by default that of a centred STFT: `1 + n_samples // hop_length`, and then the segments
+  of a file are sliced from the whole file's features; a type with its own `frames` is
+  computed segment by segment), and
+  `frequencies(params)` the centre frequency of every bin, where the bins have one (for
+  `freq_warp`; `None`: the type has no frequency axis, as MFCCs).
+
+`compute_features`, `feature_shape` and `bin_frequencies` dispatch through the registry, and
+`[features] feature` (config.ini, `--feature`) accepts exactly the registered names.
+
+Where to add a feature type
+---------------------------
+Write one function and register it: a built-in type goes in `preprocessing/features/`
+(`spectral.py` holds stft, mel, mfcc and cqt; a new family gets its own module, imported by
+`preprocessing/features/__init__.py`); a type of your own may live in any module imported
+before the store is built (an experiment's helper, a test):
+
+```python
+import librosa
+import numpy as np
+
+from preprocessing.features import register
+
+
+@register("rms", bins=lambda params: 1)
+def rms(y: np.ndarray, *, sample_rate: int, n_fft: int = 512,
+        hop_length: int = 160) -> np.ndarray:
+    '''Frame energy.
+
+    Returns:
+        `np.ndarray [shape=(frames, 1)]`.
+    '''
+    return librosa.feature.rms(y=y, frame_length=n_fft, hop_length=hop_length).T
+```
+
+Then `python -m preprocessing ... --feature rms`, `feature = rms` in config.ini and
+`preprocessing.feature_params(config.features, feature="rms")` build stores of it. Nothing
+else changes: the schema, the command line and the store take the name from here.
+"""
+
+import dataclasses
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+import xval.config.schema as schema
+from xval.core.errors import ConfigurationError
+
+__all__ = ["FeatureType", "bin_frequencies", "centred_frames", "compute_features",
+           "feature_shape", "get", "names", "parameter_names", "register"]
+
+FeatureFunction = Callable[..., np.ndarray]
+Params = Mapping[str, Any]
+
+
+def centred_frames(n_samples: int, params: Params) -> int:
+    """Frames of a centred STFT framing (librosa's default) of `n_samples` samples.
+
+    Args:
+        n_samples: length of the segment in samples.
+        params: the feature parameters (`hop_length`).
+
+    Returns:
+        `1 + n_samples // hop_length`.
+    """
+    return 1 + n_samples // int(params["hop_length"])
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureType:
+    """A registered feature type (see the module's docstring).
+
+    Attributes:
+        name: the value of `[features] feature` that selects it.
+        function: `function(y, *, sample_rate, **keywords) -> np.ndarray [shape=(frames,
+            bins)]`.
+        params: the `[features]` keys the function reads (its keyword-only parameters that
+            are keys of the schema's `[features]` section), `sample_rate` first.
+        options: its other keyword-only parameters, with their defaults.
+        bins: `bins(params) -> int`, the number of bins.
+        frames: `frames(n_samples, params) -> int`, the number of frames of a segment of
+            `n_samples` samples.
+        frequencies: `frequencies(params) -> np.ndarray [shape=(bins,)]`, the centre
+            frequency of every bin (Hz, increasing), or `None` when the bins have none.
+    """
+
+    name: str
+    function: FeatureFunction
+    params: tuple[str, ...]
+    options: Mapping[str, Any]
+    bins: Callable[[Params], int]
+    frames: Callable[[int, Params], int] = centred_frames
+    frequencies: Callable[[Params], np.ndarray] | None = None
+
+    def keywords(self, values: Params) -> dict[str, Any]:
+        """The keyword arguments of `function` found in `values` (sample_rate included)."""
+        return {k: values[k] for k in (*self.params, *self.options) if k in values}
+
+
+_TYPES: dict[str, FeatureType] = {}
+
+
+def parameter_names() -> tuple[str, ...]:
+    """The `[features]` keys that are feature parameters (every key but `workers`), in the
+    schema's order: the keys of a store's `feature_params`."""
+    return tuple(key for key in schema.SCHEMA["features"] if key != "workers")
+
+
+def _signature(name: str, function: FeatureFunction) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """The `[features]` keys and the options of a feature function, checked."""
+    parameters = list(inspect.signature(function).parameters.values())
+    if not parameters or parameters[0].kind not in (inspect.Parameter.POSITIONAL_ONLY,
+                                                    inspect.Parameter.POSITIONAL_OR_KEYWORD):
+        raise TypeError(f"Feature type {name!r}: {function.__name__} must take the waveform "
+                        "as its first argument: function(y, *, sample_rate, ...).")
+    keywords = parameters[1:]
+    wrong = [p.name for p in keywords if p.kind is not inspect.Parameter.KEYWORD_ONLY]
+    if wrong or "sample_rate" not in [p.name for p in keywords]:
+        raise TypeError(
+            f"Feature type {name!r}: {function.__name__} must take keyword-only parameters "
+            f"after the waveform, sample_rate among them (function(y, *, sample_rate, ...)); "
+            f"{', '.join(wrong) or 'sample_rate'} is not one.")
+    known = set(parameter_names())
+    params = tuple(p.name for p in keywords if p.name in known)
+    options = {p.name: p.default for p in keywords if p.name not in known}
+    missing = [k for k, v in options.items() if v is inspect.Parameter.empty]
+    if missing:
+        raise TypeError(
+            f"Feature type {name!r}: {', '.join(missing)} is not a [features] key, so it is "
+            "an option of the type and needs a default.")
+    return params, options
+
+
+def register(name: str, *, bins: Callable[[Params], int],
+             frames: Callable[[int, Params], int] = centred_frames,
+             frequencies: Callable[[Params], np.ndarray] | None = None
+             ) -> Callable[[FeatureFunction], FeatureFunction]:
+    """Decorator registering a feature function under `name`.
+
+    Args:
+        name: the value of `[features] feature` that selects the type (an identifier).
+        bins: `bins(params) -> int`: the number of bins of the output.
+        frames: `frames(n_samples, params) -> int`: the number of frames of a segment of
+            `n_samples` samples. Defaults to `centred_frames` (`1 + n_samples //
+            hop_length`, librosa's centred framing).
+        frequencies: `frequencies(params) -> np.ndarray [shape=(bins,)]`, the centre
+            frequency (Hz) of every bin, lowest first, or `None` when the bins have no
+            frequency (frequency warping is then refused). Defaults to `None`.
+
+    Returns:
+        The decorator, which returns the function unchanged.
+
+    Raises:
+        TypeError: when the function does not take `(y, *, sample_rate, ...)` or an option
+            (a keyword that is not a `[features]` key) has no default.
+        ValueError: when the name is not an identifier or is taken.
+    """
+
+    def decorator(function: FeatureFunction) -> FeatureFunction:
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(f"A feature type needs a name that is an identifier; got {name!r}.")
+        if name in _TYPES:
+            raise ValueError(f"A feature type named {name!r} is already registered.")
+        params, options = _signature(name, function)
+        _TYPES[name] = FeatureType(name=name, function=function, params=params,
+                                   options=options, bins=bins, frames=frames,
+                                   frequencies=frequencies)
+        return function
+
+    return decorator
+
+
+def names() -> list[str]:
+    """The registered feature types, in registration order."""
+    return list(_TYPES)
+
+
+def get(name: str) -> FeatureType:
+    """The feature type registered as `name`.
+
+    Raises:
+        ConfigurationError: (a `ValueError`) for an unknown name, listing the registered ones.
+    """
+    if name not in _TYPES:
+        raise ConfigurationError(
+            f"feature={name!r}: expected one of {', '.join(names())} (the feature types "
+            "registered in preprocessing.features).")
+    return _TYPES[name]
+
+
+def compute_features(y: np.ndarray, *, sample_rate: int, feature: str = "mel",
+                     dtype: str = "float32", **params: Any) -> np.ndarray:
+    """Computes one feature matrix of a signal with the registered type `feature`.
+
+    Args:
+        y: `np.ndarray [shape=(n,)]`, mono audio.
+        sample_rate: rate of `y` in Hz.
+        feature: a registered feature type (`stft`, `mel`, `mfcc`, `cqt`, ...). Defaults to
+            `"mel"`.
+        dtype: `"float32"` or `"float16"`. Defaults to `"float32"`.
+        **params: feature parameters (a store's `feature_params`); those the type does not
+            read are ignored, those it reads and are not given take the function's
+            defaults.
+
+    Returns:
+        `np.ndarray [shape=(frames, bins)]`, time first and in order, C-contiguous.
+
+    Raises:
+        ConfigurationError: for an unknown feature type.
+        ValueError: for a parameter value the type refuses (e.g. an unknown compression).
+    """
+    kind = get(feature)
+    keywords = kind.keywords(params)
+    keywords["sample_rate"] = sample_rate
+    S = kind.function(np.asarray(y, dtype=np.float32), **keywords)
+    return np.ascontiguousarray(S, dtype=dtype)
+
+
+def feature_shape(params: Params) -> tuple[int, int]:
+    """The `(frames, bins)` shape one segment's features have.
+
+    Args:
+        params: the feature parameters (`feature`, `sample_rate`, `segment_seconds` and
+            what the type reads).
+
+    Returns:
+        `(frames, bins)`.
+    """
+    kind = get(params["feature"])
+    window = max(1, int(round(params["segment_seconds"] * params["sample_rate"])))
+    return kind.frames(window, params), kind.bins(params)
+
+
+def bin_frequencies(params: Params) -> np.ndarray | None:
+    """The centre frequency (Hz) of every feature bin, lowest first, or `None` for a type
+    whose bins have no frequency (MFCCs: cepstral coefficients).
+
+    Args:
+        params: the store's feature parameters (`dataset.json` `feature_params`).
+
+    Returns:
+        `np.ndarray [shape=(bins,)]` or `None`.
+    """
+    kind = get(params["feature"])
+    return None if kind.frequencies is None else kind.frequencies(params)
+
+
+# config.ini's [features] feature accepts the registered names.
+schema.bind_choices("features", "feature", names)

@@ -1,0 +1,181 @@
+"""The built-in feature types: STFT magnitude, mel, MFCC and CQT (librosa), oriented
+`(frames, bins)`.
+
+Each is one function registered in `preprocessing.features.registry`; see its docstring for
+how to add a type.
+"""
+
+from functools import lru_cache
+
+import librosa
+import numpy as np
+
+import xval.config.schema as schema
+from preprocessing.features.registry import Params, register
+
+
+def compress(S: np.ndarray, *, compression: str, power: float,
+             power_exponent: float) -> np.ndarray:
+    """Compresses a magnitude or power spectrogram.
+
+    Args:
+        S: `np.ndarray [shape=(..., bins, frames)]` of magnitudes (`power=1`) or powers
+            (`power=2`).
+        compression: `"db"` (decibels relative to 1, no floor but `amin=1e-10`), `"log"`
+            (`log1p`), `"power"` (`S ** power_exponent`) or `"none"`.
+        power: `1.0` for magnitudes, `2.0` for powers (which decibel conversion applies).
+        power_exponent: the exponent of `"power"` compression.
+
+    Returns:
+        `np.ndarray`, the shape of `S`.
+
+    Raises:
+        ValueError: for an unknown compression.
+    """
+    if compression not in schema.COMPRESSIONS:
+        raise ValueError(
+            f"compression={compression!r}: expected one of {', '.join(schema.COMPRESSIONS)}."
+        )
+    if compression == "db":
+        to_db = librosa.power_to_db if power == 2.0 else librosa.amplitude_to_db
+        return to_db(S, ref=1.0, top_db=None, amin=1e-10)
+    if compression == "log":
+        return np.log1p(S)
+    if compression == "power":
+        return np.power(S, power_exponent)
+    return S
+
+
+@lru_cache(maxsize=16)
+def mel_basis(sample_rate: int, n_fft: int, n_mels: int, fmin: float,
+              fmax: float | None) -> np.ndarray:
+    """`librosa.filters.mel`, built once per setting (a fifth of the time on short segments).
+
+    Returns:
+        `np.ndarray [shape=(n_mels, 1 + n_fft // 2)]`.
+    """
+    return librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin,
+                               fmax=fmax)
+
+
+def mel_power(y: np.ndarray, *, sample_rate: int, n_fft: int, hop_length: int, n_mels: int,
+              fmin: float, fmax: float | None) -> np.ndarray:
+    """`librosa.feature.melspectrogram` (power 2) with a cached filter bank.
+
+    Returns:
+        `np.ndarray [shape=(n_mels, frames)]`.
+    """
+    power_spec = np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop_length)) ** 2
+    return mel_basis(sample_rate, n_fft, n_mels, fmin, fmax) @ power_spec
+
+
+def _stft_frequencies(params: Params) -> np.ndarray:
+    return librosa.fft_frequencies(sr=params["sample_rate"], n_fft=params["n_fft"])
+
+
+def _mel_frequencies(params: Params) -> np.ndarray:
+    # The centres of librosa.filters.mel's triangles: n_mels + 2 edges, the inner ones.
+    fmax = params.get("fmax") or params["sample_rate"] / 2
+    return librosa.mel_frequencies(params["n_mels"] + 2, fmin=params["fmin"], fmax=fmax)[1:-1]
+
+
+def _cqt_frequencies(params: Params) -> np.ndarray:
+    return librosa.cqt_frequencies(params["n_bins"], fmin=params["fmin"],
+                                   bins_per_octave=params["bins_per_octave"])
+
+
+@register("stft", bins=lambda params: params["n_fft"] // 2 + 1,
+          frequencies=_stft_frequencies)
+def stft(y: np.ndarray, *, sample_rate: int, n_fft: int = 512, hop_length: int = 160,
+         compression: str = "db", power_exponent: float = 0.3) -> np.ndarray:
+    """STFT magnitude (Hann window, centred frames), compressed.
+
+    Args:
+        y: `np.ndarray [shape=(n,)]`, mono audio.
+        sample_rate: rate of `y` in Hz.
+        n_fft: FFT size. Defaults to `512`.
+        hop_length: hop in samples. Defaults to `160`.
+        compression: `"db"`, `"log"`, `"power"` or `"none"` (see `compress`). Defaults to
+            `"db"`.
+        power_exponent: exponent of power-law compression. Defaults to `0.3`.
+
+    Returns:
+        `np.ndarray [shape=(frames, 1 + n_fft // 2)]`.
+    """
+    S = np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop_length))
+    return compress(S, compression=compression, power=1.0, power_exponent=power_exponent).T
+
+
+@register("mel", bins=lambda params: params["n_mels"], frequencies=_mel_frequencies)
+def mel(y: np.ndarray, *, sample_rate: int, n_fft: int = 512, hop_length: int = 160,
+        n_mels: int = 64, fmin: float = 32.7, fmax: float | None = None,
+        compression: str = "db", power_exponent: float = 0.3) -> np.ndarray:
+    """Mel power spectrogram, compressed.
+
+    Args:
+        y: `np.ndarray [shape=(n,)]`, mono audio.
+        sample_rate: rate of `y` in Hz.
+        n_fft: FFT size. Defaults to `512`.
+        hop_length: hop in samples. Defaults to `160`.
+        n_mels: mel bands. Defaults to `64`.
+        fmin: lowest frequency of the mel bands (Hz). Defaults to `32.7`.
+        fmax: highest frequency (Hz), `None` for `sample_rate / 2`. Defaults to `None`.
+        compression: `"db"`, `"log"`, `"power"` or `"none"` (see `compress`). Defaults to
+            `"db"`.
+        power_exponent: exponent of power-law compression. Defaults to `0.3`.
+
+    Returns:
+        `np.ndarray [shape=(frames, n_mels)]`.
+    """
+    S = mel_power(y, sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length,
+                  n_mels=n_mels, fmin=fmin, fmax=fmax)
+    return compress(S, compression=compression, power=2.0, power_exponent=power_exponent).T
+
+
+@register("mfcc", bins=lambda params: params["n_mfcc"])
+def mfcc(y: np.ndarray, *, sample_rate: int, n_fft: int = 512, hop_length: int = 160,
+         n_mels: int = 64, n_mfcc: int = 20, fmin: float = 32.7,
+         fmax: float | None = None) -> np.ndarray:
+    """MFCCs of the mel power spectrogram in decibels (no compression applies).
+
+    Args:
+        y: `np.ndarray [shape=(n,)]`, mono audio.
+        sample_rate: rate of `y` in Hz.
+        n_fft: FFT size. Defaults to `512`.
+        hop_length: hop in samples. Defaults to `160`.
+        n_mels: mel bands the coefficients are computed from. Defaults to `64`.
+        n_mfcc: coefficients. Defaults to `20`.
+        fmin: lowest frequency of the mel bands (Hz). Defaults to `32.7`.
+        fmax: highest frequency (Hz), `None` for `sample_rate / 2`. Defaults to `None`.
+
+    Returns:
+        `np.ndarray [shape=(frames, n_mfcc)]`.
+    """
+    S = mel_power(y, sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length,
+                  n_mels=n_mels, fmin=fmin, fmax=fmax)
+    return librosa.feature.mfcc(S=librosa.power_to_db(S), sr=sample_rate, n_mfcc=n_mfcc).T
+
+
+@register("cqt", bins=lambda params: params["n_bins"], frequencies=_cqt_frequencies)
+def cqt(y: np.ndarray, *, sample_rate: int, hop_length: int = 160, fmin: float = 32.7,
+        n_bins: int = 84, bins_per_octave: int = 12, compression: str = "db",
+        power_exponent: float = 0.3) -> np.ndarray:
+    """Constant-Q transform magnitude, compressed.
+
+    Args:
+        y: `np.ndarray [shape=(n,)]`, mono audio.
+        sample_rate: rate of `y` in Hz.
+        hop_length: hop in samples. Defaults to `160`.
+        fmin: frequency of the lowest bin (Hz). Defaults to `32.7`.
+        n_bins: bins. Defaults to `84`.
+        bins_per_octave: bins per octave. Defaults to `12`.
+        compression: `"db"`, `"log"`, `"power"` or `"none"` (see `compress`). Defaults to
+            `"db"`.
+        power_exponent: exponent of power-law compression. Defaults to `0.3`.
+
+    Returns:
+        `np.ndarray [shape=(frames, n_bins)]`.
+    """
+    S = np.abs(librosa.cqt(y, sr=sample_rate, hop_length=hop_length, fmin=fmin,
+                           n_bins=n_bins, bins_per_octave=bins_per_octave))
+    return compress(S, compression=compression, power=1.0, power_exponent=power_exponent).T
