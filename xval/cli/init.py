@@ -75,7 +75,7 @@ def main_init(args: argparse.Namespace) -> int:
     print(f"Found {len(rows)} files in {audio}: {rows['label'].nunique()} classes, "
           f"{rows['item'].nunique()} items ({how}).")
     store, summary = build_store(
-        rows, config.data_dir / name, params=feature_params(config),
+        rows, config.data_dir / name, params=feature_params(config.features),
         workers=config.features["workers"], overwrite=args.overwrite, skipped=skipped,
         progress=not args.no_progress, info={"source": f"python -m xval init {audio}"})
     print(f"Wrote the store {store.path}: {summary['rows']} rows, "

@@ -11,7 +11,7 @@ import hashlib
 import importlib.util
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -20,7 +20,7 @@ import xval.config.schema as schema
 from xval import tasks
 from xval.core.errors import ParameterError
 
-Spec = dict[str, Any] | list[str] | tuple[str, ...]
+Spec = Mapping[str, Any] | Sequence[str]
 """An instance as declared: a dict, or a list of `'name=value'` strings."""
 
 MANDATORY = ("architecture", "reshaping_type", "comment_1", "comment_2")

@@ -194,7 +194,7 @@ class Search:
     startup_trials: int = 3
     enqueue: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
-    def check(self, resolve: Callable[[str, dict[str, Any]], dict[str, Any]]) -> None:
+    def check(self, resolve: Callable[[Any, Any], dict[str, Any]]) -> None:
         """Checks the search before anything runs.
 
         Args:

@@ -83,7 +83,7 @@ def source_rows(roots: Iterable[str | Path], *, source: str = "folders",
         if source == "folders":
             rows, bad = sources.folder_source(path)
         elif source == "regex":
-            rows, bad = sources.regex_source(path, presets.get(str(pattern), pattern),
+            rows, bad = sources.regex_source(path, presets.get(str(pattern), str(pattern)),
                                              label_map=_label_map(label_map))
         else:
             rows, bad = sources.manifest_source(path, path_column=path_column,

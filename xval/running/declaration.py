@@ -221,7 +221,7 @@ class ExperimentDeclaration:
         self.overwrite_results: bool = check_setting("overwrite_results", overwrite_results,
                                                      bool)
         self.debug_mode: bool = check_setting("debug_mode", debug_mode, bool)
-        self.task_type: str = tasks.get(task_type).name  # an unknown name lists the known ones
+        self.task_type: str = str(tasks.get(task_type).name)  # an unknown name lists the known ones
         self.generator: bool = check_setting("generator", generator, bool)
         self.gpu_ID = check_gpu_setting(gpu_ID)
         self.parameters = check_parameters(parameters)

@@ -111,7 +111,7 @@ def run_config(config: ConfigSource, declared: str | os.PathLike | None = None,
     """
     if isinstance(config, Config):
         return config
-    return load_config(config or declared or find_config(script))
+    return load_config(Path(config or declared or find_config(script)))
 
 
 def import_keras(out: Out, backend: str) -> None:

@@ -101,7 +101,7 @@ class Task(abc.ABC):
             (detection: windows and recordings).
     """
 
-    name: str | None = None
+    name: str = ""
     head_name: str = "prediction"
     history_metrics: tuple[str, ...] = ("loss",)
     metric_names: tuple[str, ...] = ("loss",)

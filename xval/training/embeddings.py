@@ -113,6 +113,7 @@ def prepare(params: Mapping[str, Any], model: Any, store: FeatureStore,
         if source == embedding.SELF:
             prepared.append(({"model": embedding.SELF}, embedding_function(model, layer)))
             continue
+        source = Path(source)
         if not source.is_file():
             raise TrainingError(f"Fold {fold}: embedding model {source} does not exist (the "
                                 "embedding_models entry names no model for this fold).")
@@ -311,7 +312,9 @@ def fit_fold_classifier(params: Mapping[str, Any], prepared: list[Source],
         metrics.setdefault(key, {}).update(
             {f"{embedding.PREFIX}{n}": v for n, v in block.items()})
         if multi_segment:
-            _, clip_out, clip_y = classification.pool_by_clip(out, y[key][keep], clips[r[keep]])
+            pooled = classification.pool_by_clip(out, y[key][keep], clips[r[keep]])
+            assert pooled is not None  # classification pools by clip
+            _, clip_out, clip_y = pooled
             block = classification_metrics(clip_y, clip_out, len(classes))
             block.pop("confusion_matrix")
             clip_metrics.setdefault(key, {}).update(
