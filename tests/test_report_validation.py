@@ -252,3 +252,38 @@ def test_listeners_write_the_plots_and_the_workbook(copy, tmp_path):
     assert load_workbook(exp_dir / "experiment_1.xlsx").sheetnames[0] == "Summary"
     assert writer.on_results(tmp_path / "nothing") is None  # reported, not raised
     assert len(lines) == 1 and lines[0].startswith("workbook not rebuilt: ")
+
+
+def test_a_tie_on_the_selection_metric_is_broken_by_validation_loss_and_shown(copy):
+    """Issue 26: instances tied on the selection metric are ordered by the lower validation
+    loss (then the lower id), and the terminal and the workbook say there was a tie."""
+    config, exp_dir = copy
+    for instance, loss in ((1, 0.9), (2, 0.4)):
+        for fold in range(3):
+            def change(data, loss=loss):
+                for level in ("metrics", "clip_metrics"):  # the store cuts clips
+                    data[level]["val"].update(accuracy=1.0, loss=loss)
+            _edit_fold(exp_dir, change, instance=instance, fold=fold)
+    results = ExperimentResults(exp_dir)
+    assert [r.id for r in results.ranked("accuracy", "val")] == [2, 1]
+    assert [r.id for r in results.tied_with_best("accuracy", "val")] == [1]
+    table = terminal_table(results, config=config)
+    assert "instance 2" in table and "Tied with instance(s) 1 on validation accuracy" in table
+    assert "lower validation loss" in table
+    build_workbook(exp_dir, config=config)
+    note = " ".join(str(c.value) for row in load_workbook(exp_dir / "experiment_1.xlsx")
+                    ["Summary"].iter_rows() for c in row if c.value)
+    assert "Tied on validation accuracy with instance(s) 1" in note
+
+
+def test_without_a_loss_a_tie_goes_to_the_lower_id(copy):
+    _, exp_dir = copy
+    for instance in (1, 2):
+        for fold in range(3):
+            def change(data):
+                for level in ("metrics", "clip_metrics"):
+                    data[level]["val"].update(accuracy=0.5, loss=0.7)
+            _edit_fold(exp_dir, change, instance=instance, fold=fold)
+    results = ExperimentResults(exp_dir)
+    assert results.best("accuracy", "val").id == 1
+    assert results.best("loss", "val").id == 1  # the metric is the loss: the id decides

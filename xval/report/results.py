@@ -41,6 +41,11 @@ COMMENTS = ("comment_1", "comment_2")
 """The two free-text parameters every instance has: shown, never compared."""
 
 
+# Means closer than this are a tie (the report shows four decimals).
+TIE_TOLERANCE = 1e-9
+TIE_RULE = ("ties on the selection metric are broken by the lower validation loss, then "
+            "by the lower instance id")
+
 def check_experiment_folder(exp_dir: str | Path) -> None:
     """Checks that `exp_dir` holds an experiment's results, before anything is written.
 
@@ -309,11 +314,12 @@ class ExperimentResults:
         return [r.id for r in complete if r.metric(metric, split, "clip") is None
                 and r.metric(metric, split) is not None]
 
-    def best(self, metric: str = "accuracy", split: str = "val",
-             level: str = "segment") -> InstanceResult | None:
-        """The complete instance with the best mean `metric` on `split` (direction by name).
+    def ranked(self, metric: str = "accuracy", split: str = "val",
+               level: str = "segment") -> list[InstanceResult]:
+        """The complete instances with a mean `metric` on `split`, best first.
 
-        An instance with an invalid fold is not complete, so it is never selected.
+        Ties (means equal within `TIE_TOLERANCE`) are broken by the lower mean loss on the
+        same split and level, then by the lower instance id (`TIE_RULE`).
 
         Args:
             metric: metric name (its direction follows the name: max for accuracy-like).
@@ -322,16 +328,50 @@ class ExperimentResults:
                 `"segment"`.
 
         Returns:
-            The best `InstanceResult`, or `None` when no instance is complete.
+            The ranked `InstanceResult`s (an instance with an invalid fold is not complete,
+            so it is never ranked).
         """
         if level == "auto":
             level = self.auto_level(metric, split)
-        scored = [(value, r) for r in self.complete()
+        sign = -1.0 if metric_direction(metric) == "max" else 1.0
+        scored = [(sign * value, r) for r in self.complete()
                   if (value := r.metric(metric, split, level)) is not None]
         if not scored:
-            return None
-        pick = max if metric_direction(metric) == "max" else min
-        return pick(scored, key=lambda pair: pair[0])[1]
+            return []
+        best = min(key for key, _ in scored)
+
+        def order(pair: tuple[float, InstanceResult]) -> tuple[float, bool, float, int]:
+            key, r = pair
+            if key - best > TIE_TOLERANCE:
+                return (key, False, 0.0, r.id)
+            loss = r.metric("loss", split, level) if metric != "loss" else None
+            return (best, loss is None, loss if loss is not None else 0.0, r.id)
+
+        return [r for _, r in sorted(scored, key=order)]
+
+    def best(self, metric: str = "accuracy", split: str = "val",
+             level: str = "segment") -> InstanceResult | None:
+        """The complete instance with the best mean `metric` on `split` (`ranked`'s first:
+        ties broken by `TIE_RULE`).
+
+        Returns:
+            The best `InstanceResult`, or `None` when no instance is complete.
+        """
+        ranked = self.ranked(metric, split, level)
+        return ranked[0] if ranked else None
+
+    def tied_with_best(self, metric: str = "accuracy", split: str = "val",
+                       level: str = "segment") -> list[InstanceResult]:
+        """The other complete instances whose mean `metric` equals the best one's (within
+        `TIE_TOLERANCE`): those `TIE_RULE` decided between."""
+        ranked = self.ranked(metric, split, level)
+        if not ranked:
+            return []
+        level = self.auto_level(metric, split) if level == "auto" else level
+        top = ranked[0].metric(metric, split, level)
+        return [r for r in ranked[1:]
+                if abs((r.metric(metric, split, level) or 0.0) - (top or 0.0))
+                <= TIE_TOLERANCE]
 
     def __repr__(self) -> str:
         return f"ExperimentResults({str(self.path)!r}, instances={len(self)})"

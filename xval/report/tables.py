@@ -14,7 +14,7 @@ import xval.config.embedding as embedding
 from xval import tasks
 from xval.config.loader import Config
 from xval.config.selection import selection_metric
-from xval.report.results import ExperimentResults, InstanceResult
+from xval.report.results import TIE_RULE, ExperimentResults, InstanceResult
 from xval.report.validation import invalid_note
 
 SPLIT_NAMES = {"train": "train", "val": "validation", "test": "test"}
@@ -30,15 +30,19 @@ class Selection:
     Attributes:
         metric: the selection metric (`[report] selection_metric`, or the task's).
         selected: the selected instance, or `None` when no instance is complete.
+        tied: the other complete instances whose validation mean equals the selected one's
+            (the tie was broken by `TIE_RULE`).
     """
 
     metric: str
     selected: InstanceResult | None
+    tied: tuple[InstanceResult, ...] = ()
 
     @classmethod
     def of(cls, results: ExperimentResults, config: Config | None = None) -> Selection:
         metric = selection_metric(config, results.task_type)
-        return cls(metric, results.best(metric, "val", level="auto"))
+        return cls(metric, results.best(metric, "val", level="auto"),
+                   tuple(results.tied_with_best(metric, "val", level="auto")))
 
     @property
     def id(self) -> int | None:
@@ -156,6 +160,9 @@ def report_note(results: ExperimentResults, config: Config | None = None) -> str
         note += (f", {names['segment']} level beside it: {_value(sel, metric, 'test')} ± "
                  f"{_value(sel, metric, 'test', stat='std')}")
     note += ". Choose on validation, report test."
+    if selection.tied:
+        note += (f" Tied on validation {metric} with instance(s) "
+                 f"{', '.join(str(r.id) for r in selection.tied)}: {TIE_RULE}.")
     lacking = results.without_clip_level(metric, "val")
     if lacking:
         note += (f" Compared at {names['segment']} level: instance(s) "

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from xval import tasks
 from xval.config.loader import Config
-from xval.report.results import ExperimentResults, InstanceResult
+from xval.report.results import TIE_RULE, ExperimentResults, InstanceResult
 from xval.report.tables import (
     Selection,
     embedding_headline,
@@ -51,6 +51,9 @@ def _footer(selection: Selection, level: str, level_name: str) -> str:
         footer = (f"* selected on validation {selection.metric} ({level_name} level): "
                   f"instance {best.id}; report its test {level_name} score {value:.4f}. "
                   f"{footer}")
+    if best is not None and selection.tied:
+        footer += (f"\nTied with instance(s) {', '.join(str(r.id) for r in selection.tied)} "
+                   f"on validation {selection.metric}: {TIE_RULE}.")
     return footer
 
 
