@@ -15,6 +15,7 @@ from augmentation.pipeline import require_augment_extra
 from xval.config.loader import find_config, load_config
 from xval.core.errors import ConfigurationError, XvalError
 from xval.core.logs import quiet_framework_logs
+from xval.core.version import add_version
 
 
 def parser() -> argparse.ArgumentParser:
@@ -25,6 +26,7 @@ def parser() -> argparse.ArgumentParser:
                     "peak-normalised copy NAME_original.wav and N augmented versions "
                     "NAME_augKK.wav into OUT. Defaults come from config.ini [augmentation]. "
                     "Needs the [augment] extra: pip install -e '.[augment]'.")
+    add_version(parser)
     parser.add_argument("input", metavar="IN")
     parser.add_argument("output", metavar="OUT")
     parser.add_argument("n", metavar="N", type=schema.augmented_versions("N"),

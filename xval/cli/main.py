@@ -15,6 +15,7 @@ from xval.cli.inference import main_detect, main_embed, main_evaluate, main_pred
 from xval.config.loader import find_config, load_config
 from xval.core.errors import ConfigurationError, XvalError
 from xval.core.logs import quiet_framework_logs
+from xval.core.version import add_version
 from xval.report.results import check_experiment_folder
 from xval.report.terminal import terminal_table
 from xval.report.workbook import build_workbook
@@ -150,8 +151,13 @@ def _embed_parser(sub: argparse._SubParsersAction, flags: argparse.ArgumentParse
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of `python -m xval` and its commands."""
-    parser = argparse.ArgumentParser(prog="python -m xval")
-    flags = argparse.ArgumentParser(add_help=False)  # -q/-v on every command
+    parser = argparse.ArgumentParser(
+        prog="python -m xval",
+        description="Commands around cross-validation experiments (an experiment itself runs "
+                    "as `python experiments/<script>.py`). Also installed as `xval`.")
+    add_version(parser)
+    flags = argparse.ArgumentParser(add_help=False)  # -q/-v/--version on every command
+    add_version(flags)
     flags.add_argument("-q", "--quiet", action="store_true",
                        help="print only results and errors")
     flags.add_argument("-v", "--verbose", action="store_true",
@@ -191,5 +197,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """The `xval` console script: `main()`, its return value the exit code."""
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

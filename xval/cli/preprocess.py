@@ -31,6 +31,7 @@ from xval import tasks
 from xval.config.loader import Config, find_config, load_config
 from xval.core.errors import ConfigurationError, XvalError
 from xval.core.logs import quiet_framework_logs
+from xval.core.version import add_version
 
 PRESETS = {"fsdd": sources.FSDD_PATTERN, "ravdess": sources.RAVDESS_PATTERN,
            "speaker-id": sources.SPEAKER_ID_PATTERN}
@@ -158,6 +159,7 @@ def parser() -> argparse.ArgumentParser:
     """The command line of `python -m preprocessing`."""
     top = argparse.ArgumentParser(prog="python -m preprocessing", description=__doc__,
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_version(top)
     sub = top.add_subparsers(dest="source", required=True)
     p = sub.add_parser("demo", help="the built-in synthetic demo dataset")
     _common(p, needs_out=False)

@@ -13,6 +13,7 @@ from xval.config.params import parse_override
 from xval.config.schema import BACKENDS
 from xval.core.errors import ConfigurationError, XvalError
 from xval.core.interrupts import raise_if_interrupted, sticky_interrupts
+from xval.core.version import add_version
 from xval.report.tracking import MLflowListener
 from xval.running.declaration import ExperimentDeclaration
 from xval.running.environment import run_config
@@ -53,6 +54,7 @@ def experiment_parser(experiment: ExperimentDeclaration) -> argparse.ArgumentPar
         epilog="Examples: `exp1.py` runs every instance; `exp1.py 3 7 1` runs instances 3..7 "
                "on GPU 1; `exp1.py --instances 2,5 --set epochs=3 --dry-run`.",
     )
+    add_version(parser)
     parser.add_argument("first", nargs="?", type=int, help="first instance to run")
     parser.add_argument("last", nargs="?", type=int, help="last instance to run (inclusive)")
     parser.add_argument("gpu", nargs="?", help="GPU id for CUDA_VISIBLE_DEVICES (-1: CPU)")
