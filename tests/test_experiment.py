@@ -150,7 +150,7 @@ def test_experiment_missing_dataset(config_path, config):
 
 def test_experiment_more_folds_than_items(config_path, config, store):
     exp = make_experiment(config_path, num_folds=9)
-    with pytest.raises(ConfigurationError, match="num_folds=9 greater than the number of items: 6"):
+    with pytest.raises(ConfigurationError, match=r"num_folds=9 needs at least 9 items .*there are 6\. Use num_folds 1 or 2 or 3 or 4 or 5 or 6"):
         exp.run(config=config, out=lambda *a: None)
     assert not config.results_dir.exists()
 
@@ -161,6 +161,35 @@ def test_experiment_dry_run_writes_nothing(config_path, config, store):
     assert outcome.exit_code == 0
     text = "\n".join(lines)
     assert "fold 2:" in text and "learning_rate = 0.02" in text
+    assert not config.results_dir.exists()
+
+
+def test_dry_run_prints_the_data_checks(config_path, config):
+    """Issue 26: items per class, the folds the items allow, single-item validation sets,
+    a class a fold cannot learn, imbalance and a short run, before anything is written."""
+    import pandas as pd
+
+    from preprocessing.store import write_store
+
+    rows = [{"item": f"item{i}", "label": "common", "clip": f"item{i}/{k}",
+             "source": f"item{i}_{k}.wav", "start": 0.0, "augmented": False}
+            for i in range(6) for k in range(8)]
+    rows += [{"item": "item0", "label": "rare", "clip": "item0/rare", "source": "rare.wav",
+              "start": 0.0, "augmented": False}]
+    features = np.random.default_rng(0).normal(size=(len(rows), 8, 6)).astype(np.float32)
+    write_store(config.data_dir / "tiny", features, pd.DataFrame(rows), overwrite=True)
+    lines = []
+    experiment = make_experiment(config_path, n_instances=1,
+                                 parameters={"epochs": 3, "mixup_alpha": 0.2})
+    outcome = experiment.run(config=config, dry_run=True, out=lines.append)
+    assert outcome.exit_code == 0
+    text = "\n".join(lines)
+    assert "Data: 49 rows, 6 items, 2 classes (items per class: common 6, rare 1)." in text
+    assert "Folds: 3 requested; 6 items allow num_folds 1, 2, 3, ... 6" in text
+    assert "folds have a single validation item" in text
+    assert "has no training rows of class(es) 'rare': it cannot learn them" in text
+    assert "the classes are imbalanced: 'common' has 48 rows, 'rare' 1 (48.0x)" in text
+    assert "instance 1 trains at most 3 epochs" in text and "mixup_alpha" in text
     assert not config.results_dir.exists()
 
 

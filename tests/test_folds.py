@@ -247,13 +247,30 @@ def test_item_kfold_repeats():
 def test_item_kfold_more_folds_than_items():
     groups, y = make_groups(n_items=3)
     with pytest.raises(ConfigurationError,
-                       match="num_folds=5 greater than the number of items: 3"):
+                       match=r"num_folds=5 needs at least 5 items .* there are 3\. Use "
+                             r"num_folds 1 or 3 \(leave one item out: 3\)"):
         ItemKFold(5).split_items(groups, y)
 
 
 def test_item_kfold_too_few_items():
-    with pytest.raises(ConfigurationError, match="at least 3 are needed"):
+    with pytest.raises(ConfigurationError, match="num_folds=2 needs at least 4 items"):
         ItemKFold(2).split_items(np.array(["a", "a", "b"]))
+    with pytest.raises(ConfigurationError, match="there are 3. Use num_folds 1 or 3"):
+        ItemKFold(2).split_items(np.array(["a", "b", "c"]))
+
+
+@pytest.mark.parametrize("num_folds,needed", [(1, 3), (2, 4), (3, 3), (4, 4), (5, 5),
+                                              (10, 10)])
+def test_min_items_is_what_the_splitter_accepts(num_folds, needed):
+    """The minimum stated in the refusal and by the data checks is the splitter's own: it
+    splits `needed` items and refuses one fewer."""
+    from xval.folds import allowed_folds, min_items
+
+    assert min_items(num_folds) == needed
+    assert num_folds in allowed_folds(needed)
+    assert len(ItemKFold(num_folds).split_items(np.arange(needed).astype(str))) == num_folds
+    with pytest.raises(ConfigurationError, match=f"needs at least {needed} items"):
+        ItemKFold(num_folds).split_items(np.arange(needed - 1).astype(str))
 
 
 @pytest.mark.parametrize("n", [0, -1, 2.5, True])

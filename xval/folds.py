@@ -10,6 +10,7 @@ sets, and `split_train_val_test(X, y, groups)` yields `(train, val, test)` row i
 import hashlib
 import inspect
 import json
+import math
 import warnings
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -43,6 +44,29 @@ Fold = dict[str, list[str]]
 """The items of one fold's sets: `{"train": [...], "val": [...], "test": [...]}`."""
 Positions = tuple[np.ndarray, np.ndarray]
 """`(train_val, test)` item positions of one fold."""
+
+
+def min_items(num_folds: int) -> int:
+    """The fewest items `num_folds` folds can be made of: every fold keeps at least one test,
+    one validation and one training item (`num_folds = 1`: one split of 3 items or more).
+
+    Args:
+        num_folds: the requested number of folds (>= 1).
+
+    Returns:
+        The minimum number of items: 3 for 1 fold, 4 for 2, `num_folds` from 3 on.
+    """
+    if num_folds <= 1:
+        return 3
+    n = max(3, num_folds)
+    while n - math.ceil(n / num_folds) < 2:  # the smallest fold's training side
+        n += 1
+    return n
+
+
+def allowed_folds(n_items: int) -> list[int]:
+    """Every `num_folds` that `n_items` items allow (see `min_items`), smallest first."""
+    return [k for k in range(1, n_items + 1) if min_items(k) <= n_items]
 
 
 class _ParamsMixin:
@@ -255,16 +279,15 @@ class ItemKFold(_ParamsMixin, GroupsConsumerMixin, BaseCrossValidator):
         groups = _as_groups(groups)
         items = np.array(sorted(set(groups.tolist())))
         n_items = len(items)
-        needed = 3 if self.n_splits == 1 else max(self.n_splits, 3)
-        if self.n_splits > n_items:
-            raise ConfigurationError(
-                f"Cannot have number of folds num_folds={self.n_splits} greater than the "
-                f"number of items: {n_items}. Use num_folds <= {n_items}."
-            )
+        needed = min_items(self.n_splits)
         if n_items < needed:
+            allowed = allowed_folds(n_items)
+            use = (f"Use num_folds {' or '.join(map(str, allowed))} (leave one item out: "
+                   f"{n_items})" if allowed else "Add items")
             raise ConfigurationError(
-                f"{n_items} item(s) cannot be split into training, validation and test items; "
-                "at least 3 are needed."
+                f"num_folds={self.n_splits} needs at least {needed} items (every fold keeps "
+                f"test, validation and training items apart, at least one of each); there "
+                f"are {n_items}. {use}, or add items."
             )
         if y is not None and len(y) != len(groups):
             raise ConfigurationError(

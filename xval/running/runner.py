@@ -24,6 +24,7 @@ from xval.executors import ExecutorOptions, make_executor
 from xval.executors.base import Executor
 from xval.report.results import ExperimentResults
 from xval.report.terminal import terminal_table
+from xval.running.checks import data_checks
 from xval.running.declaration import ExperimentDeclaration
 from xval.running.derived import report_listeners
 from xval.running.environment import (
@@ -101,6 +102,8 @@ def run_experiment(experiment: ExperimentDeclaration, request: RunRequest,
     plan = make_plan(experiment, config, selected, request.overrides, request.overwrite)
     if request.dry_run:
         return dry_run(experiment, plan, request, config)
+    for line in data_checks(plan):
+        request.out(line)
     if request.progress and executor.name == "inline":
         import_keras(request.out, backend)
     elif request.progress and executor.name == "ray":
@@ -204,6 +207,8 @@ def dry_run(experiment: ExperimentDeclaration, plan: Plan, request: RunRequest,
             config: Config) -> RunOutcome:
     """Prints the plan (and the search) without writing or training anything."""
     plan.describe(request.out, experiment.number, experiment.dataset)
+    for line in data_checks(plan):
+        request.out(line)
     if request.search and experiment.search is not None:
         metric = selection_metric(config, experiment.task_type)
         experiment.search.describe(request.out, experiment.first_trial_instance, metric,

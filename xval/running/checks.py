@@ -1,0 +1,124 @@
+"""Data checks printed before training, by `--dry-run` and by the run itself (issue 26).
+
+`data_checks(plan)` returns the lines: the items and classes of the store, how many folds
+its items allow, then warnings for what makes a result untrustworthy without failing it
+(single-item validation sets, classes a fold cannot learn, class imbalance, a run shorter
+than the regularisation defaults assume). Nothing here refuses: refusals (too few items for
+the requested folds) are `xval.folds`' and come earlier.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+from xval.folds import allowed_folds
+from xval.running.planner import Plan
+
+# Classes whose row counts differ by this factor or more are called imbalanced.
+IMBALANCE_RATIO = 3.0
+# Below this many epochs the stock regularisation (tuned for the default 60) is called out.
+SHORT_RUN_EPOCHS = 20
+REGULARISERS = ("mixup_alpha", "label_smoothing", "time_masks", "freq_masks", "freq_warp",
+                "time_warp")
+
+
+def data_checks(plan: Plan) -> list[str]:
+    """The data-check lines of a plan: facts first, then `Warning:` lines.
+
+    Args:
+        plan: the run's `Plan` (store, folds, resolved instances).
+
+    Returns:
+        Lines to print, in order.
+    """
+    meta = plan.store.meta[~plan.store.augmented]  # what the folds are scored on
+    items = sorted(set(meta["item"].astype(str)))
+    labels = _labels(meta, plan.store.task_type)
+    lines = [_summary(meta, labels, len(items)), _folds_line(len(items), plan.num_folds)]
+    warnings = _single_validation(plan.folds)
+    if labels is not None:
+        warnings += _missing_classes(meta, labels, plan.folds)
+        warnings += _imbalance(labels, plan.resolved)
+    warnings += _short_run(plan.resolved)
+    return lines + warnings
+
+
+def _labels(meta: pd.DataFrame, task_type: str) -> pd.Series | None:
+    """The class label of every original row, for classification stores only."""
+    if task_type != "classification" or "label" not in meta.columns:
+        return None
+    return meta["label"].astype(str)
+
+
+def _summary(meta: pd.DataFrame, labels: pd.Series | None, n_items: int) -> str:
+    line = f"Data: {len(meta)} rows, {n_items} items"
+    if labels is None:
+        return line + "."
+    per_class = meta.groupby(labels)["item"].nunique()
+    counts = ", ".join(f"{name} {n}" for name, n in per_class.items())
+    return line + f", {len(per_class)} classes (items per class: {counts})."
+
+
+def _folds_line(n_items: int, num_folds: int) -> str:
+    allowed = allowed_folds(n_items)
+    text = ", ".join(map(str, allowed[:3])) + (f", ... {allowed[-1]}" if len(allowed) > 3
+                                                else "")
+    return (f"Folds: {num_folds} requested; {n_items} items allow num_folds {text} "
+            f"(leave one item out: {n_items}).")
+
+
+def _single_validation(folds: Sequence[Mapping[str, list[str]]]) -> list[str]:
+    single = [i for i, fold in enumerate(folds) if len(fold["val"]) == 1]
+    if not single:
+        return []
+    return [f"Warning: {len(single)} of {len(folds)} folds have a single validation item "
+            f"(folds {', '.join(map(str, single))}): the best epoch and the selected instance "
+            "rest on one item per fold. Use fewer folds or a larger [folds] val_fraction if "
+            "there are enough items."]
+
+
+def _missing_classes(meta: pd.DataFrame, labels: pd.Series,
+                     folds: Sequence[Mapping[str, list[str]]]) -> list[str]:
+    classes = set(labels)
+    out = []
+    for i, fold in enumerate(folds):
+        trained = set(labels[meta["item"].astype(str).isin(fold["train"])])
+        missing = sorted(classes - trained)
+        if missing:
+            out.append(f"Warning: fold {i} has no training rows of class(es) "
+                       f"{', '.join(map(repr, missing))}: it cannot learn them. Use fewer "
+                       "folds, or more items of these classes.")
+    return out
+
+
+def _imbalance(labels: pd.Series, resolved: Mapping[int, Mapping[str, Any]]) -> list[str]:
+    counts = labels.value_counts()
+    if len(counts) < 2 or counts.iloc[-1] * IMBALANCE_RATIO > counts.iloc[0]:
+        return []
+    ratio = counts.iloc[0] / max(counts.iloc[-1], 1)
+    fix = "" if all(p.get("class_weights") for p in resolved.values()) else \
+        "consider class_weights = true, and "
+    return [f"Warning: the classes are imbalanced: {counts.index[0]!r} has {counts.iloc[0]} "
+            f"rows, {counts.index[-1]!r} {counts.iloc[-1]} ({ratio:.1f}x): {fix}read "
+            "balanced metrics (UAR, macro F1) beside accuracy."]
+
+
+def _short_run(resolved: Mapping[int, Mapping[str, Any]]) -> list[str]:
+    out = []
+    for k, p in resolved.items():
+        epochs = int(p.get("epochs", SHORT_RUN_EPOCHS))
+        active = [name for name in REGULARISERS if p.get(name)]
+        if epochs < SHORT_RUN_EPOCHS and active:
+            out.append(
+                f"Warning: instance {k} trains at most {epochs} epochs with the regularisation "
+                f"tuned for longer runs ({', '.join(active)}; the default epochs is 60): a "
+                f"short run may end near chance. For a quick check use epochs >= "
+                f"{SHORT_RUN_EPOCHS}, or turn them off (e.g. --set mixup_alpha=0 --set "
+                "time_masks=0 --set freq_masks=0).")
+    return out
+
+
+__all__ = ["IMBALANCE_RATIO", "SHORT_RUN_EPOCHS", "data_checks"]
