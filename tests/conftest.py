@@ -135,6 +135,42 @@ def run_script(script, *args, env=None, timeout=600):
                           text=True, env=full_env, timeout=timeout, cwd=Path(script).parent)
 
 
+def run_script_in_terminal(script, *args, env=None, timeout=600):
+    """Runs a script with its stderr on a pseudo-terminal (as in an interactive shell, where
+    the progress bar is drawn) and its stdout on a pipe.
+
+    Returns:
+        `(returncode, stdout, stderr)`.
+    """
+    import pty
+
+    main_fd, terminal_fd = pty.openpty()
+    chunks = []
+
+    def read():
+        while True:
+            try:
+                data = os.read(main_fd, 65536)
+            except OSError:  # the terminal side closed
+                return
+            if not data:
+                return
+            chunks.append(data)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    proc = subprocess.Popen([sys.executable, str(script), *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=terminal_fd, text=True,
+                            env={**os.environ, **(env or {})}, cwd=Path(script).parent)
+    os.close(terminal_fd)
+    try:
+        stdout, _ = proc.communicate(timeout=timeout)
+    finally:
+        reader.join(timeout=10)
+        os.close(main_fd)
+    return proc.returncode, stdout, b"".join(chunks).decode(errors="replace")
+
+
 class OutputWatcher:
     """Reads a running process's stdout in a thread, so that a test can act the moment a line
     appears (a fold under way) instead of sleeping a fixed time.

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.conftest import run_script, write_script
+from tests.conftest import run_script, run_script_in_terminal, write_script
 
 SCRIPT = """
 from xval import Experiment
@@ -27,17 +27,32 @@ def executors():
 @pytest.mark.parametrize("executor", executors())
 def test_progress_bar_and_labelled_epoch_lines(executor, tmp_path, config_path, store):
     script = write_script(tmp_path, SCRIPT.format(config=str(config_path)))
-    proc = run_script(script, "--executor", executor, "-v")
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    # The bar (stderr): jobs done out of all jobs, the current fold and epoch, elapsed/ETA.
-    assert "folds: 100%" in proc.stderr and "3/3" in proc.stderr
-    assert "epoch 3/3" in proc.stderr and "<" in proc.stderr
+    code, stdout, stderr = run_script_in_terminal(script, "--executor", executor, "-v")
+    assert code == 0, stdout + stderr
+    # The bar (stderr, a terminal): jobs done out of all jobs, the current fold and epoch,
+    # elapsed/ETA.
+    assert "folds: 100%" in stderr and "3/3" in stderr
+    assert "epoch 3/3" in stderr and "<" in stderr
     # -v: one line per epoch, labelled with instance and fold, streamed from the workers too.
     for fold in range(3):
         for epoch in range(1, 4):
-            assert f"instance 1 fold {fold} epoch {epoch}/3: accuracy" in proc.stdout
+            assert f"instance 1 fold {fold} epoch {epoch}/3: accuracy" in stdout
     if executor == "inline":
-        assert proc.stdout.startswith("Importing Keras (torch backend)...")
+        assert stdout.startswith("Importing Keras (torch backend)...")
+
+
+def test_without_a_terminal_one_line_per_fold_with_the_eta(tmp_path, config_path, store):
+    """Issue 26: stderr in a log file gets no bar (no carriage-return redraws); each fold's
+    line says how many folds are done, the elapsed time and the ETA."""
+    script = write_script(tmp_path, SCRIPT.format(config=str(config_path)))
+    proc = run_script(script)
+    assert proc.returncode == 0, proc.stderr
+    assert "\r" not in proc.stderr and "folds:" not in proc.stderr
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("instance 1 fold")]
+    assert len(lines) == 3
+    for done, line in enumerate(lines, start=1):
+        assert f"[{done}/3 folds, " in line and " elapsed, ETA " in line
+    assert lines[-1].endswith("ETA 0:00]")
 
 
 def test_quiet_prints_nothing_but_errors(tmp_path, config_path, store):
@@ -46,8 +61,8 @@ def test_quiet_prints_nothing_but_errors(tmp_path, config_path, store):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "" and proc.stderr == ""
     # Without -v, TensorFlow (which Keras imports to save models) prints nothing either.
-    normal = run_script(script, "--overwrite")
-    assert normal.returncode == 0 and "folds: 100%" in normal.stderr
-    assert "oneDNN" not in normal.stderr and "absl" not in normal.stderr
+    code, _, stderr = run_script_in_terminal(script, "--overwrite")
+    assert code == 0 and "folds: 100%" in stderr
+    assert "oneDNN" not in stderr and "absl" not in stderr
     bad = run_script(script, "-q", "-v")
     assert bad.returncode == 2 and "not both" in bad.stderr

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -38,8 +39,10 @@ class Scheduler:
         on_result: optional callback `(FoldResult) -> bool` after each recorded fold; a
             true return cancels the instance's folds that have not started (pruning).
         progress: show a progress bar over all jobs on stderr (the current instance, fold
-            and epoch, elapsed time and ETA); progress lines are printed above it.
-            Defaults to `False`.
+            and epoch, elapsed time and ETA); progress lines are printed above it. When
+            stderr is not a terminal (a log file, a pipe, a batch job), no bar: each fold's
+            line ends with the folds done, the elapsed time and the ETA instead. Defaults
+            to `False`.
         epoch_lines: also print one labelled line per epoch (`-v`). Defaults to `False`.
     """
 
@@ -54,6 +57,8 @@ class Scheduler:
         self.progress = progress
         self.epoch_lines = epoch_lines
         self._bar: Any = None
+        self._plain: tuple[int, float] | None = None  # (total, start) without a terminal
+        self._done = 0
         self._lock = threading.Lock()
         self._remaining: dict[int, int] = {}
         self._failed: set[int] = set()
@@ -94,9 +99,12 @@ class Scheduler:
         self._remaining = {k: len(jobs) for k, jobs in jobs_by_instance.items()}
         self._failed, self._finished = set(), set()
         total = sum(self._remaining.values())
-        if self.progress and total:
+        self._done = 0
+        if self.progress and total and _is_terminal(sys.stderr):
             self._bar = tqdm(total=total, unit="fold", desc="folds", file=sys.stderr,
                              dynamic_ncols=True, smoothing=0.1)
+        elif self.progress and total:
+            self._plain = (total, time.perf_counter())
         self.executor.on_epoch = self._on_epoch if (self._bar or self.epoch_lines) else None
         results = self.executor.run(queue)
         try:
@@ -108,6 +116,7 @@ class Scheduler:
             if self._bar is not None:
                 self._bar.close()
                 self._bar = None
+            self._plain = None
         for k, jobs in jobs_by_instance.items():  # instances whose jobs never came back
             if k not in self._finished and self._remaining[k] < len(jobs):
                 self._finish(k)
@@ -119,6 +128,7 @@ class Scheduler:
         self.recorder.record_fold(result)
         raise_if_interrupted()  # swallowed after the fold's training: the fold is kept
         self._remaining[k] -= 1
+        self._done += 1
         self._report(result)
         if self._bar is not None:
             self._bar.update(1)
@@ -135,6 +145,8 @@ class Scheduler:
         self._failed.add(k)
         dropped = len(queue.cancel(k))
         self._remaining[k] -= dropped
+        if self._plain is not None and dropped:
+            self._plain = (self._plain[0] - dropped, self._plain[1])
         if self._bar is not None and dropped:
             self._bar.total -= dropped
             self._bar.refresh()
@@ -153,10 +165,20 @@ class Scheduler:
         self.recorder.finish_instance(instance)
         self.recorder.results_changed()
 
+    def _eta(self) -> str:
+        """` [3/8 folds, 0:42 elapsed, ETA 1:10]` without a terminal, else `""`."""
+        if self._plain is None:
+            return ""
+        total, start = self._plain
+        elapsed = time.perf_counter() - start
+        left = max(total - self._done, 0)
+        eta = _clock(elapsed / self._done * left) if self._done else "?"
+        return f" [{self._done}/{total} folds, {_clock(elapsed)} elapsed, ETA {eta}]"
+
     def _report(self, result: FoldResult) -> None:
         k, i = result.instance, result.fold
         if not result.ok or not result.metrics:
-            self._say(f"instance {k} fold {i}: FAILED: {result.message}")
+            self._say(f"instance {k} fold {i}: FAILED: {result.message}{self._eta()}")
             return
         m = result.metrics
         key = tasks.get(result.task_type or tasks.infer(metrics=m["test"])).selection_metric
@@ -164,4 +186,20 @@ class Scheduler:
         self._say(f"instance {k} fold {i}: {key} train {m['train'].get(key, nan):.3f} "
                   f"val {m['val'].get(key, nan):.3f} test {m['test'].get(key, nan):.3f} "
                   f"(best epoch {result.best_epoch}/{result.epochs_run}, "
-                  f"{result.seconds:.1f}s)")
+                  f"{result.seconds:.1f}s){self._eta()}")
+
+
+def _is_terminal(stream: Any) -> bool:
+    """Whether `stream` is an interactive terminal (a bar redraws; a log file keeps
+    every redraw)."""
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # replaced or closed streams
+        return False
+
+
+def _clock(seconds: float) -> str:
+    """`1:05:09` or `4:09`."""
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
