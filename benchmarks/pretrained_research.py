@@ -240,7 +240,7 @@ def throughput(work: Path, n_files: int = 100) -> dict[str, float]:
     signals = [load_audio(path, sample_rate=16000)[0] for path in files]
     encoder = ResemblyzerEncoder(device="cpu")
     params: dict[str, Any] = {"feature": "pretrained", "sample_rate": 16000, "hop_length": 160,
-              "device": "cpu", "batch_size": 16}
+                              "device": "cpu", "batch_size": 16}
     steps: dict[str, Callable[[np.ndarray], Any]] = {
         "mel64_10ms": lambda y: compute_features(y, sample_rate=16000, n_mels=64,
                                                  hop_length=160, n_fft=512),
