@@ -4,7 +4,8 @@ A `pretrained` store row is `(frames, layers * dim)`, the encoder's layers side 
 (layer-major; `dataset.json` `front_end.layers` lists them). `LayerWeightedSum` learns a
 softmax weight per layer (SUPERB's weighted sum) and gives `(frames, dim)`; `pretrained_pool`
 pools it over time (mean, statistics or attentive statistics) into a small MLP, and
-`pretrained_bigru` reads it with a small bidirectional GRU, frame by frame for detection.
+`pretrained_bigru` reads it with a small bidirectional GRU (pooled), `pretrained_detector`
+frame by frame (detection).
 Set `encoder_layers` to the number of layers in the store (1 reads a row as one layer).
 """
 
@@ -14,6 +15,8 @@ import keras
 from keras import layers, ops
 
 from architectures.common import DEFAULT_TASK, Shape, l2, output_head
+from architectures.detection import _check_task as check_detection
+from architectures.detection import frame_head
 from architectures.keywords import OptionalUnits, Probability, Range, Regularization, Units
 from architectures.layers import StatisticsPooling
 from architectures.registry import register
@@ -179,28 +182,32 @@ def pretrained_pool(input_shape: Shape, num_outputs: int, task_type: str = DEFAU
     return keras.Model(inputs, output_head(x, num_outputs, task_type), name="pretrained_pool")
 
 
-@register("pretrained_bigru", reshaping=("rnn",), outputs=("vector", "frames"))
+def _bigru(x: Any, units: int, dropout: float, reg: Any) -> Any:
+    x = layers.Bidirectional(layers.GRU(units, return_sequences=True,
+                                        kernel_regularizer=reg))(x)
+    return layers.Dropout(dropout)(x)
+
+
+@register("pretrained_bigru", reshaping=("rnn",))
 def pretrained_bigru(input_shape: Shape, num_outputs: int, task_type: str = DEFAULT_TASK, *,
                      encoder_layers: EncoderLayers = 1, layer_norm: bool = True,
                      projection: OptionalUnits = 128, units: Units = 64,
                      pooling: Pooling = "attentive", attention_units: Units = 64,
                      dropout: Probability = 0.3,
                      regularization_lambda: Regularization = 0.0) -> keras.Model:
-    """Layer-weighted sum, a projection and one small bidirectional GRU: pooled for a
-    vector task, one logit per frame and class for detection.
+    """Layer-weighted sum, a projection and one small bidirectional GRU, pooled over time.
 
     Args:
         input_shape: `(time, encoder_layers * dim)`.
-        num_outputs: number of classes (or regression targets, or event classes).
-        task_type: a task registered in `xval.tasks`; `"detection"` keeps the frames.
+        num_outputs: number of classes (or regression targets).
+        task_type: a task registered in `xval.tasks`.
         encoder_layers: encoder layers side by side in a row. Defaults to `1`.
         layer_norm: normalise each layer before the weighted sum. Defaults to `True`.
         projection: units of the per-frame projection, 0 for none. Defaults to `128`.
         units: GRU units in each direction. Defaults to `64`.
-        pooling: pooling over time for a vector task (see `pretrained_pool`). Defaults to
-            `"attentive"`.
+        pooling: pooling over time (see `pretrained_pool`). Defaults to `"attentive"`.
         attention_units: hidden units of the attentive pooling. Defaults to `64`.
-        dropout: dropout before the output. Defaults to `0.3`.
+        dropout: dropout before the pooling. Defaults to `0.3`.
         regularization_lambda: L2 weight of every kernel. Defaults to `0.0`.
 
     Returns:
@@ -209,12 +216,40 @@ def pretrained_bigru(input_shape: Shape, num_outputs: int, task_type: str = DEFA
     reg = l2(regularization_lambda)
     inputs = keras.Input(input_shape)
     x = _frames_in(inputs, encoder_layers, layer_norm, projection, reg)
-    x = layers.Bidirectional(layers.GRU(units, return_sequences=True,
-                                        kernel_regularizer=reg))(x)
-    x = layers.Dropout(dropout)(x)
-    if task_type == "detection":
-        out = layers.Dense(num_outputs, dtype="float32", name="frame_logits")(x)
-        return keras.Model(inputs, out, name="pretrained_bigru")
-    x = _pool(x, pooling, attention_units)
+    x = _pool(_bigru(x, units, dropout, reg), pooling, attention_units)
     return keras.Model(inputs, output_head(x, num_outputs, task_type),
                        name="pretrained_bigru")
+
+
+@register("pretrained_detector", reshaping=("rnn",), outputs=("frames",))
+def pretrained_detector(input_shape: Shape, num_outputs: int, task_type: str = "detection", *,
+                        encoder_layers: EncoderLayers = 1, layer_norm: bool = True,
+                        projection: OptionalUnits = 128, units: Units = 64,
+                        dropout: Probability = 0.3,
+                        regularization_lambda: Regularization = 0.0) -> keras.Model:
+    """A frame-level detector on encoder states: layer-weighted sum, a projection and one
+    small bidirectional GRU, one logit per frame and class (in float32).
+
+    Args:
+        input_shape: `(time, encoder_layers * dim)`.
+        num_outputs: number of event classes.
+        task_type: `"detection"`.
+        encoder_layers: encoder layers side by side in a row. Defaults to `1`.
+        layer_norm: normalise each layer before the weighted sum. Defaults to `True`.
+        projection: units of the per-frame projection, 0 for none. Defaults to `128`.
+        units: GRU units in each direction. Defaults to `64`.
+        dropout: dropout before the output. Defaults to `0.3`.
+        regularization_lambda: L2 weight of every kernel. Defaults to `0.0`.
+
+    Returns:
+        A `keras.Model` with output `(time, num_outputs)`.
+
+    Raises:
+        ValueError: for a task other than detection.
+    """
+    check_detection(task_type)
+    reg = l2(regularization_lambda)
+    inputs = keras.Input(input_shape)
+    x = _frames_in(inputs, encoder_layers, layer_norm, projection, reg)
+    x = _bigru(x, units, dropout, reg)
+    return keras.Model(inputs, frame_head(x, num_outputs), name="pretrained_detector")

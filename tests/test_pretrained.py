@@ -165,7 +165,7 @@ def test_layer_weighted_sum_starts_as_the_mean_of_normalised_layers():
 def test_detection_bigru_keeps_frames():
     import architectures
 
-    model = architectures.get("pretrained_bigru")((12, 16), 3, "detection", encoder_layers=2)
+    model = architectures.get("pretrained_detector")((12, 16), 3, encoder_layers=2)
     assert model.output_shape == (None, 12, 3)
 
 
