@@ -237,3 +237,41 @@ def test_pool_frames_averages_consecutive_frames():
     assert out.shape == (2, 2, 3)
     np.testing.assert_allclose(out[:, 1], x[:, 2:4].mean(1))
     assert pt.pool_frames(x, 1) is x
+
+
+def test_detection_store_experiment_and_detect_through_a_tiny_wavlm(tmp_path):
+    import pandas as pd
+
+    from preprocessing.detection import build_detection_store
+    from preprocessing.synth_events import synth_events
+    from xval.inference.detect import detect_files
+
+    speakers = tmp_path / "fsdd"
+    speakers.mkdir()
+    t = np.arange(4000) / 8000
+    for speaker, base in (("alice", 400), ("bob", 900), ("carol", 650)):
+        for digit in range(2):
+            tone = 0.5 * np.sin(2 * np.pi * (base + 100 * digit) * t)
+            sf.write(speakers / f"{digit}_{speaker}_0.wav", tone.astype(np.float32), 8000)
+    raw = tmp_path / "raw"
+    synth_events(speakers, raw, files_per_speaker=2, seconds=2.0, events_min=1, events_max=2,
+                 min_gap=0.3, seed=1, noise="white")
+    config = load_config(write_config(tmp_path))
+    params = params_for(config, tiny_encoder(tmp_path / "wavlm", "WavLM"), layers=[-1])
+    items = dict(pd.read_csv(raw / "items.csv").itertuples(index=False))
+    store, _ = build_detection_store(raw / "annotations.csv", raw, config.data_dir / "sed",
+                                     params=params, items=items)
+    assert store.features.shape[1:] == (24, 16)
+    assert store.info["front_end"]["layers"] == [2]
+    experiment = Experiment(description="sed", dataset="sed", number=1, num_folds=3,
+                            task_type="detection",
+                            parameters={"epochs": 1, "patience": 1, "batch_size": 4},
+                            config=str(config.path))
+    experiment[1] = {"architecture": "pretrained_detector", "reshaping_type": "rnn",
+                     "projection": 8, "units": 4, "comment_1": "a", "comment_2": "b"}
+    outcome = experiment.run(config=config, out=lambda *a: None)
+    assert outcome.exit_code == 0 and outcome.failed == []
+    instance = config.results_dir / "sed" / "experiment_1" / "instance_1"
+    wav = sorted(raw.glob("*.wav"))[0]
+    (result,) = detect_files(instance / "fold_0.keras", [wav])
+    assert result["file"] == str(wav)
