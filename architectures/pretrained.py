@@ -6,7 +6,8 @@ softmax weight per layer (SUPERB's weighted sum) and gives `(frames, dim)`; `pre
 pools it over time (mean, statistics or attentive statistics) into a small MLP, and
 `pretrained_bigru` reads it with a small bidirectional GRU (pooled), `pretrained_detector`
 frame by frame (detection).
-Set `encoder_layers` to the number of layers in the store (1 reads a row as one layer).
+`encoder_layers=0` (the default) takes the number of layers of the experiment's store
+(`dataset.json` `front_end.layers`); 1 reads a row as one layer.
 """
 
 from typing import Annotated, Any, Literal
@@ -21,8 +22,9 @@ from architectures.keywords import OptionalUnits, Probability, Range, Regulariza
 from architectures.layers import StatisticsPooling
 from architectures.registry import register
 
-EncoderLayers = Annotated[int, Range(1, 64)]
-"""Encoder layers side by side in a store row: 1 to 64."""
+EncoderLayers = Annotated[int, Range(0, 64)]
+"""Encoder layers side by side in a store row: 1 to 64, or 0: the store's (the planner sets
+it from `dataset.json` `front_end.layers`; a builder called directly reads 0 as 1)."""
 Pooling = Literal["attentive", "stats", "mean"]
 
 
@@ -146,7 +148,7 @@ def _frames_in(x: Any, encoder_layers: int, layer_norm: bool, projection: int,
 
 @register("pretrained_pool", reshaping=("rnn",))
 def pretrained_pool(input_shape: Shape, num_outputs: int, task_type: str = DEFAULT_TASK, *,
-                    encoder_layers: EncoderLayers = 1, layer_norm: bool = True,
+                    encoder_layers: EncoderLayers = 0, layer_norm: bool = True,
                     projection: OptionalUnits = 128, pooling: Pooling = "attentive",
                     attention_units: Units = 128, hidden_units: OptionalUnits = 128,
                     dropout: Probability = 0.3,
@@ -157,8 +159,9 @@ def pretrained_pool(input_shape: Shape, num_outputs: int, task_type: str = DEFAU
         input_shape: `(time, encoder_layers * dim)`.
         num_outputs: number of classes (or regression targets).
         task_type: a task registered in `xval.tasks`.
-        encoder_layers: encoder layers side by side in a row (`len(front_end.layers)` of
-            the store); 1 reads the row as one layer. Defaults to `1`.
+        encoder_layers: encoder layers side by side in a row; 0: the store's
+            (`len(front_end.layers)`, set by the planner); 1 reads the row as one layer.
+            Defaults to `0`.
         layer_norm: normalise each layer before the weighted sum. Defaults to `True`.
         projection: units of the per-frame dense projection (ReLU), 0 for none. Defaults
             to `128`.
@@ -190,7 +193,7 @@ def _bigru(x: Any, units: int, dropout: float, reg: Any) -> Any:
 
 @register("pretrained_bigru", reshaping=("rnn",))
 def pretrained_bigru(input_shape: Shape, num_outputs: int, task_type: str = DEFAULT_TASK, *,
-                     encoder_layers: EncoderLayers = 1, layer_norm: bool = True,
+                     encoder_layers: EncoderLayers = 0, layer_norm: bool = True,
                      projection: OptionalUnits = 128, units: Units = 64,
                      pooling: Pooling = "attentive", attention_units: Units = 64,
                      dropout: Probability = 0.3,
@@ -201,7 +204,8 @@ def pretrained_bigru(input_shape: Shape, num_outputs: int, task_type: str = DEFA
         input_shape: `(time, encoder_layers * dim)`.
         num_outputs: number of classes (or regression targets).
         task_type: a task registered in `xval.tasks`.
-        encoder_layers: encoder layers side by side in a row. Defaults to `1`.
+        encoder_layers: encoder layers side by side in a row; 0: the store's. Defaults
+            to `0`.
         layer_norm: normalise each layer before the weighted sum. Defaults to `True`.
         projection: units of the per-frame projection, 0 for none. Defaults to `128`.
         units: GRU units in each direction. Defaults to `64`.
@@ -223,7 +227,7 @@ def pretrained_bigru(input_shape: Shape, num_outputs: int, task_type: str = DEFA
 
 @register("pretrained_detector", reshaping=("rnn",), outputs=("frames",))
 def pretrained_detector(input_shape: Shape, num_outputs: int, task_type: str = "detection", *,
-                        encoder_layers: EncoderLayers = 1, layer_norm: bool = True,
+                        encoder_layers: EncoderLayers = 0, layer_norm: bool = True,
                         projection: OptionalUnits = 128, units: Units = 64,
                         dropout: Probability = 0.3,
                         regularization_lambda: Regularization = 0.0) -> keras.Model:
@@ -234,7 +238,8 @@ def pretrained_detector(input_shape: Shape, num_outputs: int, task_type: str = "
         input_shape: `(time, encoder_layers * dim)`.
         num_outputs: number of event classes.
         task_type: `"detection"`.
-        encoder_layers: encoder layers side by side in a row. Defaults to `1`.
+        encoder_layers: encoder layers side by side in a row; 0: the store's. Defaults
+            to `0`.
         layer_norm: normalise each layer before the weighted sum. Defaults to `True`.
         projection: units of the per-frame projection, 0 for none. Defaults to `128`.
         units: GRU units in each direction. Defaults to `64`.

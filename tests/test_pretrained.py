@@ -148,7 +148,7 @@ def test_heads_train_save_and_load(builder, tmp_path):
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0),
                                atol=1e-5)
     with pytest.raises(ParameterError, match="encoder_layers"):
-        architectures.check_keywords(builder, {"encoder_layers": 0}, "instance 1")
+        architectures.check_keywords(builder, {"encoder_layers": 65}, "instance 1")
 
 
 def test_layer_weighted_sum_starts_as_the_mean_of_normalised_layers():
@@ -188,11 +188,13 @@ def _experiment(tmp_path, encoder, layers, n_layers):
                             parameters={"epochs": 2, "patience": 2, "batch_size": 8},
                             config=str(config.path))
     experiment[1] = {"architecture": "pretrained_pool", "reshaping_type": "rnn",
-                     "encoder_layers": n_layers, "projection": 8, "hidden_units": 8,
-                     "attention_units": 4, "comment_1": "a", "comment_2": "b"}
+                     "projection": 8, "hidden_units": 8, "attention_units": 4,
+                     "comment_1": "a", "comment_2": "b"}  # encoder_layers: the store's
     outcome = experiment.run(config=config, out=lambda *a: None)
     assert outcome.exit_code == 0 and outcome.failed == []
     instance = config.results_dir / "tones" / "experiment_1" / "instance_1"
+    recorded = json.loads((instance / "params.json").read_text())["params"]
+    assert recorded["encoder_layers"] == n_layers
     results = predict_files(instance, paths[:2])
     assert [sorted(r["clip"]["scores"]) for r in results] == [["high", "low"]] * 2
     scores = evaluate_rows(instance, rows.groupby("label").head(2))
