@@ -16,7 +16,6 @@ import keras
 from keras import layers, ops
 
 from architectures.common import DEFAULT_TASK, Shape, l2, output_head
-from architectures.detection import _check_task as check_detection
 from architectures.detection import frame_head
 from architectures.keywords import OptionalUnits, Probability, Range, Regularization, Units
 from architectures.layers import StatisticsPooling
@@ -252,7 +251,9 @@ def pretrained_detector(input_shape: Shape, num_outputs: int, task_type: str = "
     Raises:
         ValueError: for a task other than detection.
     """
-    check_detection(task_type)
+    if task_type != "detection":
+        raise ValueError(f"task_type={task_type!r}: pretrained_detector makes frame-level "
+                         "detectors; expected 'detection' (pretrained_bigru pools instead).")
     reg = l2(regularization_lambda)
     inputs = keras.Input(input_shape)
     x = _frames_in(inputs, encoder_layers, layer_norm, projection, reg)
