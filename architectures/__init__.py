@@ -6,7 +6,7 @@ A builder declares the valid values of its keywords in their annotations
 """
 
 # The builders register themselves on import.
-from architectures import autoencoder, cnn, detection, recurrent  # noqa: F401
+from architectures import autoencoder, cnn, detection, pretrained, recurrent  # noqa: F401
 from architectures.layers import (
     FrequencyWarp,
     RowNormalization,

@@ -19,6 +19,7 @@ from preprocessing.features import (
     centred_frames,
     compute_features,
     feature_shape,
+    front_end,
     get,
     parameter_names,
     segment,
@@ -87,6 +88,9 @@ def _features_of(signal: np.ndarray, params: Mapping[str, Any],
     segments, starts = segment(signal, sample_rate=params["sample_rate"],
                                segment_seconds=params["segment_seconds"],
                                hop_seconds=params["segment_hop_seconds"], grid=hop)
+    if get(params["feature"]).batched:
+        # A model reads the segments in batches (the type's batch_size), never the whole file.
+        return list(compute_features(np.asarray(segments), **params)), starts
     # Segments on the frame grid share frames with the whole signal's features: computed
     # once when the type frames like a centred STFT (the default), else segment by segment.
     sliced = len(segments) > 1 and get(params["feature"]).frames is centred_frames
@@ -289,8 +293,10 @@ def build_store(rows: pd.DataFrame, out: str | os.PathLike[str], *,
         DatasetError: when the store exists and `overwrite` is off, in strict mode on the
             first unusable file, or when no file is usable.
     """
-    params = feature_params(params)
+    params, described = front_end(feature_params(params))
     workers = schema.check("features", "workers", workers, style="param")
+    if get(params["feature"]).batched:
+        workers = 1  # one copy of the model, in this process
     out = Path(out)
     skipped = list(skipped)
     _check_request(out, overwrite=overwrite, strict=strict, skipped=skipped,
@@ -319,6 +325,7 @@ def build_store(rows: pd.DataFrame, out: str | os.PathLike[str], *,
             "n_files": extraction.files,
             "augment_versions": augment_versions,
             "extraction_seconds": round(time.perf_counter() - t0, 3),
+            **({"front_end": described} if described else {}),
             **(info or {}),
         }
         store = write_store(out, npy_path, pd.DataFrame(extraction.meta), info=body,

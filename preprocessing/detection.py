@@ -19,7 +19,7 @@ import pandas as pd
 from preprocessing.annotations import annotation_source
 from preprocessing.build import extract_file
 from preprocessing.events import frame_targets
-from preprocessing.features import feature_shape
+from preprocessing.features import feature_shape, front_end
 from preprocessing.store import FeatureStore, write_store
 from xval.core.errors import DatasetError
 
@@ -100,6 +100,7 @@ def build_detection_store(annotations: str | os.PathLike[str],
         raise DatasetError(f"Event labels {unknown} are not among the classes {classes}.")
     if not classes:
         raise DatasetError(f"{annotations} holds no event: a detector needs at least one.")
+    params, described = front_end(params)
     frames = feature_shape(params)[0]
     feats, targets, meta = [], [], []
     for record in recordings.to_dict("records"):
@@ -127,7 +128,9 @@ def build_detection_store(annotations: str | os.PathLike[str],
                         arrays={"frame_targets.npy": np.stack(targets).astype(np.uint8)},
                         overwrite=overwrite,
                         info={"feature_params": params, "skipped": skipped,
-                              "annotations": str(annotations), **(info or {})})
+                              "annotations": str(annotations),
+                              **({"front_end": described} if described else {}),
+                              **(info or {})})
     summary = {"recordings": int(len(recordings)) - len([s for s in skipped
                                                          if s["path"] in set(recordings["path"])]),
                "windows": len(feats), "events": int(len(events)), "classes": classes,

@@ -239,7 +239,7 @@ def test_detectors_keep_the_time_resolution(name, rng):
 
 
 def test_detectors_refuse_other_tasks():
-    assert DETECTORS == ["crnn_detector", "gru_detector"]
+    assert DETECTORS == ["crnn_detector", "gru_detector", "pretrained_detector"]
     with pytest.raises(ValueError, match="task_type='classification'.*expected 'detection'"):
         architectures.get("gru_detector")(SHAPE, 2, task_type="classification")
     assert architectures.outputs("example_cnn") == ("vector",)

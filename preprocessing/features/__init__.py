@@ -11,6 +11,7 @@ from preprocessing.features.registry import (
     centred_frames,
     compute_features,
     feature_shape,
+    front_end,
     get,
     names,
     parameter_names,
@@ -19,5 +20,8 @@ from preprocessing.features.registry import (
 from preprocessing.features.segments import segment, window_starts
 
 __all__ = ["FeatureType", "bin_frequencies", "centred_frames", "compute_features",
-           "feature_shape", "get", "names", "parameter_names", "register", "segment",
+           "feature_shape", "front_end", "get", "names", "parameter_names", "register", "segment",
            "window_starts"]
+
+# Registered after the spectral types (the order of `names()`): the pretrained front ends.
+import preprocessing.features.pretrained  # noqa: E402, F401

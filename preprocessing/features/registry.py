@@ -17,6 +17,15 @@ keyword-only parameters, registered with `@register(name, bins=...)`:
   `frequencies(params)` the centre frequency of every bin, where the bins have one (for
   `freq_warp`; `None`: the type has no frequency axis, as MFCCs).
 
+A type that runs a model (`preprocessing.features.pretrained`) registers with
+`batched=True`: its function also takes `(segments, samples)` and returns `(segments,
+frames, bins)`, so that the segments of a file go through the model together, and the store
+is built in one process (one copy of the model) whatever `workers` says. Its `describe(params)
+-> dict` says what `dataset.json` records of it (`front_end`: the encoder, its revision, the
+hash of its weights); the entries of that dict that are options of the type are written into
+the store's feature parameters too, so that extraction for new files (`predict`, `evaluate`,
+`detect`) checks them.
+
 `compute_features`, `feature_shape` and `bin_frequencies` dispatch through the registry, and
 `[features] feature` (config.ini, `--feature`) accepts exactly the registered names.
 
@@ -61,7 +70,7 @@ import xval.config.schema as schema
 from xval.core.errors import ConfigurationError
 
 __all__ = ["FeatureType", "bin_frequencies", "centred_frames", "compute_features",
-           "feature_shape", "get", "names", "parameter_names", "register"]
+           "feature_shape", "front_end", "get", "names", "parameter_names", "register"]
 
 FeatureFunction = Callable[..., np.ndarray]
 Params = Mapping[str, Any]
@@ -96,6 +105,10 @@ class FeatureType:
             `n_samples` samples.
         frequencies: `frequencies(params) -> np.ndarray [shape=(bins,)]`, the centre
             frequency of every bin (Hz, increasing), or `None` when the bins have none.
+        batched: the function also takes `(segments, samples)` and returns `(segments,
+            frames, bins)`; the store is built in one process.
+        describe: `describe(params) -> dict`, what `dataset.json` records of the type
+            (`front_end`), or `None`.
     """
 
     name: str
@@ -105,6 +118,8 @@ class FeatureType:
     bins: Callable[[Params], int]
     frames: Callable[[int, Params], int] = centred_frames
     frequencies: Callable[[Params], np.ndarray] | None = None
+    batched: bool = False
+    describe: Callable[[Params], dict[str, Any]] | None = None
 
     def keywords(self, values: Params) -> dict[str, Any]:
         """The keyword arguments of `function` found in `values` (sample_rate included)."""
@@ -147,7 +162,9 @@ def _signature(name: str, function: FeatureFunction) -> tuple[tuple[str, ...], d
 
 def register(name: str, *, bins: Callable[[Params], int],
              frames: Callable[[int, Params], int] = centred_frames,
-             frequencies: Callable[[Params], np.ndarray] | None = None
+             frequencies: Callable[[Params], np.ndarray] | None = None,
+             batched: bool = False,
+             describe: Callable[[Params], dict[str, Any]] | None = None
              ) -> Callable[[FeatureFunction], FeatureFunction]:
     """Decorator registering a feature function under `name`.
 
@@ -160,6 +177,11 @@ def register(name: str, *, bins: Callable[[Params], int],
         frequencies: `frequencies(params) -> np.ndarray [shape=(bins,)]`, the centre
             frequency (Hz) of every bin, lowest first, or `None` when the bins have no
             frequency (frequency warping is then refused). Defaults to `None`.
+        batched: the function takes a batch of equal-length segments `(segments,
+            samples)` as well as one signal, and the store is built in one process (a
+            model loaded once). Defaults to `False`.
+        describe: `describe(params) -> dict`, what `dataset.json` records of the type
+            under `front_end` (see the module's docstring). Defaults to `None`.
 
     Returns:
         The decorator, which returns the function unchanged.
@@ -178,7 +200,8 @@ def register(name: str, *, bins: Callable[[Params], int],
         params, options = _signature(name, function)
         _TYPES[name] = FeatureType(name=name, function=function, params=params,
                                    options=options, bins=bins, frames=frames,
-                                   frequencies=frequencies)
+                                   frequencies=frequencies, batched=batched,
+                                   describe=describe)
         return function
 
     return decorator
@@ -243,6 +266,25 @@ def feature_shape(params: Params) -> tuple[int, int]:
     kind = get(params["feature"])
     window = max(1, int(round(params["segment_seconds"] * params["sample_rate"])))
     return kind.frames(window, params), kind.bins(params)
+
+
+def front_end(params: Params) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The feature parameters completed by the type's `describe`, and what it describes.
+
+    Args:
+        params: feature parameters (see `preprocessing.feature_params`).
+
+    Returns:
+        `(params, front_end)`: `params` with the described values of the type's options
+        (e.g. a pretrained encoder's weight hash) and the description for `dataset.json`,
+        or `(params, None)` for a type without `describe`.
+    """
+    kind = get(params["feature"])
+    if kind.describe is None:
+        return dict(params), None
+    described = kind.describe(params)
+    completed = {**params, **{k: v for k, v in described.items() if k in kind.options}}
+    return completed, described
 
 
 def bin_frequencies(params: Params) -> np.ndarray | None:

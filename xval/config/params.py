@@ -186,9 +186,10 @@ def resolve(instance_id: int | str, spec: Spec, *, training_defaults: Mapping[st
         experiment_params: parameters the experiment applies to every instance.
         overrides: `--set` values, applied last.
         task_type: a task registered in `xval.tasks`. Defaults to `tasks.DEFAULT`.
-        feature: the store's feature (`stft`, `mel`, `mfcc`, `cqt`) when known: MFCCs
-            have no frequency axis, so a default `freq_warp` is dropped and a named one
-            refused. Defaults to `None` (unknown).
+        feature: the store's feature (`stft`, `mel`, `mfcc`, `cqt`, `pretrained`) when
+            known: MFCCs have no frequency axis, so a default `freq_warp` is dropped and a
+            named one refused; for `pretrained` the same holds of `freq_masks`. Defaults
+            to `None` (unknown).
 
     Returns:
         dict of every parameter: the training defaults, the architecture's keyword
@@ -334,7 +335,8 @@ def _fit_defaults(params: dict[str, Any], explicit: set[str], task: tasks.Task,
     classes (a warp may change a numeric target), and default SpecAugment, mixup and warps
     for tasks whose outputs are not one vector per row (detection, representation: the
     defaults were measured on classification); a default `freq_warp` is dropped for a store of
-    MFCCs. Values the instance names are checked as given (`_check_training_options`)."""
+    MFCCs, and default `freq_warp` and `freq_masks` for a store of pretrained encoder states
+    (their dimensions are not frequencies, nor neighbours). Values the instance names are checked as given (`_check_training_options`)."""
     epochs = params["epochs"]
     for name, share in (("min_epochs", 2), ("warmup_epochs", 5)):
         if name not in explicit:
@@ -352,14 +354,30 @@ def _fit_defaults(params: dict[str, Any], explicit: set[str], task: tasks.Task,
                           ("freq_warp", 0.0), ("time_warp", 0.0)):
             if name not in explicit:
                 params[name] = off
-    if feature == "mfcc" and "freq_warp" not in explicit:
+    if feature in ("mfcc", "pretrained") and "freq_warp" not in explicit:
         params["freq_warp"] = 0.0
+    if feature == "pretrained" and "freq_masks" not in explicit:
+        params["freq_masks"] = 0
+
+
+def _check_pretrained(params: Mapping[str, Any], where: str, feature: str | None) -> None:
+    """Refuses frequency warping and frequency masks on a store of pretrained encoder states
+    (`feature = pretrained`): their dimensions are neither frequencies nor neighbours."""
+    if feature != "pretrained":
+        return
+    for name in ("freq_warp", "freq_masks"):
+        if params.get(name, 0):
+            raise ParameterError(
+                f"{where}: {name}={params[name]} acts on a frequency axis, but the dataset "
+                "holds pretrained encoder states (feature='pretrained'), whose dimensions "
+                f"are not frequencies; use {name}=0 (time masks and time_warp are fine).")
 
 
 def _check_training_options(params: Mapping[str, Any], task: tasks.Task, where: str,
                             feature: str | None = None) -> None:
     """Cross-parameter checks of warm-up, min_epochs, label smoothing, frequency warping and
     refit_with_val."""
+    _check_pretrained(params, where, feature)
     if params.get("freq_warp", 0.0) and feature == "mfcc":
         raise ParameterError(
             f"{where}: freq_warp={params['freq_warp']} warps the frequency axis, but the "

@@ -99,7 +99,7 @@ class Plan:
 
 def resolver(experiment: ExperimentDeclaration, config: Config,
              overrides: Mapping[str, Any] | None = None,
-             feature: str | None = None) -> Resolver:
+             feature: str | None = None, encoder_layers: int = 0) -> Resolver:
     """Instance resolution with the experiment's defaults, parameters and task and the
     registered architectures.
 
@@ -108,6 +108,9 @@ def resolver(experiment: ExperimentDeclaration, config: Config,
         config: the run's `Config` (its `[training]` defaults).
         overrides: `--set` values.
         feature: the store's feature type (some defaults follow it), or `None`.
+        encoder_layers: the encoder layers side by side in a `pretrained` store's rows
+            (`dataset.json` `front_end.layers`), or `0`: an instance's `encoder_layers=0`
+            (the pretrained heads' default) becomes this number.
 
     Returns:
         `(instance_id, spec) -> params`.
@@ -115,11 +118,14 @@ def resolver(experiment: ExperimentDeclaration, config: Config,
     import architectures  # noqa: PLC0415  (imports Keras: only once the backend is set)
 
     def resolve(instance_id: int, spec: InstanceSpec) -> Params:
-        return P.resolve(instance_id, spec, training_defaults=config.training,
-                         architectures=architectures,
-                         experiment_params=experiment.parameters,
-                         overrides=dict(overrides or {}), task_type=experiment.task_type,
-                         feature=feature)
+        params = P.resolve(instance_id, spec, training_defaults=config.training,
+                           architectures=architectures,
+                           experiment_params=experiment.parameters,
+                           overrides=dict(overrides or {}), task_type=experiment.task_type,
+                           feature=feature)
+        if params.get("encoder_layers") == 0 and encoder_layers:
+            params["encoder_layers"] = encoder_layers
+        return params
 
     return resolve
 
@@ -145,7 +151,8 @@ def make_plan(experiment: ExperimentDeclaration, config: Config, selected: list[
     """
     store = FeatureStore(Path(config.data_dir) / experiment.dataset)
     feature = (store.info.get("feature_params") or {}).get("feature")
-    resolve = resolver(experiment, config, overrides, feature)
+    layers = (store.info.get("front_end") or {}).get("layers") or []
+    resolve = resolver(experiment, config, overrides, feature, len(layers))
     resolved = {k: resolve(k, experiment.instances[k]) for k in selected}
     check_store_task(experiment, store)
     folds, manifest = make_folds(experiment, config, store)
