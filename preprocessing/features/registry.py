@@ -207,6 +207,12 @@ def register(name: str, *, bins: Callable[[Params], int],
     return decorator
 
 
+def unregister(name: str) -> None:
+    """Removes the feature type registered as `name` (a test's own type, after the test);
+    an unknown name is ignored."""
+    _TYPES.pop(name, None)
+
+
 def names() -> list[str]:
     """The registered feature types, in registration order."""
     return list(_TYPES)

@@ -51,6 +51,12 @@ def register(cls: _E) -> _E:
     return cls
 
 
+def unregister(name: str) -> None:
+    """Removes the executor registered as `name` (a test's own executor, after the test);
+    an unknown name is ignored."""
+    _EXECUTORS.pop(name, None)
+
+
 def names() -> list[str]:
     """The registered executor names, in registration order."""
     return list(_EXECUTORS)
