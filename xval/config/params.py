@@ -334,7 +334,9 @@ def _fit_defaults(params: dict[str, Any], explicit: set[str], task: tasks.Task,
     classes (a warp may change a numeric target), and default SpecAugment, mixup and warps
     for tasks whose outputs are not one vector per row (detection, representation: the
     defaults were measured on classification); a default `freq_warp` is dropped for a store of
-    MFCCs. Values the instance names are checked as given (`_check_training_options`)."""
+    MFCCs; the task's own `training_defaults` replace the shared ones, and its
+    `chosen_on_validation` parameters are unset (`None`: chosen per fold on the validation
+    rows). Values the instance names are checked as given (`_check_training_options`)."""
     epochs = params["epochs"]
     for name, share in (("min_epochs", 2), ("warmup_epochs", 5)):
         if name not in explicit:
@@ -354,6 +356,15 @@ def _fit_defaults(params: dict[str, Any], explicit: set[str], task: tasks.Task,
                 params[name] = off
     if feature == "mfcc" and "freq_warp" not in explicit:
         params["freq_warp"] = 0.0
+    _task_defaults(params, explicit, task)
+
+
+def _task_defaults(params: dict[str, Any], explicit: set[str], task: tasks.Task) -> None:
+    """The task's own `training_defaults` in place of the shared ones, and its
+    `chosen_on_validation` parameters unset (`None`: chosen per fold on the validation
+    rows), for every name the experiment and the instance leave out."""
+    defaults = {**task.training_defaults, **dict.fromkeys(task.chosen_on_validation)}
+    params.update({k: v for k, v in defaults.items() if k not in explicit})
 
 
 def _check_training_options(params: Mapping[str, Any], task: tasks.Task, where: str,
