@@ -165,3 +165,5 @@ class Scheduler:
                   f"val {m['val'].get(key, nan):.3f} test {m['test'].get(key, nan):.3f} "
                   f"(best epoch {result.best_epoch}/{result.epochs_run}, "
                   f"{result.seconds:.1f}s)")
+        if result.late_best_epoch:
+            self._say(result.late_epoch_note())
