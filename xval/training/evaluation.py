@@ -191,7 +191,8 @@ def choose_postprocessing(task: Task, result: Evaluation, truth: Mapping[str, An
     Returns:
         The choice, or `None`.
     """
-    if "val" not in result.outputs or not np.isfinite(result.outputs["val"]).all():
+    if not task.chosen_on_validation or "val" not in result.outputs \
+            or not np.isfinite(result.outputs["val"]).all():
         return None
     clip = pooled("val")
     level = "clip" if clip is not None else "segment"
