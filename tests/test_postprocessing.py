@@ -159,3 +159,29 @@ def test_fold_record_carries_the_choice_to_detect(tmp_path):
     assert chosen_postprocessing(ModelSet([tmp_path / "loose.keras"], "loose")) is None
     with pytest.raises(RecordError, match="'values'"):
         Postprocessing.from_dict({"classes": ["a"]})
+
+
+def test_refit_with_val_scores_its_second_model_with_the_first_ones_choice(monkeypatch):
+    from xval.core.records import Job
+    from xval.training import fold as fold_module
+
+    seen = {}
+
+    def second(job, on_epoch):
+        seen["params"] = job.params
+        return FoldResult(instance=1, fold=0, status=Status.OK, metrics={"train": {},
+                          "test": {"event_f1": 1.0}}, epochs_run=3,
+                          n_rows={"train": 10, "train_original": 10}, timings={})
+
+    monkeypatch.setattr(fold_module, "train_and_evaluate", second)
+    job = Job(instance=1, fold=0, params={"detection_threshold": None,
+                                          "median_filter_seconds": 0.1},
+              items={"train": ["a"], "val": ["b"], "test": ["c"]}, task_type="detection",
+              generator=False, store="/x")
+    first = FoldResult(instance=1, fold=0, status=Status.OK, best_epoch=3,
+                       metrics={"train": {}, "val": {}, "test": {}}, timings={},
+                       postprocessing=Postprocessing(values={"detection_threshold": [0.4]}))
+    result = fold_module.refit_with_val(job, first, None)
+    assert seen["params"] == {"detection_threshold": [0.4], "median_filter_seconds": 0.1}
+    assert result.postprocessing.values == {"detection_threshold": [0.4]}
+    assert result.metrics["test"] == {"event_f1": 1.0}
