@@ -14,7 +14,10 @@ from xval.training.model import build_model
 
 DEFAULTS = training_defaults()
 SHAPE = (16, 12)
-SMALL = {"vgg_m": {"width": 0.125, "dense_units": 16}}
+SMALL = {"vgg_m": {"width": 0.125, "dense_units": 16},
+         "resnet_detector": {"filters": 4, "conv_blocks": 2, "units": 8},
+         "conformer_detector": {"filters": 4, "d_model": 16, "heads": 2, "num_blocks": 1,
+                                "kernel_size": 3}}
 
 
 def _params(name, reshaping, **extra):
@@ -228,7 +231,7 @@ def test_detectors_keep_the_time_resolution(name, rng):
     keras.utils.set_random_seed(0)
     reshaping = architectures.reshaping_types(name)[0]
     shape = (*SHAPE, 1) if reshaping == "conv" else SHAPE
-    model = architectures.get(name)(shape, 2, units=8)
+    model = architectures.get(name)(shape, 2, **SMALL.get(name, {"units": 8}))
     x = rng.normal(size=(12, *shape)).astype("float32")
     y = (rng.uniform(size=(12, SHAPE[0], 2)) > 0.7).astype("float32")
     model.compile(optimizer="adam", loss=keras.losses.BinaryCrossentropy(from_logits=True))
@@ -238,8 +241,21 @@ def test_detectors_keep_the_time_resolution(name, rng):
     assert model.layers[-1].dtype_policy.compute_dtype == "float32"
 
 
+@pytest.mark.parametrize("name", ["resnet_detector", "conformer_detector"])
+def test_larger_detectors_save_and_load(name, rng, tmp_path):
+    model = architectures.get(name)((*SHAPE, 1), 3, **SMALL[name])
+    x = rng.normal(size=(2, *SHAPE, 1)).astype("float32")
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras", compile=False, safe_mode=True)
+    np.testing.assert_allclose(loaded.predict_on_batch(x), model.predict_on_batch(x),
+                               atol=1e-5)
+    with pytest.raises(ValueError, match="d_model=10 is not a multiple of heads=4; .*heads=5"):
+        architectures.get("conformer_detector")((*SHAPE, 1), 2, d_model=10)
+
+
 def test_detectors_refuse_other_tasks():
-    assert DETECTORS == ["crnn_detector", "gru_detector", "pretrained_detector"]
+    assert DETECTORS == ["conformer_detector", "crnn_detector", "gru_detector",
+                         "pretrained_detector", "resnet_detector"]
     with pytest.raises(ValueError, match="task_type='classification'.*expected 'detection'"):
         architectures.get("gru_detector")(SHAPE, 2, task_type="classification")
     assert architectures.outputs("example_cnn") == ("vector",)

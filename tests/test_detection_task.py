@@ -168,7 +168,10 @@ def test_detection_experiment_runs_and_reports(events_store, tmp_path, backend):
         assert params.get("task_type") == "detection"
         fold = json.loads((exp / f"instance_{k}" / "fold_0.json").read_text())
         assert fold["status"] == "ok" and fold["backend"] == backend
-        for name in ("event_f1", "segment_f1", "segment_error_rate", "frame_f1"):
+        # Threshold and median filter chosen on the validation recordings, per fold.
+        assert fold["postprocessing"]["split"] == "val"
+        assert len(fold["postprocessing"]["values"]["detection_threshold"]) == 1
+        for name in ("event_f1", "onset_f1", "segment_f1", "segment_error_rate", "frame_f1"):
             assert name in fold["metrics"]["test"]
             # 3 s recordings in 1 s windows: each also scored stitched back whole
             assert name in fold["clip_metrics"]["test"]

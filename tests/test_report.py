@@ -13,7 +13,7 @@ from tests.conftest import ROOT, tiny_store
 from xval import Experiment, ExperimentResults
 from xval.config.selection import metric_direction
 from xval.core.errors import ConfigurationError
-from xval.core.records import FoldResult, InstanceSummary
+from xval.core.records import FoldResult, InstanceSummary, Status
 from xval.report.stats import corrected_resampled_ttest, fold_test_train_ratio, mean_ci
 from xval.report.tables import report_note, selection_level
 from xval.report.terminal import terminal_table
@@ -21,6 +21,7 @@ from xval.report.workbook import (
     BEST_FILL,
     FAILED_FONT,
     HEADER_FILL,
+    LATE_FILL,
     PENDING_FONT,
     SELECTED_FILL,
     TIED_FILL,
@@ -290,7 +291,8 @@ def test_workbook_statistics_sheet(classification_run):
 def test_workbook_folds_and_parameters_sheets(classification_run):
     _, exp_dir, _, _ = classification_run
     wb = load_workbook(exp_dir / "experiment_3.xlsx")
-    folds = list(wb["Folds"].iter_rows(min_row=2, values_only=True))
+    folds = [r for r in wb["Folds"].iter_rows(min_row=2, values_only=True)
+             if isinstance(r[0], int)]  # notes under the table aside
     assert len(folds) == 3 * 3 + 1  # three complete instances, one failed fold
     header = [c.value for c in wb["Folds"][1]]
     first = json.loads((exp_dir / "instance_1" / "fold_0.json").read_text())
@@ -860,3 +862,44 @@ def test_options_report_keeps_repeats_apart_when_a_fold_failed(tmp_path, capsys)
     expected = corrected_resampled_ttest(mine[1:], base[1:], 0.25)
     assert row.split()[2:4] == ["5", "5"]  # folds, paired
     assert row.split()[-4:] == [f"{expected.mean_difference:+.3f}", f"{expected.p:.3f}"] * 2
+
+
+def test_best_epoch_in_the_last_tenth_of_epochs():
+    def fold(best, epochs, status=Status.OK):
+        return FoldResult(instance=1, fold=0, status=status, best_epoch=best, epochs=epochs)
+
+    assert not fold(54, 60).late_best_epoch and fold(55, 60).late_best_epoch
+    assert fold(5, 5).late_best_epoch and not fold(4, 5).late_best_epoch
+    assert not fold(5, None).late_best_epoch  # a record written before epochs was kept
+    assert not fold(5, 5, Status.FAILED).late_best_epoch
+    assert fold(4, 5).late_epoch_note() == ""
+    assert fold(58, 60).late_epoch_note().startswith(
+        "instance 1 fold 0: best epoch 58 of 60 is in the last 10% of epochs")
+
+
+def test_late_best_epoch_said_in_the_terminal_and_marked_in_the_workbook(classification_run):
+    from xval.report.workbook.folds import BEST_EPOCH_COLUMN, LATE_NOTE
+
+    _, exp_dir, _, lines = classification_run
+    records = [FoldResult.from_dict(json.loads(p.read_text()))
+               for p in sorted(exp_dir.glob("instance_*/fold_*.json"))]
+    ok = {(r.instance, r.fold): r for r in records if r.ok}
+    assert {r.epochs for r in ok.values()} == {3}
+    late = {key for key, r in ok.items() if r.best_epoch == 3}
+    assert late, "a tiny model trained 3 epochs peaks at its last epoch in some fold"
+    assert late == {key for key, r in ok.items() if r.late_best_epoch}
+    sheet = load_workbook(exp_dir / "experiment_3.xlsx")["Folds"]
+    seen = set()
+    for i in range(2, sheet.max_row + 1):
+        key = (sheet.cell(row=i, column=1).value, sheet.cell(row=i, column=2).value)
+        if key in ok:
+            seen.add(key)
+            assert (_fill(sheet.cell(row=i, column=BEST_EPOCH_COLUMN)) == LATE_FILL) == \
+                (key in late)
+            assert str(sheet.cell(row=i, column=3).value).endswith("(late)") == (key in late)
+    assert seen == set(ok)
+    assert LATE_NOTE in [c.value for row in sheet.iter_rows() for c in row]
+    table = terminal_table(exp_dir)
+    for k, i in late:
+        note = f"instance {k} fold {i}: best epoch 3 of 3 is in the last 10% of epochs"
+        assert note in lines and note in table

@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 
 from preprocessing.annotations import annotation_source
+from preprocessing.babble import babble_backgrounds
 from preprocessing.synth_events import BACKGROUND_RMS, coloured_noise, synth_events
 from tests.conftest import ROOT, SHARED
 from xval.core.errors import DatasetError
@@ -184,6 +185,180 @@ def test_synth_events_command(fsdd, tmp_path):
     assert (tmp_path / "sed" / "annotations.csv").is_file()
     proc = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 2 and "error:" in proc.stderr and "--overwrite" in proc.stderr
+
+
+@pytest.fixture
+def fsdd_many(tmp_path):
+    """A fake FSDD folder with 4 recordings per digit: 2 speakers x digits 0-2 x 4."""
+    root = tmp_path / "many"
+    root.mkdir()
+    for speaker, base in (("alice", 400), ("bob", 900)):
+        for digit in range(3):
+            for index in range(4):
+                t = np.arange(int((0.15 + 0.02 * index) * SR)) / SR
+                tone = 0.5 * np.sin(2 * np.pi * (base + 100 * digit) * t)
+                silence = np.zeros(int(0.05 * SR))
+                sf.write(root / f"{digit}_{speaker}_{index}.wav",
+                         np.concatenate([silence, tone, silence]).astype(np.float32), SR)
+    return root
+
+
+def trains_of(fsdd_many, out, **kwargs):
+    settings = {"files_per_speaker": 3, "seconds": 4.0, "seconds_max": 6.0, "events_min": 2,
+                "events_max": 4, "min_gap": 0.3, "train_min": 2, "train_max": 4,
+                "train_gap_min": 0.05, "train_gap_max": 0.2, "labels": "digit",
+                "noise": "white", "seed": 2, **kwargs}
+    return synth_events(fsdd_many, out, **settings)
+
+
+def test_synth_events_trains_gaps_classes_and_lengths(fsdd_many, tmp_path):
+    out = tmp_path / "sed"
+    trains_of(fsdd_many, out, digits="02", snr_min=3, snr_max=9)
+    events = pd.read_csv(out / "events.csv")
+    assert set(events["label"].astype(str)) == {"0", "2"}
+    assert events["snr_db"].between(3, 9).all()
+    assert (events["source"].str.split("_").str[0] == events["label"].astype(str)).all()
+    lengths = {name: sf.info(out / name).duration for name in events["file"].unique()}
+    assert all(4.0 <= seconds <= 6.0 for seconds in lengths.values())
+    assert len(set(round(s, 3) for s in lengths.values())) > 1  # drawn per recording
+    for (_, _), train in events.groupby(["file", "train"]):
+        train = train.sort_values("start_sample")
+        assert train["label"].nunique() == 1 and train["snr_db"].nunique() == 1
+        assert len(train) <= 4 and train["source"].is_unique
+        gaps = (train["start_sample"].to_numpy()[1:] - train["end_sample"].to_numpy()[:-1]) / SR
+        assert ((gaps >= 0.05 - 1e-3) & (gaps <= 0.2 + 1e-3)).all()
+    # Without overlap every event keeps clear of the others; annotations read back.
+    for _, mine in events.groupby("file"):
+        mine = mine.sort_values("start_sample")
+        assert (mine["start_sample"].to_numpy()[1:] >= mine["end_sample"].to_numpy()[:-1]).all()
+    recordings, read, skipped = annotation_source(out / "annotations.csv", out)
+    assert skipped == [] and len(read) == len(events)
+    assert (events.groupby(["file", "train"]).size() >= 2).mean() > 0.5
+
+
+def test_synth_events_overlap_only_across_classes(fsdd_many, tmp_path):
+    out = tmp_path / "sed"
+    trains_of(fsdd_many, out, overlap=True, events_min=4, events_max=6, seconds=3.0,
+              seconds_max=3.0, files_per_speaker=6)
+    events = pd.read_csv(out / "events.csv")
+    crossed = 0
+    for _, mine in events.groupby("file"):
+        for _, same in mine.groupby("label"):
+            same = same.sort_values("start_sample")
+            starts, ends = same["start_sample"].to_numpy(), same["end_sample"].to_numpy()
+            assert (starts[1:] >= ends[:-1]).all()  # one class never overlaps itself
+        mine = mine.sort_values("start_sample")
+        crossed += int((mine["start_sample"].to_numpy()[1:]
+                        < mine["end_sample"].to_numpy()[:-1]).sum())
+    assert crossed > 0  # and different classes do overlap
+    # annotation_source refuses overlapping events of one class: it accepts these.
+    annotation_source(out / "annotations.csv", out)
+    a = trains_of(fsdd_many, tmp_path / "a", overlap=True)
+    b = trains_of(fsdd_many, tmp_path / "b", overlap=True)
+    assert a == {**b, "out": a["out"]}
+    assert (tmp_path / "a" / "events.csv").read_bytes() == \
+        (tmp_path / "b" / "events.csv").read_bytes()
+    recipe = json.loads((tmp_path / "a" / "recipe.json").read_text())
+    assert recipe["overlap"] is True and recipe["train_max"] == 4
+
+
+def test_synth_events_background_groups_keep_a_site_per_speaker(fsdd, tmp_path):
+    folder = tmp_path / "sites"
+    for site, hz in (("site_0", 50), ("site_1", 120)):
+        (folder / site).mkdir(parents=True)
+        t = np.arange(SR) / SR
+        sf.write(folder / site / "room.wav", (0.3 * np.sin(2 * np.pi * hz * t)).astype(
+            np.float32), SR)
+    out = tmp_path / "sed"
+    make(fsdd, out, noise=None, backgrounds=folder, background_groups=True)
+    events = pd.read_csv(out / "events.csv")
+    speaker = events["file"].str.split("_").str[0]
+    assert set(events.loc[speaker == "alice", "background"]) == {"site_0/room.wav"}
+    assert set(events.loc[speaker == "bob", "background"]) == {"site_1/room.wav"}
+    with pytest.raises(DatasetError, match="1 group folder\\(s\\) for 2 speakers"):
+        (folder / "site_1" / "room.wav").unlink()
+        make(fsdd, tmp_path / "other", noise=None, backgrounds=folder,
+             background_groups=True)
+    with pytest.raises(DatasetError, match="background_groups needs backgrounds"):
+        make(fsdd, tmp_path / "other", background_groups=True)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"train_min": 3, "train_max": 2}, r"train_min=3, train_max=2"),
+    ({"train_gap_min": 0.3, "train_gap_max": 0.1}, r"train_gap_min=0.3, train_gap_max=0.1"),
+    ({"seconds_max": 2.0}, r"seconds_max=2.0 < seconds=3.0"),
+    ({"digits": "7"}, r"digits=7: no FSDD recording"),
+    ({"digits": "x"}, r"digits='x': expected digits 0-9"),
+])
+def test_synth_events_bad_train_parameters(fsdd, tmp_path, kwargs, match):
+    with pytest.raises(DatasetError, match=match):
+        make(fsdd, tmp_path / "sed", **kwargs)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["recordings"]
+
+
+@pytest.fixture
+def talkers(tmp_path):
+    """A fake speech corpus: 4 talker folders of 2 short tone 'utterances' at 16 kHz."""
+    root = tmp_path / "speech"
+    for k in range(4):
+        (root / f"Actor_{k:02d}").mkdir(parents=True)
+        for u in range(2):
+            t = np.arange(int(0.5 * 16000)) / 16000
+            sf.write(root / f"Actor_{k:02d}" / f"{u}.flac",
+                     (0.3 * np.sin(2 * np.pi * (300 + 50 * k + 20 * u) * t)).astype(
+                         np.float32), 16000)
+    return root
+
+
+@pytest.mark.parametrize("reverb", [False, True])
+def test_babble_backgrounds_disjoint_talkers_per_group(talkers, tmp_path, reverb):
+    if reverb:
+        pytest.importorskip("pyroomacoustics")
+    out = tmp_path / "babble"
+    summary = babble_backgrounds(talkers, out, groups=2, files_per_group=2, seconds=2.0,
+                                 talkers_min=1, talkers_max=2, reverb=reverb, seed=0)
+    assert summary["groups"] == {"site_0": ["Actor_00", "Actor_01"],
+                                 "site_1": ["Actor_02", "Actor_03"]}
+    table = pd.read_csv(out / "backgrounds.csv")
+    assert len(table) == 4 and sorted(p.name for p in out.iterdir()) == [
+        "backgrounds.csv", "recipe.json", "site_0", "site_1"]
+    for row in table.itertuples():
+        assert set(row.talkers.split()) <= set(summary["groups"][row.group])
+        y, rate = sf.read(out / row.file)
+        assert rate == 8000 and len(y) == 16000 and np.abs(y).max() > 0.5
+    assert table["rt60"].notna().all() == reverb
+    again = babble_backgrounds(talkers, tmp_path / "again", groups=2, files_per_group=2,
+                               seconds=2.0, talkers_min=1, talkers_max=2, reverb=reverb,
+                               seed=0)
+    assert again["groups"] == summary["groups"]
+    assert (out / "site_1" / "babble_01.wav").read_bytes() == \
+        (tmp_path / "again" / "site_1" / "babble_01.wav").read_bytes()
+    with pytest.raises(DatasetError, match="talkers need 6"):
+        babble_backgrounds(talkers, tmp_path / "x", groups=3, talkers_min=2)
+    with pytest.raises(DatasetError, match="talkers_min=3, talkers_max=2"):
+        babble_backgrounds(talkers, tmp_path / "x", talkers_min=3, talkers_max=2)
+    with pytest.raises(DatasetError, match="--overwrite"):
+        babble_backgrounds(talkers, out, groups=2, talkers_min=1)
+
+
+def test_synth_babble_and_trains_from_the_command_line(talkers, fsdd_many, tmp_path, capsys):
+    from xval.cli.preprocess import main
+
+    babble = tmp_path / "babble"
+    assert main(["synth-babble", str(talkers), "--out", str(babble), "--groups", "2",
+                 "--files-per-group", "1", "--seconds", "2", "--talkers-min", "1",
+                 "--talkers-max", "2", "--no-reverb"]) == 0
+    assert "2 babble files in 2 groups" in capsys.readouterr().out
+    out = tmp_path / "sed"
+    assert main(["synth-events", str(fsdd_many), "--out", str(out), "--backgrounds",
+                 str(babble), "--background-groups", "--files-per-speaker", "2",
+                 "--seconds", "3", "--seconds-max", "4", "--train-min", "2", "--train-max",
+                 "3", "--overlap", "--labels", "digit", "--digits", "01"]) == 0
+    recipe = json.loads((out / "recipe.json").read_text())
+    assert recipe["digits"] == "01" and recipe["background_groups"] is True
+    events = pd.read_csv(out / "events.csv")
+    assert set(events["label"].astype(str)) <= {"0", "1"} and "train" in events
+    assert set(events["background"].str.split("/").str[0]) == {"site_0", "site_1"}
 
 
 @pytest.mark.realdata

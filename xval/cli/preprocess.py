@@ -1,7 +1,8 @@
 """`python -m preprocessing SOURCE ...`: build a feature store from audio files.
 
 Sources: `demo`, `regex`, `folders`, `manifest`; plus `report` to describe a store and
-`synth-events` to write a sound event detection dataset (FSDD digits in backgrounds).
+`synth-events` to write a sound event detection dataset (FSDD digits in backgrounds), and
+`synth-babble` to make grouped babble backgrounds for it.
 See the README for recipes (FSDD, RAVDESS, ESC-50, speaker identification).
 
 Exit status: 0 when the store is written (unusable files are skipped and listed), 2 for a
@@ -20,6 +21,7 @@ import pandas as pd
 import xval.config.schema as schema
 from augmentation import Augmenter, require_augment_extra
 from preprocessing import sources
+from preprocessing.babble import babble_backgrounds
 from preprocessing.build import build_store, feature_params
 from preprocessing.demo import build_demo
 from preprocessing.detection import build_detection_store, read_items
@@ -149,10 +151,48 @@ def _synth_events_parser(sub: Any) -> None:
     p.add_argument("--backgrounds", help="folder of background recordings (default: noise)")
     p.add_argument("--noise", choices=("white", "pink", "brown", "mixed"),
                    help="coloured-noise background without --backgrounds (default: mixed)")
+    p.add_argument("--background-groups", action="store_true",
+                   help="--backgrounds holds one sub-folder per speaker (site): speaker k "
+                        "draws only from the k-th sub-folder")
+    p.add_argument("--seconds-max", type=float,
+                   help="draw each recording's length from --seconds..--seconds-max")
+    p.add_argument("--train-min", type=int, default=1,
+                   help="fewest repetitions of an event train (a digit repeated)")
+    p.add_argument("--train-max", type=int, default=1,
+                   help="most repetitions of an event train (1: single events)")
+    p.add_argument("--train-gap-min", type=float, default=0.08,
+                   help="shortest gap inside a train (s)")
+    p.add_argument("--train-gap-max", type=float, default=0.25,
+                   help="longest gap inside a train (s)")
+    p.add_argument("--overlap", action="store_true",
+                   help="trains of different classes may overlap")
+    p.add_argument("--digits", help="digits used as events, e.g. 136 (default: all)")
     p.add_argument("--sample-rate", type=int, default=8000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true",
                    help="replace a folder written by synth-events")
+
+
+def _synth_babble_parser(sub: Any) -> None:
+    p = sub.add_parser("synth-babble",
+                       help="reverberant multi-talker babble backgrounds, one folder per site")
+    p.add_argument("speech", help="folder of speech files, one sub-folder per talker "
+                                  "(e.g. RAVDESS's Actor_XX)")
+    p.add_argument("--out", required=True, help="folder to write (must not exist)")
+    p.add_argument("--groups", type=int, default=6, help="sites (disjoint talker pools)")
+    p.add_argument("--files-per-group", type=int, default=2)
+    p.add_argument("--seconds", type=float, default=60.0)
+    p.add_argument("--talkers-min", type=int, default=3)
+    p.add_argument("--talkers-max", type=int, default=4)
+    p.add_argument("--pause-max", type=float, default=1.0,
+                   help="longest pause between a talker's utterances (s)")
+    p.add_argument("--no-reverb", action="store_true", help="no simulated room")
+    p.add_argument("--rt60-min", type=float, default=0.3)
+    p.add_argument("--rt60-max", type=float, default=0.9)
+    p.add_argument("--sample-rate", type=int, default=8000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a folder written by synth-babble")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -169,6 +209,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("store")
     p.add_argument("--plot", help="write a sample-rate histogram PNG here")
     _synth_events_parser(sub)
+    _synth_babble_parser(sub)
     return top
 
 
@@ -188,6 +229,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     if args.source == "synth-events":
         return _synth_events(args)
+    if args.source == "synth-babble":
+        return _synth_babble(args)
     if args.source == "report":
         print(format_report(dataset_report(args.store, plot_path=args.plot)))
         return 0
@@ -210,13 +253,28 @@ def _synth_events(args: argparse.Namespace) -> int:
         seconds=args.seconds, events_min=args.events_min, events_max=args.events_max,
         min_gap=args.min_gap, snr_min=args.snr_min, snr_max=args.snr_max,
         labels=args.labels, backgrounds=args.backgrounds, noise=args.noise,
-        sample_rate=args.sample_rate, seed=args.seed, overwrite=args.overwrite)
+        sample_rate=args.sample_rate, seed=args.seed, overwrite=args.overwrite,
+        seconds_max=args.seconds_max, train_min=args.train_min, train_max=args.train_max,
+        train_gap_min=args.train_gap_min, train_gap_max=args.train_gap_max,
+        overlap=args.overlap, digits=args.digits, background_groups=args.background_groups)
     print(f"Wrote {summary['out']}: {summary['files']} recordings of "
           f"{len(summary['speakers'])} speakers, {summary['events']} events "
           f"(annotations.csv, events.csv, items.csv).")
     if summary["skipped_events"]:
         print(f"{summary['skipped_events']} drawn event(s) did not fit in --seconds and "
               "were left out.")
+    return 0
+
+
+def _synth_babble(args: argparse.Namespace) -> int:
+    summary = babble_backgrounds(
+        args.speech, args.out, groups=args.groups, files_per_group=args.files_per_group,
+        seconds=args.seconds, talkers_min=args.talkers_min, talkers_max=args.talkers_max,
+        pause_max=args.pause_max, reverb=not args.no_reverb, rt60_min=args.rt60_min,
+        rt60_max=args.rt60_max, sample_rate=args.sample_rate, seed=args.seed,
+        overwrite=args.overwrite)
+    print(f"Wrote {summary['out']}: {summary['files']} babble files in "
+          f"{len(summary['groups'])} groups (backgrounds.csv).")
     return 0
 
 

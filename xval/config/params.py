@@ -336,7 +336,10 @@ def _fit_defaults(params: dict[str, Any], explicit: set[str], task: tasks.Task,
     for tasks whose outputs are not one vector per row (detection, representation: the
     defaults were measured on classification); a default `freq_warp` is dropped for a store of
     MFCCs, and default `freq_warp` and `freq_masks` for a store of pretrained encoder states
-    (their dimensions are not frequencies, nor neighbours). Values the instance names are checked as given (`_check_training_options`)."""
+    (their dimensions are not frequencies, nor neighbours); the task's own `training_defaults`
+    replace the shared ones, and its `chosen_on_validation` parameters are unset (`None`:
+    chosen per fold on the validation rows). Values the instance names are checked as given
+    (`_check_training_options`)."""
     epochs = params["epochs"]
     for name, share in (("min_epochs", 2), ("warmup_epochs", 5)):
         if name not in explicit:
@@ -358,6 +361,7 @@ def _fit_defaults(params: dict[str, Any], explicit: set[str], task: tasks.Task,
         params["freq_warp"] = 0.0
     if feature == "pretrained" and "freq_masks" not in explicit:
         params["freq_masks"] = 0
+    _task_defaults(params, explicit, task)
 
 
 def _check_pretrained(params: Mapping[str, Any], where: str, feature: str | None) -> None:
@@ -371,6 +375,14 @@ def _check_pretrained(params: Mapping[str, Any], where: str, feature: str | None
                 f"{where}: {name}={params[name]} acts on a frequency axis, but the dataset "
                 "holds pretrained encoder states (feature='pretrained'), whose dimensions "
                 f"are not frequencies; use {name}=0 (time masks and time_warp are fine).")
+
+
+def _task_defaults(params: dict[str, Any], explicit: set[str], task: tasks.Task) -> None:
+    """The task's own `training_defaults` in place of the shared ones, and its
+    `chosen_on_validation` parameters unset (`None`: chosen per fold on the validation
+    rows), for every name the experiment and the instance leave out."""
+    defaults = {**task.training_defaults, **dict.fromkeys(task.chosen_on_validation)}
+    params.update({k: v for k, v in defaults.items() if k not in explicit})
 
 
 def _check_training_options(params: Mapping[str, Any], task: tasks.Task, where: str,

@@ -343,15 +343,20 @@ SCHEMA = {
             default=None,
             notes=('C of the classifier; none chooses it on the validation rows (macro recall) among '
                    '0.01, 0.1, 1, 10, 100, 1000.')),
-        "detection_threshold": _float("detection: a frame is active at this probability",
-                                      0, 1, open_low=True, open_high=True,
+        "detection_threshold": _float("detection: a frame is active at this probability; "
+                                      "none: chosen per class and fold on the validation "
+                                      "recordings",
+                                      0, 1, open_low=True, open_high=True, none=True,
             default=0.5,
             notes=('Detection only: post-processing of the frame probabilities into events. A frame '
                    'is active at detection_threshold; decisions are median-filtered over '
                    'median_filter_seconds (0: no filter); gaps shorter than min_gap_seconds are '
-                   'bridged, then events shorter than min_event_seconds dropped.')),
+                   'bridged, then events shorter than min_event_seconds dropped. A detection '
+                   'instance that does not name detection_threshold or median_filter_seconds '
+                   '(or names none) has them chosen per fold on its validation recordings.')),
         "median_filter_seconds": _float("detection: median filter of the frame decisions "
-                                        "(seconds; 0: none)", 0,
+                                        "(seconds; 0: none; none: chosen per fold on the "
+                                        "validation recordings)", 0, none=True,
             default=0.0),
         "min_event_seconds": _float("detection: shorter detected events are dropped "
                                     "(seconds)", 0,

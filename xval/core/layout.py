@@ -125,6 +125,12 @@ class InstanceLayout:
                 found[int(match.group(1))] = path
         return dict(sorted(found.items()))
 
+    def model_record(self, model: str | Path) -> Path | None:
+        """The fold record (`fold_<i>.json`) that goes with a fold model `fold_<i>.keras`
+        of this folder; `None` for another file (e.g. `final.keras`)."""
+        fold = self.fold_of_model(model)
+        return None if fold is None else self.fold_file(fold)
+
     @staticmethod
     def fold_of_model(path: str | Path) -> int | None:
         """The fold number of a `fold_<i>.keras` path, else `None`."""

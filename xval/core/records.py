@@ -37,6 +37,10 @@ from xval.core.errors import ConfigurationError, ResultsConflictError
 FORMAT_VERSION = 2
 """The format of the records written by this release (release 0.1 wrote no version: 1)."""
 
+LATE_EPOCH_SHARE = 0.1
+"""A fold whose best epoch falls in this last share of `epochs` was still improving when
+training stopped: the terminal and the workbook say so (`FoldResult.late_best_epoch`)."""
+
 SPLITS = ("train", "val", "test")
 LEVELS = ("segment", "clip")
 
@@ -158,6 +162,79 @@ class Job:
 
 
 @dataclasses.dataclass
+class Postprocessing:
+    """Post-processing a fold chose on its validation rows (detection: the per-class
+    threshold and the median filter that maximise the validation recordings' event F1).
+
+    It travels in the fold record (`FoldResult.postprocessing`, in `fold_<i>.json` beside
+    `fold_<i>.keras`) and is applied wherever the fold's model turns outputs into decisions:
+    its test scoring, `python -m xval detect`. Only parameters the instance left unset
+    (`None`) are chosen; an instance value always wins.
+
+    Args:
+        values: instance parameter name -> chosen value (e.g. `detection_threshold`: a list,
+            one per class; `median_filter_seconds`: a float).
+        classes: the classes of per-class values, in order.
+        split: the rows it was chosen on. Defaults to `"val"` (never the test rows).
+        level: `"clip"` (stitched recordings) or `"segment"` (windows).
+        score: the validation score of the choice (`event_f1`), or `None`.
+    """
+
+    values: dict[str, Any]
+    classes: list[str] = dataclasses.field(default_factory=list)
+    split: str = "val"
+    level: str = "segment"
+    score: float | None = None
+
+    def apply(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """`params` with the chosen values where `params` leaves them unset (`None`)."""
+        out = dict(params)
+        for name, value in self.values.items():
+            if out.get(name) is None:
+                out[name] = value
+        return out
+
+    @classmethod
+    def merged(cls, records: Iterable[Postprocessing]) -> Postprocessing | None:
+        """One choice for several fold models used together (an ensemble, or the refit
+        model of an instance): the median of the folds' values, per class.
+
+        Returns:
+            The merged record, or `None` when `records` is empty.
+        """
+        found = list(records)
+        if not found:
+            return None
+        names = sorted(set().union(*(r.values for r in found)))
+        values = {}
+        for name in names:
+            given = [np.asarray(r.values[name], dtype=float) for r in found if name in r.values]
+            values[name] = np.median(np.stack(given), axis=0).round(4).tolist()
+        scores = [r.score for r in found if r.score is not None]
+        return cls(values=values, classes=found[0].classes, split=found[0].split,
+                   level=found[0].level, score=float(np.mean(scores)) if scores else None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as JSON-ready values."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Postprocessing:
+        """Reads `to_dict()`'s output.
+
+        Raises:
+            RecordError: when it is not a post-processing record.
+        """
+        data = _mapping(data, "post-processing record")
+        _typed(data, "values", dict, optional=False)
+        _typed(data, "classes", list)
+        for name in ("split", "level"):
+            _typed(data, name, str)
+        _typed(data, "score", (int, float))
+        return cls(**_known(cls, data))
+
+
+@dataclasses.dataclass
 class FoldResult:
     """What one job produced: the content of `fold_<i>.json`.
 
@@ -181,6 +258,7 @@ class FoldResult:
     history: dict[str, list[float]] | None = None
     best_epoch: int | None = None
     epochs_run: int | None = None
+    epochs: int | None = None
     monitor: str | None = None
     monitor_mode: str | None = None
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
@@ -195,6 +273,7 @@ class FoldResult:
     model_sha256: str | None = None
     embedding_classifier: dict[str, Any] | None = None
     refit: dict[str, Any] | None = None
+    postprocessing: Postprocessing | None = None
     format: int = FORMAT_VERSION
     model_bytes: bytes | None = dataclasses.field(default=None, repr=False)
     predictions_csv: str | None = dataclasses.field(default=None, repr=False)
@@ -215,6 +294,23 @@ class FoldResult:
     def key(self) -> tuple[int, int]:
         """`(instance, fold)`."""
         return (self.instance, self.fold)
+
+    @property
+    def late_best_epoch(self) -> bool:
+        """Whether the best epoch is in the last `LATE_EPOCH_SHARE` (10 %) of the `epochs`
+        asked for (at least the last epoch): the model was still improving when training
+        stopped. `False` when unknown (a fold record written before `epochs` was kept)."""
+        if not self.ok or not self.best_epoch or not self.epochs:
+            return False
+        return self.best_epoch > self.epochs - max(1, int(self.epochs * LATE_EPOCH_SHARE))
+
+    def late_epoch_note(self) -> str:
+        """One line saying that the best epoch came late (`""` when it did not)."""
+        if not self.late_best_epoch:
+            return ""
+        return (f"instance {self.instance} fold {self.fold}: best epoch {self.best_epoch} of "
+                f"{self.epochs} is in the last {LATE_EPOCH_SHARE:.0%} of epochs: the model was "
+                "still improving when training stopped; raise epochs (or the learning rate).")
 
     @property
     def seconds(self) -> float:
@@ -248,6 +344,8 @@ class FoldResult:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
                if f.name not in self._TRANSIENT}
         out["status"] = Status(self.status).value
+        if self.postprocessing is not None:
+            out["postprocessing"] = self.postprocessing.to_dict()
         return out
 
     @classmethod
@@ -268,7 +366,7 @@ class FoldResult:
         for name in ("items", "metrics", "clip_metrics", "history", "timings", "n_rows",
                      "embedding_classifier", "refit"):
             _typed(data, name, dict)
-        for name in ("best_epoch", "epochs_run", "model_size", "pid"):
+        for name in ("best_epoch", "epochs_run", "epochs", "model_size", "pid"):
             _typed(data, name, int)
         for name in ("message", "traceback", "params_hash", "task_type", "model_sha256"):
             _typed(data, name, str)
@@ -280,6 +378,8 @@ class FoldResult:
         kwargs = _known(cls, data, cls._TRANSIENT)
         kwargs["status"] = Status(status)
         kwargs["format"] = version
+        if kwargs.get("postprocessing") is not None:
+            kwargs["postprocessing"] = Postprocessing.from_dict(kwargs["postprocessing"])
         for name in ("items", "timings", "n_rows"):
             kwargs[name] = kwargs.get(name) or {}
         kwargs["message"] = kwargs.get("message") or ""

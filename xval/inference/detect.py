@@ -10,9 +10,10 @@ import numpy as np
 
 from xval.core.errors import ConfigurationError
 from xval.core.files import read_json
-from xval.core.records import ParamsRecord, RecordError
+from xval.core.records import FoldResult, ParamsRecord, Postprocessing, RecordError
 from xval.inference.models import (
     DatasetInfo,
+    ModelSet,
     extract_features,
     info_for,
     resolve_models,
@@ -42,6 +43,34 @@ def instance_params(folder: Path) -> dict[str, Any]:
                           "restore it, or pass the .keras file alone.") from e
 
 
+def chosen_postprocessing(models: ModelSet) -> Postprocessing | None:
+    """The post-processing the models' folds chose on their validation recordings (their
+    fold records, `fold_<i>.json` beside `fold_<i>.keras`): one fold model's own choice,
+    or for an ensemble or the refit `final.keras` the median over the folds
+    (`Postprocessing.merged`); `None` when no record holds one (a model outside an instance
+    folder, or trained before the choice existed).
+
+    Raises:
+        RecordError: for a fold record that cannot be read.
+    """
+    layout = folder_layout(models.paths[0].parent)
+    records = [layout.model_record(p) for p in models.paths]
+    if any(r is None for r in records):  # final.keras: every fold's choice
+        records = list(layout.fold_files().values())
+    chosen = []
+    for path in records:
+        if path is None or not path.is_file():
+            continue
+        try:
+            record = FoldResult.from_dict(read_json(path))
+        except (ValueError, RecordError) as e:
+            raise RecordError(f"{path} cannot be read as a fold record ({e}); restore it, "
+                              "or pass the .keras file out of its folder.") from e
+        if record.postprocessing is not None:
+            chosen.append(record.postprocessing)
+    return Postprocessing.merged(chosen)
+
+
 def detect_files(model_or_instance_dir: str | Path, files: Sequence[str | Path],
                  fold: int | None = None, *, ensemble: bool = False,
                  dataset_info: DatasetInfo | str | Path | None = None
@@ -51,8 +80,10 @@ def detect_files(model_or_instance_dir: str | Path, files: Sequence[str | Path],
     Each file is cut into the store's windows; the windows' frame probabilities are laid on
     the file's time line (averaged where windows overlap) and turned into events with the
     instance's post-processing parameters (`detection_threshold`, `median_filter_seconds`,
-    `min_gap_seconds`, `min_event_seconds`, read from the instance's `params.json`; the
-    defaults of `xval.tasks.detection` when the model is not in an instance folder).
+    `min_gap_seconds`, `min_event_seconds`, read from the instance's `params.json`; those it
+    leaves unset as the folds chose them on their validation recordings,
+    `chosen_postprocessing`; the defaults of `xval.tasks.detection` when the model is not in
+    an instance folder).
 
     Args:
         model_or_instance_dir: a `.keras` file, or an `instance_<k>` folder.
@@ -77,7 +108,9 @@ def detect_files(model_or_instance_dir: str | Path, files: Sequence[str | Path],
             f"{model_or_instance_dir} is a {task.name} model; `detect` needs a detection "
             "model (task_type='detection'). Use `python -m xval predict` for this one."
         )
-    params = postprocessing(instance_params(models.paths[0].parent))
+    given = instance_params(models.paths[0].parent)
+    chosen = chosen_postprocessing(models)
+    params = postprocessing(chosen.apply(given) if chosen else given)
     feature = info["feature_params"]
     frame_seconds = feature["hop_length"] / feature["sample_rate"]
     classes = list(info.get("classes") or [])

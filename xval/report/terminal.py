@@ -63,6 +63,12 @@ def invalid_lines(shown: list[InstanceResult]) -> list[str]:
             "trains it again." for r in shown for i, reason in sorted(r.invalid.items())]
 
 
+def late_epoch_lines(shown: list[InstanceResult]) -> list[str]:
+    """One line per fold whose best epoch is in the last 10 % of `epochs`
+    (`FoldResult.late_epoch_note`)."""
+    return [f.late_epoch_note() for r in shown for f in r.folds if f.late_best_epoch]
+
+
 def _text(header: list[str], rows: list[list[str]], footer: str) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
               for i, h in enumerate(header)]
@@ -112,7 +118,7 @@ def terminal_table(results: ExperimentResults | str | Path, config: Config | Non
         writer.writerow(["selected"] + header[1:])
         writer.writerows(rows)
         return buffer.getvalue().rstrip("\n")
-    notes = "\n".join([footer, *invalid_lines(shown)])
+    notes = "\n".join([footer, *invalid_lines(shown), *late_epoch_lines(shown)])
     if fmt == "markdown":
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(r) + " |" for r in rows]

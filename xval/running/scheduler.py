@@ -187,6 +187,8 @@ class Scheduler:
                   f"val {m['val'].get(key, nan):.3f} test {m['test'].get(key, nan):.3f} "
                   f"(best epoch {result.best_epoch}/{result.epochs_run}, "
                   f"{result.seconds:.1f}s){self._eta()}")
+        if result.late_best_epoch:
+            self._say(result.late_epoch_note())
 
 
 def _is_terminal(stream: Any) -> bool:

@@ -24,7 +24,7 @@ import pandas as pd
 
 from xval.core.errors import ParameterError
 from xval.core.layout import InstanceLayout
-from xval.core.records import FoldResult, InstanceSummary
+from xval.core.records import FoldResult, InstanceSummary, Postprocessing
 from xval.tasks.metrics import pool_by_clip
 from xval.tasks.weights import balanced_weights
 
@@ -99,6 +99,11 @@ class Task(abc.ABC):
             recordings), so a fold without clip metrics has no clip level.
         level_names: what the segment and clip levels are called in the terminal table
             (detection: windows and recordings).
+        chosen_on_validation: `[training]` parameters that, unless the experiment or the
+            instance names them, are unset (`None`) and chosen per fold on the validation
+            rows (`choose_postprocessing`).
+        training_defaults: `[training]` defaults of the task, used unless the experiment or
+            the instance names them (detection's measured learning rate).
     """
 
     name: str = ""
@@ -114,6 +119,8 @@ class Task(abc.ABC):
     extra_arrays: tuple[str, ...] = ()
     clip_is_segment_without_clips: bool = True
     level_names: dict[str, str] = {"segment": "segment", "clip": "clip"}
+    chosen_on_validation: tuple[str, ...] = ()
+    training_defaults: dict[str, Any] = {}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
@@ -293,6 +300,26 @@ class Task(abc.ABC):
         Returns:
             `(segments, clip)`: a list of `{"start", "scores"}` and `{"scores", "predicted"}`.
         """
+
+    def choose_postprocessing(self, y_true: Any, outputs: Any, num_outputs: int,
+                              **context: Any) -> Postprocessing | None:
+        """Post-processing chosen on a fold's validation rows (never its test rows).
+
+        Training calls it with the validation rows' targets and outputs (stitched by clip
+        where the task pools clips) before any split is scored; the choice is applied to
+        the parameters every split is then scored with, recorded in the fold record and
+        used by the fold's model at inference.
+
+        Args:
+            y_true: the validation rows' targets.
+            outputs: the model's outputs on them.
+            num_outputs: units of the output head.
+            **context: as for `evaluate` (`params`, `frame_seconds`, `classes`).
+
+        Returns:
+            A `xval.core.records.Postprocessing`, or `None` (the default: nothing to choose).
+        """
+        return None
 
     def fold_plot_data(self, y_true: np.ndarray, outputs: np.ndarray, meta: pd.DataFrame,
                        **context: Any) -> dict[str, Any] | None:

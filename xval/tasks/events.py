@@ -31,7 +31,7 @@ FileEvent = tuple[str, float, float, str]
 
 
 def activity_to_events(probabilities: np.ndarray, *, frame_seconds: float,
-                       classes: Sequence[str], threshold: float = 0.5,
+                       classes: Sequence[str], threshold: float | Sequence[float] = 0.5,
                        median_filter_frames: int = 1, min_event_seconds: float = 0.0,
                        min_gap_seconds: float = 0.0, offset_s: float = 0.0,
                        duration_s: float | None = None) -> list[Event]:
@@ -49,7 +49,8 @@ def activity_to_events(probabilities: np.ndarray, *, frame_seconds: float,
             class) of activity probabilities.
         frame_seconds: time between frames (`hop_length / sample_rate`).
         classes: the class names of the columns.
-        threshold: activity threshold. Defaults to `0.5`.
+        threshold: activity threshold, one for every class or one per class (in the order
+            of `classes`). Defaults to `0.5`.
         median_filter_frames: odd median filter length in frames; `1` turns it off
             (`scipy.ndimage.median_filter`). Defaults to `1`.
         min_event_seconds: shorter events are removed (after gap bridging). Defaults to
@@ -64,8 +65,8 @@ def activity_to_events(probabilities: np.ndarray, *, frame_seconds: float,
         list of `(onset_s, offset_s, label)`, sorted by onset, then label.
 
     Raises:
-        ValueError: for a shape that does not match `classes`, a threshold outside (0, 1],
-            an even or non-positive `median_filter_frames`, or negative durations.
+        ValueError: for a shape that does not match `classes`, a threshold outside (0, 1]
+            or a list of thresholds not one per class, an even or non-positive `median_filter_frames`, or negative durations.
     """
     names = list(classes)
     p = np.asarray(probabilities, dtype=float)
@@ -74,9 +75,10 @@ def activity_to_events(probabilities: np.ndarray, *, frame_seconds: float,
     if p.ndim != 2 or p.shape[1] != len(names):
         raise ValueError(f"probabilities of shape {np.shape(probabilities)} do not match "
                          f"classes={names}; expected (frames, {len(names)}).")
-    _check_postprocessing(threshold, median_filter_frames, frame_seconds, min_event_seconds,
+    thresholds = _thresholds(threshold, names)
+    _check_postprocessing(median_filter_frames, frame_seconds, min_event_seconds,
                           min_gap_seconds)
-    active = (p >= threshold).astype(np.uint8)
+    active = (p >= thresholds[None, :]).astype(np.uint8)
     if median_filter_frames > 1:
         active = median_filter(active, size=(median_filter_frames, 1), mode="nearest")
     events = []
@@ -93,10 +95,19 @@ def activity_to_events(probabilities: np.ndarray, *, frame_seconds: float,
     return sorted(events, key=lambda e: (e[0], e[2]))
 
 
-def _check_postprocessing(threshold: float, median_filter_frames: int, frame_seconds: float,
-                          min_event_seconds: float, min_gap_seconds: float) -> None:
-    if not 0 < threshold <= 1:
+def _thresholds(threshold: float | Sequence[float], names: Sequence[str]) -> np.ndarray:
+    """One threshold per class: `threshold` repeated, or the per-class list checked."""
+    values = np.atleast_1d(np.asarray(threshold, dtype=float))
+    if values.ndim != 1 or len(values) not in (1, len(names)):
+        raise ValueError(f"threshold={threshold!r}: expected one value in (0, 1], or one per "
+                         f"class ({len(names)}: {list(names)}).")
+    if not ((values > 0) & (values <= 1)).all():
         raise ValueError(f"threshold={threshold}: expected a value in (0, 1].")
+    return np.broadcast_to(values, (len(names),)) if len(values) == 1 else values
+
+
+def _check_postprocessing(median_filter_frames: int, frame_seconds: float,
+                          min_event_seconds: float, min_gap_seconds: float) -> None:
     if median_filter_frames < 1 or median_filter_frames % 2 == 0:
         raise ValueError(f"median_filter_frames={median_filter_frames}: expected an odd "
                          "number >= 1 (1 turns the filter off).")
@@ -246,6 +257,48 @@ def detection_metrics(reference: pd.DataFrame | Iterable[FileEvent],
             "event_f1": float(evt["f_measure"]["f_measure"]),
             "event_precision": float(evt["f_measure"]["precision"]),
             "event_recall": float(evt["f_measure"]["recall"])}
+
+
+def event_metrics(reference: pd.DataFrame | Iterable[FileEvent],
+                  estimated: pd.DataFrame | Iterable[FileEvent], *, files: Iterable[str],
+                  classes: Iterable[str], evaluate_offset: bool = True,
+                  t_collar: float = T_COLLAR,
+                  percentage_of_length: float = PERCENTAGE_OF_LENGTH
+                  ) -> dict[str, Any]:
+    """Event-based F1 alone (sed_eval), overall and per class: cheaper than
+    `detection_metrics`, for onset-only scoring and for choosing post-processing.
+
+    Args:
+        reference: annotated events (see `detection_metrics`).
+        estimated: detected events, in the same form.
+        files: every evaluated file.
+        classes: the class names.
+        evaluate_offset: also require matching offsets; `False` matches on onsets only.
+            Defaults to `True`.
+        t_collar: onset (and offset) collar in seconds. Defaults to `0.2` (DCASE).
+        percentage_of_length: see `detection_metrics`. Defaults to `0.5`.
+
+    Returns:
+        dict `event_f1` (overall, micro over classes) and `class_f1` (class -> F1); `nan`
+        where undefined (no event in either list).
+
+    Raises:
+        ConfigurationError: when `sed_eval` cannot be imported.
+        ValueError: for an event of a file not in `files` or of a label not in `classes`.
+    """
+    sed_eval, containers = import_sed_eval()
+    names, labels = list(files), list(classes)
+    ref, est = _by_file(reference, names, labels, "reference"), _by_file(
+        estimated, names, labels, "estimated")
+    event = sed_eval.sound_event.EventBasedMetrics(
+        event_label_list=labels, t_collar=t_collar, percentage_of_length=percentage_of_length,
+        evaluate_onset=True, evaluate_offset=evaluate_offset)
+    for file in names:
+        event.evaluate(reference_event_list=containers.MetaDataContainer(ref.get(file, [])),
+                       estimated_event_list=containers.MetaDataContainer(est.get(file, [])))
+    by_class = event.results_class_wise_metrics()
+    return {"event_f1": float(event.results_overall_metrics()["f_measure"]["f_measure"]),
+            "class_f1": {c: float(by_class[c]["f_measure"]["f_measure"]) for c in labels}}
 
 
 def import_sed_eval() -> tuple[Any, Any]:

@@ -13,7 +13,7 @@ import pandas as pd
 from preprocessing.store import FeatureStore
 from xval import tasks
 from xval.core.errors import TrainingError
-from xval.core.records import Metrics
+from xval.core.records import Metrics, Postprocessing
 from xval.tasks.base import Task, with_context
 from xval.training.batches import make_batches
 
@@ -89,6 +89,8 @@ class Evaluation:
         context: what the task's methods were given (parameters, frame seconds, classes,
             an autoencoder's reference and test targets).
         multi_segment: whether the store's files were cut into several segments.
+        postprocessing: what the task chose on the validation rows (applied to
+            `context["params"]`), or `None`.
     """
 
     outputs: dict[str, np.ndarray]
@@ -96,6 +98,7 @@ class Evaluation:
     clip_metrics: Metrics
     context: dict[str, Any]
     multi_segment: bool
+    postprocessing: Postprocessing | None = None
 
 
 def evaluate_splits(model: Any, task: Task, store: FeatureStore, *, params: Mapping[str, Any],
@@ -140,26 +143,66 @@ def evaluate_splits(model: Any, task: Task, store: FeatureStore, *, params: Mapp
                      "train": (source["train"][0], source["train"][1][original_train])}
     result = Evaluation(outputs={}, metrics={}, clip_metrics={}, context=context,
                         multi_segment=multi_segment)
+    truth = {}
     for key in splits:
-        out = predict_rows(model, *scored_source[key], batch_size)
-        y = targets[scored[key]]
+        result.outputs[key] = predict_rows(model, *scored_source[key], batch_size)
+        truth[key] = targets[scored[key]]
         if target_fn is not None:
-            y = target_fn(np.asarray(store.features[scored[key]], dtype=np.float32))
+            truth[key] = target_fn(np.asarray(store.features[scored[key]], dtype=np.float32))
             if key == "test":
-                context["targets"] = y
-        result.outputs[key] = out
+                context["targets"] = truth[key]
+
+    def pooled(key: str) -> Any:
+        if not multi_segment:
+            return None
+        return with_context(task.pool_by_clip, result.outputs[key], truth[key],
+                            clips[scored[key]],
+                            starts=None if starts is None else starts[scored[key]],
+                            frame_seconds=context["frame_seconds"])
+
+    result.postprocessing = choose_postprocessing(task, result, truth, pooled, n_outputs)
+    for key in splits:
+        out, y = result.outputs[key], truth[key]
         finite = bool(np.isfinite(out).all())
         result.metrics[key] = with_context(task.evaluate, y, out, n_outputs, **context) \
             if finite else {"loss": float("nan")}
-        if multi_segment and finite:
-            pooled = with_context(task.pool_by_clip, out, y, clips[scored[key]],
-                                  starts=None if starts is None else starts[scored[key]],
-                                  frame_seconds=context["frame_seconds"])
-            if pooled is not None:
-                _, clip_out, clip_y = pooled
-                result.clip_metrics[key] = with_context(task.evaluate, clip_y, clip_out,
-                                                        n_outputs, **context)
+        clip = pooled(key) if finite else None
+        if clip is not None:
+            _, clip_out, clip_y = clip
+            result.clip_metrics[key] = with_context(task.evaluate, clip_y, clip_out,
+                                                    n_outputs, **context)
     return result
+
+
+def choose_postprocessing(task: Task, result: Evaluation, truth: Mapping[str, Any],
+                          pooled: Callable[[str], Any], n_outputs: int
+                          ) -> Postprocessing | None:
+    """The task's post-processing chosen on the validation rows alone (stitched by clip
+    where they can be), applied to `result.context["params"]`; `None` without validation
+    rows (a refit) or when the task chooses nothing.
+
+    Args:
+        task: the fold's task.
+        result: the evaluation so far (outputs of every split, the context).
+        truth: split -> targets.
+        pooled: split -> `(clips, outputs, targets)` stitched by clip, or `None`.
+        n_outputs: units of the output head.
+
+    Returns:
+        The choice, or `None`.
+    """
+    if not task.chosen_on_validation or "val" not in result.outputs \
+            or not np.isfinite(result.outputs["val"]).all():
+        return None
+    clip = pooled("val")
+    level = "clip" if clip is not None else "segment"
+    y, out = (clip[2], clip[1]) if clip is not None else (truth["val"], result.outputs["val"])
+    choice = with_context(task.choose_postprocessing, y, out, n_outputs, **result.context)
+    if choice is None:
+        return None
+    choice.level = level
+    result.context["params"] = choice.apply(result.context["params"])
+    return choice
 
 
 def predictions_csv(store: FeatureStore, rows: np.ndarray, outputs: np.ndarray,

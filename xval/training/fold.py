@@ -80,8 +80,11 @@ def refit_with_val(job: Job, result: FoldResult, on_epoch: EpochHook | None) -> 
     items = {"train": [*job.items["train"], *job.items["val"]], "val": [],
              "test": list(job.items["test"])}
     log_dir = str(Path(job.log_dir) / "refit") if job.log_dir else None
+    # The second model has no validation rows: it is scored with the first one's choice.
+    params = result.postprocessing.apply(job.params) if result.postprocessing else job.params
     second = train_and_evaluate(dataclasses.replace(
-        job, items=items, refit_epochs=result.best_epoch, log_dir=log_dir), on_epoch)
+        job, params=params, items=items, refit_epochs=result.best_epoch, log_dir=log_dir),
+        on_epoch)
     first_metrics, second_metrics = result.metrics or {}, second.metrics or {}
     first_metrics["test"] = second_metrics["test"]
     if second.clip_metrics and "test" in second.clip_metrics and result.clip_metrics:
@@ -428,7 +431,7 @@ def package(model: Any, fold: PreparedFold, fitted: Fitted, evaluation: Evaluati
     test = "test" in fold.splits
     rows, outputs, context = fold.rows, evaluation.outputs, evaluation.context
     predictions = predictions_csv(fold.store, rows["test"], outputs["test"], job.task_type,
-                                  fold.params, context.get("targets")) if test else None
+                                  context["params"], context.get("targets")) if test else None
     plot_data = with_context(fold.task.fold_plot_data, fold.store.targets[rows["test"]],
                              outputs["test"], fold.store.meta.iloc[rows["test"]],
                              **context) if test else None
@@ -438,7 +441,8 @@ def package(model: Any, fold: PreparedFold, fitted: Fitted, evaluation: Evaluati
         instance=job.instance, fold=fold.fold, status=Status.OK, items=job.items,
         params_hash=job.params_hash, task_type=job.task_type, metrics=evaluation.metrics,
         clip_metrics=evaluation.clip_metrics or None, history=fitted.history,
-        best_epoch=fitted.best_epoch, epochs_run=fitted.epochs_run, monitor=fitted.monitor,
+        best_epoch=fitted.best_epoch, epochs_run=fitted.epochs_run,
+        epochs=None if fold.refit else int(fold.params["epochs"]), monitor=fitted.monitor,
         monitor_mode=fitted.mode,
         timings={"fit_seconds": round(fitted.seconds, 3),
                  "eval_seconds": round(eval_seconds, 3),
@@ -449,6 +453,7 @@ def package(model: Any, fold: PreparedFold, fitted: Fitted, evaluation: Evaluati
         device=device(), host=socket.gethostname(), pid=os.getpid(),
         model_bytes=saved, predictions_csv=predictions, plot_data=plot_data,
         embedding_classifier=classifier[1], classifier_bytes=classifier[0],
+        postprocessing=evaluation.postprocessing,
     )
 
 

@@ -40,6 +40,7 @@ from xval.report.workbook.cells import (
     BEST_FILL,
     FAILED_FONT,
     HEADER_FILL,
+    LATE_FILL,
     PENDING_FONT,
     SELECTED_FILL,
     SELECTED_MARK,
@@ -63,7 +64,7 @@ from xval.report.workbook.search import search_table
 from xval.report.workbook.statistics import statistics_table
 from xval.report.workbook.summary import summary_table
 
-__all__ = ["BEST_FILL", "FAILED_FONT", "HEADER_FILL", "PENDING_FONT", "SELECTED_FILL",
+__all__ = ["BEST_FILL", "FAILED_FONT", "HEADER_FILL", "LATE_FILL", "PENDING_FONT", "SELECTED_FILL",
            "SELECTED_MARK", "TIED_FILL", "SheetContext", "SheetSpec", "Styles",
            "build_workbook", "fill_workbook", "folds_table", "metrics_table",
            "parameters_table", "plot_display_size", "plot_files", "register_sheet",

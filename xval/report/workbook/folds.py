@@ -6,16 +6,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from openpyxl.styles import Font
+from openpyxl.styles import Font, PatternFill
 from openpyxl.worksheet.worksheet import Worksheet
 
-from xval.core.records import FoldResult
+from xval.core.records import LATE_EPOCH_SHARE, FoldResult
 from xval.report.results import ExperimentResults, InstanceResult
-from xval.report.workbook.cells import FAILED_FONT, Styles, safe, table_sheet
+from xval.report.workbook.cells import FAILED_FONT, LATE_FILL, Styles, safe, table_sheet
 from xval.report.workbook.registry import SheetContext, register_sheet
 
 INVALID = "invalid"
 """The status shown for a fold whose file is not believed."""
+BEST_EPOCH_COLUMN = 6
+"""1-based column of the best epoch."""
+LATE_MARK = " (late)"
+"""Appended to the status of a fold whose best epoch came late."""
+LATE_NOTE = (
+    f"Best epoch in orange, status '(late)': the best epoch is in the last "
+    f"{LATE_EPOCH_SHARE:.0%} of epochs, so the model was still improving when training "
+    "stopped; raise epochs (or the learning rate).")
 FIRST_METRIC_COLUMN = 10
 """0-based index of the first metric column (four decimals from there on)."""
 INVALID_NOTE = (
@@ -42,7 +50,8 @@ def _metric_names(results: ExperimentResults) -> list[str]:
 
 def _fold_row(r: InstanceResult, f: FoldResult, names: list[str]) -> list[Any]:
     metrics = (f.metrics or {}) if f.ok else {}
-    row = [r.id, f.fold, f.status.value, ", ".join(f.items.get("test", [])),
+    status = f.status.value + (LATE_MARK if f.late_best_epoch else "")
+    row = [r.id, f.fold, status, ", ".join(f.items.get("test", [])),
            ", ".join(f.items.get("val", [])), f.best_epoch, f.epochs_run, f.seconds or None,
            f.train_rows, f.n_rows.get("test")]
     row += [metrics.get(s, {}).get(n) if f.ok else None for s in ("train", "val", "test")
@@ -102,5 +111,10 @@ def write_folds(sheet: Worksheet, context: SheetContext) -> None:
     invalid = [i for i, row in enumerate(body, start=2) if row[2] == INVALID]
     for i in invalid:
         sheet.cell(row=i, column=3).font = Font(color=FAILED_FONT, italic=True)
-    if invalid:
-        safe(sheet.cell(row=len(body) + 3, column=1), INVALID_NOTE)
+    late = [i for i, row in enumerate(body, start=2) if str(row[2]).endswith(LATE_MARK)]
+    for i in late:
+        sheet.cell(row=i, column=BEST_EPOCH_COLUMN).fill = PatternFill("solid",
+                                                                       fgColor=LATE_FILL)
+    notes = [note for note, found in ((INVALID_NOTE, invalid), (LATE_NOTE, late)) if found]
+    for k, note in enumerate(notes):
+        safe(sheet.cell(row=len(body) + 3 + k, column=1), note)
