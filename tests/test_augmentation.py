@@ -269,7 +269,7 @@ def test_command_line_workers_flag_checked(recordings, tmp_path):
                            str(tmp_path / "out"), "1", "--workers", "-2"],
                           capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 2
-    assert "argument --workers: -2: expected an integer >= 0" in proc.stderr
+    assert "argument --workers: -2: expected an integer in [0, 1024]" in proc.stderr
 
 
 # Runs a command line with audiomentations made unimportable: nothing is uninstalled, a

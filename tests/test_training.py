@@ -455,7 +455,8 @@ def test_generator_peak_memory_does_not_grow_with_store(tmp_path):
     for mode in ("memory", "generator"):
         out = subprocess.run([sys.executable, str(script), str(store.path), str(config), mode,
                               str(tmp_path / f"{mode}.keras")], capture_output=True, text=True,
-                             cwd=ROOT)
+                             cwd=ROOT, env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                                 filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))})
         assert out.returncode == 0, out.stderr
         peaks[mode] = int(out.stdout.strip().splitlines()[-1])  # anonymous MiB over baseline
     train_mib = 8 * per_item * 64 * 64 * 4 / 2**20  # 300 MiB of training rows
