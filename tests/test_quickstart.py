@@ -1,0 +1,77 @@
+"""The quickstart (docs/quickstart.md, README) as a new user runs it (issue 26): from a folder
+of recordings named as FSDD names them, `python -m xval init` writes the config, the script
+and the store and runs the dry run; the command it prints trains and writes the workbook;
+`python -m xval config` and `python -m xval report` work on what it wrote. Real audio files,
+real subprocesses."""
+
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+from openpyxl import load_workbook
+
+from tests.conftest import ROOT
+
+SAMPLE_RATE = 8000
+
+
+def _fsdd_like(folder):
+    """4 speakers x 2 digits x 3 takes: `{digit}_{speaker}_{take}.wav`, each digit a tone."""
+    rng = np.random.default_rng(0)
+    t = np.arange(int(0.4 * SAMPLE_RATE)) / SAMPLE_RATE
+    for speaker in ("george", "jackson", "lucas", "nicolas"):
+        for digit, hz in ((0, 400.0), (1, 1800.0)):
+            for take in range(3):
+                y = 0.4 * np.sin(2 * np.pi * hz * (1 + 0.02 * take) * t)
+                y += 0.02 * rng.standard_normal(len(t))
+                sf.write(folder / f"{digit}_{speaker}_{take}.wav", y.astype(np.float32),
+                         SAMPLE_RATE)
+
+
+def _run(args, cwd, timeout=600):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=cwd,
+                          env=env, timeout=timeout)
+
+
+@pytest.mark.slow
+def test_quickstart_from_a_folder_of_audio_to_a_workbook(tmp_path):
+    audio = tmp_path / "recordings"
+    audio.mkdir()
+    _fsdd_like(audio)
+    project = tmp_path / "project"
+    project.mkdir()
+
+    init = _run(["-m", "xval", "init", str(audio), "--name", "wavs", "--no-progress"], project)
+    assert init.returncode == 0, init.stdout + init.stderr
+    assert "Traceback" not in init.stderr
+    assert "Found 24 files" in init.stdout and "2 classes, 4 items" in init.stdout
+    assert "Data: " in init.stdout and "Folds: 4 requested" in init.stdout  # data checks
+    command = re.search(r"Run the experiment with:\s+(\S+) (experiments/wavs\.py)",
+                        init.stdout)
+    assert command, init.stdout
+    config = (project / "config.ini").read_text()
+    assert "[paths]" in config and "[training]" not in config  # only what differs
+    assert (project / "data" / "wavs" / "dataset.json").exists()
+
+    shown = _run(["-m", "xval", "config", "experiments/wavs.py", "--instance", "1"], project)
+    assert shown.returncode == 0, shown.stderr
+    assert re.search(r"epochs\s*=\s*60\s+.*package default", shown.stdout), shown.stdout
+
+    # The printed command, shortened for a test (the defaults train 60 epochs).
+    run = _run([command.group(2), "--set", "epochs=2", "--set", "min_epochs=0",
+                "--set", "warmup_epochs=0", "--set", "patience=2"], project)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    workbook = project / "results" / "wavs" / "experiment_1" / "experiment_1.xlsx"
+    assert load_workbook(workbook).sheetnames[0] == "Summary"
+    assert "instance 1 fold 3:" in run.stdout and "* selected" in run.stdout
+
+    report = _run(["-m", "xval", "report", "results/wavs/experiment_1", "--no-workbook"],
+                  project)
+    assert report.returncode == 0, report.stderr
+    assert "complete" in report.stdout
