@@ -255,6 +255,22 @@ def _check_request(out: Path, *, overwrite: bool, strict: bool, skipped: Skipped
         raise DatasetError(f"{skipped[0]['path']}: {skipped[0]['reason']} (strict mode).")
 
 
+def _store_info(params: Mapping[str, Any], skipped: Skipped, files: int,
+                augment_versions: int, seconds: float, described: Mapping[str, Any] | None,
+                info: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What `dataset.json` records of a build beside the store's own entries."""
+    return {
+        "feature_params": dict(params),
+        "sample_rate": params["sample_rate"],
+        "skipped": skipped,
+        "n_files": files,
+        "augment_versions": augment_versions,
+        "extraction_seconds": round(seconds, 3),
+        **({"front_end": dict(described)} if described else {}),
+        **(info or {}),
+    }
+
+
 def build_store(rows: pd.DataFrame, out: str | os.PathLike[str], *,
                 params: Mapping[str, Any], workers: int = 0, strict: bool = False,
                 overwrite: bool = False, task_type: str = tasks.DEFAULT,
@@ -318,16 +334,8 @@ def build_store(rows: pd.DataFrame, out: str | os.PathLike[str], *,
                 for record, result in zip(rows.to_dict("records"), bar):
                     extraction.add(record, result)
         extraction.write_npy(raw_path, npy_path)
-        body = {
-            "feature_params": params,
-            "sample_rate": params["sample_rate"],
-            "skipped": skipped,
-            "n_files": extraction.files,
-            "augment_versions": augment_versions,
-            "extraction_seconds": round(time.perf_counter() - t0, 3),
-            **({"front_end": described} if described else {}),
-            **(info or {}),
-        }
+        body = _store_info(params, skipped, extraction.files, augment_versions,
+                           time.perf_counter() - t0, described, info)
         store = write_store(out, npy_path, pd.DataFrame(extraction.meta), info=body,
                             task_type=task_type, classes=classes, overwrite=overwrite)
     finally:

@@ -55,6 +55,20 @@ def read_items(path: str | os.PathLike[str]) -> dict[str, str]:
     return mapping
 
 
+def _event_classes(events: pd.DataFrame, classes: list[str] | None,
+                   annotations: str | os.PathLike[str]) -> list[str]:
+    """The store's event classes: `classes` (checked to hold every label) or the sorted
+    labels of the events."""
+    labels = sorted(set(events["label"])) if len(events) else []
+    classes = list(classes) if classes is not None else labels
+    unknown = sorted(set(labels) - set(classes))
+    if unknown:
+        raise DatasetError(f"Event labels {unknown} are not among the classes {classes}.")
+    if not classes:
+        raise DatasetError(f"{annotations} holds no event: a detector needs at least one.")
+    return classes
+
+
 def build_detection_store(annotations: str | os.PathLike[str],
                           audio_root: str | os.PathLike[str], out: str | os.PathLike[str], *,
                           params: Mapping[str, Any], items: Mapping[str, str] | None = None,
@@ -93,13 +107,7 @@ def build_detection_store(annotations: str | os.PathLike[str],
             raise DatasetError(
                 f"{len(missing)} annotated recording(s) have no item in the items CSV, e.g. "
                 f"{missing[0]!r}; add a row `file,item` for each.")
-    labels = sorted(set(events["label"])) if len(events) else []
-    classes = list(classes) if classes is not None else labels
-    unknown = sorted(set(labels) - set(classes))
-    if unknown:
-        raise DatasetError(f"Event labels {unknown} are not among the classes {classes}.")
-    if not classes:
-        raise DatasetError(f"{annotations} holds no event: a detector needs at least one.")
+    classes = _event_classes(events, classes, annotations)
     params, described = front_end(params)
     frames = feature_shape(params)[0]
     feats, targets, meta = [], [], []

@@ -85,7 +85,28 @@ def coloured_noise(n_samples: int, *, colour: str, rng: np.random.Generator,
 
 @dataclasses.dataclass
 class Recipe:
-    """How `synth_events` draws its recordings (see its arguments, of the same names)."""
+    """How `synth_events` draws its recordings (see its arguments, of the same names).
+
+    For each speaker (sorted) and each of `files_per_speaker` recordings: a background of
+    `seconds`; a number of events drawn uniformly from `[events_min, events_max]`; that
+    many recordings of the speaker drawn without replacement, each trimmed of its leading
+    and trailing silence (`librosa.effects.trim` at `trim_db`, 8 ms frames), so that the
+    annotated sample range is where the digit's energy is; positions drawn uniformly among
+    those that keep events at least `min_gap` seconds apart and inside the recording; each
+    event scaled to an SNR drawn uniformly from `[snr_min, snr_max]` dB: the ratio of the
+    event's mean power to the background's mean power over the whole recording (every
+    background is first scaled to the RMS `BACKGROUND_RMS`). A recording whose peak
+    would clip is scaled down as a whole, which keeps the SNRs.
+
+    Event trains (`train_max > 1`, or `overlap`): each of the drawn events becomes a
+    train: a digit (the class with `labels="digit"`) drawn uniformly among `digits`,
+    repeated a number of times drawn from `[train_min, train_max]` with different
+    recordings of it by the speaker, separated by gaps drawn from `[train_gap_min,
+    train_gap_max]` seconds; every repetition is annotated as its own event, and every
+    event of a train has the train's SNR. Trains keep `min_gap` from each other; with
+    `overlap`, only from trains of the same class (each class is placed on its own time
+    line, so trains of different classes may overlap).
+    """
 
     files_per_speaker: int = 10
     seconds: float = 10.0
@@ -196,39 +217,17 @@ def synth_events(fsdd_dir: str | Path, out_dir: str | Path, *, files_per_speaker
                  background_groups: bool = False) -> dict[str, Any]:
     """Writes FSDD digits placed into backgrounds, with their annotations.
 
-    For each speaker (sorted) and each of `files_per_speaker` recordings: a background of
-    `seconds`; a number of events drawn uniformly from `[events_min, events_max]`; that
-    many recordings of the speaker drawn without replacement, each trimmed of its leading
-    and trailing silence (`librosa.effects.trim` at `trim_db`, 8 ms frames), so that the
-    annotated sample range is where the digit's energy is; positions drawn uniformly among
-    those that keep events at least `min_gap` seconds apart and inside the recording; each
-    event scaled to an SNR drawn uniformly from `[snr_min, snr_max]` dB: the ratio of the
-    event's mean power to the background's mean power over the whole recording (every
-    background is first scaled to the RMS `BACKGROUND_RMS`). A recording whose peak
-    would clip is scaled down as a whole, which keeps the SNRs.
-
-    Event trains (`train_max > 1`, or `overlap`): each of the drawn events becomes a
-    train: a digit (the class with `labels="digit"`) drawn uniformly among `digits`,
-    repeated a number of times drawn from `[train_min, train_max]` with different
-    recordings of it by the speaker, separated by gaps drawn from `[train_gap_min,
-    train_gap_max]` seconds; every repetition is annotated as its own event, and every
-    event of a train has the train's SNR. Trains keep `min_gap` from each other; with
-    `overlap`, only from trains of the same class (each class is placed on its own time
-    line, so trains of different classes may overlap).
+    How recordings, events and trains are drawn: see `Recipe`.
 
     Args:
         fsdd_dir: the FSDD `recordings` folder (`{digit}_{speaker}_{index}.wav`).
         out_dir: the folder to write (must not exist, unless `overwrite`).
         files_per_speaker: recordings per speaker. Defaults to `10`.
-        seconds: length of each recording (the shortest with `seconds_max`). Defaults to
-            `10.0`.
+        seconds: length of each recording (the shortest with `seconds_max`). Defaults to `10`.
         events_min: fewest events (trains) per recording. Defaults to `1`.
-        events_max: most events (trains) per recording (fewer when they do not fit).
-            Defaults to `4`.
-        min_gap: shortest silence between two events (trains), in seconds. Defaults to
-            `0.5`.
-        snr_min: lowest SNR in dB. Defaults to `0.0`.
-        snr_max: highest SNR in dB. Defaults to `20.0`.
+        events_max: most events (trains) per recording (fewer if they do not fit). Defaults to 4.
+        min_gap: shortest silence between two events (trains), in seconds. Defaults to 0.5.
+        snr_min, snr_max: the range of SNRs in dB. Defaults to `0` and `20`.
         labels: `"single"` (every event is class `"digit"`) or `"digit"` (the spoken digit
             `"0"`..`"9"` is the class). Defaults to `"single"`.
         backgrounds: a folder of background recordings (random stretches, looped when
@@ -239,16 +238,13 @@ def synth_events(fsdd_dir: str | Path, out_dir: str | Path, *, files_per_speaker
         trim_db: silence threshold of the trimming, in dB below the peak. Defaults to `30`.
         seed: seed of every random draw. Defaults to `0`.
         overwrite: replace an existing folder written by this function. Defaults to `False`.
-        seconds_max: when given, each recording's length is drawn uniformly from
-            `[seconds, seconds_max]`. Defaults to `None` (every recording `seconds` long).
-        train_min: fewest repetitions in an event train. Defaults to `1`.
-        train_max: most repetitions in an event train; `1` places single events (the
-            original recipe). Defaults to `1`.
-        train_gap_min: shortest gap inside a train, in seconds. Defaults to `0.08`.
-        train_gap_max: longest gap inside a train, in seconds. Defaults to `0.25`.
+        seconds_max: each recording's length drawn from `[seconds, seconds_max]`, or `None`.
+        train_min, train_max: repetitions in an event train (`1, 1`: single events, the
+            original recipe). Defaults to `1` and `1`.
+        train_gap_min, train_gap_max: gaps inside a train, in seconds. Defaults to `0.08`
+            and `0.25`.
         overlap: let trains of different classes overlap. Defaults to `False`.
-        digits: the digits used as events (e.g. `"136"`, `[1, 3, 6]`); `None` uses all.
-            Defaults to `None`.
+        digits: the digits used as events (e.g. `"136"`, `[1, 3, 6]`), or `None`: all.
         background_groups: `backgrounds` holds one sub-folder per group (site, night); the
             `k`-th speaker (sorted) takes its backgrounds from the `k`-th sub-folder
             (sorted) only, so backgrounds never cross a fold either. Defaults to `False`.
@@ -281,20 +277,27 @@ def synth_events(fsdd_dir: str | Path, out_dir: str | Path, *, files_per_speaker
     items: list[dict[str, str]] = []
     with staging(out) as tmp:
         for speaker, group in sorted(rows.groupby("item"), key=lambda g: g[0]):
-            paths = sorted(group["path"])
-            for k in range(recipe.files_per_speaker):
-                name = f"{speaker}_{k:03d}.wav"
-                mixture, found = mixer.recording(paths, sources[speaker])
-                events += [{"file": name, **event} for event in found]
-                sf.write(tmp / name, mixture.astype(np.float32), recipe.sample_rate,
-                         subtype="PCM_16")
-                items.append({"file": name, "item": str(speaker)})
+            _write_speaker(tmp, str(speaker), sorted(group["path"]), sources[speaker], mixer,
+                           events, items)
         _write_tables(tmp, events, items, trains=recipe.trains)
         (tmp / "recipe.json").write_text(
             json.dumps(recipe.record(fsdd_dir, backgrounds), indent=2) + "\n")
     return {"out": str(out), "files": len(items), "events": len(events),
             "speakers": sorted({i["item"] for i in items}),
             "skipped_events": mixer.skipped}
+
+
+def _write_speaker(folder: Path, speaker: str, paths: list[str], background: Background,
+                   mixer: "_Mixer", events: list[dict[str, Any]],
+                   items: list[dict[str, str]]) -> None:
+    """Writes the recordings of one speaker into `folder`, adding their events and items."""
+    for k in range(mixer.recipe.files_per_speaker):
+        name = f"{speaker}_{k:03d}.wav"
+        mixture, found = mixer.recording(paths, background)
+        events += [{"file": name, **event} for event in found]
+        sf.write(folder / name, mixture.astype(np.float32), mixer.recipe.sample_rate,
+                 subtype="PCM_16")
+        items.append({"file": name, "item": speaker})
 
 
 def check_out(out: Path, overwrite: bool, command: str) -> None:
