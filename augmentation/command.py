@@ -138,7 +138,7 @@ def augment_folder(in_dir: str | os.PathLike[str], out_dir: str | os.PathLike[st
     Raises:
         ConfigurationError: for bad arguments, an OUT that is not a writable folder, or
             output files that exist without `overwrite`, before anything is written.
-        DatasetError: when IN holds no audio file.
+        DatasetError: when IN holds no audio file, or every file was skipped.
     """
     source, target = check_folders(in_dir, out_dir, n)
     augmenter = Augmenter(params, noise_dir=noise_dir, ir_dir=ir_dir)
@@ -174,4 +174,8 @@ def augment_folder(in_dir: str | os.PathLike[str], out_dir: str | os.PathLike[st
     finally:
         if pool is not None:
             pool.shutdown()
+    if not files_done:
+        reasons = "; ".join(f"{s['path']}: {s['reason']}" for s in skipped[:3])
+        raise DatasetError(f"No usable audio under {source}: every file was skipped "
+                           f"({reasons}).")
     return {"files": files_done, "written": written, "seconds": seconds, "skipped": skipped}

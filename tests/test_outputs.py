@@ -137,3 +137,14 @@ def test_detect_plot_refuses_existing_plot(tmp_path, audio):
                 "--plot", plots)
     _one_line_error(proc, "a_activity.png", "--overwrite")
     assert (plots / "a_activity.png").read_text() == "precious\n"
+
+
+@pytest.mark.parametrize("samples", [np.full(SR // 2, np.nan, np.float32),
+                                     np.full(SR // 2, np.inf, np.float32)])
+def test_augmentation_of_nothing_usable_is_an_error(tmp_path, samples):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    sf.write(folder / "bad.wav", samples, SR, subtype="FLOAT")
+    proc = _run("-m", "augmentation", folder, tmp_path / "out", "1", "--no-progress",
+                "--workers", "1")
+    _one_line_error(proc, "every file was skipped", "bad.wav")
