@@ -63,6 +63,13 @@ def test_embed_never_replaces_a_file_it_was_not_asked_to(tmp_path, audio, existi
         assert (tmp_path / name).read_text() == "precious\n"
 
 
+@pytest.mark.parametrize("out", ["", " ", "/"])
+def test_embed_out_without_a_file_name(tmp_path, audio, out):
+    proc = _run("-m", "xval", "embed", tmp_path / "no_model.keras", audio / "a.wav",
+                "--out", out)
+    _one_line_error(proc, "expected a file name")
+
+
 @pytest.mark.parametrize("kind", ["file", "fifo", "folder", "dangling"])
 def test_output_that_is_not_a_plain_file_is_refused_even_with_overwrite(tmp_path, kind):
     path = tmp_path / "x.npy"

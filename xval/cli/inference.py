@@ -53,6 +53,8 @@ def main_predict(args: argparse.Namespace) -> int:
 def embed_outputs(out: str, *, overwrite: bool) -> tuple[Path, Path]:
     """The two files `embed --out` writes (`.npy` rows, `.csv` index), checked by the output
     rule (`xval.core.outputs`) before the model is opened."""
+    if not out.strip() or not Path(out).name:
+        raise ConfigurationError(f"--out {out!r}: expected a file name such as emb.npy.")
     npy = Path(out)
     if npy.suffix != ".npy":
         npy = npy.with_suffix(".npy")
