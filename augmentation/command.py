@@ -17,6 +17,7 @@ from preprocessing.parallel import process_pool, seed_for, single_threaded
 from xval.config import schema
 from xval.core.errors import ConfigurationError, DatasetError
 from xval.core.files import atomic_write_bytes
+from xval.core.outputs import check_output_files, check_output_folder
 
 
 def output_names(relative: Path, n: int) -> list[Path]:
@@ -34,12 +35,13 @@ def check_folders(in_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str
         `(in_dir, out_dir)`, resolved.
 
     Raises:
-        ConfigurationError: for a missing IN, OUT inside IN (or IN inside OUT), N < 0.
+        ConfigurationError: for a missing IN, OUT inside IN (or IN inside OUT), an OUT that
+            is not a writable folder, N < 0.
     """
     if not isinstance(n, int) or isinstance(n, bool) or n < 0:
         raise ConfigurationError(f"N={n!r}: expected the number of augmented versions, >= 0.")
     source = Path(in_dir).resolve()
-    target = Path(out_dir).resolve()
+    target = check_output_folder(out_dir, what="OUT").resolve()
     if not source.is_dir():
         raise ConfigurationError(f"IN folder {str(source)!r} does not exist or is not a folder.")
     if target == source or source in target.parents:
@@ -110,7 +112,7 @@ def augment_folder(in_dir: str | os.PathLike[str], out_dir: str | os.PathLike[st
                    params: dict[str, Any], seed: int = 0,
                    noise_dir: str | os.PathLike[str] | None = None,
                    ir_dir: str | os.PathLike[str] | None = None, workers: int = 0,
-                   progress: bool = True) -> dict[str, Any]:
+                   progress: bool = True, overwrite: bool = False) -> dict[str, Any]:
     """Writes a peak-normalised copy and N augmented versions of every file under IN.
 
     Args:
@@ -123,6 +125,8 @@ def augment_folder(in_dir: str | os.PathLike[str], out_dir: str | os.PathLike[st
         ir_dir: folder of impulse responses, or `None` for a simulated room.
         workers: processes; 0 means all cores. Defaults to `0`.
         progress: show a progress bar. Defaults to `True`.
+        overwrite: replace output files that exist. Defaults to `False`: an existing output
+            file is an error, before anything is written (`xval.core.outputs`).
 
     Unreadable files, and files holding NaN or infinite samples, are skipped and listed;
     nothing is written for them. Every output file is written atomically, with the
@@ -132,8 +136,9 @@ def augment_folder(in_dir: str | os.PathLike[str], out_dir: str | os.PathLike[st
         dict with `files`, `written`, `seconds` (audio written) and `skipped`.
 
     Raises:
-        ConfigurationError: for bad arguments, before anything is written.
-        DatasetError: when IN holds no audio file.
+        ConfigurationError: for bad arguments, an OUT that is not a writable folder, or
+            output files that exist without `overwrite`, before anything is written.
+        DatasetError: when IN holds no audio file, or every file was skipped.
     """
     source, target = check_folders(in_dir, out_dir, n)
     augmenter = Augmenter(params, noise_dir=noise_dir, ir_dir=ir_dir)
@@ -145,6 +150,9 @@ def augment_folder(in_dir: str | os.PathLike[str], out_dir: str | os.PathLike[st
         raise DatasetError(f"No audio files found under {source}.")
     work = [(str(p), str(p.relative_to(source)), str(target), n, seed, augmenter)
             for p in files]
+    check_output_files([target / name for p in files
+                        for name in output_names(p.relative_to(source), n)],
+                       overwrite=overwrite)
     workers = schema.check("augmentation", "workers", workers, style="param")
     workers = max(1, min(workers or os.cpu_count() or 1, len(work)))
     target.mkdir(parents=True, exist_ok=True)
@@ -166,4 +174,8 @@ def augment_folder(in_dir: str | os.PathLike[str], out_dir: str | os.PathLike[st
     finally:
         if pool is not None:
             pool.shutdown()
+    if not files_done:
+        reasons = "; ".join(f"{s['path']}: {s['reason']}" for s in skipped[:3])
+        raise DatasetError(f"No usable audio under {source}: every file was skipped "
+                           f"({reasons}).")
     return {"files": files_done, "written": written, "seconds": seconds, "skipped": skipped}

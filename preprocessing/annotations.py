@@ -170,6 +170,30 @@ class _Clock:
                 "the value and the units (--annotation-units, --annotation-sample-rate).")
 
 
+MIN_EVENT_SECONDS = 1e-3
+"""The shortest event accepted: shorter ones are a units mistake (seconds written in a
+samples column make events of a few samples)."""
+
+
+def _check_length(row: Row, onset: float, offset: float, units: str, where: str) -> None:
+    """Refuses an impossible event: no length, fractional sample positions, or shorter than
+    `MIN_EVENT_SECONDS` (values that look like seconds in a samples column: say so)."""
+    span = f"start {row['start_text']!r}, end {row['end_text']!r}"
+    if offset <= onset:
+        raise DatasetError(f"{where}: {span} is an event of no length; expected end > start. "
+                           "Fix or remove the annotation.")
+    hint = "they look like seconds: pass --annotation-units seconds, or fix the values"
+    if units == "samples" and not (float(row["start"]).is_integer()
+                                   and float(row["end"]).is_integer()):
+        raise DatasetError(f"{where}: {span} are not whole sample positions; {hint}.")
+    if offset - onset < MIN_EVENT_SECONDS:
+        what = f"{row['end'] - row['start']:g} sample(s)" if units == "samples" else \
+            f"{offset - onset:g} s"
+        raise DatasetError(
+            f"{where}: {span} is an event of {what}, shorter than {MIN_EVENT_SECONDS * 1000:g}"
+            f" ms; " + (hint if units == "samples" else "fix the values") + ".")
+
+
 def _event(row: Row, where: str, clock: _Clock, context: str) -> Event | None:
     """The event `(file, onset_s, offset_s, label, line)` of one row, `None` for a row
     without event or a context event dropped."""
@@ -185,6 +209,7 @@ def _event(row: Row, where: str, clock: _Clock, context: str) -> Event | None:
             "expected end >= start. Swap or fix the two values.")
     onset, offset = clock.seconds(row, where)
     clock.check_end(row, offset, where)
+    _check_length(row, onset, offset, clock.units, where)
     label = row["label"]
     if row["context"]:
         if context == "drop":

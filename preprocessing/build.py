@@ -30,6 +30,7 @@ from preprocessing.store import FeatureStore, write_store
 from xval import tasks
 from xval.core.errors import ConfigurationError, DatasetError
 from xval.core.files import make_temp_file
+from xval.core.outputs import check_output_folder
 
 Augmenter = Callable[[np.ndarray, int, int], np.ndarray]
 """`augmenter(y, sample_rate, seed) -> y`: one augmented version of a signal."""
@@ -134,6 +135,10 @@ def extract_file(path: str | os.PathLike[str], params: Mapping[str, Any],
     if level < params["silence_threshold_db"]:
         return {"error": f"silent: peak {level:.1f} dBFS is below "
                          f"silence_threshold_db={params['silence_threshold_db']}"}
+    frame = params.get("n_fft")
+    if frame and len(y) < frame:
+        return {"error": f"too short: {len(y)} samples at {params['sample_rate']} Hz, fewer "
+                         f"than one analysis frame (n_fft={frame})"}
     if params["peak_normalize"]:
         y = y / np.max(np.abs(y))
     signals = [y]
@@ -240,9 +245,40 @@ class _Extraction:
         os.remove(raw_path)
 
 
+def check_rows(rows: pd.DataFrame) -> None:
+    """Refuses rows that would change results, whatever the source: a blank label or item
+    (it would become a class or an item `''`), and one audio file in two rows (under two
+    items it leaks between training and test; under one it counts twice).
+
+    Raises:
+        DatasetError: naming the first offending rows and the fix.
+    """
+    for column in ("label", "item"):
+        if column not in rows:
+            continue
+        text = rows[column].astype("string").str.strip()
+        blank = rows[rows[column].isna() | (text == "")]
+        if len(blank):
+            first = blank.iloc[0]
+            raise DatasetError(
+                f"{len(blank)} row(s) have a blank {column}, e.g. {first['path']}; give every "
+                f"file a {column} (or leave it out of the source).")
+    real = rows["path"].map(os.path.realpath)
+    twice = rows[real.duplicated(keep=False)]
+    if len(twice):
+        shown = "; ".join(f"{p} (item {i!r})" for p, i in
+                          zip(twice["path"].head(4), twice["item"].head(4)))
+        raise DatasetError(
+            f"{len(twice)} rows name the same audio file more than once: {shown}. A file "
+            "under two items leaks between training and test; list each file once.")
+
+
 def _check_request(out: Path, *, overwrite: bool, strict: bool, skipped: Skipped,
                    augmenter: Augmenter | None, augment_versions: int) -> None:
     """Refuses a build that cannot go ahead, before anything is extracted."""
+    check_output_folder(out.parent, what="the store's parent folder")
+    if (out.exists() or out.is_symlink()) and not out.is_dir():
+        raise DatasetError(f"{out} exists and is not a store folder; give another --out.")
     if out.exists() and not overwrite:
         raise DatasetError(
             f"A store already exists at {out}; pass --overwrite to replace it."
@@ -306,8 +342,9 @@ def build_store(rows: pd.DataFrame, out: str | os.PathLike[str], *,
 
     Raises:
         ConfigurationError: for a missing or bad feature parameter or worker count.
-        DatasetError: when the store exists and `overwrite` is off, in strict mode on the
-            first unusable file, or when no file is usable.
+        DatasetError: when the store exists and `overwrite` is off, for rows that would
+            change results (`check_rows`), in strict mode on the first unusable file, or
+            when no file is usable.
     """
     params, described = front_end(feature_params(params))
     workers = schema.check("features", "workers", workers, style="param")
@@ -317,6 +354,7 @@ def build_store(rows: pd.DataFrame, out: str | os.PathLike[str], *,
     skipped = list(skipped)
     _check_request(out, overwrite=overwrite, strict=strict, skipped=skipped,
                    augmenter=augmenter, augment_versions=augment_versions)
+    check_rows(rows)
     rows = rows.sort_values(["item", "clip", "path"], kind="stable").reset_index(drop=True)
     workers = max(1, min(workers or os.cpu_count() or 1, len(rows)))
     work: list[ExtractionTask] = [(p, params, augmenter, augment_versions, augment_seed, c)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from preprocessing.audio import AUDIO_EXTENSIONS
+from preprocessing.audio import AUDIO_EXTENSIONS, unreadable_reason
 from xval.core.errors import DatasetError
 from xval.folds import SPLIT_NAMES
 
@@ -37,17 +37,26 @@ Source = tuple[pd.DataFrame, Skipped]
 
 
 def _audio_files(root: str | os.PathLike[str],
-                 extensions: Iterable[str]) -> tuple[Path, list[Path]]:
+                 extensions: Iterable[str]) -> tuple[Path, list[Path], Skipped]:
+    """The regular audio files under `root`, and the audio-named paths that are not
+    regular files (listed as skipped, never opened)."""
     folder = Path(root)
     if not folder.is_dir():
         raise DatasetError(f"Audio folder {str(folder)!r} does not exist or is not a folder.")
     wanted = {e.lower() if e.startswith(".") else "." + e.lower() for e in extensions}
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in wanted)
+    files: list[Path] = []
+    skipped: Skipped = []
+    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in wanted):
+        reason = unreadable_reason(path)
+        if reason is None:
+            files.append(path)
+        elif not path.is_dir():
+            skipped.append({"path": str(path), "reason": reason})
     if not files:
         raise DatasetError(
             f"No audio files ({', '.join(sorted(wanted))}) found under {folder}."
         )
-    return folder, files
+    return folder, files, skipped
 
 
 def _frame(rows: list[dict[str, str]], skipped: Skipped, what: str) -> Source:
@@ -84,9 +93,8 @@ def regex_source(root: str | os.PathLike[str], pattern: str, *,
         raise DatasetError(f"Pattern {pattern!r} is not a valid regular expression: {e}") from e
     if "label" not in regex.groupindex:
         raise DatasetError(f"Pattern {pattern!r} needs a named group (?P<label>...).")
-    folder, files = _audio_files(root, extensions)
+    folder, files, skipped = _audio_files(root, extensions)
     rows: list[dict[str, str]] = []
-    skipped: Skipped = []
     for path in files:
         rel = path.relative_to(folder).as_posix()
         match = regex.search(rel)
@@ -127,9 +135,8 @@ def folder_source(root: str | os.PathLike[str], *, item_pattern: str | None = No
             raise DatasetError(f"item_pattern {item_pattern!r} is not valid: {e}") from e
         if "item" not in regex.groupindex:
             raise DatasetError(f"item_pattern {item_pattern!r} needs a group (?P<item>...).")
-    folder, files = _audio_files(root, extensions)
+    folder, files, skipped = _audio_files(root, extensions)
     rows: list[dict[str, str]] = []
-    skipped: Skipped = []
     for path in files:
         rel = path.relative_to(folder).as_posix()
         if "/" not in rel:
@@ -224,8 +231,9 @@ def manifest_source(manifest: str | os.PathLike[str], *, path_column: str = "pat
             )
         if split_column:
             _check_split(record[split_column], split_column, where)
-        if not path.is_file():
-            skipped.append({"path": str(path), "reason": "file not found"})
+        reason = unreadable_reason(path)
+        if reason is not None:
+            skipped.append({"path": str(path), "reason": reason})
             continue
         rows.append(_manifest_row(record, str(path), entry, label_column, item_column,
                                   clip_column, split_column))

@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,20 @@ def test_an_empty_path_is_refused(tmp_path):
     path = tmp_path / "config.ini"
     path.write_text("[paths]\nresults_dir =\n")
     with pytest.raises(ConfigurationError, match="results_dir = '': expected a folder"):
+        load_config(path)
+
+
+@pytest.mark.parametrize("key", ["results_dir", "data_dir"])
+@pytest.mark.parametrize("kind", ["file", "fifo"])
+def test_a_path_that_is_not_a_folder_is_refused(tmp_path, key, kind):
+    target = tmp_path / "target"
+    if kind == "file":
+        target.write_text("precious\n")
+    else:
+        os.mkfifo(target)
+    path = tmp_path / "config.ini"
+    path.write_text(f"[paths]\n{key} = target\n")
+    with pytest.raises(ConfigurationError, match=f"{key} = 'target': .* is a file, not a folder"):
         load_config(path)
 
 

@@ -35,6 +35,9 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--ir-dir", help="folder of impulse responses (else a simulated room)")
     parser.add_argument("--config", help="config.ini")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace output files that exist in OUT (else an error, nothing "
+                             "written)")
     parser.add_argument("-q", "--quiet", action="store_true",
                         help="no progress bar; print only the summary line and errors")
     parser.add_argument("-v", "--verbose", action="store_true",
@@ -64,7 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         summary = augment_folder(args.input, args.output, args.n, params=params,
                                  seed=params["seed"], noise_dir=args.noise_dir,
                                  ir_dir=args.ir_dir, workers=params["workers"],
-                                 progress=not (args.no_progress or args.quiet))
+                                 progress=not (args.no_progress or args.quiet),
+                                 overwrite=args.overwrite)
     except XvalError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

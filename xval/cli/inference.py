@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import io
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from xval.core.errors import ConfigurationError, DatasetError
-from xval.core.files import atomic_write_text
+from xval.core.files import atomic_write_bytes, atomic_write_text
+from xval.core.outputs import check_output_files, check_output_folder
 from xval.inference.detect import activity_plot, detect_files
 from xval.inference.embed import embed_files
 from xval.inference.evaluate import evaluate_rows, format_csv, format_text, source_rows
@@ -48,22 +50,43 @@ def main_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def embed_outputs(out: str, *, overwrite: bool) -> tuple[Path, Path]:
+    """The two files `embed --out` writes (`.npy` rows, `.csv` index), checked by the output
+    rule (`xval.core.outputs`) before the model is opened."""
+    if not out.strip() or not Path(out).name:
+        raise ConfigurationError(f"--out {out!r}: expected a file name such as emb.npy.")
+    npy = Path(out)
+    if npy.suffix != ".npy":
+        npy = npy.with_suffix(".npy")
+    csv = npy.with_suffix(".csv")
+    check_output_files([npy, csv], overwrite=overwrite)
+    return npy, csv
+
+
 def main_embed(args: argparse.Namespace) -> int:
+    out, csv = embed_outputs(args.out, overwrite=getattr(args, "overwrite", False))
     embeddings, index = embed_files(args.model, args.audio, args.layer,
                                     dataset_info=getattr(args, "dataset_info", None))
-    out = Path(args.out)
-    if out.suffix != ".npy":
-        out = out.with_suffix(".npy")
     out.parent.mkdir(parents=True, exist_ok=True)
-    np.save(out, embeddings.astype(np.float32))
-    atomic_write_text(out.with_suffix(".csv"), pd.DataFrame(index).to_csv(index=False))
+    buffer = io.BytesIO()
+    np.save(buffer, embeddings.astype(np.float32))
+    atomic_write_bytes(out, buffer.getvalue())
+    atomic_write_text(csv, pd.DataFrame(index).to_csv(index=False))
     print(f"Wrote {out} ({embeddings.shape[0]} x {embeddings.shape[1]}) and "
           f"{out.with_suffix('.csv')}")
     return 0
 
 
+def _plot_paths(folder: str, audio: list[str]) -> list[Path]:
+    """The activity plots `detect --plot` writes, one per audio file."""
+    return [Path(folder) / f"{Path(a).stem}_activity.png" for a in audio]
+
+
 def main_detect(args: argparse.Namespace) -> int:
     if args.plot:
+        check_output_folder(args.plot, what="--plot")
+        check_output_files(_plot_paths(args.plot, args.audio),
+                           overwrite=getattr(args, "overwrite", False))
         try:
             Path(args.plot).mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -85,7 +108,7 @@ def main_detect(args: argparse.Namespace) -> int:
                 print(f"  {onset:8.3f} {offset:8.3f}  {label}")
     if args.plot:
         for r in results:
-            activity_plot(r, Path(args.plot) / f"{Path(r['file']).stem}_activity.png")
+            activity_plot(r, _plot_paths(args.plot, [r["file"]])[0])
         if args.format != "csv":
             print(f"Activity plots in {args.plot}")
     return 0

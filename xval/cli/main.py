@@ -113,6 +113,8 @@ def _predict_parsers(sub: argparse._SubParsersAction, flags: argparse.ArgumentPa
     p.add_argument("audio", nargs="+")
     p.add_argument("--format", choices=("text", "csv"), default="text")
     p.add_argument("--plot", metavar="DIR", help="write <file>_activity.png plots here")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace activity plots that exist (else an error, nothing run)")
     _model_arguments(p)
 
 
@@ -145,6 +147,9 @@ def _embed_parser(sub: argparse._SubParsersAction, flags: argparse.ArgumentParse
     p.add_argument("--layer", help="layer name (an unknown name lists them); default: the "
                                    "autoencoder's 'bottleneck'")
     p.add_argument("--out", required=True, help="output .npy (rows) + .csv (row index)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the .npy and .csv when they exist (else an error, nothing "
+                        "run)")
     p.add_argument("--dataset-info", help="dataset.json with the feature parameters")
     p.add_argument("--config", help="config.ini whose [backend] to use")
 

@@ -218,7 +218,7 @@ def _old_training_defaults(sections: dict[str, dict[str, Any]],
 
 def _resolve_paths(sections: dict[str, dict[str, Any]], folder: Path) -> None:
     """Makes `[paths]` absolute, relative to `folder` (the config file's, or the current
-    directory)."""
+    directory); a path that exists and is not a folder (a file, a FIFO) is an error."""
     for key in PATH_KEYS:
         raw = sections["paths"][key]
         if not isinstance(raw, str) or not raw.strip():
@@ -226,7 +226,11 @@ def _resolve_paths(sections: dict[str, dict[str, Any]], folder: Path) -> None:
                 f"[paths] {key} = {raw!r}: expected a folder (e.g. "
                 f"{_schema.SCHEMA['paths'][key].default!r}, relative to the config file).")
         p = Path(raw).expanduser()
-        sections["paths"][key] = str(p if p.is_absolute() else (folder / p).resolve())
+        p = p if p.is_absolute() else (folder / p).resolve()
+        if p.exists() and not p.is_dir():
+            raise ConfigurationError(
+                f"[paths] {key} = {raw!r}: {p} is a file, not a folder; give a folder.")
+        sections["paths"][key] = str(p)
 
 
 def _validate(sections: dict[str, dict[str, Any]],

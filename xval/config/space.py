@@ -223,9 +223,12 @@ class Search:
         if isinstance(self.n_trials, bool) or not isinstance(self.n_trials, int) \
                 or self.n_trials < 1:
             raise ConfigurationError(f"n_trials={self.n_trials!r}: expected an integer >= 1.")
-        if self.timeout is not None and (not isinstance(self.timeout, (int, float))
+        if self.timeout is not None and (isinstance(self.timeout, bool)
+                                         or not isinstance(self.timeout, (int, float))
+                                         or not math.isfinite(self.timeout)
                                          or self.timeout <= 0):
-            raise ConfigurationError(f"timeout={self.timeout!r}: expected seconds > 0.")
+            raise ConfigurationError(
+                f"timeout={self.timeout!r}: expected a finite number of seconds > 0.")
         if self.sampler not in SAMPLERS:
             raise ConfigurationError(
                 f"sampler={self.sampler!r}: expected one of {', '.join(SAMPLERS)}.")

@@ -10,7 +10,12 @@ from typing import Any
 import numpy as np
 
 from xval.core.errors import ConfigurationError
-from xval.inference.models import DatasetInfo, dataset_info_for, extract_features
+from xval.inference.models import (
+    DatasetInfo,
+    check_input_shape,
+    dataset_info_for,
+    extract_features,
+)
 from xval.training.loading import embedding_model, layer_names, load
 
 
@@ -43,6 +48,7 @@ def embed_files(model_path: str | Path, files: Sequence[str | Path], layer: str 
     fn = embedding_model(model, layer)
     rows, index = [], []
     for path, feats in zip(files, extract_features(files, info["feature_params"])):
+        check_input_shape(model, feats["features"].shape[1:], model_path)
         out = np.asarray(fn(feats["features"].astype(np.float32)))
         rows.append(out.reshape(len(out), -1))
         index += [{"file": str(path), "segment": k, "start": s}

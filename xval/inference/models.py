@@ -11,10 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from preprocessing.build import extract_file
+from preprocessing.build import extract_file, feature_params
 from xval import tasks
 from xval.config import embedding
-from xval.core.errors import ConfigurationError, DatasetError
+from xval.core.errors import ConfigurationError, DatasetError, XvalError
 from xval.core.files import read_json
 from xval.core.layout import ExperimentLayout, InstanceLayout
 from xval.core.records import FoldResult, RecordError
@@ -24,6 +24,44 @@ from xval.training.loading import fold_model_layout, folder_layout, load
 
 DatasetInfo = dict[str, Any]
 """A dataset description (`dataset.json`): feature parameters, classes, task type."""
+
+
+def _read_dataset_info(path: Path) -> DatasetInfo:
+    """A `dataset.json` read and checked: a JSON object whose `feature_params` pass the
+    same checks as when a store is built (`preprocessing.build.feature_params`)."""
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ConfigurationError(
+            f"{path} is not a readable JSON dataset description ({type(e).__name__}: "
+            f"{str(e)[:120]}); pass the dataset.json of the store the model was trained "
+            "on.") from e
+    if not isinstance(info, dict) or not isinstance(info.get("feature_params"), dict):
+        raise ConfigurationError(
+            f"{path} has no feature_params: it was not written by "
+            "`python -m preprocessing`, so features cannot be extracted the same way."
+        )
+    try:
+        info["feature_params"] = feature_params(info["feature_params"])
+    except XvalError as e:
+        raise ConfigurationError(f"{path}: its feature_params are not usable ({e}).") from e
+    return info
+
+
+def check_input_shape(model: Any, shape: Sequence[int], where: str | Path) -> None:
+    """Refuses features whose shape is not the one the model was built for (a dataset
+    description of another store).
+
+    Raises:
+        DatasetError: naming both shapes and the fix.
+    """
+    expected = tuple(getattr(model, "input_shape", (None,))[1:])
+    if len(expected) != len(shape) or any(e is not None and e != s
+                                          for e, s in zip(expected, shape)):
+        raise DatasetError(
+            f"{where} expects features of shape {expected}, the dataset description gives "
+            f"{tuple(shape)}: --dataset-info belongs to another store. Pass the dataset.json "
+            "of the store the model was trained on.")
 
 
 def dataset_info_for(model_path: str | Path, info_path: str | Path | None = None
@@ -42,14 +80,12 @@ def dataset_info_for(model_path: str | Path, info_path: str | Path | None = None
         parents = list(Path(model_path).resolve().parents)[:3]
         candidates = [ExperimentLayout(p).dataset_file for p in parents]
     for candidate in candidates:
+        if info_path is not None and candidate.exists() and not candidate.is_file():
+            raise ConfigurationError(
+                f"--dataset-info {str(candidate)!r} is not a file; pass a store's "
+                "dataset.json.")
         if candidate.is_file():
-            info = json.loads(candidate.read_text())
-            if "feature_params" not in info:
-                raise ConfigurationError(
-                    f"{candidate} has no feature_params: it was not written by "
-                    "`python -m preprocessing`, so features cannot be extracted the same way."
-                )
-            return info
+            return _read_dataset_info(candidate)
     raise ConfigurationError(
         f"No dataset.json found next to {model_path} (looked at "
         f"{', '.join(str(c) for c in candidates)}); pass --dataset-info PATH."
@@ -121,6 +157,7 @@ class ModelSet:
         x = np.asarray(features, dtype=np.float32)
         total = np.zeros(0)
         for k, model in enumerate(self.models):
+            check_input_shape(model, x.shape[1:], self.paths[k] if self.paths else "model")
             out = np.asarray(model.predict(x, verbose=0), dtype=np.float64)
             total = out if k == 0 else total + out
         return total / len(self.models)

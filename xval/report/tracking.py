@@ -25,12 +25,18 @@ from typing import Any
 
 from xval.core.errors import ConfigurationError
 from xval.core.layout import InstanceLayout
+from xval.core.outputs import check_output_folder
 from xval.core.records import FoldResult, InstanceStatus, InstanceSummary, ParamsRecord
 from xval.report.validation import finite, read_record
 
 INSTALL = "pip install -e '.[mlflow]'"
 DEFAULT_FOLDER = "mlruns"
 _TAG = "xval."
+
+
+URI_SCHEMES = ("file", "sqlite", "http", "https", "postgresql", "mysql", "mssql",
+               "databricks", "uc")
+"""Tracking URI schemes MLflow accepts (`scheme+driver:` counts as its scheme)."""
 
 
 def tracking_uri(target: str | Path | None = None) -> tuple[str, Path | None]:
@@ -46,11 +52,29 @@ def tracking_uri(target: str | Path | None = None) -> tuple[str, Path | None]:
 
     Returns:
         `(uri, artifact_root)`; `artifact_root` is `None` for a URI given as such.
+
+    Raises:
+        ConfigurationError: for an unknown scheme, a malformed URI (`://bad`), a bare
+            number (an instance number swallowed by `--mlflow`), or a folder that cannot be
+            written.
     """
     target = DEFAULT_FOLDER if target is None else str(target)
-    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]+:", target):
+    scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]+):", target)
+    if scheme:
+        if scheme.group(1).split("+")[0].lower() not in URI_SCHEMES:
+            raise ConfigurationError(
+                f"--mlflow {target!r}: unknown tracking URI scheme {scheme.group(1)!r}; "
+                f"expected a folder or a URI of {', '.join(URI_SCHEMES)}.")
         return target, None
-    folder = Path(target).expanduser().resolve()
+    if not target.strip() or "://" in target or target.startswith(":"):
+        raise ConfigurationError(
+            f"--mlflow {target!r}: neither a folder nor a tracking URI (scheme://...); give "
+            "a folder such as mlruns or a URI such as http://host:5000.")
+    if target.isdigit():
+        raise ConfigurationError(
+            f"--mlflow {target!r} looks like an instance number taken as the MLflow folder; "
+            "give --mlflow last or as --mlflow=URI.")
+    folder = check_output_folder(Path(target).expanduser(), what="--mlflow").resolve()
     return f"sqlite:///{folder / 'mlflow.db'}", folder / "artifacts"
 
 

@@ -46,6 +46,55 @@ def normalize_gpu(gpu: object, what: str = "GPU id") -> str | None:
     return "-1" if text == "cpu" else text
 
 
+NVIDIA_DRIVER_GPUS = Path("/proc/driver/nvidia/gpus")
+
+
+def visible_gpu_count() -> int:
+    """How many GPUs the machine has, as the NVIDIA driver lists them (0 without one): GPU
+    ids are the machine's, as `CUDA_VISIBLE_DEVICES` takes them."""
+    if NVIDIA_DRIVER_GPUS.is_dir():
+        return len(list(NVIDIA_DRIVER_GPUS.iterdir()))
+    return 0
+
+
+def check_gpus_visible(gpus: list[str], what: str, warn: Out) -> list[str]:
+    """The rule for GPU ids (the positional GPU or `--gpus`), applied before anything runs.
+
+    - `-1` (or `cpu`) asks for the CPU.
+    - On a machine where no GPU is visible, a GPU id runs on the CPU: one line says so.
+    - Where GPUs are visible, an id that is not one of them is an error, as is an id given
+      twice.
+
+    Args:
+        gpus: normalised ids (`normalize_gpu`).
+        what: how to name them, e.g. `"--gpus"`.
+        warn: prints the one line about running on the CPU.
+
+    Returns:
+        The ids to use: `gpus`, or `[]` when no GPU is visible (the CPU).
+
+    Raises:
+        ConfigurationError: for a repeated id, or an id that is not visible.
+    """
+    ids = [g for g in gpus if g != "-1"]
+    twice = sorted({g for g in ids if ids.count(g) > 1})
+    if twice:
+        raise ConfigurationError(
+            f"{what} {','.join(gpus)}: GPU {','.join(twice)} is given twice; list each GPU "
+            "once (config.ini [backend] jobs_per_gpu runs several jobs on one GPU).")
+    count = visible_gpu_count()
+    if ids and count == 0:
+        warn(f"warning: {what} {','.join(ids)}: no GPU is visible on this machine; running "
+             "on the CPU.")
+        return []
+    missing = [g for g in ids if int(g) >= count]
+    if missing:
+        raise ConfigurationError(
+            f"{what} {','.join(missing)}: not a visible GPU; this machine shows {count} "
+            f"GPU(s) (ids 0..{count - 1}). Give one of them, or -1 for the CPU.")
+    return ids
+
+
 def valid_gpu(gpu: object) -> bool:
     """Whether `gpu` is a GPU id an experiment may declare: an int >= -1, or a string of
     one: digits, `-1` or `cpu`."""

@@ -8,6 +8,8 @@ through an executor, the scheduler and the recorder, and prints the results tabl
 from __future__ import annotations
 
 import dataclasses
+import math
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -28,6 +30,7 @@ from xval.running.checks import data_checks
 from xval.running.declaration import ExperimentDeclaration
 from xval.running.derived import report_listeners
 from xval.running.environment import (
+    check_gpus_visible,
     import_keras,
     normalize_gpu,
     setup_environment,
@@ -95,6 +98,8 @@ def run_experiment(experiment: ExperimentDeclaration, request: RunRequest,
             with `debug`, the first failed fold (`TrainingError`).
     """
     gpu = normalize_gpu(request.gpu, "GPU id")
+    if gpu is not None and gpu != "-1" and not check_gpus_visible([gpu], "GPU", _stderr):
+        gpu = None  # no GPU visible: the CPU, CUDA_VISIBLE_DEVICES left as it is
     backend = setup_environment(config.backend["backend"], gpu)
     selected = check_selection(experiment, request, config)
     executor = executor_for(request, config, gpu, backend)
@@ -129,6 +134,10 @@ def check_selection(experiment: ExperimentDeclaration, request: RunRequest,
         ConfigurationError: for ids not declared, or with `search`: no declared search,
             selected instances, or `trials`/`timeout` that are not > 0.
     """
+    for name, value in (("--trials", request.trials), ("--timeout", request.timeout)):
+        if value is not None and (isinstance(value, bool) or not math.isfinite(value)
+                                  or value <= 0):
+            raise ConfigurationError(f"{name} {value!r}: expected a finite number > 0.")
     if not request.search:
         return experiment.select(instances=request.instances)
     if experiment.search is None:
@@ -139,9 +148,6 @@ def check_selection(experiment: ExperimentDeclaration, request: RunRequest,
     if request.instances is not None:
         raise ConfigurationError("--search runs the search's trials; do not select "
                                  "instances with it.")
-    for name, value in (("--trials", request.trials), ("--timeout", request.timeout)):
-        if value is not None and (isinstance(value, bool) or value <= 0):
-            raise ConfigurationError(f"{name} {value!r}: expected a number > 0.")
     experiment.search.check(resolver(experiment, config))
     return []
 
@@ -154,13 +160,25 @@ def executor_for(request: RunRequest, config: Config, gpu: str | None,
         ConfigurationError: for an unknown executor, bad GPU ids, or options the executor
             cannot honour.
     """
-    gpus = [normalize_gpu(g, "--gpus") for g in request.gpus] if request.gpus else None
+    name = request.executor or config.backend["executor"]
+    if request.gpus and name == "inline":
+        raise ConfigurationError(
+            f"--gpus {','.join(map(str, request.gpus))} is for --executor process or ray; "
+            "the inline executor trains in this process: give its GPU as the positional "
+            "GPU argument.")
+    given = [normalize_gpu(g, "--gpus") for g in request.gpus] if request.gpus else []
+    gpus = check_gpus_visible([g for g in given if g is not None], "--gpus", _stderr) \
+        if given else []
     gpu_list = gpus or ([gpu] if gpu is not None else None)
     options = ExecutorOptions(
         gpus=tuple(g for g in gpu_list if g is not None) if gpu_list else None,
         jobs_per_gpu=config.backend["jobs_per_gpu"], backend=backend,
         ray_address=request.ray_address)
-    return make_executor(request.executor or config.backend["executor"], options)
+    return make_executor(name, options)
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr)
 
 
 def check_selection_metric_recorded(experiment: ExperimentDeclaration, config: Config,

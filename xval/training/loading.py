@@ -4,6 +4,7 @@ files are (its fold record, its embedding classifier)."""
 
 from __future__ import annotations
 
+import json
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -32,7 +33,9 @@ def load(model_path: str | Path, what: str = "Model file") -> Any:
 
     Raises:
         ConfigurationError: for a missing file, a legacy HDF5 (`.h5`) or other non-`.keras`
-            file, or a Keras older than 3.14 (its safe mode can be bypassed).
+            file, a `.keras` without a model's `config.json`, one Keras cannot load (damaged,
+            or refused by safe mode), or a Keras older than 3.14 (its safe mode can be
+            bypassed).
     """
     import keras  # noqa: PLC0415  (Keras: only once the backend is set)
 
@@ -54,7 +57,32 @@ def load(model_path: str | Path, what: str = "Model file") -> Any:
             f"Keras {keras.__version__} is installed; loading models needs Keras >= 3.14, "
             "whose safe mode has the known bypasses fixed: `pip install 'keras>=3.14'`."
         )
-    return keras.saving.load_model(path, compile=False, safe_mode=True)
+    _check_archive(path, what)
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as e:  # Keras raises many types for a damaged or unsafe archive
+        raise ConfigurationError(
+            f"{what} {str(path)!r} cannot be loaded ({type(e).__name__}: "
+            f"{str(e).splitlines()[0][:200] if str(e) else 'no message'}): it is damaged, "
+            "was not saved by Keras 3, or holds layers safe mode refuses (Lambda, "
+            "arbitrary functions). Use a model saved by this project."
+        ) from e
+
+
+def _check_archive(path: Path, what: str) -> None:
+    """Refuses a `.keras` zip without a `config.json` that is a JSON object."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+    except (KeyError, zipfile.BadZipFile, OSError, UnicodeDecodeError,
+            json.JSONDecodeError) as e:
+        raise ConfigurationError(
+            f"{what} {str(path)!r} is not a usable `.keras` file: its config.json is "
+            f"missing or not JSON ({type(e).__name__}). Re-save the model.") from e
+    if not isinstance(config, dict) or "class_name" not in config:
+        raise ConfigurationError(
+            f"{what} {str(path)!r} is not a usable `.keras` file: its config.json does not "
+            "describe a model. Re-save the model.")
 
 
 def folder_layout(folder: str | Path) -> InstanceLayout:

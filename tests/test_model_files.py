@@ -1,0 +1,110 @@
+"""Malformed model and dataset files are one `error:` line (exit 2), never a traceback: a
+table of bad `.keras` archives and bad `--dataset-info` files, run through the real
+`python -m xval predict` in a subprocess."""
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from preprocessing.build import feature_params
+from preprocessing.features import feature_shape
+from tests.conftest import ROOT
+from xval.config.loader import load_config
+
+SR = 8000
+
+
+def _params(**changes):
+    values = {"sample_rate": SR, "n_fft": 256, "hop_length": 128, "n_mels": 16,
+              "segment_seconds": 0.25, "segment_hop_seconds": 0.25, "fmin": 50.0,
+              "n_bins": 24, **changes}
+    return feature_params(load_config(ROOT / "config.ini").features, **values)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    import keras
+
+    folder = tmp_path_factory.mktemp("models")
+    params = _params()
+    info = {"task_type": "classification", "classes": ["a", "b"], "feature_params": params}
+    (folder / "dataset.json").write_text(json.dumps(info))
+    model = keras.Sequential([keras.Input(shape=feature_shape(params)), keras.layers.Flatten(),
+                              keras.layers.Dense(2)])
+    model.save(folder / "model.keras")
+    rng = np.random.default_rng(0)
+    sf.write(folder / "a.wav", (0.1 * rng.normal(size=SR)).astype(np.float32), SR)
+    other = {**info, "feature_params": _params(n_mels=24)}
+    (folder / "other_store.json").write_text(json.dumps(other))
+    (folder / "not_json.json").write_text("nope")
+    (folder / "a_list.json").write_text("[]")
+    (folder / "partial.json").write_text(json.dumps({"feature_params": {"sample_rate": SR}}))
+    (folder / "bad_value.json").write_text(json.dumps(
+        {**info, "feature_params": {**params, "n_fft": -3}}))
+    (folder / "binary.json").write_bytes(os.urandom(64) + b"\xff")
+    (folder / "a_folder.json").mkdir()
+    for name, members in {"no_config.keras": {"metadata.json": "{}"},
+                          "garbage_config.keras": {"config.json": "{{{"},
+                          "list_config.keras": {"config.json": "[]"},
+                          "os_system.keras": {"config.json": json.dumps(
+                              {"module": "os", "class_name": "system",
+                               "config": {"command": "touch PWNED"}})}}.items():
+        with zipfile.ZipFile(folder / name, "w") as archive:
+            for member, text in members.items():
+                archive.writestr(member, text)
+    (folder / "random.keras").write_bytes(os.urandom(2048))
+    return folder
+
+
+def _predict(folder, model, info):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "KERAS_BACKEND": "torch"}
+    return subprocess.run([sys.executable, "-m", "xval", "predict", str(folder / model),
+                           str(folder / "a.wav"), "--dataset-info", str(folder / info)],
+                          capture_output=True, text=True, cwd=folder, env=env, timeout=300)
+
+
+CASES = [
+    ("model.keras", "dataset.json", None),  # the control: it answers
+    ("model.keras", "other_store.json", "belongs to another store"),
+    ("model.keras", "not_json.json", "not a readable JSON dataset description"),
+    ("model.keras", "binary.json", "not a readable JSON dataset description"),
+    ("model.keras", "a_list.json", "has no feature_params"),
+    ("model.keras", "partial.json", "feature_params are not usable"),
+    ("model.keras", "bad_value.json", "n_fft=-3"),
+    ("model.keras", "a_folder.json", "is not a file"),
+    ("no_config.keras", "dataset.json", "config.json is missing or not JSON"),
+    ("garbage_config.keras", "dataset.json", "config.json is missing or not JSON"),
+    ("list_config.keras", "dataset.json", "does not describe a model"),
+    ("os_system.keras", "dataset.json", "cannot be loaded"),
+    ("random.keras", "dataset.json", "is not a Keras 3 `.keras` file"),
+]
+
+
+@pytest.mark.parametrize(("model", "info", "match"), CASES)
+def test_bad_model_and_dataset_files_are_one_line_errors(files, model, info, match, capsys):
+    from xval.cli.main import main
+
+    code = main(["predict", str(files / model), str(files / "a.wav"), "--dataset-info",
+                 str(files / info)])
+    out, err = capsys.readouterr()
+    if match is None:
+        assert code == 0, err
+        assert "a.wav" in out
+        return
+    assert code == 2, out + err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and match in lines[0], err
+    assert not (files / "PWNED").exists()
+
+
+def test_another_stores_description_in_a_real_process(files):
+    proc = _predict(files, "model.keras", "other_store.json")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("error:") and "belongs to another store" in proc.stderr

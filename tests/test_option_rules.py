@@ -1,0 +1,117 @@
+"""Options that do not apply are refused before anything runs: the rules for GPU ids,
+executor options, budgets and MLflow targets. The command-line cases run a real experiment
+script with `--dry-run` in a subprocess."""
+
+import math
+
+import pytest
+
+from tests.conftest import run_script, write_script
+from xval.config.space import Float, Search
+from xval.core.errors import ConfigurationError
+from xval.report.tracking import tracking_uri
+from xval.running import environment
+from xval.running.environment import check_gpus_visible
+
+BASE = {"architecture": "mlp", "reshaping_type": "none", "comment_1": "c1", "comment_2": "c2",
+        "hidden_units": 8, "num_layers": 1, "epochs": 2, "batch_size": 16}
+SCRIPT = """
+from xval import Experiment, Float, Search
+experiment = Experiment(description="cli", dataset="tiny", number=1,
+                        config={config!r}, num_folds=3)
+experiment[1] = {base!r}
+experiment.search = Search(base={base!r}, space={{"dropout_rate": Float(0.0, 0.5)}},
+                           n_trials=2)
+if __name__ == "__main__":
+    experiment.main()
+"""
+
+CASES = [
+    (["--search", "--timeout", "nan"], "--timeout nan: expected a finite number > 0"),
+    (["--search", "--timeout", "inf"], "--timeout inf: expected a finite number > 0"),
+    (["--search", "--timeout", "-5"], "--timeout -5.0: expected a finite number > 0"),
+    (["--gpus", "0,0", "--executor", "process"], "GPU 0 is given twice"),
+    (["--gpus", "1", "--executor", "inline"], "is for --executor process or ray"),
+    (["--mlflow=://bad"], "neither a folder nor a tracking URI"),
+    (["--mlflow=ftp://host/x"], "unknown tracking URI scheme 'ftp'"),
+    (["--mlflow", "1"], "looks like an instance number"),
+]
+
+
+@pytest.mark.parametrize(("args", "match"), CASES)
+def test_options_that_do_not_apply_are_one_line_errors(args, match, tmp_path, config_path,
+                                                       store):
+    script = write_script(tmp_path, SCRIPT.format(config=str(config_path), base=BASE))
+    proc = run_script(script, *args, "--dry-run")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("error:") and match in proc.stderr, proc.stderr
+    assert not (tmp_path / ":").exists() and not (tmp_path / "1").exists()
+
+
+# (GPUs the machine shows, ids asked for, what happens)
+GPU_RULES = [
+    (0, ["0"], []),  # no GPU: the CPU, one line says so
+    (0, ["99"], []),
+    (2, ["0", "1"], ["0", "1"]),
+    (2, ["-1"], []),
+    (2, ["2"], "not a visible GPU"),
+    (2, ["0", "5"], "5: not a visible GPU"),
+    (2, ["1", "1"], "given twice"),
+    (0, ["3", "3"], "given twice"),
+]
+
+
+@pytest.mark.parametrize(("count", "ids", "expected"), GPU_RULES)
+def test_gpu_rule(tmp_path, monkeypatch, count, ids, expected):
+    driver = tmp_path / "gpus"
+    driver.mkdir()
+    for k in range(count):
+        (driver / f"0000:0{k}:00.0").mkdir()
+    monkeypatch.setattr(environment, "NVIDIA_DRIVER_GPUS", driver)
+    lines = []
+    if isinstance(expected, str):
+        with pytest.raises(ConfigurationError, match=expected):
+            check_gpus_visible(ids, "--gpus", lines.append)
+        return
+    assert check_gpus_visible(ids, "--gpus", lines.append) == expected
+    cpu_only = count == 0 and ids != ["-1"]
+    assert len(lines) == int(cpu_only)
+    if cpu_only:
+        assert "no GPU is visible on this machine; running on the CPU" in lines[0]
+
+
+def test_gpu_on_a_machine_without_one_says_it_runs_on_cpu(tmp_path, config_path, store):
+    if environment.visible_gpu_count():
+        pytest.skip("this machine has a GPU")
+    script = write_script(tmp_path, SCRIPT.format(config=str(config_path), base=BASE))
+    proc = run_script(script, "1", "1", "99", "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    assert "GPU 99: no GPU is visible on this machine; running on the CPU" in proc.stderr
+
+
+@pytest.mark.parametrize("target, match", [
+    ("://bad", "neither a folder nor"),
+    ("", "neither a folder nor"),
+    (":x", "neither a folder nor"),
+    ("gopher://x", "unknown tracking URI scheme"),
+    ("7", "instance number"),
+])
+def test_mlflow_target_rule(target, match):
+    with pytest.raises(ConfigurationError, match=match):
+        tracking_uri(target)
+
+
+def test_mlflow_target_that_is_a_file(tmp_path):
+    (tmp_path / "f").write_text("")
+    with pytest.raises(ConfigurationError, match="is a file, not a folder"):
+        tracking_uri(tmp_path / "f")
+    assert tracking_uri("sqlite:///x.db") == ("sqlite:///x.db", None)
+    assert tracking_uri(tmp_path / "runs")[1] == tmp_path / "runs" / "artifacts"
+
+
+@pytest.mark.parametrize("timeout", [math.nan, math.inf, -1.0, 0, True, "10"])
+def test_search_timeout_is_finite_seconds(timeout):
+    search = Search(base=dict(BASE), space={"dropout_rate": Float(0.0, 0.5)}, timeout=timeout)
+    with pytest.raises(ConfigurationError, match="timeout="):
+        search.check(lambda *a: {})

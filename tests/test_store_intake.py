@@ -1,0 +1,193 @@
+"""Stores refuse what would change results: each rule is a table of bad inputs written as
+real files (soundfile), read through the real sources, `build_store` and the command line.
+"""
+
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from preprocessing import sources
+from preprocessing.annotations import read_annotations
+from preprocessing.audio import load_audio
+from preprocessing.build import build_store, check_rows, feature_params
+from tests.conftest import ROOT
+from xval.config.loader import load_config
+from xval.core.errors import ConfigurationError, DatasetError
+
+SR = 8000
+
+
+@pytest.fixture(scope="module")
+def params():
+    return feature_params(load_config(ROOT / "config.ini").features, sample_rate=SR,
+                          n_fft=256, hop_length=128, n_mels=16, segment_seconds=0.25,
+                          segment_hop_seconds=0.25, fmin=50.0, n_bins=24)
+
+
+def _wav(path, samples=SR // 2, seed=0):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    sf.write(path, (0.2 * rng.normal(size=samples)).astype(np.float32), SR)
+    return path
+
+
+def _class_folders(root):
+    for label in ("a", "b"):
+        for k in range(2):
+            _wav(root / label / f"{label}{k}.wav", seed=k + (label == "b") * 10)
+    return root
+
+
+# -- paths that are not regular files: listed as skipped, never opened --------------------
+
+def _fifo(path):
+    os.mkfifo(path)
+
+
+def _dangling(path):
+    path.symlink_to(path.parent / "gone.wav")
+
+
+def _truncated(path):
+    _wav(path, samples=SR)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _too_short(path):
+    _wav(path, samples=10)
+
+
+SKIPPED = [
+    ("fifo.wav", _fifo, "not a regular file"),
+    ("dangling.wav", _dangling, "dangling link"),
+    ("cut.wav", _truncated, "truncated"),
+    ("short.wav", _too_short, "fewer than one analysis frame"),
+]
+
+
+@pytest.mark.parametrize(("name", "make", "reason"), SKIPPED)
+def test_unusable_inputs_are_listed_as_skipped(tmp_path, params, name, make, reason):
+    root = _class_folders(tmp_path / "rec")
+    make(root / "a" / name)
+    rows, skipped = sources.folder_source(root)
+    done = threading.Event()
+    result = {}
+
+    def build():  # a FIFO opened by mistake would block forever: run with a deadline
+        result["store"], result["summary"] = build_store(
+            rows, tmp_path / "store", params=params, workers=1, skipped=skipped,
+            progress=False)
+        done.set()
+
+    threading.Thread(target=build, daemon=True).start()
+    assert done.wait(120), "the build blocked"
+    listed = {os.path.basename(s["path"]): s["reason"] for s in result["summary"]["skipped"]}
+    assert reason in listed[name]
+    assert result["summary"]["files"] == 4
+    with pytest.raises(DatasetError, match="strict mode"):
+        build_store(rows, tmp_path / "strict", params=params, workers=1, skipped=skipped,
+                    strict=True, progress=False)
+
+
+@pytest.mark.parametrize(("name", "make", "reason"), SKIPPED[:3])
+def test_load_audio_never_opens_a_bad_path(tmp_path, name, make, reason):
+    (tmp_path / "x").mkdir()
+    make(tmp_path / "x" / name)
+    with pytest.raises(DatasetError, match=reason):
+        load_audio(tmp_path / "x" / name, sample_rate=SR)
+
+
+# -- rows that would change results: refused, naming the rows --------------------------
+
+def _rows(tmp_path, **changes):
+    paths = [str(_wav(tmp_path / f"f{k}.wav", seed=k)) for k in range(4)]
+    table = pd.DataFrame({"path": paths, "label": ["a", "a", "b", "b"],
+                          "item": ["i0", "i1", "i2", "i3"], "clip": ["c0", "c1", "c2", "c3"]})
+    for column, (row, value) in changes.items():
+        table.loc[row, column] = value
+    return table
+
+
+ROWS = [
+    ({"label": (1, "")}, "blank label"),
+    ({"label": (1, "   ")}, "blank label"),
+    ({"label": (1, None)}, "blank label"),
+    ({"item": (2, "")}, "blank item"),
+    ({"item": (2, np.nan)}, "blank item"),
+    ({"path": (3, "SAME")}, "same audio file more than once"),
+]
+
+
+@pytest.mark.parametrize(("changes", "match"), ROWS)
+def test_rows_that_change_results_are_refused(tmp_path, params, changes, match):
+    if "path" in changes:
+        rows = _rows(tmp_path)
+        rows.loc[3, "path"] = rows.loc[0, "path"]  # the same file under items i0 and i3
+    else:
+        rows = _rows(tmp_path, **changes)
+    with pytest.raises(DatasetError, match=match):
+        check_rows(rows)
+    with pytest.raises(DatasetError, match=match):
+        build_store(rows, tmp_path / "store", params=params, workers=1, progress=False)
+    assert not (tmp_path / "store").exists()
+
+
+def test_the_same_file_through_a_link_is_the_same_file(tmp_path):
+    rows = _rows(tmp_path)
+    os.symlink(rows.loc[0, "path"], tmp_path / "alias.wav")
+    rows.loc[3, "path"] = str(tmp_path / "alias.wav")
+    with pytest.raises(DatasetError, match="item 'i3'"):
+        check_rows(rows)
+
+
+# -- impossible annotations --------------------------------------------------------------
+
+ANNOTATIONS = [
+    ("x,100,100\n", "samples", "no length"),
+    ("x,1.5,2.5\n", "samples", "not whole sample positions.*look like seconds"),
+    ("x,100.25,400\n", "samples", "not whole sample positions"),
+    ("x,1,3\n", "samples", "event of 2 sample.*look like seconds"),
+    ("x,0.5,0.5\n", "seconds", "no length"),
+    ("x,0.5,0.5002\n", "seconds", "shorter than 1 ms"),
+]
+
+
+@pytest.mark.parametrize(("line", "units", "match"), ANNOTATIONS)
+def test_impossible_annotations_are_refused(tmp_path, line, units, match):
+    path = tmp_path / "ann.csv"
+    path.write_text("file,start,end\n" + line)
+    with pytest.raises(DatasetError, match=match):
+        read_annotations(path, units=units, annotation_sample_rate=SR)
+
+
+# -- the command line: one error line, the store not written ------------------------------
+
+@pytest.mark.parametrize("case", ["out_is_a_file", "out_parent_is_a_file"])
+def test_preprocessing_out_that_is_not_a_folder(tmp_path, case):
+    root = _class_folders(tmp_path / "rec")
+    (tmp_path / "f").write_text("precious\n")
+    out = tmp_path / "f" if case == "out_is_a_file" else tmp_path / "f" / "store"
+    (tmp_path / "config.ini").write_text(f"[paths]\ndata_dir = {tmp_path}\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "preprocessing", "folders", str(root), "--out", str(out),
+         "--no-progress", "--workers", "1", "--config", str(tmp_path / "config.ini")],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stderr.startswith("error:"), proc.stderr
+    assert "not a" in proc.stderr
+    assert (tmp_path / "f").read_text() == "precious\n"
+
+
+def test_check_output_folder_is_a_configuration_error(tmp_path, params):
+    (tmp_path / "f").write_text("")
+    with pytest.raises(ConfigurationError, match="is a file, not a folder"):
+        build_store(_rows(tmp_path), tmp_path / "f" / "store", params=params, workers=1,
+                    progress=False)
