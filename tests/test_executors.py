@@ -147,6 +147,9 @@ def test_executor_runs_every_job_and_a_failing_fold_stops_its_instance_only(
     assert inst.status == "complete"
     assert all(f.backend == "torch" and f.device == "cpu" for f in inst.folds)
     assert all(f.model_size > 0 and len(f.model_sha256) == 64 for f in inst.folds)
+    if name == "ray":  # CPU jobs reuse warm workers (issue 25): fewer processes than jobs
+        jobs = [*inst.folds, *outcome.results[1].folds]
+        assert len({(f.host, f.pid) for f in jobs}) < len(jobs), [f.pid for f in jobs]
     # The failing instance.
     ran = folds_on_disk(config, 1)
     # At most the folds that were already running when the first failure came back.
@@ -214,3 +217,12 @@ def test_gpu_benchmark_runs_without_a_gpu():
                           text=True, cwd=ROOT, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("No GPU found")
+
+
+def test_ray_reuses_cpu_workers_and_gives_gpu_jobs_a_fresh_one():
+    """Issue 25: a CPU job runs in a warm worker (up to CPU_WORKER_JOBS jobs each); a GPU job
+    in a fresh one, so that the framework's GPU memory is returned when it ends."""
+    from xval.executors.ray import CPU_WORKER_JOBS, max_calls
+
+    assert max_calls(0.0) == CPU_WORKER_JOBS > 1
+    assert max_calls(1.0) == max_calls(0.25) == 1

@@ -1,9 +1,12 @@
 """The Ray executor: every (instance, fold) job is a Ray task, on one machine or a cluster.
 
 Each job is a `ray.remote` task with `num_cpus` CPUs and, on a cluster with GPUs,
-`1 / jobs_per_gpu` of a GPU (fractional GPUs let several small jobs share one). A task runs
-in a fresh worker process (`max_calls=1`, as the process executor does), so the memory a
-framework holds is returned when the job ends. Tasks whose worker or node dies are retried
+`1 / jobs_per_gpu` of a GPU (fractional GPUs let several small jobs share one). Jobs on CPU
+reuse warm worker processes (Keras, the backend and the store already imported; the Keras
+session is cleared after every job, and a worker is replaced after `CPU_WORKER_JOBS` jobs
+so that what a framework keeps stays bounded); a job with a GPU runs in a fresh worker
+(`max_calls=1`, as the process executor does), so that the GPU memory the framework holds
+is returned when the job ends. Tasks whose worker or node dies are retried
 elsewhere (`max_retries`); results come back to the driver, which alone writes files.
 
 The cluster must see the same feature store (a shared filesystem, at the same path) and the
@@ -68,9 +71,19 @@ def node_check(store_path: str) -> dict[str, Any]:
     return info
 
 
+# Jobs a CPU worker runs before Ray replaces it (GPU jobs: one, see the module docstring).
+CPU_WORKER_JOBS = 25
+
+
+def max_calls(num_gpus: float) -> int:
+    """Ray's `max_calls` for a job: 1 (a fresh worker) with a GPU, else `CPU_WORKER_JOBS`."""
+    return 1 if num_gpus else CPU_WORKER_JOBS
+
+
 def run_job_remote(job_dict: Mapping[str, Any], backend: str | None,
                    progress: Any = None) -> tuple[dict[str, Any], bytes | None]:
-    """The body of a Ray task: runs one job in this (fresh) worker process.
+    """The body of a Ray task: runs one job in this worker process (fresh for a GPU job,
+    warm on CPU; the job clears the Keras session when it ends).
 
     Args:
         job_dict: the `Job` as a dict.
@@ -270,7 +283,7 @@ class RayExecutor(Executor):
 
     def run(self, queue: JobQueue) -> Results:
         ray = self._ray
-        task = ray.remote(max_calls=1)(run_job_remote).options(
+        task = ray.remote(max_calls=max_calls(self._num_gpus))(run_job_remote).options(
             num_cpus=self.num_cpus, num_gpus=self._num_gpus, max_retries=self.max_retries)
         running: dict[Any, Job] = {}
         progress = self._progress_queue()
