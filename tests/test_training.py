@@ -20,7 +20,7 @@ from tests.conftest import (
 )
 from xval import Experiment
 from xval.config.loader import load_config
-from xval.core.errors import ParameterError
+from xval.core.errors import ConfigurationError, ParameterError
 from xval.training.fold import run_fold as _run_fold
 
 DEFAULTS = training_defaults()
@@ -463,3 +463,29 @@ def test_generator_peak_memory_does_not_grow_with_store(tmp_path):
     # Both modes pay the same fixed cost (the framework's buffers during fit, predict and
     # save); only the in-memory fold also holds the training rows. Streamed, it does not.
     assert peaks["memory"] - peaks["generator"] > 0.8 * train_mib, peaks
+
+
+def test_load_model_is_checked_when_the_run_is_planned(store, tmp_path):
+    """Issue 25: a `load_model` that is not a model, that takes rows of another shape, or has
+    fewer layers than `freeze_layers` is refused by --dry-run, before any folder is written
+    (it used to fail mid-training after the results folder was written)."""
+    first = run_fold(job(store, tmp_path, fold=0))
+    assert first["status"] == "ok"
+    model = tmp_path / "m_False_0.keras"
+    junk = tmp_path / "junk.keras"
+    junk.write_bytes(np.random.default_rng(0).bytes(2000))
+    config = load_config(write_config(tmp_path / "project"))
+    tiny_store(config.data_dir, "tiny")  # rows (8, 6), as `store`'s
+    tiny_store(config.data_dir, "wide", shape=(8, 5))
+    cases = [("tiny", junk, 0, r"instance 1: load_model '.*junk.keras' is not a Keras 3"),
+             ("wide", model, 0, r"takes rows of shape \(8, 6.*the store's rows are \(8, 5\)"),
+             ("tiny", model, 99, "freeze_layers=99 but m_False_0.keras has")]
+    for dataset, path, freeze, match in cases:
+        exp = Experiment(description="transfer", dataset=dataset, number=1, num_folds=3,
+                         parameters={"epochs": 2, "batch_size": 16}, config=str(config.path))
+        exp[1] = ['architecture="example_cnn"', 'reshaping_type="conv"', 'comment_1="t"',
+                  'comment_2=""', "filters=4", f"load_model={str(path)!r}",
+                  f"freeze_layers={freeze}"]
+        with pytest.raises(ConfigurationError, match=match):
+            exp.run(config=config, dry_run=True, out=lambda *a: None)
+    assert not config.results_dir.exists()

@@ -23,6 +23,7 @@ from xval.folds import ItemKFold, PredefinedItemSplit, fold_manifest
 from xval.folds import check_fold as check_fold_items
 from xval.running.declaration import ExperimentDeclaration, InstanceSpec
 from xval.running.recorder import read_record
+from xval.training.model import check_transfer
 
 Params = dict[str, Any]
 Resolver = Callable[[int, InstanceSpec], Params]
@@ -155,6 +156,9 @@ def make_plan(experiment: ExperimentDeclaration, config: Config, selected: list[
     resolve = resolver(experiment, config, overrides, feature, len(layers))
     resolved = {k: resolve(k, experiment.instances[k]) for k in selected}
     check_store_task(experiment, store)
+    for k, params in resolved.items():
+        if params.get("load_model"):
+            check_transfer(params, tuple(store.features.shape[1:]), f"instance {k}")
     folds, manifest = make_folds(experiment, config, store)
     layout = ExperimentLayout.of(Path(experiment.experiment_folder or config.results_dir),
                                  experiment.dataset, experiment.number)

@@ -159,6 +159,45 @@ def transfer_backbone(params: Params, num_outputs: int, task_type: str) -> Any:
     return base
 
 
+def check_transfer(params: Params, row_shape: tuple[int, ...], where: str) -> None:
+    """Checks an instance's `load_model` when the run is planned, before anything is
+    written: the file is a model Keras loads (safe mode), it takes rows of the store's shape,
+    and it has at least `freeze_layers` layers.
+
+    Args:
+        params: the resolved parameters (`load_model`, `freeze_layers`).
+        row_shape: the shape of one store row, `(time, frequency)`.
+        where: the instance, for the message (`"instance 3"`).
+
+    Raises:
+        ConfigurationError: naming the model, what it holds and the fix.
+    """
+    path = Path(params["load_model"])
+    saved = load(path, what=f"{where}: load_model")
+    base = inner_model(saved) or saved
+    takes = tuple(base.inputs[0].shape[1:])
+    if not _shapes_match(takes, tuple(row_shape)):
+        raise ConfigurationError(
+            f"{where}: load_model={str(path)!r} takes rows of shape "
+            f"{tuple(d for d in takes)}, but the store's rows are {tuple(row_shape)}; load a "
+            "model trained on features made with the same parameters (dataset.json "
+            "feature_params), or build the store with its parameters.")
+    body = [layer for layer in base.layers if type(layer).__name__ != "InputLayer"]
+    freeze = int(params.get("freeze_layers") or 0)
+    if freeze > len(body):
+        raise ConfigurationError(
+            f"{where}: freeze_layers={freeze} but {path.name} has {len(body)} layers; use at "
+            f"most {len(body)}.")
+
+
+def _shapes_match(takes: tuple[Any, ...], rows: tuple[int, ...]) -> bool:
+    """Whether a model input of shape `takes` (`None`: any size; a trailing channel of 1
+    allowed) accepts rows of shape `rows`."""
+    if len(takes) == len(rows) + 1 and takes[-1] == 1:
+        takes = takes[:-1]
+    return len(takes) == len(rows) and all(t is None or t == r for t, r in zip(takes, rows))
+
+
 def freeze_layers(base: Any, freeze: int, name: str) -> None:
     """Freezes the first `freeze` layers of `base` (-1: every convolution).
 
