@@ -115,3 +115,31 @@ def test_search_timeout_is_finite_seconds(timeout):
     search = Search(base=dict(BASE), space={"dropout_rate": Float(0.0, 0.5)}, timeout=timeout)
     with pytest.raises(ConfigurationError, match="timeout="):
         search.check(lambda *a: {})
+
+
+def _closed_port():
+    """A local port nothing listens on."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_unreachable_mlflow_and_ray_addresses_are_one_clear_error_at_once():
+    """Issue 25: an MLflow server or Ray cluster that does not answer is refused within
+    seconds, naming the address, instead of minutes of silent retries."""
+    from xval.core.network import check_reachable, host_port
+    from xval.executors.ray import RayExecutor
+    from xval.report.tracking import tracking_uri
+
+    port = _closed_port()
+    with pytest.raises(ConfigurationError, match=rf"MLflow tracking server at "
+                                                 rf"'http://127.0.0.1:{port}' cannot be reached"):
+        tracking_uri(f"http://127.0.0.1:{port}")
+    with pytest.raises(ConfigurationError, match=rf"Ray cluster at '127.0.0.1:{port}' cannot "
+                                                 r"be reached .*ray start --head"):
+        RayExecutor(address=f"127.0.0.1:{port}").start()
+    assert host_port("auto") is None and host_port("ray://head:10001") == ("head", 10001)
+    assert host_port("http://server", default_port=80) == ("server", 80)
+    check_reachable("auto", "Ray", "")  # not a network address: nothing to check

@@ -32,6 +32,7 @@ from typing import Any
 from preprocessing.store import FeatureStore
 from xval.core.errors import ConfigurationError
 from xval.core.logs import quiet_framework_logs
+from xval.core.network import check_reachable
 from xval.core.records import FoldResult, Job
 from xval.executors.base import Executor, ExecutorOptions, JobQueue, Results, run_job
 from xval.executors.registry import register
@@ -187,6 +188,10 @@ class RayExecutor(Executor):
     def start(self) -> None:
         if self._ray is not None:
             return
+        if self.address not in (None, "auto", "local"):
+            check_reachable(self.address, "The Ray cluster",
+                            "start it with `ray start --head`, check --ray-address, or leave "
+                            "it out to start a local Ray.", default_port=10001)
         ray = import_ray()
         if not ray.is_initialized():
             try:

@@ -25,6 +25,7 @@ from typing import Any
 
 from xval.core.errors import ConfigurationError
 from xval.core.layout import InstanceLayout
+from xval.core.network import check_reachable
 from xval.core.outputs import check_output_folder
 from xval.core.records import FoldResult, InstanceStatus, InstanceSummary, ParamsRecord
 from xval.report.validation import finite, read_record
@@ -65,6 +66,10 @@ def tracking_uri(target: str | Path | None = None) -> tuple[str, Path | None]:
             raise ConfigurationError(
                 f"--mlflow {target!r}: unknown tracking URI scheme {scheme.group(1)!r}; "
                 f"expected a folder or a URI of {', '.join(URI_SCHEMES)}.")
+        if scheme.group(1).lower() in ("http", "https"):
+            check_reachable(target, "The MLflow tracking server",
+                            "start it (`mlflow server`) or check --mlflow.",
+                            default_port=443 if scheme.group(1).lower() == "https" else 80)
         return target, None
     if not target.strip() or "://" in target or target.startswith(":"):
         raise ConfigurationError(
