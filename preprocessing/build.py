@@ -29,7 +29,7 @@ from preprocessing.sources import Skipped
 from preprocessing.store import FeatureStore, write_store
 from xval import tasks
 from xval.core.errors import ConfigurationError, DatasetError
-from xval.core.files import make_temp_file
+from xval.core.files import make_temp_file, storage_error
 from xval.core.outputs import check_output_folder
 
 Augmenter = Callable[[np.ndarray, int, int], np.ndarray]
@@ -376,6 +376,8 @@ def build_store(rows: pd.DataFrame, out: str | os.PathLike[str], *,
                            time.perf_counter() - t0, described, info)
         store = write_store(out, npy_path, pd.DataFrame(extraction.meta), info=body,
                             task_type=task_type, classes=classes, overwrite=overwrite)
+    except OSError as e:
+        raise storage_error(e, Path(raw_path)) from e
     finally:
         for leftover in (raw_path, npy_path):
             if os.path.exists(leftover):

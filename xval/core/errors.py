@@ -23,3 +23,8 @@ class TrainingError(XvalError, RuntimeError):
 
 class ResultsConflictError(XvalError):
     """Existing results disagree with what a run asks for (e.g. changed parameters)."""
+
+
+class StorageError(XvalError, OSError):
+    """A file that cannot be written: a full disk, a read-only or forbidden folder. Also an
+    `OSError`, so that code handling file-system failures handles it too."""

@@ -10,14 +10,18 @@ are shared with colleagues, so what is written here gets the modes a plain `open
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
+
+from xval.core.errors import StorageError
 
 __all__ = [
     "atomic_write_bytes",
@@ -90,17 +94,58 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         data: `bytes`.
     """
     path = Path(path)
-    fd, tmp = make_temp_file(path.parent, prefix=f".{path.name}.")
+    try:
+        fd, tmp = make_temp_file(path.parent, prefix=f".{path.name}.")
+    except OSError as e:
+        raise storage_error(e, path, len(data)) from e
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.remove(tmp)
+        if isinstance(e, OSError) and not isinstance(e, StorageError):
+            raise storage_error(e, path, len(data)) from e
         raise
+
+
+# The errors of a file that cannot be written, and what to do about each.
+_STORAGE_FIXES = {
+    errno.ENOSPC: "free space there, or set [paths] results_dir / data_dir on another disk",
+    errno.EDQUOT: "free space within your quota, or write elsewhere",
+    errno.EROFS: "the file system is read-only; write elsewhere ([paths] in config.ini)",
+    errno.EACCES: "you may not write there; change its permissions or write elsewhere",
+    errno.EPERM: "you may not write there; change its permissions or write elsewhere",
+    errno.ENOTDIR: "a file stands where a folder belongs; move it away",
+    errno.EEXIST: "a file stands where a folder belongs; move it away",  # from mkdir
+}
+
+
+def storage_error(error: OSError, path: Path, size: int | None = None) -> OSError:
+    """A clear `StorageError` for a write that failed for lack of space or permission (the
+    folder, the space needed and free, the fix), or `error` itself for any other failure.
+
+    Args:
+        error: the `OSError` raised while writing.
+        path: the file being written.
+        size: bytes being written, when known.
+    """
+    fix = _STORAGE_FIXES.get(error.errno or -1)
+    if fix is None:
+        return error
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    detail = error.strerror or str(error)
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        free = shutil.disk_usage(folder).free
+        need = f"{size / 2**20:.1f} MiB needed, " if size is not None else ""
+        detail += f": {need}{free / 2**20:.1f} MiB free in {folder}"
+    return StorageError(f"cannot write {path} ({detail}); {fix}. Nothing finished is lost: "
+                        "rerun the same command to resume.")
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
