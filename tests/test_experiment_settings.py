@@ -54,3 +54,30 @@ def test_experiment_instance_assigned_twice_is_an_error():
     with pytest.raises(ConfigurationError, match="instance 1 is assigned twice"):
         exp[1] = {"learning_rate": 0.2}
     assert exp[1] == {"learning_rate": 0.1}
+
+
+def test_an_absolute_dataset_path_sends_results_to_the_results_folder(tmp_path):
+    """Issue 26: an absolute `dataset=` with `experiment_folder=` set used to send the
+    results into the feature store (the planner joined the results root with the absolute
+    path, which yields the store). They go under the results folder, named by the store's
+    folder name."""
+    from tests.conftest import tiny_store, write_config
+    from xval.config.loader import load_config
+    from xval.core.layout import ExperimentLayout
+
+    config = load_config(write_config(tmp_path / "project"))
+    store = tiny_store(tmp_path / "elsewhere", "mystore")
+    out = tmp_path / "out"
+    exp = Experiment(description="abs", dataset=str(store.path), number=1, num_folds=3,
+                     experiment_folder=str(out), allow_outside_data_dir=True,
+                     config=str(config.path))
+    exp[1] = {"architecture": "mlp", "reshaping_type": "none", "comment_1": "",
+              "comment_2": "", "epochs": 1}
+    lines = []
+    assert exp.run(config=config, dry_run=True, out=lines.append).exit_code == 0
+    assert f"Results would go to {out / 'mystore' / 'experiment_1'}" in lines
+    assert ExperimentLayout.of(out, str(store.path), 1).root == out / "mystore" / "experiment_1"
+    before = sorted(p.name for p in store.path.iterdir())
+    assert exp.run(config=config, out=lambda *a: None).exit_code == 0
+    assert (out / "mystore" / "experiment_1" / "instance_1" / "fold_0.json").is_file()
+    assert sorted(p.name for p in store.path.iterdir()) == before  # the store is untouched
