@@ -64,9 +64,18 @@ def invalid_lines(shown: list[InstanceResult]) -> list[str]:
 
 
 def late_epoch_lines(shown: list[InstanceResult]) -> list[str]:
-    """One line per fold whose best epoch is in the last 10 % of `epochs`
-    (`FoldResult.late_epoch_note`)."""
-    return [f.late_epoch_note() for r in shown for f in r.folds if f.late_best_epoch]
+    """One line per instance with folds whose best epoch came in the last 10 % of `epochs`
+    (`FoldResult.late_best_epoch`): how many, and the fix (the run itself printed one line
+    per such fold as it finished)."""
+    lines = []
+    for r in shown:
+        late = [f.fold for f in r.folds if f.late_best_epoch]
+        if late:
+            lines.append(f"instance {r.id}: the best epoch came in the last 10% of epochs in "
+                         f"{len(late)} of {len(r.folds)} folds ({', '.join(map(str, late))}): "
+                         "still improving when training stopped; raise epochs (or the "
+                         "learning rate).")
+    return lines
 
 
 def _text(header: list[str], rows: list[list[str]], footer: str) -> str:
