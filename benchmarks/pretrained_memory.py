@@ -5,8 +5,8 @@ randomly initialised WavLM (built from `transformers.WavLMConfig`, saved to a te
 folder: nothing is downloaded), or uses Resemblyzer's shipped weights; then, for each N,
 builds a `pretrained` store (all layers, float16, one row per file) in a fresh subprocess
 that reports its peak resident set size (`resource.getrusage(RUSAGE_SELF).ru_maxrss`) and
-the size of the store's `features.npy`. The default WavLM (hidden size 128, 80 transformer
-layers: 81 states of 49 x 128 per second) writes about 1 MB per file, so that the largest
+the size of the store's `features.npy`. The default WavLM (hidden size 64, 160 transformer
+layers: 161 states of 49 x 64 per second) writes about 1 MB per file, so that the largest
 store is larger than the whole peak of the smallest build: if the rows were held in memory,
 the peak would grow with the store.
 
@@ -147,8 +147,8 @@ def main() -> None:
     parser.add_argument("--files", type=int, nargs="+", default=[50, 200, 800],
                         help="store sizes in files (one 1-second row each)")
     parser.add_argument("--encoder", choices=("wavlm", "resemblyzer"), default="wavlm")
-    parser.add_argument("--hidden", type=int, default=128, help="tiny WavLM's hidden size")
-    parser.add_argument("--layers", type=int, default=80,
+    parser.add_argument("--hidden", type=int, default=64, help="tiny WavLM's hidden size")
+    parser.add_argument("--layers", type=int, default=160,
                         help="tiny WavLM's transformer layers")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of a build")
@@ -166,18 +166,20 @@ def main() -> None:
         write_wavs(work / "audio", max(args.files))
         encoder = ("resemblyzer" if args.encoder == "resemblyzer"
                    else str(tiny_wavlm(work / "wavlm", args.hidden, args.layers)))
-        results = [_run_child(args, work / "audio", n, encoder, work) for n in args.files]
-    print(f"encoder: {args.encoder}"
-          + ("" if args.encoder == "resemblyzer"
-             else f" (hidden {args.hidden}, {args.layers} layers)")
-          + f", batch_size {args.batch_size}, float16, one 1-second row per file")
-    print("| files | rows | features.npy (MB) | RSS before build (MB) | peak RSS (MB) "
-          "| build (s) |")
-    print("|---|---|---|---|---|---|")
-    for r in results:
-        print(f"| {r['files']} | {r['rows']} | {_mb(r['features_bytes'])} "
-              f"| {_mb(r['rss_before_bytes'])} | {_mb(r['peak_rss_bytes'])} "
-              f"| {r['seconds']:.1f} |")
+        print(f"encoder: {args.encoder}"
+              + ("" if args.encoder == "resemblyzer"
+                 else f" (hidden {args.hidden}, {args.layers} layers)")
+              + f", batch_size {args.batch_size}, float16, one 1-second row per file")
+        print("| files | rows | features.npy (MB) | RSS before build (MB) | peak RSS (MB) "
+              "| build (s) |")
+        print("|---|---|---|---|---|---|", flush=True)
+        results = []
+        for n in args.files:
+            r = _run_child(args, work / "audio", n, encoder, work)
+            results.append(r)
+            print(f"| {r['files']} | {r['rows']} | {_mb(r['features_bytes'])} "
+                  f"| {_mb(r['rss_before_bytes'])} | {_mb(r['peak_rss_bytes'])} "
+                  f"| {r['seconds']:.1f} |", flush=True)
     small, large = results[0], results[-1]
     print(f"store: {large['features_bytes'] / small['features_bytes']:.1f}x larger; "
           f"peak RSS: {large['peak_rss_bytes'] / small['peak_rss_bytes']:.2f}x "
