@@ -75,7 +75,8 @@ def tiny_wavlm(folder: Path, hidden: int, layers: int) -> Path:
     return folder
 
 
-def build_one(audio: Path, n: int, encoder: str, out: Path, batch_size: int) -> dict[str, Any]:
+def build_one(audio: Path, n: int, encoder: str, out: Path, batch_size: int,
+              headroom_mb: int = 0) -> dict[str, Any]:
     """Builds the store of the first `n` files in this process; its peak RSS and size.
 
     Args:
@@ -84,10 +85,14 @@ def build_one(audio: Path, n: int, encoder: str, out: Path, batch_size: int) -> 
         encoder: `"resemblyzer"` or a `save_pretrained` folder.
         out: the store to write.
         batch_size: segments the encoder reads at once.
+        headroom_mb: when positive, the address space of the process is limited (soft
+            `RLIMIT_AS`) to its size after the encoder's load plus this many MB, before the
+            build: a build that held a larger store would fail. Defaults to `0` (no limit).
 
     Returns:
         dict with `files`, `rows`, `features_bytes`, `peak_rss_bytes`, `rss_before_bytes`
-        (after the imports and the encoder's load, before the build) and `seconds`.
+        (after the imports and the encoder's load, before the build), `address_limit_bytes`
+        (0: none) and `seconds`.
     """
     import time
 
@@ -104,12 +109,25 @@ def build_one(audio: Path, n: int, encoder: str, out: Path, batch_size: int) -> 
                             dtype="float16", device="cpu", batch_size=batch_size)
     feature_shape(params)  # loads the encoder: its memory is part of the baseline
     before = _peak_rss()
+    limit = 0
+    if headroom_mb > 0:
+        limit = _address_space() + headroom_mb * 2**20
+        resource.setrlimit(resource.RLIMIT_AS,
+                           (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
     start = time.perf_counter()
     store, summary = build_store(rows, out, params=params, workers=1, progress=False)
     return {"files": n, "rows": int(summary["rows"]),
             "features_bytes": (Path(store.path) / "features.npy").stat().st_size,
             "peak_rss_bytes": _peak_rss(), "rss_before_bytes": before,
-            "seconds": time.perf_counter() - start}
+            "address_limit_bytes": limit, "seconds": time.perf_counter() - start}
+
+
+def _address_space() -> int:
+    """The virtual memory size of this process in bytes (`VmSize`, Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmSize:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmSize in /proc/self/status (Linux only)")
 
 
 def _peak_rss() -> int:
@@ -119,7 +137,7 @@ def _peak_rss() -> int:
 
 def _child(args: argparse.Namespace) -> None:
     result = build_one(Path(args.audio), args.child, args.encoder_path, Path(args.out),
-                       args.batch_size)
+                       args.batch_size, args.headroom_mb)
     print("RESULT " + json.dumps(result), flush=True)
 
 
@@ -128,7 +146,7 @@ def _run_child(args: argparse.Namespace, audio: Path, n: int, encoder: str,
     """Runs `build_one` in a fresh interpreter and returns what it reports."""
     command = [sys.executable, "-m", "benchmarks.pretrained_memory", "--child", str(n),
                "--audio", str(audio), "--encoder-path", encoder, "--out", str(work / f"store{n}"),
-               "--batch-size", str(args.batch_size)]
+               "--batch-size", str(args.batch_size), "--headroom-mb", str(args.headroom_mb)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": str(args.threads)}
     done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT,
                           check=False)
@@ -152,6 +170,9 @@ def main() -> None:
                         help="tiny WavLM's transformer layers")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of a build")
+    parser.add_argument("--headroom-mb", type=int, default=0,
+                        help="limit each build's address space to its size after the "
+                             "encoder's load plus this many MB (0: no limit)")
     parser.add_argument("--work", help="working folder (default: a temporary one)")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--audio", help=argparse.SUPPRESS)
@@ -171,14 +192,15 @@ def main() -> None:
                  else f" (hidden {args.hidden}, {args.layers} layers)")
               + f", batch_size {args.batch_size}, float16, one 1-second row per file")
         print("| files | rows | features.npy (MB) | RSS before build (MB) | peak RSS (MB) "
-              "| build (s) |")
-        print("|---|---|---|---|---|---|", flush=True)
+              "| address space limit (MB) | build (s) |")
+        print("|---|---|---|---|---|---|---|", flush=True)
         results = []
         for n in args.files:
             r = _run_child(args, work / "audio", n, encoder, work)
             results.append(r)
             print(f"| {r['files']} | {r['rows']} | {_mb(r['features_bytes'])} "
                   f"| {_mb(r['rss_before_bytes'])} | {_mb(r['peak_rss_bytes'])} "
+                  f"| {_mb(r['address_limit_bytes']) if r['address_limit_bytes'] else 'none'} "
                   f"| {r['seconds']:.1f} |", flush=True)
     small, large = results[0], results[-1]
     print(f"store: {large['features_bytes'] / small['features_bytes']:.1f}x larger; "
