@@ -310,6 +310,8 @@ def test_cli_passes_feature_options(tmp_path, capsys):
     assert "encoder, revision, layers, batch_size, device, frame_pool" in error
     assert main([*argv, "--feature-option", "n_mels=40"]) == 2
     assert "pass --n-mels" in capsys.readouterr().err
+    assert main([*argv, "--feature-option", "frame_pool=two"]) == 2
+    assert "frame_pool='two': expected an integer like its default, 1" in capsys.readouterr().err
     assert not (tmp_path / "store").exists()
     assert main(argv) == 0
     info = json.loads((tmp_path / "store" / "dataset.json").read_text())

@@ -37,6 +37,9 @@ from xval.core.errors import ConfigurationError, XvalError
 from xval.core.logs import quiet_framework_logs
 from xval.core.version import add_version
 
+KINDS = {bool: "True or False", int: "an integer", float: "a number"}
+"""What `--feature-option` expects of an option whose default is of that type."""
+
 PRESETS = {"fsdd": sources.FSDD_PATTERN, "ravdess": sources.RAVDESS_PATTERN,
            "speaker-id": sources.SPEAKER_ID_PATTERN}
 
@@ -91,6 +94,13 @@ def _feature_options(args: argparse.Namespace, config: Config,
                 f"the options of {feature!r} are: {', '.join(options) or 'none'}.")
         if name in out:
             raise ConfigurationError(f"--feature-option {name} is given twice.")
+        default = options[name]
+        if isinstance(default, bool | int | float) and not (
+                type(value) is type(default) or (type(default) is float
+                                                 and type(value) is int)):
+            raise ConfigurationError(
+                f"--feature-option {name}={value!r}: expected "
+                f"{KINDS[type(default)]} like its default, {default!r}.")
         out[name] = value
     return out
 
