@@ -85,13 +85,15 @@ def build_one(audio: Path, n: int, encoder: str, out: Path, batch_size: int,
         encoder: `"resemblyzer"` or a `save_pretrained` folder.
         out: the store to write.
         batch_size: segments the encoder reads at once.
-        headroom_mb: when positive, the address space of the process is limited (soft
-            `RLIMIT_AS`) to its size after the encoder's load plus this many MB, before the
-            build: a build that held a larger store would fail. Defaults to `0` (no limit).
+        headroom_mb: when positive, the data segment of the process (its private writable
+            memory: heap and anonymous maps, not the file-backed map of the store) is
+            limited (soft `RLIMIT_DATA`) to its size after the encoder's load plus this
+            many MB, before the build: a build that held a larger store would fail.
+            Defaults to `0` (no limit).
 
     Returns:
         dict with `files`, `rows`, `features_bytes`, `peak_rss_bytes`, `rss_before_bytes`
-        (after the imports and the encoder's load, before the build), `address_limit_bytes`
+        (after the imports and the encoder's load, before the build), `data_limit_bytes`
         (0: none) and `seconds`.
     """
     import time
@@ -111,23 +113,23 @@ def build_one(audio: Path, n: int, encoder: str, out: Path, batch_size: int,
     before = _peak_rss()
     limit = 0
     if headroom_mb > 0:
-        limit = _address_space() + headroom_mb * 2**20
-        resource.setrlimit(resource.RLIMIT_AS,
-                           (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
+        limit = _data_size() + headroom_mb * 2**20
+        resource.setrlimit(resource.RLIMIT_DATA,
+                           (limit, resource.getrlimit(resource.RLIMIT_DATA)[1]))
     start = time.perf_counter()
     store, summary = build_store(rows, out, params=params, workers=1, progress=False)
     return {"files": n, "rows": int(summary["rows"]),
             "features_bytes": (Path(store.path) / "features.npy").stat().st_size,
             "peak_rss_bytes": _peak_rss(), "rss_before_bytes": before,
-            "address_limit_bytes": limit, "seconds": time.perf_counter() - start}
+            "data_limit_bytes": limit, "seconds": time.perf_counter() - start}
 
 
-def _address_space() -> int:
-    """The virtual memory size of this process in bytes (`VmSize`, Linux)."""
+def _data_size() -> int:
+    """The data segment size of this process in bytes (`VmData`, Linux)."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmSize:"):
+        if line.startswith("VmData:"):
             return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmSize in /proc/self/status (Linux only)")
+    raise RuntimeError("no VmData in /proc/self/status (Linux only)")
 
 
 def _peak_rss() -> int:
@@ -171,8 +173,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of a build")
     parser.add_argument("--headroom-mb", type=int, default=0,
-                        help="limit each build's address space to its size after the "
-                             "encoder's load plus this many MB (0: no limit)")
+                        help="limit each build's data segment (RLIMIT_DATA) to its size after "
+                             "the encoder's load plus this many MB (0: no limit)")
     parser.add_argument("--work", help="working folder (default: a temporary one)")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--audio", help=argparse.SUPPRESS)
@@ -192,7 +194,7 @@ def main() -> None:
                  else f" (hidden {args.hidden}, {args.layers} layers)")
               + f", batch_size {args.batch_size}, float16, one 1-second row per file")
         print("| files | rows | features.npy (MB) | RSS before build (MB) | peak RSS (MB) "
-              "| address space limit (MB) | build (s) |")
+              "| data segment limit (MB) | build (s) |")
         print("|---|---|---|---|---|---|---|", flush=True)
         results = []
         for n in args.files:
@@ -200,7 +202,7 @@ def main() -> None:
             results.append(r)
             print(f"| {r['files']} | {r['rows']} | {_mb(r['features_bytes'])} "
                   f"| {_mb(r['rss_before_bytes'])} | {_mb(r['peak_rss_bytes'])} "
-                  f"| {_mb(r['address_limit_bytes']) if r['address_limit_bytes'] else 'none'} "
+                  f"| {_mb(r['data_limit_bytes']) if r['data_limit_bytes'] else 'none'} "
                   f"| {r['seconds']:.1f} |", flush=True)
     small, large = results[0], results[-1]
     print(f"store: {large['features_bytes'] / small['features_bytes']:.1f}x larger; "
