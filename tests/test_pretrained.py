@@ -277,3 +277,46 @@ def test_detection_store_experiment_and_detect_through_a_tiny_wavlm(tmp_path):
     wav = sorted(raw.glob("*.wav"))[0]
     (result,) = detect_files(instance / "fold_0.keras", [wav])
     assert result["file"] == str(wav)
+
+
+def test_feature_option_values_are_literals_or_strings():
+    from xval.cli.preprocess import _feature_option
+
+    assert _feature_option("layers=[0, -1]") == ("layers", [0, -1])
+    assert _feature_option("batch_size=4") == ("batch_size", 4)
+    assert _feature_option("revision=None") == ("revision", None)
+    assert _feature_option("encoder=resemblyzer") == ("encoder", "resemblyzer")
+    assert _feature_option("encoder=/tmp/a=b") == ("encoder", "/tmp/a=b")
+    assert _feature_option("layers=__import__('os')") == ("layers", "__import__('os')")
+
+
+def test_cli_passes_feature_options(tmp_path, capsys):
+    """`python -m preprocessing regex ... --feature pretrained --feature-option ...`."""
+    from xval.cli.preprocess import main
+
+    folder = tiny_encoder(tmp_path / "wavlm", "WavLM")
+    write_wavs(tmp_path / "audio", speakers=2, per_class=1)
+    config = write_config(tmp_path)
+    argv = ["regex", str(tmp_path / "audio"), "--pattern",
+            r"(?P<label>[a-z]+)_(?P<item>s\d)_\d\.wav$", "--config", str(config),
+            "--out", str(tmp_path / "store"), "--feature", "pretrained", "--sample-rate",
+            "16000", "--hop-length", "320", "--segment-seconds", "0.5",
+            "--segment-hop-seconds", "0.5", "--dtype", "float16", "-q",
+            "--feature-option", f"encoder={folder}", "--feature-option", "layers=[-1]",
+            "--feature-option", "device=cpu", "--feature-option", "batch_size=2"]
+    assert main([*argv, "--feature-option", "frame_pol=2"]) == 2
+    error = capsys.readouterr().err
+    assert "--feature-option frame_pol: not an option of --feature pretrained" in error
+    assert "encoder, revision, layers, batch_size, device, frame_pool" in error
+    assert main([*argv, "--feature-option", "n_mels=40"]) == 2
+    assert "pass --n-mels" in capsys.readouterr().err
+    assert main([*argv, "--feature-option", "frame_pool=two"]) == 2
+    assert "frame_pool='two': expected an integer like its default, 1" in capsys.readouterr().err
+    assert not (tmp_path / "store").exists()
+    assert main(argv) == 0
+    info = json.loads((tmp_path / "store" / "dataset.json").read_text())
+    assert info["front_end"]["layers"] == [2]
+    assert info["feature_params"]["encoder"] == str(folder)
+    assert info["feature_params"]["batch_size"] == 2
+    features = np.load(tmp_path / "store" / "features.npy", mmap_mode="r")
+    assert features.shape[1:] == (24, 16) and features.dtype == np.float16

@@ -10,6 +10,7 @@ bad argument, configuration or dataset (one `error:` line on stderr, nothing wri
 """
 
 import argparse
+import ast
 import json
 import sys
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+import preprocessing.features as feature_types
 import xval.config.schema as schema
 from augmentation import Augmenter, require_augment_extra
 from preprocessing import sources
@@ -34,6 +36,9 @@ from xval.config.loader import Config, find_config, load_config
 from xval.core.errors import ConfigurationError, XvalError
 from xval.core.logs import quiet_framework_logs
 from xval.core.version import add_version
+
+KINDS = {bool: "True or False", int: "an integer", float: "a number"}
+"""What `--feature-option` expects of an option whose default is of that type."""
 
 PRESETS = {"fsdd": sources.FSDD_PATTERN, "ravdess": sources.RAVDESS_PATTERN,
            "speaker-id": sources.SPEAKER_ID_PATTERN}
@@ -54,6 +59,50 @@ def _label_map(text: str | None) -> dict[str, str] | None:
             "JSON file, or CODE=NAME pairs like 01=neutral,02=calm"
         )
     return dict((code, name) for code, name in pairs)
+
+
+def _feature_option(text: str) -> tuple[str, Any]:
+    """`NAME=VALUE` of `--feature-option`: the value as a Python literal, else a string."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected NAME=VALUE, e.g. encoder=resemblyzer or layers=[1,2]")
+    try:
+        parsed = ast.literal_eval(value.strip())  # literals only: never evaluates code
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        parsed = value
+    return name.strip(), parsed
+
+
+def _feature_options(args: argparse.Namespace, config: Config,
+                     overrides: dict[str, Any]) -> dict[str, Any]:
+    """The `--feature-option` values, checked against the options of the chosen type."""
+    given: list[tuple[str, Any]] = getattr(args, "feature_option", None) or []
+    if not given:
+        return {}
+    feature = str(overrides.get("feature", config.features["feature"]))
+    if feature not in feature_types.names():
+        return dict(given)  # feature_params names the registered types
+    options = feature_types.get(feature).options
+    out: dict[str, Any] = {}
+    for name, value in given:
+        if name not in options:
+            flag = ("; it is a [features] key: pass --" + name.replace("_", "-")
+                    if name in schema.SCHEMA["features"] else "")
+            raise ConfigurationError(
+                f"--feature-option {name}: not an option of --feature {feature}{flag}; "
+                f"the options of {feature!r} are: {', '.join(options) or 'none'}.")
+        if name in out:
+            raise ConfigurationError(f"--feature-option {name} is given twice.")
+        default = options[name]
+        if isinstance(default, bool | int | float) and not (
+                type(value) is type(default) or (type(default) is float
+                                                 and type(value) is int)):
+            raise ConfigurationError(
+                f"--feature-option {name}={value!r}: expected "
+                f"{KINDS[type(default)]} like its default, {default!r}.")
+        out[name] = value
+    return out
 
 
 def _common(p: argparse.ArgumentParser, needs_out: bool = True) -> None:
@@ -79,6 +128,11 @@ def _common(p: argparse.ArgumentParser, needs_out: bool = True) -> None:
                    help="list every skipped file; TensorFlow's log lines too")
     group = p.add_argument_group("feature parameters (default: config.ini [features])")
     schema.add_arguments(group, "features")
+    group.add_argument("--feature-option", action="append", type=_feature_option,
+                       default=[], metavar="NAME=VALUE",
+                       help="an option of the --feature type, repeatable, e.g. "
+                            "encoder=resemblyzer or layers=[1,2] (the value is read as a "
+                            "Python literal, else as a string)")
 
 
 def _source_parsers(sub: Any) -> None:
@@ -237,6 +291,12 @@ def _run(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     config = load_config(args.config or find_config())
     overrides = {k: getattr(args, k) for k in schema.SCHEMA["features"]
                  if k != "workers" and getattr(args, k) is not None}
+    options = _feature_options(args, config, overrides)
+    if options and args.source == "demo":
+        raise ConfigurationError(
+            "The demo dataset has fixed feature parameters; --feature-option cannot be used "
+            "with `demo`. Build your own store with `regex`, `folders` or `manifest`.")
+    overrides.update(options)
     if args.source == "detection":
         return _detection(args, config, overrides)
     if args.source == "demo":
