@@ -142,9 +142,15 @@ def run_script_in_terminal(script, *args, env=None, timeout=600):
     Returns:
         `(returncode, stdout, stderr)`.
     """
+    import fcntl
     import pty
+    import struct
+    import termios
 
     main_fd, terminal_fd = pty.openpty()
+    # A terminal of 40 rows x 160 columns (a new pseudo-terminal has 0 columns, and a bar
+    # sized to its terminal would be drawn 0 characters wide).
+    fcntl.ioctl(terminal_fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
     chunks = []
 
     def read():

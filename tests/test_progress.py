@@ -38,7 +38,10 @@ def test_progress_bar_and_labelled_epoch_lines(executor, tmp_path, config_path, 
         for epoch in range(1, 4):
             assert f"instance 1 fold {fold} epoch {epoch}/3: accuracy" in stdout
     if executor == "inline":
-        assert stdout.startswith("Importing Keras (torch backend)...")
+        lines = stdout.splitlines()  # the data checks first, then the slow import, said
+        assert lines[0].startswith("Data: ")
+        assert lines.index("Importing Keras (torch backend)...") < \
+            next(i for i, line in enumerate(lines) if line.startswith("instance 1 fold"))
 
 
 def test_without_a_terminal_one_line_per_fold_with_the_eta(tmp_path, config_path, store):
@@ -48,7 +51,8 @@ def test_without_a_terminal_one_line_per_fold_with_the_eta(tmp_path, config_path
     proc = run_script(script)
     assert proc.returncode == 0, proc.stderr
     assert "\r" not in proc.stderr and "folds:" not in proc.stderr
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("instance 1 fold")]
+    lines = [line for line in proc.stdout.splitlines()
+             if line.startswith("instance 1 fold") and " train " in line]
     assert len(lines) == 3
     for done, line in enumerate(lines, start=1):
         assert f"[{done}/3 folds, " in line and " elapsed, ETA " in line
