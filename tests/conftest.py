@@ -129,8 +129,11 @@ def write_script(folder, body, *, name="exp_test.py"):
 
 
 def run_script(script, *args, env=None, timeout=600):
-    """Runs a script in a fresh Python process; returns the CompletedProcess."""
+    """Runs a script in a fresh Python process (the repository on its path, for scripts that
+    import `tests`); returns the CompletedProcess."""
     full_env = {**os.environ, **(env or {})}
+    full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT),
+                                                           full_env.get("PYTHONPATH")]))
     return subprocess.run([sys.executable, str(script), *map(str, args)], capture_output=True,
                           text=True, env=full_env, timeout=timeout, cwd=Path(script).parent)
 

@@ -131,12 +131,12 @@ def test_unreachable_mlflow_and_ray_addresses_are_one_clear_error_at_once():
     seconds, naming the address, instead of minutes of silent retries."""
     from xval.core.network import check_reachable, host_port
     from xval.executors.ray import RayExecutor
-    from xval.report.tracking import tracking_uri
+    from xval.report.tracking import MLflowListener
 
     port = _closed_port()
     with pytest.raises(ConfigurationError, match=rf"MLflow tracking server at "
                                                  rf"'http://127.0.0.1:{port}' cannot be reached"):
-        tracking_uri(f"http://127.0.0.1:{port}")
+        MLflowListener(f"http://127.0.0.1:{port}").connect()
     with pytest.raises(ConfigurationError, match=rf"Ray cluster at '127.0.0.1:{port}' cannot "
                                                  r"be reached .*ray start --head"):
         RayExecutor(address=f"127.0.0.1:{port}").start()

@@ -408,7 +408,7 @@ def test_per_fold_f1_matches_scikit_learn(classification_run):
 
     _, exp_dir, _, _ = classification_run
     instance = ExperimentResults(exp_dir)[1]
-    f1 = per_fold_f1([f.to_dict() for f in instance.folds])
+    f1 = per_fold_f1(list(instance.folds))
     classes = instance.folds[0].classes
     assert f1.shape == (3, len(classes))
     for fold, row in zip(instance.folds, f1, strict=True):

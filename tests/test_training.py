@@ -377,7 +377,8 @@ def test_embed_command(audio_experiment, tmp_path):
     assert (tmp_path / "emb.csv").read_text().splitlines()[0] == "file,segment,start"
     bad = subprocess.run([sys.executable, "-m", "xval", "embed", str(model),
                           str(audio / "high_ann_0.wav"), "--layer", "nope", "--out",
-                          str(out)], capture_output=True, text=True, cwd=ROOT)
+                          str(tmp_path / "other.npy")], capture_output=True, text=True,
+                         cwd=ROOT)
     assert bad.returncode == 2 and "No layer named 'nope'" in bad.stderr
 
 

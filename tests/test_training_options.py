@@ -48,7 +48,7 @@ def test_spec_augment_masks_bands_in_training_only():
 
 
 def test_spec_augment_rejects_bad_arguments():
-    with pytest.raises(ValueError, match=r"time_masks=-1: expected an integer in \[0, 100\]"):
+    with pytest.raises(ValueError, match="time_masks=-1: expected an integer >= 0"):
         SpecAugment(time_masks=-1)
     with pytest.raises(ValueError, match="freq_mask_fraction=1.5: expected a fraction"):
         SpecAugment(freq_mask_fraction=1.5)

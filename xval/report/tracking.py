@@ -66,10 +66,6 @@ def tracking_uri(target: str | Path | None = None) -> tuple[str, Path | None]:
             raise ConfigurationError(
                 f"--mlflow {target!r}: unknown tracking URI scheme {scheme.group(1)!r}; "
                 f"expected a folder or a URI of {', '.join(URI_SCHEMES)}.")
-        if scheme.group(1).lower() in ("http", "https"):
-            check_reachable(target, "The MLflow tracking server",
-                            "start it (`mlflow server`) or check --mlflow.",
-                            default_port=443 if scheme.group(1).lower() == "https" else 80)
         return target, None
     if not target.strip() or "://" in target or target.startswith(":"):
         raise ConfigurationError(
@@ -152,6 +148,11 @@ class MLflowListener:
         """
         if self._client is not None:
             return self._client
+        scheme = self.uri.split(":", 1)[0].lower()
+        if scheme in ("http", "https"):  # one try, not minutes of MLflow's own retries
+            check_reachable(self.uri, "The MLflow tracking server",
+                            "start it (`mlflow server`) or check --mlflow.",
+                            default_port=443 if scheme == "https" else 80)
         from mlflow import MlflowClient  # noqa: PLC0415  (optional: --mlflow)
         from mlflow.exceptions import MlflowException  # noqa: PLC0415
 
