@@ -218,7 +218,7 @@ class ResemblyzerEncoder(Encoder):
         self.linear.load_state_dict({"weight": state["linear.weight"],
                                      "bias": state["linear.bias"]})
         for module in (self.lstms, self.linear):
-            module.to(self.device).eval()
+            module.to(self.device).train(False)  # inference mode (dropout off)
 
     def frames(self, n_samples: int) -> int:
         return 1 + n_samples // self.hop_length
@@ -296,7 +296,7 @@ class TransformersEncoder(Encoder):
         self.name, self.revision, self.config = str(name), revision, config
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model = transformers.AutoModel.from_pretrained(folder, local_files_only=True)
-        self.model.to(self.device).eval()
+        self.model.to(self.device).train(False)  # inference mode (dropout off)
         if (folder / "preprocessor_config.json").is_file():
             self.extractor = transformers.AutoFeatureExtractor.from_pretrained(
                 folder, local_files_only=True)
