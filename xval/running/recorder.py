@@ -46,6 +46,7 @@ from xval.core.records import (
     check_fold,
 )
 from xval.core.snapshot import write_snapshot
+from xval.report import validation
 
 _R = TypeVar("_R")
 Out = Callable[..., None]
@@ -80,14 +81,12 @@ def read_record(path: Path, reader: Callable[[Any], _R], fix: str) -> _R:
         ResultsConflictError: when the file is not valid JSON (truncated, edited by hand) or
             not a record of its kind.
     """
-    try:
-        data = read_json(path)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ResultsConflictError(f"{path} is not valid JSON ({e}): {fix}") from e
-    try:
-        return reader(data)
-    except RecordError as e:
-        raise ResultsConflictError(f"{path} is not a valid record ({e}): {fix}") from e
+    record, why = validation.read_record(path, reader)  # the report's reading, strict here
+    if why:
+        raise ResultsConflictError(f"{path} {why}: {fix}")
+    if record is None:
+        raise ResultsConflictError(f"{path} is missing: {fix}")
+    return record
 
 
 def sha256_of(path: Path) -> str:
