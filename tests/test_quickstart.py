@@ -75,3 +75,22 @@ def test_quickstart_from_a_folder_of_audio_to_a_workbook(tmp_path):
                   project)
     assert report.returncode == 0, report.stderr
     assert "complete" in report.stdout
+
+
+@pytest.mark.parametrize("items,wanted,expected", [(3, None, 3), (4, None, 4), (9, None, 5),
+                                                   (4, 2, 2), (3, 2, None), (4, 5, None),
+                                                   (4, 0, None)])
+def test_init_folds_follow_the_splitter(items, wanted, expected):
+    """`init --folds` accepts exactly what the splitter can make of the items found (3 items
+    cannot make 2 folds), so no store is built for a split that is then refused."""
+    import pandas as pd
+
+    from xval.cli.init import _folds
+    from xval.core.errors import ConfigurationError
+
+    rows = pd.DataFrame({"item": [f"s{i}" for i in range(items)]})
+    if expected is None:
+        with pytest.raises(ConfigurationError, match=f"--folds {wanted}: {items} items allow"):
+            _folds(rows, wanted)
+    else:
+        assert _folds(rows, wanted) == expected

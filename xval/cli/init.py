@@ -25,6 +25,7 @@ from xval.cli.scripts import SCRIPT, load_experiment
 from xval.config import schema
 from xval.config.loader import Config, load_config
 from xval.core.errors import ConfigurationError, DatasetError
+from xval.folds import allowed_folds
 
 PRESETS = {"fsdd": sources.FSDD_PATTERN, "ravdess": sources.RAVDESS_PATTERN,
            "speaker-id": sources.SPEAKER_ID_PATTERN}
@@ -160,11 +161,13 @@ def _check_rows(rows: pd.DataFrame, how: str) -> None:
 
 def _folds(rows: pd.DataFrame, wanted: int | None) -> int:
     n_items = int(rows["item"].nunique())
-    if wanted is None:
-        return min(MAX_FOLDS, n_items)
-    if not 2 <= wanted <= n_items:
-        raise ConfigurationError(f"--folds {wanted}: expected 2 to {n_items} (the items "
-                                 "found; each fold tests at least one).")
+    allowed = [k for k in allowed_folds(n_items) if k >= 2]  # the splitter's own rule
+    if wanted is None and allowed:
+        return max(k for k in allowed if k <= MAX_FOLDS)
+    if wanted not in allowed:
+        raise ConfigurationError(
+            f"--folds {wanted}: {n_items} items allow {', '.join(map(str, allowed)) or 'none'} "
+            "(every fold keeps test, validation and training items apart).")
     return wanted
 
 
