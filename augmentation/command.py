@@ -18,6 +18,7 @@ from xval.config import schema
 from xval.core.errors import ConfigurationError, DatasetError
 from xval.core.files import atomic_write_bytes
 from xval.core.outputs import check_output_files, check_output_folder
+from xval.core.terminal import is_terminal
 
 
 def output_names(relative: Path, n: int) -> list[Path]:
@@ -163,7 +164,7 @@ def augment_folder(in_dir: str | os.PathLike[str], out_dir: str | os.PathLike[st
     limits = single_threaded() if pool is None else contextlib.nullcontext()
     try:
         with limits:
-            for result in tqdm(results, total=len(work), disable=not progress, unit="file",
+            for result in tqdm(results, total=len(work), disable=not (progress and is_terminal()), unit="file",
                                desc="augment"):
                 if "error" in result:
                     skipped.append({"path": result["path"], "reason": result["error"]})

@@ -31,6 +31,7 @@ from xval import tasks
 from xval.core.errors import ConfigurationError, DatasetError
 from xval.core.files import make_temp_file, storage_error
 from xval.core.outputs import check_output_folder
+from xval.core.terminal import is_terminal
 
 Augmenter = Callable[[np.ndarray, int, int], np.ndarray]
 """`augmenter(y, sample_rate, seed) -> y`: one augmented version of a signal."""
@@ -367,7 +368,7 @@ def build_store(rows: pd.DataFrame, out: str | os.PathLike[str], *,
         with os.fdopen(raw_fd, "wb") as raw:
             extraction = _Extraction(raw, skipped, strict)
             with _extraction_results(work, params, workers) as results:
-                bar = tqdm(results, total=len(work), disable=not progress, unit="file",
+                bar = tqdm(results, total=len(work), disable=not (progress and is_terminal()), unit="file",
                            desc=f"features -> {out.name}")
                 for record, result in zip(rows.to_dict("records"), bar):
                     extraction.add(record, result)

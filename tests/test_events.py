@@ -180,6 +180,12 @@ def test_frame_metrics_hand_made():
     m = frame_metrics(np.array([[1, 0], [1, 1]]), np.array([[0.8, 0.1], [0.3, 0.6]]))
     assert m["frame_precision"] == 1.0 and m["frame_recall"] == pytest.approx(2 / 3)
     assert frame_metrics(np.eye(3), np.eye(3))["frame_f1"] == 1.0
+    # Per-class thresholds (a fold's choice on validation): class 0 at 0.2, class 1 at 0.7.
+    m = frame_metrics(np.array([[1, 0], [1, 1]]), np.array([[0.8, 0.1], [0.3, 0.6]]),
+                      threshold=[0.2, 0.7])
+    assert m["frame_precision"] == 1.0 and m["frame_recall"] == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="3 thresholds for 2 classes"):
+        frame_metrics(np.zeros((3, 2)), np.zeros((3, 2)), threshold=[0.5, 0.5, 0.5])
     assert frame_metrics(np.zeros((3, 1)), np.zeros((3, 1)))["frame_f1"] == 0.0
     with pytest.raises(ValueError, match=r"y_true of shape \(3, 1\) and y_prob of shape"):
         frame_metrics(np.zeros((3, 1)), np.zeros((3, 2)))

@@ -35,8 +35,12 @@ def _fsdd_like(folder):
 def _run(args, cwd, timeout=600):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=cwd,
-                          env=env, timeout=timeout)
+    # Bytes decoded as they are: text=True would turn a bar's carriage returns into newlines.
+    proc = subprocess.run([sys.executable, *args], capture_output=True, cwd=cwd, env=env,
+                          timeout=timeout)
+    return subprocess.CompletedProcess(proc.args, proc.returncode,
+                                       proc.stdout.decode(errors="replace"),
+                                       proc.stderr.decode(errors="replace"))
 
 
 @pytest.mark.slow
@@ -47,9 +51,10 @@ def test_quickstart_from_a_folder_of_audio_to_a_workbook(tmp_path):
     project = tmp_path / "project"
     project.mkdir()
 
-    init = _run(["-m", "xval", "init", str(audio), "--name", "wavs", "--no-progress"], project)
+    init = _run(["-m", "xval", "init", str(audio), "--name", "wavs"], project)
     assert init.returncode == 0, init.stdout + init.stderr
     assert "Traceback" not in init.stderr
+    assert "\r" not in init.stdout + init.stderr  # no bar redraws in a pipe or a log file
     assert "Found 24 files" in init.stdout and "2 classes, 4 items" in init.stdout
     assert "Data: " in init.stdout and "Folds: 4 requested" in init.stdout  # data checks
     command = re.search(r"Run the experiment with:\s+(\S+) (experiments/wavs\.py)",

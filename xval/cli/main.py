@@ -15,6 +15,7 @@ from xval.cli.inference import main_detect, main_embed, main_evaluate, main_pred
 from xval.config.loader import find_config, load_config
 from xval.core.errors import ConfigurationError, XvalError
 from xval.core.logs import quiet_framework_logs
+from xval.core.terminal import line_buffered_output
 from xval.core.version import add_version
 from xval.report.results import check_experiment_folder
 from xval.report.terminal import terminal_table
@@ -181,6 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Runs `python -m xval COMMAND ...`; returns the exit code (2: a one-line error)."""
     args = build_parser().parse_args(argv)
     quiet_framework_logs(verbose=args.verbose)
+    line_buffered_output()
     try:
         if args.quiet and args.verbose:
             raise XvalError("Give -q/--quiet or -v/--verbose, not both.")

@@ -13,6 +13,7 @@ from xval.config.params import parse_override
 from xval.config.schema import BACKENDS
 from xval.core.errors import ConfigurationError, XvalError
 from xval.core.interrupts import raise_if_interrupted, sticky_interrupts
+from xval.core.terminal import line_buffered_output
 from xval.core.version import add_version
 from xval.report.tracking import MLflowListener
 from xval.running.declaration import ExperimentDeclaration
@@ -109,6 +110,7 @@ def run_experiment_cli(experiment: ExperimentDeclaration,
     """
     parser = experiment_parser(experiment)
     args = parser.parse_args(argv)
+    line_buffered_output()
     with sticky_interrupts():  # a Ctrl-C that lands inside Keras is not lost
         return _main(experiment, args)
 

@@ -24,6 +24,7 @@ from xval import tasks
 from xval.core.errors import TrainingError
 from xval.core.interrupts import raise_if_interrupted
 from xval.core.records import FoldResult, Job
+from xval.core.terminal import is_terminal
 from xval.executors.base import Executor, JobQueue
 from xval.running.recorder import Out, Recorder
 
@@ -100,7 +101,7 @@ class Scheduler:
         self._failed, self._finished = set(), set()
         total = sum(self._remaining.values())
         self._done = 0
-        if self.progress and total and _is_terminal(sys.stderr):
+        if self.progress and total and is_terminal(sys.stderr):
             self._bar = tqdm(total=total, unit="fold", desc="folds", file=sys.stderr,
                              dynamic_ncols=True, smoothing=0.1)
         elif self.progress and total:
@@ -189,15 +190,6 @@ class Scheduler:
                   f"{result.seconds:.1f}s){self._eta()}")
         if result.late_best_epoch:
             self._say(result.late_epoch_note())
-
-
-def _is_terminal(stream: Any) -> bool:
-    """Whether `stream` is an interactive terminal (a bar redraws; a log file keeps
-    every redraw)."""
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError):  # replaced or closed streams
-        return False
 
 
 def _clock(seconds: float) -> str:

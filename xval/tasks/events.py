@@ -180,22 +180,28 @@ def frame_metrics(y_true: np.ndarray, y_prob: np.ndarray,
     Args:
         y_true: `np.ndarray [shape=(..., classes)]` of 0/1 frame targets.
         y_prob: `np.ndarray`, same shape, of probabilities.
-        threshold: a frame is predicted active at `y_prob >= threshold`. Defaults to `0.5`.
+        threshold: a frame is predicted active at `y_prob >= threshold`: one threshold, or
+            one per class (the last axis). Defaults to `0.5`.
 
     Returns:
         dict `frame_f1, frame_precision, frame_recall` (0 where undefined: no active
         frame predicted or annotated).
 
     Raises:
-        ValueError: when the shapes differ.
+        ValueError: when the shapes differ, or per-class thresholds do not match the
+            classes.
     """
     y_true, y_prob = np.asarray(y_true), np.asarray(y_prob)
+    thresholds = np.asarray(threshold, dtype=float)
+    if thresholds.ndim and thresholds.shape != y_prob.shape[-1:]:
+        raise ValueError(f"{thresholds.size} thresholds for {y_prob.shape[-1]} classes: "
+                         "expected one threshold, or one per class.")
     if y_true.shape != y_prob.shape:
         raise ValueError(f"y_true of shape {y_true.shape} and y_prob of shape {y_prob.shape}: "
                          "expected the same shape.")
     precision, recall, f1, _ = precision_recall_fscore_support(
-        y_true.ravel() >= 0.5, y_prob.ravel() >= threshold, average="binary",
-        zero_division=0)
+        y_true.ravel() >= 0.5, (y_prob >= thresholds).ravel(),
+        average="binary", zero_division=0)
     return {"frame_f1": float(f1), "frame_precision": float(precision),
             "frame_recall": float(recall)}
 
