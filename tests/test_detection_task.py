@@ -83,6 +83,22 @@ def test_detection_metrics_of_the_task_on_hand_made_windows():
     assert metrics["event_f1"] == pytest.approx(2 / 3)
 
 
+def test_two_classes_scored_with_the_per_class_thresholds_a_fold_chose():
+    task = tasks.get("detection")
+    y = np.zeros((1, 50, 2), np.float32)
+    y[0, 10:20, 0] = 1  # a dog bark 0.2-0.4 s
+    y[0, 30:40, 1] = 1  # a voice 0.6-0.8 s
+    prob = np.full_like(y, 0.01)
+    prob[0, 10:20, 0] = 0.35  # the dog class is scored low: found at 0.3, not at 0.5
+    prob[0, 30:40, 1] = 0.9
+    logits = np.log(prob / (1 - prob))
+    chosen = task.evaluate(y, logits, 2, frame_seconds=0.02, classes=["dog", "voice"],
+                           params={"detection_threshold": [0.3, 0.5]})
+    assert chosen["frame_recall"] == pytest.approx(1.0) and chosen["event_f1"] == 1.0
+    plain = task.evaluate(y, logits, 2, frame_seconds=0.02, classes=["dog", "voice"])
+    assert plain["frame_recall"] == pytest.approx(0.5) and plain["event_f1"] < 1.0
+
+
 def test_stitch_windows_averages_overlaps_and_merges_targets():
     from xval.tasks.events import stitch_windows
 
