@@ -51,8 +51,9 @@ def feature_params(values: Mapping[str, Any] | None = None, *, style: str = "par
             chosen feature type (see `preprocessing.features.register`).
 
     Returns:
-        dict of every `[features]` key but `workers`, in the schema's order, then the
-        options of the feature type (their defaults where not given).
+        dict of every `[features]` key but `workers`, in the schema's order (`dtype`
+        `auto` resolved to the feature type's own), then the options of the feature type
+        (their defaults where not given).
 
     Raises:
         DatasetError: for an unknown key.
@@ -79,6 +80,8 @@ def feature_params(values: Mapping[str, Any] | None = None, *, style: str = "par
             "section: preprocessing.feature_params(config.features, ...)."
         )
     params = schema.check_section("features", {k: merged[k] for k in keys}, style=style)
+    if params["dtype"] == "auto":  # the type's own storage type, recorded as resolved
+        params["dtype"] = get(params["feature"]).dtype
     params.update({k: merged.get(k, default) for k, default in options.items()})
     return params
 

@@ -152,7 +152,7 @@ def test_find_config_missing(tmp_path, monkeypatch):
     ("training", "generator_workers", "-3", r"generator_workers = -3.*expected an integer in \[0, 256\]"),
     ("training", "freeze_layers", "-5", "freeze_layers = -5.*expected an integer >= -1"),
     ("features", "n_mels", "0", r"n_mels = 0.*expected an integer in \[1, 2048\]"),
-    ("features", "dtype", "int8", "dtype = 'int8'.*expected one of float32, float16"),
+    ("features", "dtype", "int8", "dtype = 'int8'.*expected one of auto, float32, float16"),
     ("features", "fmax", "9000", r"fmax = 9000.0.*at most sample_rate / 2 = 8000"),
     ("features", "fmin", "8000", "fmin = 8000.0.*expected less than fmax = 8000"),
     ("features", "silence_threshold_db", "3", "silence_threshold_db = 3.0.*<= 0"),

@@ -1,6 +1,7 @@
 """The detection task end to end: annotated recordings -> store with frame targets -> a
 speaker-independent experiment with sed_eval metrics, on torch and tensorflow."""
 
+import io
 import json
 
 import numpy as np
@@ -211,6 +212,7 @@ def test_detection_experiment_runs_and_reports(events_store, tmp_path, backend):
         assert (plots / f"{wav.stem}_activity.png").stat().st_size > 1000
         from xval.inference.detect import detect_files
 
+        _check_evaluate_on_annotated_recordings(exp, wav.parent, config)
         info = json.loads((events_store.path / "dataset.json").read_text())
         with pytest.raises(ConfigurationError, match="is a classification model; `detect` "
                                                      "needs a detection model"):
@@ -237,6 +239,37 @@ def test_detection_experiment_runs_and_reports(events_store, tmp_path, backend):
     names = [c.value for c in plots[2] if c.value]
     assert names[-3:] == [f"activity_fold_{i}.png" for i in range(3)]
     assert len(plots._images) >= len(names)
+
+
+def _check_evaluate_on_annotated_recordings(exp, raw, config):
+    """`python -m xval evaluate --annotations`: the experiment's recording metrics of the
+    detected events; without --annotations, one error line saying how."""
+    import subprocess
+    import sys
+
+    from xval.inference.evaluate import evaluate_recordings
+
+    def evaluate(*args):
+        return subprocess.run([sys.executable, "-m", "xval", "evaluate", str(exp / "instance_1"),
+                               *args, "--config", str(config)],
+                              capture_output=True, text=True, timeout=300)
+
+    proc = evaluate(str(raw), "--annotations", str(raw / "annotations.csv"), "--format", "csv")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    table = pd.read_csv(io.StringIO(proc.stdout), comment="#")
+    overall = table[table["label"].isna()].set_index("metric")["value"]
+    for name in ("event_f1", "onset_f1", "segment_f1", "segment_error_rate", "frame_f1"):
+        assert np.isfinite(overall[name]), name
+    assert 0 <= overall["event_f1"] <= overall["onset_f1"] <= 1  # onsets alone match more
+    assert table[table["label"] == "digit"]["metric"].tolist() == ["event_f1"]
+    annotated = pd.read_csv(raw / "annotations.csv")
+    report = evaluate_recordings(exp / "instance_1", raw / "annotations.csv", raw, fold=0)
+    assert report["files"] == annotated.iloc[:, 0].nunique()
+    assert report["levels"]["recording"]["event_f1"] == pytest.approx(
+        report["levels"]["recording"]["class_f1"]["digit"])  # one class: the same F1
+    proc = evaluate(str(raw))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "--annotations" in proc.stderr and "detector" in proc.stderr
 
 
 def check_activity_plot(instance_dir, fold):
@@ -339,6 +372,7 @@ def sparse_store(path, *, windows=10, frames=40, bins=6, seed=0):
 # whether the engine's loader reads it. Runs in this process (torch) and in a subprocess
 # (tensorflow).
 _WEIGHTING = """
+import io
 import json
 import sys
 

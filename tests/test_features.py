@@ -81,6 +81,8 @@ def test_registered_type_is_a_schema_choice_with_its_parameters_and_options():
 def test_register_refuses_bad_functions():
     with pytest.raises(ValueError, match="'mel' is already registered"):
         register("mel", bins=lambda p: 1)(band_energy)
+    with pytest.raises(ValueError, match="dtype='int8': expected float32 or float16"):
+        register("test_int8", bins=lambda p: 1, dtype="int8")
     with pytest.raises(TypeError, match="keyword-only parameters after the waveform"):
         register("test_positional", bins=lambda p: 1)(lambda y, sample_rate: y)
 

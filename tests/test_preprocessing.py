@@ -589,6 +589,10 @@ def test_feature_params_checks_values_and_never_reads_config(tmp_path, monkeypat
         feature_params(None, **{**params, "n_mels": 0})
     with pytest.raises(ConfigurationError, match="--dtype 'int8': expected one of"):
         feature_params(None, style="flag", **{**params, "dtype": "int8"})
+    # dtype auto (the default) is the type's own, recorded resolved; a given one is kept.
+    assert feature_params(DEFAULTS)["dtype"] == "float32"
+    assert feature_params(DEFAULTS, feature="pretrained")["dtype"] == "float16"
+    assert feature_params(DEFAULTS, feature="pretrained", dtype="float32")["dtype"] == "float32"
     with pytest.raises(DatasetError, match="Unknown feature parameter 'n_mel'"):
         feature_params(DEFAULTS, n_mel=3)
     with pytest.raises(ConfigurationError, match="--feature 'chroma': expected one of stft, "

@@ -67,7 +67,7 @@ def params_for(config, encoder, **options):
     hop = 160 if encoder == pt.RESEMBLYZER else 320
     return feature_params(config.features, feature="pretrained", encoder=str(encoder),
                           sample_rate=16000, hop_length=hop, segment_seconds=0.5,
-                          segment_hop_seconds=0.5, dtype="float16", device="cpu", **options)
+                          segment_hop_seconds=0.5, device="cpu", **options)  # dtype auto: float16
 
 
 @pytest.fixture(scope="module", params=KINDS)
@@ -301,7 +301,7 @@ def test_cli_passes_feature_options(tmp_path, capsys):
             r"(?P<label>[a-z]+)_(?P<item>s\d)_\d\.wav$", "--config", str(config),
             "--out", str(tmp_path / "store"), "--feature", "pretrained", "--sample-rate",
             "16000", "--hop-length", "320", "--segment-seconds", "0.5",
-            "--segment-hop-seconds", "0.5", "--dtype", "float16", "-q",
+            "--segment-hop-seconds", "0.5", "-q",
             "--feature-option", f"encoder={folder}", "--feature-option", "layers=[-1]",
             "--feature-option", "device=cpu", "--feature-option", "batch_size=2"]
     assert main([*argv, "--feature-option", "frame_pol=2"]) == 2

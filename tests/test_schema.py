@@ -45,7 +45,7 @@ def test_config_files_are_the_schema_rendered():
     ("features", "fmin", "10", "fmin='10': expected a number >= 0 .finite.; got str"),
     ("features", "fmin", float("nan"), r"fmin=nan: expected a number >= 0 \(finite\)"),
     ("features", "fmax", None, None),
-    ("features", "dtype", None, "dtype=None: expected one of float32, float16"),
+    ("features", "dtype", None, "dtype=None: expected one of auto, float32, float16"),
     ("training", "load_model", 3, "load_model=3: expected a string, or none; got int"),
     ("report", "alpha", 1, r"alpha=1.0: expected a number in \(0, 1\)"),
 ])
@@ -101,7 +101,7 @@ def test_add_arguments_types_help_and_errors(capsys):
     with pytest.raises(SystemExit) as e:
         parser.parse_args(["--dtype", "int8"])
     assert e.value.code == 2
-    assert "argument --dtype: 'int8': expected one of float32, float16" in capsys.readouterr().err
+    assert "argument --dtype: 'int8': expected one of auto, float32, float16" in capsys.readouterr().err
 
 
 def run_preprocessing(tmp_path, *flags):
@@ -122,7 +122,7 @@ def run_preprocessing(tmp_path, *flags):
 
 @pytest.mark.parametrize("flags,match", [
     (["--n-mels", "0"], r"argument --n-mels: 0: expected an integer in \[1, 2048\]"),
-    (["--dtype", "int8"], "argument --dtype: 'int8': expected one of float32, float16"),
+    (["--dtype", "int8"], "argument --dtype: 'int8': expected one of auto, float32, float16"),
     (["--feature", "foo"], "argument --feature: 'foo': expected one of stft, mel, mfcc, cqt"),
     (["--sample-rate", "0"], r"argument --sample-rate: 0: expected an integer in \[1, 768000\]"),
     (["--hop-length", "0"], r"argument --hop-length: 0: expected an integer in \[1, 65536\]"),

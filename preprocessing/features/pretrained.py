@@ -4,7 +4,8 @@ A row of a `pretrained` store is `(frames, layers * dim)`: the states of the cho
 side by side on the last axis (layer-major), so that every consumer of `(time, frequency)`
 rows (normalisation, the builders, `predict`) works unchanged and a head that weighs layers
 (`architectures.pretrained.LayerWeightedSum`) reshapes them to `(frames, layers, dim)`.
-Build such stores with `dtype="float16"` (half the size; the states need no more).
+Such stores are float16 by default (`[features] dtype = auto`: half the size; the states
+need no more).
 
 Two kinds of encoder, both read from the local disk only (nothing is ever downloaded here):
 
@@ -393,7 +394,8 @@ def _describe(params: Params) -> dict[str, Any]:
             "layers": select_layers(params.get("layers", "all"), encoder.n_layers)}
 
 
-@register("pretrained", bins=_bins, frames=_frames, batched=True, describe=_describe)
+@register("pretrained", bins=_bins, frames=_frames, batched=True, describe=_describe,
+          dtype="float16")
 def pretrained(y: np.ndarray, *, sample_rate: int, hop_length: int = 160,
                encoder: str = RESEMBLYZER, revision: str | None = None,
                layers: Layers = "all", batch_size: int = 16, device: str | None = None,

@@ -109,6 +109,7 @@ class FeatureType:
             frames, bins)`; the store is built in one process.
         describe: `describe(params) -> dict`, what `dataset.json` records of the type
             (`front_end`), or `None`.
+        dtype: the storage type of its stores when `[features] dtype` is `auto`.
     """
 
     name: str
@@ -120,6 +121,7 @@ class FeatureType:
     frequencies: Callable[[Params], np.ndarray] | None = None
     batched: bool = False
     describe: Callable[[Params], dict[str, Any]] | None = None
+    dtype: str = "float32"
 
     def keywords(self, values: Params) -> dict[str, Any]:
         """The keyword arguments of `function` found in `values` (sample_rate included)."""
@@ -164,8 +166,8 @@ def register(name: str, *, bins: Callable[[Params], int],
              frames: Callable[[int, Params], int] = centred_frames,
              frequencies: Callable[[Params], np.ndarray] | None = None,
              batched: bool = False,
-             describe: Callable[[Params], dict[str, Any]] | None = None
-             ) -> Callable[[FeatureFunction], FeatureFunction]:
+             describe: Callable[[Params], dict[str, Any]] | None = None,
+             dtype: str = "float32") -> Callable[[FeatureFunction], FeatureFunction]:
     """Decorator registering a feature function under `name`.
 
     Args:
@@ -182,6 +184,9 @@ def register(name: str, *, bins: Callable[[Params], int],
             model loaded once). Defaults to `False`.
         describe: `describe(params) -> dict`, what `dataset.json` records of the type
             under `front_end` (see the module's docstring). Defaults to `None`.
+        dtype: the storage type of the type's stores when `[features] dtype` is `auto`:
+            `"float32"` or `"float16"` (half the size, for values that need no more, such
+            as an encoder's hidden states). Defaults to `"float32"`.
 
     Returns:
         The decorator, which returns the function unchanged.
@@ -189,8 +194,12 @@ def register(name: str, *, bins: Callable[[Params], int],
     Raises:
         TypeError: when the function does not take `(y, *, sample_rate, ...)` or an option
             (a keyword that is not a `[features]` key) has no default.
-        ValueError: when the name is not an identifier or is taken.
+        ValueError: when the name is not an identifier or is taken, or `dtype` is not a
+            storage type.
     """
+    if dtype not in ("float32", "float16"):
+        raise ValueError(f"Feature type {name!r}: dtype={dtype!r}: expected float32 or "
+                         "float16.")
 
     def decorator(function: FeatureFunction) -> FeatureFunction:
         if not isinstance(name, str) or not name.isidentifier():
@@ -201,7 +210,7 @@ def register(name: str, *, bins: Callable[[Params], int],
         _TYPES[name] = FeatureType(name=name, function=function, params=params,
                                    options=options, bins=bins, frames=frames,
                                    frequencies=frequencies, batched=batched,
-                                   describe=describe)
+                                   describe=describe, dtype=dtype)
         return function
 
     return decorator

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import io
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -14,7 +15,13 @@ from xval.core.files import atomic_write_bytes, atomic_write_text
 from xval.core.outputs import check_output_files, check_output_folder
 from xval.inference.detect import activity_plot, detect_files
 from xval.inference.embed import embed_files
-from xval.inference.evaluate import evaluate_rows, format_csv, format_text, source_rows
+from xval.inference.evaluate import (
+    evaluate_recordings,
+    evaluate_rows,
+    format_csv,
+    format_text,
+    source_rows,
+)
 from xval.inference.predict import predict_files
 
 
@@ -114,7 +121,29 @@ def main_detect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate_recordings(args: argparse.Namespace) -> dict[str, Any]:
+    """`evaluate --annotations`: a detector scored on the annotated recordings of SOURCE."""
+    given = [f"--{name.replace('_', '-')}" for name in
+             ("source", "pattern", "label_map", "clip_column")
+             if getattr(args, name, None) is not None] + (["--manifest"] if args.manifest else [])
+    if given:
+        raise ConfigurationError(f"{', '.join(given)} cannot be used with --annotations "
+                                 "(SOURCE is the folder of the annotated recordings).")
+    if len(args.sources) != 1 or not Path(args.sources[0]).is_dir():
+        raise DatasetError(f"With --annotations, SOURCE is one folder of recordings (got "
+                           f"{' '.join(args.sources)}).")
+    return evaluate_recordings(args.model, args.annotations, args.sources[0], fold=args.fold,
+                               ensemble=args.ensemble, dataset_info=args.dataset_info,
+                               layout=args.layout, units=args.annotation_units,
+                               annotation_sample_rate=args.annotation_sample_rate)
+
+
 def main_evaluate(args: argparse.Namespace) -> int:
+    if getattr(args, "annotations", None):
+        report = _evaluate_recordings(args)
+        print(format_csv(report) if args.format == "csv" else format_text(report), end=""
+              if args.format == "csv" else "\n")
+        return 0
     source = args.source
     if args.manifest:
         if source not in (None, "manifest"):

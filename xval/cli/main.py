@@ -125,7 +125,8 @@ def _evaluate_parser(sub: argparse._SubParsersAction, flags: argparse.ArgumentPa
                        help="score saved models on new labelled audio")
     p.add_argument("model", help="an instance_<k> folder or a .keras file (as for predict)")
     p.add_argument("sources", nargs="+", metavar="SOURCE",
-                   help="class folders (default), folders for --pattern, or CSV manifests")
+                   help="class folders (default), folders for --pattern, CSV manifests, "
+                        "or the folder of the recordings of --annotations")
     p.add_argument("--source", choices=("folders", "regex", "manifest"),
                    help="how SOURCE is read (default: regex with --pattern, else folders)")
     p.add_argument("--pattern", help="regex with (?P<label>..) over relative paths; presets: "
@@ -136,6 +137,13 @@ def _evaluate_parser(sub: argparse._SubParsersAction, flags: argparse.ArgumentPa
     p.add_argument("--label-column", default="label", help="manifest column of labels")
     p.add_argument("--clip-column", help="manifest column of clip ids")
     p.add_argument("--root", help="folder the manifest paths are relative to")
+    p.add_argument("--annotations", help="detection models: the annotation CSV of the "
+                                         "recordings in SOURCE (a folder)")
+    p.add_argument("--layout", choices=("auto", "wide", "long"), default="auto",
+                   help="with --annotations: as for `preprocessing detection`")
+    p.add_argument("--annotation-units", choices=("samples", "seconds"), default="samples")
+    p.add_argument("--annotation-sample-rate", type=int,
+                   help="sample rate of the annotation's sample numbers, when not the file's")
     p.add_argument("--format", choices=("text", "csv"), default="text")
     _model_arguments(p)
 

@@ -408,9 +408,10 @@ SCHEMA = {
                    'segment.')),
         "segment_hop_seconds": _float("hop between segments (seconds)", 0, 3600, open_low=True,
             default=0.5),
-        "dtype": _choice("storage type of features.npy", ("float32", "float16"),
-            default='float32',
-            notes='Storage type of features.npy: float32 | float16.'),
+        "dtype": _choice("storage type of features.npy", ("auto", "float32", "float16"),
+            default='auto',
+            notes=('Storage type of features.npy: auto (the feature type\'s own: float32 for '
+                   'the spectral types, float16 for pretrained) | float32 | float16.')),
         "peak_normalize": Key("bool", "scale every file to a peak of 1 before extraction",
             default=True,
             notes='Scale every file to a peak of 1 before feature extraction.'),

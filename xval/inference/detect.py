@@ -95,7 +95,8 @@ def detect_files(model_or_instance_dir: str | Path, files: Sequence[str | Path],
     Returns:
         list (one per file) of dicts: `file`, `model` (in words), `events` (list of
         `(onset_s, offset_s, label)`), `times` (frame times, seconds), `activity`
-        (`np.ndarray [shape=(frames, classes)]` of probabilities) and `classes`.
+        (`np.ndarray [shape=(frames, classes)]` of probabilities), `classes` and
+        `postprocessing` (the parameters that made the events).
 
     Raises:
         ConfigurationError: when the model is not a detection model.
@@ -125,7 +126,7 @@ def detect_files(model_or_instance_dir: str | Path, files: Sequence[str | Path],
                                   duration_s=feats["duration"])
         results.append({"file": str(path), "model": models.description, "events": events,
                         "times": np.arange(total) * frame_seconds, "activity": activity,
-                        "classes": classes})
+                        "classes": classes, "postprocessing": params})
     return results
 
 

@@ -3,7 +3,9 @@
 Rows come from the preprocessing sources (class folders, a regular expression, a CSV
 manifest); features are extracted with the model's own feature parameters; the models are
 those `xval.predict.resolve_models` picks (one `.keras`, a fold, the refit model, or the
-cross-validation ensemble of an instance folder).
+cross-validation ensemble of an instance folder). A detector is scored on annotated
+recordings instead (`evaluate_recordings`): the events it finds with the post-processing
+its folds chose on their validation recordings, against the annotation's.
 """
 
 from __future__ import annotations
@@ -17,9 +19,12 @@ import numpy as np
 import pandas as pd
 
 from preprocessing import sources
+from preprocessing.annotations import annotation_source
+from preprocessing.events import frame_targets
 from preprocessing.sources import LABEL_MAPS
 from xval import tasks
 from xval.core.errors import ConfigurationError, DatasetError
+from xval.inference.detect import detect_files
 from xval.inference.models import (
     DatasetInfo,
     dataset_info_for,
@@ -27,6 +32,7 @@ from xval.inference.models import (
     resolve_models,
     task_of,
 )
+from xval.tasks.events import detection_metrics, event_metrics, frame_metrics
 
 SOURCES = ("folders", "regex", "manifest")
 
@@ -155,14 +161,97 @@ def evaluate_rows(model_or_instance_dir: str | Path, rows: pd.DataFrame, *,
             "segments": int(len(outputs)), "skipped": skipped, "levels": levels}
 
 
+def evaluate_recordings(model_or_instance_dir: str | Path, annotations: str | Path,
+                        audio_root: str | Path, *, fold: int | None = None,
+                        ensemble: bool = False,
+                        dataset_info: DatasetInfo | str | Path | None = None,
+                        **read_kwargs: Any) -> dict[str, Any]:
+    """Scores a detection model on annotated recordings, as its experiment scores its
+    test recordings.
+
+    The events are those `detect` finds (`xval.inference.detect.detect_files`: the
+    instance's post-processing, the thresholds and median filter its folds chose on their
+    validation recordings where it leaves them unset); the metrics are the experiment's:
+    event F1 with a 200 ms collar (onsets and offsets), onset-only event F1, segment F1
+    and error rate (1 s segments), frame F1 at the chosen thresholds, and event F1 per class.
+
+    Args:
+        model_or_instance_dir: a `.keras` file or an `instance_<k>` folder of a detection
+            experiment.
+        annotations: the annotation CSV (wide or long, as `python -m preprocessing
+            detection` reads it).
+        audio_root: the folder of the annotated recordings.
+        fold: with an instance folder, keep this fold's model.
+        ensemble: use the fold models even when `final.keras` exists.
+        dataset_info: dict or path of the dataset description; `None` finds it.
+        **read_kwargs: passed to `preprocessing.annotations.read_annotations` (`layout`,
+            `units`, `annotation_sample_rate`, columns, `context`).
+
+    Returns:
+        dict: `model`, `task_type` (`"detection"`), `files`, `events` (annotated),
+        `skipped` (audio files without annotation) and `levels` (`recording`: the overall
+        metrics and `class_f1`, class -> event F1).
+
+    Raises:
+        ConfigurationError: when the model is not a detection model.
+        DatasetError: for every annotation error (see `annotation_source`), or an
+            annotated label the model does not detect.
+    """
+    recordings, events, skipped = annotation_source(annotations, audio_root, **read_kwargs)
+    if recordings.empty:
+        raise DatasetError(f"{annotations} annotates no recording under {audio_root}.")
+    results = detect_files(model_or_instance_dir, recordings["path"].tolist(), fold=fold,
+                           ensemble=ensemble, dataset_info=dataset_info)
+    classes = list(results[0]["classes"])
+    unknown = sorted(set(events["label"]) - set(classes))
+    if unknown:
+        raise DatasetError(
+            f"{annotations} has events labelled {unknown} that the model does not detect "
+            f"(its classes: {classes}); drop those events or evaluate a model trained "
+            "on them.")
+    files = recordings["file"].astype(str).tolist()
+    estimated = [(f, on, off, label) for f, r in zip(files, results)
+                 for on, off, label in r["events"]]
+    durations = dict(zip(files, recordings["duration_s"].astype(float)))
+    metrics = events_metrics(events, estimated, files, classes, durations)
+    truth, prob = [], []
+    for f, r in zip(files, results):
+        frame = float(r["times"][1] - r["times"][0]) if len(r["times"]) > 1 else 1.0
+        truth.append(frame_targets(events[events["file"] == f], len(r["times"]),
+                                   sample_rate=1.0 / frame, hop_length=1, classes=classes))
+        prob.append(r["activity"])
+    threshold = results[0]["postprocessing"]["detection_threshold"]
+    metrics.update(frame_metrics(np.concatenate(truth), np.concatenate(prob), threshold))
+    return {"model": results[0]["model"], "task_type": "detection", "files": len(files),
+            "events": len(events), "skipped": list(skipped), "levels": {"recording": metrics}}
+
+
+def events_metrics(reference: pd.DataFrame, estimated: list[tuple[str, float, float, str]],
+                   files: list[str], classes: list[str], durations: Mapping[str, float]
+                   ) -> dict[str, Any]:
+    """The experiment's event and segment metrics of whole recordings, and event F1 per
+    class."""
+    out: dict[str, Any] = dict(detection_metrics(reference, estimated, files=files,
+                                                 classes=classes, durations=durations))
+    onset = event_metrics(reference, estimated, files=files, classes=classes,
+                          evaluate_offset=False)
+    by_class = event_metrics(reference, estimated, files=files, classes=classes)
+    out["onset_f1"] = onset["event_f1"]
+    out["class_f1"] = by_class["class_f1"]
+    return out
+
+
 LEVEL_TITLES = {"clip": "Clip level (one row per file: its segment logits averaged)",
-                "segment": "Segment level (one row per segment)"}
+                "segment": "Segment level (one row per segment)",
+                "recording": "Recording level (the events found in each whole recording, "
+                             "post-processed as the folds chose on validation)"}
 
 
 def format_text(report: Mapping[str, Any]) -> str:
     """The evaluation as text: per level the metrics, the report and the confusion matrix."""
-    lines = [report["model"],
-             f"{report['files']} files, {report['segments']} segments"
+    counted = f"{report['segments']} segments" if "segments" in report \
+        else f"{report['events']} annotated events"
+    lines = [report["model"], f"{report['files']} files, {counted}"
              + (f", {len(report['skipped'])} skipped" if report["skipped"] else "")]
     for s in report["skipped"]:
         lines.append(f"  skipped {s['path']}: {s['reason']}")

@@ -74,8 +74,9 @@ CHOSEN_ON_VALIDATION = ("detection_threshold", "median_filter_seconds")
 leaves them unset (`None`, the detection default)."""
 
 _NOT_EVALUATED = (
-    "`python -m xval evaluate` scores labelled files of classification and regression "
-    "models; a detector is scored by its experiment's test metrics."
+    "The model is a detector, scored on annotated recordings: give the annotation CSV with "
+    "--annotations and the folder of its recordings as SOURCE (`python -m xval evaluate "
+    "MODEL RECORDINGS --annotations annotations.csv`)."
 )
 
 
@@ -487,6 +488,19 @@ class Detection(Task):
     def evaluation_level(self, y_true: np.ndarray, outputs: np.ndarray,
                          classes: Sequence[str]) -> dict[str, Any]:
         raise ConfigurationError(_NOT_EVALUATED)
+
+    def format_level(self, data: dict[str, Any]) -> list[str]:
+        """The overall metrics of annotated recordings, then event F1 per class."""
+        overall = {k: v for k, v in data.items() if k != "class_f1"}
+        lines = [", ".join(f"{k} {v:.4f}" for k, v in overall.items())]
+        lines += [f"  {c}: event_f1 {v:.4f}" for c, v in data.get("class_f1", {}).items()]
+        return lines
+
+    def level_records(self, level: str, data: dict[str, Any]) -> list[tuple[str, str, str, Any]]:
+        """`(level, label, metric, value)` rows: the overall metrics (empty label), then
+        `event_f1` per class."""
+        rows = [(level, "", k, v) for k, v in data.items() if k != "class_f1"]
+        return rows + [(level, c, "event_f1", v) for c, v in data.get("class_f1", {}).items()]
 
 
 def _reference(ys: Sequence[np.ndarray], frame_seconds: float,
