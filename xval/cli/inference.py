@@ -20,9 +20,11 @@ from xval.inference.evaluate import (
     evaluate_rows,
     format_csv,
     format_text,
+    model_task_name,
     source_rows,
 )
 from xval.inference.predict import predict_files
+from xval.tasks.detection import DETECTOR_EVALUATION
 
 
 def main_predict(args: argparse.Namespace) -> int:
@@ -144,6 +146,9 @@ def main_evaluate(args: argparse.Namespace) -> int:
         print(format_csv(report) if args.format == "csv" else format_text(report), end=""
               if args.format == "csv" else "\n")
         return 0
+    if model_task_name(args.model, fold=args.fold, ensemble=args.ensemble,
+                       dataset_info=args.dataset_info) == "detection":
+        raise ConfigurationError(f"{args.model} is a detection model. {DETECTOR_EVALUATION}")
     source = args.source
     if args.manifest:
         if source not in (None, "manifest"):

@@ -57,10 +57,10 @@ experiment = Experiment(
     task_type={task_type},
 )
 
-experiment[1] = {{"architecture": "example_cnn", "reshaping_type": "conv",
-                 "comment_1": "small CNN", "comment_2": "package defaults"}}
+experiment[1] = {{"architecture": "audio_cnn", "reshaping_type": "conv",
+                 "comment_1": "audio CNN", "comment_2": "package defaults"}}
 experiment[2] = {{"architecture": "mlp", "reshaping_type": "none",
-                 "comment_1": "MLP", "comment_2": "no convolutions"}}
+                 "comment_1": "MLP", "comment_2": "baseline: no convolutions"}}
 
 if __name__ == "__main__":
     experiment.main()

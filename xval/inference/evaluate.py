@@ -29,6 +29,7 @@ from xval.inference.models import (
     DatasetInfo,
     dataset_info_for,
     extract_features,
+    info_for,
     resolve_models,
     task_of,
 )
@@ -98,6 +99,16 @@ def source_rows(roots: Iterable[str | Path], *, source: str = "folders",
         frames.append(rows)
         skipped += bad
     return pd.concat(frames, ignore_index=True), skipped
+
+
+def model_task_name(model_or_instance_dir: str | Path, *, fold: int | None = None,
+                    ensemble: bool = False,
+                    dataset_info: DatasetInfo | str | Path | None = None) -> str:
+    """The task of saved model(s), read from their dataset description (no model is
+    loaded): `evaluate` reads labelled files for one and annotated recordings for a
+    detector, so it asks first."""
+    models = resolve_models(model_or_instance_dir, fold=fold, ensemble=ensemble)
+    return task_of(info_for(models, dataset_info)).name
 
 
 def evaluate_rows(model_or_instance_dir: str | Path, rows: pd.DataFrame, *,

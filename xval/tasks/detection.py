@@ -73,8 +73,8 @@ CHOSEN_ON_VALIDATION = ("detection_threshold", "median_filter_seconds")
 """The post-processing parameters a fold chooses on its validation rows when the instance
 leaves them unset (`None`, the detection default)."""
 
-_NOT_EVALUATED = (
-    "The model is a detector, scored on annotated recordings: give the annotation CSV with "
+DETECTOR_EVALUATION = (
+    "A detector is scored on annotated recordings: give the annotation CSV with "
     "--annotations and the folder of its recordings as SOURCE (`python -m xval evaluate "
     "MODEL RECORDINGS --annotations annotations.csv`)."
 )
@@ -483,11 +483,11 @@ class Detection(Task):
     # -- python -m xval evaluate -----------------------------------------------------------
 
     def file_targets(self, labels: Sequence[str], classes: Sequence[str]) -> np.ndarray:
-        raise ConfigurationError(_NOT_EVALUATED)
+        raise ConfigurationError(DETECTOR_EVALUATION)
 
     def evaluation_level(self, y_true: np.ndarray, outputs: np.ndarray,
                          classes: Sequence[str]) -> dict[str, Any]:
-        raise ConfigurationError(_NOT_EVALUATED)
+        raise ConfigurationError(DETECTOR_EVALUATION)
 
     def format_level(self, data: dict[str, Any]) -> list[str]:
         """The overall metrics of annotated recordings, then event F1 per class."""
