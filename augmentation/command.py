@@ -164,8 +164,8 @@ def augment_folder(in_dir: str | os.PathLike[str], out_dir: str | os.PathLike[st
     limits = single_threaded() if pool is None else contextlib.nullcontext()
     try:
         with limits:
-            for result in tqdm(results, total=len(work), disable=not (progress and is_terminal()), unit="file",
-                               desc="augment"):
+            for result in tqdm(results, total=len(work), unit="file", desc="augment",
+                               disable=not (progress and is_terminal())):
                 if "error" in result:
                     skipped.append({"path": result["path"], "reason": result["error"]})
                     continue

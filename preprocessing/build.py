@@ -371,8 +371,8 @@ def build_store(rows: pd.DataFrame, out: str | os.PathLike[str], *,
         with os.fdopen(raw_fd, "wb") as raw:
             extraction = _Extraction(raw, skipped, strict)
             with _extraction_results(work, params, workers) as results:
-                bar = tqdm(results, total=len(work), disable=not (progress and is_terminal()), unit="file",
-                           desc=f"features -> {out.name}")
+                bar = tqdm(results, total=len(work), unit="file", desc=f"features -> {out.name}",
+                           disable=not (progress and is_terminal()))
                 for record, result in zip(rows.to_dict("records"), bar):
                     extraction.add(record, result)
         extraction.write_npy(raw_path, npy_path)

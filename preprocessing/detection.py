@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from preprocessing.annotations import annotation_source
-from preprocessing.build import extract_file
+from preprocessing.build import extract_file, feature_params
 from preprocessing.events import frame_targets
 from preprocessing.features import feature_shape, front_end
 from preprocessing.store import FeatureStore, write_store
@@ -108,7 +108,7 @@ def build_detection_store(annotations: str | os.PathLike[str],
                 f"{len(missing)} annotated recording(s) have no item in the items CSV, e.g. "
                 f"{missing[0]!r}; add a row `file,item` for each.")
     classes = _event_classes(events, classes, annotations)
-    params, described = front_end(params)
+    params, described = front_end(feature_params(params))
     frames = feature_shape(params)[0]
     feats, targets, meta = [], [], []
     for record in recordings.to_dict("records"):
@@ -137,6 +137,10 @@ def build_detection_store(annotations: str | os.PathLike[str],
                         overwrite=overwrite,
                         info={"feature_params": params, "skipped": skipped,
                               "annotations": str(annotations),
+                              # How the CSV was read: `evaluate --annotations` reads alike.
+                              "annotation_options": {
+                                  k: v for k, v in read_kwargs.items()
+                                  if v is None or isinstance(v, (str, int, float, bool))},
                               **({"front_end": described} if described else {}),
                               **(info or {})})
     summary = {"recordings": int(len(recordings)) - len([s for s in skipped

@@ -3,6 +3,7 @@ speaker-independent experiment with sed_eval metrics, on torch and tensorflow.""
 
 import io
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -270,6 +271,17 @@ def _check_evaluate_on_annotated_recordings(exp, raw, config):
     proc = evaluate(str(raw))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "--annotations" in proc.stderr and "detector" in proc.stderr
+    # Read as the store read its annotations (recorded in dataset.json); an unreadable
+    # recording is skipped and listed, the others scored.
+    info = json.loads((exp / "dataset.json").read_text())
+    assert info["annotation_options"]["context"] == "keep"
+    broken = exp.parent / "broken_recordings"
+    shutil.copytree(raw, broken)
+    first = sorted(broken.glob("*.wav"))[0]
+    first.write_bytes(b"not audio")
+    report = evaluate_recordings(exp / "instance_1", broken / "annotations.csv", broken)
+    assert report["files"] == annotated.iloc[:, 0].nunique() - 1
+    assert [s["path"] for s in report["skipped"]] == [str(first)]
 
 
 def check_activity_plot(instance_dir, fold):
@@ -374,6 +386,7 @@ def sparse_store(path, *, windows=10, frames=40, bins=6, seed=0):
 _WEIGHTING = """
 import io
 import json
+import shutil
 import sys
 
 import numpy as np

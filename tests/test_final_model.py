@@ -209,7 +209,15 @@ def test_evaluate_regex_and_manifest_match_folders(trained, tmp_path):
         source_rows([new], source="folders", pattern="x")
 
 
-def test_evaluate_unknown_labels_are_listed(trained, tmp_path):
+def test_evaluate_unknown_labels_are_listed(trained, tmp_path, capsys):
+    from xval.cli.main import main
+
+    # The annotation options belong to a detector's --annotations.
+    assert main(["evaluate", str(trained["inst"]), str(trained["new"]), "--layout", "wide",
+                 "--context", "drop"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: --layout, --context go with --annotations (a detection model's annotated "
+        "recordings).")
     tree = tmp_path / "tree"
     shutil.copytree(trained["new"], tree)
     (tree / "medium").mkdir()

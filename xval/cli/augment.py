@@ -15,6 +15,7 @@ from augmentation.pipeline import require_augment_extra
 from xval.config.loader import find_config, load_config
 from xval.core.errors import ConfigurationError, XvalError
 from xval.core.logs import quiet_framework_logs
+from xval.core.terminal import line_buffered_output
 from xval.core.version import add_version
 
 
@@ -52,6 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line; returns the exit status."""
     args = parser().parse_args(argv)
     quiet_framework_logs(verbose=args.verbose)
+    line_buffered_output()
     try:
         if args.quiet and args.verbose:
             raise ConfigurationError("Give -q/--quiet or -v/--verbose, not both.")

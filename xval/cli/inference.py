@@ -123,10 +123,20 @@ def main_detect(args: argparse.Namespace) -> int:
     return 0
 
 
+ANNOTATION_READING = {"layout": "layout", "annotation_units": "units",
+                      "annotation_sample_rate": "annotation_sample_rate",
+                      "file_column": "file_column", "onset_column": "onset_column",
+                      "offset_column": "offset_column", "label_column": "label_column",
+                      "context_column": "context_column", "context": "context",
+                      "merge_overlaps": "merge_overlaps"}
+"""`evaluate` arguments that say how `--annotations` is read -> `read_annotations`
+keywords."""
+
+
 def _evaluate_recordings(args: argparse.Namespace) -> dict[str, Any]:
     """`evaluate --annotations`: a detector scored on the annotated recordings of SOURCE."""
     given = [f"--{name.replace('_', '-')}" for name in
-             ("source", "pattern", "label_map", "clip_column")
+             ("source", "pattern", "label_map", "clip_column", "root")
              if getattr(args, name, None) is not None] + (["--manifest"] if args.manifest else [])
     if given:
         raise ConfigurationError(f"{', '.join(given)} cannot be used with --annotations "
@@ -134,10 +144,10 @@ def _evaluate_recordings(args: argparse.Namespace) -> dict[str, Any]:
     if len(args.sources) != 1 or not Path(args.sources[0]).is_dir():
         raise DatasetError(f"With --annotations, SOURCE is one folder of recordings (got "
                            f"{' '.join(args.sources)}).")
+    read = {keyword: getattr(args, name) for name, keyword in ANNOTATION_READING.items()
+            if getattr(args, name, None) is not None}
     return evaluate_recordings(args.model, args.annotations, args.sources[0], fold=args.fold,
-                               ensemble=args.ensemble, dataset_info=args.dataset_info,
-                               layout=args.layout, units=args.annotation_units,
-                               annotation_sample_rate=args.annotation_sample_rate)
+                               ensemble=args.ensemble, dataset_info=args.dataset_info, **read)
 
 
 def main_evaluate(args: argparse.Namespace) -> int:
@@ -149,6 +159,11 @@ def main_evaluate(args: argparse.Namespace) -> int:
     if model_task_name(args.model, fold=args.fold, ensemble=args.ensemble,
                        dataset_info=args.dataset_info) == "detection":
         raise ConfigurationError(f"{args.model} is a detection model. {DETECTOR_EVALUATION}")
+    annotation_only = [f"--{name.replace('_', '-')}" for name in ANNOTATION_READING
+                       if name != "label_column" and getattr(args, name, None) is not None]
+    if annotation_only:
+        raise ConfigurationError(f"{', '.join(annotation_only)} go with --annotations "
+                                 "(a detection model's annotated recordings).")
     source = args.source
     if args.manifest:
         if source not in (None, "manifest"):
@@ -161,7 +176,8 @@ def main_evaluate(args: argparse.Namespace) -> int:
             raise DatasetError(f"Source {path!r} does not exist.")
     rows, skipped = source_rows(args.sources, source=source, pattern=args.pattern,
                                 label_map=args.label_map, path_column=args.path_column,
-                                label_column=args.label_column, clip_column=args.clip_column,
+                                label_column=args.label_column or "label",
+                                clip_column=args.clip_column,
                                 root=args.root)
     report = evaluate_rows(args.model, rows, fold=args.fold, ensemble=args.ensemble,
                            dataset_info=args.dataset_info, skipped=skipped)

@@ -134,16 +134,26 @@ def _evaluate_parser(sub: argparse._SubParsersAction, flags: argparse.ArgumentPa
     p.add_argument("--label-map", help="with --pattern: preset (ravdess) or CODE=NAME,...")
     p.add_argument("--manifest", action="store_true", help="SOURCE is a CSV manifest")
     p.add_argument("--path-column", default="path", help="manifest column of audio paths")
-    p.add_argument("--label-column", default="label", help="manifest column of labels")
+    p.add_argument("--label-column", help="manifest column of labels (default: label); "
+                                          "with --annotations, the events' class column")
     p.add_argument("--clip-column", help="manifest column of clip ids")
     p.add_argument("--root", help="folder the manifest paths are relative to")
     p.add_argument("--annotations", help="detection models: the annotation CSV of the "
                                          "recordings in SOURCE (a folder)")
-    p.add_argument("--layout", choices=("auto", "wide", "long"), default="auto",
-                   help="with --annotations: as for `preprocessing detection`")
-    p.add_argument("--annotation-units", choices=("samples", "seconds"), default="samples")
-    p.add_argument("--annotation-sample-rate", type=int,
-                   help="sample rate of the annotation's sample numbers, when not the file's")
+    read = p.add_argument_group(
+        "reading --annotations", "as `python -m preprocessing detection` reads them; "
+        "each option not given is read as the model's store read its own annotations")
+    read.add_argument("--layout", choices=("auto", "wide", "long"))
+    read.add_argument("--annotation-units", choices=("samples", "seconds"))
+    read.add_argument("--annotation-sample-rate", type=int,
+                      help="sample rate of the annotation's sample numbers, when not the file's")
+    read.add_argument("--file-column", help="column of the file names")
+    read.add_argument("--onset-column", help="long layout: column of the event starts")
+    read.add_argument("--offset-column", help="long layout: column of the event ends")
+    read.add_argument("--context-column", help="long layout: column of the context flag")
+    read.add_argument("--context", choices=("keep", "drop", "class"))
+    read.add_argument("--merge-overlaps", action="store_true", default=None,
+                      help="merge overlapping events of one class instead of failing")
     p.add_argument("--format", choices=("text", "csv"), default="text")
     _model_arguments(p)
 

@@ -35,6 +35,7 @@ from xval import tasks
 from xval.config.loader import Config, find_config, load_config
 from xval.core.errors import ConfigurationError, XvalError
 from xval.core.logs import quiet_framework_logs
+from xval.core.terminal import line_buffered_output
 from xval.core.version import add_version
 
 KINDS = {bool: "True or False", int: "an integer", float: "a number"}
@@ -271,6 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line; returns the exit status."""
     args = parser().parse_args(argv)
     quiet_framework_logs(verbose=getattr(args, "verbose", False))
+    line_buffered_output()
     try:
         if getattr(args, "quiet", False) and getattr(args, "verbose", False):
             raise ConfigurationError("Give -q/--quiet or -v/--verbose, not both.")

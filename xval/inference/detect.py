@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from xval.core.errors import ConfigurationError
+from xval.core.errors import ConfigurationError, DatasetError
 from xval.core.files import read_json
 from xval.core.records import FoldResult, ParamsRecord, Postprocessing, RecordError
 from xval.inference.models import (
@@ -73,8 +73,8 @@ def chosen_postprocessing(models: ModelSet) -> Postprocessing | None:
 
 def detect_files(model_or_instance_dir: str | Path, files: Sequence[str | Path],
                  fold: int | None = None, *, ensemble: bool = False,
-                 dataset_info: DatasetInfo | str | Path | None = None
-                 ) -> list[dict[str, Any]]:
+                 dataset_info: DatasetInfo | str | Path | None = None,
+                 skipped: list[dict[str, str]] | None = None) -> list[dict[str, Any]]:
     """The events a detection model finds in audio files.
 
     Each file is cut into the store's windows; the windows' frame probabilities are laid on
@@ -91,15 +91,18 @@ def detect_files(model_or_instance_dir: str | Path, files: Sequence[str | Path],
         fold: with an instance folder, keep the single model of this fold.
         ensemble: use the fold models even when `final.keras` exists.
         dataset_info: dict or path of the dataset description; `None` finds it.
+        skipped: a list that receives `{"path", "reason"}` for each file that cannot be
+            read, which is then left out; `None` (the default): such a file is an error.
 
     Returns:
-        list (one per file) of dicts: `file`, `model` (in words), `events` (list of
-        `(onset_s, offset_s, label)`), `times` (frame times, seconds), `activity`
-        (`np.ndarray [shape=(frames, classes)]` of probabilities), `classes` and
+        list (one per usable file) of dicts: `file`, `model` (in words), `events` (list of
+        `(onset_s, offset_s, label)`), `times` (frame times, seconds), `frame_seconds`,
+        `activity` (`np.ndarray [shape=(frames, classes)]` of probabilities), `classes` and
         `postprocessing` (the parameters that made the events).
 
     Raises:
         ConfigurationError: when the model is not a detection model.
+        DatasetError: for a file that cannot be read, unless `skipped` is given.
     """
     models = resolve_models(model_or_instance_dir, fold=fold, ensemble=ensemble)
     info = info_for(models, dataset_info)
@@ -116,7 +119,14 @@ def detect_files(model_or_instance_dir: str | Path, files: Sequence[str | Path],
     frame_seconds = feature["hop_length"] / feature["sample_rate"]
     classes = list(info.get("classes") or [])
     results = []
-    for path, feats in zip(files, extract_features(files, feature)):
+    for path in files:
+        try:
+            feats = extract_features([path], feature)[0]
+        except DatasetError as e:
+            if skipped is None:
+                raise
+            skipped.append({"path": str(path), "reason": str(e)})
+            continue
         prob = sigmoid(np.asarray(models.outputs(feats["features"]), dtype=np.float64))
         activity = stitch_windows(prob, feats["starts"], frame_seconds)
         # The last window is zero-padded past a short file's end: keep the file's frames.
@@ -125,7 +135,8 @@ def detect_files(model_or_instance_dir: str | Path, files: Sequence[str | Path],
         events = Detection.events(activity, frame_seconds, classes, params,
                                   duration_s=feats["duration"])
         results.append({"file": str(path), "model": models.description, "events": events,
-                        "times": np.arange(total) * frame_seconds, "activity": activity,
+                        "times": np.arange(total) * frame_seconds,
+                        "frame_seconds": frame_seconds, "activity": activity,
                         "classes": classes, "postprocessing": params})
     return results
 

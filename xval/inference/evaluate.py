@@ -185,6 +185,8 @@ def evaluate_recordings(model_or_instance_dir: str | Path, annotations: str | Pa
     validation recordings where it leaves them unset); the metrics are the experiment's:
     event F1 with a 200 ms collar (onsets and offsets), onset-only event F1, segment F1
     and error rate (1 s segments), frame F1 at the chosen thresholds, and event F1 per class.
+    The reference is the annotation itself (the experiment's is the same events on the
+    frame grid: within a frame of it).
 
     Args:
         model_or_instance_dir: a `.keras` file or an `instance_<k>` folder of a detection
@@ -196,23 +198,34 @@ def evaluate_recordings(model_or_instance_dir: str | Path, annotations: str | Pa
         ensemble: use the fold models even when `final.keras` exists.
         dataset_info: dict or path of the dataset description; `None` finds it.
         **read_kwargs: passed to `preprocessing.annotations.read_annotations` (`layout`,
-            `units`, `annotation_sample_rate`, columns, `context`).
+            `units`, `annotation_sample_rate`, columns, `context`, `merge_overlaps`); those
+            not given are read as the model's store read its own annotations (its
+            `dataset.json`'s `annotation_options`).
 
     Returns:
         dict: `model`, `task_type` (`"detection"`), `files`, `events` (annotated),
-        `skipped` (audio files without annotation) and `levels` (`recording`: the overall
-        metrics and `class_f1`, class -> event F1).
+        `skipped` (audio files without annotation, or unreadable) and `levels`
+        (`recording`: the overall metrics and `class_f1`, class -> event F1).
 
     Raises:
         ConfigurationError: when the model is not a detection model.
-        DatasetError: for every annotation error (see `annotation_source`), or an
-            annotated label the model does not detect.
+        DatasetError: for every annotation error (see `annotation_source`), an annotated
+            label the model does not detect, or no readable recording.
     """
-    recordings, events, skipped = annotation_source(annotations, audio_root, **read_kwargs)
+    info = info_for(resolve_models(model_or_instance_dir, fold=fold, ensemble=ensemble),
+                    dataset_info)
+    options = {**(info.get("annotation_options") or {}), **read_kwargs}
+    recordings, events, skipped = annotation_source(annotations, audio_root, **options)
     if recordings.empty:
         raise DatasetError(f"{annotations} annotates no recording under {audio_root}.")
+    skipped = list(skipped)
+    unreadable: list[dict[str, str]] = []
     results = detect_files(model_or_instance_dir, recordings["path"].tolist(), fold=fold,
-                           ensemble=ensemble, dataset_info=dataset_info)
+                           ensemble=ensemble, dataset_info=info, skipped=unreadable)
+    skipped += unreadable
+    if not results:
+        raise DatasetError(f"No readable recording among {len(recordings)}: "
+                           f"{unreadable[:3]}")
     classes = list(results[0]["classes"])
     unknown = sorted(set(events["label"]) - set(classes))
     if unknown:
@@ -220,21 +233,22 @@ def evaluate_recordings(model_or_instance_dir: str | Path, annotations: str | Pa
             f"{annotations} has events labelled {unknown} that the model does not detect "
             f"(its classes: {classes}); drop those events or evaluate a model trained "
             "on them.")
-    files = recordings["file"].astype(str).tolist()
+    left_out = {s["path"] for s in unreadable}
+    kept = recordings[~recordings["path"].astype(str).isin(left_out)]
+    files = kept["file"].astype(str).tolist()
+    events = events[events["file"].astype(str).isin(files)]
     estimated = [(f, on, off, label) for f, r in zip(files, results)
                  for on, off, label in r["events"]]
-    durations = dict(zip(files, recordings["duration_s"].astype(float)))
+    durations = dict(zip(files, kept["duration_s"].astype(float)))
     metrics = events_metrics(events, estimated, files, classes, durations)
-    truth, prob = [], []
-    for f, r in zip(files, results):
-        frame = float(r["times"][1] - r["times"][0]) if len(r["times"]) > 1 else 1.0
-        truth.append(frame_targets(events[events["file"] == f], len(r["times"]),
-                                   sample_rate=1.0 / frame, hop_length=1, classes=classes))
-        prob.append(r["activity"])
+    truth = [frame_targets(events[events["file"] == f], len(r["times"]),
+                           sample_rate=1.0 / r["frame_seconds"], hop_length=1, classes=classes)
+             for f, r in zip(files, results)]
     threshold = results[0]["postprocessing"]["detection_threshold"]
-    metrics.update(frame_metrics(np.concatenate(truth), np.concatenate(prob), threshold))
+    metrics.update(frame_metrics(np.concatenate(truth),
+                                 np.concatenate([r["activity"] for r in results]), threshold))
     return {"model": results[0]["model"], "task_type": "detection", "files": len(files),
-            "events": len(events), "skipped": list(skipped), "levels": {"recording": metrics}}
+            "events": len(events), "skipped": skipped, "levels": {"recording": metrics}}
 
 
 def events_metrics(reference: pd.DataFrame, estimated: list[tuple[str, float, float, str]],
