@@ -3,6 +3,7 @@ contract's JSON round trip."""
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 
@@ -226,3 +227,19 @@ def test_ray_reuses_cpu_workers_and_gives_gpu_jobs_a_fresh_one():
 
     assert max_calls(0.0) == CPU_WORKER_JOBS > 1
     assert max_calls(1.0) == max_calls(0.25) == 1
+
+
+def test_concurrent_process_jobs_share_the_cores(monkeypatch):
+    from xval.executors.process import ProcessExecutor, cpu_threads
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("TF_NUM_INTRAOP_THREADS", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    assert cpu_threads(1) == {}
+    assert cpu_threads(3) == {"OMP_NUM_THREADS": "2", "TF_NUM_INTRAOP_THREADS": "2"}
+    assert cpu_threads(16)["OMP_NUM_THREADS"] == "1"
+    env = ProcessExecutor([None, "0"], jobs_per_gpu=2)._environment(None)  # 4 slots
+    assert env["OMP_NUM_THREADS"] == "2" and env["TF_NUM_INTRAOP_THREADS"] == "2"
+    assert "OMP_NUM_THREADS" not in ProcessExecutor([None])._environment(None)  # one job: all
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the user's own setting wins
+    assert ProcessExecutor([None], jobs_per_gpu=4)._environment(None)["OMP_NUM_THREADS"] == "3"

@@ -19,11 +19,36 @@ from xval.executors.base import EPOCH_PREFIX, Executor, ExecutorOptions, JobQueu
 from xval.executors.registry import register
 
 
+def cpu_threads(jobs: int) -> dict[str, str]:
+    """Thread counts for one of `jobs` worker processes that share this machine's cores.
+
+    Each framework sizes its thread pools to every core; several trainings side by side then
+    run many more threads than cores, and spinning OpenMP threads make that very slow (two
+    2-thread torch trainings on 2 cores took 10x as long as one alone; with one thread each,
+    1.8x: `benchmarks/cpu_threads.py`). A job gets its share of the cores instead.
+
+    Args:
+        jobs: concurrent worker processes.
+
+    Returns:
+        `OMP_NUM_THREADS` (torch, oneDNN) and TensorFlow's `TF_NUM_INTRAOP_THREADS`, each the
+        cores usable by this process divided by `jobs` (at least 1); `{}` for one job.
+    """
+    if jobs <= 1:
+        return {}
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+        else (os.cpu_count() or 1)
+    share = str(max(1, cores // jobs))
+    return {"OMP_NUM_THREADS": share, "TF_NUM_INTRAOP_THREADS": share}
+
+
 @register
 class ProcessExecutor(Executor):
     """Runs every job in a fresh `python -m xval.executors.worker` process, one slot per GPU.
 
     Memory a framework holds (GPU memory included) is returned when each job's process ends.
+    Concurrent jobs share the cores (`cpu_threads`) unless the environment sets the thread
+    counts.
 
     Args:
         gpus: GPU ids (strings); `[None]` for CPU only. Defaults to `[None]`.
@@ -55,6 +80,7 @@ class ProcessExecutor(Executor):
         if self.backend:
             env["KERAS_BACKEND"] = self.backend
         env.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")  # several jobs may share a GPU
+        env.update({k: v for k, v in cpu_threads(self.slots).items() if k not in os.environ})
         return env
 
     def _launch(self, job: Job, gpu: str | None) -> FoldResult:
