@@ -271,14 +271,17 @@ def _check_evaluate_on_annotated_recordings(exp, raw, config):
     proc = evaluate(str(raw))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "--annotations" in proc.stderr and "detector" in proc.stderr
-    # Read as the store read its annotations (recorded in dataset.json); an unreadable
-    # recording is skipped and listed, the others scored.
+    # Read as the store read its annotations (recorded in dataset.json); an unusable
+    # recording (silent) is skipped and listed, the others scored.
+    import soundfile as sf
+
     info = json.loads((exp / "dataset.json").read_text())
     assert info["annotation_options"]["context"] == "keep"
     broken = exp.parent / "broken_recordings"
     shutil.copytree(raw, broken)
     first = sorted(broken.glob("*.wav"))[0]
-    first.write_bytes(b"not audio")
+    audio, rate = sf.read(first)
+    sf.write(first, np.zeros_like(audio), rate)
     report = evaluate_recordings(exp / "instance_1", broken / "annotations.csv", broken)
     assert report["files"] == annotated.iloc[:, 0].nunique() - 1
     assert [s["path"] for s in report["skipped"]] == [str(first)]

@@ -91,7 +91,8 @@ def test_tiny_transformers_encoders_offline(encoder_dir, config):
     rows = compute_features(segments, **params)
     assert rows.shape == (3, 24, 48)
     last = compute_features(segments[0], **{**params, "layers": [-1]})
-    np.testing.assert_allclose(last, rows[0, :, 32:], atol=1e-4)
+    # float16 rows: a batch and a single segment may round to neighbouring halves.
+    np.testing.assert_allclose(last, rows[0, :, 32:], rtol=2e-3, atol=1e-3)
     completed, described = front_end(params)
     weights = encoder_dir / "model.safetensors"
     assert described["weights_sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
