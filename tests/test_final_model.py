@@ -218,6 +218,10 @@ def test_evaluate_unknown_labels_are_listed(trained, tmp_path, capsys):
     assert capsys.readouterr().err.strip() == (
         "error: --layout, --context go with --annotations (a detection model's annotated "
         "recordings).")
+    assert main(["evaluate", str(trained["inst"]), str(trained["new"]), "--annotations",
+                 str(tmp_path / "annotations.csv")]) == 2
+    assert "is a classification model; --annotations scores detection models" in \
+        capsys.readouterr().err
     tree = tmp_path / "tree"
     shutil.copytree(trained["new"], tree)
     (tree / "medium").mkdir()

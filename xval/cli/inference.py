@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from xval.cli.annotations import READING, reading_options
 from xval.core.errors import ConfigurationError, DatasetError
 from xval.core.files import atomic_write_bytes, atomic_write_text
 from xval.core.outputs import check_output_files, check_output_folder
@@ -123,16 +124,6 @@ def main_detect(args: argparse.Namespace) -> int:
     return 0
 
 
-ANNOTATION_READING = {"layout": "layout", "annotation_units": "units",
-                      "annotation_sample_rate": "annotation_sample_rate",
-                      "file_column": "file_column", "onset_column": "onset_column",
-                      "offset_column": "offset_column", "label_column": "label_column",
-                      "context_column": "context_column", "context": "context",
-                      "merge_overlaps": "merge_overlaps"}
-"""`evaluate` arguments that say how `--annotations` is read -> `read_annotations`
-keywords."""
-
-
 def _evaluate_recordings(args: argparse.Namespace) -> dict[str, Any]:
     """`evaluate --annotations`: a detector scored on the annotated recordings of SOURCE."""
     given = [f"--{name.replace('_', '-')}" for name in
@@ -144,10 +135,9 @@ def _evaluate_recordings(args: argparse.Namespace) -> dict[str, Any]:
     if len(args.sources) != 1 or not Path(args.sources[0]).is_dir():
         raise DatasetError(f"With --annotations, SOURCE is one folder of recordings (got "
                            f"{' '.join(args.sources)}).")
-    read = {keyword: getattr(args, name) for name, keyword in ANNOTATION_READING.items()
-            if getattr(args, name, None) is not None}
     return evaluate_recordings(args.model, args.annotations, args.sources[0], fold=args.fold,
-                               ensemble=args.ensemble, dataset_info=args.dataset_info, **read)
+                               ensemble=args.ensemble, dataset_info=args.dataset_info,
+                               **reading_options(args))
 
 
 def main_evaluate(args: argparse.Namespace) -> int:
@@ -159,7 +149,7 @@ def main_evaluate(args: argparse.Namespace) -> int:
     if model_task_name(args.model, fold=args.fold, ensemble=args.ensemble,
                        dataset_info=args.dataset_info) == "detection":
         raise ConfigurationError(f"{args.model} is a detection model. {DETECTOR_EVALUATION}")
-    annotation_only = [f"--{name.replace('_', '-')}" for name in ANNOTATION_READING
+    annotation_only = [f"--{name.replace('_', '-')}" for name in READING
                        if name != "label_column" and getattr(args, name, None) is not None]
     if annotation_only:
         raise ConfigurationError(f"{', '.join(annotation_only)} go with --annotations "

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from xval.cli import config as cli_config
 from xval.cli import init as cli_init
+from xval.cli.annotations import add_reading_arguments
 from xval.cli.inference import main_detect, main_embed, main_evaluate, main_predict
 from xval.config.loader import find_config, load_config
 from xval.core.errors import ConfigurationError, XvalError
@@ -143,17 +144,7 @@ def _evaluate_parser(sub: argparse._SubParsersAction, flags: argparse.ArgumentPa
     read = p.add_argument_group(
         "reading --annotations", "as `python -m preprocessing detection` reads them; "
         "each option not given is read as the model's store read its own annotations")
-    read.add_argument("--layout", choices=("auto", "wide", "long"))
-    read.add_argument("--annotation-units", choices=("samples", "seconds"))
-    read.add_argument("--annotation-sample-rate", type=int,
-                      help="sample rate of the annotation's sample numbers, when not the file's")
-    read.add_argument("--file-column", help="column of the file names")
-    read.add_argument("--onset-column", help="long layout: column of the event starts")
-    read.add_argument("--offset-column", help="long layout: column of the event ends")
-    read.add_argument("--context-column", help="long layout: column of the context flag")
-    read.add_argument("--context", choices=("keep", "drop", "class"))
-    read.add_argument("--merge-overlaps", action="store_true", default=None,
-                      help="merge overlapping events of one class instead of failing")
+    add_reading_arguments(read, defaults=False, label_column=False)  # --label-column above
     p.add_argument("--format", choices=("text", "csv"), default="text")
     _model_arguments(p)
 

@@ -32,6 +32,7 @@ from preprocessing.sources import Skipped
 from preprocessing.store import FeatureStore
 from preprocessing.synth_events import synth_events
 from xval import tasks
+from xval.cli.annotations import add_reading_arguments, reading_options
 from xval.config.loader import Config, find_config, load_config
 from xval.core.errors import ConfigurationError, XvalError
 from xval.core.logs import quiet_framework_logs
@@ -172,19 +173,7 @@ def _detection_parser(sub: Any) -> None:
                         "row per event)")
     p.add_argument("--items", help="CSV file,item grouping the recordings (speaker, site, "
                                    "night); default: each recording is its own item")
-    p.add_argument("--layout", choices=("auto", "wide", "long"), default="auto")
-    p.add_argument("--annotation-units", choices=("samples", "seconds"), default="samples")
-    p.add_argument("--annotation-sample-rate", type=int,
-                   help="sample rate of the annotation's sample numbers, when not the file's")
-    p.add_argument("--file-column", help="column of the file names (default: found by name)")
-    p.add_argument("--onset-column", help="long layout: column of the event starts")
-    p.add_argument("--offset-column", help="long layout: column of the event ends")
-    p.add_argument("--label-column", help="long layout: column of the event class")
-    p.add_argument("--context-column", help="long layout: column of the context/tail flag")
-    p.add_argument("--context", choices=("keep", "drop", "class"), default="keep",
-                   help="context-flagged events: kept as events, dropped, or their own class")
-    p.add_argument("--merge-overlaps", action="store_true",
-                   help="merge overlapping events of one class instead of failing")
+    add_reading_arguments(p, defaults=True)
     _common(p)
 
 
@@ -392,12 +381,7 @@ def _detection(args: argparse.Namespace, config: Config, overrides: dict[str, An
     store, summary = build_detection_store(
         args.annotations, args.root, _out(args, config), params=params,
         items=read_items(args.items) if args.items else None, strict=args.strict,
-        overwrite=args.overwrite, layout=args.layout, units=args.annotation_units,
-        annotation_sample_rate=args.annotation_sample_rate,
-        file_column=args.file_column, onset_column=args.onset_column,
-        offset_column=args.offset_column, label_column=args.label_column,
-        context_column=args.context_column, context=args.context,
-        merge_overlaps=args.merge_overlaps)
+        overwrite=args.overwrite, **reading_options(args))
     print(f"Wrote {store.path}: {summary['windows']} windows of {summary['recordings']} "
           f"recordings, {summary['events']} events of {', '.join(summary['classes'])}; "
           f"{summary['active_frames']:.1%} of the frames active; "

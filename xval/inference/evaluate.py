@@ -214,6 +214,11 @@ def evaluate_recordings(model_or_instance_dir: str | Path, annotations: str | Pa
     """
     info = info_for(resolve_models(model_or_instance_dir, fold=fold, ensemble=ensemble),
                     dataset_info)
+    task = task_of(info).name
+    if task != "detection":
+        raise ConfigurationError(
+            f"{model_or_instance_dir} is a {task} model; --annotations scores detection "
+            "models. Evaluate it on labelled files (leave out --annotations).")
     options = {**(info.get("annotation_options") or {}), **read_kwargs}
     recordings, events, skipped = annotation_source(annotations, audio_root, **options)
     if recordings.empty:
@@ -241,8 +246,8 @@ def evaluate_recordings(model_or_instance_dir: str | Path, annotations: str | Pa
                  for on, off, label in r["events"]]
     durations = dict(zip(files, kept["duration_s"].astype(float)))
     metrics = events_metrics(events, estimated, files, classes, durations)
-    truth = [frame_targets(events[events["file"] == f], len(r["times"]),
-                           sample_rate=1.0 / r["frame_seconds"], hop_length=1, classes=classes)
+    grid = {k: info["feature_params"][k] for k in ("sample_rate", "hop_length")}
+    truth = [frame_targets(events[events["file"] == f], len(r["times"]), classes=classes, **grid)
              for f, r in zip(files, results)]
     threshold = results[0]["postprocessing"]["detection_threshold"]
     metrics.update(frame_metrics(np.concatenate(truth),
