@@ -238,22 +238,33 @@ def evaluate_recordings(model_or_instance_dir: str | Path, annotations: str | Pa
             f"{annotations} has events labelled {unknown} that the model does not detect "
             f"(its classes: {classes}); drop those events or evaluate a model trained "
             "on them.")
-    left_out = {s["path"] for s in unreadable}
-    kept = recordings[~recordings["path"].astype(str).isin(left_out)]
+    kept = recordings[~recordings["path"].astype(str).isin({s["path"] for s in unreadable})]
     files = kept["file"].astype(str).tolist()
     events = events[events["file"].astype(str).isin(files)]
-    estimated = [(f, on, off, label) for f, r in zip(files, results)
-                 for on, off, label in r["events"]]
     durations = dict(zip(files, kept["duration_s"].astype(float)))
-    metrics = events_metrics(events, estimated, files, classes, durations)
-    grid = {k: info["feature_params"][k] for k in ("sample_rate", "hop_length")}
-    truth = [frame_targets(events[events["file"] == f], len(r["times"]), classes=classes, **grid)
-             for f, r in zip(files, results)]
-    threshold = results[0]["postprocessing"]["detection_threshold"]
-    metrics.update(frame_metrics(np.concatenate(truth),
-                                 np.concatenate([r["activity"] for r in results]), threshold))
+    metrics = _recording_metrics(events, dict(zip(files, results)), classes, durations,
+                                 info["feature_params"])
     return {"model": results[0]["model"], "task_type": "detection", "files": len(files),
             "events": len(events), "skipped": skipped, "levels": {"recording": metrics}}
+
+
+def _recording_metrics(events: pd.DataFrame, found: Mapping[str, Mapping[str, Any]],
+                       classes: list[str], durations: Mapping[str, float],
+                       feature: Mapping[str, Any]) -> dict[str, Any]:
+    """The event, segment and frame metrics of whole recordings: `found` maps each file to
+    its `detect_files` result; the annotation is laid on the features' frame grid."""
+    files = list(found)
+    estimated = [(f, on, off, label) for f, r in found.items()
+                 for on, off, label in r["events"]]
+    metrics = events_metrics(events, estimated, files, classes, durations)
+    grid = {k: feature[k] for k in ("sample_rate", "hop_length")}
+    truth = [frame_targets(events[events["file"] == f], len(r["times"]), classes=classes, **grid)
+             for f, r in found.items()]
+    threshold = next(iter(found.values()))["postprocessing"]["detection_threshold"]
+    metrics.update(frame_metrics(np.concatenate(truth),
+                                 np.concatenate([r["activity"] for r in found.values()]),
+                                 threshold))
+    return metrics
 
 
 def events_metrics(reference: pd.DataFrame, estimated: list[tuple[str, float, float, str]],
