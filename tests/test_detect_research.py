@@ -10,6 +10,7 @@ from benchmarks import detect_research
 
 def _line(config, fold, event_f1, train_frame_f1=0.9):
     return {"config": config, "fold": fold, "epochs": 60, "best_epoch": 40, "epochs_run": 50,
+            "train_event_f1": train_frame_f1 - 0.1, "train_segment_f1": 0.95,
             "train_frame_f1": train_frame_f1, "test_event_f1": event_f1,
             "test_segment_f1": 0.7, "test_frame_f1": 0.6, "test_onset_f1": event_f1 + 0.02,
             "test_fixed_event_f1": event_f1 - 0.01, "train_rows": 200, "test_rows": 100}
@@ -23,18 +24,28 @@ def test_summary_table_and_paired_test(tmp_path, capsys):
     out.write_text("".join(json.dumps(line) + "\n" for line in lines))
     assert detect_research.main(["--summary", "--out", str(out)]) == 0
     table = capsys.readouterr().out.splitlines()
-    assert table[0].startswith("| config | folds | train frame F1 | test event F1")
+    assert table[0].startswith("| config | folds | train event F1 | train segment F1 | "
+                               "train frame F1 | test event F1")
+    assert table[0].endswith("| vs previous: Δ event F1, p |")
     rows = {row.split("|")[1].strip(): [c.strip() for c in row.split("|")[1:-1]]
             for row in table[2:]}
     assert rows["previous"][1] == "0,1,2" and rows["previous"][-1] == ""
-    assert rows["default"][3] == "0.657 ± 0.037"
+    assert rows["default"][2] == "0.800 ± 0.000"  # train event F1
+    assert rows["default"][5] == "0.657 ± 0.037"
     assert rows["default"][-1].startswith("+0.107, p=")
-    assert rows["conf"][3] == "0.000" and rows["conf"][-1] == ""
+    assert rows["conf"][5] == "0.000" and rows["conf"][-1] == ""
     assert rows["default"][-2] == "40/50/60, 40/50/60, 40/50/60"
+    # Against another configuration (--baseline): the previous default now has the test.
+    assert detect_research.main(["--summary", "--out", str(out), "--baseline", "default"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].endswith("| vs default: Δ event F1, p |")
+    rows = {row.split("|")[1].strip(): [c.strip() for c in row.split("|")[1:-1]]
+            for row in table[2:]}
+    assert rows["default"][-1] == "" and rows["previous"][-1].startswith("-0.107, p=")
 
 
 def test_unknown_configuration_is_refused_before_training(tmp_path):
     with pytest.raises(SystemExit):
         detect_research.main(["--out", str(tmp_path / "x.jsonl")])  # no --dataset
-    assert set(detect_research.CONFIGS) >= {"default", "previous", "res16", "conf"}
+    assert set(detect_research.CONFIGS) >= {"default", "crnn", "previous", "res16", "conf"}
     assert detect_research.PREVIOUS["freq_pool"] == 4

@@ -2,8 +2,8 @@
 
 A detection store (`python -m preprocessing detection`) keeps, beside `features.npy`, the
 frame-level targets `frame_targets.npy`, a `(rows, frames, classes)` array of 0/1 aligned to
-the feature frames. A detector (`crnn_detector`, `gru_detector`) gives one logit per frame
-and class; training minimises the per-frame binary cross-entropy (multi-label: several
+the feature frames. A detector (`resnet_detector`, the stock one; `crnn_detector`,
+`gru_detector`, `conformer_detector`) gives one logit per frame and class; training minimises the per-frame binary cross-entropy (multi-label: several
 classes may be active at once).
 
 Evaluation turns the frame probabilities into events (`xval.events.activity_to_events`:
@@ -137,8 +137,9 @@ class Detection(Task):
     level_names = {"segment": "window", "clip": "recording"}
     chosen_on_validation = CHOSEN_ON_VALIDATION
     training_defaults = {"learning_rate": 0.003}
-    """Measured on two synthetic sets (docs/tasks.md, detection): with `freq_pool=2`, 0.003
-    fits the training recordings (frame F1 >= 0.9) where the shared 0.001 underfits."""
+    """Measured on two synthetic sets (docs/results.md, detection): with `resnet_detector`
+    (and `crnn_detector` with `freq_pool=2`), 0.003 fits the training recordings where the
+    shared 0.001 underfits."""
 
     @property
     def weights_classes(self) -> bool:
