@@ -590,3 +590,30 @@ def test_detection_fold_plots_in_process_and_none_for_classification(tmp_path):
     assert not list((exp / "instance_1").glob("plot_data_fold_*"))
     header = next(openpyxl.load_workbook(exp / "experiment_1.xlsx")["Folds"].values)
     assert "plots" not in header
+
+
+def test_activity_plot_draws_per_class_thresholds(tmp_path):
+    """A multi-class fold chooses a threshold per class on validation; its activity plot
+    draws one dashed line per class (it used to fail, and the run lost its plots)."""
+    import matplotlib.image
+
+    from xval.tasks import figures
+
+    rng = np.random.default_rng(0)
+    window = {"probability": rng.uniform(size=(50, 3)).tolist(),
+              "target": (rng.uniform(size=(50, 3)) > 0.7).astype(int).tolist(),
+              "start": 0.0, "events": [(0.1, 0.2, "a")], "source": "rec.wav", "item": "x",
+              "row": 0}
+    for threshold in ([0.4, 0.4, 0.7], [0.5, 0.5, 0.5], 0.5, None):
+        data = {"classes": ["a", "b", "c"], "frame_seconds": 0.01, "threshold": threshold,
+                "windows": [window]}
+        png = figures.activity_windows(data, tmp_path / f"{threshold}.png")
+        assert matplotlib.image.imread(png).shape[0] > 100
+    from matplotlib.figure import Figure
+
+    ax = Figure().subplots()
+    figures.draw_activity(ax, np.arange(50) * 0.01, np.asarray(window["probability"]),
+                          ["a", "b", "c"], threshold=[0.4, 0.4, 0.7])
+    dashed = sorted(line.get_ydata()[0] for line in ax.get_lines()
+                    if line.get_linestyle() == "--")
+    assert dashed == [0.4, 0.4, 0.7]

@@ -240,7 +240,8 @@ def predicted_vs_true(true: np.ndarray, predicted: np.ndarray, path: PathLike) -
 
 def draw_activity(ax: Axes, times: np.ndarray, activity: np.ndarray, classes: Sequence[str],
                   *, events: Iterable[tuple[float, float, str]] = (),
-                  reference: Any = None, threshold: float | None = None) -> None:
+                  reference: Any = None,
+                  threshold: float | Sequence[float] | None = None) -> None:
     """Draws frame probabilities on `ax`: one line per class, detected events shaded, and
     the annotation, when given, as a filled step per class under the lines.
 
@@ -252,7 +253,9 @@ def draw_activity(ax: Axes, times: np.ndarray, activity: np.ndarray, classes: Se
         events: detected events `(onset_s, offset_s, label)`, shaded green. Defaults to
             none.
         reference: the annotation, 0/1 `np.ndarray [shape=(frames, classes)]`, or `None`.
-        threshold: the detection threshold, drawn dashed, or `None`.
+        threshold: the detection threshold, drawn dashed: one for all classes (grey), one
+            per class (a list, in the class's colour, as a fold chooses them on its
+            validation recordings), or `None`.
     """
     times = np.asarray(times, dtype=float)
     values = np.asarray(activity, dtype=float)
@@ -268,7 +271,12 @@ def draw_activity(ax: Axes, times: np.ndarray, activity: np.ndarray, classes: Se
         ax.plot(times, values[:, i], color=colours[i], lw=1,
                 label=f"{name} predicted" if reference is not None else name)
     if threshold is not None:
-        ax.axhline(threshold, color="grey", lw=0.8, ls="--")
+        levels = np.atleast_1d(np.asarray(threshold, dtype=float))
+        if levels.size == 1 or np.all(levels == levels[0]):
+            ax.axhline(float(levels[0]), color="grey", lw=0.8, ls="--")
+        else:
+            for i, level in enumerate(levels[:len(classes)]):
+                ax.axhline(float(level), color=colours[i], lw=0.8, ls="--")
     ax.set_ylim(0, 1.02)
     ax.set_ylabel("probability")
 
