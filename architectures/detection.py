@@ -3,8 +3,8 @@
 `resnet_detector` (residual blocks, stacked GRUs: the stock detector, the best measured on
 the two issue-27 sets, docs/results.md), `crnn_detector` (convolutions, one GRU; the default
 before), `gru_detector` and `conformer_detector` (a convolutional front end and conformer
-blocks). All keep the time resolution of their input, so their output `(time, classes)` lines up
-with the frame targets that preprocessing stores beside the features. The output is one
+blocks). All keep the time resolution of their input, so their output `(time, classes)`
+lines up with the frame targets that preprocessing stores beside the features. The output is one
 logit per frame and class (a per-frame sigmoid is applied by the loss and at prediction),
 computed in float32 so that mixed precision keeps a stable loss.
 """

@@ -141,7 +141,10 @@ def _ttest(mine: list[dict[str, Any]], baseline: list[dict[str, Any]]) -> str:
 def summary(path: str | Path, baseline: str = "previous") -> str:
     """A Markdown table of a results file: mean ± std over the folds of each configuration
     (an undefined event F1, no event detected, counts as 0), the best epochs, and the
-    corrected t-test of test event F1 against `baseline` (on the folds both ran)."""
+    corrected t-test of test event F1 against `baseline` (on the folds both ran).
+
+    Raises:
+        ValueError: `baseline` names no configuration of the file."""
     lines = [json.loads(text) for text in Path(path).read_text().splitlines() if text]
     out = ["| config | folds | " + " | ".join(c for _, c in COLUMNS)
            + f" | best epoch / run / epochs | vs {baseline}: Δ event F1, p |",
@@ -149,7 +152,10 @@ def summary(path: str | Path, baseline: str = "previous") -> str:
     by_config: dict[str, list[dict[str, Any]]] = {}
     for line in lines:
         by_config.setdefault(line["config"], []).append(line)
-    reference = by_config.get(baseline, [])
+    if baseline not in by_config:
+        raise ValueError(f"--baseline {baseline!r}: no such configuration in {path}; it holds "
+                         f"{', '.join(by_config) or 'no line'}.")
+    reference = by_config[baseline]
     for name, mine in by_config.items():
         mine = sorted(mine, key=lambda x: x["fold"])
         cells = [_cell([line.get(key) for line in mine]) for key, _ in COLUMNS]
@@ -225,7 +231,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="with --summary: the configuration the t-test compares with")
     args = parser.parse_args(argv)
     if args.summary:
-        print(summary(args.out, args.baseline))
+        try:
+            print(summary(args.out, args.baseline))
+        except ValueError as e:
+            parser.error(str(e))
         return 0
     if not args.dataset:
         parser.error("--dataset is needed to train (or pass --summary)")

@@ -42,6 +42,12 @@ def test_summary_table_and_paired_test(tmp_path, capsys):
     rows = {row.split("|")[1].strip(): [c.strip() for c in row.split("|")[1:-1]]
             for row in table[2:]}
     assert rows["default"][-1] == "" and rows["previous"][-1].startswith("-0.107, p=")
+    with pytest.raises(SystemExit) as exit_info:  # a baseline the file does not hold
+        detect_research.main(["--summary", "--out", str(out), "--baseline", "crnn"])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"error: --baseline 'crnn': no such configuration in {out}" in error
+    assert "previous, default, conf" in error
 
 
 def test_unknown_configuration_is_refused_before_training(tmp_path):

@@ -336,8 +336,6 @@ def test_the_detection_default_is_the_configuration_measured_best():
     assert {name: params[name] for name in measured} == measured
 
 
-
-
 def test_long_layout_with_named_columns_from_the_command_line(events_store, tmp_path):
     raw = events_store.path.parent.parent / "raw"
     events = pd.read_csv(raw / "events.csv")

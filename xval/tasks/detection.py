@@ -3,8 +3,9 @@
 A detection store (`python -m preprocessing detection`) keeps, beside `features.npy`, the
 frame-level targets `frame_targets.npy`, a `(rows, frames, classes)` array of 0/1 aligned to
 the feature frames. A detector (`resnet_detector`, the stock one; `crnn_detector`,
-`gru_detector`, `conformer_detector`) gives one logit per frame and class; training minimises the per-frame binary cross-entropy (multi-label: several
-classes may be active at once).
+`gru_detector`, `conformer_detector`) gives one logit per frame and class; training
+minimises the per-frame binary cross-entropy (multi-label: several classes may be active
+at once).
 
 Evaluation turns the frame probabilities into events (`xval.events.activity_to_events`:
 threshold, median filter, shortest event and gap, all instance parameters) and scores them

@@ -75,7 +75,7 @@ def activity_to_events(probabilities: np.ndarray, *, frame_seconds: float,
     if p.ndim != 2 or p.shape[1] != len(names):
         raise ValueError(f"probabilities of shape {np.shape(probabilities)} do not match "
                          f"classes={names}; expected (frames, {len(names)}).")
-    thresholds = _thresholds(threshold, names)
+    thresholds = class_thresholds(threshold, names)
     _check_postprocessing(median_filter_frames, frame_seconds, min_event_seconds,
                           min_gap_seconds)
     active = (p >= thresholds[None, :]).astype(np.uint8)
@@ -95,8 +95,19 @@ def activity_to_events(probabilities: np.ndarray, *, frame_seconds: float,
     return sorted(events, key=lambda e: (e[0], e[2]))
 
 
-def _thresholds(threshold: float | Sequence[float], names: Sequence[str]) -> np.ndarray:
-    """One threshold per class: `threshold` repeated, or the per-class list checked."""
+def class_thresholds(threshold: float | Sequence[float], names: Sequence[str]) -> np.ndarray:
+    """One threshold per class: `threshold` repeated, or the per-class list checked.
+
+    Args:
+        threshold: one value in (0, 1] for every class, or one per class.
+        names: the class names.
+
+    Returns:
+        `np.ndarray [shape=(len(names),)]`.
+
+    Raises:
+        ValueError: a value outside (0, 1], or a list of another length.
+    """
     values = np.atleast_1d(np.asarray(threshold, dtype=float))
     if values.ndim != 1 or len(values) not in (1, len(names)):
         raise ValueError(f"threshold={threshold!r}: expected one value in (0, 1], or one per "

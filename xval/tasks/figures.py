@@ -20,6 +20,7 @@ from matplotlib.ticker import MaxNLocator
 
 from xval.core.files import atomic_write_bytes
 from xval.core.records import FoldResult, Status
+from xval.tasks.events import class_thresholds
 
 PathLike = str | os.PathLike[str]
 
@@ -271,12 +272,12 @@ def draw_activity(ax: Axes, times: np.ndarray, activity: np.ndarray, classes: Se
         ax.plot(times, values[:, i], color=colours[i], lw=1,
                 label=f"{name} predicted" if reference is not None else name)
     if threshold is not None:
-        levels = np.atleast_1d(np.asarray(threshold, dtype=float))
-        if levels.size == 1 or np.all(levels == levels[0]):
+        levels = class_thresholds(threshold, classes)
+        if np.all(levels == levels[0]):
             ax.axhline(float(levels[0]), color="grey", lw=0.8, ls="--")
         else:
-            for i, level in enumerate(levels[:len(classes)]):
-                ax.axhline(float(level), color=colours[i], lw=0.8, ls="--")
+            for colour, level in zip(colours, levels):
+                ax.axhline(float(level), color=colour, lw=0.8, ls="--")
     ax.set_ylim(0, 1.02)
     ax.set_ylabel("probability")
 
