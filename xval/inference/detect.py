@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from xval.core.errors import ConfigurationError, DatasetError
-from xval.core.files import read_json
+from xval.core.reader import READER
 from xval.core.records import FoldResult, ParamsRecord, Postprocessing, RecordError
 from xval.inference.models import (
     DatasetInfo,
@@ -34,13 +34,11 @@ def instance_params(folder: Path) -> dict[str, Any]:
         ResultsConflictError: for a `params.json` that is not a parameter record.
     """
     path = folder_layout(folder).params_file
-    if not path.is_file():
-        return {}
-    try:
-        return ParamsRecord.from_dict(read_json(path)).params
-    except (ValueError, RecordError) as e:  # not JSON, or not a parameter record
-        raise RecordError(f"{path} cannot be read as the instance's parameters ({e}); "
-                          "restore it, or pass the .keras file alone.") from e
+    record, problem = READER.read_record(path, ParamsRecord.from_dict)
+    if problem:  # not JSON, or not a parameter record
+        raise RecordError(f"{path} cannot be read as the instance's parameters ({problem}); "
+                          "restore it, or pass the .keras file alone.")
+    return dict(record.params) if record is not None else {}
 
 
 def chosen_postprocessing(models: ModelSet) -> Postprocessing | None:
@@ -61,11 +59,10 @@ def chosen_postprocessing(models: ModelSet) -> Postprocessing | None:
     for path in records:
         if path is None or not path.is_file():
             continue
-        try:
-            record = FoldResult.from_dict(read_json(path))
-        except (ValueError, RecordError) as e:
-            raise RecordError(f"{path} cannot be read as a fold record ({e}); restore it, "
-                              "or pass the .keras file out of its folder.") from e
+        record, problem = READER.read_record(path, FoldResult.from_dict)
+        if record is None:
+            raise RecordError(f"{path} cannot be read as a fold record ({problem}); restore "
+                              "it, or pass the .keras file out of its folder.")
         if record.postprocessing is not None:
             chosen.append(record.postprocessing)
     return Postprocessing.merged(chosen)

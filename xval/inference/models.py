@@ -15,9 +15,9 @@ from preprocessing.build import extract_file, feature_params
 from xval import tasks
 from xval.config import embedding
 from xval.core.errors import ConfigurationError, DatasetError, XvalError
-from xval.core.files import read_json
 from xval.core.layout import ExperimentLayout, InstanceLayout
-from xval.core.records import FoldResult, RecordError
+from xval.core.reader import READER
+from xval.core.records import FoldResult
 from xval.tasks.base import Task
 from xval.training import embeddings
 from xval.training.loading import fold_model_layout, folder_layout, load
@@ -250,10 +250,8 @@ def fold_classifier(path: Path) -> tuple[Path, dict[str, Any]]:
             "or one of its fold models, or leave out --embedding-classifier.")
     layout, fold = found
     record, saved = layout.fold_file(fold), layout.fold_classifier(fold)
-    try:
-        info = FoldResult.from_dict(read_json(record)).embedding_classifier
-    except (OSError, ValueError, RecordError):
-        info = None
+    fold_record, _ = READER.read_record(record, FoldResult.from_dict)
+    info = fold_record.embedding_classifier if fold_record is not None else None
     if not info or not saved.is_file():
         raise ConfigurationError(
             f"{path} has no embedding classifier ({saved.name} and the embedding_classifier "

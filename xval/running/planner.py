@@ -18,19 +18,17 @@ from xval.config import schema
 from xval.config.loader import Config
 from xval.core.errors import ConfigurationError, ResultsConflictError
 from xval.core.layout import ExperimentLayout
+from xval.core.reader import READER
 from xval.core.records import FoldsManifest, Job, ParamsRecord
 from xval.folds import ItemKFold, PredefinedItemSplit, fold_manifest
 from xval.folds import check_fold as check_fold_items
 from xval.running.declaration import ExperimentDeclaration, InstanceSpec
-from xval.running.recorder import read_record
 from xval.training.model import check_transfer
 
 Params = dict[str, Any]
 Resolver = Callable[[int, InstanceSpec], Params]
 """`(instance_id, spec) -> resolved parameters`."""
 
-FOLDS_FIX = ("it records which items each fold tests. Restore it from a backup, or move the "
-             "experiment folder away (or use a new experiment number) and rerun.")
 PARAMS_FIX = ("rerun with --overwrite to replace this instance's results (the old ones are "
               "kept aside until the new ones complete), or restore the file.")
 
@@ -230,10 +228,8 @@ def check_folds_file(layout: ExperimentLayout, manifest: FoldsManifest) -> None:
         ResultsConflictError: for other folds, or a `folds.json` that is not a manifest.
     """
     path = layout.folds_file
-    if not path.exists():
-        return
-    old = read_record(path, FoldsManifest.from_dict, FOLDS_FIX)
-    if old.hash != manifest.hash:
+    old = READER.manifest(layout)
+    if old is not None and old.hash != manifest.hash:
         raise ResultsConflictError(
             f"{path} holds other folds (the dataset, num_folds or [folds] settings changed "
             "since the results there were made). Use a new experiment number, or move that "
@@ -257,7 +253,7 @@ def check_params_files(layout: ExperimentLayout, resolved: Mapping[int, Params],
         path = layout.instance(k).params_file
         if not path.exists():
             continue
-        old = read_record(path, ParamsRecord.from_dict, PARAMS_FIX)
+        old = READER.require(path, ParamsRecord.from_dict, PARAMS_FIX)
         names = P.differing(old.params, p)
         if old.instance != k:
             conflicts.append(f"instance {k} (its params.json says instance {old.instance})")

@@ -22,7 +22,7 @@ from xval.executors.base import Executor
 from xval.running.declaration import ExperimentDeclaration
 from xval.running.environment import normalize_gpu, script_name, setup_environment
 from xval.running.planner import Plan, make_plan
-from xval.running.recorder import Out, Recorder
+from xval.running.recorder import Out, Recorder, folds_on_disk
 
 
 def refit_instance(experiment: ExperimentDeclaration, instance: int, config: Config, *,
@@ -77,7 +77,8 @@ def fold_best_epochs(recorder: Recorder, plan: Plan, instance: int,
     Raises:
         ConfigurationError: when some fold is not done (or its file cannot be believed).
     """
-    folds = recorder.read_folds(instance)
+    folds = folds_on_disk(recorder.instance_layout(instance), plan.num_folds,
+                          params_hash=plan.hashes[instance], task_type=plan.task_type)
     missing = [i for i in range(plan.num_folds) if i not in folds.done]
     best = [r.best_epoch for r in sorted(folds.records, key=lambda r: r.fold) if r.ok]
     if missing or not any(e is not None for e in best):

@@ -262,7 +262,7 @@ def execute(experiment: ExperimentDeclaration, plan: Plan, executor: Executor,
             instance_lock.release()
     if not jobs:
         recorder.results_changed()
-    results = ExperimentResults(plan.exp_dir)
+    results = recorder.results.refresh()
     failed = [k for k in plan.resolved if k in results.instances
               and results[k].status == InstanceStatus.FAILED.value]
     print_table(results, list(plan.resolved), plan.config, request.out)
@@ -332,7 +332,8 @@ def search_instances(experiment: ExperimentDeclaration, search: Search,
             listeners=run_listeners(request, config, experiment.task_type))
     finally:
         experiment.instances = declared  # trial instances are not declarations
-    results = ExperimentResults(done.layout.root)
+    results = done.results.refresh() if done.results is not None \
+        else ExperimentResults(done.layout.root)
     trial_ids = [k for k in results.instances if k >= done.first_instance]
     print_table(results, sorted(set(declared) | set(trial_ids)), config, request.out)
     request.out(f"search: this runner ran {len(done.ran)} trial(s) ({len(done.pruned)} "

@@ -33,10 +33,11 @@ from xval.core.errors import ConfigurationError
 from xval.core.layout import ExperimentLayout
 from xval.core.records import FoldResult, TrialRecord
 from xval.executors.base import Executor
+from xval.report.results import ExperimentResults
 from xval.running.declaration import ExperimentDeclaration
 from xval.running.experiment_files import begin_experiment
 from xval.running.planner import Plan
-from xval.running.recorder import Out, Recorder
+from xval.running.recorder import Out, Recorder, folds_on_disk
 from xval.running.scheduler import Scheduler
 
 PlanFor = Callable[[list[int]], Plan]
@@ -146,6 +147,7 @@ class SearchOutcome:
     ran: list[int] = dataclasses.field(default_factory=list)
     failed: list[int] = dataclasses.field(default_factory=list)
     pruned: list[int] = dataclasses.field(default_factory=list)
+    results: ExperimentResults | None = None
 
     def add(self, instance: int, state: str) -> None:
         """Counts a trial that ended in `state` (a `TrialRecord.state`)."""
@@ -182,10 +184,15 @@ class TrialRunner:
     progress: bool = False
     verbose: bool = False
     listeners: Sequence[object] = ()
+    results: ExperimentResults | None = None
 
     def recorder(self, plan: Plan) -> Recorder:
+        """The recorder of one trial; every trial's recorder keeps the same results."""
+        if self.results is None:
+            self.results = ExperimentResults(plan.layout.root, num_folds=plan.num_folds)
         return Recorder(plan.layout, self.config, plan.num_folds, out=self.out,
-                        listeners=self.listeners, task_type=plan.task_type)
+                        listeners=self.listeners, task_type=plan.task_type,
+                        results=self.results)
 
 
 def run_search(experiment: ExperimentDeclaration, search: Search, *, config: Config,
@@ -236,6 +243,7 @@ def run_search(experiment: ExperimentDeclaration, search: Search, *, config: Con
             lock.release()
         outcome.add(first + trial.number, state)
     save_search_plots(study, plan.layout, out)
+    outcome.results = context.results
     return outcome
 
 
@@ -282,20 +290,23 @@ class Pruning:
     """
 
     def __init__(self, trial: Any, recorder: Recorder, instance: int, context: TrialRunner,
-                 num_folds: int) -> None:
+                 num_folds: int, params_hash: str | None = None) -> None:
         self.trial = trial
         self.recorder = recorder
         self.instance = instance
         self.context = context
         self.num_folds = num_folds
+        self.params_hash = params_hash
         self.pruned_at: int | None = None
         self.clip_falls_back = tasks.get(context.experiment.task_type) \
             .clip_is_segment_without_clips
 
     def objective(self) -> tuple[float | None, int]:
         """The running objective over the trial's finished folds, and their number."""
-        return objective_of(self.recorder.read_folds(self.instance).records,
-                            self.context.metric, self.clip_falls_back)
+        folds = folds_on_disk(self.recorder.instance_layout(self.instance), self.num_folds,
+                              params_hash=self.params_hash,
+                              task_type=self.recorder.task_type)
+        return objective_of(folds.records, self.context.metric, self.clip_falls_back)
 
     def __call__(self, result: FoldResult) -> bool:
         value, n = self.objective()
@@ -339,7 +350,8 @@ def run_trial(context: TrialRunner, trial: Any, instance: int) -> str:
     recorder.record_trial(record)
     context.out(f"search: trial {trial.number} -> instance {instance}: "
                 + ", ".join(f"{n}={v!r}" for n, v in sampled.items()))
-    pruning = Pruning(trial, recorder, instance, context, plan.num_folds)
+    pruning = Pruning(trial, recorder, instance, context, plan.num_folds,
+                      plan.hashes[instance])
     todo = [i for i in range(plan.num_folds) if i not in done]
     failed = False
     if todo:

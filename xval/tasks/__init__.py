@@ -21,14 +21,16 @@ from xval.tasks.registry import (
     DEFAULT,
     get,
     infer,
+    infer_from_folds,
     maximized_metrics,
     metric_names,
     names,
     register,
+    rules,
 )
 
-__all__ = ["DEFAULT", "Task", "get", "infer", "maximized_metrics", "metric_names", "names",
-           "register"]
+__all__ = ["DEFAULT", "Task", "get", "infer", "infer_from_folds", "maximized_metrics",
+           "metric_names", "names", "register", "rules"]
 
 # The built-in tasks register themselves on import.
 from xval.tasks import (  # noqa: E402, F401

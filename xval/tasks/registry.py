@@ -3,6 +3,8 @@
 from collections.abc import Iterable
 
 from xval.core.errors import ConfigurationError
+from xval.core.reader import TaskRules
+from xval.core.records import FoldResult
 from xval.tasks.base import Task
 
 _TASKS: dict[str, Task] = {}
@@ -98,3 +100,32 @@ def infer(metrics: Iterable[str] | None = None, classes: list[str] | None = None
             if task.output == "vector" and task.has_classes == bool(classes):
                 return name
     return DEFAULT
+
+
+def infer_from_folds(folds: Iterable[FoldResult]) -> str | None:
+    """The task of fold records written before the task was recorded: the first task whose
+    selection metric an `ok` fold's test metrics hold; `None` without such a fold."""
+    for record in folds:
+        if record.ok and record.metrics and isinstance(record.metrics.get("test"), dict):
+            return infer(metrics=record.metrics["test"])
+    return None
+
+
+def rules(task_type: str | None, folds: Iterable[FoldResult] = ()) -> TaskRules:
+    """What the fold checks and the summary take from a task (`xval.core.reader.RulesOf`).
+
+    Args:
+        task_type: the recorded task, or `None` (results written before it was recorded:
+            the task is inferred from `folds`, `infer_from_folds`).
+        folds: the instance's fold records.
+
+    Returns:
+        The task's `TaskRules`; a task this version does not know (or none) checks only
+        that metrics are finite.
+    """
+    name = task_type or infer_from_folds(folds)
+    if not name or name not in _TASKS:
+        return TaskRules()
+    task = _TASKS[name]
+    return TaskRules(ranges=dict(task.metric_ranges),
+                     clip_falls_back=bool(task.clip_is_segment_without_clips))

@@ -40,8 +40,8 @@ from preprocessing.store import FeatureStore
 from xval import tasks
 from xval.config import embedding
 from xval.core.errors import ConfigurationError, TrainingError
-from xval.core.files import read_json
-from xval.core.records import FoldResult, Metrics, RecordError
+from xval.core.reader import READER
+from xval.core.records import FoldResult, Metrics
 from xval.tasks.metrics import classification_metrics
 from xval.training.loading import (
     EmbeddingFunction,
@@ -71,10 +71,10 @@ def check_no_leak(path: Path, items: Mapping[str, list[str]], fold: int) -> bool
     if found is None or not found[0].fold_file(found[1]).is_file():
         return False
     layout, model_fold = found
-    try:
-        trained = FoldResult.from_dict(read_json(layout.fold_file(model_fold))).items
-    except (OSError, ValueError, RecordError):
+    record, _ = READER.read_record(layout.fold_file(model_fold), FoldResult.from_dict)
+    if record is None:  # unreadable, or not a fold record
         return False
+    trained = record.items
     seen = set(map(str, trained.get("train", []))) | set(map(str, trained.get("val", [])))
     leaked = sorted(seen & set(map(str, items.get("test", []))))
     if leaked:
