@@ -376,8 +376,9 @@ def build_store(rows: pd.DataFrame, out: str | os.PathLike[str], *,
                 for record, result in zip(rows.to_dict("records"), bar):
                     extraction.add(record, result)
         extraction.write_npy(raw_path, npy_path)
-        body = _store_info(params, skipped, extraction.files, augment_versions,
-                           time.perf_counter() - t0, described, info)
+        seconds = time.perf_counter() - t0
+        body = _store_info(params, skipped, extraction.files, augment_versions, seconds,
+                           described, info)
         store = write_store(out, npy_path, pd.DataFrame(extraction.meta), info=body,
                             task_type=task_type, classes=classes, overwrite=overwrite)
     except OSError as e:
@@ -387,6 +388,6 @@ def build_store(rows: pd.DataFrame, out: str | os.PathLike[str], *,
             if os.path.exists(leftover):
                 os.remove(leftover)
     summary = {"rows": len(store), "files": extraction.files, "skipped": skipped,
-               "items": store.info["n_items"], "classes": store.classes,
-               "seconds": body["extraction_seconds"], "shape": tuple(store.features.shape)}
+               "items": store.info.n_items, "classes": store.classes,
+               "seconds": round(seconds, 3), "shape": tuple(store.features.shape)}
     return store, summary

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from xval import tasks
+from xval.core.dataset_info import DatasetInfo
 from xval.core.errors import ConfigurationError, DatasetError
 from xval.core.files import make_temp_dir
 
@@ -34,7 +35,7 @@ class FeatureStore:
         features: `np.memmap [shape=(n_rows, time, frequency)]`.
         meta: `pandas.DataFrame` with the columns `row, item, label, target, clip, source,
             start, augmented` (and `split` when the source had one).
-        info: the contents of `dataset.json`.
+        info: the contents of `dataset.json` (a `DatasetInfo`).
 
     Raises:
         DatasetError: when the folder or one of its files is missing or inconsistent.
@@ -49,7 +50,8 @@ class FeatureStore:
                 "with `python -m preprocessing ...` (see the README), or `make demo` for the "
                 "built-in demo dataset."
             )
-        self.info = json.loads((self.path / "dataset.json").read_text())
+        self.info = DatasetInfo.from_dict(json.loads((self.path / "dataset.json").read_text()),
+                                          where=str(self.path / "dataset.json"))
         self.meta = pd.read_csv(
             self.path / "meta.csv", dtype={"item": str, "clip": str, "label": str},
             keep_default_na=False,
@@ -71,12 +73,12 @@ class FeatureStore:
     @property
     def task_type(self) -> str:
         """The store's task (`dataset.json`), `xval.tasks.DEFAULT` when it names none."""
-        return self.info.get("task_type", tasks.DEFAULT)
+        return self.info.task_type or tasks.DEFAULT
 
     @property
     def classes(self) -> list[str]:
         """The class names, in target order (`dataset.json`)."""
-        return list(self.info.get("classes", []))
+        return self.info.classes
 
     @property
     def items(self) -> np.ndarray:
@@ -101,7 +103,7 @@ class FeatureStore:
     @property
     def content_hash(self) -> str:
         """SHA-256 of the features, extra arrays and metadata (without source paths)."""
-        return self.info["content_hash"]
+        return self.info.content_hash
 
     def as_dicts(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """The original API's view: `predictors[item]` and `targets[item]` arrays.

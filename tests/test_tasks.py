@@ -49,7 +49,7 @@ class ToyMAE(Regression):
 @pytest.fixture
 def toy(monkeypatch):
     """`ToyMAE` registered for one test (the registry is restored afterwards)."""
-    monkeypatch.setattr(task_registry, "_TASKS", dict(task_registry._TASKS))
+    monkeypatch.setattr(task_registry, "TASKS", task_registry.TASKS.copy())
     tasks.register(ToyMAE)
     return tasks.get("toy_mae")
 
@@ -82,7 +82,7 @@ def test_unknown_task_store_is_refused_before_writing(tmp_path):
 
 
 def test_register_rejects_duplicates_and_non_tasks(monkeypatch):
-    monkeypatch.setattr(task_registry, "_TASKS", dict(task_registry._TASKS))
+    monkeypatch.setattr(task_registry, "TASKS", task_registry.TASKS.copy())
     with pytest.raises(ValueError, match="'regression' is already registered"):
         tasks.register(Regression)
     with pytest.raises(TypeError, match="register takes a Task subclass"):

@@ -6,6 +6,7 @@ Where to add a feature type: see `preprocessing.features.registry`.
 
 import preprocessing.features.spectral  # noqa: F401  (registers the built-in types)
 from preprocessing.features.registry import (
+    TYPES,
     FeatureType,
     bin_frequencies,
     centred_frames,
@@ -19,7 +20,7 @@ from preprocessing.features.registry import (
 )
 from preprocessing.features.segments import segment, window_starts
 
-__all__ = ["FeatureType", "bin_frequencies", "centred_frames", "compute_features",
+__all__ = ["TYPES", "FeatureType", "bin_frequencies", "centred_frames", "compute_features",
            "feature_shape", "front_end", "get", "names", "parameter_names", "register", "segment",
            "window_starts"]
 

@@ -395,7 +395,7 @@ def _describe(params: Params) -> dict[str, Any]:
 
 
 @register("pretrained", bins=_bins, frames=_frames, batched=True, describe=_describe,
-          dtype="float16")
+          dtype="float16", summary="an encoder's hidden states", neighbouring_bins=False)
 def pretrained(y: np.ndarray, *, sample_rate: int, hop_length: int = 160,
                encoder: str = RESEMBLYZER, revision: str | None = None,
                layers: Layers = "all", batch_size: int = 16, device: str | None = None,

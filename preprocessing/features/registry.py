@@ -67,7 +67,7 @@ from typing import Any
 import numpy as np
 
 import xval.config.schema as schema
-from xval.core.errors import ConfigurationError
+from xval.core.registry import Registry
 
 __all__ = ["FeatureType", "bin_frequencies", "centred_frames", "compute_features",
            "feature_shape", "front_end", "get", "names", "parameter_names", "register"]
@@ -110,6 +110,12 @@ class FeatureType:
         describe: `describe(params) -> dict`, what `dataset.json` records of the type
             (`front_end`), or `None`.
         dtype: the storage type of its stores when `[features] dtype` is `auto`.
+        summary: a few words about the type (config.ini's notes list it beside the name).
+        neighbouring_bins: neighbouring bins hold neighbouring content (a frequency axis,
+            cepstral coefficients), so a band of them can be masked (SpecAugment's
+            frequency masks); `False` for an encoder's hidden dimensions.
+        check: `check(values, name) -> problem`, the type's rule between `[features]`
+            keys (`xval.config.schema.Rule`), or `None`.
     """
 
     name: str
@@ -122,13 +128,24 @@ class FeatureType:
     batched: bool = False
     describe: Callable[[Params], dict[str, Any]] | None = None
     dtype: str = "float32"
+    summary: str = ""
+    neighbouring_bins: bool = True
+    check: schema.Rule | None = None
+
+    @property
+    def has_frequencies(self) -> bool:
+        """Whether the bins have centre frequencies (`frequencies`): a frequency axis that
+        can be warped. `False` for MFCCs and an encoder's hidden states."""
+        return self.frequencies is not None
 
     def keywords(self, values: Params) -> dict[str, Any]:
         """The keyword arguments of `function` found in `values` (sample_rate included)."""
         return {k: values[k] for k in (*self.params, *self.options) if k in values}
 
 
-_TYPES: dict[str, FeatureType] = {}
+TYPES: Registry[FeatureType] = Registry("feature type", setting="feature",
+                                         where="preprocessing.features")
+"""The registered feature types, by name."""
 
 
 def parameter_names() -> tuple[str, ...]:
@@ -167,7 +184,9 @@ def register(name: str, *, bins: Callable[[Params], int],
              frequencies: Callable[[Params], np.ndarray] | None = None,
              batched: bool = False,
              describe: Callable[[Params], dict[str, Any]] | None = None,
-             dtype: str = "float32") -> Callable[[FeatureFunction], FeatureFunction]:
+             dtype: str = "float32", summary: str = "", neighbouring_bins: bool = True,
+             check: schema.Rule | None = None
+             ) -> Callable[[FeatureFunction], FeatureFunction]:
     """Decorator registering a feature function under `name`.
 
     Args:
@@ -187,6 +206,12 @@ def register(name: str, *, bins: Callable[[Params], int],
         dtype: the storage type of the type's stores when `[features] dtype` is `auto`:
             `"float32"` or `"float16"` (half the size, for values that need no more, such
             as an encoder's hidden states). Defaults to `"float32"`.
+        summary: a few words about the type, listed beside its name in config.ini's notes.
+            Defaults to `""`.
+        neighbouring_bins: neighbouring bins hold neighbouring content, so frequency masks
+            apply. Defaults to `True` (`False` for an encoder's hidden dimensions).
+        check: the type's rule between `[features]` keys, `check(values, name) -> problem`
+            (e.g. `mfcc`: n_mfcc at most n_mels). Defaults to `None`.
 
     Returns:
         The decorator, which returns the function unchanged.
@@ -204,13 +229,11 @@ def register(name: str, *, bins: Callable[[Params], int],
     def decorator(function: FeatureFunction) -> FeatureFunction:
         if not isinstance(name, str) or not name.isidentifier():
             raise ValueError(f"A feature type needs a name that is an identifier; got {name!r}.")
-        if name in _TYPES:
-            raise ValueError(f"A feature type named {name!r} is already registered.")
         params, options = _signature(name, function)
-        _TYPES[name] = FeatureType(name=name, function=function, params=params,
-                                   options=options, bins=bins, frames=frames,
-                                   frequencies=frequencies, batched=batched,
-                                   describe=describe, dtype=dtype)
+        TYPES.register(name, FeatureType(
+            name=name, function=function, params=params, options=options, bins=bins,
+            frames=frames, frequencies=frequencies, batched=batched, describe=describe,
+            dtype=dtype, summary=summary, neighbouring_bins=neighbouring_bins, check=check))
         return function
 
     return decorator
@@ -219,25 +242,22 @@ def register(name: str, *, bins: Callable[[Params], int],
 def unregister(name: str) -> None:
     """Removes the feature type registered as `name` (a test's own type, after the test);
     an unknown name is ignored."""
-    _TYPES.pop(name, None)
+    TYPES.unregister(name, missing_ok=True)
 
 
 def names() -> list[str]:
     """The registered feature types, in registration order."""
-    return list(_TYPES)
+    return TYPES.names()
 
 
 def get(name: str) -> FeatureType:
     """The feature type registered as `name`.
 
     Raises:
-        ConfigurationError: (a `ValueError`) for an unknown name, listing the registered ones.
+        UnknownNameError: (a `ConfigurationError`, so a `ValueError`) for an unknown name,
+            listing the registered ones.
     """
-    if name not in _TYPES:
-        raise ConfigurationError(
-            f"feature={name!r}: expected one of {', '.join(names())} (the feature types "
-            "registered in preprocessing.features).")
-    return _TYPES[name]
+    return TYPES.get(name)
 
 
 def compute_features(y: np.ndarray, *, sample_rate: int, feature: str = "mel",
@@ -316,5 +336,16 @@ def bin_frequencies(params: Params) -> np.ndarray | None:
     return None if kind.frequencies is None else kind.frequencies(params)
 
 
-# config.ini's [features] feature accepts the registered names.
-schema.bind_choices("features", "feature", names)
+def _type_rule(values: Params, name: Callable[[str], str]) -> str:
+    """The chosen type's own rule between `[features]` keys (`FeatureType.check`)."""
+    feature = values.get("feature")
+    if not isinstance(feature, str) or feature not in TYPES:
+        return ""
+    check = TYPES.get(feature).check
+    return check(values, name) if check is not None else ""
+
+
+# config.ini's [features] feature accepts the registered names, and each type's rules apply.
+schema.bind_choices("features", "feature", names,
+                    describe=lambda name: TYPES.get(name).summary)
+schema.bind_rules("features", _type_rule)

@@ -13,6 +13,7 @@ import xval.config.schema as schema
 from augmentation.command import augment_folder
 from augmentation.pipeline import require_augment_extra
 from xval.config.loader import find_config, load_config
+from xval.config.sections import AugmentationSettings
 from xval.core.errors import ConfigurationError, XvalError
 from xval.core.logs import quiet_framework_logs
 from xval.core.terminal import line_buffered_output
@@ -66,9 +67,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                                           style="flag")
         except ConfigurationError as e:
             raise ConfigurationError(f"{e} (other values from {config.path})") from None
+        settings = AugmentationSettings.of(params)
         summary = augment_folder(args.input, args.output, args.n, params=params,
-                                 seed=params["seed"], noise_dir=args.noise_dir,
-                                 ir_dir=args.ir_dir, workers=params["workers"],
+                                 seed=settings.seed, noise_dir=args.noise_dir,
+                                 ir_dir=args.ir_dir, workers=settings.workers,
                                  progress=not (args.no_progress or args.quiet),
                                  overwrite=args.overwrite)
     except XvalError as e:

@@ -21,6 +21,7 @@ import pandas as pd
 from preprocessing import sources
 from preprocessing.build import build_store, feature_params
 from preprocessing.store import FeatureStore
+from xval import tasks
 from xval.cli.scripts import SCRIPT, load_experiment
 from xval.config import schema
 from xval.config.loader import Config, load_config
@@ -77,7 +78,7 @@ def main_init(args: argparse.Namespace) -> int:
           f"{rows['item'].nunique()} items ({how}).")
     store, summary = build_store(
         rows, config.data_dir / name, params=feature_params(config.features),
-        workers=config.features["workers"], overwrite=args.overwrite, skipped=skipped,
+        workers=config.features.workers, overwrite=args.overwrite, skipped=skipped,
         progress=not args.no_progress, info={"source": f"python -m xval init {audio}"})
     print(f"Wrote the store {store.path}: {summary['rows']} rows, "
           f"{len(summary['skipped'])} file(s) skipped.")
@@ -188,7 +189,7 @@ def _write_script(script: Path, store: FeatureStore, rows: pd.DataFrame, folds: 
         "script": relative, "results": _shown(results, project),
         "description": json.dumps(f"{audio.name}: first models"),
         "dataset": json.dumps(store.path.name), "num_folds": folds,
-        "task_type": json.dumps("classification")}
+        "task_type": json.dumps(tasks.DEFAULT)}
     script.parent.mkdir(parents=True, exist_ok=True)
     script.write_text(SCRIPT.format(**values))
 

@@ -162,6 +162,7 @@ class RayExecutor(Executor):
     """
 
     name = "ray"
+    summary = "each job a Ray task, on this machine or a cluster: see the README"
 
     def __init__(self, address: str | None = None, *, num_cpus: int = 1,
                  jobs_per_gpu: int = 1, max_retries: int = 3,

@@ -26,9 +26,9 @@ from xval import tasks
 from xval.core.errors import ConfigurationError, DatasetError
 from xval.inference.detect import detect_files
 from xval.inference.models import (
-    DatasetInfo,
-    dataset_info_for,
+    describe,
     extract_features,
+    feature_params_of,
     info_for,
     resolve_models,
     task_of,
@@ -103,7 +103,7 @@ def source_rows(roots: Iterable[str | Path], *, source: str = "folders",
 
 def model_task_name(model_or_instance_dir: str | Path, *, fold: int | None = None,
                     ensemble: bool = False,
-                    dataset_info: DatasetInfo | str | Path | None = None) -> str:
+                    dataset_info: Mapping[str, Any] | str | Path | None = None) -> str:
     """The task of saved model(s), read from their dataset description (no model is
     loaded): `evaluate` reads labelled files for one and annotated recordings for a
     detector, so it asks first."""
@@ -113,7 +113,7 @@ def model_task_name(model_or_instance_dir: str | Path, *, fold: int | None = Non
 
 def evaluate_rows(model_or_instance_dir: str | Path, rows: pd.DataFrame, *,
                   fold: int | None = None, ensemble: bool = False,
-                  dataset_info: DatasetInfo | str | Path | None = None,
+                  dataset_info: Mapping[str, Any] | str | Path | None = None,
                   skipped: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
     """Scores saved model(s) on labelled audio files.
 
@@ -138,9 +138,8 @@ def evaluate_rows(model_or_instance_dir: str | Path, rows: pd.DataFrame, *,
             regression targets, or no usable file.
     """
     models = resolve_models(model_or_instance_dir, fold=fold, ensemble=ensemble)
-    info = dataset_info if isinstance(dataset_info, dict) else \
-        dataset_info_for(models.paths[0], dataset_info)
-    classes = list(info.get("classes") or [])
+    info = describe(models.paths[0], dataset_info)
+    classes = info.classes
     task = task_of(info)
     labels = rows["label"].astype(str).to_numpy()
     targets = task.file_targets(labels, classes)
@@ -151,7 +150,7 @@ def evaluate_rows(model_or_instance_dir: str | Path, rows: pd.DataFrame, *,
     paths = rows["path"].tolist()
     for k, path in enumerate(paths):
         try:
-            feats = extract_features([path], info["feature_params"])[0]
+            feats = extract_features([path], feature_params_of(info))[0]
         except DatasetError as e:
             skipped.append({"path": str(path), "reason": str(e)})
             continue
@@ -175,7 +174,7 @@ def evaluate_rows(model_or_instance_dir: str | Path, rows: pd.DataFrame, *,
 def evaluate_recordings(model_or_instance_dir: str | Path, annotations: str | Path,
                         audio_root: str | Path, *, fold: int | None = None,
                         ensemble: bool = False,
-                        dataset_info: DatasetInfo | str | Path | None = None,
+                        dataset_info: Mapping[str, Any] | str | Path | None = None,
                         **read_kwargs: Any) -> dict[str, Any]:
     """Scores a detection model on annotated recordings, as its experiment scores its
     test recordings.
@@ -214,12 +213,12 @@ def evaluate_recordings(model_or_instance_dir: str | Path, annotations: str | Pa
     """
     info = info_for(resolve_models(model_or_instance_dir, fold=fold, ensemble=ensemble),
                     dataset_info)
-    task = task_of(info).name
-    if task != "detection":
+    task = task_of(info)
+    if not task.scores_events:
         raise ConfigurationError(
-            f"{model_or_instance_dir} is a {task} model; --annotations scores detection "
+            f"{model_or_instance_dir} is a {task.name} model; --annotations scores detection "
             "models. Evaluate it on labelled files (leave out --annotations).")
-    options = {**(info.get("annotation_options") or {}), **read_kwargs}
+    options = {**info.annotation_options, **read_kwargs}
     recordings, events, skipped = annotation_source(annotations, audio_root, **options)
     if recordings.empty:
         raise DatasetError(f"{annotations} annotates no recording under {audio_root}.")
@@ -243,8 +242,8 @@ def evaluate_recordings(model_or_instance_dir: str | Path, annotations: str | Pa
     events = events[events["file"].astype(str).isin(files)]
     durations = dict(zip(files, kept["duration_s"].astype(float)))
     metrics = _recording_metrics(events, dict(zip(files, results)), classes, durations,
-                                 info["feature_params"])
-    return {"model": results[0]["model"], "task_type": "detection", "files": len(files),
+                                 feature_params_of(info))
+    return {"model": results[0]["model"], "task_type": task.name, "files": len(files),
             "events": len(events), "skipped": skipped, "levels": {"recording": metrics}}
 
 

@@ -14,6 +14,7 @@ import numpy as np
 from preprocessing.build import extract_file, feature_params
 from xval import tasks
 from xval.config import embedding
+from xval.core.dataset_info import DatasetInfo
 from xval.core.errors import ConfigurationError, DatasetError, XvalError
 from xval.core.layout import ExperimentLayout, InstanceLayout
 from xval.core.reader import READER
@@ -21,9 +22,6 @@ from xval.core.records import FoldResult
 from xval.tasks.base import Task
 from xval.training import embeddings
 from xval.training.loading import fold_model_layout, folder_layout, load
-
-DatasetInfo = dict[str, Any]
-"""A dataset description (`dataset.json`): feature parameters, classes, task type."""
 
 
 def _read_dataset_info(path: Path) -> DatasetInfo:
@@ -36,16 +34,35 @@ def _read_dataset_info(path: Path) -> DatasetInfo:
             f"{path} is not a readable JSON dataset description ({type(e).__name__}: "
             f"{str(e)[:120]}); pass the dataset.json of the store the model was trained "
             "on.") from e
-    if not isinstance(info, dict) or not isinstance(info.get("feature_params"), dict):
+    try:
+        described = DatasetInfo.from_dict(info, where=str(path))
+    except DatasetError as e:
+        raise ConfigurationError(str(e)) from e
+    found = described.feature_params
+    if found is None:
         raise ConfigurationError(
             f"{path} has no feature_params: it was not written by "
             "`python -m preprocessing`, so features cannot be extracted the same way."
         )
     try:
-        info["feature_params"] = feature_params(info["feature_params"])
+        return described.replace(feature_params=feature_params(found))
     except XvalError as e:
         raise ConfigurationError(f"{path}: its feature_params are not usable ({e}).") from e
-    return info
+
+
+def feature_params_of(info: DatasetInfo) -> dict[str, Any]:
+    """The feature parameters of a dataset description, to extract new files' features as
+    the store did.
+
+    Raises:
+        ConfigurationError: when it has none (not written by `python -m preprocessing`).
+    """
+    found = info.feature_params
+    if found is None:
+        raise ConfigurationError(
+            "The dataset description has no feature_params: it was not written by "
+            "`python -m preprocessing`, so features cannot be extracted the same way.")
+    return found
 
 
 def check_input_shape(model: Any, shape: Sequence[int], where: str | Path) -> None:
@@ -227,12 +244,25 @@ def _instance_models(layout: InstanceLayout, fold: int | None, ensemble: bool) -
     return ModelSet(list(folds.values()), f"ensemble of {len(folds)} fold models of {name}")
 
 
-def info_for(models: ModelSet, dataset_info: DatasetInfo | str | Path | None) -> DatasetInfo:
-    """The dataset description of `models`: `dataset_info` when it is one, else found
-    (see `dataset_info_for`)."""
-    if isinstance(dataset_info, dict):
-        return dataset_info
-    return dataset_info_for(models.paths[0], dataset_info)
+def info_for(models: ModelSet,
+             dataset_info: Mapping[str, Any] | str | Path | None) -> DatasetInfo:
+    """The dataset description of `models`: `dataset_info` when it is one (a mapping), else
+    found (see `dataset_info_for`)."""
+    return describe(models.paths[0], dataset_info)
+
+
+def describe(model_path: str | Path,
+             dataset_info: Mapping[str, Any] | str | Path | None) -> DatasetInfo:
+    """The dataset description of a model: `dataset_info` when it is one (a mapping, such
+    as the content of a `dataset.json`), else found (see `dataset_info_for`).
+
+    Raises:
+        ConfigurationError: when none is found, or it has no feature parameters.
+        DatasetError: for a mapping whose known entries have the wrong types.
+    """
+    if isinstance(dataset_info, Mapping):
+        return DatasetInfo.from_dict(dataset_info)
+    return dataset_info_for(model_path, dataset_info)
 
 
 def fold_classifier(path: Path) -> tuple[Path, dict[str, Any]]:
@@ -312,8 +342,7 @@ class ClassifierSet:
         return total / len(self.pipelines)
 
 
-def task_of(info: Mapping[str, Any]) -> Task:
+def task_of(info: DatasetInfo) -> Task:
     """The task of a dataset description (`dataset.json`): its `task_type`, or for one
     written before stores recorded it, the task its classes imply (`xval.tasks.infer`)."""
-    return tasks.get(info.get("task_type")
-                     or tasks.infer(classes=list(info.get("classes") or [])))
+    return tasks.get(info.task_type or tasks.infer(classes=info.classes))

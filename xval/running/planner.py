@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from preprocessing import features
+from preprocessing.features import FeatureType
 from preprocessing.store import FeatureStore
 from xval import tasks
 from xval.config import params as P
@@ -18,6 +20,7 @@ from xval.config import schema
 from xval.config.loader import Config
 from xval.core.errors import ConfigurationError, ResultsConflictError
 from xval.core.layout import ExperimentLayout
+from xval.core.parameters import InstanceParams
 from xval.core.reader import READER
 from xval.core.records import FoldsManifest, Job, ParamsRecord
 from xval.folds import ItemKFold, PredefinedItemSplit, fold_manifest
@@ -84,7 +87,7 @@ class Plan:
     def describe(self, out: Callable[..., None], number: int, dataset: str) -> None:
         """Prints the plan (the dry run)."""
         out(f"Dry run of experiment {number} on {dataset!r} ({len(self.store)} rows, "
-            f"{self.store.info['n_items']} items): nothing is trained or written.")
+            f"{self.store.info.n_items} items): nothing is trained or written.")
         out(f"Results would go to {self.exp_dir}")
         out(f"Folds ({self.manifest.splitter}, hash {self.manifest.hash[:12]}):")
         for i, fold in enumerate(self.folds):
@@ -98,7 +101,7 @@ class Plan:
 
 def resolver(experiment: ExperimentDeclaration, config: Config,
              overrides: Mapping[str, Any] | None = None,
-             feature: str | None = None, encoder_layers: int = 0) -> Resolver:
+             feature: FeatureType | None = None, encoder_layers: int = 0) -> Resolver:
     """Instance resolution with the experiment's defaults, parameters and task and the
     registered architectures.
 
@@ -106,7 +109,7 @@ def resolver(experiment: ExperimentDeclaration, config: Config,
         experiment: the declaration.
         config: the run's `Config` (its `[training]` defaults).
         overrides: `--set` values.
-        feature: the store's feature type (some defaults follow it), or `None`.
+        feature: the store's registered feature type (some defaults follow it), or `None`.
         encoder_layers: the encoder layers side by side in a `pretrained` store's rows
             (`dataset.json` `front_end.layers`), or `0`: an instance's `encoder_layers=0`
             (the pretrained heads' default) becomes this number.
@@ -149,13 +152,13 @@ def make_plan(experiment: ExperimentDeclaration, config: Config, selected: list[
             parameters (and `overwrite` is off), or a result file is unreadable.
     """
     store = FeatureStore(Path(config.data_dir) / experiment.dataset)
-    feature = (store.info.get("feature_params") or {}).get("feature")
-    layers = (store.info.get("front_end") or {}).get("layers") or []
-    resolve = resolver(experiment, config, overrides, feature, len(layers))
+    name = store.info.feature
+    feature = features.get(name) if name is not None and name in features.TYPES else None
+    resolve = resolver(experiment, config, overrides, feature, store.info.encoder_layers)
     resolved = {k: resolve(k, experiment.instances[k]) for k in selected}
     check_store_task(experiment, store)
     for k, params in resolved.items():
-        if params.get("load_model"):
+        if InstanceParams.of(params).load_model:
             check_transfer(params, tuple(store.features.shape[1:]), f"instance {k}")
     folds, manifest = make_folds(experiment, config, store)
     layout = ExperimentLayout.of(Path(experiment.experiment_folder or config.results_dir),
@@ -176,8 +179,7 @@ def check_store_task(experiment: ExperimentDeclaration, store: FeatureStore) -> 
     Raises:
         ConfigurationError: naming the store's task and the experiment's.
     """
-    reconstructs = getattr(tasks.get(experiment.task_type), "reconstructs", False)
-    if store.task_type != experiment.task_type and not reconstructs:
+    if store.task_type != experiment.task_type and not tasks.get(experiment.task_type).reconstructs:
         raise ConfigurationError(
             f"Dataset {experiment.dataset!r} is a {store.task_type} store but the experiment "
             f"says task_type={experiment.task_type!r}."
@@ -199,10 +201,10 @@ def make_splitter(experiment: ExperimentDeclaration, config: Config,
                 f"set num_folds=1 (it is {experiment.num_folds})."
             )
         return PredefinedItemSplit(store.meta["split"].to_numpy(str))
-    return ItemKFold(experiment.num_folds, val_fraction=config.folds["val_fraction"],
-                     test_fraction=config.folds["test_fraction"],
-                     stratify=config.folds["stratify"], n_repeats=experiment.n_repeats,
-                     random_state=config.folds["fold_seed"])
+    return ItemKFold(experiment.num_folds, val_fraction=config.folds.val_fraction,
+                     test_fraction=config.folds.test_fraction,
+                     stratify=config.folds.stratify, n_repeats=experiment.n_repeats,
+                     random_state=config.folds.fold_seed)
 
 
 def make_folds(experiment: ExperimentDeclaration, config: Config,

@@ -37,9 +37,9 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
 from preprocessing.store import FeatureStore
-from xval import tasks
 from xval.config import embedding
 from xval.core.errors import ConfigurationError, TrainingError
+from xval.core.parameters import TrainingParams
 from xval.core.reader import READER
 from xval.core.records import FoldResult, Metrics
 from xval.tasks.metrics import classification_metrics
@@ -107,7 +107,7 @@ def prepare(params: Mapping[str, Any], model: Any, store: FeatureStore,
         TrainingError: a missing model, a leak, or an input shape other than the store's.
         ConfigurationError: an unknown `embedding_layer`.
     """
-    layer = params.get("embedding_layer", "auto")
+    layer = TrainingParams.of(params).embedding_layer
     prepared: list[Source] = []
     for source in embedding.sources(params, fold):
         if source == embedding.SELF:
@@ -300,10 +300,11 @@ def fit_fold_classifier(params: Mapping[str, Any], prepared: list[Source],
     if not np.isfinite(x["train"]).all():
         raise TrainingError(f"Fold {fold}: the embeddings of the training rows are not finite; "
                             "the embedding classifier cannot be fit.")
-    pipeline, info = fit(params["embedding_classifier"], x["train"], y["train"], x["val"],
-                         y["val"], params.get("embedding_c"), seed)
+    typed = TrainingParams.of(params)
+    pipeline, info = fit(typed.embedding_classifier, x["train"], y["train"], x["val"],
+                         y["val"], typed.embedding_c, seed)
     clips = store.clips
-    classification = tasks.get(embedding.TASK)
+    classification = embedding.task()
     for key, r in rows.items():
         keep = ~store.augmented[r]  # scores on original rows only, as the network's
         out = scores(pipeline, x[key][keep])
@@ -319,7 +320,7 @@ def fit_fold_classifier(params: Mapping[str, Any], prepared: list[Source],
             block.pop("confusion_matrix")
             clip_metrics.setdefault(key, {}).update(
                 {f"{embedding.PREFIX}{n}": v for n, v in block.items()})
-    info = {"kind": params["embedding_classifier"],
-            "layer": params.get("embedding_layer", "auto"), "sources": described,
+    info = {"kind": typed.embedding_classifier,
+            "layer": typed.embedding_layer, "sources": described,
             "classes": classes, **info}
     return dumps(pipeline), info
