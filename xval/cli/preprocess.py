@@ -26,6 +26,7 @@ from preprocessing.babble import babble_backgrounds
 from preprocessing.build import build_store, feature_params
 from preprocessing.demo import build_demo
 from preprocessing.detection import build_detection_store, read_items
+from preprocessing.features.pretrained import encoder_overrides
 from preprocessing.report import dataset_report, format_report
 from preprocessing.sources import Skipped
 from preprocessing.store import FeatureStore
@@ -96,6 +97,8 @@ def _run(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     config = load_config(args.config or find_config())
     overrides = {k: getattr(args, k) for k in schema.SCHEMA["features"]
                  if k != "workers" and getattr(args, k) is not None}
+    named = any(option == "encoder" for option, _ in getattr(args, "feature_option", ()) or ())
+    overrides = encoder_overrides(getattr(args, "encoder", None), overrides, named)
     options = _feature_options(args, config, overrides)
     if options and args.source == "demo":
         raise ConfigurationError(

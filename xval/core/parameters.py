@@ -33,10 +33,13 @@ from xval.core.settings import Settings, setting_names
 
 P = TypeVar("P", bound="InstanceParams")
 
-__all__ = ["MANDATORY", "InstanceParams", "TrainingParams"]
+__all__ = ["DATASET", "MANDATORY", "InstanceParams", "TrainingParams"]
 
 MANDATORY = ("architecture", "reshaping_type", "comment_1", "comment_2")
 """The names every instance gives besides its `[training]` overrides."""
+DATASET = "dataset"
+"""The optional instance name of another feature store (on the same items) than the
+experiment's: the planner sets it, resolution only checks that it is a store name."""
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -88,8 +91,9 @@ class TrainingParams(Settings):
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class InstanceParams(TrainingParams):
-    """An instance's resolved parameters: the `[training]` keys, the mandatory names and
-    the architecture's keyword arguments (`keywords`).
+    """An instance's resolved parameters: the `[training]` keys, the mandatory names, the
+    store it trains on when not the experiment's (`dataset`) and the architecture's keyword
+    arguments (`keywords`).
 
     As a mapping it is the flat dict the planner resolves and `params.json` records.
     """
@@ -98,6 +102,7 @@ class InstanceParams(TrainingParams):
     reshaping_type: str = "none"
     comment_1: Any = ""
     comment_2: Any = ""
+    dataset: str | None = None
     keywords: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     @classmethod
@@ -119,6 +124,8 @@ class InstanceParams(TrainingParams):
         """The flat dict of every parameter (what `params.json` records)."""
         out = {name: getattr(self, name) for name in setting_names(TrainingParams)}
         out.update({name: getattr(self, name) for name in MANDATORY})
+        if self.dataset is not None:
+            out[DATASET] = self.dataset
         out.update(self.keywords)
         return out
 

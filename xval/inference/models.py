@@ -247,8 +247,14 @@ def _instance_models(layout: InstanceLayout, fold: int | None, ensemble: bool) -
 def info_for(models: ModelSet,
              dataset_info: Mapping[str, Any] | str | Path | None) -> DatasetInfo:
     """The dataset description of `models`: `dataset_info` when it is one (a mapping), else
-    found (see `dataset_info_for`)."""
-    return describe(models.paths[0], dataset_info)
+    found (see `dataset_info_for`); a `--dataset-info` of another encoder than the models'
+    is refused (`_check_same_encoder`)."""
+    if isinstance(dataset_info, Mapping):
+        return DatasetInfo.from_dict(dataset_info)
+    info = dataset_info_for(models.paths[0], dataset_info)
+    if dataset_info is not None:
+        _check_same_encoder(models, info, dataset_info)
+    return info
 
 
 def describe(model_path: str | Path,
@@ -263,6 +269,22 @@ def describe(model_path: str | Path,
     if isinstance(dataset_info, Mapping):
         return DatasetInfo.from_dict(dataset_info)
     return dataset_info_for(model_path, dataset_info)
+
+
+def _check_same_encoder(models: ModelSet, info: DatasetInfo, given: str | Path) -> None:
+    """Refuses a `--dataset-info` whose encoder is not the one the models were trained on
+    (when the models' own dataset.json says which): embeddings of another encoder mean
+    nothing to them, even where the shapes agree."""
+    try:
+        own = dataset_info_for(models.paths[0])
+    except ConfigurationError:
+        return
+    if own.encoder != info.encoder:
+        raise ConfigurationError(
+            f"--dataset-info {str(given)!r} describes a store of "
+            f"{info.encoder or info.feature!r} features, but the models were trained on "
+            f"{own.encoder or own.feature!r} features; pass the dataset.json of the store "
+            "they were trained on (or drop --dataset-info).")
 
 
 def fold_classifier(path: Path) -> tuple[Path, dict[str, Any]]:

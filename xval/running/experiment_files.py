@@ -26,6 +26,15 @@ def dataset_info(plan: Plan) -> dict[str, Any]:
     return plan.store.info.without_skipped(str(plan.store.path)).to_dict()
 
 
+def instance_dataset_info(plan: Plan, instance: int) -> dict[str, Any] | None:
+    """The description of an instance's own store (`instance_<k>/dataset.json`, which
+    prediction finds before the experiment's), or `None` for the experiment's store."""
+    if instance not in plan.stores:
+        return None
+    store = plan.stores[instance]
+    return store.info.without_skipped(str(store.path)).to_dict()
+
+
 def begin_experiment(recorder: Recorder, experiment: ExperimentDeclaration, plan: Plan,
                      backend: str) -> None:
     """Has `recorder` write the experiment-level files of `plan`.

@@ -29,7 +29,7 @@ from xval.core.records import FoldResult, TrialRecord
 from xval.executors.base import Executor
 from xval.report.results import ExperimentResults
 from xval.running.declaration import ExperimentDeclaration
-from xval.running.experiment_files import begin_experiment
+from xval.running.experiment_files import begin_experiment, instance_dataset_info
 from xval.running.planner import Plan
 from xval.running.recorder import Out, Recorder, folds_on_disk
 from xval.running.sampler import (
@@ -257,7 +257,8 @@ def run_trial(context: TrialRunner, trial: Any, instance: int) -> str:
     plan = context.plan_for([instance])
     recorder = context.recorder(plan)
     done = recorder.begin_instance(instance, plan.resolved[instance], plan.hashes[instance],
-                                   overwrite=False)
+                                   overwrite=False,
+                                   dataset_info=instance_dataset_info(plan, instance))
     record = TrialRecord(trial=trial.number, instance=instance, state="running",
                          params=sampled, metric=context.metric)
     recorder.record_trial(record)
