@@ -249,3 +249,10 @@ def test_rules_choice_lists_in_the_schema_come_from_the_registries():
         assert f"{name} ({EXECUTORS.get(name).summary})" in executor.note()
     assert all(name in feature.note() for name in preprocessing.features.names())
 
+
+
+# -- 5. one concept per module ------------------------------------------------------------
+
+def test_rules_no_library_module_over_400_lines():
+    long = {m: n for m, s in _modules().items() if (n := len(s.splitlines())) > MAX_LINES}
+    assert long == {}
