@@ -192,16 +192,18 @@ def _registries():
     import xval.report.workbook  # noqa: F401  (registers the sheets)
     from architectures.registry import ARCHITECTURES
     from preprocessing.features import TYPES
+    from preprocessing.features.encoders import BUILT_IN
     from xval.executors.registry import EXECUTORS
     from xval.report.workbook.registry import SHEETS
     from xval.tasks import TASKS
 
     del architectures
     return {"architecture": ARCHITECTURES, "feature": TYPES, "task_type": TASKS,
-            "executor": EXECUTORS, "sheet": SHEETS}
+            "executor": EXECUTORS, "sheet": SHEETS, "encoder": BUILT_IN}
 
 
-def test_rules_the_five_registries_are_one_class():
+def test_rules_the_registries_are_one_class():
+    """The five registries of issue 34, and the built-in encoders added since."""
     from xval.core.registry import Registry
 
     registries = _registries()
@@ -216,6 +218,7 @@ def test_rules_the_five_registries_are_one_class():
     ("task_type", "xval.tasks.get", "clasification", "classification"),
     ("executor", "xval.executors.registry.get", "proces", "process"),
     ("sheet", "xval.report.workbook.unregister_sheet", "Sumary", "Summary"),
+    ("encoder", "preprocessing.features.encoders.BUILT_IN.get", "aisfz", "aisfx"),
 ])
 def test_rules_an_unknown_name_has_one_message_shape(setting, lookup, typo, closest):
     """Every registry refuses an unknown name with the same error and the same words: the
@@ -226,8 +229,12 @@ def test_rules_an_unknown_name_has_one_message_shape(setting, lookup, typo, clos
 
     registry = _registries()[setting]
     module, _, name = lookup.rpartition(".")
+    if module.endswith(".BUILT_IN"):
+        found = importlib.import_module(module.rpartition(".")[0]).BUILT_IN.get
+    else:
+        found = getattr(importlib.import_module(module), name)
     with pytest.raises(UnknownNameError) as raised:
-        getattr(importlib.import_module(module), name)(typo)
+        found(typo)
     known = ", ".join(registry.names())
     assert re.fullmatch(rf"{setting}={re.escape(repr(typo))}: expected one of "
                         rf"{re.escape(known)} \(the {registry.kind}s registered in "

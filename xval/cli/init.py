@@ -20,14 +20,25 @@ import pandas as pd
 
 from preprocessing import sources
 from preprocessing.build import build_store, feature_params
+from preprocessing.features import encoders
+from preprocessing.features.pretrained import encoder_defaults
 from preprocessing.store import FeatureStore
 from xval import tasks
-from xval.cli.scripts import SCRIPT, load_experiment
+from xval.cli.scripts import (
+    CNN_ABOUT,
+    CNN_INSTANCES,
+    ENCODER_ABOUT,
+    SCRIPT,
+    encoder_instances,
+    load_experiment,
+)
 from xval.config import schema
 from xval.config.loader import Config, load_config
 from xval.core.errors import ConfigurationError, DatasetError
 from xval.folds import allowed_folds
 
+DEFAULT_ENCODER = encoders.AISFX
+"""The encoder of instance 1 when it is installed (measured: docs/pretrained.md)."""
 PRESETS = {"fsdd": sources.FSDD_PATTERN, "ravdess": sources.RAVDESS_PATTERN,
            "speaker-id": sources.SPEAKER_ID_PATTERN}
 MAX_FOLDS = 5
@@ -53,6 +64,9 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     p.add_argument("--manifest", help="a CSV manifest of the files (path, label, item columns)")
     p.add_argument("--folds", type=int, help=f"folds over items (default: the items, at most "
                                              f"{MAX_FOLDS})")
+    p.add_argument("--encoder", help="the pretrained encoder of instance 1: "
+                                     f"{', '.join(encoders.BUILT_IN)} or none (default: "
+                                     f"{DEFAULT_ENCODER} when it is installed, else none)")
     p.add_argument("--project", default=".", help="the project folder (default: here)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a store or script of the same name")
@@ -76,13 +90,24 @@ def main_init(args: argparse.Namespace) -> int:
     folds = _folds(rows, args.folds)
     print(f"Found {len(rows)} files in {audio}: {rows['label'].nunique()} classes, "
           f"{rows['item'].nunique()} items ({how}).")
+    encoder = _encoder(args.encoder)
     store, summary = build_store(
         rows, config.data_dir / name, params=feature_params(config.features),
         workers=config.features.workers, overwrite=args.overwrite, skipped=skipped,
         progress=not args.no_progress, info={"source": f"python -m xval init {audio}"})
     print(f"Wrote the store {store.path}: {summary['rows']} rows, "
           f"{len(summary['skipped'])} file(s) skipped.")
-    _write_script(script, store, rows, folds, how, audio, config, project)
+    embedded = None
+    if encoder is not None:
+        embedded, summary = build_store(
+            rows, config.data_dir / f"{name}_{encoder}",
+            params=feature_params(config.features, **encoder_defaults(encoder)),
+            workers=config.features.workers, overwrite=args.overwrite, skipped=skipped,
+            progress=not args.no_progress,
+            info={"source": f"python -m xval init {audio} --encoder {encoder}"})
+        print(f"Wrote the store {embedded.path} ({encoder} embeddings, "
+              f"{encoders.BUILT_IN[encoder].licence}): {summary['rows']} rows.")
+    _write_script(script, store, rows, folds, how, audio, config, project, embedded)
     print(f"Wrote {script.relative_to(project)} and {config_path.relative_to(project)}.\n")
     experiment = load_experiment(script)
     outcome = experiment.run(dry_run=True, config=config)
@@ -91,6 +116,27 @@ def main_init(args: argparse.Namespace) -> int:
     command = f"{_python()} {script.relative_to(project)}"
     print(f"\nReady. Run the experiment with:\n\n    {command}\n")
     return 0
+
+
+def _encoder(name: str | None) -> str | None:
+    """The encoder of instance 1: the one named, else the default when it is installed (and
+    a line saying how to install it when it is not)."""
+    if name == "none":
+        return None
+    if name is not None:
+        if name not in encoders.BUILT_IN:
+            raise ConfigurationError(f"--encoder {name}: expected one of "
+                                     f"{', '.join(encoders.BUILT_IN)} or none.")
+        if not encoders.installed(name):
+            raise ConfigurationError(f"--encoder {name} is not installed: "
+                                     f"{encoders.BUILT_IN[name].install}")
+        return name
+    if encoders.installed(DEFAULT_ENCODER):
+        return DEFAULT_ENCODER
+    print(f"No pretrained encoder is installed, so the experiment starts from a CNN trained "
+          f"from scratch. For a pretrained baseline (the stronger one on most audio): "
+          f"{encoders.BUILT_IN[DEFAULT_ENCODER].install}, then rerun init with --overwrite.")
+    return None
 
 
 def _name(text: str) -> str:
@@ -173,7 +219,8 @@ def _folds(rows: pd.DataFrame, wanted: int | None) -> int:
 
 
 def _write_script(script: Path, store: FeatureStore, rows: pd.DataFrame, folds: int, how: str,
-                  audio: Path, config: Config, project: Path) -> None:
+                  audio: Path, config: Config, project: Path,
+                  embedded: FeatureStore | None = None) -> None:
     classes = sorted(map(str, rows["label"].unique()))
     shown = ", ".join(classes[:6]) + (", ..." if len(classes) > 6 else "")
     relative = Path("experiments") / script.name
@@ -189,7 +236,11 @@ def _write_script(script: Path, store: FeatureStore, rows: pd.DataFrame, folds: 
         "script": relative, "results": _shown(results, project),
         "description": json.dumps(f"{audio.name}: first models"),
         "dataset": json.dumps(store.path.name), "num_folds": folds,
-        "task_type": json.dumps(tasks.DEFAULT)}
+        "task_type": json.dumps(tasks.DEFAULT),
+        "instances": (encoder_instances(embedded.path.name, str(embedded.info.encoder))
+                      if embedded is not None else CNN_INSTANCES),
+        "about": textwrap.fill((ENCODER_ABOUT if embedded is not None else CNN_ABOUT).format(
+            script=relative), width=88, break_on_hyphens=False, break_long_words=False)}
     script.parent.mkdir(parents=True, exist_ok=True)
     script.write_text(SCRIPT.format(**values))
 

@@ -144,6 +144,10 @@ class Registry(Generic[T]):
         other._entries = dict(self._entries)
         return other
 
+    def __getitem__(self, name: str) -> T:
+        """`get(name)`."""
+        return self.get(name)
+
     def __contains__(self, name: object) -> bool:
         return name in self._entries
 
