@@ -282,3 +282,40 @@ def test_dash_file_name_is_explained(experiment_dir, tmp_path):
     proc = _run(folder, "-m", "xval", "predict", results / "instance_1", "-take1.wav")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "put `--` before the file names, or write ./-take1.wav" in proc.stderr, proc.stderr
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A real 128 KiB file system (tmpfs): writes past it fail with ENOSPC. Needs the right
+    to mount (root in a container); skipped elsewhere."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    if os.geteuid() != 0 or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=128k", "tmpfs", str(mount)],
+            capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_init_on_a_full_disk_leaves_nothing(tiny_disk, tmp_path):
+    """The store does not fit: one line, and init removes what it wrote."""
+    wavs = _audio(tmp_path / "wavs", speakers=4)
+    proc = _run(tmp_path, "-m", "xval", "init", wavs, "--project", tiny_disk / "project",
+                "--item-pattern", r"(?P<item>spk\d)", "--no-progress")
+    _one_error(proc, "No space left on device")
+    assert list(tiny_disk.iterdir()) == []
+
+
+def test_snapshot_on_a_full_disk(experiment_dir, tiny_disk, tmp_path):
+    """The results go to a disk that holds the first small files but not the code
+    snapshot: one line, exit 2."""
+    folder, script, _ = experiment_dir
+    copy = tmp_path / "copy"
+    copied_script = _copy(folder, script, copy)
+    config = copy / "config.ini"
+    config.write_text(config.read_text().replace(str(copy / "results"),
+                                                 str(tiny_disk / "results")))
+    proc = _run(copy, copied_script, "-q")
+    line = _one_error(proc, "No space left on device")
+    assert "/.code." in line  # the snapshot's copy of the code
