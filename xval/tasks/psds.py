@@ -264,8 +264,32 @@ def operating_points(activity: Mapping[str, np.ndarray], *, frame_seconds: float
     return out
 
 
-def psds_scores(reference: Sequence[FileEvent], points: Sequence[Sequence[FileEvent]],
-                durations: Mapping[str, float]) -> dict[str, float]:
-    """`{"psds1": ..., "psds2": ...}` of the operating points (`SCENARIOS`)."""
+def recording_psds(reference: Sequence[FileEvent], activity: Mapping[str, np.ndarray],
+                   durations: Mapping[str, float], *, frame_seconds: float,
+                   classes: Sequence[str], median_filter_frames: int = 1,
+                   min_event_seconds: float = 0.0, min_gap_seconds: float = 0.0,
+                   thresholds: Sequence[float] = THRESHOLDS) -> dict[str, float]:
+    """PSDS1 and PSDS2 (`SCENARIOS`) of recordings' frame probabilities: the events found
+    at each threshold (`operating_points`, with the same post-processing at every
+    threshold) against the annotated events.
+
+    Args:
+        reference: the annotated events `(file, onset_s, offset_s, label)`.
+        activity: file -> frame probabilities, `np.ndarray [shape=(frames, len(classes))]`.
+        durations: file -> length in seconds, for every file.
+        frame_seconds: time between frames.
+        classes: the class names of the columns.
+        median_filter_frames: odd median-filter length. Defaults to `1` (off).
+        min_event_seconds: shorter events are removed. Defaults to `0.0`.
+        min_gap_seconds: shorter gaps are bridged. Defaults to `0.0`.
+        thresholds: the operating points. Defaults to `THRESHOLDS`.
+
+    Returns:
+        `{"psds1": ..., "psds2": ...}`, each `nan` when no event is annotated.
+    """
+    points = operating_points(activity, frame_seconds=frame_seconds, classes=classes,
+                              thresholds=thresholds, median_filter_frames=median_filter_frames,
+                              min_event_seconds=min_event_seconds,
+                              min_gap_seconds=min_gap_seconds, durations=durations)
     return {name: psds(reference, points, durations, scenario)
             for name, scenario in SCENARIOS.items()}
