@@ -473,6 +473,12 @@ SCHEMA = {
             default=0.05,
             notes=('Significance level (0 < alpha < 1) of the corrected resampled t-test against the '
                    'selected instance.')),
+        "rope": _float("region of practical equivalence of the Bayesian comparisons", 0,
+                       open_low=True,
+            default=0.01,
+            notes=('Half-width of the region of practical equivalence (ROPE, > 0) of the Bayesian '
+                   'correlated t-test on the Statistics sheet and of `python -m xval compare`, in '
+                   "the units of the selection metric: 0.01 is one point of accuracy or F1.")),
     },
 }
 
