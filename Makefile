@@ -21,12 +21,13 @@ $(VENV)/.installed-run: pyproject.toml constraints.txt | $(PY)
 	touch $@
 
 # Test install: both backends the tests exercise (torch and tensorflow), audio augmentation,
-# Ray, Optuna, MLflow, pytest, ruff, MkDocs for the documentation site, and the pretrained
-# front ends: transformers from the [pretrained] extra, Resemblyzer without its dependencies
-# (webrtcvad and the `typing` backport, which the feature type never imports).
+# Ray, Optuna, MLflow, pytest, ruff, MkDocs for the documentation site, the corpus sources
+# (Lhotse, Hugging Face datasets), and the pretrained front ends: transformers from the
+# [pretrained] extra, Resemblyzer without its dependencies (webrtcvad and the `typing`
+# backport, which the feature type never imports).
 $(VENV)/.installed-test: pyproject.toml constraints.txt $(VENV)/.installed-run
 	$(PIP) install --no-deps resemblyzer==0.1.4
-	$(PIP) install -e ".[torch,tensorflow,augment,ray,search,mlflow,test,docs,pretrained]" $(CONSTRAINTS)
+	$(PIP) install -e ".[torch,tensorflow,augment,ray,search,mlflow,test,docs,pretrained,lhotse,hf]" $(CONSTRAINTS)
 	touch $@
 
 # The runtime environment alone (what `python -m xval init` and experiment scripts need).
