@@ -45,11 +45,13 @@ run: $(VENV)/.installed-run data/demo/dataset.json
 test: $(VENV)/.installed-test
 	$(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=15
 
-# Style and complexity (ruff), the layers (import-linter, see pyproject.toml) and types (mypy).
+# Style and complexity (ruff), the layers (import-linter, see pyproject.toml), types (mypy),
+# and requires-python against the pinned versions' own Requires-Python (installed metadata).
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
+	$(PY) .ci/check_requires_python.py
 
 # The documentation site (docs/, mkdocs.yml) into site/; --strict: a warning (a broken link, a
 # module the API reference names that moved) fails the build. `mkdocs serve` to browse it.
