@@ -11,6 +11,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 import xval.config.schema as schema
@@ -189,8 +190,12 @@ def _warm_up(params: Mapping[str, Any]) -> None:
 @contextlib.contextmanager
 def _extraction_results(work: list[ExtractionTask], params: Mapping[str, Any],
                         workers: int) -> Iterator[Iterator[dict[str, Any]]]:
-    """The results of `extract_file` over `work`, in order: in this process (one worker)
-    or a process pool, shut down on leaving."""
+    """The results of `extract_file` over `work`, in order: in this process (one worker,
+    or a model: `workers` threads) or a process pool, shut down on leaving."""
+    if get(params["feature"]).batched:  # one copy of the model; its threads do the work
+        with threadpool_limits(workers):
+            yield map(_task, work)
+        return
     if workers == 1:
         with single_threaded():  # the workers' BLAS: the same rows whatever the count
             yield map(_task, work)
@@ -331,8 +336,6 @@ def build_store(rows: pd.DataFrame, out: str | os.PathLike[str], *,
     """
     params, described = front_end(feature_params(params))
     workers = schema.check("features", "workers", workers, style="param")
-    if get(params["feature"]).batched:
-        workers = 1  # one copy of the model, in this process
     out = Path(out)
     skipped = list(skipped)
     _check_request(out, overwrite=overwrite, strict=strict, skipped=skipped,

