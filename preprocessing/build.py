@@ -15,7 +15,7 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 import xval.config.schema as schema
-from preprocessing.audio import load_audio, peak_dbfs
+from preprocessing.audio import Region, load_audio, peak_dbfs
 from preprocessing.features import (
     centred_frames,
     compute_features,
@@ -26,6 +26,7 @@ from preprocessing.features import (
     segment,
 )
 from preprocessing.parallel import process_pool, seed_for, single_threaded
+from preprocessing.rows import check_rows, row_region
 from preprocessing.sources import Skipped
 from preprocessing.store import FeatureStore, write_store
 from xval import tasks
@@ -116,8 +117,9 @@ def _features_of(signal: np.ndarray, params: Mapping[str, Any],
 
 def extract_file(path: str | os.PathLike[str], params: Mapping[str, Any],
                  augmenter: Augmenter | None = None, versions: int = 0, seed: int = 0,
-                 name: str | None = None) -> dict[str, Any]:
-    """Features of every segment of one file (and of its augmented versions).
+                 name: str | None = None, region: Region | None = None) -> dict[str, Any]:
+    """Features of every segment of one file, or of a region of it (and of its augmented
+    versions).
 
     Args:
         path: the audio file.
@@ -126,14 +128,17 @@ def extract_file(path: str | os.PathLike[str], params: Mapping[str, Any],
         versions: augmented versions to make. Defaults to `0`.
         seed: base seed of the augmented versions.
         name: the file's clip id, for the per-version seeds. Defaults to the path.
+        region: the stretch of the file to read (see `preprocessing.audio.Region`).
+            Defaults to `None` (the whole file).
 
     Returns:
-        dict with `features [shape=(k, frames, bins)]`, `starts`, `version` (0 =
-        original), `duration`, `orig_sr`; or `{"error": reason}` when the file is unusable.
+        dict with `features [shape=(k, frames, bins)]`, `starts` (seconds from the start
+        of the file, the region's offset included), `version` (0 = original), `duration`
+        (of what was read), `orig_sr`; or `{"error": reason}` when the audio is unusable.
     """
     try:
         y, orig_sr = load_audio(path, sample_rate=params["sample_rate"],
-                                peak_normalize=False)
+                                peak_normalize=False, region=region)
     except DatasetError as e:
         return {"error": str(e)}
     level = peak_dbfs(y)
@@ -159,16 +164,18 @@ def extract_file(path: str | os.PathLike[str], params: Mapping[str, Any],
     starts: list[float] = []
     version: list[int] = []
     frames = feature_shape(params)[0]
+    offset = region.offset if region is not None else 0.0
     for v, signal in enumerate(signals):
         signal_feats, signal_starts = _features_of(signal, params, frames)
         feats += signal_feats
-        starts += [float(start) for start in signal_starts]
+        starts += [offset + float(start) for start in signal_starts]
         version += [v] * len(signal_starts)
     return {"features": np.stack(feats), "starts": starts, "version": version,
             "duration": len(y) / params["sample_rate"], "orig_sr": orig_sr}
 
 
-ExtractionTask = tuple[str, Mapping[str, Any], Augmenter | None, int, int, str]
+ExtractionTask = tuple[str, Mapping[str, Any], Augmenter | None, int, int, str,
+                       Region | None]
 
 
 def _task(args: ExtractionTask) -> dict[str, Any]:
@@ -254,34 +261,6 @@ class _Extraction:
         os.remove(raw_path)
 
 
-def check_rows(rows: pd.DataFrame) -> None:
-    """Refuses rows that would change results, whatever the source: a blank label or item
-    (it would become a class or an item `''`), and one audio file in two rows (under two
-    items it leaks between training and test; under one it counts twice).
-
-    Raises:
-        DatasetError: naming the first offending rows and the fix.
-    """
-    for column in ("label", "item"):
-        if column not in rows:
-            continue
-        text = rows[column].astype("string").str.strip()
-        blank = rows[rows[column].isna() | (text == "")]
-        if len(blank):
-            first = blank.iloc[0]
-            raise DatasetError(
-                f"{len(blank)} row(s) have a blank {column}, e.g. {first['path']}; give every "
-                f"file a {column} (or leave it out of the source).")
-    real = rows["path"].map(os.path.realpath)
-    twice = rows[real.duplicated(keep=False)]
-    if len(twice):
-        shown = "; ".join(f"{p} (item {i!r})" for p, i in
-                          zip(twice["path"].head(4), twice["item"].head(4)))
-        raise DatasetError(
-            f"{len(twice)} rows name the same audio file more than once: {shown}. A file "
-            "under two items leaks between training and test; list each file once.")
-
-
 def _check_request(out: Path, *, overwrite: bool, strict: bool, skipped: Skipped,
                    augmenter: Augmenter | None, augment_versions: int) -> None:
     """Refuses a build that cannot go ahead, before anything is extracted."""
@@ -364,8 +343,9 @@ def build_store(rows: pd.DataFrame, out: str | os.PathLike[str], *,
     check_rows(rows)
     rows = rows.sort_values(["item", "clip", "path"], kind="stable").reset_index(drop=True)
     workers = max(1, min(workers or os.cpu_count() or 1, len(rows)))
-    work: list[ExtractionTask] = [(p, params, augmenter, augment_versions, augment_seed, c)
-                                  for p, c in zip(rows["path"], rows["clip"])]
+    work: list[ExtractionTask] = [
+        (r["path"], params, augmenter, augment_versions, augment_seed, r["clip"], row_region(r))
+        for r in rows.to_dict("records")]
     t0 = time.perf_counter()
     out.parent.mkdir(parents=True, exist_ok=True)
     raw_fd, raw_path = make_temp_file(out.parent, prefix=f".{out.name}.", suffix=".raw")

@@ -1,7 +1,7 @@
 """`python -m xval init AUDIO_DIR`: from a folder of audio to an experiment ready to run.
 
-Steps: find the labels and items (class sub-folders, a known or given file-name pattern, or
-a CSV manifest), write a minimal `config.ini` (when the project has none), build the feature
+Steps: find the labels and items (class sub-folders, a known or given file-name pattern, a
+CSV manifest, or a corpus: `--source kaldi|lhotse|hf`), write a minimal `config.ini` (when the project has none), build the feature
 store, write `experiments/<name>.py` in the house style, run its dry run (the plan and the
 data checks), and print the one command that runs it.
 """
@@ -23,6 +23,7 @@ from preprocessing.build import build_store, feature_params
 from preprocessing.features import encoders
 from preprocessing.features.pretrained import encoder_defaults
 from preprocessing.store import FeatureStore
+from xval.cli import corpora
 from xval.cli.scripts import (
     CNN_ABOUT,
     CNN_INSTANCES,
@@ -52,7 +53,11 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         "init", parents=parents,
         help="from a folder of audio: config.ini, feature store, experiment script, dry run",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("audio", metavar="AUDIO_DIR", help="the folder of audio files")
+    p.add_argument("audio", metavar="AUDIO_DIR",
+                   help="the folder of audio files; with --source: the Kaldi data directory, "
+                        "the Lhotse CutSet (or RecordingSet), the Hugging Face dataset folder")
+    p.add_argument("supervisions", nargs="?", metavar="SUPERVISIONS",
+                   help="with --source lhotse and a RecordingSet: its SupervisionSet")
     p.add_argument("--name", help="dataset and script name (default: the folder's name)")
     p.add_argument("--pattern", help="regex over relative paths with (?P<label>..) and "
                                      "(?P<item>..), or a preset: fsdd, ravdess, speaker-id "
@@ -61,6 +66,13 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     p.add_argument("--item-pattern", help="with class sub-folders: regex with (?P<item>..) "
                                           "over relative paths (the speaker, session, ...)")
     p.add_argument("--manifest", help="a CSV manifest of the files (path, label, item columns)")
+    p.add_argument("--source", choices=corpora.KINDS,
+                   help="read a corpus: " + "; ".join(f"{k}: {corpora.HELP[k]}"
+                                                      for k in corpora.KINDS))
+    group = p.add_argument_group("corpus options (with --source)")
+    for kind in corpora.KINDS:
+        corpora.add_options(group, kind, defaults=False)
+    group.add_argument("--root", help=corpora.ROOT_HELP)
     p.add_argument("--folds", type=int, help=f"folds over items (default: the items, at most "
                                              f"{MAX_FOLDS})")
     p.add_argument("--encoder", help="the pretrained encoder of instance 1: "
@@ -75,21 +87,19 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
 def main_init(args: argparse.Namespace) -> int:
     """Runs `python -m xval init`; returns the exit code."""
     audio = Path(args.audio).expanduser().resolve()
-    if not audio.is_dir():
-        raise DatasetError(f"AUDIO_DIR {args.audio!r} is not a folder; give the folder that "
-                           "holds your audio files.")
+    _check_source(args, audio)
     project = Path(args.project).resolve()
-    name = _name(args.name or audio.name)
-    config_path, config = _config(project)
+    name = _name(args.name or audio.name.split(".")[0])
     script = project / "experiments" / f"{name}.py"
     if script.exists() and not args.overwrite:
         raise ConfigurationError(f"{script} exists; choose another --name or pass --overwrite.")
     rows, skipped, how = _rows(audio, args)
     _check_rows(rows, how)
     folds = _folds(rows, args.folds)
+    encoder = _encoder(args.encoder)
+    config_path, config = _config(project)  # written once the source is known to be good
     print(f"Found {len(rows)} files in {audio}: {rows['label'].nunique()} classes, "
           f"{rows['item'].nunique()} items ({how}).")
-    encoder = _encoder(args.encoder)
     store, summary = build_store(
         rows, config.data_dir / name, params=feature_params(config.features),
         workers=config.features["workers"], overwrite=args.overwrite, skipped=skipped,
@@ -138,6 +148,33 @@ def _encoder(name: str | None) -> str | None:
     return None
 
 
+def _check_source(args: argparse.Namespace, audio: Path) -> None:
+    """Refuses a path or options that do not fit the source, before anything is written."""
+    corpora.options_given(args, args.source)
+    mixed = [flag for flag in ("pattern", "label_map", "item_pattern", "manifest")
+             if getattr(args, flag)]
+    if args.source and mixed:
+        raise ConfigurationError(f"--{mixed[0].replace('_', '-')} reads a folder of audio; "
+                                 f"--source {args.source} reads the corpus's own files: give "
+                                 "one or the other.")
+    if args.source is None and (args.root or args.supervisions):
+        flag = "--root" if args.root else "a second path (SUPERVISIONS)"
+        raise ConfigurationError(f"{flag} is for --source kaldi, lhotse or hf.")
+    if args.supervisions and args.source != "lhotse":
+        raise ConfigurationError(f"A second path ({args.supervisions}) is for --source lhotse "
+                                 "(a RecordingSet and its SupervisionSet).")
+    if args.source == "lhotse":
+        if not audio.is_file():
+            raise DatasetError(f"{args.audio!r} is not a file; give the Lhotse CutSet manifest "
+                               "(or the RecordingSet and the SupervisionSet).")
+    elif not audio.is_dir():
+        what = {"kaldi": "the Kaldi data directory (wav.scp, utt2spk, ...)",
+                "hf": "the folder of the Hugging Face dataset"}.get(args.source or "",
+                                                                  "the folder that holds your "
+                                                                  "audio files")
+        raise DatasetError(f"AUDIO_DIR {args.audio!r} is not a folder; give {what}.")
+
+
 def _name(text: str) -> str:
     name = re.sub(r"[^A-Za-z0-9_]+", "_", text).strip("_").lower()
     if not name:
@@ -158,6 +195,10 @@ def _config(project: Path) -> tuple[Path, Config]:
 
 def _rows(audio: Path, args: argparse.Namespace) -> tuple[pd.DataFrame, list, str]:
     """The source rows, the skipped files, and how labels and items were found."""
+    if args.source:
+        paths = [str(audio)] + ([args.supervisions] if args.supervisions else [])
+        rows, skipped = corpora.rows(args.source, paths, args)
+        return rows, skipped, f"{args.source} {' + '.join(paths)}"
     if args.manifest:
         rows, skipped = sources.manifest_source(args.manifest, root=audio,
                                                 item_column=_item_column(args.manifest))

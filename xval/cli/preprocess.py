@@ -1,6 +1,7 @@
 """`python -m preprocessing SOURCE ...`: build a feature store from audio files.
 
-Sources: `demo`, `regex`, `folders`, `manifest`; plus `report` to describe a store and
+Sources: `demo`, `regex`, `folders`, `manifest`, and the corpora of speech toolkits
+`kaldi`, `lhotse`, `hf`; plus `report` to describe a store and
 `synth-events` to write a sound event detection dataset (FSDD digits in backgrounds), and
 `synth-babble` to make grouped babble backgrounds for it.
 See the README for recipes (FSDD, RAVDESS, ESC-50, speaker identification).
@@ -34,6 +35,7 @@ from preprocessing.sources import Skipped
 from preprocessing.store import FeatureStore
 from preprocessing.synth_events import synth_events
 from xval import tasks
+from xval.cli import corpora
 from xval.cli.annotations import add_reading_arguments, reading_options
 from xval.config.loader import Config, find_config, load_config
 from xval.core.errors import ConfigurationError, XvalError
@@ -273,6 +275,7 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="the built-in synthetic demo dataset")
     _common(p, needs_out=False)
     _source_parsers(sub)
+    corpora.add_parsers(sub, _common)
     _detection_parser(sub)
     p = sub.add_parser("report", help="describe an existing store")
     p.add_argument("store")
@@ -418,7 +421,10 @@ def _detection(args: argparse.Namespace, config: Config, overrides: dict[str, An
 
 
 def _rows(args: argparse.Namespace) -> tuple[pd.DataFrame, Skipped]:
-    """The rows of the `regex`, `folders` or `manifest` source."""
+    """The rows of the `regex`, `folders`, `manifest`, `kaldi`, `lhotse` or `hf` source."""
+    if args.source in corpora.KINDS:
+        paths = args.manifests if args.source == "lhotse" else [args.root_dir]
+        return corpora.rows(args.source, paths, args)
     if args.source == "regex":
         return sources.regex_source(args.root, PRESETS.get(args.pattern, args.pattern),
                                     label_map=args.label_map)
