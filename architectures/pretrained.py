@@ -24,7 +24,7 @@ from architectures.registry import register
 EncoderLayers = Annotated[int, Range(0, 64)]
 """Encoder layers side by side in a store row: 1 to 64, or 0: the store's (the planner sets
 it from `dataset.json` `front_end.layers`; a builder called directly reads 0 as 1)."""
-Pooling = Literal["attentive", "stats", "mean"]
+Pooling = Literal["attentive", "stats", "meanmax", "mean"]
 
 
 @keras.saving.register_keras_serializable(package="architectures")
@@ -131,6 +131,9 @@ def _pool(x: Any, pooling: str, attention_units: int) -> Any:
         return AttentiveStatisticsPooling(attention_units)(x)
     if pooling == "stats":
         return StatisticsPooling()(x)
+    if pooling == "meanmax":
+        return layers.Concatenate(name="mean_max")(
+            [layers.GlobalAveragePooling1D()(x), layers.GlobalMaxPooling1D()(x)])
     return layers.GlobalAveragePooling1D()(x)
 
 
@@ -164,7 +167,8 @@ def pretrained_pool(input_shape: Shape, num_outputs: int, task_type: str = DEFAU
         layer_norm: normalise each layer before the weighted sum. Defaults to `True`.
         projection: units of the per-frame dense projection (ReLU), 0 for none. Defaults
             to `128`.
-        pooling: `"attentive"` (attentive statistics), `"stats"` (mean and std) or
+        pooling: `"attentive"` (attentive statistics), `"stats"` (mean and std),
+            `"meanmax"` (mean and max: the linear probe of a block encoder's embeddings) or
             `"mean"`. Defaults to `"attentive"`.
         attention_units: hidden units of the attentive pooling. Defaults to `128`.
         hidden_units: units of the MLP's hidden layer, 0 for none. Defaults to `128`.

@@ -37,7 +37,7 @@ import pandas as pd
 from benchmarks._common import SHARED
 from preprocessing.audio import load_audio
 from preprocessing.features import compute_features, window_starts
-from preprocessing.features.pretrained import ResemblyzerEncoder
+from preprocessing.features.encoders import ResemblyzerEncoder
 from xval.folds import ItemKFold
 from xval.report.stats import corrected_resampled_ttest
 

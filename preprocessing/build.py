@@ -11,10 +11,11 @@ from typing import Any, BinaryIO
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 import xval.config.schema as schema
-from preprocessing.audio import load_audio
+from preprocessing.audio import Region, load_audio
 from preprocessing.features import (
     centred_frames,
     compute_features,
@@ -27,6 +28,7 @@ from preprocessing.features import (
 from preprocessing.intake import check_trainable
 from preprocessing.level import no_signal_reason
 from preprocessing.parallel import process_pool, seed_for, single_threaded
+from preprocessing.rows import check_rows, row_region
 from preprocessing.sources import Skipped
 from preprocessing.store import FeatureStore, check_store_out, write_store
 from xval import tasks
@@ -116,8 +118,9 @@ def _features_of(signal: np.ndarray, params: Mapping[str, Any],
 
 def extract_file(path: str | os.PathLike[str], params: Mapping[str, Any],
                  augmenter: Augmenter | None = None, versions: int = 0, seed: int = 0,
-                 name: str | None = None) -> dict[str, Any]:
-    """Features of every segment of one file (and of its augmented versions).
+                 name: str | None = None, region: Region | None = None) -> dict[str, Any]:
+    """Features of every segment of one file, or of a region of it (and of its augmented
+    versions).
 
     Args:
         path: the audio file.
@@ -126,14 +129,17 @@ def extract_file(path: str | os.PathLike[str], params: Mapping[str, Any],
         versions: augmented versions to make. Defaults to `0`.
         seed: base seed of the augmented versions.
         name: the file's clip id, for the per-version seeds. Defaults to the path.
+        region: the stretch of the file to read (see `preprocessing.audio.Region`).
+            Defaults to `None` (the whole file).
 
     Returns:
-        dict with `features [shape=(k, frames, bins)]`, `starts`, `version` (0 =
-        original), `duration`, `orig_sr`; or `{"error": reason}` when the file is unusable.
+        dict with `features [shape=(k, frames, bins)]`, `starts` (seconds from the start
+        of the file, the region's offset included), `version` (0 = original), `duration`
+        (of what was read), `orig_sr`; or `{"error": reason}` when the audio is unusable.
     """
     try:
         y, orig_sr = load_audio(path, sample_rate=params["sample_rate"],
-                                peak_normalize=False)
+                                peak_normalize=False, region=region)
     except DatasetError as e:
         return {"error": str(e)}
     frame = params.get("n_fft")
@@ -158,16 +164,18 @@ def extract_file(path: str | os.PathLike[str], params: Mapping[str, Any],
     starts: list[float] = []
     version: list[int] = []
     frames = feature_shape(params)[0]
+    offset = region.offset if region is not None else 0.0
     for v, signal in enumerate(signals):
         signal_feats, signal_starts = _features_of(signal, params, frames)
         feats += signal_feats
-        starts += [float(start) for start in signal_starts]
+        starts += [offset + float(start) for start in signal_starts]
         version += [v] * len(signal_starts)
     return {"features": np.stack(feats), "starts": starts, "version": version,
             "duration": len(y) / params["sample_rate"], "orig_sr": orig_sr}
 
 
-ExtractionTask = tuple[str, Mapping[str, Any], Augmenter | None, int, int, str]
+ExtractionTask = tuple[str, Mapping[str, Any], Augmenter | None, int, int, str,
+                       Region | None]
 
 
 def _task(args: ExtractionTask) -> dict[str, Any]:
@@ -182,8 +190,12 @@ def _warm_up(params: Mapping[str, Any]) -> None:
 @contextlib.contextmanager
 def _extraction_results(work: list[ExtractionTask], params: Mapping[str, Any],
                         workers: int) -> Iterator[Iterator[dict[str, Any]]]:
-    """The results of `extract_file` over `work`, in order: in this process (one worker)
-    or a process pool, shut down on leaving."""
+    """The results of `extract_file` over `work`, in order: in this process (one worker,
+    or a model: `workers` threads) or a process pool, shut down on leaving."""
+    if get(params["feature"]).batched:  # one copy of the model; its threads do the work
+        with threadpool_limits(workers):
+            yield map(_task, work)
+        return
     if workers == 1:
         with single_threaded():  # the workers' BLAS: the same rows whatever the count
             yield map(_task, work)
@@ -248,34 +260,6 @@ class _Extraction:
             while block := src.read(1 << 24):
                 f.write(block)
         os.remove(raw_path)
-
-
-def check_rows(rows: pd.DataFrame) -> None:
-    """Refuses rows that would change results, whatever the source: a blank label or item
-    (it would become a class or an item `''`), and one audio file in two rows (under two
-    items it leaks between training and test; under one it counts twice).
-
-    Raises:
-        DatasetError: naming the first offending rows and the fix.
-    """
-    for column in ("label", "item"):
-        if column not in rows:
-            continue
-        text = rows[column].astype("string").str.strip()
-        blank = rows[rows[column].isna() | (text == "")]
-        if len(blank):
-            first = blank.iloc[0]
-            raise DatasetError(
-                f"{len(blank)} row(s) have a blank {column}, e.g. {first['path']}; give every "
-                f"file a {column} (or leave it out of the source).")
-    real = rows["path"].map(os.path.realpath)
-    twice = rows[real.duplicated(keep=False)]
-    if len(twice):
-        shown = "; ".join(f"{p} (item {i!r})" for p, i in
-                          zip(twice["path"].head(4), twice["item"].head(4)))
-        raise DatasetError(
-            f"{len(twice)} rows name the same audio file more than once: {shown}. A file "
-            "under two items leaks between training and test; list each file once.")
 
 
 def _check_request(out: Path, *, overwrite: bool, strict: bool, skipped: Skipped,
@@ -373,8 +357,6 @@ def build_store(rows: pd.DataFrame, out: str | os.PathLike[str], *,
     """
     params, described = front_end(feature_params(params))
     workers = schema.check("features", "workers", workers, style="param")
-    if get(params["feature"]).batched:
-        workers = 1  # one copy of the model, in this process
     out = Path(out)
     skipped = list(skipped)
     _check_request(out, overwrite=overwrite, strict=strict, skipped=skipped,
@@ -384,8 +366,9 @@ def build_store(rows: pd.DataFrame, out: str | os.PathLike[str], *,
     check_trainable(rows, skipped, task_type=task_type, stage="found")
     rows = rows.sort_values(["item", "clip", "path"], kind="stable").reset_index(drop=True)
     workers = max(1, min(workers or os.cpu_count() or 1, len(rows)))
-    work: list[ExtractionTask] = [(p, params, augmenter, augment_versions, augment_seed, c)
-                                  for p, c in zip(rows["path"], rows["clip"])]
+    work: list[ExtractionTask] = [
+        (r["path"], params, augmenter, augment_versions, augment_seed, r["clip"], row_region(r))
+        for r in rows.to_dict("records")]
     t0 = time.perf_counter()
     with _raw_rows(out) as (raw, raw_path, npy_path):
         extraction = _Extraction(raw, skipped, strict)

@@ -1,9 +1,12 @@
 """Sources: turn a dataset on disk into rows `(path, label, item, clip)`.
 
 Every source returns `(rows, skipped)`: a `pandas.DataFrame` with the columns `path`,
-`label`, `item`, `clip` (and `split` when the source has one), and a list of
+`label`, `item`, `clip` (and `split` when the source has one; `offset`, `duration` and `read`
+when a row is a region of a file, see `preprocessing.audio.Region`), and a list of
 `{"path", "reason"}` for files it could not use (with the file's `label` when the source
-knows it, so that a class that lost every file is named, `preprocessing.intake`).
+knows it, so that a class that lost every file is named, `preprocessing.intake`). The corpus
+formats of speech toolkits (Kaldi, Lhotse, Hugging Face `datasets`) are in
+`preprocessing.corpora`.
 
 Folders are walked following symbolic links to folders on the dataset root's file system
 (a class folder that is a link is read like any other); a link to another file system, or
@@ -115,7 +118,21 @@ def _class_folders(folder: Path) -> list[str]:
                   if entry.is_dir(follow_symlinks=True) and not entry.name.startswith("."))
 
 
-def _frame(rows: list[dict[str, str]], skipped: Skipped, what: str) -> Source:
+def source_rows(rows: list[dict[str, Any]], skipped: Skipped, what: str) -> Source:
+    """The `(rows, skipped)` of a source from its row dicts, refusing a source without rows.
+
+    Args:
+        rows: one dict per row: `path`, `label`, `item`, `clip` (optional `split`, and
+            `offset`, `duration`, `read` for a region, see `preprocessing.audio.Region`).
+        skipped: the files the source could not use.
+        what: the source, for the error (e.g. `"Kaldi data directory data/train"`).
+
+    Returns:
+        `(rows, skipped)`, the rows as a `pandas.DataFrame`.
+
+    Raises:
+        DatasetError: when there is no row, naming the first problems.
+    """
     if not rows:
         reasons = "; ".join(f"{s['path']}: {s['reason']}" for s in skipped[:3])
         raise DatasetError(f"{what} produced no rows. First problems: {reasons}")
@@ -171,7 +188,7 @@ def regex_source(root: str | os.PathLike[str], pattern: str, *,
             label = label_map[label]
         rows.append({"path": str(path), "label": label, "item": groups.get("item") or rel,
                      "clip": groups.get("clip") or rel})
-    return _frame(rows, skipped, f"Pattern {pattern!r} over {folder}")
+    return source_rows(rows, skipped, f"Pattern {pattern!r} over {folder}")
 
 
 def folder_source(root: str | os.PathLike[str], *, item_pattern: str | None = None,
@@ -218,7 +235,7 @@ def folder_source(root: str | os.PathLike[str], *, item_pattern: str | None = No
                 continue
             item = match.group("item")
         rows.append({"path": str(path), "label": rel.split("/")[0], "item": item, "clip": rel})
-    return _frame(rows, skipped, f"Class folders under {folder}")
+    return source_rows(rows, skipped, f"Class folders under {folder}")
 
 
 def _read_manifest(manifest: Path, path_column: str, label_column: str,
@@ -305,7 +322,7 @@ def manifest_source(manifest: str | os.PathLike[str], *, path_column: str = "pat
             continue
         rows.append(_manifest_row(record, str(path), entry, label_column, item_column,
                                   clip_column, split_column))
-    return _frame(rows, skipped, f"Manifest {manifest}")
+    return source_rows(rows, skipped, f"Manifest {manifest}")
 
 
 def _check_split(value: str, split_column: str, where: str) -> None:

@@ -612,7 +612,7 @@ def test_build_store_checks_parameters_before_writing(tmp_path, params):
     from xval.core.errors import ConfigurationError
 
     rows, _ = sources.regex_source(write_fsdd_like(tmp_path / "rec"), sources.FSDD_PATTERN)
-    with pytest.raises(ConfigurationError, match=r"hop_length=0: expected an integer in \[1, 65536\]"):
+    with pytest.raises(ConfigurationError, match=r"hop_length=0: expected an integer in \[1, 1048576\]"):
         build_store(rows, tmp_path / "s", params={**params, "hop_length": 0}, progress=False)
     with pytest.raises(ConfigurationError, match=r"workers=-2: expected an integer in \[0, 1024\]"):
         build_store(rows, tmp_path / "s", params=params, workers=-2, progress=False)

@@ -99,3 +99,38 @@ def test_init_folds_follow_the_splitter(items, wanted, expected):
             _folds(rows, wanted)
     else:
         assert _folds(rows, wanted) == expected
+
+
+def test_init_puts_the_installed_encoder_first_and_keeps_the_cnn(tmp_path):
+    """With aisfx installed (make install installs it), instance 1 reads the aisfx store on
+    the same items and instance 2 is the audio CNN; `--encoder none` writes the CNN script;
+    an unknown encoder is one line, before anything is written."""
+    from preprocessing.features import encoders
+
+    if not encoders.installed("aisfx"):
+        if os.environ.get("XVAL_REQUIRE_ENCODERS"):
+            pytest.fail("aisfx is not installed but XVAL_REQUIRE_ENCODERS is set")
+        pytest.skip("aisfx is not installed")
+    audio = tmp_path / "recordings"
+    audio.mkdir()
+    _fsdd_like(audio)
+    project = tmp_path / "project"
+    project.mkdir()
+    bad = _run(["-m", "xval", "init", str(audio), "--encoder", "aisfxx"], project)
+    assert bad.returncode == 2 and "--encoder aisfxx: expected one of aisfx" in bad.stderr
+    assert not (project / "experiments").exists() and not (project / "data").exists()
+
+    init = _run(["-m", "xval", "init", str(audio), "--name", "wavs"], project)
+    assert init.returncode == 0, init.stdout + init.stderr
+    assert "aisfx embeddings, CC BY 4.0" in init.stdout and "Ready." in init.stdout
+    script = (project / "experiments" / "wavs.py").read_text()
+    first = script.index("experiment[1]")
+    assert '"dataset": "wavs_aisfx"' in script[first:script.index("experiment[2]")]
+    assert '"architecture": "audio_cnn"' in script[script.index("experiment[2]"):]
+    assert (project / "data" / "wavs_aisfx" / "dataset.json").exists()
+
+    plain = _run(["-m", "xval", "init", str(audio), "--name", "plain", "--encoder", "none"],
+                 project)
+    assert plain.returncode == 0, plain.stdout + plain.stderr
+    script = (project / "experiments" / "plain.py").read_text()
+    assert "aisfx" not in script and '"architecture": "audio_cnn"' in script

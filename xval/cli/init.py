@@ -1,7 +1,7 @@
 """`python -m xval init AUDIO_DIR`: from a folder of audio to an experiment ready to run.
 
-Steps: find the labels and items (class sub-folders, a known or given file-name pattern, or
-a CSV manifest), write a minimal `config.ini` (when the project has none), build the feature
+Steps: find the labels and items (class sub-folders, a known or given file-name pattern, a
+CSV manifest, or a corpus: `--source kaldi|lhotse|hf`), write a minimal `config.ini` (when the project has none), build the feature
 store, write `experiments/<name>.py` in the house style, run its dry run (the plan and the
 data checks), and print the one command that runs it.
 """
@@ -9,9 +9,7 @@ data checks), and print the one command that runs it.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import re
 import sys
 import textwrap
@@ -22,17 +20,30 @@ import pandas as pd
 
 from preprocessing import sources
 from preprocessing.build import build_store, feature_params
+from preprocessing.features import encoders
+from preprocessing.features.pretrained import encoder_defaults
 from preprocessing.intake import check_trainable
-from preprocessing.store import FeatureStore, check_store_out, store_output
+from preprocessing.store import FeatureStore
+from xval.cli import corpora
+from xval.cli.init_outputs import Created, check_outputs
 from xval.cli.preprocess import label_map_argument
-from xval.cli.scripts import SCRIPT, SCRIPT_MARK, load_experiment
+from xval.cli.scripts import (
+    CNN_ABOUT,
+    CNN_INSTANCES,
+    ENCODER_ABOUT,
+    SCRIPT,
+    encoder_instances,
+    load_experiment,
+)
 from xval.config import schema
 from xval.config.loader import Config, load_config
 from xval.core.errors import ConfigurationError, DatasetError
 from xval.core.files import atomic_write_text
-from xval.core.outputs import check_output_folder, remove_output
+from xval.core.outputs import check_output_folder
 from xval.folds import allowed_folds
 
+DEFAULT_ENCODER = encoders.AISFX
+"""The encoder of instance 1 when it is installed (measured: docs/pretrained.md)."""
 PRESETS = {"fsdd": sources.FSDD_PATTERN, "ravdess": sources.RAVDESS_PATTERN,
            "speaker-id": sources.SPEAKER_ID_PATTERN}
 MAX_FOLDS = 5
@@ -47,7 +58,11 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         "init", parents=parents,
         help="from a folder of audio: config.ini, feature store, experiment script, dry run",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("audio", metavar="AUDIO_DIR", help="the folder of audio files")
+    p.add_argument("audio", metavar="AUDIO_DIR",
+                   help="the folder of audio files; with --source: the Kaldi data directory, "
+                        "the Lhotse CutSet (or RecordingSet), the Hugging Face dataset folder")
+    p.add_argument("supervisions", nargs="?", metavar="SUPERVISIONS",
+                   help="with --source lhotse and a RecordingSet: its SupervisionSet")
     p.add_argument("--name", help="dataset and script name (default: the folder's name)")
     p.add_argument("--pattern", help="regex over relative paths with (?P<label>..) and "
                                      "(?P<item>..), or a preset: fsdd, ravdess, speaker-id "
@@ -56,8 +71,18 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     p.add_argument("--item-pattern", help="with class sub-folders: regex with (?P<item>..) "
                                           "over relative paths (the speaker, session, ...)")
     p.add_argument("--manifest", help="a CSV manifest of the files (path, label, item columns)")
+    p.add_argument("--source", choices=corpora.KINDS,
+                   help="read a corpus: " + "; ".join(f"{k}: {corpora.HELP[k]}"
+                                                      for k in corpora.KINDS))
+    group = p.add_argument_group("corpus options (with --source)")
+    for kind in corpora.KINDS:
+        corpora.add_options(group, kind, defaults=False)
+    group.add_argument("--root", help=corpora.ROOT_HELP)
     p.add_argument("--folds", type=int, help=f"folds over items (default: the items, at most "
                                              f"{MAX_FOLDS})")
+    p.add_argument("--encoder", help="the pretrained encoder of instance 1: "
+                                     f"{', '.join(encoders.BUILT_IN)} or none (default: "
+                                     f"{DEFAULT_ENCODER} when it is installed, else none)")
     p.add_argument("--project", default=".", help="the project folder (default: here)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a store or script of the same name")
@@ -67,13 +92,15 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
 def main_init(args: argparse.Namespace) -> int:
     """Runs `python -m xval init`; returns the exit code.
 
-    Everything is checked before anything is written (the arguments, the config, the rows,
-    the folds and every output: `_check_outputs`); what is written is removed again when a
-    later step fails (`_Created`), so a refused init leaves nothing behind.
+    Everything is checked before anything is written (the arguments, the config, the
+    encoder, every output: `check_outputs`, the rows and the folds); what is written is
+    removed again when a later step fails (`Created`), so a refused init leaves nothing
+    behind.
     """
-    audio = _audio_dir(args.audio)
+    audio = Path(args.audio).expanduser().resolve()
+    _check_source(args, audio)
     project = check_output_folder(Path(args.project).expanduser(), what="--project").resolve()
-    name = _name(audio.name if args.name is None else args.name)
+    name = _name(audio.name.split(".")[0] if args.name is None else args.name)
     if args.label_map is not None and not args.pattern:
         raise ConfigurationError(f"--label-map {args.label_map!r} goes with --pattern (it maps "
                                  "the codes the pattern's (?P<label>..) group finds).")
@@ -82,17 +109,21 @@ def main_init(args: argparse.Namespace) -> int:
         {"paths": {"data_dir": "data", "results_dir": "results"}}, header=CONFIG_HEADER)
     config = load_config(config_path, text=config_text)
     script = project / "experiments" / f"{name}.py"
-    _check_outputs(audio, project, config, script, name, args.overwrite)
+    encoder = _encoder(args.encoder)
+    stores = [config.data_dir / name] + ([config.data_dir / f"{name}_{encoder}"]
+                                         if encoder is not None else [])
+    check_outputs(audio, project, config, script, stores, args.overwrite)
     rows, skipped, how = _rows(audio, args)
     check_trainable(rows, skipped, stage=f"found ({how})")
     _check_rows(rows, how)
     folds = _folds(rows, args.folds)
     print(f"Found {len(rows)} files in {audio}: {rows['label'].nunique()} classes, "
           f"{rows['item'].nunique()} items ({how}).")
-    created = _Created()
+    created = Created()
+    created.folders(project, config.data_dir, script.parent)
     try:
-        code = _write_project(args, audio, project, config, config_path, config_text,
-                              script, name, (rows, skipped, how, folds), created)
+        code = _write_project(args, audio, project, config, (config_path, config_text),
+                              script, (rows, skipped, how, folds), (stores, encoder), created)
     except BaseException:
         created.undo()
         raise
@@ -101,118 +132,103 @@ def main_init(args: argparse.Namespace) -> int:
     return code
 
 
-def _write_project(args: argparse.Namespace, audio: Path, project: Path, config: Config,
-                   config_path: Path, config_text: str | None, script: Path, name: str,
-                   found: tuple[pd.DataFrame, list, str, int], created: _Created) -> int:
-    """Writes the store, config.ini and the script, then runs the dry run (what is
-    written is added to `created`)."""
-    rows, skipped, how, folds = found
-    store_path = config.data_dir / name
-    created.folders(project, config.data_dir, script.parent)
-    existed = store_path.exists()
+def _build(args: argparse.Namespace, audio: Path, path: Path, params: dict[str, Any],
+           config: Config, found: tuple[pd.DataFrame, list, str, int], created: Created,
+           source: str) -> tuple[FeatureStore, dict[str, Any]]:
+    """Builds one store of the project (noted in `created` when it is new)."""
+    rows, skipped, _, _ = found
+    existed = path.exists() and any(path.iterdir())
     store, summary = build_store(
-        rows, store_path, params=feature_params(config.features),
-        workers=config.features["workers"], overwrite=args.overwrite, skipped=skipped,
-        progress=not args.no_progress, info={"source": f"python -m xval init {audio}"},
-        inputs=[audio])
+        rows, path, params=params, workers=config.features["workers"],
+        overwrite=args.overwrite, skipped=list(skipped), progress=not args.no_progress,
+        info={"source": source}, inputs=[audio])
     if not existed:
         created.store(store.path)
+    return store, summary
+
+
+def _write_project(args: argparse.Namespace, audio: Path, project: Path, config: Config,
+                   config_file: tuple[Path, str | None], script: Path,
+                   found: tuple[pd.DataFrame, list, str, int],
+                   planned: tuple[list[Path], str | None], created: Created) -> int:
+    """Writes the stores, config.ini and the script, then runs the dry run (what is written
+    is noted in `created`)."""
+    (config_path, config_text), (stores, encoder) = config_file, planned
+    rows, skipped, how, folds = found
+    store, summary = _build(args, audio, stores[0], feature_params(config.features), config,
+                            found, created, f"python -m xval init {audio}")
     print(f"Wrote the store {store.path}: {summary['rows']} rows, "
           f"{len(summary['skipped'])} file(s) skipped.")
+    embedded = None
+    if encoder is not None:
+        embedded, summary = _build(
+            args, audio, stores[1], feature_params(config.features, **encoder_defaults(encoder)),
+            config, found, created, f"python -m xval init {audio} --encoder {encoder}")
+        print(f"Wrote the store {embedded.path} ({encoder} embeddings, "
+              f"{encoders.BUILT_IN[encoder].licence}): {summary['rows']} rows.")
     if config_text is not None:
         atomic_write_text(config_path, config_text)
         created.file(config_path)
     if not script.exists():
         created.file(script)
-    _write_script(script, store, rows, folds, how, audio, config, project)
+    _write_script(script, store, rows, folds, how, audio, config, project, embedded)
     print(f"Wrote {script.relative_to(project)} and {config_path.relative_to(project)}.\n")
-    experiment = load_experiment(script)
-    outcome = experiment.run(dry_run=True, config=config)
+    outcome = load_experiment(script).run(dry_run=True, config=config)
     if outcome.exit_code:
-        print(f"The dry run failed: nothing written by init is kept ({script.name}, the "
-              "store, config.ini).", file=sys.stderr)
+        print("The dry run failed: nothing init wrote is kept (the script, the stores, "
+              "config.ini).", file=sys.stderr)
         return outcome.exit_code
     command = f"{_python()} {script.relative_to(project)}"
     print(f"\nReady. Run the experiment with:\n\n    {command}\n")
     return 0
 
 
-class _Created:
-    """What init created, removed again by `undo` when a later step fails: its own files,
-    its store (through the output rule), and the folders it made if they are empty."""
-
-    def __init__(self) -> None:
-        self._undo: list[tuple[str, Path]] = []
-
-    def folders(self, *paths: Path) -> None:
-        """Notes the missing folders among `paths` and their parents (made later)."""
-        for path in paths:
-            for folder in (path, *path.parents):
-                if folder.exists():
-                    break
-                self._undo.append(("folder", folder))
-
-    def store(self, path: Path) -> None:
-        self._undo.append(("store", path))
-
-    def file(self, path: Path) -> None:
-        self._undo.append(("file", path))
-
-    def undo(self) -> None:
-        """Removes what was created, files first, then the folders left empty."""
-        order = {"file": 0, "store": 1, "folder": 2}
-        for kind, path in sorted(self._undo, key=lambda e: (order[e[0]], -len(e[1].parts))):
-            with contextlib.suppress(OSError, ConfigurationError, DatasetError):
-                if kind == "file":
-                    path.unlink(missing_ok=True)
-                elif kind == "store" and path.exists():
-                    remove_output(path, store_output())
-                elif kind == "folder" and path.is_dir() and not any(path.iterdir()):
-                    path.rmdir()
+def _encoder(name: str | None) -> str | None:
+    """The encoder of instance 1: the one named, else the default when it is installed (and
+    a line saying how to install it when it is not)."""
+    if name == "none":
+        return None
+    if name is not None:
+        if name not in encoders.BUILT_IN:
+            raise ConfigurationError(f"--encoder {name}: expected one of "
+                                     f"{', '.join(encoders.BUILT_IN)} or none.")
+        if not encoders.installed(name):
+            raise ConfigurationError(f"--encoder {name} is not installed: "
+                                     f"{encoders.BUILT_IN[name].install}")
+        return name
+    if encoders.installed(DEFAULT_ENCODER):
+        return DEFAULT_ENCODER
+    print(f"No pretrained encoder is installed, so the experiment starts from a CNN trained "
+          f"from scratch. For a pretrained baseline (the stronger one on most audio): "
+          f"{encoders.BUILT_IN[DEFAULT_ENCODER].install}, then rerun init with --overwrite.")
+    return None
 
 
-def _audio_dir(text: str) -> Path:
-    audio = Path(text).expanduser()
-    if not audio.is_dir():
-        raise DatasetError(f"AUDIO_DIR {text!r} is not a folder; give the folder that holds "
-                           "your audio files.")
-    return audio.resolve()
-
-
-def _inside(path: Path, folder: Path) -> bool:
-    path, folder = Path(os.path.realpath(path)), Path(os.path.realpath(folder))
-    return path == folder or folder in path.parents
-
-
-def _check_outputs(audio: Path, project: Path, config: Config, script: Path, name: str,
-                   overwrite: bool) -> None:
-    """The output rule for everything init writes, before anything is written: nothing
-    inside the audio folder, the store replaced only when it is one (and --overwrite), the
-    script only when init wrote it.
-
-    Raises:
-        ConfigurationError, DatasetError: naming the path and the fix.
-    """
-    for what, path in (("--project", project), ("[paths] data_dir", config.data_dir),
-                       ("[paths] results_dir", config.results_dir)):
-        if _inside(path, audio):
-            raise ConfigurationError(
-                f"{what} {str(path)!r} is inside AUDIO_DIR {str(audio)!r} (or is it); init "
-                "never writes into the audio folder. Run it from a project folder outside "
-                "it (or pass --project).")
-        check_output_folder(path, what=what)
-    check_store_out(config.data_dir / name, overwrite=overwrite, inputs=[audio])
-    check_output_folder(script.parent, what="the experiments folder")
-    if script.is_symlink() or (script.exists() and not script.is_file()):
-        raise ConfigurationError(f"{script} exists and is not a file; choose another --name.")
-    if script.exists():
-        if SCRIPT_MARK not in script.read_text(errors="replace"):
-            raise ConfigurationError(
-                f"{script} exists and was not written by `xval init`; it is never replaced. "
-                "Choose another --name.")
-        if not overwrite:
-            raise ConfigurationError(f"{script} exists; choose another --name or pass "
-                                     "--overwrite.")
+def _check_source(args: argparse.Namespace, audio: Path) -> None:
+    """Refuses a path or options that do not fit the source, before anything is written."""
+    corpora.options_given(args, args.source)
+    mixed = [flag for flag in ("pattern", "label_map", "item_pattern", "manifest")
+             if getattr(args, flag)]
+    if args.source and mixed:
+        raise ConfigurationError(f"--{mixed[0].replace('_', '-')} reads a folder of audio; "
+                                 f"--source {args.source} reads the corpus's own files: give "
+                                 "one or the other.")
+    if args.source is None and (args.root or args.supervisions):
+        flag = "--root" if args.root else "a second path (SUPERVISIONS)"
+        raise ConfigurationError(f"{flag} is for --source kaldi, lhotse or hf.")
+    if args.supervisions and args.source != "lhotse":
+        raise ConfigurationError(f"A second path ({args.supervisions}) is for --source lhotse "
+                                 "(a RecordingSet and its SupervisionSet).")
+    if args.source == "lhotse":
+        if not audio.is_file():
+            raise DatasetError(f"{args.audio!r} is not a file; give the Lhotse CutSet manifest "
+                               "(or the RecordingSet and the SupervisionSet).")
+    elif not audio.is_dir():
+        what = {"kaldi": "the Kaldi data directory (wav.scp, utt2spk, ...)",
+                "hf": "the folder of the Hugging Face dataset"}.get(args.source or "",
+                                                                  "the folder that holds your "
+                                                                  "audio files")
+        raise DatasetError(f"AUDIO_DIR {args.audio!r} is not a folder; give {what}.")
 
 
 def _name(text: str) -> str:
@@ -224,6 +240,10 @@ def _name(text: str) -> str:
 
 def _rows(audio: Path, args: argparse.Namespace) -> tuple[pd.DataFrame, list, str]:
     """The source rows, the skipped files, and how labels and items were found."""
+    if args.source:
+        paths = [str(audio)] + ([args.supervisions] if args.supervisions else [])
+        rows, skipped = corpora.rows(args.source, paths, args)
+        return rows, skipped, f"{args.source} {' + '.join(paths)}"
     if args.manifest:
         rows, skipped = sources.manifest_source(args.manifest, root=audio,
                                                 item_column=_item_column(args.manifest))
@@ -302,7 +322,8 @@ def _folds(rows: pd.DataFrame, wanted: int | None) -> int:
 
 
 def _write_script(script: Path, store: FeatureStore, rows: pd.DataFrame, folds: int, how: str,
-                  audio: Path, config: Config, project: Path) -> None:
+                  audio: Path, config: Config, project: Path,
+                  embedded: FeatureStore | None = None) -> None:
     classes = sorted(map(str, rows["label"].unique()))
     shown = ", ".join(classes[:6]) + (", ..." if len(classes) > 6 else "")
     relative = Path("experiments") / script.name
@@ -318,7 +339,12 @@ def _write_script(script: Path, store: FeatureStore, rows: pd.DataFrame, folds: 
         "script": relative, "results": _shown(results, project),
         "description": json.dumps(f"{audio.name}: first models"),
         "dataset": json.dumps(store.path.name), "num_folds": folds,
-        "task_type": json.dumps("classification")}
+        "task_type": json.dumps("classification"),
+        "instances": (encoder_instances(embedded.path.name,
+                                        str(embedded.info["front_end"]["encoder"]))
+                      if embedded is not None else CNN_INSTANCES),
+        "about": textwrap.fill((ENCODER_ABOUT if embedded is not None else CNN_ABOUT).format(
+            script=relative), width=88, break_on_hyphens=False, break_long_words=False)}
     script.parent.mkdir(parents=True, exist_ok=True)
     script.write_text(SCRIPT.format(**values))
 

@@ -1,4 +1,4 @@
-"""`python -m xval COMMAND`: report, predict, detect, evaluate, embed."""
+"""`python -m xval COMMAND`: report, compare, predict, detect, evaluate, embed."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from xval.cli import compare as cli_compare
 from xval.cli import config as cli_config
 from xval.cli import init as cli_init
 from xval.cli.annotations import add_reading_arguments
@@ -176,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="TensorFlow's and absl's log lines too")
     sub = parser.add_subparsers(dest="command", required=True)
     _report_parser(sub, flags)
+    cli_compare.add_parser(sub, [flags])
     _predict_parsers(sub, flags)
     _evaluate_parser(sub, flags)
     _embed_parser(sub, flags)
@@ -204,6 +206,8 @@ def _main(argv: Sequence[str] | None) -> int:
         return cli_init.main_init(args)
     if args.command == "report":
         return _report(args)
+    if args.command == "compare":
+        return cli_compare.main_compare(args)
     choose_backend(args.config)
     if args.command == "evaluate":
         return main_evaluate(args)

@@ -1,6 +1,7 @@
 """`python -m preprocessing SOURCE ...`: build a feature store from audio files.
 
-Sources: `demo`, `regex`, `folders`, `manifest`; plus `report` to describe a store and
+Sources: `demo`, `regex`, `folders`, `manifest`, and the corpora of speech toolkits
+`kaldi`, `lhotse`, `hf`; plus `report` to describe a store and
 `synth-events` to write a sound event detection dataset (FSDD digits in backgrounds), and
 `synth-babble` to make grouped babble backgrounds for it.
 See the README for recipes (FSDD, RAVDESS, ESC-50, speaker identification).
@@ -27,11 +28,14 @@ from preprocessing.babble import babble_backgrounds
 from preprocessing.build import build_store, feature_params
 from preprocessing.demo import build_demo
 from preprocessing.detection import build_detection_store, read_items
+from preprocessing.features import encoders
+from preprocessing.features.pretrained import encoder_defaults
 from preprocessing.report import dataset_report, format_report
 from preprocessing.sources import Skipped
 from preprocessing.store import FeatureStore
 from preprocessing.synth_events import synth_events
 from xval import tasks
+from xval.cli import corpora
 from xval.cli.annotations import add_reading_arguments, reading_options
 from xval.config.loader import Config, find_config, load_config
 from xval.core.arguments import ArgumentParser
@@ -118,6 +122,24 @@ def _feature_options(args: argparse.Namespace, config: Config,
     return out
 
 
+def _encoder_overrides(args: argparse.Namespace, overrides: dict[str, Any]) -> dict[str, Any]:
+    """`--encoder NAME`: `feature=pretrained`, the encoder, and a built-in encoder's own
+    rate, hop and segment under the flags given."""
+    name = getattr(args, "encoder", None)
+    if name is None:
+        return overrides
+    if overrides.get("feature", "pretrained") != "pretrained":
+        raise ConfigurationError(
+            f"--encoder {name} with --feature {overrides['feature']}: an encoder is the "
+            "pretrained feature type; drop --feature (or give --feature pretrained).")
+    if any(option == "encoder" for option, _ in getattr(args, "feature_option", ()) or ()):
+        raise ConfigurationError("--encoder and --feature-option encoder=... name the encoder "
+                                 "twice; give one.")
+    if name in encoders.BUILT_IN:
+        return {**encoder_defaults(name), **overrides}
+    return {"feature": "pretrained", "encoder": name, **overrides}
+
+
 def _common(p: argparse.ArgumentParser, needs_out: bool = True) -> None:
     if needs_out:
         p.add_argument("--out", required=True,
@@ -141,6 +163,11 @@ def _common(p: argparse.ArgumentParser, needs_out: bool = True) -> None:
                    help="list every skipped file; TensorFlow's log lines too")
     group = p.add_argument_group("feature parameters (default: config.ini [features])")
     schema.add_arguments(group, "features")
+    group.add_argument("--encoder", metavar="NAME",
+                       help="a pretrained encoder whose weights ship in a wheel: "
+                            f"{', '.join(encoders.BUILT_IN)} (--feature pretrained with the "
+                            "encoder's sample rate, hop and segment, unless given), or a "
+                            "transformers folder or cached hub id")
     group.add_argument("--feature-option", action="append", type=_feature_option,
                        default=[], metavar="NAME=VALUE",
                        help="an option of the --feature type, repeatable, e.g. "
@@ -259,6 +286,7 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="the built-in synthetic demo dataset")
     _common(p, needs_out=False)
     _source_parsers(sub)
+    corpora.add_parsers(sub, _common)
     _detection_parser(sub)
     p = sub.add_parser("report", help="describe an existing store")
     p.add_argument("store")
@@ -293,6 +321,7 @@ def _run(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     config = load_config(args.config or find_config())
     overrides = {k: getattr(args, k) for k in schema.SCHEMA["features"]
                  if k != "workers" and getattr(args, k) is not None}
+    overrides = _encoder_overrides(args, overrides)
     options = _feature_options(args, config, overrides)
     if options and args.source == "demo":
         raise ConfigurationError(
@@ -407,7 +436,10 @@ def _detection(args: argparse.Namespace, config: Config, overrides: dict[str, An
 
 
 def _rows(args: argparse.Namespace) -> tuple[pd.DataFrame, Skipped]:
-    """The rows of the `regex`, `folders` or `manifest` source."""
+    """The rows of the `regex`, `folders`, `manifest`, `kaldi`, `lhotse` or `hf` source."""
+    if args.source in corpora.KINDS:
+        paths = args.manifests if args.source == "lhotse" else [args.root_dir]
+        return corpora.rows(args.source, paths, args)
     if args.source == "regex":
         return sources.regex_source(args.root, PRESETS.get(args.pattern, args.pattern),
                                     label_map=args.label_map)

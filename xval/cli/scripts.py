@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 import sys
 from pathlib import Path
@@ -57,8 +58,7 @@ SCRIPT = '''"""Experiment {number}: {question}
     python {script} --dry-run      # the plan and the data checks, nothing trained
     python -m xval report {results}
 
-Instance 1 uses the package defaults (`python -m xval config {script}` shows them);
-add instances below to compare architectures or parameters.
+{about}
 """
 
 from xval import Experiment
@@ -71,13 +71,58 @@ experiment = Experiment(
     task_type={task_type},
 )
 
-experiment[1] = {{"architecture": "audio_cnn", "reshaping_type": "conv",
-                 "comment_1": "audio CNN", "comment_2": "package defaults"}}
-experiment[2] = {{"architecture": "mlp", "reshaping_type": "none",
-                 "comment_1": "MLP", "comment_2": "baseline: no convolutions"}}
-
+{instances}
 if __name__ == "__main__":
     experiment.main()
 '''
 """The experiment script `init` writes (a keras-io style example: docstring, settings,
 instances, one call)."""
+
+CNN_ABOUT = ("Instance 1 uses the package defaults (`python -m xval config {script}` shows "
+             "them); add instances below to compare architectures or parameters.")
+CNN_INSTANCES = """experiment[1] = {"architecture": "audio_cnn", "reshaping_type": "conv",
+                 "comment_1": "audio CNN", "comment_2": "package defaults"}
+experiment[2] = {"architecture": "mlp", "reshaping_type": "none",
+                 "comment_1": "MLP", "comment_2": "baseline: no convolutions"}
+"""
+ENCODER_ABOUT = ("Instance 1 reads the embeddings of a pretrained encoder (its own store, on "
+                 "the same items, so the folds are the same) with a light head: usually the "
+                 "strongest baseline, in minutes. Instance 2 is a CNN trained from scratch "
+                 "on the log-mel store with the package defaults (`python -m xval config "
+                 "{script}` shows them). Add instances below to compare heads, "
+                 "architectures or parameters.")
+ENCODER_HEADS: dict[str, dict[str, object]] = {
+    "aisfx": {"architecture": "pretrained_pool", "reshaping_type": "rnn", "projection": 0,
+              "pooling": "meanmax", "hidden_units": 0},
+    "birdnet": {"architecture": "pretrained_pool", "reshaping_type": "rnn", "projection": 0,
+                "pooling": "meanmax", "hidden_units": 0},
+    "resemblyzer": {"architecture": "pretrained_pool", "reshaping_type": "rnn"},
+}
+"""Each built-in encoder's default head (measured: docs/pretrained.md)."""
+
+
+def encoder_instances(dataset: str, encoder: str) -> str:
+    """The instances of a script whose first instance reads `encoder`'s store `dataset`.
+
+    Args:
+        dataset: the encoder store's name.
+        encoder: the built-in encoder.
+
+    Returns:
+        The `experiment[k] = ...` lines.
+    """
+    head = {**ENCODER_HEADS[encoder], "dataset": dataset, "comment_1": f"{encoder} + head",
+            "comment_2": "pretrained embeddings"}
+    pairs = [f"{json.dumps(k)}: {json.dumps(v) if isinstance(v, str) else repr(v)}"
+             for k, v in head.items()]
+    lines, line = [], "experiment[1] = {"
+    for k, pair in enumerate(pairs):
+        text = pair + ("," if k < len(pairs) - 1 else "}")
+        if len(line) + len(text) + 1 > 88:
+            lines.append(line.rstrip())
+            line = " " * 17
+        line += text + " "
+    return "\n".join([*lines, line.rstrip()]) + """
+experiment[2] = {"architecture": "audio_cnn", "reshaping_type": "conv",
+                 "comment_1": "audio CNN", "comment_2": "from scratch, package defaults"}
+"""

@@ -383,7 +383,8 @@ SCHEMA = {
             notes='Exponent of power-law compression (compression = power).'),
         "n_fft": _int("FFT size (samples)", 2, 65536,
             default=512),
-        "hop_length": _int("hop between frames (samples)", 1, 65536,
+        "hop_length": _int("hop between frames (samples; a block encoder: between blocks)", 1,
+                           1 << 20,
             default=160),
         "n_mels": _int("mel bands (mel, mfcc)", 1, 2048,
             default=64),
@@ -477,6 +478,12 @@ SCHEMA = {
             default=0.05,
             notes=('Significance level (0 < alpha < 1) of the corrected resampled t-test against the '
                    'selected instance.')),
+        "rope": _float("region of practical equivalence of the Bayesian comparisons", 0,
+                       open_low=True,
+            default=0.01,
+            notes=('Half-width of the region of practical equivalence (ROPE, > 0) of the Bayesian '
+                   'correlated t-test on the Statistics sheet and of `python -m xval compare`, in '
+                   "the units of the selection metric: 0.01 is one point of accuracy or F1.")),
     },
 }
 

@@ -30,9 +30,9 @@ _FOLD_FILE = re.compile(r"fold_(\d+)\.json")
 _FOLD_MODEL = re.compile(r"fold_(\d+)\.keras")
 PREVIOUS_SUFFIX = ".previous"
 
-_OWN = ("params.json", "summary.json", "error.txt", "trial.json", "final.keras", "final.json",
-        "fold_*.json", "fold_*.keras", "fold_*.skops", "predictions_fold_*.csv",
-        "plot_data_fold_*.json")
+_OWN = ("params.json", "dataset.json", "summary.json", "error.txt", "trial.json",
+        "final.keras", "final.json", "fold_*.json", "fold_*.keras", "fold_*.skops",
+        "predictions_fold_*.csv", "plot_data_fold_*.json")
 INSTANCE_OUTPUT = Output(
     kind="an instance's results", command="the experiment's recorder", markers=(),
     entries=(*_OWN, *(f".{name}.*" for name in _OWN), "plots/**", "logs/**"))
@@ -62,6 +62,11 @@ class InstanceLayout:
     @property
     def params_file(self) -> Path:
         return self.root / "params.json"
+
+    @property
+    def dataset_file(self) -> Path:
+        """The description of the instance's own store, when it names one (`dataset`)."""
+        return self.root / "dataset.json"
 
     @property
     def summary_file(self) -> Path:

@@ -9,14 +9,14 @@ from typing import Any
 
 import numpy as np
 
-from xval.core.errors import ConfigurationError
 from xval.inference.models import (
     DatasetInfo,
     check_input_shape,
     dataset_info_for,
     extract_features,
 )
-from xval.training.loading import embedding_model, layer_names, load
+from xval.training.embeddings import layer_for
+from xval.training.loading import embedding_model, load
 
 
 def embed_files(model_path: str | Path, files: Sequence[str | Path], layer: str | None = None,
@@ -27,8 +27,10 @@ def embed_files(model_path: str | Path, files: Sequence[str | Path], layer: str 
     Args:
         model_path: a `.keras` file.
         files: audio files.
-        layer: the layer's name; `None` takes the layer named `bottleneck` (the code of an
-            autoencoder such as `conv_autoencoder`).
+        layer: the layer's name; `None` takes the layer named `bottleneck` where there is
+            one (the code of an autoencoder such as `conv_autoencoder`), else the input of
+            the model's last layer (the penultimate representation), as the embedding
+            classifiers do (`embedding_layer = auto`).
         dataset_info: dict or path of the dataset description; `None` finds it.
 
     Returns:
@@ -38,14 +40,7 @@ def embed_files(model_path: str | Path, files: Sequence[str | Path], layer: str 
     info = dataset_info if isinstance(dataset_info, dict) else \
         dataset_info_for(model_path, dataset_info)
     model = load(model_path)
-    if layer is None:
-        if "bottleneck" not in layer_names(model):
-            raise ConfigurationError(
-                f"{model_path} has no layer named 'bottleneck' (an autoencoder's code); name "
-                f"one with --layer: {', '.join(layer_names(model))}."
-            )
-        layer = "bottleneck"
-    fn = embedding_model(model, layer)
+    fn = embedding_model(model, layer_for(model, layer or "auto"))
     rows, index = [], []
     for path, feats in zip(files, extract_features(files, info["feature_params"])):
         check_input_shape(model, feats["features"].shape[1:], model_path)

@@ -275,7 +275,33 @@ def info_for(models: ModelSet, dataset_info: DatasetInfo | str | Path | None) ->
     (see `dataset_info_for`)."""
     if isinstance(dataset_info, dict):
         return dataset_info
-    return dataset_info_for(models.paths[0], dataset_info)
+    info = dataset_info_for(models.paths[0], dataset_info)
+    if dataset_info is not None:
+        _check_same_encoder(models, info, dataset_info)
+    return info
+
+
+def _encoder_name(info: Mapping[str, Any]) -> str | None:
+    front_end = info.get("front_end") or {}
+    return str(front_end["encoder"]) if front_end.get("encoder") else None
+
+
+def _check_same_encoder(models: ModelSet, info: DatasetInfo, given: str | Path) -> None:
+    """Refuses a `--dataset-info` whose encoder is not the one the models were trained on
+    (when the models' own dataset.json says which): embeddings of another encoder mean
+    nothing to them, even where the shapes agree."""
+    try:
+        own = dataset_info_for(models.paths[0])
+    except ConfigurationError:
+        return
+    trained, given_encoder = _encoder_name(own), _encoder_name(info)
+    if trained != given_encoder:
+        raise ConfigurationError(
+            f"--dataset-info {str(given)!r} describes a store of "
+            f"{given_encoder or info['feature_params'].get('feature')!r} features, but the "
+            f"models were trained on {trained or own['feature_params'].get('feature')!r} "
+            "features; pass the dataset.json of the store they were trained on (or drop "
+            "--dataset-info).")
 
 
 def fold_classifier(path: Path) -> tuple[Path, dict[str, Any]]:

