@@ -452,6 +452,18 @@ def _rows(args: argparse.Namespace) -> tuple[pd.DataFrame, Skipped]:
         allow_outside_root=args.allow_outside_root)
 
 
+def _inputs(args: argparse.Namespace) -> list[str]:
+    """What a source reads (a store is never written inside it, nor it inside a store)."""
+    if args.source in corpora.KINDS:
+        given = list(args.manifests) if args.source == "lhotse" else [args.root_dir]
+        given.append(getattr(args, "root", None))
+    elif args.source == "manifest":
+        given = [args.root or str(Path(args.csv).parent)]
+    else:
+        given = [args.root]
+    return [str(path) for path in given if path]
+
+
 def _from_source(args: argparse.Namespace, argv: Sequence[str] | None, config: Config,
                  overrides: dict[str, Any]) -> tuple[FeatureStore, dict[str, Any]]:
     if tasks.get(args.task_type).extra_arrays:
@@ -473,8 +485,7 @@ def _from_source(args: argparse.Namespace, argv: Sequence[str] | None, config: C
               flush=True)
     return build_store(
         rows, out, params=params, workers=_workers(args, config), strict=args.strict,
-        inputs=[args.root or Path(args.csv).parent] if args.source == "manifest"
-        else [args.root],
+        inputs=_inputs(args),
         overwrite=args.overwrite, task_type=args.task_type, skipped=skipped,
         augmenter=augmenter, augment_versions=args.augment,
         augment_seed=config.augmentation["seed"], progress=_progress(args),
