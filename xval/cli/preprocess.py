@@ -42,7 +42,7 @@ from xval.core.arguments import ArgumentParser
 from xval.core.entry import run_entry
 from xval.core.errors import ConfigurationError
 from xval.core.logs import quiet_framework_logs
-from xval.core.outputs import check_output_folder
+from xval.core.outputs import check_output_files, check_output_folder
 from xval.core.version import add_version
 
 KINDS = {bool: "True or False", int: "an integer", float: "a number"}
@@ -291,6 +291,8 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="describe an existing store")
     p.add_argument("store")
     p.add_argument("--plot", help="write a sample-rate histogram PNG here")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the --plot file when it exists (else an error)")
     _synth_events_parser(sub)
     _synth_babble_parser(sub)
     return top
@@ -316,6 +318,10 @@ def _run(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     if args.source == "synth-babble":
         return _synth_babble(args)
     if args.source == "report":
+        if args.plot is not None:
+            if Path(args.plot).suffix.lower() != ".png":
+                raise ConfigurationError(f"--plot {args.plot!r}: expected a .png file name.")
+            check_output_files([args.plot], overwrite=args.overwrite)
         print(format_report(dataset_report(args.store, plot_path=args.plot)))
         return 0
     config = load_config(args.config or find_config())
