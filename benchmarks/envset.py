@@ -431,11 +431,11 @@ def _check_out(out: Path, overwrite: bool) -> None:
 
 def build(args: argparse.Namespace) -> pd.DataFrame:
     """Fetch, select, decode, deduplicate, cut, cap and write; returns the manifest."""
-    for tool in ("apt-get", "dpkg-deb", "tar"):
-        if shutil.which(tool) is None:
-            raise SystemExit(f"error: {tool} not found; this script needs a Debian system.")
     out, cache = Path(args.out), Path(args.cache)
     _check_out(out, args.overwrite)
+    for tool in ("apt-get", "dpkg-deb"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"error: {tool} not found; this script needs a Debian system.")
     fetch([s.package for s in SOURCES], cache)
     recs: list[Recording] = []
     for source in SOURCES:
