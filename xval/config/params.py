@@ -24,6 +24,9 @@ Spec = Mapping[str, Any] | Sequence[str]
 """An instance as declared: a dict, or a list of `'name=value'` strings."""
 
 MANDATORY = ("architecture", "reshaping_type", "comment_1", "comment_2")
+DATASET = "dataset"
+"""The optional instance name of another feature store (on the same items) than the
+experiment's: the planner sets it, resolution only checks that it is a store name."""
 # Choices of the [training] keys come from the schema.
 CHOICES: dict[str, tuple[str, ...]] = {
     "reshaping_type": ("conv", "rnn", "none"),
@@ -213,11 +216,16 @@ def resolve(instance_id: int | str, spec: Spec, *, training_defaults: Mapping[st
         arch_defaults = architectures.keyword_defaults(arch)
     except ValueError as e:
         raise ParameterError(f"{where}: {e}") from e
-    valid = {**training_defaults, **arch_defaults, **dict.fromkeys(MANDATORY, "")}
+    valid = {**training_defaults, **arch_defaults, **dict.fromkeys(MANDATORY, ""),
+             DATASET: ""}
     _check_names(layers, valid, arch, arch_defaults, where)
     params = {**training_defaults, **arch_defaults}
     for name, value in merged.items():
         params[name] = _check_type(name, value, valid[name], where)
+    if not params.get(DATASET, "x"):
+        raise ParameterError(f"{where}: dataset='': expected the name of a feature store "
+                             "under config.ini [paths] data_dir, or no dataset (the "
+                             "experiment's).")
     architectures.check_keywords(arch, params, where)  # the ranges the builder declares
     _check_values(params, where)
     task = tasks.get(task_type)
@@ -259,8 +267,9 @@ def _check_names(layers: list[tuple[str, dict[str, Any]]], valid: Mapping[str, A
                 hint = f" Did you mean {', '.join(close)}?" if close else ""
                 raise ParameterError(
                     f"{where}: unknown parameter {name!r} (from {source}).{hint} Valid names "
-                    f"are the [training] keys of config.ini and the keyword arguments of "
-                    f"architecture {arch!r}: {', '.join(sorted(arch_defaults))}."
+                    f"are the [training] keys of config.ini, dataset (another store on the "
+                    f"same items), and the keyword arguments of architecture {arch!r}: "
+                    f"{', '.join(sorted(arch_defaults))}."
                 )
 
 

@@ -53,6 +53,11 @@ class InstanceLayout:
         return self.root / "params.json"
 
     @property
+    def dataset_file(self) -> Path:
+        """The description of the instance's own store, when it names one (`dataset`)."""
+        return self.root / "dataset.json"
+
+    @property
     def summary_file(self) -> Path:
         return self.root / "summary.json"
 

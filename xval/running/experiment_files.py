@@ -27,6 +27,16 @@ def dataset_info(plan: Plan) -> dict[str, Any]:
     return {**info, "store": str(plan.store.path)}
 
 
+def instance_dataset_info(plan: Plan, instance: int) -> dict[str, Any] | None:
+    """The description of an instance's own store (`instance_<k>/dataset.json`, which
+    prediction finds before the experiment's), or `None` for the experiment's store."""
+    if instance not in plan.stores:
+        return None
+    store = plan.stores[instance]
+    info = {k: v for k, v in store.info.items() if k != "skipped"}
+    return {**info, "store": str(store.path)}
+
+
 def begin_experiment(recorder: Recorder, experiment: ExperimentDeclaration, plan: Plan,
                      backend: str) -> None:
     """Has `recorder` write the experiment-level files of `plan`.

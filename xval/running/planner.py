@@ -21,7 +21,7 @@ from xval.core.layout import ExperimentLayout
 from xval.core.records import FoldsManifest, Job, ParamsRecord
 from xval.folds import ItemKFold, PredefinedItemSplit, fold_manifest
 from xval.folds import check_fold as check_fold_items
-from xval.running.declaration import ExperimentDeclaration, InstanceSpec
+from xval.running.declaration import ExperimentDeclaration, InstanceSpec, check_dataset
 from xval.running.recorder import read_record
 from xval.training.model import check_transfer
 
@@ -49,6 +49,9 @@ class Plan:
         config: the run's `Config`.
         task_type: the experiment's task type.
         generator: stream batches from the store.
+        stores: instance id -> the `FeatureStore` of an instance that names its own
+            `dataset` (another store on the same items: same folds); the others use
+            `store`.
     """
 
     layout: ExperimentLayout
@@ -60,6 +63,18 @@ class Plan:
     config: Config
     task_type: str
     generator: bool
+    stores: dict[int, FeatureStore] = dataclasses.field(default_factory=dict)
+
+    def store_of(self, instance: int) -> FeatureStore:
+        """The store `instance` trains on: its own `dataset`, else the experiment's."""
+        return self.stores.get(instance, self.store)
+
+    def all_stores(self) -> list[FeatureStore]:
+        """Every store the planned jobs read, the experiment's first."""
+        seen = {str(self.store.path): self.store}
+        for store in self.stores.values():
+            seen.setdefault(str(store.path), store)
+        return list(seen.values())
 
     @property
     def exp_dir(self) -> Path:
@@ -72,11 +87,11 @@ class Plan:
 
     def job(self, instance: int, fold: int) -> Job:
         """The `Job` of fold `fold` of `instance`."""
+        store = self.store_of(instance)
         return Job(instance=instance, fold=fold, params=self.resolved[instance],
                    params_hash=self.hashes[instance], items=self.folds[fold],
                    task_type=self.task_type, generator=self.generator,
-                   store=str(Path(self.store.path).resolve()),
-                   store_hash=self.store.content_hash,
+                   store=str(Path(store.path).resolve()), store_hash=store.content_hash,
                    log_dir=str(self.layout.instance(instance).log_dir(fold)))
 
     def jobs(self, instance: int, folds: list[int]) -> list[Job]:
@@ -151,14 +166,21 @@ def make_plan(experiment: ExperimentDeclaration, config: Config, selected: list[
             parameters (and `overwrite` is off), or a result file is unreadable.
     """
     store = FeatureStore(Path(config.data_dir) / experiment.dataset)
-    feature = (store.info.get("feature_params") or {}).get("feature")
-    layers = (store.info.get("front_end") or {}).get("layers") or []
-    resolve = resolver(experiment, config, overrides, feature, len(layers))
-    resolved = {k: resolve(k, experiment.instances[k]) for k in selected}
+    stores = instance_stores(experiment, config, selected, overrides, store)
+    resolved = {}
+    for k in selected:
+        own = stores.get(k, store)
+        feature = (own.info.get("feature_params") or {}).get("feature")
+        layers = (own.info.get("front_end") or {}).get("layers") or []
+        resolved[k] = resolver(experiment, config, overrides, feature,
+                               len(layers))(k, experiment.instances[k])
+        if resolved[k].get(P.DATASET) == experiment.dataset:
+            del resolved[k][P.DATASET]  # the experiment's own: no other store
     check_store_task(experiment, store)
     for k, params in resolved.items():
         if params.get("load_model"):
-            check_transfer(params, tuple(store.features.shape[1:]), f"instance {k}")
+            check_transfer(params, tuple(stores.get(k, store).features.shape[1:]),
+                           f"instance {k}")
     folds, manifest = make_folds(experiment, config, store)
     layout = ExperimentLayout.of(Path(experiment.experiment_folder or config.results_dir),
                                  experiment.dataset, experiment.number)
@@ -168,7 +190,71 @@ def make_plan(experiment: ExperimentDeclaration, config: Config, selected: list[
         check_params_files(layout, resolved, hashes)
     return Plan(layout=layout, store=store, folds=folds, manifest=manifest,
                 resolved=resolved, hashes=hashes, config=config,
-                task_type=experiment.task_type, generator=experiment.generator)
+                task_type=experiment.task_type, generator=experiment.generator,
+                stores=stores)
+
+
+def instance_stores(experiment: ExperimentDeclaration, config: Config, selected: list[int],
+                    overrides: Mapping[str, Any], store: FeatureStore
+                    ) -> dict[int, FeatureStore]:
+    """The stores of the instances that name their own `dataset` (in the instance, the
+    experiment's `parameters` or `--set`), checked against the experiment's store: the
+    same task, classes and items, so that the experiment's folds are theirs.
+
+    Returns:
+        instance id -> `FeatureStore`, for the instances whose dataset is not the
+        experiment's.
+
+    Raises:
+        ConfigurationError: for a bad store name, or a store on other items or classes.
+        DatasetError: for a store that does not exist or cannot be read.
+    """
+    base = P.parse_instance(experiment.parameters or {}, "parameters").get(P.DATASET)
+    opened: dict[str, FeatureStore] = {}
+    out: dict[int, FeatureStore] = {}
+    for k in selected:
+        where = f"instance {k}"
+        spec = P.parse_instance(experiment.instances[k], where)
+        name = overrides.get(P.DATASET, spec.get(P.DATASET, base))
+        if name is None or name == experiment.dataset:
+            continue
+        try:
+            name = check_dataset(name, experiment.allow_outside_data_dir)
+        except ConfigurationError as e:
+            raise ConfigurationError(f"{where}: {e}") from None
+        if name not in opened:
+            opened[name] = FeatureStore(Path(config.data_dir) / name)
+            check_same_items(store, opened[name], experiment.dataset, name, where)
+        out[k] = opened[name]
+    return out
+
+
+def check_same_items(store: FeatureStore, other: FeatureStore, dataset: str, name: str,
+                     where: str) -> None:
+    """Refuses an instance's store whose task, classes or items are not the experiment's
+    (the folds are over the experiment's items: another store must hold the same ones).
+
+    Raises:
+        ConfigurationError: naming what differs and the fix.
+    """
+    fix = ("build both stores from the same files (e.g. `python -m preprocessing ... "
+           "--encoder aisfx` over the folder the experiment's store came from)")
+    if other.task_type != store.task_type:
+        raise ConfigurationError(
+            f"{where}: dataset={name!r} is a {other.task_type} store, the experiment's "
+            f"{dataset!r} a {store.task_type} store; {fix}.")
+    if store.task_type != "regression" and list(other.classes) != list(store.classes):
+        raise ConfigurationError(
+            f"{where}: dataset={name!r} has classes {other.classes}, the experiment's "
+            f"{dataset!r} {store.classes}; {fix}.")
+    mine, theirs = set(map(str, store.items)), set(map(str, other.items))
+    if mine != theirs:
+        missing, extra = sorted(mine - theirs), sorted(theirs - mine)
+        raise ConfigurationError(
+            f"{where}: dataset={name!r} holds other items than the experiment's {dataset!r} "
+            f"(missing {len(missing)}: {', '.join(missing[:3]) or '-'}; extra {len(extra)}: "
+            f"{', '.join(extra[:3]) or '-'}), so the experiment's folds are not its folds; "
+            f"{fix}.")
 
 
 def check_store_task(experiment: ExperimentDeclaration, store: FeatureStore) -> None:

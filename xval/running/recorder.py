@@ -300,7 +300,8 @@ class Recorder:
     # -- instances ---------------------------------------------------------------------
 
     def begin_instance(self, instance: int, params: dict[str, Any], params_hash: str,
-                       overwrite: bool) -> list[int]:
+                       overwrite: bool, dataset_info: Mapping[str, Any] | None = None
+                       ) -> list[int]:
         """Prepares an instance folder; returns the folds already done.
 
         With `overwrite`, an existing instance folder is moved aside to
@@ -309,6 +310,14 @@ class Recorder:
         earlier, unfinished overwrite is kept and the unfinished one is dropped. A fold
         file that cannot be believed is named, with why, and its fold is rerun.
 
+        Args:
+            instance: the instance id.
+            params: its resolved parameters.
+            params_hash: their hash.
+            overwrite: replace its results.
+            dataset_info: the description of the instance's own store (its `dataset`),
+                written as `instance_<k>/dataset.json`; `None` for the experiment's.
+
         Returns:
             The sorted list of fold indices already done.
         """
@@ -316,6 +325,8 @@ class Recorder:
         if overwrite and layout.root.exists():
             self._set_aside(layout)
         layout.root.mkdir(parents=True, exist_ok=True)
+        if dataset_info is not None:
+            atomic_write_json(layout.dataset_file, dict(dataset_info))
         record = ParamsRecord(instance=instance, hash=params_hash, params=params,
                               task_type=self.task_type)
         atomic_write_json(layout.params_file, record.to_dict())

@@ -97,8 +97,9 @@ def refit_job(plan: Plan, instance: int, epochs: int) -> Job:
     items = sorted({*fold["train"], *fold["val"], *fold["test"]})
     return Job(instance=instance, fold=0, params=plan.resolved[instance],
                items={"train": items, "val": [], "test": []}, task_type=plan.task_type,
-               generator=plan.generator, store=str(Path(plan.store.path).resolve()),
-               params_hash=plan.hashes[instance], store_hash=plan.store.content_hash,
+               generator=plan.generator, store=str(Path(plan.store_of(instance).path).resolve()),
+               params_hash=plan.hashes[instance],
+               store_hash=plan.store_of(instance).content_hash,
                refit_epochs=epochs)
 
 

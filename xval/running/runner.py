@@ -35,7 +35,7 @@ from xval.running.environment import (
     normalize_gpu,
     setup_environment,
 )
-from xval.running.experiment_files import begin_experiment
+from xval.running.experiment_files import begin_experiment, instance_dataset_info
 from xval.running.planner import Plan, make_plan, resolver
 from xval.running.recorder import Out, Recorder
 from xval.running.scheduler import Scheduler
@@ -116,7 +116,8 @@ def run_experiment(experiment: ExperimentDeclaration, request: RunRequest,
                     else f"Joining Ray at {request.ray_address}...")
     executor.start()
     try:
-        executor.preflight(plan.store)
+        for store in plan.all_stores():
+            executor.preflight(store)
         if request.search and experiment.search is not None:
             return search_instances(experiment, experiment.search, request, config, executor,
                                     backend)
@@ -290,7 +291,8 @@ def claim_instances(plan: Plan, recorder: Recorder, overwrite: bool,
             skipped.append(k)
             continue
         held.append(instance_lock)
-        done = recorder.begin_instance(k, params, plan.hashes[k], overwrite)
+        done = recorder.begin_instance(k, params, plan.hashes[k], overwrite,
+                                       dataset_info=instance_dataset_info(plan, k))
         todo = [i for i in range(plan.num_folds) if i not in done]
         if not todo:
             out(f"instance {k}: all {plan.num_folds} folds already done; skipped.")

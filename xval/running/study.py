@@ -34,7 +34,7 @@ from xval.core.layout import ExperimentLayout
 from xval.core.records import FoldResult, TrialRecord
 from xval.executors.base import Executor
 from xval.running.declaration import ExperimentDeclaration
-from xval.running.experiment_files import begin_experiment
+from xval.running.experiment_files import begin_experiment, instance_dataset_info
 from xval.running.planner import Plan
 from xval.running.recorder import Out, Recorder
 from xval.running.scheduler import Scheduler
@@ -333,7 +333,8 @@ def run_trial(context: TrialRunner, trial: Any, instance: int) -> str:
     plan = context.plan_for([instance])
     recorder = context.recorder(plan)
     done = recorder.begin_instance(instance, plan.resolved[instance], plan.hashes[instance],
-                                   overwrite=False)
+                                   overwrite=False,
+                                   dataset_info=instance_dataset_info(plan, instance))
     record = TrialRecord(trial=trial.number, instance=instance, state="running",
                          params=sampled, metric=context.metric)
     recorder.record_trial(record)

@@ -1,0 +1,184 @@
+"""Encoders whose weights ship in wheels (issue 33): quick probes on their stores, and the
+table of an experiment's heads against a baseline.
+
+`probe` reads a feature store of block embeddings (`python -m preprocessing ... --encoder
+aisfx`), pools every clip's blocks (mean and max over all the blocks of all its segments),
+and scores a standardised logistic regression per fold, `C` chosen by an inner group k-fold
+over the training items only; the folds are the engine's (`ItemKFold` with config.ini's
+`[folds]` settings), so a probe's folds are an experiment's folds on the same items.
+
+`table` reads experiments' results and prints, per instance, the test score as mean ± std
+over the folds, per fold, and the corrected resampled t-test (Nadeau and Bengio) against a
+baseline instance, the folds paired by their test items.
+
+    python -m benchmarks.encoders probe fsdd_aisfx fsdd_birdnet --folds 6
+    python -m benchmarks.encoders probe ravdess_aisfx --folds 5 --metric uar
+    python -m benchmarks.encoders table results/fsdd_aisfx/experiment_10 \\
+        --baseline results/fsdd/experiment_3/instance_12 --metric accuracy
+
+Nothing is written to the repository; stores are read from config.ini's data_dir.
+Figures measured with it: docs/pretrained.md and docs/results.md.
+"""
+
+import argparse
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, balanced_accuracy_score
+from sklearn.model_selection import GridSearchCV, GroupKFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from preprocessing.store import FeatureStore
+from xval.config.loader import find_config, load_config
+from xval.folds import ItemKFold
+from xval.report.stats import corrected_resampled_ttest
+
+C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0)
+METRICS = {"accuracy": accuracy_score, "uar": balanced_accuracy_score}
+
+
+def clip_vectors(store: FeatureStore) -> pd.DataFrame:
+    """One vector per clip: the mean and the max of all its blocks (every segment's).
+
+    Args:
+        store: a store of `(blocks, dim)` rows.
+
+    Returns:
+        `pandas.DataFrame` with `clip`, `item`, `label` and `x` (`np.ndarray [shape=(2 *
+        dim,)]`), original rows only (augmented rows are training-only copies).
+    """
+    meta = store.meta.reset_index(drop=True)
+    keep = ~meta["augmented"].astype(bool) if "augmented" in meta else np.ones(len(meta), bool)
+    out = []
+    for clip, rows in meta[keep].groupby("clip", sort=False):
+        x = np.asarray(store.features[rows.index.to_numpy()], dtype=np.float32)
+        x = x.reshape(-1, x.shape[-1])
+        out.append({"clip": clip, "item": str(rows["item"].iloc[0]),
+                    "label": str(rows["label"].iloc[0]),
+                    "x": np.concatenate([x.mean(0), x.max(0)])})
+    return pd.DataFrame(out)
+
+
+def probe_folds(clips: pd.DataFrame, folds: list[dict[str, list[str]]], metric: str,
+                seed: int = 0) -> list[dict[str, Any]]:
+    """The logistic-regression probe on every fold.
+
+    Args:
+        clips: `clip_vectors`.
+        folds: the engine's folds (`train`, `val`, `test` items); the probe trains on the
+            training and validation items (`C` is chosen by an inner group k-fold on them).
+        metric: `accuracy` or `uar`.
+        seed: the regression's random state.
+
+    Returns:
+        One dict per fold: `test_items`, `score`, `C`.
+    """
+    X = np.stack(clips["x"].to_numpy())
+    y, groups = clips["label"].to_numpy(), clips["item"].to_numpy()
+    out = []
+    for fold in folds:
+        train = np.isin(groups, list(fold["train"]) + list(fold.get("val", [])))
+        test = np.isin(groups, list(fold["test"]))
+        inner = min(5, len(set(groups[train])))
+        search = GridSearchCV(
+            make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000,
+                                                               random_state=seed)),
+            {"logisticregression__C": list(C_GRID)}, cv=GroupKFold(inner),
+            scoring="balanced_accuracy")
+        search.fit(X[train], y[train], groups=groups[train])
+        score = METRICS[metric](y[test], search.predict(X[test]))
+        out.append({"test_items": sorted(fold["test"]), "score": float(score),
+                    "C": search.best_params_["logisticregression__C"]})
+    return out
+
+
+def engine_folds(store: FeatureStore, num_folds: int, config_path: str | None
+                 ) -> list[dict[str, list[str]]]:
+    """The folds an experiment on `store` with `num_folds` would use (config.ini's
+    `[folds]` settings; stratified by the items' labels)."""
+    config = load_config(config_path or find_config())
+    settings = config.folds
+    splitter = ItemKFold(num_folds, val_fraction=settings["val_fraction"],
+                         test_fraction=settings["test_fraction"],
+                         stratify=settings["stratify"], random_state=settings["fold_seed"])
+    return splitter.split_items(store.items, store.meta["label"].astype(str).to_numpy())
+
+
+def _summary(scores: Sequence[float]) -> str:
+    return f"{np.mean(scores):.3f} ± {np.std(scores, ddof=1):.3f}"
+
+
+def probe(args: argparse.Namespace) -> None:
+    config = load_config(args.config or find_config())
+    for name in args.stores:
+        store = FeatureStore(Path(config.data_dir) / name)
+        folds = engine_folds(store, args.folds, args.config)
+        clips = clip_vectors(store)
+        results = probe_folds(clips, folds, args.metric)
+        scores = [r["score"] for r in results]
+        per_fold = " ".join(f"{'+'.join(r['test_items'])}:{r['score']:.3f}" for r in results)
+        print(f"{name}: {len(clips)} clips, dim {len(clips['x'].iloc[0])}; probe "
+              f"{args.metric} {_summary(scores)}  [{per_fold}]  C {[r['C'] for r in results]}")
+
+
+def _instance_folds(instance: Path, metric: str) -> dict[str, float]:
+    """Test clip score per fold of an instance, keyed by the fold's test items."""
+    key = {"accuracy": "accuracy", "uar": "recall"}[metric]
+    out = {}
+    for path in sorted(instance.glob("fold_*.json")):
+        record = json.loads(path.read_text())
+        if record.get("status") != "completed":
+            continue
+        metrics = record["metrics"]["test"]
+        value = metrics.get(f"clip_{key}", metrics.get(key))
+        out["+".join(sorted(map(str, record["items"]["test"])))] = float(value)
+    return out
+
+
+def table(args: argparse.Namespace) -> None:
+    baseline = _instance_folds(Path(args.baseline), args.metric) if args.baseline else {}
+    for experiment in args.experiments:
+        for instance in sorted(Path(experiment).glob("instance_*"),
+                               key=lambda p: int(p.name.split("_")[1])):
+            folds = _instance_folds(instance, args.metric)
+            if not folds:
+                continue
+            comment = json.loads((instance / "params.json").read_text())["params"]
+            line = (f"{instance.name} ({comment.get('comment_1')}, {comment.get('comment_2')})"
+                    f": {_summary(list(folds.values()))} "
+                    f"[{' '.join(f'{v:.2f}' for v in folds.values())}]")
+            paired = [k for k in folds if k in baseline]
+            if len(paired) > 1:
+                a = np.array([folds[k] for k in paired])
+                b = np.array([baseline[k] for k in paired])
+                test = corrected_resampled_ttest(a, b, test_train_ratio=1 / (len(paired) - 1))
+                line += f"  vs baseline {np.mean(a - b):+.3f}, p = {test.p:.3f}"
+            print(line)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.encoders",
+                                     description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("probe", help="logistic regression on pooled block embeddings")
+    p.add_argument("stores", nargs="+", help="store names under config.ini's data_dir")
+    p.add_argument("--folds", type=int, required=True)
+    p.add_argument("--metric", choices=sorted(METRICS), default="accuracy")
+    p.add_argument("--config")
+    p = sub.add_parser("table", help="experiments' instances against a baseline instance")
+    p.add_argument("experiments", nargs="+")
+    p.add_argument("--baseline", help="an instance folder on the same items")
+    p.add_argument("--metric", choices=sorted(METRICS), default="accuracy")
+    args = parser.parse_args(argv)
+    {"probe": probe, "table": table}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()
