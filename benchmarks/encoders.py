@@ -21,7 +21,6 @@ Figures measured with it: docs/pretrained.md and docs/results.md.
 """
 
 import argparse
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,8 @@ from sklearn.preprocessing import StandardScaler
 from preprocessing.store import FeatureStore
 from xval.config.loader import find_config, load_config
 from xval.folds import ItemKFold
+from xval.report.comparison import finished_folds, fold_scores
+from xval.report.results import InstanceResult
 from xval.report.stats import corrected_resampled_ttest
 
 C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0)
@@ -128,29 +129,30 @@ def probe(args: argparse.Namespace) -> None:
 
 
 def _instance_folds(instance: Path, metric: str) -> dict[str, float]:
-    """Test clip score per fold of an instance, keyed by the fold's test items."""
-    key = {"accuracy": "accuracy", "uar": "recall"}[metric]
-    out = {}
-    for path in sorted(instance.glob("fold_*.json")):
-        record = json.loads(path.read_text())
-        if record.get("status") != "completed":
-            continue
-        metrics = record["metrics"]["test"]
-        value = metrics.get(f"clip_{key}", metrics.get(key))
-        out["+".join(sorted(map(str, record["items"]["test"])))] = float(value)
-    return out
+    """Test clip score per finished fold of an instance, keyed by the fold's test items (read
+    through the project's results reader)."""
+    name = {"accuracy": "accuracy", "uar": "recall", "probe_accuracy": "embedding_accuracy",
+            "probe_uar": "embedding_recall"}[metric]
+    result = InstanceResult(instance)
+    folds = finished_folds(result)
+    scores = fold_scores(result, name, "test", "clip")
+    return {"+".join(sorted(map(str, folds[i].items["test"]))): v for i, v in scores.items()}
 
 
 def table(args: argparse.Namespace) -> None:
     baseline = _instance_folds(Path(args.baseline), args.metric) if args.baseline else {}
+    for pair in (args.baseline_values or "").split(","):
+        if pair:
+            items, score = pair.split("=")
+            baseline[items] = float(score)
     for experiment in args.experiments:
         for instance in sorted(Path(experiment).glob("instance_*"),
                                key=lambda p: int(p.name.split("_")[1])):
             folds = _instance_folds(instance, args.metric)
             if not folds:
                 continue
-            comment = json.loads((instance / "params.json").read_text())["params"]
-            line = (f"{instance.name} ({comment.get('comment_1')}, {comment.get('comment_2')})"
+            comments = InstanceResult(instance).comments()
+            line = (f"{instance.name} ({', '.join(map(str, comments))})"
                     f": {_summary(list(folds.values()))} "
                     f"[{' '.join(f'{v:.2f}' for v in folds.values())}]")
             paired = [k for k in folds if k in baseline]
@@ -175,7 +177,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     p = sub.add_parser("table", help="experiments' instances against a baseline instance")
     p.add_argument("experiments", nargs="+")
     p.add_argument("--baseline", help="an instance folder on the same items")
-    p.add_argument("--metric", choices=sorted(METRICS), default="accuracy")
+    p.add_argument("--metric", default="accuracy",
+                   choices=["accuracy", "uar", "probe_accuracy", "probe_uar"])
+    p.add_argument("--baseline-values", help="the baseline's test score per fold, as "
+                   "ITEMS=SCORE,... (e.g. scores published in docs/results.md)")
     args = parser.parse_args(argv)
     {"probe": probe, "table": table}[args.command](args)
 

@@ -1,6 +1,10 @@
-"""Decoding audio files to mono float32 at a fixed sample rate."""
+"""Decoding audio files (or a stretch of one, or encoded bytes) to mono float32 at a fixed
+sample rate."""
 
+import dataclasses
+import io
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import audioread
@@ -14,6 +18,40 @@ from xval.core.errors import DatasetError
 SNDFILE_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".au",
                       ".caf", ".w64", ".rf64", ".opus"}
 AUDIO_EXTENSIONS = SNDFILE_EXTENSIONS | {".m4a", ".aac", ".wma", ".mp4"}
+# How far a region may end past the end of its file (Lhotse's default tolerance for a
+# duration mismatch): the rest is cut; a region ending later is an error.
+REGION_TOLERANCE_SECONDS = 0.025
+
+
+@dataclasses.dataclass(frozen=True)
+class Region:
+    """Where a row's audio is when it is not a whole file: a stretch of a file (Kaldi
+    `segments`, Lhotse supervisions and cuts), or encoded audio kept inside another file (a
+    Hugging Face dataset's Arrow table).
+
+    Attributes:
+        offset: start of the stretch in the file, in seconds. Defaults to `0.0`.
+        duration: length of the stretch in seconds; `None` reads to the end of the file.
+        read: `read() -> bytes`, the encoded audio (WAV, FLAC, OGG or MP3 bytes) when it is
+            not a file of its own; a picklable callable (a `functools.partial` of a module
+            function), since extraction workers call it. `None` reads the path.
+    """
+
+    offset: float = 0.0
+    duration: float | None = None
+    read: Callable[[], bytes] | None = None
+
+    def __post_init__(self) -> None:
+        if not (self.offset >= 0 and np.isfinite(self.offset)):
+            raise DatasetError(f"Region offset={self.offset!r}: expected seconds >= 0.")
+        if self.duration is not None and not (self.duration > 0
+                                              and np.isfinite(self.duration)):
+            raise DatasetError(f"Region duration={self.duration!r}: expected seconds > 0.")
+
+    @property
+    def end(self) -> float:
+        """The end of the stretch in seconds (infinity when it reads to the end)."""
+        return np.inf if self.duration is None else self.offset + self.duration
 
 
 def unreadable_reason(path: Path) -> str | None:
@@ -58,13 +96,16 @@ def truncation(path: Path) -> str | None:
 
 
 def load_audio(path: str | os.PathLike[str], *, sample_rate: int,
-               peak_normalize: bool = False) -> tuple[np.ndarray, int]:
-    """Reads an audio file as mono float32, resampled to `sample_rate`.
+               peak_normalize: bool = False,
+               region: Region | None = None) -> tuple[np.ndarray, int]:
+    """Reads an audio file (or a region of one) as mono float32, resampled to `sample_rate`.
 
     Args:
-        path: the file.
+        path: the file (with `region.read`, the name its audio is known by).
         sample_rate: target rate in Hz.
         peak_normalize: scale to a peak of 1 (silent input stays silent). Defaults to `False`.
+        region: the stretch of the file to read, or the reader of audio kept inside another
+            file. Defaults to `None` (the whole file).
 
     Returns:
         `(y, original_rate)`: `y` is `np.ndarray [shape=(n,)]`, float32.
@@ -72,23 +113,17 @@ def load_audio(path: str | os.PathLike[str], *, sample_rate: int,
     Raises:
         DatasetError: when the path is not a readable regular file (never opened), a WAV
             file is truncated, the file cannot be decoded (the message says what to install for
-            formats libsndfile does not read), holds no samples, or holds NaN or infinite
-            samples.
+            formats libsndfile does not read), holds no samples, holds NaN or infinite
+            samples, or when the region starts or ends after the end of the file.
     """
     path = Path(path)
-    ext = path.suffix.lower()
-    reason = unreadable_reason(path)
-    if reason is not None:  # checked before opening: a FIFO would block the read forever
-        raise DatasetError(f"Cannot use {path}: {reason}.")
+    region = region or Region()
+    if region.read is None:
+        reason = unreadable_reason(path)
+        if reason is not None:  # checked before opening: a FIFO would block the read forever
+            raise DatasetError(f"Cannot use {path}: {reason}.")
     try:
-        reason = truncation(path)
-        if reason is not None:
-            raise DatasetError(f"Cannot use {path}: {reason}; copy it again.")
-        if ext in SNDFILE_EXTENSIONS:
-            y, rate = sf.read(path, dtype="float32", always_2d=True)
-            y = y.mean(axis=1)
-        else:
-            y, rate = _load_audioread(path)
+        y, rate = _decode(path, region)
     except DatasetError:
         raise
     except Exception as e:  # decoders raise many types: name the file and the reason
@@ -110,6 +145,49 @@ def load_audio(path: str | os.PathLike[str], *, sample_rate: int,
         if peak > 0:
             y = y / peak
     return y, int(rate)
+
+
+def _decode(path: Path, region: Region) -> tuple[np.ndarray, int]:
+    """The region's samples (mono) and the file's rate."""
+    if region.read is not None:
+        y, rate = sf.read(io.BytesIO(region.read()), dtype="float32", always_2d=True)
+        return _cut(path, y.mean(axis=1), rate, region), rate
+    reason = truncation(path)
+    if reason is not None:
+        raise DatasetError(f"Cannot use {path}: {reason}; copy it again.")
+    if path.suffix.lower() not in SNDFILE_EXTENSIONS:
+        y, rate = _load_audioread(path)
+        return _cut(path, y, rate, region), rate
+    with sf.SoundFile(path) as f:
+        rate = f.samplerate
+        if region.offset == 0 and region.duration is None:
+            return f.read(dtype="float32", always_2d=True).mean(axis=1), rate
+        start, stop = _bounds(path, f.frames, rate, region)
+        f.seek(start)
+        y = f.read(stop - start, dtype="float32", always_2d=True)
+    return y.mean(axis=1), rate
+
+
+def _bounds(path: Path, frames: int, rate: int, region: Region) -> tuple[int, int]:
+    """The first and the last-but-one sample of a region of a file of `frames` samples."""
+    start = int(round(region.offset * rate))
+    stop = frames if region.duration is None else int(round(region.end * rate))
+    length = frames / rate
+    if start > 0 and start >= frames:
+        raise DatasetError(f"Cannot use {path}: its region starts at {region.offset:g} s, "
+                           f"at or after the end of the file ({length:g} s).")
+    if stop > frames + REGION_TOLERANCE_SECONDS * rate:
+        raise DatasetError(f"Cannot use {path}: its region ends at {region.end:g} s, after "
+                           f"the end of the file ({length:g} s).")
+    return start, min(stop, frames)
+
+
+def _cut(path: Path, y: np.ndarray, rate: int, region: Region) -> np.ndarray:
+    """The region of a decoded signal."""
+    if region.offset == 0 and region.duration is None:
+        return y
+    start, stop = _bounds(path, len(y), rate, region)
+    return y[start:stop]
 
 
 def _load_audioread(path: Path) -> tuple[np.ndarray, int]:

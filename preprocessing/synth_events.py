@@ -34,10 +34,16 @@ from preprocessing.recipe import BACKGROUND_RMS, Background, Recipe, digit_set
 from preprocessing.sources import FSDD_PATTERN, regex_source
 from preprocessing.staging import check_out, staging
 from xval.core.errors import DatasetError
+from xval.core.outputs import Output
 
 __all__ = ["BACKGROUND_RMS", "background_files", "check_out", "coloured_noise", "staging",
            "synth_events"]
 
+SYNTH_EVENTS = Output(kind="a synth-events folder", command="synth-events",
+                     markers=("recipe.json",),
+                     entries=("recipe.json", "annotations.csv", "events.csv", "items.csv",
+                              "*.wav"))
+"""What `synth_events` writes (`xval.core.outputs`): only such a folder is replaced."""
 
 
 def synth_events(fsdd_dir: str | Path, out_dir: str | Path, *, files_per_speaker: int = 10,
@@ -103,14 +109,14 @@ def synth_events(fsdd_dir: str | Path, out_dir: str | Path, *, files_per_speaker
                     background_groups=background_groups)
     recipe.check(backgrounds)
     out = Path(out_dir)
-    check_out(out, overwrite, "synth-events")
+    check_out(out, overwrite, SYNTH_EVENTS, inputs=[fsdd_dir, backgrounds])
     rows = _fsdd_rows(fsdd_dir, recipe.digits)
     sources = _speaker_backgrounds(backgrounds, sorted(rows["item"].unique()),
                                    recipe.background_groups)
     mixer = Mixer(recipe, np.random.default_rng(recipe.seed))
     events: list[dict[str, Any]] = []
     items: list[dict[str, str]] = []
-    with staging(out) as tmp:
+    with staging(out, SYNTH_EVENTS) as tmp:
         for speaker, group in sorted(rows.groupby("item"), key=lambda g: g[0]):
             _write_speaker(tmp, str(speaker), sorted(group["path"]), sources[speaker], mixer,
                            events, items)

@@ -193,6 +193,7 @@ def test_detection_experiment_runs_and_reports(events_store, tmp_path, backend):
             assert name in fold["metrics"]["test"]
             # 3 s recordings in 1 s windows: each also scored stitched back whole
             assert name in fold["clip_metrics"]["test"]
+        _check_psds(fold)
         table = pd.read_csv(exp / f"instance_{k}" / "predictions_fold_0.csv")
         assert {"predicted", "max_probability"} <= set(table.columns)
         json.loads(table["predicted"].iloc[0])  # the events of each window, as JSON
@@ -223,6 +224,7 @@ def test_detection_experiment_runs_and_reports(events_store, tmp_path, backend):
     text = " ".join(str(c.value) for row in book["Summary"].iter_rows() for c in row
                     if c.value is not None)
     assert "recording event F1" in text and "window event F1" in text
+    assert "recording PSDS1 mean" in text and "recording PSDS2 mean" in text
     # Per fold, a few test windows' activity against the annotation, named in the workbook.
     folds_sheet = list(book["Folds"].values)
     plots_column = folds_sheet[0].index("plots")
@@ -242,6 +244,15 @@ def test_detection_experiment_runs_and_reports(events_store, tmp_path, backend):
     assert len(plots._images) >= len(names)
 
 
+def _check_psds(fold):
+    """PSDS at the recording level (the stitched recordings), validation and test only."""
+    for name in ("psds1", "psds2"):
+        for split in ("val", "test"):
+            value = fold["clip_metrics"][split][name]
+            assert value is None or 0 <= value <= 1
+        assert name not in fold["metrics"]["test"] and name not in fold["clip_metrics"]["train"]
+
+
 def _check_evaluate_on_annotated_recordings(exp, raw, config):
     """`python -m xval evaluate --annotations`: the experiment's recording metrics of the
     detected events; without --annotations, one error line saying how."""
@@ -259,8 +270,10 @@ def _check_evaluate_on_annotated_recordings(exp, raw, config):
     assert proc.returncode == 0, proc.stderr[-2000:]
     table = pd.read_csv(io.StringIO(proc.stdout), comment="#")
     overall = table[table["label"].isna()].set_index("metric")["value"]
-    for name in ("event_f1", "onset_f1", "segment_f1", "segment_error_rate", "frame_f1"):
+    for name in ("event_f1", "onset_f1", "segment_f1", "segment_error_rate", "frame_f1",
+                 "psds1", "psds2"):
         assert np.isfinite(overall[name]), name
+    assert 0 <= overall["psds1"] <= 1 and 0 <= overall["psds2"] <= 1
     assert 0 <= overall["event_f1"] <= overall["onset_f1"] <= 1  # onsets alone match more
     assert table[table["label"] == "digit"]["metric"].tolist() == ["event_f1"]
     annotated = pd.read_csv(raw / "annotations.csv")

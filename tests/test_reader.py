@@ -12,6 +12,7 @@ import pytest
 
 from tests.conftest import tiny_store, write_config
 from xval import Experiment
+from xval.core import hashing
 from xval.core import reader as reader_module
 from xval.core.layout import ExperimentLayout
 from xval.core.reader import READER, ResultsReader
@@ -100,13 +101,13 @@ def test_reader_a_resumed_run_reads_each_file_once(demo, monkeypatch):
     READER.forget()
     counting = Counting(monkeypatch)
     hashed = collections.Counter()
-    real_sha = reader_module._sha256
+    real_sha = hashing._sha256
 
     def sha256(path):
         hashed[Path(path).name] += 1
         return real_sha(path)
 
-    monkeypatch.setattr(reader_module, "_sha256", sha256)
+    monkeypatch.setattr(hashing, "_sha256", sha256)
     # Files written less than RACY_NS ago are not cached on read; this run's are older.
     monkeypatch.setattr(reader_module, "RACY_NS", 0)
     lines = []
@@ -176,8 +177,8 @@ def test_reader_digest_is_computed_once_per_version(tmp_path, monkeypatch):
     model = tmp_path / "fold_0.keras"
     model.write_bytes(b"one")
     calls = []
-    real = reader_module._sha256
-    monkeypatch.setattr(reader_module, "_sha256", lambda p: calls.append(p) or real(p))
+    real = hashing._sha256
+    monkeypatch.setattr(hashing, "_sha256", lambda p: calls.append(p) or real(p))
     first = reader.digest(model)
     assert reader.digest(model) == first and len(calls) == 1
     time.sleep(0.01)

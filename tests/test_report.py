@@ -14,7 +14,8 @@ from xval import Experiment, ExperimentResults
 from xval.config.selection import metric_direction
 from xval.core.errors import ConfigurationError
 from xval.core.records import FoldResult, InstanceSummary, Status
-from xval.report.stats import corrected_resampled_ttest, fold_test_train_ratio, mean_ci
+from xval.report.bayesian import correlated_bayesian_ttest
+from xval.report.stats import corrected_resampled_ttest, fold_test_train_ratio, holm, mean_ci
 from xval.report.tables import report_note, selection_level
 from xval.report.terminal import terminal_table
 from xval.report.workbook import (
@@ -261,8 +262,15 @@ def test_workbook_statistics_sheet(classification_run):
                       "test 95% CI ± (plain t)",
                       f"test diff vs {best.id}", "diff 95% CI low (corrected)",
                       "diff 95% CI high (corrected)", "t (corrected)", "p (corrected)",
+                      "p (Holm)", "P(better) rope 0.01", "P(equivalent)", "P(worse)",
                       "verdict"]
     ref = [f.clip_metrics["test"]["accuracy"] for f in best.folds]
+    rows = [[c.value for c in row] for row in ws.iter_rows(min_row=2, max_row=5)]
+    tested = [v for v in rows if v[11] is not None]
+    assert len(tested) >= 2  # a family of comparisons: Holm scales the smallest p
+    expected_holm = holm([v[11] for v in tested])
+    for values, adjusted in zip(tested, expected_holm):
+        assert values[12] == pytest.approx(adjusted) and values[12] >= values[11]
     for row in ws.iter_rows(min_row=2, max_row=5):
         values = [c.value for c in row]
         r = results[values[0]]
@@ -273,7 +281,7 @@ def test_workbook_statistics_sheet(classification_run):
         mean, half = mean_ci(test)
         assert values[5] == pytest.approx(mean) and values[6] == pytest.approx(half)
         if r.id == best.id:
-            assert values[12] == "selected"
+            assert values[16] == "selected"
             assert all(_fill(c) == SELECTED_FILL for c in row)
             continue
         ratio = np.mean([f.n_rows["test"] / f.n_rows["train_original"]
@@ -282,8 +290,11 @@ def test_workbook_statistics_sheet(classification_run):
         for k, expected in zip(range(7, 12), (result.mean_difference, result.ci_low,
                                               result.ci_high, result.t, result.p)):
             assert values[k] == (pytest.approx(expected) if np.isfinite(expected) else None)
-        assert ("not significantly" in values[12]) == (result.p >= 0.05)
-        assert (_fill(row[12]) == TIED_FILL) == (result.p >= 0.05)
+        bayes = correlated_bayesian_ttest(np.array(test), np.array(ref), 0.01, ratio)
+        assert values[13:16] == pytest.approx(list(bayes))
+        assert sum(values[13:16]) == pytest.approx(1.0)
+        assert ("not significantly" in values[16]) == (result.p >= 0.05)
+        assert (_fill(row[16]) == TIED_FILL) == (result.p >= 0.05)
     note = _find(ws, "Test accuracy of each instance").value
     assert "same corrected variance" in note and "plain t" in note
 

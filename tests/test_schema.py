@@ -126,7 +126,7 @@ def run_preprocessing(tmp_path, *flags):
     (["--dtype", "int8"], "argument --dtype: 'int8': expected one of auto, float32, float16"),
     (["--feature", "foo"], "argument --feature: 'foo': expected one of stft, mel, mfcc, cqt"),
     (["--sample-rate", "0"], r"argument --sample-rate: 0: expected an integer in \[1, 768000\]"),
-    (["--hop-length", "0"], r"argument --hop-length: 0: expected an integer in \[1, 65536\]"),
+    (["--hop-length", "0"], r"argument --hop-length: 0: expected an integer in \[1, 1048576\]"),
     (["--segment-seconds", "-1"], r"argument --segment-seconds: -1.0: expected a number in \(0, 3600\]"),
     (["--segment-hop-seconds", "0"], r"argument --segment-hop-seconds: 0.0: expected"),
     (["--workers", "-2"], r"argument --workers: -2: expected an integer in \[0, 1024\]"),

@@ -1,6 +1,7 @@
 """`python -m preprocessing SOURCE ...`: build a feature store from audio files.
 
-Sources: `demo`, `regex`, `folders`, `manifest`; plus `report` to describe a store and
+Sources: `demo`, `regex`, `folders`, `manifest`, and the corpora of speech toolkits
+`kaldi`, `lhotse`, `hf`; plus `report` to describe a store and
 `synth-events` to write a sound event detection dataset (FSDD digits in backgrounds), and
 `synth-babble` to make grouped babble backgrounds for it.
 See the README for recipes (FSDD, RAVDESS, ESC-50, speaker identification).
@@ -32,12 +33,15 @@ from preprocessing.sources import Skipped
 from preprocessing.store import FeatureStore
 from preprocessing.synth_events import synth_events
 from xval import tasks
+from xval.cli import corpora
 from xval.cli.annotations import reading_options
-from xval.cli.preprocess_parser import KINDS, PRESETS, parser
+from xval.cli.preprocess_parser import KINDS, PRESETS
+from xval.cli.preprocess_parser import parser as build_parser
 from xval.config.loader import Config, find_config, load_config
-from xval.core.errors import ConfigurationError, XvalError
+from xval.core.entry import run_entry
+from xval.core.errors import ConfigurationError
 from xval.core.logs import quiet_framework_logs
-from xval.core.terminal import line_buffered_output
+from xval.core.outputs import check_output_files, check_output_folder
 from xval.tasks.detection import Detection
 
 
@@ -72,18 +76,24 @@ def _feature_options(args: argparse.Namespace, config: Config,
     return out
 
 
+def parser() -> argparse.ArgumentParser:
+    """The command line of `python -m preprocessing` (`--help` opens with this module's
+    docstring)."""
+    return build_parser(__doc__)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Runs the command line; returns the exit status."""
+    """Runs the command line; returns the exit status (no traceback reaches the user:
+    `xval.core.entry`)."""
+    return run_entry(lambda: _main(argv))
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = parser().parse_args(argv)
     quiet_framework_logs(verbose=getattr(args, "verbose", False))
-    line_buffered_output()
-    try:
-        if getattr(args, "quiet", False) and getattr(args, "verbose", False):
-            raise ConfigurationError("Give -q/--quiet or -v/--verbose, not both.")
-        return _run(args, argv)
-    except XvalError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    if getattr(args, "quiet", False) and getattr(args, "verbose", False):
+        raise ConfigurationError("Give -q/--quiet or -v/--verbose, not both.")
+    return _run(args, argv)
 
 
 def _run(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
@@ -92,6 +102,10 @@ def _run(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     if args.source == "synth-babble":
         return _synth_babble(args)
     if args.source == "report":
+        if args.plot is not None:
+            if Path(args.plot).suffix.lower() != ".png":
+                raise ConfigurationError(f"--plot {args.plot!r}: expected a .png file name.")
+            check_output_files([args.plot], overwrite=args.overwrite)
         print(format_report(dataset_report(args.store, plot_path=args.plot)))
         return 0
     config = load_config(args.config or find_config())
@@ -156,7 +170,10 @@ def _progress(args: argparse.Namespace) -> bool:
 
 def _out(args: argparse.Namespace, config: Config) -> Path:
     """`--out`: a bare name is a dataset under `--data-dir` (config.ini's data_dir)."""
-    out = Path(args.out)
+    if not args.out.strip():
+        raise ConfigurationError("--out is empty; give a store folder, or a dataset name "
+                                 "(a store under --data-dir).")
+    out = Path(args.out).expanduser()
     if len(out.parts) == 1 and not out.is_absolute():
         data_dir = Path(args.data_dir) if args.data_dir else config.data_dir
         out = data_dir / out
@@ -178,7 +195,8 @@ def _demo(args: argparse.Namespace, config: Config,
             f"--task-type {args.task_type} cannot be used with `demo`: the demo has class "
             f"labels only (no numeric targets, no frame targets); use {' or '.join(fitting)}"
             ", or build your own store with `regex`, `folders`, `manifest` or `detection`.")
-    data_dir = Path(args.data_dir) if args.data_dir else config.data_dir
+    data_dir = check_output_folder(Path(args.data_dir) if args.data_dir else config.data_dir,
+                                   what="--data-dir")
     return build_demo(data_dir, overwrite=args.overwrite, workers=_workers(args, config),
                       progress=_progress(args), task_type=args.task_type)
 
@@ -209,7 +227,10 @@ def _detection(args: argparse.Namespace, config: Config, overrides: dict[str, An
 
 
 def _rows(args: argparse.Namespace) -> tuple[pd.DataFrame, Skipped]:
-    """The rows of the `regex`, `folders` or `manifest` source."""
+    """The rows of the `regex`, `folders`, `manifest`, `kaldi`, `lhotse` or `hf` source."""
+    if args.source in corpora.KINDS:
+        paths = args.manifests if args.source == "lhotse" else [args.root_dir]
+        return corpora.rows(args.source, paths, args)
     if args.source == "regex":
         return sources.regex_source(args.root, PRESETS.get(args.pattern, args.pattern),
                                     label_map=args.label_map)
@@ -220,6 +241,18 @@ def _rows(args: argparse.Namespace) -> tuple[pd.DataFrame, Skipped]:
         item_column=args.item_column, clip_column=args.clip_column,
         split_column=args.split_column, root=args.root,
         allow_outside_root=args.allow_outside_root)
+
+
+def _inputs(args: argparse.Namespace) -> list[str]:
+    """What a source reads (a store is never written inside it, nor it inside a store)."""
+    if args.source in corpora.KINDS:
+        given = list(args.manifests) if args.source == "lhotse" else [args.root_dir]
+        given.append(getattr(args, "root", None))
+    elif args.source == "manifest":
+        given = [args.root or str(Path(args.csv).parent)]
+    else:
+        given = [args.root]
+    return [str(path) for path in given if path]
 
 
 def _from_source(args: argparse.Namespace, argv: Sequence[str] | None, config: Config,
@@ -243,6 +276,7 @@ def _from_source(args: argparse.Namespace, argv: Sequence[str] | None, config: C
               flush=True)
     return build_store(
         rows, out, params=params, workers=_workers(args, config), strict=args.strict,
+        inputs=_inputs(args),
         overwrite=args.overwrite, task_type=args.task_type, skipped=skipped,
         augmenter=augmenter, augment_versions=args.augment,
         augment_seed=config.augmentation.seed, progress=_progress(args),

@@ -1,6 +1,6 @@
 """The argument parser of `python -m preprocessing`: one sub-command per source (folders,
-regex, manifest, demo, detection, synth-events, synth-babble), the `[features]` flags made
-from the schema."""
+regex, manifest, demo, the corpora kaldi, lhotse and hf, detection, synth-events,
+synth-babble), the `[features]` flags made from the schema."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ import xval.config.schema as schema
 from preprocessing import sources
 from preprocessing.features import encoders
 from xval import tasks
+from xval.cli import corpora
 from xval.cli.annotations import add_reading_arguments
+from xval.core.arguments import ArgumentParser
 from xval.core.version import add_version
 from xval.tasks.detection import Detection
 
@@ -26,14 +28,23 @@ PRESETS = {"fsdd": sources.FSDD_PATTERN, "ravdess": sources.RAVDESS_PATTERN,
            "speaker-id": sources.SPEAKER_ID_PATTERN}
 
 
-def _label_map(text: str | None) -> dict[str, str] | None:
+def label_map_argument(text: str | None) -> dict[str, str] | None:
+    """`--label-map`: a preset, a JSON file or `CODE=NAME,...` pairs (argparse type)."""
     if text is None:
         return None
     if text in sources.LABEL_MAPS:
         return sources.LABEL_MAPS[text]
     path = Path(text)
     if path.suffix == ".json" and path.is_file():
-        return {str(k): str(v) for k, v in json.loads(path.read_text()).items()}
+        try:
+            table = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise argparse.ArgumentTypeError(f"--label-map {text!r}: not a readable JSON file "
+                                             f"({type(e).__name__})") from None
+        if not isinstance(table, dict):
+            raise argparse.ArgumentTypeError(f"--label-map {text!r}: expected a JSON object "
+                                             "of code -> class name")
+        return {str(k): str(v) for k, v in table.items()}
     pairs = [p.split("=", 1) for p in text.split(",") if p]
     if not pairs or any(len(p) != 2 for p in pairs):
         raise argparse.ArgumentTypeError(
@@ -98,7 +109,7 @@ def _source_parsers(sub: Any) -> None:
     p.add_argument("--pattern", required=True,
                    help="regex with (?P<label>..), optional (?P<item>..), (?P<clip>..); "
                         "presets: fsdd, ravdess, speaker-id")
-    p.add_argument("--label-map", type=_label_map,
+    p.add_argument("--label-map", type=label_map_argument,
                    help="preset (ravdess), JSON file, or CODE=NAME,... pairs")
     _common(p)
     p = sub.add_parser("folders", help="one folder per class")
@@ -193,19 +204,27 @@ def _synth_babble_parser(sub: Any) -> None:
                    help="replace a folder written by synth-babble")
 
 
-def parser() -> argparse.ArgumentParser:
-    """The command line of `python -m preprocessing`."""
-    top = argparse.ArgumentParser(prog="python -m preprocessing", description=__doc__,
-                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+def parser(description: str | None = None) -> argparse.ArgumentParser:
+    """The command line of `python -m preprocessing`.
+
+    Args:
+        description: what `--help` says first (`xval.cli.preprocess` gives its own
+            docstring: the sources and the exit status). Defaults to `None` (this module's).
+    """
+    top = ArgumentParser(prog="python -m preprocessing", description=description or __doc__,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
     add_version(top)
     sub = top.add_subparsers(dest="source", required=True)
     p = sub.add_parser("demo", help="the built-in synthetic demo dataset")
     _common(p, needs_out=False)
     _source_parsers(sub)
+    corpora.add_parsers(sub, _common)
     _detection_parser(sub)
     p = sub.add_parser("report", help="describe an existing store")
     p.add_argument("store")
     p.add_argument("--plot", help="write a sample-rate histogram PNG here")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the --plot file when it exists (else an error)")
     _synth_events_parser(sub)
     _synth_babble_parser(sub)
     return top

@@ -5,9 +5,7 @@ Layers, later wins: `config.ini [training]` < experiment `parameters` < instance
 from __future__ import annotations
 
 import difflib
-import hashlib
 import importlib.util
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,7 +18,9 @@ from xval.config.options import FeatureFacts, check_training_options, fit_defaul
 from xval.config.parsing import Spec, parse_instance
 from xval.config.parsing import parse_assignment as parse_assignment
 from xval.config.parsing import parse_override as parse_override
+from xval.config.parsing import parse_overrides as parse_overrides
 from xval.core.errors import ParameterError
+from xval.core.hashing import json_digest
 from xval.core.parameters import DATASET, MANDATORY, InstanceParams, TrainingParams
 
 # Choices of the [training] keys come from the schema.
@@ -43,6 +43,13 @@ PLAIN_TRAINING = {"lr_schedule": "constant", "min_epochs": 0, "warmup_epochs": 0
 UNHASHED = ("comment_1", "comment_2", "verbose", "generator_workers", "tensorboard")
 
 
+def _short(value: Any) -> str:
+    """`repr(value)`, a huge integer shown by its number of digits."""
+    text = repr(value) if not isinstance(value, int) or abs(value) < 10 ** 30 else \
+        f"<an integer of about {int(abs(value).bit_length() * 0.30103) + 1} digits>"
+    return text if len(text) < 80 else text[:77] + "..."
+
+
 def _type_name(value: Any) -> str:
     return type(value).__name__
 
@@ -59,14 +66,19 @@ def _check_type(name: str, value: Any, default: Any, where: str) -> Any:
     elif isinstance(default, float):
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         if ok:
-            value = float(value)
+            try:
+                value = float(value)
+            except OverflowError:
+                raise ParameterError(
+                    f"{where}: {name}={_short(value)} is too large for a float (beyond "
+                    "1.8e308); give a value in the parameter's range.") from None
     elif isinstance(default, str):
         ok = isinstance(value, str)
     elif isinstance(default, (list, tuple)):
         ok = isinstance(value, (list, tuple))
     if not ok:
         raise ParameterError(
-            f"{where}: {name}={value!r} is a {_type_name(value)}; expected a "
+            f"{where}: {name}={_short(value)} is a {_type_name(value)}; expected a "
             f"{_type_name(default)} like the default {default!r}."
         )
     return value
@@ -281,7 +293,22 @@ def params_hash(params: Mapping[str, Any]) -> str:
     added = schema.ADDED_KEYS["training"]
     kept = {k: v for k, v in params.items()
             if k not in UNHASHED and not (k in added and v == added[k])}
-    return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()
+    return json_digest(kept)
+
+
+def edited_params(params: Mapping[str, Any], recorded_hash: str) -> str:
+    """Why a recorded parameter set cannot be believed, or `""`: its parameters no longer
+    hash to the hash recorded with them (the file was edited after it was written).
+
+    Args:
+        params: the recorded parameters (`params.json` `params`).
+        recorded_hash: the hash recorded with them.
+    """
+    content = params_hash(params)
+    if content == recorded_hash:
+        return ""
+    return (f"was edited after it was written: its parameters hash to {content[:12]}, not to "
+            f"the recorded {str(recorded_hash)[:12]}")
 
 
 def differing(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:

@@ -98,3 +98,23 @@ def parse_override(text: str) -> tuple[str, Any]:
         return name, ast.literal_eval(raw)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         return name, raw
+
+
+def parse_overrides(texts: Sequence[str]) -> dict[str, Any]:
+    """Parses every `--set name=value` (see `parse_override`); a name given twice is an
+    error, as in an instance.
+
+    Returns:
+        dict of name to value.
+
+    Raises:
+        ParameterError: for a malformed one, or a name given twice.
+    """
+    out: dict[str, Any] = {}
+    for text in texts:
+        name, value = parse_override(text)
+        if name in out:
+            raise ParameterError(f"--set {name} is given twice ({name}={out[name]!r} and "
+                                 f"{text!r}); give it once.")
+        out[name] = value
+    return out

@@ -98,6 +98,7 @@ class ReportSettings(Settings):
 
     selection_metric: str
     alpha: float
+    rope: float
 
 
 SECTIONS: dict[str, type[Settings]] = {

@@ -23,7 +23,7 @@ _KINDS: dict[str, type | tuple[type, ...]] = {
     "task_type": str, "classes": list, "n_rows": int, "feature_shape": list, "dtype": str,
     "n_items": int, "n_clips": int, "content_hash": str, "feature_params": dict,
     "sample_rate": (int, float), "skipped": list, "front_end": dict,
-    "annotation_options": dict, "store": str,
+    "annotation_options": dict, "store": str, "files_sha256": dict,
 }
 """The known entries and their JSON types (checked by `from_dict`)."""
 
@@ -94,6 +94,12 @@ class DatasetInfo(Mapping[str, Any]):
     def content_hash(self) -> str:
         """The SHA-256 of the features and metadata (`""` when not recorded)."""
         return str(self.data.get("content_hash") or "")
+
+    @property
+    def files_sha256(self) -> dict[str, str]:
+        """The SHA-256 of each of the store's files when it was built (`{}` for a store
+        built before they were recorded: its content hash is recomputed instead)."""
+        return dict(self.data.get("files_sha256") or {})
 
     @property
     def feature_params(self) -> dict[str, Any] | None:

@@ -8,12 +8,12 @@ with what the folder holds: the fold number its file name gives, the instance it
 gives, the hash of the instance's `params.json`, the `fold_<i>.keras` beside it and the
 valid range of every metric of the task).
 
-One reader serves the whole process (`READER`), with two caches keyed by a file's identity
-and version (inode, size, modification and change times):
-
-- the records read (and those the recorder wrote, `remember`), so that a listener, the
-  workbook and the final table never read again a file that has not changed;
-- the SHA-256 of every model file (`digest`), computed once per version of the file.
+One reader serves the whole process (`READER`), with its cache of records keyed by a file's
+identity and version (inode, size, modification and change times): the records read (and
+those the recorder wrote, `remember`), so that a listener, the workbook and the final table
+never read again a file that has not changed. The SHA-256 of a model file (`digest`) comes
+from the process's one digest cache, `xval.core.hashing.file_digest`, computed once per
+version of the file (a store's files are checked through it too).
 
 A record from the reader is shared between its readers: read it, never change it.
 
@@ -24,15 +24,16 @@ handed in (`RulesOf`: `xval.tasks.rules`), since the tasks sit above this layer.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from xval.core import hashing
 from xval.core.errors import ResultsConflictError
 from xval.core.files import json_text, read_json
+from xval.core.hashing import Stamp
 from xval.core.layout import ExperimentLayout, InstanceLayout
 from xval.core.records import (
     FoldResult,
@@ -45,31 +46,12 @@ from xval.core.records import (
 )
 
 T = TypeVar("T")
-Stamp = tuple[int, int, int, int]
-"""A file's version: inode, size, modification and change times (ns)."""
-
 RACY_NS = 1_000_000_000
 """A file read less than this long after it changed is not kept in the cache: another
 write within the file system's timestamp resolution would leave its stamp unchanged."""
 
 MANIFEST_FIX = ("it records which items each fold tests. Restore it from a backup, or move "
                 "the experiment folder away (or use a new experiment number) and rerun.")
-
-
-def _stamp(path: Path) -> Stamp | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,6 +66,11 @@ class TaskRules:
     ranges: Mapping[str, tuple[float, float]] = dataclasses.field(default_factory=dict)
     clip_falls_back: bool = True
 
+
+EditedCheck = Callable[[Mapping[str, Any], str], str]
+"""`(recorded parameters, recorded hash) -> why they cannot be believed, or ""`: whether a
+`params.json` was edited after it was written (`xval.config.params.edited_params`, handed
+in: the parameter hash is the configuration's)."""
 
 RulesOf = Callable[[str | None, Iterable[FoldResult]], TaskRules]
 """`(task_type, fold records) -> TaskRules`: the rules of a recorded task, or of the task
@@ -189,14 +176,14 @@ class InstanceFiles:
 
 
 class ResultsReader:
-    """Reads and checks result files, with one cache of records and one of model digests.
+    """Reads and checks result files, with one cache of records (model digests come from
+    `xval.core.hashing`'s one cache).
 
     Use the process's reader, `READER`: the recorder, the planner and the report share it.
     """
 
     def __init__(self) -> None:
         self._records: dict[tuple[str, Any], tuple[Stamp, Any]] = {}
-        self._digests: dict[str, tuple[Stamp, str]] = {}
 
     def read_record(self, path: Path, parse: Callable[[Any], T]) -> tuple[T | None, str]:
         """Reads a JSON result file through its record's `from_dict`.
@@ -210,7 +197,7 @@ class ResultsReader:
             it is not valid JSON or not a record of its kind (`why` reads after the file's
             name: "is not valid JSON (...)").
         """
-        stamp = _stamp(path)
+        stamp = hashing.file_stamp(path)
         if stamp is None:
             return None, ""
         key = (str(path), parse)
@@ -251,44 +238,46 @@ class ResultsReader:
     def remember(self, path: Path, record: Any) -> None:
         """Keeps the record the recorder has just written to `path` (as a reader would
         read it back), so that nobody reads the file again until it changes."""
-        stamp = _stamp(path)
+        stamp = hashing.file_stamp(path)
         if stamp is not None:
             parsed = type(record).from_dict(json.loads(json_text(record.to_dict())))
             self._records[(str(path), type(record).from_dict)] = (stamp, parsed)
 
     def digest(self, path: Path) -> str:
-        """The SHA-256 of a file, computed once per version of it."""
-        stamp = _stamp(path)
-        cached = self._digests.get(str(path))
-        if stamp is not None and cached is not None and cached[0] == stamp:
-            return cached[1]
-        value = _sha256(path)
-        if stamp is not None:
-            self._digests[str(path)] = (stamp, value)
-        return value
+        """The SHA-256 of a file, computed once per version of it
+        (`xval.core.hashing.file_digest`)."""
+        return hashing.file_digest(path)
 
     def remember_digest(self, path: Path, value: str) -> None:
         """Keeps the SHA-256 of a file the recorder has just written."""
-        stamp = _stamp(path)
-        if stamp is not None:
-            self._digests[str(path)] = (stamp, value)
+        hashing.remember_digest(path, value)
 
     def forget(self) -> None:
-        """Empties both caches."""
+        """Empties the caches (the records read, and the digests)."""
         self._records.clear()
-        self._digests.clear()
+        hashing.forget_digests()
 
     # -- experiments and instances -------------------------------------------------------
 
     def manifest(self, layout: ExperimentLayout) -> FoldsManifest | None:
-        """The experiment's `folds.json`, or `None` when there is none yet.
+        """The experiment's `folds.json`, or `None` when there is none yet; its folds are
+        checked against its recorded hash (an edited file could leak test items into
+        training).
 
         Raises:
-            ResultsConflictError: when it is not valid JSON or not a fold manifest.
+            ResultsConflictError: when it is not valid JSON, not a fold manifest, or was
+                edited after it was written.
         """
-        if not layout.folds_file.exists():
+        path = layout.folds_file
+        if not path.exists():
             return None
-        return self.require(layout.folds_file, FoldsManifest.from_dict, MANIFEST_FIX)
+        manifest = self.require(path, FoldsManifest.from_dict, MANIFEST_FIX)
+        if manifest.content_hash() != manifest.hash:
+            raise ResultsConflictError(
+                f"{path} was edited after it was written: the folds it holds no longer match "
+                "its recorded hash, so the results there cannot be trusted to keep test "
+                f"items out of training; {MANIFEST_FIX}")
+        return manifest
 
     def folds(self, layout: InstanceLayout, num_folds: int | None,
               check: FoldCheck | None) -> InstanceFolds:
@@ -313,9 +302,11 @@ class ResultsReader:
                     out.refused.add(i)
         return out
 
-    def params(self, layout: InstanceLayout) -> tuple[ParamsRecord | None, str]:
+    def params(self, layout: InstanceLayout,
+               edited: EditedCheck | None = None) -> tuple[ParamsRecord | None, str]:
         """The instance's parameter record and, when it cannot be used to check the folds,
-        why (`""` when it can, or when there is none)."""
+        why (`""` when it can, or when there is none): not readable, another instance's,
+        or (with `edited`) edited after it was written."""
         path = layout.params_file
         record, problem = self.read_record(path, ParamsRecord.from_dict)
         if problem:
@@ -323,10 +314,13 @@ class ResultsReader:
         if record is not None and record.instance != layout.id:  # not ours
             return None, (f"the instance's {path.name} is instance {record.instance}'s, "
                           f"not instance {layout.id}'s")
+        why = edited(record.params, record.hash) if record is not None and edited else ""
+        if why:  # the parameters shown would not be the ones trained with
+            return None, f"the instance's {path.name} {why}"
         return record, ""
 
-    def instance(self, layout: InstanceLayout, num_folds: int | None,
-                 rules_of: RulesOf) -> InstanceFiles:
+    def instance(self, layout: InstanceLayout, num_folds: int | None, rules_of: RulesOf,
+                 edited: EditedCheck | None = None) -> InstanceFiles:
         """Reads an instance folder: its parameters, its believed fold records (each
         checked), why the others are not believed, its trial.
 
@@ -335,8 +329,10 @@ class ResultsReader:
             num_folds: the experiment's number of folds; `None` reads it from
                 `summary.json`, or counts the fold files.
             rules_of: the task's rules (`xval.tasks.rules`).
+            edited: whether `params.json` was edited (`xval.config.params.edited_params`).
+                Defaults to `None` (not checked).
         """
-        params, params_problem = self.params(layout)
+        params, params_problem = self.params(layout, edited)
         unreadable = [layout.params_file.name] if params_problem and \
             self.read_record(layout.params_file, ParamsRecord.from_dict)[1] else []
         raw = self.folds(layout, None, None)
@@ -381,7 +377,7 @@ class ResultsReader:
                  *layout.fold_files().values(), *layout.fold_models().values()]
         if num_folds is None:
             names.append(layout.summary_file)
-        return tuple((p.name, _stamp(p)) for p in names)
+        return tuple((p.name, hashing.file_stamp(p)) for p in names)
 
 
 READER = ResultsReader()

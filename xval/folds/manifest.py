@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -13,6 +11,7 @@ from sklearn.model_selection import (
 )
 
 from xval.core.errors import DatasetError
+from xval.core.hashing import json_digest
 from xval.folds.items import Fold
 
 
@@ -42,5 +41,5 @@ def fold_manifest(splitter: BaseCrossValidator, folds: list[Fold],
                   dataset_hash: str) -> dict[str, Any]:
     """Returns the `folds.json` content: the splitter, every fold's items, and a hash."""
     body = {"splitter": repr(splitter), "dataset_hash": dataset_hash, "folds": folds}
-    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    digest = json_digest(body)
     return {**body, "num_folds": len(folds), "hash": digest}

@@ -34,6 +34,7 @@ from xval.inference.models import (
     task_of,
 )
 from xval.tasks.events import detection_metrics, event_metrics, frame_metrics
+from xval.tasks.psds import recording_psds
 
 SOURCES = ("folders", "regex", "manifest")
 
@@ -78,6 +79,9 @@ def source_rows(roots: Iterable[str | Path], *, source: str = "folders",
     """
     if source not in SOURCES:
         raise ConfigurationError(f"source={source!r}: expected one of {', '.join(SOURCES)}.")
+    if label_map is not None and source != "regex":
+        raise ConfigurationError(f"--label-map goes with --pattern (it maps the codes the "
+                                 f"pattern's (?P<label>..) group finds); got source={source!r}.")
     if (pattern is not None) != (source == "regex"):
         raise ConfigurationError(
             "--pattern goes with the regex source, and the regex source needs --pattern "
@@ -183,7 +187,9 @@ def evaluate_recordings(model_or_instance_dir: str | Path, annotations: str | Pa
     instance's post-processing, the thresholds and median filter its folds chose on their
     validation recordings where it leaves them unset); the metrics are the experiment's:
     event F1 with a 200 ms collar (onsets and offsets), onset-only event F1, segment F1
-    and error rate (1 s segments), frame F1 at the chosen thresholds, and event F1 per class.
+    and error rate (1 s segments), frame F1 at the chosen thresholds, PSDS1 and PSDS2
+    (`xval.psds`: the events at 50 thresholds, the other post-processing as chosen), and
+    event F1 per class.
     The reference is the annotation itself (the experiment's is the same events on the
     frame grid: within a frame of it).
 
@@ -263,6 +269,15 @@ def _recording_metrics(events: pd.DataFrame, found: Mapping[str, Mapping[str, An
     metrics.update(frame_metrics(np.concatenate(truth),
                                  np.concatenate([r["activity"] for r in found.values()]),
                                  threshold))
+    post = next(iter(found.values()))["postprocessing"]
+    frame_seconds = float(next(iter(found.values()))["frame_seconds"])
+    reference = [(str(f), float(on), float(off), str(label)) for f, on, off, label
+                 in events[["file", "onset_s", "offset_s", "label"]].itertuples(index=False)]
+    metrics.update(recording_psds(
+        reference, {f: r["activity"] for f, r in found.items()}, durations,
+        frame_seconds=frame_seconds, classes=classes,
+        median_filter_frames=int(round(post["median_filter_seconds"] / frame_seconds)) | 1,
+        min_event_seconds=post["min_event_seconds"], min_gap_seconds=post["min_gap_seconds"]))
     return metrics
 
 
@@ -314,7 +329,7 @@ def format_csv(report: Mapping[str, Any]) -> str:
     for level, data in report["levels"].items():
         records += task.level_records(level, data)
     buffer = io.StringIO()
-    buffer.write(f"# {report['model']}\n")
+    buffer.write(f"# {' '.join(str(report['model']).splitlines())}\n")
     pd.DataFrame(records, columns=["level", "label", "metric", "value"]).to_csv(buffer,
                                                                               index=False)
     return buffer.getvalue()

@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from xval import tasks
+from xval.config.params import edited_params
 from xval.config.selection import metric_direction
 from xval.core.errors import ConfigurationError
 from xval.core.layout import ExperimentLayout, InstanceLayout
@@ -95,7 +96,7 @@ class InstanceResult:
         layout = InstanceLayout.parse(path)
         if layout is None:
             raise ConfigurationError(f"{path} is not an instance_<k> folder.")
-        files = reader.instance(layout, num_folds, tasks.rules)
+        files = reader.instance(layout, num_folds, tasks.rules, edited_params)
         self.layout = layout
         self.path = path
         self.id = layout.id

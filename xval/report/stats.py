@@ -1,4 +1,5 @@
-"""Statistics over folds: confidence intervals and the corrected resampled t-test."""
+"""Statistics over folds: confidence intervals, the corrected resampled t-test (plain and
+repeated cross-validation) and Holm's correction for a family of comparisons."""
 
 from __future__ import annotations
 
@@ -115,20 +116,84 @@ def corrected_resampled_ttest(a: Sequence[float] | np.ndarray, b: Sequence[float
     if first.shape != second.shape:
         raise ValueError(f"a has {first.size} scores but b has {second.size}; pass one per "
                          "fold, on the same folds.")
+    return corrected_repeated_ttest(first.reshape(1, -1), second.reshape(1, -1),
+                                    test_train_ratio, confidence)
+
+
+def corrected_repeated_ttest(a: np.ndarray, b: np.ndarray, test_train_ratio: float,
+                             confidence: float = 0.95) -> CorrectedTTest:
+    """Bouckaert & Frank's corrected repeated k-fold cross-validation t-test.
+
+    With `r` repeats of `k` folds the `n = r * k` paired differences share training data
+    within and across repeats; Bouckaert & Frank (2004) correct the variance of their mean
+    as Nadeau & Bengio do, over all `n` differences:
+    `t = mean / sqrt((1/n + n_test/n_train) * var)` with `n - 1` degrees of freedom, `var`
+    the sample variance of the `n` differences. One repeat (`r = 1`) is
+    `corrected_resampled_ttest`.
+
+    Args:
+        a: scores of one model, `np.ndarray [shape=(repeats, folds)]`: row `j` holds
+            repeat `j`'s folds.
+        b: scores of the other model on the same repeats and folds.
+        test_train_ratio: `n_test / n_train` of one fold (see `fold_test_train_ratio`).
+        confidence: coverage of the interval of the mean difference. Defaults to `0.95`.
+
+    Returns:
+        A `CorrectedTTest`, two-sided; every field `nan` with fewer than two differences.
+
+    Raises:
+        ValueError: when `a` and `b` differ in shape or are not 2-d, or the ratio is
+            negative.
+    """
+    first = np.asarray(a, dtype=float)
+    second = np.asarray(b, dtype=float)
+    if first.ndim != 2 or first.shape != second.shape:
+        raise ValueError(f"a has shape {first.shape} and b {second.shape}; pass two arrays "
+                         "of the same (repeats, folds) shape, on the same folds.")
     if not test_train_ratio >= 0:
         raise ValueError(f"test_train_ratio={test_train_ratio}: expected n_test / n_train >= 0.")
-    d = first - second
-    k = len(d)
+    d = (first - second).ravel()
+    n = len(d)
     nan = float("nan")
-    if k < 2:
-        return CorrectedTTest(nan, nan, float(d.mean()) if k else nan, nan, nan)
+    if n < 2:
+        return CorrectedTTest(nan, nan, float(d.mean()) if n else nan, nan, nan)
     mean = float(d.mean())
     var = float(d.var(ddof=1))
     if var == 0:
         t, p = (0.0, 1.0) if mean == 0 else (math.copysign(math.inf, mean), 0.0)
         return CorrectedTTest(t, p, mean, mean, mean)
-    se = math.sqrt((1 / k + test_train_ratio) * var)
+    se = math.sqrt((1 / n + test_train_ratio) * var)
     t = mean / se
-    p = 2 * stats.t.sf(abs(t), k - 1)
-    half = stats.t.ppf(0.5 + confidence / 2, k - 1) * se
+    p = 2 * stats.t.sf(abs(t), n - 1)
+    half = stats.t.ppf(0.5 + confidence / 2, n - 1) * se
     return CorrectedTTest(float(t), float(p), mean, mean - float(half), mean + float(half))
+
+
+def holm(p_values: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Holm's step-down adjustment of a family of p-values (family-wise error rate).
+
+    The `m` p-values are sorted, the `i`-th smallest (from 1) multiplied by `m - i + 1`,
+    made non-decreasing along the order (a running maximum) and capped at 1: an adjusted
+    p-value below `alpha` rejects its hypothesis with the family's error rate kept at
+    `alpha` (Holm, 1979). `nan` p-values (a pair that could not be tested) stay `nan` and
+    do not count in `m`.
+
+    Args:
+        p_values: the unadjusted p-values, `np.ndarray [shape=(m,)]`.
+
+    Returns:
+        The adjusted p-values, in the order given.
+
+    Example:
+    >>> holm([0.01, 0.04, 0.03])  # [0.03, 0.06, 0.06]
+    """
+    p = np.asarray(p_values, dtype=float)
+    out = np.full(p.shape, np.nan)
+    tested = np.flatnonzero(~np.isnan(p))
+    m = len(tested)
+    if not m:
+        return out
+    order = tested[np.argsort(p[tested], kind="stable")]
+    scaled = p[order] * (m - np.arange(m))
+    out[order] = np.minimum(np.maximum.accumulate(scaled), 1.0)
+    return out

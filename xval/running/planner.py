@@ -19,7 +19,8 @@ from xval.config import params as P
 from xval.config import schema
 from xval.config.loader import Config
 from xval.core.errors import ConfigurationError, ResultsConflictError
-from xval.core.layout import ExperimentLayout
+from xval.core.layout import INSTANCE_OUTPUT, ExperimentLayout
+from xval.core.outputs import check_output_folder, check_replace
 from xval.core.parameters import DATASET, InstanceParams
 from xval.core.reader import READER
 from xval.core.records import FoldsManifest, Job, ParamsRecord
@@ -167,7 +168,10 @@ def make_plan(experiment: ExperimentDeclaration, config: Config, selected: list[
             parameters (and `overwrite` is off), or a result file is unreadable.
     """
     store = FeatureStore(Path(config.data_dir) / experiment.dataset)
+    store.verify()  # its files hold what dataset.json's hashes say (not edited in place)
     stores = instance_stores(experiment, config, selected, overrides, store)
+    for other in {id(s): s for s in stores.values() if s is not store}.values():
+        other.verify()
     resolved = {}
     for k in selected:
         own = stores.get(k, store)
@@ -185,6 +189,7 @@ def make_plan(experiment: ExperimentDeclaration, config: Config, selected: list[
     folds, manifest = make_folds(experiment, config, store)
     layout = ExperimentLayout.of(Path(experiment.experiment_folder or config.results_dir),
                                  experiment.dataset, experiment.number)
+    check_results_folders(layout, selected, overwrite)
     check_folds_file(layout, manifest)
     hashes = {k: P.params_hash(p) for k, p in resolved.items()}
     if not overwrite:
@@ -309,11 +314,39 @@ def make_folds(experiment: ExperimentDeclaration, config: Config,
     return folds, manifest
 
 
+def check_results_folders(layout: ExperimentLayout, instances: list[int],
+                          overwrite: bool) -> None:
+    """The output rule for the results folder, before anything is written: its folders are
+    folders (the experiment's, its `.locks`, every selected instance's), and with
+    `overwrite` an instance folder is replaced only when it holds nothing but results
+    (`INSTANCE_OUTPUT`).
+
+    Raises:
+        ConfigurationError: naming the path and the fix.
+    """
+    check_output_folder(layout.root, what="the results folder")
+    locks = layout.root / ".locks"
+    if locks.is_symlink() or (locks.exists() and not locks.is_dir()):
+        raise ConfigurationError(f"{locks} is not a folder (it holds the run's locks); "
+                                 "remove it and rerun.")
+    for k in instances:
+        instance = layout.instance(k)
+        for path in (instance.root, instance.previous):
+            if path.is_symlink() or (path.exists() and not path.is_dir()):
+                raise ConfigurationError(
+                    f"{path} exists and is not a folder; instance {k}'s results go there. "
+                    "Move it away and rerun.")
+            if overwrite:
+                check_replace(path, INSTANCE_OUTPUT, overwrite=True,
+                              what=f"instance {k}'s folder")
+
+
 def check_folds_file(layout: ExperimentLayout, manifest: FoldsManifest) -> None:
     """Refuses results whose `folds.json` holds other folds than the planned ones.
 
     Raises:
-        ResultsConflictError: for other folds, or a `folds.json` that is not a manifest.
+        ResultsConflictError: for other folds, a `folds.json` that is not a manifest, or
+            one edited after it was written (`READER.manifest` checks its hash).
     """
     path = layout.folds_file
     old = READER.manifest(layout)
@@ -342,6 +375,10 @@ def check_params_files(layout: ExperimentLayout, resolved: Mapping[int, Params],
         if not path.exists():
             continue
         old = READER.require(path, ParamsRecord.from_dict, PARAMS_FIX)
+        edited = P.edited_params(old.params, old.hash)
+        if edited:
+            raise ResultsConflictError(f"{path} {edited}; the results there may not have been "
+                                       f"trained with what it says. {PARAMS_FIX}")
         names = P.differing(old.params, p)
         if old.instance != k:
             conflicts.append(f"instance {k} (its params.json says instance {old.instance})")

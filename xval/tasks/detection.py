@@ -59,6 +59,7 @@ from xval.tasks.event_rules import POSTPROCESSING as POSTPROCESSING
 from xval.tasks.event_rules import THRESHOLD_GRID as THRESHOLD_GRID
 from xval.tasks.events import Event, detection_metrics, event_metrics, frame_metrics
 from xval.tasks.metrics import sigmoid
+from xval.tasks.psds import recording_psds
 from xval.tasks.registry import register
 from xval.tasks.weights import MAX_POSITIVE_WEIGHT as MAX_POSITIVE_WEIGHT
 from xval.tasks.weights import positive_weights
@@ -90,9 +91,10 @@ class Detection(Task):
     history_metrics = ("loss", "frame_accuracy")
     metric_names = ("loss", "event_f1", "onset_f1", "event_precision", "event_recall",
                     "segment_f1", "segment_error_rate", "frame_f1", "frame_precision",
-                    "frame_recall")
+                    "frame_recall", "psds1", "psds2")
     maximize = ("event_f1", "onset_f1", "event_precision", "event_recall", "segment_f1",
-                "frame_f1", "frame_precision", "frame_recall", "frame_accuracy")
+                "frame_f1", "frame_precision", "frame_recall", "frame_accuracy", "psds1",
+                "psds2")
     metric_ranges = {"loss": (0.0, math.inf), "segment_error_rate": (0.0, math.inf),
                      **{name: (0.0, 1.0) for name in maximize}}
     selection_metric = "event_f1"
@@ -135,7 +137,7 @@ class Detection(Task):
         if not path.is_file():
             raise DatasetError(f"{store.path} is a detection store without frame_targets.npy; "
                                "rebuild it with `python -m preprocessing detection`.")
-        return np.load(path, mmap_mode="r")
+        return np.load(path, mmap_mode="r", allow_pickle=False)
 
     def stratify_labels(self, store: StoreView) -> np.ndarray | None:
         return store.meta["label"].to_numpy(str)
@@ -188,7 +190,8 @@ class Detection(Task):
 
     def evaluate(self, y_true: Any, outputs: Any, num_outputs: int, *,
                  params: Params | None = None, frame_seconds: float | None = None,
-                 classes: Sequence[str] | None = None, **context: Any) -> dict[str, Any]:
+                 classes: Sequence[str] | None = None, split: str | None = None,
+                 whole_files: bool = False, **context: Any) -> dict[str, Any]:
         """Detection metrics of windows, or of recordings of different lengths.
 
         Args:
@@ -200,12 +203,18 @@ class Detection(Task):
             frame_seconds: time between frames; without it, only the loss and frame
                 metrics.
             classes: the event class names.
+            split: the split scored (`"train"`, `"val"`, `"test"`), or `None`.
+            whole_files: whether each row (or list entry) is a whole recording: stitched
+                recordings, or windows of a store that cut no recording. Defaults to
+                `False`.
             **context: other context keywords (see `Task.evaluate`), unused.
 
         Returns:
             dict of `loss`, `frame_*`, and with `frame_seconds` the sed_eval metrics
             (`segment_f1`, `segment_error_rate`, `event_f1`, ...), each row or recording
-            scored as its own file.
+            scored as its own file; and for whole recordings of the validation and test
+            splits `psds1` and `psds2` (`xval.psds`, recording level; not on the training
+            split, whose 50 operating points would only cost time).
         """
         ys, probs, flat_y, flat_p = frames(y_true, outputs, num_outputs)
         eps = 1e-7
@@ -222,6 +231,13 @@ class Detection(Task):
                                      classes=names, durations=durations))
         out["onset_f1"] = event_metrics(reference, estimated, files=list(durations),
                                         classes=names, evaluate_offset=False)["event_f1"]
+        if whole_files and split != "train":
+            median = int(round(post["median_filter_seconds"] / frame_seconds)) | 1
+            out.update(recording_psds(
+                reference, {f"file{i}": p for i, p in enumerate(probs)}, durations,
+                frame_seconds=frame_seconds, classes=names, median_filter_frames=median,
+                min_event_seconds=post["min_event_seconds"],
+                min_gap_seconds=post["min_gap_seconds"]))
         return {k: (float(v) if v is not None else float("nan")) for k, v in out.items()}
 
     def choose_postprocessing(self, y_true: Any, outputs: Any, num_outputs: int, *,
@@ -340,9 +356,11 @@ class Detection(Task):
         if clips:  # windows cut from longer recordings: the stitched recording first
             return [("clip", "event_f1", "recording event F1"),
                     ("clip", "segment_f1", "recording segment F1"),
+                    ("clip", "psds1", "recording PSDS1"), ("clip", "psds2", "recording PSDS2"),
                     ("segment", "event_f1", "window event F1"),
                     ("segment", "frame_f1", "frame F1")]
         return [("segment", "event_f1", "event F1"), ("segment", "segment_f1", "segment F1"),
+                ("segment", "psds1", "PSDS1"), ("segment", "psds2", "PSDS2"),
                 ("segment", "frame_f1", "frame F1")]
 
     # -- outputs ---------------------------------------------------------------------------

@@ -161,13 +161,15 @@ def evaluate_splits(model: Any, task: Task, store: FeatureStore, *, params: Mapp
     for key in splits:
         out, y = result.outputs[key], truth[key]
         finite = bool(np.isfinite(out).all())
-        result.metrics[key] = with_context(task.evaluate, y, out, n_outputs, **context) \
+        result.metrics[key] = with_context(task.evaluate, y, out, n_outputs, **context,
+                                           split=key, whole_files=not multi_segment) \
             if finite else {"loss": float("nan")}
         clip = pooled(key) if finite else None
         if clip is not None:
             _, clip_out, clip_y = clip
             result.clip_metrics[key] = with_context(task.evaluate, clip_y, clip_out,
-                                                    n_outputs, **context)
+                                                    n_outputs, **context, split=key,
+                                                    whole_files=True)
     return result
 
 

@@ -103,10 +103,15 @@ FEATURES: dict[str, Key] = {
     "peak_normalize": Key("bool", "scale every file to a peak of 1 before extraction",
         default=True,
         notes='Scale every file to a peak of 1 before feature extraction.'),
-    "silence_threshold_db": float_key("files whose peak is below this level (dBFS) are "
-                                   "skipped as silent", high=0,
-        default=-60.0,
-        notes='Files whose peak is below this level (dBFS, <= 0) are skipped as silent.'),
+    "silence_threshold_db": float_key("files whose loudest frame in the feature band is at "
+                                      "or below this level (dBFS) are skipped as holding no "
+                                      "signal", high=0,
+        default=-90.0,
+        notes=('Files whose loudest frame, in the band the features see (never 0 Hz), is at '
+               'or below this level (dBFS, <= 0) are skipped as holding no signal: digital '
+               'silence, a constant offset. -90 keeps a call 5 dB above 16-bit dither '
+               '(benchmarks/no_signal.py: the quietest FSDD and RAVDESS files read -45 and '
+               '-51).')),
     "workers": int_key("extraction processes (0: all cores)", 0, 1024,
         default=0,
         notes='Extraction processes (0 = all cores).'),
@@ -162,4 +167,10 @@ REPORT: dict[str, Key] = {
         default=0.05,
         notes=('Significance level (0 < alpha < 1) of the corrected resampled t-test against the '
                'selected instance.')),
+    "rope": float_key("region of practical equivalence of the Bayesian comparisons", 0,
+                      open_low=True,
+        default=0.01,
+        notes=('Half-width of the region of practical equivalence (ROPE, > 0) of the Bayesian '
+               'correlated t-test on the Statistics sheet and of `python -m xval compare`, in '
+               "the units of the selection metric: 0.01 is one point of accuracy or F1.")),
 }

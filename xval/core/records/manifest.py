@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from xval.core.hashing import json_digest
 from xval.core.records.base import FORMAT_VERSION, SPLITS, Record, require
 
 
@@ -24,6 +25,12 @@ class FoldsManifest(Record):
 
     def __post_init__(self) -> None:
         self.num_folds = self.num_folds or len(self.folds)
+
+    def content_hash(self) -> str:
+        """The hash of what the manifest holds (splitter, dataset hash, folds), computed
+        now: it differs from the recorded `hash` when the file was edited."""
+        return json_digest({"splitter": self.splitter, "dataset_hash": self.dataset_hash,
+                            "folds": self.folds})
 
     @classmethod
     def _check(cls, data: Mapping[str, Any], read: dict[str, Any]) -> None:

@@ -39,7 +39,7 @@ def fill_workbook(book: Workbook, context: SheetContext) -> Workbook:
     return book
 
 
-def _save(book: Workbook, path: Path) -> None:
+def save_workbook(book: Workbook, path: Path) -> None:
     """Saves atomically: a temporary file beside `path`, then a rename."""
     fd, tmp = make_temp_file(path.parent, prefix=f".{path.name}.", suffix=".xlsx")
     os.close(fd)
@@ -75,5 +75,5 @@ def build_workbook(exp_dir: ExperimentResults | str | Path, config: Config | Non
     with lock(target):
         results = given.refresh() if given is not None else ExperimentResults(layout.root)
         book = fill_workbook(Workbook(), SheetContext.of(results, config))
-        _save(book, target)
+        save_workbook(book, target)
     return target

@@ -1,5 +1,6 @@
-"""The Statistics sheet: per instance the plain 95% CIs of the selection metric, and the
-corrected resampled t-test of its test scores against the selected instance's."""
+"""The Statistics sheet: per instance the plain 95% CIs of the selection metric, and
+against the selected instance's test scores the corrected resampled t-test, its
+Holm-adjusted p-value and the Bayesian correlated t-test's probabilities."""
 
 from __future__ import annotations
 
@@ -9,55 +10,50 @@ import numpy as np
 from openpyxl.worksheet.worksheet import Worksheet
 
 from xval.config.loader import Config
-from xval.core.records import FoldResult
+from xval.config.selection import metric_direction
+from xval.report.bayesian import correlated_bayesian_ttest
+from xval.report.comparison import finished_folds, fold_scores
 from xval.report.results import ExperimentResults, InstanceResult
-from xval.report.stats import corrected_resampled_ttest, fold_test_train_ratio, mean_ci
-from xval.report.tables import Selection, alpha_of, selection_level
-from xval.report.validation import finite
+from xval.report.stats import corrected_resampled_ttest, fold_test_train_ratio, holm, mean_ci
+from xval.report.tables import Selection, alpha_of, rope_of, selection_level
 from xval.report.workbook.cells import safe, table_sheet
 from xval.report.workbook.registry import SheetContext, register_sheet
 
-NUMBER_COLUMNS = range(3, 12)
+NUMBER_COLUMNS = range(3, 16)
 """The columns of scores (0-based): four decimals."""
-
-
-def _finished(r: InstanceResult) -> dict[int, FoldResult]:
-    return {f.fold: f for f in r.folds if f.ok}
-
-
-def fold_scores(r: InstanceResult, metric: str, split: str, level: str) -> dict[int, float]:
-    """`metric` on `split` at `level` of each finished fold of `r` that has a value."""
-    out = {}
-    for i, fold in _finished(r).items():
-        found = fold.level_metrics(level, r.rules.clip_falls_back) or {}
-        value = found.get(split, {}).get(metric)
-        if finite(value):
-            out[i] = float(value)
-    return out
+HOLM_COLUMN = 12
+"""The Holm-adjusted p-value (0-based), filled once every row's test is known."""
 
 
 def _versus(r: InstanceResult, selected: InstanceResult, test: dict[int, float],
-            metric: str, level: str, alpha: float) -> list[Any]:
-    """`[diff, low, high, t, p, verdict]` of `r` against the selected instance."""
+            metric: str, level: str, alpha: float, rope: float) -> list[Any]:
+    """`[diff, low, high, t, p, p_holm, better, equivalent, worse, verdict]` of `r`
+    against the selected instance (`p_holm` is filled by `statistics_table`)."""
     ref = fold_scores(selected, metric, "test", level)
     common = sorted(set(ref) & set(test))
     if len(common) < 2:
-        return [None] * 5 + ["too few common folds"]
-    folds = [_finished(r)[i] for i in common] + [_finished(selected)[i] for i in common]
-    result = corrected_resampled_ttest(np.array([test[i] for i in common]),
-                                       np.array([ref[i] for i in common]),
-                                       fold_test_train_ratio(folds), confidence=1 - alpha)
+        return [None] * 9 + ["too few common folds"]
+    folds = [finished_folds(r)[i] for i in common] + [finished_folds(selected)[i] for i in common]
+    ratio = fold_test_train_ratio(folds)
+    mine = np.array([test[i] for i in common])
+    theirs = np.array([ref[i] for i in common])
+    result = corrected_resampled_ttest(mine, theirs, ratio, confidence=1 - alpha)
     verdict = ("not significantly different" if result.p >= alpha
                else "significantly different") + f" (alpha {alpha})"
-    return [result.mean_difference, result.ci_low, result.ci_high, result.t, result.p,
-            verdict]
+    bayes = correlated_bayesian_ttest(mine, theirs, rope, ratio if np.isfinite(ratio) else 0.0)
+    if metric_direction(metric) != "max":  # lower is better: a negative difference wins
+        bayes = bayes._replace(better=bayes.worse, worse=bayes.better)
+    return [result.mean_difference, result.ci_low, result.ci_high, result.t, result.p, None,
+            bayes.better, bayes.equivalent, bayes.worse, verdict]
 
 
 def statistics_table(results: ExperimentResults, config: Config | None = None
                      ) -> tuple[list[str], list[list[Any]], int | None, str]:
-    """Per instance: plain 95% CIs of the selection metric, and the corrected resampled
-    t-test against the selected instance over the same folds (test scores), with the
-    corrected 95% CI of the difference.
+    """Per instance: plain 95% CIs of the selection metric, and against the selected
+    instance over the same folds (test scores): the corrected resampled t-test with the
+    corrected 95% CI of the difference, its p-value adjusted with Holm's method over the
+    instances compared, and the Bayesian correlated t-test's P(better), P(practically
+    equivalent), P(worse) for the ROPE `[report] rope`.
 
     Returns:
         `(header, rows, selected_id, metric)`.
@@ -65,6 +61,7 @@ def statistics_table(results: ExperimentResults, config: Config | None = None
     selection = Selection.of(results, config)
     metric, selected = selection.metric, selection.selected
     alpha = alpha_of(config)
+    rope = rope_of(config)
     level = selection_level(results, metric)
     label = f"clip {metric}" if level == "clip" else metric
     confidence = f"{100 * (1 - alpha):g}%"
@@ -72,7 +69,8 @@ def statistics_table(results: ExperimentResults, config: Config | None = None
               f"test {label} mean", "test 95% CI ± (plain t)",
               f"test diff vs {selected.id if selected else 'selected'}",
               f"diff {confidence} CI low (corrected)", f"diff {confidence} CI high (corrected)",
-              "t (corrected)", "p (corrected)", "verdict"]
+              "t (corrected)", "p (corrected)", "p (Holm)", f"P(better) rope {rope:g}",
+              "P(equivalent)", "P(worse)", "verdict"]
     rows = []
     for r in results:
         test = fold_scores(r, metric, "test", level)
@@ -80,12 +78,15 @@ def statistics_table(results: ExperimentResults, config: Config | None = None
                           *mean_ci(list(fold_scores(r, metric, "val", level).values())),
                           *mean_ci(list(test.values()))]
         if selected is not None and r.id == selected.id:
-            row += [None] * 5 + ["selected"]
+            row += [None] * 9 + ["selected"]
         elif selected is not None and test:
-            row += _versus(r, selected, test, metric, level, alpha)
+            row += _versus(r, selected, test, metric, level, alpha, rope)
         else:
-            row += [None] * 5 + [""]
+            row += [None] * 9 + [""]
         rows.append(row)
+    p = [row[HOLM_COLUMN - 1] if row[HOLM_COLUMN - 1] is not None else np.nan for row in rows]
+    for row, adjusted in zip(rows, holm(p)):
+        row[HOLM_COLUMN] = float(adjusted) if np.isfinite(adjusted) else None
     return header, rows, selection.id, metric
 
 
@@ -107,5 +108,12 @@ def write_statistics(sheet: Worksheet, context: SheetContext) -> None:
         "(1/k + n_test/n_train) · var(differences) counts original training rows only "
         "(augmented copies add no independent data); the difference's confidence "
         "interval uses the same corrected variance, so it excludes 0 exactly when "
-        f"p < {context.alpha}. The per-instance '95% CI ± (plain t)' treats folds as "
-        "independent and is too narrow; compare instances with the corrected columns."))
+        f"p < {context.alpha}. 'p (Holm)' adjusts those p-values for the number of "
+        "instances compared (Holm, 1979): with several instances, call a difference "
+        f"significant when it is below {context.alpha}. P(better), P(equivalent) and "
+        "P(worse) are the Bayesian correlated t-test's (Benavoli et al., 2017): the "
+        "probabilities that the instance's test score beats the selected one's by more "
+        "than the ROPE ([report] rope, in the metric's units; beating means lower for a "
+        "loss or an error), lies within it, or falls behind by more. The per-instance "
+        "'95% CI ± (plain t)' treats folds as independent and is too narrow; compare "
+        "instances with the corrected columns."))

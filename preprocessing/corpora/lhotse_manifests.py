@@ -1,0 +1,210 @@
+"""Lhotse manifests as source rows: a `CutSet`, or a `RecordingSet` with a `SupervisionSet`.
+
+Each supervision (or each cut, with the supervision it holds) is a row: the stretch of its
+recording's audio file, its clip id the supervision's (or the cut's) id, its item the
+supervision's speaker (or another field), its label a field you name. Lhotse reads the
+manifests (`pip install 'audio-xval[lhotse]'`); the audio is decoded by
+`preprocessing.audio` like every other source, with the same checks.
+"""
+
+import importlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from preprocessing.audio import unreadable_reason
+from preprocessing.sources import Skipped, Source, source_rows
+from xval.core.errors import ConfigurationError, DatasetError
+
+# The fields of a `lhotse.SupervisionSegment` a row can take its label or item from; any
+# other name is a key of its `custom` dict.
+FIELDS = ("speaker", "language", "gender", "text", "recording_id", "id")
+ITEM_FIELD = "speaker"
+
+
+def _lhotse() -> Any:
+    """The `lhotse` module, or a one-line error saying how to install it."""
+    try:
+        return importlib.import_module("lhotse")
+    except ImportError:
+        raise ConfigurationError(
+            "The lhotse source needs Lhotse, not installed: pip install -e '.[lhotse]' "
+            "(install torch first, see the README).") from None
+
+
+def _load(lhotse: Any, path: Path) -> Any:
+    """One manifest (`RecordingSet`, `SupervisionSet` or `CutSet`)."""
+    if not path.is_file():
+        raise DatasetError(f"Lhotse manifest {str(path)!r} does not exist.")
+    try:
+        return lhotse.load_manifest(path)
+    except Exception as e:  # a JSON, gzip or Lhotse error: name the file and the reason
+        raise DatasetError(
+            f"{path} is not a Lhotse manifest ({type(e).__name__}: {e}); give a CutSet, or a "
+            "RecordingSet and a SupervisionSet (.jsonl or .jsonl.gz).") from None
+
+
+def value(supervision: Any, field: str) -> str | None:
+    """A field of a supervision as text (`None` when it has none): one of `FIELDS`, else a
+    key of its `custom` dict."""
+    found = (getattr(supervision, field, None) if field in FIELDS
+             else (supervision.custom or {}).get(field))
+    return None if found is None or str(found).strip() == "" else str(found)
+
+
+def _check_field(supervisions: list[Any], field: str, option: str, what: str) -> None:
+    """Refuses a field that no supervision has (a manifest without speakers, say)."""
+    if any(value(s, field) is not None for s in supervisions):
+        return
+    custom = sorted({k for s in supervisions for k in (s.custom or {})})
+    given = [f for f in FIELDS if any(value(s, f) is not None for s in supervisions)]
+    fix = ("give every supervision a speaker, or name the field that holds the items with "
+           "--item-field (e.g. recording_id)" if field == ITEM_FIELD and option ==
+           "--item-field" else f"name another field with {option}")
+    raise DatasetError(
+        f"{option} {field}: no supervision of {what} has it; {fix}. Their fields: "
+        f"{', '.join(given + custom) or 'none'}.")
+
+
+def _audio_file(recording: Any, root: Path) -> tuple[Path | None, str | None]:
+    """The audio file of a recording, or why it has none that can be read.
+
+    Raises:
+        DatasetError: for audio read through a command or a URL (never run, never fetched).
+    """
+    sources = recording.sources
+    kinds = {s.type for s in sources}
+    if kinds & {"command", "url"}:
+        source = next(s for s in sources if s.type in ("command", "url"))
+        raise DatasetError(
+            f"Recording {recording.id!r} reads its audio through a {source.type} "
+            f"({source.source!r}); commands are never run and nothing is downloaded. Write "
+            "the audio to files and list them as sources of type 'file'.")
+    if len(sources) != 1 or kinds != {"file"}:
+        return None, (f"recording {recording.id}: audio in {len(sources)} source(s) of type "
+                      f"{', '.join(sorted(kinds))}; one audio file is read")
+    if recording.transforms:
+        return None, (f"recording {recording.id}: it has transforms (speed or volume "
+                      "perturbation, resampling), which are not applied here")
+    path = root / sources[0].source
+    reason = unreadable_reason(path)
+    return (path, None) if reason is None else (None, reason)
+
+
+def _row(supervisions: list[Any], recording: Any, clip: str, offset: float,
+         duration: float, channel: Any, fields: tuple[str, str], root: Path,
+         skipped: Skipped) -> dict[str, object] | None:
+    """The row of a stretch of a recording, or `None` (and a skipped entry)."""
+    path, reason = _audio_file(recording, root)
+    label_field, item_field = fields
+    labels = {value(s, label_field) for s in supervisions}
+    items = {value(s, item_field) for s in supervisions}
+    channels = [channel] if isinstance(channel, int) else list(channel or [])
+    if reason is None and not supervisions:
+        reason = "it holds no supervision"
+    elif reason is None and (len(labels) > 1 or len(items) > 1):
+        reason = ("it holds supervisions of several labels or items; cut it to its "
+                  "supervisions first (cuts.trim_to_supervisions())")
+    elif reason is None and None in items | labels:
+        reason = f"no {item_field if None in items else label_field}"
+    elif reason is None and recording.num_channels > 1 and \
+            sorted(channels) != list(range(recording.num_channels)):
+        reason = (f"channel {channel} of {recording.num_channels}: the channels of a file "
+                  "are mixed to mono, one cannot be chosen")
+    if reason is not None:
+        skipped.append({"path": str(path or recording.id), "reason": f"{clip}: {reason}"})
+        return None
+    return {"path": str(path), "label": labels.pop(), "item": items.pop(), "clip": clip,
+            "offset": float(offset), "duration": float(duration)}
+
+
+def _from_cuts(cuts: Any, lhotse: Any, fields: tuple[str, str], root: Path,
+               what: str) -> Source:
+    cuts = list(cuts)
+    _check_fields([s for c in cuts for s in getattr(c, "supervisions", [])], fields, what)
+    rows: list[dict[str, object]] = []
+    skipped: Skipped = []
+    for cut in cuts:
+        if not isinstance(cut, lhotse.MonoCut) or cut.recording is None:
+            skipped.append({"path": cut.id, "reason": f"{cut.id}: a {type(cut).__name__} "
+                            "without one recording (mixed, padding or feature-only cuts are "
+                            "not read)"})
+            continue
+        row = _row(cut.supervisions, cut.recording, cut.id, cut.start, cut.duration,
+                   cut.channel, fields, root, skipped)
+        if row is not None:
+            rows.append(row)
+    return source_rows(rows, skipped, what)
+
+
+def _from_supervisions(recordings: Any, supervisions: Any, fields: tuple[str, str],
+                       root: Path, what: str) -> Source:
+    supervisions = list(supervisions)
+    _check_fields(supervisions, fields, what)
+    rows: list[dict[str, object]] = []
+    skipped: Skipped = []
+    for supervision in supervisions:
+        if supervision.recording_id not in recordings:
+            skipped.append({"path": supervision.recording_id,
+                            "reason": f"{supervision.id}: its recording "
+                                      f"{supervision.recording_id!r} is not in the "
+                                      "RecordingSet"})
+            continue
+        row = _row([supervision], recordings[supervision.recording_id], supervision.id,
+                   supervision.start, supervision.duration, supervision.channel, fields,
+                   root, skipped)
+        if row is not None:
+            rows.append(row)
+    return source_rows(rows, skipped, what)
+
+
+def _check_fields(supervisions: list[Any], fields: tuple[str, str], what: str) -> None:
+    if not supervisions:
+        raise DatasetError(f"{what} holds no supervision; each row is a supervised stretch "
+                           "of audio (a supervision with a label and an item).")
+    _check_field(supervisions, fields[0], "--label-field", what)
+    _check_field(supervisions, fields[1], "--item-field", what)
+
+
+def lhotse_source(manifests: Sequence[str | os.PathLike[str]], *, label_field: str,
+                  item_field: str = ITEM_FIELD,
+                  root: str | os.PathLike[str] | None = None) -> Source:
+    """Rows from Lhotse manifests: one row per supervision (of a `SupervisionSet` over a
+    `RecordingSet`), or per cut of a `CutSet` (with the supervision it holds).
+
+    Args:
+        manifests: a `CutSet` manifest, or a `RecordingSet` and a `SupervisionSet` manifest
+            (either order), as Lhotse writes them (`.jsonl.gz`, `.jsonl`, `.json`).
+        label_field: the supervision field that is the label: `language`, `gender`, `text`,
+            `speaker`, or a key of its `custom` dict (e.g. `emotion`).
+        item_field: the supervision field that is the item. Defaults to `"speaker"`.
+        root: the folder relative audio paths are read from. Defaults to the current
+            folder, as Lhotse reads them.
+
+    Returns:
+        `(rows, skipped)`; every row carries the `offset` and `duration` of its stretch of
+        the recording, and its clip id is the supervision's (or the cut's) id.
+
+    Raises:
+        ConfigurationError: when Lhotse is not installed.
+        DatasetError: for a missing or unreadable manifest, manifests that are neither a
+            CutSet nor a RecordingSet and a SupervisionSet, a field that no supervision has
+            (a manifest without speakers), or audio read through a command or a URL.
+    """
+    lhotse = _lhotse()
+    paths = [Path(m) for m in manifests]
+    loaded = [_load(lhotse, p) for p in paths]
+    kinds = [type(m).__name__ for m in loaded]
+    what = "Lhotse manifest " + " + ".join(map(str, paths))
+    folder = Path(root) if root is not None else Path.cwd()
+    fields = (label_field, item_field)
+    if kinds == ["CutSet"]:
+        return _from_cuts(loaded[0], lhotse, fields, folder, what)
+    if sorted(kinds) == ["RecordingSet", "SupervisionSet"]:
+        recordings = loaded[kinds.index("RecordingSet")]
+        return _from_supervisions(recordings, loaded[kinds.index("SupervisionSet")], fields,
+                                  folder, what)
+    raise DatasetError(
+        f"{what} is {' + '.join(kinds) or 'nothing'}; give a CutSet manifest, or a "
+        "RecordingSet and a SupervisionSet manifest.")

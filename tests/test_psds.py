@@ -1,0 +1,100 @@
+"""PSDS (xval.tasks.psds) against psds_eval 0.5.3, the DCASE reference.
+
+The expected values in tests/data/psds/expected.json were computed once with psds_eval in a
+scratch environment (pandas < 3, numpy < 2) by tests/data/psds/make_expected.py, on the
+fixtures beside it: 5 recordings, 3 classes, overlapping events, weak hits, false alarms
+and cross-triggers.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from xval.tasks import psds as psds_module
+from xval.tasks.psds import SCENARIOS, Scenario, operating_point_rates, operating_points, psds
+
+DATA = Path(__file__).parent / "data" / "psds"
+
+
+@pytest.fixture(scope="module")
+def fixture() -> dict:
+    expected = json.loads((DATA / "expected.json").read_text())
+    reference = [tuple(r) for r in pd.read_csv(DATA / "reference.csv").itertuples(index=False)]
+    durations = dict(pd.read_csv(DATA / "durations.csv").itertuples(index=False))
+    with np.load(DATA / "scores.npz") as npz:
+        frame_seconds = float(npz["frame_seconds"])
+        activity = {f: npz[f] for f in durations}
+    classes = ["bird", "dog", "speech"]
+    points = operating_points(activity, frame_seconds=frame_seconds, classes=classes,
+                              thresholds=expected["thresholds"], durations=durations)
+    return {"expected": expected, "reference": reference, "durations": durations,
+            "points": points, "classes": classes}
+
+
+def _scenario(settings: dict) -> Scenario:
+    return Scenario(dtc=settings["dtc_threshold"], gtc=settings["gtc_threshold"],
+                    cttc=settings["cttc_threshold"], alpha_ct=settings["alpha_ct"],
+                    alpha_st=settings["alpha_st"], max_efpr=settings["max_efpr"])
+
+
+def test_operating_points_match_the_reference_detections(fixture):
+    """The thresholded events are those psds_eval scored (same count at every threshold)."""
+    assert [len(p) for p in fixture["points"]] == fixture["expected"]["events"]
+
+
+@pytest.mark.parametrize("name", ["psds1", "psds2", "loose"])
+def test_psds_equals_psds_eval(fixture, name):
+    expected = fixture["expected"]["scenarios"][name]
+    value = psds(fixture["reference"], fixture["points"], fixture["durations"],
+                 _scenario(expected["settings"]))
+    assert value == pytest.approx(expected["psds"], abs=1e-6)
+    assert 0.05 < value < 1  # the fixture is not degenerate
+
+
+@pytest.mark.parametrize("name", ["psds1", "psds2"])
+def test_psds_scenarios_are_dcase_settings(fixture, name):
+    """`SCENARIOS` are the settings the fixture's psds1/psds2 were computed with."""
+    assert SCENARIOS[name] == _scenario(fixture["expected"]["scenarios"][name]["settings"])
+
+
+@pytest.mark.parametrize("name", ["psds1", "psds2"])
+def test_operating_point_rates_equal_psds_eval(fixture, name):
+    expected = fixture["expected"]["scenarios"][name]
+    scenario = _scenario(expected["settings"])
+    by_threshold = dict(zip(fixture["expected"]["thresholds"], fixture["points"]))
+    for point in expected["operating_points"]:
+        rates = operating_point_rates(fixture["reference"], by_threshold[point["threshold"]],
+                                      fixture["durations"], expected["classes"], scenario)
+        np.testing.assert_allclose(rates.tpr, point["tpr"], atol=1e-9)
+        np.testing.assert_allclose(rates.fpr, point["fpr"], atol=1e-9)
+
+
+def test_psds_rates_by_hand():
+    """One recording of an hour, two classes: a hit, a detection too short for DTC 0.7 (a
+    false positive), a cross-trigger."""
+    reference = [("a", 0.0, 10.0, "x"), ("a", 100.0, 110.0, "y")]
+    found = [("a", 1.0, 9.0, "x"),        # inside x's event: DTC 1, covers 0.8: a hit
+             ("a", 95.0, 105.0, "x"),      # half on y's event: not DTC, FP, CT on y
+             ("a", 200.0, 201.0, "y")]     # on nothing: a false positive of y
+    rates = operating_point_rates(reference, found, {"a": 3600.0}, ["x", "y"],
+                                  SCENARIOS["psds1"])
+    np.testing.assert_allclose(rates.tpr, [1.0, 0.0])
+    np.testing.assert_allclose(rates.fpr, [1.0, 1.0])  # per hour of audio
+    assert rates.ctr[0, 1] == pytest.approx(3600.0 / 10.0)  # per hour of y's events
+    assert rates.ctr[1, 0] == 0.0 and np.isnan(rates.ctr[0, 0])
+
+
+def test_psds_without_annotated_events_is_nan():
+    assert np.isnan(psds([], [[("a", 0.0, 1.0, "x")]], {"a": 10.0}, SCENARIOS["psds1"]))
+
+
+def test_psds_single_class_counts_no_cross_triggers():
+    """With one class the effective FP rate is the FP rate (psds_eval gives nan there)."""
+    reference = [("a", 0.0, 10.0, "x")]
+    points = [[("a", 0.0, 10.0, "x")], []]
+    value = psds(reference, points, {"a": 3600.0}, SCENARIOS["psds2"])
+    assert value == pytest.approx(1.0)
+    assert psds_module.psds_from_rates([], SCENARIOS["psds1"]) != 0.0  # nan, not 0
