@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import tiny_store
+from tests.manifests import manifest_text
 from xval import Experiment, ExperimentResults, tasks
 from xval.config import schema
 from xval.config.selection import metric_direction
@@ -185,9 +186,8 @@ def test_report_reads_task_type_from_params_json(tmp_path):
     for i, value in enumerate((0.4, 0.6)):
         (folder / f"fold_{i}.json").write_text(
             json.dumps(_fold(i, {"accuracy": 0.9, "rmse": value})))
-    (exp_dir / "folds.json").write_text(json.dumps(
-        {"splitter": "by hand", "dataset_hash": None, "hash": "0",
-         "folds": [{"train": ["a"], "val": ["c"], "test": ["e"]}] * 2}))
+    (exp_dir / "folds.json").write_text(
+        manifest_text([{"train": ["a"], "val": ["c"], "test": ["e"]}] * 2))
     (folder / "params.json").write_text(json.dumps(
         {"instance": 1, "hash": "", "params": {}, "task_type": "regression"}))
     results = ExperimentResults(exp_dir)

@@ -33,6 +33,7 @@ from xval.inference.models import (
     resolve_models,
     task_of,
 )
+from xval.tasks.detection import postprocessing
 from xval.tasks.events import detection_metrics, event_metrics, frame_metrics
 from xval.tasks.psds import recording_psds
 
@@ -265,19 +266,19 @@ def _recording_metrics(events: pd.DataFrame, found: Mapping[str, Mapping[str, An
     grid = {k: feature[k] for k in ("sample_rate", "hop_length")}
     truth = [frame_targets(events[events["file"] == f], len(r["times"]), classes=classes, **grid)
              for f, r in found.items()]
-    threshold = next(iter(found.values()))["postprocessing"]["detection_threshold"]
+    first = next(iter(found.values()))
+    post = postprocessing(first["postprocessing"])
     metrics.update(frame_metrics(np.concatenate(truth),
                                  np.concatenate([r["activity"] for r in found.values()]),
-                                 threshold))
-    post = next(iter(found.values()))["postprocessing"]
-    frame_seconds = float(next(iter(found.values()))["frame_seconds"])
+                                 post.detection_threshold))
+    frame_seconds = float(first["frame_seconds"])
     reference = [(str(f), float(on), float(off), str(label)) for f, on, off, label
                  in events[["file", "onset_s", "offset_s", "label"]].itertuples(index=False)]
     metrics.update(recording_psds(
         reference, {f: r["activity"] for f, r in found.items()}, durations,
         frame_seconds=frame_seconds, classes=classes,
-        median_filter_frames=int(round(post["median_filter_seconds"] / frame_seconds)) | 1,
-        min_event_seconds=post["min_event_seconds"], min_gap_seconds=post["min_gap_seconds"]))
+        median_filter_frames=int(round(post.median_filter_seconds / frame_seconds)) | 1,
+        min_event_seconds=post.min_event_seconds, min_gap_seconds=post.min_gap_seconds))
     return metrics
 
 

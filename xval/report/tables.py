@@ -59,7 +59,7 @@ def alpha_of(config: Config | None) -> float:
 def rope_of(config: Config | None) -> float:
     """The half-width of the region of practical equivalence of the Bayesian comparisons
     (`[report] rope`; 0.01 without a config)."""
-    return float(config.report["rope"]) if config is not None else 0.01
+    return float(config.report.rope) if config is not None else 0.01
 
 
 def levels(results: Iterable[InstanceResult]) -> list[str]:

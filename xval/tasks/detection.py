@@ -232,12 +232,12 @@ class Detection(Task):
         out["onset_f1"] = event_metrics(reference, estimated, files=list(durations),
                                         classes=names, evaluate_offset=False)["event_f1"]
         if whole_files and split != "train":
-            median = int(round(post["median_filter_seconds"] / frame_seconds)) | 1
+            median = int(round(post.median_filter_seconds / frame_seconds)) | 1
             out.update(recording_psds(
                 reference, {f"file{i}": p for i, p in enumerate(probs)}, durations,
                 frame_seconds=frame_seconds, classes=names, median_filter_frames=median,
-                min_event_seconds=post["min_event_seconds"],
-                min_gap_seconds=post["min_gap_seconds"]))
+                min_event_seconds=post.min_event_seconds,
+                min_gap_seconds=post.min_gap_seconds))
         return {k: (float(v) if v is not None else float("nan")) for k, v in out.items()}
 
     def choose_postprocessing(self, y_true: Any, outputs: Any, num_outputs: int, *,
