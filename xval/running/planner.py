@@ -54,6 +54,8 @@ class Plan:
         stores: instance id -> the `FeatureStore` of an instance that names its own
             `dataset` (another store on the same items: same folds); the others use
             `store`.
+        overrides: the `--set` values the instances were resolved with (recorded in
+            every `params.json`, so that `--refit` resolves them the same way).
     """
 
     layout: ExperimentLayout
@@ -66,6 +68,7 @@ class Plan:
     task_type: str
     generator: bool
     stores: dict[int, FeatureStore] = dataclasses.field(default_factory=dict)
+    overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def store_of(self, instance: int) -> FeatureStore:
         """The store `instance` trains on: its own `dataset`, else the experiment's."""
@@ -149,7 +152,8 @@ def resolver(experiment: ExperimentDeclaration, config: Config,
 
 
 def make_plan(experiment: ExperimentDeclaration, config: Config, selected: list[int],
-              overrides: Mapping[str, Any], overwrite: bool) -> Plan:
+              overrides: Mapping[str, Any], overwrite: bool, *,
+              check_params: bool = True) -> Plan:
     """Resolves and checks everything a run needs.
 
     Args:
@@ -158,6 +162,8 @@ def make_plan(experiment: ExperimentDeclaration, config: Config, selected: list[
         selected: instance ids to run.
         overrides: `--set` values.
         overwrite: whether existing results may be replaced.
+        check_params: refuse results made with other parameters (unless `overwrite`).
+            Defaults to `True`; a refit compares them itself (`xval.running.refit`).
 
     Returns:
         A `Plan`.
@@ -192,12 +198,12 @@ def make_plan(experiment: ExperimentDeclaration, config: Config, selected: list[
     check_results_folders(layout, selected, overwrite)
     check_folds_file(layout, manifest)
     hashes = {k: P.params_hash(p) for k, p in resolved.items()}
-    if not overwrite:
+    if check_params and not overwrite:
         check_params_files(layout, resolved, hashes)
     return Plan(layout=layout, store=store, folds=folds, manifest=manifest,
                 resolved=resolved, hashes=hashes, config=config,
                 task_type=experiment.task_type, generator=experiment.generator,
-                stores=stores)
+                stores=stores, overrides=dict(overrides))
 
 
 def instance_stores(experiment: ExperimentDeclaration, config: Config, selected: list[int],

@@ -188,8 +188,8 @@ class Recorder:
     # -- instances ---------------------------------------------------------------------
 
     def begin_instance(self, instance: int, params: dict[str, Any], params_hash: str,
-                       overwrite: bool, dataset_info: Mapping[str, Any] | None = None
-                       ) -> list[int]:
+                       overwrite: bool, dataset_info: Mapping[str, Any] | None = None,
+                       overrides: Mapping[str, Any] | None = None) -> list[int]:
         """Prepares an instance folder; returns the folds already done.
 
         With `overwrite`, an existing instance folder is moved aside to
@@ -205,6 +205,8 @@ class Recorder:
             overwrite: replace its results.
             dataset_info: the description of the instance's own store (its `dataset`),
                 written as `instance_<k>/dataset.json`; `None` for the experiment's.
+            overrides: the run's `--set` values, recorded in `params.json` (what `--refit`
+                resolves the instance with). Defaults to `None`: none.
 
         Returns:
             The sorted list of fold indices already done.
@@ -216,7 +218,7 @@ class Recorder:
         if dataset_info is not None:
             atomic_write_json(layout.dataset_file, dict(dataset_info))
         record = ParamsRecord(instance=instance, hash=params_hash, params=params,
-                              task_type=self.task_type)
+                              task_type=self.task_type, overrides=dict(overrides or {}))
         self._write(layout.params_file, record)
         folds = folds_on_disk(layout, self.num_folds, params_hash=params_hash,
                               task_type=self.task_type, reader=self.reader)
