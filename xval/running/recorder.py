@@ -37,12 +37,14 @@ from xval.core.layout import INSTANCE_OUTPUT, ExperimentLayout, InstanceLayout
 from xval.core.outputs import remove_output
 from xval.core.reader import MANIFEST_FIX, READER, FoldCheck, InstanceFolds, ResultsReader
 from xval.core.records import (
+    CommandLog,
     FinalModelRecord,
     FoldResult,
     FoldsManifest,
     InstanceStatus,
     InstanceSummary,
     ParamsRecord,
+    RunCommand,
     TrialRecord,
 )
 from xval.core.snapshot import write_snapshot
@@ -150,7 +152,8 @@ class Recorder:
 
     def begin_experiment(self, manifest: FoldsManifest, description: str,
                          dataset_info: Mapping[str, Any], *, script: str | None,
-                         config_path: str | Path | None, backend: str) -> None:
+                         config_path: str | Path | None, backend: str,
+                         command: RunCommand | None = None) -> None:
         """Writes the experiment-level files, under the experiment's lock.
 
         Args:
@@ -163,6 +166,8 @@ class Recorder:
             script: the experiment script, for the code snapshot (`None`: none).
             config_path: the run's config.ini, for the snapshot.
             backend: the Keras backend, for the snapshot.
+            command: the run's command line and `--set` values, appended to
+                `code/commands.json` (`None`: not recorded).
 
         Raises:
             ResultsConflictError: when `folds.json` changed under this run.
@@ -179,6 +184,18 @@ class Recorder:
             atomic_write_json(layout.dataset_file, dict(dataset_info))
             write_snapshot(layout.code_dir, script=script, config_path=config_path,
                            backend=backend)
+            if command is not None:
+                self._append_command(command)
+
+    def _append_command(self, command: RunCommand) -> None:
+        """Appends the run to `code/commands.json`; a log that cannot be read is kept aside
+        as `commands.json.unreadable` (said), and a new one begun."""
+        path = self.layout.commands_file
+        log, why = self.reader.read_record(path, CommandLog.from_dict)
+        if why:
+            path.replace(path.with_name(path.name + ".unreadable"))
+            self.out(f"{path} {why}; kept as {path.name}.unreadable, a new log begun.")
+        self._write(path, (log or CommandLog()).appended(command))
 
     def results_changed(self) -> None:
         """Tells the listeners that the experiment's results changed (`on_results`), with
