@@ -37,7 +37,8 @@ def embedding_model_set(model_or_instance_dir: str | Path, fold: int | None = No
     """
     models = resolve_models(model_or_instance_dir, fold=fold)
     if len(models) > 1:
-        folds = sorted(InstanceLayout.fold_of_model(p) for p in models.paths)
+        folds = sorted(i for p in models.paths
+                       if (i := InstanceLayout.fold_of_model(p)) is not None)
         raise ConfigurationError(
             f"{str(model_or_instance_dir)!r} holds {len(models)} fold models and no "
             "final.keras; each has its own embedding space, so embed reads one: give "
