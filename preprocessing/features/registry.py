@@ -69,10 +69,16 @@ import numpy as np
 import xval.config.schema as schema
 from xval.core.errors import ConfigurationError
 
-__all__ = ["FeatureType", "bin_frequencies", "centred_frames", "compute_features",
-           "feature_shape", "front_end", "get", "names", "parameter_names", "register"]
+__all__ = ["PCM_SCALE", "STORAGE_TYPES", "FeatureType", "bin_frequencies", "centred_frames",
+           "compute_features", "feature_shape", "front_end", "get", "names", "parameter_names",
+           "register"]
 
 FeatureFunction = Callable[..., np.ndarray]
+STORAGE_TYPES = ("float32", "float16", "int16")
+"""The storage types of `features.npy`; `int16` is 16-bit PCM (samples times 32768), for
+waveform types only."""
+PCM_SCALE = 32768.0
+"""An `int16` row holds the samples times this."""
 Params = Mapping[str, Any]
 
 
@@ -110,6 +116,9 @@ class FeatureType:
         describe: `describe(params) -> dict`, what `dataset.json` records of the type
             (`front_end`), or `None`.
         dtype: the storage type of its stores when `[features] dtype` is `auto`.
+        waveform: its rows are the audio samples themselves, `(samples, 1)`: a model's
+            front end (`front_end` instance parameter) computes features from them, and its
+            stores may be `int16` (16-bit PCM).
     """
 
     name: str
@@ -122,6 +131,7 @@ class FeatureType:
     batched: bool = False
     describe: Callable[[Params], dict[str, Any]] | None = None
     dtype: str = "float32"
+    waveform: bool = False
 
     def keywords(self, values: Params) -> dict[str, Any]:
         """The keyword arguments of `function` found in `values` (sample_rate included)."""
@@ -167,7 +177,8 @@ def register(name: str, *, bins: Callable[[Params], int],
              frequencies: Callable[[Params], np.ndarray] | None = None,
              batched: bool = False,
              describe: Callable[[Params], dict[str, Any]] | None = None,
-             dtype: str = "float32") -> Callable[[FeatureFunction], FeatureFunction]:
+             dtype: str = "float32",
+             waveform: bool = False) -> Callable[[FeatureFunction], FeatureFunction]:
     """Decorator registering a feature function under `name`.
 
     Args:
@@ -187,6 +198,8 @@ def register(name: str, *, bins: Callable[[Params], int],
         dtype: the storage type of the type's stores when `[features] dtype` is `auto`:
             `"float32"` or `"float16"` (half the size, for values that need no more, such
             as an encoder's hidden states). Defaults to `"float32"`.
+        waveform: the type's rows are audio samples (`(samples, 1)`), read by a model's
+            front end; its stores may be `"int16"`. Defaults to `False`.
 
     Returns:
         The decorator, which returns the function unchanged.
@@ -197,9 +210,9 @@ def register(name: str, *, bins: Callable[[Params], int],
         ValueError: when the name is not an identifier or is taken, or `dtype` is not a
             storage type.
     """
-    if dtype not in ("float32", "float16"):
+    if dtype not in STORAGE_TYPES or (dtype == "int16" and not waveform):
         raise ValueError(f"Feature type {name!r}: dtype={dtype!r}: expected float32 or "
-                         "float16.")
+                         "float16 (int16 for a waveform type).")
 
     def decorator(function: FeatureFunction) -> FeatureFunction:
         if not isinstance(name, str) or not name.isidentifier():
@@ -210,7 +223,7 @@ def register(name: str, *, bins: Callable[[Params], int],
         _TYPES[name] = FeatureType(name=name, function=function, params=params,
                                    options=options, bins=bins, frames=frames,
                                    frequencies=frequencies, batched=batched,
-                                   describe=describe, dtype=dtype)
+                                   describe=describe, dtype=dtype, waveform=waveform)
         return function
 
     return decorator
@@ -249,7 +262,8 @@ def compute_features(y: np.ndarray, *, sample_rate: int, feature: str = "mel",
         sample_rate: rate of `y` in Hz.
         feature: a registered feature type (`stft`, `mel`, `mfcc`, `cqt`, ...). Defaults to
             `"mel"`.
-        dtype: `"float32"` or `"float16"`. Defaults to `"float32"`.
+        dtype: `"float32"`, `"float16"` or, for a waveform type, `"int16"` (16-bit PCM:
+            the samples times 32768, rounded and clipped). Defaults to `"float32"`.
         **params: feature parameters (a store's `feature_params`); those the type does not
             read are ignored, those it reads and are not given take the function's
             defaults.
@@ -265,6 +279,12 @@ def compute_features(y: np.ndarray, *, sample_rate: int, feature: str = "mel",
     keywords = kind.keywords(params)
     keywords["sample_rate"] = sample_rate
     S = kind.function(np.asarray(y, dtype=np.float32), **keywords)
+    if dtype == "int16":
+        if not kind.waveform:
+            raise ValueError(f"dtype='int16' stores audio samples (16-bit PCM); feature="
+                             f"{feature!r} is not a waveform type: use float32 or float16.")
+        S = np.clip(np.round(np.asarray(S, dtype=np.float64) * PCM_SCALE), -PCM_SCALE,
+                    PCM_SCALE - 1)
     return np.ascontiguousarray(S, dtype=dtype)
 
 

@@ -174,6 +174,14 @@ class ArchitectureCatalog(Protocol):
     def check_keywords(self, name: str, values: dict[str, Any], where: str) -> None: ...
 
 
+NO_FREQUENCY_AXIS = {"pretrained": "pretrained encoder states, whose dimensions are not "
+                                    "frequencies",
+                     "waveform": "audio samples fed to the model as they are (front_end="
+                                 "'none')"}
+"""Features without a frequency axis (frequency warping and masks are refused), and what
+their rows hold."""
+
+
 def resolve(instance_id: int | str, spec: Spec, *, training_defaults: Mapping[str, Any],
             architectures: ArchitectureCatalog, experiment_params: Spec | None = None,
             overrides: Mapping[str, Any] | None = None, task_type: str = tasks.DEFAULT,
@@ -189,10 +197,11 @@ def resolve(instance_id: int | str, spec: Spec, *, training_defaults: Mapping[st
         experiment_params: parameters the experiment applies to every instance.
         overrides: `--set` values, applied last.
         task_type: a task registered in `xval.tasks`. Defaults to `tasks.DEFAULT`.
-        feature: the store's feature (`stft`, `mel`, `mfcc`, `cqt`, `pretrained`) when
-            known: MFCCs have no frequency axis, so a default `freq_warp` is dropped and a
-            named one refused; for `pretrained` the same holds of `freq_masks`. Defaults
-            to `None` (unknown).
+        feature: the store's feature (`stft`, `mel`, `mfcc`, `cqt`, `pretrained`,
+            `waveform`) when known, or the instance's `front_end` when it names one (the
+            features the model computes): MFCCs have no frequency axis, so a default
+            `freq_warp` is dropped and a named one refused; for `pretrained` and `waveform`
+            (fed as it is) the same holds of `freq_masks`. Defaults to `None` (unknown).
 
     Returns:
         dict of every parameter: the training defaults, the architecture's keyword
@@ -234,6 +243,8 @@ def resolve(instance_id: int | str, spec: Spec, *, training_defaults: Mapping[st
         params["load_model"] = _model_path(params["load_model"], where)
     _check_save_metric(params, task, where)
     _check_transfer_and_logs(params, where)
+    if params.get("front_end", "none") != "none":  # the model computes its own features
+        feature = str(params["front_end"])
     _fit_defaults(params, set(merged), task, feature)
     _check_training_options(params, task, where, feature)
     task.check_params(params, where)
@@ -366,24 +377,35 @@ def _fit_defaults(params: dict[str, Any], explicit: set[str], task: tasks.Task,
                           ("freq_warp", 0.0), ("time_warp", 0.0)):
             if name not in explicit:
                 params[name] = off
-    if feature in ("mfcc", "pretrained") and "freq_warp" not in explicit:
-        params["freq_warp"] = 0.0
-    if feature == "pretrained" and "freq_masks" not in explicit:
-        params["freq_masks"] = 0
+    _feature_defaults(params, explicit, feature)
     _task_defaults(params, explicit, task)
+
+
+def _feature_defaults(params: dict[str, Any], explicit: set[str], feature: str | None) -> None:
+    """Drops the default warps and masks the features cannot take: `freq_warp` without a
+    frequency axis (MFCCs, pretrained states, raw samples), `freq_masks` for the last two,
+    `time_warp` on rows of any length (`random_crop_seconds`)."""
+    if feature in ("mfcc", *NO_FREQUENCY_AXIS) and "freq_warp" not in explicit:
+        params["freq_warp"] = 0.0
+    if feature in NO_FREQUENCY_AXIS and "freq_masks" not in explicit:
+        params["freq_masks"] = 0
+    if params.get("random_crop_seconds") and "time_warp" not in explicit:
+        params["time_warp"] = 0.0  # rows of any length: a crop is the time augmentation
 
 
 def _check_pretrained(params: Mapping[str, Any], where: str, feature: str | None) -> None:
     """Refuses frequency warping and frequency masks on a store of pretrained encoder states
-    (`feature = pretrained`): their dimensions are neither frequencies nor neighbours."""
-    if feature != "pretrained":
+    (`feature = pretrained`), whose dimensions are neither frequencies nor neighbours, and on
+    raw audio fed as it is (`feature = waveform`, `front_end = none`): one sample per row."""
+    if feature not in NO_FREQUENCY_AXIS:
         return
+    holds = NO_FREQUENCY_AXIS[feature]
     for name in ("freq_warp", "freq_masks"):
         if params.get(name, 0):
             raise ParameterError(
                 f"{where}: {name}={params[name]} acts on a frequency axis, but the dataset "
-                "holds pretrained encoder states (feature='pretrained'), whose dimensions "
-                f"are not frequencies; use {name}=0 (time masks and time_warp are fine).")
+                f"holds {holds} (feature={feature!r}), which has none; use {name}=0 (time "
+                "masks and time_warp are fine).")
 
 
 def _task_defaults(params: dict[str, Any], explicit: set[str], task: tasks.Task) -> None:
@@ -404,6 +426,11 @@ def _check_training_options(params: Mapping[str, Any], task: tasks.Task, where: 
             f"{where}: freq_warp={params['freq_warp']} warps the frequency axis, but the "
             "dataset holds MFCCs (cepstral coefficients have no frequency axis); use "
             "freq_warp=0, or a store of stft, mel or cqt features.")
+    if params.get("random_crop_seconds") and params.get("time_warp"):
+        raise ParameterError(
+            f"{where}: time_warp={params['time_warp']} needs rows of a fixed length, but "
+            f"random_crop_seconds={params['random_crop_seconds']} makes the model take any "
+            "length; use time_warp=0 (the random crop shifts the rows in time already).")
     epochs = params["epochs"]
     for name in ("min_epochs", "warmup_epochs"):
         if params.get(name, 0) >= epochs:

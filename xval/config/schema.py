@@ -300,6 +300,21 @@ SCHEMA = {
                    'frequency bin, inside the model: none | mean (cepstral mean normalisation) | '
                    'standard (mean and variance). Removes what is constant over a recording '
                    '(microphone, channel, level), which differs between speakers and sites.')),
+        "front_end": _choice("features computed inside the model from a waveform store: "
+                             "none, mel, stft or mfcc", ("none", "mel", "stft", "mfcc"),
+            default='none',
+            notes=('Front end (a store of feature = waveform only): the features the model '
+                   'computes from the audio rows, with the settings of the store\'s [features] '
+                   'values, so that a saved model takes audio: none (the rows as they are) | '
+                   'mel | stft | mfcc (as the librosa feature of that name). The per-fold '
+                   'normalisation is computed through it from the training rows.')),
+        "random_crop_seconds": _float("train on a random window of this length of every "
+                                      "training row (seconds; 0: the whole row)", 0,
+            default=0.0,
+            notes=('Random crops: every epoch, each training row is cut to a window of this '
+                   'length at a random offset (0 = off); validation, test and prediction read '
+                   'whole rows, so the model takes any length (an architecture that pools over '
+                   'time, e.g. audio_cnn). Shorter than the store\'s segment_seconds.')),
         "refit_with_val": Key("bool", "train a fresh model per fold on the training plus "
                               "validation items for the best epoch count; its test scores "
                               "and model are the fold's",
@@ -373,7 +388,8 @@ SCHEMA = {
         # when that registry is imported (`bind_choices`).
         "feature": Key("str", "time-frequency feature",
             default='mel',
-            notes='Feature: stft (magnitude) | mel | mfcc | cqt.'),
+            notes=('Feature: stft (magnitude) | mel | mfcc | cqt | waveform (the samples: '
+                   'the model computes its features, front_end) | pretrained.')),
         "compression": _choice("compression of stft/cqt/mel magnitudes", COMPRESSIONS,
             default='db',
             notes=('Compression of stft/cqt/mel magnitudes: db | log | power | none (mfcc ignores '
@@ -409,10 +425,12 @@ SCHEMA = {
                    'segment.')),
         "segment_hop_seconds": _float("hop between segments (seconds)", 0, 3600, open_low=True,
             default=0.5),
-        "dtype": _choice("storage type of features.npy", ("auto", "float32", "float16"),
+        "dtype": _choice("storage type of features.npy",
+                         ("auto", "float32", "float16", "int16"),
             default='auto',
             notes=('Storage type of features.npy: auto (the feature type\'s own: float32 for '
-                   'the spectral types, float16 for pretrained) | float32 | float16.')),
+                   'the spectral types, float16 for pretrained and waveform) | float32 | '
+                   'float16 | int16 (waveform only: 16-bit PCM).')),
         "peak_normalize": Key("bool", "scale every file to a peak of 1 before extraction",
             default=True,
             notes='Scale every file to a peak of 1 before feature extraction.'),
@@ -546,7 +564,8 @@ ADDED_KEYS = {
                  "min_gap_seconds": 0.0, "row_normalization": "none",
                  "embedding_classifier": "none", "embedding_models": None,
                  "embedding_layer": "auto", "embedding_c": None,
-                 "freq_warp": 0.0, "time_warp": 0.0, "refit_with_val": False},
+                 "freq_warp": 0.0, "time_warp": 0.0, "refit_with_val": False,
+                 "front_end": "none", "random_crop_seconds": 0.0},
 }
 
 # (low, high) pairs that must be ordered.

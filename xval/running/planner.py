@@ -23,6 +23,7 @@ from xval.folds import ItemKFold, PredefinedItemSplit, fold_manifest
 from xval.folds import check_fold as check_fold_items
 from xval.running.declaration import ExperimentDeclaration, InstanceSpec, check_dataset
 from xval.running.recorder import read_record
+from xval.training.front_end import check_front_end
 from xval.training.model import check_transfer
 
 Params = dict[str, Any]
@@ -177,7 +178,9 @@ def make_plan(experiment: ExperimentDeclaration, config: Config, selected: list[
         if resolved[k].get(P.DATASET) == experiment.dataset:
             del resolved[k][P.DATASET]  # the experiment's own: no other store
     check_store_task(experiment, store)
+    task = tasks.get(experiment.task_type)
     for k, params in resolved.items():
+        check_front_end(params, stores.get(k, store).info, task, f"instance {k}")
         if params.get("load_model"):
             check_transfer(params, tuple(stores.get(k, store).features.shape[1:]),
                            f"instance {k}")

@@ -65,7 +65,8 @@ def normalization_stats(features: Any, rows: np.ndarray, chunk_bytes: int = 16 <
 def make_batches(features: Any, rows: np.ndarray, targets: Any, *, batch_size: int,
                  shuffle: bool, seed: int = 0, weights: np.ndarray | None = None,
                  workers: int = 0, mixup_alpha: float = 0.0,
-                 target_fn: Callable[[np.ndarray], np.ndarray] | None = None) -> Any:
+                 target_fn: Callable[[np.ndarray], np.ndarray] | None = None,
+                 crop: int = 0) -> Any:
     """A `keras.utils.PyDataset` of a fold's rows.
 
     Both modes go through it: in memory, `features` is an array already loaded; in
@@ -87,6 +88,9 @@ def make_batches(features: Any, rows: np.ndarray, targets: Any, *, batch_size: i
             drawn per row. Defaults to `0.0` (off).
         target_fn: when given, each batch's targets are `target_fn(x)` of its features
             (an autoencoder's normalised input) instead of `targets`. Defaults to `None`.
+        crop: when > 0, every row is cut to `crop` frames (samples, for a waveform store)
+            at an offset drawn per row, epoch and batch (`random_crop_seconds`). Defaults to
+            `0` (whole rows).
 
     Returns:
         A `keras.utils.PyDataset`.
@@ -112,11 +116,18 @@ def make_batches(features: Any, rows: np.ndarray, targets: Any, *, batch_size: i
         def __getitem__(self, index: int) -> tuple[Any, ...]:
             pick = np.sort(self.order[index * batch_size:(index + 1) * batch_size])
             x = np.asarray(features[self.rows[pick]], dtype=np.float32)
+            if crop:
+                x = self._crop(x, index)
             y = self.targets[pick] if target_fn is None else target_fn(x)
             w = None if self.weights is None else self.weights[pick]
             if mixup_alpha > 0:
                 x, y, w = self._mix(x, y, w, index)
             return (x, y) if w is None else (x, y, w)
+
+        def _crop(self, x: np.ndarray, index: int) -> np.ndarray:
+            rng = np.random.default_rng((seed, self.epoch, index, 1))  # any thread, any order
+            starts = rng.integers(0, x.shape[1] - crop + 1, size=len(x))
+            return np.stack([row[start:start + crop] for row, start in zip(x, starts)])
 
         def _mix(self, x: np.ndarray, y: Any, w: np.ndarray | None, index: int
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
