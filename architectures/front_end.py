@@ -16,6 +16,7 @@ from typing import Any
 import keras
 import numpy as np
 import scipy.fft
+import scipy.signal
 from keras import ops
 
 from preprocessing.features.spectral import mel_basis
@@ -36,6 +37,22 @@ def dct_matrix(n_mels: int, n_mfcc: int) -> np.ndarray:
         `np.ndarray [shape=(n_mels, n_mfcc)]`: `log_mel @ matrix` are the coefficients.
     """
     return scipy.fft.dct(np.eye(n_mels), type=2, norm="ortho", axis=0)[:n_mfcc].T
+
+
+def dft_kernels(n_fft: int) -> tuple[np.ndarray, np.ndarray]:
+    """The real and imaginary DFT kernels of a periodic Hann window, as
+    `keras.layers.STFTSpectrogram` lays them out, computed in double precision.
+
+    Returns:
+        Two `np.ndarray [shape=(n_fft, 1, n_fft // 2 + 1)]`, float32.
+    """
+    window = scipy.signal.get_window("hann", n_fft, fftbins=True)
+    n = np.arange(n_fft)[:, None]
+    k = np.arange(n_fft // 2 + 1)[None, :]
+    angle = -2.0 * np.pi * ((n * k) % n_fft) / n_fft
+    real = (np.cos(angle) * window[:, None])[:, None, :]
+    imag = (np.sin(angle) * window[:, None])[:, None, :]
+    return real.astype("float32"), imag.astype("float32")
 
 
 @keras.saving.register_keras_serializable(package="architectures")
@@ -100,6 +117,12 @@ class SpectralFrontEnd(keras.layers.Layer):
 
     def build(self, input_shape: tuple[int | None, ...]) -> None:
         self.stft.build((None, None, 1))
+        # The DFT kernels in double precision, then rounded once: Keras's initializer takes
+        # cos and sin of float32 arguments up to 2 pi n_fft, whose rounding leaks into
+        # the bins 50 dB below a peak (0.1 dB off librosa there).
+        real, imag = dft_kernels(self.n_fft)
+        self.stft.real_kernel.assign(real)
+        self.stft.imag_kernel.assign(imag)
         if self.feature in ("mel", "mfcc"):
             basis = mel_basis(self.sample_rate, self.n_fft, self.n_mels, self.fmin, self.fmax)
             self.mel_weights = self._fixed("mel_basis", basis.T)

@@ -48,8 +48,8 @@ FILES = {"onnx": "model.onnx", "keras": "model.keras", "savedmodel": "savedmodel
 CARD = "MODEL_CARD.md"
 """The model card's file name."""
 ONNX_TOLERANCE = 1e-4
-"""The largest difference between the ONNX model's and the Keras model's outputs accepted
-by the check after export."""
+"""The largest difference between the exported model's (ONNX, SavedModel) and the Keras
+model's outputs accepted by the check after export."""
 
 
 @dataclasses.dataclass
@@ -63,9 +63,10 @@ class Exported:
         input_shape: its shape without the batch axis (`None`: any length).
         takes_audio: whether it takes audio (a front end inside).
         members: how many fold models it averages.
-        check: the largest difference between the exported model's outputs and the Keras
-            model's on a random batch, or `None` when it was not checked (no onnxruntime,
-            or the `keras` format).
+        check: the largest difference between the exported model's outputs (onnxruntime, or
+            the SavedModel reloaded by TensorFlow) and the Keras model's on a random batch,
+            or `None` when it was not checked (ONNX without onnxruntime, or the `keras`
+            format).
     """
 
     folder: Path
@@ -210,6 +211,7 @@ def write_export(model: Any, fmt: str, out: Path, card: Callable[[float | None],
             model.save(target)
         elif fmt == "savedmodel":
             model.export(str(target), format="tf_saved_model", verbose=False)
+            check = _check_savedmodel(target, batch, expected)
         else:
             model.export(str(target), format="onnx", verbose=False)
             _name_output(target)
@@ -256,12 +258,28 @@ def _check_onnx(path: Path, batch: np.ndarray, expected: np.ndarray) -> float | 
 
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = session.run(None, {session.get_inputs()[0].name: batch})[0]
-    diff = float(np.max(np.abs(np.asarray(got) - expected)))
+    return _within(float(np.max(np.abs(np.asarray(got) - expected))), "ONNX")
+
+
+def _check_savedmodel(path: Path, batch: np.ndarray, expected: np.ndarray) -> float:
+    """The largest difference between the SavedModel's `serve` outputs (reloaded with
+    TensorFlow) and Keras's on `batch`.
+
+    Raises:
+        ConfigurationError: when it exceeds `ONNX_TOLERANCE`.
+    """
+    import tensorflow as tf  # noqa: PLC0415  (the backend of this format)
+
+    got = np.asarray(tf.saved_model.load(str(path)).serve(tf.constant(batch)))
+    return _within(float(np.max(np.abs(got - expected))), "SavedModel")
+
+
+def _within(diff: float, what: str) -> float:
     if not diff <= ONNX_TOLERANCE:
         raise ConfigurationError(
-            f"The ONNX model's outputs differ from the Keras model's by {diff:.2e} (more than "
-            f"{ONNX_TOLERANCE:g}) on a random batch; nothing was written. Export as keras or "
-            "savedmodel instead, and report the model.")
+            f"The {what} model's outputs differ from the Keras model's by {diff:.2e} (more "
+            f"than {ONNX_TOLERANCE:g}) on a random batch; nothing was written. Export as "
+            "keras instead, and report the model.")
     return diff
 
 

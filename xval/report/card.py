@@ -84,7 +84,7 @@ def model_card(facts: CardFacts, instance: InstanceResult | None,
     Returns:
         Markdown.
     """
-    name = instance.path.name if instance is not None else facts.source
+    name = "/".join(instance.path.parts[-3:]) if instance is not None else facts.source
     lines = [f"# Model card: {name}", "",
              f"Written by `python -m xval export` on {facts.date} with the {facts.fmt} export "
              f"({', '.join(f'`{f}`' for f in facts.files)}); regenerate it rather than "
@@ -108,9 +108,12 @@ def _task(facts: CardFacts, instance: InstanceResult | None) -> list[str]:
         out.append(f"- Classes ({len(classes)}, in the order of the output): "
                    f"{', '.join(f'`{c}`' for c in classes)}.")
     if params:
-        out.append(f"- Model: `{params.get('architecture')}` ({params.get('comment_1')}; "
-                   f"{params.get('comment_2')}), reshaping `{params.get('reshaping_type')}`, "
-                   f"front end `{params.get('front_end', 'none')}`.")
+        comments = "; ".join(str(params[c]) for c in ("comment_1", "comment_2")
+                             if params.get(c))
+        out.append(f"- Model: `{params.get('architecture')}`"
+                   + (f" ({comments})" if comments else "")
+                   + f", reshaping `{params.get('reshaping_type')}`, front end "
+                   f"`{params.get('front_end', 'none')}`.")
     members = "the mean of the outputs of " + (f"{facts.members} fold models" if
                                                facts.members > 1 else "one model")
     out.append(f"- Output `scores` `(batch, {len(classes) or 'outputs'})`: {members}, then "
@@ -242,8 +245,8 @@ def _code(code: Mapping[str, Any], check: float | None) -> list[str]:
             f"{code.get('backend', '?')}.",
             f"- Exported with: {code.get('exported_with', '?')}.",
             f"- Check: the exported model's outputs differ from the Keras model's by at most "
-            f"{check:.1e} on a random batch (onnxruntime)." if check is not None else
-            "- Check: none run on the exported file (onnxruntime checks ONNX exports).", ""]
+            f"{check:.1e} on a random batch." if check is not None else
+            "- Check: none run on the exported file (ONNX needs onnxruntime).", ""]
 
 
 def _use(facts: CardFacts, instance: InstanceResult | None) -> list[str]:
