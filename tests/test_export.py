@@ -130,7 +130,7 @@ def test_export_keras_writes_the_ensemble_and_its_model_card(trained, tmp_path):
                  "source: demo recordings, 4 speakers", "3 folds over items",
                  "| fold | train items | val items | test items |", "| 4/4 |",
                  "## Cross-validated scores",
-                 f"| segment | accuracy | ", f"{accuracy['mean']:.4f} ± {accuracy['std']:.4f} "
+                 "| segment | accuracy | ", f"{accuracy['mean']:.4f} ± {accuracy['std']:.4f} "
                  f"[{accuracy['mean'] - accuracy['ci95']:.4f}",
                  "Exported with: audio-xval", "Keras 3.", "## Intended use and limits"):
         assert text in card, text

@@ -62,6 +62,21 @@ def normalization_stats(features: Any, rows: np.ndarray, chunk_bytes: int = 16 <
     return mean.astype(np.float32), var.astype(np.float32)
 
 
+def random_crops(x: np.ndarray, length: int, rng: np.random.Generator) -> np.ndarray:
+    """A window of `length` frames of every row, at an offset drawn from `rng`.
+
+    Args:
+        x: `np.ndarray [shape=(rows, time, ...)]`.
+        length: the window's frames (at most `time`).
+        rng: the generator of the offsets.
+
+    Returns:
+        `np.ndarray [shape=(rows, length, ...)]`.
+    """
+    starts = rng.integers(0, x.shape[1] - length + 1, size=len(x))
+    return np.stack([row[start:start + length] for row, start in zip(x, starts)])
+
+
 def make_batches(features: Any, rows: np.ndarray, targets: Any, *, batch_size: int,
                  shuffle: bool, seed: int = 0, weights: np.ndarray | None = None,
                  workers: int = 0, mixup_alpha: float = 0.0,
@@ -116,18 +131,13 @@ def make_batches(features: Any, rows: np.ndarray, targets: Any, *, batch_size: i
         def __getitem__(self, index: int) -> tuple[Any, ...]:
             pick = np.sort(self.order[index * batch_size:(index + 1) * batch_size])
             x = np.asarray(features[self.rows[pick]], dtype=np.float32)
-            if crop:
-                x = self._crop(x, index)
+            if crop:  # drawn per row, epoch and batch: any thread, any order
+                x = random_crops(x, crop, np.random.default_rng((seed, self.epoch, index, 1)))
             y = self.targets[pick] if target_fn is None else target_fn(x)
             w = None if self.weights is None else self.weights[pick]
             if mixup_alpha > 0:
                 x, y, w = self._mix(x, y, w, index)
             return (x, y) if w is None else (x, y, w)
-
-        def _crop(self, x: np.ndarray, index: int) -> np.ndarray:
-            rng = np.random.default_rng((seed, self.epoch, index, 1))  # any thread, any order
-            starts = rng.integers(0, x.shape[1] - crop + 1, size=len(x))
-            return np.stack([row[start:start + crop] for row, start in zip(x, starts)])
 
         def _mix(self, x: np.ndarray, y: Any, w: np.ndarray | None, index: int
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
