@@ -17,8 +17,17 @@ from preprocessing.parallel import process_pool, seed_for, single_threaded
 from xval.config import schema
 from xval.core.errors import ConfigurationError, DatasetError
 from xval.core.files import atomic_write_bytes
-from xval.core.outputs import check_output_files, check_output_folder
+from xval.core.outputs import Output, check_output_files, check_output_folder, check_replace
 from xval.core.terminal import is_terminal
+
+_NAMES = ("*_original.wav", "*_aug[0-9][0-9].wav")
+AUGMENTED = Output(kind="a folder of augmented audio", command="`python -m augmentation`",
+                   markers=(), folders=True,
+                   entries=(*_NAMES, *(f".{n}.*" for n in _NAMES),
+                            *(f"*/.{n}.*" for n in _NAMES)))
+"""What OUT holds (`xval.core.outputs`): copies and versions named by `output_names` in
+sub-folders; an OUT holding anything else (the user's own recordings) is refused, so that
+generated audio never mixes with real recordings."""
 
 
 def output_names(relative: Path, n: int) -> list[Path]:
@@ -37,7 +46,8 @@ def check_folders(in_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str
 
     Raises:
         ConfigurationError: for a missing IN, OUT inside IN (or IN inside OUT), an OUT that
-            is not a writable folder, N < 0.
+            is not a writable folder or holds files augmentation did not write (`AUGMENTED`),
+            N < 0.
     """
     if not isinstance(n, int) or isinstance(n, bool) or n < 0:
         raise ConfigurationError(f"N={n!r}: expected the number of augmented versions, >= 0.")
@@ -54,6 +64,7 @@ def check_folders(in_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str
         raise ConfigurationError(
             f"IN {str(source)!r} is inside OUT {str(target)!r}; choose a separate OUT folder."
         )
+    check_replace(target, AUGMENTED, overwrite=True, what="OUT")  # only its own files there
     return source, target
 
 

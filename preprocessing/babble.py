@@ -24,6 +24,12 @@ from scipy.signal import fftconvolve
 from preprocessing.audio import load_audio
 from preprocessing.synth_events import background_files, check_out, staging
 from xval.core.errors import DatasetError
+from xval.core.outputs import Output
+
+BABBLE = Output(kind="a synth-babble folder", command="synth-babble",
+                markers=("recipe.json",),
+                entries=("recipe.json", "backgrounds.csv", "site_*", "site_*/babble_*.wav"))
+"""What `babble_backgrounds` writes (`xval.core.outputs`): only such a folder is replaced."""
 
 
 @dataclasses.dataclass
@@ -120,14 +126,14 @@ def babble_backgrounds(speech_dir: str | Path, out_dir: str | Path, *, groups: i
                           rt60_max=rt60_max, sample_rate=sample_rate, seed=seed)
     recipe.check()
     out = Path(out_dir)
-    check_out(out, overwrite, "synth-babble")
+    check_out(out, overwrite, BABBLE, inputs=[speech_dir])
     by_talker = _talkers(speech_dir, recipe)
     rooms = _pyroomacoustics() if reverb else None
     rng = np.random.default_rng(seed)
     mixer = _Babble(recipe, rng, by_talker)
     rows: list[dict[str, Any]] = []
     pools: dict[str, list[str]] = {}
-    with staging(out) as tmp:
+    with staging(out, BABBLE) as tmp:
         for g, pool in enumerate(np.array_split(np.array(sorted(by_talker)), groups)):
             group = f"site_{g}"
             pools[group] = [str(t) for t in pool]

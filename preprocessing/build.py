@@ -5,7 +5,7 @@ import dataclasses
 import functools
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -15,7 +15,7 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 import xval.config.schema as schema
-from preprocessing.audio import Region, load_audio, peak_dbfs
+from preprocessing.audio import Region, load_audio
 from preprocessing.features import (
     centred_frames,
     compute_features,
@@ -25,14 +25,15 @@ from preprocessing.features import (
     parameter_names,
     segment,
 )
+from preprocessing.intake import check_trainable
+from preprocessing.level import no_signal_reason
 from preprocessing.parallel import process_pool, seed_for, single_threaded
 from preprocessing.rows import check_rows, row_region
 from preprocessing.sources import Skipped
-from preprocessing.store import FeatureStore, write_store
+from preprocessing.store import FeatureStore, check_store_out, write_store
 from xval import tasks
 from xval.core.errors import ConfigurationError, DatasetError
 from xval.core.files import make_temp_file, storage_error
-from xval.core.outputs import check_output_folder
 from xval.core.terminal import is_terminal
 
 Augmenter = Callable[[np.ndarray, int, int], np.ndarray]
@@ -146,14 +147,13 @@ def extract_file(path: str | os.PathLike[str], params: Mapping[str, Any],
                                 peak_normalize=False, region=region)
     except DatasetError as e:
         return {"error": str(e)}
-    level = peak_dbfs(y)
-    if level < params["silence_threshold_db"]:
-        return {"error": f"silent: peak {level:.1f} dBFS is below "
-                         f"silence_threshold_db={params['silence_threshold_db']}"}
     frame = params.get("n_fft")
     if frame and len(y) < frame:
         return {"error": f"too short: {len(y)} samples at {params['sample_rate']} Hz, fewer "
                          f"than one analysis frame (n_fft={frame})"}
+    silent = no_signal_reason(y, params)
+    if silent:
+        return {"error": silent}
     if params["peak_normalize"]:
         y = y / np.max(np.abs(y))
     signals = [y]
@@ -231,7 +231,8 @@ class _Extraction:
         if "error" in result:
             if self.strict:
                 raise DatasetError(f"{record['path']}: {result['error']} (strict mode).")
-            self.skipped.append({"path": record["path"], "reason": result["error"]})
+            self.skipped.append({"path": record["path"], "reason": result["error"],
+                                 "label": str(record["label"])})
             return
         feats = result["features"]
         self.shape, self.dtype = feats.shape[1:], feats.dtype
@@ -267,21 +268,37 @@ class _Extraction:
 
 
 def _check_request(out: Path, *, overwrite: bool, strict: bool, skipped: Skipped,
-                   augmenter: Augmenter | None, augment_versions: int) -> None:
-    """Refuses a build that cannot go ahead, before anything is extracted."""
-    check_output_folder(out.parent, what="the store's parent folder")
-    if (out.exists() or out.is_symlink()) and not out.is_dir():
-        raise DatasetError(f"{out} exists and is not a store folder; give another --out.")
-    if out.exists() and not overwrite:
-        raise DatasetError(
-            f"A store already exists at {out}; pass --overwrite to replace it."
-        )
+                   augmenter: Augmenter | None, augment_versions: int,
+                   inputs: Iterable[str | os.PathLike[str]]) -> None:
+    """Refuses a build that cannot go ahead, before anything is extracted: the output rule
+    (`check_store_out`: only a store is ever replaced, never a folder read), then the
+    arguments."""
+    check_store_out(out, overwrite=overwrite, inputs=inputs)
     if augment_versions < 0:
         raise DatasetError(f"augment_versions={augment_versions}: expected N >= 0.")
     if augment_versions and augmenter is None:
         raise DatasetError("augment_versions > 0 needs an augmenter.")
     if strict and skipped:
         raise DatasetError(f"{skipped[0]['path']}: {skipped[0]['reason']} (strict mode).")
+
+
+@contextlib.contextmanager
+def _raw_rows(out: Path) -> Iterator[tuple[BinaryIO, str, str]]:
+    """A temporary raw file beside `out` for the extracted rows, and the `.npy` path they
+    become: `(raw file, raw path, npy path)`; both are removed on leaving, and a failed
+    write is a clear `StorageError`."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    raw_fd, raw_path = make_temp_file(out.parent, prefix=f".{out.name}.", suffix=".raw")
+    npy_path = raw_path[:-4] + ".npy"
+    try:
+        with os.fdopen(raw_fd, "wb") as raw:
+            yield raw, raw_path, npy_path
+    except OSError as e:
+        raise storage_error(e, Path(raw_path)) from e
+    finally:
+        for leftover in (raw_path, npy_path):
+            if os.path.exists(leftover):
+                os.remove(leftover)
 
 
 def _store_info(params: Mapping[str, Any], skipped: Skipped, files: int,
@@ -306,7 +323,8 @@ def build_store(rows: pd.DataFrame, out: str | os.PathLike[str], *,
                 classes: list[str] | None = None, skipped: Skipped | tuple[()] = (),
                 info: Mapping[str, Any] | None = None, augmenter: Augmenter | None = None,
                 augment_versions: int = 0, augment_seed: int = 0,
-                progress: bool = True) -> tuple[FeatureStore, dict[str, Any]]:
+                progress: bool = True, inputs: Iterable[str | os.PathLike[str]] = ()
+                ) -> tuple[FeatureStore, dict[str, Any]]:
     """Extracts features for every row and writes a feature store.
 
     Rows are processed in (item, clip) order, in parallel, and written in that order
@@ -329,52 +347,51 @@ def build_store(rows: pd.DataFrame, out: str | os.PathLike[str], *,
         augment_versions: augmented versions per file (rows marked `augmented`).
         augment_seed: seed of the augmentation.
         progress: show a progress bar. Defaults to `True`.
+        inputs: the folders read (the dataset root): the store is never written inside
+            one of them, nor one of them inside it.
 
     Returns:
         `(store, summary)`: the opened `FeatureStore` and a dict of counts and skipped files.
 
     Raises:
         ConfigurationError: for a missing or bad feature parameter or worker count.
-        DatasetError: when the store exists and `overwrite` is off, for rows that would
-            change results (`check_rows`), in strict mode on the first unusable file, or
-            when no file is usable.
+        DatasetError: for an `out` that may not be written (`check_store_out`), rows that
+            would change results (`check_rows`) or cannot train (`check_trainable`, on the
+            rows found and on those left after extraction), in strict mode on the first
+            unusable file, or when no file is usable.
     """
     params, described = front_end(feature_params(params))
     workers = schema.check("features", "workers", workers, style="param")
     out = Path(out)
     skipped = list(skipped)
     _check_request(out, overwrite=overwrite, strict=strict, skipped=skipped,
-                   augmenter=augmenter, augment_versions=augment_versions)
+                   augmenter=augmenter, augment_versions=augment_versions,
+                   inputs=inputs)
     check_rows(rows)
+    check_trainable(rows, skipped, task_type=task_type, stage="found")
     rows = rows.sort_values(["item", "clip", "path"], kind="stable").reset_index(drop=True)
     workers = max(1, min(workers or os.cpu_count() or 1, len(rows)))
     work: list[ExtractionTask] = [
         (r["path"], params, augmenter, augment_versions, augment_seed, r["clip"], row_region(r))
         for r in rows.to_dict("records")]
     t0 = time.perf_counter()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    raw_fd, raw_path = make_temp_file(out.parent, prefix=f".{out.name}.", suffix=".raw")
-    npy_path = raw_path[:-4] + ".npy"
-    try:
-        with os.fdopen(raw_fd, "wb") as raw:
-            extraction = _Extraction(raw, skipped, strict)
-            with _extraction_results(work, params, workers) as results:
-                bar = tqdm(results, total=len(work), unit="file", desc=f"features -> {out.name}",
-                           disable=not (progress and is_terminal()))
-                for record, result in zip(rows.to_dict("records"), bar):
-                    extraction.add(record, result)
+    with _raw_rows(out) as (raw, raw_path, npy_path):
+        extraction = _Extraction(raw, skipped, strict)
+        with _extraction_results(work, params, workers) as results:
+            bar = tqdm(results, total=len(work), unit="file", desc=f"features -> {out.name}",
+                       disable=not (progress and is_terminal()))
+            for record, result in zip(rows.to_dict("records"), bar):
+                extraction.add(record, result)
+        raw.close()
         extraction.write_npy(raw_path, npy_path)
+        check_trainable(pd.DataFrame(extraction.meta, columns=["label", "item"]), skipped,
+                        task_type=task_type, stage="left after skipping unusable files",
+                        expected=rows["label"].astype(str).unique())
         body = _store_info(params, skipped, extraction.files, augment_versions,
                            time.perf_counter() - t0, described, info)
         store = write_store(out, npy_path, pd.DataFrame(extraction.meta), info=body,
                             task_type=task_type, classes=classes, overwrite=overwrite)
-    except OSError as e:
-        raise storage_error(e, Path(raw_path)) from e
-    finally:
-        for leftover in (raw_path, npy_path):
-            if os.path.exists(leftover):
-                os.remove(leftover)
-    summary = {"rows": len(store), "files": extraction.files, "skipped": skipped,
-               "items": store.info["n_items"], "classes": store.classes,
-               "seconds": body["extraction_seconds"], "shape": tuple(store.features.shape)}
-    return store, summary
+    return store, {"rows": len(store), "files": extraction.files, "skipped": skipped,
+                   "items": store.info["n_items"], "classes": store.classes,
+                   "seconds": body["extraction_seconds"],
+                   "shape": tuple(store.features.shape)}

@@ -20,7 +20,7 @@ from preprocessing.annotations import annotation_source
 from preprocessing.build import extract_file, feature_params
 from preprocessing.events import frame_targets
 from preprocessing.features import feature_shape, front_end
-from preprocessing.store import FeatureStore, write_store
+from preprocessing.store import FeatureStore, check_store_out, write_store
 from xval.core.errors import DatasetError
 
 
@@ -96,17 +96,17 @@ def build_detection_store(annotations: str | os.PathLike[str],
         `(store, summary)`: the opened `FeatureStore` and a dict of counts and skipped files.
 
     Raises:
-        DatasetError: for every annotation error (before anything is written), a recording
-            missing from `items`, or when no window is left.
+        DatasetError: for an `out` that is not a store, every annotation error (before
+            anything is written), a recording missing from `items`, or no window left.
     """
+    check_store_out(out, overwrite=overwrite, inputs=[audio_root])  # before anything is read
     recordings, events, skipped = annotation_source(annotations, audio_root, strict=strict,
                                                     **read_kwargs)
-    if items is not None:
-        missing = [f for f in recordings["file"] if f not in items]
-        if missing:
-            raise DatasetError(
-                f"{len(missing)} annotated recording(s) have no item in the items CSV, e.g. "
-                f"{missing[0]!r}; add a row `file,item` for each.")
+    missing = [f for f in recordings["file"] if items is not None and f not in items]
+    if missing:
+        raise DatasetError(
+            f"{len(missing)} annotated recording(s) have no item in the items CSV, e.g. "
+            f"{missing[0]!r}; add a row `file,item` for each.")
     classes = _event_classes(events, classes, annotations)
     params, described = front_end(feature_params(params))
     frames = feature_shape(params)[0]

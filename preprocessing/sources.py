@@ -3,8 +3,14 @@
 Every source returns `(rows, skipped)`: a `pandas.DataFrame` with the columns `path`,
 `label`, `item`, `clip` (and `split` when the source has one; `offset`, `duration` and `read`
 when a row is a region of a file, see `preprocessing.audio.Region`), and a list of
-`{"path", "reason"}` for files it could not use. The corpus formats of speech toolkits
-(Kaldi, Lhotse, Hugging Face `datasets`) are in `preprocessing.corpora`.
+`{"path", "reason"}` for files it could not use (with the file's `label` when the source
+knows it, so that a class that lost every file is named, `preprocessing.intake`). The corpus
+formats of speech toolkits (Kaldi, Lhotse, Hugging Face `datasets`) are in
+`preprocessing.corpora`.
+
+Folders are walked following symbolic links to folders on the dataset root's file system
+(a class folder that is a link is read like any other); a link to another file system, or
+one that leads back to a folder it is inside (a loop), is an error naming it.
 """
 
 import os
@@ -33,22 +39,67 @@ LABEL_MAPS = {"ravdess": RAVDESS_EMOTIONS}
 
 
 Skipped = list[dict[str, str]]
-"""Files a source could not use: `{"path", "reason"}` each."""
+"""Files a source could not use: `{"path", "reason"}` each (and `label`, when known)."""
 Source = tuple[pd.DataFrame, Skipped]
 """What every source returns: `(rows, skipped)`."""
+
+
+def _linked_folder(link: Path, device: int, ancestors: set[str]) -> bool:
+    """Whether the folder link `link` is followed: yes on the root's file system; an error
+    for a loop or another file system."""
+    target = os.path.realpath(link)
+    if target in ancestors:
+        raise DatasetError(
+            f"{link} is a symbolic link to {target}, a folder it is inside: a loop. Remove "
+            "the link, or replace it by the folder it should name.")
+    if os.stat(target).st_dev != device:
+        raise DatasetError(
+            f"{link} is a symbolic link to {target}, on another file system than the dataset "
+            "root; it is not followed. Copy or move that folder under the root, or give its "
+            "own folder.")
+    return True
+
+
+def _walk(folder: Path) -> tuple[list[Path], list[Path]]:
+    """Every file under `folder` (folder links followed, see the module docstring), and the
+    dangling links to nothing, both sorted."""
+    device = folder.stat().st_dev
+    files: list[Path] = []
+    dangling: list[Path] = []
+    stack = [(folder, {os.path.realpath(folder)})]
+    while stack:
+        current, ancestors = stack.pop()
+        with os.scandir(current) as entries:
+            for entry in sorted(entries, key=lambda e: e.name):
+                path = Path(entry.path)
+                if entry.is_symlink() and not path.exists():
+                    dangling.append(path)
+                elif entry.is_dir(follow_symlinks=True):
+                    if entry.is_symlink():
+                        _linked_folder(path, device, ancestors)
+                    stack.append((path, ancestors | {os.path.realpath(path)}))
+                else:
+                    files.append(path)
+    return sorted(files), sorted(dangling)
 
 
 def _audio_files(root: str | os.PathLike[str],
                  extensions: Iterable[str]) -> tuple[Path, list[Path], Skipped]:
     """The regular audio files under `root`, and the audio-named paths that are not
-    regular files (listed as skipped, never opened)."""
+    regular files (listed as skipped, never opened), with dangling links to folders
+    (a class folder that is gone)."""
     folder = Path(root)
     if not folder.is_dir():
         raise DatasetError(f"Audio folder {str(folder)!r} does not exist or is not a folder.")
     wanted = {e.lower() if e.startswith(".") else "." + e.lower() for e in extensions}
     files: list[Path] = []
     skipped: Skipped = []
-    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in wanted):
+    found, dangling = _walk(folder)
+    for path in dangling:
+        if path.suffix.lower() not in wanted:  # audio-named ones are listed below
+            skipped.append({"path": str(path), "reason": unreadable_reason(path) or ""})
+    for path in sorted([p for p in found if p.suffix.lower() in wanted]
+                       + [p for p in dangling if p.suffix.lower() in wanted]):
         reason = unreadable_reason(path)
         if reason is None:
             files.append(path)
@@ -59,6 +110,12 @@ def _audio_files(root: str | os.PathLike[str],
             f"No audio files ({', '.join(sorted(wanted))}) found under {folder}."
         )
     return folder, files, skipped
+
+
+def _class_folders(folder: Path) -> list[str]:
+    """The sub-folders of `folder` (links to folders included), hidden ones left out."""
+    return sorted(entry.name for entry in os.scandir(folder)
+                  if entry.is_dir(follow_symlinks=True) and not entry.name.startswith("."))
 
 
 def source_rows(rows: list[dict[str, Any]], skipped: Skipped, what: str) -> Source:
@@ -111,6 +168,10 @@ def regex_source(root: str | os.PathLike[str], pattern: str, *,
         raise DatasetError(f"Pattern {pattern!r} needs a named group (?P<label>...).")
     folder, files, skipped = _audio_files(root, extensions)
     rows: list[dict[str, str]] = []
+    for entry in skipped:  # the class of a file it could not use, when the pattern gives it
+        match = regex.search(Path(entry["path"]).relative_to(folder).as_posix())
+        if match:
+            entry["label"] = (label_map or {}).get(match["label"], match["label"])
     for path in files:
         rel = path.relative_to(folder).as_posix()
         match = regex.search(rel)
@@ -152,6 +213,13 @@ def folder_source(root: str | os.PathLike[str], *, item_pattern: str | None = No
         if "item" not in regex.groupindex:
             raise DatasetError(f"item_pattern {item_pattern!r} needs a group (?P<item>...).")
     folder, files, skipped = _audio_files(root, extensions)
+    for entry in skipped:  # the class of a file it could not use
+        rel = Path(entry["path"]).relative_to(folder).as_posix()
+        entry["label"] = rel.split("/")[0]
+    used = {p.relative_to(folder).parts[0] for p in files} | {s["label"] for s in skipped}
+    skipped += [{"path": str(folder / name), "label": name,
+                 "reason": "a class folder with no audio file in it"}
+                for name in _class_folders(folder) if name not in used]
     rows: list[dict[str, str]] = []
     for path in files:
         rel = path.relative_to(folder).as_posix()
@@ -249,7 +317,8 @@ def manifest_source(manifest: str | os.PathLike[str], *, path_column: str = "pat
             _check_split(record[split_column], split_column, where)
         reason = unreadable_reason(path)
         if reason is not None:
-            skipped.append({"path": str(path), "reason": reason})
+            skipped.append({"path": str(path), "reason": reason,
+                            "label": str(record[label_column])})
             continue
         rows.append(_manifest_row(record, str(path), entry, label_column, item_column,
                                   clip_column, split_column))

@@ -19,6 +19,8 @@ import pandas as pd
 from xval import tasks
 from xval.core.errors import ConfigurationError, DatasetError
 from xval.core.files import make_temp_dir
+from xval.core.hashing import file_digest
+from xval.core.outputs import Output, check_apart, check_output_folder, check_replace, remove_output
 
 META_COLUMNS = ("row", "item", "label", "target", "clip", "source", "start", "augmented")
 FILES = ("features.npy", "meta.csv", "dataset.json")
@@ -49,12 +51,7 @@ class FeatureStore:
                 "with `python -m preprocessing ...` (see the README), or `make demo` for the "
                 "built-in demo dataset."
             )
-        self.info = json.loads((self.path / "dataset.json").read_text())
-        self.meta = pd.read_csv(
-            self.path / "meta.csv", dtype={"item": str, "clip": str, "label": str},
-            keep_default_na=False,
-        )
-        self.features = np.load(self.path / "features.npy", mmap_mode="r")
+        self.info, self.meta, self.features = _read_store(self.path)
         if len(self.meta) != self.features.shape[0]:
             raise DatasetError(
                 f"{self.path}: meta.csv has {len(self.meta)} rows but features.npy has "
@@ -103,6 +100,33 @@ class FeatureStore:
         """SHA-256 of the features, extra arrays and metadata (without source paths)."""
         return self.info["content_hash"]
 
+    def verify(self) -> None:
+        """Checks that the store's files hold what `dataset.json` recorded when it was built
+        (their SHA-256, `files_sha256`; for a store built before that record, the content
+        hash recomputed from the files), so that results are never made from a store edited
+        in place. Each file's hash is computed once per process and file version.
+
+        Raises:
+            DatasetError: naming the files that changed and the fix.
+        """
+        recorded = self.info.get("files_sha256")
+        if isinstance(recorded, dict) and recorded:
+            changed = [name for name, digest in sorted(recorded.items())
+                       if not (self.path / name).is_file()
+                       or file_digest(self.path / name) != digest]
+        else:
+            extra = _task(self.task_type).extra_arrays
+            content = _content_hash(self.path, self.meta, extra)
+            changed = [] if content == self.info.get("content_hash") else \
+                ["features.npy, meta.csv or " + ", ".join(extra) if extra else
+                 "features.npy or meta.csv"]
+        if changed:
+            raise DatasetError(
+                f"{self.path}: {', '.join(changed)} changed after the store was built (the "
+                "content no longer matches the hash dataset.json recorded); results made "
+                "from it would mix data. Rebuild the store (`--overwrite`), or restore the "
+                "files.")
+
     def as_dicts(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """The original API's view: `predictors[item]` and `targets[item]` arrays.
 
@@ -118,6 +142,66 @@ class FeatureStore:
             predictors[item] = np.asarray(self.features[rows[0]:rows[-1] + 1])
             targets[item] = y[rows[0]:rows[-1] + 1]
         return predictors, targets
+
+
+def _read_store(path: Path) -> tuple[dict[str, Any], pd.DataFrame, np.ndarray]:
+    """`dataset.json`, `meta.csv` and `features.npy` (memory-mapped, never pickled).
+
+    Raises:
+        DatasetError: naming the file that cannot be read as what it should be.
+    """
+    def corrupt(name: str, e: Exception) -> DatasetError:
+        detail = str(e).splitlines()[0] if str(e) else type(e).__name__
+        return DatasetError(f"{path / name} cannot be read ({detail}); the store is corrupt: "
+                            "rebuild it.")
+
+    try:
+        info = json.loads((path / "dataset.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise corrupt("dataset.json", e) from None
+    if not isinstance(info, dict):
+        raise corrupt("dataset.json", ValueError("not a JSON object"))
+    try:
+        meta = pd.read_csv(path / "meta.csv", dtype={"item": str, "clip": str, "label": str},
+                           keep_default_na=False)
+    except (OSError, ValueError, pd.errors.ParserError) as e:
+        raise corrupt("meta.csv", e) from None
+    try:
+        features = np.load(path / "features.npy", mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        raise corrupt("features.npy", e) from None
+    if not isinstance(features, np.ndarray) or features.ndim < 2:
+        raise corrupt("features.npy", ValueError("not an array of feature rows"))
+    return info, meta, features
+
+
+def store_output() -> Output:
+    """What a store folder holds (`xval.core.outputs`): its three files and the extra
+    arrays of the registered tasks, nothing else."""
+    extra = sorted({name for task in tasks.names() for name in tasks.get(task).extra_arrays})
+    return Output(kind="a feature store", command="`python -m preprocessing` or `xval init`",
+                  markers=FILES, entries=(*FILES, *extra))
+
+
+def check_store_out(out: str | os.PathLike[str], *, overwrite: bool,
+                    inputs: Iterable[str | os.PathLike[str]] = ()) -> bool:
+    """The output rule for a store folder, before anything is read or extracted: its
+    parent is a writable folder, it is apart from the folders read (`inputs`), and an
+    existing folder is replaced only when it is a store and `overwrite` is on.
+
+    Returns:
+        Whether an existing store will be replaced.
+
+    Raises:
+        ConfigurationError: when the parent is not a writable folder.
+        DatasetError: naming the folder and why it is not written.
+    """
+    out = Path(out)
+    check_output_folder(out.parent, what="the store's parent folder")
+    check_apart(out, inputs, what="the store", input_name="the audio folder",
+                error=DatasetError)
+    return check_replace(out, store_output(), overwrite=overwrite, what="the store",
+                         error=DatasetError)
 
 
 def _content_hash(folder: Path, meta: pd.DataFrame, arrays: Iterable[str] = ()) -> str:
@@ -178,7 +262,7 @@ def _layout(features: np.ndarray | str | os.PathLike[str],
     """`(rows, row shape, dtype)` of the features (an array or a `.npy` file), checked
     against the metadata's row count."""
     if isinstance(features, (str, os.PathLike)):
-        array = np.load(features, mmap_mode="r")
+        array = np.load(features, mmap_mode="r", allow_pickle=False)
         n_rows, shape, dtype = array.shape[0], array.shape[1:], array.dtype
         del array
     else:
@@ -207,7 +291,7 @@ def _write_features(folder: Path, features: np.ndarray | str | os.PathLike[str],
     if grouped:
         shutil.move(str(features), folder / "features.npy")
         return
-    src = np.load(features, mmap_mode="r")
+    src = np.load(features, mmap_mode="r", allow_pickle=False)
     out = np.lib.format.open_memmap(folder / "features.npy", "w+", src.dtype, src.shape)
     for start in range(0, len(order), 4096):
         out[start:start + 4096] = src[order[start:start + 4096]]
@@ -216,13 +300,17 @@ def _write_features(folder: Path, features: np.ndarray | str | os.PathLike[str],
 
 
 def _replace(tmp: Path, path: Path) -> None:
-    """Moves the finished store `tmp` to `path`, replacing what is there."""
-    if path.exists():
+    """Moves the finished store `tmp` to `path`, replacing the store there (checked again
+    by the output rule: only a store is ever replaced)."""
+    if path.exists() and any(path.iterdir()):
         trash = make_temp_dir(path.parent, prefix=f".{path.name}.old.")
         os.replace(path, trash / "store")
         os.replace(tmp, path)
-        shutil.rmtree(trash, ignore_errors=True)
+        remove_output(trash / "store", store_output())
+        trash.rmdir()
     else:
+        if path.exists():
+            path.rmdir()  # an empty folder
         os.replace(tmp, path)
 
 
@@ -252,13 +340,11 @@ def write_store(path: str | os.PathLike[str], features: np.ndarray | str | os.Pa
         The `FeatureStore`, opened.
 
     Raises:
-        DatasetError: when the store exists and `overwrite` is off, or the inputs disagree.
+        DatasetError: when the store exists and `overwrite` is off, when `path` is anything
+            but a store (`check_store_out`: never replaced), or the inputs disagree.
     """
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise DatasetError(
-            f"A store already exists at {path}; pass overwrite=True (--overwrite) to replace it."
-        )
+    check_store_out(path, overwrite=overwrite)
     meta, classes = _prepare_meta(meta, task_type, classes)
     extra = _check_arrays(arrays, task_type, len(meta))
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -287,6 +373,8 @@ def write_store(path: str | os.PathLike[str], features: np.ndarray | str | os.Pa
             **(info or {}),
         }
         body["content_hash"] = _content_hash(tmp, meta[columns], list(extra))
+        body["files_sha256"] = {name: file_digest(tmp / name)
+                                for name in ("features.npy", "meta.csv", *sorted(extra))}
         (tmp / "dataset.json").write_text(json.dumps(body, indent=2, default=str))
         _replace(tmp, path)
     except BaseException:

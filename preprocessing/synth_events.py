@@ -37,6 +37,7 @@ import soundfile as sf
 from preprocessing.audio import AUDIO_EXTENSIONS, load_audio
 from preprocessing.sources import FSDD_PATTERN, regex_source
 from xval.core.errors import DatasetError
+from xval.core.outputs import Output, check_apart, check_replace, remove_output
 
 NOISES = ("white", "pink", "brown", "mixed")
 LABEL_MODES = ("single", "digit")
@@ -268,14 +269,14 @@ def synth_events(fsdd_dir: str | Path, out_dir: str | Path, *, files_per_speaker
                     background_groups=background_groups)
     recipe.check(backgrounds)
     out = Path(out_dir)
-    check_out(out, overwrite, "synth-events")
+    check_out(out, overwrite, SYNTH_EVENTS, inputs=[fsdd_dir, backgrounds])
     rows = _fsdd_rows(fsdd_dir, recipe.digits)
     sources = _speaker_backgrounds(backgrounds, sorted(rows["item"].unique()),
                                    recipe.background_groups)
     mixer = _Mixer(recipe, np.random.default_rng(recipe.seed))
     events: list[dict[str, Any]] = []
     items: list[dict[str, str]] = []
-    with staging(out) as tmp:
+    with staging(out, SYNTH_EVENTS) as tmp:
         for speaker, group in sorted(rows.groupby("item"), key=lambda g: g[0]):
             _write_speaker(tmp, str(speaker), sorted(group["path"]), sources[speaker], mixer,
                            events, items)
@@ -300,34 +301,48 @@ def _write_speaker(folder: Path, speaker: str, paths: list[str], background: Bac
         items.append({"file": name, "item": speaker})
 
 
-def check_out(out: Path, overwrite: bool, command: str) -> None:
-    """Refuses an existing output folder, unless `overwrite` and it was written by
-    `command` (it holds a `recipe.json`).
+SYNTH_EVENTS = Output(kind="a synth-events folder", command="synth-events",
+                     markers=("recipe.json",),
+                     entries=("recipe.json", "annotations.csv", "events.csv", "items.csv",
+                              "*.wav"))
+"""What `synth_events` writes (`xval.core.outputs`): only such a folder is replaced."""
+
+
+def check_out(out: Path, overwrite: bool, output: Output,
+              inputs: Sequence[str | os.PathLike[str] | None] = ()) -> None:
+    """The output rule for a generated folder: apart from the folders read, and an existing
+    one replaced only with `overwrite` when it is `output`'s (its `recipe.json` and the
+    files it writes, nothing else).
 
     Raises:
         DatasetError: naming the folder and what to do.
     """
-    if not out.exists():
-        return
-    if not overwrite:
-        raise DatasetError(f"{out} exists; choose another --out or pass --overwrite.")
-    if not (out / "recipe.json").is_file():
-        raise DatasetError(
-            f"{out} exists and was not written by {command} (no recipe.json); "
-            f"--overwrite only replaces a {command} folder. Choose another --out.")
+    if not str(out).strip():
+        raise DatasetError("--out is empty; give the folder to write.")
+    check_apart(out, [p for p in inputs if p is not None], input_name="the folder read",
+                error=DatasetError)
+    check_replace(out, output, overwrite=overwrite, error=DatasetError)
 
 
 @contextlib.contextmanager
-def staging(out: Path) -> Iterator[Path]:
+def staging(out: Path, output: Output) -> Iterator[Path]:
     """A temporary folder beside `out` that replaces `out` when the block ends without
-    an error (and is removed when it raises)."""
+    an error (and is removed when it raises); the folder replaced is removed by the output
+    rule (`remove_output`: only `output`'s own files)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         yield tmp
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
+        if out.exists() and any(out.iterdir()):
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+            os.replace(out, old / "folder")
+            os.replace(tmp, out)
+            remove_output(old / "folder", output)
+            old.rmdir()
+        else:
+            if out.exists():
+                out.rmdir()
+            os.replace(tmp, out)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)

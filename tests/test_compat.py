@@ -2,13 +2,17 @@
 dataset descriptions are read as the tasks that existed then."""
 
 import ast
+import contextlib
 import json
 import re
+
+import pytest
 
 from tests.conftest import run_script, tiny_store, write_config, write_script
 from xval import tasks
 from xval.config import schema
 from xval.config.loader import load_config
+from xval.config.params import params_hash
 
 
 def _without_added_keys(path):
@@ -54,7 +58,9 @@ def test_results_recorded_before_the_added_keys_resume_without_conflict(tmp_path
     record = json.loads(params_file.read_text())
     for key in schema.ADDED_KEYS["training"]:
         record["params"].pop(key)
-    record["hash"] = "0" * 64  # as written by the release before the keys existed
+    # The hash the release before the keys existed wrote: of the parameters it had (a
+    # record's hash is checked against its content, tests/test_records_content.py).
+    record["hash"] = params_hash(record["params"])
     params_file.write_text(json.dumps(record))
     proc = run_script(script, "1", "1", "--config", config)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -115,3 +121,64 @@ def test_results_made_under_the_earlier_defaults_conflict_with_a_hint(tmp_path):
 def _shipped(key):
     spec = schema.SCHEMA["training"][key]
     return spec.text(spec.default)
+
+
+# -- old import paths (before the layers): they keep working, with a DeprecationWarning ---
+
+OLD_NAMES = [
+    ("xval.search", ["Search", "Float", "Int", "Categorical", "SAMPLERS"]),
+    ("xval.errors", ["XvalError", "ConfigurationError", "DatasetError", "ParameterError"]),
+    ("xval.results", ["ExperimentResults", "InstanceResult"]),
+    ("xval.params", ["resolve", "parse_instance", "params_hash", "PLAIN_TRAINING"]),
+    ("xval.schema", ["SCHEMA", "ADDED_KEYS", "check_section"]),
+    ("xval.experiment", ["Experiment", "RunOutcome", "setup_environment"]),
+    ("xval.jobs", ["Job", "FoldResult", "Status", "InstanceStatus"]),
+    ("xval.fileio", ["atomic_write_json", "read_json", "lock"]),
+    ("xval.metrics", ["classification_metrics", "regression_metrics"]),
+    ("xval.stats", ["corrected_resampled_ttest", "mean_ci"]),
+    ("xval.events", ["activity_to_events"]),
+    ("xval.losses", ["WeightedFrameCrossentropy"]),
+    ("xval.predict", ["predict_files", "resolve_models", "ModelSet"]),
+    ("xval.evaluate", ["evaluate_rows", "format_csv"]),
+    ("xval.embeddings", ["make_classifier", "dumps", "load", "CLASSIFIERS"]),
+    ("xval.tracking", ["MLflowListener"]),
+    ("xval.study", ["run_search"]),
+    ("xval.planner", ["make_plan", "Plan"]),
+    ("xval.recorder", ["Recorder"]),
+    ("xval.scheduler", ["Scheduler"]),
+    ("xval.snapshot", ["write_snapshot"]),
+    ("xval.interrupts", ["sticky_interrupts"]),
+    ("xval.logs", ["quiet_framework_logs"]),
+    ("xval.data", ["make_batches"]),
+    ("xval.plots", ["instance_plots", "learning_curves"]),
+    ("xval.ray_executor", ["RayExecutor"]),
+    ("xval.cli", ["run_experiment_cli", "experiment_parser"]),
+    ("xval.config", ["Config", "load_config", "SCHEMA", "BACKENDS"]),
+    ("xval.report", ["build_workbook", "terminal_table", "check_selection_metric"]),
+    ("xval.executors", ["make_executor", "InlineExecutor", "JobQueue"]),
+    ("xval.training", ["build_model"]),
+]
+
+
+@pytest.mark.parametrize(("old", "names"), OLD_NAMES, ids=[m for m, _ in OLD_NAMES])
+def test_old_import_paths_work_with_a_deprecation_warning(old, names):
+    """`from OLD import NAME` as scripts written before the layers do."""
+    import importlib
+    import sys
+
+    if old in sys.modules and not hasattr(sys.modules[old], "__path__"):
+        del sys.modules[old]  # an alias an earlier test imported: its warning again
+    package = old in sys.modules or importlib.util.find_spec(old).origin is not None
+    with pytest.warns(DeprecationWarning, match="moved") if not package else \
+            contextlib.nullcontext():
+        module = importlib.import_module(old)
+    for name in names:
+        vars(module).pop(name, None) if package and name not in _KEEP else None
+        with pytest.warns(DeprecationWarning, match=f"{name} moved") if package and \
+                name not in _KEEP else contextlib.nullcontext():
+            assert getattr(module, name) is not None
+
+
+_KEEP = {"Config", "load_config", "build_workbook", "terminal_table", "make_executor",
+         "JobQueue"}
+"""Names the packages still define themselves (no warning)."""

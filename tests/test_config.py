@@ -173,8 +173,8 @@ def test_load_config_no_interpolation(tmp_path):
 
 def test_load_config_binary_file_is_clear(tmp_path):
     path = tmp_path / "config.ini"
-    path.write_bytes(b"\xff\xfe\x00binary")
-    with pytest.raises(ConfigurationError, match="Cannot parse"):
+    path.write_bytes(b"\xff\xfe\x00binary")  # a UTF-16 byte-order mark, then bytes
+    with pytest.raises(ConfigurationError, match="UTF-16 text; save it as UTF-8"):
         load_config(path)
 
 

@@ -217,3 +217,14 @@ def test_autoencoder_codes_svm_workbook_and_predict(tmp_path):
                            "--embedding-classifier", "--config", str(config)],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "fold_1.keras has no embedding classifier" in proc.stderr
+    # A results folder is data, never code: a fold_<i>.skops crafted to call eval is
+    # refused, and the command it holds never runs (tests/test_security.py).
+    from tests.test_security import _eval_file
+
+    marker = tmp_path / "pwned"
+    (inst / "fold_1.skops").write_bytes(_eval_file(tmp_path, marker))
+    proc = subprocess.run([sys.executable, "-m", "xval", "predict", str(inst), files[0],
+                           "--embedding-classifier", "--config", str(config)],
+                          capture_output=True, text=True, timeout=300)
+    assert not marker.exists()
+    assert proc.returncode == 2 and "builtins.eval" in proc.stderr, proc.stderr[-2000:]

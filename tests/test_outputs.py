@@ -155,3 +155,18 @@ def test_augmentation_of_nothing_usable_is_an_error(tmp_path, samples):
     proc = _run("-m", "augmentation", folder, tmp_path / "out", "1", "--no-progress",
                 "--workers", "1")
     _one_line_error(proc, "every file was skipped", "bad.wav")
+
+
+def test_store_report_plot_never_replaces_a_file_it_was_not_asked_to(tmp_path):
+    """`python -m preprocessing report --plot` named an existing file: replaced silently
+    (found by probing); now it is the file rule: an error without --overwrite."""
+    from tests.conftest import tiny_store
+
+    store = tiny_store(tmp_path / "data")
+    mine = tmp_path / "figure.png"
+    mine.write_bytes(b"the user's own figure")
+    proc = _run("-m", "preprocessing", "report", store.path, "--plot", mine)
+    _one_line_error(proc, "figure.png", "--overwrite")
+    assert mine.read_bytes() == b"the user's own figure"
+    proc = _run("-m", "preprocessing", "report", store.path, "--plot", tmp_path / "notes.txt")
+    _one_line_error(proc, "expected a .png file name")

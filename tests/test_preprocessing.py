@@ -231,7 +231,8 @@ def test_manifest_source_with_split(tmp_path):
                                             label_column="category", item_column="fold",
                                             split_column="set")
     assert len(rows) == 4 and list(rows["split"]) == ["train", "train", "validation", "test"]
-    assert skipped == [{"path": str(tmp_path / "4.wav"), "reason": "file not found"}]
+    assert skipped == [{"path": str(tmp_path / "4.wav"), "reason": "file not found",
+                        "label": "a"}]  # its class, named if the class loses every file
     with pytest.raises(DatasetError, match="label_column='label' is not a column"):
         sources.manifest_source(tmp_path / "meta.csv", path_column="filename")
 
@@ -246,7 +247,7 @@ def test_build_store_skips_bad_files_and_lists_them(tmp_path, params):
     store, summary = build_store(rows, tmp_path / "store", params=params, workers=1,
                                  skipped=skipped, progress=False)
     reasons = {s["path"].rsplit("/", 1)[1]: s["reason"] for s in store.info["skipped"]}
-    assert "Cannot decode" in reasons["0_anna_9.wav"] and "silent" in reasons["1_bob_9.wav"]
+    assert "Cannot decode" in reasons["0_anna_9.wav"] and "no signal" in reasons["1_bob_9.wav"]
     assert summary["files"] == 18 and len(summary["skipped"]) == 2
     assert store.features.shape[1:] == feature_shape(params)
     assert isinstance(store.features, np.memmap)

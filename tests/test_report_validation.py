@@ -97,9 +97,20 @@ def _params_of_other_instance(exp_dir):
 
 
 def _params_hash_of_other_instance(exp_dir):
+    """Instance 2's parameters and their hash in instance 1's record: a consistent record
+    the folds were not trained with."""
     path = exp_dir / "instance_1" / "params.json"
     record = json.loads(path.read_text())
-    record["hash"] = json.loads((exp_dir / "instance_2" / "params.json").read_text())["hash"]
+    other = json.loads((exp_dir / "instance_2" / "params.json").read_text())
+    record["hash"], record["params"] = other["hash"], other["params"]
+    path.write_text(json.dumps(record))
+
+
+def _edited_params(exp_dir):
+    """A parameter changed by hand, the hash left as it was."""
+    path = exp_dir / "instance_1" / "params.json"
+    record = json.loads(path.read_text())
+    record["params"]["learning_rate"] = 0.5
     path.write_text(json.dumps(record))
 
 
@@ -154,6 +165,9 @@ CASES = [
      r"was trained with cannot be checked"),
     ("another instance's parameter hash", _params_hash_of_other_instance, [0, 1, 2],
      r"it was trained with other parameters than the instance's params\.json"),
+    ("edited params.json", _edited_params, [0, 1, 2],
+     r"the instance's params\.json was edited after it was written: its parameters hash to "
+     r"\w+, not to the recorded \w+, so the parameters it was trained with cannot be checked"),
     ("truncated params.json", _truncated_params, [0, 1, 2],
      r"the instance's params\.json is not valid JSON .*, so the parameters it was trained "
      r"with cannot be checked"),
@@ -237,7 +251,7 @@ def test_report_command_names_invalid_folds_without_a_traceback(copy):
     assert "* selected" not in proc.stdout  # no instance is complete: none is selected
 
 
-def test_listeners_write_the_plots_and_the_workbook(copy, tmp_path):
+def test_listeners_write_the_plots_and_the_workbook(copy, tmp_path, capsys):
     config, exp_dir = copy
     inst = exp_dir / "instance_1"
     shutil.rmtree(inst / "plots")
@@ -250,8 +264,11 @@ def test_listeners_write_the_plots_and_the_workbook(copy, tmp_path):
     writer = WorkbookWriter(config, out=lines.append)
     assert writer.on_results(exp_dir) == exp_dir / "experiment_1.xlsx"
     assert load_workbook(exp_dir / "experiment_1.xlsx").sheetnames[0] == "Summary"
+    capsys.readouterr()
     assert writer.on_results(tmp_path / "nothing") is None  # reported, not raised
-    assert len(lines) == 1 and lines[0].startswith("workbook not rebuilt: ")
+    err = capsys.readouterr().err  # on stderr, so that -q still says it
+    assert err.count("error:") == 1 and "was not written" in err and writer.failure
+    assert lines == []
 
 
 def test_a_tie_on_the_selection_metric_is_broken_by_validation_loss_and_shown(copy):

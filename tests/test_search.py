@@ -55,6 +55,28 @@ def test_bad_search_spaces_are_errors_before_training(space, match, config_path,
     assert not config.results_dir.exists()
 
 
+@pytest.mark.parametrize("kwargs, match", [
+    ({"space": {"optimizer": Categorical(["adam", "sgd", "adam"])}}, "'adam' is given twice"),
+    ({"space": {"hidden_units": Int(8, 12, step=16)}}, "step=16 is larger than the range"),
+    ({"space": {"hidden_units": Int(8, 20, step=8)}}, "not a whole number of steps"),
+    ({"space": {"learning_rate": Float(1e-3, 1e300, log=True)}}, "beyond"),
+    ({"space": {"hidden_units": Int(8, 10 ** 30)}}, "beyond"),
+    ({"enqueue": [{"learning_rate": 1e-2, "dropout": 0.3}]}, "'dropout' is not a dimension"),
+    ({"enqueue": [{"learning_rate": 0.5}]}, "learning_rate=0.5 is outside"),
+    ({"enqueue": [{"hidden_units": 12}]}, "hidden_units=12 is outside"),
+    ({"enqueue": ["learning_rate=0.01"]}, "expected a dict"),
+    ({"startup_trials": -1}, "startup_trials=-1"),
+])
+def test_search_declarations_that_cannot_be_searched_fail_the_dry_run(kwargs, match,
+                                                                       config_path, config,
+                                                                       store):
+    search = Search(base=BASE, **{"space": SPACE, **kwargs})
+    with pytest.raises(ConfigurationError, match=match):
+        experiment(config_path, search).run(config=config, search=True, dry_run=True,
+                                            out=quiet)
+    assert not config.results_dir.exists()
+
+
 def test_search_budget_and_options_are_checked(config_path, config, store):
     for kwargs, match in (({"n_trials": 0}, "n_trials=0"), ({"sampler": "grid"}, "sampler"),
                           ({"pruner": "hyperband"}, "pruner")):

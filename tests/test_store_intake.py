@@ -107,7 +107,7 @@ def test_load_audio_never_opens_a_bad_path(tmp_path, name, make, reason):
 # -- rows that would change results: refused, naming the rows --------------------------
 
 def _rows(tmp_path, **changes):
-    paths = [str(_wav(tmp_path / f"f{k}.wav", seed=k)) for k in range(4)]
+    paths = [str(_wav(tmp_path / "audio" / f"f{k}.wav", seed=k)) for k in range(4)]
     table = pd.DataFrame({"path": paths, "label": ["a", "a", "b", "b"],
                           "item": ["i0", "i1", "i2", "i3"], "clip": ["c0", "c1", "c2", "c3"]})
     for column, (row, value) in changes.items():
@@ -141,8 +141,8 @@ def test_rows_that_change_results_are_refused(tmp_path, params, changes, match):
 
 def test_the_same_file_through_a_link_is_the_same_file(tmp_path):
     rows = _rows(tmp_path)
-    os.symlink(rows.loc[0, "path"], tmp_path / "alias.wav")
-    rows.loc[3, "path"] = str(tmp_path / "alias.wav")
+    os.symlink(rows.loc[0, "path"], tmp_path / "audio" / "alias.wav")
+    rows.loc[3, "path"] = str(tmp_path / "audio" / "alias.wav")
     with pytest.raises(DatasetError, match="item 'i3'"):
         check_rows(rows)
 
@@ -191,3 +191,117 @@ def test_check_output_folder_is_a_configuration_error(tmp_path, params):
     with pytest.raises(ConfigurationError, match="is a file, not a folder"):
         build_store(_rows(tmp_path), tmp_path / "f" / "store", params=params, workers=1,
                     progress=False)
+
+
+# -- a store that cannot train: refused at the door (preprocessing.intake) -----------------
+
+def _three_classes(root, n=3):
+    for label in ("a", "b", "c"):
+        for k in range(n):
+            _wav(root / label / f"s{k}_{label}.wav", seed=k + 10 * ord(label))
+    return root
+
+
+def _silence(path):
+    sf.write(path, np.zeros(SR // 2, np.float32), SR)
+
+
+def _dc(path):
+    sf.write(path, np.full(SR // 2, 0.5, np.float32), SR)
+
+
+@pytest.mark.parametrize("make", [_silence, _dc], ids=["digital silence", "constant (DC)"])
+def test_class_that_loses_every_file_is_refused_naming_it(tmp_path, params, make):
+    root = _three_classes(tmp_path / "rec")
+    for path in (root / "c").iterdir():
+        make(path)
+    rows, skipped = sources.folder_source(root)
+    with pytest.raises(DatasetError, match=r"class 'c' lost every file \(3 skipped: .*no "
+                                           r"signal"):
+        build_store(rows, tmp_path / "store", params=params, workers=1, skipped=skipped,
+                    progress=False)
+    assert not (tmp_path / "store").exists()
+
+
+def test_store_left_with_one_class_or_one_item_is_refused(tmp_path, params):
+    rows = _rows(tmp_path)
+    with pytest.raises(DatasetError, match="1 class"):
+        build_store(rows.assign(label="a"), tmp_path / "s1", params=params, workers=1,
+                    progress=False)
+    with pytest.raises(DatasetError, match="1 item"):
+        build_store(rows.assign(item="same"), tmp_path / "s2", params=params, workers=1,
+                    progress=False)
+    assert not (tmp_path / "s1").exists() and not (tmp_path / "s2").exists()
+
+
+def test_class_folder_that_is_a_link_is_followed(tmp_path, params):
+    root = _three_classes(tmp_path / "rec")
+    elsewhere = tmp_path / "kept_elsewhere"
+    (root / "c").rename(elsewhere)
+    (root / "c").symlink_to(elsewhere, target_is_directory=True)
+    rows, skipped = sources.folder_source(root)
+    assert sorted(rows["label"].unique()) == ["a", "b", "c"] and not skipped
+    store, _ = build_store(rows, tmp_path / "store", params=params, workers=1,
+                           skipped=skipped, progress=False)
+    assert store.classes == ["a", "b", "c"]
+
+
+def test_link_loop_in_the_dataset_is_refused_naming_the_link(tmp_path):
+    root = _three_classes(tmp_path / "rec")
+    (root / "a" / "again").symlink_to(root, target_is_directory=True)
+    with pytest.raises(DatasetError, match=r"again is a symbolic link to .*: a loop"):
+        sources.folder_source(root)
+
+
+@pytest.mark.skipif(not os.path.isdir("/dev/shm") or
+                    os.stat("/dev/shm").st_dev == os.stat("/tmp").st_dev,
+                    reason="needs a second file system (/dev/shm)")
+def test_class_folder_link_to_another_file_system_is_refused(tmp_path):
+    import tempfile
+
+    root = _three_classes(tmp_path / "rec")
+    with tempfile.TemporaryDirectory(dir="/dev/shm") as other:
+        (root / "d").symlink_to(other, target_is_directory=True)
+        with pytest.raises(DatasetError, match="another file system"):
+            sources.folder_source(root)
+
+
+def test_empty_or_dangling_class_folders_are_named(tmp_path, params):
+    root = _three_classes(tmp_path / "rec")
+    (root / "d").mkdir()
+    rows, skipped = sources.folder_source(root)
+    with pytest.raises(DatasetError, match="class 'd' lost every file.*no audio file"):
+        build_store(rows, tmp_path / "store", params=params, workers=1, skipped=skipped,
+                    progress=False)
+    (root / "d").rmdir()
+    (root / "d").symlink_to(tmp_path / "gone", target_is_directory=True)
+    rows, skipped = sources.folder_source(root)
+    with pytest.raises(DatasetError, match="class 'd' lost every file.*dangling link"):
+        build_store(rows, tmp_path / "store", params=params, workers=1, skipped=skipped,
+                    progress=False)
+
+
+def _init(tmp_path, *args):
+    return subprocess.run([sys.executable, "-m", "xval", "init", *map(str, args),
+                           "--no-progress"], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=600,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), "KERAS_BACKEND": "torch"})
+
+
+def test_init_refuses_a_silent_class_and_writes_nothing(tmp_path):
+    root = _three_classes(tmp_path / "rec", n=3)
+    for path in (root / "c").iterdir():
+        _silence(path)
+    project = tmp_path / "project"
+    proc = _init(tmp_path, root, "--item-pattern", r"(?P<item>s\d)_", "--project", project)
+    assert proc.returncode == 2, proc.stdout[-2000:]
+    assert "class 'c' lost every file" in proc.stderr and "Ready" not in proc.stdout
+    assert not project.exists()
+
+
+def test_init_label_map_needs_a_pattern(tmp_path):
+    root = _three_classes(tmp_path / "rec")
+    proc = _init(tmp_path, root, "--label-map", "a=alpha", "--project", tmp_path / "p")
+    assert proc.returncode == 2 and "--label-map 'a=alpha' goes with --pattern" in \
+        proc.stderr, proc.stderr
+    assert not (tmp_path / "p").exists()

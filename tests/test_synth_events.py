@@ -146,12 +146,16 @@ def test_synth_events_bad_parameters_write_nothing(fsdd, tmp_path, kwargs, match
 def test_synth_events_refuses_existing_folders(fsdd, tmp_path):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "keep.txt").write_text("x")
-    with pytest.raises(DatasetError, match="exists; choose another --out or pass --overwrite"):
-        make(fsdd, tmp_path / "mine")
-    with pytest.raises(DatasetError, match="was not written by synth-events"):
-        make(fsdd, tmp_path / "mine", overwrite=True)
+    # The user's folder: refused with or without --overwrite (the output rule), never
+    # suggesting the flag that would not help.
+    for overwrite in (False, True):
+        with pytest.raises(DatasetError, match=r"was not written by synth-events \(it holds "
+                                               r"keep.txt\); it is never replaced"):
+            make(fsdd, tmp_path / "mine", overwrite=overwrite)
     assert (tmp_path / "mine" / "keep.txt").read_text() == "x"
     make(fsdd, tmp_path / "sed")
+    with pytest.raises(DatasetError, match="already exists.*pass --overwrite"):
+        make(fsdd, tmp_path / "sed")
     make(fsdd, tmp_path / "sed", overwrite=True, files_per_speaker=1)
     assert len(pd.read_csv(tmp_path / "sed" / "items.csv")) == 2
     assert len(list((tmp_path / "sed").glob("*.wav"))) == 2

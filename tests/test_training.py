@@ -361,7 +361,7 @@ def test_predict_missing_model_and_info(tmp_path, audio_experiment):
     proc = subprocess.run([sys.executable, "-m", "xval", "predict", str(tmp_path / "x.keras"),
                            str(audio / "high_bob_1.wav")], capture_output=True, text=True,
                           cwd=ROOT)
-    assert proc.returncode == 2 and "No dataset.json found" in proc.stderr
+    assert proc.returncode == 2 and "x.keras' does not exist" in proc.stderr
 
 
 def test_embed_command(audio_experiment, tmp_path):

@@ -8,6 +8,10 @@ Keras is imported.
 
 import importlib
 
+from xval.compat import install as _install_compat
+
+_install_compat()  # old import paths (`from xval.search import Search`) keep working
+
 # Public name -> the module that defines it.
 _EXPORTS = {
     "Config": "xval.config.loader",

@@ -7,9 +7,7 @@ validation set is separate: `split_items(groups, y)` lists the items of every fo
 sets, and `split_train_val_test(X, y, groups)` yields `(train, val, test)` row indices.
 """
 
-import hashlib
 import inspect
-import json
 import math
 import warnings
 from collections import Counter
@@ -29,6 +27,7 @@ from sklearn.model_selection._split import GroupsConsumerMixin
 from sklearn.utils.multiclass import type_of_target
 
 from xval.core.errors import ConfigurationError, DatasetError
+from xval.core.hashing import json_digest
 
 STRATIFY_METHODS = ("rows", "items")
 """`"rows"`: balance the label proportions of the rows (scikit-learn's `StratifiedGroupKFold`
@@ -505,5 +504,5 @@ def fold_manifest(splitter: BaseCrossValidator, folds: list[Fold],
                   dataset_hash: str) -> dict[str, Any]:
     """Returns the `folds.json` content: the splitter, every fold's items, and a hash."""
     body = {"splitter": repr(splitter), "dataset_hash": dataset_hash, "folds": folds}
-    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    digest = json_digest(body)
     return {**body, "num_folds": len(folds), "hash": digest}

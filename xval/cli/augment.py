@@ -13,15 +13,16 @@ import xval.config.schema as schema
 from augmentation.command import augment_folder
 from augmentation.pipeline import require_augment_extra
 from xval.config.loader import find_config, load_config
-from xval.core.errors import ConfigurationError, XvalError
+from xval.core.arguments import ArgumentParser
+from xval.core.entry import run_entry
+from xval.core.errors import ConfigurationError
 from xval.core.logs import quiet_framework_logs
-from xval.core.terminal import line_buffered_output
 from xval.core.version import add_version
 
 
 def parser() -> argparse.ArgumentParser:
     """The command line of `python -m augmentation`."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m augmentation",
         description="For every audio file under IN (relative folders kept), write a "
                     "peak-normalised copy NAME_original.wav and N augmented versions "
@@ -50,30 +51,30 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Runs the command line; returns the exit status."""
+    """Runs the command line; returns the exit status (no traceback reaches the user:
+    `xval.core.entry`)."""
+    return run_entry(lambda: _main(argv))
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = parser().parse_args(argv)
     quiet_framework_logs(verbose=args.verbose)
-    line_buffered_output()
-    try:
-        if args.quiet and args.verbose:
-            raise ConfigurationError("Give -q/--quiet or -v/--verbose, not both.")
-        require_augment_extra("python -m augmentation")
-        config = load_config(args.config or find_config())
-        given = {k: getattr(args, k) for k in schema.SCHEMA["augmentation"]
-                 if getattr(args, k) is not None}
-        try:  # the merged values, e.g. --min-rate above config.ini's max_rate
-            params = schema.check_section("augmentation", {**config.augmentation, **given},
-                                          style="flag")
-        except ConfigurationError as e:
-            raise ConfigurationError(f"{e} (other values from {config.path})") from None
-        summary = augment_folder(args.input, args.output, args.n, params=params,
-                                 seed=params["seed"], noise_dir=args.noise_dir,
-                                 ir_dir=args.ir_dir, workers=params["workers"],
-                                 progress=not (args.no_progress or args.quiet),
-                                 overwrite=args.overwrite)
-    except XvalError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    if args.quiet and args.verbose:
+        raise ConfigurationError("Give -q/--quiet or -v/--verbose, not both.")
+    require_augment_extra("python -m augmentation")
+    config = load_config(args.config or find_config())
+    given = {k: getattr(args, k) for k in schema.SCHEMA["augmentation"]
+             if getattr(args, k) is not None}
+    try:  # the merged values, e.g. --min-rate above config.ini's max_rate
+        params = schema.check_section("augmentation", {**config.augmentation, **given},
+                                      style="flag")
+    except ConfigurationError as e:
+        raise ConfigurationError(f"{e} (other values from {config.path})") from None
+    summary = augment_folder(args.input, args.output, args.n, params=params,
+                             seed=params["seed"], noise_dir=args.noise_dir,
+                             ir_dir=args.ir_dir, workers=params["workers"],
+                             progress=not (args.no_progress or args.quiet),
+                             overwrite=args.overwrite)
     print(f"Wrote {summary['written']} files ({summary['seconds']:.1f}s of audio) from "
           f"{summary['files']} recordings into {args.output}.")
     if summary["skipped"] and not args.quiet:

@@ -16,7 +16,13 @@ from pathlib import Path
 
 from xval.config.loader import Config, find_config, load_config
 from xval.core.errors import ConfigurationError
-from xval.report.compare_output import FORMATS, format_comparison, write_compare_workbook
+from xval.core.outputs import check_output_folder
+from xval.report.compare_output import (
+    FORMATS,
+    format_comparison,
+    is_compare_workbook,
+    write_compare_workbook,
+)
 from xval.report.comparison import Target, check_rope, compare
 from xval.report.tables import alpha_of, rope_of
 
@@ -59,6 +65,21 @@ def _config(path: str | None) -> Config | None:
         return None
 
 
+def _check_workbook(workbook: Path) -> None:
+    """The output rule for `--workbook`: a writable folder, and an existing file replaced
+    only when it is a comparison workbook `compare` wrote (never the user's own file)."""
+    if not workbook.parent.resolve().is_dir():
+        raise ConfigurationError(f"--workbook {workbook}: its folder does not exist; create "
+                                 "it or name another path.")
+    check_output_folder(workbook.parent, what="--workbook's folder")
+    if workbook.is_symlink() or (workbook.exists() and not workbook.is_file()):
+        raise ConfigurationError(f"--workbook {workbook} exists and is not a plain file; it is "
+                                 "never replaced. Name another path.")
+    if workbook.exists() and not is_compare_workbook(workbook):
+        raise ConfigurationError(f"--workbook {workbook} exists and was not written by `xval "
+                                 "compare`; it is never replaced. Name another path.")
+
+
 def main_compare(args: argparse.Namespace) -> int:
     """Runs `compare`: every argument checked before anything is read or computed.
 
@@ -71,9 +92,8 @@ def main_compare(args: argparse.Namespace) -> int:
         raise ConfigurationError(f"--alpha {args.alpha}: expected 0 < alpha < 1, e.g. 0.05.")
     targets = [Target.parse(text) for text in args.targets]
     workbook = Path(args.workbook)
-    if not args.no_workbook and not workbook.parent.resolve().is_dir():
-        raise ConfigurationError(f"--workbook {workbook}: its folder does not exist; create "
-                                 "it or name another path.")
+    if not args.no_workbook:
+        _check_workbook(workbook)
     config = _config(args.config)
     comparison = compare(targets, metric=args.metric,
                          rope=args.rope if args.rope is not None else rope_of(config),

@@ -9,14 +9,14 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from xval.cli.scripts import load_experiment
 from xval.config import schema
 from xval.config.effective import format_settings, settings
-from xval.config.loader import Config, find_config, load_config
-from xval.config.params import parse_instance, parse_override, resolve
+from xval.config.loader import Config
+from xval.config.params import parse_instance, parse_overrides, resolve
 from xval.core.errors import ConfigurationError
+from xval.running.environment import run_config
 from xval.running.experiment import Experiment
 
 
@@ -61,14 +61,10 @@ def main_config(args: argparse.Namespace) -> int:
 
 
 def _load(path: str | None, experiment: Experiment | None) -> Config:
-    if path:
-        return load_config(path)
-    if experiment is not None and experiment.config_path:
-        return load_config(Path(experiment.config_path))
-    try:
-        return load_config(find_config(experiment.script if experiment else None))
-    except ConfigurationError:
-        return load_config(None)
+    """The configuration as an experiment run here would load it (`run_config`): the same
+    file, and the same error when it is missing or wrong."""
+    return run_config(path, experiment.config_path if experiment else None,
+                      experiment.script if experiment else None)
 
 
 def _instance_settings(experiment: Experiment, config: Config,
@@ -81,7 +77,7 @@ def _instance_settings(experiment: Experiment, config: Config,
     if k not in experiment.instances:
         raise ConfigurationError(f"--instance {k}: the experiment declares instances "
                                  f"{sorted(experiment.instances)}.")
-    overrides = dict(parse_override(text) for text in args.set)
+    overrides = parse_overrides(args.set)
     params = resolve(k, experiment.instances[k], training_defaults=config.training,
                      architectures=architectures, experiment_params=experiment.parameters,
                      overrides=overrides, task_type=experiment.task_type)

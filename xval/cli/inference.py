@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import io
 from pathlib import Path
 from typing import Any
@@ -36,16 +37,17 @@ def main_predict(args: argparse.Namespace) -> int:
     described = Path(args.model).is_dir()
     if args.format == "csv":
         if described:  # a comment line: pandas reads it with `comment="#"`
-            print(f"# {results[0]['model']}")
+            print(f"# {_one_line(results[0]['model'])}")
         names = list(results[0]["clip"]["scores"])
-        print(",".join(["file", "level", "start", "predicted"] + names))
+        rows = [["file", "level", "start", "predicted", *names]]
         for r in results:
             for s in r["segments"]:
                 best = max(s["scores"], key=s["scores"].get) if len(names) > 1 else ""
-                print(",".join([r["file"], "segment", f"{s['start']:.3f}", str(best)]
-                               + [f"{s['scores'][n]:.6f}" for n in names]))
-            print(",".join([r["file"], "clip", "", str(r["clip"]["predicted"])]
-                           + [f"{r['clip']['scores'][n]:.6f}" for n in names]))
+                rows.append([r["file"], "segment", f"{s['start']:.3f}", str(best)]
+                            + [f"{s['scores'][n]:.6f}" for n in names])
+            rows.append([r["file"], "clip", "", str(r["clip"]["predicted"])]
+                        + [f"{r['clip']['scores'][n]:.6f}" for n in names])
+        print(csv_text(rows), end="")
         return 0
     print(results[0]["model"])
     for r in results:
@@ -60,11 +62,29 @@ def main_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def csv_text(rows: list[list[Any]]) -> str:
+    """Rows as CSV text through the `csv` module: a comma, quote or line break in a file
+    name is quoted, never a broken row."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    return buffer.getvalue()
+
+
+def _one_line(text: str) -> str:
+    """`text` for a `#` comment line: its line breaks shown as spaces."""
+    return " ".join(str(text).splitlines())
+
+
 def embed_outputs(out: str, *, overwrite: bool) -> tuple[Path, Path]:
     """The two files `embed --out` writes (`.npy` rows, `.csv` index), checked by the output
     rule (`xval.core.outputs`) before the model is opened."""
     if not out.strip() or not Path(out).name:
         raise ConfigurationError(f"--out {out!r}: expected a file name such as emb.npy.")
+    given = Path(out)
+    if given.is_symlink() or (given.exists() and not given.is_file()):
+        raise ConfigurationError(
+            f"--out {out!r} exists and is not a plain file (a folder, FIFO, device or link); "
+            "give a file name such as emb.npy.")
     npy = Path(out)
     if npy.suffix != ".npy":
         npy = npy.with_suffix(".npy")
@@ -106,10 +126,10 @@ def main_detect(args: argparse.Namespace) -> int:
                            ensemble=getattr(args, "ensemble", False),
                            dataset_info=getattr(args, "dataset_info", None))
     if args.format == "csv":
-        print("file,onset_s,offset_s,label")
-        for r in results:
-            for onset, offset, label in r["events"]:
-                print(f"{r['file']},{onset:.3f},{offset:.3f},{label}")
+        print(csv_text([["file", "onset_s", "offset_s", "label"]]
+                       + [[r["file"], f"{onset:.3f}", f"{offset:.3f}", label]
+                          for r in results for onset, offset, label in r["events"]]),
+              end="")
     else:
         print(results[0]["model"])
         for r in results:

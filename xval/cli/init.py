@@ -22,8 +22,11 @@ from preprocessing import sources
 from preprocessing.build import build_store, feature_params
 from preprocessing.features import encoders
 from preprocessing.features.pretrained import encoder_defaults
+from preprocessing.intake import check_trainable
 from preprocessing.store import FeatureStore
 from xval.cli import corpora
+from xval.cli.init_outputs import Created, check_outputs
+from xval.cli.preprocess import label_map_argument
 from xval.cli.scripts import (
     CNN_ABOUT,
     CNN_INSTANCES,
@@ -35,6 +38,8 @@ from xval.cli.scripts import (
 from xval.config import schema
 from xval.config.loader import Config, load_config
 from xval.core.errors import ConfigurationError, DatasetError
+from xval.core.files import atomic_write_text
+from xval.core.outputs import check_output_folder
 from xval.folds import allowed_folds
 
 DEFAULT_ENCODER = encoders.AISFX
@@ -85,42 +90,93 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
 
 
 def main_init(args: argparse.Namespace) -> int:
-    """Runs `python -m xval init`; returns the exit code."""
+    """Runs `python -m xval init`; returns the exit code.
+
+    Everything is checked before anything is written (the arguments, the config, the
+    encoder, every output: `check_outputs`, the rows and the folds); what is written is
+    removed again when a later step fails (`Created`), so a refused init leaves nothing
+    behind.
+    """
     audio = Path(args.audio).expanduser().resolve()
     _check_source(args, audio)
-    project = Path(args.project).resolve()
-    name = _name(args.name or audio.name.split(".")[0])
+    project = check_output_folder(Path(args.project).expanduser(), what="--project").resolve()
+    name = _name(audio.name.split(".")[0] if args.name is None else args.name)
+    if args.label_map is not None and not args.pattern:
+        raise ConfigurationError(f"--label-map {args.label_map!r} goes with --pattern (it maps "
+                                 "the codes the pattern's (?P<label>..) group finds).")
+    config_path = project / "config.ini"
+    config_text = None if config_path.exists() else schema.render(
+        {"paths": {"data_dir": "data", "results_dir": "results"}}, header=CONFIG_HEADER)
+    config = load_config(config_path, text=config_text)
     script = project / "experiments" / f"{name}.py"
-    if script.exists() and not args.overwrite:
-        raise ConfigurationError(f"{script} exists; choose another --name or pass --overwrite.")
+    encoder = _encoder(args.encoder)
+    stores = [config.data_dir / name] + ([config.data_dir / f"{name}_{encoder}"]
+                                         if encoder is not None else [])
+    check_outputs(audio, project, config, script, stores, args.overwrite)
     rows, skipped, how = _rows(audio, args)
+    check_trainable(rows, skipped, stage=f"found ({how})")
     _check_rows(rows, how)
     folds = _folds(rows, args.folds)
-    encoder = _encoder(args.encoder)
-    config_path, config = _config(project)  # written once the source is known to be good
     print(f"Found {len(rows)} files in {audio}: {rows['label'].nunique()} classes, "
           f"{rows['item'].nunique()} items ({how}).")
+    created = Created()
+    created.folders(project, config.data_dir, script.parent)
+    try:
+        code = _write_project(args, audio, project, config, (config_path, config_text),
+                              script, (rows, skipped, how, folds), (stores, encoder), created)
+    except BaseException:
+        created.undo()
+        raise
+    if code:
+        created.undo()
+    return code
+
+
+def _build(args: argparse.Namespace, audio: Path, path: Path, params: dict[str, Any],
+           config: Config, found: tuple[pd.DataFrame, list, str, int], created: Created,
+           source: str) -> tuple[FeatureStore, dict[str, Any]]:
+    """Builds one store of the project (noted in `created` when it is new)."""
+    rows, skipped, _, _ = found
+    existed = path.exists() and any(path.iterdir())
     store, summary = build_store(
-        rows, config.data_dir / name, params=feature_params(config.features),
-        workers=config.features["workers"], overwrite=args.overwrite, skipped=skipped,
-        progress=not args.no_progress, info={"source": f"python -m xval init {audio}"})
+        rows, path, params=params, workers=config.features["workers"],
+        overwrite=args.overwrite, skipped=list(skipped), progress=not args.no_progress,
+        info={"source": source}, inputs=[audio])
+    if not existed:
+        created.store(store.path)
+    return store, summary
+
+
+def _write_project(args: argparse.Namespace, audio: Path, project: Path, config: Config,
+                   config_file: tuple[Path, str | None], script: Path,
+                   found: tuple[pd.DataFrame, list, str, int],
+                   planned: tuple[list[Path], str | None], created: Created) -> int:
+    """Writes the stores, config.ini and the script, then runs the dry run (what is written
+    is noted in `created`)."""
+    (config_path, config_text), (stores, encoder) = config_file, planned
+    rows, skipped, how, folds = found
+    store, summary = _build(args, audio, stores[0], feature_params(config.features), config,
+                            found, created, f"python -m xval init {audio}")
     print(f"Wrote the store {store.path}: {summary['rows']} rows, "
           f"{len(summary['skipped'])} file(s) skipped.")
     embedded = None
     if encoder is not None:
-        embedded, summary = build_store(
-            rows, config.data_dir / f"{name}_{encoder}",
-            params=feature_params(config.features, **encoder_defaults(encoder)),
-            workers=config.features["workers"], overwrite=args.overwrite, skipped=skipped,
-            progress=not args.no_progress,
-            info={"source": f"python -m xval init {audio} --encoder {encoder}"})
+        embedded, summary = _build(
+            args, audio, stores[1], feature_params(config.features, **encoder_defaults(encoder)),
+            config, found, created, f"python -m xval init {audio} --encoder {encoder}")
         print(f"Wrote the store {embedded.path} ({encoder} embeddings, "
               f"{encoders.BUILT_IN[encoder].licence}): {summary['rows']} rows.")
+    if config_text is not None:
+        atomic_write_text(config_path, config_text)
+        created.file(config_path)
+    if not script.exists():
+        created.file(script)
     _write_script(script, store, rows, folds, how, audio, config, project, embedded)
     print(f"Wrote {script.relative_to(project)} and {config_path.relative_to(project)}.\n")
-    experiment = load_experiment(script)
-    outcome = experiment.run(dry_run=True, config=config)
+    outcome = load_experiment(script).run(dry_run=True, config=config)
     if outcome.exit_code:
+        print("The dry run failed: nothing init wrote is kept (the script, the stores, "
+              "config.ini).", file=sys.stderr)
         return outcome.exit_code
     command = f"{_python()} {script.relative_to(project)}"
     print(f"\nReady. Run the experiment with:\n\n    {command}\n")
@@ -182,17 +238,6 @@ def _name(text: str) -> str:
     return name if not name[0].isdigit() else f"data_{name}"
 
 
-def _config(project: Path) -> tuple[Path, Config]:
-    """The project's config.ini, written with `[paths]` alone when it has none."""
-    path = project / "config.ini"
-    if not path.exists():
-        project.mkdir(parents=True, exist_ok=True)
-        path.write_text(schema.render({"paths": {"data_dir": "data",
-                                                 "results_dir": "results"}},
-                                      header=CONFIG_HEADER))
-    return path, load_config(path)
-
-
 def _rows(audio: Path, args: argparse.Namespace) -> tuple[pd.DataFrame, list, str]:
     """The source rows, the skipped files, and how labels and items were found."""
     if args.source:
@@ -204,8 +249,8 @@ def _rows(audio: Path, args: argparse.Namespace) -> tuple[pd.DataFrame, list, st
                                                 item_column=_item_column(args.manifest))
         return rows, skipped, f"manifest {args.manifest}"
     if args.pattern:
-        label_map = sources.LABEL_MAPS.get(args.label_map or "", None) if args.label_map \
-            else (sources.LABEL_MAPS.get(args.pattern))
+        label_map = _parse_label_map(args.label_map) if args.label_map is not None \
+            else sources.LABEL_MAPS.get(args.pattern)
         rows, skipped = sources.regex_source(audio, PRESETS.get(args.pattern, args.pattern),
                                              label_map=label_map)
         return rows, skipped, f"pattern {args.pattern}"
@@ -228,8 +273,26 @@ def _rows(audio: Path, args: argparse.Namespace) -> tuple[pd.DataFrame, list, st
         "named groups, e.g. --pattern '(?P<label>[a-z]+)_(?P<item>spk\\d+)_\\d+\\.wav'.")
 
 
+def _parse_label_map(text: str) -> dict[str, str] | None:
+    """`--label-map` as `python -m preprocessing regex` reads it (a preset, a JSON file,
+    `CODE=NAME` pairs)."""
+    try:
+        return label_map_argument(text)
+    except argparse.ArgumentTypeError as e:
+        raise ConfigurationError(str(e)) from None
+
+
 def _item_column(manifest: str) -> str | None:
-    columns = pd.read_csv(manifest, nrows=0).columns
+    path = Path(manifest)
+    if not path.is_file():
+        raise DatasetError(f"--manifest {manifest!r} is not a file; give the CSV manifest "
+                           "of the audio files.")
+    try:
+        columns = pd.read_csv(path, nrows=0, encoding="utf-8-sig").columns
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError,
+            ValueError) as e:
+        raise DatasetError(f"--manifest {manifest!r} is not a readable UTF-8 CSV file "
+                           f"({type(e).__name__}); give the CSV manifest.") from None
     return "item" if "item" in columns else None
 
 

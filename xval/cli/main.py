@@ -16,13 +16,15 @@ from xval.cli import init as cli_init
 from xval.cli.annotations import add_reading_arguments
 from xval.cli.inference import main_detect, main_embed, main_evaluate, main_predict
 from xval.config.loader import find_config, load_config
+from xval.core.arguments import ArgumentParser
+from xval.core.entry import run_entry
 from xval.core.errors import ConfigurationError, XvalError
 from xval.core.logs import quiet_framework_logs
-from xval.core.terminal import line_buffered_output
 from xval.core.version import add_version
 from xval.report.results import check_experiment_folder
 from xval.report.terminal import terminal_table
 from xval.report.workbook import build_workbook
+from xval.running.environment import check_backend
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -62,12 +64,7 @@ def choose_backend(config_path: str | None = None) -> str:
         installed = [b for b in ("torch", "tensorflow", "jax")
                      if importlib.util.find_spec(b) is not None]
         backend, source = (installed or ["torch"])[0], "the installed frameworks"
-    module = {"torch": "torch", "tensorflow": "tensorflow", "jax": "jax"}.get(backend, backend)
-    if importlib.util.find_spec(module) is None:
-        raise ConfigurationError(
-            f"Keras backend {backend!r} (from {source}) is not installed: install it "
-            f"(`pip install -e '.[{backend}]'`) or choose another with KERAS_BACKEND."
-        )
+    check_backend(backend, source)
     os.environ["KERAS_BACKEND"] = backend
     quiet_framework_logs(backend=backend)
     return backend
@@ -168,7 +165,7 @@ def _embed_parser(sub: argparse._SubParsersAction, flags: argparse.ArgumentParse
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of `python -m xval` and its commands."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m xval",
         description="Commands around cross-validation experiments (an experiment itself runs "
                     "as `python experiments/<script>.py`). Also installed as `xval`.")
@@ -192,33 +189,35 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Runs `python -m xval COMMAND ...`; returns the exit code (2: a one-line error)."""
+    """Runs `python -m xval COMMAND ...`; returns the exit code (2: a one-line error; no
+    traceback reaches the user, `xval.core.entry`)."""
+    return run_entry(lambda: _main(argv))
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     quiet_framework_logs(verbose=args.verbose)
-    line_buffered_output()
-    try:
-        if args.quiet and args.verbose:
-            raise XvalError("Give -q/--quiet or -v/--verbose, not both.")
-        if args.command == "config":
-            return cli_config.main_config(args)
-        if args.command == "init":
-            choose_backend(None)
-            return cli_init.main_init(args)
-        if args.command == "report":
-            return _report(args)
-        if args.command == "compare":
-            return cli_compare.main_compare(args)
-        if args.command == "export":  # the format chooses the backend
-            return cli_export.main_export(args, choose_backend)
-        choose_backend(args.config)
-        if args.command == "evaluate":
-            return main_evaluate(args)
-        if args.command == "detect":
-            return main_detect(args)
-        return main_predict(args) if args.command == "predict" else main_embed(args)
-    except XvalError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    if args.quiet and args.verbose:
+        raise XvalError("Give -q/--quiet or -v/--verbose, not both.")
+    if args.command == "config":
+        if args.experiment:
+            choose_backend(args.config)  # the script's instances import Keras
+        return cli_config.main_config(args)
+    if args.command == "init":
+        choose_backend(None)
+        return cli_init.main_init(args)
+    if args.command == "report":
+        return _report(args)
+    if args.command == "compare":
+        return cli_compare.main_compare(args)
+    if args.command == "export":  # the format chooses the backend
+        return cli_export.main_export(args, choose_backend)
+    choose_backend(args.config)
+    if args.command == "evaluate":
+        return main_evaluate(args)
+    if args.command == "detect":
+        return main_detect(args)
+    return main_predict(args) if args.command == "predict" else main_embed(args)
 
 
 def run() -> None:

@@ -38,9 +38,11 @@ from xval import tasks
 from xval.cli import corpora
 from xval.cli.annotations import add_reading_arguments, reading_options
 from xval.config.loader import Config, find_config, load_config
-from xval.core.errors import ConfigurationError, XvalError
+from xval.core.arguments import ArgumentParser
+from xval.core.entry import run_entry
+from xval.core.errors import ConfigurationError
 from xval.core.logs import quiet_framework_logs
-from xval.core.terminal import line_buffered_output
+from xval.core.outputs import check_output_files, check_output_folder
 from xval.core.version import add_version
 
 KINDS = {bool: "True or False", int: "an integer", float: "a number"}
@@ -50,14 +52,23 @@ PRESETS = {"fsdd": sources.FSDD_PATTERN, "ravdess": sources.RAVDESS_PATTERN,
            "speaker-id": sources.SPEAKER_ID_PATTERN}
 
 
-def _label_map(text: str | None) -> dict[str, str] | None:
+def label_map_argument(text: str | None) -> dict[str, str] | None:
+    """`--label-map`: a preset, a JSON file or `CODE=NAME,...` pairs (argparse type)."""
     if text is None:
         return None
     if text in sources.LABEL_MAPS:
         return sources.LABEL_MAPS[text]
     path = Path(text)
     if path.suffix == ".json" and path.is_file():
-        return {str(k): str(v) for k, v in json.loads(path.read_text()).items()}
+        try:
+            table = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise argparse.ArgumentTypeError(f"--label-map {text!r}: not a readable JSON file "
+                                             f"({type(e).__name__})") from None
+        if not isinstance(table, dict):
+            raise argparse.ArgumentTypeError(f"--label-map {text!r}: expected a JSON object "
+                                             "of code -> class name")
+        return {str(k): str(v) for k, v in table.items()}
     pairs = [p.split("=", 1) for p in text.split(",") if p]
     if not pairs or any(len(p) != 2 for p in pairs):
         raise argparse.ArgumentTypeError(
@@ -171,7 +182,7 @@ def _source_parsers(sub: Any) -> None:
     p.add_argument("--pattern", required=True,
                    help="regex with (?P<label>..), optional (?P<item>..), (?P<clip>..); "
                         "presets: fsdd, ravdess, speaker-id")
-    p.add_argument("--label-map", type=_label_map,
+    p.add_argument("--label-map", type=label_map_argument,
                    help="preset (ravdess), JSON file, or CODE=NAME,... pairs")
     _common(p)
     p = sub.add_parser("folders", help="one folder per class")
@@ -268,7 +279,7 @@ def _synth_babble_parser(sub: Any) -> None:
 
 def parser() -> argparse.ArgumentParser:
     """The command line of `python -m preprocessing`."""
-    top = argparse.ArgumentParser(prog="python -m preprocessing", description=__doc__,
+    top = ArgumentParser(prog="python -m preprocessing", description=__doc__,
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     add_version(top)
     sub = top.add_subparsers(dest="source", required=True)
@@ -280,23 +291,25 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="describe an existing store")
     p.add_argument("store")
     p.add_argument("--plot", help="write a sample-rate histogram PNG here")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the --plot file when it exists (else an error)")
     _synth_events_parser(sub)
     _synth_babble_parser(sub)
     return top
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Runs the command line; returns the exit status."""
+    """Runs the command line; returns the exit status (no traceback reaches the user:
+    `xval.core.entry`)."""
+    return run_entry(lambda: _main(argv))
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = parser().parse_args(argv)
     quiet_framework_logs(verbose=getattr(args, "verbose", False))
-    line_buffered_output()
-    try:
-        if getattr(args, "quiet", False) and getattr(args, "verbose", False):
-            raise ConfigurationError("Give -q/--quiet or -v/--verbose, not both.")
-        return _run(args, argv)
-    except XvalError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    if getattr(args, "quiet", False) and getattr(args, "verbose", False):
+        raise ConfigurationError("Give -q/--quiet or -v/--verbose, not both.")
+    return _run(args, argv)
 
 
 def _run(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
@@ -305,6 +318,10 @@ def _run(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     if args.source == "synth-babble":
         return _synth_babble(args)
     if args.source == "report":
+        if args.plot is not None:
+            if Path(args.plot).suffix.lower() != ".png":
+                raise ConfigurationError(f"--plot {args.plot!r}: expected a .png file name.")
+            check_output_files([args.plot], overwrite=args.overwrite)
         print(format_report(dataset_report(args.store, plot_path=args.plot)))
         return 0
     config = load_config(args.config or find_config())
@@ -368,7 +385,10 @@ def _progress(args: argparse.Namespace) -> bool:
 
 def _out(args: argparse.Namespace, config: Config) -> Path:
     """`--out`: a bare name is a dataset under `--data-dir` (config.ini's data_dir)."""
-    out = Path(args.out)
+    if not args.out.strip():
+        raise ConfigurationError("--out is empty; give a store folder, or a dataset name "
+                                 "(a store under --data-dir).")
+    out = Path(args.out).expanduser()
     if len(out.parts) == 1 and not out.is_absolute():
         data_dir = Path(args.data_dir) if args.data_dir else config.data_dir
         out = data_dir / out
@@ -390,7 +410,8 @@ def _demo(args: argparse.Namespace, config: Config,
             f"--task-type {args.task_type} cannot be used with `demo`: the demo has class "
             f"labels only (no numeric targets, no frame targets); use {' or '.join(fitting)}"
             ", or build your own store with `regex`, `folders`, `manifest` or `detection`.")
-    data_dir = Path(args.data_dir) if args.data_dir else config.data_dir
+    data_dir = check_output_folder(Path(args.data_dir) if args.data_dir else config.data_dir,
+                                   what="--data-dir")
     return build_demo(data_dir, overwrite=args.overwrite, workers=_workers(args, config),
                       progress=_progress(args), task_type=args.task_type)
 
@@ -437,6 +458,18 @@ def _rows(args: argparse.Namespace) -> tuple[pd.DataFrame, Skipped]:
         allow_outside_root=args.allow_outside_root)
 
 
+def _inputs(args: argparse.Namespace) -> list[str]:
+    """What a source reads (a store is never written inside it, nor it inside a store)."""
+    if args.source in corpora.KINDS:
+        given = list(args.manifests) if args.source == "lhotse" else [args.root_dir]
+        given.append(getattr(args, "root", None))
+    elif args.source == "manifest":
+        given = [args.root or str(Path(args.csv).parent)]
+    else:
+        given = [args.root]
+    return [str(path) for path in given if path]
+
+
 def _from_source(args: argparse.Namespace, argv: Sequence[str] | None, config: Config,
                  overrides: dict[str, Any]) -> tuple[FeatureStore, dict[str, Any]]:
     if tasks.get(args.task_type).extra_arrays:
@@ -458,6 +491,7 @@ def _from_source(args: argparse.Namespace, argv: Sequence[str] | None, config: C
               flush=True)
     return build_store(
         rows, out, params=params, workers=_workers(args, config), strict=args.strict,
+        inputs=_inputs(args),
         overwrite=args.overwrite, task_type=args.task_type, skipped=skipped,
         augmenter=augmenter, augment_versions=args.augment,
         augment_seed=config.augmentation["seed"], progress=_progress(args),

@@ -8,7 +8,7 @@ import re
 import sys
 from pathlib import Path
 
-from xval.core.errors import ConfigurationError
+from xval.core.errors import ConfigurationError, XvalError
 from xval.running.experiment import Experiment
 
 
@@ -28,12 +28,26 @@ def load_experiment(path: str | Path) -> Experiment:
         raise ConfigurationError(f"{path} is not a Python file.")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except XvalError:
+        raise  # the declaration's own check (a bad setting): its message as it is
+    except SyntaxError as e:
+        raise ConfigurationError(f"{path}, line {e.lineno}: not valid Python ({e.msg}); fix "
+                                 "the script.") from None
+    except (Exception, SystemExit) as e:  # noqa: BLE001  (the user's script, run to read it)
+        raise ConfigurationError(
+            f"{path} failed while it was read ({type(e).__name__}: {e}); an experiment "
+            "script declares `experiment` and runs only under `if __name__ == "
+            "\"__main__\":`.") from e
     experiment = getattr(module, "experiment", None)
     if not isinstance(experiment, Experiment):
         raise ConfigurationError(f"{path} defines no `experiment = Experiment(...)`.")
     return experiment
 
+
+SCRIPT_MARK = "Written by `python -m xval init`"
+"""The words that mark a script `init` wrote (and may replace with --overwrite)."""
 
 SCRIPT = '''"""Experiment {number}: {question}
 

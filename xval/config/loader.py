@@ -6,6 +6,9 @@ Every key the file names is validated (an unknown section or key is an error nam
 closest valid ones), and the merged result is checked as a whole (e.g. `fmin < fmax`).
 `Config.source(section, key)` says where each value came from.
 
+The file is read by `xval.config.inifile` (UTF-8 with or without a byte-order mark, any
+line endings, every parse error with its line). In `[paths]`, `~` and environment variables
+(`$HOME`, `${DATA}`) are expanded; a variable that is not set is an error naming it.
 Relative paths are resolved against the folder of the file that names them; the default
 `data` and `results` folders against the folder of the config file (the current directory
 when there is none).
@@ -13,13 +16,14 @@ when there is none).
 
 from __future__ import annotations
 
-import configparser
 import copy
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 import xval.config.schema as _schema
+from xval.config.inifile import parse_ini, read_ini
 from xval.core.errors import ConfigurationError
 
 PACKAGE_DEFAULT = "package default"
@@ -122,13 +126,16 @@ def find_config(script: str | Path | None = None) -> Path:
                 "to use the project's config.ini."
             )
         return path
+    if env is not None:
+        raise ConfigurationError("XVAL_CONFIG is set but empty; point it at a config.ini, or "
+                                 "unset it.")
     candidates = []
     if script:
         resolved = Path(script).resolve()
         candidates += [resolved.parent.parent / "config.ini", resolved.parent / "config.ini"]
     candidates.append(Path.cwd() / "config.ini")
     for candidate in candidates:
-        if candidate.is_file():
+        if candidate.exists() or candidate.is_symlink():  # the reader says what is wrong
             return candidate
     raise ConfigurationError(
         "No config.ini found; looked at "
@@ -139,7 +146,7 @@ def find_config(script: str | Path | None = None) -> Path:
     )
 
 
-def load_config(path: str | Path | None) -> Config:
+def load_config(path: str | Path | None, *, text: str | None = None) -> Config:
     """Reads a `config.ini` over the package defaults and validates the result.
 
     Values are read literally: `%` has no special meaning (no interpolation).
@@ -147,6 +154,9 @@ def load_config(path: str | Path | None) -> Config:
     Args:
         path: path of the file; `None` gives the package defaults (paths relative to the
             current directory).
+        text: the file's content, when it is not (yet) on disk: `path` then only names it
+            and gives the folder relative paths start from. Defaults to `None` (read
+            `path`).
 
     Returns:
         A `Config`.
@@ -161,7 +171,7 @@ def load_config(path: str | Path | None) -> Config:
         _resolve_paths(sections, Path.cwd())
         return Config(_validate(sections, None), None)
     path = Path(path)
-    given = _read_file(path)
+    given = _read_file(path, text)
     sources = {}
     for section, values in given.items():
         sections[section].update(values)
@@ -171,25 +181,16 @@ def load_config(path: str | Path | None) -> Config:
     return Config(_validate(sections, path), path, sources)
 
 
-def _read_file(path: Path) -> dict[str, dict[str, Any]]:
-    """The typed values a config file sets, checked key by key."""
-    if path.is_dir():
-        raise ConfigurationError(f"Config file {str(path)!r} is a folder; pass the path of a "
-                                 "config.ini file.")
-    if not path.is_file():
-        raise ConfigurationError(f"Config file {str(path)!r} does not exist.")
-    parser = configparser.ConfigParser(inline_comment_prefixes=None, interpolation=None)
-    try:
-        parser.read(path, encoding="utf-8")
-    except (configparser.Error, UnicodeDecodeError, OSError) as e:
-        raise ConfigurationError(f"Cannot parse {path}: {e}") from e
-    where = f" in {path}"
+def _read_file(path: Path, text: str | None = None) -> dict[str, dict[str, Any]]:
+    """The typed values a config file sets, checked key by key (errors name the line)."""
+    raw = read_ini(path) if text is None else parse_ini(text, f"Config file {str(path)!r}")
     given = {}
-    for section in parser.sections():
-        _check_names(section, dict(parser[section]), f" of {path}")
-        given[section] = {key: _schema.parse(section, key, parser.get(section, key),
-                                             where=where)
-                          for key in parser[section]}
+    for section, values in raw.items():
+        for key, (_, line) in values.items():
+            _check_names(section, {key: None}, f" of {path}, line {line}")
+        given[section] = {key: _schema.parse(section, key, value,
+                                             where=f" in {path}, line {line}")
+                          for key, (value, line) in values.items()}
     return given
 
 
@@ -225,12 +226,42 @@ def _resolve_paths(sections: dict[str, dict[str, Any]], folder: Path) -> None:
             raise ConfigurationError(
                 f"[paths] {key} = {raw!r}: expected a folder (e.g. "
                 f"{_schema.SCHEMA['paths'][key].default!r}, relative to the config file).")
-        p = Path(raw).expanduser()
+        p = Path(expand(raw, f"[paths] {key}")).expanduser()
         p = p if p.is_absolute() else (folder / p).resolve()
         if p.exists() and not p.is_dir():
             raise ConfigurationError(
                 f"[paths] {key} = {raw!r}: {p} is a file, not a folder; give a folder.")
         sections["paths"][key] = str(p)
+
+
+_VARIABLE = re.compile(r"\$(?:\{(?P<braced>[^}]*)\}|(?P<plain>[A-Za-z_][A-Za-z0-9_]*))")
+
+
+def expand(text: str, what: str) -> str:
+    """`text` with environment variables (`$NAME`, `${NAME}`) replaced by their values.
+
+    Args:
+        text: a path as written in config.ini.
+        what: how the message names it (`"[paths] data_dir"`).
+
+    Returns:
+        The expanded text (`~` is left for `Path.expanduser`).
+
+    Raises:
+        ConfigurationError: for a variable that is not set, or a `${` without a name.
+    """
+    def value(match: re.Match[str]) -> str:
+        name = match["braced"] if match["braced"] is not None else match["plain"]
+        if not name or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise ConfigurationError(f"{what} = {text!r}: {match[0]!r} is not a variable "
+                                     "name; write $NAME or ${NAME}.")
+        if name not in os.environ:
+            raise ConfigurationError(
+                f"{what} = {text!r}: environment variable {name} is not set; set it, or "
+                "write the path itself.")
+        return os.environ[name]
+
+    return _VARIABLE.sub(value, text)
 
 
 def _validate(sections: dict[str, dict[str, Any]],

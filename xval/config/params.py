@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import ast
 import difflib
-import hashlib
 import importlib.util
-import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -19,6 +17,7 @@ import xval.config.embedding as embedding
 import xval.config.schema as schema
 from xval import tasks
 from xval.core.errors import ParameterError
+from xval.core.hashing import json_digest
 
 Spec = Mapping[str, Any] | Sequence[str]
 """An instance as declared: a dict, or a list of `'name=value'` strings."""
@@ -130,6 +129,33 @@ def parse_override(text: str) -> tuple[str, Any]:
         return name, raw
 
 
+def parse_overrides(texts: Sequence[str]) -> dict[str, Any]:
+    """Parses every `--set name=value` (see `parse_override`); a name given twice is an
+    error, as in an instance.
+
+    Returns:
+        dict of name to value.
+
+    Raises:
+        ParameterError: for a malformed one, or a name given twice.
+    """
+    out: dict[str, Any] = {}
+    for text in texts:
+        name, value = parse_override(text)
+        if name in out:
+            raise ParameterError(f"--set {name} is given twice ({name}={out[name]!r} and "
+                                 f"{text!r}); give it once.")
+        out[name] = value
+    return out
+
+
+def _short(value: Any) -> str:
+    """`repr(value)`, a huge integer shown by its number of digits."""
+    text = repr(value) if not isinstance(value, int) or abs(value) < 10 ** 30 else \
+        f"<an integer of about {int(abs(value).bit_length() * 0.30103) + 1} digits>"
+    return text if len(text) < 80 else text[:77] + "..."
+
+
 def _type_name(value: Any) -> str:
     return type(value).__name__
 
@@ -146,14 +172,19 @@ def _check_type(name: str, value: Any, default: Any, where: str) -> Any:
     elif isinstance(default, float):
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         if ok:
-            value = float(value)
+            try:
+                value = float(value)
+            except OverflowError:
+                raise ParameterError(
+                    f"{where}: {name}={_short(value)} is too large for a float (beyond "
+                    "1.8e308); give a value in the parameter's range.") from None
     elif isinstance(default, str):
         ok = isinstance(value, str)
     elif isinstance(default, (list, tuple)):
         ok = isinstance(value, (list, tuple))
     if not ok:
         raise ParameterError(
-            f"{where}: {name}={value!r} is a {_type_name(value)}; expected a "
+            f"{where}: {name}={_short(value)} is a {_type_name(value)}; expected a "
             f"{_type_name(default)} like the default {default!r}."
         )
     return value
@@ -491,7 +522,22 @@ def params_hash(params: Mapping[str, Any]) -> str:
     added = schema.ADDED_KEYS["training"]
     kept = {k: v for k, v in params.items()
             if k not in UNHASHED and not (k in added and v == added[k])}
-    return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()
+    return json_digest(kept)
+
+
+def edited_params(params: Mapping[str, Any], recorded_hash: str) -> str:
+    """Why a recorded parameter set cannot be believed, or `""`: its parameters no longer
+    hash to the hash recorded with them (the file was edited after it was written).
+
+    Args:
+        params: the recorded parameters (`params.json` `params`).
+        recorded_hash: the hash recorded with them.
+    """
+    content = params_hash(params)
+    if content == recorded_hash:
+        return ""
+    return (f"was edited after it was written: its parameters hash to {content[:12]}, not to "
+            f"the recorded {str(recorded_hash)[:12]}")
 
 
 def differing(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:

@@ -434,10 +434,15 @@ SCHEMA = {
         "peak_normalize": Key("bool", "scale every file to a peak of 1 before extraction",
             default=True,
             notes='Scale every file to a peak of 1 before feature extraction.'),
-        "silence_threshold_db": _float("files whose peak is below this level (dBFS) are "
-                                       "skipped as silent", high=0,
-            default=-60.0,
-            notes='Files whose peak is below this level (dBFS, <= 0) are skipped as silent.'),
+        "silence_threshold_db": _float("files whose loudest frame in the feature band is at "
+                                       "or below this level (dBFS) are skipped as holding no "
+                                       "signal", high=0,
+            default=-90.0,
+            notes=('Files whose loudest frame, in the band the features see (never 0 Hz), is at '
+                   'or below this level (dBFS, <= 0) are skipped as holding no signal: digital '
+                   'silence, a constant offset. -90 keeps a call 5 dB above 16-bit dither '
+                   '(benchmarks/no_signal.py: the quietest FSDD and RAVDESS files read -45 and '
+                   '-51).')),
         "workers": _int("extraction processes (0: all cores)", 0, 1024,
             default=0,
             notes='Extraction processes (0 = all cores).'),

@@ -37,6 +37,10 @@ from typing import Any
 from xval.core.errors import ConfigurationError
 
 SAMPLERS = ("tpe", "random")
+_FLOAT_LIMIT = 1e15
+"""Bounds a float dimension may take: beyond, a range is a typo (`1e51` for `1e-5`)."""
+_INT_LIMIT = 2 ** 53
+"""Bounds an integer dimension may take (exact in a float, as Optuna stores values)."""
 PRUNERS = ("median", "halving", "none")
 # Optuna trial states this module writes into `instance_<k>/trial.json`.
 TRIAL_STATES = ("running", "complete", "pruned", "failed")
@@ -83,6 +87,16 @@ class Float:
                 f"search space {name}: a log range must be positive, got [{self.low}, "
                 f"{self.high}] (it crosses or touches zero). Use log=False or a low > 0."
             )
+        if not math.isfinite(float(self.high) - float(self.low)) or \
+                max(abs(self.low), abs(self.high)) > _FLOAT_LIMIT:
+            raise ConfigurationError(
+                f"search space {name}: bounds [{self.low}, {self.high}] are beyond "
+                f"+-{_FLOAT_LIMIT:g}; give the range the parameter can take.")
+
+    def contains(self, value: Any) -> bool:
+        """Whether `value` is a number in the range."""
+        return isinstance(value, (int, float)) and not isinstance(value, bool) \
+            and self.low <= value <= self.high
 
     def corners(self) -> list[Any]:
         return [float(self.low), float(self.high)]
@@ -118,11 +132,31 @@ class Int:
             )
         if self.step < 1:
             raise ConfigurationError(f"search space {name}: step={self.step} must be >= 1.")
+        if max(abs(self.low), abs(self.high)) > _INT_LIMIT:
+            raise ConfigurationError(
+                f"search space {name}: bounds [{self.low}, {self.high}] are beyond "
+                f"+-{_INT_LIMIT}; give the range the parameter can take.")
+        if self.step > self.high - self.low:
+            raise ConfigurationError(
+                f"search space {name}: step={self.step} is larger than the range "
+                f"[{self.low}, {self.high}], so only {self.low} could be tried; use a smaller "
+                "step or a Categorical.")
+        if (self.high - self.low) % self.step:
+            raise ConfigurationError(
+                f"search space {name}: [{self.low}, {self.high}] is not a whole number of "
+                f"steps of {self.step} (Optuna would lower high to "
+                f"{self.high - (self.high - self.low) % self.step}); make high - low a "
+                "multiple of step.")
         if self.log and (self.low <= 0 or self.step != 1):
             raise ConfigurationError(
                 f"search space {name}: a log range needs low > 0 and step 1, got "
                 f"[{self.low}, {self.high}] step {self.step}."
             )
+
+    def contains(self, value: Any) -> bool:
+        """Whether `value` is an integer of the range, on its steps."""
+        return isinstance(value, int) and not isinstance(value, bool) \
+            and self.low <= value <= self.high and (value - self.low) % self.step == 0
 
     def corners(self) -> list[Any]:
         return [self.low, self.high]
@@ -154,6 +188,18 @@ class Categorical:
                     f"search space {name}: choice {choice!r} is not a string, number, "
                     "boolean or None."
                 )
+        seen: list[Any] = []
+        for choice in self.choices:
+            if any(type(choice) is type(c) and choice == c for c in seen):
+                raise ConfigurationError(
+                    f"search space {name}: choice {choice!r} is given twice; list each "
+                    "choice once (a repeated one is not tried more often, it skews the "
+                    "sampler).")
+            seen.append(choice)
+
+    def contains(self, value: Any) -> bool:
+        """Whether `value` is one of the choices (of the same type)."""
+        return any(type(value) is type(c) and value == c for c in self.choices)
 
     def corners(self) -> list[Any]:
         return list(self.choices)
@@ -202,9 +248,12 @@ class Search:
                 (`xval.config.params.resolve` with its defaults and architectures bound).
 
         Raises:
-            ConfigurationError / ParameterError: for an empty or crossing range, an unknown
-                parameter (for the architectures it applies to), a value of the wrong type,
-                a bad budget, sampler or pruner.
+            ConfigurationError / ParameterError: for an empty or crossing range, bounds
+                beyond what a parameter can take, an integer step larger than its range or
+                not dividing it, a choice given twice, an unknown parameter (for the
+                architectures it applies to), a value of the wrong type, a bad budget,
+                sampler, pruner, seed or `startup_trials`, an enqueued trial naming a
+                parameter outside the space or a value outside its dimension.
         """
         if not isinstance(self.base, dict):
             raise ConfigurationError(f"search base: expected a dict, got {self.base!r}.")
@@ -220,6 +269,16 @@ class Search:
             dim.check(name)
             if name in ("comment_1", "comment_2"):
                 raise ConfigurationError(f"search space {name}: comments are not searched.")
+        self._check_options()
+        self._check_enqueue()
+        # Resolve the corners of the space: every name must be a valid parameter of the
+        # architectures it applies to, with a value of the right type.
+        for values in self._corner_samples():
+            resolve("search", {**self.base, **values, "comment_1": "search",
+                               "comment_2": ""})
+
+    def _check_options(self) -> None:
+        """The budget, the sampler and the pruner, the seeds."""
         if isinstance(self.n_trials, bool) or not isinstance(self.n_trials, int) \
                 or self.n_trials < 1:
             raise ConfigurationError(f"n_trials={self.n_trials!r}: expected an integer >= 1.")
@@ -235,11 +294,29 @@ class Search:
         if self.pruner not in PRUNERS:
             raise ConfigurationError(
                 f"pruner={self.pruner!r}: expected one of {', '.join(PRUNERS)}.")
-        # Resolve the corners of the space: every name must be a valid parameter of the
-        # architectures it applies to, with a value of the right type.
-        for values in self._corner_samples():
-            resolve("search", {**self.base, **values, "comment_1": "search",
-                               "comment_2": ""})
+        for name in ("startup_trials", "seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigurationError(f"{name}={value!r}: expected an integer >= 0.")
+
+    def _check_enqueue(self) -> None:
+        """Every enqueued trial names dimensions of the space, with values inside them."""
+        if not isinstance(self.enqueue, (list, tuple)):
+            raise ConfigurationError(f"enqueue={self.enqueue!r}: expected a list of dicts.")
+        for k, trial in enumerate(self.enqueue):
+            if not isinstance(trial, dict) or not trial:
+                raise ConfigurationError(f"enqueue[{k}]={trial!r}: expected a dict of "
+                                         "parameter values.")
+            for name, value in trial.items():
+                dim = self.space.get(name)
+                if dim is None:
+                    raise ConfigurationError(
+                        f"enqueue[{k}]: {name!r} is not a dimension of the search space "
+                        f"({', '.join(self.space)}); the base gives the other parameters.")
+                if not dim.contains(value):
+                    raise ConfigurationError(
+                        f"enqueue[{k}]: {name}={value!r} is outside its dimension "
+                        f"({dim.describe()}).")
 
     def _corner_samples(self) -> list[dict[str, Any]]:
         """Parameter dicts that take every bound of every dimension at least once, under

@@ -193,5 +193,8 @@ def lock(path: str | Path) -> FileLock:
     """
     path = Path(path)
     folder = path.parent / ".locks"
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        raise StorageError(f"{folder} is not a folder (it holds the locks of {path.parent}); "
+                           "remove it and rerun.")
     folder.mkdir(parents=True, exist_ok=True)
     return FileLock(str(folder / (path.name + ".lock")), mode=_file_mode())

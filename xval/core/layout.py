@@ -23,10 +23,21 @@ import dataclasses
 import re
 from pathlib import Path
 
+from xval.core.outputs import Output
+
 _INSTANCE = re.compile(r"instance_(\d+)")
 _FOLD_FILE = re.compile(r"fold_(\d+)\.json")
 _FOLD_MODEL = re.compile(r"fold_(\d+)\.keras")
 PREVIOUS_SUFFIX = ".previous"
+
+_OWN = ("params.json", "dataset.json", "summary.json", "error.txt", "trial.json",
+        "final.keras", "final.json", "fold_*.json", "fold_*.keras", "fold_*.skops",
+        "predictions_fold_*.csv", "plot_data_fold_*.json")
+INSTANCE_OUTPUT = Output(
+    kind="an instance's results", command="the experiment's recorder", markers=(),
+    entries=(*_OWN, *(f".{name}.*" for name in _OWN), "plots/**", "logs/**"))
+"""What an `instance_<k>` folder holds (`xval.core.outputs`): `--overwrite` replaces such
+a folder, never one holding anything else."""
 
 
 @dataclasses.dataclass(frozen=True)

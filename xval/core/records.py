@@ -33,6 +33,7 @@ import numpy as np
 from scipy import stats
 
 from xval.core.errors import ConfigurationError, ResultsConflictError
+from xval.core.hashing import json_digest
 
 FORMAT_VERSION = 2
 """The format of the records written by this release (release 0.1 wrote no version: 1)."""
@@ -535,6 +536,12 @@ class FoldsManifest:
     def to_dict(self) -> dict[str, Any]:
         """The JSON content of `folds.json`."""
         return dataclasses.asdict(self)
+
+    def content_hash(self) -> str:
+        """The hash of what the manifest holds (splitter, dataset hash, folds), computed
+        now: it differs from the recorded `hash` when the file was edited."""
+        return json_digest({"splitter": self.splitter, "dataset_hash": self.dataset_hash,
+                            "folds": self.folds})
 
     @classmethod
     def from_dict(cls, data: Any) -> FoldsManifest:

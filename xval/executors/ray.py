@@ -154,6 +154,7 @@ class RayExecutor(Executor):
     Args:
         address: the cluster to join: `"auto"` (a cluster started with `ray start` on this
             machine), `"HOST:PORT"`, or `None` to start a local Ray instance for this run.
+            `create` takes `--ray-address`, else the `RAY_ADDRESS` environment variable.
         num_cpus: CPUs reserved by each job. Defaults to `1`.
         jobs_per_gpu: jobs sharing one GPU on clusters with GPUs (each asks for
             `1 / jobs_per_gpu` GPU). Defaults to `1`.
@@ -178,7 +179,10 @@ class RayExecutor(Executor):
 
     @classmethod
     def create(cls, options: ExecutorOptions) -> RayExecutor:
-        return cls(address=options.ray_address, jobs_per_gpu=options.jobs_per_gpu,
+        # `--ray-address`, else Ray's own RAY_ADDRESS (as `ray.init()` reads it), else a
+        # local Ray for this run.
+        return cls(address=options.ray_address or os.environ.get("RAY_ADDRESS") or None,
+                   jobs_per_gpu=options.jobs_per_gpu,
                    backend=options.backend)
 
     @property

@@ -79,6 +79,9 @@ def source_rows(roots: Iterable[str | Path], *, source: str = "folders",
     """
     if source not in SOURCES:
         raise ConfigurationError(f"source={source!r}: expected one of {', '.join(SOURCES)}.")
+    if label_map is not None and source != "regex":
+        raise ConfigurationError(f"--label-map goes with --pattern (it maps the codes the "
+                                 f"pattern's (?P<label>..) group finds); got source={source!r}.")
     if (pattern is not None) != (source == "regex"):
         raise ConfigurationError(
             "--pattern goes with the regex source, and the regex source needs --pattern "
@@ -327,7 +330,7 @@ def format_csv(report: Mapping[str, Any]) -> str:
     for level, data in report["levels"].items():
         records += task.level_records(level, data)
     buffer = io.StringIO()
-    buffer.write(f"# {report['model']}\n")
+    buffer.write(f"# {' '.join(str(report['model']).splitlines())}\n")
     pd.DataFrame(records, columns=["level", "label", "metric", "value"]).to_csv(buffer,
                                                                               index=False)
     return buffer.getvalue()

@@ -16,6 +16,7 @@ from xval import tasks
 from xval.config import embedding
 from xval.core.errors import ConfigurationError, DatasetError, XvalError
 from xval.core.files import read_json
+from xval.core.hashing import file_digest
 from xval.core.layout import ExperimentLayout, InstanceLayout
 from xval.core.records import FoldResult, RecordError
 from xval.tasks.base import Task
@@ -188,6 +189,11 @@ def resolve_models(model_or_instance_dir: str | Path, *, fold: int | None = None
             models.
     """
     path = Path(model_or_instance_dir)
+    if not path.exists():
+        raise ConfigurationError(
+            f"Model {str(path)!r} does not exist" + (
+                " (a symbolic link to nothing, or to itself: a loop)" if path.is_symlink()
+                else "") + "; give a .keras file or an instance_<k> folder.")
     if fold is not None and ensemble:
         raise ConfigurationError(
             f"--fold {fold} and --ensemble contradict each other: --fold keeps one fold "
@@ -215,6 +221,7 @@ def _instance_models(layout: InstanceLayout, fold: int | None, ensemble: bool) -
                 f"--fold {fold}: {layout.root} has no {layout.fold_model(fold).name}; its "
                 f"fold models are {list(folds) or 'none'}."
             )
+        check_fold_models(layout, {fold: folds[fold]}, complete=False)
         return ModelSet([folds[fold]], f"fold {fold} model of {name}")
     if layout.final_model.is_file() and not ensemble:
         return ModelSet([layout.final_model], f"final model of {name} (refit on all items; "
@@ -224,7 +231,43 @@ def _instance_models(layout: InstanceLayout, fold: int | None, ensemble: bool) -
             f"{layout.root} holds no fold_<i>.keras models (nor final.keras): pass an "
             "instance_<k> folder of a run, or a .keras file."
         )
+    check_fold_models(layout, folds)
     return ModelSet(list(folds.values()), f"ensemble of {len(folds)} fold models of {name}")
+
+
+def _recorded_model(path: Path) -> tuple[bool, str | None]:
+    """Whether the fold file `path` records a saved model, and the model's SHA-256."""
+    try:
+        data = read_json(path)
+    except (OSError, ValueError):
+        return False, None
+    if not isinstance(data, dict) or data.get("status") != "ok":
+        return False, None
+    digest = data.get("model_sha256")
+    recorded = digest is not None or data.get("model_size") is not None
+    return recorded, digest if isinstance(digest, str) else None
+
+
+def check_fold_models(layout: InstanceLayout, folds: Mapping[int, Path], *,
+                      complete: bool = True) -> None:
+    """Refuses fold models that are not the ones the folds recorded: a model whose content
+    is not the recorded one (its SHA-256, computed from the file), and with `complete` (an
+    ensemble) a fold whose record names a model that is missing.
+
+    Raises:
+        ConfigurationError: naming the fold and the fix.
+    """
+    for i, record in layout.fold_files().items():
+        recorded, digest = _recorded_model(record)
+        if complete and recorded and i not in folds:
+            raise ConfigurationError(
+                f"{layout.root}: {layout.fold_model(i).name} is missing, though "
+                f"{record.name} records it; the ensemble would answer without fold {i}. "
+                "Restore the model, or choose one fold with --fold.")
+        if digest is not None and i in folds and file_digest(folds[i]) != digest:
+            raise ConfigurationError(
+                f"{folds[i]} is not the model fold {i} trained (its content differs from the "
+                f"SHA-256 recorded in {record.name}); restore it, or rerun the fold.")
 
 
 def info_for(models: ModelSet, dataset_info: DatasetInfo | str | Path | None) -> DatasetInfo:

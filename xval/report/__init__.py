@@ -20,3 +20,7 @@ from xval.report.workbook import build_workbook, register_sheet
 __all__ = ["ExperimentResults", "InstanceResult", "PlotWriter", "WorkbookWriter",
            "build_workbook", "check_experiment_folder", "instance_plots", "register_sheet",
            "report_note", "terminal_table"]
+
+from xval.compat import deprecated_names  # noqa: E402
+
+__getattr__ = deprecated_names(__name__)  # the names of the module this package replaced

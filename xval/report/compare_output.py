@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from openpyxl import Workbook
+from openpyxl import Workbook, load_workbook
 from openpyxl.worksheet.worksheet import Worksheet
 
 from xval.report.comparison import Comparison
@@ -184,3 +184,16 @@ def write_compare_workbook(comparison: Comparison, path: str | Path) -> Path:
     sheet.column_dimensions["B"].width = 100
     save_workbook(book, path)
     return path
+
+
+def is_compare_workbook(path: str | Path) -> bool:
+    """Whether `path` is a workbook `write_compare_workbook` wrote (its Instances and Pairs
+    sheets): the only file `compare` replaces (the output rule, `xval.core.outputs`)."""
+    try:
+        book = load_workbook(path, read_only=True)
+    except Exception:  # noqa: BLE001  (not a workbook at all: not ours)
+        return False
+    try:
+        return book.sheetnames[:2] == ["Instances", "Pairs"]
+    finally:
+        book.close()

@@ -18,12 +18,13 @@ workbook; `xval.report.tracking.MLflowListener` is the one for MLflow. `instance
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from xval.config.loader import Config
-from xval.core.errors import XvalError
+from xval.core.entry import describe
 from xval.core.records import InstanceSummary
 from xval.report.plots import instance_plots
 from xval.report.results import InstanceResult
@@ -62,17 +63,24 @@ class WorkbookWriter:
                  out: Callable[[str], Any] = print) -> None:
         self.config = config
         self.out = out
+        self.failure: str | None = None
 
     def on_results(self, exp_dir: str | Path) -> Path | None:
         """Rebuilds the workbook of `exp_dir`; a failure (a folder that cannot be written, a
-        results file that is not a record) is reported in one line, not raised, so that it
-        never stops a run.
+        results file that is not a record) is reported in one line on stderr, whatever the
+        verbosity (`-q` included), and kept in `failure` for the run's exit status; it is
+        not raised, so that it never stops a run.
 
         Returns:
             The workbook's path, or `None` when it was not rebuilt.
         """
         try:
-            return build_workbook(exp_dir, config=self.config)
-        except (XvalError, OSError) as e:
-            self.out(f"workbook not rebuilt: {e}")
+            path = build_workbook(exp_dir, config=self.config)
+        except Exception as e:  # noqa: BLE001  (a derived file never costs a result)
+            self.failure = (f"the workbook of {exp_dir} was not written "
+                            f"({describe(e)}); the results are kept: fix the cause and "
+                            f"rebuild it with `python -m xval report {exp_dir}`.")
+            print(f"error: {self.failure}", file=sys.stderr, flush=True)
             return None
+        self.failure = None
+        return path

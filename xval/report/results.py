@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from xval import tasks
+from xval.config.params import edited_params
 from xval.config.selection import metric_direction
 from xval.core.errors import ConfigurationError, ResultsConflictError
 from xval.core.files import read_json
@@ -138,6 +139,9 @@ class InstanceResult:
         if record is not None and record.instance != self.id:  # its parameters are not ours
             return None, (f"the instance's {path.name} is instance {record.instance}'s, "
                           f"not instance {self.id}'s")
+        edited = edited_params(record.params, record.hash) if record is not None else ""
+        if edited:  # the parameters shown would not be the ones trained with
+            return None, f"the instance's {path.name} {edited}"
         return record, ""
 
     def _read_folds(self) -> tuple[dict[int, FoldResult], dict[int, str]]:
@@ -219,13 +223,17 @@ def read_manifest(layout: ExperimentLayout) -> FoldsManifest | None:
     fix = ("It records which items each fold tests: restore it from a backup, or move the "
            "experiment folder away and rerun.")
     try:
-        return FoldsManifest.from_dict(read_json(path))
+        manifest = FoldsManifest.from_dict(read_json(path))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ResultsConflictError(f"{path} is not valid JSON ({e}). {fix}") from e
     except RecordError as e:
         raise ResultsConflictError(f"{path} is not a fold manifest ({e}). {fix}") from e
     except OSError as e:
         raise ResultsConflictError(f"{path} cannot be read ({e.strerror or e}).") from e
+    if manifest.content_hash() != manifest.hash:
+        raise ResultsConflictError(f"{path} was edited after it was written: its folds no "
+                                   f"longer match its recorded hash. {fix}")
+    return manifest
 
 
 class ExperimentResults:

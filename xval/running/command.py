@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
-import traceback
 from collections.abc import Sequence
 
 from xval import executors
-from xval.config.params import parse_override
+from xval.config.params import parse_overrides
 from xval.config.schema import BACKENDS
-from xval.core.errors import ConfigurationError, XvalError
+from xval.core.arguments import ArgumentParser
+from xval.core.entry import EXIT_INTERRUPTED, debug_requested, run_entry  # noqa: F401
+from xval.core.errors import ConfigurationError
 from xval.core.interrupts import raise_if_interrupted, sticky_interrupts
-from xval.core.terminal import line_buffered_output
 from xval.core.version import add_version
 from xval.report.tracking import MLflowListener
 from xval.running.declaration import ExperimentDeclaration
@@ -21,7 +20,6 @@ from xval.running.environment import run_config
 from xval.running.refit import refit_instance
 from xval.running.runner import RunRequest, run_experiment
 
-EXIT_INTERRUPTED = 130
 DEFAULT_MLFLOW = "mlruns"  # a local MLflow file store in the current directory
 
 
@@ -35,6 +33,11 @@ def _instance_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(
             f"--instances {text!r}: expected comma-separated integers like 1,3,5"
         )
+    twice = sorted({k for k in ids if ids.count(k) > 1})
+    if twice:
+        raise argparse.ArgumentTypeError(
+            f"--instances {text!r}: instance {', '.join(map(str, twice))} is given twice; "
+            "list each instance once")
     return ids
 
 
@@ -49,7 +52,8 @@ def _gpu_list(text: str) -> list[str]:
 
 def experiment_parser(experiment: ExperimentDeclaration) -> argparse.ArgumentParser:
     """The experiment script's argument parser."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
+        debug=False,  # its own --debug, below
         description=f"{experiment.description} (dataset {experiment.dataset!r}, experiment "
                     f"{experiment.number}, instances {sorted(experiment.instances)})",
         epilog="Examples: `exp1.py` runs every instance; `exp1.py 3 7 1` runs instances 3..7 "
@@ -108,11 +112,14 @@ def run_experiment_cli(experiment: ExperimentDeclaration,
         2 for a usage, configuration or data error (nothing trained, nothing written),
         3 when selected instances are held by another runner, 130 when interrupted.
     """
-    parser = experiment_parser(experiment)
-    args = parser.parse_args(argv)
-    line_buffered_output()
-    with sticky_interrupts():  # a Ctrl-C that lands inside Keras is not lost
-        return _main(experiment, args)
+    def body() -> int:
+        args = experiment_parser(experiment).parse_args(argv)
+        with sticky_interrupts():  # a Ctrl-C that lands inside Keras is not lost
+            return _main(experiment, args)
+
+    return run_entry(body, debug=bool(experiment.debug_mode) or debug_requested(argv),
+                     interrupted="interrupted; rerun the same command to resume (finished "
+                                 "folds are kept).")
 
 
 def check_arguments(args: argparse.Namespace) -> None:
@@ -136,54 +143,44 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise ConfigurationError("Give -q/--quiet or -v/--verbose, not both.")
     if args.refit is not None and (args.first is not None or args.instances is not None
                                    or args.set or args.dry_run or args.overwrite
-                                   or args.mlflow):
+                                   or args.mlflow or args.search):
         raise ConfigurationError(
             "--refit K takes no instance range, --instances, --set, --dry-run, "
-            "--overwrite or --mlflow: it refits one complete instance with its own "
-            "parameters."
+            "--overwrite, --mlflow or --search: it refits one complete instance (a declared "
+            "one or a finished search trial) with its own parameters."
         )
 
 
 def _main(experiment: ExperimentDeclaration, args: argparse.Namespace) -> int:
-    try:
-        check_arguments(args)
-        if args.verbose:
-            os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
-        overrides = dict(parse_override(text) for text in args.set)
-        if args.backend:
-            os.environ["KERAS_BACKEND"] = args.backend
-        executor = args.executor or ("ray" if args.ray_address else None)
-        if args.refit is not None:
-            refit_instance(experiment, args.refit,
-                           run_config(args.config, experiment.config_path, experiment.script),
-                           executor=executor, gpu=args.gpu)
-            raise_if_interrupted()
-            return 0
-        listeners = mlflow_listeners(args)
-        selected = None if args.search else \
-            experiment.select(args.first, args.last, args.instances)
-        config = run_config(args.config, experiment.config_path, experiment.script)
-        request = RunRequest(
-            instances=selected, overrides=overrides,
-            overwrite=args.overwrite or experiment.overwrite_results, dry_run=args.dry_run,
-            gpu=experiment.gpu_ID if args.gpu is None else args.gpu, executor=executor,
-            gpus=args.gpus, debug=args.debug or experiment.debug_mode,
-            ray_address=args.ray_address, progress=not args.quiet and not args.dry_run,
-            verbose=args.verbose, out=(lambda *a: None) if args.quiet else print,
-            search=args.search, trials=args.trials, timeout=args.timeout,
-            listeners=listeners)
-        outcome = run_experiment(experiment, request, config)
-        raise_if_interrupted()  # one that Keras swallowed after the last training batch
-        return outcome.exit_code
-    except XvalError as e:
-        if args.debug or experiment.debug_mode:
-            traceback.print_exc()
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted; rerun the same command to resume (finished folds are kept).",
-              file=sys.stderr)
-        return EXIT_INTERRUPTED
+    check_arguments(args)
+    if args.verbose:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+    overrides = parse_overrides(args.set)
+    if args.backend:
+        os.environ["KERAS_BACKEND"] = args.backend
+    executor = args.executor or ("ray" if args.ray_address else None)
+    if args.refit is not None:
+        refit_instance(experiment, args.refit,
+                       run_config(args.config, experiment.config_path, experiment.script),
+                       executor=executor, gpu=args.gpu)
+        raise_if_interrupted()
+        return 0
+    listeners = mlflow_listeners(args)
+    selected = None if args.search else \
+        experiment.select(args.first, args.last, args.instances)
+    config = run_config(args.config, experiment.config_path, experiment.script)
+    request = RunRequest(
+        instances=selected, overrides=overrides,
+        overwrite=args.overwrite or experiment.overwrite_results, dry_run=args.dry_run,
+        gpu=experiment.gpu_ID if args.gpu is None else args.gpu, executor=executor,
+        gpus=args.gpus, debug=args.debug or experiment.debug_mode,
+        ray_address=args.ray_address, progress=not args.quiet and not args.dry_run,
+        verbose=args.verbose, out=(lambda *a: None) if args.quiet else print,
+        search=args.search, trials=args.trials, timeout=args.timeout,
+        listeners=listeners)
+    outcome = run_experiment(experiment, request, config)
+    raise_if_interrupted()  # one that Keras swallowed after the last training batch
+    return outcome.exit_code
 
 
 def mlflow_listeners(args: argparse.Namespace) -> list[object]:

@@ -26,3 +26,9 @@ def report_listeners(config: Config | None, out: Out = print,
     """
     del task_type  # the plots read the task from params.json
     return [PlotWriter(), WorkbookWriter(config, out)]
+
+
+def derived_failure(listeners: list[object]) -> str | None:
+    """Why the last rebuild of a derived file (the workbook) failed, or `None`."""
+    return next((listener.failure for listener in listeners
+                 if isinstance(listener, WorkbookWriter) and listener.failure), None)

@@ -6,6 +6,7 @@ examples do the same): once Keras is imported, a process keeps its backend and d
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import sys
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from xval.config.loader import Config, find_config, load_config
+from xval.config.schema import BACKENDS
 from xval.core.errors import ConfigurationError
 from xval.core.logs import quiet_framework_logs
 
@@ -105,6 +107,26 @@ def valid_gpu(gpu: object) -> bool:
     return isinstance(gpu, str) and (gpu.strip().isdigit() or gpu.strip() in ("-1", "cpu"))
 
 
+def check_backend(backend: str, source: str) -> None:
+    """Refuses a Keras backend that is not one, or is not installed.
+
+    Args:
+        backend: the name.
+        source: where it came from, for the message (`"KERAS_BACKEND"`).
+
+    Raises:
+        ConfigurationError: naming the backend, its source and the fix.
+    """
+    if backend not in BACKENDS:
+        raise ConfigurationError(f"Keras backend {backend!r} (from {source}) is not one of "
+                                 f"{', '.join(BACKENDS)}; choose one of them (unset "
+                                 "KERAS_BACKEND to use config.ini's).")
+    if importlib.util.find_spec(backend) is None:
+        raise ConfigurationError(
+            f"Keras backend {backend!r} (from {source}) is not installed: install it "
+            f"(`pip install -e '.[{backend}]'`) or choose another with KERAS_BACKEND.")
+
+
 def setup_environment(backend: str, gpu: str | None = None) -> str:
     """Sets `KERAS_BACKEND` and `CUDA_VISIBLE_DEVICES` before Keras is imported.
 
@@ -118,10 +140,12 @@ def setup_environment(backend: str, gpu: str | None = None) -> str:
     Raises:
         ConfigurationError: when Keras is already imported with another backend or GPU.
     """
+    source = "KERAS_BACKEND" if os.environ.get("KERAS_BACKEND") else "config.ini [backend]"
     backend = os.environ.get("KERAS_BACKEND") or backend
     if "keras" in sys.modules:
         _check_imported_keras(backend, gpu)
         return backend
+    check_backend(backend, source)
     os.environ["KERAS_BACKEND"] = backend
     # Keras's serializer imports TensorFlow when it is installed; keep its logs quiet.
     quiet_framework_logs(backend=backend)

@@ -17,7 +17,8 @@ from xval.config import params as P
 from xval.config import schema
 from xval.config.loader import Config
 from xval.core.errors import ConfigurationError, ResultsConflictError
-from xval.core.layout import ExperimentLayout
+from xval.core.layout import INSTANCE_OUTPUT, ExperimentLayout
+from xval.core.outputs import check_output_folder, check_replace
 from xval.core.records import FoldsManifest, Job, ParamsRecord
 from xval.folds import ItemKFold, PredefinedItemSplit, fold_manifest
 from xval.folds import check_fold as check_fold_items
@@ -167,7 +168,10 @@ def make_plan(experiment: ExperimentDeclaration, config: Config, selected: list[
             parameters (and `overwrite` is off), or a result file is unreadable.
     """
     store = FeatureStore(Path(config.data_dir) / experiment.dataset)
+    store.verify()  # its files hold what dataset.json's hashes say (not edited in place)
     stores = instance_stores(experiment, config, selected, overrides, store)
+    for other in {id(s): s for s in stores.values() if s is not store}.values():
+        other.verify()
     resolved = {}
     for k in selected:
         own = stores.get(k, store)
@@ -187,6 +191,7 @@ def make_plan(experiment: ExperimentDeclaration, config: Config, selected: list[
     folds, manifest = make_folds(experiment, config, store)
     layout = ExperimentLayout.of(Path(experiment.experiment_folder or config.results_dir),
                                  experiment.dataset, experiment.number)
+    check_results_folders(layout, selected, overwrite)
     check_folds_file(layout, manifest)
     hashes = {k: P.params_hash(p) for k, p in resolved.items()}
     if not overwrite:
@@ -312,6 +317,33 @@ def make_folds(experiment: ExperimentDeclaration, config: Config,
     return folds, manifest
 
 
+def check_results_folders(layout: ExperimentLayout, instances: list[int],
+                          overwrite: bool) -> None:
+    """The output rule for the results folder, before anything is written: its folders are
+    folders (the experiment's, its `.locks`, every selected instance's), and with
+    `overwrite` an instance folder is replaced only when it holds nothing but results
+    (`INSTANCE_OUTPUT`).
+
+    Raises:
+        ConfigurationError: naming the path and the fix.
+    """
+    check_output_folder(layout.root, what="the results folder")
+    locks = layout.root / ".locks"
+    if locks.is_symlink() or (locks.exists() and not locks.is_dir()):
+        raise ConfigurationError(f"{locks} is not a folder (it holds the run's locks); "
+                                 "remove it and rerun.")
+    for k in instances:
+        instance = layout.instance(k)
+        for path in (instance.root, instance.previous):
+            if path.is_symlink() or (path.exists() and not path.is_dir()):
+                raise ConfigurationError(
+                    f"{path} exists and is not a folder; instance {k}'s results go there. "
+                    "Move it away and rerun.")
+            if overwrite:
+                check_replace(path, INSTANCE_OUTPUT, overwrite=True,
+                              what=f"instance {k}'s folder")
+
+
 def check_folds_file(layout: ExperimentLayout, manifest: FoldsManifest) -> None:
     """Refuses results whose `folds.json` holds other folds than the planned ones.
 
@@ -322,6 +354,11 @@ def check_folds_file(layout: ExperimentLayout, manifest: FoldsManifest) -> None:
     if not path.exists():
         return
     old = read_record(path, FoldsManifest.from_dict, FOLDS_FIX)
+    if old.content_hash() != old.hash:
+        raise ResultsConflictError(
+            f"{path} was edited after it was written: the folds it holds no longer match its "
+            f"recorded hash, so the results there cannot be trusted to keep test items out "
+            f"of training; {FOLDS_FIX}")
     if old.hash != manifest.hash:
         raise ResultsConflictError(
             f"{path} holds other folds (the dataset, num_folds or [folds] settings changed "
@@ -347,6 +384,10 @@ def check_params_files(layout: ExperimentLayout, resolved: Mapping[int, Params],
         if not path.exists():
             continue
         old = read_record(path, ParamsRecord.from_dict, PARAMS_FIX)
+        edited = P.edited_params(old.params, old.hash)
+        if edited:
+            raise ResultsConflictError(f"{path} {edited}; the results there may not have been "
+                                       f"trained with what it says. {PARAMS_FIX}")
         names = P.differing(old.params, p)
         if old.instance != k:
             conflicts.append(f"instance {k} (its params.json says instance {old.instance})")

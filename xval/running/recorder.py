@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import shutil
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -33,7 +33,8 @@ from xval.core.files import (
     lock,
     read_json,
 )
-from xval.core.layout import ExperimentLayout, InstanceLayout
+from xval.core.layout import INSTANCE_OUTPUT, ExperimentLayout, InstanceLayout
+from xval.core.outputs import remove_output
 from xval.core.records import (
     FinalModelRecord,
     FoldResult,
@@ -246,8 +247,8 @@ class Recorder:
             try:
                 method(*args)
             except Exception as e:  # a tracker must never cost a result  # noqa: BLE001
-                self.out(f"{type(listener).__name__} failed ({type(e).__name__}: {e}); "
-                         "it is disabled for the rest of this run.")
+                print(f"error: {type(listener).__name__} failed ({type(e).__name__}: {e}); "
+                      "it is disabled for the rest of this run.", file=sys.stderr)
                 self.listeners.remove(listener)
 
     def instance_layout(self, instance: int) -> InstanceLayout:
@@ -341,7 +342,7 @@ class Recorder:
     def _set_aside(self, layout: InstanceLayout) -> None:
         aside = layout.previous
         if aside.exists():
-            shutil.rmtree(layout.root)
+            remove_output(layout.root, INSTANCE_OUTPUT)
         else:
             layout.root.rename(aside)
         self.out(f"instance {layout.id}: previous results moved to {aside.name} until the "
@@ -437,7 +438,7 @@ class Recorder:
                                              invalid=folds.invalid)
         atomic_write_json(layout.summary_file, summary.to_dict())
         if summary.status == InstanceStatus.COMPLETE.value and layout.previous.exists():
-            shutil.rmtree(layout.previous)
+            remove_output(layout.previous, INSTANCE_OUTPUT)
         self._notify("on_instance", instance, summary, params.params if params else {},
                      layout.root)
         return summary

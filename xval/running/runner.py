@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -28,7 +29,7 @@ from xval.report.results import ExperimentResults
 from xval.report.terminal import terminal_table
 from xval.running.checks import data_checks
 from xval.running.declaration import ExperimentDeclaration
-from xval.running.derived import report_listeners
+from xval.running.derived import derived_failure, report_listeners
 from xval.running.environment import (
     check_gpus_visible,
     import_keras,
@@ -42,6 +43,8 @@ from xval.running.scheduler import Scheduler
 from xval.running.study import run_search
 
 EXIT_PENDING_ELSEWHERE = 3
+EXIT_DERIVED = 4
+"""Every result is recorded, but the workbook could not be written (said on stderr)."""
 
 
 @dataclasses.dataclass
@@ -50,7 +53,8 @@ class RunOutcome:
 
     Exit codes: 0 every selected instance is complete; 1 one failed; 2 a usage,
     configuration or data error (nothing trained); 3 some selected instances are held by
-    another runner (`skipped`); 130 interrupted.
+    another runner (`skipped`); 4 every result is recorded but the workbook could not be
+    written (an `error:` line says why, `-q` or not); 130 interrupted.
     """
 
     results: ExperimentResults | None
@@ -112,8 +116,8 @@ def run_experiment(experiment: ExperimentDeclaration, request: RunRequest,
     if request.progress and executor.name == "inline":
         import_keras(request.out, backend)
     elif request.progress and executor.name == "ray":
-        request.out("Starting Ray..." if not request.ray_address
-                    else f"Joining Ray at {request.ray_address}...")
+        address = request.ray_address or os.environ.get("RAY_ADDRESS")
+        request.out("Starting Ray..." if not address else f"Joining Ray at {address}...")
     executor.start()
     try:
         for store in plan.all_stores():
@@ -248,9 +252,9 @@ def execute(experiment: ExperimentDeclaration, plan: Plan, executor: Executor,
     Returns:
         The `RunOutcome`.
     """
+    listeners = run_listeners(request, plan.config, plan.task_type)
     recorder = Recorder(plan.layout, plan.config, plan.num_folds, out=request.out,
-                        listeners=run_listeners(request, plan.config, plan.task_type),
-                        task_type=plan.task_type)
+                        listeners=listeners, task_type=plan.task_type)
     begin_experiment(recorder, experiment, plan, backend)
     started = time.perf_counter()
     held: list[FileLock] = []
@@ -268,7 +272,10 @@ def execute(experiment: ExperimentDeclaration, plan: Plan, executor: Executor,
               and results[k].status == InstanceStatus.FAILED.value]
     print_table(results, list(plan.resolved), plan.config, request.out)
     request.out(f"Results: {plan.exp_dir} ({time.perf_counter() - started:.1f}s)")
-    return RunOutcome(results, failed, skipped, exit_code(failed, skipped, request.out))
+    code = exit_code(failed, skipped, request.out)
+    if code == 0 and derived_failure(listeners):
+        code = EXIT_DERIVED  # the line went to stderr when it failed
+    return RunOutcome(results, failed, skipped, code)
 
 
 def claim_instances(plan: Plan, recorder: Recorder, overwrite: bool,

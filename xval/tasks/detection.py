@@ -172,7 +172,7 @@ class Detection(Task):
         if not path.is_file():
             raise DatasetError(f"{store.path} is a detection store without frame_targets.npy; "
                                "rebuild it with `python -m preprocessing detection`.")
-        return np.load(path, mmap_mode="r")
+        return np.load(path, mmap_mode="r", allow_pickle=False)
 
     def stratify_labels(self, store: StoreView) -> np.ndarray | None:
         return store.meta["label"].to_numpy(str)

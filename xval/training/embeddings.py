@@ -25,6 +25,9 @@ embeddings would have seen the test speakers).
 from __future__ import annotations
 
 import hashlib
+import io
+import json
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -51,8 +54,18 @@ from xval.training.loading import (
 )
 from xval.training.loading import load as load_model
 
-# The types a saved classifier may contain (checked before skops loads one).
-_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "builtins.")
+# The loaders of the skops nodes a saved classifier is made of (anything else, a function,
+# a method, a constructor call, is refused before skops loads it).
+_LOADERS = frozenset({"DictNode", "ListNode", "TupleNode", "JsonNode", "TypeNode",
+                      "NdArrayNode", "ObjectNode"})
+# Plain values and arrays; the estimators are added from their classes (`_allowed_types`).
+_VALUE_TYPES = frozenset({
+    *(f"builtins.{name}" for name in ("dict", "list", "tuple", "str", "int", "float", "bool",
+                                      "NoneType", "type")),
+    *(f"numpy.{name}" for name in ("ndarray", "dtype", "float64", "float32", "float16",
+                                   "int64", "int32", "int16", "int8", "uint8", "bool_",
+                                   "str_", "bytes_")),
+})
 
 Source = tuple[dict[str, Any], EmbeddingFunction]
 """An embedding source of a fold: its description and its function (see `prepare`)."""
@@ -227,25 +240,62 @@ def dumps(pipeline: Pipeline) -> bytes:
     return sio.dumps(pipeline)
 
 
+def _allowed_types() -> frozenset[str]:
+    """The exact types (`module.Class`) a classifier saved by `dumps` holds: the pipeline,
+    its scaler and classifiers (named from the classes, whatever their module), values."""
+    classes = (Pipeline, StandardScaler, SVC, LogisticRegression)
+    return _VALUE_TYPES | {f"{c.__module__}.{c.__qualname__}" for c in classes}
+
+
+def _node_types(node: Any, found: set[tuple[str, str]]) -> None:
+    """Every `(module.Class, loader)` named in a skops schema, however deep."""
+    if isinstance(node, dict):
+        if "__class__" in node:
+            found.add((f"{node.get('__module__')}.{node['__class__']}",
+                       str(node.get("__loader__"))))
+        for value in node.values():
+            _node_types(value, found)
+    elif isinstance(node, list):
+        for value in node:
+            _node_types(value, found)
+
+
+def _schema(data: bytes) -> Any:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return json.loads(archive.read("schema.json"))
+
+
 def load(path: str | Path) -> Pipeline:
-    """Loads a classifier saved by `dumps`, trusting only scikit-learn and numpy types.
+    """Loads a classifier saved by `dumps`, allowing only the exact types it writes.
+
+    Every node of the file's schema is checked against an allow-list before skops reads
+    it: the pipeline, `StandardScaler`, `SVC`, `LogisticRegression`, arrays and plain
+    values, each through a data loader (never a function, a method or a constructor
+    call). skops' own check (`get_untrusted_types`) must name nothing else either.
 
     Raises:
-        ConfigurationError: when the file holds other types or cannot be read.
+        ConfigurationError: when the file holds another type or cannot be read (nothing in
+            it is loaded then).
     """
     import skops.io as sio  # noqa: PLC0415  (imports torch, through scikit-learn's array API)
 
     path = Path(path)
     try:
         data = path.read_bytes()
+        found: set[tuple[str, str]] = set()
+        _node_types(_schema(data), found)
         untrusted = sio.get_untrusted_types(data=data)
     except Exception as e:  # noqa: BLE001  (skops raises several kinds on a bad file)
         raise ConfigurationError(f"{path} is not a readable skops file: {e}") from e
-    foreign = [t for t in untrusted if not t.startswith(_TRUSTED_PREFIXES)]
+    allowed = _allowed_types()
+    foreign = sorted({name for name, loader in found
+                      if name not in allowed or loader not in _LOADERS}
+                     | {name for name in untrusted if name not in allowed})
     if foreign:
-        raise ConfigurationError(f"{path} holds types other than scikit-learn's and numpy's "
-                                 f"({', '.join(foreign)}); it is not loaded.")
-    return sio.loads(data, trusted=untrusted)
+        raise ConfigurationError(
+            f"{path} holds types an embedding classifier never holds ({', '.join(foreign)}); "
+            "it is not loaded (a results folder is data, never code).")
+    return sio.loads(data, trusted=list(untrusted))
 
 
 def _embed(prepared: list[Source], store: FeatureStore, rows: Mapping[str, np.ndarray]

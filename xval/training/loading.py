@@ -43,6 +43,9 @@ def load(model_path: str | Path, what: str = "Model file") -> Any:
     import xval.tasks.losses  # noqa: F401, PLC0415  (imports Keras; registers custom losses)
 
     path = Path(model_path)
+    if path.is_dir():
+        raise ConfigurationError(f"{what} {str(path)!r} is a folder; give a .keras file (an "
+                                 "instance folder holds fold_<i>.keras).")
     if not path.is_file():
         raise ConfigurationError(f"{what} {str(path)!r} does not exist.")
     if path.suffix != ".keras" or not zipfile.is_zipfile(path):

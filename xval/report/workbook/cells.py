@@ -9,7 +9,7 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 import numpy as np
-from openpyxl.cell.cell import Cell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, Cell
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
@@ -66,9 +66,12 @@ class Styles:
 
 
 def safe(cell: Cell, value: Any) -> Cell:
-    """Writes `value`; a string that looks like a formula stays text, NaN/inf become empty."""
+    """Writes `value`; a string that looks like a formula stays text, NaN/inf become empty,
+    and control characters a workbook cannot hold (a NUL in a comment) are shown as `?`."""
     if isinstance(value, float) and not np.isfinite(value):
         value = None
+    if isinstance(value, str):
+        value = ILLEGAL_CHARACTERS_RE.sub("?", value)
     cell.value = value
     if isinstance(value, str) and value.startswith(_FORMULA_PREFIXES):
         cell.data_type = "s"

@@ -1,0 +1,599 @@
+"""The cases of `benchmarks.hostile_probe`: the sandbox they run in and what each one tries.
+
+A case's command starts with `xval` (`python -m xval`), `pre` (`python -m preprocessing`),
+`aug` (`python -m augmentation`) or `exp` (the sandbox's experiment script
+`experiments/probe.py`); `{W}` is the case's own copy of the sandbox:
+
+    {W}/project/config.ini            [paths] data_dir = data, results_dir = results
+    {W}/project/data/demo/            the demo store
+    {W}/project/experiments/probe.py  2 folds, 1 epoch, a small MLP, on the demo store
+    {W}/project/results/demo/experiment_1/instance_1/   its results (fold models)
+    {W}/audio/{a,b,c}/spk<i>_<k>.wav  18 tones, three classes, three speakers
+    {W}/docs/                         the user's own documents
+
+Commands run in `{W}/project`.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+
+Prepare = Callable[[Path], None]
+Check = Callable[[Path, Any], str]
+
+RESULTS = "project/results/demo/experiment_1"
+INSTANCE = f"{RESULTS}/instance_1"
+DERIVED = (f"{RESULTS}/*.xlsx", f"{RESULTS}/dataset.json", f"{RESULTS}/*_description.txt",
+           f"{RESULTS}/code/*", f"{INSTANCE}/summary.json", f"{INSTANCE}/plots/*",
+           f"{INSTANCE}/params.json")
+"""What a run rewrites in the results folder besides new folds (derived, not damage)."""
+EXPERIMENT = '''from xval import Experiment
+
+experiment = Experiment(description="probe", dataset={dataset!r}, number=1, num_folds=2,
+                        parameters={{"epochs": 1, "batch_size": 64}})
+experiment[1] = {{"architecture": "mlp", "reshaping_type": "none", "comment_1": "a",
+                 "comment_2": "b", "hidden_units": 8}}
+
+if __name__ == "__main__":
+    experiment.main()
+'''
+
+
+@dataclasses.dataclass
+class Case:
+    """One probe input.
+
+    Attributes:
+        name: a unique name, prefixed by the command it aims at.
+        argv: the command (see the module docstring).
+        expect: `"refuse"` (the input is wrong) or `"run"` (it is valid).
+        prepare: changes the sandbox copy before the command runs.
+        check: for a run that exits 0, why its output is wrong (`""`: it is right).
+        may_change: globs (relative to the sandbox) of files the command may replace.
+        env: environment variables to set (`{W}` is formatted).
+        unset: environment variables to remove.
+        stdout: a file to send stdout to (e.g. `/dev/full`) instead of a pipe.
+        named: the input is one named in issue 37 (counted apart).
+        cleanup: undoes what `prepare` did outside the sandbox's own files (`chattr`).
+        timeout: seconds before the case counts as a hang.
+    """
+
+    name: str
+    argv: Sequence[str]
+    expect: str
+    prepare: Prepare | None = None
+    check: Check | None = None
+    may_change: Sequence[str] = ()
+    env: dict[str, str] = dataclasses.field(default_factory=dict)
+    unset: Sequence[str] = ()
+    stdout: str | None = None
+    named: bool = False
+    cleanup: Prepare | None = None
+    timeout: int = 180
+
+    def command(self, root: Path, python: str) -> list[str]:
+        """The argument vector, placeholders filled."""
+        head, *rest = self.argv
+        prefix = {"xval": [python, "-m", "xval"], "pre": [python, "-m", "preprocessing"],
+                  "aug": [python, "-m", "augmentation"],
+                  "exp": [python, "experiments/probe.py"]}[head]
+        return prefix + [arg.format(W=root) for arg in rest]
+
+
+# -- the sandbox ---------------------------------------------------------------------------
+
+def tone(path: Path, freq: float, *, seconds: float = 0.5, sr: int = 8000,
+         seed: int = 0, amplitude: float = 0.5) -> None:
+    """Writes a noisy tone as 16-bit WAV."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    y = amplitude * np.sin(2 * np.pi * freq * t) + 0.02 * rng.normal(size=t.size)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, y.astype(np.float32), sr, subtype="PCM_16")
+
+
+def write_signal(path: Path, y: np.ndarray, sr: int = 8000, subtype: str = "PCM_16") -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, y, sr, subtype=subtype)
+
+
+def build_base(base: Path, python: str) -> None:
+    """Builds the sandbox every case copies (the demo store and a trained experiment)."""
+    project = base / "project"
+    (project / "experiments").mkdir(parents=True)
+    (project / "config.ini").write_text("[paths]\ndata_dir = data\nresults_dir = results\n")
+    (project / "experiments" / "probe.py").write_text(EXPERIMENT.format(dataset="demo"))
+    env = {**os.environ, "KERAS_BACKEND": "torch"}
+    for argv in ([python, "-m", "preprocessing", "demo", "-q"],
+                 [python, "experiments/probe.py", "-q"]):
+        subprocess.run(argv, cwd=project, env=env, check=True)
+    for c, freq in (("a", 300.0), ("b", 700.0), ("c", 1500.0)):
+        for i in range(1, 4):
+            for k in range(2):
+                tone(base / "audio" / c / f"spk{i}_{k}.wav", freq * (1 + 0.03 * i),
+                     seed=10 * i + k)
+    (base / "docs").mkdir()
+    (base / "docs" / "notes.txt").write_text("my notes\n")
+    (base / "docs" / "thesis.docx").write_bytes(os.urandom(2048))
+
+
+# -- helpers of cases ----------------------------------------------------------------------
+
+def _write(rel: str, text: str | bytes) -> Prepare:
+    def prepare(root: Path) -> None:
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(text, bytes):
+            path.write_bytes(text)
+        else:
+            path.write_text(text)
+    return prepare
+
+
+def _all(*steps: Prepare) -> Prepare:
+    def prepare(root: Path) -> None:
+        for step in steps:
+            step(root)
+    return prepare
+
+
+def _remove(rel: str) -> Prepare:
+    def prepare(root: Path) -> None:
+        path = root / rel
+        if path.is_dir() and not path.is_symlink():
+            import shutil  # noqa: PLC0415
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    return prepare
+
+
+def _symlink(rel: str, target: str) -> Prepare:
+    def prepare(root: Path) -> None:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(target.format(W=root), root / rel)
+    return prepare
+
+
+def _fifo(rel: str) -> Prepare:
+    def prepare(root: Path) -> None:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        os.mkfifo(root / rel)
+    return prepare
+
+
+def _signal(rel: str, y: np.ndarray, sr: int = 8000, subtype: str = "PCM_16") -> Prepare:
+    return lambda root: write_signal(root / rel, y, sr, subtype)
+
+
+def _edit_json(rel: str, change: Callable[[Any], Any]) -> Prepare:
+    def prepare(root: Path) -> None:
+        path = root / rel
+        path.write_text(json.dumps(change(json.loads(path.read_text()))))
+    return prepare
+
+
+def _immutable(path: Path, on: bool = True) -> None:
+    """`chattr +i` (or `-i`): read-only even for root, who ignores file modes."""
+    subprocess.run(["chattr", "+i" if on else "-i", str(path)], check=False)
+
+
+def _run_in(root: Path, *argv: str) -> None:
+    """Runs this Python with `argv` in the sandbox's project (a step of a prepare)."""
+    subprocess.run([sys.executable, *argv], cwd=root / "project", capture_output=True,
+                   env={**os.environ, "KERAS_BACKEND": "torch"}, check=False)
+
+
+def _tones(rel: str, n: int, freq: float = 440.0) -> Prepare:
+    def prepare(root: Path) -> None:
+        for k in range(n):
+            tone(root / rel / f"spk{k % 3 + 1}_{k}.wav", freq, seed=k)
+    return prepare
+
+
+def _csv_rows(proc: Any, clips: int) -> str:
+    """Why `proc.stdout` is not a CSV table (comments skipped) of rows of one width with
+    `clips` clip rows."""
+    lines = [line for line in proc.stdout.splitlines(keepends=True)
+             if not line.startswith("#")]
+    rows = list(csv.reader(io.StringIO("".join(lines))))
+    if not rows or any(len(r) != len(rows[0]) for r in rows):
+        return "CSV rows of different widths"
+    found = sum(1 for r in rows[1:] if len(r) > 1 and r[1] == "clip")
+    return "" if found == clips else f"{found} clip rows, expected {clips}"
+
+
+def _exists(rel: str, want: bool = True) -> Check:
+    def check(root: Path, proc: Any) -> str:
+        return "" if (root / rel).exists() == want else \
+            f"{rel} {'missing' if want else 'was written'}"
+    return check
+
+
+def _out_has(text: str) -> Check:
+    return lambda root, proc: "" if text in proc.stdout else f"{text!r} not in the output"
+
+
+SILENCE = np.zeros(4000, np.float32)
+DC = np.full(4000, 0.5, np.float32)
+RNG = np.random.default_rng(0)
+NOISE = (0.3 * RNG.normal(size=8000)).astype(np.float32)
+
+
+# -- the cases -----------------------------------------------------------------------------
+
+ITEMS = r"(?P<item>spk\d)"
+
+
+def _init_cases() -> list[Case]:
+    init = ("xval", "init", "{W}/audio", "--item-pattern", ITEMS, "--no-progress")
+    return [
+        Case("init-ok", init, "run", check=_exists("project/data/audio/dataset.json")),
+        Case("init-empty-folder", ("xval", "init", "{W}/empty"), "refuse",
+             prepare=lambda r: (r / "empty").mkdir()),
+        Case("init-only-text-files", ("xval", "init", "{W}/docs"), "refuse"),
+        Case("init-missing-folder", ("xval", "init", "{W}/nowhere"), "refuse"),
+        Case("init-audio-is-file", ("xval", "init", "{W}/docs/notes.txt"), "refuse"),
+        Case("init-name-traversal", (*init, "--name", "../../escape"), "run",
+             check=_exists("escape", want=False)),
+        Case("init-name-empty", (*init, "--name", ""), "refuse"),
+        Case("init-folds-0", (*init, "--folds", "0"), "refuse"),
+        Case("init-folds-negative", (*init, "--folds", "-3"), "refuse"),
+        Case("init-folds-huge", (*init, "--folds", "1000"), "refuse"),
+        Case("init-bad-regex", ("xval", "init", "{W}/audio", "--pattern", "("), "refuse"),
+        Case("init-pattern-without-label", ("xval", "init", "{W}/audio", "--pattern",
+                                            r"(?P<item>spk\d)"), "refuse"),
+        Case("init-manifest-is-folder", ("xval", "init", "{W}/audio", "--manifest",
+                                         "{W}/docs"), "refuse"),
+        Case("init-manifest-no-path-column", ("xval", "init", "{W}/audio", "--manifest",
+                                              "{W}/m.csv"), "refuse",
+             prepare=_write("m.csv", "file,label\na/spk1_0.wav,a\n")),
+        Case("init-project-inside-audio", (*init, "--project", "{W}/audio/proj"), "refuse",
+             may_change=()),
+        Case("init-item-pattern-no-group", ("xval", "init", "{W}/audio", "--item-pattern",
+                                            "spk"), "refuse"),
+        Case("init-twice", init, "refuse", may_change=("project/*",),
+             prepare=lambda r: _run_in(r, "-m", "xval", "init", str(r / "audio"),
+                                       "--item-pattern", ITEMS, "--no-progress")),
+        Case("init-broken-config", init, "refuse",
+             prepare=_write("project/config.ini", "[paths\ndata_dir = data\n")),
+        Case("init-one-speaker", ("xval", "init", "{W}/one"), "refuse",
+             prepare=_all(_tones("one/a", 1), _tones("one/b", 1, 900.0))),
+        Case("init-empty-class-folder", init, "refuse",
+             prepare=lambda r: (r / "audio" / "d").mkdir()),
+        Case("init-zero-byte-wav", init, "run", prepare=_write("audio/a/spk1_9.wav", b""),
+             check=_out_has("skipped")),
+        Case("init-nan-wav", init, "run",
+             prepare=_signal("audio/a/spk1_8.wav", np.full(4000, np.nan, np.float32),
+                             subtype="FLOAT"), check=_out_has("skipped")),
+        Case("init-ten-samples", init, "run",
+             prepare=_signal("audio/a/spk1_7.wav", NOISE[:10]), check=_out_has("skipped")),
+        Case("init-mixed-rates-stereo", init, "run",
+             prepare=_signal("audio/a/spk2_5.wav", np.stack([NOISE, NOISE], 1), sr=48000)),
+        Case("init-uppercase-extension", init, "run",
+             prepare=_signal("audio/b/spk3_5.WAV", NOISE)),
+        Case("init-hidden-file", init, "run",
+             prepare=_write("audio/a/.DS_Store", b"\x00\x01garbage")),
+        Case("init-garbage-wav", init, "run",
+             prepare=_write("audio/c/spk1_7.wav", b"RIFF\x00\x00garbage" * 10),
+             check=_out_has("skipped")),
+        Case("init-label-map-bad", ("xval", "init", "{W}/audio", "--pattern",
+                                    r"(?P<label>[abc])/(?P<item>spk\d)", "--label-map",
+                                    "x"), "refuse"),
+        Case("init-unicode-classes", ("xval", "init", "{W}/uni", "--item-pattern", ITEMS),
+             "run", prepare=_all(_tones("uni/é a", 6), _tones("uni/日本", 6, 900.0),
+                                 _tones("uni/c,d", 6, 1500.0))),
+        Case("init-project-readonly", (*init, "--project", "{W}/ro"), "refuse",
+             prepare=lambda r: ((r / "ro").mkdir(), _immutable(r / "ro")) and None,
+             cleanup=lambda r: _immutable(r / "ro", False)),
+        Case("init-dangling-link-class", init, "refuse",
+             prepare=_symlink("audio/d", "{W}/nowhere")),
+    ]
+
+
+def _preprocessing_cases() -> list[Case]:
+    folders = ("pre", "folders", "{W}/audio", "--item-pattern", ITEMS, "--no-progress",
+               "-q")
+    return [
+        Case("pre-ok", (*folders, "--out", "store"), "run",
+             check=_exists("project/data/store/features.npy")),
+        Case("pre-root-missing", ("pre", "folders", "{W}/nowhere", "--out", "s"), "refuse"),
+        Case("pre-out-empty", (*folders, "--out", ""), "refuse"),
+        Case("pre-n-mels-0", (*folders, "--out", "s", "--n-mels", "0"), "refuse"),
+        Case("pre-n-mels-negative", (*folders, "--out", "s", "--n-mels", "-1"), "refuse"),
+        Case("pre-fmin-above-fmax", (*folders, "--out", "s", "--fmin", "3000", "--fmax",
+                                     "100"), "refuse"),
+        Case("pre-sample-rate-0", (*folders, "--out", "s", "--sample-rate", "0"), "refuse"),
+        Case("pre-segment-nan", (*folders, "--out", "s", "--segment-seconds", "nan"),
+             "refuse"),
+        Case("pre-segment-inf", (*folders, "--out", "s", "--segment-seconds", "inf"),
+             "refuse"),
+        Case("pre-hop-0", (*folders, "--out", "s", "--hop-length", "0"), "refuse"),
+        Case("pre-unknown-feature", (*folders, "--out", "s", "--feature", "wavelets"),
+             "refuse"),
+        Case("pre-unknown-feature-option", (*folders, "--out", "s", "--feature-option",
+                                            "foo=1"), "refuse"),
+        Case("pre-workers-negative", (*folders, "--out", "s", "--workers", "-2"), "refuse"),
+        Case("pre-out-under-file", (*folders, "--out", "{W}/docs/notes.txt/s"), "refuse"),
+        Case("pre-out-into-docs", (*folders, "--out", "{W}/docs", "--overwrite"), "refuse"),
+        Case("pre-out-existing-store", (*folders, "--out", "demo"), "refuse"),
+        Case("pre-out-existing-store-overwrite", (*folders, "--out", "demo", "--overwrite"),
+             "run", may_change=("project/data/demo/*",)),
+        Case("pre-out-inside-input", (*folders, "--out", "{W}/audio/store"), "refuse"),
+        Case("pre-manifest-bom", ("pre", "manifest", "{W}/m.csv", "--root", "{W}/audio",
+                                  "--out", "s", "--item-column", "item", "-q",
+                                  "--no-progress"), "run",
+             prepare=_write("m.csv", "\ufeffpath,label,item\n" + "".join(
+                 f"{c}/spk{i}_{k}.wav,{c},spk{i}\n" for c in "abc" for i in (1, 2, 3)
+                 for k in (0, 1)))),
+        Case("pre-manifest-outside-root", ("pre", "manifest", "{W}/m.csv", "--root",
+                                           "{W}/audio", "--out", "s"), "refuse",
+             prepare=_write("m.csv", "path,label\n../docs/notes.txt,a\na/spk1_0.wav,a\n")),
+        Case("pre-manifest-empty", ("pre", "manifest", "{W}/m.csv", "--out", "s"), "refuse",
+             prepare=_write("m.csv", "")),
+        Case("pre-manifest-duplicate-rows", ("pre", "manifest", "{W}/m.csv", "--root",
+                                             "{W}/audio", "--out", "s"), "refuse",
+             prepare=_write("m.csv", "path,label\na/spk1_0.wav,a\na/spk1_0.wav,b\n")),
+        Case("pre-manifest-blank-label", ("pre", "manifest", "{W}/m.csv", "--root",
+                                          "{W}/audio", "--out", "s"), "refuse",
+             prepare=_write("m.csv", "path,label\na/spk1_0.wav,\nb/spk1_0.wav,b\n")),
+        Case("pre-report-not-store", ("pre", "report", "{W}/docs"), "refuse"),
+        Case("pre-report-bad-json", ("pre", "report", "data/demo"), "refuse",
+             prepare=_write("project/data/demo/dataset.json", "{not json")),
+        Case("pre-report-truncated-meta", ("pre", "report", "data/demo"), "refuse",
+             prepare=_write("project/data/demo/meta.csv", "row,item\n0,a\n")),
+        Case("pre-report-garbage-features", ("pre", "report", "data/demo"), "refuse",
+             prepare=_write("project/data/demo/features.npy", b"\x93NUMPY garbage")),
+        Case("pre-demo-data-dir-file", ("pre", "demo", "--data-dir", "{W}/docs/notes.txt"),
+             "refuse"),
+        Case("pre-synth-events-missing", ("pre", "synth-events", "{W}/nowhere", "--out",
+                                          "{W}/ev"), "refuse"),
+        Case("pre-synth-events-negative-seconds", ("pre", "synth-events", "{W}/audio/a",
+                                                   "--out", "{W}/ev", "--seconds", "-1"),
+             "refuse"),
+        Case("pre-synth-events-min-above-max", ("pre", "synth-events", "{W}/audio/a",
+                                                "--out", "{W}/ev", "--events-min", "5",
+                                                "--events-max", "1"), "refuse"),
+        Case("pre-synth-babble-0-groups", ("pre", "synth-babble", "{W}/audio", "--out",
+                                           "{W}/bb", "--groups", "0"), "refuse"),
+        Case("pre-augment-negative", (*folders, "--out", "s", "--augment", "-1"), "refuse"),
+        Case("pre-detection-bad-annotations", ("pre", "detection", "{W}/audio/a",
+                                               "--annotations", "{W}/ann.csv", "--out", "d"),
+             "refuse", prepare=_write("ann.csv", "foo,bar\n1,2\n")),
+        Case("pre-silent-class", (*folders, "--out", "s"), "refuse",
+             prepare=_all(*[_signal(f"audio/c/spk{i}_{k}.wav", SILENCE)
+                            for i in (1, 2, 3) for k in (0, 1)])),
+        Case("pre-fifo-audio", (*folders, "--out", "s"), "run",
+             prepare=_fifo("audio/a/spk1_5.wav"), check=_out_has("")),
+        Case("pre-regex-catastrophe", ("pre", "regex", "{W}/audio", "--pattern",
+                                       r"(?P<label>[abc])/(?P<item>spk\d)_(\d)", "--out",
+                                       "s", "-q", "--no-progress"), "run"),
+    ]
+
+
+def _augment_cases() -> list[Case]:
+    return [
+        Case("aug-ok", ("aug", "{W}/audio", "{W}/augmented", "1", "--no-progress"), "run",
+             check=_exists("augmented/a/spk1_0_aug01.wav")),
+        Case("aug-n-negative", ("aug", "{W}/audio", "{W}/o", "-1"), "refuse"),
+        Case("aug-n-text", ("aug", "{W}/audio", "{W}/o", "abc"), "refuse"),
+        Case("aug-in-missing", ("aug", "{W}/nowhere", "{W}/o", "1"), "refuse"),
+        Case("aug-out-inside-in", ("aug", "{W}/audio", "{W}/audio/o", "1"), "refuse"),
+        Case("aug-out-is-file", ("aug", "{W}/audio", "{W}/docs/notes.txt", "1"), "refuse"),
+        Case("aug-twice", ("aug", "{W}/audio", "{W}/docs/../o", "0", "--no-progress"),
+             "refuse", prepare=_write("o/a/spk1_0_original.wav", b"x")),
+        Case("aug-no-audio", ("aug", "{W}/docs", "{W}/o", "1"), "refuse"),
+        Case("aug-out-is-in", ("aug", "{W}/audio", "{W}/audio", "1", "--overwrite"),
+             "refuse"),
+        Case("aug-out-into-audio", ("aug", "{W}/audio/a", "{W}/audio/b", "1",
+                                    "--no-progress"), "refuse"),
+        Case("aug-bad-probability", ("aug", "{W}/audio", "{W}/o", "1", "--gain-p", "2"),
+             "refuse"),
+    ]
+
+
+def _experiment_cases() -> list[Case]:
+    dry = ("exp", "--dry-run")
+    return [
+        Case("exp-dry-ok", dry, "run", check=_out_has("Dry run")),
+        Case("exp-set-unknown", (*dry, "--set", "unknown=1"), "refuse"),
+        Case("exp-set-epochs-0", (*dry, "--set", "epochs=0"), "refuse"),
+        Case("exp-set-epochs-negative", (*dry, "--set", "epochs=-1"), "refuse"),
+        Case("exp-set-epochs-float", (*dry, "--set", "epochs=1.5"), "refuse"),
+        Case("exp-set-epochs-text", (*dry, "--set", "epochs=abc"), "refuse"),
+        Case("exp-set-lr-nan", (*dry, "--set", "learning_rate=nan"), "refuse"),
+        Case("exp-set-lr-inf", (*dry, "--set", "learning_rate=float('inf')"), "refuse"),
+        Case("exp-set-architecture-unknown", (*dry, "--set", "architecture='nope'"),
+             "refuse"),
+        Case("exp-set-no-name", (*dry, "--set", "=5"), "refuse"),
+        Case("exp-set-no-equals", (*dry, "--set", "epochs"), "refuse"),
+        Case("exp-set-batch-0", (*dry, "--set", "batch_size=0"), "refuse"),
+        Case("exp-set-code", (*dry, "--set", "optimizer=__import__('os').system('touch "
+                                            "{W}/pwned')"), "refuse",
+             check=_exists("pwned", want=False)),
+        Case("exp-instances-twice", (*dry, "--instances", "1,1"), "refuse"),
+        Case("exp-instance-undeclared", (*dry, "--instances", "99"), "refuse"),
+        Case("exp-first-after-last", ("exp", "--dry-run", "5", "3"), "refuse"),
+        Case("exp-gpus-twice", (*dry, "--executor", "process", "--gpus", "0,0"), "refuse"),
+        Case("exp-gpu-text", ("exp", "--dry-run", "1", "1", "abc"), "refuse"),
+        Case("exp-config-missing", (*dry, "--config", "{W}/nowhere.ini"), "refuse"),
+        Case("exp-config-folder", (*dry, "--config", "{W}/docs"), "refuse"),
+        Case("exp-trials-without-search", (*dry, "--trials", "0"), "refuse"),
+        Case("exp-results-dir-file", dry, "refuse",
+             prepare=_write("project/config.ini", "[paths]\ndata_dir = data\n"
+                                                  "results_dir = ../docs/notes.txt\n")),
+        Case("exp-mlflow-bad-scheme", (*dry, "--mlflow=foo://bar"), "refuse"),
+        Case("exp-dataset-traversal", dry, "refuse",
+             prepare=_write("project/experiments/probe.py",
+                            EXPERIMENT.format(dataset="../../docs"))),
+        Case("exp-dataset-missing", dry, "refuse",
+             prepare=_write("project/experiments/probe.py",
+                            EXPERIMENT.format(dataset="nope"))),
+        Case("exp-instance-code", dry, "refuse",
+             prepare=_write("project/experiments/probe.py", EXPERIMENT.format(
+                 dataset="demo").replace("\nif __name__", "experiment[2] = ['epochs=__import"
+                                         "__(\"os\").getpid()', 'architecture=\"mlp\"']"
+                                         "\n\nif __name__"))),
+        Case("exp-lr-string", (*dry, "--set", "learning_rate='fast'"), "refuse"),
+        Case("exp-resume-corrupt-fold", ("exp", "-q"), "run",
+             prepare=_write(f"{INSTANCE}/fold_0.json", "{truncated"),
+             may_change=(f"{INSTANCE}/*", f"{RESULTS}/*")),
+        Case("exp-params-json-list", ("exp", "-q"), "refuse",
+             prepare=_write(f"{INSTANCE}/params.json", "[]")),
+        Case("exp-folds-json-garbage", ("exp", "-q"), "refuse",
+             prepare=_write(f"{RESULTS}/folds.json", "garbage")),
+        Case("exp-quiet-verbose", ("exp", "-q", "-v"), "refuse"),
+        Case("exp-timeout-nan", (*dry, "--search", "--timeout", "nan"), "refuse"),
+        Case("exp-results-readonly", ("exp", "-q", "--overwrite"), "refuse",
+             prepare=lambda r: _immutable(r / RESULTS),
+             cleanup=lambda r: _immutable(r / RESULTS, False)),
+        Case("exp-lock-is-folder", ("exp", "-q", "--overwrite"), "refuse",
+             prepare=lambda r: _lock_folders(r / RESULTS / ".locks")),
+        Case("exp-store-features-edited", ("exp", "-q"), "refuse", named=True,
+             prepare=_all(_remove(f"{INSTANCE}/fold_1.json"),
+                          lambda r: _flip_byte(r / "project/data/demo/features.npy")),
+             may_change=("project/data/demo/features.npy", *DERIVED)),
+        Case("exp-locks-file", ("exp", "-q", "--overwrite"), "refuse", named=True,
+             prepare=lambda r: (_remove(f"{RESULTS}/.locks")(r)
+                                if (r / RESULTS / ".locks").exists() else None,
+                                (r / RESULTS / ".locks").write_text("x")) and None),
+        Case("exp-instance-file", ("exp", "-q", "--overwrite"), "refuse", named=True,
+             prepare=_all(_remove(INSTANCE), _write(INSTANCE, "x"))),
+    ]
+
+
+def _lock_folders(locks: Path) -> None:
+    """Folders where the lock files of the experiment and instance 1 belong."""
+    locks.mkdir(exist_ok=True)
+    for name in ("instance_1.lock", "experiment.lock"):
+        if (locks / name).is_file():
+            (locks / name).unlink()
+        (locks / name).mkdir(exist_ok=True)
+
+
+def _flip_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0x55
+    path.write_bytes(bytes(data))
+
+
+def _report_cases() -> list[Case]:
+    report = ("xval", "report", "results/demo/experiment_1")
+    xlsx = (f"{RESULTS}/*.xlsx",)
+    return [
+        Case("report-ok", report, "run", may_change=xlsx, check=_out_has("instance")),
+        Case("report-missing", ("xval", "report", "results/nope"), "refuse"),
+        Case("report-not-experiment", ("xval", "report", "{W}/docs"), "refuse"),
+        Case("report-fold-not-json", (*report, "--format", "csv"), "run", may_change=xlsx,
+             prepare=_write(f"{INSTANCE}/fold_1.json", "{"), check=_out_has("invalid")),
+        Case("report-fold-nan", report, "run", may_change=xlsx,
+             prepare=_edit_json(f"{INSTANCE}/fold_0.json", lambda d: {
+                 **d, "metrics": {**d["metrics"], "test": {
+                     **d["metrics"]["test"], "accuracy": float("nan")}}})),
+        Case("report-summary-folder", report, "run", may_change=xlsx + (f"{INSTANCE}/*",),
+             prepare=lambda r: ((r / INSTANCE / "summary.json").unlink(),
+                                (r / INSTANCE / "summary.json").mkdir()) and None),
+        Case("report-folds-missing", report, "run", may_change=xlsx,
+             prepare=_remove(f"{RESULTS}/folds.json")),
+        Case("report-params-list", report, "run", may_change=xlsx,
+             prepare=_write(f"{INSTANCE}/params.json", "[1, 2]"),
+             check=_out_has("params.json")),
+        Case("report-bad-format", (*report, "--format", "xml"), "refuse"),
+        Case("report-instance-is-file", report, "run", may_change=xlsx,
+             prepare=_write(f"{RESULTS}/instance_7", "not a folder")),
+        Case("report-full-disk-stdout", (*report, "--no-workbook"), "refuse",
+             stdout="/dev/full", named=True),
+        Case("report-ascii-terminal", (*report, "--no-workbook"), "run",
+             env={"PYTHONIOENCODING": "ascii"}, named=True),
+    ]
+
+
+def _model_cases() -> list[Case]:
+    model = "results/demo/experiment_1/instance_1"
+    wav = "{W}/audio/a/spk1_0.wav"
+    return [
+        Case("predict-ok", ("xval", "predict", model, wav, "--format", "csv"), "run",
+             check=lambda r, p: _csv_rows(p, 1)),
+        Case("predict-model-missing", ("xval", "predict", "nope.keras", wav), "refuse"),
+        Case("predict-model-garbage", ("xval", "predict", "{W}/bad.keras", wav), "refuse",
+             prepare=_write("bad.keras", b"PK\x03\x04garbage")),
+        Case("predict-audio-missing", ("xval", "predict", model, "{W}/nope.wav"), "refuse"),
+        Case("predict-audio-folder", ("xval", "predict", model, "{W}/audio"), "refuse"),
+        Case("predict-text-as-wav", ("xval", "predict", model, "{W}/t.wav"), "refuse",
+             prepare=_write("t.wav", "hello")),
+        Case("predict-zero-byte", ("xval", "predict", model, "{W}/z.wav"), "refuse",
+             prepare=_write("z.wav", b"")),
+        Case("predict-fold-99", ("xval", "predict", model, wav, "--fold", "99"), "refuse"),
+        Case("predict-fold-negative", ("xval", "predict", model, wav, "--fold", "-1"),
+             "refuse"),
+        Case("predict-dataset-info-text", ("xval", "predict", model, wav, "--dataset-info",
+                                           "{W}/docs/notes.txt"), "refuse"),
+        Case("predict-silent", ("xval", "predict", model, "{W}/s.wav"), "refuse",
+             prepare=_signal("s.wav", SILENCE)),
+        Case("predict-nan", ("xval", "predict", model, "{W}/n.wav"), "refuse",
+             prepare=_signal("n.wav", np.full(4000, np.nan, np.float32), subtype="FLOAT")),
+        Case("predict-model-swapped", ("xval", "predict", model, wav), "refuse",
+             prepare=lambda r: _flip_byte(r / INSTANCE / "fold_1.keras")),
+        Case("predict-keras-missing", ("xval", "predict", model, wav), "refuse",
+             prepare=_remove(f"{INSTANCE}/fold_0.keras")),
+        Case("predict-model-is-fifo", ("xval", "predict", "{W}/m.keras", wav), "refuse",
+             prepare=_fifo("m.keras")),
+        Case("predict-dash-file", ("xval", "predict", model, "-x.wav"), "refuse",
+             prepare=_all(_signal("project/-x.wav", NOISE)), named=True),
+        Case("embed-unknown-layer", ("xval", "embed", model, wav, "--layer", "nope",
+                                     "--out", "{W}/e.npy"), "refuse"),
+        Case("embed-out-folder", ("xval", "embed", model, wav, "--out", "{W}/docs"),
+             "refuse"),
+        Case("evaluate-unknown-classes", ("xval", "evaluate", model, "{W}/audio"), "refuse"),
+        Case("detect-classifier", ("xval", "detect", model, wav), "refuse"),
+        Case("config-undeclared-instance", ("xval", "config", "experiments/probe.py",
+                                            "--instance", "99"), "refuse"),
+        Case("config-set-twice", ("xval", "config", "experiments/probe.py", "--set",
+                                  "epochs=2", "--set", "epochs=5"), "refuse", named=True),
+        Case("config-missing-script", ("xval", "config", "nope.py"), "refuse"),
+        Case("config-script-raises", ("xval", "config", "{W}/bad.py"), "refuse",
+             prepare=_write("bad.py", "raise SystemExit('boom')\n")),
+        Case("config-script-syntax", ("xval", "config", "{W}/bad.py"), "refuse",
+             prepare=_write("bad.py", "experiment = (\n")),
+        Case("xval-no-command", ("xval",), "refuse"),
+        Case("config-bom-crlf", ("xval", "config"), "run", named=True,
+             prepare=_write("project/config.ini", b"\xef\xbb\xbf[paths]\r\ndata_dir = data"
+                                                  b"\r\n")),
+        Case("config-percent", ("xval", "config"), "run",
+             prepare=_write("project/config.ini", "[paths]\ndata_dir = da%ta\n"),
+             check=_out_has("da%ta")),
+        Case("config-section-twice", ("xval", "config"), "refuse",
+             prepare=_write("project/config.ini", "[paths]\ndata_dir = a\n[paths]\n"
+                                                  "results_dir = b\n")),
+        Case("config-key-twice", ("xval", "config"), "refuse",
+             prepare=_write("project/config.ini", "[training]\nepochs = 2\nepochs = 3\n")),
+        Case("config-bool-yes", ("xval", "config"), "run",
+             prepare=_write("project/config.ini", "[folds]\nstratify = yes\n")),
+        Case("config-utf16", ("xval", "config"), "refuse",
+             prepare=_write("project/config.ini", "[paths]\ndata_dir = d\n".encode(
+                 "utf-16"))),
+        Case("config-binary", ("xval", "config"), "refuse",
+             prepare=_write("project/config.ini", os.urandom(64))),
+        Case("config-env-unparsable", ("xval", "config"), "refuse", named=True,
+             env={"XVAL_CONFIG": "{W}/docs/thesis.docx"}),
+        Case("config-env-missing", ("xval", "config"), "refuse",
+             env={"XVAL_CONFIG": "{W}/nowhere.ini"}),
+        Case("config-backend-absent", ("xval", "predict", model, wav), "refuse",
+             env={"KERAS_BACKEND": "theano"}, named=True),
+    ]
+
+
+CASES: list[Case] = [*_init_cases(), *_preprocessing_cases(), *_augment_cases(),
+                     *_experiment_cases(), *_report_cases(), *_model_cases()]

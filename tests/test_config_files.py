@@ -1,0 +1,121 @@
+"""Config files as people write them (xval.config.inifile, issue 37 point 3): Windows
+encodings and line endings read, every parse error names its line and key, `[DEFAULT]`
+refused by name, `~` and environment variables expanded in paths, and `python -m xval
+config` failing exactly where an experiment would."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+from xval.config.loader import load_config
+from xval.core.errors import ConfigurationError
+
+
+def _write(tmp_path, data, name="config.ini"):
+    path = tmp_path / name
+    path.write_bytes(data if isinstance(data, bytes) else data.encode())
+    return path
+
+
+def test_config_with_bom_and_crlf_line_endings_loads(tmp_path):
+    """A file saved by Windows Notepad: a UTF-8 byte-order mark and CRLF endings."""
+    path = _write(tmp_path, b"\xef\xbb\xbf[paths]\r\ndata_dir = stores\r\n"
+                            b"[training]\r\nepochs = 7\r\noptimizer = sgd\r\n")
+    config = load_config(path)
+    assert config.data_dir == tmp_path / "stores"
+    assert config.training["epochs"] == 7 and config.training["optimizer"] == "sgd"
+
+
+def test_config_with_old_mac_line_endings_loads(tmp_path):
+    config = load_config(_write(tmp_path, b"[training]\repochs = 4\r"))
+    assert config.training["epochs"] == 4
+
+
+@pytest.mark.parametrize(("text", "line", "needle"), [
+    ("[paths]\ndata_dir\n", 2, "'data_dir' is not `key = value`"),
+    ("data_dir = x\n[paths]\n", 1, "comes before any [section]"),
+    ("[training]\nepochs = 2\n\nepochs = 3\n", 4, "key 'epochs' appears twice in [training]"),
+    ("[paths]\ndata_dir = a\n[paths]\nresults_dir = b\n", 3, "section [paths] appears twice"),
+    ("[training]\nepochs = 2\nepoch = 3\n", 3, "Unknown key 'epoch'"),
+    ("[training]\n\nepochs = many\n", 3, "epochs"),
+    ("[paths\ndata_dir = a\n", 1, "[paths"),
+])
+def test_config_parse_errors_name_the_line_in_one_line(tmp_path, text, line, needle):
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigurationError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert "\n" not in message, message
+    assert f"line {line}" in message and needle in message, message
+    assert str(path) in message
+
+
+def test_default_section_is_refused_by_name(tmp_path):
+    path = _write(tmp_path, "[DEFAULT]\nepochs = 3\n[paths]\ndata_dir = data\n")
+    with pytest.raises(ConfigurationError, match=r"line 1: \[DEFAULT\] is not supported"):
+        load_config(path)
+
+
+def test_paths_expand_environment_variables_and_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("XVAL_TEST_DATA", str(tmp_path / "elsewhere"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    path = _write(tmp_path, "[paths]\ndata_dir = $XVAL_TEST_DATA/stores\n"
+                            "results_dir = ~/results\n")
+    config = load_config(path)
+    assert config.data_dir == tmp_path / "elsewhere" / "stores"
+    assert config.results_dir == tmp_path / "home" / "results"
+    _write(tmp_path, "[paths]\ndata_dir = ${XVAL_TEST_DATA}/s\n")
+    assert load_config(path).data_dir == tmp_path / "elsewhere" / "s"
+
+
+def test_paths_with_an_unset_variable_are_refused(tmp_path, monkeypatch):
+    monkeypatch.delenv("XVAL_UNSET_VARIABLE", raising=False)
+    path = _write(tmp_path, "[paths]\ndata_dir = $XVAL_UNSET_VARIABLE/data\n")
+    with pytest.raises(ConfigurationError, match="XVAL_UNSET_VARIABLE is not set"):
+        load_config(path)
+
+
+@pytest.mark.parametrize(("make", "needle"), [
+    (lambda p: os.mkfifo(p), "is a FIFO"),
+    (lambda p: p.mkdir(), "is a folder"),
+    (lambda p: p.symlink_to(p.parent / "nowhere"), "dangling link"),
+    (lambda p: p.write_bytes("[paths]\n".encode("utf-16")), "UTF-16"),
+    (lambda p: p.write_bytes(b"[paths]\ndata_dir = caf\xe9\n"), "line 2: not UTF-8"),
+    (lambda p: p.write_bytes(b"\x00\x01\x02garbage"), "NUL bytes"),
+])
+def test_config_files_that_are_not_text_say_what_they_are(tmp_path, make, needle):
+    path = tmp_path / "config.ini"
+    make(path)
+    with pytest.raises(ConfigurationError, match=needle):
+        load_config(path)
+
+
+def _config_command(tmp_path, *args, env=None):
+    full = {**os.environ, "PYTHONPATH": str(ROOT), "KERAS_BACKEND": "torch", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "xval", "config", *args], cwd=tmp_path,
+                          capture_output=True, text=True, env=full, timeout=300)
+
+
+@pytest.mark.parametrize("target", ["missing", "binary", "folder"])
+def test_config_command_with_an_unreadable_xval_config_fails_like_an_experiment(tmp_path,
+                                                                                target):
+    path = tmp_path / "chosen.ini"
+    if target == "binary":
+        path.write_bytes(os.urandom(256) + b"\x00")
+    elif target == "folder":
+        path.mkdir()
+    proc = _config_command(tmp_path, env={"XVAL_CONFIG": str(path)})
+    assert proc.returncode == 2, proc.stdout[-500:]
+    assert "[training]" not in proc.stdout  # no package defaults printed as if all were well
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "chosen.ini" in errors[0], proc.stderr
+
+
+def test_config_command_with_a_broken_project_config_fails(tmp_path):
+    (tmp_path / "config.ini").write_text("[trainng]\nepochs = 3\n")
+    proc = _config_command(tmp_path)
+    assert proc.returncode == 2 and "Unknown section 'trainng'" in proc.stderr, proc.stderr
+    assert "[training]" not in proc.stdout

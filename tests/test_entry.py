@@ -1,0 +1,336 @@
+"""No traceback reaches a user (xval.core.entry, issue 37 point 5): every command line runs
+under one error handler; each input named in the issue is run as a user would, and must
+end in one `error:` line (exit 2) or a correct run, never a traceback. `--debug` shows it."""
+
+import errno
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tests.conftest import ROOT, tiny_store, write_config, write_script
+
+SR = 8000
+
+
+def _run(cwd, *args, env=None, stdout=subprocess.PIPE):
+    full = {**os.environ, "PYTHONPATH": str(ROOT), "KERAS_BACKEND": "torch", **(env or {})}
+    for name, value in list(full.items()):
+        if value is None:
+            del full[name]
+    return subprocess.run([sys.executable, *map(str, args)], stdout=stdout,
+                          stderr=subprocess.PIPE, text=True, cwd=cwd, env=full, timeout=600)
+
+
+def _one_error(proc, *needles, code=2):
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert proc.returncode == code, (proc.stdout or "")[-1000:] + proc.stderr[-2000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, proc.stderr
+    for needle in needles:
+        assert needle in errors[0], errors[0]
+    return errors[0]
+
+
+def _audio(folder, classes=("a", "b"), speakers=3):
+    for c, hz in zip(classes, (300.0, 900.0, 1500.0)):
+        for s in range(speakers):
+            path = folder / c / f"spk{s}_{c}.wav"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            t = np.arange(SR // 2) / SR
+            sf.write(path, (0.4 * np.sin(2 * np.pi * hz * (1 + 0.05 * s) * t))
+                     .astype(np.float32), SR)
+    return folder
+
+
+def _read_only(folder):
+    """Makes `folder` read-only even for root (`chattr +i`), or skips; returns the undo."""
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        return lambda: folder.chmod(0o755)
+    if shutil.which("chattr") is None or subprocess.run(
+            ["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
+        pytest.skip("root ignores file modes and chattr +i is not available here")
+    return lambda: subprocess.run(["chattr", "-i", str(folder)], check=False)
+
+
+@pytest.fixture(scope="module")
+def experiment_dir(tmp_path_factory):
+    """A finished one-epoch experiment (2 folds) on a tiny store, and its script."""
+    folder = tmp_path_factory.mktemp("done")
+    config = write_config(folder)
+    tiny_store(folder / "data")
+    script = write_script(folder, f"""
+        from xval import Experiment
+        experiment = Experiment(description="entry", dataset="tiny", number=1, num_folds=2,
+                                config={str(config)!r})
+        experiment[1] = {{"architecture": "mlp", "reshaping_type": "none", "comment_1": "",
+                         "comment_2": "", "epochs": 1, "hidden_units": 4}}
+        if __name__ == "__main__":
+            experiment.main()
+        """)
+    proc = _run(folder, script, "-q")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return folder, script, folder / "results" / "tiny" / "experiment_1"
+
+
+def _copy(folder, script, dest):
+    """A copy of the finished experiment whose config.ini and script name the copy."""
+    shutil.copytree(folder, dest)
+    for path in (dest / "config.ini", dest / script.name):
+        path.write_text(path.read_text().replace(str(folder), str(dest)))
+    return dest / script.name
+
+
+# -- the handler itself ---------------------------------------------------------------------
+
+@pytest.mark.parametrize(("error", "needle", "code"), [
+    (OSError(errno.ENOSPC, "No space left on device", "/r/x.json"), "free space", 2),
+    (OSError(errno.EROFS, "Read-only file system", "/r"), "read-only", 2),
+    (OSError(errno.ELOOP, "Too many levels of symbolic links", "/m.keras"), "loop", 2),
+    (OverflowError("int too large to convert to float"), "too large", 2),
+    (RecursionError("maximum recursion depth exceeded"), "nested too deeply", 2),
+    (UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte"), "UTF-8", 2),
+    (KeyError("boom"), "a bug; rerun with --debug", 1),
+])
+def test_run_entry_turns_any_failure_into_one_line(capsys, error, needle, code):
+    from xval.core.entry import describe, run_entry
+
+    def body():
+        raise error
+
+    assert run_entry(body, debug=False) == code
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("error:") == 1 and needle in err, err
+    assert needle in describe(error)
+
+
+def test_run_entry_debug_prints_the_traceback(capsys):
+    from xval.core.entry import run_entry
+
+    def body():
+        raise OSError(errno.EACCES, "Permission denied", "/x")
+
+    assert run_entry(body, debug=True) == 2
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "error: '/x': Permission" in err
+
+
+# -- the inputs of the issue ----------------------------------------------------------------
+
+def test_init_project_naming_a_file(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine\n")
+    proc = _run(tmp_path, "-m", "xval", "init", _audio(tmp_path / "wavs"), "--project",
+                tmp_path / "notes.txt")
+    _one_error(proc, "--project", "notes.txt")
+    assert (tmp_path / "notes.txt").read_text() == "mine\n"
+
+
+def test_init_manifest_naming_a_missing_file(tmp_path):
+    proc = _run(tmp_path, "-m", "xval", "init", _audio(tmp_path / "wavs"), "--manifest",
+                tmp_path / "nope.csv", "--project", tmp_path / "p")
+    _one_error(proc, "nope.csv")
+    assert not (tmp_path / "p").exists()
+
+
+def test_huge_integer_for_a_float_parameter(experiment_dir):
+    folder, script, _ = experiment_dir
+    proc = _run(folder, script, "--dry-run", "--set", "learning_rate=1" + "0" * 400)
+    _one_error(proc, "learning_rate", "too large")
+
+
+def test_model_path_in_a_symlink_loop(tmp_path):
+    (tmp_path / "loop.keras").symlink_to(tmp_path / "loop.keras")
+    wav = _audio(tmp_path / "wavs") / "a" / "spk0_a.wav"
+    proc = _run(tmp_path, "-m", "xval", "predict", tmp_path / "loop.keras", wav)
+    _one_error(proc, "loop.keras")
+
+
+@pytest.mark.parametrize("what", ["instance_1", ".locks"])
+def test_results_entry_that_is_a_file(experiment_dir, tmp_path, what):
+    folder, script, results = experiment_dir
+    copy = tmp_path / "copy"
+    copied_script = _copy(folder, script, copy)
+    target = copy / "results" / "tiny" / "experiment_1" / what
+    shutil.rmtree(target, ignore_errors=True)
+    target.write_text("not a folder\n")
+    proc = _run(copy, copied_script, "-q", "--overwrite")
+    _one_error(proc, what, "not a folder")
+    assert target.read_text() == "not a folder\n"
+
+
+def test_report_of_a_read_only_experiment(experiment_dir, tmp_path):
+    folder, _, results = experiment_dir
+    copy = tmp_path / "experiment_1"
+    shutil.copytree(results, copy)
+    undo = _read_only(copy)
+    try:
+        proc = _run(tmp_path, "-m", "xval", "report", copy, "--config",
+                    folder / "config.ini")
+    finally:
+        undo()
+    _one_error(proc, "experiment_1")
+
+
+def test_report_on_a_full_disk(experiment_dir, monkeypatch, capsys):
+    """A real ENOSPC: the workbook is written to /dev/full."""
+    from xval.cli.main import main
+
+    if not Path("/dev/full").exists():
+        pytest.skip("needs /dev/full (Linux)")
+    from xval.report.workbook import builder
+
+    folder, _, results = experiment_dir
+    real = builder.make_temp_file
+
+    def on_full_disk(folder, prefix, suffix=""):  # the temporary workbook is /dev/full
+        fd, tmp = real(folder, prefix, suffix)
+        os.close(fd)
+        os.remove(tmp)
+        os.symlink("/dev/full", tmp)
+        return os.open(os.devnull, os.O_RDONLY), tmp
+
+    monkeypatch.setattr(builder, "make_temp_file", on_full_disk)
+    code = main(["report", str(results), "--config", str(folder / "config.ini")])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err, err
+    assert err.count("error:") == 1 and "No space left on device" in err, err
+
+
+def test_run_into_a_read_only_results_folder(experiment_dir, tmp_path):
+    """The first writes of a run (folds.json, the code snapshot) fail: one line."""
+    folder, script, _ = experiment_dir
+    copy = tmp_path / "copy"
+    copied_script = _copy(folder, script, copy)
+    results = copy / "results"
+    shutil.rmtree(results)
+    results.mkdir()
+    undo = _read_only(results)
+    try:
+        proc = _run(copy, copied_script, "-q")
+    finally:
+        undo()
+    _one_error(proc, "results")
+
+
+def test_init_into_a_read_only_project(tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    undo = _read_only(project)
+    try:
+        proc = _run(tmp_path, "-m", "xval", "init", _audio(tmp_path / "wavs"), "--project",
+                    project, "--item-pattern", r"(?P<item>spk\d)", "--no-progress")
+    finally:
+        undo()
+    _one_error(proc, "project")
+    assert list(project.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", ["predict", "script"])
+def test_keras_backend_naming_an_absent_backend(experiment_dir, tmp_path, command):
+    folder, script, results = experiment_dir
+    if command == "predict":
+        wav = _audio(tmp_path / "wavs") / "a" / "spk0_a.wav"
+        proc = _run(folder, "-m", "xval", "predict", results / "instance_1", wav,
+                    env={"KERAS_BACKEND": "theano"})
+    else:
+        proc = _run(folder, script, "--dry-run", env={"KERAS_BACKEND": "theano"})
+    _one_error(proc, "'theano'", "KERAS_BACKEND")
+
+
+def test_report_on_an_ascii_terminal(experiment_dir):
+    folder, _, results = experiment_dir
+    proc = _run(folder, "-m", "xval", "report", results, "--no-workbook",
+                env={"PYTHONIOENCODING": "ascii"})
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert "+/-" in proc.stdout  # the report's own "±", written as close ASCII
+
+
+def test_report_with_stdout_on_a_full_device(experiment_dir):
+    if not Path("/dev/full").exists():
+        pytest.skip("needs /dev/full (Linux)")
+    folder, _, results = experiment_dir
+    with open("/dev/full", "w") as full:
+        proc = _run(folder, "-m", "xval", "report", results, "--no-workbook", stdout=full)
+    _one_error(proc, "stdout", "No space left on device")
+    assert "Exception ignored" not in proc.stderr
+
+
+def test_config_of_an_experiment_on_a_torch_only_install(experiment_dir, tmp_path):
+    """TensorFlow absent (a torch-only install): `xval config EXPERIMENT.py` imports Keras
+    with the backend an experiment would use, never Keras's own default (TensorFlow)."""
+    folder, script, _ = experiment_dir
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        "import sys\nsys.modules['tensorflow'] = None  # as if it were not installed\n")
+    env = {"PYTHONPATH": f"{site}{os.pathsep}{ROOT}", "KERAS_BACKEND": None}
+    proc = _run(folder, "-m", "xval", "config", script, env=env)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "learning_rate" in proc.stdout
+
+
+def test_dash_file_name_is_explained(experiment_dir, tmp_path):
+    folder, _, results = experiment_dir
+    wav = _audio(tmp_path / "wavs") / "a" / "spk0_a.wav"
+    shutil.copy(wav, folder / "-take1.wav")
+    proc = _run(folder, "-m", "xval", "predict", results / "instance_1", "-take1.wav")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "put `--` before the file names, or write ./-take1.wav" in proc.stderr, proc.stderr
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A real 128 KiB file system (tmpfs): writes past it fail with ENOSPC. Needs the right
+    to mount (root in a container); skipped elsewhere."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    if os.geteuid() != 0 or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=128k", "tmpfs", str(mount)],
+            capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_init_on_a_full_disk_leaves_nothing(tiny_disk, tmp_path):
+    """The store does not fit: one line, and init removes what it wrote."""
+    wavs = _audio(tmp_path / "wavs", speakers=4)
+    proc = _run(tmp_path, "-m", "xval", "init", wavs, "--project", tiny_disk / "project",
+                "--item-pattern", r"(?P<item>spk\d)", "--no-progress")
+    _one_error(proc, "No space left on device")
+    assert list(tiny_disk.iterdir()) == []
+
+
+def test_snapshot_on_a_full_disk(experiment_dir, tiny_disk, tmp_path):
+    """The results go to a disk that holds the first small files but not the code
+    snapshot: one line, exit 2."""
+    folder, script, _ = experiment_dir
+    copy = tmp_path / "copy"
+    copied_script = _copy(folder, script, copy)
+    config = copy / "config.ini"
+    config.write_text(config.read_text().replace(str(copy / "results"),
+                                                 str(tiny_disk / "results")))
+    proc = _run(copy, copied_script, "-q")
+    line = _one_error(proc, "No space left on device")
+    assert "/.code." in line  # the snapshot's copy of the code
+
+
+def test_compare_never_replaces_a_file_it_did_not_write(experiment_dir, tmp_path):
+    """Found by the probe after merging `compare`: --workbook naming the user's own file
+    replaced it. Only a comparison workbook compare wrote is replaced."""
+    folder, _, results = experiment_dir
+    mine = tmp_path / "thesis.xlsx"
+    mine.write_bytes(b"the user's own file")
+    proc = _run(folder, "-m", "xval", "compare", results, results, "--workbook", mine)
+    _one_error(proc, "thesis.xlsx", "was not written by `xval compare`")
+    assert mine.read_bytes() == b"the user's own file"
+    ours = tmp_path / "compare.xlsx"
+    for _ in range(2):  # its own workbook is rewritten
+        proc = _run(folder, "-m", "xval", "compare", results, results, "--workbook", ours)
+        assert proc.returncode == 0, proc.stderr[-2000:]

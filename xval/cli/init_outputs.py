@@ -1,0 +1,105 @@
+"""What `python -m xval init` writes, checked before anything is written and removed again
+when a later step fails (the output rule of `xval.core.outputs`, applied to a project).
+
+- Nothing is written inside the audio folder (the project, `[paths] data_dir` and
+  `results_dir`), and a store is replaced only when it is one (and `--overwrite` is given):
+  `init data/wavs` never turns the recordings into a store.
+- An experiment script is replaced only when `init` wrote it (it carries `SCRIPT_MARK`).
+- `Created` records what init makes (files, stores, folders) and removes it when a later
+  step fails, so a refused init leaves no half-made project.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from preprocessing.store import check_store_out, store_output
+from xval.cli.scripts import SCRIPT_MARK
+from xval.config.loader import Config
+from xval.core.errors import ConfigurationError, DatasetError
+from xval.core.outputs import check_output_folder, remove_output
+
+__all__ = ["Created", "check_outputs"]
+
+
+class Created:
+    """What init created, removed again by `undo`: its own files, its stores (through the
+    output rule), and the folders it made if they are left empty."""
+
+    def __init__(self) -> None:
+        self._undo: list[tuple[str, Path]] = []
+
+    def folders(self, *paths: Path) -> None:
+        """Notes the missing folders among `paths` and their parents (made later)."""
+        for path in paths:
+            for folder in (path, *path.parents):
+                if folder.exists():
+                    break
+                self._undo.append(("folder", folder))
+
+    def store(self, path: Path) -> None:
+        """Notes a store written where there was none."""
+        self._undo.append(("store", path))
+
+    def file(self, path: Path) -> None:
+        """Notes a file written where there was none."""
+        self._undo.append(("file", path))
+
+    def undo(self) -> None:
+        """Removes what was created: files first, then stores, then the folders left
+        empty, deepest first."""
+        order = {"file": 0, "store": 1, "folder": 2}
+        for kind, path in sorted(self._undo, key=lambda e: (order[e[0]], -len(e[1].parts))):
+            with contextlib.suppress(OSError, ConfigurationError, DatasetError):
+                if kind == "file":
+                    path.unlink(missing_ok=True)
+                elif kind == "store" and path.exists():
+                    remove_output(path, store_output())
+                elif kind == "folder" and path.is_dir() and not any(path.iterdir()):
+                    path.rmdir()
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    path, folder = Path(os.path.realpath(path)), Path(os.path.realpath(folder))
+    return path == folder or folder in path.parents
+
+
+def check_outputs(audio: Path, project: Path, config: Config, script: Path,
+                  stores: Iterable[Path], overwrite: bool) -> None:
+    """The output rule for everything init writes, before anything is written.
+
+    Args:
+        audio: the folder (or corpus file) read.
+        project: the project folder.
+        config: the project's configuration (its `[paths]`).
+        script: the experiment script to write.
+        stores: the store folders to write.
+        overwrite: `--overwrite`.
+
+    Raises:
+        ConfigurationError, DatasetError: naming the path and the fix.
+    """
+    for what, path in (("--project", project), ("[paths] data_dir", config.data_dir),
+                       ("[paths] results_dir", config.results_dir)):
+        if _inside(path, audio):
+            raise ConfigurationError(
+                f"{what} {str(path)!r} is inside AUDIO_DIR {str(audio)!r} (or is it); init "
+                "never writes into the audio folder. Run it from a project folder outside "
+                "it (or pass --project).")
+        check_output_folder(path, what=what)
+    for store in stores:
+        check_store_out(store, overwrite=overwrite, inputs=[audio])
+    check_output_folder(script.parent, what="the experiments folder")
+    if script.is_symlink() or (script.exists() and not script.is_file()):
+        raise ConfigurationError(f"{script} exists and is not a file; choose another --name.")
+    if script.exists():
+        if SCRIPT_MARK not in script.read_text(errors="replace"):
+            raise ConfigurationError(
+                f"{script} exists and was not written by `xval init`; it is never replaced. "
+                "Choose another --name.")
+        if not overwrite:
+            raise ConfigurationError(f"{script} exists; choose another --name or pass "
+                                     "--overwrite.")

@@ -1,0 +1,183 @@
+"""The one error handler of every entry point: no traceback reaches a user.
+
+`python -m xval`, `python -m preprocessing`, `python -m augmentation` and every experiment
+script run their work through `run_entry`. Whatever the input, the user sees output lines
+and, when something goes wrong, one `error: ...` line on stderr:
+
+- the project's own errors (`XvalError`) print their message: exit status 2;
+- a file-system failure (`OSError`: a full or read-only disk, a permission, a folder where
+  a file belongs, a loop of symbolic links) prints the path and what the system said:
+  exit status 2;
+- numbers out of range (`OverflowError`), structures too deep (`RecursionError`), memory
+  (`MemoryError`) and text that cannot be encoded or decoded (`UnicodeError`): exit 2;
+- anything else is a bug: one line naming the exception, exit status 1;
+- Ctrl-C: the entry's own line (how to resume), exit status 130;
+- stdout closed by the reader (`| head`): exit quietly; stdout on a full device: an error.
+
+With `--debug` (or `XVAL_DEBUG=1`) the traceback is printed too. Output streams write
+characters their encoding lacks as close ASCII (`±` as `+/-`) instead of failing
+(`PYTHONIOENCODING=ascii`, an old terminal).
+"""
+
+from __future__ import annotations
+
+import codecs
+import errno
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+
+from xval.core.errors import XvalError
+
+__all__ = ["EXIT_BUG", "EXIT_ERROR", "EXIT_INTERRUPTED", "debug_requested", "describe",
+           "run_entry", "safe_streams"]
+
+EXIT_ERROR = 2
+EXIT_BUG = 1
+EXIT_INTERRUPTED = 130
+
+_ASCII = {"±": "+/-", "×": "x", "–": "-", "—": "-", "…": "...", "≥": ">=", "≤": "<=",
+          "→": "->", "←": "<-", "µ": "u", "°": " deg", "‘": "'", "’": "'", "“": '"',
+          "”": '"', "•": "*", "█": "#", "▏": "|", "▎": "|", "▍": "|", "▌": "|", "▋": "|",
+          "▊": "|", "▉": "|"}
+_ERRORS = "xval-ascii"
+
+_OS_FIXES = {
+    errno.ENOSPC: "free space there, or write to another disk",
+    errno.EDQUOT: "free space there (disk quota), or write to another disk",
+    errno.EROFS: "the file system is read-only; write somewhere else",
+    errno.EACCES: "check the permissions, or give a path you can use",
+    errno.EPERM: "the file or folder may not be changed (permissions, immutable); give "
+                 "another path",
+    errno.ELOOP: "a symbolic link leads back to itself (a loop); fix or remove the link",
+    errno.EISDIR: "a folder stands where a file belongs; give a file",
+    errno.ENOTDIR: "a file stands where a folder belongs; give a folder",
+    errno.ENOENT: "check the path",
+    errno.ENAMETOOLONG: "give a shorter path",
+}
+
+
+def _replace_unencodable(error: UnicodeError) -> tuple[str, int]:
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    text = error.object[error.start:error.end]
+    return "".join(_ASCII.get(c, "?") for c in text), error.end
+
+
+codecs.register_error(_ERRORS, _replace_unencodable)
+
+
+def safe_streams() -> None:
+    """Makes stdout and stderr write what their encoding cannot hold as close ASCII, and
+    write whole lines as printed when they are not a terminal (a log followed with
+    `tail -f`)."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is None:
+            continue
+        try:
+            interactive = stream.isatty()
+        except (AttributeError, ValueError):
+            interactive = False
+        try:
+            reconfigure(errors=_ERRORS, **({} if interactive else {"line_buffering": True}))
+        except (ValueError, OSError):  # a closed or detached stream
+            pass
+
+
+def debug_requested(argv: Sequence[str] | None = None) -> bool:
+    """Whether the traceback is wanted: `--debug` among the arguments (before a `--`), or
+    `XVAL_DEBUG` set to anything but empty or `0`."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--" in args:
+        args = args[:args.index("--")]
+    return "--debug" in args or os.environ.get("XVAL_DEBUG", "") not in ("", "0")
+
+
+def describe(error: BaseException) -> str:
+    """One line for an exception a user may meet (see the module docstring)."""
+    if isinstance(error, XvalError):
+        return str(error)
+    if isinstance(error, OSError):
+        what = " -> ".join(f"{str(p)!r}" for p in (error.filename, error.filename2) if p)
+        detail = error.strerror or str(error) or type(error).__name__
+        fix = _OS_FIXES.get(error.errno or -1)
+        return (f"{what + ': ' if what else ''}{detail}" + (f"; {fix}." if fix else "."))
+    if isinstance(error, OverflowError):
+        return f"a number is too large ({error}); give a smaller value."
+    if isinstance(error, RecursionError):
+        return "a structure is nested too deeply to be read; give a simpler value."
+    if isinstance(error, MemoryError):
+        return "out of memory; give smaller inputs (or use a machine with more memory)."
+    if isinstance(error, UnicodeError):
+        return f"text that is not valid in its encoding ({error}); save it as UTF-8."
+    text = str(error).splitlines()[0] if str(error) else ""
+    return (f"unexpected {type(error).__name__}{': ' + text if text else ''} (a bug; rerun "
+            "with --debug for the traceback and report it).")
+
+
+def _quiet_stdout() -> None:
+    """Points stdout at /dev/null, so that the interpreter's last flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def _report(error: BaseException, debug: bool) -> int:
+    if debug:
+        traceback.print_exception(error)
+    try:
+        print(f"error: {describe(error)}", file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+    if isinstance(error, (XvalError, OSError, OverflowError, RecursionError, MemoryError,
+                          UnicodeError)):
+        return EXIT_ERROR
+    return EXIT_BUG
+
+
+def run_entry(body: Callable[[], int], *, debug: bool | None = None,
+              interrupted: str = "interrupted.") -> int:
+    """Runs an entry point's work under the one error handler.
+
+    Args:
+        body: the work; returns the exit status. Argument parsing belongs inside it (a
+            parsing error is argparse's own usage line and exit status 2).
+        debug: print tracebacks; `None` asks `debug_requested()`.
+        interrupted: the line printed on Ctrl-C (e.g. how to resume).
+
+    Returns:
+        The exit status (see the module docstring).
+    """
+    safe_streams()
+    debug = debug_requested() if debug is None else debug
+    try:
+        code = body()
+        sys.stdout.flush()  # a full device fails here, not silently at exit
+        return code
+    except KeyboardInterrupt:
+        print(interrupted, file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _quiet_stdout()  # the reader went away (`| head`): nothing to say
+        return 0
+    except Exception as error:  # noqa: BLE001  (the one handler: every failure in one line)
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EIO) \
+                and (error.filename is None or _stdout_failed()):
+            _quiet_stdout()
+            print(f"error: cannot write the output (stdout): {describe(error)}",
+                  file=sys.stderr)
+            return EXIT_ERROR
+        return _report(error, debug)
+
+
+def _stdout_failed() -> bool:
+    """Whether stdout itself cannot be written (flushing it fails)."""
+    try:
+        sys.stdout.flush()
+    except OSError:
+        return True
+    return False
