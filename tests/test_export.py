@@ -181,9 +181,13 @@ def test_export_refuses_bad_requests_and_writes_nothing(trained, tmp_path, capsy
     out = tmp_path / "taken"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    err = _refused(capsys, root / "instance_1", "--format", "keras", "--out", out)
-    assert "--out" in err and "exists; pass --overwrite" in err
+    err = _refused(capsys, root / "instance_1", "--format", "keras", "--out", out,
+                   "--overwrite")  # a folder of the user's is never replaced
+    assert "--out" in err and "keep.txt" in err
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    err = _refused(capsys, root / "instance_1", "--format", "keras", "--out",
+                   root / "instance_1" / "export")
+    assert "is inside the exported model" in err
     partial = tmp_path / "results" / "mel" / "experiment_1"
     shutil.copytree(root, partial, ignore=shutil.ignore_patterns("*.xlsx"))
     (partial / "instance_1" / "fold_2.json").unlink()
@@ -199,14 +203,17 @@ def test_export_refuses_bad_requests_and_writes_nothing(trained, tmp_path, capsy
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".new")]
 
 
-def test_export_overwrite_replaces_the_folder(trained, tmp_path):
+def test_export_overwrite_replaces_an_earlier_export(trained, tmp_path, capsys):
     _, root = trained
     out = tmp_path / "again"
-    out.mkdir()
-    (out / "old.txt").write_text("old")
-    assert main(["export", str(root / "instance_2"), "--format", "keras", "--out", str(out),
-                 "--overwrite", "-q"]) == 0
+    argv = ["export", str(root / "instance_2"), "--format", "keras", "--out", str(out), "-q"]
+    assert main(argv) == 0
+    first = (out / "MODEL_CARD.md").read_text()
+    err = _refused(capsys, *argv[1:])
+    assert "already exists (an export written earlier); pass --overwrite" in err
+    assert main([*argv, "--overwrite"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["MODEL_CARD.md", "model.keras"]
+    assert (out / "MODEL_CARD.md").read_text().splitlines()[4:] == first.splitlines()[4:]
 
 
 @pytest.mark.tensorflow

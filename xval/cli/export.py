@@ -45,9 +45,8 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
 
 def main_export(args: argparse.Namespace, choose_backend: Any) -> int:
     """Runs `export`; `choose_backend(None)` picks the backend of the `keras` format."""
-    out = Path(args.out)
-    E.check_request(args.format, out, args.overwrite)  # before anything is loaded
-    source = Path(args.model)
+    out, source = Path(args.out), Path(args.model)
+    E.check_request(args.format, out, args.overwrite, [source])  # before anything is read
     instance, models = _source(source)
     info = dataset_info_for(models.paths[0], args.dataset_info)
     wanted = E.BACKENDS[args.format]
@@ -58,7 +57,7 @@ def main_export(args: argparse.Namespace, choose_backend: Any) -> int:
     model = E.ensemble(models, task_of(info), info)
     facts = _facts(args, source, info, instance, model)
     exported = E.write_export(model, args.format, out, lambda check: model_card(
-        _with_check(facts, check), instance, _manifest(instance)), args.overwrite)
+        _with_check(facts, check), instance, _manifest(instance)), args.overwrite, [source])
     if not args.quiet:
         check = f"; ONNX vs Keras: max difference {exported.check:.1e}" \
             if exported.check is not None else ""

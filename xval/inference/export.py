@@ -24,7 +24,7 @@ import dataclasses
 import importlib.util
 import os
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,13 @@ import numpy as np
 from preprocessing.features import PCM_SCALE
 from xval.core.errors import ConfigurationError
 from xval.core.files import make_temp_dir
+from xval.core.outputs import (
+    Output,
+    check_apart,
+    check_output_folder,
+    check_replace,
+    remove_output,
+)
 from xval.inference.models import ModelSet
 from xval.tasks.base import Task
 
@@ -78,10 +85,22 @@ class Exported:
     check: float | None = None
 
 
-def check_request(fmt: str, out: Path, overwrite: bool) -> None:
-    """Refuses an export that cannot go ahead, before anything is loaded or written: an
-    unknown format, a format whose exporter is missing, an existing `--out` without
-    `--overwrite`.
+EXPORT_OUTPUT = Output(kind="an export", command="python -m xval export", markers=(CARD,),
+                       entries=(CARD, *FILES.values(), "savedmodel/**"))
+"""What an export folder holds: `--overwrite` replaces only such a folder."""
+
+
+def check_request(fmt: str, out: Path, overwrite: bool, inputs: Sequence[Path] = ()) -> None:
+    """Refuses an export that cannot go ahead, before anything is loaded or written (the
+    output rule, `xval.core.outputs`): an unknown format, a format whose exporter is
+    missing, an existing `--out` without `--overwrite`, an `--out` holding anything but an
+    earlier export, or one inside (or holding) what the export reads.
+
+    Args:
+        fmt: the format.
+        out: the export folder.
+        overwrite: replace an earlier export there.
+        inputs: what the export reads (the instance folder or model file).
 
     Raises:
         ConfigurationError: naming the value and the fix.
@@ -92,13 +111,9 @@ def check_request(fmt: str, out: Path, overwrite: bool) -> None:
         module, install = NEEDS[fmt]
         raise ConfigurationError(f"--format {fmt} needs {module}, which is not installed: "
                                  f"`{install}`.")
-    if out.exists() or out.is_symlink():
-        if not overwrite:
-            raise ConfigurationError(f"--out {str(out)!r} exists; pass --overwrite to replace "
-                                     "it, or give another folder.")
-        if not out.is_dir():
-            raise ConfigurationError(f"--out {str(out)!r} exists and is not a folder; give "
-                                     "another --out.")
+    check_output_folder(out.parent, what="--out's parent")
+    check_replace(out, EXPORT_OUTPUT, overwrite=overwrite)
+    check_apart(out, inputs, input_name="the exported model")
 
 
 def check_backend(fmt: str) -> None:
@@ -179,7 +194,7 @@ def example_batch(model: Any, seed: int = 0) -> np.ndarray:
 
 
 def write_export(model: Any, fmt: str, out: Path, card: Callable[[float | None], str],
-                 overwrite: bool) -> Exported:
+                 overwrite: bool, inputs: Sequence[Path] = ()) -> Exported:
     """Exports `model` as `fmt` with its model card into the folder `out`, atomically: the
     folder is written beside `out` and renamed into place, so nothing is left on failure.
 
@@ -189,7 +204,8 @@ def write_export(model: Any, fmt: str, out: Path, card: Callable[[float | None],
         out: the export folder.
         card: `card(check) -> str`, the model card's text (`MODEL_CARD.md`), given the
             check's result (`Exported.check`).
-        overwrite: replace `out` when it exists.
+        overwrite: replace `out` when it holds an earlier export.
+        inputs: what the export reads (kept apart from `out`).
 
     Returns:
         `Exported`.
@@ -198,7 +214,7 @@ def write_export(model: Any, fmt: str, out: Path, card: Callable[[float | None],
         ConfigurationError: for a request `check_request` refuses, or an ONNX model whose
             outputs differ from Keras's by more than `ONNX_TOLERANCE`.
     """
-    check_request(fmt, out, overwrite)
+    check_request(fmt, out, overwrite, inputs)
     check_backend(fmt)
     batch = example_batch(model)
     expected = np.asarray(model.predict(batch, verbose=0))  # also builds every layer
@@ -290,6 +306,7 @@ def _replace(tmp: Path, out: Path) -> None:
         trash = make_temp_dir(out.parent, prefix=f".{out.name}.old.")
         os.replace(out, trash / "export")
         os.replace(tmp, out)
+        remove_output(trash / "export", EXPORT_OUTPUT)
         shutil.rmtree(trash, ignore_errors=True)
     else:
         os.replace(tmp, out)
