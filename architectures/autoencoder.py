@@ -8,14 +8,14 @@ takes it by default.
 import keras
 from keras import layers
 
-from architectures.common import Shape, batch_norm, l2
+from architectures.common import INPUT_TASK, Shape, batch_norm, check_output, l2
 from architectures.keywords import Filters, Layers, Momentum, Regularization
 from architectures.registry import register
 
 
 @register("conv_autoencoder", reshaping=("conv",), outputs=("input",))
 def conv_autoencoder(input_shape: Shape, num_outputs: int | None = None,
-                     task_type: str = "representation", *, filters: Filters = 16,
+                     task_type: str = INPUT_TASK, *, filters: Filters = 16,
                      blocks: Layers = 2, bottleneck_channels: Filters = 8,
                      regularization_lambda: Regularization = 0.0,
                      bn_momentum: Momentum = 0.9) -> keras.Model:
@@ -41,11 +41,7 @@ def conv_autoencoder(input_shape: Shape, num_outputs: int | None = None,
     Returns:
         A `keras.Model` from `(time, frequency, 1)` to a reconstruction `(time, frequency)`.
     """
-    if task_type != "representation":
-        raise ValueError(
-            f"task_type={task_type!r}: conv_autoencoder learns representations; expected "
-            "'representation'."
-        )
+    check_output(task_type, "input", "conv_autoencoder learns representations")
     if blocks < 1 or bottleneck_channels < 1:
         raise ValueError(
             f"blocks={blocks}, bottleneck_channels={bottleneck_channels}: expected "

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import keras
 from keras import layers
 
-from architectures.common import Shape, batch_norm, l2
+from architectures.common import FRAMES_TASK, Shape, batch_norm, check_output, l2
 from architectures.keywords import (
     Count,
     Filters,
@@ -40,15 +40,11 @@ def frame_head(x: Any, num_outputs: int) -> Any:
 
 
 def _check_task(task_type: str) -> None:
-    if task_type != "detection":
-        raise ValueError(
-            f"task_type={task_type!r}: this builder makes frame-level detectors; expected "
-            "'detection'."
-        )
+    check_output(task_type, "frames", "this builder makes frame-level detectors")
 
 
 @register("crnn_detector", reshaping=("conv",), outputs=("frames",))
-def crnn_detector(input_shape: Shape, num_outputs: int, task_type: str = "detection", *,
+def crnn_detector(input_shape: Shape, num_outputs: int, task_type: str = FRAMES_TASK, *,
                   filters: Filters = 32, conv_blocks: Layers = 3, freq_pool: Pool = 2,
                   units: Units = 64, dropout: Probability = 0.2,
                   regularization_lambda: Regularization = 0.0,
@@ -99,7 +95,7 @@ def crnn_detector(input_shape: Shape, num_outputs: int, task_type: str = "detect
 
 
 @register("gru_detector", reshaping=("rnn",), outputs=("frames",))
-def gru_detector(input_shape: Shape, num_outputs: int, task_type: str = "detection", *,
+def gru_detector(input_shape: Shape, num_outputs: int, task_type: str = FRAMES_TASK, *,
                  units: Units = 64, num_layers: Layers = 2, bidirectional: bool = True,
                  dropout: Probability = 0.2,
                  regularization_lambda: Regularization = 0.0) -> keras.Model:
@@ -143,7 +139,7 @@ def _residual_block(x: Any, channels: int, reg: Any, bn_momentum: float) -> Any:
 
 
 @register("resnet_detector", reshaping=("conv",), outputs=("frames",))
-def resnet_detector(input_shape: Shape, num_outputs: int, task_type: str = "detection", *,
+def resnet_detector(input_shape: Shape, num_outputs: int, task_type: str = FRAMES_TASK, *,
                     filters: Filters = 16, conv_blocks: Layers = 3, freq_pool: Pool = 2,
                     units: Units = 64, rnn_layers: OptionalLayers = 2,
                     dropout: Probability = 0.2, regularization_lambda: Regularization = 0.0,
@@ -224,7 +220,7 @@ def _conformer_block(x: Any, d_model: int, heads: int, kernel_size: int, mult: i
 
 
 @register("conformer_detector", reshaping=("conv",), outputs=("frames",))
-def conformer_detector(input_shape: Shape, num_outputs: int, task_type: str = "detection",
+def conformer_detector(input_shape: Shape, num_outputs: int, task_type: str = FRAMES_TASK,
                        *, filters: Filters = 32, conv_blocks: OptionalLayers = 2,
                        freq_pool: Pool = 4, d_model: Units = 128, num_blocks: Layers = 2,
                        heads: Count = 4, kernel_size: Kernel = 15, ff_mult: Count = 4,

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 import keras
 from keras import layers, ops
 
-from architectures.common import DEFAULT_TASK, Shape, l2, output_head
+from architectures.common import DEFAULT_TASK, FRAMES_TASK, Shape, check_output, l2, output_head
 from architectures.detection import frame_head
 from architectures.keywords import OptionalUnits, Probability, Range, Regularization, Units
 from architectures.layers import StatisticsPooling
@@ -229,7 +229,7 @@ def pretrained_bigru(input_shape: Shape, num_outputs: int, task_type: str = DEFA
 
 
 @register("pretrained_detector", reshaping=("rnn",), outputs=("frames",))
-def pretrained_detector(input_shape: Shape, num_outputs: int, task_type: str = "detection", *,
+def pretrained_detector(input_shape: Shape, num_outputs: int, task_type: str = FRAMES_TASK, *,
                         encoder_layers: EncoderLayers = 0, layer_norm: bool = True,
                         projection: OptionalUnits = 128, units: Units = 64,
                         dropout: Probability = 0.3,
@@ -255,9 +255,8 @@ def pretrained_detector(input_shape: Shape, num_outputs: int, task_type: str = "
     Raises:
         ValueError: for a task other than detection.
     """
-    if task_type != "detection":
-        raise ValueError(f"task_type={task_type!r}: pretrained_detector makes frame-level "
-                         "detectors; expected 'detection' (pretrained_bigru pools instead).")
+    check_output(task_type, "frames", "pretrained_detector makes frame-level detectors "
+                 "(pretrained_bigru pools instead)")
     reg = l2(regularization_lambda)
     inputs = keras.Input(input_shape)
     x = _frames_in(inputs, encoder_layers, layer_norm, projection, reg)

@@ -8,6 +8,7 @@ keyword declares its valid values in its annotation (`architectures.keywords`: `
 before anything is trained.
 """
 
+import dataclasses
 import inspect
 import typing
 from collections.abc import Callable, Mapping
@@ -15,15 +16,36 @@ from typing import Any
 
 from architectures.keywords import Domain, domain_of
 from xval.core.errors import ParameterError
+from xval.core.registry import Registry
 
 Builder = Callable[..., Any]
 """`builder(input_shape, num_outputs, task_type, **keywords) -> keras.Model`."""
 
-_BUILDERS: dict[str, Builder] = {}
-_RESHAPING: dict[str, tuple[str, ...]] = {}
-_OUTPUTS: dict[str, tuple[str, ...]] = {}
-_DOMAINS: dict[str, dict[str, Domain]] = {}
 _RESERVED = ("input_shape", "num_outputs", "task_type")
+
+
+@dataclasses.dataclass(frozen=True)
+class Architecture:
+    """A registered model builder.
+
+    Attributes:
+        name: the name instances give as `architecture="..."`.
+        builder: the function.
+        reshaping: the `reshaping_type` values it accepts.
+        outputs: the kinds of output it makes (`Task.output`).
+        domains: keyword -> its declared valid values.
+    """
+
+    name: str
+    builder: Builder
+    reshaping: tuple[str, ...]
+    outputs: tuple[str, ...]
+    domains: Mapping[str, Domain]
+
+
+ARCHITECTURES: Registry[Architecture] = Registry("architecture", setting="architecture",
+                                                 where="architectures", sort=True)
+"""The registered architectures, by name."""
 
 
 def _domains(name: str, fn: Builder) -> dict[str, Domain]:
@@ -75,19 +97,15 @@ def register(name: str, reshaping: tuple[str, ...] = ("conv",),
     """
 
     def decorator(fn: Builder) -> Builder:
-        if name in _BUILDERS:
-            raise ValueError(f"An architecture named {name!r} is already registered.")
+        ARCHITECTURES.check_free(name)
         params = list(inspect.signature(fn).parameters)
         if params[:3] != list(_RESERVED):
             raise TypeError(
                 f"Builder {fn.__name__} must take {', '.join(_RESERVED)} as its first "
                 f"arguments; it takes {params}."
             )
-        domains = _domains(name, fn)
-        _BUILDERS[name] = fn
-        _RESHAPING[name] = tuple(reshaping)
-        _OUTPUTS[name] = tuple(outputs)
-        _DOMAINS[name] = domains
+        ARCHITECTURES.register(name, Architecture(name, fn, tuple(reshaping), tuple(outputs),
+                                                  _domains(name, fn)))
         return fn
 
     return decorator
@@ -95,7 +113,7 @@ def register(name: str, reshaping: tuple[str, ...] = ("conv",),
 
 def names() -> list[str]:
     """Returns the registered architecture names, sorted."""
-    return sorted(_BUILDERS)
+    return ARCHITECTURES.names()
 
 
 def get(name: str) -> Builder:
@@ -108,13 +126,9 @@ def get(name: str) -> Builder:
         The builder function.
 
     Raises:
-        ValueError: for an unknown name, listing the known ones.
+        UnknownNameError: (a `ValueError`) for an unknown name, listing the known ones.
     """
-    if name not in _BUILDERS:
-        raise ValueError(
-            f"Unknown architecture {name!r}. Known architectures: {', '.join(names())}."
-        )
-    return _BUILDERS[name]
+    return ARCHITECTURES.get(name).builder
 
 
 def keyword_defaults(name: str) -> dict[str, Any]:
@@ -129,8 +143,7 @@ def keyword_defaults(name: str) -> dict[str, Any]:
 
 def keyword_domains(name: str) -> dict[str, Domain]:
     """Returns `{keyword: Domain}`: the valid values every keyword of `name` declares."""
-    get(name)
-    return dict(_DOMAINS[name])
+    return dict(ARCHITECTURES.get(name).domains)
 
 
 def check_keywords(name: str, values: Mapping[str, Any], where: str = "") -> None:
@@ -159,11 +172,9 @@ def check_keywords(name: str, values: Mapping[str, Any], where: str = "") -> Non
 
 def reshaping_types(name: str) -> tuple[str, ...]:
     """Returns the `reshaping_type` values the architecture `name` accepts."""
-    get(name)
-    return _RESHAPING[name]
+    return ARCHITECTURES.get(name).reshaping
 
 
 def outputs(name: str) -> tuple[str, ...]:
     """Returns the kinds of output the architecture `name` makes (see `register`)."""
-    get(name)
-    return _OUTPUTS[name]
+    return ARCHITECTURES.get(name).outputs

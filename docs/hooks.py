@@ -62,7 +62,7 @@ def _row(key: str, spec: Any) -> str:
     notes."""
     default = _code(spec.text(spec.default).replace("|", "\\|"))
     return (f"| `{key}` | {_cell(spec.expected())} | {default} "
-            f"| {_cell(spec.help)} | {_cell(spec.notes)} |")
+            f"| {_cell(spec.help)} | {_cell(spec.note())} |")
 
 
 def on_page_markdown(markdown: str, page: Any, **kwargs: Any) -> str:

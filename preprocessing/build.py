@@ -387,11 +387,11 @@ def build_store(rows: pd.DataFrame, out: str | os.PathLike[str], *,
         check_trainable(pd.DataFrame(extraction.meta, columns=["label", "item"]), skipped,
                         task_type=task_type, stage="left after skipping unusable files",
                         expected=rows["label"].astype(str).unique())
-        body = _store_info(params, skipped, extraction.files, augment_versions,
-                           time.perf_counter() - t0, described, info)
+        seconds = time.perf_counter() - t0
+        body = _store_info(params, skipped, extraction.files, augment_versions, seconds,
+                           described, info)
         store = write_store(out, npy_path, pd.DataFrame(extraction.meta), info=body,
                             task_type=task_type, classes=classes, overwrite=overwrite)
     return store, {"rows": len(store), "files": extraction.files, "skipped": skipped,
-                   "items": store.info["n_items"], "classes": store.classes,
-                   "seconds": body["extraction_seconds"],
-                   "shape": tuple(store.features.shape)}
+                   "items": store.info.n_items, "classes": store.classes,
+                   "seconds": round(seconds, 3), "shape": tuple(store.features.shape)}

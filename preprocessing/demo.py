@@ -14,7 +14,7 @@ import numpy as np
 import soundfile as sf
 
 from preprocessing.build import build_store
-from preprocessing.features import parameter_names
+from preprocessing.features import parameter_names, spectral
 from preprocessing.sources import regex_source
 from preprocessing.store import FeatureStore
 from xval import tasks
@@ -25,7 +25,7 @@ CLIPS_PER_CLASS = 10
 SAMPLE_RATE = 8000
 PATTERN = r"^(?P<item>spk\d+)/(?P<label>[a-z]+)_\d+\.wav$"
 # Three half-second segments per one-second clip: clip-level evaluation has work to do.
-FEATURES = {"sample_rate": SAMPLE_RATE, "feature": "mel", "compression": "db", "n_fft": 512,
+FEATURES = {"sample_rate": SAMPLE_RATE, "feature": spectral.MEL, "compression": "db", "n_fft": 512,
             "hop_length": 128, "n_mels": 32, "fmin": 60.0, "fmax": None,
             "segment_seconds": 0.5, "segment_hop_seconds": 0.25, "dtype": "float32",
             "peak_normalize": True, "silence_threshold_db": -60.0}

@@ -22,6 +22,7 @@ from preprocessing.events import frame_targets
 from preprocessing.features import feature_shape, front_end
 from preprocessing.store import FeatureStore, check_store_out, write_store
 from xval.core.errors import DatasetError
+from xval.tasks.detection import Detection
 
 
 def read_items(path: str | os.PathLike[str]) -> dict[str, str]:
@@ -132,7 +133,7 @@ def build_detection_store(annotations: str | os.PathLike[str],
         raise DatasetError("No window to write: every recording was skipped.")
     dtype = np.float16 if params.get("dtype") == "float16" else np.float32
     store = write_store(out, np.stack(feats).astype(dtype), pd.DataFrame(meta),
-                        task_type="detection", classes=classes,
+                        task_type=Detection.name, classes=classes,
                         arrays={"frame_targets.npy": np.stack(targets).astype(np.uint8)},
                         overwrite=overwrite,
                         info={"feature_params": params, "skipped": skipped,

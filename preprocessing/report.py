@@ -62,7 +62,7 @@ def dataset_report(store: FeatureStore | str | os.PathLike[str], *,
             report["warnings"].append(
                 f"item {item!r} has only {n} row(s) (fewer than {MIN_ROWS_PER_ITEM})."
             )
-    skipped = store.info.get("skipped", [])
+    skipped = store.info.skipped
     if skipped:
         report["warnings"].append(f"{len(skipped)} file(s) were skipped when building the store.")
     if plot_path is not None and "sample_rates" in report:

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from xval import tasks
+from xval.core.dataset_info import DatasetInfo
 from xval.core.errors import ConfigurationError, DatasetError
 from xval.core.files import make_temp_dir
 from xval.core.hashing import file_digest
@@ -36,7 +37,7 @@ class FeatureStore:
         features: `np.memmap [shape=(n_rows, time, frequency)]`.
         meta: `pandas.DataFrame` with the columns `row, item, label, target, clip, source,
             start, augmented` (and `split` when the source had one).
-        info: the contents of `dataset.json`.
+        info: the contents of `dataset.json` (a `DatasetInfo`).
 
     Raises:
         DatasetError: when the folder or one of its files is missing or inconsistent.
@@ -68,12 +69,12 @@ class FeatureStore:
     @property
     def task_type(self) -> str:
         """The store's task (`dataset.json`), `xval.tasks.DEFAULT` when it names none."""
-        return self.info.get("task_type", tasks.DEFAULT)
+        return self.info.task_type or tasks.DEFAULT
 
     @property
     def classes(self) -> list[str]:
         """The class names, in target order (`dataset.json`)."""
-        return list(self.info.get("classes", []))
+        return self.info.classes
 
     @property
     def items(self) -> np.ndarray:
@@ -98,7 +99,7 @@ class FeatureStore:
     @property
     def content_hash(self) -> str:
         """SHA-256 of the features, extra arrays and metadata (without source paths)."""
-        return self.info["content_hash"]
+        return self.info.content_hash
 
     def verify(self) -> None:
         """Checks that the store's files hold what `dataset.json` recorded when it was built
@@ -109,15 +110,15 @@ class FeatureStore:
         Raises:
             DatasetError: naming the files that changed and the fix.
         """
-        recorded = self.info.get("files_sha256")
-        if isinstance(recorded, dict) and recorded:
+        recorded = self.info.files_sha256
+        if recorded:
             changed = [name for name, digest in sorted(recorded.items())
                        if not (self.path / name).is_file()
                        or file_digest(self.path / name) != digest]
         else:
             extra = _task(self.task_type).extra_arrays
             content = _content_hash(self.path, self.meta, extra)
-            changed = [] if content == self.info.get("content_hash") else \
+            changed = [] if content == self.info.content_hash else \
                 ["features.npy, meta.csv or " + ", ".join(extra) if extra else
                  "features.npy or meta.csv"]
         if changed:
@@ -144,7 +145,7 @@ class FeatureStore:
         return predictors, targets
 
 
-def _read_store(path: Path) -> tuple[dict[str, Any], pd.DataFrame, np.ndarray]:
+def _read_store(path: Path) -> tuple[DatasetInfo, pd.DataFrame, np.ndarray]:
     """`dataset.json`, `meta.csv` and `features.npy` (memory-mapped, never pickled).
 
     Raises:
@@ -161,6 +162,7 @@ def _read_store(path: Path) -> tuple[dict[str, Any], pd.DataFrame, np.ndarray]:
         raise corrupt("dataset.json", e) from None
     if not isinstance(info, dict):
         raise corrupt("dataset.json", ValueError("not a JSON object"))
+    typed = DatasetInfo.from_dict(info, where=str(path / "dataset.json"))
     try:
         meta = pd.read_csv(path / "meta.csv", dtype={"item": str, "clip": str, "label": str},
                            keep_default_na=False)
@@ -172,7 +174,7 @@ def _read_store(path: Path) -> tuple[dict[str, Any], pd.DataFrame, np.ndarray]:
         raise corrupt("features.npy", e) from None
     if not isinstance(features, np.ndarray) or features.ndim < 2:
         raise corrupt("features.npy", ValueError("not an array of feature rows"))
-    return info, meta, features
+    return typed, meta, features
 
 
 def store_output() -> Output:

@@ -28,13 +28,15 @@ from xval.config.params import PLAIN_TRAINING as _PLAIN  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def resolve(*args, **kwargs):
-    """`xval.config.params.resolve` with the registered architectures handed in, as the
-    planner does."""
+def resolve(*args, feature=None, **kwargs):
+    """`xval.config.params.resolve` with the registered architectures handed in, and the
+    feature type named `feature` (a string), as the planner does."""
     import architectures
+    from preprocessing import features
     from xval.config import params
 
-    return params.resolve(*args, architectures=architectures, **kwargs)
+    return params.resolve(*args, architectures=architectures,
+                          feature=features.get(feature) if feature else None, **kwargs)
 SHARED = ROOT.parent / "shared" / "datasets"
 
 

@@ -185,7 +185,9 @@ def test_resolve_refuses_keywords_outside_their_range(spec, match):
 
 
 def test_unknown_architecture_lists_known():
-    with pytest.raises(ValueError, match="Unknown architecture 'resnet'.*example_cnn.*vgg_mini"):
+    with pytest.raises(ValueError, match=r"architecture='resnet': expected one of .*example_cnn"
+                                         r".*vgg_mini.* \(the architectures registered in "
+                                         r"architectures\)"):
         architectures.get("resnet")
 
 

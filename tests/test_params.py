@@ -70,7 +70,8 @@ def test_resolve_unknown_name_suggests_closest():
 
 def test_resolve_unknown_architecture_lists_known():
     spec = ['architecture="vgg_maxi"', 'reshaping_type="conv"', 'comment_1=""', 'comment_2=""']
-    with pytest.raises(ParameterError, match="Unknown architecture 'vgg_maxi'.*vgg_mini"):
+    with pytest.raises(ParameterError, match="architecture='vgg_maxi': expected one of "
+                                             ".*vgg_mini.*Did you mean .*'vgg_mini'"):
         resolve(1, spec, training_defaults=DEFAULTS)
 
 

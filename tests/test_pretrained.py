@@ -281,7 +281,7 @@ def test_detection_store_experiment_and_detect_through_a_tiny_wavlm(tmp_path):
 
 
 def test_feature_option_values_are_literals_or_strings():
-    from xval.cli.preprocess import _feature_option
+    from xval.cli.preprocess_parser import _feature_option
 
     assert _feature_option("layers=[0, -1]") == ("layers", [0, -1])
     assert _feature_option("batch_size=4") == ("batch_size", 4)

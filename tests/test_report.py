@@ -10,6 +10,7 @@ import pytest
 from openpyxl import load_workbook
 
 from tests.conftest import ROOT, tiny_store
+from tests.manifests import manifest_text
 from xval import Experiment, ExperimentResults
 from xval.config.selection import metric_direction
 from xval.core.errors import ConfigurationError
@@ -63,8 +64,7 @@ def classification_run(tmp_path_factory):
 def write_manifest(exp_dir, num_folds):
     """A `folds.json` of `num_folds` folds, as the planner writes it."""
     folds = [{"train": ["a", "b"], "val": ["c", "d"], "test": ["e"]}] * num_folds
-    (exp_dir / "folds.json").write_text(json.dumps(
-        {"splitter": "by hand", "dataset_hash": None, "folds": folds, "hash": "0"}))
+    (exp_dir / "folds.json").write_text(manifest_text(folds))
 
 
 def _fill(cell):
@@ -398,7 +398,9 @@ def test_a_sheet_registered_outside_the_package_is_built(classification_run, tmp
     assert rows[1:] == [(r.id, r.status, pytest.approx(r.summary.seconds), r.id == best.id)
                         for r in results]
     assert "Seconds" not in [spec.name for spec in registered_sheets()]
-    with pytest.raises(ValueError, match="No workbook sheet named 'Seconds'"):
+    with pytest.raises(ValueError, match=r"sheet='Seconds': expected one of Summary, .*Plots "
+                                         r"\(the workbook sheets registered in "
+                                         r"xval.report.workbook\)"):
         unregister_sheet("Seconds")
 
 
@@ -862,9 +864,8 @@ def test_options_report_keeps_repeats_apart_when_a_fold_failed(tmp_path, capsys)
     mine = [0.00, 0.70, 0.78, 1.00, 0.66, 0.74]
     for name, scores, failed in (("experiment_4", base, ()), ("experiment_9", mine, (0,))):
         (tmp_path / name).mkdir()
-        (tmp_path / name / "folds.json").write_text(json.dumps(
-            {"splitter": "by hand", "dataset_hash": None, "hash": "0",
-             "folds": [{"train": ["a"], "val": ["b"], "test": [t]} for t in tests]}))
+        (tmp_path / name / "folds.json").write_text(manifest_text(
+            [{"train": ["a"], "val": ["b"], "test": [t]} for t in tests]))
         _fold_files(tmp_path / name / "instance_1",
                     list(zip(range(6), tests, scores)), failed)
     training_options.main([str(tmp_path / "experiment_9"), "--baseline-dir",

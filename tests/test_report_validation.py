@@ -256,8 +256,7 @@ def test_listeners_write_the_plots_and_the_workbook(copy, tmp_path, capsys):
     inst = exp_dir / "instance_1"
     shutil.rmtree(inst / "plots")
     (exp_dir / "experiment_1.xlsx").unlink()
-    summary = ExperimentResults(exp_dir)[1].summary
-    written = PlotWriter().on_instance(1, summary, {}, inst)
+    written = PlotWriter().on_instance(ExperimentResults(exp_dir)[1])
     assert (inst / "plots" / "learning_curves.png") in written
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in written)
     lines = []

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+import preprocessing.features  # noqa: F401  (binds the feature types' rules to the schema)
 from tests.conftest import ROOT, write_config
 from xval.config import schema
 from xval.core.errors import ConfigurationError

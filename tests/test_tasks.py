@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import tiny_store
+from tests.manifests import manifest_text
 from xval import Experiment, ExperimentResults, tasks
 from xval.config import schema
 from xval.config.selection import metric_direction
@@ -49,7 +50,7 @@ class ToyMAE(Regression):
 @pytest.fixture
 def toy(monkeypatch):
     """`ToyMAE` registered for one test (the registry is restored afterwards)."""
-    monkeypatch.setattr(task_registry, "_TASKS", dict(task_registry._TASKS))
+    monkeypatch.setattr(task_registry, "TASKS", task_registry.TASKS.copy())
     tasks.register(ToyMAE)
     return tasks.get("toy_mae")
 
@@ -82,7 +83,7 @@ def test_unknown_task_store_is_refused_before_writing(tmp_path):
 
 
 def test_register_rejects_duplicates_and_non_tasks(monkeypatch):
-    monkeypatch.setattr(task_registry, "_TASKS", dict(task_registry._TASKS))
+    monkeypatch.setattr(task_registry, "TASKS", task_registry.TASKS.copy())
     with pytest.raises(ValueError, match="'regression' is already registered"):
         tasks.register(Regression)
     with pytest.raises(TypeError, match="register takes a Task subclass"):
@@ -185,9 +186,8 @@ def test_report_reads_task_type_from_params_json(tmp_path):
     for i, value in enumerate((0.4, 0.6)):
         (folder / f"fold_{i}.json").write_text(
             json.dumps(_fold(i, {"accuracy": 0.9, "rmse": value})))
-    (exp_dir / "folds.json").write_text(json.dumps(
-        {"splitter": "by hand", "dataset_hash": None, "hash": "0",
-         "folds": [{"train": ["a"], "val": ["c"], "test": ["e"]}] * 2}))
+    (exp_dir / "folds.json").write_text(
+        manifest_text([{"train": ["a"], "val": ["c"], "test": ["e"]}] * 2))
     (folder / "params.json").write_text(json.dumps(
         {"instance": 1, "hash": "", "params": {}, "task_type": "regression"}))
     results = ExperimentResults(exp_dir)

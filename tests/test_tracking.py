@@ -83,11 +83,12 @@ def test_mlflow_runs_read_back_and_reruns_do_not_duplicate(config, tmp_path):
     assert [p.info.run_id for p in parents2] == [parent.info.run_id]
     assert [c.info.run_id for c in children2] == [c.info.run_id for c in children]
     # The listener told again about a fold and an instance it logged adds nothing...
-    from xval.core.records import FoldResult, InstanceSummary
+    from xval.core.records import FoldResult
+    from xval.report.results import InstanceResult
 
     listener = MLflowListener(store_folder)
     listener.on_fold(FoldResult.from_dict(json.loads((inst / "fold_0.json").read_text())), inst)
-    listener.on_instance(1, InstanceSummary.from_dict(summary), {}, inst)
+    listener.on_instance(InstanceResult(inst))
     _, parents2, children2 = _runs(store_folder)
     assert [c.info.run_id for c in children2] == [c.info.run_id for c in children]
     assert len(client.get_metric_history(parent.info.run_id, "test_accuracy")) == 1

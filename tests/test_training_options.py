@@ -176,7 +176,8 @@ def test_frequency_warp_uses_the_stores_bin_frequencies_and_refuses_mfccs(tmp_pa
     assert "freq_warp = 0.0" in "\n".join(lines) and warped_store.path.is_dir()
     exp[1] = {**SPEC_SMALL, "freq_warp": 0.1}
     with pytest.raises(ParameterError, match=r"instance 1: freq_warp=0.1 warps the frequency "
-                       r"axis, but the dataset holds MFCCs.*use freq_warp=0"):
+                       r"axis, but the dataset's features \('mfcc'\) have no frequency "
+                       r"axis.*use freq_warp=0"):
         exp.run(config=config, instances=[1], out=lambda *a: None)
     assert not (config.results_dir / "tiny").exists()
 

@@ -135,9 +135,10 @@ def _columns(features: Any, label: str, item: str | None, what: str) -> tuple[st
     return label, item
 
 
-def _text(values: list[Any], feature: Any) -> list[str | None]:
-    """Column values as text: class names for a `ClassLabel`, `None` for a missing value."""
-    names = getattr(feature, "names", None)
+def _text(values: list[Any], column_type: Any) -> list[str | None]:
+    """Column values as text: class names for a `ClassLabel` (the column's type, a
+    `datasets` feature), `None` for a missing value."""
+    names = getattr(column_type, "names", None)
     if names is not None:
         return [None if v is None or v < 0 else names[v] for v in values]
     return [None if v is None or str(v).strip() == "" else str(v) for v in values]

@@ -9,12 +9,14 @@ import preprocessing.features.waveform  # noqa: F401  (registers the waveform ty
 from preprocessing.features.registry import (
     PCM_SCALE,
     STORAGE_TYPES,
+    TYPES,
     FeatureType,
     bin_frequencies,
     centred_frames,
     compute_features,
     feature_shape,
     front_end,
+    front_ends,
     get,
     names,
     parameter_names,
@@ -22,8 +24,9 @@ from preprocessing.features.registry import (
 )
 from preprocessing.features.segments import segment, window_starts
 
-__all__ = ["PCM_SCALE", "STORAGE_TYPES", "FeatureType", "bin_frequencies", "centred_frames", "compute_features",
-           "feature_shape", "front_end", "get", "names", "parameter_names", "register", "segment",
+__all__ = ["PCM_SCALE", "STORAGE_TYPES", "TYPES", "FeatureType", "bin_frequencies",
+           "centred_frames", "compute_features",
+           "feature_shape", "front_end", "front_ends", "get", "names", "parameter_names", "register", "segment",
            "window_starts"]
 
 # Registered after the spectral types (the order of `names()`): the pretrained front ends.

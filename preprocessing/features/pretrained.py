@@ -46,10 +46,13 @@ from preprocessing.features.encoders import (
 from preprocessing.features.registry import Params, register
 from xval.core.errors import ConfigurationError, DatasetError
 
-__all__ = ["RESEMBLYZER", "Encoder", "encoder_defaults", "load_encoder", "pool_frames",
+__all__ = ["PRETRAINED", "RESEMBLYZER", "Encoder", "encoder_defaults", "encoder_overrides", "load_encoder", "pool_frames",
            "pretrained", "resemblyzer_weights", "select_layers", "sha256_of_files"]
 
 Layers = str | int | Sequence[int]
+
+PRETRAINED = "pretrained"
+"""The feature type's name (`[features] feature = pretrained`)."""
 
 
 def select_layers(layers: Layers, n_layers: int) -> list[int]:
@@ -107,6 +110,34 @@ def load_encoder(name: str, revision: str | None = None, device: str | None = No
     return TransformersEncoder(str(name), revision=revision, device=device)
 
 
+def encoder_overrides(name: str | None, overrides: dict[str, Any],
+                      named_in_options: bool = False) -> dict[str, Any]:
+    """`--encoder NAME`: the `[features]` overrides of a store of that encoder:
+    `feature = pretrained`, the encoder, and a built-in encoder's own rate, hop and segment
+    under the values given (`encoder_defaults`).
+
+    Args:
+        name: the encoder (`--encoder`), or `None` (`overrides` as given).
+        overrides: the `[features]` values given on the command line.
+        named_in_options: the encoder is also named as `--feature-option encoder=...`.
+
+    Raises:
+        ConfigurationError: for another feature type given, or the encoder named twice.
+    """
+    if name is None:
+        return overrides
+    if overrides.get("feature", PRETRAINED) != PRETRAINED:
+        raise ConfigurationError(
+            f"--encoder {name} with --feature {overrides['feature']}: an encoder is the "
+            f"{PRETRAINED} feature type; drop --feature (or give --feature {PRETRAINED}).")
+    if named_in_options:
+        raise ConfigurationError("--encoder and --feature-option encoder=... name the encoder "
+                                 "twice; give one.")
+    if name in BUILT_IN:
+        return {**encoder_defaults(name), **overrides}
+    return {"feature": PRETRAINED, "encoder": name, **overrides}
+
+
 def encoder_defaults(name: str) -> dict[str, Any]:
     """The `[features]` values a store of the built-in encoder `name` starts from: its rate,
     its hop (frames) or half a block (blocks), its default segment, half of it as the hop.
@@ -128,7 +159,7 @@ def encoder_defaults(name: str) -> dict[str, Any]:
             "--sample-rate and --hop-length for a transformers model.")
     cls = BUILT_IN[name].make
     segment = BUILT_IN[name].segment_seconds
-    return {"feature": "pretrained", "encoder": name, "sample_rate": int(cls.sample_rate),
+    return {"feature": PRETRAINED, "encoder": name, "sample_rate": int(cls.sample_rate),
             "hop_length": int(cls.hop_length), "segment_seconds": segment,
             "segment_hop_seconds": segment / 2}
 
@@ -176,8 +207,8 @@ def _describe(params: Params) -> dict[str, Any]:
             "layers": select_layers(params.get("layers", "all"), encoder.n_layers)}
 
 
-@register("pretrained", bins=_bins, frames=_frames, batched=True, describe=_describe,
-          dtype="float16")
+@register(PRETRAINED, bins=_bins, frames=_frames, batched=True, describe=_describe,
+          dtype="float16", summary="an encoder's hidden states", neighbouring_bins=False)
 def pretrained(y: np.ndarray, *, sample_rate: int, hop_length: int = 160,
                encoder: str = RESEMBLYZER, revision: str | None = None,
                layers: Layers = "all", batch_size: int = 16, device: str | None = None,

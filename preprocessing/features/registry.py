@@ -67,7 +67,7 @@ from typing import Any
 import numpy as np
 
 import xval.config.schema as schema
-from xval.core.errors import ConfigurationError
+from xval.core.registry import Registry
 
 __all__ = ["PCM_SCALE", "STORAGE_TYPES", "FeatureType", "bin_frequencies", "centred_frames",
            "compute_features", "feature_shape", "front_end", "get", "names", "parameter_names",
@@ -119,6 +119,14 @@ class FeatureType:
         waveform: its rows are the audio samples themselves, `(samples, 1)`: a model's
             front end (`front_end` instance parameter) computes features from them, and its
             stores may be `int16` (16-bit PCM).
+        in_model: a model can compute it from a waveform store (`front_end`, the Keras
+            layer `architectures.SpectralFrontEnd`, checked against this type's function).
+        summary: a few words about the type (config.ini's notes list it beside the name).
+        neighbouring_bins: neighbouring bins hold neighbouring content (a frequency axis,
+            cepstral coefficients), so a band of them can be masked (SpecAugment's
+            frequency masks); `False` for an encoder's hidden dimensions.
+        check: `check(values, name) -> problem`, the type's rule between `[features]`
+            keys (`xval.config.schema.Rule`), or `None`.
     """
 
     name: str
@@ -132,13 +140,25 @@ class FeatureType:
     describe: Callable[[Params], dict[str, Any]] | None = None
     dtype: str = "float32"
     waveform: bool = False
+    in_model: bool = False
+    summary: str = ""
+    neighbouring_bins: bool = True
+    check: schema.Rule | None = None
+
+    @property
+    def has_frequencies(self) -> bool:
+        """Whether the bins have centre frequencies (`frequencies`): a frequency axis that
+        can be warped. `False` for MFCCs and an encoder's hidden states."""
+        return self.frequencies is not None
 
     def keywords(self, values: Params) -> dict[str, Any]:
         """The keyword arguments of `function` found in `values` (sample_rate included)."""
         return {k: values[k] for k in (*self.params, *self.options) if k in values}
 
 
-_TYPES: dict[str, FeatureType] = {}
+TYPES: Registry[FeatureType] = Registry("feature type", setting="feature",
+                                         where="preprocessing.features")
+"""The registered feature types, by name."""
 
 
 def parameter_names() -> tuple[str, ...]:
@@ -177,8 +197,9 @@ def register(name: str, *, bins: Callable[[Params], int],
              frequencies: Callable[[Params], np.ndarray] | None = None,
              batched: bool = False,
              describe: Callable[[Params], dict[str, Any]] | None = None,
-             dtype: str = "float32",
-             waveform: bool = False) -> Callable[[FeatureFunction], FeatureFunction]:
+             dtype: str = "float32", summary: str = "", neighbouring_bins: bool = True,
+             check: schema.Rule | None = None, waveform: bool = False, in_model: bool = False
+             ) -> Callable[[FeatureFunction], FeatureFunction]:
     """Decorator registering a feature function under `name`.
 
     Args:
@@ -198,8 +219,16 @@ def register(name: str, *, bins: Callable[[Params], int],
         dtype: the storage type of the type's stores when `[features] dtype` is `auto`:
             `"float32"` or `"float16"` (half the size, for values that need no more, such
             as an encoder's hidden states). Defaults to `"float32"`.
+        summary: a few words about the type, listed beside its name in config.ini's notes.
+            Defaults to `""`.
+        neighbouring_bins: neighbouring bins hold neighbouring content, so frequency masks
+            apply. Defaults to `True` (`False` for an encoder's hidden dimensions).
+        check: the type's rule between `[features]` keys, `check(values, name) -> problem`
+            (e.g. `mfcc`: n_mfcc at most n_mels). Defaults to `None`.
         waveform: the type's rows are audio samples (`(samples, 1)`), read by a model's
             front end; its stores may be `"int16"`. Defaults to `False`.
+        in_model: a model's `front_end` can compute the type from a waveform store
+            (`architectures.SpectralFrontEnd`). Defaults to `False`.
 
     Returns:
         The decorator, which returns the function unchanged.
@@ -217,13 +246,12 @@ def register(name: str, *, bins: Callable[[Params], int],
     def decorator(function: FeatureFunction) -> FeatureFunction:
         if not isinstance(name, str) or not name.isidentifier():
             raise ValueError(f"A feature type needs a name that is an identifier; got {name!r}.")
-        if name in _TYPES:
-            raise ValueError(f"A feature type named {name!r} is already registered.")
         params, options = _signature(name, function)
-        _TYPES[name] = FeatureType(name=name, function=function, params=params,
-                                   options=options, bins=bins, frames=frames,
-                                   frequencies=frequencies, batched=batched,
-                                   describe=describe, dtype=dtype, waveform=waveform)
+        TYPES.register(name, FeatureType(
+            name=name, function=function, params=params, options=options, bins=bins,
+            frames=frames, frequencies=frequencies, batched=batched, describe=describe,
+            dtype=dtype, summary=summary, neighbouring_bins=neighbouring_bins, check=check,
+            waveform=waveform, in_model=in_model))
         return function
 
     return decorator
@@ -232,25 +260,22 @@ def register(name: str, *, bins: Callable[[Params], int],
 def unregister(name: str) -> None:
     """Removes the feature type registered as `name` (a test's own type, after the test);
     an unknown name is ignored."""
-    _TYPES.pop(name, None)
+    TYPES.unregister(name, missing_ok=True)
 
 
 def names() -> list[str]:
     """The registered feature types, in registration order."""
-    return list(_TYPES)
+    return TYPES.names()
 
 
 def get(name: str) -> FeatureType:
     """The feature type registered as `name`.
 
     Raises:
-        ConfigurationError: (a `ValueError`) for an unknown name, listing the registered ones.
+        UnknownNameError: (a `ConfigurationError`, so a `ValueError`) for an unknown name,
+            listing the registered ones.
     """
-    if name not in _TYPES:
-        raise ConfigurationError(
-            f"feature={name!r}: expected one of {', '.join(names())} (the feature types "
-            "registered in preprocessing.features).")
-    return _TYPES[name]
+    return TYPES.get(name)
 
 
 def compute_features(y: np.ndarray, *, sample_rate: int, feature: str = "mel",
@@ -336,5 +361,27 @@ def bin_frequencies(params: Params) -> np.ndarray | None:
     return None if kind.frequencies is None else kind.frequencies(params)
 
 
-# config.ini's [features] feature accepts the registered names.
-schema.bind_choices("features", "feature", names)
+def _type_rule(values: Params, name: Callable[[str], str]) -> str:
+    """The chosen type's own rule between `[features]` keys (`FeatureType.check`)."""
+    feature = values.get("feature")
+    if not isinstance(feature, str) or feature not in TYPES:
+        return ""
+    check = TYPES.get(feature).check
+    return check(values, name) if check is not None else ""
+
+
+# config.ini's [features] feature accepts the registered names, and each type's rules apply.
+schema.bind_choices("features", "feature", names,
+                    describe=lambda name: TYPES.get(name).summary)
+schema.bind_rules("features", _type_rule)
+
+
+def front_ends() -> list[str]:
+    """The values of the `front_end` instance parameter: `none` (the rows as they are) and
+    the feature types a model computes from a waveform store (`FeatureType.in_model`)."""
+    return ["none", *(name for name in names() if TYPES.get(name).in_model)]
+
+
+# An instance's front_end accepts `none` and the types a model can compute.
+schema.bind_choices("training", "front_end", front_ends,
+                    describe=lambda name: "" if name == "none" else TYPES.get(name).summary)

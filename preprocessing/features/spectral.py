@@ -5,6 +5,7 @@ Each is one function registered in `preprocessing.features.registry`; see its do
 how to add a type.
 """
 
+from collections.abc import Callable
 from functools import lru_cache
 
 import librosa
@@ -84,8 +85,43 @@ def _cqt_frequencies(params: Params) -> np.ndarray:
                                    bins_per_octave=params["bins_per_octave"])
 
 
-@register("stft", bins=lambda params: params["n_fft"] // 2 + 1,
-          frequencies=_stft_frequencies)
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def _mfcc_within_mels(values: Params, name: Callable[[str], str]) -> str:
+    """MFCCs are computed from the mel bands: n_mfcc at most n_mels."""
+    if not all(k in values for k in ("n_mfcc", "n_mels")) \
+            or values["n_mfcc"] <= values["n_mels"]:
+        return ""
+    return (f"{name('n_mfcc')}: expected at most n_mels = {values['n_mels']} (MFCCs are "
+            "computed from the mel bands).")
+
+
+# librosa.filters.window_bandwidth("hann"), for the CQT's Nyquist check.
+_HANN_BANDWIDTH = 1.50018310546875
+
+
+def _cqt_below_nyquist(values: Params, name: Callable[[str], str]) -> str:
+    """librosa.cqt's own limit: fmin > 0, and the top bin's Hann filter ends below
+    sample_rate / 2."""
+    if not all(k in values for k in ("fmin", "n_bins", "bins_per_octave", "sample_rate")):
+        return ""
+    if values["fmin"] <= 0:
+        return f"{name('fmin')}: the CQT needs fmin > 0."
+    top = values["fmin"] * 2 ** ((values["n_bins"] - 1) / values["bins_per_octave"])
+    ratio = 2 ** (2 / values["bins_per_octave"])
+    cutoff = top * (1 + 0.5 * _HANN_BANDWIDTH * (ratio - 1) / (ratio + 1))
+    if cutoff < values["sample_rate"] / 2:
+        return ""
+    return (f"{name('n_bins')}: the top CQT bin ({top:.0f} Hz, from fmin="
+            f"{_num(values['fmin'])} and bins_per_octave={values['bins_per_octave']}) has "
+            f"a filter reaching {cutoff:.0f} Hz, not below sample_rate / 2 = "
+            f"{_num(values['sample_rate'] / 2)}; lower n_bins or fmin.")
+
+
+@register("stft", bins=lambda params: params["n_fft"] // 2 + 1, in_model=True,
+          frequencies=_stft_frequencies, summary="magnitude")
 def stft(y: np.ndarray, *, sample_rate: int, n_fft: int = 512, hop_length: int = 160,
          compression: str = "db", power_exponent: float = 0.3) -> np.ndarray:
     """STFT magnitude (Hann window, centred frames), compressed.
@@ -106,7 +142,12 @@ def stft(y: np.ndarray, *, sample_rate: int, n_fft: int = 512, hop_length: int =
     return compress(S, compression=compression, power=1.0, power_exponent=power_exponent).T
 
 
-@register("mel", bins=lambda params: params["n_mels"], frequencies=_mel_frequencies)
+MEL = "mel"
+"""The mel feature type's name (the demo dataset's features)."""
+
+
+@register(MEL, bins=lambda params: params["n_mels"], frequencies=_mel_frequencies,
+          in_model=True)
 def mel(y: np.ndarray, *, sample_rate: int, n_fft: int = 512, hop_length: int = 160,
         n_mels: int = 64, fmin: float = 32.7, fmax: float | None = None,
         compression: str = "db", power_exponent: float = 0.3) -> np.ndarray:
@@ -132,7 +173,8 @@ def mel(y: np.ndarray, *, sample_rate: int, n_fft: int = 512, hop_length: int = 
     return compress(S, compression=compression, power=2.0, power_exponent=power_exponent).T
 
 
-@register("mfcc", bins=lambda params: params["n_mfcc"])
+@register("mfcc", bins=lambda params: params["n_mfcc"], check=_mfcc_within_mels,
+          in_model=True)
 def mfcc(y: np.ndarray, *, sample_rate: int, n_fft: int = 512, hop_length: int = 160,
          n_mels: int = 64, n_mfcc: int = 20, fmin: float = 32.7,
          fmax: float | None = None) -> np.ndarray:
@@ -156,7 +198,8 @@ def mfcc(y: np.ndarray, *, sample_rate: int, n_fft: int = 512, hop_length: int =
     return librosa.feature.mfcc(S=librosa.power_to_db(S), sr=sample_rate, n_mfcc=n_mfcc).T
 
 
-@register("cqt", bins=lambda params: params["n_bins"], frequencies=_cqt_frequencies)
+@register("cqt", bins=lambda params: params["n_bins"], frequencies=_cqt_frequencies,
+          check=_cqt_below_nyquist)
 def cqt(y: np.ndarray, *, sample_rate: int, hop_length: int = 160, fmin: float = 32.7,
         n_bins: int = 84, bins_per_octave: int = 12, compression: str = "db",
         power_exponent: float = 0.3) -> np.ndarray:

@@ -32,7 +32,8 @@ def samples(n_samples: int, params: Params) -> int:
     return int(n_samples)
 
 
-@register("waveform", bins=lambda params: 1, frames=samples, dtype="float16", waveform=True)
+@register("waveform", bins=lambda params: 1, frames=samples, dtype="float16", waveform=True,
+          neighbouring_bins=False, summary="the samples (a model's front_end computes features)")
 def waveform(y: np.ndarray, *, sample_rate: int) -> np.ndarray:
     """The samples of a signal as a one-bin feature matrix.
 

@@ -13,6 +13,7 @@ import xval.config.schema as schema
 from augmentation.command import augment_folder
 from augmentation.pipeline import require_augment_extra
 from xval.config.loader import find_config, load_config
+from xval.config.sections import AugmentationSettings
 from xval.core.arguments import ArgumentParser
 from xval.core.entry import run_entry
 from xval.core.errors import ConfigurationError
@@ -70,9 +71,10 @@ def _main(argv: Sequence[str] | None) -> int:
                                       style="flag")
     except ConfigurationError as e:
         raise ConfigurationError(f"{e} (other values from {config.path})") from None
+    settings = AugmentationSettings.of(params)
     summary = augment_folder(args.input, args.output, args.n, params=params,
-                             seed=params["seed"], noise_dir=args.noise_dir,
-                             ir_dir=args.ir_dir, workers=params["workers"],
+                             seed=settings.seed, noise_dir=args.noise_dir,
+                             ir_dir=args.ir_dir, workers=settings.workers,
                              progress=not (args.no_progress or args.quiet),
                              overwrite=args.overwrite)
     print(f"Wrote {summary['written']} files ({summary['seconds']:.1f}s of audio) from "

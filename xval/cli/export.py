@@ -8,15 +8,16 @@ import argparse
 import datetime
 import os
 from collections import Counter
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from preprocessing.features.encoders import BUILT_IN
 from preprocessing.store import FeatureStore
+from xval.core.dataset_info import DatasetInfo
 from xval.core.errors import ConfigurationError, XvalError
 from xval.core.files import read_json
 from xval.core.layout import ExperimentLayout, InstanceLayout
+from xval.core.parameters import InstanceParams
 from xval.core.records import FoldsManifest, InstanceStatus
 from xval.core.version import version_line
 from xval.inference import export as E
@@ -103,7 +104,7 @@ def _manifest(instance: InstanceResult | None) -> FoldsManifest | None:
     return read_manifest(ExperimentLayout(instance.path.parent))
 
 
-def _facts(args: argparse.Namespace, source: Path, info: Mapping[str, Any],
+def _facts(args: argparse.Namespace, source: Path, info: DatasetInfo,
            instance: InstanceResult | None, model: Any) -> CardFacts:
     """What the card says beside the results (see `CardFacts`)."""
     params = instance.params if instance is not None else {}
@@ -111,7 +112,7 @@ def _facts(args: argparse.Namespace, source: Path, info: Mapping[str, Any],
         source=str(source), fmt=args.format, files=[E.FILES[args.format], E.CARD],
         input_name=model.inputs[0].name, input_shape=tuple(model.input_shape[1:]),
         members=len([x for x in model.layers if x.name.startswith("fold_model_")]),
-        check=None, front_end=str(params.get("front_end", "none")), info=info,
+        check=None, front_end=InstanceParams.of(params).front_end, info=info,
         encoder=_encoder(info), code=_code(instance),
         class_counts=_class_counts(info, instance),
         date=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"))
@@ -122,9 +123,9 @@ def _with_check(facts: CardFacts, check: float | None) -> CardFacts:
     return facts
 
 
-def _encoder(info: Mapping[str, Any]) -> dict[str, Any] | None:
+def _encoder(info: DatasetInfo) -> dict[str, Any] | None:
     """The store's pretrained encoder (`dataset.json` `front_end`), with its licence."""
-    described = dict(info.get("front_end") or {})
+    described = info.front_end
     name = described.get("encoder")
     if not name:
         return None
@@ -152,14 +153,14 @@ def _code(instance: InstanceResult | None) -> dict[str, Any]:
     return code
 
 
-def _class_counts(info: Mapping[str, Any], instance: InstanceResult | None
+def _class_counts(info: DatasetInfo, instance: InstanceResult | None
                   ) -> dict[int, dict[str, dict[str, int]]] | None:
     """Fold -> split -> class -> rows (original rows), from the store when it is still
     where the run read it; `None` otherwise."""
-    if instance is None or not info.get("store"):
+    if instance is None or not info.store:
         return None
     try:
-        store = FeatureStore(str(info["store"]))
+        store = FeatureStore(info.store)
     except (XvalError, OSError, ValueError):
         return None
     meta = store.meta[~store.augmented]

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from xval import tasks
 from xval.cli.annotations import READING, reading_options
 from xval.core.errors import ConfigurationError, DatasetError
 from xval.core.files import atomic_write_bytes, atomic_write_text
@@ -166,8 +167,8 @@ def main_evaluate(args: argparse.Namespace) -> int:
         print(format_csv(report) if args.format == "csv" else format_text(report), end=""
               if args.format == "csv" else "\n")
         return 0
-    if model_task_name(args.model, fold=args.fold, ensemble=args.ensemble,
-                       dataset_info=args.dataset_info) == "detection":
+    if tasks.get(model_task_name(args.model, fold=args.fold, ensemble=args.ensemble,
+                                 dataset_info=args.dataset_info)).scores_events:
         raise ConfigurationError(f"{args.model} is a detection model. {DETECTOR_EVALUATION}")
     annotation_only = [f"--{name.replace('_', '-')}" for name in READING
                        if name != "label_column" and getattr(args, name, None) is not None]

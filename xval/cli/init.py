@@ -24,9 +24,10 @@ from preprocessing.features import encoders
 from preprocessing.features.pretrained import encoder_defaults
 from preprocessing.intake import check_trainable
 from preprocessing.store import FeatureStore
+from xval import tasks
 from xval.cli import corpora
 from xval.cli.init_outputs import Created, check_outputs
-from xval.cli.preprocess import label_map_argument
+from xval.cli.preprocess_parser import label_map_argument
 from xval.cli.scripts import (
     CNN_ABOUT,
     CNN_INSTANCES,
@@ -139,7 +140,7 @@ def _build(args: argparse.Namespace, audio: Path, path: Path, params: dict[str, 
     rows, skipped, _, _ = found
     existed = path.exists() and any(path.iterdir())
     store, summary = build_store(
-        rows, path, params=params, workers=config.features["workers"],
+        rows, path, params=params, workers=config.features.workers,
         overwrite=args.overwrite, skipped=list(skipped), progress=not args.no_progress,
         info={"source": source}, inputs=[audio])
     if not existed:
@@ -339,9 +340,8 @@ def _write_script(script: Path, store: FeatureStore, rows: pd.DataFrame, folds: 
         "script": relative, "results": _shown(results, project),
         "description": json.dumps(f"{audio.name}: first models"),
         "dataset": json.dumps(store.path.name), "num_folds": folds,
-        "task_type": json.dumps("classification"),
-        "instances": (encoder_instances(embedded.path.name,
-                                        str(embedded.info["front_end"]["encoder"]))
+        "task_type": json.dumps(tasks.DEFAULT),
+        "instances": (encoder_instances(embedded.path.name, str(embedded.info.encoder))
                       if embedded is not None else CNN_INSTANCES),
         "about": textwrap.fill((ENCODER_ABOUT if embedded is not None else CNN_ABOUT).format(
             script=relative), width=88, break_on_hyphens=False, break_long_words=False)}

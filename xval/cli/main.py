@@ -59,7 +59,7 @@ def choose_backend(config_path: str | None = None) -> str:
         except ConfigurationError:
             path = None
         if path is not None:
-            backend, source = load_config(path).backend["backend"], f"[backend] of {path}"
+            backend, source = load_config(path).backend.backend, f"[backend] of {path}"
     if not backend:
         installed = [b for b in ("torch", "tensorflow", "jax")
                      if importlib.util.find_spec(b) is not None]

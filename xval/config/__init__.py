@@ -7,7 +7,7 @@ Example:
 from xval.config import load_config
 
 config = load_config("config.ini")
-config.training["epochs"]
+config.training.epochs
 ```
 """
 

@@ -8,13 +8,16 @@ from typing import Any
 
 from xval import tasks
 from xval.core.errors import ParameterError
+from xval.core.parameters import TrainingParams
 from xval.tasks.base import Task
 
 CLASSIFIERS = ("none", "svm", "logreg")
 
 
-# The task whose metrics, clip pooling and predictions the classifier's outputs take.
-TASK = "classification"
+def task() -> Task:
+    """The task whose metrics, clip pooling and predictions the classifier's outputs take
+    (`xval.tasks.of_class_labels`: classification)."""
+    return tasks.of_class_labels()
 
 
 C_GRID = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)
@@ -31,12 +34,12 @@ def metric_names() -> list[str]:
     instance (`[report] selection_metric`), e.g. `embedding_accuracy`. `embedding_loss` is
     recorded too but left out: it is the cross-entropy of the classifier's scores taken as
     logits (an SVM's decision values), not comparable between classifiers."""
-    return [f"{PREFIX}{name}" for name in tasks.get(TASK).metric_names if name != "loss"]
+    return [f"{PREFIX}{name}" for name in task().metric_names if name != "loss"]
 
 
 def enabled(params: Mapping[str, Any]) -> bool:
     """Whether the instance trains an embedding classifier."""
-    return params.get("embedding_classifier", "none") not in (None, "none")
+    return TrainingParams.of(params).embeds
 
 
 def check_params(params: dict[str, Any], task: Task, where: str) -> dict[str, Any]:
@@ -54,15 +57,16 @@ def check_params(params: dict[str, Any], task: Task, where: str) -> dict[str, An
     Raises:
         ParameterError: a bad value, a missing model or a task without class labels.
     """
-    models = params.get("embedding_models")
-    if not enabled(params):
+    typed = TrainingParams.of(params)
+    models = typed.embedding_models
+    if not typed.embeds:
         if models is not None:
             raise ParameterError(
                 f"{where}: embedding_models={models!r} needs embedding_classifier 'svm' or "
                 "'logreg' (it is 'none')."
             )
         return params
-    _check_classifier(params, task, where)
+    _check_classifier(typed, task, where)
     if models is None:
         return params
     if isinstance(models, str):
@@ -70,28 +74,28 @@ def check_params(params: dict[str, Any], task: Task, where: str) -> dict[str, An
     if not isinstance(models, (list, tuple)) or not models or \
             not all(isinstance(m, str) for m in models):
         raise ParameterError(
-            f"{where}: embedding_models={params['embedding_models']!r}: expected None (the "
+            f"{where}: embedding_models={typed.embedding_models!r}: expected None (the "
             "fold's own model), a path or a list of paths of .keras files and 'self'."
         )
     return {**params, "embedding_models": [_model_template(m, where) for m in models]}
 
 
-def _check_classifier(params: Mapping[str, Any], task: Task, where: str) -> None:
+def _check_classifier(params: TrainingParams, task: Task, where: str) -> None:
     if not task.labelled_rows:
         fitting = [n for n in tasks.names() if tasks.get(n).labelled_rows]
         raise ParameterError(
-            f"{where}: embedding_classifier={params['embedding_classifier']!r} needs a class "
+            f"{where}: embedding_classifier={params.embedding_classifier!r} needs a class "
             f"label per row; task_type {task.name!r} has none. Use task_type "
             f"{' or '.join(repr(n) for n in fitting)} (a representation store keeps its "
             "labels)."
         )
-    c = params.get("embedding_c")
+    c = params.embedding_c
     if c is not None and (isinstance(c, bool) or not isinstance(c, (int, float)) or c <= 0):
         raise ParameterError(
             f"{where}: embedding_c={c!r}: expected a number > 0, or None to choose C on the "
             f"validation rows among {', '.join(str(v) for v in C_GRID)}."
         )
-    layer = params.get("embedding_layer", "auto")
+    layer = params.embedding_layer
     if not isinstance(layer, str) or not layer:
         raise ParameterError(f"{where}: embedding_layer={layer!r}: expected a layer name or "
                              "'auto'.")
@@ -124,5 +128,7 @@ def _model_template(value: str, where: str) -> str:
 
 def sources(params: Mapping[str, Any], fold: int) -> list[str | Path]:
     """The embedding sources of one fold: `"self"` or a `Path` per entry."""
-    models = params.get("embedding_models") or [SELF]
+    models = TrainingParams.of(params).embedding_models or [SELF]
+    if isinstance(models, str):
+        models = [models]
     return [SELF if m == SELF else Path(m.format(fold=fold)) for m in models]

@@ -24,7 +24,17 @@ from typing import Any
 
 import xval.config.schema as _schema
 from xval.config.inifile import parse_ini, read_ini
+from xval.config.sections import (
+    SECTIONS,
+    AugmentationSettings,
+    BackendSettings,
+    FeatureSettings,
+    FoldSettings,
+    PathSettings,
+    ReportSettings,
+)
 from xval.core.errors import ConfigurationError
+from xval.core.parameters import TrainingParams
 
 PACKAGE_DEFAULT = "package default"
 """The source of a value no config file sets (see `Config.source`)."""
@@ -35,8 +45,9 @@ PATH_KEYS = ("data_dir", "results_dir")
 class Config:
     """Validated configuration: the package defaults with a config file's values over them.
 
-    Attributes are the sections, each a `dict` of typed values: `config.training["epochs"]`.
-    Paths in `[paths]` are absolute.
+    Attributes are the sections, each a typed record (`xval.config.sections`):
+    `config.training.epochs`, `config.report.selection_metric`; a record also reads as a
+    mapping (`config.training["epochs"]`). Paths in `[paths]` are absolute.
 
     Args:
         sections: dict of section name to dict of typed values (every key).
@@ -45,31 +56,31 @@ class Config:
             file's path); keys not listed are package defaults.
     """
 
-    paths: dict[str, Any]
-    backend: dict[str, Any]
-    folds: dict[str, Any]
-    training: dict[str, Any]
-    features: dict[str, Any]
-    augmentation: dict[str, Any]
-    report: dict[str, Any]
+    paths: PathSettings
+    backend: BackendSettings
+    folds: FoldSettings
+    training: TrainingParams
+    features: FeatureSettings
+    augmentation: AugmentationSettings
+    report: ReportSettings
 
     def __init__(self, sections: dict[str, dict[str, Any]], path: str | Path | None = None,
                  sources: dict[tuple[str, str], str] | None = None) -> None:
         self.path = Path(path) if path else None
         self._sections = sections
         self._sources = dict(sources or {})
-        for name in _schema.SCHEMA:
-            setattr(self, name, sections[name])
+        for name, record in SECTIONS.items():
+            setattr(self, name, record.of(sections[name]))
 
     @property
     def data_dir(self) -> Path:
         """The folder of feature stores (`[paths] data_dir`), absolute."""
-        return Path(self.paths["data_dir"])
+        return Path(self.paths.data_dir)
 
     @property
     def results_dir(self) -> Path:
         """The folder of experiment results (`[paths] results_dir`), absolute."""
-        return Path(self.paths["results_dir"])
+        return Path(self.paths.results_dir)
 
     def source(self, section: str, key: str) -> str:
         """Where a value came from: `"package default"`, or the config file's path."""

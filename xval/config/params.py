@@ -1,152 +1,46 @@
 """Instance parameters: parsing with `ast.literal_eval`, layering, checking and hashing.
 
-Layers, later wins: `config.ini [training]` < experiment `parameters` < instance < `--set`.
-"""
+Layers, later wins: `config.ini [training]` < experiment `parameters` < instance < `--set`."""
 
 from __future__ import annotations
 
-import ast
 import difflib
 import importlib.util
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
 import xval.config.embedding as embedding
 import xval.config.schema as schema
 from xval import tasks
+from xval.config.options import FeatureFacts, check_training_options, fit_defaults
+from xval.config.parsing import Spec, parse_instance
+from xval.config.parsing import parse_assignment as parse_assignment
+from xval.config.parsing import parse_override as parse_override
+from xval.config.parsing import parse_overrides as parse_overrides
 from xval.core.errors import ParameterError
 from xval.core.hashing import json_digest
+from xval.core.parameters import DATASET, MANDATORY, InstanceParams, TrainingParams
 
-Spec = Mapping[str, Any] | Sequence[str]
-"""An instance as declared: a dict, or a list of `'name=value'` strings."""
-
-MANDATORY = ("architecture", "reshaping_type", "comment_1", "comment_2")
-DATASET = "dataset"
-"""The optional instance name of another feature store (on the same items) than the
-experiment's: the planner sets it, resolution only checks that it is a store name."""
 # Choices of the [training] keys come from the schema.
 CHOICES: dict[str, tuple[str, ...]] = {
     "reshaping_type": ("conv", "rnn", "none"),
     **{name: options for name, spec in schema.SCHEMA["training"].items()
        if (options := spec.options())},
 }
+
+
 # The generalisation options of [training] switched off: training as it was before they
 # became the defaults (`parameters=PLAIN_TRAINING` in an Experiment, or `**PLAIN_TRAINING` in
 # an instance, gives the plain baseline).
 PLAIN_TRAINING = {"lr_schedule": "constant", "min_epochs": 0, "warmup_epochs": 0,
                   "time_masks": 0, "freq_masks": 0, "mixup_alpha": 0.0,
                   "label_smoothing": 0.0, "freq_warp": 0.0, "time_warp": 0.0}
+
+
 # Names that do not change what is trained; left out of the hash and the resume check.
 UNHASHED = ("comment_1", "comment_2", "verbose", "generator_workers", "tensorboard")
-
-
-def parse_assignment(text: Any, where: str = "--set") -> tuple[str, Any]:
-    """Parses `'name=value'`, the value with `ast.literal_eval`.
-
-    Args:
-        text: the assignment, e.g. `'learning_rate=0.001'` or `'architecture="vgg_mini"'`.
-        where: what to name in errors (e.g. `"instance 3"`).
-
-    Returns:
-        `(name, value)`.
-
-    Raises:
-        ParameterError: when there is no `=`, the name is not an identifier, or the value
-            is not a Python literal.
-    """
-    if not isinstance(text, str):
-        raise ParameterError(
-            f"{where}: expected strings like 'name=value', got {type(text).__name__} {text!r}."
-        )
-    if "=" not in text:
-        raise ParameterError(f"{where}: {text!r} is not of the form name=value.")
-    name, raw = (part.strip() for part in text.split("=", 1))
-    if not name.isidentifier():
-        raise ParameterError(f"{where}: {name!r} in {text!r} is not a valid parameter name.")
-    try:
-        value = ast.literal_eval(raw)
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as e:
-        raise ParameterError(
-            f"{where}: the value of {name} in {text!r} is not a Python literal ({raw!r}). "
-            f'Quote strings: {name}="{raw}"; numbers, True/False, None, lists and dicts are '
-            "accepted as written."
-        ) from e
-    return name, value
-
-
-def parse_instance(spec: Any, where: str) -> dict[str, Any]:
-    """Turns an instance (dict, or list of `'name=value'` strings) into a dict.
-
-    Args:
-        spec: the instance as declared in the experiment script.
-        where: what to name in errors.
-
-    Returns:
-        dict of parameter name to value.
-
-    Raises:
-        ParameterError: for a bad form, a repeated name or a value that is not a literal.
-    """
-    if isinstance(spec, dict):
-        for name in spec:
-            if not isinstance(name, str) or not name.isidentifier():
-                raise ParameterError(f"{where}: parameter name {name!r} is not an identifier.")
-        return dict(spec)
-    if isinstance(spec, (list, tuple)):
-        out = {}
-        for text in spec:
-            name, value = parse_assignment(text, where)
-            if name in out:
-                raise ParameterError(f"{where}: parameter {name!r} is given twice.")
-            out[name] = value
-        return out
-    raise ParameterError(
-        f"{where}: expected a dict or a list of 'name=value' strings, got "
-        f"{type(spec).__name__}."
-    )
-
-
-def parse_override(text: str) -> tuple[str, Any]:
-    """Parses a `--set name=value`: the value as a literal, or else as the text itself
-    (so `--set optimizer=sgd` needs no quotes; the type check still applies).
-
-    Returns:
-        `(name, value)`.
-
-    Raises:
-        ParameterError: when there is no `=` or the name is not an identifier.
-    """
-    if "=" not in text:
-        raise ParameterError(f"--set: {text!r} is not of the form name=value.")
-    name, raw = (part.strip() for part in text.split("=", 1))
-    if not name.isidentifier():
-        raise ParameterError(f"--set: {name!r} in {text!r} is not a valid parameter name.")
-    try:
-        return name, ast.literal_eval(raw)
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        return name, raw
-
-
-def parse_overrides(texts: Sequence[str]) -> dict[str, Any]:
-    """Parses every `--set name=value` (see `parse_override`); a name given twice is an
-    error, as in an instance.
-
-    Returns:
-        dict of name to value.
-
-    Raises:
-        ParameterError: for a malformed one, or a name given twice.
-    """
-    out: dict[str, Any] = {}
-    for text in texts:
-        name, value = parse_override(text)
-        if name in out:
-            raise ParameterError(f"--set {name} is given twice ({name}={out[name]!r} and "
-                                 f"{text!r}); give it once.")
-        out[name] = value
-    return out
 
 
 def _short(value: Any) -> str:
@@ -205,18 +99,11 @@ class ArchitectureCatalog(Protocol):
     def check_keywords(self, name: str, values: dict[str, Any], where: str) -> None: ...
 
 
-NO_FREQUENCY_AXIS = {"pretrained": "pretrained encoder states, whose dimensions are not "
-                                    "frequencies",
-                     "waveform": "audio samples fed to the model as they are (front_end="
-                                 "'none')"}
-"""Features without a frequency axis (frequency warping and masks are refused), and what
-their rows hold."""
-
-
 def resolve(instance_id: int | str, spec: Spec, *, training_defaults: Mapping[str, Any],
             architectures: ArchitectureCatalog, experiment_params: Spec | None = None,
             overrides: Mapping[str, Any] | None = None, task_type: str = tasks.DEFAULT,
-            feature: str | None = None) -> dict[str, Any]:
+            feature: FeatureFacts | None = None,
+            feature_types: Callable[[str], FeatureFacts] | None = None) -> dict[str, Any]:
     """Resolves one instance's parameters and checks every name, type and value.
 
     Args:
@@ -228,11 +115,16 @@ def resolve(instance_id: int | str, spec: Spec, *, training_defaults: Mapping[st
         experiment_params: parameters the experiment applies to every instance.
         overrides: `--set` values, applied last.
         task_type: a task registered in `xval.tasks`. Defaults to `tasks.DEFAULT`.
-        feature: the store's feature (`stft`, `mel`, `mfcc`, `cqt`, `pretrained`,
-            `waveform`) when known, or the instance's `front_end` when it names one (the
-            features the model computes): MFCCs have no frequency axis, so a default
-            `freq_warp` is dropped and a named one refused; for `pretrained` and `waveform`
-            (fed as it is) the same holds of `freq_masks`. Defaults to `None` (unknown).
+        feature: the store's feature type when known (`preprocessing.features.get(name)`):
+            bins without frequencies (MFCCs, an encoder's states:
+            `FeatureType.has_frequencies`) drop a default `freq_warp` and refuse a named
+            one; bins that are not neighbours (an encoder's dimensions:
+            `FeatureType.neighbouring_bins`) do the same with `freq_masks`. Defaults to
+            `None` (unknown). An instance whose `front_end` names features (mel, stft,
+            mfcc) is checked against those instead: the model computes them.
+        feature_types: the feature registry's lookup (`preprocessing.features.get`), for
+            the facts of the features an instance's `front_end` computes. Defaults to
+            `None` (an instance's front end is then not checked against its features).
 
     Returns:
         dict of every parameter: the training defaults, the architecture's keyword
@@ -262,7 +154,7 @@ def resolve(instance_id: int | str, spec: Spec, *, training_defaults: Mapping[st
     params = {**training_defaults, **arch_defaults}
     for name, value in merged.items():
         params[name] = _check_type(name, value, valid[name], where)
-    if not params.get(DATASET, "x"):
+    if InstanceParams.of(params).dataset == "":
         raise ParameterError(f"{where}: dataset='': expected the name of a feature store "
                              "under config.ini [paths] data_dir, or no dataset (the "
                              "experiment's).")
@@ -270,14 +162,16 @@ def resolve(instance_id: int | str, spec: Spec, *, training_defaults: Mapping[st
     _check_values(params, where)
     task = tasks.get(task_type)
     _check_architecture(params, arch, task, architectures, where)
-    if params.get("load_model") is not None:
-        params["load_model"] = _model_path(params["load_model"], where)
+    load_model = TrainingParams.of(params).load_model
+    if load_model is not None:
+        params["load_model"] = _model_path(load_model, where)
     _check_save_metric(params, task, where)
     _check_transfer_and_logs(params, where)
-    if params.get("front_end", "none") != "none":  # the model computes its own features
-        feature = str(params["front_end"])
-    _fit_defaults(params, set(merged), task, feature)
-    _check_training_options(params, task, where, feature)
+    front_end = TrainingParams.of(params).front_end
+    if front_end != "none" and feature_types is not None:  # the model computes its features
+        feature = feature_types(front_end)
+    fit_defaults(params, set(merged), task, feature)
+    check_training_options(params, task, where, feature)
     task.check_params(params, where)
     return embedding.check_params(params, task, where)
 
@@ -341,15 +235,16 @@ def _check_architecture(params: Mapping[str, Any], arch: str, task: tasks.Task,
             f"{', '.join(fitting) or '(none registered)'}."
         )
     supported = architectures.reshaping_types(arch)
-    if params["reshaping_type"] not in supported:
+    reshaping = InstanceParams.of(params).reshaping_type
+    if reshaping not in supported:
         raise ParameterError(
             f"{where}: architecture {arch!r} takes reshaping_type "
-            f"{' or '.join(repr(s) for s in supported)}, not {params['reshaping_type']!r}."
+            f"{' or '.join(repr(s) for s in supported)}, not {reshaping!r}."
         )
 
 
 def _check_save_metric(params: Mapping[str, Any], task: tasks.Task, where: str) -> None:
-    metric = params["save_model_metric"]
+    metric = TrainingParams.of(params).save_model_metric
     names = task.history_metrics
     allowed = [f"val_{m}" for m in names] + list(names)
     if metric not in allowed:
@@ -360,12 +255,13 @@ def _check_save_metric(params: Mapping[str, Any], task: tasks.Task, where: str) 
 
 
 def _check_transfer_and_logs(params: Mapping[str, Any], where: str) -> None:
-    if params["freeze_layers"] and not params["load_model"]:
+    typed = TrainingParams.of(params)
+    if typed.freeze_layers and not typed.load_model:
         raise ParameterError(
-            f"{where}: freeze_layers={params['freeze_layers']} needs load_model (a saved "
+            f"{where}: freeze_layers={typed.freeze_layers} needs load_model (a saved "
             ".keras model to start from)."
         )
-    if params["tensorboard"]:
+    if typed.tensorboard:
         missing = [m for m in ("tensorflow", "tensorboard")
                    if importlib.util.find_spec(m) is None]
         if missing:
@@ -374,123 +270,6 @@ def _check_transfer_and_logs(params: Mapping[str, Any], where: str) -> None:
                 "TensorBoard logs through tf.summary on every backend): "
                 "`pip install -e '.[tensorboard]'`."
             )
-
-
-def _fit_defaults(params: dict[str, Any], explicit: set[str], task: tasks.Task,
-                  feature: str | None = None) -> None:
-    """Adapts the generalisation options that come from `[training]` defaults (not named by
-    the experiment, the instance or `--set`) to the instance, instead of refusing it: a
-    default `min_epochs` is at most `epochs // 2` and a default `warmup_epochs` at most
-    `epochs // 5`; a default warm-up is dropped under `lr_schedule="plateau"`; a default
-    `label_smoothing` and default frequency and time warping are dropped for a task without
-    classes (a warp may change a numeric target), and default SpecAugment, mixup and warps
-    for tasks whose outputs are not one vector per row (detection, representation: the
-    defaults were measured on classification); a default `freq_warp` is dropped for a store of
-    MFCCs, and default `freq_warp` and `freq_masks` for a store of pretrained encoder states
-    (their dimensions are not frequencies, nor neighbours); the task's own `training_defaults`
-    replace the shared ones, and its `chosen_on_validation` parameters are unset (`None`:
-    chosen per fold on the validation rows). Values the instance names are checked as given
-    (`_check_training_options`)."""
-    epochs = params["epochs"]
-    for name, share in (("min_epochs", 2), ("warmup_epochs", 5)):
-        if name not in explicit:
-            params[name] = min(params.get(name, 0), epochs // share)
-    if "warmup_epochs" not in explicit and params["lr_schedule"] == "plateau":
-        params["warmup_epochs"] = 0
-    if not task.has_classes:
-        # Label smoothing needs classes; a warp of pitch or tempo may change a numeric target
-        # (a speaker's age, a speaking rate), so default warps are for classes only.
-        for name in ("label_smoothing", "freq_warp", "time_warp"):
-            if name not in explicit:
-                params[name] = 0.0
-    if task.output != "vector":
-        for name, off in (("time_masks", 0), ("freq_masks", 0), ("mixup_alpha", 0.0),
-                          ("freq_warp", 0.0), ("time_warp", 0.0)):
-            if name not in explicit:
-                params[name] = off
-    _feature_defaults(params, explicit, feature)
-    _task_defaults(params, explicit, task)
-
-
-def _feature_defaults(params: dict[str, Any], explicit: set[str], feature: str | None) -> None:
-    """Drops the default warps and masks the features cannot take: `freq_warp` without a
-    frequency axis (MFCCs, pretrained states, raw samples), `freq_masks` for the last two,
-    `time_warp` on rows of any length (`random_crop_seconds`)."""
-    if feature in ("mfcc", *NO_FREQUENCY_AXIS) and "freq_warp" not in explicit:
-        params["freq_warp"] = 0.0
-    if feature in NO_FREQUENCY_AXIS and "freq_masks" not in explicit:
-        params["freq_masks"] = 0
-    if params.get("random_crop_seconds") and "time_warp" not in explicit:
-        params["time_warp"] = 0.0  # rows of any length: a crop is the time augmentation
-
-
-def _check_pretrained(params: Mapping[str, Any], where: str, feature: str | None) -> None:
-    """Refuses frequency warping and frequency masks on a store of pretrained encoder states
-    (`feature = pretrained`), whose dimensions are neither frequencies nor neighbours, and on
-    raw audio fed as it is (`feature = waveform`, `front_end = none`): one sample per row."""
-    if feature not in NO_FREQUENCY_AXIS:
-        return
-    holds = NO_FREQUENCY_AXIS[feature]
-    for name in ("freq_warp", "freq_masks"):
-        if params.get(name, 0):
-            raise ParameterError(
-                f"{where}: {name}={params[name]} acts on a frequency axis, but the dataset "
-                f"holds {holds} (feature={feature!r}), which has none; use {name}=0 (time "
-                "masks and time_warp are fine).")
-
-
-def _task_defaults(params: dict[str, Any], explicit: set[str], task: tasks.Task) -> None:
-    """The task's own `training_defaults` in place of the shared ones, and its
-    `chosen_on_validation` parameters unset (`None`: chosen per fold on the validation
-    rows), for every name the experiment and the instance leave out."""
-    defaults = {**task.training_defaults, **dict.fromkeys(task.chosen_on_validation)}
-    params.update({k: v for k, v in defaults.items() if k not in explicit})
-
-
-def _check_training_options(params: Mapping[str, Any], task: tasks.Task, where: str,
-                            feature: str | None = None) -> None:
-    """Cross-parameter checks of warm-up, min_epochs, label smoothing, frequency warping and
-    refit_with_val."""
-    _check_pretrained(params, where, feature)
-    if params.get("freq_warp", 0.0) and feature == "mfcc":
-        raise ParameterError(
-            f"{where}: freq_warp={params['freq_warp']} warps the frequency axis, but the "
-            "dataset holds MFCCs (cepstral coefficients have no frequency axis); use "
-            "freq_warp=0, or a store of stft, mel or cqt features.")
-    if params.get("random_crop_seconds") and params.get("time_warp"):
-        raise ParameterError(
-            f"{where}: time_warp={params['time_warp']} needs rows of a fixed length, but "
-            f"random_crop_seconds={params['random_crop_seconds']} makes the model take any "
-            "length; use time_warp=0 (the random crop shifts the rows in time already).")
-    epochs = params["epochs"]
-    for name in ("min_epochs", "warmup_epochs"):
-        if params.get(name, 0) >= epochs:
-            raise ParameterError(
-                f"{where}: {name}={params[name]} but epochs={epochs}; {name} must be smaller "
-                f"than epochs (raise epochs or lower {name})."
-            )
-    if params.get("warmup_epochs", 0) and params["lr_schedule"] == "plateau":
-        raise ParameterError(
-            f"{where}: warmup_epochs={params['warmup_epochs']} needs lr_schedule 'constant' "
-            "or 'cosine' ('plateau' changes the learning rate itself); set warmup_epochs=0 "
-            "or another lr_schedule."
-        )
-    if params.get("refit_with_val") and params.get("embedding_classifier", "none") != "none":
-        raise ParameterError(
-            f"{where}: refit_with_val=True and embedding_classifier="
-            f"{params['embedding_classifier']!r} cannot be combined (the classifier is fitted "
-            "on the first model's embeddings, and its C chosen on the validation rows the "
-            "refit trains on); set one of them off."
-        )
-    if params.get("class_weights") and not task.weights_classes:
-        weighted = " or ".join(f"task_type={n!r}" for n in tasks.names()
-                               if tasks.get(n).weights_classes)
-        raise ParameterError(f"{where}: class_weights=True needs {weighted}.")
-    if params.get("label_smoothing", 0) and not task.has_classes:
-        raise ParameterError(
-            f"{where}: label_smoothing={params['label_smoothing']} needs a task with classes "
-            f"(task_type is {task.name!r}); set label_smoothing=0."
-        )
 
 
 def _model_path(value: str, where: str) -> str:

@@ -22,7 +22,7 @@ def metric_direction(metric: str, mode: str = "auto") -> str:
 def selection_metric(config: Config | None, task_type: str) -> str:
     """The validation metric that selects the best instance (`[report] selection_metric`;
     `auto`: the task's own, `Task.selection_metric`)."""
-    name = config.report["selection_metric"] if config is not None else "auto"
+    name = config.report.selection_metric if config is not None else "auto"
     if name == "auto":
         return tasks.get(task_type).selection_metric
     return name

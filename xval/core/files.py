@@ -30,6 +30,7 @@ __all__ = [
     "current_umask",
     "lock",
     "make_temp_dir",
+    "json_text",
     "make_temp_file",
     "read_json",
 ]
@@ -167,6 +168,12 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def json_text(obj: Any) -> str:
+    """`obj` as the indented JSON text `atomic_write_json` writes (NaN and infinities as
+    `null`, NumPy scalars as plain numbers)."""
+    return json.dumps(_clean(obj), indent=2, sort_keys=False)
+
+
 def atomic_write_json(path: str | Path, obj: Any) -> None:
     """Writes `obj` as indented JSON atomically, NaN and infinities as `null`.
 
@@ -174,7 +181,7 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
         path: the file to write.
         obj: dicts, lists, strings, numbers (NumPy scalars included), `None`.
     """
-    atomic_write_text(path, json.dumps(_clean(obj), indent=2, sort_keys=False))
+    atomic_write_text(path, json_text(obj))
 
 
 def read_json(path: str | Path) -> Any:

@@ -1,30 +1,37 @@
 """Content hashes: what a record claims is checked against what its files hold.
 
 A record stores the hash of what it was made from (the parameters of `params.json`, the
-folds of `folds.json`, the features of a store). Trusting the stored hash alone lets an
-edited file pass; these helpers hash the content itself, so that a reader compares the
-two:
+folds of `folds.json`, the features of a store, a fold's model). Trusting the stored hash
+alone lets an edited file pass; these helpers hash the content itself, so that a reader
+compares the two:
 
 - `json_digest(value)`: the SHA-256 of a JSON value, keys sorted (the form every record's
   hash is made in);
 - `file_digest(path)`: the SHA-256 of a file's bytes, computed once per process for each
-  version of the file (its size and modification time), so a reader that checks many
-  records pays once.
+  version of the file (its inode, size, modification and change times). This is the
+  process's one digest cache: the results reader (`xval.core.reader`) hashes models
+  through it, and the recorder hands it the digests of the files it writes
+  (`remember_digest`), so that a model it has just saved is not read again.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
 from typing import Any
 
-__all__ = ["file_digest", "json_digest"]
+__all__ = ["Stamp", "file_digest", "file_stamp", "forget_digests", "json_digest",
+           "remember_digest"]
 
 _BLOCK = 1 << 20
 _CACHED = 4096
-"""File digests kept per process."""
+"""File digests kept per process (the oldest is dropped first)."""
+
+Stamp = tuple[int, int, int, int]
+"""A file's version: inode, size, modification and change times (ns)."""
+
+_digests: dict[str, tuple[Stamp, str]] = {}
 
 
 def json_digest(value: Any) -> str:
@@ -33,14 +40,29 @@ def json_digest(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
 
 
-@functools.lru_cache(maxsize=_CACHED)
-def _file_digest(path: str, size: int, mtime_ns: int, inode: int) -> str:
-    del size, mtime_ns, inode  # with the path, the cache key: the same file, unchanged
+def file_stamp(path: str | os.PathLike[str]) -> Stamp | None:
+    """The version of a file (inode, size, modification and change times), or `None` when
+    it cannot be stat'ed."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _sha256(path: str | os.PathLike[str]) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(_BLOCK), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _keep(path: str, stamp: Stamp, value: str) -> None:
+    _digests.pop(path, None)
+    if len(_digests) >= _CACHED:
+        del _digests[next(iter(_digests))]
+    _digests[path] = (stamp, value)
 
 
 def file_digest(path: str | os.PathLike[str]) -> str:
@@ -49,5 +71,24 @@ def file_digest(path: str | os.PathLike[str]) -> str:
     Raises:
         OSError: when the file cannot be read.
     """
-    stat = os.stat(path)
-    return _file_digest(os.fspath(path), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+    key, stamp = os.fspath(path), file_stamp(path)
+    cached = _digests.get(key)
+    if stamp is not None and cached is not None and cached[0] == stamp:
+        return cached[1]
+    value = _sha256(path)
+    if stamp is not None:
+        _keep(key, stamp, value)
+    return value
+
+
+def remember_digest(path: str | os.PathLike[str], value: str) -> None:
+    """Keeps the SHA-256 of a file just written (by whoever hashed its bytes as it wrote
+    them), so that it is not read again until it changes."""
+    stamp = file_stamp(path)
+    if stamp is not None:
+        _keep(os.fspath(path), stamp, value)
+
+
+def forget_digests() -> None:
+    """Empties the digest cache."""
+    _digests.clear()

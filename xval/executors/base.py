@@ -91,6 +91,9 @@ class Executor:
     """
 
     name = "base"
+    summary = ""
+    """What the executor does, in a few words (config.ini's notes and the parameter
+    reference list it beside the name)."""
 
     # Set by the scheduler: called as epochs end, where the executor can see them (inline:
     # in this process; process: streamed from the workers; ray: through a Ray queue).

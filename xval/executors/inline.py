@@ -12,6 +12,7 @@ class InlineExecutor(Executor):
     """Runs jobs one after the other in this process (CPU, tests, debugging)."""
 
     name = "inline"
+    summary = "in this process, one after the other"
 
     @classmethod
     def create(cls, options: ExecutorOptions) -> InlineExecutor:

@@ -57,6 +57,8 @@ class ProcessExecutor(Executor):
     """
 
     name = "process"
+    summary = ("a fresh process per (instance, fold) job; memory held by the framework is "
+               "returned when each job ends")
 
     def __init__(self, gpus: Sequence[str | None] = (None,), jobs_per_gpu: int = 1,
                  backend: str | None = None) -> None:

@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from preprocessing.store import FeatureStore
-from xval.core.errors import ConfigurationError
+from xval.core.dataset_info import DatasetInfo
+from xval.core.errors import ConfigurationError, DatasetError
 from xval.core.logs import quiet_framework_logs
 from xval.core.network import check_reachable
 from xval.core.records import FoldResult, Job
@@ -64,10 +65,13 @@ def node_check(store_path: str) -> dict[str, Any]:
                             "store_hash": None, "store_error": None}
     path = Path(store_path) / "dataset.json"
     try:
-        info["store_hash"] = json.loads(path.read_text())["content_hash"]
-        if not (Path(store_path) / "features.npy").is_file():
+        recorded = DatasetInfo.from_dict(json.loads(path.read_text()), where=str(path))
+        info["store_hash"] = recorded.content_hash or None
+        if not recorded.content_hash:
+            info["store_error"] = f"cannot read {path}: it records no content_hash"
+        elif not (Path(store_path) / "features.npy").is_file():
             info["store_error"] = f"{Path(store_path) / 'features.npy'} is missing"
-    except (OSError, ValueError, KeyError) as e:
+    except (OSError, ValueError, DatasetError) as e:
         info["store_error"] = f"cannot read {path}: {type(e).__name__}: {e}"
     return info
 
@@ -163,6 +167,7 @@ class RayExecutor(Executor):
     """
 
     name = "ray"
+    summary = "each job a Ray task, on this machine or a cluster: see the README"
 
     def __init__(self, address: str | None = None, *, num_cpus: int = 1,
                  jobs_per_gpu: int = 1, max_retries: int = 3,

@@ -27,10 +27,12 @@ from __future__ import annotations
 from typing import TypeVar
 
 from xval.config import schema
-from xval.core.errors import ConfigurationError
+from xval.core.registry import Registry
 from xval.executors.base import Executor, ExecutorOptions
 
-_EXECUTORS: dict[str, type[Executor]] = {}
+EXECUTORS: Registry[type[Executor]] = Registry("executor", setting="executor",
+                                               where="xval.executors")
+"""The registered executor classes, by name."""
 _E = TypeVar("_E", bound=type[Executor])
 
 
@@ -45,33 +47,29 @@ def register(cls: _E) -> _E:
         raise TypeError(f"register takes an Executor subclass; got {cls!r}.")
     if not isinstance(cls.name, str) or not cls.name.isidentifier() or cls.name == "base":
         raise ValueError(f"Executor {cls.__name__} needs a `name` that is an identifier.")
-    if cls.name in _EXECUTORS:
-        raise ValueError(f"An executor named {cls.name!r} is already registered.")
-    _EXECUTORS[cls.name] = cls
+    EXECUTORS.register(cls.name, cls)
     return cls
 
 
 def unregister(name: str) -> None:
     """Removes the executor registered as `name` (a test's own executor, after the test);
     an unknown name is ignored."""
-    _EXECUTORS.pop(name, None)
+    EXECUTORS.unregister(name, missing_ok=True)
 
 
 def names() -> list[str]:
     """The registered executor names, in registration order."""
-    return list(_EXECUTORS)
+    return EXECUTORS.names()
 
 
 def get(name: str) -> type[Executor]:
     """The executor class registered as `name`.
 
     Raises:
-        ConfigurationError: for an unknown name, listing the registered ones.
+        UnknownNameError: (a `ConfigurationError`) for an unknown name, listing the
+            registered ones.
     """
-    if name not in _EXECUTORS:
-        raise ConfigurationError(
-            f"executor={name!r} is not an executor; expected one of {', '.join(names())}.")
-    return _EXECUTORS[name]
+    return EXECUTORS.get(name)
 
 
 def make_executor(name: str, options: ExecutorOptions | None = None) -> Executor:
@@ -90,5 +88,6 @@ def make_executor(name: str, options: ExecutorOptions | None = None) -> Executor
     return get(name).create(options or ExecutorOptions())
 
 
-# config.ini's [backend] executor accepts the registered names.
-schema.bind_choices("backend", "executor", names)
+# config.ini's [backend] executor accepts the registered names, described by their summaries.
+schema.bind_choices("backend", "executor", names,
+                    describe=lambda name: EXECUTORS.get(name).summary)

@@ -9,12 +9,12 @@ from typing import Any
 import numpy as np
 
 from xval.core.errors import ConfigurationError, DatasetError
-from xval.core.files import read_json
+from xval.core.reader import READER
 from xval.core.records import FoldResult, ParamsRecord, Postprocessing, RecordError
 from xval.inference.models import (
-    DatasetInfo,
     ModelSet,
     extract_features,
+    feature_params_of,
     info_for,
     resolve_models,
     task_of,
@@ -34,13 +34,11 @@ def instance_params(folder: Path) -> dict[str, Any]:
         ResultsConflictError: for a `params.json` that is not a parameter record.
     """
     path = folder_layout(folder).params_file
-    if not path.is_file():
-        return {}
-    try:
-        return ParamsRecord.from_dict(read_json(path)).params
-    except (ValueError, RecordError) as e:  # not JSON, or not a parameter record
-        raise RecordError(f"{path} cannot be read as the instance's parameters ({e}); "
-                          "restore it, or pass the .keras file alone.") from e
+    record, problem = READER.read_record(path, ParamsRecord.from_dict)
+    if problem:  # not JSON, or not a parameter record
+        raise RecordError(f"{path} cannot be read as the instance's parameters ({problem}); "
+                          "restore it, or pass the .keras file alone.")
+    return dict(record.params) if record is not None else {}
 
 
 def chosen_postprocessing(models: ModelSet) -> Postprocessing | None:
@@ -61,11 +59,10 @@ def chosen_postprocessing(models: ModelSet) -> Postprocessing | None:
     for path in records:
         if path is None or not path.is_file():
             continue
-        try:
-            record = FoldResult.from_dict(read_json(path))
-        except (ValueError, RecordError) as e:
-            raise RecordError(f"{path} cannot be read as a fold record ({e}); restore it, "
-                              "or pass the .keras file out of its folder.") from e
+        record, problem = READER.read_record(path, FoldResult.from_dict)
+        if record is None:
+            raise RecordError(f"{path} cannot be read as a fold record ({problem}); restore "
+                              "it, or pass the .keras file out of its folder.")
         if record.postprocessing is not None:
             chosen.append(record.postprocessing)
     return Postprocessing.merged(chosen)
@@ -73,7 +70,7 @@ def chosen_postprocessing(models: ModelSet) -> Postprocessing | None:
 
 def detect_files(model_or_instance_dir: str | Path, files: Sequence[str | Path],
                  fold: int | None = None, *, ensemble: bool = False,
-                 dataset_info: DatasetInfo | str | Path | None = None,
+                 dataset_info: Mapping[str, Any] | str | Path | None = None,
                  skipped: list[dict[str, str]] | None = None) -> list[dict[str, Any]]:
     """The events a detection model finds in audio files.
 
@@ -107,7 +104,7 @@ def detect_files(model_or_instance_dir: str | Path, files: Sequence[str | Path],
     models = resolve_models(model_or_instance_dir, fold=fold, ensemble=ensemble)
     info = info_for(models, dataset_info)
     task = task_of(info)
-    if not isinstance(task, Detection):
+    if not task.scores_events:
         raise ConfigurationError(
             f"{model_or_instance_dir} is a {task.name} model; `detect` needs a detection "
             "model (task_type='detection'). Use `python -m xval predict` for this one."
@@ -115,9 +112,9 @@ def detect_files(model_or_instance_dir: str | Path, files: Sequence[str | Path],
     given = instance_params(models.paths[0].parent)
     chosen = chosen_postprocessing(models)
     params = postprocessing(chosen.apply(given) if chosen else given)
-    feature = info["feature_params"]
-    frame_seconds = feature["hop_length"] / feature["sample_rate"]
-    classes = list(info.get("classes") or [])
+    feature = feature_params_of(info)
+    frame_seconds = info.frame_seconds or 0.0
+    classes = info.classes
     results = []
     for path in files:
         try:

@@ -3,24 +3,24 @@ files."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from xval.inference.models import (
-    DatasetInfo,
     check_input_shape,
-    dataset_info_for,
+    describe,
     extract_features,
+    feature_params_of,
 )
 from xval.training.embeddings import layer_for
 from xval.training.loading import embedding_model, load
 
 
 def embed_files(model_path: str | Path, files: Sequence[str | Path], layer: str | None = None,
-                *, dataset_info: DatasetInfo | str | Path | None = None
+                *, dataset_info: Mapping[str, Any] | str | Path | None = None
                 ) -> tuple[np.ndarray, list[dict[str, Any]]]:
     """Outputs of an inner layer for every segment of every file.
 
@@ -37,12 +37,11 @@ def embed_files(model_path: str | Path, files: Sequence[str | Path], layer: str 
         `(embeddings [shape=(segments, dims)], index)`: `index` is a list of
         `{"file", "segment", "start"}` rows, one per embedding row.
     """
-    info = dataset_info if isinstance(dataset_info, dict) else \
-        dataset_info_for(model_path, dataset_info)
+    info = describe(model_path, dataset_info)
     model = load(model_path)
     fn = embedding_model(model, layer_for(model, layer or "auto"))
     rows, index = [], []
-    for path, feats in zip(files, extract_features(files, info["feature_params"])):
+    for path, feats in zip(files, extract_features(files, feature_params_of(info))):
         check_input_shape(model, feats["features"].shape[1:], model_path)
         out = np.asarray(fn(feats["features"].astype(np.float32)))
         rows.append(out.reshape(len(out), -1))

@@ -26,13 +26,14 @@ from xval import tasks
 from xval.core.errors import ConfigurationError, DatasetError
 from xval.inference.detect import detect_files
 from xval.inference.models import (
-    DatasetInfo,
-    dataset_info_for,
+    describe,
     extract_features,
+    feature_params_of,
     info_for,
     resolve_models,
     task_of,
 )
+from xval.tasks.detection import postprocessing
 from xval.tasks.events import detection_metrics, event_metrics, frame_metrics
 from xval.tasks.psds import recording_psds
 
@@ -107,7 +108,7 @@ def source_rows(roots: Iterable[str | Path], *, source: str = "folders",
 
 def model_task_name(model_or_instance_dir: str | Path, *, fold: int | None = None,
                     ensemble: bool = False,
-                    dataset_info: DatasetInfo | str | Path | None = None) -> str:
+                    dataset_info: Mapping[str, Any] | str | Path | None = None) -> str:
     """The task of saved model(s), read from their dataset description (no model is
     loaded): `evaluate` reads labelled files for one and annotated recordings for a
     detector, so it asks first."""
@@ -117,7 +118,7 @@ def model_task_name(model_or_instance_dir: str | Path, *, fold: int | None = Non
 
 def evaluate_rows(model_or_instance_dir: str | Path, rows: pd.DataFrame, *,
                   fold: int | None = None, ensemble: bool = False,
-                  dataset_info: DatasetInfo | str | Path | None = None,
+                  dataset_info: Mapping[str, Any] | str | Path | None = None,
                   skipped: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
     """Scores saved model(s) on labelled audio files.
 
@@ -142,9 +143,8 @@ def evaluate_rows(model_or_instance_dir: str | Path, rows: pd.DataFrame, *,
             regression targets, or no usable file.
     """
     models = resolve_models(model_or_instance_dir, fold=fold, ensemble=ensemble)
-    info = dataset_info if isinstance(dataset_info, dict) else \
-        dataset_info_for(models.paths[0], dataset_info)
-    classes = list(info.get("classes") or [])
+    info = describe(models.paths[0], dataset_info)
+    classes = info.classes
     task = task_of(info)
     labels = rows["label"].astype(str).to_numpy()
     targets = task.file_targets(labels, classes)
@@ -155,7 +155,7 @@ def evaluate_rows(model_or_instance_dir: str | Path, rows: pd.DataFrame, *,
     paths = rows["path"].tolist()
     for k, path in enumerate(paths):
         try:
-            feats = extract_features([path], info["feature_params"])[0]
+            feats = extract_features([path], feature_params_of(info))[0]
         except DatasetError as e:
             skipped.append({"path": str(path), "reason": str(e)})
             continue
@@ -179,7 +179,7 @@ def evaluate_rows(model_or_instance_dir: str | Path, rows: pd.DataFrame, *,
 def evaluate_recordings(model_or_instance_dir: str | Path, annotations: str | Path,
                         audio_root: str | Path, *, fold: int | None = None,
                         ensemble: bool = False,
-                        dataset_info: DatasetInfo | str | Path | None = None,
+                        dataset_info: Mapping[str, Any] | str | Path | None = None,
                         **read_kwargs: Any) -> dict[str, Any]:
     """Scores a detection model on annotated recordings, as its experiment scores its
     test recordings.
@@ -220,12 +220,12 @@ def evaluate_recordings(model_or_instance_dir: str | Path, annotations: str | Pa
     """
     info = info_for(resolve_models(model_or_instance_dir, fold=fold, ensemble=ensemble),
                     dataset_info)
-    task = task_of(info).name
-    if task != "detection":
+    task = task_of(info)
+    if not task.scores_events:
         raise ConfigurationError(
-            f"{model_or_instance_dir} is a {task} model; --annotations scores detection "
+            f"{model_or_instance_dir} is a {task.name} model; --annotations scores detection "
             "models. Evaluate it on labelled files (leave out --annotations).")
-    options = {**(info.get("annotation_options") or {}), **read_kwargs}
+    options = {**info.annotation_options, **read_kwargs}
     recordings, events, skipped = annotation_source(annotations, audio_root, **options)
     if recordings.empty:
         raise DatasetError(f"{annotations} annotates no recording under {audio_root}.")
@@ -249,8 +249,8 @@ def evaluate_recordings(model_or_instance_dir: str | Path, annotations: str | Pa
     events = events[events["file"].astype(str).isin(files)]
     durations = dict(zip(files, kept["duration_s"].astype(float)))
     metrics = _recording_metrics(events, dict(zip(files, results)), classes, durations,
-                                 info["feature_params"])
-    return {"model": results[0]["model"], "task_type": "detection", "files": len(files),
+                                 feature_params_of(info))
+    return {"model": results[0]["model"], "task_type": task.name, "files": len(files),
             "events": len(events), "skipped": skipped, "levels": {"recording": metrics}}
 
 
@@ -266,19 +266,19 @@ def _recording_metrics(events: pd.DataFrame, found: Mapping[str, Mapping[str, An
     grid = {k: feature[k] for k in ("sample_rate", "hop_length")}
     truth = [frame_targets(events[events["file"] == f], len(r["times"]), classes=classes, **grid)
              for f, r in found.items()]
-    threshold = next(iter(found.values()))["postprocessing"]["detection_threshold"]
+    first = next(iter(found.values()))
+    post = postprocessing(first["postprocessing"])
     metrics.update(frame_metrics(np.concatenate(truth),
                                  np.concatenate([r["activity"] for r in found.values()]),
-                                 threshold))
-    post = next(iter(found.values()))["postprocessing"]
-    frame_seconds = float(next(iter(found.values()))["frame_seconds"])
+                                 post.detection_threshold))
+    frame_seconds = float(first["frame_seconds"])
     reference = [(str(f), float(on), float(off), str(label)) for f, on, off, label
                  in events[["file", "onset_s", "offset_s", "label"]].itertuples(index=False)]
     metrics.update(recording_psds(
         reference, {f: r["activity"] for f, r in found.items()}, durations,
         frame_seconds=frame_seconds, classes=classes,
-        median_filter_frames=int(round(post["median_filter_seconds"] / frame_seconds)) | 1,
-        min_event_seconds=post["min_event_seconds"], min_gap_seconds=post["min_gap_seconds"]))
+        median_filter_frames=int(round(post.median_filter_seconds / frame_seconds)) | 1,
+        min_event_seconds=post.min_event_seconds, min_gap_seconds=post.min_gap_seconds))
     return metrics
 
 

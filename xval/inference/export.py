@@ -24,13 +24,14 @@ import dataclasses
 import importlib.util
 import os
 import shutil
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from preprocessing.features import PCM_SCALE
+from xval.core.dataset_info import DatasetInfo
 from xval.core.errors import ConfigurationError
 from xval.core.files import make_temp_dir
 from xval.core.outputs import (
@@ -132,7 +133,7 @@ def check_backend(fmt: str) -> None:
             f"set KERAS_BACKEND={wanted}.")
 
 
-def ensemble(models: ModelSet, task: Task, info: Mapping[str, Any]) -> Any:
+def ensemble(models: ModelSet, task: Task, info: DatasetInfo) -> Any:
     """One Keras model answering as the fold models together.
 
     Args:
@@ -165,7 +166,7 @@ def ensemble(models: ModelSet, task: Task, info: Mapping[str, Any]) -> Any:
         inputs = keras.Input((shape[0],), name="audio")
         x = keras.layers.Reshape((-1 if shape[0] is None else shape[0], 1),
                                  name="to_channel")(inputs)
-        if str(info.get("feature_params", {}).get("dtype")) == "int16":
+        if str((info.feature_params or {}).get("dtype")) == "int16":
             x = keras.layers.Rescaling(PCM_SCALE, name="to_pcm16")(x)
     else:
         inputs = keras.Input(shape, name="features")

@@ -14,17 +14,14 @@ import numpy as np
 from preprocessing.build import extract_file, feature_params
 from xval import tasks
 from xval.config import embedding
+from xval.core.dataset_info import DatasetInfo
 from xval.core.errors import ConfigurationError, DatasetError, XvalError
-from xval.core.files import read_json
-from xval.core.hashing import file_digest
 from xval.core.layout import ExperimentLayout, InstanceLayout
-from xval.core.records import FoldResult, RecordError
+from xval.core.reader import READER
+from xval.core.records import FoldResult
 from xval.tasks.base import Task
 from xval.training import embeddings
 from xval.training.loading import fold_model_layout, folder_layout, load
-
-DatasetInfo = dict[str, Any]
-"""A dataset description (`dataset.json`): feature parameters, classes, task type."""
 
 
 def _read_dataset_info(path: Path) -> DatasetInfo:
@@ -37,16 +34,35 @@ def _read_dataset_info(path: Path) -> DatasetInfo:
             f"{path} is not a readable JSON dataset description ({type(e).__name__}: "
             f"{str(e)[:120]}); pass the dataset.json of the store the model was trained "
             "on.") from e
-    if not isinstance(info, dict) or not isinstance(info.get("feature_params"), dict):
+    try:
+        described = DatasetInfo.from_dict(info, where=str(path))
+    except DatasetError as e:
+        raise ConfigurationError(str(e)) from e
+    found = described.feature_params
+    if found is None:
         raise ConfigurationError(
             f"{path} has no feature_params: it was not written by "
             "`python -m preprocessing`, so features cannot be extracted the same way."
         )
     try:
-        info["feature_params"] = feature_params(info["feature_params"])
+        return described.replace(feature_params=feature_params(found))
     except XvalError as e:
         raise ConfigurationError(f"{path}: its feature_params are not usable ({e}).") from e
-    return info
+
+
+def feature_params_of(info: DatasetInfo) -> dict[str, Any]:
+    """The feature parameters of a dataset description, to extract new files' features as
+    the store did.
+
+    Raises:
+        ConfigurationError: when it has none (not written by `python -m preprocessing`).
+    """
+    found = info.feature_params
+    if found is None:
+        raise ConfigurationError(
+            "The dataset description has no feature_params: it was not written by "
+            "`python -m preprocessing`, so features cannot be extracted the same way.")
+    return found
 
 
 def check_input_shape(model: Any, shape: Sequence[int], where: str | Path) -> None:
@@ -236,16 +252,13 @@ def _instance_models(layout: InstanceLayout, fold: int | None, ensemble: bool) -
 
 
 def _recorded_model(path: Path) -> tuple[bool, str | None]:
-    """Whether the fold file `path` records a saved model, and the model's SHA-256."""
-    try:
-        data = read_json(path)
-    except (OSError, ValueError):
+    """Whether the fold file `path` records a saved model, and the model's SHA-256 (read
+    through the results reader)."""
+    record, _ = READER.read_record(path, FoldResult.from_dict)
+    if record is None or not record.ok:
         return False, None
-    if not isinstance(data, dict) or data.get("status") != "ok":
-        return False, None
-    digest = data.get("model_sha256")
-    recorded = digest is not None or data.get("model_size") is not None
-    return recorded, digest if isinstance(digest, str) else None
+    recorded = record.model_sha256 is not None or record.model_size is not None
+    return recorded, record.model_sha256
 
 
 def check_fold_models(layout: InstanceLayout, folds: Mapping[int, Path], *,
@@ -264,26 +277,37 @@ def check_fold_models(layout: InstanceLayout, folds: Mapping[int, Path], *,
                 f"{layout.root}: {layout.fold_model(i).name} is missing, though "
                 f"{record.name} records it; the ensemble would answer without fold {i}. "
                 "Restore the model, or choose one fold with --fold.")
-        if digest is not None and i in folds and file_digest(folds[i]) != digest:
+        if digest is not None and i in folds and READER.digest(folds[i]) != digest:
             raise ConfigurationError(
                 f"{folds[i]} is not the model fold {i} trained (its content differs from the "
                 f"SHA-256 recorded in {record.name}); restore it, or rerun the fold.")
 
 
-def info_for(models: ModelSet, dataset_info: DatasetInfo | str | Path | None) -> DatasetInfo:
-    """The dataset description of `models`: `dataset_info` when it is one, else found
-    (see `dataset_info_for`)."""
-    if isinstance(dataset_info, dict):
-        return dataset_info
+def info_for(models: ModelSet,
+             dataset_info: Mapping[str, Any] | str | Path | None) -> DatasetInfo:
+    """The dataset description of `models`: `dataset_info` when it is one (a mapping), else
+    found (see `dataset_info_for`); a `--dataset-info` of another encoder than the models'
+    is refused (`_check_same_encoder`)."""
+    if isinstance(dataset_info, Mapping):
+        return DatasetInfo.from_dict(dataset_info)
     info = dataset_info_for(models.paths[0], dataset_info)
     if dataset_info is not None:
         _check_same_encoder(models, info, dataset_info)
     return info
 
 
-def _encoder_name(info: Mapping[str, Any]) -> str | None:
-    front_end = info.get("front_end") or {}
-    return str(front_end["encoder"]) if front_end.get("encoder") else None
+def describe(model_path: str | Path,
+             dataset_info: Mapping[str, Any] | str | Path | None) -> DatasetInfo:
+    """The dataset description of a model: `dataset_info` when it is one (a mapping, such
+    as the content of a `dataset.json`), else found (see `dataset_info_for`).
+
+    Raises:
+        ConfigurationError: when none is found, or it has no feature parameters.
+        DatasetError: for a mapping whose known entries have the wrong types.
+    """
+    if isinstance(dataset_info, Mapping):
+        return DatasetInfo.from_dict(dataset_info)
+    return dataset_info_for(model_path, dataset_info)
 
 
 def _check_same_encoder(models: ModelSet, info: DatasetInfo, given: str | Path) -> None:
@@ -294,14 +318,12 @@ def _check_same_encoder(models: ModelSet, info: DatasetInfo, given: str | Path) 
         own = dataset_info_for(models.paths[0])
     except ConfigurationError:
         return
-    trained, given_encoder = _encoder_name(own), _encoder_name(info)
-    if trained != given_encoder:
+    if own.encoder != info.encoder:
         raise ConfigurationError(
             f"--dataset-info {str(given)!r} describes a store of "
-            f"{given_encoder or info['feature_params'].get('feature')!r} features, but the "
-            f"models were trained on {trained or own['feature_params'].get('feature')!r} "
-            "features; pass the dataset.json of the store they were trained on (or drop "
-            "--dataset-info).")
+            f"{info.encoder or info.feature!r} features, but the models were trained on "
+            f"{own.encoder or own.feature!r} features; pass the dataset.json of the store "
+            "they were trained on (or drop --dataset-info).")
 
 
 def fold_classifier(path: Path) -> tuple[Path, dict[str, Any]]:
@@ -319,10 +341,8 @@ def fold_classifier(path: Path) -> tuple[Path, dict[str, Any]]:
             "or one of its fold models, or leave out --embedding-classifier.")
     layout, fold = found
     record, saved = layout.fold_file(fold), layout.fold_classifier(fold)
-    try:
-        info = FoldResult.from_dict(read_json(record)).embedding_classifier
-    except (OSError, ValueError, RecordError):
-        info = None
+    fold_record, _ = READER.read_record(record, FoldResult.from_dict)
+    info = fold_record.embedding_classifier if fold_record is not None else None
     if not info or not saved.is_file():
         raise ConfigurationError(
             f"{path} has no embedding classifier ({saved.name} and the embedding_classifier "
@@ -383,8 +403,7 @@ class ClassifierSet:
         return total / len(self.pipelines)
 
 
-def task_of(info: Mapping[str, Any]) -> Task:
+def task_of(info: DatasetInfo) -> Task:
     """The task of a dataset description (`dataset.json`): its `task_type`, or for one
     written before stores recorded it, the task its classes imply (`xval.tasks.infer`)."""
-    return tasks.get(info.get("task_type")
-                     or tasks.infer(classes=list(info.get("classes") or [])))
+    return tasks.get(info.task_type or tasks.infer(classes=info.classes))

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from xval import tasks
 from xval.config import embedding
 from xval.inference.models import (
     ClassifierSet,
-    DatasetInfo,
     ModelSet,
     extract_features,
+    feature_params_of,
     info_for,
     resolve_models,
     task_of,
@@ -22,7 +21,7 @@ from xval.tasks.base import with_context
 
 def predict_files(model_or_instance_dir: str | Path, files: Sequence[str | Path],
                   fold: int | None = None, *, ensemble: bool = False,
-                  dataset_info: DatasetInfo | str | Path | None = None, model: Any = None,
+                  dataset_info: Mapping[str, Any] | str | Path | None = None, model: Any = None,
                   embedding_classifier: bool = False) -> list[dict[str, Any]]:
     """Per-segment and per-clip outputs of saved model(s) on audio files.
 
@@ -53,16 +52,16 @@ def predict_files(model_or_instance_dir: str | Path, files: Sequence[str | Path]
     info = info_for(models, dataset_info)
     if model is not None:
         models.use_loaded([model])
-    classes = info.get("classes") or []
+    classes = info.classes
     task = task_of(info)
     answering: ModelSet | ClassifierSet = models
     if embedding_classifier:
         answering = ClassifierSet(models)
-        classes, task = answering.classes, tasks.get(embedding.TASK)
-    feature = info["feature_params"]
-    frame_seconds = feature["hop_length"] / feature["sample_rate"]
+        classes, task = answering.classes, embedding.task()
+    feature = feature_params_of(info)
+    frame_seconds = info.frame_seconds
     results = []
-    for path, feats in zip(files, extract_features(files, info["feature_params"])):
+    for path, feats in zip(files, extract_features(files, feature)):
         outputs = answering.outputs(feats["features"])
         segments, clip = with_context(task.predict_record, outputs, feats["starts"], classes,
                                       frame_seconds=frame_seconds)

@@ -14,24 +14,12 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from preprocessing.features.recipes import librosa_recipe
+from xval import tasks
+from xval.core.dataset_info import DatasetInfo
+from xval.core.parameters import InstanceParams
 from xval.core.records import FoldsManifest, Stat
 from xval.report.results import InstanceResult
-
-LIBROSA = {
-    "mel": ("S = librosa.feature.melspectrogram(y=y, sr={sample_rate}, n_fft={n_fft}, "
-            "hop_length={hop_length}, n_mels={n_mels}, fmin={fmin}, fmax={fmax}, power=2.0)"),
-    "stft": "S = np.abs(librosa.stft(y, n_fft={n_fft}, hop_length={hop_length}))",
-    "mfcc": ("S = librosa.feature.mfcc(S=librosa.power_to_db(librosa.feature.melspectrogram("
-             "y=y, sr={sample_rate}, n_fft={n_fft}, hop_length={hop_length}, n_mels={n_mels}, "
-             "fmin={fmin}, fmax={fmax})), n_mfcc={n_mfcc})"),
-}
-"""The librosa call of each spectral feature, as `preprocessing.features.spectral` makes it."""
-COMPRESSION = {
-    "db": "S = librosa.{to_db}(S, ref=1.0, amin=1e-10, top_db=None)",
-    "log": "S = np.log1p(S)",
-    "power": "S = S ** {power_exponent}",
-    "none": "",
-}
 
 
 @dataclasses.dataclass
@@ -64,7 +52,7 @@ class CardFacts:
     members: int
     check: float | None
     front_end: str
-    info: Mapping[str, Any]
+    info: DatasetInfo
     encoder: Mapping[str, Any] | None
     code: Mapping[str, Any]
     class_counts: Mapping[int, Mapping[str, Mapping[str, int]]] | None
@@ -101,19 +89,18 @@ def model_card(facts: CardFacts, instance: InstanceResult | None,
 
 def _task(facts: CardFacts, instance: InstanceResult | None) -> list[str]:
     info = facts.info
-    classes = list(info.get("classes") or [])
+    classes = info.classes
     params = instance.params if instance is not None else {}
-    out = ["## Task", "", f"- Task: {info.get('task_type', 'classification')}."]
+    out = ["## Task", "", f"- Task: {info.task_type or tasks.DEFAULT}."]
     if classes:
         out.append(f"- Classes ({len(classes)}, in the order of the output): "
                    f"{', '.join(f'`{c}`' for c in classes)}.")
     if params:
-        comments = "; ".join(str(params[c]) for c in ("comment_1", "comment_2")
-                             if params.get(c))
-        out.append(f"- Model: `{params.get('architecture')}`"
+        typed = InstanceParams.of(params)
+        comments = "; ".join(str(c) for c in (typed.comment_1, typed.comment_2) if c)
+        out.append(f"- Model: `{typed.architecture}`"
                    + (f" ({comments})" if comments else "")
-                   + f", reshaping `{params.get('reshaping_type')}`, front end "
-                   f"`{params.get('front_end', 'none')}`.")
+                   + f", reshaping `{typed.reshaping_type}`, front end `{typed.front_end}`.")
     members = "the mean of the outputs of " + (f"{facts.members} fold models" if
                                                facts.members > 1 else "one model")
     out.append(f"- Output `scores` `(batch, {len(classes) or 'outputs'})`: {members}, then "
@@ -123,8 +110,8 @@ def _task(facts: CardFacts, instance: InstanceResult | None) -> list[str]:
 
 
 def _input(facts: CardFacts) -> list[str]:
-    fp = dict(facts.info.get("feature_params") or {})
-    rate = fp.get("sample_rate", facts.info.get("sample_rate"))
+    fp = facts.info.feature_params or {}
+    rate = fp.get("sample_rate")
     seconds, hop = fp.get("segment_seconds"), fp.get("segment_hop_seconds")
     shape = ", ".join("any" if d is None else str(d) for d in facts.input_shape)
     out = ["## Input", "",
@@ -145,33 +132,20 @@ def _input(facts: CardFacts) -> list[str]:
     else:
         out.append("- Front end: outside the model; compute each segment's features with "
                    "librosa as the store did (time first):")
-        out += ["", "```python", *_librosa_recipe(fp), "```"]
+        out += ["", "```python", *librosa_recipe(fp), "```"]
     settings = ", ".join(f"{k}={fp[k]!r}" for k in fp if k not in ("dtype",))
     return [*out, f"- The store's feature parameters: {settings}.", ""]
-
-
-def _librosa_recipe(fp: Mapping[str, Any]) -> list[str]:
-    feature = str(fp.get("feature"))
-    values = {**fp, "to_db": "power_to_db" if feature == "mel" else "amplitude_to_db"}
-    lines = ["import librosa, numpy as np",
-             f"y, _ = librosa.load(path, sr={fp.get('sample_rate')}, mono=True)"]
-    if feature not in LIBROSA:
-        return [*lines, f"# feature {feature!r}: see preprocessing.features"]
-    lines.append(LIBROSA[feature].format(**values))
-    if feature != "mfcc" and COMPRESSION.get(str(fp.get("compression"))):
-        lines.append(COMPRESSION[str(fp["compression"])].format(**values))
-    return [*lines, "features = S.T  # (frames, bins)"]
 
 
 def _training_data(facts: CardFacts, instance: InstanceResult | None,
                    manifest: FoldsManifest | None) -> list[str]:
     info = facts.info
-    skipped = info.get("skipped") or []
+    skipped = info.skipped
     out = ["## Training data and protocol", "",
-           f"- Store `{str(info.get('store', '?')).rsplit('/', 1)[-1]}`: {info.get('n_rows')} "
-           f"rows from {info.get('n_files', '?')} files ({len(skipped)} skipped), "
-           f"{info.get('n_clips')} clips, {info.get('n_items')} items"
-           + (f"; source: {info['source']}" if info.get("source") else "") + "."]
+           f"- Store `{str(info.store or '?').rsplit('/', 1)[-1]}`: {info.n_rows} "
+           f"rows from {info.n_files or '?'} files ({len(skipped)} skipped), "
+           f"{info.n_clips} clips, {info.n_items} items"
+           + (f"; source: {info.source}" if info.source else "") + "."]
     if manifest is not None:
         folds = manifest.folds
         items = sorted({i for fold in folds for i in fold.get("test", [])})
@@ -252,14 +226,14 @@ def _code(code: Mapping[str, Any], check: float | None) -> list[str]:
 def _use(facts: CardFacts, instance: InstanceResult | None) -> list[str]:
     info = facts.info
     out = ["## Intended use and limits", "",
-           f"- For research on audio like the training data ({info.get('n_items')} items, "
-           f"{len(info.get('classes') or [])} classes); the scores above hold for new items "
+           f"- For research on audio like the training data ({info.n_items} items, "
+           f"{len(info.classes)} classes); the scores above hold for new items "
            "from the same source, recorded and preprocessed the same way, and no further.",
            "- Give it segments made exactly as described under Input (rate, length, peak "
            "normalisation); other rates or levels change its scores silently.",
            "- It knows only its classes: any input gets one of them (no rejection of "
            "unknown sounds)."]
-    if instance is not None and instance.params.get("embedding_classifier", "none") != "none":
+    if instance is not None and InstanceParams.of(instance.params).embeds:
         out.append("- The instance's embedding classifiers (fold_<i>.skops) are not part of "
                    "this export.")
     if facts.encoder and "non-commercial" in str(facts.encoder.get("licence", "")).lower():

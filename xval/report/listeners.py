@@ -5,12 +5,14 @@ The recorder (`xval.running.recorder.Recorder`) tells its listeners what it reco
 calling, when a listener has them:
 
 - `on_fold(result, inst_dir)`: a fold's files are written (`result` a `FoldResult`);
-- `on_instance(instance, summary, params, inst_dir)`: an instance's summary is written
-  (`summary` an `InstanceSummary`, `params` its parameters);
+- `on_instance(result)`: an instance's summary is written (`result` the `InstanceResult`
+  the recorder read and summarised once: its folds, summary, parameters and folder);
 - `on_refit(result, inst_dir)`: a final model is written;
-- `on_results(exp_dir)`: the experiment's results changed and its report is due (after each
-  instance's summary, and once at the end of a run that trained nothing).
+- `on_results(results)`: the experiment's results changed and its report is due (after each
+  instance's summary, and once at the end of a run that trained nothing; `results` the
+  run's `ExperimentResults`, refreshed).
 
+Listeners read what they are handed and never read the result files again.
 `PlotWriter` and `WorkbookWriter` are those listeners for the instance plots and the
 workbook; `xval.report.tracking.MLflowListener` is the one for MLflow. `instance_plots` and
 `build_workbook` stay callable directly.
@@ -19,35 +21,31 @@ workbook; `xval.report.tracking.MLflowListener` is the one for MLflow. `instance
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from xval.config.loader import Config
 from xval.core.entry import describe
-from xval.core.records import InstanceSummary
 from xval.report.plots import instance_plots
-from xval.report.results import InstanceResult
+from xval.report.results import ExperimentResults, InstanceResult
 from xval.report.workbook.builder import build_workbook
 
 
 class PlotWriter:
     """Writes an instance's plots (`instance_plots`) when its summary is recorded.
 
-    The plots draw the fold files as the report reads them: a fold whose file is not
+    The plots draw the fold records as the report reads them: a fold whose file is not
     believed is left out.
     """
 
-    def on_instance(self, instance: int, summary: InstanceSummary,
-                    params: Mapping[str, Any], inst_dir: str | Path) -> list[Path]:
-        """Writes the plots of the instance in `inst_dir`.
+    def on_instance(self, result: InstanceResult) -> list[Path]:
+        """Writes the plots of the instance in its folder.
 
         Returns:
             The written paths.
         """
-        del instance, params  # read back from the folder, with its fold files
-        result = InstanceResult(inst_dir, summary.num_folds or None)
-        return instance_plots(inst_dir, result.folds, result.summary,
+        return instance_plots(result.path, result.folds, result.summary,
                               task_type=result.task_type)
 
 
@@ -65,18 +63,19 @@ class WorkbookWriter:
         self.out = out
         self.failure: str | None = None
 
-    def on_results(self, exp_dir: str | Path) -> Path | None:
-        """Rebuilds the workbook of `exp_dir`; a failure (a folder that cannot be written, a
-        results file that is not a record) is reported in one line on stderr, whatever the
-        verbosity (`-q` included), and kept in `failure` for the run's exit status; it is
-        not raised, so that it never stops a run.
+    def on_results(self, results: ExperimentResults | str | Path) -> Path | None:
+        """Rebuilds the workbook of `results` (or of a results folder); a failure (a folder
+        that cannot be written, a results file that is not a record) is reported in one
+        line on stderr, whatever the verbosity (`-q` included), and kept in `failure` for
+        the run's exit status; it is not raised, so that it never stops a run.
 
         Returns:
             The workbook's path, or `None` when it was not rebuilt.
         """
         try:
-            path = build_workbook(exp_dir, config=self.config)
+            path = build_workbook(results, config=self.config)
         except Exception as e:  # noqa: BLE001  (a derived file never costs a result)
+            exp_dir = results.path if isinstance(results, ExperimentResults) else results
             self.failure = (f"the workbook of {exp_dir} was not written "
                             f"({describe(e)}); the results are kept: fix the cause and "
                             f"rebuild it with `python -m xval report {exp_dir}`.")

@@ -1,20 +1,20 @@
-"""The read side of a results folder: `ExperimentResults` and `InstanceResult`.
+"""The report's view of a results folder: `ExperimentResults` and `InstanceResult`.
 
-Every file is read through the typed records (`xval.core.records`) at the paths the layout
-names (`xval.core.layout`), and every fold file is checked as it is read
-(`xval.report.validation`): a file that is not a fold record, or an `ok` fold that cannot be
-believed (another fold's number, another instance's parameters, a metric that is not finite
-or out of its range, a model missing or not the recorded one), is *invalid*. An invalid
-fold is not counted and never selected; its instance is `partial`, and the reason is kept in
-`InstanceSummary.invalid` for the terminal table and the workbook to show.
+Every file is read by the process's one reader (`xval.core.reader.READER`), which checks
+every fold file as it reads it: a file that is not a fold record, or an `ok` fold that cannot
+be believed (another fold's number, another instance's parameters, a metric that is not
+finite or out of its range, a model missing or not the recorded one), is *invalid*. An
+invalid fold is not counted and never selected; its instance is `partial`, and the reason is
+kept in `InstanceSummary.invalid` for the terminal table and the workbook to show.
 
-The summary is recomputed from the fold files every time (never read from `summary.json`),
-so it cannot contradict them.
+The summary is computed from the fold files once per version of them (never read from
+`summary.json`), so it cannot contradict them: `ExperimentResults.refresh()` reads again
+only the instances whose files changed, and the recorder hands the `InstanceResult` it
+computed to its listeners.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,19 +24,20 @@ import pandas as pd
 from xval import tasks
 from xval.config.params import edited_params
 from xval.config.selection import metric_direction
-from xval.core.errors import ConfigurationError, ResultsConflictError
-from xval.core.files import read_json
+from xval.core.errors import ConfigurationError
 from xval.core.layout import ExperimentLayout, InstanceLayout
+from xval.core.reader import READER, ResultsReader, TaskRules, read_manifest
 from xval.core.records import (
     FoldResult,
     FoldsManifest,
     InstanceStatus,
     InstanceSummary,
     ParamsRecord,
-    RecordError,
     TrialRecord,
 )
-from xval.report.validation import FoldCheck, read_record, task_rules
+
+__all__ = ["COMMENTS", "TIE_RULE", "TIE_TOLERANCE", "ExperimentResults", "InstanceResult",
+           "check_experiment_folder", "read_manifest"]
 
 COMMENTS = ("comment_1", "comment_2")
 """The two free-text parameters every instance has: shown, never compared."""
@@ -72,15 +73,16 @@ class InstanceResult:
         path: the `instance_<k>` folder.
         num_folds: the experiment's number of folds; `None` reads it from `summary.json`
             or counts the fold files.
+        reader: the results reader. Defaults to the process's (`READER`).
 
     Attributes:
         id: the instance id.
         layout: the folder's `InstanceLayout`.
         params: the instance's parameters (`params.json`; empty when it is unreadable or
             another instance's).
+        params_record: its `ParamsRecord`, or `None`.
         folds: the believed fold records (`ok` and `failed`), by fold number; invalid ones
             are left out (see `invalid`).
-        invalid: fold number -> why its file is not believed.
         unreadable: names of the files that are not valid JSON or not records of their
             kind.
         summary: the `InstanceSummary` of `folds`.
@@ -88,86 +90,27 @@ class InstanceResult:
         rules: what the fold checks and the summary take from its task (`TaskRules`).
     """
 
-    def __init__(self, path: str | Path, num_folds: int | None = None) -> None:
+    def __init__(self, path: str | Path, num_folds: int | None = None, *,
+                 reader: ResultsReader = READER) -> None:
         path = Path(path)
         layout = InstanceLayout.parse(path)
         if layout is None:
             raise ConfigurationError(f"{path} is not an instance_<k> folder.")
+        files = reader.instance(layout, num_folds, tasks.rules, edited_params)
         self.layout = layout
         self.path = path
         self.id = layout.id
-        self.unreadable: list[str] = []
-        self.params_record, params_problem = self._read_params()
-        self.params: dict[str, Any] = dict(self.params_record.params) \
-            if self.params_record is not None else {}
-        records, invalid = self._read_folds()
-        if num_folds is None:
-            num_folds = self._num_folds(records, invalid)
-        records = {i: r for i, r in records.items() if i < num_folds}
-        invalid = {i: why for i, why in invalid.items() if i < num_folds}
-        self._task_type = self._recorded_task(records)
-        self.rules = rules = task_rules(self._task_type or _inferred_task(records.values()))
-        check = FoldCheck(layout, params_hash=self.params_record.hash
-                          if self.params_record is not None else None,
-                          params_problem=params_problem, rules=rules)
-        for i, record in list(records.items()):
-            reason = check(i, record)
-            if reason:
-                invalid[i] = reason
-                del records[i]
-        self.folds: list[FoldResult] = [records[i] for i in sorted(records)]
+        self.unreadable: list[str] = files.unreadable
+        self.params_record: ParamsRecord | None = files.params
+        self.params: dict[str, Any] = dict(files.params.params) \
+            if files.params is not None else {}
+        self.folds: list[FoldResult] = files.folds
+        self.rules: TaskRules = files.rules
+        self._task_type = files.task_type
         self.summary = InstanceSummary.from_folds(
-            self.folds, num_folds, clip_falls_back=rules.clip_falls_back,
-            invalid=dict(sorted(invalid.items())))
-        self.trial: TrialRecord | None = self._read(layout.trial_file, TrialRecord.from_dict)
-
-    def _read(self, path: Path, parse: Any) -> Any:
-        """`parse(JSON of path)`, or `None` when it is missing or unreadable (named in
-        `unreadable`)."""
-        record, problem = read_record(path, parse)
-        if problem:
-            self.unreadable.append(path.name)
-        return record
-
-    def _read_params(self) -> tuple[ParamsRecord | None, str]:
-        """The parameter record and, when it cannot be used to check the folds, why."""
-        path = self.layout.params_file
-        record, problem = read_record(path, ParamsRecord.from_dict)
-        if problem:
-            self.unreadable.append(path.name)
-            return None, f"the instance's {path.name} {problem}"
-        if record is not None and record.instance != self.id:  # its parameters are not ours
-            return None, (f"the instance's {path.name} is instance {record.instance}'s, "
-                          f"not instance {self.id}'s")
-        edited = edited_params(record.params, record.hash) if record is not None else ""
-        if edited:  # the parameters shown would not be the ones trained with
-            return None, f"the instance's {path.name} {edited}"
-        return record, ""
-
-    def _read_folds(self) -> tuple[dict[int, FoldResult], dict[int, str]]:
-        """Every `fold_<i>.json` as a record, or why it is not one."""
-        records: dict[int, FoldResult] = {}
-        invalid: dict[int, str] = {}
-        for i, path in self.layout.fold_files().items():
-            record, problem = read_record(path, FoldResult.from_dict)
-            if problem:
-                self.unreadable.append(path.name)
-                invalid[i] = f"{path.name} {problem}"
-            elif record is not None:
-                records[i] = record
-        return records, invalid
-
-    def _num_folds(self, records: dict[int, FoldResult], invalid: dict[int, str]) -> int:
-        """The number of folds from `summary.json`, else from the fold files present."""
-        old = self._read(self.layout.summary_file, InstanceSummary.from_dict)
-        if old is not None and old.num_folds:
-            return int(old.num_folds)
-        return max([*records, *invalid], default=-1) + 1
-
-    def _recorded_task(self, records: dict[int, FoldResult]) -> str | None:
-        if self.params_record is not None and self.params_record.task_type:
-            return self.params_record.task_type
-        return next((r.task_type for r in records.values() if r.task_type), None)
+            self.folds, files.num_folds, clip_falls_back=files.rules.clip_falls_back,
+            invalid=files.invalid)
+        self.trial: TrialRecord | None = files.trial
 
     @property
     def invalid(self) -> dict[int, str]:
@@ -202,58 +145,76 @@ class InstanceResult:
         return f"InstanceResult(id={self.id}, status={self.status!r})"
 
 
-def _inferred_task(records: Any) -> str | None:
-    """The task of fold records written before the task was recorded: the first task whose
-    selection metric an `ok` fold's test metrics hold; `None` without such a fold."""
-    for record in records:
-        if record.ok and record.metrics and isinstance(record.metrics.get("test"), dict):
-            return tasks.infer(metrics=record.metrics["test"])
-    return None
-
-
-def read_manifest(layout: ExperimentLayout) -> FoldsManifest | None:
-    """The experiment's `folds.json`, or `None` when there is none yet.
-
-    Raises:
-        ResultsConflictError: when it is not valid JSON or not a fold manifest.
-    """
-    path = layout.folds_file
-    if not path.exists():
-        return None
-    fix = ("It records which items each fold tests: restore it from a backup, or move the "
-           "experiment folder away and rerun.")
-    try:
-        manifest = FoldsManifest.from_dict(read_json(path))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ResultsConflictError(f"{path} is not valid JSON ({e}). {fix}") from e
-    except RecordError as e:
-        raise ResultsConflictError(f"{path} is not a fold manifest ({e}). {fix}") from e
-    except OSError as e:
-        raise ResultsConflictError(f"{path} cannot be read ({e.strerror or e}).") from e
-    if manifest.content_hash() != manifest.hash:
-        raise ResultsConflictError(f"{path} was edited after it was written: its folds no "
-                                   f"longer match its recorded hash. {fix}")
-    return manifest
-
-
 class ExperimentResults:
     """The results of one experiment folder: `len`, `[]` by instance id, `to_dataframe()`,
     `best()`.
 
     Args:
         path: the `experiment_<N>` folder.
+        reader: the results reader. Defaults to the process's (`READER`).
+        num_folds: the number of folds when the folder has no `folds.json` yet (a run's
+            plan); `None` counts each instance's fold files then.
 
     Raises:
         ResultsConflictError: when its `folds.json` is not a fold manifest.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, reader: ResultsReader = READER,
+                 num_folds: int | None = None) -> None:
         self.path = Path(path)
         self.layout = ExperimentLayout(self.path)
-        self.manifest = read_manifest(self.layout)
-        num_folds = self.manifest.num_folds if self.manifest is not None else None
-        found = (InstanceResult(inst.root, num_folds) for inst in self.layout.instances())
-        self.instances = {r.id: r for r in found}
+        self.reader = reader
+        self._planned_folds = num_folds
+        self.manifest: FoldsManifest | None = None
+        self.instances: dict[int, InstanceResult] = {}
+        self._stamps: dict[int, tuple[Any, ...]] = {}
+        self.refresh()
+
+    @property
+    def num_folds(self) -> int | None:
+        """The experiment's number of folds (`folds.json`; before it exists, the one given,
+        or `None`)."""
+        return self.manifest.num_folds if self.manifest is not None else self._planned_folds
+
+    def refresh(self) -> ExperimentResults:
+        """Reads again what changed on disk since the last reading: the manifest, and the
+        instances whose files changed (or appeared, or went away); the others, and their
+        summaries, are kept.
+
+        Returns:
+            `self`.
+
+        Raises:
+            ResultsConflictError: when `folds.json` is not a fold manifest.
+        """
+        self.manifest = self.reader.manifest(self.layout)
+        found = {inst.id: inst for inst in self.layout.instances()}
+        for k in [k for k in self.instances if k not in found]:
+            del self.instances[k], self._stamps[k]
+        for k, inst in found.items():
+            stamp = self.reader.stamp(inst, self.num_folds)
+            if self._stamps.get(k) != stamp or k not in self.instances:
+                self.instances[k] = InstanceResult(inst.root, self.num_folds,
+                                                   reader=self.reader)
+                self._stamps[k] = stamp
+        self.instances = dict(sorted(self.instances.items()))
+        return self
+
+    def reload(self, instance_id: int) -> InstanceResult:
+        """Reads one instance again if its files changed (the recorder, when the
+        instance's last fold ended).
+
+        Returns:
+            Its `InstanceResult`, now also `self[instance_id]`.
+        """
+        inst = self.layout.instance(instance_id)
+        stamp = self.reader.stamp(inst, self.num_folds)
+        if self._stamps.get(instance_id) != stamp or instance_id not in self.instances:
+            self.instances[instance_id] = InstanceResult(inst.root, self.num_folds,
+                                                         reader=self.reader)
+            self._stamps[instance_id] = stamp
+            self.instances = dict(sorted(self.instances.items()))
+        return self.instances[instance_id]
 
     def __len__(self) -> int:
         return len(self.instances)
@@ -269,7 +230,7 @@ class ExperimentResults:
         if recorded:
             return recorded
         for r in self:
-            inferred = _inferred_task(r.folds)
+            inferred = tasks.infer_from_folds(r.folds)
             if inferred:
                 return inferred
         return str(tasks.DEFAULT)

@@ -53,13 +53,13 @@ class Selection:
 def alpha_of(config: Config | None) -> float:
     """The significance level of the statistics (`[report] alpha`; 0.05 without a
     config)."""
-    return float(config.report["alpha"]) if config is not None else 0.05
+    return float(config.report.alpha) if config is not None else 0.05
 
 
 def rope_of(config: Config | None) -> float:
     """The half-width of the region of practical equivalence of the Bayesian comparisons
     (`[report] rope`; 0.01 without a config)."""
-    return float(config.report["rope"]) if config is not None else 0.01
+    return float(config.report.rope) if config is not None else 0.01
 
 
 def levels(results: Iterable[InstanceResult]) -> list[str]:
@@ -85,7 +85,7 @@ def embedding_headline(results: Iterable[InstanceResult], metric: str,
     records it at `level` and the selection metric is not already one of its metrics."""
     if metric.startswith(embedding.PREFIX):
         return None
-    name = f"{embedding.PREFIX}{tasks.get(embedding.TASK).selection_metric}"
+    name = f"{embedding.PREFIX}{embedding.task().selection_metric}"
     return name if any(r.metric(name, "test", level) is not None for r in results) else None
 
 

@@ -27,8 +27,10 @@ from xval.core.errors import ConfigurationError
 from xval.core.layout import InstanceLayout
 from xval.core.network import check_reachable
 from xval.core.outputs import check_output_folder
+from xval.core.reader import READER
 from xval.core.records import FoldResult, InstanceStatus, InstanceSummary, ParamsRecord
-from xval.report.validation import finite, read_record
+from xval.report.results import InstanceResult
+from xval.report.validation import finite
 
 INSTALL = "pip install -e '.[mlflow]'"
 DEFAULT_FOLDER = "mlruns"
@@ -215,8 +217,8 @@ class MLflowListener:
         """The parent run of an instance: found by its tags, or made (with the params)."""
         inst_dir = Path(inst_dir).resolve()
         exp_dir = inst_dir.parent
-        saved, _ = read_record(InstanceLayout(inst_dir, instance).params_file,
-                               ParamsRecord.from_dict)
+        saved, _ = READER.read_record(InstanceLayout(inst_dir, instance).params_file,
+                                      ParamsRecord.from_dict)
         params_hash = saved.hash if saved is not None else ""
         params = saved.params if saved is not None else {}
         cached = self._parents.get(inst_dir)
@@ -283,10 +285,9 @@ class MLflowListener:
             self._client.log_artifact(run_id, str(model))
         self._client.set_terminated(run_id, "FINISHED" if result.ok else "FAILED")
 
-    def on_instance(self, instance: int, summary: InstanceSummary, params: Mapping[str, Any],
-                    inst_dir: str | Path) -> None:
+    def on_instance(self, result: InstanceResult) -> None:
         """Logs the fold-averaged metrics (and their std) on the instance's run."""
-        del params  # the parent run has them, from params.json
+        instance, summary, inst_dir = result.id, result.summary, result.path
         parent = self._parent(inst_dir, instance)
         digest = _key(json.dumps(summary.to_dict(), sort_keys=True, default=str))
         run = self._client.get_run(parent)

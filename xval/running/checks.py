@@ -14,6 +14,8 @@ from typing import Any
 
 import pandas as pd
 
+from xval import tasks
+from xval.core.parameters import TrainingParams
 from xval.folds import allowed_folds
 from xval.running.planner import Plan
 
@@ -36,7 +38,7 @@ def data_checks(plan: Plan) -> list[str]:
     """
     meta = plan.store.meta[~plan.store.augmented]  # what the folds are scored on
     items = sorted(set(meta["item"].astype(str)))
-    labels = _labels(meta, plan.store.task_type)
+    labels = _labels(meta, tasks.get(plan.store.task_type))
     lines = [_summary(meta, labels, len(items)), _folds_line(len(items), plan.num_folds)]
     warnings = _single_validation(plan.folds)
     if labels is not None:
@@ -46,9 +48,9 @@ def data_checks(plan: Plan) -> list[str]:
     return lines + warnings
 
 
-def _labels(meta: pd.DataFrame, task_type: str) -> pd.Series | None:
-    """The class label of every original row, for classification stores only."""
-    if task_type != "classification" or "label" not in meta.columns:
+def _labels(meta: pd.DataFrame, task: tasks.Task) -> pd.Series | None:
+    """The class label of every original row, for stores of a task with classes only."""
+    if not task.has_classes or "label" not in meta.columns:
         return None
     return meta["label"].astype(str)
 
@@ -99,7 +101,7 @@ def _imbalance(labels: pd.Series, resolved: Mapping[int, Mapping[str, Any]]) -> 
     if len(counts) < 2 or counts.iloc[-1] * IMBALANCE_RATIO > counts.iloc[0]:
         return []
     ratio = counts.iloc[0] / max(counts.iloc[-1], 1)
-    fix = "" if all(p.get("class_weights") for p in resolved.values()) else \
+    fix = "" if all(TrainingParams.of(p).class_weights for p in resolved.values()) else \
         "consider class_weights = true, and "
     return [f"Warning: the classes are imbalanced: {counts.index[0]!r} has {counts.iloc[0]} "
             f"rows, {counts.index[-1]!r} {counts.iloc[-1]} ({ratio:.1f}x): {fix}read "
@@ -109,8 +111,9 @@ def _imbalance(labels: pd.Series, resolved: Mapping[int, Mapping[str, Any]]) -> 
 def _short_run(resolved: Mapping[int, Mapping[str, Any]]) -> list[str]:
     out = []
     for k, p in resolved.items():
-        epochs = int(p.get("epochs", SHORT_RUN_EPOCHS))
-        active = [name for name in REGULARISERS if p.get(name)]
+        typed = TrainingParams.of(p)
+        epochs = int(typed.epochs)
+        active = [name for name in REGULARISERS if typed[name]]
         if epochs < SHORT_RUN_EPOCHS and active:
             out.append(
                 f"Warning: instance {k} trains at most {epochs} epochs with the regularisation "

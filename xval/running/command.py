@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from xval import executors
 from xval.config.params import parse_overrides
@@ -15,10 +16,8 @@ from xval.core.errors import ConfigurationError
 from xval.core.interrupts import raise_if_interrupted, sticky_interrupts
 from xval.core.version import add_version
 from xval.report.tracking import MLflowListener
-from xval.running.declaration import ExperimentDeclaration
-from xval.running.environment import run_config
-from xval.running.refit import refit_instance
-from xval.running.runner import RunRequest, run_experiment
+from xval.running.declaration import ExperimentDeclaration, InstanceRange, Selection
+from xval.running.runner import RunOutcome
 
 DEFAULT_MLFLOW = "mlruns"  # a local MLflow file store in the current directory
 
@@ -101,9 +100,17 @@ def experiment_parser(experiment: ExperimentDeclaration) -> argparse.ArgumentPar
     return parser
 
 
-def run_experiment_cli(experiment: ExperimentDeclaration,
-                       argv: Sequence[str] | None = None) -> int:
-    """Parses the command line and runs the experiment.
+RunCall = Callable[..., RunOutcome]
+"""`Experiment.run`."""
+RefitCall = Callable[..., Path]
+"""`Experiment.refit`."""
+
+
+def run_experiment_cli(experiment: ExperimentDeclaration, argv: Sequence[str] | None = None,
+                       *, run: RunCall, refit: RefitCall) -> int:
+    """Parses the command line and runs the experiment through `run` (or `refit`): the
+    experiment's own `Experiment.run` and `Experiment.refit`, so that the command line and a
+    Python caller take one path.
 
     Errors are one line on stderr. Ctrl-C stops the running jobs and prints how to resume.
 
@@ -115,7 +122,7 @@ def run_experiment_cli(experiment: ExperimentDeclaration,
     def body() -> int:
         args = experiment_parser(experiment).parse_args(argv)
         with sticky_interrupts():  # a Ctrl-C that lands inside Keras is not lost
-            return _main(experiment, args)
+            return _main(args, run, refit)
 
     return run_entry(body, debug=bool(experiment.debug_mode) or debug_requested(argv),
                      interrupted="interrupted; rerun the same command to resume (finished "
@@ -136,9 +143,6 @@ def check_arguments(args: argparse.Namespace) -> None:
         )
     if (args.trials is not None or args.timeout is not None) and not args.search:
         raise ConfigurationError("--trials and --timeout go with --search.")
-    if args.search and (args.first is not None or args.instances is not None):
-        raise ConfigurationError("--search runs the search's trials; do not select "
-                                 "instances with it.")
     if args.quiet and args.verbose:
         raise ConfigurationError("Give -q/--quiet or -v/--verbose, not both.")
     if args.refit is not None and (args.first is not None or args.instances is not None
@@ -151,7 +155,19 @@ def check_arguments(args: argparse.Namespace) -> None:
         )
 
 
-def _main(experiment: ExperimentDeclaration, args: argparse.Namespace) -> int:
+def selection(args: argparse.Namespace) -> Selection:
+    """What the command line selects: `FIRST [LAST]` as an `InstanceRange`, `--instances`
+    as ids, or `None` (every instance; with `--search`, the search's trials)."""
+    if args.first is not None:
+        return InstanceRange(args.first, args.last)
+    return args.instances
+
+
+def _quiet(*args: object) -> None:
+    del args
+
+
+def _main(args: argparse.Namespace, run: RunCall, refit: RefitCall) -> int:
     check_arguments(args)
     if args.verbose:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
@@ -160,25 +176,16 @@ def _main(experiment: ExperimentDeclaration, args: argparse.Namespace) -> int:
         os.environ["KERAS_BACKEND"] = args.backend
     executor = args.executor or ("ray" if args.ray_address else None)
     if args.refit is not None:
-        refit_instance(experiment, args.refit,
-                       run_config(args.config, experiment.config_path, experiment.script),
-                       executor=executor, gpu=args.gpu)
+        refit(args.refit, config=args.config, executor=executor, gpu=args.gpu)
         raise_if_interrupted()
         return 0
-    listeners = mlflow_listeners(args)
-    selected = None if args.search else \
-        experiment.select(args.first, args.last, args.instances)
-    config = run_config(args.config, experiment.config_path, experiment.script)
-    request = RunRequest(
-        instances=selected, overrides=overrides,
-        overwrite=args.overwrite or experiment.overwrite_results, dry_run=args.dry_run,
-        gpu=experiment.gpu_ID if args.gpu is None else args.gpu, executor=executor,
-        gpus=args.gpus, debug=args.debug or experiment.debug_mode,
+    outcome = run(
+        selection(args), config=args.config, overrides=overrides,
+        overwrite=True if args.overwrite else None, dry_run=args.dry_run, gpu=args.gpu,
+        executor=executor, gpus=args.gpus, debug=True if args.debug else None,
         ray_address=args.ray_address, progress=not args.quiet and not args.dry_run,
-        verbose=args.verbose, out=(lambda *a: None) if args.quiet else print,
-        search=args.search, trials=args.trials, timeout=args.timeout,
-        listeners=listeners)
-    outcome = run_experiment(experiment, request, config)
+        verbose=args.verbose, out=_quiet if args.quiet else print, search=args.search,
+        trials=args.trials, timeout=args.timeout, listeners=mlflow_listeners(args))
     raise_if_interrupted()  # one that Keras swallowed after the last training batch
     return outcome.exit_code
 

@@ -8,6 +8,7 @@ change it (a search's trials are lent to it for the planner and taken back).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import sys
@@ -22,6 +23,23 @@ from xval.running.environment import valid_gpu
 
 InstanceSpec = Mapping[str, Any] | Sequence[str]
 """An instance as declared: a dict of parameters or a list of `'name=value'` strings."""
+
+
+@dataclasses.dataclass(frozen=True)
+class InstanceRange:
+    """Instances `first..last` (inclusive), as the command line gives them
+    (`exp1.py 3 7`); `last=None` is `first` alone.
+
+    `Experiment.run(instances=InstanceRange(3, 7))` runs the declared instances between
+    them, and refuses a range outside the declared ones.
+    """
+
+    first: int
+    last: int | None = None
+
+
+Selection = Iterable[int] | InstanceRange | None
+"""What a run selects: instance ids, a range, or `None` (every declared instance)."""
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -249,13 +267,15 @@ class ExperimentDeclaration:
                 f"instances={sorted(self.instances)})")
 
     def select(self, first: int | None = None, last: int | None = None,
-               instances: Iterable[int] | None = None) -> list[int]:
+               instances: Selection = None) -> list[int]:
         """The instance ids to run, checked against the declared ones (see
-        `select_instances`).
+        `select_instances`); `instances` may be an `InstanceRange`.
 
         Raises:
             ConfigurationError: for ids or a range outside the declared instances.
         """
+        if isinstance(instances, InstanceRange):
+            first, last, instances = instances.first, instances.last, None
         return select_instances(sorted(self.instances), first, last, instances)
 
     @property

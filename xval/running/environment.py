@@ -154,6 +154,29 @@ def setup_environment(backend: str, gpu: str | None = None) -> str:
     return backend
 
 
+def prepare_process(backend: str, gpu: object, warn: Out) -> tuple[str | None, str]:
+    """The GPU rule and the backend of this process, before Keras is imported: what a run
+    and a refit both do first.
+
+    Args:
+        backend: `[backend] backend` (the `KERAS_BACKEND` environment variable wins).
+        gpu: the GPU id asked for (`None`: leave `CUDA_VISIBLE_DEVICES` as it is).
+        warn: prints the one line saying that no GPU is visible (the CPU runs instead).
+
+    Returns:
+        `(gpu, backend)`: the normalised GPU id in use (`None` when none is visible or none
+        was asked for) and the backend.
+
+    Raises:
+        ConfigurationError: for a GPU id that is not one (`normalize_gpu`) or not visible
+            (`check_gpus_visible`), or Keras already imported with another backend or GPU.
+    """
+    found = normalize_gpu(gpu, "GPU id")
+    if found is not None and found != "-1" and not check_gpus_visible([found], "GPU", warn):
+        found = None  # no GPU visible: the CPU, CUDA_VISIBLE_DEVICES left as it is
+    return found, setup_environment(backend, found)
+
+
 def _check_imported_keras(backend: str, gpu: str | None) -> None:
     """Refuses a backend or GPU asked for after Keras was imported with others."""
     import keras  # noqa: PLC0415  (already imported: only its backend is read)

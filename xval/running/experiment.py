@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from xval.running.command import run_experiment_cli
-from xval.running.declaration import ExperimentDeclaration
+from xval.running.declaration import ExperimentDeclaration, InstanceRange, Selection
 from xval.running.environment import ConfigSource, Out, run_config
 from xval.running.refit import refit_instance
 from xval.running.runner import RunOutcome, RunRequest, run_experiment
@@ -56,10 +56,11 @@ class Experiment(ExperimentDeclaration):
     """
 
     def main(self, argv: Sequence[str] | None = None) -> NoReturn:
-        """Runs the command line (`FIRST LAST [GPU]`, options) and exits with its code."""
-        sys.exit(run_experiment_cli(self, argv))
+        """Runs the command line (`FIRST LAST [GPU]`, options) and exits with its code: the
+        command line calls `run` (or `refit`), as a Python caller does."""
+        sys.exit(run_experiment_cli(self, argv, run=self.run, refit=self.refit))
 
-    def run(self, instances: Iterable[int] | None = None, *,
+    def run(self, instances: Selection = None, *,
             overrides: Mapping[str, Any] | None = None, overwrite: bool | None = None,
             dry_run: bool = False, gpu: object = None, config: ConfigSource = None,
             executor: str | None = None, gpus: Sequence[object] | None = None,
@@ -75,7 +76,8 @@ class Experiment(ExperimentDeclaration):
         back.
 
         Args:
-            instances: instance ids (see `select`); `None` runs all.
+            instances: instance ids, or an `InstanceRange(first, last)` (see `select`);
+                `None` runs all.
             overrides: dict of `--set` parameter values.
             overwrite: rerun instances with results; `None` uses `overwrite_results`.
             dry_run: print the resolved parameters and folds, write nothing.
@@ -107,11 +109,9 @@ class Experiment(ExperimentDeclaration):
             another runner), `exit_code`.
         """
         request = RunRequest(
-            instances=None if instances is None else list(instances),
-            overrides=dict(overrides or {}),
-            overwrite=self.overwrite_results if overwrite is None else overwrite,
-            dry_run=dry_run, gpu=self.gpu_ID if gpu is None else gpu, executor=executor,
-            gpus=gpus, debug=self.debug_mode if debug is None else debug, out=out,
+            instances=instances if instances is None or isinstance(instances, InstanceRange)
+            else list(instances), overrides=dict(overrides or {}), overwrite=overwrite,
+            dry_run=dry_run, gpu=gpu, executor=executor, gpus=gpus, debug=debug, out=out,
             ray_address=ray_address, progress=progress, verbose=verbose, search=search,
             trials=trials, timeout=timeout, listeners=tuple(listeners))
         return run_experiment(self, request, run_config(config, self.config_path,
@@ -147,4 +147,4 @@ class Experiment(ExperimentDeclaration):
                               out=out, executor=executor, gpu=gpu)
 
 
-__all__ = ["Experiment", "RunOutcome"]
+__all__ = ["Experiment", "InstanceRange", "RunOutcome"]

@@ -23,8 +23,7 @@ def description_text(experiment: ExperimentDeclaration, plan: Plan) -> str:
 def dataset_info(plan: Plan) -> dict[str, Any]:
     """The store's description (without its list of skipped files) and its path: what
     prediction needs to extract features as the dataset did."""
-    info = {k: v for k, v in plan.store.info.items() if k != "skipped"}
-    return {**info, "store": str(plan.store.path)}
+    return plan.store.info.without_skipped(str(plan.store.path)).to_dict()
 
 
 def instance_dataset_info(plan: Plan, instance: int) -> dict[str, Any] | None:
@@ -33,8 +32,7 @@ def instance_dataset_info(plan: Plan, instance: int) -> dict[str, Any] | None:
     if instance not in plan.stores:
         return None
     store = plan.stores[instance]
-    info = {k: v for k, v in store.info.items() if k != "skipped"}
-    return {**info, "store": str(store.path)}
+    return store.info.without_skipped(str(store.path)).to_dict()
 
 
 def begin_experiment(recorder: Recorder, experiment: ExperimentDeclaration, plan: Plan,

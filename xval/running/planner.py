@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from preprocessing import features
+from preprocessing.features import FeatureType
 from preprocessing.store import FeatureStore
 from xval import tasks
 from xval.config import params as P
@@ -19,11 +21,12 @@ from xval.config.loader import Config
 from xval.core.errors import ConfigurationError, ResultsConflictError
 from xval.core.layout import INSTANCE_OUTPUT, ExperimentLayout
 from xval.core.outputs import check_output_folder, check_replace
+from xval.core.parameters import DATASET, InstanceParams
+from xval.core.reader import READER
 from xval.core.records import FoldsManifest, Job, ParamsRecord
 from xval.folds import ItemKFold, PredefinedItemSplit, fold_manifest
 from xval.folds import check_fold as check_fold_items
 from xval.running.declaration import ExperimentDeclaration, InstanceSpec, check_dataset
-from xval.running.recorder import read_record
 from xval.training.front_end import check_front_end
 from xval.training.model import check_transfer
 
@@ -31,8 +34,6 @@ Params = dict[str, Any]
 Resolver = Callable[[int, InstanceSpec], Params]
 """`(instance_id, spec) -> resolved parameters`."""
 
-FOLDS_FIX = ("it records which items each fold tests. Restore it from a backup, or move the "
-             "experiment folder away (or use a new experiment number) and rerun.")
 PARAMS_FIX = ("rerun with --overwrite to replace this instance's results (the old ones are "
               "kept aside until the new ones complete), or restore the file.")
 
@@ -103,7 +104,7 @@ class Plan:
     def describe(self, out: Callable[..., None], number: int, dataset: str) -> None:
         """Prints the plan (the dry run)."""
         out(f"Dry run of experiment {number} on {dataset!r} ({len(self.store)} rows, "
-            f"{self.store.info['n_items']} items): nothing is trained or written.")
+            f"{self.store.info.n_items} items): nothing is trained or written.")
         out(f"Results would go to {self.exp_dir}")
         out(f"Folds ({self.manifest.splitter}, hash {self.manifest.hash[:12]}):")
         for i, fold in enumerate(self.folds):
@@ -117,7 +118,7 @@ class Plan:
 
 def resolver(experiment: ExperimentDeclaration, config: Config,
              overrides: Mapping[str, Any] | None = None,
-             feature: str | None = None, encoder_layers: int = 0) -> Resolver:
+             feature: FeatureType | None = None, encoder_layers: int = 0) -> Resolver:
     """Instance resolution with the experiment's defaults, parameters and task and the
     registered architectures.
 
@@ -125,7 +126,7 @@ def resolver(experiment: ExperimentDeclaration, config: Config,
         experiment: the declaration.
         config: the run's `Config` (its `[training]` defaults).
         overrides: `--set` values.
-        feature: the store's feature type (some defaults follow it), or `None`.
+        feature: the store's registered feature type (some defaults follow it), or `None`.
         encoder_layers: the encoder layers side by side in a `pretrained` store's rows
             (`dataset.json` `front_end.layers`), or `0`: an instance's `encoder_layers=0`
             (the pretrained heads' default) becomes this number.
@@ -140,7 +141,7 @@ def resolver(experiment: ExperimentDeclaration, config: Config,
                            architectures=architectures,
                            experiment_params=experiment.parameters,
                            overrides=dict(overrides or {}), task_type=experiment.task_type,
-                           feature=feature)
+                           feature=feature, feature_types=features.get)
         if params.get("encoder_layers") == 0 and encoder_layers:
             params["encoder_layers"] = encoder_layers
         return params
@@ -175,17 +176,17 @@ def make_plan(experiment: ExperimentDeclaration, config: Config, selected: list[
     resolved = {}
     for k in selected:
         own = stores.get(k, store)
-        feature = (own.info.get("feature_params") or {}).get("feature")
-        layers = (own.info.get("front_end") or {}).get("layers") or []
+        name = own.info.feature
+        feature = features.get(name) if name is not None and name in features.TYPES else None
         resolved[k] = resolver(experiment, config, overrides, feature,
-                               len(layers))(k, experiment.instances[k])
-        if resolved[k].get(P.DATASET) == experiment.dataset:
-            del resolved[k][P.DATASET]  # the experiment's own: no other store
+                               own.info.encoder_layers)(k, experiment.instances[k])
+        if InstanceParams.of(resolved[k]).dataset == experiment.dataset:
+            del resolved[k][DATASET]  # the experiment's own: no other store
     check_store_task(experiment, store)
     task = tasks.get(experiment.task_type)
     for k, params in resolved.items():
         check_front_end(params, stores.get(k, store).info, task, f"instance {k}")
-        if params.get("load_model"):
+        if InstanceParams.of(params).load_model:
             check_transfer(params, tuple(stores.get(k, store).features.shape[1:]),
                            f"instance {k}")
     folds, manifest = make_folds(experiment, config, store)
@@ -251,7 +252,7 @@ def check_same_items(store: FeatureStore, other: FeatureStore, dataset: str, nam
         raise ConfigurationError(
             f"{where}: dataset={name!r} is a {other.task_type} store, the experiment's "
             f"{dataset!r} a {store.task_type} store; {fix}.")
-    if store.task_type != "regression" and list(other.classes) != list(store.classes):
+    if (store.classes or other.classes) and list(other.classes) != list(store.classes):
         raise ConfigurationError(
             f"{where}: dataset={name!r} has classes {other.classes}, the experiment's "
             f"{dataset!r} {store.classes}; {fix}.")
@@ -272,8 +273,7 @@ def check_store_task(experiment: ExperimentDeclaration, store: FeatureStore) -> 
     Raises:
         ConfigurationError: naming the store's task and the experiment's.
     """
-    reconstructs = getattr(tasks.get(experiment.task_type), "reconstructs", False)
-    if store.task_type != experiment.task_type and not reconstructs:
+    if store.task_type != experiment.task_type and not tasks.get(experiment.task_type).reconstructs:
         raise ConfigurationError(
             f"Dataset {experiment.dataset!r} is a {store.task_type} store but the experiment "
             f"says task_type={experiment.task_type!r}."
@@ -295,10 +295,10 @@ def make_splitter(experiment: ExperimentDeclaration, config: Config,
                 f"set num_folds=1 (it is {experiment.num_folds})."
             )
         return PredefinedItemSplit(store.meta["split"].to_numpy(str))
-    return ItemKFold(experiment.num_folds, val_fraction=config.folds["val_fraction"],
-                     test_fraction=config.folds["test_fraction"],
-                     stratify=config.folds["stratify"], n_repeats=experiment.n_repeats,
-                     random_state=config.folds["fold_seed"])
+    return ItemKFold(experiment.num_folds, val_fraction=config.folds.val_fraction,
+                     test_fraction=config.folds.test_fraction,
+                     stratify=config.folds.stratify, n_repeats=experiment.n_repeats,
+                     random_state=config.folds.fold_seed)
 
 
 def make_folds(experiment: ExperimentDeclaration, config: Config,
@@ -348,18 +348,12 @@ def check_folds_file(layout: ExperimentLayout, manifest: FoldsManifest) -> None:
     """Refuses results whose `folds.json` holds other folds than the planned ones.
 
     Raises:
-        ResultsConflictError: for other folds, or a `folds.json` that is not a manifest.
+        ResultsConflictError: for other folds, a `folds.json` that is not a manifest, or
+            one edited after it was written (`READER.manifest` checks its hash).
     """
     path = layout.folds_file
-    if not path.exists():
-        return
-    old = read_record(path, FoldsManifest.from_dict, FOLDS_FIX)
-    if old.content_hash() != old.hash:
-        raise ResultsConflictError(
-            f"{path} was edited after it was written: the folds it holds no longer match its "
-            f"recorded hash, so the results there cannot be trusted to keep test items out "
-            f"of training; {FOLDS_FIX}")
-    if old.hash != manifest.hash:
+    old = READER.manifest(layout)
+    if old is not None and old.hash != manifest.hash:
         raise ResultsConflictError(
             f"{path} holds other folds (the dataset, num_folds or [folds] settings changed "
             "since the results there were made). Use a new experiment number, or move that "
@@ -383,7 +377,7 @@ def check_params_files(layout: ExperimentLayout, resolved: Mapping[int, Params],
         path = layout.instance(k).params_file
         if not path.exists():
             continue
-        old = read_record(path, ParamsRecord.from_dict, PARAMS_FIX)
+        old = READER.require(path, ParamsRecord.from_dict, PARAMS_FIX)
         edited = P.edited_params(old.params, old.hash)
         if edited:
             raise ResultsConflictError(f"{path} {edited}; the results there may not have been "

@@ -8,7 +8,9 @@ executor; the recorder writes it as `final.keras` with its `final.json`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import statistics
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,12 +19,13 @@ from filelock import Timeout
 from xval.config.loader import Config
 from xval.core.errors import ConfigurationError, TrainingError
 from xval.core.records import FoldResult, Job
-from xval.executors import ExecutorOptions, JobQueue, make_executor
+from xval.executors import JobQueue
 from xval.executors.base import Executor
 from xval.running.declaration import ExperimentDeclaration
-from xval.running.environment import normalize_gpu, script_name, setup_environment
+from xval.running.environment import prepare_process, script_name
 from xval.running.planner import Plan, make_plan
-from xval.running.recorder import Out, Recorder
+from xval.running.recorder import Out, Recorder, folds_on_disk
+from xval.running.runner import executor_for
 
 
 def refit_instance(experiment: ExperimentDeclaration, instance: int, config: Config, *,
@@ -48,16 +51,15 @@ def refit_instance(experiment: ExperimentDeclaration, instance: int, config: Con
         TrainingError: when the refit fails.
     """
     selected = experiment.select(instances=[instance])
-    gpu_id = normalize_gpu(experiment.gpu_ID if gpu is None else gpu, "GPU id")
-    backend = setup_environment(config.backend["backend"], gpu_id)
+    gpu_id, backend = prepare_process(config.backend.backend,
+                                      experiment.gpu_ID if gpu is None else gpu, _stderr)
     plan = make_plan(experiment, config, selected, {}, False)
     recorder = Recorder(plan.layout, config, plan.num_folds, out=out,
                         task_type=plan.task_type)
     best_epochs = fold_best_epochs(recorder, plan, instance, experiment.script)
     epochs = max(1, int(round(statistics.median(e for e in best_epochs if e is not None))))
     job = refit_job(plan, instance, epochs)
-    runner = make_executor(executor or config.backend["executor"], ExecutorOptions(
-        gpus=(gpu_id,) if gpu_id is not None else None, backend=backend))
+    runner = executor_for(executor, config, gpu_id, backend)
     out(f"instance {instance}: refitting on all {len(job.items['train'])} items for {epochs} "
         f"epochs (median of the folds' best epochs {best_epochs}).")
     with holding_instance(recorder, instance):
@@ -77,7 +79,8 @@ def fold_best_epochs(recorder: Recorder, plan: Plan, instance: int,
     Raises:
         ConfigurationError: when some fold is not done (or its file cannot be believed).
     """
-    folds = recorder.read_folds(instance)
+    folds = folds_on_disk(recorder.instance_layout(instance), plan.num_folds,
+                          params_hash=plan.hashes[instance], task_type=plan.task_type)
     missing = [i for i in range(plan.num_folds) if i not in folds.done]
     best = [r.best_epoch for r in sorted(folds.records, key=lambda r: r.fold) if r.ok]
     if missing or not any(e is not None for e in best):
@@ -92,15 +95,17 @@ def fold_best_epochs(recorder: Recorder, plan: Plan, instance: int,
 
 
 def refit_job(plan: Plan, instance: int, epochs: int) -> Job:
-    """The job that trains `instance` on every item of fold 0 for `epochs` epochs."""
+    """The job that trains `instance` on every item of fold 0 for `epochs` epochs: the
+    plan's job of fold 0 (`Plan.job`), with all its items as training items, no logs."""
     fold = plan.folds[0]
     items = sorted({*fold["train"], *fold["val"], *fold["test"]})
-    return Job(instance=instance, fold=0, params=plan.resolved[instance],
-               items={"train": items, "val": [], "test": []}, task_type=plan.task_type,
-               generator=plan.generator, store=str(Path(plan.store_of(instance).path).resolve()),
-               params_hash=plan.hashes[instance],
-               store_hash=plan.store_of(instance).content_hash,
-               refit_epochs=epochs)
+    return dataclasses.replace(plan.job(instance, 0),
+                               items={"train": items, "val": [], "test": []},
+                               log_dir=None, refit_epochs=epochs)
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr)
 
 
 @contextlib.contextmanager

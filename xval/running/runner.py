@@ -28,13 +28,13 @@ from xval.executors.base import Executor
 from xval.report.results import ExperimentResults
 from xval.report.terminal import terminal_table
 from xval.running.checks import data_checks
-from xval.running.declaration import ExperimentDeclaration
+from xval.running.declaration import ExperimentDeclaration, Selection
 from xval.running.derived import derived_failure, report_listeners
 from xval.running.environment import (
     check_gpus_visible,
     import_keras,
     normalize_gpu,
-    setup_environment,
+    prepare_process,
 )
 from xval.running.experiment_files import begin_experiment, instance_dataset_info
 from xval.running.planner import Plan, make_plan, resolver
@@ -69,16 +69,20 @@ class RunOutcome:
 
 @dataclasses.dataclass
 class RunRequest:
-    """What a run was asked to do (see `xval.Experiment.run` for each field)."""
+    """What a run was asked to do (see `xval.Experiment.run` for each field).
 
-    instances: list[int] | None = None
+    `overwrite`, `gpu` and `debug` left `None` take the declaration's settings
+    (`overwrite_results`, `gpu_ID`, `debug_mode`): `settled` is the one place that says so.
+    """
+
+    instances: Selection = None
     overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
-    overwrite: bool = False
+    overwrite: bool | None = None
     dry_run: bool = False
     gpu: object = None
     executor: str | None = None
     gpus: Sequence[object] | None = None
-    debug: bool = False
+    debug: bool | None = None
     out: Out = print
     ray_address: str | None = None
     progress: bool = False
@@ -87,6 +91,13 @@ class RunRequest:
     trials: int | None = None
     timeout: float | None = None
     listeners: Sequence[object] = ()
+
+    def settled(self, experiment: ExperimentDeclaration) -> RunRequest:
+        """The request with the declaration's settings where it leaves them `None`."""
+        return dataclasses.replace(
+            self, overwrite=experiment.overwrite_results if self.overwrite is None
+            else self.overwrite, gpu=experiment.gpu_ID if self.gpu is None else self.gpu,
+            debug=experiment.debug_mode if self.debug is None else self.debug)
 
 
 def run_experiment(experiment: ExperimentDeclaration, request: RunRequest,
@@ -101,14 +112,14 @@ def run_experiment(experiment: ExperimentDeclaration, request: RunRequest,
         XvalError: for anything that cannot run (nothing trained, nothing written), or
             with `debug`, the first failed fold (`TrainingError`).
     """
-    gpu = normalize_gpu(request.gpu, "GPU id")
-    if gpu is not None and gpu != "-1" and not check_gpus_visible([gpu], "GPU", _stderr):
-        gpu = None  # no GPU visible: the CPU, CUDA_VISIBLE_DEVICES left as it is
-    backend = setup_environment(config.backend["backend"], gpu)
+    request = request.settled(experiment)
+    gpu, backend = prepare_process(config.backend.backend, request.gpu, _stderr)
     selected = check_selection(experiment, request, config)
-    executor = executor_for(request, config, gpu, backend)
+    executor = executor_for(request.executor, config, gpu, backend, gpus=request.gpus,
+                            ray_address=request.ray_address)
     check_selection_metric_recorded(experiment, config, request.overrides, request.search)
-    plan = make_plan(experiment, config, selected, request.overrides, request.overwrite)
+    plan = make_plan(experiment, config, selected, request.overrides,
+                     bool(request.overwrite))
     if request.dry_run:
         return dry_run(experiment, plan, request, config)
     for line in data_checks(plan):
@@ -132,8 +143,8 @@ def run_experiment(experiment: ExperimentDeclaration, request: RunRequest,
 
 def check_selection(experiment: ExperimentDeclaration, request: RunRequest,
                     config: Config) -> list[int]:
-    """The instances to plan: the selected ones, or none with `search` (the search is
-    checked instead).
+    """The instances to plan: the selected ones (the one place a run selects them), or
+    none with `search` (the search is checked instead).
 
     Raises:
         ConfigurationError: for ids not declared, or with `search`: no declared search,
@@ -157,28 +168,37 @@ def check_selection(experiment: ExperimentDeclaration, request: RunRequest,
     return []
 
 
-def executor_for(request: RunRequest, config: Config, gpu: str | None,
-                 backend: str) -> Executor:
-    """The unstarted executor the run asks for (`[backend] executor` unless given).
+def executor_for(name: str | None, config: Config, gpu: str | None, backend: str, *,
+                 gpus: Sequence[object] | None = None,
+                 ray_address: str | None = None) -> Executor:
+    """The unstarted executor a run (or a refit) asks for.
+
+    Args:
+        name: a registered executor; `None` takes `[backend] executor`.
+        config: the run's `Config` (`jobs_per_gpu`).
+        gpu: the process's GPU (`prepare_process`), or `None`.
+        backend: the Keras backend.
+        gpus: `--gpus` (process and Ray executors), or `None`.
+        ray_address: the Ray cluster to join, or `None`.
 
     Raises:
         ConfigurationError: for an unknown executor, bad GPU ids, or options the executor
             cannot honour.
     """
-    name = request.executor or config.backend["executor"]
-    if request.gpus and name == "inline":
+    name = name or config.backend.executor
+    if gpus and name == "inline":
         raise ConfigurationError(
-            f"--gpus {','.join(map(str, request.gpus))} is for --executor process or ray; "
+            f"--gpus {','.join(map(str, gpus))} is for --executor process or ray; "
             "the inline executor trains in this process: give its GPU as the positional "
             "GPU argument.")
-    given = [normalize_gpu(g, "--gpus") for g in request.gpus] if request.gpus else []
+    given = [normalize_gpu(g, "--gpus") for g in gpus] if gpus else []
     gpus = check_gpus_visible([g for g in given if g is not None], "--gpus", _stderr) \
         if given else []
     gpu_list = gpus or ([gpu] if gpu is not None else None)
     options = ExecutorOptions(
         gpus=tuple(g for g in gpu_list if g is not None) if gpu_list else None,
-        jobs_per_gpu=config.backend["jobs_per_gpu"], backend=backend,
-        ray_address=request.ray_address)
+        jobs_per_gpu=config.backend.jobs_per_gpu, backend=backend,
+        ray_address=ray_address)
     return make_executor(name, options)
 
 
@@ -259,15 +279,15 @@ def execute(experiment: ExperimentDeclaration, plan: Plan, executor: Executor,
     started = time.perf_counter()
     held: list[FileLock] = []
     try:
-        jobs, skipped = claim_instances(plan, recorder, request.overwrite, held)
-        Scheduler(executor, recorder, debug=request.debug, out=request.out,
+        jobs, skipped = claim_instances(plan, recorder, bool(request.overwrite), held)
+        Scheduler(executor, recorder, debug=bool(request.debug), out=request.out,
                   progress=request.progress, epoch_lines=request.verbose).run(jobs)
     finally:
         for instance_lock in held:
             instance_lock.release()
     if not jobs:
         recorder.results_changed()
-    results = ExperimentResults(plan.exp_dir)
+    results = recorder.results.refresh()
     failed = [k for k in plan.resolved if k in results.instances
               and results[k].status == InstanceStatus.FAILED.value]
     print_table(results, list(plan.resolved), plan.config, request.out)
@@ -341,7 +361,8 @@ def search_instances(experiment: ExperimentDeclaration, search: Search,
             listeners=run_listeners(request, config, experiment.task_type))
     finally:
         experiment.instances = declared  # trial instances are not declarations
-    results = ExperimentResults(done.layout.root)
+    results = done.results.refresh() if done.results is not None \
+        else ExperimentResults(done.layout.root)
     trial_ids = [k for k in results.instances if k >= done.first_instance]
     print_table(results, sorted(set(declared) | set(trial_ids)), config, request.out)
     request.out(f"search: this runner ran {len(done.ran)} trial(s) ({len(done.pruned)} "

@@ -9,126 +9,40 @@ metric after each fold, and tells the study the final mean (or that it was prune
 
 Resume: a trial whose runner died stays `RUNNING` in the study, and its instance lock is free;
 the next runner finds it, takes the lock, and finishes that same trial from its first
-unfinished fold. Trials held by a live runner keep their lock and are left alone.
-"""
+unfinished fold. Trials held by a live runner keep their lock and are left alone."""
 
 from __future__ import annotations
 
 import dataclasses
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import matplotlib
-import numpy as np
 from filelock import FileLock, Timeout
-from matplotlib import pyplot as plt
 
 from xval import tasks
 from xval.config.loader import Config
 from xval.config.selection import metric_direction, selection_metric
 from xval.config.space import Search
-from xval.core.errors import ConfigurationError
 from xval.core.layout import ExperimentLayout
 from xval.core.records import FoldResult, TrialRecord
 from xval.executors.base import Executor
+from xval.report.results import ExperimentResults
 from xval.running.declaration import ExperimentDeclaration
 from xval.running.experiment_files import begin_experiment, instance_dataset_info
 from xval.running.planner import Plan
-from xval.running.recorder import Out, Recorder
+from xval.running.recorder import Out, Recorder, folds_on_disk
+from xval.running.sampler import (
+    import_optuna,
+    make_sampler,
+    objective_of,
+    open_study,
+    save_search_plots,
+)
 from xval.running.scheduler import Scheduler
 
 PlanFor = Callable[[list[int]], Plan]
 """`(instance_ids) -> Plan`: the planner, bound to the run's settings."""
-
-
-def import_optuna() -> Any:
-    """Optuna, quiet, or a clear error when it is not installed.
-
-    Raises:
-        ConfigurationError: when Optuna is not installed.
-    """
-    try:
-        import optuna  # noqa: PLC0415  (optional: only --search needs it)
-    except ImportError as e:
-        raise ConfigurationError(
-            "--search needs Optuna, which is not installed: `pip install -e '.[search]'`."
-        ) from e
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna
-
-
-def make_sampler(search: Search, trial_number: int) -> Any:
-    """The sampler for one trial, seeded with `seed + trial_number`.
-
-    Seeding per trial keeps a search reproducible and, with several runners on one study,
-    keeps them from drawing the same random parameters (each trial number is unique in the
-    study); TPE still learns from every finished trial, which it reads from the storage.
-    """
-    optuna = import_optuna()
-    seed = search.seed + trial_number
-    if search.sampler == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, search.n_trials))
-    return optuna.samplers.RandomSampler(seed=seed)
-
-
-def _pruner(search: Search) -> Any:
-    optuna = import_optuna()
-    if search.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=search.startup_trials,
-                                           n_warmup_steps=0)
-    if search.pruner == "halving":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1)
-    return optuna.pruners.NopPruner()
-
-
-def open_study(layout: ExperimentLayout, search: Search, first_instance: int,
-               direction: str) -> tuple[Any, int]:
-    """Creates or loads the experiment's study (its `search.journal`).
-
-    Returns:
-        `(study, first_instance)`: the first instance id stored in the study wins.
-
-    Raises:
-        ConfigurationError: when the stored study optimises in the other direction.
-    """
-    optuna = import_optuna()
-    from optuna.storages import JournalStorage  # noqa: PLC0415  (optional: Optuna)
-    from optuna.storages.journal import JournalFileBackend  # noqa: PLC0415  (as above)
-
-    layout.root.mkdir(parents=True, exist_ok=True)
-    storage = JournalStorage(JournalFileBackend(str(layout.search_journal)))
-    study = optuna.create_study(study_name=layout.name, storage=storage,
-                                sampler=make_sampler(search, 0), pruner=_pruner(search),
-                                direction=direction + "imize", load_if_exists=True)
-    if study.direction.name.lower() != direction + "imize":
-        raise ConfigurationError(
-            f"{layout.search_journal} holds a study that {study.direction.name.lower()}s, "
-            f"but the selection metric asks to {direction}imize: use a new experiment number."
-        )
-    stored = study.user_attrs.get("first_instance")
-    if stored is None:
-        study.set_user_attr("first_instance", first_instance)
-        for params in search.enqueue:
-            study.enqueue_trial(params, skip_if_exists=True)
-        stored = first_instance
-    return study, int(stored)
-
-
-def objective_of(folds: Sequence[FoldResult], metric: str,
-                 clip_falls_back: bool = True) -> tuple[float | None, int]:
-    """Mean over the finished folds of the validation `metric` (clip level where files were
-    cut into segments, as the report selects), and the number of folds it covers."""
-    ok = [f for f in folds if f.ok and f.metrics]
-    level = "clip" if any(f.clip_metrics for f in ok) else "segment"
-    values = []
-    for fold in ok:
-        metrics = fold.level_metrics(level, clip_falls_back) or {}
-        value = metrics.get("val", {}).get(metric)
-        if value is not None:
-            values.append(value)
-    return (float(np.mean(values)) if values else None), len(values)
 
 
 @dataclasses.dataclass
@@ -146,6 +60,7 @@ class SearchOutcome:
     ran: list[int] = dataclasses.field(default_factory=list)
     failed: list[int] = dataclasses.field(default_factory=list)
     pruned: list[int] = dataclasses.field(default_factory=list)
+    results: ExperimentResults | None = None
 
     def add(self, instance: int, state: str) -> None:
         """Counts a trial that ended in `state` (a `TrialRecord.state`)."""
@@ -182,10 +97,15 @@ class TrialRunner:
     progress: bool = False
     verbose: bool = False
     listeners: Sequence[object] = ()
+    results: ExperimentResults | None = None
 
     def recorder(self, plan: Plan) -> Recorder:
+        """The recorder of one trial; every trial's recorder keeps the same results."""
+        if self.results is None:
+            self.results = ExperimentResults(plan.layout.root, num_folds=plan.num_folds)
         return Recorder(plan.layout, self.config, plan.num_folds, out=self.out,
-                        listeners=self.listeners, task_type=plan.task_type)
+                        listeners=self.listeners, task_type=plan.task_type,
+                        results=self.results)
 
 
 def run_search(experiment: ExperimentDeclaration, search: Search, *, config: Config,
@@ -236,6 +156,7 @@ def run_search(experiment: ExperimentDeclaration, search: Search, *, config: Con
             lock.release()
         outcome.add(first + trial.number, state)
     save_search_plots(study, plan.layout, out)
+    outcome.results = context.results
     return outcome
 
 
@@ -282,20 +203,23 @@ class Pruning:
     """
 
     def __init__(self, trial: Any, recorder: Recorder, instance: int, context: TrialRunner,
-                 num_folds: int) -> None:
+                 num_folds: int, params_hash: str | None = None) -> None:
         self.trial = trial
         self.recorder = recorder
         self.instance = instance
         self.context = context
         self.num_folds = num_folds
+        self.params_hash = params_hash
         self.pruned_at: int | None = None
         self.clip_falls_back = tasks.get(context.experiment.task_type) \
             .clip_is_segment_without_clips
 
     def objective(self) -> tuple[float | None, int]:
         """The running objective over the trial's finished folds, and their number."""
-        return objective_of(self.recorder.read_folds(self.instance).records,
-                            self.context.metric, self.clip_falls_back)
+        folds = folds_on_disk(self.recorder.instance_layout(self.instance), self.num_folds,
+                              params_hash=self.params_hash,
+                              task_type=self.recorder.task_type)
+        return objective_of(folds.records, self.context.metric, self.clip_falls_back)
 
     def __call__(self, result: FoldResult) -> bool:
         value, n = self.objective()
@@ -340,7 +264,8 @@ def run_trial(context: TrialRunner, trial: Any, instance: int) -> str:
     recorder.record_trial(record)
     context.out(f"search: trial {trial.number} -> instance {instance}: "
                 + ", ".join(f"{n}={v!r}" for n, v in sampled.items()))
-    pruning = Pruning(trial, recorder, instance, context, plan.num_folds)
+    pruning = Pruning(trial, recorder, instance, context, plan.num_folds,
+                      plan.hashes[instance])
     todo = [i for i in range(plan.num_folds) if i not in done]
     failed = False
     if todo:
@@ -364,28 +289,3 @@ def run_trial(context: TrialRunner, trial: Any, instance: int) -> str:
     recorder.finish_instance(instance)
     recorder.results_changed()
     return record.state
-
-
-def save_search_plots(study: Any, layout: ExperimentLayout, out: Out) -> None:
-    """Optuna's optimisation history and parameter importances as PNGs in `search/`."""
-    from optuna.visualization import matplotlib as vis  # noqa: PLC0415  (optional: Optuna)
-
-    matplotlib.use("Agg")
-    folder = layout.search_dir
-    folder.mkdir(exist_ok=True)
-    complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
-    plots: list[tuple[str, Callable[[Any], Any]]] = [
-        ("optimization_history.png", vis.plot_optimization_history)]
-    if len(complete) >= 2 and len({p for t in complete for p in t.params}) >= 1:
-        plots.append(("param_importances.png", vis.plot_param_importances))
-    for name, fn in plots:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # Optuna's matplotlib plots are "experimental"
-                figure = fn(study).figure
-            figure.set_size_inches(7, 4)
-            figure.tight_layout()
-            figure.savefig(folder / name, dpi=100)
-            plt.close(figure)
-        except (ValueError, RuntimeError, ZeroDivisionError) as e:
-            out(f"search: {name} not drawn ({type(e).__name__}: {e}).")

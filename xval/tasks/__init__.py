@@ -19,16 +19,21 @@ tasks.names()                  # ['classification', 'regression']
 from xval.tasks.base import Task
 from xval.tasks.registry import (
     DEFAULT,
+    TASKS,
+    for_output,
     get,
     infer,
+    infer_from_folds,
     maximized_metrics,
     metric_names,
     names,
+    of_class_labels,
     register,
+    rules,
 )
 
-__all__ = ["DEFAULT", "Task", "get", "infer", "maximized_metrics", "metric_names", "names",
-           "register"]
+__all__ = ["DEFAULT", "TASKS", "Task", "for_output", "get", "infer", "infer_from_folds",
+           "maximized_metrics", "metric_names", "names", "of_class_labels", "register", "rules"]
 
 # The built-in tasks register themselves on import.
 from xval.tasks import (  # noqa: E402, F401

@@ -24,6 +24,7 @@ import pandas as pd
 
 from xval.core.errors import ParameterError
 from xval.core.layout import InstanceLayout
+from xval.core.parameters import TrainingParams
 from xval.core.records import FoldResult, InstanceSummary, Postprocessing
 from xval.tasks.metrics import pool_by_clip
 from xval.tasks.weights import balanced_weights
@@ -104,6 +105,10 @@ class Task(abc.ABC):
             rows (`choose_postprocessing`).
         training_defaults: `[training]` defaults of the task, used unless the experiment or
             the instance names them (detection's measured learning rate).
+        reconstructs: the model reconstructs its (normalised) input, so the task uses no
+            labels and a store of any task will do (representation).
+        scores_events: the model's frames become events, scored against annotated
+            recordings (`python -m xval evaluate --annotations`; detection).
     """
 
     name: str = ""
@@ -121,6 +126,8 @@ class Task(abc.ABC):
     level_names: dict[str, str] = {"segment": "segment", "clip": "clip"}
     chosen_on_validation: tuple[str, ...] = ()
     training_defaults: dict[str, Any] = {}
+    reconstructs: bool = False
+    scores_events: bool = False
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
@@ -183,9 +190,10 @@ class Task(abc.ABC):
         Raises:
             ParameterError: naming the parameter and the fix.
         """
-        if params.get("time_warp", 0.0) and self.output != "vector":
+        params = TrainingParams.of(params)
+        if params.time_warp and self.output != "vector":
             raise ParameterError(
-                f"{where}: time_warp={params['time_warp']} moves the frames of a row, so the "
+                f"{where}: time_warp={params.time_warp} moves the frames of a row, so the "
                 f"per-frame or reconstruction targets of a {self.name} task would no longer "
                 "line up with them; use time_warp=0.")
 
@@ -205,9 +213,10 @@ class Task(abc.ABC):
         Returns:
             `np.ndarray [shape=(rows,)]`, or `None` for unweighted rows. Defaults to
             scikit-learn's "balanced" weights (`xval.tasks.weights.balanced_weights`) when
-            `params["class_weights"]` is set and the task has classes; `None` otherwise.
+            `params.class_weights` is set and the task has classes; `None` otherwise.
         """
-        if not (params.get("class_weights") and self.has_classes):
+        params = TrainingParams.of(params)
+        if not (params.class_weights and self.has_classes):
             return None
         return balanced_weights(y)
 

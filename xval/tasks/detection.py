@@ -43,38 +43,30 @@ import pandas as pd
 import xval.tasks.figures as plots
 from xval.core.errors import ConfigurationError, DatasetError, ParameterError
 from xval.core.layout import InstanceLayout
+from xval.core.parameters import TrainingParams
 from xval.core.records import FoldResult, InstanceSummary, Postprocessing, Status
 from xval.tasks.base import Params, Pooled, StoreView, Task
-from xval.tasks.events import (
-    Event,
-    FileEvent,
-    activity_to_events,
-    detection_metrics,
-    event_metrics,
-    frame_metrics,
-    stitch_windows,
+from xval.tasks.event_rules import (
+    CHOSEN_ON_VALIDATION,
+    EventRules,
+    choose_rules,
+    frames,
+    reference_events,
+    stitch_recordings,
 )
+from xval.tasks.event_rules import MEDIAN_GRID_SECONDS as MEDIAN_GRID_SECONDS
+from xval.tasks.event_rules import POSTPROCESSING as POSTPROCESSING
+from xval.tasks.event_rules import THRESHOLD_GRID as THRESHOLD_GRID
+from xval.tasks.events import Event, detection_metrics, event_metrics, frame_metrics
 from xval.tasks.metrics import sigmoid
 from xval.tasks.psds import recording_psds
 from xval.tasks.registry import register
+from xval.tasks.weights import MAX_POSITIVE_WEIGHT as MAX_POSITIVE_WEIGHT
+from xval.tasks.weights import positive_weights
 
 EVENT, BACKGROUND = "event", "background"
-MAX_POSITIVE_WEIGHT = 100.0
-"""The largest weight `class_weights=True` gives an active frame (a class active in one
-frame of 10,000 would otherwise weigh 10,000 and make training unstable)."""
 PLOT_WINDOWS = 4
 """Test windows drawn per fold in `plots/activity_fold_<i>.png`."""
-POSTPROCESSING = {"detection_threshold": 0.5, "median_filter_seconds": 0.0,
-                  "min_event_seconds": 0.0, "min_gap_seconds": 0.0}
-THRESHOLD_GRID = (0.5, 0.4, 0.6, 0.3, 0.7)
-"""Thresholds tried per class on the validation recordings, in order of preference (a tie
-keeps the earlier, nearer the default 0.5)."""
-MEDIAN_GRID_SECONDS = (0.0, 0.06, 0.1, 0.2)
-"""Median-filter lengths tried on the validation recordings (a tie keeps the shorter)."""
-CHOSEN_ON_VALIDATION = ("detection_threshold", "median_filter_seconds")
-"""The post-processing parameters a fold chooses on its validation rows when the instance
-leaves them unset (`None`, the detection default)."""
-
 DETECTOR_EVALUATION = (
     "A detector is scored on annotated recordings: give the annotation CSV with "
     "--annotations and the folder of its recordings as SOURCE (`python -m xval evaluate "
@@ -82,39 +74,11 @@ DETECTOR_EVALUATION = (
 )
 
 
-def postprocessing(params: Params | None) -> dict[str, Any]:
-    """The post-processing parameters of `params` (instance parameters, a saved
-    `params.json`'s, or either with a fold's choice applied: `Postprocessing.apply`), the
-    defaults of `POSTPROCESSING` where absent or unset (`None`)."""
-    given = params or {}
-    return {k: v if given.get(k) is None else given[k] for k, v in POSTPROCESSING.items()}
-
-
-def positive_weights(y: np.ndarray, max_weight: float = MAX_POSITIVE_WEIGHT,
-                     chunk: int = 4096) -> list[float]:
-    """Weight of an active frame of each class: inactive over active frames, clipped.
-
-    Args:
-        y: frame targets of the fold's training rows, `np.ndarray [shape=(rows, frames,
-            classes)]` of 0/1 (a memmap is read in chunks).
-        max_weight: the largest weight. Defaults to `MAX_POSITIVE_WEIGHT` (100).
-        chunk: rows read at once. Defaults to `4096`.
-
-    Returns:
-        list of floats, one per class, in `[1, max_weight]`: `negatives / positives`, 1 for
-        a class active in at least half the frames, and 1 for a class never active in
-        the training rows (its weight multiplies nothing).
-    """
-    classes = y.shape[-1]
-    positives = np.zeros(classes, dtype=np.float64)
-    total = 0
-    for start in range(0, len(y), chunk):
-        block = np.asarray(y[start:start + chunk], dtype=np.float64).reshape(-1, classes)
-        positives += block.sum(axis=0)
-        total += block.shape[0]
-    negatives = total - positives
-    ratio = np.divide(negatives, positives, out=np.ones(classes), where=positives > 0)
-    return [float(w) for w in np.clip(ratio, 1.0, max_weight).round(6)]
+def postprocessing(params: Params | None) -> EventRules:
+    """The post-processing of `params` (instance parameters, a saved `params.json`'s, or
+    either with a fold's choice applied: `Postprocessing.apply`), the defaults of
+    `POSTPROCESSING` where absent or unset (`None`): `EventRules.of`."""
+    return EventRules.of(params)
 
 
 @register
@@ -140,6 +104,7 @@ class Detection(Task):
     level_names = {"segment": "window", "clip": "recording"}
     chosen_on_validation = CHOSEN_ON_VALIDATION
     training_defaults = {"learning_rate": 0.003}
+    scores_events = True
     """Measured on two synthetic sets (docs/results.md, detection): with `resnet_detector`
     (and `crnn_detector` with `freq_pool=2`), 0.003 fits the training recordings where the
     shared 0.001 underfits."""
@@ -184,8 +149,9 @@ class Detection(Task):
         return np.asarray(y, dtype=np.float32)
 
     def check_params(self, params: Params, where: str) -> None:
+        params = TrainingParams.of(params)
         super().check_params(params, where)
-        if params.get("label_smoothing", 0):
+        if params.label_smoothing:
             raise ParameterError(f"{where}: label_smoothing needs a task with classes; "
                                  "detection targets are per-frame 0/1.")
 
@@ -198,14 +164,15 @@ class Detection(Task):
         Args:
             params: the instance parameters.
             train_targets: frame targets of the fold's training rows, `np.ndarray
-                [shape=(rows, frames, classes)]`; needed when `params["class_weights"]`.
+                [shape=(rows, frames, classes)]`; needed when `params.class_weights`.
 
         Raises:
             ValueError: when `class_weights` is set and `train_targets` is not given.
         """
         import keras  # noqa: PLC0415  (keras: the backend is chosen by then)
 
-        if not params.get("class_weights"):
+        params = TrainingParams.of(params)
+        if not params.class_weights:
             return keras.losses.BinaryCrossentropy(from_logits=True)
         if train_targets is None:
             raise ValueError("class_weights=True: the detection loss weights active frames "
@@ -249,36 +216,29 @@ class Detection(Task):
             splits `psds1` and `psds2` (`xval.psds`, recording level; not on the training
             split, whose 50 operating points would only cost time).
         """
-        ys, probs, flat_y, flat_p = _frames(y_true, outputs, num_outputs)
+        ys, probs, flat_y, flat_p = frames(y_true, outputs, num_outputs)
         eps = 1e-7
         bce = -(flat_y * np.log(flat_p + eps) + (1 - flat_y) * np.log(1 - flat_p + eps))
         post = postprocessing(params)
         out: dict[str, Any] = {"loss": float(bce.mean())}
-        out.update(frame_metrics(flat_y, flat_p, post["detection_threshold"]))
+        out.update(frame_metrics(flat_y, flat_p, post.detection_threshold))
         if frame_seconds is None:
             return out
         names = list(classes) if classes else [f"class{i}" for i in range(num_outputs)]
-        reference, durations = _reference(ys, frame_seconds, names)
-        estimated = self.file_events(probs, frame_seconds, names, post)
+        reference, durations = reference_events(ys, frame_seconds, names)
+        estimated = post.file_events(probs, frame_seconds, names)
         out.update(detection_metrics(reference, estimated, files=list(durations),
                                      classes=names, durations=durations))
         out["onset_f1"] = event_metrics(reference, estimated, files=list(durations),
                                         classes=names, evaluate_offset=False)["event_f1"]
         if whole_files and split != "train":
-            median = int(round(post["median_filter_seconds"] / frame_seconds)) | 1
+            median = int(round(post.median_filter_seconds / frame_seconds)) | 1
             out.update(recording_psds(
                 reference, {f"file{i}": p for i, p in enumerate(probs)}, durations,
                 frame_seconds=frame_seconds, classes=names, median_filter_frames=median,
-                min_event_seconds=post["min_event_seconds"],
-                min_gap_seconds=post["min_gap_seconds"]))
+                min_event_seconds=post.min_event_seconds,
+                min_gap_seconds=post.min_gap_seconds))
         return {k: (float(v) if v is not None else float("nan")) for k, v in out.items()}
-
-    def file_events(self, probs: Sequence[np.ndarray], frame_seconds: float,
-                    classes: Sequence[str], post: Mapping[str, Any]) -> list[FileEvent]:
-        """The events of every window or recording, `(file, onset_s, offset_s, label)`,
-        files named `file<i>` as `_reference` names them."""
-        return [(f"file{i}", *e) for i, prob in enumerate(probs)
-                for e in self.events(prob, frame_seconds, classes, post)]
 
     def choose_postprocessing(self, y_true: Any, outputs: Any, num_outputs: int, *,
                               params: Params | None = None,
@@ -306,60 +266,15 @@ class Detection(Task):
             A `Postprocessing` of the chosen values (`split="val"`), or `None` when the
             instance sets both parameters or `frame_seconds` is unknown.
         """
-        free = [k for k in CHOSEN_ON_VALIDATION if (params or {}).get(k) is None]
-        if not free or frame_seconds is None:
-            return None
-        ys, probs, _, _ = _frames(y_true, outputs, num_outputs)
-        names = list(classes) if classes else [f"class{i}" for i in range(num_outputs)]
-        base = postprocessing(params)
-        medians = MEDIAN_GRID_SECONDS if "median_filter_seconds" in free \
-            else (base["median_filter_seconds"],)
-        grid = THRESHOLD_GRID if "detection_threshold" in free \
-            else (base["detection_threshold"],)
-        reference, durations = _reference(ys, frame_seconds, names)
-        best: tuple[float, dict[str, Any]] = (-math.inf, base)
-        for median in medians:
-            post = {**base, "median_filter_seconds": median}
-            thresholds = self._class_thresholds(reference, probs, frame_seconds, names, post,
-                                                grid, list(durations))
-            post["detection_threshold"] = thresholds
-            score = event_metrics(reference, self.file_events(probs, frame_seconds, names, post),
-                                  files=list(durations), classes=names)["event_f1"]
-            score = score if np.isfinite(score) else -1.0
-            if score > best[0]:
-                best = (score, post)
-        return Postprocessing(values={k: best[1][k] for k in free}, classes=names,
-                              score=best[0] if best[0] >= 0 else None)
-
-    def _class_thresholds(self, reference: list[FileEvent], probs: Sequence[np.ndarray],
-                          frame_seconds: float, names: list[str], post: Mapping[str, Any],
-                          grid: Sequence[Any], files: list[str]) -> list[float]:
-        """Per class, the threshold of `grid` with the best class-wise event F1 (the first
-        on a tie; the default where no threshold scores)."""
-        scores = []
-        for threshold in grid:
-            trial = {**post, "detection_threshold": threshold}
-            found = event_metrics(reference, self.file_events(probs, frame_seconds, names, trial),
-                                  files=files, classes=names)["class_f1"]
-            scores.append([found[c] if np.isfinite(found[c]) else -1.0 for c in names])
-        table = np.asarray(scores)  # (grid, classes)
-        per_class = [np.broadcast_to(np.asarray(t, dtype=float), (len(names),)) for t in grid]
-        pick = np.argmax(table, axis=0)  # the first maximum: the preferred on a tie
-        return [float(per_class[pick[c]][c]) if table[pick[c], c] >= 0
-                else POSTPROCESSING["detection_threshold"] for c in range(len(names))]
+        return choose_rules(y_true, outputs, num_outputs, params, frame_seconds, classes)
 
     @staticmethod
     def events(prob: np.ndarray, frame_seconds: float, classes: Sequence[str],
-               post: Mapping[str, float], offset_s: float = 0.0,
+               post: Mapping[str, Any], offset_s: float = 0.0,
                duration_s: float | None = None) -> list[Event]:
         """Events `(onset_s, offset_s, label)` of one window's frame probabilities (cut at
-        `duration_s`, the end of the file, when given)."""
-        median = int(round(post["median_filter_seconds"] / frame_seconds)) | 1
-        return activity_to_events(
-            prob, frame_seconds=frame_seconds, classes=classes,
-            threshold=post["detection_threshold"], median_filter_frames=median,
-            min_event_seconds=post["min_event_seconds"],
-            min_gap_seconds=post["min_gap_seconds"], offset_s=offset_s, duration_s=duration_s)
+        `duration_s`, the end of the file, when given): `EventRules.events`."""
+        return EventRules.of(post).events(prob, frame_seconds, classes, offset_s, duration_s)
 
     def fold_plot_data(self, y_true: np.ndarray, outputs: np.ndarray, meta: pd.DataFrame, *,
                        params: Params | None = None, frame_seconds: float | None = None,
@@ -379,7 +294,7 @@ class Detection(Task):
             record = meta.iloc[i]
             start = float(record["start"]) if "start" in meta and \
                 np.isfinite(float(record["start"])) else 0.0
-            events = self.events(prob[k], frame_seconds, names, post, offset_s=start) \
+            events = post.events(prob[k], frame_seconds, names, offset_s=start) \
                 if frame_seconds else []
             windows.append({
                 "row": int(record["row"]) if "row" in meta else int(i),
@@ -391,7 +306,7 @@ class Detection(Task):
                 "events": [[round(a, 3), round(b, 3), c] for a, b, c in events],
             })
         return {"classes": names, "frame_seconds": frame_seconds,
-                "threshold": post["detection_threshold"], "windows": windows,
+                "threshold": post.detection_threshold, "windows": windows,
                 "with_events": bool(len(with_events))}
 
     def plots(self, layout: InstanceLayout, folds: Sequence[FoldResult],
@@ -435,28 +350,7 @@ class Detection(Task):
             `frame_seconds`, or when two windows of a recording start on the same frame (a
             store without window starts).
         """
-        if starts is None or frame_seconds is None:
-            return None
-        at = np.asarray(starts, dtype=np.float64)
-        if not np.isfinite(at).all():
-            return None
-        outputs, targets, clips = np.asarray(outputs), np.asarray(targets), np.asarray(clips)
-        names, first, inverse = np.unique(clips, return_index=True, return_inverse=True)
-        order = np.argsort(inverse, kind="stable")  # rows grouped by clip, in row order
-        groups = np.split(order, np.cumsum(np.bincount(inverse, minlength=len(names)))[:-1])
-        firsts = np.rint(at / frame_seconds)
-        logits, truths = [], []
-        for k in np.argsort(first):  # recordings in first-seen order
-            rows = groups[k]
-            if len(np.unique(firsts[rows])) < len(rows):
-                return None  # windows of a recording without distinct starts: no time line
-            prob = stitch_windows(sigmoid(outputs[rows].astype(np.float64)), at[rows],
-                                  frame_seconds)
-            prob = np.clip(prob, 1e-7, 1 - 1e-7)
-            logits.append(np.log(prob) - np.log1p(-prob))
-            truths.append(stitch_windows(targets[rows], at[rows], frame_seconds,
-                                         reduce="max"))
-        return names[np.argsort(first)], logits, truths
+        return stitch_recordings(outputs, targets, clips, starts, frame_seconds)
 
     def headline_metrics(self, clips: bool) -> list[tuple[str, str, str]]:
         if clips:  # windows cut from longer recordings: the stitched recording first
@@ -478,7 +372,7 @@ class Detection(Task):
         prob = sigmoid(np.asarray(outputs, dtype=np.float64))
         frame_seconds = frame_seconds or 0.01
         events = [json.dumps([[round(a, 3), round(b, 3), c] for a, b, c in
-                              self.events(p, frame_seconds, classes, post)])
+                              post.events(p, frame_seconds, classes)])
                   for p in prob]
         return {"predicted": events, "max_probability": prob.max(axis=(1, 2)).round(4)}
 
@@ -492,7 +386,7 @@ class Detection(Task):
         segments: list[dict[str, Any]] = []
         events: list[Event] = []
         for p, start in zip(prob, starts):
-            found = self.events(p, frame_seconds, classes, post, offset_s=start)
+            found = post.events(p, frame_seconds, classes, offset_s=start)
             events += found
             segments.append({"start": start,
                              "scores": {c: float(p[:, i].max()) for i, c in enumerate(classes)}})
@@ -521,32 +415,3 @@ class Detection(Task):
         `event_f1` per class."""
         rows = [(level, "", k, v) for k, v in data.items() if k != "class_f1"]
         return rows + [(level, c, "event_f1", v) for c, v in data.get("class_f1", {}).items()]
-
-
-def _reference(ys: Sequence[np.ndarray], frame_seconds: float,
-               names: list[str]) -> tuple[list[FileEvent], dict[str, float]]:
-    """The annotated events of every window or recording (files `file<i>`) and each
-    file's length in seconds."""
-    reference: list[FileEvent] = []
-    durations = {}
-    for i, y in enumerate(ys):
-        name = f"file{i}"
-        durations[name] = len(y) * frame_seconds
-        reference += [(name, *e) for e in activity_to_events(
-            y, frame_seconds=frame_seconds, classes=names)]
-    return reference, durations
-
-
-def _frames(y_true: Any, outputs: Any, num_outputs: int) -> tuple[Any, Any, np.ndarray,
-                                                                  np.ndarray]:
-    """Targets and probabilities per window or recording, and both flattened to
-    `(frames, classes)`: windows (one array, flattened without a copy) or recordings of
-    different lengths (lists, concatenated)."""
-    if isinstance(outputs, (list, tuple)):  # recordings of different lengths
-        ys = [np.asarray(y, dtype=np.float32).reshape(-1, num_outputs) for y in y_true]
-        probs = [sigmoid(np.asarray(o, dtype=np.float64)).reshape(-1, num_outputs)
-                 for o in outputs]
-        return ys, probs, np.concatenate(ys), np.concatenate(probs)
-    y = np.asarray(y_true, dtype=np.float32)
-    prob = sigmoid(np.asarray(outputs, dtype=np.float64))
-    return y, prob, y.reshape(-1, num_outputs), prob.reshape(-1, num_outputs)

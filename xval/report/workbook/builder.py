@@ -51,12 +51,13 @@ def save_workbook(book: Workbook, path: Path) -> None:
             os.remove(tmp)
 
 
-def build_workbook(exp_dir: str | Path, config: Config | None = None,
+def build_workbook(exp_dir: ExperimentResults | str | Path, config: Config | None = None,
                    path: str | Path | None = None) -> Path:
     """Rebuilds `experiment_<N>.xlsx` from the result files, under a lock, atomically.
 
     Args:
-        exp_dir: the `experiment_<N>` folder.
+        exp_dir: the `experiment_<N>` folder, or its `ExperimentResults` (a run's, kept up
+            to date by the recorder: nothing is read again).
         config: a `Config` (selection metric, alpha), or `None` for the defaults.
         path: where to write; defaults to `exp_dir/experiment_<N>.xlsx`.
 
@@ -67,11 +68,12 @@ def build_workbook(exp_dir: str | Path, config: Config | None = None,
         ConfigurationError: when `exp_dir` is not an experiment folder (nothing is written).
         ResultsConflictError: when its `folds.json` is not a fold manifest.
     """
-    layout = ExperimentLayout(Path(exp_dir))
+    given = exp_dir if isinstance(exp_dir, ExperimentResults) else None
+    layout = given.layout if given is not None else ExperimentLayout(Path(str(exp_dir)))
     check_experiment_folder(layout.root)
     target = Path(path) if path else layout.workbook
     with lock(target):
-        results = ExperimentResults(layout.root)
+        results = given.refresh() if given is not None else ExperimentResults(layout.root)
         book = fill_workbook(Workbook(), SheetContext.of(results, config))
         save_workbook(book, target)
     return target

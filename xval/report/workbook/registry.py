@@ -17,6 +17,7 @@ from pathlib import Path
 from openpyxl.worksheet.worksheet import Worksheet
 
 from xval.config.loader import Config
+from xval.core.registry import Registry
 from xval.report.results import ExperimentResults
 from xval.report.tables import Selection, alpha_of
 from xval.report.workbook.cells import Styles
@@ -80,7 +81,9 @@ class SheetSpec:
     write: SheetWriter
 
 
-_SHEETS: dict[str, SheetSpec] = {}
+SHEETS: Registry[SheetSpec] = Registry("workbook sheet", setting="sheet",
+                                       where="xval.report.workbook")
+"""The registered sheets, by name."""
 
 
 def _check_name(name: str) -> None:
@@ -119,12 +122,7 @@ def register_sheet(name: str, *, order: float) -> Callable[[SheetWriter], SheetW
     _check_name(name)
 
     def add(write: SheetWriter) -> SheetWriter:
-        known = _SHEETS.get(name)
-        if known is not None and known.write is not write:
-            raise ValueError(f"A workbook sheet named {name!r} is already registered "
-                             f"({known.write.__module__}.{known.write.__qualname__}); "
-                             "choose another name, or unregister_sheet() it first.")
-        _SHEETS[name] = SheetSpec(name, float(order), write)
+        SHEETS.register(name, SheetSpec(name, float(order), write))
         return write
 
     return add
@@ -134,14 +132,12 @@ def unregister_sheet(name: str) -> None:
     """Removes a registered sheet.
 
     Raises:
-        ValueError: when no sheet has that name, listing those that do.
+        UnknownNameError: (a `ValueError`) when no sheet has that name, listing those that
+            do.
     """
-    if name not in _SHEETS:
-        raise ValueError(f"No workbook sheet named {name!r}; registered: "
-                         f"{', '.join(spec.name for spec in registered_sheets())}.")
-    del _SHEETS[name]
+    SHEETS.unregister(name)
 
 
 def registered_sheets() -> list[SheetSpec]:
     """The registered sheets, in the order they are written."""
-    return sorted(_SHEETS.values(), key=lambda spec: (spec.order, spec.name))
+    return sorted(SHEETS.values(), key=lambda spec: (spec.order, spec.name))

@@ -1,0 +1,25 @@
+"""Fold manifests written by hand in tests, with the hash the planner records.
+
+A `folds.json` whose recorded hash does not match its folds is refused by the results
+reader (it was edited after it was written), so a test that writes one by hand records the
+hash the planner would.
+"""
+
+import json
+
+from xval.core.hashing import json_digest
+
+
+def manifest_text(folds, splitter="by hand", dataset_hash=None):
+    """The text of a `folds.json` holding `folds`, its hash recorded as the planner does.
+
+    Args:
+        folds: list of `{"train": [...], "val": [...], "test": [...]}` dicts.
+        splitter: the splitter's description.
+        dataset_hash: the store's content hash, or `None`.
+
+    Returns:
+        The JSON text.
+    """
+    manifest = {"splitter": splitter, "dataset_hash": dataset_hash, "folds": folds}
+    return json.dumps({**manifest, "hash": json_digest(manifest)})

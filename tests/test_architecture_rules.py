@@ -1,0 +1,271 @@
+"""The structure rules of issue 34, checked on the source so that a regression fails CI:
+one results reader, no string reads of `[training]` keys or `dataset.json` keys outside
+their typed records, no task or feature name spelt outside its own package, one registry
+class with one message shape, no library module over 400 lines.
+
+The checks read the source with `ast` (what `grep` would find, without its false hits in
+docstrings and comments)."""
+
+import ast
+import re
+
+import pytest
+
+from tests.conftest import ROOT
+
+PACKAGES = ("xval", "architectures", "preprocessing", "augmentation")
+MAX_LINES = 400
+
+
+def _modules() -> dict[str, str]:
+    """Library module path (relative to the root) -> source."""
+    return {str(path.relative_to(ROOT)): path.read_text()
+            for package in PACKAGES for path in sorted((ROOT / package).rglob("*.py"))}
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef,
+                             ast.AsyncFunctionDef)) and node.body \
+                and isinstance(node.body[0], ast.Expr) \
+                and isinstance(node.body[0].value, ast.Constant):
+            found.add(id(node.body[0].value))
+    return found
+
+
+def _string_literals(source: str, schema: bool = False) -> list[tuple[int, str]]:
+    """`(line, text)` of every string constant that is not a docstring (nor, in the schema,
+    a key's `default=`: the schema is the one source of default values, and `[features]
+    feature` defaults to a feature type)."""
+    tree = ast.parse(source)
+    skip = _docstrings(tree)
+    if schema:
+        skip |= {id(kw.value) for node in ast.walk(tree) if isinstance(node, ast.Call)
+                 for kw in node.keywords if kw.arg == "default"}
+    return [(node.lineno, node.value) for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)
+            and id(node) not in skip]
+
+
+def _key_reads(source: str, keys: set[str], receiver: re.Pattern) -> list[str]:
+    """Reads `x["key"]` and `x.get("key", ...)` of a key in `keys`, where `x` (as
+    written) matches `receiver`: `"line: text"` each."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load) \
+                and isinstance(node.slice, ast.Constant) and node.slice.value in keys:
+            target, key = node.value, node.slice.value
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                and node.func.attr == "get" and node.args \
+                and isinstance(node.args[0], ast.Constant) and node.args[0].value in keys:
+            target, key = node.func.value, node.args[0].value
+        else:
+            continue
+        if receiver.search(ast.unparse(target)):
+            found.append(f"{node.lineno}: {ast.unparse(target)}[{key!r}]")
+    return found
+
+
+# -- 1. one reader -----------------------------------------------------------------------
+
+def test_rules_one_read_record_and_one_digest_cache():
+    modules = _modules()
+    read_record = [m for m, s in modules.items() if re.search(r"\bdef read_record\b", s)]
+    assert read_record == ["xval/core/reader.py"]
+    # The digest cache is xval.core.hashing's (issue 37 checks stores by content through
+    # it; the reader hashes models through it).
+    caches = [m for m, s in modules.items()
+              if re.search(r"\b_digests\b|lru_cache[^\n]*\n\s*def _?\w*(sha256|digest)", s)]
+    assert caches == ["xval/core/hashing.py"]
+    # Result files are parsed only by the reader (the recorder writes through it).
+    parsers = [m for m, s in modules.items()
+               if re.search(r"(FoldResult|ParamsRecord|FoldsManifest|TrialRecord|"
+                            r"InstanceSummary|FinalModelRecord)\.from_dict\(read_json", s)]
+    assert parsers == []
+
+
+# -- 2. typed parameters -----------------------------------------------------------------
+
+def test_rules_no_string_reads_of_training_keys():
+    """`[training]` keys and the mandatory names are read through `TrainingParams` /
+    `InstanceParams` (`params.epochs`), not by string (`params["epochs"]`)."""
+    from xval.config import schema
+    from xval.core.parameters import MANDATORY
+
+    keys = set(schema.SCHEMA["training"]) | set(MANDATORY)
+    receiver = re.compile(r"(^|[._])params$|^p$|(^|\.)training$|^typed$")
+    found = {m: hits for m, s in _modules().items()
+             if not m.startswith("xval/config/schema") and (hits := _key_reads(s, keys, receiver))}
+    assert found == {}
+
+
+def test_rules_no_string_reads_of_config_sections():
+    """A `Config` section is a typed record: `config.folds.val_fraction`."""
+    from xval.config import schema
+    from xval.config.loader import Config, load_config
+    from xval.config.sections import SECTIONS
+    from xval.core.settings import Settings
+
+    found = {}
+    for section, keys in schema.SCHEMA.items():
+        receiver = re.compile(rf"(^|\.){section}$")
+        for m, s in _modules().items():
+            hits = _key_reads(s, set(keys), receiver)
+            if hits and not m.startswith("xval/config/schema"):
+                found[f"{m} [{section}]"] = hits
+    assert found == {}
+    config = load_config(None)
+    assert isinstance(config, Config)
+    for section, record in SECTIONS.items():
+        assert isinstance(getattr(config, section), record)
+        assert issubclass(record, Settings)
+
+
+def test_rules_no_string_reads_of_dataset_json():
+    """`dataset.json` is read through `DatasetInfo` (`store.info.feature_params`)."""
+    keys = {"task_type", "classes", "n_rows", "feature_shape", "dtype", "n_items",
+            "n_clips", "content_hash", "feature_params", "sample_rate", "skipped",
+            "n_files", "augment_versions", "extraction_seconds", "front_end",
+            "annotations", "annotation_options", "source", "store"}
+    receiver = re.compile(r"(^|\.)(info|dataset_info)$")
+    found = {m: hits for m, s in _modules().items()
+             if m != "xval/core/dataset_info.py" and (hits := _key_reads(s, keys, receiver))}
+    assert found == {}
+
+
+def test_rules_typed_records_match_the_schema():
+    """The records are checked against the schema on import; a record that drifts (a
+    missing key, another type or default) is refused with the difference named."""
+    import dataclasses
+
+    from xval.config.sections import check_record
+    from xval.core.parameters import TrainingParams
+
+    @dataclasses.dataclass(frozen=True, eq=False)
+    class Short(TrainingParams):
+        extra: int = 0
+
+    with pytest.raises(TypeError, match=r"extra fields \['extra'\]"):
+        check_record(Short, "training")
+
+    @dataclasses.dataclass(frozen=True, eq=False)
+    class Drifted(TrainingParams):
+        epochs: int = 61
+
+    with pytest.raises(TypeError, match="Drifted.epochs defaults to 61; the schema says 60"):
+        check_record(Drifted, "training")
+
+    @dataclasses.dataclass(frozen=True, eq=False)
+    class Retyped(TrainingParams):
+        epochs: float = 60
+
+    with pytest.raises(TypeError, match="Retyped.epochs is float; the schema's .* is int"):
+        check_record(Retyped, "training")
+
+
+# -- 3. one registry class, facts asked of the entries -----------------------------------
+
+TASK_NAMES = {"classification", "regression", "detection", "representation"}
+FEATURE_NAMES = {"stft", "mel", "mfcc", "cqt", "pretrained"}
+FEATURE_MODULES = ("preprocessing/features/", "architectures/front_end.py")
+"""Where feature types are named: their package, and the Keras layer that computes the
+spectral types inside a model (`front_end`), a second implementation of theirs checked
+against them (tests/test_front_end.py)."""
+
+
+def test_rules_no_task_or_feature_name_outside_its_package():
+    """A task or feature type is asked for its facts (`Task.reconstructs`,
+    `FeatureType.has_frequencies`), never recognised by its name elsewhere."""
+    spelt = []
+    for module, source in _modules().items():
+        for line, text in _string_literals(source, module.startswith("xval/config/schema")):
+            if text in TASK_NAMES and not module.startswith("xval/tasks/"):
+                spelt.append(f"{module}:{line}: task {text!r}")
+            if text in FEATURE_NAMES and not module.startswith(FEATURE_MODULES):
+                spelt.append(f"{module}:{line}: feature type {text!r}")
+    assert spelt == []
+
+
+def test_rules_no_undeclared_task_or_feature_attribute_is_read():
+    found = [f"{m}: {hit}" for m, s in _modules().items()
+             for hit in re.findall(r"getattr\((?:task|kind|feature)\w*, \"\w+\"", s)]
+    assert found == []
+
+
+def _registries():
+    import architectures
+    import xval.report.workbook  # noqa: F401  (registers the sheets)
+    from architectures.registry import ARCHITECTURES
+    from preprocessing.features import TYPES
+    from preprocessing.features.encoders import BUILT_IN
+    from xval.executors.registry import EXECUTORS
+    from xval.report.workbook.registry import SHEETS
+    from xval.tasks import TASKS
+
+    del architectures
+    return {"architecture": ARCHITECTURES, "feature": TYPES, "task_type": TASKS,
+            "executor": EXECUTORS, "sheet": SHEETS, "encoder": BUILT_IN}
+
+
+def test_rules_the_registries_are_one_class():
+    """The five registries of issue 34, and the built-in encoders added since."""
+    from xval.core.registry import Registry
+
+    registries = _registries()
+    assert all(type(r) is Registry for r in registries.values()), registries
+    assert {setting: r.setting for setting, r in registries.items()} == \
+        {setting: setting for setting in registries}
+
+
+@pytest.mark.parametrize("setting, lookup, typo, closest", [
+    ("architecture", "architectures.get", "vgg_mnii", "vgg_mini"),
+    ("feature", "preprocessing.features.get", "mell", "mel"),
+    ("task_type", "xval.tasks.get", "clasification", "classification"),
+    ("executor", "xval.executors.registry.get", "proces", "process"),
+    ("sheet", "xval.report.workbook.unregister_sheet", "Sumary", "Summary"),
+    ("encoder", "preprocessing.features.encoders.BUILT_IN.get", "aisfz", "aisfx"),
+])
+def test_rules_an_unknown_name_has_one_message_shape(setting, lookup, typo, closest):
+    """Every registry refuses an unknown name with the same error and the same words: the
+    setting and the name, the registered names, where they are registered, the closest."""
+    import importlib
+
+    from xval.core.registry import UnknownNameError
+
+    registry = _registries()[setting]
+    module, _, name = lookup.rpartition(".")
+    if module.endswith(".BUILT_IN"):
+        found = importlib.import_module(module.rpartition(".")[0]).BUILT_IN.get
+    else:
+        found = getattr(importlib.import_module(module), name)
+    with pytest.raises(UnknownNameError) as raised:
+        found(typo)
+    known = ", ".join(registry.names())
+    assert re.fullmatch(rf"{setting}={re.escape(repr(typo))}: expected one of "
+                        rf"{re.escape(known)} \(the {registry.kind}s registered in "
+                        rf"{re.escape(registry.where)}\)\. Did you mean [^?]*"
+                        rf"{re.escape(repr(closest))}[^?]*\?", str(raised.value)), raised.value
+    assert isinstance(raised.value, ValueError)
+
+
+def test_rules_choice_lists_in_the_schema_come_from_the_registries():
+    import preprocessing.features  # noqa: F401  (binds the feature types)
+    import xval.executors  # noqa: F401  (binds the executors)
+    from xval.config import schema
+    from xval.executors.registry import EXECUTORS
+
+    executor = schema.SCHEMA["backend"]["executor"]
+    feature = schema.SCHEMA["features"]["feature"]
+    assert "{choices}" in executor.notes and "{choices}" in feature.notes
+    for name in EXECUTORS.names():
+        assert f"{name} ({EXECUTORS.get(name).summary})" in executor.note()
+    assert all(name in feature.note() for name in preprocessing.features.names())
+
+
+
+# -- 5. one concept per module ------------------------------------------------------------
+
+def test_rules_no_library_module_over_400_lines():
+    long = {m: n for m, s in _modules().items() if (n := len(s.splitlines())) > MAX_LINES}
+    assert long == {}

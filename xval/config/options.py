@@ -1,0 +1,148 @@
+"""The training options fitted to an instance (`fit_defaults`: the `[training]` defaults of
+the generalisation options adapted to its epochs, task and features) and checked between
+themselves (`check_training_options`), when `xval.config.params.resolve` resolves it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from xval import tasks
+from xval.core.errors import ParameterError
+from xval.core.parameters import TrainingParams
+
+
+class FeatureFacts(Protocol):
+    """What `resolve` needs to know of the store's feature type. A registered
+    `preprocessing.features.FeatureType` is one (the feature registry sits above the
+    configuration, so the store's type is handed in, not imported)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def has_frequencies(self) -> bool: ...
+
+    @property
+    def neighbouring_bins(self) -> bool: ...
+
+
+def fit_defaults(params: dict[str, Any], explicit: set[str], task: tasks.Task,
+                  feature: FeatureFacts | None = None) -> None:
+    """Adapts the generalisation options that come from `[training]` defaults (not named by
+    the experiment, the instance or `--set`) to the instance, instead of refusing it: a
+    default `min_epochs` is at most `epochs // 2` and a default `warmup_epochs` at most
+    `epochs // 5`; a default warm-up is dropped under `lr_schedule="plateau"`; a default
+    `label_smoothing` and default frequency and time warping are dropped for a task without
+    classes (a warp may change a numeric target), and default SpecAugment, mixup and warps
+    for tasks whose outputs are not one vector per row (detection, representation: the
+    defaults were measured on classification); a default `freq_warp` is dropped for a store of
+    MFCCs, and default `freq_warp` and `freq_masks` for a store of pretrained encoder states
+    (their dimensions are not frequencies, nor neighbours); the task's own `training_defaults`
+    replace the shared ones, and its `chosen_on_validation` parameters are unset (`None`:
+    chosen per fold on the validation rows). Values the instance names are checked as given
+    (`check_training_options`)."""
+    typed = TrainingParams.of(params)
+    epochs = typed.epochs
+    for name, share in (("min_epochs", 2), ("warmup_epochs", 5)):
+        if name not in explicit:
+            params[name] = min(params.get(name, 0), epochs // share)
+    if "warmup_epochs" not in explicit and typed.lr_schedule == "plateau":
+        params["warmup_epochs"] = 0
+    if not task.has_classes:
+        # Label smoothing needs classes; a warp of pitch or tempo may change a numeric target
+        # (a speaker's age, a speaking rate), so default warps are for classes only.
+        for name in ("label_smoothing", "freq_warp", "time_warp"):
+            if name not in explicit:
+                params[name] = 0.0
+    if task.output != "vector":
+        for name, off in (("time_masks", 0), ("freq_masks", 0), ("mixup_alpha", 0.0),
+                          ("freq_warp", 0.0), ("time_warp", 0.0)):
+            if name not in explicit:
+                params[name] = off
+    _feature_defaults(params, explicit, feature)
+    _task_defaults(params, explicit, task)
+
+
+def _feature_defaults(params: dict[str, Any], explicit: set[str],
+                      feature: FeatureFacts | None) -> None:
+    """Drops the default warps and masks the features cannot take: `freq_warp` on bins
+    without frequencies, `freq_masks` on bins that are not neighbours, `time_warp` on rows
+    of any length (`random_crop_seconds`: a crop is the time augmentation)."""
+    if feature is not None and not feature.has_frequencies and "freq_warp" not in explicit:
+        params["freq_warp"] = 0.0
+    if feature is not None and not feature.neighbouring_bins and "freq_masks" not in explicit:
+        params["freq_masks"] = 0
+    if TrainingParams.of(params).random_crop_seconds and "time_warp" not in explicit:
+        params["time_warp"] = 0.0
+
+
+def _check_feature(params: Mapping[str, Any], where: str, feature: FeatureFacts | None
+                   ) -> None:
+    """Refuses frequency warping on bins without frequencies (MFCCs, an encoder's states),
+    and frequency masks on bins that are not neighbours (an encoder's dimensions)."""
+    if feature is None:
+        return
+    typed = TrainingParams.of(params)
+    if typed.freq_warp and not feature.has_frequencies:
+        raise ParameterError(
+            f"{where}: freq_warp={typed.freq_warp} warps the frequency axis, but the "
+            f"dataset's features ({feature.name!r}) have no frequency axis (their bins have "
+            "no centre frequencies); use freq_warp=0, or a store of a feature type with "
+            "frequencies.")
+    if typed.freq_masks and not feature.neighbouring_bins:
+        raise ParameterError(
+            f"{where}: freq_masks={typed.freq_masks} acts on a frequency axis, but the "
+            f"dataset's features ({feature.name!r}) have dimensions that are neither "
+            "frequencies nor neighbours; use freq_masks=0 (time masks and time_warp are "
+            "fine).")
+
+
+def _task_defaults(params: dict[str, Any], explicit: set[str], task: tasks.Task) -> None:
+    """The task's own `training_defaults` in place of the shared ones, and its
+    `chosen_on_validation` parameters unset (`None`: chosen per fold on the validation
+    rows), for every name the experiment and the instance leave out."""
+    defaults = {**task.training_defaults, **dict.fromkeys(task.chosen_on_validation)}
+    params.update({k: v for k, v in defaults.items() if k not in explicit})
+
+
+def check_training_options(params: Mapping[str, Any], task: tasks.Task, where: str,
+                            feature: FeatureFacts | None = None) -> None:
+    """Cross-parameter checks of warm-up, min_epochs, label smoothing, frequency warping and
+    refit_with_val."""
+    _check_feature(params, where, feature)
+    typed = TrainingParams.of(params)
+    if typed.random_crop_seconds and typed.time_warp:
+        raise ParameterError(
+            f"{where}: time_warp={typed.time_warp} needs rows of a fixed length, but "
+            f"random_crop_seconds={typed.random_crop_seconds} makes the model take any "
+            "length; use time_warp=0 (the random crop shifts the rows in time already).")
+    epochs = typed.epochs
+    for name in ("min_epochs", "warmup_epochs"):
+        if params.get(name, 0) >= epochs:
+            raise ParameterError(
+                f"{where}: {name}={params[name]} but epochs={epochs}; {name} must be smaller "
+                f"than epochs (raise epochs or lower {name})."
+            )
+    if typed.warmup_epochs and typed.lr_schedule == "plateau":
+        raise ParameterError(
+            f"{where}: warmup_epochs={typed.warmup_epochs} needs lr_schedule 'constant' "
+            "or 'cosine' ('plateau' changes the learning rate itself); set warmup_epochs=0 "
+            "or another lr_schedule."
+        )
+    if typed.refit_with_val and typed.embeds:
+        raise ParameterError(
+            f"{where}: refit_with_val=True and embedding_classifier="
+            f"{typed.embedding_classifier!r} cannot be combined (the classifier is fitted "
+            "on the first model's embeddings, and its C chosen on the validation rows the "
+            "refit trains on); set one of them off."
+        )
+    if typed.class_weights and not task.weights_classes:
+        weighted = " or ".join(f"task_type={n!r}" for n in tasks.names()
+                               if tasks.get(n).weights_classes)
+        raise ParameterError(f"{where}: class_weights=True needs {weighted}.")
+    if typed.label_smoothing and not task.has_classes:
+        raise ParameterError(
+            f"{where}: label_smoothing={typed.label_smoothing} needs a task with classes "
+            f"(task_type is {task.name!r}); set label_smoothing=0."
+        )

@@ -1,0 +1,29 @@
+"""The choices of the keys whose values are fixed names (backends, compressions) or come
+from the task registry (`selection_metric`)."""
+
+from __future__ import annotations
+
+import xval.config.embedding as embedding
+from xval import tasks
+
+BACKENDS = ("tensorflow", "torch", "jax")
+COMPRESSIONS = ("db", "log", "power", "none")
+
+
+def task_types() -> tuple[str, ...]:
+    """The registered task names (`xval.tasks.names()`): the choices of `task_type`."""
+    return tuple(tasks.names())
+
+
+def selection_metrics() -> tuple[str, ...]:
+    """`auto`, then every metric some registered task records for every split, then those
+    of the embedding classifiers (`embedding_accuracy`, ...)."""
+    return ("auto", *tasks.metric_names(), *embedding.metric_names())
+
+
+def _describe_metric(name: str) -> str:
+    """`auto`'s meaning, from the registered tasks' own selection metrics."""
+    if name != "auto":
+        return ""
+    return ", ".join(f"{task.selection_metric} for {task.name}"
+                     for task in tasks.TASKS.values())

@@ -1,0 +1,191 @@
+"""`DatasetInfo`: the typed record of a store's `dataset.json` (also the copy an experiment
+keeps beside its results).
+
+`dataset.json` is written by `preprocessing.store.write_store`: the store's own entries
+(`task_type`, `classes`, `n_rows`, `feature_shape`, `dtype`, `n_items`, `n_clips`,
+`content_hash`) and what the build recorded (`feature_params`, `sample_rate`, `skipped`,
+`front_end`, `annotation_options`, ...). Code reads them by attribute
+(`info.feature_params`); the record keeps the file's content as it is (`to_dict()`), so an
+entry this release does not know is carried along, and reads as a mapping too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from xval.core.errors import DatasetError
+
+__all__ = ["DatasetInfo"]
+
+_KINDS: dict[str, type | tuple[type, ...]] = {
+    "task_type": str, "classes": list, "n_rows": int, "feature_shape": list, "dtype": str,
+    "n_items": int, "n_clips": int, "content_hash": str, "feature_params": dict,
+    "sample_rate": (int, float), "skipped": list, "front_end": dict,
+    "annotation_options": dict, "store": str, "files_sha256": dict,
+}
+"""The known entries and their JSON types (checked by `from_dict`)."""
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class DatasetInfo(Mapping[str, Any]):
+    """A store's description (`dataset.json`).
+
+    Args:
+        data: the file's content.
+    """
+
+    data: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "dataset.json") -> DatasetInfo:
+        """Reads the content of a `dataset.json`.
+
+        Raises:
+            DatasetError: when it is not a JSON object, or a known entry has the wrong type.
+        """
+        if isinstance(data, DatasetInfo):
+            return data
+        if not isinstance(data, Mapping):
+            raise DatasetError(f"{where} holds {type(data).__name__}, not a dataset "
+                               "description (a JSON object).")
+        for name, kind in _KINDS.items():
+            value = data.get(name)
+            if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+                raise DatasetError(f"{where}: its {name!r} is {type(value).__name__} "
+                                   f"{value!r:.60}; rebuild the store.")
+        return cls(dict(data))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The content, as written."""
+        return dict(self.data)
+
+    def replace(self, **changes: Any) -> DatasetInfo:
+        """A copy with some entries changed (`None` removes one)."""
+        data = {**self.data, **changes}
+        return DatasetInfo({k: v for k, v in data.items() if v is not None})
+
+    # -- the entries -----------------------------------------------------------------------
+
+    @property
+    def task_type(self) -> str | None:
+        """The store's task, or `None` (a store of release 0.1: classification)."""
+        return self.data.get("task_type")
+
+    @property
+    def classes(self) -> list[str]:
+        """The class names, in target order (`[]` without classes)."""
+        return list(self.data.get("classes") or [])
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.data.get("n_rows") or 0)
+
+    @property
+    def n_items(self) -> int:
+        return int(self.data.get("n_items") or 0)
+
+    @property
+    def n_files(self) -> int:
+        """The audio files the store was built from (0 when not recorded)."""
+        return int(self.data.get("n_files") or 0)
+
+    @property
+    def n_clips(self) -> int:
+        """The clips (files, or cuts of files) its rows are segments of (0: not recorded)."""
+        return int(self.data.get("n_clips") or 0)
+
+    @property
+    def source(self) -> str | None:
+        """Where the audio came from (the folder, or a corpus source), or `None`."""
+        found = self.data.get("source")
+        return str(found) if found else None
+
+    @property
+    def store(self) -> str | None:
+        """The store folder an experiment read (its copy of `dataset.json` records it:
+        `without_skipped`), or `None`."""
+        found = self.data.get("store")
+        return str(found) if found else None
+
+    @property
+    def feature_shape(self) -> tuple[int, ...]:
+        return tuple(self.data.get("feature_shape") or ())
+
+    @property
+    def content_hash(self) -> str:
+        """The SHA-256 of the features and metadata (`""` when not recorded)."""
+        return str(self.data.get("content_hash") or "")
+
+    @property
+    def files_sha256(self) -> dict[str, str]:
+        """The SHA-256 of each of the store's files when it was built (`{}` for a store
+        built before they were recorded: its content hash is recomputed instead)."""
+        return dict(self.data.get("files_sha256") or {})
+
+    @property
+    def feature_params(self) -> dict[str, Any] | None:
+        """The feature parameters the store was built with, or `None` (a store written from
+        arrays)."""
+        found = self.data.get("feature_params")
+        return dict(found) if found else None
+
+    @property
+    def feature(self) -> str | None:
+        """The feature type's name (`feature_params["feature"]`), or `None`."""
+        return (self.feature_params or {}).get("feature")
+
+    @property
+    def frame_seconds(self) -> float | None:
+        """The feature hop in seconds (`hop_length / sample_rate` of the feature
+        parameters), or `None` when they do not say."""
+        params = self.feature_params or {}
+        hop, rate = params.get("hop_length"), params.get("sample_rate")
+        return float(hop / rate) if hop and rate else None
+
+    @property
+    def front_end(self) -> dict[str, Any]:
+        """What a pretrained front end recorded (`{}` for another feature type)."""
+        return dict(self.data.get("front_end") or {})
+
+    @property
+    def encoder(self) -> str | None:
+        """The pretrained encoder the store's features came from (`front_end`), or `None`."""
+        found = self.front_end.get("encoder")
+        return str(found) if found else None
+
+    @property
+    def encoder_layers(self) -> int:
+        """The encoder layers side by side in a pretrained store's rows (0: none)."""
+        return len(self.front_end.get("layers") or [])
+
+    @property
+    def annotation_options(self) -> dict[str, Any]:
+        """How a detection store read its annotation CSV (`{}` for another store)."""
+        return dict(self.data.get("annotation_options") or {})
+
+    @property
+    def skipped(self) -> list[dict[str, Any]]:
+        """The files the build skipped, each with its reason."""
+        return list(self.data.get("skipped") or [])
+
+    def without_skipped(self, store: str) -> DatasetInfo:
+        """What an experiment keeps of its store's description: without the list of skipped
+        files, with the store's path."""
+        data = {k: v for k, v in self.data.items() if k != "skipped"}
+        return DatasetInfo({**data, "store": store})
+
+    # -- the mapping view ----------------------------------------------------------------
+
+    def __getitem__(self, name: str) -> Any:
+        return self.data[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.data)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __repr__(self) -> str:
+        return f"DatasetInfo({dict(self.data)!r})"

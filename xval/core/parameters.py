@@ -1,0 +1,145 @@
+"""The typed parameters of an instance: `TrainingParams` (the `[training]` keys) and
+`InstanceParams` (those, the mandatory names and the architecture's keywords).
+
+The schema (`xval.config.schema`, `[training]`) is the one source of the names, types,
+ranges, defaults and help; this record declares the same names with their types, so that
+code reads `params.epochs`, never `params["epochs"]`. The configuration layer checks the
+two against each other when it is imported (`xval.config.sections.check_record`), so a key
+added to the schema without its field here, or with another type or default, stops
+everything at once.
+
+A field's default is what a record without the key means: the package default for the keys
+of the first release, and for the keys added since (`schema.ADDED_KEYS`) the value that
+trains as before they existed (what results recorded before them were made with). Resolved
+parameters always hold every key; the defaults serve records and tests that hold some.
+
+Example:
+
+```python
+from xval.core.parameters import InstanceParams
+
+params = InstanceParams.of(job.params)   # the resolved dict a Job carries
+params.epochs, params.architecture, params.keywords["filters"]
+```
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Mapping
+from typing import Any, TypeVar
+
+from xval.core.settings import Settings, setting_names
+
+P = TypeVar("P", bound="InstanceParams")
+
+__all__ = ["DATASET", "MANDATORY", "InstanceParams", "TrainingParams"]
+
+MANDATORY = ("architecture", "reshaping_type", "comment_1", "comment_2")
+"""The names every instance gives besides its `[training]` overrides."""
+DATASET = "dataset"
+"""The optional instance name of another feature store (on the same items) than the
+experiment's: the planner sets it, resolution only checks that it is a store name."""
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class TrainingParams(Settings):
+    """The `[training]` keys (see the parameter reference for each one's meaning)."""
+
+    optimizer: str = "adam"
+    learning_rate: float = 0.001
+    lr_schedule: str = "cosine"
+    batch_size: int = 32
+    epochs: int = 60
+    patience: int = 10
+    save_model_metric: str = "val_loss"
+    save_model_mode: str = "auto"
+    class_weights: bool = False
+    mixed_precision: bool = False
+    seed: int = 1
+    verbose: int = 0
+    load_model: str | None = None
+    freeze_layers: int = 0
+    tensorboard: bool = False
+    generator_workers: int = 0
+    min_epochs: int = 0
+    warmup_epochs: int = 0
+    time_masks: int = 0
+    time_mask_fraction: float = 0.1
+    freq_masks: int = 0
+    freq_mask_fraction: float = 0.1
+    freq_warp: float = 0.0
+    time_warp: float = 0.0
+    row_normalization: str = "none"
+    front_end: str = "none"
+    random_crop_seconds: float = 0.0
+    refit_with_val: bool = False
+    mixup_alpha: float = 0.0
+    label_smoothing: float = 0.0
+    embedding_classifier: str = "none"
+    embedding_models: str | list[str] | None = None
+    embedding_layer: str = "auto"
+    embedding_c: float | None = None
+    detection_threshold: float | list[float] | None = 0.5
+    median_filter_seconds: float | None = 0.0
+    min_event_seconds: float = 0.0
+    min_gap_seconds: float = 0.0
+
+    @property
+    def embeds(self) -> bool:
+        """Whether an embedding classifier is trained (`embedding_classifier` set)."""
+        return self.embedding_classifier not in (None, "none")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class InstanceParams(TrainingParams):
+    """An instance's resolved parameters: the `[training]` keys, the mandatory names, the
+    store it trains on when not the experiment's (`dataset`) and the architecture's keyword
+    arguments (`keywords`).
+
+    As a mapping it is the flat dict the planner resolves and `params.json` records.
+    """
+
+    architecture: str = ""
+    reshaping_type: str = "none"
+    comment_1: Any = ""
+    comment_2: Any = ""
+    dataset: str | None = None
+    keywords: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def of(cls: type[P], values: Mapping[str, Any]) -> P:
+        """The record of a resolved parameter dict: every name that is not a `[training]`
+        key or a mandatory name is a keyword of the architecture."""
+        if isinstance(values, cls):
+            return values
+        names = set(setting_names(cls)) - {"keywords"}
+        known = {k: v for k, v in values.items() if k in names}
+        return cls(**known, keywords={k: v for k, v in values.items() if k not in names})
+
+    @property
+    def training(self) -> TrainingParams:
+        """The `[training]` keys alone."""
+        return TrainingParams.of(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The flat dict of every parameter (what `params.json` records)."""
+        out = {name: getattr(self, name) for name in setting_names(TrainingParams)}
+        out.update({name: getattr(self, name) for name in MANDATORY})
+        if self.dataset is not None:
+            out[DATASET] = self.dataset
+        out.update(self.keywords)
+        return out
+
+    def __getitem__(self, name: str) -> Any:
+        if name in self.keywords:
+            return self.keywords[name]
+        if name == "keywords" or name not in setting_names(type(self)):
+            raise KeyError(name)
+        return getattr(self, name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.to_dict())
+
+    def __len__(self) -> int:
+        return len(self.to_dict())

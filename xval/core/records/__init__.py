@@ -1,0 +1,42 @@
+"""The typed records of a run: what travels between processes and what result files hold.
+
+- `Job`: one (instance, fold) to train; `FoldResult`: what it gave (`fold_<i>.json`).
+- `ParamsRecord` (`params.json`), `FoldsManifest` (`folds.json`), `InstanceSummary`
+  (`summary.json`), `FinalModelRecord` (`final.json`), `TrialRecord` (`trial.json`).
+
+Every record is a dataclass (a `Record`, `base.py`) written with `to_dict()` and read with
+`from_dict()`, which checks what it reads from the field annotations, and every reader of a
+result file goes through them (the one reader: `xval.core.reader`) (the files' paths come from
+`xval.core.layout.ExperimentLayout`). A record written today carries `"format":
+FORMAT_VERSION`; `from_dict` reads every format this project has written (files of release
+0.1 have no `"format"`: their missing fields take their defaults) and refuses a file that is
+not a record of its kind (a `RecordError` naming the file's problem), so that a reader never
+meets a half-typed dict. Whether a well-formed fold file can be believed (its metrics finite
+and in range, its model present with the recorded hash, its parameters the instance's) is
+`check_fold`'s question.
+
+Executors take `Job`s and yield `FoldResult`s; none of them writes result files: the
+recorder (`xval.running.recorder`) does, in the driver.
+"""
+
+from xval.core.records.base import (
+    FORMAT_VERSION,
+    LEVELS,
+    SPLITS,
+    InstanceStatus,
+    Metrics,
+    Record,
+    RecordError,
+    Status,
+)
+from xval.core.records.final import FinalModelRecord, TrialRecord
+from xval.core.records.fold import LATE_EPOCH_SHARE, FoldResult, Postprocessing, check_fold
+from xval.core.records.job import Job
+from xval.core.records.manifest import FoldsManifest
+from xval.core.records.params import ParamsRecord
+from xval.core.records.summary import InstanceSummary, Stat, mean_std_ci
+
+__all__ = ["FORMAT_VERSION", "LATE_EPOCH_SHARE", "LEVELS", "SPLITS", "FinalModelRecord",
+           "FoldResult", "FoldsManifest", "InstanceStatus", "InstanceSummary", "Job",
+           "Metrics", "ParamsRecord", "Postprocessing", "Record", "RecordError", "Stat",
+           "Status", "TrialRecord", "check_fold", "mean_std_ci"]

@@ -1,0 +1,60 @@
+"""`Job`: one (instance, fold) to train, what executors take."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, ClassVar
+
+from xval.core.errors import ConfigurationError
+from xval.core.records.base import Record
+
+
+@dataclasses.dataclass
+class Job(Record):
+    """One (instance, fold) to train and evaluate.
+
+    Args:
+        instance: the instance id.
+        fold: the fold index.
+        params: the instance's resolved parameters.
+        items: `{"train": [...], "val": [...], "test": [...]}` item names.
+        task_type: the task's name (see `xval.tasks`).
+        generator: stream batches from the memory-mapped store.
+        store: absolute path of the feature store (a shared folder when jobs run on
+            other machines; the Ray executor checks every node sees the same store).
+        params_hash: the parameters' hash (see `xval.config.params.params_hash`).
+        store_hash: the store's content hash, checked where the job runs.
+        log_dir: TensorBoard log folder, or `None`.
+        refit_epochs: when set, the job is a refit (the final model of an instance, or a
+            fold's `refit_with_val` model): it trains on every row of `items["train"]` for
+            exactly this many epochs, without validation or early stopping, and evaluates
+            on the training rows and on the test rows, if `items["test"]` has any.
+            Defaults to `None` (a cross-validation fold).
+    """
+
+    KIND: ClassVar[str] = "job"
+
+    instance: int
+    fold: int
+    params: dict[str, Any]
+    items: dict[str, list[str]]
+    task_type: str
+    generator: bool
+    store: str
+    params_hash: str = ""
+    store_hash: str = ""
+    log_dir: str | None = None
+    refit_epochs: int | None = None
+
+    def __post_init__(self) -> None:
+        if not Path(self.store).is_absolute():
+            raise ConfigurationError(
+                f"Job store path {self.store!r} must be absolute, so that a worker in another "
+                "directory or on another machine resolves it to the same store."
+            )
+
+    @property
+    def key(self) -> tuple[int, int]:
+        """`(instance, fold)`."""
+        return (self.instance, self.fold)

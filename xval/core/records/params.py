@@ -1,0 +1,21 @@
+"""`ParamsRecord`: an instance's `params.json`."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+from xval.core.records.base import FORMAT_VERSION, Record
+
+
+@dataclasses.dataclass
+class ParamsRecord(Record):
+    """`params.json`: an instance's resolved parameters and their hash."""
+
+    KIND: ClassVar[str] = "parameter record"
+
+    instance: int
+    hash: str
+    params: dict[str, Any]
+    task_type: str | None = None
+    format: int = FORMAT_VERSION

@@ -1,0 +1,23 @@
+"""Splitters over foldable items: no item is ever split between training, validation and test.
+
+Both splitters are scikit-learn cross-validators (`BaseCrossValidator`): `split(X, y, groups)`
+yields `(train, test)` row indices, so `cross_val_score(..., groups=items, cv=ItemKFold(5))`
+and `GridSearchCV` take them, and `get_params`/`clone` work. The engine's view with a
+validation set is separate: `split_items(groups, y)` lists the items of every fold's three
+sets, and `split_train_val_test(X, y, groups)` yields `(train, val, test)` row indices.
+"""
+
+from xval.folds.items import (
+    DEFAULT_STRATIFY,
+    STRATIFY_METHODS,
+    Fold,
+    allowed_folds,
+    min_items,
+)
+from xval.folds.kfold import ItemKFold
+from xval.folds.manifest import check_fold, fold_manifest, rows_of
+from xval.folds.predefined import SPLIT_NAMES, PredefinedItemSplit
+
+__all__ = ["DEFAULT_STRATIFY", "SPLIT_NAMES", "STRATIFY_METHODS", "Fold", "ItemKFold",
+           "PredefinedItemSplit", "allowed_folds", "check_fold", "fold_manifest",
+           "min_items", "rows_of"]
