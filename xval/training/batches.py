@@ -101,11 +101,10 @@ def make_batches(features: Any, rows: np.ndarray, targets: Any, *, batch_size: i
             Zhang et al. 2018): row `i` becomes `lam * x_i + (1 - lam) * x_j`, and so do its
             target (one-hot for classification) and weight, with `lam ~ Beta(alpha, alpha)`
             drawn per row. Defaults to `0.0` (off).
-        target_fn: when given, each batch's targets are `target_fn(x)` of its features
-            (an autoencoder's normalised input) instead of `targets`. Defaults to `None`.
-        crop: when > 0, every row is cut to `crop` frames (samples, for a waveform store)
-            at an offset drawn per row, epoch and batch (`random_crop_seconds`). Defaults to
-            `0` (whole rows).
+        target_fn: when given, each batch's targets are `target_fn(x)` (an autoencoder's
+            normalised input) instead of `targets`. Defaults to `None`.
+        crop: when > 0, every row is cut to `crop` frames (samples of a waveform store) at
+            an offset drawn per row, epoch and batch. Defaults to `0` (whole rows).
 
     Returns:
         A `keras.utils.PyDataset`.
