@@ -79,9 +79,8 @@ def random_crops(x: np.ndarray, length: int, rng: np.random.Generator) -> np.nda
 
 def make_batches(features: Any, rows: np.ndarray, targets: Any, *, batch_size: int,
                  shuffle: bool, seed: int = 0, weights: np.ndarray | None = None,
-                 workers: int = 0, mixup_alpha: float = 0.0,
-                 target_fn: Callable[[np.ndarray], np.ndarray] | None = None,
-                 crop: int = 0) -> Any:
+                 workers: int = 0, mixup_alpha: float = 0.0, crop: int = 0,
+                 target_fn: Callable[[np.ndarray], np.ndarray] | None = None) -> Any:
     """A `keras.utils.PyDataset` of a fold's rows.
 
     Both modes go through it: in memory, `features` is an array already loaded; in
