@@ -152,12 +152,14 @@ def test_export_of_a_librosa_model_documents_its_front_end(trained, tmp_path):
 
 def test_model_card_names_the_encoder_and_its_licence(trained):
     from xval.cli.export import _encoder
+    from xval.core.dataset_info import DatasetInfo
     from xval.report.card import CardFacts, model_card
     from xval.report.results import InstanceResult
 
     _, root = trained
-    info = {**json.loads((root / "dataset.json").read_text()),
-            "front_end": {"encoder": "birdnet", "revision": "2.4", "weights_sha256": "ab12"}}
+    info = DatasetInfo({**json.loads((root / "dataset.json").read_text()),
+                        "front_end": {"encoder": "birdnet", "revision": "2.4",
+                                      "weights_sha256": "ab12"}})
     facts = CardFacts(source="x", fmt="onnx", files=["model.onnx"], input_name="features",
                       input_shape=(4, 1024), members=3, check=None, front_end="none",
                       info=info, encoder=_encoder(info), code={}, class_counts=None,
