@@ -24,9 +24,8 @@ from xval.core.outputs import check_output_folder, check_replace
 from xval.core.parameters import DATASET, InstanceParams
 from xval.core.reader import READER
 from xval.core.records import FoldsManifest, Job, ParamsRecord
-from xval.folds import ItemKFold, PredefinedItemSplit, fold_manifest
-from xval.folds import check_fold as check_fold_items
 from xval.running.declaration import ExperimentDeclaration, InstanceSpec
+from xval.running.splitting import Folds, make_folds
 from xval.running.stores import instance_stores
 from xval.training.front_end import check_front_end
 from xval.training.model import check_transfer
@@ -109,7 +108,10 @@ class Plan:
         out(f"Results would go to {self.exp_dir}")
         out(f"Folds ({self.manifest.splitter}, hash {self.manifest.hash[:12]}):")
         for i, fold in enumerate(self.folds):
-            out(f"  fold {i}: train {len(fold['train'])} items, val {fold['val']}, "
+            repeat, within = self.manifest.repeat_of(i)
+            where = f" (repeat {repeat}, fold {within})" if self.manifest.num_repeats > 1 \
+                else ""
+            out(f"  fold {i}{where}: train {len(fold['train'])} items, val {fold['val']}, "
                 f"test {fold['test']}")
         for k, p in self.resolved.items():
             out(f"Instance {k}:")
@@ -151,7 +153,8 @@ def resolver(experiment: ExperimentDeclaration, config: Config,
 
 
 def make_plan(experiment: ExperimentDeclaration, config: Config, selected: list[int],
-              overrides: Mapping[str, Any], overwrite: bool) -> Plan:
+              overrides: Mapping[str, Any], overwrite: bool, *,
+              inner: tuple[ExperimentLayout, Folds, FoldsManifest] | None = None) -> Plan:
     """Resolves and checks everything a run needs.
 
     Args:
@@ -160,6 +163,9 @@ def make_plan(experiment: ExperimentDeclaration, config: Config, selected: list[
         selected: instance ids to run.
         overrides: `--set` values.
         overwrite: whether existing results may be replaced.
+        inner: for one outer fold of a nested search, its folder, its inner folds and
+            their manifest (`xval.running.nested`), which the plan uses instead of the
+            experiment's; `None` for the experiment's own.
 
     Returns:
         A `Plan`.
@@ -193,6 +199,8 @@ def make_plan(experiment: ExperimentDeclaration, config: Config, selected: list[
     folds, manifest = make_folds(experiment, config, store)
     layout = ExperimentLayout.of(Path(experiment.experiment_folder or config.results_dir),
                                  experiment.dataset, experiment.number)
+    if inner is not None:
+        layout, folds, manifest = inner
     check_results_folders(layout, selected, overwrite)
     check_folds_file(layout, manifest)
     hashes = {k: P.params_hash(p) for k, p in resolved.items()}
@@ -216,43 +224,6 @@ def check_store_task(experiment: ExperimentDeclaration, store: FeatureStore) -> 
             f"Dataset {experiment.dataset!r} is a {store.task_type} store but the experiment "
             f"says task_type={experiment.task_type!r}."
         )
-
-
-def make_splitter(experiment: ExperimentDeclaration, config: Config,
-                  store: FeatureStore) -> ItemKFold | PredefinedItemSplit:
-    """The item splitter: the store's predefined splits (its `split` column), else a
-    k-fold over items with the `[folds]` settings.
-
-    Raises:
-        ConfigurationError: for predefined splits with `num_folds` other than 1.
-    """
-    if "split" in store.meta.columns:
-        if experiment.num_folds != 1:
-            raise ConfigurationError(
-                f"Dataset {experiment.dataset!r} has predefined train/validation/test splits; "
-                f"set num_folds=1 (it is {experiment.num_folds})."
-            )
-        return PredefinedItemSplit(store.meta["split"].to_numpy(str))
-    return ItemKFold(experiment.num_folds, val_fraction=config.folds.val_fraction,
-                     test_fraction=config.folds.test_fraction,
-                     stratify=config.folds.stratify, n_repeats=experiment.n_repeats,
-                     random_state=config.folds.fold_seed)
-
-
-def make_folds(experiment: ExperimentDeclaration, config: Config,
-               store: FeatureStore) -> tuple[list[dict[str, list[str]]], FoldsManifest]:
-    """The folds' items, checked (no item in two sets of a fold), and their manifest.
-
-    Raises:
-        DatasetError: for a fold with an empty or overlapping set.
-    """
-    splitter = make_splitter(experiment, config, store)
-    y = tasks.get(experiment.task_type).stratify_labels(store)
-    folds = splitter.split_items(store.items, y)
-    for fold in folds:
-        check_fold_items(fold)
-    manifest = FoldsManifest.from_dict(fold_manifest(splitter, folds, store.content_hash))
-    return folds, manifest
 
 
 def check_results_folders(layout: ExperimentLayout, instances: list[int],

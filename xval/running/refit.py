@@ -18,6 +18,8 @@ from filelock import Timeout
 
 from xval.config.loader import Config
 from xval.core.errors import ConfigurationError, TrainingError
+from xval.core.layout import ExperimentLayout
+from xval.core.reader import READER
 from xval.core.records import FoldResult, Job
 from xval.executors import JobQueue
 from xval.executors.base import Executor
@@ -53,7 +55,7 @@ def refit_instance(experiment: ExperimentDeclaration, instance: int, config: Con
     selected = experiment.select(instances=[instance])
     gpu_id, backend = prepare_process(config.backend.backend,
                                       experiment.gpu_ID if gpu is None else gpu, _stderr)
-    plan = make_plan(experiment, config, selected, {}, False)
+    plan = make_plan(repeats_on_disk(experiment, config), config, selected, {}, False)
     recorder = Recorder(plan.layout, config, plan.num_folds, out=out,
                         task_type=plan.task_type)
     best_epochs = fold_best_epochs(recorder, plan, instance, experiment.script)
@@ -70,6 +72,18 @@ def refit_instance(experiment: ExperimentDeclaration, instance: int, config: Con
         path = recorder.record_refit(result, best_epochs)
     out(f"instance {instance}: final model {path} ({result.seconds:.1f}s)")
     return path
+
+
+def repeats_on_disk(experiment: ExperimentDeclaration,
+                    config: Config) -> ExperimentDeclaration:
+    """The declaration with the repeats its results were made with (`folds.json`: a run
+    given `--set num_repeats=N`), so that the plan's folds are those on disk."""
+    layout = ExperimentLayout.of(Path(experiment.experiment_folder or config.results_dir),
+                                 experiment.dataset, experiment.number)
+    manifest = READER.manifest(layout)
+    if manifest is None or manifest.num_repeats == experiment.num_repeats:
+        return experiment
+    return experiment.with_settings({"num_repeats": manifest.num_repeats})[0]
 
 
 def fold_best_epochs(recorder: Recorder, plan: Plan, instance: int,

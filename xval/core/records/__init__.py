@@ -2,7 +2,8 @@
 
 - `Job`: one (instance, fold) to train; `FoldResult`: what it gave (`fold_<i>.json`).
 - `ParamsRecord` (`params.json`), `FoldsManifest` (`folds.json`), `InstanceSummary`
-  (`summary.json`), `FinalModelRecord` (`final.json`), `TrialRecord` (`trial.json`).
+  (`summary.json`), `FinalModelRecord` (`final.json`), `TrialRecord` (`trial.json`), `NestedRecord`
+  (`nested.json`).
 
 Every record is a dataclass (a `Record`, `base.py`) written with `to_dict()` and read with
 `from_dict()`, which checks what it reads from the field annotations, and every reader of a
@@ -29,7 +30,7 @@ from xval.core.records.base import (
     RecordError,
     Status,
 )
-from xval.core.records.final import FinalModelRecord, TrialRecord
+from xval.core.records.final import FinalModelRecord, NestedRecord, TrialRecord
 from xval.core.records.fold import LATE_EPOCH_SHARE, FoldResult, Postprocessing, check_fold
 from xval.core.records.job import Job
 from xval.core.records.manifest import FoldsManifest
@@ -38,5 +39,5 @@ from xval.core.records.summary import InstanceSummary, Stat, mean_std_ci
 
 __all__ = ["FORMAT_VERSION", "LATE_EPOCH_SHARE", "LEVELS", "SPLITS", "FinalModelRecord",
            "FoldResult", "FoldsManifest", "InstanceStatus", "InstanceSummary", "Job",
-           "Metrics", "ParamsRecord", "Postprocessing", "Record", "RecordError", "Stat",
+           "Metrics", "NestedRecord", "ParamsRecord", "Postprocessing", "Record", "RecordError", "Stat",
            "Status", "TrialRecord", "check_fold", "mean_std_ci"]
