@@ -55,5 +55,10 @@ def feature_params(values: Mapping[str, Any] | None = None, *, style: str = "par
     params = schema.check_section("features", {k: merged[k] for k in keys}, style=style)
     if params["dtype"] == "auto":  # the type's own storage type, recorded as resolved
         params["dtype"] = get(params["feature"]).dtype
+    if params["dtype"] == "int16" and not get(params["feature"]).waveform:
+        raise ConfigurationError(
+            f"{schema.label('features', 'dtype', 'int16', style)} stores audio samples "
+            f"(16-bit PCM), but {schema.label('features', 'feature', params['feature'], style)}"
+            " is not a waveform type; use float32 or float16 (or auto).")
     params.update({k: merged.get(k, default) for k, default in options.items()})
     return params

@@ -87,6 +87,29 @@ class DatasetInfo(Mapping[str, Any]):
         return int(self.data.get("n_items") or 0)
 
     @property
+    def n_files(self) -> int:
+        """The audio files the store was built from (0 when not recorded)."""
+        return int(self.data.get("n_files") or 0)
+
+    @property
+    def n_clips(self) -> int:
+        """The clips (files, or cuts of files) its rows are segments of (0: not recorded)."""
+        return int(self.data.get("n_clips") or 0)
+
+    @property
+    def source(self) -> str | None:
+        """Where the audio came from (the folder, or a corpus source), or `None`."""
+        found = self.data.get("source")
+        return str(found) if found else None
+
+    @property
+    def store(self) -> str | None:
+        """The store folder an experiment read (its copy of `dataset.json` records it:
+        `without_skipped`), or `None`."""
+        found = self.data.get("store")
+        return str(found) if found else None
+
+    @property
     def feature_shape(self) -> tuple[int, ...]:
         return tuple(self.data.get("feature_shape") or ())
 

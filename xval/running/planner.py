@@ -28,6 +28,7 @@ from xval.folds import ItemKFold, PredefinedItemSplit, fold_manifest
 from xval.folds import check_fold as check_fold_items
 from xval.running.declaration import ExperimentDeclaration, InstanceSpec
 from xval.running.stores import instance_stores
+from xval.training.front_end import check_front_end
 from xval.training.model import check_transfer
 
 Params = dict[str, Any]
@@ -141,7 +142,7 @@ def resolver(experiment: ExperimentDeclaration, config: Config,
                            architectures=architectures,
                            experiment_params=experiment.parameters,
                            overrides=dict(overrides or {}), task_type=experiment.task_type,
-                           feature=feature)
+                           feature=feature, feature_types=features.get)
         if params.get("encoder_layers") == 0 and encoder_layers:
             params["encoder_layers"] = encoder_layers
         return params
@@ -183,7 +184,9 @@ def make_plan(experiment: ExperimentDeclaration, config: Config, selected: list[
         if InstanceParams.of(resolved[k]).dataset == experiment.dataset:
             del resolved[k][DATASET]  # the experiment's own: no other store
     check_store_task(experiment, store)
+    task = tasks.get(experiment.task_type)
     for k, params in resolved.items():
+        check_front_end(params, stores.get(k, store).info, task, f"instance {k}")
         if InstanceParams.of(params).load_model:
             check_transfer(params, tuple(stores.get(k, store).features.shape[1:]),
                            f"instance {k}")

@@ -96,10 +96,12 @@ FEATURES: dict[str, Key] = {
                'segment.')),
     "segment_hop_seconds": float_key("hop between segments (seconds)", 0, 3600, open_low=True,
         default=0.5),
-    "dtype": choice_key("storage type of features.npy", ("auto", "float32", "float16"),
+    "dtype": choice_key("storage type of features.npy",
+                        ("auto", "float32", "float16", "int16"),
         default='auto',
         notes=('Storage type of features.npy: auto (the feature type\'s own: float32 for '
-               'the spectral types, float16 for pretrained) | float32 | float16.')),
+               'the spectral types, float16 for pretrained and waveform) | float32 | '
+               'float16 | int16 (waveform only: 16-bit PCM).')),
     "peak_normalize": Key("bool", "scale every file to a peak of 1 before extraction",
         default=True,
         notes='Scale every file to a peak of 1 before feature extraction.'),
