@@ -107,14 +107,18 @@ def dataset_info_for(model_path: str | Path, info_path: str | Path | None = None
     )
 
 
-def extract_features(files: Sequence[str | Path], params: Mapping[str, Any]
-                     ) -> list[dict[str, Any]]:
+def extract_features(files: Sequence[str | Path], params: Mapping[str, Any], *,
+                     real_only: bool | None = None) -> list[dict[str, Any]]:
     """The features of audio files, extracted as the dataset's were (see
     `preprocessing.build.extract_file`).
 
     Args:
         files: audio files.
         params: the dataset's feature parameters.
+        real_only: drop the silent and padding segments (`preprocessing.silent_segments`),
+            so that a clip's score averages real segments only. Defaults to `None`: as the
+            store was built (dropped unless `keep_silent_segments`). A detector keeps every
+            window (`False`): its windows are stitched in time.
 
     Returns:
         One dict per file: `features` (`np.ndarray [shape=(segments, time, frequency)]`),
@@ -123,11 +127,19 @@ def extract_features(files: Sequence[str | Path], params: Mapping[str, Any]
     Raises:
         DatasetError: for a file that cannot be read, naming it.
     """
+    if real_only is None:
+        real_only = not params.get("keep_silent_segments", False)
     out = []
     for path in files:
         result = extract_file(path, params)
         if "error" in result:
             raise DatasetError(f"{path}: {result['error']}")
+        if real_only:
+            real = ~np.asarray(result["silent"], bool)
+            result = {**result, "features": result["features"][real],
+                      "starts": [s for s, keep in zip(result["starts"], real) if keep],
+                      "version": [v for v, keep in zip(result["version"], real) if keep],
+                      "silent": [False] * int(real.sum())}
         out.append(result)
     return out
 

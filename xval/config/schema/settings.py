@@ -114,6 +114,13 @@ FEATURES: dict[str, Key] = {
                'silence, a constant offset. -90 keeps a call 5 dB above 16-bit dither '
                '(benchmarks/no_signal.py: the quietest FSDD and RAVDESS files read -45 and '
                '-51).')),
+    "keep_silent_segments": Key("bool", "keep segments whose loudest frame is at or below "
+                                        "silence_threshold_db (silence, padding) as rows",
+        default=False,
+        notes=('Segments whose loudest frame in the feature band is at or below '
+               'silence_threshold_db (digital silence, the padding of a clip) are dropped '
+               'and listed in dataset.json (silent_segments); true keeps them as rows. '
+               'Prediction drops them too, so a clip score averages real segments.')),
     "workers": int_key("extraction processes (0: all cores)", 0, 1024,
         default=0,
         notes='Extraction processes (0 = all cores).'),
