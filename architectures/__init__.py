@@ -7,6 +7,7 @@ A builder declares the valid values of its keywords in their annotations
 
 # The builders register themselves on import.
 from architectures import autoencoder, cnn, detection, pretrained, recurrent  # noqa: F401
+from architectures.front_end import SpectralFrontEnd
 from architectures.layers import (
     FrequencyWarp,
     RowNormalization,
@@ -29,6 +30,7 @@ __all__ = [
     "FrequencyWarp",
     "RowNormalization",
     "SpecAugment",
+    "SpectralFrontEnd",
     "StatisticsPooling",
     "TimeWarp",
     "check_keywords",

@@ -16,11 +16,25 @@ baseline instance, the folds paired by their test items.
     python -m benchmarks.encoders table results/fsdd_aisfx/experiment_10 \\
         --baseline results/fsdd/experiment_3/instance_12 --metric accuracy
 
-Nothing is written to the repository; stores are read from config.ini's data_dir.
+`speed` builds stores of the same N files (the first N of a folder, sorted) with the 64-band
+log-mel of config.ini (the baseline, in the same run) and with each encoder named, each in a
+fresh process with `--workers` threads, and prints the extraction time per 1,000 files (the
+build's own `extraction_seconds`: decoding, resampling, the encoder; not the imports), files
+and encoder blocks per second, the ratio to the mel, and the store's bytes per file:
+
+    python -m benchmarks.encoders speed ../shared/datasets/ravdess/audio --files 200 \
+        --encoders aisfx birdnet --workers 2
+
+Nothing is written to the repository; stores are read from config.ini's data_dir (`speed`
+writes its stores to a temporary folder).
 Figures measured with it: docs/pretrained.md and docs/results.md.
 """
 
 import argparse
+import json
+import subprocess
+import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -164,6 +178,42 @@ def table(args: argparse.Namespace) -> None:
             print(line)
 
 
+def _build(csv: Path, out: Path, workers: int, extra: Sequence[str]) -> dict[str, Any]:
+    """Builds one store in a fresh process and returns its `dataset.json`."""
+    subprocess.run([sys.executable, "-m", "preprocessing", "manifest", str(csv), "--out",
+                    str(out), "--workers", str(workers), "--no-progress", "-q", *extra],
+                   check=True)
+    return json.loads((out / "dataset.json").read_text())
+
+
+def speed(args: argparse.Namespace) -> None:
+    audio = Path(args.audio)
+    files = sorted(p for p in audio.rglob("*") if p.suffix.lower() in (".wav", ".flac",
+                                                                        ".ogg", ".mp3"))
+    files = files[:args.files]
+    if not files:
+        raise SystemExit(f"no audio files under {audio}")
+    with tempfile.TemporaryDirectory(prefix="xval-speed-") as tmp:
+        csv = Path(tmp) / "manifest.csv"
+        pd.DataFrame({"path": [str(f) for f in files], "label": "x",
+                      "item": [str(i) for i in range(len(files))]}).to_csv(csv, index=False)
+        runs = [("mel (64 bands)", ["--feature", "mel"])]
+        runs += [(name, ["--encoder", name]) for name in args.encoders]
+        base = None
+        print(f"{len(files)} files from {audio}, {args.workers} worker(s)")
+        print("store | s per 1000 files | files/s | rows/s | vs mel | bytes per file")
+        for name, extra in runs:
+            out = Path(tmp) / name.split()[0]
+            info = _build(csv, out, args.workers, [*extra, "--root", "/",
+                                                    "--allow-outside-root"])
+            seconds = float(info["extraction_seconds"])
+            size = (out / "features.npy").stat().st_size
+            base = seconds if base is None else base
+            print(f"{name} | {1000 * seconds / len(files):.0f} | {len(files) / seconds:.1f} | "
+                  f"{int(info['n_rows']) / seconds:.1f} | {seconds / base:.1f}x | "
+                  f"{size / len(files):,.0f}")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.encoders",
                                      description=__doc__,
@@ -181,8 +231,13 @@ def main(argv: Sequence[str] | None = None) -> None:
                    choices=["accuracy", "uar", "probe_accuracy", "probe_uar"])
     p.add_argument("--baseline-values", help="the baseline's test score per fold, as "
                    "ITEMS=SCORE,... (e.g. scores published in docs/results.md)")
+    p = sub.add_parser("speed", help="extraction time per 1,000 files against the mel")
+    p.add_argument("audio", help="a folder of audio files")
+    p.add_argument("--files", type=int, default=200)
+    p.add_argument("--encoders", nargs="+", default=["aisfx"])
+    p.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
-    {"probe": probe, "table": table}[args.command](args)
+    {"probe": probe, "table": table, "speed": speed}[args.command](args)
 
 
 if __name__ == "__main__":

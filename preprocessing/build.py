@@ -22,71 +22,25 @@ from preprocessing.features import (
     feature_shape,
     front_end,
     get,
-    parameter_names,
     segment,
 )
 from preprocessing.intake import check_trainable
 from preprocessing.level import no_signal_reason
 from preprocessing.parallel import process_pool, seed_for, single_threaded
+from preprocessing.parameters import feature_params
 from preprocessing.rows import check_rows, row_region
+from preprocessing.silent_segments import silent_mask, silent_note, silent_record
 from preprocessing.sources import Skipped
 from preprocessing.store import FeatureStore, check_store_out, write_store
 from xval import tasks
-from xval.core.errors import ConfigurationError, DatasetError
+from xval.core.errors import DatasetError
 from xval.core.files import make_temp_file, storage_error
 from xval.core.terminal import is_terminal
 
+__all__ = ["build_store", "extract_file", "feature_params", "silent_note"]
+
 Augmenter = Callable[[np.ndarray, int, int], np.ndarray]
 """`augmenter(y, sample_rate, seed) -> y`: one augmented version of a signal."""
-
-
-def feature_params(values: Mapping[str, Any] | None = None, *, style: str = "param",
-                   **overrides: Any) -> dict[str, Any]:
-    """The feature parameters of a store: `[features]` values with overrides, checked.
-
-    Args:
-        values: `[features]` values, e.g. `config.features` (its `workers` is ignored), or
-            `None`: then every key is given in `overrides`. The command line reads
-            config.ini and passes its section here; nothing here reads a file.
-        style: how to name parameters in errors: `"param"` (`n_mels=0`) or `"flag"`
-            (`--n-mels 0`). Defaults to `"param"`.
-        **overrides: any key of `[features]` except `workers`, and the options of the
-            chosen feature type (see `preprocessing.features.register`).
-
-    Returns:
-        dict of every `[features]` key but `workers`, in the schema's order (`dtype`
-        `auto` resolved to the feature type's own), then the options of the feature type
-        (their defaults where not given).
-
-    Raises:
-        DatasetError: for an unknown key.
-        ConfigurationError: for a missing key, a value of the wrong type or out of range, or
-            values that contradict each other (e.g. fmin >= fmax), naming the parameter.
-    """
-    keys = parameter_names()
-    merged = {k: v for k, v in (values or {}).items() if k != "workers"}
-    merged.update(overrides)
-    options: Mapping[str, Any] = {}
-    if "feature" in merged:
-        options = get(schema.check("features", "feature", merged["feature"],
-                                   style=style)).options
-    unknown = [key for key in merged if key not in keys and key not in options]
-    if unknown:
-        raise DatasetError(
-            f"Unknown feature parameter {unknown[0]!r}; valid: "
-            f"{', '.join((*keys, *options))}."
-        )
-    missing = [key for key in keys if key not in merged]
-    if missing:
-        raise ConfigurationError(
-            f"Feature parameters {', '.join(missing)} are missing; pass the [features] "
-            "section: preprocessing.feature_params(config.features, ...)."
-        )
-    params = schema.check_section("features", {k: merged[k] for k in keys}, style=style)
-    if params["dtype"] == "auto":  # the type's own storage type, recorded as resolved
-        params["dtype"] = get(params["feature"]).dtype
-    params.update({k: merged.get(k, default) for k, default in options.items()})
-    return params
 
 
 def _features_of(signal: np.ndarray, params: Mapping[str, Any],
@@ -134,8 +88,10 @@ def extract_file(path: str | os.PathLike[str], params: Mapping[str, Any],
 
     Returns:
         dict with `features [shape=(k, frames, bins)]`, `starts` (seconds from the start
-        of the file, the region's offset included), `version` (0 = original), `duration`
-        (of what was read), `orig_sr`; or `{"error": reason}` when the audio is unusable.
+        of the file, the region's offset included), `version` (0 = original), `silent`
+        (whether each segment is silence or padding, `preprocessing.silent_segments`; every
+        segment is there, the caller drops them), `duration` (of what was read),
+        `orig_sr`; or `{"error": reason}` when the audio is unusable.
     """
     try:
         y, orig_sr = load_audio(path, sample_rate=params["sample_rate"],
@@ -146,11 +102,13 @@ def extract_file(path: str | os.PathLike[str], params: Mapping[str, Any],
     if frame and len(y) < frame:
         return {"error": f"too short: {len(y)} samples at {params['sample_rate']} Hz, fewer "
                          f"than one analysis frame (n_fft={frame})"}
-    silent = no_signal_reason(y, params)
-    if silent:
-        return {"error": silent}
+    no_signal = no_signal_reason(y, params)
+    if no_signal:
+        return {"error": no_signal}
+    scale = 1.0
     if params["peak_normalize"]:
-        y = y / np.max(np.abs(y))
+        scale = float(np.max(np.abs(y)))
+        y = y / scale
     signals = [y]
     for v in range(versions):
         if augmenter is None:
@@ -163,15 +121,24 @@ def extract_file(path: str | os.PathLike[str], params: Mapping[str, Any],
     feats: list[np.ndarray] = []
     starts: list[float] = []
     version: list[int] = []
+    silent: list[bool] = []
     frames = feature_shape(params)[0]
     offset = region.offset if region is not None else 0.0
+    original = np.zeros(0, bool)
     for v, signal in enumerate(signals):
         signal_feats, signal_starts = _features_of(signal, params, frames)
         feats += signal_feats
         starts += [offset + float(start) for start in signal_starts]
         version += [v] * len(signal_starts)
+        mask = silent_mask(signal, signal_starts, params, scale=scale)
+        if v == 0:
+            original = mask
+        elif len(signal) == len(y) and len(mask) == len(original):
+            mask = mask | original  # the original's silence stays silence under noise
+        silent += mask.tolist()
     return {"features": np.stack(feats), "starts": starts, "version": version,
-            "duration": len(y) / params["sample_rate"], "orig_sr": orig_sr}
+            "silent": silent, "duration": len(y) / params["sample_rate"],
+            "orig_sr": orig_sr}
 
 
 ExtractionTask = tuple[str, Mapping[str, Any], Augmenter | None, int, int, str,
@@ -215,7 +182,9 @@ class _Extraction:
     raw: BinaryIO
     skipped: Skipped
     strict: bool
+    keep_silent: bool = False
     meta: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    silent: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     rows: int = 0
     files: int = 0
     shape: tuple[int, ...] = ()
@@ -230,11 +199,20 @@ class _Extraction:
                                  "label": str(record["label"])})
             return
         feats = result["features"]
+        silent = np.asarray(result.get("silent", [False] * len(feats)), bool)
+        self.silent += [{"source": record["path"], "start": round(float(start), 6),
+                         "version": int(version)}
+                        for start, version, off in zip(result["starts"], result["version"],
+                                                       silent) if off]
+        real = np.ones(len(feats), bool) if self.keep_silent else ~silent
+        feats = feats[real]
         self.shape, self.dtype = feats.shape[1:], feats.dtype
         self.raw.write(np.ascontiguousarray(feats).tobytes())
         self.rows += len(feats)
         self.files += 1
-        for start, version in zip(result["starts"], result["version"]):
+        kept = [(float(start), int(version)) for start, version, keep
+                in zip(result["starts"], result["version"], real) if keep]
+        for start, version in kept:
             clip = record["clip"] if version == 0 else f"{record['clip']}#aug{version}"
             self.meta.append({
                 "item": record["item"], "label": record["label"], "clip": clip,
@@ -296,15 +274,17 @@ def _raw_rows(out: Path) -> Iterator[tuple[BinaryIO, str, str]]:
                 os.remove(leftover)
 
 
-def _store_info(params: Mapping[str, Any], skipped: Skipped, files: int,
+def _store_info(params: Mapping[str, Any], extraction: _Extraction,
                 augment_versions: int, seconds: float, described: Mapping[str, Any] | None,
                 info: Mapping[str, Any] | None) -> dict[str, Any]:
     """What `dataset.json` records of a build beside the store's own entries."""
     return {
         "feature_params": dict(params),
         "sample_rate": params["sample_rate"],
-        "skipped": skipped,
-        "n_files": files,
+        "skipped": extraction.skipped,
+        "silent_segments": silent_record(extraction.silent, params,
+                                         dropped=not extraction.keep_silent),
+        "n_files": extraction.files,
         "augment_versions": augment_versions,
         "extraction_seconds": round(seconds, 3),
         **({"front_end": dict(described)} if described else {}),
@@ -371,7 +351,8 @@ def build_store(rows: pd.DataFrame, out: str | os.PathLike[str], *,
         for r in rows.to_dict("records")]
     t0 = time.perf_counter()
     with _raw_rows(out) as (raw, raw_path, npy_path):
-        extraction = _Extraction(raw, skipped, strict)
+        extraction = _Extraction(raw, skipped, strict,
+                                 keep_silent=bool(params["keep_silent_segments"]))
         with _extraction_results(work, params, workers) as results:
             bar = tqdm(results, total=len(work), unit="file", desc=f"features -> {out.name}",
                        disable=not (progress and is_terminal()))
@@ -383,10 +364,11 @@ def build_store(rows: pd.DataFrame, out: str | os.PathLike[str], *,
                         task_type=task_type, stage="left after skipping unusable files",
                         expected=rows["label"].astype(str).unique())
         seconds = time.perf_counter() - t0
-        body = _store_info(params, skipped, extraction.files, augment_versions, seconds,
-                           described, info)
+        body = _store_info(params, extraction, augment_versions, seconds, described, info)
         store = write_store(out, npy_path, pd.DataFrame(extraction.meta), info=body,
                             task_type=task_type, classes=classes, overwrite=overwrite)
     return store, {"rows": len(store), "files": extraction.files, "skipped": skipped,
                    "items": store.info.n_items, "classes": store.classes,
-                   "seconds": round(seconds, 3), "shape": tuple(store.features.shape)}
+                   "seconds": round(seconds, 3), "shape": tuple(store.features.shape),
+                   "silent_segments": len(extraction.silent),
+                   "silent_dropped": not extraction.keep_silent}

@@ -106,7 +106,8 @@ def build_demo(data_dir: str | os.PathLike[str], *, name: str = "demo", overwrit
 
 
 def _demo_params() -> dict[str, Any]:
-    defaults = {"power_exponent": 0.3, "n_mfcc": 20, "n_bins": 84, "bins_per_octave": 12}
+    defaults = {"power_exponent": 0.3, "n_mfcc": 20, "n_bins": 84, "bins_per_octave": 12,
+                "keep_silent_segments": False}
     params = {**defaults, **FEATURES}
     return {k: params[k] for k in parameter_names()}
 

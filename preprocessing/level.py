@@ -26,7 +26,7 @@ import numpy as np
 
 from preprocessing.features import bin_frequencies
 
-__all__ = ["band_level_db", "feature_band", "no_signal_reason"]
+__all__ = ["band_frame_levels_db", "band_level_db", "feature_band", "no_signal_reason"]
 
 
 def feature_band(params: Mapping[str, Any]) -> tuple[float, float]:
@@ -51,6 +51,39 @@ def feature_band(params: Mapping[str, Any]) -> tuple[float, float]:
     return max(low, sample_rate / n_fft), min(max(high, sample_rate / n_fft), nyquist)
 
 
+def band_frame_levels_db(y: np.ndarray, *, sample_rate: int, n_fft: int, hop_length: int,
+                         band: tuple[float, float]) -> np.ndarray:
+    """The level (dBFS) of every analysis frame of `y` inside `band`.
+
+    Args:
+        y: `np.ndarray [shape=(n,)]`, mono audio.
+        sample_rate: rate of `y` in Hz.
+        n_fft: FFT size.
+        hop_length: hop between frames (samples); frame `i` is centred on sample
+            `i * hop_length`.
+        band: `(low, high)` in Hz.
+
+    Returns:
+        `np.ndarray [shape=(frames,)]`: each frame's level in dB relative to a full-scale
+        sine in the band; `-inf` for no energy (an empty `y` has no frame).
+    """
+    if y.size == 0:
+        return np.zeros(0)
+    n_fft = min(n_fft, max(2, y.size))
+    y = np.asarray(y, np.float64)
+    y = y - np.mean(y)  # a constant offset leaks into the lowest bins through the window
+    power = np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop_length)) ** 2
+    freqs = librosa.fft_frequencies(sr=sample_rate, n_fft=n_fft)
+    keep = (freqs >= band[0]) & (freqs <= band[1]) & (freqs > 0)
+    if not keep.any():
+        keep = freqs > 0
+    window = librosa.filters.get_window("hann", n_fft, fftbins=True)
+    reference = n_fft * float(np.sum(window ** 2)) / 4  # a unit sine, one side
+    energy = power[keep].sum(axis=0) / reference
+    with np.errstate(divide="ignore"):
+        return np.where(energy > 0, 10 * np.log10(np.maximum(energy, 1e-300)), -np.inf)
+
+
 def band_level_db(y: np.ndarray, *, sample_rate: int, n_fft: int, hop_length: int,
                   band: tuple[float, float]) -> float:
     """The level (dBFS) of the loudest frame of `y` inside `band`.
@@ -65,20 +98,9 @@ def band_level_db(y: np.ndarray, *, sample_rate: int, n_fft: int, hop_length: in
     Returns:
         The level in dB relative to a full-scale sine in the band; `-inf` for no energy.
     """
-    if y.size == 0:
-        return -math.inf
-    n_fft = min(n_fft, max(2, y.size))
-    y = np.asarray(y, np.float64)
-    y = y - np.mean(y)  # a constant offset leaks into the lowest bins through the window
-    power = np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop_length)) ** 2
-    freqs = librosa.fft_frequencies(sr=sample_rate, n_fft=n_fft)
-    keep = (freqs >= band[0]) & (freqs <= band[1]) & (freqs > 0)
-    if not keep.any():
-        keep = freqs > 0
-    loudest = float(np.max(power[keep].sum(axis=0))) if power.shape[1] else 0.0
-    window = librosa.filters.get_window("hann", n_fft, fftbins=True)
-    reference = n_fft * float(np.sum(window ** 2)) / 4  # a unit sine, one side
-    return 10 * math.log10(loudest / reference) if loudest > 0 else -math.inf
+    levels = band_frame_levels_db(y, sample_rate=sample_rate, n_fft=n_fft,
+                                  hop_length=hop_length, band=band)
+    return float(np.max(levels)) if levels.size else -math.inf
 
 
 def no_signal_reason(y: np.ndarray, params: Mapping[str, Any]) -> str | None:

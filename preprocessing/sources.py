@@ -4,7 +4,11 @@ Every source returns `(rows, skipped)`: a `pandas.DataFrame` with the columns `p
 `label`, `item`, `clip` (and `split` when the source has one; `offset`, `duration` and `read`
 when a row is a region of a file, see `preprocessing.audio.Region`), and a list of
 `{"path", "reason"}` for files it could not use (with the file's `label` when the source
-knows it, so that a class that lost every file is named, `preprocessing.intake`). The corpus
+knows it, so that a class that lost every file is named, `preprocessing.intake`). A source
+that gives no item (no item pattern, group or column) groups the files whose names share a
+recording id (`preprocessing.recordings`: `1-100038-A.ogg` and `1-100038-B.ogg` are one item)
+unless `by_recording=False`, and says so in `rows.attrs["recordings"]` (`None` when every
+file is its own item). The corpus
 formats of speech toolkits (Kaldi, Lhotse, Hugging Face `datasets`) are in
 `preprocessing.corpora`.
 
@@ -22,6 +26,7 @@ from typing import Any
 import pandas as pd
 
 from preprocessing.audio import AUDIO_EXTENSIONS, unreadable_reason
+from preprocessing.recordings import find_recordings
 from xval.core.errors import DatasetError
 from xval.folds import SPLIT_NAMES
 
@@ -118,7 +123,8 @@ def _class_folders(folder: Path) -> list[str]:
                   if entry.is_dir(follow_symlinks=True) and not entry.name.startswith("."))
 
 
-def source_rows(rows: list[dict[str, Any]], skipped: Skipped, what: str) -> Source:
+def source_rows(rows: list[dict[str, Any]], skipped: Skipped, what: str,
+                recordings: str | None = None) -> Source:
     """The `(rows, skipped)` of a source from its row dicts, refusing a source without rows.
 
     Args:
@@ -126,6 +132,8 @@ def source_rows(rows: list[dict[str, Any]], skipped: Skipped, what: str) -> Sour
             `offset`, `duration`, `read` for a region, see `preprocessing.audio.Region`).
         skipped: the files the source could not use.
         what: the source, for the error (e.g. `"Kaldi data directory data/train"`).
+        recordings: how files were grouped by recording (`Recordings.describe`), kept in
+            `rows.attrs["recordings"]`. Defaults to `None` (not grouped).
 
     Returns:
         `(rows, skipped)`, the rows as a `pandas.DataFrame`.
@@ -136,23 +144,42 @@ def source_rows(rows: list[dict[str, Any]], skipped: Skipped, what: str) -> Sour
     if not rows:
         reasons = "; ".join(f"{s['path']}: {s['reason']}" for s in skipped[:3])
         raise DatasetError(f"{what} produced no rows. First problems: {reasons}")
-    return pd.DataFrame(rows), skipped
+    table = pd.DataFrame(rows)
+    table.attrs["recordings"] = recordings
+    return table, skipped
+
+
+def _group_recordings(rows: list[dict[str, Any]], names: list[str]) -> str | None:
+    """Gives rows that are each their own item the recording id their file names share
+    (`preprocessing.recordings.find_recordings`); returns how, or `None` when none is
+    shared."""
+    found = find_recordings(names, [row["label"] for row in rows]) if rows else None
+    if found is None:
+        return None
+    for row, item in zip(rows, found.items):
+        row["item"] = item
+    return found.describe()
 
 
 def regex_source(root: str | os.PathLike[str], pattern: str, *,
                  label_map: Mapping[str, str] | None = None,
-                 extensions: Iterable[str] = AUDIO_EXTENSIONS) -> Source:
+                 extensions: Iterable[str] = AUDIO_EXTENSIONS,
+                 by_recording: bool = True) -> Source:
     """Rows from file paths matched by a regular expression with named groups.
 
     The pattern is searched in each path relative to `root` (with `/` separators). Group
-    `label` gives the label, group `item` the foldable item (the file itself when absent),
-    and optional group `clip` the clip id (the relative path when absent).
+    `label` gives the label, group `item` the foldable item (when absent: the recording id
+    the file names share, else the file itself), and optional group `clip` the clip id (the
+    relative path when absent).
 
     Args:
         root: the dataset folder.
         pattern: regular expression, e.g. `sources.FSDD_PATTERN`.
         label_map: dict of label code to class name (e.g. `RAVDESS_EMOTIONS`), or `None`.
         extensions: file extensions to read. Defaults to every supported audio format.
+        by_recording: without an `item` group, files whose names share a recording id are
+            one item (`preprocessing.recordings`); `False` makes every file its own item.
+            Defaults to `True`.
 
     Returns:
         `(rows, skipped)`.
@@ -188,18 +215,26 @@ def regex_source(root: str | os.PathLike[str], pattern: str, *,
             label = label_map[label]
         rows.append({"path": str(path), "label": label, "item": groups.get("item") or rel,
                      "clip": groups.get("clip") or rel})
-    return source_rows(rows, skipped, f"Pattern {pattern!r} over {folder}")
+    grouped = None
+    if by_recording and "item" not in regex.groupindex:
+        grouped = _group_recordings(rows, [row["item"] for row in rows])  # the paths
+    return source_rows(rows, skipped, f"Pattern {pattern!r} over {folder}", grouped)
 
 
 def folder_source(root: str | os.PathLike[str], *, item_pattern: str | None = None,
-                  extensions: Iterable[str] = AUDIO_EXTENSIONS) -> Source:
+                  extensions: Iterable[str] = AUDIO_EXTENSIONS,
+                  by_recording: bool = True) -> Source:
     """Rows from a folder per class: `root/<label>/.../file`.
 
     Args:
         root: the dataset folder; each sub-folder is a class.
         item_pattern: regular expression with a group `(?P<item>...)` searched in the path
-            relative to `root`; `None` makes every file its own item.
+            relative to `root`; `None`: the recording id the file names share, else every
+            file its own item (see `by_recording`).
         extensions: file extensions to read. Defaults to every supported audio format.
+        by_recording: without `item_pattern`, files whose names share a recording id are
+            one item (`preprocessing.recordings`); `False` makes every file its own item.
+            Defaults to `True`.
 
     Returns:
         `(rows, skipped)`.
@@ -235,7 +270,10 @@ def folder_source(root: str | os.PathLike[str], *, item_pattern: str | None = No
                 continue
             item = match.group("item")
         rows.append({"path": str(path), "label": rel.split("/")[0], "item": item, "clip": rel})
-    return source_rows(rows, skipped, f"Class folders under {folder}")
+    grouped = None
+    if by_recording and regex is None:
+        grouped = _group_recordings(rows, [row["item"] for row in rows])  # the paths
+    return source_rows(rows, skipped, f"Class folders under {folder}", grouped)
 
 
 def _read_manifest(manifest: Path, path_column: str, label_column: str,
@@ -271,21 +309,25 @@ def manifest_source(manifest: str | os.PathLike[str], *, path_column: str = "pat
                     label_column: str = "label", item_column: str | None = None,
                     clip_column: str | None = None, split_column: str | None = None,
                     root: str | os.PathLike[str] | None = None,
-                    allow_outside_root: bool = False) -> Source:
+                    allow_outside_root: bool = False, by_recording: bool = True) -> Source:
     """Rows from a CSV manifest (FMA, ESC-50 style).
 
     Args:
         manifest: the CSV file.
         path_column: column of audio paths, relative to `root`. Defaults to `"path"`.
         label_column: column of labels. Defaults to `"label"`.
-        item_column: column of foldable items (ESC-50: `fold` or `src_file`); `None` makes
-            every file its own item.
+        item_column: column of foldable items (ESC-50: `fold` or `src_file`); `None`: the
+            recording id the file names share, else every file its own item (see
+            `by_recording`).
         clip_column: column of clip ids; `None` uses the path.
         split_column: column of predefined sets (`train`, `validation`/`val`, `test`, see
             `SPLIT_NAMES`), which the engine then uses as its single fold. Defaults to `None`.
         root: folder the paths are relative to. Defaults to the manifest's folder.
         allow_outside_root: accept paths that lead outside `root` (absolute paths or `..`).
             Defaults to `False`.
+        by_recording: without `item_column`, files whose names share a recording id are
+            one item (`preprocessing.recordings`); `False` makes every file its own item.
+            Defaults to `True`.
 
     Returns:
         `(rows, skipped)`.
@@ -322,7 +364,10 @@ def manifest_source(manifest: str | os.PathLike[str], *, path_column: str = "pat
             continue
         rows.append(_manifest_row(record, str(path), entry, label_column, item_column,
                                   clip_column, split_column))
-    return source_rows(rows, skipped, f"Manifest {manifest}")
+    grouped = None
+    if by_recording and item_column is None:
+        grouped = _group_recordings(rows, [row["item"] for row in rows])  # the paths
+    return source_rows(rows, skipped, f"Manifest {manifest}", grouped)
 
 
 def _check_split(value: str, split_column: str, where: str) -> None:

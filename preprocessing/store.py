@@ -16,15 +16,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from preprocessing.store_output import FILES as FILES
+from preprocessing.store_output import check_store_out, replace_store
+from preprocessing.store_output import store_output as store_output
 from xval import tasks
 from xval.core.dataset_info import DatasetInfo
 from xval.core.errors import ConfigurationError, DatasetError
 from xval.core.files import make_temp_dir
 from xval.core.hashing import file_digest
-from xval.core.outputs import Output, check_apart, check_output_folder, check_replace, remove_output
 
 META_COLUMNS = ("row", "item", "label", "target", "clip", "source", "start", "augmented")
-FILES = ("features.npy", "meta.csv", "dataset.json")
 
 
 class FeatureStore:
@@ -177,35 +178,6 @@ def _read_store(path: Path) -> tuple[DatasetInfo, pd.DataFrame, np.ndarray]:
     return typed, meta, features
 
 
-def store_output() -> Output:
-    """What a store folder holds (`xval.core.outputs`): its three files and the extra
-    arrays of the registered tasks, nothing else."""
-    extra = sorted({name for task in tasks.names() for name in tasks.get(task).extra_arrays})
-    return Output(kind="a feature store", command="`python -m preprocessing` or `xval init`",
-                  markers=FILES, entries=(*FILES, *extra))
-
-
-def check_store_out(out: str | os.PathLike[str], *, overwrite: bool,
-                    inputs: Iterable[str | os.PathLike[str]] = ()) -> bool:
-    """The output rule for a store folder, before anything is read or extracted: its
-    parent is a writable folder, it is apart from the folders read (`inputs`), and an
-    existing folder is replaced only when it is a store and `overwrite` is on.
-
-    Returns:
-        Whether an existing store will be replaced.
-
-    Raises:
-        ConfigurationError: when the parent is not a writable folder.
-        DatasetError: naming the folder and why it is not written.
-    """
-    out = Path(out)
-    check_output_folder(out.parent, what="the store's parent folder")
-    check_apart(out, inputs, what="the store", input_name="the audio folder",
-                error=DatasetError)
-    return check_replace(out, store_output(), overwrite=overwrite, what="the store",
-                         error=DatasetError)
-
-
 def _content_hash(folder: Path, meta: pd.DataFrame, arrays: Iterable[str] = ()) -> str:
     """SHA-256 of the features (and the task's extra arrays) and the metadata, without
     source paths (so a moved dataset keeps its hash)."""
@@ -301,21 +273,6 @@ def _write_features(folder: Path, features: np.ndarray | str | os.PathLike[str],
     del out, src
 
 
-def _replace(tmp: Path, path: Path) -> None:
-    """Moves the finished store `tmp` to `path`, replacing the store there (checked again
-    by the output rule: only a store is ever replaced)."""
-    if path.exists() and any(path.iterdir()):
-        trash = make_temp_dir(path.parent, prefix=f".{path.name}.old.")
-        os.replace(path, trash / "store")
-        os.replace(tmp, path)
-        remove_output(trash / "store", store_output())
-        trash.rmdir()
-    else:
-        if path.exists():
-            path.rmdir()  # an empty folder
-        os.replace(tmp, path)
-
-
 def write_store(path: str | os.PathLike[str], features: np.ndarray | str | os.PathLike[str],
                 meta: pd.DataFrame, *, info: Mapping[str, Any] | None = None,
                 task_type: str = tasks.DEFAULT, classes: list[str] | None = None,
@@ -378,7 +335,7 @@ def write_store(path: str | os.PathLike[str], features: np.ndarray | str | os.Pa
         body["files_sha256"] = {name: file_digest(tmp / name)
                                 for name in ("features.npy", "meta.csv", *sorted(extra))}
         (tmp / "dataset.json").write_text(json.dumps(body, indent=2, default=str))
-        _replace(tmp, path)
+        replace_store(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -23,3 +23,21 @@ def manifest_text(folds, splitter="by hand", dataset_hash=None):
     """
     manifest = {"splitter": splitter, "dataset_hash": dataset_hash, "folds": folds}
     return json.dumps({**manifest, "hash": json_digest(manifest)})
+
+
+def params_text(instance, params, **extra):
+    """The text of a `params.json` holding `params`, its hash recorded as the recorder does
+    (the reader does not believe the folds of an instance whose parameters were edited).
+
+    Args:
+        instance: the instance number.
+        params: the parameters.
+        **extra: other entries (`task_type`, ...).
+
+    Returns:
+        The JSON text.
+    """
+    from xval.config.params import params_hash
+
+    return json.dumps({"instance": instance, "hash": params_hash(params), "params": params,
+                       **extra})

@@ -90,7 +90,7 @@ def test_init_folds_follow_the_splitter(items, wanted, expected):
     cannot make 2 folds), so no store is built for a split that is then refused."""
     import pandas as pd
 
-    from xval.cli.init import _folds
+    from xval.cli.init_data import folds_for as _folds
     from xval.core.errors import ConfigurationError
 
     rows = pd.DataFrame({"item": [f"s{i}" for i in range(items)]})

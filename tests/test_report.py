@@ -10,7 +10,7 @@ import pytest
 from openpyxl import load_workbook
 
 from tests.conftest import ROOT, tiny_store
-from tests.manifests import manifest_text
+from tests.manifests import manifest_text, params_text
 from xval import Experiment, ExperimentResults
 from xval.config.selection import metric_direction
 from xval.core.errors import ConfigurationError
@@ -402,7 +402,7 @@ def test_a_sheet_registered_outside_the_package_is_built(classification_run, tmp
     assert rows[1:] == [(r.id, r.status, pytest.approx(r.summary.seconds), r.id == best.id)
                         for r in results]
     assert "Seconds" not in [spec.name for spec in registered_sheets()]
-    with pytest.raises(ValueError, match=r"sheet='Seconds': expected one of Summary, .*Plots "
+    with pytest.raises(ValueError, match=r"sheet='Seconds': expected one of Folds, .*Summary "
                                          r"\(the workbook sheets registered in "
                                          r"xval.report.workbook\)"):
         unregister_sheet("Seconds")
@@ -818,8 +818,8 @@ def test_mean_ci():
 def _fold_files(instance, folds, failed=()):
     instance.mkdir(parents=True)
     k = int(instance.name.split("_")[1])
-    (instance / "params.json").write_text(json.dumps(
-        {"instance": k, "hash": "", "params": {"comment_1": instance.parent.name}}))
+    (instance / "params.json").write_text(
+        params_text(k, {"comment_1": instance.parent.name}))
     for i, item, accuracy in folds:
         (instance / f"fold_{i}.json").write_text(json.dumps({
             "instance": k, "fold": i, "status": "failed" if i in failed else "ok",

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import tiny_store
-from tests.manifests import manifest_text
+from tests.manifests import manifest_text, params_text
 from xval import Experiment, ExperimentResults, tasks
 from xval.config import schema
 from xval.config.selection import metric_direction
@@ -188,8 +188,7 @@ def test_report_reads_task_type_from_params_json(tmp_path):
             json.dumps(_fold(i, {"accuracy": 0.9, "rmse": value})))
     (exp_dir / "folds.json").write_text(
         manifest_text([{"train": ["a"], "val": ["c"], "test": ["e"]}] * 2))
-    (folder / "params.json").write_text(json.dumps(
-        {"instance": 1, "hash": "", "params": {}, "task_type": "regression"}))
+    (folder / "params.json").write_text(params_text(1, {}, task_type="regression"))
     results = ExperimentResults(exp_dir)
     assert results[1].task_type == results.task_type == "regression"
     assert report_note(results).startswith("Selected: instance 1, best validation rmse")

@@ -1,11 +1,14 @@
 """Features of audio, oriented `(frames, bins)`: the feature-type registry (stft, mel, mfcc,
-cqt and any type registered with `register`) and fixed-length segmentation.
+cqt, waveform and any type registered with `register`) and fixed-length segmentation.
 
 Where to add a feature type: see `preprocessing.features.registry`.
 """
 
 import preprocessing.features.spectral  # noqa: F401  (registers the built-in types)
+import preprocessing.features.waveform  # noqa: F401  (registers the waveform type)
 from preprocessing.features.registry import (
+    PCM_SCALE,
+    STORAGE_TYPES,
     TYPES,
     FeatureType,
     bin_frequencies,
@@ -13,6 +16,7 @@ from preprocessing.features.registry import (
     compute_features,
     feature_shape,
     front_end,
+    front_ends,
     get,
     names,
     parameter_names,
@@ -20,8 +24,9 @@ from preprocessing.features.registry import (
 )
 from preprocessing.features.segments import segment, window_starts
 
-__all__ = ["TYPES", "FeatureType", "bin_frequencies", "centred_frames", "compute_features",
-           "feature_shape", "front_end", "get", "names", "parameter_names", "register", "segment",
+__all__ = ["PCM_SCALE", "STORAGE_TYPES", "TYPES", "FeatureType", "bin_frequencies",
+           "centred_frames", "compute_features",
+           "feature_shape", "front_end", "front_ends", "get", "names", "parameter_names", "register", "segment",
            "window_starts"]
 
 # Registered after the spectral types (the order of `names()`): the pretrained front ends.

@@ -69,10 +69,16 @@ import numpy as np
 import xval.config.schema as schema
 from xval.core.registry import Registry
 
-__all__ = ["FeatureType", "bin_frequencies", "centred_frames", "compute_features",
-           "feature_shape", "front_end", "get", "names", "parameter_names", "register"]
+__all__ = ["PCM_SCALE", "STORAGE_TYPES", "FeatureType", "bin_frequencies", "centred_frames",
+           "compute_features", "feature_shape", "front_end", "get", "names", "parameter_names",
+           "register"]
 
 FeatureFunction = Callable[..., np.ndarray]
+STORAGE_TYPES = ("float32", "float16", "int16")
+"""The storage types of `features.npy`; `int16` is 16-bit PCM (samples times 32768), for
+waveform types only."""
+PCM_SCALE = 32768.0
+"""An `int16` row holds the samples times this."""
 Params = Mapping[str, Any]
 
 
@@ -110,6 +116,11 @@ class FeatureType:
         describe: `describe(params) -> dict`, what `dataset.json` records of the type
             (`front_end`), or `None`.
         dtype: the storage type of its stores when `[features] dtype` is `auto`.
+        waveform: its rows are the audio samples themselves, `(samples, 1)`: a model's
+            front end (`front_end` instance parameter) computes features from them, and its
+            stores may be `int16` (16-bit PCM).
+        in_model: a model can compute it from a waveform store (`front_end`, the Keras
+            layer `architectures.SpectralFrontEnd`, checked against this type's function).
         summary: a few words about the type (config.ini's notes list it beside the name).
         neighbouring_bins: neighbouring bins hold neighbouring content (a frequency axis,
             cepstral coefficients), so a band of them can be masked (SpecAugment's
@@ -128,6 +139,8 @@ class FeatureType:
     batched: bool = False
     describe: Callable[[Params], dict[str, Any]] | None = None
     dtype: str = "float32"
+    waveform: bool = False
+    in_model: bool = False
     summary: str = ""
     neighbouring_bins: bool = True
     check: schema.Rule | None = None
@@ -185,7 +198,7 @@ def register(name: str, *, bins: Callable[[Params], int],
              batched: bool = False,
              describe: Callable[[Params], dict[str, Any]] | None = None,
              dtype: str = "float32", summary: str = "", neighbouring_bins: bool = True,
-             check: schema.Rule | None = None
+             check: schema.Rule | None = None, waveform: bool = False, in_model: bool = False
              ) -> Callable[[FeatureFunction], FeatureFunction]:
     """Decorator registering a feature function under `name`.
 
@@ -212,6 +225,10 @@ def register(name: str, *, bins: Callable[[Params], int],
             apply. Defaults to `True` (`False` for an encoder's hidden dimensions).
         check: the type's rule between `[features]` keys, `check(values, name) -> problem`
             (e.g. `mfcc`: n_mfcc at most n_mels). Defaults to `None`.
+        waveform: the type's rows are audio samples (`(samples, 1)`), read by a model's
+            front end; its stores may be `"int16"`. Defaults to `False`.
+        in_model: a model's `front_end` can compute the type from a waveform store
+            (`architectures.SpectralFrontEnd`). Defaults to `False`.
 
     Returns:
         The decorator, which returns the function unchanged.
@@ -222,9 +239,9 @@ def register(name: str, *, bins: Callable[[Params], int],
         ValueError: when the name is not an identifier or is taken, or `dtype` is not a
             storage type.
     """
-    if dtype not in ("float32", "float16"):
+    if dtype not in STORAGE_TYPES or (dtype == "int16" and not waveform):
         raise ValueError(f"Feature type {name!r}: dtype={dtype!r}: expected float32 or "
-                         "float16.")
+                         "float16 (int16 for a waveform type).")
 
     def decorator(function: FeatureFunction) -> FeatureFunction:
         if not isinstance(name, str) or not name.isidentifier():
@@ -233,7 +250,8 @@ def register(name: str, *, bins: Callable[[Params], int],
         TYPES.register(name, FeatureType(
             name=name, function=function, params=params, options=options, bins=bins,
             frames=frames, frequencies=frequencies, batched=batched, describe=describe,
-            dtype=dtype, summary=summary, neighbouring_bins=neighbouring_bins, check=check))
+            dtype=dtype, summary=summary, neighbouring_bins=neighbouring_bins, check=check,
+            waveform=waveform, in_model=in_model))
         return function
 
     return decorator
@@ -269,7 +287,8 @@ def compute_features(y: np.ndarray, *, sample_rate: int, feature: str = "mel",
         sample_rate: rate of `y` in Hz.
         feature: a registered feature type (`stft`, `mel`, `mfcc`, `cqt`, ...). Defaults to
             `"mel"`.
-        dtype: `"float32"` or `"float16"`. Defaults to `"float32"`.
+        dtype: `"float32"`, `"float16"` or, for a waveform type, `"int16"` (16-bit PCM:
+            the samples times 32768, rounded and clipped). Defaults to `"float32"`.
         **params: feature parameters (a store's `feature_params`); those the type does not
             read are ignored, those it reads and are not given take the function's
             defaults.
@@ -285,6 +304,12 @@ def compute_features(y: np.ndarray, *, sample_rate: int, feature: str = "mel",
     keywords = kind.keywords(params)
     keywords["sample_rate"] = sample_rate
     S = kind.function(np.asarray(y, dtype=np.float32), **keywords)
+    if dtype == "int16":
+        if not kind.waveform:
+            raise ValueError(f"dtype='int16' stores audio samples (16-bit PCM); feature="
+                             f"{feature!r} is not a waveform type: use float32 or float16.")
+        S = np.clip(np.round(np.asarray(S, dtype=np.float64) * PCM_SCALE), -PCM_SCALE,
+                    PCM_SCALE - 1)
     return np.ascontiguousarray(S, dtype=dtype)
 
 
@@ -349,3 +374,14 @@ def _type_rule(values: Params, name: Callable[[str], str]) -> str:
 schema.bind_choices("features", "feature", names,
                     describe=lambda name: TYPES.get(name).summary)
 schema.bind_rules("features", _type_rule)
+
+
+def front_ends() -> list[str]:
+    """The values of the `front_end` instance parameter: `none` (the rows as they are) and
+    the feature types a model computes from a waveform store (`FeatureType.in_model`)."""
+    return ["none", *(name for name in names() if TYPES.get(name).in_model)]
+
+
+# An instance's front_end accepts `none` and the types a model can compute.
+schema.bind_choices("training", "front_end", front_ends,
+                    describe=lambda name: "" if name == "none" else TYPES.get(name).summary)

@@ -120,7 +120,7 @@ def _cqt_below_nyquist(values: Params, name: Callable[[str], str]) -> str:
             f"{_num(values['sample_rate'] / 2)}; lower n_bins or fmin.")
 
 
-@register("stft", bins=lambda params: params["n_fft"] // 2 + 1,
+@register("stft", bins=lambda params: params["n_fft"] // 2 + 1, in_model=True,
           frequencies=_stft_frequencies, summary="magnitude")
 def stft(y: np.ndarray, *, sample_rate: int, n_fft: int = 512, hop_length: int = 160,
          compression: str = "db", power_exponent: float = 0.3) -> np.ndarray:
@@ -146,7 +146,8 @@ MEL = "mel"
 """The mel feature type's name (the demo dataset's features)."""
 
 
-@register(MEL, bins=lambda params: params["n_mels"], frequencies=_mel_frequencies)
+@register(MEL, bins=lambda params: params["n_mels"], frequencies=_mel_frequencies,
+          in_model=True)
 def mel(y: np.ndarray, *, sample_rate: int, n_fft: int = 512, hop_length: int = 160,
         n_mels: int = 64, fmin: float = 32.7, fmax: float | None = None,
         compression: str = "db", power_exponent: float = 0.3) -> np.ndarray:
@@ -172,7 +173,8 @@ def mel(y: np.ndarray, *, sample_rate: int, n_fft: int = 512, hop_length: int = 
     return compress(S, compression=compression, power=2.0, power_exponent=power_exponent).T
 
 
-@register("mfcc", bins=lambda params: params["n_mfcc"], check=_mfcc_within_mels)
+@register("mfcc", bins=lambda params: params["n_mfcc"], check=_mfcc_within_mels,
+          in_model=True)
 def mfcc(y: np.ndarray, *, sample_rate: int, n_fft: int = 512, hop_length: int = 160,
          n_mels: int = 64, n_mfcc: int = 20, fmin: float = 32.7,
          fmax: float | None = None) -> np.ndarray:

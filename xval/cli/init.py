@@ -18,16 +18,16 @@ from typing import Any
 
 import pandas as pd
 
-from preprocessing import sources
-from preprocessing.build import build_store, feature_params
+from preprocessing.build import build_store, feature_params, silent_note
 from preprocessing.features import encoders
 from preprocessing.features.pretrained import encoder_defaults
 from preprocessing.intake import check_trainable
+from preprocessing.segment_length import SegmentChoice
 from preprocessing.store import FeatureStore
 from xval import tasks
 from xval.cli import corpora
+from xval.cli.init_data import MAX_FOLDS, check_rows, find_rows, folds_for, segment_for
 from xval.cli.init_outputs import Created, check_outputs
-from xval.cli.preprocess_parser import label_map_argument
 from xval.cli.scripts import (
     CNN_ABOUT,
     CNN_INSTANCES,
@@ -41,13 +41,9 @@ from xval.config.loader import Config, load_config
 from xval.core.errors import ConfigurationError, DatasetError
 from xval.core.files import atomic_write_text
 from xval.core.outputs import check_output_folder
-from xval.folds import allowed_folds
 
 DEFAULT_ENCODER = encoders.AISFX
 """The encoder of instance 1 when it is installed (measured: docs/pretrained.md)."""
-PRESETS = {"fsdd": sources.FSDD_PATTERN, "ravdess": sources.RAVDESS_PATTERN,
-           "speaker-id": sources.SPEAKER_ID_PATTERN}
-MAX_FOLDS = 5
 CONFIG_HEADER = ("Written by `python -m xval init`: only what differs from the package "
                  "defaults.\n`python -m xval config` prints every setting and where it "
                  "comes from.")
@@ -71,6 +67,9 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     p.add_argument("--label-map", help="with --pattern: preset (ravdess) or CODE=NAME,...")
     p.add_argument("--item-pattern", help="with class sub-folders: regex with (?P<item>..) "
                                           "over relative paths (the speaker, session, ...)")
+    p.add_argument("--item-per-file", action="store_true",
+                   help="every file its own item (default: files whose names share a "
+                        "recording id, such as 1-100038-A.ogg and 1-100038-B.ogg, are one)")
     p.add_argument("--manifest", help="a CSV manifest of the files (path, label, item columns)")
     p.add_argument("--source", choices=corpora.KINDS,
                    help="read a corpus: " + "; ".join(f"{k}: {corpora.HELP[k]}"
@@ -114,17 +113,25 @@ def main_init(args: argparse.Namespace) -> int:
     stores = [config.data_dir / name] + ([config.data_dir / f"{name}_{encoder}"]
                                          if encoder is not None else [])
     check_outputs(audio, project, config, script, stores, args.overwrite)
-    rows, skipped, how = _rows(audio, args)
+    rows, skipped, how, items = find_rows(audio, args)
     check_trainable(rows, skipped, stage=f"found ({how})")
-    _check_rows(rows, how)
-    folds = _folds(rows, args.folds)
+    check_rows(rows, how)
+    folds = folds_for(rows, args.folds)
     print(f"Found {len(rows)} files in {audio}: {rows['label'].nunique()} classes, "
           f"{rows['item'].nunique()} items ({how}).")
+    if items:
+        print(textwrap.fill(items, width=100, break_on_hyphens=False,
+                            break_long_words=False))
+    segment = segment_for(rows, config)
+    print(textwrap.fill(f"Segments: {segment.seconds:g} s every {segment.hop:g} s "
+                        f"({segment.reason}; [features] segment_seconds in config.ini sets "
+                        "another).", width=100, break_on_hyphens=False))
     created = Created()
     created.folders(project, config.data_dir, script.parent)
     try:
         code = _write_project(args, audio, project, config, (config_path, config_text),
-                              script, (rows, skipped, how, folds), (stores, encoder), created)
+                              script, (rows, skipped, how, folds), (stores, encoder), created,
+                              segment)
     except BaseException:
         created.undo()
         raise
@@ -151,15 +158,18 @@ def _build(args: argparse.Namespace, audio: Path, path: Path, params: dict[str, 
 def _write_project(args: argparse.Namespace, audio: Path, project: Path, config: Config,
                    config_file: tuple[Path, str | None], script: Path,
                    found: tuple[pd.DataFrame, list, str, int],
-                   planned: tuple[list[Path], str | None], created: Created) -> int:
+                   planned: tuple[list[Path], str | None], created: Created,
+                   segment: SegmentChoice) -> int:
     """Writes the stores, config.ini and the script, then runs the dry run (what is written
     is noted in `created`)."""
     (config_path, config_text), (stores, encoder) = config_file, planned
     rows, skipped, how, folds = found
-    store, summary = _build(args, audio, stores[0], feature_params(config.features), config,
-                            found, created, f"python -m xval init {audio}")
+    params = feature_params(config.features, segment_seconds=segment.seconds,
+                            segment_hop_seconds=segment.hop)
+    store, summary = _build(args, audio, stores[0], params, config, found, created,
+                            f"python -m xval init {audio}")
     print(f"Wrote the store {store.path}: {summary['rows']} rows, "
-          f"{len(summary['skipped'])} file(s) skipped.")
+          f"{len(summary['skipped'])} file(s) skipped{silent_note(summary)}.")
     embedded = None
     if encoder is not None:
         embedded, summary = _build(
@@ -208,12 +218,15 @@ def _encoder(name: str | None) -> str | None:
 def _check_source(args: argparse.Namespace, audio: Path) -> None:
     """Refuses a path or options that do not fit the source, before anything is written."""
     corpora.options_given(args, args.source)
-    mixed = [flag for flag in ("pattern", "label_map", "item_pattern", "manifest")
-             if getattr(args, flag)]
+    mixed = [flag for flag in ("pattern", "label_map", "item_pattern", "item_per_file",
+                               "manifest") if getattr(args, flag)]
     if args.source and mixed:
         raise ConfigurationError(f"--{mixed[0].replace('_', '-')} reads a folder of audio; "
                                  f"--source {args.source} reads the corpus's own files: give "
                                  "one or the other.")
+    if args.item_per_file and args.item_pattern:
+        raise ConfigurationError(f"--item-per-file and --item-pattern {args.item_pattern!r} "
+                                 "contradict each other: give one.")
     if args.source is None and (args.root or args.supervisions):
         flag = "--root" if args.root else "a second path (SUPERVISIONS)"
         raise ConfigurationError(f"{flag} is for --source kaldi, lhotse or hf.")
@@ -237,89 +250,6 @@ def _name(text: str) -> str:
     if not name:
         raise ConfigurationError(f"--name {text!r}: give a name of letters, digits or _.")
     return name if not name[0].isdigit() else f"data_{name}"
-
-
-def _rows(audio: Path, args: argparse.Namespace) -> tuple[pd.DataFrame, list, str]:
-    """The source rows, the skipped files, and how labels and items were found."""
-    if args.source:
-        paths = [str(audio)] + ([args.supervisions] if args.supervisions else [])
-        rows, skipped = corpora.rows(args.source, paths, args)
-        return rows, skipped, f"{args.source} {' + '.join(paths)}"
-    if args.manifest:
-        rows, skipped = sources.manifest_source(args.manifest, root=audio,
-                                                item_column=_item_column(args.manifest))
-        return rows, skipped, f"manifest {args.manifest}"
-    if args.pattern:
-        label_map = _parse_label_map(args.label_map) if args.label_map is not None \
-            else sources.LABEL_MAPS.get(args.pattern)
-        rows, skipped = sources.regex_source(audio, PRESETS.get(args.pattern, args.pattern),
-                                             label_map=label_map)
-        return rows, skipped, f"pattern {args.pattern}"
-    if any(p.is_dir() for p in audio.iterdir()):
-        rows, skipped = sources.folder_source(audio, item_pattern=args.item_pattern)
-        what = "class sub-folders" + (f", items by {args.item_pattern}" if args.item_pattern
-                                      else ", every file its own item")
-        return rows, skipped, what
-    for preset, pattern in PRESETS.items():
-        try:
-            rows, skipped = sources.regex_source(audio, pattern,
-                                                 label_map=sources.LABEL_MAPS.get(preset))
-        except DatasetError:
-            continue
-        if not skipped:
-            return rows, skipped, f"file names of the {preset} preset"
-    raise DatasetError(
-        f"{audio} has no class sub-folders and its file names fit no preset "
-        f"({', '.join(PRESETS)}). Put each class in its own folder, or give --pattern with "
-        "named groups, e.g. --pattern '(?P<label>[a-z]+)_(?P<item>spk\\d+)_\\d+\\.wav'.")
-
-
-def _parse_label_map(text: str) -> dict[str, str] | None:
-    """`--label-map` as `python -m preprocessing regex` reads it (a preset, a JSON file,
-    `CODE=NAME` pairs)."""
-    try:
-        return label_map_argument(text)
-    except argparse.ArgumentTypeError as e:
-        raise ConfigurationError(str(e)) from None
-
-
-def _item_column(manifest: str) -> str | None:
-    path = Path(manifest)
-    if not path.is_file():
-        raise DatasetError(f"--manifest {manifest!r} is not a file; give the CSV manifest "
-                           "of the audio files.")
-    try:
-        columns = pd.read_csv(path, nrows=0, encoding="utf-8-sig").columns
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError,
-            ValueError) as e:
-        raise DatasetError(f"--manifest {manifest!r} is not a readable UTF-8 CSV file "
-                           f"({type(e).__name__}); give the CSV manifest.") from None
-    return "item" if "item" in columns else None
-
-
-def _check_rows(rows: pd.DataFrame, how: str) -> None:
-    """Refuses what cannot be cross-validated, before anything is written."""
-    if rows["label"].nunique() < 2:
-        raise DatasetError(f"Only one class ({rows['label'].iloc[0]!r}) was found ({how}); "
-                           "classification needs two or more.")
-    n_items = rows["item"].nunique()
-    if n_items < 3:
-        raise DatasetError(
-            f"{n_items} item(s) found ({how}); cross-validation over items needs at least 3 "
-            "(each fold tests one item, validates on another and trains on the rest). Give "
-            "items with --pattern's (?P<item>..) group or --item-pattern.")
-
-
-def _folds(rows: pd.DataFrame, wanted: int | None) -> int:
-    n_items = int(rows["item"].nunique())
-    allowed = [k for k in allowed_folds(n_items) if k >= 2]  # the splitter's own rule
-    if wanted is None and allowed:
-        return max(k for k in allowed if k <= MAX_FOLDS)
-    if wanted not in allowed:
-        raise ConfigurationError(
-            f"--folds {wanted}: {n_items} items allow {', '.join(map(str, allowed)) or 'none'} "
-            "(every fold keeps test, validation and training items apart).")
-    return wanted
 
 
 def _write_script(script: Path, store: FeatureStore, rows: pd.DataFrame, folds: int, how: str,

@@ -1,4 +1,4 @@
-"""`python -m xval COMMAND`: report, compare, predict, detect, evaluate, embed."""
+"""`python -m xval COMMAND`: report, compare, predict, detect, evaluate, embed, export."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 
 from xval.cli import compare as cli_compare
 from xval.cli import config as cli_config
+from xval.cli import export as cli_export
 from xval.cli import init as cli_init
 from xval.cli.annotations import add_reading_arguments
 from xval.cli.inference import main_detect, main_embed, main_evaluate, main_predict
@@ -187,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     _embed_parser(sub, flags)
     cli_config.add_parser(sub, [flags])
     cli_init.add_parser(sub, [flags])
+    cli_export.add_parser(sub, [flags])
     return parser
 
 
@@ -212,6 +214,8 @@ def _main(argv: Sequence[str] | None) -> int:
         return _report(args)
     if args.command == "compare":
         return cli_compare.main_compare(args)
+    if args.command == "export":  # the format chooses the backend
+        return cli_export.main_export(args, choose_backend)
     choose_backend(args.config)
     if args.command == "evaluate":
         return main_evaluate(args)

@@ -24,7 +24,7 @@ import xval.config.schema as schema
 from augmentation import Augmenter, require_augment_extra
 from preprocessing import sources
 from preprocessing.babble import babble_backgrounds
-from preprocessing.build import build_store, feature_params
+from preprocessing.build import build_store, feature_params, silent_note
 from preprocessing.demo import build_demo
 from preprocessing.detection import build_detection_store, read_items
 from preprocessing.features.pretrained import encoder_overrides
@@ -231,16 +231,18 @@ def _rows(args: argparse.Namespace) -> tuple[pd.DataFrame, Skipped]:
     if args.source in corpora.KINDS:
         paths = args.manifests if args.source == "lhotse" else [args.root_dir]
         return corpora.rows(args.source, paths, args)
+    by_recording = not args.item_per_file
     if args.source == "regex":
         return sources.regex_source(args.root, PRESETS.get(args.pattern, args.pattern),
-                                    label_map=args.label_map)
+                                    label_map=args.label_map, by_recording=by_recording)
     if args.source == "folders":
-        return sources.folder_source(args.root, item_pattern=args.item_pattern)
+        return sources.folder_source(args.root, item_pattern=args.item_pattern,
+                                     by_recording=by_recording)
     return sources.manifest_source(
         args.csv, path_column=args.path_column, label_column=args.label_column,
         item_column=args.item_column, clip_column=args.clip_column,
         split_column=args.split_column, root=args.root,
-        allow_outside_root=args.allow_outside_root)
+        allow_outside_root=args.allow_outside_root, by_recording=by_recording)
 
 
 def _inputs(args: argparse.Namespace) -> list[str]:
@@ -269,6 +271,8 @@ def _from_source(args: argparse.Namespace, argv: Sequence[str] | None, config: C
         augmenter = Augmenter(config.augmentation, noise_dir=args.noise_dir,
                               ir_dir=args.ir_dir)
     rows, skipped = _rows(args)
+    if rows.attrs.get("recordings") and not args.quiet:
+        print(f"Items: {rows.attrs['recordings']}.", flush=True)
     out = _out(args, config)
     if _progress(args):
         print(f"Extracting features of {len(rows)} file(s) into {out} (the first run in "
@@ -287,7 +291,7 @@ def _print_summary(args: argparse.Namespace, store: FeatureStore,
                    summary: dict[str, Any]) -> None:
     print(f"Wrote {store.path}: {summary['rows']} rows from {summary['files']} files, "
           f"{summary['items']} items, {len(summary['classes'])} classes, features "
-          f"{summary['shape'][1:]}, in {summary['seconds']:.1f}s.")
+          f"{summary['shape'][1:]}, in {summary['seconds']:.1f}s{silent_note(summary)}.")
     if args.quiet:
         return
     if summary["skipped"]:

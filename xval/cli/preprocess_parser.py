@@ -111,10 +111,12 @@ def _source_parsers(sub: Any) -> None:
                         "presets: fsdd, ravdess, speaker-id")
     p.add_argument("--label-map", type=label_map_argument,
                    help="preset (ravdess), JSON file, or CODE=NAME,... pairs")
+    _item_per_file(p)
     _common(p)
     p = sub.add_parser("folders", help="one folder per class")
     p.add_argument("root")
     p.add_argument("--item-pattern", help="regex with (?P<item>..) over relative paths")
+    _item_per_file(p)
     _common(p)
     p = sub.add_parser("manifest", help="a CSV manifest (ESC-50, FMA)")
     p.add_argument("csv")
@@ -126,7 +128,15 @@ def _source_parsers(sub: Any) -> None:
     p.add_argument("--item-column")
     p.add_argument("--clip-column")
     p.add_argument("--split-column", help="predefined train/validation/test column")
+    _item_per_file(p)
     _common(p)
+
+
+def _item_per_file(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--item-per-file", action="store_true",
+                   help="without an item rule, every file its own item (default: files whose "
+                        "names share a recording id, such as 1-100038-A.ogg and "
+                        "1-100038-B.ogg, are one item)")
 
 
 def _detection_parser(sub: Any) -> None:

@@ -60,11 +60,21 @@ def fit_defaults(params: dict[str, Any], explicit: set[str], task: tasks.Task,
                           ("freq_warp", 0.0), ("time_warp", 0.0)):
             if name not in explicit:
                 params[name] = off
+    _feature_defaults(params, explicit, feature)
+    _task_defaults(params, explicit, task)
+
+
+def _feature_defaults(params: dict[str, Any], explicit: set[str],
+                      feature: FeatureFacts | None) -> None:
+    """Drops the default warps and masks the features cannot take: `freq_warp` on bins
+    without frequencies, `freq_masks` on bins that are not neighbours, `time_warp` on rows
+    of any length (`random_crop_seconds`: a crop is the time augmentation)."""
     if feature is not None and not feature.has_frequencies and "freq_warp" not in explicit:
         params["freq_warp"] = 0.0
     if feature is not None and not feature.neighbouring_bins and "freq_masks" not in explicit:
         params["freq_masks"] = 0
-    _task_defaults(params, explicit, task)
+    if TrainingParams.of(params).random_crop_seconds and "time_warp" not in explicit:
+        params["time_warp"] = 0.0
 
 
 def _check_feature(params: Mapping[str, Any], where: str, feature: FeatureFacts | None
@@ -102,6 +112,11 @@ def check_training_options(params: Mapping[str, Any], task: tasks.Task, where: s
     refit_with_val."""
     _check_feature(params, where, feature)
     typed = TrainingParams.of(params)
+    if typed.random_crop_seconds and typed.time_warp:
+        raise ParameterError(
+            f"{where}: time_warp={typed.time_warp} needs rows of a fixed length, but "
+            f"random_crop_seconds={typed.random_crop_seconds} makes the model take any "
+            "length; use time_warp=0 (the random crop shifts the rows in time already).")
     epochs = typed.epochs
     for name in ("min_epochs", "warmup_epochs"):
         if params.get(name, 0) >= epochs:

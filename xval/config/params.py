@@ -7,7 +7,7 @@ from __future__ import annotations
 import difflib
 import importlib.util
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -102,7 +102,8 @@ class ArchitectureCatalog(Protocol):
 def resolve(instance_id: int | str, spec: Spec, *, training_defaults: Mapping[str, Any],
             architectures: ArchitectureCatalog, experiment_params: Spec | None = None,
             overrides: Mapping[str, Any] | None = None, task_type: str = tasks.DEFAULT,
-            feature: FeatureFacts | None = None) -> dict[str, Any]:
+            feature: FeatureFacts | None = None,
+            feature_types: Callable[[str], FeatureFacts] | None = None) -> dict[str, Any]:
     """Resolves one instance's parameters and checks every name, type and value.
 
     Args:
@@ -119,7 +120,11 @@ def resolve(instance_id: int | str, spec: Spec, *, training_defaults: Mapping[st
             `FeatureType.has_frequencies`) drop a default `freq_warp` and refuse a named
             one; bins that are not neighbours (an encoder's dimensions:
             `FeatureType.neighbouring_bins`) do the same with `freq_masks`. Defaults to
-            `None` (unknown).
+            `None` (unknown). An instance whose `front_end` names features (mel, stft,
+            mfcc) is checked against those instead: the model computes them.
+        feature_types: the feature registry's lookup (`preprocessing.features.get`), for
+            the facts of the features an instance's `front_end` computes. Defaults to
+            `None` (an instance's front end is then not checked against its features).
 
     Returns:
         dict of every parameter: the training defaults, the architecture's keyword
@@ -162,6 +167,9 @@ def resolve(instance_id: int | str, spec: Spec, *, training_defaults: Mapping[st
         params["load_model"] = _model_path(load_model, where)
     _check_save_metric(params, task, where)
     _check_transfer_and_logs(params, where)
+    front_end = TrainingParams.of(params).front_end
+    if front_end != "none" and feature_types is not None:  # the model computes its features
+        feature = feature_types(front_end)
     fit_defaults(params, set(merged), task, feature)
     check_training_options(params, task, where, feature)
     task.check_params(params, where)

@@ -69,6 +69,7 @@ class FeatureSettings(Settings):
     dtype: str
     peak_normalize: bool
     silence_threshold_db: float
+    keep_silent_segments: bool
     workers: int
 
 

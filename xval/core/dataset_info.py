@@ -4,7 +4,7 @@ keeps beside its results).
 `dataset.json` is written by `preprocessing.store.write_store`: the store's own entries
 (`task_type`, `classes`, `n_rows`, `feature_shape`, `dtype`, `n_items`, `n_clips`,
 `content_hash`) and what the build recorded (`feature_params`, `sample_rate`, `skipped`,
-`front_end`, `annotation_options`, ...). Code reads them by attribute
+`front_end`, `annotation_options`, `silent_segments`, ...). Code reads them by attribute
 (`info.feature_params`); the record keeps the file's content as it is (`to_dict()`), so an
 entry this release does not know is carried along, and reads as a mapping too.
 """
@@ -23,7 +23,7 @@ _KINDS: dict[str, type | tuple[type, ...]] = {
     "task_type": str, "classes": list, "n_rows": int, "feature_shape": list, "dtype": str,
     "n_items": int, "n_clips": int, "content_hash": str, "feature_params": dict,
     "sample_rate": (int, float), "skipped": list, "front_end": dict,
-    "annotation_options": dict, "store": str, "files_sha256": dict,
+    "annotation_options": dict, "store": str, "files_sha256": dict, "silent_segments": dict,
 }
 """The known entries and their JSON types (checked by `from_dict`)."""
 
@@ -87,6 +87,29 @@ class DatasetInfo(Mapping[str, Any]):
         return int(self.data.get("n_items") or 0)
 
     @property
+    def n_files(self) -> int:
+        """The audio files the store was built from (0 when not recorded)."""
+        return int(self.data.get("n_files") or 0)
+
+    @property
+    def n_clips(self) -> int:
+        """The clips (files, or cuts of files) its rows are segments of (0: not recorded)."""
+        return int(self.data.get("n_clips") or 0)
+
+    @property
+    def source(self) -> str | None:
+        """Where the audio came from (the folder, or a corpus source), or `None`."""
+        found = self.data.get("source")
+        return str(found) if found else None
+
+    @property
+    def store(self) -> str | None:
+        """The store folder an experiment read (its copy of `dataset.json` records it:
+        `without_skipped`), or `None`."""
+        found = self.data.get("store")
+        return str(found) if found else None
+
+    @property
     def feature_shape(self) -> tuple[int, ...]:
         return tuple(self.data.get("feature_shape") or ())
 
@@ -146,6 +169,13 @@ class DatasetInfo(Mapping[str, Any]):
     def skipped(self) -> list[dict[str, Any]]:
         """The files the build skipped, each with its reason."""
         return list(self.data.get("skipped") or [])
+
+    @property
+    def silent_segments(self) -> dict[str, Any]:
+        """The segments the build found silent or padding (`count`, `dropped`,
+        `silence_threshold_db`, `segments`: source and start of each); `{}` for a store
+        built before they were counted."""
+        return dict(self.data.get("silent_segments") or {})
 
     def without_skipped(self, store: str) -> DatasetInfo:
         """What an experiment keeps of its store's description: without the list of skipped

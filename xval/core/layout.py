@@ -7,8 +7,10 @@
                                                commands.json: every run's command line
         folds.json, dataset.json
         search.journal, search/                with --search
+        nested/outer_<i>/                      with --search --inner-folds K: one outer
+                                               fold's inner search (an ExperimentLayout)
         instance_<k>/                          InstanceLayout
-            params.json, summary.json, error.txt, trial.json
+            params.json, summary.json, error.txt, trial.json, nested.json
             fold_<i>.json, fold_<i>.keras, fold_<i>.skops
             predictions_fold_<i>.csv, plot_data_fold_<i>.json, logs/fold_<i>/
             final.keras, final.json            after --refit
@@ -32,7 +34,7 @@ _FOLD_MODEL = re.compile(r"fold_(\d+)\.keras")
 PREVIOUS_SUFFIX = ".previous"
 
 _OWN = ("params.json", "dataset.json", "summary.json", "error.txt", "trial.json",
-        "final.keras", "final.json", "fold_*.json", "fold_*.keras", "fold_*.skops",
+        "nested.json", "final.keras", "final.json", "fold_*.json", "fold_*.keras", "fold_*.skops",
         "predictions_fold_*.csv", "plot_data_fold_*.json")
 INSTANCE_OUTPUT = Output(
     kind="an instance's results", command="the experiment's recorder", markers=(),
@@ -80,6 +82,11 @@ class InstanceLayout:
     @property
     def trial_file(self) -> Path:
         return self.root / "trial.json"
+
+    @property
+    def nested_file(self) -> Path:
+        """What a nested search chose in every outer fold (`NestedRecord`)."""
+        return self.root / "nested.json"
 
     @property
     def plots_dir(self) -> Path:
@@ -218,6 +225,10 @@ class ExperimentLayout:
     def lock_target(self) -> Path:
         """What a runner locks while it writes the experiment-level files."""
         return self.root / "experiment"
+
+    def outer_fold(self, fold: int) -> ExperimentLayout:
+        """The folder of outer fold `fold`'s inner search (a nested search)."""
+        return ExperimentLayout(self.root / "nested" / f"outer_{fold}")
 
     def instance(self, instance_id: int) -> InstanceLayout:
         return InstanceLayout(self.root / f"instance_{instance_id}", instance_id)

@@ -71,6 +71,8 @@ class TrainingParams(Settings):
     freq_warp: float = 0.0
     time_warp: float = 0.0
     row_normalization: str = "none"
+    front_end: str = "none"
+    random_crop_seconds: float = 0.0
     refit_with_val: bool = False
     mixup_alpha: float = 0.0
     label_smoothing: float = 0.0

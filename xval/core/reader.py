@@ -39,6 +39,7 @@ from xval.core.records import (
     FoldResult,
     FoldsManifest,
     InstanceSummary,
+    NestedRecord,
     ParamsRecord,
     RecordError,
     TrialRecord,
@@ -160,6 +161,7 @@ class InstanceFiles:
         invalid: fold number -> why its file is not believed.
         unreadable: names of the files that are not valid JSON or not records of their kind.
         trial: its `trial.json` record, or `None`.
+        nested: its `nested.json` record (a nested search's choices), or `None`.
         task_type: the task recorded in `params.json` (or its fold files), or `None`.
         rules: the task's `TaskRules` (of the inferred task when none is recorded).
         num_folds: the experiment's number of folds.
@@ -173,6 +175,7 @@ class InstanceFiles:
     task_type: str | None
     rules: TaskRules
     num_folds: int
+    nested: NestedRecord | None = None
 
 
 class ResultsReader:
@@ -356,10 +359,13 @@ class ResultsReader:
         trial, problem = self.read_record(layout.trial_file, TrialRecord.from_dict)
         if problem:
             unreadable.append(layout.trial_file.name)
+        nested, problem = self.read_record(layout.nested_file, NestedRecord.from_dict)
+        if problem:
+            unreadable.append(layout.nested_file.name)
         return InstanceFiles(params=params, folds=[believed[i] for i in sorted(believed)],
                              invalid=dict(sorted(invalid.items())), unreadable=unreadable,
                              trial=trial, task_type=recorded, rules=rules,
-                             num_folds=num_folds)
+                             num_folds=num_folds, nested=nested)
 
     def _num_folds(self, layout: InstanceLayout, folds: list[int],
                    unreadable: list[str]) -> int:
@@ -373,7 +379,7 @@ class ResultsReader:
 
     def stamp(self, layout: InstanceLayout, num_folds: int | None) -> tuple[Any, ...]:
         """The versions of the files `instance` reads: equal stamps, equal readings."""
-        names = [layout.params_file, layout.trial_file,
+        names = [layout.params_file, layout.trial_file, layout.nested_file,
                  *layout.fold_files().values(), *layout.fold_models().values()]
         if num_folds is None:
             names.append(layout.summary_file)

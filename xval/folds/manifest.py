@@ -12,6 +12,7 @@ from sklearn.model_selection import (
 
 from xval.core.errors import DatasetError
 from xval.core.hashing import json_digest
+from xval.core.records.manifest import hashed_body
 from xval.folds.items import Fold
 
 
@@ -39,7 +40,13 @@ def check_fold(fold: Mapping[str, Iterable[str]], all_items: Iterable[str] | Non
 
 def fold_manifest(splitter: BaseCrossValidator, folds: list[Fold],
                   dataset_hash: str) -> dict[str, Any]:
-    """Returns the `folds.json` content: the splitter, every fold's items, and a hash."""
-    body = {"splitter": repr(splitter), "dataset_hash": dataset_hash, "folds": folds}
+    """Returns the `folds.json` content: the splitter, every fold's items (repeat by repeat
+    when the splitter repeats), the number of repeats, and a hash.
+
+    The hash covers `num_repeats` only when it is above 1 (`hashed_body`), so experiments
+    made before repeats were recorded keep their hash, and resume.
+    """
+    repeats = int(getattr(splitter, "n_repeats", 1))
+    body = hashed_body(repr(splitter), dataset_hash, folds, repeats)
     digest = json_digest(body)
-    return {**body, "num_folds": len(folds), "hash": digest}
+    return {**body, "num_folds": len(folds), "num_repeats": repeats, "hash": digest}

@@ -118,7 +118,7 @@ def detect_files(model_or_instance_dir: str | Path, files: Sequence[str | Path],
     results = []
     for path in files:
         try:
-            feats = extract_features([path], feature)[0]
+            feats = extract_features([path], feature, real_only=False)[0]
         except DatasetError as e:
             if skipped is None:
                 raise

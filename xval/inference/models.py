@@ -13,15 +13,13 @@ import numpy as np
 
 from preprocessing.build import extract_file, feature_params
 from xval import tasks
-from xval.config import embedding
 from xval.core.dataset_info import DatasetInfo
 from xval.core.errors import ConfigurationError, DatasetError, XvalError
 from xval.core.layout import ExperimentLayout, InstanceLayout
 from xval.core.reader import READER
 from xval.core.records import FoldResult
 from xval.tasks.base import Task
-from xval.training import embeddings
-from xval.training.loading import fold_model_layout, folder_layout, load
+from xval.training.loading import folder_layout, load
 
 
 def _read_dataset_info(path: Path) -> DatasetInfo:
@@ -109,14 +107,18 @@ def dataset_info_for(model_path: str | Path, info_path: str | Path | None = None
     )
 
 
-def extract_features(files: Sequence[str | Path], params: Mapping[str, Any]
-                     ) -> list[dict[str, Any]]:
+def extract_features(files: Sequence[str | Path], params: Mapping[str, Any], *,
+                     real_only: bool | None = None) -> list[dict[str, Any]]:
     """The features of audio files, extracted as the dataset's were (see
     `preprocessing.build.extract_file`).
 
     Args:
         files: audio files.
         params: the dataset's feature parameters.
+        real_only: drop the silent and padding segments (`preprocessing.silent_segments`),
+            so that a clip's score averages real segments only. Defaults to `None`: as the
+            store was built (dropped unless `keep_silent_segments`). A detector keeps every
+            window (`False`): its windows are stitched in time.
 
     Returns:
         One dict per file: `features` (`np.ndarray [shape=(segments, time, frequency)]`),
@@ -125,11 +127,19 @@ def extract_features(files: Sequence[str | Path], params: Mapping[str, Any]
     Raises:
         DatasetError: for a file that cannot be read, naming it.
     """
+    if real_only is None:
+        real_only = not params.get("keep_silent_segments", False)
     out = []
     for path in files:
         result = extract_file(path, params)
         if "error" in result:
             raise DatasetError(f"{path}: {result['error']}")
+        if real_only:
+            real = ~np.asarray(result["silent"], bool)
+            result = {**result, "features": result["features"][real],
+                      "starts": [s for s, keep in zip(result["starts"], real) if keep],
+                      "version": [v for v, keep in zip(result["version"], real) if keep],
+                      "silent": [False] * int(real.sum())}
         out.append(result)
     return out
 
@@ -324,83 +334,6 @@ def _check_same_encoder(models: ModelSet, info: DatasetInfo, given: str | Path) 
             f"{info.encoder or info.feature!r} features, but the models were trained on "
             f"{own.encoder or own.feature!r} features; pass the dataset.json of the store "
             "they were trained on (or drop --dataset-info).")
-
-
-def fold_classifier(path: Path) -> tuple[Path, dict[str, Any]]:
-    """The saved embedding classifier of a fold model and its description (the
-    `embedding_classifier` entry of the model's fold record).
-
-    Raises:
-        ConfigurationError: when the model has none (or is not a fold model).
-    """
-    found = fold_model_layout(path)
-    if found is None:
-        raise ConfigurationError(
-            f"{path} has no embedding classifier (it is not the fold_<i>.keras of an "
-            "instance folder, beside its fold_<i>.json and .skops); pass the instance folder "
-            "or one of its fold models, or leave out --embedding-classifier.")
-    layout, fold = found
-    record, saved = layout.fold_file(fold), layout.fold_classifier(fold)
-    fold_record, _ = READER.read_record(record, FoldResult.from_dict)
-    info = fold_record.embedding_classifier if fold_record is not None else None
-    if not info or not saved.is_file():
-        raise ConfigurationError(
-            f"{path} has no embedding classifier ({saved.name} and the embedding_classifier "
-            f"entry of {record.name}); train the instance with embedding_classifier='svm' "
-            "or 'logreg', or leave out --embedding-classifier."
-        )
-    return saved, info
-
-
-class ClassifierSet:
-    """The embedding classifiers of fold models: `fold_<i>.skops` beside `fold_<i>.keras`,
-    described by the `embedding_classifier` entry of `fold_<i>.json` (see
-    `xval.training.embeddings`).
-
-    Args:
-        models: a `ModelSet` of fold models of an instance trained with an embedding
-            classifier.
-
-    Raises:
-        ConfigurationError: when a fold model has no saved classifier, or a saved model it
-            embeds with changed.
-    """
-
-    def __init__(self, models: ModelSet) -> None:
-        self.models = models
-        self.pipelines: list[Any] = []
-        self.infos: list[dict[str, Any]] = []
-        for path in models.paths:
-            saved, info = fold_classifier(path)
-            for source in info["sources"]:
-                if source["model"] != embedding.SELF:
-                    embeddings.check_unchanged(source)
-            self.pipelines.append(embeddings.load(saved))
-            self.infos.append(info)
-        self.classes = list(self.infos[0]["classes"])
-        self.description = (f"embedding classifier ({self.infos[0]['kind']}) of the "
-                            f"{models.description}")
-        self._loaded: dict[str, Any] = {}
-
-    def _model(self, source: str, own: Any) -> Any:
-        if source == embedding.SELF:
-            return own
-        if source not in self._loaded:
-            self._loaded[source] = load(source, what="embedding model")
-        return self._loaded[source]
-
-    def outputs(self, features: np.ndarray) -> np.ndarray:
-        """The classifiers' class scores, averaged over the folds: `(n, classes)`."""
-        x = np.asarray(features, dtype=np.float32)
-        total = np.zeros(0)
-        for k, (own, pipeline, info) in enumerate(zip(self.models.models, self.pipelines,
-                                                      self.infos)):
-            parts = [embeddings.embedding_function(self._model(s["model"], own),
-                                                   info["layer"])(x)
-                     for s in info["sources"]]
-            out = embeddings.scores(pipeline, np.concatenate(parts, axis=1))
-            total = out if k == 0 else total + out
-        return total / len(self.pipelines)
 
 
 def task_of(info: DatasetInfo) -> Task:

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from xval.config import embedding
+from xval.inference.classifiers import ClassifierSet
 from xval.inference.models import (
-    ClassifierSet,
     ModelSet,
     extract_features,
     feature_params_of,

@@ -135,9 +135,8 @@ class Comparison:
 
 def _repeats(manifest: FoldsManifest) -> int:
     """The repeats of the manifest's split (its folds run repeat by repeat, `xval.folds`);
-    1 for a manifest that records none."""
-    repeats = getattr(manifest, "num_repeats", None) or 1
-    return int(repeats) if manifest.num_folds % int(repeats) == 0 else 1
+    1 for a manifest written before repeats were recorded."""
+    return manifest.num_repeats
 
 
 def fold_grid(a: dict[int, float], b: dict[int, float], repeats: int, num_folds: int

@@ -33,6 +33,7 @@ from xval.core.records import (
     FoldsManifest,
     InstanceStatus,
     InstanceSummary,
+    NestedRecord,
     ParamsRecord,
     RunCommand,
     TrialRecord,
@@ -76,6 +77,7 @@ class InstanceResult:
         num_folds: the experiment's number of folds; `None` reads it from `summary.json`
             or counts the fold files.
         reader: the results reader. Defaults to the process's (`READER`).
+        num_repeats: the repeats of the k-fold (`folds.json`). Defaults to `1`.
 
     Attributes:
         id: the instance id.
@@ -89,11 +91,12 @@ class InstanceResult:
             kind.
         summary: the `InstanceSummary` of `folds`.
         trial: the search trial that made the instance (`trial.json`), or `None`.
+        nested: what a nested search chose per outer fold (`nested.json`), or `None`.
         rules: what the fold checks and the summary take from its task (`TaskRules`).
     """
 
     def __init__(self, path: str | Path, num_folds: int | None = None, *,
-                 reader: ResultsReader = READER) -> None:
+                 reader: ResultsReader = READER, num_repeats: int = 1) -> None:
         path = Path(path)
         layout = InstanceLayout.parse(path)
         if layout is None:
@@ -111,8 +114,9 @@ class InstanceResult:
         self._task_type = files.task_type
         self.summary = InstanceSummary.from_folds(
             self.folds, files.num_folds, clip_falls_back=files.rules.clip_falls_back,
-            invalid=files.invalid)
+            invalid=files.invalid, num_repeats=num_repeats)
         self.trial: TrialRecord | None = files.trial
+        self.nested: NestedRecord | None = files.nested
 
     @property
     def invalid(self) -> dict[int, str]:
@@ -178,6 +182,11 @@ class ExperimentResults:
         or `None`)."""
         return self.manifest.num_folds if self.manifest is not None else self._planned_folds
 
+    @property
+    def num_repeats(self) -> int:
+        """The repeats of the k-fold (`folds.json`; 1 before it exists)."""
+        return self.manifest.num_repeats if self.manifest is not None else 1
+
     def refresh(self) -> ExperimentResults:
         """Reads again what changed on disk since the last reading: the manifest, and the
         instances whose files changed (or appeared, or went away); the others, and their
@@ -197,7 +206,8 @@ class ExperimentResults:
             stamp = self.reader.stamp(inst, self.num_folds)
             if self._stamps.get(k) != stamp or k not in self.instances:
                 self.instances[k] = InstanceResult(inst.root, self.num_folds,
-                                                   reader=self.reader)
+                                                   reader=self.reader,
+                                                   num_repeats=self.num_repeats)
                 self._stamps[k] = stamp
         self.instances = dict(sorted(self.instances.items()))
         return self
@@ -209,11 +219,14 @@ class ExperimentResults:
         Returns:
             Its `InstanceResult`, now also `self[instance_id]`.
         """
+        if self.manifest is None:  # written since these results were first read
+            self.manifest = self.reader.manifest(self.layout)
         inst = self.layout.instance(instance_id)
         stamp = self.reader.stamp(inst, self.num_folds)
         if self._stamps.get(instance_id) != stamp or instance_id not in self.instances:
             self.instances[instance_id] = InstanceResult(inst.root, self.num_folds,
-                                                         reader=self.reader)
+                                                         reader=self.reader,
+                                                         num_repeats=self.num_repeats)
             self._stamps[instance_id] = stamp
             self.instances = dict(sorted(self.instances.items()))
         return self.instances[instance_id]

@@ -38,6 +38,34 @@ def mean_ci(values: Sequence[float] | np.ndarray,
     return float(array.mean()), float(half)
 
 
+def repeated_mean_ci(scores: dict[int, float], folds_per_repeat: int,
+                     confidence: float = 0.95) -> tuple[float | None, float | None]:
+    """Mean over every fold, and the plain t-interval half-width of the means over repeats
+    per fold order, for repeated cross-validation.
+
+    Fold `j * k + f` is fold `f` of repeat `j`; the repeats test the same items again, so
+    the `r * k` scores are far from independent, and an interval over them would be about
+    `sqrt(r)` times too narrow. Averaging the repeats of each fold order first leaves `k`
+    values (`k - 1` degrees of freedom): the interval of one k-fold, with less partition
+    noise. It is still a plain interval (see `mean_ci`).
+
+    Args:
+        scores: fold number -> score.
+        folds_per_repeat: `k`.
+        confidence: coverage. Defaults to `0.95`.
+
+    Returns:
+        `(mean, half_width)`, as `mean_ci`.
+    """
+    if not scores:
+        return None, None
+    by_order: dict[int, list[float]] = {}
+    for fold, value in scores.items():
+        by_order.setdefault(fold % max(folds_per_repeat, 1), []).append(value)
+    _, half = mean_ci([float(np.mean(v)) for v in by_order.values()], confidence)
+    return float(np.mean(list(scores.values()))), half
+
+
 class CorrectedTTest(NamedTuple):
     """Result of `corrected_resampled_ttest`."""
 

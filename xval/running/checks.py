@@ -39,7 +39,9 @@ def data_checks(plan: Plan) -> list[str]:
     meta = plan.store.meta[~plan.store.augmented]  # what the folds are scored on
     items = sorted(set(meta["item"].astype(str)))
     labels = _labels(meta, tasks.get(plan.store.task_type))
-    lines = [_summary(meta, labels, len(items)), _folds_line(len(items), plan.num_folds)]
+    manifest = plan.manifest
+    lines = [_summary(meta, labels, len(items)),
+             _folds_line(len(items), manifest.folds_per_repeat, manifest.num_repeats)]
     warnings = _single_validation(plan.folds)
     if labels is not None:
         warnings += _missing_classes(meta, labels, plan.folds)
@@ -64,12 +66,14 @@ def _summary(meta: pd.DataFrame, labels: pd.Series | None, n_items: int) -> str:
     return line + f", {len(per_class)} classes (items per class: {counts})."
 
 
-def _folds_line(n_items: int, num_folds: int) -> str:
+def _folds_line(n_items: int, num_folds: int, num_repeats: int = 1) -> str:
     allowed = allowed_folds(n_items)
     text = ", ".join(map(str, allowed[:3])) + (f", ... {allowed[-1]}" if len(allowed) > 3
                                                 else "")
-    return (f"Folds: {num_folds} requested; {n_items} items allow num_folds {text} "
-            f"(leave one item out: {n_items}).")
+    repeated = f" x {num_repeats} repeats ({num_folds * num_repeats} folds)" \
+        if num_repeats > 1 else ""
+    return (f"Folds: {num_folds} requested{repeated}; {n_items} items allow num_folds "
+            f"{text} (leave one item out: {n_items}).")
 
 
 def _single_validation(folds: Sequence[Mapping[str, list[str]]]) -> list[str]:

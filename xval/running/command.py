@@ -78,6 +78,10 @@ def experiment_parser(experiment: ExperimentDeclaration) -> argparse.ArgumentPar
                         help="with --search: trials in the study (overrides n_trials)")
     parser.add_argument("--timeout", type=float, metavar="S",
                         help="with --search: start no new trial after S seconds")
+    parser.add_argument("--inner-folds", type=int, metavar="K",
+                        help="with --search: a nested search, the study run inside every "
+                             "outer fold on its training items over K inner folds; the "
+                             "chosen trial is scored on the outer test items")
     parser.add_argument("-q", "--quiet", action="store_true",
                         help="no progress bar and no progress lines (errors still show)")
     parser.add_argument("-v", "--verbose", action="store_true",
@@ -188,7 +192,8 @@ def _main(args: argparse.Namespace, run: RunCall, refit: RefitCall) -> int:
         executor=executor, gpus=args.gpus, debug=True if args.debug else None,
         ray_address=args.ray_address, progress=not args.quiet and not args.dry_run,
         verbose=args.verbose, out=_quiet if args.quiet else print, search=args.search,
-        trials=args.trials, timeout=args.timeout, listeners=mlflow_listeners(args))
+        trials=args.trials, timeout=args.timeout, listeners=mlflow_listeners(args),
+        inner_folds=args.inner_folds)
     raise_if_interrupted()  # one that Keras swallowed after the last training batch
     return outcome.exit_code
 

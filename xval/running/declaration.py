@@ -8,6 +8,7 @@ change it (a search's trials are lent to it for the planner and taken back).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import os
@@ -23,6 +24,10 @@ from xval.running.environment import valid_gpu
 
 InstanceSpec = Mapping[str, Any] | Sequence[str]
 """An instance as declared: a dict of parameters or a list of `'name=value'` strings."""
+
+SETTINGS = ("num_repeats",)
+"""The experiment settings `--set` may override (the other names are instance
+parameters)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +91,24 @@ def check_count(name: str, value: object, minimum: int) -> int:
     if count < minimum:
         raise ConfigurationError(f"{name}={count}: expected an integer >= {minimum}.")
     return count
+
+
+def check_repeats(num_repeats: object, n_repeats: object = None) -> int:
+    """Returns the number of repeats of the k-fold: `num_repeats`, or `n_repeats` (its
+    earlier name) when only that is given.
+
+    Raises:
+        ConfigurationError: for a value that is not an int >= 1, or both names with
+            different values.
+    """
+    if n_repeats is None:
+        return check_count("num_repeats", num_repeats, 1)
+    old = check_count("n_repeats", n_repeats, 1)
+    if num_repeats not in (1, old):
+        raise ConfigurationError(
+            f"num_repeats={num_repeats!r} and n_repeats={n_repeats!r}: n_repeats is the "
+            "earlier name of num_repeats; give num_repeats only.")
+    return old
 
 
 def check_dataset(dataset: object, allow_outside: bool) -> str:
@@ -224,9 +247,9 @@ class ExperimentDeclaration:
                  overwrite_results: bool = False, debug_mode: bool = False,
                  task_type: str = tasks.DEFAULT, generator: bool = False,
                  gpu_ID: int | str | None = None,
-                 parameters: InstanceSpec | None = None, n_repeats: int = 1,
+                 parameters: InstanceSpec | None = None, num_repeats: int = 1,
                  config: str | os.PathLike | None = None,
-                 allow_outside_data_dir: bool = False) -> None:
+                 allow_outside_data_dir: bool = False, n_repeats: int | None = None) -> None:
         self.description: str = check_setting("description", description, str)
         self.allow_outside_data_dir: bool = check_setting(
             "allow_outside_data_dir", allow_outside_data_dir, bool)
@@ -243,7 +266,7 @@ class ExperimentDeclaration:
         self.generator: bool = check_setting("generator", generator, bool)
         self.gpu_ID = check_gpu_setting(gpu_ID)
         self.parameters = check_parameters(parameters)
-        self.n_repeats = check_count("n_repeats", n_repeats, 1)
+        self.num_repeats = check_repeats(num_repeats, n_repeats)
         self.config_path = check_path_setting(
             "config", config, "the path of a config.ini, or None to find it")
         self.instances: dict[int, InstanceSpec] = {}
@@ -277,6 +300,24 @@ class ExperimentDeclaration:
         if isinstance(instances, InstanceRange):
             first, last, instances = instances.first, instances.last, None
         return select_instances(sorted(self.instances), first, last, instances)
+
+    def with_settings(self, overrides: Mapping[str, Any]
+                      ) -> tuple[ExperimentDeclaration, dict[str, Any]]:
+        """The declaration with the experiment settings among `overrides` applied (`--set
+        num_repeats=2`: `SETTINGS`), as a copy (this one is left as declared), and the
+        other overrides: the instance parameters.
+
+        Raises:
+            ConfigurationError: for a setting's bad value.
+        """
+        rest = {k: v for k, v in overrides.items() if k not in SETTINGS}
+        if len(rest) == len(overrides):
+            return self, rest
+        settled = copy.copy(self)
+        settled.instances = dict(self.instances)
+        if "num_repeats" in overrides:
+            settled.num_repeats = check_count("num_repeats", overrides["num_repeats"], 1)
+        return settled, rest
 
     @property
     def first_trial_instance(self) -> int:

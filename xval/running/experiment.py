@@ -45,10 +45,14 @@ class Experiment(ExperimentDeclaration):
         generator: stream batches from the memory-mapped store. Defaults to `False`.
         gpu_ID: GPU id, overridden by the command line. Defaults to `None` (leave as is).
         parameters: parameters applied to every instance (dict or list of strings).
-        n_repeats: repeat the k-fold with other shuffles. Defaults to `1`.
+        num_repeats: repeat the k-fold `num_repeats` times, each repeat with another
+            shuffle of the items (repeated cross-validation: `num_folds * num_repeats`
+            folds, numbered repeat by repeat); `--set num_repeats=N` overrides it. Defaults
+            to `1`.
         config: path of config.ini; `None` finds it (see `xval.config.find_config`).
         allow_outside_data_dir: accept a `dataset` that leads outside data_dir (an absolute
             path or `..`). Defaults to `False`.
+        n_repeats: the earlier name of `num_repeats`, still accepted.
 
     Raises:
         ConfigurationError: for a setting of the wrong type or out of range, named with its
@@ -67,7 +71,7 @@ class Experiment(ExperimentDeclaration):
             debug: bool | None = None, out: Out = print, ray_address: str | None = None,
             progress: bool = False, verbose: bool = False, search: bool = False,
             trials: int | None = None, timeout: float | None = None,
-            listeners: Iterable[object] = ()) -> RunOutcome:
+            listeners: Iterable[object] = (), inner_folds: int | None = None) -> RunOutcome:
         """Validates, then runs the selected instances.
 
         Every instance is resolved and every conflict with existing results is found before
@@ -78,7 +82,8 @@ class Experiment(ExperimentDeclaration):
         Args:
             instances: instance ids, or an `InstanceRange(first, last)` (see `select`);
                 `None` runs all.
-            overrides: dict of `--set` parameter values.
+            overrides: dict of `--set` values: instance parameters, and the experiment
+                settings among `xval.running.declaration.SETTINGS` (`num_repeats`).
             overwrite: rerun instances with results; `None` uses `overwrite_results`.
             dry_run: print the resolved parameters and folds, write nothing.
             gpu: GPU id (`CUDA_VISIBLE_DEVICES`); `None` uses `gpu_ID`.
@@ -103,6 +108,10 @@ class Experiment(ExperimentDeclaration):
             listeners: objects told about every recorded fold and instance, e.g.
                 `xval.report.tracking.MLflowListener` (see
                 `xval.running.recorder.RecorderListener`).
+            inner_folds: with `search`, a nested search: the study runs inside every outer
+                fold on its training items only, over `inner_folds` inner folds (>= 2),
+                and the chosen trial is trained on the outer training items and scored on
+                the outer test items (`xval.running.nested`). `None`: a plain search.
 
         Returns:
             `RunOutcome` with `results` (`ExperimentResults`), `failed`, `skipped` (held by
@@ -113,7 +122,8 @@ class Experiment(ExperimentDeclaration):
             else list(instances), overrides=dict(overrides or {}), overwrite=overwrite,
             dry_run=dry_run, gpu=gpu, executor=executor, gpus=gpus, debug=debug, out=out,
             ray_address=ray_address, progress=progress, verbose=verbose, search=search,
-            trials=trials, timeout=timeout, listeners=tuple(listeners))
+            trials=trials, timeout=timeout, listeners=tuple(listeners),
+            inner_folds=inner_folds)
         return run_experiment(self, request, run_config(config, self.config_path,
                                                         self.script))
 

@@ -24,9 +24,10 @@ from xval.core.outputs import check_output_folder, check_replace
 from xval.core.parameters import DATASET, InstanceParams
 from xval.core.reader import READER
 from xval.core.records import FoldsManifest, Job, ParamsRecord
-from xval.folds import ItemKFold, PredefinedItemSplit, fold_manifest
-from xval.folds import check_fold as check_fold_items
-from xval.running.declaration import ExperimentDeclaration, InstanceSpec, check_dataset
+from xval.running.declaration import ExperimentDeclaration, InstanceSpec
+from xval.running.splitting import Folds, make_folds
+from xval.running.stores import instance_stores
+from xval.training.front_end import check_front_end
 from xval.training.model import check_transfer
 
 Params = dict[str, Any]
@@ -110,7 +111,10 @@ class Plan:
         out(f"Results would go to {self.exp_dir}")
         out(f"Folds ({self.manifest.splitter}, hash {self.manifest.hash[:12]}):")
         for i, fold in enumerate(self.folds):
-            out(f"  fold {i}: train {len(fold['train'])} items, val {fold['val']}, "
+            repeat, within = self.manifest.repeat_of(i)
+            where = f" (repeat {repeat}, fold {within})" if self.manifest.num_repeats > 1 \
+                else ""
+            out(f"  fold {i}{where}: train {len(fold['train'])} items, val {fold['val']}, "
                 f"test {fold['test']}")
         for k, p in self.resolved.items():
             out(f"Instance {k}:")
@@ -143,7 +147,7 @@ def resolver(experiment: ExperimentDeclaration, config: Config,
                            architectures=architectures,
                            experiment_params=experiment.parameters,
                            overrides=dict(overrides or {}), task_type=experiment.task_type,
-                           feature=feature)
+                           feature=feature, feature_types=features.get)
         if params.get("encoder_layers") == 0 and encoder_layers:
             params["encoder_layers"] = encoder_layers
         return params
@@ -153,6 +157,7 @@ def resolver(experiment: ExperimentDeclaration, config: Config,
 
 def make_plan(experiment: ExperimentDeclaration, config: Config, selected: list[int],
               overrides: Mapping[str, Any], overwrite: bool, *,
+              inner: tuple[ExperimentLayout, Folds, FoldsManifest] | None = None,
               check_params: bool = True) -> Plan:
     """Resolves and checks everything a run needs.
 
@@ -162,6 +167,9 @@ def make_plan(experiment: ExperimentDeclaration, config: Config, selected: list[
         selected: instance ids to run.
         overrides: `--set` values.
         overwrite: whether existing results may be replaced.
+        inner: for one outer fold of a nested search, its folder, its inner folds and
+            their manifest (`xval.running.nested`), which the plan uses instead of the
+            experiment's; `None` for the experiment's own.
         check_params: refuse results made with other parameters (unless `overwrite`).
             Defaults to `True`; a refit compares them itself (`xval.running.refit`).
 
@@ -188,13 +196,17 @@ def make_plan(experiment: ExperimentDeclaration, config: Config, selected: list[
         if InstanceParams.of(resolved[k]).dataset == experiment.dataset:
             del resolved[k][DATASET]  # the experiment's own: no other store
     check_store_task(experiment, store)
+    task = tasks.get(experiment.task_type)
     for k, params in resolved.items():
+        check_front_end(params, stores.get(k, store).info, task, f"instance {k}")
         if InstanceParams.of(params).load_model:
             check_transfer(params, tuple(stores.get(k, store).features.shape[1:]),
                            f"instance {k}")
     folds, manifest = make_folds(experiment, config, store)
     layout = ExperimentLayout.of(Path(experiment.experiment_folder or config.results_dir),
                                  experiment.dataset, experiment.number)
+    if inner is not None:
+        layout, folds, manifest = inner
     check_results_folders(layout, selected, overwrite)
     check_folds_file(layout, manifest)
     hashes = {k: P.params_hash(p) for k, p in resolved.items()}
@@ -204,69 +216,6 @@ def make_plan(experiment: ExperimentDeclaration, config: Config, selected: list[
                 resolved=resolved, hashes=hashes, config=config,
                 task_type=experiment.task_type, generator=experiment.generator,
                 stores=stores, overrides=dict(overrides))
-
-
-def instance_stores(experiment: ExperimentDeclaration, config: Config, selected: list[int],
-                    overrides: Mapping[str, Any], store: FeatureStore
-                    ) -> dict[int, FeatureStore]:
-    """The stores of the instances that name their own `dataset` (in the instance, the
-    experiment's `parameters` or `--set`), checked against the experiment's store: the
-    same task, classes and items, so that the experiment's folds are theirs.
-
-    Returns:
-        instance id -> `FeatureStore`, for the instances whose dataset is not the
-        experiment's.
-
-    Raises:
-        ConfigurationError: for a bad store name, or a store on other items or classes.
-        DatasetError: for a store that does not exist or cannot be read.
-    """
-    base = P.parse_instance(experiment.parameters or {}, "parameters").get(P.DATASET)
-    opened: dict[str, FeatureStore] = {}
-    out: dict[int, FeatureStore] = {}
-    for k in selected:
-        where = f"instance {k}"
-        spec = P.parse_instance(experiment.instances[k], where)
-        name = overrides.get(P.DATASET, spec.get(P.DATASET, base))
-        if name is None or name == experiment.dataset:
-            continue
-        try:
-            name = check_dataset(name, experiment.allow_outside_data_dir)
-        except ConfigurationError as e:
-            raise ConfigurationError(f"{where}: {e}") from None
-        if name not in opened:
-            opened[name] = FeatureStore(Path(config.data_dir) / name)
-            check_same_items(store, opened[name], experiment.dataset, name, where)
-        out[k] = opened[name]
-    return out
-
-
-def check_same_items(store: FeatureStore, other: FeatureStore, dataset: str, name: str,
-                     where: str) -> None:
-    """Refuses an instance's store whose task, classes or items are not the experiment's
-    (the folds are over the experiment's items: another store must hold the same ones).
-
-    Raises:
-        ConfigurationError: naming what differs and the fix.
-    """
-    fix = ("build both stores from the same files (e.g. `python -m preprocessing ... "
-           "--encoder aisfx` over the folder the experiment's store came from)")
-    if other.task_type != store.task_type:
-        raise ConfigurationError(
-            f"{where}: dataset={name!r} is a {other.task_type} store, the experiment's "
-            f"{dataset!r} a {store.task_type} store; {fix}.")
-    if (store.classes or other.classes) and list(other.classes) != list(store.classes):
-        raise ConfigurationError(
-            f"{where}: dataset={name!r} has classes {other.classes}, the experiment's "
-            f"{dataset!r} {store.classes}; {fix}.")
-    mine, theirs = set(map(str, store.items)), set(map(str, other.items))
-    if mine != theirs:
-        missing, extra = sorted(mine - theirs), sorted(theirs - mine)
-        raise ConfigurationError(
-            f"{where}: dataset={name!r} holds other items than the experiment's {dataset!r} "
-            f"(missing {len(missing)}: {', '.join(missing[:3]) or '-'}; extra {len(extra)}: "
-            f"{', '.join(extra[:3]) or '-'}), so the experiment's folds are not its folds; "
-            f"{fix}.")
 
 
 def check_store_task(experiment: ExperimentDeclaration, store: FeatureStore) -> None:
@@ -281,43 +230,6 @@ def check_store_task(experiment: ExperimentDeclaration, store: FeatureStore) -> 
             f"Dataset {experiment.dataset!r} is a {store.task_type} store but the experiment "
             f"says task_type={experiment.task_type!r}."
         )
-
-
-def make_splitter(experiment: ExperimentDeclaration, config: Config,
-                  store: FeatureStore) -> ItemKFold | PredefinedItemSplit:
-    """The item splitter: the store's predefined splits (its `split` column), else a
-    k-fold over items with the `[folds]` settings.
-
-    Raises:
-        ConfigurationError: for predefined splits with `num_folds` other than 1.
-    """
-    if "split" in store.meta.columns:
-        if experiment.num_folds != 1:
-            raise ConfigurationError(
-                f"Dataset {experiment.dataset!r} has predefined train/validation/test splits; "
-                f"set num_folds=1 (it is {experiment.num_folds})."
-            )
-        return PredefinedItemSplit(store.meta["split"].to_numpy(str))
-    return ItemKFold(experiment.num_folds, val_fraction=config.folds.val_fraction,
-                     test_fraction=config.folds.test_fraction,
-                     stratify=config.folds.stratify, n_repeats=experiment.n_repeats,
-                     random_state=config.folds.fold_seed)
-
-
-def make_folds(experiment: ExperimentDeclaration, config: Config,
-               store: FeatureStore) -> tuple[list[dict[str, list[str]]], FoldsManifest]:
-    """The folds' items, checked (no item in two sets of a fold), and their manifest.
-
-    Raises:
-        DatasetError: for a fold with an empty or overlapping set.
-    """
-    splitter = make_splitter(experiment, config, store)
-    y = tasks.get(experiment.task_type).stratify_labels(store)
-    folds = splitter.split_items(store.items, y)
-    for fold in folds:
-        check_fold_items(fold)
-    manifest = FoldsManifest.from_dict(fold_manifest(splitter, folds, store.content_hash))
-    return folds, manifest
 
 
 def check_results_folders(layout: ExperimentLayout, instances: list[int],

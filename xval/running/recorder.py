@@ -43,6 +43,7 @@ from xval.core.records import (
     FoldsManifest,
     InstanceStatus,
     InstanceSummary,
+    NestedRecord,
     ParamsRecord,
     RunCommand,
     TrialRecord,
@@ -302,6 +303,11 @@ class Recorder:
     def record_trial(self, record: TrialRecord) -> None:
         """Writes the `trial.json` of the instance a search trial made."""
         self._write(self.instance_layout(record.instance).trial_file, record)
+
+    def record_nested(self, instance: int, record: NestedRecord) -> None:
+        """Writes the `nested.json` of the instance holding a nested search's outer
+        scores: what each outer fold's inner search chose."""
+        self._write(self.instance_layout(instance).nested_file, record)
 
     def finish_instance(self, instance: int) -> InstanceSummary:
         """Writes the instance's summary from its believable fold files (those that are not

@@ -66,7 +66,8 @@ def refit_instance(experiment: ExperimentDeclaration, instance: int, config: Con
                                       experiment.gpu_ID if gpu is None else gpu, _stderr)
     record = recorded_params(experiment, config, instance)
     given = {**((record.overrides or {}) if record else {}), **dict(overrides or {})}
-    plan = make_plan(experiment, config, selected, given, False, check_params=False)
+    plan = make_plan(repeats_on_disk(experiment, config), config, selected, given, False,
+                     check_params=False)
     if record is not None:
         check_same_params(record, plan.resolved[instance], plan.hashes[instance],
                           experiment, given)
@@ -141,6 +142,18 @@ def check_same_params(record: ParamsRecord, params: Mapping[str, Any], params_ha
 def _set_text(overrides: Mapping[str, Any]) -> str:
     """`--set a=1 --set b='x'`."""
     return " ".join(f"--set {n}={v!r}" for n, v in sorted(overrides.items()))
+
+
+def repeats_on_disk(experiment: ExperimentDeclaration,
+                    config: Config) -> ExperimentDeclaration:
+    """The declaration with the repeats its results were made with (`folds.json`: a run
+    given `--set num_repeats=N`), so that the plan's folds are those on disk."""
+    layout = ExperimentLayout.of(Path(experiment.experiment_folder or config.results_dir),
+                                 experiment.dataset, experiment.number)
+    manifest = READER.manifest(layout)
+    if manifest is None or manifest.num_repeats == experiment.num_repeats:
+        return experiment
+    return experiment.with_settings({"num_repeats": manifest.num_repeats})[0]
 
 
 def fold_best_epochs(recorder: Recorder, plan: Plan, instance: int,

@@ -37,9 +37,11 @@ from xval.running.environment import (
     prepare_process,
 )
 from xval.running.experiment_files import begin_experiment, instance_dataset_info
+from xval.running.nested import NestedRun, check_inner_folds_option, run_nested
 from xval.running.planner import Plan, make_plan, resolver
 from xval.running.recorder import Out, Recorder
 from xval.running.scheduler import Scheduler
+from xval.running.splitting import check_inner_folds
 from xval.running.study import run_search
 
 EXIT_PENDING_ELSEWHERE = 3
@@ -91,6 +93,7 @@ class RunRequest:
     trials: int | None = None
     timeout: float | None = None
     listeners: Sequence[object] = ()
+    inner_folds: int | None = None
 
     def settled(self, experiment: ExperimentDeclaration) -> RunRequest:
         """The request with the declaration's settings where it leaves them `None`."""
@@ -113,6 +116,8 @@ def run_experiment(experiment: ExperimentDeclaration, request: RunRequest,
             with `debug`, the first failed fold (`TrainingError`).
     """
     request = request.settled(experiment)
+    experiment, overrides = experiment.with_settings(request.overrides)  # --set num_repeats
+    request = dataclasses.replace(request, overrides=overrides)
     gpu, backend = prepare_process(config.backend.backend, request.gpu, _stderr)
     selected = check_selection(experiment, request, config)
     executor = executor_for(request.executor, config, gpu, backend, gpus=request.gpus,
@@ -120,6 +125,7 @@ def run_experiment(experiment: ExperimentDeclaration, request: RunRequest,
     check_selection_metric_recorded(experiment, config, request.overrides, request.search)
     plan = make_plan(experiment, config, selected, request.overrides,
                      bool(request.overwrite))
+    check_inner_folds(request.inner_folds, plan.folds)  # a nested search's, if any
     if request.dry_run:
         return dry_run(experiment, plan, request, config)
     for line in data_checks(plan):
@@ -133,6 +139,9 @@ def run_experiment(experiment: ExperimentDeclaration, request: RunRequest,
     try:
         for store in plan.all_stores():
             executor.preflight(store)
+        if request.search and experiment.search is not None and request.inner_folds:
+            return nested_instances(experiment, experiment.search, request, config,
+                                    executor, backend)
         if request.search and experiment.search is not None:
             return search_instances(experiment, experiment.search, request, config, executor,
                                     backend)
@@ -154,6 +163,7 @@ def check_selection(experiment: ExperimentDeclaration, request: RunRequest,
         if value is not None and (isinstance(value, bool) or not math.isfinite(value)
                                   or value <= 0):
             raise ConfigurationError(f"{name} {value!r}: expected a finite number > 0.")
+    check_inner_folds_option(request.inner_folds, request.search)
     if not request.search:
         return experiment.select(instances=request.instances)
     if experiment.search is None:
@@ -319,8 +329,7 @@ def claim_instances(plan: Plan, recorder: Recorder, overwrite: bool,
             continue
         held.append(instance_lock)
         done = recorder.begin_instance(k, params, plan.hashes[k], overwrite,
-                                       dataset_info=instance_dataset_info(plan, k),
-                                       overrides=plan.overrides)
+                                       instance_dataset_info(plan, k), plan.overrides)
         todo = [i for i in range(plan.num_folds) if i not in done]
         if not todo:
             out(f"instance {k}: all {plan.num_folds} folds already done; skipped.")
@@ -369,6 +378,20 @@ def search_instances(experiment: ExperimentDeclaration, search: Search,
     request.out(f"search: this runner ran {len(done.ran)} trial(s) ({len(done.pruned)} "
                 f"pruned, {len(done.failed)} failed); results in {done.layout.root}")
     return RunOutcome(results, done.failed, [], 1 if done.failed else 0)
+
+
+def nested_instances(experiment: ExperimentDeclaration, search: Search,
+                     request: RunRequest, config: Config, executor: Executor,
+                     backend: str) -> RunOutcome:
+    """Runs the `search` nested in every outer fold (`xval.running.nested.run_nested`)."""
+    done = run_nested(NestedRun(
+        experiment, search, config, request.overrides, int(request.inner_folds or 0),
+        executor, backend, request.out, trials=request.trials, timeout=request.timeout,
+        overwrite=bool(request.overwrite), debug=bool(request.debug),
+        progress=request.progress, verbose=request.verbose,
+        listeners=run_listeners(request, config, experiment.task_type)))
+    print_table(done.results, done.shown, config, request.out)
+    return RunOutcome(done.results, [done.instance] if done.failed else [], [], done.code)
 
 
 def print_table(results: ExperimentResults, selected: list[int], config: Config,

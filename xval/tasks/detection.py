@@ -46,20 +46,18 @@ from xval.core.layout import InstanceLayout
 from xval.core.parameters import TrainingParams
 from xval.core.records import FoldResult, InstanceSummary, Postprocessing, Status
 from xval.tasks.base import Params, Pooled, StoreView, Task
+from xval.tasks.detection_scores import window_scores
 from xval.tasks.event_rules import (
     CHOSEN_ON_VALIDATION,
     EventRules,
     choose_rules,
-    frames,
-    reference_events,
     stitch_recordings,
 )
 from xval.tasks.event_rules import MEDIAN_GRID_SECONDS as MEDIAN_GRID_SECONDS
 from xval.tasks.event_rules import POSTPROCESSING as POSTPROCESSING
 from xval.tasks.event_rules import THRESHOLD_GRID as THRESHOLD_GRID
-from xval.tasks.events import Event, detection_metrics, event_metrics, frame_metrics
+from xval.tasks.events import Event
 from xval.tasks.metrics import sigmoid
-from xval.tasks.psds import recording_psds
 from xval.tasks.registry import register
 from xval.tasks.weights import MAX_POSITIVE_WEIGHT as MAX_POSITIVE_WEIGHT
 from xval.tasks.weights import positive_weights
@@ -216,29 +214,8 @@ class Detection(Task):
             splits `psds1` and `psds2` (`xval.psds`, recording level; not on the training
             split, whose 50 operating points would only cost time).
         """
-        ys, probs, flat_y, flat_p = frames(y_true, outputs, num_outputs)
-        eps = 1e-7
-        bce = -(flat_y * np.log(flat_p + eps) + (1 - flat_y) * np.log(1 - flat_p + eps))
-        post = postprocessing(params)
-        out: dict[str, Any] = {"loss": float(bce.mean())}
-        out.update(frame_metrics(flat_y, flat_p, post.detection_threshold))
-        if frame_seconds is None:
-            return out
-        names = list(classes) if classes else [f"class{i}" for i in range(num_outputs)]
-        reference, durations = reference_events(ys, frame_seconds, names)
-        estimated = post.file_events(probs, frame_seconds, names)
-        out.update(detection_metrics(reference, estimated, files=list(durations),
-                                     classes=names, durations=durations))
-        out["onset_f1"] = event_metrics(reference, estimated, files=list(durations),
-                                        classes=names, evaluate_offset=False)["event_f1"]
-        if whole_files and split != "train":
-            median = int(round(post.median_filter_seconds / frame_seconds)) | 1
-            out.update(recording_psds(
-                reference, {f"file{i}": p for i, p in enumerate(probs)}, durations,
-                frame_seconds=frame_seconds, classes=names, median_filter_frames=median,
-                min_event_seconds=post.min_event_seconds,
-                min_gap_seconds=post.min_gap_seconds))
-        return {k: (float(v) if v is not None else float("nan")) for k, v in out.items()}
+        return window_scores(y_true, outputs, num_outputs, postprocessing(params),
+                             frame_seconds, classes, psds=whole_files and split != "train")
 
     def choose_postprocessing(self, y_true: Any, outputs: Any, num_outputs: int, *,
                               params: Params | None = None,

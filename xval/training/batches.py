@@ -62,9 +62,24 @@ def normalization_stats(features: Any, rows: np.ndarray, chunk_bytes: int = 16 <
     return mean.astype(np.float32), var.astype(np.float32)
 
 
+def random_crops(x: np.ndarray, length: int, rng: np.random.Generator) -> np.ndarray:
+    """A window of `length` frames of every row, at an offset drawn from `rng`.
+
+    Args:
+        x: `np.ndarray [shape=(rows, time, ...)]`.
+        length: the window's frames (at most `time`).
+        rng: the generator of the offsets.
+
+    Returns:
+        `np.ndarray [shape=(rows, length, ...)]`.
+    """
+    starts = rng.integers(0, x.shape[1] - length + 1, size=len(x))
+    return np.stack([row[start:start + length] for row, start in zip(x, starts)])
+
+
 def make_batches(features: Any, rows: np.ndarray, targets: Any, *, batch_size: int,
                  shuffle: bool, seed: int = 0, weights: np.ndarray | None = None,
-                 workers: int = 0, mixup_alpha: float = 0.0,
+                 workers: int = 0, mixup_alpha: float = 0.0, crop: int = 0,
                  target_fn: Callable[[np.ndarray], np.ndarray] | None = None) -> Any:
     """A `keras.utils.PyDataset` of a fold's rows.
 
@@ -85,8 +100,10 @@ def make_batches(features: Any, rows: np.ndarray, targets: Any, *, batch_size: i
             Zhang et al. 2018): row `i` becomes `lam * x_i + (1 - lam) * x_j`, and so do its
             target (one-hot for classification) and weight, with `lam ~ Beta(alpha, alpha)`
             drawn per row. Defaults to `0.0` (off).
-        target_fn: when given, each batch's targets are `target_fn(x)` of its features
-            (an autoencoder's normalised input) instead of `targets`. Defaults to `None`.
+        target_fn: when given, each batch's targets are `target_fn(x)` (an autoencoder's
+            normalised input) instead of `targets`. Defaults to `None`.
+        crop: when > 0, every row is cut to `crop` frames (samples of a waveform store) at
+            an offset drawn per row, epoch and batch. Defaults to `0` (whole rows).
 
     Returns:
         A `keras.utils.PyDataset`.
@@ -112,6 +129,8 @@ def make_batches(features: Any, rows: np.ndarray, targets: Any, *, batch_size: i
         def __getitem__(self, index: int) -> tuple[Any, ...]:
             pick = np.sort(self.order[index * batch_size:(index + 1) * batch_size])
             x = np.asarray(features[self.rows[pick]], dtype=np.float32)
+            if crop:  # drawn per row, epoch and batch: any thread, any order
+                x = random_crops(x, crop, np.random.default_rng((seed, self.epoch, index, 1)))
             y = self.targets[pick] if target_fn is None else target_fn(x)
             w = None if self.weights is None else self.weights[pick]
             if mixup_alpha > 0:

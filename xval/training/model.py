@@ -12,11 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from preprocessing.features import bin_frequencies
+from preprocessing.features import bin_frequencies, feature_shape
 from preprocessing.store import FeatureStore
 from xval import tasks
 from xval.core.errors import ConfigurationError, TrainingError
 from xval.core.parameters import InstanceParams
+from xval.training.front_end import model_feature_params, uses_front_end
 from xval.training.loading import inner_model, load
 
 OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "rmsprop": "RMSprop"}
@@ -32,7 +33,7 @@ def reshape_layer(reshaping_type: str, shape: tuple[int, ...]) -> tuple[Any, tup
     Args:
         reshaping_type: `"conv"` (a channel axis: `(time, frequency, 1)`), `"none"`
             (flattened) or anything else (the features as they are).
-        shape: `(time, frequency)` of one row.
+        shape: `(time, frequency)` of one row (`time` `None`: any length).
 
     Returns:
         `(layer or None, output shape)`.
@@ -40,21 +41,25 @@ def reshape_layer(reshaping_type: str, shape: tuple[int, ...]) -> tuple[Any, tup
     from keras import layers  # noqa: PLC0415  (Keras: only once the backend is set)
 
     if reshaping_type == "conv":
-        return layers.Reshape((*shape, 1), name="to_image"), (*shape, 1)
+        # Rows of any length (random crops): the time axis is inferred.
+        target = (-1, *shape[1:], 1) if shape[0] is None else (*shape, 1)
+        return layers.Reshape(target, name="to_image"), (*shape, 1)
     if reshaping_type == "none":
         return layers.Flatten(name="flatten_features"), (int(np.prod(shape)),)
     return None, tuple(shape)
 
 
 def store_frequencies(store: FeatureStore, params: Params) -> np.ndarray | None:
-    """The centre frequency of every feature bin of `store` when `params` warp frequencies
-    (`freq_warp`), else `None` (also for a store without recorded feature parameters)."""
-    params = InstanceParams.of(params)
+    """The centre frequency of every feature bin the model sees (the store's, or its front
+    end's) when `params` warp frequencies (`freq_warp`), else `None` (also for a store
+    without recorded feature parameters)."""
     feature_params = store.info.feature_params
-    if not params.freq_warp or not feature_params:
+    if not InstanceParams.of(params).freq_warp or not feature_params:
         return None
-    freqs = bin_frequencies(feature_params)
-    if freqs is None or len(freqs) != store.features.shape[-1]:
+    seen = model_feature_params(feature_params, params)
+    freqs = bin_frequencies(seen)
+    bins = feature_shape(seen)[1] if uses_front_end(params) else store.features.shape[-1]
+    if freqs is None or len(freqs) != bins:
         return None
     return freqs
 
@@ -90,26 +95,32 @@ def input_layers(params: Params, x: Any, mean: np.ndarray, variance: np.ndarray,
     return x
 
 
-def build_model(params: Params, input_shape: tuple[int, ...], num_outputs: int,
+def build_model(params: Params, input_shape: tuple[int | None, ...], num_outputs: int,
                 task_type: str, mean: np.ndarray, variance: np.ndarray,
-                frequencies: np.ndarray | None = None) -> Any:
-    """Builds the fold's model: normalisation and reshaping, then the architecture.
+                frequencies: np.ndarray | None = None, front_end: Any = None) -> Any:
+    """Builds the fold's model: the front end, normalisation and reshaping, then the
+    architecture.
 
     The normalisation statistics (from the fold's training rows) live in the model, so a
-    saved model takes raw features `(time, frequency)` and predicts on its own.
+    saved model takes raw features `(time, frequency)` (or, with a front end, audio) and
+    predicts on its own.
 
     Args:
         params: resolved instance parameters.
-        input_shape: `(time, frequency)` of one row.
+        input_shape: `(time, frequency)` of one row (`(samples, 1)` for a waveform store;
+            `time` `None`: rows of any length, for random crops).
         num_outputs: units of the output head (`Task.num_outputs`).
         task_type: the task's name (see `xval.tasks`).
         mean: per-frequency mean, `np.ndarray [shape=(frequency,)]`.
         variance: per-frequency variance, same shape.
         frequencies: centre frequency (Hz) of every bin, for `freq_warp`
             (`preprocessing.features.bin_frequencies`); `None`: evenly spaced bins.
+        front_end: the layer computing features from the rows (`xval.training.front_end`),
+            or `None`; `mean`, `variance` and `frequencies` are then those of its output.
+            Defaults to `None`.
 
     Returns:
-        A `keras.Model` from `(time, frequency)` features to logits (or values).
+        A `keras.Model` from `(time, frequency)` features (or audio) to logits (or values).
 
     Raises:
         TrainingError: for a `load_model` that cannot be used (see `transfer_backbone`).
@@ -119,9 +130,11 @@ def build_model(params: Params, input_shape: tuple[int, ...], num_outputs: int,
     import architectures  # noqa: PLC0415  (imports Keras: only once the backend is set)
 
     params = InstanceParams.of(params)
-    inputs = keras.Input(tuple(input_shape), name="features")
-    x = input_layers(params, inputs, mean, variance, frequencies)
-    reshape, shape = reshape_layer(params.reshaping_type, tuple(input_shape))
+    inputs = keras.Input(tuple(input_shape), name="features" if front_end is None else "audio")
+    x = inputs if front_end is None else front_end(inputs)
+    shape = tuple(x.shape[1:])
+    x = input_layers(params, x, mean, variance, frequencies)
+    reshape, shape = reshape_layer(params.reshaping_type, shape)
     if reshape is not None:
         x = reshape(x)
     if params.load_model:

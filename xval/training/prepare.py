@@ -20,6 +20,7 @@ from xval.training.evaluation import (
     Normalizer,
     normalizer,
 )
+from xval.training.front_end import crop_frames, front_end_layer, front_end_stats
 from xval.training.model import build_model, store_frequencies
 
 
@@ -102,7 +103,9 @@ def prepare_fold(job: Job) -> PreparedFold:
     task = tasks.get(job.task_type)
     # Augmented copies train and do nothing else: statistics and scores use the originals.
     train_original = rows["train"][~store.augmented[rows["train"]]]
-    mean, variance = normalization_stats(store.features, train_original)
+    layer = front_end_layer(params, store.info)
+    mean, variance = normalization_stats(store.features, train_original) if layer is None \
+        else front_end_stats(layer, store.features, train_original)
     if job.generator:
         source = {k: (store.features, v) for k, v in rows.items()}
     else:
@@ -124,10 +127,14 @@ def assemble_model(fold: PreparedFold) -> Any:
     keras.utils.set_random_seed(fold.seed)
     if fold.params.mixed_precision:
         keras.mixed_precision.set_dtype_policy("mixed_float16")
+    shape = tuple(fold.store.features.shape[1:])
+    if fold.params.random_crop_seconds:
+        shape = (None, *shape[1:])  # crops in training, whole rows otherwise
     try:
-        return build_model(fold.params, fold.store.features.shape[1:], fold.n_outputs,
-                           fold.job.task_type, fold.mean, fold.variance,
-                           frequencies=store_frequencies(fold.store, fold.params))
+        return build_model(fold.params, shape, fold.n_outputs, fold.job.task_type,
+                           fold.mean, fold.variance,
+                           frequencies=store_frequencies(fold.store, fold.params),
+                           front_end=front_end_layer(fold.params, fold.store.info))
     finally:
         keras.mixed_precision.set_dtype_policy("float32")
 
@@ -147,7 +154,8 @@ def fold_batches(fold: PreparedFold) -> tuple[Any, Any]:
     train = make_batches(*fold.source["train"], fit_targets["train"],
                          batch_size=fold.batch_size, shuffle=True, seed=fold.seed,
                          weights=weights, workers=workers,
-                         mixup_alpha=params.mixup_alpha, target_fn=fold.target_fn)
+                         mixup_alpha=params.mixup_alpha, target_fn=fold.target_fn,
+                         crop=crop_frames(params, fold.store.info.feature_params or {}))
     val = None if fold.refit else make_batches(
         *fold.source["val"], fit_targets["val"], batch_size=fold.batch_size, shuffle=False,
         workers=workers, target_fn=fold.target_fn)

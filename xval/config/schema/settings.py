@@ -96,10 +96,12 @@ FEATURES: dict[str, Key] = {
                'segment.')),
     "segment_hop_seconds": float_key("hop between segments (seconds)", 0, 3600, open_low=True,
         default=0.5),
-    "dtype": choice_key("storage type of features.npy", ("auto", "float32", "float16"),
+    "dtype": choice_key("storage type of features.npy",
+                        ("auto", "float32", "float16", "int16"),
         default='auto',
         notes=('Storage type of features.npy: auto (the feature type\'s own: float32 for '
-               'the spectral types, float16 for pretrained) | float32 | float16.')),
+               'the spectral types, float16 for pretrained and waveform) | float32 | '
+               'float16 | int16 (waveform only: 16-bit PCM).')),
     "peak_normalize": Key("bool", "scale every file to a peak of 1 before extraction",
         default=True,
         notes='Scale every file to a peak of 1 before feature extraction.'),
@@ -112,6 +114,13 @@ FEATURES: dict[str, Key] = {
                'silence, a constant offset. -90 keeps a call 5 dB above 16-bit dither '
                '(benchmarks/no_signal.py: the quietest FSDD and RAVDESS files read -45 and '
                '-51).')),
+    "keep_silent_segments": Key("bool", "keep segments whose loudest frame is at or below "
+                                        "silence_threshold_db (silence, padding) as rows",
+        default=False,
+        notes=('Segments whose loudest frame in the feature band is at or below '
+               'silence_threshold_db (digital silence, the padding of a clip) are dropped '
+               'and listed in dataset.json (silent_segments); true keeps them as rows. '
+               'Prediction drops them too, so a clip score averages real segments.')),
     "workers": int_key("extraction processes (0: all cores)", 0, 1024,
         default=0,
         notes='Extraction processes (0 = all cores).'),

@@ -103,6 +103,22 @@ TRAINING: dict[str, Key] = {
                'frequency bin, inside the model: none | mean (cepstral mean normalisation) | '
                'standard (mean and variance). Removes what is constant over a recording '
                '(microphone, channel, level), which differs between speakers and sites.')),
+    # The choices are `none` and the feature types a model computes itself
+    # (`preprocessing.features.front_ends`), bound when that registry is imported.
+    "front_end": Key("str", "features computed inside the model from a waveform store",
+        default='none',
+        notes=('Front end (a store of feature = waveform only): the features the model '
+               'computes from the audio rows, with the settings of the store\'s [features] '
+               'values, so that a saved model takes audio: {choices} (none: the rows as '
+               'they are; the others as the librosa feature of that name). The per-fold '
+               'normalisation is computed through it from the training rows.')),
+    "random_crop_seconds": float_key("train on a random window of this length of every "
+                                     "training row (seconds; 0: the whole row)", 0,
+        default=0.0,
+        notes=('Random crops: every epoch, each training row is cut to a window of this '
+               'length at a random offset (0 = off); validation, test and prediction read '
+               'whole rows, so the model takes any length (an architecture that pools over '
+               'time, e.g. audio_cnn). Shorter than the store\'s segment_seconds.')),
     "refit_with_val": Key("bool", "train a fresh model per fold on the training plus "
                           "validation items for the best epoch count; its test scores "
                           "and model are the fold's",
@@ -191,4 +207,5 @@ ADDED_TRAINING = {"min_epochs": 0, "warmup_epochs": 0, "time_masks": 0,
                  "min_gap_seconds": 0.0, "row_normalization": "none",
                  "embedding_classifier": "none", "embedding_models": None,
                  "embedding_layer": "auto", "embedding_c": None,
-                 "freq_warp": 0.0, "time_warp": 0.0, "refit_with_val": False}
+                 "freq_warp": 0.0, "time_warp": 0.0, "refit_with_val": False,
+                 "front_end": "none", "random_crop_seconds": 0.0}

@@ -69,3 +69,31 @@ class TrialRecord(Record):
     objective: float | None = None
     pruned_at_fold: int | None = None
     format: int = FORMAT_VERSION
+
+
+@dataclasses.dataclass
+class NestedRecord(Record):
+    """`nested.json`: what a nested search (`--search --inner-folds K`) chose in every
+    outer fold of the instance that holds its outer scores.
+
+    Attributes:
+        inner_folds: `K`, the inner folds over each outer fold's training items.
+        n_trials: the trials of each outer fold's study.
+        metric: the validation metric the inner studies optimised.
+        choices: one dict per outer fold searched, in fold order: `fold` (outer fold),
+            `trial` and `instance` (the inner trial chosen, in
+            `nested/outer_<fold>/instance_<instance>`), `objective` (its mean inner
+            validation score) and `params` (its sampled parameters).
+    """
+
+    KIND: ClassVar[str] = "nested search record"
+
+    inner_folds: int
+    n_trials: int
+    metric: str | None = None
+    choices: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    format: int = FORMAT_VERSION
+
+    def choice(self, fold: int) -> dict[str, Any] | None:
+        """The choice of outer fold `fold`, or `None`."""
+        return next((c for c in self.choices if c.get("fold") == fold), None)

@@ -4,6 +4,7 @@ a `Stat` (mean, standard deviation, 95% CI half-width, number of folds)."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
@@ -44,6 +45,9 @@ class InstanceSummary(Record):
         confusion_matrix: level -> the test confusion matrix pooled over folds.
         invalid: fold number -> why its file cannot be believed (`check_fold`): such a fold
             is not counted, and a rerun trains it again.
+        num_repeats: the repeats of the k-fold (`num_folds` counts every repeat's folds);
+            with more than one, each `Stat.ci95` is over the means per fold order
+            (`mean_std_ci`).
     """
 
     KIND: ClassVar[str] = "instance summary"
@@ -51,6 +55,7 @@ class InstanceSummary(Record):
 
     status: str
     num_folds: int
+    num_repeats: int = 1
     folds_done: int = 0
     folds_failed: int = 0
     metrics: dict[str, dict[str, dict[str, Stat]]] = dataclasses.field(default_factory=dict)
@@ -99,7 +104,8 @@ class InstanceSummary(Record):
     @classmethod
     def from_folds(cls, folds: Iterable[FoldResult], num_folds: int, *,
                    clip_falls_back: bool = True,
-                   invalid: Mapping[int, str] | None = None) -> InstanceSummary:
+                   invalid: Mapping[int, str] | None = None,
+                   num_repeats: int = 1) -> InstanceSummary:
         """The summary of an instance from its valid fold records.
 
         Args:
@@ -108,6 +114,7 @@ class InstanceSummary(Record):
             clip_falls_back: the task's `clip_is_segment_without_clips` (see
                 `FoldResult.level_metrics`).
             invalid: fold -> reason, for folds whose files were not believed.
+            num_repeats: the repeats of the k-fold among the `num_folds` folds.
 
         Returns:
             The summary: `complete`, `partial` or `failed`, and for every level, split and
@@ -125,7 +132,9 @@ class InstanceSummary(Record):
             status = InstanceStatus.PARTIAL
         else:
             status = InstanceStatus.PENDING
-        summary = cls(status=status.value, num_folds=num_folds, folds_done=len(ok),
+        repeats = num_repeats if num_repeats > 1 and num_folds % num_repeats == 0 else 1
+        summary = cls(status=status.value, num_folds=num_folds, num_repeats=repeats,
+                      folds_done=len(ok),
                       folds_failed=len(failed), invalid=dict(invalid or {}),
                       message=failed[0].message if failed else "")
         for level in LEVELS:
@@ -151,21 +160,51 @@ def _summarize_level(summary: InstanceSummary, ok: list[FoldResult], level: str,
         if split not in with_level[0]:
             continue
         names = [n for n in with_level[0][split] if n != "confusion_matrix"]
+        orders = [f.fold % (summary.num_folds // summary.num_repeats) for f, m
+                  in zip(ok, found) if m] if summary.num_repeats > 1 else None
         summary.metrics[level][split] = {
-            n: mean_std_ci([m[split][n] for m in with_level if n in m.get(split, {})])
+            n: mean_std_ci([m[split].get(n) if split in m else None for m in with_level],
+                           orders)
             for n in names}
     matrices = [m["test"].get("confusion_matrix") for m in with_level if "test" in m]
     if matrices and all(m is not None for m in matrices):
         summary.confusion_matrix[level] = np.sum(np.asarray(matrices), axis=0).tolist()
 
 
-def mean_std_ci(values: Iterable[Any]) -> Stat:
-    """Mean, sample std and the 95% t-interval half-width of the finite `values`."""
-    clean = np.asarray([v for v in values if isinstance(v, (int, float))
-                        and not isinstance(v, bool) and math.isfinite(v)], float)
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) \
+        and math.isfinite(value)
+
+
+def mean_std_ci(values: Iterable[Any], orders: Iterable[int] | None = None) -> Stat:
+    """Mean, sample std and the 95% t-interval half-width of the finite `values`.
+
+    Args:
+        values: one value per fold (non-finite ones are left out).
+        orders: with repeated cross-validation, the fold order (the fold within its
+            repeat) of each value: the interval is then the t-interval of the means over
+            repeats per fold order (`k` of them, `k - 1` degrees of freedom), since the
+            repeats test the same items again and `k * r` folds would give an interval
+            about `sqrt(r)` times too narrow. Mean, std and `n` stay over every fold.
+            `None`: one repeat.
+
+    Returns:
+        A `Stat`.
+    """
+    pairs = [(v, o) for v, o in zip(values, itertools.repeat(0) if orders is None
+                                    else orders) if _finite(v)]
+    clean = np.asarray([v for v, _ in pairs], float)
     n = len(clean)
     if n == 0:
         return Stat(mean=None, std=None, ci95=None, n=0)
     std = float(clean.std(ddof=1)) if n > 1 else 0.0
-    half = float(stats.t.ppf(0.975, n - 1) * std / np.sqrt(n)) if n > 1 else None
+    spread = clean
+    if orders is not None:
+        by_order: dict[int, list[float]] = {}
+        for value, order in pairs:
+            by_order.setdefault(order, []).append(value)
+        spread = np.asarray([np.mean(v) for v in by_order.values()], float)
+    m = len(spread)
+    half = float(stats.t.ppf(0.975, m - 1) * spread.std(ddof=1) / np.sqrt(m)) \
+        if m > 1 else None
     return Stat(mean=float(clean.mean()), std=std, ci95=half, n=int(n))

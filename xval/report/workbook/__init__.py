@@ -9,7 +9,8 @@ saying what to report, a legend), **Metrics** (`metrics.py`: every metric, train
 test, segment and clip level), **Statistics** (`statistics.py`: confidence intervals,
 corrected t-test against the selected instance), **Folds** (`folds.py`: one row per instance
 and fold, invalid folds with their reason; a `plots` column names each fold's own plots),
-**Parameters** (`parameters.py`), **Search** (`search.py`, after `--search`) and **Plots**
+**Parameters** (`parameters.py`), **Search** (`search.py`, after `--search`), **Nested**
+(`nested.py`, after `--search --inner-folds K`: each outer fold's chosen trial) and **Plots**
 (`plots.py`: the instances' PNG plots embedded, the selected instance first).
 
 Where to add a workbook sheet: one module + `@register_sheet`. Write a function that fills
@@ -51,6 +52,7 @@ from xval.report.workbook.cells import (
 # The built-in sheets register themselves when their module is imported.
 from xval.report.workbook.folds import folds_table
 from xval.report.workbook.metrics import metrics_table
+from xval.report.workbook.nested import nested_table
 from xval.report.workbook.parameters import parameters_table
 from xval.report.workbook.plots import plot_display_size, plot_files
 from xval.report.workbook.registry import (
@@ -67,6 +69,7 @@ from xval.report.workbook.summary import summary_table
 __all__ = ["BEST_FILL", "FAILED_FONT", "HEADER_FILL", "LATE_FILL", "PENDING_FONT", "SELECTED_FILL",
            "SELECTED_MARK", "TIED_FILL", "SheetContext", "SheetSpec", "Styles",
            "build_workbook", "fill_workbook", "folds_table", "metrics_table",
-           "parameters_table", "plot_display_size", "plot_files", "register_sheet",
+           "nested_table", "parameters_table", "plot_display_size", "plot_files",
+           "register_sheet",
            "registered_sheets", "search_table", "statistics_table", "summary_table",
            "unregister_sheet"]

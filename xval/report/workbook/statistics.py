@@ -12,9 +12,15 @@ from openpyxl.worksheet.worksheet import Worksheet
 from xval.config.loader import Config
 from xval.config.selection import metric_direction
 from xval.report.bayesian import correlated_bayesian_ttest
-from xval.report.comparison import finished_folds, fold_scores
+from xval.report.comparison import finished_folds, fold_grid, fold_scores
 from xval.report.results import ExperimentResults, InstanceResult
-from xval.report.stats import corrected_resampled_ttest, fold_test_train_ratio, holm, mean_ci
+from xval.report.stats import (
+    corrected_repeated_ttest,
+    fold_test_train_ratio,
+    holm,
+    mean_ci,
+    repeated_mean_ci,
+)
 from xval.report.tables import Selection, alpha_of, level_names, rope_of, selection_level
 from xval.report.workbook.cells import safe, table_sheet
 from xval.report.workbook.registry import SheetContext, register_sheet
@@ -26,18 +32,18 @@ HOLM_COLUMN = 12
 
 
 def _versus(r: InstanceResult, selected: InstanceResult, test: dict[int, float],
-            metric: str, level: str, alpha: float, rope: float) -> list[Any]:
+            metric: str, level: str, alpha: float, rope: float,
+            repeats: tuple[int, int]) -> list[Any]:
     """`[diff, low, high, t, p, p_holm, better, equivalent, worse, verdict]` of `r`
-    against the selected instance (`p_holm` is filled by `statistics_table`)."""
+    against the selected instance (`p_holm` is filled by `statistics_table`); `repeats`
+    is `(num_repeats, num_folds)`: with repeats, only the repeats both completed count."""
     ref = fold_scores(selected, metric, "test", level)
-    common = sorted(set(ref) & set(test))
+    mine, theirs, common = fold_grid(test, ref, *repeats)
     if len(common) < 2:
         return [None] * 9 + ["too few common folds"]
     folds = [finished_folds(r)[i] for i in common] + [finished_folds(selected)[i] for i in common]
     ratio = fold_test_train_ratio(folds)
-    mine = np.array([test[i] for i in common])
-    theirs = np.array([ref[i] for i in common])
-    result = corrected_resampled_ttest(mine, theirs, ratio, confidence=1 - alpha)
+    result = corrected_repeated_ttest(mine, theirs, ratio, confidence=1 - alpha)
     verdict = ("not significantly different" if result.p >= alpha
                else "significantly different") + f" (alpha {alpha})"
     bayes = correlated_bayesian_ttest(mine, theirs, rope, ratio if np.isfinite(ratio) else 0.0)
@@ -45,6 +51,16 @@ def _versus(r: InstanceResult, selected: InstanceResult, test: dict[int, float],
         bayes = bayes._replace(better=bayes.worse, worse=bayes.better)
     return [result.mean_difference, result.ci_low, result.ci_high, result.t, result.p, None,
             bayes.better, bayes.equivalent, bayes.worse, verdict]
+
+
+def _ci(scores: dict[int, float], repeats: tuple[int, int]
+        ) -> tuple[float | None, float | None]:
+    """The mean and plain CI half-width of fold scores (over the means per fold order when
+    the k-fold is repeated: `repeated_mean_ci`)."""
+    num_repeats, num_folds = repeats
+    if num_repeats > 1 and num_folds:
+        return repeated_mean_ci(scores, num_folds // num_repeats)
+    return mean_ci(list(scores.values()))
 
 
 def statistics_table(results: ExperimentResults, config: Config | None = None
@@ -71,16 +87,17 @@ def statistics_table(results: ExperimentResults, config: Config | None = None
               f"diff {confidence} CI low (corrected)", f"diff {confidence} CI high (corrected)",
               "t (corrected)", "p (corrected)", "p (Holm)", f"P(better) rope {rope:g}",
               "P(equivalent)", "P(worse)", "verdict"]
+    repeats = (results.num_repeats, results.num_folds or 0)
     rows = []
     for r in results:
         test = fold_scores(r, metric, "test", level)
         row: list[Any] = [r.id, r.status, len(test),
-                          *mean_ci(list(fold_scores(r, metric, "val", level).values())),
-                          *mean_ci(list(test.values()))]
+                          *_ci(fold_scores(r, metric, "val", level), repeats),
+                          *_ci(test, repeats)]
         if selected is not None and r.id == selected.id:
             row += [None] * 9 + ["selected"]
         elif selected is not None and test:
-            row += _versus(r, selected, test, metric, level, alpha, rope)
+            row += _versus(r, selected, test, metric, level, alpha, rope, repeats)
         else:
             row += [None] * 9 + [""]
         rows.append(row)
@@ -102,10 +119,15 @@ def write_statistics(sheet: Worksheet, context: SheetContext) -> None:
                 sheet.cell(row=i, column=j).fill = styles.selected
         elif row[-1].startswith("not significantly"):
             sheet.cell(row=i, column=len(header)).fill = styles.tied
+    repeats = context.results.num_repeats
     safe(sheet.cell(row=len(body) + 3, column=1), (
         f"Test {metric} of each instance against the selected one, over the same folds: "
         "corrected resampled t-test (Nadeau & Bengio, 2003), whose variance "
         "(1/k + n_test/n_train) · var(differences) counts original training rows only "
+        + (f"(repeated cross-validation, {repeats} repeats: Bouckaert & Frank's corrected "
+           "repeated k-fold t-test, 2004, with k the folds of every complete repeat "
+           "both instances share; the plain CIs are over the means per fold order) "
+           if repeats > 1 else "") +
         "(augmented copies add no independent data); the difference's confidence "
         "interval uses the same corrected variance, so it excludes 0 exactly when "
         f"p < {context.alpha}. 'p (Holm)' adjusts those p-values for the number of "

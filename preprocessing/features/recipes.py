@@ -1,0 +1,45 @@
+"""How each spectral feature type is computed with librosa, written out as Python for a
+reader outside the project (the model card of `python -m xval export`): the calls
+`preprocessing.features.spectral` makes, with a store's parameters filled in."""
+
+from collections.abc import Mapping
+from typing import Any
+
+LIBROSA = {
+    "mel": ("S = librosa.feature.melspectrogram(y=y, sr={sample_rate}, n_fft={n_fft}, "
+            "hop_length={hop_length}, n_mels={n_mels}, fmin={fmin}, fmax={fmax}, power=2.0)"),
+    "stft": "S = np.abs(librosa.stft(y, n_fft={n_fft}, hop_length={hop_length}))",
+    "mfcc": ("S = librosa.feature.mfcc(S=librosa.power_to_db(librosa.feature.melspectrogram("
+             "y=y, sr={sample_rate}, n_fft={n_fft}, hop_length={hop_length}, n_mels={n_mels}, "
+             "fmin={fmin}, fmax={fmax})), n_mfcc={n_mfcc})"),
+}
+"""The librosa call of each spectral feature, as `preprocessing.features.spectral` makes it."""
+COMPRESSION = {
+    "db": "S = librosa.{to_db}(S, ref=1.0, amin=1e-10, top_db=None)",
+    "log": "S = np.log1p(S)",
+    "power": "S = S ** {power_exponent}",
+    "none": "",
+}
+
+
+def librosa_recipe(fp: Mapping[str, Any]) -> list[str]:
+    """The lines of Python that compute a store's features of a file `path` with librosa,
+    time first (what the model card shows for a model whose features are computed outside
+    it).
+
+    Args:
+        fp: the store's feature parameters (`dataset.json` `feature_params`).
+
+    Returns:
+        The lines; for a type without a recipe here, a comment pointing to its function.
+    """
+    feature = str(fp.get("feature"))
+    values = {**fp, "to_db": "power_to_db" if feature == "mel" else "amplitude_to_db"}
+    lines = ["import librosa, numpy as np",
+             f"y, _ = librosa.load(path, sr={fp.get('sample_rate')}, mono=True)"]
+    if feature not in LIBROSA:
+        return [*lines, f"# feature {feature!r}: see preprocessing.features"]
+    lines.append(LIBROSA[feature].format(**values))
+    if feature != "mfcc" and COMPRESSION.get(str(fp.get("compression"))):
+        lines.append(COMPRESSION[str(fp["compression"])].format(**values))
+    return [*lines, "features = S.T  # (frames, bins)"]

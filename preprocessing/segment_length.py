@@ -1,0 +1,116 @@
+"""The segment length of a new store, chosen from the durations of its clips.
+
+Rows are fixed-length segments of the clips (`segment_seconds`, every `segment_hop_seconds`).
+A segment much longer than the clips is mostly zero padding; one much shorter cuts a spoken
+word or a bark into pieces. The rule (`choose_segment`):
+
+- the segment is the **median clip duration**, rounded up to 50 ms, so that a typical clip
+  is one segment with little padding;
+- at most `longest` (1 s, the package default: a CNN sees an event and its context; longer
+  clips are cut into several segments, which the clip score then averages);
+- at least `shortest` (0.25 s: 25 frames at the default hop);
+- the hop is half the segment.
+
+Durations are read from the file headers (`soundfile.info`; `librosa.get_duration` for the
+formats libsndfile does not read) or taken from a row's region, never decoded whole.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import librosa
+import numpy as np
+import pandas as pd
+import soundfile as sf
+
+from preprocessing.audio import SNDFILE_EXTENSIONS
+from preprocessing.rows import row_region
+
+__all__ = ["SegmentChoice", "choose_segment", "clip_durations"]
+
+LONGEST = 1.0
+"""The longest segment chosen (seconds): the package default `segment_seconds`."""
+SHORTEST = 0.25
+"""The shortest segment chosen (seconds)."""
+STEP = 0.05
+"""Segments are multiples of this (seconds)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SegmentChoice:
+    """A segment length and hop, and why.
+
+    Attributes:
+        seconds: the segment length (`segment_seconds`).
+        hop: the hop between segments (`segment_hop_seconds`).
+        reason: one sentence saying why, with the durations it follows.
+    """
+
+    seconds: float
+    hop: float
+    reason: str
+
+
+def _duration(record: Mapping[str, Any]) -> float:
+    """The duration of one source row (seconds; NaN when the file cannot say)."""
+    region = row_region(record)
+    if region is not None and region.duration is not None:
+        return float(region.duration)
+    path = str(record["path"])
+    try:
+        if region is None and path.lower().endswith(tuple(SNDFILE_EXTENSIONS)):
+            info = sf.info(path)
+            return float(info.frames / info.samplerate)
+        if region is None:
+            return float(librosa.get_duration(path=path))
+    except (RuntimeError, OSError, ValueError, EOFError, sf.LibsndfileError):
+        pass
+    return math.nan
+
+
+def clip_durations(rows: pd.DataFrame) -> np.ndarray:
+    """The duration of every source row, from the file headers or the row's region.
+
+    Args:
+        rows: source rows (`path`, optional `offset`, `duration`, `read`).
+
+    Returns:
+        `np.ndarray [shape=(len(rows),)]` of seconds, NaN where a file does not say (it is
+        left to the build to skip or read it).
+    """
+    return np.array([_duration(r) for r in rows.to_dict("records")], dtype=float)
+
+
+def choose_segment(durations: np.ndarray, *, longest: float = LONGEST,
+                   shortest: float = SHORTEST) -> SegmentChoice:
+    """The segment length for clips of these durations (see the module docstring).
+
+    Args:
+        durations: clip durations in seconds (NaN ignored).
+        longest: the longest segment. Defaults to `LONGEST`.
+        shortest: the shortest segment. Defaults to `SHORTEST`.
+
+    Returns:
+        The `SegmentChoice`.
+    """
+    known = durations[np.isfinite(durations)]
+    if not known.size:
+        return SegmentChoice(longest, longest / 2, "no clip duration could be read from "
+                                                   "the file headers: the default")
+    median = float(np.median(known))
+    seconds = min(longest, max(shortest, math.ceil(round(median / STEP, 6)) * STEP))
+    seconds = round(seconds, 3)
+    spread = (f"the clips last {float(np.min(known)):.2f}-{float(np.max(known)):.2f} s, "
+              f"median {median:.2f} s")
+    if median > longest:
+        why = (f"{spread}: longer than {longest:g} s, so each clip is cut into "
+               f"{longest:g} s segments and the clip score averages them")
+    elif seconds == shortest and median < shortest:
+        why = f"{spread}: the shortest segment, {shortest:g} s (shorter clips are padded)"
+    else:
+        why = f"{spread}: a typical clip is one segment"
+    return SegmentChoice(seconds, round(seconds / 2, 4), why)

@@ -1,0 +1,233 @@
+"""`python -m xval export` (issue 36, points 2 and 3): a complete instance's fold ensemble as
+one model (ONNX, SavedModel, .keras) that takes audio when it was trained so, its model card,
+and the refusals that leave nothing written. The ONNX file is run by onnxruntime in a clean
+virtual environment without this project."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.conftest import ROOT, write_config
+from xval import Experiment
+from xval.cli.main import main
+from xval.config.loader import load_config
+
+CNN = {"architecture": "audio_cnn", "reshaping_type": "conv", "filters": 4, "blocks": 2,
+       "dense_units": 8, "comment_1": "in-model mel", "comment_2": "export test"}
+RUNNER = '''
+import sys
+import numpy as np
+import onnxruntime
+
+session = onnxruntime.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
+x = np.load(sys.argv[2])
+(name,) = [i.name for i in session.get_inputs()]
+np.save(sys.argv[3], session.run(["scores"], {name: x})[0])
+'''
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A complete instance on a waveform store (front_end mel, int16 rows), 3 folds of one
+    epoch on 4 speakers of the demo recordings, and a mel-store instance beside it."""
+    from preprocessing import build_store, regex_source
+    from preprocessing.demo import CLASSES, PATTERN, _demo_params, write_demo_audio
+
+    base = tmp_path_factory.mktemp("export")
+    config = load_config(write_config(base))
+    write_demo_audio(base / "audio")
+    rows, _ = regex_source(base / "audio", PATTERN)
+    rows = rows[rows["item"].isin(["spk0", "spk1", "spk2", "spk3"])
+                & rows["path"].str.contains("_[01].wav")].reset_index(drop=True)
+    for name, extra in (("mel", {}), ("wave", {"feature": "waveform", "dtype": "int16"})):
+        build_store(rows, config.data_dir / name, params={**_demo_params(), **extra},
+                    workers=1, classes=list(CLASSES), progress=False,
+                    info={"source": "demo recordings, 4 speakers"})
+    exp = Experiment(description="export", dataset="mel", number=1, num_folds=3,
+                     parameters={"epochs": 1, "batch_size": 16}, config=str(config.path))
+    exp[1] = {**CNN, "dataset": "wave", "front_end": "mel"}
+    exp[2] = {**CNN, "comment_1": "librosa mel"}
+    outcome = exp.run(config=config, out=lambda *a: None)
+    assert outcome.exit_code == 0
+    return config, config.results_dir / "mel" / "experiment_1"
+
+
+def _keras_scores(instance, x):
+    """What `predict` computes for rows `x`: the fold models' logits averaged, softmaxed."""
+    from xval.inference.models import resolve_models
+    from xval.tasks.metrics import softmax
+
+    return softmax(resolve_models(instance, ensemble=True).outputs(x))
+
+
+def _audio_rows(instance):
+    from xval.inference.models import dataset_info_for, extract_features
+
+    info = dataset_info_for(instance / "fold_0.keras")
+    wavs = sorted(instance.parents[3].glob("audio/spk1/*_0.wav"))
+    return np.concatenate([f["features"] for f in extract_features(wavs, info[
+        "feature_params"])])
+
+
+def test_export_onnx_runs_in_a_clean_venv_and_matches_keras(trained, tmp_path, capsys):
+    _, root = trained
+    out = tmp_path / "onnx"
+    assert main(["export", str(root / "instance_1"), "--format", "onnx", "--out",
+                 str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["MODEL_CARD.md", "model.onnx"]
+    said = capsys.readouterr().out
+    assert "ensemble of 3 fold models of instance_1" in said and "audio (4000,)" in said
+    rows = _audio_rows(root / "instance_1")  # int16 rows: (segments, 4000, 1)
+    audio = (rows[:, :, 0] / 32768.0).astype(np.float32)  # what a user feeds: [-1, 1)
+    expected = _keras_scores(root / "instance_1", rows)
+    np.save(tmp_path / "x.npy", audio)
+    (tmp_path / "run_onnx.py").write_text(RUNNER)
+    venv = tmp_path / "clean"
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, env=env)
+    python = venv / "bin" / "python"
+    install = subprocess.run(
+        [python, "-m", "pip", "install", "-q", "--no-compile", "--only-binary=:all:",
+         "--disable-pip-version-check", "-c", ROOT / "constraints.txt", "onnxruntime",
+         "numpy"], capture_output=True, text=True, env=env, timeout=600)
+    assert install.returncode == 0, install.stderr[-2000:]
+    absent = subprocess.run([python, "-c", "import xval"], capture_output=True, env=env,
+                            cwd=tmp_path)
+    assert absent.returncode != 0  # the project is not there
+    run = subprocess.run([python, tmp_path / "run_onnx.py", out / "model.onnx",
+                          tmp_path / "x.npy", tmp_path / "y.npy"], capture_output=True,
+                         text=True, env=env, cwd=tmp_path, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    got = np.load(tmp_path / "y.npy")
+    assert got.shape == expected.shape == (len(rows), 4)
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+def test_export_keras_writes_the_ensemble_and_its_model_card(trained, tmp_path):
+    from xval.training.loading import load
+
+    _, root = trained
+    out = tmp_path / "keras"
+    assert main(["export", str(root / "instance_1"), "--format", "keras", "--out", str(out),
+                 "-q"]) == 0
+    model = load(out / "model.keras")
+    rows = _audio_rows(root / "instance_1")
+    np.testing.assert_allclose(model.predict(rows[:, :, 0] / 32768.0, verbose=0),
+                               _keras_scores(root / "instance_1", rows), atol=1e-5)
+    card = (out / "MODEL_CARD.md").read_text()
+    summary = json.loads((root / "instance_1" / "summary.json").read_text())
+    accuracy = summary["metrics"]["segment"]["test"]["accuracy"]
+    for text in ("# Model card: mel/experiment_1/instance_1", "- Task: classification.",
+                 "`fall`, `flat`, `rise`, `vibrato`", "front end `mel`",
+                 "`audio` `(batch, 4000)`", "resampled to 8000 Hz", "peak of 1",
+                 "segments of 0.5 s every 0.25 s", "Front end: inside the model (`mel`",
+                 "Store `wave`: 96 rows from 32 files (0 skipped)",
+                 "source: demo recordings, 4 speakers", "3 folds over items",
+                 "| fold | train items | val items | test items |", "| 4/4 |",
+                 "## Cross-validated scores",
+                 "| segment | accuracy | ", f"{accuracy['mean']:.4f} ± {accuracy['std']:.4f} "
+                 f"[{accuracy['mean'] - accuracy['ci95']:.4f}",
+                 "Exported with: audio-xval", "Keras 3.", "## Intended use and limits"):
+        assert text in card, text
+    assert "## Pretrained encoder" not in card
+
+
+def test_export_of_a_librosa_model_documents_its_front_end(trained, tmp_path):
+    _, root = trained
+    out = tmp_path / "fold"
+    assert main(["export", str(root / "instance_2" / "fold_1.keras"), "--format", "keras",
+                 "--out", str(out), "-q"]) == 0
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "`features` `(batch, 32, 32)`" in card
+    assert "librosa.feature.melspectrogram(y=y, sr=8000, n_fft=512, hop_length=128, " \
+           "n_mels=32, fmin=60.0, fmax=None, power=2.0)" in card
+    assert "librosa.power_to_db(S, ref=1.0, amin=1e-10, top_db=None)" in card
+    assert "the mean of the outputs of one model" in card
+
+
+def test_model_card_names_the_encoder_and_its_licence(trained):
+    from xval.cli.export import _encoder
+    from xval.core.dataset_info import DatasetInfo
+    from xval.report.card import CardFacts, model_card
+    from xval.report.results import InstanceResult
+
+    _, root = trained
+    info = DatasetInfo({**json.loads((root / "dataset.json").read_text()),
+                        "front_end": {"encoder": "birdnet", "revision": "2.4",
+                                      "weights_sha256": "ab12"}})
+    facts = CardFacts(source="x", fmt="onnx", files=["model.onnx"], input_name="features",
+                      input_shape=(4, 1024), members=3, check=None, front_end="none",
+                      info=info, encoder=_encoder(info), code={}, class_counts=None,
+                      date="today")
+    card = model_card(facts, InstanceResult(root / "instance_2"), None)
+    assert "`birdnet`, revision 2.4, weights sha256 ab12" in card
+    assert "**CC BY-NC-SA 4.0 (non-commercial)**" in card
+    assert "- Non-commercial use only (the encoder's licence)." in card
+    assert "embeddings of the encoder `birdnet`" in card
+
+
+def _refused(capsys, *argv):
+    assert main(["export", *map(str, argv)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err
+    return err
+
+
+def test_export_refuses_bad_requests_and_writes_nothing(trained, tmp_path, capsys):
+    _, root = trained
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    err = _refused(capsys, root / "instance_1", "--format", "keras", "--out", out,
+                   "--overwrite")  # a folder of the user's is never replaced
+    assert "--out" in err and "keep.txt" in err
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    err = _refused(capsys, root / "instance_1", "--format", "keras", "--out",
+                   root / "instance_1" / "export")
+    assert "is inside the exported model" in err
+    partial = tmp_path / "results" / "mel" / "experiment_1"
+    shutil.copytree(root, partial, ignore=shutil.ignore_patterns("*.xlsx"))
+    (partial / "instance_1" / "fold_2.json").unlink()
+    err = _refused(capsys, partial / "instance_1", "--format", "onnx", "--out",
+                   tmp_path / "new")
+    assert "instance_1 is partial (2 of 3 folds done)" in err and "fold_<i>.keras" in err
+    err = _refused(capsys, root, "--format", "onnx", "--out", tmp_path / "new")
+    assert "is not an instance_<k> folder" in err
+    err = _refused(capsys, root / "dataset.json", "--format", "keras", "--out",
+                   tmp_path / "new")
+    assert "neither an instance_<k> folder nor a .keras file" in err
+    assert not (tmp_path / "new").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".new")]
+
+
+def test_export_overwrite_replaces_an_earlier_export(trained, tmp_path, capsys):
+    _, root = trained
+    out = tmp_path / "again"
+    argv = ["export", str(root / "instance_2"), "--format", "keras", "--out", str(out), "-q"]
+    assert main(argv) == 0
+    first = (out / "MODEL_CARD.md").read_text()
+    err = _refused(capsys, *argv[1:])
+    assert "already exists (an export written earlier); pass --overwrite" in err
+    assert main([*argv, "--overwrite"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["MODEL_CARD.md", "model.keras"]
+    assert (out / "MODEL_CARD.md").read_text().splitlines()[4:] == first.splitlines()[4:]
+
+
+@pytest.mark.tensorflow
+def test_export_savedmodel_on_the_tensorflow_backend(trained, tmp_path):
+    pytest.importorskip("tensorflow")
+    _, root = trained
+    out = tmp_path / "savedmodel"
+    env = {**os.environ, "KERAS_BACKEND": "torch"}  # the format chooses tensorflow
+    proc = subprocess.run([sys.executable, "-m", "xval", "export", str(root / "instance_1"),
+                           "--format", "savedmodel", "--out", str(out)],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (out / "savedmodel" / "saved_model.pb").is_file()
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "differ from the Keras model's by at most" in card  # reloaded and compared

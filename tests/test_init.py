@@ -1,0 +1,99 @@
+"""`python -m xval init` is right by default (issue 38): on class folders with take-suffixed
+names it makes the takes of one recording one item, with no extra flag, and says so; it
+chooses the segment length from the clip durations and says so. Real WAV files, a real
+subprocess."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from preprocessing.segment_length import choose_segment, clip_durations
+from tests.conftest import ROOT
+from xval.cli.init_data import segment_for
+from xval.config.loader import load_config
+
+SAMPLE_RATE = 8000
+
+
+def _takes(root, seconds=0.6):
+    """Class folders of `{fold}-{clip}-{take}.wav`: 3 classes x 4 clips, two takes of each."""
+    rng = np.random.default_rng(0)
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    for c, (label, hz) in enumerate((("bark", 400.0), ("horn", 1200.0), ("bird", 3000.0))):
+        (root / label).mkdir(parents=True)
+        for k in range(4):
+            for take in "AB":
+                y = 0.3 * np.sin(2 * np.pi * hz * (1 + 0.03 * k) * t)
+                y += 0.01 * rng.standard_normal(len(t))
+                sf.write(root / label / f"{k % 2 + 1}-{100 * c + k}-{take}.wav",
+                         y.astype(np.float32), SAMPLE_RATE)
+    return root
+
+
+def _init(cwd, *args):
+    return subprocess.run([sys.executable, "-m", "xval", "init", *map(str, args),
+                           "--no-progress", "--encoder", "none"], capture_output=True,
+                          text=True, cwd=cwd, timeout=600,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), "KERAS_BACKEND": "torch"})
+
+
+@pytest.mark.slow
+def test_init_makes_takes_of_one_recording_one_item_and_says_why(tmp_path):
+    audio = _takes(tmp_path / "sounds")
+    project = tmp_path / "project"
+    project.mkdir()
+    proc = _init(project, audio)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = " ".join(proc.stdout.split())  # the sentences are wrapped
+    assert "Found 24 files" in out and "3 classes, 12 items" in out, out
+    assert "Items: the recording ids in the file names" in out and "12 items for 24" in out
+    assert "1-0-A.wav, 1-0-B.wav -> '0'" in out and "--item-per-file" in out
+    assert "Segments: 0.6 s every 0.3 s (the clips last 0.60-0.60 s, median 0.60" in out
+    store = project / "data" / "sounds"
+    meta = pd.read_csv(store / "meta.csv", dtype=str)
+    takes = meta.groupby("item")["clip"].nunique()
+    assert (takes == 2).all() and len(takes) == 12  # both takes of a clip: one item
+    params = json.loads((store / "dataset.json").read_text())["feature_params"]
+    assert params["segment_seconds"] == 0.6 and params["segment_hop_seconds"] == 0.3
+
+
+def test_init_refuses_item_per_file_with_an_item_pattern(tmp_path, capsys):
+    from xval.cli.main import main
+
+    audio = _takes(tmp_path / "sounds")
+    code = main(["init", str(audio), "--item-per-file", "--item-pattern", "(?P<item>.+)",
+                 "--project", str(tmp_path / "project")])
+    assert code == 2
+    assert "--item-per-file and --item-pattern '(?P<item>.+)' contradict" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "project").exists()
+
+
+@pytest.mark.parametrize("durations,seconds,hop", [
+    ([5.0] * 10, 1.0, 0.5),                 # ESC-50: longer clips are cut into 1 s segments
+    ([0.3, 0.4, 0.43, 0.5, 0.9], 0.45, 0.225),  # FSDD-like: the median clip, rounded up
+    ([0.05, 0.1, 0.12], 0.25, 0.125),       # very short: the shortest segment
+    ([np.nan, np.nan], 1.0, 0.5),           # no header to read: the default
+])
+def test_choose_segment_follows_the_clip_durations(durations, seconds, hop):
+    choice = choose_segment(np.array(durations))
+    assert (choice.seconds, choice.hop) == (pytest.approx(seconds), pytest.approx(hop))
+    assert choice.reason
+
+
+def test_segment_for_reads_the_durations_and_keeps_a_configured_length(tmp_path):
+    audio = _takes(tmp_path / "sounds", seconds=0.35)
+    rows = pd.DataFrame({"path": [str(p) for p in sorted(audio.rglob("*.wav"))]})
+    assert clip_durations(rows) == pytest.approx(np.full(24, 0.35))
+    choice = segment_for(rows, load_config(None))
+    assert (choice.seconds, choice.hop) == (0.35, 0.175) and "median 0.35 s" in choice.reason
+    config = tmp_path / "config.ini"
+    config.write_text("[features]\nsegment_seconds = 2.0\n")
+    chosen = segment_for(rows, load_config(config))
+    assert (chosen.seconds, chosen.hop) == (2.0, 0.5) and "config.ini" in chosen.reason

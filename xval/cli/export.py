@@ -1,0 +1,171 @@
+"""`python -m xval export MODEL_OR_INSTANCE --format onnx|keras|savedmodel --out DIR`: the
+fold ensemble of a complete instance (or one `.keras` model) as one model for use outside
+the project, with its model card (`MODEL_CARD.md`)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from preprocessing.features.encoders import BUILT_IN
+from preprocessing.store import FeatureStore
+from xval.core.dataset_info import DatasetInfo
+from xval.core.errors import ConfigurationError, XvalError
+from xval.core.files import read_json
+from xval.core.layout import ExperimentLayout, InstanceLayout
+from xval.core.parameters import InstanceParams
+from xval.core.records import FoldsManifest, InstanceStatus
+from xval.core.version import version_line
+from xval.inference import export as E
+from xval.inference.models import ModelSet, dataset_info_for, resolve_models, task_of
+from xval.report.card import CardFacts, model_card
+from xval.report.results import InstanceResult, read_manifest
+
+
+def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]
+               ) -> None:
+    """Adds the `export` command."""
+    p = sub.add_parser("export", parents=parents,
+                       help="a complete instance's fold ensemble (or a .keras model) as ONNX, "
+                            "SavedModel or .keras, with its model card")
+    p.add_argument("model", help="an instance_<k> folder (its fold models, averaged into one "
+                                 "model) or a .keras file")
+    p.add_argument("--format", required=True, choices=E.FORMATS,
+                   help="onnx (torch backend, `pip install -e '.[export]'`), savedmodel "
+                        "(tensorflow backend) or keras")
+    p.add_argument("--out", required=True, help="the export folder (created)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace --out when it exists (else an error, nothing written)")
+    p.add_argument("--dataset-info", help="dataset.json with the feature parameters "
+                                          "(default: found next to the model)")
+
+
+def main_export(args: argparse.Namespace, choose_backend: Any) -> int:
+    """Runs `export`; `choose_backend(None)` picks the backend of the `keras` format."""
+    out, source = Path(args.out), Path(args.model)
+    E.check_request(args.format, out, args.overwrite, [source])  # before anything is read
+    instance, models = _source(source)
+    info = dataset_info_for(models.paths[0], args.dataset_info)
+    wanted = E.BACKENDS[args.format]
+    if wanted is None:
+        choose_backend(None)
+    else:
+        os.environ["KERAS_BACKEND"] = wanted
+    model = E.ensemble(models, task_of(info), info)
+    facts = _facts(args, source, info, instance, model)
+    exported = E.write_export(model, args.format, out, lambda check: model_card(
+        _with_check(facts, check), instance, _manifest(instance)), args.overwrite, [source])
+    if not args.quiet:
+        check = f"; ONNX vs Keras: max difference {exported.check:.1e}" \
+            if exported.check is not None else ""
+        print(f"Exported {models.description} as {args.format} to {out} "
+              f"({', '.join(exported.files)}; input {exported.input_name} "
+              f"{exported.input_shape}{check}).")
+    return 0
+
+
+def _source(path: Path) -> tuple[InstanceResult | None, ModelSet]:
+    """The instance (read through the results reader) and the models to export.
+
+    Raises:
+        ConfigurationError: for a folder that is not an instance, an incomplete instance, or
+            a file that is not a `.keras` model.
+    """
+    if path.is_dir():
+        layout = InstanceLayout.parse(path)
+        if layout is None:
+            raise ConfigurationError(
+                f"{path} is not an instance_<k> folder; pass an instance folder of a run "
+                "(results/<dataset>/experiment_<N>/instance_<k>) or a .keras file.")
+        manifest = read_manifest(ExperimentLayout(layout.root.parent))
+        instance = InstanceResult(path, manifest.num_folds if manifest else None)
+        if instance.status != InstanceStatus.COMPLETE.value:
+            done = instance.summary.folds_done
+            raise ConfigurationError(
+                f"{path.name} is {instance.status} ({done} of {instance.summary.num_folds} "
+                "folds done): only a complete instance's ensemble is exported; finish it "
+                f"(rerun its experiment script with {instance.id}) or export one fold's "
+                f"model ({path.name}/fold_<i>.keras).")
+        return instance, resolve_models(path, ensemble=True)
+    if path.suffix != ".keras" or not path.is_file():
+        raise ConfigurationError(f"{str(path)!r} is neither an instance_<k> folder nor a "
+                                 ".keras file; pass one of them.")
+    owner = InstanceLayout.parse(path.parent)
+    return (InstanceResult(path.parent) if owner is not None else None), resolve_models(path)
+
+
+def _manifest(instance: InstanceResult | None) -> FoldsManifest | None:
+    if instance is None:
+        return None
+    return read_manifest(ExperimentLayout(instance.path.parent))
+
+
+def _facts(args: argparse.Namespace, source: Path, info: DatasetInfo,
+           instance: InstanceResult | None, model: Any) -> CardFacts:
+    """What the card says beside the results (see `CardFacts`)."""
+    params = instance.params if instance is not None else {}
+    return CardFacts(
+        source=str(source), fmt=args.format, files=[E.FILES[args.format], E.CARD],
+        input_name=model.inputs[0].name, input_shape=tuple(model.input_shape[1:]),
+        members=len([x for x in model.layers if x.name.startswith("fold_model_")]),
+        check=None, front_end=InstanceParams.of(params).front_end, info=info,
+        encoder=_encoder(info), code=_code(instance),
+        class_counts=_class_counts(info, instance),
+        date=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"))
+
+
+def _with_check(facts: CardFacts, check: float | None) -> CardFacts:
+    facts.check = check
+    return facts
+
+
+def _encoder(info: DatasetInfo) -> dict[str, Any] | None:
+    """The store's pretrained encoder (`dataset.json` `front_end`), with its licence."""
+    described = info.front_end
+    name = described.get("encoder")
+    if not name:
+        return None
+    known = BUILT_IN.get(str(name))
+    if known is not None:
+        described.setdefault("licence", known.licence)
+        described.setdefault("trained_on", known.trained_on)
+    return described
+
+
+def _code(instance: InstanceResult | None) -> dict[str, Any]:
+    """The code that trained (the run's snapshot: `code/git.json`, `environment.json`) and
+    the code that exports."""
+    code: dict[str, Any] = {"exported_with": version_line()}
+    if instance is None:
+        return code
+    folder = ExperimentLayout(instance.path.parent).code_dir
+    for name, keys in (("git.json", ("commit", "dirty")), ("environment.json",
+                                                          ("keras", "backend"))):
+        try:
+            found = read_json(folder / name)
+        except (OSError, ValueError):
+            continue
+        code.update({k: found.get(k) for k in keys if isinstance(found, dict)})
+    return code
+
+
+def _class_counts(info: DatasetInfo, instance: InstanceResult | None
+                  ) -> dict[int, dict[str, dict[str, int]]] | None:
+    """Fold -> split -> class -> rows (original rows), from the store when it is still
+    where the run read it; `None` otherwise."""
+    if instance is None or not info.store:
+        return None
+    try:
+        store = FeatureStore(info.store)
+    except (XvalError, OSError, ValueError):
+        return None
+    meta = store.meta[~store.augmented]
+    out = {}
+    for record in instance.folds:
+        out[record.fold] = {split: dict(Counter(meta["label"][meta["item"].isin(items)]))
+                            for split, items in record.items.items()}
+    return out

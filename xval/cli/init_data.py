@@ -1,0 +1,157 @@
+"""What `python -m xval init` reads of the audio folder: the rows (labels and items, and
+how they were found, with the grouping of takes by recording stated), the folds the items
+allow, and the segment length the clip durations call for."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from preprocessing import sources
+from preprocessing.recordings import OVERRIDE
+from preprocessing.segment_length import SegmentChoice, choose_segment, clip_durations
+from xval.cli import corpora
+from xval.cli.preprocess_parser import label_map_argument
+from xval.config.loader import PACKAGE_DEFAULT, Config
+from xval.core.errors import ConfigurationError, DatasetError
+from xval.folds import allowed_folds
+
+__all__ = ["MAX_FOLDS", "PRESETS", "check_rows", "find_rows", "folds_for", "segment_for"]
+
+PRESETS = {"fsdd": sources.FSDD_PATTERN, "ravdess": sources.RAVDESS_PATTERN,
+           "speaker-id": sources.SPEAKER_ID_PATTERN}
+MAX_FOLDS = 5
+NO_SHARED_ID = ("every file is its own item: no two file names share a recording id (a name "
+                "without its trailing take or slice suffix, such as -A or _02). If several "
+                "files come from one recording, give --item-pattern REGEX with (?P<item>..).")
+
+
+def _items(rows: pd.DataFrame, args: argparse.Namespace) -> tuple[str, str]:
+    """How the items of a source without an item rule were found: a short phrase, and the
+    sentence init prints."""
+    grouped = rows.attrs.get("recordings")
+    if grouped:
+        return "items: the recording ids in the file names", f"Items: {grouped}."
+    if args.item_per_file:
+        return "every file its own item", f"Items: every file is its own item ({OVERRIDE})."
+    return "every file its own item", "Items: " + NO_SHARED_ID
+
+
+def find_rows(audio: Path, args: argparse.Namespace) -> tuple[pd.DataFrame, list, str,
+                                                              str | None]:
+    """The source rows, the skipped files, how labels and items were found, and the sentence
+    saying how the items were chosen (`None` when a rule was given)."""
+    by_recording = not args.item_per_file
+    if args.source:
+        paths = [str(audio)] + ([args.supervisions] if args.supervisions else [])
+        rows, skipped = corpora.rows(args.source, paths, args)
+        return rows, skipped, f"{args.source} {' + '.join(paths)}", None
+    if args.manifest:
+        column = _item_column(args.manifest)
+        rows, skipped = sources.manifest_source(args.manifest, root=audio, item_column=column,
+                                                by_recording=by_recording)
+        if column is not None:
+            return rows, skipped, f"manifest {args.manifest}", None
+        how, said = _items(rows, args)
+        return rows, skipped, f"manifest {args.manifest}, {how}", said
+    if args.pattern:
+        label_map = _parse_label_map(args.label_map) if args.label_map is not None \
+            else sources.LABEL_MAPS.get(args.pattern)
+        pattern = PRESETS.get(args.pattern, args.pattern)
+        rows, skipped = sources.regex_source(audio, pattern, label_map=label_map,
+                                             by_recording=by_recording)
+        if "item" in re.compile(pattern).groupindex:
+            return rows, skipped, f"pattern {args.pattern}", None
+        how, said = _items(rows, args)
+        return rows, skipped, f"pattern {args.pattern}, {how}", said
+    if any(p.is_dir() for p in audio.iterdir()):
+        rows, skipped = sources.folder_source(audio, item_pattern=args.item_pattern,
+                                              by_recording=by_recording)
+        if args.item_pattern:
+            return rows, skipped, f"class sub-folders, items by {args.item_pattern}", None
+        how, said = _items(rows, args)
+        return rows, skipped, f"class sub-folders, {how}", said
+    for preset, pattern in PRESETS.items():
+        try:
+            rows, skipped = sources.regex_source(audio, pattern,
+                                                 label_map=sources.LABEL_MAPS.get(preset))
+        except DatasetError:
+            continue
+        if not skipped:
+            return rows, skipped, f"file names of the {preset} preset", None
+    raise DatasetError(
+        f"{audio} has no class sub-folders and its file names fit no preset "
+        f"({', '.join(PRESETS)}). Put each class in its own folder, or give --pattern with "
+        "named groups, e.g. --pattern '(?P<label>[a-z]+)_(?P<item>spk\\d+)_\\d+\\.wav'.")
+
+
+def _parse_label_map(text: str) -> dict[str, str] | None:
+    """`--label-map` as `python -m preprocessing regex` reads it (a preset, a JSON file,
+    `CODE=NAME` pairs)."""
+    try:
+        return label_map_argument(text)
+    except argparse.ArgumentTypeError as e:
+        raise ConfigurationError(str(e)) from None
+
+
+def _item_column(manifest: str) -> str | None:
+    path = Path(manifest)
+    if not path.is_file():
+        raise DatasetError(f"--manifest {manifest!r} is not a file; give the CSV manifest "
+                           "of the audio files.")
+    try:
+        columns = pd.read_csv(path, nrows=0, encoding="utf-8-sig").columns
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError,
+            ValueError) as e:
+        raise DatasetError(f"--manifest {manifest!r} is not a readable UTF-8 CSV file "
+                           f"({type(e).__name__}); give the CSV manifest.") from None
+    return "item" if "item" in columns else None
+
+
+def check_rows(rows: pd.DataFrame, how: str) -> None:
+    """Refuses what cannot be cross-validated, before anything is written."""
+    if rows["label"].nunique() < 2:
+        raise DatasetError(f"Only one class ({rows['label'].iloc[0]!r}) was found ({how}); "
+                           "classification needs two or more.")
+    n_items = rows["item"].nunique()
+    if n_items < 3:
+        raise DatasetError(
+            f"{n_items} item(s) found ({how}); cross-validation over items needs at least 3 "
+            "(each fold tests one item, validates on another and trains on the rest). Give "
+            "items with --pattern's (?P<item>..) group or --item-pattern.")
+
+
+def folds_for(rows: pd.DataFrame, wanted: int | None) -> int:
+    """The folds of the experiment: `--folds` when the items allow it, else the most the
+    items allow up to `MAX_FOLDS`.
+
+    Raises:
+        ConfigurationError: for `--folds` the splitter cannot make of the items.
+    """
+    n_items = int(rows["item"].nunique())
+    allowed = [k for k in allowed_folds(n_items) if k >= 2]  # the splitter's own rule
+    if wanted is None and allowed:
+        return max(k for k in allowed if k <= MAX_FOLDS)
+    if wanted not in allowed:
+        raise ConfigurationError(
+            f"--folds {wanted}: {n_items} items allow {', '.join(map(str, allowed)) or 'none'} "
+            "(every fold keeps test, validation and training items apart).")
+    return wanted
+
+
+def segment_for(rows: pd.DataFrame, config: Config) -> SegmentChoice:
+    """The segment length of the store: config.ini's `[features] segment_seconds` when it
+    sets one, else chosen from the clip durations (`choose_segment`)."""
+    features = config.features
+    if config.source("features", "segment_seconds") != PACKAGE_DEFAULT:
+        return SegmentChoice(features.segment_seconds, features.segment_hop_seconds,
+                             f"[features] segment_seconds of {config.path}")
+    choice = choose_segment(clip_durations(rows))
+    if config.source("features", "segment_hop_seconds") != PACKAGE_DEFAULT:
+        return SegmentChoice(choice.seconds, features.segment_hop_seconds,
+                             choice.reason + f" (the hop: [features] segment_hop_seconds "
+                                             f"of {config.path})")
+    return choice

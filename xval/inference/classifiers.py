@@ -1,0 +1,94 @@
+"""The embedding classifiers of fold models (`fold_<i>.skops` beside `fold_<i>.keras`,
+described in `fold_<i>.json`): found, checked and run on features for `predict`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xval.config import embedding
+from xval.core.errors import ConfigurationError
+from xval.core.reader import READER
+from xval.core.records import FoldResult
+from xval.inference.models import ModelSet
+from xval.training import embeddings
+from xval.training.loading import fold_model_layout, load
+
+
+def fold_classifier(path: Path) -> tuple[Path, dict[str, Any]]:
+    """The saved embedding classifier of a fold model and its description (the
+    `embedding_classifier` entry of the model's fold record).
+
+    Raises:
+        ConfigurationError: when the model has none (or is not a fold model).
+    """
+    found = fold_model_layout(path)
+    if found is None:
+        raise ConfigurationError(
+            f"{path} has no embedding classifier (it is not the fold_<i>.keras of an "
+            "instance folder, beside its fold_<i>.json and .skops); pass the instance folder "
+            "or one of its fold models, or leave out --embedding-classifier.")
+    layout, fold = found
+    record, saved = layout.fold_file(fold), layout.fold_classifier(fold)
+    fold_record, _ = READER.read_record(record, FoldResult.from_dict)
+    info = fold_record.embedding_classifier if fold_record is not None else None
+    if not info or not saved.is_file():
+        raise ConfigurationError(
+            f"{path} has no embedding classifier ({saved.name} and the embedding_classifier "
+            f"entry of {record.name}); train the instance with embedding_classifier='svm' "
+            "or 'logreg', or leave out --embedding-classifier."
+        )
+    return saved, info
+
+
+class ClassifierSet:
+    """The embedding classifiers of fold models: `fold_<i>.skops` beside `fold_<i>.keras`,
+    described by the `embedding_classifier` entry of `fold_<i>.json` (see
+    `xval.training.embeddings`).
+
+    Args:
+        models: a `ModelSet` of fold models of an instance trained with an embedding
+            classifier.
+
+    Raises:
+        ConfigurationError: when a fold model has no saved classifier, or a saved model it
+            embeds with changed.
+    """
+
+    def __init__(self, models: ModelSet) -> None:
+        self.models = models
+        self.pipelines: list[Any] = []
+        self.infos: list[dict[str, Any]] = []
+        for path in models.paths:
+            saved, info = fold_classifier(path)
+            for source in info["sources"]:
+                if source["model"] != embedding.SELF:
+                    embeddings.check_unchanged(source)
+            self.pipelines.append(embeddings.load(saved))
+            self.infos.append(info)
+        self.classes = list(self.infos[0]["classes"])
+        self.description = (f"embedding classifier ({self.infos[0]['kind']}) of the "
+                            f"{models.description}")
+        self._loaded: dict[str, Any] = {}
+
+    def _model(self, source: str, own: Any) -> Any:
+        if source == embedding.SELF:
+            return own
+        if source not in self._loaded:
+            self._loaded[source] = load(source, what="embedding model")
+        return self._loaded[source]
+
+    def outputs(self, features: np.ndarray) -> np.ndarray:
+        """The classifiers' class scores, averaged over the folds: `(n, classes)`."""
+        x = np.asarray(features, dtype=np.float32)
+        total = np.zeros(0)
+        for k, (own, pipeline, info) in enumerate(zip(self.models.models, self.pipelines,
+                                                      self.infos)):
+            parts = [embeddings.embedding_function(self._model(s["model"], own),
+                                                   info["layer"])(x)
+                     for s in info["sources"]]
+            out = embeddings.scores(pipeline, np.concatenate(parts, axis=1))
+            total = out if k == 0 else total + out
+        return total / len(self.pipelines)

@@ -1,0 +1,313 @@
+"""Saved models in formats that run without this project: the fold ensemble of an instance
+(or one model) as one Keras model, exported as ONNX, a TensorFlow SavedModel or a `.keras`
+file (`python -m xval export`).
+
+The exported model takes what the fold models take, in a form a user outside the project
+has: with a front end inside (`front_end = mel|stft|mfcc` on a waveform store), audio,
+`(batch, samples)` float32 samples in [-1, 1) at the store's rate (an `int16` store's
+scaling to 16-bit PCM is inside); otherwise the features `(batch, frames, bins)` the store's
+librosa parameters make (the model card says how). Its output, `scores`, is what `python -m
+xval predict` reports per segment: the fold models' outputs averaged, then (classification)
+the softmax, so an instance's ensemble is one model.
+
+ONNX goes through `keras.Model.export(format="onnx")` on the torch backend (the TorchScript
+exporter: `onnx` needed); the SavedModel through `keras.Model.export(format=
+"tf_saved_model")` on the tensorflow backend. Keras fixes the backend per process, so the
+command line chooses it from the format (`BACKENDS`).
+
+Imports Keras where used: set the backend first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from preprocessing.features import PCM_SCALE
+from xval.core.dataset_info import DatasetInfo
+from xval.core.errors import ConfigurationError
+from xval.core.files import make_temp_dir
+from xval.core.outputs import (
+    Output,
+    check_apart,
+    check_output_folder,
+    check_replace,
+    remove_output,
+)
+from xval.inference.models import ModelSet
+from xval.tasks.base import Task
+
+FORMATS = ("onnx", "keras", "savedmodel")
+"""The `--format` values."""
+BACKENDS = {"onnx": "torch", "savedmodel": "tensorflow", "keras": None}
+"""The Keras backend each format is exported on (`None`: any)."""
+NEEDS = {"onnx": ("onnx", "pip install -e '.[export]'"),
+         "savedmodel": ("tensorflow", "pip install -e '.[tensorflow]'")}
+"""Format -> the module it needs and the command that installs it."""
+FILES = {"onnx": "model.onnx", "keras": "model.keras", "savedmodel": "savedmodel"}
+"""Format -> the name of the model inside the export folder."""
+CARD = "MODEL_CARD.md"
+"""The model card's file name."""
+ONNX_TOLERANCE = 1e-4
+"""The largest difference between the exported model's (ONNX, SavedModel) and the Keras
+model's outputs accepted by the check after export."""
+
+
+@dataclasses.dataclass
+class Exported:
+    """What an export wrote and checked.
+
+    Attributes:
+        folder: the export folder.
+        files: the names written in it (the model, the card).
+        input_name: the model's input name (`audio` or `features`).
+        input_shape: its shape without the batch axis (`None`: any length).
+        takes_audio: whether it takes audio (a front end inside).
+        members: how many fold models it averages.
+        check: the largest difference between the exported model's outputs (onnxruntime, or
+            the SavedModel reloaded by TensorFlow) and the Keras model's on a random batch,
+            or `None` when it was not checked (ONNX without onnxruntime, or the `keras`
+            format).
+    """
+
+    folder: Path
+    files: list[str]
+    input_name: str
+    input_shape: tuple[int | None, ...]
+    takes_audio: bool
+    members: int
+    check: float | None = None
+
+
+EXPORT_OUTPUT = Output(kind="an export", command="python -m xval export", markers=(CARD,),
+                       entries=(CARD, *FILES.values(), "savedmodel/**"))
+"""What an export folder holds: `--overwrite` replaces only such a folder."""
+
+
+def check_request(fmt: str, out: Path, overwrite: bool, inputs: Sequence[Path] = ()) -> None:
+    """Refuses an export that cannot go ahead, before anything is loaded or written (the
+    output rule, `xval.core.outputs`): an unknown format, a format whose exporter is
+    missing, an existing `--out` without `--overwrite`, an `--out` holding anything but an
+    earlier export, or one inside (or holding) what the export reads.
+
+    Args:
+        fmt: the format.
+        out: the export folder.
+        overwrite: replace an earlier export there.
+        inputs: what the export reads (the instance folder or model file).
+
+    Raises:
+        ConfigurationError: naming the value and the fix.
+    """
+    if fmt not in FORMATS:
+        raise ConfigurationError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}.")
+    if fmt in NEEDS and importlib.util.find_spec(NEEDS[fmt][0]) is None:
+        module, install = NEEDS[fmt]
+        raise ConfigurationError(f"--format {fmt} needs {module}, which is not installed: "
+                                 f"`{install}`.")
+    check_output_folder(out.parent, what="--out's parent")
+    check_replace(out, EXPORT_OUTPUT, overwrite=overwrite)
+    check_apart(out, inputs, input_name="the exported model")
+
+
+def check_backend(fmt: str) -> None:
+    """Refuses to export `fmt` on a backend that cannot (the process's is fixed).
+
+    Raises:
+        ConfigurationError: naming the backend the format needs.
+    """
+    import keras  # noqa: PLC0415  (Keras: only once the backend is set)
+
+    wanted = BACKENDS[fmt]
+    if wanted is not None and keras.backend.backend() != wanted:
+        raise ConfigurationError(
+            f"--format {fmt} is exported on the {wanted} backend, but this process runs "
+            f"{keras.backend.backend()}; run `python -m xval export` (which chooses it) or "
+            f"set KERAS_BACKEND={wanted}.")
+
+
+def ensemble(models: ModelSet, task: Task, info: DatasetInfo) -> Any:
+    """One Keras model answering as the fold models together.
+
+    Args:
+        models: the fold models (one or more).
+        task: the models' task (classification ends in a softmax, named `scores`).
+        info: the store's description (`dataset.json`: `dtype`, `feature_params`).
+
+    Returns:
+        A `keras.Model` from `audio` `(batch, samples)` (models with a front end) or
+        `features` `(batch, frames, bins)` to `scores`.
+
+    Raises:
+        ConfigurationError: for models of a task without one output per row, or fold
+            models that take different inputs.
+    """
+    import keras  # noqa: PLC0415  (Keras: only once the backend is set)
+
+    if task.output != "vector":
+        raise ConfigurationError(
+            f"Export takes models with one output per row (classification, regression); "
+            f"these are {task.name} models: use `python -m xval detect` or `embed` with them.")
+    nets = models.models
+    shapes = {tuple(m.input_shape[1:]) for m in nets}
+    if len(shapes) != 1:
+        raise ConfigurationError(f"The fold models take different inputs {sorted(shapes)}; "
+                                 "export one fold's model (its .keras file).")
+    shape = shapes.pop()
+    audio = takes_audio(nets[0])
+    if audio:
+        inputs = keras.Input((shape[0],), name="audio")
+        x = keras.layers.Reshape((-1 if shape[0] is None else shape[0], 1),
+                                 name="to_channel")(inputs)
+        if str((info.feature_params or {}).get("dtype")) == "int16":
+            x = keras.layers.Rescaling(PCM_SCALE, name="to_pcm16")(x)
+    else:
+        inputs = keras.Input(shape, name="features")
+        x = inputs
+    outputs = [keras.Model(m.inputs[0], m.outputs[0], name=f"fold_model_{i}")(x)
+               for i, m in enumerate(nets)]
+    x = outputs[0] if len(outputs) == 1 else keras.layers.Average(name="mean")(outputs)
+    head = keras.layers.Softmax(name="scores") if task.has_classes else \
+        keras.layers.Identity(name="scores")
+    model = keras.Model(inputs, head(x), name="xval_export")
+    # Frozen: an exporter tracing the nested fold models takes their weights as constants.
+    model.trainable = False
+    return model
+
+
+def takes_audio(model: Any) -> bool:
+    """Whether a fold model computes its features inside (a `front_end` layer)."""
+    return any(layer.name == "front_end" for layer in model.layers)
+
+
+def example_batch(model: Any, seed: int = 0) -> np.ndarray:
+    """A random batch of 3 rows the model takes (1 s of audio for any length)."""
+    shape = [d if d is not None else 16000 for d in model.input_shape[1:]]
+    rng = np.random.default_rng(seed)
+    return (0.3 * rng.standard_normal((3, *shape))).clip(-1, 1).astype(np.float32)
+
+
+def write_export(model: Any, fmt: str, out: Path, card: Callable[[float | None], str],
+                 overwrite: bool, inputs: Sequence[Path] = ()) -> Exported:
+    """Exports `model` as `fmt` with its model card into the folder `out`, atomically: the
+    folder is written beside `out` and renamed into place, so nothing is left on failure.
+
+    Args:
+        model: the model (see `ensemble`).
+        fmt: `onnx`, `keras` or `savedmodel`.
+        out: the export folder.
+        card: `card(check) -> str`, the model card's text (`MODEL_CARD.md`), given the
+            check's result (`Exported.check`).
+        overwrite: replace `out` when it holds an earlier export.
+        inputs: what the export reads (kept apart from `out`).
+
+    Returns:
+        `Exported`.
+
+    Raises:
+        ConfigurationError: for a request `check_request` refuses, or an ONNX model whose
+            outputs differ from Keras's by more than `ONNX_TOLERANCE`.
+    """
+    check_request(fmt, out, overwrite, inputs)
+    check_backend(fmt)
+    batch = example_batch(model)
+    expected = np.asarray(model.predict(batch, verbose=0))  # also builds every layer
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = make_temp_dir(out.parent, prefix=f".{out.name}.")
+    try:
+        target = tmp / FILES[fmt]
+        check = None
+        if fmt == "keras":
+            model.save(target)
+        elif fmt == "savedmodel":
+            model.export(str(target), format="tf_saved_model", verbose=False)
+            check = _check_savedmodel(target, batch, expected)
+        else:
+            model.export(str(target), format="onnx", verbose=False)
+            _name_output(target)
+            check = _check_onnx(target, batch, expected)
+        (tmp / CARD).write_text(card(check))
+        _replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return Exported(folder=out, files=[FILES[fmt], CARD], input_name=model.inputs[0].name,
+                    input_shape=tuple(model.input_shape[1:]),
+                    takes_audio=model.inputs[0].name == "audio", members=_members(model),
+                    check=check)
+
+
+def _members(model: Any) -> int:
+    return sum(1 for layer in model.layers if layer.name.startswith("fold_model_"))
+
+
+def _name_output(path: Path) -> None:
+    """Names the ONNX graph's output `scores` (the exporter numbers it)."""
+    import onnx  # noqa: PLC0415  (optional: the [export] extra)
+
+    graph = onnx.load(str(path))
+    old = graph.graph.output[0].name
+    if old == "scores":
+        return
+    for node in graph.graph.node:
+        node.output[:] = ["scores" if name == old else name for name in node.output]
+    graph.graph.output[0].name = "scores"
+    onnx.save(graph, str(path))
+
+
+def _check_onnx(path: Path, batch: np.ndarray, expected: np.ndarray) -> float | None:
+    """The largest difference between the ONNX model's outputs (onnxruntime) and Keras's on
+    `batch`; `None` when onnxruntime is not installed.
+
+    Raises:
+        ConfigurationError: when it exceeds `ONNX_TOLERANCE`.
+    """
+    if importlib.util.find_spec("onnxruntime") is None:
+        return None
+    import onnxruntime  # noqa: PLC0415  (optional: the [export] extra)
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {session.get_inputs()[0].name: batch})[0]
+    return _within(float(np.max(np.abs(np.asarray(got) - expected))), "ONNX")
+
+
+def _check_savedmodel(path: Path, batch: np.ndarray, expected: np.ndarray) -> float:
+    """The largest difference between the SavedModel's `serve` outputs (reloaded with
+    TensorFlow) and Keras's on `batch`.
+
+    Raises:
+        ConfigurationError: when it exceeds `ONNX_TOLERANCE`.
+    """
+    import tensorflow as tf  # noqa: PLC0415  (the backend of this format)
+
+    loaded = tf.saved_model.load(str(path))  # kept: its function needs its variables
+    got = np.asarray(loaded.serve(tf.constant(batch)))
+    return _within(float(np.max(np.abs(got - expected))), "SavedModel")
+
+
+def _within(diff: float, what: str) -> float:
+    if not diff <= ONNX_TOLERANCE:
+        raise ConfigurationError(
+            f"The {what} model's outputs differ from the Keras model's by {diff:.2e} (more "
+            f"than {ONNX_TOLERANCE:g}) on a random batch; nothing was written. Export as "
+            "keras instead, and report the model.")
+    return diff
+
+
+def _replace(tmp: Path, out: Path) -> None:
+    """Moves the finished folder `tmp` to `out`, replacing what is there."""
+    if out.exists():
+        trash = make_temp_dir(out.parent, prefix=f".{out.name}.old.")
+        os.replace(out, trash / "export")
+        os.replace(tmp, out)
+        remove_output(trash / "export", EXPORT_OUTPUT)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.replace(tmp, out)

@@ -1,0 +1,241 @@
+"""The model card (`MODEL_CARD.md`) written with every export (`python -m xval export`):
+what the model does, what it takes and gives, what it was trained and scored on, and where
+it should not be used.
+
+Everything in it is read from the results folder through the results reader
+(`InstanceResult`, the fold manifest), from the store's description (`dataset.json`) and
+from the run's code snapshot; nothing is typed by hand, so the card is regenerated, never
+edited.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from preprocessing.features.recipes import librosa_recipe
+from xval import tasks
+from xval.core.dataset_info import DatasetInfo
+from xval.core.parameters import InstanceParams
+from xval.core.records import FoldsManifest, Stat
+from xval.report.results import InstanceResult
+
+
+@dataclasses.dataclass
+class CardFacts:
+    """What the card says beside the results.
+
+    Attributes:
+        source: what was exported (the instance folder or `.keras` file), as given.
+        fmt: the format (`onnx`, `keras`, `savedmodel`).
+        files: the files of the export folder.
+        input_name: the exported model's input (`audio` or `features`).
+        input_shape: its shape without the batch axis (`None`: any length).
+        members: how many fold models it averages.
+        check: the largest difference between the exported and the Keras outputs, or `None`.
+        front_end: the front end inside the model (`mel`, `stft`, `mfcc`) or `none`.
+        info: the store's description (`dataset.json`).
+        encoder: the pretrained encoder of the store (`name`, `licence`, `trained_on`, ...),
+            or `None`.
+        code: the version of the code that trained (`commit`, `dirty`, `keras`, `backend`)
+            and exported (`exported_with`).
+        class_counts: fold -> split -> class -> rows, when the store could be read.
+        date: when the export was made (UTC).
+    """
+
+    source: str
+    fmt: str
+    files: Sequence[str]
+    input_name: str
+    input_shape: tuple[int | None, ...]
+    members: int
+    check: float | None
+    front_end: str
+    info: DatasetInfo
+    encoder: Mapping[str, Any] | None
+    code: Mapping[str, Any]
+    class_counts: Mapping[int, Mapping[str, Mapping[str, int]]] | None
+    date: str
+
+
+def model_card(facts: CardFacts, instance: InstanceResult | None,
+               manifest: FoldsManifest | None) -> str:
+    """The text of `MODEL_CARD.md`.
+
+    Args:
+        facts: the export and the store (`CardFacts`).
+        instance: the instance the models come from, read through the results reader, or
+            `None` for a `.keras` file outside an instance folder (no scores to report).
+        manifest: the experiment's fold manifest (`folds.json`), or `None`.
+
+    Returns:
+        Markdown.
+    """
+    name = "/".join(instance.path.parts[-3:]) if instance is not None else facts.source
+    lines = [f"# Model card: {name}", "",
+             f"Written by `python -m xval export` on {facts.date} with the {facts.fmt} export "
+             f"({', '.join(f'`{f}`' for f in facts.files)}); regenerate it rather than "
+             "editing it.", ""]
+    lines += _task(facts, instance)
+    lines += _input(facts)
+    lines += _training_data(facts, instance, manifest)
+    lines += _scores(instance)
+    lines += _encoder(facts.encoder)
+    lines += _code(facts.code, facts.check)
+    lines += _use(facts, instance)
+    return "\n".join(lines) + "\n"
+
+
+def _task(facts: CardFacts, instance: InstanceResult | None) -> list[str]:
+    info = facts.info
+    classes = info.classes
+    params = instance.params if instance is not None else {}
+    out = ["## Task", "", f"- Task: {info.task_type or tasks.DEFAULT}."]
+    if classes:
+        out.append(f"- Classes ({len(classes)}, in the order of the output): "
+                   f"{', '.join(f'`{c}`' for c in classes)}.")
+    if params:
+        typed = InstanceParams.of(params)
+        comments = "; ".join(str(c) for c in (typed.comment_1, typed.comment_2) if c)
+        out.append(f"- Model: `{typed.architecture}`"
+                   + (f" ({comments})" if comments else "")
+                   + f", reshaping `{typed.reshaping_type}`, front end `{typed.front_end}`.")
+    members = "the mean of the outputs of " + (f"{facts.members} fold models" if
+                                               facts.members > 1 else "one model")
+    out.append(f"- Output `scores` `(batch, {len(classes) or 'outputs'})`: {members}, then "
+               + ("the softmax (class probabilities), as `python -m xval predict` reports a "
+                  "segment." if classes else "as they are."))
+    return [*out, ""]
+
+
+def _input(facts: CardFacts) -> list[str]:
+    fp = facts.info.feature_params or {}
+    rate = fp.get("sample_rate")
+    seconds, hop = fp.get("segment_seconds"), fp.get("segment_hop_seconds")
+    shape = ", ".join("any" if d is None else str(d) for d in facts.input_shape)
+    out = ["## Input", "",
+           f"- `{facts.input_name}` `(batch, {shape})`, float32.",
+           f"- Audio: mono, resampled to {rate} Hz"
+           + (", each file scaled to a peak of 1 first" if fp.get("peak_normalize") else "")
+           + f"; cut into segments of {seconds} s every {hop} s (a shorter file is "
+             "zero-padded to one segment); one row per segment. A clip's scores: the mean "
+             "of its segments' outputs (before the softmax)."]
+    if facts.input_name == "audio":
+        out.append(f"- Front end: inside the model (`{facts.front_end}`, "
+                   "`architectures.SpectralFrontEnd`), with the store's settings below; feed "
+                   "the samples in [-1, 1).")
+    elif facts.encoder:
+        out.append(f"- Front end: outside the model: the embeddings of the encoder "
+                   f"`{facts.encoder.get('encoder')}` (below), as "
+                   "`python -m preprocessing --encoder` computes them.")
+    else:
+        out.append("- Front end: outside the model; compute each segment's features with "
+                   "librosa as the store did (time first):")
+        out += ["", "```python", *librosa_recipe(fp), "```"]
+    settings = ", ".join(f"{k}={fp[k]!r}" for k in fp if k not in ("dtype",))
+    return [*out, f"- The store's feature parameters: {settings}.", ""]
+
+
+def _training_data(facts: CardFacts, instance: InstanceResult | None,
+                   manifest: FoldsManifest | None) -> list[str]:
+    info = facts.info
+    skipped = info.skipped
+    out = ["## Training data and protocol", "",
+           f"- Store `{str(info.store or '?').rsplit('/', 1)[-1]}`: {info.n_rows} "
+           f"rows from {info.n_files or '?'} files ({len(skipped)} skipped), "
+           f"{info.n_clips} clips, {info.n_items} items"
+           + (f"; source: {info.source}" if info.source else "") + "."]
+    if manifest is not None:
+        folds = manifest.folds
+        items = sorted({i for fold in folds for i in fold.get("test", [])})
+        out += [f"- Protocol: `{manifest.splitter}`: {manifest.num_folds} folds over items "
+                f"(the unit no fold splits: a test item is never seen in training or "
+                f"validation), e.g. {', '.join(items[:4])}{', ...' if len(items) > 4 else ''}."]
+    if instance is not None and instance.folds:
+        out += ["", "| fold | train items | val items | test items | train rows | val rows "
+                "| test rows | classes (train/test) | best epoch |", "|" + " --- |" * 9]
+        for record in instance.folds:
+            counts = (facts.class_counts or {}).get(record.fold, {})
+            classes = "/".join(str(len(counts.get(s, {}))) for s in ("train", "test")) \
+                if counts else "-"
+            n = record.n_rows
+            out.append(f"| {record.fold} | " + " | ".join(
+                str(len(record.items.get(s, []))) for s in ("train", "val", "test"))
+                + f" | {n.get('train', '-')} | {n.get('val', '-')} | {n.get('test', '-')} | "
+                f"{classes} | {record.best_epoch} |")
+    return [*out, ""]
+
+
+def _stat(stat: Stat | None) -> str:
+    if stat is None or stat.mean is None:
+        return "-"
+    ci = f" [{stat.mean - stat.ci95:.4f}, {stat.mean + stat.ci95:.4f}]" \
+        if stat.ci95 is not None else ""
+    std = f" ± {stat.std:.4f}" if stat.std is not None else ""
+    return f"{stat.mean:.4f}{std}{ci}"
+
+
+def _scores(instance: InstanceResult | None) -> list[str]:
+    out = ["## Cross-validated scores", ""]
+    if instance is None:
+        return [*out, "None: the model is not in an instance folder, so no cross-validated "
+                      "scores go with it.", ""]
+    summary = instance.summary
+    out += [f"Mean ± standard deviation over the {summary.folds_done} folds [95% confidence "
+            "interval of the mean]; validation items chose the best epoch, test items were "
+            "never seen in training.", "",
+            "| level | metric | validation | test |", "| --- | --- | --- | --- |"]
+    for level in summary.levels():
+        for metric in summary.metric_names(level, "test"):
+            splits = summary.metrics.get(level, {})
+            out.append(f"| {level} | {metric} | {_stat(splits.get('val', {}).get(metric))} | "
+                       f"{_stat(splits.get('test', {}).get(metric))} |")
+    return [*out, ""]
+
+
+def _encoder(encoder: Mapping[str, Any] | None) -> list[str]:
+    if not encoder:
+        return []
+    out = ["## Pretrained encoder", "",
+           f"- `{encoder.get('encoder')}`"
+           + (f", revision {encoder['revision']}" if encoder.get("revision") else "")
+           + (f", weights sha256 {encoder['weights_sha256']}"
+              if encoder.get("weights_sha256") else "") + ".",
+           f"- Licence of its weights: **{encoder.get('licence') or 'not recorded'}**; the "
+           "exported model is used on its embeddings, so its terms apply to any use."]
+    if encoder.get("trained_on"):
+        out.append(f"- Trained on: {encoder['trained_on']}.")
+    return [*out, ""]
+
+
+def _code(code: Mapping[str, Any], check: float | None) -> list[str]:
+    commit = code.get("commit")
+    trained = (f"git commit `{commit}`" + (" with uncommitted changes (code/git_diff.patch)"
+                                           if code.get("dirty") else "")) if commit else \
+        "no git commit recorded (the run's code/ folder holds the code)"
+    return ["## Code", "",
+            f"- Trained with: {trained}; Keras {code.get('keras', '?')}, backend "
+            f"{code.get('backend', '?')}.",
+            f"- Exported with: {code.get('exported_with', '?')}.",
+            f"- Check: the exported model's outputs differ from the Keras model's by at most "
+            f"{check:.1e} on a random batch." if check is not None else
+            "- Check: none run on the exported file (ONNX needs onnxruntime).", ""]
+
+
+def _use(facts: CardFacts, instance: InstanceResult | None) -> list[str]:
+    info = facts.info
+    out = ["## Intended use and limits", "",
+           f"- For research on audio like the training data ({info.n_items} items, "
+           f"{len(info.classes)} classes); the scores above hold for new items "
+           "from the same source, recorded and preprocessed the same way, and no further.",
+           "- Give it segments made exactly as described under Input (rate, length, peak "
+           "normalisation); other rates or levels change its scores silently.",
+           "- It knows only its classes: any input gets one of them (no rejection of "
+           "unknown sounds)."]
+    if instance is not None and InstanceParams.of(instance.params).embeds:
+        out.append("- The instance's embedding classifiers (fold_<i>.skops) are not part of "
+                   "this export.")
+    if facts.encoder and "non-commercial" in str(facts.encoder.get("licence", "")).lower():
+        out.append("- Non-commercial use only (the encoder's licence).")
+    return [*out, ""]

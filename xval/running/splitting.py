@@ -1,0 +1,113 @@
+"""The folds of a plan: the experiment's splitter (a k-fold over items, repeated or not, or
+the store's predefined splits) and, for a nested search, the inner k-fold over one outer
+fold's training items."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from preprocessing.store import FeatureStore
+from xval import tasks
+from xval.config.loader import Config
+from xval.core.errors import ConfigurationError
+from xval.core.records import FoldsManifest
+from xval.folds import ItemKFold, PredefinedItemSplit, fold_manifest, min_items
+from xval.folds import check_fold as check_fold_items
+from xval.running.declaration import ExperimentDeclaration
+
+Folds = list[dict[str, list[str]]]
+
+
+def make_splitter(experiment: ExperimentDeclaration, config: Config,
+                  store: FeatureStore) -> ItemKFold | PredefinedItemSplit:
+    """The item splitter: the store's predefined splits (its `split` column), else a
+    k-fold over items with the `[folds]` settings, repeated `num_repeats` times.
+
+    Raises:
+        ConfigurationError: for predefined splits with `num_folds` other than 1 or with
+            `num_repeats` above 1 (the splits are fixed: a repeat would be the same split).
+    """
+    if "split" in store.meta.columns:
+        if experiment.num_folds != 1:
+            raise ConfigurationError(
+                f"Dataset {experiment.dataset!r} has predefined train/validation/test splits; "
+                f"set num_folds=1 (it is {experiment.num_folds})."
+            )
+        if experiment.num_repeats != 1:
+            raise ConfigurationError(
+                f"num_repeats={experiment.num_repeats}: dataset {experiment.dataset!r} has "
+                "predefined train/validation/test splits, so every repeat would be the same "
+                "split; set num_repeats=1, or build the store without its split column to "
+                "repeat a k-fold over items.")
+        return PredefinedItemSplit(store.meta["split"].to_numpy(str))
+    return ItemKFold(experiment.num_folds, val_fraction=config.folds.val_fraction,
+                     test_fraction=config.folds.test_fraction,
+                     stratify=config.folds.stratify, n_repeats=experiment.num_repeats,
+                     random_state=config.folds.fold_seed)
+
+
+def make_folds(experiment: ExperimentDeclaration, config: Config,
+               store: FeatureStore) -> tuple[Folds, FoldsManifest]:
+    """The folds' items, checked (no item in two sets of a fold), and their manifest.
+
+    Raises:
+        DatasetError: for a fold with an empty or overlapping set.
+    """
+    splitter = make_splitter(experiment, config, store)
+    y = tasks.get(experiment.task_type).stratify_labels(store)
+    folds = splitter.split_items(store.items, y)
+    for fold in folds:
+        check_fold_items(fold)
+    manifest = FoldsManifest.from_dict(fold_manifest(splitter, folds, store.content_hash))
+    return folds, manifest
+
+
+def outer_training_items(fold: dict[str, list[str]]) -> list[str]:
+    """The items an outer fold trains on (its training and validation items): all that a
+    nested search may see of it."""
+    return sorted({*fold["train"], *fold["val"]})
+
+
+def check_inner_folds(inner_folds: int | None, folds: Folds) -> None:
+    """Refuses inner folds that some outer fold's training items cannot make (`None`: no
+    nested search, nothing to check).
+
+    Raises:
+        ConfigurationError: naming the outer fold, its items and the largest number that
+            works.
+    """
+    if inner_folds is None:
+        return
+    for i, fold in enumerate(folds):
+        n = len(outer_training_items(fold))
+        if n < min_items(inner_folds):
+            fits = [k for k in range(2, n + 1) if min_items(k) <= n]
+            fix = f"use --inner-folds {' or '.join(map(str, fits))}" if fits else \
+                "use fewer outer folds (num_folds) or more items"
+            raise ConfigurationError(
+                f"--inner-folds {inner_folds}: outer fold {i} has {n} training items "
+                f"(training and validation), and {inner_folds} inner folds need at least "
+                f"{min_items(inner_folds)}; {fix}.")
+
+
+def make_inner_folds(experiment: ExperimentDeclaration, config: Config, store: FeatureStore,
+                     outer: dict[str, list[str]], inner_folds: int
+                     ) -> tuple[Folds, FoldsManifest]:
+    """The inner k-fold of a nested search over one outer fold's training items (never its
+    test items), grouped by item, with the `[folds]` settings, and its manifest.
+
+    Raises:
+        ConfigurationError: when the outer fold has too few training items.
+        DatasetError: for a fold with an empty or overlapping set.
+    """
+    keep = set(outer_training_items(outer))
+    rows = store.items.astype(str)
+    mask = np.isin(rows, sorted(keep))
+    splitter = ItemKFold(inner_folds, val_fraction=config.folds.val_fraction,
+                         stratify=config.folds.stratify, random_state=config.folds.fold_seed)
+    y = tasks.get(experiment.task_type).stratify_labels(store)
+    folds = splitter.split_items(rows[mask], None if y is None else y[mask])
+    for fold in folds:
+        check_fold_items(fold, keep)
+    manifest = FoldsManifest.from_dict(fold_manifest(splitter, folds, store.content_hash))
+    return folds, manifest

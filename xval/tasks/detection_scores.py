@@ -1,0 +1,58 @@
+"""The scores of a detector's frame outputs (`Detection.evaluate`): the loss and frame
+metrics, the sed_eval segment and event metrics of the events the post-processing finds,
+and for whole recordings PSDS1 and PSDS2."""
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from xval.tasks.event_rules import EventRules, frames, reference_events
+from xval.tasks.events import detection_metrics, event_metrics, frame_metrics
+from xval.tasks.psds import recording_psds
+
+
+def window_scores(y_true: Any, outputs: Any, num_outputs: int, post: EventRules,
+                  frame_seconds: float | None, classes: Sequence[str] | None, *,
+                  psds: bool = False) -> dict[str, Any]:
+    """Detection metrics of windows, or of recordings of different lengths, each row (or
+    list entry) scored as its own file.
+
+    Args:
+        y_true: `(rows, frames, classes)` 0/1 frame targets, or a list of
+            `(frames_i, classes)` arrays (stitched recordings).
+        outputs: the model's logits, in the same form.
+        num_outputs: the number of event classes.
+        post: the post-processing (threshold, median filter, shortest event and gap).
+        frame_seconds: time between frames; without it, only the loss and frame metrics.
+        classes: the event class names, or `None` (`class0`, `class1`, ...).
+        psds: also PSDS1 and PSDS2 (whole recordings of the validation or test split).
+            Defaults to `False`.
+
+    Returns:
+        dict of `loss`, `frame_*`, and with `frame_seconds` the sed_eval metrics
+        (`segment_f1`, `segment_error_rate`, `event_f1`, `onset_f1`, ...) and, with
+        `psds`, `psds1` and `psds2`.
+    """
+    ys, probs, flat_y, flat_p = frames(y_true, outputs, num_outputs)
+    eps = 1e-7
+    bce = -(flat_y * np.log(flat_p + eps) + (1 - flat_y) * np.log(1 - flat_p + eps))
+    out: dict[str, Any] = {"loss": float(bce.mean())}
+    out.update(frame_metrics(flat_y, flat_p, post.detection_threshold))
+    if frame_seconds is None:
+        return out
+    names = list(classes) if classes else [f"class{i}" for i in range(num_outputs)]
+    reference, durations = reference_events(ys, frame_seconds, names)
+    estimated = post.file_events(probs, frame_seconds, names)
+    out.update(detection_metrics(reference, estimated, files=list(durations),
+                                 classes=names, durations=durations))
+    out["onset_f1"] = event_metrics(reference, estimated, files=list(durations),
+                                    classes=names, evaluate_offset=False)["event_f1"]
+    if psds:
+        median = int(round(post.median_filter_seconds / frame_seconds)) | 1
+        out.update(recording_psds(
+            reference, {f"file{i}": p for i, p in enumerate(probs)}, durations,
+            frame_seconds=frame_seconds, classes=names, median_filter_frames=median,
+            min_event_seconds=post.min_event_seconds,
+            min_gap_seconds=post.min_gap_seconds))
+    return {k: (float(v) if v is not None else float("nan")) for k, v in out.items()}

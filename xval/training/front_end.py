@@ -1,0 +1,183 @@
+"""A model's front end: the features computed inside the model from a waveform store's rows
+(`front_end = mel | stft | mfcc`), their per-fold normalisation statistics, and the random
+training crops of `random_crop_seconds`.
+
+With `front_end = "mel"` on a `feature = waveform` store, the fold's model is
+
+    audio (samples, 1) -> SpectralFrontEnd (the store's mel settings) -> Normalization
+    (statistics of the fold's training rows, computed through that front end) -> the rest
+    of the usual input layers -> the architecture
+
+so a saved fold model takes audio, and computes what a `feature = mel` store built with the
+same `[features]` values holds (`architectures.SpectralFrontEnd`). `front_end = "none"`
+(the default) feeds the rows as they are.
+
+Imports Keras where used: set the backend first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from preprocessing.features import PCM_SCALE, feature_shape, front_ends, get
+from xval.core.dataset_info import DatasetInfo
+from xval.core.errors import ConfigurationError
+from xval.core.parameters import InstanceParams, TrainingParams
+from xval.tasks.base import Task
+
+LAYER_NAME = "front_end"
+"""The name of the front-end layer in a fold model."""
+SETTINGS = ("sample_rate", "n_fft", "hop_length", "n_mels", "n_mfcc", "fmin", "fmax",
+            "compression", "power_exponent")
+"""The feature parameters a front end reads from its store."""
+
+Params = Mapping[str, Any]
+
+
+def uses_front_end(params: Params) -> bool:
+    """Whether an instance computes its features inside the model."""
+    return TrainingParams.of(params).front_end != "none"
+
+
+def model_feature_params(feature_params: Params, params: Params) -> dict[str, Any]:
+    """The feature parameters of what the model's first trained layer sees: the store's,
+    with `feature` replaced by the front end when there is one.
+
+    Args:
+        feature_params: the store's (`dataset.json` `feature_params`).
+        params: the instance's parameters (`front_end`).
+
+    Returns:
+        A new dict.
+    """
+    out = dict(feature_params)
+    if uses_front_end(params):
+        out["feature"] = TrainingParams.of(params).front_end
+    return out
+
+
+def check_front_end(params: Params, store_info: DatasetInfo, task: Task, where: str) -> None:
+    """Refuses a front end or a crop the store or the task cannot take, before anything is
+    written.
+
+    Args:
+        params: the instance's resolved parameters (`front_end`, `random_crop_seconds`,
+            `reshaping_type`).
+        store_info: the store's `dataset.json` (its `feature_params`).
+        task: the experiment's task.
+        where: the instance, for messages (`"instance 3"`).
+
+    Raises:
+        ConfigurationError: naming the value, what was expected and the fix.
+    """
+    feature_params = store_info.feature_params or {}
+    feature = store_info.feature
+    typed = InstanceParams.of(params)
+    front_end = typed.front_end
+    if front_end not in front_ends():
+        raise ConfigurationError(f"{where}: front_end={front_end!r}: expected one of "
+                                 f"{', '.join(front_ends())}.")
+    if front_end != "none":
+        if feature is None or not get(str(feature)).waveform:
+            raise ConfigurationError(
+                f"{where}: front_end={front_end!r} computes {front_end} features from audio, "
+                f"but the store holds {feature or 'unrecorded'} features; build a waveform "
+                "store (`python -m preprocessing ... --feature waveform`) or set "
+                "front_end='none'.")
+        if task.output != "vector":
+            raise ConfigurationError(
+                f"{where}: front_end={front_end!r} is for tasks with one output per row "
+                f"(classification, regression); task_type is {task.name!r}: use a store "
+                f"of {front_end} features and front_end='none'.")
+    crop = float(typed.random_crop_seconds or 0.0)
+    if crop:
+        segment = float(feature_params.get("segment_seconds") or 0.0)
+        if not feature_params or crop >= segment:
+            raise ConfigurationError(
+                f"{where}: random_crop_seconds={crop:g} must be shorter than the store's "
+                f"segments (segment_seconds={segment:g}); lower it, or build the store with "
+                "longer segments.")
+        if task.output != "vector" or typed.reshaping_type == "none":
+            raise ConfigurationError(
+                f"{where}: random_crop_seconds={crop:g} trains on windows shorter than the "
+                "rows, so the model takes rows of any length: it needs a task with one "
+                "output per row and reshaping_type 'conv' or 'rnn' with an architecture "
+                "that pools over time (audio_cnn, vgg_mini_pool, ...); set "
+                "random_crop_seconds=0 otherwise.")
+
+
+def crop_frames(params: Params, feature_params: Params) -> int:
+    """The length of a training crop along a row's time axis (samples for a waveform
+    store, frames otherwise), or 0 when the instance does not crop.
+
+    Args:
+        params: the instance's parameters (`random_crop_seconds`).
+        feature_params: the store's.
+
+    Returns:
+        The length, or 0.
+    """
+    crop = float(TrainingParams.of(params).random_crop_seconds or 0.0)
+    if not crop:
+        return 0
+    return int(feature_shape({**feature_params, "segment_seconds": crop})[0])
+
+
+def front_end_layer(params: Params, store_info: DatasetInfo) -> Any:
+    """The front-end layer of an instance on a store, or `None` (`front_end = "none"`).
+
+    Args:
+        params: the instance's parameters (`front_end`).
+        store_info: the store's `dataset.json` (`feature_params`; an `int16` store's rows
+            are scaled back to [-1, 1) first).
+
+    Returns:
+        An `architectures.SpectralFrontEnd` named `front_end`, or `None`.
+    """
+    if not uses_front_end(params):
+        return None
+    from architectures.front_end import (  # noqa: PLC0415  (imports Keras: backend set first)
+        SpectralFrontEnd,
+    )
+
+    feature_params = store_info.feature_params or {}
+    scale = 1.0 / PCM_SCALE if str(feature_params.get("dtype")) == "int16" else 1.0
+    settings = {k: feature_params[k] for k in SETTINGS if k in feature_params}
+    return SpectralFrontEnd(TrainingParams.of(params).front_end, input_scale=scale, name=LAYER_NAME,
+                            **settings)
+
+
+def front_end_stats(layer: Any, features: Any, rows: np.ndarray, batch_rows: int = 256
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and variance per output bin of the front end over `rows` (the fold's original
+    training rows), computed through the layer in batches.
+
+    Args:
+        layer: the front-end layer.
+        features: the store's rows, `np.ndarray [shape=(n, samples, 1)]` (a memmap is fine).
+        rows: the rows to use.
+        batch_rows: rows per batch. Defaults to `256`.
+
+    Returns:
+        `(mean, variance)`, each `np.ndarray [shape=(bins,)]`, float32 (the variance at
+        least `1e-8`, as `xval.training.batches.normalization_stats`).
+    """
+    from keras import ops  # noqa: PLC0415  (Keras: only once the backend is set)
+
+    total = squares = None
+    count = 0
+    for start in range(0, len(rows), batch_rows):
+        block = np.asarray(features[rows[start:start + batch_rows]], dtype=np.float32)
+        out = ops.convert_to_numpy(layer(block)).astype(np.float64)
+        out = out.reshape(-1, out.shape[-1])
+        total = out.sum(axis=0) + (0.0 if total is None else total)
+        squares = np.einsum("ij,ij->j", out, out) + (0.0 if squares is None else squares)
+        count += out.shape[0]
+    if total is None or squares is None:
+        raise ConfigurationError("front_end_stats: no training rows.")
+    mean = total / count
+    var = np.maximum(squares / count - np.square(mean), 1e-8)
+    return mean.astype(np.float32), var.astype(np.float32)
