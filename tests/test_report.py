@@ -109,8 +109,9 @@ def test_workbook_summary_shows_headline_metrics(classification_run):
     header = [ws.cell(row=2, column=j).value for j in range(1, ws.max_column + 1)]
     assert header[:5] == ["ID", "status", "selected", "comment_1", "comment_2"]
     assert "learning_rate" in header and "batch_size" not in header  # only differing params
-    metric_headers = ["clip accuracy mean", "clip accuracy std", "accuracy mean",
-                      "accuracy std", "macro F1 mean", "macro F1 std"]
+    # Every label names its level (issue 38): clip first (the headline), then segment.
+    metric_headers = ["clip accuracy mean", "clip accuracy std", "segment accuracy mean",
+                      "segment accuracy std", "segment macro F1 mean", "segment macro F1 std"]
     assert header[header.index("clip accuracy mean"):][:12] == metric_headers * 2  # val, test
     assert header[-2:] == ["folds", "message"]
     assert "loss mean" not in header and "precision mean" not in header  # Metrics sheet
@@ -121,8 +122,8 @@ def test_workbook_summary_shows_headline_metrics(classification_run):
         assert ws.cell(row=i, column=1).hyperlink.target == f"instance_{instance.id}/"
         assert ws.cell(row=i, column=2).value == instance.status
         for group, split in (("validation", "val"), ("test", "test")):
-            for name, metric, level in (("accuracy mean", "accuracy", "segment"),
-                                        ("macro F1 std", "f1", "segment"),
+            for name, metric, level in (("segment accuracy mean", "accuracy", "segment"),
+                                        ("segment macro F1 std", "f1", "segment"),
                                         ("clip accuracy mean", "accuracy", "clip")):
                 cell = ws.cell(row=i, column=cols[(group, name)])
                 stat = name.rsplit(" ", 1)[1]
@@ -171,7 +172,8 @@ def test_workbook_highlights_best_mean_only(classification_run):
             if not (name.endswith(" mean") or name.endswith(" std")):
                 continue
             label, stat = name.rsplit(" ", 1)
-            metric = {"macro F1": "f1", "clip accuracy": "accuracy"}.get(label, label)
+            metric = {"segment macro F1": "f1", "clip accuracy": "accuracy",
+                      "segment accuracy": "accuracy"}.get(label, label)
             values = {i: ws.cell(row=i, column=j).value for i in complete}
             target = (min if metric_direction(metric) == "min" else max)(values.values())
             for i in rows.values():
@@ -309,8 +311,10 @@ def test_workbook_folds_and_parameters_sheets(classification_run):
     first = json.loads((exp_dir / "instance_1" / "fold_0.json").read_text())
     row = next(r for r in folds if r[0] == 1 and r[1] == 0)
     assert row[3] == ", ".join(first["items"]["test"])
-    assert row[header.index("test accuracy")] == pytest.approx(
+    assert row[header.index("test segment accuracy")] == pytest.approx(
         first["metrics"]["test"]["accuracy"])
+    assert row[header.index("test clip accuracy")] == pytest.approx(
+        first["clip_metrics"]["test"]["accuracy"])
     assert row[header.index("best epoch")] == first["best_epoch"]
     assert row[header.index("train rows (original)")] == first["n_rows"]["train_original"]
     params = wb["Parameters"]
@@ -522,14 +526,14 @@ def test_regression_workbook_and_plot(tmp_path):
     exp_dir = config.results_dir / "reg" / "experiment_1"
     ws = load_workbook(exp_dir / "experiment_1.xlsx")["Summary"]
     header = [ws.cell(row=2, column=j).value for j in range(1, ws.max_column + 1)]
-    assert [h for h in header if h.endswith(" mean")] == ["clip RMSE mean", "RMSE mean",
-                                                          "MAE mean", "R² mean"] * 2
+    assert [h for h in header if h.endswith(" mean")] == [
+        "clip RMSE mean", "segment RMSE mean", "segment MAE mean", "segment R² mean"] * 2
     results = ExperimentResults(exp_dir)
     best = results.best("rmse", "val", level="auto")  # selected at clip level
     assert best.id == min(results, key=lambda r: r.metric("rmse", "val", "clip")).id
     assert ws.cell(row=2 + best.id, column=3).value == "★ selected"
     cols = _columns(ws, groups=True)
-    rmse = ws.cell(row=2 + best.id, column=cols[("test", "RMSE mean")])
+    rmse = ws.cell(row=2 + best.id, column=cols[("test", "segment RMSE mean")])
     assert rmse.value == pytest.approx(best.metric("rmse", "test"))
     assert (_fill(rmse) == BEST_FILL) == (best.metric("rmse", "test") == min(
         r.metric("rmse", "test") for r in results))
@@ -657,7 +661,8 @@ def test_terminal_table_without_clips_labels_std(tmp_path):
                 "metrics": {s: {"accuracy": value} for s in ("train", "val", "test")}}
         (folder / f"fold_{i}.json").write_text(json.dumps(fold))
     table = terminal_table(ExperimentResults(tmp_path / "experiment_1"), fmt="markdown")
-    assert table.splitlines()[0] == "|  | id | status | val accuracy | test accuracy | comment |"
+    assert table.splitlines()[0] == \
+        "|  | id | status | val segment accuracy | test segment accuracy | comment |"
     assert table.endswith("report its test segment score 0.5000. ± = mean ± std over folds.")
 
 
@@ -687,7 +692,7 @@ def test_embedding_metrics_shown_and_selectable(tmp_path, config_path):
     results = _embedding_results(tmp_path)
     # Default selection (accuracy): the embedding classifier's test score sits beside it.
     lines = terminal_table(results).splitlines()
-    assert lines[0].split()[-3:] == ["test", "embedding_accuracy", "comment"]
+    assert lines[0].split()[-4:] == ["test", "segment", "embedding_accuracy", "comment"]
     assert lines[2].split()[:3] == ["*", "1", "complete"]
     assert "0.9000 ± 0.0141" in lines[3] and "0.9000" not in lines[2]
     # Selected on the embedding classifier: instance 2; the direction is max, loss min.
@@ -696,12 +701,12 @@ def test_embedding_metrics_shown_and_selectable(tmp_path, config_path):
     config = load_config(write_config(tmp_path / "cfg",
                                       report={"selection_metric": "embedding_accuracy"}))
     table = terminal_table(results, config=config)
-    assert table.splitlines()[0].split()[2:4] == ["val", "embedding_accuracy"]
+    assert table.splitlines()[0].split()[2:5] == ["val", "segment", "embedding_accuracy"]
     assert "instance 2; report its test segment score 0.9000" in table
     path = build_workbook(results.path, config=config)
     wb = load_workbook(path)
     summary = [c.value for c in wb["Summary"][2]]
-    assert "embedding_accuracy mean" in summary
+    assert "segment embedding_accuracy mean" in summary
     row = _rows_by_id(wb["Summary"])[2]
     assert wb["Summary"].cell(row=row, column=summary.index("selected") + 1).value == \
         "★ selected"
@@ -919,3 +924,50 @@ def test_late_best_epoch_said_in_the_terminal_and_marked_in_the_workbook(classif
         folds = sorted(i for kk, i in late if kk == k)
         assert (f"instance {k}: the best epoch came in the last 10% of epochs in {len(folds)} "
                 f"of ") in table and f"({', '.join(map(str, folds))}): still improving" in table
+
+
+def test_workbook_every_metric_header_names_its_level(classification_run):
+    """Issue 38: every number names its level, in the Summary, Statistics and Folds sheets
+    (the Metrics sheet names it in each group: `test (clip)`)."""
+    _, exp_dir, _, _ = classification_run
+    wb = load_workbook(exp_dir / "experiment_3.xlsx")
+    summary = [c.value for c in wb["Summary"][2]]
+    metrics = [h for h in summary if h and h.endswith((" mean", " std"))]
+    assert metrics and all(h.split()[0] in ("clip", "segment") for h in metrics), metrics
+    statistics = [c.value for c in wb["Statistics"][1]]
+    assert [h for h in statistics if "accuracy" in h] == ["val clip accuracy mean",
+                                                          "test clip accuracy mean"]
+    folds = [c.value for c in wb["Folds"][1]]
+    scored = [h for h in folds if h.split()[0] in ("train", "val", "test")
+              and h not in ("test items", "test rows", "train rows (original)")]
+    assert scored and all(h.split()[1] in ("clip", "segment") for h in scored), scored
+    assert "test clip accuracy" in scored and "test segment accuracy" in scored
+    groups = {c.value for c in wb["Metrics"][1]} - {None}
+    assert {"test (clip)", "test (segment)"} <= groups
+
+
+def test_plots_at_the_headline_level_titles_name_it(classification_run):
+    """Issue 38: where files are cut into segments, the confusion matrix and per-class F1
+    are at clip level (the headline), the segment level beside them; each title (the PNG's
+    `Title` text, as the figure drew it) names its level."""
+    from PIL import Image
+
+    _, exp_dir, _, _ = classification_run
+    plots = exp_dir / "instance_1" / "plots"
+
+    def title(name):
+        with Image.open(plots / name) as image:
+            return image.text["Title"]
+
+    assert title("confusion_matrix.png").startswith(
+        "Test confusion matrix, clip level, pooled over folds")
+    assert title("confusion_matrix_segment.png").startswith(
+        "Test confusion matrix, segment level, pooled over folds")
+    assert title("per_class_f1.png") == "Per-class test F1, clip level, over 3 folds"
+    assert title("per_class_f1_segment.png") == "Per-class test F1, segment level, over 3 folds"
+    assert title("learning_curves.png").startswith("Learning curves, segment level")
+    # The clip-level plot counts clips: its matrix sums to the test clips of every fold.
+    instance = ExperimentResults(exp_dir)[1]
+    clip = np.asarray(instance.summary.confusion_matrix["clip"])
+    segment = np.asarray(instance.summary.confusion_matrix["segment"])
+    assert clip.sum() * 2 == segment.sum()  # the tiny store: 2 segments per clip

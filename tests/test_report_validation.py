@@ -222,7 +222,7 @@ def test_report_names_an_invalid_fold_and_never_counts_it(copy, name, edit, fold
     assert [r["status"].removesuffix(" (late)") for r in rows] == ["invalid" if i in folds else "ok"
                                            for i in range(3)]
     assert re.search(reason, rows[folds[-1]]["message"])
-    assert all(rows[i]["test accuracy"] is None for i in folds)
+    assert all(rows[i]["test segment accuracy"] is None for i in folds)
 
 
 def test_a_null_metric_is_undefined_not_invalid(copy):

@@ -490,3 +490,37 @@ def test_load_model_is_checked_when_the_run_is_planned(store, tmp_path):
         with pytest.raises(ConfigurationError, match=match):
             exp.run(config=config, dry_run=True, out=lambda *a: None)
     assert not config.results_dir.exists()
+
+
+def test_embed_takes_an_instance_folder_as_predict_does(audio_experiment, tmp_path):
+    """Issue 38: `embed` takes what `predict` takes. An instance folder of two fold models
+    without final.keras: one model is needed (--fold names it); a `.keras` file as before;
+    a final.keras is used by default."""
+    import shutil
+
+    from xval.core.errors import ConfigurationError
+    from xval.inference.embed import embed_files
+
+    model, audio = audio_experiment
+    inst = model.parent
+    files = [audio / "high_ann_0.wav"]
+    direct, _ = embed_files(model, files, "global_average_pooling2d")
+    by_fold, index = embed_files(inst, files, "global_average_pooling2d", fold=0)
+    np.testing.assert_allclose(by_fold, direct, rtol=1e-6)
+    assert [row["segment"] for row in index] == [0, 1, 2]
+    with pytest.raises(ConfigurationError, match=r"holds 2 fold models and no final.keras; "
+                                                 r".*--fold I \(one of \[0, 1\]\)"):
+        embed_files(inst, files, "global_average_pooling2d")
+    shutil.copytree(inst.parent, tmp_path / "experiment_1")
+    copy = tmp_path / "experiment_1" / "instance_1"
+    shutil.copy(copy / "fold_1.keras", copy / "final.keras")  # as a refit leaves one
+    final, _ = embed_files(copy, files, "global_average_pooling2d")
+    np.testing.assert_allclose(final, embed_files(inst / "fold_1.keras", files,
+                                                  "global_average_pooling2d")[0], rtol=1e-6)
+    out = tmp_path / "emb.npy"
+    proc = subprocess.run([sys.executable, "-m", "xval", "embed", str(inst),
+                           str(audio / "high_ann_0.wav"), "--fold", "1", "--layer",
+                           "global_average_pooling2d", "--out", str(out)],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert np.load(out).shape == (3, 8)

@@ -97,6 +97,7 @@ def embed_outputs(out: str, *, overwrite: bool) -> tuple[Path, Path]:
 def main_embed(args: argparse.Namespace) -> int:
     out, csv = embed_outputs(args.out, overwrite=getattr(args, "overwrite", False))
     embeddings, index = embed_files(args.model, args.audio, args.layer,
+                                    fold=getattr(args, "fold", None),
                                     dataset_info=getattr(args, "dataset_info", None))
     out.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()

@@ -151,7 +151,11 @@ def _evaluate_parser(sub: argparse._SubParsersAction, flags: argparse.ArgumentPa
 def _embed_parser(sub: argparse._SubParsersAction, flags: argparse.ArgumentParser) -> None:
     p = sub.add_parser("embed", parents=[flags],
                        help="write the outputs of an inner layer for audio files")
-    p.add_argument("model")
+    p.add_argument("model", help="a .keras file or an instance_<k> folder (as for predict: "
+                                 "its final.keras after --refit, or one fold's model with "
+                                 "--fold)")
+    p.add_argument("--fold", type=int, metavar="I",
+                   help="with an instance folder: the model of fold I")
     p.add_argument("audio", nargs="+")
     p.add_argument("--layer", help="layer name (an unknown name lists them); default: the "
                                    "autoencoder's 'bottleneck'")

@@ -3,7 +3,8 @@
     results/<dataset>/experiment_<N>/          ExperimentLayout
         experiment_<N>_description.txt
         experiment_<N>.xlsx                    derived: rebuilt after every instance
-        code/                                  snapshot of the code and environment
+        code/                                  snapshot of the code and environment;
+                                               commands.json: every run's command line
         folds.json, dataset.json
         search.journal, search/                with --search
         nested/outer_<i>/                      with --search --inner-folds K: one outer
@@ -198,6 +199,11 @@ class ExperimentLayout:
     @property
     def code_dir(self) -> Path:
         return self.root / "code"
+
+    @property
+    def commands_file(self) -> Path:
+        """The command line of every run (`code/commands.json`)."""
+        return self.code_dir / "commands.json"
 
     @property
     def workbook(self) -> Path:

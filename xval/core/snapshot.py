@@ -75,12 +75,13 @@ def _copy_tree(src: Path, dst: Path) -> None:
 
 
 def _tree_hash(folder: Path) -> str:
-    """Hash of a snapshot's files, without the environment files and earlier `runs/`."""
+    """Hash of a snapshot's files, without the environment files, the runs' command lines
+    (`commands.json`) and earlier `runs/`."""
     digest = hashlib.sha256()
     for path in sorted(folder.rglob("*")):
         relative = path.relative_to(folder)
         if relative.parts[0] == "runs" or not path.is_file() \
-                or path.name in ("environment.json", "pip_freeze.txt"):
+                or path.name in ("environment.json", "pip_freeze.txt", "commands.json"):
             continue
         digest.update(str(relative).encode())
         digest.update(path.read_bytes())

@@ -28,12 +28,14 @@ from xval.core.errors import ConfigurationError
 from xval.core.layout import ExperimentLayout, InstanceLayout
 from xval.core.reader import READER, ResultsReader, TaskRules, read_manifest
 from xval.core.records import (
+    CommandLog,
     FoldResult,
     FoldsManifest,
     InstanceStatus,
     InstanceSummary,
     NestedRecord,
     ParamsRecord,
+    RunCommand,
     TrialRecord,
 )
 
@@ -250,6 +252,12 @@ class ExperimentResults:
 
     def __getitem__(self, instance_id: int) -> InstanceResult:
         return self.instances[instance_id]
+
+    def runs(self) -> list[RunCommand]:
+        """The command line of every run of the experiment, oldest first
+        (`code/commands.json`; empty when it is missing or cannot be read)."""
+        log, _ = self.reader.read_record(self.layout.commands_file, CommandLog.from_dict)
+        return list(log.runs) if log is not None else []
 
     def __iter__(self) -> Iterator[InstanceResult]:
         return iter(self.instances.values())

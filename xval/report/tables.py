@@ -103,12 +103,31 @@ def cell_value(value: Any) -> Any:
     return value if isinstance(value, (int, float, str, type(None))) else repr(value)
 
 
+FRAME = "frame"
+"""A metric labelled as scored per frame (detection's `frame F1`) already names its level."""
+
+
+def level_names(results: ExperimentResults) -> dict[str, str]:
+    """What the results' task calls the segment and clip levels (`segment`/`clip`;
+    detection: `window`/`recording`)."""
+    return dict(tasks.get(results.task_type).level_names)
+
+
+def with_level(label: str, level: str, names: dict[str, str]) -> str:
+    """`label` led by the name of its level (`segment macro F1`), unless it names one
+    already (`clip accuracy`, `recording PSDS1`, `frame F1`)."""
+    if label.split(" ", 1)[0] in {*names.values(), FRAME}:
+        return label
+    return f"{names[level]} {label}"
+
+
 def headline_metrics(results: ExperimentResults, config: Config | None = None) -> list[Headline]:
     """The metrics the Summary sheet shows, as `(level, metric, label)`.
 
     The task of the results chooses them (`Task.headline_metrics`); where files are cut
     into segments, the clip score comes first (the headline). E.g. classification:
-    accuracy and macro F1; regression: RMSE, MAE and R² (segment level). A selection metric
+    accuracy and macro F1; regression: RMSE, MAE and R² (segment level). Every label names
+    its level (`clip accuracy`, `segment macro F1`; see `with_level`). A selection metric
     set in `[report]` that the task does not show is added first, and the embedding
     classifier's accuracy after them when some instance has one.
     """
@@ -122,8 +141,9 @@ def headline_metrics(results: ExperimentResults, config: Config | None = None) -
            and any(r.metric(metric, "val", lvl) is not None for r in results)] + out
     extra = embedding_headline(results, metric, order[0])
     if extra:
-        out += [(lvl, extra, f"clip {extra}" if lvl == "clip" else extra) for lvl in order]
-    return out
+        out += [(lvl, extra, extra) for lvl in order]
+    names = level_names(results)
+    return [(lvl, name, with_level(label, lvl, names)) for lvl, name, label in out]
 
 
 def report_level(instance: InstanceResult, metric: str) -> str:

@@ -91,8 +91,9 @@ def terminal_table(results: ExperimentResults | str | Path, config: Config | Non
                    only: Collection[int] | None = None, fmt: str = "text") -> str:
     """The summary as text, CSV or Markdown, the selected instance marked with `*`.
 
-    Each score reads "mean ± std over folds". Where files are cut into segments, the clip
-    scores come first (selection and headline) and the segment test score sits beside them.
+    Each score reads "mean ± std over folds", and each column names its level (`val
+    segment accuracy`). Where files are cut into segments, the clip scores come first
+    (selection and headline) and the segment test score sits beside them.
     An instance with invalid folds reads e.g. `partial (1 invalid)`, and the text and
     Markdown tables end with one line per invalid fold, naming why it is not believed.
 
@@ -114,8 +115,7 @@ def terminal_table(results: ExperimentResults | str | Path, config: Config | Non
     columns = _columns(shown, metric, level)
     names = tasks.get(results.task_type).level_names  # detection: window, recording
     header = ["", "id", "status"]
-    header += [f"{split} {names[lvl] + ' ' if level == 'clip' else ''}{name}"
-               for split, lvl, name in columns]
+    header += [f"{split} {names[lvl]} {name}" for split, lvl, name in columns]
     header.append("comment")
     rows = [["*" if r.id == selection.id else "", str(r.id), status_label(r),
              *(_cell(r, *column) for column in columns),

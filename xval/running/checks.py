@@ -113,18 +113,21 @@ def _imbalance(labels: pd.Series, resolved: Mapping[int, Mapping[str, Any]]) -> 
 
 
 def _short_run(resolved: Mapping[int, Mapping[str, Any]]) -> list[str]:
+    """A warning per instance that trains few epochs with regularisers still on; the fix
+    names only the regularisers still on (never one the user has already turned off)."""
     out = []
     for k, p in resolved.items():
         typed = TrainingParams.of(p)
         epochs = int(typed.epochs)
         active = [name for name in REGULARISERS if typed[name]]
         if epochs < SHORT_RUN_EPOCHS and active:
+            fix = " ".join(f"--set {name}=0" for name in active)
             out.append(
                 f"Warning: instance {k} trains at most {epochs} epochs with the regularisation "
                 f"tuned for longer runs ({', '.join(active)}; the default epochs is 60): a "
                 f"short run may end near chance. For a quick check use epochs >= "
-                f"{SHORT_RUN_EPOCHS}, or turn them off (e.g. --set mixup_alpha=0 --set "
-                "time_masks=0 --set freq_masks=0).")
+                f"{SHORT_RUN_EPOCHS}, or turn {'it' if len(active) == 1 else 'them'} off "
+                f"({fix}).")
     return out
 
 

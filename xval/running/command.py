@@ -97,7 +97,8 @@ def experiment_parser(experiment: ExperimentDeclaration) -> argparse.ArgumentPar
                              "local Ray on this machine)")
     parser.add_argument("--refit", type=int, metavar="K",
                         help="train complete instance K once on all items for the median of "
-                             "its folds' best epochs; saves instance_K/final.keras")
+                             "its folds' best epochs, with the parameters its run recorded "
+                             "(its --set values included); saves instance_K/final.keras")
     parser.add_argument("--mlflow", nargs="?", const=DEFAULT_MLFLOW, metavar="URI",
                         help="log runs to MLflow: a folder (default: mlruns in the current "
                              "directory) or a tracking URI; give it last or as --mlflow=URI")
@@ -150,12 +151,13 @@ def check_arguments(args: argparse.Namespace) -> None:
     if args.quiet and args.verbose:
         raise ConfigurationError("Give -q/--quiet or -v/--verbose, not both.")
     if args.refit is not None and (args.first is not None or args.instances is not None
-                                   or args.set or args.dry_run or args.overwrite
+                                   or args.dry_run or args.overwrite
                                    or args.mlflow or args.search):
         raise ConfigurationError(
-            "--refit K takes no instance range, --instances, --set, --dry-run, "
-            "--overwrite, --mlflow or --search: it refits one complete instance (a declared "
-            "one or a finished search trial) with its own parameters."
+            "--refit K takes no instance range, --instances, --dry-run, --overwrite, "
+            "--mlflow or --search: it refits one complete instance (a declared one or a "
+            "finished search trial) with the parameters its run recorded (--set values "
+            "included)."
         )
 
 
@@ -180,7 +182,8 @@ def _main(args: argparse.Namespace, run: RunCall, refit: RefitCall) -> int:
         os.environ["KERAS_BACKEND"] = args.backend
     executor = args.executor or ("ray" if args.ray_address else None)
     if args.refit is not None:
-        refit(args.refit, config=args.config, executor=executor, gpu=args.gpu)
+        refit(args.refit, config=args.config, executor=executor, gpu=args.gpu,
+              overrides=overrides)
         raise_if_interrupted()
         return 0
     outcome = run(

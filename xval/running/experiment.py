@@ -128,7 +128,8 @@ class Experiment(ExperimentDeclaration):
                                                         self.script))
 
     def refit(self, instance: int, config: ConfigSource = None, out: Out = print, *,
-              executor: str | None = None, gpu: object = None) -> Path:
+              executor: str | None = None, gpu: object = None,
+              overrides: Mapping[str, Any] | None = None) -> Path:
         """Trains the final model of a complete instance on all its items.
 
         The model trains once on the train, validation and test items of fold 0 together,
@@ -137,24 +138,31 @@ class Experiment(ExperimentDeclaration):
         `final.json` (epochs, items, parameter hash, model size and hash, timings, training
         metrics); an earlier final model is replaced. `predict` then uses it by default.
 
+        The instance is resolved as its run resolved it, with the `--set` values recorded in
+        its `params.json`; when the script or config.ini now give other values, the refit
+        is refused, naming each parameter with its recorded and its present value.
+
         Args:
             instance: the instance id.
             config: a `Config`, a path, or `None` to find config.ini.
             out: print function for progress. Defaults to `print`.
             executor: a registered executor; `None` uses config.ini.
             gpu: GPU id (`CUDA_VISIBLE_DEVICES`); `None` uses `gpu_ID`.
+            overrides: `--set` values over those the run recorded (only needed for results
+                written before `--set` values were recorded). Defaults to `None`.
 
         Returns:
             The path of `final.keras`.
 
         Raises:
             ConfigurationError: when the instance is not declared, or not complete.
-            ResultsConflictError: when its results were made with other parameters or folds.
+            ResultsConflictError: when its results were made with other parameters (named,
+                recorded value and present value) or folds.
             TrainingError: when the refit fails.
         """
         return refit_instance(self, instance, run_config(config, self.config_path,
                                                          self.script),
-                              out=out, executor=executor, gpu=gpu)
+                              out=out, executor=executor, gpu=gpu, overrides=overrides)
 
 
 __all__ = ["Experiment", "InstanceRange", "RunOutcome"]

@@ -1,10 +1,16 @@
 """The experiment-level files of a run (`folds.json`, the description, `dataset.json`, the
-code snapshot): their content, handed to the recorder, which writes them."""
+code snapshot, the run's command line): their content, handed to the recorder, which writes
+them."""
 
 from __future__ import annotations
 
+import shlex
+import sys
+import time
+from pathlib import Path
 from typing import Any
 
+from xval.core.records import RunCommand
 from xval.running.declaration import ExperimentDeclaration
 from xval.running.planner import Plan
 from xval.running.recorder import Recorder
@@ -35,13 +41,39 @@ def instance_dataset_info(plan: Plan, instance: int) -> dict[str, Any] | None:
     return store.info.without_skipped(str(store.path)).to_dict()
 
 
+def run_command(experiment: ExperimentDeclaration, plan: Plan,
+                argv: list[str] | None = None) -> RunCommand:
+    """This run's command line (`code/commands.json`, the Summary sheet): `python
+    <script> <arguments>` when the process runs the experiment script (its `sys.argv`),
+    else `Experiment.run from <program>` (a Python caller), with the `--set` values and the
+    planned instances.
+
+    Args:
+        experiment: the declaration.
+        plan: the run's plan (its `overrides` and instances).
+        argv: the process's arguments. Defaults to `None`: `sys.argv`.
+    """
+    argv = list(sys.argv if argv is None else argv)
+    program = argv[0] if argv else ""
+    script = experiment.script
+    if script and program and Path(program).resolve() == Path(script).resolve():
+        command = shlex.join(["python", *argv])
+    else:
+        command = f"Experiment.run from {Path(program).name or 'python'}"
+    return RunCommand(command=command, overrides=dict(plan.overrides),
+                      instances=list(plan.resolved),
+                      time_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+
+
 def begin_experiment(recorder: Recorder, experiment: ExperimentDeclaration, plan: Plan,
                      backend: str) -> None:
-    """Has `recorder` write the experiment-level files of `plan`.
+    """Has `recorder` write the experiment-level files of `plan`, and this run's command
+    line (`run_command`).
 
     Raises:
         ResultsConflictError: when `folds.json` changed under this run.
     """
     recorder.begin_experiment(plan.manifest, description_text(experiment, plan),
                               dataset_info(plan), script=experiment.script,
-                              config_path=plan.config.path, backend=backend)
+                              config_path=plan.config.path, backend=backend,
+                              command=run_command(experiment, plan))

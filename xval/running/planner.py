@@ -55,6 +55,8 @@ class Plan:
         stores: instance id -> the `FeatureStore` of an instance that names its own
             `dataset` (another store on the same items: same folds); the others use
             `store`.
+        overrides: the `--set` values the instances were resolved with (recorded in
+            every `params.json`, so that `--refit` resolves them the same way).
     """
 
     layout: ExperimentLayout
@@ -67,6 +69,7 @@ class Plan:
     task_type: str
     generator: bool
     stores: dict[int, FeatureStore] = dataclasses.field(default_factory=dict)
+    overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def store_of(self, instance: int) -> FeatureStore:
         """The store `instance` trains on: its own `dataset`, else the experiment's."""
@@ -154,7 +157,8 @@ def resolver(experiment: ExperimentDeclaration, config: Config,
 
 def make_plan(experiment: ExperimentDeclaration, config: Config, selected: list[int],
               overrides: Mapping[str, Any], overwrite: bool, *,
-              inner: tuple[ExperimentLayout, Folds, FoldsManifest] | None = None) -> Plan:
+              inner: tuple[ExperimentLayout, Folds, FoldsManifest] | None = None,
+              check_params: bool = True) -> Plan:
     """Resolves and checks everything a run needs.
 
     Args:
@@ -166,6 +170,8 @@ def make_plan(experiment: ExperimentDeclaration, config: Config, selected: list[
         inner: for one outer fold of a nested search, its folder, its inner folds and
             their manifest (`xval.running.nested`), which the plan uses instead of the
             experiment's; `None` for the experiment's own.
+        check_params: refuse results made with other parameters (unless `overwrite`).
+            Defaults to `True`; a refit compares them itself (`xval.running.refit`).
 
     Returns:
         A `Plan`.
@@ -204,12 +210,12 @@ def make_plan(experiment: ExperimentDeclaration, config: Config, selected: list[
     check_results_folders(layout, selected, overwrite)
     check_folds_file(layout, manifest)
     hashes = {k: P.params_hash(p) for k, p in resolved.items()}
-    if not overwrite:
+    if check_params and not overwrite:
         check_params_files(layout, resolved, hashes)
     return Plan(layout=layout, store=store, folds=folds, manifest=manifest,
                 resolved=resolved, hashes=hashes, config=config,
                 task_type=experiment.task_type, generator=experiment.generator,
-                stores=stores)
+                stores=stores, overrides=dict(overrides))
 
 
 def check_store_task(experiment: ExperimentDeclaration, store: FeatureStore) -> None:

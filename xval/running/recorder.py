@@ -37,6 +37,7 @@ from xval.core.layout import INSTANCE_OUTPUT, ExperimentLayout, InstanceLayout
 from xval.core.outputs import remove_output
 from xval.core.reader import MANIFEST_FIX, READER, FoldCheck, InstanceFolds, ResultsReader
 from xval.core.records import (
+    CommandLog,
     FinalModelRecord,
     FoldResult,
     FoldsManifest,
@@ -44,6 +45,7 @@ from xval.core.records import (
     InstanceSummary,
     NestedRecord,
     ParamsRecord,
+    RunCommand,
     TrialRecord,
 )
 from xval.core.snapshot import write_snapshot
@@ -151,7 +153,8 @@ class Recorder:
 
     def begin_experiment(self, manifest: FoldsManifest, description: str,
                          dataset_info: Mapping[str, Any], *, script: str | None,
-                         config_path: str | Path | None, backend: str) -> None:
+                         config_path: str | Path | None, backend: str,
+                         command: RunCommand | None = None) -> None:
         """Writes the experiment-level files, under the experiment's lock.
 
         Args:
@@ -164,6 +167,8 @@ class Recorder:
             script: the experiment script, for the code snapshot (`None`: none).
             config_path: the run's config.ini, for the snapshot.
             backend: the Keras backend, for the snapshot.
+            command: the run's command line and `--set` values, appended to
+                `code/commands.json` (`None`: not recorded).
 
         Raises:
             ResultsConflictError: when `folds.json` changed under this run.
@@ -180,6 +185,18 @@ class Recorder:
             atomic_write_json(layout.dataset_file, dict(dataset_info))
             write_snapshot(layout.code_dir, script=script, config_path=config_path,
                            backend=backend)
+            if command is not None:
+                self._append_command(command)
+
+    def _append_command(self, command: RunCommand) -> None:
+        """Appends the run to `code/commands.json`; a log that cannot be read is kept aside
+        as `commands.json.unreadable` (said), and a new one begun."""
+        path = self.layout.commands_file
+        log, why = self.reader.read_record(path, CommandLog.from_dict)
+        if why:
+            path.replace(path.with_name(path.name + ".unreadable"))
+            self.out(f"{path} {why}; kept as {path.name}.unreadable, a new log begun.")
+        self._write(path, (log or CommandLog()).appended(command))
 
     def results_changed(self) -> None:
         """Tells the listeners that the experiment's results changed (`on_results`), with
@@ -189,8 +206,8 @@ class Recorder:
     # -- instances ---------------------------------------------------------------------
 
     def begin_instance(self, instance: int, params: dict[str, Any], params_hash: str,
-                       overwrite: bool, dataset_info: Mapping[str, Any] | None = None
-                       ) -> list[int]:
+                       overwrite: bool, dataset_info: Mapping[str, Any] | None = None,
+                       overrides: Mapping[str, Any] | None = None) -> list[int]:
         """Prepares an instance folder; returns the folds already done.
 
         With `overwrite`, an existing instance folder is moved aside to
@@ -206,6 +223,8 @@ class Recorder:
             overwrite: replace its results.
             dataset_info: the description of the instance's own store (its `dataset`),
                 written as `instance_<k>/dataset.json`; `None` for the experiment's.
+            overrides: the run's `--set` values, recorded in `params.json` (what `--refit`
+                resolves the instance with). Defaults to `None`: none.
 
         Returns:
             The sorted list of fold indices already done.
@@ -217,7 +236,7 @@ class Recorder:
         if dataset_info is not None:
             atomic_write_json(layout.dataset_file, dict(dataset_info))
         record = ParamsRecord(instance=instance, hash=params_hash, params=params,
-                              task_type=self.task_type)
+                              task_type=self.task_type, overrides=dict(overrides or {}))
         self._write(layout.params_file, record)
         folds = folds_on_disk(layout, self.num_folds, params_hash=params_hash,
                               task_type=self.task_type, reader=self.reader)

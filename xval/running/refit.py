@@ -3,6 +3,10 @@
 The model trains on the train, validation and test items of fold 0 together, for the median
 of the folds' best epochs, with no validation and no early stopping, through the configured
 executor; the recorder writes it as `final.keras` with its `final.json`.
+
+The instance is resolved as its run resolved it: with the `--set` values recorded in its
+`params.json`. Parameters that resolve otherwise now (the script or config.ini changed since)
+are refused, naming each one with its recorded and its present value.
 """
 
 from __future__ import annotations
@@ -11,16 +15,18 @@ import contextlib
 import dataclasses
 import statistics
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from filelock import Timeout
 
+from xval.config import params as P
 from xval.config.loader import Config
-from xval.core.errors import ConfigurationError, TrainingError
+from xval.core.errors import ConfigurationError, ResultsConflictError, TrainingError
 from xval.core.layout import ExperimentLayout
 from xval.core.reader import READER
-from xval.core.records import FoldResult, Job
+from xval.core.records import FoldResult, Job, ParamsRecord
 from xval.executors import JobQueue
 from xval.executors.base import Executor
 from xval.running.declaration import ExperimentDeclaration
@@ -32,7 +38,7 @@ from xval.running.runner import executor_for
 
 def refit_instance(experiment: ExperimentDeclaration, instance: int, config: Config, *,
                    out: Out = print, executor: str | None = None,
-                   gpu: object = None) -> Path:
+                   gpu: object = None, overrides: Mapping[str, Any] | None = None) -> Path:
     """Trains the final model of a complete instance on all its items.
 
     Args:
@@ -42,6 +48,8 @@ def refit_instance(experiment: ExperimentDeclaration, instance: int, config: Con
         out: print function for progress. Defaults to `print`.
         executor: an executor name; `None` uses config.ini.
         gpu: GPU id (`CUDA_VISIBLE_DEVICES`); `None` uses the declared `gpu_ID`.
+        overrides: `--set` values over those recorded with the instance's run (for results
+            written before the run's `--set` values were recorded). Defaults to `None`.
 
     Returns:
         The path of `final.keras`.
@@ -49,13 +57,20 @@ def refit_instance(experiment: ExperimentDeclaration, instance: int, config: Con
     Raises:
         ConfigurationError: when the instance is not declared, not complete, or held by
             another runner.
-        ResultsConflictError: when its results were made with other parameters or folds.
+        ResultsConflictError: when its results were made with other parameters (each one
+            named, recorded value and present value) or folds.
         TrainingError: when the refit fails.
     """
     selected = experiment.select(instances=[instance])
     gpu_id, backend = prepare_process(config.backend.backend,
                                       experiment.gpu_ID if gpu is None else gpu, _stderr)
-    plan = make_plan(repeats_on_disk(experiment, config), config, selected, {}, False)
+    record = recorded_params(experiment, config, instance)
+    given = {**((record.overrides or {}) if record else {}), **dict(overrides or {})}
+    plan = make_plan(repeats_on_disk(experiment, config), config, selected, given, False,
+                     check_params=False)
+    if record is not None:
+        check_same_params(record, plan.resolved[instance], plan.hashes[instance],
+                          experiment, given)
     recorder = Recorder(plan.layout, config, plan.num_folds, out=out,
                         task_type=plan.task_type)
     best_epochs = fold_best_epochs(recorder, plan, instance, experiment.script)
@@ -72,6 +87,61 @@ def refit_instance(experiment: ExperimentDeclaration, instance: int, config: Con
         path = recorder.record_refit(result, best_epochs)
     out(f"instance {instance}: final model {path} ({result.seconds:.1f}s)")
     return path
+
+
+def recorded_params(experiment: ExperimentDeclaration, config: Config,
+                    instance: int) -> ParamsRecord | None:
+    """The `params.json` of the instance's run, or `None` when it has not run (the refit
+    then says it is not complete).
+
+    Raises:
+        ResultsConflictError: when its `params.json` is not a parameter record.
+    """
+    layout = ExperimentLayout.of(Path(experiment.experiment_folder or config.results_dir),
+                                 experiment.dataset, experiment.number).instance(instance)
+    if not layout.params_file.exists():
+        return None
+    return READER.require(layout.params_file, ParamsRecord.from_dict,
+                          "restore it from a backup; without it the parameters the folds "
+                          "were trained with are unknown.")
+
+
+def check_same_params(record: ParamsRecord, params: Mapping[str, Any], params_hash: str,
+                      experiment: ExperimentDeclaration, overrides: Mapping[str, Any]) -> None:
+    """Refuses to refit an instance whose parameters resolve otherwise now than when its
+    folds were trained (the refit's epochs come from those folds).
+
+    Raises:
+        ResultsConflictError: naming every parameter that differs, with the value recorded
+            in `params.json` and the value it resolves to now, and the fix (never
+            `--overwrite`, which would replace the results the refit is made from).
+    """
+    edited = P.edited_params(record.params, record.hash)
+    names = P.differing(record.params, params)
+    if not edited and (record.hash == params_hash or not names):
+        return
+    k = record.instance
+    if edited:
+        raise ResultsConflictError(
+            f"Cannot refit instance {k}: its params.json {edited}, so the parameters its "
+            "folds were trained with are unknown; restore the file from a backup.")
+    detail = "; ".join(f"{n}: recorded {record.params.get(n, '<absent>')!r}, now "
+                       f"{params.get(n, '<absent>')!r}" for n in names)
+    applied = (f" (with the run's --set values recorded in params.json: "
+               f"{_set_text(overrides)})" if overrides else "")
+    older = (" Its params.json predates recorded --set values: if the run had --set, give "
+             f"them again with the refit (`python {script_name(experiment.script)} --refit "
+             f"{k} --set NAME=VALUE`)." if record.overrides is None else "")
+    raise ResultsConflictError(
+        f"Cannot refit instance {k}: it resolves now to other parameters than its folds "
+        f"were trained with{applied}: {detail}. The script or config.ini changed since the "
+        "run: restore those values to refit these results, or declare a new instance with "
+        f"the new ones and run it.{older}")
+
+
+def _set_text(overrides: Mapping[str, Any]) -> str:
+    """`--set a=1 --set b='x'`."""
+    return " ".join(f"--set {n}={v!r}" for n, v in sorted(overrides.items()))
 
 
 def repeats_on_disk(experiment: ExperimentDeclaration,

@@ -329,7 +329,7 @@ def claim_instances(plan: Plan, recorder: Recorder, overwrite: bool,
             continue
         held.append(instance_lock)
         done = recorder.begin_instance(k, params, plan.hashes[k], overwrite,
-                                       dataset_info=instance_dataset_info(plan, k))
+                                       instance_dataset_info(plan, k), plan.overrides)
         todo = [i for i in range(plan.num_folds) if i not in done]
         if not todo:
             out(f"instance {k}: all {plan.num_folds} folds already done; skipped.")

@@ -28,6 +28,11 @@ from xval.core.terminal import is_terminal
 from xval.executors.base import Executor, JobQueue
 from xval.running.recorder import Out, Recorder
 
+EPOCH_LINE_SECONDS = 30.0
+"""Without a terminal (a log file, a pipe) and without `-v`: a line at the end of the run's
+first epoch, then at the end of an epoch when this many seconds have passed since the last
+such line (one per epoch when epochs are slower; never more than one per 30 s)."""
+
 
 class Scheduler:
     """Runs jobs through an executor, recording each result as it arrives.
@@ -42,8 +47,10 @@ class Scheduler:
         progress: show a progress bar over all jobs on stderr (the current instance, fold
             and epoch, elapsed time and ETA); progress lines are printed above it. When
             stderr is not a terminal (a log file, a pipe, a batch job), no bar: each fold's
-            line ends with the folds done, the elapsed time and the ETA instead. Defaults
-            to `False`.
+            line ends with the folds done, the elapsed time and the ETA instead, and an
+            epoch line comes at the end of the first epoch, then at most every
+            `EPOCH_LINE_SECONDS` (at an epoch's end), so a long fold is never silent.
+            Defaults to `False`.
         epoch_lines: also print one labelled line per epoch (`-v`). Defaults to `False`.
     """
 
@@ -59,6 +66,7 @@ class Scheduler:
         self.epoch_lines = epoch_lines
         self._bar: Any = None
         self._plain: tuple[int, float] | None = None  # (total, start) without a terminal
+        self._last_epoch_line: float | None = None  # when the last plain epoch line came
         self._done = 0
         self._lock = threading.Lock()
         self._remaining: dict[int, int] = {}
@@ -78,11 +86,23 @@ class Scheduler:
             if self._bar is not None:
                 self._bar.set_postfix_str(f"instance {job.instance} fold {job.fold}: epoch "
                                           f"{epoch}/{epochs}")
+            values = " ".join(f"{k} {v:.4f}" for k, v in sorted(logs.items())
+                              if k != "learning_rate")
+            line = f"instance {job.instance} fold {job.fold} epoch {epoch}/{epochs}: {values}"
             if self.epoch_lines:
-                values = " ".join(f"{k} {v:.4f}" for k, v in sorted(logs.items())
-                                  if k != "learning_rate")
-                self._say(f"instance {job.instance} fold {job.fold} epoch {epoch}/{epochs}: "
-                          f"{values}")
+                self._say(line)
+            elif self._plain is not None and self._epoch_line_due():
+                self._say(f"{line} [{_clock(time.perf_counter() - self._plain[1])} elapsed]")
+
+    def _epoch_line_due(self) -> bool:
+        """Whether a plain epoch line is due (see `EPOCH_LINE_SECONDS`); if so, now is the
+        time of the last one."""
+        now = time.perf_counter()
+        if self._last_epoch_line is not None \
+                and now - self._last_epoch_line < EPOCH_LINE_SECONDS:
+            return False
+        self._last_epoch_line = now
+        return True
 
     def run(self, jobs_by_instance: Mapping[int, Sequence[Job]]) -> set[int]:
         """Runs the jobs.
@@ -106,7 +126,9 @@ class Scheduler:
                              dynamic_ncols=True, smoothing=0.1)
         elif self.progress and total:
             self._plain = (total, time.perf_counter())
-        self.executor.on_epoch = self._on_epoch if (self._bar or self.epoch_lines) else None
+            self._last_epoch_line = None
+        self.executor.on_epoch = self._on_epoch if (self._bar or self.epoch_lines
+                                                    or self._plain) else None
         results = self.executor.run(queue)
         try:
             for result in results:
@@ -181,15 +203,30 @@ class Scheduler:
         if not result.ok or not result.metrics:
             self._say(f"instance {k} fold {i}: FAILED: {result.message}{self._eta()}")
             return
-        m = result.metrics
-        key = tasks.get(result.task_type or tasks.infer(metrics=m["test"])).selection_metric
-        nan = float("nan")
-        self._say(f"instance {k} fold {i}: {key} train {m['train'].get(key, nan):.3f} "
-                  f"val {m['val'].get(key, nan):.3f} test {m['test'].get(key, nan):.3f} "
-                  f"(best epoch {result.best_epoch}/{result.epochs_run}, "
-                  f"{result.seconds:.1f}s){self._eta()}")
+        self._say(f"instance {k} fold {i}: {fold_scores(result)} (best epoch "
+                  f"{result.best_epoch}/{result.epochs_run}, {result.seconds:.1f}s)"
+                  f"{self._eta()}")
         if result.late_best_epoch:
             self._say(result.late_epoch_note())
+
+
+def fold_scores(result: FoldResult) -> str:
+    """The scores of a fold line, each level named: `clip accuracy train 0.950 val 0.900
+    test 0.825; segment test 0.718` where files are cut into segments (the clip level
+    first, as the headline), else `segment accuracy train ... val ... test ...`
+    (detection: `recording` and `window`)."""
+    m = result.metrics or {}
+    task = tasks.get(result.task_type or tasks.infer(metrics=m.get("test", {})))
+    key, names, nan = task.selection_metric, task.level_names, float("nan")
+    clip = result.clip_metrics or {}
+    head, level = (clip, "clip") if clip.get("test", {}).get(key) is not None \
+        else (m, "segment")
+    text = (f"{names[level]} {key} train {head.get('train', {}).get(key, nan):.3f} "
+            f"val {head.get('val', {}).get(key, nan):.3f} "
+            f"test {head.get('test', {}).get(key, nan):.3f}")
+    if level == "clip":
+        text += f"; {names['segment']} test {m.get('test', {}).get(key, nan):.3f}"
+    return text
 
 
 def _clock(seconds: float) -> str:

@@ -258,7 +258,8 @@ def run_trial(context: TrialRunner, trial: Any, instance: int) -> str:
     recorder = context.recorder(plan)
     done = recorder.begin_instance(instance, plan.resolved[instance], plan.hashes[instance],
                                    overwrite=False,
-                                   dataset_info=instance_dataset_info(plan, instance))
+                                   dataset_info=instance_dataset_info(plan, instance),
+                                   overrides=plan.overrides)
     record = TrialRecord(trial=trial.number, instance=instance, state="running",
                          params=sampled, metric=context.metric)
     recorder.record_trial(record)

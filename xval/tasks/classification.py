@@ -136,16 +136,27 @@ class Classification(Task):
 
     def plots(self, layout: InstanceLayout, folds: Sequence[FoldResult],
               summary: InstanceSummary) -> list[Path]:
+        """The confusion matrix and per-class F1 at the headline level (`confusion_matrix.png`,
+        `per_class_f1.png`: clip level where files are cut into segments), and the segment
+        level beside them (`*_segment.png`); each title names its level."""
         classes = next((f.classes for f in folds if f.classes), None)
-        matrix = summary.confusion_matrix.get("segment")
-        if not classes or matrix is None:
+        if not classes or summary.confusion_matrix.get("segment") is None:
             return []
-        written = [plots.confusion_matrix(matrix, classes,
-                                          layout.plots_dir / "confusion_matrix.png")]
-        f1 = plots.per_fold_f1(folds)
-        if f1 is not None:
-            written.append(plots.per_class_f1(f1, classes,
-                                              layout.plots_dir / "per_class_f1.png"))
+        levels = ["clip", "segment"] if "clip" in summary.confusion_matrix else ["segment"]
+        written = []
+        for k, level in enumerate(levels):
+            suffix = "" if k == 0 else f"_{level}"
+            name = self.level_names[level]
+            written.append(plots.confusion_matrix(
+                summary.confusion_matrix[level], classes,
+                layout.plots_dir / f"confusion_matrix{suffix}.png",
+                title=plots.level_title("Test confusion matrix", name, "pooled over folds")))
+            f1 = plots.per_fold_f1(folds, level)
+            if f1 is not None:
+                written.append(plots.per_class_f1(
+                    f1, classes, layout.plots_dir / f"per_class_f1{suffix}.png",
+                    title=plots.level_title("Per-class test F1", name,
+                                            f"over {len(f1)} folds")))
         return written
 
     # -- python -m xval evaluate -----------------------------------------------------------

@@ -112,7 +112,8 @@ def learning_curves(folds: Sequence[FoldResult], path: PathLike,
         lows, highs = zip(*(axes[r][c].get_ylim() for c in range(len(splits))))
         for c in range(len(splits)):
             axes[r][c].set_ylim(min(lows), max(highs))
-    fig.suptitle("Learning curves (history, training mode; thin lines: folds)", fontsize=10)
+    fig.suptitle("Learning curves, segment level (history: the training rows, training "
+                 "mode; thin lines: folds)", fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
 
@@ -175,24 +176,33 @@ def f1_per_class(matrix: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
     return np.divide(2 * tp, denominator, out=np.zeros_like(tp), where=denominator > 0)
 
 
-def per_fold_f1(folds: Sequence[FoldResult]) -> np.ndarray | None:
+def level_title(what: str, level: str, rest: str = "") -> str:
+    """A plot title naming its level: `Test confusion matrix, clip level, pooled over
+    folds`."""
+    return f"{what}, {level} level" + (f", {rest}" if rest else "")
+
+
+def per_fold_f1(folds: Sequence[FoldResult], level: str = "segment") -> np.ndarray | None:
     """Per-class test F1 of every finished fold, from its test confusion matrix.
 
     Args:
         folds: fold records; those trained (`ok`) with test metrics count.
+        level: `"segment"` (the fold's `metrics`) or `"clip"` (its `clip_metrics`).
+            Defaults to `"segment"`.
 
     Returns:
         `np.ndarray [shape=(n_folds, n_classes)]`, or `None` without confusion matrices.
     """
-    matrices = [(f.metrics or {}).get("test", {}).get("confusion_matrix") for f in folds
-                if f.status == Status.OK]
+    matrices = [((f.clip_metrics if level == "clip" else f.metrics) or {}).get("test", {})
+                .get("confusion_matrix") for f in folds if f.status == Status.OK]
     found = [m for m in matrices if m is not None]
     if not found:
         return None
     return np.stack([f1_per_class(m) for m in found])
 
 
-def per_class_f1(f1: np.ndarray, classes: Sequence[str], path: PathLike) -> Path:
+def per_class_f1(f1: np.ndarray, classes: Sequence[str], path: PathLike,
+                 title: str | None = None) -> Path:
     """Per-class F1: bars at the mean over folds, error bars one std (over folds), dots
     the folds.
 
@@ -200,6 +210,7 @@ def per_class_f1(f1: np.ndarray, classes: Sequence[str], path: PathLike) -> Path
         f1: per-fold F1 `np.ndarray [shape=(n_folds, n_classes)]` (see `per_fold_f1`).
         classes: class names.
         path: the PNG to write.
+        title: the title; `None`: `Per-class test F1 over <n> folds`.
     """
     f1 = np.atleast_2d(np.asarray(f1, dtype=float))
     mean = f1.mean(axis=0)
@@ -217,7 +228,7 @@ def per_class_f1(f1: np.ndarray, classes: Sequence[str], path: PathLike) -> Path
     ax.set_ylim(0, 1.2)
     ax.set_yticks(np.linspace(0, 1, 6))
     ax.set_ylabel("F1")
-    ax.set_title(f"Per-class test F1 over {len(f1)} folds")
+    ax.set_title(title or f"Per-class test F1 over {len(f1)} folds")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=7, loc="upper right", ncol=2, frameon=False)
     fig.tight_layout()
@@ -234,7 +245,7 @@ def predicted_vs_true(true: np.ndarray, predicted: np.ndarray, path: PathLike) -
     ax.plot([low, high], [low, high], color="grey", lw=1)
     ax.set_xlabel("true")
     ax.set_ylabel("predicted")
-    ax.set_title("Test predictions, all folds")
+    ax.set_title("Test predictions, segment level, all folds")
     fig.tight_layout()
     return _save(fig, path)
 
@@ -338,11 +349,18 @@ def activity_windows(data: Mapping[str, Any], path: PathLike,
     return _save(fig, path)
 
 
+def figure_title(fig: Figure) -> str:
+    """The title of a figure: its suptitle, else its first axes' title (one line)."""
+    title = fig.get_suptitle() or (fig.axes[0].get_title() if fig.axes else "")
+    return " ".join(title.split())
+
+
 def _save(fig: Figure, path: PathLike) -> Path:
     """Writes the figure as PNG atomically (a workbook being built beside it reads the old
-    plot or the new one, never half of one)."""
+    plot or the new one, never half of one), its title in the PNG's `Title` text
+    (`PIL.Image.open(path).text["Title"]`)."""
     out = Path(path)
     buffer = io.BytesIO()
-    fig.savefig(buffer, dpi=100, format="png")
+    fig.savefig(buffer, dpi=100, format="png", metadata={"Title": figure_title(fig)})
     atomic_write_bytes(out, buffer.getvalue())
     return out

@@ -10,7 +10,12 @@ from xval.core.records.base import FORMAT_VERSION, Record
 
 @dataclasses.dataclass
 class ParamsRecord(Record):
-    """`params.json`: an instance's resolved parameters and their hash."""
+    """`params.json`: an instance's resolved parameters and their hash.
+
+    `overrides` holds the command line's `--set` values the run resolved them with (`{}`:
+    none), so that `--refit` resolves the instance as the run did; `None` in files written
+    before they were recorded.
+    """
 
     KIND: ClassVar[str] = "parameter record"
 
@@ -18,4 +23,5 @@ class ParamsRecord(Record):
     hash: str
     params: dict[str, Any]
     task_type: str | None = None
+    overrides: dict[str, Any] | None = None
     format: int = FORMAT_VERSION

@@ -1,5 +1,5 @@
 """The Folds sheet: one row per instance and fold, with its items, epochs, time, rows and
-metrics; a `plots` column names each fold's own plots when some fold has any. A fold whose
+metrics (each column naming its split and level); a `plots` column names each fold's own plots when some fold has any. A fold whose
 file is not believed is a row of status `invalid`, its reason in `message`."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from xval.core.records import LATE_EPOCH_SHARE, FoldResult
 from xval.report.results import ExperimentResults, InstanceResult
+from xval.report.tables import level_names
 from xval.report.workbook.cells import FAILED_FONT, LATE_FILL, Styles, safe, table_sheet
 from xval.report.workbook.registry import SheetContext, register_sheet
 
@@ -48,39 +49,55 @@ def _metric_names(results: ExperimentResults) -> list[str]:
     return []
 
 
-def _fold_row(r: InstanceResult, f: FoldResult, names: list[str]) -> list[Any]:
-    metrics = (f.metrics or {}) if f.ok else {}
+Column = tuple[str, str, str]
+"""`(level, split, metric)`: one metric column of the fold table."""
+
+
+def _metric_columns(results: ExperimentResults) -> list[Column]:
+    """The segment-level metrics of every split, then the clip-level ones when some fold
+    scored clips."""
+    names = _metric_names(results)
+    out = [("segment", s, n) for s in ("train", "val", "test") for n in names]
+    if any(f.ok and f.clip_metrics for r in results for f in r.folds):
+        out += [("clip", s, n) for s in ("train", "val", "test") for n in names]
+    return out
+
+
+def _fold_row(r: InstanceResult, f: FoldResult, columns: list[Column]) -> list[Any]:
     status = f.status.value + (LATE_MARK if f.late_best_epoch else "")
     row = [r.id, f.fold, status, ", ".join(f.items.get("test", [])),
            ", ".join(f.items.get("val", [])), f.best_epoch, f.epochs_run, f.seconds or None,
            f.train_rows, f.n_rows.get("test")]
-    row += [metrics.get(s, {}).get(n) if f.ok else None for s in ("train", "val", "test")
-            for n in names]
+    levels = {"segment": f.metrics or {}, "clip": f.clip_metrics or {}} if f.ok else {}
+    row += [levels.get(level, {}).get(s, {}).get(n) for level, s, n in columns]
     row.append(f.message)
     row.append(", ".join(fold_plots(r, f.fold)) if f.ok else "")
     return row
 
 
-def _invalid_row(r: InstanceResult, fold: int, reason: str, names: list[str]) -> list[Any]:
-    return [r.id, fold, INVALID] + [None] * (7 + 3 * len(names)) + [reason, ""]
+def _invalid_row(r: InstanceResult, fold: int, reason: str, columns: list[Column]) -> list[Any]:
+    return [r.id, fold, INVALID] + [None] * (7 + len(columns)) + [reason, ""]
 
 
 def folds_table(results: ExperimentResults) -> tuple[list[str], list[list[Any]]]:
-    """One row per (instance, fold); a last column `plots` names each fold's own plots
-    (relative to the experiment folder) when some fold has any. A fold whose file is not
-    believed (`InstanceResult.invalid`) has status `invalid` and its reason as message.
+    """One row per (instance, fold); each metric column names its split and level (`test
+    segment accuracy`, then `test clip accuracy` where files are cut into segments); a last
+    column `plots` names each fold's own plots (relative to the experiment folder) when
+    some fold has any. A fold whose file is not believed (`InstanceResult.invalid`) has
+    status `invalid` and its reason as message.
 
     Returns:
         `(header, rows)`.
     """
-    names = _metric_names(results)
+    columns = _metric_columns(results)
+    names = level_names(results)
     header = ["ID", "fold", "status", "test items", "validation items", "best epoch",
               "epochs run", "seconds", "train rows (original)", "test rows"] + \
-        [f"{s} {n}" for s in ("train", "val", "test") for n in names] + ["message"]
+        [f"{s} {names[level]} {n}" for level, s, n in columns] + ["message"]
     rows = []
     for r in results:
-        by_fold = {f.fold: _fold_row(r, f, names) for f in r.folds}
-        by_fold.update({i: _invalid_row(r, i, reason, names)
+        by_fold = {f.fold: _fold_row(r, f, columns) for f in r.folds}
+        by_fold.update({i: _invalid_row(r, i, reason, columns)
                         for i, reason in r.invalid.items()})
         rows += [by_fold[i] for i in sorted(by_fold)]
     if any(row[-1] for row in rows):

@@ -8,7 +8,14 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from xval.config.loader import Config
 from xval.report.results import ExperimentResults
-from xval.report.tables import SPLIT_NAMES, Selection, differing_params, levels, metric_names
+from xval.report.tables import (
+    SPLIT_NAMES,
+    Selection,
+    differing_params,
+    level_names,
+    levels,
+    metric_names,
+)
 from xval.report.workbook.cells import across_pages
 from xval.report.workbook.instances import (
     Table,
@@ -37,13 +44,14 @@ def metrics_table(results: ExperimentResults, config: Config | None = None) -> T
     """
     selection = Selection.of(results, config)
     columns = instance_columns(differing_params(results))
+    names = level_names(results)
     for level in levels(results):
         for split in ("train", "val", "test"):
             for name in metric_names(results, level):
                 for stat in ("mean", "std"):
                     columns.append({"name": f"{name} {stat}", "level": level, "split": split,
                                     "metric": name, "stat": stat,
-                                    "group": f"{SPLIT_NAMES[split]} ({level})"})
+                                    "group": f"{SPLIT_NAMES[split]} ({names[level]})"})
     columns += run_columns()
     return columns, instance_rows(results, columns, selection.id), selection.id, \
         selection.metric

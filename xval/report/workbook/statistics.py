@@ -21,7 +21,7 @@ from xval.report.stats import (
     mean_ci,
     repeated_mean_ci,
 )
-from xval.report.tables import Selection, alpha_of, rope_of, selection_level
+from xval.report.tables import Selection, alpha_of, level_names, rope_of, selection_level
 from xval.report.workbook.cells import safe, table_sheet
 from xval.report.workbook.registry import SheetContext, register_sheet
 
@@ -79,7 +79,7 @@ def statistics_table(results: ExperimentResults, config: Config | None = None
     alpha = alpha_of(config)
     rope = rope_of(config)
     level = selection_level(results, metric)
-    label = f"clip {metric}" if level == "clip" else metric
+    label = f"{level_names(results)[level]} {metric}"
     confidence = f"{100 * (1 - alpha):g}%"
     header = ["ID", "status", "folds", f"val {label} mean", "val 95% CI ± (plain t)",
               f"test {label} mean", "test 95% CI ± (plain t)",

@@ -1,6 +1,7 @@
 """The Summary sheet: per instance the identifying columns and the headline metrics of the
 task (validation, then test), the selected instance marked, a note saying what to report, a
-warning when validation sets hold one item, and the colour legend."""
+warning when validation sets hold one item, the command line and `--set` values of the
+latest runs, and the colour legend."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from openpyxl.styles import Font
 from openpyxl.worksheet.worksheet import Worksheet
 
 from xval.config.loader import Config
+from xval.core.records import RunCommand
 from xval.report.results import ExperimentResults
 from xval.report.tables import (
     SPLIT_NAMES,
@@ -100,5 +102,36 @@ def write_summary(sheet: Worksheet, context: SheetContext) -> None:
         safe(sheet.cell(row=next_row, column=1), warning).font = \
             Font(bold=True, color=FAILED_FONT)
         next_row += 1
+    next_row = run_lines(sheet, next_row + 1, results, styles)
     legend(sheet, next_row + 1, metric, context.alpha, styles)
     across_pages(sheet, len(columns))
+
+
+MAX_RUNS_SHOWN = 10
+"""Runs listed on the Summary sheet at most, latest first (`code/commands.json` has all)."""
+
+
+def run_text(run: RunCommand) -> str:
+    """One run, as the Summary sheet lists it: `2026-05-01T10:00:00Z: python exp1.py 1 2
+    --set epochs=3 (instances 1, 2; --set values: epochs=3)`."""
+    instances = ", ".join(map(str, run.instances)) or "none"
+    return (f"{run.time_utc}: {run.command} (instances {instances}; --set values: "
+            f"{run.overrides_text()})")
+
+
+def run_lines(ws: Worksheet, first_row: int, results: ExperimentResults,
+              styles: Styles) -> int:
+    """The command line and `--set` values of the latest runs, under a heading.
+
+    Returns:
+        The row after the last one written (`first_row` when no run is recorded).
+    """
+    runs = results.runs()[::-1][:MAX_RUNS_SHOWN]
+    if not runs:
+        return first_row
+    safe(ws.cell(row=first_row, column=1),
+         "Runs, latest first (command line; every run in code/commands.json)").font = \
+        styles.bold
+    for k, run in enumerate(runs, start=first_row + 1):
+        safe(ws.cell(row=k, column=1), run_text(run))
+    return first_row + len(runs) + 1
