@@ -221,13 +221,18 @@ def test_waveform_experiment_runs_and_its_models_predict_from_audio(stores, exec
     exp[2] = {**SMALL_CNN, "comment_1": "in-model mel", "dataset": "wave", "front_end": "mel"}
     exp[3] = {**SMALL_CNN, "comment_1": "pcm16, crops", "dataset": "wave16",
               "front_end": "mel", "random_crop_seconds": 0.3}
-    outcome = exp.run(config=stores, executor=executor, out=lambda *a: None)
+    # Every instance inline; through the process and Ray executors, the in-model mel (the
+    # executors treat the three alike: one of them is enough there, and keeps the suite short).
+    selected = None if executor == "inline" else [2]
+    outcome = exp.run(selected, config=stores, executor=executor, out=lambda *a: None)
     assert outcome.exit_code == 0 and outcome.failed == []
     root = stores.results_dir / "mel" / f"experiment_{number}"
-    params = json.loads((root / "instance_3" / "params.json").read_text())["params"]
-    assert params["front_end"] == "mel" and params["time_warp"] == 0.0  # dropped for crops
     audio = sorted(stores.data_dir.parent.glob("audio/spk0/*.wav"))[:2]
-    for k, takes in ((2, (4000, 1)), (3, (None, 1))):
+    checked = ((2, (4000, 1)), (3, (None, 1))) if executor == "inline" else ((2, (4000, 1)),)
+    if executor == "inline":
+        params = json.loads((root / "instance_3" / "params.json").read_text())["params"]
+        assert params["front_end"] == "mel" and params["time_warp"] == 0.0  # crops: dropped
+    for k, takes in checked:
         folder = root / f"instance_{k}"
         answers = predict_files(folder, audio)
         assert [a["file"] for a in answers] == [str(p) for p in audio]

@@ -145,8 +145,10 @@ def test_install_docs_build_in_their_own_environment_never_the_runtime_venv():
     command of it touches the runtime `.venv` that experiments use."""
     if shutil.which("make") is None:
         pytest.skip("make is not installed")
-    proc = subprocess.run(["make", "-n", "-B", "docs"], capture_output=True, text=True,
-                          cwd=ROOT)  # -n: print every command (-B: all of them), run none
+    # -n: print every command (-B: all of them), run none; under `make test` the outer
+    # make's MAKEFLAGS would make this one print "Entering/Leaving directory" lines.
+    proc = subprocess.run(["make", "--no-print-directory", "-n", "-B", "docs"],
+                          capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     commands = proc.stdout.splitlines()
     assert commands[-1] == "NO_MKDOCS_2_WARNING=1 .venv-docs/bin/mkdocs build --strict"

@@ -74,7 +74,8 @@ CASES = [
     ("model.keras", "other_store.json", "belongs to another store"),
     ("model.keras", "not_json.json", "not a readable JSON dataset description"),
     ("model.keras", "binary.json", "not a readable JSON dataset description"),
-    ("model.keras", "a_list.json", "has no feature_params"),
+    ("model.keras", "a_list.json", "holds list, not a dataset description (a JSON object)"
+                                   ". Pass the dataset.json of the store the model was"),
     ("model.keras", "partial.json", "feature_params are not usable"),
     ("model.keras", "bad_value.json", "n_fft=-3"),
     ("model.keras", "a_folder.json", "is not a file"),

@@ -35,7 +35,8 @@ def _read_dataset_info(path: Path) -> DatasetInfo:
     try:
         described = DatasetInfo.from_dict(info, where=str(path))
     except DatasetError as e:
-        raise ConfigurationError(str(e)) from e
+        raise ConfigurationError(f"{e} Pass the dataset.json of the store the model was "
+                                 "trained on.") from e
     found = described.feature_params
     if found is None:
         raise ConfigurationError(
