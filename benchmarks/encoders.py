@@ -187,7 +187,7 @@ def _build(csv: Path, out: Path, workers: int, extra: Sequence[str]) -> dict[str
 
 
 def speed(args: argparse.Namespace) -> None:
-    audio = Path(args.audio)
+    audio = Path(args.audio).resolve()
     files = sorted(p for p in audio.rglob("*") if p.suffix.lower() in (".wav", ".flac",
                                                                         ".ogg", ".mp3"))
     files = files[:args.files]
@@ -195,7 +195,8 @@ def speed(args: argparse.Namespace) -> None:
         raise SystemExit(f"no audio files under {audio}")
     with tempfile.TemporaryDirectory(prefix="xval-speed-") as tmp:
         csv = Path(tmp) / "manifest.csv"
-        pd.DataFrame({"path": [str(f) for f in files], "label": "x",
+        pd.DataFrame({"path": [str(f.relative_to(audio)) for f in files],
+                      "label": [f"c{i % 2}" for i in range(len(files))],
                       "item": [str(i) for i in range(len(files))]}).to_csv(csv, index=False)
         runs = [("mel (64 bands)", ["--feature", "mel"])]
         runs += [(name, ["--encoder", name]) for name in args.encoders]
@@ -204,8 +205,7 @@ def speed(args: argparse.Namespace) -> None:
         print("store | s per 1000 files | files/s | rows/s | vs mel | bytes per file")
         for name, extra in runs:
             out = Path(tmp) / name.split()[0]
-            info = _build(csv, out, args.workers, [*extra, "--root", "/",
-                                                    "--allow-outside-root"])
+            info = _build(csv, out, args.workers, [*extra, "--root", str(audio)])
             seconds = float(info["extraction_seconds"])
             size = (out / "features.npy").stat().st_size
             base = seconds if base is None else base

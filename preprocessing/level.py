@@ -3,7 +3,7 @@
 A file is skipped as having no signal when its loudest analysis frame holds no more energy
 in the feature band than `silence_threshold_db` (dBFS). The level is measured as the
 features see the signal: the short-time spectrum with the store's `n_fft` and `hop_length`
-(Hann window, centred frames), over the band of the feature's bins (the range of their
+(at most `n_fft / 4`: `analysis_hop`; Hann window, centred frames), over the band of the feature's bins (the range of their
 centre frequencies, `preprocessing.features.bin_frequencies`; `fmin` to `fmax` for the types
 whose bins have none, such as MFCCs), never the 0 Hz bin, after the file's mean is removed.
 A constant offset (DC) therefore reads as no signal, as does digital silence, while a short
@@ -26,7 +26,8 @@ import numpy as np
 
 from preprocessing.features import bin_frequencies
 
-__all__ = ["band_frame_levels_db", "band_level_db", "feature_band", "no_signal_reason"]
+__all__ = ["analysis_hop", "band_frame_levels_db", "band_level_db", "feature_band",
+           "no_signal_reason"]
 
 
 def feature_band(params: Mapping[str, Any]) -> tuple[float, float]:
@@ -103,6 +104,13 @@ def band_level_db(y: np.ndarray, *, sample_rate: int, n_fft: int, hop_length: in
     return float(np.max(levels)) if levels.size else -math.inf
 
 
+def analysis_hop(params: Mapping[str, Any]) -> int:
+    """The hop of the level's analysis frames: the store's `hop_length`, at most a quarter
+    of `n_fft`, so that consecutive frames overlap and no sound falls between them (an
+    encoder's store hops by whole blocks: aisfx 51,200 samples, with frames of 2,048)."""
+    return max(1, min(int(params["hop_length"]), int(params["n_fft"]) // 4))
+
+
 def no_signal_reason(y: np.ndarray, params: Mapping[str, Any]) -> str | None:
     """Why `y` holds no signal for features of `params`, or `None` when it does.
 
@@ -115,7 +123,7 @@ def no_signal_reason(y: np.ndarray, params: Mapping[str, Any]) -> str | None:
     """
     band = feature_band(params)
     level = band_level_db(y, sample_rate=params["sample_rate"], n_fft=params["n_fft"],
-                          hop_length=params["hop_length"], band=band)
+                          hop_length=analysis_hop(params), band=band)
     threshold = params["silence_threshold_db"]
     if level > threshold:
         return None

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from preprocessing.level import band_frame_levels_db, feature_band
+from preprocessing.level import analysis_hop, band_frame_levels_db, feature_band
 
 __all__ = ["silent_mask", "silent_note", "silent_record"]
 
@@ -46,7 +46,7 @@ def silent_mask(signal: np.ndarray, starts: Sequence[float] | np.ndarray, params
         `np.ndarray [shape=(len(starts),)]` of bool. When every segment is silent (the file
         is not: its loudest frame only straddles segment edges), the loudest is kept.
     """
-    rate, hop = params["sample_rate"], params["hop_length"]
+    rate, hop = params["sample_rate"], analysis_hop(params)
     levels = band_frame_levels_db(signal, sample_rate=rate, n_fft=params["n_fft"],
                                   hop_length=hop, band=feature_band(params))
     if scale > 0:

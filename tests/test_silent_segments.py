@@ -125,3 +125,22 @@ def test_store_of_silent_segments_reads_back(padded, tmp_path):
     store, _ = _build(padded, tmp_path / "store")
     again = FeatureStore(store.path)
     assert again.info.silent_segments == store.info.silent_segments
+
+
+def test_no_signal_check_sees_a_short_sound_in_a_store_that_hops_by_blocks():
+    """An encoder's store hops by whole blocks (aisfx: 51,200 samples with 2,048-sample
+    frames): the level is still analysed every quarter frame, so a quiet 0.2 s footstep in
+    the middle of a 0.7 s file is signal, in the file and in its segment (found by a
+    fresh-clone `init` on environmental sounds: 9 such files vanished from the aisfx store
+    only, and init refused the two stores as holding other items)."""
+    from preprocessing.level import no_signal_reason
+
+    rate = 44100
+    params = {"sample_rate": rate, "n_fft": 2048, "hop_length": 51200, "fmin": 0.0,
+              "fmax": None, "feature": "pretrained", "segment_seconds": 2.5,
+              "silence_threshold_db": -90.0}
+    y = np.zeros(int(0.73 * rate), np.float32)
+    t = np.arange(int(0.2 * rate)) / rate
+    y[int(0.3 * rate):int(0.3 * rate) + len(t)] = 0.015 * np.sin(2 * np.pi * 500 * t)
+    assert no_signal_reason(y, params) is None
+    assert silent_mask(y, [0.0], params).tolist() == [False]
