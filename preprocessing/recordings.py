@@ -12,7 +12,8 @@ The rule, one regular expression per level (`recording_pattern`), over the file'
 
 - a **take suffix** is removed from the end of the name, up to `levels` times: a field after
   `-`, `_` or a space that is a number of 1 to 3 digits, a single letter, or a take word
-  with its number (`take2`, `rep3`, `slice12`);
+  with its number (`take2`, `rep3`, `slice12`); a number of 1 to 3 digits glued to a word
+  (`chicken-select2`, `bark03`) is a take suffix too, at the levels tried first;
 - a **leading fold number** (1 or 2 digits then `-`, `_` or a space, when another field
   follows) is removed too (ESC-50's fold, FSDD's digit): files are grouped whatever it says;
 - what is left is the **recording id**: files that share it are one item.
@@ -27,6 +28,7 @@ either). Grouping is always safe against leakage; it costs items.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import re
 from collections.abc import Sequence
 from pathlib import PurePosixPath
@@ -42,24 +44,28 @@ LEVELS = (3, 2, 1)
 `-{class}-{occurrence}-{slice}` needs 3)."""
 _TAKE = r"(?:take|tk|rep|slice|seg|part|cut|t|r|v)?\d{1,3}|[A-Za-z]"
 _SEP = r"[-_ ]"
+_GLUED = r"(?<=[A-Za-z])\d{1,3}"
+"""A take number glued to a word (`select2`); never a number after a number, so a numeric
+id (`100263`) keeps its digits."""
 _SHOWN = 3
 """Groups named in a description."""
 
 
-def recording_pattern(levels: int, *, fold: bool = True) -> str:
+def recording_pattern(levels: int, *, fold: bool = True, glued: bool = False) -> str:
     """The item pattern of one level of the rule (see the module docstring).
 
     Args:
         levels: take suffixes removed at most.
         fold: also remove a leading fold number. Defaults to `True`.
+        glued: also remove a take number glued to a word (`select2`). Defaults to `False`.
 
     Returns:
         A regular expression with `(?P<item>..)`, searched in a path relative to the dataset
         folder (as `--item-pattern` takes it).
     """
     lead = rf"(?:\d{{1,2}}{_SEP}(?=[^/]*{_SEP}))?" if fold else ""
-    return (rf"(?:^|/){lead}(?P<item>[^/]+?)(?:{_SEP}(?:{_TAKE})){{0,{levels}}}"
-            r"\.[^./]+$")
+    take = rf"{_SEP}(?:{_TAKE})|{_GLUED}" if glued else rf"{_SEP}(?:{_TAKE})"
+    return rf"(?:^|/){lead}(?P<item>[^/]+?)(?:{take}){{0,{levels}}}\.[^./]+$"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,14 +140,13 @@ def find_recordings(paths: Sequence[str], labels: Sequence[object]) -> Recording
         ['100038', '100038', '100032', '100040', '100041']
     """
     names = [str(label) for label in labels]
-    for levels in LEVELS:
-        for fold in (True, False):
-            pattern = recording_pattern(levels, fold=fold)
-            items = _ids(paths, pattern)
-            if items is not None and _sound(items, names):
-                table = pd.DataFrame({"item": items, "path": list(paths)})
-                shared = table.groupby("item", sort=False)["path"].agg(list)
-                groups = sorted(((str(item), files) for item, files in shared.items()
-                                 if len(files) > 1), key=lambda g: (-len(g[1]), g[0]))
-                return Recordings(items=items, pattern=pattern, groups=groups)
+    for levels, glued, fold in itertools.product(LEVELS, (True, False), (True, False)):
+        pattern = recording_pattern(levels, fold=fold, glued=glued)
+        items = _ids(paths, pattern)
+        if items is not None and _sound(items, names):
+            table = pd.DataFrame({"item": items, "path": list(paths)})
+            shared = table.groupby("item", sort=False)["path"].agg(list)
+            groups = sorted(((str(item), files) for item, files in shared.items()
+                             if len(files) > 1), key=lambda g: (-len(g[1]), g[0]))
+            return Recordings(items=items, pattern=pattern, groups=groups)
     return None

@@ -66,6 +66,8 @@ def test_find_recordings_groups_the_takes_of_one_recording(paths, expected):
     ["dog/bark_01.wav", "dog/bark_02.wav", "dog/bark_03.wav", "cat/meow_01.wav",
      "cat/meow_02.wav", "cat/meow_03.wav"],  # one name per class: a class on one item
     ["dog/001.wav", "cat/001.wav", "dog/002.wav", "cat/002.wav"],  # nothing removed
+    ["dog/dog01.wav", "dog/dog02.wav", "cat/cat01.wav", "cat/cat02.wav"],  # glued class names
+    ["dog/id100263.wav", "dog/id100264.wav", "cat/id200.wav"],  # a long number is no take
     ["dog/a.wav", "dog/b.wav", "cat/c.wav"],  # nothing shared
 ])
 def test_find_recordings_leaves_names_that_are_no_takes(paths):
