@@ -428,3 +428,13 @@ def test_experiment_run_checks_instance_ids(config_path, config, store):
     with pytest.raises(ConfigurationError, match=r"\[9\] are not declared"):
         make_experiment(config_path).run([9], config=config, out=lambda *a: None)
     assert not config.results_dir.exists()
+
+
+def test_dry_run_names_few_items_and_counts_many():
+    """A fold of hundreds of items is one short line in a dry run (folds.json holds them)."""
+    from xval.running.planner import _some
+
+    assert _some(["alice", "bob"]) == "['alice', 'bob']"
+    many = [f"item{k:03d}" for k in range(70)]
+    assert _some(many) == ("70 items ['item000', 'item001', 'item002', 'item003', 'item004', "
+                           "'item005', ...]")

@@ -7,7 +7,7 @@ instance's parameters, the dataset, the folds, and every conflict with results o
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -114,12 +114,19 @@ class Plan:
             repeat, within = self.manifest.repeat_of(i)
             where = f" (repeat {repeat}, fold {within})" if self.manifest.num_repeats > 1 \
                 else ""
-            out(f"  fold {i}{where}: train {len(fold['train'])} items, val {fold['val']}, "
-                f"test {fold['test']}")
+            out(f"  fold {i}{where}: train {len(fold['train'])} items, "
+                f"val {_some(fold['val'])}, test {_some(fold['test'])}")
         for k, p in self.resolved.items():
             out(f"Instance {k}:")
             for name in sorted(p):
                 out(f"  {name} = {p[name]!r}")
+
+
+def _some(items: Sequence[str], shown: int = 6) -> str:
+    """A fold's items in a dry run: all of a few, else how many and the first `shown`."""
+    if len(items) <= shown:
+        return str(list(items))
+    return f"{len(items)} items [{', '.join(repr(i) for i in items[:shown])}, ...]"
 
 
 def resolver(experiment: ExperimentDeclaration, config: Config,
