@@ -291,3 +291,23 @@ def test_store_of_one_encoder_with_a_model_of_another_is_refused(tmp_path, capsy
     assert code == 2 and len(err.splitlines()) == 1
     assert "aisfx" in err and "birdnet" in err
     assert json.loads((config.data_dir / "aisfx" / "dataset.json").read_text())
+
+
+def test_finetune_benchmark_rebuilds_aisfx_last_block_as_keras_layers(aisfx, tmp_path):
+    """benchmarks/finetune.py (issue 33, point 4) trains aisfx's fourth block as Keras layers
+    on the third block's maps: with the wheel's weights they give the encoder's embedding."""
+    import pandas as pd
+
+    from benchmarks import finetune
+
+    paths = write_audio(tmp_path / "audio", speakers=1, per_class=1, seconds=(2.5, 3.0))
+    maps, embeddings, owner = finetune._maps(pd.DataFrame({"path": [str(p) for p in paths]}))
+    assert maps.shape[1:] == (12, 12, 256) and embeddings.shape == (len(maps), 512)
+    assert sorted(set(owner)) == [0, 1]
+    assert finetune._check_rebuild(maps, embeddings) < 1e-4
+    # The split network (three blocks, then the fourth) is the encoder's on the same blocks.
+    import librosa
+
+    y = aisfx.prepare(librosa.load(paths[0], sr=44100, mono=True)[0][None].astype(np.float32))
+    whole = aisfx.states(y, [0], finetune.HALF_BLOCK)[0, :, 0]
+    np.testing.assert_allclose(embeddings[owner == 0], whole, atol=1e-4)
