@@ -113,16 +113,23 @@ def probe_folds(clips: pd.DataFrame, folds: list[dict[str, list[str]]], metric: 
     return out
 
 
-def engine_folds(store: FeatureStore, num_folds: int, config_path: str | None
-                 ) -> list[dict[str, list[str]]]:
-    """The folds an experiment on `store` with `num_folds` would use (config.ini's
-    `[folds]` settings; stratified by the items' labels)."""
+def item_folds(items: np.ndarray, labels: np.ndarray, num_folds: int,
+               config_path: str | None = None) -> list[dict[str, list[str]]]:
+    """The folds an experiment over rows of `items` and `labels` with `num_folds` would use
+    (config.ini's `[folds]` settings; stratified by the items' labels)."""
     config = load_config(config_path or find_config())
     settings = config.folds
     splitter = ItemKFold(num_folds, val_fraction=settings["val_fraction"],
                          test_fraction=settings["test_fraction"],
                          stratify=settings["stratify"], random_state=settings["fold_seed"])
-    return splitter.split_items(store.items, store.meta["label"].astype(str).to_numpy())
+    return splitter.split_items(items, labels)
+
+
+def engine_folds(store: FeatureStore, num_folds: int, config_path: str | None
+                 ) -> list[dict[str, list[str]]]:
+    """The folds an experiment on `store` with `num_folds` would use (see `item_folds`)."""
+    return item_folds(store.items, store.meta["label"].astype(str).to_numpy(), num_folds,
+                      config_path)
 
 
 def _summary(scores: Sequence[float]) -> str:

@@ -41,25 +41,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmarks._common import SHARED
+from benchmarks._common import fsdd_rows
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
-
-HALF_BLOCK = 50 * 1024
 
 
 def _rows(args: argparse.Namespace) -> pd.DataFrame:
     """`path`, `label`, `item`, `clip` of the recordings to use."""
-    from preprocessing import manifest_source, regex_source
-    from preprocessing.sources import FSDD_PATTERN
+    from preprocessing import manifest_source
 
     if args.dataset == "fsdd":
-        rows, _ = regex_source(SHARED / "fsdd" / "recordings", FSDD_PATTERN)
-        if args.files_per_speaker:  # the first recordings of every digit, every speaker
-            index = rows["path"].str.extract(r"_(\d+)\.\w+$")[0].astype(int)
-            rows = rows[index < max(1, args.files_per_speaker // 10)]
-    else:
-        rows, _ = manifest_source(args.manifest, item_column="item", clip_column="clip")
+        return fsdd_rows(args.files_per_speaker)
+    rows, _ = manifest_source(args.manifest, item_column="item", clip_column="clip")
     return rows.reset_index(drop=True)
 
 
@@ -69,7 +62,7 @@ def _maps(rows: pd.DataFrame, batch: int = 32) -> tuple[np.ndarray, np.ndarray, 
     import librosa
     import torch
 
-    from preprocessing.features.encoders.aisfx import AisfxEncoder
+    from preprocessing.features.encoders.aisfx import AisfxEncoder, run_blocks
 
     encoder = AisfxEncoder("cpu")
     blocks, owner = [], []
@@ -78,22 +71,18 @@ def _maps(rows: pd.DataFrame, batch: int = 32) -> tuple[np.ndarray, np.ndarray, 
         y = encoder.prepare(y[None].astype(np.float32))[0]
         if len(y) < encoder.block_length:
             y = np.pad(y, (0, encoder.block_length - len(y)))
-        spec = encoder.spectrogram_blocks(y[None], HALF_BLOCK)[0]
+        spec = encoder.spectrogram_blocks(y[None], encoder.hop_length)[0]
         blocks.append(spec)
         owner += [k] * len(spec)
     spec = np.concatenate(blocks)
     maps, embeddings = [], []
-    fn = torch.nn.functional
+    first, last = encoder.network[:3], encoder.network[3:]
     with torch.inference_mode():
         for start in range(0, len(spec), batch):
-            x = torch.from_numpy(spec[start:start + batch])[:, None]
-            for block in list(encoder.network)[:3]:
-                x = fn.relu(block["bn1"](block["conv1"](x)))
-                x = fn.max_pool2d(fn.relu(block["bn2"](block["conv2"](x))), 2)
-            last = encoder.network[3]
-            z = fn.relu(last["bn2"](last["conv2"](fn.relu(last["bn1"](last["conv1"](x))))))
+            x = run_blocks(first, torch.from_numpy(spec[start:start + batch])[:, None],
+                           pool_last=True)
             maps.append(x.permute(0, 2, 3, 1).numpy().copy())
-            embeddings.append(z.mean(3).amax(2).numpy().copy())
+            embeddings.append(run_blocks(last, x).mean(3).amax(2).numpy().copy())
     return np.concatenate(maps), np.concatenate(embeddings), np.asarray(owner)
 
 
@@ -209,9 +198,7 @@ def _check_rebuild(maps: np.ndarray, embeddings: np.ndarray) -> float:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from benchmarks.encoders import probe_folds
-    from xval.config.loader import find_config, load_config
-    from xval.folds import ItemKFold
+    from benchmarks.encoders import item_folds, probe_folds
     from xval.report.stats import corrected_resampled_ttest
 
     rows = _rows(args)
@@ -224,11 +211,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     classes = sorted(rows["label"].astype(str).unique())
     labels = rows["label"].astype(str).map({c: k for k, c in enumerate(classes)}).to_numpy()
     items = rows["item"].astype(str).to_numpy()
-    settings = load_config(find_config()).folds
-    folds = ItemKFold(args.folds, val_fraction=settings["val_fraction"],
-                      test_fraction=settings["test_fraction"], stratify=settings["stratify"],
-                      random_state=settings["fold_seed"]).split_items(items,
-                                                                      rows["label"].to_numpy())
+    folds = item_folds(items, rows["label"].to_numpy(), args.folds)
     clips = pd.DataFrame({
         "clip": rows.index, "item": items, "label": rows["label"].astype(str),
         "x": [np.concatenate([embeddings[owner == k].mean(0), embeddings[owner == k].max(0)])

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks._common import SHARED
+from benchmarks._common import fsdd_rows
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
@@ -66,7 +66,6 @@ def _stores(dataset: str, data: Path, files_per_speaker: int) -> tuple[dict[str,
     """Builds `mel` and `wave` stores of the same files; returns the folds and epochs."""
     from preprocessing import build_store, regex_source
     from preprocessing.demo import CLASSES, PATTERN, _demo_params, write_demo_audio
-    from preprocessing.sources import FSDD_PATTERN
 
     if dataset == "demo":
         write_demo_audio(data / "audio")
@@ -75,10 +74,7 @@ def _stores(dataset: str, data: Path, files_per_speaker: int) -> tuple[dict[str,
     else:
         from xval.config import schema
 
-        rows, _ = regex_source(SHARED / "fsdd" / "recordings", FSDD_PATTERN)
-        if files_per_speaker:  # the first recordings of every digit, every speaker
-            index = rows["path"].str.extract(r"_(\d+)\.\w+$")[0].astype(int)
-            rows = rows[index < max(1, files_per_speaker // 10)]
+        rows = fsdd_rows(files_per_speaker)
         params = {**schema.defaults()["features"], "sample_rate": 8000, "n_mels": 40}
         params.pop("workers")
         classes, folds = None, 6

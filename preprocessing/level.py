@@ -3,9 +3,10 @@
 A file is skipped as having no signal when its loudest analysis frame holds no more energy
 in the feature band than `silence_threshold_db` (dBFS). The level is measured as the
 features see the signal: the short-time spectrum with the store's `n_fft` and `hop_length`
-(at most `n_fft / 4`: `analysis_hop`; Hann window, centred frames), over the band of the feature's bins (the range of their
-centre frequencies, `preprocessing.features.bin_frequencies`; `fmin` to `fmax` for the types
-whose bins have none, such as MFCCs), never the 0 Hz bin, after the file's mean is removed.
+(at most `n_fft / 4`: `analysis_hop`; Hann window, centred frames), over the band of the
+feature's bins (the range of their centre frequencies, `preprocessing.features.bin_frequencies`;
+`fmin` to `fmax` for the types whose bins have none, such as MFCCs), never the 0 Hz bin, after
+the file's mean is removed.
 A constant offset (DC) therefore reads as no signal, as does digital silence, while a short
 quiet call in a long recording counts by its loudest frame.
 

@@ -309,5 +309,5 @@ def test_finetune_benchmark_rebuilds_aisfx_last_block_as_keras_layers(aisfx, tmp
     import librosa
 
     y = aisfx.prepare(librosa.load(paths[0], sr=44100, mono=True)[0][None].astype(np.float32))
-    whole = aisfx.states(y, [0], finetune.HALF_BLOCK)[0, :, 0]
+    whole = aisfx.states(y, [0], aisfx.hop_length)[0, :, 0]
     np.testing.assert_allclose(embeddings[owner == 0], whole, atol=1e-4)

@@ -34,7 +34,8 @@ from preprocessing.features.encoders.base import (
 )
 from xval.core.errors import ConfigurationError
 
-__all__ = ["AISFX", "AisfxEncoder", "aisfx_mel", "aisfx_network", "aisfx_weights"]
+__all__ = ["AISFX", "AisfxEncoder", "aisfx_mel", "aisfx_network", "aisfx_weights", "embed",
+           "run_blocks"]
 
 AISFX = "aisfx"
 INSTALL = "pip install --no-deps aisfx==0.1.2"
@@ -119,8 +120,30 @@ def aisfx_network(state: dict[str, Any] | None = None) -> Any:
     return blocks.train(False)
 
 
+def run_blocks(blocks: Any, x: Any, *, pool_last: bool = False) -> Any:
+    """Convolution blocks of the network, 2x2 max pooling after each but (unless
+    `pool_last`) the last.
+
+    Args:
+        blocks: `aisfx_network()` or a slice of it (`aisfx_network()[:3]`).
+        x: `torch.Tensor [shape=(batch, channels, time, mel)]`.
+        pool_last: also pool after the last block given (the input of the blocks after it).
+
+    Returns:
+        `torch.Tensor [shape=(batch, channels, time, mel)]`, the last block's maps.
+    """
+    functional = torch_module().nn.functional
+    for k, block in enumerate(blocks):
+        x = functional.relu(block["bn1"](block["conv1"](x)))
+        x = functional.relu(block["bn2"](block["conv2"](x)))
+        if pool_last or k < len(blocks) - 1:
+            x = functional.max_pool2d(x, kernel_size=2)
+    return x
+
+
 def embed(blocks: Any, x: Any) -> Any:
-    """The embedding network's forward pass.
+    """The embedding network's forward pass: the blocks, then the mean over frequency and
+    the maximum over time.
 
     Args:
         blocks: `aisfx_network()`.
@@ -129,14 +152,7 @@ def embed(blocks: Any, x: Any) -> Any:
     Returns:
         `torch.Tensor [shape=(batch, 512)]`.
     """
-    functional = torch_module().nn.functional
-    x = x[:, None]
-    for k, block in enumerate(blocks):
-        x = functional.relu(block["bn1"](block["conv1"](x)))
-        x = functional.relu(block["bn2"](block["conv2"](x)))
-        if k < len(blocks) - 1:
-            x = functional.max_pool2d(x, kernel_size=2)
-    return x.mean(3).amax(2)
+    return run_blocks(blocks, x[:, None]).mean(3).amax(2)
 
 
 class AisfxEncoder(Encoder):
