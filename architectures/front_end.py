@@ -14,12 +14,11 @@ same compression as the store's (`preprocessing.features.spectral`).
 from typing import Any
 
 import keras
+import librosa
 import numpy as np
 import scipy.fft
 import scipy.signal
 from keras import ops
-
-from preprocessing.features.spectral import mel_basis
 
 FEATURES = ("stft", "mel", "mfcc")
 """The feature types a `SpectralFrontEnd` computes."""
@@ -79,6 +78,10 @@ class SpectralFrontEnd(keras.layers.Layer):
         power_exponent: exponent of `"power"` compression. Defaults to `0.3`.
         input_scale: the input is multiplied by this first (`1 / 32768` for the rows of an
             `int16` store). Defaults to `1.0`.
+        htk: HTK's mel scale instead of Slaney's (`librosa.filters.mel(htk=...)`). Defaults
+            to `False`.
+        mel_norm: the filters' normalisation (`librosa.filters.mel(norm=...)`: `"slaney"`,
+            a number for that p-norm, or `None`). Defaults to `"slaney"`.
 
     Raises:
         ValueError: for an unknown feature or compression, or `n_mfcc > n_mels`.
@@ -87,8 +90,8 @@ class SpectralFrontEnd(keras.layers.Layer):
     def __init__(self, feature: str = "mel", *, sample_rate: int = 16000, n_fft: int = 512,
                  hop_length: int = 160, n_mels: int = 64, n_mfcc: int = 20,
                  fmin: float = 32.7, fmax: float | None = None, compression: str = "db",
-                 power_exponent: float = 0.3, input_scale: float = 1.0,
-                 **kwargs: Any) -> None:
+                 power_exponent: float = 0.3, input_scale: float = 1.0, htk: bool = False,
+                 mel_norm: str | float | None = "slaney", **kwargs: Any) -> None:
         kwargs["trainable"] = False
         super().__init__(**kwargs)
         if feature not in FEATURES:
@@ -104,6 +107,7 @@ class SpectralFrontEnd(keras.layers.Layer):
         self.fmin, self.fmax = float(fmin), None if fmax is None else float(fmax)
         self.compression, self.power_exponent = compression, float(power_exponent)
         self.input_scale = float(input_scale)
+        self.htk, self.mel_norm = bool(htk), mel_norm
         self.stft = keras.layers.STFTSpectrogram(
             mode="stft", frame_length=self.n_fft, frame_step=self.hop_length,
             fft_length=self.n_fft, window="hann", periodic=True, scaling=None,
@@ -124,7 +128,10 @@ class SpectralFrontEnd(keras.layers.Layer):
         self.stft.real_kernel.assign(real)
         self.stft.imag_kernel.assign(imag)
         if self.feature in ("mel", "mfcc"):
-            basis = mel_basis(self.sample_rate, self.n_fft, self.n_mels, self.fmin, self.fmax)
+            # librosa's own filter bank, as the stores use it (`preprocessing.features`).
+            basis = librosa.filters.mel(sr=self.sample_rate, n_fft=self.n_fft,
+                                        n_mels=self.n_mels, fmin=self.fmin, fmax=self.fmax,
+                                        htk=self.htk, norm=self.mel_norm)
             self.mel_weights = self._fixed("mel_basis", basis.T)
         if self.feature == "mfcc":
             self.dct_weights = self._fixed("dct", dct_matrix(self.n_mels, self.n_mfcc))
@@ -178,4 +185,5 @@ class SpectralFrontEnd(keras.layers.Layer):
                 "sample_rate": self.sample_rate, "n_fft": self.n_fft,
                 "hop_length": self.hop_length, "n_mels": self.n_mels, "n_mfcc": self.n_mfcc,
                 "fmin": self.fmin, "fmax": self.fmax, "compression": self.compression,
-                "power_exponent": self.power_exponent, "input_scale": self.input_scale}
+                "power_exponent": self.power_exponent, "input_scale": self.input_scale,
+                "htk": self.htk, "mel_norm": self.mel_norm}

@@ -243,6 +243,28 @@ class OutputWatcher:
         return self.text()
 
 
+@pytest.fixture(scope="session")
+def onnx_python(tmp_path_factory):
+    """The Python of a virtual environment with only onnxruntime and numpy (the versions of
+    constraints.txt): the project is not importable there. Made once per test process."""
+    import subprocess
+    import sys
+
+    venv = tmp_path_factory.mktemp("onnx_venv") / "venv"
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, env=env)
+    python = venv / "bin" / "python"
+    install = subprocess.run(
+        [python, "-m", "pip", "install", "-q", "--no-compile", "--only-binary=:all:",
+         "--disable-pip-version-check", "-c", ROOT / "constraints.txt", "onnxruntime",
+         "numpy"], capture_output=True, text=True, env=env, timeout=600)
+    assert install.returncode == 0, install.stderr[-2000:]
+    absent = subprocess.run([python, "-c", "import xval"], capture_output=True, env=env,
+                            cwd=venv)
+    assert absent.returncode != 0  # the project is not there
+    return python
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)

@@ -65,37 +65,69 @@ def write_audio(folder, speakers=4, per_class=2, sample_rate=16000, seconds=(1.0
     return paths
 
 
-# aisfx: the rebuilt network against the wheel's own code ---------------------------------
+# aisfx: the Keras network against the wheel's own code ----------------------------------
+
+PARITY = """
+import json, sys
+import numpy as np
+import keras
+from architectures.encoders import aisfx_encoder
+y = np.load(sys.argv[1])
+out = keras.ops.convert_to_numpy(aisfx_encoder(y.shape[1])(y[..., None]))
+np.save(sys.argv[2], out)
+print(json.dumps({"backend": keras.backend.backend()}))
+"""
 
 
-def test_aisfx_mel_matches_the_wheels_librosa_path(aisfx, tmp_path):
-    from aisfx.spectrogram import spectrogram_librosa  # test-only import of the wheel
+def _wheel_embeddings(y):
+    """The wheel's own path: its librosa spectrogram of each file, its CrossNet's embedding
+    of each 100-frame block (every 50 frames)."""
+    import tempfile
 
-    rng = np.random.default_rng(0)
-    t = np.arange(3 * 44100) / 44100
-    y = (0.3 * np.sin(2 * np.pi * 440 * t) + 0.05 * rng.normal(size=t.size)).astype(np.float32)
-    sf.write(tmp_path / "x.wav", y, 44100, subtype="FLOAT")
-    theirs = spectrogram_librosa.compute_spectrogram(str(tmp_path / "x.wav"), 44100.0, 2048,
-                                                     1024, 96, 0.0, 22050.0)
-    ours = encoders.aisfx.aisfx_mel(aisfx.prepare(y[None])[0])
-    assert ours.shape == (1 + len(y) // 1024, 96)
-    np.testing.assert_allclose(ours, theirs.T / encoders.aisfx.NORM_MAX, atol=1e-6)
-
-
-def test_aisfx_network_matches_the_wheels_crossnet(aisfx):
+    import soundfile
     from aisfx.models.cnn2d import CrossNet, EmbeddingNet  # test-only import of the wheel
+    from aisfx.spectrogram import spectrogram_librosa
 
-    state = encoders.aisfx._load_checkpoint(torch)
-    theirs = CrossNet(EmbeddingNet("max", 3, 1, 64), {"prosfx": (0, 78)}, "cpu")
-    theirs.embedding_net.load_state_dict(
-        {k[len("embedding_net."):]: v for k, v in state.items()
-         if k.startswith("embedding_net.")})
-    theirs.train(False)
-    blocks = np.random.default_rng(1).uniform(0, 1, (3, 100, 96)).astype(np.float32)
-    with torch.inference_mode():
-        expected = theirs.get_embedding(torch.from_numpy(blocks)).numpy()
-        got = encoders.aisfx.embed(aisfx.network, torch.from_numpy(blocks)).numpy()
-    assert got.shape == (3, 512)
+    from architectures.encoders import aisfx as keras_aisfx
+
+    state = keras_aisfx.checkpoint_state()
+    net = CrossNet(EmbeddingNet("max", 3, 1, 64), {"prosfx": (0, 78)}, "cpu")
+    net.embedding_net.load_state_dict({k[len("embedding_net."):]: v for k, v in state.items()
+                                       if k.startswith("embedding_net.")})
+    net.train(False)
+    out = []
+    for row in y:
+        with tempfile.NamedTemporaryFile(suffix=".wav") as f:
+            soundfile.write(f.name, row, 44100, subtype="FLOAT")
+            spec = spectrogram_librosa.compute_spectrogram(f.name, 44100.0, 2048, 1024, 96,
+                                                           0.0, 22050.0)
+        spec = (spec / keras_aisfx.NORM_MAX).T.astype(np.float32)
+        blocks = np.stack([spec[k:k + 100] for k in range(0, spec.shape[0] - 99, 50)])
+        with torch.inference_mode():
+            out.append(net.get_embedding(torch.from_numpy(blocks)).numpy())
+    return np.stack(out)
+
+
+@pytest.mark.parametrize("backend", ["torch", "tensorflow", "jax"])
+def test_aisfx_keras_network_matches_the_wheel_on_every_backend(backend, tmp_path):
+    import subprocess
+    import sys
+
+    _require("aisfx")
+    pytest.importorskip(backend)
+    rng = np.random.default_rng(0)
+    t = np.arange(int(3.5 * 44100)) / 44100
+    y = np.stack([0.3 * np.sin(2 * np.pi * 440 * t) + 0.05 * rng.normal(size=t.size),
+                  0.02 * rng.normal(size=t.size)]).astype(np.float32)
+    np.save(tmp_path / "y.npy", y)
+    done = subprocess.run([sys.executable, "-c", PARITY, str(tmp_path / "y.npy"),
+                           str(tmp_path / "out.npy")], capture_output=True, text=True,
+                          env={**os.environ, "KERAS_BACKEND": backend}, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"backend": backend}
+    got = np.load(tmp_path / "out.npy")
+    expected = _wheel_embeddings(y)
+    assert got.shape == expected.shape == (2, 2, 512)
     np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
@@ -113,18 +145,25 @@ def test_aisfx_blocks_follow_the_hop_and_refuse_short_segments(aisfx):
     y = np.random.default_rng(2).normal(size=(2, int(5 * 44100))).astype(np.float32)
     states = aisfx.states(aisfx.prepare(y), [0], 51200)
     assert states.shape == (2, 3, 1, 512) and np.isfinite(states).all()
+    # The store's rows are the Keras network's output (one definition).
+    from architectures.encoders import aisfx_encoder
+
+    direct = aisfx_encoder(y.shape[1]).predict_on_batch(y[..., None])
+    np.testing.assert_allclose(states[:, :, 0], direct, atol=1e-6)
 
 
 def test_aisfx_checkpoint_is_read_without_running_code(aisfx, tmp_path, monkeypatch):
+    from architectures.encoders import aisfx as keras_aisfx
+
     class Payload:
         def __reduce__(self):
             return (os.system, (f"touch {tmp_path / 'ran'}",))
 
     crafted = tmp_path / "checkpoint.pth"
     crafted.write_bytes(pickle.dumps(({"x": Payload()}, {})))
-    monkeypatch.setattr(encoders.aisfx, "aisfx_weights", lambda: crafted)
+    monkeypatch.setattr(keras_aisfx, "aisfx_weights", lambda: crafted)
     with pytest.raises(ConfigurationError, match="cannot be read safely"):
-        encoders.aisfx._load_checkpoint(torch)
+        keras_aisfx.aisfx_state()
     assert not (tmp_path / "ran").exists()
 
 
@@ -291,23 +330,3 @@ def test_store_of_one_encoder_with_a_model_of_another_is_refused(tmp_path, capsy
     assert code == 2 and len(err.splitlines()) == 1
     assert "aisfx" in err and "birdnet" in err
     assert json.loads((config.data_dir / "aisfx" / "dataset.json").read_text())
-
-
-def test_finetune_benchmark_rebuilds_aisfx_last_block_as_keras_layers(aisfx, tmp_path):
-    """benchmarks/finetune.py (issue 33, point 4) trains aisfx's fourth block as Keras layers
-    on the third block's maps: with the wheel's weights they give the encoder's embedding."""
-    import pandas as pd
-
-    from benchmarks import finetune
-
-    paths = write_audio(tmp_path / "audio", speakers=1, per_class=1, seconds=(2.5, 3.0))
-    maps, embeddings, owner = finetune._maps(pd.DataFrame({"path": [str(p) for p in paths]}))
-    assert maps.shape[1:] == (12, 12, 256) and embeddings.shape == (len(maps), 512)
-    assert sorted(set(owner)) == [0, 1]
-    assert finetune._check_rebuild(maps, embeddings) < 1e-4
-    # The split network (three blocks, then the fourth) is the encoder's on the same blocks.
-    import librosa
-
-    y = aisfx.prepare(librosa.load(paths[0], sr=44100, mono=True)[0][None].astype(np.float32))
-    whole = aisfx.states(y, [0], aisfx.hop_length)[0, :, 0]
-    np.testing.assert_allclose(embeddings[owner == 0], whole, atol=1e-4)

@@ -16,6 +16,7 @@ from preprocessing.features.registry import (
     compute_features,
     feature_shape,
     front_end,
+    front_end_features,
     front_ends,
     get,
     names,
@@ -26,7 +27,7 @@ from preprocessing.features.segments import segment, window_starts
 
 __all__ = ["PCM_SCALE", "STORAGE_TYPES", "TYPES", "FeatureType", "bin_frequencies",
            "centred_frames", "compute_features",
-           "feature_shape", "front_end", "front_ends", "get", "names", "parameter_names", "register", "segment",
+           "feature_shape", "front_end", "front_end_features", "front_ends", "get", "names", "parameter_names", "register", "segment",
            "window_starts"]
 
 # Registered after the spectral types (the order of `names()`): the pretrained front ends.

@@ -67,6 +67,7 @@ from typing import Any
 import numpy as np
 
 import xval.config.schema as schema
+from preprocessing.features import encoders
 from xval.core.registry import Registry
 
 __all__ = ["PCM_SCALE", "STORAGE_TYPES", "FeatureType", "bin_frequencies", "centred_frames",
@@ -377,11 +378,27 @@ schema.bind_rules("features", _type_rule)
 
 
 def front_ends() -> list[str]:
-    """The values of the `front_end` instance parameter: `none` (the rows as they are) and
-    the feature types a model computes from a waveform store (`FeatureType.in_model`)."""
-    return ["none", *(name for name in names() if TYPES.get(name).in_model)]
+    """The values of the `front_end` instance parameter: `none` (the rows as they are), the
+    feature types a model computes from a waveform store (`FeatureType.in_model`) and the
+    encoders whose networks are Keras layers (`encoders.in_model`)."""
+    return ["none", *(name for name in names() if TYPES.get(name).in_model),
+            *encoders.in_model()]
 
 
-# An instance's front_end accepts `none` and the types a model can compute.
-schema.bind_choices("training", "front_end", front_ends,
-                    describe=lambda name: "" if name == "none" else TYPES.get(name).summary)
+def front_end_features(name: str) -> FeatureType:
+    """The features that a front end's training options act on: the feature type itself,
+    or for an encoder inside the model its log-mel input spectrogram (its SpecAugment masks
+    act there)."""
+    return get("mel" if name in encoders.BUILT_IN else name)
+
+
+def _front_end_summary(name: str) -> str:
+    if name == "none":
+        return ""
+    if name in encoders.BUILT_IN:
+        return f"the {name} encoder's layers ({encoders.BUILT_IN.get(name).trained_on})"
+    return TYPES.get(name).summary
+
+
+# An instance's front_end accepts `none`, the types a model can compute and the encoders.
+schema.bind_choices("training", "front_end", front_ends, describe=_front_end_summary)

@@ -41,6 +41,7 @@ from xval.config.loader import Config, load_config
 from xval.core.errors import ConfigurationError, DatasetError
 from xval.core.files import atomic_write_text
 from xval.core.outputs import check_output_folder
+from xval.running.environment import setup_environment
 
 DEFAULT_ENCODER = encoders.AISFX
 """The encoder of instance 1 when it is installed (measured: docs/pretrained.md)."""
@@ -172,6 +173,7 @@ def _write_project(args: argparse.Namespace, audio: Path, project: Path, config:
           f"{len(summary['skipped'])} file(s) skipped{silent_note(summary)}.")
     embedded = None
     if encoder is not None:
+        setup_environment(config.backend.backend)  # the encoder's layers run in Keras
         embedded, summary = _build(
             args, audio, stores[1], feature_params(config.features, **encoder_defaults(encoder)),
             config, found, created, f"python -m xval init {audio} --encoder {encoder}")

@@ -42,6 +42,7 @@ from xval.core.entry import run_entry
 from xval.core.errors import ConfigurationError
 from xval.core.logs import quiet_framework_logs
 from xval.core.outputs import check_output_files, check_output_folder
+from xval.running.environment import setup_environment
 from xval.tasks.detection import Detection
 
 
@@ -119,6 +120,8 @@ def _run(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
             "The demo dataset has fixed feature parameters; --feature-option cannot be used "
             "with `demo`. Build your own store with `regex`, `folders` or `manifest`.")
     overrides.update(options)
+    if overrides.get("feature", config.features.feature) == "pretrained":
+        setup_environment(config.backend.backend)  # an encoder's layers run in Keras
     if args.source == Detection.name:
         return _detection(args, config, overrides)
     if args.source == "demo":

@@ -72,6 +72,8 @@ class TrainingParams(Settings):
     time_warp: float = 0.0
     row_normalization: str = "none"
     front_end: str = "none"
+    encoder_trainable_blocks: int = 0
+    encoder_lr_scale: float = 0.1
     random_crop_seconds: float = 0.0
     refit_with_val: bool = False
     mixup_alpha: float = 0.0

@@ -112,7 +112,7 @@ def detect_files(model_or_instance_dir: str | Path, files: Sequence[str | Path],
     given = instance_params(models.paths[0].parent)
     chosen = chosen_postprocessing(models)
     params = postprocessing(chosen.apply(given) if chosen else given)
-    feature = feature_params_of(info)
+    feature = feature_params_of(info, models)
     frame_seconds = info.frame_seconds or 0.0
     classes = info.classes
     results = []

@@ -77,7 +77,7 @@ def embed_files(model_or_instance_dir: str | Path, files: Sequence[str | Path],
     model, path = models.models[0], models.paths[0]
     fn = embedding_model(model, layer_for(model, layer or "auto"))
     rows, index = [], []
-    for file, feats in zip(files, extract_features(files, feature_params_of(info))):
+    for file, feats in zip(files, extract_features(files, feature_params_of(info, models))):
         check_input_shape(model, feats["features"].shape[1:], path)
         out = np.asarray(fn(feats["features"].astype(np.float32)))
         rows.append(out.reshape(len(out), -1))

@@ -155,7 +155,7 @@ def evaluate_rows(model_or_instance_dir: str | Path, rows: pd.DataFrame, *,
     paths = rows["path"].tolist()
     for k, path in enumerate(paths):
         try:
-            feats = extract_features([path], feature_params_of(info))[0]
+            feats = extract_features([path], feature_params_of(info, models))[0]
         except DatasetError as e:
             skipped.append({"path": str(path), "reason": str(e)})
             continue

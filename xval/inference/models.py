@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from preprocessing.build import extract_file, feature_params
+from preprocessing.features import parameter_names
 from xval import tasks
 from xval.core.dataset_info import DatasetInfo
 from xval.core.errors import ConfigurationError, DatasetError, XvalError
@@ -49,9 +50,14 @@ def _read_dataset_info(path: Path) -> DatasetInfo:
         raise ConfigurationError(f"{path}: its feature_params are not usable ({e}).") from e
 
 
-def feature_params_of(info: DatasetInfo) -> dict[str, Any]:
+def feature_params_of(info: DatasetInfo, models: ModelSet | None = None) -> dict[str, Any]:
     """The feature parameters of a dataset description, to extract new files' features as
-    the store did.
+    the store did; for models that take audio trained on an embedding store (the encoder
+    inside, `xval.training.encoder`), the store's segments of audio instead.
+
+    Args:
+        info: the store's description.
+        models: the models that will read the features. Defaults to `None`.
 
     Raises:
         ConfigurationError: when it has none (not written by `python -m preprocessing`).
@@ -61,6 +67,10 @@ def feature_params_of(info: DatasetInfo) -> dict[str, Any]:
         raise ConfigurationError(
             "The dataset description has no feature_params: it was not written by "
             "`python -m preprocessing`, so features cannot be extracted the same way.")
+    if models is not None and info.feature == "pretrained" and models.takes_audio:
+        keys = parameter_names()
+        return feature_params({k: v for k, v in found.items() if k in keys},
+                              feature="waveform", dtype="float32")
     return found
 
 
@@ -168,6 +178,11 @@ class ModelSet:
         if self._models is None:
             self._models = [load(p) for p in self.paths]
         return self._models
+
+    @property
+    def takes_audio(self) -> bool:
+        """Whether the models take audio (their input is named `audio`)."""
+        return self.models[0].inputs[0].name == "audio"
 
     def use_loaded(self, models: Sequence[Any]) -> None:
         """Answers with `models`, already loaded, instead of loading `paths`."""

@@ -58,7 +58,7 @@ def predict_files(model_or_instance_dir: str | Path, files: Sequence[str | Path]
     if embedding_classifier:
         answering = ClassifierSet(models)
         classes, task = answering.classes, embedding.task()
-    feature = feature_params_of(info)
+    feature = feature_params_of(info, answering if isinstance(answering, ModelSet) else None)
     frame_seconds = info.frame_seconds
     results = []
     for path, feats in zip(files, extract_features(files, feature)):

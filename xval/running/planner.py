@@ -154,7 +154,7 @@ def resolver(experiment: ExperimentDeclaration, config: Config,
                            architectures=architectures,
                            experiment_params=experiment.parameters,
                            overrides=dict(overrides or {}), task_type=experiment.task_type,
-                           feature=feature, feature_types=features.get)
+                           feature=feature, feature_types=features.front_end_features)
         if params.get("encoder_layers") == 0 and encoder_layers:
             params["encoder_layers"] = encoder_layers
         return params

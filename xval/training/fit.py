@@ -103,7 +103,7 @@ def fit_model(model: Any, fold: PreparedFold, on_epoch: EpochHook | None) -> Fit
     """
     params = fold.params
     train, val = fold_batches(fold)
-    model.compile(optimizer=make_optimizer(params, len(train)),
+    model.compile(optimizer=make_optimizer(params, len(train), model),
                   loss=with_context(fold.task.loss, params,
                                     train_targets=fold.store.targets[fold.rows["train"]]),
                   metrics=fold.task.keras_metrics(params))

@@ -27,6 +27,7 @@ from xval.core.dataset_info import DatasetInfo
 from xval.core.errors import ConfigurationError
 from xval.core.parameters import InstanceParams, TrainingParams
 from xval.tasks.base import Task
+from xval.training.encoder import check_encoder, encoder_front_end, uses_encoder
 
 LAYER_NAME = "front_end"
 """The name of the front-end layer in a fold model."""
@@ -80,8 +81,9 @@ def check_front_end(params: Params, store_info: DatasetInfo, task: Task, where: 
     if front_end not in front_ends():
         raise ConfigurationError(f"{where}: front_end={front_end!r}: expected one of "
                                  f"{', '.join(front_ends())}.")
+    check_encoder(typed, store_info, where)
     if front_end != "none":
-        if feature is None or not get(str(feature)).waveform:
+        if not uses_encoder(typed) and (feature is None or not get(str(feature)).waveform):
             raise ConfigurationError(
                 f"{where}: front_end={front_end!r} computes {front_end} features from audio, "
                 f"but the store holds {feature or 'unrecorded'} features; build a waveform "
@@ -139,6 +141,8 @@ def front_end_layer(params: Params, store_info: DatasetInfo) -> Any:
     """
     if not uses_front_end(params):
         return None
+    if uses_encoder(params):
+        return encoder_front_end(params, store_info)
     from architectures.front_end import (  # noqa: PLC0415  (imports Keras: backend set first)
         SpectralFrontEnd,
     )
@@ -150,7 +154,7 @@ def front_end_layer(params: Params, store_info: DatasetInfo) -> Any:
                             **settings)
 
 
-def front_end_stats(layer: Any, features: Any, rows: np.ndarray, batch_rows: int = 256
+def front_end_stats(layer: Any, features: Any, rows: np.ndarray, batch_rows: int = 64
                     ) -> tuple[np.ndarray, np.ndarray]:
     """Mean and variance per output bin of the front end over `rows` (the fold's original
     training rows), computed through the layer in batches.
@@ -159,7 +163,7 @@ def front_end_stats(layer: Any, features: Any, rows: np.ndarray, batch_rows: int
         layer: the front-end layer.
         features: the store's rows, `np.ndarray [shape=(n, samples, 1)]` (a memmap is fine).
         rows: the rows to use.
-        batch_rows: rows per batch. Defaults to `256`.
+        batch_rows: rows per batch. Defaults to `64`.
 
     Returns:
         `(mean, variance)`, each `np.ndarray [shape=(bins,)]`, float32 (the variance at

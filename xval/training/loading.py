@@ -14,6 +14,7 @@ import numpy as np
 
 from xval.core.errors import ConfigurationError
 from xval.core.layout import InstanceLayout
+from xval.training.encoder import LAYER_NAME as ENCODER_LAYER
 
 MIN_KERAS = (3, 14)
 
@@ -145,8 +146,10 @@ def embedding_model(model: Any, layer: str | None = None) -> EmbeddingFunction:
 
 
 def inner_model(model: Any) -> Any:
-    """The nested model holding the architecture inside a wrapper model, or `None`."""
+    """The nested model holding the architecture inside a wrapper model, or `None` (an
+    encoder inside, the nested model `front_end`, is not the architecture)."""
     import keras  # noqa: PLC0415  (Keras: only once the backend is set)
 
-    inner = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    inner = [layer for layer in model.layers
+             if isinstance(layer, keras.Model) and layer.name != ENCODER_LAYER]
     return inner[0] if len(inner) == 1 else None

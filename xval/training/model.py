@@ -17,6 +17,7 @@ from preprocessing.store import FeatureStore
 from xval import tasks
 from xval.core.errors import ConfigurationError, TrainingError
 from xval.core.parameters import InstanceParams
+from xval.training.encoder import scale_encoder_rate, uses_encoder
 from xval.training.front_end import model_feature_params, uses_front_end
 from xval.training.loading import inner_model, load
 
@@ -54,7 +55,7 @@ def store_frequencies(store: FeatureStore, params: Params) -> np.ndarray | None:
     end's) when `params` warp frequencies (`freq_warp`), else `None` (also for a store
     without recorded feature parameters)."""
     feature_params = store.info.feature_params
-    if not InstanceParams.of(params).freq_warp or not feature_params:
+    if not InstanceParams.of(params).freq_warp or not feature_params or uses_encoder(params):
         return None
     seen = model_feature_params(feature_params, params)
     freqs = bin_frequencies(seen)
@@ -67,12 +68,17 @@ def store_frequencies(store: FeatureStore, params: Params) -> np.ndarray | None:
 def input_layers(params: Params, x: Any, mean: np.ndarray, variance: np.ndarray,
                  frequencies: np.ndarray | None) -> Any:
     """The layers before the architecture: warps, normalisation, row normalisation and
-    SpecAugment, applied to the features `x` (a Keras tensor)."""
+    SpecAugment, applied to the features `x` (a Keras tensor). After an encoder inside the
+    model, the normalisation alone: its SpecAugment acts on its own spectrogram
+    (`xval.training.encoder`), and warps and row normalisation do not apply to embeddings."""
     from keras import layers  # noqa: PLC0415  (Keras: only once the backend is set)
 
     import architectures  # noqa: PLC0415  (imports Keras: only once the backend is set)
 
     params = InstanceParams.of(params)
+    if uses_encoder(params):
+        return layers.Normalization(axis=-1, mean=mean, variance=variance,
+                                    name="normalization")(x)
     if params.freq_warp:
         # On the raw features, before the per-bin normalisation: the stretch moves content
         # between bins, and each bin is then normalised with its own statistics as usual.
@@ -241,20 +247,31 @@ def freeze_layers(base: Any, freeze: int, name: str) -> None:
             layer.trainable = False
 
 
-def make_optimizer(params: Params, steps_per_epoch: int) -> Any:
+def make_optimizer(params: Params, steps_per_epoch: int, model: Any = None) -> Any:
     """The optimizer, with the learning-rate schedule and warm-up of `params`.
 
     Args:
         params: the instance parameters (`optimizer`, `learning_rate`, `lr_schedule`,
             `warmup_epochs`, `epochs`).
         steps_per_epoch: batches per epoch (the schedules count steps).
+        model: the model it will train; with an encoder inside whose blocks train, their
+            rate is scaled. Defaults to `None`.
 
     Returns:
-        A `keras.optimizers.Optimizer`.
+        A `keras.optimizers.Optimizer` (an encoder's trained blocks at `encoder_lr_scale`
+        times the rate: `xval.training.encoder.scale_encoder_rate`).
     """
+    params = InstanceParams.of(params)
+    optimizer = _optimizer(params, steps_per_epoch)
+    if model is not None and uses_encoder(params) and params.encoder_trainable_blocks:
+        optimizer = scale_encoder_rate(optimizer, model, float(params.encoder_lr_scale))
+    return optimizer
+
+
+def _optimizer(params: InstanceParams, steps_per_epoch: int) -> Any:
+    """`make_optimizer` without the encoder's rate."""
     import keras  # noqa: PLC0415  (Keras: only once the backend is set)
 
-    params = InstanceParams.of(params)
     lr = params.learning_rate
     warmup = params.warmup_epochs * steps_per_epoch
     decay = max(1, params.epochs * steps_per_epoch - warmup)

