@@ -128,6 +128,26 @@ def test_init_puts_the_installed_encoder_first_and_keeps_the_cnn(tmp_path):
     assert '"dataset": "wavs_aisfx"' in script[first:script.index("experiment[2]")]
     assert '"architecture": "audio_cnn"' in script[script.index("experiment[2]"):]
     assert (project / "data" / "wavs_aisfx" / "dataset.json").exists()
+    # Instance 1's fold models take audio (issue 42): predict needs no encoder store.
+    run = _run(["experiments/wavs.py", "1", "1", "--set", "epochs=2", "--set", "patience=2"],
+               project)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    instance = project / "results" / "wavs" / "experiment_1" / "instance_1"
+    (project / "data" / "wavs_aisfx").rename(project / "moved_store")
+    wav = sorted(audio.glob("1_*.wav"))[0]
+    predicted = _run(["-m", "xval", "predict", str(instance), str(wav)], project)
+    assert predicted.returncode == 0, predicted.stdout + predicted.stderr
+    assert wav.name in predicted.stdout
+    import json
+
+    head = json.loads((instance / "fold_0.json").read_text())
+    assert head["status"] == "ok"
+    probe = _run(["-c", "import keras, architectures; m = keras.saving.load_model("
+                  f"{str(instance / 'fold_0.keras')!r}, compile=False); "
+                  "print(m.inputs[0].name, tuple(m.inputs[0].shape))"], project)
+    assert probe.returncode == 0, probe.stderr[-2000:]
+    assert probe.stdout.split()[0] == "audio"
+    (project / "moved_store").rename(project / "data" / "wavs_aisfx")
 
     plain = _run(["-m", "xval", "init", str(audio), "--name", "plain", "--encoder", "none"],
                  project)

@@ -14,6 +14,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from preprocessing.features.encoders import in_model
 from preprocessing.features.recipes import librosa_recipe
 from xval import tasks
 from xval.core.dataset_info import DatasetInfo
@@ -121,7 +122,13 @@ def _input(facts: CardFacts) -> list[str]:
            + f"; cut into segments of {seconds} s every {hop} s (a shorter file is "
              "zero-padded to one segment); one row per segment. A clip's scores: the mean "
              "of its segments' outputs (before the softmax)."]
-    if facts.input_name == "audio":
+    if facts.input_name == "audio" and (facts.encoder or facts.front_end in in_model()):
+        name = (facts.encoder or {}).get("encoder") or facts.front_end
+        out.append(f"- Front end: inside the model: the `{name}` encoder's layers "
+                   "(`architectures.encoders`: each segment divided by its own peak, its "
+                   "log-mel spectrogram, its network), then the head; feed mono samples in "
+                   f"[-1, 1) at {rate} Hz, one row per segment.")
+    elif facts.input_name == "audio":
         out.append(f"- Front end: inside the model (`{facts.front_end}`, "
                    "`architectures.SpectralFrontEnd`), with the store's settings below; feed "
                    "the samples in [-1, 1).")
@@ -233,6 +240,11 @@ def _use(facts: CardFacts, instance: InstanceResult | None) -> list[str]:
            "normalisation); other rates or levels change its scores silently.",
            "- It knows only its classes: any input gets one of them (no rejection of "
            "unknown sounds)."]
+    if facts.fmt == "keras":
+        out.append("- Loading the `.keras` file: `import architectures` first (it registers "
+                   "this project's layers: `SpectralFrontEnd`, `AisfxFrontEnd`, "
+                   "`AisfxNetwork`, ...), then `keras.saving.load_model(path, "
+                   "compile=False)`; the ONNX export needs only onnxruntime.")
     if instance is not None and InstanceParams.of(instance.params).embeds:
         out.append("- The instance's embedding classifiers (fold_<i>.skops) are not part of "
                    "this export.")
