@@ -11,6 +11,7 @@ from architectures import autoencoder, cnn, detection, pretrained, recurrent  # 
 from architectures.encoders import AisfxFrontEnd, AisfxNetwork, build_encoder
 from architectures.front_end import SpectralFrontEnd
 from architectures.layers import (
+    TRAINING_ONLY,
     FrequencyWarp,
     RowNormalization,
     SpecAugment,
@@ -29,6 +30,7 @@ from architectures.registry import (
 )
 
 __all__ = [
+    "TRAINING_ONLY",
     "AisfxFrontEnd",
     "AisfxNetwork",
     "build_encoder",

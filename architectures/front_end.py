@@ -11,7 +11,7 @@ librosa's own mel filter bank and DCT matrix, kept as fixed weights of the layer
 same compression as the store's (`preprocessing.features.spectral`).
 """
 
-from typing import Any
+from typing import Any, Literal
 
 import keras
 import librosa
@@ -91,7 +91,8 @@ class SpectralFrontEnd(keras.layers.Layer):
                  hop_length: int = 160, n_mels: int = 64, n_mfcc: int = 20,
                  fmin: float = 32.7, fmax: float | None = None, compression: str = "db",
                  power_exponent: float = 0.3, input_scale: float = 1.0, htk: bool = False,
-                 mel_norm: str | float | None = "slaney", **kwargs: Any) -> None:
+                 mel_norm: Literal["slaney"] | float | None = "slaney",
+                 **kwargs: Any) -> None:
         kwargs["trainable"] = False
         super().__init__(**kwargs)
         if feature not in FEATURES:

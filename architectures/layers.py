@@ -347,3 +347,8 @@ class RowNormalization(keras.layers.Layer):
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "mode": self.mode, "epsilon": self.epsilon,
                 "ignore_floor_frames": self.ignore_floor_frames}
+
+
+TRAINING_ONLY = (SpecAugment, FrequencyWarp, TimeWarp)
+"""Layers that change rows while training only (identity at inference): an exported model
+leaves them out (`xval.training.loading.inference_outputs`)."""

@@ -241,7 +241,14 @@ def test_export_onnx_takes_a_waveform_and_matches_predict_outside_the_project(
     out = tmp_path / "onnx"
     assert main(["export", str(audio_instance), "--format", "onnx", "--out", str(out)]) == 0
     card = (out / "MODEL_CARD.md").read_text()
-    assert "44100" in card and "audio" in card
+    assert "the `aisfx` encoder's layers" in card and "at 44100 Hz" in card
+    import onnx
+
+    props = {p.key: p.value for p in onnx.load(str(out / "model.onnx")).metadata_props}
+    assert json.loads(props["classes"]) == ["noise", "tone"]
+    assert props["sample_rate"] == "44100" and props["segment_seconds"] == "2.5"
+    assert props["input"].startswith("audio") and "softmax" in props["clip_rule"]
+    assert "ends at the file's end" in props["segment_rule"] and props["encoder"] == "aisfx"
     models = resolve_models(audio_instance)
     feature = feature_params_of(info_for(models, None), models)
     assert feature["feature"] == "waveform" and feature["sample_rate"] == 44100

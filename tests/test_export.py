@@ -50,7 +50,8 @@ def trained(tmp_path_factory):
                     info={"source": "demo recordings, 4 speakers"})
     exp = Experiment(description="export", dataset="mel", number=1, num_folds=3,
                      parameters={"epochs": 1, "batch_size": 16}, config=str(config.path))
-    exp[1] = {**CNN, "dataset": "wave", "front_end": "mel"}
+    exp[1] = {**CNN, "dataset": "wave", "front_end": "mel", "time_masks": 1, "freq_masks": 1,
+              "time_warp": 0.1}
     exp[2] = {**CNN, "comment_1": "librosa mel"}
     outcome = exp.run(config=config, out=lambda *a: None)
     assert outcome.exit_code == 0
@@ -105,6 +106,22 @@ def test_export_keras_writes_the_ensemble_and_its_model_card(trained, tmp_path):
     assert main(["export", str(root / "instance_1"), "--format", "keras", "--out", str(out),
                  "-q"]) == 0
     model = load(out / "model.keras")
+    # No training-only layer is exported (SpecAugment, the warps), at any depth.
+    names = []
+    stack = [model]
+    while stack:
+        for layer in stack.pop().layers:
+            names.append(type(layer).__name__)
+            stack += [layer] if hasattr(layer, "layers") else []
+    assert not {"SpecAugment", "FrequencyWarp", "TimeWarp"} & set(names)
+    assert "SpectralFrontEnd" in names
+    # Plain Keras loads it in a fresh process after `import architectures` alone.
+    probe = subprocess.run(
+        [sys.executable, "-c", "import architectures, keras, sys; m = keras.saving."
+         "load_model(sys.argv[1], compile=False); print(m.output.shape[-1])",
+         str(out / "model.keras")], capture_output=True, text=True, timeout=300,
+        env={**os.environ, "KERAS_BACKEND": "tensorflow"})
+    assert probe.returncode == 0 and probe.stdout.split()[-1] == "4", probe.stderr[-2000:]
     rows = _audio_rows(root / "instance_1")
     np.testing.assert_allclose(model.predict(rows[:, :, 0] / 32768.0, verbose=0),
                                _keras_scores(root / "instance_1", rows), atol=1e-5)
@@ -218,5 +235,7 @@ def test_export_savedmodel_on_the_tensorflow_backend(trained, tmp_path):
                           capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (out / "savedmodel" / "saved_model.pb").is_file()
+    # Its output is named as documented (the export's own check reads `scores`).
+    assert "SavedModel vs Keras: max difference" in proc.stdout and "ONNX" not in proc.stdout
     card = (out / "MODEL_CARD.md").read_text()
     assert "differ from the Keras model's by at most" in card  # reloaded and compared

@@ -116,7 +116,7 @@ def checkpoint_state() -> dict[str, Any]:
         from numpy._core.multiarray import scalar  # noqa: PLC0415  (numpy >= 2)
     except ImportError:  # numpy 1.x
         from numpy.core.multiarray import scalar  # type: ignore[no-redef]  # noqa: PLC0415
-    allowed = [(scalar, "numpy.core.multiarray.scalar"), np.dtype,
+    allowed: list[Any] = [(scalar, "numpy.core.multiarray.scalar"), np.dtype,
                *[type(np.dtype(c)) for c in "il"]]
     path = aisfx_weights()
     try:

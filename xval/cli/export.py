@@ -57,10 +57,13 @@ def main_export(args: argparse.Namespace, choose_backend: Any) -> int:
         os.environ["KERAS_BACKEND"] = wanted
     model = E.ensemble(models, task_of(info), info)
     facts = _facts(args, source, info, instance, model)
+    facts.rules = E.export_metadata(info, task_of(info), model)
     exported = E.write_export(model, args.format, out, lambda check: model_card(
-        _with_check(facts, check), instance, _manifest(instance)), args.overwrite, [source])
+        _with_check(facts, check), instance, _manifest(instance)), args.overwrite, [source],
+        metadata=facts.rules)
     if not args.quiet:
-        check = f"; ONNX vs Keras: max difference {exported.check:.1e}" \
+        what = {"onnx": "ONNX", "savedmodel": "SavedModel"}.get(args.format, args.format)
+        check = f"; {what} vs Keras: max difference {exported.check:.1e}" \
             if exported.check is not None else ""
         print(f"Exported {models.description} as {args.format} to {out} "
               f"({', '.join(exported.files)}; input {exported.input_name} "

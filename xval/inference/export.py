@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import json
 import os
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ from xval.core.outputs import (
 )
 from xval.inference.models import ModelSet
 from xval.tasks.base import Task
+from xval.training.loading import inference_outputs
 
 FORMATS = ("onnx", "keras", "savedmodel")
 """The `--format` values."""
@@ -171,8 +173,11 @@ def ensemble(models: ModelSet, task: Task, info: DatasetInfo) -> Any:
     else:
         inputs = keras.Input(shape, name="features")
         x = inputs
-    outputs = [keras.Model(m.inputs[0], m.outputs[0], name=f"fold_model_{i}")(x)
-               for i, m in enumerate(nets)]
+    outputs = []
+    for i, net in enumerate(nets):  # each fold model without its training-only layers
+        given = keras.Input(tuple(net.input_shape[1:]), name=f"fold_input_{i}")
+        outputs.append(keras.Model(given, inference_outputs(net, given),
+                                   name=f"fold_model_{i}")(x))
     x = outputs[0] if len(outputs) == 1 else keras.layers.Average(name="mean")(outputs)
     head = keras.layers.Softmax(name="scores") if task.has_classes else \
         keras.layers.Identity(name="scores")
@@ -194,8 +199,60 @@ def example_batch(model: Any, seed: int = 0) -> np.ndarray:
     return (0.3 * rng.standard_normal((3, *shape))).clip(-1, 1).astype(np.float32)
 
 
+SEGMENT_RULE = (
+    "Cut each file (mono, resampled to sample_rate) into windows of segment_seconds every "
+    "segment_hop_seconds (starts rounded to the store's feature hop); when those hops miss "
+    "the end, one more window ends at the file's end; a file no longer than one window is "
+    "zero-padded to one window. One row per window.")
+"""How `predict` cuts a file into the rows a model takes (`preprocessing.features.segment`)."""
+CLIP_RULE = (
+    "A clip's scores: softmax(mean over its windows of log(scores)), which equals the "
+    "softmax of the mean of the logits; predict leaves out windows that are silence or "
+    "padding when the file has others.")
+"""How `predict` makes a clip's scores from its windows' (classification)."""
+
+
+def export_metadata(info: DatasetInfo, task: Task, model: Any) -> dict[str, str]:
+    """What an exported file says of itself (ONNX `metadata_props`, the card's facts): the
+    classes in the output's order, the input, the rate and segments, and the rules that
+    turn a file into rows and rows into a clip's scores.
+
+    Args:
+        info: the store's description.
+        task: the models' task.
+        model: the exported model (`ensemble`).
+
+    Returns:
+        `{key: text}`.
+    """
+    params = info.feature_params or {}
+    audio = takes_audio_input(model)
+    out = {"producer": "audio-xval (python -m xval export)",
+           "task": task.name, "classes": json.dumps(list(info.classes or [])),
+           "input": "audio: mono float32 samples in [-1, 1), (batch, samples)" if audio
+           else "features: (batch, frames, bins), computed as the store did (MODEL_CARD.md)",
+           "output": "scores: " + ("class probabilities (softmax), (batch, classes)"
+                                    if task.has_classes else "(batch, outputs)"),
+           "sample_rate": str(params.get("sample_rate", "")),
+           "segment_seconds": str(params.get("segment_seconds", "")),
+           "segment_hop_seconds": str(params.get("segment_hop_seconds", "")),
+           "segment_rule": SEGMENT_RULE}
+    if task.has_classes:
+        out["clip_rule"] = CLIP_RULE
+    encoder = (info.front_end or {}).get("encoder")
+    if encoder:
+        out["encoder"] = str(encoder)
+    return out
+
+
+def takes_audio_input(model: Any) -> bool:
+    """Whether an exported model's input is audio."""
+    return model.inputs[0].name == "audio"
+
+
 def write_export(model: Any, fmt: str, out: Path, card: Callable[[float | None], str],
-                 overwrite: bool, inputs: Sequence[Path] = ()) -> Exported:
+                 overwrite: bool, inputs: Sequence[Path] = (),
+                 metadata: Mapping[str, str] | None = None) -> Exported:
     """Exports `model` as `fmt` with its model card into the folder `out`, atomically: the
     folder is written beside `out` and renamed into place, so nothing is left on failure.
 
@@ -207,6 +264,8 @@ def write_export(model: Any, fmt: str, out: Path, card: Callable[[float | None],
             check's result (`Exported.check`).
         overwrite: replace `out` when it holds an earlier export.
         inputs: what the export reads (kept apart from `out`).
+        metadata: what an ONNX file says of itself (`export_metadata`), in its
+            `metadata_props`. Defaults to none.
 
     Returns:
         `Exported`.
@@ -227,11 +286,11 @@ def write_export(model: Any, fmt: str, out: Path, card: Callable[[float | None],
         if fmt == "keras":
             model.save(target)
         elif fmt == "savedmodel":
-            model.export(str(target), format="tf_saved_model", verbose=False)
+            _savedmodel(model, target)
             check = _check_savedmodel(target, batch, expected)
         else:
             model.export(str(target), format="onnx", verbose=False)
-            _name_output(target)
+            _describe_onnx(target, metadata or {})
             check = _check_onnx(target, batch, expected)
         (tmp / CARD).write_text(card(check))
         _replace(tmp, out)
@@ -240,7 +299,7 @@ def write_export(model: Any, fmt: str, out: Path, card: Callable[[float | None],
         raise
     return Exported(folder=out, files=[FILES[fmt], CARD], input_name=model.inputs[0].name,
                     input_shape=tuple(model.input_shape[1:]),
-                    takes_audio=model.inputs[0].name == "audio", members=_members(model),
+                    takes_audio=takes_audio_input(model), members=_members(model),
                     check=check)
 
 
@@ -248,18 +307,31 @@ def _members(model: Any) -> int:
     return sum(1 for layer in model.layers if layer.name.startswith("fold_model_"))
 
 
-def _name_output(path: Path) -> None:
-    """Names the ONNX graph's output `scores` (the exporter numbers it)."""
+def _describe_onnx(path: Path, metadata: Mapping[str, str]) -> None:
+    """Names the ONNX graph's output `scores` (the exporter numbers it) and writes
+    `metadata` into its `metadata_props`."""
     import onnx  # noqa: PLC0415  (optional: the [export] extra)
 
     graph = onnx.load(str(path))
     old = graph.graph.output[0].name
-    if old == "scores":
-        return
-    for node in graph.graph.node:
-        node.output[:] = ["scores" if name == old else name for name in node.output]
-    graph.graph.output[0].name = "scores"
+    if old != "scores":
+        for node in graph.graph.node:
+            node.output[:] = ["scores" if name == old else name for name in node.output]
+        graph.graph.output[0].name = "scores"
+    onnx.helper.set_model_props(graph, dict(metadata))
     onnx.save(graph, str(path))
+
+
+def _savedmodel(model: Any, path: Path) -> None:
+    """A TensorFlow SavedModel whose `serve` signature maps the input to `scores`."""
+    import keras  # noqa: PLC0415  (Keras: only once the backend is set)
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    spec = keras.InputSpec(shape=(None, *model.input_shape[1:]), dtype="float32")
+    archive.add_endpoint(name="serve", fn=lambda x: {"scores": model(x, training=False)},
+                         input_signature=[spec])
+    archive.write_out(str(path), verbose=False)
 
 
 def _check_onnx(path: Path, batch: np.ndarray, expected: np.ndarray) -> float | None:
@@ -288,7 +360,7 @@ def _check_savedmodel(path: Path, batch: np.ndarray, expected: np.ndarray) -> fl
     import tensorflow as tf  # noqa: PLC0415  (the backend of this format)
 
     loaded = tf.saved_model.load(str(path))  # kept: its function needs its variables
-    got = np.asarray(loaded.serve(tf.constant(batch)))
+    got = np.asarray(loaded.serve(tf.constant(batch))["scores"])
     return _within(float(np.max(np.abs(got - expected))), "SavedModel")
 
 

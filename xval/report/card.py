@@ -43,6 +43,8 @@ class CardFacts:
             and exported (`exported_with`).
         class_counts: fold -> split -> class -> rows, when the store could be read.
         date: when the export was made (UTC).
+        rules: what the export says of itself (`xval.inference.export.export_metadata`:
+            `segment_rule`, `clip_rule`, ...). Defaults to none.
     """
 
     source: str
@@ -58,6 +60,7 @@ class CardFacts:
     code: Mapping[str, Any]
     class_counts: Mapping[int, Mapping[str, Mapping[str, int]]] | None
     date: str
+    rules: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 def model_card(facts: CardFacts, instance: InstanceResult | None,
@@ -122,6 +125,7 @@ def _input(facts: CardFacts) -> list[str]:
            + f"; cut into segments of {seconds} s every {hop} s (a shorter file is "
              "zero-padded to one segment); one row per segment. A clip's scores: the mean "
              "of its segments' outputs (before the softmax)."]
+    out += [f"- {facts.rules[k]}" for k in ("segment_rule", "clip_rule") if k in facts.rules]
     if facts.input_name == "audio" and (facts.encoder or facts.front_end in in_model()):
         name = (facts.encoder or {}).get("encoder") or facts.front_end
         out.append(f"- Front end: inside the model: the `{name}` encoder's layers "

@@ -153,3 +153,31 @@ def inner_model(model: Any) -> Any:
     inner = [layer for layer in model.layers
              if isinstance(layer, keras.Model) and layer.name != ENCODER_LAYER]
     return inner[0] if len(inner) == 1 else None
+
+
+def inference_outputs(model: Any, inputs: Any) -> Any:
+    """`model`'s outputs on the Keras tensor `inputs` as a flat graph of its inference
+    layers: the layers that act while training only (`architectures.TRAINING_ONLY`:
+    SpecAugment, the warps) are left out, and nested models are opened, so that an exported
+    model holds no training-only layer.
+
+    Args:
+        model: a functional `keras.Model` (a fold model).
+        inputs: a Keras tensor shaped as its input.
+
+    Returns:
+        The output Keras tensor.
+    """
+    import keras  # noqa: PLC0415  (Keras: only once the backend is set)
+
+    import architectures  # noqa: PLC0415  (imports Keras: only once the backend is set)
+
+    def operation(op: Any) -> Any:
+        if isinstance(op, architectures.TRAINING_ONLY):
+            return lambda x, *args, **kwargs: x
+        if isinstance(op, keras.Model) and hasattr(op, "_run_through_graph"):
+            return lambda x, *args, **kwargs: inference_outputs(op, x)
+        return op
+
+    # What `Functional.call` runs, with the operations swapped (Keras's own graph walk).
+    return model._run_through_graph(inputs, operation_fn=operation)
