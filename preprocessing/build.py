@@ -315,7 +315,8 @@ def build_store(rows: pd.DataFrame, out: str | os.PathLike[str], *,
         overwrite: replace an existing store. Defaults to `False`.
         task_type: a task registered in `xval.tasks`. Defaults to `xval.tasks.DEFAULT`
             (classification).
-        classes: class names in target order. Defaults to the sorted labels.
+        classes: class names in target order. Defaults to the source's own order
+            (`rows.attrs["classes"]`, a Hugging Face `ClassLabel`'s), else the sorted labels.
         skipped: files the source already skipped (`{"path", "reason"}`).
         info: extra entries for `dataset.json`.
         augmenter: callable `(y, sample_rate, seed) -> y` making augmented versions.
@@ -344,6 +345,8 @@ def build_store(rows: pd.DataFrame, out: str | os.PathLike[str], *,
                    inputs=inputs)
     check_rows(rows)
     check_trainable(rows, skipped, task_type=task_type, stage="found")
+    if classes is None and rows.attrs.get("classes") and tasks.get(task_type).has_classes:
+        classes = list(rows.attrs["classes"])
     rows = rows.sort_values(["item", "clip", "path"], kind="stable").reset_index(drop=True)
     workers = max(1, min(workers or os.cpu_count() or 1, len(rows)))
     work: list[ExtractionTask] = [

@@ -20,6 +20,7 @@ from preprocessing import sources
 from preprocessing.audio import Region, load_audio
 from preprocessing.build import build_store, check_rows, feature_params
 from preprocessing.corpora import hf_source, kaldi_source, lhotse_source
+from preprocessing.segment_length import choose_segment, clip_durations
 from tests.conftest import ROOT
 from xval.config.loader import load_config
 from xval.core.errors import ConfigurationError, DatasetError
@@ -446,3 +447,58 @@ def test_init_takes_a_kaldi_directory_and_refuses_bad_input_writing_nothing(tmp_
     assert (project / "experiments" / "data.py").is_file()
     assert json.loads((project / "data" / "data" / "dataset.json").read_text())["n_items"] == 3
     assert "Run the experiment with:" in init.stdout
+
+
+# -- Hugging Face as its users expect it (issue 46) -------------------------------------
+
+
+def _class_label_dataset(folder, recs, names, *, speakers=True):
+    """The stretches as bytes in a saved dataset whose labels are a `ClassLabel` of `names`
+    (ids in that order, not sorted), with or without a speaker column."""
+    datasets = pytest.importorskip("datasets")
+    table = pd.read_csv(cut_files(folder.parent / f"{folder.name}_files", recs))
+    audio = [_wav_bytes(sf.read(folder.parent / f"{folder.name}_files" / p,
+                                dtype="float32")[0]) for p in table["path"]]
+    columns = {"audio": audio, "label": [names.index(x) for x in table["label"]]}
+    if speakers:
+        columns["speaker_id"] = table["item"].tolist()
+    dataset = datasets.Dataset.from_dict(columns).cast_column("audio", datasets.Audio())
+    dataset.cast_column("label", datasets.ClassLabel(names=names)).save_to_disk(str(folder))
+    return folder
+
+
+def test_hf_source_classes_follow_the_class_label_ids(tmp_path, params):
+    recs = recordings(tmp_path / "audio")
+    folder = _class_label_dataset(tmp_path / "ds", recs, ["fr", "en", "de"])
+    rows, _ = hf_source(folder)
+    assert rows.attrs["classes"] == ["fr", "en"]  # id order; "de" has no example
+    store = store_of(rows, tmp_path / "s", params)
+    assert store.classes == ["fr", "en"]
+    assert (store.meta["target"] == store.meta["label"].map({"fr": 0, "en": 1})).all()
+
+
+def test_hf_source_held_bytes_give_the_kaldi_clip_durations(tmp_path):
+    recs = recordings(tmp_path / "audio")
+    rows, _ = hf_source(_class_label_dataset(tmp_path / "ds", recs, ["en", "fr"]))
+    kaldi_rows, _ = kaldi_source(write_kaldi(tmp_path / "data", recs), label_file="utt2lang")
+    np.testing.assert_allclose(clip_durations(rows), clip_durations(kaldi_rows))
+    assert choose_segment(clip_durations(rows)) == choose_segment(clip_durations(kaldi_rows))
+
+
+def test_hf_source_without_speaker_column_takes_items_as_a_folder_does(tmp_path,
+                                                                        monkeypatch):
+    pytest.importorskip("datasets")
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    manifest = cut_files(tmp_path / "folder", recordings(tmp_path / "audio"))
+    table = pd.read_csv(manifest).rename(columns={"path": "file_name"})
+    manifest.unlink()
+    table[["file_name", "label"]].to_csv(manifest.parent / "metadata.csv", index=False)
+    rows, _ = hf_source(manifest.parent)  # anna_rec-0.wav, anna_rec-1.wav: one recording
+    assert dict(zip(rows["clip"], rows["item"]))["anna_rec-1.wav"] == "anna_rec"
+    assert rows["item"].nunique() == 3
+    assert "has no speaker column" in rows.attrs["recordings"]
+    held, _ = hf_source(_class_label_dataset(tmp_path / "ds", recordings(tmp_path / "a2"),
+                                             ["en", "fr"], speakers=False))
+    assert held["item"].tolist() == held["clip"].tolist()  # no names: one item per example
+    assert held.attrs["recordings"].startswith("every example is its own item; ")
