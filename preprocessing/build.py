@@ -37,7 +37,7 @@ from xval.core.errors import DatasetError
 from xval.core.files import make_temp_file, storage_error
 from xval.core.terminal import is_terminal
 
-__all__ = ["build_store", "extract_file", "feature_params", "silent_note"]
+__all__ = ["build_store", "extract_file", "feature_params", "silent_note", "source_count"]
 
 Augmenter = Callable[[np.ndarray, int, int], np.ndarray]
 """`augmenter(y, sample_rate, seed) -> y`: one augmented version of a signal."""
@@ -187,6 +187,7 @@ class _Extraction:
     silent: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     rows: int = 0
     files: int = 0
+    paths: set[str] = dataclasses.field(default_factory=set)
     shape: tuple[int, ...] = ()
     dtype: np.dtype[Any] = dataclasses.field(default_factory=lambda: np.dtype(np.float32))
 
@@ -210,6 +211,7 @@ class _Extraction:
         self.raw.write(np.ascontiguousarray(feats).tobytes())
         self.rows += len(feats)
         self.files += 1
+        self.paths.add(str(record["path"]))
         kept = [(float(start), int(version)) for start, version, keep
                 in zip(result["starts"], result["version"], real) if keep]
         for start, version in kept:
@@ -347,6 +349,7 @@ def build_store(rows: pd.DataFrame, out: str | os.PathLike[str], *,
     check_trainable(rows, skipped, task_type=task_type, stage="found")
     if classes is None and rows.attrs.get("classes") and tasks.get(task_type).has_classes:
         classes = list(rows.attrs["classes"])
+    unit = str(rows.attrs.get("unit") or "files")  # how the source counts its rows
     rows = rows.sort_values(["item", "clip", "path"], kind="stable").reset_index(drop=True)
     workers = max(1, min(workers or os.cpu_count() or 1, len(rows)))
     work: list[ExtractionTask] = [
@@ -370,8 +373,29 @@ def build_store(rows: pd.DataFrame, out: str | os.PathLike[str], *,
         body = _store_info(params, extraction, augment_versions, seconds, described, info)
         store = write_store(out, npy_path, pd.DataFrame(extraction.meta), info=body,
                             task_type=task_type, classes=classes, overwrite=overwrite)
-    return store, {"rows": len(store), "files": extraction.files, "skipped": skipped,
+    return store, {"rows": len(store), "files": extraction.files,
+                   "recordings": len(extraction.paths),
+                   "unit": unit, "skipped": skipped,
                    "items": store.info.n_items, "classes": store.classes,
                    "seconds": round(seconds, 3), "shape": tuple(store.features.shape),
                    "silent_segments": len(extraction.silent),
                    "silent_dropped": not extraction.keep_silent}
+
+
+def source_count(summary: Mapping[str, Any]) -> str:
+    """What a store's rows came from, counted as its source counts them: `"6 files"`, or
+    for stretches of longer recordings `"72 supervisions of 24 recordings"`.
+
+    Args:
+        summary: `build_store`'s summary (`files`, `recordings`, `unit`).
+
+    Returns:
+        The phrase.
+    """
+    files, recordings = int(summary["files"]), int(summary.get("recordings") or 0)
+    unit = str(summary.get("unit") or "files")
+    if not recordings or recordings == files:
+        return f"{files} {unit}"
+    if unit == "files":
+        return f"{files} stretches of {recordings} files"
+    return f"{files} {unit} of {recordings} recordings"

@@ -218,7 +218,7 @@ def test_cli_kaldi_builds_a_store_and_refuses_a_directory_without_wav_scp(tmp_pa
     ok = _preprocess("kaldi", data, "--label-file", "utt2lang", "--out", tmp_path / "s",
                      cwd=ROOT)
     assert ok.returncode == 0, ok.stderr
-    assert "from 6 files, 3 items, 2 classes" in ok.stdout
+    assert "from 6 utterances of 3 recordings, 3 items, 2 classes" in ok.stdout
     info = json.loads((tmp_path / "s" / "dataset.json").read_text())
     assert info["source"].startswith("kaldi ")
     (data / "wav.scp").unlink()
@@ -235,8 +235,8 @@ def test_cli_kaldi_builds_a_store_and_refuses_a_directory_without_wav_scp(tmp_pa
 def lhotse_manifests(folder, recs, *, speakers=True, command=False):
     lhotse = pytest.importorskip("lhotse")
     folder.mkdir(parents=True, exist_ok=True)
-    recordings_ = [lhotse.Recording.from_file(path, recording_id=rec)
-                   for rec, (path, _) in recs.items()]
+    recordings_ = [lhotse.Recording.from_file(path, recording_id=rec)  # as given: relative
+                   for rec, (path, _) in recs.items()]                   # paths stay relative
     if command:
         source = recordings_[0].sources[0]
         recordings_[0].sources[0] = type(source)(type="command", channels=[0],
@@ -310,7 +310,40 @@ def test_cli_lhotse_without_speakers_exits_2_and_writes_nothing(tmp_path):
                      manifests / "supervisions.jsonl", "--label-field", "language",
                      "--item-field", "recording_id", "--out", tmp_path / "s", cwd=ROOT)
     assert ok.returncode == 0, ok.stderr
-    assert "from 6 files, 3 items, 2 classes" in ok.stdout
+    assert "from 6 supervisions of 3 recordings, 3 items, 2 classes" in ok.stdout
+
+
+def test_lhotse_source_relative_paths_name_the_path_tried_and_root(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # Recording.from_file("audio/x.wav") keeps the relative path
+    recs = {rec: (path.relative_to(tmp_path), y)
+            for rec, (path, y) in recordings(tmp_path / "audio").items()}
+    manifests = lhotse_manifests(tmp_path / "lhotse", recs)
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    with pytest.raises(DatasetError, match=r"elsewhere/audio/anna_rec.wav.*file not found at "
+                       r".*elsewhere/audio/anna_rec.wav \(its path 'audio/anna_rec.wav' is "
+                       r"relative, read from .*elsewhere; .*pass --root FOLDER"):
+        lhotse_source([manifests / "cuts.jsonl.gz"], label_field="language")
+    rows, skipped = lhotse_source([manifests / "cuts.jsonl.gz"], label_field="language",
+                                  root=tmp_path)
+    assert skipped == [] and len(rows) == 6 and rows.attrs["unit"] == "cuts"
+
+
+def test_cli_lhotse_root_refuses_only_a_store_inside_the_audio_folder(tmp_path,
+                                                                      monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    recs = {rec: (path.relative_to(tmp_path), y)
+            for rec, (path, y) in recordings(tmp_path / "audio").items()}
+    manifests = lhotse_manifests(tmp_path / "lhotse", recs)
+    args = ("lhotse", manifests / "recordings.jsonl.gz", manifests / "supervisions.jsonl",
+            "--label-field", "language", "--root", tmp_path)
+    # A project inside --root, beside the audio: nothing read is written over.
+    ok = _preprocess(*args, "--out", tmp_path / "project" / "data" / "s", cwd=ROOT)
+    assert ok.returncode == 0, ok.stderr
+    assert "6 rows from 6 supervisions of 3 recordings, 3 items" in ok.stdout
+    inside = _preprocess(*args, "--out", tmp_path / "audio" / "s", cwd=ROOT)
+    assert inside.returncode == 2, inside.stdout
+    assert "is inside the audio folder" in inside.stderr and "audio" in inside.stderr
 
 
 # -- Hugging Face datasets -------------------------------------------------------------

@@ -162,7 +162,9 @@ def kaldi_source(data_dir: str | os.PathLike[str], *, label_file: str,
         if start is not None:
             row.update(offset=start, duration=duration)
         rows.append(row)
-    return source_rows(rows, skipped, f"Kaldi data directory {folder}")
+    table, skipped = source_rows(rows, skipped, f"Kaldi data directory {folder}")
+    table.attrs["unit"] = "utterances"  # of recordings, in the summaries
+    return table, skipped
 
 
 def _blank(value: str | None, table: str) -> str | None:

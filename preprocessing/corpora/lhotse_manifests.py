@@ -89,7 +89,14 @@ def _audio_file(recording: Any, root: Path) -> tuple[Path | None, str | None]:
                       "perturbation, resampling), which are not applied here")
     path = root / sources[0].source
     reason = unreadable_reason(path)
-    return (path, None) if reason is None else (None, reason)
+    if reason is None:
+        return path, None
+    if Path(sources[0].source).is_absolute():
+        return None, f"recording {recording.id}: {reason}"
+    return None, (f"recording {recording.id}: {reason} at {path} (its path "
+                  f"{sources[0].source!r} is relative, read from {root}; Lhotse keeps the "
+                  "path given to Recording.from_file: pass --root FOLDER, the folder it is "
+                  "relative to, or give from_file absolute paths)")
 
 
 def _row(supervisions: list[Any], recording: Any, clip: str, offset: float,
@@ -113,7 +120,9 @@ def _row(supervisions: list[Any], recording: Any, clip: str, offset: float,
         reason = (f"channel {channel} of {recording.num_channels}: the channels of a file "
                   "are mixed to mono, one cannot be chosen")
     if reason is not None:
-        skipped.append({"path": str(path or recording.id), "reason": f"{clip}: {reason}"})
+        tried = path if path is not None or len(recording.sources) != 1 \
+            else root / recording.sources[0].source
+        skipped.append({"path": str(tried or recording.id), "reason": f"{clip}: {reason}"})
         return None
     return {"path": str(path), "label": labels.pop(), "item": items.pop(), "clip": clip,
             "offset": float(offset), "duration": float(duration)}
@@ -135,7 +144,13 @@ def _from_cuts(cuts: Any, lhotse: Any, fields: tuple[str, str], root: Path,
                    cut.channel, fields, root, skipped)
         if row is not None:
             rows.append(row)
-    return source_rows(rows, skipped, what)
+    return _counted(source_rows(rows, skipped, what), "cuts")
+
+
+def _counted(source: Source, unit: str) -> Source:
+    """A source whose rows are counted as `unit` (of recordings) in the summaries."""
+    source[0].attrs["unit"] = unit
+    return source
 
 
 def _from_supervisions(recordings: Any, supervisions: Any, fields: tuple[str, str],
@@ -156,7 +171,7 @@ def _from_supervisions(recordings: Any, supervisions: Any, fields: tuple[str, st
                    root, skipped)
         if row is not None:
             rows.append(row)
-    return source_rows(rows, skipped, what)
+    return _counted(source_rows(rows, skipped, what), "supervisions")
 
 
 def _check_fields(supervisions: list[Any], fields: tuple[str, str], what: str) -> None:
