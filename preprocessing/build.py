@@ -37,7 +37,7 @@ from xval.core.errors import DatasetError
 from xval.core.files import make_temp_file, storage_error
 from xval.core.terminal import is_terminal
 
-__all__ = ["build_store", "extract_file", "feature_params", "silent_note", "source_count"]
+__all__ = ["build_store", "extract_file", "feature_params", "silent_note"]
 
 Augmenter = Callable[[np.ndarray, int, int], np.ndarray]
 """`augmenter(y, sample_rate, seed) -> y`: one augmented version of a signal."""
@@ -380,22 +380,3 @@ def build_store(rows: pd.DataFrame, out: str | os.PathLike[str], *,
                    "seconds": round(seconds, 3), "shape": tuple(store.features.shape),
                    "silent_segments": len(extraction.silent),
                    "silent_dropped": not extraction.keep_silent}
-
-
-def source_count(summary: Mapping[str, Any]) -> str:
-    """What a store's rows came from, counted as its source counts them: `"6 files"`, or
-    for stretches of longer recordings `"72 supervisions of 24 recordings"`.
-
-    Args:
-        summary: `build_store`'s summary (`files`, `recordings`, `unit`).
-
-    Returns:
-        The phrase.
-    """
-    files, recordings = int(summary["files"]), int(summary.get("recordings") or 0)
-    unit = str(summary.get("unit") or "files")
-    if not recordings or recordings == files:
-        return f"{files} {unit}"
-    if unit == "files":
-        return f"{files} stretches of {recordings} files"
-    return f"{files} {unit} of {recordings} recordings"

@@ -6,6 +6,7 @@ whichever way they are described: cut into files of their own (a CSV manifest), 
 
 import io
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -188,7 +189,7 @@ def test_kaldi_source_skips_what_it_cannot_use_and_lists_why(tmp_path, params):
 def test_kaldi_source_refuses_commands_and_archives_in_wav_scp(tmp_path, entry):
     data = write_kaldi(tmp_path / "data", recordings(tmp_path / "audio"))
     (data / "wav.scp").write_text(f"anna_rec {entry}\n")
-    with pytest.raises(DatasetError, match="not an audio file .*never run. Write the audio"):
+    with pytest.raises(DatasetError, match="not an audio file .*not run by default. Write the"):
         kaldi_source(data, label_file="utt2lang")
 
 
@@ -227,6 +228,76 @@ def test_cli_kaldi_builds_a_store_and_refuses_a_directory_without_wav_scp(tmp_pa
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1, bad.stderr
     assert bad.stderr.startswith("error: ") and "has no wav.scp" in bad.stderr
     assert not (tmp_path / "t").exists()
+
+
+def _programs_or_skip(*programs):
+    missing = [p for p in programs if shutil.which(p) is None]
+    if missing:
+        pytest.skip(f"{', '.join(missing)} not installed: the piped wav.scp tests run real "
+                    "Debian programs (apt-get install -y sox flac)")
+
+
+def _piped_scp(data, recs, root):
+    """wav.scp as recipes write it: FLAC decoded by `flac`, WAV copied through `sox`."""
+    (data / "wav.scp").write_text("".join(
+        f"{r} flac -c -d -s {p.relative_to(root)} |\n" if p.suffix == ".flac"
+        else f"{r} sox {p.relative_to(root)} -t wav - |\n" for r, (p, _) in recs.items()))
+
+
+def test_kaldi_source_runs_piped_wav_scp_only_when_asked(tmp_path, params):
+    _programs_or_skip("flac", "sox")
+    recs = recordings(tmp_path / "audio")
+    data = write_kaldi(tmp_path / "data", recs)
+    plain = store_of(kaldi_source(data, label_file="utt2lang")[0], tmp_path / "plain", params)
+    _piped_scp(data, recs, tmp_path)
+    with pytest.raises(DatasetError, match="not run by default.*pass --run-wav-scp-commands "
+                                           "to run the commands of a wav.scp you trust"):
+        kaldi_source(data, label_file="utt2lang", root=tmp_path)
+    rows, skipped = kaldi_source(data, label_file="utt2lang", root=tmp_path,
+                                 run_commands=True)
+    assert skipped == [] and rows["read"].map(callable).all()
+    piped, _ = build_store(rows, tmp_path / "piped", params=params, workers=2,
+                           progress=False)  # the readers cross to the worker processes
+    np.testing.assert_array_equal(piped.features, plain.features)
+    assert piped.meta["clip"].tolist() == plain.meta["clip"].tolist()
+    (tmp_path / "audio" / "bob_rec.flac").unlink()
+    rows, skipped = kaldi_source(data, label_file="utt2lang", root=tmp_path,
+                                 run_commands=True)
+    broken = build_store(rows, tmp_path / "broken", params=params, workers=1,
+                         progress=False)[1]["skipped"]
+    assert len(broken) == 2 and "flac in 'flac -c -d -s audio/bob_rec.flac |' exited with " \
+        "status 1" in broken[0]["reason"]
+
+
+@pytest.mark.parametrize("entry,match", [
+    ("sox a.wav -t wav - 2>/dev/null |", r"shell syntax \('>'\)"),
+    ("flac -c -d $HOME/a.flac |", r"shell syntax \('\$'\)"),
+    ("cat a.wav; rm -f b |", r"shell syntax \(';'\)"),
+    ("sox a.wav -t wav - || cat b.wav |", r"shell syntax \('\|\|'\)"),
+    ("cat audio/*.wav |", r"shell syntax \('\*'\)"),
+    ("sox a.wav -t wav - | | cat |", "has an empty stage"),
+    ("no-such-decoder a.sph |", "the program 'no-such-decoder' .* is not installed"),
+    ("sox 'a.wav -t wav - |", "cannot be split into arguments"),
+])
+def test_kaldi_source_run_commands_refuses_what_is_not_a_plain_pipeline(tmp_path, entry,
+                                                                         match):
+    data = write_kaldi(tmp_path / "data", recordings(tmp_path / "audio"))
+    (data / "wav.scp").write_text(f"anna_rec {entry}\n")
+    with pytest.raises(DatasetError, match=f"recording 'anna_rec'.*{match}"):
+        kaldi_source(data, label_file="utt2lang", run_commands=True)
+
+
+def test_cli_kaldi_run_wav_scp_commands_builds_the_store(tmp_path):
+    _programs_or_skip("flac", "sox")
+    recs = recordings(tmp_path / "audio")
+    data = write_kaldi(tmp_path / "data", recs)
+    _piped_scp(data, recs, tmp_path)
+    args = ("kaldi", data, "--label-file", "utt2lang", "--root", tmp_path)
+    refused = _preprocess(*args, "--out", tmp_path / "s", cwd=ROOT)
+    assert refused.returncode == 2 and "--run-wav-scp-commands" in refused.stderr
+    ok = _preprocess(*args, "--run-wav-scp-commands", "--out", tmp_path / "s", cwd=ROOT)
+    assert ok.returncode == 0, ok.stderr
+    assert "from 6 utterances of 3 recordings" in ok.stdout
 
 
 # -- Lhotse ---------------------------------------------------------------------------

@@ -24,11 +24,12 @@ import xval.config.schema as schema
 from augmentation import Augmenter, require_augment_extra
 from preprocessing import sources
 from preprocessing.babble import babble_backgrounds
-from preprocessing.build import build_store, feature_params, silent_note, source_count
+from preprocessing.build import build_store, feature_params, silent_note
 from preprocessing.demo import build_demo
 from preprocessing.detection import build_detection_store, read_items
 from preprocessing.features.pretrained import encoder_overrides
 from preprocessing.report import dataset_report, format_report
+from preprocessing.rows import source_count
 from preprocessing.sources import Skipped
 from preprocessing.store import FeatureStore
 from preprocessing.synth_events import synth_events
