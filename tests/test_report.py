@@ -589,6 +589,38 @@ def test_report_note_selects_and_reports_at_clip_level(tmp_path):
         "folds), segment level beside it: 0.7000 ± 0.0141." in note
 
 
+def test_report_one_row_per_clip_instance_is_compared_at_clip_level(tmp_path):
+    """Instance 1 cuts files into segments (segment 0.92, clip 0.95); instance 3 reads an
+    embedding store, one row per clip (0.93, no clip level apart): its score is a clip
+    score, so the two are compared per clip (1 wins) and no note says 3 lacks clips."""
+    splits = ("train", "val", "test")
+    for instance, (segment, clip) in {1: (0.92, 0.95), 3: (0.93, None)}.items():
+        folder = tmp_path / "experiment_1" / f"instance_{instance}"
+        folder.mkdir(parents=True)
+        for i, delta in enumerate((-0.01, 0.01)):
+            fold = {"instance": instance, "fold": i, "status": "ok",
+                    "task_type": "classification", "n_rows": {"train": 20, "test": 10},
+                    "items": {"train": ["a", "b"], "val": ["c", "d"], "test": ["e"]},
+                    "metrics": {s: {"accuracy": segment + delta} for s in splits}}
+            if clip is not None:
+                fold["clip_metrics"] = {s: {"accuracy": clip + delta} for s in splits}
+            (folder / f"fold_{i}.json").write_text(json.dumps(fold))
+    write_manifest(tmp_path / "experiment_1", 2)
+    results = ExperimentResults(tmp_path / "experiment_1")
+    assert results[3].metric("accuracy", "val", "clip") == pytest.approx(0.93)
+    assert results.without_clip_level("accuracy") == []
+    assert results.auto_level("accuracy") == "clip"
+    assert results.best("accuracy", "val", level="auto").id == 1
+    note = report_note(results)
+    assert "no clip-level scores" not in note and "rerun" not in note
+    assert "Instance(s) 3 have one row per clip (an embedding store): their segment " \
+        "scores are their clip scores." in note
+    ws = load_workbook(build_workbook(results, path=tmp_path / "w.xlsx"))["Summary"]
+    header = [c.value for c in ws[2]]
+    row = next(r for r in ws.iter_rows(min_row=3, values_only=True) if r[0] == 3)
+    assert row[header.index("clip accuracy mean")] == pytest.approx(0.93)
+
+
 def test_detection_windows_never_stand_in_for_recordings(tmp_path):
     """Detection instance 1 was scored before recordings were (windows only, the better
     window score); instance 2 has both. A window score is not a recording score: instance 1
