@@ -606,3 +606,20 @@ def test_hf_source_without_speaker_column_takes_items_as_a_folder_does(tmp_path,
                                              ["en", "fr"], speakers=False))
     assert held["item"].tolist() == held["clip"].tolist()  # no names: one item per example
     assert held.attrs["recordings"].startswith("every example is its own item; ")
+
+
+@pytest.mark.slow
+def test_init_takes_an_audiofolder_without_speakers_as_a_folder(tmp_path):
+    pytest.importorskip("datasets")
+    manifest = cut_files(tmp_path / "folder", recordings(tmp_path / "audio"))
+    table = pd.read_csv(manifest).rename(columns={"path": "file_name"})
+    manifest.unlink()
+    table[["file_name", "label"]].to_csv(manifest.parent / "metadata.csv", index=False)
+    project = tmp_path / "project"
+    project.mkdir()
+    init = _init(manifest.parent, "--source", "hf", "--encoder", "none", cwd=project)
+    assert init.returncode == 0, init.stdout + init.stderr
+    out = " ".join(init.stdout.split())
+    assert "2 classes, 3 items (hf " in out and "Items: the recording ids in the file " \
+        "names" in out and "has no speaker column" in out
+    assert "Segments: 1 s every 0.5 s (the clips last 1.00-1.00 s" in out
