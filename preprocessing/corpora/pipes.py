@@ -12,6 +12,7 @@ globs, `~`) is refused. The last stage must write a WAV or FLAC stream to its st
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import shlex
 import shutil
@@ -29,6 +30,8 @@ PIPE_TIMEOUT = 600.0
 Pipeline = tuple[tuple[str, ...], ...]
 """The stages of a pipeline: each the argument list of one program."""
 
+# `shutil.which` once per program, not once per entry of a long wav.scp.
+_which = functools.lru_cache(maxsize=256)(shutil.which)
 # What a shell would interpret and a plain pipeline of programs never needs.
 _SHELL = re.compile(r"[;&<>$`(){}*?~\n]|\|\|")
 
@@ -75,7 +78,7 @@ def parse_pipeline(entry: str, where: str) -> Pipeline:
         raise DatasetError(f"{where}: {entry!r} has an empty stage; expected "
                            "`prog ARGS | prog ARGS |`.")
     for stage in stages:
-        if shutil.which(stage[0]) is None:
+        if _which(stage[0]) is None:
             raise DatasetError(
                 f"{where}: the program {stage[0]!r} of {entry!r} is not installed (not on "
                 f"PATH); install it (e.g. apt-get install {Path(stage[0]).name}) or write "
