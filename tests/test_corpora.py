@@ -391,10 +391,21 @@ def test_lhotse_source_relative_paths_name_the_path_tried_and_root(tmp_path, mon
     manifests = lhotse_manifests(tmp_path / "lhotse", recs)
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(tmp_path / "elsewhere")
-    with pytest.raises(DatasetError, match=r"elsewhere/audio/anna_rec.wav.*file not found at "
-                       r".*elsewhere/audio/anna_rec.wav \(its path 'audio/anna_rec.wav' is "
-                       r"relative, read from .*elsewhere; .*pass --root FOLDER"):
+    with pytest.raises(DatasetError, match=r"none of its audio files was found \(e.g. "
+                       r".*elsewhere/audio/anna_rec.wav\)\. Their paths are relative.*pass "
+                       r"--root FOLDER, the folder they are relative to"):
         lhotse_source([manifests / "cuts.jsonl.gz"], label_field="language")
+    (tmp_path / "elsewhere" / "audio").mkdir()  # one file found: the others are skipped
+    (tmp_path / "audio" / "anna_rec.wav").rename(tmp_path / "elsewhere" / "audio" /
+                                                 "anna_rec.wav")
+    rows, skipped = lhotse_source([manifests / "cuts.jsonl.gz"], label_field="language")
+    assert len(rows) == 2 and skipped[0]["path"] == str(tmp_path / "elsewhere" / "audio" /
+                                                        "bob_rec.flac")
+    assert skipped[0]["reason"].endswith(
+        f"file not found (the relative path 'audio/bob_rec.flac', read from "
+        f"{tmp_path / 'elsewhere'}: pass --root FOLDER, the folder it is relative to)")
+    (tmp_path / "elsewhere" / "audio" / "anna_rec.wav").rename(tmp_path / "audio" /
+                                                               "anna_rec.wav")
     rows, skipped = lhotse_source([manifests / "cuts.jsonl.gz"], label_field="language",
                                   root=tmp_path)
     assert skipped == [] and len(rows) == 6 and rows.attrs["unit"] == "cuts"

@@ -21,6 +21,9 @@ from xval.core.errors import ConfigurationError, DatasetError
 # other name is a key of its `custom` dict.
 FIELDS = ("speaker", "language", "gender", "text", "recording_id", "id")
 ITEM_FIELD = "speaker"
+RELATIVE = "the relative path"
+"""How a skipped recording's reason names a relative path (`Recording.from_file` keeps the
+path it was given)."""
 
 
 def _lhotse() -> Any:
@@ -93,10 +96,8 @@ def _audio_file(recording: Any, root: Path) -> tuple[Path | None, str | None]:
         return path, None
     if Path(sources[0].source).is_absolute():
         return None, f"recording {recording.id}: {reason}"
-    return None, (f"recording {recording.id}: {reason} at {path} (its path "
-                  f"{sources[0].source!r} is relative, read from {root}; Lhotse keeps the "
-                  "path given to Recording.from_file: pass --root FOLDER, the folder it is "
-                  "relative to, or give from_file absolute paths)")
+    return None, (f"recording {recording.id}: {reason} ({RELATIVE} {sources[0].source!r}, "
+                  f"read from {root}: pass --root FOLDER, the folder it is relative to)")
 
 
 def _row(supervisions: list[Any], recording: Any, clip: str, offset: float,
@@ -144,11 +145,21 @@ def _from_cuts(cuts: Any, lhotse: Any, fields: tuple[str, str], root: Path,
                    cut.channel, fields, root, skipped)
         if row is not None:
             rows.append(row)
-    return _counted(source_rows(rows, skipped, what), "cuts")
+    return _counted(rows, skipped, what, "cuts")
 
 
-def _counted(source: Source, unit: str) -> Source:
-    """A source whose rows are counted as `unit` (of recordings) in the summaries."""
+def _counted(rows: list[dict[str, object]], skipped: Skipped, what: str, unit: str,
+             ) -> Source:
+    """The source, its rows counted as `unit` (of recordings) in the summaries; when no
+    audio file was found and their paths are relative, one error saying so (the folder
+    they were read from, and `--root`)."""
+    if not rows and skipped and all(RELATIVE in str(s["reason"]) for s in skipped):
+        raise DatasetError(
+            f"{what}: none of its audio files was found (e.g. {skipped[0]['path']}). Their "
+            "paths are relative, as Recording.from_file keeps the path it is given, and "
+            "were read from the current folder or --root: pass --root FOLDER, the folder "
+            "they are relative to (or write the manifests with absolute paths).")
+    source = source_rows(rows, skipped, what)
     source[0].attrs["unit"] = unit
     return source
 
@@ -171,7 +182,7 @@ def _from_supervisions(recordings: Any, supervisions: Any, fields: tuple[str, st
                    root, skipped)
         if row is not None:
             rows.append(row)
-    return _counted(source_rows(rows, skipped, what), "supervisions")
+    return _counted(rows, skipped, what, "supervisions")
 
 
 def _check_fields(supervisions: list[Any], fields: tuple[str, str], what: str) -> None:
