@@ -187,6 +187,7 @@ class _Extraction:
     silent: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     rows: int = 0
     files: int = 0
+    paths: set[str] = dataclasses.field(default_factory=set)
     shape: tuple[int, ...] = ()
     dtype: np.dtype[Any] = dataclasses.field(default_factory=lambda: np.dtype(np.float32))
 
@@ -210,6 +211,7 @@ class _Extraction:
         self.raw.write(np.ascontiguousarray(feats).tobytes())
         self.rows += len(feats)
         self.files += 1
+        self.paths.add(str(record["path"]))
         kept = [(float(start), int(version)) for start, version, keep
                 in zip(result["starts"], result["version"], real) if keep]
         for start, version in kept:
@@ -315,7 +317,8 @@ def build_store(rows: pd.DataFrame, out: str | os.PathLike[str], *,
         overwrite: replace an existing store. Defaults to `False`.
         task_type: a task registered in `xval.tasks`. Defaults to `xval.tasks.DEFAULT`
             (classification).
-        classes: class names in target order. Defaults to the sorted labels.
+        classes: class names in target order. Defaults to the source's own order
+            (`rows.attrs["classes"]`, a Hugging Face `ClassLabel`'s), else the sorted labels.
         skipped: files the source already skipped (`{"path", "reason"}`).
         info: extra entries for `dataset.json`.
         augmenter: callable `(y, sample_rate, seed) -> y` making augmented versions.
@@ -344,6 +347,9 @@ def build_store(rows: pd.DataFrame, out: str | os.PathLike[str], *,
                    inputs=inputs)
     check_rows(rows)
     check_trainable(rows, skipped, task_type=task_type, stage="found")
+    if classes is None and rows.attrs.get("classes") and tasks.get(task_type).has_classes:
+        classes = list(rows.attrs["classes"])
+    unit = str(rows.attrs.get("unit") or "files")  # how the source counts its rows
     rows = rows.sort_values(["item", "clip", "path"], kind="stable").reset_index(drop=True)
     workers = max(1, min(workers or os.cpu_count() or 1, len(rows)))
     work: list[ExtractionTask] = [
@@ -367,7 +373,9 @@ def build_store(rows: pd.DataFrame, out: str | os.PathLike[str], *,
         body = _store_info(params, extraction, augment_versions, seconds, described, info)
         store = write_store(out, npy_path, pd.DataFrame(extraction.meta), info=body,
                             task_type=task_type, classes=classes, overwrite=overwrite)
-    return store, {"rows": len(store), "files": extraction.files, "skipped": skipped,
+    return store, {"rows": len(store), "files": extraction.files,
+                   "recordings": len(extraction.paths),
+                   "unit": unit, "skipped": skipped,
                    "items": store.info.n_items, "classes": store.classes,
                    "seconds": round(seconds, 3), "shape": tuple(store.features.shape),
                    "silent_segments": len(extraction.silent),

@@ -82,8 +82,16 @@ class Recordings:
     pattern: str
     groups: list[tuple[str, list[str]]]
 
-    def describe(self) -> str:
-        """One sentence: what was grouped, examples, and how to choose otherwise."""
+    def describe(self, otherwise: str | None = None) -> str:
+        """One sentence: what was grouped, examples, and how to choose otherwise.
+
+        Args:
+            otherwise: the closing sentence, how to choose the items otherwise. Defaults to
+                the options of a folder of audio (`--item-per-file`, `--item-pattern`).
+
+        Returns:
+            The sentence.
+        """
         shown = "; ".join(f"{', '.join(PurePosixPath(f).name for f in files[:2])}"
                           f"{' ...' if len(files) > 2 else ''} -> {item!r}"
                           for item, files in self.groups[:_SHOWN])
@@ -91,8 +99,9 @@ class Recordings:
         return (f"the recording ids in the file names, a trailing take or slice suffix and a "
                 f"leading fold number removed: {len(set(self.items))} items for "
                 f"{len(self.items)} files, {files} of them sharing a recording ({shown}), so "
-                "takes of one recording never land on both sides of a fold. Every file its "
-                f"own item: {OVERRIDE}; another rule: --item-pattern REGEX with (?P<item>..)")
+                "takes of one recording never land on both sides of a fold. " + (
+                    otherwise if otherwise is not None else f"Every file its own item: "
+                    f"{OVERRIDE}; another rule: --item-pattern REGEX with (?P<item>..)"))
 
 
 def _ids(paths: Sequence[str], pattern: str) -> list[str] | None:

@@ -1,6 +1,6 @@
 """The checks every source's rows pass before a store is built: no blank label or item, no
 audio in two rows; and the region of a row (a stretch of a file, or audio kept inside a
-dataset file)."""
+dataset file); and how a store's rows are counted in its summary (`source_count`)."""
 
 import os
 from collections.abc import Mapping
@@ -81,3 +81,22 @@ def _span(record: Mapping[str, Any]) -> str:
     if region is None or region.read is not None:
         return ""
     return f" [{region.offset:g}-{region.end:g} s]"
+
+
+def source_count(summary: Mapping[str, Any]) -> str:
+    """What a store's rows came from, counted as its source counts them: `"6 files"`, or
+    for stretches of longer recordings `"72 supervisions of 24 recordings"`.
+
+    Args:
+        summary: `build_store`'s summary (`files`, `recordings`, `unit`).
+
+    Returns:
+        The phrase.
+    """
+    files, recordings = int(summary["files"]), int(summary.get("recordings") or 0)
+    unit = str(summary.get("unit") or "files")
+    if not recordings or recordings == files:
+        return f"{files} {unit}"
+    if unit == "files":
+        return f"{files} stretches of {recordings} files"
+    return f"{files} {unit} of {recordings} recordings"

@@ -12,12 +12,15 @@ word or a bark into pieces. The rule (`choose_segment`):
 - the hop is half the segment.
 
 Durations are read from the file headers (`soundfile.info`; `librosa.get_duration` for the
-formats libsndfile does not read) or taken from a row's region, never decoded whole.
+formats libsndfile does not read), from the header of audio kept as bytes inside a dataset
+(a row's `read`, e.g. a Hugging Face dataset's), or taken from a row's region, never decoded
+whole; so the same audio gets the same segment whichever source describes it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import io
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -62,6 +65,9 @@ def _duration(record: Mapping[str, Any]) -> float:
         return float(region.duration)
     path = str(record["path"])
     try:
+        if region is not None and region.read is not None:  # encoded bytes: their header
+            info = sf.info(io.BytesIO(region.read()))
+            return max(0.0, float(info.frames / info.samplerate) - region.offset)
         if region is None and path.lower().endswith(tuple(SNDFILE_EXTENSIONS)):
             info = sf.info(path)
             return float(info.frames / info.samplerate)

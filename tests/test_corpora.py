@@ -6,6 +6,7 @@ whichever way they are described: cut into files of their own (a CSV manifest), 
 
 import io
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -20,6 +21,7 @@ from preprocessing import sources
 from preprocessing.audio import Region, load_audio
 from preprocessing.build import build_store, check_rows, feature_params
 from preprocessing.corpora import hf_source, kaldi_source, lhotse_source
+from preprocessing.segment_length import choose_segment, clip_durations
 from tests.conftest import ROOT
 from xval.config.loader import load_config
 from xval.core.errors import ConfigurationError, DatasetError
@@ -187,7 +189,7 @@ def test_kaldi_source_skips_what_it_cannot_use_and_lists_why(tmp_path, params):
 def test_kaldi_source_refuses_commands_and_archives_in_wav_scp(tmp_path, entry):
     data = write_kaldi(tmp_path / "data", recordings(tmp_path / "audio"))
     (data / "wav.scp").write_text(f"anna_rec {entry}\n")
-    with pytest.raises(DatasetError, match="not an audio file .*never run. Write the audio"):
+    with pytest.raises(DatasetError, match="not an audio file .*not run by default. Write the"):
         kaldi_source(data, label_file="utt2lang")
 
 
@@ -217,7 +219,7 @@ def test_cli_kaldi_builds_a_store_and_refuses_a_directory_without_wav_scp(tmp_pa
     ok = _preprocess("kaldi", data, "--label-file", "utt2lang", "--out", tmp_path / "s",
                      cwd=ROOT)
     assert ok.returncode == 0, ok.stderr
-    assert "from 6 files, 3 items, 2 classes" in ok.stdout
+    assert "from 6 utterances of 3 recordings, 3 items, 2 classes" in ok.stdout
     info = json.loads((tmp_path / "s" / "dataset.json").read_text())
     assert info["source"].startswith("kaldi ")
     (data / "wav.scp").unlink()
@@ -228,14 +230,84 @@ def test_cli_kaldi_builds_a_store_and_refuses_a_directory_without_wav_scp(tmp_pa
     assert not (tmp_path / "t").exists()
 
 
+def _programs_or_skip(*programs):
+    missing = [p for p in programs if shutil.which(p) is None]
+    if missing:
+        pytest.skip(f"{', '.join(missing)} not installed: the piped wav.scp tests run real "
+                    "Debian programs (apt-get install -y sox flac)")
+
+
+def _piped_scp(data, recs, root):
+    """wav.scp as recipes write it: FLAC decoded by `flac`, WAV copied through `sox`."""
+    (data / "wav.scp").write_text("".join(
+        f"{r} flac -c -d -s {p.relative_to(root)} |\n" if p.suffix == ".flac"
+        else f"{r} sox {p.relative_to(root)} -t wav - |\n" for r, (p, _) in recs.items()))
+
+
+def test_kaldi_source_runs_piped_wav_scp_only_when_asked(tmp_path, params):
+    _programs_or_skip("flac", "sox")
+    recs = recordings(tmp_path / "audio")
+    data = write_kaldi(tmp_path / "data", recs)
+    plain = store_of(kaldi_source(data, label_file="utt2lang")[0], tmp_path / "plain", params)
+    _piped_scp(data, recs, tmp_path)
+    with pytest.raises(DatasetError, match="not run by default.*pass --run-wav-scp-commands "
+                                           "to run the commands of a wav.scp you trust"):
+        kaldi_source(data, label_file="utt2lang", root=tmp_path)
+    rows, skipped = kaldi_source(data, label_file="utt2lang", root=tmp_path,
+                                 run_commands=True)
+    assert skipped == [] and rows["read"].map(callable).all()
+    piped, _ = build_store(rows, tmp_path / "piped", params=params, workers=2,
+                           progress=False)  # the readers cross to the worker processes
+    np.testing.assert_array_equal(piped.features, plain.features)
+    assert piped.meta["clip"].tolist() == plain.meta["clip"].tolist()
+    (tmp_path / "audio" / "bob_rec.flac").unlink()
+    rows, skipped = kaldi_source(data, label_file="utt2lang", root=tmp_path,
+                                 run_commands=True)
+    broken = build_store(rows, tmp_path / "broken", params=params, workers=1,
+                         progress=False)[1]["skipped"]
+    assert len(broken) == 2 and "flac in 'flac -c -d -s audio/bob_rec.flac |' exited with " \
+        "status 1" in broken[0]["reason"]
+
+
+@pytest.mark.parametrize("entry,match", [
+    ("sox a.wav -t wav - 2>/dev/null |", r"shell syntax \('>'\)"),
+    ("flac -c -d $HOME/a.flac |", r"shell syntax \('\$'\)"),
+    ("cat a.wav; rm -f b |", r"shell syntax \(';'\)"),
+    ("sox a.wav -t wav - || cat b.wav |", r"shell syntax \('\|\|'\)"),
+    ("cat audio/*.wav |", r"shell syntax \('\*'\)"),
+    ("sox a.wav -t wav - | | cat |", "has an empty stage"),
+    ("no-such-decoder a.sph |", "the program 'no-such-decoder' .* is not installed"),
+    ("sox 'a.wav -t wav - |", "cannot be split into arguments"),
+])
+def test_kaldi_source_run_commands_refuses_what_is_not_a_plain_pipeline(tmp_path, entry,
+                                                                         match):
+    data = write_kaldi(tmp_path / "data", recordings(tmp_path / "audio"))
+    (data / "wav.scp").write_text(f"anna_rec {entry}\n")
+    with pytest.raises(DatasetError, match=f"recording 'anna_rec'.*{match}"):
+        kaldi_source(data, label_file="utt2lang", run_commands=True)
+
+
+def test_cli_kaldi_run_wav_scp_commands_builds_the_store(tmp_path):
+    _programs_or_skip("flac", "sox")
+    recs = recordings(tmp_path / "audio")
+    data = write_kaldi(tmp_path / "data", recs)
+    _piped_scp(data, recs, tmp_path)
+    args = ("kaldi", data, "--label-file", "utt2lang", "--root", tmp_path)
+    refused = _preprocess(*args, "--out", tmp_path / "s", cwd=ROOT)
+    assert refused.returncode == 2 and "--run-wav-scp-commands" in refused.stderr
+    ok = _preprocess(*args, "--run-wav-scp-commands", "--out", tmp_path / "s", cwd=ROOT)
+    assert ok.returncode == 0, ok.stderr
+    assert "from 6 utterances of 3 recordings" in ok.stdout
+
+
 # -- Lhotse ---------------------------------------------------------------------------
 
 
 def lhotse_manifests(folder, recs, *, speakers=True, command=False):
     lhotse = pytest.importorskip("lhotse")
     folder.mkdir(parents=True, exist_ok=True)
-    recordings_ = [lhotse.Recording.from_file(path, recording_id=rec)
-                   for rec, (path, _) in recs.items()]
+    recordings_ = [lhotse.Recording.from_file(path, recording_id=rec)  # as given: relative
+                   for rec, (path, _) in recs.items()]                   # paths stay relative
     if command:
         source = recordings_[0].sources[0]
         recordings_[0].sources[0] = type(source)(type="command", channels=[0],
@@ -309,7 +381,51 @@ def test_cli_lhotse_without_speakers_exits_2_and_writes_nothing(tmp_path):
                      manifests / "supervisions.jsonl", "--label-field", "language",
                      "--item-field", "recording_id", "--out", tmp_path / "s", cwd=ROOT)
     assert ok.returncode == 0, ok.stderr
-    assert "from 6 files, 3 items, 2 classes" in ok.stdout
+    assert "from 6 supervisions of 3 recordings, 3 items, 2 classes" in ok.stdout
+
+
+def test_lhotse_source_relative_paths_name_the_path_tried_and_root(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # Recording.from_file("audio/x.wav") keeps the relative path
+    recs = {rec: (path.relative_to(tmp_path), y)
+            for rec, (path, y) in recordings(tmp_path / "audio").items()}
+    manifests = lhotse_manifests(tmp_path / "lhotse", recs)
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    with pytest.raises(DatasetError, match=r"none of its audio files was found \(e.g. "
+                       r".*elsewhere/audio/anna_rec.wav\)\. Their paths are relative.*pass "
+                       r"--root FOLDER, the folder they are relative to"):
+        lhotse_source([manifests / "cuts.jsonl.gz"], label_field="language")
+    (tmp_path / "elsewhere" / "audio").mkdir()  # one file found: the others are skipped
+    (tmp_path / "audio" / "anna_rec.wav").rename(tmp_path / "elsewhere" / "audio" /
+                                                 "anna_rec.wav")
+    rows, skipped = lhotse_source([manifests / "cuts.jsonl.gz"], label_field="language")
+    assert len(rows) == 2 and skipped[0]["path"] == str(tmp_path / "elsewhere" / "audio" /
+                                                        "bob_rec.flac")
+    assert skipped[0]["reason"].endswith(
+        f"file not found (the relative path 'audio/bob_rec.flac', read from "
+        f"{tmp_path / 'elsewhere'}: pass --root FOLDER, the folder it is relative to)")
+    (tmp_path / "elsewhere" / "audio" / "anna_rec.wav").rename(tmp_path / "audio" /
+                                                               "anna_rec.wav")
+    rows, skipped = lhotse_source([manifests / "cuts.jsonl.gz"], label_field="language",
+                                  root=tmp_path)
+    assert skipped == [] and len(rows) == 6 and rows.attrs["unit"] == "cuts"
+
+
+def test_cli_lhotse_root_refuses_only_a_store_inside_the_audio_folder(tmp_path,
+                                                                      monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    recs = {rec: (path.relative_to(tmp_path), y)
+            for rec, (path, y) in recordings(tmp_path / "audio").items()}
+    manifests = lhotse_manifests(tmp_path / "lhotse", recs)
+    args = ("lhotse", manifests / "recordings.jsonl.gz", manifests / "supervisions.jsonl",
+            "--label-field", "language", "--root", tmp_path)
+    # A project inside --root, beside the audio: nothing read is written over.
+    ok = _preprocess(*args, "--out", tmp_path / "project" / "data" / "s", cwd=ROOT)
+    assert ok.returncode == 0, ok.stderr
+    assert "6 rows from 6 supervisions of 3 recordings, 3 items" in ok.stdout
+    inside = _preprocess(*args, "--out", tmp_path / "audio" / "s", cwd=ROOT)
+    assert inside.returncode == 2, inside.stdout
+    assert "is inside the audio folder" in inside.stderr and "audio" in inside.stderr
 
 
 # -- Hugging Face datasets -------------------------------------------------------------
@@ -446,3 +562,75 @@ def test_init_takes_a_kaldi_directory_and_refuses_bad_input_writing_nothing(tmp_
     assert (project / "experiments" / "data.py").is_file()
     assert json.loads((project / "data" / "data" / "dataset.json").read_text())["n_items"] == 3
     assert "Run the experiment with:" in init.stdout
+
+
+# -- Hugging Face as its users expect it (issue 46) -------------------------------------
+
+
+def _class_label_dataset(folder, recs, names, *, speakers=True):
+    """The stretches as bytes in a saved dataset whose labels are a `ClassLabel` of `names`
+    (ids in that order, not sorted), with or without a speaker column."""
+    datasets = pytest.importorskip("datasets")
+    table = pd.read_csv(cut_files(folder.parent / f"{folder.name}_files", recs))
+    audio = [_wav_bytes(sf.read(folder.parent / f"{folder.name}_files" / p,
+                                dtype="float32")[0]) for p in table["path"]]
+    columns = {"audio": audio, "label": [names.index(x) for x in table["label"]]}
+    if speakers:
+        columns["speaker_id"] = table["item"].tolist()
+    dataset = datasets.Dataset.from_dict(columns).cast_column("audio", datasets.Audio())
+    dataset.cast_column("label", datasets.ClassLabel(names=names)).save_to_disk(str(folder))
+    return folder
+
+
+def test_hf_source_classes_follow_the_class_label_ids(tmp_path, params):
+    recs = recordings(tmp_path / "audio")
+    folder = _class_label_dataset(tmp_path / "ds", recs, ["fr", "en", "de"])
+    rows, _ = hf_source(folder)
+    assert rows.attrs["classes"] == ["fr", "en"]  # id order; "de" has no example
+    store = store_of(rows, tmp_path / "s", params)
+    assert store.classes == ["fr", "en"]
+    assert (store.meta["target"] == store.meta["label"].map({"fr": 0, "en": 1})).all()
+
+
+def test_hf_source_held_bytes_give_the_kaldi_clip_durations(tmp_path):
+    recs = recordings(tmp_path / "audio")
+    rows, _ = hf_source(_class_label_dataset(tmp_path / "ds", recs, ["en", "fr"]))
+    kaldi_rows, _ = kaldi_source(write_kaldi(tmp_path / "data", recs), label_file="utt2lang")
+    np.testing.assert_allclose(clip_durations(rows), clip_durations(kaldi_rows))
+    assert choose_segment(clip_durations(rows)) == choose_segment(clip_durations(kaldi_rows))
+
+
+def test_hf_source_without_speaker_column_takes_items_as_a_folder_does(tmp_path,
+                                                                        monkeypatch):
+    pytest.importorskip("datasets")
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    manifest = cut_files(tmp_path / "folder", recordings(tmp_path / "audio"))
+    table = pd.read_csv(manifest).rename(columns={"path": "file_name"})
+    manifest.unlink()
+    table[["file_name", "label"]].to_csv(manifest.parent / "metadata.csv", index=False)
+    rows, _ = hf_source(manifest.parent)  # anna_rec-0.wav, anna_rec-1.wav: one recording
+    assert dict(zip(rows["clip"], rows["item"]))["anna_rec-1.wav"] == "anna_rec"
+    assert rows["item"].nunique() == 3
+    assert "has no speaker column" in rows.attrs["recordings"]
+    held, _ = hf_source(_class_label_dataset(tmp_path / "ds", recordings(tmp_path / "a2"),
+                                             ["en", "fr"], speakers=False))
+    assert held["item"].tolist() == held["clip"].tolist()  # no names: one item per example
+    assert held.attrs["recordings"].startswith("every example is its own item; ")
+
+
+@pytest.mark.slow
+def test_init_takes_an_audiofolder_without_speakers_as_a_folder(tmp_path):
+    pytest.importorskip("datasets")
+    manifest = cut_files(tmp_path / "folder", recordings(tmp_path / "audio"))
+    table = pd.read_csv(manifest).rename(columns={"path": "file_name"})
+    manifest.unlink()
+    table[["file_name", "label"]].to_csv(manifest.parent / "metadata.csv", index=False)
+    project = tmp_path / "project"
+    project.mkdir()
+    init = _init(manifest.parent, "--source", "hf", "--encoder", "none", cwd=project)
+    assert init.returncode == 0, init.stdout + init.stderr
+    out = " ".join(init.stdout.split())
+    assert "2 classes, 3 items (hf " in out and "Items: the recording ids in the file " \
+        "names" in out and "has no speaker column" in out
+    assert "Segments: 1 s every 0.5 s (the clips last 1.00-1.00 s" in out

@@ -5,6 +5,7 @@ subprocess."""
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 
@@ -97,3 +98,23 @@ def test_segment_for_reads_the_durations_and_keeps_a_configured_length(tmp_path)
     config.write_text("[features]\nsegment_seconds = 2.0\n")
     chosen = segment_for(rows, load_config(config))
     assert (chosen.seconds, chosen.hop) == (2.0, 0.5) and "config.ini" in chosen.reason
+
+
+@pytest.mark.slow
+def test_init_with_project_elsewhere_prints_a_command_that_runs_here(tmp_path):
+    audio = _takes(tmp_path / "sounds")
+    here = tmp_path / "here"
+    here.mkdir()
+    proc = _init(here, audio, "--project", tmp_path / "project", "--name", "Door sounds")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    command = shlex.split(proc.stdout.split("Run the experiment with:")[1].strip()
+                          .splitlines()[0])
+    assert command[1] == str(tmp_path / "project" / "experiments" / "door_sounds.py")
+    python = sys.executable if command[0] == "python" else command[0]
+    dry = subprocess.run([python, *command[1:], "--dry-run"], capture_output=True, text=True,
+                         cwd=here, timeout=600,
+                         env={**os.environ, "PYTHONPATH": str(ROOT), "KERAS_BACKEND": "torch"})
+    assert dry.returncode == 0, dry.stdout[-2000:] + dry.stderr[-2000:]
+    script = (tmp_path / "project" / "experiments" / "door_sounds.py").read_text()
+    assert "the classes of Door sounds on" in script
+    assert 'description="Door sounds: first models"' in script and "of sounds on" not in script

@@ -1,6 +1,7 @@
 """The workbook read back with openpyxl, plots, statistics and the report command."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -587,6 +588,101 @@ def test_report_note_selects_and_reports_at_clip_level(tmp_path):
     assert note.startswith("Selected: instance 2, best validation accuracy (0.9500, clip level)")
     assert "Report its test accuracy at clip level: 0.9500 ± 0.0141 (mean ± std over 2 " \
         "folds), segment level beside it: 0.7000 ± 0.0141." in note
+
+
+def test_report_one_row_per_clip_instance_is_compared_at_clip_level(tmp_path):
+    """Instance 1 cuts files into segments (segment 0.92, clip 0.95); instance 3 reads an
+    embedding store, one row per clip (0.93, no clip level apart): its score is a clip
+    score, so the two are compared per clip (1 wins) and no note says 3 lacks clips."""
+    splits = ("train", "val", "test")
+    for instance, (segment, clip) in {1: (0.92, 0.95), 3: (0.93, None)}.items():
+        folder = tmp_path / "experiment_1" / f"instance_{instance}"
+        folder.mkdir(parents=True)
+        for i, delta in enumerate((-0.01, 0.01)):
+            fold = {"instance": instance, "fold": i, "status": "ok",
+                    "task_type": "classification", "n_rows": {"train": 20, "test": 10},
+                    "items": {"train": ["a", "b"], "val": ["c", "d"], "test": ["e"]},
+                    "metrics": {s: {"accuracy": segment + delta} for s in splits}}
+            if clip is not None:
+                fold["clip_metrics"] = {s: {"accuracy": clip + delta} for s in splits}
+            (folder / f"fold_{i}.json").write_text(json.dumps(fold))
+    write_manifest(tmp_path / "experiment_1", 2)
+    results = ExperimentResults(tmp_path / "experiment_1")
+    assert results[3].metric("accuracy", "val", "clip") == pytest.approx(0.93)
+    assert results.without_clip_level("accuracy") == []
+    assert results.auto_level("accuracy") == "clip"
+    assert results.best("accuracy", "val", level="auto").id == 1
+    note = report_note(results)
+    assert "no clip-level scores" not in note and "rerun" not in note
+    assert "Instance(s) 3 have one row per clip (an embedding store): their segment " \
+        "scores are their clip scores." in note
+    ws = load_workbook(build_workbook(results, path=tmp_path / "w.xlsx"))["Summary"]
+    header = [c.value for c in ws[2]]
+    row = next(r for r in ws.iter_rows(min_row=3, values_only=True) if r[0] == 3)
+    assert row[header.index("clip accuracy mean")] == pytest.approx(0.93)
+
+
+def _wide_results(tmp_path):
+    """Four instances whose parameters differ, 5 folds, segment and clip levels (instance 2
+    one row per clip): a Summary of 22 columns, as a real experiment's."""
+    exp, splits = tmp_path / "experiment_1", ("train", "val", "test")
+    for inst, (seg, clip) in {1: (0.61, 0.66), 2: (0.55, None), 3: (0.58, 0.63),
+                              4: (0.52, 0.57)}.items():
+        folder = exp / f"instance_{inst}"
+        folder.mkdir(parents=True)
+        params = {"architecture": "embedding_mlp" if inst == 2 else "example_cnn",
+                  "learning_rate": 0.001 * inst, "dropout": 0.1 * inst,
+                  "comment_1": f"instance {inst} first comment"}
+        (folder / "params.json").write_text(params_text(inst, params,
+                                                        task_type="classification"))
+        for i in range(5):
+            fold = {"instance": inst, "fold": i, "status": "ok", "task_type": "classification",
+                    "n_rows": {"train": 200, "test": 50},
+                    "params_hash": json.loads(params_text(inst, params))["hash"],
+                    "items": {"train": ["a", "b"], "val": ["c", "d"], "test": ["e"]},
+                    "metrics": {s: {"accuracy": seg + i / 100, "f1": seg - 0.02}
+                                for s in splits}}
+            if clip is not None:
+                fold["clip_metrics"] = {s: {"accuracy": clip + i / 100, "f1": clip - 0.03}
+                                        for s in splits}
+            (folder / f"fold_{i}.json").write_text(json.dumps(fold))
+    write_manifest(exp, 5)
+    return build_workbook(ExperimentResults(exp), path=tmp_path / "wide.xlsx")
+
+
+def test_workbook_summary_headers_fit_and_print_one_page_wide(tmp_path):
+    ws = load_workbook(_wide_results(tmp_path))["Summary"]
+    header = [c.value for c in ws[2]]
+    assert len(header) == 22 and "segment macro F1 mean" in header
+    # Three wrapped lines (`clip` / `accuracy` / `mean`) need three lines of height.
+    assert ws.row_dimensions[2].height >= 45
+    assert ws.page_setup.fitToWidth == 1 and ws.page_setup.fitToHeight == 0
+    assert ws.sheet_properties.pageSetUpPr.fitToPage and ws.print_title_rows == "$1:$2"
+    # The note is wrapped across the table's columns, not one cell running off the page.
+    note = _find(ws, "Selected:")
+    assert note.alignment.wrap_text and f"A{note.row}:V{note.row}" in \
+        {str(r) for r in ws.merged_cells.ranges}
+    assert ws.row_dimensions[note.row].height >= 30
+
+
+def test_workbook_summary_prints_on_one_page_width_in_libreoffice(tmp_path):
+    office, to_text = shutil.which("soffice"), shutil.which("pdftotext")
+    if office is None or to_text is None:
+        pytest.skip("LibreOffice (soffice) or pdftotext not installed: apt-get install -y "
+                    "libreoffice-calc-nogui poppler-utils")
+    book = _wide_results(tmp_path)
+    subprocess.run([office, "--headless", "--convert-to", "pdf", "--outdir", str(tmp_path),
+                    str(book)], check=True, capture_output=True, timeout=300,
+                   env={**os.environ, "HOME": str(tmp_path)})
+    page = subprocess.run([to_text, "-f", "1", "-l", "1", str(tmp_path / "wide.pdf"), "-"],
+                          capture_output=True, text=True, check=True).stdout
+    lines = [line.strip() for line in page.splitlines()]
+    # Page 1 holds every column (the test metrics landed on page 2 before) and the whole
+    # note (it ran off the page's right edge).
+    for shown in ("validation", "test", "learning_rate", "folds", "message"):
+        assert shown in lines, (shown, lines[:80])
+    assert lines.count("clip") == 4  # clip accuracy mean and std, validation and test
+    assert "their clip scores." in " ".join(page.split())
 
 
 def test_detection_windows_never_stand_in_for_recordings(tmp_path):

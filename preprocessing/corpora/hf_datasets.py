@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from preprocessing.audio import unreadable_reason
+from preprocessing.recordings import find_recordings
 from preprocessing.sources import Skipped, Source, source_rows
 from xval.core.errors import ConfigurationError, DatasetError
 
@@ -117,19 +118,17 @@ def _audio_column(features: Any, wanted: str | None, what: str) -> str:
     return found[0]
 
 
-def _columns(features: Any, label: str, item: str | None, what: str) -> tuple[str, str]:
-    """The label and the item column, both present."""
+def _columns(features: Any, label: str, item: str | None,
+             what: str) -> tuple[str, str | None]:
+    """The label and the item column (`None`: no speaker column, the items come from the
+    files, see `_file_items`)."""
     names = list(features)
     if label not in names:
         raise DatasetError(f"--label-column {label}: not a column of {what}; its columns: "
                            f"{', '.join(names)}.")
     if item is None:
-        item = next((c for c in ITEM_COLUMNS if c in names), None)
-        if item is None:
-            raise DatasetError(
-                f"{what} has no speaker column ({', '.join(ITEM_COLUMNS)}); name the column "
-                f"that holds the items with --item-column. Its columns: {', '.join(names)}.")
-    elif item not in names:
+        return label, next((c for c in ITEM_COLUMNS if c in names), None)
+    if item not in names:
         raise DatasetError(f"--item-column {item}: not a column of {what}; its columns: "
                            f"{', '.join(names)}.")
     return label, item
@@ -144,29 +143,33 @@ def _text(values: list[Any], column_type: Any) -> list[str | None]:
     return [None if v is None or str(v).strip() == "" else str(v) for v in values]
 
 
-def _table(split: _Split, columns: tuple[str, str, str]) -> dict[str, list[Any]]:
-    """The audio (paths, and whether bytes are held), label and item values of a split."""
+def _table(split: _Split, columns: tuple[str, str, str | None]) -> dict[str, list[Any]]:
+    """The audio (paths, and whether bytes are held), label and item values of a split
+    (items `None` without an item column)."""
     audio, label, item = columns
     if split.saved is None:
         return {"path": [e[audio] for e in split.examples],
                 "held": [False] * len(split.examples),
                 "label": [e[label] for e in split.examples],
-                "item": [e[item] for e in split.examples]}
+                "item": [None if item is None else e[item] for e in split.examples]}
     compute = importlib.import_module("pyarrow.compute")  # installed with datasets
     data = split.dataset.data
     return {"path": compute.struct_field(data.column(audio), "path").to_pylist(),
             "held": compute.is_valid(compute.struct_field(data.column(audio),
                                                           "bytes")).to_pylist(),
-            "label": data.column(label).to_pylist(), "item": data.column(item).to_pylist()}
+            "label": data.column(label).to_pylist(),
+            "item": [None] * data.num_rows if item is None else data.column(item).to_pylist()}
 
 
-def _split_rows(split: _Split, columns: tuple[str, str, str], folder: Path, root: Path,
+def _split_rows(split: _Split, columns: tuple[str, str, str | None], folder: Path, root: Path,
                 skipped: Skipped) -> list[dict[str, object]]:
-    """The rows of one split (and its examples skipped, with the reason)."""
+    """The rows of one split (and its examples skipped, with the reason); without an item
+    column, each row's item is its clip id (grouped later by `_file_items`)."""
     audio, label, item = columns
     table = _table(split, columns)
     labels = _text(table["label"], split.features[label])
-    items = _text(table["item"], split.features[item])
+    items = (_text(table["item"], split.features[item]) if item is not None
+             else [""] * len(labels))
     rows: list[dict[str, object]] = []
     for index, (stored, held) in enumerate(zip(table["path"], table["held"])):
         row: dict[str, object] = {"path": f"{split.saved}#{index}", "clip":
@@ -186,8 +189,33 @@ def _split_rows(split: _Split, columns: tuple[str, str, str], folder: Path, root
             skipped.append({"path": str(row["path"]),
                             "reason": f"{split.name} example {index}: {reason}"})
             continue
-        rows.append({**row, "label": labels[index], "item": items[index]})
+        rows.append({**row, "label": labels[index], "item": items[index] or row["clip"]})
     return rows
+
+
+def _file_items(rows: list[dict[str, object]], what: str) -> str:
+    """Items for a dataset without a speaker column, as a folder of audio gets them: the
+    recording id the clips' names share (`find_recordings`), else every example its own
+    item. Returns the sentence saying which (kept in `rows.attrs["recordings"]`)."""
+    fix = (f"{what} has no speaker column ({', '.join(ITEM_COLUMNS)}): name the column that "
+           "holds the items with --item-column.")
+    found = find_recordings([str(r["clip"]) for r in rows], [r["label"] for r in rows])
+    if found is None:
+        return f"every example is its own item; {fix}"
+    for row, recording in zip(rows, found.items):
+        row["item"] = recording
+    return found.describe(otherwise=fix[0].upper() + fix[1:])
+
+
+def _class_order(splits: list[_Split], label: str, rows: list[dict[str, object]]
+                 ) -> list[str] | None:
+    """The classes in the order of the label column's `ClassLabel` ids (those that have
+    rows), or `None` when the column is not a `ClassLabel`."""
+    names = getattr(splits[0].features[label], "names", None)
+    if names is None:
+        return None
+    present = {r["label"] for r in rows}
+    return [str(name) for name in names if name in present]
 
 
 def _clip(path: Path, folder: Path) -> str:
@@ -215,6 +243,10 @@ def hf_source(dataset_dir: str | os.PathLike[str], *, label_column: str = LABEL_
     Returns:
         `(rows, skipped)`. A row's clip id is its file's path relative to the folder, or
         `SPLIT/INDEX` for audio kept inside the dataset (its path is then `FOLDER#INDEX`).
+        Without an item column (none named, none of `ITEM_COLUMNS`), the items are the
+        recording ids the clip ids share, else every example is its own item, said in
+        `rows.attrs["recordings"]`. A `ClassLabel` label column gives the class order, in
+        `rows.attrs["classes"]` (which `build_store` follows).
 
     Raises:
         ConfigurationError: when `datasets` is not installed.
@@ -227,10 +259,16 @@ def hf_source(dataset_dir: str | os.PathLike[str], *, label_column: str = LABEL_
     what = f"the dataset {folder}"
     rows: list[dict[str, object]] = []
     skipped: Skipped = []
-    for split in _splits(folder):
+    splits = _splits(folder)
+    items: set[str | None] = set()
+    for split in splits:
         audio = ("audio" if split.saved is None
                  else _audio_column(split.features, audio_column, what))
         label, item = _columns(split.features, label_column, item_column, what)
+        items.add(item)
         rows += _split_rows(split, (audio, label, item), folder,
                             Path(root) if root is not None else Path.cwd(), skipped)
-    return source_rows(rows, skipped, f"Dataset {folder}")
+    said = _file_items(rows, what) if items == {None} and rows else None
+    table, skipped = source_rows(rows, skipped, f"Dataset {folder}", said)
+    table.attrs["classes"] = _class_order(splits, label_column, rows)
+    return table, skipped

@@ -2,15 +2,20 @@
 another `utt2*` file) for the items, and a label file.
 
 Kaldi's files are text tables, one `KEY VALUE...` entry per line; no library is needed. The
-entries of `wav.scp` must be audio files: a piped command (`sox in.sph -t wav - |`) or an
-archive offset (`feats.ark:1234`) is refused, since data is never run as a command.
+entries of `wav.scp` are audio files; a piped command (`flac -c -d -s in.flac |`) is refused
+unless `run_commands` is on (`--run-wav-scp-commands`: the commands then run with the user's
+rights, as a plain pipeline without a shell, see `preprocessing.corpora.pipes`); standard
+input (`-`) or an archive offset (`feats.ark:1234`) is always refused.
 """
 
+import functools
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from preprocessing.audio import unreadable_reason
+from preprocessing.corpora.pipes import parse_pipeline, run_pipeline
 from preprocessing.sources import Skipped, Source, source_rows
 from xval.core.errors import DatasetError
 
@@ -20,6 +25,13 @@ ITEM_FILE = "utt2spk"
 # `rxfilename`s that are no file: `... |` (a command), `-` (standard input), `ark:`,
 # `scp:` and `path.ark:OFFSET` (a place in a Kaldi archive).
 _NOT_A_FILE = re.compile(r"\|\s*$|^-$|^(ark|scp):|\.ark:\d+(\[.*\])?$")
+_PIPE = re.compile(r"\|\s*$")
+PIPES_FLAG = "--run-wav-scp-commands"
+"""The option that runs the piped commands of `wav.scp`."""
+
+Recording = tuple[Path, Callable[[], bytes] | None]
+"""A recording of `wav.scp`: its audio file, or the name it is known by and the reader that
+runs its command."""
 
 
 def read_table(path: Path, *, values: int | None = None) -> dict[str, str]:
@@ -70,26 +82,36 @@ def _table_file(data_dir: Path, name: str, option: str) -> Path:
     return path
 
 
-def _recordings(data_dir: Path, root: Path) -> dict[str, Path]:
-    """`wav.scp`: recording id -> audio file (relative paths from `root`)."""
+def _recordings(data_dir: Path, root: Path, run_commands: bool) -> dict[str, Recording]:
+    """`wav.scp`: recording id -> audio file (relative paths from `root`), or its name and
+    the reader that runs its command (`run_commands`)."""
     scp = data_dir / RECORDINGS
     if not scp.is_file():
         raise DatasetError(
             f"{data_dir} has no {RECORDINGS}; a Kaldi data directory lists its recordings "
             f"there, one `RECORDING_ID PATH` per line: give the data directory itself (e.g. "
             "data/train).")
-    table = read_table(scp)
-    for key, value in table.items():
+    recordings: dict[str, Recording] = {}
+    for key, value in read_table(scp).items():
+        if run_commands and _PIPE.search(value):
+            stages = parse_pipeline(value, f"{scp}: recording {key!r}")
+            recordings[key] = (Path(f"{scp}#{key}"),
+                               functools.partial(run_pipeline, stages, str(root)))
+            continue
         if not value or _NOT_A_FILE.search(value):
+            piped = "" if run_commands or not _PIPE.search(value) else (
+                f", or pass {PIPES_FLAG} to run the commands of a wav.scp you trust (they "
+                "run with your rights)")
             raise DatasetError(
                 f"{scp}: recording {key!r} is {value!r}, not an audio file (a piped command, "
-                "standard input or a Kaldi archive); commands in wav.scp are never run. Write "
-                "the audio to files (run the command once with its output to a .wav file, or "
-                "wav-copy) and list their paths in wav.scp.")
-    return {key: root / value for key, value in table.items()}
+                "standard input or a Kaldi archive); commands in wav.scp are not run by "
+                "default. Write the audio to files (run the command once with its output to "
+                f"a .wav file, or wav-copy) and list their paths in wav.scp{piped}.")
+        recordings[key] = (root / value, None)
+    return recordings
 
 
-def _utterances(data_dir: Path, recordings: dict[str, Path]
+def _utterances(data_dir: Path, recordings: dict[str, Recording]
                 ) -> dict[str, tuple[str, float | None, float | None]]:
     """Utterance id -> (recording id, start, duration): `segments`, else one utterance per
     recording (the whole file)."""
@@ -114,7 +136,8 @@ def _utterances(data_dir: Path, recordings: dict[str, Path]
 
 def kaldi_source(data_dir: str | os.PathLike[str], *, label_file: str,
                  item_file: str = ITEM_FILE,
-                 root: str | os.PathLike[str] | None = None) -> Source:
+                 root: str | os.PathLike[str] | None = None,
+                 run_commands: bool = False) -> Source:
     """Rows from a Kaldi data directory: one row per utterance (a `segments` entry, else a
     recording of `wav.scp`), its clip id the utterance id.
 
@@ -125,8 +148,13 @@ def kaldi_source(data_dir: str | os.PathLike[str], *, label_file: str,
             the label) or a path.
         item_file: the table of items, `UTTERANCE ITEM` per line, a file of the data
             directory or a path. Defaults to `"utt2spk"` (speakers are the items).
-        root: the folder relative paths of `wav.scp` are read from. Defaults to the current
-            folder, as Kaldi reads them.
+        root: the folder relative paths of `wav.scp` are read from (and its commands run
+            in). Defaults to the current folder, as Kaldi reads them.
+        run_commands: run the piped commands of `wav.scp` (`flac -c -d -s a.flac |`) to
+            read their audio. They run with your rights: use it only on a `wav.scp` you
+            trust. Only a plain pipeline of programs is run, without a shell
+            (`preprocessing.corpora.pipes`); a command that fails skips its utterances with
+            its error. Defaults to `False` (a piped entry is refused).
 
     Returns:
         `(rows, skipped)`; rows of a `segments` entry carry its `offset` and `duration`.
@@ -135,22 +163,24 @@ def kaldi_source(data_dir: str | os.PathLike[str], *, label_file: str,
 
     Raises:
         DatasetError: for a missing data directory, `wav.scp`, item or label file; an entry
-            of `wav.scp` that is not a file (a piped command); a malformed line.
+            of `wav.scp` that is not a file (a piped command without `run_commands`, or one
+            that is not a plain pipeline of installed programs); a malformed line.
     """
     folder = Path(data_dir)
     if not folder.is_dir():
         raise DatasetError(f"Kaldi data directory {str(folder)!r} does not exist or is not a "
                            "folder.")
-    recordings = _recordings(folder, Path(root) if root is not None else Path.cwd())
+    recordings = _recordings(folder, Path(root) if root is not None else Path.cwd(),
+                             run_commands)
     items = read_table(_table_file(folder, item_file, "--item-file"))
     labels = read_table(_table_file(folder, label_file, "--label-file"))
     rows: list[dict[str, object]] = []
     skipped: Skipped = []
     for utt, (recording, start, duration) in sorted(_utterances(folder, recordings).items()):
         where = f"{folder}: utterance {utt}"
-        path = recordings.get(recording)
+        path, read = recordings.get(recording, (None, None))
         reason = (f"its recording {recording!r} is not in {RECORDINGS}" if path is None
-                  else unreadable_reason(path))
+                  else None if read is not None else unreadable_reason(path))
         reason = reason or _blank(items.get(utt), item_file) or _blank(labels.get(utt),
                                                                         label_file)
         if reason is not None:
@@ -161,8 +191,12 @@ def kaldi_source(data_dir: str | os.PathLike[str], *, label_file: str,
                                   "item": items[utt], "clip": utt}
         if start is not None:
             row.update(offset=start, duration=duration)
+        if read is not None:
+            row["read"] = read
         rows.append(row)
-    return source_rows(rows, skipped, f"Kaldi data directory {folder}")
+    table, skipped = source_rows(rows, skipped, f"Kaldi data directory {folder}")
+    table.attrs["unit"] = "utterances"  # of recordings, in the summaries
+    return table, skipped
 
 
 def _blank(value: str | None, table: str) -> str | None:

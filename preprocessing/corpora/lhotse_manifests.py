@@ -21,6 +21,9 @@ from xval.core.errors import ConfigurationError, DatasetError
 # other name is a key of its `custom` dict.
 FIELDS = ("speaker", "language", "gender", "text", "recording_id", "id")
 ITEM_FIELD = "speaker"
+RELATIVE = "the relative path"
+"""How a skipped recording's reason names a relative path (`Recording.from_file` keeps the
+path it was given)."""
 
 
 def _lhotse() -> Any:
@@ -89,7 +92,12 @@ def _audio_file(recording: Any, root: Path) -> tuple[Path | None, str | None]:
                       "perturbation, resampling), which are not applied here")
     path = root / sources[0].source
     reason = unreadable_reason(path)
-    return (path, None) if reason is None else (None, reason)
+    if reason is None:
+        return path, None
+    if Path(sources[0].source).is_absolute():
+        return None, f"recording {recording.id}: {reason}"
+    return None, (f"recording {recording.id}: {reason} ({RELATIVE} {sources[0].source!r}, "
+                  f"read from {root}: pass --root FOLDER, the folder it is relative to)")
 
 
 def _row(supervisions: list[Any], recording: Any, clip: str, offset: float,
@@ -113,7 +121,9 @@ def _row(supervisions: list[Any], recording: Any, clip: str, offset: float,
         reason = (f"channel {channel} of {recording.num_channels}: the channels of a file "
                   "are mixed to mono, one cannot be chosen")
     if reason is not None:
-        skipped.append({"path": str(path or recording.id), "reason": f"{clip}: {reason}"})
+        tried = path if path is not None or len(recording.sources) != 1 \
+            else root / recording.sources[0].source
+        skipped.append({"path": str(tried or recording.id), "reason": f"{clip}: {reason}"})
         return None
     return {"path": str(path), "label": labels.pop(), "item": items.pop(), "clip": clip,
             "offset": float(offset), "duration": float(duration)}
@@ -135,7 +145,23 @@ def _from_cuts(cuts: Any, lhotse: Any, fields: tuple[str, str], root: Path,
                    cut.channel, fields, root, skipped)
         if row is not None:
             rows.append(row)
-    return source_rows(rows, skipped, what)
+    return _counted(rows, skipped, what, "cuts")
+
+
+def _counted(rows: list[dict[str, object]], skipped: Skipped, what: str, unit: str,
+             ) -> Source:
+    """The source, its rows counted as `unit` (of recordings) in the summaries; when no
+    audio file was found and their paths are relative, one error saying so (the folder
+    they were read from, and `--root`)."""
+    if not rows and skipped and all(RELATIVE in str(s["reason"]) for s in skipped):
+        raise DatasetError(
+            f"{what}: none of its audio files was found (e.g. {skipped[0]['path']}). Their "
+            "paths are relative, as Recording.from_file keeps the path it is given, and "
+            "were read from the current folder or --root: pass --root FOLDER, the folder "
+            "they are relative to (or write the manifests with absolute paths).")
+    source = source_rows(rows, skipped, what)
+    source[0].attrs["unit"] = unit
+    return source
 
 
 def _from_supervisions(recordings: Any, supervisions: Any, fields: tuple[str, str],
@@ -156,7 +182,7 @@ def _from_supervisions(recordings: Any, supervisions: Any, fields: tuple[str, st
                    root, skipped)
         if row is not None:
             rows.append(row)
-    return source_rows(rows, skipped, what)
+    return _counted(rows, skipped, what, "supervisions")
 
 
 def _check_fields(supervisions: list[Any], fields: tuple[str, str], what: str) -> None:

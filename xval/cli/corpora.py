@@ -13,7 +13,7 @@ import pandas as pd
 
 from preprocessing.corpora import hf_source, kaldi_source, lhotse_source
 from preprocessing.corpora.hf_datasets import ITEM_COLUMNS, LABEL_COLUMN
-from preprocessing.corpora.kaldi import ITEM_FILE
+from preprocessing.corpora.kaldi import ITEM_FILE, PIPES_FLAG
 from preprocessing.corpora.lhotse_manifests import ITEM_FIELD
 from preprocessing.sources import Skipped
 from xval.core.errors import ConfigurationError
@@ -42,6 +42,12 @@ OPTIONS: dict[str, tuple[tuple[str, str | None, str], ...]] = {
                                 f"{', '.join(ITEM_COLUMNS)})"),
         ("--audio-column", None, "the datasets.Audio column (default: the only one)")),
 }
+PIPES_HELP = ("run the piped commands of wav.scp (`flac -c -d -s a.flac |`, `sph2pipe -f "
+              "wav a.sph |`) to read their audio. RISK: they run with your rights, whatever "
+              "the file says; use it only on a wav.scp you trust. Only a plain pipeline of "
+              "installed programs runs, without a shell (no redirections, variables, `;`, "
+              "globs); relative paths start at --root (default: off, a piped entry is "
+              "refused)")
 REQUIRED = ("--label-file", "--label-field")
 """Options without a default: a corpus names its labels."""
 ROOT_HELP = ("folder relative audio paths are read from (default: the current folder, as "
@@ -62,6 +68,9 @@ def add_options(p: argparse.ArgumentParser | Any, kind: str, *,
     for flag, default, text in OPTIONS[kind]:
         p.add_argument(flag, default=default if defaults else None, help=text,
                        required=defaults and flag in REQUIRED)
+    if kind == "kaldi":  # never the default: it runs what the file says
+        p.add_argument(PIPES_FLAG, action="store_true", default=False if defaults else None,
+                       help=PIPES_HELP)
 
 
 def add_parsers(sub: Any, common: Any) -> None:
@@ -88,7 +97,9 @@ def add_parsers(sub: Any, common: Any) -> None:
 def options_given(args: argparse.Namespace, kind: str) -> None:
     """Refuses an option of another corpus source than `kind` (for `xval init`)."""
     for other in (k for k in KINDS if k != kind):
-        for flag, _, _ in OPTIONS[other]:
+        flags = [flag for flag, _, _ in OPTIONS[other]] + ([PIPES_FLAG] if other == "kaldi"
+                                                           else [])
+        for flag in flags:
             if getattr(args, flag[2:].replace("-", "_"), None) is not None:
                 raise ConfigurationError(
                     f"{flag} is an option of --source {other}, not of "
@@ -121,7 +132,8 @@ def rows(kind: str, paths: Sequence[str], args: argparse.Namespace) -> tuple[pd.
     root = getattr(args, "root", None)
     if kind == "kaldi":
         return kaldi_source(paths[0], label_file=given["label_file"],
-                            item_file=given["item_file"], root=root)
+                            item_file=given["item_file"], root=root,
+                            run_commands=bool(getattr(args, "run_wav_scp_commands", False)))
     if kind == "lhotse":
         return lhotse_source(paths, label_field=given["label_field"],
                              item_field=given["item_field"], root=root)

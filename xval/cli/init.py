@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shlex
 import sys
 import textwrap
 from pathlib import Path
@@ -184,14 +185,15 @@ def _write_project(args: argparse.Namespace, audio: Path, project: Path, config:
         created.file(config_path)
     if not script.exists():
         created.file(script)
-    _write_script(script, store, rows, folds, how, audio, config, project, embedded)
+    _write_script(script, store, rows, folds, how, (audio, args.name or audio.name), config,
+                  project, embedded)
     print(f"Wrote {script.relative_to(project)} and {config_path.relative_to(project)}.\n")
     outcome = load_experiment(script).run(dry_run=True, config=config)
     if outcome.exit_code:
         print("The dry run failed: nothing init wrote is kept (the script, the stores, "
               "config.ini).", file=sys.stderr)
         return outcome.exit_code
-    command = f"{_python()} {script.relative_to(project)}"
+    command = f"{_python()} {shlex.quote(_shown(script, Path.cwd()))}"  # from where one stands
     print(f"\nReady. Run the experiment with:\n\n    {command}\n")
     return 0
 
@@ -255,8 +257,11 @@ def _name(text: str) -> str:
 
 
 def _write_script(script: Path, store: FeatureStore, rows: pd.DataFrame, folds: int, how: str,
-                  audio: Path, config: Config, project: Path,
+                  source: tuple[Path, str], config: Config, project: Path,
                   embedded: FeatureStore | None = None) -> None:
+    """Writes the experiment script; `source` is the audio read and the data's name
+    (`--name`, else the folder's)."""
+    audio, data_name = source
     classes = sorted(map(str, rows["label"].unique()))
     shown = ", ".join(classes[:6]) + (", ..." if len(classes) > 6 else "")
     relative = Path("experiments") / script.name
@@ -266,11 +271,11 @@ def _write_script(script: Path, store: FeatureStore, rows: pd.DataFrame, folds: 
                "Folds never split an item, so the test score says how well a model does on "
                "items it has never seen.")
     values: dict[str, Any] = {
-        "number": 1, "question": f"which model recognises the classes of {audio.name} on "
+        "number": 1, "question": f"which model recognises the classes of {data_name} on "
                                  "items it has never seen?",
         "summary": "\n".join(textwrap.wrap(summary, width=88, break_on_hyphens=False)),
         "script": relative, "results": _shown(results, project),
-        "description": json.dumps(f"{audio.name}: first models"),
+        "description": json.dumps(f"{data_name}: first models"),
         "dataset": json.dumps(store.path.name), "num_folds": folds,
         "task_type": json.dumps(tasks.DEFAULT),
         "instances": (encoder_instances(embedded.path.name, str(embedded.info.encoder))
@@ -289,9 +294,10 @@ def _shown(path: Path, project: Path) -> str:
 
 
 def _python() -> str:
-    """How to call this Python in the printed command (the project's .venv when it is it)."""
+    """How to call this Python in the printed command, from the current folder (the
+    project's .venv when it is it)."""
     exe = Path(sys.executable)
     try:
-        return str(exe.relative_to(Path.cwd()))
+        return shlex.quote(str(exe.relative_to(Path.cwd())))
     except ValueError:
         return "python"

@@ -48,7 +48,9 @@ def find_rows(audio: Path, args: argparse.Namespace) -> tuple[pd.DataFrame, list
     if args.source:
         paths = [str(audio)] + ([args.supervisions] if args.supervisions else [])
         rows, skipped = corpora.rows(args.source, paths, args)
-        return rows, skipped, f"{args.source} {' + '.join(paths)}", None
+        grouped = rows.attrs.get("recordings")  # a corpus without speakers: the fallback
+        return (rows, skipped, f"{args.source} {' + '.join(paths)}",
+                f"Items: {grouped}" if grouped else None)
     if args.manifest:
         column = _item_column(args.manifest)
         rows, skipped = sources.manifest_source(args.manifest, root=audio, item_column=column,

@@ -29,6 +29,7 @@ from preprocessing.demo import build_demo
 from preprocessing.detection import build_detection_store, read_items
 from preprocessing.features.pretrained import encoder_overrides
 from preprocessing.report import dataset_report, format_report
+from preprocessing.rows import source_count
 from preprocessing.sources import Skipped
 from preprocessing.store import FeatureStore
 from preprocessing.synth_events import synth_events
@@ -248,11 +249,18 @@ def _rows(args: argparse.Namespace) -> tuple[pd.DataFrame, Skipped]:
         allow_outside_root=args.allow_outside_root, by_recording=by_recording)
 
 
-def _inputs(args: argparse.Namespace) -> list[str]:
-    """What a source reads (a store is never written inside it, nor it inside a store)."""
+def _inputs(args: argparse.Namespace, rows: pd.DataFrame) -> list[str]:
+    """What a source reads (a store is never written inside it, nor it inside a store).
+
+    A corpus reads its files (the data directory, the manifests, the dataset folder) and the
+    audio files they list, so those files' folders are the audio folders; `--root` is only
+    where relative paths start, and a store inside it (a project beside the audio) overwrites
+    nothing read.
+    """
     if args.source in corpora.KINDS:
         given = list(args.manifests) if args.source == "lhotse" else [args.root_dir]
-        given.append(getattr(args, "root", None))
+        held = rows["read"].map(callable) if "read" in rows else pd.Series(False, rows.index)
+        given += sorted({str(Path(p).parent) for p in rows.loc[~held, "path"]})
     elif args.source == "manifest":
         given = [args.root or str(Path(args.csv).parent)]
     else:
@@ -283,7 +291,7 @@ def _from_source(args: argparse.Namespace, argv: Sequence[str] | None, config: C
               flush=True)
     return build_store(
         rows, out, params=params, workers=_workers(args, config), strict=args.strict,
-        inputs=_inputs(args),
+        inputs=_inputs(args, rows),
         overwrite=args.overwrite, task_type=args.task_type, skipped=skipped,
         augmenter=augmenter, augment_versions=args.augment,
         augment_seed=config.augmentation.seed, progress=_progress(args),
@@ -292,7 +300,7 @@ def _from_source(args: argparse.Namespace, argv: Sequence[str] | None, config: C
 
 def _print_summary(args: argparse.Namespace, store: FeatureStore,
                    summary: dict[str, Any]) -> None:
-    print(f"Wrote {store.path}: {summary['rows']} rows from {summary['files']} files, "
+    print(f"Wrote {store.path}: {summary['rows']} rows from {source_count(summary)}, "
           f"{summary['items']} items, {len(summary['classes'])} classes, features "
           f"{summary['shape'][1:]}, in {summary['seconds']:.1f}s{silent_note(summary)}.")
     if args.quiet:

@@ -139,8 +139,24 @@ class InstanceResult:
 
     def metric(self, name: str, split: str = "val", level: str = "segment",
                stat: str = "mean") -> float | None:
-        """A summary statistic, e.g. `metric("accuracy", "test")`; `None` when absent."""
-        return self.summary.metric(name, split, level, stat)
+        """A summary statistic, e.g. `metric("accuracy", "test")`; `None` when absent.
+
+        At the clip level, an instance with one row per clip (an embedding store: no fold
+        scored clips apart) gives its segment-level value, as its folds do
+        (`FoldResult.level_metrics`), unless its task scores the two levels differently
+        (detection's windows and recordings).
+        """
+        value = self.summary.metric(name, split, level, stat)
+        if value is None and level == "clip" and self.one_row_per_clip:
+            return self.summary.metric(name, split, "segment", stat)
+        return value
+
+    @property
+    def one_row_per_clip(self) -> bool:
+        """Whether the instance's clip level is its segment level: none of its folds has
+        clip-level scores and its task counts a row as its clip then."""
+        return self.rules.clip_falls_back and "clip" not in self.summary.metrics \
+            and "segment" in self.summary.metrics
 
     def comments(self) -> list[str]:
         """The instance's two comments (`comment_1`, `comment_2`), as text."""
@@ -291,17 +307,28 @@ class ExperimentResults:
         Returns:
             `"clip"` or `"segment"`.
         """
-        has_clip = any(r.metric(metric, split, "clip") is not None for r in self.complete())
+        has_clip = any(r.summary.metric(metric, split, "clip") is not None
+                       for r in self.complete())
         return "clip" if has_clip and not self.without_clip_level(metric, split) \
             else "segment"
 
     def without_clip_level(self, metric: str, split: str = "val") -> list[int]:
         """Complete instances scored at the segment level but not at the clip level, where
-        others are (results from before the clip level existed): their ids."""
+        others are (detection results from before recordings were scored): their ids. An
+        instance with one row per clip is not one (`InstanceResult.one_row_per_clip`)."""
         complete = self.complete()
-        if not any(r.metric(metric, split, "clip") is not None for r in complete):
+        if not any(r.summary.metric(metric, split, "clip") is not None for r in complete):
             return []
         return [r.id for r in complete if r.metric(metric, split, "clip") is None
+                and r.metric(metric, split) is not None]
+
+    def clip_from_segment(self, metric: str, split: str = "val") -> list[int]:
+        """Complete instances with one row per clip (their segment scores are their clip
+        scores) beside instances that score clips apart: their ids, for the report's note."""
+        complete = self.complete()
+        if not any("clip" in r.summary.metrics for r in complete):
+            return []
+        return [r.id for r in complete if r.one_row_per_clip
                 and r.metric(metric, split) is not None]
 
     def ranked(self, metric: str = "accuracy", split: str = "val",

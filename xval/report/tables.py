@@ -147,8 +147,10 @@ def headline_metrics(results: ExperimentResults, config: Config | None = None) -
 
 
 def report_level(instance: InstanceResult, metric: str) -> str:
-    """`"clip"` when the instance has clip-level test values of `metric`, else `"segment"`."""
-    return "clip" if instance.metric(metric, "test", "clip") is not None else "segment"
+    """`"clip"` when the instance scored clips apart from segments (clip-level test values
+    of `metric`), else `"segment"` (one row per clip: the same scores)."""
+    scored = instance.summary.metric(metric, "test", "clip") is not None
+    return "clip" if scored else "segment"
 
 
 def selection_level(results: ExperimentResults, metric: str) -> str:
@@ -189,6 +191,11 @@ def report_note(results: ExperimentResults, config: Config | None = None) -> str
     if selection.tied:
         note += (f" Tied on validation {metric} with instance(s) "
                  f"{', '.join(str(r.id) for r in selection.tied)}: {TIE_RULE}.")
+    whole = results.clip_from_segment(metric, "val")
+    if whole and chosen == "clip":
+        note += (f" Instance(s) {', '.join(map(str, whole))} have one row per clip (an "
+                 f"embedding store): their {names['segment']} scores are their "
+                 f"{names['clip']} scores.")
     lacking = results.without_clip_level(metric, "val")
     if lacking:
         note += (f" Compared at {names['segment']} level: instance(s) "

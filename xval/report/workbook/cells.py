@@ -5,6 +5,8 @@ One meaning per colour, on every sheet (the legend on the Summary sheet says the
 
 from __future__ import annotations
 
+import math
+import textwrap
 from collections.abc import Collection, Sequence
 from typing import Any
 
@@ -33,6 +35,8 @@ LINK_FONT = "0563C1"
 SELECTED_MARK = "★ selected"
 
 _FORMULA_PREFIXES = ("=", "+", "-", "@")
+LINE_POINTS = 15.0
+"""The height of one line of text (11 pt Calibri, bold included) in a row, in points."""
 
 
 class Styles:
@@ -116,12 +120,15 @@ def table_sheet(sheet: Worksheet, header: Sequence[str], body: Sequence[Sequence
     return sheet
 
 
-def one_page_wide(sheet: Worksheet) -> None:
-    """Prints the sheet landscape, one page wide."""
+def one_page_wide(sheet: Worksheet, title_rows: str | None = None) -> None:
+    """Prints the sheet landscape, one page wide (and as many pages high as it needs),
+    repeating `title_rows` (e.g. `"1:2"`) on each page."""
     sheet.page_setup.orientation = "landscape"
     sheet.page_setup.fitToWidth = 1
     sheet.page_setup.fitToHeight = 0
     sheet.sheet_properties.pageSetUpPr.fitToPage = True
+    if title_rows is not None:
+        sheet.print_title_rows = title_rows
 
 
 def across_pages(sheet: Worksheet, n_columns: int) -> None:
@@ -133,3 +140,42 @@ def across_pages(sheet: Worksheet, n_columns: int) -> None:
     sheet.sheet_properties.pageSetUpPr.fitToPage = True
     sheet.print_title_cols = "A:E"
     sheet.print_title_rows = "1:2"
+
+
+def wrapped_lines(text: str, width: float) -> int:
+    """How many lines `text` wraps to in a column `width` characters wide (a column's
+    width is in characters of the default font; bold and cell padding take about one)."""
+    return max(1, len(textwrap.wrap(str(text), max(1, int(width) - 1),
+                                    break_long_words=False)))
+
+
+def paragraph(ws: Worksheet, row: int, text: str, *, first: int = 1, last: int,
+              font: Font | None = None) -> Cell:
+    """Writes a long line of text wrapped across the columns `first`..`last` (merged), the
+    row as high as its lines, so that it prints inside the table's width.
+
+    Args:
+        ws: the worksheet (its column widths set).
+        row: the row.
+        text: the text.
+        first: the first column (1-based). Defaults to `1`.
+        last: the last column (1-based).
+        font: its font, or `None` for the default.
+
+    Returns:
+        The cell holding the text.
+    """
+    cell = safe(ws.cell(row=row, column=first), text)
+    cell.alignment = Alignment(wrap_text=True, vertical="top")
+    if font is not None:
+        cell.font = font
+    last = max(first, last)
+    if last > first:
+        ws.merge_cells(start_row=row, start_column=first, end_row=row, end_column=last)
+    width = sum(ws.column_dimensions[get_column_letter(j)].width or 8.43
+                for j in range(first, last + 1))
+    # Bold text is about a tenth wider than the widths are counted in.
+    chars = width * (0.9 if font is not None and font.b else 1.0)
+    ws.row_dimensions[row].height = LINE_POINTS * math.ceil(len(str(text)) / max(chars, 1)
+                                                            + 0.15)
+    return cell

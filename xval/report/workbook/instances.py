@@ -14,7 +14,10 @@ from xval.config.selection import metric_direction
 from xval.core.parameters import InstanceParams
 from xval.report.results import ExperimentResults, InstanceResult
 from xval.report.tables import cell_value, instance_message, status_label
-from xval.report.workbook.cells import SELECTED_MARK, Styles, safe
+from xval.report.workbook.cells import LINE_POINTS, SELECTED_MARK, Styles, safe, wrapped_lines
+
+METRIC_WIDTH = 11
+"""The width of a metric column (characters): a name such as `segment macro F1 mean` wraps."""
 
 
 class Column(TypedDict, total=False):
@@ -156,9 +159,12 @@ def write_instance_sheet(ws: Worksheet, columns: list[Column], rows: list[list[A
     ws.freeze_panes = ws.cell(row=3, column=6)
     if rows:
         ws.auto_filter.ref = f"A2:{get_column_letter(len(columns))}{len(rows) + 2}"
+    lines = 1
     for j, c in enumerate(columns, start=1):
-        width = 11 if "metric" in c else max(
+        width = METRIC_WIDTH if "metric" in c else max(
             [len(str(c["name"]))] + [len(str(r[j - 1] or "")) for r in rows]) + 2
         ws.column_dimensions[get_column_letter(j)].width = min(max(width, 6), 45)
-    ws.row_dimensions[2].height = 30
+        if "metric" in c:  # `clip accuracy mean`: three lines in a metric column
+            lines = max(lines, wrapped_lines(c["name"], METRIC_WIDTH))
+    ws.row_dimensions[2].height = LINE_POINTS * lines
     return group_cells

@@ -38,7 +38,7 @@ def nested_table(results: ExperimentResults) -> tuple[list[str], list[list[Any]]
     for r in nested:
         record = r.nested
         assert record is not None  # selected above
-        level = "clip" if r.metric(metric, "test", "clip") is not None else "segment"
+        level = "clip" if r.summary.metric(metric, "test", "clip") is not None else "segment"
         test = fold_scores(r, metric, "test", level)
         for choice in record.choices:
             params = choice.get("params", {})

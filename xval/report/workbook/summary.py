@@ -24,7 +24,8 @@ from xval.report.workbook.cells import (
     PENDING_FONT,
     SELECTED_MARK,
     Styles,
-    across_pages,
+    one_page_wide,
+    paragraph,
     safe,
 )
 from xval.report.workbook.instances import (
@@ -58,8 +59,10 @@ def summary_table(results: ExperimentResults, config: Config | None = None) -> T
         selection.metric
 
 
-def legend(ws: Worksheet, first_row: int, metric: str, alpha: float, styles: Styles) -> None:
-    """The colour legend, below the Summary table."""
+def legend(ws: Worksheet, first_row: int, metric: str, alpha: float, styles: Styles,
+           last: int | None = None) -> None:
+    """The colour legend, below the Summary table (its texts wrapped across the columns up
+    to `last`, the table's last column; `None`: not wrapped)."""
     safe(ws.cell(row=first_row, column=1), "Legend").font = styles.bold
     entries = [
         (styles.header, None, "Column headers."),
@@ -80,10 +83,23 @@ def legend(ws: Worksheet, first_row: int, metric: str, alpha: float, styles: Sty
             swatch.fill = fill
         if font is not None:
             swatch.font = font
-        safe(ws.cell(row=k, column=2), text)
-    safe(ws.cell(row=first_row + len(entries) + 1, column=1),
-         "Values are mean and std over folds. Instance IDs link to their folders; the "
-         "Metrics sheet has every metric (train, validation, test; segment and clip level).")
+        _line(ws, k, text, first=2, last=last)
+    _line(ws, first_row + len(entries) + 1,
+          "Values are mean and std over folds. Instance IDs link to their folders; the "
+          "Metrics sheet has every metric (train, validation, test; segment and clip level).",
+          last=last)
+
+
+def _line(ws: Worksheet, row: int, text: str, *, first: int = 1, last: int | None,
+          font: Font | None = None) -> None:
+    """A line of text below the table: wrapped across its columns (`paragraph`) so that it
+    prints on the table's page width, or in one cell when `last` is `None`."""
+    if last is None:
+        cell = safe(ws.cell(row=row, column=first), text)
+        if font is not None:
+            cell.font = font
+    else:
+        paragraph(ws, row, text, first=first, last=last, font=font)
 
 
 @register_sheet("Summary", order=10)
@@ -92,19 +108,18 @@ def write_summary(sheet: Worksheet, context: SheetContext) -> None:
     results, styles = context.results, context.styles
     columns, rows, selected_id, metric = summary_table(results, context.config)
     write_instance_sheet(sheet, columns, rows, selected_id, styles, instance_links(results))
-    next_row = len(rows) + 4
+    next_row, last = len(rows) + 4, len(columns)
     note = report_note(results, context.config)
     if note:
-        safe(sheet.cell(row=next_row, column=1), note).font = styles.bold
+        _line(sheet, next_row, note, last=last, font=Font(bold=True))
         next_row += 1
     warning = single_item_validation_warning(results)
     if warning:
-        safe(sheet.cell(row=next_row, column=1), warning).font = \
-            Font(bold=True, color=FAILED_FONT)
+        _line(sheet, next_row, warning, last=last, font=Font(bold=True, color=FAILED_FONT))
         next_row += 1
-    next_row = run_lines(sheet, next_row + 1, results, styles)
-    legend(sheet, next_row + 1, metric, context.alpha, styles)
-    across_pages(sheet, len(columns))
+    next_row = run_lines(sheet, next_row + 1, results, styles, last=last)
+    legend(sheet, next_row + 1, metric, context.alpha, styles, last=last)
+    one_page_wide(sheet, title_rows="1:2")  # the metrics beside the instances, printed
 
 
 MAX_RUNS_SHOWN = 10
@@ -120,8 +135,9 @@ def run_text(run: RunCommand) -> str:
 
 
 def run_lines(ws: Worksheet, first_row: int, results: ExperimentResults,
-              styles: Styles) -> int:
-    """The command line and `--set` values of the latest runs, under a heading.
+              styles: Styles, last: int | None = None) -> int:
+    """The command line and `--set` values of the latest runs, under a heading (wrapped
+    across the columns up to `last`; `None`: one cell each).
 
     Returns:
         The row after the last one written (`first_row` when no run is recorded).
@@ -133,5 +149,5 @@ def run_lines(ws: Worksheet, first_row: int, results: ExperimentResults,
          "Runs, latest first (command line; every run in code/commands.json)").font = \
         styles.bold
     for k, run in enumerate(runs, start=first_row + 1):
-        safe(ws.cell(row=k, column=1), run_text(run))
+        _line(ws, k, run_text(run), last=last)
     return first_row + len(runs) + 1
