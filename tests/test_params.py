@@ -86,9 +86,17 @@ def test_resolve_wrong_type(extra, match):
         resolve(1, BASE + [extra], training_defaults=DEFAULTS)
 
 
-def test_resolve_missing_mandatory():
-    with pytest.raises(ParameterError, match="missing mandatory parameter.*comment_2"):
-        resolve(4, BASE[:3], training_defaults=DEFAULTS)
+def test_resolve_names_only_the_architecture():
+    """reshaping_type defaults to the builder's own, the comments to empty; naming them
+    gives the same parameters (old scripts resolve as before)."""
+    short = resolve(4, ['architecture="example_cnn"'], training_defaults=DEFAULTS)
+    assert (short["reshaping_type"], short["comment_1"], short["comment_2"]) == ("conv", "", "")
+    full = resolve(4, ['architecture="example_cnn"', 'reshaping_type="conv"',
+                       'comment_1=""', 'comment_2=""'], training_defaults=DEFAULTS)
+    assert short == full
+    with pytest.raises(ParameterError, match=r"instance 4: no architecture\. Every instance "
+                                             r"names its architecture"):
+        resolve(4, ['comment_1="a"'], training_defaults=DEFAULTS)
 
 
 @pytest.mark.parametrize("extra,match", [

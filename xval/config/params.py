@@ -148,6 +148,10 @@ def resolve(instance_id: int | str, spec: Spec, *, training_defaults: Mapping[st
         arch_defaults = architectures.keyword_defaults(arch)
     except ValueError as e:
         raise ParameterError(f"{where}: {e}") from e
+    # Only the architecture must be named: the reshaping is the builder's own (the first it
+    # takes) and the two comments are free text.
+    merged = {"reshaping_type": architectures.reshaping_types(arch)[0], "comment_1": "",
+              "comment_2": "", **merged}
     valid = {**training_defaults, **arch_defaults, **dict.fromkeys(MANDATORY, ""),
              DATASET: ""}
     _check_names(layers, valid, arch, arch_defaults, where)
@@ -178,13 +182,11 @@ def resolve(instance_id: int | str, spec: Spec, *, training_defaults: Mapping[st
 
 def _architecture(merged: Mapping[str, Any], where: str) -> str:
     """The instance's architecture name, once every mandatory name is given."""
-    missing = [name for name in MANDATORY if name not in merged]
-    if missing:
+    if "architecture" not in merged:
         raise ParameterError(
-            f"{where}: missing mandatory parameter(s) {', '.join(missing)}. Every instance "
-            "names architecture, reshaping_type, comment_1 and comment_2, e.g. "
-            "['architecture=\"example_cnn\"', 'reshaping_type=\"conv\"', "
-            "'comment_1=\"...\"', 'comment_2=\"...\"']."
+            f"{where}: no architecture. Every instance names its architecture (the others "
+            "are optional: reshaping_type defaults to the builder's, comment_1 and comment_2 "
+            "to empty), e.g. {'architecture': 'audio_cnn'} or ['architecture=\"audio_cnn\"']."
         )
     arch = merged["architecture"]
     if not isinstance(arch, str):
