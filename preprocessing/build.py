@@ -158,11 +158,13 @@ def _warm_up(params: Mapping[str, Any]) -> None:
 def _extraction_results(work: list[ExtractionTask], params: Mapping[str, Any],
                         workers: int) -> Iterator[Iterator[dict[str, Any]]]:
     """The results of `extract_file` over `work`, in order: in this process (one worker,
-    or a model: `workers` threads) or a process pool, shut down on leaving."""
+    or a model: `workers` threads) or a process pool, shut down on leaving (never more
+    processes than files)."""
     if get(params["feature"]).batched:  # one copy of the model; its threads do the work
         with threadpool_limits(workers):
             yield map(_task, work)
         return
+    workers = max(1, min(workers, len(work)))
     if workers == 1:
         with single_threaded():  # the workers' BLAS: the same rows whatever the count
             yield map(_task, work)
