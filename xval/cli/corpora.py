@@ -44,6 +44,8 @@ OPTIONS: dict[str, tuple[tuple[str, str | None, str], ...]] = {
 }
 REQUIRED = ("--label-file", "--label-field")
 """Options without a default: a corpus names its labels."""
+OUTSIDE_HELP = ("lhotse: accept relative audio paths that lead outside --root "
+                "(../pool/x.wav)")
 ROOT_HELP = ("folder relative audio paths are read from (default: the current folder, as "
              "Kaldi and Lhotse read them)")
 
@@ -82,6 +84,8 @@ def add_parsers(sub: Any, common: Any) -> None:
                            "a folder written by save_to_disk, or an audiofolder")
         add_options(p, kind)
         p.add_argument("--root", help=ROOT_HELP)
+        if kind == "lhotse":
+            p.add_argument("--allow-outside-root", action="store_true", help=OUTSIDE_HELP)
         common(p)
 
 
@@ -124,7 +128,9 @@ def rows(kind: str, paths: Sequence[str], args: argparse.Namespace) -> tuple[pd.
                             item_file=given["item_file"], root=root)
     if kind == "lhotse":
         return lhotse_source(paths, label_field=given["label_field"],
-                             item_field=given["item_field"], root=root)
+                             item_field=given["item_field"], root=root,
+                             allow_outside_root=bool(getattr(args, "allow_outside_root",
+                                                             False)))
     return hf_source(paths[0], label_column=given["label_column"],
                      item_column=given["item_column"], audio_column=given["audio_column"],
                      root=root)
