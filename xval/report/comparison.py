@@ -365,8 +365,8 @@ def compare(targets: Sequence[Target], *, metric: str | None = None,
 
     Raises:
         ConfigurationError: for a bad ROPE, a folder that is not an experiment's, an
-            instance it does not hold, an unknown metric (all before anything is
-            computed); `FoldsMismatchError` when fold manifests differ and
+            instance it does not hold, fewer than two instances named, an unknown metric
+            (all before anything is computed); `FoldsMismatchError` when fold manifests differ and
             `allow_different_folds` is not set.
     """
     rope = check_rope(rope)
