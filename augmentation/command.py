@@ -2,6 +2,7 @@
 
 import contextlib
 import io
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,15 +17,18 @@ from preprocessing.audio import AUDIO_EXTENSIONS
 from preprocessing.parallel import process_pool, seed_for, single_threaded
 from xval.config import schema
 from xval.core.errors import ConfigurationError, DatasetError
-from xval.core.files import atomic_write_bytes
+from xval.core.files import atomic_write_bytes, atomic_write_json, json_text
 from xval.core.outputs import Output, check_output_files, check_output_folder, check_replace
 from xval.core.terminal import is_terminal
 
+RUN_RECORD = "augmentation.json"
+"""The file in OUT that records what a run writes there (IN, N, seed, parameters): a rerun
+of the same command resumes from it (after a full disk or a kill)."""
 _NAMES = ("*_original.wav", "*_aug[0-9][0-9].wav")
 AUGMENTED = Output(kind="a folder of augmented audio", command="`python -m augmentation`",
                    markers=(), folders=True,
                    entries=(*_NAMES, *(f".{n}.*" for n in _NAMES),
-                            *(f"*/.{n}.*" for n in _NAMES)))
+                            *(f"*/.{n}.*" for n in _NAMES), RUN_RECORD, f".{RUN_RECORD}.*"))
 """What OUT holds (`xval.core.outputs`): copies and versions named by `output_names` in
 sub-folders; an OUT holding anything else (the user's own recordings) is refused, so that
 generated audio never mixes with real recordings."""
@@ -110,9 +114,58 @@ def _one(task: Task) -> dict[str, Any]:
             "seconds": sum(len(out) for out in outputs) / sr}
 
 
+def run_record(source: Path, n: int, seed: int, augmenter: Augmenter) -> dict[str, Any]:
+    """What a run writes into OUT, as `RUN_RECORD` holds it: the same record, the same
+    files (every output is a function of its input, N, the seed and the parameters)."""
+    return json.loads(json_text({
+        "in": str(source), "n": n, "seed": seed, "params": dict(augmenter.params),
+        "noise_dir": None if augmenter.noise_dir is None else str(augmenter.noise_dir),
+        "ir_dir": None if augmenter.ir_dir is None else str(augmenter.ir_dir)}))
+
+
+def _earlier_run(target: Path) -> dict[str, Any] | None:
+    """The `RUN_RECORD` of an earlier run into OUT, or `None` (none, or unreadable)."""
+    try:
+        found = json.loads((target / RUN_RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def _pending(files: list[Path], source: Path, target: Path, n: int, record: dict[str, Any],
+             overwrite: bool) -> tuple[list[Path], int]:
+    """The files still to write, and how many an earlier run of the same command finished.
+
+    Raises:
+        ConfigurationError: for outputs of another run (other IN, N, seed or parameters)
+            without `overwrite`, naming what differs.
+    """
+    outputs = {p: [target / name for name in output_names(p.relative_to(source), n)]
+               for p in files}
+    earlier = _earlier_run(target)
+    if overwrite or earlier != record:
+        if earlier is not None and not overwrite \
+                and any(o.exists() for out in outputs.values() for o in out):
+            differ = ", ".join(k for k in record if earlier.get(k) != record[k])
+            raise ConfigurationError(
+                f"OUT {str(target)!r} holds the outputs of another augmentation run (its "
+                f"{RUN_RECORD} differs in {differ}); pass --overwrite to replace them, or "
+                "give another OUT.")
+        check_output_files([o for out in outputs.values() for o in out],
+                           overwrite=overwrite)
+        return files, 0
+    # The same command again: files whose every output exists are done; the others are
+    # written again (their outputs are this command's own, byte for byte the same).
+    pending = [p for p in files if not all(o.is_file() for o in outputs[p])]
+    check_output_files([o for p in pending for o in outputs[p]], overwrite=True)
+    return pending, len(files) - len(pending)
+
+
 def _results(work: list[Task], workers: int,
              augmenter: Augmenter) -> tuple[Iterator[dict[str, Any]], Any]:
-    """The results of `_one` over `work`, in order, and the pool to shut down (or `None`)."""
+    """The results of `_one` over `work`, in order, and the pool to shut down (or `None`);
+    never more processes than files."""
+    workers = max(1, min(workers, len(work)))
     if workers == 1:
         return map(_one, work), None
     pool = process_pool(workers, warm_up=lambda: augmenter(
@@ -144,8 +197,13 @@ def augment_folder(in_dir: str | os.PathLike[str], out_dir: str | os.PathLike[st
     nothing is written for them. Every output file is written atomically, with the
     umask's permissions.
 
+    A rerun of the same command (same IN, N, seed, parameters: `RUN_RECORD` in OUT) resumes
+    after a full disk or a kill: the files whose outputs all exist are kept, the others are
+    written; outputs of another run are refused without `overwrite`.
+
     Returns:
-        dict with `files`, `written`, `seconds` (audio written) and `skipped`.
+        dict with `files` (written by this run), `written`, `seconds` (audio written),
+        `skipped` and `resumed` (files an earlier run of the same command finished).
 
     Raises:
         ConfigurationError: for bad arguments, an OUT that is not a writable folder, or
@@ -160,14 +218,14 @@ def augment_folder(in_dir: str | os.PathLike[str], out_dir: str | os.PathLike[st
                    and p.suffix.lower() in AUDIO_EXTENSIONS)
     if not files:
         raise DatasetError(f"No audio files found under {source}.")
+    record = run_record(source, n, seed, augmenter)
+    pending, done_before = _pending(files, source, target, n, record, overwrite)
     work = [(str(p), str(p.relative_to(source)), str(target), n, seed, augmenter)
-            for p in files]
-    check_output_files([target / name for p in files
-                        for name in output_names(p.relative_to(source), n)],
-                       overwrite=overwrite)
+            for p in pending]
     workers = schema.check("augmentation", "workers", workers, style="param")
     workers = max(1, min(workers or os.cpu_count() or 1, len(work)))
     target.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(target / RUN_RECORD, record)  # before any output: a rerun resumes
     files_done, written, seconds = 0, 0, 0.0
     skipped: list[dict[str, str]] = []
     results, pool = _results(work, workers, augmenter)
@@ -186,8 +244,9 @@ def augment_folder(in_dir: str | os.PathLike[str], out_dir: str | os.PathLike[st
     finally:
         if pool is not None:
             pool.shutdown()
-    if not files_done:
+    if not files_done and not done_before:
         reasons = "; ".join(f"{s['path']}: {s['reason']}" for s in skipped[:3])
         raise DatasetError(f"No usable audio under {source}: every file was skipped "
                            f"({reasons}).")
-    return {"files": files_done, "written": written, "seconds": seconds, "skipped": skipped}
+    return {"files": files_done, "written": written, "seconds": seconds, "skipped": skipped,
+            "resumed": done_before}

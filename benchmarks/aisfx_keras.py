@@ -47,8 +47,8 @@ def _torch_path(batch: np.ndarray) -> np.ndarray:
     """librosa's mel as the wheel computes it, then the wheel's CrossNet embedding."""
     import librosa
     import torch
-
     from aisfx.models.cnn2d import CrossNet, EmbeddingNet
+
     from architectures.encoders import aisfx
 
     if not hasattr(_torch_path, "net"):

@@ -19,8 +19,10 @@ classified as
     python -m benchmarks.hostile_probe --only init-    # the cases whose name starts so
     python -m benchmarks.hostile_probe --json out.json # every result, for comparison
 
-The cases are in `benchmarks.probe_cases`; cases named in issue 37 are marked `named` and
-counted apart from the others. A case takes 2-15 s (one process start, Keras imported);
+The cases are in `benchmarks.probe_cases`; cases named in an issue (37; 45: edited results,
+counts past what the data allows, addresses out of range, garbage dataset descriptions,
+unknown encoders, Lhotse stretches outside their recording or root) are marked `named` and
+counted apart from the others (`--only` picks a group by name prefix). A case takes 2-15 s (one process start, Keras imported);
 the whole probe takes about 15 minutes on two cores.
 """
 

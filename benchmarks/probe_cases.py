@@ -65,7 +65,7 @@ class Case:
         env: environment variables to set (`{W}` is formatted).
         unset: environment variables to remove.
         stdout: a file to send stdout to (e.g. `/dev/full`) instead of a pipe.
-        named: the input is one named in issue 37 (counted apart).
+        named: the input is one named in an issue (37, then 45: counted apart).
         cleanup: undoes what `prepare` did outside the sandbox's own files (`chattr`).
         timeout: seconds before the case counts as a hang.
     """
@@ -595,5 +595,68 @@ def _model_cases() -> list[Case]:
     ]
 
 
+def _lhotse(rel: str, source: str, start: float = 0.0) -> Prepare:
+    """A RecordingSet and a SupervisionSet under `rel` over `{W}/audio/a/spk<i>_0.wav` (as
+    `source`, formatted with `i`), the first supervision starting at `start`."""
+    def prepare(root: Path) -> None:
+        folder = root / rel
+        folder.mkdir(parents=True, exist_ok=True)
+        recordings, supervisions = [], []
+        for i in range(1, 4):
+            recordings.append({"id": f"r{i}", "sources": [{
+                "type": "file", "channels": [0], "source": source.format(i=i, W=root)}],
+                "sampling_rate": 8000, "num_samples": 4000, "duration": 0.5,
+                "channel_ids": [0]})
+            supervisions.append({"id": f"s{i}", "recording_id": f"r{i}",
+                                 "start": start if i == 1 else 0.0, "duration": 0.4,
+                                 "channel": 0, "speaker": f"spk{i}",
+                                 "language": "en" if i < 3 else "fr"})
+        for name, lines in (("recordings.jsonl", recordings), ("sups.jsonl", supervisions)):
+            (folder / name).write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return prepare
+
+
+def _issue45_cases() -> list[Case]:
+    """Issue 45: results edited by hand, counts and addresses past what the data allows,
+    bad input that was "a bug", the silent and unclear cases (`named`: counted apart)."""
+    report = ("xval", "report", "results/demo/experiment_1")
+    xlsx = (f"{RESULTS}/*.xlsx",)
+    lhotse = ("pre", "lhotse", "{W}/corpus/recordings.jsonl", "{W}/corpus/sups.jsonl",
+              "--label-field", "language", "--root", "{W}/corpus", "--out", "lh", "-q")
+    return [
+        Case("report-metric-edited", report, "run", may_change=xlsx, named=True,
+             prepare=_edit_json(f"{INSTANCE}/fold_1.json", lambda d: {
+                 **d, "metrics": {**d["metrics"], "test": {
+                     **d["metrics"]["test"], "accuracy": 0.999}}}),
+             check=_out_has("fold_1.json was edited after it was written")),
+        Case("report-params-edited", report, "run", may_change=xlsx, named=True,
+             prepare=_edit_json(f"{INSTANCE}/params.json", lambda d: {
+                 **d, "task_type": "regression"}),
+             check=_out_has("params.json was edited after it was written")),
+        Case("export-model-edited", ("xval", "export", "results/demo/experiment_1/instance_1",
+                                     "--format", "keras", "--out", "{W}/exported"),
+             "refuse", named=True, prepare=lambda r: _flip_byte(r / INSTANCE / "fold_0.keras")),
+        Case("compare-one-instance", ("xval", "compare", "results/demo/experiment_1:1",
+                                      "--no-workbook"), "refuse", named=True),
+        Case("exp-repeats-billion", ("exp", "--set", "num_repeats=1000000000", "--dry-run"),
+             "refuse", named=True, timeout=90),
+        Case("exp-ray-port-range", ("exp", "--executor", "ray", "--ray-address",
+                                    "127.0.0.1:70000", "--dry-run"), "refuse", named=True,
+             timeout=60),
+        Case("pre-hf-garbage-info", ("pre", "hf", "{W}/hf", "--out", "hf", "-q"), "refuse",
+             named=True, prepare=_all(_write("hf/dataset_info.json", "garbage{"),
+                                      _write("hf/state.json", "{}"))),
+        Case("pre-encoder-unknown", ("pre", "folders", "{W}/audio", "--out", "enc",
+                                     "--encoder", "nosuch", "-q"), "refuse", named=True),
+        Case("pre-encoder-etc", ("pre", "folders", "{W}/audio", "--out", "enc",
+                                 "--encoder", "/etc", "-q"), "refuse", named=True),
+        Case("pre-lhotse-outside-root", lhotse, "refuse", named=True,
+             prepare=_lhotse("corpus", "../audio/a/spk{i}_0.wav")),
+        Case("pre-lhotse-negative-start", lhotse, "refuse", named=True,
+             prepare=_lhotse("corpus", "{W}/audio/a/spk{i}_0.wav", start=-0.5)),
+    ]
+
+
 CASES: list[Case] = [*_init_cases(), *_preprocessing_cases(), *_augment_cases(),
-                     *_experiment_cases(), *_report_cases(), *_model_cases()]
+                     *_experiment_cases(), *_report_cases(), *_model_cases(),
+                     *_issue45_cases()]

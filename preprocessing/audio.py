@@ -196,6 +196,12 @@ def _load_audioread(path: Path) -> tuple[np.ndarray, int]:
             rate, channels = f.samplerate, f.channels
             data = b"".join(f)
     except audioread.exceptions.NoBackendError as e:
+        if path.suffix.lower() not in AUDIO_EXTENSIONS:  # /etc/passwd: no audio at all
+            raise DatasetError(
+                f"Cannot decode {path}: it is no audio file (its name has "
+                f"{'no extension' if not path.suffix else f'the extension {path.suffix!r}'}"
+                f", none of {', '.join(sorted(AUDIO_EXTENSIONS))}, and no decoder reads "
+                "it); give an audio file.") from e
         raise DatasetError(
             f"Cannot decode {path}: no audioread backend reads {path.suffix!r}. Install "
             "ffmpeg (`apt-get install ffmpeg`)."

@@ -158,11 +158,13 @@ def _warm_up(params: Mapping[str, Any]) -> None:
 def _extraction_results(work: list[ExtractionTask], params: Mapping[str, Any],
                         workers: int) -> Iterator[Iterator[dict[str, Any]]]:
     """The results of `extract_file` over `work`, in order: in this process (one worker,
-    or a model: `workers` threads) or a process pool, shut down on leaving."""
+    or a model: `workers` threads) or a process pool, shut down on leaving (never more
+    processes than files)."""
     if get(params["feature"]).batched:  # one copy of the model; its threads do the work
         with threadpool_limits(workers):
             yield map(_task, work)
         return
+    workers = max(1, min(workers, len(work)))
     if workers == 1:
         with single_threaded():  # the workers' BLAS: the same rows whatever the count
             yield map(_task, work)
@@ -347,10 +349,7 @@ def build_store(rows: pd.DataFrame, out: str | os.PathLike[str], *,
                    inputs=inputs)
     check_rows(rows)
     check_trainable(rows, skipped, task_type=task_type, stage="found")
-    if classes is None and rows.attrs.get("classes") and tasks.get(task_type).has_classes:
-        classes = list(rows.attrs["classes"])
-    unit = str(rows.attrs.get("unit") or "files")  # how the source counts its rows
-    rows = rows.sort_values(["item", "clip", "path"], kind="stable").reset_index(drop=True)
+    rows, classes, unit = _in_order(rows, classes, task_type)
     workers = max(1, min(workers or os.cpu_count() or 1, len(rows)))
     work: list[ExtractionTask] = [
         (r["path"], params, augmenter, augment_versions, augment_seed, r["clip"], row_region(r))
@@ -373,10 +372,26 @@ def build_store(rows: pd.DataFrame, out: str | os.PathLike[str], *,
         body = _store_info(params, extraction, augment_versions, seconds, described, info)
         store = write_store(out, npy_path, pd.DataFrame(extraction.meta), info=body,
                             task_type=task_type, classes=classes, overwrite=overwrite)
-    return store, {"rows": len(store), "files": extraction.files,
-                   "recordings": len(extraction.paths),
-                   "unit": unit, "skipped": skipped,
-                   "items": store.info.n_items, "classes": store.classes,
-                   "seconds": round(seconds, 3), "shape": tuple(store.features.shape),
-                   "silent_segments": len(extraction.silent),
-                   "silent_dropped": not extraction.keep_silent}
+    return store, _summary(store, extraction, unit, skipped, seconds)
+
+
+def _in_order(rows: pd.DataFrame, classes: list[str] | None, task_type: str
+              ) -> tuple[pd.DataFrame, list[str] | None, str]:
+    """The rows in (item, clip, path) order, the classes (given, else the source's own
+    order: `rows.attrs["classes"]`) and how the source counts its rows (`files`, ...)."""
+    if classes is None and rows.attrs.get("classes") and tasks.get(task_type).has_classes:
+        classes = list(rows.attrs["classes"])
+    unit = str(rows.attrs.get("unit") or "files")
+    rows = rows.sort_values(["item", "clip", "path"], kind="stable").reset_index(drop=True)
+    return rows, classes, unit
+
+
+def _summary(store: FeatureStore, extraction: _Extraction, unit: str, skipped: Skipped,
+             seconds: float) -> dict[str, Any]:
+    """What `build_store` returns beside the store: counts, skipped files, time, shape."""
+    return {"rows": len(store), "files": extraction.files,
+            "recordings": len(extraction.paths), "unit": unit, "skipped": skipped,
+            "items": store.info.n_items, "classes": store.classes,
+            "seconds": round(seconds, 3), "shape": tuple(store.features.shape),
+            "silent_segments": len(extraction.silent),
+            "silent_dropped": not extraction.keep_silent}

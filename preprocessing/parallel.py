@@ -1,7 +1,9 @@
 """Process pools for per-file work (feature extraction, augmentation)."""
 
+import os
 import sys
 import threading
+import time
 import zlib
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -35,10 +37,26 @@ def _fork_is_safe() -> bool:
     return not others and not frameworks and "fork" in get_all_start_methods()
 
 
+PARENT_CHECK_SECONDS = 1.0
+"""How often a worker checks that the process that started it is alive."""
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Ends this worker once its parent is gone (killed with SIGKILL, which runs no
+    clean-up): a worker left behind would go on writing files a rerun resumes."""
+    while True:
+        time.sleep(PARENT_CHECK_SECONDS)
+        if os.getppid() != parent:
+            os._exit(1)
+
+
 def _init_worker() -> None:
     """One BLAS/OpenMP thread per worker: the processes are the parallelism, and OpenBLAS
-    threads spinning in every worker would fight over the cores."""
+    threads spinning in every worker would fight over the cores. The worker ends with its
+    parent (`_exit_with_parent`)."""
     threadpool_limits(1)
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True,
+                     name="exit-with-parent").start()
 
 
 def single_threaded() -> threadpool_limits:

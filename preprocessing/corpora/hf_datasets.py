@@ -14,6 +14,7 @@ decoder, torchcodec, is not needed).
 import dataclasses
 import functools
 import importlib
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -29,6 +30,40 @@ from xval.core.errors import ConfigurationError, DatasetError
 ITEM_COLUMNS = ("speaker_id", "speaker", "client_id")
 LABEL_COLUMN = "label"
 SAVED = ("dataset_info.json", "dataset_dict.json")
+_DESCRIPTIONS = (*SAVED, "state.json")
+"""The JSON files `save_to_disk` writes beside the Arrow data (JSON objects all)."""
+_REFIX = ("write it again with save_to_disk (or restore the file) and check that the "
+          "folder is the one meant")
+
+
+def _load_saved(folder: Path) -> Any:
+    """`datasets.load_from_disk(folder)`, its description files checked first: a file that is
+    not a JSON object, or one `datasets` cannot read, is an error naming it.
+
+    Raises:
+        DatasetError: naming the file (or the folder) and the fix.
+    """
+    for name in _DESCRIPTIONS:
+        path = folder / name
+        if not path.is_file():
+            continue
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as e:  # JSONDecodeError is a ValueError
+            raise DatasetError(f"{path} is not valid JSON ({type(e).__name__}: {e}); it is "
+                               f"not a file save_to_disk wrote: {_REFIX}.") from None
+        if not isinstance(data, dict):
+            raise DatasetError(f"{path} holds a JSON {type(data).__name__}, not the object "
+                               f"save_to_disk writes: {_REFIX}.")
+    try:
+        return _datasets().load_from_disk(str(folder))
+    except (ValueError, TypeError, AttributeError, KeyError) as e:
+        # datasets reads the description as it finds it: a changed one fails anywhere.
+        raise DatasetError(
+            f"{folder} cannot be opened as a saved dataset: datasets says "
+            f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} (its "
+            f"{' or '.join(n for n in _DESCRIPTIONS if (folder / n).is_file())} was not "
+            f"written by save_to_disk as it is); {_REFIX}.") from None
 
 
 def _datasets() -> Any:
@@ -77,11 +112,11 @@ def _splits(folder: Path) -> list[_Split]:
     """The splits of a saved dataset or an audiofolder."""
     datasets = _datasets()
     if (folder / "dataset_dict.json").is_file():
-        saved = datasets.load_from_disk(str(folder))
+        saved = _load_saved(folder)
         return [_Split(name, saved[name].features, folder / name, saved[name])
                 for name in saved]
     if (folder / "dataset_info.json").is_file():
-        dataset = datasets.load_from_disk(str(folder))
+        dataset = _load_saved(folder)
         return [_Split("train", dataset.features, folder, dataset)]
     with tempfile.TemporaryDirectory(prefix="xval-hf-") as cache:  # nothing left behind
         try:

@@ -11,7 +11,7 @@ import importlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from preprocessing.audio import unreadable_reason
 from preprocessing.sources import Skipped, Source, source_rows
@@ -24,6 +24,8 @@ ITEM_FIELD = "speaker"
 RELATIVE = "the relative path"
 """How a skipped recording's reason names a relative path (`Recording.from_file` keeps the
 path it was given)."""
+_SLACK = 1e-3
+"""Seconds a stretch may end past its recording (rounding of the durations Lhotse writes)."""
 
 
 def _lhotse() -> Any:
@@ -70,11 +72,14 @@ def _check_field(supervisions: list[Any], field: str, option: str, what: str) ->
         f"{', '.join(given + custom) or 'none'}.")
 
 
-def _audio_file(recording: Any, root: Path) -> tuple[Path | None, str | None]:
+def _audio_file(recording: Any, root: Path,
+                allow_outside_root: bool = False) -> tuple[Path | None, str | None]:
     """The audio file of a recording, or why it has none that can be read.
 
     Raises:
-        DatasetError: for audio read through a command or a URL (never run, never fetched).
+        DatasetError: for audio read through a command or a URL (never run, never fetched),
+            or a relative path that leads outside `root` (`../pool/x.wav`) unless
+            `allow_outside_root`.
     """
     sources = recording.sources
     kinds = {s.type for s in sources}
@@ -91,6 +96,7 @@ def _audio_file(recording: Any, root: Path) -> tuple[Path | None, str | None]:
         return None, (f"recording {recording.id}: it has transforms (speed or volume "
                       "perturbation, resampling), which are not applied here")
     path = root / sources[0].source
+    _check_inside(recording.id, sources[0].source, root, allow_outside_root)
     reason = unreadable_reason(path)
     if reason is None:
         return path, None
@@ -100,11 +106,59 @@ def _audio_file(recording: Any, root: Path) -> tuple[Path | None, str | None]:
                   f"read from {root}: pass --root FOLDER, the folder it is relative to)")
 
 
+class _Root(NamedTuple):
+    """Where relative audio paths are read from, and whether they may leave it."""
+
+    folder: Path
+    allow_outside: bool
+
+
+def _check_inside(recording: str, source: str, root: Path, allow: bool) -> None:
+    """Refuses a relative audio path that leads outside `root` (as the manifest source
+    does); an absolute one (as Lhotse writes them) names its file itself.
+
+    Raises:
+        DatasetError: naming the recording, its path, the root and the fix.
+    """
+    if allow or os.path.isabs(source):
+        return
+    top = os.path.normpath(os.path.abspath(root))
+    full = os.path.normpath(os.path.join(top, source))
+    if os.path.commonpath([top, full]) != top:
+        raise DatasetError(
+            f"Recording {recording!r}: its source {source!r} leads outside the root folder "
+            f"{top}. Fix the manifest, set --root to a folder holding every file, or pass "
+            "--allow-outside-root (allow_outside_root=True) if this is intended.")
+
+
+def _check_span(kind: str, name: str, start: float, duration: float, recording: Any,
+                what: str) -> None:
+    """Refuses a stretch that is not inside its recording (a negative start, no length, an
+    end past the recording's).
+
+    Raises:
+        DatasetError: naming the supervision (or cut), its manifest, the span and the fix.
+    """
+    end, length = float(start) + float(duration), float(recording.duration)
+    if start < 0:
+        why = f"starts at {start:g} s, before its recording {recording.id!r} begins"
+    elif duration <= 0:
+        why = f"lasts {duration:g} s"
+    elif end > length + _SLACK:
+        why = f"ends at {end:g} s, past the end of its recording {recording.id!r} ({length:g} s)"
+    else:
+        return
+    raise DatasetError(
+        f"{kind} {name!r} of {what} {why}; a stretch lies inside its recording (start >= 0, "
+        "duration > 0). Fix the manifest, or drop it (lhotse: "
+        "supervisions.filter(lambda s: s.start >= 0)).")
+
+
 def _row(supervisions: list[Any], recording: Any, clip: str, offset: float,
-         duration: float, channel: Any, fields: tuple[str, str], root: Path,
+         duration: float, channel: Any, fields: tuple[str, str], root: _Root,
          skipped: Skipped) -> dict[str, object] | None:
     """The row of a stretch of a recording, or `None` (and a skipped entry)."""
-    path, reason = _audio_file(recording, root)
+    path, reason = _audio_file(recording, root.folder, root.allow_outside)
     label_field, item_field = fields
     labels = {value(s, label_field) for s in supervisions}
     items = {value(s, item_field) for s in supervisions}
@@ -129,7 +183,7 @@ def _row(supervisions: list[Any], recording: Any, clip: str, offset: float,
             "offset": float(offset), "duration": float(duration)}
 
 
-def _from_cuts(cuts: Any, lhotse: Any, fields: tuple[str, str], root: Path,
+def _from_cuts(cuts: Any, lhotse: Any, fields: tuple[str, str], root: _Root,
                what: str) -> Source:
     cuts = list(cuts)
     _check_fields([s for c in cuts for s in getattr(c, "supervisions", [])], fields, what)
@@ -141,6 +195,7 @@ def _from_cuts(cuts: Any, lhotse: Any, fields: tuple[str, str], root: Path,
                             "without one recording (mixed, padding or feature-only cuts are "
                             "not read)"})
             continue
+        _check_span("Cut", cut.id, cut.start, cut.duration, cut.recording, what)
         row = _row(cut.supervisions, cut.recording, cut.id, cut.start, cut.duration,
                    cut.channel, fields, root, skipped)
         if row is not None:
@@ -165,7 +220,7 @@ def _counted(rows: list[dict[str, object]], skipped: Skipped, what: str, unit: s
 
 
 def _from_supervisions(recordings: Any, supervisions: Any, fields: tuple[str, str],
-                       root: Path, what: str) -> Source:
+                       root: _Root, what: str) -> Source:
     supervisions = list(supervisions)
     _check_fields(supervisions, fields, what)
     rows: list[dict[str, object]] = []
@@ -177,6 +232,8 @@ def _from_supervisions(recordings: Any, supervisions: Any, fields: tuple[str, st
                                       f"{supervision.recording_id!r} is not in the "
                                       "RecordingSet"})
             continue
+        _check_span("Supervision", supervision.id, supervision.start, supervision.duration,
+                    recordings[supervision.recording_id], what)
         row = _row([supervision], recordings[supervision.recording_id], supervision.id,
                    supervision.start, supervision.duration, supervision.channel, fields,
                    root, skipped)
@@ -195,7 +252,8 @@ def _check_fields(supervisions: list[Any], fields: tuple[str, str], what: str) -
 
 def lhotse_source(manifests: Sequence[str | os.PathLike[str]], *, label_field: str,
                   item_field: str = ITEM_FIELD,
-                  root: str | os.PathLike[str] | None = None) -> Source:
+                  root: str | os.PathLike[str] | None = None,
+                  allow_outside_root: bool = False) -> Source:
     """Rows from Lhotse manifests: one row per supervision (of a `SupervisionSet` over a
     `RecordingSet`), or per cut of a `CutSet` (with the supervision it holds).
 
@@ -207,6 +265,8 @@ def lhotse_source(manifests: Sequence[str | os.PathLike[str]], *, label_field: s
         item_field: the supervision field that is the item. Defaults to `"speaker"`.
         root: the folder relative audio paths are read from. Defaults to the current
             folder, as Lhotse reads them.
+        allow_outside_root: accept relative audio paths that lead outside `root`
+            (`../pool/x.wav`). Defaults to `False` (refused, as the manifest source does).
 
     Returns:
         `(rows, skipped)`; every row carries the `offset` and `duration` of its stretch of
@@ -216,14 +276,15 @@ def lhotse_source(manifests: Sequence[str | os.PathLike[str]], *, label_field: s
         ConfigurationError: when Lhotse is not installed.
         DatasetError: for a missing or unreadable manifest, manifests that are neither a
             CutSet nor a RecordingSet and a SupervisionSet, a field that no supervision has
-            (a manifest without speakers), or audio read through a command or a URL.
+            (a manifest without speakers), audio read through a command or a URL, or a
+            relative audio path outside `root` (without `allow_outside_root`).
     """
     lhotse = _lhotse()
     paths = [Path(m) for m in manifests]
     loaded = [_load(lhotse, p) for p in paths]
     kinds = [type(m).__name__ for m in loaded]
     what = "Lhotse manifest " + " + ".join(map(str, paths))
-    folder = Path(root) if root is not None else Path.cwd()
+    folder = _Root(Path(root) if root is not None else Path.cwd(), allow_outside_root)
     fields = (label_field, item_field)
     if kinds == ["CutSet"]:
         return _from_cuts(loaded[0], lhotse, fields, folder, what)

@@ -43,10 +43,15 @@ from preprocessing.features.encoders import (
     resemblyzer_weights,
     sha256_of_files,
 )
+from preprocessing.features.encoders.hf import UnknownEncoderError
 from preprocessing.features.registry import Params, register
 from xval.core.errors import ConfigurationError, DatasetError
 
-__all__ = ["PRETRAINED", "RESEMBLYZER", "Encoder", "encoder_defaults", "encoder_overrides", "load_encoder", "pool_frames",
+TRANSFORMERS_INSTALL = "pip install -e '.[pretrained]'"
+"""What installs the transformers encoders (torch, transformers, safetensors)."""
+
+__all__ = ["PRETRAINED", "RESEMBLYZER", "Encoder", "encoder_defaults", "encoder_overrides",
+           "known_encoders", "load_encoder", "pool_frames",
            "pretrained", "resemblyzer_weights", "select_layers", "sha256_of_files"]
 
 Layers = str | int | Sequence[int]
@@ -107,7 +112,18 @@ def load_encoder(name: str, revision: str | None = None, device: str | None = No
     """
     if str(name) in BUILT_IN:
         return BUILT_IN[str(name)].make(device)
-    return TransformersEncoder(str(name), revision=revision, device=device)
+    try:
+        return TransformersEncoder(str(name), revision=revision, device=device)
+    except UnknownEncoderError as e:
+        raise ConfigurationError(f"encoder={name!r}: {e}. {known_encoders()}") from None
+
+
+def known_encoders() -> str:
+    """The encoders there are and how to install each: what an unknown name is told."""
+    built_in = "; ".join(f"{n} (`{BUILT_IN[n].install}`)" for n in BUILT_IN)
+    return (f"The built-in encoders: {built_in}. Any other name is a transformers speech "
+            f"model (`{TRANSFORMERS_INSTALL}`): a folder written by save_pretrained, or a "
+            "hub id in the local cache.")
 
 
 def encoder_overrides(name: str | None, overrides: dict[str, Any],

@@ -78,7 +78,9 @@ def _main(argv: Sequence[str] | None) -> int:
                              progress=not (args.no_progress or args.quiet),
                              overwrite=args.overwrite)
     print(f"Wrote {summary['written']} files ({summary['seconds']:.1f}s of audio) from "
-          f"{summary['files']} recordings into {args.output}.")
+          f"{summary['files']} recordings into {args.output}."
+          + (f" Resumed: {summary['resumed']} recordings were done by an earlier run of "
+             "this command." if summary.get("resumed") else ""))
     if summary["skipped"] and not args.quiet:
         print(f"Skipped {len(summary['skipped'])} unusable file(s):")
         for s in summary["skipped"]:

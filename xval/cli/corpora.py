@@ -50,6 +50,8 @@ PIPES_HELP = ("run the piped commands of wav.scp (`flac -c -d -s a.flac |`, `sph
               "refused)")
 REQUIRED = ("--label-file", "--label-field")
 """Options without a default: a corpus names its labels."""
+OUTSIDE_HELP = ("lhotse: accept relative audio paths that lead outside --root "
+                "(../pool/x.wav)")
 ROOT_HELP = ("folder relative audio paths are read from (default: the current folder, as "
              "Kaldi and Lhotse read them)")
 
@@ -91,6 +93,8 @@ def add_parsers(sub: Any, common: Any) -> None:
                            "a folder written by save_to_disk, or an audiofolder")
         add_options(p, kind)
         p.add_argument("--root", help=ROOT_HELP)
+        if kind == "lhotse":
+            p.add_argument("--allow-outside-root", action="store_true", help=OUTSIDE_HELP)
         common(p)
 
 
@@ -136,7 +140,9 @@ def rows(kind: str, paths: Sequence[str], args: argparse.Namespace) -> tuple[pd.
                             run_commands=bool(getattr(args, "run_wav_scp_commands", False)))
     if kind == "lhotse":
         return lhotse_source(paths, label_field=given["label_field"],
-                             item_field=given["item_field"], root=root)
+                             item_field=given["item_field"], root=root,
+                             allow_outside_root=bool(getattr(args, "allow_outside_root",
+                                                             False)))
     return hf_source(paths[0], label_column=given["label_column"],
                      item_column=given["item_column"], audio_column=given["audio_column"],
                      root=root)

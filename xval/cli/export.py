@@ -18,6 +18,7 @@ from xval.core.errors import ConfigurationError, XvalError
 from xval.core.files import read_json
 from xval.core.layout import ExperimentLayout, InstanceLayout
 from xval.core.parameters import InstanceParams
+from xval.core.reader import FOLD_FIX
 from xval.core.records import FoldsManifest, InstanceStatus
 from xval.core.version import version_line
 from xval.inference import export as E
@@ -86,6 +87,12 @@ def _source(path: Path) -> tuple[InstanceResult | None, ModelSet]:
                 "(results/<dataset>/experiment_<N>/instance_<k>) or a .keras file.")
         manifest = read_manifest(ExperimentLayout(layout.root.parent))
         instance = InstanceResult(path, manifest.num_folds if manifest else None)
+        if instance.invalid:  # a changed file, not an unfinished run: name it
+            why = "; ".join(f"fold {i}: {reason}" for i, reason in sorted(
+                instance.invalid.items()))
+            raise ConfigurationError(
+                f"{path.name} has folds whose files cannot be believed ({why}): "
+                f"{FOLD_FIX}.")
         if instance.status != InstanceStatus.COMPLETE.value:
             done = instance.summary.folds_done
             raise ConfigurationError(

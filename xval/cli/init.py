@@ -80,6 +80,8 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     for kind in corpora.KINDS:
         corpora.add_options(group, kind, defaults=False)
     group.add_argument("--root", help=corpora.ROOT_HELP)
+    group.add_argument("--allow-outside-root", action="store_true",
+                       help=corpora.OUTSIDE_HELP)
     p.add_argument("--folds", type=int, help=f"folds over items (default: the items, at most "
                                              f"{MAX_FOLDS})")
     p.add_argument("--encoder", help="the pretrained encoder of instance 1: "
@@ -234,6 +236,8 @@ def _check_source(args: argparse.Namespace, audio: Path) -> None:
     if args.source is None and (args.root or args.supervisions):
         flag = "--root" if args.root else "a second path (SUPERVISIONS)"
         raise ConfigurationError(f"{flag} is for --source kaldi, lhotse or hf.")
+    if args.allow_outside_root and args.source != "lhotse":
+        raise ConfigurationError("--allow-outside-root is for --source lhotse.")
     if args.supervisions and args.source != "lhotse":
         raise ConfigurationError(f"A second path ({args.supervisions}) is for --source lhotse "
                                  "(a RecordingSet and its SupervisionSet).")

@@ -24,9 +24,12 @@ __all__ = ["MAX_FOLDS", "PRESETS", "check_rows", "find_rows", "folds_for", "segm
 PRESETS = {"fsdd": sources.FSDD_PATTERN, "ravdess": sources.RAVDESS_PATTERN,
            "speaker-id": sources.SPEAKER_ID_PATTERN}
 MAX_FOLDS = 5
-NO_SHARED_ID = ("every file is its own item: no two file names share a recording id (a name "
-                "without its trailing take or slice suffix, such as -A or _02). If several "
-                "files come from one recording, give --item-pattern REGEX with (?P<item>..).")
+NO_SHARED_ID = ("every file is its own item: the file names give no sound grouping by "
+                "recording id (a name without its trailing take or slice suffix, such as -A "
+                "or _02): none is shared, or the shared ones only number a class's files "
+                "alike (bark_01 ... bark_06 in one class folder), are class names, or would "
+                "leave a class on one item. If several files come from one recording, give "
+                "--item-pattern REGEX with (?P<item>..).")
 
 
 def _items(rows: pd.DataFrame, args: argparse.Namespace) -> tuple[str, str]:

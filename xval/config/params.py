@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
+
 import xval.config.embedding as embedding
 import xval.config.schema as schema
 from xval import tasks
@@ -51,11 +53,21 @@ def _short(value: Any) -> str:
 
 
 def _type_name(value: Any) -> str:
-    return type(value).__name__
+    """The name of a value's type; a type from a library with its module
+    (`numpy.str_`), so that it never reads as the built-in type it resembles."""
+    kind = type(value)
+    return kind.__name__ if kind.__module__ == "builtins" else \
+        f"{kind.__module__.split('.')[0]}.{kind.__name__}"
 
 
 def _check_type(name: str, value: Any, default: Any, where: str) -> Any:
-    """Returns `value` converted to the type of `default`, or raises ParameterError."""
+    """Returns `value` converted to the type of `default`, or raises ParameterError.
+
+    A NumPy scalar (`np.True_`, `np.float64(0.1)`, computed in a script) counts as the
+    Python value it holds (`.item()`).
+    """
+    if isinstance(value, np.generic):
+        value = value.item()
     if default is None:
         return value
     ok = True

@@ -270,6 +270,7 @@ class Search:
             if name in ("comment_1", "comment_2"):
                 raise ConfigurationError(f"search space {name}: comments are not searched.")
         self._check_options()
+        self._check_conditions()
         self._check_enqueue()
         # Resolve the corners of the space: every name must be a valid parameter of the
         # architectures it applies to, with a value of the right type.
@@ -298,6 +299,28 @@ class Search:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigurationError(f"{name}={value!r}: expected an integer >= 0.")
+
+    def _check_conditions(self) -> None:
+        """Every `when` can hold: each parameter it names can take one of its values (a
+        dimension that contains one, or the base's value of a parameter not searched)."""
+        for name, dim in self.space.items():
+            if dim.when is not None and not isinstance(dim.when, dict):
+                raise ConfigurationError(f"search space {name}: when={dim.when!r}: expected "
+                                         "a dict of parameter name -> value(s).")
+            for key, allowed in (dim.when or {}).items():
+                values = allowed if isinstance(allowed, (list, tuple)) else [allowed]
+                other = self.space.get(key)
+                if other is not None and not any(other.contains(v) for v in values):
+                    found = f"the space gives {key} {other.describe()}"
+                elif other is None and self.base.get(key) not in values:
+                    found = (f"{key} is not searched and the base gives it "
+                             f"{self.base.get(key)!r}")
+                else:
+                    continue
+                raise ConfigurationError(
+                    f"search space {name}: when={dim.when!r} can never hold ({found}), so "
+                    f"{name} would never be searched; fix the condition, or the values "
+                    f"{key} takes.")
 
     def _check_enqueue(self) -> None:
         """Every enqueued trial names dimensions of the space, with values inside them."""

@@ -11,7 +11,11 @@ compares the two:
   version of the file (its inode, size, modification and change times). This is the
   process's one digest cache: the results reader (`xval.core.reader`) hashes models
   through it, and the recorder hands it the digests of the files it writes
-  (`remember_digest`), so that a model it has just saved is not read again.
+  (`remember_digest`), so that a model it has just saved is not read again;
+- `seal(data)` / `seal_problem(data)`: a record file's own content hash, written into it as
+  `content_sha256` by the recorder and checked by the reader, so that a result edited by
+  hand (a metric, a model hash, a parameter) is named instead of believed. A file without
+  one (written before it was recorded) is read as before.
 """
 
 from __future__ import annotations
@@ -19,14 +23,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["Stamp", "file_digest", "file_stamp", "forget_digests", "json_digest",
-           "remember_digest"]
+__all__ = ["CONTENT_KEY", "Stamp", "file_digest", "file_stamp", "forget_digests",
+           "json_digest", "remember_digest", "seal", "seal_problem"]
 
 _BLOCK = 1 << 20
 _CACHED = 4096
 """File digests kept per process (the oldest is dropped first)."""
+
+CONTENT_KEY = "content_sha256"
+"""The key of a record file's own content hash (`seal`)."""
 
 Stamp = tuple[int, int, int, int]
 """A file's version: inode, size, modification and change times (ns)."""
@@ -38,6 +46,38 @@ def json_digest(value: Any) -> str:
     """The SHA-256 (hex) of `value` as JSON with sorted keys (`default=str` for values JSON
     has no type for)."""
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def seal(data: Mapping[str, Any]) -> dict[str, Any]:
+    """`data` with its content hash (`CONTENT_KEY`: the `json_digest` of everything else).
+
+    Args:
+        data: a record's JSON values as they are written (after the JSON round trip:
+            `json.loads(json_text(...))`, so that the reader hashes what it reads).
+
+    Returns:
+        A new dict: `data` and its hash.
+    """
+    body = {k: v for k, v in data.items() if k != CONTENT_KEY}
+    return {**body, CONTENT_KEY: json_digest(body)}
+
+
+def seal_problem(data: Any) -> str:
+    """Why a record file's content no longer matches the hash sealed into it, or `""`
+    (matches, or no hash: a file written before records were sealed, or not a mapping).
+
+    Returns:
+        `"was edited after it was written: its content hashes to <12 hex>, not the recorded
+        <12 hex>"`, to follow the file's name.
+    """
+    if not isinstance(data, Mapping) or CONTENT_KEY not in data:
+        return ""
+    recorded = data[CONTENT_KEY]
+    content = json_digest({k: v for k, v in data.items() if k != CONTENT_KEY})
+    if content == recorded:
+        return ""
+    return (f"was edited after it was written: its content hashes to {content[:12]}, not "
+            f"the recorded {str(recorded)[:12]}")
 
 
 def file_stamp(path: str | os.PathLike[str]) -> Stamp | None:

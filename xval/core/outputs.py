@@ -165,6 +165,14 @@ def foreign_entries(folder: Path, output: Output) -> list[str]:
     return foreign
 
 
+def _bare(what: str) -> str:
+    """`what` without its article: `the store` -> `store` (for "Give another store")."""
+    for article in ("the ", "a ", "an "):
+        if what.startswith(article):
+            return what[len(article):]
+    return what
+
+
 def _refusal(path: Path, output: Output, foreign: list[str], what: str) -> str:
     user = [f for f in foreign if not f.startswith("<no ")]
     if user:
@@ -173,7 +181,8 @@ def _refusal(path: Path, output: Output, foreign: list[str], what: str) -> str:
     else:
         held = f"it has no {foreign[0][4:-1]}: it is not {output.kind}"
     return (f"{what} {str(path)!r} exists and was not written by {output.command} ({held});"
-            f" it is never replaced or deleted, even with --overwrite. Give another {what}.")
+            f" it is never replaced or deleted, even with --overwrite. Give another "
+            f"{_bare(what)}.")
 
 
 def check_replace(path: str | os.PathLike[str], output: Output, *, overwrite: bool,
@@ -215,7 +224,7 @@ def check_replace(path: str | os.PathLike[str], output: Output, *, overwrite: bo
         raise error(_refusal(path, output, foreign, what))
     if not overwrite:
         raise error(f"{what} {str(path)!r} already exists ({output.kind} written earlier); "
-                    f"pass --overwrite to replace it, or give another {what}.")
+                    f"pass --overwrite to replace it, or give another {_bare(what)}.")
     return True
 
 

@@ -33,7 +33,7 @@ from preprocessing.store import FeatureStore
 from xval.core.dataset_info import DatasetInfo
 from xval.core.errors import ConfigurationError, DatasetError
 from xval.core.logs import quiet_framework_logs
-from xval.core.network import check_reachable
+from xval.core.network import RAY_PORT, check_reachable
 from xval.core.records import FoldResult, Job
 from xval.executors.base import Executor, ExecutorOptions, JobQueue, Results, run_job
 from xval.executors.registry import register
@@ -200,7 +200,7 @@ class RayExecutor(Executor):
         if self.address not in (None, "auto", "local"):
             check_reachable(self.address, "The Ray cluster",
                             "start it with `ray start --head`, check --ray-address, or leave "
-                            "it out to start a local Ray.", default_port=10001)
+                            "it out to start a local Ray.", default_port=RAY_PORT)
         ray = import_ray()
         if not ray.is_initialized():
             try:

@@ -37,6 +37,40 @@ from xval.folds.items import (
 )
 from xval.folds.manifest import rows_of
 
+MAX_FOLDS = 10_000
+"""The most folds (`num_folds` x `num_repeats`) an experiment trains per instance: each is a
+model trained, so more is a typo (`num_repeats=1000000000`), not a plan; refused before any
+fold is made."""
+
+_COUNTED = 2_000_000
+"""The largest `n_items x num_folds` whose number of distinct splits is counted exactly."""
+
+
+def distinct_splits(n_items: int, n_splits: int, cap: int) -> int | None:
+    """How many ways `n_items` items fall into `n_splits` non-empty test sets (the Stirling
+    number of the second kind S(n, k)): the most repeats that can each split differently.
+
+    Args:
+        n_items: the items.
+        n_splits: the folds per repeat (>= 2).
+        cap: the count that matters (the repeats asked for).
+
+    Returns:
+        The count when it is below `cap`, else `None` (at least `cap`, or too large a
+        problem to count: `_COUNTED`).
+    """
+    n, k = n_items, n_splits
+    if k >= n:
+        return 1
+    # Items 1..k each alone, every other item in any of those k sets: k^(n-k) splits.
+    if (n - k) * np.log(k) >= np.log(cap) or n * k > _COUNTED:
+        return None
+    row = [1] + [0] * k  # S(i, j) for j = 0..k, built up over i
+    for _ in range(n):
+        row = [0] + [min(j * row[j] + row[j - 1], cap) for j in range(1, k + 1)]
+    return row[k] if row[k] < cap else None
+
+
 
 class ItemKFold(_ParamsMixin, GroupsConsumerMixin, BaseCrossValidator):
     """K-fold over items, with validation items drawn from each fold's training items.
@@ -99,6 +133,12 @@ class ItemKFold(_ParamsMixin, GroupsConsumerMixin, BaseCrossValidator):
             )
         if not isinstance(n_repeats, int) or isinstance(n_repeats, bool) or n_repeats < 1:
             raise ConfigurationError(f"n_repeats={n_repeats!r}: expected an integer >= 1.")
+        if n_splits * n_repeats > MAX_FOLDS:
+            raise ConfigurationError(
+                f"num_repeats={n_repeats}: {n_splits} folds x {n_repeats} repeats is "
+                f"{n_splits * n_repeats} folds to train for every instance, above the "
+                f"{MAX_FOLDS} allowed (each fold trains a model); use num_repeats <= "
+                f"{max(1, MAX_FOLDS // n_splits)}.")
         if not isinstance(random_state, int) or isinstance(random_state, bool):
             raise ConfigurationError(
                 f"random_state={random_state!r}: expected an integer seed (folds must be "
@@ -154,6 +194,7 @@ class ItemKFold(_ParamsMixin, GroupsConsumerMixin, BaseCrossValidator):
                 f"test, validation and training items apart, at least one of each); there "
                 f"are {n_items}. {use}, or add items."
             )
+        self._check_repeats(n_items)
         if y is not None and len(y) != len(groups):
             raise ConfigurationError(
                 f"y has {len(y)} rows but groups has {len(groups)}; they must match.")
@@ -175,6 +216,23 @@ class ItemKFold(_ParamsMixin, GroupsConsumerMixin, BaseCrossValidator):
                     "test": sorted(items[test].tolist()),
                 })
         return folds
+
+    def _check_repeats(self, n_items: int) -> None:
+        """Refuses more repeats than the items can split differently (`distinct_splits`).
+
+        Raises:
+            ConfigurationError: naming `num_repeats`, the items, the folds and the most
+                repeats that work.
+        """
+        if self.n_repeats < 2 or self.n_splits < 2:
+            return
+        ways = distinct_splits(n_items, self.n_splits, self.n_repeats)
+        if ways is not None:
+            raise ConfigurationError(
+                f"num_repeats={self.n_repeats}: {n_items} items fall into {self.n_splits} "
+                f"folds in only {ways} different way{'s' if ways > 1 else ''}, so a repeat "
+                f"past {ways} repeats a split already made; use num_repeats <= {ways}, or "
+                "more items.")
 
     def _outer(self, items: np.ndarray, groups: np.ndarray, y: Any, labels: np.ndarray | None,
                counts: np.ndarray | None, seed: int) -> list[Positions]:

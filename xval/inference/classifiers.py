@@ -43,6 +43,35 @@ def fold_classifier(path: Path) -> tuple[Path, dict[str, Any]]:
     return saved, info
 
 
+def check_classes(saved: Path, pipeline: Any, info: dict[str, Any]) -> None:
+    """Refuses a classifier whose classes are not those its fold record describes.
+
+    Raises:
+        ConfigurationError: naming the file, both counts and the fix.
+    """
+    found = getattr(pipeline, "classes_", None)
+    expected = len(info.get("classes") or [])
+    if found is not None and len(found) != expected:
+        raise ConfigurationError(
+            f"{saved} is a classifier of {len(found)} classes, but its fold record "
+            f"describes {expected}; it is not the classifier this fold trained. Restore the "
+            "file, or rerun the fold that wrote it.")
+
+
+def check_width(saved: Path, pipeline: Any, width: int) -> None:
+    """Refuses a classifier fitted on embeddings of another width than its model gives.
+
+    Raises:
+        ConfigurationError: naming the file, both widths and the fix.
+    """
+    expected = getattr(pipeline, "n_features_in_", None)
+    if expected is not None and expected != width:
+        raise ConfigurationError(
+            f"{saved} was fitted on embeddings of {expected} values, but its fold model "
+            f"gives {width}; it is not the classifier this fold trained. Restore the file, "
+            "or rerun the fold that wrote it.")
+
+
 class ClassifierSet:
     """The embedding classifiers of fold models: `fold_<i>.skops` beside `fold_<i>.keras`,
     described by the `embedding_classifier` entry of `fold_<i>.json` (see
@@ -60,13 +89,17 @@ class ClassifierSet:
     def __init__(self, models: ModelSet) -> None:
         self.models = models
         self.pipelines: list[Any] = []
+        self.saved: list[Path] = []
         self.infos: list[dict[str, Any]] = []
         for path in models.paths:
             saved, info = fold_classifier(path)
             for source in info["sources"]:
                 if source["model"] != embedding.SELF:
                     embeddings.check_unchanged(source)
-            self.pipelines.append(embeddings.load(saved))
+            pipeline = embeddings.load(saved)
+            check_classes(saved, pipeline, info)
+            self.pipelines.append(pipeline)
+            self.saved.append(saved)
             self.infos.append(info)
         self.classes = list(self.infos[0]["classes"])
         self.description = (f"embedding classifier ({self.infos[0]['kind']}) of the "
@@ -89,6 +122,8 @@ class ClassifierSet:
             parts = [embeddings.embedding_function(self._model(s["model"], own),
                                                    info["layer"])(x)
                      for s in info["sources"]]
-            out = embeddings.scores(pipeline, np.concatenate(parts, axis=1))
+            joined = np.concatenate(parts, axis=1)
+            check_width(self.saved[k], pipeline, joined.shape[1])
+            out = embeddings.scores(pipeline, joined)
             total = out if k == 0 else total + out
         return total / len(self.pipelines)

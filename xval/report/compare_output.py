@@ -18,6 +18,7 @@ from openpyxl import Workbook, load_workbook
 from openpyxl.worksheet.worksheet import Worksheet
 
 from xval.report.comparison import Comparison
+from xval.report.tables import status_label
 from xval.report.workbook.builder import save_workbook
 from xval.report.workbook.cells import Styles, one_page_wide, safe, table_sheet
 
@@ -39,7 +40,7 @@ def instances_table(comparison: Comparison) -> Table:
     name = _metric_label(comparison)
     header = ["instance", "comment", "status", "folds", f"test {name} mean",
               f"test {name} std"]
-    rows = [[e.label, " / ".join(c for c in e.instance.comments() if c), e.instance.status,
+    rows = [[e.label, " / ".join(c for c in e.instance.comments() if c), status_label(e.instance),
              len(e.scores), e.mean, e.std] for e in comparison.entries]
     return header, rows
 

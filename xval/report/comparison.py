@@ -30,6 +30,7 @@ from scipy import stats as scipy_stats
 from xval.config.loader import Config
 from xval.config.selection import metric_direction, selection_metric
 from xval.core.errors import ConfigurationError
+from xval.core.reader import FOLD_FIX
 from xval.core.records import FoldResult, FoldsManifest
 from xval.report.bayesian import correlated_bayesian_ttest
 from xval.report.ranking import Ranking, friedman_nemenyi
@@ -195,6 +196,23 @@ def read_targets(targets: Sequence[Target]) -> dict[Path, ExperimentResults]:
     return read
 
 
+def _check_two(targets: Sequence[Target], read: dict[Path, ExperimentResults]) -> None:
+    """Refuses a comparison of fewer than two instances (`EXP:1` alone).
+
+    Raises:
+        ConfigurationError: naming what was given and what to add.
+    """
+    named = {(t.path.resolve(), r.id) for t in targets
+             for r in ([read[t.path.resolve()][t.instance]] if t.instance is not None
+                       else list(read[t.path.resolve()]))}
+    if len(named) < 2:
+        given = " ".join(f"{t.path}:{t.instance}" if t.instance is not None else str(t.path)
+                         for t in targets)
+        raise ConfigurationError(
+            f"{given} names {len(named)} instance(s); compare needs two or more: name "
+            "another instance (EXP_DIR:K) or a whole experiment folder.")
+
+
 def check_folds(read: dict[Path, ExperimentResults], allow_different: bool) -> None:
     """Refuses experiments whose fold manifests differ, unless `allow_different`.
 
@@ -245,6 +263,8 @@ def _entries(targets: Sequence[Target], read: dict[Path, ExperimentResults], met
             scores = fold_scores(r, metric, "test", level)
             if key in entries:
                 continue
+            notes += [f"{_name(target.path)}:{r.id} fold {i} left out: {reason}; {FOLD_FIX}."
+                      for i, reason in sorted(r.invalid.items())]
             if len(scores) < 2:
                 notes.append(f"{_name(target.path)}:{r.id} left out: {len(scores)} fold(s) "
                              f"with a test {metric} ({r.status}).")
@@ -345,14 +365,15 @@ def compare(targets: Sequence[Target], *, metric: str | None = None,
 
     Raises:
         ConfigurationError: for a bad ROPE, a folder that is not an experiment's, an
-            instance it does not hold, an unknown metric (all before anything is
-            computed); `FoldsMismatchError` when fold manifests differ and
+            instance it does not hold, fewer than two instances named, an unknown metric
+            (all before anything is computed); `FoldsMismatchError` when fold manifests differ and
             `allow_different_folds` is not set.
     """
     rope = check_rope(rope)
     if not targets:
         raise ConfigurationError("Name at least one experiment folder to compare.")
     read = read_targets(targets)
+    _check_two(targets, read)
     check_folds(read, allow_different_folds)
     metric = _metric(read, metric, config)
     level = "clip" if all(r.auto_level(metric, "test") == "clip" for r in read.values()) \
@@ -378,6 +399,9 @@ def compare(targets: Sequence[Target], *, metric: str | None = None,
     for pair, adjusted in zip(pairs, holm([p.p for p in pairs])):
         pair.p_holm = float(adjusted)
         pair.verdict = _verdict(pair, alpha, higher)
+    if len(entries) < 2:
+        notes.append(f"No pair compared: {len(entries)} instance(s) have a test {metric} on "
+                     "two folds or more; finish the others (rerun their experiments).")
     comparison = Comparison(metric, level, rope, alpha, higher, entries, pairs, notes=notes)
     comparison.ranking = _ranking(entries, read, alpha, higher, notes)
     return comparison

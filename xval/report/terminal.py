@@ -10,6 +10,7 @@ from pathlib import Path
 
 from xval import tasks
 from xval.config.loader import Config
+from xval.core.reader import FOLD_FIX
 from xval.report.results import TIE_RULE, ExperimentResults, InstanceResult
 from xval.report.tables import (
     Selection,
@@ -59,8 +60,8 @@ def _footer(selection: Selection, level: str, level_name: str) -> str:
 
 def invalid_lines(shown: list[InstanceResult]) -> list[str]:
     """One line per invalid fold: `instance 1 fold 2 invalid: <reason>; ...`."""
-    return [f"instance {r.id} fold {i} invalid: {reason}; it is not counted, and a rerun "
-            "trains it again." for r in shown for i, reason in sorted(r.invalid.items())]
+    return [f"instance {r.id} fold {i} invalid: {reason}; it is not counted: {FOLD_FIX}."
+            for r in shown for i, reason in sorted(r.invalid.items())]
 
 
 def late_epoch_lines(shown: list[InstanceResult]) -> list[str]:

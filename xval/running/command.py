@@ -14,6 +14,7 @@ from xval.core.arguments import ArgumentParser
 from xval.core.entry import EXIT_INTERRUPTED, debug_requested, run_entry  # noqa: F401
 from xval.core.errors import ConfigurationError
 from xval.core.interrupts import raise_if_interrupted, sticky_interrupts
+from xval.core.network import RAY_PORT, host_port
 from xval.core.version import add_version
 from xval.report.tracking import MLflowListener
 from xval.running.declaration import ExperimentDeclaration, InstanceRange, Selection
@@ -146,6 +147,8 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise ConfigurationError(
             f"--ray-address needs --executor ray (got --executor {args.executor})."
         )
+    if args.ray_address:  # a port out of range, at once (reached later, once, 5 s)
+        host_port(args.ray_address, RAY_PORT)
     if (args.trials is not None or args.timeout is not None) and not args.search:
         raise ConfigurationError("--trials and --timeout go with --search.")
     if args.quiet and args.verbose:

@@ -17,6 +17,7 @@ derived from the records (plots, the workbook, an experiment tracker) is made by
 from __future__ import annotations
 
 import hashlib
+import json
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -31,8 +32,10 @@ from xval.core.files import (
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
+    json_text,
     lock,
 )
+from xval.core.hashing import seal
 from xval.core.layout import INSTANCE_OUTPUT, ExperimentLayout, InstanceLayout
 from xval.core.outputs import remove_output
 from xval.core.reader import MANIFEST_FIX, READER, FoldCheck, InstanceFolds, ResultsReader
@@ -125,8 +128,10 @@ class Recorder:
         return self._results
 
     def _write(self, path: Path, record: Any) -> None:
-        """Writes a record as JSON, atomically, and hands it to the reader."""
-        atomic_write_json(path, record.to_dict())
+        """Writes a record as JSON, atomically, sealed with its content hash
+        (`xval.core.hashing.seal`: the reader names the file if it is edited), and hands it
+        to the reader."""
+        atomic_write_json(path, seal(json.loads(json_text(record.to_dict()))))
         self.reader.remember(path, record)
 
     def _notify(self, event: str, *args: Any) -> None:

@@ -295,7 +295,20 @@ def load(path: str | Path) -> Pipeline:
         raise ConfigurationError(
             f"{path} holds types an embedding classifier never holds ({', '.join(foreign)}); "
             "it is not loaded (a results folder is data, never code).")
-    return sio.loads(data, trusted=list(untrusted))
+    try:
+        pipeline = sio.loads(data, trusted=list(untrusted))
+    except Exception as e:  # noqa: BLE001  (skops raises several kinds on a bad file)
+        # e.g. an array stored pickled (NumPy refuses it: allow_pickle=False).
+        raise ConfigurationError(
+            f"{path} is not a classifier this project wrote ({type(e).__name__}: "
+            f"{str(e).splitlines()[0] if str(e) else ''}); nothing in it was run. Restore "
+            "the file, or rerun the fold that wrote it (an instance folder's fold_<i>.skops)."
+        ) from None
+    if not isinstance(pipeline, Pipeline):
+        raise ConfigurationError(
+            f"{path} holds a {type(pipeline).__name__}, not the Pipeline an embedding "
+            "classifier is; restore the file, or rerun the fold that wrote it.")
+    return pipeline
 
 
 def _embed(prepared: list[Source], store: FeatureStore, rows: Mapping[str, np.ndarray]

@@ -16,7 +16,12 @@ from preprocessing.features.encoders.base import (
 )
 from xval.core.errors import ConfigurationError
 
-__all__ = ["TransformersEncoder", "WEIGHT_SUFFIXES"]
+__all__ = ["TransformersEncoder", "UnknownEncoderError", "WEIGHT_SUFFIXES"]
+
+
+class UnknownEncoderError(ConfigurationError):
+    """An encoder name that is no transformers model on this disk; its message says why
+    (`preprocessing.features.pretrained.load_encoder` adds the encoders there are)."""
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
 
@@ -25,17 +30,19 @@ def _model_folder(name: str, revision: str | None) -> tuple[Path, str | None]:
     """The local folder of a transformers model and its revision (a hub snapshot's commit)."""
     folder = Path(name)
     if folder.is_dir():
+        if not (folder / "config.json").is_file():
+            raise UnknownEncoderError(f"the folder {folder} holds no config.json, so it is no "
+                                      "model written by save_pretrained")
         return folder, revision
     from huggingface_hub import snapshot_download  # noqa: PLC0415  (optional: [pretrained])
 
     try:
         snapshot = Path(snapshot_download(name, revision=revision, local_files_only=True))
     except Exception as e:  # huggingface_hub's offline errors vary between versions
-        raise ConfigurationError(
-            f"encoder={name!r}: not a folder, not a built-in encoder (aisfx, birdnet, "
-            f"resemblyzer), and not in the local hub cache (nothing is downloaded here); "
-            f"fetch it once with `huggingface-cli download {name}` or pass a folder written "
-            "by save_pretrained.") from e
+        raise UnknownEncoderError(
+            "not a built-in encoder, not a folder, and not in the local hub cache "
+            f"(nothing is downloaded here: fetch it once with `huggingface-cli download "
+            f"{name}`)") from e
     return snapshot, snapshot.name
 
 
@@ -63,7 +70,12 @@ class TransformersEncoder(Encoder):
         import transformers  # noqa: PLC0415  (optional heavy dependency: [pretrained])
 
         folder, revision = _model_folder(name, revision)
-        config = transformers.AutoConfig.from_pretrained(folder, local_files_only=True)
+        try:
+            config = transformers.AutoConfig.from_pretrained(folder, local_files_only=True)
+        except (ValueError, OSError, KeyError) as e:  # no model_type, unreadable JSON, ...
+            raise UnknownEncoderError(
+                f"{folder / 'config.json'} is not a transformers model configuration "
+                f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
         if not hasattr(config, "conv_stride"):
             raise ConfigurationError(
                 f"encoder={name!r}: model_type {config.model_type!r} does not read raw "

@@ -1,0 +1,134 @@
+"""Results that cannot be edited unseen (issue 45, point 1).
+
+The recorder seals every record it writes (`fold_<i>.json`, `params.json`, ...) with the
+hash of its content (`content_sha256`); the reader checks it, so an edited metric, model or
+parameter file is named, with the fix, by the report, `compare`, `export` and a resumed
+run. Real runs (one epoch, an MLP) on a tiny store."""
+
+import json
+
+import pytest
+
+from xval import Experiment
+from xval.cli.main import main
+from xval.core.errors import ResultsConflictError
+from xval.core.hashing import CONTENT_KEY, seal, seal_problem
+from xval.core.reader import FOLD_FIX, ResultsReader
+from xval.core.records import FoldResult, Status
+from xval.report.compare_output import format_comparison
+from xval.report.comparison import Target, compare
+from xval.report.results import ExperimentResults
+from xval.report.terminal import invalid_lines
+
+BASE = {"architecture": "mlp", "reshaping_type": "none", "comment_1": "c1", "comment_2": "c2",
+        "hidden_units": 8, "num_layers": 1, "epochs": 1, "batch_size": 32}
+
+
+def quiet(*args):
+    return None
+
+
+def _experiment(config_path):
+    exp = Experiment(description="sealed", dataset="tiny", number=1, num_folds=3,
+                     config=str(config_path))
+    exp[1] = dict(BASE)
+    exp[2] = {**BASE, "hidden_units": 4}
+    return exp
+
+
+@pytest.fixture
+def done(config_path, config, store):
+    """An experiment with instances 1 and 2 complete."""
+    exp = _experiment(config_path)
+    assert exp.run(config=config, out=quiet).exit_code == 0
+    return exp, config.results_dir / "tiny" / "experiment_1"
+
+
+def _edit(path, change):
+    record = json.loads(path.read_text())
+    change(record)
+    path.write_text(json.dumps(record))
+
+
+def _flip_a_byte(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size: only the SHA-256 tells
+    path.write_bytes(bytes(data))
+
+
+def test_seal_problem_names_an_edit_and_accepts_unsealed_data():
+    sealed = seal({"a": 1, "b": [0.5, None]})
+    assert seal_problem(sealed) == ""
+    assert seal_problem({"a": 1}) == ""  # written before records were sealed
+    assert seal_problem([1, 2]) == ""
+    assert "was edited after it was written" in seal_problem({**sealed, "a": 2})
+
+
+def test_reader_refuses_an_edited_record_and_reads_an_unsealed_one(tmp_path):
+    record = FoldResult(instance=1, fold=0, status=Status.FAILED, message="m")
+    path = tmp_path / "fold_0.json"
+    path.write_text(json.dumps(record.to_dict()))  # as written before the seal
+    assert ResultsReader().read_record(path, FoldResult.from_dict)[0] is not None
+    path.write_text(json.dumps({**seal(record.to_dict()), "status": "ok"}))
+    found, why = ResultsReader().read_record(path, FoldResult.from_dict)
+    assert found is None and why.startswith("was edited after it was written")
+
+
+def test_recorder_seals_every_fold_and_params_file(done):
+    _, folder = done
+    for name in ("params.json", "fold_0.json", "fold_2.json"):
+        data = json.loads((folder / "instance_1" / name).read_text())
+        assert CONTENT_KEY in data and seal_problem(data) == ""
+
+
+def test_edited_metric_model_and_params_are_each_named_with_the_fix(done, capsys):
+    _, folder = done
+    one, two = folder / "instance_1", folder / "instance_2"
+    _edit(one / "fold_1.json", lambda r: r["metrics"]["test"].update(accuracy=0.999))
+    _flip_a_byte(one / "fold_0.keras")
+    _edit(two / "params.json", lambda r: r.update(task_type="regression"))
+
+    results = ExperimentResults(folder)
+    first, second = results[1].invalid, results[2].invalid
+    assert first[1].startswith("fold_1.json was edited after it was written")
+    assert first[0] == "fold_0.keras does not match its recorded SHA-256"
+    assert set(second) == {0, 1, 2}
+    assert all("params.json was edited after it was written" in w for w in second.values())
+    lines = "\n".join(invalid_lines(list(results)))
+    assert "instance 1 fold 1 invalid: fold_1.json was edited" in lines
+    assert FOLD_FIX in lines
+
+    text = format_comparison(compare([Target(folder)]))
+    assert "experiment_1:1 fold 0 left out: fold_0.keras does not match" in text
+    assert "experiment_1:1 fold 1 left out: fold_1.json was edited" in text
+
+    assert main(["export", str(one), "--format", "keras", "--out",
+                 str(folder.parent / "exported")]) == 2
+    err = capsys.readouterr().err
+    assert "instance_1 has folds whose files cannot be believed" in err
+    assert "fold_0.keras does not match" in err and "fold_1.json was edited" in err
+    assert "restore the file" in err and not (folder.parent / "exported").exists()
+
+
+def test_resume_names_the_edited_files_and_retrains_their_folds(done, config):
+    exp, folder = done
+    one = folder / "instance_1"
+    _edit(one / "fold_1.json", lambda r: r["metrics"]["test"].update(accuracy=0.999))
+    kept = (one / "fold_2.json").read_text()
+    lines = []
+    assert exp.run(config=config, out=lines.append).exit_code == 0
+    text = "\n".join(map(str, lines))
+    assert "instance 1 fold 1: fold_1.json was edited after it was written" in text
+    assert seal_problem(json.loads((one / "fold_1.json").read_text())) == ""
+    assert (one / "fold_2.json").read_text() == kept
+    assert ExperimentResults(folder)[1].status == "complete"
+
+
+def test_resume_refuses_an_edited_params_file_naming_it(done, config):
+    exp, folder = done
+    params = folder / "instance_2" / "params.json"
+    _edit(params, lambda r: r.update(overrides={"epochs": 9}))
+    (folder / "instance_2" / "fold_2.json").unlink()
+    with pytest.raises(ResultsConflictError, match=r"params\.json was edited after it was "
+                                                   r"written.*--overwrite"):
+        exp.run(config=config, out=quiet)
