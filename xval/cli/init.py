@@ -26,6 +26,7 @@ from preprocessing.segment_length import SegmentChoice
 from preprocessing.store import FeatureStore
 from xval import tasks
 from xval.cli import corpora
+from xval.cli.commands import COMMANDS
 from xval.cli.init_data import MAX_FOLDS, check_rows, find_rows, folds_for, segment_for
 from xval.cli.init_outputs import Created, check_outputs
 from xval.cli.scripts import (
@@ -53,7 +54,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     """Adds the `init` subcommand to `python -m xval`."""
     p = sub.add_parser(
         "init", parents=parents,
-        help="from a folder of audio: config.ini, feature store, experiment script, dry run",
+        help=COMMANDS["init"].help,
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("audio", metavar="AUDIO_DIR",
                    help="the folder of audio files; with --source: the Kaldi data directory, "
