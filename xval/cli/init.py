@@ -88,6 +88,9 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     p.add_argument("--overwrite", action="store_true",
                    help="replace a store or script of the same name")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--dry-run", action="store_true",
+                   help="find the files, check them and print what init would write, "
+                        "writing nothing (no deep-learning backend is imported)")
 
 
 def main_init(args: argparse.Namespace) -> int:
@@ -127,6 +130,9 @@ def main_init(args: argparse.Namespace) -> int:
     print(textwrap.fill(f"Segments: {segment.seconds:g} s every {segment.hop:g} s "
                         f"({segment.reason}; [features] segment_seconds in config.ini sets "
                         "another).", width=100, break_on_hyphens=False))
+    if args.dry_run:
+        _print_plan(stores, encoder, script, config_path, config_text, project)
+        return 0
     created = Created()
     created.folders(project, config.data_dir, script.parent)
     try:
@@ -193,6 +199,16 @@ def _write_project(args: argparse.Namespace, audio: Path, project: Path, config:
     command = f"{_python()} {script.relative_to(project)}"
     print(f"\nReady. Run the experiment with:\n\n    {command}\n")
     return 0
+
+
+def _print_plan(stores: list[Path], encoder: str | None, script: Path, config_path: Path,
+                config_text: str | None, project: Path) -> None:
+    """What `init` would write (`--dry-run`)."""
+    print(f"Would write the store {stores[0]} (log-mel features)" + (
+        f" and the store {stores[1]} ({encoder} embeddings)" if encoder else "") + ",")
+    written = [script] + ([config_path] if config_text is not None else [])
+    print(f"and {' and '.join(_shown(path, project) for path in written)}, then run the "
+          "script's dry run. Nothing was written (--dry-run).")
 
 
 def _encoder(name: str | None) -> str | None:
