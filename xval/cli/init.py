@@ -9,10 +9,12 @@ data checks), and print the one command that runs it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import sys
 import textwrap
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +27,11 @@ from preprocessing.intake import check_trainable
 from preprocessing.segment_length import SegmentChoice
 from preprocessing.store import FeatureStore
 from xval import tasks
-from xval.cli import corpora
+from xval.cli import corpora, init_stores
 from xval.cli.commands import COMMANDS
 from xval.cli.init_data import MAX_FOLDS, check_rows, find_rows, folds_for, segment_for
 from xval.cli.init_outputs import Created, check_outputs
+from xval.cli.init_stores import Built
 from xval.cli.scripts import (
     CNN_ABOUT,
     CNN_INSTANCES,
@@ -39,7 +42,7 @@ from xval.cli.scripts import (
 )
 from xval.config import schema
 from xval.config.loader import Config, load_config
-from xval.core.errors import ConfigurationError, DatasetError
+from xval.core.errors import ConfigurationError, DatasetError, XvalError
 from xval.core.files import atomic_write_text
 from xval.core.outputs import check_output_folder
 
@@ -147,19 +150,43 @@ def main_init(args: argparse.Namespace) -> int:
     return code
 
 
-def _build(args: argparse.Namespace, audio: Path, path: Path, params: dict[str, Any],
-           config: Config, found: tuple[pd.DataFrame, list, str, int], created: Created,
-           source: str) -> tuple[FeatureStore, dict[str, Any]]:
-    """Builds one store of the project (noted in `created` when it is new)."""
-    rows, skipped, _, _ = found
-    existed = path.exists() and any(path.iterdir())
-    store, summary = build_store(
-        rows, path, params=params, workers=config.features.workers,
-        overwrite=args.overwrite, skipped=list(skipped), progress=not args.no_progress,
-        info={"source": source}, inputs=[audio])
-    if not existed:
-        created.store(store.path)
-    return store, summary
+def _build_stores(args: argparse.Namespace, audio: Path, found: tuple[pd.DataFrame, list, str, int],
+                  planned: tuple[list[Path], str | None], params: dict[str, Any],
+                  config: Config, created: Created) -> list[Built]:
+    """Builds the project's stores (each new one noted in `created`): the log-mel store,
+    and with an encoder the encoder store, the log-mel store beside it when cores allow
+    (`init_stores`). Returns `(store, summary)` of each, in that order."""
+    (stores, encoder), (rows, skipped, _, _) = planned, found
+    existed = [path.exists() and any(path.iterdir()) for path in stores]
+
+    def note(i: int, built: Built) -> Built:
+        if not existed[i]:
+            created.store(stores[i])
+        return built
+
+    def build(i: int, params: Mapping[str, Any], label: str, progress: bool = True) -> Built:
+        return build_store(
+            rows, stores[i], params=params, workers=config.features.workers,
+            overwrite=args.overwrite, skipped=list(skipped),
+            progress=progress and not args.no_progress, progress_label=label,
+            info={"source": f"python -m xval init {audio}"
+                            + (f" --encoder {encoder}" if i else "")}, inputs=[audio])
+
+    first = f"store 1 of {len(stores)}, {params['feature']}"
+    if encoder is None:
+        return [note(0, build(0, params, first))]
+    encoded = feature_params(config.features, **encoder_defaults(encoder))
+    if not init_stores.can_build_beside():
+        return [note(0, build(0, params, first)),
+                note(1, build(1, encoded, f"store 2 of 2, {encoder}"))]
+    beside = init_stores.BuildBeside(lambda: build(0, params, first, progress=False))
+    try:
+        second = note(1, build(1, encoded, f"store 2 of 2, {encoder} (store 1 beside it)"))
+    except BaseException:
+        with contextlib.suppress(XvalError):  # wait for it, so that undo removes it too
+            note(0, beside.result(stores[0]))
+        raise
+    return [note(0, beside.result(stores[0])), second]
 
 
 def _write_project(args: argparse.Namespace, audio: Path, project: Path, config: Config,
@@ -169,21 +196,21 @@ def _write_project(args: argparse.Namespace, audio: Path, project: Path, config:
                    segment: SegmentChoice) -> int:
     """Writes the stores, config.ini and the script, then runs the dry run (what is written
     is noted in `created`)."""
-    (config_path, config_text), (stores, encoder) = config_file, planned
+    (config_path, config_text), (_, encoder) = config_file, planned
     rows, skipped, how, folds = found
     params = feature_params(config.features, segment_seconds=segment.seconds,
                             segment_hop_seconds=segment.hop)
-    store, summary = _build(args, audio, stores[0], params, config, found, created,
-                            f"python -m xval init {audio}")
+    built = _build_stores(args, audio, found, planned, params, config, created)
+    store, summary = built[0]
     print(f"Wrote the store {store.path}: {summary['rows']} rows, "
-          f"{len(summary['skipped'])} file(s) skipped{silent_note(summary)}.")
+          f"{len(summary['skipped'])} file(s) skipped{silent_note(summary)} "
+          f"({summary['seconds']:.1f} s).")
     embedded = None
     if encoder is not None:
-        embedded, summary = _build(
-            args, audio, stores[1], feature_params(config.features, **encoder_defaults(encoder)),
-            config, found, created, f"python -m xval init {audio} --encoder {encoder}")
+        embedded, summary = built[1]
         print(f"Wrote the store {embedded.path} ({encoder} embeddings, "
-              f"{encoders.BUILT_IN[encoder].licence}): {summary['rows']} rows.")
+              f"{encoders.BUILT_IN[encoder].licence}): {summary['rows']} rows "
+              f"({summary['seconds']:.1f} s).")
     if config_text is not None:
         atomic_write_text(config_path, config_text)
         created.file(config_path)
