@@ -13,6 +13,7 @@ children, `os.wait4`) are medians over `--repeats`; the ratio (a) / (b) is print
 per-store extraction seconds that init recorded (dataset.json). Goal: init <= 1.3x (b).
 
     python -m benchmarks.init_stores [--files 40] [--repeats 1]
+    python -m benchmarks.init_stores --before ../main   # and init of another checkout
 """
 
 import argparse
@@ -65,15 +66,34 @@ def extraction_seconds(store):
     return json.loads((store / "dataset.json").read_text())["extraction_seconds"]
 
 
+def _report(count, repeats, runs, stores):
+    wall = {k: median([w for w, _ in v]) for k, v in runs.items()}
+    cpu = {k: median([c for _, c in v]) for k, v in runs.items()}
+    print(f"{count} RAVDESS files, {os.cpu_count()} cores, medians of {repeats}:")
+    print(f"  the aisfx store alone: {wall['alone']:.1f} s wall, {cpu['alone']:.1f} s CPU")
+    for name in [k for k in runs if k != "alone"]:
+        print(f"  {name}: {wall[name]:.1f} s wall, {cpu[name]:.1f} s CPU; / the encoder "
+              f"store alone: {wall[name] / wall['alone']:.2f} (wall), "
+              f"{cpu[name] / cpu['alone']:.2f} (CPU); goal <= 1.3")
+        print(f"    its extraction times: log-mel {median([s[0] for s in stores[name]]):.1f} s, "
+              f"aisfx {median([s[1] for s in stores[name]]):.1f} s")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--before", metavar="CHECKOUT",
+                        help="also time init with the code of another checkout (e.g. ../main "
+                             "before a change), alternating with this one's")
     args = parser.parse_args()
     if not RAVDESS.is_dir():
         raise SystemExit(f"{RAVDESS} is missing: this benchmark reads RAVDESS from there.")
     env = {**os.environ, "PYTHONPATH": str(ROOT),
            "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "torch")}
+    codes = {"init": env}
+    if args.before:
+        codes[f"init ({args.before})"] = {**env, "PYTHONPATH": str(Path(args.before).resolve())}
     work = Path(tempfile.mkdtemp(prefix="xval-init-bench-"))
     audio = work / "ravdess"
     count = link_files(audio, args.files)
@@ -82,25 +102,16 @@ def main():
     alone = [sys.executable, "-m", "preprocessing", "regex", str(audio), "--pattern",
              "ravdess", "--encoder", "aisfx", "--data-dir", str(work / "alone"), "--out",
              "ravdess_aisfx", "--overwrite", "--no-progress", "-q"]
-    runs = {"init": [], "alone": []}
-    stores = []
+    runs = {"alone": [], **{name: [] for name in codes}}
+    stores = {name: [] for name in codes}
+    data = work / "project" / "data"
     for _ in range(args.repeats):
-        runs["init"].append(timed_process(init, work, env))
-        data = work / "project" / "data"
-        stores.append((extraction_seconds(data / "ravdess"),
-                       extraction_seconds(data / "ravdess_aisfx")))
+        for name, code in codes.items():
+            runs[name].append(timed_process(init, work, code))
+            stores[name].append((extraction_seconds(data / "ravdess"),
+                                 extraction_seconds(data / "ravdess_aisfx")))
         runs["alone"].append(timed_process(alone, work / "project", env))  # its config.ini
-    wall = {k: median([w for w, _ in v]) for k, v in runs.items()}
-    cpu = {k: median([c for _, c in v]) for k, v in runs.items()}
-    print(f"{count} RAVDESS files, {os.cpu_count()} cores, medians of {args.repeats}:")
-    print(f"  init (log-mel + aisfx stores, script, dry run): {wall['init']:.1f} s wall, "
-          f"{cpu['init']:.1f} s CPU")
-    print(f"  the aisfx store alone:                          {wall['alone']:.1f} s wall, "
-          f"{cpu['alone']:.1f} s CPU")
-    print(f"  ratio init / encoder store alone: {wall['init'] / wall['alone']:.2f} (wall), "
-          f"{cpu['init'] / cpu['alone']:.2f} (CPU); goal <= 1.3")
-    print(f"  init's own extraction times: log-mel {median([s[0] for s in stores]):.1f} s, "
-          f"aisfx {median([s[1] for s in stores]):.1f} s")
+    _report(count, args.repeats, runs, stores)
 
 
 if __name__ == "__main__":

@@ -87,7 +87,8 @@ def build_project(project, env):
 
 
 def _audio_folder(project):
-    """`audio/<label>/<speaker>_<file>.wav`: 32 demo files (one per speaker and label), for `init --dry-run`."""
+    """`audio/<label>/<speaker>_<file>.wav`: 32 demo files (one per speaker and label), for
+    `init --dry-run`."""
     import pandas as pd
 
     meta = pd.read_csv(project / "data" / "demo" / "meta.csv")

@@ -150,7 +150,8 @@ def main_init(args: argparse.Namespace) -> int:
     return code
 
 
-def _build_stores(args: argparse.Namespace, audio: Path, found: tuple[pd.DataFrame, list, str, int],
+def _build_stores(args: argparse.Namespace, audio: Path,
+                  found: tuple[pd.DataFrame, list, str, int],
                   planned: tuple[list[Path], str | None], params: dict[str, Any],
                   config: Config, created: Created) -> list[Built]:
     """Builds the project's stores (each new one noted in `created`): the log-mel store,
@@ -168,7 +169,7 @@ def _build_stores(args: argparse.Namespace, audio: Path, found: tuple[pd.DataFra
         return build_store(
             rows, stores[i], params=params, workers=config.features.workers,
             overwrite=args.overwrite, skipped=list(skipped),
-            progress=progress and not args.no_progress, progress_label=label,
+            progress=progress and not args.no_progress, bar_label=label,
             info={"source": f"python -m xval init {audio}"
                             + (f" --encoder {encoder}" if i else "")}, inputs=[audio])
 
