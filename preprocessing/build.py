@@ -301,8 +301,8 @@ def build_store(rows: pd.DataFrame, out: str | os.PathLike[str], *,
                 overwrite: bool = False, task_type: str = tasks.DEFAULT,
                 classes: list[str] | None = None, skipped: Skipped | tuple[()] = (),
                 info: Mapping[str, Any] | None = None, augmenter: Augmenter | None = None,
-                augment_versions: int = 0, augment_seed: int = 0,
-                progress: bool = True, inputs: Iterable[str | os.PathLike[str]] = ()
+                augment_versions: int = 0, augment_seed: int = 0, progress: bool = True,
+                inputs: Iterable[str | os.PathLike[str]] = (), bar_label: str = "features"
                 ) -> tuple[FeatureStore, dict[str, Any]]:
     """Extracts features for every row and writes a feature store.
 
@@ -326,9 +326,9 @@ def build_store(rows: pd.DataFrame, out: str | os.PathLike[str], *,
         augmenter: callable `(y, sample_rate, seed) -> y` making augmented versions.
         augment_versions: augmented versions per file (rows marked `augmented`).
         augment_seed: seed of the augmentation.
-        progress: show a progress bar. Defaults to `True`.
-        inputs: the folders read (the dataset root): the store is never written inside
-            one of them, nor one of them inside it.
+        progress: show a progress bar (files done, time left). Defaults to `True`.
+        inputs: the folders read (the dataset root): never written in, nor inside the store.
+        bar_label: the progress bar's label (`"store 2 of 2, aisfx"`). Defaults to `"features"`.
 
     Returns:
         `(store, summary)`: the opened `FeatureStore` and a dict of counts and skipped files.
@@ -359,7 +359,7 @@ def build_store(rows: pd.DataFrame, out: str | os.PathLike[str], *,
         extraction = _Extraction(raw, skipped, strict,
                                  keep_silent=bool(params["keep_silent_segments"]))
         with _extraction_results(work, params, workers) as results:
-            bar = tqdm(results, total=len(work), unit="file", desc=f"features -> {out.name}",
+            bar = tqdm(results, total=len(work), unit="file", desc=f"{bar_label} -> {out.name}",
                        disable=not (progress and is_terminal()))
             for record, result in zip(rows.to_dict("records"), bar):
                 extraction.add(record, result)

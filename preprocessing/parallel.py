@@ -27,7 +27,7 @@ def seed_for(seed: int, name: str, version: int) -> int:
     return (seed * 1_000_003 + zlib.crc32(name.encode()) * 101 + version) % (2**32)
 
 
-def _fork_is_safe() -> bool:
+def fork_is_safe() -> bool:
     """Forking a process that runs threads (a deep-learning framework, a busy BLAS pool)
     can deadlock the children: fork only a single-threaded process without torch,
     TensorFlow or JAX loaded. tqdm's monitor is a sleeping daemon thread holding no lock."""
@@ -89,7 +89,7 @@ def process_pool(workers: int,
         The executor.
     """
     context: BaseContext
-    if _fork_is_safe():
+    if fork_is_safe():
         if warm_up is not None:
             warm_up()
         context = get_context("fork")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from xval.cli.commands import COMMANDS
 from xval.config.loader import Config, find_config, load_config
 from xval.core.errors import ConfigurationError
 from xval.core.outputs import check_output_folder
@@ -31,8 +32,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     """Adds the `compare` subcommand to `python -m xval`."""
     p = sub.add_parser(
         "compare", parents=parents,
-        help="compare the instances of experiments on the same folds (paired tests, Holm, "
-             "Bayesian)",
+        help=COMMANDS["compare"].help,
         description="Every instance of the experiments named (EXP_DIR), or one of them "
                     "(EXP_DIR:K), compared pair by pair on the same folds: corrected "
                     "resampled t-test with Holm's correction, Bayesian correlated t-test; "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 
+from xval.cli.commands import COMMANDS
 from xval.cli.scripts import load_experiment
 from xval.config import schema
 from xval.config.effective import format_settings, settings
@@ -24,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     """Adds the `config` subcommand to `python -m xval`."""
     p = sub.add_parser(
         "config", parents=parents,
-        help="print the effective configuration, each value with where it comes from",
+        help=COMMANDS["config"].help,
         description="Prints every setting and its source: the package default, the config "
                     "file, and with an experiment script its parameters, an instance and "
                     "--set.")

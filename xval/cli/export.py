@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from preprocessing.features.encoders import BUILT_IN
 from preprocessing.store import FeatureStore
+from xval.cli.backend import choose_backend
+from xval.cli.commands import COMMANDS
+from xval.core.backend import use_backend
 from xval.core.dataset_info import DatasetInfo
 from xval.core.errors import ConfigurationError, XvalError
 from xval.core.files import read_json
@@ -30,9 +32,7 @@ from xval.report.results import InstanceResult, read_manifest
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]
                ) -> None:
     """Adds the `export` command."""
-    p = sub.add_parser("export", parents=parents,
-                       help="a complete instance's fold ensemble (or a .keras model) as ONNX, "
-                            "SavedModel or .keras, with its model card")
+    p = sub.add_parser("export", parents=parents, help=COMMANDS["export"].help)
     p.add_argument("model", help="an instance_<k> folder (its fold models, averaged into one "
                                  "model) or a .keras file")
     p.add_argument("--format", required=True, choices=E.FORMATS,
@@ -45,8 +45,9 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
                                           "(default: found next to the model)")
 
 
-def main_export(args: argparse.Namespace, choose_backend: Any) -> int:
-    """Runs `export`; `choose_backend(None)` picks the backend of the `keras` format."""
+def main_export(args: argparse.Namespace) -> int:
+    """Runs `export`; the format chooses the backend (`keras`: as the other model commands,
+    `choose_backend`)."""
     out, source = Path(args.out), Path(args.model)
     E.check_request(args.format, out, args.overwrite, [source])  # before anything is read
     instance, models = _source(source)
@@ -55,7 +56,7 @@ def main_export(args: argparse.Namespace, choose_backend: Any) -> int:
     if wanted is None:
         choose_backend(None)
     else:
-        os.environ["KERAS_BACKEND"] = wanted
+        use_backend(wanted, source=f"--format {args.format}", override=True)
     model = E.ensemble(models, task_of(info), info)
     facts = _facts(args, source, info, instance, model)
     facts.rules = E.export_metadata(info, task_of(info), model)

@@ -9,11 +9,13 @@ data checks), and print the one command that runs it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import shlex
 import sys
 import textwrap
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +28,11 @@ from preprocessing.intake import check_trainable
 from preprocessing.segment_length import SegmentChoice
 from preprocessing.store import FeatureStore
 from xval import tasks
-from xval.cli import corpora
+from xval.cli import corpora, init_stores
+from xval.cli.commands import COMMANDS
 from xval.cli.init_data import MAX_FOLDS, check_rows, find_rows, folds_for, segment_for
 from xval.cli.init_outputs import Created, check_outputs
+from xval.cli.init_stores import Built
 from xval.cli.scripts import (
     CNN_ABOUT,
     CNN_INSTANCES,
@@ -39,10 +43,10 @@ from xval.cli.scripts import (
 )
 from xval.config import schema
 from xval.config.loader import Config, load_config
-from xval.core.errors import ConfigurationError, DatasetError
+from xval.core.backend import use_backend
+from xval.core.errors import ConfigurationError, DatasetError, XvalError
 from xval.core.files import atomic_write_text
 from xval.core.outputs import check_output_folder
-from xval.running.environment import setup_environment
 
 DEFAULT_ENCODER = encoders.AISFX
 """The encoder of instance 1 when it is installed (measured: docs/pretrained.md)."""
@@ -55,7 +59,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     """Adds the `init` subcommand to `python -m xval`."""
     p = sub.add_parser(
         "init", parents=parents,
-        help="from a folder of audio: config.ini, feature store, experiment script, dry run",
+        help=COMMANDS["init"].help,
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("audio", metavar="AUDIO_DIR",
                    help="the folder of audio files; with --source: the Kaldi data directory, "
@@ -91,6 +95,9 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     p.add_argument("--overwrite", action="store_true",
                    help="replace a store or script of the same name")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--dry-run", action="store_true",
+                   help="find the files, check them and print what init would write, "
+                        "writing nothing (no deep-learning backend is imported)")
 
 
 def main_init(args: argparse.Namespace) -> int:
@@ -130,6 +137,9 @@ def main_init(args: argparse.Namespace) -> int:
     print(textwrap.fill(f"Segments: {segment.seconds:g} s every {segment.hop:g} s "
                         f"({segment.reason}; [features] segment_seconds in config.ini sets "
                         "another).", width=100, break_on_hyphens=False))
+    if args.dry_run:
+        _print_plan(stores, encoder, script, config_path, config_text, project)
+        return 0
     created = Created()
     created.folders(project, config.data_dir, script.parent)
     try:
@@ -144,19 +154,45 @@ def main_init(args: argparse.Namespace) -> int:
     return code
 
 
-def _build(args: argparse.Namespace, audio: Path, path: Path, params: dict[str, Any],
-           config: Config, found: tuple[pd.DataFrame, list, str, int], created: Created,
-           source: str) -> tuple[FeatureStore, dict[str, Any]]:
-    """Builds one store of the project (noted in `created` when it is new)."""
-    rows, skipped, _, _ = found
-    existed = path.exists() and any(path.iterdir())
-    store, summary = build_store(
-        rows, path, params=params, workers=config.features.workers,
-        overwrite=args.overwrite, skipped=list(skipped), progress=not args.no_progress,
-        info={"source": source}, inputs=[audio])
-    if not existed:
-        created.store(store.path)
-    return store, summary
+def _build_stores(args: argparse.Namespace, audio: Path,
+                  found: tuple[pd.DataFrame, list, str, int],
+                  planned: tuple[list[Path], str | None], params: dict[str, Any],
+                  config: Config, created: Created) -> list[Built]:
+    """Builds the project's stores (each new one noted in `created`): the log-mel store,
+    and with an encoder the encoder store, the log-mel store beside it when cores allow
+    (`init_stores`). Returns `(store, summary)` of each, in that order."""
+    (stores, encoder), (rows, skipped, _, _) = planned, found
+    existed = [path.exists() and any(path.iterdir()) for path in stores]
+
+    def note(i: int, built: Built) -> Built:
+        if not existed[i]:
+            created.store(stores[i])
+        return built
+
+    def build(i: int, params: Mapping[str, Any], label: str, progress: bool = True) -> Built:
+        return build_store(
+            rows, stores[i], params=params, workers=config.features.workers,
+            overwrite=args.overwrite, skipped=list(skipped),
+            progress=progress and not args.no_progress, bar_label=label,
+            info={"source": f"python -m xval init {audio}"
+                            + (f" --encoder {encoder}" if i else "")}, inputs=[audio])
+
+    first = f"store 1 of {len(stores)}, {params['feature']}"
+    if encoder is None:
+        return [note(0, build(0, params, first))]
+    encoded = feature_params(config.features, **encoder_defaults(encoder))
+    use_backend(config.backend.backend)  # the encoder's layers run in Keras (not imported yet)
+    if not init_stores.can_build_beside():
+        return [note(0, build(0, params, first)),
+                note(1, build(1, encoded, f"store 2 of 2, {encoder}"))]
+    beside = init_stores.BuildBeside(lambda: build(0, params, first, progress=False))
+    try:
+        second = note(1, build(1, encoded, f"store 2 of 2, {encoder} (store 1 beside it)"))
+    except BaseException:
+        with contextlib.suppress(XvalError):  # wait for it, so that undo removes it too
+            note(0, beside.result(stores[0]))
+        raise
+    return [note(0, beside.result(stores[0])), second]
 
 
 def _write_project(args: argparse.Namespace, audio: Path, project: Path, config: Config,
@@ -166,22 +202,21 @@ def _write_project(args: argparse.Namespace, audio: Path, project: Path, config:
                    segment: SegmentChoice) -> int:
     """Writes the stores, config.ini and the script, then runs the dry run (what is written
     is noted in `created`)."""
-    (config_path, config_text), (stores, encoder) = config_file, planned
+    (config_path, config_text), (_, encoder) = config_file, planned
     rows, skipped, how, folds = found
     params = feature_params(config.features, segment_seconds=segment.seconds,
                             segment_hop_seconds=segment.hop)
-    store, summary = _build(args, audio, stores[0], params, config, found, created,
-                            f"python -m xval init {audio}")
+    built = _build_stores(args, audio, found, planned, params, config, created)
+    store, summary = built[0]
     print(f"Wrote the store {store.path}: {summary['rows']} rows, "
-          f"{len(summary['skipped'])} file(s) skipped{silent_note(summary)}.")
+          f"{len(summary['skipped'])} file(s) skipped{silent_note(summary)} "
+          f"({summary['seconds']:.1f} s).")
     embedded = None
     if encoder is not None:
-        setup_environment(config.backend.backend)  # the encoder's layers run in Keras
-        embedded, summary = _build(
-            args, audio, stores[1], feature_params(config.features, **encoder_defaults(encoder)),
-            config, found, created, f"python -m xval init {audio} --encoder {encoder}")
+        embedded, summary = built[1]
         print(f"Wrote the store {embedded.path} ({encoder} embeddings, "
-              f"{encoders.BUILT_IN[encoder].licence}): {summary['rows']} rows.")
+              f"{encoders.BUILT_IN[encoder].licence}): {summary['rows']} rows "
+              f"({summary['seconds']:.1f} s).")
     if config_text is not None:
         atomic_write_text(config_path, config_text)
         created.file(config_path)
@@ -198,6 +233,16 @@ def _write_project(args: argparse.Namespace, audio: Path, project: Path, config:
     command = f"{_python()} {shlex.quote(_shown(script, Path.cwd()))}"  # from where one stands
     print(f"\nReady. Run the experiment with:\n\n    {command}\n")
     return 0
+
+
+def _print_plan(stores: list[Path], encoder: str | None, script: Path, config_path: Path,
+                config_text: str | None, project: Path) -> None:
+    """What `init` would write (`--dry-run`)."""
+    print(f"Would write the store {stores[0]} (log-mel features)" + (
+        f" and the store {stores[1]} ({encoder} embeddings)" if encoder else "") + ",")
+    written = [script] + ([config_path] if config_text is not None else [])
+    print(f"and {' and '.join(_shown(path, project) for path in written)}, then run the "
+          "script's dry run. Nothing was written (--dry-run).")
 
 
 def _encoder(name: str | None) -> str | None:

@@ -39,11 +39,11 @@ from xval.cli.annotations import reading_options
 from xval.cli.preprocess_parser import KINDS, PRESETS
 from xval.cli.preprocess_parser import parser as build_parser
 from xval.config.loader import Config, find_config, load_config
+from xval.core.backend import use_backend
 from xval.core.entry import run_entry
 from xval.core.errors import ConfigurationError
 from xval.core.logs import quiet_framework_logs
 from xval.core.outputs import check_output_files, check_output_folder
-from xval.running.environment import setup_environment
 from xval.tasks.detection import Detection
 
 
@@ -122,7 +122,7 @@ def _run(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
             "with `demo`. Build your own store with `regex`, `folders` or `manifest`.")
     overrides.update(options)
     if overrides.get("feature", config.features.feature) == "pretrained":
-        setup_environment(config.backend.backend)  # an encoder's layers run in Keras
+        use_backend(config.backend.backend)  # an encoder's layers run in Keras
     if args.source == Detection.name:
         return _detection(args, config, overrides)
     if args.source == "demo":

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import IO
 
 import xval.executors.transport as transport
+from xval.core.backend import backend_environment
 from xval.core.records import FoldResult, Job
 from xval.executors.base import EPOCH_PREFIX, Executor, ExecutorOptions, JobQueue, Results
 from xval.executors.registry import register
@@ -76,11 +77,7 @@ class ProcessExecutor(Executor):
         return len(self._slots)
 
     def _environment(self, gpu: str | None) -> dict[str, str]:
-        env = dict(os.environ)
-        if gpu is not None:
-            env["CUDA_VISIBLE_DEVICES"] = str(gpu)
-        if self.backend:
-            env["KERAS_BACKEND"] = self.backend
+        env = {**os.environ, **backend_environment(self.backend, gpu)}
         env.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")  # several jobs may share a GPU
         env.update({k: v for k, v in cpu_threads(self.slots).items() if k not in os.environ})
         return env

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from preprocessing.store import FeatureStore
+from xval.core.backend import use_backend
 from xval.core.dataset_info import DatasetInfo
 from xval.core.errors import ConfigurationError, DatasetError
 from xval.core.logs import quiet_framework_logs
@@ -101,8 +102,9 @@ def run_job_remote(job_dict: Mapping[str, Any], backend: str | None,
         the best model's `.keras` bytes.
     """
     if backend:
-        os.environ["KERAS_BACKEND"] = backend
-    quiet_framework_logs(backend=backend)
+        use_backend(backend, source="the Ray driver", override=True)
+    else:
+        quiet_framework_logs(backend=backend)
     os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
     job = Job.from_dict(job_dict)
     hook = None

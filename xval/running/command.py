@@ -11,6 +11,7 @@ from xval import executors
 from xval.config.params import parse_overrides
 from xval.config.schema import BACKENDS
 from xval.core.arguments import ArgumentParser
+from xval.core.backend import use_backend
 from xval.core.entry import EXIT_INTERRUPTED, debug_requested, run_entry  # noqa: F401
 from xval.core.errors import ConfigurationError
 from xval.core.interrupts import raise_if_interrupted, sticky_interrupts
@@ -182,7 +183,7 @@ def _main(args: argparse.Namespace, run: RunCall, refit: RefitCall) -> int:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
     overrides = parse_overrides(args.set)
     if args.backend:
-        os.environ["KERAS_BACKEND"] = args.backend
+        use_backend(args.backend, source="--backend", override=True)
     executor = args.executor or ("ray" if args.ray_address else None)
     if args.refit is not None:
         refit(args.refit, config=args.config, executor=executor, gpu=args.gpu,

@@ -6,17 +6,14 @@ examples do the same): once Keras is imported, a process keeps its backend and d
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from xval.config.loader import Config, find_config, load_config
-from xval.config.schema import BACKENDS
+from xval.core.backend import use_backend
 from xval.core.errors import ConfigurationError
-from xval.core.logs import quiet_framework_logs
 
 Out = Callable[..., None]
 """A print function for progress lines (`print`, or `lambda *a: None` to be quiet)."""
@@ -107,28 +104,9 @@ def valid_gpu(gpu: object) -> bool:
     return isinstance(gpu, str) and (gpu.strip().isdigit() or gpu.strip() in ("-1", "cpu"))
 
 
-def check_backend(backend: str, source: str) -> None:
-    """Refuses a Keras backend that is not one, or is not installed.
-
-    Args:
-        backend: the name.
-        source: where it came from, for the message (`"KERAS_BACKEND"`).
-
-    Raises:
-        ConfigurationError: naming the backend, its source and the fix.
-    """
-    if backend not in BACKENDS:
-        raise ConfigurationError(f"Keras backend {backend!r} (from {source}) is not one of "
-                                 f"{', '.join(BACKENDS)}; choose one of them (unset "
-                                 "KERAS_BACKEND to use config.ini's).")
-    if importlib.util.find_spec(backend) is None:
-        raise ConfigurationError(
-            f"Keras backend {backend!r} (from {source}) is not installed: install it "
-            f"(`pip install -e '.[{backend}]'`) or choose another with KERAS_BACKEND.")
-
-
 def setup_environment(backend: str, gpu: str | None = None) -> str:
-    """Sets `KERAS_BACKEND` and `CUDA_VISIBLE_DEVICES` before Keras is imported.
+    """Sets `KERAS_BACKEND` and `CUDA_VISIBLE_DEVICES` before Keras is imported
+    (`xval.core.backend.use_backend`).
 
     Args:
         backend: backend from config.ini; the `KERAS_BACKEND` environment variable wins.
@@ -140,18 +118,7 @@ def setup_environment(backend: str, gpu: str | None = None) -> str:
     Raises:
         ConfigurationError: when Keras is already imported with another backend or GPU.
     """
-    source = "KERAS_BACKEND" if os.environ.get("KERAS_BACKEND") else "config.ini [backend]"
-    backend = os.environ.get("KERAS_BACKEND") or backend
-    if "keras" in sys.modules:
-        _check_imported_keras(backend, gpu)
-        return backend
-    check_backend(backend, source)
-    os.environ["KERAS_BACKEND"] = backend
-    # Keras's serializer imports TensorFlow when it is installed; keep its logs quiet.
-    quiet_framework_logs(backend=backend)
-    if gpu is not None:
-        os.environ["CUDA_VISIBLE_DEVICES"] = "" if str(gpu) in ("-1", "cpu") else str(gpu)
-    return backend
+    return use_backend(backend, source="config.ini [backend]", gpu=gpu)
 
 
 def prepare_process(backend: str, gpu: object, warn: Out) -> tuple[str | None, str]:
@@ -175,22 +142,6 @@ def prepare_process(backend: str, gpu: object, warn: Out) -> tuple[str | None, s
     if found is not None and found != "-1" and not check_gpus_visible([found], "GPU", warn):
         found = None  # no GPU visible: the CPU, CUDA_VISIBLE_DEVICES left as it is
     return found, setup_environment(backend, found)
-
-
-def _check_imported_keras(backend: str, gpu: str | None) -> None:
-    """Refuses a backend or GPU asked for after Keras was imported with others."""
-    import keras  # noqa: PLC0415  (already imported: only its backend is read)
-
-    if keras.backend.backend() != backend:
-        raise ConfigurationError(
-            f"Keras was imported with backend {keras.backend.backend()!r} before the "
-            f"experiment asked for {backend!r}; run the experiment in a fresh process."
-        )
-    if gpu is not None and os.environ.get("CUDA_VISIBLE_DEVICES") != str(gpu):
-        raise ConfigurationError(
-            f"GPU {gpu} was asked for after Keras was imported; choose the GPU before "
-            "importing Keras (run the experiment script directly)."
-        )
 
 
 def run_config(config: ConfigSource, declared: str | os.PathLike | None = None,

@@ -8,6 +8,7 @@ store holds. Each segment is divided by its own peak inside the network (the whe
 whole file; for the usual one-segment-per-clip store the two agree).
 """
 
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,6 +20,7 @@ from preprocessing.features.encoders.base import (
     package_version,
     sha256_of_files,
 )
+from xval.core.backend import use_backend
 
 __all__ = ["AISFX", "AisfxEncoder"]
 
@@ -32,7 +34,9 @@ DIM = 512
 
 def _build_encoder(samples: int, hop_length: int) -> Any:
     """`architectures.encoders.build_encoder` (imports Keras: the command line chose the
-    backend)."""
+    backend; else `KERAS_BACKEND`, else the first installed framework)."""
+    if "keras" not in sys.modules:
+        use_backend()
     from architectures.encoders import build_encoder  # noqa: PLC0415  (imports Keras)
 
     return build_encoder(AISFX, samples, hop_length=hop_length)

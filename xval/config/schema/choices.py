@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import xval.config.embedding as embedding
 from xval import tasks
+from xval.core.backend import BACKENDS as BACKENDS
 
-BACKENDS = ("tensorflow", "torch", "jax")
 COMPRESSIONS = ("db", "log", "power", "none")
 
 

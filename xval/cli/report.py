@@ -1,0 +1,34 @@
+"""`python -m xval report EXP_DIR`: rebuild an experiment's workbook and print its table."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from xval.cli.commands import COMMANDS
+from xval.config.loader import find_config, load_config
+from xval.report.results import check_experiment_folder
+from xval.report.terminal import terminal_table
+from xval.report.workbook import build_workbook
+
+
+def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+    """Adds the `report` subcommand to `python -m xval`."""
+    p = sub.add_parser("report", parents=parents, help=COMMANDS["report"].help)
+    p.add_argument("experiment", help="results/<dataset>/experiment_<N>")
+    p.add_argument("--format", choices=("text", "csv", "markdown"), default="text")
+    p.add_argument("--no-workbook", action="store_true", help="print only")
+    p.add_argument("--config", help="config.ini (selection metric, alpha)")
+
+
+def main_report(args: argparse.Namespace) -> int:
+    """Runs `python -m xval report`; returns the exit code."""
+    exp_dir = Path(args.experiment)
+    check_experiment_folder(exp_dir)  # before anything is read or written
+    config = load_config(args.config or find_config())
+    if not args.no_workbook:
+        path = build_workbook(exp_dir, config=config)
+        if args.format == "text" and not args.quiet:
+            print(f"Rebuilt {path}")
+    print(terminal_table(exp_dir, config=config, fmt=args.format))
+    return 0

@@ -1,0 +1,136 @@
+"""The Keras backend and the visible GPUs of a process: the one place that sets them.
+
+Keras reads `KERAS_BACKEND` once, when it is first imported, and CUDA reads
+`CUDA_VISIBLE_DEVICES` once, when the framework starts; so both are set before `import
+keras`, as keras-io examples do. Every entry point (experiment scripts, `python -m xval`,
+the executors' workers) calls `use_backend` first; the process executor hands the choice to
+its children with `backend_environment`. A leaf module: it imports nothing of the project
+but its errors and its log settings.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+
+from xval.core.errors import ConfigurationError
+from xval.core.logs import quiet_framework_logs
+
+__all__ = ["BACKENDS", "backend_environment", "check_backend", "use_backend"]
+
+BACKENDS = ("tensorflow", "torch", "jax")
+"""The Keras backends (`[backend] backend` in config.ini, `KERAS_BACKEND`)."""
+
+_FALLBACK = ("torch", "tensorflow", "jax")
+"""With no backend asked for anywhere: the first of these that is installed."""
+
+
+def check_backend(backend: str, source: str) -> None:
+    """Refuses a Keras backend that is not one, or is not installed.
+
+    Args:
+        backend: the name.
+        source: where it came from, for the message (`"KERAS_BACKEND"`).
+
+    Raises:
+        ConfigurationError: naming the backend, its source and the fix.
+    """
+    if backend not in BACKENDS:
+        raise ConfigurationError(f"Keras backend {backend!r} (from {source}) is not one of "
+                                 f"{', '.join(BACKENDS)}; choose one of them (unset "
+                                 "KERAS_BACKEND to use config.ini's).")
+    if importlib.util.find_spec(backend) is None:
+        raise ConfigurationError(
+            f"Keras backend {backend!r} (from {source}) is not installed: install it "
+            f"(`pip install -e '.[{backend}]'`) or choose another with KERAS_BACKEND.")
+
+
+def _visible_devices(gpu: str) -> str:
+    """`CUDA_VISIBLE_DEVICES` for a GPU id: `""` (none) for `-1` or `cpu`."""
+    return "" if str(gpu) in ("-1", "cpu") else str(gpu)
+
+
+def use_backend(backend: str | None = None, *, source: str = "config.ini [backend]",
+                gpu: str | None = None, override: bool = False) -> str:
+    """Sets `KERAS_BACKEND` (and `CUDA_VISIBLE_DEVICES`) before Keras is imported.
+
+    The backend is, in this order: `backend` when `override` (a command-line choice), the
+    `KERAS_BACKEND` environment variable, `backend`, then the first installed of torch,
+    tensorflow and jax. Once Keras is imported a process keeps its backend and devices, so
+    asking for others then is an error.
+
+    Args:
+        backend: the backend asked for (config.ini's, a command line's), or `None`.
+        source: where `backend` comes from, for messages. Defaults to
+            `"config.ini [backend]"`.
+        gpu: a GPU id for `CUDA_VISIBLE_DEVICES` (`"-1"` hides every GPU), or `None` to
+            leave it as it is. Defaults to `None`.
+        override: `backend` wins over `KERAS_BACKEND`. Defaults to `False`.
+
+    Returns:
+        The backend in use.
+
+    Raises:
+        ConfigurationError: a backend that is not one or not installed, or Keras already
+            imported with another backend or GPU.
+
+    Example:
+
+    ```python
+    from xval.core.backend import use_backend
+
+    use_backend("torch", gpu="0")  # before anything imports Keras
+    import keras
+    ```
+    """
+    if os.environ.get("KERAS_BACKEND") and not (override and backend):
+        backend, source = os.environ["KERAS_BACKEND"], "KERAS_BACKEND"
+    if not backend:
+        installed = [b for b in _FALLBACK if importlib.util.find_spec(b) is not None]
+        backend, source = (installed or [_FALLBACK[0]])[0], "the installed frameworks"
+    if "keras" in sys.modules:
+        _check_imported_keras(backend, gpu, source)
+        return backend
+    check_backend(backend, source)
+    os.environ["KERAS_BACKEND"] = backend
+    # Keras's serializer imports TensorFlow when it is installed; keep its logs quiet.
+    quiet_framework_logs(backend=backend)
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = _visible_devices(gpu)
+    return backend
+
+
+def backend_environment(backend: str | None, gpu: str | None) -> dict[str, str]:
+    """The variables that give a child process this backend and GPU (`use_backend`'s
+    choice, handed down by the process executor).
+
+    Args:
+        backend: the backend, or `None` to leave the child's as inherited.
+        gpu: the GPU id, or `None` to leave `CUDA_VISIBLE_DEVICES` as inherited.
+
+    Returns:
+        `{"KERAS_BACKEND": ..., "CUDA_VISIBLE_DEVICES": ...}`, each only when given.
+    """
+    env = {}
+    if gpu is not None:
+        env["CUDA_VISIBLE_DEVICES"] = str(gpu)
+    if backend:
+        env["KERAS_BACKEND"] = backend
+    return env
+
+
+def _check_imported_keras(backend: str, gpu: str | None, source: str) -> None:
+    """Refuses a backend or GPU asked for after Keras was imported with others."""
+    import keras  # noqa: PLC0415  (already imported: only its backend is read)
+
+    if keras.backend.backend() != backend:
+        raise ConfigurationError(
+            f"Keras was imported with backend {keras.backend.backend()!r} before "
+            f"{backend!r} was asked for (from {source}); run it in a fresh process."
+        )
+    if gpu is not None and os.environ.get("CUDA_VISIBLE_DEVICES") != _visible_devices(gpu):
+        raise ConfigurationError(
+            f"GPU {gpu} was asked for after Keras was imported; choose the GPU before "
+            "importing Keras (run the experiment script directly)."
+        )
