@@ -168,10 +168,11 @@ def test_rules_typed_records_match_the_schema():
 
 TASK_NAMES = {"classification", "regression", "detection", "representation"}
 FEATURE_NAMES = {"stft", "mel", "mfcc", "cqt", "pretrained"}
-FEATURE_MODULES = ("preprocessing/features/", "architectures/front_end.py")
+FEATURE_MODULES = ("preprocessing/features/", "architectures/front_end.py",
+                   "architectures/encoders/")
 """Where feature types are named: their package, and the Keras layer that computes the
 spectral types inside a model (`front_end`), a second implementation of theirs checked
-against them (tests/test_front_end.py)."""
+against them (tests/test_front_end.py), and the encoders' input layers built on it."""
 
 
 def test_rules_no_task_or_feature_name_outside_its_package():

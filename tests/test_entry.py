@@ -324,13 +324,15 @@ def test_snapshot_on_a_full_disk(experiment_dir, tiny_disk, tmp_path):
 def test_compare_never_replaces_a_file_it_did_not_write(experiment_dir, tmp_path):
     """Found by the probe after merging `compare`: --workbook naming the user's own file
     replaced it. Only a comparison workbook compare wrote is replaced."""
-    folder, _, results = experiment_dir
+    folder, script, results = experiment_dir
+    _copy(folder, script, tmp_path / "copy")  # a second experiment: compare needs two
+    other = tmp_path / "copy" / "results" / "tiny" / "experiment_1"
     mine = tmp_path / "thesis.xlsx"
     mine.write_bytes(b"the user's own file")
-    proc = _run(folder, "-m", "xval", "compare", results, results, "--workbook", mine)
+    proc = _run(folder, "-m", "xval", "compare", results, other, "--workbook", mine)
     _one_error(proc, "thesis.xlsx", "was not written by `xval compare`")
     assert mine.read_bytes() == b"the user's own file"
     ours = tmp_path / "compare.xlsx"
     for _ in range(2):  # its own workbook is rewritten
-        proc = _run(folder, "-m", "xval", "compare", results, results, "--workbook", ours)
+        proc = _run(folder, "-m", "xval", "compare", results, other, "--workbook", ours)
         assert proc.returncode == 0, proc.stderr[-2000:]

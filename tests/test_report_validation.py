@@ -49,9 +49,13 @@ def copy(tiny_run, tmp_path):
 
 
 def _edit_fold(exp_dir, change, instance=1, fold=1):
+    """Edits a fold record as a file written before records were sealed (no
+    `content_sha256`), so that the checks of its values are what answers (the seal's own
+    check: tests/test_sealed_records.py)."""
     path = exp_dir / f"instance_{instance}" / f"fold_{fold}.json"
     data = json.loads(path.read_text())
     change(data)
+    data.pop("content_sha256", None)
     path.write_text(json.dumps(data))
 
 
@@ -103,6 +107,7 @@ def _params_hash_of_other_instance(exp_dir):
     record = json.loads(path.read_text())
     other = json.loads((exp_dir / "instance_2" / "params.json").read_text())
     record["hash"], record["params"] = other["hash"], other["params"]
+    record.pop("content_sha256", None)  # as written before records were sealed
     path.write_text(json.dumps(record))
 
 
@@ -111,6 +116,7 @@ def _edited_params(exp_dir):
     path = exp_dir / "instance_1" / "params.json"
     record = json.loads(path.read_text())
     record["params"]["learning_rate"] = 0.5
+    record.pop("content_sha256", None)  # as written before records were sealed
     path.write_text(json.dumps(record))
 
 

@@ -176,7 +176,7 @@ def _row(supervisions: list[Any], recording: Any, clip: str, offset: float,
                   "are mixed to mono, one cannot be chosen")
     if reason is not None:
         tried = path if path is not None or len(recording.sources) != 1 \
-            else root / recording.sources[0].source
+            else root.folder / recording.sources[0].source
         skipped.append({"path": str(tried or recording.id), "reason": f"{clip}: {reason}"})
         return None
     return {"path": str(path), "label": labels.pop(), "item": items.pop(), "clip": clip,

@@ -6,6 +6,7 @@ Where to add a feature type: see `preprocessing.features.registry`.
 
 import preprocessing.features.spectral  # noqa: F401  (registers the built-in types)
 import preprocessing.features.waveform  # noqa: F401  (registers the waveform type)
+from preprocessing.features.front_ends import front_end_features, front_ends
 from preprocessing.features.registry import (
     PCM_SCALE,
     STORAGE_TYPES,
@@ -16,8 +17,6 @@ from preprocessing.features.registry import (
     compute_features,
     feature_shape,
     front_end,
-    front_end_features,
-    front_ends,
     get,
     names,
     parameter_names,

@@ -67,8 +67,6 @@ from typing import Any
 import numpy as np
 
 import xval.config.schema as schema
-from preprocessing.features.encoders import BUILT_IN as ENCODERS
-from preprocessing.features.encoders import in_model as encoders_in_model
 from xval.core.registry import Registry
 
 __all__ = ["PCM_SCALE", "STORAGE_TYPES", "FeatureType", "bin_frequencies", "centred_frames",
@@ -376,30 +374,3 @@ def _type_rule(values: Params, name: Callable[[str], str]) -> str:
 schema.bind_choices("features", "feature", names,
                     describe=lambda name: TYPES.get(name).summary)
 schema.bind_rules("features", _type_rule)
-
-
-def front_ends() -> list[str]:
-    """The values of the `front_end` instance parameter: `none` (the rows as they are), the
-    feature types a model computes from a waveform store (`FeatureType.in_model`) and the
-    encoders whose networks are Keras layers (`preprocessing.features.encoders.in_model`)."""
-    return ["none", *(name for name in names() if TYPES.get(name).in_model),
-            *encoders_in_model()]
-
-
-def front_end_features(name: str) -> FeatureType:
-    """The features that a front end's training options act on: the feature type itself,
-    or for an encoder inside the model its log-mel input spectrogram (its SpecAugment masks
-    act there)."""
-    return get("mel" if name in ENCODERS else name)
-
-
-def _front_end_summary(name: str) -> str:
-    if name == "none":
-        return ""
-    if name in ENCODERS:
-        return f"the {name} encoder's layers ({ENCODERS.get(name).trained_on})"
-    return TYPES.get(name).summary
-
-
-# An instance's front_end accepts `none`, the types a model can compute and the encoders.
-schema.bind_choices("training", "front_end", front_ends, describe=_front_end_summary)

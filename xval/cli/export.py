@@ -18,9 +18,9 @@ from xval.core.backend import use_backend
 from xval.core.dataset_info import DatasetInfo
 from xval.core.errors import ConfigurationError, XvalError
 from xval.core.files import read_json
+from xval.core.hashing import FOLD_FIX
 from xval.core.layout import ExperimentLayout, InstanceLayout
 from xval.core.parameters import InstanceParams
-from xval.core.reader import FOLD_FIX
 from xval.core.records import FoldsManifest, InstanceStatus
 from xval.core.version import version_line
 from xval.inference import export as E

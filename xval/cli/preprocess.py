@@ -121,7 +121,8 @@ def _run(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
             "The demo dataset has fixed feature parameters; --feature-option cannot be used "
             "with `demo`. Build your own store with `regex`, `folders` or `manifest`.")
     overrides.update(options)
-    if overrides.get("feature", config.features.feature) == "pretrained":
+    if "encoder" in feature_types.get(str(overrides.get("feature",
+                                                        config.features.feature))).options:
         use_backend(config.backend.backend)  # an encoder's layers run in Keras
     if args.source == Detection.name:
         return _detection(args, config, overrides)

@@ -132,3 +132,9 @@ def remember_digest(path: str | os.PathLike[str], value: str) -> None:
 def forget_digests() -> None:
     """Empties the digest cache."""
     _digests.clear()
+
+
+FOLD_FIX = ("restore the file from a backup, or rerun the instance: a fold that is not "
+            "believed is trained again (--overwrite retrains every fold)")
+"""What to do about a fold that is not believed (an edited `fold_<i>.json`, a changed
+`fold_<i>.keras`): said by the report, `compare` and `export`."""

@@ -51,11 +51,6 @@ RACY_NS = 1_000_000_000
 """A file read less than this long after it changed is not kept in the cache: another
 write within the file system's timestamp resolution would leave its stamp unchanged."""
 
-FOLD_FIX = ("restore the file from a backup, or rerun the instance: a fold that is not "
-            "believed is trained again (--overwrite retrains every fold)")
-"""What to do about a fold that is not believed (an edited `fold_<i>.json`, a changed
-`fold_<i>.keras`): said by the report, `compare` and `export`."""
-
 MANIFEST_FIX = ("it records which items each fold tests. Restore it from a backup, or move "
                 "the experiment folder away (or use a new experiment number) and rerun.")
 
@@ -202,10 +197,8 @@ class ResultsReader:
 
         Returns:
             `(record, "")`; `(None, "")` when the file does not exist; `(None, why)` when
-            it is not valid JSON, not a record of its kind, or was edited after the
-            recorder wrote it (its content no longer matches the `content_sha256` sealed
-            into it, `xval.core.hashing.seal_problem`); `why` reads after the file's name:
-            "is not valid JSON (...)".
+            it is not valid JSON, not a record of its kind, or was edited after the recorder
+            sealed it (`xval.core.hashing.seal_problem`); `why` reads after the file's name.
         """
         stamp = hashing.file_stamp(path)
         if stamp is None:

@@ -43,14 +43,14 @@ def fold_classifier(path: Path) -> tuple[Path, dict[str, Any]]:
     return saved, info
 
 
-def check_classes(saved: Path, pipeline: Any, info: dict[str, Any]) -> None:
+def check_classes(saved: Path, pipeline: Any, described: dict[str, Any]) -> None:
     """Refuses a classifier whose classes are not those its fold record describes.
 
     Raises:
         ConfigurationError: naming the file, both counts and the fix.
     """
     found = getattr(pipeline, "classes_", None)
-    expected = len(info.get("classes") or [])
+    expected = len(described.get("classes") or [])
     if found is not None and len(found) != expected:
         raise ConfigurationError(
             f"{saved} is a classifier of {len(found)} classes, but its fold record "

@@ -67,7 +67,7 @@ def feature_params_of(info: DatasetInfo, models: ModelSet | None = None) -> dict
         raise ConfigurationError(
             "The dataset description has no feature_params: it was not written by "
             "`python -m preprocessing`, so features cannot be extracted the same way.")
-    if models is not None and info.feature == "pretrained" and models.takes_audio:
+    if models is not None and info.encoder and models.takes_audio:
         keys = parameter_names()
         return feature_params({k: v for k, v in found.items() if k in keys},
                               feature="waveform", dtype="float32")

@@ -1,19 +1,16 @@
 """Instances of one or several experiments compared pair by pair: `python -m xval compare`.
 
-Every instance named (`EXP_DIR` for all of an experiment's instances, `EXP_DIR:K` for one)
-is read through `ExperimentResults`; its test scores of the headline metric, fold by fold,
-are paired with every other instance's on the same folds. Experiments whose fold manifests
-(`folds.json`) differ are refused: their scores are not on the same folds, so they cannot
-be paired. With `allow_different_folds`, such pairs are compared unpaired (Welch's t-test
-on the fold scores, which treats folds as independent: a rough guide, said so), and pairs
-on different datasets are not compared at all.
+Every instance named (`EXP_DIR` for all of an experiment's instances, `EXP_DIR:K` for one;
+two at least) is read through `ExperimentResults`; its test scores of the headline metric,
+fold by fold, are paired with every other instance's on the same folds. Experiments whose
+fold manifests (`folds.json`) differ are refused (not the same folds: not pairable); with
+`allow_different_folds` they are compared unpaired (Welch's t-test, a rough guide, said
+so), and pairs on different datasets not at all.
 
-For every paired pair: the corrected resampled t-test (Nadeau & Bengio; Bouckaert &
-Frank's correction when the folds are repeats of a k-fold split), its p-value adjusted
-with Holm's method over the family of every pair compared, and the Bayesian correlated
-t-test's P(A better), P(practically equivalent), P(B better) for a ROPE in the metric's
-units. Over experiments on different datasets, instances present in all of them are ranked
-(Friedman + Nemenyi, `xval.report.ranking`).
+For every paired pair: the corrected resampled t-test (Nadeau & Bengio; Bouckaert & Frank
+for repeats), its p-value adjusted with Holm's method over every pair compared, and the
+Bayesian correlated t-test's P(A better), P(equivalent), P(B better) for a ROPE in the
+metric's units. Over datasets, instances present in all are ranked (Friedman + Nemenyi).
 """
 
 from __future__ import annotations
@@ -30,7 +27,7 @@ from scipy import stats as scipy_stats
 from xval.config.loader import Config
 from xval.config.selection import metric_direction, selection_metric
 from xval.core.errors import ConfigurationError
-from xval.core.reader import FOLD_FIX
+from xval.core.hashing import FOLD_FIX
 from xval.core.records import FoldResult, FoldsManifest
 from xval.report.bayesian import correlated_bayesian_ttest
 from xval.report.ranking import Ranking, friedman_nemenyi
@@ -197,20 +194,16 @@ def read_targets(targets: Sequence[Target]) -> dict[Path, ExperimentResults]:
 
 
 def _check_two(targets: Sequence[Target], read: dict[Path, ExperimentResults]) -> None:
-    """Refuses a comparison of fewer than two instances (`EXP:1` alone).
-
-    Raises:
-        ConfigurationError: naming what was given and what to add.
-    """
-    named = {(t.path.resolve(), r.id) for t in targets
-             for r in ([read[t.path.resolve()][t.instance]] if t.instance is not None
-                       else list(read[t.path.resolve()]))}
+    """Refuses a comparison of fewer than two instances (`EXP:1` alone): ConfigurationError."""
+    named = {(t.path.resolve(), r.id) for t in targets for r in (
+        [read[t.path.resolve()][t.instance]] if t.instance is not None
+        else list(read[t.path.resolve()]))}
     if len(named) < 2:
         given = " ".join(f"{t.path}:{t.instance}" if t.instance is not None else str(t.path)
                          for t in targets)
-        raise ConfigurationError(
-            f"{given} names {len(named)} instance(s); compare needs two or more: name "
-            "another instance (EXP_DIR:K) or a whole experiment folder.")
+        raise ConfigurationError(f"{given} names {len(named)} instance(s); compare needs two "
+                                 "or more: name another instance (EXP_DIR:K) or a whole "
+                                 "experiment folder.")
 
 
 def check_folds(read: dict[Path, ExperimentResults], allow_different: bool) -> None:
@@ -366,8 +359,8 @@ def compare(targets: Sequence[Target], *, metric: str | None = None,
     Raises:
         ConfigurationError: for a bad ROPE, a folder that is not an experiment's, an
             instance it does not hold, fewer than two instances named, an unknown metric
-            (all before anything is computed); `FoldsMismatchError` when fold manifests differ and
-            `allow_different_folds` is not set.
+            (all before anything is computed); `FoldsMismatchError` when fold manifests
+            differ and `allow_different_folds` is not set.
     """
     rope = check_rope(rope)
     if not targets:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from xval import tasks
 from xval.config.loader import Config
-from xval.core.reader import FOLD_FIX
+from xval.core.hashing import FOLD_FIX
 from xval.report.results import TIE_RULE, ExperimentResults, InstanceResult
 from xval.report.tables import (
     Selection,

@@ -44,8 +44,7 @@ def encoder_of_store(info: DatasetInfo) -> str | None:
     before, whose segments were scaled by the file's peak, keep models on embeddings)."""
     described = info.front_end or {}
     name = described.get("encoder")
-    if (info.feature == "pretrained" and name in encoders.in_model()
-            and described.get("peak") == "segment"):
+    if name in encoders.in_model() and described.get("peak") == "segment":
         return str(name)
     return None
 
