@@ -13,6 +13,7 @@ import pytest
 from preprocessing.features import encoders
 from tests.conftest import write_config
 from tests.test_encoders import write_audio
+from tests.test_export import RUNNER
 from xval.core.errors import ConfigurationError
 
 pytest.importorskip("torch")
@@ -218,15 +219,6 @@ def test_store_whose_encoder_weights_differ_is_refused(stores, tmp_path):
         _run(config, 6, {1: HEAD}, dataset="emb_other")
 
 
-RUNNER = """
-import sys
-import numpy as np
-import onnxruntime
-
-session = onnxruntime.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
-(name,) = [i.name for i in session.get_inputs()]
-np.save(sys.argv[3], session.run(["scores"], {name: np.load(sys.argv[2])})[0])
-"""
 
 
 def test_export_onnx_takes_a_waveform_and_matches_predict_outside_the_project(
