@@ -1,23 +1,20 @@
 """Keras 3 model builders for audio, looked up by name.
 
-Importing this package imports Keras: set `KERAS_BACKEND` and `CUDA_VISIBLE_DEVICES` first.
-A builder declares the valid values of its keywords in their annotations
-(`architectures.keywords`); `check_keywords` refuses values outside them.
+Importing this package imports no deep-learning backend: the builders import Keras when
+they build a model, so their keywords and defaults are read (a dry run, `python -m xval
+config`) without one. The custom layers are registered with Keras as soon as Keras is
+imported (`architectures.custom_layers`), so a saved model loads with plain
+`keras.saving.load_model` after `import architectures`; set `KERAS_BACKEND` and
+`CUDA_VISIBLE_DEVICES` before the first model is built or loaded. A builder declares the
+valid values of its keywords in their annotations (`architectures.keywords`);
+`check_keywords` refuses values outside them.
 """
 
-# The builders register themselves on import; the encoders' layers too (saved models that
-# hold them load after `import architectures`).
+from typing import TYPE_CHECKING
+
+# The builders register themselves on import (none imports Keras at the top).
 from architectures import autoencoder, cnn, detection, pretrained, recurrent  # noqa: F401
-from architectures.encoders import AisfxFrontEnd, AisfxNetwork, build_encoder
-from architectures.front_end import SpectralFrontEnd
-from architectures.layers import (
-    TRAINING_ONLY,
-    FrequencyWarp,
-    RowNormalization,
-    SpecAugment,
-    StatisticsPooling,
-    TimeWarp,
-)
+from architectures.custom_layers import import_layers, layer, when_imported
 from architectures.registry import (
     check_keywords,
     get,
@@ -28,6 +25,18 @@ from architectures.registry import (
     register,
     reshaping_types,
 )
+
+if TYPE_CHECKING:  # the names `__getattr__` gives, for the type checker
+    from architectures.encoders import AisfxFrontEnd, AisfxNetwork, build_encoder
+    from architectures.front_end import SpectralFrontEnd
+    from architectures.layers import (
+        TRAINING_ONLY,
+        FrequencyWarp,
+        RowNormalization,
+        SpecAugment,
+        TimeWarp,
+    )
+    from architectures.pooling import StatisticsPooling
 
 __all__ = [
     "TRAINING_ONLY",
@@ -49,3 +58,7 @@ __all__ = [
     "outputs",
     "reshaping_types",
 ]
+
+when_imported("keras", import_layers)
+
+__getattr__ = layer  # the layers, imported with Keras when first asked for

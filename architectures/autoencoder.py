@@ -5,12 +5,14 @@ no labels are used. The bottleneck layer is named `bottleneck`, so `python -m xv
 takes it by default.
 """
 
-import keras
-from keras import layers
+from typing import TYPE_CHECKING
 
 from architectures.common import INPUT_TASK, Shape, batch_norm, check_output, l2
 from architectures.keywords import Filters, Layers, Momentum, Regularization
 from architectures.registry import register
+
+if TYPE_CHECKING:
+    import keras
 
 
 @register("conv_autoencoder", reshaping=("conv",), outputs=("input",))
@@ -18,7 +20,7 @@ def conv_autoencoder(input_shape: Shape, num_outputs: int | None = None,
                      task_type: str = INPUT_TASK, *, filters: Filters = 16,
                      blocks: Layers = 2, bottleneck_channels: Filters = 8,
                      regularization_lambda: Regularization = 0.0,
-                     bn_momentum: Momentum = 0.9) -> keras.Model:
+                     bn_momentum: Momentum = 0.9) -> "keras.Model":
     """A convolutional autoencoder over `(time, frequency)` features.
 
     The encoder halves time and frequency in each of `blocks` blocks (3x3 convolution,
@@ -41,6 +43,8 @@ def conv_autoencoder(input_shape: Shape, num_outputs: int | None = None,
     Returns:
         A `keras.Model` from `(time, frequency, 1)` to a reconstruction `(time, frequency)`.
     """
+    import keras  # noqa: PLC0415  (Keras: when a model is built)
+    from keras import layers  # noqa: PLC0415  (Keras: when a model is built)
     check_output(task_type, "input", "conv_autoencoder learns representations")
     if blocks < 1 or bottleneck_channels < 1:
         raise ValueError(

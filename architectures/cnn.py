@@ -1,9 +1,6 @@
 """Convolutional builders: a small example model and the VGG family used for speaker ID."""
 
-from typing import Annotated, Any
-
-import keras
-from keras import layers
+from typing import TYPE_CHECKING, Annotated, Any
 
 from architectures.common import DEFAULT_TASK, Shape, batch_norm, l2, output_head
 from architectures.keywords import (
@@ -18,9 +15,13 @@ from architectures.keywords import (
 )
 from architectures.registry import register
 
+if TYPE_CHECKING:
+    import keras
+
 
 def _conv_block(x: Any, filters: int, reg: Any, bn_momentum: float, kernel: int = 3,
                 pool: tuple[int, int] | None = (2, 2), convs: int = 1) -> Any:
+    from keras import layers  # noqa: PLC0415  (Keras: when a model is built)
     for _ in range(convs):
         x = layers.Conv2D(filters, kernel, padding="same", kernel_regularizer=reg)(x)
         x = batch_norm(bn_momentum)(x)
@@ -34,7 +35,7 @@ def _conv_block(x: Any, filters: int, reg: Any, bn_momentum: float, kernel: int 
 def example_cnn(input_shape: Shape, num_outputs: int, task_type: str = DEFAULT_TASK, *,
                 filters: Filters = 16, dropout: Probability = 0.2,
                 regularization_lambda: Regularization = 0.0,
-                bn_momentum: Momentum = 0.9) -> keras.Model:
+                bn_momentum: Momentum = 0.9) -> "keras.Model":
     """A small two-block CNN, the example to copy when writing a builder.
 
     Args:
@@ -50,6 +51,8 @@ def example_cnn(input_shape: Shape, num_outputs: int, task_type: str = DEFAULT_T
     Returns:
         A `keras.Model`.
     """
+    import keras  # noqa: PLC0415  (Keras: when a model is built)
+    from keras import layers  # noqa: PLC0415  (Keras: when a model is built)
     reg = l2(regularization_lambda)
     inputs = keras.Input(input_shape)
     x = _conv_block(inputs, filters, reg, bn_momentum)
@@ -61,7 +64,9 @@ def example_cnn(input_shape: Shape, num_outputs: int, task_type: str = DEFAULT_T
 
 def _vgg(name: str, input_shape: Shape, num_outputs: int, task_type: str, widths: list[int],
          convs: int, dense_units: int, dropout: float, regularization_lambda: float,
-         global_pooling: bool, bn_momentum: float) -> keras.Model:
+         global_pooling: bool, bn_momentum: float) -> "keras.Model":
+    import keras  # noqa: PLC0415  (Keras: when a model is built)
+    from keras import layers  # noqa: PLC0415  (Keras: when a model is built)
     reg = l2(regularization_lambda)
     inputs = keras.Input(input_shape)
     x = inputs
@@ -82,7 +87,7 @@ def _vgg(name: str, input_shape: Shape, num_outputs: int, task_type: str, widths
 def vgg_ultra_mini(input_shape: Shape, num_outputs: int, task_type: str = DEFAULT_TASK, *,
                    filters: Filters = 8, dense_units: OptionalUnits = 32,
                    dropout: Probability = 0.3, regularization_lambda: Regularization = 0.0,
-                   bn_momentum: Momentum = 0.9) -> keras.Model:
+                   bn_momentum: Momentum = 0.9) -> "keras.Model":
     """VGG-style CNN, two blocks of one convolution each: the smallest of the family.
 
     Args:
@@ -108,7 +113,7 @@ def vgg_ultra_mini(input_shape: Shape, num_outputs: int, task_type: str = DEFAUL
 def vgg_mini(input_shape: Shape, num_outputs: int, task_type: str = DEFAULT_TASK, *,
              filters: Filters = 16, dense_units: OptionalUnits = 64, dropout: Probability = 0.3,
              regularization_lambda: Regularization = 0.0,
-             bn_momentum: Momentum = 0.9) -> keras.Model:
+             bn_momentum: Momentum = 0.9) -> "keras.Model":
     """VGG-style CNN, three blocks of two convolutions, flattened into a dense layer.
 
     Args:
@@ -134,7 +139,7 @@ def vgg_mini(input_shape: Shape, num_outputs: int, task_type: str = DEFAULT_TASK
 def vgg_mini_pool(input_shape: Shape, num_outputs: int, task_type: str = DEFAULT_TASK, *,
                   filters: Filters = 16, dense_units: OptionalUnits = 64,
                   dropout: Probability = 0.3, regularization_lambda: Regularization = 0.0,
-                  bn_momentum: Momentum = 0.9) -> keras.Model:
+                  bn_momentum: Momentum = 0.9) -> "keras.Model":
     """`vgg_mini` with global average pooling instead of flattening (any input length).
 
     Args:
@@ -160,7 +165,7 @@ def vgg_mini_pool(input_shape: Shape, num_outputs: int, task_type: str = DEFAULT
 def vgg_m(input_shape: Shape, num_outputs: int, task_type: str = DEFAULT_TASK, *,
           width: Width = 1.0, dense_units: Units = 256, dropout: Probability = 0.5,
           regularization_lambda: Regularization = 0.0,
-          bn_momentum: Momentum = 0.9) -> keras.Model:
+          bn_momentum: Momentum = 0.9) -> "keras.Model":
     """VGG-M-style deep CNN (as in VoxCeleb speaker identification), scaled by `width`.
 
     Five convolutions (7x7/2, 5x5/2, then three 3x3), max pooling after the first, second
@@ -180,6 +185,8 @@ def vgg_m(input_shape: Shape, num_outputs: int, task_type: str = DEFAULT_TASK, *
     Returns:
         A `keras.Model`.
     """
+    import keras  # noqa: PLC0415  (Keras: when a model is built)
+    from keras import layers  # noqa: PLC0415  (Keras: when a model is built)
     if width <= 0:
         raise ValueError(f"width={width}: expected a multiplier > 0.")
     reg = l2(regularization_lambda)
@@ -205,7 +212,7 @@ def vgg_m(input_shape: Shape, num_outputs: int, task_type: str = DEFAULT_TASK, *
 def genre_cnn(input_shape: Shape, num_outputs: int, task_type: str = DEFAULT_TASK, *,
               filters: Filters = 16, hidden_units: Units = 64, dropout: Probability = 0.3,
               regularization_lambda: Regularization = 0.0,
-              bn_momentum: Momentum = 0.9) -> keras.Model:
+              bn_momentum: Momentum = 0.9) -> "keras.Model":
     """Four convolutional blocks and a two-layer perceptron head (music genre style).
 
     Args:
@@ -222,6 +229,8 @@ def genre_cnn(input_shape: Shape, num_outputs: int, task_type: str = DEFAULT_TAS
     Returns:
         A `keras.Model`.
     """
+    import keras  # noqa: PLC0415  (Keras: when a model is built)
+    from keras import layers  # noqa: PLC0415  (Keras: when a model is built)
     reg = l2(regularization_lambda)
     inputs = keras.Input(input_shape)
     x = inputs
@@ -239,7 +248,7 @@ def audio_cnn(input_shape: Shape, num_outputs: int, task_type: str = DEFAULT_TAS
               filters: Filters = 16, blocks: Annotated[int, Range(1, 6)] = 4,
               dense_units: OptionalUnits = 128, dropout: Probability = 0.3,
               regularization_lambda: Regularization = 0.0,
-              bn_momentum: Momentum = 0.9) -> keras.Model:
+              bn_momentum: Momentum = 0.9) -> "keras.Model":
     """A PANNs-style CNN (Kong et al. 2020, CNN6/CNN10): the default for new experiments.
 
     `blocks` blocks of two 3x3 convolutions with BatchNormalization and ReLU, each followed
@@ -263,6 +272,8 @@ def audio_cnn(input_shape: Shape, num_outputs: int, task_type: str = DEFAULT_TAS
     Returns:
         A `keras.Model`.
     """
+    import keras  # noqa: PLC0415  (Keras: when a model is built)
+    from keras import layers  # noqa: PLC0415  (Keras: when a model is built)
     if not 1 <= blocks <= 6:
         raise ValueError(f"blocks={blocks}: expected an integer from 1 to 6.")
     reg = l2(regularization_lambda)

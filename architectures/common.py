@@ -1,12 +1,15 @@
-"""Pieces shared by the builders: regularisers and output heads."""
+"""Pieces shared by the builders: regularisers and output heads (Keras imported when a
+model is built)."""
 
-from typing import Any
+from __future__ import annotations
 
-import keras
-from keras import layers
+from typing import TYPE_CHECKING, Any
 
 from xval import tasks
 from xval.tasks import DEFAULT as DEFAULT_TASK
+
+if TYPE_CHECKING:
+    import keras
 
 __all__ = ["DEFAULT_TASK", "FRAMES_TASK", "INPUT_TASK", "Shape", "batch_norm", "check_output",
            "l2", "output_head"]
@@ -42,6 +45,7 @@ def l2(regularization_lambda: float) -> keras.regularizers.Regularizer | None:
     Raises:
         ValueError: when `regularization_lambda` is negative.
     """
+    import keras  # noqa: PLC0415  (Keras: when a model is built)
     if regularization_lambda < 0:
         raise ValueError(
             f"regularization_lambda={regularization_lambda}: expected a value >= 0."
@@ -70,6 +74,7 @@ def batch_norm(bn_momentum: float) -> keras.layers.Layer:
     Raises:
         ValueError: when `bn_momentum` is outside `(0, 1)`.
     """
+    from keras import layers  # noqa: PLC0415  (Keras: when a model is built)
     if not 0 < bn_momentum < 1:
         raise ValueError(
             f"bn_momentum={bn_momentum}: expected a value in (0, 1) (0.9 follows the "

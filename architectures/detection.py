@@ -9,10 +9,7 @@ logit per frame and class (a per-frame sigmoid is applied by the loss and at pre
 computed in float32 so that mixed precision keeps a stable loss.
 """
 
-from typing import Annotated, Any
-
-import keras
-from keras import layers
+from typing import TYPE_CHECKING, Annotated, Any
 
 from architectures.common import FRAMES_TASK, Shape, batch_norm, check_output, l2
 from architectures.keywords import (
@@ -28,6 +25,9 @@ from architectures.keywords import (
 )
 from architectures.registry import register
 
+if TYPE_CHECKING:
+    import keras
+
 OptionalLayers = Annotated[int, Range(0, 32)]
 """A number of layers that may be 0 (no recurrent layer, no front end)."""
 Kernel = Annotated[int, Range(1, 255)]
@@ -36,6 +36,7 @@ Kernel = Annotated[int, Range(1, 255)]
 
 def frame_head(x: Any, num_outputs: int) -> Any:
     """Per-frame logits `(time, num_outputs)`, in float32."""
+    from keras import layers  # noqa: PLC0415  (Keras: when a model is built)
     return layers.Dense(num_outputs, dtype="float32", name="frame_logits")(x)
 
 
@@ -48,7 +49,7 @@ def crnn_detector(input_shape: Shape, num_outputs: int, task_type: str = FRAMES_
                   filters: Filters = 32, conv_blocks: Layers = 3, freq_pool: Pool = 2,
                   units: Units = 64, dropout: Probability = 0.2,
                   regularization_lambda: Regularization = 0.0,
-                  bn_momentum: Momentum = 0.9) -> keras.Model:
+                  bn_momentum: Momentum = 0.9) -> "keras.Model":
     """A CRNN sound event detector in the spirit of DENet and the DCASE baselines.
 
     Convolution blocks over (time, frequency) pool the frequency axis only, so every
@@ -73,6 +74,8 @@ def crnn_detector(input_shape: Shape, num_outputs: int, task_type: str = FRAMES_
     Returns:
         A `keras.Model` from `(time, frequency, 1)` to `(time, num_outputs)` logits.
     """
+    import keras  # noqa: PLC0415  (Keras: when a model is built)
+    from keras import layers  # noqa: PLC0415  (Keras: when a model is built)
     _check_task(task_type)
     if conv_blocks < 1 or freq_pool < 1:
         raise ValueError(
@@ -98,7 +101,7 @@ def crnn_detector(input_shape: Shape, num_outputs: int, task_type: str = FRAMES_
 def gru_detector(input_shape: Shape, num_outputs: int, task_type: str = FRAMES_TASK, *,
                  units: Units = 64, num_layers: Layers = 2, bidirectional: bool = True,
                  dropout: Probability = 0.2,
-                 regularization_lambda: Regularization = 0.0) -> keras.Model:
+                 regularization_lambda: Regularization = 0.0) -> "keras.Model":
     """A recurrent-only detector: stacked GRUs over the frames, a logit per frame and class.
 
     Args:
@@ -114,6 +117,8 @@ def gru_detector(input_shape: Shape, num_outputs: int, task_type: str = FRAMES_T
     Returns:
         A `keras.Model` from `(time, frequency)` to `(time, num_outputs)` logits.
     """
+    import keras  # noqa: PLC0415  (Keras: when a model is built)
+    from keras import layers  # noqa: PLC0415  (Keras: when a model is built)
     _check_task(task_type)
     reg = l2(regularization_lambda)
     inputs = keras.Input(input_shape)
@@ -127,6 +132,7 @@ def gru_detector(input_shape: Shape, num_outputs: int, task_type: str = FRAMES_T
 
 def _residual_block(x: Any, channels: int, reg: Any, bn_momentum: float) -> Any:
     """Two 3x3 convolutions with batch normalisation and an identity (or 1x1) shortcut."""
+    from keras import layers  # noqa: PLC0415  (Keras: when a model is built)
     shortcut = x
     if x.shape[-1] != channels:
         shortcut = layers.Conv2D(channels, 1, use_bias=False, kernel_regularizer=reg)(x)
@@ -143,7 +149,7 @@ def resnet_detector(input_shape: Shape, num_outputs: int, task_type: str = FRAME
                     filters: Filters = 16, conv_blocks: Layers = 3, freq_pool: Pool = 2,
                     units: Units = 64, rnn_layers: OptionalLayers = 2,
                     dropout: Probability = 0.2, regularization_lambda: Regularization = 0.0,
-                    bn_momentum: Momentum = 0.9) -> keras.Model:
+                    bn_momentum: Momentum = 0.9) -> "keras.Model":
     """A deeper CRNN: residual convolution blocks, then stacked bidirectional GRUs: the
     stock detector (measured best of the detectors on two detection sets, docs/results.md).
 
@@ -174,6 +180,8 @@ def resnet_detector(input_shape: Shape, num_outputs: int, task_type: str = FRAME
     Returns:
         A `keras.Model` from `(time, frequency, 1)` to `(time, num_outputs)` logits.
     """
+    import keras  # noqa: PLC0415  (Keras: when a model is built)
+    from keras import layers  # noqa: PLC0415  (Keras: when a model is built)
     _check_task(task_type)
     reg = l2(regularization_lambda)
     inputs = keras.Input(input_shape)
@@ -192,6 +200,7 @@ def resnet_detector(input_shape: Shape, num_outputs: int, task_type: str = FRAME
 
 def _feed_forward(x: Any, d_model: int, mult: int, dropout: float, reg: Any) -> Any:
     """A conformer's feed-forward module (before its residual connection)."""
+    from keras import layers  # noqa: PLC0415  (Keras: when a model is built)
     y = layers.LayerNormalization()(x)
     y = layers.Dense(d_model * mult, activation="swish", kernel_regularizer=reg)(y)
     y = layers.Dropout(dropout)(y)
@@ -203,6 +212,7 @@ def _conformer_block(x: Any, d_model: int, heads: int, kernel_size: int, mult: i
                      dropout: float, reg: Any, bn_momentum: float) -> Any:
     """Gulati et al. 2020: half feed-forward, self-attention, convolution module, half
     feed-forward, layer normalisation (each with a residual connection)."""
+    from keras import layers  # noqa: PLC0415  (Keras: when a model is built)
     x = layers.Add()([x, layers.Rescaling(0.5)(_feed_forward(x, d_model, mult, dropout, reg))])
     y = layers.LayerNormalization()(x)
     y = layers.MultiHeadAttention(heads, d_model // heads, dropout=dropout,
@@ -226,7 +236,7 @@ def conformer_detector(input_shape: Shape, num_outputs: int, task_type: str = FR
                        heads: Count = 4, kernel_size: Kernel = 15, ff_mult: Count = 4,
                        dropout: Probability = 0.1,
                        regularization_lambda: Regularization = 0.0,
-                       bn_momentum: Momentum = 0.9) -> keras.Model:
+                       bn_momentum: Momentum = 0.9) -> "keras.Model":
     """A small conformer detector: a convolutional front end, then conformer blocks.
 
     The front end is `crnn_detector`'s (convolutions pooling frequency only); its frames
@@ -260,6 +270,8 @@ def conformer_detector(input_shape: Shape, num_outputs: int, task_type: str = FR
     Raises:
         ValueError: when `d_model` is not a multiple of `heads`.
     """
+    import keras  # noqa: PLC0415  (Keras: when a model is built)
+    from keras import layers  # noqa: PLC0415  (Keras: when a model is built)
     _check_task(task_type)
     if d_model % heads:
         raise ValueError(f"d_model={d_model} is not a multiple of heads={heads}; choose "

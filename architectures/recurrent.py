@@ -1,9 +1,6 @@
 """Recurrent builders (`reshaping_type="rnn"`, input `(time, frequency)`) and the MLP."""
 
-from typing import Any, Literal
-
-import keras
-from keras import layers
+from typing import TYPE_CHECKING, Any, Literal
 
 from architectures.common import DEFAULT_TASK, Shape, batch_norm, l2, output_head
 from architectures.keywords import (
@@ -14,21 +11,28 @@ from architectures.keywords import (
     Regularization,
     Units,
 )
-from architectures.layers import StatisticsPooling
 from architectures.registry import register
 
-_CELLS = {"gru": layers.GRU, "lstm": layers.LSTM}
+if TYPE_CHECKING:
+    import keras
+
 Cell = Literal["gru", "lstm"]
 Pooling = Literal["mean", "stats"]
 
 
-def _cell(cell: str) -> type[keras.layers.Layer]:
-    if cell not in _CELLS:
-        raise ValueError(f"cell={cell!r}: expected one of {', '.join(_CELLS)}.")
-    return _CELLS[cell]
+def _cell(cell: str) -> "type[keras.layers.Layer]":
+    from keras import layers  # noqa: PLC0415  (Keras: when a model is built)
+
+    cells = {"gru": layers.GRU, "lstm": layers.LSTM}
+    if cell not in cells:
+        raise ValueError(f"cell={cell!r}: expected one of {', '.join(cells)}.")
+    return cells[cell]
 
 
 def _pool(x: Any, pooling: str) -> Any:
+    from keras import layers  # noqa: PLC0415  (Keras: when a model is built)
+
+    from architectures.pooling import StatisticsPooling  # noqa: PLC0415  (imports Keras)
     if pooling == "stats":
         return StatisticsPooling()(x)
     if pooling == "mean":
@@ -40,7 +44,7 @@ def _pool(x: Any, pooling: str) -> Any:
 def rnn(input_shape: Shape, num_outputs: int, task_type: str = DEFAULT_TASK, *,
         cell: Cell = "gru", units: Units = 64, num_layers: Layers = 2,
         bidirectional: bool = False, pooling: Pooling = "mean", dropout: Probability = 0.2,
-        regularization_lambda: Regularization = 0.0) -> keras.Model:
+        regularization_lambda: Regularization = 0.0) -> "keras.Model":
     """Stacked GRU/LSTM over time frames, pooled over time.
 
     Args:
@@ -58,6 +62,8 @@ def rnn(input_shape: Shape, num_outputs: int, task_type: str = DEFAULT_TASK, *,
     Returns:
         A `keras.Model`.
     """
+    import keras  # noqa: PLC0415  (Keras: when a model is built)
+    from keras import layers  # noqa: PLC0415  (Keras: when a model is built)
     reg = l2(regularization_lambda)
     rnn_layer = _cell(cell)
     inputs = keras.Input(input_shape)
@@ -75,7 +81,7 @@ def crnn(input_shape: Shape, num_outputs: int, task_type: str = DEFAULT_TASK, *,
          filters: Filters = 16, conv_blocks: Layers = 2, cell: Cell = "gru", units: Units = 64,
          pooling: Pooling = "mean", dropout: Probability = 0.2,
          regularization_lambda: Regularization = 0.0,
-         bn_momentum: Momentum = 0.9) -> keras.Model:
+         bn_momentum: Momentum = 0.9) -> "keras.Model":
     """Convolutions over (time, frequency), then a recurrent layer over the time frames.
 
     Pooling halves the frequency axis only, so the time resolution is kept for the RNN.
@@ -97,6 +103,8 @@ def crnn(input_shape: Shape, num_outputs: int, task_type: str = DEFAULT_TASK, *,
     Returns:
         A `keras.Model`.
     """
+    import keras  # noqa: PLC0415  (Keras: when a model is built)
+    from keras import layers  # noqa: PLC0415  (Keras: when a model is built)
     reg = l2(regularization_lambda)
     inputs = keras.Input(input_shape)
     if input_shape[1] is None:
@@ -118,7 +126,7 @@ def crnn(input_shape: Shape, num_outputs: int, task_type: str = DEFAULT_TASK, *,
 @register("mlp", reshaping=("none",))
 def mlp(input_shape: Shape, num_outputs: int, task_type: str = DEFAULT_TASK, *,
         hidden_units: Units = 128, num_layers: Layers = 2, dropout: Probability = 0.3,
-        regularization_lambda: Regularization = 0.0) -> keras.Model:
+        regularization_lambda: Regularization = 0.0) -> "keras.Model":
     """Multilayer perceptron over the flattened features (`reshaping_type="none"`).
 
     Args:
@@ -133,6 +141,8 @@ def mlp(input_shape: Shape, num_outputs: int, task_type: str = DEFAULT_TASK, *,
     Returns:
         A `keras.Model`.
     """
+    import keras  # noqa: PLC0415  (Keras: when a model is built)
+    from keras import layers  # noqa: PLC0415  (Keras: when a model is built)
     reg = l2(regularization_lambda)
     inputs = keras.Input(input_shape)
     x = inputs

@@ -10,6 +10,7 @@ before anything is trained.
 
 import dataclasses
 import inspect
+import types
 import typing
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -48,9 +49,20 @@ ARCHITECTURES: Registry[Architecture] = Registry("architecture", setting="archit
 """The registered architectures, by name."""
 
 
+def _keyword_hints(fn: Builder) -> dict[str, Any]:
+    """The evaluated annotations of a builder's parameters, as `typing.get_type_hints` gives
+    them; the return annotation is left alone (a builder annotates `-> "keras.Model"`
+    without importing Keras)."""
+    annotations = {k: v for k, v in getattr(fn, "__annotations__", {}).items()
+                   if k != "return"}
+    return typing.get_type_hints(types.SimpleNamespace(__annotations__=annotations),
+                                 globalns=getattr(inspect.unwrap(fn), "__globals__", {}),
+                                 include_extras=True)
+
+
 def _domains(name: str, fn: Builder) -> dict[str, Domain]:
     """The declared domain of every keyword of a builder, checked against its default."""
-    hints = typing.get_type_hints(fn, include_extras=True)
+    hints = _keyword_hints(fn)
     out = {}
     for key, parameter in inspect.signature(fn).parameters.items():
         if key in _RESERVED:

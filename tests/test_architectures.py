@@ -302,3 +302,31 @@ def test_experiment_with_a_keyword_out_of_range_writes_nothing(config_path, conf
     with pytest.raises(ParameterError, match=f"instance 1: {keyword} is not valid"):
         exp.run(config=config, out=lambda *a: None)
     assert not config.results_dir.exists()
+
+
+
+REGISTERED = ("import keras\n"
+              "names = ('SpecAugment', 'StatisticsPooling', 'LayerWeightedSum', "
+              "'SpectralFrontEnd', 'AisfxNetwork')\n"
+              "print(all(keras.saving.get_registered_object('architectures>' + n) "
+              "for n in names))\n")
+
+
+@pytest.mark.parametrize("code", [
+    # architectures first: no backend until Keras is imported, then every layer registered
+    "import sys, architectures\n"
+    "assert not {'keras', 'tensorflow', 'torch', 'jax'} & set(sys.modules), sys.modules\n"
+    "assert architectures.keyword_defaults('vgg_mini')['filters'] == 16\n" + REGISTERED,
+    # Keras first: registered by the import of architectures
+    "import keras, architectures\n" + REGISTERED,
+])
+def test_import_architectures_registers_the_layers_once_keras_is_imported(code):
+    """A builder's keywords are read without a backend, and a saved model's custom layers
+    are known to Keras after `import architectures`, whichever of the two comes first."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "True"

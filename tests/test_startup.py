@@ -21,7 +21,7 @@ SCRIPT = '''"""Startup test."""
 
 from xval import Experiment
 
-experiment = Experiment(description="startup", dataset="tiny", number=1, num_folds=3)
+experiment = Experiment(description="startup", dataset="tiny", number=2, num_folds=3)
 experiment[1] = {"architecture": "mlp", "reshaping_type": "none"}
 
 if __name__ == "__main__":
@@ -95,10 +95,6 @@ def test_light_command_imports_no_backend(project, name):
         assert not (folder / "data" / "audio").exists()
 
 
-@pytest.mark.xfail(reason="architectures/__init__.py imports every builder, and the builders "
-                          "import Keras: the dry run checks an instance against its builder's "
-                          "keywords. Passes once the package loads its builders lazily.",
-                   strict=False)
 def test_dry_run_imports_no_backend(project):
     folder, _ = project
     found, proc = imported_backends(["experiments/startup.py", "--dry-run"], folder)

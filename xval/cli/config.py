@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 
+import architectures
 from xval.cli.commands import COMMANDS
 from xval.cli.scripts import load_experiment
 from xval.config import schema
@@ -70,8 +71,6 @@ def _load(path: str | None, experiment: Experiment | None) -> Config:
 
 def _instance_settings(experiment: Experiment, config: Config,
                        args: argparse.Namespace) -> list:
-    import architectures  # noqa: PLC0415  (imports Keras: after the backend is chosen)
-
     if not experiment.instances:
         raise ConfigurationError(f"{args.experiment} declares no instances.")
     k = sorted(experiment.instances)[0] if args.instance is None else args.instance

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import architectures
 from preprocessing import features
 from preprocessing.features import FeatureType
 from preprocessing.store import FeatureStore
@@ -147,8 +148,6 @@ def resolver(experiment: ExperimentDeclaration, config: Config,
     Returns:
         `(instance_id, spec) -> params`.
     """
-    import architectures  # noqa: PLC0415  (imports Keras: only once the backend is set)
-
     def resolve(instance_id: int, spec: InstanceSpec) -> Params:
         params = P.resolve(instance_id, spec, training_defaults=config.training,
                            architectures=architectures,

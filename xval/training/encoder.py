@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import architectures
 from preprocessing.features import encoders
 from preprocessing.features import get as feature_type
 from xval.core.dataset_info import DatasetInfo
@@ -136,8 +137,6 @@ def _spectrogram_layers(params: InstanceParams) -> list[Any]:
     `time_masks` and `freq_masks`)."""
     if not (params.time_masks or params.freq_masks):
         return []
-    import architectures  # noqa: PLC0415  (imports Keras: only once the backend is set)
-
     return [architectures.SpecAugment(
         time_masks=params.time_masks, time_mask_fraction=params.time_mask_fraction,
         freq_masks=params.freq_masks, freq_mask_fraction=params.freq_mask_fraction,

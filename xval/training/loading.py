@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+import architectures
 from xval.core.errors import ConfigurationError
 from xval.core.layout import InstanceLayout
 from xval.training.encoder import LAYER_NAME as ENCODER_LAYER
@@ -40,7 +41,6 @@ def load(model_path: str | Path, what: str = "Model file") -> Any:
     """
     import keras  # noqa: PLC0415  (Keras: only once the backend is set)
 
-    import architectures  # noqa: F401, PLC0415  (imports Keras; registers custom layers)
     import xval.tasks.losses  # noqa: F401, PLC0415  (imports Keras; registers custom losses)
 
     path = Path(model_path)
@@ -169,8 +169,6 @@ def inference_outputs(model: Any, inputs: Any) -> Any:
         The output Keras tensor.
     """
     import keras  # noqa: PLC0415  (Keras: only once the backend is set)
-
-    import architectures  # noqa: PLC0415  (imports Keras: only once the backend is set)
 
     def operation(op: Any) -> Any:
         if isinstance(op, architectures.TRAINING_ONLY):

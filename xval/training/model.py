@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+import architectures
 from preprocessing.features import bin_frequencies, feature_shape
 from preprocessing.store import FeatureStore
 from xval import tasks
@@ -73,8 +74,6 @@ def input_layers(params: Params, x: Any, mean: np.ndarray, variance: np.ndarray,
     (`xval.training.encoder`), and warps and row normalisation do not apply to embeddings."""
     from keras import layers  # noqa: PLC0415  (Keras: only once the backend is set)
 
-    import architectures  # noqa: PLC0415  (imports Keras: only once the backend is set)
-
     params = InstanceParams.of(params)
     if uses_encoder(params):
         return layers.Normalization(axis=-1, mean=mean, variance=variance,
@@ -132,8 +131,6 @@ def build_model(params: Params, input_shape: tuple[int | None, ...], num_outputs
         TrainingError: for a `load_model` that cannot be used (see `transfer_backbone`).
     """
     import keras  # noqa: PLC0415  (Keras: only once the backend is set)
-
-    import architectures  # noqa: PLC0415  (imports Keras: only once the backend is set)
 
     params = InstanceParams.of(params)
     inputs = keras.Input(tuple(input_shape), name="features" if front_end is None else "audio")
