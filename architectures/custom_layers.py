@@ -36,7 +36,12 @@ LAYERS = {
 
 
 def import_layers() -> None:
-    """Imports every module of `LAYERS`, which registers its layers with Keras."""
+    """Imports every module of `LAYERS`, which registers its layers with Keras.
+
+    Keras may be imported by one of them (`architectures.front_end`, imported first): that
+    one is then in progress and registers its own layers when it ends, and the others import
+    no class of another at the top, so none of them needs a module still in progress.
+    """
     for module in LAYERS:
         importlib.import_module(module)
 

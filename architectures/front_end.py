@@ -7,18 +7,18 @@ reflection (librosa pads with zeros) and its decibels are floored differently. T
 here frames the signal as `librosa.stft` does (centred, zero padding of `n_fft // 2` on each
 side, periodic Hann window) with `keras.layers.STFTSpectrogram` (the STFT as a convolution
 with fixed DFT kernels: any backend, any device, and exportable to ONNX), and applies
-librosa's own mel filter bank and DCT matrix, kept as fixed weights of the layer, and the
-same compression as the store's (`preprocessing.features.spectral`).
+librosa's own mel filter bank and DCT matrix (`architectures.filters`, the stores' own), kept
+as fixed weights of the layer, and the same compression as the store's
+(`preprocessing.features.spectral`).
 """
 
 from typing import Any, Literal
 
 import keras
-import librosa
 import numpy as np
-import scipy.fft
-import scipy.signal
 from keras import ops
+
+from architectures.filters import dct_matrix, dft_kernels, mel_filters
 
 FEATURES = ("stft", "mel", "mfcc")
 """The feature types a `SpectralFrontEnd` computes."""
@@ -27,31 +27,6 @@ AMIN = 1e-10
 """librosa's floor of decibel conversion (`amin`), as the stores use it."""
 TOP_DB = 80.0
 """`librosa.power_to_db`'s default `top_db`, which `librosa.feature.mfcc` inherits."""
-
-
-def dct_matrix(n_mels: int, n_mfcc: int) -> np.ndarray:
-    """The orthonormal DCT-II that `librosa.feature.mfcc` applies over the mel axis.
-
-    Returns:
-        `np.ndarray [shape=(n_mels, n_mfcc)]`: `log_mel @ matrix` are the coefficients.
-    """
-    return scipy.fft.dct(np.eye(n_mels), type=2, norm="ortho", axis=0)[:n_mfcc].T
-
-
-def dft_kernels(n_fft: int) -> tuple[np.ndarray, np.ndarray]:
-    """The real and imaginary DFT kernels of a periodic Hann window, as
-    `keras.layers.STFTSpectrogram` lays them out, computed in double precision.
-
-    Returns:
-        Two `np.ndarray [shape=(n_fft, 1, n_fft // 2 + 1)]`, float32.
-    """
-    window = scipy.signal.get_window("hann", n_fft, fftbins=True)
-    n = np.arange(n_fft)[:, None]
-    k = np.arange(n_fft // 2 + 1)[None, :]
-    angle = -2.0 * np.pi * ((n * k) % n_fft) / n_fft
-    real = (np.cos(angle) * window[:, None])[:, None, :]
-    imag = (np.sin(angle) * window[:, None])[:, None, :]
-    return real.astype("float32"), imag.astype("float32")
 
 
 @keras.saving.register_keras_serializable(package="architectures")
@@ -129,10 +104,10 @@ class SpectralFrontEnd(keras.layers.Layer):
         self.stft.real_kernel.assign(real)
         self.stft.imag_kernel.assign(imag)
         if self.feature in ("mel", "mfcc"):
-            # librosa's own filter bank, as the stores use it (`preprocessing.features`).
-            basis = librosa.filters.mel(sr=self.sample_rate, n_fft=self.n_fft,
-                                        n_mels=self.n_mels, fmin=self.fmin, fmax=self.fmax,
-                                        htk=self.htk, norm=self.mel_norm)
+            # librosa's filter bank, the stores' own (`architectures.filters`).
+            basis = mel_filters(sample_rate=self.sample_rate, n_fft=self.n_fft,
+                                n_mels=self.n_mels, fmin=self.fmin, fmax=self.fmax,
+                                htk=self.htk, norm=self.mel_norm)
             self.mel_weights = self._fixed("mel_basis", basis.T)
         if self.feature == "mfcc":
             self.dct_weights = self._fixed("dct", dct_matrix(self.n_mels, self.n_mfcc))

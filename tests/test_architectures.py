@@ -307,7 +307,7 @@ def test_experiment_with_a_keyword_out_of_range_writes_nothing(config_path, conf
 
 REGISTERED = ("import keras\n"
               "names = ('SpecAugment', 'StatisticsPooling', 'LayerWeightedSum', "
-              "'SpectralFrontEnd', 'AisfxNetwork')\n"
+              "'SpectralFrontEnd', 'AisfxNetwork', 'AisfxFrontEnd')\n"
               "print(all(keras.saving.get_registered_object('architectures>' + n) "
               "for n in names))\n")
 
@@ -319,6 +319,9 @@ REGISTERED = ("import keras\n"
     "assert architectures.keyword_defaults('vgg_mini')['filters'] == 16\n" + REGISTERED,
     # Keras first: registered by the import of architectures
     "import keras, architectures\n" + REGISTERED,
+    # Keras first imported by a module of layers, in the middle of its own import
+    "import architectures.front_end\n" + REGISTERED,
+    "import architectures.encoders\n" + REGISTERED,
 ])
 def test_import_architectures_registers_the_layers_once_keras_is_imported(code):
     """A builder's keywords are read without a backend, and a saved model's custom layers

@@ -39,7 +39,9 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from architectures.front_end import SpectralFrontEnd
+# The module, not its class: this module may be imported while front_end's own import is
+# in progress (the layers are imported when Keras is: `architectures.custom_layers`).
+from architectures import front_end
 from xval.core.errors import ConfigurationError
 
 __all__ = ["AISFX", "AisfxFrontEnd", "AisfxNetwork", "aisfx_encoder", "aisfx_state",
@@ -194,7 +196,7 @@ class AisfxFrontEnd(keras.layers.Layer):
         kwargs["trainable"] = False
         super().__init__(**kwargs)
         self.input_scale = float(input_scale)
-        self.mel = SpectralFrontEnd(
+        self.mel = front_end.SpectralFrontEnd(
             "mel", sample_rate=SAMPLE_RATE, n_fft=N_FFT, hop_length=SPEC_HOP, n_mels=N_MELS,
             fmin=0.0, fmax=SAMPLE_RATE / 2, compression="none", htk=True, mel_norm=1.0,
             name="mel")

@@ -6,12 +6,12 @@ how to add a type.
 """
 
 from collections.abc import Callable
-from functools import lru_cache
 
 import librosa
 import numpy as np
 
 import xval.config.schema as schema
+from architectures.filters import mel_filters
 from preprocessing.features.registry import Params, register
 
 
@@ -47,27 +47,17 @@ def compress(S: np.ndarray, *, compression: str, power: float,
     return S
 
 
-@lru_cache(maxsize=16)
-def mel_basis(sample_rate: int, n_fft: int, n_mels: int, fmin: float,
-              fmax: float | None) -> np.ndarray:
-    """`librosa.filters.mel`, built once per setting (a fifth of the time on short segments).
-
-    Returns:
-        `np.ndarray [shape=(n_mels, 1 + n_fft // 2)]`.
-    """
-    return librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin,
-                               fmax=fmax)
-
-
 def mel_power(y: np.ndarray, *, sample_rate: int, n_fft: int, hop_length: int, n_mels: int,
               fmin: float, fmax: float | None) -> np.ndarray:
-    """`librosa.feature.melspectrogram` (power 2) with a cached filter bank.
+    """`librosa.feature.melspectrogram` (power 2) with the cached filter bank of
+    `architectures.filters.mel_filters` (the in-model front end's).
 
     Returns:
         `np.ndarray [shape=(n_mels, frames)]`.
     """
     power_spec = np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop_length)) ** 2
-    return mel_basis(sample_rate, n_fft, n_mels, fmin, fmax) @ power_spec
+    return mel_filters(sample_rate=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin,
+                       fmax=fmax) @ power_spec
 
 
 def _stft_frequencies(params: Params) -> np.ndarray:
