@@ -8,6 +8,7 @@ no Keras.
 """
 
 from functools import lru_cache
+from typing import Literal
 
 import librosa
 import numpy as np
@@ -20,7 +21,7 @@ __all__ = ["dct_matrix", "dft_kernels", "mel_filters"]
 @lru_cache(maxsize=16)
 def mel_filters(*, sample_rate: int, n_fft: int, n_mels: int, fmin: float,
                 fmax: float | None, htk: bool = False,
-                norm: str | float | None = "slaney") -> np.ndarray:
+                norm: Literal["slaney"] | float | None = "slaney") -> np.ndarray:
     """`librosa.filters.mel`, built once per setting (a fifth of the time of a short
     segment's features) and read-only (it is shared).
 

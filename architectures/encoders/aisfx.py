@@ -41,7 +41,7 @@ from keras import layers, ops
 
 # The module, not its class: this module may be imported while front_end's own import is
 # in progress (the layers are imported when Keras is: `architectures.custom_layers`).
-from architectures import front_end
+import architectures.front_end as front_end
 from xval.core.errors import ConfigurationError
 
 __all__ = ["AISFX", "AisfxFrontEnd", "AisfxNetwork", "aisfx_encoder", "aisfx_state",
