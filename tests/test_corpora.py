@@ -526,13 +526,17 @@ def test_cli_hf_label_column_that_does_not_exist_exits_2(tmp_path):
 def test_corpus_options_of_another_source_are_refused():
     from argparse import Namespace
 
-    from xval.cli import corpora
+    from xval.cli.sources import options_given, rows
 
+    kaldi = sources.get("kaldi")
     with pytest.raises(ConfigurationError, match="kaldi needs --label-file"):
-        corpora.rows("kaldi", ["x"], Namespace())
+        rows(kaldi, ["x"], Namespace())
     with pytest.raises(ConfigurationError, match="--label-field is an option of --source "
                                                  "lhotse, not of --source kaldi"):
-        corpora.options_given(Namespace(label_field="language"), "kaldi")
+        options_given(Namespace(label_field="language"), kaldi, sources.corpora())
+    with pytest.raises(ConfigurationError, match="--root is an option of --source kaldi, "
+                                                 "lhotse or hf, not of a folder of audio"):
+        options_given(Namespace(root="."), None, sources.corpora())
 
 
 # -- python -m xval init --------------------------------------------------------------

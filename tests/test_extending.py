@@ -2,7 +2,9 @@
 a feature type, an executor and a workbook sheet, each registered from this test module
 (outside the packages), then a real experiment that uses all three: audio files decoded,
 a store of the new feature type, folds run by the new executor, the workbook with the new
-sheet read back."""
+sheet read back; and a source, a `python -m preprocessing` command once registered."""
+
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,7 +13,9 @@ import soundfile as sf
 from openpyxl import load_workbook
 
 import preprocessing.features as features
+from preprocessing import sources
 from preprocessing.build import build_store, feature_params
+from preprocessing.store import FeatureStore
 from tests.conftest import write_config
 from xval import Experiment
 from xval.executors.base import Executor, ExecutorOptions, JobQueue, Results, run_job
@@ -127,3 +131,49 @@ def test_the_registries_name_the_extensions_and_forget_them(extensions):
     features.registry.unregister("band_energy")
     with pytest.raises(ValueError, match="feature='band_energy': expected one of"):
         features.get("band_energy")
+
+
+class Listing(sources.Source):
+    """A toy source: a text file of `PATH LABEL ITEM` lines (paths relative to the file)."""
+
+    name = "listing"
+    help = "a text file of PATH LABEL ITEM lines"
+    reads = sources.Reads("LISTING", "the listing file", kind="file")
+    options = (sources.Option("--separator", "the column separator", default=" "),)
+
+    def read(self, paths, values):
+        listing = Path(paths[0])
+        rows = []
+        for line in listing.read_text().splitlines():
+            path, label, item = line.split(values["separator"])
+            rows.append({"path": str(listing.parent / path), "label": label, "item": item,
+                         "clip": path})
+        return sources.source_rows(rows, [], f"Listing {listing}")
+
+
+@pytest.fixture
+def listing_source():
+    """Registers the toy source for one test, and removes it after it."""
+    sources.register(Listing)
+    yield
+    sources.SOURCES.unregister("listing")
+
+
+def test_a_source_from_outside_is_a_preprocessing_command(listing_source, tmp_path, capsys):
+    from xval.cli.preprocess import main
+
+    config = write_config(tmp_path)
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    table = _recordings(audio)
+    (audio / "files.txt").write_text("\n".join(
+        f"{Path(r.path).name};{r.label};{r.item}" for r in table.itertuples()))
+    code = main(["listing", str(audio / "files.txt"), "--separator", ";", "--out",
+                 str(tmp_path / "store"), "--config", str(config), "--sample-rate",
+                 str(SAMPLE_RATE), "--segment-seconds", "0.5", "--workers", "1", "-q"])
+    assert code == 0, capsys.readouterr().err
+    assert capsys.readouterr().out.startswith("Wrote ")
+    store = FeatureStore(tmp_path / "store")
+    assert len(store.meta) == len(table) and store.classes == ["high", "low"]
+    assert sorted(store.meta["item"].unique()) == [f"speaker{s}" for s in range(4)]
+    assert "listing" in sources.names()

@@ -22,7 +22,7 @@ from typing import Any
 
 from preprocessing.audio import unreadable_reason
 from preprocessing.recordings import find_recordings
-from preprocessing.sources import Skipped, Source, source_rows
+from preprocessing.sources.base import ROOT, Corpus, Option, Reads, Rows, Skipped, source_rows
 from xval.core.errors import ConfigurationError, DatasetError
 
 # Speaker columns of common speech datasets (LibriSpeech and VCTK, Common Voice), in the
@@ -263,7 +263,7 @@ def _clip(path: Path, folder: Path) -> str:
 
 def hf_source(dataset_dir: str | os.PathLike[str], *, label_column: str = LABEL_COLUMN,
               item_column: str | None = None, audio_column: str | None = None,
-              root: str | os.PathLike[str] | None = None) -> Source:
+              root: str | os.PathLike[str] | None = None) -> Rows:
     """Rows from a Hugging Face dataset folder: one row per example of every split.
 
     Args:
@@ -307,3 +307,23 @@ def hf_source(dataset_dir: str | os.PathLike[str], *, label_column: str = LABEL_
     table, skipped = source_rows(rows, skipped, f"Dataset {folder}", said)
     table.attrs["classes"] = _class_order(splits, label_column, rows)
     return table, skipped
+
+
+class HuggingFace(Corpus):
+    """`python -m preprocessing hf DATASET_DIR`: `hf_source`."""
+
+    name = "hf"
+    help = "a Hugging Face dataset folder (save_to_disk) or an audiofolder"
+    reads = Reads("DATASET_DIR", "the folder of the Hugging Face dataset",
+                  help="a folder written by save_to_disk, or an audiofolder")
+    options = (
+        Option("--label-column", "the column of labels (default: label)",
+               default=LABEL_COLUMN),
+        Option("--item-column", "the column of items (default: the first of "
+                                f"{', '.join(ITEM_COLUMNS)})"),
+        Option("--audio-column", "the datasets.Audio column (default: the only one)"),
+        ROOT,
+    )
+
+    def read(self, paths: list[str], values: dict[str, Any]) -> Rows:
+        return hf_source(paths[0], **values)

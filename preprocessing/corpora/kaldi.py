@@ -13,10 +13,11 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from preprocessing.audio import unreadable_reason
 from preprocessing.corpora.pipes import parse_pipeline, run_pipeline
-from preprocessing.sources import Skipped, Source, source_rows
+from preprocessing.sources.base import ROOT, Corpus, Option, Reads, Rows, Skipped, source_rows
 from xval.core.errors import DatasetError
 
 RECORDINGS = "wav.scp"
@@ -137,7 +138,7 @@ def _utterances(data_dir: Path, recordings: dict[str, Recording]
 def kaldi_source(data_dir: str | os.PathLike[str], *, label_file: str,
                  item_file: str = ITEM_FILE,
                  root: str | os.PathLike[str] | None = None,
-                 run_commands: bool = False) -> Source:
+                 run_commands: bool = False) -> Rows:
     """Rows from a Kaldi data directory: one row per utterance (a `segments` entry, else a
     recording of `wav.scp`), its clip id the utterance id.
 
@@ -204,3 +205,32 @@ def _blank(value: str | None, table: str) -> str | None:
     if value is None:
         return f"not in {table}"
     return f"blank in {table}" if not value.strip() else None
+
+
+class Kaldi(Corpus):
+    """`python -m preprocessing kaldi DATA_DIR --label-file FILE`: `kaldi_source`."""
+
+    name = "kaldi"
+    help = "a Kaldi data directory (wav.scp, segments, utt2spk, a label file)"
+    reads = Reads("DATA_DIR", "the Kaldi data directory (wav.scp, utt2spk, ...)",
+                  help="the Kaldi data directory")
+    options = (
+        Option("--label-file", "the labels, UTTERANCE LABEL per line: a file of the data "
+                               "directory (utt2lang, utt2emotion; text: the transcript) or "
+                               "a path (required)", required=True),
+        Option("--item-file", "the items, UTTERANCE ITEM per line (default: utt2spk, the "
+                              "speakers)", default=ITEM_FILE),
+        Option(PIPES_FLAG, "run the piped commands of wav.scp (`flac -c -d -s a.flac |`, "
+                           "`sph2pipe -f wav a.sph |`) to read their audio. RISK: they run "
+                           "with your rights, whatever the file says; use it only on a "
+                           "wav.scp you trust. Only a plain pipeline of installed programs "
+                           "runs, without a shell (no redirections, variables, `;`, globs); "
+                           "relative paths start at --root (default: off, a piped entry is "
+                           "refused)", switch=True),
+        ROOT,
+    )
+
+    def read(self, paths: list[str], values: dict[str, Any]) -> Rows:
+        return kaldi_source(paths[0], label_file=values["label_file"],
+                            item_file=values["item_file"], root=values["root"],
+                            run_commands=values["run_wav_scp_commands"])

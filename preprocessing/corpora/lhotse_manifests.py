@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from preprocessing.audio import unreadable_reason
-from preprocessing.sources import Skipped, Source, source_rows
+from preprocessing.sources.base import ROOT, Corpus, Option, Reads, Rows, Skipped, source_rows
 from xval.core.errors import ConfigurationError, DatasetError
 
 # The fields of a `lhotse.SupervisionSegment` a row can take its label or item from; any
@@ -184,7 +184,7 @@ def _row(supervisions: list[Any], recording: Any, clip: str, offset: float,
 
 
 def _from_cuts(cuts: Any, lhotse: Any, fields: tuple[str, str], root: _Root,
-               what: str) -> Source:
+               what: str) -> Rows:
     cuts = list(cuts)
     _check_fields([s for c in cuts for s in getattr(c, "supervisions", [])], fields, what)
     rows: list[dict[str, object]] = []
@@ -204,7 +204,7 @@ def _from_cuts(cuts: Any, lhotse: Any, fields: tuple[str, str], root: _Root,
 
 
 def _counted(rows: list[dict[str, object]], skipped: Skipped, what: str, unit: str,
-             ) -> Source:
+             ) -> Rows:
     """The source, its rows counted as `unit` (of recordings) in the summaries; when no
     audio file was found and their paths are relative, one error saying so (the folder
     they were read from, and `--root`)."""
@@ -220,7 +220,7 @@ def _counted(rows: list[dict[str, object]], skipped: Skipped, what: str, unit: s
 
 
 def _from_supervisions(recordings: Any, supervisions: Any, fields: tuple[str, str],
-                       root: _Root, what: str) -> Source:
+                       root: _Root, what: str) -> Rows:
     supervisions = list(supervisions)
     _check_fields(supervisions, fields, what)
     rows: list[dict[str, object]] = []
@@ -253,7 +253,7 @@ def _check_fields(supervisions: list[Any], fields: tuple[str, str], what: str) -
 def lhotse_source(manifests: Sequence[str | os.PathLike[str]], *, label_field: str,
                   item_field: str = ITEM_FIELD,
                   root: str | os.PathLike[str] | None = None,
-                  allow_outside_root: bool = False) -> Source:
+                  allow_outside_root: bool = False) -> Rows:
     """Rows from Lhotse manifests: one row per supervision (of a `SupervisionSet` over a
     `RecordingSet`), or per cut of a `CutSet` (with the supervision it holds).
 
@@ -295,3 +295,26 @@ def lhotse_source(manifests: Sequence[str | os.PathLike[str]], *, label_field: s
     raise DatasetError(
         f"{what} is {' + '.join(kinds) or 'nothing'}; give a CutSet manifest, or a "
         "RecordingSet and a SupervisionSet manifest.")
+
+
+class Lhotse(Corpus):
+    """`python -m preprocessing lhotse MANIFEST... --label-field FIELD`: `lhotse_source`."""
+
+    name = "lhotse"
+    help = "Lhotse manifests: a CutSet, or a RecordingSet and a SupervisionSet"
+    reads = Reads("MANIFEST", "the Lhotse CutSet manifest (or the RecordingSet and the "
+                              "SupervisionSet)",
+                  help="a CutSet manifest, or a RecordingSet and a SupervisionSet",
+                  kind="file", most=2)
+    options = (
+        Option("--label-field", "the supervision field that is the label: language, "
+                                "gender, text, speaker or a custom key", required=True),
+        Option("--item-field", "the supervision field that is the item (default: speaker)",
+               default=ITEM_FIELD),
+        ROOT,
+        Option("--allow-outside-root", "lhotse: accept relative audio paths that lead "
+                                       "outside --root (../pool/x.wav)", switch=True),
+    )
+
+    def read(self, paths: list[str], values: dict[str, Any]) -> Rows:
+        return lhotse_source(paths, **values)

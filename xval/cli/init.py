@@ -21,14 +21,17 @@ from typing import Any
 
 import pandas as pd
 
+from preprocessing import sources
 from preprocessing.build import build_store, feature_params, silent_note
 from preprocessing.features import encoders
 from preprocessing.features.pretrained import encoder_defaults
 from preprocessing.intake import check_trainable
 from preprocessing.segment_length import SegmentChoice
+from preprocessing.sources import Source
 from preprocessing.store import FeatureStore
 from xval import tasks
-from xval.cli import corpora, init_stores
+from xval.cli import init_stores
+from xval.cli import sources as cli_sources
 from xval.cli.commands import COMMANDS
 from xval.cli.init_data import MAX_FOLDS, check_rows, find_rows, folds_for, segment_for
 from xval.cli.init_outputs import Created, check_outputs
@@ -77,15 +80,13 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
                    help="every file its own item (default: files whose names share a "
                         "recording id, such as 1-100038-A.ogg and 1-100038-B.ogg, are one)")
     p.add_argument("--manifest", help="a CSV manifest of the files (path, label, item columns)")
-    p.add_argument("--source", choices=corpora.KINDS,
-                   help="read a corpus: " + "; ".join(f"{k}: {corpora.HELP[k]}"
-                                                      for k in corpora.KINDS))
-    group = p.add_argument_group("corpus options (with --source)")
-    for kind in corpora.KINDS:
-        corpora.add_options(group, kind, defaults=False)
-    group.add_argument("--root", help=corpora.ROOT_HELP)
-    group.add_argument("--allow-outside-root", action="store_true",
-                       help=corpora.OUTSIDE_HELP)
+    corpora = sources.corpora()
+    p.add_argument("--source", choices=[c.name for c in corpora],
+                   help="read a corpus: " + "; ".join(f"{c.name}: {c.help}" for c in corpora))
+    options = [o for c in corpora for o in c.options]
+    cli_sources.add_options(p.add_argument_group("corpus options (with --source)"),
+                            [o for i, o in enumerate(options) if o not in options[:i]],
+                            defaults=False)
     p.add_argument("--folds", type=int, help=f"folds over items (default: the items, at most "
                                              f"{MAX_FOLDS})")
     p.add_argument("--encoder", help="the pretrained encoder of instance 1: "
@@ -109,7 +110,7 @@ def main_init(args: argparse.Namespace) -> int:
     behind.
     """
     audio = Path(args.audio).expanduser().resolve()
-    _check_source(args, audio)
+    source = _check_source(args, audio)
     project = check_output_folder(Path(args.project).expanduser(), what="--project").resolve()
     name = _name(audio.name.split(".")[0] if args.name is None else args.name)
     if args.label_map is not None and not args.pattern:
@@ -124,7 +125,7 @@ def main_init(args: argparse.Namespace) -> int:
     stores = [config.data_dir / name] + ([config.data_dir / f"{name}_{encoder}"]
                                          if encoder is not None else [])
     check_outputs(audio, project, config, script, stores, args.overwrite)
-    rows, skipped, how, items = find_rows(audio, args)
+    rows, skipped, how, items = find_rows(audio, args, source)
     check_trainable(rows, skipped, stage=f"found ({how})")
     check_rows(rows, how)
     folds = folds_for(rows, args.folds)
@@ -266,36 +267,32 @@ def _encoder(name: str | None) -> str | None:
     return None
 
 
-def _check_source(args: argparse.Namespace, audio: Path) -> None:
-    """Refuses a path or options that do not fit the source, before anything is written."""
-    corpora.options_given(args, args.source)
+def _check_source(args: argparse.Namespace, audio: Path) -> Source | None:
+    """The corpus of `--source` (`None`: a folder of audio), refusing a path or options that
+    do not fit it, before anything is written."""
+    source = sources.get(args.source) if args.source else None
+    cli_sources.options_given(args, source, sources.corpora())
     mixed = [flag for flag in ("pattern", "label_map", "item_pattern", "item_per_file",
                                "manifest") if getattr(args, flag)]
-    if args.source and mixed:
+    if source and mixed:
         raise ConfigurationError(f"--{mixed[0].replace('_', '-')} reads a folder of audio; "
-                                 f"--source {args.source} reads the corpus's own files: give "
+                                 f"--source {source.name} reads the corpus's own files: give "
                                  "one or the other.")
     if args.item_per_file and args.item_pattern:
         raise ConfigurationError(f"--item-per-file and --item-pattern {args.item_pattern!r} "
                                  "contradict each other: give one.")
-    if args.source is None and (args.root or args.supervisions):
-        flag = "--root" if args.root else "a second path (SUPERVISIONS)"
-        raise ConfigurationError(f"{flag} is for --source kaldi, lhotse or hf.")
-    if args.allow_outside_root and args.source != "lhotse":
-        raise ConfigurationError("--allow-outside-root is for --source lhotse.")
-    if args.supervisions and args.source != "lhotse":
-        raise ConfigurationError(f"A second path ({args.supervisions}) is for --source lhotse "
-                                 "(a RecordingSet and its SupervisionSet).")
-    if args.source == "lhotse":
-        if not audio.is_file():
-            raise DatasetError(f"{args.audio!r} is not a file; give the Lhotse CutSet manifest "
-                               "(or the RecordingSet and the SupervisionSet).")
-    elif not audio.is_dir():
-        what = {"kaldi": "the Kaldi data directory (wav.scp, utt2spk, ...)",
-                "hf": "the folder of the Hugging Face dataset"}.get(args.source or "",
-                                                                  "the folder that holds your "
-                                                                  "audio files")
+    if args.supervisions and (source is None or source.reads.most < 2):
+        two = [c for c in sources.corpora() if c.reads.most > 1]
+        raise ConfigurationError(
+            f"A second path ({args.supervisions}) is for "
+            + " or ".join(f"--source {c.name}, which reads {c.reads.what}" for c in two) + ".")
+    kind, what = (source.reads.kind, source.reads.what) if source else \
+        ("folder", "the folder that holds your audio files")
+    if kind == "file" and not audio.is_file():
+        raise DatasetError(f"{args.audio!r} is not a file; give {what}.")
+    if kind == "folder" and not audio.is_dir():
         raise DatasetError(f"AUDIO_DIR {args.audio!r} is not a folder; give {what}.")
+    return source
 
 
 def _name(text: str) -> str:

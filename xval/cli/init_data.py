@@ -13,16 +13,14 @@ import pandas as pd
 from preprocessing import sources
 from preprocessing.recordings import OVERRIDE
 from preprocessing.segment_length import SegmentChoice, choose_segment, clip_durations
-from xval.cli import corpora
-from xval.cli.preprocess_parser import label_map_argument
+from preprocessing.sources import Source
+from xval.cli import sources as cli_sources
 from xval.config.loader import PACKAGE_DEFAULT, Config
 from xval.core.errors import ConfigurationError, DatasetError
 from xval.folds import allowed_folds
 
-__all__ = ["MAX_FOLDS", "PRESETS", "check_rows", "find_rows", "folds_for", "segment_for"]
+__all__ = ["MAX_FOLDS", "check_rows", "find_rows", "folds_for", "segment_for"]
 
-PRESETS = {"fsdd": sources.FSDD_PATTERN, "ravdess": sources.RAVDESS_PATTERN,
-           "speaker-id": sources.SPEAKER_ID_PATTERN}
 MAX_FOLDS = 5
 NO_SHARED_ID = ("every file is its own item: the file names give no sound grouping by "
                 "recording id (a name without its trailing take or slice suffix, such as -A "
@@ -43,16 +41,17 @@ def _items(rows: pd.DataFrame, args: argparse.Namespace) -> tuple[str, str]:
     return "every file its own item", "Items: " + NO_SHARED_ID
 
 
-def find_rows(audio: Path, args: argparse.Namespace) -> tuple[pd.DataFrame, list, str,
-                                                              str | None]:
-    """The source rows, the skipped files, how labels and items were found, and the sentence
-    saying how the items were chosen (`None` when a rule was given)."""
+def find_rows(audio: Path, args: argparse.Namespace, corpus: Source | None = None
+              ) -> tuple[pd.DataFrame, list, str, str | None]:
+    """The source rows (of `corpus`, `--source`, else of the folder `audio`), the skipped
+    files, how labels and items were found, and the sentence saying how the items were
+    chosen (`None` when a rule was given)."""
     by_recording = not args.item_per_file
-    if args.source:
+    if corpus is not None:
         paths = [str(audio)] + ([args.supervisions] if args.supervisions else [])
-        rows, skipped = corpora.rows(args.source, paths, args)
+        rows, skipped = cli_sources.rows(corpus, paths, args)
         grouped = rows.attrs.get("recordings")  # a corpus without speakers: the fallback
-        return (rows, skipped, f"{args.source} {' + '.join(paths)}",
+        return (rows, skipped, f"{corpus.name} {' + '.join(paths)}",
                 f"Items: {grouped}" if grouped else None)
     if args.manifest:
         column = _item_column(args.manifest)
@@ -63,9 +62,9 @@ def find_rows(audio: Path, args: argparse.Namespace) -> tuple[pd.DataFrame, list
         how, said = _items(rows, args)
         return rows, skipped, f"manifest {args.manifest}, {how}", said
     if args.pattern:
-        label_map = _parse_label_map(args.label_map) if args.label_map is not None \
+        label_map = sources.label_map(args.label_map) if args.label_map is not None \
             else sources.LABEL_MAPS.get(args.pattern)
-        pattern = PRESETS.get(args.pattern, args.pattern)
+        pattern = sources.PRESETS.get(args.pattern, args.pattern)
         rows, skipped = sources.regex_source(audio, pattern, label_map=label_map,
                                              by_recording=by_recording)
         if "item" in re.compile(pattern).groupindex:
@@ -79,7 +78,7 @@ def find_rows(audio: Path, args: argparse.Namespace) -> tuple[pd.DataFrame, list
             return rows, skipped, f"class sub-folders, items by {args.item_pattern}", None
         how, said = _items(rows, args)
         return rows, skipped, f"class sub-folders, {how}", said
-    for preset, pattern in PRESETS.items():
+    for preset, pattern in sources.PRESETS.items():
         try:
             rows, skipped = sources.regex_source(audio, pattern,
                                                  label_map=sources.LABEL_MAPS.get(preset))
@@ -89,17 +88,8 @@ def find_rows(audio: Path, args: argparse.Namespace) -> tuple[pd.DataFrame, list
             return rows, skipped, f"file names of the {preset} preset", None
     raise DatasetError(
         f"{audio} has no class sub-folders and its file names fit no preset "
-        f"({', '.join(PRESETS)}). Put each class in its own folder, or give --pattern with "
+        f"({', '.join(sources.PRESETS)}). Put each class in its own folder, or give --pattern with "
         "named groups, e.g. --pattern '(?P<label>[a-z]+)_(?P<item>spk\\d+)_\\d+\\.wav'.")
-
-
-def _parse_label_map(text: str) -> dict[str, str] | None:
-    """`--label-map` as `python -m preprocessing regex` reads it (a preset, a JSON file,
-    `CODE=NAME` pairs)."""
-    try:
-        return label_map_argument(text)
-    except argparse.ArgumentTypeError as e:
-        raise ConfigurationError(str(e)) from None
 
 
 def _item_column(manifest: str) -> str | None:

@@ -17,8 +17,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 import preprocessing.features as feature_types
 import xval.config.schema as schema
 from augmentation import Augmenter, require_augment_extra
@@ -30,13 +28,12 @@ from preprocessing.detection import build_detection_store, read_items
 from preprocessing.features.pretrained import encoder_overrides
 from preprocessing.report import dataset_report, format_report
 from preprocessing.rows import source_count
-from preprocessing.sources import Skipped
 from preprocessing.store import FeatureStore
 from preprocessing.synth_events import synth_events
 from xval import tasks
-from xval.cli import corpora
+from xval.cli import sources as cli_sources
 from xval.cli.annotations import reading_options
-from xval.cli.preprocess_parser import KINDS, PRESETS
+from xval.cli.preprocess_parser import KINDS
 from xval.cli.preprocess_parser import parser as build_parser
 from xval.config.loader import Config, find_config, load_config
 from xval.core.backend import use_backend
@@ -44,7 +41,6 @@ from xval.core.entry import run_entry
 from xval.core.errors import ConfigurationError
 from xval.core.logs import quiet_framework_logs
 from xval.core.outputs import check_output_files, check_output_folder
-from xval.tasks.detection import Detection
 
 
 def _feature_options(args: argparse.Namespace, config: Config,
@@ -81,7 +77,9 @@ def _feature_options(args: argparse.Namespace, config: Config,
 def parser() -> argparse.ArgumentParser:
     """The command line of `python -m preprocessing` (`--help` opens with this module's
     docstring)."""
-    return build_parser(__doc__)
+    return build_parser(__doc__, demo=_demo, source=_from_source, detection=_detection,
+                        report=_report, synth_events=_synth_events,
+                        synth_babble=_synth_babble)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -95,46 +93,37 @@ def _main(argv: Sequence[str] | None) -> int:
     quiet_framework_logs(verbose=getattr(args, "verbose", False))
     if getattr(args, "quiet", False) and getattr(args, "verbose", False):
         raise ConfigurationError("Give -q/--quiet or -v/--verbose, not both.")
-    return _run(args, argv)
+    return int(args.run(args, argv))
 
 
-def _run(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
-    if args.source == "synth-events":
-        return _synth_events(args)
-    if args.source == "synth-babble":
-        return _synth_babble(args)
-    if args.source == "report":
-        if args.plot is not None:
-            if Path(args.plot).suffix.lower() != ".png":
-                raise ConfigurationError(f"--plot {args.plot!r}: expected a .png file name.")
-            check_output_files([args.plot], overwrite=args.overwrite)
-        print(format_report(dataset_report(args.store, plot_path=args.plot)))
-        return 0
+def _report(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
+    if args.plot is not None:
+        if Path(args.plot).suffix.lower() != ".png":
+            raise ConfigurationError(f"--plot {args.plot!r}: expected a .png file name.")
+        check_output_files([args.plot], overwrite=args.overwrite)
+    print(format_report(dataset_report(args.store, plot_path=args.plot)))
+    return 0
+
+
+def _features(args: argparse.Namespace) -> tuple[Config, dict[str, Any], dict[str, Any]]:
+    """The configuration, the `[features]` flags given (with `--encoder`'s) and the
+    `--feature-option` values, checked."""
     config = load_config(args.config or find_config())
     overrides = {k: getattr(args, k) for k in schema.SCHEMA["features"]
                  if k != "workers" and getattr(args, k) is not None}
     named = any(option == "encoder" for option, _ in getattr(args, "feature_option", ()) or ())
     overrides = encoder_overrides(getattr(args, "encoder", None), overrides, named)
-    options = _feature_options(args, config, overrides)
-    if options and args.source == "demo":
-        raise ConfigurationError(
-            "The demo dataset has fixed feature parameters; --feature-option cannot be used "
-            "with `demo`. Build your own store with `regex`, `folders` or `manifest`.")
-    overrides.update(options)
-    if "encoder" in feature_types.get(str(overrides.get("feature",
-                                                        config.features.feature))).options:
-        use_backend(config.backend.backend)  # an encoder's layers run in Keras
-    if args.source == Detection.name:
-        return _detection(args, config, overrides)
-    if args.source == "demo":
-        store, summary = _demo(args, config, overrides)
-    else:
-        store, summary = _from_source(args, argv, config, overrides)
-    _print_summary(args, store, summary)
-    return 0
+    return config, overrides, _feature_options(args, config, overrides)
 
 
-def _synth_events(args: argparse.Namespace) -> int:
+def _backend(config: Config, overrides: dict[str, Any]) -> None:
+    """Chooses the Keras backend when the feature type runs an encoder's layers."""
+    feature = str(overrides.get("feature", config.features.feature))
+    if "encoder" in feature_types.get(feature).options:
+        use_backend(config.backend.backend)
+
+
+def _synth_events(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     summary = synth_events(
         args.fsdd, args.out, files_per_speaker=args.files_per_speaker,
         seconds=args.seconds, events_min=args.events_min, events_max=args.events_max,
@@ -153,7 +142,7 @@ def _synth_events(args: argparse.Namespace) -> int:
     return 0
 
 
-def _synth_babble(args: argparse.Namespace) -> int:
+def _synth_babble(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     summary = babble_backgrounds(
         args.speech, args.out, groups=args.groups, files_per_group=args.files_per_group,
         seconds=args.seconds, talkers_min=args.talkers_min, talkers_max=args.talkers_max,
@@ -185,8 +174,12 @@ def _out(args: argparse.Namespace, config: Config) -> Path:
     return out
 
 
-def _demo(args: argparse.Namespace, config: Config,
-          overrides: dict[str, Any]) -> tuple[FeatureStore, dict[str, Any]]:
+def _demo(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
+    config, overrides, options = _features(args)
+    if options:
+        raise ConfigurationError(
+            "The demo dataset has fixed feature parameters; --feature-option cannot be used "
+            "with `demo`. Build your own store with `regex`, `folders` or `manifest`.")
     if overrides or args.augment:
         given = ", ".join("--" + k.replace("_", "-") for k in overrides) or "--augment"
         raise ConfigurationError(
@@ -202,11 +195,17 @@ def _demo(args: argparse.Namespace, config: Config,
             ", or build your own store with `regex`, `folders`, `manifest` or `detection`.")
     data_dir = check_output_folder(Path(args.data_dir) if args.data_dir else config.data_dir,
                                    what="--data-dir")
-    return build_demo(data_dir, overwrite=args.overwrite, workers=_workers(args, config),
-                      progress=_progress(args), task_type=args.task_type)
+    _backend(config, overrides)
+    store, summary = build_demo(data_dir, overwrite=args.overwrite,
+                                workers=_workers(args, config), progress=_progress(args),
+                                task_type=args.task_type)
+    _print_summary(args, store, summary)
+    return 0
 
 
-def _detection(args: argparse.Namespace, config: Config, overrides: dict[str, Any]) -> int:
+def _detection(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
+    config, overrides, options = _features(args)
+    overrides.update(options)
     given = [flag for flag, value in (("--augment", args.augment),
                                       ("--noise-dir", args.noise_dir),
                                       ("--ir-dir", args.ir_dir))
@@ -217,6 +216,7 @@ def _detection(args: argparse.Namespace, config: Config, overrides: dict[str, An
         raise ConfigurationError(
             f"{', '.join(given)} cannot be used with `detection` (a detection store's "
             "task is detection; augmentation of detection stores is not available yet).")
+    _backend(config, overrides)
     params = feature_params(config.features, style="flag", **overrides)
     store, summary = build_detection_store(
         args.annotations, args.root, _out(args, config), params=params,
@@ -231,46 +231,11 @@ def _detection(args: argparse.Namespace, config: Config, overrides: dict[str, An
     return 0
 
 
-def _rows(args: argparse.Namespace) -> tuple[pd.DataFrame, Skipped]:
-    """The rows of the `regex`, `folders`, `manifest`, `kaldi`, `lhotse` or `hf` source."""
-    if args.source in corpora.KINDS:
-        paths = args.manifests if args.source == "lhotse" else [args.root_dir]
-        return corpora.rows(args.source, paths, args)
-    by_recording = not args.item_per_file
-    if args.source == "regex":
-        return sources.regex_source(args.root, PRESETS.get(args.pattern, args.pattern),
-                                    label_map=args.label_map, by_recording=by_recording)
-    if args.source == "folders":
-        return sources.folder_source(args.root, item_pattern=args.item_pattern,
-                                     by_recording=by_recording)
-    return sources.manifest_source(
-        args.csv, path_column=args.path_column, label_column=args.label_column,
-        item_column=args.item_column, clip_column=args.clip_column,
-        split_column=args.split_column, root=args.root,
-        allow_outside_root=args.allow_outside_root, by_recording=by_recording)
-
-
-def _inputs(args: argparse.Namespace, rows: pd.DataFrame) -> list[str]:
-    """What a source reads (a store is never written inside it, nor it inside a store).
-
-    A corpus reads its files (the data directory, the manifests, the dataset folder) and the
-    audio files they list, so those files' folders are the audio folders; `--root` is only
-    where relative paths start, and a store inside it (a project beside the audio) overwrites
-    nothing read.
-    """
-    if args.source in corpora.KINDS:
-        given = list(args.manifests) if args.source == "lhotse" else [args.root_dir]
-        held = rows["read"].map(callable) if "read" in rows else pd.Series(False, rows.index)
-        given += sorted({str(Path(p).parent) for p in rows.loc[~held, "path"]})
-    elif args.source == "manifest":
-        given = [args.root or str(Path(args.csv).parent)]
-    else:
-        given = [args.root]
-    return [str(path) for path in given if path]
-
-
-def _from_source(args: argparse.Namespace, argv: Sequence[str] | None, config: Config,
-                 overrides: dict[str, Any]) -> tuple[FeatureStore, dict[str, Any]]:
+def _from_source(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
+    """A store from the rows of the registered source `args.source`."""
+    config, overrides, options = _features(args)
+    overrides.update(options)
+    _backend(config, overrides)
     if tasks.get(args.task_type).extra_arrays:
         raise ConfigurationError(
             f"--task-type {args.task_type} stores need more than labels (e.g. frame "
@@ -282,7 +247,8 @@ def _from_source(args: argparse.Namespace, argv: Sequence[str] | None, config: C
         require_augment_extra("--augment")
         augmenter = Augmenter(config.augmentation, noise_dir=args.noise_dir,
                               ir_dir=args.ir_dir)
-    rows, skipped = _rows(args)
+    source = sources.get(args.source)
+    rows, skipped = cli_sources.rows(source, args.paths, args)
     if rows.attrs.get("recordings") and not args.quiet:
         print(f"Items: {rows.attrs['recordings']}.", flush=True)
     out = _out(args, config)
@@ -290,13 +256,15 @@ def _from_source(args: argparse.Namespace, argv: Sequence[str] | None, config: C
         print(f"Extracting features of {len(rows)} file(s) into {out} (the first run in "
               "a new environment compiles librosa's numba kernels: about 25 s)...",
               flush=True)
-    return build_store(
+    store, summary = build_store(
         rows, out, params=params, workers=_workers(args, config), strict=args.strict,
-        inputs=_inputs(args, rows),
+        inputs=source.inputs(args.paths, source.values(cli_sources.given(args, source)), rows),
         overwrite=args.overwrite, task_type=args.task_type, skipped=skipped,
         augmenter=augmenter, augment_versions=args.augment,
         augment_seed=config.augmentation.seed, progress=_progress(args),
         info={"source": " ".join(sys.argv[1:]) if argv is None else " ".join(argv)})
+    _print_summary(args, store, summary)
+    return 0
 
 
 def _print_summary(args: argparse.Namespace, store: FeatureStore,

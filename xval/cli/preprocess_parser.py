@@ -1,20 +1,18 @@
-"""The argument parser of `python -m preprocessing`: one sub-command per source (folders,
-regex, manifest, demo, the corpora kaldi, lhotse and hf, detection, synth-events,
-synth-babble), the `[features]` flags made from the schema."""
+"""The argument parser of `python -m preprocessing`: one sub-command per registered source
+(`xval.cli.sources`), and demo, detection, report, synth-events and synth-babble; the
+`[features]` flags made from the schema."""
 
 from __future__ import annotations
 
 import argparse
 import ast
-import json
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import xval.config.schema as schema
-from preprocessing import sources
 from preprocessing.features import encoders
 from xval import tasks
-from xval.cli import corpora
+from xval.cli import sources
 from xval.cli.annotations import add_reading_arguments
 from xval.core.arguments import ArgumentParser
 from xval.core.version import add_version
@@ -22,36 +20,6 @@ from xval.tasks.detection import Detection
 
 KINDS = {bool: "True or False", int: "an integer", float: "a number"}
 """What `--feature-option` expects of an option whose default is of that type."""
-
-
-PRESETS = {"fsdd": sources.FSDD_PATTERN, "ravdess": sources.RAVDESS_PATTERN,
-           "speaker-id": sources.SPEAKER_ID_PATTERN}
-
-
-def label_map_argument(text: str | None) -> dict[str, str] | None:
-    """`--label-map`: a preset, a JSON file or `CODE=NAME,...` pairs (argparse type)."""
-    if text is None:
-        return None
-    if text in sources.LABEL_MAPS:
-        return sources.LABEL_MAPS[text]
-    path = Path(text)
-    if path.suffix == ".json" and path.is_file():
-        try:
-            table = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise argparse.ArgumentTypeError(f"--label-map {text!r}: not a readable JSON file "
-                                             f"({type(e).__name__})") from None
-        if not isinstance(table, dict):
-            raise argparse.ArgumentTypeError(f"--label-map {text!r}: expected a JSON object "
-                                             "of code -> class name")
-        return {str(k): str(v) for k, v in table.items()}
-    pairs = [p.split("=", 1) for p in text.split(",") if p]
-    if not pairs or any(len(p) != 2 for p in pairs):
-        raise argparse.ArgumentTypeError(
-            f"--label-map {text!r}: expected a preset ({', '.join(sources.LABEL_MAPS)}), a "
-            "JSON file, or CODE=NAME pairs like 01=neutral,02=calm"
-        )
-    return dict((code, name) for code, name in pairs)
 
 
 def _feature_option(text: str) -> tuple[str, Any]:
@@ -102,44 +70,11 @@ def _common(p: argparse.ArgumentParser, needs_out: bool = True) -> None:
                             "Python literal, else as a string)")
 
 
-def _source_parsers(sub: Any) -> None:
-    """The sources of rows: regex, folders, manifest."""
-    p = sub.add_parser("regex", help="labels and items from file paths (named groups)")
-    p.add_argument("root", help="dataset folder")
-    p.add_argument("--pattern", required=True,
-                   help="regex with (?P<label>..), optional (?P<item>..), (?P<clip>..); "
-                        "presets: fsdd, ravdess, speaker-id")
-    p.add_argument("--label-map", type=label_map_argument,
-                   help="preset (ravdess), JSON file, or CODE=NAME,... pairs")
-    _item_per_file(p)
-    _common(p)
-    p = sub.add_parser("folders", help="one folder per class")
-    p.add_argument("root")
-    p.add_argument("--item-pattern", help="regex with (?P<item>..) over relative paths")
-    _item_per_file(p)
-    _common(p)
-    p = sub.add_parser("manifest", help="a CSV manifest (ESC-50, FMA)")
-    p.add_argument("csv")
-    p.add_argument("--root", help="folder the paths are relative to (default: CSV's folder)")
-    p.add_argument("--allow-outside-root", action="store_true",
-                   help="accept manifest paths that lead outside --root (absolute or ../)")
-    p.add_argument("--path-column", default="path")
-    p.add_argument("--label-column", default="label")
-    p.add_argument("--item-column")
-    p.add_argument("--clip-column")
-    p.add_argument("--split-column", help="predefined train/validation/test column")
-    _item_per_file(p)
-    _common(p)
+Command = Callable[[argparse.Namespace, Any], int]
+"""What a sub-command runs: `run(args, argv) -> exit status`."""
 
 
-def _item_per_file(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--item-per-file", action="store_true",
-                   help="without an item rule, every file its own item (default: files whose "
-                        "names share a recording id, such as 1-100038-A.ogg and "
-                        "1-100038-B.ogg, are one item)")
-
-
-def _detection_parser(sub: Any) -> None:
+def _detection_parser(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser(Detection.name,
                        help="annotated recordings cut into windows with frame-level targets")
     p.add_argument("root", help="folder of the recordings")
@@ -150,9 +85,10 @@ def _detection_parser(sub: Any) -> None:
                                    "night); default: each recording is its own item")
     add_reading_arguments(p, defaults=True)
     _common(p)
+    return p
 
 
-def _synth_events_parser(sub: Any) -> None:
+def _synth_events_parser(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser("synth-events",
                        help="FSDD digits placed into longer backgrounds, with annotations")
     p.add_argument("fsdd", help="the FSDD recordings folder ({digit}_{speaker}_{index}.wav)")
@@ -190,9 +126,10 @@ def _synth_events_parser(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true",
                    help="replace a folder written by synth-events")
+    return p
 
 
-def _synth_babble_parser(sub: Any) -> None:
+def _synth_babble_parser(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser("synth-babble",
                        help="reverberant multi-talker babble backgrounds, one folder per site")
     p.add_argument("speech", help="folder of speech files, one sub-folder per talker "
@@ -212,14 +149,20 @@ def _synth_babble_parser(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true",
                    help="replace a folder written by synth-babble")
+    return p
 
 
-def parser(description: str | None = None) -> argparse.ArgumentParser:
-    """The command line of `python -m preprocessing`.
+def parser(description: str | None = None, *, demo: Command, source: Command,
+           detection: Command, report: Command, synth_events: Command,
+           synth_babble: Command) -> argparse.ArgumentParser:
+    """The command line of `python -m preprocessing`: each sub-command's `args.run` is the
+    command given for it.
 
     Args:
         description: what `--help` says first (`xval.cli.preprocess` gives its own
             docstring: the sources and the exit status). Defaults to `None` (this module's).
+        demo, source, detection, report, synth_events, synth_babble: what the sub-commands
+            run (`source`: every registered source's).
     """
     top = ArgumentParser(prog="python -m preprocessing", description=description or __doc__,
                          formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -227,14 +170,15 @@ def parser(description: str | None = None) -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest="source", required=True)
     p = sub.add_parser("demo", help="the built-in synthetic demo dataset")
     _common(p, needs_out=False)
-    _source_parsers(sub)
-    corpora.add_parsers(sub, _common)
-    _detection_parser(sub)
+    p.set_defaults(run=demo)
+    sources.add_parsers(sub, _common, source)
+    _detection_parser(sub).set_defaults(run=detection)
     p = sub.add_parser("report", help="describe an existing store")
     p.add_argument("store")
     p.add_argument("--plot", help="write a sample-rate histogram PNG here")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the --plot file when it exists (else an error)")
-    _synth_events_parser(sub)
-    _synth_babble_parser(sub)
+    p.set_defaults(run=report)
+    _synth_events_parser(sub).set_defaults(run=synth_events)
+    _synth_babble_parser(sub).set_defaults(run=synth_babble)
     return top
