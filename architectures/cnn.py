@@ -109,12 +109,14 @@ def vgg_ultra_mini(input_shape: Shape, num_outputs: int, task_type: str = DEFAUL
                 bn_momentum)
 
 
+@register("vgg_mini_pool", reshaping=("conv",), fixed={"global_pooling": True})
 @register("vgg_mini", reshaping=("conv",))
 def vgg_mini(input_shape: Shape, num_outputs: int, task_type: str = DEFAULT_TASK, *,
              filters: Filters = 16, dense_units: OptionalUnits = 64, dropout: Probability = 0.3,
-             regularization_lambda: Regularization = 0.0,
-             bn_momentum: Momentum = 0.9) -> "keras.Model":
-    """VGG-style CNN, three blocks of two convolutions, flattened into a dense layer.
+             regularization_lambda: Regularization = 0.0, bn_momentum: Momentum = 0.9,
+             global_pooling: bool = False) -> "keras.Model":
+    """VGG-style CNN, three blocks of two convolutions, flattened into a dense layer, or
+    pooled (`global_pooling`: any input length; registered as `vgg_mini_pool` too).
 
     Args:
         input_shape: `(time, frequency, 1)`.
@@ -126,39 +128,15 @@ def vgg_mini(input_shape: Shape, num_outputs: int, task_type: str = DEFAULT_TASK
         regularization_lambda: L2 weight of every kernel. Defaults to `0.0`.
         bn_momentum: momentum of the BatchNormalization moving statistics (see
             `architectures.common.batch_norm`). Defaults to `0.9`.
+        global_pooling: global average pooling instead of flattening. Defaults to
+            `False`.
 
     Returns:
         A `keras.Model`.
     """
-    return _vgg("vgg_mini", input_shape, num_outputs, task_type,
-                [filters, filters * 2, filters * 4], 2, dense_units, dropout,
-                regularization_lambda, False, bn_momentum)
-
-
-@register("vgg_mini_pool", reshaping=("conv",))
-def vgg_mini_pool(input_shape: Shape, num_outputs: int, task_type: str = DEFAULT_TASK, *,
-                  filters: Filters = 16, dense_units: OptionalUnits = 64,
-                  dropout: Probability = 0.3, regularization_lambda: Regularization = 0.0,
-                  bn_momentum: Momentum = 0.9) -> "keras.Model":
-    """`vgg_mini` with global average pooling instead of flattening (any input length).
-
-    Args:
-        input_shape: `(time, frequency, 1)`.
-        num_outputs: number of classes (or regression targets).
-        task_type: a task registered in `xval.tasks`.
-        filters: filters of the first block, doubled per block. Defaults to `16`.
-        dense_units: units of the hidden dense layer (0: none). Defaults to `64`.
-        dropout: dropout rate. Defaults to `0.3`.
-        regularization_lambda: L2 weight of every kernel. Defaults to `0.0`.
-        bn_momentum: momentum of the BatchNormalization moving statistics (see
-            `architectures.common.batch_norm`). Defaults to `0.9`.
-
-    Returns:
-        A `keras.Model`.
-    """
-    return _vgg("vgg_mini_pool", input_shape, num_outputs, task_type,
-                [filters, filters * 2, filters * 4], 2, dense_units, dropout,
-                regularization_lambda, True, bn_momentum)
+    return _vgg("vgg_mini_pool" if global_pooling else "vgg_mini", input_shape, num_outputs,
+                task_type, [filters, filters * 2, filters * 4], 2, dense_units, dropout,
+                regularization_lambda, global_pooling, bn_momentum)
 
 
 @register("vgg_m", reshaping=("conv",))

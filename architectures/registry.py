@@ -9,6 +9,7 @@ before anything is trained.
 """
 
 import dataclasses
+import functools
 import inspect
 import types
 import typing
@@ -86,7 +87,8 @@ def _domains(name: str, fn: Builder) -> dict[str, Domain]:
 
 
 def register(name: str, reshaping: tuple[str, ...] = ("conv",),
-             outputs: tuple[str, ...] = ("vector",)) -> Callable[[Builder], Builder]:
+             outputs: tuple[str, ...] = ("vector",), *,
+             fixed: Mapping[str, Any] | None = None) -> Callable[[Builder], Builder]:
     """Decorator registering a model builder under `name`.
 
     Args:
@@ -97,6 +99,9 @@ def register(name: str, reshaping: tuple[str, ...] = ("conv",),
             `output_head`: classification, regression), `"frames"` (one vector per frame:
             detection) or `"input"` (a reconstruction of the input: representation).
             Defaults to `("vector",)`.
+        fixed: keywords the name fixes: `name` builds with them and takes the others (an
+            alias, e.g. `vgg_mini_pool` is `vgg_mini` with `global_pooling=True`). Defaults
+            to none.
 
     Returns:
         The decorator, which returns the builder unchanged.
@@ -105,7 +110,8 @@ def register(name: str, reshaping: tuple[str, ...] = ("conv",),
         ValueError: when the name is taken.
         TypeError: when the builder does not take `input_shape, num_outputs, task_type`
             first, or a keyword has no default or declares no valid values (see
-            `architectures.keywords`), or its default is not one of them.
+            `architectures.keywords`), or its default is not one of them, or `fixed` names
+            another or a value outside it.
     """
 
     def decorator(fn: Builder) -> Builder:
@@ -116,8 +122,14 @@ def register(name: str, reshaping: tuple[str, ...] = ("conv",),
                 f"Builder {fn.__name__} must take {', '.join(_RESERVED)} as its first "
                 f"arguments; it takes {params}."
             )
-        ARCHITECTURES.register(name, Architecture(name, fn, tuple(reshaping), tuple(outputs),
-                                                  _domains(name, fn)))
+        domains = _domains(name, fn)
+        for key, value in (fixed or {}).items():
+            if key not in domains or not domains.pop(key).accepts(value):
+                raise TypeError(f"Builder {fn.__name__} ({name!r}): fixed {key}={value!r} is "
+                                "not a valid value of one of its keywords.")
+        builder = functools.partial(fn, **fixed) if fixed else fn
+        ARCHITECTURES.register(name, Architecture(name, builder, tuple(reshaping),
+                                                  tuple(outputs), domains))
         return fn
 
     return decorator
@@ -144,13 +156,11 @@ def get(name: str) -> Builder:
 
 
 def keyword_defaults(name: str) -> dict[str, Any]:
-    """Returns `{keyword: default}` of a builder's own parameters (not input_shape etc.)."""
+    """Returns `{keyword: default}` of a builder's own parameters (not input_shape etc., nor
+    those its name fixes)."""
     sig = inspect.signature(get(name))
-    return {
-        k: p.default
-        for k, p in sig.parameters.items()
-        if k not in _RESERVED and p.default is not inspect.Parameter.empty
-    }
+    domains = ARCHITECTURES.get(name).domains
+    return {k: p.default for k, p in sig.parameters.items() if k in domains}
 
 
 def keyword_domains(name: str) -> dict[str, Domain]:

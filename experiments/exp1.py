@@ -15,14 +15,14 @@ from xval import Experiment
 
 experiment = Experiment(
     description="Demo: small CNN vs VGG vs MLP on synthetic pitch contours",
-    dataset="demo",
-    number=1,
-    num_folds=4,
-    overwrite_results=False,
-    debug_mode=False,
-    task_type="classification",
-    generator=False,
-    gpu_ID=None,
+    dataset="demo",              # a feature store under config.ini [paths] data_dir
+    number=1,                    # results go to results/demo/experiment_1/
+    num_folds=4,                 # folds over items; 1 = one train/validation/test split
+    overwrite_results=False,     # rerun instances that already have results
+    debug_mode=False,            # True: stop at the first error with its traceback
+    task_type="classification",  # or "regression", "detection", "representation"
+    generator=False,             # True: stream batches from the memory-mapped store
+    gpu_ID=None,                 # default GPU; the command line wins
     # Applied to every instance (instances may override them).
     parameters={"epochs": 20, "patience": 4, "batch_size": 32},
 )

@@ -20,10 +20,7 @@ CNN, takes about an hour) and `python -m benchmarks.encoders table results/fsdd/
 """
 
 from xval import Experiment
-from xval.cli.scripts import HEADS as ENCODER_HEADS
-
-HEADS = {**ENCODER_HEADS,
-         "linear": {**ENCODER_HEADS["linear"], "embedding_classifier": "logreg"}}
+from xval.cli.scripts import encoder_grid
 
 experiment = Experiment(
     description="FSDD digits, leave-one-speaker-out: encoders x heads",
@@ -33,12 +30,8 @@ experiment = Experiment(
     task_type="classification",
 )
 
-k = 0
-for encoder in ("aisfx", "birdnet"):
-    for head, spec in HEADS.items():
-        k += 1
-        experiment[k] = {**spec, "dataset": f"fsdd_{encoder}", "comment_1": encoder,
-                         "comment_2": head}
+for k, spec in encoder_grid("fsdd").items():  # each encoder's store, read by each head
+    experiment[k] = spec
 experiment[7] = {"architecture": "audio_cnn", "reshaping_type": "conv", "filters": 16,
                  "batch_size": 64, "comment_1": "audio_cnn",
                  "comment_2": "the FSDD recipe (exp3 instance 12)"}

@@ -17,10 +17,7 @@ then `python experiments/exp11.py` (minutes on 2 CPU cores) and
 """
 
 from xval import Experiment
-from xval.cli.scripts import HEADS as ENCODER_HEADS
-
-HEADS = {**ENCODER_HEADS,
-         "linear": {**ENCODER_HEADS["linear"], "embedding_classifier": "logreg"}}
+from xval.cli.scripts import encoder_grid
 
 experiment = Experiment(
     description="RAVDESS speech emotion, actor-independent 5-fold: encoders x heads",
@@ -30,12 +27,8 @@ experiment = Experiment(
     task_type="classification",
 )
 
-k = 0
-for encoder in ("aisfx", "birdnet"):
-    for head, spec in HEADS.items():
-        k += 1
-        experiment[k] = {**spec, "dataset": f"ravdess_{encoder}", "comment_1": encoder,
-                         "comment_2": head}
+for k, spec in encoder_grid("ravdess").items():  # each encoder's store, read by each head
+    experiment[k] = spec
 
 if __name__ == "__main__":
     experiment.main()

@@ -21,10 +21,7 @@ results/envset/experiment_12/instance_7`.
 """
 
 from xval import Experiment
-from xval.cli.scripts import HEADS as ENCODER_HEADS
-
-HEADS = {**ENCODER_HEADS,
-         "linear": {**ENCODER_HEADS["linear"], "embedding_classifier": "logreg"}}
+from xval.cli.scripts import encoder_grid
 
 experiment = Experiment(
     description="Environmental sounds from Debian packages: encoders x heads vs audio CNN",
@@ -34,12 +31,8 @@ experiment = Experiment(
     task_type="classification",
 )
 
-k = 0
-for encoder in ("aisfx", "birdnet"):
-    for head, spec in HEADS.items():
-        k += 1
-        experiment[k] = {**spec, "dataset": f"envset_{encoder}", "comment_1": encoder,
-                         "comment_2": head}
+for k, spec in encoder_grid("envset").items():  # each encoder's store, read by each head
+    experiment[k] = spec
 experiment[7] = {"architecture": "audio_cnn", "reshaping_type": "conv", "comment_1": "audio_cnn",
                  "comment_2": "from scratch, package defaults"}
 

@@ -19,11 +19,8 @@ instance 1 is plain training; instance 3 is instance 2 over 60 epochs (the recip
 0.606 ± 0.075 measured on 2 CPU cores, 25 to 41 minutes a fold on one core).
 """
 
-from xval import PLAIN_TRAINING, Experiment
-
-BASE = {"architecture": "audio_cnn", "reshaping_type": "conv", "filters": 16, "epochs": 30,
-        "patience": 8, "batch_size": 32, "min_epochs": 10, "warmup_epochs": 2,
-        "lr_schedule": "cosine"}
+from xval import Experiment
+from xval.cli.scripts import audio_cnn_recipe
 
 experiment = Experiment(
     description="RAVDESS speech emotion, actor-independent 5-fold: audio_cnn",
@@ -33,11 +30,8 @@ experiment = Experiment(
     task_type="classification",
 )
 
-experiment[1] = {**BASE, **PLAIN_TRAINING, "min_epochs": 10, "warmup_epochs": 2,
-                 "lr_schedule": "cosine", "comment_1": "plain", "comment_2": "audio_cnn, warm-up + cosine"}
-experiment[2] = {**BASE, "time_masks": 2, "freq_masks": 2, "mixup_alpha": 0.2,
-                 "label_smoothing": 0.1, "comment_1": "regularised",
-                 "comment_2": "SpecAugment, mixup, label smoothing"}
+for k, spec in audio_cnn_recipe(epochs=30, patience=8).items():  # plain, regularised
+    experiment[k] = spec
 experiment[3] = {**experiment[2], "epochs": 60, "patience": 12, "min_epochs": 20,
                  "comment_1": "regularised, longer",
                  "comment_2": "instance 2 with up to 60 epochs"}

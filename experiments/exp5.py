@@ -13,11 +13,8 @@ Piczak's CNN 64.5 %, human listeners 81.3 %; models pretrained on AudioSet (PANN
     python experiments/exp5.py 1 2 0
 """
 
-from xval import PLAIN_TRAINING, Experiment
-
-BASE = {"architecture": "audio_cnn", "reshaping_type": "conv", "filters": 16, "epochs": 60,
-        "patience": 12, "batch_size": 32, "min_epochs": 10, "warmup_epochs": 2,
-        "lr_schedule": "cosine"}
+from xval import Experiment
+from xval.cli.scripts import audio_cnn_recipe
 
 experiment = Experiment(
     description="ESC-50, official 5 folds: audio_cnn",
@@ -27,11 +24,8 @@ experiment = Experiment(
     task_type="classification",
 )
 
-experiment[1] = {**BASE, **PLAIN_TRAINING, "min_epochs": 10, "warmup_epochs": 2,
-                 "lr_schedule": "cosine", "comment_1": "plain", "comment_2": "audio_cnn, warm-up + cosine"}
-experiment[2] = {**BASE, "time_masks": 2, "freq_masks": 2, "mixup_alpha": 0.2,
-                 "label_smoothing": 0.1, "comment_1": "regularised",
-                 "comment_2": "SpecAugment, mixup, label smoothing"}
+for k, spec in audio_cnn_recipe(epochs=60, patience=12).items():  # plain, regularised
+    experiment[k] = spec
 
 if __name__ == "__main__":
     experiment.main()

@@ -69,9 +69,10 @@ def _alternative(name, value):
 def test_every_documented_parameter_changes_the_model(name):
     builder = architectures.get(name)
     defaults = architectures.keyword_defaults(name)
-    doc = inspect.getdoc(builder)
+    doc = inspect.getdoc(getattr(builder, "func", builder))  # an alias: the builder's doc
+    fixed = set(getattr(builder, "keywords", {}))  # the keywords an alias fixes
     documented = set(re.findall(r"^\s{4}(\w+):", doc.split("Args:")[1].split("Returns:")[0],
-                                re.M)) - {"input_shape", "num_outputs", "task_type"}
+                                re.M)) - {"input_shape", "num_outputs", "task_type"} - fixed
     assert documented == set(defaults), "documented keywords must equal the signature"
     reshaping = architectures.reshaping_types(name)[0]
     shape = {"conv": (*SHAPE, 1), "rnn": SHAPE, "none": (SHAPE[0] * SHAPE[1],)}[reshaping]
@@ -100,6 +101,35 @@ def test_bn_momentum_reaches_every_batch_normalization():
     momenta = {layer.momentum for layer in model.layers
                if isinstance(layer, keras.layers.BatchNormalization)}
     assert momenta == {0.8}
+
+
+def test_vgg_mini_pool_is_vgg_mini_with_global_pooling_under_its_old_name():
+    """One builder, two names: the old name fixes `global_pooling` and takes the other
+    keywords it always took, so its saved parameters (and their hash) stay as they were."""
+    keywords = {"filters": 16, "dense_units": 64, "dropout": 0.3,
+                "regularization_lambda": 0.0, "bn_momentum": 0.9}
+    assert architectures.keyword_defaults("vgg_mini_pool") == keywords
+    assert architectures.keyword_defaults("vgg_mini") == {**keywords, "global_pooling": False}
+    pooled = architectures.get("vgg_mini_pool")((*SHAPE, 1), 3, filters=2, dense_units=4)
+    keyword = architectures.get("vgg_mini")((*SHAPE, 1), 3, filters=2, dense_units=4,
+                                            global_pooling=True)
+    flat = architectures.get("vgg_mini")((*SHAPE, 1), 3, filters=2, dense_units=4)
+    assert pooled.name == keyword.name == "vgg_mini_pool" and flat.name == "vgg_mini"
+    assert [type(x) for x in pooled.layers] == [type(x) for x in keyword.layers]
+    assert pooled.count_params() == keyword.count_params() != flat.count_params()
+    assert any(isinstance(x, keras.layers.GlobalAveragePooling2D) for x in pooled.layers)
+    assert not any(isinstance(x, keras.layers.GlobalAveragePooling2D) for x in flat.layers)
+
+
+def test_register_refuses_a_fixed_keyword_the_builder_lacks():
+    def builder(input_shape, num_outputs, task_type="classification", *, wide: bool = False):
+        return None
+
+    with pytest.raises(TypeError, match="fixed narrow=True is not a valid value"):
+        architectures.register("fixed_wrong", fixed={"narrow": True})(builder)
+    with pytest.raises(TypeError, match="fixed wide=2 is not a valid value"):
+        architectures.register("fixed_wrong", fixed={"wide": 2})(builder)
+    assert "fixed_wrong" not in architectures.names()
 
 
 @pytest.mark.parametrize("value", [1.0, 0.0, -0.1])

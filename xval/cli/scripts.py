@@ -8,6 +8,7 @@ import re
 import sys
 from pathlib import Path
 
+from xval.config.params import PLAIN_TRAINING
 from xval.core.errors import ConfigurationError, XvalError
 from xval.running.experiment import Experiment
 
@@ -111,6 +112,33 @@ ENCODER_HEADS: dict[str, dict[str, object]] = {
     "resemblyzer": {"architecture": "pretrained_pool", "reshaping_type": "rnn"},
 }
 """Each built-in encoder's default head (measured: docs/pretrained.md)."""
+PROBED_HEADS = {**HEADS, "linear": {**HEADS["linear"], "embedding_classifier": "logreg"}}
+"""`HEADS`, the linear one also fitting the logistic-regression probe on its pooled
+embeddings (`embedding_recall`): the heads of experiments 10 to 12."""
+REGULARISED = {"time_masks": 2, "freq_masks": 2, "mixup_alpha": 0.2, "label_smoothing": 0.1,
+               "comment_1": "regularised", "comment_2": "SpecAugment, mixup, label smoothing"}
+"""The regularisation of the audio_cnn recipes (experiments 4 and 5: instance 2)."""
+
+
+def encoder_grid(prefix: str, encoders: tuple[str, ...] = ("aisfx", "birdnet")
+                 ) -> dict[int, dict[str, object]]:
+    """Instances 1, 2, ...: each encoder's store `{prefix}_{encoder}` read by each head of
+    `PROBED_HEADS` (experiments 10 to 12)."""
+    grid = [{**spec, "dataset": f"{prefix}_{encoder}", "comment_1": encoder,
+             "comment_2": head} for encoder in encoders for head, spec in PROBED_HEADS.items()]
+    return dict(enumerate(grid, start=1))
+
+
+def audio_cnn_recipe(epochs: int, patience: int) -> dict[int, dict[str, object]]:
+    """Instances 1 (plain training) and 2 (`REGULARISED`) of an audio_cnn recipe: warm-up
+    and a cosine schedule, over `epochs` epochs with `patience` (experiments 4 and 5)."""
+    base = {"architecture": "audio_cnn", "reshaping_type": "conv", "filters": 16,
+            "epochs": epochs, "patience": patience, "batch_size": 32, "min_epochs": 10,
+            "warmup_epochs": 2, "lr_schedule": "cosine"}
+    return {1: {**base, **PLAIN_TRAINING, "min_epochs": 10, "warmup_epochs": 2,
+                "lr_schedule": "cosine", "comment_1": "plain",
+                "comment_2": "audio_cnn, warm-up + cosine"},
+            2: {**base, **REGULARISED}}
 
 
 def encoder_instances(dataset: str, encoder: str) -> str:
