@@ -179,7 +179,7 @@ def test_evaluate_label_map_without_a_pattern_is_refused(tmp_path):
     from xval.core.errors import ConfigurationError
     from xval.inference.evaluate import source_rows
 
-    with pytest.raises(ConfigurationError, match="--label-map goes with --pattern"):
+    with pytest.raises(ConfigurationError, match="--label-map goes with the regex source"):
         source_rows([tmp_path], source="folders", label_map="01=neutral")
 
 

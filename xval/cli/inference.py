@@ -188,7 +188,7 @@ def main_evaluate(args: argparse.Namespace) -> int:
             raise DatasetError(f"Source {path!r} does not exist.")
     rows, skipped = source_rows(args.sources, source=source, pattern=args.pattern,
                                 label_map=args.label_map, path_column=args.path_column,
-                                label_column=args.label_column or "label",
+                                label_column=args.label_column,
                                 clip_column=args.clip_column,
                                 root=args.root)
     report = evaluate_rows(args.model, rows, fold=args.fold, ensemble=args.ensemble,

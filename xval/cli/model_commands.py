@@ -62,13 +62,13 @@ def add_evaluate_parser(sub: argparse._SubParsersAction,
     p.add_argument("sources", nargs="+", metavar="SOURCE",
                    help="class folders (default), folders for --pattern, CSV manifests, "
                         "or the folder of the recordings of --annotations")
-    p.add_argument("--source", choices=("folders", "regex", "manifest"),
+    p.add_argument("--source", choices=("folders", "regex", "manifest"),  # evaluate.SOURCES
                    help="how SOURCE is read (default: regex with --pattern, else folders)")
     p.add_argument("--pattern", help="regex with (?P<label>..) over relative paths; presets: "
                                      "fsdd, ravdess, speaker-id")
     p.add_argument("--label-map", help="with --pattern: preset (ravdess) or CODE=NAME,...")
     p.add_argument("--manifest", action="store_true", help="SOURCE is a CSV manifest")
-    p.add_argument("--path-column", default="path", help="manifest column of audio paths")
+    p.add_argument("--path-column", help="manifest column of audio paths (default: path)")
     p.add_argument("--label-column", help="manifest column of labels (default: label); "
                                           "with --annotations, the events' class column")
     p.add_argument("--clip-column", help="manifest column of clip ids")

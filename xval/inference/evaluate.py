@@ -21,7 +21,6 @@ import pandas as pd
 from preprocessing import sources
 from preprocessing.annotations import annotation_source
 from preprocessing.events import frame_targets
-from preprocessing.sources import LABEL_MAPS
 from xval import tasks
 from xval.core.errors import ConfigurationError, DatasetError
 from xval.inference.detect import detect_files
@@ -38,28 +37,16 @@ from xval.tasks.events import detection_metrics, event_metrics, frame_metrics
 from xval.tasks.psds import recording_psds
 
 SOURCES = ("folders", "regex", "manifest")
-
-
-def _label_map(text: str | dict[str, str] | None) -> dict[str, str] | None:
-    if text is None or isinstance(text, dict):
-        return text
-    if text in LABEL_MAPS:
-        return LABEL_MAPS[text]
-    pairs = [p.split("=", 1) for p in text.split(",") if p]
-    if not pairs or any(len(p) != 2 for p in pairs):
-        raise ConfigurationError(
-            f"--label-map {text!r}: expected a preset ({', '.join(LABEL_MAPS)}) or CODE=NAME "
-            "pairs like 01=neutral,02=calm."
-        )
-    return dict(pairs)
+"""The sources `evaluate` reads (those whose options its command line takes)."""
 
 
 def source_rows(roots: Iterable[str | Path], *, source: str = "folders",
                 pattern: str | None = None, label_map: str | dict[str, str] | None = None,
-                path_column: str = "path", label_column: str = "label",
+                path_column: str | None = None, label_column: str | None = None,
                 clip_column: str | None = None, root: str | Path | None = None
                 ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    """Labelled audio files from one or more sources, read with `preprocessing.sources`.
+    """Labelled audio files from one or more roots, read by a registered source
+    (`preprocessing.sources`).
 
     Args:
         roots: folders (`folders`, `regex`) or CSV files (`manifest`).
@@ -67,40 +54,34 @@ def source_rows(roots: Iterable[str | Path], *, source: str = "folders",
             Defaults to `"folders"`.
         pattern: the regular expression of `regex` (or a preset: `fsdd`, `ravdess`,
             `speaker-id`).
-        label_map: with `regex`: a preset name, `CODE=NAME,...` pairs, or a dict.
+        label_map: with `regex`: a preset name, `CODE=NAME,...` pairs, a JSON file, or a
+            dict.
         path_column, label_column, clip_column, root: with `manifest`, as in
-            `preprocessing.sources.manifest_source`.
+            `preprocessing.sources.manifest_source` (`None`: its defaults).
 
     Returns:
         `(rows, skipped)`: a DataFrame with `path` and `label`, and the skipped files.
 
     Raises:
-        ConfigurationError: for an unknown source, or a pattern without `regex`.
+        ConfigurationError: for an unknown source, an option the source does not take, or
+            a required one missing (`regex` without a pattern).
         DatasetError: from the sources (missing folder, no matching file, missing column).
     """
     if source not in SOURCES:
         raise ConfigurationError(f"source={source!r}: expected one of {', '.join(SOURCES)}.")
-    if label_map is not None and source != "regex":
-        raise ConfigurationError(f"--label-map goes with --pattern (it maps the codes the "
-                                 f"pattern's (?P<label>..) group finds); got source={source!r}.")
-    if (pattern is not None) != (source == "regex"):
-        raise ConfigurationError(
-            "--pattern goes with the regex source, and the regex source needs --pattern "
-            f"(got source={source!r}, pattern={pattern!r})."
-        )
-    presets = {"fsdd": sources.FSDD_PATTERN, "ravdess": sources.RAVDESS_PATTERN,
-               "speaker-id": sources.SPEAKER_ID_PATTERN}
+    reader = sources.get(source)
+    options = {o.key: o for o in reader.options}
+    given = {"pattern": pattern, "label_map": label_map, "path_column": path_column,
+             "label_column": label_column, "clip_column": clip_column, "root": root}
+    for key in (k for k, v in given.items() if v is not None and k not in options):
+        owners = [s for s in SOURCES if key in {o.key for o in sources.get(s).options}]
+        raise ConfigurationError(f"--{key.replace('_', '-')} goes with the "
+                                 f"{' or '.join(owners)} source; got source={source!r}.")
+    values = {k: options[k].parse(v) if isinstance(v, str) and options[k].parse else v
+              for k, v in given.items() if k in options}
     frames, skipped = [], []
     for path in roots:
-        if source == "folders":
-            rows, bad = sources.folder_source(path)
-        elif source == "regex":
-            rows, bad = sources.regex_source(path, presets.get(str(pattern), str(pattern)),
-                                             label_map=_label_map(label_map))
-        else:
-            rows, bad = sources.manifest_source(path, path_column=path_column,
-                                                label_column=label_column,
-                                                clip_column=clip_column, root=root)
+        rows, bad = reader.rows([str(path)], values)
         frames.append(rows)
         skipped += bad
     return pd.concat(frames, ignore_index=True), skipped
