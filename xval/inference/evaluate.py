@@ -21,6 +21,7 @@ import pandas as pd
 from preprocessing import sources
 from preprocessing.annotations import annotation_source
 from preprocessing.events import frame_targets
+from preprocessing.sources import Option
 from xval import tasks
 from xval.core.errors import ConfigurationError, DatasetError
 from xval.inference.detect import detect_files
@@ -38,6 +39,12 @@ from xval.tasks.psds import recording_psds
 
 SOURCES = ("folders", "regex", "manifest")
 """The sources `evaluate` reads (those whose options its command line takes)."""
+
+
+def _parsed(option: Option, value: Any) -> Any:
+    """A value given as text, as the option reads it (`label_map`: a preset or pairs)."""
+    parse = option.parse
+    return parse(value) if parse is not None and isinstance(value, str) else value
 
 
 def source_rows(roots: Iterable[str | Path], *, source: str = "folders",
@@ -77,8 +84,7 @@ def source_rows(roots: Iterable[str | Path], *, source: str = "folders",
         owners = [s for s in SOURCES if key in {o.key for o in sources.get(s).options}]
         raise ConfigurationError(f"--{key.replace('_', '-')} goes with the "
                                  f"{' or '.join(owners)} source; got source={source!r}.")
-    values = {k: options[k].parse(v) if isinstance(v, str) and options[k].parse else v
-              for k, v in given.items() if k in options}
+    values = {k: _parsed(options[k], v) for k, v in given.items() if k in options}
     frames, skipped = [], []
     for path in roots:
         rows, bad = reader.rows([str(path)], values)
