@@ -2,7 +2,6 @@
 dataset descriptions are read as the tasks that existed then."""
 
 import ast
-import contextlib
 import json
 import re
 
@@ -124,62 +123,57 @@ def _shipped(key):
     return spec.text(spec.default)
 
 
-# -- old import paths (before the layers): they keep working, with a DeprecationWarning ---
+# -- old import paths (before the layers): the documented ones keep working until 0.3 ----
 
 OLD_NAMES = [
-    ("xval.search", ["Search", "Float", "Int", "Categorical", "SAMPLERS"]),
-    ("xval.errors", ["XvalError", "ConfigurationError", "DatasetError", "ParameterError"]),
-    ("xval.results", ["ExperimentResults", "InstanceResult"]),
-    ("xval.params", ["resolve", "parse_instance", "params_hash", "PLAIN_TRAINING"]),
-    ("xval.schema", ["SCHEMA", "ADDED_KEYS", "check_section"]),
-    ("xval.experiment", ["Experiment", "RunOutcome", "setup_environment"]),
-    ("xval.jobs", ["Job", "FoldResult", "Status", "InstanceStatus"]),
-    ("xval.fileio", ["atomic_write_json", "read_json", "lock"]),
-    ("xval.metrics", ["classification_metrics", "regression_metrics"]),
-    ("xval.stats", ["corrected_resampled_ttest", "mean_ci"]),
-    ("xval.events", ["activity_to_events"]),
+    ("xval.search", ["Search", "Float", "Int", "Categorical"]),
+    ("xval.errors", ["XvalError", "ConfigurationError", "DatasetError", "ParameterError",
+                     "ResultsConflictError", "TrainingError"]),
+    ("xval.results", ["ExperimentResults"]),
+    ("xval.jobs", ["Job", "FoldResult"]),
+    ("xval.predict", ["predict_files", "embed_files"]),
+    ("xval.evaluate", ["source_rows", "evaluate_rows"]),
+    ("xval.events", ["activity_to_events", "frame_metrics", "detection_metrics"]),
     ("xval.losses", ["WeightedFrameCrossentropy"]),
-    ("xval.predict", ["predict_files", "resolve_models", "ModelSet"]),
-    ("xval.evaluate", ["evaluate_rows", "format_csv"]),
-    ("xval.embeddings", ["make_classifier", "dumps", "load", "CLASSIFIERS"]),
-    ("xval.tracking", ["MLflowListener"]),
-    ("xval.study", ["run_search"]),
-    ("xval.planner", ["make_plan", "Plan"]),
-    ("xval.recorder", ["Recorder"]),
-    ("xval.scheduler", ["Scheduler"]),
-    ("xval.snapshot", ["write_snapshot"]),
-    ("xval.interrupts", ["sticky_interrupts"]),
+    ("xval.stats", ["corrected_resampled_ttest"]),
     ("xval.logs", ["quiet_framework_logs"]),
-    ("xval.data", ["make_batches"]),
-    ("xval.plots", ["instance_plots", "learning_curves"]),
-    ("xval.ray_executor", ["RayExecutor"]),
-    ("xval.cli", ["run_experiment_cli", "experiment_parser"]),
-    ("xval.config", ["Config", "load_config", "SCHEMA", "BACKENDS"]),
-    ("xval.report", ["build_workbook", "terminal_table", "check_selection_metric"]),
-    ("xval.executors", ["make_executor", "InlineExecutor", "JobQueue"]),
-    ("xval.training", ["build_model"]),
+    ("xval.tracking", ["MLflowListener"]),
 ]
+"""The old paths the README and docs/ of earlier releases showed (`git log -p README.md`)."""
 
 
 @pytest.mark.parametrize(("old", "names"), OLD_NAMES, ids=[m for m, _ in OLD_NAMES])
-def test_old_import_paths_work_with_a_deprecation_warning(old, names):
-    """`from OLD import NAME` as scripts written before the layers do."""
+def test_documented_old_import_paths_work_with_a_deprecation_warning(old, names):
+    """`from OLD import NAME` as scripts written before the layers do, told when it goes."""
     import importlib
     import sys
 
-    if old in sys.modules and not hasattr(sys.modules[old], "__path__"):
-        del sys.modules[old]  # an alias an earlier test imported: its warning again
-    package = old in sys.modules or importlib.util.find_spec(old).origin is not None
-    with pytest.warns(DeprecationWarning, match="moved") if not package else \
-            contextlib.nullcontext():
+    from xval.compat import REMOVED_IN
+
+    sys.modules.pop(old, None)  # an alias an earlier test imported: its warning again
+    with pytest.warns(DeprecationWarning, match=rf"`{old}` moved: import from .* \(the old "
+                                                rf"path is removed in audio-xval {REMOVED_IN}"):
         module = importlib.import_module(old)
+    assert sorted(module.__all__) == sorted(names)
     for name in names:
-        vars(module).pop(name, None) if package and name not in _KEEP else None
-        with pytest.warns(DeprecationWarning, match=f"{name} moved") if package and \
-                name not in _KEEP else contextlib.nullcontext():
-            assert getattr(module, name) is not None
+        assert getattr(module, name) is not None
 
 
-_KEEP = {"Config", "load_config", "build_workbook", "terminal_table", "make_executor",
-         "JobQueue"}
-"""Names the packages still define themselves (no warning)."""
+def test_a_package_gives_the_documented_name_of_the_module_it_replaced():
+    import xval.report
+    from xval.report.workbook.plots import MAX_EMBEDDED_PLOTS
+
+    vars(xval.report).pop("MAX_EMBEDDED_PLOTS", None)
+    with pytest.warns(DeprecationWarning, match="xval.report.MAX_EMBEDDED_PLOTS moved: import "
+                                                "from xval.report.workbook.plots"):
+        assert xval.report.MAX_EMBEDDED_PLOTS == MAX_EMBEDDED_PLOTS
+    with pytest.raises(AttributeError, match="has no attribute 'terminal_tabel'"):
+        xval.report.terminal_tabel  # noqa: B018
+
+
+@pytest.mark.parametrize("old", ["xval.planner", "xval.schema", "xval.worker", "xval.data"])
+def test_undocumented_old_modules_are_gone(old):
+    import importlib
+
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module(old)

@@ -10,7 +10,7 @@ import importlib
 
 from xval.compat import install as _install_compat
 
-_install_compat()  # old import paths (`from xval.search import Search`) keep working
+_install_compat()  # documented old paths (`from xval.search import Search`) work until 0.3
 
 # Public name -> the module that defines it.
 _EXPORTS = {

@@ -14,7 +14,3 @@ config.training.epochs
 from xval.config.loader import Config, find_config, load_config
 
 __all__ = ["Config", "find_config", "load_config"]
-
-from xval.compat import deprecated_names  # noqa: E402
-
-__getattr__ = deprecated_names(__name__)  # the names of the module this package replaced

@@ -10,7 +10,3 @@ from xval.executors.registry import get, make_executor, names, register
 
 __all__ = ["Executor", "ExecutorOptions", "JobQueue", "get", "make_executor", "names",
            "register", "run_job"]
-
-from xval.compat import deprecated_names  # noqa: E402
-
-__getattr__ = deprecated_names(__name__)  # the names of the module this package replaced
