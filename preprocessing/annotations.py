@@ -36,20 +36,10 @@ from preprocessing.audio import AUDIO_EXTENSIONS
 from xval.core.errors import DatasetError
 
 LAYOUTS = ("auto", "wide", "long")
-
-
 UNITS = ("samples", "seconds")
-
-
 CONTEXT_MODES = ("keep", "drop", "class")
-
-
 CONTEXT_LABEL = "context"
-
-
 COLUMNS = ("file", "onset_s", "offset_s", "label")
-
-
 Event = tuple[str, float, float, str, int]
 """`(file, onset_s, offset_s, label, line)`."""
 
@@ -115,9 +105,7 @@ def read_annotations(path: str | os.PathLike[str], *, layout: str = "auto",
             f"annotation_sample_rate={annotation_sample_rate}: expected a rate in Hz > 0.")
     path = Path(path)
     table = read_csv(path)
-    if layout == "auto":
-        layout = "wide" if wide_columns(table) else "long"
-    if layout == "wide":
+    if _layout(table, layout) == "wide":
         rows = wide_rows(table, path, file_column)
     else:
         rows = long_rows(table, path, file_column, onset_column, offset_column, label_column,
@@ -131,6 +119,12 @@ def read_annotations(path: str | os.PathLike[str], *, layout: str = "auto",
         if event is not None:
             events.append(event)
     return _check_overlaps(events, path, merge_overlaps)
+
+
+def _layout(table: pd.DataFrame, layout: str) -> str:
+    """`"wide"` or `"long"`: the one given, else (`"auto"`) wide when the table has
+    numbered start/end columns."""
+    return layout if layout != "auto" else "wide" if wide_columns(table) else "long"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -253,10 +247,8 @@ def annotation_source(annotations: str | os.PathLike[str], audio_root: str | os.
     root = Path(audio_root)
     audio, keys = _audio_keys(root, extensions)
     table = read_csv(Path(annotations))
-    layout = read_kwargs.get("layout", "auto")
-    if layout == "auto":
-        layout = "wide" if wide_columns(table) else "long"
-    names = file_names(table, Path(annotations), layout, read_kwargs.get("file_column"))
+    names = file_names(table, Path(annotations), _layout(table, read_kwargs.get("layout", "auto")),
+                       read_kwargs.get("file_column"))
     resolved: dict[str, Path] = {}
     info: dict[str, tuple[int, float]] = {}
     for line, name in names:

@@ -3,6 +3,7 @@
 import contextlib
 import dataclasses
 import functools
+import itertools
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -145,10 +146,6 @@ ExtractionTask = tuple[str, Mapping[str, Any], Augmenter | None, int, int, str,
                        Region | None]
 
 
-def _task(args: ExtractionTask) -> dict[str, Any]:
-    return extract_file(*args)
-
-
 def _warm_up(params: Mapping[str, Any]) -> None:
     """Imports and compiles what extraction needs, before the workers are forked."""
     compute_features(np.zeros(int(params["sample_rate"] * 0.1), np.float32), **params)
@@ -162,16 +159,17 @@ def _extraction_results(work: list[ExtractionTask], params: Mapping[str, Any],
     processes than files)."""
     if get(params["feature"]).batched:  # one copy of the model; its threads do the work
         with threadpool_limits(workers):
-            yield map(_task, work)
+            yield itertools.starmap(extract_file, work)
         return
     workers = max(1, min(workers, len(work)))
     if workers == 1:
         with single_threaded():  # the workers' BLAS: the same rows whatever the count
-            yield map(_task, work)
+            yield itertools.starmap(extract_file, work)
         return
     pool = process_pool(workers, warm_up=functools.partial(_warm_up, params))
     try:
-        yield pool.map(_task, work, chunksize=max(1, min(16, len(work) // (workers * 8) or 1)))
+        yield pool.map(extract_file, *zip(*work),  # one call per row, arguments by column
+                       chunksize=max(1, min(16, len(work) // (workers * 8) or 1)))
     finally:
         pool.shutdown(cancel_futures=True)
 

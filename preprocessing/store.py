@@ -9,16 +9,14 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from preprocessing.store_output import FILES as FILES
-from preprocessing.store_output import check_store_out, replace_store
-from preprocessing.store_output import store_output as store_output
+from preprocessing.store_output import FILES, check_store_out, replace_store
 from xval import tasks
 from xval.core.dataset_info import DatasetInfo
 from xval.core.errors import ConfigurationError, DatasetError
@@ -51,14 +49,12 @@ class FeatureStore:
             raise DatasetError(
                 f"{self.path} is not a feature store: missing {', '.join(missing)}. Build it "
                 "with `python -m preprocessing ...` (see the README), or `make demo` for the "
-                "built-in demo dataset."
-            )
+                "built-in demo dataset.")
         self.info, self.meta, self.features = _read_store(self.path)
         if len(self.meta) != self.features.shape[0]:
             raise DatasetError(
                 f"{self.path}: meta.csv has {len(self.meta)} rows but features.npy has "
-                f"{self.features.shape[0]}; the store is corrupt, rebuild it."
-            )
+                f"{self.features.shape[0]}; the store is corrupt, rebuild it.")
 
     def __len__(self) -> int:
         return len(self.meta)
@@ -104,9 +100,8 @@ class FeatureStore:
 
     def verify(self) -> None:
         """Checks that the store's files hold what `dataset.json` recorded when it was built
-        (their SHA-256, `files_sha256`; for a store built before that record, the content
-        hash recomputed from the files), so that results are never made from a store edited
-        in place. Each file's hash is computed once per process and file version.
+        (`files_sha256`, hashed once per process and file version; for an older store, the
+        content hash), so that results are never made from a store edited in place.
 
         Raises:
             DatasetError: naming the files that changed and the fix.
@@ -117,11 +112,9 @@ class FeatureStore:
                        if not (self.path / name).is_file()
                        or file_digest(self.path / name) != digest]
         else:
-            extra = _task(self.task_type).extra_arrays
-            content = _content_hash(self.path, self.meta, extra)
-            changed = [] if content == self.info.content_hash else \
-                ["features.npy, meta.csv or " + ", ".join(extra) if extra else
-                 "features.npy or meta.csv"]
+            files = ["features.npy", "meta.csv", *_task(self.task_type).extra_arrays]
+            content = _content_hash(self.path, self.meta, files[2:])
+            changed = [] if content == self.info.content_hash else [" or ".join(files)]
         if changed:
             raise DatasetError(
                 f"{self.path}: {', '.join(changed)} changed after the store was built (the "
@@ -136,14 +129,12 @@ class FeatureStore:
             `(predictors, targets)`: dicts of item to `np.ndarray [shape=(n, time, freq)]`
             and to `np.ndarray [shape=(n,)]` (loaded into memory).
         """
-        predictors, targets = {}, {}
-        items = self.items
+        names, starts, counts = np.unique(self.items, return_index=True, return_counts=True)
+        spans = {str(names[k]): slice(starts[k], starts[k] + counts[k])  # rows grouped by item
+                 for k in np.argsort(starts)}
         y = self.targets
-        for item in dict.fromkeys(items.tolist()):
-            rows = np.flatnonzero(items == item)
-            predictors[item] = np.asarray(self.features[rows[0]:rows[-1] + 1])
-            targets[item] = y[rows[0]:rows[-1] + 1]
-        return predictors, targets
+        return ({item: np.asarray(self.features[s]) for item, s in spans.items()},
+                {item: y[s] for item, s in spans.items()})
 
 
 def _read_store(path: Path) -> tuple[DatasetInfo, pd.DataFrame, np.ndarray]:
@@ -157,22 +148,19 @@ def _read_store(path: Path) -> tuple[DatasetInfo, pd.DataFrame, np.ndarray]:
         return DatasetError(f"{path / name} cannot be read ({detail}); the store is corrupt: "
                             "rebuild it.")
 
-    try:
-        info = json.loads((path / "dataset.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise corrupt("dataset.json", e) from None
+    def read(name: str, reader: Callable[[Path], Any]) -> Any:
+        try:  # a parser's errors are ValueErrors (JSON, CSV, .npy), a short file's EOFError
+            return reader(path / name)
+        except (OSError, ValueError, EOFError) as e:
+            raise corrupt(name, e) from None
+
+    info = read("dataset.json", lambda p: json.loads(p.read_text(encoding="utf-8")))
     if not isinstance(info, dict):
         raise corrupt("dataset.json", ValueError("not a JSON object"))
     typed = DatasetInfo.from_dict(info, where=str(path / "dataset.json"))
-    try:
-        meta = pd.read_csv(path / "meta.csv", dtype={"item": str, "clip": str, "label": str},
-                           keep_default_na=False)
-    except (OSError, ValueError, pd.errors.ParserError) as e:
-        raise corrupt("meta.csv", e) from None
-    try:
-        features = np.load(path / "features.npy", mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError, EOFError) as e:
-        raise corrupt("features.npy", e) from None
+    meta = read("meta.csv", lambda p: pd.read_csv(p, dtype={"item": str, "clip": str,
+                                                            "label": str}, keep_default_na=False))
+    features = read("features.npy", lambda p: np.load(p, mmap_mode="r", allow_pickle=False))
     if not isinstance(features, np.ndarray) or features.ndim < 2:
         raise corrupt("features.npy", ValueError("not an array of feature rows"))
     return typed, meta, features
@@ -200,17 +188,13 @@ def _task(task_type: str) -> tasks.Task:
 
 def _prepare_meta(meta: pd.DataFrame, task_type: str,
                   classes: list[str] | None) -> tuple[pd.DataFrame, list[str]]:
-    meta = meta.reset_index(drop=True).copy()
     for column in ("item", "label"):
         if column not in meta:
             raise DatasetError(f"Store metadata needs a {column!r} column.")
-    meta["item"] = meta["item"].astype(str)
-    if "clip" not in meta:
-        meta["clip"] = [f"{i}" for i in range(len(meta))]
-    meta["clip"] = meta["clip"].astype(str)
-    for column, default in (("source", ""), ("start", 0.0), ("augmented", False)):
-        if column not in meta:
-            meta[column] = default
+    defaults = {"clip": range(len(meta)), "source": "", "start": 0.0, "augmented": False}
+    meta = meta.reset_index(drop=True).assign(**{c: v for c, v in defaults.items()
+                                                 if c not in meta})
+    meta[["item", "clip"]] = meta[["item", "clip"]].astype(str)
     meta, classes = _task(task_type).encode_targets(meta, classes)
     return meta, list(classes)
 
@@ -223,8 +207,7 @@ def _check_arrays(arrays: Mapping[str, np.ndarray] | None, task_type: str,
     if set(out) != expected:
         raise DatasetError(
             f"A {task_type} store keeps the arrays {sorted(expected) or 'none'} beside "
-            f"features.npy; got {sorted(out) or 'none'}."
-        )
+            f"features.npy; got {sorted(out) or 'none'}.")
     for name, array in out.items():
         if len(array) != n_rows:
             raise DatasetError(f"{name} has {len(array)} rows but the metadata {n_rows}.")
@@ -235,12 +218,9 @@ def _layout(features: np.ndarray | str | os.PathLike[str],
             n_meta: int) -> tuple[int, tuple[int, ...], np.dtype[Any]]:
     """`(rows, row shape, dtype)` of the features (an array or a `.npy` file), checked
     against the metadata's row count."""
-    if isinstance(features, (str, os.PathLike)):
-        array = np.load(features, mmap_mode="r", allow_pickle=False)
-        n_rows, shape, dtype = array.shape[0], array.shape[1:], array.dtype
-        del array
-    else:
-        n_rows, shape, dtype = features.shape[0], features.shape[1:], features.dtype
+    array = np.load(features, mmap_mode="r", allow_pickle=False) \
+        if isinstance(features, (str, os.PathLike)) else np.asarray(features)
+    n_rows, shape, dtype = array.shape[0], array.shape[1:], array.dtype
     if n_rows != n_meta:
         raise DatasetError(f"{n_rows} feature rows but {n_meta} metadata rows.")
     if n_rows == 0:
@@ -258,14 +238,13 @@ def _item_order(meta: pd.DataFrame) -> tuple[np.ndarray, bool]:
 
 def _write_features(folder: Path, features: np.ndarray | str | os.PathLike[str],
                     order: np.ndarray, grouped: bool) -> None:
-    """Writes `folder/features.npy` in `order` (a `.npy` file already grouped is moved)."""
-    if not isinstance(features, (str, os.PathLike)):
-        np.save(folder / "features.npy", features if grouped else features[order])
-        return
-    if grouped:
+    """Writes `folder/features.npy` in `order` (a `.npy` file already grouped is moved; the
+    others are copied in blocks: a file's rows are never all in memory)."""
+    if grouped and isinstance(features, (str, os.PathLike)):
         shutil.move(str(features), folder / "features.npy")
         return
-    src = np.load(features, mmap_mode="r", allow_pickle=False)
+    src = np.load(features, mmap_mode="r", allow_pickle=False) \
+        if isinstance(features, (str, os.PathLike)) else np.asarray(features)
     out = np.lib.format.open_memmap(folder / "features.npy", "w+", src.dtype, src.shape)
     for start in range(0, len(order), 4096):
         out[start:start + 4096] = src[order[start:start + 4096]]
@@ -309,28 +288,19 @@ def write_store(path: str | os.PathLike[str], features: np.ndarray | str | os.Pa
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = make_temp_dir(path.parent, prefix=f".{path.name}.")
     try:
-        if not isinstance(features, (str, os.PathLike)):
-            features = np.asarray(features)
         n_rows, shape, dtype = _layout(features, len(meta))
         order, grouped = _item_order(meta)
         _write_features(tmp, features, order, grouped)
         for name, array in extra.items():
-            array = np.asarray(array)
-            np.save(tmp / name, array if grouped else array[order])
+            np.save(tmp / name, np.asarray(array)[order if not grouped else slice(None)])
         meta = meta.iloc[order].reset_index(drop=True)
         meta["row"] = np.arange(n_rows)
         columns = list(META_COLUMNS) + [c for c in meta.columns if c not in META_COLUMNS]
         meta[columns].to_csv(tmp / "meta.csv", index=False)
-        body = {
-            "task_type": task_type,
-            "classes": classes,
-            "n_rows": int(n_rows),
-            "feature_shape": [int(s) for s in shape],
-            "dtype": str(dtype),
-            "n_items": len(set(meta["item"].tolist())),
-            "n_clips": int(meta["clip"].nunique()),
-            **(info or {}),
-        }
+        body = {"task_type": task_type, "classes": classes, "n_rows": int(n_rows),
+                "feature_shape": [int(s) for s in shape], "dtype": str(dtype),
+                "n_items": int(meta["item"].nunique()), "n_clips": int(meta["clip"].nunique()),
+                **(info or {})}
         body["content_hash"] = _content_hash(tmp, meta[columns], list(extra))
         body["files_sha256"] = {name: file_digest(tmp / name)
                                 for name in ("features.npy", "meta.csv", *sorted(extra))}
@@ -370,29 +340,22 @@ def write_store_from_dicts(path: str | os.PathLike[str], predictors: Mapping[Any
         only = sorted(set(predictors) ^ set(targets), key=str)[:5]
         raise DatasetError(f"predictors and targets must have the same items; differing: {only}.")
     task = _task(task_type)
-    arrays, rows = [], []
-    shape = None
+    arrays: list[np.ndarray] = []
+    rows: list[dict[str, Any]] = []
     for item in predictors:
         x = np.asarray(predictors[item])
-        y = np.asarray(targets[item])
-        if x.ndim == 2:
-            x = x[None]
-        labels = task.labels_of(y, classes)
+        x = x[None] if x.ndim == 2 else x
+        labels = task.labels_of(np.asarray(targets[item]), classes)
+        shape = arrays[0].shape[1:] if arrays else x.shape[1:]
         if len(x) != len(labels):
-            raise DatasetError(
-                f"Item {item!r}: {len(x)} predictor rows but {len(labels)} targets."
-            )
-        if shape is None:
-            shape = x.shape[1:]
-        elif x.shape[1:] != shape:
-            raise DatasetError(
-                f"Item {item!r}: feature shape {x.shape[1:]} differs from {shape}; every "
-                "row must have the same shape."
-            )
+            raise DatasetError(f"Item {item!r}: {len(x)} predictor rows but {len(labels)} "
+                               "targets.")
+        if x.shape[1:] != shape:
+            raise DatasetError(f"Item {item!r}: feature shape {x.shape[1:]} differs from "
+                               f"{shape}; every row must have the same shape.")
         arrays.append(x)
-        for i, label in enumerate(labels):
-            rows.append({"item": str(item), "label": label, "clip": f"{item}/{i}",
-                         "source": "", "start": 0.0, "augmented": False})
+        rows += [{"item": str(item), "label": label, "clip": f"{item}/{i}"}
+                 for i, label in enumerate(labels)]
     meta = pd.DataFrame(rows)
     if task.has_classes and classes is not None:
         classes = [str(c) for c in classes]

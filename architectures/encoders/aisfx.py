@@ -39,9 +39,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-# The module, not its class: this module may be imported while front_end's own import is
-# in progress (the layers are imported when Keras is: `architectures.custom_layers`).
-import architectures.front_end as front_end
+import architectures.front_end as front_end  # the module: its import may be in progress
 from xval.core.errors import ConfigurationError
 
 __all__ = ["AISFX", "AisfxFrontEnd", "AisfxNetwork", "aisfx_encoder", "aisfx_state",
@@ -248,9 +246,8 @@ class AisfxNetwork(keras.layers.Layer):
             raise ValueError(f"trainable_blocks={trainable_blocks!r}: expected 0 to 4.")
         self.trainable_blocks = int(trainable_blocks)
         self.load_weights = bool(load_weights)
-        # On the torch backend, channels-first convolutions are torch's own layout (no
-        # transposes); TensorFlow's CPU kernels take channels-last only. The kernels' layout
-        # is the same either way, so a saved model loads under any backend.
+        # Channels first on torch (its own layout: no transposes), last elsewhere (TensorFlow's
+        # CPU kernels); the kernels' layout is the same, so a saved model loads anywhere.
         self._axis_format = ("channels_first" if keras.backend.backend() == "torch"
                              else "channels_last")
         self.convs, self.norms = [], []  # two of each per block
@@ -308,10 +305,8 @@ class AisfxNetwork(keras.layers.Layer):
             x = ops.relu(norm(conv(x), training=False))
             if j % 2 == 1 and j < len(self.convs) - 1:
                 x = self.pool(x)
-        if self._axis_format == "channels_first":  # (n, 512, time, freq)
-            x = ops.max(ops.mean(x, axis=3), axis=2)
-        else:  # (n, time, freq, 512)
-            x = ops.max(ops.mean(x, axis=2), axis=1)
+        time = 2 if self._axis_format == "channels_first" else 1  # (n, 512, time, freq)
+        x = ops.max(ops.mean(x, axis=time + 1), axis=time)  # or (n, time, freq, 512)
         return ops.reshape(x, (-1, blocks, DIM))
 
     def compute_output_shape(self, input_shape: tuple[int | None, ...]

@@ -10,12 +10,9 @@ keyword-only parameters, registered with `@register(name, bins=...)`:
 - any other keyword is an *option* of the type (e.g. a pretrained model's name or the layers
   it keeps), with its default: `feature_params(feature=name, option=value)` accepts it, and
   the store records it in `dataset.json` beside the `[features]` values;
-- `bins(params)` gives its number of bins, `frames(n_samples, params)` its number of frames
-  (by default that of a centred STFT: `1 + n_samples // hop_length`, and then the segments
-  of a file are sliced from the whole file's features; a type with its own `frames` is
-  computed segment by segment), and
-  `frequencies(params)` the centre frequency of every bin, where the bins have one (for
-  `freq_warp`; `None`: the type has no frequency axis, as MFCCs).
+- its facts are given to `register` (`FeatureType`): its bins, its frames (by default a
+  centred STFT's, and the segments of a file are then sliced from the whole file's
+  features), the centre frequency of every bin where they have one (for `freq_warp`).
 
 A type that runs a model (`preprocessing.features.pretrained`) registers with
 `batched=True`: its function also takes `(segments, samples)` and returns `(segments,
@@ -194,8 +191,7 @@ def _signature(name: str, function: FeatureFunction) -> tuple[tuple[str, ...], d
 
 def register(name: str, *, bins: Callable[[Params], int],
              frames: Callable[[int, Params], int] = centred_frames,
-             frequencies: Callable[[Params], np.ndarray] | None = None,
-             batched: bool = False,
+             frequencies: Callable[[Params], np.ndarray] | None = None, batched: bool = False,
              describe: Callable[[Params], dict[str, Any]] | None = None,
              dtype: str = "float32", summary: str = "", neighbouring_bins: bool = True,
              check: schema.Rule | None = None, waveform: bool = False, in_model: bool = False
@@ -204,31 +200,11 @@ def register(name: str, *, bins: Callable[[Params], int],
 
     Args:
         name: the value of `[features] feature` that selects the type (an identifier).
-        bins: `bins(params) -> int`: the number of bins of the output.
-        frames: `frames(n_samples, params) -> int`: the number of frames of a segment of
-            `n_samples` samples. Defaults to `centred_frames` (`1 + n_samples //
-            hop_length`, librosa's centred framing).
-        frequencies: `frequencies(params) -> np.ndarray [shape=(bins,)]`, the centre
-            frequency (Hz) of every bin, lowest first, or `None` when the bins have no
-            frequency (frequency warping is then refused). Defaults to `None`.
-        batched: the function takes a batch of equal-length segments `(segments,
-            samples)` as well as one signal, and the store is built in one process (a
-            model loaded once). Defaults to `False`.
-        describe: `describe(params) -> dict`, what `dataset.json` records of the type
-            under `front_end` (see the module's docstring). Defaults to `None`.
-        dtype: the storage type of the type's stores when `[features] dtype` is `auto`:
-            `"float32"` or `"float16"` (half the size, for values that need no more, such
-            as an encoder's hidden states). Defaults to `"float32"`.
-        summary: a few words about the type, listed beside its name in config.ini's notes.
-            Defaults to `""`.
-        neighbouring_bins: neighbouring bins hold neighbouring content, so frequency masks
-            apply. Defaults to `True` (`False` for an encoder's hidden dimensions).
-        check: the type's rule between `[features]` keys, `check(values, name) -> problem`
-            (e.g. `mfcc`: n_mfcc at most n_mels). Defaults to `None`.
-        waveform: the type's rows are audio samples (`(samples, 1)`), read by a model's
-            front end; its stores may be `"int16"`. Defaults to `False`.
-        in_model: a model's `front_end` can compute the type from a waveform store
-            (`architectures.SpectralFrontEnd`). Defaults to `False`.
+        bins, frames, frequencies, batched, describe, dtype, summary, neighbouring_bins,
+            check, waveform, in_model: the type's facts, as `FeatureType` documents them
+            (`bins` required; the others default to a centred STFT's frames, no
+            frequencies, one signal at a time, no description, `float32`, no summary,
+            neighbouring bins, no rule, not a waveform, not computed in a model).
 
     Returns:
         The decorator, which returns the function unchanged.
@@ -237,7 +213,7 @@ def register(name: str, *, bins: Callable[[Params], int],
         TypeError: when the function does not take `(y, *, sample_rate, ...)` or an option
             (a keyword that is not a `[features]` key) has no default.
         ValueError: when the name is not an identifier or is taken, or `dtype` is not a
-            storage type.
+            storage type (`int16` only for a waveform type).
     """
     if dtype not in STORAGE_TYPES or (dtype == "int16" and not waveform):
         raise ValueError(f"Feature type {name!r}: dtype={dtype!r}: expected float32 or "
@@ -301,9 +277,8 @@ def compute_features(y: np.ndarray, *, sample_rate: int, feature: str = "mel",
         ValueError: for a parameter value the type refuses (e.g. an unknown compression).
     """
     kind = get(feature)
-    keywords = kind.keywords(params)
-    keywords["sample_rate"] = sample_rate
-    S = kind.function(np.asarray(y, dtype=np.float32), **keywords)
+    S = kind.function(np.asarray(y, dtype=np.float32),
+                      **{**kind.keywords(params), "sample_rate": sample_rate})
     if dtype == "int16":
         if not kind.waveform:
             raise ValueError(f"dtype='int16' stores audio samples (16-bit PCM); feature="
@@ -343,8 +318,7 @@ def front_end(params: Params) -> tuple[dict[str, Any], dict[str, Any] | None]:
     if kind.describe is None:
         return dict(params), None
     described = kind.describe(params)
-    completed = {**params, **{k: v for k, v in described.items() if k in kind.options}}
-    return completed, described
+    return {**params, **{k: v for k, v in described.items() if k in kind.options}}, described
 
 
 def bin_frequencies(params: Params) -> np.ndarray | None:

@@ -16,7 +16,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from preprocessing.store import check_store_out, store_output
+from preprocessing.store_output import check_store_out, store_output
 from xval.cli.scripts import SCRIPT_MARK
 from xval.config.loader import Config
 from xval.core.errors import ConfigurationError, DatasetError
