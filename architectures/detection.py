@@ -40,6 +40,20 @@ def frame_head(x: Any, num_outputs: int) -> Any:
     return layers.Dense(num_outputs, dtype="float32", name="frame_logits")(x)
 
 
+def _frequency_pooling_blocks(x: Any, filters: int, blocks: int, freq_pool: int, reg: Any,
+                              bn_momentum: float, dropout: float) -> Any:
+    """Convolution blocks that pool the frequency axis only (every frame keeps its column):
+    the front of `crnn_detector` and `conformer_detector`."""
+    from keras import layers  # noqa: PLC0415  (Keras: when a model is built)
+
+    for _ in range(blocks):
+        x = layers.Conv2D(filters, 3, padding="same", kernel_regularizer=reg)(x)
+        x = layers.Activation("relu")(batch_norm(bn_momentum)(x))
+        x = layers.MaxPooling2D((1, min(freq_pool, x.shape[2])), padding="same")(x)
+        x = layers.Dropout(dropout)(x)
+    return x
+
+
 def _check_task(task_type: str) -> None:
     check_output(task_type, "frames", "this builder makes frame-level detectors")
 
@@ -83,13 +97,8 @@ def crnn_detector(input_shape: Shape, num_outputs: int, task_type: str = FRAMES_
         )
     reg = l2(regularization_lambda)
     inputs = keras.Input(input_shape)
-    x = inputs
-    for _ in range(conv_blocks):
-        x = layers.Conv2D(filters, 3, padding="same", kernel_regularizer=reg)(x)
-        x = layers.Activation("relu")(batch_norm(bn_momentum)(x))
-        pool = min(freq_pool, x.shape[2])
-        x = layers.MaxPooling2D((1, pool), padding="same")(x)
-        x = layers.Dropout(dropout)(x)
+    x = _frequency_pooling_blocks(inputs, filters, conv_blocks, freq_pool, reg, bn_momentum,
+                                  dropout)
     x = layers.Reshape((input_shape[0], x.shape[2] * x.shape[3]))(x)
     x = layers.Bidirectional(layers.GRU(units, return_sequences=True,
                                         kernel_regularizer=reg))(x)
@@ -278,12 +287,8 @@ def conformer_detector(input_shape: Shape, num_outputs: int, task_type: str = FR
                          f"heads dividing d_model (e.g. heads={_divisor(d_model, heads)}).")
     reg = l2(regularization_lambda)
     inputs = keras.Input(input_shape)
-    x = inputs
-    for _ in range(conv_blocks):
-        x = layers.Conv2D(filters, 3, padding="same", kernel_regularizer=reg)(x)
-        x = layers.Activation("relu")(batch_norm(bn_momentum)(x))
-        x = layers.MaxPooling2D((1, min(freq_pool, x.shape[2])), padding="same")(x)
-        x = layers.Dropout(dropout)(x)
+    x = _frequency_pooling_blocks(inputs, filters, conv_blocks, freq_pool, reg, bn_momentum,
+                                  dropout)
     x = layers.Reshape((input_shape[0], x.shape[2] * x.shape[3]))(x)
     x = layers.Dense(d_model, kernel_regularizer=reg)(x)
     for _ in range(num_blocks):

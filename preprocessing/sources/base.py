@@ -23,8 +23,8 @@ import pandas as pd
 from preprocessing.recordings import find_recordings
 from xval.core.errors import ConfigurationError, DatasetError
 
-__all__ = ["ITEM_PER_FILE", "ROOT", "Corpus", "Option", "Reads", "Rows", "Skipped", "Source", "group_recordings",
-           "source_rows"]
+__all__ = ["ITEM_PER_FILE", "ROOT", "Corpus", "Option", "Reads", "Rows", "Skipped", "Source",
+           "group_recordings", "source_rows"]
 
 Skipped = list[dict[str, str]]
 """Files a source could not use: `{"path", "reason"}` each (and `label`, when known)."""

@@ -1,26 +1,8 @@
 """The source registry: one class per source, registered by name with `@register`.
 
-Example (a source of your own, in any module imported before the command line runs):
-
-```python
-from preprocessing.sources import Option, Reads, Source, register, source_rows
-
-
-@register
-class Listing(Source):
-    name = "listing"
-    help = "a text file of PATH LABEL ITEM lines"
-    reads = Reads("LISTING", "the listing file", kind="file")
-    options = (Option("--separator", "the column separator", default=" "),)
-
-    def read(self, paths, values):
-        lines = open(paths[0]).read().splitlines()
-        rows = [dict(zip(("path", "label", "item"), line.split(values["separator"])))
-                for line in lines]
-        return source_rows([{**row, "clip": row["path"]} for row in rows], [], paths[0])
-```
-
-`python -m preprocessing listing FILE --out STORE` then builds a store from it.
+A source of your own is a `Source` subclass (`preprocessing.sources.base`) registered in any
+module imported before the command line runs; `python -m preprocessing NAME PATH ...` then
+builds a store from it (`tests/test_extending.py` registers one, `Listing`).
 """
 
 from __future__ import annotations
