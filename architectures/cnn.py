@@ -110,13 +110,15 @@ def vgg_ultra_mini(input_shape: Shape, num_outputs: int, task_type: str = DEFAUL
 
 
 @register("vgg_mini_pool", reshaping=("conv",), fixed={"global_pooling": True})
-@register("vgg_mini", reshaping=("conv",))
+@register("vgg_mini", reshaping=("conv",), fixed={"global_pooling": False})
 def vgg_mini(input_shape: Shape, num_outputs: int, task_type: str = DEFAULT_TASK, *,
              filters: Filters = 16, dense_units: OptionalUnits = 64, dropout: Probability = 0.3,
              regularization_lambda: Regularization = 0.0, bn_momentum: Momentum = 0.9,
              global_pooling: bool = False) -> "keras.Model":
     """VGG-style CNN, three blocks of two convolutions, flattened into a dense layer, or
-    pooled (`global_pooling`: any input length; registered as `vgg_mini_pool` too).
+    pooled (`global_pooling`: any input length). Registered twice, each name fixing
+    `global_pooling` (`vgg_mini`: flattened, `vgg_mini_pool`: pooled), so that neither
+    instance's parameters gain a keyword (their results still resume).
 
     Args:
         input_shape: `(time, frequency, 1)`.
