@@ -23,14 +23,20 @@ import pandas as pd
 
 from preprocessing.build import build_store, feature_params, silent_note
 from preprocessing.features import encoders
-from preprocessing.features.pretrained import encoder_defaults
 from preprocessing.intake import check_trainable
 from preprocessing.segment_length import SegmentChoice
 from preprocessing.store import FeatureStore
 from xval import tasks
 from xval.cli import corpora, init_stores
 from xval.cli.commands import COMMANDS
-from xval.cli.init_data import MAX_FOLDS, check_rows, find_rows, folds_for, segment_for
+from xval.cli.init_data import (
+    MAX_FOLDS,
+    check_rows,
+    encoder_store_params,
+    find_rows,
+    folds_for,
+    segment_for,
+)
 from xval.cli.init_outputs import Created, check_outputs
 from xval.cli.init_stores import Built
 from xval.cli.scripts import (
@@ -180,7 +186,11 @@ def _build_stores(args: argparse.Namespace, audio: Path,
     first = f"store 1 of {len(stores)}, {params['feature']}"
     if encoder is None:
         return [note(0, build(0, params, first))]
-    encoded = feature_params(config.features, **encoder_defaults(encoder))
+    defaults, segment = encoder_store_params(rows, encoder)
+    print(textwrap.fill(f"The {encoder} store: segments of {segment.seconds:g} s every "
+                        f"{segment.hop:g} s ({segment.reason}).", width=100,
+                        break_on_hyphens=False))
+    encoded = feature_params(config.features, **defaults)
     use_backend(config.backend.backend)  # the encoder's layers run in Keras (not imported yet)
     if not init_stores.can_build_beside():
         return [note(0, build(0, params, first)),

@@ -11,15 +11,23 @@ from pathlib import Path
 import pandas as pd
 
 from preprocessing import sources
+from preprocessing.features import encoders
+from preprocessing.features.pretrained import encoder_defaults
 from preprocessing.recordings import OVERRIDE
-from preprocessing.segment_length import SegmentChoice, choose_segment, clip_durations
+from preprocessing.segment_length import (
+    SegmentChoice,
+    choose_segment,
+    clip_durations,
+    encoder_segment,
+)
 from xval.cli import corpora
 from xval.cli.preprocess_parser import label_map_argument
 from xval.config.loader import PACKAGE_DEFAULT, Config
 from xval.core.errors import ConfigurationError, DatasetError
 from xval.folds import allowed_folds
 
-__all__ = ["MAX_FOLDS", "PRESETS", "check_rows", "find_rows", "folds_for", "segment_for"]
+__all__ = ["MAX_FOLDS", "PRESETS", "check_rows", "encoder_store_params", "find_rows",
+           "folds_for", "segment_for"]
 
 PRESETS = {"fsdd": sources.FSDD_PATTERN, "ravdess": sources.RAVDESS_PATTERN,
            "speaker-id": sources.SPEAKER_ID_PATTERN}
@@ -160,3 +168,23 @@ def segment_for(rows: pd.DataFrame, config: Config) -> SegmentChoice:
                              choice.reason + f" (the hop: [features] segment_hop_seconds "
                                              f"of {config.path})")
     return choice
+
+
+def encoder_store_params(rows: pd.DataFrame, encoder: str) -> tuple[dict, SegmentChoice]:
+    """The feature parameters of the encoder store `init` builds: the encoder's own
+    (`encoder_defaults`), and for a block encoder segments as long as 3 clips in 4
+    (`encoder_segment`), so that a row holds every block of its clip.
+
+    Returns:
+        `(params, choice)`: the `[features]` values over the encoder's defaults, and the
+        segment chosen with its reason.
+    """
+    params = encoder_defaults(encoder)
+    cls = encoders.BUILT_IN[encoder].make
+    if not cls.block_length:  # a frame encoder: its default segment
+        seconds = float(params["segment_seconds"])
+        return params, SegmentChoice(seconds, seconds / 2, f"{encoder}'s default")
+    choice = encoder_segment(clip_durations(rows), block_seconds=cls.block_length
+                             / cls.sample_rate, default=float(params["segment_seconds"]))
+    return {**params, "segment_seconds": choice.seconds,
+            "segment_hop_seconds": choice.hop}, choice
