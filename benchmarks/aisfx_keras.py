@@ -5,9 +5,10 @@ embedding network in torch inference mode), on the same decoded segments, same p
     python -m benchmarks.aisfx_keras --files 40 --seconds 5 --repeats 3
 
 Both arms read the same 44.1 kHz segments (decoding is left out of both), one segment per
-file, in batches of `--batch` segments; each arm is timed `--repeats` times and the median
-is kept. Printed: files/s of each, the ratio (Keras / torch; issue 42's goal: >= 0.9 on 2
-cores), and the largest difference of their embeddings. Real recordings from
+file, in batches of `--batch` segments; the arms alternate `--repeats` times (so the load
+of a shared machine falls on both alike) and each one's median is kept. Printed: files/s
+of each, the ratio (Keras / torch; issue 42's goal: >= 0.9 on 2 cores), and the largest
+difference of their embeddings. Real recordings from
 ../shared/datasets/ravdess are used when present (else synthetic tones and noise).
 """
 
@@ -29,7 +30,7 @@ def _segments(files: int, seconds: float) -> np.ndarray:
     import librosa
 
     n = int(seconds * 44100)
-    paths = sorted(RAVDESS.rglob("*.wav"))[:files] if RAVDESS.is_dir() else []
+    paths = sorted(RAVDESS.rglob("*.flac"))[:files] if RAVDESS.is_dir() else []
     rng = np.random.default_rng(0)
     out = []
     for k in range(files):
@@ -79,15 +80,25 @@ def _keras_path(batch: np.ndarray) -> np.ndarray:
     return _keras_path.encoder.states(batch, [0], 51200)[:, :, 0]
 
 
-def _time(fn, segments: np.ndarray, batch: int, repeats: int) -> tuple[float, np.ndarray]:
-    fn(segments[:batch])  # warm-up: weights, numba kernels, backend
-    times, out = [], None
+def _run(fn, segments: np.ndarray, batch: int) -> tuple[float, np.ndarray]:
+    start = time.perf_counter()
+    out = np.concatenate([fn(segments[i:i + batch]) for i in range(0, len(segments), batch)])
+    return time.perf_counter() - start, out
+
+
+def _time_both(segments: np.ndarray, batch: int, repeats: int
+               ) -> tuple[float, float, np.ndarray, np.ndarray]:
+    """Median seconds of each arm; the arms alternate, so that the load of a shared machine
+    falls on both alike."""
+    _torch_path(segments[:batch])  # warm-up: weights, numba kernels, backend
+    _keras_path(segments[:batch])
+    torch_times, keras_times = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
-        out = np.concatenate([fn(segments[i:i + batch])
-                              for i in range(0, len(segments), batch)])
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), out
+        seconds, expected = _run(_torch_path, segments, batch)
+        torch_times.append(seconds)
+        seconds, got = _run(_keras_path, segments, batch)
+        keras_times.append(seconds)
+    return statistics.median(torch_times), statistics.median(keras_times), expected, got
 
 
 def main() -> None:
@@ -98,8 +109,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     segments = _segments(args.files, args.seconds)
-    torch_s, expected = _time(_torch_path, segments, args.batch, args.repeats)
-    keras_s, got = _time(_keras_path, segments, args.batch, args.repeats)
+    torch_s, keras_s, expected, got = _time_both(segments, args.batch, args.repeats)
     print(f"{args.files} files of {args.seconds:g} s, batches of {args.batch}, median of "
           f"{args.repeats}:")
     print(f"  torch (librosa mel + the wheel's network): {args.files / torch_s:7.2f} files/s")

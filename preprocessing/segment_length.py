@@ -33,7 +33,8 @@ import soundfile as sf
 from preprocessing.audio import SNDFILE_EXTENSIONS
 from preprocessing.rows import row_region
 
-__all__ = ["SegmentChoice", "choose_segment", "clip_durations"]
+__all__ = ["ENCODER_LONGEST", "SegmentChoice", "choose_segment", "clip_durations",
+           "encoder_segment"]
 
 LONGEST = 1.0
 """The longest segment chosen (seconds): the package default `segment_seconds`."""
@@ -41,6 +42,10 @@ SHORTEST = 0.25
 """The shortest segment chosen (seconds)."""
 STEP = 0.05
 """Segments are multiples of this (seconds)."""
+ENCODER_LONGEST = 10.0
+"""The longest segment of an encoder's store (seconds): a row of 7 aisfx blocks."""
+COVERED = 75
+"""An encoder's segment holds this percentage of the clips whole."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,4 +124,42 @@ def choose_segment(durations: np.ndarray, *, longest: float = LONGEST,
         why = f"{spread}: the shortest segment, {shortest:g} s (shorter clips are padded)"
     else:
         why = f"{spread}: a typical clip is one segment"
+    return SegmentChoice(seconds, round(seconds / 2, 4), why)
+
+
+def encoder_segment(durations: np.ndarray, *, block_seconds: float, default: float,
+                    longest: float = ENCODER_LONGEST) -> SegmentChoice:
+    """The segment of a block encoder's store: as long as 3 clips in 4, so that a row holds
+    every block of its clip.
+
+    The head pools a row's blocks (mean and max), and the encoder scales a row by its own
+    peak: a row that is the whole clip gives the clip's embedding, where rows of one block
+    each are scored apart and their scores averaged. Measured through the engine on
+    RAVDESS (docs/results.md, "small-data protocol"). Clips no longer than one block keep
+    one block per row; longer ones are cut into segments of `longest` (hop: half).
+
+    Args:
+        durations: clip durations in seconds (NaN ignored).
+        block_seconds: the encoder's block (aisfx: 2.3 s).
+        default: the encoder's default segment, when no duration can be read.
+        longest: the longest segment. Defaults to `ENCODER_LONGEST`.
+
+    Returns:
+        The `SegmentChoice`.
+    """
+    known = durations[np.isfinite(durations)]
+    if not known.size:
+        return SegmentChoice(default, default / 2, "no clip duration could be read from "
+                                                   "the file headers: the encoder's default")
+    covered = float(np.percentile(known, COVERED))
+    shortest = math.ceil(round(block_seconds / STEP, 6)) * STEP
+    seconds = round(min(longest, max(shortest, math.ceil(round(covered / STEP, 6)) * STEP)), 3)
+    spread = (f"the clips last {float(np.min(known)):.2f}-{float(np.max(known)):.2f} s, 3 in "
+              f"4 at most {covered:.2f} s")
+    if covered > longest:
+        why = f"{spread}: cut into {longest:g} s segments (the clip score averages them)"
+    elif seconds == round(shortest, 3):
+        why = f"{spread}: one block of the encoder per row"
+    else:
+        why = f"{spread}: a row holds every block of 3 clips in 4"
     return SegmentChoice(seconds, round(seconds / 2, 4), why)

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from preprocessing.segment_length import choose_segment, clip_durations
+from preprocessing.segment_length import choose_segment, clip_durations, encoder_segment
 from tests.conftest import ROOT
 from xval.cli.init_data import segment_for
 from xval.config.loader import load_config
@@ -85,6 +85,19 @@ def test_init_refuses_item_per_file_with_an_item_pattern(tmp_path, capsys):
 def test_choose_segment_follows_the_clip_durations(durations, seconds, hop):
     choice = choose_segment(np.array(durations))
     assert (choice.seconds, choice.hop) == (pytest.approx(seconds), pytest.approx(hop))
+    assert choice.reason
+
+
+@pytest.mark.parametrize("durations,seconds", [
+    ([5.0] * 10, 5.0),                       # ESC-50: a clip is one row of 3 aisfx blocks
+    ([0.3, 0.4, 0.43, 0.5, 0.9], 2.3),       # FSDD-like: one block (2.3 s) per row
+    ([2.9, 3.3, 3.6, 3.7, 4.1, 5.3], 4.0),   # RAVDESS-like: 3 clips in 4 whole
+    ([30.0] * 4, 10.0),                      # music excerpts: 10 s rows, averaged
+    ([np.nan], 2.5),                         # no header to read: the encoder's default
+])
+def test_encoder_segment_holds_three_clips_in_four_whole(durations, seconds):
+    choice = encoder_segment(np.array(durations), block_seconds=101376 / 44100, default=2.5)
+    assert (choice.seconds, choice.hop) == (pytest.approx(seconds), pytest.approx(seconds / 2))
     assert choice.reason
 
 

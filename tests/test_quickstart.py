@@ -126,6 +126,11 @@ def test_init_puts_the_installed_encoder_first_and_keeps_the_cnn(tmp_path):
     script = (project / "experiments" / "wavs.py").read_text()
     first = script.index("experiment[1]")
     assert '"dataset": "wavs_aisfx"' in script[first:script.index("experiment[2]")]
+    # The small-data protocol (issue 42 point 5): a row holds every block of its clip (these
+    # clips are shorter than one block: one block per row) and the head is refit.
+    assert '"refit_with_val": True' in script[first:script.index("experiment[2]")]
+    assert "The aisfx store: segments of 2.3 s every 1.15 s" in init.stdout
+    assert "one block of the encoder per row" in init.stdout
     assert '"architecture": "audio_cnn"' in script[script.index("experiment[2]"):]
     assert (project / "data" / "wavs_aisfx" / "dataset.json").exists()
     # Instance 1's fold models take audio (issue 42): predict needs no encoder store.

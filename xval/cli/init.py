@@ -24,7 +24,6 @@ import pandas as pd
 from preprocessing import sources
 from preprocessing.build import build_store, feature_params, silent_note
 from preprocessing.features import encoders
-from preprocessing.features.pretrained import encoder_defaults
 from preprocessing.intake import check_trainable
 from preprocessing.segment_length import SegmentChoice
 from preprocessing.sources import Source
@@ -34,6 +33,7 @@ from xval.cli import init_stores
 from xval.cli import sources as cli_sources
 from xval.cli.commands import COMMANDS
 from xval.cli.init_data import MAX_FOLDS, check_rows, find_rows, folds_for, segment_for
+from xval.cli.init_data import encoder_store_params as encoder_params
 from xval.cli.init_outputs import Created, check_outputs
 from xval.cli.init_stores import Built
 from xval.cli.scripts import (
@@ -181,7 +181,7 @@ def _build_stores(args: argparse.Namespace, audio: Path,
     first = f"store 1 of {len(stores)}, {params['feature']}"
     if encoder is None:
         return [note(0, build(0, params, first))]
-    encoded = feature_params(config.features, **encoder_defaults(encoder))
+    encoded = feature_params(config.features, **encoder_params(rows, encoder))
     use_backend(config.backend.backend)  # the encoder's layers run in Keras (not imported yet)
     if not init_stores.can_build_beside():
         return [note(0, build(0, params, first)),

@@ -6,20 +6,29 @@ from __future__ import annotations
 
 import argparse
 import re
+import textwrap
 from pathlib import Path
 
 import pandas as pd
 
 from preprocessing import sources
+from preprocessing.features import encoders
+from preprocessing.features.pretrained import encoder_defaults
 from preprocessing.recordings import OVERRIDE
-from preprocessing.segment_length import SegmentChoice, choose_segment, clip_durations
+from preprocessing.segment_length import (
+    SegmentChoice,
+    choose_segment,
+    clip_durations,
+    encoder_segment,
+)
 from preprocessing.sources import Source
 from xval.cli import sources as cli_sources
 from xval.config.loader import PACKAGE_DEFAULT, Config
 from xval.core.errors import ConfigurationError, DatasetError
 from xval.folds import allowed_folds
 
-__all__ = ["MAX_FOLDS", "check_rows", "find_rows", "folds_for", "segment_for"]
+__all__ = ["MAX_FOLDS", "check_rows", "encoder_store_params", "find_rows", "folds_for",
+           "segment_for"]
 
 MAX_FOLDS = 5
 NO_SHARED_ID = ("every file is its own item: the file names give no sound grouping by "
@@ -150,3 +159,24 @@ def segment_for(rows: pd.DataFrame, config: Config) -> SegmentChoice:
                              choice.reason + f" (the hop: [features] segment_hop_seconds "
                                              f"of {config.path})")
     return choice
+
+
+def encoder_store_params(rows: pd.DataFrame, encoder: str) -> dict:
+    """The feature parameters of the encoder store `init` builds, its segment said on one
+    line: the encoder's own (`encoder_defaults`), and for a block encoder segments as long
+    as 3 clips in 4 (`encoder_segment`), so that a row holds every block of its clip.
+
+    Returns:
+        The `[features]` values over the encoder's defaults.
+    """
+    params = encoder_defaults(encoder)
+    cls = encoders.BUILT_IN[encoder].make
+    if cls.block_length:  # a frame encoder keeps its default segment
+        choice = encoder_segment(clip_durations(rows), block_seconds=cls.block_length
+                                 / cls.sample_rate, default=float(params["segment_seconds"]))
+        params = {**params, "segment_seconds": choice.seconds,
+                  "segment_hop_seconds": choice.hop}
+        print(textwrap.fill(f"The {encoder} store: segments of {choice.seconds:g} s every "
+                            f"{choice.hop:g} s ({choice.reason}).", width=100,
+                            break_on_hyphens=False))
+    return params
