@@ -155,7 +155,7 @@ def test_heads_train_save_and_load(builder, tmp_path):
 def test_layer_weighted_sum_starts_as_the_mean_of_normalised_layers():
     import keras
 
-    from architectures.pretrained import LayerWeightedSum
+    from architectures.pooling import LayerWeightedSum
 
     x = np.random.default_rng(0).normal(size=(2, 5, 3, 4)).astype(np.float32)
     out = keras.ops.convert_to_numpy(LayerWeightedSum(3)(x.reshape(2, 5, 12)))

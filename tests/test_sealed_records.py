@@ -12,8 +12,8 @@ import pytest
 from xval import Experiment
 from xval.cli.main import main
 from xval.core.errors import ResultsConflictError
-from xval.core.hashing import CONTENT_KEY, seal, seal_problem
-from xval.core.reader import FOLD_FIX, ResultsReader
+from xval.core.hashing import CONTENT_KEY, FOLD_FIX, seal, seal_problem
+from xval.core.reader import ResultsReader
 from xval.core.records import FoldResult, Status
 from xval.report.compare_output import format_comparison
 from xval.report.comparison import Target, compare
