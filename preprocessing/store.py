@@ -90,7 +90,7 @@ class FeatureStore:
     @property
     def targets(self) -> np.ndarray:
         """The `target` column as the task feeds it to Keras (`Task.targets`)."""
-        return _task(self.task_type).store_targets(self)
+        return _task(self.task_type).targets.of_store(self)
 
     @property
     def augmented(self) -> np.ndarray:
@@ -211,7 +211,7 @@ def _prepare_meta(meta: pd.DataFrame, task_type: str,
     for column, default in (("source", ""), ("start", 0.0), ("augmented", False)):
         if column not in meta:
             meta[column] = default
-    meta, classes = _task(task_type).encode_targets(meta, classes)
+    meta, classes = _task(task_type).targets.encode(meta, classes)
     return meta, list(classes)
 
 
@@ -377,7 +377,7 @@ def write_store_from_dicts(path: str | os.PathLike[str], predictors: Mapping[Any
         y = np.asarray(targets[item])
         if x.ndim == 2:
             x = x[None]
-        labels = task.labels_of(y, classes)
+        labels = task.targets.labels_of(y, classes)
         if len(x) != len(labels):
             raise DatasetError(
                 f"Item {item!r}: {len(x)} predictor rows but {len(labels)} targets."

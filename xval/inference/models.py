@@ -17,8 +17,8 @@ from xval import tasks
 from xval.core.dataset_info import DatasetInfo
 from xval.core.errors import ConfigurationError, DatasetError, XvalError
 from xval.core.layout import ExperimentLayout, InstanceLayout
-from xval.core.reader import READER
 from xval.core.records import FoldResult
+from xval.core.storage import STORE
 from xval.tasks.base import Task
 from xval.training.loading import folder_layout, load
 
@@ -280,7 +280,7 @@ def _instance_models(layout: InstanceLayout, fold: int | None, ensemble: bool) -
 def _recorded_model(path: Path) -> tuple[bool, str | None]:
     """Whether the fold file `path` records a saved model, and the model's SHA-256 (read
     through the results reader)."""
-    record, _ = READER.read_record(path, FoldResult.from_dict)
+    record, _ = STORE.read_record(path, FoldResult.from_dict)
     if record is None or not record.ok:
         return False, None
     recorded = record.model_sha256 is not None or record.model_size is not None
@@ -303,7 +303,7 @@ def check_fold_models(layout: InstanceLayout, folds: Mapping[int, Path], *,
                 f"{layout.root}: {layout.fold_model(i).name} is missing, though "
                 f"{record.name} records it; the ensemble would answer without fold {i}. "
                 "Restore the model, or choose one fold with --fold.")
-        if digest is not None and i in folds and READER.digest(folds[i]) != digest:
+        if digest is not None and i in folds and STORE.digest(folds[i]) != digest:
             raise ConfigurationError(
                 f"{folds[i]} is not the model fold {i} trained (its content differs from the "
                 f"SHA-256 recorded in {record.name}); restore it, or rerun the fold.")

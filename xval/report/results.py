@@ -1,6 +1,6 @@
 """The report's view of a results folder: `ExperimentResults` and `InstanceResult`.
 
-Every file is read by the process's one reader (`xval.core.reader.READER`), which checks
+Every file is read through the process's results store (`xval.core.storage.STORE`), which checks
 every fold file as it reads it: a file that is not a fold record, or an `ok` fold that cannot
 be believed (another fold's number, another instance's parameters, a metric that is not
 finite or out of its range, a model missing or not the recorded one), is *invalid*. An
@@ -26,9 +26,7 @@ from xval.config.params import edited_params
 from xval.config.selection import metric_direction
 from xval.core.errors import ConfigurationError
 from xval.core.layout import ExperimentLayout, InstanceLayout
-from xval.core.reader import READER, ResultsReader, TaskRules, read_manifest
 from xval.core.records import (
-    CommandLog,
     FoldResult,
     FoldsManifest,
     InstanceStatus,
@@ -38,9 +36,10 @@ from xval.core.records import (
     RunCommand,
     TrialRecord,
 )
+from xval.core.storage import STORE, ResultsStore, TaskRules
 
 __all__ = ["COMMENTS", "TIE_RULE", "TIE_TOLERANCE", "ExperimentResults", "InstanceResult",
-           "check_experiment_folder", "read_manifest"]
+           "check_experiment_folder"]
 
 COMMENTS = ("comment_1", "comment_2")
 """The two free-text parameters every instance has: shown, never compared."""
@@ -76,7 +75,7 @@ class InstanceResult:
         path: the `instance_<k>` folder.
         num_folds: the experiment's number of folds; `None` reads it from `summary.json`
             or counts the fold files.
-        reader: the results reader. Defaults to the process's (`READER`).
+        store: the results store. Defaults to the process's (`STORE`).
         num_repeats: the repeats of the k-fold (`folds.json`). Defaults to `1`.
 
     Attributes:
@@ -96,12 +95,12 @@ class InstanceResult:
     """
 
     def __init__(self, path: str | Path, num_folds: int | None = None, *,
-                 reader: ResultsReader = READER, num_repeats: int = 1) -> None:
+                 store: ResultsStore = STORE, num_repeats: int = 1) -> None:
         path = Path(path)
         layout = InstanceLayout.parse(path)
         if layout is None:
             raise ConfigurationError(f"{path} is not an instance_<k> folder.")
-        files = reader.instance(layout, num_folds, tasks.rules, edited_params)
+        files = store.instance(layout, num_folds, tasks.rules, edited_params)
         self.layout = layout
         self.path = path
         self.id = layout.id
@@ -173,7 +172,7 @@ class ExperimentResults:
 
     Args:
         path: the `experiment_<N>` folder.
-        reader: the results reader. Defaults to the process's (`READER`).
+        store: the results store. Defaults to the process's (`STORE`).
         num_folds: the number of folds when the folder has no `folds.json` yet (a run's
             plan); `None` counts each instance's fold files then.
 
@@ -181,11 +180,11 @@ class ExperimentResults:
         ResultsConflictError: when its `folds.json` is not a fold manifest.
     """
 
-    def __init__(self, path: str | Path, *, reader: ResultsReader = READER,
+    def __init__(self, path: str | Path, *, store: ResultsStore = STORE,
                  num_folds: int | None = None) -> None:
         self.path = Path(path)
         self.layout = ExperimentLayout(self.path)
-        self.reader = reader
+        self.store = store
         self._planned_folds = num_folds
         self.manifest: FoldsManifest | None = None
         self.instances: dict[int, InstanceResult] = {}
@@ -214,15 +213,15 @@ class ExperimentResults:
         Raises:
             ResultsConflictError: when `folds.json` is not a fold manifest.
         """
-        self.manifest = self.reader.manifest(self.layout)
+        self.manifest = self.store.manifest(self.layout)
         found = {inst.id: inst for inst in self.layout.instances()}
         for k in [k for k in self.instances if k not in found]:
             del self.instances[k], self._stamps[k]
         for k, inst in found.items():
-            stamp = self.reader.stamp(inst, self.num_folds)
+            stamp = self.store.stamp(inst, self.num_folds)
             if self._stamps.get(k) != stamp or k not in self.instances:
                 self.instances[k] = InstanceResult(inst.root, self.num_folds,
-                                                   reader=self.reader,
+                                                   store=self.store,
                                                    num_repeats=self.num_repeats)
                 self._stamps[k] = stamp
         self.instances = dict(sorted(self.instances.items()))
@@ -236,12 +235,12 @@ class ExperimentResults:
             Its `InstanceResult`, now also `self[instance_id]`.
         """
         if self.manifest is None:  # written since these results were first read
-            self.manifest = self.reader.manifest(self.layout)
+            self.manifest = self.store.manifest(self.layout)
         inst = self.layout.instance(instance_id)
-        stamp = self.reader.stamp(inst, self.num_folds)
+        stamp = self.store.stamp(inst, self.num_folds)
         if self._stamps.get(instance_id) != stamp or instance_id not in self.instances:
             self.instances[instance_id] = InstanceResult(inst.root, self.num_folds,
-                                                         reader=self.reader,
+                                                         store=self.store,
                                                          num_repeats=self.num_repeats)
             self._stamps[instance_id] = stamp
             self.instances = dict(sorted(self.instances.items()))
@@ -272,8 +271,7 @@ class ExperimentResults:
     def runs(self) -> list[RunCommand]:
         """The command line of every run of the experiment, oldest first
         (`code/commands.json`; empty when it is missing or cannot be read)."""
-        log, _ = self.reader.read_record(self.layout.commands_file, CommandLog.from_dict)
-        return list(log.runs) if log is not None else []
+        return self.store.commands(self.layout)
 
     def __iter__(self) -> Iterator[InstanceResult]:
         return iter(self.instances.values())

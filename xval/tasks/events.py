@@ -1,17 +1,21 @@
 """Sound event detection: frame activity -> event lists, and detection metrics.
 
 Event metrics are computed by `sed_eval` (the DCASE reference implementation,
-`pip install -e '.[detection]'`); frame metrics by scikit-learn.
+`pip install -e '.[detection]'`); frame metrics by scikit-learn; the median filter by scipy.
+Each is imported by the function that uses it, so that naming the detection task costs
+numpy alone (`xval.tasks.base`).
 """
+
+from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
-from scipy.ndimage import median_filter
-from sklearn.metrics import precision_recall_fscore_support
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from xval.core.errors import ConfigurationError
 
@@ -80,6 +84,8 @@ def activity_to_events(probabilities: np.ndarray, *, frame_seconds: float,
                           min_gap_seconds)
     active = (p >= thresholds[None, :]).astype(np.uint8)
     if median_filter_frames > 1:
+        from scipy.ndimage import median_filter  # noqa: PLC0415  (scipy: when filtering)
+
         active = median_filter(active, size=(median_filter_frames, 1), mode="nearest")
     events = []
     for c, label in enumerate(names):
@@ -210,6 +216,8 @@ def frame_metrics(y_true: np.ndarray, y_prob: np.ndarray,
     if y_true.shape != y_prob.shape:
         raise ValueError(f"y_true of shape {y_true.shape} and y_prob of shape {y_prob.shape}: "
                          "expected the same shape.")
+    from sklearn.metrics import precision_recall_fscore_support  # noqa: PLC0415  (scoring)
+
     precision, recall, f1, _ = precision_recall_fscore_support(
         y_true.ravel() >= 0.5, (y_prob >= thresholds).ravel(),
         average="binary", zero_division=0)
@@ -346,6 +354,8 @@ def import_sed_eval() -> tuple[Any, Any]:
 
 def _by_file(events: pd.DataFrame | Iterable[FileEvent], files: list[str], classes: list[str],
              name: str) -> dict[str, list[dict[str, Any]]]:
+    import pandas as pd  # noqa: PLC0415  (pandas: when events are scored)
+
     rows: Iterable[Any]
     if isinstance(events, pd.DataFrame):
         rows = zip(events["file"], events["onset_s"], events["offset_s"], events["label"])

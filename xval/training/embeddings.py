@@ -18,8 +18,9 @@ the fitted pipeline is saved as `fold_<i>.skops` (skops, not pickle) beside `fol
 and `python -m xval predict --embedding-classifier` uses it.
 
 A saved model that sits in an experiment's instance folder carries its fold's items
-(`fold_<i>.json`); a model trained on any of this fold's test items is refused (its
-embeddings would have seen the test speakers).
+(`fold_<i>.json`, read by the planner into `Job.embedding_items`: a job reads no result
+file); a model trained on any of this fold's test items is refused (its embeddings would
+have seen the test speakers).
 """
 
 from __future__ import annotations
@@ -43,15 +44,9 @@ from preprocessing.store import FeatureStore
 from xval.config import embedding
 from xval.core.errors import ConfigurationError, TrainingError
 from xval.core.parameters import TrainingParams
-from xval.core.reader import READER
-from xval.core.records import FoldResult, Metrics
+from xval.core.records import Metrics
 from xval.tasks.metrics import classification_metrics
-from xval.training.loading import (
-    EmbeddingFunction,
-    embedding_model,
-    fold_model_layout,
-    layer_names,
-)
+from xval.training.loading import EmbeddingFunction, embedding_model, layer_names
 from xval.training.loading import load as load_model
 
 # The loaders of the skops nodes a saved classifier is made of (anything else, a function,
@@ -71,25 +66,23 @@ Source = tuple[dict[str, Any], EmbeddingFunction]
 """An embedding source of a fold: its description and its function (see `prepare`)."""
 
 
-def check_no_leak(path: Path, items: Mapping[str, list[str]], fold: int) -> bool:
+def check_no_leak(path: Path, trained: list[str] | None, items: Mapping[str, list[str]],
+                  fold: int) -> bool:
     """Raises TrainingError when the saved model at `path` was trained on a test item.
 
-    The model's own fold file (`fold_<i>.json` beside `fold_<i>.keras`) gives its items;
-    a model without one cannot be checked.
+    Args:
+        path: the saved model.
+        trained: the items its own fold trained and validated on (`Job.embedding_items`,
+            from the fold record beside it), or `None` when no record says.
+        items: this fold's items.
+        fold: this fold's number.
 
     Returns:
-        Whether the check could be made (`False`: no readable fold file).
+        Whether the check could be made (`False`: no readable fold record).
     """
-    found = fold_model_layout(path)
-    if found is None or not found[0].fold_file(found[1]).is_file():
+    if trained is None:
         return False
-    layout, model_fold = found
-    record, _ = READER.read_record(layout.fold_file(model_fold), FoldResult.from_dict)
-    if record is None:  # unreadable, or not a fold record
-        return False
-    trained = record.items
-    seen = set(map(str, trained.get("train", []))) | set(map(str, trained.get("val", [])))
-    leaked = sorted(seen & set(map(str, items.get("test", []))))
+    leaked = sorted(set(trained) & set(map(str, items.get("test", []))))
     if leaked:
         raise TrainingError(
             f"Fold {fold}: embedding model {path} was trained on {', '.join(leaked[:5])}, which "
@@ -101,7 +94,8 @@ def check_no_leak(path: Path, items: Mapping[str, list[str]], fold: int) -> bool
 
 
 def prepare(params: Mapping[str, Any], model: Any, store: FeatureStore,
-            items: Mapping[str, list[str]], fold: int) -> list[Source]:
+            items: Mapping[str, list[str]], fold: int,
+            trained: Mapping[str, list[str] | None]) -> list[Source]:
     """Loads and checks a fold's embedding sources before its network trains.
 
     Args:
@@ -111,6 +105,7 @@ def prepare(params: Mapping[str, Any], model: Any, store: FeatureStore,
         store: the fold's `FeatureStore`.
         items: the fold's items (`{"train", "val", "test"}`), for the leak check.
         fold: the fold number.
+        trained: saved model path -> the items it was trained on (`Job.embedding_items`).
 
     Returns:
         list of `(description dict, function)`; the dict names the model and, for a saved
@@ -130,7 +125,7 @@ def prepare(params: Mapping[str, Any], model: Any, store: FeatureStore,
         if not source.is_file():
             raise TrainingError(f"Fold {fold}: embedding model {source} does not exist (the "
                                 "embedding_models entry names no model for this fold).")
-        checked = check_no_leak(source, items, fold)
+        checked = check_no_leak(source, trained.get(str(source)), items, fold)
         saved = load_model(source, what="embedding_models")
         shape = tuple(saved.inputs[0].shape[1:])
         if shape != tuple(store.features.shape[1:]):
@@ -376,7 +371,7 @@ def fit_fold_classifier(params: Mapping[str, Any], prepared: list[Source],
         metrics.setdefault(key, {}).update(
             {f"{embedding.PREFIX}{n}": v for n, v in block.items()})
         if multi_segment:
-            pooled = classification.pool_by_clip(out, y[key][keep], clips[r[keep]])
+            pooled = classification.scoring.pool_by_clip(out, y[key][keep], clips[r[keep]])
             assert pooled is not None  # classification pools by clip
             _, clip_out, clip_y = pooled
             block = classification_metrics(clip_y, clip_out, len(classes))

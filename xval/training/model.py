@@ -178,7 +178,7 @@ def transfer_backbone(params: Params, num_outputs: int, task_type: str) -> Any:
                 f"{type(head).__name__}, not Dense."
             )
         base = keras.Model(base.inputs,
-                           tasks.get(task_type).output_head(head.input, num_outputs),
+                           tasks.get(task_type).head.layer(head.input, num_outputs),
                            name=f"{base.name}_transfer")
     freeze_layers(base, params.freeze_layers, path.name)
     return base
