@@ -172,7 +172,7 @@ def outer_folds(run: NestedRun, plan: Plan, recorder: Recorder, instance: int) -
                                    run.overwrite)
     metric = selection_metric(run.config, plan.task_type)
     record = STORE.read_record(recorder.instance_layout(instance).nested_file,
-                                NestedRecord.from_dict)[0]
+                               NestedRecord.from_dict)[0]
     if record is None:
         record = NestedRecord(inner_folds=run.inner_folds, n_trials=run.n_trials,
                               metric=metric)

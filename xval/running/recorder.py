@@ -31,7 +31,7 @@ from xval.core.records import (
     RunCommand,
     TrialRecord,
 )
-from xval.core.storage import STORE, FoldCheck, InstanceFolds, ResultsStore
+from xval.core.storage import STORE, InstanceFolds, ResultsStore
 from xval.report.results import ExperimentResults
 
 Out = Callable[..., None]
@@ -54,20 +54,10 @@ class RecorderListener(Protocol):
 
 def folds_on_disk(layout: InstanceLayout, num_folds: int, *, params_hash: str | None,
                   task_type: str | None, store: ResultsStore = STORE) -> InstanceFolds:
-    """The fold files of an instance within `num_folds`, read and checked to resume from:
-    an `ok` fold needs its model, trained with the instance's parameters (`params_hash`),
-    with metrics in the task's ranges (`FoldCheck`).
-
-    Args:
-        layout: the instance's folder.
-        num_folds: the experiment's number of folds.
-        params_hash: the instance's parameter hash, or `None` not to check it.
-        task_type: the task whose metric ranges apply, or `None` (the folds' own).
-        store: the results store. Defaults to the process's.
-    """
-    return store.folds(layout, num_folds, FoldCheck(layout.id, params_hash,
-                                                     rules=tasks.rules(task_type),
-                                                     model_required=True))
+    """The fold files of an instance within `num_folds`, read and checked to resume from
+    (`ResultsStore.resume_folds`, with the ranges of `task_type`: `None` for the folds'
+    own task)."""
+    return store.resume_folds(layout, num_folds, params_hash, tasks.rules(task_type))
 
 
 class Recorder:

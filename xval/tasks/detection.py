@@ -29,7 +29,7 @@ unweighted cross-entropy, comparable between instances; the history's `loss` and
 Per fold, the first `PLOT_WINDOWS` test windows holding an annotated event (the first
 windows when none does) are kept with their frame probabilities (`fold_plot_data`), and
 the report draws them against the annotation as `plots/activity_fold_<i>.png`
-(`xval.report.figures`).
+(`xval.report.plots`).
 """
 
 from __future__ import annotations
@@ -213,21 +213,10 @@ class EventScoring(Scoring):
     def pool_by_clip(self, outputs: np.ndarray, targets: np.ndarray, clips: np.ndarray,
                      starts: Sequence[float] | None = None,
                      frame_seconds: float | None = None) -> Pooled | None:
-        """Recordings stitched from their windows: the clip level of detection.
-
-        The windows of each recording (`clip`) are laid on its time line at their `start`
-        (`xval.events.stitch_windows`): probabilities averaged where windows overlap, the
-        targets of overlapping frames merged. Events are then found and scored over whole
-        recordings, so an event cut by a window border counts once, as in the annotation.
-        The time line ends with the last window; gaps between windows (a hop longer than a
-        window) are silence: no activity, no annotation.
-
-        Returns:
-            `(clip_ids, clip_logits, clip_targets)` with lists of `(frames_i, classes)`
-            arrays (one per recording, first-seen order), or `None` without `starts` and
-            `frame_seconds`, or when two windows of a recording start on the same frame (a
-            store without window starts).
-        """
+        """Recordings stitched from their windows: the clip level of detection
+        (`xval.tasks.event_rules.stitch_recordings`: probabilities averaged where windows
+        overlap, targets merged, so that an event cut by a window border counts once, as in
+        the annotation); `None` without window starts and the hop."""
         return stitch_recordings(outputs, targets, clips, starts, frame_seconds)
 
     def fold_plot_data(self, y_true: np.ndarray, outputs: np.ndarray, meta: pd.DataFrame,

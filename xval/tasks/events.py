@@ -24,9 +24,6 @@ from xval.core.errors import ConfigurationError
 T_COLLAR = 0.2
 PERCENTAGE_OF_LENGTH = 0.5
 TIME_RESOLUTION = 1.0
-METRIC_NAMES = ("segment_f1", "segment_error_rate", "event_f1", "event_precision",
-                "event_recall")
-FRAME_METRIC_NAMES = ("frame_f1", "frame_precision", "frame_recall")
 
 Event = tuple[float, float, str]
 """`(onset_s, offset_s, label)`."""
@@ -70,7 +67,8 @@ def activity_to_events(probabilities: np.ndarray, *, frame_seconds: float,
 
     Raises:
         ValueError: for a shape that does not match `classes`, a threshold outside (0, 1]
-            or a list of thresholds not one per class, an even or non-positive `median_filter_frames`, or negative durations.
+            or a list of thresholds not one per class, an even or non-positive
+            `median_filter_frames`, or negative durations.
     """
     names = list(classes)
     p = np.asarray(probabilities, dtype=float)
@@ -102,14 +100,8 @@ def activity_to_events(probabilities: np.ndarray, *, frame_seconds: float,
 
 
 def class_thresholds(threshold: float | Sequence[float], names: Sequence[str]) -> np.ndarray:
-    """One threshold per class: `threshold` repeated, or the per-class list checked.
-
-    Args:
-        threshold: one value in (0, 1] for every class, or one per class.
-        names: the class names.
-
-    Returns:
-        `np.ndarray [shape=(len(names),)]`.
+    """One threshold per class, `np.ndarray [shape=(len(names),)]`: `threshold` (one value in
+    (0, 1]) repeated, or the per-class list checked.
 
     Raises:
         ValueError: a value outside (0, 1], or a list of another length.
@@ -182,10 +174,8 @@ def stitch_windows(windows: np.ndarray, starts_s: Sequence[float] | np.ndarray,
     line = np.zeros((total, frames.shape[2]))
     count = np.zeros((total, 1))
     for first, window in zip(firsts, frames):
-        if reduce == "max":
-            line[first:first + length] = np.maximum(line[first:first + length], window)
-        else:
-            line[first:first + length] += window
+        part = line[first:first + length]
+        part[:] = np.maximum(part, window) if reduce == "max" else part + window
         count[first:first + length] += 1
     return line if reduce == "max" else line / np.maximum(count, 1)
 
@@ -236,7 +226,7 @@ def detection_metrics(reference: pd.DataFrame | Iterable[FileEvent],
 
     Args:
         reference: annotated events: a `pandas.DataFrame` with the columns `file, onset_s,
-            offset_s, label`, or an iterable of `(file, onset_s, offset_s, label)`.
+            offset_s, label`, or a list of `(file, onset_s, offset_s, label)`.
         estimated: detected events, in the same form.
         files: every evaluated file, including those with no event in either list (their
             detections count as insertions).
@@ -260,28 +250,19 @@ def detection_metrics(reference: pd.DataFrame | Iterable[FileEvent],
         ConfigurationError: when `sed_eval` is not installed or cannot be imported.
         ValueError: for an event of a file not in `files` or of a label not in `classes`.
     """
-    sed_eval, containers = import_sed_eval()
-    names, labels = list(files), list(classes)
-    ref, est = _by_file(reference, names, labels, "reference"), _by_file(
-        estimated, names, labels, "estimated")
+    sed_eval, labels, lists = _sed_lists(reference, estimated, files, classes)
     segment = sed_eval.sound_event.SegmentBasedMetrics(event_label_list=labels,
                                                         time_resolution=time_resolution)
-    event = sed_eval.sound_event.EventBasedMetrics(
-        event_label_list=labels, t_collar=t_collar, percentage_of_length=percentage_of_length,
-        evaluate_onset=True, evaluate_offset=evaluate_offset)
-    for file in names:
-        r = containers.MetaDataContainer(ref.get(file, []))
-        e = containers.MetaDataContainer(est.get(file, []))
-        length = None if durations is None else durations.get(file)
+    for file, r, e in lists:
         segment.evaluate(reference_event_list=r, estimated_event_list=e,
-                         evaluated_length_seconds=length)
-        event.evaluate(reference_event_list=r, estimated_event_list=e)
-    seg, evt = segment.results_overall_metrics(), event.results_overall_metrics()
+                         evaluated_length_seconds=(durations or {}).get(file))
+    seg = segment.results_overall_metrics()
+    event = event_metrics(reference, estimated, files=[f for f, _, _ in lists], classes=labels,
+                          evaluate_offset=evaluate_offset, t_collar=t_collar,
+                          percentage_of_length=percentage_of_length)
     return {"segment_f1": float(seg["f_measure"]["f_measure"]),
             "segment_error_rate": float(seg["error_rate"]["error_rate"]),
-            "event_f1": float(evt["f_measure"]["f_measure"]),
-            "event_precision": float(evt["f_measure"]["precision"]),
-            "event_recall": float(evt["f_measure"]["recall"])}
+            **{k: event[k] for k in ("event_f1", "event_precision", "event_recall")}}
 
 
 def event_metrics(reference: pd.DataFrame | Iterable[FileEvent],
@@ -294,35 +275,26 @@ def event_metrics(reference: pd.DataFrame | Iterable[FileEvent],
     `detection_metrics`, for onset-only scoring and for choosing post-processing.
 
     Args:
-        reference: annotated events (see `detection_metrics`).
-        estimated: detected events, in the same form.
-        files: every evaluated file.
-        classes: the class names.
-        evaluate_offset: also require matching offsets; `False` matches on onsets only.
-            Defaults to `True`.
-        t_collar: onset (and offset) collar in seconds. Defaults to `0.2` (DCASE).
-        percentage_of_length: see `detection_metrics`. Defaults to `0.5`.
+        reference, estimated, files, classes, evaluate_offset, t_collar,
+        percentage_of_length: as for `detection_metrics`.
 
     Returns:
-        dict `event_f1` (overall, micro over classes) and `class_f1` (class -> F1); `nan`
-        where undefined (no event in either list).
+        dict `event_f1`, `event_precision`, `event_recall` (overall, micro over classes) and
+        `class_f1` (class -> F1); `nan` where undefined (no event in either list).
 
     Raises:
         ConfigurationError: when `sed_eval` cannot be imported.
         ValueError: for an event of a file not in `files` or of a label not in `classes`.
     """
-    sed_eval, containers = import_sed_eval()
-    names, labels = list(files), list(classes)
-    ref, est = _by_file(reference, names, labels, "reference"), _by_file(
-        estimated, names, labels, "estimated")
+    sed_eval, labels, lists = _sed_lists(reference, estimated, files, classes)
     event = sed_eval.sound_event.EventBasedMetrics(
         event_label_list=labels, t_collar=t_collar, percentage_of_length=percentage_of_length,
         evaluate_onset=True, evaluate_offset=evaluate_offset)
-    for file in names:
-        event.evaluate(reference_event_list=containers.MetaDataContainer(ref.get(file, [])),
-                       estimated_event_list=containers.MetaDataContainer(est.get(file, [])))
-    by_class = event.results_class_wise_metrics()
-    return {"event_f1": float(event.results_overall_metrics()["f_measure"]["f_measure"]),
+    for _, r, e in lists:
+        event.evaluate(reference_event_list=r, estimated_event_list=e)
+    by_class, overall = event.results_class_wise_metrics(), event.results_overall_metrics()
+    return {**{f"event_{k}": float(overall["f_measure"][name]) for k, name in
+               (("f1", "f_measure"), ("precision", "precision"), ("recall", "recall"))},
             "class_f1": {c: float(by_class[c]["f_measure"]["f_measure"]) for c in labels}}
 
 
@@ -350,6 +322,19 @@ def import_sed_eval() -> tuple[Any, Any]:
             "setuptools<81)."
         ) from e
     return sed_eval, containers
+
+
+def _sed_lists(reference: pd.DataFrame | Iterable[FileEvent],
+               estimated: pd.DataFrame | Iterable[FileEvent], files: Iterable[str],
+               classes: Iterable[str]) -> tuple[Any, list[str], list[tuple[str, Any, Any]]]:
+    """`(sed_eval, classes, [(file, reference events, estimated events)])`: the events of
+    every file as sed_eval's containers, checked against `files` and `classes`."""
+    sed_eval, containers = import_sed_eval()
+    names, labels = list(files), list(classes)
+    ref, est = (_by_file(events, names, labels, name) for events, name in
+                ((reference, "reference"), (estimated, "estimated")))
+    return sed_eval, labels, [(f, containers.MetaDataContainer(ref.get(f, [])),
+                               containers.MetaDataContainer(est.get(f, []))) for f in names]
 
 
 def _by_file(events: pd.DataFrame | Iterable[FileEvent], files: list[str], classes: list[str],

@@ -1,18 +1,11 @@
-"""`ResultsStore`: every read and write of an experiment's result files.
+"""`ResultsStore`: every read and write of an experiment's result files (the process's one
+store: `STORE`), as Optuna's `BaseStorage` is for trials; callers never open them.
 
-As Optuna's `BaseStorage` is for trials, the store is the one object through which result
-files are written and read; callers never open them. The recorder of a run
-(`xval.running.recorder`) writes through it, in the driver, whatever executor trained the
-folds; the planner, the report, refit, search and inference read through it. What it
-writes it keeps (`RecordFiles.write`), so that nobody reads it back from disk; what it
-reads it reads once per version of each file.
-
-Every file is written atomically, the model before the fold file that records its size and
-hash, so a fold is done exactly when its `fold_<i>.json` is a believable `ok` record
-(`FoldCheck`) beside its `.keras`. Every record file is sealed with its content hash, and
-a file edited by hand is named (`xval.core.hashing`).
-
-One store serves the whole process (`STORE`).
+A run's recorder (`xval.running.recorder`) writes through it, in the driver, whatever
+executor trained the folds; the planner, the report, refit, search and inference read
+through it. Every file is written atomically, the model before the fold file that records
+its size and hash, so a fold is done exactly when its `fold_<i>.json` is a believable `ok`
+record (`FoldCheck`) beside its `.keras`; records are sealed and cached (`RecordFiles`).
 """
 
 from __future__ import annotations
@@ -92,12 +85,10 @@ class ResultsStore(RecordFiles):
                          description: str, dataset_info: Mapping[str, Any], *,
                          script: str | None, config_path: str | Path | None, backend: str,
                          command: RunCommand | None = None, out: Any = print) -> None:
-        """Writes the experiment-level files under the experiment's lock: `folds.json` (or
-        checks the one there), the description, the experiment's `dataset.json` (what
-        prediction needs to extract features as the dataset did), the code snapshot
-        (`xval.core.snapshot.write_snapshot` of the script, config.ini and backend) and the
-        run in `code/commands.json` (a log that cannot be read is kept aside as
-        `commands.json.unreadable`, said, and a new one begun).
+        """Writes the experiment-level files under its lock: `folds.json` (or checks the one
+        there), the description, the store's `dataset.json` (what prediction extracts
+        features with), the code snapshot (`write_snapshot`) and the run's `command` in
+        `code/commands.json` (one that cannot be read is kept aside as `.unreadable`).
 
         Raises:
             ResultsConflictError: when `folds.json` changed under this run.
@@ -151,6 +142,14 @@ class ResultsStore(RecordFiles):
                 else:
                     out.refused.add(i)
         return out
+
+    def resume_folds(self, layout: InstanceLayout, num_folds: int, params_hash: str | None,
+                     rules: TaskRules) -> InstanceFolds:
+        """The fold files of an instance within `num_folds`, checked to resume from: an `ok`
+        fold needs its model, trained with the instance's parameters (`params_hash`; `None`
+        not to check them), with metrics in the task's ranges (`rules`)."""
+        return self.folds(layout, num_folds,
+                          FoldCheck(layout.id, params_hash, rules=rules, model_required=True))
 
     def params(self, layout: InstanceLayout,
                edited: EditedCheck | None = None) -> tuple[ParamsRecord | None, str]:
@@ -234,10 +233,6 @@ class ResultsStore(RecordFiles):
             names.append(layout.summary_file)
         return tuple((p.name, hashing.file_stamp(p)) for p in names)
 
-    def nested(self, layout: InstanceLayout) -> NestedRecord | None:
-        """The instance's `nested.json` (a nested search's choices), or `None`."""
-        return self.read_record(layout.nested_file, NestedRecord.from_dict)[0]
-
     def model_items(self, model: Path) -> list[str] | None:
         """The items the fold model `model` (a `fold_<i>.keras`) was trained and validated
         on, from the fold record beside it; `None` for a model of another name, or without
@@ -254,8 +249,7 @@ class ResultsStore(RecordFiles):
     def predictions(self, layout: InstanceLayout, fold: int) -> list[dict[str, str]] | None:
         """The rows of a fold's `predictions_fold_<i>.csv` (column -> text), or `None`."""
         path = layout.predictions(fold)
-        return list(csv.DictReader(io.StringIO(path.read_text()))) if path.is_file() \
-            else None
+        return list(csv.DictReader(io.StringIO(path.read_text()))) if path.is_file() else None
 
     def plot_data(self, layout: InstanceLayout, fold: int) -> dict[str, Any] | None:
         """What a fold's figures draw (`plot_data_fold_<i>.json`), or `None`."""
@@ -265,8 +259,7 @@ class ResultsStore(RecordFiles):
     # -- an instance: writing --------------------------------------------------------------
 
     def instance_lock(self, layout: InstanceLayout) -> FileLock:
-        """The lock a runner holds while it runs an instance (outside the instance folder,
-        which --overwrite moves aside)."""
+        """The lock a runner holds while it runs an instance (outside its folder)."""
         return lock(layout.root)
 
     def begin_instance(self, layout: InstanceLayout, record: ParamsRecord, *,
@@ -274,8 +267,7 @@ class ResultsStore(RecordFiles):
                        dataset_info: Mapping[str, Any] | None = None,
                        out: Any = print) -> InstanceFolds:
         """Writes an instance's `params.json` (and its own `dataset.json`), and reads the
-        folds already there to resume from: an `ok` fold needs its model, trained with the
-        instance's parameters, with metrics in the task's ranges (`FoldCheck`).
+        folds already there to resume from (`resume_folds`).
 
         With `overwrite`, an existing instance folder is moved aside to
         `instance_<k>.previous` (kept until the new results complete, so an interrupted or
@@ -296,8 +288,7 @@ class ResultsStore(RecordFiles):
         if dataset_info is not None:
             atomic_write_json(layout.dataset_file, dict(dataset_info))
         self.write(layout.params_file, record)
-        folds = self.folds(layout, num_folds, FoldCheck(layout.id, record.hash, rules=rules,
-                                                        model_required=True))
+        folds = self.resume_folds(layout, num_folds, record.hash, rules)
         if len(folds.done) < num_folds:
             layout.error_file.unlink(missing_ok=True)
         return folds
