@@ -7,9 +7,13 @@ import json
 import re
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from xval.core.errors import ConfigurationError, XvalError
-from xval.running.experiment import Experiment
+from xval.running.declaration import ExperimentDeclaration
+
+if TYPE_CHECKING:
+    from xval.running.experiment import Experiment
 
 
 def load_experiment(path: str | Path) -> Experiment:
@@ -41,9 +45,11 @@ def load_experiment(path: str | Path) -> Experiment:
             "script declares `experiment` and runs only under `if __name__ == "
             "\"__main__\":`.") from e
     experiment = getattr(module, "experiment", None)
-    if not isinstance(experiment, Experiment):
+    # `xval.Experiment` is a declaration with its run: checked against the declaration, so
+    # that `python -m xval config` imports the engine only through the script itself.
+    if not isinstance(experiment, ExperimentDeclaration):
         raise ConfigurationError(f"{path} defines no `experiment = Experiment(...)`.")
-    return experiment
+    return cast("Experiment", experiment)
 
 
 SCRIPT_MARK = "Written by `python -m xval init`"

@@ -45,7 +45,6 @@ from xval.config import embedding
 from xval.core.errors import ConfigurationError, TrainingError
 from xval.core.parameters import TrainingParams
 from xval.core.records import Metrics
-from xval.tasks.metrics import classification_metrics
 from xval.training.loading import EmbeddingFunction, embedding_model, layer_names
 from xval.training.loading import load as load_model
 
@@ -361,24 +360,20 @@ def fit_fold_classifier(params: Mapping[str, Any], prepared: list[Source],
     typed = TrainingParams.of(params)
     pipeline, info = fit(typed.embedding_classifier, x["train"], y["train"], x["val"],
                          y["val"], typed.embedding_c, seed)
-    clips = store.clips
-    classification = embedding.task()
+    scoring = embedding.task().scoring  # the classifier's scores are classification's
+
+    def add(into: Metrics, key: str, truth: np.ndarray, out: np.ndarray) -> None:
+        found = scoring.evaluate(truth, out, len(classes))
+        into.setdefault(key, {}).update({f"{embedding.PREFIX}{n}": v for n, v in found.items()
+                                         if n != "confusion_matrix"})
+
     for key, r in rows.items():
         keep = ~store.augmented[r]  # scores on original rows only, as the network's
         out = scores(pipeline, x[key][keep])
-        block = classification_metrics(y[key][keep], out, len(classes))
-        block.pop("confusion_matrix")
-        metrics.setdefault(key, {}).update(
-            {f"{embedding.PREFIX}{n}": v for n, v in block.items()})
-        if multi_segment:
-            pooled = classification.scoring.pool_by_clip(out, y[key][keep], clips[r[keep]])
-            assert pooled is not None  # classification pools by clip
-            _, clip_out, clip_y = pooled
-            block = classification_metrics(clip_y, clip_out, len(classes))
-            block.pop("confusion_matrix")
-            clip_metrics.setdefault(key, {}).update(
-                {f"{embedding.PREFIX}{n}": v for n, v in block.items()})
-    info = {"kind": typed.embedding_classifier,
-            "layer": typed.embedding_layer, "sources": described,
-            "classes": classes, **info}
-    return dumps(pipeline), info
+        add(metrics, key, y[key][keep], out)
+        pooled = scoring.pool_by_clip(out, y[key][keep], store.clips[r[keep]]) \
+            if multi_segment else None
+        if pooled is not None:
+            add(clip_metrics, key, pooled[2], pooled[1])
+    return dumps(pipeline), {"kind": typed.embedding_classifier, "layer": typed.embedding_layer,
+                             "sources": described, "classes": classes, **info}
