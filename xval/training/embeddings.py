@@ -25,7 +25,6 @@ have seen the test speakers).
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import zipfile
@@ -43,6 +42,7 @@ from sklearn.svm import SVC
 from preprocessing.store import FeatureStore
 from xval.config import embedding
 from xval.core.errors import ConfigurationError, TrainingError
+from xval.core.hashing import file_digest
 from xval.core.parameters import TrainingParams
 from xval.core.records import Metrics
 from xval.training.loading import EmbeddingFunction, embedding_model, layer_names
@@ -133,7 +133,7 @@ def prepare(params: Mapping[str, Any], model: Any, store: FeatureStore,
                 f"the store's rows are {tuple(store.features.shape[1:])}; use a model trained "
                 "on features made with the same parameters."
             )
-        digest = hashlib.sha256(source.read_bytes()).hexdigest()
+        digest = file_digest(source)
         prepared.append(({"model": str(source), "sha256": digest, "leak_checked": checked},
                          embedding_function(saved, layer)))
     return prepared
@@ -146,8 +146,7 @@ def check_unchanged(source: Mapping[str, Any]) -> None:
     if not path.is_file():
         raise ConfigurationError(f"Embedding model {path} (a source of this embedding "
                                  "classifier) does not exist; it was moved or deleted.")
-    if source.get("sha256") and hashlib.sha256(path.read_bytes()).hexdigest() != \
-            source["sha256"]:
+    if source.get("sha256") and file_digest(path) != source["sha256"]:
         raise ConfigurationError(
             f"Embedding model {path} changed since the embedding classifier was fit on it (its "
             "SHA-256 differs): the classifier's answers would be wrong. Rerun the instance.")
@@ -158,9 +157,7 @@ def layer_for(model: Any, name: str = "auto") -> str | None:
     there is one, else the input of the last layer."""
     if name != "auto":
         return name
-    if "bottleneck" in layer_names(model):
-        return "bottleneck"
-    return None  # the penultimate representation
+    return "bottleneck" if "bottleneck" in layer_names(model) else None  # else penultimate
 
 
 def embedding_function(model: Any, name: str = "auto") -> EmbeddingFunction:
