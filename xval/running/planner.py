@@ -95,14 +95,12 @@ class Plan:
         """The `Job` of fold `fold` of `instance`, with the items its saved embedding
         models were trained on (read here: a job reads no result file)."""
         store, params = self.store_of(instance), self.resolved[instance]
-        saved = [p for p in embedding.sources(params, fold) if p != embedding.SELF] \
-            if embedding.enabled(params) else []
         return Job(instance=instance, fold=fold, params=params,
                    params_hash=self.hashes[instance], items=self.folds[fold],
                    task_type=self.task_type, generator=self.generator,
                    store=str(Path(store.path).resolve()), store_hash=store.content_hash,
                    log_dir=str(self.layout.instance(instance).log_dir(fold)),
-                   embedding_items={str(p): STORE.model_items(Path(p)) for p in saved})
+                   embedding_items=embedding_items(params, fold))
 
     def jobs(self, instance: int, folds: list[int]) -> list[Job]:
         """The `Job`s of `instance` for the fold indices `folds`."""
@@ -124,6 +122,16 @@ class Plan:
             out(f"Instance {k}:")
             for name in sorted(p):
                 out(f"  {name} = {p[name]!r}")
+
+
+def embedding_items(params: Params, fold: int) -> dict[str, list[str] | None]:
+    """Saved embedding model of fold `fold` (its path) -> the items it was trained and
+    validated on, from the fold record beside it (`ResultsStore.model_items`): read here,
+    so that the job checks a leak without reading a result file (`Job.embedding_items`)."""
+    if not embedding.enabled(params):
+        return {}
+    return {str(p): STORE.model_items(Path(p)) for p in embedding.sources(params, fold)
+            if p != embedding.SELF}
 
 
 def _some(items: Sequence[str], shown: int = 6) -> str:

@@ -52,12 +52,10 @@ def activity_to_events(probabilities: np.ndarray, *, frame_seconds: float,
         classes: the class names of the columns.
         threshold: activity threshold, one for every class or one per class (in the order
             of `classes`). Defaults to `0.5`.
-        median_filter_frames: odd median filter length in frames; `1` turns it off
-            (`scipy.ndimage.median_filter`). Defaults to `1`.
-        min_event_seconds: shorter events are removed (after gap bridging). Defaults to
-            `0.0`.
-        min_gap_seconds: shorter gaps between events of one class are bridged. Defaults to
-            `0.0`.
+        median_filter_frames: odd median filter length in frames (`scipy.ndimage`); `1`,
+            the default, turns it off.
+        min_event_seconds: shorter events are removed (after bridging). Defaults to `0.0`.
+        min_gap_seconds: shorter gaps between events of a class are bridged. Defaults to 0.
         offset_s: time of frame 0 (a window's start in its recording). Defaults to `0.0`.
         duration_s: when given, offsets are clipped to it (the end of the recording).
             Defaults to `None`.
@@ -195,8 +193,7 @@ def frame_metrics(y_true: np.ndarray, y_prob: np.ndarray,
         frame predicted or annotated).
 
     Raises:
-        ValueError: when the shapes differ, or per-class thresholds do not match the
-            classes.
+        ValueError: when the shapes differ, or per-class thresholds do not match classes.
     """
     y_true, y_prob = np.asarray(y_true), np.asarray(y_prob)
     thresholds = np.asarray(threshold, dtype=float)
@@ -299,14 +296,8 @@ def event_metrics(reference: pd.DataFrame | Iterable[FileEvent],
 
 
 def import_sed_eval() -> tuple[Any, Any]:
-    """Imports sed_eval (which imports dcase_util, which needs setuptools' pkg_resources).
-
-    Returns:
-        `(sed_eval, dcase_util.containers)`.
-
-    Raises:
-        ConfigurationError: when sed_eval cannot be imported, naming the extra to install.
-    """
+    """`(sed_eval, dcase_util.containers)` (dcase_util needs setuptools' pkg_resources), or a
+    ConfigurationError naming the extra to install when sed_eval cannot be imported."""
     try:
         with warnings.catch_warnings():
             # dcase_util warns that pkg_resources is deprecated on every import.

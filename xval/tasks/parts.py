@@ -263,7 +263,7 @@ class Scoring(Part):
     def fold_plot_data(self, y_true: np.ndarray, outputs: np.ndarray, meta: pd.DataFrame,
                        context: Context = NO_CONTEXT) -> dict[str, Any] | None:
         """What the task's per-fold figures draw, taken from one fold's test rows: written
-        as `plot_data_fold_<i>.json` beside the fold file, read by `xval.report.figures`.
+        as `plot_data_fold_<i>.json` beside the fold file, read by `xval.report.plots`.
 
         Returns:
             A JSON-ready dict, or `None` (the default: no per-fold figure).

@@ -10,12 +10,10 @@ autoencoder's code), else the input of the model's last layer (the penultimate
 representation).
 
 Per fold, the classifier (standardisation, then an RBF-kernel SVM or a logistic regression)
-is fit on the training rows only; its `C` is the value of `embedding_c` or, when that is
-`None`, the one of `C_GRID` that scores the best macro recall on the validation rows (ties: the
-smaller `C`). Test rows are used once, to score it. Its metrics join the fold's metrics with
-the prefix `embedding_` (`embedding_accuracy`, ...) on every split, at segment and clip level;
-the fitted pipeline is saved as `fold_<i>.skops` (skops, not pickle) beside `fold_<i>.keras`
-and `python -m xval predict --embedding-classifier` uses it.
+is fit on the training rows only, with `C = embedding_c` or, when that is `None`, the value
+of `C_GRID` of the best validation macro recall (ties: the smaller). Test rows score it once;
+its metrics join the fold's, prefixed `embedding_`, on every split and level. The pipeline
+is saved as `fold_<i>.skops` (skops, not pickle) for `predict --embedding-classifier`.
 
 A saved model that sits in an experiment's instance folder carries its fold's items
 (`fold_<i>.json`, read by the planner into `Job.embedding_items`: a job reads no result
@@ -53,13 +51,10 @@ from xval.training.loading import load as load_model
 _LOADERS = frozenset({"DictNode", "ListNode", "TupleNode", "JsonNode", "TypeNode",
                       "NdArrayNode", "ObjectNode"})
 # Plain values and arrays; the estimators are added from their classes (`_allowed_types`).
-_VALUE_TYPES = frozenset({
-    *(f"builtins.{name}" for name in ("dict", "list", "tuple", "str", "int", "float", "bool",
-                                      "NoneType", "type")),
-    *(f"numpy.{name}" for name in ("ndarray", "dtype", "float64", "float32", "float16",
-                                   "int64", "int32", "int16", "int8", "uint8", "bool_",
-                                   "str_", "bytes_")),
-})
+_VALUE_TYPES = frozenset(
+    [f"builtins.{name}" for name in "dict list tuple str int float bool NoneType type".split()]
+    + [f"numpy.{name}" for name in ("ndarray dtype float64 float32 float16 int64 int32 int16 "
+                                    "int8 uint8 bool_ str_ bytes_").split()])
 
 Source = tuple[dict[str, Any], EmbeddingFunction]
 """An embedding source of a fold: its description and its function (see `prepare`)."""
@@ -67,14 +62,9 @@ Source = tuple[dict[str, Any], EmbeddingFunction]
 
 def check_no_leak(path: Path, trained: list[str] | None, items: Mapping[str, list[str]],
                   fold: int) -> bool:
-    """Raises TrainingError when the saved model at `path` was trained on a test item.
-
-    Args:
-        path: the saved model.
-        trained: the items its own fold trained and validated on (`Job.embedding_items`,
-            from the fold record beside it), or `None` when no record says.
-        items: this fold's items.
-        fold: this fold's number.
+    """Raises TrainingError when the saved model at `path` was trained on a test item of
+    this fold (`items`, `fold`): `trained`, the items its own fold trained and validated on
+    (`Job.embedding_items`, from the fold record beside it), or `None` when no record says.
 
     Returns:
         Whether the check could be made (`False`: no readable fold record).
@@ -87,8 +77,7 @@ def check_no_leak(path: Path, trained: list[str] | None, items: Mapping[str, lis
             f"Fold {fold}: embedding model {path} was trained on {', '.join(leaked[:5])}, which "
             f"are test items of this fold; its embeddings would have seen the test set. Use the "
             "model of the matching fold (a path with {fold}, from an experiment with the same "
-            "folds) or one trained without these items."
-        )
+            "folds) or one trained without these items.")
     return True
 
 
@@ -102,9 +91,8 @@ def prepare(params: Mapping[str, Any], model: Any, store: FeatureStore,
         model: the fold's own (not yet trained) model; its embedding function follows its
             weights through training.
         store: the fold's `FeatureStore`.
-        items: the fold's items (`{"train", "val", "test"}`), for the leak check.
-        fold: the fold number.
-        trained: saved model path -> the items it was trained on (`Job.embedding_items`).
+        items, fold, trained: the fold's items and number, and what each saved model was
+            trained on (`Job.embedding_items`), for the leak check (`check_no_leak`).
 
     Returns:
         list of `(description dict, function)`; the dict names the model and, for a saved
@@ -131,8 +119,7 @@ def prepare(params: Mapping[str, Any], model: Any, store: FeatureStore,
             raise TrainingError(
                 f"Fold {fold}: embedding model {source} takes features of shape {shape}, but "
                 f"the store's rows are {tuple(store.features.shape[1:])}; use a model trained "
-                "on features made with the same parameters."
-            )
+                "on features made with the same parameters.")
         digest = file_digest(source)
         prepared.append(({"model": str(source), "sha256": digest, "leak_checked": checked},
                          embedding_function(saved, layer)))
@@ -154,10 +141,10 @@ def check_unchanged(source: Mapping[str, Any]) -> None:
 
 def layer_for(model: Any, name: str = "auto") -> str | None:
     """The layer an embedding is taken from: `name`, or for `"auto"` the `bottleneck` where
-    there is one, else the input of the last layer."""
+    there is one, else `None` (the input of the last layer)."""
     if name != "auto":
         return name
-    return "bottleneck" if "bottleneck" in layer_names(model) else None  # else penultimate
+    return "bottleneck" if "bottleneck" in layer_names(model) else None
 
 
 def embedding_function(model: Any, name: str = "auto") -> EmbeddingFunction:
@@ -200,11 +187,9 @@ def fit(kind: str, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
     """Fits the classifier on the training rows, choosing `C` on the validation rows.
 
     Args:
-        kind: `"svm"` or `"logreg"`.
-        x_train: training embeddings `(n, dims)`; `y_train` their class indices.
-        x_val: validation embeddings; `y_val` their class indices.
+        kind: `"svm"` or `"logreg"`; `seed`: its random state.
+        x_train, y_train, x_val, y_val: embeddings `(n, dims)` and class indices.
         c: a fixed `C`, or `None` to choose among `C_GRID` by validation macro recall.
-        seed: random state of the classifier.
 
     Returns:
         `(pipeline, info)`: the fitted pipeline and a dict with `C` and `val_recall` per
@@ -232,8 +217,7 @@ def dumps(pipeline: Pipeline) -> bytes:
 
 
 def _allowed_types() -> frozenset[str]:
-    """The exact types (`module.Class`) a classifier saved by `dumps` holds: the pipeline,
-    its scaler and classifiers (named from the classes, whatever their module), values."""
+    """The exact types (`module.Class`) a classifier saved by `dumps` holds."""
     classes = (Pipeline, StandardScaler, SVC, LogisticRegression)
     return _VALUE_TYPES | {f"{c.__module__}.{c.__qualname__}" for c in classes}
 
@@ -251,18 +235,11 @@ def _node_types(node: Any, found: set[tuple[str, str]]) -> None:
             _node_types(value, found)
 
 
-def _schema(data: bytes) -> Any:
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        return json.loads(archive.read("schema.json"))
-
-
 def load(path: str | Path) -> Pipeline:
-    """Loads a classifier saved by `dumps`, allowing only the exact types it writes.
-
-    Every node of the file's schema is checked against an allow-list before skops reads
-    it: the pipeline, `StandardScaler`, `SVC`, `LogisticRegression`, arrays and plain
-    values, each through a data loader (never a function, a method or a constructor
-    call). skops' own check (`get_untrusted_types`) must name nothing else either.
+    """Loads a classifier saved by `dumps`, allowing only the exact types it writes: every
+    node of the file's schema (and skops' own `get_untrusted_types`) is checked against an
+    allow-list (the pipeline, its scaler and classifiers, arrays, plain values, each through
+    a data loader: never a function, a method or a constructor call) before skops reads it.
 
     Raises:
         ConfigurationError: when the file holds another type or cannot be read (nothing in
@@ -274,7 +251,8 @@ def load(path: str | Path) -> Pipeline:
     try:
         data = path.read_bytes()
         found: set[tuple[str, str]] = set()
-        _node_types(_schema(data), found)
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            _node_types(json.loads(archive.read("schema.json")), found)
         untrusted = sio.get_untrusted_types(data=data)
     except Exception as e:  # noqa: BLE001  (skops raises several kinds on a bad file)
         raise ConfigurationError(f"{path} is not a readable skops file: {e}") from e
@@ -325,15 +303,11 @@ def fit_fold_classifier(params: Mapping[str, Any], prepared: list[Source],
     split's segment (and clip) metrics, in place.
 
     Args:
-        params: the instance parameters.
-        prepared: the fold's embedding sources (`prepare`).
-        store: the fold's store.
+        params, prepared, store, fold, seed: the instance parameters, the fold's embedding
+            sources (`prepare`), its store, number and seed.
         rows: split -> the fold's rows (training rows with their augmented copies).
-        fold: the fold number.
-        seed: the fold's seed.
-        metrics: split -> the network's segment metrics (extended here).
-        clip_metrics: split -> its clip metrics (extended here when `multi_segment`).
-        multi_segment: whether the store's files were cut into several segments.
+        metrics, clip_metrics: split -> the network's segment and clip metrics (extended
+            here; the clip level when `multi_segment`: files cut into several segments).
 
     Returns:
         `(skops bytes, info dict)` of the fitted classifier.
