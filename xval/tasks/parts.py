@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from xval.core.records import Postprocessing
-    from xval.tasks.base import Task
 
 Params = Mapping[str, Any]
 """An instance's parameters (`xval.config.params.resolve`)."""
@@ -76,6 +75,17 @@ NO_CONTEXT = Context()
 """The empty `Context`: scoring without parameters, hop or classes."""
 
 
+class Facts(Protocol):
+    """What a part reads of its task's facts (`xval.tasks.base.Task`, which holds its parts:
+    this module does not import it)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def head_name(self) -> str: ...
+
+
 class Part:
     """One part of a task, bound to it: `self.task` holds its facts.
 
@@ -83,7 +93,7 @@ class Part:
         task: the `Task` the part belongs to.
     """
 
-    def __init__(self, task: Task) -> None:
+    def __init__(self, task: Facts) -> None:
         self.task = task
 
 
