@@ -89,7 +89,7 @@ class FeatureStore:
 
     @property
     def targets(self) -> np.ndarray:
-        """The `target` column as the task feeds it to Keras (`Task.targets`)."""
+        """The `target` column as the task feeds it to Keras (`Targets.of_store`)."""
         return _task(self.task_type).targets.of_store(self)
 
     @property
@@ -288,7 +288,7 @@ def write_store(path: str | os.PathLike[str], features: np.ndarray | str | os.Pa
             feature row; optional `clip`, `source`, `start`, `augmented`, `split`.
         info: extra entries of `dataset.json` (feature parameters, sample rate, skipped files).
         task_type: a task registered in `xval.tasks`; it encodes the labels as targets
-            (`Task.encode_targets`). Defaults to `xval.tasks.DEFAULT` (classification).
+            (`Targets.encode`). Defaults to `xval.tasks.DEFAULT` (classification).
         classes: class names in target order. Defaults to the sorted labels.
         overwrite: replace an existing store. Defaults to `False`.
         arrays: dict of file name to `np.ndarray` with one entry per row, saved beside
@@ -355,7 +355,7 @@ def write_store_from_dicts(path: str | os.PathLike[str], predictors: Mapping[Any
         targets: dict of item to labels `[shape=(n,)]`: class names, class indices (with
             `classes`), one-hot rows, or numbers for regression.
         classes: class names, index `i` naming target `i`. Defaults to the sorted labels.
-        task_type: a task registered in `xval.tasks` (`Task.labels_of` reads `targets`).
+        task_type: a task registered in `xval.tasks` (`Targets.labels_of` reads `targets`).
             Defaults to `xval.tasks.DEFAULT` (classification).
         info: extra entries of `dataset.json`.
         overwrite: replace an existing store. Defaults to `False`.

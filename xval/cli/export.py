@@ -75,7 +75,7 @@ def main_export(args: argparse.Namespace) -> int:
 
 
 def _source(path: Path) -> tuple[InstanceResult | None, ModelSet]:
-    """The instance (read through the results reader) and the models to export.
+    """The instance (read through the results store) and the models to export.
 
     Raises:
         ConfigurationError: for a folder that is not an instance, an incomplete instance, or

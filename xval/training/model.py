@@ -115,7 +115,7 @@ def build_model(params: Params, input_shape: tuple[int | None, ...], num_outputs
         params: resolved instance parameters.
         input_shape: `(time, frequency)` of one row (`(samples, 1)` for a waveform store;
             `time` `None`: rows of any length, for random crops).
-        num_outputs: units of the output head (`Task.num_outputs`).
+        num_outputs: units of the output head (`Targets.num_outputs`).
         task_type: the task's name (see `xval.tasks`).
         mean: per-frequency mean, `np.ndarray [shape=(frequency,)]`.
         variance: per-frequency variance, same shape.
