@@ -55,7 +55,7 @@ def instance_plots(result: InstanceResult, store: ResultsStore = STORE) -> list[
     Returns:
         list of written paths.
     """
-    task = tasks.get(result.task_type or tasks.infer(classes=_classes(result) or []))
+    task = _task(result)
     written = []
     curves = result.layout.plots_dir / LEARNING_CURVES
     if figures.learning_curves(result.folds, curves, task.selection_metric):
@@ -67,6 +67,12 @@ def instance_plots(result: InstanceResult, store: ResultsStore = STORE) -> list[
 
 def _classes(result: InstanceResult) -> list[str] | None:
     return next((f.classes for f in result.folds if f.classes), None)
+
+
+def _task(result: InstanceResult) -> tasks.Task:
+    """The instance's task: recorded, or for results written before it was, inferred from
+    the folds' classes (`xval.tasks.infer`)."""
+    return tasks.get(result.task_type or tasks.infer(classes=_classes(result) or []))
 
 
 def _levels(result: InstanceResult) -> list[tuple[str, str]]:
@@ -82,7 +88,7 @@ def _levels(result: InstanceResult) -> list[tuple[str, str]]:
 def confusion_matrices(result: InstanceResult, store: ResultsStore) -> list[Path]:
     """The test confusion matrix pooled over folds, per level (`confusion_matrix*.png`)."""
     classes = _classes(result) or []
-    names = tasks.get(result.task_type or tasks.DEFAULT).level_names
+    names = _task(result).level_names
     return [figures.confusion_matrix(
         result.summary.confusion_matrix[level], classes,
         result.layout.plots_dir / f"confusion_matrix{suffix}.png",
@@ -92,7 +98,7 @@ def confusion_matrices(result: InstanceResult, store: ResultsStore) -> list[Path
 
 def per_class_f1(result: InstanceResult, store: ResultsStore) -> list[Path]:
     """Per-class test F1 over folds, per level (`per_class_f1*.png`)."""
-    names = tasks.get(result.task_type or tasks.DEFAULT).level_names
+    names = _task(result).level_names
     written = []
     for level, suffix in _levels(result):
         f1 = figures.per_fold_f1(result.folds, level)
