@@ -99,4 +99,4 @@ def output_head(x: Any, num_outputs: int, task_type: str) -> Any:
     Raises:
         ValueError: for an unknown `task_type`, listing the registered ones.
     """
-    return tasks.get(task_type).output_head(x, num_outputs)
+    return tasks.get(task_type).head.layer(x, num_outputs)

@@ -85,8 +85,8 @@ class FeatureStore:
 
     @property
     def targets(self) -> np.ndarray:
-        """The `target` column as the task feeds it to Keras (`Task.targets`)."""
-        return _task(self.task_type).store_targets(self)
+        """The `target` column as the task feeds it to Keras (`Targets.of_store`)."""
+        return _task(self.task_type).targets.of_store(self)
 
     @property
     def augmented(self) -> np.ndarray:
@@ -195,7 +195,7 @@ def _prepare_meta(meta: pd.DataFrame, task_type: str,
     meta = meta.reset_index(drop=True).assign(**{c: v for c, v in defaults.items()
                                                  if c not in meta})
     meta[["item", "clip"]] = meta[["item", "clip"]].astype(str)
-    meta, classes = _task(task_type).encode_targets(meta, classes)
+    meta, classes = _task(task_type).targets.encode(meta, classes)
     return meta, list(classes)
 
 
@@ -267,7 +267,7 @@ def write_store(path: str | os.PathLike[str], features: np.ndarray | str | os.Pa
             feature row; optional `clip`, `source`, `start`, `augmented`, `split`.
         info: extra entries of `dataset.json` (feature parameters, sample rate, skipped files).
         task_type: a task registered in `xval.tasks`; it encodes the labels as targets
-            (`Task.encode_targets`). Defaults to `xval.tasks.DEFAULT` (classification).
+            (`Targets.encode`). Defaults to `xval.tasks.DEFAULT` (classification).
         classes: class names in target order. Defaults to the sorted labels.
         overwrite: replace an existing store. Defaults to `False`.
         arrays: dict of file name to `np.ndarray` with one entry per row, saved beside
@@ -325,7 +325,7 @@ def write_store_from_dicts(path: str | os.PathLike[str], predictors: Mapping[Any
         targets: dict of item to labels `[shape=(n,)]`: class names, class indices (with
             `classes`), one-hot rows, or numbers for regression.
         classes: class names, index `i` naming target `i`. Defaults to the sorted labels.
-        task_type: a task registered in `xval.tasks` (`Task.labels_of` reads `targets`).
+        task_type: a task registered in `xval.tasks` (`Targets.labels_of` reads `targets`).
             Defaults to `xval.tasks.DEFAULT` (classification).
         info: extra entries of `dataset.json`.
         overwrite: replace an existing store. Defaults to `False`.
@@ -345,7 +345,7 @@ def write_store_from_dicts(path: str | os.PathLike[str], predictors: Mapping[Any
     for item in predictors:
         x = np.asarray(predictors[item])
         x = x[None] if x.ndim == 2 else x
-        labels = task.labels_of(np.asarray(targets[item]), classes)
+        labels = task.targets.labels_of(np.asarray(targets[item]), classes)
         shape = arrays[0].shape[1:] if arrays else x.shape[1:]
         if len(x) != len(labels):
             raise DatasetError(f"Item {item!r}: {len(x)} predictor rows but {len(labels)} "

@@ -15,6 +15,7 @@ from tests.test_synth_events import fsdd, make  # noqa: F401  (the fake FSDD fix
 from xval import tasks
 from xval.cli.preprocess import main as preprocessing_main
 from xval.core.errors import ConfigurationError, DatasetError
+from xval.tasks import Context
 from xval.tasks.detection import PLOT_WINDOWS
 
 FEATURES = ["--sample-rate", "8000", "--n-mels", "16", "--segment-seconds", "1",
@@ -75,12 +76,12 @@ def test_detection_metrics_of_the_task_on_hand_made_windows():
     y[0, 10:20] = 1  # one event 0.2-0.4 s in window 0 (frames of 20 ms)
     logits = np.full_like(y, -8.0)
     logits[0, 11:21] = 8.0  # detected 20 ms late: inside the collar
-    metrics = task.evaluate(y, logits, 1, frame_seconds=0.02, classes=["digit"])
+    metrics = task.scoring.evaluate(y, logits, 1, Context(frame_seconds=0.02, classes=["digit"]))
     assert metrics["event_f1"] == pytest.approx(1.0)
     assert metrics["frame_precision"] == pytest.approx(0.9)
     assert metrics["frame_recall"] == pytest.approx(0.9)
     logits[1, 30:40] = 8.0  # a false alarm in window 1
-    metrics = task.evaluate(y, logits, 1, frame_seconds=0.02, classes=["digit"])
+    metrics = task.scoring.evaluate(y, logits, 1, Context(frame_seconds=0.02, classes=["digit"]))
     assert metrics["event_precision"] == pytest.approx(0.5)
     assert metrics["event_f1"] == pytest.approx(2 / 3)
 
@@ -94,10 +95,11 @@ def test_two_classes_scored_with_the_per_class_thresholds_a_fold_chose():
     prob[0, 10:20, 0] = 0.35  # the dog class is scored low: found at 0.3, not at 0.5
     prob[0, 30:40, 1] = 0.9
     logits = np.log(prob / (1 - prob))
-    chosen = task.evaluate(y, logits, 2, frame_seconds=0.02, classes=["dog", "voice"],
-                           params={"detection_threshold": [0.3, 0.5]})
+    chosen = task.scoring.evaluate(y, logits, 2, Context(
+        frame_seconds=0.02, classes=["dog", "voice"], params={"detection_threshold": [0.3, 0.5]}))
     assert chosen["frame_recall"] == pytest.approx(1.0) and chosen["event_f1"] == 1.0
-    plain = task.evaluate(y, logits, 2, frame_seconds=0.02, classes=["dog", "voice"])
+    plain = task.scoring.evaluate(y, logits, 2, Context(frame_seconds=0.02,
+                                                        classes=["dog", "voice"]))
     assert plain["frame_recall"] == pytest.approx(0.5) and plain["event_f1"] < 1.0
 
 
@@ -124,18 +126,19 @@ def test_recording_level_counts_an_event_cut_by_a_window_border_once():
     window by window it is two events; stitched back into the recording, one."""
     task = tasks.get("detection")
     frame, frames = 0.02, 50
+    digit = Context(frame_seconds=frame, classes=["digit"])
     y = np.zeros((2, frames, 1), np.float32)
     y[0, 40:] = 1
     y[1, :10] = 1
     logits = np.where(y > 0, 8.0, -8.0)
-    windows = task.evaluate(y, logits, 1, frame_seconds=frame, classes=["digit"])
+    windows = task.scoring.evaluate(y, logits, 1, digit)
     clips = np.array(["rec", "rec"])
-    ids, clip_logits, clip_y = task.pool_by_clip(logits, y, clips, starts=[0.0, 1.0],
-                                                 frame_seconds=frame)
+    ids, clip_logits, clip_y = task.scoring.pool_by_clip(logits, y, clips, starts=[0.0, 1.0],
+                                                         frame_seconds=frame)
     assert list(ids) == ["rec"] and clip_logits[0].shape == (100, 1)
     np.testing.assert_array_equal(clip_y[0][:, 0], np.r_[np.zeros(40), np.ones(20),
                                                           np.zeros(40)])
-    recording = task.evaluate(clip_y, clip_logits, 1, frame_seconds=frame, classes=["digit"])
+    recording = task.scoring.evaluate(clip_y, clip_logits, 1, digit)
     assert recording["event_f1"] == pytest.approx(1.0)
     assert windows["event_f1"] == pytest.approx(1.0)  # per window: 2 of 2 halves
     # An event 0.8-1.06 s leaves a 60 ms stub in window 1 that the detector misses: per
@@ -143,13 +146,13 @@ def test_recording_level_counts_an_event_cut_by_a_window_border_once():
     y[1, 3:10] = 0
     stub_missed = logits.copy()
     stub_missed[1, :10] = -8.0
-    windows = task.evaluate(y, stub_missed, 1, frame_seconds=frame, classes=["digit"])
-    _, clip_logits, clip_y = task.pool_by_clip(stub_missed, y, clips, starts=[0.0, 1.0],
-                                               frame_seconds=frame)
-    recording = task.evaluate(clip_y, clip_logits, 1, frame_seconds=frame, classes=["digit"])
+    windows = task.scoring.evaluate(y, stub_missed, 1, digit)
+    _, clip_logits, clip_y = task.scoring.pool_by_clip(stub_missed, y, clips,
+                                                       starts=[0.0, 1.0], frame_seconds=frame)
+    recording = task.scoring.evaluate(clip_y, clip_logits, 1, digit)
     assert windows["event_recall"] == pytest.approx(0.5)
     assert recording["event_recall"] == pytest.approx(1.0)
-    assert task.pool_by_clip(logits, y, clips) is None  # no window starts: no stitching
+    assert task.scoring.pool_by_clip(logits, y, clips) is None  # no window starts: no stitching
 
 
 _EXPERIMENT = """
@@ -546,13 +549,13 @@ def test_detection_loss_needs_the_training_targets_for_class_weights():
     import keras
 
     task = tasks.get("detection")
-    assert isinstance(task.loss({}), keras.losses.BinaryCrossentropy)
+    assert isinstance(task.head.loss({}), keras.losses.BinaryCrossentropy)
     with pytest.raises(ValueError, match="class_weights=True: the detection loss weights "
                                          "active frames .* pass train_targets="):
-        task.loss({"class_weights": True})
+        task.head.loss({"class_weights": True})
     y = np.zeros((4, 50, 1), np.float32)
     y[:, :5] = 1
-    loss = task.loss({"class_weights": True}, train_targets=y)
+    loss = task.head.loss({"class_weights": True}, train_targets=y)
     assert loss.positive_weights == pytest.approx([9.0])
 
 
@@ -608,7 +611,7 @@ def test_activity_plot_draws_per_class_thresholds(tmp_path):
     draws one dashed line per class (it used to fail, and the run lost its plots)."""
     import matplotlib.image
 
-    from xval.tasks import figures
+    from xval.report import activity as figures
 
     rng = np.random.default_rng(0)
     window = {"probability": rng.uniform(size=(50, 3)).tolist(),

@@ -13,6 +13,7 @@ from tests.conftest import ROOT, resolve, run_script, write_config, write_script
 from tests.test_training import DEFAULTS, job
 from xval.config import embedding
 from xval.core.errors import ConfigurationError, ParameterError, TrainingError
+from xval.running.planner import embedding_items
 from xval.training import embeddings
 from xval.training.fold import run_fold
 
@@ -20,8 +21,14 @@ SPEC = {"architecture": "example_cnn", "reshaping_type": "conv", "comment_1": ""
         "comment_2": ""}
 
 
+def planned(spec):
+    """A job spec with what the planner reads for it: the items its saved embedding models
+    were trained on (a job reads no result file)."""
+    return {**spec, "embedding_items": embedding_items(spec["params"], spec["fold"])}
+
+
 def _fold(store, tmp_path, **params):
-    result = run_fold(job(store, tmp_path, **params))
+    result = run_fold(planned(job(store, tmp_path, **params)))
     assert result.status.value == "ok", result.message
     return result
 
@@ -91,8 +98,8 @@ def test_saved_models_by_fold_concatenated_and_checked_for_leaks(store, tmp_path
     # Checked before the network trains: no model for this fold, an unknown layer.
     with pytest.raises(TrainingError, match="fold_1.keras does not exist.*no model for this "
                                             "fold"):
-        run_fold(job(store, tmp_path, fold=1, embedding_classifier="svm",
-                     embedding_models=template, epochs=50))
+        run_fold(planned(job(store, tmp_path, fold=1, embedding_classifier="svm",
+                             embedding_models=template, epochs=50)))
     with pytest.raises(ConfigurationError, match="No layer named 'nope'"):
         run_fold(job(store, tmp_path, embedding_classifier="svm", embedding_layer="nope",
                      epochs=50))
@@ -101,7 +108,12 @@ def test_saved_models_by_fold_concatenated_and_checked_for_leaks(store, tmp_path
     spec["items"] = {"train": ["item0", "item1", "item5", "item4"], "val": ["item3"],
                      "test": ["item2"]}
     with pytest.raises(TrainingError, match=r"trained on item2, which are test items"):
-        run_fold(spec)
+        run_fold(planned(spec))
+    # The job reads no result file: without what the planner read (the fold record beside
+    # the saved model), the leak check cannot be made, and the record says so.
+    unplanned = run_fold(job(store, tmp_path, embedding_classifier="svm",
+                             embedding_models=template))
+    assert unplanned.embedding_classifier["sources"][0]["leak_checked"] is False
 
 
 @pytest.mark.parametrize("spec,message", [

@@ -99,14 +99,14 @@ def test_choice_comes_from_validation_even_where_test_would_choose_differently(s
     as_chosen = evaluate(store, {"detection_threshold": 0.3, "median_filter_seconds": 0.0})
     assert chosen.clip_metrics["test"] == as_chosen.clip_metrics["test"]
     # The choice is what the test predictions and the plot data were made with.
-    assert chosen.context["params"]["detection_threshold"] == [0.3]
+    assert chosen.context.params["detection_threshold"] == [0.3]
 
 
 def test_instance_values_override_the_choice(store):
     result = evaluate(store, {"detection_threshold": 0.5, "median_filter_seconds": None})
     assert set(result.postprocessing.values) == {"median_filter_seconds"}
     assert result.postprocessing.values["median_filter_seconds"] in MEDIAN_GRID_SECONDS
-    assert result.context["params"]["detection_threshold"] == 0.5
+    assert result.context.params["detection_threshold"] == 0.5
     assert result.clip_metrics["test"]["event_f1"] == pytest.approx(1.0)
     assert evaluate(store, {"detection_threshold": 0.4, "median_filter_seconds": 0.1}) \
         .postprocessing is None

@@ -1,5 +1,5 @@
-"""The one results reader (issue 34, point 1): every result file is read through
-`xval.core.reader`, each file once per version (a listener, the workbook and the final table
+"""The one results store (issue 34, point 1; issue 43, point 5): every result file is read
+through `xval.core.storage`, each file once per version (a listener, the workbook and the final table
 never read again what the recorder wrote or what did not change), and each instance's
 summary computed once per version of its files."""
 
@@ -13,10 +13,10 @@ import pytest
 from tests.conftest import tiny_store, write_config
 from xval import Experiment
 from xval.core import hashing
-from xval.core import reader as reader_module
 from xval.core.layout import ExperimentLayout
-from xval.core.reader import READER, ResultsReader
 from xval.core.records import FoldResult, InstanceSummary, ParamsRecord
+from xval.core.storage import STORE, ResultsStore
+from xval.core.storage import records as records_module
 
 INSTANCE = {"architecture": "mlp", "reshaping_type": "none", "hidden_units": 8}
 
@@ -28,7 +28,7 @@ class Counting:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.reads: collections.Counter = collections.Counter()
         self.summaries: collections.Counter = collections.Counter()
-        real_read = reader_module.read_json
+        real_read = records_module.read_json
         real_summary = InstanceSummary.from_folds.__func__
 
         def read_json(path):
@@ -40,7 +40,7 @@ class Counting:
             self.summaries[folds[0].instance if folds else None] += 1
             return real_summary(cls, folds, num_folds, **kwargs)
 
-        monkeypatch.setattr(reader_module, "read_json", read_json)
+        monkeypatch.setattr(records_module, "read_json", read_json)
         monkeypatch.setattr(InstanceSummary, "from_folds", classmethod(from_folds))
 
 
@@ -78,7 +78,7 @@ def test_reader_a_run_reads_back_nothing_it_wrote(demo, monkeypatch):
     disk, and compute each instance's summary once (instance 2's also while it was pending,
     for the workbook after instance 1)."""
     exp, config = demo
-    READER.forget()
+    STORE.forget()
     counting = Counting(monkeypatch)
     told = Told()
     outcome = exp.run(config=config, out=lambda *a: None, listeners=[told])
@@ -98,7 +98,7 @@ def test_reader_a_resumed_run_reads_each_file_once(demo, monkeypatch):
     hash each model once, and the final table reads nothing again."""
     exp, config = demo
     assert exp.run(config=config, out=lambda *a: None).exit_code == 0
-    READER.forget()
+    STORE.forget()
     counting = Counting(monkeypatch)
     hashed = collections.Counter()
     real_sha = hashing._sha256
@@ -109,7 +109,7 @@ def test_reader_a_resumed_run_reads_each_file_once(demo, monkeypatch):
 
     monkeypatch.setattr(hashing, "_sha256", sha256)
     # Files written less than RACY_NS ago are not cached on read; this run's are older.
-    monkeypatch.setattr(reader_module, "RACY_NS", 0)
+    monkeypatch.setattr(records_module, "RACY_NS", 0)
     lines = []
     outcome = exp.run(config=config, out=lines.append)
     assert outcome.exit_code == 0
@@ -126,75 +126,75 @@ def test_reader_a_resumed_run_reads_each_file_once(demo, monkeypatch):
 
 
 def test_reader_reads_a_file_again_when_it_changes(tmp_path, monkeypatch):
-    monkeypatch.setattr(reader_module, "RACY_NS", 0)
-    reader = ResultsReader()
+    monkeypatch.setattr(records_module, "RACY_NS", 0)
+    store = ResultsStore()
     path = tmp_path / "params.json"
     record = ParamsRecord(instance=1, hash="a", params={"epochs": 3})
     path.write_text(json.dumps(record.to_dict()))
-    first, problem = reader.read_record(path, ParamsRecord.from_dict)
+    first, problem = store.read_record(path, ParamsRecord.from_dict)
     assert problem == "" and first.params == {"epochs": 3}
-    again, _ = reader.read_record(path, ParamsRecord.from_dict)
+    again, _ = store.read_record(path, ParamsRecord.from_dict)
     assert again is first  # cached: the same version of the file
     time.sleep(0.01)
     path.write_text(json.dumps({**record.to_dict(), "hash": "b"}))
-    changed, _ = reader.read_record(path, ParamsRecord.from_dict)
+    changed, _ = store.read_record(path, ParamsRecord.from_dict)
     assert changed.hash == "b"
     path.write_text("{not json")
-    assert reader.read_record(path, ParamsRecord.from_dict)[1].startswith(
+    assert store.read_record(path, ParamsRecord.from_dict)[1].startswith(
         "is not valid JSON (JSONDecodeError")
     path.unlink()
-    assert reader.read_record(path, ParamsRecord.from_dict) == (None, "")
+    assert store.read_record(path, ParamsRecord.from_dict) == (None, "")
 
 
 def test_reader_does_not_cache_a_file_that_just_changed(tmp_path, monkeypatch):
     """Within RACY_NS of its last change a file could change again without its stamp
     changing: it is read again every time."""
-    reader = ResultsReader()
+    store = ResultsStore()
     path = tmp_path / "params.json"
     path.write_text(json.dumps(ParamsRecord(instance=1, hash="a", params={}).to_dict()))
     calls = []
-    real = reader_module.read_json
-    monkeypatch.setattr(reader_module, "read_json", lambda p: calls.append(p) or real(p))
-    reader.read_record(path, ParamsRecord.from_dict)
-    reader.read_record(path, ParamsRecord.from_dict)
+    real = records_module.read_json
+    monkeypatch.setattr(records_module, "read_json", lambda p: calls.append(p) or real(p))
+    store.read_record(path, ParamsRecord.from_dict)
+    store.read_record(path, ParamsRecord.from_dict)
     assert len(calls) == 2
 
 
 def test_reader_remembers_what_the_recorder_wrote(tmp_path, monkeypatch):
     """`remember` keeps the record as a reader would read it back (NaN as None)."""
-    reader = ResultsReader()
+    store = ResultsStore()
     path = tmp_path / "fold_0.json"
     result = FoldResult(instance=1, fold=0, status="ok",
                         metrics={"test": {"accuracy": float("nan")}}, model_bytes=b"x")
     from xval.core.files import atomic_write_json
 
     atomic_write_json(path, result.to_dict())
-    reader.remember(path, result)
-    monkeypatch.setattr(reader_module, "read_json", lambda p: pytest.fail(f"read {p}"))
-    record, problem = reader.read_record(path, FoldResult.from_dict)
+    store.remember(path, result)
+    monkeypatch.setattr(records_module, "read_json", lambda p: pytest.fail(f"read {p}"))
+    record, problem = store.read_record(path, FoldResult.from_dict)
     assert problem == "" and record is not result
     assert record.metrics == {"test": {"accuracy": None}} and record.model_bytes is None
 
 
 def test_reader_digest_is_computed_once_per_version(tmp_path, monkeypatch):
-    reader = ResultsReader()
+    store = ResultsStore()
     model = tmp_path / "fold_0.keras"
     model.write_bytes(b"one")
     calls = []
     real = hashing._sha256
     monkeypatch.setattr(hashing, "_sha256", lambda p: calls.append(p) or real(p))
-    first = reader.digest(model)
-    assert reader.digest(model) == first and len(calls) == 1
+    first = store.digest(model)
+    assert store.digest(model) == first and len(calls) == 1
     time.sleep(0.01)
     model.write_bytes(b"two")
-    assert reader.digest(model) != first and len(calls) == 2
+    assert store.digest(model) != first and len(calls) == 2
 
 
 def test_reader_manifest_names_a_broken_folds_file(tmp_path):
     layout = ExperimentLayout(tmp_path / "experiment_1")
     layout.root.mkdir()
-    assert READER.manifest(layout) is None
+    assert STORE.manifest(layout) is None
     layout.folds_file.write_text("[1, 2]")
     with pytest.raises(Exception, match=r"folds\.json is not a record of its kind: it holds "
                                         r"list.*Restore it from a backup"):
-        READER.manifest(layout)
+        STORE.manifest(layout)

@@ -18,8 +18,8 @@ from xval import Experiment
 from xval.core.errors import ConfigurationError, ResultsConflictError
 from xval.core.hashing import json_digest
 from xval.core.layout import ExperimentLayout
-from xval.core.reader import ResultsReader
 from xval.core.records import FoldResult, FoldsManifest, InstanceSummary, Status
+from xval.core.storage import ResultsStore
 from xval.folds import ItemKFold, fold_manifest
 from xval.report.comparison import FoldsMismatchError, Target, compare, fold_grid, fold_scores
 from xval.report.results import ExperimentResults
@@ -215,10 +215,10 @@ def test_fold_manifest_records_repeats_and_keeps_old_hashes(tmp_path):
     layout = ExperimentLayout(tmp_path)
     layout.folds_file.write_text(json.dumps({**body, "num_repeats": 4}))
     with pytest.raises(ResultsConflictError, match="does not divide its 6 folds"):
-        ResultsReader().manifest(layout)
+        ResultsStore().manifest(layout)
     layout.folds_file.write_text(json.dumps({**body, "num_repeats": 1}))
     with pytest.raises(ResultsConflictError, match="edited"):
-        ResultsReader().manifest(layout)
+        ResultsStore().manifest(layout)
 
 
 def test_summary_ci_of_repeats_is_over_fold_order_means():

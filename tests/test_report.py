@@ -422,7 +422,7 @@ def test_per_fold_f1_matches_scikit_learn(classification_run):
     import pandas as pd
     from sklearn.metrics import f1_score
 
-    from xval.tasks.figures import per_fold_f1
+    from xval.report.figures import per_fold_f1
 
     _, exp_dir, _, _ = classification_run
     instance = ExperimentResults(exp_dir)[1]
@@ -437,7 +437,7 @@ def test_per_fold_f1_matches_scikit_learn(classification_run):
 
 
 def test_confusion_figure_shows_counts_and_proportions():
-    from xval.tasks.figures import confusion_figure
+    from xval.report.figures import confusion_figure
 
     fig = confusion_figure([[3, 1], [0, 4]], ["cat", "dog"])
     texts = [t.get_text() for t in fig.axes[0].texts]
@@ -449,7 +449,7 @@ def test_confusion_figure_shows_counts_and_proportions():
 
 
 def test_fold_band_over_unequal_folds():
-    from xval.tasks.figures import fold_band
+    from xval.report.figures import fold_band
 
     epochs, mean, low, high, n = fold_band([[1.0, 0.5, 0.25], [3.0, 1.5], [2.0, None]])
     assert epochs.tolist() == [1, 2, 3] and n.tolist() == [3, 2, 1]

@@ -12,9 +12,9 @@ import pytest
 from xval import Experiment
 from xval.cli.main import main
 from xval.core.errors import ResultsConflictError
-from xval.core.hashing import CONTENT_KEY, FOLD_FIX, seal, seal_problem
-from xval.core.reader import ResultsReader
+from xval.core.hashing import CONTENT_KEY, seal, seal_problem
 from xval.core.records import FoldResult, Status
+from xval.core.storage import FOLD_FIX, ResultsStore
 from xval.report.compare_output import format_comparison
 from xval.report.comparison import Target, compare
 from xval.report.results import ExperimentResults
@@ -68,9 +68,9 @@ def test_reader_refuses_an_edited_record_and_reads_an_unsealed_one(tmp_path):
     record = FoldResult(instance=1, fold=0, status=Status.FAILED, message="m")
     path = tmp_path / "fold_0.json"
     path.write_text(json.dumps(record.to_dict()))  # as written before the seal
-    assert ResultsReader().read_record(path, FoldResult.from_dict)[0] is not None
+    assert ResultsStore().read_record(path, FoldResult.from_dict)[0] is not None
     path.write_text(json.dumps({**seal(record.to_dict()), "status": "ok"}))
-    found, why = ResultsReader().read_record(path, FoldResult.from_dict)
+    found, why = ResultsStore().read_record(path, FoldResult.from_dict)
     assert found is None and why.startswith("was edited after it was written")
 
 

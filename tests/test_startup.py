@@ -59,14 +59,14 @@ def project(tmp_path_factory):
     return folder, config
 
 
-def imported_backends(command, cwd):
-    """The backends among the modules `command` (arguments of `python`) imported, and the
-    completed process."""
+def imported_backends(command, cwd, among=BACKENDS):
+    """The packages of `among` (the backends by default) among the modules `command`
+    (arguments of `python`) imported, and the completed process."""
     proc = subprocess.run([sys.executable, "-X", "importtime", *command], cwd=cwd,
                           capture_output=True, text=True, timeout=600)
     names = {line.rsplit("|", 1)[-1].strip().split(".")[0]
              for line in proc.stderr.splitlines() if line.startswith("import time:")}
-    return names & BACKENDS, proc
+    return names & among, proc
 
 
 LIGHT = {
@@ -74,6 +74,8 @@ LIGHT = {
     "help": ["-m", "xval", "--help"],
     "config": ["-m", "xval", "config", "--config", "config.ini"],
     "report": ["-m", "xval", "report", "results/tiny/experiment_1", "--config", "config.ini"],
+    "report text": ["-m", "xval", "report", "results/tiny/experiment_1", "--no-workbook",
+                    "--config", "config.ini"],
     "compare": ["-m", "xval", "compare", "results/tiny/experiment_1", "--no-workbook",
                 "--config", "config.ini"],
     "init plan": ["-m", "xval", "init", "audio", "--dry-run", "--encoder", "none",
@@ -93,6 +95,28 @@ def test_light_command_imports_no_backend(project, name):
         assert "Nothing was written" in proc.stdout
         assert not (folder / "experiments" / "audio.py").exists()
         assert not (folder / "data" / "audio").exists()
+
+
+SCORING = {"sklearn", "matplotlib", "pandas", "librosa"}
+"""What the read-only commands of issue 44 do without (issue 43 point 4: the configuration
+names the tasks and their metrics without importing their scoring or figures)."""
+READ_ONLY = {
+    "config": (LIGHT["config"], set()),
+    "report": (LIGHT["report"], set()),
+    "report text": (LIGHT["report text"], {"openpyxl"}),  # no workbook: no openpyxl
+}
+
+
+@pytest.mark.parametrize("name", list(READ_ONLY))
+def test_read_only_command_imports_no_scoring_library(project, name):
+    folder, _ = project
+    command, also = READ_ONLY[name]
+    found, proc = imported_backends(command, folder, among=SCORING | also)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    assert not found, f"{name} imported {sorted(found)}"
+    if name.startswith("report"):  # the table, read from the files as ever
+        assert "selected on validation accuracy (segment level): instance 2" in proc.stdout, \
+            proc.stdout
 
 
 def test_dry_run_imports_no_backend(project):

@@ -12,11 +12,33 @@ from xval import Experiment, ExperimentResults, tasks
 from xval.config import schema
 from xval.config.selection import metric_direction
 from xval.core.errors import ConfigurationError, DatasetError, ParameterError
+from xval.tasks import NO_CONTEXT
 from xval.tasks import registry as task_registry
-from xval.tasks.regression import Regression
+from xval.tasks.regression import LinearHead, NumberTargets, Regression, RegressionScoring
 
 BASE = ['architecture="mlp"', 'reshaping_type="none"', 'comment_1="c1"', 'comment_2="c2"',
         "hidden_units=8"]
+
+
+class ToyHead(LinearHead):
+    """The head of `ToyMAE`: trained on the mean absolute error."""
+
+    def loss(self, params, train_targets=None):
+        return "mae"
+
+    def metrics(self, params):
+        import keras
+
+        return [keras.metrics.MeanAbsoluteError(name="mae")]
+
+
+class ToyScoring(RegressionScoring):
+    """The scoring of `ToyMAE`: the MAE, and a score of its own."""
+
+    def evaluate(self, y_true, outputs, num_outputs, context=NO_CONTEXT):
+        error = np.abs(np.asarray(y_true, float).ravel() - np.asarray(outputs).ravel())
+        return {"loss": float(error.mean()), "mae": float(error.mean()),
+                "toy_score": float(1 / (1 + error.mean()))}
 
 
 class ToyMAE(Regression):
@@ -24,27 +46,13 @@ class ToyMAE(Regression):
     the validation MAE, and with one metric of its own that is better when higher."""
 
     name = "toy_mae"
+    parts = (NumberTargets, ToyHead, ToyScoring)
     head_name = "toy_value"
     history_metrics = ("loss", "mae")
     metric_names = ("loss", "mae", "toy_score")
     maximize = ("toy_score",)
     selection_metric = "mae"
-
-    def loss(self, params):
-        return "mae"
-
-    def keras_metrics(self, params):
-        import keras
-
-        return [keras.metrics.MeanAbsoluteError(name="mae")]
-
-    def headline_metrics(self, clips):
-        return [("segment", "mae", "MAE"), ("segment", "toy_score", "toy score")]
-
-    def evaluate(self, y_true, outputs, num_outputs):
-        error = np.abs(np.asarray(y_true, float).ravel() - np.asarray(outputs).ravel())
-        return {"loss": float(error.mean()), "mae": float(error.mean()),
-                "toy_score": float(1 / (1 + error.mean()))}
+    headline = (("segment", "mae", "MAE"), ("segment", "toy_score", "toy score"))
 
 
 @pytest.fixture
@@ -202,20 +210,20 @@ def test_classification_loss_follows_label_smoothing_and_mixup(rng):
 
     task = tasks.get("classification")
     y = np.array([0, 2, 1])
-    assert isinstance(task.loss({}), keras.losses.SparseCategoricalCrossentropy)
-    assert task.keras_targets(y, {}, 3) is y
-    assert [m.name for m in task.keras_metrics({"label_smoothing": 0.0})] == ["accuracy"]
+    assert isinstance(task.head.loss({}), keras.losses.SparseCategoricalCrossentropy)
+    assert task.targets.for_keras(y, {}, 3) is y
+    assert [m.name for m in task.head.metrics({"label_smoothing": 0.0})] == ["accuracy"]
     for params in ({"label_smoothing": 0.1}, {"mixup_alpha": 0.2}):
-        loss = task.loss(params)
+        loss = task.head.loss(params)
         assert isinstance(loss, keras.losses.CategoricalCrossentropy)
-        one_hot = task.keras_targets(y, params, 3)
+        one_hot = task.targets.for_keras(y, params, 3)
         np.testing.assert_array_equal(one_hot, np.eye(3, dtype=np.float32)[y])
-        assert isinstance(task.keras_metrics(params)[0], keras.metrics.CategoricalAccuracy)
+        assert isinstance(task.head.metrics(params)[0], keras.metrics.CategoricalAccuracy)
     logits = rng.normal(size=(3, 3)).astype(np.float32)
     smoothed = np.eye(3)[y] * 0.9 + 0.1 / 3
     log_probs = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
     expected = float(-(smoothed * log_probs).sum(axis=1).mean())
     got = float(keras.ops.convert_to_numpy(
-        task.loss({"label_smoothing": 0.1})(task.keras_targets(y, {"mixup_alpha": 0.2}, 3),
-                                            logits)))
+        task.head.loss({"label_smoothing": 0.1})(
+            task.targets.for_keras(y, {"mixup_alpha": 0.2}, 3), logits)))
     assert got == pytest.approx(expected, rel=1e-5)

@@ -18,8 +18,8 @@ from xval.config.effective import format_settings, settings
 from xval.config.loader import Config
 from xval.config.params import parse_instance, parse_overrides, resolve
 from xval.core.errors import ConfigurationError
+from xval.running.declaration import ExperimentDeclaration
 from xval.running.environment import run_config
-from xval.running.experiment import Experiment
 
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -62,14 +62,14 @@ def main_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load(path: str | None, experiment: Experiment | None) -> Config:
+def _load(path: str | None, experiment: ExperimentDeclaration | None) -> Config:
     """The configuration as an experiment run here would load it (`run_config`): the same
     file, and the same error when it is missing or wrong."""
     return run_config(path, experiment.config_path if experiment else None,
                       experiment.script if experiment else None)
 
 
-def _instance_settings(experiment: Experiment, config: Config,
+def _instance_settings(experiment: ExperimentDeclaration, config: Config,
                        args: argparse.Namespace) -> list:
     if not experiment.instances:
         raise ConfigurationError(f"{args.experiment} declares no instances.")

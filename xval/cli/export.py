@@ -22,11 +22,12 @@ from xval.core.hashing import FOLD_FIX
 from xval.core.layout import ExperimentLayout, InstanceLayout
 from xval.core.parameters import InstanceParams
 from xval.core.records import FoldsManifest, InstanceStatus
+from xval.core.storage import STORE
 from xval.core.version import version_line
 from xval.inference import export as E
 from xval.inference.models import ModelSet, dataset_info_for, resolve_models, task_of
 from xval.report.card import CardFacts, model_card
-from xval.report.results import InstanceResult, read_manifest
+from xval.report.results import InstanceResult
 
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]
@@ -74,7 +75,7 @@ def main_export(args: argparse.Namespace) -> int:
 
 
 def _source(path: Path) -> tuple[InstanceResult | None, ModelSet]:
-    """The instance (read through the results reader) and the models to export.
+    """The instance (read through the results store) and the models to export.
 
     Raises:
         ConfigurationError: for a folder that is not an instance, an incomplete instance, or
@@ -86,7 +87,7 @@ def _source(path: Path) -> tuple[InstanceResult | None, ModelSet]:
             raise ConfigurationError(
                 f"{path} is not an instance_<k> folder; pass an instance folder of a run "
                 "(results/<dataset>/experiment_<N>/instance_<k>) or a .keras file.")
-        manifest = read_manifest(ExperimentLayout(layout.root.parent))
+        manifest = STORE.manifest(ExperimentLayout(layout.root.parent))
         instance = InstanceResult(path, manifest.num_folds if manifest else None)
         if instance.invalid:  # a changed file, not an unfinished run: name it
             why = "; ".join(f"fold {i}: {reason}" for i, reason in sorted(
@@ -112,7 +113,7 @@ def _source(path: Path) -> tuple[InstanceResult | None, ModelSet]:
 def _manifest(instance: InstanceResult | None) -> FoldsManifest | None:
     if instance is None:
         return None
-    return read_manifest(ExperimentLayout(instance.path.parent))
+    return STORE.manifest(ExperimentLayout(instance.path.parent))
 
 
 def _facts(args: argparse.Namespace, source: Path, info: DatasetInfo,

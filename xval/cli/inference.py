@@ -16,7 +16,7 @@ from xval.cli.annotations import READING, reading_options
 from xval.core.errors import ConfigurationError, DatasetError
 from xval.core.files import atomic_write_bytes, atomic_write_text
 from xval.core.outputs import check_output_files, check_output_folder
-from xval.inference.detect import activity_plot, detect_files
+from xval.inference.detect import detect_files
 from xval.inference.embed import embed_files
 from xval.inference.evaluate import (
     evaluate_recordings,
@@ -27,6 +27,7 @@ from xval.inference.evaluate import (
     source_rows,
 )
 from xval.inference.predict import predict_files
+from xval.report.activity import activity_plot
 from xval.tasks.detection import DETECTOR_EVALUATION
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import xval.report
 from xval.cli.commands import COMMANDS
 from xval.config.loader import find_config, load_config
 from xval.report.results import check_experiment_folder
 from xval.report.terminal import terminal_table
-from xval.report.workbook import build_workbook
 
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -27,7 +27,8 @@ def main_report(args: argparse.Namespace) -> int:
     check_experiment_folder(exp_dir)  # before anything is read or written
     config = load_config(args.config or find_config())
     if not args.no_workbook:
-        path = build_workbook(exp_dir, config=config)
+        # `xval.report` loads the workbook (openpyxl) on first use: not for --no-workbook.
+        path = xval.report.build_workbook(exp_dir, config=config)
         if args.format == "text" and not args.quiet:
             print(f"Rebuilt {path}")
     print(terminal_table(exp_dir, config=config, fmt=args.format))

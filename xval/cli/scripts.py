@@ -7,10 +7,14 @@ import json
 import re
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from xval.config.params import PLAIN_TRAINING
 from xval.core.errors import ConfigurationError, XvalError
-from xval.running.experiment import Experiment
+from xval.running.declaration import ExperimentDeclaration
+
+if TYPE_CHECKING:
+    from xval.running.experiment import Experiment
 
 
 def load_experiment(path: str | Path) -> Experiment:
@@ -42,9 +46,11 @@ def load_experiment(path: str | Path) -> Experiment:
             "script declares `experiment` and runs only under `if __name__ == "
             "\"__main__\":`.") from e
     experiment = getattr(module, "experiment", None)
-    if not isinstance(experiment, Experiment):
+    # `xval.Experiment` is a declaration with its run: checked against the declaration, so
+    # that `python -m xval config` imports the engine only through the script itself.
+    if not isinstance(experiment, ExperimentDeclaration):
         raise ConfigurationError(f"{path} defines no `experiment = Experiment(...)`.")
-    return experiment
+    return cast("Experiment", experiment)
 
 
 SCRIPT_MARK = "Written by `python -m xval init`"

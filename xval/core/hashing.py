@@ -9,11 +9,11 @@ compares the two:
   hash is made in);
 - `file_digest(path)`: the SHA-256 of a file's bytes, computed once per process for each
   version of the file (its inode, size, modification and change times). This is the
-  process's one digest cache: the results reader (`xval.core.reader`) hashes models
-  through it, and the recorder hands it the digests of the files it writes
+  process's one digest cache: the results store (`xval.core.storage`) hashes models
+  through it, and the store hands it the digests of the files it writes
   (`remember_digest`), so that a model it has just saved is not read again;
 - `seal(data)` / `seal_problem(data)`: a record file's own content hash, written into it as
-  `content_sha256` by the recorder and checked by the reader, so that a result edited by
+  `content_sha256` and checked by the results store (`xval.core.storage`), so that a result edited by
   hand (a metric, a model hash, a parameter) is named instead of believed. A file without
   one (written before it was recorded) is read as before.
 """

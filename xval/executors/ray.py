@@ -18,6 +18,7 @@ Ray is optional: `pip install -e '.[ray]'`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import importlib.metadata
@@ -110,10 +111,8 @@ def run_job_remote(job_dict: Mapping[str, Any], backend: str | None,
     hook = None
     if progress is not None:
         def hook(epoch: int, epochs: int, logs: Mapping[str, float]) -> None:
-            try:
+            with contextlib.suppress(Exception):  # progress is best effort: never fail a fold
                 progress.put_nowait((job.instance, job.fold, epoch, epochs, dict(logs)))
-            except Exception:  # progress is best effort: never fail a fold  # noqa: BLE001
-                pass
 
     result = run_job(job, hook)
     return result.to_transport(), result.model_bytes
@@ -186,8 +185,7 @@ class RayExecutor(Executor):
 
     @classmethod
     def create(cls, options: ExecutorOptions) -> RayExecutor:
-        # `--ray-address`, else Ray's own RAY_ADDRESS (as `ray.init()` reads it), else a
-        # local Ray for this run.
+        # --ray-address, else RAY_ADDRESS (as `ray.init()` reads it), else a local Ray.
         return cls(address=options.ray_address or os.environ.get("RAY_ADDRESS") or None,
                    jobs_per_gpu=options.jobs_per_gpu,
                    backend=options.backend)
@@ -227,10 +225,6 @@ class RayExecutor(Executor):
         else:
             self._slots = max(1, int(resources.get("CPU", 1) // self.num_cpus))
 
-    def nodes(self) -> list[dict[str, Any]]:
-        """The alive nodes of the cluster (Ray's node dicts)."""
-        return [n for n in self._ray.nodes() if n.get("Alive")]
-
     def preflight(self, store: FeatureStore) -> None:
         """Runs `node_check` on every alive node; refuses the run on any mismatch.
 
@@ -266,7 +260,7 @@ class RayExecutor(Executor):
         refs = {n["NodeManagerAddress"] + " " + n["NodeID"][:8]: check.options(
             num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"],
                                                                             soft=False)
-        ).remote(store) for n in self.nodes()}
+        ).remote(store) for n in ray.nodes() if n.get("Alive")}
         # One deadline for all nodes: the checks run at the same time.
         ready, _ = ray.wait(list(refs.values()), num_returns=len(refs),
                             timeout=PREFLIGHT_TIMEOUT_S)

@@ -10,8 +10,8 @@ import numpy as np
 
 from xval.config import embedding
 from xval.core.errors import ConfigurationError
-from xval.core.reader import READER
 from xval.core.records import FoldResult
+from xval.core.storage import STORE
 from xval.inference.models import ModelSet
 from xval.training import embeddings
 from xval.training.loading import fold_model_layout, load
@@ -32,7 +32,7 @@ def fold_classifier(path: Path) -> tuple[Path, dict[str, Any]]:
             "or one of its fold models, or leave out --embedding-classifier.")
     layout, fold = found
     record, saved = layout.fold_file(fold), layout.fold_classifier(fold)
-    fold_record, _ = READER.read_record(record, FoldResult.from_dict)
+    fold_record, _ = STORE.read_record(record, FoldResult.from_dict)
     info = fold_record.embedding_classifier if fold_record is not None else None
     if not info or not saved.is_file():
         raise ConfigurationError(

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 
 from xval.core.errors import ConfigurationError, DatasetError
-from xval.core.reader import READER
 from xval.core.records import FoldResult, ParamsRecord, Postprocessing, RecordError
+from xval.core.storage import STORE
 from xval.inference.models import (
     ModelSet,
     extract_features,
@@ -19,9 +19,8 @@ from xval.inference.models import (
     resolve_models,
     task_of,
 )
-from xval.tasks.detection import Detection, postprocessing
+from xval.tasks.detection import postprocessing
 from xval.tasks.events import stitch_windows
-from xval.tasks.figures import file_activity
 from xval.tasks.metrics import sigmoid
 from xval.training.loading import folder_layout
 
@@ -34,7 +33,7 @@ def instance_params(folder: Path) -> dict[str, Any]:
         ResultsConflictError: for a `params.json` that is not a parameter record.
     """
     path = folder_layout(folder).params_file
-    record, problem = READER.read_record(path, ParamsRecord.from_dict)
+    record, problem = STORE.read_record(path, ParamsRecord.from_dict)
     if problem:  # not JSON, or not a parameter record
         raise RecordError(f"{path} cannot be read as the instance's parameters ({problem}); "
                           "restore it, or pass the .keras file alone.")
@@ -59,7 +58,7 @@ def chosen_postprocessing(models: ModelSet) -> Postprocessing | None:
     for path in records:
         if path is None or not path.is_file():
             continue
-        record, problem = READER.read_record(path, FoldResult.from_dict)
+        record, problem = STORE.read_record(path, FoldResult.from_dict)
         if record is None:
             raise RecordError(f"{path} cannot be read as a fold record ({problem}); restore "
                               "it, or pass the .keras file out of its folder.")
@@ -129,25 +128,10 @@ def detect_files(model_or_instance_dir: str | Path, files: Sequence[str | Path],
         # The last window is zero-padded past a short file's end: keep the file's frames.
         total = min(len(activity), int(np.floor(feats["duration"] / frame_seconds)) + 1)
         activity = activity[:total]
-        events = Detection.events(activity, frame_seconds, classes, params,
-                                  duration_s=feats["duration"])
+        events = params.events(activity, frame_seconds, classes,
+                               duration_s=feats["duration"])
         results.append({"file": str(path), "model": models.description, "events": events,
                         "times": np.arange(total) * frame_seconds,
                         "frame_seconds": frame_seconds, "activity": activity,
                         "classes": classes, "postprocessing": params})
     return results
-
-
-def activity_plot(result: Mapping[str, Any], path: str | Path) -> Path:
-    """Writes a PNG of one file's frame probabilities with its detected events shaded.
-
-    Args:
-        result: one entry of `detect_files`.
-        path: the PNG to write.
-
-    Returns:
-        The path.
-    """
-    return file_activity(result["times"], result["activity"], result["classes"],
-                         result["events"], path,
-                         title=f"{Path(result['file']).name}: {len(result['events'])} event(s)")

@@ -134,7 +134,7 @@ def evaluate_rows(model_or_instance_dir: str | Path, rows: pd.DataFrame, *,
     classes = info.classes
     task = task_of(info)
     labels = rows["label"].astype(str).to_numpy()
-    targets = task.file_targets(labels, classes)
+    targets = task.targets.of_files(labels, classes)
     skipped = list(skipped)
     features: list[np.ndarray] = []
     segment_targets: list[Any] = []
@@ -158,7 +158,7 @@ def evaluate_rows(model_or_instance_dir: str | Path, rows: pd.DataFrame, *,
     clip_targets = targets[files]
     levels = {}
     for level, y, out in (("clip", clip_targets, clip_out), ("segment", seg_targets, outputs)):
-        levels[level] = task.evaluation_level(y, out, classes)
+        levels[level] = task.scoring.evaluation_level(y, out, classes)
     return {"model": models.description, "task_type": task.name, "files": int(len(files)),
             "segments": int(len(outputs)), "skipped": skipped, "levels": levels}
 
@@ -300,7 +300,7 @@ def format_text(report: Mapping[str, Any]) -> str:
         lines.append(f"  skipped {s['path']}: {s['reason']}")
     for level, data in report["levels"].items():
         lines += ["", LEVEL_TITLES[level]]
-        lines += tasks.get(report["task_type"]).format_level(data)
+        lines += tasks.get(report["task_type"]).scoring.format_level(data)
     return "\n".join(lines)
 
 
@@ -315,7 +315,7 @@ def format_csv(report: Mapping[str, Any]) -> str:
     records = []
     task = tasks.get(report["task_type"])
     for level, data in report["levels"].items():
-        records += task.level_records(level, data)
+        records += task.scoring.level_records(level, data)
     buffer = io.StringIO()
     buffer.write(f"# {' '.join(str(report['model']).splitlines())}\n")
     pd.DataFrame(records, columns=["level", "label", "metric", "value"]).to_csv(buffer,

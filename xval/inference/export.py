@@ -73,10 +73,8 @@ class Exported:
         input_shape: its shape without the batch axis (`None`: any length).
         takes_audio: whether it takes audio (a front end inside).
         members: how many fold models it averages.
-        check: the largest difference between the exported model's outputs (onnxruntime, or
-            the SavedModel reloaded by TensorFlow) and the Keras model's on a random batch,
-            or `None` when it was not checked (ONNX without onnxruntime, or the `keras`
-            format).
+        check: the largest difference between the exported model's outputs and the Keras
+            model's on a random batch (`_check`), or `None` when it was not checked.
     """
 
     folder: Path
@@ -95,15 +93,9 @@ EXPORT_OUTPUT = Output(kind="an export", command="python -m xval export", marker
 
 def check_request(fmt: str, out: Path, overwrite: bool, inputs: Sequence[Path] = ()) -> None:
     """Refuses an export that cannot go ahead, before anything is loaded or written (the
-    output rule, `xval.core.outputs`): an unknown format, a format whose exporter is
-    missing, an existing `--out` without `--overwrite`, an `--out` holding anything but an
-    earlier export, or one inside (or holding) what the export reads.
-
-    Args:
-        fmt: the format.
-        out: the export folder.
-        overwrite: replace an earlier export there.
-        inputs: what the export reads (the instance folder or model file).
+    output rule, `xval.core.outputs`): an unknown format `fmt`, a format whose exporter is
+    missing, an existing `out` without `overwrite`, an `out` holding anything but an
+    earlier export, or one inside (or holding) what the export reads (`inputs`).
 
     Raises:
         ConfigurationError: naming the value and the fix.
@@ -120,11 +112,8 @@ def check_request(fmt: str, out: Path, overwrite: bool, inputs: Sequence[Path] =
 
 
 def check_backend(fmt: str) -> None:
-    """Refuses to export `fmt` on a backend that cannot (the process's is fixed).
-
-    Raises:
-        ConfigurationError: naming the backend the format needs.
-    """
+    """Refuses to export `fmt` on a backend that cannot (the process's is fixed): a
+    ConfigurationError naming the backend the format needs."""
     import keras  # noqa: PLC0415  (Keras: only once the backend is set)
 
     wanted = BACKENDS[fmt]
@@ -171,8 +160,7 @@ def ensemble(models: ModelSet, task: Task, info: DatasetInfo) -> Any:
         if str((info.feature_params or {}).get("dtype")) == "int16":
             x = keras.layers.Rescaling(PCM_SCALE, name="to_pcm16")(x)
     else:
-        inputs = keras.Input(shape, name="features")
-        x = inputs
+        x = inputs = keras.Input(shape, name="features")
     outputs = []
     for i, net in enumerate(nets):  # each fold model without its training-only layers
         given = keras.Input(tuple(net.input_shape[1:]), name=f"fold_input_{i}")
@@ -213,18 +201,10 @@ CLIP_RULE = (
 
 
 def export_metadata(info: DatasetInfo, task: Task, model: Any) -> dict[str, str]:
-    """What an exported file says of itself (ONNX `metadata_props`, the card's facts): the
-    classes in the output's order, the input, the rate and segments, and the rules that
-    turn a file into rows and rows into a clip's scores.
-
-    Args:
-        info: the store's description.
-        task: the models' task.
-        model: the exported model (`ensemble`).
-
-    Returns:
-        `{key: text}`.
-    """
+    """What an exported file says of itself (ONNX `metadata_props`, the card's facts), as
+    `{key: text}`: the classes in the output's order, the input, the rate and segments, and
+    the rules that turn a file into rows and rows into a clip's scores (from the store's
+    description `info`, the models' `task` and the exported `model`)."""
     params = info.feature_params or {}
     audio = takes_audio_input(model)
     out = {"producer": "audio-xval (python -m xval export)",
@@ -282,16 +262,14 @@ def write_export(model: Any, fmt: str, out: Path, card: Callable[[float | None],
     tmp = make_temp_dir(out.parent, prefix=f".{out.name}.")
     try:
         target = tmp / FILES[fmt]
-        check = None
         if fmt == "keras":
             model.save(target)
         elif fmt == "savedmodel":
             _savedmodel(model, target)
-            check = _check_savedmodel(target, batch, expected)
         else:
             model.export(str(target), format="onnx", verbose=False)
             _describe_onnx(target, metadata or {})
-            check = _check_onnx(target, batch, expected)
+        check = _check(fmt, target, batch, expected)
         (tmp / CARD).write_text(card(check))
         _replace(tmp, out)
     except BaseException:
@@ -299,12 +277,8 @@ def write_export(model: Any, fmt: str, out: Path, card: Callable[[float | None],
         raise
     return Exported(folder=out, files=[FILES[fmt], CARD], input_name=model.inputs[0].name,
                     input_shape=tuple(model.input_shape[1:]),
-                    takes_audio=takes_audio_input(model), members=_members(model),
-                    check=check)
-
-
-def _members(model: Any) -> int:
-    return sum(1 for layer in model.layers if layer.name.startswith("fold_model_"))
+                    takes_audio=takes_audio_input(model), check=check,
+                    members=sum(layer.name.startswith("fold_model_") for layer in model.layers))
 
 
 def _describe_onnx(path: Path, metadata: Mapping[str, str]) -> None:
@@ -334,42 +308,32 @@ def _savedmodel(model: Any, path: Path) -> None:
     archive.write_out(str(path), verbose=False)
 
 
-def _check_onnx(path: Path, batch: np.ndarray, expected: np.ndarray) -> float | None:
-    """The largest difference between the ONNX model's outputs (onnxruntime) and Keras's on
-    `batch`; `None` when onnxruntime is not installed.
+def _check(fmt: str, path: Path, batch: np.ndarray, expected: np.ndarray) -> float | None:
+    """The largest difference between the exported model's outputs on `batch` (the ONNX
+    file run by onnxruntime, the SavedModel's `serve` reloaded by TensorFlow) and Keras's;
+    `None` for the `keras` format, or ONNX without onnxruntime.
 
     Raises:
         ConfigurationError: when it exceeds `ONNX_TOLERANCE`.
     """
-    if importlib.util.find_spec("onnxruntime") is None:
+    if fmt == "onnx" and importlib.util.find_spec("onnxruntime") is not None:
+        import onnxruntime  # noqa: PLC0415  (optional: the [export] extra)
+
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        got = session.run(None, {session.get_inputs()[0].name: batch})[0]
+    elif fmt == "savedmodel":
+        import tensorflow as tf  # noqa: PLC0415  (the backend of this format)
+
+        loaded = tf.saved_model.load(str(path))  # kept: its function needs its variables
+        got = loaded.serve(tf.constant(batch))["scores"]
+    else:
         return None
-    import onnxruntime  # noqa: PLC0415  (optional: the [export] extra)
-
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = session.run(None, {session.get_inputs()[0].name: batch})[0]
-    return _within(float(np.max(np.abs(np.asarray(got) - expected))), "ONNX")
-
-
-def _check_savedmodel(path: Path, batch: np.ndarray, expected: np.ndarray) -> float:
-    """The largest difference between the SavedModel's `serve` outputs (reloaded with
-    TensorFlow) and Keras's on `batch`.
-
-    Raises:
-        ConfigurationError: when it exceeds `ONNX_TOLERANCE`.
-    """
-    import tensorflow as tf  # noqa: PLC0415  (the backend of this format)
-
-    loaded = tf.saved_model.load(str(path))  # kept: its function needs its variables
-    got = np.asarray(loaded.serve(tf.constant(batch))["scores"])
-    return _within(float(np.max(np.abs(got - expected))), "SavedModel")
-
-
-def _within(diff: float, what: str) -> float:
+    diff = float(np.max(np.abs(np.asarray(got) - expected)))
     if not diff <= ONNX_TOLERANCE:
         raise ConfigurationError(
-            f"The {what} model's outputs differ from the Keras model's by {diff:.2e} (more "
-            f"than {ONNX_TOLERANCE:g}) on a random batch; nothing was written. Export as "
-            "keras instead, and report the model.")
+            f"The {'ONNX' if fmt == 'onnx' else 'SavedModel'} model's outputs differ from the "
+            f"Keras model's by {diff:.2e} (more than {ONNX_TOLERANCE:g}) on a random batch; "
+            "nothing was written. Export as keras instead, and report the model.")
     return diff
 
 

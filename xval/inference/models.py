@@ -17,8 +17,8 @@ from xval import tasks
 from xval.core.dataset_info import DatasetInfo
 from xval.core.errors import ConfigurationError, DatasetError, XvalError
 from xval.core.layout import ExperimentLayout, InstanceLayout
-from xval.core.reader import READER
 from xval.core.records import FoldResult
+from xval.core.storage import STORE
 from xval.tasks.base import Task
 from xval.training.loading import folder_layout, load
 
@@ -277,16 +277,6 @@ def _instance_models(layout: InstanceLayout, fold: int | None, ensemble: bool) -
     return ModelSet(list(folds.values()), f"ensemble of {len(folds)} fold models of {name}")
 
 
-def _recorded_model(path: Path) -> tuple[bool, str | None]:
-    """Whether the fold file `path` records a saved model, and the model's SHA-256 (read
-    through the results reader)."""
-    record, _ = READER.read_record(path, FoldResult.from_dict)
-    if record is None or not record.ok:
-        return False, None
-    recorded = record.model_sha256 is not None or record.model_size is not None
-    return recorded, record.model_sha256
-
-
 def check_fold_models(layout: InstanceLayout, folds: Mapping[int, Path], *,
                       complete: bool = True) -> None:
     """Refuses fold models that are not the ones the folds recorded: a model whose content
@@ -296,17 +286,21 @@ def check_fold_models(layout: InstanceLayout, folds: Mapping[int, Path], *,
     Raises:
         ConfigurationError: naming the fold and the fix.
     """
-    for i, record in layout.fold_files().items():
-        recorded, digest = _recorded_model(record)
-        if complete and recorded and i not in folds:
+    for i, path in layout.fold_files().items():
+        record, _ = STORE.read_record(path, FoldResult.from_dict)
+        if record is None or not record.ok:
+            continue
+        digest = record.model_sha256
+        if complete and (digest is not None or record.model_size is not None) \
+                and i not in folds:
             raise ConfigurationError(
                 f"{layout.root}: {layout.fold_model(i).name} is missing, though "
-                f"{record.name} records it; the ensemble would answer without fold {i}. "
+                f"{path.name} records it; the ensemble would answer without fold {i}. "
                 "Restore the model, or choose one fold with --fold.")
-        if digest is not None and i in folds and READER.digest(folds[i]) != digest:
+        if digest is not None and i in folds and STORE.digest(folds[i]) != digest:
             raise ConfigurationError(
                 f"{folds[i]} is not the model fold {i} trained (its content differs from the "
-                f"SHA-256 recorded in {record.name}); restore it, or rerun the fold.")
+                f"SHA-256 recorded in {path.name}); restore it, or rerun the fold.")
 
 
 def info_for(models: ModelSet,
@@ -314,10 +308,8 @@ def info_for(models: ModelSet,
     """The dataset description of `models`: `dataset_info` when it is one (a mapping), else
     found (see `dataset_info_for`); a `--dataset-info` of another encoder than the models'
     is refused (`_check_same_encoder`)."""
-    if isinstance(dataset_info, Mapping):
-        return DatasetInfo.from_dict(dataset_info)
-    info = dataset_info_for(models.paths[0], dataset_info)
-    if dataset_info is not None:
+    info = describe(models.paths[0], dataset_info)
+    if dataset_info is not None and not isinstance(dataset_info, Mapping):
         _check_same_encoder(models, info, dataset_info)
     return info
 

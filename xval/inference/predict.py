@@ -16,7 +16,7 @@ from xval.inference.models import (
     resolve_models,
     task_of,
 )
-from xval.tasks.base import with_context
+from xval.tasks import Context
 
 
 def predict_files(model_or_instance_dir: str | Path, files: Sequence[str | Path],
@@ -43,7 +43,7 @@ def predict_files(model_or_instance_dir: str | Path, files: Sequence[str | Path]
     Returns:
         list (one per file) of dicts: `file`, `model` (what answered, in words),
         `segments` (list of `{"start", "scores"}`) and `clip` (`{"scores", "predicted"}`),
-        as the task makes them (`Task.predict_record`). For classification `scores` maps
+        as the task makes them (`Scoring.predict_record`). For classification `scores` maps
         class names to probabilities and the clip scores average the segment logits.
     """
     folds_only = embedding_classifier and fold is None and Path(model_or_instance_dir).is_dir()
@@ -59,12 +59,12 @@ def predict_files(model_or_instance_dir: str | Path, files: Sequence[str | Path]
         answering = ClassifierSet(models)
         classes, task = answering.classes, embedding.task()
     feature = feature_params_of(info, answering if isinstance(answering, ModelSet) else None)
-    frame_seconds = info.frame_seconds
+    context = Context(frame_seconds=info.frame_seconds)
     results = []
     for path, feats in zip(files, extract_features(files, feature)):
         outputs = answering.outputs(feats["features"])
-        segments, clip = with_context(task.predict_record, outputs, feats["starts"], classes,
-                                      frame_seconds=frame_seconds)
+        segments, clip = task.scoring.predict_record(outputs, feats["starts"], classes,
+                                                     context)
         results.append({"file": str(path), "model": answering.description,
                         "segments": segments, "clip": clip})
     return results

@@ -1,26 +1,49 @@
-"""The report layer: the results read side, the workbook, the terminal table, plots and
+"""The report layer: the results read side, the workbook, the terminal table, figures and
 experiment tracking (listeners of the recorder).
 
-- `results`: `ExperimentResults`, `InstanceResult` (every file through the typed records,
-  every fold file checked as it is read: `validation`).
+- `results`: `ExperimentResults`, `InstanceResult` (every file through the results store,
+  `xval.core.storage`, every fold file checked as it is read).
 - `tables`: the selection, headline metrics and levels, the note saying what to report.
 - `terminal`: `terminal_table`.
 - `workbook`: `build_workbook`, one module per sheet, `register_sheet`.
-- `plots`: `instance_plots`; `stats`: confidence intervals and the corrected t-test.
+- `plots`: `instance_plots` and the figure kinds tasks name (`figures`, `activity`: matplotlib);
+  `stats`: confidence intervals and the corrected t-test.
 - `listeners`: `PlotWriter`, `WorkbookWriter`; `tracking`: `MLflowListener`.
+
+The public names below are loaded on first use (PEP 562), as `xval`'s are: the read-only
+commands (`python -m xval report`) import the table and the workbook, never matplotlib.
 """
 
-from xval.report.listeners import PlotWriter, WorkbookWriter
-from xval.report.plots import instance_plots
-from xval.report.results import ExperimentResults, InstanceResult, check_experiment_folder
-from xval.report.tables import report_note
-from xval.report.terminal import terminal_table
-from xval.report.workbook import build_workbook, register_sheet
+import importlib
+from typing import Any
 
-__all__ = ["ExperimentResults", "InstanceResult", "PlotWriter", "WorkbookWriter",
-           "build_workbook", "check_experiment_folder", "instance_plots", "register_sheet",
-           "report_note", "terminal_table"]
+from xval.compat import deprecated_names
 
-from xval.compat import deprecated_names  # noqa: E402
+_EXPORTS = {
+    "ExperimentResults": "xval.report.results",
+    "InstanceResult": "xval.report.results",
+    "check_experiment_folder": "xval.report.results",
+    "PlotWriter": "xval.report.listeners",
+    "WorkbookWriter": "xval.report.listeners",
+    "instance_plots": "xval.report.plots",
+    "report_note": "xval.report.tables",
+    "terminal_table": "xval.report.terminal",
+    "build_workbook": "xval.report.workbook",
+    "register_sheet": "xval.report.workbook",
+}
 
-__getattr__ = deprecated_names(__name__)  # the names of the module this package replaced
+__all__ = sorted(_EXPORTS)
+
+_moved = deprecated_names(__name__)  # the names of the module this package replaced
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value  # later look-ups skip this function
+        return value
+    return _moved(name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

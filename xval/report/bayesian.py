@@ -24,7 +24,7 @@ import math
 from typing import NamedTuple
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 
 class BayesianComparison(NamedTuple):
@@ -85,7 +85,9 @@ def correlated_bayesian_ttest(a: np.ndarray, b: np.ndarray, rope: float,
     if var == 0:  # every fold the same difference: the posterior is a point
         better, worse = float(mean > rope), float(mean < -rope)
         return BayesianComparison(better, 1.0 - better - worse, worse)
-    posterior = stats.t(n - 1, loc=mean, scale=math.sqrt(var))
-    worse = float(posterior.cdf(-rope))
-    better = float(posterior.sf(rope))
+    # The posterior of the mean difference: Student's t with n - 1 degrees of freedom,
+    # centred on `mean`, of scale sqrt(var) (`scipy.stats.t(n - 1, mean, sqrt(var))`).
+    scale = math.sqrt(var)
+    worse = float(special.stdtr(n - 1, (-rope - mean) / scale))
+    better = float(special.stdtr(n - 1, -((rope - mean) / scale)))
     return BayesianComparison(better, max(0.0, 1.0 - better - worse), worse)

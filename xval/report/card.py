@@ -2,7 +2,7 @@
 what the model does, what it takes and gives, what it was trained and scored on, and where
 it should not be used.
 
-Everything in it is read from the results folder through the results reader
+Everything in it is read from the results folder through the results store
 (`InstanceResult`, the fold manifest), from the store's description (`dataset.json`) and
 from the run's code snapshot; nothing is typed by hand, so the card is regenerated, never
 edited.
@@ -69,7 +69,7 @@ def model_card(facts: CardFacts, instance: InstanceResult | None,
 
     Args:
         facts: the export and the store (`CardFacts`).
-        instance: the instance the models come from, read through the results reader, or
+        instance: the instance the models come from, read through the results store, or
             `None` for a `.keras` file outside an instance folder (no scores to report).
         manifest: the experiment's fold manifest (`folds.json`), or `None`.
 

@@ -28,31 +28,21 @@ from xval.config.loader import Config
 from xval.config.selection import metric_direction, selection_metric
 from xval.core.errors import ConfigurationError
 from xval.core.hashing import FOLD_FIX
-from xval.core.records import FoldResult, FoldsManifest
+from xval.core.records import FoldsManifest
 from xval.report.bayesian import correlated_bayesian_ttest
 from xval.report.ranking import Ranking, friedman_nemenyi
 from xval.report.results import ExperimentResults, InstanceResult, check_experiment_folder
-from xval.report.stats import corrected_repeated_ttest, fold_test_train_ratio, holm
-from xval.report.validation import finite
+from xval.report.stats import (
+    corrected_repeated_ttest,
+    finished_folds,
+    fold_grid,
+    fold_scores,
+    fold_test_train_ratio,
+    holm,
+)
 
 DEFAULT_ROPE = 0.01
 """Half-width of the region of practical equivalence, in the metric's units."""
-
-
-def finished_folds(r: InstanceResult) -> dict[int, FoldResult]:
-    """The `ok` fold records of `r`, by fold number."""
-    return {f.fold: f for f in r.folds if f.ok}
-
-
-def fold_scores(r: InstanceResult, metric: str, split: str, level: str) -> dict[int, float]:
-    """`metric` on `split` at `level` of each finished fold of `r` that has a value."""
-    out = {}
-    for i, fold in finished_folds(r).items():
-        found = fold.level_metrics(level, r.rules.clip_falls_back) or {}
-        value = found.get(split, {}).get(metric)
-        if finite(value):
-            out[i] = float(value)
-    return out
 
 
 class FoldsMismatchError(ConfigurationError):
@@ -68,11 +58,8 @@ class Target:
 
     @classmethod
     def parse(cls, text: str) -> Target:
-        """`results/demo/experiment_1` or `results/demo/experiment_1:3`.
-
-        Raises:
-            ConfigurationError: when the part after the last `:` is not an instance id.
-        """
+        """`results/demo/experiment_1` or `results/demo/experiment_1:3` (a ConfigurationError
+        when the part after the last `:` is not an instance id)."""
         head, sep, tail = text.rpartition(":")
         if not sep or "/" in tail or "\\" in tail or not head:
             return cls(Path(text))
@@ -88,8 +75,7 @@ class Entry:
 
     label: str
     dataset: str
-    folds_hash: str
-    repeats: int
+    manifest: FoldsManifest
     instance: InstanceResult
     scores: dict[int, float]
     mean: float | None
@@ -131,38 +117,8 @@ class Comparison:
     notes: list[str] = dataclasses.field(default_factory=list)
 
 
-def _repeats(manifest: FoldsManifest) -> int:
-    """The repeats of the manifest's split (its folds run repeat by repeat, `xval.folds`);
-    1 for a manifest written before repeats were recorded."""
-    return manifest.num_repeats
-
-
-def fold_grid(a: dict[int, float], b: dict[int, float], repeats: int, num_folds: int
-              ) -> tuple[np.ndarray, np.ndarray, list[int]]:
-    """The two entries' scores on their common folds as `(repeats, folds)` arrays.
-
-    Folds are numbered repeat by repeat (fold `f` of repeat `j` is `j * k + f`); with
-    repeats, only the repeats both entries completed are kept.
-
-    Returns:
-        `(a, b, folds)`: two arrays of the same shape and the fold numbers used.
-    """
-    common = sorted(set(a) & set(b))
-    k = num_folds // repeats if repeats > 1 else max(len(common), 1)
-    if repeats > 1:
-        whole = [j for j in range(repeats) if all(j * k + f in common for f in range(k))]
-        common = [j * k + f for j in whole for f in range(k)]
-    shape = (-1, k) if common else (0, 0)
-    return (np.array([a[i] for i in common]).reshape(shape),
-            np.array([b[i] for i in common]).reshape(shape), common)
-
-
 def check_rope(rope: float) -> float:
-    """`rope` when it is a half-width > 0.
-
-    Raises:
-        ConfigurationError: otherwise.
-    """
+    """`rope` when it is a half-width > 0 (else a ConfigurationError)."""
     if not (isinstance(rope, (int, float)) and math.isfinite(rope) and rope > 0):
         raise ConfigurationError(f"--rope {rope}: expected a half-width > 0 in the metric's "
                                  f"units, e.g. {DEFAULT_ROPE} (one point of accuracy).")
@@ -251,31 +207,26 @@ def _entries(targets: Sequence[Target], read: dict[Path, ExperimentResults], met
         manifest = results.manifest
         assert manifest is not None  # read_targets checked it
         chosen = [results[target.instance]] if target.instance is not None else list(results)
-        for r in chosen:
-            key = (target.path.resolve(), r.id)
-            scores = fold_scores(r, metric, "test", level)
-            if key in entries:
-                continue
-            notes += [f"{_name(target.path)}:{r.id} fold {i} left out: {reason}; {FOLD_FIX}."
+        for r in (r for r in chosen if (target.path.resolve(), r.id) not in entries):
+            label, scores = f"{_name(target.path)}:{r.id}", fold_scores(r, metric, "test", level)
+            notes += [f"{label} fold {i} left out: {reason}; {FOLD_FIX}."
                       for i, reason in sorted(r.invalid.items())]
             if len(scores) < 2:
-                notes.append(f"{_name(target.path)}:{r.id} left out: {len(scores)} fold(s) "
-                             f"with a test {metric} ({r.status}).")
+                notes.append(f"{label} left out: {len(scores)} fold(s) with a test {metric} "
+                             f"({r.status}).")
                 continue
             values = np.array(list(scores.values()))
-            entries[key] = Entry(f"{_name(target.path)}:{r.id}",
-                                 manifest.dataset_hash or target.path.parent.name,
-                                 manifest.hash, _repeats(manifest), r, scores,
-                                 float(values.mean()), float(values.std(ddof=1)))
+            entries[(target.path.resolve(), r.id)] = Entry(
+                label, manifest.dataset_hash or target.path.parent.name, manifest, r, scores,
+                float(values.mean()), float(values.std(ddof=1)))
     return list(entries.values())
 
 
-def _paired(a: Entry, b: Entry, rope: float, alpha: float, higher: bool,
-            num_folds: int) -> Pair:
+def _paired(a: Entry, b: Entry, rope: float, alpha: float, higher: bool) -> Pair:
     """The corrected t-test and the Bayesian correlated t-test on the common folds."""
-    first, second, common = fold_grid(a.scores, b.scores, a.repeats, num_folds)
-    folds = [f for f in a.instance.folds if f.ok and f.fold in common] \
-        + [f for f in b.instance.folds if f.ok and f.fold in common]
+    first, second, common = fold_grid(a.scores, b.scores, a.manifest.num_repeats,
+                                      a.manifest.num_folds)
+    folds = [finished_folds(e.instance)[i] for e in (a, b) for i in common]
     ratio = fold_test_train_ratio(folds)
     ratio = ratio if math.isfinite(ratio) else 0.0
     test = corrected_repeated_ttest(first, second, ratio, confidence=1 - alpha)
@@ -380,10 +331,8 @@ def compare(targets: Sequence[Target], *, metric: str | None = None,
         for b in entries[i + 1:]:
             if a.dataset != b.dataset:
                 skipped += 1
-            elif a.folds_hash == b.folds_hash:
-                num_folds = next(r.manifest.num_folds for r in read.values()
-                                 if r.manifest is not None and r.manifest.hash == a.folds_hash)
-                pairs.append(_paired(a, b, rope, alpha, higher, num_folds))
+            elif a.manifest.hash == b.manifest.hash:
+                pairs.append(_paired(a, b, rope, alpha, higher))
             else:
                 pairs.append(_unpaired(a, b, alpha))
     if skipped:

@@ -40,13 +40,13 @@ class PlotWriter:
     """
 
     def on_instance(self, result: InstanceResult) -> list[Path]:
-        """Writes the plots of the instance in its folder.
+        """Writes the plots of the instance in its folder (reading what else they draw
+        through the results store).
 
         Returns:
             The written paths.
         """
-        return instance_plots(result.path, result.folds, result.summary,
-                              task_type=result.task_type)
+        return instance_plots(result)
 
 
 class WorkbookWriter:

@@ -1,48 +1,143 @@
 """The plots of one instance, written after its last fold: the learning curves, then the
-task's own plots (`Task.plots`)."""
+figures its task names (`Task.figures`), each a function registered here by name.
+
+Every figure draws what the recorder's listener is handed (`InstanceResult`: the believed
+fold records and the summary) and what else it needs of the instance folder through the
+results store (`xval.core.storage.STORE`: the test predictions, a detector's plot data),
+never by opening a result file itself.
+
+Example (a figure kind of one's own, for a task that names it in `figures`):
+
+```python
+from xval.report.plots import FIGURES
+
+def histogram(result, store):
+    ...                                   # writes into result.layout.plots_dir
+    return [path]
+
+FIGURES.register("histogram", histogram)
+```
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from xval import tasks
-from xval.core.layout import InstanceLayout
-from xval.core.records import FoldResult, InstanceSummary
-from xval.tasks.figures import learning_curves
+from xval.core.records import Status
+from xval.core.registry import Registry
+from xval.core.storage import STORE, ResultsStore
+from xval.report import figures
+from xval.report.activity import activity_windows
+from xval.report.results import InstanceResult
 
 LEARNING_CURVES = "learning_curves.png"
 
+Figure = Callable[[InstanceResult, ResultsStore], list[Path]]
+"""`(instance, store) -> written paths`: one kind of figure of an instance."""
 
-def instance_plots(instance_dir: str | Path, folds: list[FoldResult],
-                   summary: InstanceSummary, task_type: str | None = None) -> list[Path]:
+FIGURES: Registry[Figure] = Registry("figure", setting="figures", where="xval.report.plots")
+"""The figure kinds a task may name in `Task.figures`."""
+
+
+def instance_plots(result: InstanceResult, store: ResultsStore = STORE) -> list[Path]:
     """Writes every plot of one instance into its `plots/` folder: the learning curves,
-    then the task's own plots (`Task.plots`: e.g. the confusion matrix and per-class F1 of
-    classification, predicted against true values for regression).
+    then the figures of its task (`Task.figures`: e.g. the confusion matrix and per-class F1
+    of classification, predicted against true values for regression).
 
     Args:
-        instance_dir: the `instance_<k>` folder.
-        folds: its fold records (those believed: see `xval.report.results`).
-        summary: its summary.
-        task_type: the task's name; `None` (results written before the task was recorded)
-            infers it from the folds' classes (`xval.tasks.infer`).
+        result: the instance as read (its believed folds and summary).
+        store: the results store the figures read through. Defaults to the process's.
 
     Returns:
         list of written paths.
-
-    Raises:
-        ValueError: when `instance_dir` is not named `instance_<k>`.
     """
-    instance_dir = Path(instance_dir)
-    layout = InstanceLayout.parse(instance_dir)
-    if layout is None:
-        raise ValueError(f"instance_dir={str(instance_dir)!r}: expected an instance_<k> "
-                         "folder.")
-    if task_type is None:
-        classes = next((f.classes for f in folds if f.classes), None)
-        task_type = tasks.infer(classes=classes or [])
-    task = tasks.get(task_type)
+    task = _task(result)
     written = []
-    curves = layout.plots_dir / LEARNING_CURVES
-    if learning_curves(list(folds), curves, task.selection_metric):
+    curves = result.layout.plots_dir / LEARNING_CURVES
+    if figures.learning_curves(result.folds, curves, task.selection_metric):
         written.append(curves)
-    return written + list(task.plots(layout, list(folds), summary))
+    for name in task.figures:
+        written += FIGURES.get(name)(result, store)
+    return written
+
+
+def _classes(result: InstanceResult) -> list[str] | None:
+    return next((f.classes for f in result.folds if f.classes), None)
+
+
+def _task(result: InstanceResult) -> tasks.Task:
+    """The instance's task: recorded, or for results written before it was, inferred from
+    the folds' classes (`xval.tasks.infer`)."""
+    return tasks.get(result.task_type or tasks.infer(classes=_classes(result) or []))
+
+
+def _levels(result: InstanceResult) -> list[tuple[str, str]]:
+    """`(level, file suffix)` of the class figures: the headline level first (clip level
+    where files are cut into segments, no suffix), then the segment level (`_segment`)."""
+    found = result.summary.confusion_matrix
+    if not _classes(result) or found.get("segment") is None:
+        return []
+    levels = ["clip", "segment"] if "clip" in found else ["segment"]
+    return [(level, "" if k == 0 else f"_{level}") for k, level in enumerate(levels)]
+
+
+def confusion_matrices(result: InstanceResult, store: ResultsStore) -> list[Path]:
+    """The test confusion matrix pooled over folds, per level (`confusion_matrix*.png`)."""
+    classes = _classes(result) or []
+    names = _task(result).level_names
+    return [figures.confusion_matrix(
+        result.summary.confusion_matrix[level], classes,
+        result.layout.plots_dir / f"confusion_matrix{suffix}.png",
+        title=figures.level_title("Test confusion matrix", names[level], "pooled over folds"))
+        for level, suffix in _levels(result)]
+
+
+def per_class_f1(result: InstanceResult, store: ResultsStore) -> list[Path]:
+    """Per-class test F1 over folds, per level (`per_class_f1*.png`)."""
+    names = _task(result).level_names
+    written = []
+    for level, suffix in _levels(result):
+        f1 = figures.per_fold_f1(result.folds, level)
+        if f1 is not None:
+            written.append(figures.per_class_f1(
+                f1, _classes(result) or [], result.layout.plots_dir / f"per_class_f1{suffix}.png",
+                title=figures.level_title("Per-class test F1", names[level],
+                                          f"over {len(f1)} folds")))
+    return written
+
+
+def predicted_vs_true(result: InstanceResult, store: ResultsStore) -> list[Path]:
+    """The test predictions of every fold against their targets (`predicted_vs_true.png`)."""
+    rows = [row for f in result.folds for row in store.predictions(result.layout, f.fold) or []]
+    if not rows:
+        return []
+    true, predicted = (np.array([float(r[k]) for r in rows]) for k in ("target", "predicted"))
+    return [figures.predicted_vs_true(true, predicted,
+                                      result.layout.plots_dir / "predicted_vs_true.png")]
+
+
+def activity_plots(result: InstanceResult, store: ResultsStore) -> list[Path]:
+    """A detector's activity on a few test windows of every fold, against the annotation
+    (`activity_fold_<i>.png`, from the fold's plot data)."""
+    written = []
+    for fold in result.folds:
+        data = store.plot_data(result.layout, fold.fold) if fold.status == Status.OK \
+            else None
+        if data is None:
+            continue
+        written.append(activity_windows(
+            data, result.layout.fold_plot("activity", fold.fold),
+            title=f"Fold {fold.fold}: predicted activity against the annotation, "
+                  f"{len(data['windows'])} test window(s)"
+                  + ("" if data.get("with_events", True) else " (none annotated)")))
+    return written
+
+
+FIGURES.register("confusion_matrix", confusion_matrices)
+FIGURES.register("per_class_f1", per_class_f1)
+FIGURES.register("predicted_vs_true", predicted_vs_true)
+FIGURES.register("activity", activity_plots)

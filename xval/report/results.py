@@ -1,46 +1,40 @@
 """The report's view of a results folder: `ExperimentResults` and `InstanceResult`.
 
-Every file is read by the process's one reader (`xval.core.reader.READER`), which checks
-every fold file as it reads it: a file that is not a fold record, or an `ok` fold that cannot
-be believed (another fold's number, another instance's parameters, a metric that is not
-finite or out of its range, a model missing or not the recorded one), is *invalid*. An
-invalid fold is not counted and never selected; its instance is `partial`, and the reason is
-kept in `InstanceSummary.invalid` for the terminal table and the workbook to show.
-
-The summary is computed from the fold files once per version of them (never read from
-`summary.json`), so it cannot contradict them: `ExperimentResults.refresh()` reads again
-only the instances whose files changed, and the recorder hands the `InstanceResult` it
-computed to its listeners.
+Every file is read through the results store (`xval.core.storage.STORE`), which checks every
+fold file as it reads it: a fold that cannot be believed (another fold's number, another
+instance's parameters, a metric out of its range, a model missing or not the recorded one)
+is *invalid*: not counted, never selected, its instance `partial` and the reason kept in
+`InstanceSummary.invalid`. The summary is computed from the fold files once per version of
+them (never read from `summary.json`), so it cannot contradict them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from xval import tasks
 from xval.config.params import edited_params
 from xval.config.selection import metric_direction
 from xval.core.errors import ConfigurationError
 from xval.core.layout import ExperimentLayout, InstanceLayout
-from xval.core.reader import READER, ResultsReader, TaskRules, read_manifest
 from xval.core.records import (
-    CommandLog,
     FoldResult,
     FoldsManifest,
     InstanceStatus,
     InstanceSummary,
     NestedRecord,
-    ParamsRecord,
     RunCommand,
     TrialRecord,
 )
+from xval.core.storage import STORE, ResultsStore, TaskRules
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["COMMENTS", "TIE_RULE", "TIE_TOLERANCE", "ExperimentResults", "InstanceResult",
-           "check_experiment_folder", "read_manifest"]
+           "check_experiment_folder"]
 
 COMMENTS = ("comment_1", "comment_2")
 """The two free-text parameters every instance has: shown, never compared."""
@@ -51,6 +45,7 @@ TIE_TOLERANCE = 1e-9
 TIE_RULE = ("ties on the selection metric are broken by the lower validation loss, then "
             "by the lower instance id")
 
+
 def check_experiment_folder(exp_dir: str | Path) -> None:
     """Checks that `exp_dir` holds an experiment's results, before anything is written.
 
@@ -59,14 +54,11 @@ def check_experiment_folder(exp_dir: str | Path) -> None:
             `instance_<k>` folder (e.g. a feature store).
     """
     layout = ExperimentLayout(Path(exp_dir))
-    if not layout.root.is_dir():
-        raise ConfigurationError(
-            f"{layout.root} is not a folder; pass an experiment's results folder, "
-            "results/<dataset>/experiment_<N>.")
-    if not layout.looks_like_experiment():
-        raise ConfigurationError(
-            f"{layout.root} is not an experiment folder (no folds.json, no instance_<k> "
-            "folders); pass an experiment's results folder, results/<dataset>/experiment_<N>.")
+    if not (layout.root.is_dir() and layout.looks_like_experiment()):
+        what = "an experiment folder (no folds.json, no instance_<k> folders)" \
+            if layout.root.is_dir() else "a folder"
+        raise ConfigurationError(f"{layout.root} is not {what}; pass an experiment's results "
+                                 "folder, results/<dataset>/experiment_<N>.")
 
 
 class InstanceResult:
@@ -76,7 +68,7 @@ class InstanceResult:
         path: the `instance_<k>` folder.
         num_folds: the experiment's number of folds; `None` reads it from `summary.json`
             or counts the fold files.
-        reader: the results reader. Defaults to the process's (`READER`).
+        store: the results store. Defaults to the process's (`STORE`).
         num_repeats: the repeats of the k-fold (`folds.json`). Defaults to `1`.
 
     Attributes:
@@ -84,7 +76,6 @@ class InstanceResult:
         layout: the folder's `InstanceLayout`.
         params: the instance's parameters (`params.json`; empty when it is unreadable or
             another instance's).
-        params_record: its `ParamsRecord`, or `None`.
         folds: the believed fold records (`ok` and `failed`), by fold number; invalid ones
             are left out (see `invalid`).
         unreadable: names of the files that are not valid JSON or not records of their
@@ -93,25 +84,22 @@ class InstanceResult:
         trial: the search trial that made the instance (`trial.json`), or `None`.
         nested: what a nested search chose per outer fold (`nested.json`), or `None`.
         rules: what the fold checks and the summary take from its task (`TaskRules`).
+        task_type: the task the instance was trained for, as recorded in `params.json` (or
+            its fold files); `None` for results written before the task was recorded.
     """
 
     def __init__(self, path: str | Path, num_folds: int | None = None, *,
-                 reader: ResultsReader = READER, num_repeats: int = 1) -> None:
-        path = Path(path)
-        layout = InstanceLayout.parse(path)
+                 store: ResultsStore = STORE, num_repeats: int = 1) -> None:
+        layout = InstanceLayout.parse(Path(path))
         if layout is None:
             raise ConfigurationError(f"{path} is not an instance_<k> folder.")
-        files = reader.instance(layout, num_folds, tasks.rules, edited_params)
-        self.layout = layout
-        self.path = path
-        self.id = layout.id
+        files = store.instance(layout, num_folds, tasks.rules, edited_params)
+        self.layout, self.path, self.id = layout, Path(path), layout.id
         self.unreadable: list[str] = files.unreadable
-        self.params_record: ParamsRecord | None = files.params
-        self.params: dict[str, Any] = dict(files.params.params) \
-            if files.params is not None else {}
+        self.params: dict[str, Any] = dict(files.params.params if files.params else {})
         self.folds: list[FoldResult] = files.folds
         self.rules: TaskRules = files.rules
-        self._task_type = files.task_type
+        self.task_type: str | None = files.task_type
         self.summary = InstanceSummary.from_folds(
             self.folds, files.num_folds, clip_falls_back=files.rules.clip_falls_back,
             invalid=files.invalid, num_repeats=num_repeats)
@@ -122,12 +110,6 @@ class InstanceResult:
     def invalid(self) -> dict[int, str]:
         """Fold number -> why its file is not believed (`InstanceSummary.invalid`)."""
         return self.summary.invalid
-
-    @property
-    def task_type(self) -> str | None:
-        """The task the instance was trained for, as recorded in `params.json` (or its fold
-        files); `None` for results written before the task was recorded."""
-        return self._task_type
 
     @property
     def status(self) -> str:
@@ -173,7 +155,7 @@ class ExperimentResults:
 
     Args:
         path: the `experiment_<N>` folder.
-        reader: the results reader. Defaults to the process's (`READER`).
+        store: the results store. Defaults to the process's (`STORE`).
         num_folds: the number of folds when the folder has no `folds.json` yet (a run's
             plan); `None` counts each instance's fold files then.
 
@@ -181,11 +163,11 @@ class ExperimentResults:
         ResultsConflictError: when its `folds.json` is not a fold manifest.
     """
 
-    def __init__(self, path: str | Path, *, reader: ResultsReader = READER,
+    def __init__(self, path: str | Path, *, store: ResultsStore = STORE,
                  num_folds: int | None = None) -> None:
         self.path = Path(path)
         self.layout = ExperimentLayout(self.path)
-        self.reader = reader
+        self.store = store
         self._planned_folds = num_folds
         self.manifest: FoldsManifest | None = None
         self.instances: dict[int, InstanceResult] = {}
@@ -214,18 +196,12 @@ class ExperimentResults:
         Raises:
             ResultsConflictError: when `folds.json` is not a fold manifest.
         """
-        self.manifest = self.reader.manifest(self.layout)
-        found = {inst.id: inst for inst in self.layout.instances()}
+        self.manifest = self.store.manifest(self.layout)
+        found = {inst.id for inst in self.layout.instances()}
         for k in [k for k in self.instances if k not in found]:
             del self.instances[k], self._stamps[k]
-        for k, inst in found.items():
-            stamp = self.reader.stamp(inst, self.num_folds)
-            if self._stamps.get(k) != stamp or k not in self.instances:
-                self.instances[k] = InstanceResult(inst.root, self.num_folds,
-                                                   reader=self.reader,
-                                                   num_repeats=self.num_repeats)
-                self._stamps[k] = stamp
-        self.instances = dict(sorted(self.instances.items()))
+        for k in found:
+            self.reload(k)
         return self
 
     def reload(self, instance_id: int) -> InstanceResult:
@@ -236,12 +212,12 @@ class ExperimentResults:
             Its `InstanceResult`, now also `self[instance_id]`.
         """
         if self.manifest is None:  # written since these results were first read
-            self.manifest = self.reader.manifest(self.layout)
+            self.manifest = self.store.manifest(self.layout)
         inst = self.layout.instance(instance_id)
-        stamp = self.reader.stamp(inst, self.num_folds)
+        stamp = self.store.stamp(inst, self.num_folds)
         if self._stamps.get(instance_id) != stamp or instance_id not in self.instances:
             self.instances[instance_id] = InstanceResult(inst.root, self.num_folds,
-                                                         reader=self.reader,
+                                                         store=self.store,
                                                          num_repeats=self.num_repeats)
             self._stamps[instance_id] = stamp
             self.instances = dict(sorted(self.instances.items()))
@@ -258,13 +234,8 @@ class ExperimentResults:
         metric their first finished fold has (`xval.tasks.infer`).
         """
         recorded = next((r.task_type for r in self if r.task_type), None)
-        if recorded:
-            return recorded
-        for r in self:
-            inferred = tasks.infer_from_folds(r.folds)
-            if inferred:
-                return inferred
-        return str(tasks.DEFAULT)
+        return recorded or next((name for r in self if (name := tasks.infer_from_folds(r.folds))),
+                                tasks.DEFAULT)
 
     def __getitem__(self, instance_id: int) -> InstanceResult:
         return self.instances[instance_id]
@@ -272,27 +243,21 @@ class ExperimentResults:
     def runs(self) -> list[RunCommand]:
         """The command line of every run of the experiment, oldest first
         (`code/commands.json`; empty when it is missing or cannot be read)."""
-        log, _ = self.reader.read_record(self.layout.commands_file, CommandLog.from_dict)
-        return list(log.runs) if log is not None else []
+        return self.store.commands(self.layout)
 
     def __iter__(self) -> Iterator[InstanceResult]:
         return iter(self.instances.values())
 
     def to_dataframe(self, level: str = "segment") -> pd.DataFrame:
         """One row per instance: id, status, comments, parameters, then metric mean/std."""
-        records = []
-        for r in self:
-            record: dict[str, Any] = {"instance": r.id, "status": r.status,
-                                      **dict(zip(COMMENTS, (r.params.get(c, "")
-                                                            for c in COMMENTS)))}
-            record.update({f"param:{k}": v for k, v in r.params.items()
-                           if k not in COMMENTS})
-            for split, names in r.summary.metrics.get(level, {}).items():
-                for name, stat in names.items():
-                    record[f"{split}_{name}_mean"] = stat.mean
-                    record[f"{split}_{name}_std"] = stat.std
-            records.append(record)
-        return pd.DataFrame.from_records(records)
+        import pandas as pd  # noqa: PLC0415  (pandas: 0.4 s of CPU the report does without)
+
+        return pd.DataFrame.from_records([{
+            "instance": r.id, "status": r.status, **{c: r.params.get(c, "") for c in COMMENTS},
+            **{f"param:{k}": v for k, v in r.params.items() if k not in COMMENTS},
+            **{f"{split}_{name}_{what}": getattr(stat, what)
+               for split, names in r.summary.metrics.get(level, {}).items()
+               for name, stat in names.items() for what in ("mean", "std")}} for r in self])
 
     def complete(self) -> list[InstanceResult]:
         """The complete instances (every fold done and believed)."""
@@ -309,8 +274,7 @@ class ExperimentResults:
         """
         has_clip = any(r.summary.metric(metric, split, "clip") is not None
                        for r in self.complete())
-        return "clip" if has_clip and not self.without_clip_level(metric, split) \
-            else "segment"
+        return "segment" if not has_clip or self.without_clip_level(metric, split) else "clip"
 
     def without_clip_level(self, metric: str, split: str = "val") -> list[int]:
         """Complete instances scored at the segment level but not at the clip level, where
@@ -369,26 +333,17 @@ class ExperimentResults:
     def best(self, metric: str = "accuracy", split: str = "val",
              level: str = "segment") -> InstanceResult | None:
         """The complete instance with the best mean `metric` on `split` (`ranked`'s first:
-        ties broken by `TIE_RULE`).
-
-        Returns:
-            The best `InstanceResult`, or `None` when no instance is complete.
-        """
-        ranked = self.ranked(metric, split, level)
-        return ranked[0] if ranked else None
+        ties broken by `TIE_RULE`), or `None` when no instance is complete."""
+        return next(iter(self.ranked(metric, split, level)), None)
 
     def tied_with_best(self, metric: str = "accuracy", split: str = "val",
                        level: str = "segment") -> list[InstanceResult]:
         """The other complete instances whose mean `metric` equals the best one's (within
         `TIE_TOLERANCE`): those `TIE_RULE` decided between."""
-        ranked = self.ranked(metric, split, level)
-        if not ranked:
-            return []
         level = self.auto_level(metric, split) if level == "auto" else level
-        top = ranked[0].metric(metric, split, level)
-        return [r for r in ranked[1:]
-                if abs((r.metric(metric, split, level) or 0.0) - (top or 0.0))
-                <= TIE_TOLERANCE]
+        values = [(r, r.metric(metric, split, level) or 0.0)
+                  for r in self.ranked(metric, split, level)]
+        return [r for r, value in values[1:] if abs(value - values[0][1]) <= TIE_TOLERANCE]
 
     def __repr__(self) -> str:
         return f"ExperimentResults({str(self.path)!r}, instances={len(self)})"

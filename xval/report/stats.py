@@ -8,9 +8,11 @@ from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 from xval.core.records import FoldResult
+from xval.report.results import InstanceResult
+from xval.report.validation import finite
 
 
 def mean_ci(values: Sequence[float] | np.ndarray,
@@ -33,7 +35,7 @@ def mean_ci(values: Sequence[float] | np.ndarray,
         return None, None
     if len(array) < 2:
         return float(array.mean()), None
-    half = stats.t.ppf(0.5 + confidence / 2, len(array) - 1) * array.std(ddof=1) \
+    half = special.stdtrit(len(array) - 1, 0.5 + confidence / 2) * array.std(ddof=1) \
         / math.sqrt(len(array))
     return float(array.mean()), float(half)
 
@@ -192,8 +194,8 @@ def corrected_repeated_ttest(a: np.ndarray, b: np.ndarray, test_train_ratio: flo
         return CorrectedTTest(t, p, mean, mean, mean)
     se = math.sqrt((1 / n + test_train_ratio) * var)
     t = mean / se
-    p = 2 * stats.t.sf(abs(t), n - 1)
-    half = stats.t.ppf(0.5 + confidence / 2, n - 1) * se
+    p = 2 * special.stdtr(n - 1, -abs(t))  # Student's t survival (`scipy.stats.t.sf`)
+    half = special.stdtrit(n - 1, 0.5 + confidence / 2) * se
     return CorrectedTTest(float(t), float(p), mean, mean - float(half), mean + float(half))
 
 
@@ -225,3 +227,41 @@ def holm(p_values: Sequence[float] | np.ndarray) -> np.ndarray:
     scaled = p[order] * (m - np.arange(m))
     out[order] = np.minimum(np.maximum.accumulate(scaled), 1.0)
     return out
+
+
+# -- the fold scores a test compares -------------------------------------------------
+
+def finished_folds(r: InstanceResult) -> dict[int, FoldResult]:
+    """The `ok` fold records of `r`, by fold number."""
+    return {f.fold: f for f in r.folds if f.ok}
+
+
+def fold_scores(r: InstanceResult, metric: str, split: str, level: str) -> dict[int, float]:
+    """`metric` on `split` at `level` of each finished fold of `r` that has a value."""
+    out = {}
+    for i, fold in finished_folds(r).items():
+        found = fold.level_metrics(level, r.rules.clip_falls_back) or {}
+        value = found.get(split, {}).get(metric)
+        if finite(value):
+            out[i] = float(value)
+    return out
+
+
+def fold_grid(a: dict[int, float], b: dict[int, float], repeats: int, num_folds: int
+              ) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """The two entries' scores on their common folds as `(repeats, folds)` arrays.
+
+    Folds are numbered repeat by repeat (fold `f` of repeat `j` is `j * k + f`); with
+    repeats, only the repeats both entries completed are kept.
+
+    Returns:
+        `(a, b, folds)`: two arrays of the same shape and the fold numbers used.
+    """
+    common = sorted(set(a) & set(b))
+    k = num_folds // repeats if repeats > 1 else max(len(common), 1)
+    if repeats > 1:
+        whole = [j for j in range(repeats) if all(j * k + f in common for f in range(k))]
+        common = [j * k + f for j in whole for f in range(k)]
+    shape = (-1, k) if common else (0, 0)
+    return (np.array([a[i] for i in common]).reshape(shape),
+            np.array([b[i] for i in common]).reshape(shape), common)

@@ -27,8 +27,8 @@ from xval.core.errors import ConfigurationError
 from xval.core.layout import InstanceLayout
 from xval.core.network import check_reachable
 from xval.core.outputs import check_output_folder
-from xval.core.reader import READER
 from xval.core.records import FoldResult, InstanceStatus, InstanceSummary, ParamsRecord
+from xval.core.storage import STORE
 from xval.report.results import InstanceResult
 from xval.report.validation import finite
 
@@ -217,7 +217,7 @@ class MLflowListener:
         """The parent run of an instance: found by its tags, or made (with the params)."""
         inst_dir = Path(inst_dir).resolve()
         exp_dir = inst_dir.parent
-        saved, _ = READER.read_record(InstanceLayout(inst_dir, instance).params_file,
+        saved, _ = STORE.read_record(InstanceLayout(inst_dir, instance).params_file,
                                       ParamsRecord.from_dict)
         params_hash = saved.hash if saved is not None else ""
         params = saved.params if saved is not None else {}

@@ -1,7 +1,7 @@
 """Small helpers of the report about what can be shown: whether a value is a finite number,
 and the invalid folds of an instance in one line.
 
-Whether a fold file can be believed is the reader's question (`xval.core.reader.FoldCheck`,
+Whether a fold file can be believed is the results store's question (`xval.core.storage.FoldCheck`,
 which asks `xval.core.records.check_fold`).
 """
 

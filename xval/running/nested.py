@@ -37,8 +37,8 @@ from xval.config.selection import metric_direction, selection_metric
 from xval.config.space import Search
 from xval.core.errors import ConfigurationError
 from xval.core.layout import ExperimentLayout
-from xval.core.reader import READER
 from xval.core.records import InstanceStatus, NestedRecord
+from xval.core.storage import STORE
 from xval.executors.base import Executor
 from xval.report.results import ExperimentResults, InstanceResult
 from xval.running.declaration import ExperimentDeclaration
@@ -171,8 +171,8 @@ def outer_folds(run: NestedRun, plan: Plan, recorder: Recorder, instance: int) -
     done = recorder.begin_instance(instance, plan.resolved[instance], plan.hashes[instance],
                                    run.overwrite)
     metric = selection_metric(run.config, plan.task_type)
-    record = READER.read_record(recorder.instance_layout(instance).nested_file,
-                                NestedRecord.from_dict)[0]
+    record = STORE.read_record(recorder.instance_layout(instance).nested_file,
+                               NestedRecord.from_dict)[0]
     if record is None:
         record = NestedRecord(inner_folds=run.inner_folds, n_trials=run.n_trials,
                               metric=metric)

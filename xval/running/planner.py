@@ -16,15 +16,15 @@ from preprocessing import features
 from preprocessing.features import FeatureType
 from preprocessing.store import FeatureStore
 from xval import tasks
+from xval.config import embedding, schema
 from xval.config import params as P
-from xval.config import schema
 from xval.config.loader import Config
 from xval.core.errors import ConfigurationError, ResultsConflictError
 from xval.core.layout import INSTANCE_OUTPUT, ExperimentLayout
 from xval.core.outputs import check_output_folder, check_replace
 from xval.core.parameters import DATASET, InstanceParams
-from xval.core.reader import READER
 from xval.core.records import FoldsManifest, Job, ParamsRecord
+from xval.core.storage import STORE
 from xval.running.declaration import ExperimentDeclaration, InstanceSpec
 from xval.running.splitting import Folds, make_folds
 from xval.running.stores import instance_stores
@@ -93,13 +93,15 @@ class Plan:
         return len(self.folds)
 
     def job(self, instance: int, fold: int) -> Job:
-        """The `Job` of fold `fold` of `instance`."""
-        store = self.store_of(instance)
-        return Job(instance=instance, fold=fold, params=self.resolved[instance],
+        """The `Job` of fold `fold` of `instance`, with the items its saved embedding
+        models were trained on (read here: a job reads no result file)."""
+        store, params = self.store_of(instance), self.resolved[instance]
+        return Job(instance=instance, fold=fold, params=params,
                    params_hash=self.hashes[instance], items=self.folds[fold],
                    task_type=self.task_type, generator=self.generator,
                    store=str(Path(store.path).resolve()), store_hash=store.content_hash,
-                   log_dir=str(self.layout.instance(instance).log_dir(fold)))
+                   log_dir=str(self.layout.instance(instance).log_dir(fold)),
+                   embedding_items=embedding_items(params, fold))
 
     def jobs(self, instance: int, folds: list[int]) -> list[Job]:
         """The `Job`s of `instance` for the fold indices `folds`."""
@@ -121,6 +123,16 @@ class Plan:
             out(f"Instance {k}:")
             for name in sorted(p):
                 out(f"  {name} = {p[name]!r}")
+
+
+def embedding_items(params: Params, fold: int) -> dict[str, list[str] | None]:
+    """Saved embedding model of fold `fold` (its path) -> the items it was trained and
+    validated on, from the fold record beside it (`ResultsStore.model_items`): read here,
+    so that the job checks a leak without reading a result file (`Job.embedding_items`)."""
+    if not embedding.enabled(params):
+        return {}
+    return {str(p): STORE.model_items(Path(p)) for p in embedding.sources(params, fold)
+            if p != embedding.SELF}
 
 
 def _some(items: Sequence[str], shown: int = 6) -> str:
@@ -270,10 +282,10 @@ def check_folds_file(layout: ExperimentLayout, manifest: FoldsManifest) -> None:
 
     Raises:
         ResultsConflictError: for other folds, a `folds.json` that is not a manifest, or
-            one edited after it was written (`READER.manifest` checks its hash).
+            one edited after it was written (`STORE.manifest` checks its hash).
     """
     path = layout.folds_file
-    old = READER.manifest(layout)
+    old = STORE.manifest(layout)
     if old is not None and old.hash != manifest.hash:
         raise ResultsConflictError(
             f"{path} holds other folds (the dataset, num_folds or [folds] settings changed "
@@ -298,7 +310,7 @@ def check_params_files(layout: ExperimentLayout, resolved: Mapping[int, Params],
         path = layout.instance(k).params_file
         if not path.exists():
             continue
-        old = READER.require(path, ParamsRecord.from_dict, PARAMS_FIX)
+        old = STORE.require(path, ParamsRecord.from_dict, PARAMS_FIX)
         edited = P.edited_params(old.params, old.hash)
         if edited:
             raise ResultsConflictError(f"{path} {edited}; the results there may not have been "

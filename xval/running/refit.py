@@ -25,8 +25,8 @@ from xval.config import params as P
 from xval.config.loader import Config
 from xval.core.errors import ConfigurationError, ResultsConflictError, TrainingError
 from xval.core.layout import ExperimentLayout
-from xval.core.reader import READER
 from xval.core.records import FoldResult, Job, ParamsRecord
+from xval.core.storage import STORE
 from xval.executors import JobQueue
 from xval.executors.base import Executor
 from xval.running.declaration import ExperimentDeclaration
@@ -101,7 +101,7 @@ def recorded_params(experiment: ExperimentDeclaration, config: Config,
                                  experiment.dataset, experiment.number).instance(instance)
     if not layout.params_file.exists():
         return None
-    return READER.require(layout.params_file, ParamsRecord.from_dict,
+    return STORE.require(layout.params_file, ParamsRecord.from_dict,
                           "restore it from a backup; without it the parameters the folds "
                           "were trained with are unknown.")
 
@@ -150,7 +150,7 @@ def repeats_on_disk(experiment: ExperimentDeclaration,
     given `--set num_repeats=N`), so that the plan's folds are those on disk."""
     layout = ExperimentLayout.of(Path(experiment.experiment_folder or config.results_dir),
                                  experiment.dataset, experiment.number)
-    manifest = READER.manifest(layout)
+    manifest = STORE.manifest(layout)
     if manifest is None or manifest.num_repeats == experiment.num_repeats:
         return experiment
     return experiment.with_settings({"num_repeats": manifest.num_repeats})[0]

@@ -54,7 +54,7 @@ def make_folds(experiment: ExperimentDeclaration, config: Config,
         DatasetError: for a fold with an empty or overlapping set.
     """
     splitter = make_splitter(experiment, config, store)
-    y = tasks.get(experiment.task_type).stratify_labels(store)
+    y = tasks.get(experiment.task_type).targets.stratify(store)
     folds = splitter.split_items(store.items, y)
     for fold in folds:
         check_fold_items(fold)
@@ -105,7 +105,7 @@ def make_inner_folds(experiment: ExperimentDeclaration, config: Config, store: F
     mask = np.isin(rows, sorted(keep))
     splitter = ItemKFold(inner_folds, val_fraction=config.folds.val_fraction,
                          stratify=config.folds.stratify, random_state=config.folds.fold_seed)
-    y = tasks.get(experiment.task_type).stratify_labels(store)
+    y = tasks.get(experiment.task_type).targets.stratify(store)
     folds = splitter.split_items(rows[mask], None if y is None else y[mask])
     for fold in folds:
         check_fold_items(fold, keep)

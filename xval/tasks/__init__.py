@@ -1,9 +1,10 @@
 """Tasks, looked up by name: what a model learns and how it is scored.
 
-Every `task_type` is one module of this package holding a `Task` subclass registered with
+Every `task_type` is one module of this package holding a `Task` subclass (its facts, and
+its three parts: `Targets`; `Head`, the loss and metrics; `Scoring`) registered with
 `@register`; the engine asks `get(task_type)` and spells no task name itself. To add a
 task, write `xval/tasks/<name>.py` (see `regression.py`, the smallest) and import it at
-the end of this file.
+the end of this file. Importing the tasks costs numpy alone (`xval.tasks.base`).
 
 Example:
 
@@ -12,11 +13,12 @@ from xval import tasks
 
 task = tasks.get("classification")
 task.selection_metric          # 'accuracy'
-tasks.names()                  # ['classification', 'regression']
+task.scoring.evaluate(y, logits, 3)   # {'loss': ..., 'accuracy': ..., ...}
+tasks.names()                  # ['classification', 'detection', 'regression', ...]
 ```
 """
 
-from xval.tasks.base import Task
+from xval.tasks.base import NO_CONTEXT, Context, Head, Scoring, Targets, Task
 from xval.tasks.registry import (
     DEFAULT,
     TASKS,
@@ -32,8 +34,9 @@ from xval.tasks.registry import (
     rules,
 )
 
-__all__ = ["DEFAULT", "TASKS", "Task", "for_output", "get", "infer", "infer_from_folds",
-           "maximized_metrics", "metric_names", "names", "of_class_labels", "register", "rules"]
+__all__ = ["DEFAULT", "NO_CONTEXT", "TASKS", "Context", "Head", "Scoring", "Targets", "Task",
+           "for_output", "get", "infer", "infer_from_folds", "maximized_metrics",
+           "metric_names", "names", "of_class_labels", "register", "rules"]
 
 # The built-in tasks register themselves on import.
 from xval.tasks import (  # noqa: E402, F401

@@ -5,23 +5,23 @@ sparse categorical cross-entropy, or categorical cross-entropy on one-hot target
 `label_smoothing` or `mixup_alpha` is above 0.
 """
 
+from __future__ import annotations
+
 import math
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
-from sklearn import metrics as skm
 
-import xval.tasks.figures as plots
 from xval.core.errors import DatasetError
-from xval.core.layout import InstanceLayout
 from xval.core.parameters import TrainingParams
-from xval.core.records import FoldResult, InstanceSummary
-from xval.tasks.base import Params, StoreView, Task
+from xval.tasks.base import NO_CONTEXT, Context, Head, Params, Scoring, StoreView, Targets, Task
 from xval.tasks.metrics import classification_metrics, softmax
 from xval.tasks.registry import register
+from xval.tasks.weights import balanced_weights
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _one_hot(params: Params) -> bool:
@@ -30,25 +30,11 @@ def _one_hot(params: Params) -> bool:
     return params.label_smoothing > 0 or params.mixup_alpha > 0
 
 
-@register
-class Classification(Task):
-    """Single-label classification over the store's classes."""
+class ClassTargets(Targets):
+    """Class indices into the store's classes."""
 
-    name = "classification"
-    head_name = "logits"
-    history_metrics = ("loss", "accuracy")
-    metric_names = ("loss", "accuracy", "f1", "precision", "recall")
-    metric_ranges = {"loss": (0.0, math.inf), "accuracy": (0.0, 1.0), "f1": (0.0, 1.0),
-                     "precision": (0.0, 1.0), "recall": (0.0, 1.0), "auc": (0.0, 1.0)}
-    maximize = ("accuracy", "f1", "precision", "recall", "auc")
-    selection_metric = "accuracy"
-    has_classes = True
-    labelled_rows = True
-
-    # -- targets ---------------------------------------------------------------------------
-
-    def encode_targets(self, meta: pd.DataFrame,
-                       classes: Sequence[str] | None) -> tuple[pd.DataFrame, list[str]]:
+    def encode(self, meta: pd.DataFrame,
+               classes: Sequence[str] | None) -> tuple[pd.DataFrame, list[str]]:
         meta["label"] = meta["label"].astype(str)
         if classes is None:
             classes = sorted(set(meta["label"]))
@@ -59,109 +45,10 @@ class Classification(Task):
         meta["target"] = meta["label"].map(index).astype(int)
         return meta, list(classes)
 
-    def targets(self, meta: pd.DataFrame) -> np.ndarray:
+    def of_meta(self, meta: pd.DataFrame) -> np.ndarray:
         return meta["target"].to_numpy(np.int64)
 
-    def labels_of(self, y: np.ndarray, classes: Sequence[str] | None) -> list[Any]:
-        y = np.asarray(y)
-        if y.ndim == 2:  # one-hot rows
-            y = y.argmax(axis=1)
-        labels = []
-        for label in y.tolist():
-            if classes is not None and isinstance(label, int):
-                label = classes[label]
-            labels.append(str(label))
-        return labels
-
-    def stratify_labels(self, store: StoreView) -> np.ndarray | None:
-        return store.meta["label"].to_numpy(str)
-
-    def num_outputs(self, store: StoreView) -> int:
-        return len(store.classes)
-
-    def keras_targets(self, y: np.ndarray, params: Params, num_outputs: int) -> np.ndarray:
-        """Class indices, or one-hot rows (float32) when `label_smoothing` or
-        `mixup_alpha` is above 0."""
-        if _one_hot(params):
-            return np.eye(num_outputs, dtype=np.float32)[np.asarray(y, dtype=np.int64)]
-        return y
-
-    # -- model -----------------------------------------------------------------------------
-
-    def loss(self, params: Params) -> Any:
-        import keras  # noqa: PLC0415  (keras: the backend is chosen by then)
-
-        params = TrainingParams.of(params)
-        if _one_hot(params):
-            return keras.losses.CategoricalCrossentropy(
-                from_logits=True, label_smoothing=float(params.label_smoothing))
-        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
-    def keras_metrics(self, params: Params) -> list[Any]:
-        import keras  # noqa: PLC0415  (keras: the backend is chosen by then)
-
-        if _one_hot(params):
-            return [keras.metrics.CategoricalAccuracy(name="accuracy")]
-        return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
-
-    # -- evaluation ------------------------------------------------------------------------
-
-    def evaluate(self, y_true: Any, outputs: Any, num_outputs: int,
-                 **context: Any) -> dict[str, Any]:
-        return classification_metrics(y_true, outputs, num_outputs)
-
-    def headline_metrics(self, clips: bool) -> list[tuple[str, str, str]]:
-        out = [("segment", "accuracy", "accuracy"), ("segment", "f1", "macro F1")]
-        return ([("clip", "accuracy", "clip accuracy")] if clips else []) + out
-
-    # -- outputs ---------------------------------------------------------------------------
-
-    def prediction_columns(self, outputs: np.ndarray, classes: Sequence[str],
-                           **context: Any) -> dict[str, Any]:
-        probs = softmax(outputs)
-        columns: dict[str, Any] = {"predicted": [classes[i] for i in probs.argmax(axis=1)]}
-        for i, name in enumerate(classes):
-            columns[f"p_{name}"] = probs[:, i].round(6)
-        return columns
-
-    def predict_record(self, outputs: np.ndarray, starts: Sequence[float],
-                       classes: Sequence[str],
-                       **context: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        probs = softmax(outputs)
-        clip = softmax(outputs.mean(axis=0, keepdims=True))[0]
-        segments = [{"start": start, "scores": dict(zip(classes, p.tolist()))}
-                    for start, p in zip(starts, probs)]
-        return segments, {"scores": dict(zip(classes, clip.tolist())),
-                          "predicted": classes[int(clip.argmax())]}
-
-    def plots(self, layout: InstanceLayout, folds: Sequence[FoldResult],
-              summary: InstanceSummary) -> list[Path]:
-        """The confusion matrix and per-class F1 at the headline level (`confusion_matrix.png`,
-        `per_class_f1.png`: clip level where files are cut into segments), and the segment
-        level beside them (`*_segment.png`); each title names its level."""
-        classes = next((f.classes for f in folds if f.classes), None)
-        if not classes or summary.confusion_matrix.get("segment") is None:
-            return []
-        levels = ["clip", "segment"] if "clip" in summary.confusion_matrix else ["segment"]
-        written = []
-        for k, level in enumerate(levels):
-            suffix = "" if k == 0 else f"_{level}"
-            name = self.level_names[level]
-            written.append(plots.confusion_matrix(
-                summary.confusion_matrix[level], classes,
-                layout.plots_dir / f"confusion_matrix{suffix}.png",
-                title=plots.level_title("Test confusion matrix", name, "pooled over folds")))
-            f1 = plots.per_fold_f1(folds, level)
-            if f1 is not None:
-                written.append(plots.per_class_f1(
-                    f1, classes, layout.plots_dir / f"per_class_f1{suffix}.png",
-                    title=plots.level_title("Per-class test F1", name,
-                                            f"over {len(f1)} folds")))
-        return written
-
-    # -- python -m xval evaluate -----------------------------------------------------------
-
-    def file_targets(self, labels: Sequence[str], classes: Sequence[str]) -> np.ndarray:
+    def of_files(self, labels: Sequence[str], classes: Sequence[str]) -> np.ndarray:
         unknown = sorted(set(labels) - set(classes))
         if unknown:
             raise DatasetError(
@@ -171,27 +58,101 @@ class Classification(Task):
         index = {c: i for i, c in enumerate(classes)}
         return np.array([index[v] for v in labels])
 
+    def labels_of(self, y: np.ndarray, classes: Sequence[str] | None) -> list[Any]:
+        y = np.asarray(y)
+        if y.ndim == 2:  # one-hot rows
+            y = y.argmax(axis=1)
+        return [str(classes[label] if classes is not None and isinstance(label, int)
+                    else label) for label in y.tolist()]
+
+    def stratify(self, store: StoreView) -> np.ndarray | None:
+        return store.meta["label"].to_numpy(str)
+
+    def num_outputs(self, store: StoreView) -> int:
+        return len(store.classes)
+
+    def for_keras(self, y: np.ndarray, params: Params, num_outputs: int) -> np.ndarray:
+        """Class indices, or one-hot rows (float32) when `label_smoothing` or
+        `mixup_alpha` is above 0."""
+        if _one_hot(params):
+            return np.eye(num_outputs, dtype=np.float32)[np.asarray(y, dtype=np.int64)]
+        return y
+
+    def sample_weights(self, y: np.ndarray, params: Params) -> np.ndarray | None:
+        """scikit-learn's "balanced" weights (`xval.tasks.weights.balanced_weights`) when
+        `class_weights` is set; `None` otherwise."""
+        params = TrainingParams.of(params)
+        return balanced_weights(y) if params.class_weights else None
+
+
+class SoftmaxHead(Head):
+    """Logits, trained with (sparse) categorical cross-entropy."""
+
+    def loss(self, params: Params, train_targets: np.ndarray | None = None) -> Any:
+        import keras  # noqa: PLC0415  (keras: the backend is chosen by then)
+
+        params = TrainingParams.of(params)
+        if _one_hot(params):
+            return keras.losses.CategoricalCrossentropy(
+                from_logits=True, label_smoothing=float(params.label_smoothing))
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    def metrics(self, params: Params) -> list[Any]:
+        import keras  # noqa: PLC0415  (keras: the backend is chosen by then)
+
+        if _one_hot(params):
+            return [keras.metrics.CategoricalAccuracy(name="accuracy")]
+        return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+
+
+class ClassScoring(Scoring):
+    """Accuracy, macro F1, precision and recall, the confusion matrix; softmax scores."""
+
+    def evaluate(self, y_true: Any, outputs: Any, num_outputs: int,
+                 context: Context = NO_CONTEXT) -> dict[str, Any]:
+        return classification_metrics(y_true, outputs, num_outputs)
+
+    def prediction_columns(self, outputs: np.ndarray, classes: Sequence[str],
+                           context: Context = NO_CONTEXT) -> dict[str, Any]:
+        probs = softmax(outputs)
+        columns: dict[str, Any] = {"predicted": [classes[i] for i in probs.argmax(axis=1)]}
+        for i, name in enumerate(classes):
+            columns[f"p_{name}"] = probs[:, i].round(6)
+        return columns
+
+    def predict_record(self, outputs: np.ndarray, starts: Sequence[float],
+                       classes: Sequence[str],
+                       context: Context = NO_CONTEXT
+                       ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        probs = softmax(outputs)
+        clip = softmax(outputs.mean(axis=0, keepdims=True))[0]
+        segments = [{"start": start, "scores": dict(zip(classes, p.tolist()))}
+                    for start, p in zip(starts, probs)]
+        return segments, {"scores": dict(zip(classes, clip.tolist())),
+                          "predicted": classes[int(clip.argmax())]}
+
     def evaluation_level(self, y_true: np.ndarray, outputs: np.ndarray,
                          classes: Sequence[str]) -> dict[str, Any]:
+        from sklearn import metrics as skm  # noqa: PLC0415  (scikit-learn: when scoring)
+
         y_true = np.asarray(y_true, int)
         y_pred = outputs.argmax(axis=1)
         labels = sorted(set(y_true.tolist()) | set(y_pred.tolist()))
         names = [classes[i] for i in labels]
+        report = {"labels": labels, "target_names": names, "zero_division": 0}
         return {
             "accuracy": float(skm.accuracy_score(y_true, y_pred)),
             "f1_macro": float(skm.f1_score(y_true, y_pred, labels=labels, average="macro",
                                            zero_division=0)),
-            "report": skm.classification_report(y_true, y_pred, labels=labels,
-                                                target_names=names, zero_division=0,
-                                                output_dict=True),
-            "report_text": skm.classification_report(y_true, y_pred, labels=labels,
-                                                     target_names=names, zero_division=0,
-                                                     digits=3),
+            "report": skm.classification_report(y_true, y_pred, **report, output_dict=True),
+            "report_text": skm.classification_report(y_true, y_pred, **report, digits=3),
             "labels": names,
             "confusion_matrix": skm.confusion_matrix(y_true, y_pred, labels=labels).tolist(),
         }
 
     def format_level(self, data: dict[str, Any]) -> list[str]:
+        import pandas as pd  # noqa: PLC0415  (pandas: when an evaluation is printed)
+
         matrix = pd.DataFrame(data["confusion_matrix"], index=data["labels"],
                               columns=data["labels"])
         return [f"accuracy {data['accuracy']:.3f}, macro F1 {data['f1_macro']:.3f}",
@@ -209,3 +170,22 @@ class Classification(Task):
             records += [(level, label, f"predicted_{other}", n)
                         for other, n in zip(data["labels"], row)]
         return records
+
+
+@register
+class Classification(Task):
+    """Single-label classification over the store's classes."""
+
+    name = "classification"
+    parts = (ClassTargets, SoftmaxHead, ClassScoring)
+    head_name = "logits"
+    history_metrics = ("loss", "accuracy")
+    metric_names = ("loss", "accuracy", "f1", "precision", "recall")
+    metric_ranges = {"loss": (0.0, math.inf), "accuracy": (0.0, 1.0), "f1": (0.0, 1.0),
+                     "precision": (0.0, 1.0), "recall": (0.0, 1.0), "auc": (0.0, 1.0)}
+    maximize = ("accuracy", "f1", "precision", "recall", "auc")
+    selection_metric = "accuracy"
+    headline = (("segment", "accuracy", "accuracy"), ("segment", "f1", "macro F1"))
+    has_classes = True
+    labelled_rows = True
+    figures = ("confusion_matrix", "per_class_f1")

@@ -28,24 +28,33 @@ unweighted cross-entropy, comparable between instances; the history's `loss` and
 
 Per fold, the first `PLOT_WINDOWS` test windows holding an annotated event (the first
 windows when none does) are kept with their frame probabilities (`fold_plot_data`), and
-`plots` draws them against the annotation as `plots/activity_fold_<i>.png`.
+the report draws them against the annotation as `plots/activity_fold_<i>.png`
+(`xval.report.plots`).
 """
+
+from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
-import xval.tasks.figures as plots
 from xval.core.errors import ConfigurationError, DatasetError, ParameterError
-from xval.core.layout import InstanceLayout
 from xval.core.parameters import TrainingParams
-from xval.core.records import FoldResult, InstanceSummary, Postprocessing, Status
-from xval.tasks.base import Params, Pooled, StoreView, Task
+from xval.core.records import Postprocessing
+from xval.tasks.base import (
+    NO_CONTEXT,
+    Context,
+    Head,
+    Params,
+    Pooled,
+    Scoring,
+    StoreView,
+    Targets,
+    Task,
+)
 from xval.tasks.detection_scores import window_scores
 from xval.tasks.event_rules import (
     CHOSEN_ON_VALIDATION,
@@ -61,6 +70,9 @@ from xval.tasks.metrics import sigmoid
 from xval.tasks.registry import register
 from xval.tasks.weights import MAX_POSITIVE_WEIGHT as MAX_POSITIVE_WEIGHT
 from xval.tasks.weights import positive_weights
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 EVENT, BACKGROUND = "event", "background"
 PLOT_WINDOWS = 4
@@ -79,43 +91,12 @@ def postprocessing(params: Params | None) -> EventRules:
     return EventRules.of(params)
 
 
-@register
-class Detection(Task):
-    """Frame-level multi-label detection of event classes in windows of recordings."""
+class FrameTargets(Targets):
+    """Per-frame 0/1 targets of every event class (`frame_targets.npy`); a row's label says
+    whether the window holds an event."""
 
-    name = "detection"
-    head_name = "frame_logits"
-    output = "frames"
-    history_metrics = ("loss", "frame_accuracy")
-    metric_names = ("loss", "event_f1", "onset_f1", "event_precision", "event_recall",
-                    "segment_f1", "segment_error_rate", "frame_f1", "frame_precision",
-                    "frame_recall", "psds1", "psds2")
-    maximize = ("event_f1", "onset_f1", "event_precision", "event_recall", "segment_f1",
-                "frame_f1", "frame_precision", "frame_recall", "frame_accuracy", "psds1",
-                "psds2")
-    metric_ranges = {"loss": (0.0, math.inf), "segment_error_rate": (0.0, math.inf),
-                     **{name: (0.0, 1.0) for name in maximize}}
-    selection_metric = "event_f1"
-    has_classes = False  # the store's classes are event classes, not one label per row
-    extra_arrays = ("frame_targets.npy",)
-    clip_is_segment_without_clips = False  # a window's score is not its recording's
-    level_names = {"segment": "window", "clip": "recording"}
-    chosen_on_validation = CHOSEN_ON_VALIDATION
-    training_defaults = {"learning_rate": 0.003}
-    scores_events = True
-    """Measured on two synthetic sets (docs/results.md, detection): with `resnet_detector`
-    (and `crnn_detector` with `freq_pool=2`), 0.003 fits the training recordings where the
-    shared 0.001 underfits."""
-
-    @property
-    def weights_classes(self) -> bool:
-        """`class_weights=True` weights active frames (see the module)."""
-        return True
-
-    # -- targets ---------------------------------------------------------------------------
-
-    def encode_targets(self, meta: pd.DataFrame,
-                       classes: Sequence[str] | None) -> tuple[pd.DataFrame, list[str]]:
+    def encode(self, meta: pd.DataFrame,
+               classes: Sequence[str] | None) -> tuple[pd.DataFrame, list[str]]:
         if not classes:
             raise DatasetError("A detection store needs its event classes (classes=[...]).")
         labels = set(meta["label"].astype(str))
@@ -127,35 +108,33 @@ class Detection(Task):
         meta["target"] = (meta["label"].astype(str) == EVENT).astype(int)
         return meta, list(classes)
 
-    def targets(self, meta: pd.DataFrame) -> np.ndarray:
+    def of_meta(self, meta: pd.DataFrame) -> np.ndarray:
         return meta["target"].to_numpy(np.int64)
 
-    def store_targets(self, store: StoreView) -> np.ndarray:
+    def of_store(self, store: StoreView) -> np.ndarray:
         path = store.path / "frame_targets.npy"
         if not path.is_file():
             raise DatasetError(f"{store.path} is a detection store without frame_targets.npy; "
                                "rebuild it with `python -m preprocessing detection`.")
         return np.load(path, mmap_mode="r", allow_pickle=False)
 
-    def stratify_labels(self, store: StoreView) -> np.ndarray | None:
+    def of_files(self, labels: Sequence[str], classes: Sequence[str]) -> np.ndarray:
+        raise ConfigurationError(DETECTOR_EVALUATION)
+
+    def stratify(self, store: StoreView) -> np.ndarray | None:
         return store.meta["label"].to_numpy(str)
 
     def num_outputs(self, store: StoreView) -> int:
         return len(store.classes)
 
-    def keras_targets(self, y: np.ndarray, params: Params, num_outputs: int) -> np.ndarray:
+    def for_keras(self, y: np.ndarray, params: Params, num_outputs: int) -> np.ndarray:
         return np.asarray(y, dtype=np.float32)
 
-    def check_params(self, params: Params, where: str) -> None:
-        params = TrainingParams.of(params)
-        super().check_params(params, where)
-        if params.label_smoothing:
-            raise ParameterError(f"{where}: label_smoothing needs a task with classes; "
-                                 "detection targets are per-frame 0/1.")
 
-    # -- model -----------------------------------------------------------------------------
+class FrameHead(Head):
+    """One logit per frame and class, trained with per-frame binary cross-entropy."""
 
-    def loss(self, params: Params, *, train_targets: np.ndarray | None = None) -> Any:
+    def loss(self, params: Params, train_targets: np.ndarray | None = None) -> Any:
         """Per-frame binary cross-entropy on logits; with `class_weights=True`, active
         frames weighted per class by `positive_weights(train_targets)`.
 
@@ -179,17 +158,17 @@ class Detection(Task):
 
         return WeightedFrameCrossentropy(positive_weights(train_targets))
 
-    def keras_metrics(self, params: Params) -> list[Any]:
+    def metrics(self, params: Params) -> list[Any]:
         import keras  # noqa: PLC0415  (keras: the backend is chosen by then)
 
         return [keras.metrics.BinaryAccuracy(name="frame_accuracy", threshold=0.0)]
 
-    # -- evaluation ------------------------------------------------------------------------
 
-    def evaluate(self, y_true: Any, outputs: Any, num_outputs: int, *,
-                 params: Params | None = None, frame_seconds: float | None = None,
-                 classes: Sequence[str] | None = None, split: str | None = None,
-                 whole_files: bool = False, **context: Any) -> dict[str, Any]:
+class EventScoring(Scoring):
+    """Events found in the frame probabilities, scored by sed_eval and PSDS."""
+
+    def evaluate(self, y_true: Any, outputs: Any, num_outputs: int,
+                 context: Context = NO_CONTEXT) -> dict[str, Any]:
         """Detection metrics of windows, or of recordings of different lengths.
 
         Args:
@@ -197,15 +176,10 @@ class Detection(Task):
                 `(frames_i, classes)` arrays (stitched recordings, see `pool_by_clip`).
             outputs: the model's logits, in the same form.
             num_outputs: the number of event classes.
-            params: the instance's parameters (post-processing, see `postprocessing`).
-            frame_seconds: time between frames; without it, only the loss and frame
-                metrics.
-            classes: the event class names.
-            split: the split scored (`"train"`, `"val"`, `"test"`), or `None`.
-            whole_files: whether each row (or list entry) is a whole recording: stitched
-                recordings, or windows of a store that cut no recording. Defaults to
-                `False`.
-            **context: other context keywords (see `Task.evaluate`), unused.
+            context: the instance's parameters (post-processing, see `postprocessing`),
+                the time between frames (without it, only the loss and frame metrics), the
+                event class names, the split, and whether each row (or list entry) is a
+                whole recording.
 
         Returns:
             dict of `loss`, `frame_*`, and with `frame_seconds` the sed_eval metrics
@@ -214,65 +188,54 @@ class Detection(Task):
             splits `psds1` and `psds2` (`xval.psds`, recording level; not on the training
             split, whose 50 operating points would only cost time).
         """
-        return window_scores(y_true, outputs, num_outputs, postprocessing(params),
-                             frame_seconds, classes, psds=whole_files and split != "train")
+        return window_scores(y_true, outputs, num_outputs, postprocessing(context.params),
+                             context.frame_seconds, context.classes,
+                             psds=context.whole_files and context.split != "train")
 
-    def choose_postprocessing(self, y_true: Any, outputs: Any, num_outputs: int, *,
-                              params: Params | None = None,
-                              frame_seconds: float | None = None,
-                              classes: Sequence[str] | None = None,
-                              **context: Any) -> Postprocessing | None:
+    def choose_postprocessing(self, y_true: Any, outputs: Any, num_outputs: int,
+                              context: Context = NO_CONTEXT
+                              ) -> Postprocessing | None:
         """The per-class threshold and the median-filter length that maximise event F1 on
         the given (validation) rows, from `THRESHOLD_GRID` and `MEDIAN_GRID_SECONDS`.
 
-        Only the parameters of `CHOSEN_ON_VALIDATION` that `params` leaves unset (`None`)
-        are chosen. For each median length, each class keeps the threshold of its best
-        class-wise event F1; the median length of the best overall event F1 wins. A class
-        with no event in the rows keeps the default 0.5.
-
-        Args:
-            y_true: frame targets of the rows (windows, or stitched recordings).
-            outputs: the model's logits, in the same form.
-            num_outputs: the number of event classes.
-            params: the instance's parameters.
-            frame_seconds: time between frames; without it, nothing is chosen.
-            classes: the event class names.
-            **context: other context keywords, unused.
+        Only the parameters of `CHOSEN_ON_VALIDATION` that `context.params` leaves unset
+        (`None`) are chosen. For each median length, each class keeps the threshold of its
+        best class-wise event F1; the median length of the best overall event F1 wins. A
+        class with no event in the rows keeps the default 0.5.
 
         Returns:
             A `Postprocessing` of the chosen values (`split="val"`), or `None` when the
             instance sets both parameters or `frame_seconds` is unknown.
         """
-        return choose_rules(y_true, outputs, num_outputs, params, frame_seconds, classes)
+        return choose_rules(y_true, outputs, num_outputs, context.params,
+                            context.frame_seconds, context.classes)
 
-    @staticmethod
-    def events(prob: np.ndarray, frame_seconds: float, classes: Sequence[str],
-               post: Mapping[str, Any], offset_s: float = 0.0,
-               duration_s: float | None = None) -> list[Event]:
-        """Events `(onset_s, offset_s, label)` of one window's frame probabilities (cut at
-        `duration_s`, the end of the file, when given): `EventRules.events`."""
-        return EventRules.of(post).events(prob, frame_seconds, classes, offset_s, duration_s)
+    def pool_by_clip(self, outputs: np.ndarray, targets: np.ndarray, clips: np.ndarray,
+                     starts: Sequence[float] | None = None,
+                     frame_seconds: float | None = None) -> Pooled | None:
+        """Recordings stitched from their windows: the clip level of detection
+        (`xval.tasks.event_rules.stitch_recordings`: probabilities averaged where windows
+        overlap, targets merged, so that an event cut by a window border counts once, as in
+        the annotation); `None` without window starts and the hop."""
+        return stitch_recordings(outputs, targets, clips, starts, frame_seconds)
 
-    def fold_plot_data(self, y_true: np.ndarray, outputs: np.ndarray, meta: pd.DataFrame, *,
-                       params: Params | None = None, frame_seconds: float | None = None,
-                       classes: Sequence[str] | None = None,
-                       **context: Any) -> dict[str, Any] | None:
+    def fold_plot_data(self, y_true: np.ndarray, outputs: np.ndarray, meta: pd.DataFrame,
+                       context: Context = NO_CONTEXT) -> dict[str, Any] | None:
         y_true = np.asarray(y_true)
         if y_true.ndim != 3 or not len(y_true):
             return None
         with_events = np.flatnonzero(y_true.any(axis=(1, 2)))
         picked = (with_events if len(with_events) else np.arange(len(y_true)))[:PLOT_WINDOWS]
         prob = sigmoid(np.asarray(outputs, dtype=np.float64)[picked])
-        names = list(classes) if classes else [f"class{i}" for i in range(y_true.shape[2])]
-        post = postprocessing(params)
+        names = list(context.classes or [f"class{i}" for i in range(y_true.shape[2])])
+        post, hop = postprocessing(context.params), context.frame_seconds
         meta = meta.reset_index(drop=True)
         windows = []
         for k, i in enumerate(picked.tolist()):
             record = meta.iloc[i]
             start = float(record["start"]) if "start" in meta and \
                 np.isfinite(float(record["start"])) else 0.0
-            events = post.events(prob[k], frame_seconds, names, offset_s=start) \
-                if frame_seconds else []
+            events = post.events(prob[k], hop, names, offset_s=start) if hop else []
             windows.append({
                 "row": int(record["row"]) if "row" in meta else int(i),
                 "item": str(record["item"]),
@@ -282,52 +245,93 @@ class Detection(Task):
                 "probability": prob[k].round(3).tolist(),
                 "events": [[round(a, 3), round(b, 3), c] for a, b, c in events],
             })
-        return {"classes": names, "frame_seconds": frame_seconds,
+        return {"classes": names, "frame_seconds": hop,
                 "threshold": post.detection_threshold, "windows": windows,
                 "with_events": bool(len(with_events))}
 
-    def plots(self, layout: InstanceLayout, folds: Sequence[FoldResult],
-              summary: InstanceSummary) -> list[Path]:
-        written = []
-        for fold in folds:
-            i = fold.fold
-            data_file = layout.plot_data(i)
-            if fold.status != Status.OK or not data_file.is_file():
-                continue
-            data = json.loads(data_file.read_text())
-            written.append(plots.activity_windows(
-                data, layout.fold_plot("activity", i),
-                title=f"Fold {i}: predicted activity against the annotation, "
-                      f"{len(data['windows'])} test window(s)"
-                      + ("" if data.get("with_events", True) else " (none annotated)")))
-        return written
+    def prediction_columns(self, outputs: np.ndarray, classes: Sequence[str],
+                           context: Context = NO_CONTEXT) -> dict[str, Any]:
+        post = postprocessing(context.params)
+        prob = sigmoid(np.asarray(outputs, dtype=np.float64))
+        hop = context.frame_seconds or 0.01
+        events = [json.dumps([[round(a, 3), round(b, 3), c] for a, b, c in
+                              post.events(p, hop, classes)]) for p in prob]
+        return {"predicted": events, "max_probability": prob.max(axis=(1, 2)).round(4)}
 
-    def pool_by_clip(self, outputs: np.ndarray, targets: np.ndarray,
-                     clips: np.ndarray, *, starts: Sequence[float] | None = None,
-                     frame_seconds: float | None = None) -> Pooled | None:
-        """Recordings stitched from their windows: the clip level of detection.
+    def predict_record(self, outputs: np.ndarray, starts: Sequence[float],
+                       classes: Sequence[str], context: Context = NO_CONTEXT
+                       ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        post = postprocessing(context.params)
+        prob = sigmoid(np.asarray(outputs, dtype=np.float64))
+        hop = context.frame_seconds or 0.01
+        segments: list[dict[str, Any]] = []
+        events: list[Event] = []
+        for p, start in zip(prob, starts):
+            events += post.events(p, hop, classes, offset_s=start)
+            segments.append({"start": start,
+                             "scores": {c: float(p[:, i].max()) for i, c in enumerate(classes)}})
+        return segments, {"scores": {"events": float(len(events))},
+                          "predicted": "; ".join(f"{a:.2f}-{b:.2f} {c}" for a, b, c in events)
+                          or "no event"}
 
-        The windows of each recording (`clip`) are laid on its time line at their `start`
-        (`xval.events.stitch_windows`): probabilities averaged where windows overlap, the
-        targets of overlapping frames merged. Events are then found and scored over whole
-        recordings, so an event cut by a window border counts once, as in the annotation.
-        The time line ends with the last window; gaps between windows (a hop longer than a
-        window) are silence: no activity, no annotation.
+    def evaluation_level(self, y_true: np.ndarray, outputs: np.ndarray,
+                         classes: Sequence[str]) -> dict[str, Any]:
+        raise ConfigurationError(DETECTOR_EVALUATION)
 
-        Args:
-            outputs: `(rows, frames, classes)` logits of the rows.
-            targets: their `(rows, frames, classes)` frame targets.
-            clips: the recording of each row.
-            starts: the start of each row in its recording, seconds.
-            frame_seconds: time between frames.
+    def format_level(self, data: dict[str, Any]) -> list[str]:
+        """The overall metrics of annotated recordings, then event F1 per class."""
+        overall = {k: v for k, v in data.items() if k != "class_f1"}
+        lines = [", ".join(f"{k} {v:.4f}" for k, v in overall.items())]
+        return lines + [f"  {c}: event_f1 {v:.4f}" for c, v in data.get("class_f1", {}).items()]
 
-        Returns:
-            `(clip_ids, clip_logits, clip_targets)` with lists of `(frames_i, classes)`
-            arrays (one per recording, first-seen order), or `None` without `starts` and
-            `frame_seconds`, or when two windows of a recording start on the same frame (a
-            store without window starts).
-        """
-        return stitch_recordings(outputs, targets, clips, starts, frame_seconds)
+    def level_records(self, level: str, data: dict[str, Any]) -> list[tuple[str, str, str, Any]]:
+        """`(level, label, metric, value)` rows: the overall metrics (empty label), then
+        `event_f1` per class."""
+        rows = [(level, "", k, v) for k, v in data.items() if k != "class_f1"]
+        return rows + [(level, c, "event_f1", v) for c, v in data.get("class_f1", {}).items()]
+
+
+@register
+class Detection(Task):
+    """Frame-level multi-label detection of event classes in windows of recordings."""
+
+    name = "detection"
+    parts = (FrameTargets, FrameHead, EventScoring)
+    head_name = "frame_logits"
+    output = "frames"
+    history_metrics = ("loss", "frame_accuracy")
+    metric_names = ("loss", "event_f1", "onset_f1", "event_precision", "event_recall",
+                    "segment_f1", "segment_error_rate", "frame_f1", "frame_precision",
+                    "frame_recall", "psds1", "psds2")
+    maximize = ("event_f1", "onset_f1", "event_precision", "event_recall", "segment_f1",
+                "frame_f1", "frame_precision", "frame_recall", "frame_accuracy", "psds1",
+                "psds2")
+    metric_ranges = {"loss": (0.0, math.inf), "segment_error_rate": (0.0, math.inf),
+                     **{name: (0.0, 1.0) for name in maximize}}
+    selection_metric = "event_f1"
+    has_classes = False  # the store's classes are event classes, not one label per row
+    extra_arrays = ("frame_targets.npy",)
+    clip_is_segment_without_clips = False  # a window's score is not its recording's
+    level_names = {"segment": "window", "clip": "recording"}
+    chosen_on_validation = CHOSEN_ON_VALIDATION
+    training_defaults = {"learning_rate": 0.003}
+    """Measured on two synthetic sets (docs/results.md, detection): with `resnet_detector`
+    (and `crnn_detector` with `freq_pool=2`), 0.003 fits the training recordings where the
+    shared 0.001 underfits."""
+    scores_events = True
+    figures = ("activity",)
+
+    @property
+    def weights_classes(self) -> bool:
+        """`class_weights=True` weights active frames (see the module)."""
+        return True
+
+    def check_params(self, params: Params, where: str) -> None:
+        params = TrainingParams.of(params)
+        super().check_params(params, where)
+        if params.label_smoothing:
+            raise ParameterError(f"{where}: label_smoothing needs a task with classes; "
+                                 "detection targets are per-frame 0/1.")
 
     def headline_metrics(self, clips: bool) -> list[tuple[str, str, str]]:
         if clips:  # windows cut from longer recordings: the stitched recording first
@@ -339,56 +343,3 @@ class Detection(Task):
         return [("segment", "event_f1", "event F1"), ("segment", "segment_f1", "segment F1"),
                 ("segment", "psds1", "PSDS1"), ("segment", "psds2", "PSDS2"),
                 ("segment", "frame_f1", "frame F1")]
-
-    # -- outputs ---------------------------------------------------------------------------
-
-    def prediction_columns(self, outputs: np.ndarray, classes: Sequence[str], *,
-                           frame_seconds: float | None = 0.01, params: Params | None = None,
-                           **context: Any) -> dict[str, Any]:
-        post = postprocessing(params)
-        prob = sigmoid(np.asarray(outputs, dtype=np.float64))
-        frame_seconds = frame_seconds or 0.01
-        events = [json.dumps([[round(a, 3), round(b, 3), c] for a, b, c in
-                              post.events(p, frame_seconds, classes)])
-                  for p in prob]
-        return {"predicted": events, "max_probability": prob.max(axis=(1, 2)).round(4)}
-
-    def predict_record(self, outputs: np.ndarray, starts: Sequence[float],
-                       classes: Sequence[str], *, frame_seconds: float | None = 0.01,
-                       params: Params | None = None,
-                       **context: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        post = postprocessing(params)
-        prob = sigmoid(np.asarray(outputs, dtype=np.float64))
-        frame_seconds = frame_seconds or 0.01
-        segments: list[dict[str, Any]] = []
-        events: list[Event] = []
-        for p, start in zip(prob, starts):
-            found = post.events(p, frame_seconds, classes, offset_s=start)
-            events += found
-            segments.append({"start": start,
-                             "scores": {c: float(p[:, i].max()) for i, c in enumerate(classes)}})
-        return segments, {"scores": {"events": float(len(events))},
-                          "predicted": "; ".join(f"{a:.2f}-{b:.2f} {c}" for a, b, c in events)
-                          or "no event"}
-
-    # -- python -m xval evaluate -----------------------------------------------------------
-
-    def file_targets(self, labels: Sequence[str], classes: Sequence[str]) -> np.ndarray:
-        raise ConfigurationError(DETECTOR_EVALUATION)
-
-    def evaluation_level(self, y_true: np.ndarray, outputs: np.ndarray,
-                         classes: Sequence[str]) -> dict[str, Any]:
-        raise ConfigurationError(DETECTOR_EVALUATION)
-
-    def format_level(self, data: dict[str, Any]) -> list[str]:
-        """The overall metrics of annotated recordings, then event F1 per class."""
-        overall = {k: v for k, v in data.items() if k != "class_f1"}
-        lines = [", ".join(f"{k} {v:.4f}" for k, v in overall.items())]
-        lines += [f"  {c}: event_f1 {v:.4f}" for c, v in data.get("class_f1", {}).items()]
-        return lines
-
-    def level_records(self, level: str, data: dict[str, Any]) -> list[tuple[str, str, str, Any]]:
-        """`(level, label, metric, value)` rows: the overall metrics (empty label), then
-        `event_f1` per class."""
-        rows = [(level, "", k, v) for k, v in data.items() if k != "class_f1"]
-        return rows + [(level, c, "event_f1", v) for c, v in data.get("class_f1", {}).items()]

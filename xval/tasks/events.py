@@ -1,17 +1,21 @@
 """Sound event detection: frame activity -> event lists, and detection metrics.
 
 Event metrics are computed by `sed_eval` (the DCASE reference implementation,
-`pip install -e '.[detection]'`); frame metrics by scikit-learn.
+`pip install -e '.[detection]'`); frame metrics by scikit-learn; the median filter by scipy.
+Each is imported by the function that uses it, so that naming the detection task costs
+numpy alone (`xval.tasks.base`).
 """
+
+from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
-from scipy.ndimage import median_filter
-from sklearn.metrics import precision_recall_fscore_support
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from xval.core.errors import ConfigurationError
 
@@ -20,9 +24,6 @@ from xval.core.errors import ConfigurationError
 T_COLLAR = 0.2
 PERCENTAGE_OF_LENGTH = 0.5
 TIME_RESOLUTION = 1.0
-METRIC_NAMES = ("segment_f1", "segment_error_rate", "event_f1", "event_precision",
-                "event_recall")
-FRAME_METRIC_NAMES = ("frame_f1", "frame_precision", "frame_recall")
 
 Event = tuple[float, float, str]
 """`(onset_s, offset_s, label)`."""
@@ -51,12 +52,10 @@ def activity_to_events(probabilities: np.ndarray, *, frame_seconds: float,
         classes: the class names of the columns.
         threshold: activity threshold, one for every class or one per class (in the order
             of `classes`). Defaults to `0.5`.
-        median_filter_frames: odd median filter length in frames; `1` turns it off
-            (`scipy.ndimage.median_filter`). Defaults to `1`.
-        min_event_seconds: shorter events are removed (after gap bridging). Defaults to
-            `0.0`.
-        min_gap_seconds: shorter gaps between events of one class are bridged. Defaults to
-            `0.0`.
+        median_filter_frames: odd median filter length in frames (`scipy.ndimage`); `1`,
+            the default, turns it off.
+        min_event_seconds: shorter events are removed (after bridging). Defaults to `0.0`.
+        min_gap_seconds: shorter gaps between events of a class are bridged. Defaults to 0.
         offset_s: time of frame 0 (a window's start in its recording). Defaults to `0.0`.
         duration_s: when given, offsets are clipped to it (the end of the recording).
             Defaults to `None`.
@@ -66,7 +65,8 @@ def activity_to_events(probabilities: np.ndarray, *, frame_seconds: float,
 
     Raises:
         ValueError: for a shape that does not match `classes`, a threshold outside (0, 1]
-            or a list of thresholds not one per class, an even or non-positive `median_filter_frames`, or negative durations.
+            or a list of thresholds not one per class, an even or non-positive
+            `median_filter_frames`, or negative durations.
     """
     names = list(classes)
     p = np.asarray(probabilities, dtype=float)
@@ -80,6 +80,8 @@ def activity_to_events(probabilities: np.ndarray, *, frame_seconds: float,
                           min_gap_seconds)
     active = (p >= thresholds[None, :]).astype(np.uint8)
     if median_filter_frames > 1:
+        from scipy.ndimage import median_filter  # noqa: PLC0415  (scipy: when filtering)
+
         active = median_filter(active, size=(median_filter_frames, 1), mode="nearest")
     events = []
     for c, label in enumerate(names):
@@ -96,14 +98,8 @@ def activity_to_events(probabilities: np.ndarray, *, frame_seconds: float,
 
 
 def class_thresholds(threshold: float | Sequence[float], names: Sequence[str]) -> np.ndarray:
-    """One threshold per class: `threshold` repeated, or the per-class list checked.
-
-    Args:
-        threshold: one value in (0, 1] for every class, or one per class.
-        names: the class names.
-
-    Returns:
-        `np.ndarray [shape=(len(names),)]`.
+    """One threshold per class, `np.ndarray [shape=(len(names),)]`: `threshold` (one value in
+    (0, 1]) repeated, or the per-class list checked.
 
     Raises:
         ValueError: a value outside (0, 1], or a list of another length.
@@ -176,10 +172,8 @@ def stitch_windows(windows: np.ndarray, starts_s: Sequence[float] | np.ndarray,
     line = np.zeros((total, frames.shape[2]))
     count = np.zeros((total, 1))
     for first, window in zip(firsts, frames):
-        if reduce == "max":
-            line[first:first + length] = np.maximum(line[first:first + length], window)
-        else:
-            line[first:first + length] += window
+        part = line[first:first + length]
+        part[:] = np.maximum(part, window) if reduce == "max" else part + window
         count[first:first + length] += 1
     return line if reduce == "max" else line / np.maximum(count, 1)
 
@@ -199,8 +193,7 @@ def frame_metrics(y_true: np.ndarray, y_prob: np.ndarray,
         frame predicted or annotated).
 
     Raises:
-        ValueError: when the shapes differ, or per-class thresholds do not match the
-            classes.
+        ValueError: when the shapes differ, or per-class thresholds do not match classes.
     """
     y_true, y_prob = np.asarray(y_true), np.asarray(y_prob)
     thresholds = np.asarray(threshold, dtype=float)
@@ -210,6 +203,8 @@ def frame_metrics(y_true: np.ndarray, y_prob: np.ndarray,
     if y_true.shape != y_prob.shape:
         raise ValueError(f"y_true of shape {y_true.shape} and y_prob of shape {y_prob.shape}: "
                          "expected the same shape.")
+    from sklearn.metrics import precision_recall_fscore_support  # noqa: PLC0415  (scoring)
+
     precision, recall, f1, _ = precision_recall_fscore_support(
         y_true.ravel() >= 0.5, (y_prob >= thresholds).ravel(),
         average="binary", zero_division=0)
@@ -228,7 +223,7 @@ def detection_metrics(reference: pd.DataFrame | Iterable[FileEvent],
 
     Args:
         reference: annotated events: a `pandas.DataFrame` with the columns `file, onset_s,
-            offset_s, label`, or an iterable of `(file, onset_s, offset_s, label)`.
+            offset_s, label`, or a list of `(file, onset_s, offset_s, label)`.
         estimated: detected events, in the same form.
         files: every evaluated file, including those with no event in either list (their
             detections count as insertions).
@@ -252,28 +247,19 @@ def detection_metrics(reference: pd.DataFrame | Iterable[FileEvent],
         ConfigurationError: when `sed_eval` is not installed or cannot be imported.
         ValueError: for an event of a file not in `files` or of a label not in `classes`.
     """
-    sed_eval, containers = import_sed_eval()
-    names, labels = list(files), list(classes)
-    ref, est = _by_file(reference, names, labels, "reference"), _by_file(
-        estimated, names, labels, "estimated")
+    sed_eval, labels, lists = _sed_lists(reference, estimated, files, classes)
     segment = sed_eval.sound_event.SegmentBasedMetrics(event_label_list=labels,
                                                         time_resolution=time_resolution)
-    event = sed_eval.sound_event.EventBasedMetrics(
-        event_label_list=labels, t_collar=t_collar, percentage_of_length=percentage_of_length,
-        evaluate_onset=True, evaluate_offset=evaluate_offset)
-    for file in names:
-        r = containers.MetaDataContainer(ref.get(file, []))
-        e = containers.MetaDataContainer(est.get(file, []))
-        length = None if durations is None else durations.get(file)
+    for file, r, e in lists:
         segment.evaluate(reference_event_list=r, estimated_event_list=e,
-                         evaluated_length_seconds=length)
-        event.evaluate(reference_event_list=r, estimated_event_list=e)
-    seg, evt = segment.results_overall_metrics(), event.results_overall_metrics()
+                         evaluated_length_seconds=(durations or {}).get(file))
+    seg = segment.results_overall_metrics()
+    event = event_metrics(reference, estimated, files=[f for f, _, _ in lists], classes=labels,
+                          evaluate_offset=evaluate_offset, t_collar=t_collar,
+                          percentage_of_length=percentage_of_length)
     return {"segment_f1": float(seg["f_measure"]["f_measure"]),
             "segment_error_rate": float(seg["error_rate"]["error_rate"]),
-            "event_f1": float(evt["f_measure"]["f_measure"]),
-            "event_precision": float(evt["f_measure"]["precision"]),
-            "event_recall": float(evt["f_measure"]["recall"])}
+            **{k: event[k] for k in ("event_f1", "event_precision", "event_recall")}}
 
 
 def event_metrics(reference: pd.DataFrame | Iterable[FileEvent],
@@ -286,47 +272,32 @@ def event_metrics(reference: pd.DataFrame | Iterable[FileEvent],
     `detection_metrics`, for onset-only scoring and for choosing post-processing.
 
     Args:
-        reference: annotated events (see `detection_metrics`).
-        estimated: detected events, in the same form.
-        files: every evaluated file.
-        classes: the class names.
-        evaluate_offset: also require matching offsets; `False` matches on onsets only.
-            Defaults to `True`.
-        t_collar: onset (and offset) collar in seconds. Defaults to `0.2` (DCASE).
-        percentage_of_length: see `detection_metrics`. Defaults to `0.5`.
+        reference, estimated, files, classes, evaluate_offset, t_collar,
+        percentage_of_length: as for `detection_metrics`.
 
     Returns:
-        dict `event_f1` (overall, micro over classes) and `class_f1` (class -> F1); `nan`
-        where undefined (no event in either list).
+        dict `event_f1`, `event_precision`, `event_recall` (overall, micro over classes) and
+        `class_f1` (class -> F1); `nan` where undefined (no event in either list).
 
     Raises:
         ConfigurationError: when `sed_eval` cannot be imported.
         ValueError: for an event of a file not in `files` or of a label not in `classes`.
     """
-    sed_eval, containers = import_sed_eval()
-    names, labels = list(files), list(classes)
-    ref, est = _by_file(reference, names, labels, "reference"), _by_file(
-        estimated, names, labels, "estimated")
+    sed_eval, labels, lists = _sed_lists(reference, estimated, files, classes)
     event = sed_eval.sound_event.EventBasedMetrics(
         event_label_list=labels, t_collar=t_collar, percentage_of_length=percentage_of_length,
         evaluate_onset=True, evaluate_offset=evaluate_offset)
-    for file in names:
-        event.evaluate(reference_event_list=containers.MetaDataContainer(ref.get(file, [])),
-                       estimated_event_list=containers.MetaDataContainer(est.get(file, [])))
-    by_class = event.results_class_wise_metrics()
-    return {"event_f1": float(event.results_overall_metrics()["f_measure"]["f_measure"]),
+    for _, r, e in lists:
+        event.evaluate(reference_event_list=r, estimated_event_list=e)
+    by_class, overall = event.results_class_wise_metrics(), event.results_overall_metrics()
+    return {**{f"event_{k}": float(overall["f_measure"][name]) for k, name in
+               (("f1", "f_measure"), ("precision", "precision"), ("recall", "recall"))},
             "class_f1": {c: float(by_class[c]["f_measure"]["f_measure"]) for c in labels}}
 
 
 def import_sed_eval() -> tuple[Any, Any]:
-    """Imports sed_eval (which imports dcase_util, which needs setuptools' pkg_resources).
-
-    Returns:
-        `(sed_eval, dcase_util.containers)`.
-
-    Raises:
-        ConfigurationError: when sed_eval cannot be imported, naming the extra to install.
-    """
+    """`(sed_eval, dcase_util.containers)` (dcase_util needs setuptools' pkg_resources), or a
+    ConfigurationError naming the extra to install when sed_eval cannot be imported."""
     try:
         with warnings.catch_warnings():
             # dcase_util warns that pkg_resources is deprecated on every import.
@@ -344,8 +315,23 @@ def import_sed_eval() -> tuple[Any, Any]:
     return sed_eval, containers
 
 
+def _sed_lists(reference: pd.DataFrame | Iterable[FileEvent],
+               estimated: pd.DataFrame | Iterable[FileEvent], files: Iterable[str],
+               classes: Iterable[str]) -> tuple[Any, list[str], list[tuple[str, Any, Any]]]:
+    """`(sed_eval, classes, [(file, reference events, estimated events)])`: the events of
+    every file as sed_eval's containers, checked against `files` and `classes`."""
+    sed_eval, containers = import_sed_eval()
+    names, labels = list(files), list(classes)
+    ref, est = (_by_file(events, names, labels, name) for events, name in
+                ((reference, "reference"), (estimated, "estimated")))
+    return sed_eval, labels, [(f, containers.MetaDataContainer(ref.get(f, [])),
+                               containers.MetaDataContainer(est.get(f, []))) for f in names]
+
+
 def _by_file(events: pd.DataFrame | Iterable[FileEvent], files: list[str], classes: list[str],
              name: str) -> dict[str, list[dict[str, Any]]]:
+    import pandas as pd  # noqa: PLC0415  (pandas: when events are scored)
+
     rows: Iterable[Any]
     if isinstance(events, pd.DataFrame):
         rows = zip(events["file"], events["onset_s"], events["offset_s"], events["label"])

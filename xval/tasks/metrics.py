@@ -1,12 +1,13 @@
 """Fold metrics with scikit-learn, computed from model outputs in numpy.
 
-The tasks (`xval.tasks`) choose which of these score a split.
+The tasks (`xval.tasks`) choose which of these score a split. scikit-learn (with scipy,
+about 1 s of CPU to import) is imported by the functions that score, so that naming the
+tasks costs numpy alone (`xval.tasks.base`).
 """
 
 from typing import Any
 
 import numpy as np
-from sklearn import metrics as skm
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -33,6 +34,8 @@ def classification_metrics(y_true: np.ndarray, logits: np.ndarray,
     Returns:
         dict of floats, plus `confusion_matrix` as a nested list (rows: true classes).
     """
+    from sklearn import metrics as skm  # noqa: PLC0415  (scikit-learn: when scoring)
+
     y_true = np.asarray(y_true, dtype=int)
     logits = np.asarray(logits, dtype=np.float64)
     z = logits - logits.max(axis=1, keepdims=True)
@@ -61,6 +64,8 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, floa
     Returns:
         dict of floats.
     """
+    from sklearn import metrics as skm  # noqa: PLC0415  (scikit-learn: when scoring)
+
     y_true = np.asarray(y_true, dtype=np.float64).ravel()
     y_pred = np.asarray(y_pred, dtype=np.float64).ravel()
     mse = skm.mean_squared_error(y_true, y_pred)

@@ -2,9 +2,9 @@
 
 from collections.abc import Iterable
 
-from xval.core.reader import TaskRules
 from xval.core.records import FoldResult
 from xval.core.registry import Registry
+from xval.core.storage import TaskRules
 from xval.tasks.base import Task
 
 TASKS: Registry[Task] = Registry("task", setting="task_type", where="xval.tasks")
@@ -134,7 +134,7 @@ def infer_from_folds(folds: Iterable[FoldResult]) -> str | None:
 
 
 def rules(task_type: str | None, folds: Iterable[FoldResult] = ()) -> TaskRules:
-    """What the fold checks and the summary take from a task (`xval.core.reader.RulesOf`).
+    """What the fold checks and the summary take from a task (`xval.core.storage.RulesOf`).
 
     Args:
         task_type: the recorded task, or `None` (results written before it was recorded:

@@ -1,7 +1,6 @@
 """Per-row training weights from class frequencies."""
 
 import numpy as np
-from sklearn.utils.class_weight import compute_class_weight
 
 
 def balanced_weights(y: np.ndarray) -> np.ndarray:
@@ -13,9 +12,11 @@ def balanced_weights(y: np.ndarray) -> np.ndarray:
     Returns:
         `np.ndarray [shape=(n,)]`, float32; every class carries the same total weight.
     """
+    from sklearn.utils import class_weight  # noqa: PLC0415  (scikit-learn: when training)
+
     y = np.asarray(y)
     present = np.unique(y)
-    weights = compute_class_weight("balanced", classes=present, y=y)
+    weights = class_weight.compute_class_weight("balanced", classes=present, y=y)
     lookup = dict(zip(present.tolist(), weights.tolist()))
     return np.array([lookup[t] for t in y.tolist()], dtype=np.float32)
 

@@ -10,21 +10,19 @@ autoencoder's code), else the input of the model's last layer (the penultimate
 representation).
 
 Per fold, the classifier (standardisation, then an RBF-kernel SVM or a logistic regression)
-is fit on the training rows only; its `C` is the value of `embedding_c` or, when that is
-`None`, the one of `C_GRID` that scores the best macro recall on the validation rows (ties: the
-smaller `C`). Test rows are used once, to score it. Its metrics join the fold's metrics with
-the prefix `embedding_` (`embedding_accuracy`, ...) on every split, at segment and clip level;
-the fitted pipeline is saved as `fold_<i>.skops` (skops, not pickle) beside `fold_<i>.keras`
-and `python -m xval predict --embedding-classifier` uses it.
+is fit on the training rows only, with `C = embedding_c` or, when that is `None`, the value
+of `C_GRID` of the best validation macro recall (ties: the smaller). Test rows score it once;
+its metrics join the fold's, prefixed `embedding_`, on every split and level. The pipeline
+is saved as `fold_<i>.skops` (skops, not pickle) for `predict --embedding-classifier`.
 
 A saved model that sits in an experiment's instance folder carries its fold's items
-(`fold_<i>.json`); a model trained on any of this fold's test items is refused (its
-embeddings would have seen the test speakers).
+(`fold_<i>.json`, read by the planner into `Job.embedding_items`: a job reads no result
+file); a model trained on any of this fold's test items is refused (its embeddings would
+have seen the test speakers).
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import zipfile
@@ -42,16 +40,10 @@ from sklearn.svm import SVC
 from preprocessing.store import FeatureStore
 from xval.config import embedding
 from xval.core.errors import ConfigurationError, TrainingError
+from xval.core.hashing import file_digest
 from xval.core.parameters import TrainingParams
-from xval.core.reader import READER
-from xval.core.records import FoldResult, Metrics
-from xval.tasks.metrics import classification_metrics
-from xval.training.loading import (
-    EmbeddingFunction,
-    embedding_model,
-    fold_model_layout,
-    layer_names,
-)
+from xval.core.records import Metrics
+from xval.training.loading import EmbeddingFunction, embedding_model, layer_names
 from xval.training.loading import load as load_model
 
 # The loaders of the skops nodes a saved classifier is made of (anything else, a function,
@@ -59,49 +51,39 @@ from xval.training.loading import load as load_model
 _LOADERS = frozenset({"DictNode", "ListNode", "TupleNode", "JsonNode", "TypeNode",
                       "NdArrayNode", "ObjectNode"})
 # Plain values and arrays; the estimators are added from their classes (`_allowed_types`).
-_VALUE_TYPES = frozenset({
-    *(f"builtins.{name}" for name in ("dict", "list", "tuple", "str", "int", "float", "bool",
-                                      "NoneType", "type")),
-    *(f"numpy.{name}" for name in ("ndarray", "dtype", "float64", "float32", "float16",
-                                   "int64", "int32", "int16", "int8", "uint8", "bool_",
-                                   "str_", "bytes_")),
-})
+_VALUE_TYPES = frozenset(
+    [f"builtins.{name}" for name in "dict list tuple str int float bool NoneType type".split()]
+    + [f"numpy.{name}" for name in ("ndarray dtype float64 float32 float16 int64 int32 int16 "
+                                    "int8 uint8 bool_ str_ bytes_").split()])
 
 Source = tuple[dict[str, Any], EmbeddingFunction]
 """An embedding source of a fold: its description and its function (see `prepare`)."""
 
 
-def check_no_leak(path: Path, items: Mapping[str, list[str]], fold: int) -> bool:
-    """Raises TrainingError when the saved model at `path` was trained on a test item.
-
-    The model's own fold file (`fold_<i>.json` beside `fold_<i>.keras`) gives its items;
-    a model without one cannot be checked.
+def check_no_leak(path: Path, trained: list[str] | None, items: Mapping[str, list[str]],
+                  fold: int) -> bool:
+    """Raises TrainingError when the saved model at `path` was trained on a test item of
+    this fold (`items`, `fold`): `trained`, the items its own fold trained and validated on
+    (`Job.embedding_items`, from the fold record beside it), or `None` when no record says.
 
     Returns:
-        Whether the check could be made (`False`: no readable fold file).
+        Whether the check could be made (`False`: no readable fold record).
     """
-    found = fold_model_layout(path)
-    if found is None or not found[0].fold_file(found[1]).is_file():
+    if trained is None:
         return False
-    layout, model_fold = found
-    record, _ = READER.read_record(layout.fold_file(model_fold), FoldResult.from_dict)
-    if record is None:  # unreadable, or not a fold record
-        return False
-    trained = record.items
-    seen = set(map(str, trained.get("train", []))) | set(map(str, trained.get("val", [])))
-    leaked = sorted(seen & set(map(str, items.get("test", []))))
+    leaked = sorted(set(trained) & set(map(str, items.get("test", []))))
     if leaked:
         raise TrainingError(
             f"Fold {fold}: embedding model {path} was trained on {', '.join(leaked[:5])}, which "
             f"are test items of this fold; its embeddings would have seen the test set. Use the "
             "model of the matching fold (a path with {fold}, from an experiment with the same "
-            "folds) or one trained without these items."
-        )
+            "folds) or one trained without these items.")
     return True
 
 
 def prepare(params: Mapping[str, Any], model: Any, store: FeatureStore,
-            items: Mapping[str, list[str]], fold: int) -> list[Source]:
+            items: Mapping[str, list[str]], fold: int,
+            trained: Mapping[str, list[str] | None]) -> list[Source]:
     """Loads and checks a fold's embedding sources before its network trains.
 
     Args:
@@ -109,8 +91,8 @@ def prepare(params: Mapping[str, Any], model: Any, store: FeatureStore,
         model: the fold's own (not yet trained) model; its embedding function follows its
             weights through training.
         store: the fold's `FeatureStore`.
-        items: the fold's items (`{"train", "val", "test"}`), for the leak check.
-        fold: the fold number.
+        items, fold, trained: the fold's items and number, and what each saved model was
+            trained on (`Job.embedding_items`), for the leak check (`check_no_leak`).
 
     Returns:
         list of `(description dict, function)`; the dict names the model and, for a saved
@@ -130,16 +112,15 @@ def prepare(params: Mapping[str, Any], model: Any, store: FeatureStore,
         if not source.is_file():
             raise TrainingError(f"Fold {fold}: embedding model {source} does not exist (the "
                                 "embedding_models entry names no model for this fold).")
-        checked = check_no_leak(source, items, fold)
+        checked = check_no_leak(source, trained.get(str(source)), items, fold)
         saved = load_model(source, what="embedding_models")
         shape = tuple(saved.inputs[0].shape[1:])
         if shape != tuple(store.features.shape[1:]):
             raise TrainingError(
                 f"Fold {fold}: embedding model {source} takes features of shape {shape}, but "
                 f"the store's rows are {tuple(store.features.shape[1:])}; use a model trained "
-                "on features made with the same parameters."
-            )
-        digest = hashlib.sha256(source.read_bytes()).hexdigest()
+                "on features made with the same parameters.")
+        digest = file_digest(source)
         prepared.append(({"model": str(source), "sha256": digest, "leak_checked": checked},
                          embedding_function(saved, layer)))
     return prepared
@@ -152,8 +133,7 @@ def check_unchanged(source: Mapping[str, Any]) -> None:
     if not path.is_file():
         raise ConfigurationError(f"Embedding model {path} (a source of this embedding "
                                  "classifier) does not exist; it was moved or deleted.")
-    if source.get("sha256") and hashlib.sha256(path.read_bytes()).hexdigest() != \
-            source["sha256"]:
+    if source.get("sha256") and file_digest(path) != source["sha256"]:
         raise ConfigurationError(
             f"Embedding model {path} changed since the embedding classifier was fit on it (its "
             "SHA-256 differs): the classifier's answers would be wrong. Rerun the instance.")
@@ -161,12 +141,10 @@ def check_unchanged(source: Mapping[str, Any]) -> None:
 
 def layer_for(model: Any, name: str = "auto") -> str | None:
     """The layer an embedding is taken from: `name`, or for `"auto"` the `bottleneck` where
-    there is one, else the input of the last layer."""
+    there is one, else `None` (the input of the last layer)."""
     if name != "auto":
         return name
-    if "bottleneck" in layer_names(model):
-        return "bottleneck"
-    return None  # the penultimate representation
+    return "bottleneck" if "bottleneck" in layer_names(model) else None
 
 
 def embedding_function(model: Any, name: str = "auto") -> EmbeddingFunction:
@@ -209,11 +187,9 @@ def fit(kind: str, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
     """Fits the classifier on the training rows, choosing `C` on the validation rows.
 
     Args:
-        kind: `"svm"` or `"logreg"`.
-        x_train: training embeddings `(n, dims)`; `y_train` their class indices.
-        x_val: validation embeddings; `y_val` their class indices.
+        kind: `"svm"` or `"logreg"`; `seed`: its random state.
+        x_train, y_train, x_val, y_val: embeddings `(n, dims)` and class indices.
         c: a fixed `C`, or `None` to choose among `C_GRID` by validation macro recall.
-        seed: random state of the classifier.
 
     Returns:
         `(pipeline, info)`: the fitted pipeline and a dict with `C` and `val_recall` per
@@ -241,8 +217,7 @@ def dumps(pipeline: Pipeline) -> bytes:
 
 
 def _allowed_types() -> frozenset[str]:
-    """The exact types (`module.Class`) a classifier saved by `dumps` holds: the pipeline,
-    its scaler and classifiers (named from the classes, whatever their module), values."""
+    """The exact types (`module.Class`) a classifier saved by `dumps` holds."""
     classes = (Pipeline, StandardScaler, SVC, LogisticRegression)
     return _VALUE_TYPES | {f"{c.__module__}.{c.__qualname__}" for c in classes}
 
@@ -260,18 +235,11 @@ def _node_types(node: Any, found: set[tuple[str, str]]) -> None:
             _node_types(value, found)
 
 
-def _schema(data: bytes) -> Any:
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        return json.loads(archive.read("schema.json"))
-
-
 def load(path: str | Path) -> Pipeline:
-    """Loads a classifier saved by `dumps`, allowing only the exact types it writes.
-
-    Every node of the file's schema is checked against an allow-list before skops reads
-    it: the pipeline, `StandardScaler`, `SVC`, `LogisticRegression`, arrays and plain
-    values, each through a data loader (never a function, a method or a constructor
-    call). skops' own check (`get_untrusted_types`) must name nothing else either.
+    """Loads a classifier saved by `dumps`, allowing only the exact types it writes: every
+    node of the file's schema (and skops' own `get_untrusted_types`) is checked against an
+    allow-list (the pipeline, its scaler and classifiers, arrays, plain values, each through
+    a data loader: never a function, a method or a constructor call) before skops reads it.
 
     Raises:
         ConfigurationError: when the file holds another type or cannot be read (nothing in
@@ -283,7 +251,8 @@ def load(path: str | Path) -> Pipeline:
     try:
         data = path.read_bytes()
         found: set[tuple[str, str]] = set()
-        _node_types(_schema(data), found)
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            _node_types(json.loads(archive.read("schema.json")), found)
         untrusted = sio.get_untrusted_types(data=data)
     except Exception as e:  # noqa: BLE001  (skops raises several kinds on a bad file)
         raise ConfigurationError(f"{path} is not a readable skops file: {e}") from e
@@ -334,15 +303,11 @@ def fit_fold_classifier(params: Mapping[str, Any], prepared: list[Source],
     split's segment (and clip) metrics, in place.
 
     Args:
-        params: the instance parameters.
-        prepared: the fold's embedding sources (`prepare`).
-        store: the fold's store.
+        params, prepared, store, fold, seed: the instance parameters, the fold's embedding
+            sources (`prepare`), its store, number and seed.
         rows: split -> the fold's rows (training rows with their augmented copies).
-        fold: the fold number.
-        seed: the fold's seed.
-        metrics: split -> the network's segment metrics (extended here).
-        clip_metrics: split -> its clip metrics (extended here when `multi_segment`).
-        multi_segment: whether the store's files were cut into several segments.
+        metrics, clip_metrics: split -> the network's segment and clip metrics (extended
+            here; the clip level when `multi_segment`: files cut into several segments).
 
     Returns:
         `(skops bytes, info dict)` of the fitted classifier.
@@ -366,24 +331,20 @@ def fit_fold_classifier(params: Mapping[str, Any], prepared: list[Source],
     typed = TrainingParams.of(params)
     pipeline, info = fit(typed.embedding_classifier, x["train"], y["train"], x["val"],
                          y["val"], typed.embedding_c, seed)
-    clips = store.clips
-    classification = embedding.task()
+    scoring = embedding.task().scoring  # the classifier's scores are classification's
+
+    def add(into: Metrics, key: str, truth: np.ndarray, out: np.ndarray) -> None:
+        found = scoring.evaluate(truth, out, len(classes))
+        into.setdefault(key, {}).update({f"{embedding.PREFIX}{n}": v for n, v in found.items()
+                                         if n != "confusion_matrix"})
+
     for key, r in rows.items():
         keep = ~store.augmented[r]  # scores on original rows only, as the network's
         out = scores(pipeline, x[key][keep])
-        block = classification_metrics(y[key][keep], out, len(classes))
-        block.pop("confusion_matrix")
-        metrics.setdefault(key, {}).update(
-            {f"{embedding.PREFIX}{n}": v for n, v in block.items()})
-        if multi_segment:
-            pooled = classification.pool_by_clip(out, y[key][keep], clips[r[keep]])
-            assert pooled is not None  # classification pools by clip
-            _, clip_out, clip_y = pooled
-            block = classification_metrics(clip_y, clip_out, len(classes))
-            block.pop("confusion_matrix")
-            clip_metrics.setdefault(key, {}).update(
-                {f"{embedding.PREFIX}{n}": v for n, v in block.items()})
-    info = {"kind": typed.embedding_classifier,
-            "layer": typed.embedding_layer, "sources": described,
-            "classes": classes, **info}
-    return dumps(pipeline), info
+        add(metrics, key, y[key][keep], out)
+        pooled = scoring.pool_by_clip(out, y[key][keep], store.clips[r[keep]]) \
+            if multi_segment else None
+        if pooled is not None:
+            add(clip_metrics, key, pooled[2], pooled[1])
+    return dumps(pipeline), {"kind": typed.embedding_classifier, "layer": typed.embedding_layer,
+                             "sources": described, "classes": classes, **info}

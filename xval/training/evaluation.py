@@ -11,10 +11,9 @@ import numpy as np
 import pandas as pd
 
 from preprocessing.store import FeatureStore
-from xval import tasks
 from xval.core.errors import TrainingError
 from xval.core.records import Metrics, Postprocessing
-from xval.tasks.base import Task, with_context
+from xval.tasks import Context, Task
 from xval.training.batches import make_batches
 
 Normalizer = Callable[[np.ndarray], np.ndarray]
@@ -83,17 +82,17 @@ class Evaluation:
         metrics: split -> the task's metrics.
         clip_metrics: split -> the metrics of the outputs pooled by clip (stores whose
             files were cut into segments), else empty.
-        context: what the task's methods were given (parameters, frame seconds, classes,
+        context: what the task's scoring was given (parameters, frame seconds, classes,
             an autoencoder's reference and test targets).
         multi_segment: whether the store's files were cut into several segments.
         postprocessing: what the task chose on the validation rows (applied to
-            `context["params"]`), or `None`.
+            `context.params`), or `None`.
     """
 
     outputs: dict[str, np.ndarray]
     metrics: Metrics
     clip_metrics: Metrics
-    context: dict[str, Any]
+    context: Context
     multi_segment: bool
     postprocessing: Postprocessing | None = None
 
@@ -130,10 +129,11 @@ def evaluate_splits(model: Any, task: Task, store: FeatureStore, *, params: Mapp
     multi_segment = len(np.unique(clips[original])) < int(original.sum())
     starts = (pd.to_numeric(store.meta["start"], errors="coerce").to_numpy(np.float64)
               if "start" in store.meta else None)  # windows' places in their recordings
-    context: dict[str, Any] = {"params": params, "frame_seconds": frame_seconds(store),
-                               "classes": store.classes}
+    context = Context(params=params, frame_seconds=frame_seconds(store),
+                      classes=store.classes)
     if target_fn is not None:  # the baseline: the mean normalised training row
-        context["reference"] = target_fn(mean_row(store.features, train_original))
+        context = context.replace(
+            reference=target_fn(mean_row(store.features, train_original)))
     original_train = ~store.augmented[rows["train"]]
     scored = {**rows, "train": train_original}
     scored_source = {**source,
@@ -147,29 +147,28 @@ def evaluate_splits(model: Any, task: Task, store: FeatureStore, *, params: Mapp
         if target_fn is not None:
             truth[key] = target_fn(np.asarray(store.features[scored[key]], dtype=np.float32))
             if key == "test":
-                context["targets"] = truth[key]
+                result.context = result.context.replace(targets=truth[key])
 
     def pooled(key: str) -> Any:
         if not multi_segment:
             return None
-        return with_context(task.pool_by_clip, result.outputs[key], truth[key],
-                            clips[scored[key]],
-                            starts=None if starts is None else starts[scored[key]],
-                            frame_seconds=context["frame_seconds"])
+        return task.scoring.pool_by_clip(
+            result.outputs[key], truth[key], clips[scored[key]],
+            None if starts is None else starts[scored[key]], context.frame_seconds)
 
     result.postprocessing = choose_postprocessing(task, result, truth, pooled, n_outputs)
     for key in splits:
         out, y = result.outputs[key], truth[key]
         finite = bool(np.isfinite(out).all())
-        result.metrics[key] = with_context(task.evaluate, y, out, n_outputs, **context,
-                                           split=key, whole_files=not multi_segment) \
+        split = result.context.replace(split=key)
+        result.metrics[key] = task.scoring.evaluate(
+            y, out, n_outputs, split.replace(whole_files=not multi_segment)) \
             if finite else {"loss": float("nan")}
         clip = pooled(key) if finite else None
         if clip is not None:
             _, clip_out, clip_y = clip
-            result.clip_metrics[key] = with_context(task.evaluate, clip_y, clip_out,
-                                                    n_outputs, **context, split=key,
-                                                    whole_files=True)
+            result.clip_metrics[key] = task.scoring.evaluate(
+                clip_y, clip_out, n_outputs, split.replace(whole_files=True))
     return result
 
 
@@ -177,7 +176,7 @@ def choose_postprocessing(task: Task, result: Evaluation, truth: Mapping[str, An
                           pooled: Callable[[str], Any], n_outputs: int
                           ) -> Postprocessing | None:
     """The task's post-processing chosen on the validation rows alone (stitched by clip
-    where they can be), applied to `result.context["params"]`; `None` without validation
+    where they can be), applied to `result.context.params`; `None` without validation
     rows (a refit) or when the task chooses nothing.
 
     Args:
@@ -196,25 +195,23 @@ def choose_postprocessing(task: Task, result: Evaluation, truth: Mapping[str, An
     clip = pooled("val")
     level = "clip" if clip is not None else "segment"
     y, out = (clip[2], clip[1]) if clip is not None else (truth["val"], result.outputs["val"])
-    choice = with_context(task.choose_postprocessing, y, out, n_outputs, **result.context)
+    choice = task.scoring.choose_postprocessing(y, out, n_outputs, result.context)
     if choice is None:
         return None
     choice.level = level
-    result.context["params"] = choice.apply(result.context["params"])
+    result.context = result.context.replace(params=choice.apply(result.context.params or {}))
     return choice
 
 
-def predictions_csv(store: FeatureStore, rows: np.ndarray, outputs: np.ndarray,
-                    task_type: str, params: Mapping[str, Any] | None = None,
-                    targets: np.ndarray | None = None) -> str:
+def predictions_csv(store: FeatureStore, rows: np.ndarray, outputs: np.ndarray, task: Task,
+                    context: Context) -> str:
     """The test predictions as CSV text: row, item, clip, label, target, then the task's
-    columns (`Task.prediction_columns`: predicted, scores)."""
+    columns (`Scoring.prediction_columns`: predicted, scores)."""
     meta = store.meta.iloc[rows]
     table = pd.DataFrame({"row": rows, "item": meta["item"].to_numpy(),
                           "clip": meta["clip"].to_numpy(), "label": meta["label"].to_numpy(),
                           "target": meta["target"].to_numpy()})
-    columns = with_context(tasks.get(task_type).prediction_columns, outputs, store.classes,
-                           frame_seconds=frame_seconds(store), params=params, targets=targets)
+    columns = task.scoring.prediction_columns(outputs, store.classes, context)
     for name, values in columns.items():
         table[name] = values
     return table.to_csv(index=False)

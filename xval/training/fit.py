@@ -13,7 +13,6 @@ import numpy as np
 from xval.config.selection import metric_direction
 from xval.core.errors import TrainingError
 from xval.core.interrupts import interrupt_check
-from xval.tasks.base import with_context
 from xval.training import embeddings
 from xval.training.model import make_optimizer
 from xval.training.prepare import PreparedFold, fold_batches
@@ -104,11 +103,11 @@ def fit_model(model: Any, fold: PreparedFold, on_epoch: EpochHook | None) -> Fit
     params = fold.params
     train, val = fold_batches(fold)
     model.compile(optimizer=make_optimizer(params, len(train), model),
-                  loss=with_context(fold.task.loss, params,
-                                    train_targets=fold.store.targets[fold.rows["train"]]),
-                  metrics=fold.task.keras_metrics(params))
+                  loss=fold.task.head.loss(params, fold.store.targets[fold.rows["train"]]),
+                  metrics=fold.task.head.metrics(params))
     callbacks, monitor, mode, min_epochs = fold_callbacks(fold, on_epoch)
-    sources = embeddings.prepare(params, model, fold.store, fold.job.items, fold.fold) \
+    sources = embeddings.prepare(params, model, fold.store, fold.job.items, fold.fold,
+                                 fold.job.embedding_items) \
         if fold.uses_embeddings else None
     started = time.perf_counter()
     history = model.fit(train, validation_data=val, epochs=params.epochs,

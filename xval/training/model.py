@@ -114,7 +114,7 @@ def build_model(params: Params, input_shape: tuple[int | None, ...], num_outputs
         params: resolved instance parameters.
         input_shape: `(time, frequency)` of one row (`(samples, 1)` for a waveform store;
             `time` `None`: rows of any length, for random crops).
-        num_outputs: units of the output head (`Task.num_outputs`).
+        num_outputs: units of the output head (`Targets.num_outputs`).
         task_type: the task's name (see `xval.tasks`).
         mean: per-frequency mean, `np.ndarray [shape=(frequency,)]`.
         variance: per-frequency variance, same shape.
@@ -175,7 +175,7 @@ def transfer_backbone(params: Params, num_outputs: int, task_type: str) -> Any:
                 f"{type(head).__name__}, not Dense."
             )
         base = keras.Model(base.inputs,
-                           tasks.get(task_type).output_head(head.input, num_outputs),
+                           tasks.get(task_type).head.layer(head.input, num_outputs),
                            name=f"{base.name}_transfer")
     freeze_layers(base, params.freeze_layers, path.name)
     return base

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from xval.core.records import FoldResult, Status
-from xval.tasks.base import with_context
 from xval.training import embeddings
 from xval.training.encoder import audio_model
 from xval.training.evaluation import (
@@ -113,11 +112,11 @@ def package(model: Any, fold: PreparedFold, fitted: Fitted, evaluation: Evaluati
     saved = model_bytes(audio_model(model, fold.store.info) or model, fold.fold)
     test = "test" in fold.splits
     rows, outputs, context = fold.rows, evaluation.outputs, evaluation.context
-    predictions = predictions_csv(fold.store, rows["test"], outputs["test"], job.task_type,
-                                  context["params"], context.get("targets")) if test else None
-    plot_data = with_context(fold.task.fold_plot_data, fold.store.targets[rows["test"]],
-                             outputs["test"], fold.store.meta.iloc[rows["test"]],
-                             **context) if test else None
+    predictions = predictions_csv(fold.store, rows["test"], outputs["test"], fold.task,
+                                  context) if test else None
+    plot_data = fold.task.scoring.fold_plot_data(
+        fold.store.targets[rows["test"]], outputs["test"], fold.store.meta.iloc[rows["test"]],
+        context) if test else None
     backend = keras.backend.backend()
     keras.backend.clear_session()
     return FoldResult(

@@ -115,7 +115,7 @@ def prepare_fold(job: Job) -> PreparedFold:
     target_fn = normalizer(mean, variance) if task.reconstructs else None
     return PreparedFold(job=job, params=params, refit=refit, splits=splits, task=task,
                         store=store, rows=rows, train_original=train_original,
-                        n_outputs=task.num_outputs(store), seed=params.seed + job.fold,
+                        n_outputs=task.targets.num_outputs(store), seed=params.seed + job.fold,
                         mean=mean, variance=variance, source=source, target_fn=target_fn)
 
 
@@ -150,10 +150,10 @@ def fold_batches(fold: PreparedFold) -> tuple[Any, Any]:
     targets = fold.store.targets
     # class_weights: balanced sample weights (classification) or a weighted loss
     # (detection), from the fold's training rows only.
-    weights = fold.task.sample_weights(targets[fold.rows["train"]], params)
+    weights = fold.task.targets.sample_weights(targets[fold.rows["train"]], params)
     workers = params.generator_workers if fold.job.generator else 0
     # Mixup and label smoothing need soft targets (the task makes them one-hot).
-    fit_targets = {k: fold.task.keras_targets(targets[v], params, fold.n_outputs)
+    fit_targets = {k: fold.task.targets.for_keras(targets[v], params, fold.n_outputs)
                    for k, v in fold.rows.items()}
     train = make_batches(*fold.source["train"], fit_targets["train"],
                          batch_size=fold.batch_size, shuffle=True, seed=fold.seed,

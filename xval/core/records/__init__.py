@@ -7,7 +7,7 @@
 
 Every record is a dataclass (a `Record`, `base.py`) written with `to_dict()` and read with
 `from_dict()`, which checks what it reads from the field annotations, and every reader of a
-result file goes through them (the one reader: `xval.core.reader`) (the files' paths come from
+result file goes through them (the one results store: `xval.core.storage`) (the files' paths come from
 `xval.core.layout.ExperimentLayout`). A record written today carries `"format":
 FORMAT_VERSION`; `from_dict` reads every format this project has written (files of release
 0.1 have no `"format"`: their missing fields take their defaults) and refuses a file that is
@@ -17,7 +17,8 @@ and in range, its model present with the recorded hash, its parameters the insta
 `check_fold`'s question.
 
 Executors take `Job`s and yield `FoldResult`s; none of them writes result files: the
-recorder (`xval.running.recorder`) does, in the driver.
+results store (`xval.core.storage`) does, in the driver (the run's recorder,
+`xval.running.recorder`).
 """
 
 from xval.core.records.base import (

@@ -83,7 +83,7 @@ class FoldResult(Record):
 
     `model_bytes` (the best model as a `.keras` file), `predictions_csv` (the test
     predictions), `plot_data` (what the task's per-fold plots draw,
-    `Task.fold_plot_data`) and `classifier_bytes` travel with the result but are not part of
+    `Scoring.fold_plot_data`) and `classifier_bytes` travel with the result but are not part of
     `to_dict()`: the recorder writes them as their own files and records the model's size
     and hash in the fold file. A worker sends `to_transport()` and the model's bytes back.
     """

@@ -31,6 +31,10 @@ class Job(Record):
             exactly this many epochs, without validation or early stopping, and evaluates
             on the training rows and on the test rows, if `items["test"]` has any.
             Defaults to `None` (a cross-validation fold).
+        embedding_items: for each saved embedding model of the fold (its path), the items
+            its own fold trained and validated on, read by the planner from the fold record
+            beside it, or `None` where there is none: what the job checks for a leak of its
+            test items, without reading a result file. Defaults to none.
     """
 
     KIND: ClassVar[str] = "job"
@@ -46,6 +50,7 @@ class Job(Record):
     store_hash: str = ""
     log_dir: str | None = None
     refit_epochs: int | None = None
+    embedding_items: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not Path(self.store).is_absolute():

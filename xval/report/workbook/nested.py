@@ -8,8 +8,8 @@ from typing import Any
 
 from openpyxl.worksheet.worksheet import Worksheet
 
-from xval.report.comparison import fold_scores
 from xval.report.results import ExperimentResults
+from xval.report.stats import fold_scores
 from xval.report.workbook.cells import safe, table_sheet
 from xval.report.workbook.registry import SheetContext, register_sheet
 

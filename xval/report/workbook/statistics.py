@@ -12,10 +12,12 @@ from openpyxl.worksheet.worksheet import Worksheet
 from xval.config.loader import Config
 from xval.config.selection import metric_direction
 from xval.report.bayesian import correlated_bayesian_ttest
-from xval.report.comparison import finished_folds, fold_grid, fold_scores
 from xval.report.results import ExperimentResults, InstanceResult
 from xval.report.stats import (
     corrected_repeated_ttest,
+    finished_folds,
+    fold_grid,
+    fold_scores,
     fold_test_train_ratio,
     holm,
     mean_ci,

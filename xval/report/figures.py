@@ -1,17 +1,19 @@
-"""Per-instance plots with matplotlib: learning curves, confusion matrix, per-class F1,
-predicted against true values, detection activity.
+"""Figures of an instance with matplotlib: learning curves, the confusion matrix, per-class
+F1, predicted against true values (the activity of a detector is `xval.report.activity`).
 
 Figures are made with matplotlib's object API (`matplotlib.figure.Figure`): no global
 backend switch and no pyplot state, so drawing is safe in any process (a worker, a
-notebook with its own backend).
+notebook with its own backend). The report layer draws them (`xval.report.plots`); nothing
+below it imports matplotlib.
 """
+
+from __future__ import annotations
 
 import io
 import os
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -20,7 +22,6 @@ from matplotlib.ticker import MaxNLocator
 
 from xval.core.files import atomic_write_bytes
 from xval.core.records import FoldResult, Status
-from xval.tasks.events import class_thresholds
 
 PathLike = str | os.PathLike[str]
 
@@ -115,7 +116,7 @@ def learning_curves(folds: Sequence[FoldResult], path: PathLike,
     fig.suptitle("Learning curves, segment level (history: the training rows, training "
                  "mode; thin lines: folds)", fontsize=10)
     fig.tight_layout()
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def confusion_figure(matrix: Sequence[Sequence[float]] | np.ndarray, classes: Sequence[str],
@@ -157,7 +158,7 @@ def confusion_matrix(matrix: Sequence[Sequence[float]] | np.ndarray, classes: Se
                      path: PathLike,
                      title: str = "Test confusion matrix, pooled over folds") -> Path:
     """Writes `confusion_figure` to `path`; returns the path."""
-    return _save(confusion_figure(matrix, classes, title), path)
+    return save(confusion_figure(matrix, classes, title), path)
 
 
 def f1_per_class(matrix: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
@@ -232,7 +233,7 @@ def per_class_f1(f1: np.ndarray, classes: Sequence[str], path: PathLike,
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=7, loc="upper right", ncol=2, frameon=False)
     fig.tight_layout()
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def predicted_vs_true(true: np.ndarray, predicted: np.ndarray, path: PathLike) -> Path:
@@ -247,106 +248,7 @@ def predicted_vs_true(true: np.ndarray, predicted: np.ndarray, path: PathLike) -
     ax.set_ylabel("predicted")
     ax.set_title("Test predictions, segment level, all folds")
     fig.tight_layout()
-    return _save(fig, path)
-
-
-def draw_activity(ax: Axes, times: np.ndarray, activity: np.ndarray, classes: Sequence[str],
-                  *, events: Iterable[tuple[float, float, str]] = (),
-                  reference: Any = None,
-                  threshold: float | Sequence[float] | None = None) -> None:
-    """Draws frame probabilities on `ax`: one line per class, detected events shaded, and
-    the annotation, when given, as a filled step per class under the lines.
-
-    Args:
-        ax: a matplotlib `Axes`.
-        times: frame times (seconds), `np.ndarray [shape=(frames,)]`.
-        activity: probabilities, `np.ndarray [shape=(frames, classes)]`.
-        classes: class names.
-        events: detected events `(onset_s, offset_s, label)`, shaded green. Defaults to
-            none.
-        reference: the annotation, 0/1 `np.ndarray [shape=(frames, classes)]`, or `None`.
-        threshold: the detection threshold, drawn dashed: one for all classes (grey), one
-            per class (a list, in the class's colour, as a fold chooses them on its
-            validation recordings), or `None`.
-    """
-    times = np.asarray(times, dtype=float)
-    values = np.asarray(activity, dtype=float)
-    colours = [f"C{i % 10}" for i in range(len(classes))]
-    for onset, offset, _ in events:
-        ax.axvspan(onset, offset, color="tab:green", alpha=0.15, lw=0)
-    if reference is not None:
-        annotated = np.asarray(reference, dtype=float)
-        for i, name in enumerate(classes):
-            ax.fill_between(times, 0, annotated[:, i], step="post", color=colours[i],
-                            alpha=0.25, lw=0, label=f"{name} annotated")
-    for i, name in enumerate(classes):
-        ax.plot(times, values[:, i], color=colours[i], lw=1,
-                label=f"{name} predicted" if reference is not None else name)
-    if threshold is not None:
-        levels = class_thresholds(threshold, classes)
-        if np.all(levels == levels[0]):
-            ax.axhline(float(levels[0]), color="grey", lw=0.8, ls="--")
-        else:
-            for colour, level in zip(colours, levels):
-                ax.axhline(float(level), color=colour, lw=0.8, ls="--")
-    ax.set_ylim(0, 1.02)
-    ax.set_ylabel("probability")
-
-
-def file_activity(times: np.ndarray, activity: np.ndarray, classes: Sequence[str],
-                  events: Iterable[tuple[float, float, str]], path: PathLike,
-                  title: str) -> Path:
-    """Writes a PNG of one file's frame probabilities with its detected events shaded
-    (`python -m xval detect --plot`; see `draw_activity`).
-
-    Returns:
-        The path.
-    """
-    fig = Figure(figsize=(10, 2.5))
-    ax = fig.subplots()
-    draw_activity(ax, times, activity, classes, events=events)
-    ax.set(xlabel="time (s)", title=title)
-    ax.legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
-    return _save(fig, path)
-
-
-def activity_windows(data: Mapping[str, Any], path: PathLike,
-                     title: str = "Predicted activity against the annotation") -> Path:
-    """Writes a PNG with one panel per window: predicted activity per class over time
-    against the annotation, detected events shaded (see `draw_activity`).
-
-    Args:
-        data: a detection fold's plot data (`Detection.fold_plot_data`): `classes`,
-            `frame_seconds` (`None`: the x axis counts frames), `threshold` and `windows`,
-            each with `target` and `probability` (`frames x classes` lists), `start`
-            (seconds), `events`, `source` and `item`.
-        path: the PNG to write.
-        title: the figure's title.
-
-    Returns:
-        The path.
-    """
-    windows = data["windows"]
-    classes = data["classes"]
-    hop = data.get("frame_seconds")
-    fig = Figure(figsize=(10, 2.2 * max(len(windows), 1)))
-    axes = fig.subplots(max(len(windows), 1), 1, squeeze=False)
-    for ax, window in zip(axes[:, 0], windows):
-        activity = np.asarray(window["probability"], dtype=float)
-        frames = np.arange(len(activity))
-        times = window["start"] + frames * hop if hop else frames
-        draw_activity(ax, times, activity, classes, events=window.get("events", ()),
-                      reference=window["target"], threshold=data.get("threshold"))
-        where = f"{Path(window['source']).name or 'row ' + str(window['row'])}"
-        ax.set_title(f"{where} (item {window['item']}), from {window['start']:.2f} s",
-                     fontsize=9)
-        ax.grid(alpha=0.3)
-    axes[-1, 0].set_xlabel("time (s)" if hop else "frame")
-    axes[0, 0].legend(loc="upper right", fontsize=7, ncol=2)
-    fig.suptitle(title + " (green: detected events)", fontsize=10)
-    fig.tight_layout()
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def figure_title(fig: Figure) -> str:
@@ -355,7 +257,7 @@ def figure_title(fig: Figure) -> str:
     return " ".join(title.split())
 
 
-def _save(fig: Figure, path: PathLike) -> Path:
+def save(fig: Figure, path: PathLike) -> Path:
     """Writes the figure as PNG atomically (a workbook being built beside it reads the old
     plot or the new one, never half of one), its title in the PNG's `Title` text
     (`PIL.Image.open(path).text["Title"]`)."""

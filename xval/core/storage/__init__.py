@@ -1,0 +1,23 @@
+"""The results store: every read and write of an experiment's result files
+(`ResultsStore`, the process's `STORE`), as Optuna's `BaseStorage` is for trials.
+
+- `store`: `ResultsStore`, `STORE`: the experiment and instance files, written and read.
+- `records`: `RecordFiles`: sealed record files, and the cache of what was read or written.
+- `checks`: whether a fold file can be believed (`FoldCheck`), and what reading an
+  instance folder gives (`InstanceFolds`, `InstanceFiles`, the task's `TaskRules`).
+"""
+
+from xval.core.hashing import FOLD_FIX
+from xval.core.storage.checks import (
+    EditedCheck,
+    FoldCheck,
+    InstanceFiles,
+    InstanceFolds,
+    RulesOf,
+    TaskRules,
+)
+from xval.core.storage.records import RecordFiles
+from xval.core.storage.store import MANIFEST_FIX, STORE, ResultsStore
+
+__all__ = ["FOLD_FIX", "MANIFEST_FIX", "STORE", "EditedCheck", "FoldCheck", "InstanceFiles",
+           "InstanceFolds", "RecordFiles", "ResultsStore", "RulesOf", "TaskRules"]

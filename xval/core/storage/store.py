@@ -1,0 +1,350 @@
+"""`ResultsStore`: every read and write of an experiment's result files (the process's one
+store: `STORE`), as Optuna's `BaseStorage` is for trials; callers never open them.
+
+A run's recorder (`xval.running.recorder`) writes through it, in the driver, whatever
+executor trained the folds; the planner, the report, refit, search and inference read
+through it. Every file is written atomically, the model before the fold file that records
+its size and hash, so a fold is done exactly when its `fold_<i>.json` is a believable `ok`
+record (`FoldCheck`) beside its `.keras`; records are sealed and cached (`RecordFiles`).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+
+from xval.core import hashing
+from xval.core.errors import ResultsConflictError
+from xval.core.files import (
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    lock,
+    read_json,
+)
+from xval.core.layout import INSTANCE_OUTPUT, ExperimentLayout, InstanceLayout
+from xval.core.outputs import remove_output
+from xval.core.records import (
+    CommandLog,
+    FinalModelRecord,
+    FoldResult,
+    FoldsManifest,
+    InstanceSummary,
+    NestedRecord,
+    ParamsRecord,
+    RunCommand,
+    TrialRecord,
+)
+from xval.core.snapshot import write_snapshot
+from xval.core.storage.checks import (
+    EditedCheck,
+    FoldCheck,
+    InstanceFiles,
+    InstanceFolds,
+    RulesOf,
+    TaskRules,
+)
+from xval.core.storage.records import RecordFiles
+
+MANIFEST_FIX = ("it records which items each fold tests. Restore it from a backup, or move "
+                "the experiment folder away (or use a new experiment number) and rerun.")
+
+
+class ResultsStore(RecordFiles):
+    """Reads and writes the result files of experiments (use the process's, `STORE`)."""
+
+    # -- the experiment ------------------------------------------------------------------
+
+    def manifest(self, layout: ExperimentLayout) -> FoldsManifest | None:
+        """The experiment's `folds.json`, or `None` when there is none yet; its folds are
+        checked against its recorded hash (an edited file could leak test items into
+        training).
+
+        Raises:
+            ResultsConflictError: when it is not valid JSON, not a fold manifest, or was
+                edited after it was written.
+        """
+        path = layout.folds_file
+        if not path.exists():
+            return None
+        manifest = self.require(path, FoldsManifest.from_dict, MANIFEST_FIX)
+        if manifest.content_hash() != manifest.hash:
+            raise ResultsConflictError(
+                f"{path} was edited after it was written: the folds it holds no longer match "
+                "its recorded hash, so the results there cannot be trusted to keep test "
+                f"items out of training; {MANIFEST_FIX}")
+        return manifest
+
+    def begin_experiment(self, layout: ExperimentLayout, manifest: FoldsManifest,
+                         description: str, dataset_info: Mapping[str, Any], *,
+                         script: str | None, config_path: str | Path | None, backend: str,
+                         command: RunCommand | None = None, out: Any = print) -> None:
+        """Writes the experiment-level files under its lock: `folds.json` (or checks the one
+        there), the description, the store's `dataset.json` (what prediction extracts
+        features with), the code snapshot (`write_snapshot`) and the run's `command` in
+        `code/commands.json` (one that cannot be read is kept aside as `.unreadable`).
+
+        Raises:
+            ResultsConflictError: when `folds.json` changed under this run.
+        """
+        layout.root.mkdir(parents=True, exist_ok=True)
+        with lock(layout.lock_target):
+            if not layout.folds_file.exists():
+                self.write(layout.folds_file, manifest)
+            elif self.require(layout.folds_file, FoldsManifest.from_dict,
+                              MANIFEST_FIX).hash != manifest.hash:
+                raise ResultsConflictError(f"{layout.folds_file} changed under this run.")
+            atomic_write_text(layout.description_file, description)
+            atomic_write_json(layout.dataset_file, dict(dataset_info))
+            write_snapshot(layout.code_dir, script=script, config_path=config_path,
+                           backend=backend)
+            if command is not None:
+                path = layout.commands_file
+                log, why = self.read_record(path, CommandLog.from_dict)
+                if why:
+                    path.replace(path.with_name(path.name + ".unreadable"))
+                    out(f"{path} {why}; kept as {path.name}.unreadable, a new log begun.")
+                self.write(path, (log or CommandLog()).appended(command))
+
+    def commands(self, layout: ExperimentLayout) -> list[RunCommand]:
+        """The command line of every run, oldest first (empty when `code/commands.json` is
+        missing or cannot be read)."""
+        log, _ = self.read_record(layout.commands_file, CommandLog.from_dict)
+        return list(log.runs) if log is not None else []
+
+    # -- an instance: reading --------------------------------------------------------------
+
+    def folds(self, layout: InstanceLayout, num_folds: int | None,
+              check: FoldCheck | None) -> InstanceFolds:
+        """Reads and checks every `fold_<i>.json` of an instance with `i < num_folds`
+        (every one present when `num_folds` is `None`; none checked when `check` is
+        `None`)."""
+        out = InstanceFolds()
+        for i, path in layout.fold_files().items():
+            if num_folds is not None and i >= num_folds:
+                continue
+            record, problem = self.read_record(path, FoldResult.from_dict)
+            reason = f"{path.name} {problem}" if problem else ""
+            if record is not None and check is not None:
+                reason = check.reason(layout, i, record, self.digest)
+            if not reason and record is not None:
+                out.by_file[i] = record
+            elif reason:
+                out.invalid[i] = reason
+                if problem:
+                    out.unreadable.append(path.name)
+                else:
+                    out.refused.add(i)
+        return out
+
+    def resume_folds(self, layout: InstanceLayout, num_folds: int, params_hash: str | None,
+                     rules: TaskRules) -> InstanceFolds:
+        """The fold files of an instance within `num_folds`, checked to resume from: an `ok`
+        fold needs its model, trained with the instance's parameters (`params_hash`; `None`
+        not to check them), with metrics in the task's ranges (`rules`)."""
+        return self.folds(layout, num_folds,
+                          FoldCheck(layout.id, params_hash, rules=rules, model_required=True))
+
+    def params(self, layout: InstanceLayout,
+               edited: EditedCheck | None = None) -> tuple[ParamsRecord | None, str]:
+        """The instance's parameter record and, when it cannot be used to check the folds,
+        why (`""` when it can, or when there is none): not readable, another instance's,
+        or (with `edited`) edited after it was written."""
+        path = layout.params_file
+        record, problem = self.read_record(path, ParamsRecord.from_dict)
+        if problem:
+            return None, f"the instance's {path.name} {problem}"
+        if record is not None and record.instance != layout.id:  # not ours
+            return None, (f"the instance's {path.name} is instance {record.instance}'s, "
+                          f"not instance {layout.id}'s")
+        why = edited(record.params, record.hash) if record is not None and edited else ""
+        if why:  # the parameters shown would not be the ones trained with
+            return None, f"the instance's {path.name} {why}"
+        return record, ""
+
+    def instance(self, layout: InstanceLayout, num_folds: int | None, rules_of: RulesOf,
+                 edited: EditedCheck | None = None) -> InstanceFiles:
+        """Reads an instance folder: its parameters, its believed fold records (each
+        checked), why the others are not believed, its trial and nested records.
+
+        Args:
+            layout: the `instance_<k>` folder.
+            num_folds: the experiment's number of folds; `None` reads it from
+                `summary.json`, or counts the fold files.
+            rules_of: the task's rules (`xval.tasks.rules`).
+            edited: whether `params.json` was edited (`xval.config.params.edited_params`).
+                Defaults to `None` (not checked).
+        """
+        params, params_problem = self.params(layout, edited)
+        unreadable = [layout.params_file.name] if params_problem and \
+            self.read_record(layout.params_file, ParamsRecord.from_dict)[1] else []
+        raw = self.folds(layout, None, None)
+        unreadable += raw.unreadable
+        if num_folds is None:
+            num_folds = self._num_folds(layout, [*raw.by_file, *raw.invalid], unreadable)
+        found = {i: r for i, r in raw.by_file.items() if i < num_folds}
+        invalid = {i: why for i, why in raw.invalid.items() if i < num_folds}
+        recorded = params.task_type if params is not None and params.task_type else \
+            next((r.task_type for r in found.values() if r.task_type), None)
+        rules = rules_of(recorded, found.values())
+        check = FoldCheck(layout.id, params.hash if params is not None else None,
+                          params_problem, rules)
+        believed = {}
+        for i, record in found.items():
+            reason = check.reason(layout, i, record, self.digest)
+            if reason:
+                invalid[i] = reason
+            else:
+                believed[i] = record
+        trial, nested = (self._optional(layout.trial_file, TrialRecord, unreadable),
+                         self._optional(layout.nested_file, NestedRecord, unreadable))
+        return InstanceFiles(params=params, folds=[believed[i] for i in sorted(believed)],
+                             invalid=dict(sorted(invalid.items())), unreadable=unreadable,
+                             trial=trial, task_type=recorded, rules=rules,
+                             num_folds=num_folds, nested=nested)
+
+    def _optional(self, path: Path, kind: Any, unreadable: list[str]) -> Any:
+        """The record of `path`, or `None` (its name added to `unreadable` when it cannot
+        be read)."""
+        record, problem = self.read_record(path, kind.from_dict)
+        if problem:
+            unreadable.append(path.name)
+        return record
+
+    def _num_folds(self, layout: InstanceLayout, folds: list[int],
+                   unreadable: list[str]) -> int:
+        """The number of folds from `summary.json`, else from the fold files present."""
+        old = self._optional(layout.summary_file, InstanceSummary, unreadable)
+        if old is not None and old.num_folds:
+            return int(old.num_folds)
+        return max(folds, default=-1) + 1
+
+    def stamp(self, layout: InstanceLayout, num_folds: int | None) -> tuple[Any, ...]:
+        """The versions of the files `instance` reads: equal stamps, equal readings."""
+        names = [layout.params_file, layout.trial_file, layout.nested_file,
+                 *layout.fold_files().values(), *layout.fold_models().values()]
+        if num_folds is None:
+            names.append(layout.summary_file)
+        return tuple((p.name, hashing.file_stamp(p)) for p in names)
+
+    def model_items(self, model: Path) -> list[str] | None:
+        """The items the fold model `model` (a `fold_<i>.keras`) was trained and validated
+        on, from the fold record beside it; `None` for a model of another name, or without
+        a readable fold record."""
+        fold = InstanceLayout.fold_of_model(model)
+        if fold is None:
+            return None
+        layout = InstanceLayout.parse(model.parent) or InstanceLayout(model.parent, -1)
+        record, _ = self.read_record(layout.fold_file(fold), FoldResult.from_dict)
+        if record is None:
+            return None
+        return sorted(map(str, [*record.items.get("train", []), *record.items.get("val", [])]))
+
+    def predictions(self, layout: InstanceLayout, fold: int) -> list[dict[str, str]] | None:
+        """The rows of a fold's `predictions_fold_<i>.csv` (column -> text), or `None`."""
+        path = layout.predictions(fold)
+        return list(csv.DictReader(io.StringIO(path.read_text()))) if path.is_file() else None
+
+    def plot_data(self, layout: InstanceLayout, fold: int) -> dict[str, Any] | None:
+        """What a fold's figures draw (`plot_data_fold_<i>.json`), or `None`."""
+        path = layout.plot_data(fold)
+        return dict(read_json(path)) if path.is_file() else None
+
+    # -- an instance: writing --------------------------------------------------------------
+
+    def instance_lock(self, layout: InstanceLayout) -> FileLock:
+        """The lock a runner holds while it runs an instance (outside its folder)."""
+        return lock(layout.root)
+
+    def begin_instance(self, layout: InstanceLayout, record: ParamsRecord, *,
+                       num_folds: int, rules: TaskRules, overwrite: bool = False,
+                       dataset_info: Mapping[str, Any] | None = None,
+                       out: Any = print) -> InstanceFolds:
+        """Writes an instance's `params.json` (and its own `dataset.json`), and reads the
+        folds already there to resume from (`resume_folds`).
+
+        With `overwrite`, an existing instance folder is moved aside to
+        `instance_<k>.previous` (kept until the new results complete, so an interrupted or
+        failed overwrite never loses the old results); a folder already aside from an
+        earlier, unfinished overwrite is kept and the unfinished one is dropped.
+
+        Returns:
+            The instance's folds on disk, read and checked.
+        """
+        if overwrite and layout.root.exists():
+            if layout.previous.exists():
+                remove_output(layout.root, INSTANCE_OUTPUT)
+            else:
+                layout.root.rename(layout.previous)
+            out(f"instance {layout.id}: previous results moved to {layout.previous.name} "
+                "until the new ones complete.")
+        layout.root.mkdir(parents=True, exist_ok=True)
+        if dataset_info is not None:
+            atomic_write_json(layout.dataset_file, dict(dataset_info))
+        self.write(layout.params_file, record)
+        folds = self.resume_folds(layout, num_folds, record.hash, rules)
+        if len(folds.done) < num_folds:
+            layout.error_file.unlink(missing_ok=True)
+        return folds
+
+    def write_fold(self, layout: InstanceLayout, result: FoldResult) -> None:
+        """Writes one fold's files: the model, the predictions, classifier and plot data,
+        then the fold file (or the error file of a failed fold, then its fold file)."""
+        layout.root.mkdir(parents=True, exist_ok=True)
+        i = result.fold
+        if result.ok:
+            if result.model_bytes is not None:
+                result.model_size = len(result.model_bytes)
+                result.model_sha256 = self._write_model(layout.fold_model(i),
+                                                        result.model_bytes)
+            if result.predictions_csv is not None:
+                atomic_write_text(layout.predictions(i), result.predictions_csv)
+            if result.classifier_bytes is not None:
+                atomic_write_bytes(layout.fold_classifier(i), result.classifier_bytes)
+            if result.plot_data is not None:
+                atomic_write_json(layout.plot_data(i), result.plot_data)
+        else:
+            atomic_write_text(layout.error_file, result.traceback or result.message)
+        self.write(layout.fold_file(i), result)
+
+    def _write_model(self, path: Path, data: bytes) -> str:
+        """Writes a model; returns its SHA-256 (kept: the file is not read to hash it)."""
+        atomic_write_bytes(path, data)
+        digest = hashlib.sha256(data).hexdigest()
+        hashing.remember_digest(path, digest)
+        return digest
+
+    def write_final(self, layout: InstanceLayout, result: FoldResult,
+                    fold_best_epochs: Sequence[int | None]) -> Path:
+        """Writes the final model of an instance: `final.keras`, then `final.json`.
+
+        Args:
+            layout: the instance's folder.
+            result: the refit job's `FoldResult` (status `ok`, with its model's bytes).
+            fold_best_epochs: the folds' best epochs the refit's epoch count came from.
+
+        Returns:
+            The path of `final.keras`.
+        """
+        digest = self._write_model(layout.final_model, result.model_bytes or b"")
+        self.write(layout.final_record,
+                   FinalModelRecord.from_refit(result, digest, list(fold_best_epochs)))
+        return layout.final_model
+
+    def write_summary(self, layout: InstanceLayout, summary: InstanceSummary,
+                      complete: bool) -> None:
+        """Writes the instance's `summary.json`; when the instance is `complete`, the
+        folder set aside by --overwrite is removed."""
+        atomic_write_json(layout.summary_file, summary.to_dict())
+        if complete and layout.previous.exists():
+            remove_output(layout.previous, INSTANCE_OUTPUT)
+
+
+STORE = ResultsStore()
+"""The process's results store."""

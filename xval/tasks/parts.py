@@ -1,0 +1,294 @@
+"""The three parts of a task, each bound to its `Task` (`part.task`): `Targets` (what a
+store keeps and Keras is fed), `Head` (the output layer, the loss and the compiled
+metrics) and `Scoring` (the numbers of a split, and what `predict` and `evaluate` show),
+and the `Context` a split is scored in.
+
+Importing them costs numpy alone: scikit-learn, scipy and sed_eval are imported where a
+split is scored (`xval.tasks.metrics`, `xval.tasks.events`) and Keras where a head is built
+(the backend is chosen by then).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from xval.tasks.metrics import pool_by_clip
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from xval.core.records import Postprocessing
+
+Params = Mapping[str, Any]
+"""An instance's parameters (`xval.config.params.resolve`)."""
+Pooled = tuple[np.ndarray, Any, Any]
+"""`(clip_ids, clip_outputs, clip_targets)` of `Scoring.pool_by_clip`."""
+
+
+class StoreView(Protocol):
+    """What a task reads of a feature store (`preprocessing.store.FeatureStore`, which sits
+    above the tasks and is handed in)."""
+
+    path: Path
+    meta: pd.DataFrame
+
+    @property
+    def classes(self) -> list[str]: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class Context:
+    """What scoring a split needs besides its targets and outputs.
+
+    Attributes:
+        params: the instance parameters (with a fold's post-processing choice applied), or
+            `None`.
+        frame_seconds: the feature hop in seconds, or `None` (unknown).
+        classes: the store's class names, or `None`.
+        split: the split scored (`"train"`, `"val"`, `"test"`), or `None`.
+        whole_files: every row is a whole file (a store that cut no file, or recordings
+            stitched from their windows).
+        reference: an autoencoder's baseline row (the mean normalised training row).
+        targets: an autoencoder's test targets (its normalised input), for the prediction
+            columns.
+    """
+
+    params: Params | None = None
+    frame_seconds: float | None = None
+    classes: Sequence[str] | None = None
+    split: str | None = None
+    whole_files: bool = False
+    reference: np.ndarray | None = None
+    targets: np.ndarray | None = None
+
+    def replace(self, **changes: Any) -> Context:
+        """A copy with `changes`."""
+        return dataclasses.replace(self, **changes)
+
+
+NO_CONTEXT = Context()
+"""The empty `Context`: scoring without parameters, hop or classes."""
+
+
+class Facts(Protocol):
+    """What a part reads of its task's facts (`xval.tasks.base.Task`, which holds its parts:
+    this module does not import it)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def head_name(self) -> str: ...
+
+
+class Part:
+    """One part of a task, bound to it: `self.task` holds its facts.
+
+    Args:
+        task: the `Task` the part belongs to.
+    """
+
+    def __init__(self, task: Facts) -> None:
+        self.task = task
+
+
+class Targets(Part):
+    """How a task's labels become targets, and what Keras is fed."""
+
+    def encode(self, meta: pd.DataFrame,
+               classes: Sequence[str] | None) -> tuple[pd.DataFrame, list[str]]:
+        """Adds the `target` column a store keeps for every row.
+
+        Args:
+            meta: `pandas.DataFrame` of the store's rows, with a `label` column.
+            classes: the class names given by the caller, or `None`.
+
+        Returns:
+            `(meta, classes)`: the table with `target`, and the store's class list.
+
+        Raises:
+            DatasetError: for labels the task cannot use.
+        """
+        raise NotImplementedError
+
+    def of_meta(self, meta: pd.DataFrame) -> np.ndarray:
+        """The `target` column as the array fed to Keras, `np.ndarray [shape=(rows,)]`."""
+        raise NotImplementedError
+
+    def of_store(self, store: StoreView) -> np.ndarray:
+        """The targets of every row of an opened store (`FeatureStore.targets`). Defaults
+        to `of_meta(store.meta)`; a task with targets beyond `meta.csv` reads its own
+        arrays (listed in `Task.extra_arrays`) here."""
+        return self.of_meta(store.meta)
+
+    def of_files(self, labels: Sequence[str], classes: Sequence[str]) -> np.ndarray:
+        """Targets of labelled files for `evaluate`, `np.ndarray [shape=(files,)]`.
+
+        Raises:
+            DatasetError: for labels the model cannot score.
+        """
+        raise NotImplementedError
+
+    def labels_of(self, y: np.ndarray, classes: Sequence[str] | None) -> list[Any]:
+        """Labels of one item's rows from the original API's `targets[item]` array.
+
+        Args:
+            y: `np.ndarray [shape=(n,)]` (or `(n, classes)` one-hot rows).
+            classes: the class names given by the caller, or `None`.
+
+        Returns:
+            A list of `n` labels for `meta.csv`.
+        """
+        return list(np.asarray(y).tolist())
+
+    def stratify(self, store: StoreView) -> np.ndarray | None:
+        """Labels the fold splitter may balance, or `None` when the task has none."""
+        return None
+
+    def num_outputs(self, store: StoreView) -> int:
+        """Units of the output head for `store`. Defaults to one."""
+        return 1
+
+    def for_keras(self, y: np.ndarray, params: Params, num_outputs: int) -> np.ndarray:
+        """Targets as the loss of `Head.loss(params)` takes them. Defaults to `y`."""
+        return y
+
+    def sample_weights(self, y: np.ndarray, params: Params) -> np.ndarray | None:
+        """Sample weights of a fold's training rows (`y`), or `None` (the default) for
+        unweighted rows."""
+        return None
+
+
+class Head(Part):
+    """The model's side of a task: its output layer, loss and compiled metrics. Keras is
+    imported inside the methods (the backend is chosen before a model is built)."""
+
+    def layer(self, x: Any, num_outputs: int) -> Any:
+        """The final `Dense` layer, named `Task.head_name`, computing in float32 so that
+        mixed precision keeps a stable loss. Override for another activation or shape."""
+        from keras import layers  # noqa: PLC0415  (keras: the backend is chosen by then)
+
+        return layers.Dense(num_outputs, dtype="float32", name=self.task.head_name)(x)
+
+    def loss(self, params: Params, train_targets: np.ndarray | None = None) -> Any:
+        """The Keras loss for the instance parameters `params`.
+
+        Args:
+            params: the instance parameters.
+            train_targets: the targets of the fold's training rows (a loss weighted by
+                them), or `None`.
+        """
+        raise NotImplementedError
+
+    def metrics(self, params: Params) -> list[Any]:
+        """The compiled Keras metrics, named as in `Task.history_metrics`."""
+        raise NotImplementedError
+
+
+class Scoring(Part):
+    """The numbers of a task: the metrics of a split from a model's outputs (in numpy),
+    the clip level, and what `predict` and `evaluate` show."""
+
+    def evaluate(self, y_true: Any, outputs: Any, num_outputs: int,
+                 context: Context = NO_CONTEXT) -> dict[str, Any]:
+        """Metrics of one split (the names of `Task.metric_names`, plus extras such as a
+        confusion matrix), from the best model's outputs.
+
+        Args:
+            y_true: targets, `np.ndarray [shape=(n,)]`.
+            outputs: model outputs, `np.ndarray [shape=(n, num_outputs)]`.
+            num_outputs: units of the head.
+            context: what some tasks need besides (`Context`).
+
+        Returns:
+            dict of metric name to float (JSON-ready values).
+        """
+        raise NotImplementedError
+
+    def pool_by_clip(self, outputs: np.ndarray, targets: np.ndarray, clips: np.ndarray,
+                     starts: Sequence[float] | None = None,
+                     frame_seconds: float | None = None) -> Pooled | None:
+        """Clip-level outputs and targets from segment rows (outputs averaged per clip).
+
+        Args:
+            outputs: the rows' outputs.
+            targets: their targets.
+            clips: the clip of each row.
+            starts: each row's start in its clip, seconds (detection stitches windows
+                with them), or `None`.
+            frame_seconds: the feature hop in seconds, or `None`.
+
+        Returns:
+            `(clip_ids, clip_outputs, clip_targets)`, see `xval.tasks.metrics.pool_by_clip`;
+            or `None` when the task has no clip level.
+        """
+        return pool_by_clip(outputs, targets, clips)
+
+    def choose_postprocessing(self, y_true: Any, outputs: Any, num_outputs: int,
+                              context: Context = NO_CONTEXT
+                              ) -> Postprocessing | None:
+        """Post-processing chosen on a fold's validation rows (never its test rows).
+
+        Training calls it with the validation rows' targets and outputs (stitched by clip
+        where the task pools clips) before any split is scored; the choice is applied to
+        the parameters every split is then scored with, recorded in the fold record and
+        used by the fold's model at inference.
+
+        Returns:
+            A `xval.core.records.Postprocessing`, or `None` (the default: nothing to choose).
+        """
+        return None
+
+    def prediction_columns(self, outputs: np.ndarray, classes: Sequence[str],
+                           context: Context = NO_CONTEXT) -> dict[str, Any]:
+        """Columns of `predictions_fold_<i>.csv` after row, item, clip, label, target.
+
+        Returns:
+            dict of column name to values (`predicted` first).
+        """
+        raise NotImplementedError
+
+    def predict_record(self, outputs: np.ndarray, starts: Sequence[float],
+                       classes: Sequence[str],
+                       context: Context = NO_CONTEXT
+                       ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """What `python -m xval predict` reports for one file.
+
+        Args:
+            outputs: the file's segment outputs, `np.ndarray [shape=(segments, k)]`.
+            starts: start of each segment (seconds).
+            classes: the store's class names.
+            context: the instance parameters and the feature hop.
+
+        Returns:
+            `(segments, clip)`: a list of `{"start", "scores"}` and `{"scores", "predicted"}`.
+        """
+        raise NotImplementedError
+
+    def fold_plot_data(self, y_true: np.ndarray, outputs: np.ndarray, meta: pd.DataFrame,
+                       context: Context = NO_CONTEXT) -> dict[str, Any] | None:
+        """What the task's per-fold figures draw, taken from one fold's test rows: written
+        as `plot_data_fold_<i>.json` beside the fold file, read by `xval.report.plots`.
+
+        Returns:
+            A JSON-ready dict, or `None` (the default: no per-fold figure).
+        """
+        return None
+
+    def evaluation_level(self, y_true: np.ndarray, outputs: np.ndarray,
+                         classes: Sequence[str]) -> dict[str, Any]:
+        """The metrics `evaluate` shows for one level (clip or segment), as a dict."""
+        raise NotImplementedError
+
+    def format_level(self, data: dict[str, Any]) -> list[str]:
+        """Text lines of one level of an evaluation."""
+        return [", ".join(f"{k} {v:.4f}" for k, v in data.items())]
+
+    def level_records(self, level: str, data: dict[str, Any]) -> list[tuple[str, str, str, Any]]:
+        """`(level, label, metric, value)` rows of one level for `evaluate --format csv`."""
+        return [(level, "", k, v) for k, v in data.items()]
