@@ -9,6 +9,7 @@ logit per frame and class (a per-frame sigmoid is applied by the loss and at pre
 computed in float32 so that mixed precision keeps a stable loss.
 """
 
+from numbers import Integral
 from typing import Annotated, Any
 
 import keras
@@ -18,19 +19,19 @@ from architectures.common import FRAMES_TASK, Shape, batch_norm, check_output, l
 from architectures.keywords import (
     Count,
     Filters,
+    Interval,
     Layers,
     Momentum,
     Pool,
     Probability,
-    Range,
     Regularization,
     Units,
 )
 from architectures.registry import register
 
-OptionalLayers = Annotated[int, Range(0, 32)]
+OptionalLayers = Annotated[int, Interval(Integral, 0, 32)]
 """A number of layers that may be 0 (no recurrent layer, no front end)."""
-Kernel = Annotated[int, Range(1, 255)]
+Kernel = Annotated[int, Interval(Integral, 1, 255)]
 """A kernel length in frames."""
 
 

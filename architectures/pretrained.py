@@ -10,6 +10,7 @@ frame by frame (detection).
 (`dataset.json` `front_end.layers`); 1 reads a row as one layer.
 """
 
+from numbers import Integral
 from typing import Annotated, Any, Literal
 
 import keras
@@ -17,11 +18,17 @@ from keras import layers, ops
 
 from architectures.common import DEFAULT_TASK, FRAMES_TASK, Shape, check_output, l2, output_head
 from architectures.detection import frame_head
-from architectures.keywords import OptionalUnits, Probability, Range, Regularization, Units
+from architectures.keywords import (
+    Interval,
+    OptionalUnits,
+    Probability,
+    Regularization,
+    Units,
+)
 from architectures.layers import StatisticsPooling
 from architectures.registry import register
 
-EncoderLayers = Annotated[int, Range(0, 64)]
+EncoderLayers = Annotated[int, Interval(Integral, 0, 64)]
 """Encoder layers side by side in a store row: 1 to 64, or 0: the store's (the planner sets
 it from `dataset.json` `front_end.layers`; a builder called directly reads 0 as 1)."""
 Pooling = Literal["attentive", "stats", "meanmax", "mean"]
