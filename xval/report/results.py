@@ -26,6 +26,7 @@ from xval.config.params import edited_params
 from xval.config.selection import metric_direction
 from xval.core.errors import ConfigurationError
 from xval.core.layout import ExperimentLayout, InstanceLayout
+from xval.core.parameters import InstanceParams
 from xval.core.reader import READER, ResultsReader, TaskRules, read_manifest
 from xval.core.records import (
     CommandLog,
@@ -158,9 +159,15 @@ class InstanceResult:
         return self.rules.clip_falls_back and "clip" not in self.summary.metrics \
             and "segment" in self.summary.metrics
 
+    @property
+    def parameters(self) -> InstanceParams:
+        """The instance's parameters as the typed record (`params.json` as read; a name
+        it lacks takes the record's default)."""
+        return InstanceParams.of(self.params)
+
     def comments(self) -> list[str]:
         """The instance's two comments (`comment_1`, `comment_2`), as text."""
-        values = (self.params.get(name) for name in COMMENTS)
+        values = (self.parameters.comment_1, self.parameters.comment_2)
         return ["" if value is None else str(value) for value in values]
 
     def __repr__(self) -> str:

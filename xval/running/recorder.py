@@ -38,6 +38,7 @@ from xval.core.files import (
 from xval.core.hashing import seal
 from xval.core.layout import INSTANCE_OUTPUT, ExperimentLayout, InstanceLayout
 from xval.core.outputs import remove_output
+from xval.core.parameters import InstanceParams
 from xval.core.reader import MANIFEST_FIX, READER, FoldCheck, InstanceFolds, ResultsReader
 from xval.core.records import (
     CommandLog,
@@ -210,7 +211,7 @@ class Recorder:
 
     # -- instances ---------------------------------------------------------------------
 
-    def begin_instance(self, instance: int, params: dict[str, Any], params_hash: str,
+    def begin_instance(self, instance: int, params: InstanceParams, params_hash: str,
                        overwrite: bool, dataset_info: Mapping[str, Any] | None = None,
                        overrides: Mapping[str, Any] | None = None) -> list[int]:
         """Prepares an instance folder; returns the folds already done.
@@ -240,7 +241,7 @@ class Recorder:
         layout.root.mkdir(parents=True, exist_ok=True)
         if dataset_info is not None:
             atomic_write_json(layout.dataset_file, dict(dataset_info))
-        record = ParamsRecord(instance=instance, hash=params_hash, params=params,
+        record = ParamsRecord(instance=instance, hash=params_hash, params=params.to_dict(),
                               task_type=self.task_type, overrides=dict(overrides or {}))
         self._write(layout.params_file, record)
         folds = folds_on_disk(layout, self.num_folds, params_hash=params_hash,

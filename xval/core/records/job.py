@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from xval.core.errors import ConfigurationError
+from xval.core.parameters import InstanceParams
 from xval.core.records.base import Record
 
 
@@ -17,7 +18,8 @@ class Job(Record):
     Args:
         instance: the instance id.
         fold: the fold index.
-        params: the instance's resolved parameters.
+        params: the instance's resolved parameters (`xval.config.params.resolve`); a
+            mapping of them (a job read from JSON, written by hand) is made the record.
         items: `{"train": [...], "val": [...], "test": [...]}` item names.
         task_type: the task's name (see `xval.tasks`).
         generator: stream batches from the memory-mapped store.
@@ -37,7 +39,7 @@ class Job(Record):
 
     instance: int
     fold: int
-    params: dict[str, Any]
+    params: InstanceParams
     items: dict[str, list[str]]
     task_type: str
     generator: bool
@@ -48,6 +50,7 @@ class Job(Record):
     refit_epochs: int | None = None
 
     def __post_init__(self) -> None:
+        self.params = InstanceParams.of(self.params)
         if not Path(self.store).is_absolute():
             raise ConfigurationError(
                 f"Job store path {self.store!r} must be absolute, so that a worker in another "
