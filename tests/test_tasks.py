@@ -12,6 +12,7 @@ from xval import Experiment, ExperimentResults, tasks
 from xval.config import schema
 from xval.config.selection import metric_direction
 from xval.core.errors import ConfigurationError, DatasetError, ParameterError
+from xval.core.parameters import TrainingParams
 from xval.tasks import registry as task_registry
 from xval.tasks.regression import Regression
 
@@ -202,10 +203,10 @@ def test_classification_loss_follows_label_smoothing_and_mixup(rng):
 
     task = tasks.get("classification")
     y = np.array([0, 2, 1])
-    assert isinstance(task.loss({}), keras.losses.SparseCategoricalCrossentropy)
-    assert task.keras_targets(y, {}, 3) is y
-    assert [m.name for m in task.keras_metrics({"label_smoothing": 0.0})] == ["accuracy"]
-    for params in ({"label_smoothing": 0.1}, {"mixup_alpha": 0.2}):
+    assert isinstance(task.loss(TrainingParams()), keras.losses.SparseCategoricalCrossentropy)
+    assert task.keras_targets(y, TrainingParams(), 3) is y
+    assert [m.name for m in task.keras_metrics(TrainingParams(label_smoothing=0.0))] == ["accuracy"]
+    for params in (TrainingParams(label_smoothing=0.1), TrainingParams(mixup_alpha=0.2)):
         loss = task.loss(params)
         assert isinstance(loss, keras.losses.CategoricalCrossentropy)
         one_hot = task.keras_targets(y, params, 3)
@@ -216,6 +217,6 @@ def test_classification_loss_follows_label_smoothing_and_mixup(rng):
     log_probs = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
     expected = float(-(smoothed * log_probs).sum(axis=1).mean())
     got = float(keras.ops.convert_to_numpy(
-        task.loss({"label_smoothing": 0.1})(task.keras_targets(y, {"mixup_alpha": 0.2}, 3),
-                                            logits)))
+        task.loss(TrainingParams(label_smoothing=0.1))(
+            task.keras_targets(y, TrainingParams(mixup_alpha=0.2), 3), logits)))
     assert got == pytest.approx(expected, rel=1e-5)

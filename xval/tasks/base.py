@@ -15,7 +15,7 @@ the engine.
 import abc
 import inspect
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -29,8 +29,8 @@ from xval.core.records import FoldResult, InstanceSummary, Postprocessing
 from xval.tasks.metrics import pool_by_clip
 from xval.tasks.weights import balanced_weights
 
-Params = Mapping[str, Any]
-"""An instance's parameters (`xval.config.params.resolve`)."""
+Params = TrainingParams
+"""An instance's parameters (`xval.config.params.resolve` gives an `InstanceParams`)."""
 Pooled = tuple[np.ndarray, Any, Any]
 """`(clip_ids, clip_outputs, clip_targets)` of `Task.pool_by_clip`."""
 
@@ -190,7 +190,6 @@ class Task(abc.ABC):
         Raises:
             ParameterError: naming the parameter and the fix.
         """
-        params = TrainingParams.of(params)
         if params.time_warp and self.output != "vector":
             raise ParameterError(
                 f"{where}: time_warp={params.time_warp} moves the frames of a row, so the "
@@ -215,7 +214,6 @@ class Task(abc.ABC):
             scikit-learn's "balanced" weights (`xval.tasks.weights.balanced_weights`) when
             `params.class_weights` is set and the task has classes; `None` otherwise.
         """
-        params = TrainingParams.of(params)
         if not (params.class_weights and self.has_classes):
             return None
         return balanced_weights(y)
@@ -231,8 +229,8 @@ class Task(abc.ABC):
 
     @abc.abstractmethod
     def loss(self, params: Params) -> Any:
-        """The Keras loss for the instance parameters `params` (a dict; read optional
-        names with `params.get(name, default)`).
+        """The Keras loss for the instance parameters `params` (read them as attributes:
+        `params.label_smoothing`).
 
         A task whose loss depends on the fold's training data names the keyword
         `train_targets` too (`loss(self, params, *, train_targets=None)`): training passes

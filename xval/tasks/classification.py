@@ -17,7 +17,6 @@ from sklearn import metrics as skm
 import xval.tasks.figures as plots
 from xval.core.errors import DatasetError
 from xval.core.layout import InstanceLayout
-from xval.core.parameters import TrainingParams
 from xval.core.records import FoldResult, InstanceSummary
 from xval.tasks.base import Params, StoreView, Task
 from xval.tasks.metrics import classification_metrics, softmax
@@ -26,7 +25,6 @@ from xval.tasks.registry import register
 
 def _one_hot(params: Params) -> bool:
     """Whether the loss takes one-hot targets (label smoothing or mixup)."""
-    params = TrainingParams.of(params)
     return params.label_smoothing > 0 or params.mixup_alpha > 0
 
 
@@ -91,7 +89,6 @@ class Classification(Task):
     def loss(self, params: Params) -> Any:
         import keras  # noqa: PLC0415  (keras: the backend is chosen by then)
 
-        params = TrainingParams.of(params)
         if _one_hot(params):
             return keras.losses.CategoricalCrossentropy(
                 from_logits=True, label_smoothing=float(params.label_smoothing))

@@ -43,7 +43,6 @@ import pandas as pd
 import xval.tasks.figures as plots
 from xval.core.errors import ConfigurationError, DatasetError, ParameterError
 from xval.core.layout import InstanceLayout
-from xval.core.parameters import TrainingParams
 from xval.core.records import FoldResult, InstanceSummary, Postprocessing, Status
 from xval.tasks.base import Params, Pooled, StoreView, Task
 from xval.tasks.detection_scores import window_scores
@@ -72,7 +71,7 @@ DETECTOR_EVALUATION = (
 )
 
 
-def postprocessing(params: Params | None) -> EventRules:
+def postprocessing(params: Mapping[str, Any] | None) -> EventRules:
     """The post-processing of `params` (instance parameters, a saved `params.json`'s, or
     either with a fold's choice applied: `Postprocessing.apply`), the defaults of
     `POSTPROCESSING` where absent or unset (`None`): `EventRules.of`."""
@@ -147,7 +146,6 @@ class Detection(Task):
         return np.asarray(y, dtype=np.float32)
 
     def check_params(self, params: Params, where: str) -> None:
-        params = TrainingParams.of(params)
         super().check_params(params, where)
         if params.label_smoothing:
             raise ParameterError(f"{where}: label_smoothing needs a task with classes; "
@@ -169,7 +167,6 @@ class Detection(Task):
         """
         import keras  # noqa: PLC0415  (keras: the backend is chosen by then)
 
-        params = TrainingParams.of(params)
         if not params.class_weights:
             return keras.losses.BinaryCrossentropy(from_logits=True)
         if train_targets is None:

@@ -18,7 +18,6 @@ import numpy as np
 import pandas as pd
 
 from xval.core.errors import ConfigurationError, ParameterError
-from xval.core.parameters import TrainingParams
 from xval.tasks.base import Params, Pooled, Task
 from xval.tasks.registry import register
 
@@ -55,7 +54,6 @@ class Representation(Task):
         return np.zeros(len(meta), dtype=np.float32)
 
     def check_params(self, params: Params, where: str) -> None:
-        params = TrainingParams.of(params)
         super().check_params(params, where)
         if params.row_normalization != "none":
             raise ParameterError(
