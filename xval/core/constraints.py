@@ -39,7 +39,7 @@ import numpy as np
 
 from xval.core.errors import ConfigurationError
 
-__all__ = ["Constraint", "InstancesOf", "Interval", "Options", "StrOptions", "check", "describe",
+__all__ = ["FINITE", "Constraint", "InstancesOf", "Interval", "Options", "StrOptions", "check", "describe",
            "make_constraint", "number_text", "satisfies", "validate_params"]
 
 _CLOSED = ("left", "right", "both", "neither")
@@ -132,6 +132,10 @@ class Interval(Constraint):
         if self.type is Integral:
             return f"an integer{bounds}"
         return f"a number{bounds} (finite)" if ini else f"a finite number{bounds}"
+
+
+FINITE = Interval(Real, None, None)
+"""Any finite number (not a bool): `FINITE.is_satisfied_by(value)`."""
 
 
 class Options(Constraint):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from numbers import Integral, Real
 from typing import Any
 
-from xval.core.constraints import Interval, StrOptions, describe
+from xval.core.constraints import Interval, StrOptions, describe, satisfies
 
 _KINDS = {"str": str, "int": int, "float": float, "bool": bool}
 _CLOSED = {(False, False): "both", (True, False): "right", (False, True): "left",
@@ -87,7 +87,7 @@ class Key:
         """`value` as config.ini writes it (`none`, `true`, `0.001`)."""
         if value is None:
             return "none"
-        if isinstance(value, bool):
+        if satisfies(value, ["boolean"]):
             return "true" if value else "false"
         return str(value)
 
