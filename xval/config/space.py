@@ -9,21 +9,13 @@ is marked `pruned`). The study lives in the experiment folder (`search.journal`,
 journal file storage), so a search can be stopped and resumed, and several runners (one per
 GPU, say) work on one study without proposing the same trial twice.
 
-Example (in an experiment script):
+Example (in an experiment script; run it with `python experiments/expN.py --search`):
 
 ```python
-from xval import Experiment
-from xval.config import space as search
-
-experiment.search = search.Search(
-    base={"architecture": "example_cnn"},
-    space={"learning_rate": search.Float(1e-4, 1e-2, log=True),
-           "filters": search.Int(4, 32, step=4),
-           "dropout": search.Float(0.0, 0.5)},
-    n_trials=20)
+experiment.search = xval.Search(base={"architecture": "example_cnn"}, n_trials=20,
+                                space={"learning_rate": Float(1e-4, 1e-2, log=True),
+                                       "filters": Int(4, 32, step=4)})
 ```
-
-and run it with `python experiments/expN.py --search [--trials N] [--timeout S]`.
 """
 
 from __future__ import annotations
@@ -34,15 +26,13 @@ from collections.abc import Callable, Mapping
 from numbers import Integral, Real
 from typing import Any, ClassVar
 
-from xval.core.constraints import InstancesOf, Interval, StrOptions, validate_params
+from xval.core.constraints import InstancesOf, Interval, StrOptions, check, validate_params
 from xval.core.errors import ConfigurationError
 
 SAMPLERS = ("tpe", "random")
 PRUNERS = ("median", "halving", "none")
-_FLOAT_LIMIT = 1e15
-"""Bounds a float dimension may take: beyond, a range is a typo (`1e51` for `1e-5`)."""
-_INT_LIMIT = 2 ** 53
-"""Bounds an integer dimension may take (exact in a float, as Optuna stores values)."""
+_FLOAT_LIMIT = 1e15  # the bounds of a float dimension: beyond, a typo (`1e51` for `1e-5`)
+_INT_LIMIT = 2 ** 53  # of an integer one: exact in a float, as Optuna stores values
 _WHEN = [InstancesOf(dict, "a dict of parameter name -> value(s)"), None]
 
 
@@ -89,6 +79,12 @@ class _Dimension:
         """The values a check of the space resolves: the bounds, or every choice."""
         return [self.low, self.high]
 
+    def contains(self, value: Any) -> bool:
+        """Whether `value` is a number of the range (on its steps)."""
+        step = getattr(self, "step", None)
+        return Interval(Integral if step else Real, self.low, self.high).is_satisfied_by(
+            value) and (not step or (value - self.low) % step == 0)
+
     def describe(self) -> str:
         step = getattr(self, "step", None)
         return (f"{'int' if step else 'float'} in [{self.low}, {self.high}]"
@@ -120,13 +116,6 @@ class Float(_Dimension):
     log: bool = False
     when: dict[str, Any] | None = None
 
-    def contains(self, value: Any) -> bool:
-        """Whether `value` is a number in the range."""
-        return Interval(Real, self.low, self.high).is_satisfied_by(value)
-
-    def corners(self) -> list[Any]:
-        return [float(self.low), float(self.high)]
-
     def suggest(self, trial: Any, name: str) -> Any:
         return trial.suggest_float(name, self.low, self.high, log=self.log)
 
@@ -140,9 +129,8 @@ class Int(_Dimension):
         "high": [Interval(Integral, -_INT_LIMIT, _INT_LIMIT)],
         "step": [Interval(Integral, 1, None, closed="left")], "log": ["boolean"],
         "when": _WHEN}
-    _hints: ClassVar[dict[str, str]] = dict.fromkeys(
-        ("low", "high"), "; Int bounds must be integers (Float takes real values)"
-        + _BOUND.format("2**53"))
+    _hints: ClassVar[dict[str, str]] = dict.fromkeys(("low", "high"), "; Int bounds must be "
+                                                     "integers" + _BOUND.format("2**53"))
 
     low: int
     high: int
@@ -165,11 +153,6 @@ class Int(_Dimension):
         if self.log and self.step != 1:
             raise ConfigurationError(f"{where}a log range needs step 1, got step {self.step}.")
 
-    def contains(self, value: Any) -> bool:
-        """Whether `value` is an integer of the range, on its steps."""
-        return Interval(Integral, self.low, self.high).is_satisfied_by(value) \
-            and (value - self.low) % self.step == 0
-
     def suggest(self, trial: Any, name: str) -> Any:
         return trial.suggest_int(name, self.low, self.high, step=self.step, log=self.log)
 
@@ -179,8 +162,7 @@ class Categorical(_Dimension):
     """One of `choices` (strings, numbers, booleans or None)."""
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
-        "choices": [InstancesOf((list, tuple), "a non-empty list of choices")],
-        "when": _WHEN}
+        "choices": [InstancesOf((list, tuple), "a non-empty list of choices")], "when": _WHEN}
 
     choices: tuple[Any, ...]
     when: dict[str, Any] | None = None
@@ -222,8 +204,7 @@ class Search:
     """A search declared in an experiment script.
 
     Args:
-        base: the parameters every trial starts from (like a declared instance; must name
-            `architecture` and `reshaping_type` unless the space does).
+        base: the parameters every trial starts from (a declared instance's dict).
         space: parameter name -> `Float`, `Int` or `Categorical`.
         n_trials: trials in the study (all runners together). Defaults to `20`.
         timeout: seconds after which this runner starts no new trial. Defaults to `None`.
@@ -274,9 +255,8 @@ class Search:
             raise ConfigurationError("search space: expected a non-empty dict of name -> "
                                      "Float/Int/Categorical.")
         for name, dim in self.space.items():
-            if not isinstance(dim, _Dimension):
-                raise ConfigurationError(f"search space {name}: expected Float, Int or "
-                                         f"Categorical, got {type(dim).__name__}.")
+            check(name, dim, [InstancesOf(_Dimension, "Float, Int or Categorical")],
+                  label=f"search space {name}")
             dim.check(name)
             if name in ("comment_1", "comment_2"):
                 raise ConfigurationError(f"search space {name}: comments are not searched.")
@@ -351,10 +331,8 @@ class Search:
             ready = [n for n, d in pending.items()
                      if not set(d.when or {}) & set(pending)]
             if not ready:
-                raise ConfigurationError(
-                    "search space: the 'when' conditions are circular among "
-                    f"{', '.join(sorted(pending))}."
-                )
+                raise ConfigurationError("search space: the 'when' conditions are circular "
+                                         f"among {', '.join(sorted(pending))}.")
             for name in ready:
                 dim = pending.pop(name)
                 if _condition_holds(dim.when, {**self.base, **values}):
@@ -369,5 +347,4 @@ class Search:
             f"{first_instance + 1}, ...")
         out(f"  base: {self.base}")
         for name, dim in self.space.items():
-            cond = f" when {dim.when}" if dim.when else ""
-            out(f"  {name}: {dim.describe()}{cond}")
+            out(f"  {name}: {dim.describe()}{f' when {dim.when}' if dim.when else ''}")
