@@ -161,13 +161,12 @@ class InstanceResult:
 
     @property
     def parameters(self) -> InstanceParams:
-        """The instance's parameters as the typed record (`params.json` as read; a name
-        it lacks takes the record's default)."""
+        """`params` as the typed record (a name `params.json` lacks takes its default)."""
         return InstanceParams.of(self.params)
 
     def comments(self) -> list[str]:
         """The instance's two comments (`comment_1`, `comment_2`), as text."""
-        values = (self.parameters.comment_1, self.parameters.comment_2)
+        values = (self.params.get(name) for name in COMMENTS)
         return ["" if value is None else str(value) for value in values]
 
     def __repr__(self) -> str:
