@@ -13,14 +13,12 @@ validate_params(_parameter_constraints, {"n_splits": 0})
 # ConfigurationError: n_splits=0: expected an integer >= 1.
 ```
 
-A constraint is an `Interval`, `Options` / `StrOptions`, `"boolean"`, `None`, a type or
-`InstancesOf` (types, with words for them).
-The configuration schema, the builders' keywords, the search space, the splitters and the
-experiment declaration all declare their values this way, and `check` is the one place a
-value is refused. scikit-learn's own classes are not reused because the project's rules
-differ: a bool is never a number (scikit-learn's `Interval(Integral, ...)` takes `True`), a
-real interval refuses nan and the infinities, and the messages say what a researcher reads
-elsewhere in the project (`an integer in [1, 2048]`, `one of adam, sgd`).
+A constraint is an `Interval`, `StrOptions`, `"boolean"`, `None`, a type or `InstancesOf`
+(types, with words for them). The schema, the builders' keywords, the search space, the
+splitters and the experiment declaration declare their values this way, and `check` is the
+one place a value is refused. scikit-learn's own classes are not reused: here a bool is
+never a number (its `Interval(Integral, ...)` takes `True`), a real interval refuses nan and
+the infinities, and the messages read as the project's (`an integer in [1, 2048]`).
 
 Messages come in two styles: Python's (`ini=False`: `one of 'gru', 'lstm'`, `True or
 False`, `None`), for values given in Python, and config.ini's (`ini=True`: `one of gru,
@@ -39,8 +37,8 @@ import numpy as np
 
 from xval.core.errors import ConfigurationError
 
-__all__ = ["FINITE", "Constraint", "InstancesOf", "Interval", "Options", "StrOptions", "check", "describe",
-           "make_constraint", "number_text", "satisfies", "validate_params"]
+__all__ = ["FINITE", "Constraint", "InstancesOf", "Interval", "StrOptions", "check", "describe",
+           "number_text", "satisfies", "validate_params"]
 
 _CLOSED = ("left", "right", "both", "neither")
 
@@ -119,8 +117,8 @@ class Interval(Constraint):
         """The bounds in words: `"in [0, 1)"`, `">= 1"`, `""` when unbounded."""
         low_in, high_in = self.closed in ("left", "both"), self.closed in ("right", "both")
         if self.left is not None and self.right is not None:
-            return (f"in {'[' if low_in else '('}{number_text(self.left)}, {number_text(self.right)}"
-                    f"{']' if high_in else ')'}")
+            return (f"in {'[' if low_in else '('}{number_text(self.left)}, "
+                    f"{number_text(self.right)}{']' if high_in else ')'}")
         if self.left is not None:
             return f"{'>=' if low_in else '>'} {number_text(self.left)}"
         if self.right is not None:
@@ -138,47 +136,31 @@ FINITE = Interval(Real, None, None)
 """Any finite number (not a bool): `FINITE.is_satisfied_by(value)`."""
 
 
-class Options(Constraint):
-    """Values of a type among a set (scikit-learn's `Options`).
+class StrOptions(Constraint):
+    """Strings among a set (scikit-learn's `StrOptions`).
 
     Args:
-        type: the type of the values (`str`).
-        options: the valid values, or a function returning them (read at every check, so
+        options: the valid strings, or a function returning them (read at every check, so
             that a registry's later additions count).
     """
 
-    def __init__(self, type: type, options: Iterable[Any] | Callable[[], Iterable[Any]]
-                 ) -> None:
-        self.type = type
+    type_name = "str"
+
+    def __init__(self, options: Iterable[str] | Callable[[], Iterable[str]]) -> None:
         self.options = options
 
-    @property
-    def type_name(self) -> str:  # type: ignore[override]
-        return self.type.__name__
-
-    def values(self) -> tuple[Any, ...]:
-        """The valid values, in their declared order."""
+    def values(self) -> tuple[str, ...]:
+        """The valid strings, in their declared order."""
         return tuple(self.options() if callable(self.options) else self.options)
 
     def has_type(self, value: Any) -> bool:
-        return isinstance(value, self.type) and (
-            self.type is bool or not isinstance(value, bool))
+        return isinstance(value, str)
 
     def is_satisfied_by(self, value: Any) -> bool:
-        return self.has_type(value) and value in self.values()
+        return isinstance(value, str) and value in self.values()
 
     def describe(self, ini: bool = False) -> str:
-        return "one of " + ", ".join(str(v) if ini else repr(v) for v in self.values())
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.values()!r})"
-
-
-class StrOptions(Options):
-    """Strings among a set (scikit-learn's `StrOptions`)."""
-
-    def __init__(self, options: Iterable[str] | Callable[[], Iterable[str]]) -> None:
-        super().__init__(str, options)
+        return "one of " + ", ".join(v if ini else repr(v) for v in self.values())
 
 
 class _Boolean(Constraint):
@@ -229,7 +211,7 @@ class InstancesOf(Constraint):
         return self.what
 
 
-def make_constraint(constraint: Any) -> Constraint:
+def _make(constraint: Any) -> Constraint:
     """The `Constraint` a declaration names: itself, `"boolean"`, `None` or a type.
 
     Raises:
@@ -243,18 +225,18 @@ def make_constraint(constraint: Any) -> Constraint:
         return _NoneConstraint()
     if isinstance(constraint, type):
         return InstancesOf(constraint)
-    raise TypeError(f"Unknown constraint {constraint!r}: expected an Interval, Options, "
-                    "StrOptions, 'boolean', None or a type.")
+    raise TypeError(f"Unknown constraint {constraint!r}: expected an Interval, StrOptions, "
+                    "InstancesOf, 'boolean', None or a type.")
 
 
 def satisfies(value: Any, constraints: Sequence[Any]) -> bool:
     """Whether `value` satisfies one of `constraints`."""
-    return any(make_constraint(c).is_satisfied_by(value) for c in constraints)
+    return any(_make(c).is_satisfied_by(value) for c in constraints)
 
 
 def describe(constraints: Sequence[Any], ini: bool = False) -> str:
     """What a valid value is: `"an integer >= 1"`, `"True, False, or one of 'rows'"`."""
-    made = [make_constraint(c) for c in constraints]
+    made = [_make(c) for c in constraints]
     parts = [("True, False" if isinstance(c, _Boolean) and len(made) > 1 and not ini
               else c.describe(ini)) for c in made]
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + ", or " + parts[-1]
@@ -288,7 +270,7 @@ def check(name: str, value: Any, constraints: Sequence[Any], *, label: str | Non
     """
     if isinstance(value, np.generic):
         value = value.item()
-    made = [make_constraint(c) for c in constraints]
+    made = [_make(c) for c in constraints]
     if any(c.is_satisfied_by(value) for c in made):
         return value
     expected = describe(made, ini)

@@ -44,9 +44,8 @@ MAX_FOLDS = 10_000
 model trained, so more is a typo (`num_repeats=1000000000`), not a plan; refused before any
 fold is made."""
 
-_HINTS = {"n_splits": " (num_folds of an experiment; 1: a single train/validation/test "
-                       "split)",
-          "val_fraction": " (a fraction of the items)", "test_fraction": " (a fraction of the items)",
+_HINTS = {"n_splits": " (num_folds of an experiment; 1: one train/validation/test split)",
+          **dict.fromkeys(("val_fraction", "test_fraction"), " (a fraction of the items)"),
           "random_state": " (folds must be reproducible)"}
 """What the messages of `ItemKFold`'s arguments add to what is expected."""
 

@@ -15,6 +15,7 @@ from typing import Any
 from xval.config.schema.key import _KINDS, Key
 from xval.config.schema.table import SCHEMA
 from xval.core import constraints
+from xval.core.constraints import number_text
 from xval.core.errors import ConfigurationError
 
 # (low, high) pairs that must be ordered.
@@ -248,12 +249,13 @@ class _Rules:
         nyquist = out["sample_rate"] / 2
         if out["fmax"] is not None and out["fmax"] > nyquist:
             raise self.error(f"{self.name('fmax')}{self.where}: expected at most sample_rate / 2 "
-                             f"= {constraints.number_text(nyquist)} (sample_rate={out['sample_rate']}); lower it "
-                             "or set it to none.")
+                             f"= {number_text(nyquist)} (sample_rate={out['sample_rate']}); "
+                             "lower it or set it to none.")
         top = nyquist if out["fmax"] is None else out["fmax"]
         if out["fmin"] >= top:
+            said = " (sample_rate / 2)" if out["fmax"] is None else ""
             raise self.error(f"{self.name('fmin')}{self.where}: expected less than fmax = "
-                             f"{constraints.number_text(top)}{' (sample_rate / 2)' if out['fmax'] is None else ''}.")
+                             f"{number_text(top)}{said}.")
 
     def bound_rules(self) -> None:
         """The rules a registry bound to this section (`bind_rules`)."""
