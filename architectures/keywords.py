@@ -15,6 +15,7 @@ and `architectures.check_keywords(name, values, where)` refuses `dropout=1.5`, `
 `bn_momentum=2.0` or `cell="rnn"` before anything is trained or written.
 """
 
+import dataclasses
 import typing
 from numbers import Integral, Real
 from typing import Annotated, Any
@@ -22,7 +23,7 @@ from typing import Annotated, Any
 from xval.core.constraints import Interval, StrOptions
 
 __all__ = ["Count", "Filters", "Interval", "Layers", "Momentum", "OptionalUnits", "Pool",
-           "Probability", "Regularization", "Units", "Width", "constraints_of"]
+           "Probability", "Range", "Regularization", "Units", "Width", "constraints_of"]
 
 
 Probability = Annotated[float, Interval(Real, 0.0, 1.0, closed="left")]
@@ -68,6 +69,16 @@ def constraints_of(annotation: Any) -> list[Any] | None:
     if origin is Annotated:
         base, *extras = typing.get_args(annotation)
         kind = {int: Integral, float: Real}.get(base)
-        found = [e for e in extras if isinstance(e, Interval) and e.type is kind]
-        return found[:1] or None
+        found = [e for e in extras if isinstance(e, Interval)]
+        return [dataclasses.replace(found[0], type=kind)] if found and kind else None
     return None
+
+
+def Range(low: float | None = None, high: float | None = None, open_low: bool = False,  # noqa: N802
+          open_high: bool = False) -> Interval:
+    """The interval of the earlier releases' annotations (`Annotated[int, Range(1, 6)]`),
+    kept for builders written then; write `Interval(Integral, 1, 6)` now. The annotated
+    type (`int` or `float`) decides which numbers it takes."""
+    closed = {(False, False): "both", (True, False): "right", (False, True): "left",
+              (True, True): "neither"}[(open_low, open_high)]
+    return Interval(Real, low, high, closed=closed)
