@@ -150,7 +150,8 @@ class InstanceParams(TrainingParams):
     def __getitem__(self, name: str) -> Any:
         if name in self.keywords:
             return self.keywords[name]
-        if name == "keywords" or name not in setting_names(type(self)):
+        if name == "keywords" or name not in setting_names(type(self)) or (
+                name == DATASET and self.dataset is None):  # as `to_dict` leaves it out
             raise KeyError(name)
         return getattr(self, name)
 

@@ -104,13 +104,14 @@ def check_repeats(num_repeats: int, n_repeats: int | None = None) -> int:
 
 
 def check_dataset(name: str, allow_outside: bool) -> str:
-    """Returns `name` if it names a feature store under `[paths] data_dir`.
+    """Returns `name` if it names a feature store under `[paths] data_dir` (the
+    experiment's, or an instance's `dataset`).
 
     Raises:
-        ConfigurationError: for an empty name, or one leading outside data_dir (an absolute
-            path or `..`) unless `allow_outside`.
+        ConfigurationError: for a name that is not a string, is empty, or leads outside
+            data_dir (an absolute path or `..`) unless `allow_outside`.
     """
-    path = Path(name)
+    path = Path(check("dataset", name, [str]))
     if not name.strip() or path.name in ("", ".", ".."):
         raise ConfigurationError(
             f"dataset={name!r}: expected the name of a feature store under config.ini "
