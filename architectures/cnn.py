@@ -1,14 +1,15 @@
 """Convolutional builders: a small example model and the VGG family used for speaker ID."""
 
+from numbers import Integral
 from typing import TYPE_CHECKING, Annotated, Any
 
 from architectures.common import DEFAULT_TASK, Shape, batch_norm, l2, output_head
 from architectures.keywords import (
     Filters,
+    Interval,
     Momentum,
     OptionalUnits,
     Probability,
-    Range,
     Regularization,
     Units,
     Width,
@@ -225,7 +226,7 @@ def genre_cnn(input_shape: Shape, num_outputs: int, task_type: str = DEFAULT_TAS
 
 @register("audio_cnn", reshaping=("conv",))
 def audio_cnn(input_shape: Shape, num_outputs: int, task_type: str = DEFAULT_TASK, *,
-              filters: Filters = 16, blocks: Annotated[int, Range(1, 6)] = 4,
+              filters: Filters = 16, blocks: Annotated[int, Interval(Integral, 1, 6)] = 4,
               dense_units: OptionalUnits = 128, dropout: Probability = 0.3,
               regularization_lambda: Regularization = 0.0,
               bn_momentum: Momentum = 0.9) -> "keras.Model":

@@ -9,17 +9,18 @@ logit per frame and class (a per-frame sigmoid is applied by the loss and at pre
 computed in float32 so that mixed precision keeps a stable loss.
 """
 
+from numbers import Integral
 from typing import TYPE_CHECKING, Annotated, Any
 
 from architectures.common import FRAMES_TASK, Shape, batch_norm, check_output, l2
 from architectures.keywords import (
     Count,
     Filters,
+    Interval,
     Layers,
     Momentum,
     Pool,
     Probability,
-    Range,
     Regularization,
     Units,
 )
@@ -28,9 +29,9 @@ from architectures.registry import register
 if TYPE_CHECKING:
     import keras
 
-OptionalLayers = Annotated[int, Range(0, 32)]
+OptionalLayers = Annotated[int, Interval(Integral, 0, 32)]
 """A number of layers that may be 0 (no recurrent layer, no front end)."""
-Kernel = Annotated[int, Range(1, 255)]
+Kernel = Annotated[int, Interval(Integral, 1, 255)]
 """A kernel length in frames."""
 
 

@@ -12,6 +12,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from xval.core.constraints import check
+
 
 @keras.saving.register_keras_serializable(package="architectures")
 class SpecAugment(keras.layers.Layer):
@@ -295,10 +297,9 @@ class RowNormalization(keras.layers.Layer):
             raise ValueError(f"mode={mode!r}: expected 'mean' or 'standard'.")
         self.mode = mode
         self.epsilon = epsilon
-        if not isinstance(ignore_floor_frames, bool):
-            raise ValueError(f"ignore_floor_frames={ignore_floor_frames!r}: expected True or "
-                             "False.")
-        self.ignore_floor_frames = ignore_floor_frames
+        self.ignore_floor_frames = check("ignore_floor_frames", ignore_floor_frames,
+                                         ["boolean"], error=ValueError,
+                                         label=f"ignore_floor_frames={ignore_floor_frames!r}")
 
     def call(self, inputs: Any) -> Any:
         if self.ignore_floor_frames:

@@ -10,17 +10,18 @@ frame by frame (detection).
 (`dataset.json` `front_end.layers`); 1 reads a row as one layer.
 """
 
+from numbers import Integral
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from architectures.common import DEFAULT_TASK, FRAMES_TASK, Shape, check_output, l2, output_head
 from architectures.detection import frame_head
-from architectures.keywords import OptionalUnits, Probability, Range, Regularization, Units
+from architectures.keywords import Interval, OptionalUnits, Probability, Regularization, Units
 from architectures.registry import register
 
 if TYPE_CHECKING:
     import keras
 
-EncoderLayers = Annotated[int, Range(0, 64)]
+EncoderLayers = Annotated[int, Interval(Integral, 0, 64)]
 """Encoder layers side by side in a store row: 1 to 64, or 0: the store's (the planner sets
 it from `dataset.json` `front_end.layers`; a builder called directly reads 0 as 1)."""
 Pooling = Literal["attentive", "stats", "meanmax", "mean"]

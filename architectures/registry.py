@@ -16,7 +16,8 @@ import typing
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from architectures.keywords import Domain, domain_of
+from architectures.keywords import constraints_of
+from xval.core import constraints
 from xval.core.errors import ParameterError
 from xval.core.registry import Registry
 
@@ -35,14 +36,15 @@ class Architecture:
         builder: the function.
         reshaping: the `reshaping_type` values it accepts.
         outputs: the kinds of output it makes (`Task.output`).
-        domains: keyword -> its declared valid values.
+        domains: keyword -> its declared valid values (constraints, see
+            `xval.core.constraints`).
     """
 
     name: str
     builder: Builder
     reshaping: tuple[str, ...]
     outputs: tuple[str, ...]
-    domains: Mapping[str, Domain]
+    domains: Mapping[str, list[Any]]
 
 
 ARCHITECTURES: Registry[Architecture] = Registry("architecture", setting="architecture",
@@ -61,7 +63,7 @@ def _keyword_hints(fn: Builder) -> dict[str, Any]:
                                  include_extras=True)
 
 
-def _domains(name: str, fn: Builder) -> dict[str, Domain]:
+def _domains(name: str, fn: Builder) -> dict[str, list[Any]]:
     """The declared domain of every keyword of a builder, checked against its default."""
     hints = _keyword_hints(fn)
     out = {}
@@ -72,16 +74,16 @@ def _domains(name: str, fn: Builder) -> dict[str, Domain]:
                 or parameter.default is inspect.Parameter.empty:
             raise TypeError(f"Builder {fn.__name__} ({name!r}): {key} must be a keyword-only "
                             "argument with a default (after `*`).")
-        domain = domain_of(hints.get(key))
+        domain = constraints_of(hints.get(key))
         if domain is None:
             raise TypeError(
                 f"Builder {fn.__name__} ({name!r}): keyword {key} declares no valid values; "
                 "annotate it with bool, a Literal of its strings, or an int or float "
-                "Annotated with a Range (architectures.keywords: Probability, Momentum, "
+                "Annotated with an Interval (architectures.keywords: Probability, Momentum, "
                 "Regularization, Count, Filters, Units, OptionalUnits, Pool, Width).")
-        if not domain.accepts(parameter.default):
+        if not constraints.satisfies(parameter.default, domain):
             raise TypeError(f"Builder {fn.__name__} ({name!r}): the default {key}="
-                            f"{parameter.default!r} is not {domain.expected()}.")
+                            f"{parameter.default!r} is not {constraints.describe(domain)}.")
         out[key] = domain
     return out
 
@@ -124,7 +126,7 @@ def register(name: str, reshaping: tuple[str, ...] = ("conv",),
             )
         domains = _domains(name, fn)
         for key, value in (fixed or {}).items():
-            if key not in domains or not domains.pop(key).accepts(value):
+            if key not in domains or not constraints.satisfies(value, domains.pop(key)):
                 raise TypeError(f"Builder {fn.__name__} ({name!r}): fixed {key}={value!r} is "
                                 "not a valid value of one of its keywords.")
         builder = functools.partial(fn, **fixed) if fixed else fn
@@ -163,8 +165,9 @@ def keyword_defaults(name: str) -> dict[str, Any]:
     return {k: p.default for k, p in sig.parameters.items() if k in domains}
 
 
-def keyword_domains(name: str) -> dict[str, Domain]:
-    """Returns `{keyword: Domain}`: the valid values every keyword of `name` declares."""
+def keyword_domains(name: str) -> dict[str, list[Any]]:
+    """Returns `{keyword: constraints}`: the valid values every keyword of `name` declares
+    (see `xval.core.constraints`)."""
     return dict(ARCHITECTURES.get(name).domains)
 
 
@@ -185,11 +188,11 @@ def check_keywords(name: str, values: Mapping[str, Any], where: str = "") -> Non
     prefix = f"{where}: " if where else ""
     defaults = keyword_defaults(name)
     for key, domain in keyword_domains(name).items():
-        if key in values and not domain.accepts(values[key]):
-            raise ParameterError(
-                f"{prefix}{key}={values[key]!r} is not valid for architecture {name!r}: "
-                f"expected {domain.expected()}; use a value within it (the default is "
-                f"{key}={defaults[key]!r}).")
+        if key in values:
+            constraints.check(
+                key, values[key], domain, prefix=prefix, error=ParameterError,
+                label=f"{key}={values[key]!r} is not valid for architecture {name!r}",
+                hint=f"; use a value within it (the default is {key}={defaults[key]!r})")
 
 
 def reshaping_types(name: str) -> tuple[str, ...]:

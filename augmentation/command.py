@@ -5,6 +5,7 @@ import io
 import json
 import os
 from collections.abc import Iterator
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from augmentation.pipeline import Augmenter, build_pipeline
 from preprocessing.audio import AUDIO_EXTENSIONS
 from preprocessing.parallel import process_pool, seed_for, single_threaded
 from xval.config import schema
+from xval.core.constraints import Interval, check
 from xval.core.errors import ConfigurationError, DatasetError
 from xval.core.files import atomic_write_bytes, atomic_write_json, json_text
 from xval.core.outputs import Output, check_output_files, check_output_folder, check_replace
@@ -53,8 +55,8 @@ def check_folders(in_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str
             is not a writable folder or holds files augmentation did not write (`AUGMENTED`),
             N < 0.
     """
-    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-        raise ConfigurationError(f"N={n!r}: expected the number of augmented versions, >= 0.")
+    check("N", n, [Interval(Integral, 0, None, closed="left")],
+          hint=" (the number of augmented versions)")
     source = Path(in_dir).resolve()
     target = check_output_folder(out_dir, what="OUT").resolve()
     if not source.is_dir():

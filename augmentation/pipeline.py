@@ -20,12 +20,13 @@ import numpy as np
 from preprocessing.audio import AUDIO_EXTENSIONS
 from xval.config import schema
 from xval.core.errors import ConfigurationError, DatasetError
+from xval.core.parameters import AugmentationParams
+from xval.core.settings import setting_names
 
 # Audio below this rate is augmented at this rate and resampled back.
 MIN_RATE = 16000
-PARAMETERS = ("p_noise", "p_eq", "p_reverb", "p_stretch", "min_snr_db", "max_snr_db",
-              "min_eq_gain_db", "max_eq_gain_db", "min_rate", "max_rate", "min_room_size",
-              "max_room_size")
+PARAMETERS = setting_names(AugmentationParams)
+"""The `[augmentation]` keys the pipeline reads."""
 
 
 def require_augment_extra(what: str = "Augmentation") -> None:
@@ -64,14 +65,15 @@ def _audio_in(folder: str | os.PathLike[str], what: str) -> Path:
     return path
 
 
-def check_parameters(params: Mapping[str, Any]) -> dict[str, Any]:
+def check_parameters(params: Mapping[str, Any]) -> AugmentationParams:
     """Checks probabilities and ranges against the schema of `config.ini [augmentation]`.
 
     Args:
-        params: dict holding every key of `PARAMETERS`.
+        params: a mapping holding every key of `PARAMETERS` (`config.augmentation`, a
+            dict), or the record.
 
     Returns:
-        The checked values (floats), as a new dict.
+        The checked values (floats), as the typed record.
 
     Raises:
         ConfigurationError: naming the bad value and what was expected.
@@ -79,8 +81,8 @@ def check_parameters(params: Mapping[str, Any]) -> dict[str, Any]:
     missing = [k for k in PARAMETERS if k not in params]
     if missing:
         raise ConfigurationError(f"Augmentation parameters missing: {', '.join(missing)}.")
-    return schema.check_section("augmentation", {k: params[k] for k in PARAMETERS},
-                                style="param")
+    return AugmentationParams(**schema.check_section(
+        "augmentation", {k: params[k] for k in PARAMETERS}, style="param"))
 
 
 def build_pipeline(params: Mapping[str, Any], *, noise_dir: str | os.PathLike[str] | None = None,
@@ -105,30 +107,30 @@ def build_pipeline(params: Mapping[str, Any], *, noise_dir: str | os.PathLike[st
         TimeStretch,
     )
 
-    check_parameters(params)
+    typed = check_parameters(params)
     noise: Any
     reverb: Any
-    snr = {"min_snr_db": params["min_snr_db"], "max_snr_db": params["max_snr_db"]}
+    snr = {"min_snr_db": typed.min_snr_db, "max_snr_db": typed.max_snr_db}
     if noise_dir is not None:
         noise = AddBackgroundNoise(sounds_path=str(_audio_in(noise_dir, "Noise folder")),
-                                   **snr, p=params["p_noise"])
+                                   **snr, p=typed.p_noise)
     else:
-        noise = AddColorNoise(**snr, p=params["p_noise"])
+        noise = AddColorNoise(**snr, p=typed.p_noise)
     if ir_dir is not None:
         reverb = ApplyImpulseResponse(ir_path=str(_audio_in(ir_dir, "Impulse response folder")),
-                                      leave_length_unchanged=True, p=params["p_reverb"])
+                                      leave_length_unchanged=True, p=typed.p_reverb)
     else:
-        low, high = params["min_room_size"], params["max_room_size"]
+        low, high = typed.min_room_size, typed.max_room_size
         reverb = RoomSimulator(min_size_x=low, max_size_x=high, min_size_y=low, max_size_y=high,
                                max_source_x=low - 0.5, max_source_y=low - 0.5,
                                # Image sources only: pyroomacoustics' ray tracing draws from
                                # a C++ generator no seed reaches, which breaks reproducibility.
                                use_ray_tracing=False, max_order=6,
-                               leave_length_unchanged=True, p=params["p_reverb"])
-    eq = SevenBandParametricEQ(min_gain_db=params["min_eq_gain_db"],
-                               max_gain_db=params["max_eq_gain_db"], p=params["p_eq"])
-    stretch = TimeStretch(min_rate=params["min_rate"], max_rate=params["max_rate"],
-                          leave_length_unchanged=False, p=params["p_stretch"])
+                               leave_length_unchanged=True, p=typed.p_reverb)
+    eq = SevenBandParametricEQ(min_gain_db=typed.min_eq_gain_db,
+                               max_gain_db=typed.max_eq_gain_db, p=typed.p_eq)
+    stretch = TimeStretch(min_rate=typed.min_rate, max_rate=typed.max_rate,
+                          leave_length_unchanged=False, p=typed.p_stretch)
     return Compose([noise, eq, reverb, stretch], shuffle=True)
 
 

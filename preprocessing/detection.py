@@ -141,7 +141,7 @@ def build_detection_store(annotations: str | os.PathLike[str],
                               # How the CSV was read: `evaluate --annotations` reads alike.
                               "annotation_options": {
                                   k: v for k, v in read_kwargs.items()
-                                  if v is None or isinstance(v, (str, int, float, bool))},
+                                  if v is None or isinstance(v, (str, int, float))},
                               **({"front_end": described} if described else {}),
                               **(info or {})})
     summary = {"recordings": int(len(recordings)) - len([s for s in skipped

@@ -548,14 +548,16 @@ def test_positive_weights_per_class_clipped():
 def test_detection_loss_needs_the_training_targets_for_class_weights():
     import keras
 
+    from xval.core.parameters import TrainingParams
+
     task = tasks.get("detection")
-    assert isinstance(task.head.loss({}), keras.losses.BinaryCrossentropy)
+    assert isinstance(task.head.loss(TrainingParams()), keras.losses.BinaryCrossentropy)
     with pytest.raises(ValueError, match="class_weights=True: the detection loss weights "
                                          "active frames .* pass train_targets="):
-        task.head.loss({"class_weights": True})
+        task.head.loss(TrainingParams(class_weights=True))
     y = np.zeros((4, 50, 1), np.float32)
     y[:, :5] = 1
-    loss = task.head.loss({"class_weights": True}, train_targets=y)
+    loss = task.head.loss(TrainingParams(class_weights=True), train_targets=y)
     assert loss.positive_weights == pytest.approx([9.0])
 
 

@@ -180,11 +180,12 @@ def test_front_end_statistics_come_from_the_training_rows_through_the_front_end(
     import keras
 
     from preprocessing.store import FeatureStore
+    from xval.core.parameters import InstanceParams
     from xval.training.front_end import front_end_layer, front_end_stats
 
     store = FeatureStore(stores.data_dir / "wave16")
     rows = np.arange(0, len(store), 3)
-    layer = front_end_layer({"front_end": "mel"}, store.info)
+    layer = front_end_layer(InstanceParams(front_end="mel"), store.info)
     mean, variance = front_end_stats(layer, store.features, rows, batch_rows=7)
     feats = keras.ops.convert_to_numpy(layer(np.asarray(store.features[rows], np.float32)))
     np.testing.assert_allclose(mean, feats.reshape(-1, 32).mean(axis=0), rtol=1e-4,

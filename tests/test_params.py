@@ -144,9 +144,8 @@ def test_params_hash_ignores_comments_only():
 def test_params_hash_unchanged_by_keys_added_at_their_neutral_value():
     from xval.config.schema import ADDED_KEYS
 
-    before = resolve(1, BASE, training_defaults=DEFAULTS)
-    for name in ADDED_KEYS["training"]:
-        before.pop(name, None)  # as recorded before the keys existed
+    before = {name: value for name, value in resolve(1, BASE, training_defaults=DEFAULTS).items()
+              if name not in ADDED_KEYS["training"]}  # as recorded before the keys existed
     now = resolve(1, BASE, training_defaults={**DEFAULTS, **ADDED_KEYS["training"]})
     assert params_hash(now) == params_hash(before)
     assert params_hash({**now, "freq_warp": 0.1}) != params_hash(now)

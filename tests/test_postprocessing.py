@@ -182,6 +182,8 @@ def test_refit_with_val_scores_its_second_model_with_the_first_ones_choice(monke
                        metrics={"train": {}, "val": {}, "test": {}}, timings={},
                        postprocessing=Postprocessing(values={"detection_threshold": [0.4]}))
     result = fold_module.refit_with_val(job, first, None)
-    assert seen["params"] == {"detection_threshold": [0.4], "median_filter_seconds": 0.1}
+    # The job's parameters are the typed record (every name, its default where not given).
+    assert (seen["params"].detection_threshold, seen["params"].median_filter_seconds) == \
+        ([0.4], 0.1)
     assert result.postprocessing.values == {"detection_threshold": [0.4]}
     assert result.metrics["test"] == {"event_f1": 1.0}

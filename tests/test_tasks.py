@@ -12,6 +12,7 @@ from xval import Experiment, ExperimentResults, tasks
 from xval.config import schema
 from xval.config.selection import metric_direction
 from xval.core.errors import ConfigurationError, DatasetError, ParameterError
+from xval.core.parameters import TrainingParams
 from xval.tasks import NO_CONTEXT
 from xval.tasks import registry as task_registry
 from xval.tasks.regression import LinearHead, NumberTargets, Regression, RegressionScoring
@@ -210,10 +211,10 @@ def test_classification_loss_follows_label_smoothing_and_mixup(rng):
 
     task = tasks.get("classification")
     y = np.array([0, 2, 1])
-    assert isinstance(task.head.loss({}), keras.losses.SparseCategoricalCrossentropy)
-    assert task.targets.for_keras(y, {}, 3) is y
-    assert [m.name for m in task.head.metrics({"label_smoothing": 0.0})] == ["accuracy"]
-    for params in ({"label_smoothing": 0.1}, {"mixup_alpha": 0.2}):
+    assert isinstance(task.head.loss(TrainingParams()), keras.losses.SparseCategoricalCrossentropy)
+    assert task.targets.for_keras(y, TrainingParams(), 3) is y
+    assert [m.name for m in task.head.metrics(TrainingParams(label_smoothing=0.0))] == ["accuracy"]
+    for params in (TrainingParams(label_smoothing=0.1), TrainingParams(mixup_alpha=0.2)):
         loss = task.head.loss(params)
         assert isinstance(loss, keras.losses.CategoricalCrossentropy)
         one_hot = task.targets.for_keras(y, params, 3)
@@ -224,6 +225,6 @@ def test_classification_loss_follows_label_smoothing_and_mixup(rng):
     log_probs = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
     expected = float(-(smoothed * log_probs).sum(axis=1).mean())
     got = float(keras.ops.convert_to_numpy(
-        task.head.loss({"label_smoothing": 0.1})(
-            task.targets.for_keras(y, {"mixup_alpha": 0.2}, 3), logits)))
+        task.head.loss(TrainingParams(label_smoothing=0.1))(
+            task.targets.for_keras(y, TrainingParams(mixup_alpha=0.2), 3), logits)))
     assert got == pytest.approx(expected, rel=1e-5)

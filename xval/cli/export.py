@@ -20,7 +20,6 @@ from xval.core.errors import ConfigurationError, XvalError
 from xval.core.files import read_json
 from xval.core.hashing import FOLD_FIX
 from xval.core.layout import ExperimentLayout, InstanceLayout
-from xval.core.parameters import InstanceParams
 from xval.core.records import FoldsManifest, InstanceStatus
 from xval.core.storage import STORE
 from xval.core.version import version_line
@@ -119,12 +118,12 @@ def _manifest(instance: InstanceResult | None) -> FoldsManifest | None:
 def _facts(args: argparse.Namespace, source: Path, info: DatasetInfo,
            instance: InstanceResult | None, model: Any) -> CardFacts:
     """What the card says beside the results (see `CardFacts`)."""
-    params = instance.params if instance is not None else {}
     return CardFacts(
         source=str(source), fmt=args.format, files=[E.FILES[args.format], E.CARD],
         input_name=model.inputs[0].name, input_shape=tuple(model.input_shape[1:]),
         members=len([x for x in model.layers if x.name.startswith("fold_model_")]),
-        check=None, front_end=InstanceParams.of(params).front_end, info=info,
+        check=None, front_end=instance.parameters.front_end if instance is not None else "none",
+        info=info,
         encoder=_encoder(info), code=_code(instance),
         class_counts=_class_counts(info, instance),
         date=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"))

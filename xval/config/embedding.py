@@ -2,13 +2,11 @@
 `embedding_layer`, `embedding_c`): their names, checks and the metrics they record. The
 classifiers themselves are fit in `xval.training.embeddings`."""
 
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from xval import tasks
 from xval.core.errors import ParameterError
-from xval.core.parameters import TrainingParams
+from xval.core.parameters import InstanceParams, TrainingParams
 from xval.tasks.base import Task
 
 CLASSIFIERS = ("none", "svm", "logreg")
@@ -37,12 +35,7 @@ def metric_names() -> list[str]:
     return [f"{PREFIX}{name}" for name in task().metric_names if name != "loss"]
 
 
-def enabled(params: Mapping[str, Any]) -> bool:
-    """Whether the instance trains an embedding classifier."""
-    return TrainingParams.of(params).embeds
-
-
-def check_params(params: dict[str, Any], task: Task, where: str) -> dict[str, Any]:
+def check_params(params: InstanceParams, task: Task, where: str) -> InstanceParams:
     """Checks the embedding-classifier parameters of an instance (before any training).
 
     Args:
@@ -57,16 +50,15 @@ def check_params(params: dict[str, Any], task: Task, where: str) -> dict[str, An
     Raises:
         ParameterError: a bad value, a missing model or a task without class labels.
     """
-    typed = TrainingParams.of(params)
-    models = typed.embedding_models
-    if not typed.embeds:
+    models = params.embedding_models
+    if not params.embeds:
         if models is not None:
             raise ParameterError(
                 f"{where}: embedding_models={models!r} needs embedding_classifier 'svm' or "
                 "'logreg' (it is 'none')."
             )
         return params
-    _check_classifier(typed, task, where)
+    _check_classifier(params, task, where)
     if models is None:
         return params
     if isinstance(models, str):
@@ -74,10 +66,10 @@ def check_params(params: dict[str, Any], task: Task, where: str) -> dict[str, An
     if not isinstance(models, (list, tuple)) or not models or \
             not all(isinstance(m, str) for m in models):
         raise ParameterError(
-            f"{where}: embedding_models={typed.embedding_models!r}: expected None (the "
+            f"{where}: embedding_models={params.embedding_models!r}: expected None (the "
             "fold's own model), a path or a list of paths of .keras files and 'self'."
         )
-    return {**params, "embedding_models": [_model_template(m, where) for m in models]}
+    return params.replace(embedding_models=[_model_template(m, where) for m in models])
 
 
 def _check_classifier(params: TrainingParams, task: Task, where: str) -> None:
@@ -89,15 +81,9 @@ def _check_classifier(params: TrainingParams, task: Task, where: str) -> None:
             f"{' or '.join(repr(n) for n in fitting)} (a representation store keeps its "
             "labels)."
         )
-    c = params.embedding_c
-    if c is not None and (isinstance(c, bool) or not isinstance(c, (int, float)) or c <= 0):
-        raise ParameterError(
-            f"{where}: embedding_c={c!r}: expected a number > 0, or None to choose C on the "
-            f"validation rows among {', '.join(str(v) for v in C_GRID)}."
-        )
-    layer = params.embedding_layer
-    if not isinstance(layer, str) or not layer:
-        raise ParameterError(f"{where}: embedding_layer={layer!r}: expected a layer name or "
+    # embedding_c (> 0 or None) and the type of embedding_layer are the schema's checks.
+    if not params.embedding_layer:
+        raise ParameterError(f"{where}: embedding_layer='': expected a layer name or "
                              "'auto'.")
 
 
@@ -126,9 +112,9 @@ def _model_template(value: str, where: str) -> str:
     return str(absolute)
 
 
-def sources(params: Mapping[str, Any], fold: int) -> list[str | Path]:
+def sources(params: TrainingParams, fold: int) -> list[str | Path]:
     """The embedding sources of one fold: `"self"` or a `Path` per entry."""
-    models = TrainingParams.of(params).embedding_models or [SELF]
+    models = params.embedding_models or [SELF]
     if isinstance(models, str):
         models = [models]
     return [SELF if m == SELF else Path(m.format(fold=fold)) for m in models]

@@ -4,12 +4,11 @@ themselves (`check_training_options`), when `xval.config.params.resolve` resolve
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, Protocol
 
 from xval import tasks
 from xval.core.errors import ParameterError
-from xval.core.parameters import TrainingParams
+from xval.core.parameters import InstanceParams, TrainingParams
 
 
 class FeatureFacts(Protocol):
@@ -27,8 +26,8 @@ class FeatureFacts(Protocol):
     def neighbouring_bins(self) -> bool: ...
 
 
-def fit_defaults(params: dict[str, Any], explicit: set[str], task: tasks.Task,
-                  feature: FeatureFacts | None = None) -> None:
+def fit_defaults(params: InstanceParams, explicit: set[str], task: tasks.Task,
+                 feature: FeatureFacts | None = None) -> InstanceParams:
     """Adapts the generalisation options that come from `[training]` defaults (not named by
     the experiment, the instance or `--set`) to the instance, instead of refusing it: a
     default `min_epochs` is at most `epochs // 2` and a default `warmup_epochs` at most
@@ -41,108 +40,92 @@ def fit_defaults(params: dict[str, Any], explicit: set[str], task: tasks.Task,
     (their dimensions are not frequencies, nor neighbours); the task's own `training_defaults`
     replace the shared ones, and its `chosen_on_validation` parameters are unset (`None`:
     chosen per fold on the validation rows). Values the instance names are checked as given
-    (`check_training_options`)."""
-    typed = TrainingParams.of(params)
-    epochs = typed.epochs
-    for name, share in (("min_epochs", 2), ("warmup_epochs", 5)):
-        if name not in explicit:
-            params[name] = min(params.get(name, 0), epochs // share)
-    if "warmup_epochs" not in explicit and typed.lr_schedule == "plateau":
-        params["warmup_epochs"] = 0
+    (`check_training_options`).
+
+    Returns:
+        The parameters with the adapted defaults.
+    """
+    off = dict.fromkeys(("label_smoothing", "freq_warp", "time_warp"), 0.0)
+    fitted: dict[str, Any] = dict(
+        min_epochs=min(params.min_epochs, params.epochs // 2),
+        warmup_epochs=0 if params.lr_schedule == "plateau"
+        else min(params.warmup_epochs, params.epochs // 5))
     if not task.has_classes:
         # Label smoothing needs classes; a warp of pitch or tempo may change a numeric target
         # (a speaker's age, a speaking rate), so default warps are for classes only.
-        for name in ("label_smoothing", "freq_warp", "time_warp"):
-            if name not in explicit:
-                params[name] = 0.0
+        fitted.update(off)
     if task.output != "vector":
-        for name, off in (("time_masks", 0), ("freq_masks", 0), ("mixup_alpha", 0.0),
-                          ("freq_warp", 0.0), ("time_warp", 0.0)):
-            if name not in explicit:
-                params[name] = off
-    _feature_defaults(params, explicit, feature)
-    _task_defaults(params, explicit, task)
+        fitted.update(off, time_masks=0, freq_masks=0, mixup_alpha=0.0)
+    # A warp of the frequency axis needs frequencies, a frequency mask neighbouring bins,
+    # and a time warp rows of one length (a random crop is the time augmentation).
+    if feature is not None and not feature.has_frequencies:
+        fitted.update(freq_warp=0.0)
+    if feature is not None and not feature.neighbouring_bins:
+        fitted.update(freq_masks=0)
+    if params.random_crop_seconds:
+        fitted.update(time_warp=0.0)
+    # The task's own defaults, and its parameters chosen per fold on the validation rows.
+    fitted.update(task.training_defaults, **dict.fromkeys(task.chosen_on_validation))
+    return params.replace(**{k: v for k, v in fitted.items() if k not in explicit})
 
 
-def _feature_defaults(params: dict[str, Any], explicit: set[str],
-                      feature: FeatureFacts | None) -> None:
-    """Drops the default warps and masks the features cannot take: `freq_warp` on bins
-    without frequencies, `freq_masks` on bins that are not neighbours, `time_warp` on rows
-    of any length (`random_crop_seconds`: a crop is the time augmentation)."""
-    if feature is not None and not feature.has_frequencies and "freq_warp" not in explicit:
-        params["freq_warp"] = 0.0
-    if feature is not None and not feature.neighbouring_bins and "freq_masks" not in explicit:
-        params["freq_masks"] = 0
-    if TrainingParams.of(params).random_crop_seconds and "time_warp" not in explicit:
-        params["time_warp"] = 0.0
-
-
-def _check_feature(params: Mapping[str, Any], where: str, feature: FeatureFacts | None
+def _check_feature(params: TrainingParams, where: str, feature: FeatureFacts | None
                    ) -> None:
     """Refuses frequency warping on bins without frequencies (MFCCs, an encoder's states),
     and frequency masks on bins that are not neighbours (an encoder's dimensions)."""
     if feature is None:
         return
-    typed = TrainingParams.of(params)
-    if typed.freq_warp and not feature.has_frequencies:
+    if params.freq_warp and not feature.has_frequencies:
         raise ParameterError(
-            f"{where}: freq_warp={typed.freq_warp} warps the frequency axis, but the "
+            f"{where}: freq_warp={params.freq_warp} warps the frequency axis, but the "
             f"dataset's features ({feature.name!r}) have no frequency axis (their bins have "
             "no centre frequencies); use freq_warp=0, or a store of a feature type with "
             "frequencies.")
-    if typed.freq_masks and not feature.neighbouring_bins:
+    if params.freq_masks and not feature.neighbouring_bins:
         raise ParameterError(
-            f"{where}: freq_masks={typed.freq_masks} acts on a frequency axis, but the "
+            f"{where}: freq_masks={params.freq_masks} acts on a frequency axis, but the "
             f"dataset's features ({feature.name!r}) have dimensions that are neither "
             "frequencies nor neighbours; use freq_masks=0 (time masks and time_warp are "
             "fine).")
 
 
-def _task_defaults(params: dict[str, Any], explicit: set[str], task: tasks.Task) -> None:
-    """The task's own `training_defaults` in place of the shared ones, and its
-    `chosen_on_validation` parameters unset (`None`: chosen per fold on the validation
-    rows), for every name the experiment and the instance leave out."""
-    defaults = {**task.training_defaults, **dict.fromkeys(task.chosen_on_validation)}
-    params.update({k: v for k, v in defaults.items() if k not in explicit})
-
-
-def check_training_options(params: Mapping[str, Any], task: tasks.Task, where: str,
+def check_training_options(params: TrainingParams, task: tasks.Task, where: str,
                             feature: FeatureFacts | None = None) -> None:
     """Cross-parameter checks of warm-up, min_epochs, label smoothing, frequency warping and
     refit_with_val."""
     _check_feature(params, where, feature)
-    typed = TrainingParams.of(params)
-    if typed.random_crop_seconds and typed.time_warp:
+    if params.random_crop_seconds and params.time_warp:
         raise ParameterError(
-            f"{where}: time_warp={typed.time_warp} needs rows of a fixed length, but "
-            f"random_crop_seconds={typed.random_crop_seconds} makes the model take any "
+            f"{where}: time_warp={params.time_warp} needs rows of a fixed length, but "
+            f"random_crop_seconds={params.random_crop_seconds} makes the model take any "
             "length; use time_warp=0 (the random crop shifts the rows in time already).")
-    epochs = typed.epochs
-    for name in ("min_epochs", "warmup_epochs"):
-        if params.get(name, 0) >= epochs:
+    epochs = params.epochs
+    for name, value in (("min_epochs", params.min_epochs), ("warmup_epochs",
+                                                            params.warmup_epochs)):
+        if value >= epochs:
             raise ParameterError(
-                f"{where}: {name}={params[name]} but epochs={epochs}; {name} must be smaller "
+                f"{where}: {name}={value} but epochs={epochs}; {name} must be smaller "
                 f"than epochs (raise epochs or lower {name})."
             )
-    if typed.warmup_epochs and typed.lr_schedule == "plateau":
+    if params.warmup_epochs and params.lr_schedule == "plateau":
         raise ParameterError(
-            f"{where}: warmup_epochs={typed.warmup_epochs} needs lr_schedule 'constant' "
+            f"{where}: warmup_epochs={params.warmup_epochs} needs lr_schedule 'constant' "
             "or 'cosine' ('plateau' changes the learning rate itself); set warmup_epochs=0 "
             "or another lr_schedule."
         )
-    if typed.refit_with_val and typed.embeds:
+    if params.refit_with_val and params.embeds:
         raise ParameterError(
             f"{where}: refit_with_val=True and embedding_classifier="
-            f"{typed.embedding_classifier!r} cannot be combined (the classifier is fitted "
+            f"{params.embedding_classifier!r} cannot be combined (the classifier is fitted "
             "on the first model's embeddings, and its C chosen on the validation rows the "
             "refit trains on); set one of them off."
         )
-    if typed.class_weights and not task.weights_classes:
+    if params.class_weights and not task.weights_classes:
         weighted = " or ".join(f"task_type={n!r}" for n in tasks.names()
                                if tasks.get(n).weights_classes)
         raise ParameterError(f"{where}: class_weights=True needs {weighted}.")
-    if typed.label_smoothing and not task.has_classes:
+    if params.label_smoothing and not task.has_classes:
         raise ParameterError(
-            f"{where}: label_smoothing={typed.label_smoothing} needs a task with classes "
+            f"{where}: label_smoothing={params.label_smoothing} needs a task with classes "
             f"(task_type is {task.name!r}); set label_smoothing=0."
         )

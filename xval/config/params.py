@@ -21,9 +21,11 @@ from xval.config.parsing import Spec, parse_instance
 from xval.config.parsing import parse_assignment as parse_assignment
 from xval.config.parsing import parse_override as parse_override
 from xval.config.parsing import parse_overrides as parse_overrides
+from xval.core import constraints
+from xval.core.constraints import InstancesOf
 from xval.core.errors import ParameterError
 from xval.core.hashing import json_digest
-from xval.core.parameters import DATASET, MANDATORY, InstanceParams, TrainingParams
+from xval.core.parameters import DATASET, MANDATORY, InstanceParams
 
 # Choices of the [training] keys come from the schema.
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -60,6 +62,12 @@ def _type_name(value: Any) -> str:
         f"{kind.__module__.split('.')[0]}.{kind.__name__}"
 
 
+_KINDS: tuple[tuple[type | tuple[type, ...], Any], ...] = (
+    (bool, "boolean"), (int, int), (float, InstancesOf((int, float))), (str, str),
+    ((list, tuple), InstancesOf((list, tuple))))
+"""The type of a default -> the values of its type (an int is a float; a bool no number)."""
+
+
 def _check_type(name: str, value: Any, default: Any, where: str) -> Any:
     """Returns `value` converted to the type of `default`, or raises ParameterError.
 
@@ -68,31 +76,21 @@ def _check_type(name: str, value: Any, default: Any, where: str) -> Any:
     """
     if isinstance(value, np.generic):
         value = value.item()
-    if default is None:
+    kind = next((c for types, c in _KINDS if isinstance(default, types)), None)
+    if default is None or kind is None:
         return value
-    ok = True
-    if isinstance(default, bool):
-        ok = isinstance(value, bool)
-    elif isinstance(default, int):
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif isinstance(default, float):
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if ok:
-            try:
-                value = float(value)
-            except OverflowError:
-                raise ParameterError(
-                    f"{where}: {name}={_short(value)} is too large for a float (beyond "
-                    "1.8e308); give a value in the parameter's range.") from None
-    elif isinstance(default, str):
-        ok = isinstance(value, str)
-    elif isinstance(default, (list, tuple)):
-        ok = isinstance(value, (list, tuple))
-    if not ok:
+    if not constraints.satisfies(value, [kind]):
         raise ParameterError(
             f"{where}: {name}={_short(value)} is a {_type_name(value)}; expected a "
             f"{_type_name(default)} like the default {default!r}."
         )
+    if isinstance(default, float):
+        try:
+            return float(value)
+        except OverflowError:
+            raise ParameterError(
+                f"{where}: {name}={_short(value)} is too large for a float (beyond "
+                "1.8e308); give a value in the parameter's range.") from None
     return value
 
 
@@ -115,7 +113,7 @@ def resolve(instance_id: int | str, spec: Spec, *, training_defaults: Mapping[st
             architectures: ArchitectureCatalog, experiment_params: Spec | None = None,
             overrides: Mapping[str, Any] | None = None, task_type: str = tasks.DEFAULT,
             feature: FeatureFacts | None = None,
-            feature_types: Callable[[str], FeatureFacts] | None = None) -> dict[str, Any]:
+            feature_types: Callable[[str], FeatureFacts] | None = None) -> InstanceParams:
     """Resolves one instance's parameters and checks every name, type and value.
 
     Args:
@@ -139,8 +137,10 @@ def resolve(instance_id: int | str, spec: Spec, *, training_defaults: Mapping[st
             `None` (an instance's front end is then not checked against its features).
 
     Returns:
-        dict of every parameter: the training defaults, the architecture's keyword
-        arguments (with their defaults) and the mandatory names.
+        The `InstanceParams` of every parameter: the training defaults, the mandatory names
+        and the architecture's keyword arguments (with their defaults). It is what the
+        planner, the `Job` and the fold read; as a mapping, the flat dict `params.json`
+        records.
 
     Raises:
         ParameterError: a missing mandatory name, an unknown name (with the closest valid
@@ -167,26 +167,25 @@ def resolve(instance_id: int | str, spec: Spec, *, training_defaults: Mapping[st
     valid = {**training_defaults, **arch_defaults, **dict.fromkeys(MANDATORY, ""),
              DATASET: ""}
     _check_names(layers, valid, arch, arch_defaults, where)
-    params = {**training_defaults, **arch_defaults}
+    values = {**training_defaults, **arch_defaults}
     for name, value in merged.items():
-        params[name] = _check_type(name, value, valid[name], where)
-    if InstanceParams.of(params).dataset == "":
+        values[name] = _check_type(name, value, valid[name], where)
+    architectures.check_keywords(arch, values, where)  # the ranges the builder declares
+    _check_values(values, where)
+    params = InstanceParams.of(values)
+    if params.dataset == "":
         raise ParameterError(f"{where}: dataset='': expected the name of a feature store "
                              "under config.ini [paths] data_dir, or no dataset (the "
                              "experiment's).")
-    architectures.check_keywords(arch, params, where)  # the ranges the builder declares
-    _check_values(params, where)
     task = tasks.get(task_type)
-    _check_architecture(params, arch, task, architectures, where)
-    load_model = TrainingParams.of(params).load_model
-    if load_model is not None:
-        params["load_model"] = _model_path(load_model, where)
+    _check_architecture(params, task, architectures, where)
+    if params.load_model is not None:
+        params = params.replace(load_model=_model_path(params.load_model, where))
     _check_save_metric(params, task, where)
     _check_transfer_and_logs(params, where)
-    front_end = TrainingParams.of(params).front_end
-    if front_end != "none" and feature_types is not None:  # the model computes its features
-        feature = feature_types(front_end)
-    fit_defaults(params, set(merged), task, feature)
+    if params.front_end != "none" and feature_types is not None:  # the model computes them
+        feature = feature_types(params.front_end)
+    params = fit_defaults(params, set(merged), task, feature)
     check_training_options(params, task, where, feature)
     task.check_params(params, where)
     return embedding.check_params(params, task, where)
@@ -237,10 +236,10 @@ def _check_values(params: dict[str, Any], where: str) -> None:
                                         prefix=f"{where}: ", error=ParameterError)
 
 
-def _check_architecture(params: Mapping[str, Any], arch: str, task: tasks.Task,
+def _check_architecture(params: InstanceParams, task: tasks.Task,
                         architectures: ArchitectureCatalog, where: str) -> None:
     """The architecture makes the task's kind of output and takes the reshaping type."""
-    needs = task.output
+    needs, arch = task.output, params.architecture
     if needs not in architectures.outputs(arch):
         fitting = [n for n in architectures.names() if needs in architectures.outputs(n)]
         raise ParameterError(
@@ -249,33 +248,30 @@ def _check_architecture(params: Mapping[str, Any], arch: str, task: tasks.Task,
             f"{', '.join(fitting) or '(none registered)'}."
         )
     supported = architectures.reshaping_types(arch)
-    reshaping = InstanceParams.of(params).reshaping_type
-    if reshaping not in supported:
+    if params.reshaping_type not in supported:
         raise ParameterError(
             f"{where}: architecture {arch!r} takes reshaping_type "
-            f"{' or '.join(repr(s) for s in supported)}, not {reshaping!r}."
+            f"{' or '.join(repr(s) for s in supported)}, not {params.reshaping_type!r}."
         )
 
 
-def _check_save_metric(params: Mapping[str, Any], task: tasks.Task, where: str) -> None:
-    metric = TrainingParams.of(params).save_model_metric
+def _check_save_metric(params: InstanceParams, task: tasks.Task, where: str) -> None:
     names = task.history_metrics
     allowed = [f"val_{m}" for m in names] + list(names)
-    if metric not in allowed:
+    if params.save_model_metric not in allowed:
         raise ParameterError(
-            f"{where}: save_model_metric={metric!r} is not recorded for a {task.name} task; "
-            f"expected one of {', '.join(allowed)}."
+            f"{where}: save_model_metric={params.save_model_metric!r} is not recorded for a "
+            f"{task.name} task; expected one of {', '.join(allowed)}."
         )
 
 
-def _check_transfer_and_logs(params: Mapping[str, Any], where: str) -> None:
-    typed = TrainingParams.of(params)
-    if typed.freeze_layers and not typed.load_model:
+def _check_transfer_and_logs(params: InstanceParams, where: str) -> None:
+    if params.freeze_layers and not params.load_model:
         raise ParameterError(
-            f"{where}: freeze_layers={typed.freeze_layers} needs load_model (a saved "
+            f"{where}: freeze_layers={params.freeze_layers} needs load_model (a saved "
             ".keras model to start from)."
         )
-    if typed.tensorboard:
+    if params.tensorboard:
         missing = [m for m in ("tensorflow", "tensorboard")
                    if importlib.util.find_spec(m) is None]
         if missing:

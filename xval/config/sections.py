@@ -14,7 +14,7 @@ import dataclasses
 from typing import Any
 
 import xval.config.schema as schema
-from xval.core.parameters import TrainingParams
+from xval.core.parameters import AugmentationParams, TrainingParams
 from xval.core.settings import Settings
 
 __all__ = ["SECTIONS", "AugmentationSettings", "BackendSettings", "FeatureSettings",
@@ -74,21 +74,9 @@ class FeatureSettings(Settings):
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class AugmentationSettings(Settings):
-    """`[augmentation]`."""
+class AugmentationSettings(AugmentationParams):
+    """`[augmentation]`: the pipeline's parameters, its seed and workers."""
 
-    p_noise: float
-    p_eq: float
-    p_reverb: float
-    p_stretch: float
-    min_snr_db: float
-    max_snr_db: float
-    min_eq_gain_db: float
-    max_eq_gain_db: float
-    min_rate: float
-    max_rate: float
-    min_room_size: float
-    max_room_size: float
     seed: int
     workers: int
 

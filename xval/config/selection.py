@@ -28,20 +28,24 @@ def selection_metric(config: Config | None, task_type: str) -> str:
     return name
 
 
-def check_selection_metric(config: Config | None, task_type: str) -> str:
-    """Checks, before anything trains, that the experiment's task records the selection
-    metric (`[report] selection_metric`), so that the workbook can select an instance.
+def check_selection_metric(config: Config | None, task_type: str,
+                           embeds: bool | None = None) -> str:
+    """Checks, before anything trains, that the experiment records the selection metric
+    (`[report] selection_metric`), so that the workbook can select an instance.
 
     Args:
         config: the loaded `Config`.
         task_type: the experiment's task.
+        embeds: whether an instance trains an embedding classifier (whose metrics can
+            select), or `None` when not known yet. Defaults to `None`.
 
     Returns:
         The selection metric.
 
     Raises:
         ConfigurationError: a metric the task does not record (e.g. `rmse` for
-            classification), naming the ones it does.
+            classification), naming the ones it does; an embedding classifier's metric
+            when no instance trains one (`embeds=False`).
     """
     metric = selection_metric(config, task_type)
     task = tasks.get(task_type)
@@ -53,4 +57,10 @@ def check_selection_metric(config: Config | None, task_type: str) -> str:
             f"[report] selection_metric = {metric!r} is not recorded by a {task_type!r} "
             f"experiment, so no instance could be selected; use auto or one of "
             f"{', '.join(recorded)} (a task's Task.metric_names lists what it records).")
+    if embeds is False and metric.startswith(embedding.PREFIX):
+        raise ConfigurationError(
+            f"[report] selection_metric = {metric!r} is an embedding classifier's metric, "
+            "but no instance sets embedding_classifier (svm or logreg), so no instance "
+            "could be selected; set it in an instance (with --search: in the base or the "
+            "space), or choose another selection_metric.")
     return metric

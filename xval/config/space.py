@@ -9,53 +9,93 @@ is marked `pruned`). The study lives in the experiment folder (`search.journal`,
 journal file storage), so a search can be stopped and resumed, and several runners (one per
 GPU, say) work on one study without proposing the same trial twice.
 
-Example (in an experiment script):
+Example (in an experiment script; run it with `python experiments/expN.py --search`):
 
 ```python
-from xval import Experiment
-from xval.config import space as search
-
-experiment.search = search.Search(
-    base={"architecture": "example_cnn", "reshaping_type": "conv",
-          "comment_1": "search", "comment_2": ""},
-    space={"learning_rate": search.Float(1e-4, 1e-2, log=True),
-           "filters": search.Int(4, 32, step=4),
-           "dropout": search.Float(0.0, 0.5)},
-    n_trials=20)
+experiment.search = xval.Search(base={"architecture": "example_cnn"}, n_trials=20,
+                                space={"learning_rate": Float(1e-4, 1e-2, log=True),
+                                       "filters": Int(4, 32, step=4)})
 ```
-
-and run it with `python experiments/expN.py --search [--trials N] [--timeout S]`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
+import itertools
 from collections.abc import Callable, Mapping
-from typing import Any
+from numbers import Integral, Real
+from typing import Any, ClassVar
 
+from xval.core.constraints import InstancesOf, Interval, StrOptions, check, validate_params
 from xval.core.errors import ConfigurationError
 
 SAMPLERS = ("tpe", "random")
-_FLOAT_LIMIT = 1e15
-"""Bounds a float dimension may take: beyond, a range is a typo (`1e51` for `1e-5`)."""
-_INT_LIMIT = 2 ** 53
-"""Bounds an integer dimension may take (exact in a float, as Optuna stores values)."""
 PRUNERS = ("median", "halving", "none")
-# Optuna trial states this module writes into `instance_<k>/trial.json`.
-TRIAL_STATES = ("running", "complete", "pruned", "failed")
+_FLOAT_LIMIT = 1e15  # the bounds of a float dimension: beyond, a typo (`1e51` for `1e-5`)
+_INT_LIMIT = 2 ** 53  # of an integer one: exact in a float, as Optuna stores values
+_WHEN = [InstancesOf(dict, "a dict of parameter name -> value(s)"), None]
+
+
+def _allowed(value: Any) -> list[Any]:
+    """The values a condition of `when` allows (one, or a list)."""
+    return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 def _condition_holds(when: Mapping[str, Any] | None, values: Mapping[str, Any]) -> bool:
-    for name, allowed in (when or {}).items():
-        allowed = allowed if isinstance(allowed, (list, tuple)) else [allowed]
-        if values.get(name) not in allowed:
-            return False
-    return True
+    return all(values.get(name) in _allowed(a) for name, a in (when or {}).items())
+
+
+class _Dimension:
+    """What the dimensions share: their declared valid values (`_parameter_constraints`),
+    checked by `check` before their own rules (`_check`); a range's rules and words."""
+
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {}
+    _hints: ClassVar[dict[str, str]] = {}
+    when: dict[str, Any] | None
+    low: Any
+    high: Any
+    log: bool
+
+    def check(self, name: str) -> None:
+        """Refuses a dimension that cannot be searched.
+
+        Raises:
+            ConfigurationError: naming the dimension, the value and the fix.
+        """
+        validate_params(self._parameter_constraints, vars(self),
+                        prefix=f"search space {name}: ", hints=self._hints)
+        self._check(f"search space {name}: ")
+
+    def _check(self, where: str) -> None:
+        if not self.low < self.high:
+            raise ConfigurationError(f"{where}empty range [{self.low}, {self.high}]; "
+                                     "expected low < high.")
+        if self.log and self.low <= 0:
+            raise ConfigurationError(
+                f"{where}a log range must be positive, got [{self.low}, {self.high}] (it "
+                "crosses or touches zero). Use log=False or a low > 0.")
+
+    def corners(self) -> list[Any]:
+        """The values a check of the space resolves: the bounds, or every choice."""
+        return [self.low, self.high]
+
+    def contains(self, value: Any) -> bool:
+        """Whether `value` is a number of the range (on its steps)."""
+        step = getattr(self, "step", None)
+        return Interval(Integral if step else Real, self.low, self.high).is_satisfied_by(
+            value) and (not step or (value - self.low) % step == 0)
+
+    def describe(self) -> str:
+        step = getattr(self, "step", None)
+        return (f"{'int' if step else 'float'} in [{self.low}, {self.high}]"
+                f"{f' step {step}' if step else ''}{' (log)' if self.log else ''}")
+
+
+_BOUND = "; a bound beyond +-{} is a typo: give the range the parameter can take"
 
 
 @dataclasses.dataclass(frozen=True)
-class Float:
+class Float(_Dimension):
     """A float parameter in `[low, high]` (`log=True`: sampled on a log scale).
 
     Args:
@@ -65,52 +105,32 @@ class Float:
             `{"architecture": "example_cnn"}` (a list allows several). Defaults to always.
     """
 
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "low": [Interval(Real, -_FLOAT_LIMIT, _FLOAT_LIMIT)],
+        "high": [Interval(Real, -_FLOAT_LIMIT, _FLOAT_LIMIT)], "log": ["boolean"],
+        "when": _WHEN}
+    _hints: ClassVar[dict[str, str]] = dict.fromkeys(("low", "high"), _BOUND.format("1e15"))
+
     low: float
     high: float
     log: bool = False
     when: dict[str, Any] | None = None
 
-    def check(self, name: str) -> None:
-        for bound in (self.low, self.high):
-            if isinstance(bound, bool) or not isinstance(bound, (int, float)) \
-                    or not math.isfinite(bound):
-                raise ConfigurationError(
-                    f"search space {name}: bounds must be finite numbers, got {bound!r}."
-                )
-        if not self.low < self.high:
-            raise ConfigurationError(
-                f"search space {name}: empty range [{self.low}, {self.high}]; expected "
-                "low < high."
-            )
-        if self.log and self.low <= 0:
-            raise ConfigurationError(
-                f"search space {name}: a log range must be positive, got [{self.low}, "
-                f"{self.high}] (it crosses or touches zero). Use log=False or a low > 0."
-            )
-        if not math.isfinite(float(self.high) - float(self.low)) or \
-                max(abs(self.low), abs(self.high)) > _FLOAT_LIMIT:
-            raise ConfigurationError(
-                f"search space {name}: bounds [{self.low}, {self.high}] are beyond "
-                f"+-{_FLOAT_LIMIT:g}; give the range the parameter can take.")
-
-    def contains(self, value: Any) -> bool:
-        """Whether `value` is a number in the range."""
-        return isinstance(value, (int, float)) and not isinstance(value, bool) \
-            and self.low <= value <= self.high
-
-    def corners(self) -> list[Any]:
-        return [float(self.low), float(self.high)]
-
     def suggest(self, trial: Any, name: str) -> Any:
         return trial.suggest_float(name, self.low, self.high, log=self.log)
 
-    def describe(self) -> str:
-        return f"float in [{self.low}, {self.high}]" + (" (log)" if self.log else "")
-
 
 @dataclasses.dataclass(frozen=True)
-class Int:
+class Int(_Dimension):
     """An integer parameter in `[low, high]` with `step` (`log=True`: log scale)."""
+
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "low": [Interval(Integral, -_INT_LIMIT, _INT_LIMIT)],
+        "high": [Interval(Integral, -_INT_LIMIT, _INT_LIMIT)],
+        "step": [Interval(Integral, 1, None, closed="left")], "log": ["boolean"],
+        "when": _WHEN}
+    _hints: ClassVar[dict[str, str]] = dict.fromkeys(("low", "high"), "; Int bounds must be "
+                                                     "integers" + _BOUND.format("2**53"))
 
     low: int
     high: int
@@ -118,88 +138,51 @@ class Int:
     log: bool = False
     when: dict[str, Any] | None = None
 
-    def check(self, name: str) -> None:
-        for bound in (self.low, self.high, self.step):
-            if isinstance(bound, bool) or not isinstance(bound, int):
-                raise ConfigurationError(
-                    f"search space {name}: Int bounds and step must be integers, got "
-                    f"{bound!r}; use Float for real values."
-                )
-        if not self.low < self.high:
-            raise ConfigurationError(
-                f"search space {name}: empty range [{self.low}, {self.high}]; expected "
-                "low < high."
-            )
-        if self.step < 1:
-            raise ConfigurationError(f"search space {name}: step={self.step} must be >= 1.")
-        if max(abs(self.low), abs(self.high)) > _INT_LIMIT:
-            raise ConfigurationError(
-                f"search space {name}: bounds [{self.low}, {self.high}] are beyond "
-                f"+-{_INT_LIMIT}; give the range the parameter can take.")
+    def _check(self, where: str) -> None:
+        super()._check(where)
         if self.step > self.high - self.low:
             raise ConfigurationError(
-                f"search space {name}: step={self.step} is larger than the range "
-                f"[{self.low}, {self.high}], so only {self.low} could be tried; use a smaller "
-                "step or a Categorical.")
+                f"{where}step={self.step} is larger than the range [{self.low}, {self.high}], "
+                f"so only {self.low} could be tried; use a smaller step or a Categorical.")
         if (self.high - self.low) % self.step:
             raise ConfigurationError(
-                f"search space {name}: [{self.low}, {self.high}] is not a whole number of "
-                f"steps of {self.step} (Optuna would lower high to "
+                f"{where}[{self.low}, {self.high}] is not a whole number of steps of "
+                f"{self.step} (Optuna would lower high to "
                 f"{self.high - (self.high - self.low) % self.step}); make high - low a "
                 "multiple of step.")
-        if self.log and (self.low <= 0 or self.step != 1):
-            raise ConfigurationError(
-                f"search space {name}: a log range needs low > 0 and step 1, got "
-                f"[{self.low}, {self.high}] step {self.step}."
-            )
-
-    def contains(self, value: Any) -> bool:
-        """Whether `value` is an integer of the range, on its steps."""
-        return isinstance(value, int) and not isinstance(value, bool) \
-            and self.low <= value <= self.high and (value - self.low) % self.step == 0
-
-    def corners(self) -> list[Any]:
-        return [self.low, self.high]
+        if self.log and self.step != 1:
+            raise ConfigurationError(f"{where}a log range needs step 1, got step {self.step}.")
 
     def suggest(self, trial: Any, name: str) -> Any:
         return trial.suggest_int(name, self.low, self.high, step=self.step, log=self.log)
 
-    def describe(self) -> str:
-        return f"int in [{self.low}, {self.high}] step {self.step}" + \
-            (" (log)" if self.log else "")
-
 
 @dataclasses.dataclass(frozen=True)
-class Categorical:
+class Categorical(_Dimension):
     """One of `choices` (strings, numbers, booleans or None)."""
+
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "choices": [InstancesOf((list, tuple), "a non-empty list of choices")], "when": _WHEN}
 
     choices: tuple[Any, ...]
     when: dict[str, Any] | None = None
 
-    def check(self, name: str) -> None:
-        if not isinstance(self.choices, (list, tuple)) or not self.choices:
-            raise ConfigurationError(
-                f"search space {name}: expected a non-empty list of choices, got "
-                f"{self.choices!r}."
-            )
-        for choice in self.choices:
+    def _check(self, where: str) -> None:
+        if not self.choices:
+            raise ConfigurationError(f"{where}expected a non-empty list of choices, got "
+                                     f"{self.choices!r}.")
+        for k, choice in enumerate(self.choices):
             if not isinstance(choice, (str, int, float, bool, type(None))):
+                raise ConfigurationError(f"{where}choice {choice!r} is not a string, number, "
+                                         "boolean or None.")
+            if _among(choice, self.choices[:k]):
                 raise ConfigurationError(
-                    f"search space {name}: choice {choice!r} is not a string, number, "
-                    "boolean or None."
-                )
-        seen: list[Any] = []
-        for choice in self.choices:
-            if any(type(choice) is type(c) and choice == c for c in seen):
-                raise ConfigurationError(
-                    f"search space {name}: choice {choice!r} is given twice; list each "
-                    "choice once (a repeated one is not tried more often, it skews the "
-                    "sampler).")
-            seen.append(choice)
+                    f"{where}choice {choice!r} is given twice; list each choice once (a "
+                    "repeated one is not tried more often, it skews the sampler).")
 
     def contains(self, value: Any) -> bool:
         """Whether `value` is one of the choices (of the same type)."""
-        return any(type(value) is type(c) and value == c for c in self.choices)
+        return _among(value, self.choices)
 
     def corners(self) -> list[Any]:
         return list(self.choices)
@@ -211,13 +194,17 @@ class Categorical:
         return "one of " + ", ".join(repr(c) for c in self.choices)
 
 
+def _among(value: Any, choices: Any) -> bool:
+    """Whether `value` is one of `choices`, of the same type (`1` is not `True`)."""
+    return any(type(value) is type(c) and value == c for c in choices)
+
+
 @dataclasses.dataclass
 class Search:
     """A search declared in an experiment script.
 
     Args:
-        base: the parameters every trial starts from (like a declared instance; must name
-            `architecture` and `reshaping_type` unless the space does).
+        base: the parameters every trial starts from (a declared instance's dict).
         space: parameter name -> `Float`, `Int` or `Categorical`.
         n_trials: trials in the study (all runners together). Defaults to `20`.
         timeout: seconds after which this runner starts no new trial. Defaults to `None`.
@@ -240,7 +227,17 @@ class Search:
     startup_trials: int = 3
     enqueue: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
-    def check(self, resolve: Callable[[Any, Any], dict[str, Any]]) -> None:
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "base": [dict], "space": [InstancesOf(dict, "a non-empty dict of name -> "
+                                              "Float/Int/Categorical")],
+        "n_trials": [Interval(Integral, 1, None, closed="left")],
+        "timeout": [Interval(Real, 0, None, closed="neither"), None],
+        "sampler": [StrOptions(SAMPLERS)], "pruner": [StrOptions(PRUNERS)],
+        "seed": [Interval(Integral, 0, None, closed="left")],
+        "startup_trials": [Interval(Integral, 0, None, closed="left")],
+        "enqueue": [InstancesOf((list, tuple), "a list of dicts")]}
+
+    def check(self, resolve: Callable[[Any, Any], Any]) -> None:
         """Checks the search before anything runs.
 
         Args:
@@ -248,28 +245,21 @@ class Search:
                 (`xval.config.params.resolve` with its defaults and architectures bound).
 
         Raises:
-            ConfigurationError / ParameterError: for an empty or crossing range, bounds
-                beyond what a parameter can take, an integer step larger than its range or
-                not dividing it, a choice given twice, an unknown parameter (for the
-                architectures it applies to), a value of the wrong type, a bad budget,
-                sampler, pruner, seed or `startup_trials`, an enqueued trial naming a
-                parameter outside the space or a value outside its dimension.
+            ConfigurationError / ParameterError: for a value outside its declared ones
+                (`_parameter_constraints` of the search and of each dimension), a dimension
+                that cannot be searched, a condition that can never hold, an enqueued trial
+                outside the space, or a corner of the space that does not resolve.
         """
-        if not isinstance(self.base, dict):
-            raise ConfigurationError(f"search base: expected a dict, got {self.base!r}.")
-        if not isinstance(self.space, dict) or not self.space:
+        validate_params(self._parameter_constraints, vars(self))
+        if not self.space:
             raise ConfigurationError("search space: expected a non-empty dict of name -> "
                                      "Float/Int/Categorical.")
         for name, dim in self.space.items():
-            if not isinstance(dim, (Float, Int, Categorical)):
-                raise ConfigurationError(
-                    f"search space {name}: expected Float, Int or Categorical, got "
-                    f"{type(dim).__name__}."
-                )
+            check(name, dim, [InstancesOf(_Dimension, "Float, Int or Categorical")],
+                  label=f"search space {name}")
             dim.check(name)
             if name in ("comment_1", "comment_2"):
                 raise ConfigurationError(f"search space {name}: comments are not searched.")
-        self._check_options()
         self._check_conditions()
         self._check_enqueue()
         # Resolve the corners of the space: every name must be a valid parameter of the
@@ -278,37 +268,12 @@ class Search:
             resolve("search", {**self.base, **values, "comment_1": "search",
                                "comment_2": ""})
 
-    def _check_options(self) -> None:
-        """The budget, the sampler and the pruner, the seeds."""
-        if isinstance(self.n_trials, bool) or not isinstance(self.n_trials, int) \
-                or self.n_trials < 1:
-            raise ConfigurationError(f"n_trials={self.n_trials!r}: expected an integer >= 1.")
-        if self.timeout is not None and (isinstance(self.timeout, bool)
-                                         or not isinstance(self.timeout, (int, float))
-                                         or not math.isfinite(self.timeout)
-                                         or self.timeout <= 0):
-            raise ConfigurationError(
-                f"timeout={self.timeout!r}: expected a finite number of seconds > 0.")
-        if self.sampler not in SAMPLERS:
-            raise ConfigurationError(
-                f"sampler={self.sampler!r}: expected one of {', '.join(SAMPLERS)}.")
-        if self.pruner not in PRUNERS:
-            raise ConfigurationError(
-                f"pruner={self.pruner!r}: expected one of {', '.join(PRUNERS)}.")
-        for name in ("startup_trials", "seed"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ConfigurationError(f"{name}={value!r}: expected an integer >= 0.")
-
     def _check_conditions(self) -> None:
         """Every `when` can hold: each parameter it names can take one of its values (a
         dimension that contains one, or the base's value of a parameter not searched)."""
         for name, dim in self.space.items():
-            if dim.when is not None and not isinstance(dim.when, dict):
-                raise ConfigurationError(f"search space {name}: when={dim.when!r}: expected "
-                                         "a dict of parameter name -> value(s).")
             for key, allowed in (dim.when or {}).items():
-                values = allowed if isinstance(allowed, (list, tuple)) else [allowed]
+                values = _allowed(allowed)
                 other = self.space.get(key)
                 if other is not None and not any(other.contains(v) for v in values):
                     found = f"the space gives {key} {other.describe()}"
@@ -324,8 +289,6 @@ class Search:
 
     def _check_enqueue(self) -> None:
         """Every enqueued trial names dimensions of the space, with values inside them."""
-        if not isinstance(self.enqueue, (list, tuple)):
-            raise ConfigurationError(f"enqueue={self.enqueue!r}: expected a list of dicts.")
         for k, trial in enumerate(self.enqueue):
             if not isinstance(trial, dict) or not trial:
                 raise ConfigurationError(f"enqueue[{k}]={trial!r}: expected a dict of "
@@ -351,16 +314,12 @@ class Search:
             options = dim.corners() if dim is not None else [self.base.get(key)]
             contexts = [{**c, key: o} for c in contexts for o in options]
         samples = []
-        for context in contexts:
-            for corner in (0, -1):
-                values = dict(context)
-                for name, dim in self.space.items():
-                    if name in values:
-                        continue
-                    merged = {**self.base, **values}
-                    if _condition_holds(dim.when, merged):
-                        values[name] = dim.corners()[corner]
-                samples.append(values)
+        for context, corner in itertools.product(contexts, (0, -1)):
+            values = dict(context)
+            for name, dim in self.space.items():
+                if name not in values and _condition_holds(dim.when, {**self.base, **values}):
+                    values[name] = dim.corners()[corner]
+            samples.append(values)
         return samples
 
     def sample(self, trial: Any) -> dict[str, Any]:
@@ -372,10 +331,8 @@ class Search:
             ready = [n for n, d in pending.items()
                      if not set(d.when or {}) & set(pending)]
             if not ready:
-                raise ConfigurationError(
-                    "search space: the 'when' conditions are circular among "
-                    f"{', '.join(sorted(pending))}."
-                )
+                raise ConfigurationError("search space: the 'when' conditions are circular "
+                                         f"among {', '.join(sorted(pending))}.")
             for name in ready:
                 dim = pending.pop(name)
                 if _condition_holds(dim.when, {**self.base, **values}):
@@ -390,5 +347,4 @@ class Search:
             f"{first_instance + 1}, ...")
         out(f"  base: {self.base}")
         for name, dim in self.space.items():
-            cond = f" when {dim.when}" if dim.when else ""
-            out(f"  {name}: {dim.describe()}{cond}")
+            out(f"  {name}: {dim.describe()}{f' when {dim.when}' if dim.when else ''}")

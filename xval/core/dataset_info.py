@@ -15,6 +15,7 @@ import dataclasses
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from xval.core.constraints import InstancesOf, satisfies
 from xval.core.errors import DatasetError
 
 __all__ = ["DatasetInfo"]
@@ -52,7 +53,7 @@ class DatasetInfo(Mapping[str, Any]):
                                "description (a JSON object).")
         for name, kind in _KINDS.items():
             value = data.get(name)
-            if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+            if value is not None and not satisfies(value, [InstancesOf(kind)]):
                 raise DatasetError(f"{where}: its {name!r} is {type(value).__name__} "
                                    f"{value!r:.60}; rebuild the store.")
         return cls(dict(data))

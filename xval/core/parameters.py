@@ -18,7 +18,7 @@ Example:
 ```python
 from xval.core.parameters import InstanceParams
 
-params = InstanceParams.of(job.params)   # the resolved dict a Job carries
+params = job.params   # what `xval.config.params.resolve` returns, carried by the Job
 params.epochs, params.architecture, params.keywords["filters"]
 ```
 """
@@ -33,7 +33,7 @@ from xval.core.settings import Settings, setting_names
 
 P = TypeVar("P", bound="InstanceParams")
 
-__all__ = ["DATASET", "MANDATORY", "InstanceParams", "TrainingParams"]
+__all__ = ["DATASET", "MANDATORY", "AugmentationParams", "InstanceParams", "TrainingParams"]
 
 MANDATORY = ("architecture", "reshaping_type", "comment_1", "comment_2")
 """The names every instance gives besides its `[training]` overrides."""
@@ -94,6 +94,25 @@ class TrainingParams(Settings):
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
+class AugmentationParams(Settings):
+    """The probabilities and ranges of the augmentation pipeline: the `[augmentation]` keys
+    but `seed` and `workers` (`xval.config.sections.AugmentationSettings` adds them)."""
+
+    p_noise: float
+    p_eq: float
+    p_reverb: float
+    p_stretch: float
+    min_snr_db: float
+    max_snr_db: float
+    min_eq_gain_db: float
+    max_eq_gain_db: float
+    min_rate: float
+    max_rate: float
+    min_room_size: float
+    max_room_size: float
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
 class InstanceParams(TrainingParams):
     """An instance's resolved parameters: the `[training]` keys, the mandatory names, the
     store it trains on when not the experiment's (`dataset`) and the architecture's keyword
@@ -119,11 +138,6 @@ class InstanceParams(TrainingParams):
         known = {k: v for k, v in values.items() if k in names}
         return cls(**known, keywords={k: v for k, v in values.items() if k not in names})
 
-    @property
-    def training(self) -> TrainingParams:
-        """The `[training]` keys alone."""
-        return TrainingParams.of(self)
-
     def to_dict(self) -> dict[str, Any]:
         """The flat dict of every parameter (what `params.json` records)."""
         out = {name: getattr(self, name) for name in setting_names(TrainingParams)}
@@ -136,7 +150,8 @@ class InstanceParams(TrainingParams):
     def __getitem__(self, name: str) -> Any:
         if name in self.keywords:
             return self.keywords[name]
-        if name == "keywords" or name not in setting_names(type(self)):
+        if name == "keywords" or name not in setting_names(type(self)) or (
+                name == DATASET and self.dataset is None):  # as `to_dict` leaves it out
             raise KeyError(name)
         return getattr(self, name)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
-from typing import Any
+from numbers import Integral, Real
+from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.model_selection import (
@@ -18,6 +19,7 @@ from sklearn.model_selection import (
 )
 from sklearn.model_selection._split import GroupsConsumerMixin
 
+from xval.core.constraints import Interval, StrOptions, validate_params
 from xval.core.errors import ConfigurationError
 from xval.folds.items import (
     DEFAULT_STRATIFY,
@@ -41,6 +43,11 @@ MAX_FOLDS = 10_000
 """The most folds (`num_folds` x `num_repeats`) an experiment trains per instance: each is a
 model trained, so more is a typo (`num_repeats=1000000000`), not a plan; refused before any
 fold is made."""
+
+_HINTS = {"n_splits": " (num_folds of an experiment; 1: one train/validation/test split)",
+          **dict.fromkeys(("val_fraction", "test_fraction"), " (a fraction of the items)"),
+          "random_state": " (folds must be reproducible)"}
+"""What the messages of `ItemKFold`'s arguments add to what is expected."""
 
 _COUNTED = 2_000_000
 """The largest `n_items x num_folds` whose number of distinct splits is counted exactly."""
@@ -113,42 +120,31 @@ class ItemKFold(_ParamsMixin, GroupsConsumerMixin, BaseCrossValidator):
     ...     pass
     """
 
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "n_splits": [Interval(Integral, 1, None, closed="left")],
+        "val_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "test_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "stratify": ["boolean", StrOptions(STRATIFY_METHODS)],
+        "n_repeats": [Interval(Integral, 1, None, closed="left")],
+        "random_state": [Interval(Integral, None, None)],
+    }
+
     def __init__(self, n_splits: int = 5, *, val_fraction: float = 0.2,
                  test_fraction: float = 0.2, stratify: bool | str = True, n_repeats: int = 1,
                  random_state: int = 0) -> None:
-        if not isinstance(n_splits, int) or isinstance(n_splits, bool) or n_splits < 1:
-            raise ConfigurationError(
-                f"num_folds={n_splits!r}: expected an integer >= 1 (1: a single "
-                "train/validation/test split)."
-            )
-        for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                    or not 0 < value < 1:
-                raise ConfigurationError(
-                    f"{name}={value!r}: expected a fraction between 0 and 1.")
-        if not (isinstance(stratify, bool) or stratify in STRATIFY_METHODS):
-            raise ConfigurationError(
-                f"stratify={stratify!r}: expected True, False, or one of "
-                f"{', '.join(map(repr, STRATIFY_METHODS))}."
-            )
-        if not isinstance(n_repeats, int) or isinstance(n_repeats, bool) or n_repeats < 1:
-            raise ConfigurationError(f"n_repeats={n_repeats!r}: expected an integer >= 1.")
-        if n_splits * n_repeats > MAX_FOLDS:
-            raise ConfigurationError(
-                f"num_repeats={n_repeats}: {n_splits} folds x {n_repeats} repeats is "
-                f"{n_splits * n_repeats} folds to train for every instance, above the "
-                f"{MAX_FOLDS} allowed (each fold trains a model); use num_repeats <= "
-                f"{max(1, MAX_FOLDS // n_splits)}.")
-        if not isinstance(random_state, int) or isinstance(random_state, bool):
-            raise ConfigurationError(
-                f"random_state={random_state!r}: expected an integer seed (folds must be "
-                "reproducible).")
         self.n_splits = n_splits
         self.val_fraction = val_fraction
         self.test_fraction = test_fraction
         self.stratify = stratify
         self.n_repeats = n_repeats
         self.random_state = random_state
+        validate_params(self._parameter_constraints, self.get_params(), hints=_HINTS)
+        if n_splits * n_repeats > MAX_FOLDS:
+            raise ConfigurationError(
+                f"num_repeats={n_repeats}: {n_splits} folds x {n_repeats} repeats is "
+                f"{n_splits * n_repeats} folds to train for every instance, above the "
+                f"{MAX_FOLDS} allowed (each fold trains a model); use num_repeats <= "
+                f"{max(1, MAX_FOLDS // n_splits)}.")
 
     def __repr__(self) -> str:
         # It enters the folds hash (folds.json): kept in the format it had before this class

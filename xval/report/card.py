@@ -18,7 +18,6 @@ from preprocessing.features.encoders import in_model
 from preprocessing.features.recipes import librosa_recipe
 from xval import tasks
 from xval.core.dataset_info import DatasetInfo
-from xval.core.parameters import InstanceParams
 from xval.core.records import FoldsManifest, Stat
 from xval.report.results import InstanceResult
 
@@ -94,13 +93,12 @@ def model_card(facts: CardFacts, instance: InstanceResult | None,
 def _task(facts: CardFacts, instance: InstanceResult | None) -> list[str]:
     info = facts.info
     classes = info.classes
-    params = instance.params if instance is not None else {}
     out = ["## Task", "", f"- Task: {info.task_type or tasks.DEFAULT}."]
     if classes:
         out.append(f"- Classes ({len(classes)}, in the order of the output): "
                    f"{', '.join(f'`{c}`' for c in classes)}.")
-    if params:
-        typed = InstanceParams.of(params)
+    if instance is not None and instance.params:
+        typed = instance.parameters
         comments = "; ".join(str(c) for c in (typed.comment_1, typed.comment_2) if c)
         out.append(f"- Model: `{typed.architecture}`"
                    + (f" ({comments})" if comments else "")
@@ -249,7 +247,7 @@ def _use(facts: CardFacts, instance: InstanceResult | None) -> list[str]:
                    "this project's layers: `SpectralFrontEnd`, `AisfxFrontEnd`, "
                    "`AisfxNetwork`, ...), then `keras.saving.load_model(path, "
                    "compile=False)`; the ONNX export needs only onnxruntime.")
-    if instance is not None and InstanceParams.of(instance.params).embeds:
+    if instance is not None and instance.parameters.embeds:
         out.append("- The instance's embedding classifiers (fold_<i>.skops) are not part of "
                    "this export.")
     if facts.encoder and "non-commercial" in str(facts.encoder.get("licence", "")).lower():

@@ -19,6 +19,7 @@ from xval.config.params import edited_params
 from xval.config.selection import metric_direction
 from xval.core.errors import ConfigurationError
 from xval.core.layout import ExperimentLayout, InstanceLayout
+from xval.core.parameters import InstanceParams
 from xval.core.records import (
     FoldResult,
     FoldsManifest,
@@ -139,6 +140,11 @@ class InstanceResult:
         clip-level scores and its task counts a row as its clip then."""
         return self.rules.clip_falls_back and "clip" not in self.summary.metrics \
             and "segment" in self.summary.metrics
+
+    @property
+    def parameters(self) -> InstanceParams:
+        """`params` as the typed record (a name `params.json` lacks takes its default)."""
+        return InstanceParams.of(self.params)
 
     def comments(self) -> list[str]:
         """The instance's two comments (`comment_1`, `comment_2`), as text."""

@@ -7,9 +7,10 @@ which asks `xval.core.records.check_fold`).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any, TypeGuard
+
+from xval.core.constraints import FINITE
 
 
 def invalid_note(invalid: Mapping[int, str]) -> str:
@@ -19,5 +20,4 @@ def invalid_note(invalid: Mapping[int, str]) -> str:
 
 def finite(value: Any) -> TypeGuard[float]:
     """Whether `value` is a finite number (not a bool)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) \
-        and math.isfinite(value)
+    return FINITE.is_satisfied_by(value)

@@ -10,12 +10,11 @@ the requested folds) are `xval.folds`' and come earlier.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import pandas as pd
 
 from xval import tasks
-from xval.core.parameters import TrainingParams
+from xval.core.parameters import InstanceParams
 from xval.folds import allowed_folds
 from xval.running.planner import Plan
 
@@ -100,26 +99,25 @@ def _missing_classes(meta: pd.DataFrame, labels: pd.Series,
     return out
 
 
-def _imbalance(labels: pd.Series, resolved: Mapping[int, Mapping[str, Any]]) -> list[str]:
+def _imbalance(labels: pd.Series, resolved: Mapping[int, InstanceParams]) -> list[str]:
     counts = labels.value_counts()
     if len(counts) < 2 or counts.iloc[-1] * IMBALANCE_RATIO > counts.iloc[0]:
         return []
     ratio = counts.iloc[0] / max(counts.iloc[-1], 1)
-    fix = "" if all(TrainingParams.of(p).class_weights for p in resolved.values()) else \
+    fix = "" if all(p.class_weights for p in resolved.values()) else \
         "consider class_weights = true, and "
     return [f"Warning: the classes are imbalanced: {counts.index[0]!r} has {counts.iloc[0]} "
             f"rows, {counts.index[-1]!r} {counts.iloc[-1]} ({ratio:.1f}x): {fix}read "
             "balanced metrics (UAR, macro F1) beside accuracy."]
 
 
-def _short_run(resolved: Mapping[int, Mapping[str, Any]]) -> list[str]:
+def _short_run(resolved: Mapping[int, InstanceParams]) -> list[str]:
     """A warning per instance that trains few epochs with regularisers still on; the fix
     names only the regularisers still on (never one the user has already turned off)."""
     out = []
     for k, p in resolved.items():
-        typed = TrainingParams.of(p)
-        epochs = int(typed.epochs)
-        active = [name for name in REGULARISERS if typed[name]]
+        epochs = int(p.epochs)
+        active = [name for name in REGULARISERS if p[name]]
         if epochs < SHORT_RUN_EPOCHS and active:
             fix = " ".join(f"--set {name}=0" for name in active)
             out.append(

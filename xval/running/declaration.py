@@ -14,11 +14,13 @@ import functools
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from numbers import Integral
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from xval import tasks
 from xval.config.space import Search
+from xval.core.constraints import InstancesOf, Interval, check, validate_params
 from xval.core.errors import ConfigurationError, XvalError
 from xval.running.environment import valid_gpu
 
@@ -70,56 +72,46 @@ def declaration(method: Callable[_P, _R]) -> Callable[_P, _R]:
     return wrapper
 
 
-def check_setting(name: str, value: _T, kind: type) -> _T:
-    """Returns `value` if it is a `kind` (a bool is not an int here).
-
-    Raises:
-        ConfigurationError: naming the setting, its value and the expected type.
-    """
-    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-        raise ConfigurationError(f"{name}={value!r}: expected {kind.__name__}.")
-    return value
-
-
-def check_count(name: str, value: object, minimum: int) -> int:
-    """Returns `value` if it is an int >= `minimum`.
-
-    Raises:
-        ConfigurationError: naming the setting, its value and the expected range.
-    """
-    count: int = check_setting(name, value, int)  # type: ignore[assignment]
-    if count < minimum:
-        raise ConfigurationError(f"{name}={count}: expected an integer >= {minimum}.")
-    return count
+_COUNT = Interval(Integral, 1, None, closed="left")
+_SETTINGS: dict[str, list[Any]] = {
+    "description": [str], "allow_outside_data_dir": ["boolean"], "dataset": [str],
+    "number": [Interval(Integral, 0, None, closed="left")], "num_folds": [_COUNT],
+    "experiment_folder": [InstancesOf((str, os.PathLike), "a path string (the results "
+                                      "folder)"), None],
+    "overwrite_results": ["boolean"], "debug_mode": ["boolean"], "generator": ["boolean"],
+    "parameters": [InstancesOf((dict, list, tuple), "a dict or a list of 'name=value' "
+                               "strings applied to every instance"), None],
+    "num_repeats": [_COUNT], "n_repeats": [_COUNT, None],
+    "config": [InstancesOf((str, os.PathLike), "the path of a config.ini"), None],
+}
+"""The valid values of an experiment's settings (`xval.core.constraints`)."""
 
 
-def check_repeats(num_repeats: object, n_repeats: object = None) -> int:
+def check_repeats(num_repeats: int, n_repeats: int | None = None) -> int:
     """Returns the number of repeats of the k-fold: `num_repeats`, or `n_repeats` (its
-    earlier name) when only that is given.
+    earlier name) when only that is given (both checked values).
 
     Raises:
-        ConfigurationError: for a value that is not an int >= 1, or both names with
-            different values.
+        ConfigurationError: for both names with different values.
     """
     if n_repeats is None:
-        return check_count("num_repeats", num_repeats, 1)
-    old = check_count("n_repeats", n_repeats, 1)
-    if num_repeats not in (1, old):
+        return num_repeats
+    if num_repeats not in (1, n_repeats):
         raise ConfigurationError(
             f"num_repeats={num_repeats!r} and n_repeats={n_repeats!r}: n_repeats is the "
             "earlier name of num_repeats; give num_repeats only.")
-    return old
+    return n_repeats
 
 
-def check_dataset(dataset: object, allow_outside: bool) -> str:
-    """Returns `dataset` if it names a feature store under `[paths] data_dir`.
+def check_dataset(name: str, allow_outside: bool) -> str:
+    """Returns `name` if it names a feature store under `[paths] data_dir` (the
+    experiment's, or an instance's `dataset`).
 
     Raises:
-        ConfigurationError: for an empty name, or one leading outside data_dir (an absolute
-            path or `..`) unless `allow_outside`.
+        ConfigurationError: for a name that is not a string, is empty, or leads outside
+            data_dir (an absolute path or `..`) unless `allow_outside`.
     """
-    name: str = check_setting("dataset", dataset, str)  # type: ignore[assignment]
-    path = Path(name)
+    path = Path(check("dataset", name, [str]))
     if not name.strip() or path.name in ("", ".", ".."):
         raise ConfigurationError(
             f"dataset={name!r}: expected the name of a feature store under config.ini "
@@ -132,18 +124,6 @@ def check_dataset(dataset: object, allow_outside: bool) -> str:
             "data_dir, or pass allow_outside_data_dir=True if this is intended."
         )
     return name
-
-
-def check_path_setting(name: str, value: object, what: str) -> str | os.PathLike | None:
-    """Returns `value` if it is `None` or a path.
-
-    Raises:
-        ConfigurationError: for another type, saying what the path is for (`what`).
-    """
-    if value is not None and not isinstance(value, (str, os.PathLike)):
-        raise ConfigurationError(f"{name}={value!r}: expected {what}; got "
-                                 f"{type(value).__name__}.")
-    return value
 
 
 def check_gpu_setting(gpu: object) -> int | str | None:
@@ -160,34 +140,16 @@ def check_gpu_setting(gpu: object) -> int | str | None:
     return gpu  # type: ignore[return-value]
 
 
-def check_parameters(parameters: object) -> InstanceSpec:
-    """Returns the experiment-level `parameters` (`{}` for `None`).
-
-    Raises:
-        ConfigurationError: when they are neither a dict nor a list of strings.
-    """
-    if parameters is not None and not isinstance(parameters, (dict, list, tuple)):
-        raise ConfigurationError(
-            f"parameters={parameters!r}: expected a dict or a list of 'name=value' "
-            f"strings applied to every instance; got {type(parameters).__name__}."
-        )
-    return parameters or {}
-
-
-def check_instance(instance_id: object, spec: object, declared: Iterable[int]) -> None:
+def check_instance(instance_id: int, spec: object, declared: Iterable[int]) -> None:
     """Checks one `experiment[k] = spec` assignment.
 
     Raises:
         ConfigurationError: for an id that is not an int >= 0, a spec that is neither a dict
             nor a list, or an id assigned twice.
     """
-    if not isinstance(instance_id, int) or isinstance(instance_id, bool) or instance_id < 0:
-        raise ConfigurationError(f"Instance id {instance_id!r}: expected an integer >= 0.")
-    if not isinstance(spec, (dict, list, tuple)):
-        raise ConfigurationError(
-            f"instance {instance_id}: expected a dict or a list of 'name=value' strings, "
-            f"got {type(spec).__name__}."
-        )
+    check("id", instance_id, _SETTINGS["number"], label=f"Instance id {instance_id!r}")
+    check("spec", spec, [InstancesOf((dict, list, tuple), "a dict or a list of "
+                                     "'name=value' strings")], label=f"instance {instance_id}")
     if instance_id in declared:
         raise ConfigurationError(
             f"instance {instance_id} is assigned twice; each instance number is declared "
@@ -250,25 +212,21 @@ class ExperimentDeclaration:
                  parameters: InstanceSpec | None = None, num_repeats: int = 1,
                  config: str | os.PathLike | None = None,
                  allow_outside_data_dir: bool = False, n_repeats: int | None = None) -> None:
-        self.description: str = check_setting("description", description, str)
-        self.allow_outside_data_dir: bool = check_setting(
-            "allow_outside_data_dir", allow_outside_data_dir, bool)
+        validate_params(_SETTINGS, locals())  # the arguments, by name
+        self.description = description
+        self.allow_outside_data_dir = allow_outside_data_dir
         self.dataset = check_dataset(dataset, allow_outside_data_dir)
-        self.number = check_count("number", number, 0)
-        self.num_folds = check_count("num_folds", num_folds, 1)
-        self.experiment_folder = check_path_setting(
-            "experiment_folder", experiment_folder,
-            "a path string (the results folder), or None for config.ini [paths] results_dir")
-        self.overwrite_results: bool = check_setting("overwrite_results", overwrite_results,
-                                                     bool)
-        self.debug_mode: bool = check_setting("debug_mode", debug_mode, bool)
+        self.number = number
+        self.num_folds = num_folds
+        self.experiment_folder = experiment_folder
+        self.overwrite_results = overwrite_results
+        self.debug_mode = debug_mode
         self.task_type: str = str(tasks.get(task_type).name)  # an unknown name lists the known ones
-        self.generator: bool = check_setting("generator", generator, bool)
+        self.generator = generator
         self.gpu_ID = check_gpu_setting(gpu_ID)
-        self.parameters = check_parameters(parameters)
+        self.parameters: InstanceSpec = parameters or {}
         self.num_repeats = check_repeats(num_repeats, n_repeats)
-        self.config_path = check_path_setting(
-            "config", config, "the path of a config.ini, or None to find it")
+        self.config_path = config
         self.instances: dict[int, InstanceSpec] = {}
         self.search: Search | None = None  # run with --search
         caller = sys._getframe(2).f_code.co_filename  # the experiment script (past the wrapper)
@@ -316,7 +274,7 @@ class ExperimentDeclaration:
         settled = copy.copy(self)
         settled.instances = dict(self.instances)
         if "num_repeats" in overrides:
-            settled.num_repeats = check_count("num_repeats", overrides["num_repeats"], 1)
+            settled.num_repeats = check("num_repeats", overrides["num_repeats"], [_COUNT])
         return settled, rest
 
     @property

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from xval.config.loader import Config, find_config, load_config
 from xval.core.backend import use_backend
+from xval.core.constraints import satisfies
 from xval.core.errors import ConfigurationError
 
 Out = Callable[..., None]
@@ -97,10 +98,8 @@ def check_gpus_visible(gpus: list[str], what: str, warn: Out) -> list[str]:
 def valid_gpu(gpu: object) -> bool:
     """Whether `gpu` is a GPU id an experiment may declare: an int >= -1, or a string of
     one: digits, `-1` or `cpu`."""
-    if isinstance(gpu, bool):
-        return False
-    if isinstance(gpu, int):
-        return gpu >= -1
+    if satisfies(gpu, [int]):
+        return gpu >= -1  # type: ignore[operator]
     return isinstance(gpu, str) and (gpu.strip().isdigit() or gpu.strip() in ("-1", "cpu"))
 
 

@@ -50,25 +50,6 @@ from xval.running.splitting import make_inner_folds, outer_training_items
 from xval.running.study import run_search
 
 
-def check_inner_folds_option(inner_folds: object, search: bool) -> None:
-    """Refuses `--inner-folds` without `--search`, or a number of inner folds below 2.
-
-    Raises:
-        ConfigurationError: naming the value and the fix.
-    """
-    if inner_folds is None:
-        return
-    if not search:
-        raise ConfigurationError(
-            f"--inner-folds {inner_folds} goes with --search (it runs the search nested in "
-            "every outer fold); add --search, or leave --inner-folds out.")
-    if isinstance(inner_folds, bool) or not isinstance(inner_folds, int) or inner_folds < 2:
-        raise ConfigurationError(
-            f"--inner-folds {inner_folds!r}: expected an integer >= 2 (the inner k-fold over "
-            "each outer fold's training items needs two folds at least), e.g. "
-            "--inner-folds 3.")
-
-
 @dataclasses.dataclass
 class NestedRun:
     """Everything a nested search needs from its run (see `run_nested`)."""
@@ -193,7 +174,7 @@ def outer_folds(run: NestedRun, plan: Plan, recorder: Recorder, instance: int) -
         run.out(f"nested search: outer fold {i}: trial {choice['trial']} chosen (mean "
                 f"inner validation {metric} {choice['objective']:.4f}); training it on the "
                 "outer training items, scoring it on the outer test items.")
-        job = dataclasses.replace(plan.job(instance, i), params=dict(best.params))
+        job = dataclasses.replace(plan.job(instance, i), params=best.parameters)
         scheduler = Scheduler(run.executor, recorder, debug=run.debug, out=run.out,
                               progress=run.progress, epoch_lines=run.verbose)
         failed |= bool(scheduler.run({instance: [job]}))

@@ -22,7 +22,7 @@ from xval.config.loader import Config
 from xval.core.errors import ConfigurationError, ResultsConflictError
 from xval.core.layout import INSTANCE_OUTPUT, ExperimentLayout
 from xval.core.outputs import check_output_folder, check_replace
-from xval.core.parameters import DATASET, InstanceParams
+from xval.core.parameters import InstanceParams
 from xval.core.records import FoldsManifest, Job, ParamsRecord
 from xval.core.storage import STORE
 from xval.running.declaration import ExperimentDeclaration, InstanceSpec
@@ -31,8 +31,7 @@ from xval.running.stores import instance_stores
 from xval.training.front_end import check_front_end
 from xval.training.model import check_transfer
 
-Params = dict[str, Any]
-Resolver = Callable[[int, InstanceSpec], Params]
+Resolver = Callable[[int, InstanceSpec], InstanceParams]
 """`(instance_id, spec) -> resolved parameters`."""
 
 PARAMS_FIX = ("rerun with --overwrite to replace this instance's results (the old ones are "
@@ -64,7 +63,7 @@ class Plan:
     store: FeatureStore
     folds: list[dict[str, list[str]]]
     manifest: FoldsManifest
-    resolved: dict[int, Params]
+    resolved: dict[int, InstanceParams]
     hashes: dict[int, str]
     config: Config
     task_type: str
@@ -125,11 +124,11 @@ class Plan:
                 out(f"  {name} = {p[name]!r}")
 
 
-def embedding_items(params: Params, fold: int) -> dict[str, list[str] | None]:
+def embedding_items(params: InstanceParams, fold: int) -> dict[str, list[str] | None]:
     """Saved embedding model of fold `fold` (its path) -> the items it was trained and
     validated on, from the fold record beside it (`ResultsStore.model_items`): read here,
     so that the job checks a leak without reading a result file (`Job.embedding_items`)."""
-    if not embedding.enabled(params):
+    if not params.embeds:
         return {}
     return {str(p): STORE.model_items(Path(p)) for p in embedding.sources(params, fold)
             if p != embedding.SELF}
@@ -160,14 +159,15 @@ def resolver(experiment: ExperimentDeclaration, config: Config,
     Returns:
         `(instance_id, spec) -> params`.
     """
-    def resolve(instance_id: int, spec: InstanceSpec) -> Params:
+    def resolve(instance_id: int, spec: InstanceSpec) -> InstanceParams:
         params = P.resolve(instance_id, spec, training_defaults=config.training,
                            architectures=architectures,
                            experiment_params=experiment.parameters,
                            overrides=dict(overrides or {}), task_type=experiment.task_type,
                            feature=feature, feature_types=features.front_end_features)
-        if params.get("encoder_layers") == 0 and encoder_layers:
-            params["encoder_layers"] = encoder_layers
+        if params.keywords.get("encoder_layers") == 0 and encoder_layers:
+            params = params.replace(keywords={**params.keywords,
+                                              "encoder_layers": encoder_layers})
         return params
 
     return resolve
@@ -211,13 +211,13 @@ def make_plan(experiment: ExperimentDeclaration, config: Config, selected: list[
         feature = features.get(name) if name is not None and name in features.TYPES else None
         resolved[k] = resolver(experiment, config, overrides, feature,
                                own.info.encoder_layers)(k, experiment.instances[k])
-        if InstanceParams.of(resolved[k]).dataset == experiment.dataset:
-            del resolved[k][DATASET]  # the experiment's own: no other store
+        if resolved[k].dataset == experiment.dataset:  # the experiment's own: no other
+            resolved[k] = resolved[k].replace(dataset=None)
     check_store_task(experiment, store)
     task = tasks.get(experiment.task_type)
     for k, params in resolved.items():
         check_front_end(params, stores.get(k, store).info, task, f"instance {k}")
-        if InstanceParams.of(params).load_model:
+        if params.load_model:
             check_transfer(params, tuple(stores.get(k, store).features.shape[1:]),
                            f"instance {k}")
     folds, manifest = make_folds(experiment, config, store)
@@ -294,7 +294,7 @@ def check_folds_file(layout: ExperimentLayout, manifest: FoldsManifest) -> None:
         )
 
 
-def check_params_files(layout: ExperimentLayout, resolved: Mapping[int, Params],
+def check_params_files(layout: ExperimentLayout, resolved: Mapping[int, InstanceParams],
                        hashes: Mapping[int, str]) -> None:
     """Refuses to resume instances whose `params.json` holds other parameters.
 

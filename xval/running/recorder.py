@@ -21,6 +21,7 @@ from filelock import FileLock
 from xval import tasks
 from xval.config.loader import Config
 from xval.core.layout import ExperimentLayout, InstanceLayout
+from xval.core.parameters import InstanceParams
 from xval.core.records import (
     FoldResult,
     FoldsManifest,
@@ -138,7 +139,7 @@ class Recorder:
         the results refreshed (only instances whose files changed are read again)."""
         self._notify("on_results", self.results.refresh())
 
-    def begin_instance(self, instance: int, params: dict[str, Any], params_hash: str,
+    def begin_instance(self, instance: int, params: InstanceParams, params_hash: str,
                        overwrite: bool, dataset_info: Mapping[str, Any] | None = None,
                        overrides: Mapping[str, Any] | None = None) -> list[int]:
         """Prepares an instance folder (`ResultsStore.begin_instance`: its `params.json`,
@@ -159,7 +160,7 @@ class Recorder:
             The sorted list of fold indices already done.
         """
         layout = self.instance_layout(instance)
-        record = ParamsRecord(instance=instance, hash=params_hash, params=params,
+        record = ParamsRecord(instance=instance, hash=params_hash, params=params.to_dict(),
                               task_type=self.task_type, overrides=dict(overrides or {}))
         folds = self.store.begin_instance(layout, record, num_folds=self.num_folds,
                                           rules=tasks.rules(self.task_type),

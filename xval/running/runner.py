@@ -7,21 +7,24 @@ through an executor, the scheduler and the recorder, and prints the results tabl
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import math
+import functools
 import os
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from numbers import Integral, Real
 from typing import Any
 
-from filelock import FileLock, Timeout
+from filelock import Timeout
 
-from xval.config import embedding
 from xval.config.loader import Config
-from xval.config.selection import check_selection_metric, metric_direction, selection_metric
+from xval.config.selection import check_selection_metric, metric_direction
 from xval.config.space import Search
-from xval.core.errors import ConfigurationError, XvalError
+from xval.core.constraints import Interval, check
+from xval.core.errors import ConfigurationError
+from xval.core.parameters import TrainingParams
 from xval.core.records import InstanceStatus, Job
 from xval.executors import ExecutorOptions, make_executor
 from xval.executors.base import Executor
@@ -37,12 +40,18 @@ from xval.running.environment import (
     prepare_process,
 )
 from xval.running.experiment_files import begin_experiment, instance_dataset_info
-from xval.running.nested import NestedRun, check_inner_folds_option, run_nested
+from xval.running.nested import NestedRun, run_nested
 from xval.running.planner import Plan, make_plan, resolver
 from xval.running.recorder import Out, Recorder
 from xval.running.scheduler import Scheduler
 from xval.running.splitting import check_inner_folds
 from xval.running.study import run_search
+
+_OPTIONS = {"--trials": [Interval(Real, 0, None, closed="neither"), None],
+            "--timeout": [Interval(Real, 0, None, closed="neither"), None],
+            "--inner-folds": [Interval(Integral, 2, None, closed="left"), None]}
+"""The valid values of the run's options (`xval.core.constraints`)."""
+_INNER = " (the inner k-fold of an outer fold needs two folds at least), e.g. --inner-folds 3"
 
 EXIT_PENDING_ELSEWHERE = 3
 EXIT_DERIVED = 4
@@ -59,14 +68,10 @@ class RunOutcome:
     written (an `error:` line says why, `-q` or not); 130 interrupted.
     """
 
-    results: ExperimentResults | None
+    results: ExperimentResults | None = dataclasses.field(repr=False)
     failed: list[int]
     skipped: list[int]
     exit_code: int
-
-    def __repr__(self) -> str:
-        return (f"RunOutcome(failed={self.failed}, skipped={self.skipped}, "
-                f"exit_code={self.exit_code})")
 
 
 @dataclasses.dataclass
@@ -95,12 +100,16 @@ class RunRequest:
     listeners: Sequence[object] = ()
     inner_folds: int | None = None
 
-    def settled(self, experiment: ExperimentDeclaration) -> RunRequest:
-        """The request with the declaration's settings where it leaves them `None`."""
-        return dataclasses.replace(
-            self, overwrite=experiment.overwrite_results if self.overwrite is None
-            else self.overwrite, gpu=experiment.gpu_ID if self.gpu is None else self.gpu,
-            debug=experiment.debug_mode if self.debug is None else self.debug)
+    def settled(self, experiment: ExperimentDeclaration
+                ) -> tuple[ExperimentDeclaration, RunRequest]:
+        """The declaration with the experiment settings among the overrides applied
+        (`--set num_repeats=2`), and the request with the other overrides and the
+        declaration's settings where it leaves them `None`."""
+        experiment, overrides = experiment.with_settings(self.overrides)
+        declared: dict[str, Any] = {"overwrite": experiment.overwrite_results,
+                                    "gpu": experiment.gpu_ID, "debug": experiment.debug_mode}
+        return experiment, dataclasses.replace(self, overrides=overrides, **{
+            name: value for name, value in declared.items() if getattr(self, name) is None})
 
 
 def run_experiment(experiment: ExperimentDeclaration, request: RunRequest,
@@ -115,21 +124,28 @@ def run_experiment(experiment: ExperimentDeclaration, request: RunRequest,
         XvalError: for anything that cannot run (nothing trained, nothing written), or
             with `debug`, the first failed fold (`TrainingError`).
     """
-    request = request.settled(experiment)
-    experiment, overrides = experiment.with_settings(request.overrides)  # --set num_repeats
-    request = dataclasses.replace(request, overrides=overrides)
+    experiment, request = request.settled(experiment)
     gpu, backend = prepare_process(config.backend.backend, request.gpu, _stderr)
     selected = check_selection(experiment, request, config)
     executor = executor_for(request.executor, config, gpu, backend, gpus=request.gpus,
                             ray_address=request.ray_address)
-    check_selection_metric_recorded(experiment, config, request.overrides, request.search)
     plan = make_plan(experiment, config, selected, request.overrides,
                      bool(request.overwrite))
+    search = experiment.search if request.search else None
+    embeds = ("embedding_classifier" in search.space or TrainingParams.of(  # the trials' base
+        {**config.training, **search.base, **request.overrides}).embeds) if search \
+        else any(p.embeds for p in plan.resolved.values())
+    metric = check_selection_metric(config, experiment.task_type, embeds)
     check_inner_folds(request.inner_folds, plan.folds)  # a nested search's, if any
-    if request.dry_run:
-        return dry_run(experiment, plan, request, config)
+    if request.dry_run:  # the plan (and the search), nothing written or trained
+        plan.describe(request.out, experiment.number, experiment.dataset)
     for line in data_checks(plan):
         request.out(line)
+    if request.dry_run:
+        if search is not None:
+            search.describe(request.out, experiment.first_trial_instance, metric,
+                            metric_direction(metric))
+        return RunOutcome(None, [], [], 0)
     if request.progress and executor.name == "inline":
         import_keras(request.out, backend)
     elif request.progress and executor.name == "ray":
@@ -139,12 +155,10 @@ def run_experiment(experiment: ExperimentDeclaration, request: RunRequest,
     try:
         for store in plan.all_stores():
             executor.preflight(store)
-        if request.search and experiment.search is not None and request.inner_folds:
-            return nested_instances(experiment, experiment.search, request, config,
-                                    executor, backend)
-        if request.search and experiment.search is not None:
-            return search_instances(experiment, experiment.search, request, config, executor,
-                                    backend)
+        if search is not None and request.inner_folds:
+            return nested_instances(experiment, search, request, config, executor, backend)
+        if search is not None:
+            return search_instances(experiment, search, request, config, executor, backend)
         return execute(experiment, plan, executor, backend, request)
     finally:
         executor.close()
@@ -156,21 +170,24 @@ def check_selection(experiment: ExperimentDeclaration, request: RunRequest,
     none with `search` (the search is checked instead).
 
     Raises:
-        ConfigurationError: for ids not declared, or with `search`: no declared search,
-            selected instances, or `trials`/`timeout` that are not > 0.
+        ConfigurationError: for ids not declared, `trials`/`timeout` that are not > 0,
+            `inner_folds` below 2 or without `search`; with `search`: no declared search,
+            or selected instances.
     """
-    for name, value in (("--trials", request.trials), ("--timeout", request.timeout)):
-        if value is not None and (isinstance(value, bool) or not math.isfinite(value)
-                                  or value <= 0):
-            raise ConfigurationError(f"{name} {value!r}: expected a finite number > 0.")
-    check_inner_folds_option(request.inner_folds, request.search)
+    if request.inner_folds is not None and not request.search:
+        raise ConfigurationError(
+            f"--inner-folds {request.inner_folds} goes with --search (it runs the search "
+            "nested in every outer fold); add --search, or leave --inner-folds out.")
+    for flag, value in (("--trials", request.trials), ("--timeout", request.timeout),
+                        ("--inner-folds", request.inner_folds)):
+        check(flag, value, _OPTIONS[flag], label=f"{flag} {value!r}",
+              hint=_INNER if flag == "--inner-folds" else "")
     if not request.search:
         return experiment.select(instances=request.instances)
     if experiment.search is None:
         raise ConfigurationError(
             "--search: the experiment declares no search; set `experiment.search = "
-            "xval.Search(base=..., space=...)` in the script."
-        )
+            "xval.Search(base=..., space=...)` in the script.")
     if request.instances is not None:
         raise ConfigurationError("--search runs the search's trials; do not select "
                                  "instances with it.")
@@ -201,72 +218,15 @@ def executor_for(name: str | None, config: Config, gpu: str | None, backend: str
             f"--gpus {','.join(map(str, gpus))} is for --executor process or ray; "
             "the inline executor trains in this process: give its GPU as the positional "
             "GPU argument.")
-    given = [normalize_gpu(g, "--gpus") for g in gpus] if gpus else []
-    gpus = check_gpus_visible([g for g in given if g is not None], "--gpus", _stderr) \
-        if given else []
-    gpu_list = gpus or ([gpu] if gpu is not None else None)
-    options = ExecutorOptions(
-        gpus=tuple(g for g in gpu_list if g is not None) if gpu_list else None,
-        jobs_per_gpu=config.backend.jobs_per_gpu, backend=backend,
-        ray_address=ray_address)
-    return make_executor(name, options)
+    given = [g for g in (normalize_gpu(g, "--gpus") for g in gpus or ()) if g is not None]
+    chosen = tuple(check_gpus_visible(given, "--gpus", _stderr) if gpus else ()) \
+        or ((gpu,) if gpu is not None else None)
+    return make_executor(name, ExecutorOptions(gpus=chosen, ray_address=ray_address,
+                                               jobs_per_gpu=config.backend.jobs_per_gpu,
+                                               backend=backend))
 
 
-def _stderr(line: str) -> None:
-    print(line, file=sys.stderr)
-
-
-def check_selection_metric_recorded(experiment: ExperimentDeclaration, config: Config,
-                                    overrides: Mapping[str, Any], search: bool) -> None:
-    """Refuses, before anything trains, a `[report] selection_metric` that no instance
-    will record: one the task does not record, or an embedding classifier's metric when no
-    instance (or, with `--search`, neither the base nor the space) sets
-    `embedding_classifier`.
-
-    Raises:
-        ConfigurationError: naming the metric and the fix.
-    """
-    metric = check_selection_metric(config, experiment.task_type)
-    if not metric.startswith(embedding.PREFIX):
-        return
-    if search and experiment.search is not None:
-        found = "embedding_classifier" in experiment.search.space or embedding.enabled(
-            {**config.training, **experiment.search.base, **overrides})
-    else:
-        found = any_instance_embeds(experiment, config, overrides)
-    if not found:
-        raise ConfigurationError(
-            f"[report] selection_metric = {metric!r} is an embedding classifier's metric, "
-            "but no instance sets embedding_classifier (svm or logreg), so no instance "
-            "could be selected; set it in an instance (with --search: in the base or the "
-            "space), or choose another selection_metric.")
-
-
-def any_instance_embeds(experiment: ExperimentDeclaration, config: Config,
-                        overrides: Mapping[str, Any]) -> bool:
-    """Whether some declared instance sets an embedding classifier (an instance that does
-    not resolve is skipped here: the planner names it if it runs now)."""
-    resolve = resolver(experiment, config, overrides)
-    for k, spec in experiment.instances.items():
-        try:
-            if embedding.enabled(resolve(k, spec)):
-                return True
-        except XvalError:
-            continue
-    return False
-
-
-def dry_run(experiment: ExperimentDeclaration, plan: Plan, request: RunRequest,
-            config: Config) -> RunOutcome:
-    """Prints the plan (and the search) without writing or training anything."""
-    plan.describe(request.out, experiment.number, experiment.dataset)
-    for line in data_checks(plan):
-        request.out(line)
-    if request.search and experiment.search is not None:
-        metric = selection_metric(config, experiment.task_type)
-        experiment.search.describe(request.out, experiment.first_trial_instance, metric,
-                                   metric_direction(metric))
-    return RunOutcome(None, [], [], 0)
+_stderr = functools.partial(print, file=sys.stderr)
 
 
 def run_listeners(request: RunRequest, config: Config, task_type: str) -> list[object]:
@@ -287,20 +247,16 @@ def execute(experiment: ExperimentDeclaration, plan: Plan, executor: Executor,
                         listeners=listeners, task_type=plan.task_type)
     begin_experiment(recorder, experiment, plan, backend)
     started = time.perf_counter()
-    held: list[FileLock] = []
-    try:
+    with contextlib.ExitStack() as held:  # the instances' locks, released at the end
         jobs, skipped = claim_instances(plan, recorder, bool(request.overwrite), held)
         Scheduler(executor, recorder, debug=bool(request.debug), out=request.out,
                   progress=request.progress, epoch_lines=request.verbose).run(jobs)
-    finally:
-        for instance_lock in held:
-            instance_lock.release()
     if not jobs:
         recorder.results_changed()
     results = recorder.results.refresh()
     failed = [k for k in plan.resolved if k in results.instances
               and results[k].status == InstanceStatus.FAILED.value]
-    print_table(results, list(plan.resolved), plan.config, request.out)
+    request.out(terminal_table(results, config=plan.config, only=list(plan.resolved)))
     request.out(f"Results: {plan.exp_dir} ({time.perf_counter() - started:.1f}s)")
     code = exit_code(failed, skipped, request.out)
     if code == 0 and derived_failure(listeners):
@@ -309,9 +265,9 @@ def execute(experiment: ExperimentDeclaration, plan: Plan, executor: Executor,
 
 
 def claim_instances(plan: Plan, recorder: Recorder, overwrite: bool,
-                    held: list[FileLock]) -> tuple[dict[int, list[Job]], list[int]]:
-    """Takes the lock of every planned instance another runner does not hold (appending it
-    to `held`) and lists the folds each has left to run.
+                    held: contextlib.ExitStack) -> tuple[dict[int, list[Job]], list[int]]:
+    """Takes the lock of every planned instance another runner does not hold (released
+    when `held` closes) and lists the folds each has left to run.
 
     Returns:
         `(jobs by instance, skipped instance ids)`.
@@ -327,7 +283,7 @@ def claim_instances(plan: Plan, recorder: Recorder, overwrite: bool,
             out(f"instance {k}: running in another runner; skipped here.")
             skipped.append(k)
             continue
-        held.append(instance_lock)
+        held.callback(instance_lock.release)
         done = recorder.begin_instance(k, params, plan.hashes[k], overwrite,
                                        instance_dataset_info(plan, k), plan.overrides)
         todo = [i for i in range(plan.num_folds) if i not in done]
@@ -374,7 +330,7 @@ def search_instances(experiment: ExperimentDeclaration, search: Search,
     results = done.results.refresh() if done.results is not None \
         else ExperimentResults(done.layout.root)
     trial_ids = [k for k in results.instances if k >= done.first_instance]
-    print_table(results, sorted(set(declared) | set(trial_ids)), config, request.out)
+    request.out(terminal_table(results, config=config, only=sorted(set(declared) | set(trial_ids))))
     request.out(f"search: this runner ran {len(done.ran)} trial(s) ({len(done.pruned)} "
                 f"pruned, {len(done.failed)} failed); results in {done.layout.root}")
     return RunOutcome(results, done.failed, [], 1 if done.failed else 0)
@@ -390,11 +346,5 @@ def nested_instances(experiment: ExperimentDeclaration, search: Search,
         overwrite=bool(request.overwrite), debug=bool(request.debug),
         progress=request.progress, verbose=request.verbose,
         listeners=run_listeners(request, config, experiment.task_type)))
-    print_table(done.results, done.shown, config, request.out)
+    request.out(terminal_table(done.results, config=config, only=done.shown))
     return RunOutcome(done.results, [done.instance] if done.failed else [], [], done.code)
-
-
-def print_table(results: ExperimentResults, selected: list[int], config: Config,
-                out: Out) -> None:
-    """Prints the results table of the selected instances."""
-    out(terminal_table(results, config=config, only=selected))

@@ -18,7 +18,6 @@ import math
 from typing import Any, ClassVar
 
 from xval.core.errors import ParameterError
-from xval.core.parameters import TrainingParams
 from xval.tasks.parts import (
     NO_CONTEXT,
     Context,
@@ -130,7 +129,6 @@ class Task:
         Raises:
             ParameterError: naming the parameter and the fix.
         """
-        params = TrainingParams.of(params)
         if params.time_warp and self.output != "vector":
             raise ParameterError(
                 f"{where}: time_warp={params.time_warp} moves the frames of a row, so the "

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from xval.core.errors import DatasetError
-from xval.core.parameters import TrainingParams
 from xval.tasks.base import NO_CONTEXT, Context, Head, Params, Scoring, StoreView, Targets, Task
 from xval.tasks.metrics import classification_metrics, softmax
 from xval.tasks.registry import register
@@ -26,7 +25,6 @@ if TYPE_CHECKING:
 
 def _one_hot(params: Params) -> bool:
     """Whether the loss takes one-hot targets (label smoothing or mixup)."""
-    params = TrainingParams.of(params)
     return params.label_smoothing > 0 or params.mixup_alpha > 0
 
 
@@ -81,7 +79,6 @@ class ClassTargets(Targets):
     def sample_weights(self, y: np.ndarray, params: Params) -> np.ndarray | None:
         """scikit-learn's "balanced" weights (`xval.tasks.weights.balanced_weights`) when
         `class_weights` is set; `None` otherwise."""
-        params = TrainingParams.of(params)
         return balanced_weights(y) if params.class_weights else None
 
 
@@ -91,7 +88,6 @@ class SoftmaxHead(Head):
     def loss(self, params: Params, train_targets: np.ndarray | None = None) -> Any:
         import keras  # noqa: PLC0415  (keras: the backend is chosen by then)
 
-        params = TrainingParams.of(params)
         if _one_hot(params):
             return keras.losses.CategoricalCrossentropy(
                 from_logits=True, label_smoothing=float(params.label_smoothing))

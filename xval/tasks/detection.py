@@ -36,13 +36,12 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from xval.core.errors import ConfigurationError, DatasetError, ParameterError
-from xval.core.parameters import TrainingParams
 from xval.core.records import Postprocessing
 from xval.tasks.base import (
     NO_CONTEXT,
@@ -84,7 +83,7 @@ DETECTOR_EVALUATION = (
 )
 
 
-def postprocessing(params: Params | None) -> EventRules:
+def postprocessing(params: Mapping[str, Any] | None) -> EventRules:
     """The post-processing of `params` (instance parameters, a saved `params.json`'s, or
     either with a fold's choice applied: `Postprocessing.apply`), the defaults of
     `POSTPROCESSING` where absent or unset (`None`): `EventRules.of`."""
@@ -148,7 +147,6 @@ class FrameHead(Head):
         """
         import keras  # noqa: PLC0415  (keras: the backend is chosen by then)
 
-        params = TrainingParams.of(params)
         if not params.class_weights:
             return keras.losses.BinaryCrossentropy(from_logits=True)
         if train_targets is None:
@@ -327,7 +325,6 @@ class Detection(Task):
         return True
 
     def check_params(self, params: Params, where: str) -> None:
-        params = TrainingParams.of(params)
         super().check_params(params, where)
         if params.label_smoothing:
             raise ParameterError(f"{where}: label_smoothing needs a task with classes; "

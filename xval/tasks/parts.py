@@ -11,12 +11,13 @@ split is scored (`xval.tasks.metrics`, `xval.tasks.events`) and Keras where a he
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from xval.core.parameters import TrainingParams
 from xval.tasks.metrics import pool_by_clip
 
 if TYPE_CHECKING:
@@ -24,8 +25,9 @@ if TYPE_CHECKING:
 
     from xval.core.records import Postprocessing
 
-Params = Mapping[str, Any]
-"""An instance's parameters (`xval.config.params.resolve`)."""
+Params = TrainingParams
+"""An instance's parameters (`xval.config.params.resolve` gives an `InstanceParams`; read
+them as attributes: `params.label_smoothing`)."""
 Pooled = tuple[np.ndarray, Any, Any]
 """`(clip_ids, clip_outputs, clip_targets)` of `Scoring.pool_by_clip`."""
 

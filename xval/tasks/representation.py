@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from xval.core.errors import ConfigurationError, ParameterError
-from xval.core.parameters import TrainingParams
 from xval.tasks.base import NO_CONTEXT, Context, Head, Params, Pooled, Scoring, Targets, Task
 from xval.tasks.registry import register
 
@@ -124,7 +123,6 @@ class Representation(Task):
         return list(self.headline or ())  # no clip level: rows are scored one by one
 
     def check_params(self, params: Params, where: str) -> None:
-        params = TrainingParams.of(params)
         super().check_params(params, where)
         if params.row_normalization != "none":
             raise ParameterError(

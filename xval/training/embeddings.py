@@ -81,7 +81,7 @@ def check_no_leak(path: Path, trained: list[str] | None, items: Mapping[str, lis
     return True
 
 
-def prepare(params: Mapping[str, Any], model: Any, store: FeatureStore,
+def prepare(params: TrainingParams, model: Any, store: FeatureStore,
             items: Mapping[str, list[str]], fold: int,
             trained: Mapping[str, list[str] | None]) -> list[Source]:
     """Loads and checks a fold's embedding sources before its network trains.
@@ -102,7 +102,7 @@ def prepare(params: Mapping[str, Any], model: Any, store: FeatureStore,
         TrainingError: a missing model, a leak, or an input shape other than the store's.
         ConfigurationError: an unknown `embedding_layer`.
     """
-    layer = TrainingParams.of(params).embedding_layer
+    layer = params.embedding_layer
     prepared: list[Source] = []
     for source in embedding.sources(params, fold):
         if source == embedding.SELF:
@@ -294,7 +294,7 @@ def _embed(prepared: list[Source], store: FeatureStore, rows: Mapping[str, np.nd
     return {k: np.concatenate(v, axis=1) for k, v in x.items()}, described
 
 
-def fit_fold_classifier(params: Mapping[str, Any], prepared: list[Source],
+def fit_fold_classifier(params: TrainingParams, prepared: list[Source],
                         store: FeatureStore, rows: Mapping[str, np.ndarray], fold: int,
                         seed: int, metrics: Metrics, clip_metrics: Metrics,
                         multi_segment: bool) -> tuple[bytes, dict[str, Any]]:
@@ -328,9 +328,8 @@ def fit_fold_classifier(params: Mapping[str, Any], prepared: list[Source],
     if not np.isfinite(x["train"]).all():
         raise TrainingError(f"Fold {fold}: the embeddings of the training rows are not finite; "
                             "the embedding classifier cannot be fit.")
-    typed = TrainingParams.of(params)
-    pipeline, info = fit(typed.embedding_classifier, x["train"], y["train"], x["val"],
-                         y["val"], typed.embedding_c, seed)
+    pipeline, info = fit(params.embedding_classifier, x["train"], y["train"], x["val"],
+                         y["val"], params.embedding_c, seed)
     scoring = embedding.task().scoring  # the classifier's scores are classification's
 
     def add(into: Metrics, key: str, truth: np.ndarray, out: np.ndarray) -> None:
@@ -346,5 +345,5 @@ def fit_fold_classifier(params: Mapping[str, Any], prepared: list[Source],
             if multi_segment else None
         if pooled is not None:
             add(clip_metrics, key, pooled[2], pooled[1])
-    return dumps(pipeline), {"kind": typed.embedding_classifier, "layer": typed.embedding_layer,
+    return dumps(pipeline), {"kind": params.embedding_classifier, "layer": params.embedding_layer,
                              "sources": described, "classes": classes, **info}

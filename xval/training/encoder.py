@@ -31,12 +31,10 @@ from xval.core.parameters import InstanceParams
 LAYER_NAME = "front_end"
 """The name of the nested encoder model in a fold model (as `xval.training.front_end`)."""
 
-Params = InstanceParams | Mapping[str, Any]
 
-
-def uses_encoder(params: Params) -> bool:
+def uses_encoder(params: InstanceParams) -> bool:
     """Whether an instance holds a pretrained encoder inside its model (`front_end`)."""
-    return InstanceParams.of(params).front_end in encoders.in_model()
+    return params.front_end in encoders.in_model()
 
 
 def encoder_of_store(info: DatasetInfo) -> str | None:
@@ -56,7 +54,7 @@ def segment_samples(feature_params: Mapping[str, Any]) -> int:
                             * int(feature_params["sample_rate"]))))
 
 
-def check_encoder(params: Params, store_info: DatasetInfo, where: str) -> None:
+def check_encoder(params: InstanceParams, store_info: DatasetInfo, where: str) -> None:
     """Refuses an encoder inside the model that the store cannot feed, fine-tuning without
     one, and an embedding store whose encoder's installed weights are not its own, before
     anything is written.
@@ -70,9 +68,8 @@ def check_encoder(params: Params, store_info: DatasetInfo, where: str) -> None:
     Raises:
         ConfigurationError: naming the value, what was expected and the fix.
     """
-    typed = InstanceParams.of(params)
-    name, trained = typed.front_end, int(typed.encoder_trainable_blocks)
-    if not uses_encoder(typed):
+    name, trained = params.front_end, int(params.encoder_trainable_blocks)
+    if not uses_encoder(params):
         if trained:
             raise ConfigurationError(
                 f"{where}: encoder_trainable_blocks={trained} trains the blocks of an "
@@ -143,7 +140,7 @@ def _spectrogram_layers(params: InstanceParams) -> list[Any]:
         name="spec_augment")]
 
 
-def encoder_front_end(params: Params, store_info: DatasetInfo) -> Any:
+def encoder_front_end(params: InstanceParams, store_info: DatasetInfo) -> Any:
     """The encoder of `front_end` as a fold model's first layer, on a waveform store.
 
     Args:
@@ -158,14 +155,13 @@ def encoder_front_end(params: Params, store_info: DatasetInfo) -> Any:
     from architectures.encoders import build_encoder  # noqa: PLC0415  (imports Keras)
     from preprocessing.features import PCM_SCALE  # noqa: PLC0415  (a constant)
 
-    typed = InstanceParams.of(params)
     feature_params = store_info.feature_params or {}
-    cls = encoders.BUILT_IN.get(typed.front_end).make
+    cls = encoders.BUILT_IN.get(params.front_end).make
     scale = 1.0 / PCM_SCALE if str(feature_params.get("dtype")) == "int16" else 1.0
-    return build_encoder(typed.front_end, segment_samples(feature_params),
+    return build_encoder(params.front_end, segment_samples(feature_params),
                          hop_length=int(cls.hop_length),
-                         trainable_blocks=int(typed.encoder_trainable_blocks),
-                         input_scale=scale, spectrogram_layers=_spectrogram_layers(typed),
+                         trainable_blocks=int(params.encoder_trainable_blocks),
+                         input_scale=scale, spectrogram_layers=_spectrogram_layers(params),
                          model_name=LAYER_NAME)
 
 

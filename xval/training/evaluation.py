@@ -12,6 +12,7 @@ import pandas as pd
 
 from preprocessing.store import FeatureStore
 from xval.core.errors import TrainingError
+from xval.core.parameters import TrainingParams
 from xval.core.records import Metrics, Postprocessing
 from xval.tasks import Context, Task
 from xval.training.batches import make_batches
@@ -97,7 +98,7 @@ class Evaluation:
     postprocessing: Postprocessing | None = None
 
 
-def evaluate_splits(model: Any, task: Task, store: FeatureStore, *, params: Mapping[str, Any],
+def evaluate_splits(model: Any, task: Task, store: FeatureStore, *, params: TrainingParams,
                     splits: tuple[str, ...], rows: Mapping[str, np.ndarray],
                     source: Mapping[str, tuple[Any, np.ndarray]], n_outputs: int,
                     train_original: np.ndarray, target_fn: Normalizer | None,

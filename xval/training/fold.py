@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from xval.core.parameters import InstanceParams
 from xval.core.records import FoldResult, Job
 from xval.training.fit import EpochHook, fit_model
 from xval.training.package import evaluate_model, package
@@ -47,7 +46,7 @@ def run_fold(job: Job | Mapping[str, Any], on_epoch: EpochHook | None = None) ->
     if not isinstance(job, Job):
         job = Job.from_dict(job)
     result = train_and_evaluate(job, on_epoch)
-    if job.refit_epochs is None and InstanceParams.of(job.params).refit_with_val:
+    if job.refit_epochs is None and job.params.refit_with_val:
         result = refit_with_val(job, result, on_epoch)
     return result
 

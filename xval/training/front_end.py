@@ -35,15 +35,14 @@ SETTINGS = ("sample_rate", "n_fft", "hop_length", "n_mels", "n_mfcc", "fmin", "f
             "compression", "power_exponent")
 """The feature parameters a front end reads from its store."""
 
-Params = Mapping[str, Any]
 
-
-def uses_front_end(params: Params) -> bool:
+def uses_front_end(params: TrainingParams) -> bool:
     """Whether an instance computes its features inside the model."""
-    return TrainingParams.of(params).front_end != "none"
+    return params.front_end != "none"
 
 
-def model_feature_params(feature_params: Params, params: Params) -> dict[str, Any]:
+def model_feature_params(feature_params: Mapping[str, Any], params: TrainingParams
+                         ) -> dict[str, Any]:
     """The feature parameters of what the model's first trained layer sees: the store's,
     with `feature` replaced by the front end when there is one.
 
@@ -56,11 +55,12 @@ def model_feature_params(feature_params: Params, params: Params) -> dict[str, An
     """
     out = dict(feature_params)
     if uses_front_end(params):
-        out["feature"] = TrainingParams.of(params).front_end
+        out["feature"] = params.front_end
     return out
 
 
-def check_front_end(params: Params, store_info: DatasetInfo, task: Task, where: str) -> None:
+def check_front_end(params: InstanceParams, store_info: DatasetInfo, task: Task,
+                    where: str) -> None:
     """Refuses a front end or a crop the store or the task cannot take, before anything is
     written.
 
@@ -76,14 +76,13 @@ def check_front_end(params: Params, store_info: DatasetInfo, task: Task, where: 
     """
     feature_params = store_info.feature_params or {}
     feature = store_info.feature
-    typed = InstanceParams.of(params)
-    front_end = typed.front_end
+    front_end = params.front_end
     if front_end not in front_ends():
         raise ConfigurationError(f"{where}: front_end={front_end!r}: expected one of "
                                  f"{', '.join(front_ends())}.")
-    check_encoder(typed, store_info, where)
+    check_encoder(params, store_info, where)
     if front_end != "none":
-        if not uses_encoder(typed) and (feature is None or not get(str(feature)).waveform):
+        if not uses_encoder(params) and (feature is None or not get(str(feature)).waveform):
             raise ConfigurationError(
                 f"{where}: front_end={front_end!r} computes {front_end} features from audio, "
                 f"but the store holds {feature or 'unrecorded'} features; build a waveform "
@@ -94,7 +93,7 @@ def check_front_end(params: Params, store_info: DatasetInfo, task: Task, where: 
                 f"{where}: front_end={front_end!r} is for tasks with one output per row "
                 f"(classification, regression); task_type is {task.name!r}: use a store "
                 f"of {front_end} features and front_end='none'.")
-    crop = float(typed.random_crop_seconds or 0.0)
+    crop = float(params.random_crop_seconds or 0.0)
     if crop:
         segment = float(feature_params.get("segment_seconds") or 0.0)
         if not feature_params or crop >= segment:
@@ -102,7 +101,7 @@ def check_front_end(params: Params, store_info: DatasetInfo, task: Task, where: 
                 f"{where}: random_crop_seconds={crop:g} must be shorter than the store's "
                 f"segments (segment_seconds={segment:g}); lower it, or build the store with "
                 "longer segments.")
-        if task.output != "vector" or typed.reshaping_type == "none":
+        if task.output != "vector" or params.reshaping_type == "none":
             raise ConfigurationError(
                 f"{where}: random_crop_seconds={crop:g} trains on windows shorter than the "
                 "rows, so the model takes rows of any length: it needs a task with one "
@@ -111,7 +110,7 @@ def check_front_end(params: Params, store_info: DatasetInfo, task: Task, where: 
                 "random_crop_seconds=0 otherwise.")
 
 
-def crop_frames(params: Params, feature_params: Params) -> int:
+def crop_frames(params: TrainingParams, feature_params: Mapping[str, Any]) -> int:
     """The length of a training crop along a row's time axis (samples for a waveform
     store, frames otherwise), or 0 when the instance does not crop.
 
@@ -122,13 +121,13 @@ def crop_frames(params: Params, feature_params: Params) -> int:
     Returns:
         The length, or 0.
     """
-    crop = float(TrainingParams.of(params).random_crop_seconds or 0.0)
+    crop = float(params.random_crop_seconds or 0.0)
     if not crop:
         return 0
     return int(feature_shape({**feature_params, "segment_seconds": crop})[0])
 
 
-def front_end_layer(params: Params, store_info: DatasetInfo) -> Any:
+def front_end_layer(params: InstanceParams, store_info: DatasetInfo) -> Any:
     """The front-end layer of an instance on a store, or `None` (`front_end = "none"`).
 
     Args:
@@ -150,7 +149,7 @@ def front_end_layer(params: Params, store_info: DatasetInfo) -> Any:
     feature_params = store_info.feature_params or {}
     scale = 1.0 / PCM_SCALE if str(feature_params.get("dtype")) == "int16" else 1.0
     settings = {k: feature_params[k] for k in SETTINGS if k in feature_params}
-    return SpectralFrontEnd(TrainingParams.of(params).front_end, input_scale=scale, name=LAYER_NAME,
+    return SpectralFrontEnd(params.front_end, input_scale=scale, name=LAYER_NAME,
                             **settings)
 
 

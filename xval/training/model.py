@@ -6,7 +6,6 @@ Imports Keras where used: set the backend first.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +23,6 @@ from xval.training.loading import inner_model, load
 
 OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "rmsprop": "RMSprop"}
 """`optimizer` parameter -> the `keras.optimizers` class."""
-
-Params = InstanceParams | Mapping[str, Any]
-"""Resolved instance parameters: the typed record, or the dict a `Job` carries."""
 
 
 def reshape_layer(reshaping_type: str, shape: tuple[int, ...]) -> tuple[Any, tuple[int, ...]]:
@@ -51,12 +47,12 @@ def reshape_layer(reshaping_type: str, shape: tuple[int, ...]) -> tuple[Any, tup
     return None, tuple(shape)
 
 
-def store_frequencies(store: FeatureStore, params: Params) -> np.ndarray | None:
+def store_frequencies(store: FeatureStore, params: InstanceParams) -> np.ndarray | None:
     """The centre frequency of every feature bin the model sees (the store's, or its front
     end's) when `params` warp frequencies (`freq_warp`), else `None` (also for a store
     without recorded feature parameters)."""
     feature_params = store.info.feature_params
-    if not InstanceParams.of(params).freq_warp or not feature_params or uses_encoder(params):
+    if not params.freq_warp or not feature_params or uses_encoder(params):
         return None
     seen = model_feature_params(feature_params, params)
     freqs = bin_frequencies(seen)
@@ -66,7 +62,7 @@ def store_frequencies(store: FeatureStore, params: Params) -> np.ndarray | None:
     return freqs
 
 
-def input_layers(params: Params, x: Any, mean: np.ndarray, variance: np.ndarray,
+def input_layers(params: InstanceParams, x: Any, mean: np.ndarray, variance: np.ndarray,
                  frequencies: np.ndarray | None) -> Any:
     """The layers before the architecture: warps, normalisation, row normalisation and
     SpecAugment, applied to the features `x` (a Keras tensor). After an encoder inside the
@@ -74,7 +70,6 @@ def input_layers(params: Params, x: Any, mean: np.ndarray, variance: np.ndarray,
     (`xval.training.encoder`), and warps and row normalisation do not apply to embeddings."""
     from keras import layers  # noqa: PLC0415  (Keras: only once the backend is set)
 
-    params = InstanceParams.of(params)
     if uses_encoder(params):
         return layers.Normalization(axis=-1, mean=mean, variance=variance,
                                     name="normalization")(x)
@@ -100,7 +95,7 @@ def input_layers(params: Params, x: Any, mean: np.ndarray, variance: np.ndarray,
     return x
 
 
-def build_model(params: Params, input_shape: tuple[int | None, ...], num_outputs: int,
+def build_model(params: InstanceParams, input_shape: tuple[int | None, ...], num_outputs: int,
                 task_type: str, mean: np.ndarray, variance: np.ndarray,
                 frequencies: np.ndarray | None = None, front_end: Any = None) -> Any:
     """Builds the fold's model: the front end, normalisation and reshaping, then the
@@ -132,7 +127,6 @@ def build_model(params: Params, input_shape: tuple[int | None, ...], num_outputs
     """
     import keras  # noqa: PLC0415  (Keras: only once the backend is set)
 
-    params = InstanceParams.of(params)
     inputs = keras.Input(tuple(input_shape), name="features" if front_end is None else "audio")
     x = inputs if front_end is None else front_end(inputs)
     shape = tuple(x.shape[1:])
@@ -149,7 +143,7 @@ def build_model(params: Params, input_shape: tuple[int | None, ...], num_outputs
     return keras.Model(inputs, base(x), name=f"xval_{params.architecture}")
 
 
-def transfer_backbone(params: Params, num_outputs: int, task_type: str) -> Any:
+def transfer_backbone(params: InstanceParams, num_outputs: int, task_type: str) -> Any:
     """The backbone of the saved model `load_model`, its head replaced when the outputs
     differ, with its first `freeze_layers` layers frozen (-1: every convolution).
 
@@ -160,7 +154,6 @@ def transfer_backbone(params: Params, num_outputs: int, task_type: str) -> Any:
     import keras  # noqa: PLC0415  (Keras: only once the backend is set)
     from keras import layers  # noqa: PLC0415  (as above)
 
-    params = InstanceParams.of(params)
     path = Path(str(params.load_model))
     try:
         saved = load(path, what="load_model")
@@ -181,7 +174,7 @@ def transfer_backbone(params: Params, num_outputs: int, task_type: str) -> Any:
     return base
 
 
-def check_transfer(params: Params, row_shape: tuple[int, ...], where: str) -> None:
+def check_transfer(params: InstanceParams, row_shape: tuple[int, ...], where: str) -> None:
     """Checks an instance's `load_model` when the run is planned, before anything is
     written: the file is a model Keras loads (safe mode), it takes rows of the store's shape,
     and it has at least `freeze_layers` layers.
@@ -194,7 +187,6 @@ def check_transfer(params: Params, row_shape: tuple[int, ...], where: str) -> No
     Raises:
         ConfigurationError: naming the model, what it holds and the fix.
     """
-    params = InstanceParams.of(params)
     path = Path(str(params.load_model))
     saved = load(path, what=f"{where}: load_model")
     base = inner_model(saved) or saved
@@ -244,7 +236,7 @@ def freeze_layers(base: Any, freeze: int, name: str) -> None:
             layer.trainable = False
 
 
-def make_optimizer(params: Params, steps_per_epoch: int, model: Any = None) -> Any:
+def make_optimizer(params: InstanceParams, steps_per_epoch: int, model: Any = None) -> Any:
     """The optimizer, with the learning-rate schedule and warm-up of `params`.
 
     Args:
@@ -258,7 +250,6 @@ def make_optimizer(params: Params, steps_per_epoch: int, model: Any = None) -> A
         A `keras.optimizers.Optimizer` (an encoder's trained blocks at `encoder_lr_scale`
         times the rate: `xval.training.encoder.scale_encoder_rate`).
     """
-    params = InstanceParams.of(params)
     optimizer = _optimizer(params, steps_per_epoch)
     if model is not None and uses_encoder(params) and params.encoder_trainable_blocks:
         optimizer = scale_encoder_rate(optimizer, model, float(params.encoder_lr_scale))

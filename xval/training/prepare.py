@@ -10,7 +10,6 @@ import numpy as np
 
 from preprocessing.store import FeatureStore
 from xval import tasks
-from xval.config import embedding
 from xval.core.errors import TrainingError
 from xval.core.parameters import InstanceParams
 from xval.core.records import Job
@@ -71,7 +70,7 @@ class PreparedFold:
     @property
     def uses_embeddings(self) -> bool:
         """Whether an embedding classifier is fit after the network (never for a refit)."""
-        return embedding.enabled(self.params) and not self.refit
+        return self.params.embeds and not self.refit
 
 
 def prepare_fold(job: Job) -> PreparedFold:
@@ -82,7 +81,7 @@ def prepare_fold(job: Job) -> PreparedFold:
         TrainingError: when the store changed since the run was planned, or a split to
             score has no rows.
     """
-    params = InstanceParams.of(job.params)
+    params = job.params
     # A refit trains on every item of items["train"] for fixed epochs, without validation:
     # the final model of an instance (no test items), or a fold's refit_with_val model.
     refit = job.refit_epochs is not None

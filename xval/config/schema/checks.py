@@ -7,13 +7,15 @@ from __future__ import annotations
 import configparser
 import dataclasses
 import difflib
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from numbers import Integral
+from typing import Any
 
-from xval.config.schema.key import _KINDS, Key, _num
+from xval.config.schema.key import _KINDS, Key
 from xval.config.schema.table import SCHEMA
+from xval.core import constraints
+from xval.core.constraints import number_text
 from xval.core.errors import ConfigurationError
 
 # (low, high) pairs that must be ordered.
@@ -166,45 +168,21 @@ def check(section: str, key: str, value: Any, *, style: str = "ini", where: str 
         ConfigurationError: naming the setting, the value and what was expected.
     """
     spec = _spec(section, key, error)
+    if spec.kind == "float" and constraints.satisfies(value, [_ANY_INT]):
+        value = _as_float(value)
+    return constraints.check(key, value, spec.constraints(), ini=True, error=error,
+                             label=f"{prefix}{label(section, key, value, style)}{where}")
 
-    def fail(extra: str = "") -> NoReturn:
-        raise error(f"{prefix}{label(section, key, value, style)}{where}: expected "
-                    f"{spec.expected()}{extra}.")
 
-    if value is None:
-        if spec.none:
-            return None
-        fail()
-    if not _of_kind(spec.kind, value):
-        fail(f"; got {type(value).__name__}")
-    if spec.kind == "bool":
+_ANY_INT = constraints.Interval(Integral, None, None)
+
+
+def _as_float(value: int) -> float | int:
+    """An int given for a float key, as a float (unchanged beyond any float)."""
+    try:
+        return float(value)
+    except OverflowError:
         return value
-    if spec.kind == "float":
-        value = float(value)
-        if not math.isfinite(value):
-            fail()
-    options = spec.options()
-    if (options and value not in options) or not _in_range(spec, value):
-        fail()
-    return value
-
-
-def _of_kind(kind: str, value: Any) -> bool:
-    """Whether `value` has the key's type (a bool is no number; an int is a float)."""
-    if kind == "bool":
-        return isinstance(value, bool)
-    if kind == "str":
-        return isinstance(value, str)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    return kind == "float" or isinstance(value, int)
-
-
-def _in_range(spec: Key, value: Any) -> bool:
-    if spec.low is not None and (value < spec.low or (spec.open_low and value == spec.low)):
-        return False
-    return not (spec.high is not None
-                and (value > spec.high or (spec.open_high and value == spec.high)))
 
 
 def check_section(section: str, values: Mapping[str, Any], *, style: str = "ini",
@@ -271,12 +249,13 @@ class _Rules:
         nyquist = out["sample_rate"] / 2
         if out["fmax"] is not None and out["fmax"] > nyquist:
             raise self.error(f"{self.name('fmax')}{self.where}: expected at most sample_rate / 2 "
-                             f"= {_num(nyquist)} (sample_rate={out['sample_rate']}); lower it "
-                             "or set it to none.")
+                             f"= {number_text(nyquist)} (sample_rate={out['sample_rate']}); "
+                             "lower it or set it to none.")
         top = nyquist if out["fmax"] is None else out["fmax"]
         if out["fmin"] >= top:
+            said = " (sample_rate / 2)" if out["fmax"] is None else ""
             raise self.error(f"{self.name('fmin')}{self.where}: expected less than fmax = "
-                             f"{_num(top)}{' (sample_rate / 2)' if out['fmax'] is None else ''}.")
+                             f"{number_text(top)}{said}.")
 
     def bound_rules(self) -> None:
         """The rules a registry bound to this section (`bind_rules`)."""

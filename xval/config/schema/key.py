@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from numbers import Integral, Real
 from typing import Any
 
+from xval.core.constraints import Interval, StrOptions, describe, satisfies
+
 _KINDS = {"str": str, "int": int, "float": float, "bool": bool}
-_NOUNS = {"str": "a string", "int": "an integer", "float": "a number", "bool": "a boolean"}
+_CLOSED = {(False, False): "both", (True, False): "right", (False, True): "left",
+           (True, True): "neither"}
 
 
 @dataclass(frozen=True)
@@ -51,28 +55,23 @@ class Key:
         values = self.choices() if callable(self.choices) else self.choices
         return None if values is None else tuple(values)
 
+    def constraints(self) -> list[Any]:
+        """The valid values as constraints (`xval.core.constraints`), checked by its one
+        validator: an `Interval` for a number, `StrOptions` for choices, `"boolean"`, and
+        `None` where `none` is allowed."""
+        options = self.options()
+        closed = _CLOSED[(self.open_low, self.open_high)]
+        kinds: dict[str, list[Any]] = {
+            "bool": ["boolean"], "str": [StrOptions(options) if options else str],
+            "int": [Interval(Integral, self.low, self.high, closed=closed)],
+            "float": [Interval(Real, self.low, self.high, closed=closed)],
+        }
+        valid = kinds[self.kind]
+        return valid + [None] if self.none else valid
+
     def expected(self) -> str:
         """What a valid value is, in words: `"an integer >= 1"`, `"one of db, log"`."""
-        options = self.options()
-        if options:
-            text = "one of " + ", ".join(options)
-        else:
-            text = _NOUNS[self.kind]
-            if self.kind in ("int", "float"):
-                text += self._range()
-        if self.kind == "float" and not self.choices:
-            text += " (finite)"
-        return text + (", or none" if self.none else "")
-
-    def _range(self) -> str:
-        if self.low is not None and self.high is not None:
-            return (f" in {'(' if self.open_low else '['}{_num(self.low)}, "
-                    f"{_num(self.high)}{')' if self.open_high else ']'}")
-        if self.low is not None:
-            return f" {'>' if self.open_low else '>='} {_num(self.low)}"
-        if self.high is not None:
-            return f" {'<' if self.open_high else '<='} {_num(self.high)}"
-        return ""
+        return describe(self.constraints(), ini=True)
 
     def note(self) -> str:
         """The notes, with `{choices}` replaced by the allowed values as `a (what a does) |
@@ -88,13 +87,9 @@ class Key:
         """`value` as config.ini writes it (`none`, `true`, `0.001`)."""
         if value is None:
             return "none"
-        if isinstance(value, bool):
+        if satisfies(value, ["boolean"]):
             return "true" if value else "false"
         return str(value)
-
-
-def _num(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else str(x)
 
 
 def int_key(help: str, low: float | None = None, high: float | None = None, **kw: Any) -> Key:

@@ -21,7 +21,9 @@ import typing
 from collections.abc import Mapping
 from typing import Any, ClassVar, TypeVar, Union
 
+from xval.core.constraints import InstancesOf, satisfies
 from xval.core.errors import ResultsConflictError
+from xval.core.settings import Settings
 
 FORMAT_VERSION = 2
 """The format of the records written by this release (release 0.1 wrote no version: 1)."""
@@ -69,7 +71,7 @@ def read_version(data: Mapping[str, Any], kind: str) -> int:
         RecordError: for a format that is not a number, or newer than this release's.
     """
     version = data.get("format", 1)
-    require(isinstance(version, int) and not isinstance(version, bool),
+    require(satisfies(version, [int]),
             f"its format {version!r} is not a number")
     if version > FORMAT_VERSION:
         raise RecordError(f"it is a {kind} of format {version}, written by a newer release "
@@ -88,9 +90,10 @@ def as_mapping(data: Any, kind: str) -> Mapping[str, Any]:
 
 
 def _plain(value: Any) -> Any:
-    """JSON-ready copy: records as their `to_dict()`, enums as their values."""
-    if isinstance(value, Record):
-        return value.to_dict()
+    """JSON-ready copy: records (and parameter records) as their `to_dict()`, enums as
+    their values."""
+    if isinstance(value, (Record, Settings)):
+        return _plain(value.to_dict())
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, dict):
@@ -119,9 +122,9 @@ def _accepts(hint: Any, value: Any) -> bool:
     if isinstance(origin, type) and issubclass(origin, enum.Enum):
         return value in {m.value for m in origin}
     if origin is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
+        return satisfies(value, [InstancesOf((int, float))])
     if origin is int:
-        return isinstance(value, int) and not isinstance(value, bool)
+        return satisfies(value, [int])
     if origin in (dict, list, str, bool):
         return isinstance(value, origin)
     return True

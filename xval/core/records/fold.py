@@ -9,12 +9,16 @@ import math
 import traceback as _traceback
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
+from xval.core.constraints import FINITE
 from xval.core.records.base import FORMAT_VERSION, Metrics, Record, Status, require
 from xval.core.records.job import Job
+from xval.core.settings import Settings
+
+M = TypeVar("M", bound=Mapping[str, Any])
 
 LATE_EPOCH_SHARE = 0.1
 """A fold whose best epoch falls in this last share of `epochs` was still improving when
@@ -48,13 +52,13 @@ class Postprocessing(Record):
     level: str = "segment"
     score: float | None = None
 
-    def apply(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        """`params` with the chosen values where `params` leaves them unset (`None`)."""
-        out = dict(params)
-        for name, value in self.values.items():
-            if out.get(name) is None:
-                out[name] = value
-        return out
+    def apply(self, params: M) -> M:
+        """`params` (a parameter record, or a mapping read from `params.json`) with the
+        chosen values where it leaves them unset (`None`)."""
+        chosen = {n: v for n, v in self.values.items() if params.get(n) is None}
+        if isinstance(params, Settings):
+            return params.replace(**chosen)
+        return {**params, **chosen}  # type: ignore[return-value]
 
     @classmethod
     def merged(cls, records: Iterable[Postprocessing]) -> Postprocessing | None:
@@ -283,8 +287,7 @@ def _check_metrics(result: FoldResult, ranges: Mapping[str, tuple[float, float]]
                 # written as null: an event F1 without events, R² of one row).
                 if isinstance(value, list) or value is None:
                     continue
-                if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                        or not math.isfinite(value):
+                if not FINITE.is_satisfied_by(value):
                     return f"its {split} {name} is {value!r}, not a finite number"
                 base = name.removeprefix("embedding_")
                 low, high = ranges.get(base, (-math.inf, math.inf))

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from xval.core.errors import ConfigurationError
+from xval.core.parameters import InstanceParams
 from xval.core.records.base import Record
 
 
@@ -17,7 +18,8 @@ class Job(Record):
     Args:
         instance: the instance id.
         fold: the fold index.
-        params: the instance's resolved parameters.
+        params: the instance's resolved parameters (`xval.config.params.resolve`); a
+            mapping of them (a job read from JSON, written by hand) is made the record.
         items: `{"train": [...], "val": [...], "test": [...]}` item names.
         task_type: the task's name (see `xval.tasks`).
         generator: stream batches from the memory-mapped store.
@@ -41,7 +43,7 @@ class Job(Record):
 
     instance: int
     fold: int
-    params: dict[str, Any]
+    params: InstanceParams
     items: dict[str, list[str]]
     task_type: str
     generator: bool
@@ -53,6 +55,7 @@ class Job(Record):
     embedding_items: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.params = InstanceParams.of(self.params)
         if not Path(self.store).is_absolute():
             raise ConfigurationError(
                 f"Job store path {self.store!r} must be absolute, so that a worker in another "

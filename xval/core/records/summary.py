@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import math
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 
+from xval.core.constraints import FINITE
 from xval.core.records.base import (
     FORMAT_VERSION,
     LEVELS,
@@ -171,8 +171,7 @@ def _summarize_level(summary: InstanceSummary, ok: list[FoldResult], level: str,
 
 
 def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) \
-        and math.isfinite(value)
+    return FINITE.is_satisfied_by(value)
 
 
 def mean_std_ci(values: Iterable[Any], orders: Iterable[int] | None = None) -> Stat:

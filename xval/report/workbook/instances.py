@@ -11,7 +11,6 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
 from xval.config.selection import metric_direction
-from xval.core.parameters import InstanceParams
 from xval.report.results import ExperimentResults, InstanceResult
 from xval.report.tables import cell_value, instance_message, status_label
 from xval.report.workbook.cells import LINE_POINTS, SELECTED_MARK, Styles, safe, wrapped_lines
@@ -63,8 +62,8 @@ def _value(r: InstanceResult, c: Column, selected_id: int | None) -> Any:
         "ID": lambda: r.id,
         "status": lambda: status_label(r),
         "selected": lambda: SELECTED_MARK if r.id == selected_id else "",
-        "comment_1": lambda: InstanceParams.of(r.params).comment_1,
-        "comment_2": lambda: InstanceParams.of(r.params).comment_2,
+        "comment_1": lambda: r.parameters.comment_1,
+        "comment_2": lambda: r.parameters.comment_2,
         "folds": lambda: f"{r.summary.folds_done}/{r.summary.num_folds}",
     }
     return values.get(name, lambda: instance_message(r))()
