@@ -5,8 +5,11 @@ an address is checked for range at once; a garbage dataset description, a skops 
 is no classifier of this fold, an unknown encoder are each one error naming the file or the
 value and the fix."""
 
+import http.server
 import io
 import json
+import socket
+import threading
 import zipfile
 
 import numpy as np
@@ -15,7 +18,7 @@ import pytest
 from preprocessing.features.pretrained import load_encoder
 from xval import Experiment
 from xval.core.errors import ConfigurationError, DatasetError
-from xval.core.network import host_port
+from xval.core.network import check_reachable, host_port
 from xval.folds.kfold import MAX_FOLDS, ItemKFold, distinct_splits
 from xval.inference.classifiers import check_classes, check_width
 from xval.training import embeddings
@@ -84,6 +87,35 @@ def test_experiment_cli_refuses_ray_address_out_of_range_before_running(config_p
     assert done.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "'127.0.0.1:70000': its port '70000'" in err[0]
+
+
+@pytest.fixture
+def web_server():
+    """A real HTTP/1 server on a local port (what a Ray dashboard address is)."""
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.timeout(60)
+def test_ray_address_of_a_web_server_or_a_silent_port_is_refused_within_seconds(web_server):
+    """Ray retries an address where something else listens for about 13 minutes
+    (20 tries of 40 s); the executor asks it for HTTP/2 once, within the stated 5 s."""
+    from xval.executors.ray import RayExecutor
+
+    with pytest.raises(ConfigurationError, match=rf"Ray cluster at '{web_server}' does not "
+                                                 r"answer as one \(.*web server.*within 5 s\); "
+                                                 r"start it with `ray start --head`"):
+        RayExecutor(address=web_server).start()
+    with socket.socket() as silent:  # listens, accepts, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        address = f"127.0.0.1:{silent.getsockname()[1]}"
+        with pytest.raises(ConfigurationError, match=r"said nothing back, within 1 s"):
+            check_reachable(address, "The Ray cluster", "", grpc=True, timeout=1)
 
 
 # -- 3. no "a bug" for bad input -------------------------------------------------------------
