@@ -64,6 +64,27 @@ def test_experiment_dry_run_refuses_a_billion_repeats(config_path, config, store
     assert not (config.results_dir / "tiny").exists()
 
 
+def test_search_trials_are_bounded_and_the_dry_run_says_how_many_run(config_path, config,
+                                                                      store):
+    from xval.config.space import Float, Search
+
+    exp = Experiment(description="bounds", dataset="tiny", number=1, num_folds=3,
+                     config=str(config_path))
+    exp.search = Search(base=dict(BASE), space={"learning_rate": Float(1e-4, 1e-2, log=True)},
+                        n_trials=3)
+    lines = []
+    exp.run(config=config, search=True, trials=40, dry_run=True, out=lines.append)
+    assert any(str(line).startswith("Search: 40 trial(s)") for line in lines), lines
+    with pytest.raises(ConfigurationError, match=r"--trials 1000000000: 1000000000 trials x 3 "
+                                                 r"folds each .* use at most 3333 trials"):
+        exp.run(config=config, search=True, trials=1_000_000_000, dry_run=True,
+                out=lambda *a: None)
+    with pytest.raises(ConfigurationError, match=r"--trials 2000: 2000 trials x 6 folds each"):
+        exp.run(config=config, search=True, trials=2000, inner_folds=2, dry_run=True,
+                out=lambda *a: None)
+    assert not (config.results_dir / "tiny").exists()
+
+
 @pytest.mark.parametrize("address, message", [
     ("127.0.0.1:70000", r"'127.0.0.1:70000': its port '70000' is not a port number"),
     ("head:http", r"'head:http': its port 'http' is not a port number"),

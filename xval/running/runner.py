@@ -41,7 +41,7 @@ from xval.running.nested import NestedRun, check_inner_folds_option, run_nested
 from xval.running.planner import Plan, make_plan, resolver
 from xval.running.recorder import Out, Recorder
 from xval.running.scheduler import Scheduler
-from xval.running.splitting import check_inner_folds
+from xval.running.splitting import check_search
 from xval.running.study import run_search
 
 EXIT_PENDING_ELSEWHERE = 3
@@ -123,9 +123,9 @@ def run_experiment(experiment: ExperimentDeclaration, request: RunRequest,
     executor = executor_for(request.executor, config, gpu, backend, gpus=request.gpus,
                             ray_address=request.ray_address)
     check_selection_metric_recorded(experiment, config, request.overrides, request.search)
-    plan = make_plan(experiment, config, selected, request.overrides,
-                     bool(request.overwrite))
-    check_inner_folds(request.inner_folds, plan.folds)  # a nested search's, if any
+    plan = make_plan(experiment, config, selected, request.overrides, bool(request.overwrite))
+    check_search(request.search and experiment.search, request.trials, request.inner_folds,
+                 plan.folds)  # its size, its inner folds
     if request.dry_run:
         return dry_run(experiment, plan, request, config)
     for line in data_checks(plan):
@@ -262,10 +262,11 @@ def dry_run(experiment: ExperimentDeclaration, plan: Plan, request: RunRequest,
     plan.describe(request.out, experiment.number, experiment.dataset)
     for line in data_checks(plan):
         request.out(line)
-    if request.search and experiment.search is not None:
+    search = experiment.search
+    if request.search and search is not None:  # with the trials --trials asks for
         metric = selection_metric(config, experiment.task_type)
-        experiment.search.describe(request.out, experiment.first_trial_instance, metric,
-                                   metric_direction(metric))
+        dataclasses.replace(search, n_trials=request.trials or search.n_trials).describe(
+            request.out, experiment.first_trial_instance, metric, metric_direction(metric))
     return RunOutcome(None, [], [], 0)
 
 
@@ -394,7 +395,6 @@ def nested_instances(experiment: ExperimentDeclaration, search: Search,
     return RunOutcome(done.results, [done.instance] if done.failed else [], [], done.code)
 
 
-def print_table(results: ExperimentResults, selected: list[int], config: Config,
-                out: Out) -> None:
+def print_table(results: ExperimentResults, selected: list[int], config: Config, out: Out) -> None:
     """Prints the results table of the selected instances."""
     out(terminal_table(results, config=config, only=selected))
