@@ -5,6 +5,7 @@ an address is checked for range at once; a garbage dataset description, a skops 
 is no classifier of this fold, an unknown encoder are each one error naming the file or the
 value and the fix."""
 
+import contextlib
 import http.server
 import io
 import json
@@ -408,3 +409,55 @@ def test_augment_folder_resumes_the_same_command_and_refuses_another(tmp_path):
                                                  r"seed\); pass --overwrite"):
         augment_folder(source, out, 2, **{**kwargs, "seed": 4})
     assert augment_folder(source, out, 2, **{**kwargs, "seed": 4}, overwrite=True)["files"] == 3
+
+
+def test_sigkilled_augmentation_takes_its_workers_and_the_same_command_resumes(tmp_path):
+    """Issue 45: a SIGKILLed `python -m augmentation` left two workers writing with parent
+    PID 1, and the rerun refused. The workers end within seconds of their parent; the same
+    command then resumes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import soundfile as sf
+
+    pytest.importorskip("audiomentations")
+    from tests.conftest import ROOT, write_config
+
+    source, out = tmp_path / "in", tmp_path / "out"
+    for k in range(8):
+        (source / f"c{k % 2}").mkdir(parents=True, exist_ok=True)
+        y = 0.3 * np.sin(2 * np.pi * (200 + 40 * k) * np.arange(16000) / 16000)
+        sf.write(source / f"c{k % 2}" / f"tone{k}.wav", y.astype(np.float32), 16000)
+    command = [sys.executable, "-m", "augmentation", str(source), str(out), "40", "--workers",
+               "2", "--no-progress", "--config", str(write_config(tmp_path))]
+    proc = subprocess.Popen(command, cwd=ROOT, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while len(list(out.rglob("*.wav"))) < 20 and time.monotonic() < deadline:
+            assert proc.poll() is None, "finished before it could be killed"
+            time.sleep(0.2)
+        os.kill(proc.pid, signal.SIGKILL)  # the parent alone: no clean-up runs
+        proc.wait()
+        written = len(list(out.rglob("*.wav")))
+        assert 20 <= written < 8 * 41
+        gone = time.monotonic() + 15
+        while time.monotonic() < gone:
+            try:
+                os.killpg(proc.pid, 0)  # a worker of the session still alive
+            except ProcessLookupError:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the workers outlived their killed parent")
+        time.sleep(1)
+        assert len(list(out.rglob("*.wav"))) == written  # nothing writes any more
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "Resumed:" in again.stdout and len(list(out.rglob("*.wav"))) == 8 * 41
