@@ -461,3 +461,38 @@ def test_sigkilled_augmentation_takes_its_workers_and_the_same_command_resumes(t
     again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "Resumed:" in again.stdout and len(list(out.rglob("*.wav"))) == 8 * 41
+
+
+def test_a_segment_far_longer_than_every_clip_is_refused_before_extraction(tmp_path):
+    """Issue 45, point 2: `--segment-seconds 3600` on clips of half a second extracted for
+    minutes towards gigabytes of zero padding; it is refused from the file headers."""
+    import pandas as pd
+    import soundfile as sf
+
+    from preprocessing import build_store
+    from preprocessing.build import feature_params
+    from preprocessing.segment_length import check_segment_length
+    from tests.conftest import ROOT
+    from xval.config.loader import load_config
+
+    defaults = load_config(ROOT / "config.ini").features
+
+    paths = []
+    for k in range(4):
+        (tmp_path / "in").mkdir(exist_ok=True)
+        paths.append(tmp_path / "in" / f"c{k % 2}_{k}.wav")
+        y = 0.3 * np.sin(2 * np.pi * 440 * np.arange(8000) / 16000)
+        sf.write(paths[-1], y.astype(np.float32), 16000)
+    rows = pd.DataFrame({"path": [str(p) for p in paths], "label": ["a", "b"] * 2,
+                         "item": ["i0", "i1", "i2", "i3"], "clip": [p.stem for p in paths]})
+    for seconds in (1.0, 4.0):  # the default; 8 times the clips: kept
+        check_segment_length(rows, feature_params(defaults, segment_seconds=seconds))
+    with pytest.raises(ConfigurationError,
+                       match=r"segment_seconds=3600: the longest of the 4 clips lasts 0\.50 s, "
+                             r"so every row would be at least 99\.99% zero padding \(4 rows of "
+                             r"360001 x 64 features, about 0\.3 GiB\); use a segment_seconds "
+                             r"of at most 1"):
+        build_store(rows, tmp_path / "store", workers=1, progress=False,
+                    params=feature_params(defaults, segment_seconds=3600,
+                                          segment_hop_seconds=3600))
+    assert not (tmp_path / "store").exists()
