@@ -757,7 +757,8 @@ def _issue45_more_cases() -> list[Case]:
              check=_out_has("Search: 7 trial(s)")),
         Case("exp-search-when-never", dry, "refuse", named=True,
              prepare=_search("{'num_layers': Int(1, 2, when={'architecture': 'mlpp'})}")),
-        Case("exp-class-weights-numpy", ("exp", "--dry-run"), "run", named=True,
+        Case("exp-class-weights-numpy", ("exp", "--dry-run", "--overwrite"), "run",
+             named=True, check=_out_has("class_weights = True"),
              prepare=_write("project/experiments/probe.py", EXPERIMENT.format(
                  dataset="demo").replace("from xval import Experiment",
                                          "import numpy as np\nfrom xval import Experiment")
