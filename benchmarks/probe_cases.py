@@ -657,6 +657,124 @@ def _issue45_cases() -> list[Case]:
     ]
 
 
+SEARCH_EXPERIMENT = EXPERIMENT.replace("from xval import Experiment", "import numpy as np\n"
+                                       "from xval import Categorical, Experiment, Float, "
+                                       "Int, Search").replace(
+    "\nif __name__", "experiment.search = Search(base={{'architecture': 'mlp', "
+    "'reshaping_type': 'none', 'hidden_units': 8}}, space={space}, n_trials=3)\n"
+    "\nif __name__")
+"""The sandbox's experiment with a search of `space` (formatted with `dataset`, `space`)."""
+PROBE_PORT = 6391
+"""The local port where a case starts a web server (a wrong Ray address)."""
+
+
+def _search(space: str) -> Prepare:
+    return _write("project/experiments/probe.py",
+                  SEARCH_EXPERIMENT.format(dataset="demo", space=space))
+
+
+def _web_server(root: Path) -> None:
+    """A real HTTP/1 server on `PROBE_PORT` for the case's life (`_stop_server` ends it)."""
+    import time  # noqa: PLC0415
+
+    proc = subprocess.Popen([sys.executable, "-m", "http.server", str(PROBE_PORT), "--bind",
+                             "127.0.0.1"], cwd=root, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    (root / "server.pid").write_text(str(proc.pid))
+    time.sleep(1.5)
+
+
+def _stop_server(root: Path) -> None:
+    import signal  # noqa: PLC0415
+
+    try:
+        os.kill(int((root / "server.pid").read_text()), signal.SIGTERM)
+    except (OSError, ValueError):
+        pass
+
+
+def _copy(rel: str, to: str) -> Prepare:
+    def prepare(root: Path) -> None:
+        import shutil  # noqa: PLC0415
+
+        (shutil.copytree if (root / rel).is_dir() else shutil.copy2)(root / rel, root / to)
+    return prepare
+
+
+def _workbook_has(text: str) -> Check:
+    def check(root: Path, proc: Any) -> str:
+        import openpyxl  # noqa: PLC0415
+
+        book = openpyxl.load_workbook(next((root / RESULTS).glob("*.xlsx")), read_only=True)
+        cells = " ".join(str(c) for sheet in book for row in sheet.iter_rows(values_only=True)
+                         for c in row if c is not None)
+        return "" if text in cells else f"{text!r} not in the workbook"
+    return check
+
+
+def _issue45_more_cases() -> list[Case]:
+    """Issue 45's classes beyond its named inputs: each place an edit must be named
+    (workbook, compare, a resumed run, a fold model given alone), counts and addresses a
+    search or a cluster is given, and the silent and unclear cases in other forms."""
+    edit_metric = _edit_json(f"{INSTANCE}/fold_1.json", lambda d: {
+        **d, "metrics": {**d["metrics"], "test": {**d["metrics"]["test"], "accuracy": 0.999}}})
+    swap = _copy(f"{INSTANCE}/fold_1.keras", f"{INSTANCE}/fold_0.keras")
+    model = "results/demo/experiment_1/instance_1"
+    dry = ("exp", "--search", "--dry-run")
+    rel_lhotse = ("pre", "lhotse", "{W}/audio/recordings.jsonl", "{W}/audio/sups.jsonl",
+                  "--label-field", "language", "--out", "lh", "-q")
+    return [
+        Case("report-workbook-names-edit", ("xval", "report", "results/demo/experiment_1"),
+             "run", may_change=(f"{RESULTS}/*.xlsx",), named=True, prepare=edit_metric,
+             check=_workbook_has("fold_1.json was edited after it was written")),
+        Case("compare-metric-edited", ("xval", "compare", "results/demo/experiment_1:1",
+                                       "results/demo/experiment_2:1", "--no-workbook"),
+             "run", named=True, prepare=_all(
+                 _copy(RESULTS, "project/results/demo/experiment_2"), edit_metric),
+             check=_out_has("fold 1 left out: fold_1.json was edited")),
+        Case("exp-resume-metric-edited", ("exp",), "run", named=True, prepare=edit_metric,
+             may_change=(f"{INSTANCE}/*", *DERIVED),
+             check=_out_has("fold_1.json was edited after it was written")),
+        Case("exp-resume-params-edited", ("exp", "-q"), "refuse", named=True,
+             prepare=_all(_remove(f"{INSTANCE}/fold_1.json"), _edit_json(
+                 f"{INSTANCE}/params.json", lambda d: {**d, "task_type": "regression"}))),
+        Case("export-fold-model-swapped", ("xval", "export", f"{model}/fold_0.keras",
+                                           "--format", "keras", "--out", "{W}/exported"),
+             "refuse", named=True, prepare=swap),
+        Case("predict-fold-model-swapped", ("xval", "predict", f"{model}/fold_0.keras",
+                                            "{W}/audio/a/spk1_0.wav"), "refuse", named=True,
+             prepare=swap),
+        Case("predict-etc-passwd", ("xval", "predict", model, "/etc/passwd"), "refuse",
+             named=True),
+        Case("exp-ray-web-server", ("exp", "--executor", "ray", "--ray-address",
+                                    f"127.0.0.1:{PROBE_PORT}"), "refuse", named=True,
+             prepare=_web_server, cleanup=_stop_server, timeout=120),
+        Case("exp-search-trials-billion", (*dry, "--trials", "1000000000"), "refuse",
+             named=True, prepare=_search("{'learning_rate': Float(1e-4, 1e-2, log=True)}"),
+             timeout=90),
+        Case("exp-search-dry-run-trials", (*dry, "--trials", "7"), "run", named=True,
+             prepare=_search("{'learning_rate': Float(1e-4, 1e-2, log=True)}"),
+             check=_out_has("Search: 7 trial(s)")),
+        Case("exp-search-when-never", dry, "refuse", named=True,
+             prepare=_search("{'num_layers': Int(1, 2, when={'architecture': 'mlpp'})}")),
+        Case("exp-class-weights-numpy", ("exp", "--dry-run", "--overwrite"), "run",
+             named=True, check=_out_has("class_weights = True"),
+             prepare=_write("project/experiments/probe.py", EXPERIMENT.format(
+                 dataset="demo").replace("from xval import Experiment",
+                                         "import numpy as np\nfrom xval import Experiment")
+                 .replace('"hidden_units": 8}', '"hidden_units": 8, '
+                          '"class_weights": np.True_}'))),
+        Case("pre-lhotse-relative-no-root", rel_lhotse, "refuse", named=True,
+             prepare=_lhotse("audio", "a/spk{i}_0.wav")),
+        Case("pre-lhotse-relative-root", (*rel_lhotse[:-3], "--root", "{W}/audio",
+                                          "--out", "lh", "-q"), "run", named=True,
+             prepare=_lhotse("audio", "a/spk{i}_0.wav"), check=_exists("project/data/lh")),
+        Case("pre-segment-hours", ("pre", "folders", "{W}/audio", "--out", "seg",
+                                   "--segment-seconds", "3600", "-q"), "refuse",
+             named=True, timeout=120),
+    ]
+
+
 CASES: list[Case] = [*_init_cases(), *_preprocessing_cases(), *_augment_cases(),
                      *_experiment_cases(), *_report_cases(), *_model_cases(),
-                     *_issue45_cases()]
+                     *_issue45_cases(), *_issue45_more_cases()]

@@ -30,6 +30,7 @@ from preprocessing.level import no_signal_reason
 from preprocessing.parallel import process_pool, seed_for, single_threaded
 from preprocessing.parameters import feature_params
 from preprocessing.rows import check_rows, row_region
+from preprocessing.segment_length import check_segment_length
 from preprocessing.silent_segments import silent_mask, silent_note, silent_record
 from preprocessing.sources import Skipped
 from preprocessing.store import FeatureStore, check_store_out, write_store
@@ -332,7 +333,8 @@ def build_store(rows: pd.DataFrame, out: str | os.PathLike[str], *,
         `(store, summary)`: the opened `FeatureStore` and a dict of counts and skipped files.
 
     Raises:
-        ConfigurationError: for a missing or bad feature parameter or worker count.
+        ConfigurationError: for a missing or bad feature parameter or worker count, or a
+            segment far longer than every clip (`check_segment_length`).
         DatasetError: for an `out` that may not be written (`check_store_out`), rows that
             would change results (`check_rows`) or cannot train (`check_trainable`, on the
             rows found and on those left after extraction), in strict mode on the first
@@ -347,6 +349,7 @@ def build_store(rows: pd.DataFrame, out: str | os.PathLike[str], *,
                    inputs=inputs)
     check_rows(rows)
     check_trainable(rows, skipped, task_type=task_type, stage="found")
+    check_segment_length(rows, params)
     rows, classes, unit = _in_order(rows, classes, task_type)
     workers = max(1, min(workers or os.cpu_count() or 1, len(rows)))
     work: list[ExtractionTask] = [

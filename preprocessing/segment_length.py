@@ -31,10 +31,12 @@ import pandas as pd
 import soundfile as sf
 
 from preprocessing.audio import SNDFILE_EXTENSIONS
+from preprocessing.features import feature_shape, get
 from preprocessing.rows import row_region
+from xval.core.errors import ConfigurationError
 
-__all__ = ["ENCODER_LONGEST", "SegmentChoice", "choose_segment", "clip_durations",
-           "encoder_segment"]
+__all__ = ["ENCODER_LONGEST", "SegmentChoice", "check_segment_length", "choose_segment",
+           "clip_durations", "encoder_segment"]
 
 LONGEST = 1.0
 """The longest segment chosen (seconds): the package default `segment_seconds`."""
@@ -46,6 +48,9 @@ ENCODER_LONGEST = 10.0
 """The longest segment of an encoder's store (seconds): a row of 7 aisfx blocks."""
 COVERED = 75
 """An encoder's segment holds this percentage of the clips whole."""
+MOSTLY_PADDING = 10
+"""A segment longer than `LONGEST` and more than this many times the longest clip is
+refused (`check_segment_length`): over 90% of every row would be zero padding."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,3 +168,37 @@ def encoder_segment(durations: np.ndarray, *, block_seconds: float, default: flo
     else:
         why = f"{spread}: a row holds every block of 3 clips in 4"
     return SegmentChoice(seconds, round(seconds / 2, 4), why)
+
+
+def check_segment_length(rows: pd.DataFrame, params: Mapping[str, Any]) -> None:
+    """Refuses a segment far longer than every clip, before anything is extracted: longer
+    than `LONGEST` and more than `MOSTLY_PADDING` times the longest clip, each row would be
+    mostly zero padding, and the store (and each file's extraction) as large as the
+    segment says (`--segment-seconds 3600` on 1 s clips: minutes and gigabytes). Durations
+    are read from the headers only when the segment is longer than `LONGEST`; an encoder's
+    segment (a type that runs a model) is its own and never refused.
+
+    Args:
+        rows: source rows (`path`, optional `offset`, `duration`, `read`).
+        params: the feature parameters (`segment_seconds`, `sample_rate`, `feature`, ...).
+
+    Raises:
+        ConfigurationError: naming the segment, the longest clip, the store's size and the
+            fix.
+    """
+    seconds = float(params["segment_seconds"])
+    if seconds <= LONGEST or rows.empty or get(params["feature"]).batched:
+        return  # an encoder's segment is the encoder's own (BirdNET: 3 s)
+    known = clip_durations(rows)
+    known = known[np.isfinite(known)]
+    if not known.size or seconds <= MOSTLY_PADDING * float(np.max(known)):
+        return
+    longest = float(np.max(known))
+    frames, bins = feature_shape(params)
+    size = len(rows) * frames * bins * 4 / 2**30
+    raise ConfigurationError(
+        f"segment_seconds={seconds:g}: the longest of the {len(rows)} clips lasts "
+        f"{longest:.2f} s, so every row would be at least {1 - longest / seconds:.2%} zero "
+        f"padding ({len(rows)} rows of {frames} x {bins} features, about {size:.1f} GiB); "
+        f"use a segment_seconds of at most {max(LONGEST, longest):g} (python -m xval init "
+        "chooses it from the durations).")

@@ -34,7 +34,7 @@ def test_preprocessing_says_before_the_slow_first_extraction(tmp_path):
                "--item-pattern", r"(?P<item>[a-z])_\d+\.wav$", "--sample-rate", "8000",
                "--workers", "1")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith("Extracting features of 6 file(s)")
+    assert proc.stdout.startswith("Extracting features of 6 files into")
     assert "numba" in proc.stdout.splitlines()[0]
 
 

@@ -208,10 +208,11 @@ def test_kaldi_source_bad_directory_names_the_fix(tmp_path, change, match):
         kaldi_source(data, label_file="utt2lang")
 
 
-def _preprocess(*args, cwd):
+def _preprocess(*args, cwd, progress=False):
     return subprocess.run([sys.executable, "-m", "preprocessing", *map(str, args),
                            "--sample-rate", "8000", "--n-mels", "16", "--workers", "1",
-                           "--no-progress"], capture_output=True, text=True, cwd=cwd)
+                           *([] if progress else ["--no-progress"])],
+                          capture_output=True, text=True, cwd=cwd)
 
 
 def test_cli_kaldi_builds_a_store_and_refuses_a_directory_without_wav_scp(tmp_path):
@@ -420,9 +421,11 @@ def test_cli_lhotse_root_refuses_only_a_store_inside_the_audio_folder(tmp_path,
     args = ("lhotse", manifests / "recordings.jsonl.gz", manifests / "supervisions.jsonl",
             "--label-field", "language", "--root", tmp_path)
     # A project inside --root, beside the audio: nothing read is written over.
-    ok = _preprocess(*args, "--out", tmp_path / "project" / "data" / "s", cwd=ROOT)
+    ok = _preprocess(*args, "--out", tmp_path / "project" / "data" / "s", cwd=ROOT,
+                     progress=True)
     assert ok.returncode == 0, ok.stderr
     assert "6 rows from 6 supervisions of 3 recordings, 3 items" in ok.stdout
+    assert "Extracting features of 6 supervisions of 3 recordings into" in ok.stdout
     inside = _preprocess(*args, "--out", tmp_path / "audio" / "s", cwd=ROOT)
     assert inside.returncode == 2, inside.stdout
     assert "is inside the audio folder" in inside.stderr and "audio" in inside.stderr

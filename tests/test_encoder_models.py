@@ -13,7 +13,7 @@ import pytest
 from preprocessing.features import encoders
 from tests.conftest import write_config
 from tests.test_encoders import write_audio
-from tests.test_export import RUNNER
+from tests.test_export import RUNNER, _check_card_program
 from xval.core.errors import ConfigurationError
 
 pytest.importorskip("torch")
@@ -259,3 +259,9 @@ def test_export_onnx_takes_a_waveform_and_matches_predict_outside_the_project(
                          for r in predicted for s in r["segments"]])
     assert got.shape == expected.shape == (3, 2)
     np.testing.assert_allclose(got, expected, atol=1e-4)
+    # The card's program, with numpy and onnxruntime alone, gives predict's clip scores: its
+    # rows are predict's to the bit; the encoder's depth leaves onnxruntime about 3e-5 from
+    # Keras per window (1e-5 for the spectral front end, tests/test_export.py).
+    (tmp_path / "card").mkdir()
+    _check_card_program(audio_instance, out, onnx_python, tmp_path / "card", paths[:2],
+                        atol=1e-4)

@@ -178,28 +178,33 @@ def test_report_of_a_read_only_experiment(experiment_dir, tmp_path):
 
 
 def test_report_on_a_full_disk(experiment_dir, monkeypatch, capsys):
-    """A real ENOSPC: the workbook is written to /dev/full."""
+    """A real ENOSPC: the workbook's bytes go to /dev/full. Issue 45: `report` blamed stdout
+    and printed a `ZipFile.__del__` traceback (openpyxl wrote the zip file itself); it names
+    the workbook, the space needed and free, and leaves no partial file."""
     from xval.cli.main import main
+    from xval.core import files
 
     if not Path("/dev/full").exists():
         pytest.skip("needs /dev/full (Linux)")
-    from xval.report.workbook import builder
-
     folder, _, results = experiment_dir
-    real = builder.make_temp_file
+    real_fdopen = os.fdopen
 
-    def on_full_disk(folder, prefix, suffix=""):  # the temporary workbook is /dev/full
-        fd, tmp = real(folder, prefix, suffix)
-        os.close(fd)
-        os.remove(tmp)
-        os.symlink("/dev/full", tmp)
-        return os.open(os.devnull, os.O_RDONLY), tmp
+    def fdopen(fd, mode="r", *args, **kwargs):  # the workbook's temporary file only
+        if ".xlsx" in os.readlink(f"/proc/self/fd/{fd}"):
+            os.close(fd)
+            fd = os.open("/dev/full", os.O_WRONLY)
+        return real_fdopen(fd, mode, *args, **kwargs)
 
-    monkeypatch.setattr(builder, "make_temp_file", on_full_disk)
+    monkeypatch.setattr(files.os, "fdopen", fdopen)
+    book = next(Path(results).glob("experiment_*.xlsx"))
+    before = book.read_bytes()
     code = main(["report", str(results), "--config", str(folder / "config.ini")])
     err = capsys.readouterr().err
-    assert code == 2 and "Traceback" not in err, err
-    assert err.count("error:") == 1 and "No space left on device" in err, err
+    assert code == 2 and "Traceback" not in err and "stdout" not in err, err
+    assert err.count("error:") == 1 and err.startswith(
+        f"error: cannot write {book} (No space left on device: "), err
+    assert book.read_bytes() == before  # the old workbook stays, whole
+    assert sorted(p.name for p in Path(results).iterdir() if "xlsx" in p.name) == [book.name]
 
 
 def test_run_into_a_read_only_results_folder(experiment_dir, tmp_path):

@@ -96,6 +96,50 @@ def test_export_onnx_runs_in_a_clean_venv_and_matches_keras(trained, tmp_path, c
     got = np.load(tmp_path / "y.npy")
     assert got.shape == expected.shape == (len(rows), 4)
     np.testing.assert_allclose(got, expected, atol=1e-4)
+    # The card's program, run as written with numpy and onnxruntime alone, gives predict's
+    # clip scores: a long file (windows and the tail window) and a short one (padded).
+    _check_card_program(root / "instance_1", out, onnx_python, tmp_path,
+                        _demo_wavs(root / "instance_1"))
+
+
+def _card_program(folder):
+    """The Python block of the card's "Running it" section, written to run.py beside it."""
+    card = (folder / "MODEL_CARD.md").read_text()
+    code = card.split("## Running it", 1)[1].split("```python\n", 1)[1].split("\n```", 1)[0]
+    (folder / "run.py").write_text(code + "\n")
+    return folder / "run.py"
+
+
+def _demo_wavs(model):
+    instance = model if model.is_dir() else model.parent
+    return sorted(instance.parents[3].glob("audio/spk1/*.wav"))
+
+
+def _check_card_program(model, folder, python, tmp_path, wavs, atol=1e-5):
+    """Runs the card's program (`python run.py FILE` in the export folder) on a long file
+    cut from `wavs` and a short one, and compares with `predict_files` (within `atol`)."""
+    import ast
+
+    import soundfile as sf
+
+    from xval.inference.predict import predict_files
+
+    y = np.concatenate([sf.read(w, dtype="float32")[0] for w in wavs[:2]])
+    files = [tmp_path / "long.wav", tmp_path / "short.wav"]
+    rate = sf.info(wavs[0]).samplerate
+    sf.write(files[0], y[: len(y) - 301], rate, subtype="PCM_16")  # the hops miss the end
+    sf.write(files[1], y[: rate // 4], rate, subtype="PCM_16")
+    expected = predict_files(model, files, ensemble=model.is_dir())
+    assert len(expected[0]["segments"]) > 2 and len(expected[1]["segments"]) == 1
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    for path, want in zip(files, expected):
+        run = subprocess.run([python, _card_program(folder), path], capture_output=True,
+                             text=True, cwd=folder, timeout=300, env=env)
+        assert run.returncode == 0, run.stderr[-2000:]
+        got = ast.literal_eval(run.stdout.strip().splitlines()[-1])
+        assert got.keys() == want["clip"]["scores"].keys()
+        for name, p in want["clip"]["scores"].items():
+            assert abs(got[name] - p) <= atol, (path.name, got, want["clip"]["scores"])
 
 
 def test_export_keras_writes_the_ensemble_and_its_model_card(trained, tmp_path):
@@ -154,6 +198,9 @@ def test_export_of_a_librosa_model_documents_its_front_end(trained, tmp_path):
            "n_mels=32, fmin=60.0, fmax=None, power=2.0)" in card
     assert "librosa.power_to_db(S, ref=1.0, amin=1e-10, top_db=None)" in card
     assert "the mean of the outputs of one model" in card
+    # Only Keras, librosa and numpy: the card's program gives predict's clip scores.
+    model = root / "instance_2" / "fold_1.keras"
+    _check_card_program(model, out, sys.executable, tmp_path, _demo_wavs(model))
 
 
 def test_model_card_names_the_encoder_and_its_licence(trained):

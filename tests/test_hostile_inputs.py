@@ -5,8 +5,12 @@ an address is checked for range at once; a garbage dataset description, a skops 
 is no classifier of this fold, an unknown encoder are each one error naming the file or the
 value and the fix."""
 
+import contextlib
+import http.server
 import io
 import json
+import socket
+import threading
 import zipfile
 
 import numpy as np
@@ -15,7 +19,7 @@ import pytest
 from preprocessing.features.pretrained import load_encoder
 from xval import Experiment
 from xval.core.errors import ConfigurationError, DatasetError
-from xval.core.network import host_port
+from xval.core.network import check_reachable, host_port
 from xval.folds.kfold import MAX_FOLDS, ItemKFold, distinct_splits
 from xval.inference.classifiers import check_classes, check_width
 from xval.training import embeddings
@@ -61,6 +65,27 @@ def test_experiment_dry_run_refuses_a_billion_repeats(config_path, config, store
     assert not (config.results_dir / "tiny").exists()
 
 
+def test_search_trials_are_bounded_and_the_dry_run_says_how_many_run(config_path, config,
+                                                                      store):
+    from xval.config.space import Float, Search
+
+    exp = Experiment(description="bounds", dataset="tiny", number=1, num_folds=3,
+                     config=str(config_path))
+    exp.search = Search(base=dict(BASE), space={"learning_rate": Float(1e-4, 1e-2, log=True)},
+                        n_trials=3)
+    lines = []
+    exp.run(config=config, search=True, trials=40, dry_run=True, out=lines.append)
+    assert any(str(line).startswith("Search: 40 trial(s)") for line in lines), lines
+    with pytest.raises(ConfigurationError, match=r"--trials 1000000000: 1000000000 trials x 3 "
+                                                 r"folds each .* use at most 3333 trials"):
+        exp.run(config=config, search=True, trials=1_000_000_000, dry_run=True,
+                out=lambda *a: None)
+    with pytest.raises(ConfigurationError, match=r"--trials 2000: 2000 trials x 6 folds each"):
+        exp.run(config=config, search=True, trials=2000, inner_folds=2, dry_run=True,
+                out=lambda *a: None)
+    assert not (config.results_dir / "tiny").exists()
+
+
 @pytest.mark.parametrize("address, message", [
     ("127.0.0.1:70000", r"'127.0.0.1:70000': its port '70000' is not a port number"),
     ("head:http", r"'head:http': its port 'http' is not a port number"),
@@ -84,6 +109,35 @@ def test_experiment_cli_refuses_ray_address_out_of_range_before_running(config_p
     assert done.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "'127.0.0.1:70000': its port '70000'" in err[0]
+
+
+@pytest.fixture
+def web_server():
+    """A real HTTP/1 server on a local port (what a Ray dashboard address is)."""
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.timeout(60)
+def test_ray_address_of_a_web_server_or_a_silent_port_is_refused_within_seconds(web_server):
+    """Ray retries an address where something else listens for about 13 minutes
+    (20 tries of 40 s); the executor asks it for HTTP/2 once, within the stated 5 s."""
+    from xval.executors.ray import RayExecutor
+
+    with pytest.raises(ConfigurationError, match=rf"Ray cluster at '{web_server}' does not "
+                                                 r"answer as one \(.*web server.*within 5 s\); "
+                                                 r"start it with `ray start --head`"):
+        RayExecutor(address=web_server).start()
+    with socket.socket() as silent:  # listens, accepts, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        address = f"127.0.0.1:{silent.getsockname()[1]}"
+        with pytest.raises(ConfigurationError, match=r"said nothing back, within 1 s"):
+            check_reachable(address, "The Ray cluster", "", grpc=True, timeout=1)
 
 
 # -- 3. no "a bug" for bad input -------------------------------------------------------------
@@ -355,3 +409,90 @@ def test_augment_folder_resumes_the_same_command_and_refuses_another(tmp_path):
                                                  r"seed\); pass --overwrite"):
         augment_folder(source, out, 2, **{**kwargs, "seed": 4})
     assert augment_folder(source, out, 2, **{**kwargs, "seed": 4}, overwrite=True)["files"] == 3
+
+
+def test_sigkilled_augmentation_takes_its_workers_and_the_same_command_resumes(tmp_path):
+    """Issue 45: a SIGKILLed `python -m augmentation` left two workers writing with parent
+    PID 1, and the rerun refused. The workers end within seconds of their parent; the same
+    command then resumes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import soundfile as sf
+
+    pytest.importorskip("audiomentations")
+    from tests.conftest import ROOT, write_config
+
+    source, out = tmp_path / "in", tmp_path / "out"
+    for k in range(8):
+        (source / f"c{k % 2}").mkdir(parents=True, exist_ok=True)
+        y = 0.3 * np.sin(2 * np.pi * (200 + 40 * k) * np.arange(16000) / 16000)
+        sf.write(source / f"c{k % 2}" / f"tone{k}.wav", y.astype(np.float32), 16000)
+    command = [sys.executable, "-m", "augmentation", str(source), str(out), "40", "--workers",
+               "2", "--no-progress", "--config", str(write_config(tmp_path))]
+    proc = subprocess.Popen(command, cwd=ROOT, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while len(list(out.rglob("*.wav"))) < 20 and time.monotonic() < deadline:
+            assert proc.poll() is None, "finished before it could be killed"
+            time.sleep(0.2)
+        os.kill(proc.pid, signal.SIGKILL)  # the parent alone: no clean-up runs
+        proc.wait()
+        gone = time.monotonic() + 15
+        while time.monotonic() < gone:
+            try:
+                os.killpg(proc.pid, 0)  # a worker of the session still alive
+            except ProcessLookupError:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the workers outlived their killed parent")
+        written = len(list(out.rglob("*.wav")))  # what the workers wrote before they ended
+        assert 20 <= written < 8 * 41
+        time.sleep(1)
+        assert len(list(out.rglob("*.wav"))) == written  # nothing writes any more
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "Resumed:" in again.stdout and len(list(out.rglob("*.wav"))) == 8 * 41
+
+
+def test_a_segment_far_longer_than_every_clip_is_refused_before_extraction(tmp_path):
+    """Issue 45, point 2: `--segment-seconds 3600` on clips of half a second extracted for
+    minutes towards gigabytes of zero padding; it is refused from the file headers."""
+    import pandas as pd
+    import soundfile as sf
+
+    from preprocessing import build_store
+    from preprocessing.build import feature_params
+    from preprocessing.segment_length import check_segment_length
+    from tests.conftest import ROOT
+    from xval.config.loader import load_config
+
+    defaults = load_config(ROOT / "config.ini").features
+
+    paths = []
+    for k in range(4):
+        (tmp_path / "in").mkdir(exist_ok=True)
+        paths.append(tmp_path / "in" / f"c{k % 2}_{k}.wav")
+        y = 0.3 * np.sin(2 * np.pi * 440 * np.arange(8000) / 16000)
+        sf.write(paths[-1], y.astype(np.float32), 16000)
+    rows = pd.DataFrame({"path": [str(p) for p in paths], "label": ["a", "b"] * 2,
+                         "item": ["i0", "i1", "i2", "i3"], "clip": [p.stem for p in paths]})
+    for seconds in (1.0, 4.0):  # the default; 8 times the clips: kept
+        check_segment_length(rows, feature_params(defaults, segment_seconds=seconds))
+    with pytest.raises(ConfigurationError,
+                       match=r"segment_seconds=3600: the longest of the 4 clips lasts 0\.50 s, "
+                             r"so every row would be at least 99\.99% zero padding \(4 rows of "
+                             r"360001 x 64 features, about 0\.3 GiB\); use a segment_seconds "
+                             r"of at most 1"):
+        build_store(rows, tmp_path / "store", workers=1, progress=False,
+                    params=feature_params(defaults, segment_seconds=3600,
+                                          segment_hop_seconds=3600))
+    assert not (tmp_path / "store").exists()

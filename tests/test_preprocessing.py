@@ -512,7 +512,7 @@ def test_cli_non_finite_file_skipped_and_listed(tmp_path):
                            "8000", "--workers", "1", "--no-progress"],
                           capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
-    assert "Skipped 1 file(s):" in proc.stdout and "2_anna_7.wav" in proc.stdout
+    assert "Skipped 1 of the files:" in proc.stdout and "2_anna_7.wav" in proc.stdout
     assert "Traceback" not in proc.stderr
     strict = subprocess.run([sys.executable, "-m", "preprocessing", "regex", str(root),
                              "--pattern", "fsdd", "--out", str(tmp_path / "t"),

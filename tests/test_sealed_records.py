@@ -6,15 +6,19 @@ parameter file is named, with the fix, by the report, `compare`, `export` and a 
 run. Real runs (one epoch, an MLP) on a tiny store."""
 
 import json
+import re
+import shutil
 
+import openpyxl
 import pytest
 
 from xval import Experiment
 from xval.cli.main import main
-from xval.core.errors import ResultsConflictError
+from xval.core.errors import ConfigurationError, ResultsConflictError
 from xval.core.hashing import CONTENT_KEY, seal, seal_problem
 from xval.core.records import FoldResult, Status
 from xval.core.storage import FOLD_FIX, ResultsStore
+from xval.inference.models import resolve_models
 from xval.report.compare_output import format_comparison
 from xval.report.comparison import Target, compare
 from xval.report.results import ExperimentResults
@@ -109,16 +113,42 @@ def test_edited_metric_model_and_params_are_each_named_with_the_fix(done, capsys
     assert "fold_0.keras does not match" in err and "fold_1.json was edited" in err
     assert "restore the file" in err and not (folder.parent / "exported").exists()
 
+    assert main(["report", str(folder)]) == 0  # the workbook's fold sheet names each file
+    sheet = openpyxl.load_workbook(folder / "experiment_1.xlsx")["Folds"]
+    cells = " ".join(str(c) for row in sheet.iter_rows(values_only=True) for c in row)
+    assert "fold_0.keras does not match its recorded SHA-256" in cells
+    assert "fold_1.json was edited after it was written" in cells
+    assert "params.json was edited after it was written" in cells
+
+    # A fold model given alone (export, predict) is checked against its record too: here a
+    # valid model of another fold, and a model whose record was edited.
+    shutil.copy(one / "fold_2.keras", one / "fold_0.keras")
+    with pytest.raises(ConfigurationError, match=r"fold_0\.keras is not the model fold 0 "
+                                                 r"trained .*fold_0\.json"):
+        resolve_models(one / "fold_0.keras")
+    with pytest.raises(ConfigurationError, match=r"its fold record fold_1\.json cannot be "
+                                                 r"believed \(was edited after it was written"):
+        resolve_models(one / "fold_1.keras")
+    capsys.readouterr()
+    assert main(["export", str(one / "fold_0.keras"), "--format", "keras", "--out",
+                 str(folder.parent / "exported")]) == 2
+    assert "is not the model fold 0 trained" in capsys.readouterr().err
+    assert not (folder.parent / "exported").exists()
+
 
 def test_resume_names_the_edited_files_and_retrains_their_folds(done, config):
     exp, folder = done
     one = folder / "instance_1"
     _edit(one / "fold_1.json", lambda r: r["metrics"]["test"].update(accuracy=0.999))
+    shutil.copy(one / "fold_2.keras", one / "fold_0.keras")  # a valid model, not fold 0's
     kept = (one / "fold_2.json").read_text()
     lines = []
     assert exp.run(config=config, out=lines.append).exit_code == 0
     text = "\n".join(map(str, lines))
     assert "instance 1 fold 1: fold_1.json was edited after it was written" in text
+    assert re.search(r"instance 1 fold 0: .*fold_0\.keras (has \d+ bytes, not the recorded|"
+                     r"does not match its recorded SHA-256).*it will be rerun", text)
+    assert (one / "fold_0.keras").read_bytes() != (one / "fold_2.keras").read_bytes()
     assert seal_problem(json.loads((one / "fold_1.json").read_text())) == ""
     assert (one / "fold_2.json").read_text() == kept
     assert ExperimentResults(folder)[1].status == "complete"

@@ -13,6 +13,7 @@ import contextlib
 import json
 import re
 import shlex
+import shutil
 import sys
 import textwrap
 from collections.abc import Mapping
@@ -340,10 +341,15 @@ def _shown(path: Path, project: Path) -> str:
 
 
 def _python() -> str:
-    """How to call this Python in the printed command, from the current folder (the
-    project's .venv when it is it)."""
+    """How to call this Python in the printed command, from the current folder: its path
+    from there (the project's .venv), else `python` when that is this Python on `PATH`,
+    else its full path (a bare `python` would be another one, without this project)."""
     exe = Path(sys.executable)
     try:
         return shlex.quote(str(exe.relative_to(Path.cwd())))
     except ValueError:
+        pass
+    found = shutil.which("python")
+    if found is not None and Path(found).resolve() == exe.resolve():
         return "python"
+    return shlex.quote(str(exe))

@@ -253,7 +253,9 @@ def _from_source(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         print(f"Items: {rows.attrs['recordings']}.", flush=True)
     out = _out(args, config)
     if _progress(args):
-        print(f"Extracting features of {len(rows)} file(s) into {out} (the first run in "
+        found = source_count({"files": len(rows), "recordings": rows["path"].nunique(),
+                              "unit": rows.attrs.get("unit")})
+        print(f"Extracting features of {found} into {out} (the first run in "
               "a new environment compiles librosa's numba kernels: about 25 s)...",
               flush=True)
     store, summary = build_store(
@@ -276,7 +278,7 @@ def _print_summary(args: argparse.Namespace, store: FeatureStore,
         return
     if summary["skipped"]:
         shown = len(summary["skipped"]) if args.verbose else 20
-        print(f"Skipped {len(summary['skipped'])} file(s):")
+        print(f"Skipped {len(summary['skipped'])} of the {summary.get('unit') or 'files'}:")
         for s in summary["skipped"][:shown]:
             print(f"  {s['path']}: {s['reason']}")
         if len(summary["skipped"]) > shown:

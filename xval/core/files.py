@@ -122,6 +122,8 @@ _STORAGE_FIXES = {
     errno.EPERM: "you may not write there; change its permissions or write elsewhere",
     errno.ENOTDIR: "a file stands where a folder belongs; move it away",
     errno.EEXIST: "a file stands where a folder belongs; move it away",  # from mkdir
+    errno.EFBIG: "it passes the largest file this process may write (ulimit -f); raise "
+                 "that limit, or write elsewhere",
 }
 
 

@@ -200,7 +200,7 @@ class RayExecutor(Executor):
         if self.address not in (None, "auto", "local"):
             check_reachable(self.address, "The Ray cluster",
                             "start it with `ray start --head`, check --ray-address, or leave "
-                            "it out to start a local Ray.", default_port=RAY_PORT)
+                            "it out to start a local Ray.", default_port=RAY_PORT, grpc=True)
         ray = import_ray()
         if not ray.is_initialized():
             try:

@@ -16,6 +16,7 @@ from preprocessing.features import parameter_names
 from xval import tasks
 from xval.core.dataset_info import DatasetInfo
 from xval.core.errors import ConfigurationError, DatasetError, XvalError
+from xval.core.hashing import FOLD_FIX
 from xval.core.layout import ExperimentLayout, InstanceLayout
 from xval.core.records import FoldResult
 from xval.core.storage import STORE
@@ -247,7 +248,9 @@ def resolve_models(model_or_instance_dir: str | Path, *, fold: int | None = None
                 f"--fold and --ensemble choose models inside an instance folder, but "
                 f"{str(path)!r} is not a folder. Pass its instance_<k> folder instead."
             )
-        owner = InstanceLayout.parse(path.parent)
+        owner = InstanceLayout.parse(path.absolute().parent)
+        if owner is not None:  # a fold model alone is checked against its record too
+            _check_fold_file(owner, path)
         where = f" of {owner.root.name}" if owner is not None else ""
         return ModelSet([path], f"model {path.name}{where}")
     return _instance_models(folder_layout(path), fold, ensemble)
@@ -275,6 +278,24 @@ def _instance_models(layout: InstanceLayout, fold: int | None, ensemble: bool) -
         )
     check_fold_models(layout, folds)
     return ModelSet(list(folds.values()), f"ensemble of {len(folds)} fold models of {name}")
+
+
+def _check_fold_file(layout: InstanceLayout, path: Path) -> None:
+    """Refuses a `fold_<i>.keras` given alone whose fold record cannot be believed, or whose
+    content is not the model that record names (a fold model swapped or changed).
+
+    Raises:
+        ConfigurationError: naming the file and the fix.
+    """
+    fold = layout.fold_of_model(path)
+    if fold is None or not layout.fold_file(fold).is_file():
+        return
+    record, why = STORE.read_record(layout.fold_file(fold), FoldResult.from_dict)
+    if record is None:
+        raise ConfigurationError(
+            f"{path}: its fold record {layout.fold_file(fold).name} cannot be believed "
+            f"({why}), so neither can the model it names; {FOLD_FIX}.")
+    check_fold_models(layout, {fold: path}, complete=False)
 
 
 def check_fold_models(layout: InstanceLayout, folds: Mapping[int, Path], *,

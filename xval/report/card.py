@@ -19,6 +19,7 @@ from preprocessing.features.recipes import librosa_recipe
 from xval import tasks
 from xval.core.dataset_info import DatasetInfo
 from xval.core.records import FoldsManifest, Stat
+from xval.report.card_snippet import run_snippet
 from xval.report.results import InstanceResult
 
 
@@ -82,6 +83,7 @@ def model_card(facts: CardFacts, instance: InstanceResult | None,
              "editing it.", ""]
     lines += _task(facts, instance)
     lines += _input(facts)
+    lines += _running(facts)
     lines += _training_data(facts, instance, manifest)
     lines += _scores(instance)
     lines += _encoder(facts.encoder)
@@ -121,8 +123,7 @@ def _input(facts: CardFacts) -> list[str]:
            f"- Audio: mono, resampled to {rate} Hz"
            + (", each file scaled to a peak of 1 first" if fp.get("peak_normalize") else "")
            + f"; cut into segments of {seconds} s every {hop} s (a shorter file is "
-             "zero-padded to one segment); one row per segment. A clip's scores: the mean "
-             "of its segments' outputs (before the softmax)."]
+             "zero-padded to one segment); one row per segment."]
     out += [f"- {facts.rules[k]}" for k in ("segment_rule", "clip_rule") if k in facts.rules]
     if facts.input_name == "audio" and (facts.encoder or facts.front_end in in_model()):
         name = (facts.encoder or {}).get("encoder") or facts.front_end
@@ -144,6 +145,29 @@ def _input(facts: CardFacts) -> list[str]:
         out += ["", "```python", *librosa_recipe(fp), "```"]
     settings = ", ".join(f"{k}={fp[k]!r}" for k in fp if k not in ("dtype",))
     return [*out, f"- The store's feature parameters: {settings}.", ""]
+
+
+def _running(facts: CardFacts) -> list[str]:
+    """The program that gives a WAV file's scores as `python -m xval predict` does."""
+    fp = facts.info.feature_params or {}
+    if not {"sample_rate", "segment_seconds", "segment_hop_seconds"} <= set(fp) or (
+            facts.input_name != "audio" and fp.get("feature") == "waveform"):
+        return []
+    code = run_snippet(facts.fmt, facts.files[0], facts.input_name, fp, facts.info.classes,
+                       layers_import=facts.fmt == "keras" and facts.input_name == "audio")
+    needs = {"onnx": "numpy and onnxruntime", "keras": "numpy and Keras",
+             "savedmodel": "numpy and TensorFlow"}[facts.fmt]
+    threshold = fp.get("silence_threshold_db")
+    return ["## Running it", "",
+            f"`python run.py some.wav` in this folder prints the file's clip scores as "
+            "`python -m xval predict` gives them (the same windows, rows and clip rule: "
+            "they differ by the runtime's arithmetic alone, see Check below), with "
+            f"{needs}"
+            + ("" if facts.input_name == "audio" else " and librosa (the features)")
+            + ". One difference: `predict` leaves out the windows that are silence or "
+            f"padding (the loudest frame at or below {threshold} dBFS in the feature band) "
+            "when the file has others; this program keeps every window.", "",
+            "```python", *code, "```", ""]
 
 
 def _training_data(facts: CardFacts, instance: InstanceResult | None,

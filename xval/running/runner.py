@@ -44,7 +44,7 @@ from xval.running.nested import NestedRun, run_nested
 from xval.running.planner import Plan, make_plan, resolver
 from xval.running.recorder import Out, Recorder
 from xval.running.scheduler import Scheduler
-from xval.running.splitting import check_inner_folds
+from xval.running.splitting import check_search
 from xval.running.study import run_search
 
 _OPTIONS = {"--trials": [Interval(Real, 0, None, closed="neither"), None],
@@ -136,15 +136,15 @@ def run_experiment(experiment: ExperimentDeclaration, request: RunRequest,
         {**config.training, **search.base, **request.overrides}).embeds) if search \
         else any(p.embeds for p in plan.resolved.values())
     metric = check_selection_metric(config, experiment.task_type, embeds)
-    check_inner_folds(request.inner_folds, plan.folds)  # a nested search's, if any
+    check_search(search, request.trials, request.inner_folds, plan.folds)  # its size, inner folds
     if request.dry_run:  # the plan (and the search), nothing written or trained
         plan.describe(request.out, experiment.number, experiment.dataset)
     for line in data_checks(plan):
         request.out(line)
     if request.dry_run:
-        if search is not None:
-            search.describe(request.out, experiment.first_trial_instance, metric,
-                            metric_direction(metric))
+        if search is not None:  # with the trials --trials asks for
+            dataclasses.replace(search, n_trials=request.trials or search.n_trials).describe(
+                request.out, experiment.first_trial_instance, metric, metric_direction(metric))
         return RunOutcome(None, [], [], 0)
     if request.progress and executor.name == "inline":
         import_keras(request.out, backend)

@@ -9,10 +9,12 @@ import numpy as np
 from preprocessing.store import FeatureStore
 from xval import tasks
 from xval.config.loader import Config
+from xval.config.space import Search
 from xval.core.errors import ConfigurationError
 from xval.core.records import FoldsManifest
 from xval.folds import ItemKFold, PredefinedItemSplit, fold_manifest, min_items
 from xval.folds import check_fold as check_fold_items
+from xval.folds.kfold import MAX_FOLDS
 from xval.running.declaration import ExperimentDeclaration
 
 Folds = list[dict[str, list[str]]]
@@ -88,6 +90,34 @@ def check_inner_folds(inner_folds: int | None, folds: Folds) -> None:
                 f"--inner-folds {inner_folds}: outer fold {i} has {n} training items "
                 f"(training and validation), and {inner_folds} inner folds need at least "
                 f"{min_items(inner_folds)}; {fix}.")
+
+
+def check_search(search: Search | bool | None, trials: int | None, inner_folds: int | None,
+                 folds: Folds) -> None:
+    """Refuses a nested search's inner folds that an outer fold cannot make
+    (`check_inner_folds`), and a search whose trials would train more than `MAX_FOLDS`
+    folds: each trial trains every fold (nested: every inner fold in every outer fold).
+
+    Args:
+        search: the search that runs, or `None` or `False` (no `--search`).
+        trials: `--trials`, or `None` (the search's `n_trials`).
+        inner_folds: `--inner-folds`, or `None` (not nested).
+        folds: the plan's (outer) folds.
+
+    Raises:
+        ConfigurationError: naming the count, the folds it trains and the largest that runs.
+    """
+    check_inner_folds(inner_folds, folds)
+    if not isinstance(search, Search):
+        return
+    n = search.n_trials if trials is None else trials
+    per_trial = len(folds) * (inner_folds or 1)
+    if n * per_trial > MAX_FOLDS:
+        name = f"--trials {n}" if trials is not None else f"n_trials={n}"
+        raise ConfigurationError(
+            f"{name}: {n} trials x {per_trial} folds each is {n * per_trial} folds to train, "
+            f"above the {MAX_FOLDS} allowed (each fold trains a model); use at most "
+            f"{max(1, MAX_FOLDS // per_trial)} trials, or --timeout to stop the search.")
 
 
 def make_inner_folds(experiment: ExperimentDeclaration, config: Config, store: FeatureStore,

@@ -3,13 +3,13 @@ a lock."""
 
 from __future__ import annotations
 
-import os
+import io
 from pathlib import Path
 
 from openpyxl import Workbook
 
 from xval.config.loader import Config
-from xval.core.files import lock, make_temp_file
+from xval.core.files import atomic_write_bytes, lock
 from xval.core.layout import ExperimentLayout
 from xval.report.results import ExperimentResults, check_experiment_folder
 from xval.report.workbook.cells import one_page_wide
@@ -40,15 +40,18 @@ def fill_workbook(book: Workbook, context: SheetContext) -> Workbook:
 
 
 def save_workbook(book: Workbook, path: Path) -> None:
-    """Saves atomically: a temporary file beside `path`, then a rename."""
-    fd, tmp = make_temp_file(path.parent, prefix=f".{path.name}.", suffix=".xlsx")
-    os.close(fd)
-    try:
-        book.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    """Saves atomically: the workbook is made in memory, then written as every result file
+    is (`atomic_write_bytes`: a temporary file beside `path`, then a rename), so a disk that
+    refuses the write is one error naming the workbook, the space needed and free, and
+    leaves no partial file (openpyxl writing to the disk itself left a zip file open, whose
+    close failed again at exit).
+
+    Raises:
+        StorageError: for a full or read-only disk, a forbidden folder, a size limit.
+    """
+    buffer = io.BytesIO()
+    book.save(buffer)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def build_workbook(exp_dir: ExperimentResults | str | Path, config: Config | None = None,
