@@ -7,7 +7,7 @@ A builder declares the valid values of its keywords in their annotations
 
 # The builders register themselves on import; the encoders' layers too (saved models that
 # hold them load after `import architectures`).
-from architectures import autoencoder, cnn, detection, pretrained, recurrent  # noqa: F401
+from architectures import autoencoder, cnn, detection, fast_detection, pretrained, recurrent  # noqa: F401
 from architectures.encoders import AisfxFrontEnd, AisfxNetwork, build_encoder
 from architectures.front_end import SpectralFrontEnd
 from architectures.layers import (

@@ -1,0 +1,114 @@
+"""`fast_detector`: a frame-level detector cheap enough to train on a CPU (issue 44).
+
+It pools time as well as frequency in its first convolution blocks (as the DCASE task 4
+baseline CRNN does), so its later blocks and its recurrent layer read a fraction of the
+frames, then repeats each output frame `time_pool` times (`RepeatFrames`), so that its
+logits line up with the store's frame targets like every detector's.
+"""
+
+from typing import Any
+
+import keras
+from keras import layers, ops
+
+from architectures.common import FRAMES_TASK, Shape, batch_norm, check_output, l2
+from architectures.detection import OptionalLayers, frame_head
+from architectures.keywords import (
+    Filters,
+    Layers,
+    Momentum,
+    Pool,
+    Probability,
+    Regularization,
+    Units,
+)
+from architectures.registry import register
+
+
+@keras.saving.register_keras_serializable(package="architectures")
+class RepeatFrames(keras.layers.Layer):
+    """Each frame repeated `factor` times, cut to the length of a reference sequence.
+
+    Input: `[x, reference]`, `x` of shape `(batch, time // factor (rounded up), features)`,
+    `reference` of shape `(batch, time, ...)`. Output shape: `(batch, time, features)`.
+
+    Args:
+        factor: how many times each frame is repeated.
+    """
+
+    def __init__(self, factor: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.factor = int(factor)
+
+    def call(self, inputs: Any) -> Any:
+        x, reference = inputs
+        return ops.repeat(x, self.factor, axis=1)[:, :ops.shape(reference)[1]]
+
+    def compute_output_shape(self, input_shape: Any) -> tuple[int | None, ...]:
+        x, reference = input_shape
+        return (x[0], reference[1], x[-1])
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "factor": self.factor}
+
+
+def _conv_block(x: Any, channels: int, pool: tuple[int, int], dropout: float, reg: Any,
+                bn_momentum: float) -> Any:
+    """A 3x3 convolution, batch normalisation, ReLU, max pooling and dropout."""
+    x = layers.Conv2D(channels, 3, padding="same", use_bias=False, kernel_regularizer=reg)(x)
+    x = layers.Activation("relu")(batch_norm(bn_momentum)(x))
+    x = layers.MaxPooling2D(pool, padding="same")(x)
+    return layers.Dropout(dropout)(x)
+
+
+@register("fast_detector", reshaping=("conv",), outputs=("frames",))
+def fast_detector(input_shape: Shape, num_outputs: int, task_type: str = FRAMES_TASK, *,
+                  filters: Filters = 16, conv_blocks: Layers = 3, freq_pool: Pool = 2,
+                  time_pool: Pool = 2, units: Units = 64, rnn_layers: OptionalLayers = 1,
+                  dropout: Probability = 0.2, regularization_lambda: Regularization = 0.0,
+                  bn_momentum: Momentum = 0.9) -> keras.Model:
+    """A CRNN that pools time: the detection default for CPUs (docs/results.md).
+
+    Convolution blocks (a 3x3 convolution each, channels doubling from `filters` up to
+    `4 * filters`) pool frequency by `freq_pool`, and the first block pools time by
+    `time_pool`; the frequency axis left is flattened into each frame's features, read by
+    `rnn_layers` bidirectional GRUs, and a dense layer gives each frame a logit per class,
+    repeated `time_pool` times back to the input's frames.
+
+    Args:
+        input_shape: `(time, frequency, 1)`.
+        num_outputs: number of event classes.
+        task_type: `"detection"`.
+        filters: channels of the first block (doubled per block, at most 4x). Defaults to
+            `16`.
+        conv_blocks: convolution blocks. Defaults to `3`.
+        freq_pool: frequency pooling factor of each block. Defaults to `2`.
+        time_pool: time pooling factor of the first block; the outputs are repeated back
+            to every input frame. Defaults to `2`.
+        units: GRU units in each direction. Defaults to `64`.
+        rnn_layers: bidirectional GRU layers (0: none). Defaults to `1`.
+        dropout: dropout after each block and GRU layer. Defaults to `0.2`.
+        regularization_lambda: L2 weight of every kernel. Defaults to `0.0`.
+        bn_momentum: momentum of the BatchNormalization moving statistics. Defaults to
+            `0.9`.
+
+    Returns:
+        A `keras.Model` from `(time, frequency, 1)` to `(time, num_outputs)` logits.
+    """
+    check_output(task_type, "frames", "this builder makes frame-level detectors")
+    reg = l2(regularization_lambda)
+    inputs = keras.Input(input_shape)
+    x = inputs
+    for block in range(conv_blocks):
+        pool = (time_pool if block == 0 else 1, min(freq_pool, x.shape[2]))
+        x = _conv_block(x, filters * 2 ** min(block, 2), pool, dropout, reg, bn_momentum)
+    x = layers.Reshape((-1, x.shape[2] * x.shape[3]))(x)
+    for _ in range(rnn_layers):
+        x = layers.Bidirectional(layers.GRU(units, return_sequences=True,
+                                            kernel_regularizer=reg))(x)
+        x = layers.Dropout(dropout)(x)
+    if time_pool == 1:
+        return keras.Model(inputs, frame_head(x, num_outputs), name="fast_detector")
+    x = layers.Dense(num_outputs, dtype="float32")(x)
+    logits = RepeatFrames(time_pool, dtype="float32", name="frame_logits")([x, inputs])
+    return keras.Model(inputs, logits, name="fast_detector")
