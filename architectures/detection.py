@@ -125,7 +125,7 @@ def gru_detector(input_shape: Shape, num_outputs: int, task_type: str = FRAMES_T
     return keras.Model(inputs, frame_head(x, num_outputs), name="gru_detector")
 
 
-def _residual_block(x: Any, channels: int, reg: Any, bn_momentum: float) -> Any:
+def residual_block(x: Any, channels: int, reg: Any, bn_momentum: float) -> Any:
     """Two 3x3 convolutions with batch normalisation and an identity (or 1x1) shortcut."""
     shortcut = x
     if x.shape[-1] != channels:
@@ -179,7 +179,7 @@ def resnet_detector(input_shape: Shape, num_outputs: int, task_type: str = FRAME
     inputs = keras.Input(input_shape)
     x = inputs
     for block in range(conv_blocks):
-        x = _residual_block(x, filters * 2 ** min(block, 2), reg, bn_momentum)
+        x = residual_block(x, filters * 2 ** min(block, 2), reg, bn_momentum)
         x = layers.MaxPooling2D((1, min(freq_pool, x.shape[2])), padding="same")(x)
         x = layers.Dropout(dropout)(x)
     x = layers.Reshape((input_shape[0], x.shape[2] * x.shape[3]))(x)

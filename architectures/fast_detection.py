@@ -12,7 +12,7 @@ import keras
 from keras import layers, ops
 
 from architectures.common import FRAMES_TASK, Shape, batch_norm, check_output, l2
-from architectures.detection import OptionalLayers, frame_head
+from architectures.detection import OptionalLayers, frame_head, residual_block
 from architectures.keywords import (
     Filters,
     Layers,
@@ -52,41 +52,35 @@ class RepeatFrames(keras.layers.Layer):
         return {**super().get_config(), "factor": self.factor}
 
 
-def _conv_block(x: Any, channels: int, pool: tuple[int, int], dropout: float, reg: Any,
-                bn_momentum: float) -> Any:
-    """A 3x3 convolution, batch normalisation, ReLU, max pooling and dropout."""
-    x = layers.Conv2D(channels, 3, padding="same", use_bias=False, kernel_regularizer=reg)(x)
-    x = layers.Activation("relu")(batch_norm(bn_momentum)(x))
-    x = layers.MaxPooling2D(pool, padding="same")(x)
-    return layers.Dropout(dropout)(x)
-
-
 @register("fast_detector", reshaping=("conv",), outputs=("frames",))
 def fast_detector(input_shape: Shape, num_outputs: int, task_type: str = FRAMES_TASK, *,
                   filters: Filters = 16, conv_blocks: Layers = 3, freq_pool: Pool = 2,
-                  time_pool: Pool = 2, units: Units = 64, rnn_layers: OptionalLayers = 1,
+                  time_pool: Pool = 4, units: Units = 64, rnn_layers: OptionalLayers = 2,
                   dropout: Probability = 0.2, regularization_lambda: Regularization = 0.0,
                   bn_momentum: Momentum = 0.9) -> keras.Model:
-    """A CRNN that pools time: the detection default for CPUs (docs/results.md).
+    """`resnet_detector` reading a fraction of the frames: the detection default for CPUs
+    (docs/results.md).
 
-    Convolution blocks (a 3x3 convolution each, channels doubling from `filters` up to
-    `4 * filters`) pool frequency by `freq_pool`, and the first block pools time by
-    `time_pool`; the frequency axis left is flattened into each frame's features, read by
-    `rnn_layers` bidirectional GRUs, and a dense layer gives each frame a logit per class,
-    repeated `time_pool` times back to the input's frames.
+    A stem (one 3x3 convolution of `filters` channels, batch normalisation, ReLU) pools
+    time by `time_pool`; then, as in `resnet_detector`, residual blocks whose channels
+    double from `filters` up to `4 * filters`, each pooling frequency by `freq_pool`, the
+    frequency axis left flattened into each frame's features, `rnn_layers` bidirectional
+    GRUs, and a dense layer giving each frame a logit per class, repeated `time_pool` times
+    back to the input's frames (`RepeatFrames`). Everything after the stem reads
+    `1 / time_pool` of the frames.
 
     Args:
         input_shape: `(time, frequency, 1)`.
         num_outputs: number of event classes.
         task_type: `"detection"`.
-        filters: channels of the first block (doubled per block, at most 4x). Defaults to
-            `16`.
-        conv_blocks: convolution blocks. Defaults to `3`.
-        freq_pool: frequency pooling factor of each block. Defaults to `2`.
-        time_pool: time pooling factor of the first block; the outputs are repeated back
-            to every input frame. Defaults to `2`.
+        filters: channels of the stem and the first block (doubled per block, at most 4x).
+            Defaults to `16`.
+        conv_blocks: residual blocks. Defaults to `3`.
+        freq_pool: frequency pooling factor after each block. Defaults to `2`.
+        time_pool: time pooling factor of the stem; the outputs are repeated back to every
+            input frame. Defaults to `4`.
         units: GRU units in each direction. Defaults to `64`.
-        rnn_layers: bidirectional GRU layers (0: none). Defaults to `1`.
+        rnn_layers: bidirectional GRU layers (0: none). Defaults to `2`.
         dropout: dropout after each block and GRU layer. Defaults to `0.2`.
         regularization_lambda: L2 weight of every kernel. Defaults to `0.0`.
         bn_momentum: momentum of the BatchNormalization moving statistics. Defaults to
@@ -98,10 +92,14 @@ def fast_detector(input_shape: Shape, num_outputs: int, task_type: str = FRAMES_
     check_output(task_type, "frames", "this builder makes frame-level detectors")
     reg = l2(regularization_lambda)
     inputs = keras.Input(input_shape)
-    x = inputs
+    x = layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_regularizer=reg,
+                      name="stem")(inputs)
+    x = layers.Activation("relu")(batch_norm(bn_momentum)(x))
+    x = layers.MaxPooling2D((time_pool, 1), padding="same")(x)
     for block in range(conv_blocks):
-        pool = (time_pool if block == 0 else 1, min(freq_pool, x.shape[2]))
-        x = _conv_block(x, filters * 2 ** min(block, 2), pool, dropout, reg, bn_momentum)
+        x = residual_block(x, filters * 2 ** min(block, 2), reg, bn_momentum)
+        x = layers.MaxPooling2D((1, min(freq_pool, x.shape[2])), padding="same")(x)
+        x = layers.Dropout(dropout)(x)
     x = layers.Reshape((-1, x.shape[2] * x.shape[3]))(x)
     for _ in range(rnn_layers):
         x = layers.Bidirectional(layers.GRU(units, return_sequences=True,

@@ -325,8 +325,8 @@ def test_detector_refused_for_classification_and_classifier_for_detection(tmp_pa
             "comment_2": ""}
     with pytest.raises(ParameterError, match="task_type 'detection' needs frames outputs; "
                                              "choose one of conformer_detector, crnn_detector, "
-                                             "gru_detector, pretrained_detector, "
-                                             "resnet_detector"):
+                                             "fast_detector, gru_detector, "
+                                             "pretrained_detector, resnet_detector"):
         resolve(1, spec, training_defaults=defaults, task_type="detection")
 
 

@@ -38,7 +38,7 @@ from xval.cli import corpora
 from xval.cli.annotations import reading_options
 from xval.cli.preprocess_parser import KINDS, PRESETS
 from xval.cli.preprocess_parser import parser as build_parser
-from xval.config.loader import Config, find_config, load_config
+from xval.config.loader import PACKAGE_DEFAULT, Config, find_config, load_config
 from xval.core.backend import use_backend
 from xval.core.entry import run_entry
 from xval.core.errors import ConfigurationError
@@ -217,7 +217,8 @@ def _detection(args: argparse.Namespace, config: Config, overrides: dict[str, An
         raise ConfigurationError(
             f"{', '.join(given)} cannot be used with `detection` (a detection store's "
             "task is detection; augmentation of detection stores is not available yet).")
-    params = feature_params(config.features, style="flag", **overrides)
+    params = feature_params(config.features, style="flag",
+                            **{**_task_features(Detection, config), **overrides})
     store, summary = build_detection_store(
         args.annotations, args.root, _out(args, config), params=params,
         items=read_items(args.items) if args.items else None, strict=args.strict,
@@ -229,6 +230,13 @@ def _detection(args: argparse.Namespace, config: Config, overrides: dict[str, An
     for skip in summary["skipped"][: None if args.verbose else 5]:
         print(f"  skipped {skip['path']}: {skip['reason']}")
     return 0
+
+
+def _task_features(task: tasks.Task, config: Config) -> dict[str, Any]:
+    """The task's own `[features]` defaults (`Task.feature_defaults`) that config.ini does
+    not name (the command line's values are applied over them)."""
+    return {k: v for k, v in task.feature_defaults.items()
+            if config.source("features", k) == PACKAGE_DEFAULT}
 
 
 def _rows(args: argparse.Namespace) -> tuple[pd.DataFrame, Skipped]:

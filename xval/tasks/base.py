@@ -105,6 +105,8 @@ class Task(abc.ABC):
             rows (`choose_postprocessing`).
         training_defaults: `[training]` defaults of the task, used unless the experiment or
             the instance names them (detection's measured learning rate).
+        feature_defaults: `[features]` defaults of a store built for the task, used unless
+            the command line or config.ini names them (detection's windows).
         reconstructs: the model reconstructs its (normalised) input, so the task uses no
             labels and a store of any task will do (representation).
         scores_events: the model's frames become events, scored against annotated
@@ -126,6 +128,7 @@ class Task(abc.ABC):
     level_names: dict[str, str] = {"segment": "segment", "clip": "clip"}
     chosen_on_validation: tuple[str, ...] = ()
     training_defaults: dict[str, Any] = {}
+    feature_defaults: dict[str, Any] = {}
     reconstructs: bool = False
     scores_events: bool = False
 
