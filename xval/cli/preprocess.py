@@ -218,7 +218,8 @@ def _detection(args: argparse.Namespace, config: Config, overrides: dict[str, An
             f"{', '.join(given)} cannot be used with `detection` (a detection store's "
             "task is detection; augmentation of detection stores is not available yet).")
     params = feature_params(config.features, style="flag",
-                            **{**_task_features(Detection, config), **overrides})
+                            **{**_task_features(tasks.get(Detection.name), config, overrides),
+                               **overrides})
     store, summary = build_detection_store(
         args.annotations, args.root, _out(args, config), params=params,
         items=read_items(args.items) if args.items else None, strict=args.strict,
@@ -232,11 +233,17 @@ def _detection(args: argparse.Namespace, config: Config, overrides: dict[str, An
     return 0
 
 
-def _task_features(task: tasks.Task, config: Config) -> dict[str, Any]:
-    """The task's own `[features]` defaults (`Task.feature_defaults`) that config.ini does
-    not name (the command line's values are applied over them)."""
-    return {k: v for k, v in task.feature_defaults.items()
-            if config.source("features", k) == PACKAGE_DEFAULT}
+def _task_features(task: tasks.Task, config: Config,
+                   overrides: dict[str, Any]) -> dict[str, Any]:
+    """The task's own `[features]` defaults (`Task.feature_defaults` at the store's sample
+    rate) that config.ini does not name (the command line's values go over them)."""
+    named = {k for k in schema.SCHEMA["features"]
+             if k in overrides or config.source("features", k) != PACKAGE_DEFAULT}
+    segment = config.features.segment_seconds if "segment_seconds" in named else None
+    defaults = task.feature_defaults(int(overrides.get("sample_rate",
+                                                       config.features.sample_rate)),
+                                     overrides.get("segment_seconds", segment))
+    return {k: v for k, v in defaults.items() if k not in named}
 
 
 def _rows(args: argparse.Namespace) -> tuple[pd.DataFrame, Skipped]:

@@ -105,8 +105,6 @@ class Task(abc.ABC):
             rows (`choose_postprocessing`).
         training_defaults: `[training]` defaults of the task, used unless the experiment or
             the instance names them (detection's measured learning rate).
-        feature_defaults: `[features]` defaults of a store built for the task, used unless
-            the command line or config.ini names them (detection's windows).
         reconstructs: the model reconstructs its (normalised) input, so the task uses no
             labels and a store of any task will do (representation).
         scores_events: the model's frames become events, scored against annotated
@@ -128,12 +126,25 @@ class Task(abc.ABC):
     level_names: dict[str, str] = {"segment": "segment", "clip": "clip"}
     chosen_on_validation: tuple[str, ...] = ()
     training_defaults: dict[str, Any] = {}
-    feature_defaults: dict[str, Any] = {}
     reconstructs: bool = False
     scores_events: bool = False
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
+
+    def feature_defaults(self, sample_rate: int,
+                         segment_seconds: float | None = None) -> dict[str, Any]:
+        """`[features]` defaults of a store built for the task, used where neither the
+        command line nor config.ini names them (detection's windows and frames).
+
+        Args:
+            sample_rate: the store's sample rate.
+            segment_seconds: the segment length the user named, or `None`.
+
+        Returns:
+            dict of `[features]` values; none here (the shared defaults).
+        """
+        return {}
 
     # -- targets ---------------------------------------------------------------------------
 

@@ -64,6 +64,12 @@ from xval.tasks.weights import positive_weights
 
 EVENT, BACKGROUND = "event", "background"
 PLOT_WINDOWS = 4
+STORE_WINDOW_SECONDS = 5.0
+"""Window length (and hop) of a detection store the command line builds by default."""
+STORE_FRAME_SECONDS = 0.02
+"""Time between the frames of a detection store built by default."""
+STORE_FFT_SECONDS = 0.064
+"""About the FFT length of a detection store built by default."""
 """Test windows drawn per fold in `plots/activity_fold_<i>.png`."""
 DETECTOR_EVALUATION = (
     "A detector is scored on annotated recordings: give the annotation CSV with "
@@ -105,11 +111,21 @@ class Detection(Task):
     """Measured on two synthetic sets (docs/results.md, detection): with `resnet_detector`
     (and `crnn_detector` with `freq_pool=2`), 0.003 fits the training recordings where the
     shared 0.001 underfits."""
-    feature_defaults = {"segment_seconds": 5.0, "segment_hop_seconds": 5.0}
-    """Windows of `python -m preprocessing detection` (issue 44, docs/results.md): 5 s
-    that tile the recordings without overlap, where the shared 1 s every 0.5 s cut every
-    event train into pieces and made every frame twice (twice the training time)."""
     scores_events = True
+
+    def feature_defaults(self, sample_rate: int,
+                         segment_seconds: float | None = None) -> dict[str, Any]:
+        """The windows and frames of `python -m preprocessing detection` (issue 44,
+        docs/results.md): windows of `STORE_WINDOW_SECONDS` that tile the recordings
+        without overlap (the shared 1 s every 0.5 s cut event trains into pieces and
+        trained on every frame twice; a window length the user names keeps its windows
+        apart too), frames every `STORE_FRAME_SECONDS` (20 ms) from FFTs of about 64 ms
+        (the power of two nearest), at any sample rate: at 8 kHz the shared 160 and 512
+        samples, at 16 kHz 320 and 1024."""
+        return {"segment_seconds": STORE_WINDOW_SECONDS,
+                "segment_hop_seconds": segment_seconds or STORE_WINDOW_SECONDS,
+                "hop_length": max(1, round(sample_rate * STORE_FRAME_SECONDS)),
+                "n_fft": 2 ** max(1, round(math.log2(sample_rate * STORE_FFT_SECONDS)))}
 
     @property
     def weights_classes(self) -> bool:
