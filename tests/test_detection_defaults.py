@@ -72,3 +72,42 @@ def test_named_windows_and_frames_win_over_the_detection_defaults(recordings, tm
                                 "segment_seconds": 4.0, "segment_hop_seconds": 2.0}
     # The shared defaults of every other store are not touched.
     assert tasks.get("classification").feature_defaults(16000) == {}
+
+
+@pytest.mark.slow
+def test_the_default_detector_trains_a_default_store_end_to_end(recordings, tmp_path):
+    """The detection defaults as a user gets them: a store built with nothing named, an
+    instance naming only `fast_detector` (epochs cut to 3 here), every fold trained by Keras,
+    scored per recording, saved; the saved model takes a window's frames and gives a logit
+    per frame and class, constant over each block of `time_pool` frames."""
+    import keras
+    import numpy as np
+
+    from xval import Experiment
+    from xval.config.loader import load_config
+
+    store = _build(recordings, tmp_path / "data" / "sed")
+    config_path = tmp_path / "config.ini"
+    config_path.write_text(f"[paths]\ndata_dir = {tmp_path / 'data'}\n"
+                           f"results_dir = {tmp_path / 'results'}\n[backend]\nbackend = torch\n")
+    config = load_config(config_path)
+    exp = Experiment(description="default detector", dataset="sed", number=1, num_folds=3,
+                     task_type="detection")
+    exp[1] = {"architecture": "fast_detector", "epochs": 3}
+    exp.run(config=config, out=lambda *a: None)
+    folder = tmp_path / "results" / "sed" / "experiment_1" / "instance_1"
+    params = json.loads((folder / "params.json").read_text())["params"]
+    assert {k: params[k] for k in ("time_pool", "rnn_layers", "filters", "learning_rate")} \
+        == {"time_pool": 4, "rnn_layers": 2, "filters": 16, "learning_rate": 0.003}
+    for i in range(3):
+        fold = json.loads((folder / f"fold_{i}.json").read_text())
+        assert fold["status"] == "ok" and fold["epochs_run"] == 3
+        assert fold["postprocessing"]["split"] == "val"
+        assert fold["history"]["loss"][-1] < fold["history"]["loss"][0]  # it learns
+        # Scored per recording (None: no event found after 3 epochs, F1 undefined).
+        assert {"event_f1", "psds1", "frame_f1"} <= set(fold["clip_metrics"]["test"])
+    model = keras.saving.load_model(folder / "fold_0.keras", compile=False)
+    out = np.asarray(model.predict(np.asarray(store.features[:2]), verbose=0))
+    assert out.shape == (2, 251, 1) and np.isfinite(out).all()
+    blocks = out[:, :248].reshape(2, 62, 4, 1)
+    np.testing.assert_allclose(blocks, np.repeat(blocks[:, :, :1], 4, axis=2), rtol=1e-6)
