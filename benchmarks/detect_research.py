@@ -37,9 +37,12 @@ PREVIOUS = {**CRNN, "freq_pool": 4, "learning_rate": 0.001, "detection_threshold
 """The detection default before issue 27: pooling frequency by 4, the shared learning
 rate, fixed post-processing."""
 CONFIGS: dict[str, dict[str, Any]] = {
-    # Today's default: the stock detector with its own defaults (filters 16, 3 residual
-    # blocks, 64 GRU units, 2 GRU layers), lr 0.003, post-processing chosen on validation.
-    "default": {"architecture": "resnet_detector", "reshaping_type": "conv"},
+    # Today's default (issue 44): the stock detector with its own defaults (a stem pooling
+    # time by 2, then resnet_detector's blocks and GRUs), lr 0.003, post-processing chosen
+    # on validation.
+    "default": {"architecture": "fast_detector", "reshaping_type": "conv"},
+    # The default of issue 27: filters 16, 3 residual blocks, 64 GRU units, 2 GRU layers.
+    "resnet": {"architecture": "resnet_detector", "reshaping_type": "conv"},
     "crnn": {**CRNN},  # the default of issue 27's first part: freq_pool 2, lr 0.003
     "previous": PREVIOUS,
     "masks": {**CRNN, "time_masks": 2, "freq_masks": 2},
@@ -50,7 +53,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "res16": {"architecture": "resnet_detector", "reshaping_type": "conv", "filters": 16,
               "conv_blocks": 3, "units": 64},
     "conf": {"architecture": "conformer_detector", "reshaping_type": "conv"},
-    # Issue 44: a detector that pools time, for CPUs (variants through --set and --tag).
+    # Issue 44's candidates: fast_detector (variants through --set and --tag).
     "fast": {"architecture": "fast_detector", "reshaping_type": "conv"},
 }
 FIXED_POST = {"detection_threshold": 0.5, "median_filter_seconds": 0.0}

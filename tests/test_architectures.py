@@ -261,7 +261,8 @@ def test_fast_detector_repeats_its_pooled_frames_back_to_every_input_frame(frame
     """Time pooled by 4 after the stem: one output per 4 input frames, repeated to a logit
     for every input frame (a window whose frames 4 does not divide keeps all of them)."""
     keras.utils.set_random_seed(0)
-    model = architectures.get("fast_detector")((frames, 12, 1), 2, **SMALL["fast_detector"])
+    model = architectures.get("fast_detector")((frames, 12, 1), 2, time_pool=4,
+                                               **SMALL["fast_detector"])
     out = np.asarray(model.predict(rng.normal(size=(3, frames, 12, 1)).astype("float32"),
                                    verbose=0))
     assert out.shape == (3, frames, 2)

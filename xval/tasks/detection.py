@@ -2,8 +2,8 @@
 
 A detection store (`python -m preprocessing detection`) keeps, beside `features.npy`, the
 frame-level targets `frame_targets.npy`, a `(rows, frames, classes)` array of 0/1 aligned to
-the feature frames. A detector (`resnet_detector`, the stock one; `crnn_detector`,
-`gru_detector`, `conformer_detector`) gives one logit per frame and class; training
+the feature frames. A detector (`fast_detector`, the stock one; `resnet_detector`,
+`crnn_detector`, `gru_detector`, `conformer_detector`) gives one logit per frame and class; training
 minimises the per-frame binary cross-entropy (multi-label: several classes may be active
 at once).
 
