@@ -134,16 +134,9 @@ class Task(abc.ABC):
 
     def feature_defaults(self, sample_rate: int,
                          segment_seconds: float | None = None) -> dict[str, Any]:
-        """`[features]` defaults of a store built for the task, used where neither the
-        command line nor config.ini names them (detection's windows and frames).
-
-        Args:
-            sample_rate: the store's sample rate.
-            segment_seconds: the segment length the user named, or `None`.
-
-        Returns:
-            dict of `[features]` values; none here (the shared defaults).
-        """
+        """`[features]` defaults of a store of the task at `sample_rate` (`segment_seconds`:
+        the one the user named, or `None`), where neither the command line nor config.ini
+        names them (detection's windows and frames). None here: the shared defaults."""
         return {}
 
     # -- targets ---------------------------------------------------------------------------

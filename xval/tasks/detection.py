@@ -47,6 +47,7 @@ from xval.core.parameters import TrainingParams
 from xval.core.records import FoldResult, InstanceSummary, Postprocessing, Status
 from xval.tasks.base import Params, Pooled, StoreView, Task
 from xval.tasks.detection_scores import window_scores
+from xval.tasks.detection_windows import store_defaults
 from xval.tasks.event_rules import (
     CHOSEN_ON_VALIDATION,
     EventRules,
@@ -64,12 +65,6 @@ from xval.tasks.weights import positive_weights
 
 EVENT, BACKGROUND = "event", "background"
 PLOT_WINDOWS = 4
-STORE_WINDOW_SECONDS = 5.0
-"""Window length (and hop) of a detection store the command line builds by default."""
-STORE_FRAME_SECONDS = 0.02
-"""Time between the frames of a detection store built by default."""
-STORE_FFT_SECONDS = 0.064
-"""About the FFT length of a detection store built by default."""
 """Test windows drawn per fold in `plots/activity_fold_<i>.png`."""
 DETECTOR_EVALUATION = (
     "A detector is scored on annotated recordings: give the annotation CSV with "
@@ -115,17 +110,8 @@ class Detection(Task):
 
     def feature_defaults(self, sample_rate: int,
                          segment_seconds: float | None = None) -> dict[str, Any]:
-        """The windows and frames of `python -m preprocessing detection` (issue 44,
-        docs/results.md): windows of `STORE_WINDOW_SECONDS` that tile the recordings
-        without overlap (the shared 1 s every 0.5 s cut event trains into pieces and
-        trained on every frame twice; a window length the user names keeps its windows
-        apart too), frames every `STORE_FRAME_SECONDS` (20 ms) from FFTs of about 64 ms
-        (the power of two nearest), at any sample rate: at 8 kHz the shared 160 and 512
-        samples, at 16 kHz 320 and 1024."""
-        return {"segment_seconds": STORE_WINDOW_SECONDS,
-                "segment_hop_seconds": segment_seconds or STORE_WINDOW_SECONDS,
-                "hop_length": max(1, round(sample_rate * STORE_FRAME_SECONDS)),
-                "n_fft": 2 ** max(1, round(math.log2(sample_rate * STORE_FFT_SECONDS)))}
+        """5 s windows without overlap, 20 ms frames (`detection_windows`)."""
+        return store_defaults(sample_rate, segment_seconds)
 
     @property
     def weights_classes(self) -> bool:
