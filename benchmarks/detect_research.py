@@ -38,7 +38,7 @@ PREVIOUS = {**CRNN, "freq_pool": 4, "learning_rate": 0.001, "detection_threshold
 rate, fixed post-processing."""
 CONFIGS: dict[str, dict[str, Any]] = {
     # Today's default (issue 44): the stock detector with its own defaults (a stem pooling
-    # time by 2, then resnet_detector's blocks and GRUs), lr 0.003, post-processing chosen
+    # time by 4, then resnet_detector's blocks and GRUs), lr 0.003, post-processing chosen
     # on validation.
     "default": {"architecture": "fast_detector", "reshaping_type": "conv"},
     # The default of issue 27: filters 16, 3 residual blocks, 64 GRU units, 2 GRU layers.

@@ -98,7 +98,7 @@ def test_the_default_detector_trains_a_default_store_end_to_end(recordings, tmp_
     folder = tmp_path / "results" / "sed" / "experiment_1" / "instance_1"
     params = json.loads((folder / "params.json").read_text())["params"]
     assert {k: params[k] for k in ("time_pool", "rnn_layers", "filters", "learning_rate")} \
-        == {"time_pool": 2, "rnn_layers": 2, "filters": 16, "learning_rate": 0.003}
+        == {"time_pool": 4, "rnn_layers": 2, "filters": 16, "learning_rate": 0.003}
     for i in range(3):
         fold = json.loads((folder / f"fold_{i}.json").read_text())
         assert fold["status"] == "ok" and fold["epochs_run"] == 3
@@ -109,5 +109,5 @@ def test_the_default_detector_trains_a_default_store_end_to_end(recordings, tmp_
     model = keras.saving.load_model(folder / "fold_0.keras", compile=False)
     out = np.asarray(model.predict(np.asarray(store.features[:2]), verbose=0))
     assert out.shape == (2, 251, 1) and np.isfinite(out).all()
-    blocks = out[:, :250].reshape(2, 125, 2, 1)
-    np.testing.assert_allclose(blocks, np.repeat(blocks[:, :, :1], 2, axis=2), rtol=1e-6)
+    blocks = out[:, :248].reshape(2, 62, 4, 1)
+    np.testing.assert_allclose(blocks, np.repeat(blocks[:, :, :1], 4, axis=2), rtol=1e-6)

@@ -342,7 +342,7 @@ def test_the_detection_default_is_the_configuration_measured_best():
     spec = {**CONFIGS["default"], "comment_1": "", "comment_2": ""}
     params = resolve(1, spec, training_defaults=defaults, task_type="detection")
     assert CONFIGS["default"] == {"architecture": "fast_detector", "reshaping_type": "conv"}
-    measured = {"filters": 16, "conv_blocks": 3, "freq_pool": 2, "time_pool": 2, "units": 64,
+    measured = {"filters": 16, "conv_blocks": 3, "freq_pool": 2, "time_pool": 4, "units": 64,
                 "rnn_layers": 2, "dropout": 0.2, "learning_rate": 0.003,
                 "lr_schedule": "cosine", "epochs": 60, "patience": 10, "batch_size": 32,
                 "time_masks": 0, "freq_masks": 0, "mixup_alpha": 0.0,
