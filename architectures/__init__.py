@@ -13,7 +13,14 @@ valid values of its keywords in their annotations (`architectures.keywords`);
 from typing import TYPE_CHECKING
 
 # The builders register themselves on import (none imports Keras at the top).
-from architectures import autoencoder, cnn, detection, pretrained, recurrent  # noqa: F401
+from architectures import (  # noqa: F401
+    autoencoder,
+    cnn,
+    detection,
+    fast_detection,
+    pretrained,
+    recurrent,
+)
 from architectures.custom_layers import import_layers, layer, when_imported
 from architectures.registry import (
     check_keywords,

@@ -31,6 +31,7 @@ LAYERS = {
                               "StatisticsPooling"),
     "architectures.front_end": ("SpectralFrontEnd",),
     "architectures.encoders": ("AisfxFrontEnd", "AisfxNetwork", "build_encoder"),
+    "architectures.frames": ("RepeatFrames",),
 }
 """Module -> the names it gives `architectures` (its layers, registered on import)."""
 

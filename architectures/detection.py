@@ -1,7 +1,8 @@
 """Frame-level detectors (`task_type="detection"`): one output per frame and class.
 
-`resnet_detector` (residual blocks, stacked GRUs: the stock detector, the best measured on
-the two issue-27 sets, docs/results.md), `crnn_detector` (convolutions, one GRU; the default
+`resnet_detector` (residual blocks, stacked GRUs: the best measured on the two issue-27
+sets, docs/results.md, and the default until `architectures.fast_detection.fast_detector`,
+the same network reading a fraction of the frames, replaced it), `crnn_detector` (convolutions, one GRU; the default
 before), `gru_detector` and `conformer_detector` (a convolutional front end and conformer
 blocks). All keep the time resolution of their input, so their output `(time, classes)`
 lines up with the frame targets that preprocessing stores beside the features. The output is one
@@ -140,7 +141,7 @@ def gru_detector(input_shape: Shape, num_outputs: int, task_type: str = FRAMES_T
     return keras.Model(inputs, frame_head(x, num_outputs), name="gru_detector")
 
 
-def _residual_block(x: Any, channels: int, reg: Any, bn_momentum: float) -> Any:
+def residual_block(x: Any, channels: int, reg: Any, bn_momentum: float) -> Any:
     """Two 3x3 convolutions with batch normalisation and an identity (or 1x1) shortcut."""
     from keras import layers  # noqa: PLC0415  (Keras: when a model is built)
     shortcut = x
@@ -160,8 +161,9 @@ def resnet_detector(input_shape: Shape, num_outputs: int, task_type: str = FRAME
                     units: Units = 64, rnn_layers: OptionalLayers = 2,
                     dropout: Probability = 0.2, regularization_lambda: Regularization = 0.0,
                     bn_momentum: Momentum = 0.9) -> "keras.Model":
-    """A deeper CRNN: residual convolution blocks, then stacked bidirectional GRUs: the
-    stock detector (measured best of the detectors on two detection sets, docs/results.md).
+    """A deeper CRNN: residual convolution blocks, then stacked bidirectional GRUs (measured
+    best of the detectors on two detection sets, docs/results.md; `fast_detector` is this
+    network behind a stem that pools time, the default since issue 44).
 
     Each block is a residual pair of 3x3 convolutions (He et al. 2016) whose channels
     double from `filters` up to `4 * filters`, followed by a frequency-only pooling, so
@@ -197,7 +199,7 @@ def resnet_detector(input_shape: Shape, num_outputs: int, task_type: str = FRAME
     inputs = keras.Input(input_shape)
     x = inputs
     for block in range(conv_blocks):
-        x = _residual_block(x, filters * 2 ** min(block, 2), reg, bn_momentum)
+        x = residual_block(x, filters * 2 ** min(block, 2), reg, bn_momentum)
         x = layers.MaxPooling2D((1, min(freq_pool, x.shape[2])), padding="same")(x)
         x = layers.Dropout(dropout)(x)
     x = layers.Reshape((input_shape[0], x.shape[2] * x.shape[3]))(x)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -36,9 +37,12 @@ PREVIOUS = {**CRNN, "freq_pool": 4, "learning_rate": 0.001, "detection_threshold
 """The detection default before issue 27: pooling frequency by 4, the shared learning
 rate, fixed post-processing."""
 CONFIGS: dict[str, dict[str, Any]] = {
-    # Today's default: the stock detector with its own defaults (filters 16, 3 residual
-    # blocks, 64 GRU units, 2 GRU layers), lr 0.003, post-processing chosen on validation.
-    "default": {"architecture": "resnet_detector", "reshaping_type": "conv"},
+    # Today's default (issue 44): the stock detector with its own defaults (a stem pooling
+    # time by 4, then resnet_detector's blocks and GRUs), lr 0.003, post-processing chosen
+    # on validation.
+    "default": {"architecture": "fast_detector", "reshaping_type": "conv"},
+    # The default of issue 27: filters 16, 3 residual blocks, 64 GRU units, 2 GRU layers.
+    "resnet": {"architecture": "resnet_detector", "reshaping_type": "conv"},
     "crnn": {**CRNN},  # the default of issue 27's first part: freq_pool 2, lr 0.003
     "previous": PREVIOUS,
     "masks": {**CRNN, "time_masks": 2, "freq_masks": 2},
@@ -49,6 +53,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "res16": {"architecture": "resnet_detector", "reshaping_type": "conv", "filters": 16,
               "conv_blocks": 3, "units": 64},
     "conf": {"architecture": "conformer_detector", "reshaping_type": "conv"},
+    # Issue 44's candidates: fast_detector (variants through --set and --tag).
+    "fast": {"architecture": "fast_detector", "reshaping_type": "conv"},
 }
 FIXED_POST = {"detection_threshold": 0.5, "median_filter_seconds": 0.0}
 COLUMNS = [("train_event_f1", "train event F1"), ("train_segment_f1", "train segment F1"),
@@ -56,6 +62,12 @@ COLUMNS = [("train_event_f1", "train event F1"), ("train_segment_f1", "train seg
            ("test_segment_f1", "test segment F1"), ("test_frame_f1", "test frame F1"),
            ("test_onset_f1", "test onset F1"),
            ("test_fixed_event_f1", "test event F1, fixed post 0.5")]
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU seconds of this process so far (every thread)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def fixed_post_scores(job: Any, model_bytes: bytes) -> dict[str, float]:
@@ -196,19 +208,23 @@ def train(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     for k, name in enumerate(names, start=1):
         for job in plan.jobs(k, folds):
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), _cpu_seconds()
             result = run_fold(job)
+            seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu
             line = fold_line(name + args.tag, job, result, args.dataset)
             if not result.ok or result.model_bytes is None:
                 raise SystemExit(f"{name} fold {job.fold} failed: {result.message}")
             line.update(fixed_post_scores(job, result.model_bytes))
-            line["seconds"] = round(time.perf_counter() - started, 1)
+            line.update(seconds=round(seconds, 1), cpu_seconds=round(cpu, 1),
+                        eval_seconds=result.timings["eval_seconds"],
+                        load=round(os.getloadavg()[0], 1), set=extra)
             with out.open("a") as f:
                 f.write(json.dumps(line) + "\n")
             print(f"{line['config']} fold {job.fold}: train frame F1 "
                   f"{line['train_frame_f1']:.3f}, test event F1 {line['test_event_f1']:.3f} "
                   f"(fixed post {line['test_fixed_event_f1']:.3f}), best epoch "
-                  f"{line['best_epoch']}/{line['epochs']}, {line['seconds']:.0f} s",
+                  f"{line['best_epoch']}/{line['epochs']}, {line['seconds']:.0f} s "
+                  f"({line['cpu_seconds']:.0f} s CPU)",
                   flush=True)
     return 0
 

@@ -169,10 +169,12 @@ def test_rules_typed_records_match_the_schema():
 TASK_NAMES = {"classification", "regression", "detection", "representation"}
 FEATURE_NAMES = {"stft", "mel", "mfcc", "cqt", "pretrained"}
 FEATURE_MODULES = ("preprocessing/features/", "architectures/front_end.py",
-                   "architectures/encoders/")
+                   "architectures/encoders/", "xval/report/card_snippet.py")
 """Where feature types are named: their package, and the Keras layer that computes the
 spectral types inside a model (`front_end`), a second implementation of theirs checked
-against them (tests/test_front_end.py), and the encoders' input layers built on it."""
+against them (tests/test_front_end.py), the encoders' input layers built on it, and the
+model card's program, which writes each spectral type's librosa call out for a reader
+without this project (a third, checked against predict in tests/test_export.py)."""
 
 
 def test_rules_no_task_or_feature_name_outside_its_package():

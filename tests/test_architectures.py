@@ -16,6 +16,7 @@ DEFAULTS = training_defaults()
 SHAPE = (16, 12)
 SMALL = {"vgg_m": {"width": 0.125, "dense_units": 16},
          "resnet_detector": {"filters": 4, "conv_blocks": 2, "units": 8},
+         "fast_detector": {"filters": 4, "conv_blocks": 2, "units": 8},
          "conformer_detector": {"filters": 4, "d_model": 16, "heads": 2, "num_blocks": 1,
                                 "kernel_size": 3}}
 
@@ -270,7 +271,7 @@ def test_detectors_keep_the_time_resolution(name, rng):
     assert model.layers[-1].dtype_policy.compute_dtype == "float32"
 
 
-@pytest.mark.parametrize("name", ["resnet_detector", "conformer_detector"])
+@pytest.mark.parametrize("name", ["resnet_detector", "conformer_detector", "fast_detector"])
 def test_larger_detectors_save_and_load(name, rng, tmp_path):
     model = architectures.get(name)((*SHAPE, 1), 3, **SMALL[name])
     x = rng.normal(size=(2, *SHAPE, 1)).astype("float32")
@@ -282,9 +283,29 @@ def test_larger_detectors_save_and_load(name, rng, tmp_path):
         architectures.get("conformer_detector")((*SHAPE, 1), 2, d_model=10)
 
 
+@pytest.mark.parametrize("frames", [15, 16, 17])
+def test_fast_detector_repeats_its_pooled_frames_back_to_every_input_frame(frames, rng):
+    """Time pooled by 4 after the stem: one output per 4 input frames, repeated to a logit
+    for every input frame (a window whose frames 4 does not divide keeps all of them)."""
+    keras.utils.set_random_seed(0)
+    model = architectures.get("fast_detector")((frames, 12, 1), 2, time_pool=4,
+                                               **SMALL["fast_detector"])
+    out = np.asarray(model.predict(rng.normal(size=(3, frames, 12, 1)).astype("float32"),
+                                   verbose=0))
+    assert out.shape == (3, frames, 2)
+    blocks = -(-frames // 4)
+    padded = np.concatenate([out, np.repeat(out[:, -1:], blocks * 4 - frames, axis=1)], 1)
+    steps = padded.reshape(3, blocks, 4, 2)
+    np.testing.assert_array_equal(steps, np.repeat(steps[:, :, :1], 4, axis=2))
+    assert not np.allclose(steps[:, 0, 0], steps[:, 1, 0])  # the blocks differ
+    unpooled = architectures.get("fast_detector")((frames, 12, 1), 2, time_pool=1,
+                                                  **SMALL["fast_detector"])
+    assert unpooled.output_shape == (None, frames, 2)
+
+
 def test_detectors_refuse_other_tasks():
-    assert DETECTORS == ["conformer_detector", "crnn_detector", "gru_detector",
-                         "pretrained_detector", "resnet_detector"]
+    assert DETECTORS == ["conformer_detector", "crnn_detector", "fast_detector",
+                         "gru_detector", "pretrained_detector", "resnet_detector"]
     with pytest.raises(ValueError, match="task_type='classification'.*expected 'detection'"):
         architectures.get("gru_detector")(SHAPE, 2, task_type="classification")
     assert architectures.outputs("example_cnn") == ("vector",)

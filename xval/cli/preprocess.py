@@ -35,12 +35,13 @@ from xval.cli import sources as cli_sources
 from xval.cli.annotations import reading_options
 from xval.cli.preprocess_parser import KINDS
 from xval.cli.preprocess_parser import parser as build_parser
-from xval.config.loader import Config, find_config, load_config
+from xval.config.loader import PACKAGE_DEFAULT, Config, find_config, load_config
 from xval.core.backend import use_backend
 from xval.core.entry import run_entry
 from xval.core.errors import ConfigurationError
 from xval.core.logs import quiet_framework_logs
 from xval.core.outputs import check_output_files, check_output_folder
+from xval.tasks.detection import Detection
 
 
 def _feature_options(args: argparse.Namespace, config: Config,
@@ -217,7 +218,9 @@ def _detection(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
             f"{', '.join(given)} cannot be used with `detection` (a detection store's "
             "task is detection; augmentation of detection stores is not available yet).")
     _backend(config, overrides)
-    params = feature_params(config.features, style="flag", **overrides)
+    params = feature_params(config.features, style="flag",
+                            **{**_task_features(tasks.get(Detection.name), config, overrides),
+                               **overrides})
     store, summary = build_detection_store(
         args.annotations, args.root, _out(args, config), params=params,
         items=read_items(args.items) if args.items else None, strict=args.strict,
@@ -229,6 +232,19 @@ def _detection(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     for skip in summary["skipped"][: None if args.verbose else 5]:
         print(f"  skipped {skip['path']}: {skip['reason']}")
     return 0
+
+
+def _task_features(task: tasks.Task, config: Config,
+                   overrides: dict[str, Any]) -> dict[str, Any]:
+    """The task's own `[features]` defaults (`Task.feature_defaults` at the store's sample
+    rate) that config.ini does not name (the command line's values go over them)."""
+    named = {k for k in schema.SCHEMA["features"]
+             if k in overrides or config.source("features", k) != PACKAGE_DEFAULT}
+    segment = config.features.segment_seconds if "segment_seconds" in named else None
+    defaults = task.feature_defaults(int(overrides.get("sample_rate",
+                                                       config.features.sample_rate)),
+                                     overrides.get("segment_seconds", segment))
+    return {k: v for k, v in defaults.items() if k not in named}
 
 
 def _from_source(args: argparse.Namespace, argv: Sequence[str] | None) -> int:

@@ -123,6 +123,13 @@ class Task:
         `has_classes` (balanced sample weights, see `Targets.sample_weights`)."""
         return self.has_classes
 
+    def feature_defaults(self, sample_rate: int,
+                         segment_seconds: float | None = None) -> dict[str, Any]:
+        """`[features]` defaults of a store of the task at `sample_rate` (`segment_seconds`:
+        the one the user named, or `None`), where neither the command line nor config.ini
+        names them (detection's windows and frames). None here: the shared defaults."""
+        return {}
+
     def check_params(self, params: Params, where: str) -> None:
         """Rejects instance parameters the task cannot honour.
 

@@ -2,8 +2,8 @@
 
 A detection store (`python -m preprocessing detection`) keeps, beside `features.npy`, the
 frame-level targets `frame_targets.npy`, a `(rows, frames, classes)` array of 0/1 aligned to
-the feature frames. A detector (`resnet_detector`, the stock one; `crnn_detector`,
-`gru_detector`, `conformer_detector`) gives one logit per frame and class; training
+the feature frames. A detector (`fast_detector`, the stock one; `resnet_detector`,
+`crnn_detector`, `gru_detector`, `conformer_detector`) gives one logit per frame and class; training
 minimises the per-frame binary cross-entropy (multi-label: several classes may be active
 at once).
 
@@ -55,6 +55,7 @@ from xval.tasks.base import (
     Task,
 )
 from xval.tasks.detection_scores import window_scores
+from xval.tasks.detection_windows import store_defaults
 from xval.tasks.event_rules import (
     CHOSEN_ON_VALIDATION,
     EventRules,
@@ -318,6 +319,11 @@ class Detection(Task):
     shared 0.001 underfits."""
     scores_events = True
     figures = ("activity",)
+
+    def feature_defaults(self, sample_rate: int,
+                         segment_seconds: float | None = None) -> dict[str, Any]:
+        """5 s windows without overlap, 20 ms frames (`detection_windows`)."""
+        return store_defaults(sample_rate, segment_seconds)
 
     @property
     def weights_classes(self) -> bool:
