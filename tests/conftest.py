@@ -146,6 +146,70 @@ def run_script(script, *args, env=None, timeout=600):
                           text=True, env=full_env, timeout=timeout, cwd=Path(script).parent)
 
 
+def run_here(main, *args, cwd=None, argv0=None):
+    """Runs a command line's `main(argv)` in this process, as a user's shell would run it in a
+    fresh one: in `cwd`, its stdout and stderr captured, its exit code returned (a
+    `SystemExit` included), `os.environ` and `sys.argv` as they were afterwards.
+
+    For the tests of what a command does (its files, its lines, its exit code); a fresh
+    Python costs ~5 s of CPU to import Keras and torch, paid once here. The tests of the
+    process itself (a traceback never reaches the user, the backend a process chooses, a
+    signal, a fresh install) run the real command line (`run_script`, `subprocess`), and
+    every command line keeps at least one such test.
+
+    Args:
+        main: the command line's entry point (`xval.cli.main.main`,
+            `xval.cli.preprocess.main`, an experiment's `main`).
+        *args: its arguments (paths are turned into strings).
+        cwd: the working directory of the call. Defaults to the current one.
+        argv0: `sys.argv[0]` during the call (an experiment script's path: its run records
+            `python <script> ...` as when the script runs). Defaults to `"python"`.
+
+    Returns:
+        A `subprocess.CompletedProcess` (`returncode`, `stdout`, `stderr`).
+    """
+    import contextlib
+    import io
+
+    args = [str(a) for a in args]
+    out, err = io.StringIO(), io.StringIO()
+    environ, argv = dict(os.environ), sys.argv
+    sys.argv = [str(argv0 or "python"), *args]
+    try:
+        with contextlib.chdir(cwd or os.getcwd()), contextlib.redirect_stdout(out), \
+                contextlib.redirect_stderr(err):
+            try:
+                code = main(args)
+            except SystemExit as exit_:
+                code = exit_.code
+    finally:
+        sys.argv = argv
+        os.environ.clear()
+        os.environ.update(environ)
+    if code is not None and not isinstance(code, int):  # sys.exit("message")
+        err.write(f"{code}\n")
+        code = 1
+    return subprocess.CompletedProcess([argv0 or "python", *args], code or 0, out.getvalue(),
+                                       err.getvalue())
+
+
+def run_script_here(script, *args):
+    """Runs an experiment script's command line in this process (`run_here` of its
+    `experiment.main`), in the script's folder as `run_script` does: for the tests of what
+    a run does (resume, conflicts, the files, the exit code), not of the process it runs in.
+    The script is read as `python -m xval config` reads one (`load_experiment`), so a
+    declaration that fails raises here instead of exiting 2: `run_script` tests that.
+
+    Returns:
+        A `subprocess.CompletedProcess` (`returncode`, `stdout`, `stderr`).
+    """
+    from xval.cli.scripts import load_experiment
+
+    script = Path(script)
+    experiment = load_experiment(script)
+    return run_here(experiment.main, *args, cwd=script.parent, argv0=script)
+
+
 def run_script_in_terminal(script, *args, env=None, timeout=600):
     """Runs a script with its stderr on a pseudo-terminal (as in an interactive shell, where
     the progress bar is drawn) and its stdout on a pipe.
