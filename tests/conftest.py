@@ -193,12 +193,17 @@ def run_here(main, *args, cwd=None, argv0=None):
                                        err.getvalue())
 
 
-def run_script_here(script, *args):
+def run_script_here(script, *args, cwd=None):
     """Runs an experiment script's command line in this process (`run_here` of its
     `experiment.main`), in the script's folder as `run_script` does: for the tests of what
     a run does (resume, conflicts, the files, the exit code), not of the process it runs in.
     The script is read as `python -m xval config` reads one (`load_experiment`), so a
     declaration that fails raises here instead of exiting 2: `run_script` tests that.
+
+    Args:
+        script: the experiment script.
+        *args: its command line.
+        cwd: the working directory. Defaults to the script's folder.
 
     Returns:
         A `subprocess.CompletedProcess` (`returncode`, `stdout`, `stderr`).
@@ -207,7 +212,30 @@ def run_script_here(script, *args):
 
     script = Path(script)
     experiment = load_experiment(script)
-    return run_here(experiment.main, *args, cwd=script.parent, argv0=script)
+    return run_here(experiment.main, *args, cwd=cwd or script.parent, argv0=script)
+
+
+# The command lines `python -m NAME` runs: their `main(argv)`.
+_MAINS = {"xval": "xval.cli.main", "preprocessing": "xval.cli.preprocess",
+          "augmentation": "xval.cli.augment"}
+
+
+def python_here(*args, cwd=None):
+    """`python ARGS` run in this process, for the tests of what a command does: `-m xval
+    ...`, `-m preprocessing ...` and `-m augmentation ...` call that command line's
+    `main` (`run_here`); `SCRIPT ...` an experiment script's (`run_script_here`).
+
+    Returns:
+        A `subprocess.CompletedProcess` (`returncode`, `stdout`, `stderr`).
+    """
+    import importlib
+
+    args = [str(a) for a in args]
+    if args[0] == "-m":
+        main = importlib.import_module(_MAINS[args[1]]).main
+        return run_here(main, *args[2:], cwd=cwd)
+    script = Path(cwd or os.getcwd(), args[0])
+    return run_script_here(script, *args[1:], cwd=cwd)
 
 
 def run_script_in_terminal(script, *args, env=None, timeout=600):
