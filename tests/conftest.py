@@ -11,6 +11,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     # with one thread each, 1.8x (benchmarks/cpu_threads.py).
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import gc  # noqa: E402
 import re  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -143,6 +144,98 @@ def run_script(script, *args, env=None, timeout=600):
                                                            full_env.get("PYTHONPATH")]))
     return subprocess.run([sys.executable, str(script), *map(str, args)], capture_output=True,
                           text=True, env=full_env, timeout=timeout, cwd=Path(script).parent)
+
+
+def run_here(main, *args, cwd=None, argv0=None):
+    """Runs a command line's `main(argv)` in this process, as a user's shell would run it in a
+    fresh one: in `cwd`, its stdout and stderr captured, its exit code returned (a
+    `SystemExit` included), `os.environ` and `sys.argv` as they were afterwards.
+
+    For the tests of what a command does (its files, its lines, its exit code); a fresh
+    Python costs ~5 s of CPU to import Keras and torch, paid once here. The tests of the
+    process itself (a traceback never reaches the user, the backend a process chooses, a
+    signal, a fresh install) run the real command line (`run_script`, `subprocess`), and
+    every command line keeps at least one such test.
+
+    Args:
+        main: the command line's entry point (`xval.cli.main.main`,
+            `xval.cli.preprocess.main`, an experiment's `main`).
+        *args: its arguments (paths are turned into strings).
+        cwd: the working directory of the call. Defaults to the current one.
+        argv0: `sys.argv[0]` during the call (an experiment script's path: its run records
+            `python <script> ...` as when the script runs). Defaults to `"python"`.
+
+    Returns:
+        A `subprocess.CompletedProcess` (`returncode`, `stdout`, `stderr`).
+    """
+    import contextlib
+    import io
+
+    args = [str(a) for a in args]
+    out, err = io.StringIO(), io.StringIO()
+    environ, argv = dict(os.environ), sys.argv
+    sys.argv = [str(argv0 or "python"), *args]
+    try:
+        with contextlib.chdir(cwd or os.getcwd()), contextlib.redirect_stdout(out), \
+                contextlib.redirect_stderr(err):
+            try:
+                code = main(args)
+            except SystemExit as exit_:
+                code = exit_.code
+    finally:
+        sys.argv = argv
+        os.environ.clear()
+        os.environ.update(environ)
+    if code is not None and not isinstance(code, int):  # sys.exit("message")
+        err.write(f"{code}\n")
+        code = 1
+    return subprocess.CompletedProcess([argv0 or "python", *args], code or 0, out.getvalue(),
+                                       err.getvalue())
+
+
+def run_script_here(script, *args, cwd=None):
+    """Runs an experiment script's command line in this process (`run_here` of its
+    `experiment.main`), in the script's folder as `run_script` does: for the tests of what
+    a run does (resume, conflicts, the files, the exit code), not of the process it runs in.
+    The script is read as `python -m xval config` reads one (`load_experiment`), so a
+    declaration that fails raises here instead of exiting 2: `run_script` tests that.
+
+    Args:
+        script: the experiment script.
+        *args: its command line.
+        cwd: the working directory. Defaults to the script's folder.
+
+    Returns:
+        A `subprocess.CompletedProcess` (`returncode`, `stdout`, `stderr`).
+    """
+    from xval.cli.scripts import load_experiment
+
+    script = Path(script)
+    experiment = load_experiment(script)
+    return run_here(experiment.main, *args, cwd=cwd or script.parent, argv0=script)
+
+
+# The command lines `python -m NAME` runs: their `main(argv)`.
+_MAINS = {"xval": "xval.cli.main", "preprocessing": "xval.cli.preprocess",
+          "augmentation": "xval.cli.augment"}
+
+
+def python_here(*args, cwd=None):
+    """`python ARGS` run in this process, for the tests of what a command does: `-m xval
+    ...`, `-m preprocessing ...` and `-m augmentation ...` call that command line's
+    `main` (`run_here`); `SCRIPT ...` an experiment script's (`run_script_here`).
+
+    Returns:
+        A `subprocess.CompletedProcess` (`returncode`, `stdout`, `stderr`).
+    """
+    import importlib
+
+    args = [str(a) for a in args]
+    if args[0] == "-m":
+        main = importlib.import_module(_MAINS[args[1]]).main
+        return run_here(main, *args[2:], cwd=cwd)
+    script = Path(cwd or os.getcwd(), args[0])
+    return run_script_here(script, *args[1:], cwd=cwd)
 
 
 def run_script_in_terminal(script, *args, env=None, timeout=600):
@@ -314,3 +407,19 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "tensorflow" in item.keywords and not has_tf:
             item.add_marker(pytest.mark.skip(reason="tensorflow is not installed"))
+
+
+# Every fold ends with `keras.backend.clear_session()`, which runs a full `gc.collect()`: in a
+# test process that has imported Keras, torch and TensorFlow (~720,000 objects) each one cost
+# ~0.4 s of CPU, several hundred times a session. The objects that importing them made live as
+# long as the process, so after each test that imported many modules (one full collection
+# first), they move to the collector's permanent generation (`gc.freeze()`): later
+# collections skip them (0.4 s -> under 1 ms) and still collect everything made afterwards.
+_MODULES_FROZEN = [0]
+
+
+def pytest_runtest_logfinish(nodeid, location):
+    if len(sys.modules) - _MODULES_FROZEN[0] > 200:
+        gc.collect()
+        gc.freeze()
+        _MODULES_FROZEN[0] = len(sys.modules)

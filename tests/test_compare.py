@@ -1,16 +1,14 @@
-"""`python -m xval compare`: real experiments on the demo data (epochs=1), compared pair by
-pair; the table and compare.xlsx read back; different folds refused."""
+"""`python -m xval compare`: real experiments (epochs=1) on a small synthetic store, compared
+pair by pair; the table and compare.xlsx read back; different folds refused."""
 
 import csv
 import io
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from openpyxl import load_workbook
 
-from tests.conftest import ROOT, tiny_store, write_config
+from tests.conftest import ROOT, run_here, tiny_store, write_config
 from xval import Experiment
 from xval.report.comparison import Target, compare, fold_grid
 from xval.report.stats import holm
@@ -34,12 +32,13 @@ def _run(config, dataset, number, num_folds, instances):
 
 @pytest.fixture(scope="module")
 def demo_runs(tmp_path_factory):
-    """Experiments 1 and 2 on the same 4 folds of the demo data, experiment 3 on 2 folds."""
-    from preprocessing.demo import build_demo
+    """Experiments 1 and 2 on the same 4 folds of a store named "demo" (8 items of a small
+    synthetic store: what compare reads is the fold files, whatever the data), experiment 3
+    on 2 folds."""
     from xval.config.loader import load_config
 
     folder = tmp_path_factory.mktemp("compare")
-    build_demo(folder / "data", workers=1, progress=False)
+    tiny_store(folder / "data", "demo", n_items=8)
     config_path = write_config(folder)
     config = load_config(config_path)
     one = _run(config, "demo", 1, 4, {1: {**CNN, "comment_1": "cnn"},
@@ -51,8 +50,11 @@ def demo_runs(tmp_path_factory):
 
 
 def _compare(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "xval", "compare", *map(str, args)],
-                          capture_output=True, text=True, cwd=cwd, timeout=300)
+    """`python -m xval compare ARGS` in this process (`run_here`); its own process is run
+    in test_entry.py and test_startup.py."""
+    from xval.cli.main import main
+
+    return run_here(main, "compare", *args, cwd=cwd)
 
 
 def test_compare_same_folds_prints_the_table_and_writes_the_workbook(demo_runs):

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.conftest import run_script, tiny_store, write_config, write_script
+from tests.conftest import run_script_here, tiny_store, write_config, write_script
 from xval import tasks
 from xval.config import schema
 from xval.config.loader import load_config
@@ -52,7 +52,7 @@ def test_results_recorded_before_the_added_keys_resume_without_conflict(tmp_path
     config = write_config(tmp_path)
     tiny_store(tmp_path / "data")
     script = write_script(tmp_path, _EXPERIMENT)
-    assert run_script(script, "1", "1", "--config", config, "-q").returncode == 0
+    assert run_script_here(script, "1", "1", "--config", config, "-q").returncode == 0
     params_file = tmp_path / "results" / "tiny" / "experiment_1" / "instance_1" / "params.json"
     record = json.loads(params_file.read_text())
     for key in schema.ADDED_KEYS["training"]:
@@ -62,11 +62,11 @@ def test_results_recorded_before_the_added_keys_resume_without_conflict(tmp_path
     record["hash"] = params_hash(record["params"])
     del record["content_sha256"]  # nor did it seal its records
     params_file.write_text(json.dumps(record))
-    proc = run_script(script, "1", "1", "--config", config)
+    proc = run_script_here(script, "1", "1", "--config", config)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "already done" in proc.stdout + proc.stderr
     # A real change is still a conflict.
-    proc = run_script(script, "1", "1", "--config", config, "--set", "min_epochs=0",
+    proc = run_script_here(script, "1", "1", "--config", config, "--set", "min_epochs=0",
                       "--set", "learning_rate=0.01")
     assert proc.returncode == 2 and "learning_rate: 0.001 -> 0.01" in proc.stderr
 
@@ -96,14 +96,14 @@ def test_results_made_under_the_earlier_defaults_conflict_with_a_hint(tmp_path):
     plain = write_config(tmp_path)  # the plain (earlier) training options
     tiny_store(tmp_path / "data")
     script = write_script(tmp_path, _EXPERIMENT)
-    assert run_script(script, "1", "1", "--config", plain, "-q").returncode == 0
+    assert run_script_here(script, "1", "1", "--config", plain, "-q").returncode == 0
     pinned = load_config(write_config(tmp_path / "pinned")).training  # what tests pin
     text = plain.read_text()
     for key in PLAIN_TRAINING:  # config.ini as shipped for these keys
         text = re.sub(rf"^{key} = .*$", f"{key} = {_shipped(key)}", text, flags=re.M)
     plain.write_text(text)
     assert load_config(plain).training["lr_schedule"] == "cosine" != pinned["lr_schedule"]
-    proc = run_script(script, "1", "1", "--config", plain, "-q")
+    proc = run_script_here(script, "1", "1", "--config", plain, "-q")
     assert proc.returncode != 0
     assert "Existing results were made with other parameters" in proc.stderr
     assert "If you changed nothing, config.ini's [training] defaults changed" in proc.stderr
@@ -114,7 +114,7 @@ def test_results_made_under_the_earlier_defaults_conflict_with_a_hint(tmp_path):
     assert all(pinned[k] == v for k, v in pin.items())
     body = _EXPERIMENT.replace("Experiment(", f"Experiment(parameters={pin!r}, ", 1)
     fixed = write_script(tmp_path, body, name="exp_pinned.py")
-    proc = run_script(fixed, "1", "1", "--config", plain, "-q")
+    proc = run_script_here(fixed, "1", "1", "--config", plain, "-q")
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 

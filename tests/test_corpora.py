@@ -7,8 +7,6 @@ whichever way they are described: cut into files of their own (a CSV manifest), 
 import io
 import json
 import shutil
-import subprocess
-import sys
 import tempfile
 
 import librosa
@@ -22,7 +20,7 @@ from preprocessing.audio import Region, load_audio
 from preprocessing.build import build_store, check_rows, feature_params
 from preprocessing.corpora import hf_source, kaldi_source, lhotse_source
 from preprocessing.segment_length import choose_segment, clip_durations
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_here
 from xval.config.loader import load_config
 from xval.core.errors import ConfigurationError, DatasetError
 
@@ -209,10 +207,12 @@ def test_kaldi_source_bad_directory_names_the_fix(tmp_path, change, match):
 
 
 def _preprocess(*args, cwd, progress=False):
-    return subprocess.run([sys.executable, "-m", "preprocessing", *map(str, args),
-                           "--sample-rate", "8000", "--n-mels", "16", "--workers", "1",
-                           *([] if progress else ["--no-progress"])],
-                          capture_output=True, text=True, cwd=cwd)
+    """`python -m preprocessing ARGS`, run in this process (`run_here`: its files, lines and
+    exit code; the command's process is tested in test_cli_flags.py)."""
+    from xval.cli.preprocess import main
+
+    return run_here(main, *args, "--sample-rate", "8000", "--n-mels", "16", "--workers", "1",
+                    *([] if progress else ["--no-progress"]), cwd=cwd)
 
 
 def test_cli_kaldi_builds_a_store_and_refuses_a_directory_without_wav_scp(tmp_path):
@@ -546,8 +546,11 @@ def test_corpus_options_of_another_source_are_refused():
 
 
 def _init(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "xval", "init", *map(str, args),
-                           "--no-progress"], capture_output=True, text=True, cwd=cwd)
+    """`python -m xval init ARGS`, run in this process (`run_here`; the command's process is
+    tested in test_quickstart.py and test_init.py)."""
+    from xval.cli.main import main
+
+    return run_here(main, "init", *args, "--no-progress", cwd=cwd)
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from preprocessing.store import FeatureStore, write_store
-from tests.conftest import run_script, write_config, write_script
+from tests.conftest import run_here, run_script, run_script_here, write_config, write_script
 from tests.test_synth_events import fsdd, make  # noqa: F401  (the fake FSDD fixture)
 from xval import tasks
 from xval.cli.preprocess import main as preprocessing_main
@@ -181,7 +181,9 @@ def test_detection_experiment_runs_and_reports(events_store, tmp_path, backend):
     config = write_config(tmp_path, paths={"data_dir": str(events_store.path.parent),
                                            "results_dir": str(tmp_path / "results")})
     script = write_script(tmp_path, _EXPERIMENT)
-    proc = run_script(script, "1", "2", "--config", config, "--backend", backend, "-q")
+    # torch, this process's backend, runs in this process; tensorflow in its own.
+    proc = (run_script_here if backend == "torch" else run_script)(
+        script, "1", "2", "--config", config, "--backend", backend, "-q")
     assert proc.returncode == 0, proc.stderr[-3000:]
     exp = tmp_path / "results" / "sed" / "experiment_1"
     for k in (1, 2):
@@ -258,16 +260,13 @@ def _check_psds(fold):
 
 def _check_evaluate_on_annotated_recordings(exp, raw, config):
     """`python -m xval evaluate --annotations`: the experiment's recording metrics of the
-    detected events; without --annotations, one error line saying how."""
-    import subprocess
-    import sys
-
+    detected events; without --annotations, one error line saying how. (Run in this process;
+    `evaluate`'s own process is tested in test_final_model.py.)"""
+    from xval.cli.main import main
     from xval.inference.evaluate import evaluate_recordings
 
     def evaluate(*args):
-        return subprocess.run([sys.executable, "-m", "xval", "evaluate", str(exp / "instance_1"),
-                               *args, "--config", str(config)],
-                              capture_output=True, text=True, timeout=300)
+        return run_here(main, "evaluate", exp / "instance_1", *args, "--config", config)
 
     proc = evaluate(str(raw), "--annotations", str(raw / "annotations.csv"), "--format", "csv")
     assert proc.returncode == 0, proc.stderr[-2000:]

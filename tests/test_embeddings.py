@@ -3,13 +3,19 @@ fold on embeddings of the fold's own model or of saved models, C chosen on the v
 rows, scored on every split, saved with skops and used by `predict`."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT, resolve, run_script, write_config, write_script
+from tests.conftest import (
+    ROOT,
+    resolve,
+    run_here,
+    run_script,
+    run_script_here,
+    write_config,
+    write_script,
+)
 from tests.test_training import DEFAULTS, job
 from xval.config import embedding
 from xval.core.errors import ConfigurationError, ParameterError, TrainingError
@@ -185,6 +191,7 @@ def test_autoencoder_codes_svm_workbook_and_predict(tmp_path):
     import openpyxl
     import soundfile as sf
 
+    from xval.cli.main import main as xval_main
     from xval.cli.preprocess import main as preprocessing_main
 
     folders = tmp_path / "audio"
@@ -201,7 +208,9 @@ def test_autoencoder_codes_svm_workbook_and_predict(tmp_path):
                                "--workers", "1", "--item-pattern", r"(?P<item>s\d)_",
                                "--no-progress"]) == 0
     script = write_script(tmp_path, _EXPERIMENT)
-    proc = run_script(script, "1", "1", "--config", config, "-q")
+    # The run and the predict commands in this process (their own processes are tested in
+    # test_training.py and test_install.py).
+    proc = run_script_here(script, "1", "1", "--config", config, "-q")
     assert proc.returncode == 0, proc.stderr[-3000:]
     experiment = tmp_path / "results" / "tones" / "experiment_1"
     inst = experiment / "instance_1"
@@ -215,9 +224,8 @@ def test_autoencoder_codes_svm_workbook_and_predict(tmp_path):
     header = [c.value for row in sheet.iter_rows(max_row=3) for c in row if c.value]
     assert any("embedding_accuracy" in str(h) for h in header)
     files = [str(folders / "low" / "s0_0.wav"), str(folders / "high" / "s1_1.wav")]
-    proc = subprocess.run([sys.executable, "-m", "xval", "predict", str(inst), *files,
-                           "--embedding-classifier", "--format", "csv", "--config",
-                           str(config)], capture_output=True, text=True, timeout=300)
+    proc = run_here(xval_main, "predict", inst, *files, "--embedding-classifier", "--format",
+                    "csv", "--config", config)
     assert proc.returncode == 0, proc.stderr[-2000:]
     clips = [line.split(",") for line in proc.stdout.splitlines() if ",clip," in line]
     assert [row[3] for row in clips] == ["low", "high"]
@@ -225,9 +233,8 @@ def test_autoencoder_codes_svm_workbook_and_predict(tmp_path):
     # Without the flag, predict answers with the network (here an autoencoder): refused
     # or not, it does not use the classifier; with a fold model lacking one, it says so.
     (inst / "fold_1.skops").unlink()
-    proc = subprocess.run([sys.executable, "-m", "xval", "predict", str(inst), files[0],
-                           "--embedding-classifier", "--config", str(config)],
-                          capture_output=True, text=True, timeout=300)
+    proc = run_here(xval_main, "predict", inst, files[0], "--embedding-classifier",
+                    "--config", config)
     assert proc.returncode == 2 and "fold_1.keras has no embedding classifier" in proc.stderr
     # A results folder is data, never code: a fold_<i>.skops crafted to call eval is
     # refused, and the command it holds never runs (tests/test_security.py).
@@ -235,8 +242,7 @@ def test_autoencoder_codes_svm_workbook_and_predict(tmp_path):
 
     marker = tmp_path / "pwned"
     (inst / "fold_1.skops").write_bytes(_eval_file(tmp_path, marker))
-    proc = subprocess.run([sys.executable, "-m", "xval", "predict", str(inst), files[0],
-                           "--embedding-classifier", "--config", str(config)],
-                          capture_output=True, text=True, timeout=300)
+    proc = run_here(xval_main, "predict", inst, files[0], "--embedding-classifier",
+                    "--config", config)
     assert not marker.exists()
     assert proc.returncode == 2 and "builtins.eval" in proc.stderr, proc.stderr[-2000:]

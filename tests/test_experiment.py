@@ -9,7 +9,14 @@ import sys
 import numpy as np
 import pytest
 
-from tests.conftest import OutputWatcher, run_script, tiny_store, write_config, write_script
+from tests.conftest import (
+    OutputWatcher,
+    run_script,
+    run_script_here,
+    tiny_store,
+    write_config,
+    write_script,
+)
 from xval import Experiment
 from xval.core.errors import ConfigurationError, ParameterError, ResultsConflictError
 
@@ -354,11 +361,12 @@ def test_script_cli_range_gpu_and_errors(tmp_path, config_path, config, store):
     env = json.loads((d / "code" / "environment.json").read_text())
     assert env["CUDA_VISIBLE_DEVICES"] == ""
     assert (d / "code" / script.name).is_file()
-    bad = run_script(script, 3, 9)
+    # The refusals and the dry run: the same command line, in this process.
+    bad = run_script_here(script, 3, 9)
     assert bad.returncode == 2 and "outside the declared instances 1..4" in bad.stderr
-    bad = run_script(script, "--set", "learnin_rate=0.1")
+    bad = run_script_here(script, "--set", "learnin_rate=0.1")
     assert bad.returncode == 2 and "Did you mean learning_rate" in bad.stderr
-    dry = run_script(script, "--instances", "1,4", "--set", "epochs=1", "--dry-run")
+    dry = run_script_here(script, "--instances", "1,4", "--set", "epochs=1", "--dry-run")
     assert dry.returncode == 0 and "epochs = 1" in dry.stdout
     assert not (d / "instance_1").exists()
 

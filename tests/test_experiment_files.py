@@ -6,7 +6,7 @@ import shlex
 
 from openpyxl import load_workbook
 
-from tests.conftest import run_script, write_script
+from tests.conftest import run_script, run_script_here, write_script
 from xval import Experiment
 
 INSTANCE = {"architecture": "mlp", "reshaping_type": "none", "comment_1": "",
@@ -30,8 +30,8 @@ def test_run_command_and_set_values_in_code_and_on_the_summary_sheet(config, sto
     env = {"KERAS_BACKEND": "torch"}
     first = run_script(script, "1", "1", "--set", "hidden_units=4", "-q", env=env)
     assert first.returncode == 0, first.stderr
-    second = run_script(script, "--instances", "2", "--set", "learning_rate=0.02", "-q",
-                        env=env)
+    # The second run in this process, its sys.argv as Python sets it for a script.
+    second = run_script_here(script, "--instances", "2", "--set", "learning_rate=0.02", "-q")
     assert second.returncode == 0, second.stderr
     exp = config.results_dir / "tiny" / "experiment_1"
     log = json.loads((exp / "code" / "commands.json").read_text())

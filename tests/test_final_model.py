@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from tests.conftest import ROOT, run_script, write_config, write_script
+from tests.conftest import ROOT, run_here, run_script_here, write_config, write_script
 from xval import Experiment
 from xval.config.loader import load_config
 from xval.core.errors import ConfigurationError, DatasetError
@@ -87,9 +87,18 @@ def trained(tmp_path_factory):
             "folder": folder}
 
 
-def _cli(*args, cwd=ROOT):
+def _process(*args, cwd=ROOT):
+    """`python -m xval ARGS` in a fresh process."""
     return subprocess.run([sys.executable, "-m", "xval", *map(str, args)], capture_output=True,
                           text=True, cwd=cwd, env={**os.environ, "KERAS_BACKEND": "torch"})
+
+
+def _cli(*args, cwd=ROOT):
+    """`python -m xval ARGS` in this process (`run_here`): predict and evaluate each keep a
+    run in their own process (`_process`) below."""
+    from xval.cli.main import main
+
+    return run_here(main, *args, cwd=cwd)
 
 
 def test_predict_instance_folder_averages_fold_logits(trained):
@@ -123,7 +132,7 @@ def test_predict_instance_folder_averages_fold_logits(trained):
 
 def test_predict_command_says_ensemble(trained):
     inst, audio = trained["inst"], trained["audio"]
-    text = _cli("predict", inst, audio / "high_bob_1.wav")
+    text = _process("predict", inst, audio / "high_bob_1.wav")
     assert text.returncode == 0, text.stderr
     assert text.stdout.splitlines()[0] == "ensemble of 2 fold models of instance_1"
     csv = _cli("predict", inst, audio / "high_bob_1.wav", "--format", "csv", "--fold", "0")
@@ -157,7 +166,7 @@ def test_evaluate_folders_text_and_csv(trained):
     from xval.inference.predict import predict_files
 
     inst, new = trained["inst"], trained["new"]
-    proc = _cli("evaluate", inst, new)
+    proc = _process("evaluate", inst, new)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert out.splitlines()[0] == "ensemble of 2 fold models of instance_1"
@@ -295,16 +304,16 @@ def test_refit_job_trains_all_epochs_on_train_rows(tmp_path, store):
 
 @pytest.mark.slow
 def test_refit_cli_writes_final_model_and_predict_uses_it(trained):
+    # The --refit command line in this process; its own process runs in test_refit.py.
     inst, script = trained["inst"], trained["script"]
-    env = {"KERAS_BACKEND": "torch"}
-    not_done = run_script(script, "--refit", "2", env=env)
+    not_done = run_script_here(script, "--refit", "2")
     assert not_done.returncode == 2
     assert "error: Instance 2 is not complete (folds [0, 1] of 2 are not done" in \
         not_done.stderr
-    both = run_script(script, "1", "--refit", "1", env=env)
+    both = run_script_here(script, "1", "--refit", "1")
     assert both.returncode == 2 and "--refit K takes no instance range" in both.stderr
     assert not (inst / "final.keras").exists()
-    proc = run_script(script, "--refit", "1", env=env)
+    proc = run_script_here(script, "--refit", "1")
     assert proc.returncode == 0, proc.stderr
     final = json.loads((inst / "final.json").read_text())
     best = [json.loads((inst / f"fold_{i}.json").read_text())["best_epoch"] for i in range(2)]

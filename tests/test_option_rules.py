@@ -1,12 +1,13 @@
 """Options that do not apply are refused before anything runs: the rules for GPU ids,
 executor options, budgets and MLflow targets. The command-line cases run a real experiment
-script with `--dry-run` in a subprocess."""
+script with `--dry-run`: its command line in this process (`run_script_here`), and the GPU
+case, whose ids become the process's environment, in a subprocess."""
 
 import math
 
 import pytest
 
-from tests.conftest import run_script, write_script
+from tests.conftest import run_script, run_script_here, write_script
 from xval.config.space import Float, Search
 from xval.core.errors import ConfigurationError
 from xval.report.tracking import tracking_uri
@@ -42,7 +43,7 @@ CASES = [
 def test_options_that_do_not_apply_are_one_line_errors(args, match, tmp_path, config_path,
                                                        store):
     script = write_script(tmp_path, SCRIPT.format(config=str(config_path), base=BASE))
-    proc = run_script(script, *args, "--dry-run")
+    proc = run_script_here(script, *args, "--dry-run")
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
     assert proc.stderr.startswith("error:") and match in proc.stderr, proc.stderr

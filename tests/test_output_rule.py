@@ -6,15 +6,13 @@ folder of the user's audio and a folder of the user's documents: each refuses wi
 import hashlib
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from tests.conftest import ROOT, tiny_store, write_config, write_script
+from tests.conftest import python_here, tiny_store, write_config, write_script
 
 SR = 8000
 
@@ -55,9 +53,9 @@ def _contents(folder):
 
 
 def _run(cwd, *args):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "KERAS_BACKEND": "torch"}
-    return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=600)
+    """`python ARGS` in `cwd`, run in this process (`python_here`): the rule is the
+    commands' own; each command line's process is tested in its own test file."""
+    return python_here(*args, cwd=cwd)
 
 
 # Each command: (name, how to run it against TARGET, reading SRC). `W` is the test folder

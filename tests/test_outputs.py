@@ -4,14 +4,12 @@ line in a subprocess and checks the exit code, the one `error:` line and that no
 existing changed."""
 
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, python_here
 from xval.core.errors import ConfigurationError
 from xval.core.outputs import check_output_files, check_output_folder
 
@@ -19,9 +17,9 @@ SR = 8000
 
 
 def _run(*args, cwd=ROOT):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "KERAS_BACKEND": "torch"}
-    return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=300)
+    """`python ARGS`, run in this process (`python_here`): the refusals are the commands'
+    own; each command line's process is tested in its own test file."""
+    return python_here(*args, cwd=cwd)
 
 
 @pytest.fixture

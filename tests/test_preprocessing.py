@@ -16,7 +16,7 @@ from preprocessing.build import build_store, feature_params
 from preprocessing.features import compute_features, feature_shape, segment
 from preprocessing.report import dataset_report, format_report
 from preprocessing.store import FeatureStore, write_store, write_store_from_dicts
-from tests.conftest import ROOT, SHARED
+from tests.conftest import ROOT, SHARED, python_here
 from xval.config.loader import load_config
 from xval.core.errors import DatasetError
 
@@ -351,10 +351,11 @@ def test_cli_regex_and_report(tmp_path):
     assert "18 files, 3 items, 3 classes" in proc.stdout
     info = json.loads((tmp_path / "store" / "dataset.json").read_text())
     assert info["feature_params"]["n_mels"] == 16 and info["sample_rate"] == 8000
-    again = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    # The refusal and the report in this process (python_here); the build above is the
+    # command line's real process.
+    again = python_here(*cmd[1:], cwd=ROOT)
     assert again.returncode == 2 and "already exists" in again.stderr
-    report = subprocess.run([sys.executable, "-m", "preprocessing", "report",
-                             str(tmp_path / "store")], capture_output=True, text=True, cwd=ROOT)
+    report = python_here("-m", "preprocessing", "report", tmp_path / "store", cwd=ROOT)
     assert "clips per item" in report.stdout and "anna" in report.stdout
 
 
@@ -375,9 +376,8 @@ def test_demo_task_type(tmp_path):
     store, _ = build_demo(tmp_path / "data", workers=1, progress=False,
                           task_type="representation")
     assert store.task_type == "representation"
-    proc = subprocess.run([sys.executable, "-m", "preprocessing", "demo", "--task-type",
-                           "regression", "--data-dir", str(tmp_path / "other")],
-                          capture_output=True, text=True, cwd=ROOT)
+    proc = python_here("-m", "preprocessing", "demo", "--task-type", "regression",
+                       "--data-dir", tmp_path / "other", cwd=ROOT)
     assert proc.returncode != 0
     assert "--task-type regression cannot be used with `demo`" in proc.stderr
     assert not (tmp_path / "other").exists()  # refused before anything is written
@@ -507,17 +507,15 @@ def test_build_store_skips_non_finite_files_and_strict_names_them(tmp_path, para
 def test_cli_non_finite_file_skipped_and_listed(tmp_path):
     root = write_fsdd_like(tmp_path / "rec", speakers=("anna", "bob"))
     sf.write(root / "2_anna_7.wav", np.full(SR, np.nan, np.float32), SR, subtype="FLOAT")
-    proc = subprocess.run([sys.executable, "-m", "preprocessing", "regex", str(root),
-                           "--pattern", "fsdd", "--out", str(tmp_path / "s"), "--sample-rate",
-                           "8000", "--workers", "1", "--no-progress"],
-                          capture_output=True, text=True, cwd=ROOT)
+    proc = python_here("-m", "preprocessing", "regex", root, "--pattern", "fsdd", "--out",
+                       tmp_path / "s", "--sample-rate", "8000", "--workers", "1",
+                       "--no-progress", cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     assert "Skipped 1 of the files:" in proc.stdout and "2_anna_7.wav" in proc.stdout
     assert "Traceback" not in proc.stderr
-    strict = subprocess.run([sys.executable, "-m", "preprocessing", "regex", str(root),
-                             "--pattern", "fsdd", "--out", str(tmp_path / "t"),
-                             "--sample-rate", "8000", "--workers", "1", "--no-progress",
-                             "--strict"], capture_output=True, text=True, cwd=ROOT)
+    strict = python_here("-m", "preprocessing", "regex", root, "--pattern", "fsdd", "--out",
+                         tmp_path / "t", "--sample-rate", "8000", "--workers", "1",
+                         "--no-progress", "--strict", cwd=ROOT)
     assert strict.returncode == 2 and "Traceback" not in strict.stderr
     assert strict.stderr.startswith("error: ") and "not finite" in strict.stderr
     assert "strict mode" in strict.stderr and not (tmp_path / "t").exists()
@@ -572,13 +570,12 @@ def test_cli_manifest_outside_root_and_flag(tmp_path):
         sf.write(root / name, tone(), SR)
     sf.write(tmp_path / "c.wav", tone(500), SR)
     (root / "m.csv").write_text("path,label\na.wav,x\nb.wav,y\n../c.wav,x\n")
-    cmd = [sys.executable, "-m", "preprocessing", "manifest", str(root / "m.csv"), "--out",
-           str(tmp_path / "s"), "--sample-rate", "8000", "--workers", "1", "--no-progress"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    cmd = ["-m", "preprocessing", "manifest", root / "m.csv", "--out", tmp_path / "s",
+           "--sample-rate", "8000", "--workers", "1", "--no-progress"]
+    proc = python_here(*cmd, cwd=ROOT)
     assert proc.returncode == 2 and "leads outside the root folder" in proc.stderr
     assert not (tmp_path / "s").exists()
-    proc = subprocess.run(cmd + ["--allow-outside-root"], capture_output=True, text=True,
-                          cwd=ROOT)
+    proc = python_here(*cmd, "--allow-outside-root", cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     assert FeatureStore(tmp_path / "s").info["n_files"] == 3
 

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from tests.conftest import run_script, write_config, write_script
+from tests.conftest import run_script, run_script_here, write_config, write_script
 from xval import Experiment
 from xval.config.loader import load_config
 from xval.core.errors import ResultsConflictError
@@ -36,8 +36,9 @@ def _experiment(config):
 def test_refit_reuses_the_set_values_recorded_with_the_run(config, store, tmp_path):
     script = write_script(tmp_path, SCRIPT.format(config=str(config.path), instance=INSTANCE))
     env = {"KERAS_BACKEND": "torch"}
-    run = run_script(script, "--set", "hidden_units=4", "--set", "learning_rate=0.02", "-q",
-                     env=env)
+    # The run and the refusal in this process; the refit in its own (--refit's real process).
+    run = run_script_here(script, "--set", "hidden_units=4", "--set", "learning_rate=0.02",
+                          "-q")
     assert run.returncode == 0, run.stderr
     inst = config.results_dir / "tiny" / "experiment_1" / "instance_1"
     params = json.loads((inst / "params.json").read_text())
@@ -52,7 +53,7 @@ def test_refit_reuses_the_set_values_recorded_with_the_run(config, store, tmp_pa
 
     # A real change (config.ini's patience) is refused, named with both values.
     changed = load_config(write_config(tmp_path, training={"patience": 7}))
-    refused = run_script(script, "--refit", "1", env=env)
+    refused = run_script_here(script, "--refit", "1")
     assert refused.returncode == 2
     assert "patience: recorded" in refused.stderr and "now 7" in refused.stderr
     assert "--set hidden_units=4" in refused.stderr  # the recorded values were applied

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from tests.conftest import run_script, write_script
+from tests.conftest import run_script, run_script_here, write_script
 from xval import Experiment
 from xval.core.errors import ConfigurationError, ResultsConflictError
 from xval.core.files import lock
@@ -77,7 +77,9 @@ def script(tmp_path, config_path, extra=", num_folds=3", more="", base=None):
 ])
 def test_bad_command_line_values_are_one_line_errors(args, match, tmp_path, config_path,
                                                       store):
-    proc = run_script(script(tmp_path, config_path), *args, "--dry-run")
+    # In this process: the parsing of the command line (its process: the declaration
+    # errors below, and test_entry.py).
+    proc = run_script_here(script(tmp_path, config_path), *args, "--dry-run")
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert match in proc.stderr and "Traceback" not in proc.stderr
     assert proc.stdout == ""
@@ -275,12 +277,12 @@ def test_overwrite_keeps_old_results_aside_until_the_new_ones_complete(config_pa
 
 def test_snapshot_only_when_the_code_changed(tmp_path, config_path, store):
     path = script(tmp_path, config_path)
-    for _ in range(2):
-        assert run_script(path).returncode == 0
+    for _ in range(2):  # the script read again each time, as a new process reads it
+        assert run_script_here(path).returncode == 0
     code = tmp_path / "results" / "tiny" / "experiment_1" / "code"
     assert not (code / "runs").exists()  # a rerun that trains nothing adds no snapshot
     path.write_text(path.read_text().replace('"cli"', '"cli, edited"'))
     for _ in range(2):
-        assert run_script(path).returncode == 0
+        assert run_script_here(path).returncode == 0
     runs = list((code / "runs").iterdir())
     assert len(runs) == 1 and "cli, edited" in (runs[0] / path.name).read_text()

@@ -13,7 +13,7 @@ import pytest
 from openpyxl import load_workbook
 from scipy import stats
 
-from tests.conftest import run_script, tiny_store, write_script
+from tests.conftest import run_here, run_script, run_script_here, tiny_store, write_script
 from xval import Experiment
 from xval.core.errors import ConfigurationError, ResultsConflictError
 from xval.core.hashing import json_digest
@@ -99,8 +99,9 @@ def _check_compare(exp_dir, two_dir, tmp_path):
     assert first.shape == (2, 2) and used == [0, 1, 2, 3] and pair.folds == 4
     ratio = fold_test_train_ratio([*r.folds, *other.folds])
     assert pair.p == pytest.approx(corrected_repeated_ttest(first, second, ratio).p)
-    proc = subprocess.run([sys.executable, "-m", "xval", "compare", str(exp_dir), str(two_dir)],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    from xval.cli.main import main
+
+    proc = run_here(main, "compare", exp_dir, two_dir, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "tiny/experiment_1:1" in proc.stdout and "tiny/experiment_2:1" in proc.stdout
 
@@ -120,7 +121,7 @@ def test_num_repeats_from_set_runs_resumes_after_a_kill_and_reports(tmp_path, co
     assert "resuming at fold" in again.stdout
     assert "Folds: 2 requested x 2 repeats (4 folds)" in again.stdout
     folds_hash = _check_report(exp_dir, sorted(set(map(str, store.items))))
-    refit = run_script(script, "--refit", "1")  # plans with the repeats of folds.json
+    refit = run_script_here(script, "--refit", "1")  # plans with the repeats of folds.json
     assert refit.returncode == 0, refit.stdout + refit.stderr
     assert (exp_dir / "instance_1" / "final.keras").exists()
 
@@ -195,7 +196,7 @@ def test_num_repeats_on_predefined_splits_is_refused(config_path, config):
 def test_num_repeats_command_line_error_is_one_line(tmp_path, config_path, store):
     script = write_script(tmp_path, SCRIPT.format(config=str(config_path),
                                                   spec={**MLP, "epochs": 1}))
-    proc = run_script(script, "--set", "num_repeats=-1")
+    proc = run_script_here(script, "--set", "num_repeats=-1")
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         "error: num_repeats=-1: expected an integer >= 1."]

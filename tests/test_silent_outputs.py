@@ -8,14 +8,12 @@ import argparse
 import csv
 import io
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from tests.conftest import ROOT, tiny_store, write_config, write_script
+from tests.conftest import ROOT, python_here, tiny_store, write_config, write_script
 
 SR = 8000
 NAMES = ['take, one.wav', 'say "hi".wav', "line\nbreak.wav"]
@@ -131,10 +129,10 @@ def project(tmp_path):
     return tmp_path, script
 
 
-def _run(cwd, *args, env=None):
-    full = {**os.environ, "PYTHONPATH": str(ROOT), "KERAS_BACKEND": "torch", **(env or {})}
-    return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, env=full, timeout=600)
+def _run(cwd, *args):
+    """`python ARGS` in `cwd`, run in this process (`python_here`): what is checked is the
+    commands' refusals and exit codes; their processes are tested in their own files."""
+    return python_here(*args, cwd=cwd)
 
 
 def test_set_twice_is_refused_like_a_key_twice_in_an_instance(project):

@@ -11,8 +11,9 @@ import soundfile as sf
 
 from tests.conftest import (
     ROOT,
+    python_here,
     resolve,
-    run_script,
+    run_script_here,
     tiny_store,
     training_defaults,
     write_config,
@@ -187,8 +188,8 @@ def test_transfer_learning_from_command_line(tmp_path):
     source.run(config=config, out=lambda *a: None)
     source_model = config.results_dir / "tiny" / "experiment_1" / "instance_1" / "fold_0.keras"
     script = write_script(tmp_path, TRANSFER.format(config=str(config_path)))
-    proc = run_script(script, "--set", f"load_model={str(source_model)!r}",
-                      "--set", "freeze_layers=-1")
+    proc = run_script_here(script, "--set", f"load_model={str(source_model)!r}",
+                           "--set", "freeze_layers=-1")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     target = config.results_dir / "two" / "experiment_1" / "instance_1" / "fold_0.keras"
     old = keras.saving.load_model(source_model, compile=False)
@@ -347,10 +348,8 @@ def test_legacy_h5_models_are_refused(tmp_path, audio_experiment, store):
     with pytest.raises(ConfigurationError, match="not a Keras 3 `.keras` file"):
         load(renamed)
     assert isinstance(load(model), keras.Model)
-    proc = subprocess.run([sys.executable, "-m", "xval", "predict", str(h5),
-                           str(audio / "high_ann_0.wav"), "--dataset-info",
-                           str(model.parent.parent / "dataset.json")],
-                          capture_output=True, text=True, cwd=ROOT)
+    proc = python_here("-m", "xval", "predict", h5, audio / "high_ann_0.wav",
+                       "--dataset-info", model.parent.parent / "dataset.json", cwd=ROOT)
     assert proc.returncode == 2 and "Legacy HDF5" in proc.stderr
     with pytest.raises(Exception, match="legacy .h5"):  # as a transfer-learning start: at resolve
         run_fold(job(store, tmp_path, fold=1, load_model=str(h5)))
@@ -358,27 +357,24 @@ def test_legacy_h5_models_are_refused(tmp_path, audio_experiment, store):
 
 def test_predict_missing_model_and_info(tmp_path, audio_experiment):
     _, audio = audio_experiment
-    proc = subprocess.run([sys.executable, "-m", "xval", "predict", str(tmp_path / "x.keras"),
-                           str(audio / "high_bob_1.wav")], capture_output=True, text=True,
-                          cwd=ROOT)
+    proc = python_here("-m", "xval", "predict", tmp_path / "x.keras",
+                       audio / "high_bob_1.wav", cwd=ROOT)
     assert proc.returncode == 2 and "x.keras' does not exist" in proc.stderr
 
 
 def test_embed_command(audio_experiment, tmp_path):
     model, audio = audio_experiment
     out = tmp_path / "emb.npy"
-    proc = subprocess.run([sys.executable, "-m", "xval", "embed", str(model),
-                           str(audio / "high_ann_0.wav"), str(audio / "low_ann_0.wav"),
-                           "--layer", "global_average_pooling2d", "--out", str(out)],
-                          capture_output=True, text=True, cwd=ROOT)
+    # In this process (python_here); embed's own process: the backend test above.
+    proc = python_here("-m", "xval", "embed", model, audio / "high_ann_0.wav",
+                       audio / "low_ann_0.wav", "--layer", "global_average_pooling2d",
+                       "--out", out, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     emb = np.load(out)
     assert emb.shape == (6, 8)  # 3 segments per file, 2 * filters channels
     assert (tmp_path / "emb.csv").read_text().splitlines()[0] == "file,segment,start"
-    bad = subprocess.run([sys.executable, "-m", "xval", "embed", str(model),
-                          str(audio / "high_ann_0.wav"), "--layer", "nope", "--out",
-                          str(tmp_path / "other.npy")], capture_output=True, text=True,
-                         cwd=ROOT)
+    bad = python_here("-m", "xval", "embed", model, audio / "high_ann_0.wav", "--layer",
+                      "nope", "--out", tmp_path / "other.npy", cwd=ROOT)
     assert bad.returncode == 2 and "No layer named 'nope'" in bad.stderr
 
 
@@ -518,9 +514,7 @@ def test_embed_takes_an_instance_folder_as_predict_does(audio_experiment, tmp_pa
     np.testing.assert_allclose(final, embed_files(inst / "fold_1.keras", files,
                                                   "global_average_pooling2d")[0], rtol=1e-6)
     out = tmp_path / "emb.npy"
-    proc = subprocess.run([sys.executable, "-m", "xval", "embed", str(inst),
-                           str(audio / "high_ann_0.wav"), "--fold", "1", "--layer",
-                           "global_average_pooling2d", "--out", str(out)],
-                          capture_output=True, text=True, cwd=ROOT)
+    proc = python_here("-m", "xval", "embed", inst, audio / "high_ann_0.wav", "--fold", "1",
+                       "--layer", "global_average_pooling2d", "--out", out, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     assert np.load(out).shape == (3, 8)
