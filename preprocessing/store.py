@@ -5,20 +5,25 @@ memory is never loaded whole. Nothing is pickled. A store is written into a temp
 sibling folder and renamed into place, so it appears complete or not at all.
 """
 
-import hashlib
 import json
 import os
 import shutil
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from preprocessing.store_files import (
+    content_hash,
+    item_order,
+    read_store_files,
+    rows_layout,
+    write_features,
+)
 from preprocessing.store_output import FILES, check_store_out, replace_store
 from xval import tasks
-from xval.core.dataset_info import DatasetInfo
 from xval.core.errors import ConfigurationError, DatasetError
 from xval.core.files import make_temp_dir
 from xval.core.hashing import file_digest
@@ -50,7 +55,7 @@ class FeatureStore:
                 f"{self.path} is not a feature store: missing {', '.join(missing)}. Build it "
                 "with `python -m preprocessing ...` (see the README), or `make demo` for the "
                 "built-in demo dataset.")
-        self.info, self.meta, self.features = _read_store(self.path)
+        self.info, self.meta, self.features = read_store_files(self.path)
         if len(self.meta) != self.features.shape[0]:
             raise DatasetError(
                 f"{self.path}: meta.csv has {len(self.meta)} rows but features.npy has "
@@ -113,7 +118,7 @@ class FeatureStore:
                        or file_digest(self.path / name) != digest]
         else:
             files = ["features.npy", "meta.csv", *_task(self.task_type).extra_arrays]
-            content = _content_hash(self.path, self.meta, files[2:])
+            content = content_hash(self.path, self.meta, files[2:])
             changed = [] if content == self.info.content_hash else [" or ".join(files)]
         if changed:
             raise DatasetError(
@@ -135,47 +140,6 @@ class FeatureStore:
         y = self.targets
         return ({item: np.asarray(self.features[s]) for item, s in spans.items()},
                 {item: y[s] for item, s in spans.items()})
-
-
-def _read_store(path: Path) -> tuple[DatasetInfo, pd.DataFrame, np.ndarray]:
-    """`dataset.json`, `meta.csv` and `features.npy` (memory-mapped, never pickled).
-
-    Raises:
-        DatasetError: naming the file that cannot be read as what it should be.
-    """
-    def corrupt(name: str, e: Exception) -> DatasetError:
-        detail = str(e).splitlines()[0] if str(e) else type(e).__name__
-        return DatasetError(f"{path / name} cannot be read ({detail}); the store is corrupt: "
-                            "rebuild it.")
-
-    def read(name: str, reader: Callable[[Path], Any]) -> Any:
-        try:  # a parser's errors are ValueErrors (JSON, CSV, .npy), a short file's EOFError
-            return reader(path / name)
-        except (OSError, ValueError, EOFError) as e:
-            raise corrupt(name, e) from None
-
-    info = read("dataset.json", lambda p: json.loads(p.read_text(encoding="utf-8")))
-    if not isinstance(info, dict):
-        raise corrupt("dataset.json", ValueError("not a JSON object"))
-    typed = DatasetInfo.from_dict(info, where=str(path / "dataset.json"))
-    meta = read("meta.csv", lambda p: pd.read_csv(p, dtype={"item": str, "clip": str,
-                                                            "label": str}, keep_default_na=False))
-    features = read("features.npy", lambda p: np.load(p, mmap_mode="r", allow_pickle=False))
-    if not isinstance(features, np.ndarray) or features.ndim < 2:
-        raise corrupt("features.npy", ValueError("not an array of feature rows"))
-    return typed, meta, features
-
-
-def _content_hash(folder: Path, meta: pd.DataFrame, arrays: Iterable[str] = ()) -> str:
-    """SHA-256 of the features (and the task's extra arrays) and the metadata, without
-    source paths (so a moved dataset keeps its hash)."""
-    digest = hashlib.sha256()
-    for name in ("features.npy", *sorted(arrays)):
-        with open(folder / name, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-    digest.update(meta.drop(columns=["source"]).to_csv(index=False).encode())
-    return digest.hexdigest()
 
 
 def _task(task_type: str) -> tasks.Task:
@@ -214,44 +178,6 @@ def _check_arrays(arrays: Mapping[str, np.ndarray] | None, task_type: str,
     return out
 
 
-def _layout(features: np.ndarray | str | os.PathLike[str],
-            n_meta: int) -> tuple[int, tuple[int, ...], np.dtype[Any]]:
-    """`(rows, row shape, dtype)` of the features (an array or a `.npy` file), checked
-    against the metadata's row count."""
-    array = np.load(features, mmap_mode="r", allow_pickle=False) \
-        if isinstance(features, (str, os.PathLike)) else np.asarray(features)
-    n_rows, shape, dtype = array.shape[0], array.shape[1:], array.dtype
-    if n_rows != n_meta:
-        raise DatasetError(f"{n_rows} feature rows but {n_meta} metadata rows.")
-    if n_rows == 0:
-        raise DatasetError("No rows to write: every file was skipped or none was found.")
-    return n_rows, shape, dtype
-
-
-def _item_order(meta: pd.DataFrame) -> tuple[np.ndarray, bool]:
-    """The row order grouping rows by item (stable: keeps clip and segment order inside an
-    item), and whether the rows are grouped already."""
-    first = {item: i for i, item in reversed(list(enumerate(meta["item"])))}
-    order = np.argsort(meta["item"].map(first).to_numpy(), kind="stable")
-    return order, bool(np.all(order == np.arange(len(meta))))
-
-
-def _write_features(folder: Path, features: np.ndarray | str | os.PathLike[str],
-                    order: np.ndarray, grouped: bool) -> None:
-    """Writes `folder/features.npy` in `order` (a `.npy` file already grouped is moved; the
-    others are copied in blocks: a file's rows are never all in memory)."""
-    if grouped and isinstance(features, (str, os.PathLike)):
-        shutil.move(str(features), folder / "features.npy")
-        return
-    src = np.load(features, mmap_mode="r", allow_pickle=False) \
-        if isinstance(features, (str, os.PathLike)) else np.asarray(features)
-    out = np.lib.format.open_memmap(folder / "features.npy", "w+", src.dtype, src.shape)
-    for start in range(0, len(order), 4096):
-        out[start:start + 4096] = src[order[start:start + 4096]]
-    out.flush()
-    del out, src
-
-
 def write_store(path: str | os.PathLike[str], features: np.ndarray | str | os.PathLike[str],
                 meta: pd.DataFrame, *, info: Mapping[str, Any] | None = None,
                 task_type: str = tasks.DEFAULT, classes: list[str] | None = None,
@@ -288,9 +214,9 @@ def write_store(path: str | os.PathLike[str], features: np.ndarray | str | os.Pa
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = make_temp_dir(path.parent, prefix=f".{path.name}.")
     try:
-        n_rows, shape, dtype = _layout(features, len(meta))
-        order, grouped = _item_order(meta)
-        _write_features(tmp, features, order, grouped)
+        n_rows, shape, dtype = rows_layout(features, len(meta))
+        order, grouped = item_order(meta)
+        write_features(tmp, features, order, grouped)
         for name, array in extra.items():
             np.save(tmp / name, np.asarray(array)[order if not grouped else slice(None)])
         meta = meta.iloc[order].reset_index(drop=True)
@@ -301,7 +227,7 @@ def write_store(path: str | os.PathLike[str], features: np.ndarray | str | os.Pa
                 "feature_shape": [int(s) for s in shape], "dtype": str(dtype),
                 "n_items": int(meta["item"].nunique()), "n_clips": int(meta["clip"].nunique()),
                 **(info or {})}
-        body["content_hash"] = _content_hash(tmp, meta[columns], list(extra))
+        body["content_hash"] = content_hash(tmp, meta[columns], list(extra))
         body["files_sha256"] = {name: file_digest(tmp / name)
                                 for name in ("features.npy", "meta.csv", *sorted(extra))}
         (tmp / "dataset.json").write_text(json.dumps(body, indent=2, default=str))

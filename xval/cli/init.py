@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import re
 import shlex
 import shutil
 import sys
@@ -27,13 +26,20 @@ from preprocessing.build import build_store, feature_params, silent_note
 from preprocessing.features import encoders
 from preprocessing.intake import check_trainable
 from preprocessing.segment_length import SegmentChoice
-from preprocessing.sources import Source
 from preprocessing.store import FeatureStore
 from xval import tasks
 from xval.cli import init_stores
 from xval.cli import sources as cli_sources
 from xval.cli.commands import COMMANDS
-from xval.cli.init_data import MAX_FOLDS, check_rows, find_rows, folds_for, segment_for
+from xval.cli.init_data import (
+    MAX_FOLDS,
+    check_rows,
+    check_source,
+    data_name,
+    find_rows,
+    folds_for,
+    segment_for,
+)
 from xval.cli.init_data import encoder_store_params as encoder_params
 from xval.cli.init_outputs import Created, check_outputs
 from xval.cli.init_stores import Built
@@ -48,7 +54,7 @@ from xval.cli.scripts import (
 from xval.config import schema
 from xval.config.loader import Config, load_config
 from xval.core.backend import use_backend
-from xval.core.errors import ConfigurationError, DatasetError, XvalError
+from xval.core.errors import ConfigurationError, XvalError
 from xval.core.files import atomic_write_text
 from xval.core.outputs import check_output_folder
 
@@ -111,9 +117,9 @@ def main_init(args: argparse.Namespace) -> int:
     behind.
     """
     audio = Path(args.audio).expanduser().resolve()
-    source = _check_source(args, audio)
+    source = check_source(args, audio)
     project = check_output_folder(Path(args.project).expanduser(), what="--project").resolve()
-    name = _name(audio.name.split(".")[0] if args.name is None else args.name)
+    name = data_name(audio.name.split(".")[0] if args.name is None else args.name)
     if args.label_map is not None and not args.pattern:
         raise ConfigurationError(f"--label-map {args.label_map!r} goes with --pattern (it maps "
                                  "the codes the pattern's (?P<label>..) group finds).")
@@ -268,47 +274,12 @@ def _encoder(name: str | None) -> str | None:
     return None
 
 
-def _check_source(args: argparse.Namespace, audio: Path) -> Source | None:
-    """The corpus of `--source` (`None`: a folder of audio), refusing a path or options that
-    do not fit it, before anything is written."""
-    source = sources.get(args.source) if args.source else None
-    cli_sources.options_given(args, source, sources.corpora())
-    mixed = [flag for flag in ("pattern", "label_map", "item_pattern", "item_per_file",
-                               "manifest") if getattr(args, flag)]
-    if source and mixed:
-        raise ConfigurationError(f"--{mixed[0].replace('_', '-')} reads a folder of audio; "
-                                 f"--source {source.name} reads the corpus's own files: give "
-                                 "one or the other.")
-    if args.item_per_file and args.item_pattern:
-        raise ConfigurationError(f"--item-per-file and --item-pattern {args.item_pattern!r} "
-                                 "contradict each other: give one.")
-    if args.supervisions and (source is None or source.reads.most < 2):
-        two = [c for c in sources.corpora() if c.reads.most > 1]
-        raise ConfigurationError(
-            f"A second path ({args.supervisions}) is for "
-            + " or ".join(f"--source {c.name}, which reads {c.reads.what}" for c in two) + ".")
-    kind, what = (source.reads.kind, source.reads.what) if source else \
-        ("folder", "the folder that holds your audio files")
-    if kind == "file" and not audio.is_file():
-        raise DatasetError(f"{args.audio!r} is not a file; give {what}.")
-    if kind == "folder" and not audio.is_dir():
-        raise DatasetError(f"AUDIO_DIR {args.audio!r} is not a folder; give {what}.")
-    return source
-
-
-def _name(text: str) -> str:
-    name = re.sub(r"[^A-Za-z0-9_]+", "_", text).strip("_").lower()
-    if not name:
-        raise ConfigurationError(f"--name {text!r}: give a name of letters, digits or _.")
-    return name if not name[0].isdigit() else f"data_{name}"
-
-
 def _write_script(script: Path, store: FeatureStore, rows: pd.DataFrame, folds: int, how: str,
                   source: tuple[Path, str], config: Config, project: Path,
                   embedded: FeatureStore | None = None) -> None:
     """Writes the experiment script; `source` is the audio read and the data's name
     (`--name`, else the folder's)."""
-    audio, data_name = source
+    audio, called = source
     classes = sorted(map(str, rows["label"].unique()))
     shown = ", ".join(classes[:6]) + (", ..." if len(classes) > 6 else "")
     relative = Path("experiments") / script.name
@@ -318,11 +289,11 @@ def _write_script(script: Path, store: FeatureStore, rows: pd.DataFrame, folds: 
                "Folds never split an item, so the test score says how well a model does on "
                "items it has never seen.")
     values: dict[str, Any] = {
-        "number": 1, "question": f"which model recognises the classes of {data_name} on "
+        "number": 1, "question": f"which model recognises the classes of {called} on "
                                  "items it has never seen?",
         "summary": "\n".join(textwrap.wrap(summary, width=88, break_on_hyphens=False)),
         "script": relative, "results": _shown(results, project),
-        "description": json.dumps(f"{data_name}: first models"),
+        "description": json.dumps(f"{called}: first models"),
         "dataset": json.dumps(store.path.name), "num_folds": folds,
         "task_type": json.dumps(tasks.DEFAULT),
         "instances": (encoder_instances(embedded.path.name, str(embedded.info.encoder))

@@ -180,3 +180,40 @@ def encoder_store_params(rows: pd.DataFrame, encoder: str) -> dict:
                             f"{choice.hop:g} s ({choice.reason}).", width=100,
                             break_on_hyphens=False))
     return params
+
+
+def check_source(args: argparse.Namespace, audio: Path) -> Source | None:
+    """The corpus of `--source` (`None`: a folder of audio), refusing a path or options that
+    do not fit it, before anything is written."""
+    source = sources.get(args.source) if args.source else None
+    cli_sources.options_given(args, source, sources.corpora())
+    mixed = [flag for flag in ("pattern", "label_map", "item_pattern", "item_per_file",
+                               "manifest") if getattr(args, flag)]
+    if source and mixed:
+        raise ConfigurationError(f"--{mixed[0].replace('_', '-')} reads a folder of audio; "
+                                 f"--source {source.name} reads the corpus's own files: give "
+                                 "one or the other.")
+    if args.item_per_file and args.item_pattern:
+        raise ConfigurationError(f"--item-per-file and --item-pattern {args.item_pattern!r} "
+                                 "contradict each other: give one.")
+    if args.supervisions and (source is None or source.reads.most < 2):
+        two = [c for c in sources.corpora() if c.reads.most > 1]
+        raise ConfigurationError(
+            f"A second path ({args.supervisions}) is for "
+            + " or ".join(f"--source {c.name}, which reads {c.reads.what}" for c in two) + ".")
+    kind, what = (source.reads.kind, source.reads.what) if source else \
+        ("folder", "the folder that holds your audio files")
+    if kind == "file" and not audio.is_file():
+        raise DatasetError(f"{args.audio!r} is not a file; give {what}.")
+    if kind == "folder" and not audio.is_dir():
+        raise DatasetError(f"AUDIO_DIR {args.audio!r} is not a folder; give {what}.")
+    return source
+
+
+def data_name(text: str) -> str:
+    """The data's name in the script and the stores (`--name`, else the folder's): letters,
+    digits and `_`, never starting with a digit."""
+    name = re.sub(r"[^A-Za-z0-9_]+", "_", text).strip("_").lower()
+    if not name:
+        raise ConfigurationError(f"--name {text!r}: give a name of letters, digits or _.")
+    return name if not name[0].isdigit() else f"data_{name}"

@@ -8,7 +8,7 @@ from pathlib import Path
 import xval.report
 from xval.cli.commands import COMMANDS
 from xval.config.loader import find_config, load_config
-from xval.report.results import check_experiment_folder
+from xval.core.layout import check_experiment_folder
 from xval.report.terminal import terminal_table
 
 

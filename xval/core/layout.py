@@ -26,6 +26,7 @@ import dataclasses
 import re
 from pathlib import Path
 
+from xval.core.errors import ConfigurationError
 from xval.core.outputs import Output
 
 _INSTANCE = re.compile(r"instance_(\d+)")
@@ -244,3 +245,18 @@ class ExperimentLayout:
         """Whether the folder holds an experiment's results (`folds.json` or an
         `instance_<k>` folder)."""
         return self.folds_file.is_file() or bool(self.instances())
+
+
+def check_experiment_folder(exp_dir: str | Path) -> None:
+    """Checks that `exp_dir` holds an experiment's results, before anything is written.
+
+    Raises:
+        ConfigurationError: when it is missing, or has neither `folds.json` nor an
+            `instance_<k>` folder (e.g. a feature store).
+    """
+    layout = ExperimentLayout(Path(exp_dir))
+    if not (layout.root.is_dir() and layout.looks_like_experiment()):
+        what = "an experiment folder (no folds.json, no instance_<k> folders)" \
+            if layout.root.is_dir() else "a folder"
+        raise ConfigurationError(f"{layout.root} is not {what}; pass an experiment's results "
+                                 "folder, results/<dataset>/experiment_<N>.")

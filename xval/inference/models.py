@@ -16,10 +16,8 @@ from preprocessing.features import parameter_names
 from xval import tasks
 from xval.core.dataset_info import DatasetInfo
 from xval.core.errors import ConfigurationError, DatasetError, XvalError
-from xval.core.hashing import FOLD_FIX
 from xval.core.layout import ExperimentLayout, InstanceLayout
-from xval.core.records import FoldResult
-from xval.core.storage import STORE
+from xval.core.storage import check_fold_file, check_fold_models
 from xval.tasks.base import Task
 from xval.training.loading import folder_layout, load
 
@@ -250,7 +248,7 @@ def resolve_models(model_or_instance_dir: str | Path, *, fold: int | None = None
             )
         owner = InstanceLayout.parse(path.absolute().parent)
         if owner is not None:  # a fold model alone is checked against its record too
-            _check_fold_file(owner, path)
+            check_fold_file(owner, path)
         where = f" of {owner.root.name}" if owner is not None else ""
         return ModelSet([path], f"model {path.name}{where}")
     return _instance_models(folder_layout(path), fold, ensemble)
@@ -278,50 +276,6 @@ def _instance_models(layout: InstanceLayout, fold: int | None, ensemble: bool) -
         )
     check_fold_models(layout, folds)
     return ModelSet(list(folds.values()), f"ensemble of {len(folds)} fold models of {name}")
-
-
-def _check_fold_file(layout: InstanceLayout, path: Path) -> None:
-    """Refuses a `fold_<i>.keras` given alone whose fold record cannot be believed, or whose
-    content is not the model that record names (a fold model swapped or changed).
-
-    Raises:
-        ConfigurationError: naming the file and the fix.
-    """
-    fold = layout.fold_of_model(path)
-    if fold is None or not layout.fold_file(fold).is_file():
-        return
-    record, why = STORE.read_record(layout.fold_file(fold), FoldResult.from_dict)
-    if record is None:
-        raise ConfigurationError(
-            f"{path}: its fold record {layout.fold_file(fold).name} cannot be believed "
-            f"({why}), so neither can the model it names; {FOLD_FIX}.")
-    check_fold_models(layout, {fold: path}, complete=False)
-
-
-def check_fold_models(layout: InstanceLayout, folds: Mapping[int, Path], *,
-                      complete: bool = True) -> None:
-    """Refuses fold models that are not the ones the folds recorded: a model whose content
-    is not the recorded one (its SHA-256, computed from the file), and with `complete` (an
-    ensemble) a fold whose record names a model that is missing.
-
-    Raises:
-        ConfigurationError: naming the fold and the fix.
-    """
-    for i, path in layout.fold_files().items():
-        record, _ = STORE.read_record(path, FoldResult.from_dict)
-        if record is None or not record.ok:
-            continue
-        digest = record.model_sha256
-        if complete and (digest is not None or record.model_size is not None) \
-                and i not in folds:
-            raise ConfigurationError(
-                f"{layout.root}: {layout.fold_model(i).name} is missing, though "
-                f"{path.name} records it; the ensemble would answer without fold {i}. "
-                "Restore the model, or choose one fold with --fold.")
-        if digest is not None and i in folds and STORE.digest(folds[i]) != digest:
-            raise ConfigurationError(
-                f"{folds[i]} is not the model fold {i} trained (its content differs from the "
-                f"SHA-256 recorded in {path.name}); restore it, or rerun the fold.")
 
 
 def info_for(models: ModelSet,

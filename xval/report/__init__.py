@@ -22,7 +22,7 @@ from xval.compat import deprecated_names
 _EXPORTS = {
     "ExperimentResults": "xval.report.results",
     "InstanceResult": "xval.report.results",
-    "check_experiment_folder": "xval.report.results",
+    "check_experiment_folder": "xval.core.layout",
     "PlotWriter": "xval.report.listeners",
     "WorkbookWriter": "xval.report.listeners",
     "instance_plots": "xval.report.plots",

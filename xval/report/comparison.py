@@ -28,10 +28,11 @@ from xval.config.loader import Config
 from xval.config.selection import metric_direction, selection_metric
 from xval.core.errors import ConfigurationError
 from xval.core.hashing import FOLD_FIX
+from xval.core.layout import check_experiment_folder
 from xval.core.records import FoldsManifest
 from xval.report.bayesian import correlated_bayesian_ttest
 from xval.report.ranking import Ranking, friedman_nemenyi
-from xval.report.results import ExperimentResults, InstanceResult, check_experiment_folder
+from xval.report.results import ExperimentResults, InstanceResult
 from xval.report.stats import (
     corrected_repeated_ttest,
     finished_folds,

@@ -34,8 +34,7 @@ from xval.core.storage import STORE, ResultsStore, TaskRules
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["COMMENTS", "TIE_RULE", "TIE_TOLERANCE", "ExperimentResults", "InstanceResult",
-           "check_experiment_folder"]
+__all__ = ["COMMENTS", "TIE_RULE", "TIE_TOLERANCE", "ExperimentResults", "InstanceResult"]
 
 COMMENTS = ("comment_1", "comment_2")
 """The two free-text parameters every instance has: shown, never compared."""
@@ -45,21 +44,6 @@ COMMENTS = ("comment_1", "comment_2")
 TIE_TOLERANCE = 1e-9
 TIE_RULE = ("ties on the selection metric are broken by the lower validation loss, then "
             "by the lower instance id")
-
-
-def check_experiment_folder(exp_dir: str | Path) -> None:
-    """Checks that `exp_dir` holds an experiment's results, before anything is written.
-
-    Raises:
-        ConfigurationError: when it is missing, or has neither `folds.json` nor an
-            `instance_<k>` folder (e.g. a feature store).
-    """
-    layout = ExperimentLayout(Path(exp_dir))
-    if not (layout.root.is_dir() and layout.looks_like_experiment()):
-        what = "an experiment folder (no folds.json, no instance_<k> folders)" \
-            if layout.root.is_dir() else "a folder"
-        raise ConfigurationError(f"{layout.root} is not {what}; pass an experiment's results "
-                                 "folder, results/<dataset>/experiment_<N>.")
 
 
 class InstanceResult:

@@ -5,6 +5,7 @@
 - `records`: `RecordFiles`: sealed record files, and the cache of what was read or written.
 - `checks`: whether a fold file can be believed (`FoldCheck`), and what reading an
   instance folder gives (`InstanceFolds`, `InstanceFiles`, the task's `TaskRules`).
+- `models`: fold models checked against the records that name them.
 """
 
 from xval.core.hashing import FOLD_FIX
@@ -16,8 +17,10 @@ from xval.core.storage.checks import (
     RulesOf,
     TaskRules,
 )
+from xval.core.storage.models import check_fold_file, check_fold_models
 from xval.core.storage.records import RecordFiles
 from xval.core.storage.store import MANIFEST_FIX, STORE, ResultsStore
 
 __all__ = ["FOLD_FIX", "MANIFEST_FIX", "STORE", "EditedCheck", "FoldCheck", "InstanceFiles",
-           "InstanceFolds", "RecordFiles", "ResultsStore", "RulesOf", "TaskRules"]
+           "InstanceFolds", "RecordFiles", "ResultsStore", "RulesOf", "TaskRules",
+           "check_fold_file", "check_fold_models"]

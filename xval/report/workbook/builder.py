@@ -10,8 +10,8 @@ from openpyxl import Workbook
 
 from xval.config.loader import Config
 from xval.core.files import atomic_write_bytes, lock
-from xval.core.layout import ExperimentLayout
-from xval.report.results import ExperimentResults, check_experiment_folder
+from xval.core.layout import ExperimentLayout, check_experiment_folder
+from xval.report.results import ExperimentResults
 from xval.report.workbook.cells import one_page_wide
 from xval.report.workbook.registry import SheetContext, registered_sheets
 

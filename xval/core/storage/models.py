@@ -1,0 +1,59 @@
+"""Fold models checked against the fold records that name them: an ensemble, one fold, or a
+`fold_<i>.keras` given alone (`predict`, `evaluate`, `export`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from xval.core.errors import ConfigurationError
+from xval.core.hashing import FOLD_FIX
+from xval.core.layout import InstanceLayout
+from xval.core.records import FoldResult
+from xval.core.storage.store import STORE
+
+__all__ = ["check_fold_file", "check_fold_models"]
+
+
+def check_fold_file(layout: InstanceLayout, path: Path) -> None:
+    """Refuses a `fold_<i>.keras` given alone whose fold record cannot be believed, or whose
+    content is not the model that record names (a fold model swapped or changed).
+
+    Raises:
+        ConfigurationError: naming the file and the fix.
+    """
+    fold = layout.fold_of_model(path)
+    if fold is None or not layout.fold_file(fold).is_file():
+        return
+    record, why = STORE.read_record(layout.fold_file(fold), FoldResult.from_dict)
+    if record is None:
+        raise ConfigurationError(
+            f"{path}: its fold record {layout.fold_file(fold).name} cannot be believed "
+            f"({why}), so neither can the model it names; {FOLD_FIX}.")
+    check_fold_models(layout, {fold: path}, complete=False)
+
+
+def check_fold_models(layout: InstanceLayout, folds: Mapping[int, Path], *,
+                      complete: bool = True) -> None:
+    """Refuses fold models that are not the ones the folds recorded: a model whose content
+    is not the recorded one (its SHA-256, computed from the file), and with `complete` (an
+    ensemble) a fold whose record names a model that is missing.
+
+    Raises:
+        ConfigurationError: naming the fold and the fix.
+    """
+    for i, path in layout.fold_files().items():
+        record, _ = STORE.read_record(path, FoldResult.from_dict)
+        if record is None or not record.ok:
+            continue
+        digest = record.model_sha256
+        if complete and (digest is not None or record.model_size is not None) \
+                and i not in folds:
+            raise ConfigurationError(
+                f"{layout.root}: {layout.fold_model(i).name} is missing, though "
+                f"{path.name} records it; the ensemble would answer without fold {i}. "
+                "Restore the model, or choose one fold with --fold.")
+        if digest is not None and i in folds and STORE.digest(folds[i]) != digest:
+            raise ConfigurationError(
+                f"{folds[i]} is not the model fold {i} trained (its content differs from the "
+                f"SHA-256 recorded in {path.name}); restore it, or rerun the fold.")
