@@ -10,7 +10,8 @@ keyword-only parameters, registered with `@register(name, bins=...)`:
 - any other keyword is an *option* of the type (e.g. a pretrained model's name or the layers
   it keeps), with its default: `feature_params(feature=name, option=value)` accepts it, and
   the store records it in `dataset.json` beside the `[features]` values;
-- its facts are given to `register` (`FeatureType`): its bins, its frames (by default a
+- its facts are given to `register` (`FeatureType`), functions of the store's
+  `FeatureParams` (`params.n_mels`): its bins, its frames (by default a
   centred STFT's, and the segments of a file are then sliced from the whole file's
   features), the centre frequency of every bin where they have one (for `freq_warp`).
 
