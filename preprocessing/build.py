@@ -44,7 +44,7 @@ ExtractionTask = tuple[str, FeatureParams, Augmenter | None, int, int, str, Regi
 
 def _warm_up(params: FeatureParams) -> None:
     """Imports and compiles what extraction needs, before the workers are forked."""
-    compute_features(np.zeros(int(params.sample_rate * 0.1), np.float32), **params)
+    compute_features(np.zeros(int(params.sample_rate * 0.1), np.float32), **params.to_dict())
 
 
 @contextlib.contextmanager

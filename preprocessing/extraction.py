@@ -24,17 +24,17 @@ Augmenter = Callable[[np.ndarray, int, int], np.ndarray]
 def _features_of(signal: np.ndarray, params: FeatureParams,
                  frames: int) -> tuple[list[np.ndarray], np.ndarray]:
     """The features of every segment of one signal, and the segments' starts (seconds)."""
-    hop = params.hop_length
+    hop, keywords = params.hop_length, params.to_dict()  # `compute_features`'s, once
     segments, starts = segment(signal, sample_rate=params.sample_rate,
                                segment_seconds=params.segment_seconds,
                                hop_seconds=params.segment_hop_seconds, grid=hop)
     if get(params.feature).batched:
         # A model reads the segments in batches (the type's batch_size), never the whole file.
-        return list(compute_features(np.asarray(segments), **params)), starts
+        return list(compute_features(np.asarray(segments), **keywords)), starts
     # Segments on the frame grid share frames with the whole signal's features: computed
     # once when the type frames like a centred STFT (the default), else segment by segment.
     sliced = len(segments) > 1 and get(params.feature).frames is centred_frames
-    whole = compute_features(signal, **params) if sliced else None
+    whole = compute_features(signal, **keywords) if sliced else None
     feats = []
     for seg, start in zip(segments, starts):
         first = int(round(start * params.sample_rate)) // hop
@@ -44,7 +44,7 @@ def _features_of(signal: np.ndarray, params: FeatureParams,
             # centre-padded edge frames differ: they see the real neighbouring audio).
             feats.append(whole[first:first + frames])
         else:
-            feats.append(compute_features(seg, **params))
+            feats.append(compute_features(seg, **keywords))
     return feats, starts
 
 

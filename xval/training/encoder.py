@@ -97,7 +97,7 @@ def _check_waveform_store(name: str, store_info: DatasetInfo, where: str) -> Non
             f"{where}: front_end={name!r} reads {cls.sample_rate} Hz audio, but the store's "
             f"rows are at {rate} Hz; build the waveform store with --sample-rate "
             f"{cls.sample_rate}.")
-    samples = params.segment_samples  # `preprocessing.features.segments.window_starts`'s
+    samples = params.segment_samples  # as `preprocessing.features.window_starts` cuts them
     if samples < cls.block_length:
         raise ConfigurationError(
             f"{where}: front_end={name!r}: the store's segments "
