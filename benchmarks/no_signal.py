@@ -28,18 +28,19 @@ from preprocessing.audio import load_audio
 from preprocessing.build import feature_params
 from preprocessing.level import band_level_db, feature_band
 from xval.config.loader import load_config
+from xval.core.parameters import FeatureParams
 
 CANDIDATES = (-60.0, -70.0, -80.0, -90.0, -100.0)
 
 
-def _level(y: np.ndarray, params: dict) -> float:
-    return band_level_db(y, sample_rate=params["sample_rate"], n_fft=params["n_fft"],
-                         hop_length=params["hop_length"], band=feature_band(params))
+def _level(y: np.ndarray, params: FeatureParams) -> float:
+    return band_level_db(y, sample_rate=params.sample_rate, n_fft=params.n_fft,
+                         hop_length=params.hop_length, band=feature_band(params))
 
 
-def synthetic(params: dict) -> dict[str, float]:
+def synthetic(params: FeatureParams) -> dict[str, float]:
     """Levels of the signals that bound the threshold (one second each)."""
-    sr = params["sample_rate"]
+    sr = params.sample_rate
     t = np.arange(sr) / sr
     rng = np.random.default_rng(0)
     lsb = 1 / 32768
@@ -54,10 +55,10 @@ def synthetic(params: dict) -> dict[str, float]:
     return {name: _level(y, params) for name, y in out.items()}
 
 
-def dataset_levels(files: Sequence[Path], params: dict) -> np.ndarray:
+def dataset_levels(files: Sequence[Path], params: FeatureParams) -> np.ndarray:
     levels = []
     for path in files:
-        y, _ = load_audio(path, sample_rate=params["sample_rate"])
+        y, _ = load_audio(path, sample_rate=params.sample_rate)
         levels.append(_level(y, params))
     return np.array(levels)
 
@@ -67,8 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--every", type=int, default=1, help="use every k-th file")
     args = parser.parse_args(argv)
     params = feature_params(load_config(None).features)
-    print(f"feature {params['feature']}, sample rate {params['sample_rate']}, n_fft "
-          f"{params['n_fft']}, hop {params['hop_length']}, band "
+    print(f"feature {params.feature}, sample rate {params.sample_rate}, n_fft "
+          f"{params.n_fft}, hop {params.hop_length}, band "
           f"{feature_band(params)[0]:.0f}-{feature_band(params)[1]:.0f} Hz")
     for name, level in synthetic(params).items():
         print(f"  {name:45s} {level:8.1f} dB" if math.isfinite(level)

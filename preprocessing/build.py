@@ -34,26 +34,26 @@ from preprocessing.store import FeatureStore, check_store_out, write_store
 from xval import tasks
 from xval.core.errors import DatasetError
 from xval.core.files import make_temp_file, storage_error
+from xval.core.parameters import FeatureParams
 from xval.core.terminal import is_terminal
 
 __all__ = ["build_store", "extract_file", "feature_params", "silent_note"]
 
-ExtractionTask = tuple[str, Mapping[str, Any], Augmenter | None, int, int, str,
-                       Region | None]
+ExtractionTask = tuple[str, FeatureParams, Augmenter | None, int, int, str, Region | None]
 
 
-def _warm_up(params: Mapping[str, Any]) -> None:
+def _warm_up(params: FeatureParams) -> None:
     """Imports and compiles what extraction needs, before the workers are forked."""
-    compute_features(np.zeros(int(params["sample_rate"] * 0.1), np.float32), **params)
+    compute_features(np.zeros(int(params.sample_rate * 0.1), np.float32), **params.to_dict())
 
 
 @contextlib.contextmanager
-def _extraction_results(work: list[ExtractionTask], params: Mapping[str, Any],
+def _extraction_results(work: list[ExtractionTask], params: FeatureParams,
                         workers: int) -> Iterator[Iterator[dict[str, Any]]]:
     """The results of `extract_file` over `work`, in order: in this process (one worker,
     or a model: `workers` threads) or a process pool, shut down on leaving (never more
     processes than files)."""
-    if get(params["feature"]).batched:  # one copy of the model; its threads do the work
+    if get(params.feature).batched:  # one copy of the model; its threads do the work
         with threadpool_limits(workers):
             yield itertools.starmap(extract_file, work)
         return
@@ -172,13 +172,13 @@ def _raw_rows(out: Path) -> Iterator[tuple[BinaryIO, str, str]]:
                 os.remove(leftover)
 
 
-def _store_info(params: Mapping[str, Any], extraction: _Extraction,
+def _store_info(params: FeatureParams, extraction: _Extraction,
                 augment_versions: int, seconds: float, described: Mapping[str, Any] | None,
                 info: Mapping[str, Any] | None) -> dict[str, Any]:
     """What `dataset.json` records of a build beside the store's own entries."""
     return {
-        "feature_params": dict(params),
-        "sample_rate": params["sample_rate"],
+        "feature_params": params.to_dict(),
+        "sample_rate": params.sample_rate,
         "skipped": extraction.skipped,
         "silent_segments": silent_record(extraction.silent, params,
                                          dropped=not extraction.keep_silent),
@@ -253,7 +253,7 @@ def build_store(rows: pd.DataFrame, out: str | os.PathLike[str], *,
     t0 = time.perf_counter()
     with _raw_rows(out) as (raw, raw_path, npy_path):
         extraction = _Extraction(raw, skipped, strict,
-                                 keep_silent=bool(params["keep_silent_segments"]))
+                                 keep_silent=bool(params.keep_silent_segments))
         with _extraction_results(work, params, workers) as results:
             bar = tqdm(results, total=len(work), unit="file", desc=f"{bar_label} -> {out.name}",
                        disable=not (progress and is_terminal()))

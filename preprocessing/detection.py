@@ -122,8 +122,8 @@ def build_detection_store(annotations: str | os.PathLike[str],
         own = events[events["file"] == record["file"]]
         item = items[record["file"]] if items is not None else record["file"]
         for x, start in zip(result["features"], result["starts"]):
-            y = frame_targets(own, frames, sample_rate=params["sample_rate"],
-                              hop_length=params["hop_length"], classes=classes,
+            y = frame_targets(own, frames, sample_rate=params.sample_rate,
+                              hop_length=params.hop_length, classes=classes,
                               start_seconds=start)
             feats.append(x)
             targets.append(y)
@@ -131,12 +131,12 @@ def build_detection_store(annotations: str | os.PathLike[str],
                          "start": start, "label": "event" if y.any() else "background"})
     if not feats:
         raise DatasetError("No window to write: every recording was skipped.")
-    dtype = np.float16 if params.get("dtype") == "float16" else np.float32
+    dtype = np.float16 if params.dtype == "float16" else np.float32
     store = write_store(out, np.stack(feats).astype(dtype), pd.DataFrame(meta),
                         task_type=Detection.name, classes=classes,
                         arrays={"frame_targets.npy": np.stack(targets).astype(np.uint8)},
                         overwrite=overwrite,
-                        info={"feature_params": params, "skipped": skipped,
+                        info={"feature_params": params.to_dict(), "skipped": skipped,
                               "annotations": str(annotations),
                               # How the CSV was read: `evaluate --annotations` reads alike.
                               "annotation_options": {

@@ -13,6 +13,7 @@ from preprocessing.level import no_signal_reason
 from preprocessing.parallel import seed_for
 from preprocessing.silent_segments import silent_mask
 from xval.core.errors import DatasetError
+from xval.core.parameters import FeatureParams
 
 __all__ = ["Augmenter", "extract_file"]
 
@@ -20,30 +21,30 @@ Augmenter = Callable[[np.ndarray, int, int], np.ndarray]
 """`augmenter(y, sample_rate, seed) -> y`: one augmented version of a signal."""
 
 
-def _features_of(signal: np.ndarray, params: Mapping[str, Any],
+def _features_of(signal: np.ndarray, params: FeatureParams,
                  frames: int) -> tuple[list[np.ndarray], np.ndarray]:
     """The features of every segment of one signal, and the segments' starts (seconds)."""
-    hop = params["hop_length"]
-    segments, starts = segment(signal, sample_rate=params["sample_rate"],
-                               segment_seconds=params["segment_seconds"],
-                               hop_seconds=params["segment_hop_seconds"], grid=hop)
-    if get(params["feature"]).batched:
+    hop, keywords = params.hop_length, params.to_dict()  # `compute_features`'s, once
+    segments, starts = segment(signal, sample_rate=params.sample_rate,
+                               segment_seconds=params.segment_seconds,
+                               hop_seconds=params.segment_hop_seconds, grid=hop)
+    if get(params.feature).batched:
         # A model reads the segments in batches (the type's batch_size), never the whole file.
-        return list(compute_features(np.asarray(segments), **params)), starts
+        return list(compute_features(np.asarray(segments), **keywords)), starts
     # Segments on the frame grid share frames with the whole signal's features: computed
     # once when the type frames like a centred STFT (the default), else segment by segment.
-    sliced = len(segments) > 1 and get(params["feature"]).frames is centred_frames
-    whole = compute_features(signal, **params) if sliced else None
+    sliced = len(segments) > 1 and get(params.feature).frames is centred_frames
+    whole = compute_features(signal, **keywords) if sliced else None
     feats = []
     for seg, start in zip(segments, starts):
-        first = int(round(start * params["sample_rate"])) // hop
+        first = int(round(start * params.sample_rate)) // hop
         if whole is not None and first + frames <= len(whole):
             # Overlapping segments share frames: the signal is computed once and each
             # segment takes its frames (starts are on the frame grid; only the
             # centre-padded edge frames differ: they see the real neighbouring audio).
             feats.append(whole[first:first + frames])
         else:
-            feats.append(compute_features(seg, **params))
+            feats.append(compute_features(seg, **keywords))
     return feats, starts
 
 
@@ -70,20 +71,21 @@ def extract_file(path: str | os.PathLike[str], params: Mapping[str, Any],
         segment is there, the caller drops them), `duration` (of what was read),
         `orig_sr`; or `{"error": reason}` when the audio is unusable.
     """
+    params = FeatureParams.of(params)
     try:
-        y, orig_sr = load_audio(path, sample_rate=params["sample_rate"],
+        y, orig_sr = load_audio(path, sample_rate=params.sample_rate,
                                 peak_normalize=False, region=region)
     except DatasetError as e:
         return {"error": str(e)}
-    frame = params.get("n_fft")
+    frame = params.n_fft
     if frame and len(y) < frame:
-        return {"error": f"too short: {len(y)} samples at {params['sample_rate']} Hz, fewer "
+        return {"error": f"too short: {len(y)} samples at {params.sample_rate} Hz, fewer "
                          f"than one analysis frame (n_fft={frame})"}
     no_signal = no_signal_reason(y, params)
     if no_signal:
         return {"error": no_signal}
     scale = 1.0
-    if params["peak_normalize"]:
+    if params.peak_normalize:
         scale = float(np.max(np.abs(y)))
         y = y / scale
     signals = [y]
@@ -91,7 +93,7 @@ def extract_file(path: str | os.PathLike[str], params: Mapping[str, Any],
         if augmenter is None:
             raise DatasetError(f"versions={versions} needs an augmenter.")
         try:
-            signals.append(augmenter(y, params["sample_rate"],
+            signals.append(augmenter(y, params.sample_rate,
                                      seed_for(seed, name or str(path), v + 1)))
         except DatasetError as e:
             return {"error": f"augmented version {v + 1}: {e}"}
@@ -114,5 +116,5 @@ def extract_file(path: str | os.PathLike[str], params: Mapping[str, Any],
             mask = mask | original  # the original's silence stays silence under noise
         silent += mask.tolist()
     return {"features": np.stack(feats), "starts": starts, "version": version,
-            "silent": silent, "duration": len(y) / params["sample_rate"],
+            "silent": silent, "duration": len(y) / params.sample_rate,
             "orig_sr": orig_sr}

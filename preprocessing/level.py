@@ -26,6 +26,7 @@ import librosa
 import numpy as np
 
 from preprocessing.features import bin_frequencies
+from xval.core.parameters import FeatureParams
 
 __all__ = ["analysis_hop", "band_frame_levels_db", "band_level_db", "feature_band",
            "no_signal_reason"]
@@ -40,16 +41,17 @@ def feature_band(params: Mapping[str, Any]) -> tuple[float, float]:
     Returns:
         `(low, high)` in Hz, `low` at least one FFT bin above 0 Hz.
     """
-    sample_rate, n_fft = params["sample_rate"], params["n_fft"]
+    params = FeatureParams.of(params)
+    sample_rate, n_fft = params.sample_rate, params.n_fft
     nyquist = sample_rate / 2
     try:
-        freqs = bin_frequencies(dict(params))
+        freqs = bin_frequencies(params)
     except (KeyError, ValueError, TypeError):
         freqs = None
     if freqs is not None:
         low, high = float(np.min(freqs)), float(np.max(freqs))
     else:
-        low, high = float(params.get("fmin") or 0.0), float(params.get("fmax") or nyquist)
+        low, high = float(params.fmin or 0.0), float(params.fmax or nyquist)
     return max(low, sample_rate / n_fft), min(max(high, sample_rate / n_fft), nyquist)
 
 
@@ -109,23 +111,25 @@ def analysis_hop(params: Mapping[str, Any]) -> int:
     """The hop of the level's analysis frames: the store's `hop_length`, at most a quarter
     of `n_fft`, so that consecutive frames overlap and no sound falls between them (an
     encoder's store hops by whole blocks: aisfx 51,200 samples, with frames of 2,048)."""
-    return max(1, min(int(params["hop_length"]), int(params["n_fft"]) // 4))
+    params = FeatureParams.of(params)
+    return max(1, min(int(params.hop_length), int(params.n_fft) // 4))
 
 
 def no_signal_reason(y: np.ndarray, params: Mapping[str, Any]) -> str | None:
     """Why `y` holds no signal for features of `params`, or `None` when it does.
 
     Args:
-        y: `np.ndarray [shape=(n,)]`, mono audio at `params["sample_rate"]`.
+        y: `np.ndarray [shape=(n,)]`, mono audio at `params.sample_rate`.
         params: feature parameters with `silence_threshold_db`.
 
     Returns:
         A reason naming the level, the band and the threshold, or `None`.
     """
+    params = FeatureParams.of(params)
     band = feature_band(params)
-    level = band_level_db(y, sample_rate=params["sample_rate"], n_fft=params["n_fft"],
+    level = band_level_db(y, sample_rate=params.sample_rate, n_fft=params.n_fft,
                           hop_length=analysis_hop(params), band=band)
-    threshold = params["silence_threshold_db"]
+    threshold = params.silence_threshold_db
     if level > threshold:
         return None
     shown = "no energy" if math.isinf(level) else f"{level:.1f} dBFS"

@@ -6,12 +6,13 @@ from typing import Any
 import xval.config.schema as schema
 from preprocessing.features import get, parameter_names
 from xval.core.errors import ConfigurationError, DatasetError
+from xval.core.parameters import FeatureParams
 
 __all__ = ["feature_params"]
 
 
 def feature_params(values: Mapping[str, Any] | None = None, *, style: str = "param",
-                   **overrides: Any) -> dict[str, Any]:
+                   **overrides: Any) -> FeatureParams:
     """The feature parameters of a store: `[features]` values with overrides, checked.
 
     Args:
@@ -24,9 +25,10 @@ def feature_params(values: Mapping[str, Any] | None = None, *, style: str = "par
             chosen feature type (see `preprocessing.features.register`).
 
     Returns:
-        dict of every `[features]` key but `workers`, in the schema's order (`dtype`
-        `auto` resolved to the feature type's own), then the options of the feature type
-        (their defaults where not given).
+        `xval.core.parameters.FeatureParams`: every `[features]` key but `workers` (`dtype`
+        `auto` resolved to the feature type's own), and the options of the feature type
+        (their defaults where not given). As a mapping it is the flat dict `dataset.json`
+        records: the keys in the schema's order, then the options.
 
     Raises:
         DatasetError: for an unknown key.
@@ -52,13 +54,14 @@ def feature_params(values: Mapping[str, Any] | None = None, *, style: str = "par
             f"Feature parameters {', '.join(missing)} are missing; pass the [features] "
             "section: preprocessing.feature_params(config.features, ...)."
         )
-    params = schema.check_section("features", {k: merged[k] for k in keys}, style=style)
-    if params["dtype"] == "auto":  # the type's own storage type, recorded as resolved
-        params["dtype"] = get(params["feature"]).dtype
-    if params["dtype"] == "int16" and not get(params["feature"]).waveform:
+    params = FeatureParams.of(schema.check_section("features", {k: merged[k] for k in keys},
+                                                    style=style))
+    kind = get(params.feature)
+    if params.dtype == "auto":  # the type's own storage type, recorded as resolved
+        params = params.replace(dtype=kind.dtype)
+    if params.dtype == "int16" and not kind.waveform:
         raise ConfigurationError(
             f"{schema.label('features', 'dtype', 'int16', style)} stores audio samples "
-            f"(16-bit PCM), but {schema.label('features', 'feature', params['feature'], style)}"
+            f"(16-bit PCM), but {schema.label('features', 'feature', params.feature, style)}"
             " is not a waveform type; use float32 or float16 (or auto).")
-    params.update({k: merged.get(k, default) for k, default in options.items()})
-    return params
+    return params.replace(options={k: merged.get(k, default) for k, default in options.items()})

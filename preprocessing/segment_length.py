@@ -34,6 +34,7 @@ from preprocessing.audio import SNDFILE_EXTENSIONS
 from preprocessing.features import feature_shape, get
 from preprocessing.rows import row_region
 from xval.core.errors import ConfigurationError
+from xval.core.parameters import FeatureParams
 
 __all__ = ["ENCODER_LONGEST", "SegmentChoice", "check_segment_length", "choose_segment",
            "clip_durations", "encoder_segment"]
@@ -186,8 +187,9 @@ def check_segment_length(rows: pd.DataFrame, params: Mapping[str, Any]) -> None:
         ConfigurationError: naming the segment, the longest clip, the store's size and the
             fix.
     """
-    seconds = float(params["segment_seconds"])
-    if seconds <= LONGEST or rows.empty or get(params["feature"]).batched:
+    params = FeatureParams.of(params)
+    seconds = float(params.segment_seconds)
+    if seconds <= LONGEST or rows.empty or get(params.feature).batched:
         return  # an encoder's segment is the encoder's own (BirdNET: 3 s)
     known = clip_durations(rows)
     known = known[np.isfinite(known)]

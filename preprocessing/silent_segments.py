@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from preprocessing.level import analysis_hop, band_frame_levels_db, feature_band
+from xval.core.parameters import FeatureParams
 
 __all__ = ["silent_mask", "silent_note", "silent_record"]
 
@@ -35,7 +36,7 @@ def silent_mask(signal: np.ndarray, starts: Sequence[float] | np.ndarray, params
     """Which segments of `signal` are silent (see the module docstring).
 
     Args:
-        signal: `np.ndarray [shape=(n,)]` at `params["sample_rate"]`.
+        signal: `np.ndarray [shape=(n,)]` at `params.sample_rate`.
         starts: the start of every segment in seconds, from the start of `signal`.
         params: feature parameters (`sample_rate`, `n_fft`, `hop_length`,
             `segment_seconds`, `silence_threshold_db`, the band's keys).
@@ -46,12 +47,13 @@ def silent_mask(signal: np.ndarray, starts: Sequence[float] | np.ndarray, params
         `np.ndarray [shape=(len(starts),)]` of bool. When every segment is silent (the file
         is not: its loudest frame only straddles segment edges), the loudest is kept.
     """
-    rate, hop = params["sample_rate"], analysis_hop(params)
-    levels = band_frame_levels_db(signal, sample_rate=rate, n_fft=params["n_fft"],
+    params = FeatureParams.of(params)
+    rate, hop = params.sample_rate, analysis_hop(params)
+    levels = band_frame_levels_db(signal, sample_rate=rate, n_fft=params.n_fft,
                                   hop_length=hop, band=feature_band(params))
     if scale > 0:
         levels = levels + 20 * math.log10(scale)
-    window = max(1, int(round(params["segment_seconds"] * rate)))
+    window = params.segment_samples
     centres = np.arange(len(levels)) * hop
     loudest = np.full(len(starts), -np.inf)
     for k, start in enumerate(starts):
@@ -59,7 +61,7 @@ def silent_mask(signal: np.ndarray, starts: Sequence[float] | np.ndarray, params
         inside = levels[(centres >= first) & (centres < first + window)]
         if inside.size:
             loudest[k] = float(np.max(inside))
-    silent = loudest <= params["silence_threshold_db"]
+    silent = loudest <= params.silence_threshold_db
     if len(silent) and silent.all():
         silent[int(np.argmax(loudest))] = False
     return silent
@@ -78,7 +80,8 @@ def silent_record(segments: list[dict[str, Any]], params: Mapping[str, Any],
         dict of `count`, `dropped`, `silence_threshold_db` and `segments`.
     """
     return {"count": len(segments), "dropped": dropped,
-            "silence_threshold_db": params["silence_threshold_db"], "segments": segments}
+            "silence_threshold_db": FeatureParams.of(params).silence_threshold_db,
+            "segments": segments}
 
 
 def silent_note(summary: Mapping[str, Any]) -> str:

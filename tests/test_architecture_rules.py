@@ -37,12 +37,15 @@ def _docstrings(tree: ast.AST) -> set[int]:
 def _string_literals(source: str, schema: bool = False) -> list[tuple[int, str]]:
     """`(line, text)` of every string constant that is not a docstring (nor, in the schema,
     a key's `default=`: the schema is the one source of default values, and `[features]
-    feature` defaults to a feature type)."""
+    feature` defaults to a feature type; nor, in the typed parameter records, a field's
+    default, which `xval.config.sections.check_record` holds to the schema's)."""
     tree = ast.parse(source)
     skip = _docstrings(tree)
     if schema:
         skip |= {id(kw.value) for node in ast.walk(tree) if isinstance(node, ast.Call)
                  for kw in node.keywords if kw.arg == "default"}
+        skip |= {id(node.value) for node in ast.walk(tree)
+                 if isinstance(node, ast.AnnAssign) and node.value is not None}
     return [(node.lineno, node.value) for node in ast.walk(tree)
             if isinstance(node, ast.Constant) and isinstance(node.value, str)
             and id(node) not in skip]
@@ -95,6 +98,22 @@ def test_rules_no_string_reads_of_training_keys():
 
     keys = set(schema.SCHEMA["training"]) | set(MANDATORY)
     receiver = re.compile(r"(^|[._])params$|^p$|(^|\.)training$|^typed$")
+    found = {m: hits for m, s in _modules().items()
+             if not m.startswith("xval/config/schema") and (hits := _key_reads(s, keys, receiver))}
+    assert found == {}
+
+
+def test_rules_no_string_reads_of_feature_params():
+    """A store's feature parameters are read through `FeatureParams` (`params.hop_length`)
+    and the pretrained type's options through `PretrainedOptions`, not by string
+    (`params["hop_length"]`, `fp.get("encoder")`); the schema's own rules between keys
+    (`values["n_mfcc"]`, checked before any record exists) are the exception."""
+    from preprocessing.features import get
+    from preprocessing.features.pretrained import PRETRAINED
+    from xval.config import schema
+
+    keys = (set(schema.SCHEMA["features"]) - {"workers"}) | set(get(PRETRAINED).options)
+    receiver = re.compile(r"(^|[._])params$|^fp$|(^|[._])feature_params$|(^|\.)options$")
     found = {m: hits for m, s in _modules().items()
              if not m.startswith("xval/config/schema") and (hits := _key_reads(s, keys, receiver))}
     assert found == {}
@@ -182,7 +201,8 @@ def test_rules_no_task_or_feature_name_outside_its_package():
     `FeatureType.has_frequencies`), never recognised by its name elsewhere."""
     spelt = []
     for module, source in _modules().items():
-        for line, text in _string_literals(source, module.startswith("xval/config/schema")):
+        mirrors = module.startswith("xval/config/schema") or module == "xval/core/parameters.py"
+        for line, text in _string_literals(source, mirrors):
             if text in TASK_NAMES and not module.startswith("xval/tasks/"):
                 spelt.append(f"{module}:{line}: task {text!r}")
             if text in FEATURE_NAMES and not module.startswith(FEATURE_MODULES):

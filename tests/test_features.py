@@ -78,6 +78,44 @@ def test_registered_type_is_a_schema_choice_with_its_parameters_and_options():
     assert bin_frequencies(params) is None
 
 
+def test_feature_params_typed_record_reads_by_attribute_and_writes_the_flat_dict():
+    """`feature_params` returns a `FeatureParams`: typed fields, the type's options apart,
+    and the flat dict of `dataset.json` (the schema's order, then the options) when written;
+    read back from JSON it is the same record."""
+    import dataclasses
+
+    from preprocessing.features import parameter_names
+    from xval.config.sections import check_record
+    from xval.core.dataset_info import DatasetInfo
+    from xval.core.parameters import FeatureParams
+
+    params = feature_params(DEFAULTS, feature="test_band_energy", sample_rate=SR, n_bands=3)
+    assert isinstance(params, FeatureParams)
+    assert (params.sample_rate, params.feature, params.options) == \
+        (SR, "test_band_energy", {"n_bands": 3})
+    assert params.dtype == "float32"  # `auto` resolved to the type's own
+    assert list(params.to_dict()) == [*parameter_names(), "n_bands"] == list(params)
+    text = json.dumps({"feature_params": params.to_dict()})
+    read = DatasetInfo.from_dict(json.loads(text)).feature_params
+    assert isinstance(read, FeatureParams) and read == params
+    assert json.dumps({"feature_params": read.to_dict()}) == text
+    changed = params.replace(n_bands=5, hop_length=80)
+    assert (changed.options, changed.hop_length) == ({"n_bands": 5}, 80)
+    assert (params.options, params.hop_length) == ({"n_bands": 3}, DEFAULTS.hop_length)
+    assert params.replace(options={}).to_dict() == {k: params[k] for k in parameter_names()}
+    assert params.segment_samples == round(params.segment_seconds * SR)
+    assert FeatureParams.of({"sample_rate": SR}).hop_length == 160  # the schema's default
+    with pytest.raises(KeyError):
+        params["options"]
+
+    @dataclasses.dataclass(frozen=True, eq=False)
+    class Drifted(FeatureParams):
+        n_mels: int = 65
+
+    with pytest.raises(TypeError, match="Drifted.n_mels defaults to 65; the schema says 64"):
+        check_record(Drifted, "features", without=("workers", "options"))
+
+
 def test_register_refuses_bad_functions():
     with pytest.raises(ValueError, match="'mel' is already registered"):
         register("mel", bins=lambda p: 1)(band_energy)

@@ -33,14 +33,15 @@ def files(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("models")
     params = _params()
-    info = {"task_type": "classification", "classes": ["a", "b"], "feature_params": params}
+    info = {"task_type": "classification", "classes": ["a", "b"],
+            "feature_params": params.to_dict()}  # a `FeatureParams`: JSON through to_dict
     (folder / "dataset.json").write_text(json.dumps(info))
     model = keras.Sequential([keras.Input(shape=feature_shape(params)), keras.layers.Flatten(),
                               keras.layers.Dense(2)])
     model.save(folder / "model.keras")
     rng = np.random.default_rng(0)
     sf.write(folder / "a.wav", (0.1 * rng.normal(size=SR)).astype(np.float32), SR)
-    other = {**info, "feature_params": _params(n_mels=24)}
+    other = {**info, "feature_params": _params(n_mels=24).to_dict()}
     (folder / "other_store.json").write_text(json.dumps(other))
     (folder / "not_json.json").write_text("nope")
     (folder / "a_list.json").write_text("[]")

@@ -29,6 +29,7 @@ encoder's frame hop times `frame_pool`: 160 for Resemblyzer, 320 for the transfo
 encoders); others are ignored.
 """
 
+import dataclasses
 import functools
 from collections.abc import Sequence
 from typing import Any
@@ -44,13 +45,16 @@ from preprocessing.features.encoders import (
     sha256_of_files,
 )
 from preprocessing.features.encoders.hf import UnknownEncoderError
-from preprocessing.features.registry import Params, register
+from preprocessing.features.registry import TYPES, Params, register
 from xval.core.errors import ConfigurationError, DatasetError
+from xval.core.parameters import FeatureParams
+from xval.core.settings import Settings
 
 TRANSFORMERS_INSTALL = "pip install -e '.[pretrained]'"
 """What installs the transformers encoders (torch, transformers, safetensors)."""
 
-__all__ = ["PRETRAINED", "RESEMBLYZER", "Encoder", "encoder_defaults", "encoder_overrides",
+__all__ = ["PRETRAINED", "RESEMBLYZER", "Encoder", "PretrainedOptions", "encoder_defaults",
+           "encoder_overrides",
            "known_encoders", "load_encoder", "pool_frames",
            "pretrained", "resemblyzer_weights", "select_layers", "sha256_of_files"]
 
@@ -190,37 +194,54 @@ def pool_frames(states: np.ndarray, pool: int) -> np.ndarray:
                                             *states.shape[2:]).mean(2)
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class PretrainedOptions(Settings):
+    """The options of the `pretrained` type, typed: the keywords of `pretrained` that are
+    not `[features]` keys (a store's `FeatureParams.options`), with the same defaults
+    (checked when this module is imported)."""
+
+    encoder: str = RESEMBLYZER
+    revision: str | None = None
+    layers: Layers = "all"
+    batch_size: int = 16
+    device: str | None = None
+    frame_pool: int = 1
+    weights_sha256: str | None = None
+
+
 def _encoder_of(params: Params) -> Encoder:
     """The encoder the feature parameters name, checked against their rate and hop."""
-    encoder = load_encoder(str(params.get("encoder", RESEMBLYZER)), params.get("revision"),
-                           params.get("device"))
-    recorded = params.get("weights_sha256")
+    options = PretrainedOptions.of(params.options)
+    encoder = load_encoder(str(options.encoder), options.revision, options.device)
+    recorded = options.weights_sha256
     if recorded and recorded != encoder.sha256:
         raise DatasetError(
-            f"encoder={params.get('encoder')!r}: its weights here (sha256 {encoder.sha256}) "
+            f"encoder={options.encoder!r}: its weights here (sha256 {encoder.sha256}) "
             f"are not those the store was built with ({recorded}); install the encoder the "
             "store was built with, or rebuild the store.")
-    encoder.check_hop(int(params["sample_rate"]), int(params["hop_length"]),
-                      int(params.get("frame_pool", 1)))
+    encoder.check_hop(int(params.sample_rate), int(params.hop_length), int(options.frame_pool))
     return encoder
 
 
 def _bins(params: Params) -> int:
     encoder = _encoder_of(params)
-    return len(select_layers(params.get("layers", "all"), encoder.n_layers)) * encoder.dim
+    layers = PretrainedOptions.of(params.options).layers
+    return len(select_layers(layers, encoder.n_layers)) * encoder.dim
 
 
 def _frames(n_samples: int, params: Params) -> int:
     encoder = _encoder_of(params)
     if encoder.block_length:
-        return encoder.frames(n_samples, int(params["hop_length"]))
-    return encoder.frames(n_samples) // max(1, int(params.get("frame_pool", 1)))
+        return encoder.frames(n_samples, int(params.hop_length))
+    pool = PretrainedOptions.of(params.options).frame_pool
+    return encoder.frames(n_samples) // max(1, int(pool))
 
 
 def _describe(params: Params) -> dict[str, Any]:
     encoder = _encoder_of(params)
-    return {**encoder.describe(), "frame_hop": int(params["hop_length"]),
-            "layers": select_layers(params.get("layers", "all"), encoder.n_layers)}
+    layers = PretrainedOptions.of(params.options).layers
+    return {**encoder.describe(), "frame_hop": int(params.hop_length),
+            "layers": select_layers(layers, encoder.n_layers)}
 
 
 @register(PRETRAINED, bins=_bins, frames=_frames, batched=True, describe=_describe,
@@ -260,10 +281,10 @@ def pretrained(y: np.ndarray, *, sample_rate: int, hop_length: int = 160,
         ConfigurationError: for a rate or hop that is not the encoder's, or unknown layers.
         DatasetError: for weights other than `weights_sha256`.
     """
-    params = {"sample_rate": sample_rate, "hop_length": hop_length, "encoder": encoder,
-              "revision": revision, "device": device, "frame_pool": frame_pool,
-              "weights_sha256": weights_sha256}
-    model = _encoder_of(params)
+    options = PretrainedOptions(encoder=encoder, revision=revision, device=device,
+                                frame_pool=frame_pool, weights_sha256=weights_sha256)
+    model = _encoder_of(FeatureParams(feature=PRETRAINED, sample_rate=sample_rate,
+                                      hop_length=hop_length, options=options.to_dict()))
     index = select_layers(layers, model.n_layers)
     batch = model.prepare(np.atleast_2d(np.asarray(y, dtype=np.float32)))
     out = []
@@ -273,3 +294,9 @@ def pretrained(y: np.ndarray, *, sample_rate: int, hop_length: int = 160,
         out.append(states.reshape(*states.shape[:2], -1))
     rows = np.concatenate(out)
     return rows if np.ndim(y) > 1 else rows[0]
+
+
+if PretrainedOptions().to_dict() != dict(TYPES.get(PRETRAINED).options):
+    raise TypeError(f"PretrainedOptions {PretrainedOptions().to_dict()} differ from the "
+                    f"options of `pretrained` {dict(TYPES.get(PRETRAINED).options)}; declare "
+                    "one field per option, with its default, in the function's order.")

@@ -2,8 +2,7 @@
 reader outside the project (the model card of `python -m xval export`): the calls
 `preprocessing.features.spectral` makes, with a store's parameters filled in."""
 
-from collections.abc import Mapping
-from typing import Any
+from xval.core.parameters import FeatureParams
 
 LIBROSA = {
     "mel": ("S = librosa.feature.melspectrogram(y=y, sr={sample_rate}, n_fft={n_fft}, "
@@ -22,7 +21,7 @@ COMPRESSION = {
 }
 
 
-def librosa_recipe(fp: Mapping[str, Any]) -> list[str]:
+def librosa_recipe(fp: FeatureParams) -> list[str]:
     """The lines of Python that compute a store's features of a file `path` with librosa,
     time first (what the model card shows for a model whose features are computed outside
     it).
@@ -33,13 +32,13 @@ def librosa_recipe(fp: Mapping[str, Any]) -> list[str]:
     Returns:
         The lines; for a type without a recipe here, a comment pointing to its function.
     """
-    feature = str(fp.get("feature"))
-    values = {**fp, "to_db": "power_to_db" if feature == "mel" else "amplitude_to_db"}
+    feature = fp.feature
+    values = {**fp.to_dict(), "to_db": "power_to_db" if feature == "mel" else "amplitude_to_db"}
     lines = ["import librosa, numpy as np",
-             f"y, _ = librosa.load(path, sr={fp.get('sample_rate')}, mono=True)"]
+             f"y, _ = librosa.load(path, sr={fp.sample_rate}, mono=True)"]
     if feature not in LIBROSA:
         return [*lines, f"# feature {feature!r}: see preprocessing.features"]
     lines.append(LIBROSA[feature].format(**values))
-    if feature != "mfcc" and COMPRESSION.get(str(fp.get("compression"))):
-        lines.append(COMPRESSION[str(fp["compression"])].format(**values))
+    if feature != "mfcc" and COMPRESSION.get(fp.compression):
+        lines.append(COMPRESSION[fp.compression].format(**values))
     return [*lines, "features = S.T  # (frames, bins)"]

@@ -10,7 +10,8 @@ keyword-only parameters, registered with `@register(name, bins=...)`:
 - any other keyword is an *option* of the type (e.g. a pretrained model's name or the layers
   it keeps), with its default: `feature_params(feature=name, option=value)` accepts it, and
   the store records it in `dataset.json` beside the `[features]` values;
-- its facts are given to `register` (`FeatureType`): its bins, its frames (by default a
+- its facts are given to `register` (`FeatureType`), functions of the store's
+  `FeatureParams` (`params.n_mels`): its bins, its frames (by default a
   centred STFT's, and the segments of a file are then sliced from the whole file's
   features), the centre frequency of every bin where they have one (for `freq_warp`).
 
@@ -64,6 +65,7 @@ from typing import Any
 import numpy as np
 
 import xval.config.schema as schema
+from xval.core.parameters import FeatureParams
 from xval.core.registry import Registry
 
 __all__ = ["PCM_SCALE", "STORAGE_TYPES", "FeatureType", "bin_frequencies", "centred_frames",
@@ -76,20 +78,13 @@ STORAGE_TYPES = ("float32", "float16", "int16")
 waveform types only."""
 PCM_SCALE = 32768.0
 """An `int16` row holds the samples times this."""
-Params = Mapping[str, Any]
+Params = FeatureParams  # what a type's facts (`bins`, `frames`, ...) are given
 
 
-def centred_frames(n_samples: int, params: Params) -> int:
-    """Frames of a centred STFT framing (librosa's default) of `n_samples` samples.
-
-    Args:
-        n_samples: length of the segment in samples.
-        params: the feature parameters (`hop_length`).
-
-    Returns:
-        `1 + n_samples // hop_length`.
-    """
-    return 1 + n_samples // int(params["hop_length"])
+def centred_frames(n_samples: int, params: Mapping[str, Any]) -> int:
+    """Frames of a centred STFT framing (librosa's default) of `n_samples` samples:
+    `1 + n_samples // hop_length` (of the feature parameters `params`)."""
+    return 1 + n_samples // int(FeatureParams.of(params).hop_length)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,7 +143,7 @@ class FeatureType:
         can be warped. `False` for MFCCs and an encoder's hidden states."""
         return self.frequencies is not None
 
-    def keywords(self, values: Params) -> dict[str, Any]:
+    def keywords(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """The keyword arguments of `function` found in `values` (sample_rate included)."""
         return {k: values[k] for k in (*self.params, *self.options) if k in values}
 
@@ -288,7 +283,7 @@ def compute_features(y: np.ndarray, *, sample_rate: int, feature: str = "mel",
     return np.ascontiguousarray(S, dtype=dtype)
 
 
-def feature_shape(params: Params) -> tuple[int, int]:
+def feature_shape(params: Mapping[str, Any]) -> tuple[int, int]:
     """The `(frames, bins)` shape one segment's features have.
 
     Args:
@@ -298,12 +293,12 @@ def feature_shape(params: Params) -> tuple[int, int]:
     Returns:
         `(frames, bins)`.
     """
-    kind = get(params["feature"])
-    window = max(1, int(round(params["segment_seconds"] * params["sample_rate"])))
-    return kind.frames(window, params), kind.bins(params)
+    params = FeatureParams.of(params)
+    kind = get(params.feature)
+    return kind.frames(params.segment_samples, params), kind.bins(params)
 
 
-def front_end(params: Params) -> tuple[dict[str, Any], dict[str, Any] | None]:
+def front_end(params: Mapping[str, Any]) -> tuple[FeatureParams, dict[str, Any] | None]:
     """The feature parameters completed by the type's `describe`, and what it describes.
 
     Args:
@@ -314,14 +309,15 @@ def front_end(params: Params) -> tuple[dict[str, Any], dict[str, Any] | None]:
         (e.g. a pretrained encoder's weight hash) and the description for `dataset.json`,
         or `(params, None)` for a type without `describe`.
     """
-    kind = get(params["feature"])
+    params = FeatureParams.of(params)
+    kind = get(params.feature)
     if kind.describe is None:
-        return dict(params), None
+        return params, None
     described = kind.describe(params)
-    return {**params, **{k: v for k, v in described.items() if k in kind.options}}, described
+    return params.replace(**{k: v for k, v in described.items() if k in kind.options}), described
 
 
-def bin_frequencies(params: Params) -> np.ndarray | None:
+def bin_frequencies(params: Mapping[str, Any]) -> np.ndarray | None:
     """The centre frequency (Hz) of every feature bin, lowest first, or `None` for a type
     whose bins have no frequency (MFCCs: cepstral coefficients).
 
@@ -331,11 +327,12 @@ def bin_frequencies(params: Params) -> np.ndarray | None:
     Returns:
         `np.ndarray [shape=(bins,)]` or `None`.
     """
-    kind = get(params["feature"])
+    params = FeatureParams.of(params)
+    kind = get(params.feature)
     return None if kind.frequencies is None else kind.frequencies(params)
 
 
-def _type_rule(values: Params, name: Callable[[str], str]) -> str:
+def _type_rule(values: Mapping[str, Any], name: Callable[[str], str]) -> str:
     """The chosen type's own rule between `[features]` keys (`FeatureType.check`)."""
     feature = values.get("feature")
     if not isinstance(feature, str) or feature not in TYPES:

@@ -5,7 +5,8 @@ Each is one function registered in `preprocessing.features.registry`; see its do
 how to add a type.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import librosa
 import numpy as np
@@ -61,25 +62,25 @@ def mel_power(y: np.ndarray, *, sample_rate: int, n_fft: int, hop_length: int, n
 
 
 def _stft_frequencies(params: Params) -> np.ndarray:
-    return librosa.fft_frequencies(sr=params["sample_rate"], n_fft=params["n_fft"])
+    return librosa.fft_frequencies(sr=params.sample_rate, n_fft=params.n_fft)
 
 
 def _mel_frequencies(params: Params) -> np.ndarray:
     # The centres of librosa.filters.mel's triangles: n_mels + 2 edges, the inner ones.
-    fmax = params.get("fmax") or params["sample_rate"] / 2
-    return librosa.mel_frequencies(params["n_mels"] + 2, fmin=params["fmin"], fmax=fmax)[1:-1]
+    fmax = params.fmax or params.sample_rate / 2
+    return librosa.mel_frequencies(params.n_mels + 2, fmin=params.fmin, fmax=fmax)[1:-1]
 
 
 def _cqt_frequencies(params: Params) -> np.ndarray:
-    return librosa.cqt_frequencies(params["n_bins"], fmin=params["fmin"],
-                                   bins_per_octave=params["bins_per_octave"])
+    return librosa.cqt_frequencies(params.n_bins, fmin=params.fmin,
+                                   bins_per_octave=params.bins_per_octave)
 
 
 def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else str(x)
 
 
-def _mfcc_within_mels(values: Params, name: Callable[[str], str]) -> str:
+def _mfcc_within_mels(values: Mapping[str, Any], name: Callable[[str], str]) -> str:
     """MFCCs are computed from the mel bands: n_mfcc at most n_mels."""
     if not all(k in values for k in ("n_mfcc", "n_mels")) \
             or values["n_mfcc"] <= values["n_mels"]:
@@ -92,7 +93,7 @@ def _mfcc_within_mels(values: Params, name: Callable[[str], str]) -> str:
 _HANN_BANDWIDTH = 1.50018310546875
 
 
-def _cqt_below_nyquist(values: Params, name: Callable[[str], str]) -> str:
+def _cqt_below_nyquist(values: Mapping[str, Any], name: Callable[[str], str]) -> str:
     """librosa.cqt's own limit: fmin > 0, and the top bin's Hann filter ends below
     sample_rate / 2."""
     if not all(k in values for k in ("fmin", "n_bins", "bins_per_octave", "sample_rate")):
@@ -110,7 +111,7 @@ def _cqt_below_nyquist(values: Params, name: Callable[[str], str]) -> str:
             f"{_num(values['sample_rate'] / 2)}; lower n_bins or fmin.")
 
 
-@register("stft", bins=lambda params: params["n_fft"] // 2 + 1, in_model=True,
+@register("stft", bins=lambda params: params.n_fft // 2 + 1, in_model=True,
           frequencies=_stft_frequencies, summary="magnitude")
 def stft(y: np.ndarray, *, sample_rate: int, n_fft: int = 512, hop_length: int = 160,
          compression: str = "db", power_exponent: float = 0.3) -> np.ndarray:
@@ -136,7 +137,7 @@ MEL = "mel"
 """The mel feature type's name (the demo dataset's features)."""
 
 
-@register(MEL, bins=lambda params: params["n_mels"], frequencies=_mel_frequencies,
+@register(MEL, bins=lambda params: params.n_mels, frequencies=_mel_frequencies,
           in_model=True)
 def mel(y: np.ndarray, *, sample_rate: int, n_fft: int = 512, hop_length: int = 160,
         n_mels: int = 64, fmin: float = 32.7, fmax: float | None = None,
@@ -163,7 +164,7 @@ def mel(y: np.ndarray, *, sample_rate: int, n_fft: int = 512, hop_length: int = 
     return compress(S, compression=compression, power=2.0, power_exponent=power_exponent).T
 
 
-@register("mfcc", bins=lambda params: params["n_mfcc"], check=_mfcc_within_mels,
+@register("mfcc", bins=lambda params: params.n_mfcc, check=_mfcc_within_mels,
           in_model=True)
 def mfcc(y: np.ndarray, *, sample_rate: int, n_fft: int = 512, hop_length: int = 160,
          n_mels: int = 64, n_mfcc: int = 20, fmin: float = 32.7,
@@ -188,7 +189,7 @@ def mfcc(y: np.ndarray, *, sample_rate: int, n_fft: int = 512, hop_length: int =
     return librosa.feature.mfcc(S=librosa.power_to_db(S), sr=sample_rate, n_mfcc=n_mfcc).T
 
 
-@register("cqt", bins=lambda params: params["n_bins"], frequencies=_cqt_frequencies,
+@register("cqt", bins=lambda params: params.n_bins, frequencies=_cqt_frequencies,
           check=_cqt_below_nyquist)
 def cqt(y: np.ndarray, *, sample_rate: int, hop_length: int = 160, fmin: float = 32.7,
         n_bins: int = 84, bins_per_octave: int = 12, compression: str = "db",

@@ -57,6 +57,7 @@ from xval.core.backend import use_backend
 from xval.core.errors import ConfigurationError, XvalError
 from xval.core.files import atomic_write_text
 from xval.core.outputs import check_output_folder
+from xval.core.parameters import FeatureParams
 
 DEFAULT_ENCODER = encoders.AISFX
 """The encoder of instance 1 when it is installed (measured: docs/pretrained.md)."""
@@ -164,7 +165,7 @@ def main_init(args: argparse.Namespace) -> int:
 
 def _build_stores(args: argparse.Namespace, audio: Path,
                   found: tuple[pd.DataFrame, list, str, int],
-                  planned: tuple[list[Path], str | None], params: dict[str, Any],
+                  planned: tuple[list[Path], str | None], params: FeatureParams,
                   config: Config, created: Created) -> list[Built]:
     """Builds the project's stores (each new one noted in `created`): the log-mel store,
     and with an encoder the encoder store, the log-mel store beside it when cores allow
@@ -185,7 +186,7 @@ def _build_stores(args: argparse.Namespace, audio: Path,
             info={"source": f"python -m xval init {audio}"
                             + (f" --encoder {encoder}" if i else "")}, inputs=[audio])
 
-    first = f"store 1 of {len(stores)}, {params['feature']}"
+    first = f"store 1 of {len(stores)}, {params.feature}"
     if encoder is None:
         return [note(0, build(0, params, first))]
     encoded = feature_params(config.features, **encoder_params(rows, encoder))

@@ -173,7 +173,8 @@ def encoder_store_params(rows: pd.DataFrame, encoder: str) -> dict:
     cls = encoders.BUILT_IN[encoder].make
     if cls.block_length:  # a frame encoder keeps its default segment
         choice = encoder_segment(clip_durations(rows), block_seconds=cls.block_length
-                                 / cls.sample_rate, default=float(params["segment_seconds"]))
+                                 / cls.sample_rate,
+                                 default=float(encoders.BUILT_IN[encoder].segment_seconds))
         params = {**params, "segment_seconds": choice.seconds,
                   "segment_hop_seconds": choice.hop}
         print(textwrap.fill(f"The {encoder} store: segments of {choice.seconds:g} s every "

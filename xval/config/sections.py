@@ -14,7 +14,7 @@ import dataclasses
 from typing import Any
 
 import xval.config.schema as schema
-from xval.core.parameters import AugmentationParams, TrainingParams
+from xval.core.parameters import AugmentationParams, FeatureParams, TrainingParams
 from xval.core.settings import Settings
 
 __all__ = ["SECTIONS", "AugmentationSettings", "BackendSettings", "FeatureSettings",
@@ -105,10 +105,11 @@ def _kinds(annotation: Any) -> set[str]:
     return {part.strip() for part in text.split("|")}
 
 
-def check_record(cls: type[Settings], section: str) -> None:
+def check_record(cls: type[Settings], section: str, without: tuple[str, ...] = ()) -> None:
     """Checks a settings record against the schema's section.
 
-    The record's fields are the section's keys, in order; each field's type has the key's
+    The record's fields are the section's keys, in order (but the names in `without`: keys
+    the record leaves out, fields the section does not have); each field's type has the key's
     kind (`None` exactly when the key allows `none`); a field's default, where it has one,
     is the key's default, or for a key added since the first release its neutral value
     (`schema.ADDED_KEYS`).
@@ -116,8 +117,8 @@ def check_record(cls: type[Settings], section: str) -> None:
     Raises:
         TypeError: naming the first difference and the fix.
     """
-    keys = schema.SCHEMA[section]
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    keys = {k: v for k, v in schema.SCHEMA[section].items() if k not in without}
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name not in without}
     if list(fields) != list(keys):
         missing = [k for k in keys if k not in fields]
         extra = [k for k in fields if k not in keys]
@@ -143,3 +144,5 @@ def check_record(cls: type[Settings], section: str) -> None:
 
 for _section, _record in SECTIONS.items():
     check_record(_record, _section)
+# A store's feature parameters: the [features] keys but `workers`, and the type's options.
+check_record(FeatureParams, "features", without=("workers", "options"))

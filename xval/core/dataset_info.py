@@ -17,6 +17,7 @@ from typing import Any
 
 from xval.core.constraints import InstancesOf, satisfies
 from xval.core.errors import DatasetError
+from xval.core.parameters import FeatureParams
 
 __all__ = ["DatasetInfo"]
 
@@ -126,24 +127,31 @@ class DatasetInfo(Mapping[str, Any]):
         return dict(self.data.get("files_sha256") or {})
 
     @property
-    def feature_params(self) -> dict[str, Any] | None:
-        """The feature parameters the store was built with, or `None` (a store written from
-        arrays)."""
+    def feature_params(self) -> FeatureParams | None:
+        """The feature parameters the store was built with (a key the file lacks takes
+        the record's default), or `None` (a store written from arrays)."""
+        found = self.data.get("feature_params")
+        return FeatureParams.of(found) if found else None
+
+    @property
+    def recorded_feature_params(self) -> dict[str, Any] | None:
+        """The feature parameters as the file holds them (no defaults added), to check them
+        as a build does (`preprocessing.feature_params`), or `None`."""
         found = self.data.get("feature_params")
         return dict(found) if found else None
 
     @property
     def feature(self) -> str | None:
-        """The feature type's name (`feature_params["feature"]`), or `None`."""
-        return (self.feature_params or {}).get("feature")
+        """The feature type's name (`feature_params.feature`), or `None`."""
+        params = self.feature_params
+        return params.feature if params is not None else None
 
     @property
     def frame_seconds(self) -> float | None:
         """The feature hop in seconds (`hop_length / sample_rate` of the feature
         parameters), or `None` when they do not say."""
-        params = self.feature_params or {}
-        hop, rate = params.get("hop_length"), params.get("sample_rate")
-        return float(hop / rate) if hop and rate else None
+        params = self.feature_params
+        return float(params.seconds_per_frame) if params is not None else None
 
     @property
     def front_end(self) -> dict[str, Any]:

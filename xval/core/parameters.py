@@ -1,5 +1,7 @@
-"""The typed parameters of an instance: `TrainingParams` (the `[training]` keys) and
-`InstanceParams` (those, the mandatory names and the architecture's keywords).
+"""The typed parameters: of an instance, `TrainingParams` (the `[training]` keys) and
+`InstanceParams` (those, the mandatory names and the architecture's keywords); of the
+augmentation pipeline, `AugmentationParams`; of a feature store, `FeatureParams` (the
+`[features]` keys but `workers`, and the options of the store's feature type).
 
 The schema (`xval.config.schema`, `[training]`) is the one source of the names, types,
 ranges, defaults and help; this record declares the same names with their types, so that
@@ -32,8 +34,10 @@ from typing import Any, TypeVar
 from xval.core.settings import Settings, setting_names
 
 P = TypeVar("P", bound="InstanceParams")
+F = TypeVar("F", bound="FeatureParams")
 
-__all__ = ["DATASET", "MANDATORY", "AugmentationParams", "InstanceParams", "TrainingParams"]
+__all__ = ["DATASET", "MANDATORY", "AugmentationParams", "FeatureParams", "InstanceParams",
+           "TrainingParams"]
 
 MANDATORY = ("architecture", "reshaping_type", "comment_1", "comment_2")
 """The names every instance gives besides its `[training]` overrides."""
@@ -152,6 +156,91 @@ class InstanceParams(TrainingParams):
             return self.keywords[name]
         if name == "keywords" or name not in setting_names(type(self)) or (
                 name == DATASET and self.dataset is None):  # as `to_dict` leaves it out
+            raise KeyError(name)
+        return getattr(self, name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.to_dict())
+
+    def __len__(self) -> int:
+        return len(self.to_dict())
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class FeatureParams(Settings):
+    """A feature store's parameters (`dataset.json` `feature_params`): the `[features]` keys
+    but `workers`, in the schema's order, and the options of the store's feature type
+    (`options`: the keywords of its function that are not `[features]` keys, e.g. a
+    pretrained encoder's `encoder` and `layers`; see `preprocessing.features.register`).
+
+    `preprocessing.feature_params` makes one, checked; `DatasetInfo.feature_params` reads
+    one. Code reads `params.hop_length`; the type's own options are read by the type
+    (`params.options`). As a mapping it is the flat dict `dataset.json` records: the
+    `[features]` keys, then the options (`compute_features(y, **params)` takes it so).
+    A field's default is the schema's: what a record without the key means.
+    """
+
+    sample_rate: int = 16000
+    feature: str = "mel"
+    compression: str = "db"
+    power_exponent: float = 0.3
+    n_fft: int = 512
+    hop_length: int = 160
+    n_mels: int = 64
+    n_mfcc: int = 20
+    fmin: float = 32.7
+    fmax: float | None = None
+    n_bins: int = 84
+    bins_per_octave: int = 12
+    segment_seconds: float = 1.0
+    segment_hop_seconds: float = 0.5
+    dtype: str = "auto"
+    peak_normalize: bool = True
+    silence_threshold_db: float = -90.0
+    keep_silent_segments: bool = False
+    options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def of(cls: type[F], values: Mapping[str, Any]) -> F:
+        """The record of a flat feature-parameter mapping (a store's `feature_params`):
+        every name that is not a `[features]` key is an option of the feature type."""
+        if isinstance(values, cls):
+            return values
+        names = set(setting_names(cls)) - {"options"}
+        known = {k: v for k, v in values.items() if k in names}
+        return cls(**known, options={k: v for k, v in values.items() if k not in names})
+
+    @property
+    def seconds_per_frame(self) -> float:
+        """The hop between feature frames in seconds (`hop_length / sample_rate`)."""
+        return self.hop_length / self.sample_rate
+
+    @property
+    def segment_samples(self) -> int:
+        """Samples in one segment (`segment_seconds * sample_rate`, rounded, at least 1)."""
+        return max(1, int(round(self.segment_seconds * self.sample_rate)))
+
+    def replace(self: F, **changes: Any) -> F:
+        """A copy with some parameters changed (a name that is not a field is an option of
+        the type; `options=` replaces them all)."""
+        names = set(setting_names(type(self)))
+        options = {k: v for k, v in changes.items() if k not in names}
+        known = {k: v for k, v in changes.items() if k in names}
+        if options:
+            known["options"] = {**known.get("options", self.options), **options}
+        return dataclasses.replace(self, **known)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The flat dict `dataset.json` records: the `[features]` keys, then the options."""
+        out = {name: getattr(self, name) for name in setting_names(type(self))
+               if name != "options"}
+        out.update(self.options)
+        return out
+
+    def __getitem__(self, name: str) -> Any:
+        if name in self.options:
+            return self.options[name]
+        if name == "options" or name not in setting_names(type(self)):
             raise KeyError(name)
         return getattr(self, name)
 

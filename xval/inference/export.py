@@ -157,7 +157,7 @@ def ensemble(models: ModelSet, task: Task, info: DatasetInfo) -> Any:
         inputs = keras.Input((shape[0],), name="audio")
         x = keras.layers.Reshape((-1 if shape[0] is None else shape[0], 1),
                                  name="to_channel")(inputs)
-        if str((info.feature_params or {}).get("dtype")) == "int16":
+        if info.feature_params is not None and info.feature_params.dtype == "int16":
             x = keras.layers.Rescaling(PCM_SCALE, name="to_pcm16")(x)
     else:
         x = inputs = keras.Input(shape, name="features")
@@ -205,7 +205,9 @@ def export_metadata(info: DatasetInfo, task: Task, model: Any) -> dict[str, str]
     `{key: text}`: the classes in the output's order, the input, the rate and segments, and
     the rules that turn a file into rows and rows into a clip's scores (from the store's
     description `info`, the models' `task` and the exported `model`)."""
-    params = info.feature_params or {}
+    params = info.feature_params
+    rate, seconds, hop = ("", "", "") if params is None else (
+        params.sample_rate, params.segment_seconds, params.segment_hop_seconds)
     audio = takes_audio_input(model)
     out = {"producer": "audio-xval (python -m xval export)",
            "task": task.name, "classes": json.dumps(list(info.classes or [])),
@@ -213,9 +215,8 @@ def export_metadata(info: DatasetInfo, task: Task, model: Any) -> dict[str, str]
            else "features: (batch, frames, bins), computed as the store did (MODEL_CARD.md)",
            "output": "scores: " + ("class probabilities (softmax), (batch, classes)"
                                     if task.has_classes else "(batch, outputs)"),
-           "sample_rate": str(params.get("sample_rate", "")),
-           "segment_seconds": str(params.get("segment_seconds", "")),
-           "segment_hop_seconds": str(params.get("segment_hop_seconds", "")),
+           "sample_rate": str(rate), "segment_seconds": str(seconds),
+           "segment_hop_seconds": str(hop),
            "segment_rule": SEGMENT_RULE}
     if task.has_classes:
         out["clip_rule"] = CLIP_RULE

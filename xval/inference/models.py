@@ -12,11 +12,11 @@ from typing import Any
 import numpy as np
 
 from preprocessing.build import extract_file, feature_params
-from preprocessing.features import parameter_names
 from xval import tasks
 from xval.core.dataset_info import DatasetInfo
 from xval.core.errors import ConfigurationError, DatasetError, XvalError
 from xval.core.layout import ExperimentLayout, InstanceLayout
+from xval.core.parameters import FeatureParams
 from xval.core.storage import check_fold_file, check_fold_models
 from xval.tasks.base import Task
 from xval.training.loading import folder_layout, load
@@ -37,19 +37,19 @@ def _read_dataset_info(path: Path) -> DatasetInfo:
     except DatasetError as e:
         raise ConfigurationError(f"{e} Pass the dataset.json of the store the model was "
                                  "trained on.") from e
-    found = described.feature_params
+    found = described.recorded_feature_params
     if found is None:
         raise ConfigurationError(
             f"{path} has no feature_params: it was not written by "
             "`python -m preprocessing`, so features cannot be extracted the same way."
         )
     try:
-        return described.replace(feature_params=feature_params(found))
+        return described.replace(feature_params=feature_params(found).to_dict())
     except XvalError as e:
         raise ConfigurationError(f"{path}: its feature_params are not usable ({e}).") from e
 
 
-def feature_params_of(info: DatasetInfo, models: ModelSet | None = None) -> dict[str, Any]:
+def feature_params_of(info: DatasetInfo, models: ModelSet | None = None) -> FeatureParams:
     """The feature parameters of a dataset description, to extract new files' features as
     the store did; for models that take audio trained on an embedding store (the encoder
     inside, `xval.training.encoder`), the store's segments of audio instead.
@@ -66,10 +66,8 @@ def feature_params_of(info: DatasetInfo, models: ModelSet | None = None) -> dict
         raise ConfigurationError(
             "The dataset description has no feature_params: it was not written by "
             "`python -m preprocessing`, so features cannot be extracted the same way.")
-    if models is not None and info.encoder and models.takes_audio:
-        keys = parameter_names()
-        return feature_params({k: v for k, v in found.items() if k in keys},
-                              feature="waveform", dtype="float32")
+    if models is not None and info.encoder and models.takes_audio:  # not the encoder's options
+        return feature_params(found.replace(options={}), feature="waveform", dtype="float32")
     return found
 
 
@@ -137,8 +135,9 @@ def extract_features(files: Sequence[str | Path], params: Mapping[str, Any], *,
     Raises:
         DatasetError: for a file that cannot be read, naming it.
     """
+    params = FeatureParams.of(params)
     if real_only is None:
-        real_only = not params.get("keep_silent_segments", False)
+        real_only = not params.keep_silent_segments
     out = []
     for path in files:
         result = extract_file(path, params)

@@ -114,14 +114,14 @@ def _task(facts: CardFacts, instance: InstanceResult | None) -> list[str]:
 
 
 def _input(facts: CardFacts) -> list[str]:
-    fp = facts.info.feature_params or {}
-    rate = fp.get("sample_rate")
-    seconds, hop = fp.get("segment_seconds"), fp.get("segment_hop_seconds")
+    fp = facts.info.feature_params
+    rate, seconds, hop = (None, None, None) if fp is None else (
+        fp.sample_rate, fp.segment_seconds, fp.segment_hop_seconds)
     shape = ", ".join("any" if d is None else str(d) for d in facts.input_shape)
     out = ["## Input", "",
            f"- `{facts.input_name}` `(batch, {shape})`, float32.",
            f"- Audio: mono, resampled to {rate} Hz"
-           + (", each file scaled to a peak of 1 first" if fp.get("peak_normalize") else "")
+           + (", each file scaled to a peak of 1 first" if fp and fp.peak_normalize else "")
            + f"; cut into segments of {seconds} s every {hop} s (a shorter file is "
              "zero-padded to one segment); one row per segment."]
     out += [f"- {facts.rules[k]}" for k in ("segment_rule", "clip_rule") if k in facts.rules]
@@ -142,22 +142,22 @@ def _input(facts: CardFacts) -> list[str]:
     else:
         out.append("- Front end: outside the model; compute each segment's features with "
                    "librosa as the store did (time first):")
-        out += ["", "```python", *librosa_recipe(fp), "```"]
-    settings = ", ".join(f"{k}={fp[k]!r}" for k in fp if k not in ("dtype",))
+        out += ["", "```python", *(librosa_recipe(fp) if fp is not None else [
+            "# the store recorded no feature parameters"]), "```"]
+    settings = ", ".join(f"{k}={v!r}" for k, v in (fp or {}).items() if k != "dtype")
     return [*out, f"- The store's feature parameters: {settings}.", ""]
 
 
 def _running(facts: CardFacts) -> list[str]:
     """The program that gives a WAV file's scores as `python -m xval predict` does."""
-    fp = facts.info.feature_params or {}
-    if not {"sample_rate", "segment_seconds", "segment_hop_seconds"} <= set(fp) or (
-            facts.input_name != "audio" and fp.get("feature") == "waveform"):
+    fp = facts.info.feature_params
+    if fp is None or (facts.input_name != "audio" and fp.feature == "waveform"):
         return []
     code = run_snippet(facts.fmt, facts.files[0], facts.input_name, fp, facts.info.classes,
                        layers_import=facts.fmt == "keras" and facts.input_name == "audio")
     needs = {"onnx": "numpy and onnxruntime", "keras": "numpy and Keras",
              "savedmodel": "numpy and TensorFlow"}[facts.fmt]
-    threshold = fp.get("silence_threshold_db")
+    threshold = fp.silence_threshold_db
     return ["## Running it", "",
             f"`python run.py some.wav` in this folder prints the file's clip scores as "
             "`python -m xval predict` gives them (the same windows, rows and clip rule: "

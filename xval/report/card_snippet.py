@@ -14,11 +14,11 @@ compares it with `predict`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from preprocessing.features import feature_shape
 from preprocessing.features.recipes import COMPRESSION, LIBROSA
+from xval.core.parameters import FeatureParams
 
 __all__ = ["run_snippet"]
 
@@ -92,7 +92,7 @@ _LOAD = {
 """Format -> the import and the lines that load the exported model and run it on `x`."""
 
 
-def run_snippet(fmt: str, file: str, input_name: str, feature_params: Mapping[str, Any],
+def run_snippet(fmt: str, file: str, input_name: str, feature_params: FeatureParams,
                 classes: Sequence[str], *, layers_import: bool = False) -> list[str]:
     """The lines of the card's program (see the module docstring).
 
@@ -110,9 +110,9 @@ def run_snippet(fmt: str, file: str, input_name: str, feature_params: Mapping[st
         The lines, without the fence.
     """
     fp = feature_params
-    rate, grid = int(fp["sample_rate"]), int(fp.get("hop_length") or 1)
-    window = max(1, int(round(float(fp["segment_seconds"]) * rate)))
-    hop = max(1, int(round(float(fp["segment_hop_seconds"]) * rate)))
+    rate, grid = int(fp.sample_rate), int(fp.hop_length or 1)
+    window = fp.segment_samples
+    hop = max(1, int(round(float(fp.segment_hop_seconds) * rate)))
     hop = max(grid, int(round(hop / grid)) * grid)
     audio = input_name == "audio"
     imports = ["import sys", "import wave", "", "import numpy as np"]
@@ -128,18 +128,18 @@ def run_snippet(fmt: str, file: str, input_name: str, feature_params: Mapping[st
     body = _AUDIO_ROWS if audio else _FEATURES.format(body=_feature_lines(fp))
     load, run = (line.format(file=file, name=input_name) for line in _LOAD[fmt][1])
     main = ["", "", load, "y = read_wav(sys.argv[1])"]
-    if fp.get("peak_normalize"):
+    if fp.peak_normalize:
         main.append("y = y / np.abs(y).max()  # each file scaled to a peak of 1")
     main += ["x = rows(y)", run, *_clip_lines()]
     return [*imports, "", *consts, *_READ.splitlines(), *body.splitlines(), *main]
 
 
-def _feature_lines(fp: Mapping[str, Any]) -> str:
-    feature = str(fp.get("feature"))
-    values = {**fp, "to_db": "power_to_db" if feature == "mel" else "amplitude_to_db"}
+def _feature_lines(fp: FeatureParams) -> str:
+    feature = fp.feature
+    values = {**fp.to_dict(), "to_db": "power_to_db" if feature == "mel" else "amplitude_to_db"}
     lines = [LIBROSA[feature].format(**values)] if feature in LIBROSA else [
         f"raise NotImplementedError('feature {feature!r}: see preprocessing.features')"]
-    compression = COMPRESSION.get(str(fp.get("compression")), "")
+    compression = COMPRESSION.get(fp.compression, "")
     if feature in LIBROSA and feature != "mfcc" and compression:
         lines.append(compression.format(**values))
     return "\n".join(f"    {line}" for line in lines)

@@ -18,7 +18,6 @@ Imports Keras where used: set the backend first.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import architectures
@@ -26,7 +25,7 @@ from preprocessing.features import encoders
 from preprocessing.features import get as feature_type
 from xval.core.dataset_info import DatasetInfo
 from xval.core.errors import ConfigurationError
-from xval.core.parameters import InstanceParams
+from xval.core.parameters import FeatureParams, InstanceParams
 
 LAYER_NAME = "front_end"
 """The name of the nested encoder model in a fold model (as `xval.training.front_end`)."""
@@ -46,12 +45,6 @@ def encoder_of_store(info: DatasetInfo) -> str | None:
     if name in encoders.in_model() and described.get("peak") == "segment":
         return str(name)
     return None
-
-
-def segment_samples(feature_params: Mapping[str, Any]) -> int:
-    """Samples of one segment of a store (`preprocessing.features.segments.window_starts`)."""
-    return max(1, int(round(float(feature_params["segment_seconds"])
-                            * int(feature_params["sample_rate"]))))
 
 
 def check_encoder(params: InstanceParams, store_info: DatasetInfo, where: str) -> None:
@@ -97,14 +90,14 @@ def _check_waveform_store(name: str, store_info: DatasetInfo, where: str) -> Non
             f"waveform store at {cls.sample_rate} Hz (`python -m preprocessing ... --feature "
             f"waveform --sample-rate {cls.sample_rate}`), or train on an {name} embedding "
             f"store (`--encoder {name}`) with front_end='none'.")
-    params = store_info.feature_params or {}
-    rate = int(params.get("sample_rate") or 0)
-    if rate != cls.sample_rate:
+    params = store_info.feature_params
+    rate = int(params.sample_rate) if params is not None else 0
+    if params is None or rate != cls.sample_rate:
         raise ConfigurationError(
             f"{where}: front_end={name!r} reads {cls.sample_rate} Hz audio, but the store's "
             f"rows are at {rate} Hz; build the waveform store with --sample-rate "
             f"{cls.sample_rate}.")
-    samples = segment_samples(params)
+    samples = params.segment_samples  # as `preprocessing.features.window_starts` cuts them
     if samples < cls.block_length:
         raise ConfigurationError(
             f"{where}: front_end={name!r}: the store's segments "
@@ -155,10 +148,10 @@ def encoder_front_end(params: InstanceParams, store_info: DatasetInfo) -> Any:
     from architectures.encoders import build_encoder  # noqa: PLC0415  (imports Keras)
     from preprocessing.features import PCM_SCALE  # noqa: PLC0415  (a constant)
 
-    feature_params = store_info.feature_params or {}
+    feature_params = store_info.feature_params or FeatureParams()  # checked: never None
     cls = encoders.BUILT_IN.get(params.front_end).make
-    scale = 1.0 / PCM_SCALE if str(feature_params.get("dtype")) == "int16" else 1.0
-    return build_encoder(params.front_end, segment_samples(feature_params),
+    scale = 1.0 / PCM_SCALE if feature_params.dtype == "int16" else 1.0
+    return build_encoder(params.front_end, feature_params.segment_samples,
                          hop_length=int(cls.hop_length),
                          trainable_blocks=int(params.encoder_trainable_blocks),
                          input_scale=scale, spectrogram_layers=_spectrogram_layers(params),
@@ -184,9 +177,9 @@ def audio_model(model: Any, store_info: DatasetInfo) -> Any:
 
     from architectures.encoders import build_encoder  # noqa: PLC0415  (imports Keras)
 
-    params = store_info.feature_params or {}
-    encoder = build_encoder(name, segment_samples(params),
-                            hop_length=int(params["hop_length"]), model_name=LAYER_NAME)
+    params = store_info.feature_params or FeatureParams()  # an encoder's store: never None
+    encoder = build_encoder(name, params.segment_samples,
+                            hop_length=int(params.hop_length), model_name=LAYER_NAME)
     inputs = keras.Input(tuple(encoder.inputs[0].shape[1:]), name="audio")
     # `call` runs the head's layers on the encoder's output one by one (its `__call__`
     # would nest it as one layer): one flat graph, as a model built with a front end, so

@@ -17,7 +17,6 @@ Imports Keras where used: set the backend first.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -25,7 +24,7 @@ import numpy as np
 from preprocessing.features import PCM_SCALE, feature_shape, front_ends, get
 from xval.core.dataset_info import DatasetInfo
 from xval.core.errors import ConfigurationError
-from xval.core.parameters import InstanceParams, TrainingParams
+from xval.core.parameters import FeatureParams, InstanceParams, TrainingParams
 from xval.tasks.base import Task
 from xval.training.encoder import check_encoder, encoder_front_end, uses_encoder
 
@@ -41,8 +40,8 @@ def uses_front_end(params: TrainingParams) -> bool:
     return params.front_end != "none"
 
 
-def model_feature_params(feature_params: Mapping[str, Any], params: TrainingParams
-                         ) -> dict[str, Any]:
+def model_feature_params(feature_params: FeatureParams, params: TrainingParams
+                         ) -> FeatureParams:
     """The feature parameters of what the model's first trained layer sees: the store's,
     with `feature` replaced by the front end when there is one.
 
@@ -51,12 +50,11 @@ def model_feature_params(feature_params: Mapping[str, Any], params: TrainingPara
         params: the instance's parameters (`front_end`).
 
     Returns:
-        A new dict.
+        `FeatureParams`.
     """
-    out = dict(feature_params)
     if uses_front_end(params):
-        out["feature"] = params.front_end
-    return out
+        return feature_params.replace(feature=params.front_end)
+    return feature_params
 
 
 def check_front_end(params: InstanceParams, store_info: DatasetInfo, task: Task,
@@ -74,7 +72,7 @@ def check_front_end(params: InstanceParams, store_info: DatasetInfo, task: Task,
     Raises:
         ConfigurationError: naming the value, what was expected and the fix.
     """
-    feature_params = store_info.feature_params or {}
+    feature_params = store_info.feature_params
     feature = store_info.feature
     front_end = params.front_end
     if front_end not in front_ends():
@@ -95,8 +93,8 @@ def check_front_end(params: InstanceParams, store_info: DatasetInfo, task: Task,
                 f"of {front_end} features and front_end='none'.")
     crop = float(params.random_crop_seconds or 0.0)
     if crop:
-        segment = float(feature_params.get("segment_seconds") or 0.0)
-        if not feature_params or crop >= segment:
+        segment = float(feature_params.segment_seconds) if feature_params is not None else 0.0
+        if feature_params is None or crop >= segment:
             raise ConfigurationError(
                 f"{where}: random_crop_seconds={crop:g} must be shorter than the store's "
                 f"segments (segment_seconds={segment:g}); lower it, or build the store with "
@@ -110,21 +108,21 @@ def check_front_end(params: InstanceParams, store_info: DatasetInfo, task: Task,
                 "random_crop_seconds=0 otherwise.")
 
 
-def crop_frames(params: TrainingParams, feature_params: Mapping[str, Any]) -> int:
+def crop_frames(params: TrainingParams, feature_params: FeatureParams | None) -> int:
     """The length of a training crop along a row's time axis (samples for a waveform
     store, frames otherwise), or 0 when the instance does not crop.
 
     Args:
         params: the instance's parameters (`random_crop_seconds`).
-        feature_params: the store's.
+        feature_params: the store's (`None`: not recorded; then no crop is allowed).
 
     Returns:
         The length, or 0.
     """
     crop = float(params.random_crop_seconds or 0.0)
-    if not crop:
+    if not crop or feature_params is None:
         return 0
-    return int(feature_shape({**feature_params, "segment_seconds": crop})[0])
+    return int(feature_shape(feature_params.replace(segment_seconds=crop))[0])
 
 
 def front_end_layer(params: InstanceParams, store_info: DatasetInfo) -> Any:
@@ -146,9 +144,9 @@ def front_end_layer(params: InstanceParams, store_info: DatasetInfo) -> Any:
         SpectralFrontEnd,
     )
 
-    feature_params = store_info.feature_params or {}
-    scale = 1.0 / PCM_SCALE if str(feature_params.get("dtype")) == "int16" else 1.0
-    settings = {k: feature_params[k] for k in SETTINGS if k in feature_params}
+    feature_params = store_info.feature_params or FeatureParams()  # a waveform store's
+    scale = 1.0 / PCM_SCALE if feature_params.dtype == "int16" else 1.0
+    settings = {k: v for k, v in feature_params.to_dict().items() if k in SETTINGS}
     return SpectralFrontEnd(params.front_end, input_scale=scale, name=LAYER_NAME,
                             **settings)
 

@@ -158,7 +158,7 @@ def fold_batches(fold: PreparedFold) -> tuple[Any, Any]:
                          batch_size=fold.batch_size, shuffle=True, seed=fold.seed,
                          weights=weights, workers=workers,
                          mixup_alpha=params.mixup_alpha, target_fn=fold.target_fn,
-                         crop=crop_frames(params, fold.store.info.feature_params or {}))
+                         crop=crop_frames(params, fold.store.info.feature_params))
     val = None if fold.refit else make_batches(
         *fold.source["val"], fit_targets["val"], batch_size=fold.batch_size, shuffle=False,
         workers=workers, target_fn=fold.target_fn)
