@@ -5,11 +5,17 @@
 each case runs in a fresh Python (a real subprocess), where the fork is safe, and says what
 it found; the worker checks it."""
 
+import os
 import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from tests.conftest import ROOT
+
+pytestmark = pytest.mark.skipif((os.cpu_count() or 1) < 2,
+                                reason="init builds a store beside another only on 2 cores or more")
 
 PRELUDE = '''
 import sys
