@@ -19,8 +19,6 @@ band level.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import Any
 
 import librosa
 import numpy as np
@@ -32,7 +30,7 @@ __all__ = ["analysis_hop", "band_frame_levels_db", "band_level_db", "feature_ban
            "no_signal_reason"]
 
 
-def feature_band(params: Mapping[str, Any]) -> tuple[float, float]:
+def feature_band(params: FeatureParams) -> tuple[float, float]:
     """The band (Hz) the features of `params` see, above the 0 Hz bin.
 
     Args:
@@ -41,7 +39,6 @@ def feature_band(params: Mapping[str, Any]) -> tuple[float, float]:
     Returns:
         `(low, high)` in Hz, `low` at least one FFT bin above 0 Hz.
     """
-    params = FeatureParams.of(params)
     sample_rate, n_fft = params.sample_rate, params.n_fft
     nyquist = sample_rate / 2
     try:
@@ -107,15 +104,14 @@ def band_level_db(y: np.ndarray, *, sample_rate: int, n_fft: int, hop_length: in
     return float(np.max(levels)) if levels.size else -math.inf
 
 
-def analysis_hop(params: Mapping[str, Any]) -> int:
+def analysis_hop(params: FeatureParams) -> int:
     """The hop of the level's analysis frames: the store's `hop_length`, at most a quarter
     of `n_fft`, so that consecutive frames overlap and no sound falls between them (an
     encoder's store hops by whole blocks: aisfx 51,200 samples, with frames of 2,048)."""
-    params = FeatureParams.of(params)
     return max(1, min(int(params.hop_length), int(params.n_fft) // 4))
 
 
-def no_signal_reason(y: np.ndarray, params: Mapping[str, Any]) -> str | None:
+def no_signal_reason(y: np.ndarray, params: FeatureParams) -> str | None:
     """Why `y` holds no signal for features of `params`, or `None` when it does.
 
     Args:
@@ -125,7 +121,6 @@ def no_signal_reason(y: np.ndarray, params: Mapping[str, Any]) -> str | None:
     Returns:
         A reason naming the level, the band and the threshold, or `None`.
     """
-    params = FeatureParams.of(params)
     band = feature_band(params)
     level = band_level_db(y, sample_rate=params.sample_rate, n_fft=params.n_fft,
                           hop_length=analysis_hop(params), band=band)

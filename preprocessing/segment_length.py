@@ -171,7 +171,7 @@ def encoder_segment(durations: np.ndarray, *, block_seconds: float, default: flo
     return SegmentChoice(seconds, round(seconds / 2, 4), why)
 
 
-def check_segment_length(rows: pd.DataFrame, params: Mapping[str, Any]) -> None:
+def check_segment_length(rows: pd.DataFrame, params: FeatureParams) -> None:
     """Refuses a segment far longer than every clip, before anything is extracted: longer
     than `LONGEST` and more than `MOSTLY_PADDING` times the longest clip, each row would be
     mostly zero padding, and the store (and each file's extraction) as large as the
@@ -187,7 +187,6 @@ def check_segment_length(rows: pd.DataFrame, params: Mapping[str, Any]) -> None:
         ConfigurationError: naming the segment, the longest clip, the store's size and the
             fix.
     """
-    params = FeatureParams.of(params)
     seconds = float(params.segment_seconds)
     if seconds <= LONGEST or rows.empty or get(params.feature).batched:
         return  # an encoder's segment is the encoder's own (BirdNET: 3 s)

@@ -31,7 +31,7 @@ from xval.core.parameters import FeatureParams
 __all__ = ["silent_mask", "silent_note", "silent_record"]
 
 
-def silent_mask(signal: np.ndarray, starts: Sequence[float] | np.ndarray, params: Mapping[str, Any], *,
+def silent_mask(signal: np.ndarray, starts: Sequence[float] | np.ndarray, params: FeatureParams, *,
                 scale: float = 1.0) -> np.ndarray:
     """Which segments of `signal` are silent (see the module docstring).
 
@@ -47,7 +47,6 @@ def silent_mask(signal: np.ndarray, starts: Sequence[float] | np.ndarray, params
         `np.ndarray [shape=(len(starts),)]` of bool. When every segment is silent (the file
         is not: its loudest frame only straddles segment edges), the loudest is kept.
     """
-    params = FeatureParams.of(params)
     rate, hop = params.sample_rate, analysis_hop(params)
     levels = band_frame_levels_db(signal, sample_rate=rate, n_fft=params.n_fft,
                                   hop_length=hop, band=feature_band(params))
@@ -67,7 +66,7 @@ def silent_mask(signal: np.ndarray, starts: Sequence[float] | np.ndarray, params
     return silent
 
 
-def silent_record(segments: list[dict[str, Any]], params: Mapping[str, Any],
+def silent_record(segments: list[dict[str, Any]], params: FeatureParams,
                   dropped: bool) -> dict[str, Any]:
     """The `silent_segments` entry of `dataset.json`.
 
@@ -80,7 +79,7 @@ def silent_record(segments: list[dict[str, Any]], params: Mapping[str, Any],
         dict of `count`, `dropped`, `silence_threshold_db` and `segments`.
     """
     return {"count": len(segments), "dropped": dropped,
-            "silence_threshold_db": FeatureParams.of(params).silence_threshold_db,
+            "silence_threshold_db": params.silence_threshold_db,
             "segments": segments}
 
 

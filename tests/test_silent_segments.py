@@ -14,6 +14,7 @@ from preprocessing.build import build_store, extract_file, feature_params
 from preprocessing.silent_segments import silent_mask
 from preprocessing.store import FeatureStore
 from xval.config.loader import load_config
+from xval.core.parameters import FeatureParams
 from xval.inference.models import extract_features
 
 SAMPLE_RATE = 16000
@@ -142,5 +143,6 @@ def test_no_signal_check_sees_a_short_sound_in_a_store_that_hops_by_blocks():
     y = np.zeros(int(0.73 * rate), np.float32)
     t = np.arange(int(0.2 * rate)) / rate
     y[int(0.3 * rate):int(0.3 * rate) + len(t)] = 0.015 * np.sin(2 * np.pi * 500 * t)
+    params = FeatureParams.of(params)
     assert no_signal_reason(y, params) is None
     assert silent_mask(y, [0.0], params).tolist() == [False]

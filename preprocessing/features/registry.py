@@ -81,10 +81,10 @@ PCM_SCALE = 32768.0
 Params = FeatureParams  # what a type's facts (`bins`, `frames`, ...) are given
 
 
-def centred_frames(n_samples: int, params: Mapping[str, Any]) -> int:
+def centred_frames(n_samples: int, params: Params) -> int:
     """Frames of a centred STFT framing (librosa's default) of `n_samples` samples:
     `1 + n_samples // hop_length` (of the feature parameters `params`)."""
-    return 1 + n_samples // int(FeatureParams.of(params).hop_length)
+    return 1 + n_samples // int(params.hop_length)
 
 
 @dataclasses.dataclass(frozen=True)
