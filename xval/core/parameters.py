@@ -28,12 +28,11 @@ params.epochs, params.architecture, params.keywords["filters"]
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Mapping
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from typing import Any, ClassVar, TypeVar
 
-from xval.core.settings import Settings, setting_names
+from xval.core.settings import OpenSettings, Settings, setting_names
 
-P = TypeVar("P", bound="InstanceParams")
 F = TypeVar("F", bound="FeatureParams")
 
 __all__ = ["DATASET", "MANDATORY", "AugmentationParams", "FeatureParams", "InstanceParams",
@@ -117,7 +116,7 @@ class AugmentationParams(Settings):
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class InstanceParams(TrainingParams):
+class InstanceParams(OpenSettings, TrainingParams):
     """An instance's resolved parameters: the `[training]` keys, the mandatory names, the
     store it trains on when not the experiment's (`dataset`) and the architecture's keyword
     arguments (`keywords`).
@@ -132,15 +131,7 @@ class InstanceParams(TrainingParams):
     dataset: str | None = None
     keywords: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
-    @classmethod
-    def of(cls: type[P], values: Mapping[str, Any]) -> P:
-        """The record of a resolved parameter dict: every name that is not a `[training]`
-        key or a mandatory name is a keyword of the architecture."""
-        if isinstance(values, cls):
-            return values
-        names = set(setting_names(cls)) - {"keywords"}
-        known = {k: v for k, v in values.items() if k in names}
-        return cls(**known, keywords={k: v for k, v in values.items() if k not in names})
+    EXTRA: ClassVar[str] = "keywords"
 
     def to_dict(self) -> dict[str, Any]:
         """The flat dict of every parameter (what `params.json` records)."""
@@ -152,22 +143,13 @@ class InstanceParams(TrainingParams):
         return out
 
     def __getitem__(self, name: str) -> Any:
-        if name in self.keywords:
-            return self.keywords[name]
-        if name == "keywords" or name not in setting_names(type(self)) or (
-                name == DATASET and self.dataset is None):  # as `to_dict` leaves it out
+        if name == DATASET and self.dataset is None:  # as `to_dict` leaves it out
             raise KeyError(name)
-        return getattr(self, name)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.to_dict())
-
-    def __len__(self) -> int:
-        return len(self.to_dict())
+        return super().__getitem__(name)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class FeatureParams(Settings):
+class FeatureParams(OpenSettings):
     """A feature store's parameters (`dataset.json` `feature_params`): the `[features]` keys
     but `workers`, in the schema's order, and the options of the store's feature type
     (`options`: the keywords of its function that are not `[features]` keys, e.g. a
@@ -200,15 +182,7 @@ class FeatureParams(Settings):
     keep_silent_segments: bool = False
     options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
-    @classmethod
-    def of(cls: type[F], values: Mapping[str, Any]) -> F:
-        """The record of a flat feature-parameter mapping (a store's `feature_params`):
-        every name that is not a `[features]` key is an option of the feature type."""
-        if isinstance(values, cls):
-            return values
-        names = set(setting_names(cls)) - {"options"}
-        known = {k: v for k, v in values.items() if k in names}
-        return cls(**known, options={k: v for k, v in values.items() if k not in names})
+    EXTRA: ClassVar[str] = "options"
 
     @property
     def seconds_per_frame(self) -> float:
@@ -229,23 +203,3 @@ class FeatureParams(Settings):
         if options:
             known["options"] = {**known.get("options", self.options), **options}
         return dataclasses.replace(self, **known)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The flat dict `dataset.json` records: the `[features]` keys, then the options."""
-        out = {name: getattr(self, name) for name in setting_names(type(self))
-               if name != "options"}
-        out.update(self.options)
-        return out
-
-    def __getitem__(self, name: str) -> Any:
-        if name in self.options:
-            return self.options[name]
-        if name == "options" or name not in setting_names(type(self)):
-            raise KeyError(name)
-        return getattr(self, name)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.to_dict())
-
-    def __len__(self) -> int:
-        return len(self.to_dict())

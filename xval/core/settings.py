@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator, Mapping
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 S = TypeVar("S", bound="Settings")
+OS = TypeVar("OS", bound="OpenSettings")
 
-__all__ = ["Settings", "setting_names"]
+__all__ = ["OpenSettings", "Settings", "setting_names"]
 
 
 def setting_names(cls: type) -> tuple[str, ...]:
@@ -66,3 +67,46 @@ class Settings(Mapping[str, Any]):
     def __repr__(self) -> str:
         items = ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items())
         return f"{type(self).__name__}({items})"
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class OpenSettings(Settings):
+    """Settings that also take names beyond their fields, kept in one mapping field named by
+    `EXTRA` (an instance's architecture keywords, a feature type's options).
+
+    `of(values)` puts every name that is not a field there; as a mapping the record is
+    `to_dict()`: the fields but `EXTRA`, then those names, flat (what `params.json` and
+    `dataset.json` record).
+    """
+
+    EXTRA: ClassVar[str]
+
+    @classmethod
+    def of(cls: type[OS], values: Mapping[str, Any]) -> OS:
+        """The record of a flat mapping: its fields, and every other name in `EXTRA`."""
+        if isinstance(values, cls):
+            return values
+        names = set(setting_names(cls)) - {cls.EXTRA}
+        known = {k: v for k, v in values.items() if k in names}
+        return cls(**known, **{cls.EXTRA: {k: v for k, v in values.items() if k not in names}})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The flat dict: the fields but `EXTRA`, then its names."""
+        out = {name: getattr(self, name) for name in setting_names(type(self))
+               if name != self.EXTRA}
+        out.update(getattr(self, self.EXTRA))
+        return out
+
+    def __getitem__(self, name: str) -> Any:
+        extra = getattr(self, self.EXTRA)
+        if name in extra:
+            return extra[name]
+        if name == self.EXTRA or name not in setting_names(type(self)):
+            raise KeyError(name)
+        return getattr(self, name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.to_dict())
+
+    def __len__(self) -> int:
+        return len(self.to_dict())
