@@ -102,6 +102,11 @@ def clip_durations(rows: pd.DataFrame) -> np.ndarray:
     return np.array([_duration(r) for r in rows.to_dict("records")], dtype=float)
 
 
+def _on_step(seconds: float, shortest: float, longest: float) -> float:
+    """`seconds` rounded up to the next `STEP` (ms), within `shortest` and `longest`."""
+    return round(min(longest, max(shortest, math.ceil(round(seconds / STEP, 6)) * STEP)), 3)
+
+
 def choose_segment(durations: np.ndarray, *, longest: float = LONGEST,
                    shortest: float = SHORTEST) -> SegmentChoice:
     """The segment length for clips of these durations (see the module docstring).
@@ -119,8 +124,7 @@ def choose_segment(durations: np.ndarray, *, longest: float = LONGEST,
         return SegmentChoice(longest, longest / 2, "no clip duration could be read from "
                                                    "the file headers: the default")
     median = float(np.median(known))
-    seconds = min(longest, max(shortest, math.ceil(round(median / STEP, 6)) * STEP))
-    seconds = round(seconds, 3)
+    seconds = _on_step(median, shortest, longest)
     spread = (f"the clips last {float(np.min(known)):.2f}-{float(np.max(known)):.2f} s, "
               f"median {median:.2f} s")
     if median > longest:
@@ -158,13 +162,13 @@ def encoder_segment(durations: np.ndarray, *, block_seconds: float, default: flo
         return SegmentChoice(default, default / 2, "no clip duration could be read from "
                                                    "the file headers: the encoder's default")
     covered = float(np.percentile(known, COVERED))
-    shortest = math.ceil(round(block_seconds / STEP, 6)) * STEP
-    seconds = round(min(longest, max(shortest, math.ceil(round(covered / STEP, 6)) * STEP)), 3)
+    shortest = _on_step(block_seconds, 0.0, math.inf)
+    seconds = _on_step(covered, shortest, longest)
     spread = (f"the clips last {float(np.min(known)):.2f}-{float(np.max(known)):.2f} s, 3 in "
               f"4 at most {covered:.2f} s")
     if covered > longest:
         why = f"{spread}: cut into {longest:g} s segments (the clip score averages them)"
-    elif seconds == round(shortest, 3):
+    elif seconds == shortest:
         why = f"{spread}: one block of the encoder per row"
     else:
         why = f"{spread}: a row holds every block of 3 clips in 4"
