@@ -37,7 +37,10 @@ class SpectralFrontEnd(keras.layers.Layer):
     Output shape: `(batch, 1 + samples // hop_length, bins)`, with `bins` = `n_fft // 2 + 1`
     (stft), `n_mels` (mel) or `n_mfcc` (mfcc): the `(time, frequency)` rows of a store of
     that feature built with the same parameters. Its weights (the DFT kernels, the mel
-    filter bank, the DCT) are fixed: the layer is never trained.
+    filter bank, the DCT) are fixed: the layer is never trained. It computes in float32
+    whatever the dtype policy: under `mixed_float16` a power spectrum overflows float16
+    (65,504) and a decibel of a power under its smallest value is minus infinity; the layers
+    after it take its output in their own compute dtype.
 
     Args:
         feature: `"stft"` (magnitude), `"mel"` (power) or `"mfcc"`. Defaults to `"mel"`.
@@ -68,7 +71,7 @@ class SpectralFrontEnd(keras.layers.Layer):
                  power_exponent: float = 0.3, input_scale: float = 1.0, htk: bool = False,
                  mel_norm: Literal["slaney"] | float | None = "slaney",
                  **kwargs: Any) -> None:
-        kwargs["trainable"] = False
+        kwargs.update(trainable=False, dtype="float32")
         super().__init__(**kwargs)
         if feature not in FEATURES:
             raise ValueError(f"feature={feature!r}: expected one of {', '.join(FEATURES)}.")
@@ -87,7 +90,7 @@ class SpectralFrontEnd(keras.layers.Layer):
         self.stft = keras.layers.STFTSpectrogram(
             mode="stft", frame_length=self.n_fft, frame_step=self.hop_length,
             fft_length=self.n_fft, window="hann", periodic=True, scaling=None,
-            padding="valid", trainable=False, name="stft")
+            padding="valid", trainable=False, dtype="float32", name="stft")
 
     @property
     def bins(self) -> int:

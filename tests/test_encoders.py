@@ -152,6 +152,27 @@ def test_aisfx_blocks_follow_the_hop_and_refuse_short_segments(aisfx):
     np.testing.assert_allclose(states[:, :, 0], direct, atol=1e-6)
 
 
+def test_aisfx_network_runs_under_mixed_precision(aisfx):
+    """Under mixed_float16 the spectrogram stays float32 (its mel power overflows float16)
+    and the convolutions run in float16, within 0.05 of float32 (the embeddings reach ~4)."""
+    import keras
+
+    from architectures.encoders import aisfx_encoder
+
+    y = np.random.default_rng(3).normal(size=(2, 110250, 1)).astype(np.float32)
+    expected = aisfx_encoder(110250).predict_on_batch(y)
+    keras.mixed_precision.set_dtype_policy("mixed_float16")
+    try:
+        model = aisfx_encoder(110250, trainable_blocks=2)
+        got = keras.ops.convert_to_numpy(model(y)).astype(np.float32)
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
+    assert model.get_layer("aisfx_spectrogram").compute_dtype == "float32"
+    assert model.get_layer("aisfx_network").compute_dtype == "float16"
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got, expected, atol=0.05)
+
+
 def test_aisfx_checkpoint_is_read_without_running_code(aisfx, tmp_path, monkeypatch):
     from architectures.encoders import aisfx as keras_aisfx
 

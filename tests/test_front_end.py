@@ -49,6 +49,26 @@ def test_spectral_front_end_computes_the_librosa_feature(signal, feature, compre
     assert not layer.trainable and not layer.trainable_weights
 
 
+@pytest.mark.parametrize("feature", ["mel", "stft", "mfcc"])
+def test_spectral_front_end_computes_in_float32_under_mixed_precision(signal, feature):
+    """A power spectrum overflows float16 (65,504): under mixed_float16 (a GPU's
+    `mixed_precision`) the layer still computes, and returns, float32."""
+    import keras
+
+    from architectures import SpectralFrontEnd
+
+    x = 4.0 * signal[None, :, None]  # loud: its power spectrum passes 65,504
+    expected = keras.ops.convert_to_numpy(SpectralFrontEnd(feature, **SETTINGS)(x))
+    keras.mixed_precision.set_dtype_policy("mixed_float16")
+    try:
+        layer = SpectralFrontEnd(feature, **SETTINGS)
+        got = keras.ops.convert_to_numpy(layer(x))
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
+    assert got.dtype == np.float32 and np.isfinite(got).all()
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
 def test_spectral_front_end_rejects_bad_settings():
     from architectures import SpectralFrontEnd
 

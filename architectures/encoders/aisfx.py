@@ -182,7 +182,8 @@ class AisfxFrontEnd(keras.layers.Layer):
     0 to 22050 Hz, centred frames), `log10(S * 10000 + 1) / 9.4578`.
 
     Input shape: `(batch, samples)` or `(batch, samples, 1)`. Output shape:
-    `(batch, 1 + samples // 1024, 96)`. The layer has no trained weights.
+    `(batch, 1 + samples // 1024, 96)`. The layer has no trained weights and computes in
+    float32 under any dtype policy.
 
     Args:
         input_scale: the input is multiplied by this first (`1 / 32768` for an `int16`
@@ -191,7 +192,7 @@ class AisfxFrontEnd(keras.layers.Layer):
     """
 
     def __init__(self, input_scale: float = 1.0, **kwargs: Any) -> None:
-        kwargs["trainable"] = False
+        kwargs.update(trainable=False, dtype="float32")  # as SpectralFrontEnd: float16 overflows
         super().__init__(**kwargs)
         self.input_scale = float(input_scale)
         self.mel = front_end.SpectralFrontEnd(

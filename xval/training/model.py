@@ -70,9 +70,12 @@ def input_layers(params: InstanceParams, x: Any, mean: np.ndarray, variance: np.
     (`xval.training.encoder`), and warps and row normalisation do not apply to embeddings."""
     from keras import layers  # noqa: PLC0415  (Keras: only once the backend is set)
 
+    # In float32 under mixed precision: a small variance (a bin nearly constant over the
+    # training rows) underflows float16, and a division by it is infinite.
+    normalization = layers.Normalization(axis=-1, mean=mean, variance=variance,
+                                         dtype="float32", name="normalization")
     if uses_encoder(params):
-        return layers.Normalization(axis=-1, mean=mean, variance=variance,
-                                    name="normalization")(x)
+        return normalization(x)
     if params.freq_warp:
         # On the raw features, before the per-bin normalisation: the stretch moves content
         # between bins, and each bin is then normalised with its own statistics as usual.
@@ -80,7 +83,7 @@ def input_layers(params: InstanceParams, x: Any, mean: np.ndarray, variance: np.
                                         name="freq_warp")(x)
     if params.time_warp:
         x = architectures.TimeWarp(max_warp=params.time_warp, name="time_warp")(x)
-    x = layers.Normalization(axis=-1, mean=mean, variance=variance, name="normalization")(x)
+    x = normalization(x)
     if params.row_normalization != "none":
         # After the dataset normalisation (a per-bin affine map, which this undoes exactly),
         # so the statistics of the first layer stay those of the raw features.
