@@ -334,6 +334,24 @@ def test_normalization_uses_training_originals_only(config):
     assert mean.max() < 50  # augmented rows (+100) did not leak into the statistics
 
 
+def test_a_bin_constant_over_the_training_rows_is_centred_not_scaled():
+    """A dead embedding unit (0 on every training row) gets variance 1, as scikit-learn's
+    StandardScaler leaves it: a test row where it fires is not multiplied by 10,000."""
+    from sklearn.preprocessing import StandardScaler
+
+    from xval.training.batches import normalization_stats
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 3, 4)).astype(np.float32)
+    x[..., 1] = 0.0  # dead unit
+    x[..., 2] = 7.5  # constant
+    mean, var = normalization_stats(x, np.arange(40))
+    scaler = StandardScaler().fit(x.reshape(-1, 4))
+    np.testing.assert_allclose(mean, scaler.mean_, atol=1e-6)
+    np.testing.assert_allclose(np.sqrt(var), scaler.scale_, rtol=1e-5)
+    assert var[1] == var[2] == 1.0
+
+
 SCRIPT = """
 from xval import Experiment
 

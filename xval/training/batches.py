@@ -57,8 +57,33 @@ def normalization_stats(features: Any, rows: np.ndarray, chunk_bytes: int = 16 <
         total += block.sum(axis=0, dtype=np.float64)
         squares += np.einsum("ij,ij->j", block, block, dtype=np.float64)
         count += block.shape[0]
+    return moments(total, squares, count)
+
+
+CONSTANT_VARIANCE = 1e-8
+"""A bin whose variance over the training rows is at most this is constant there."""
+
+
+def moments(total: np.ndarray, squares: np.ndarray, count: int
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and variance from the sums of values and squares of `count` values per bin.
+
+    A bin constant over the training rows (a dead embedding unit, a frequency always at the
+    floor) gets variance 1: centred, not scaled, as scikit-learn's `StandardScaler` leaves
+    it. A variance floored near 0 instead would multiply any other value of it in a
+    validation or test row by up to 10,000.
+
+    Args:
+        total: `np.ndarray [shape=(bins,)]`, the sum of the values.
+        squares: `np.ndarray [shape=(bins,)]`, the sum of their squares.
+        count: how many values per bin.
+
+    Returns:
+        `(mean, variance)`, each `np.ndarray [shape=(bins,)]`, float32.
+    """
     mean = total / max(count, 1)
-    var = np.maximum(squares / max(count, 1) - np.square(mean), 1e-8)
+    var = np.maximum(squares / max(count, 1) - np.square(mean), 0.0)
+    var = np.where(var <= CONSTANT_VARIANCE, 1.0, var)
     return mean.astype(np.float32), var.astype(np.float32)
 
 

@@ -26,6 +26,7 @@ from xval.core.dataset_info import DatasetInfo
 from xval.core.errors import ConfigurationError
 from xval.core.parameters import FeatureParams, InstanceParams, TrainingParams
 from xval.tasks.base import Task
+from xval.training.batches import moments
 from xval.training.encoder import check_encoder, encoder_front_end, uses_encoder
 
 LAYER_NAME = "front_end"
@@ -163,8 +164,8 @@ def front_end_stats(layer: Any, features: Any, rows: np.ndarray, batch_rows: int
         batch_rows: rows per batch. Defaults to `64`.
 
     Returns:
-        `(mean, variance)`, each `np.ndarray [shape=(bins,)]`, float32 (the variance at
-        least `1e-8`, as `xval.training.batches.normalization_stats`).
+        `(mean, variance)`, each `np.ndarray [shape=(bins,)]`, float32 (a constant bin's
+        variance 1, as `xval.training.batches.normalization_stats`).
     """
     from keras import ops  # noqa: PLC0415  (Keras: only once the backend is set)
 
@@ -179,6 +180,4 @@ def front_end_stats(layer: Any, features: Any, rows: np.ndarray, batch_rows: int
         count += out.shape[0]
     if total is None or squares is None:
         raise ConfigurationError("front_end_stats: no training rows.")
-    mean = total / count
-    var = np.maximum(squares / count - np.square(mean), 1e-8)
-    return mean.astype(np.float32), var.astype(np.float32)
+    return moments(total, squares, count)
