@@ -58,11 +58,13 @@ def hand_loop(store, epochs, batch):
     import keras
     from sklearn.model_selection import GroupKFold, GroupShuffleSplit
 
+    import architectures
     from xval.config.loader import load_config
     from xval.config.params import resolve
     from xval.training.model import build_model
 
-    params = resolve(1, ARCH, training_defaults=load_config(ROOT / "config.ini").training)
+    params = resolve(1, ARCH, training_defaults=load_config(ROOT / "config.ini").training,
+                     architectures=architectures)
     x = np.asarray(store.features, dtype=np.float32)
     y = store.targets
     groups = store.items
