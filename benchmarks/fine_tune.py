@@ -126,14 +126,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     config = load_config(find_config())
     arms = [int(a) for a in args.arms.split(",")]
     exp = experiment(args.store, args.number, args.folds, args.epochs, arms)
-    if args.gpus:
-        config = config.replace(backend={"jobs_per_gpu": args.jobs_per_gpu})
-        outcome = exp.run(config=config, executor="process", gpus=args.gpus.split(","))
-    else:
-        outcome = exp.run(config=config, executor="inline")
     folder = config.results_dir / args.store / f"experiment_{args.number}"
+    try:
+        if args.gpus:
+            config = config.replace(backend={"jobs_per_gpu": args.jobs_per_gpu})
+            code = exp.run(config=config, executor="process",
+                           gpus=args.gpus.split(",")).exit_code
+        else:
+            code = exp.run(config=config, executor="inline").exit_code
+    except KeyboardInterrupt:  # a time limit (timeout -s INT): report the finished folds
+        code = 130
     print("\n".join(report(folder)))
-    raise SystemExit(outcome.exit_code)
+    raise SystemExit(code)
 
 
 if __name__ == "__main__":
