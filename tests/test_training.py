@@ -133,6 +133,27 @@ def test_class_weights_balance_imbalanced_labels(config, tmp_path):
     assert run_fold(job(store, tmp_path, class_weights=True))["status"] == "ok"
 
 
+TF_FREE_FOLD = """
+import json, sys
+from xval.core.records import Job
+from xval.training.fold import run_fold
+result = run_fold(Job.from_dict(json.loads(sys.argv[1])))
+print(result.to_dict()["status"], "tensorflow" in sys.modules)
+"""
+
+
+def test_a_torch_training_process_does_not_import_tensorflow(store, tmp_path):
+    """TensorFlow is installed beside torch here: Keras would import it to seed it and to
+    check types when saving (about 2 s and 300 MB in every training process)."""
+    env = {**os.environ, "KERAS_BACKEND": "torch"}
+    from xval.core.records import Job
+
+    spec = json.dumps(Job.from_dict(job(store, tmp_path, epochs=1)).to_dict())
+    out = subprocess.run([sys.executable, "-c", TF_FREE_FOLD, spec], env=env, cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
+    assert out.stdout.split() == ["ok", "False"], out.stderr[-2000:]
+
+
 def test_mixed_precision(store, tmp_path):
     import keras
 

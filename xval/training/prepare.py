@@ -4,6 +4,7 @@ statistics and batches, its model assembled (`PreparedFold`)."""
 from __future__ import annotations
 
 import dataclasses
+import sys
 from typing import Any
 
 import numpy as np
@@ -118,6 +119,33 @@ def prepare_fold(job: Job) -> PreparedFold:
                         mean=mean, variance=variance, source=source, target_fn=target_fn)
 
 
+def set_random_seed(seed: int) -> None:
+    """`keras.utils.set_random_seed(seed)`, without importing TensorFlow on another backend.
+
+    Keras also seeds TensorFlow whenever it is installed (for `tf.data` pipelines, which
+    the engine does not use), and checks for TensorFlow types when it saves a model: on the
+    torch or JAX backend with TensorFlow installed beside it, every training process (each
+    job of the process executor, each Ray task) paid about 2 s of CPU and some 300 MB to
+    import it. Here the import fails for that first check, which Keras remembers as
+    "TensorFlow not available" for the rest of the process; an explicit `tensorflow` use
+    later (a SavedModel export) still imports it.
+
+    Args:
+        seed: the seed of Python's, NumPy's and the backend's generators and of Keras's
+            global `SeedGenerator`.
+    """
+    import keras  # noqa: PLC0415  (Keras: only once the backend is set)
+
+    if keras.backend.backend() == "tensorflow" or "tensorflow" in sys.modules:
+        keras.utils.set_random_seed(seed)
+        return
+    sys.modules["tensorflow"] = None  # type: ignore[assignment]  # import raises ImportError
+    try:
+        keras.utils.set_random_seed(seed)
+    finally:
+        del sys.modules["tensorflow"]
+
+
 def assemble_model(fold: PreparedFold) -> Any:
     """Seeds the fold (`keras.utils.set_random_seed(seed + fold)`) and builds its model
     (with mixed precision when asked)."""
@@ -133,7 +161,7 @@ def assemble_model(fold: PreparedFold) -> Any:
         # Seeded after the front end is built (an encoder's layers draw initial weights
         # before its wheel's replace them): the rest starts as it would on a store of the
         # front end's output, so a frozen encoder trains as its embedding store does.
-        keras.utils.set_random_seed(fold.seed)
+        set_random_seed(fold.seed)
         return build_model(fold.params, shape, fold.n_outputs, fold.job.task_type,
                            fold.mean, fold.variance,
                            frequencies=store_frequencies(fold.store, fold.params),
