@@ -347,12 +347,17 @@ def test_workbook_embeds_the_plots_selected_instance_first(classification_run, t
     pngs = sorted(exp_dir.glob("instance_*/plots/*.png"))
     assert 0 < len(pngs) <= report.MAX_EMBEDDED_PLOTS
     assert len(sheet._images) == len(pngs)
+    embedded = []
     for image in sheet._images:
-        with Image.open(io.BytesIO(image._data())) as png:  # a real, readable image
+        embedded.append(image._data())  # readable once
+        with Image.open(io.BytesIO(embedded[-1])) as png:  # a real, readable image
             assert png.format == "PNG" and png.mode == "P"  # 256 colours
             shown = report.plot_display_size(png.width, png.height)
         assert (image.anchor.ext.width, image.anchor.ext.height) == \
             (shown[0] * 9525, shown[1] * 9525)  # EMU
+    # The engine writes its plots as 256-colour PNGs: the workbook embeds the files as
+    # they are, with no second conversion.
+    assert sorted(embedded) == sorted(p.read_bytes() for p in pngs)
     links = {c.hyperlink.target for row in sheet.iter_rows() for c in row if c.hyperlink}
     assert links == {f"{p.parent.parent.name}/plots/{p.name}" for p in pngs}
     # Past the cap, the remaining plots are named instead of embedded; so is a broken one.

@@ -22,6 +22,7 @@ from matplotlib.ticker import MaxNLocator
 
 from xval.core.files import atomic_write_bytes
 from xval.core.records import FoldResult, Status
+from xval.report.png import palette_png
 
 PathLike = str | os.PathLike[str]
 
@@ -258,11 +259,16 @@ def figure_title(fig: Figure) -> str:
 
 
 def save(fig: Figure, path: PathLike) -> Path:
-    """Writes the figure as PNG atomically (a workbook being built beside it reads the old
-    plot or the new one, never half of one), its title in the PNG's `Title` text
+    """Writes the figure as a 256-colour PNG (`xval.report.png.palette_png`: the workbook
+    embeds it as it is) atomically (a workbook being built beside it reads the old plot or
+    the new one, never half of one), its title in the PNG's `Title` text
     (`PIL.Image.open(path).text["Title"]`)."""
+    from PIL import Image  # noqa: PLC0415  (Pillow: matplotlib's own dependency)
+
     out = Path(path)
     buffer = io.BytesIO()
-    fig.savefig(buffer, dpi=100, format="png", metadata={"Title": figure_title(fig)})
-    atomic_write_bytes(out, buffer.getvalue())
+    fig.savefig(buffer, dpi=100, format="png")
+    buffer.seek(0)
+    with Image.open(buffer) as image:
+        atomic_write_bytes(out, palette_png(image, figure_title(fig)))
     return out

@@ -14,6 +14,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 from PIL import Image as PILImage
 
+from xval.report.png import palette_png
 from xval.report.results import ExperimentResults, InstanceResult
 from xval.report.workbook.cells import SELECTED_MARK, Styles, safe
 from xval.report.workbook.registry import SheetContext, register_sheet
@@ -66,10 +67,11 @@ def plot_files(results: ExperimentResults,
 
 def thumbnail(path: Path) -> io.BytesIO:
     """The plot as a 256-colour PNG at most twice `MAX_PLOT_WIDTH_PX` wide (sharp on
-    high-DPI screens, about a third of the plot file's size), as a `BytesIO`.
+    high-DPI screens), as a `BytesIO`: the file itself when it is one (the plots the engine
+    writes, `xval.report.png.palette_png`), else converted.
 
     The workbook is rebuilt after every instance with every instance's plots: each plot
-    file is converted once per process (cached on its path, size and modification time).
+    file is read once per process (cached on its path, size and modification time).
     """
     stat = path.stat()
     return io.BytesIO(_thumbnail_bytes(str(path), stat.st_size, stat.st_mtime_ns))
@@ -78,14 +80,16 @@ def thumbnail(path: Path) -> io.BytesIO:
 @functools.lru_cache(maxsize=2 * MAX_EMBEDDED_PLOTS)
 def _thumbnail_bytes(path: str, size: int, mtime_ns: int) -> bytes:
     del size, mtime_ns  # with the path, the cache key: the same file, unchanged
-    with PILImage.open(io.BytesIO(Path(path).read_bytes())) as opened:
+    data = Path(path).read_bytes()
+    with PILImage.open(io.BytesIO(data)) as opened:
+        if opened.mode == "P" and opened.width <= 2 * MAX_PLOT_WIDTH_PX:
+            opened.verify()  # a file cut short fails here, as a decode would
+            return data
         image = opened.convert("RGB")
     if image.width > 2 * MAX_PLOT_WIDTH_PX:
         height = int(round(image.height * 2 * MAX_PLOT_WIDTH_PX / image.width))
         image = image.resize((2 * MAX_PLOT_WIDTH_PX, max(height, 1)), PILImage.Resampling.LANCZOS)
-    out = io.BytesIO()
-    image.quantize(256, method=PILImage.Quantize.FASTOCTREE).save(out, format="PNG")
-    return out.getvalue()
+    return palette_png(image)
 
 
 class _Placer:
