@@ -107,6 +107,9 @@ def run_job_remote(job_dict: Mapping[str, Any], backend: str | None,
     else:
         quiet_framework_logs(backend=backend)
     os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
+    from xval.training.prepare import mark_job_process  # noqa: PLC0415  (in the task)
+
+    mark_job_process()  # a Ray worker runs tasks alone
     job = Job.from_dict(job_dict)
     hook = None
     if progress is not None:

@@ -26,7 +26,10 @@ def progress(epoch: int, epochs: int, logs: Mapping[str, float]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the job of `argv` (`JOB.json OUT_DIR`); returns 0 when the fold is ok, else 1."""
+    from xval.training.prepare import mark_job_process  # noqa: PLC0415  (numpy, the store)
+
     job_path, out_dir = list(argv or sys.argv[1:])[:2]
+    mark_job_process()
     quiet_framework_logs(backend=os.environ.get("KERAS_BACKEND"))
     job = Job.from_dict(json.loads(Path(job_path).read_text(encoding="utf-8")))
     result = run_job(job, progress)

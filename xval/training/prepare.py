@@ -119,16 +119,30 @@ def prepare_fold(job: Job) -> PreparedFold:
                         mean=mean, variance=variance, source=source, target_fn=target_fn)
 
 
+_JOB_PROCESS = False
+"""Whether this process runs jobs alone (`mark_job_process`)."""
+
+
+def mark_job_process() -> None:
+    """Declares this process one that only runs the engine's jobs (a process-executor
+    worker, a Ray task's worker), where `set_random_seed` may keep TensorFlow out."""
+    global _JOB_PROCESS
+    _JOB_PROCESS = True
+
+
 def set_random_seed(seed: int) -> None:
-    """`keras.utils.set_random_seed(seed)`, without importing TensorFlow on another backend.
+    """`keras.utils.set_random_seed(seed)`, without importing TensorFlow on another backend
+    in a job process.
 
     Keras also seeds TensorFlow whenever it is installed (for `tf.data` pipelines, which
     the engine does not use), and checks for TensorFlow types when it saves a model: on the
-    torch or JAX backend with TensorFlow installed beside it, every training process (each
-    job of the process executor, each Ray task) paid about 2 s of CPU and some 300 MB to
-    import it. Here the import fails for that first check, which Keras remembers as
-    "TensorFlow not available" for the rest of the process; an explicit `tensorflow` use
-    later (a SavedModel export) still imports it.
+    torch or JAX backend with TensorFlow installed beside it, every job process (each job of
+    the process executor, each Ray task's worker) paid about 2 s of CPU and 400 MB to
+    import it. In a process marked by `mark_job_process` the import fails for that first
+    check, which Keras then remembers as "TensorFlow not available" for the rest of the
+    process (its TensorFlow-only layers, such as `StringLookup`, refuse to build there).
+    Elsewhere (the inline executor runs in the user's own process, a notebook perhaps) Keras
+    is left as it is.
 
     Args:
         seed: the seed of Python's, NumPy's and the backend's generators and of Keras's
@@ -136,14 +150,15 @@ def set_random_seed(seed: int) -> None:
     """
     import keras  # noqa: PLC0415  (Keras: only once the backend is set)
 
-    if keras.backend.backend() == "tensorflow" or "tensorflow" in sys.modules:
+    if not _JOB_PROCESS or keras.backend.backend() == "tensorflow" \
+            or "tensorflow" in sys.modules:
         keras.utils.set_random_seed(seed)
         return
     sys.modules["tensorflow"] = None  # type: ignore[assignment]  # import raises ImportError
     try:
         keras.utils.set_random_seed(seed)
     finally:
-        del sys.modules["tensorflow"]
+        sys.modules.pop("tensorflow", None)
 
 
 def assemble_model(fold: PreparedFold) -> Any:
