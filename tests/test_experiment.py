@@ -342,14 +342,16 @@ def test_a_bin_constant_over_the_training_rows_is_centred_not_scaled():
     from xval.training.batches import normalization_stats
 
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(40, 3, 4)).astype(np.float32)
+    x = rng.normal(size=(40, 3, 6)).astype(np.float32)
     x[..., 1] = 0.0  # dead unit
     x[..., 2] = 7.5  # constant
+    x[..., 3] = np.float32(30000.7)  # constant far from 0: its sums cancel to rounding
+    x[..., 4] = 5e-5 * x[..., 0]  # a small real spread: scaled, as StandardScaler does
     mean, var = normalization_stats(x, np.arange(40))
-    scaler = StandardScaler().fit(x.reshape(-1, 4))
-    np.testing.assert_allclose(mean, scaler.mean_, atol=1e-6)
-    np.testing.assert_allclose(np.sqrt(var), scaler.scale_, rtol=1e-5)
-    assert var[1] == var[2] == 1.0
+    scaler = StandardScaler().fit(x.reshape(-1, 6).astype(np.float64))
+    np.testing.assert_allclose(mean, scaler.mean_, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(np.sqrt(var), scaler.scale_, rtol=1e-4)
+    assert var[1] == var[2] == var[3] == 1.0
 
 
 SCRIPT = """

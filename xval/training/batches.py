@@ -60,8 +60,8 @@ def normalization_stats(features: Any, rows: np.ndarray, chunk_bytes: int = 16 <
     return moments(total, squares, count)
 
 
-CONSTANT_VARIANCE = 1e-8
-"""A bin whose variance over the training rows is at most this is constant there."""
+CANCELLATION = 1e3 * np.finfo(np.float64).eps
+"""A variance at most this times the bin's mean square is rounding: the bin is constant."""
 
 
 def moments(total: np.ndarray, squares: np.ndarray, count: int
@@ -69,9 +69,11 @@ def moments(total: np.ndarray, squares: np.ndarray, count: int
     """Mean and variance from the sums of values and squares of `count` values per bin.
 
     A bin constant over the training rows (a dead embedding unit, a frequency always at the
-    floor) gets variance 1: centred, not scaled, as scikit-learn's `StandardScaler` leaves
-    it. A variance floored near 0 instead would multiply any other value of it in a
-    validation or test row by up to 10,000.
+    floor, a bin constant at any value: its variance from the sums is rounding, at most
+    `CANCELLATION` times its mean square) gets variance 1: centred, not scaled, as
+    scikit-learn's `StandardScaler` leaves it. A variance floored near 0 instead would
+    multiply any other value of it in a validation or test row by up to 10,000. A small
+    real variance is kept, and scales its bin as `StandardScaler` would.
 
     Args:
         total: `np.ndarray [shape=(bins,)]`, the sum of the values.
@@ -81,9 +83,11 @@ def moments(total: np.ndarray, squares: np.ndarray, count: int
     Returns:
         `(mean, variance)`, each `np.ndarray [shape=(bins,)]`, float32.
     """
-    mean = total / max(count, 1)
-    var = np.maximum(squares / max(count, 1) - np.square(mean), 0.0)
-    var = np.where(var <= CONSTANT_VARIANCE, 1.0, var)
+    n = max(count, 1)
+    mean = total / n
+    mean_square = squares / n
+    var = np.maximum(mean_square - np.square(mean), 0.0)
+    var = np.where(var <= CANCELLATION * mean_square, 1.0, var)
     return mean.astype(np.float32), var.astype(np.float32)
 
 
