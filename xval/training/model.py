@@ -70,8 +70,9 @@ def input_layers(params: InstanceParams, x: Any, mean: np.ndarray, variance: np.
     (`xval.training.encoder`), and warps and row normalisation do not apply to embeddings."""
     from keras import layers  # noqa: PLC0415  (Keras: only once the backend is set)
 
-    # In float32 under mixed precision: a small variance (a bin nearly constant over the
-    # training rows) underflows float16, and a division by it is infinite.
+    # The warps and the normalisation in float32 under mixed precision: they take the raw
+    # features (a power spectrogram passes float16's 65,504), and a small variance
+    # underflows float16, a division by it being infinite.
     normalization = layers.Normalization(axis=-1, mean=mean, variance=variance,
                                          dtype="float32", name="normalization")
     if uses_encoder(params):
@@ -80,9 +81,10 @@ def input_layers(params: InstanceParams, x: Any, mean: np.ndarray, variance: np.
         # On the raw features, before the per-bin normalisation: the stretch moves content
         # between bins, and each bin is then normalised with its own statistics as usual.
         x = architectures.FrequencyWarp(max_warp=params.freq_warp, frequencies=frequencies,
-                                        name="freq_warp")(x)
+                                        dtype="float32", name="freq_warp")(x)
     if params.time_warp:
-        x = architectures.TimeWarp(max_warp=params.time_warp, name="time_warp")(x)
+        x = architectures.TimeWarp(max_warp=params.time_warp, dtype="float32",
+                                   name="time_warp")(x)
     x = normalization(x)
     if params.row_normalization != "none":
         # After the dataset normalisation (a per-bin affine map, which this undoes exactly),
