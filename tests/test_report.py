@@ -365,16 +365,20 @@ def test_workbook_embeds_the_plots_selected_instance_first(classification_run, t
     shutil.copytree(exp_dir, copy)
     broken = sorted(copy.glob("instance_*/plots"))[-1] / "broken.png"
     broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
+    # A plot cut short (its header reads, its end is missing) is unreadable too.
+    cut = broken.with_name("zz_cut.png")
+    cut.write_bytes(pngs[0].read_bytes()[:-20])
     monkeypatch.setattr(report, "MAX_EMBEDDED_PLOTS", 2)
     capped = load_workbook(build_workbook(copy, path=tmp_path / "capped.xlsx"))["Plots"]
     assert len(capped._images) == 2
     note = _find(capped, "Not embedded (at most 2 plots): ")
-    assert note is not None and note.value.count(".png") == len(pngs) - 2 + 1
+    assert note is not None and note.value.count(".png") == len(pngs) - 2 + 2
     monkeypatch.setattr(report, "MAX_EMBEDDED_PLOTS", 100)
     sheet = load_workbook(build_workbook(copy, path=tmp_path / "all.xlsx"))["Plots"]
     assert len(sheet._images) == len(pngs)
     note = _find(sheet, "Not embedded (unreadable PNG): ")
-    assert note.value.endswith(f"{broken.parent.parent.name}/plots/broken.png")
+    folder = f"{broken.parent.parent.name}/plots"
+    assert note.value.endswith(f"{folder}/broken.png, {folder}/zz_cut.png")
 
 
 def test_a_sheet_registered_outside_the_package_is_built(classification_run, tmp_path):
