@@ -82,6 +82,9 @@ def report(folder: Path, metric: str = "accuracy") -> list[str]:
 
     lines = []
     base: dict[str, float] = {}
+    # The test/train ratio of the experiment's k folds (1 / (k - 1)), also for an arm that
+    # finished fewer of them.
+    num_folds = json.loads((folder / "folds.json").read_text())["num_folds"]
     for k, (name, _) in ARMS.items():
         instance = folder / f"instance_{k}"
         if not instance.is_dir():
@@ -97,13 +100,14 @@ def report(folder: Path, metric: str = "accuracy") -> list[str]:
         if k > 1 and len(paired) > 1:
             a = np.array([folds[key] for key in paired])
             b = np.array([base[key] for key in paired])
-            test = corrected_resampled_ttest(a, b, test_train_ratio=1 / (len(paired) - 1))
+            test = corrected_resampled_ttest(a, b, test_train_ratio=1 / (num_folds - 1))
             line += f"; vs 1 over {len(paired)} folds: {np.mean(a - b):+.3f} (p = {test.p:.3f})"
         lines.append(line)
     return lines
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    """`run` trains the arms (and prints the report); `report` prints a run's scores."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="what", required=True)
     p = sub.add_parser("run", help="train the arms")

@@ -19,6 +19,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
+from PIL import Image
 
 from xval.core.files import atomic_write_bytes
 from xval.core.records import FoldResult, Status
@@ -262,9 +263,15 @@ def save(fig: Figure, path: PathLike) -> Path:
     """Writes the figure as a 256-colour PNG (`xval.report.png.palette_png`: the workbook
     embeds it as it is) atomically (a workbook being built beside it reads the old plot or
     the new one, never half of one), its title in the PNG's `Title` text
-    (`PIL.Image.open(path).text["Title"]`)."""
-    from PIL import Image  # noqa: PLC0415  (Pillow: matplotlib's own dependency)
+    (`PIL.Image.open(path).text["Title"]`).
 
+    Args:
+        fig: the figure.
+        path: the PNG file to write.
+
+    Returns:
+        The path written.
+    """
     out = Path(path)
     buffer = io.BytesIO()
     fig.savefig(buffer, dpi=100, format="png")

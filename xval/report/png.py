@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import io
 
-from PIL import Image
-from PIL.PngImagePlugin import PngInfo
+from PIL import Image, PngImagePlugin
 
 
 def palette_png(image: Image.Image, title: str | None = None) -> bytes:
@@ -21,7 +20,7 @@ def palette_png(image: Image.Image, title: str | None = None) -> bytes:
     """
     info = None
     if title is not None:
-        info = PngInfo()
+        info = PngImagePlugin.PngInfo()
         info.add_text("Title", title)
     out = io.BytesIO()
     image.convert("RGB").quantize(256, method=Image.Quantize.FASTOCTREE).save(
