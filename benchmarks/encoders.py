@@ -160,6 +160,22 @@ def _instance_folds(instance: Path, metric: str) -> dict[str, float]:
     return {"+".join(sorted(map(str, folds[i].items["test"]))): v for i, v in scores.items()}
 
 
+def _versus(folds: dict[str, float], base: dict[str, float], num_folds: int | None = None
+            ) -> tuple[float, float, int] | None:
+    """`folds` against `base` over the folds both scored (keyed by their test items): the
+    mean paired difference, the corrected resampled t-test's p and how many folds paired
+    (`None` under two). Its test/train ratio is `1 / (num_folds - 1)`, or from the paired
+    folds' count when `num_folds` is `None`."""
+    paired = [key for key in folds if key in base]
+    if len(paired) < 2:
+        return None
+    a = np.array([folds[key] for key in paired])
+    b = np.array([base[key] for key in paired])
+    ratio = 1 / ((num_folds or len(paired)) - 1)
+    test = corrected_resampled_ttest(a, b, test_train_ratio=ratio)
+    return float(np.mean(a - b)), float(test.p), len(paired)
+
+
 def table(args: argparse.Namespace) -> None:
     baseline = _instance_folds(Path(args.baseline), args.metric) if args.baseline else {}
     for pair in (args.baseline_values or "").split(","):
@@ -176,12 +192,9 @@ def table(args: argparse.Namespace) -> None:
             line = (f"{instance.name} ({', '.join(map(str, comments))})"
                     f": {_summary(list(folds.values()))} "
                     f"[{' '.join(f'{v:.2f}' for v in folds.values())}]")
-            paired = [k for k in folds if k in baseline]
-            if len(paired) > 1:
-                a = np.array([folds[k] for k in paired])
-                b = np.array([baseline[k] for k in paired])
-                test = corrected_resampled_ttest(a, b, test_train_ratio=1 / (len(paired) - 1))
-                line += f"  vs baseline {np.mean(a - b):+.3f}, p = {test.p:.3f}"
+            versus = _versus(folds, baseline)
+            if versus:
+                line += f"  vs baseline {versus[0]:+.3f}, p = {versus[1]:.3f}"
             print(line)
 
 

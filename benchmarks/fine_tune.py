@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.encoders import _instance_folds, _summary
+from benchmarks.encoders import _instance_folds, _summary, _versus
 
 ARMS: dict[int, tuple[str, dict[str, object]]] = {
     1: ("frozen", {"front_end": "aisfx"}),
@@ -78,8 +78,6 @@ def throughput(instance: Path) -> tuple[float, float]:
 
 def report(folder: Path, metric: str = "accuracy") -> list[str]:
     """One line per instance of `folder`: scores, t-test against instance 1, throughput."""
-    from xval.report.stats import corrected_resampled_ttest
-
     lines = []
     base: dict[str, float] = {}
     # The test/train ratio of the experiment's k folds (1 / (k - 1)), also for an arm that
@@ -96,12 +94,9 @@ def report(folder: Path, metric: str = "accuracy") -> list[str]:
         line = (f"{k}. {name}: {_summary(list(folds.values())) if folds else 'no fold'} "
                 f"[{' '.join(f'{v:.3f}' for v in folds.values())}]; "
                 f"{rate:.0f} training rows/s, {epochs:.0f} epochs")
-        paired = [key for key in folds if key in base]
-        if k > 1 and len(paired) > 1:
-            a = np.array([folds[key] for key in paired])
-            b = np.array([base[key] for key in paired])
-            test = corrected_resampled_ttest(a, b, test_train_ratio=1 / (num_folds - 1))
-            line += f"; vs 1 over {len(paired)} folds: {np.mean(a - b):+.3f} (p = {test.p:.3f})"
+        versus = _versus(folds, base, num_folds) if k > 1 else None
+        if versus:
+            line += f"; vs 1 over {versus[2]} folds: {versus[0]:+.3f} (p = {versus[1]:.3f})"
         lines.append(line)
     return lines
 

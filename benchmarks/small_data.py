@@ -28,16 +28,14 @@ paired. Results go to config.ini's results folder, like any experiment's.
 """
 
 import argparse
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
-from benchmarks.encoders import _instance_folds, _summary
+from benchmarks.encoders import _instance_folds, _summary, _versus
 from xval import Experiment
 from xval.cli.scripts import MLP_HEAD
 from xval.config.loader import find_config, load_config
-from xval.report.stats import corrected_resampled_ttest
 
 ARMS = (("block rows", False), ("block rows", True), ("clip rows", False), ("clip rows", True))
 
@@ -60,16 +58,14 @@ def report(folder: Path, metric: str) -> None:
     scores = [_instance_folds(folder / f"instance_{k}", metric) for k in range(1, 5)
               if (folder / f"instance_{k}").is_dir()]
     base = scores[0]
+    num_folds = json.loads((folder / "folds.json").read_text())["num_folds"]
     for k, ((rows, refit), folds) in enumerate(zip(ARMS, scores), start=1):
         line = (f"{k}. {rows}{', refit_with_val' if refit else ''}: "
                 f"{_summary(list(folds.values()))} "
                 f"[{' '.join(f'{v:.3f}' for v in folds.values())}]")
-        paired = [key for key in folds if key in base]
-        if k > 1 and len(paired) > 1:
-            a = np.array([folds[key] for key in paired])
-            b = np.array([base[key] for key in paired])
-            test = corrected_resampled_ttest(a, b, test_train_ratio=1 / (len(paired) - 1))
-            line += f"  vs 1: {np.mean(a - b):+.3f} (p = {test.p:.3f})"
+        versus = _versus(folds, base, num_folds) if k > 1 else None
+        if versus:
+            line += f"  vs 1: {versus[0]:+.3f} (p = {versus[1]:.3f})"
         print(line)
 
 
