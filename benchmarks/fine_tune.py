@@ -121,9 +121,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         print("\n".join(report(args.folder, args.metric)))
         return
     from xval.config.loader import find_config, load_config
+    from xval.core.errors import XvalError
 
     config = load_config(find_config())
-    arms = [int(a) for a in args.arms.split(",")]
+    arms = [a.strip() for a in args.arms.split(",")]
+    if not arms or any(a not in map(str, ARMS) for a in arms):
+        parser.error(f"--arms {args.arms!r}: expected instance numbers among "
+                     f"{', '.join(map(str, ARMS))}, comma-separated, e.g. --arms 1,2,3")
+    arms = [int(a) for a in arms]
     exp = experiment(args.store, args.number, args.folds, args.epochs, arms)
     folder = config.results_dir / args.store / f"experiment_{args.number}"
     try:
@@ -135,6 +140,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             code = exp.run(config=config, executor="inline").exit_code
     except KeyboardInterrupt:  # a time limit (timeout -s INT): report the finished folds
         code = 130
+    except XvalError as error:  # refused before training: one line
+        raise SystemExit(f"benchmarks.fine_tune: {error}") from None
     print("\n".join(report(folder)))
     raise SystemExit(code)
 
