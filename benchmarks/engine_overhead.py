@@ -10,8 +10,11 @@ Then generator vs in-memory training throughput (rows x epochs / fit seconds), t
 Then, with Ray installed, the Ray executor against inline on the same experiment: once with a
 Ray instance already running (the per-job cost: a fresh worker process per job, task
 scheduling, results shipped back) and once including starting and stopping a local Ray.
+Then the process executor against inline: its warm CPU worker (the default) and a fresh
+worker per job (`CPU_WORKER_JOBS = 1`, what every job paid before), alternating.
 
-    python -m benchmarks.engine_overhead [--repeats 3] [--epochs 30] [--skip-ray | --only-ray]
+    python -m benchmarks.engine_overhead [--repeats 3] [--epochs 30]
+        [--skip-ray | --only-ray | --only-process]
 """
 
 import argparse
@@ -96,6 +99,8 @@ def main():
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--skip-ray", action="store_true", help="skip the Ray comparison")
     parser.add_argument("--only-ray", action="store_true", help="only the Ray comparison")
+    parser.add_argument("--only-process", action="store_true",
+                        help="only the process executor comparison")
     args = parser.parse_args()
     import keras
 
@@ -109,8 +114,8 @@ def main():
         print(f"backend {keras.backend.backend()}, demo store {store.features.shape}, "
               f"4 folds x {args.epochs} epochs, batch {args.batch_size}")
         engine_run(config, tmp / "data", tmp / "warm", 1, args.batch_size)  # imports, kernels
-        if args.only_ray:
-            ray_overhead(config, tmp, args)
+        if args.only_ray or args.only_process:
+            (ray_overhead if args.only_ray else process_overhead)(config, tmp, args)
             return
         hand_loop(store, 1, args.batch_size)
         t_engine, t_hand, mem, gen = [], [], [], []
@@ -134,8 +139,32 @@ def main():
         tp = median(gen) / median(mem)
         print(f"generator / in-memory training throughput: {tp:.3f} ({median(gen):.0f} vs "
               f"{median(mem):.0f} rows/s; target >= 0.9: {'met' if tp >= 0.9 else 'NOT met'})")
+        process_overhead(config, tmp, args)
         if not args.skip_ray:
             ray_overhead(config, tmp, args)
+
+
+def process_overhead(config, tmp, args):
+    """Process executor (a warm CPU worker; a fresh worker per job) vs inline, same
+    experiment, alternating runs (medians)."""
+    from xval.executors import base
+
+    warm = base.CPU_WORKER_JOBS
+    run = {"inline": [], "warm": [], "fresh": []}
+    for r in range(args.repeats):
+        for arm in run:
+            base.CPU_WORKER_JOBS = 1 if arm == "fresh" else warm
+            t, _ = timed(engine_run, config, tmp / "data", tmp / f"p{arm}{r}", args.epochs,
+                         args.batch_size, executor="inline" if arm == "inline" else "process")
+            run[arm].append(t)
+        base.CPU_WORKER_JOBS = warm
+        print(f"  repeat {r}: inline {run['inline'][-1]:.2f}s, process warm "
+              f"{run['warm'][-1]:.2f}s, process fresh per job {run['fresh'][-1]:.2f}s")
+    inline = median(run["inline"])
+    print(f"process / inline wall time: {median(run['warm']) / inline:.3f} with a warm worker "
+          f"(median {median(run['warm']):.2f}s vs {inline:.2f}s), "
+          f"{median(run['fresh']) / inline:.3f} with a fresh worker per job "
+          f"({median(run['fresh']):.2f}s); 4 jobs, 1 slot")
 
 
 def ray_overhead(config, tmp, args):

@@ -135,7 +135,7 @@ def test_executor_runs_every_job_and_a_failing_fold_stops_its_instance_only(
     """Every job of a sound instance runs and is recorded; a failed fold cancels its
     instance's folds that have not started, under every executor (the process executor used
     to run them all), and the instance's summary is written once, after its last fold, so it
-    agrees with the fold files. (One run proves both: each job costs a fresh worker process
+    agrees with the fold files. (One run proves both: each worker process costs seconds
     under the process and Ray executors. A run where nothing fails exits 0 under every
     executor in test_progress.py and in the Ctrl-C, kill and Ray cluster tests below.)"""
     name = executor_name
@@ -148,9 +148,12 @@ def test_executor_runs_every_job_and_a_failing_fold_stops_its_instance_only(
     assert inst.status == "complete"
     assert all(f.backend == "torch" and f.device == "cpu" for f in inst.folds)
     assert all(f.model_size > 0 and len(f.model_sha256) == 64 for f in inst.folds)
+    jobs = [*inst.folds, *outcome.results[1].folds]
     if name == "ray":  # CPU jobs reuse warm workers (issue 25): fewer processes than jobs
-        jobs = [*inst.folds, *outcome.results[1].folds]
         assert len({(f.host, f.pid) for f in jobs}) < len(jobs), [f.pid for f in jobs]
+    if name == "process":  # one slot: one warm worker ran every job
+        pids = {f.pid for f in jobs if f.ok}
+        assert len(pids) == 1 and os.getpid() not in pids
     # The failing instance.
     ran = folds_on_disk(config, 1)
     # At most the folds that were already running when the first failure came back.
@@ -191,22 +194,47 @@ def test_inline_executor_yields_failures_instead_of_raising(store):
     assert result.status is Status.FAILED and result.traceback and result.message
 
 
-def test_worker_module_runs_a_job_file(tmp_path, store, config):
+def _jobs(store, config, n):
     from tests.conftest import resolve
 
     spec = {"architecture": "mlp", "reshaping_type": "none", "comment_1": "",
-            "comment_2": "", "epochs": 1}
-    job = Job(instance=1, fold=0, params=resolve(1, spec, training_defaults=config.training),
-              task_type="classification", generator=False, store=str(store.path),
-              items={"train": ["item0", "item1", "item2", "item3"], "val": ["item4"],
-                     "test": ["item5"]})
-    (tmp_path / "job.json").write_text(json.dumps(job.to_dict()))
-    out = subprocess.run([sys.executable, "-m", "xval.executors.worker", str(tmp_path / "job.json"),
-                          str(tmp_path)], capture_output=True, text=True, cwd=ROOT)
-    assert out.returncode == 0, out.stderr
-    data = json.loads((tmp_path / "result.json").read_text())
-    assert data["status"] == "ok" and data["predictions_csv"].startswith("row,")
-    assert (tmp_path / "model.keras").stat().st_size > 0
+            "comment_2": "", "epochs": 2, "hidden_units": 8, "num_layers": 1}
+    params = resolve(1, spec, training_defaults=config.training)
+    items = {"train": ["item0", "item1", "item2", "item3"], "val": ["item4"],
+             "test": ["item5"]}
+    return [Job(instance=1, fold=k, params=params, task_type="classification",
+                generator=False, store=str(store.path), items=items) for k in range(n)]
+
+
+def test_process_workers_stay_warm_are_retired_and_replaced_when_they_die(store, config,
+                                                                          monkeypatch):
+    """A CPU worker runs up to CPU_WORKER_JOBS jobs (2 here), then ends; a worker killed
+    during a job fails that job alone, with its exit code, and the next job starts a fresh
+    worker. A job with a GPU gets a fresh worker (`worker_jobs`; run in tests/test_gpu.py)."""
+    from xval.executors import base
+    from xval.executors.process import ProcessExecutor
+
+    monkeypatch.setattr(base, "CPU_WORKER_JOBS", 2)
+    assert base.worker_jobs(True) == 1 and base.worker_jobs(False) == 2
+    executor = ProcessExecutor([None])
+    killed = []
+
+    def on_epoch(job, epoch, epochs, logs):
+        if job.fold == 2 and not killed:  # the third job's worker dies in its first epoch
+            killed.append(executor._workers[0].proc.pid)
+            executor._workers[0].proc.kill()
+
+    executor.on_epoch = on_epoch
+    results = {r.fold: r for r in executor.run(JobQueue(_jobs(store, config, 4)))}
+    assert [results[k].ok for k in range(4)] == [True, True, False, True]
+    assert results[0].pid == results[1].pid != os.getpid()  # warm: one worker, two jobs
+    assert killed and killed[0] != results[0].pid  # retired after 2; job 2 in a new one
+    assert "exited with code -9 without a result" in results[2].message
+    assert results[3].pid not in (results[0].pid, killed[0])  # a fresh worker after it
+    assert executor._workers == {}  # run() ended every worker
+    for pid in {results[0].pid, results[3].pid}:  # and waited for them
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
 
 
 def test_gpu_benchmark_runs_without_a_gpu():
@@ -223,7 +251,8 @@ def test_gpu_benchmark_runs_without_a_gpu():
 def test_ray_reuses_cpu_workers_and_gives_gpu_jobs_a_fresh_one():
     """Issue 25: a CPU job runs in a warm worker (up to CPU_WORKER_JOBS jobs each); a GPU job
     in a fresh one, so that the framework's GPU memory is returned when it ends."""
-    from xval.executors.ray import CPU_WORKER_JOBS, max_calls
+    from xval.executors.base import CPU_WORKER_JOBS
+    from xval.executors.ray import max_calls
 
     assert max_calls(0.0) == CPU_WORKER_JOBS > 1
     assert max_calls(1.0) == max_calls(0.25) == 1

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.conftest import run_script, write_script
+from tests.conftest import run_script_here, write_script
 from tests.test_executors import folds_on_disk
 from xval.core.records import Job, Status
 from xval.executors import JobQueue
@@ -55,10 +55,10 @@ def test_ctrl_c_prints_one_line_and_resumes(name, tmp_path, config_path, config,
     """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) stops the run with
     one line and exit code 130, leaves no worker behind and nothing half-written, and the
     same command resumes."""
-    # The signal goes as soon as fold 0 is recorded: inline, fold 1 is training (20 epochs,
+    # The signal goes as soon as fold 0 is recorded, while fold 1 is training (20 epochs,
     # several seconds: 6 were once too few on a loaded machine, and the run ended before the
-    # signal); under the process executor, fold 1's worker is starting (seconds).
-    script = _script(tmp_path, config_path, epochs=20 if name == "inline" else 2)
+    # signal), in this process or in the warm worker.
+    script = _script(tmp_path, config_path, epochs=20)
     proc = _start(script, name, tmp_path)
     inst = config.results_dir / "tiny" / "experiment_1" / "instance_1"
     _wait_for_first_fold(inst, proc)
@@ -68,12 +68,12 @@ def test_ctrl_c_prints_one_line_and_resumes(name, tmp_path, config_path, config,
     assert stderr.strip().splitlines()[-1].startswith("interrupted; rerun the same command")
     assert "Traceback" not in stderr
     time.sleep(0.5)
-    leftover = subprocess.run(["pgrep", "-f", "xval.executors.worker"], capture_output=True, text=True)
-    assert str(tmp_path) not in leftover.stdout
+    leftover = subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True, text=True)
+    assert leftover.returncode == 1, leftover.stdout  # no process of the run is left
     assert not [p for p in inst.parent.rglob(".*") if p.is_file() and ".locks" not in p.parts]
     done = folds_on_disk(config, 1)
     assert 1 <= len(done) < 3
-    again = run_script(script, "--executor", name)
+    again = run_script_here(script, "--executor", name)  # the resume, in this process
     assert again.returncode == 0, again.stdout + again.stderr
     assert folds_on_disk(config, 1) == [0, 1, 2]
 
@@ -196,8 +196,8 @@ def test_sticky_interrupts_leave_an_ignored_sigint_alone():
 @pytest.mark.slow
 def test_process_executor_resumes_after_driver_kill(tmp_path, config_path, config, store):
     """A SIGKILLed driver (and its workers) loses at most the folds in progress; the same
-    command resumes, and every job ran in a fresh worker process of its own."""
-    script = _script(tmp_path, config_path, epochs=2)  # fold 1's worker starts for seconds
+    command resumes, and the jobs ran in worker processes, not in the driver."""
+    script = _script(tmp_path, config_path, epochs=20)  # fold 1 trains for seconds
     proc = _start(script, "process", tmp_path)
     inst = config.results_dir / "tiny" / "experiment_1" / "instance_1"
     _wait_for_first_fold(inst, proc)
@@ -205,11 +205,11 @@ def test_process_executor_resumes_after_driver_kill(tmp_path, config_path, confi
     proc.wait()
     done_before = folds_on_disk(config, 1)
     assert 1 <= len(done_before) < 3
-    again = run_script(script, "--executor", "process")
+    again = run_script_here(script, "--executor", "process")  # the resume, here
     assert again.returncode == 0, again.stdout + again.stderr
     assert "already done; resuming" in again.stdout
     assert folds_on_disk(config, 1) == [0, 1, 2]
     folds = [json.loads((inst / f"fold_{i}.json").read_text()) for i in range(3)]
     assert all(f["status"] == "ok" for f in folds)
     pids = {f["pid"] for f in folds}
-    assert len(pids) == 3 and os.getpid() not in pids  # one fresh worker process per job
+    assert os.getpid() not in pids and len(pids) == 2  # the killed run's worker, a new one

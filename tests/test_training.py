@@ -136,7 +136,7 @@ def test_class_weights_balance_imbalanced_labels(config, tmp_path):
 JOB_PROCESS = """
 import sys
 from xval.executors.worker import main
-code = main(sys.argv[1:])
+code = main()
 print(code, "tensorflow" in sys.modules)
 """
 USER_PROCESS = """
@@ -153,21 +153,27 @@ print(result.to_dict()["status"])
 def test_torch_job_processes_leave_tensorflow_out_and_the_users_process_alone(store, tmp_path):
     """TensorFlow is installed beside torch here: Keras would import it in every job
     process to seed it and to check types when saving (about 2 s and 400 MB). A
-    process-executor worker keeps it out; a fold run in the user's own process (the inline
-    executor) leaves Keras's view of TensorFlow as it was."""
+    process-executor worker (`xval.executors.worker`: a job folder per line of stdin, its
+    result written there, a done line) keeps it out; a fold run in the user's own process
+    (the inline executor) leaves Keras's view of TensorFlow as it was."""
     from importlib.util import find_spec
 
     from xval.core.records import Job
+    from xval.executors.worker import DONE_PREFIX, JOB
 
     if find_spec("tensorflow") is None:
         pytest.skip("TensorFlow is not installed: nothing to keep out")
     env = {**os.environ, "KERAS_BACKEND": "torch"}
     spec = json.dumps(Job.from_dict(job(store, tmp_path, epochs=1)).to_dict())
-    (tmp_path / "job.json").write_text(spec)
-    out = subprocess.run([sys.executable, "-c", JOB_PROCESS, str(tmp_path / "job.json"),
-                          str(tmp_path)], env=env, cwd=ROOT, capture_output=True, text=True,
-                         timeout=300)
-    assert out.stdout.split()[-2:] == ["0", "False"], out.stderr[-2000:]
+    (tmp_path / JOB).write_text(spec)
+    out = subprocess.run([sys.executable, "-c", JOB_PROCESS], input=f"{tmp_path}\n",
+                         env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    lines = out.stdout.splitlines()
+    assert lines[-2:] == [f"{DONE_PREFIX}{tmp_path}", "0 False"], out.stderr[-2000:]
+    assert sum(line.startswith("xval-epoch 1 1 ") for line in lines) == 1  # its progress
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["status"] == "ok" and result["predictions_csv"].startswith("row,")
+    assert (tmp_path / "model.keras").stat().st_size > 0
     out = subprocess.run([sys.executable, "-c", USER_PROCESS, spec], env=env, cwd=ROOT,
                          capture_output=True, text=True, timeout=300)
     assert out.stdout.split()[-1:] == ["ok"], out.stderr[-2000:]

@@ -1,4 +1,4 @@
-"""Executors run `Job`s and yield `FoldResult`s: inline, one fresh process per job, or Ray.
+"""Executors run `Job`s and yield `FoldResult`s: inline, in worker processes, or with Ray.
 
 Each executor is one module registered by name (`xval.executors.registry`); see
 `xval.executors.base` for the contract every executor keeps.

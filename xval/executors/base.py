@@ -1,4 +1,4 @@
-"""Executors run `Job`s and yield `FoldResult`s: inline, one fresh process per job, or Ray.
+"""Executors run `Job`s and yield `FoldResult`s: inline, in worker processes, or with Ray.
 
 Every executor has the same contract, tested by one suite (`tests/test_executors.py`):
 
@@ -25,6 +25,18 @@ from xval.training.fold import EpochHook, run_fold
 
 # Workers print `EPOCH_PREFIX epoch epochs {logs}` lines that the process executor streams.
 EPOCH_PREFIX = "xval-epoch "
+
+# Jobs a warm worker process runs on the CPU before it is replaced (process and Ray
+# executors), so that what a framework keeps between jobs stays bounded. A job with a GPU
+# runs in a fresh worker of its own, so that the GPU memory the framework holds is returned
+# when the job ends.
+CPU_WORKER_JOBS = 25
+
+
+def worker_jobs(gpu: bool) -> int:
+    """How many jobs one worker process runs: 1 (a fresh worker) with a GPU, else
+    `CPU_WORKER_JOBS` (Ray's `max_calls`, the process executor's worker reuse)."""
+    return 1 if gpu else CPU_WORKER_JOBS
 
 JobEpochHook = Callable[[Job, int, int, Mapping[str, float]], None]
 """`(job, epoch, epochs, logs) -> None`: an epoch of `job` ended."""

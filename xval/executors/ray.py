@@ -5,7 +5,7 @@ Each job is a `ray.remote` task with `num_cpus` CPUs and, on a cluster with GPUs
 reuse warm worker processes (Keras, the backend and the store already imported; the Keras
 session is cleared after every job, and a worker is replaced after `CPU_WORKER_JOBS` jobs
 so that what a framework keeps stays bounded); a job with a GPU runs in a fresh worker
-(`max_calls=1`, as the process executor does), so that the GPU memory the framework holds
+(`max_calls=1`; the process executor does the same, `worker_jobs`), so that the GPU memory the framework holds
 is returned when the job ends. Tasks whose worker or node dies are retried
 elsewhere (`max_retries`); results come back to the driver, which alone writes files.
 
@@ -37,7 +37,14 @@ from xval.core.errors import ConfigurationError, DatasetError
 from xval.core.logs import quiet_framework_logs
 from xval.core.network import RAY_PORT, check_reachable
 from xval.core.records import FoldResult, Job
-from xval.executors.base import Executor, ExecutorOptions, JobQueue, Results, run_job
+from xval.executors.base import (
+    Executor,
+    ExecutorOptions,
+    JobQueue,
+    Results,
+    run_job,
+    worker_jobs,
+)
 from xval.executors.registry import register
 
 PACKAGES = ("xval", "architectures", "preprocessing", "augmentation")
@@ -78,13 +85,9 @@ def node_check(store_path: str) -> dict[str, Any]:
     return info
 
 
-# Jobs a CPU worker runs before Ray replaces it (GPU jobs: one, see the module docstring).
-CPU_WORKER_JOBS = 25
-
-
 def max_calls(num_gpus: float) -> int:
     """Ray's `max_calls` for a job: 1 (a fresh worker) with a GPU, else `CPU_WORKER_JOBS`."""
-    return 1 if num_gpus else CPU_WORKER_JOBS
+    return worker_jobs(bool(num_gpus))
 
 
 def run_job_remote(job_dict: Mapping[str, Any], backend: str | None,

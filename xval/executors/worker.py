@@ -1,8 +1,11 @@
-"""`python -m xval.executors.worker JOB.json OUT_DIR`: runs one job in a fresh process.
+"""The process executor's worker: `python -m xval.executors.worker` runs jobs one after
+another in one process.
 
-Writes the job's result into `OUT_DIR` (`xval.executors.transport`) for the process executor
-to read back, and prints one `EPOCH_PREFIX` line per epoch for its progress display; the
-driver alone writes the experiment's result files.
+It reads one hand-over folder per line of stdin (the folder holds `job.json`), runs that
+job, writes its result into the folder (`xval.executors.transport`) and prints
+`DONE_PREFIX FOLDER`; it exits at the end of stdin. It prints one `EPOCH_PREFIX` line per
+epoch for the executor's progress display; the driver alone writes the experiment's result
+files.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 
 import xval.executors.transport as transport
@@ -18,23 +21,27 @@ from xval.core.logs import quiet_framework_logs
 from xval.core.records import Job
 from xval.executors.base import EPOCH_PREFIX, run_job
 
+JOB = "job.json"
+DONE_PREFIX = "xval-done "
+
 
 def progress(epoch: int, epochs: int, logs: Mapping[str, float]) -> None:
     """Prints one epoch line for the process executor to stream."""
     print(f"{EPOCH_PREFIX}{epoch} {epochs} {json.dumps(dict(logs))}", flush=True)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Runs the job of `argv` (`JOB.json OUT_DIR`); returns 0 when the fold is ok, else 1."""
+def main() -> int:
+    """Runs the jobs whose folders stdin names, one per line, until stdin ends; returns 0."""
     from xval.training.prepare import mark_job_process  # noqa: PLC0415  (numpy, the store)
 
-    job_path, out_dir = list(argv or sys.argv[1:])[:2]
     mark_job_process()
     quiet_framework_logs(backend=os.environ.get("KERAS_BACKEND"))
-    job = Job.from_dict(json.loads(Path(job_path).read_text(encoding="utf-8")))
-    result = run_job(job, progress)
-    transport.write(out_dir, result)
-    return 0 if result.ok else 1
+    for line in sys.stdin:
+        folder = Path(line.rstrip("\n"))
+        job = Job.from_dict(json.loads((folder / JOB).read_text(encoding="utf-8")))
+        transport.write(folder, run_job(job, progress))
+        print(f"{DONE_PREFIX}{folder}", flush=True)
+    return 0
 
 
 if __name__ == "__main__":

@@ -91,7 +91,7 @@ def experiment_parser(experiment: ExperimentDeclaration) -> argparse.ArgumentPar
                              "TensorFlow's own log lines too")
     parser.add_argument("--backend", choices=BACKENDS, help="Keras backend (else config.ini)")
     parser.add_argument("--executor", choices=executors.names(),
-                        help="inline, process (a fresh process per job) or ray (else config)")
+                        help="inline, process (worker processes) or ray (else config)")
     parser.add_argument("--gpus", type=_gpu_list,
                         help="GPU ids for the process executor, e.g. 0,1")
     parser.add_argument("--ray-address", metavar="auto|HOST:PORT",

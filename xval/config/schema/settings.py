@@ -23,7 +23,7 @@ BACKEND: dict[str, Key] = {
                'wins.')),
     # The choices are the registered executors (`xval.executors.registry`), bound when
     # that registry is imported (`bind_choices`).
-    "executor": Key("str", "how jobs run: in this process, a fresh process per job, or "
+    "executor": Key("str", "how jobs run: in this process, in worker processes, or "
                     "as Ray tasks",
         default='inline',
         notes='How jobs run: {choices}.'),
