@@ -372,9 +372,14 @@ if __name__ == "__main__":
 
 @pytest.mark.slow
 def test_script_cli_range_gpu_and_errors(tmp_path, config_path, config, store):
-    script = write_script(tmp_path, SCRIPT.format(epochs=2, config=str(config_path)))
-    proc = run_script(script, 2, 3, "-1")
+    # The script also says, as it exits, whether TensorFlow (installed beside torch here) was
+    # imported: a script run from the shell keeps it out on torch (2 s, 400 MB).
+    hook = ("import atexit, pathlib, sys\natexit.register(lambda: pathlib.Path('tf.txt')"
+            ".write_text(str('tensorflow' in sys.modules)))\n")
+    script = write_script(tmp_path, hook + SCRIPT.format(epochs=2, config=str(config_path)))
+    proc = run_script(script, 2, 3, "-1", env={"KERAS_BACKEND": "torch"})
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (tmp_path / "tf.txt").read_text() == "False"
     d = exp_dir(config, number=7)
     assert sorted(p.name for p in d.glob("instance_*")) == ["instance_2", "instance_3"]
     assert "selected on validation accuracy" in proc.stdout
@@ -421,7 +426,7 @@ def test_script_killed_mid_fold_resumes(tmp_path, config_path, config, store):
     watcher.finish()
     fold0 = (inst / "fold_0.json").read_text()
     assert not (inst / "fold_1.json").exists()  # killed during fold 1
-    rerun = run_script(script, "1", "1")
+    rerun = run_script_here(script, "1", "1")  # the resume, in this process
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert "resuming at fold 1" in rerun.stdout
     assert (inst / "fold_0.json").read_text() == fold0

@@ -61,7 +61,17 @@ class Experiment(ExperimentDeclaration):
 
     def main(self, argv: Sequence[str] | None = None) -> NoReturn:
         """Runs the command line (`FIRST LAST [GPU]`, options) and exits with its code: the
-        command line calls `run` (or `refit`), as a Python caller does."""
+        command line calls `run` (or `refit`), as a Python caller does.
+
+        Args:
+            argv: the arguments; `None` reads the process's own (`python SCRIPT ...`), and
+                then the process runs the engine alone: on the torch or JAX backend Keras
+                keeps TensorFlow out of it (`xval.training.prepare.mark_job_process`).
+        """
+        if argv is None:
+            from xval.training.prepare import mark_job_process  # noqa: PLC0415  (numpy)
+
+            mark_job_process()
         sys.exit(run_experiment_cli(self, argv, run=self.run, refit=self.refit))
 
     def run(self, instances: Selection = None, *,

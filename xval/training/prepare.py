@@ -124,8 +124,9 @@ _JOB_PROCESS = False
 
 
 def mark_job_process() -> None:
-    """Declares this process one that only runs the engine's jobs (a process-executor
-    worker, a Ray task's worker), where `set_random_seed` may keep TensorFlow out."""
+    """Declares this process one that only runs the engine (a process-executor worker, a
+    Ray task's worker, an experiment script run from the shell), where `set_random_seed`
+    may keep TensorFlow out."""
     global _JOB_PROCESS
     _JOB_PROCESS = True
 
@@ -136,12 +137,12 @@ def set_random_seed(seed: int) -> None:
 
     Keras also seeds TensorFlow whenever it is installed (for `tf.data` pipelines, which
     the engine does not use), and checks for TensorFlow types when it saves a model: on the
-    torch or JAX backend with TensorFlow installed beside it, every job process (each job of
-    the process executor, each Ray task's worker) paid about 2 s of CPU and 400 MB to
-    import it. In a process marked by `mark_job_process` the import fails for that first
+    torch or JAX backend with TensorFlow installed beside it, every process that trained
+    (an experiment script's, each process-executor worker, each Ray task's worker) paid
+    about 2 s of CPU and 400 MB to import it. In a process marked by `mark_job_process` the import fails for that first
     check, which Keras then remembers as "TensorFlow not available" for the rest of the
     process (its TensorFlow-only layers, such as `StringLookup`, refuse to build there).
-    Elsewhere (the inline executor runs in the user's own process, a notebook perhaps) Keras
+    Elsewhere (`Experiment.run` called from the user's own code, a notebook perhaps) Keras
     is left as it is.
 
     Args:
