@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tests.conftest import ROOT, tiny_store, write_config, write_script
+from tests.conftest import ROOT, run_script_here, tiny_store, write_config, write_script
 
 SR = 8000
 
@@ -74,7 +74,7 @@ def experiment_dir(tmp_path_factory):
         if __name__ == "__main__":
             experiment.main()
         """)
-    proc = _run(folder, script, "-q")
+    proc = run_script_here(script, "-q")  # trained here: the tests run the commands on it
     assert proc.returncode == 0, proc.stderr[-2000:]
     return folder, script, folder / "results" / "tiny" / "experiment_1"
 

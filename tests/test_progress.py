@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from tests.conftest import run_script, run_script_in_terminal, write_script
+from tests.conftest import run_script, run_script_here, run_script_in_terminal, write_script
 
 SCRIPT = """
 from xval import Experiment
@@ -50,7 +50,7 @@ def test_without_a_terminal_one_line_per_fold_with_the_eta(tmp_path, config_path
     """Issue 26: stderr in a log file gets no bar (no carriage-return redraws); each fold's
     line says how many folds are done, the elapsed time and the ETA."""
     script = write_script(tmp_path, SCRIPT.format(config=str(config_path)))
-    proc = run_script(script)
+    proc = run_script_here(script)
     assert proc.returncode == 0, proc.stderr
     assert "\r" not in proc.stderr and "folds:" not in proc.stderr
     lines = [line for line in proc.stdout.splitlines()

@@ -14,7 +14,7 @@ import pytest
 import soundfile as sf
 from openpyxl import load_workbook
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, python_here
 
 SAMPLE_RATE = 8000
 
@@ -104,7 +104,9 @@ def test_init_folds_follow_the_splitter(items, wanted, expected):
 def test_init_puts_the_installed_encoder_first_and_keeps_the_cnn(tmp_path):
     """With aisfx installed (make install installs it), instance 1 reads the aisfx store on
     the same items and instance 2 is the audio CNN; `--encoder none` writes the CNN script;
-    an unknown encoder is one line, before anything is written."""
+    an unknown encoder is one line, before anything is written. (The commands run in this
+    process, `python_here`: test_quickstart_from_a_folder_of_audio_to_a_workbook runs `init`
+    and the script it writes as real processes; the model is loaded in a fresh one.)"""
     from preprocessing.features import encoders
 
     if not encoders.installed("aisfx"):
@@ -116,11 +118,11 @@ def test_init_puts_the_installed_encoder_first_and_keeps_the_cnn(tmp_path):
     _fsdd_like(audio)
     project = tmp_path / "project"
     project.mkdir()
-    bad = _run(["-m", "xval", "init", str(audio), "--encoder", "aisfxx"], project)
+    bad = python_here("-m", "xval", "init", audio, "--encoder", "aisfxx", cwd=project)
     assert bad.returncode == 2 and "--encoder aisfxx: expected one of aisfx" in bad.stderr
     assert not (project / "experiments").exists() and not (project / "data").exists()
 
-    init = _run(["-m", "xval", "init", str(audio), "--name", "wavs"], project)
+    init = python_here("-m", "xval", "init", audio, "--name", "wavs", cwd=project)
     assert init.returncode == 0, init.stdout + init.stderr
     assert "aisfx embeddings, CC BY 4.0" in init.stdout and "Ready." in init.stdout
     script = (project / "experiments" / "wavs.py").read_text()
@@ -134,13 +136,13 @@ def test_init_puts_the_installed_encoder_first_and_keeps_the_cnn(tmp_path):
     assert '"architecture": "audio_cnn"' in script[script.index("experiment[2]"):]
     assert (project / "data" / "wavs_aisfx" / "dataset.json").exists()
     # Instance 1's fold models take audio (issue 42): predict needs no encoder store.
-    run = _run(["experiments/wavs.py", "1", "1", "--set", "epochs=2", "--set", "patience=2"],
-               project)
+    run = python_here("experiments/wavs.py", "1", "1", "--set", "epochs=2", "--set",
+                      "patience=2", cwd=project)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     instance = project / "results" / "wavs" / "experiment_1" / "instance_1"
     (project / "data" / "wavs_aisfx").rename(project / "moved_store")
     wav = sorted(audio.glob("1_*.wav"))[0]
-    predicted = _run(["-m", "xval", "predict", str(instance), str(wav)], project)
+    predicted = python_here("-m", "xval", "predict", instance, wav, cwd=project)
     assert predicted.returncode == 0, predicted.stdout + predicted.stderr
     assert wav.name in predicted.stdout
     import json
@@ -154,8 +156,8 @@ def test_init_puts_the_installed_encoder_first_and_keeps_the_cnn(tmp_path):
     assert probe.stdout.split()[0] == "audio"
     (project / "moved_store").rename(project / "data" / "wavs_aisfx")
 
-    plain = _run(["-m", "xval", "init", str(audio), "--name", "plain", "--encoder", "none"],
-                 project)
+    plain = python_here("-m", "xval", "init", audio, "--name", "plain", "--encoder", "none",
+                        cwd=project)
     assert plain.returncode == 0, plain.stdout + plain.stderr
     script = (project / "experiments" / "plain.py").read_text()
     assert "aisfx" not in script and '"architecture": "audio_cnn"' in script

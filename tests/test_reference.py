@@ -20,7 +20,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from tests.conftest import ROOT, run_script, write_config
+from tests.conftest import ROOT, run_script, run_script_here, write_config
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -143,7 +143,7 @@ def test_legacy_results_resume_only_the_missing_fold(legacy):
     root, config = legacy
     exp_dir = root / "results" / "tiny" / "experiment_1"
     before = {p: p.read_bytes() for p in exp_dir.glob("instance_*/fold_*.json")}
-    proc = run_script(root / "exp_legacy.py", "--config", config)
+    proc = run_script_here(root / "exp_legacy.py", "--config", config)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout + proc.stderr
     assert "instance 1: all 3 folds already done" in out

@@ -13,7 +13,7 @@ import pytest
 from openpyxl import load_workbook
 from scipy import stats
 
-from tests.conftest import run_here, run_script, run_script_here, tiny_store, write_script
+from tests.conftest import run_here, run_script_here, tiny_store, write_script
 from xval import Experiment
 from xval.core.errors import ConfigurationError, ResultsConflictError
 from xval.core.hashing import json_digest
@@ -116,7 +116,7 @@ def test_num_repeats_from_set_runs_resumes_after_a_kill_and_reports(tmp_path, co
     script = write_script(tmp_path, SCRIPT.format(config=str(config_path), spec=spec))
     exp_dir = config.results_dir / "tiny" / "experiment_1"
     _kill_after_second_fold(script, tmp_path, exp_dir)
-    again = run_script(script, "--set", "num_repeats=2")
+    again = run_script_here(script, "--set", "num_repeats=2")  # the resume, in this process
     assert again.returncode == 0, again.stdout + again.stderr
     assert "resuming at fold" in again.stdout
     assert "Folds: 2 requested x 2 repeats (4 folds)" in again.stdout

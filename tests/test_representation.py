@@ -3,13 +3,18 @@ input on any store (labels unused), scored against the mean-row baseline; `embed
 bottleneck by default."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from tests.conftest import run_script, tiny_store, write_config, write_script
+from tests.conftest import (
+    python_here,
+    run_script,
+    run_script_here,
+    tiny_store,
+    write_config,
+    write_script,
+)
 from xval.core.errors import ParameterError
 
 _EXPERIMENT = """
@@ -32,7 +37,9 @@ def test_autoencoder_trains_on_a_classification_store_and_is_scored(tmp_path, ba
     config = write_config(tmp_path)
     store = tiny_store(tmp_path / "data", shape=(8, 6))
     script = write_script(tmp_path, _EXPERIMENT)
-    proc = run_script(script, "1", "1", "--config", config, "--backend", backend, "-q")
+    # torch, this process's backend, runs in this process; tensorflow in its own.
+    proc = (run_script_here if backend == "torch" else run_script)(
+        script, "1", "1", "--config", config, "--backend", backend, "-q")
     assert proc.returncode == 0, proc.stderr[-3000:]
     inst = tmp_path / "results" / "tiny" / "experiment_1" / "instance_1"
     fold = json.loads((inst / "fold_0.json").read_text())
@@ -62,7 +69,8 @@ def test_autoencoder_trains_on_a_classification_store_and_is_scored(tmp_path, ba
 
 
 def test_embed_takes_the_bottleneck_by_default(tmp_path):
-    """A real audio store, a real autoencoder, `python -m xval embed` without --layer."""
+    """A real audio store, a real autoencoder, `python -m xval embed` without --layer (in
+    this process: test_training.py runs `embed` as a real process)."""
     import soundfile as sf
 
     from tests.test_synth_events import fsdd, make  # noqa: F401
@@ -81,14 +89,12 @@ def test_embed_takes_the_bottleneck_by_default(tmp_path):
                                "--sample-rate", "8000", "--n-mels", "16", "--workers", "1",
                                "--item-pattern", r"(?P<item>s\d)_", "--no-progress"]) == 0
     script = write_script(tmp_path, _EXPERIMENT.replace('dataset="tiny"', 'dataset="ae"'))
-    proc = run_script(script, "1", "1", "--config", config, "-q")
+    proc = run_script_here(script, "1", "1", "--config", config, "-q")
     assert proc.returncode == 0, proc.stderr[-3000:]
     model = tmp_path / "results" / "ae" / "experiment_1" / "instance_1" / "fold_0.keras"
     out = tmp_path / "emb.npy"
-    proc = subprocess.run([sys.executable, "-m", "xval", "embed", str(model),
-                           str(folders / "a" / "s0_0.wav"), "--out", str(out),
-                           "--config", str(config)], capture_output=True, text=True,
-                          timeout=300)
+    proc = python_here("-m", "xval", "embed", model, folders / "a" / "s0_0.wav", "--out", out,
+                       "--config", config)
     assert proc.returncode == 0, proc.stderr[-2000:]
     emb = np.load(out)
     assert emb.shape[0] == 1 and emb.shape[1] > 0

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.conftest import resolve, run_script, write_script
+from tests.conftest import resolve, run_script_here, write_script
 from xval import Experiment
 from xval.config.space import Categorical, Float, Int, Search
 from xval.core.errors import ConfigurationError, ParameterError
@@ -207,7 +207,7 @@ def test_killed_search_resumes_without_repeating_trials(tmp_path, config_path, c
     os.killpg(proc.pid, signal.SIGKILL)  # mid-trial 1 (instance 2)
     proc.wait()
     assert [t.state.name for t in _study(config).trials][:2] == ["COMPLETE", "RUNNING"]
-    again = run_script(path, "--search")
+    again = run_script_here(path, "--search")  # the resume, in this process
     assert again.returncode == 0, again.stdout + again.stderr
     assert "resuming trial 1 (instance 2)" in again.stdout
     trials = _study(config).trials

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.conftest import run_script, tiny_store, write_config, write_script
+from tests.conftest import run_script_here, tiny_store, write_config, write_script
 from xval import Experiment
 from xval.report.tracking import MLflowListener, tracking_uri
 
@@ -152,7 +152,7 @@ def test_mlflow_flag_logs_runs_and_needs_mlflow(tmp_path):
         "error: --mlflow needs MLflow, which is not installed: `pip install -e '.[mlflow]'` "
         "(or `pip install 'mlflow>=3,<4'`).")
     assert not (tmp_path / "results").exists()  # refused before anything was written
-    proc = run_script(script, "--mlflow", env={"KERAS_BACKEND": "torch"})
+    proc = run_script_here(script, "--mlflow")
     assert proc.returncode == 0, proc.stderr
     # The default store: mlruns/ in the current directory (the script's folder here).
     _, parents, children = _runs(tmp_path / "mlruns")
