@@ -374,8 +374,9 @@ if __name__ == "__main__":
 def test_script_cli_range_gpu_and_errors(tmp_path, config_path, config, store):
     # The script also says, as it exits, whether TensorFlow (installed beside torch here) was
     # imported: a script run from the shell keeps it out on torch (2 s, 400 MB).
-    hook = ("import atexit, pathlib, sys\natexit.register(lambda: pathlib.Path('tf.txt')"
-            ".write_text(str('tensorflow' in sys.modules)))\n")
+    hook = ("import atexit, pathlib, sys\nif __name__ == '__main__':\n    atexit.register("
+            "lambda: pathlib.Path(__file__).with_name('tf.txt').write_text("
+            "str('tensorflow' in sys.modules)))\n")
     script = write_script(tmp_path, hook + SCRIPT.format(epochs=2, config=str(config_path)))
     proc = run_script(script, 2, 3, "-1", env={"KERAS_BACKEND": "torch"})
     assert proc.returncode == 0, proc.stdout + proc.stderr
