@@ -5,9 +5,10 @@ Each job is a `ray.remote` task with `num_cpus` CPUs and, on a cluster with GPUs
 reuse warm worker processes (Keras, the backend and the store already imported; the Keras
 session is cleared after every job, and a worker is replaced after `CPU_WORKER_JOBS` jobs
 so that what a framework keeps stays bounded); a job with a GPU runs in a fresh worker
-(`max_calls=1`; the process executor does the same, `worker_jobs`), so that the GPU memory the framework holds
-is returned when the job ends. Tasks whose worker or node dies are retried
-elsewhere (`max_retries`); results come back to the driver, which alone writes files.
+(`max_calls=1`; the process executor does the same, `worker_jobs`), so that the GPU memory
+the framework holds is returned when the job ends. Tasks whose worker or node dies are
+retried elsewhere (`max_retries`); results come back to the driver, which alone writes
+files.
 
 The cluster must see the same feature store (a shared filesystem, at the same path) and the
 same project version on every node: `preflight` runs a small task on every node and refuses
