@@ -230,6 +230,7 @@ def test_process_workers_stay_warm_are_retired_and_replaced_when_they_die(store,
     assert results[0].pid == results[1].pid != os.getpid()  # warm: one worker, two jobs
     assert killed and killed[0] != results[0].pid  # retired after 2; job 2 in a new one
     assert "exited with code -9 without a result" in results[2].message
+    assert "found in sys.modules" not in results[2].message  # no start-up warning in it
     assert results[3].pid not in (results[0].pid, killed[0])  # a fresh worker after it
     assert executor._workers == {}  # run() ended every worker
     for pid in {results[0].pid, results[3].pid}:  # and waited for them

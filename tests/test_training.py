@@ -159,7 +159,7 @@ def test_torch_job_processes_leave_tensorflow_out_and_the_users_process_alone(st
     from importlib.util import find_spec
 
     from xval.core.records import Job
-    from xval.executors.worker import DONE_PREFIX, JOB
+    from xval.executors.transport import DONE_PREFIX, JOB
 
     if find_spec("tensorflow") is None:
         pytest.skip("TensorFlow is not installed: nothing to keep out")

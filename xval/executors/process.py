@@ -26,7 +26,6 @@ from xval.executors.base import (
     worker_jobs,
 )
 from xval.executors.registry import register
-from xval.executors.worker import DONE_PREFIX, JOB
 
 
 def cpu_threads(jobs: int) -> dict[str, str]:
@@ -170,13 +169,13 @@ class ProcessExecutor(Executor):
     def _launch(self, job: Job, slot: int) -> FoldResult:
         with tempfile.TemporaryDirectory(prefix="xval-job-") as tmp:
             folder = Path(tmp)
-            (folder / JOB).write_text(json.dumps(job.to_dict()))
+            (folder / transport.JOB).write_text(json.dumps(job.to_dict()))
             worker = self._worker(slot)
             finished = False
             try:
                 start = worker.send(folder)
                 stdout, finished = self._stream(job, worker.proc.stdout or [],
-                                                f"{DONE_PREFIX}{folder}\n")
+                                                f"{transport.DONE_PREFIX}{folder}\n")
                 stderr = "" if finished else worker.stderr_since(start)
             finally:
                 self._release(slot, worker, finished)

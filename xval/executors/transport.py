@@ -13,8 +13,11 @@ from pathlib import Path
 from xval.core.files import atomic_write_bytes, atomic_write_json
 from xval.core.records import FoldResult
 
+JOB = "job.json"
 RESULT = "result.json"
 MODEL = "model.keras"
+# The line a worker prints, with the folder, when it has written a job's result there.
+DONE_PREFIX = "xval-done "
 
 
 def write(folder: str | Path, result: FoldResult) -> None:

@@ -3,9 +3,9 @@ another in one process.
 
 It reads one hand-over folder per line of stdin (the folder holds `job.json`), runs that
 job, writes its result into the folder (`xval.executors.transport`) and prints
-`DONE_PREFIX FOLDER`; it exits at the end of stdin. It prints one `EPOCH_PREFIX` line per
-epoch for the executor's progress display; the driver alone writes the experiment's result
-files.
+`transport.DONE_PREFIX FOLDER`; it exits at the end of stdin. It prints one `EPOCH_PREFIX`
+line per epoch for the executor's progress display; the driver alone writes the
+experiment's result files.
 """
 
 from __future__ import annotations
@@ -21,9 +21,6 @@ from xval.core.logs import quiet_framework_logs
 from xval.core.records import Job
 from xval.executors.base import EPOCH_PREFIX, run_job
 
-JOB = "job.json"
-DONE_PREFIX = "xval-done "
-
 
 def progress(epoch: int, epochs: int, logs: Mapping[str, float]) -> None:
     """Prints one epoch line for the process executor to stream."""
@@ -38,9 +35,9 @@ def main() -> int:
     quiet_framework_logs(backend=os.environ.get("KERAS_BACKEND"))
     for line in sys.stdin:
         folder = Path(line.rstrip("\n"))
-        job = Job.from_dict(json.loads((folder / JOB).read_text(encoding="utf-8")))
+        job = Job.from_dict(json.loads((folder / transport.JOB).read_text(encoding="utf-8")))
         transport.write(folder, run_job(job, progress))
-        print(f"{DONE_PREFIX}{folder}", flush=True)
+        print(f"{transport.DONE_PREFIX}{folder}", flush=True)
     return 0
 
 
