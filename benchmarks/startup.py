@@ -13,6 +13,14 @@ ratio to `python -c pass` in the same run, and whether it imported a deep-learni
 
 The scratch project holds the built-in demo store and a 2-instance, 2-fold experiment of one
 epoch (`experiments/tiny.py`), so `report` and `compare` read real results.
+
+Two more commands train: `run` runs that experiment again (`--overwrite`: 4 folds, Keras
+imported), and `run-collector-on` runs it with the garbage collector's handling as it was
+before (the collector not paused while Keras and the engine are imported, the job process's
+heap not frozen at its first fold: `gc.disable` and `gc.freeze` made no-ops), both through
+the same `runpy` driver:
+
+    python -m benchmarks.startup --only run,run-collector-on
 """
 
 import argparse
@@ -39,6 +47,12 @@ if __name__ == "__main__":
 '''
 EXP_DIR = "results/demo/experiment_1"
 PY = [sys.executable]
+# The experiment script run as `python experiments/tiny.py -q --overwrite` runs it; BEFORE
+# first makes the collector's pause and freeze no-ops (`xval.core.backend.import_paused`,
+# `xval.training.prepare.collect_garbage`).
+RUN = ("import runpy, sys\n{before}sys.argv = ['experiments/tiny.py', '-q', '--overwrite']\n"
+       "runpy.run_path(sys.argv[0], run_name='__main__')")
+BEFORE = "import gc\ngc.disable = gc.freeze = lambda: None\n"
 COMMANDS = {
     "pass": [*PY, "-c", "pass"],
     "version": [*PY, "-m", "xval", "--version"],
@@ -51,7 +65,11 @@ COMMANDS = {
     "init-plan": [*PY, "-m", "xval", "init", "audio", "--dry-run", "--encoder", "none",
                   "--item-pattern", r"(?P<item>spk\d+)_"],
     "preprocessing-report": [*PY, "-m", "preprocessing", "report", "data/demo"],
+    "run": [*PY, "-c", RUN.format(before="")],
+    "run-collector-on": [*PY, "-c", RUN.format(before=BEFORE)],
 }
+TRAINING = ("run", "run-collector-on")
+"""Not run unless `--only` names them."""
 
 
 def run_once(command, project, env):
@@ -115,7 +133,7 @@ def main():
         print(f"Building the scratch project in {project} ...", flush=True)
         build_project(project, env)
     names = ["pass", *[n for n in (args.only.split(",") if args.only else COMMANDS)
-                       if n != "pass"]]
+                       if n != "pass" and (args.only or n not in TRAINING)]]
     times = {name: [] for name in names}
     for _ in range(args.repeats):
         for name in names:

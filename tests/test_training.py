@@ -134,10 +134,10 @@ def test_class_weights_balance_imbalanced_labels(config, tmp_path):
 
 
 JOB_PROCESS = """
-import sys
+import gc, sys
 from xval.executors.worker import main
 code = main()
-print(code, "tensorflow" in sys.modules)
+print(code, "tensorflow" in sys.modules, gc.get_freeze_count() > 100_000)
 """
 USER_PROCESS = """
 import json, sys
@@ -169,7 +169,8 @@ def test_torch_job_processes_leave_tensorflow_out_and_the_users_process_alone(st
     out = subprocess.run([sys.executable, "-c", JOB_PROCESS], input=f"{tmp_path}\n",
                          env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
     lines = out.stdout.splitlines()
-    assert lines[-2:] == [f"{DONE_PREFIX}{tmp_path}", "0 False"], out.stderr[-2000:]
+    # No TensorFlow; Keras's modules frozen before the fold (`collect_garbage`).
+    assert lines[-2:] == [f"{DONE_PREFIX}{tmp_path}", "0 False True"], out.stderr[-2000:]
     assert sum(line.startswith("xval-epoch 1 1 ") for line in lines) == 1  # its progress
     result = json.loads((tmp_path / "result.json").read_text())
     assert result["status"] == "ok" and result["predictions_csv"].startswith("row,")
@@ -177,6 +178,48 @@ def test_torch_job_processes_leave_tensorflow_out_and_the_users_process_alone(st
     out = subprocess.run([sys.executable, "-c", USER_PROCESS, spec], env=env, cwd=ROOT,
                          capture_output=True, text=True, timeout=300)
     assert out.stdout.split()[-1:] == ["ok"], out.stderr[-2000:]
+
+
+def test_a_folds_model_is_freed_before_the_next_is_built(store, tmp_path, monkeypatch):
+    """Keras models are reference cycles: only the cyclic collector frees them. The next
+    fold's start collects the last fold's model, before its own is built (with automatic
+    collection off here, so that only the engine's can free it)."""
+    import gc
+    import weakref
+
+    import xval.training.fold as fold_module
+
+    refs, freed = [], []
+
+    def assemble(fold):
+        freed.append([ref() is None for ref in refs])  # the earlier folds' models
+        model = assemble_model(fold)
+        refs.append(weakref.ref(model))
+        return model
+
+    assemble_model = fold_module.assemble_model
+    monkeypatch.setattr(fold_module, "assemble_model", assemble)
+    gc.disable()
+    try:
+        for k in range(2):
+            assert run_fold(job(store, tmp_path, fold=k, epochs=1))["status"] == "ok"
+    finally:
+        gc.enable()
+    assert freed == [[], [True]]
+
+
+def test_keras_is_imported_with_the_collector_paused(monkeypatch):
+    import gc
+
+    import xval.core.backend as backend
+
+    seen = []
+    monkeypatch.setattr(backend.importlib, "import_module",
+                        lambda name: seen.append((name, gc.isenabled())) or name)
+    assert backend.import_paused("not_imported_yet") == "not_imported_yet"
+    assert seen == [("not_imported_yet", False)] and gc.isenabled()
+    assert backend.import_paused("json") is sys.modules["json"]  # imported: as it is
+    assert len(seen) == 1
 
 
 def test_mixed_precision(store, tmp_path):

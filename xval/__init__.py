@@ -6,9 +6,8 @@ scikit-learn or pandas, and an experiment script can choose the backend and the 
 Keras is imported.
 """
 
-import importlib
-
 from xval.compat import install as _install_compat
+from xval.core.backend import import_paused as _import_paused
 
 _install_compat()  # documented old paths (`from xval.search import Search`) work until 0.3
 
@@ -46,12 +45,13 @@ _MODULES = {"search": "xval.config.space"}
 
 
 def __getattr__(name: str) -> object:
+    # The engine's modules (pandas, scikit-learn, SciPy...) with the collector paused.
     if name in _MODULES:
-        value = importlib.import_module(_MODULES[name])
+        value = _import_paused(_MODULES[name])
         globals()[name] = value
         return value
     if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        value = getattr(_import_paused(_EXPORTS[name]), name)
         globals()[name] = value  # later look-ups skip this function
         return value
     raise AttributeError(f"module 'xval' has no attribute {name!r}")

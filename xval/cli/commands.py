@@ -8,9 +8,10 @@ that neither train nor predict never pay for the deep-learning stack (issue 44).
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from typing import Any, NamedTuple
+
+from xval.core.backend import import_paused
 
 
 class Command(NamedTuple):
@@ -31,7 +32,8 @@ class Command(NamedTuple):
 
 
 def load(reference: str) -> Callable[..., Any]:
-    """The function a `"module:function"` reference names (its module imported now).
+    """The function a `"module:function"` reference names (its module imported now, with
+    the collector paused: `xval.core.backend.import_paused`).
 
     Args:
         reference: e.g. `"xval.cli.report:main_report"`.
@@ -40,7 +42,7 @@ def load(reference: str) -> Callable[..., Any]:
         The function.
     """
     module, _, name = reference.partition(":")
-    return getattr(importlib.import_module(module), name)
+    return getattr(import_paused(module), name)
 
 
 CHOOSE_BACKEND = "xval.cli.backend:choose_backend"

@@ -17,18 +17,23 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import xval.executors.transport as transport
+from xval.core.backend import import_paused
 from xval.core.logs import quiet_framework_logs
 from xval.core.records import Job
-from xval.executors.base import EPOCH_PREFIX, run_job
 
 
 def progress(epoch: int, epochs: int, logs: Mapping[str, float]) -> None:
     """Prints one epoch line for the process executor to stream."""
+    from xval.executors.base import EPOCH_PREFIX  # noqa: PLC0415  (imported by `main`)
+
     print(f"{EPOCH_PREFIX}{epoch} {epochs} {json.dumps(dict(logs))}", flush=True)
 
 
 def main() -> int:
     """Runs the jobs whose folders stdin names, one per line, until stdin ends; returns 0."""
+    # The engine (pandas, SciPy, scikit-learn...), with the collector paused.
+    import_paused("xval.executors.base")
+    from xval.executors.base import run_job  # noqa: PLC0415  (imported above)
     from xval.training.prepare import mark_job_process  # noqa: PLC0415  (numpy, the store)
 
     mark_job_process()

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from xval.config.loader import Config, find_config, load_config
-from xval.core.backend import use_backend
+from xval.core.backend import import_paused, use_backend
 from xval.core.constraints import satisfies
 from xval.core.errors import ConfigurationError
 
@@ -164,7 +164,7 @@ def import_keras(out: Out, backend: str) -> None:
     """Imports Keras now, saying so: it takes a few seconds that would otherwise look like
     a hang before the first fold."""
     out(f"Importing Keras ({backend} backend)...")
-    import keras  # noqa: F401, PLC0415  (a few seconds, said above rather than silent)
+    import_paused("keras")  # a few seconds, said above rather than silent
 
 
 def script_name(script: str | None) -> str:

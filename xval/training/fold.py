@@ -16,7 +16,7 @@ from xval.core.records import FoldResult, Job
 from xval.training.fit import EpochHook, fit_model
 from xval.training.package import evaluate_model, package
 from xval.training.prepare import PreparedFold as PreparedFold
-from xval.training.prepare import assemble_model, prepare_fold
+from xval.training.prepare import assemble_model, collect_garbage, prepare_fold
 
 
 def run_fold(job: Job | Mapping[str, Any], on_epoch: EpochHook | None = None) -> FoldResult:
@@ -83,6 +83,7 @@ def train_and_evaluate(job: Job, on_epoch: EpochHook | None = None) -> FoldResul
     """`run_fold` without `refit_with_val`: one model, prepared, fitted, evaluated and
     packaged."""
     t_start = time.perf_counter()
+    collect_garbage()  # the last fold's model, before this one's
     fold = prepare_fold(job)
     model = assemble_model(fold)
     fitted = fit_model(model, fold, on_epoch)

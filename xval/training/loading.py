@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 import architectures
+from xval.core.backend import import_paused
 from xval.core.errors import ConfigurationError
 from xval.core.layout import InstanceLayout
 from xval.training.encoder import LAYER_NAME as ENCODER_LAYER
@@ -39,8 +40,7 @@ def load(model_path: str | Path, what: str = "Model file") -> Any:
             or refused by safe mode), or a Keras older than 3.14 (its safe mode can be
             bypassed).
     """
-    import keras  # noqa: PLC0415  (Keras: only once the backend is set)
-
+    keras = import_paused("keras")  # Keras: only once the backend is set
     import xval.tasks.losses  # noqa: F401, PLC0415  (imports Keras; registers custom losses)
 
     path = Path(model_path)

@@ -118,7 +118,8 @@ def package(model: Any, fold: PreparedFold, fitted: Fitted, evaluation: Evaluati
         fold.store.targets[rows["test"]], outputs["test"], fold.store.meta.iloc[rows["test"]],
         context) if test else None
     backend = keras.backend.backend()
-    keras.backend.clear_session()
+    # The next fold's start collects this one's model (`collect_garbage`): still in use here.
+    keras.backend.clear_session(free_memory=False)
     return FoldResult(
         instance=job.instance, fold=fold.fold, status=Status.OK, items=job.items,
         params_hash=job.params_hash, task_type=job.task_type, metrics=evaluation.metrics,

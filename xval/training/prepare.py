@@ -4,6 +4,7 @@ statistics and batches, its model assembled (`PreparedFold`)."""
 from __future__ import annotations
 
 import dataclasses
+import gc
 import sys
 from typing import Any
 
@@ -11,6 +12,7 @@ import numpy as np
 
 from preprocessing.store import FeatureStore
 from xval import tasks
+from xval.core.backend import import_paused
 from xval.core.errors import TrainingError
 from xval.core.parameters import InstanceParams
 from xval.core.records import Job
@@ -121,6 +123,31 @@ def prepare_fold(job: Job) -> PreparedFold:
 
 _JOB_PROCESS = False
 """Whether this process runs jobs alone (`mark_job_process`)."""
+
+
+_FROZEN = False
+"""Whether this job process has frozen what it held before its first fold (`collect_garbage`)."""
+
+
+def collect_garbage() -> None:
+    """Frees what the last fold left before the next is built: its model, whose layers
+    refer to each other, so that only the cyclic collector frees it (Keras's
+    `clear_session()` collects too, but the fold's model is still in use when that runs).
+
+    A full collection walks every object the process holds: about 0.3 s of CPU per fold on
+    2 cores with torch and Keras imported, 0.5 s with TensorFlow too. In a process that runs
+    jobs alone (`mark_job_process`), the first call (Keras imported by then, through
+    `xval.core.backend.import_paused`) moves what survives it, the modules and what lives as
+    long as the process, into the collector's permanent generation (`gc.freeze()`): later
+    collections walk only what the jobs make, in milliseconds. Objects frozen are still
+    freed when nothing refers to them; only a cycle of them would stay.
+    """
+    global _FROZEN
+    import_paused("keras")
+    gc.collect()
+    if _JOB_PROCESS and not _FROZEN:
+        gc.freeze()
+        _FROZEN = True
 
 
 def mark_job_process() -> None:
