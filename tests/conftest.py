@@ -45,6 +45,11 @@ SHARED = ROOT.parent / "shared" / "datasets"
 # tests of the engine's mechanics train a few epochs on tiny stores, so they pin the plain
 # values. test_training_options.py::test_shipped_defaults_train_a_fold uses the shipped ones.
 PLAIN_TRAINING = {**_PLAIN, "epochs": 30, "patience": 5}
+# The instance figures (plots/, `[report] plots`) cost about 1 s of CPU per instance, as
+# much as its training here: the tests of the engine's mechanics leave them out, the tests
+# of the figures, the workbook's Plots sheet and each task's run end to end draw them
+# (`write_config(..., report={"plots": True})`), as do runs on a shipped config.ini.
+PLAIN_REPORT = {"plots": False}
 
 
 def training_defaults(path=None):
@@ -58,7 +63,7 @@ def training_defaults(path=None):
 def write_config(folder, **sections):
     """Writes a complete config.ini (every key at its package default, `xval.config.schema`)
     into `folder`, with keys replaced (and the `[training]` options of `PLAIN_TRAINING` at
-    their plain values unless given).
+    their plain values, and `[report]` as `PLAIN_REPORT`, unless given).
 
     Args:
         folder: where to write `config.ini` (data and results go under it by default).
@@ -74,7 +79,7 @@ def write_config(folder, **sections):
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     values = {"paths": {"data_dir": str(folder / "data"), "results_dir": str(folder / "results")},
-              "training": dict(PLAIN_TRAINING)}
+              "training": dict(PLAIN_TRAINING), "report": dict(PLAIN_REPORT)}
     for section, keys in sections.items():
         values.setdefault(section, {}).update(keys)
     lines = []

@@ -177,7 +177,8 @@ if __name__ == "__main__":
                                                            marks=pytest.mark.tensorflow)])
 def test_detection_experiment_runs_and_reports(events_store, tmp_path, backend):
     config = write_config(tmp_path, paths={"data_dir": str(events_store.path.parent),
-                                           "results_dir": str(tmp_path / "results")})
+                                           "results_dir": str(tmp_path / "results")},
+                          report={"plots": True})
     script = write_script(tmp_path, _EXPERIMENT)
     # torch, this process's backend, runs both instances in this process; tensorflow the
     # CRNN (convolutions and a GRU) in its own.
@@ -591,7 +592,7 @@ def test_detection_fold_plots_in_process_and_none_for_classification(tmp_path):
     from xval import Experiment
     from xval.config.loader import load_config
 
-    config_path = write_config(tmp_path)
+    config_path = write_config(tmp_path, report={"plots": True})
     config = load_config(config_path)
     sparse_store(config.data_dir / "sparse")
     tiny_store(config.data_dir)

@@ -71,6 +71,7 @@ def test_experiment_trains_and_writes_results(config_path, config, store):
             assert len(preds) - 1 == fold["n_rows"]["test"]
         summary = json.loads((inst / "summary.json").read_text())
         assert summary["status"] == "complete" and summary["folds_done"] == 3
+        assert not (inst / "plots").exists()  # [report] plots = false (write_config's)
         acc = summary["metrics"]["segment"]["test"]["accuracy"]
         folds = [json.loads((inst / f"fold_{i}.json").read_text()) for i in range(3)]
         assert acc["mean"] == pytest.approx(np.mean([f["metrics"]["test"]["accuracy"]

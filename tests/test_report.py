@@ -43,7 +43,7 @@ def classification_run(tmp_path_factory):
     from xval.config.loader import load_config
 
     folder = tmp_path_factory.mktemp("report")
-    config = load_config(write_config(folder))
+    config = load_config(write_config(folder, report={"plots": True}))
     store = tiny_store(config.data_dir)
     meta = store.meta.copy()
     meta["item"] = meta["item"].replace(RENAMED)
@@ -525,7 +525,8 @@ def test_regression_workbook_and_plot(tmp_path):
     from xval.config.loader import load_config
 
     # val_fraction 0.5: two validation items per fold, so no single-item warning.
-    config = load_config(write_config(tmp_path, folds={"val_fraction": "0.5"}))
+    config = load_config(write_config(tmp_path, folds={"val_fraction": "0.5"},
+                                      report={"plots": True}))
     tiny_store(config.data_dir, "reg", task_type="regression")
     exp = Experiment(description="reg", dataset="reg", number=1, num_folds=3,
                      task_type="regression", config=str(config.path),

@@ -28,7 +28,7 @@ def tiny_run(tmp_path_factory):
     from xval.config.loader import load_config
 
     folder = tmp_path_factory.mktemp("validation")
-    config = load_config(write_config(folder))
+    config = load_config(write_config(folder, report={"plots": True}))
     tiny_store(config.data_dir)
     exp = Experiment(description="validation", dataset="tiny", number=1, num_folds=3,
                      parameters={"epochs": 2, "batch_size": 16}, config=str(config.path))

@@ -88,6 +88,7 @@ class ReportSettings(Settings):
     selection_metric: str
     alpha: float
     rope: float
+    plots: bool
 
 
 SECTIONS: dict[str, type[Settings]] = {

@@ -182,4 +182,10 @@ REPORT: dict[str, Key] = {
         notes=('Half-width of the region of practical equivalence (ROPE, > 0) of the Bayesian '
                'correlated t-test on the Statistics sheet and of `python -m xval compare`, in '
                "the units of the selection metric: 0.01 is one point of accuracy or F1.")),
+    "plots": Key("bool", "write each instance's figures",
+        default=True,
+        notes=("Write each instance's figures after its last fold (plots/: learning curves and "
+               "the task's figures, shown on the workbook's Plots sheet). false skips them: "
+               "about 1 s of CPU per instance, which counts in searches of many trials and "
+               "quick runs.")),
 }
