@@ -290,7 +290,9 @@ def claim_instances(plan: Plan, recorder: Recorder, overwrite: bool,
         if not todo:
             out(f"instance {k}: all {plan.num_folds} folds already done; skipped.")
             layout = recorder.instance_layout(k)
-            if not layout.summary_file.exists() or not layout.plots_dir.exists():
+            # Its derived files, where a run stopped before it wrote them.
+            plots_missing = plan.config.report.plots and not layout.plots_dir.exists()
+            if not layout.summary_file.exists() or plots_missing:
                 recorder.finish_instance(k)
             continue
         if done:
