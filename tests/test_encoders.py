@@ -113,19 +113,26 @@ def test_aisfx_keras_network_matches_the_wheel_on_every_backend(backend, tmp_pat
     import subprocess
     import sys
 
+    import keras
+
     _require("aisfx")
     pytest.importorskip(backend)
     rng = np.random.default_rng(0)
     t = np.arange(int(3.5 * 44100)) / 44100
     y = np.stack([0.3 * np.sin(2 * np.pi * 440 * t) + 0.05 * rng.normal(size=t.size),
                   0.02 * rng.normal(size=t.size)]).astype(np.float32)
-    np.save(tmp_path / "y.npy", y)
-    done = subprocess.run([sys.executable, "-c", PARITY, str(tmp_path / "y.npy"),
-                           str(tmp_path / "out.npy")], capture_output=True, text=True,
-                          env={**os.environ, "KERAS_BACKEND": backend}, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"backend": backend}
-    got = np.load(tmp_path / "out.npy")
+    if backend == keras.backend.backend():  # this process's: PARITY's two lines here
+        from architectures.encoders import aisfx_encoder
+
+        got = keras.ops.convert_to_numpy(aisfx_encoder(y.shape[1])(y[..., None]))
+    else:
+        np.save(tmp_path / "y.npy", y)
+        done = subprocess.run([sys.executable, "-c", PARITY, str(tmp_path / "y.npy"),
+                               str(tmp_path / "out.npy")], capture_output=True, text=True,
+                              env={**os.environ, "KERAS_BACKEND": backend}, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert json.loads(done.stdout.strip().splitlines()[-1]) == {"backend": backend}
+        got = np.load(tmp_path / "out.npy")
     expected = _wheel_embeddings(y)
     assert got.shape == expected.shape == (2, 2, 512)
     np.testing.assert_allclose(got, expected, atol=1e-5)
