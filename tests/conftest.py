@@ -416,7 +416,7 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason="tensorflow is not installed"))
 
 
-# Every fold ends with `keras.backend.clear_session()`, which runs a full `gc.collect()`: in a
+# Every fold starts with a full `gc.collect()` (`xval.training.prepare.collect_garbage`): in a
 # test process that has imported Keras, torch and TensorFlow (~720,000 objects) each one cost
 # ~0.4 s of CPU, several hundred times a session. The objects that importing them made live as
 # long as the process, so after each test that imported many modules (one full collection

@@ -372,6 +372,26 @@ if __name__ == "__main__":
 
 
 @pytest.mark.slow
+def test_main_marks_a_script_process_but_not_an_interactive_session(config_path, store,
+                                                                   monkeypatch):
+    """`experiment.main()` from the shell makes the process the engine's (TensorFlow kept
+    out, the modules frozen for the collector at the first fold); run with `%run` in IPython
+    or Jupyter (an interactive interpreter) it leaves the user's session as it is."""
+    import xval.training.prepare as prepare
+
+    exp = make_experiment(config_path)
+    monkeypatch.setattr(sys, "argv", ["exp_test.py", "--dry-run", "-q"])
+    for interactive, marked in ((True, False), (False, True)):
+        monkeypatch.setattr(prepare, "_JOB_PROCESS", False)
+        if interactive:
+            monkeypatch.setattr(sys, "ps1", ">>> ", raising=False)
+        else:
+            monkeypatch.delattr(sys, "ps1", raising=False)
+        with pytest.raises(SystemExit) as exit_:
+            exp.main()
+        assert exit_.value.code == 0 and prepare._JOB_PROCESS is marked
+
+
 def test_script_cli_range_gpu_and_errors(tmp_path, config_path, config, store):
     # The script also says, as it exits, whether TensorFlow (installed beside torch here) was
     # imported: a script run from the shell keeps it out on torch (2 s, 400 MB).

@@ -63,7 +63,7 @@ def demo(tmp_path):
     """A tiny experiment: two instances of three folds, MLPs trained two epochs."""
     from xval.config.loader import load_config
 
-    config = load_config(write_config(tmp_path))
+    config = load_config(write_config(tmp_path, report={"plots": True}))  # the plots read too
     tiny_store(config.data_dir)
     exp = Experiment(description="reads", dataset="tiny", number=1, num_folds=3,
                      parameters={"epochs": 2, "batch_size": 16}, config=str(config.path))

@@ -20,7 +20,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from tests.conftest import ROOT, run_script_here, write_config
+from tests.conftest import ROOT, run_script, run_script_here, write_config
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -104,8 +104,11 @@ def test_demo_experiment_matches_the_reference_recorded_before_the_redesign(tmp_
     # In this process (torch backend): the numbers are under test, not the process. They
     # were recorded with torch's 2 threads (2 cores); another thread count sums in another
     # order and moves losses by ~1e-6, far inside the tolerances.
-    proc = run_script_here(ROOT / "experiments" / "exp1.py", "-q", "--config", config,
-                           "--set", "epochs=3")
+    import keras
+
+    args = (ROOT / "experiments" / "exp1.py", "-q", "--config", config, "--set", "epochs=3")
+    proc = run_script_here(*args) if keras.backend.backend() == "torch" else \
+        run_script(*args, env={"KERAS_BACKEND": "torch"})  # recorded on torch
     assert proc.returncode == 0, proc.stderr[-3000:]
     expected = json.loads((DATA / "reference" / "demo_exp1_epochs3.json").read_text())
     actual = _fold_records(tmp_path / "results" / "demo" / "experiment_1")

@@ -262,8 +262,13 @@ def test_listeners_write_the_plots_and_the_workbook(copy, tmp_path, capsys):
     inst = exp_dir / "instance_1"
     shutil.rmtree(inst / "plots")
     (exp_dir / "experiment_1.xlsx").unlink()
+    # [report] plots = false: only an instance that has plots gets them redrawn.
+    assert PlotWriter(existing_only=True).on_instance(ExperimentResults(exp_dir)[1]) == []
+    assert not (inst / "plots").exists()
     written = PlotWriter().on_instance(ExperimentResults(exp_dir)[1])
     assert (inst / "plots" / "learning_curves.png") in written
+    redrawn = PlotWriter(existing_only=True).on_instance(ExperimentResults(exp_dir)[1])
+    assert sorted(redrawn) == sorted(written)
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in written)
     lines = []
     writer = WorkbookWriter(config, out=lines.append)

@@ -110,9 +110,9 @@ def import_paused(name: str) -> ModuleType:
     Importing Keras and torch makes about 500,000 objects. While they are being made, the
     collector's thresholds are crossed again and again, and each full collection walks the
     whole, growing heap: 7 of them cost 1.2 s of the 6.7 s of CPU that `import keras` took
-    on torch (2-core machine), and the import took 4.9 s with the collector paused. Nothing
-    an import makes is garbage to collect, so nothing is lost; the collector is enabled
-    again afterwards (if it was). Keras is imported through this where a model is built or
+    on torch (2-core machine), and the import took 4.9 s with the collector paused. What an
+    import makes is nearly all kept (modules, their functions and classes), and whatever
+    is not is collected later; the collector is enabled again afterwards (if it was). Keras is imported through this where a model is built or
     loaded (`xval.training.prepare.collect_garbage`, `xval.training.loading.load`), the
     engine where `xval`'s public names are first used (`from xval import Experiment`).
 
@@ -122,11 +122,11 @@ def import_paused(name: str) -> ModuleType:
     Returns:
         The module (imported once per process, as `import` does).
     """
-    if name in sys.modules:
-        return sys.modules[name]
+    if name in sys.modules:  # imported (or being imported by another thread: import waits)
+        return importlib.import_module(name)
     enabled = gc.isenabled()
-    gc.disable()
     try:
+        gc.disable()
         return importlib.import_module(name)
     finally:
         if enabled:

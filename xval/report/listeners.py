@@ -37,7 +37,15 @@ class PlotWriter:
 
     The plots draw the fold records as the report reads them: a fold whose file is not
     believed is left out.
+
+    Args:
+        existing_only: redraw only the plots of instances that have some (`[report] plots =
+            false`: figures an earlier run drew stay true to the folds, for the workbook
+            shows them). Defaults to `False`.
     """
+
+    def __init__(self, existing_only: bool = False) -> None:
+        self.existing_only = existing_only
 
     def on_instance(self, result: InstanceResult) -> list[Path]:
         """Writes the plots of the instance in its folder (reading what else they draw
@@ -46,6 +54,8 @@ class PlotWriter:
         Returns:
             The written paths.
         """
+        if self.existing_only and not result.layout.plots_dir.exists():
+            return []
         return instance_plots(result)
 
 

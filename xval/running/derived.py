@@ -14,8 +14,8 @@ from xval.running.recorder import Out
 
 def report_listeners(config: Config | None, out: Out = print,
                      task_type: str | None = None) -> list[object]:
-    """The listeners that keep a run's derived files up to date: plots (unless `[report]
-    plots` is off), then the workbook.
+    """The listeners that keep a run's derived files up to date: plots (with `[report]
+    plots` off, only those an earlier run drew are redrawn), then the workbook.
 
     Args:
         config: the run's `Config`.
@@ -26,8 +26,8 @@ def report_listeners(config: Config | None, out: Out = print,
         The listeners, to come before any other (an experiment tracker may log the plots).
     """
     del task_type  # the plots read the task from params.json
-    plots = [PlotWriter()] if config is None or config.report.plots else []
-    return [*plots, WorkbookWriter(config, out)]
+    plots = config is None or config.report.plots
+    return [PlotWriter(existing_only=not plots), WorkbookWriter(config, out)]
 
 
 def derived_failure(listeners: list[object]) -> str | None:

@@ -65,10 +65,13 @@ class Experiment(ExperimentDeclaration):
 
         Args:
             argv: the arguments; `None` reads the process's own (`python SCRIPT ...`), and
-                then the process runs the engine alone: on the torch or JAX backend Keras
-                keeps TensorFlow out of it (`xval.training.prepare.mark_job_process`).
+                then the process runs the engine alone (`xval.training.prepare.
+                mark_job_process`: on the torch or JAX backend Keras keeps TensorFlow out,
+                and the process's modules are frozen for the collector at the first fold),
+                unless it is an interactive session (`%run` in IPython or Jupyter, Spyder's
+                `runfile`), whose other objects are the user's.
         """
-        if argv is None:
+        if argv is None and not _interactive():
             from xval.training.prepare import mark_job_process  # noqa: PLC0415  (numpy)
 
             mark_job_process()
@@ -176,3 +179,10 @@ class Experiment(ExperimentDeclaration):
 
 
 __all__ = ["Experiment", "InstanceRange", "RunOutcome"]
+
+
+def _interactive() -> bool:
+    """Whether this interpreter is an interactive session (a prompt, `python -i`, IPython
+    or a Jupyter kernel), where a script run with `%run` shares the process with the
+    user's own objects."""
+    return hasattr(sys, "ps1") or bool(sys.flags.interactive) or "IPython" in sys.modules

@@ -139,8 +139,9 @@ def collect_garbage() -> None:
     jobs alone (`mark_job_process`), the first call (Keras imported by then, through
     `xval.core.backend.import_paused`) moves what survives it, the modules and what lives as
     long as the process, into the collector's permanent generation (`gc.freeze()`): later
-    collections walk only what the jobs make, in milliseconds. Objects frozen are still
-    freed when nothing refers to them; only a cycle of them would stay.
+    collections walk only what came after (the jobs' objects, the modules first imported
+    since). Objects frozen are still freed when nothing refers to them; only a cycle of them
+    would stay. No model, store or batch exists yet when it freezes.
     """
     global _FROZEN
     import_paused("keras")
