@@ -112,9 +112,10 @@ def import_paused(name: str) -> ModuleType:
     whole, growing heap: 7 of them cost 1.2 s of the 6.7 s of CPU that `import keras` took
     on torch (2-core machine), and the import took 4.9 s with the collector paused. What an
     import makes is nearly all kept (modules, their functions and classes), and whatever
-    is not is collected later; the collector is enabled again afterwards (if it was). Keras is imported through this where a model is built or
-    loaded (`xval.training.prepare.collect_garbage`, `xval.training.loading.load`), the
-    engine where `xval`'s public names are first used (`from xval import Experiment`).
+    is not is collected later; the collector is enabled again afterwards (if it was).
+    Keras is imported through this where a model is built or loaded
+    (`xval.training.prepare.collect_garbage`, `xval.training.loading.load`), the engine
+    where `xval`'s public names are first used (`from xval import Experiment`).
 
     Args:
         name: the module, e.g. `"keras"`.

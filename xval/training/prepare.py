@@ -167,9 +167,10 @@ def set_random_seed(seed: int) -> None:
     the engine does not use), and checks for TensorFlow types when it saves a model: on the
     torch or JAX backend with TensorFlow installed beside it, every process that trained
     (an experiment script's, each process-executor worker, each Ray task's worker) paid
-    about 2 s of CPU and 400 MB to import it. In a process marked by `mark_job_process` the import fails for that first
-    check, which Keras then remembers as "TensorFlow not available" for the rest of the
-    process (its TensorFlow-only layers, such as `StringLookup`, refuse to build there).
+    about 2 s of CPU and 400 MB to import it. In a process marked by `mark_job_process`
+    the import fails for that first check, which Keras then remembers as "TensorFlow not
+    available" for the rest of the process (its TensorFlow-only layers, such as
+    `StringLookup`, refuse to build there).
     Elsewhere (`Experiment.run` called from the user's own code, a notebook perhaps) Keras
     is left as it is.
 
