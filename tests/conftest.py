@@ -422,7 +422,23 @@ def pytest_collection_modifyitems(config, items):
 # long as the process, so after each test that imported many modules (one full collection
 # first), they move to the collector's permanent generation (`gc.freeze()`): later
 # collections skip them (0.4 s -> under 1 ms) and still collect everything made afterwards.
+# A session of many tests (`make test`'s workers) imports Keras (and torch, its backend here)
+# before the first test and freezes it, as a job process does at its first fold: the first
+# test that trains would otherwise run its folds' collections over them (0.4-0.6 s each, in
+# every worker). A session of a few tests imports it when a test first does.
 _MODULES_FROZEN = [0]
+_PRELOAD_FROM = 100
+
+
+def pytest_collection_finish(session):
+    if len(session.items) < _PRELOAD_FROM:
+        return
+    from xval.core.backend import import_paused
+
+    import_paused("keras")
+    gc.collect()
+    gc.freeze()
+    _MODULES_FROZEN[0] = len(sys.modules)
 
 
 def pytest_runtest_logfinish(nodeid, location):

@@ -359,17 +359,18 @@ def test_predict_function(audio_experiment):
 
 
 def test_predict_command_and_other_backend(audio_experiment):
+    """`predict` on this process's backend (torch; test_model_commands_use_the_configured_backend
+    runs it as a real process) and in a fresh TensorFlow process: the same scores."""
     model, audio = audio_experiment
-    cmd = [sys.executable, "-m", "xval", "predict", str(model), str(audio / "high_bob_1.wav"),
-           "--format", "csv"]
-    torch_out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
-                               env={**__import__("os").environ, "KERAS_BACKEND": "torch"})
+    args = ["-m", "xval", "predict", str(model), str(audio / "high_bob_1.wav"), "--format",
+            "csv"]
+    torch_out = python_here(*args, cwd=ROOT)
     assert torch_out.returncode == 0, torch_out.stderr
     lines = torch_out.stdout.splitlines()
     assert lines[0] == "file,level,start,predicted,high,low"
     assert lines[-1].split(",")[1:4] == ["clip", "", "high"]
     pytest.importorskip("tensorflow")
-    tf_out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
+    tf_out = subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=ROOT,
                             env={**__import__("os").environ, "KERAS_BACKEND": "tensorflow"})
     assert tf_out.returncode == 0, tf_out.stderr
     a = np.array([[float(v) for v in line.split(",")[4:]] for line in lines[1:]])
