@@ -13,7 +13,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tests.conftest import ROOT, run_script_here, tiny_store, write_config, write_script
+from tests.conftest import (
+    ROOT,
+    python_here,
+    run_script_here,
+    tiny_store,
+    write_config,
+    write_script,
+)
 
 SR = 8000
 
@@ -304,10 +311,11 @@ def tiny_disk(tmp_path):
 
 
 def test_init_on_a_full_disk_leaves_nothing(tiny_disk, tmp_path):
-    """The store does not fit: one line, and init removes what it wrote."""
+    """The store does not fit: one line, and init removes what it wrote. (In this process:
+    `init` builds the encoder's store with Keras; its real process is test_quickstart's.)"""
     wavs = _audio(tmp_path / "wavs", speakers=4)
-    proc = _run(tmp_path, "-m", "xval", "init", wavs, "--project", tiny_disk / "project",
-                "--item-pattern", r"(?P<item>spk\d)", "--no-progress")
+    proc = python_here("-m", "xval", "init", wavs, "--project", tiny_disk / "project",
+                       "--item-pattern", r"(?P<item>spk\d)", "--no-progress", cwd=tmp_path)
     _one_error(proc, "No space left on device")
     assert list(tiny_disk.iterdir()) == []
 

@@ -16,7 +16,7 @@ from preprocessing import sources
 from preprocessing.annotations import read_annotations
 from preprocessing.audio import load_audio
 from preprocessing.build import build_store, check_rows, feature_params
-from tests.conftest import ROOT
+from tests.conftest import ROOT, python_here
 from xval.config.loader import load_config
 from xval.core.errors import ConfigurationError, DatasetError
 
@@ -289,11 +289,13 @@ def _init(tmp_path, *args):
 
 
 def test_init_refuses_a_silent_class_and_writes_nothing(tmp_path):
+    """(In this process: `init` builds the stores first, the encoder's with Keras.)"""
     root = _three_classes(tmp_path / "rec", n=3)
     for path in (root / "c").iterdir():
         _silence(path)
     project = tmp_path / "project"
-    proc = _init(tmp_path, root, "--item-pattern", r"(?P<item>s\d)_", "--project", project)
+    proc = python_here("-m", "xval", "init", root, "--item-pattern", r"(?P<item>s\d)_",
+                       "--project", project, "--no-progress", cwd=tmp_path)
     assert proc.returncode == 2, proc.stdout[-2000:]
     assert "class 'c' lost every file" in proc.stderr and "Ready" not in proc.stdout
     assert not project.exists()
