@@ -431,7 +431,7 @@ _PRELOAD_FROM = 100
 
 
 def pytest_collection_finish(session):
-    if len(session.items) < _PRELOAD_FROM:
+    if len(session.items) < _PRELOAD_FROM or session.config.option.collectonly:
         return
     from xval.core.backend import import_paused
 
