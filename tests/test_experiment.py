@@ -90,6 +90,28 @@ def test_experiment_trains_and_writes_results(config_path, config, store):
     assert outcome.results[1].metric("accuracy", "test") > 0.5
 
 
+def test_a_rerun_draws_missing_plots_only_with_plots_on(tmp_path, config_path, config, store):
+    """`[report] plots = false` (write_config's): a rerun of a finished instance leaves it as
+    it is (no plots, its summary not rewritten); with `plots = true` the rerun draws the
+    plots it lacks, without training a fold again."""
+    from xval.config.loader import load_config
+
+    exp = make_experiment(config_path, n_instances=1)
+    assert exp.run(config=config, out=lambda *a: None).exit_code == 0
+    inst = exp_dir(config) / "instance_1"
+    stamps = {f: (inst / f).stat().st_mtime_ns for f in ("summary.json", "fold_0.json")}
+    lines = []
+    assert exp.run(config=config, out=lines.append).exit_code == 0
+    assert "instance 1: all 3 folds already done; skipped." in lines
+    assert not (inst / "plots").exists()
+    assert (inst / "summary.json").stat().st_mtime_ns == stamps["summary.json"]
+    plotting = load_config(write_config(tmp_path, report={"plots": True}))
+    assert make_experiment(config_path, n_instances=1).run(
+        config=plotting, out=lambda *a: None).exit_code == 0
+    assert (inst / "plots" / "learning_curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert (inst / "fold_0.json").stat().st_mtime_ns == stamps["fold_0.json"]
+
+
 def test_experiment_fold_items_never_shared(config_path, config, store):
     exp = make_experiment(config_path, n_instances=1)
     exp.run(config=config, out=lambda *a: None)
