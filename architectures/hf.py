@@ -36,7 +36,8 @@ import numpy as np
 from xval.core.errors import ConfigurationError
 from xval.core.hashing import files_digest
 
-__all__ = ["FAMILIES", "HF_PREFIX", "WEIGHT_SUFFIXES", "Family", "LocalModel", "Spectrogram",
+__all__ = ["FAMILIES", "HF_PREFIX", "WEIGHT_SUFFIXES", "AstFamily", "ClapFamily", "Family",
+           "LocalModel", "SpeechFamily", "Spectrogram", "WhisperFamily",
            "UnknownEncoderError", "family_class", "family_of", "model_name", "read_model"]
 
 HF_PREFIX = "hf:"
@@ -76,7 +77,7 @@ def _model_folder(name: str, revision: str | None) -> tuple[Path, str | None]:
         raise UnknownEncoderError(
             "not a built-in encoder, not a folder, and not in the local hub cache "
             f"(nothing is downloaded here: fetch it once with `huggingface-cli download "
-            f"{name}`)") from e
+            f"{name}`, or give a folder written by save_pretrained)") from e
     return snapshot, snapshot.name
 
 
@@ -316,8 +317,11 @@ def _hidden(outputs: Any, layers: Sequence[int]) -> list[Any]:
 
 
 def _pretrained(cls: Any, folder: Path) -> Any:
+    """`cls.from_pretrained(folder)` from this disk only, in float32, with no progress bar."""
     import torch  # noqa: PLC0415  (optional heavy dependency: [pretrained])
+    from transformers.utils import logging  # noqa: PLC0415  (optional: [pretrained])
 
+    logging.disable_progress_bar()
     return cls.from_pretrained(folder, local_files_only=True, dtype=torch.float32)
 
 
@@ -637,9 +641,9 @@ class ClapFamily(Family):
         """Refuses a fused checkpoint (its input is random crops of long audio)."""
         if self.audio.get("enable_fusion"):
             raise ConfigurationError(
-                f"encoder={what!r}: a fused CLAP checkpoint (enable_fusion) reads random "
-                "crops of long audio, so its states would change from one run to the next; "
-                "use an unfused one (e.g. laion/clap-htsat-unfused).")
+                f"the model {what!r} is a fused CLAP checkpoint (enable_fusion), which reads "
+                "random crops of long audio, so its states would change from one run to the "
+                "next; use an unfused one (e.g. laion/clap-htsat-unfused).")
 
     def build(self) -> Any:
         import transformers  # noqa: PLC0415  (optional: [pretrained])
@@ -716,7 +720,7 @@ def family_class(config: Mapping[str, Any], what: str = "") -> type[Family]:
             return cls
     known = "; ".join(f"{cls.name}: {', '.join(cls.model_types)}" for cls in FAMILIES)
     raise ConfigurationError(
-        f"encoder={what!r}: model_type {model_type!r} is not an audio encoder this project "
+        f"the model {what!r} is of type {model_type!r}, not an audio encoder this project "
         f"runs; use a model of one of these types ({known}).")
 
 

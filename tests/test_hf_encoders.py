@@ -5,6 +5,7 @@ Audio Spectrogram Transformer and CLAP's audio tower as store encoders (`archite
 2 layers), randomly initialised from its config class and written with `save_pretrained`
 into a temporary folder with its feature extractor: nothing is downloaded."""
 
+import json
 import os
 
 import numpy as np
@@ -372,3 +373,125 @@ def test_export_onnx_from_waveform_matches_predict(tuned, wave, tmp_path):
     expected = np.array([[r["segments"][0]["scores"][c] for c in ("noise", "tone")]
                          for r in predicted])
     np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+def test_names_that_are_no_model_here_and_other_families_are_refused(wave, tmp_path,
+                                                                      monkeypatch, capsys):
+    """Each a one-line error with the fix, before anything is written: a hub id not in the
+    local cache (nothing is downloaded), a model of a family the project does not run,
+    and more trained blocks than the model has; the same from the store command (exit 2)."""
+    from xval.cli.preprocess import main as preprocess_main
+
+    config, _ = wave
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hub"))
+    bert = tmp_path / "bert"
+    transformers.BertModel(transformers.BertConfig(
+        vocab_size=50, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=64)).save_pretrained(bert)
+    whisper = tiny_model(tmp_path / "whisper", "whisper")
+    cases = [
+        ({"front_end": "hf:acme/no-such-model"},
+         r"instance 1: front_end='hf:acme/no-such-model': not a built-in encoder, not a "
+         r"folder, and not in the local hub cache \(nothing is downloaded here: fetch it once "
+         r"with `huggingface-cli download acme/no-such-model`"),
+        ({"front_end": f"hf:{bert}"},
+         rf"front_end='hf:{bert}': the model '{bert}' is of type 'bert', not an audio encoder "
+         r"this project runs; use a model of one of these types \(speech: wav2vec2"),
+        ({"front_end": f"hf:{whisper}", "encoder_trainable_blocks": 3},
+         r"encoder_trainable_blocks=3, but hf:.* has 2 blocks; use 0 to 2"),
+    ]
+    for instance, match in cases:
+        with pytest.raises(ConfigurationError, match=match) as raised:
+            _run(config, 5, {1: {**HEAD, **instance}})
+        assert "\n" not in str(raised.value)
+    assert not (config.results_dir / "wave" / "experiment_5").exists()
+    capsys.readouterr()
+    for name, match in (("hf:acme/no-such-model", "not in the local hub cache"),
+                        (f"hf:{bert}", "is of type 'bert', not an audio encoder")):
+        assert preprocess_main(["regex", str(tmp_path), "--pattern", PATTERN, "--config",
+                                str(config.path), "-q", "--out", "never",
+                                "--encoder", name]) == 2
+        error = capsys.readouterr().err.strip()
+        assert match in error and "\n" not in error
+    assert not (config.data_dir / "never").exists()
+
+
+def test_tensorflow_refuses_a_transformers_front_end_before_training(models, wave, tmp_path):
+    """The backend is the process's: an experiment script's dry run with
+    KERAS_BACKEND=tensorflow stops on one line naming the fix (no Keras imported)."""
+    import subprocess
+    import sys
+
+    config, _ = wave
+    script = tmp_path / "exp.py"
+    script.write_text(
+        "from xval import Experiment\n"
+        f"experiment = Experiment(description='hf', dataset='wave', number=6, num_folds=2,\n"
+        f"                        config={str(config.path)!r})\n"
+        f"experiment[1] = {{**{HEAD!r}, 'front_end': 'hf:{models['whisper']}',\n"
+        "                 'encoder_trainable_blocks': 1}\n"
+        "if __name__ == '__main__':\n"
+        "    experiment.main()\n")
+    done = subprocess.run([sys.executable, str(script), "1", "1", "--dry-run"],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "KERAS_BACKEND": "tensorflow"})
+    assert done.returncode == 2, done.stderr[-2000:]
+    error = done.stderr.strip().splitlines()
+    assert len(error) == 1 and "runs the transformers network in torch, but this run's " \
+        "Keras backend is tensorflow; set [backend] backend = torch" in error[0]
+    assert not (config.results_dir / "wave" / "experiment_6").exists()
+
+
+def test_init_with_a_transformers_encoder_writes_its_store_and_instance_1(models, tmp_path,
+                                                                          capsys):
+    """`xval init AUDIO --encoder hf:FOLDER`: the model's store (every layer, frames pooled
+    to 100 ms, segments as long as 3 clips in 4: 0.6 s), instance 1 the default head on it
+    (frozen), instance 2 the CNN on the log-mel store; the script's dry run passes."""
+    from xval.cli.main import main
+
+    audio = tmp_path / "sounds"
+    for c, label in enumerate(("low", "high")):
+        (audio / label).mkdir(parents=True)
+        for k in range(6):
+            tone = _segments(16000, 0.6, n=1, seed=k)[0] * (1 + c)
+            sf.write(audio / label / f"{k % 3 + 1}-{10 * c + k}-A.wav", tone, 16000)
+    project = tmp_path / "project"
+    code = main(["init", str(audio), "--encoder", f"hf:{models['whisper']}", "--project",
+                 str(project), "--no-progress"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert code == 0, out
+    store = project / "data" / "sounds_hf_whisper"
+    info = json.loads((store / "dataset.json").read_text())
+    assert info["front_end"]["family"] == "whisper" and info["front_end"]["layers"] == [0, 1, 2]
+    params = info["feature_params"]
+    assert (params["frame_pool"], params["hop_length"], params["segment_seconds"]) == \
+        (5, 1600, 0.6)
+    assert np.load(store / "features.npy", mmap_mode="r").shape[1:] == (6, 96)
+    assert "licence" in info["front_end"] and "Wrote the store" in out
+    script = (project / "experiments" / "sounds.py").read_text()
+    assert '"dataset": "sounds_hf_whisper"' in script and '"refit_with_val": True' in script
+    assert '"hf_whisper + head"' in script and '"architecture": "audio_cnn"' in script
+    assert "predict computes them from audio with the same encoder" in " ".join(script.split())
+
+
+def test_preprocessing_encoder_hf_takes_the_models_rate_hop_and_window(models, tmp_path):
+    """`python -m preprocessing ... --encoder hf:FOLDER` builds a store at the model's rate
+    and frame hop with a segment of its window (CLAP: 1 s at 48 kHz, one frame a row)."""
+    from xval.cli.preprocess import main as preprocess_main
+
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    for k in range(4):
+        sf.write(audio / f"{'ab'[k % 2]}_s{k}_0.wav", _segments(48000, 0.7, n=1, seed=k)[0],
+                 48000)
+    config = write_config(tmp_path)
+    assert preprocess_main(["regex", str(audio), "--pattern", PATTERN, "--config",
+                            str(config), "-q", "--no-progress", "--out", str(tmp_path / "s"),
+                            "--encoder", f"hf:{models['clap']}"]) == 0
+    info = json.loads((tmp_path / "s" / "dataset.json").read_text())
+    params = info["feature_params"]
+    assert (params["sample_rate"], params["hop_length"], params["segment_seconds"]) == \
+        (48000, 48000, 1.0)
+    assert info["front_end"]["encoder"] == str(models["clap"])
+    assert info["front_end"]["layer_dims"] == [16, 32, 32, 32, 24]
+    assert np.load(tmp_path / "s" / "features.npy", mmap_mode="r").shape == (4, 1, 136)
