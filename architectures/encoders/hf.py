@@ -44,7 +44,7 @@ BACKEND_FIX = ("set [backend] backend = torch (or KERAS_BACKEND=torch), or train
 
 
 def _family(family: dict[str, Any]) -> Family:
-    return family_of(family["config"], family["features"])
+    return family_of(family["config"], family["preprocessor"])
 
 
 @keras.saving.register_keras_serializable(package="architectures")

@@ -21,9 +21,9 @@ from typing import Any
 
 import pandas as pd
 
+from architectures.hf import HF_PREFIX, LocalModel
 from preprocessing import sources
 from preprocessing.build import build_store, feature_params, silent_note
-from architectures.hf import HF_PREFIX, LocalModel
 from preprocessing.features import encoders
 from preprocessing.features.encoders import torch_module
 from preprocessing.intake import check_trainable

@@ -12,16 +12,16 @@ from pathlib import Path
 
 import pandas as pd
 
+from architectures.hf import HF_PREFIX, ClapFamily, Family, LocalModel
 from preprocessing import sources
 from preprocessing.features import encoders
-from architectures.hf import HF_PREFIX, ClapFamily, Family, LocalModel
 from preprocessing.features.pretrained import encoder_defaults
 from preprocessing.recordings import OVERRIDE
 from preprocessing.segment_length import (
+    ENCODER_LONGEST,
     SegmentChoice,
     choose_segment,
     clip_durations,
-    ENCODER_LONGEST,
     encoder_segment,
 )
 from preprocessing.sources import Source
