@@ -180,6 +180,9 @@ class TransformersNetwork(keras.layers.TorchModuleWrapper):
         if not 0 <= int(trainable_blocks) <= spec.block_count():
             raise ValueError(f"trainable_blocks={trainable_blocks}: expected 0 to "
                              f"{spec.block_count()}.")
+        if not all(-spec.n_layers <= int(k) < spec.n_layers for k in layers):
+            raise ValueError(f"layers={list(layers)}: expected indices from "
+                             f"{-spec.n_layers} to {spec.n_layers - 1}.")
         network = LocalModel(model, revision).load() if load_weights else spec.build()
         network.requires_grad_(False)
         blocks = spec.blocks(network)
@@ -193,15 +196,6 @@ class TransformersNetwork(keras.layers.TorchModuleWrapper):
         self.layers_chosen = [int(k) % spec.n_layers for k in layers]
         self.trainable_blocks, self.weights_sha256 = int(trainable_blocks), weights_sha256
         self.revision, self.licence = revision, str(licence)
-
-    def _track_module_parameters(self) -> None:
-        from keras.src import backend  # noqa: PLC0415  (as TorchModuleWrapper does)
-
-        for name, param in self.module.named_parameters():
-            variable = backend.Variable(initializer=param, trainable=param.requires_grad,
-                                        name=name.replace(".", "__"))
-            self._track_variable(variable)
-        self.built = True
 
     @property
     def frames(self) -> int:
