@@ -154,8 +154,8 @@ class LocalModel:
         self.folder, self.revision = _model_folder(self.name, revision)
         config = _read_json(self.folder / "config.json")
         if "model_type" not in config:
-            raise UnknownEncoderError(f"{self.folder / 'config.json'} names no model_type, so "
-                                      "it is no transformers model configuration")
+            raise UnknownEncoderError(f"{self.folder / 'config.json'} is not a transformers "
+                                      "model configuration (it names no model_type)")
         family_class(config, self.name)  # an unsupported family is refused before transformers
         preprocessor = self.folder / "preprocessor_config.json"
         extractor = _read_json(preprocessor) if preprocessor.is_file() else {}
