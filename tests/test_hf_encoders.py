@@ -495,3 +495,31 @@ def test_preprocessing_encoder_hf_takes_the_models_rate_hop_and_window(models, t
     assert info["front_end"]["encoder"] == str(models["clap"])
     assert info["front_end"]["layer_dims"] == [16, 32, 32, 32, 24]
     assert np.load(tmp_path / "s" / "features.npy", mmap_mode="r").shape == (4, 1, 136)
+
+
+def test_a_hub_id_in_the_local_cache_records_its_revision_and_licence(models, config,
+                                                                      tmp_path, monkeypatch):
+    """A hub id resolved in the local cache only (huggingface_hub reads `HF_HOME` when
+    imported: its cache folder is set as `HF_HOME` would have set it): the store records
+    the snapshot's commit as the revision and the `license:` of its card."""
+    import shutil
+
+    import huggingface_hub
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "hub" / "models--acme--tiny-ast"
+    shutil.copytree(models["ast"], repo / "snapshots" / commit)
+    (repo / "snapshots" / commit / "README.md").write_text(
+        "---\nlicense: bsd-3-clause\ntags:\n- audio\n---\n# tiny AST\n")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub" / "hub"))
+    params = {**_params(config, models["ast"], 0.5, layers="last"), "encoder": "acme/tiny-ast"}
+    from preprocessing.features import front_end
+
+    _, described = front_end(params)
+    assert described["revision"] == commit and described["licence"] == "bsd-3-clause"
+    assert described["family"] == "ast" and described["layers"] == [2]
+    x = _segments(16000, 0.5, n=1)
+    np.testing.assert_allclose(compute_features(x, **params), compute_features(
+        x, **{**params, "encoder": str(models["ast"])}), atol=1e-6)
