@@ -112,6 +112,10 @@ def _reference(folder, family, x):
             state["embed_positions.weight"] = state["embed_positions.weight"][:inputs.shape[-1] // 2]
             encoder.load_state_dict(state)
             return torch.stack(encoder(inputs, output_hidden_states=True).hidden_states, 2)
+        if family == "speech":
+            inputs = extractor(list(x), sampling_rate=rate, return_tensors="pt").input_values
+            model = transformers.AutoModel.from_pretrained(folder).eval()
+            return torch.stack(model(inputs, output_hidden_states=True).hidden_states, 2)
         if family == "ast":
             inputs = extractor(list(x), sampling_rate=rate, return_tensors="pt").input_values
             model = transformers.ASTModel.from_pretrained(folder).eval()
@@ -130,11 +134,12 @@ def _reference(folder, family, x):
 
 @pytest.mark.parametrize("family, seconds, frames", [
     ("whisper", 2.0, 100), ("whisper", 0.72, 36), ("ast", 1.0, 9), ("ast", 0.5, 4),
-    ("clap", 1.0, 1), ("clap", 0.3, 1)])
+    ("clap", 1.0, 1), ("clap", 0.3, 1), ("speech", 0.5, 24)])
 def test_store_equals_transformers_own_forward(models, config, family, seconds, frames):
     """The states of every layer equal transformers' own to 1e-5: for a segment as long as
     the window and a shorter one (Whisper: its frames only; AST: padded by its extractor,
-    the columns that hold audio; CLAP: repeated to fill its window)."""
+    the columns that hold audio; CLAP: repeated to fill its window); the speech models
+    (WavLM here) as before."""
     params = _params(config, models[family], seconds, layers="all", batch_size=2)
     x = _segments(params["sample_rate"], seconds)
     rows = compute_features(x, **params)

@@ -40,7 +40,7 @@ class TransformersEncoder(Encoder):
                  device: str | None = None) -> None:
         torch = torch_module()
         model = LocalModel(name, revision)
-        self.model_info, self.family = model, model.family
+        self.family = model.family
         self.name, self.revision = model.name, model.revision
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model = model.load().to(self.device)
