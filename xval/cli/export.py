@@ -52,6 +52,7 @@ def main_export(args: argparse.Namespace) -> int:
     E.check_request(args.format, out, args.overwrite, [source])  # before anything is read
     instance, models = _source(source)
     info = dataset_info_for(models.paths[0], args.dataset_info)
+    E.check_torch_only(args.format, models.paths)
     wanted = E.BACKENDS[args.format]
     if wanted is None:
         choose_backend(None)
@@ -124,7 +125,7 @@ def _facts(args: argparse.Namespace, source: Path, info: DatasetInfo,
         members=len([x for x in model.layers if x.name.startswith("fold_model_")]),
         check=None, front_end=instance.parameters.front_end if instance is not None else "none",
         info=info,
-        encoder=_encoder(info), code=_code(instance),
+        encoder=_encoder(info) or _network_encoder(model), code=_code(instance),
         class_counts=_class_counts(info, instance),
         date=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"))
 
@@ -145,6 +146,18 @@ def _encoder(info: DatasetInfo) -> dict[str, Any] | None:
         described.setdefault("licence", known.licence)
         described.setdefault("trained_on", known.trained_on)
     return described
+
+
+def _network_encoder(model: Any) -> dict[str, Any] | None:
+    """The transformers network inside `model` (`front_end = "hf:..."`), as its layer
+    records it, or `None`."""
+    stack = list(getattr(model, "layers", ()))
+    while stack:
+        layer = stack.pop()
+        if hasattr(layer, "describe") and type(layer).__name__ == "TransformersNetwork":
+            return dict(layer.describe())
+        stack.extend(getattr(layer, "layers", ()))
+    return None
 
 
 def _code(instance: InstanceResult | None) -> dict[str, Any]:

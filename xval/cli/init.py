@@ -21,9 +21,11 @@ from typing import Any
 
 import pandas as pd
 
+from architectures.hf import HF_PREFIX, LocalModel
 from preprocessing import sources
 from preprocessing.build import build_store, feature_params, silent_note
 from preprocessing.features import encoders
+from preprocessing.features.encoders import torch_module
 from preprocessing.intake import check_trainable
 from preprocessing.segment_length import SegmentChoice
 from preprocessing.store import FeatureStore
@@ -50,6 +52,7 @@ from xval.cli.scripts import (
     SCRIPT,
     encoder_instances,
     load_experiment,
+    store_tag,
 )
 from xval.config import schema
 from xval.config.loader import Config, load_config
@@ -98,8 +101,11 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     p.add_argument("--folds", type=int, help=f"folds over items (default: the items, at most "
                                              f"{MAX_FOLDS})")
     p.add_argument("--encoder", help="the pretrained encoder of instance 1: "
-                                     f"{', '.join(encoders.BUILT_IN)} or none (default: "
-                                     f"{DEFAULT_ENCODER} when it is installed, else none)")
+                                     f"{', '.join(encoders.BUILT_IN)}, hf:FOLDER_OR_HUB_ID (a "
+                                     "transformers audio model on this disk: wav2vec2, "
+                                     "HuBERT, WavLM, data2vec-audio, Whisper, AST, CLAP) or "
+                                     f"none (default: {DEFAULT_ENCODER} when it is "
+                                     "installed, else none)")
     p.add_argument("--project", default=".", help="the project folder (default: here)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a store or script of the same name")
@@ -130,7 +136,7 @@ def main_init(args: argparse.Namespace) -> int:
     config = load_config(config_path, text=config_text)
     script = project / "experiments" / f"{name}.py"
     encoder = _encoder(args.encoder)
-    stores = [config.data_dir / name] + ([config.data_dir / f"{name}_{encoder}"]
+    stores = [config.data_dir / name] + ([config.data_dir / f"{name}_{store_tag(encoder)}"]
                                          if encoder is not None else [])
     check_outputs(audio, project, config, script, stores, args.overwrite)
     rows, skipped, how, items = find_rows(audio, args, source)
@@ -223,9 +229,9 @@ def _write_project(args: argparse.Namespace, audio: Path, project: Path, config:
     embedded = None
     if encoder is not None:
         embedded, summary = built[1]
+        licence = embedded.info.front_end.get("licence") or "licence not recorded"
         print(f"Wrote the store {embedded.path} ({encoder} embeddings, "
-              f"{encoders.BUILT_IN[encoder].licence}): {summary['rows']} rows "
-              f"({summary['seconds']:.1f} s).")
+              f"{licence}): {summary['rows']} rows ({summary['seconds']:.1f} s).")
     if config_text is not None:
         atomic_write_text(config_path, config_text)
         created.file(config_path)
@@ -259,10 +265,18 @@ def _encoder(name: str | None) -> str | None:
     a line saying how to install it when it is not)."""
     if name == "none":
         return None
+    if name is not None and name.startswith(HF_PREFIX):
+        torch_module()
+        try:
+            LocalModel(name)
+        except ConfigurationError as e:
+            raise ConfigurationError(f"--encoder {name}: {e}.") from None
+        return name
     if name is not None:
         if name not in encoders.BUILT_IN:
             raise ConfigurationError(f"--encoder {name}: expected one of "
-                                     f"{', '.join(encoders.BUILT_IN)} or none.")
+                                     f"{', '.join(encoders.BUILT_IN)}, hf:FOLDER_OR_HUB_ID "
+                                     "(a transformers audio model on this disk) or none.")
         if not encoders.installed(name):
             raise ConfigurationError(f"--encoder {name} is not installed: "
                                      f"{encoders.BUILT_IN[name].install}")
@@ -300,9 +314,18 @@ def _write_script(script: Path, store: FeatureStore, rows: pd.DataFrame, folds: 
         "instances": (encoder_instances(embedded.path.name, str(embedded.info.encoder))
                       if embedded is not None else CNN_INSTANCES),
         "about": textwrap.fill((ENCODER_ABOUT if embedded is not None else CNN_ABOUT).format(
-            script=relative), width=88, break_on_hyphens=False, break_long_words=False)}
+            script=relative, models=_models_take(embedded)), width=88,
+            break_on_hyphens=False, break_long_words=False)}
     script.parent.mkdir(parents=True, exist_ok=True)
     script.write_text(SCRIPT.format(**values))
+
+
+def _models_take(embedded: FeatureStore | None) -> str:
+    """What instance 1's saved models take, said in the script."""
+    if embedded is not None and embedded.info.encoder in encoders.in_model():
+        return "Its saved models take audio."
+    return ("Its saved models take the encoder's embeddings; predict computes them from "
+            "audio with the same encoder.")
 
 
 def _shown(path: Path, project: Path) -> str:

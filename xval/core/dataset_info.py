@@ -166,7 +166,10 @@ class DatasetInfo(Mapping[str, Any]):
 
     @property
     def encoder_layers(self) -> int:
-        """The encoder layers side by side in a pretrained store's rows (0: none)."""
+        """The encoder layers side by side in a pretrained store's rows (0: none; 1 when
+        their sizes differ, `front_end.layer_dims`: a row is then one vector per frame)."""
+        if self.front_end.get("layer_dims"):
+            return 1
         return len(self.front_end.get("layers") or [])
 
     @property

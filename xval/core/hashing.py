@@ -23,11 +23,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
-__all__ = ["CONTENT_KEY", "Stamp", "file_digest", "file_stamp", "forget_digests",
-           "json_digest", "remember_digest", "seal", "seal_problem"]
+__all__ = ["CONTENT_KEY", "Stamp", "file_digest", "file_stamp", "files_digest",
+           "forget_digests", "json_digest", "remember_digest", "seal", "seal_problem"]
 
 _BLOCK = 1 << 20
 _CACHED = 4096
@@ -95,6 +96,24 @@ def _sha256(path: str | os.PathLike[str]) -> str:
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(_BLOCK), b""):
             digest.update(block)
+    return digest.hexdigest()
+
+
+def files_digest(paths: Iterable[str | os.PathLike[str]]) -> str:
+    """The SHA-256 (hex) of the contents of `paths` together, read in the sorted order of
+    their names (an encoder's weight files).
+
+    Args:
+        paths: the files.
+
+    Returns:
+        The hex digest.
+    """
+    digest = hashlib.sha256()
+    for path in sorted((Path(p) for p in paths), key=lambda p: p.name):
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(_BLOCK), b""):
+                digest.update(block)
     return digest.hexdigest()
 
 

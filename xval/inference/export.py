@@ -25,6 +25,7 @@ import importlib.util
 import json
 import os
 import shutil
+import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -122,6 +123,26 @@ def check_backend(fmt: str) -> None:
             f"--format {fmt} is exported on the {wanted} backend, but this process runs "
             f"{keras.backend.backend()}; run `python -m xval export` (which chooses it) or "
             f"set KERAS_BACKEND={wanted}.")
+
+
+def check_torch_only(fmt: str, paths: Sequence[Path]) -> None:
+    """Refuses to export models that hold a transformers network (`front_end = "hf:..."`,
+    torch only) in a format exported on another backend, before Keras is imported: a
+    ConfigurationError naming the formats that can."""
+    wanted = BACKENDS[fmt]
+    if wanted in (None, "torch"):
+        return
+    for path in paths:
+        try:
+            with zipfile.ZipFile(path) as archive:
+                config = archive.read("config.json").decode("utf-8", errors="replace")
+        except (OSError, KeyError, zipfile.BadZipFile):
+            continue  # loading it names what is wrong
+        if '"TransformersNetwork"' in config:
+            raise ConfigurationError(
+                f"{Path(path).name} holds a transformers network, which runs on the torch "
+                f"backend only, and --format {fmt} is exported on the {wanted} backend; "
+                "export it with --format onnx or --format keras.")
 
 
 def ensemble(models: ModelSet, task: Task, info: DatasetInfo) -> Any:

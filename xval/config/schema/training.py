@@ -110,15 +110,19 @@ TRAINING: dict[str, Key] = {
         notes=('Front end (a store of feature = waveform only): the features the model '
                'computes from the audio rows, with the settings of the store\'s [features] '
                'values, so that a saved model takes audio: {choices} (none: the rows as '
-               'they are; the others as the librosa feature of that name). The per-fold '
+               'they are; the others as the librosa feature of that name; hf:NAME a '
+               'transformers model on this disk, a save_pretrained folder or a cached hub '
+               'id, its last layer\'s states, torch backend only). The per-fold '
                'normalisation is computed through it from the training rows.')),
     "encoder_trainable_blocks": int_key("with a pretrained encoder inside the model "
-                                        "(front_end = aisfx): its last blocks that train",
-                                        0, 64,
+                                        "(front_end = aisfx or hf:NAME): its last blocks "
+                                        "that train", 0, 64,
         default=0,
-        notes=('Fine-tuning (front_end = aisfx, on a waveform store at the encoder\'s rate): '
-               'how many of the encoder\'s last convolution blocks train (0 = the encoder '
-               'frozen; aisfx has 4). Its batch norms keep their pretrained statistics. '
+        notes=('Fine-tuning (front_end = aisfx or hf:NAME, on a waveform store at the '
+               'encoder\'s rate): how many of the encoder\'s last blocks train (0 = the '
+               'encoder frozen; aisfx has 4 convolution blocks, its batch norms keep their '
+               'pretrained statistics; a transformers model its transformer layers, CLAP '
+               'its Swin stages and projection; the frozen part stays in inference mode). '
                'Costs the encoder\'s forward pass every epoch: a GPU job.')),
     "encoder_lr_scale": float_key("learning rate of the encoder's trained blocks, as a "
                                   "fraction of learning_rate", 0, 1, open_low=True,
