@@ -32,6 +32,7 @@ from preprocessing.segment_length import check_segment_length
 from preprocessing.silent_segments import silent_note, silent_record
 from preprocessing.sources import Skipped
 from preprocessing.store import FeatureStore, check_store_out, write_store
+from preprocessing.store_files import write_npy
 from xval import tasks
 from xval.core.errors import DatasetError
 from xval.core.files import make_temp_file, storage_error
@@ -132,12 +133,8 @@ class _Extraction:
             raise DatasetError(f"No usable audio: every file was skipped ({reasons}).")
         self.raw.flush()
         self.raw.seek(0)
-        with open(npy_path, "wb") as f:
-            header = {"descr": np.lib.format.dtype_to_descr(self.dtype),
-                      "fortran_order": False, "shape": (self.rows, *self.shape)}
-            np.lib.format.write_array_header_1_0(f, header)
-            while block := self.raw.read(1 << 24):
-                f.write(block)
+        write_npy(npy_path, self.dtype, (self.rows, *self.shape),
+                  iter(functools.partial(self.raw.read, 1 << 24), b""))
 
 
 def _check_request(out: Path, *, overwrite: bool, strict: bool, skipped: Skipped,
