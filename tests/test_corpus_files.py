@@ -270,6 +270,21 @@ def test_kaldi_tables_that_cannot_be_read_are_named(tmp_path, table, content, ma
         kaldi_source(data, label_file="utt2lang")
 
 
+def test_cli_quiet_still_says_that_utterances_were_skipped(tmp_path):
+    """Issue 59: with -q a skipped utterance left no trace ("23 rows from 23 utterances"
+    only); one line says how many were left out and where they are listed."""
+    wavs = _wavs(tmp_path / "audio", n=5)
+    data = _kaldi(tmp_path / "data", {rec: str(path) for rec, path in wavs.items()})
+    (data / "utt2spk").write_text("".join(line + "\n" for line in (
+        data / "utt2spk").read_text().splitlines()[1:]))  # r0 has no speaker
+    proc = _preprocess("kaldi", data, "--label-file", "utt2lang", "--out", tmp_path / "s",
+                       "-q", cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert "4 rows from 4 utterances" in proc.stdout
+    assert "Skipped 1 of the utterances (listed in dataset.json; without -q, here with the " \
+           "reasons)." in proc.stdout
+
+
 # -- 2. Lhotse manifests -----------------------------------------------------------------------
 
 def _lhotse(folder, wavs, recording=None, supervision=None):
