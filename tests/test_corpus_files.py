@@ -160,10 +160,10 @@ def test_cli_kaldi_command_past_its_limit_ends_the_build_in_one_line(tmp_path):
 
 
 @pytest.mark.parametrize("value,run,match", [
-    ("0", True, r"--command-timeout '0': expected seconds > 0"),
-    ("-5", True, r"--command-timeout '-5': expected seconds > 0"),
-    ("nan", True, r"--command-timeout 'nan': expected seconds > 0"),
-    ("soon", True, r"--command-timeout 'soon': expected seconds > 0"),
+    ("0", True, r"--command-timeout: '0': expected seconds > 0"),
+    ("-5", True, r"--command-timeout: '-5': expected seconds > 0"),
+    ("nan", True, r"--command-timeout: 'nan': expected seconds > 0"),
+    ("soon", True, r"--command-timeout: 'soon': expected seconds > 0"),
     ("5", False, r"--command-timeout 5: no command of wav.scp runs without "
                  r"--run-wav-scp-commands"),
 ])

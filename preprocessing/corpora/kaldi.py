@@ -261,15 +261,14 @@ def _seconds(text: str) -> float:
     """`--command-timeout`'s value: seconds > 0.
 
     Raises:
-        ValueError: naming the value and what is expected.
+        ValueError: naming the value and what is expected (argparse names the flag).
     """
     try:
         seconds = float(text)
     except ValueError:
         seconds = math.nan
     if not (math.isfinite(seconds) and seconds > 0):
-        raise ValueError(f"{TIMEOUT_FLAG} {text!r}: expected seconds > 0 (e.g. "
-                         f"{COMMAND_TIMEOUT:g}).")
+        raise ValueError(f"{text!r}: expected seconds > 0 (e.g. {COMMAND_TIMEOUT:g}).")
     return seconds
 
 
