@@ -791,7 +791,8 @@ def _kaldi_dir(rel: str, entry: Callable[[Path, str], str] = lambda root, f: str
                encoding: str = "utf-8") -> Prepare:
     """A Kaldi data directory under `rel` over the 18 tones: wav.scp (`entry(root, file)`
     per recording, then the `extra` lines), utt2spk (the speakers) and utt2lang (the
-    classes), written with a byte-order mark, CRLF line ends or another encoding."""
+    classes), written with CRLF line ends or another encoding, and wav.scp alone with a
+    byte-order mark (as the issue's: its first utterance was lost)."""
     def prepare(root: Path) -> None:
         folder = root / rel
         folder.mkdir(parents=True, exist_ok=True)
@@ -806,7 +807,8 @@ def _kaldi_dir(rel: str, entry: Callable[[Path, str], str] = lambda root, f: str
             + [f"{i} a" for i in extra_ids]}
         end = "\r\n" if crlf else "\n"
         for name, lines in tables.items():
-            text = ("\ufeff" if bom else "") + "".join(line + end for line in lines)
+            mark = "\ufeff" if bom and name == "wav.scp" else ""
+            text = mark + "".join(line + end for line in lines)
             (folder / name).write_bytes(text.encode(encoding))
     return prepare
 
