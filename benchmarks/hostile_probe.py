@@ -93,6 +93,11 @@ def classify(case: Case, proc: Any, damage: str, problem: str) -> tuple[str, str
     if case.expect == "refuse":
         if proc.returncode == 0:
             return "silent", problem or "exit 0 where it should refuse"
+        said = next((line for line in reversed(stderr.strip().splitlines()[-2:])
+                     if line.startswith("error:")), last)
+        missing = [words for words in case.says if words not in said]
+        if _one_error_line(stderr) and missing:  # a line, but not the real cause's
+            return "unclear", f"the error does not say {missing[0]!r}: {last[:200]}"
         if _one_error_line(stderr):
             return "clear", last[:200]
         return "unclear", f"exit {proc.returncode}: {last[:200]}"

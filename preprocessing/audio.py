@@ -23,6 +23,11 @@ AUDIO_EXTENSIONS = SNDFILE_EXTENSIONS | {".m4a", ".aac", ".wma", ".mp4"}
 REGION_TOLERANCE_SECONDS = 0.025
 
 
+class FatalReadError(DatasetError):
+    """An error of a region's reader that stops the build instead of skipping its row: a
+    `wav.scp` command past its time limit (every other entry could wait as long)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Region:
     """Where a row's audio is when it is not a whole file: a stretch of a file (Kaldi
@@ -34,7 +39,8 @@ class Region:
         duration: length of the stretch in seconds; `None` reads to the end of the file.
         read: `read() -> bytes`, the encoded audio (WAV, FLAC, OGG or MP3 bytes) when it is
             not a file of its own; a picklable callable (a `functools.partial` of a module
-            function), since extraction workers call it. `None` reads the path.
+            function), since extraction workers call it. A `DatasetError` it raises skips
+            the row; a `FatalReadError` stops the build. `None` reads the path.
     """
 
     offset: float = 0.0
@@ -150,7 +156,14 @@ def load_audio(path: str | os.PathLike[str], *, sample_rate: int,
 def _decode(path: Path, region: Region) -> tuple[np.ndarray, int]:
     """The region's samples (mono) and the file's rate."""
     if region.read is not None:
-        y, rate = sf.read(io.BytesIO(region.read()), dtype="float32", always_2d=True)
+        data = region.read()
+        try:
+            y, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+        except sf.LibsndfileError as e:
+            raise DatasetError(
+                f"Cannot decode {path}: its {len(data)} bytes are not audio libsndfile reads "
+                f"(WAV, FLAC, OGG, MP3; they begin {data[:12]!r}): "
+                f"{str(e).rsplit(': ', 1)[-1]}") from None
         return _cut(path, y.mean(axis=1), rate, region), rate
     reason = truncation(path)
     if reason is not None:

@@ -5,6 +5,7 @@ import dataclasses
 import functools
 import itertools
 import os
+import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -31,6 +32,7 @@ from preprocessing.segment_length import check_segment_length
 from preprocessing.silent_segments import silent_note, silent_record
 from preprocessing.sources import Skipped
 from preprocessing.store import FeatureStore, check_store_out, write_store
+from preprocessing.store_files import write_npy
 from xval import tasks
 from xval.core.errors import DatasetError
 from xval.core.files import make_temp_file, storage_error
@@ -120,8 +122,8 @@ class _Extraction:
                 **({"split": record["split"]} if "split" in record else {}),
             })
 
-    def write_npy(self, raw_path: str, npy_path: str) -> None:
-        """Writes the raw rows as a `.npy` file and removes the raw file.
+    def write_npy(self, npy_path: str) -> None:
+        """Writes the raw rows (`raw`, read from its start) as a `.npy` file.
 
         Raises:
             DatasetError: when no file gave a row.
@@ -129,13 +131,10 @@ class _Extraction:
         if self.rows == 0:
             reasons = "; ".join(f"{s['path']}: {s['reason']}" for s in self.skipped[:3])
             raise DatasetError(f"No usable audio: every file was skipped ({reasons}).")
-        with open(npy_path, "wb") as f, open(raw_path, "rb") as src:
-            header = {"descr": np.lib.format.dtype_to_descr(self.dtype),
-                      "fortran_order": False, "shape": (self.rows, *self.shape)}
-            np.lib.format.write_array_header_1_0(f, header)
-            while block := src.read(1 << 24):
-                f.write(block)
-        os.remove(raw_path)
+        self.raw.flush()
+        self.raw.seek(0)
+        write_npy(npy_path, self.dtype, (self.rows, *self.shape),
+                  iter(functools.partial(self.raw.read, 1 << 24), b""))
 
 
 def _check_request(out: Path, *, overwrite: bool, strict: bool, skipped: Skipped,
@@ -154,22 +153,24 @@ def _check_request(out: Path, *, overwrite: bool, strict: bool, skipped: Skipped
 
 
 @contextlib.contextmanager
-def _raw_rows(out: Path) -> Iterator[tuple[BinaryIO, str, str]]:
-    """A temporary raw file beside `out` for the extracted rows, and the `.npy` path they
-    become: `(raw file, raw path, npy path)`; both are removed on leaving, and a failed
-    write is a clear `StorageError`."""
+def _raw_rows(out: Path) -> Iterator[tuple[BinaryIO, str]]:
+    """A temporary file for the extracted rows and the `.npy` path they become, both beside
+    `out`: `(raw file, npy path)`. The raw file has no name (`tempfile.TemporaryFile`: the
+    system removes it with the process, however the process ends, SIGKILL included); the
+    `.npy` is named only while the store is written, and removed on leaving. A failed write
+    is a clear `StorageError` naming the store."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    raw_fd, raw_path = make_temp_file(out.parent, prefix=f".{out.name}.", suffix=".raw")
-    npy_path = raw_path[:-4] + ".npy"
+    npy_fd, npy_path = make_temp_file(out.parent, prefix=f".{out.name}.", suffix=".npy")
+    os.close(npy_fd)
     try:
-        with os.fdopen(raw_fd, "wb") as raw:
-            yield raw, raw_path, npy_path
+        with tempfile.TemporaryFile(dir=out.parent) as raw:
+            os.remove(npy_path)  # named again only once every row is extracted
+            yield raw, npy_path
     except OSError as e:
-        raise storage_error(e, Path(raw_path)) from e
+        raise storage_error(e, out) from e
     finally:
-        for leftover in (raw_path, npy_path):
-            if os.path.exists(leftover):
-                os.remove(leftover)
+        if os.path.exists(npy_path):
+            os.remove(npy_path)
 
 
 def _store_info(params: FeatureParams, extraction: _Extraction,
@@ -251,7 +252,7 @@ def build_store(rows: pd.DataFrame, out: str | os.PathLike[str], *,
         (r["path"], params, augmenter, augment_versions, augment_seed, r["clip"], row_region(r))
         for r in rows.to_dict("records")]
     t0 = time.perf_counter()
-    with _raw_rows(out) as (raw, raw_path, npy_path):
+    with _raw_rows(out) as (raw, npy_path):
         extraction = _Extraction(raw, skipped, strict,
                                  keep_silent=bool(params.keep_silent_segments))
         with _extraction_results(work, params, workers) as results:
@@ -259,8 +260,8 @@ def build_store(rows: pd.DataFrame, out: str | os.PathLike[str], *,
                        disable=not (progress and is_terminal()))
             for record, result in zip(rows.to_dict("records"), bar):
                 extraction.add(record, result)
+        extraction.write_npy(npy_path)
         raw.close()
-        extraction.write_npy(raw_path, npy_path)
         check_trainable(pd.DataFrame(extraction.meta, columns=["label", "item"]), skipped,
                         task_type=task_type, stage="left after skipping unusable files",
                         expected=rows["label"].astype(str).unique())

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from preprocessing.audio import Region, load_audio
+from preprocessing.audio import FatalReadError, Region, load_audio
 from preprocessing.features import centred_frames, compute_features, feature_shape, get, segment
 from preprocessing.level import no_signal_reason
 from preprocessing.parallel import seed_for
@@ -70,11 +70,16 @@ def extract_file(path: str | os.PathLike[str], params: Mapping[str, Any],
         (whether each segment is silence or padding, `preprocessing.silent_segments`; every
         segment is there, the caller drops them), `duration` (of what was read),
         `orig_sr`; or `{"error": reason}` when the audio is unusable.
+
+    Raises:
+        FatalReadError: from the region's reader (a command past its time limit).
     """
     params = FeatureParams.of(params)
     try:
         y, orig_sr = load_audio(path, sample_rate=params.sample_rate,
                                 peak_normalize=False, region=region)
+    except FatalReadError:
+        raise  # a command past its time limit stops the build
     except DatasetError as e:
         return {"error": str(e)}
     frame = params.n_fft

@@ -399,7 +399,7 @@ LONGEST_FIRST = ("test_detection_task.py", "test_install.py", "test_training.py"
                  "test_entry.py", "test_export.py", "test_reference.py",
                  "test_augmentation.py", "test_architectures.py", "test_reliability.py",
                  "test_corpora.py", "test_search.py", "test_front_end.py",
-                 "test_final_model.py")
+                 "test_final_model.py", "test_corpus_files.py")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -275,6 +275,21 @@ def test_experiment_failing_instance_recorded_and_run_goes_on(config_path, confi
     assert any("FAILED" in line for line in lines)
 
 
+def test_a_failed_instance_says_why_on_stderr_even_with_quiet(config_path, config, store,
+                                                              capsys):
+    """Issue 59: with -q a failed run exited 1 printing nothing (its reason only in
+    error.txt); one `error:` line on stderr now says which instance failed and why."""
+    exp = make_experiment(config_path, n_instances=1)
+    exp.instances[1] = BASE + DIVERGE
+    with pytest.raises(SystemExit) as exited:
+        exp.main(["-q"])
+    err = capsys.readouterr().err
+    assert exited.value.code == 1
+    [line] = [line for line in err.splitlines() if line.startswith("error:")]
+    assert line.startswith("error: 1 instance(s) failed: [1] (instance 1: ") and \
+        "diverged" in line and line.endswith("see error.txt in their folders."), err
+
+
 def test_experiment_debug_mode_stops_at_first_error(config_path, config, store):
     exp = make_experiment(config_path, debug_mode=True)
     exp.instances[1] = BASE + DIVERGE

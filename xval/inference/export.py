@@ -34,8 +34,8 @@ import numpy as np
 
 from preprocessing.features import PCM_SCALE
 from xval.core.dataset_info import DatasetInfo
-from xval.core.errors import ConfigurationError
-from xval.core.files import make_temp_dir
+from xval.core.errors import ConfigurationError, StorageError
+from xval.core.files import make_temp_dir, storage_error
 from xval.core.outputs import (
     Output,
     check_apart,
@@ -275,13 +275,16 @@ def write_export(model: Any, fmt: str, out: Path, card: Callable[[float | None],
     Raises:
         ConfigurationError: for a request `check_request` refuses, or an ONNX model whose
             outputs differ from Keras's by more than `ONNX_TOLERANCE`.
+        StorageError: when `out`'s disk is full or may not be written (nothing is left).
     """
     check_request(fmt, out, overwrite, inputs)
     check_backend(fmt)
     batch = example_batch(model)
     expected = np.asarray(model.predict(batch, verbose=0))  # also builds every layer
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = make_temp_dir(out.parent, prefix=f".{out.name}.")
+    try:
+        tmp = make_temp_dir(out.parent, prefix=f".{out.name}.")
+    except OSError as e:
+        raise storage_error(e, out, then="", elsewhere="give --out") from e
     try:
         target = tmp / FILES[fmt]
         if fmt == "keras":
@@ -294,8 +297,10 @@ def write_export(model: Any, fmt: str, out: Path, card: Callable[[float | None],
         check = _check(fmt, target, batch, expected)
         (tmp / CARD).write_text(card(check))
         _replace(tmp, out)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError) and not isinstance(e, StorageError):
+            raise storage_error(e, out, then="", elsewhere="give --out") from e
         raise
     return Exported(folder=out, files=[FILES[fmt], CARD], input_name=model.inputs[0].name,
                     input_shape=tuple(model.input_shape[1:]),

@@ -261,7 +261,7 @@ def execute(experiment: ExperimentDeclaration, plan: Plan, executor: Executor,
               and results[k].status == InstanceStatus.FAILED.value]
     request.out(terminal_table(results, config=plan.config, only=list(plan.resolved)))
     request.out(f"Results: {plan.exp_dir} ({time.perf_counter() - started:.1f}s)")
-    code = exit_code(failed, skipped, request.out)
+    code = exit_code(failed, skipped, results)
     if code == 0 and derived_failure(listeners):
         code = EXIT_DERIVED  # the line went to stderr when it failed
     return RunOutcome(results, failed, skipped, code)
@@ -304,16 +304,30 @@ def claim_instances(plan: Plan, recorder: Recorder, overwrite: bool,
     return jobs, skipped
 
 
-def exit_code(failed: list[int], skipped: list[int], out: Out) -> int:
-    """The run's exit code (see `RunOutcome`), said in words when it is not 0."""
+def exit_code(failed: list[int], skipped: list[int],
+              results: ExperimentResults | None = None) -> int:
+    """The run's exit code (see `RunOutcome`), said in words on stderr when it is not 0:
+    `-q` (which prints only results and errors) never hides why a run failed. A failed instance's line
+    holds the reason of its first failed fold (`results`), not only "see error.txt"."""
     if failed:
-        out(f"{len(failed)} instance(s) failed: {failed}; see error.txt in their folders.")
+        reasons = "; ".join(f"instance {k}: {_first_line(results, k)}" for k in failed[:3])
+        print(f"error: {len(failed)} instance(s) failed: {failed} ({reasons}); see error.txt "
+              "in their folders.", file=sys.stderr, flush=True)
         return 1
     if skipped:
-        out(f"instance(s) {skipped} are running in another runner and are not complete "
-            "here; rerun this command after that runner ends to see them.")
+        print(f"instance(s) {skipped} are running in another runner and are not complete "
+              "here; rerun this command after that runner ends to see them.",
+              file=sys.stderr, flush=True)
         return EXIT_PENDING_ELSEWHERE
     return 0
+
+
+def _first_line(results: ExperimentResults | None, instance: int) -> str:
+    """The first line of why an instance failed (its first failed fold's message)."""
+    message = results[instance].summary.message if results is not None \
+        and instance in results.instances else ""
+    first = message.strip().splitlines()[0] if message.strip() else "no reason recorded"
+    return first if len(first) <= 300 else first[:297] + "..."
 
 
 def search_instances(experiment: ExperimentDeclaration, search: Search,
@@ -338,7 +352,7 @@ def search_instances(experiment: ExperimentDeclaration, search: Search,
     request.out(terminal_table(results, config=config, only=sorted(set(declared) | set(trial_ids))))
     request.out(f"search: this runner ran {len(done.ran)} trial(s) ({len(done.pruned)} "
                 f"pruned, {len(done.failed)} failed); results in {done.layout.root}")
-    return RunOutcome(results, done.failed, [], 1 if done.failed else 0)
+    return RunOutcome(results, done.failed, [], exit_code(done.failed, [], results))
 
 
 def nested_instances(experiment: ExperimentDeclaration, search: Search,
@@ -352,4 +366,5 @@ def nested_instances(experiment: ExperimentDeclaration, search: Search,
         progress=request.progress, verbose=request.verbose,
         listeners=run_listeners(request, config, experiment.task_type)))
     request.out(terminal_table(done.results, config=config, only=done.shown))
-    return RunOutcome(done.results, [done.instance] if done.failed else [], [], done.code)
+    failed = [done.instance] if done.failed else []
+    return RunOutcome(done.results, failed, [], exit_code(failed, [], done.results) or done.code)

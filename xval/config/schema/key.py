@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from numbers import Integral, Real
 from typing import Any
 
+from xval.config.inifile import escape
 from xval.core.constraints import Interval, StrOptions, describe, satisfies
 
 _KINDS = {"str": str, "int": int, "float": float, "bool": bool}
@@ -84,12 +85,13 @@ class Key:
         return self.notes.replace("{choices}", listed or "one of the registered names")
 
     def text(self, value: Any) -> str:
-        """`value` as config.ini writes it (`none`, `true`, `0.001`)."""
+        """`value` as config.ini writes it (`none`, `true`, `0.001`; ` #` in text escaped as
+        ` \\#`, which would start a comment: `xval.config.inifile`)."""
         if value is None:
             return "none"
         if satisfies(value, ["boolean"]):
             return "true" if value else "false"
-        return str(value)
+        return escape(str(value))
 
 
 def int_key(help: str, low: float | None = None, high: float | None = None, **kw: Any) -> Key:
