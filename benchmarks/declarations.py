@@ -7,7 +7,9 @@ run, by the same command before and after the change.
 1. Places that declare a training parameter's name: in the library packages (`xval`,
    `architectures`, `preprocessing`, `augmentation`), a class body with annotated fields or a
    dict literal with string keys that names at least half of the `[training]` keys (the
-   schema's table, the typed record, the table of keys added since the first release).
+   schema's table, the typed record, the table of keys added since the first release); the
+   same count for `[features]` and `[augmentation]` (a dict of values, as the demo store's
+   feature parameters, counts too: read the listed places).
 2. Places that spell the run options: in `xval/running`, an `argparse` parser
    (`add_argument` calls in one function), a function signature, or a class body (fields)
    that names at least half of the run options (the 17 fields `RunRequest` had in 5060c43).
@@ -230,6 +232,13 @@ def main() -> None:
         print(f"1. places declaring the [training] parameters' names: {len(places)}")
         for p in places:
             print(f"     {p}")
+        from xval.config import schema
+
+        for section in ("features", "augmentation"):
+            places = declaring_places(set(schema.SCHEMA[section]))
+            print(f"   the same for [{section}]: {len(places)}")
+            for p in places:
+                print(f"     {p}")
     if "2" in only:
         declared, calls = option_places()
         print(f"2. places spelling the run options: {len(declared)} "
