@@ -138,7 +138,7 @@ def run_experiment(experiment: ExperimentDeclaration, request: RunRequest,
     metric = check_selection_metric(config, experiment.task_type, embeds)
     check_search(search, request.trials, request.inner_folds, plan.folds)  # its size, inner folds
     if request.dry_run:  # the plan (and the search), nothing written or trained
-        plan.describe(request.out, experiment.number, experiment.dataset)
+        plan.describe(request.out, experiment)
     for line in data_checks(plan):
         request.out(line)
     if request.dry_run:
