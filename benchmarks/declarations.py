@@ -10,9 +10,9 @@ run, by the same command before and after the change.
    schema's table, the typed record, the table of keys added since the first release); the
    same count for `[features]` and `[augmentation]` (a dict of values, as the demo store's
    feature parameters, counts too: read the listed places).
-2. Places that spell the run options: in `xval/running`, an `argparse` parser
-   (`add_argument` calls in one function), a function signature, or a class body (fields)
-   that names at least half of the run options (the 17 fields `RunRequest` had in 5060c43).
+2. Places that spell the run options: the modules of `xval/running` whose `argparse`
+   parsers (`add_argument` dests), function signatures and class bodies (fields) name,
+   together, at least half of the run options (the 17 fields `RunRequest` had in 5060c43).
    Calls that pass that many by keyword are counted apart (they spell them again too).
 3. Dry-run parameter lines of the two-instance script `python -m xval init` writes, on a
    folder of class sub-folders of generated tones (2 classes, 4 items, 3 takes each), with
@@ -90,12 +90,15 @@ def _dest(call: ast.Call) -> str | None:
 
 
 def option_places() -> tuple[list[str], list[str]]:
-    """(declarations, calls) in `xval/running` naming half of the run options or more."""
+    """(modules, calls) in `xval/running`: the modules whose declarations (class fields,
+    function signatures, `add_argument` dests) name half of the run options or more,
+    together; and the calls that pass that many by keyword."""
     declared, calls = [], []
     least = (len(RUN_OPTIONS) + 1) // 2
     for path in sorted((ROOT / "xval" / "running").glob("*.py")):
         tree = ast.parse(path.read_text(), str(path))
         where = path.relative_to(ROOT)
+        named: dict[str, set[str]] = {}
         for node in ast.walk(tree):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 args = node.args
@@ -103,21 +106,23 @@ def option_places() -> tuple[list[str], list[str]]:
                 dests = {_dest(c) for c in ast.walk(node) if isinstance(c, ast.Call)
                          and isinstance(c.func, ast.Attribute)
                          and c.func.attr == "add_argument"}
-                for kind, got in (("signature", params), ("argparse", dests)):
-                    hit = got & RUN_OPTIONS
-                    if len(hit) >= least:
-                        declared.append(f"{where}:{node.lineno} {kind} of {node.name} "
-                                        f"({len(hit)})")
+                for kind, got in ((f"signature of {node.name}", params),
+                                  (f"argparse of {node.name}", dests)):
+                    if got & RUN_OPTIONS:
+                        named[kind] = got & RUN_OPTIONS
             elif isinstance(node, ast.ClassDef):
                 fields = {s.target.id for s in node.body if isinstance(s, ast.AnnAssign)
                           and isinstance(s.target, ast.Name)}
-                hit = fields & RUN_OPTIONS
-                if len(hit) >= least:
-                    declared.append(f"{where}:{node.lineno} fields of {node.name} ({len(hit)})")
+                if fields & RUN_OPTIONS:
+                    named[f"fields of {node.name}"] = fields & RUN_OPTIONS
             elif isinstance(node, ast.Call):
                 hit = {kw.arg for kw in node.keywords if kw.arg} & RUN_OPTIONS
                 if len(hit) >= least:
                     calls.append(f"{where}:{node.lineno} call ({len(hit)})")
+        together = set().union(*named.values()) if named else set()
+        if len(together) >= least:
+            parts = ", ".join(f"{k} ({len(v)})" for k, v in named.items() if len(v) >= 3)
+            declared.append(f"{where} ({len(together)} of {len(RUN_OPTIONS)}: {parts})")
     return declared, calls
 
 
