@@ -17,8 +17,8 @@ run, by the same command before and after the change.
 3. Dry-run parameter lines of the two-instance script `python -m xval init` writes, on a
    folder of class sub-folders of generated tones (2 classes, 4 items, 3 takes each), with
    the script's own `--dry-run`: the lines indented under an `Instance k:` header.
-4. Imports of an underscore-private name from another module: `from M import _x` (and
-   `import M._x`) in the library packages, and attribute reads of a private name of
+4. Imports of an underscore-private name from another module: `from M import _x`,
+   `from M._m import x` and `import M._x` in the library packages, and attribute reads of a private name of
    another object (`model._run_through_graph`, `argparse._SubParsersAction`): any
    `X._name` where `X` is not `self`, `cls` or `super()` and `_name` is not defined in the
    same module; the documented names `os._exit`, `sys._getframe` and the named tuple's
@@ -135,8 +135,9 @@ def private_imports() -> list[str]:
         own = _defined_here(tree)
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.module != "__future__":
+                private_module = any(_private(p) for p in (node.module or "").split("."))
                 for alias in node.names:
-                    if _private(alias.name):
+                    if _private(alias.name) or private_module:
                         found.append(f"{where}:{node.lineno} from {node.module} import "
                                      f"{alias.name}")
             elif isinstance(node, ast.Import):
