@@ -19,6 +19,7 @@ from xval.cli.scripts import load_experiment
 from xval.config import schema
 from xval.config.effective import format_settings, settings
 from xval.config.loader import Config
+from xval.core.arguments import Subcommands
 from xval.core.errors import ConfigurationError
 from xval.running.declaration import ExperimentDeclaration
 from xval.running.environment import run_config
@@ -28,7 +29,7 @@ INSTANCE_SETTINGS = "xval.cli.instance_config:instance_settings"
 experiment script (it needs the planner, as the script's own import of `xval` does)."""
 
 
-def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+def add_parser(sub: Subcommands, parents: list[argparse.ArgumentParser]) -> None:
     """Adds the `config` subcommand to `python -m xval`."""
     p = sub.add_parser(
         "config", parents=parents,

@@ -133,15 +133,15 @@ def run_search(experiment: ExperimentDeclaration, search: Search, *, config: Con
     started = time.monotonic()
     plan = plan_for([])
     begin_experiment(context.recorder(plan), experiment, plan, backend)
-    study, first = open_study(plan.layout, search, experiment.first_trial_instance,
-                              metric_direction(metric))
+    study, first, storage = open_study(plan.layout, search, experiment.first_trial_instance,
+                                       metric_direction(metric))
     outcome = SearchOutcome(plan.layout, first)
     locks = Recorder(plan.layout, config, 0)
     while True:
         if limit is not None and time.monotonic() - started > limit:
             out(f"search: timeout of {limit:.0f}s reached; no new trial started.")
             break
-        claimed = claim_trial(study, first, n_trials, locks, out)
+        claimed = claim_trial(study, storage, first, n_trials, locks, out)
         if claimed is None:
             break
         trial, lock = claimed
@@ -155,11 +155,12 @@ def run_search(experiment: ExperimentDeclaration, search: Search, *, config: Con
     return outcome
 
 
-def claim_trial(study: Any, first: int, n_trials: int, locks: Recorder,
+def claim_trial(study: Any, storage: Any, first: int, n_trials: int, locks: Recorder,
                 out: Out) -> tuple[Any, FileLock] | None:
     """The next trial for this runner, with its instance's lock held: a trial left
     `RUNNING` by a runner that stopped (its lock is free), else a new one while the study
-    has fewer than `n_trials`.
+    has fewer than `n_trials`. A trial is found again by its number through the study's
+    storage (`BaseStorage.get_trial_id_from_study_id_trial_number`: Optuna's public API).
 
     Returns:
         `(trial, lock)`, or `None` when the study has all its trials.
@@ -173,7 +174,9 @@ def claim_trial(study: Any, first: int, n_trials: int, locks: Recorder,
             continue  # a live runner holds it
         out(f"search: resuming trial {frozen.number} (instance {first + frozen.number}), "
             "left unfinished by a runner that stopped.")
-        return optuna.trial.Trial(study, frozen._trial_id), candidate
+        study_id = storage.get_study_id_from_name(study.study_name)
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, frozen.number)
+        return optuna.trial.Trial(study, trial_id), candidate
     counted = [t for t in study.get_trials(deepcopy=False)
                if t.state != optuna.trial.TrialState.WAITING]
     if len(counted) >= n_trials:
