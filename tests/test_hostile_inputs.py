@@ -20,7 +20,7 @@ from preprocessing.features.pretrained import load_encoder
 from xval import Experiment
 from xval.core.errors import ConfigurationError, DatasetError
 from xval.core.network import check_reachable, host_port
-from xval.folds.kfold import MAX_FOLDS, ItemKFold, distinct_splits
+from xval.folds.splitters import MAX_FOLDS, ItemKFold, distinct_splits
 from xval.inference.classifiers import check_classes, check_width
 from xval.training import embeddings
 

@@ -14,6 +14,7 @@ from preprocessing.features.encoders import BUILT_IN
 from preprocessing.store import FeatureStore
 from xval.cli.backend import choose_backend
 from xval.cli.commands import COMMANDS
+from xval.core.arguments import Subcommands
 from xval.core.backend import use_backend
 from xval.core.dataset_info import DatasetInfo
 from xval.core.errors import ConfigurationError, XvalError
@@ -29,7 +30,7 @@ from xval.report.card import CardFacts, model_card
 from xval.report.results import InstanceResult
 
 
-def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]
+def add_parser(sub: Subcommands, parents: list[argparse.ArgumentParser]
                ) -> None:
     """Adds the `export` command."""
     p = sub.add_parser("export", parents=parents, help=COMMANDS["export"].help)

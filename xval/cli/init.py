@@ -56,6 +56,7 @@ from xval.cli.scripts import (
 )
 from xval.config import schema
 from xval.config.loader import Config, load_config
+from xval.core.arguments import Subcommands
 from xval.core.backend import use_backend
 from xval.core.errors import ConfigurationError, XvalError
 from xval.core.files import atomic_write_text
@@ -69,7 +70,7 @@ CONFIG_HEADER = ("Written by `python -m xval init`: only what differs from the p
                  "comes from.")
 
 
-def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+def add_parser(sub: Subcommands, parents: list[argparse.ArgumentParser]) -> None:
     """Adds the `init` subcommand to `python -m xval`."""
     p = sub.add_parser(
         "init", parents=parents,

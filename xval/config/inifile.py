@@ -26,6 +26,7 @@ import stat
 from pathlib import Path
 
 from xval.core.errors import ConfigurationError
+from xval.core.settings import escape
 
 __all__ = ["IniValues", "escape", "parse_ini", "read_ini"]
 
@@ -133,12 +134,6 @@ def _without_comment(line: str) -> str:
     if line.lstrip()[:1] in (";", "#"):
         return line
     return _ESCAPED.sub(r"\1", _INLINE.sub("", line)).rstrip()
-
-
-def escape(text: str) -> str:
-    """A value as config.ini must hold it to be read back whole: `;` and `#` after white
-    space escaped (`runs #2` -> `runs \\#2`), which would otherwise start a comment."""
-    return re.sub(r"(?<=\s)([;#])", r"\\\1", text)
 
 
 def parse_ini(text: str, where: str) -> IniValues:

@@ -20,7 +20,7 @@ from xval.inference.models import (
     resolve_models,
 )
 from xval.training.embeddings import layer_for
-from xval.training.loading import embedding_model
+from xval.training.layers import embedding_model
 
 
 def embedding_model_set(model_or_instance_dir: str | Path, fold: int | None = None

@@ -45,7 +45,7 @@ from xval.core.outputs import (
 )
 from xval.inference.models import ModelSet
 from xval.tasks.base import Task
-from xval.training.loading import inference_outputs
+from xval.training.layers import inference_outputs
 
 FORMATS = ("onnx", "keras", "savedmodel")
 """The `--format` values."""

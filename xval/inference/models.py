@@ -19,7 +19,7 @@ from xval.core.layout import ExperimentLayout, InstanceLayout
 from xval.core.parameters import FeatureParams
 from xval.core.storage import check_fold_file, check_fold_models
 from xval.tasks.base import Task
-from xval.training.loading import folder_layout, load
+from xval.training.loading import load
 
 
 def _read_dataset_info(path: Path) -> DatasetInfo:
@@ -250,7 +250,7 @@ def resolve_models(model_or_instance_dir: str | Path, *, fold: int | None = None
             check_fold_file(owner, path)
         where = f" of {owner.root.name}" if owner is not None else ""
         return ModelSet([path], f"model {path.name}{where}")
-    return _instance_models(folder_layout(path), fold, ensemble)
+    return _instance_models(InstanceLayout.of_folder(path), fold, ensemble)
 
 
 def _instance_models(layout: InstanceLayout, fold: int | None, ensemble: bool) -> ModelSet:

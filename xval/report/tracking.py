@@ -112,7 +112,7 @@ def _key(*parts: Any) -> str:
 class MLflowListener:
     """Logs an experiment's instances and folds to MLflow as they are recorded.
 
-    Pass it to `Experiment.run(..., listeners=[MLflowListener()])`; experiment scripts do
+    Pass it to `Experiment.run(..., output=Output(listeners=[MLflowListener()]))`; scripts do
     so with `--mlflow [URI]`.
 
     Args:

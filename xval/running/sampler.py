@@ -60,11 +60,12 @@ def _pruner(search: Search) -> Any:
 
 
 def open_study(layout: ExperimentLayout, search: Search, first_instance: int,
-               direction: str) -> tuple[Any, int]:
+               direction: str) -> tuple[Any, int, Any]:
     """Creates or loads the experiment's study (its `search.journal`).
 
     Returns:
-        `(study, first_instance)`: the first instance id stored in the study wins.
+        `(study, first_instance, storage)`: the first instance id stored in the study wins;
+        the study's `optuna.storages.JournalStorage`.
 
     Raises:
         ConfigurationError: when the stored study optimises in the other direction.
@@ -89,7 +90,7 @@ def open_study(layout: ExperimentLayout, search: Search, first_instance: int,
         for params in search.enqueue:
             study.enqueue_trial(params, skip_if_exists=True)
         stored = first_instance
-    return study, int(stored)
+    return study, int(stored), storage
 
 
 def objective_of(folds: Sequence[FoldResult], metric: str,

@@ -52,10 +52,12 @@ def activity_to_events(probabilities: np.ndarray, *, frame_seconds: float,
         classes: the class names of the columns.
         threshold: activity threshold, one for every class or one per class (in the order
             of `classes`). Defaults to `0.5`.
-        median_filter_frames: odd median filter length in frames (`scipy.ndimage`); `1`,
-            the default, turns it off.
-        min_event_seconds: shorter events are removed (after bridging). Defaults to `0.0`.
-        min_gap_seconds: shorter gaps between events of a class are bridged. Defaults to 0.
+        median_filter_frames: odd median filter length in frames; `1` turns it off
+            (`scipy.ndimage.median_filter`). Defaults to `1`.
+        min_event_seconds: shorter events are removed (after gap bridging). Defaults to
+            `0.0`.
+        min_gap_seconds: shorter gaps between events of one class are bridged. Defaults to
+            `0.0`.
         offset_s: time of frame 0 (a window's start in its recording). Defaults to `0.0`.
         duration_s: when given, offsets are clipped to it (the end of the recording).
             Defaults to `None`.
@@ -98,8 +100,14 @@ def activity_to_events(probabilities: np.ndarray, *, frame_seconds: float,
 
 
 def class_thresholds(threshold: float | Sequence[float], names: Sequence[str]) -> np.ndarray:
-    """One threshold per class, `np.ndarray [shape=(len(names),)]`: `threshold` (one value in
-    (0, 1]) repeated, or the per-class list checked.
+    """One threshold per class: `threshold` repeated, or the per-class list checked.
+
+    Args:
+        threshold: one value in (0, 1] for every class, or one per class.
+        names: the class names.
+
+    Returns:
+        `np.ndarray [shape=(len(names),)]`.
 
     Raises:
         ValueError: a value outside (0, 1], or a list of another length.
@@ -115,6 +123,12 @@ def class_thresholds(threshold: float | Sequence[float], names: Sequence[str]) -
 
 def _check_postprocessing(median_filter_frames: int, frame_seconds: float,
                           min_event_seconds: float, min_gap_seconds: float) -> None:
+    """Checks the post-processing arguments of `activity_to_events`.
+
+    Raises:
+        ValueError: for an even or non-positive `median_filter_frames`, a `frame_seconds`
+            not above 0, or a negative duration.
+    """
     if median_filter_frames < 1 or median_filter_frames % 2 == 0:
         raise ValueError(f"median_filter_frames={median_filter_frames}: expected an odd "
                          "number >= 1 (1 turns the filter off).")
@@ -124,7 +138,15 @@ def _check_postprocessing(median_filter_frames: int, frame_seconds: float,
 
 
 def _bridge(runs: list[list[float]], min_gap_seconds: float) -> list[list[float]]:
-    """Runs `[onset, offset]` (sorted) with the gaps shorter than `min_gap_seconds` bridged."""
+    """Bridges the short gaps between runs of one class.
+
+    Args:
+        runs: `[onset, offset]` of every run, sorted.
+        min_gap_seconds: gaps shorter than this are bridged.
+
+    Returns:
+        The runs, those a short gap separated merged into one.
+    """
     merged: list[list[float]] = []
     for run in runs:
         if merged and run[0] - merged[-1][1] < min_gap_seconds - 1e-9:
@@ -193,7 +215,8 @@ def frame_metrics(y_true: np.ndarray, y_prob: np.ndarray,
         frame predicted or annotated).
 
     Raises:
-        ValueError: when the shapes differ, or per-class thresholds do not match classes.
+        ValueError: when the shapes differ, or per-class thresholds do not match the
+            classes.
     """
     y_true, y_prob = np.asarray(y_true), np.asarray(y_prob)
     thresholds = np.asarray(threshold, dtype=float)
@@ -272,8 +295,14 @@ def event_metrics(reference: pd.DataFrame | Iterable[FileEvent],
     `detection_metrics`, for onset-only scoring and for choosing post-processing.
 
     Args:
-        reference, estimated, files, classes, evaluate_offset, t_collar,
-        percentage_of_length: as for `detection_metrics`.
+        reference: annotated events (see `detection_metrics`).
+        estimated: detected events, in the same form.
+        files: every evaluated file.
+        classes: the class names.
+        evaluate_offset: also require matching offsets; `False` matches on onsets only.
+            Defaults to `True`.
+        t_collar: onset (and offset) collar in seconds. Defaults to `0.2` (DCASE).
+        percentage_of_length: see `detection_metrics`. Defaults to `0.5`.
 
     Returns:
         dict `event_f1`, `event_precision`, `event_recall` (overall, micro over classes) and
@@ -296,8 +325,14 @@ def event_metrics(reference: pd.DataFrame | Iterable[FileEvent],
 
 
 def import_sed_eval() -> tuple[Any, Any]:
-    """`(sed_eval, dcase_util.containers)` (dcase_util needs setuptools' pkg_resources), or a
-    ConfigurationError naming the extra to install when sed_eval cannot be imported."""
+    """Imports sed_eval (which imports dcase_util, which needs setuptools' pkg_resources).
+
+    Returns:
+        `(sed_eval, dcase_util.containers)`.
+
+    Raises:
+        ConfigurationError: when sed_eval cannot be imported, naming the extra to install.
+    """
     try:
         with warnings.catch_warnings():
             # dcase_util warns that pkg_resources is deprecated on every import.
@@ -318,8 +353,22 @@ def import_sed_eval() -> tuple[Any, Any]:
 def _sed_lists(reference: pd.DataFrame | Iterable[FileEvent],
                estimated: pd.DataFrame | Iterable[FileEvent], files: Iterable[str],
                classes: Iterable[str]) -> tuple[Any, list[str], list[tuple[str, Any, Any]]]:
-    """`(sed_eval, classes, [(file, reference events, estimated events)])`: the events of
-    every file as sed_eval's containers, checked against `files` and `classes`."""
+    """The events of every file as sed_eval's containers, checked against `files` and
+    `classes`.
+
+    Args:
+        reference: annotated events (see `detection_metrics`).
+        estimated: detected events, in the same form.
+        files: every evaluated file.
+        classes: the class names.
+
+    Returns:
+        `(sed_eval, classes, [(file, reference events, estimated events)])`.
+
+    Raises:
+        ConfigurationError: when `sed_eval` cannot be imported.
+        ValueError: for an event of a file not in `files` or of a label not in `classes`.
+    """
     sed_eval, containers = import_sed_eval()
     names, labels = list(files), list(classes)
     ref, est = (_by_file(events, names, labels, name) for events, name in
@@ -330,6 +379,21 @@ def _sed_lists(reference: pd.DataFrame | Iterable[FileEvent],
 
 def _by_file(events: pd.DataFrame | Iterable[FileEvent], files: list[str], classes: list[str],
              name: str) -> dict[str, list[dict[str, Any]]]:
+    """The events of each file as sed_eval's event dicts.
+
+    Args:
+        events: a table with columns `file, onset_s, offset_s, label`, or a list of
+            `(file, onset_s, offset_s, label)`.
+        files: every evaluated file.
+        classes: the class names.
+        name: `"reference"` or `"estimated"`, for messages.
+
+    Returns:
+        file -> `[{"filename", "event_label", "onset", "offset"}, ...]`.
+
+    Raises:
+        ValueError: for an event of a file not in `files` or of a label not in `classes`.
+    """
     import pandas as pd  # noqa: PLC0415  (pandas: when events are scored)
 
     rows: Iterable[Any]

@@ -1,27 +1,18 @@
-"""Loading saved `.keras` models safely, and reading inside them: the architecture nested
-in a fold model, its layers, the outputs of an inner layer; and where a fold model's own
-files are (its fold record, its embedding classifier)."""
+"""Loading saved `.keras` models safely: Keras's safe mode, a Keras whose safe mode has its
+known bypasses fixed, and a `.keras` archive checked before Keras reads it. What is inside a
+loaded model is read by `xval.training.layers`."""
 
 from __future__ import annotations
 
 import json
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-import architectures
 from xval.core.backend import import_paused
 from xval.core.errors import ConfigurationError
-from xval.core.layout import InstanceLayout
-from xval.training.encoder import LAYER_NAME as ENCODER_LAYER
 
 MIN_KERAS = (3, 14)
-
-EmbeddingFunction = Callable[[np.ndarray], Any]
-"""`features (n, time, frequency) -> outputs of a layer (n, ...)`."""
 
 
 def load(model_path: str | Path, what: str = "Model file") -> Any:
@@ -87,95 +78,3 @@ def _check_archive(path: Path, what: str) -> None:
         raise ConfigurationError(
             f"{what} {str(path)!r} is not a usable `.keras` file: its config.json does not "
             "describe a model. Re-save the model.")
-
-
-def folder_layout(folder: str | Path) -> InstanceLayout:
-    """The layout of a folder holding an instance's models and records.
-
-    The folder need not be named `instance_<k>` (a copied or renamed instance folder still
-    holds its files under their own names): its id is then unknown, -1.
-    """
-    return InstanceLayout.parse(folder) or InstanceLayout(Path(folder), -1)
-
-
-def fold_model_layout(path: str | Path) -> tuple[InstanceLayout, int] | None:
-    """Where the files of a fold model are: for a `fold_<i>.keras`, the layout of its
-    folder (`folder_layout`) and `i`; `None` for a model of another name."""
-    fold = InstanceLayout.fold_of_model(path)
-    if fold is None:
-        return None
-    return folder_layout(Path(path).parent), fold
-
-
-def layer_names(model: Any) -> list[str]:
-    """Names of the model's layers, the architecture's own layers included."""
-    names = [layer.name for layer in model.layers]
-    backbone = inner_model(model)
-    if backbone is not None:
-        names += [f"{layer.name}" for layer in backbone.layers]
-    return names
-
-
-def embedding_model(model: Any, layer: str | None = None) -> EmbeddingFunction:
-    """A function from features to the outputs of the layer named `layer`, or with
-    `layer=None` to the input of the model's last layer (the penultimate representation).
-
-    Raises:
-        ConfigurationError: for an unknown layer name, listing the known ones.
-    """
-    import keras  # noqa: PLC0415  (Keras: only once the backend is set)
-
-    backbone = inner_model(model)
-    own = {layer_.name for layer_ in model.layers}
-    if layer is None and backbone is None:
-        sub = keras.Model(model.inputs, model.layers[-1].input)
-        return lambda x: sub.predict(x, verbose=0)
-    if layer is not None and layer in own and (backbone is None or layer != backbone.name):
-        sub = keras.Model(model.inputs, model.get_layer(layer).output)
-        return lambda x: sub.predict(x, verbose=0)
-    if backbone is None or (layer is not None and
-                            layer not in {layer_.name for layer_ in backbone.layers}):
-        raise ConfigurationError(
-            f"No layer named {layer!r}; the model's layers are: {', '.join(layer_names(model))}."
-        )
-    index = model.layers.index(backbone)
-    pre = keras.Model(model.inputs, model.layers[index - 1].output)
-    output = backbone.layers[-1].input if layer is None else backbone.get_layer(layer).output
-    trunk = keras.Model(backbone.inputs, output)
-    return lambda x: trunk.predict(pre.predict(x, verbose=0), verbose=0)
-
-
-def inner_model(model: Any) -> Any:
-    """The nested model holding the architecture inside a wrapper model, or `None` (an
-    encoder inside, the nested model `front_end`, is not the architecture)."""
-    import keras  # noqa: PLC0415  (Keras: only once the backend is set)
-
-    inner = [layer for layer in model.layers
-             if isinstance(layer, keras.Model) and layer.name != ENCODER_LAYER]
-    return inner[0] if len(inner) == 1 else None
-
-
-def inference_outputs(model: Any, inputs: Any) -> Any:
-    """`model`'s outputs on the Keras tensor `inputs` as a flat graph of its inference
-    layers: the layers that act while training only (`architectures.TRAINING_ONLY`:
-    SpecAugment, the warps) are left out, and nested models are opened, so that an exported
-    model holds no training-only layer.
-
-    Args:
-        model: a functional `keras.Model` (a fold model).
-        inputs: a Keras tensor shaped as its input.
-
-    Returns:
-        The output Keras tensor.
-    """
-    import keras  # noqa: PLC0415  (Keras: only once the backend is set)
-
-    def operation(op: Any) -> Any:
-        if isinstance(op, architectures.TRAINING_ONLY):
-            return lambda x, *args, **kwargs: x
-        if isinstance(op, keras.Model) and hasattr(op, "_run_through_graph"):
-            return lambda x, *args, **kwargs: inference_outputs(op, x)
-        return op
-
-    # What `Functional.call` runs, with the operations swapped (Keras's own graph walk).
-    return model._run_through_graph(inputs, operation_fn=operation)
