@@ -164,7 +164,7 @@ def sharing_run(config, store_dir, folder, epochs, batch, jobs_per_gpu, gpu, ins
     """`instances` x 4 jobs of the demo CNN through the process executor; returns the
     wall time and the sum of the jobs' fit seconds."""
     from benchmarks.engine_overhead import ARCH
-    from xval import Experiment
+    from xval import Execution, Experiment, Output
     from xval.core.files import read_json
     from xval.core.layout import ExperimentLayout
 
@@ -175,7 +175,8 @@ def sharing_run(config, store_dir, folder, epochs, batch, jobs_per_gpu, gpu, ins
     for k in range(1, instances + 1):
         exp[k] = {**ARCH, "comment_1": str(k)}
     started = time.perf_counter()
-    outcome = exp.run(config=config, executor="process", gpus=[gpu], out=lambda *a: None)
+    outcome = exp.run(config=config, executor=Execution("process", gpus=[gpu]),
+                      output=Output(out=lambda *a: None))
     wall = time.perf_counter() - started
     assert outcome.exit_code == 0
     layout = ExperimentLayout.of(folder, "demo", 1)
