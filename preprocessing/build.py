@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 import xval.config.schema as schema
 from preprocessing.audio import Region
+from preprocessing.content_check import DuplicateCheck, PrintSpool, merge_duplicates
 from preprocessing.extraction import Augmenter, extract_file
 from preprocessing.features import (
     compute_features,
@@ -39,7 +40,8 @@ from xval.core.terminal import is_terminal
 
 __all__ = ["build_store", "extract_file", "feature_params", "silent_note"]
 
-ExtractionTask = tuple[str, FeatureParams, Augmenter | None, int, int, str, Region | None]
+ExtractionTask = tuple[str, FeatureParams, Augmenter | None, int, int, str, Region | None,
+                       bool]
 
 
 def _warm_up(params: FeatureParams) -> None:
@@ -79,6 +81,7 @@ class _Extraction:
     skipped: Skipped
     strict: bool
     keep_silent: bool = False
+    spool: PrintSpool | None = None
     meta: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     silent: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     rows: int = 0
@@ -108,6 +111,8 @@ class _Extraction:
         self.rows += len(feats)
         self.files += 1
         self.paths.add(str(record["path"]))
+        if self.spool is not None and "content" in result:
+            self.spool.add(str(record["clip"]), result["content"])
         kept = [(float(start), int(version)) for start, version, keep
                 in zip(result["starts"], result["version"], real) if keep]
         for start, version in kept:
@@ -174,9 +179,11 @@ def _raw_rows(out: Path) -> Iterator[tuple[BinaryIO, str, str]]:
 
 def _store_info(params: FeatureParams, extraction: _Extraction,
                 augment_versions: int, seconds: float, described: Mapping[str, Any] | None,
-                info: Mapping[str, Any] | None) -> dict[str, Any]:
+                info: Mapping[str, Any] | None, check: DuplicateCheck | None
+                ) -> dict[str, Any]:
     """What `dataset.json` records of a build beside the store's own entries."""
     return {
+        **({"duplicates": check.to_dict()} if check is not None else {}),
         "feature_params": params.to_dict(),
         "sample_rate": params.sample_rate,
         "skipped": extraction.skipped,
@@ -196,8 +203,9 @@ def build_store(rows: pd.DataFrame, out: str | os.PathLike[str], *,
                 classes: list[str] | None = None, skipped: Skipped | tuple[()] = (),
                 info: Mapping[str, Any] | None = None, augmenter: Augmenter | None = None,
                 augment_versions: int = 0, augment_seed: int = 0, progress: bool = True,
-                inputs: Iterable[str | os.PathLike[str]] = (), bar_label: str = "features"
-                ) -> tuple[FeatureStore, dict[str, Any]]:
+                inputs: Iterable[str | os.PathLike[str]] = (), bar_label: str = "features",
+                check_content: bool = True, duplicates: DuplicateCheck | None = None,
+                merge: bool = False) -> tuple[FeatureStore, dict[str, Any]]:
     """Extracts features for every row and writes a feature store.
 
     Rows are processed in (item, clip) order, in parallel, and written in that order
@@ -223,6 +231,13 @@ def build_store(rows: pd.DataFrame, out: str | os.PathLike[str], *,
         progress: show a progress bar (files done, time left). Defaults to `True`.
         inputs: the folders read (the dataset root): never written in, nor inside the store.
         bar_label: the progress bar's label (`"store 2 of 2, aisfx"`). Defaults to `"features"`.
+        check_content: find the files that hold the same audio
+            (`preprocessing.content_check`) and record the pairs in `dataset.json`
+            (`duplicates`). Defaults to `True`.
+        duplicates: a check made before (`check_rows`), recorded as it is instead.
+            Defaults to `None`.
+        merge: make each group of items that share audio one item
+            (`merge_duplicates`). Defaults to `False`.
 
     Returns:
         `(store, summary)`: the opened `FeatureStore` and a dict of counts and skipped files.
@@ -247,13 +262,15 @@ def build_store(rows: pd.DataFrame, out: str | os.PathLike[str], *,
     check_segment_length(rows, params)
     rows, classes, unit = _in_order(rows, classes, task_type)
     workers = max(1, min(workers or os.cpu_count() or 1, len(rows)))
+    prints = check_content and duplicates is None
     work: list[ExtractionTask] = [
-        (r["path"], params, augmenter, augment_versions, augment_seed, r["clip"], row_region(r))
-        for r in rows.to_dict("records")]
+        (r["path"], params, augmenter, augment_versions, augment_seed, r["clip"], row_region(r),
+         prints) for r in rows.to_dict("records")]
     t0 = time.perf_counter()
-    with _raw_rows(out) as (raw, raw_path, npy_path):
+    with _raw_rows(out) as (raw, raw_path, npy_path), \
+            (PrintSpool(out.parent) if prints else contextlib.nullcontext()) as spool:
         extraction = _Extraction(raw, skipped, strict,
-                                 keep_silent=bool(params.keep_silent_segments))
+                                 keep_silent=bool(params.keep_silent_segments), spool=spool)
         with _extraction_results(work, params, workers) as results:
             bar = tqdm(results, total=len(work), unit="file", desc=f"{bar_label} -> {out.name}",
                        disable=not (progress and is_terminal()))
@@ -264,11 +281,16 @@ def build_store(rows: pd.DataFrame, out: str | os.PathLike[str], *,
         check_trainable(pd.DataFrame(extraction.meta, columns=["label", "item"]), skipped,
                         task_type=task_type, stage="left after skipping unusable files",
                         expected=rows["label"].astype(str).unique())
+        meta = pd.DataFrame(extraction.meta)
+        check = spool.check() if spool is not None else duplicates
+        if check is not None and merge:
+            check, meta = merge_duplicates(check, meta)
         seconds = time.perf_counter() - t0
-        body = _store_info(params, extraction, augment_versions, seconds, described, info)
-        store = write_store(out, npy_path, pd.DataFrame(extraction.meta), info=body,
-                            task_type=task_type, classes=classes, overwrite=overwrite)
-    return store, _summary(store, extraction, unit, skipped, seconds)
+        body = _store_info(params, extraction, augment_versions, seconds, described, info,
+                           check)
+        store = write_store(out, npy_path, meta, info=body, task_type=task_type,
+                            classes=classes, overwrite=overwrite)
+    return store, _summary(store, extraction, unit, skipped, seconds, check)
 
 
 def _in_order(rows: pd.DataFrame, classes: list[str] | None, task_type: str
@@ -283,11 +305,12 @@ def _in_order(rows: pd.DataFrame, classes: list[str] | None, task_type: str
 
 
 def _summary(store: FeatureStore, extraction: _Extraction, unit: str, skipped: Skipped,
-             seconds: float) -> dict[str, Any]:
+             seconds: float, check: DuplicateCheck | None) -> dict[str, Any]:
     """What `build_store` returns beside the store: counts, skipped files, time, shape."""
     return {"rows": len(store), "files": extraction.files,
             "recordings": len(extraction.paths), "unit": unit, "skipped": skipped,
             "items": store.info.n_items, "classes": store.classes,
             "seconds": round(seconds, 3), "shape": tuple(store.features.shape),
             "silent_segments": len(extraction.silent),
-            "silent_dropped": not extraction.keep_silent}
+            "silent_dropped": not extraction.keep_silent,
+            "duplicates": check.to_dict() if check is not None else None}
