@@ -234,7 +234,7 @@ def build_store(rows: pd.DataFrame, out: str | os.PathLike[str], *,
         check_content: find the files that hold the same audio
             (`preprocessing.content_check`) and record the pairs in `dataset.json`
             (`duplicates`). Defaults to `True`.
-        duplicates: a check made before (`check_rows`), recorded as it is instead.
+        duplicates: a check made before (`check_files`), recorded as it is instead.
             Defaults to `None`.
         merge: make each group of items that share audio one item
             (`merge_duplicates`). Defaults to `False`.

@@ -34,7 +34,7 @@ from xval.core.errors import DatasetError
 from xval.core.files import atomic_write_text, make_temp_file
 from xval.core.terminal import is_terminal
 
-__all__ = ["EXAMPLES", "Crossing", "DuplicateCheck", "PrintSpool", "check_prints", "check_rows",
+__all__ = ["EXAMPLES", "Crossing", "DuplicateCheck", "PrintSpool", "check_prints", "check_files",
            "crossing_pairs", "item_groups", "leaks_per_fold", "merged_items", "print_of",
            "report_lines", "write_pairs_csv"]
 
@@ -131,7 +131,7 @@ def check_prints(clips: Sequence[str], prints: Sequence[ContentPrint], *,
                           seconds=seconds + time.perf_counter() - t0)
 
 
-def check_rows(rows: pd.DataFrame, *, workers: int = 1, threshold: float = duplicates.THRESHOLD,
+def check_files(rows: pd.DataFrame, *, workers: int = 1, threshold: float = duplicates.THRESHOLD,
                progress: bool = False) -> DuplicateCheck:
     """Decodes every clip of source rows (`path`, `clip`, optional region columns) at the
     check's rate and checks them, in `workers` processes.
@@ -278,8 +278,8 @@ def leaks_per_fold(crossing: Sequence[Crossing],
 
 
 def report_lines(check: DuplicateCheck, crossing: Sequence[Crossing],
-                 sources: Mapping[str, str], *, fix: str, examples: int = EXAMPLES
-                 ) -> list[str]:
+                 sources: Mapping[str, str], *, fix: str, review: str = "--csv PAIRS.csv",
+                 examples: int = EXAMPLES) -> list[str]:
     """What the command lines print of a check: the count, a few pairs with both files and
     their similarity, the items involved, and the fix.
 
@@ -288,6 +288,7 @@ def report_lines(check: DuplicateCheck, crossing: Sequence[Crossing],
         crossing: its pairs that cross items (`crossing_pairs`).
         sources: clip -> the file it was read from (shown for each example).
         fix: how to merge the items (`--merge-duplicates` of the command at hand).
+        review: how to write every pair to a CSV. Defaults to `"--csv PAIRS.csv"`.
         examples: pairs shown. Defaults to `EXAMPLES`.
     """
     head = f"Content check ({check.described}) of {check.files} files: "
@@ -306,15 +307,14 @@ def report_lines(check: DuplicateCheck, crossing: Sequence[Crossing],
                      f"{sources.get(c.second, c.second)} ({c.items[1]}): similarity "
                      f"{c.similarity:.3f}")
     if len(crossing) > examples:
-        lines.append(f"  ... and {len(crossing) - examples} more (--csv PAIRS.csv writes "
-                     "them all)")
+        lines.append(f"  ... and {len(crossing) - examples} more ({review} writes them all)")
     shown = ["{" + ", ".join(g[:6]) + (", ..." if len(g) > 6 else "") + "}"
              for g in groups[:examples]]
     lines.append("  Items involved: " + "; ".join(shown)
                  + (f"; ... ({len(groups) - examples} more groups)" if len(groups) > examples
                     else ""))
     lines.append("  Their files could sit on both sides of a fold. Fix: each group becomes "
-                 f"one item with {fix}; or review the pairs (--csv PAIRS.csv).")
+                 f"one item with {fix}; or review the pairs ({review}).")
     return lines
 
 

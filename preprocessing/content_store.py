@@ -15,7 +15,7 @@ import pandas as pd
 from preprocessing.content_check import (
     Crossing,
     DuplicateCheck,
-    check_rows,
+    check_files,
     clip_table,
     crossing_pairs,
     merge_duplicates,
@@ -85,7 +85,7 @@ def recheck_store(store: FeatureStore, *, workers: int = 1, threshold: float | N
     """
     rows = _clip_rows(store.meta)
     kwargs: dict[str, Any] = {} if threshold is None else {"threshold": threshold}
-    check = check_rows(rows, workers=workers, progress=progress, **kwargs)
+    check = check_files(rows, workers=workers, progress=progress, **kwargs)
     if check.files == 0:
         raise DatasetError(
             f"{store.path}: none of its {len(rows)} audio files can be read (the first: "

@@ -17,7 +17,8 @@ import xval.config.schema as schema
 from xval.core.parameters import AugmentationParams, FeatureParams, TrainingParams
 from xval.core.settings import Settings
 
-__all__ = ["SECTIONS", "AugmentationSettings", "BackendSettings", "FeatureSettings",
+__all__ = ["SECTIONS", "AugmentationSettings", "BackendSettings", "DataSettings",
+           "FeatureSettings",
            "FoldSettings", "PathSettings", "ReportSettings", "check_record"]
 
 
@@ -46,6 +47,13 @@ class FoldSettings(Settings):
     test_fraction: float
     stratify: bool
     fold_seed: int
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class DataSettings(Settings):
+    """`[data]`."""
+
+    duplicates: str
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -93,7 +101,7 @@ class ReportSettings(Settings):
 
 SECTIONS: dict[str, type[Settings]] = {
     "paths": PathSettings, "backend": BackendSettings, "folds": FoldSettings,
-    "training": TrainingParams, "features": FeatureSettings,
+    "data": DataSettings, "training": TrainingParams, "features": FeatureSettings,
     "augmentation": AugmentationSettings, "report": ReportSettings,
 }
 """Section name -> its record."""

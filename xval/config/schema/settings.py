@@ -126,6 +126,18 @@ FEATURES: dict[str, Key] = {
         notes='Extraction processes (0 = all cores).'),
 }
 
+DATA: dict[str, Key] = {
+    "duplicates": choice_key("files holding the same audio under two items (the content "
+                             "check of the store): warn, or refuse to run", ("warn", "error"),
+        default='warn',
+        notes=('Files that hold the same audio under two items (the store\'s content check: '
+               'copies re-encoded, resampled, trimmed or with noise added; `python -m '
+               'preprocessing check STORE`) could sit on both sides of a fold: warn (the dry '
+               'run and the run say how many test items of each fold share audio with '
+               'training or validation items) | error (refuse to run until they are merged: '
+               '`--merge-duplicates`).')),
+}
+
 AUGMENTATION: dict[str, Key] = {
     "p_noise": float_key("probability of added noise", 0, 1,
         default=0.5,

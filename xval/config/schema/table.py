@@ -4,13 +4,22 @@ section headers, and the keys added since the first release."""
 from __future__ import annotations
 
 from xval.config.schema.key import Key
-from xval.config.schema.settings import AUGMENTATION, BACKEND, FEATURES, FOLDS, PATHS, REPORT
+from xval.config.schema.settings import (
+    AUGMENTATION,
+    BACKEND,
+    DATA,
+    FEATURES,
+    FOLDS,
+    PATHS,
+    REPORT,
+)
 from xval.config.schema.training import ADDED_TRAINING, TRAINING, TRAINING_NOTES
 
 SCHEMA: dict[str, dict[str, Key]] = {
     "paths": PATHS,
     "backend": BACKEND,
     "folds": FOLDS,
+    "data": DATA,
     "training": TRAINING,
     "features": FEATURES,
     "augmentation": AUGMENTATION,
