@@ -125,6 +125,26 @@ class _Extraction:
                 **({"split": record["split"]} if "split" in record else {}),
             })
 
+    def add_all(self, records: Iterable[dict[str, Any]],
+                results: Iterable[dict[str, Any]]) -> None:
+        """Adds every file's result, in order."""
+        for record, result in zip(records, results):
+            self.add(record, result)
+
+    def checked(self, given: DuplicateCheck | None, merge: bool, rows: pd.DataFrame,
+                task_type: str) -> tuple[pd.DataFrame, DuplicateCheck | None]:
+        """The rows' metadata (refused when what is left cannot train) and the content
+        check (of the prints kept, else `given`), each group of items sharing audio one
+        item when `merge` is on."""
+        check_trainable(pd.DataFrame(self.meta, columns=["label", "item"]), self.skipped,
+                        task_type=task_type, stage="left after skipping unusable files",
+                        expected=rows["label"].astype(str).unique())
+        meta = pd.DataFrame(self.meta)
+        check = self.spool.check() if self.spool is not None else given
+        if check is not None and merge:
+            check, meta = merge_duplicates(check, meta)
+        return meta, check
+
     def write_npy(self, raw_path: str, npy_path: str) -> None:
         """Writes the raw rows as a `.npy` file and removes the raw file.
 
@@ -141,6 +161,22 @@ class _Extraction:
             while block := src.read(1 << 24):
                 f.write(block)
         os.remove(raw_path)
+
+
+def _check_rows(rows: pd.DataFrame, params: FeatureParams, skipped: Skipped,
+                task_type: str) -> None:
+    """Refuses rows that would change results, cannot train, or whose clips are far shorter
+    than a segment."""
+    check_rows(rows)
+    check_trainable(rows, skipped, task_type=task_type, stage="found")
+    check_segment_length(rows, params)
+
+
+def _work(rows: pd.DataFrame, params: FeatureParams, augmenter: Augmenter | None,
+          versions: int, seed: int, prints: bool) -> list[ExtractionTask]:
+    """The arguments of `extract_file` for each row."""
+    return [(r["path"], params, augmenter, versions, seed, r["clip"], row_region(r), prints)
+            for r in rows.to_dict("records")]
 
 
 def _check_request(out: Path, *, overwrite: bool, strict: bool, skipped: Skipped,
@@ -231,13 +267,10 @@ def build_store(rows: pd.DataFrame, out: str | os.PathLike[str], *,
         progress: show a progress bar (files done, time left). Defaults to `True`.
         inputs: the folders read (the dataset root): never written in, nor inside the store.
         bar_label: the progress bar's label (`"store 2 of 2, aisfx"`). Defaults to `"features"`.
-        check_content: find the files that hold the same audio
-            (`preprocessing.content_check`) and record the pairs in `dataset.json`
-            (`duplicates`). Defaults to `True`.
-        duplicates: a check made before (`check_files`), recorded as it is instead.
-            Defaults to `None`.
-        merge: make each group of items that share audio one item
-            (`merge_duplicates`). Defaults to `False`.
+        check_content: record in `dataset.json` the files that hold the same audio
+            (`duplicates`, `preprocessing.content_check`). Defaults to `True`.
+        duplicates: a check made before (`check_files`), recorded instead. Defaults to `None`.
+        merge: make each group of items sharing audio one item. Defaults to `False`.
 
     Returns:
         `(store, summary)`: the opened `FeatureStore` and a dict of counts and skipped files.
@@ -255,17 +288,12 @@ def build_store(rows: pd.DataFrame, out: str | os.PathLike[str], *,
     out = Path(out)
     skipped = list(skipped)
     _check_request(out, overwrite=overwrite, strict=strict, skipped=skipped,
-                   augmenter=augmenter, augment_versions=augment_versions,
-                   inputs=inputs)
-    check_rows(rows)
-    check_trainable(rows, skipped, task_type=task_type, stage="found")
-    check_segment_length(rows, params)
+                   augmenter=augmenter, augment_versions=augment_versions, inputs=inputs)
+    _check_rows(rows, params, skipped, task_type)
     rows, classes, unit = _in_order(rows, classes, task_type)
     workers = max(1, min(workers or os.cpu_count() or 1, len(rows)))
     prints = check_content and duplicates is None
-    work: list[ExtractionTask] = [
-        (r["path"], params, augmenter, augment_versions, augment_seed, r["clip"], row_region(r),
-         prints) for r in rows.to_dict("records")]
+    work = _work(rows, params, augmenter, augment_versions, augment_seed, prints)
     t0 = time.perf_counter()
     with _raw_rows(out) as (raw, raw_path, npy_path), \
             (PrintSpool(out.parent) if prints else contextlib.nullcontext()) as spool:
@@ -274,17 +302,10 @@ def build_store(rows: pd.DataFrame, out: str | os.PathLike[str], *,
         with _extraction_results(work, params, workers) as results:
             bar = tqdm(results, total=len(work), unit="file", desc=f"{bar_label} -> {out.name}",
                        disable=not (progress and is_terminal()))
-            for record, result in zip(rows.to_dict("records"), bar):
-                extraction.add(record, result)
+            extraction.add_all(rows.to_dict("records"), bar)
         raw.close()
         extraction.write_npy(raw_path, npy_path)
-        check_trainable(pd.DataFrame(extraction.meta, columns=["label", "item"]), skipped,
-                        task_type=task_type, stage="left after skipping unusable files",
-                        expected=rows["label"].astype(str).unique())
-        meta = pd.DataFrame(extraction.meta)
-        check = spool.check() if spool is not None else duplicates
-        if check is not None and merge:
-            check, meta = merge_duplicates(check, meta)
+        meta, check = extraction.checked(duplicates, merge, rows, task_type)
         seconds = time.perf_counter() - t0
         body = _store_info(params, extraction, augment_versions, seconds, described, info,
                            check)

@@ -25,9 +25,16 @@ import scipy.sparse
 import scipy.sparse.csgraph
 from tqdm import tqdm
 
-from preprocessing import duplicates
 from preprocessing.audio import Region, load_audio
-from preprocessing.duplicates import ContentPrint
+from preprocessing.duplicates import (
+    METHOD,
+    RATE,
+    THRESHOLD,
+    ContentPrint,
+    compact,
+    content_print,
+    find_duplicates,
+)
 from preprocessing.parallel import process_pool
 from preprocessing.rows import row_region
 from xval.core.errors import DatasetError
@@ -47,7 +54,7 @@ class DuplicateCheck:
     """What a store records of its content check (`dataset.json` `duplicates`).
 
     Attributes:
-        method: how pairs were found (`preprocessing.duplicates.METHOD`).
+        method: how pairs were found (`preprocessing.METHOD`).
         threshold: the similarity at or above which a pair is one recording.
         sample_rate: the rate the check ran at (Hz).
         files: the files (clips) checked.
@@ -57,9 +64,9 @@ class DuplicateCheck:
         seconds: how long the check took.
     """
 
-    method: str = duplicates.METHOD
-    threshold: float = duplicates.THRESHOLD
-    sample_rate: int = duplicates.RATE
+    method: str = METHOD
+    threshold: float = THRESHOLD
+    sample_rate: int = RATE
     files: int = 0
     pairs: tuple[tuple[str, str, float], ...] = ()
     unreadable: tuple[str, ...] = ()
@@ -112,26 +119,26 @@ def print_of(path: str, region: Region | None = None) -> ContentPrint | str:
     """The content print of one file (or region), or why it cannot be read: run in the
     check's workers."""
     try:
-        y, _ = load_audio(path, sample_rate=duplicates.RATE, peak_normalize=False,
+        y, _ = load_audio(path, sample_rate=RATE, peak_normalize=False,
                           region=region)
     except DatasetError as e:
         return str(e)
-    return duplicates.compact(duplicates.content_print(y, duplicates.RATE))
+    return compact(content_print(y, RATE))
 
 
 def check_prints(clips: Sequence[str], prints: Sequence[ContentPrint], *,
-                 threshold: float = duplicates.THRESHOLD, unreadable: Iterable[str] = (),
+                 threshold: float = THRESHOLD, unreadable: Iterable[str] = (),
                  seconds: float = 0.0) -> DuplicateCheck:
     """The check of files whose prints are computed (`clips[i]` is the clip of `prints[i]`)."""
     t0 = time.perf_counter()
-    pairs = duplicates.find_duplicates(prints, threshold=threshold)
+    pairs = find_duplicates(prints, threshold=threshold)
     found = tuple((clips[p.first], clips[p.second], p.similarity) for p in pairs)
     return DuplicateCheck(threshold=threshold, files=len(clips), pairs=found,
                           unreadable=tuple(unreadable),
                           seconds=seconds + time.perf_counter() - t0)
 
 
-def check_files(rows: pd.DataFrame, *, workers: int = 1, threshold: float = duplicates.THRESHOLD,
+def check_files(rows: pd.DataFrame, *, workers: int = 1, threshold: float = THRESHOLD,
                progress: bool = False) -> DuplicateCheck:
     """Decodes every clip of source rows (`path`, `clip`, optional region columns) at the
     check's rate and checks them, in `workers` processes.
@@ -203,7 +210,7 @@ class PrintSpool:
         self._end += len(wave)
         self._landmarks.append((content.hashes, content.times))
 
-    def check(self, threshold: float = duplicates.THRESHOLD) -> DuplicateCheck:
+    def check(self, threshold: float = THRESHOLD) -> DuplicateCheck:
         """The check of every clip added."""
         self._file.close()
         waves = np.memmap(self.path, np.int16, "r", shape=(self._end,)) if self._end \

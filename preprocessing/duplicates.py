@@ -15,7 +15,7 @@ audfprint), with a waveform check at the end:
    to a fraction of a sample. A copy keeps its waveform up to a gain and a delay, so its
    residual is the distortion the transformation added; two takes of one sentence by one
    speaker do not share a waveform. `similarity >= threshold` (default 0.95: the best
-   scaled copy of one leaves a residual at least 10 dB below the other,
+   scaled copy of one leaves a residual at least 9.7 dB below the other,
    `similarity_db`) is a duplicate; 20 dB SNR of added noise alone is 0.995.
 
 Everything is measured on FSDD and RAVDESS by `benchmarks/duplicates.py`
@@ -275,7 +275,7 @@ def similarity(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def similarity_db(value: float) -> float:
-    """The similarity as the level of the residual below the signal (dB): 10 dB at the
+    """The similarity as the level of the residual below the signal (dB): 9.7 dB at the
     default threshold of 0.95, 20 dB for noise at 20 dB SNR."""
     value = min(max(value, 1e-12), 1 - 1e-12)
     return float(10 * np.log10(value ** 2 / (1 - value ** 2)))
