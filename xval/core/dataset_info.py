@@ -193,7 +193,7 @@ class DatasetInfo(Mapping[str, Any]):
         """The content check of the store's files (`preprocessing.content_check`: method,
         threshold, the pairs of files found to hold the same audio), or `None` for a store
         built before it was made."""
-        found = self.data.get("duplicates")
+        found = self.get("duplicates")  # (a Mapping: `[data]` names a config section)
         return dict(found) if found else None
 
     def without_skipped(self, store: str) -> DatasetInfo:

@@ -5,11 +5,12 @@ experiment's `dataset.json` (`xval.running.shared_audio.recorded`)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from openpyxl.worksheet.worksheet import Worksheet
 
+from xval.core.dataset_info import DatasetInfo
+from xval.core.errors import DatasetError
 from xval.core.records.base import RecordError
 from xval.report.workbook.cells import safe
 from xval.report.workbook.registry import SheetContext, register_sheet
@@ -20,18 +21,19 @@ MAX_PAIRS = 1000
 """Pairs listed on the sheet (the store's dataset.json keeps them all)."""
 
 
-def _description(data: Any) -> dict[str, Any]:
-    """The experiment's `dataset.json`, as a dict."""
-    if not isinstance(data, Mapping):
-        raise RecordError("not a JSON object")
-    return dict(data)
+def _description(data: Any) -> DatasetInfo:
+    """The experiment's `dataset.json`."""
+    try:
+        return DatasetInfo.from_dict(data)
+    except DatasetError as e:
+        raise RecordError(str(e)) from None
 
 
-def data_rows(info: Mapping[str, Any]) -> list[list[Any]]:
+def data_rows(info: DatasetInfo) -> list[list[Any]]:
     """The sheet's rows: `[name, value]` facts, then the folds and the pairs across items."""
-    check = info.get("duplicates")
-    rows: list[list[Any]] = [["store", info.get("store")], ["items", info.get("n_items")],
-                             ["files", info.get("n_files") or info.get("n_clips")]]
+    check = info.duplicates
+    rows: list[list[Any]] = [["store", info.store], ["items", info.n_items],
+                             ["files", info.n_files or info.n_clips]]
     if not check:
         return rows + [["content check", NOT_CHECKED]]
     crossing = check.get("crossing", [])
