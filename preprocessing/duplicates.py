@@ -53,7 +53,7 @@ _FAN, _AHEAD = 5, 16             # each peak with two of its first 5 partners in
 _DT_MAX, _DF_MAX = 24, 48        # frames (384 ms), bins (750 Hz)
 _MIN_MATCHES = 2                 # landmarks shared at one offset to be a candidate
 _Q_F, _Q_T = 2, 2                # hash resolution: 2 bins, 2 frames
-_MAX_BUCKET = 256                # a hash held by more files says nothing (a stop word)
+_MAX_BUCKET = 32                 # a hash held by more files says little (a stop word)
 _SHARED_ENERGY = 0.9             # the lag must cover 90 % of the shorter file's energy
 _REFINE = 0.5                    # a half-sample shift keeps at least this of a copy
 
