@@ -19,6 +19,9 @@ candidate index on N synthetic files whose landmarks are drawn from the real one
 
     python -m benchmarks.duplicates [--datasets fsdd ravdess] [--methods ...] [--scale 100000]
 
+`chromaprint` needs `pip install pyacoustid` and Debian's `libchromaprint-tools` (not
+project dependencies: the check does not use them).
+
 Timings are CPU seconds on whatever machine runs it (2 cores shared with other work when the
 figures in docs/results.md were taken: noisy).
 """

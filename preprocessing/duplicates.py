@@ -18,8 +18,8 @@ audfprint), with a waveform check at the end:
    scaled copy of one leaves a residual at least 9.7 dB below the other,
    `similarity_db`) is a duplicate; 20 dB SNR of added noise alone is 0.995.
 
-Everything is measured on FSDD and RAVDESS by `benchmarks/duplicates.py`
-([results](../docs/results.md)); the method and its limits are in docs/preprocessing.md.
+Measured on FSDD and RAVDESS by `benchmarks/duplicates.py` (docs/results.md, "The content
+check"); the method and its limits are in docs/preprocessing.md.
 """
 
 from __future__ import annotations
