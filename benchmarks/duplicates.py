@@ -168,18 +168,21 @@ def vector(y: np.ndarray, sr: int) -> np.ndarray:
 
 
 def aisfx_vectors(audio: Sequence[tuple[np.ndarray, int]]) -> np.ndarray:
-    """The aisfx encoder's embedding of each file, averaged over its blocks."""
+    """The aisfx encoder's states of each file, averaged over its blocks (every file padded
+    or cut to the longest file's length in whole blocks, at most 5 s: one network)."""
     import librosa  # noqa: PLC0415  (benchmark only)
 
     from preprocessing.features import encoders  # noqa: PLC0415  (loads Keras)
 
     encoder = encoders.BUILT_IN[encoders.AISFX].make()
     rate, block = encoder.sample_rate, encoder.block_length
+    waves = [librosa.resample(y, orig_sr=sr, target_sr=rate) if sr != rate else y
+             for y, sr in audio]
+    length = block * int(np.ceil(min(max(map(len, waves)), 5 * rate) / block))
     out = []
-    for y, sr in audio:
-        z = librosa.resample(y, orig_sr=sr, target_sr=rate) if sr != rate else y
-        z = np.pad(z, (0, max(0, block - len(z))))
-        states = np.asarray(encoder(z[None].astype(np.float32)))
+    for z in waves:
+        z = np.pad(z[:length], (0, max(0, length - len(z)))).astype(np.float32)
+        states = encoder.states(z[None], layers=[0])
         v = states.reshape(-1, states.shape[-1]).mean(axis=0)
         out.append(v / (np.linalg.norm(v) + 1e-12))
     return np.array(out)
