@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import shlex
 import shutil
 import sys
@@ -35,6 +36,7 @@ from xval.cli import sources as cli_sources
 from xval.cli.commands import COMMANDS
 from xval.cli.init_data import (
     MAX_FOLDS,
+    check_content,
     check_rows,
     check_source,
     data_name,
@@ -92,6 +94,10 @@ def add_parser(sub: Subcommands, parents: list[argparse.ArgumentParser]) -> None
                    help="every file its own item (default: files whose names share a "
                         "recording id, such as 1-100038-A.ogg and 1-100038-B.ogg, are one)")
     p.add_argument("--manifest", help="a CSV manifest of the files (path, label, item columns)")
+    p.add_argument("--merge-duplicates", action="store_true",
+                   help="make each group of items whose files hold the same audio (the "
+                        "content check: re-encoded, resampled, trimmed copies) one item; "
+                        "without it they are listed")
     corpora = sources.corpora()
     p.add_argument("--source", choices=[c.name for c in corpora],
                    help="read a corpus: " + "; ".join(f"{c.name}: {c.help}" for c in corpora))
@@ -143,12 +149,15 @@ def main_init(args: argparse.Namespace) -> int:
     rows, skipped, how, items = find_rows(audio, args, source)
     check_trainable(rows, skipped, stage=f"found ({how})")
     check_rows(rows, how)
-    folds = folds_for(rows, args.folds)
+    folds_for(rows, args.folds)  # refused before the files are read
     print(f"Found {len(rows)} files in {audio}: {rows['label'].nunique()} classes, "
           f"{rows['item'].nunique()} items ({how}).")
     if items:
         print(textwrap.fill(items, width=100, break_on_hyphens=False,
                             break_long_words=False))
+    rows, _ = check_content(rows, args, config.features.workers or os.cpu_count() or 1)
+    check_rows(rows, how)
+    folds = folds_for(rows, args.folds)
     segment = segment_for(rows, config)
     print(textwrap.fill(f"Segments: {segment.seconds:g} s every {segment.hop:g} s "
                         f"({segment.reason}; [features] segment_seconds in config.ini sets "
@@ -191,7 +200,8 @@ def _build_stores(args: argparse.Namespace, audio: Path,
             overwrite=args.overwrite, skipped=list(skipped),
             progress=progress and not args.no_progress, bar_label=label,
             info={"source": f"python -m xval init {audio}"
-                            + (f" --encoder {encoder}" if i else "")}, inputs=[audio])
+                            + (f" --encoder {encoder}" if i else "")}, inputs=[audio],
+            duplicates=rows.attrs.get("duplicates"))
 
     first = f"store 1 of {len(stores)}, {params.feature}"
     if encoder is None:

@@ -5,6 +5,7 @@ allow, and the segment length the clip durations call for."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import re
 import textwrap
@@ -14,6 +15,14 @@ import pandas as pd
 
 from architectures.hf import HF_PREFIX, ClapFamily, Family, LocalModel
 from preprocessing import sources
+from preprocessing.content_check import (
+    DuplicateCheck,
+    check_files,
+    crossing_pairs,
+    item_groups,
+    merged_items,
+    report_lines,
+)
 from preprocessing.features import encoders
 from preprocessing.features.pretrained import encoder_defaults
 from preprocessing.recordings import OVERRIDE
@@ -30,8 +39,8 @@ from xval.config.loader import PACKAGE_DEFAULT, Config
 from xval.core.errors import ConfigurationError, DatasetError
 from xval.folds import allowed_folds
 
-__all__ = ["MAX_FOLDS", "check_rows", "encoder_store_params", "find_rows", "folds_for",
-           "segment_for"]
+__all__ = ["MAX_FOLDS", "check_content", "check_rows", "encoder_store_params", "find_rows",
+           "folds_for", "segment_for"]
 
 MAX_FOLDS = 5
 NO_SHARED_ID = ("every file is its own item: the file names give no sound grouping by "
@@ -129,6 +138,39 @@ def check_rows(rows: pd.DataFrame, how: str) -> None:
             f"{n_items} item(s) found ({how}); cross-validation over items needs at least 3 "
             "(each fold tests one item, validates on another and trains on the rest). Give "
             "items with --pattern's (?P<item>..) group or --item-pattern.")
+
+
+def check_content(rows: pd.DataFrame, args: argparse.Namespace, workers: int
+                  ) -> tuple[pd.DataFrame, DuplicateCheck]:
+    """The content check of the files found (`preprocessing.content_check`): prints the
+    pairs of files that hold the same audio under two items and the fix; with
+    `--merge-duplicates`, each connected group of items becomes one item of the rows
+    returned (printed), before the folds are cut.
+
+    Returns:
+        The rows (their items merged when asked; the check in `rows.attrs["duplicates"]`,
+        which the stores record) and the check.
+    """
+    check = check_files(rows, workers=workers, progress=not args.no_progress)
+    items = dict(zip(rows["clip"].astype(str), rows["item"].astype(str)))
+    sources = dict(zip(rows["clip"].astype(str), rows["path"].astype(str)))
+    crossing = crossing_pairs(check, items)
+    fix = "`python -m xval init ... --merge-duplicates`"
+    review = "`python -m preprocessing check STORE --csv PAIRS.csv` once the store is built"
+    for line in report_lines(check, crossing, sources, fix=fix, review=review):
+        print(textwrap.fill(line, width=100, subsequent_indent="    ", break_on_hyphens=False,
+                            break_long_words=False) if not line.startswith("  ") else line)
+    if not (crossing and args.merge_duplicates):
+        rows.attrs["duplicates"] = check
+        return rows, check
+    groups = item_groups(crossing)
+    new = merged_items(groups)
+    for group in groups:
+        print(f"Merged items {', '.join(group)} into one: {'+'.join(group)} (--merge-duplicates).")
+    rows = rows.assign(item=[new.get(i, i) for i in rows["item"].astype(str)])
+    check = dataclasses.replace(check, merged=tuple(map(tuple, groups)))
+    rows.attrs["duplicates"] = check
+    return rows, check
 
 
 def folds_for(rows: pd.DataFrame, wanted: int | None) -> int:

@@ -18,8 +18,8 @@ from xval.core.parameters import AugmentationParams, FeatureParams, TrainingPara
 from xval.core.records.job import DEVICE_DATA_MB
 from xval.core.settings import Settings, setting
 
-__all__ = ["SECTIONS", "AugmentationSettings", "BackendSettings", "FeatureSettings",
-           "FoldSettings", "PathSettings", "ReportSettings"]
+__all__ = ["SECTIONS", "AugmentationSettings", "BackendSettings", "DataSettings",
+           "FeatureSettings", "FoldSettings", "PathSettings", "ReportSettings"]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -86,6 +86,21 @@ class FoldSettings(Settings):
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
+class DataSettings(Settings):
+    """`[data]`."""
+
+    duplicates: str = setting(
+        "warn", "files holding the same audio under two items (the content check of the "
+        "store): warn, or refuse to run", choices=("warn", "error"),
+        notes=("Files that hold the same audio under two items (the store's content check: "
+               "copies re-encoded, resampled, trimmed or with noise added; `python -m "
+               "preprocessing check STORE`) could sit on both sides of a fold: warn (the dry "
+               "run and the run say how many test items of each fold share audio with "
+               "training or validation items) | error (refuse to run until they are merged: "
+               "`--merge-duplicates`)."))
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
 class FeatureSettings(FeatureParams):
     """`[features]`: a store's feature parameters (`FeatureParams`) and the extraction's
     `workers`, which no store records."""
@@ -134,7 +149,7 @@ class ReportSettings(Settings):
 
 SECTIONS: dict[str, type[Settings]] = {
     "paths": PathSettings, "backend": BackendSettings, "folds": FoldSettings,
-    "training": TrainingParams, "features": FeatureSettings,
+    "data": DataSettings, "training": TrainingParams, "features": FeatureSettings,
     "augmentation": AugmentationSettings, "report": ReportSettings,
 }
 """Section name -> its record, in the order a config file lists them."""

@@ -50,6 +50,7 @@ from xval.report.workbook.cells import (
 )
 
 # The built-in sheets register themselves when their module is imported.
+from xval.report.workbook.data import data_rows
 from xval.report.workbook.folds import folds_table
 from xval.report.workbook.metrics import metrics_table
 from xval.report.workbook.nested import nested_table
@@ -68,7 +69,7 @@ from xval.report.workbook.summary import summary_table
 
 __all__ = ["BEST_FILL", "FAILED_FONT", "HEADER_FILL", "LATE_FILL", "PENDING_FONT", "SELECTED_FILL",
            "SELECTED_MARK", "TIED_FILL", "SheetContext", "SheetSpec", "Styles",
-           "build_workbook", "fill_workbook", "folds_table", "metrics_table",
+           "build_workbook", "data_rows", "fill_workbook", "folds_table", "metrics_table",
            "nested_table", "parameters_table", "plot_display_size", "plot_files",
            "register_sheet",
            "registered_sheets", "search_table", "statistics_table", "summary_table",
