@@ -31,6 +31,7 @@ from xval.executors import JobQueue
 from xval.executors.base import Executor
 from xval.running.declaration import ExperimentDeclaration
 from xval.running.environment import prepare_process, script_name
+from xval.running.packages import check_packages
 from xval.running.planner import Plan, make_plan
 from xval.running.recorder import Out, Recorder, folds_on_disk
 from xval.running.runner import executor_for
@@ -77,6 +78,7 @@ def refit_instance(experiment: ExperimentDeclaration, instance: int, config: Con
     epochs = max(1, int(round(statistics.median(e for e in best_epochs if e is not None))))
     job = refit_job(plan, instance, epochs)
     runner = executor_for(executor, config, gpu_id, backend)
+    check_packages(plan.resolved, executor=runner.name)
     out(f"instance {instance}: refitting on all {len(job.items['train'])} items for {epochs} "
         f"epochs (median of the folds' best epochs {best_epochs}).")
     with holding_instance(recorder, instance):

@@ -41,6 +41,7 @@ from xval.running.environment import (
 )
 from xval.running.experiment_files import begin_experiment, instance_dataset_info
 from xval.running.nested import NestedRun, run_nested
+from xval.running.packages import check_packages
 from xval.running.planner import Plan, make_plan, resolver
 from xval.running.recorder import Out, Recorder
 from xval.running.scheduler import Scheduler
@@ -137,6 +138,8 @@ def run_experiment(experiment: ExperimentDeclaration, request: RunRequest,
         else any(p.embeds for p in plan.resolved.values())
     metric = check_selection_metric(config, experiment.task_type, embeds)
     check_search(search, request.trials, request.inner_folds, plan.folds)  # its size, inner folds
+    check_packages(plan.resolved, search=search is not None, executor=executor.name,
+                   listeners=request.listeners)  # every optional package, named at once
     if request.dry_run:  # the plan (and the search), nothing written or trained
         plan.describe(request.out, experiment.number, experiment.dataset)
     for line in data_checks(plan):
@@ -146,6 +149,10 @@ def run_experiment(experiment: ExperimentDeclaration, request: RunRequest,
             dataclasses.replace(search, n_trials=request.trials or search.n_trials).describe(
                 request.out, experiment.first_trial_instance, metric, metric_direction(metric))
         return RunOutcome(None, [], [], 0)
+    for listener in request.listeners:  # MLflow connects: a bad store fails before training
+        begin = getattr(listener, "on_run_begin", None)
+        if begin is not None:
+            begin()
     if request.progress and executor.name == "inline":
         import_keras(request.out, backend)
     elif request.progress and executor.name == "ray":
