@@ -2,6 +2,7 @@
 data2vec-audio): a folder written by `save_pretrained`, or a hub id already in the local
 cache. Nothing is ever downloaded."""
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from preprocessing.features.encoders.base import (
 )
 from xval.core.errors import ConfigurationError
 
-__all__ = ["TransformersEncoder", "UnknownEncoderError", "WEIGHT_SUFFIXES"]
+__all__ = ["TransformersEncoder", "UnknownEncoderError", "WEIGHT_SUFFIXES", "model_folder"]
 
 
 class UnknownEncoderError(ConfigurationError):
@@ -26,13 +27,28 @@ class UnknownEncoderError(ConfigurationError):
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
 
 
-def _model_folder(name: str, revision: str | None) -> tuple[Path, str | None]:
-    """The local folder of a transformers model and its revision (a hub snapshot's commit)."""
+def model_folder(name: str, revision: str | None) -> tuple[Path, str | None]:
+    """The local folder of a transformers model and its revision (a hub snapshot's commit):
+    a folder holding a `config.json` object, or a hub id in the local cache (nothing is
+    downloaded; transformers itself is not imported).
+
+    Raises:
+        UnknownEncoderError: saying why `name` is neither.
+    """
     folder = Path(name)
     if folder.is_dir():
-        if not (folder / "config.json").is_file():
+        config = folder / "config.json"
+        if not config.is_file():
             raise UnknownEncoderError(f"the folder {folder} holds no config.json, so it is no "
                                       "model written by save_pretrained")
+        try:
+            ok = isinstance(json.loads(config.read_text(encoding="utf-8")), dict)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise UnknownEncoderError(f"{config} cannot be read as a model configuration "
+                                      f"({type(e).__name__}: {e})") from None
+        if not ok:
+            raise UnknownEncoderError(f"{config} is not a model configuration (it holds no "
+                                      "JSON object)")
         return folder, revision
     from huggingface_hub import snapshot_download  # noqa: PLC0415  (optional: [pretrained])
 
@@ -69,7 +85,7 @@ class TransformersEncoder(Encoder):
         torch = torch_module()
         import transformers  # noqa: PLC0415  (optional heavy dependency: [pretrained])
 
-        folder, revision = _model_folder(name, revision)
+        folder, revision = model_folder(name, revision)
         try:
             config = transformers.AutoConfig.from_pretrained(folder, local_files_only=True)
         except (ValueError, OSError, KeyError) as e:  # no model_type, unreadable JSON, ...
