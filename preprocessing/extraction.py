@@ -48,6 +48,19 @@ def _features_of(signal: np.ndarray, params: FeatureParams,
     return feats, starts
 
 
+def _too_short(path: str | os.PathLike[str], region: Region | None, y: np.ndarray, orig_sr: int,
+               params: FeatureParams) -> str:
+    """Why audio shorter than one analysis frame is skipped, in the file's own samples and
+    rate (decoded again at its rate: this path is rare), then as resampled."""
+    rate = int(params.sample_rate)
+    own = len(y) if orig_sr == rate else \
+        len(load_audio(path, sample_rate=orig_sr, region=region)[0])
+    said = f"{own} sample{'s' if own != 1 else ''} at {orig_sr} Hz"
+    if orig_sr != rate:
+        said += f" ({len(y)} at {rate} Hz once resampled)"
+    return f"too short: {said}, fewer than one analysis frame (n_fft={params.n_fft})"
+
+
 def extract_file(path: str | os.PathLike[str], params: Mapping[str, Any],
                  augmenter: Augmenter | None = None, versions: int = 0, seed: int = 0,
                  name: str | None = None, region: Region | None = None) -> dict[str, Any]:
@@ -79,8 +92,7 @@ def extract_file(path: str | os.PathLike[str], params: Mapping[str, Any],
         return {"error": str(e)}
     frame = params.n_fft
     if frame and len(y) < frame:
-        return {"error": f"too short: {len(y)} samples at {params.sample_rate} Hz, fewer "
-                         f"than one analysis frame (n_fft={frame})"}
+        return {"error": _too_short(path, region, y, orig_sr, params)}
     no_signal = no_signal_reason(y, params)
     if no_signal:
         return {"error": no_signal}

@@ -78,7 +78,7 @@ def embed_files(model_or_instance_dir: str | Path, files: Sequence[str | Path],
     fn = embedding_model(model, layer_for(model, layer or "auto"))
     rows, index = [], []
     for file, feats in zip(files, extract_features(files, feature_params_of(info, models))):
-        check_input_shape(model, feats["features"].shape[1:], path)
+        check_input_shape(model, feats["features"].shape[1:], path, models.described_by)
         out = np.asarray(fn(feats["features"].astype(np.float32)))
         rows.append(out.reshape(len(out), -1))
         index += [{"file": str(file), "segment": k, "start": s}

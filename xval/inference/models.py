@@ -16,6 +16,7 @@ from xval import tasks
 from xval.core.dataset_info import DatasetInfo
 from xval.core.errors import ConfigurationError, DatasetError, XvalError
 from xval.core.layout import ExperimentLayout, InstanceLayout
+from xval.core.links import broken_link
 from xval.core.parameters import FeatureParams
 from xval.core.storage import check_fold_file, check_fold_models
 from xval.tasks.base import Task
@@ -71,20 +72,28 @@ def feature_params_of(info: DatasetInfo, models: ModelSet | None = None) -> Feat
     return found
 
 
-def check_input_shape(model: Any, shape: Sequence[int], where: str | Path) -> None:
+def check_input_shape(model: Any, shape: Sequence[int], where: str | Path,
+                      described_by: str = "the dataset description") -> None:
     """Refuses features whose shape is not the one the model was built for (a dataset
     description of another store).
 
+    Args:
+        model: the `keras.Model`.
+        shape: the shape of one row of the features.
+        where: the model, in messages.
+        described_by: where the dataset description came from (`ModelSet.described_by`:
+            `--dataset-info PATH`, or the `dataset.json` found beside the model).
+
     Raises:
-        DatasetError: naming both shapes and the fix.
+        DatasetError: naming both shapes, the description and the fix.
     """
     expected = tuple(getattr(model, "input_shape", (None,))[1:])
     if len(expected) != len(shape) or any(e is not None and e != s
                                           for e, s in zip(expected, shape)):
         raise DatasetError(
             f"{where} expects features of shape {expected}, the dataset description gives "
-            f"{tuple(shape)}: --dataset-info belongs to another store. Pass the dataset.json "
-            "of the store the model was trained on.")
+            f"{tuple(shape)}: {described_by} belongs to another store. Pass the dataset.json "
+            "of the store the model was trained on (--dataset-info PATH).")
 
 
 def dataset_info_for(model_path: str | Path, info_path: str | Path | None = None
@@ -97,6 +106,15 @@ def dataset_info_for(model_path: str | Path, info_path: str | Path | None = None
     Raises:
         ConfigurationError: when none is found, or it has no feature parameters.
     """
+    return _read_dataset_info(dataset_info_path(model_path, info_path))
+
+
+def dataset_info_path(model_path: str | Path, info_path: str | Path | None = None) -> Path:
+    """The dataset description `dataset_info_for` reads (see there).
+
+    Raises:
+        ConfigurationError: when none is found, or `info_path` is not a file.
+    """
     if info_path is not None:
         candidates = [Path(info_path)]
     else:
@@ -108,7 +126,7 @@ def dataset_info_for(model_path: str | Path, info_path: str | Path | None = None
                 f"--dataset-info {str(candidate)!r} is not a file; pass a store's "
                 "dataset.json.")
         if candidate.is_file():
-            return _read_dataset_info(candidate)
+            return candidate
     raise ConfigurationError(
         f"No dataset.json found next to {model_path} (looked at "
         f"{', '.join(str(c) for c in candidates)}); pass --dataset-info PATH."
@@ -165,6 +183,7 @@ class ModelSet:
     def __init__(self, paths: Sequence[str | Path], description: str) -> None:
         self.paths = [Path(p) for p in paths]
         self.description = description
+        self.described_by = "the dataset description"  # set by `info_for`
         self._models: list[Any] | None = None
 
     def __len__(self) -> int:
@@ -198,7 +217,8 @@ class ModelSet:
         x = np.asarray(features, dtype=np.float32)
         total = np.zeros(0)
         for k, model in enumerate(self.models):
-            check_input_shape(model, x.shape[1:], self.paths[k] if self.paths else "model")
+            check_input_shape(model, x.shape[1:], self.paths[k] if self.paths else "model",
+                              self.described_by)
             out = np.asarray(model.predict(x, verbose=0), dtype=np.float64)
             total = out if k == 0 else total + out
         return total / len(self.models)
@@ -230,10 +250,10 @@ def resolve_models(model_or_instance_dir: str | Path, *, fold: int | None = None
     """
     path = Path(model_or_instance_dir)
     if not path.exists():
+        broken = broken_link(path)
         raise ConfigurationError(
-            f"Model {str(path)!r} does not exist" + (
-                " (a symbolic link to nothing, or to itself: a loop)" if path.is_symlink()
-                else "") + "; give a .keras file or an instance_<k> folder.")
+            f"Model {str(path)!r} does not exist" + (f" (it is {broken})" if broken else "")
+            + "; give a .keras file or an instance_<k> folder.")
     if fold is not None and ensemble:
         raise ConfigurationError(
             f"--fold {fold} and --ensemble contradict each other: --fold keeps one fold "
@@ -285,6 +305,10 @@ def info_for(models: ModelSet,
     info = describe(models.paths[0], dataset_info)
     if dataset_info is not None and not isinstance(dataset_info, Mapping):
         _check_same_encoder(models, info, dataset_info)
+        models.described_by = f"--dataset-info {str(dataset_info)!r}"
+    elif dataset_info is None:
+        found = dataset_info_path(models.paths[0])
+        models.described_by = f"{str(found)!r} (the dataset.json found beside the model)"
     return info
 
 

@@ -49,6 +49,7 @@ from xval.core.storage.checks import (
     InstanceFolds,
     RulesOf,
     TaskRules,
+    orphaned,
 )
 from xval.core.storage.records import RecordFiles
 
@@ -186,10 +187,14 @@ class ResultsStore(RecordFiles):
             self.read_record(layout.params_file, ParamsRecord.from_dict)[1] else []
         raw = self.folds(layout, None, None)
         unreadable += raw.unreadable
+        models = layout.fold_models()
         if num_folds is None:
-            num_folds = self._num_folds(layout, [*raw.by_file, *raw.invalid], unreadable)
+            num_folds = self._num_folds(layout, [*raw.by_file, *raw.invalid, *models],
+                                        unreadable)
         found = {i: r for i, r in raw.by_file.items() if i < num_folds}
         invalid = {i: why for i, why in raw.invalid.items() if i < num_folds}
+        invalid.update({i: orphaned(layout, i) for i in models  # a model whose record is gone
+                        if i < num_folds and i not in found and i not in invalid})
         recorded = params.task_type if params is not None and params.task_type else \
             next((r.task_type for r in found.values() if r.task_type), None)
         rules = rules_of(recorded, found.values())
