@@ -5,13 +5,14 @@ the store's `dataset.json` beside its results, and the model's folder leads to i
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from preprocessing.build import extract_file, feature_params
+from preprocessing.streaming import is_long, stream_features
 from xval import tasks
 from xval.core.dataset_info import DatasetInfo
 from xval.core.errors import ConfigurationError, DatasetError, XvalError
@@ -133,18 +134,101 @@ def dataset_info_path(model_path: str | Path, info_path: str | Path | None = Non
     )
 
 
-def extract_features(files: Sequence[str | Path], params: Mapping[str, Any], *,
-                     real_only: bool | None = None) -> list[dict[str, Any]]:
-    """The features of audio files, extracted as the dataset's were (see
-    `preprocessing.build.extract_file`).
+def read_features(path: str | Path, params: Mapping[str, Any], *,
+                  real_only: bool | None = None) -> Iterator[dict[str, Any]]:
+    """The features of one audio file, extracted as the dataset's were, in chunks: a file
+    of at most `preprocessing.streaming.LONG_SECONDS` whole (`extract_file`: one chunk), a
+    longer one window batch by window batch (`stream_features`), so that memory does not
+    grow with the file.
 
     Args:
-        files: audio files.
+        path: an audio file.
         params: the dataset's feature parameters.
         real_only: drop the silent and padding segments (`preprocessing.silent_segments`),
             so that a clip's score averages real segments only. Defaults to `None`: as the
             store was built (dropped unless `keep_silent_segments`). A detector keeps every
             window (`False`): its windows are stitched in time.
+
+    Yields:
+        dicts of `features` (`np.ndarray [shape=(segments, time, frequency)]`) and
+        `starts` (seconds), in order; the last one also holds `duration` (seconds).
+
+    Raises:
+        DatasetError: for a file that cannot be read or holds no usable audio, naming it.
+    """
+    params = FeatureParams.of(params)
+    if real_only is None:
+        real_only = not params.keep_silent_segments
+    if is_long(path):
+        try:
+            yield from stream_features(path, params, real_only=real_only)
+        except DatasetError as e:
+            raise DatasetError(f"{path}: {e}") from None
+        return
+    result = extract_file(path, params)
+    if "error" in result:
+        raise DatasetError(f"{path}: {result['error']}")
+    if real_only:
+        real = ~np.asarray(result["silent"], bool)
+        result = {**result, "features": result["features"][real],
+                  "starts": [s for s, keep in zip(result["starts"], real) if keep]}
+    yield {"features": result["features"], "starts": list(result["starts"]),
+           "duration": result["duration"]}
+
+
+PREDICT_BATCH = 32
+"""The batch of `keras.Model.predict` (its default)."""
+ROWS_BYTES = 8 << 20
+"""About how many bytes of features a model is handed at a time for a long file."""
+
+
+def _rows_per_call(features: np.ndarray) -> int:
+    """Rows handed to a model at a time: about `ROWS_BYTES` of them (2,048 rows of the demo
+    store's log-mel; 32, the least, of 2.5 s of 44.1 kHz audio), a multiple of
+    `PREDICT_BATCH`, so that the model sees the batches the whole file would give it (the
+    same outputs, to the bit)."""
+    row = max(1, features[:1].nbytes)
+    return max(PREDICT_BATCH, ROWS_BYTES // row // PREDICT_BATCH * PREDICT_BATCH)
+
+
+def file_outputs(path: str | Path, params: Mapping[str, Any],
+                 respond: Callable[[np.ndarray], np.ndarray], *,
+                 real_only: bool | None = None) -> dict[str, Any]:
+    """`respond` (a model's outputs, its embeddings) on every segment of one audio file,
+    computed chunk by chunk (`read_features`, `_rows_per_call` rows at a time): only the
+    outputs are kept.
+
+    Returns:
+        dict of `outputs` (`respond`'s rows of every segment, concatenated), `starts`
+        (seconds) and `duration` (seconds).
+
+    Raises:
+        DatasetError: as `read_features`.
+    """
+    outputs, pending, starts, duration = [], [], [], 0.0
+    for chunk in read_features(path, params, real_only=real_only):
+        if len(chunk["features"]):
+            pending.append(chunk["features"])
+        starts += list(chunk["starts"])
+        duration = float(chunk.get("duration", duration))
+        rows, per_call = sum(len(p) for p in pending), _rows_per_call(chunk["features"])
+        if rows >= per_call and "duration" not in chunk:
+            ready = np.concatenate(pending)
+            cut = rows // per_call * per_call
+            for first in range(0, cut, per_call):
+                outputs.append(np.asarray(respond(ready[first:first + per_call])))
+            pending = [ready[cut:]]
+    rest = np.concatenate(pending) if pending else np.zeros(0)
+    if len(rest):
+        outputs.append(np.asarray(respond(rest)))
+    return {"outputs": np.concatenate(outputs), "starts": starts, "duration": duration}
+
+
+def extract_features(files: Sequence[str | Path], params: Mapping[str, Any], *,
+                     real_only: bool | None = None) -> list[dict[str, Any]]:
+    """The features of audio files, extracted as the dataset's were (`read_features`),
+    each file's held whole: for a few short files (the commands read files chunk by chunk
+    through `file_outputs`).
 
     Returns:
         One dict per file: `features` (`np.ndarray [shape=(segments, time, frequency)]`),
@@ -153,21 +237,12 @@ def extract_features(files: Sequence[str | Path], params: Mapping[str, Any], *,
     Raises:
         DatasetError: for a file that cannot be read, naming it.
     """
-    params = FeatureParams.of(params)
-    if real_only is None:
-        real_only = not params.keep_silent_segments
     out = []
     for path in files:
-        result = extract_file(path, params)
-        if "error" in result:
-            raise DatasetError(f"{path}: {result['error']}")
-        if real_only:
-            real = ~np.asarray(result["silent"], bool)
-            result = {**result, "features": result["features"][real],
-                      "starts": [s for s, keep in zip(result["starts"], real) if keep],
-                      "version": [v for v, keep in zip(result["version"], real) if keep],
-                      "silent": [False] * int(real.sum())}
-        out.append(result)
+        chunks = list(read_features(path, params, real_only=real_only))
+        out.append({"features": np.concatenate([c["features"] for c in chunks]),
+                    "starts": [s for c in chunks for s in c["starts"]],
+                    "duration": chunks[-1]["duration"]})
     return out
 
 
