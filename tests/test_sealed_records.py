@@ -194,3 +194,17 @@ def test_a_record_whose_seal_was_removed_is_refused_by_name(done, config):
     assert exp.run(config=config, instances=[1], out=lines.append).exit_code == 0
     assert "instance 1 fold 1: fold_1.json lost its content_sha256" in "\n".join(map(str, lines))
     assert seal_problem(json.loads((one / "fold_1.json").read_text())) == ""  # trained again
+
+
+def test_the_derived_summary_is_read_without_a_seal(done):
+    # summary.json is derived and written unsealed: reading it (the number of folds of an
+    # instance whose last fold file is gone) is no seal problem.
+    from xval.core.layout import InstanceLayout
+    from xval.core.storage import TaskRules
+
+    _, folder = done
+    layout = InstanceLayout(folder / "instance_1", 1)
+    (layout.root / "fold_2.json").unlink()
+    (layout.root / "fold_2.keras").unlink()
+    files = ResultsStore().instance(layout, None, lambda task, records: TaskRules())
+    assert files.unreadable == [] and files.num_folds == 3

@@ -75,10 +75,16 @@ SEALED_SINCE = 2
 `CONTENT_KEY` lost it after it was written."""
 
 
-def seal_problem(data: Any) -> str:
+def seal_problem(data: Any, *, required: bool = True) -> str:
     """Why a record file's content no longer matches the hash sealed into it, or `""`
     (matches, or not a mapping, or a record of a format written before records were sealed:
     no `"format"`, release 0.1).
+
+    Args:
+        data: the file's JSON content.
+        required: a record of format 2 or later must hold its seal; `False` for a derived
+            file written unsealed (`summary.json`), whose seal is checked only when it has
+            one. Defaults to `True`.
 
     Returns:
         `"was edited after it was written: its content hashes to <12 hex>, not the recorded
@@ -88,6 +94,8 @@ def seal_problem(data: Any) -> str:
     if not isinstance(data, Mapping):
         return ""
     if CONTENT_KEY not in data:
+        if not required:
+            return ""
         version = data.get("format", 1)
         if isinstance(version, int) and not isinstance(version, bool) \
                 and version >= SEALED_SINCE:

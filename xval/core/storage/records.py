@@ -37,12 +37,16 @@ class RecordFiles:
     def __init__(self) -> None:
         self._records: dict[tuple[str, Any], tuple[Stamp, Any]] = {}
 
-    def read_record(self, path: Path, parse: Callable[[Any], T]) -> tuple[T | None, str]:
+    def read_record(self, path: Path, parse: Callable[[Any], T], *,
+                    sealed: bool = True) -> tuple[T | None, str]:
         """Reads a JSON result file through its record's `from_dict`.
 
         Args:
             path: the file.
             parse: the record's `from_dict` (e.g. `ParamsRecord.from_dict`).
+            sealed: the file is written sealed (`write`), so one without its seal is
+                refused; `False` for a derived file written unsealed (`summary.json`).
+                Defaults to `True`.
 
         Returns:
             `(record, "")`; `(None, "")` when the file does not exist; `(None, why)` when
@@ -58,7 +62,7 @@ class RecordFiles:
             return cached[1], ""
         try:
             data = read_json(path)
-            edited = hashing.seal_problem(data)
+            edited = hashing.seal_problem(data, required=sealed)
             if edited:  # a metric, a model's hash or a parameter changed by hand
                 return None, edited
             record = parse(data)

@@ -214,10 +214,11 @@ class ResultsStore(RecordFiles):
                              trial=trial, task_type=recorded, rules=rules,
                              num_folds=num_folds, nested=nested)
 
-    def _optional(self, path: Path, kind: Any, unreadable: list[str]) -> Any:
+    def _optional(self, path: Path, kind: Any, unreadable: list[str], *,
+                  sealed: bool = True) -> Any:
         """The record of `path`, or `None` (its name added to `unreadable` when it cannot
-        be read)."""
-        record, problem = self.read_record(path, kind.from_dict)
+        be read); `sealed` as for `read_record`."""
+        record, problem = self.read_record(path, kind.from_dict, sealed=sealed)
         if problem:
             unreadable.append(path.name)
         return record
@@ -225,7 +226,8 @@ class ResultsStore(RecordFiles):
     def _num_folds(self, layout: InstanceLayout, folds: list[int],
                    unreadable: list[str]) -> int:
         """The number of folds from `summary.json`, else from the fold files present."""
-        old = self._optional(layout.summary_file, InstanceSummary, unreadable)
+        old = self._optional(layout.summary_file, InstanceSummary, unreadable,
+                             sealed=False)  # derived, written unsealed
         if old is not None and old.num_folds:
             return int(old.num_folds)
         return max(folds, default=-1) + 1
