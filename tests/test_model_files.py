@@ -146,6 +146,16 @@ def test_every_keras_loader_checks_the_archive_first(files, monkeypatch):
                         lambda *a: pytest.fail("a member was read before the check"))
     with pytest.raises(ConfigurationError, match="is refused before anything in it is read"):
         loading.load(files / "bomb.keras")
+    # The model commands check a file they are given first, before they look for its
+    # dataset.json (a bomb beside none is named as a bomb).
+    from xval.inference.models import resolve_models
+
+    lone = files.parent / "lone"
+    lone.mkdir(exist_ok=True)
+    (lone / "escape.keras").write_bytes((files / "escape.keras").read_bytes())
+    with pytest.raises(ConfigurationError, match=r"'assets/\.\./\.\./escaped\.txt' is named "
+                                                 r"outside the archive"):
+        resolve_models(lone / "escape.keras")
 
 
 def test_another_stores_description_in_a_real_process(files):

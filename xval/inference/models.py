@@ -21,7 +21,7 @@ from xval.core.links import broken_link
 from xval.core.parameters import FeatureParams
 from xval.core.storage import check_fold_file, check_fold_models
 from xval.tasks.base import Task
-from xval.training.loading import folder_layout, load
+from xval.training.loading import check_model_file, folder_layout, load
 
 
 def _read_dataset_info(path: Path) -> DatasetInfo:
@@ -340,6 +340,7 @@ def resolve_models(model_or_instance_dir: str | Path, *, fold: int | None = None
                 f"--fold and --ensemble choose models inside an instance folder, but "
                 f"{str(path)!r} is not a folder. Pass its instance_<k> folder instead."
             )
+        check_model_file(path, "Model")  # its zip directory, before anything else
         owner = InstanceLayout.parse(path.absolute().parent)
         if owner is not None:  # a fold model alone is checked against its record too
             check_fold_file(owner, path)

@@ -43,18 +43,7 @@ def load(model_path: str | Path, what: str = "Model file") -> Any:
     keras = import_paused("keras")  # Keras: only once the backend is set
     import xval.tasks.losses  # noqa: F401, PLC0415  (imports Keras; registers custom losses)
 
-    path = Path(model_path)
-    if path.is_dir():
-        raise ConfigurationError(f"{what} {str(path)!r} is a folder; give a .keras file (an "
-                                 "instance folder holds fold_<i>.keras).")
-    if not path.is_file():
-        raise ConfigurationError(f"{what} {str(path)!r} does not exist.")
-    if path.suffix != ".keras" or not zipfile.is_zipfile(path):
-        raise ConfigurationError(
-            f"{what} {str(path)!r} is not a Keras 3 `.keras` file. Legacy HDF5 (.h5) and "
-            "other formats are refused: they can run code when loaded. Re-save the model "
-            "with `model.save('name.keras')` in a trusted environment."
-        )
+    path = check_model_file(model_path, what)
     version = tuple(int(p) for p in keras.__version__.split(".")[:2] if p.isdigit())
     if version < MIN_KERAS:
         raise ConfigurationError(
@@ -84,13 +73,44 @@ about 1.1 times, JSON about 10; a zip bomb a million times."""
 RATIO_FROM = 64 << 20
 
 
+def check_model_file(model_path: str | Path, what: str = "Model file") -> Path:
+    """Refuses a model path that is not a Keras 3 `.keras` archive, or one whose zip
+    directory `check_archive` refuses, before anything in it is read (`load` calls it; the
+    model commands call it when they are given a file, before they look for anything else).
+
+    Returns:
+        The path.
+
+    Raises:
+        ConfigurationError: for a folder, a FIFO or device, a missing file, a legacy HDF5
+            (`.h5`) or other non-`.keras` file, and what `check_archive` refuses.
+    """
+    path = Path(model_path)
+    if path.is_dir():
+        raise ConfigurationError(f"{what} {str(path)!r} is a folder; give a .keras file (an "
+                                 "instance folder holds fold_<i>.keras).")
+    if path.exists() and not path.is_file():
+        raise ConfigurationError(f"{what} {str(path)!r} is not a regular file (a FIFO, socket "
+                                 "or device): it is never opened; give a .keras file.")
+    if not path.is_file():
+        raise ConfigurationError(f"{what} {str(path)!r} does not exist.")
+    if path.suffix != ".keras" or not zipfile.is_zipfile(path):
+        raise ConfigurationError(
+            f"{what} {str(path)!r} is not a Keras 3 `.keras` file. Legacy HDF5 (.h5) and "
+            "other formats are refused: they can run code when loaded. Re-save the model "
+            "with `model.save('name.keras')` in a trusted environment."
+        )
+    check_archive(path, what)
+    return path
+
+
 def check_archive(path: str | Path, what: str = "Model file") -> None:
     """Refuses a `.keras` archive by what its zip directory declares, before any member is
     read or unpacked: a member whose name leads outside the archive (an absolute path, a
     drive, a `..` part: it could be written anywhere when assets are unpacked), more than
     `MAX_MEMBERS` members, more than `MAX_BYTES` unpacked, or a member unpacking more than
     `MAX_RATIO` times its packed size past `RATIO_FROM` bytes (a zip bomb). Every loader of
-    a `.keras` file goes through it (`load`).
+    a `.keras` file goes through it (`check_model_file`, which `load` calls).
 
     Raises:
         ConfigurationError: naming the file, the member and why.
@@ -127,9 +147,7 @@ def check_archive(path: str | Path, what: str = "Model file") -> None:
 
 
 def _check_archive(path: Path, what: str) -> None:
-    """Refuses a `.keras` zip that `check_archive` refuses, or without a `config.json`
-    that is a JSON object."""
-    check_archive(path, what)
+    """Refuses a `.keras` zip without a `config.json` that is a JSON object."""
     try:
         with zipfile.ZipFile(path) as archive:
             config = json.loads(archive.read("config.json"))
