@@ -65,7 +65,7 @@ class Case:
         env: environment variables to set (`{W}` is formatted).
         unset: environment variables to remove.
         stdout: a file to send stdout to (e.g. `/dev/full`) instead of a pipe.
-        named: the input is one named in an issue (37, then 45: counted apart).
+        named: the input is one named in an issue (37, 45, 54: counted apart).
         cleanup: undoes what `prepare` did outside the sandbox's own files (`chattr`).
         timeout: seconds before the case counts as a hang.
     """
