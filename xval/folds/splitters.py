@@ -328,11 +328,11 @@ class ItemKFold(_ParamsMixin, BaseCrossValidator):
         if n_items < needed:
             allowed = allowed_folds(n_items)
             use = (f"Use num_folds {' or '.join(map(str, allowed))} (leave one item out: "
-                   f"{n_items})" if allowed else "Add items")
+                   f"{n_items}), or add items" if allowed else "Add items")
             raise ConfigurationError(
                 f"num_folds={self.n_splits} needs at least {needed} items (every fold keeps "
                 f"test, validation and training items apart, at least one of each); there "
-                f"are {n_items}. {use}, or add items."
+                f"are {n_items}. {use}."
             )
         self._check_repeats(n_items)
         if y is not None and len(y) != len(groups):

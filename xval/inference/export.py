@@ -21,7 +21,6 @@ Imports Keras where used: set the backend first.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import os
 import shutil
@@ -33,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from preprocessing.features import PCM_SCALE
+from xval.core import optional
 from xval.core.dataset_info import DatasetInfo
 from xval.core.errors import ConfigurationError, StorageError
 from xval.core.files import make_temp_dir, storage_error
@@ -51,9 +51,8 @@ FORMATS = ("onnx", "keras", "savedmodel")
 """The `--format` values."""
 BACKENDS = {"onnx": "torch", "savedmodel": "tensorflow", "keras": None}
 """The Keras backend each format is exported on (`None`: any)."""
-NEEDS = {"onnx": ("onnx", "pip install -e '.[export]'"),
-         "savedmodel": ("tensorflow", "pip install -e '.[tensorflow]'")}
-"""Format -> the module it needs and the command that installs it."""
+NEEDS = {"onnx": "export", "savedmodel": "tensorflow"}
+"""Format -> the extra it needs (`xval.core.optional.EXTRAS`: its modules, its install line)."""
 FILES = {"onnx": "model.onnx", "keras": "model.keras", "savedmodel": "savedmodel"}
 """Format -> the name of the model inside the export folder."""
 CARD = "MODEL_CARD.md"
@@ -103,10 +102,8 @@ def check_request(fmt: str, out: Path, overwrite: bool, inputs: Sequence[Path] =
     """
     if fmt not in FORMATS:
         raise ConfigurationError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}.")
-    if fmt in NEEDS and importlib.util.find_spec(NEEDS[fmt][0]) is None:
-        module, install = NEEDS[fmt]
-        raise ConfigurationError(f"--format {fmt} needs {module}, which is not installed: "
-                                 f"`{install}`.")
+    if fmt in NEEDS:
+        optional.require(f"--format {fmt}", NEEDS[fmt])
     check_output_folder(out.parent, what="--out's parent")
     check_replace(out, EXPORT_OUTPUT, overwrite=overwrite)
     check_apart(out, inputs, input_name="the exported model")
@@ -338,12 +335,12 @@ def _savedmodel(model: Any, path: Path) -> None:
 def _check(fmt: str, path: Path, batch: np.ndarray, expected: np.ndarray) -> float | None:
     """The largest difference between the exported model's outputs on `batch` (the ONNX
     file run by onnxruntime, the SavedModel's `serve` reloaded by TensorFlow) and Keras's;
-    `None` for the `keras` format, or ONNX without onnxruntime.
+    `None` for the `keras` format (`check_request` required onnxruntime for ONNX).
 
     Raises:
         ConfigurationError: when it exceeds `ONNX_TOLERANCE`.
     """
-    if fmt == "onnx" and importlib.util.find_spec("onnxruntime") is not None:
+    if fmt == "onnx":
         import onnxruntime  # noqa: PLC0415  (optional: the [export] extra)
 
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])

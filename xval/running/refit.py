@@ -32,6 +32,7 @@ from xval.executors.base import Executor
 from xval.running.declaration import ExperimentDeclaration
 from xval.running.environment import prepare_process, script_name
 from xval.running.options import RunOptions
+from xval.running.packages import check_packages
 from xval.running.planner import Plan, make_plan
 from xval.running.recorder import Recorder, folds_on_disk
 from xval.running.runner import executor_for
@@ -79,6 +80,7 @@ def refit_instance(experiment: ExperimentDeclaration, instance: int, config: Con
     job = refit_job(plan, instance, epochs)
     runner = executor_for(on.name, config, gpu_id, backend, gpus=on.gpus,
                           ray_address=on.ray_address)
+    check_packages(plan.resolved, executor=runner.name)
     out(f"instance {instance}: refitting on all {len(job.items['train'])} items for {epochs} "
         f"epochs (median of the folds' best epochs {best_epochs}).")
     with holding_instance(recorder, instance):

@@ -39,6 +39,7 @@ from xval.running.environment import (
 from xval.running.experiment_files import begin_experiment, instance_dataset_info
 from xval.running.nested import NestedRun, run_nested
 from xval.running.options import Output, RunOptions, SearchOptions
+from xval.running.packages import check_packages
 from xval.running.planner import Plan, make_plan, resolver
 from xval.running.recorder import Recorder
 from xval.running.scheduler import Scheduler
@@ -98,6 +99,8 @@ def run_experiment(experiment: ExperimentDeclaration, instances: Selection,
     metric = check_selection_metric(config, experiment.task_type, embeds)
     trials = options.search or SearchOptions()
     check_search(search, trials.trials, trials.inner_folds, plan.folds)  # its size, inner folds
+    check_packages(plan.resolved, search=search is not None, executor=executor.name,
+                   listeners=say.listeners)  # every optional package, named at once
     if options.dry_run:  # the plan (and the search), nothing written or trained
         plan.describe(say.out, experiment)
     for line in data_checks(plan):
@@ -107,6 +110,10 @@ def run_experiment(experiment: ExperimentDeclaration, instances: Selection,
             dataclasses.replace(search, n_trials=trials.trials or search.n_trials).describe(
                 say.out, experiment.first_trial_instance, metric, metric_direction(metric))
         return RunOutcome(None, [], [], 0)
+    for listener in say.listeners:  # MLflow connects: a bad store fails before training
+        begin = getattr(listener, "on_run_begin", None)
+        if begin is not None:
+            begin()
     if say.progress and executor.name == "inline":
         import_keras(say.out, backend)
     elif say.progress and executor.name == "ray":

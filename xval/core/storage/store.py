@@ -54,6 +54,7 @@ from xval.core.storage.checks import (
     InstanceFolds,
     RulesOf,
     TaskRules,
+    orphaned,
 )
 
 T = TypeVar("T")
@@ -82,12 +83,16 @@ class ResultsStore:
     def __init__(self) -> None:
         self._records: dict[tuple[str, Any], tuple[Stamp, Any]] = {}
 
-    def read_record(self, path: Path, parse: Callable[[Any], T]) -> tuple[T | None, str]:
+    def read_record(self, path: Path, parse: Callable[[Any], T], *,
+                    sealed: bool = True) -> tuple[T | None, str]:
         """Reads a JSON result file through its record's `from_dict`.
 
         Args:
             path: the file.
             parse: the record's `from_dict` (e.g. `ParamsRecord.from_dict`).
+            sealed: the file is written sealed (`write`), so one without its seal is
+                refused; `False` for a derived file written unsealed (`summary.json`).
+                Defaults to `True`.
 
         Returns:
             `(record, "")`; `(None, "")` when the file does not exist; `(None, why)` when
@@ -103,7 +108,7 @@ class ResultsStore:
             return cached[1], ""
         try:
             data = read_json(path)
-            edited = hashing.seal_problem(data)
+            edited = hashing.seal_problem(data, required=sealed)
             if edited:  # a metric, a model's hash or a parameter changed by hand
                 return None, edited
             record = parse(data)
@@ -288,10 +293,14 @@ class ResultsStore:
             self.read_record(layout.params_file, ParamsRecord.from_dict)[1] else []
         raw = self.folds(layout, None, None)
         unreadable += raw.unreadable
+        models = layout.fold_models()
         if num_folds is None:
-            num_folds = self._num_folds(layout, [*raw.by_file, *raw.invalid], unreadable)
+            num_folds = self._num_folds(layout, [*raw.by_file, *raw.invalid, *models],
+                                        unreadable)
         found = {i: r for i, r in raw.by_file.items() if i < num_folds}
         invalid = {i: why for i, why in raw.invalid.items() if i < num_folds}
+        invalid.update({i: orphaned(layout, i) for i in models  # a model whose record is gone
+                        if i < num_folds and i not in found and i not in invalid})
         recorded = params.task_type if params is not None and params.task_type else \
             next((r.task_type for r in found.values() if r.task_type), None)
         rules = rules_of(recorded, found.values())
@@ -311,10 +320,11 @@ class ResultsStore:
                              trial=trial, task_type=recorded, rules=rules,
                              num_folds=num_folds, nested=nested)
 
-    def _optional(self, path: Path, kind: Any, unreadable: list[str]) -> Any:
+    def _optional(self, path: Path, kind: Any, unreadable: list[str], *,
+                  sealed: bool = True) -> Any:
         """The record of `path`, or `None` (its name added to `unreadable` when it cannot
-        be read)."""
-        record, problem = self.read_record(path, kind.from_dict)
+        be read); `sealed` as for `read_record`."""
+        record, problem = self.read_record(path, kind.from_dict, sealed=sealed)
         if problem:
             unreadable.append(path.name)
         return record
@@ -322,7 +332,8 @@ class ResultsStore:
     def _num_folds(self, layout: InstanceLayout, folds: list[int],
                    unreadable: list[str]) -> int:
         """The number of folds from `summary.json`, else from the fold files present."""
-        old = self._optional(layout.summary_file, InstanceSummary, unreadable)
+        old = self._optional(layout.summary_file, InstanceSummary, unreadable,
+                             sealed=False)  # derived, written unsealed
         if old is not None and old.num_folds:
             return int(old.num_folds)
         return max(folds, default=-1) + 1
