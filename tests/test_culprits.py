@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 import soundfile as sf
-from xval.folds.kfold import ItemKFold
+from xval.folds import ItemKFold
 
 from preprocessing.audio import unreadable_reason
 from preprocessing.build import extract_file

@@ -3,7 +3,8 @@
 `check_packages` runs in the dry run and at the start of every run, after the plan and
 before the executor starts: `--search` needs Optuna, `--executor ray` Ray, a listener what
 it declares (`requires`: `--mlflow` needs MLflow), an instance with an encoder inside its
-model (`front_end = aisfx`) that encoder's wheel. Every missing package is named in one
+model (`front_end = aisfx`) that encoder's wheel, a transformers model (`hf:NAME`)
+torch and transformers. Every missing package is named in one
 message with its install line (`xval.core.optional`), instead of one per attempt, or one
 after a fold has trained.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from preprocessing.features import encoders
+from preprocessing.features.pretrained import HF_PREFIX
 from xval.core import optional
 from xval.core.errors import ConfigurationError
 from xval.core.parameters import InstanceParams
@@ -40,8 +42,11 @@ def missing_packages(resolved: Mapping[int, InstanceParams], *, search: bool = F
     for listener in listeners:
         needs += [optional.need(what, extra) for what, extra in getattr(listener, "requires", ())]
     for k, params in resolved.items():
-        if uses_encoder(params) and not encoders.installed(str(params.front_end)):
-            entry = encoders.BUILT_IN.get(str(params.front_end))
+        front_end = str(params.front_end)
+        if uses_encoder(params) and front_end.startswith(HF_PREFIX):
+            needs.append(optional.need(f"instance {k}: front_end={front_end!r}", "pretrained"))
+        elif uses_encoder(params) and not encoders.installed(front_end):
+            entry = encoders.BUILT_IN[front_end]
             absent = [d for d in entry.distributions if encoders.package_version(d) is None]
             needs.append(f"instance {k}: front_end={params.front_end!r} needs "
                          f"{' and '.join(absent)}, not installed: {entry.install}")
