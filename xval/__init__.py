@@ -24,6 +24,7 @@ _EXPORTS = {
     "XvalError": "xval.core.errors",
     "Experiment": "xval.running.experiment",
     "RunOutcome": "xval.running.experiment",
+    "Ensemble": "xval.running.declaration",
     "ItemKFold": "xval.folds",
     "PredefinedItemSplit": "xval.folds",
     "ExperimentResults": "xval.report.results",

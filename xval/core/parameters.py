@@ -79,6 +79,7 @@ class TrainingParams(Settings):
     encoder_lr_scale: float = 0.1
     random_crop_seconds: float = 0.0
     refit_with_val: bool = False
+    rank_split: float = 0.0
     mixup_alpha: float = 0.0
     label_smoothing: float = 0.0
     embedding_classifier: str = "none"

@@ -9,15 +9,17 @@ sets, and `split_train_val_test(X, y, groups)` yields `(train, val, test)` row i
 
 from xval.folds.items import (
     DEFAULT_STRATIFY,
+    RANK,
     STRATIFY_METHODS,
     Fold,
     allowed_folds,
     min_items,
+    split_validation,
 )
 from xval.folds.kfold import ItemKFold
 from xval.folds.manifest import check_fold, fold_manifest, rows_of
 from xval.folds.predefined import SPLIT_NAMES, PredefinedItemSplit
 
-__all__ = ["DEFAULT_STRATIFY", "SPLIT_NAMES", "STRATIFY_METHODS", "Fold", "ItemKFold",
+__all__ = ["DEFAULT_STRATIFY", "RANK", "SPLIT_NAMES", "STRATIFY_METHODS", "Fold", "ItemKFold",
            "PredefinedItemSplit", "allowed_folds", "check_fold", "fold_manifest",
-           "min_items", "rows_of"]
+           "min_items", "rows_of", "split_validation"]

@@ -33,6 +33,12 @@ from xval.report.terminal import terminal_table
 from xval.running.checks import data_checks
 from xval.running.declaration import ExperimentDeclaration, Selection
 from xval.running.derived import derived_failure, report_listeners
+from xval.running.ensembles import (
+    check_ensembles,
+    describe_ensembles,
+    record_ensembles,
+    split_selection,
+)
 from xval.running.environment import (
     check_gpus_visible,
     import_keras,
@@ -129,8 +135,10 @@ def run_experiment(experiment: ExperimentDeclaration, request: RunRequest,
     selected = check_selection(experiment, request, config)
     executor = executor_for(request.executor, config, gpu, backend, gpus=request.gpus,
                             ray_address=request.ray_address)
+    selected, derived = split_selection(experiment, selected)
     plan = make_plan(experiment, config, selected, request.overrides,
                      bool(request.overwrite))
+    check_ensembles(experiment, derived, selected, plan.layout, bool(request.overwrite))
     search = experiment.search if request.search else None
     embeds = ("embedding_classifier" in search.space or TrainingParams.of(  # the trials' base
         {**config.training, **search.base, **request.overrides}).embeds) if search \
@@ -139,6 +147,7 @@ def run_experiment(experiment: ExperimentDeclaration, request: RunRequest,
     check_search(search, request.trials, request.inner_folds, plan.folds)  # its size, inner folds
     if request.dry_run:  # the plan (and the search), nothing written or trained
         plan.describe(request.out, experiment.number, experiment.dataset)
+        describe_ensembles(experiment, derived, request.out)
     for line in data_checks(plan):
         request.out(line)
     if request.dry_run:
@@ -159,7 +168,7 @@ def run_experiment(experiment: ExperimentDeclaration, request: RunRequest,
             return nested_instances(experiment, search, request, config, executor, backend)
         if search is not None:
             return search_instances(experiment, search, request, config, executor, backend)
-        return execute(experiment, plan, executor, backend, request)
+        return execute(experiment, plan, executor, backend, request, derived)
     finally:
         executor.close()
 
@@ -235,9 +244,10 @@ def run_listeners(request: RunRequest, config: Config, task_type: str) -> list[o
 
 
 def execute(experiment: ExperimentDeclaration, plan: Plan, executor: Executor,
-            backend: str, request: RunRequest) -> RunOutcome:
+            backend: str, request: RunRequest, ensembles: Sequence[int] = ()) -> RunOutcome:
     """Runs the plan's jobs: instances held by another runner are skipped, folds already
-    done are kept, the others train.
+    done are kept, the others train; then the selected `ensembles` are computed from their
+    members (`xval.running.ensembles`).
 
     Returns:
         The `RunOutcome`.
@@ -251,12 +261,14 @@ def execute(experiment: ExperimentDeclaration, plan: Plan, executor: Executor,
         jobs, skipped = claim_instances(plan, recorder, bool(request.overwrite), held)
         Scheduler(executor, recorder, debug=bool(request.debug), out=request.out,
                   progress=request.progress, epoch_lines=request.verbose).run(jobs)
-    if not jobs:
+    not_computed = record_ensembles(experiment, ensembles, recorder, bool(request.overwrite))
+    if not jobs and not ensembles:
         recorder.results_changed()
     results = recorder.results.refresh()
     failed = [k for k in plan.resolved if k in results.instances
-              and results[k].status == InstanceStatus.FAILED.value]
-    request.out(terminal_table(results, config=plan.config, only=list(plan.resolved)))
+              and results[k].status == InstanceStatus.FAILED.value] + not_computed
+    request.out(terminal_table(results, config=plan.config,
+                               only=[*plan.resolved, *ensembles]))
     request.out(f"Results: {plan.exp_dir} ({time.perf_counter() - started:.1f}s)")
     code = exit_code(failed, skipped, request.out)
     if code == 0 and derived_failure(listeners):

@@ -142,6 +142,15 @@ TRAINING: dict[str, Key] = {
                "scores stay the first model's, so instances are still selected on held-out "
                'items). More data per model for a little more than twice the training time. Not '
                'with embedding_classifier.')),
+    "rank_split": float_key("share of each fold's validation items that rank instances "
+                            "and pick no epoch (0: off)", 0, 0.9,
+        default=0.0,
+        notes=("Share of each fold's validation items kept out of the epoch choice (early "
+               "stopping, the best checkpoint) and only scored (the split `rank`): instances "
+               "are then ranked on items their epoch was not chosen on, when every complete "
+               "instance has them. 0 (the default): every validation item picks the epoch "
+               "and ranks (docs/results.md, the selection study, measured both). The pick "
+               "depends on the fold only, so every instance gets the same two sets.")),
     "mixup_alpha": float_key("mixup: Beta(alpha, alpha) mixing of training rows (0: off)", 0,
         default=0.2,
         notes=('Mixup: train on Beta(alpha, alpha) mixtures of pairs of rows and of their '
@@ -222,4 +231,5 @@ ADDED_TRAINING = {"min_epochs": 0, "warmup_epochs": 0, "time_masks": 0,
                  "embedding_layer": "auto", "embedding_c": None,
                  "freq_warp": 0.0, "time_warp": 0.0, "refit_with_val": False,
                  "front_end": "none", "random_crop_seconds": 0.0,
-                 "encoder_trainable_blocks": 0, "encoder_lr_scale": 0.1}
+                 "encoder_trainable_blocks": 0, "encoder_lr_scale": 0.1,
+                 "rank_split": 0.0}

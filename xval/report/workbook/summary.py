@@ -49,7 +49,7 @@ def summary_table(results: ExperimentResults, config: Config | None = None) -> T
     """
     selection = Selection.of(results, config)
     columns = instance_columns(differing_params(results))
-    for split in ("val", "test"):
+    for split in ("val", *([selection.split] if selection.split != "val" else []), "test"):
         for level, name, label in headline_metrics(results, config):
             for stat in ("mean", "std"):
                 columns.append({"name": f"{label} {stat}", "level": level, "split": split,
