@@ -226,7 +226,7 @@ def report_note(results: ExperimentResults, config: Config | None = None) -> str
     whole = results.clip_from_segment(metric, "val")
     if whole and chosen == "clip":
         note += (f" Instance(s) {', '.join(map(str, whole))} have one row per clip (an "
-                 f"embedding store): their {names['segment']} scores are their "
+                 f"embedding store, or an ensemble): their {names['segment']} scores are their "
                  f"{names['clip']} scores.")
     lacking = results.without_clip_level(metric, "val")
     if lacking:
@@ -256,6 +256,27 @@ def single_item_validation_warning(results: ExperimentResults) -> str | None:
     return (f"Warning: {len(single)} of {len(val_sets)} folds have a single validation item, "
             "so model selection (best epoch, selected instance) rests on one item per fold. "
             "Use fewer folds or a larger [folds] val_fraction if there are enough items.")
+
+
+def weights_text(weights: list[float]) -> str:
+    """`0.30 / 0.70`: one weight per member, in the members' order."""
+    return " / ".join(f"{w:.2f}" for w in weights)
+
+
+def ensemble_note(results: ExperimentResults,
+                  shown: Iterable[InstanceResult] | None = None) -> list[str]:
+    """One sentence per ensemble (of `shown`, default all): its members and its weights per
+    fold (the Summary sheet and the terminal table show it under the table)."""
+    lines = []
+    for r in (results if shown is None else shown):
+        if r.ensemble is None:
+            continue
+        folds = "; ".join(f"fold {f['fold']} {weights_text(f['weights'])}"
+                          for f in r.ensemble.folds)
+        lines.append(f"Instance {r.id} is an ensemble of instances "
+                     f"{' + '.join(map(str, r.ensemble.instances))} ({r.ensemble.weighting} "
+                     f"weights; per fold, in that order: {folds}).")
+    return lines
 
 
 def status_label(instance: InstanceResult) -> str:

@@ -16,6 +16,7 @@ from xval.report.tables import (
     SPLIT_NAMES,
     Selection,
     embedding_headline,
+    ensemble_note,
     selection_level,
     status_label,
 )
@@ -132,7 +133,8 @@ def terminal_table(results: ExperimentResults | str | Path, config: Config | Non
         writer.writerow(["selected"] + header[1:])
         writer.writerows(rows)
         return buffer.getvalue().rstrip("\n")
-    notes = "\n".join([footer, *invalid_lines(shown), *late_epoch_lines(shown)])
+    notes = "\n".join([footer, *ensemble_note(results, shown), *invalid_lines(shown),
+                       *late_epoch_lines(shown)])
     if fmt == "markdown":
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(r) + " |" for r in rows]

@@ -155,5 +155,7 @@ def make_ensemble(exp_dir: Path, members: Sequence[int | str], *, instance: int 
         recorder.record_ensemble(instance, ensemble, overwrite=overwrite)
     finally:
         lock.release()
+    recorder.out(f"instance {instance}: ensemble of {ensemble.record.describe()} (mean "
+                 "weights over folds), from their predictions.")
     recorder.results_changed()
     return instance

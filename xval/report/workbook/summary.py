@@ -15,6 +15,7 @@ from xval.report.tables import (
     SPLIT_NAMES,
     Selection,
     differing_params,
+    ensemble_note,
     headline_metrics,
     report_note,
     single_item_validation_warning,
@@ -112,6 +113,9 @@ def write_summary(sheet: Worksheet, context: SheetContext) -> None:
     note = report_note(results, context.config)
     if note:
         _line(sheet, next_row, note, last=last, font=Font(bold=True))
+        next_row += 1
+    for line in ensemble_note(results):
+        _line(sheet, next_row, line, last=last)
         next_row += 1
     warning = single_item_validation_warning(results)
     if warning:
