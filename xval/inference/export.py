@@ -87,7 +87,7 @@ class Exported:
 
 
 EXPORT_OUTPUT = Output(kind="an export", command="python -m xval export", markers=(CARD,),
-                       entries=(CARD, *FILES.values(), "savedmodel/**"))
+                       entries=(CARD, *FILES.values(), "savedmodel/**", "member_*/**"))
 """What an export folder holds: `--overwrite` replaces only such a folder."""
 
 
@@ -124,13 +124,15 @@ def check_backend(fmt: str) -> None:
             f"set KERAS_BACKEND={wanted}.")
 
 
-def ensemble(models: ModelSet, task: Task, info: DatasetInfo) -> Any:
+def ensemble(models: ModelSet, task: Task, info: DatasetInfo,
+             name: str = "xval_export") -> Any:
     """One Keras model answering as the fold models together.
 
     Args:
         models: the fold models (one or more).
         task: the models' task (classification ends in a softmax, named `scores`).
         info: the store's description (`dataset.json`: `dtype`, `feature_params`).
+        name: the model's name. Defaults to `"xval_export"`.
 
     Returns:
         A `keras.Model` from `audio` `(batch, samples)` (models with a front end) or
@@ -169,10 +171,79 @@ def ensemble(models: ModelSet, task: Task, info: DatasetInfo) -> Any:
     x = outputs[0] if len(outputs) == 1 else keras.layers.Average(name="mean")(outputs)
     head = keras.layers.Softmax(name="scores") if task.has_classes else \
         keras.layers.Identity(name="scores")
-    model = keras.Model(inputs, head(x), name="xval_export")
+    model = keras.Model(inputs, head(x), name=name)
     # Frozen: an exporter tracing the nested fold models takes their weights as constants.
     model.trainable = False
     return model
+
+
+OUTPUTS = ("scores", "member_scores")
+"""The outputs of an exported ensemble of instances (`fused`), in order."""
+
+
+def fused(members: Sequence[ModelSet], weights: Sequence[float], task: Task,
+          infos: Sequence[DatasetInfo]) -> Any:
+    """One Keras model answering as an ensemble of instances whose models all take audio:
+    each member's fold models together (`ensemble`), side by side on the same segment of
+    audio.
+
+    Args:
+        members: each member's fold models.
+        weights: each member's weight (summing to 1).
+        task: their task.
+        infos: each member's store description.
+
+    Returns:
+        A `keras.Model` from `audio` `(batch, samples)` to `scores` `(batch, classes)`,
+        the weighted mean of the members' per-segment scores, and `member_scores`
+        `(batch, members, classes)`, each member's (a clip's scores, as `predict` gives
+        them, pool each member's windows first: `ENSEMBLE_CLIP_RULE`).
+    """
+    import keras  # noqa: PLC0415  (Keras: only once the backend is set)
+
+    nets = [ensemble(m, task, info, name=f"member_{k}")
+            for k, (m, info) in enumerate(zip(members, infos))]
+    inputs = keras.Input(tuple(nets[0].input_shape[1:]), name="audio")
+    outs = [net(inputs) for net in nets]
+    k = outs[0].shape[-1]
+    stacked = keras.layers.Concatenate(axis=1, name="member_scores")(
+        [keras.layers.Reshape((1, k), name=f"member_{i}_row")(o) for i, o in enumerate(outs)])
+    weighted = keras.layers.Add(name="scores")(
+        [keras.layers.Rescaling(float(w), name=f"weight_{i}")(o)
+         for i, (w, o) in enumerate(zip(weights, outs))])
+    model = keras.Model(inputs, [weighted, stacked], name="xval_ensemble_export")
+    model.trainable = False
+    return model
+
+
+ENSEMBLE_CLIP_RULE = (
+    "A clip's scores (as `predict` gives an ensemble's): for each member m, softmax(mean over "
+    "the clip's windows of log(member_scores[:, m])), then their mean weighted by the "
+    "members' weights; the `scores` output is the weighted mean per window.")
+"""How `predict` makes an ensemble's clip scores from the exported model's outputs."""
+
+
+def apart_reason(members: Sequence[tuple[str, ModelSet, DatasetInfo]]) -> str:
+    """Why an ensemble of instances cannot be one exported model (`""` when it can): a
+    member whose models take store features, or members cut into other segments.
+
+    Args:
+        members: `(label, fold models, store description)` of each member.
+    """
+    for label, models, _ in members:
+        if not takes_audio(models.models[0]):
+            return (f"{label} takes store features (computed outside its model), not audio, "
+                    "so no one model takes audio for every member")
+    cuts = {(info.feature_params.sample_rate, info.feature_params.segment_seconds)
+            if info.feature_params else None for _, _, info in members}
+    shapes = {tuple(models.models[0].input_shape[1:]) for _, models, _ in members}
+    if len(cuts) > 1 or len(shapes) > 1:
+        described = "; ".join(f"{label}: {info.feature_params.segment_seconds} s at "
+                              f"{info.feature_params.sample_rate} Hz" if info.feature_params
+                              else f"{label}: unknown" for label, _, info in members)
+        return (f"the members take other segments of audio ({described}), so no one "
+                "model takes a row for every member")
+    return ""
 
 
 def takes_audio(model: Any) -> bool:
@@ -258,7 +329,8 @@ def write_export(model: Any, fmt: str, out: Path, card: Callable[[float | None],
     check_request(fmt, out, overwrite, inputs)
     check_backend(fmt)
     batch = example_batch(model)
-    expected = np.asarray(model.predict(batch, verbose=0))  # also builds every layer
+    predicted = model.predict(batch, verbose=0)  # also builds every layer
+    expected = np.asarray(predicted[0] if isinstance(predicted, (list, tuple)) else predicted)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = make_temp_dir(out.parent, prefix=f".{out.name}.")
     try:
@@ -269,10 +341,10 @@ def write_export(model: Any, fmt: str, out: Path, card: Callable[[float | None],
             _savedmodel(model, target)
         else:
             model.export(str(target), format="onnx", verbose=False)
-            _describe_onnx(target, metadata or {})
+            _describe_onnx(target, metadata or {}, len(model.outputs))
         check = _check(fmt, target, batch, expected)
         (tmp / CARD).write_text(card(check))
-        _replace(tmp, out)
+        replace_folder(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -282,17 +354,18 @@ def write_export(model: Any, fmt: str, out: Path, card: Callable[[float | None],
                     members=sum(layer.name.startswith("fold_model_") for layer in model.layers))
 
 
-def _describe_onnx(path: Path, metadata: Mapping[str, str]) -> None:
-    """Names the ONNX graph's output `scores` (the exporter numbers it) and writes
-    `metadata` into its `metadata_props`."""
+def _describe_onnx(path: Path, metadata: Mapping[str, str], outputs: int = 1) -> None:
+    """Names the ONNX graph's outputs `scores` (and `member_scores`: `OUTPUTS`; the exporter
+    numbers them) and writes `metadata` into its `metadata_props`."""
     import onnx  # noqa: PLC0415  (optional: the [export] extra)
 
     graph = onnx.load(str(path))
-    old = graph.graph.output[0].name
-    if old != "scores":
-        for node in graph.graph.node:
-            node.output[:] = ["scores" if name == old else name for name in node.output]
-        graph.graph.output[0].name = "scores"
+    for k, new in enumerate(OUTPUTS[:outputs]):
+        old = graph.graph.output[k].name
+        if old != new:
+            for node in graph.graph.node:
+                node.output[:] = [new if name == old else name for name in node.output]
+            graph.graph.output[k].name = new
     onnx.helper.set_model_props(graph, dict(metadata))
     onnx.save(graph, str(path))
 
@@ -338,7 +411,7 @@ def _check(fmt: str, path: Path, batch: np.ndarray, expected: np.ndarray) -> flo
     return diff
 
 
-def _replace(tmp: Path, out: Path) -> None:
+def replace_folder(tmp: Path, out: Path) -> None:
     """Moves the finished folder `tmp` to `out`, replacing what is there."""
     if out.exists():
         trash = make_temp_dir(out.parent, prefix=f".{out.name}.old.")

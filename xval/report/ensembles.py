@@ -248,7 +248,7 @@ def _check_clips(members: Sequence[Member], fold: int,
         for split in ("test", *[s for s in HELD_OUT if s in found[0] and s in clips]):
             a, b = set(clips[split].ids), set(found[0][split].ids)
             if a != b:
-                only = sorted(a ^ b)
+                only = sorted(map(str, a ^ b))
                 raise EnsembleError(
                     f"{m.label} fold {fold} scored other {split} clips than "
                     f"{members[0].label} ({len(only)} differ, e.g. {only[0]!r}): an ensemble "
