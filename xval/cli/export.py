@@ -26,6 +26,7 @@ from xval.core.records import EnsembleRecord, FoldsManifest, InstanceStatus
 from xval.core.storage import STORE
 from xval.core.version import version_line
 from xval.inference import export as E
+from xval.inference import export_ensemble
 from xval.inference.fusion import ensemble_record, member_folders
 from xval.inference.models import ModelSet, dataset_info_for, resolve_models, task_of
 from xval.report.card import CardFacts, ensemble_card, model_card
@@ -96,7 +97,7 @@ def _export_one(args: argparse.Namespace, source: Path, out: Path, overwrite: bo
 def _export_ensemble(args: argparse.Namespace, source: Path, record: EnsembleRecord,
                      out: Path) -> int:
     """Exports an ensemble of instances: one model with the members inside when every
-    member's models take audio of the same rate and segment length (`E.fused`), else each
+    member's models take audio of the same rate and segment length (`export_ensemble.fused`), else each
     member apart (`member_<k>/`, with its own card) under a card stating the fusion."""
     if args.dataset_info:
         raise ConfigurationError(f"--dataset-info: {source} is an ensemble of instances, whose "
@@ -106,16 +107,16 @@ def _export_ensemble(args: argparse.Namespace, source: Path, record: EnsembleRec
     found = [(*_source(folder), dataset_info_for(folder / "fold_0.keras")) for folder in folders]
     _backend(args.format)
     task = task_of(found[0][2])
-    apart = E.apart_reason([(f"instance {m}", models, info) for m, (_, models, info)
+    apart = export_ensemble.apart_reason([(f"instance {m}", models, info) for m, (_, models, info)
                             in zip(record.instances, found)])
     weights = record.weights()
     if not apart:
-        model = E.fused([models for _, models, _ in found], weights, task,
+        model = export_ensemble.fused([models for _, models, _ in found], weights, task,
                         [info for _, _, info in found])
         info = found[0][2]
         facts = _facts(args, source, info, ensemble, model)
         facts.rules = {**E.export_metadata(info, task, model),
-                       "clip_rule": E.ENSEMBLE_CLIP_RULE,
+                       "clip_rule": export_ensemble.ENSEMBLE_CLIP_RULE,
                        "ensemble": json.dumps(dict(zip(map(str, record.instances), weights)))}
         exported = E.write_export(model, args.format, out, lambda check: model_card(
             _with_check(facts, check), ensemble, _manifest(ensemble)) + ensemble_card(
