@@ -294,3 +294,31 @@ def test_rank_split_ranks_instances_on_items_that_chose_no_epoch(tmp_path):
     selection = Selection.of(results, config)
     assert selection.split == "rank"
     assert "kept out of the epoch choice" in report_note(results, config)
+
+
+def test_validation_predictions_travel_with_a_fold_result_but_not_in_its_file():
+    from xval.core.records import FoldResult, Status
+
+    result = FoldResult(instance=1, fold=0, status=Status.OK, predictions_csv="row\n",
+                        val_predictions_csv="split,row\nval,3\n")
+    assert "val_predictions_csv" not in result.to_dict()
+    back = FoldResult.from_transport(json.loads(json.dumps(result.to_transport())))
+    assert back.val_predictions_csv == "split,row\nval,3\n"
+
+
+def test_rerunning_a_member_fuses_its_ensemble_again(trained, tmp_path):
+    config, root, _ = trained
+    copy = tmp_path / "mel" / "experiment_1"
+    shutil.copytree(root, copy)
+    exp = Experiment(description="ensembles", dataset="mel", number=1, num_folds=3,
+                     parameters={"epochs": 2, "batch_size": 16}, config=str(config.path),
+                     experiment_folder=str(tmp_path))
+    exp[1] = AUDIO
+    exp[2] = {**CNN, "comment_1": "log-mel store"}
+    exp[3] = Ensemble(1, 2)
+    before = (copy / "instance_3" / "ensemble.json").stat().st_mtime_ns
+    lines = []
+    outcome = exp.run([2], config=config, out=lines.append)  # 2 is complete: nothing trains
+    assert outcome.exit_code == 0, lines
+    assert any(line.startswith("instance 3: ensemble of") for line in lines)
+    assert (copy / "instance_3" / "ensemble.json").stat().st_mtime_ns > before

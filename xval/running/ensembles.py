@@ -28,6 +28,15 @@ def split_selection(experiment: ExperimentDeclaration, selected: Sequence[int]
             [k for k in selected if k in experiment.ensembles])
 
 
+def with_stale(experiment: ExperimentDeclaration, ensembles: Sequence[int],
+               trained: Sequence[int], layout: ExperimentLayout) -> list[int]:
+    """`ensembles`, and the declared ensembles already on disk that a member run now would
+    leave stale (`exp.py 2 2 --overwrite` retrains a member of 3: 3 is fused again)."""
+    stale = [k for k, spec in experiment.ensembles.items() if k not in ensembles
+             and layout.instance(k).root.is_dir() and set(spec.members) & set(trained)]
+    return [*ensembles, *sorted(stale)]
+
+
 def check_ensembles(experiment: ExperimentDeclaration, ensembles: Sequence[int],
                     trained: Sequence[int], layout: ExperimentLayout, overwrite: bool) -> None:
     """Refuses, before anything is written or trained, a selected ensemble whose members

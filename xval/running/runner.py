@@ -38,6 +38,7 @@ from xval.running.ensembles import (
     describe_ensembles,
     record_ensembles,
     split_selection,
+    with_stale,
 )
 from xval.running.environment import (
     check_gpus_visible,
@@ -138,6 +139,7 @@ def run_experiment(experiment: ExperimentDeclaration, request: RunRequest,
     selected, derived = split_selection(experiment, selected)
     plan = make_plan(experiment, config, selected, request.overrides,
                      bool(request.overwrite))
+    derived = with_stale(experiment, derived, selected, plan.layout)
     check_ensembles(experiment, derived, selected, plan.layout, bool(request.overwrite))
     search = experiment.search if request.search else None
     embeds = ("embedding_classifier" in search.space or TrainingParams.of(  # the trials' base
