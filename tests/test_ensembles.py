@@ -322,3 +322,16 @@ def test_rerunning_a_member_fuses_its_ensemble_again(trained, tmp_path):
     assert outcome.exit_code == 0, lines
     assert any(line.startswith("instance 3: ensemble of") for line in lines)
     assert (copy / "instance_3" / "ensemble.json").stat().st_mtime_ns > before
+
+
+def test_ensemble_never_writes_into_a_folder_it_did_not_write(trained, tmp_path):
+    config, _, _ = trained
+    copy = _copy(trained, tmp_path)
+    mine = copy / "instance_7"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("my notes")
+    for extra in ([], ["--overwrite"]):
+        proc = run_here(main, "ensemble", copy, "1", "2", "--as", "7", *extra, "--config",
+                        config.path)
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+        assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]

@@ -18,6 +18,7 @@ from xval.core.storage import STORE
 from xval.report.ensembles import EnsembleError, compute_ensemble, ensemble_params, members_of
 from xval.report.results import ExperimentResults
 from xval.running.declaration import Ensemble, ExperimentDeclaration
+from xval.running.planner import check_results_folders
 from xval.running.recorder import Out, Recorder
 
 
@@ -47,6 +48,7 @@ def check_ensembles(experiment: ExperimentDeclaration, ensembles: Sequence[int],
         ConfigurationError: naming the ensemble, the member and the fix.
         ResultsConflictError: for a folder of other results without `overwrite`.
     """
+    check_results_folders(layout, list(ensembles), overwrite)  # the output rule
     results = ExperimentResults(layout.root) if ensembles and layout.root.is_dir() else None
     for k in ensembles:
         spec = experiment.ensembles[k]
@@ -150,6 +152,7 @@ def make_ensemble(exp_dir: Path, members: Sequence[int | str], *, instance: int 
     found = members_of(exp_dir, members)
     if instance is None:
         instance = max([i.id for i in layout.instances()], default=0) + 1
+    check_results_folders(layout, [instance], overwrite)  # the output rule
     if instance in [m.id for m in found if m.experiment == "."]:
         raise ConfigurationError(f"--as {instance} is one of the members; give the ensemble "
                                  "a number of its own.")

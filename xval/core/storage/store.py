@@ -285,6 +285,9 @@ class ResultsStore(RecordFiles):
             ResultsConflictError: for a folder of other parameters without `overwrite`.
         """
         old, problem = self.params(layout)
+        if old is None and not problem and layout.root.is_dir() and any(layout.root.iterdir()):
+            problem = "it has no params.json: its files are not an instance's results"
+            overwrite = False  # never replaced: not a folder this project wrote
         if (problem or (old is not None and old.hash != params.hash)) and not overwrite:
             raise ResultsConflictError(
                 f"{layout.root} holds other results than the ensemble of instances "
