@@ -335,3 +335,13 @@ def test_ensemble_never_writes_into_a_folder_it_did_not_write(trained, tmp_path)
                         config.path)
         assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
         assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+
+
+def test_an_ensemble_has_no_parameters_to_show_nor_a_model_to_refit(tmp_path):
+    config = load_config(write_config(tmp_path))
+    exp = Experiment(description="x", dataset="tiny", number=1, config=str(config.path))
+    exp[1] = {"architecture": "mlp", "reshaping_type": "none"}
+    exp[2] = {"architecture": "mlp", "reshaping_type": "none", "hidden_units": 8}
+    exp[3] = Ensemble(1, 2)
+    with pytest.raises(ConfigurationError, match="--refit 3: instance 3 is Ensemble"):
+        exp.refit(3, config=config, out=lambda *a: None)

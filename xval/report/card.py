@@ -99,7 +99,10 @@ def _task(facts: CardFacts, instance: InstanceResult | None) -> list[str]:
     if classes:
         out.append(f"- Classes ({len(classes)}, in the order of the output): "
                    f"{', '.join(f'`{c}`' for c in classes)}.")
-    if instance is not None and instance.params:
+    if instance is not None and instance.ensemble is not None:
+        out.append(f"- Model: an ensemble of instances "
+                   f"{' + '.join(map(str, instance.ensemble.instances))} (see Ensemble below).")
+    elif instance is not None and instance.params:
         typed = instance.parameters
         comments = "; ".join(str(c) for c in (typed.comment_1, typed.comment_2) if c)
         out.append(f"- Model: `{typed.architecture}`"
