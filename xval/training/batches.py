@@ -28,7 +28,7 @@ def fold_rows(store: FeatureStore, fold: Mapping[str, Sequence[str]]) -> dict[st
     items = store.items
     original = ~store.augmented
     rows = {"train": rows_of(items, fold["train"])}
-    for key in [k for k in fold if k != "train"]:
+    for key in ("val", "test", *(["rank"] if "rank" in fold else [])):
         candidates = rows_of(items, fold[key])
         rows[key] = candidates[original[candidates]]
     return rows
