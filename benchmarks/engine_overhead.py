@@ -11,7 +11,7 @@ Then, with Ray installed, the Ray executor against inline on the same experiment
 Ray instance already running (the per-job cost: a fresh worker process per job, task
 scheduling, results shipped back) and once including starting and stopping a local Ray.
 Then the process executor against inline: its warm CPU worker (the default) and a fresh
-worker per job (`CPU_WORKER_JOBS = 1`, what every job paid before), alternating.
+worker per job (`WORKER_JOBS = 1`, what every job paid before), alternating.
 
     python -m benchmarks.engine_overhead [--repeats 3] [--epochs 30]
         [--skip-ray | --only-ray | --only-process]
@@ -36,28 +36,33 @@ ARCH = {"architecture": "example_cnn", "reshaping_type": "conv", "comment_1": "b
         "comment_2": "", "filters": 16, **PLAIN_TRAINING}
 
 
-def engine_run(config, store_dir, folder, epochs, batch, generator=False, executor="inline"):
+def engine_run(config, store_dir, folder, epochs, batch, generator=False, executor="inline",
+               *, arch=ARCH, dataset="demo", gpus=None):
+    """Runs instance 1 (`arch`) of a 4-fold experiment; returns its training throughput
+    (rows x epochs / fit seconds)."""
     from xval import Experiment
 
     config = config.replace(paths={"data_dir": str(store_dir), "results_dir": str(folder)})
-    exp = Experiment(description="bench", dataset="demo", number=1, num_folds=4,
+    exp = Experiment(description="bench", dataset=dataset, number=1, num_folds=4,
                      generator=generator,
                      parameters={"epochs": epochs, "patience": epochs, "batch_size": batch})
-    exp[1] = ARCH
-    outcome = exp.run(config=config, executor=executor, out=lambda *a: None)
+    exp[1] = arch
+    outcome = exp.run(config=config, executor=executor, gpus=gpus, out=lambda *a: None)
     assert outcome.exit_code == 0
     from xval.core.files import read_json
     from xval.core.layout import ExperimentLayout
     from xval.core.records import FoldResult
 
-    instance = ExperimentLayout.of(folder, "demo", 1).instance(1)
+    instance = ExperimentLayout.of(folder, dataset, 1).instance(1)
     folds = [FoldResult.from_dict(read_json(p)) for p in instance.fold_files().values()]
     fit = sum(f.timings["fit_seconds"] for f in folds)
     rows = sum(f.n_rows["train"] * (f.epochs_run or 0) for f in folds)
     return rows / fit
 
 
-def hand_loop(store, epochs, batch):
+def hand_loop(store, epochs, batch, arch=ARCH):
+    """GroupKFold plus `model.fit` with early stopping on validation items, the engine's
+    model (`arch`), data, epochs and batch size; returns the mean test accuracy."""
     import keras
     from sklearn.model_selection import GroupKFold, GroupShuffleSplit
 
@@ -66,7 +71,7 @@ def hand_loop(store, epochs, batch):
     from xval.config.params import resolve
     from xval.training.model import build_model
 
-    params = resolve(1, ARCH, training_defaults=load_config(ROOT / "config.ini").training,
+    params = resolve(1, arch, training_defaults=load_config(ROOT / "config.ini").training,
                      architectures=architectures)
     x = np.asarray(store.features, dtype=np.float32)
     y = store.targets
@@ -149,15 +154,15 @@ def process_overhead(config, tmp, args):
     experiment, alternating runs (medians)."""
     from xval.executors import base
 
-    warm = base.CPU_WORKER_JOBS
+    warm = base.WORKER_JOBS
     run = {"inline": [], "warm": [], "fresh": []}
     for r in range(args.repeats):
         for arm in run:
-            base.CPU_WORKER_JOBS = 1 if arm == "fresh" else warm
+            base.WORKER_JOBS = 1 if arm == "fresh" else warm
             t, _ = timed(engine_run, config, tmp / "data", tmp / f"p{arm}{r}", args.epochs,
                          args.batch_size, executor="inline" if arm == "inline" else "process")
             run[arm].append(t)
-        base.CPU_WORKER_JOBS = warm
+        base.WORKER_JOBS = warm
         print(f"  repeat {r}: inline {run['inline'][-1]:.2f}s, process warm "
               f"{run['warm'][-1]:.2f}s, process fresh per job {run['fresh'][-1]:.2f}s")
     inline = median(run["inline"])

@@ -208,14 +208,17 @@ def _jobs(store, config, n):
 
 def test_process_workers_stay_warm_are_retired_and_replaced_when_they_die(store, config,
                                                                           monkeypatch):
-    """A CPU worker runs up to CPU_WORKER_JOBS jobs (2 here), then ends; a worker killed
-    during a job fails that job alone, with its exit code, and the next job starts a fresh
-    worker. A job with a GPU gets a fresh worker (`worker_jobs`; run in tests/test_gpu.py)."""
+    """A worker runs up to WORKER_JOBS jobs (2 here), then ends; a worker killed during a
+    job fails that job alone, with its exit code, and the next job starts a fresh worker.
+    A GPU worker stays warm too on torch and JAX, and a TensorFlow one with a GPU is fresh
+    for every job (`worker_jobs`; run on a GPU in tests/test_gpu.py)."""
     from xval.executors import base
     from xval.executors.process import ProcessExecutor
 
-    monkeypatch.setattr(base, "CPU_WORKER_JOBS", 2)
-    assert base.worker_jobs(True) == 1 and base.worker_jobs(False) == 2
+    monkeypatch.setattr(base, "WORKER_JOBS", 2)
+    assert base.worker_jobs(False) == base.worker_jobs(True, "torch") == 2
+    assert base.worker_jobs(True, "jax") == 2 and base.worker_jobs(False, "tensorflow") == 2
+    assert base.worker_jobs(True, "tensorflow") == 1
     executor = ProcessExecutor([None])
     killed = []
 
@@ -238,6 +241,76 @@ def test_process_workers_stay_warm_are_retired_and_replaced_when_they_die(store,
             os.kill(pid, 0)
 
 
+def test_warm_gpu_slots_serve_many_jobs_and_replace_a_worker_after_a_failure(store, config):
+    """Two slots on one "GPU" (`jobs_per_gpu = 2`; on a CPU machine the id reaches the
+    workers and CUDA finds nothing): each slot's worker serves several jobs, and a job that
+    fails replaces its worker."""
+    from xval.executors.process import ProcessExecutor
+
+    jobs = _jobs(store, config, 5)
+    jobs[2] = Job.from_dict({**jobs[2].to_dict(), "items": {"train": [], "val": [],
+                                                            "test": []}})  # fails
+    executor = ProcessExecutor(["0"], jobs_per_gpu=2, backend="torch")
+    assert executor._environment("0")["CUDA_VISIBLE_DEVICES"] == "0"
+    by_fold = {r.fold: r for r in executor.run(JobQueue(jobs))}
+    assert [by_fold[k].ok for k in range(5)] == [True, True, False, True, True]
+    # Two workers for jobs 0 and 1; the one whose job 2 failed is replaced by a third,
+    # and one of the three serves two jobs (warm). Without the replacement: two workers.
+    assert len({by_fold[k].pid for k in (0, 1, 3, 4)}) == 3
+    assert [by_fold[k].device_settings["batches"] for k in (0, 1, 3, 4)] == ["device"] * 4
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
+def test_two_jax_jobs_share_one_gpu_slot_configuration(store, config, monkeypatch):
+    """Two JAX jobs on one GPU (`jobs_per_gpu = 2`) each get no preallocation and at most
+    0.9 / 2 of the GPU's memory (JAX would take 75 % in each); each fold records what its
+    worker was given. A user's own setting wins."""
+    from xval.executors.process import ProcessExecutor
+
+    for name in ("XLA_PYTHON_CLIENT_PREALLOCATE", "XLA_PYTHON_CLIENT_MEM_FRACTION"):
+        monkeypatch.delenv(name, raising=False)
+    executor = ProcessExecutor(["0"], jobs_per_gpu=2, backend="jax")
+    results = list(executor.run(JobQueue(_jobs(store, config, 2))))
+    assert [r.ok for r in results] == [True, True], [r.message for r in results]
+    assert len({r.pid for r in results}) == 2  # side by side, one worker each
+    for result in results:
+        assert result.backend == "jax"
+        assert {"batches": "device", "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
+                "XLA_PYTHON_CLIENT_MEM_FRACTION": "0.450"}.items() \
+            <= result.device_settings.items()
+    monkeypatch.setenv("XLA_PYTHON_CLIENT_MEM_FRACTION", "0.3")
+    assert executor._environment("0")["XLA_PYTHON_CLIENT_MEM_FRACTION"] == "0.3"
+    assert "XLA_PYTHON_CLIENT_PREALLOCATE" not in executor._environment(None)  # no GPU
+    tf = ProcessExecutor(["0"], backend="tensorflow")._environment("0")
+    assert tf["TF_FORCE_GPU_ALLOW_GROWTH"] == "true"
+
+
+def test_a_freed_slot_starts_its_next_job_before_the_result_is_recorded(store, config):
+    """The process executor hands the next job to a freed slot before the driver records
+    the last result (its files, plots and workbook are written while the next job trains);
+    a failed result comes back first, so that its instance's waiting jobs are cancelled
+    before any of them starts."""
+    from xval.executors.process import ProcessExecutor
+
+    queue = JobQueue(_jobs(store, config, 3))
+    results = ProcessExecutor([None]).run(queue)
+    first = next(results)
+    assert first.ok and len(queue) == 1  # job 2 started before job 0 is handed over
+    rest = list(results)
+    assert len(rest) == 2 and len(queue) == 0
+
+
+def test_refill_first_yields_failures_before_refilling():
+    from xval.executors.base import refill_first
+
+    ok = FoldResult(instance=1, fold=0, status=Status.OK)
+    bad = FoldResult(instance=2, fold=0, status=Status.FAILED, message="x")
+    events = []
+    for result in refill_first([ok, bad], lambda: events.append("refill")):
+        events.append(result.instance)
+    assert events == [2, "refill", 1]
+
+
 def test_gpu_benchmark_runs_without_a_gpu():
     import shutil
 
@@ -250,12 +323,12 @@ def test_gpu_benchmark_runs_without_a_gpu():
 
 
 def test_ray_reuses_cpu_workers_and_gives_gpu_jobs_a_fresh_one():
-    """Issue 25: a CPU job runs in a warm worker (up to CPU_WORKER_JOBS jobs each); a GPU job
-    in a fresh one, so that the framework's GPU memory is returned when it ends."""
-    from xval.executors.base import CPU_WORKER_JOBS
+    """Issue 25: a CPU job runs in a warm worker (up to WORKER_JOBS jobs each); a GPU job
+    in a fresh one (Ray may hand a warm worker a task on another GPU of its node)."""
+    from xval.executors.base import WORKER_JOBS
     from xval.executors.ray import max_calls
 
-    assert max_calls(0.0) == CPU_WORKER_JOBS > 1
+    assert max_calls(0.0) == WORKER_JOBS > 1
     assert max_calls(1.0) == max_calls(0.25) == 1
 
 

@@ -1,4 +1,5 @@
-"""On a GPU: folds train there, under mixed precision too, and with two slots on one GPU.
+"""On a GPU: folds train there, under mixed precision too, with their rows on the device,
+with two slots on one GPU in warm workers, and on JAX with two jobs sharing it.
 
 Skipped where the backend sees no GPU (CI has none); `python -m pytest -m gpu` on a GPU
 machine runs them. The CPU paths of the same options are tested elsewhere
@@ -54,7 +55,9 @@ def test_folds_train_on_the_gpu(config, mixed_precision):
         assert np.isfinite([v for v in fold["history"]["loss"]]).all()
 
 
-def test_process_executor_runs_two_slots_on_one_gpu(config):
+def test_process_executor_runs_two_slots_on_one_gpu_in_warm_workers(config):
+    """Two slots share GPU 0 (`jobs_per_gpu = 2`); each slot's worker serves several jobs
+    (warm: a CUDA context per slot, not per job); every fold's rows were on the device."""
     exp = Experiment(description="gpu sharing", dataset="tiny", number=3, num_folds=3,
                      parameters={"epochs": 2, "patience": 2})
     for k in (1, 2):
@@ -65,3 +68,36 @@ def test_process_executor_runs_two_slots_on_one_gpu(config):
     folds = _folds(config, 3)
     assert len(folds) == 6
     assert all(f["status"] == "ok" and not f["device"].startswith("cpu") for f in folds)
+    assert len({f["pid"] for f in folds}) <= 2  # two warm workers served six jobs
+    assert all(f["device_settings"]["batches"] == "device" for f in folds)
+
+
+def test_jax_jobs_share_the_gpu(config, tmp_path):
+    """Two JAX jobs on GPU 0 at once, each without preallocation and with at most 45 % of
+    its memory (JAX alone takes 75 %: the second job would run out)."""
+    import importlib.util
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    if importlib.util.find_spec("jax") is None:
+        pytest.skip("jax is not installed")
+    script = tmp_path / "jax_share.py"
+    script.write_text(
+        "from xval import Experiment\n"
+        f"exp = Experiment(description='jax', dataset='tiny', number=4, num_folds=3,\n"
+        f"                 config={str(config.path)!r}, parameters={{'epochs': 2}})\n"
+        "exp[1] = {'architecture': 'example_cnn', 'reshaping_type': 'conv', 'filters': 4,\n"
+        "          'comment_1': '', 'comment_2': ''}\n"
+        "raise SystemExit(exp.run(executor='process', gpus=['0']).exit_code)\n")
+    proc = subprocess.run([sys.executable, str(script)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=900, env={**os.environ, "KERAS_BACKEND": "jax"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    folds = _folds(config, 4)
+    assert len(folds) == 3 and all(f["backend"] == "jax" for f in folds)
+    for fold in folds:
+        settings = fold["device_settings"]
+        assert settings["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"
+        assert settings["XLA_PYTHON_CLIENT_MEM_FRACTION"] == "0.450"

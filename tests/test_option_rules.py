@@ -4,10 +4,11 @@ script with `--dry-run`: its command line in this process (`run_script_here`), a
 case, whose ids become the process's environment, in a subprocess."""
 
 import math
+import os
 
 import pytest
 
-from tests.conftest import run_script, run_script_here, write_script
+from tests.conftest import ROOT, run_script, run_script_here, write_script
 from xval.config.space import Float, Search
 from xval.core.errors import ConfigurationError
 from xval.report.tracking import tracking_uri
@@ -80,6 +81,70 @@ def test_gpu_rule(tmp_path, monkeypatch, count, ids, expected):
     assert len(lines) == int(cpu_only)
     if cpu_only:
         assert "no GPU is visible on this machine; running on the CPU" in lines[0]
+
+
+def test_gpu_count_takes_the_first_source_that_can_say(tmp_path, monkeypatch):
+    """The driver's folder, NVML, `nvidia-smi -L`, then the backend's own count: each
+    source faked absent in turn, the next one answers (issue 53: WSL2 has no driver
+    folder, and a GPU there was taken for none)."""
+    calls = []
+
+    def source(name, value):
+        def count(*args):
+            calls.append(name)
+            return value
+        return count
+
+    monkeypatch.setattr(environment, "NVIDIA_DRIVER_GPUS", tmp_path / "absent")
+    monkeypatch.setattr(environment, "_nvml_count", source("nvml", 3))
+    monkeypatch.setattr(environment, "_smi_count", source("smi", 2))
+    monkeypatch.setattr(environment, "_backend_count", source("backend", 1))
+    assert environment.visible_gpu_count() == 3 and calls == ["nvml"]
+    monkeypatch.setattr(environment, "_nvml_count", source("nvml", None))
+    calls.clear()
+    assert environment.visible_gpu_count() == 2 and calls == ["nvml", "smi"]
+    monkeypatch.setattr(environment, "_smi_count", source("smi", None))
+    calls.clear()
+    assert environment.visible_gpu_count("jax") == 1 and calls == ["nvml", "smi", "backend"]
+    monkeypatch.setattr(environment, "_backend_count", source("backend", None))
+    assert environment.visible_gpu_count() == 0  # nothing can say: no GPU
+    (tmp_path / "gpus" / "0000:01:00.0").mkdir(parents=True)  # the driver's folder first
+    monkeypatch.setattr(environment, "NVIDIA_DRIVER_GPUS", tmp_path / "gpus")
+    calls.clear()
+    assert environment.visible_gpu_count() == 1 and calls == []
+
+
+def test_gpu_count_sources_read_what_their_tools_print(monkeypatch, tmp_path):
+    """`nvidia-smi -L` lines, and the backend's count in a fresh process with every GPU of
+    the machine visible (here: the CPU build of torch, 0)."""
+    smi = tmp_path / "nvidia-smi"
+    smi.write_text("#!/bin/sh\necho 'GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-1)'\n"
+                   "echo 'GPU 1: NVIDIA H100 80GB HBM3 (UUID: GPU-2)'\n")
+    smi.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    assert environment._smi_count() == 2
+    smi.write_text("#!/bin/sh\necho 'NVIDIA-SMI has failed' >&2\nexit 9\n")
+    assert environment._smi_count() is None  # fails: the next source
+    environment._backend_count.cache_clear()
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert environment._backend_count("torch") == 0
+    assert environment._backend_count("theano") is None
+
+
+def test_a_cpu_slot_hides_every_gpu(monkeypatch):
+    """A run that asked for GPUs none of which is visible runs on CPU slots that hide every
+    GPU (`CUDA_VISIBLE_DEVICES=""`), so a GPU the sources missed is never used unasked."""
+    from xval.executors.process import ProcessExecutor
+    from xval.running.runner import executor_for
+
+    monkeypatch.setattr(environment, "visible_gpu_count", lambda backend=None: 0)
+    from xval.config.loader import load_config
+
+    config = load_config(ROOT / "config.ini")
+    executor = executor_for("process", config, None, "torch", gpus=["0", "1"])
+    assert isinstance(executor, ProcessExecutor) and executor._slots == ["-1"]
+    assert executor._environment("-1")["CUDA_VISIBLE_DEVICES"] == ""
+    assert executor_for("process", config, None, "torch", gpus=["-1"])._slots == ["-1"]
 
 
 def test_gpu_on_a_machine_without_one_says_it_runs_on_cpu(tmp_path, config_path, store):

@@ -36,6 +36,7 @@ class BackendSettings(Settings):
     backend: str
     executor: str
     jobs_per_gpu: int
+    device_data_mb: int
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -20,7 +20,8 @@ from types import ModuleType
 from xval.core.errors import ConfigurationError
 from xval.core.logs import quiet_framework_logs
 
-__all__ = ["BACKENDS", "backend_environment", "check_backend", "import_paused", "use_backend"]
+__all__ = ["BACKENDS", "SHARING_VARIABLES", "backend_environment", "check_backend",
+           "import_paused", "sharing_environment", "use_backend"]
 
 BACKENDS = ("tensorflow", "torch", "jax")
 """The Keras backends (`[backend] backend` in config.ini, `KERAS_BACKEND`)."""
@@ -97,6 +98,8 @@ def use_backend(backend: str | None = None, *, source: str = "config.ini [backen
         return backend
     check_backend(backend, source)
     os.environ["KERAS_BACKEND"] = backend
+    for key, value in sharing_environment(backend, 1).items():  # TensorFlow's memory growth
+        os.environ.setdefault(key, value)
     # Keras's serializer imports TensorFlow when it is installed; keep its logs quiet.
     quiet_framework_logs(backend=backend)
     if gpu is not None:
@@ -147,10 +150,40 @@ def backend_environment(backend: str | None, gpu: str | None) -> dict[str, str]:
     """
     env = {}
     if gpu is not None:
-        env["CUDA_VISIBLE_DEVICES"] = str(gpu)
+        env["CUDA_VISIBLE_DEVICES"] = _visible_devices(gpu)
     if backend:
         env["KERAS_BACKEND"] = backend
     return env
+
+
+SHARING_VARIABLES = ("XLA_PYTHON_CLIENT_PREALLOCATE", "XLA_PYTHON_CLIENT_MEM_FRACTION",
+                     "TF_FORCE_GPU_ALLOW_GROWTH")
+"""The variables `sharing_environment` may set (a fold records those it ran with)."""
+
+
+def sharing_environment(backend: str | None, jobs_per_gpu: int) -> dict[str, str]:
+    """The variables that let `jobs_per_gpu` processes of `backend` share one GPU, set
+    before the framework starts in each.
+
+    - JAX preallocates 75 % of the GPU's memory in every process: with several jobs per
+      GPU, preallocation is off and each process may grow to `0.9 / jobs_per_gpu` of it
+      (`XLA_PYTHON_CLIENT_MEM_FRACTION`, which caps JAX's allocator).
+    - TensorFlow takes all of it unless told to grow: `TF_FORCE_GPU_ALLOW_GROWTH`.
+    - Torch allocates as it goes (its cache is emptied between jobs).
+
+    Args:
+        backend: the Keras backend.
+        jobs_per_gpu: the processes sharing one GPU (`[backend] jobs_per_gpu`).
+
+    Returns:
+        The variables to set (a user's own setting of one should win).
+    """
+    if backend == "tensorflow":
+        return {"TF_FORCE_GPU_ALLOW_GROWTH": "true"}
+    if backend == "jax" and jobs_per_gpu > 1:
+        return {"XLA_PYTHON_CLIENT_PREALLOCATE": "false",
+                "XLA_PYTHON_CLIENT_MEM_FRACTION": f"{min(0.75, 0.9 / jobs_per_gpu):.3f}"}
+    return {}
 
 
 def _check_imported_keras(backend: str, gpu: str | None, source: str) -> None:

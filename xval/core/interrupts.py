@@ -5,8 +5,8 @@ backend's shape inference while a model is built (`backend.compute_output_spec` 
 another device after any exception), saving and loading. A Ctrl-C that lands there is lost
 and the run goes on as if nothing happened. `sticky_interrupts` installs a SIGINT handler that
 remembers the interrupt as well as raising it, and `raise_if_interrupted` raises it again at
-the next safe point: every training batch (`InterruptCheck`), the start and the failure of
-every job, every recorded fold, and the end of the command.
+the next safe point: the start of every training batch (`InterruptCheck`), the start and the
+failure of every job, every recorded fold, and the end of the command.
 """
 
 import contextlib
@@ -61,7 +61,13 @@ def raise_if_interrupted() -> None:
 
 
 def interrupt_check() -> Any:
-    """A Keras callback that calls `raise_if_interrupted` after every training batch.
+    """A Keras callback that calls `raise_if_interrupted` before every training batch.
+
+    It reads a flag on the main thread and never looks at the batch's logs, so it keeps
+    Keras's asynchronous callback dispatch on (torch, JAX): a callback that overrides a
+    `*_batch_end` method turns it off, and every step then waits for its loss and metrics
+    to reach the host (`CallbackList._configure_async_dispatch`); `*_batch_begin` methods
+    are always called in the training loop's own thread, with no logs.
 
     Returns:
         A `keras.callbacks.Callback`.
@@ -69,7 +75,7 @@ def interrupt_check() -> Any:
     import keras  # noqa: PLC0415  (only once the backend is set)
 
     class InterruptCheck(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
             raise_if_interrupted()
 
     return InterruptCheck()

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import os
 import threading
-from collections.abc import Callable, Generator, Iterable, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 
 from preprocessing.store import FeatureStore
 from xval.core.interrupts import raise_if_interrupted
@@ -26,17 +27,50 @@ from xval.training.fold import EpochHook, run_fold
 # Workers print `EPOCH_PREFIX epoch epochs {logs}` lines that the process executor streams.
 EPOCH_PREFIX = "xval-epoch "
 
-# Jobs a warm worker process runs on the CPU before it is replaced (process and Ray
-# executors), so that what a framework keeps between jobs stays bounded. A job with a GPU
-# runs in a fresh worker of its own, so that the GPU memory the framework holds is returned
-# when the job ends.
-CPU_WORKER_JOBS = 25
+WORKER_JOBS = 25
+"""Jobs a warm worker process runs before it is replaced (the process executor's workers,
+on the CPU and on a GPU; Ray's CPU workers), so that what a framework keeps between jobs
+stays bounded. A worker that ran a failed job is replaced at once."""
+
+FRESH_GPU_BACKENDS = ("tensorflow",)
+"""Backends whose GPU jobs each run in a fresh worker: TensorFlow's allocator keeps the GPU
+memory it took until its process ends (`clear_session` frees the tensors, not the memory),
+so a warm TensorFlow worker would hold its largest job's memory and starve the other jobs
+sharing its GPU. Torch returns its cache (`torch.cuda.empty_cache()`) and JAX its
+executables between jobs (`xval.training.devices.release_memory`)."""
 
 
-def worker_jobs(gpu: bool) -> int:
-    """How many jobs one worker process runs: 1 (a fresh worker) with a GPU, else
-    `CPU_WORKER_JOBS` (Ray's `max_calls`, the process executor's worker reuse)."""
-    return 1 if gpu else CPU_WORKER_JOBS
+def worker_jobs(gpu: bool, backend: str | None = None) -> int:
+    """How many jobs one worker process runs before it is retired: `WORKER_JOBS`, or 1 (a
+    fresh worker per job) for a GPU job of a backend in `FRESH_GPU_BACKENDS`.
+
+    Args:
+        gpu: whether the worker's jobs run on a GPU.
+        backend: the workers' Keras backend; `None`: `KERAS_BACKEND` (inherited).
+    """
+    backend = backend or os.environ.get("KERAS_BACKEND")
+    return 1 if gpu and backend in FRESH_GPU_BACKENDS else WORKER_JOBS
+
+
+def refill_first(results: Sequence[FoldResult], refill: Callable[[], None]) -> Results:
+    """Yields the results of the jobs that just ended so that the free slots start their
+    next jobs before the driver records a result: the failed results first (the scheduler
+    may cancel the waiting jobs of their instance, which must not start), then `refill()`,
+    then the others. The driver's files, plots and workbook are then written while the
+    next jobs train.
+
+    Args:
+        results: the results of the jobs that ended, whose slots are free.
+        refill: starts waiting jobs in the free slots.
+    """
+    for result in results:
+        if not result.ok:
+            yield result
+    refill()
+    for result in results:
+        if result.ok:
+            yield result
+
 
 JobEpochHook = Callable[[Job, int, int, Mapping[str, float]], None]
 """`(job, epoch, epochs, logs) -> None`: an epoch of `job` ended."""

@@ -1,5 +1,5 @@
-"""The process executor: jobs in worker processes (`python -m xval.executors.worker`), one
-slot per GPU; warm workers on the CPU, a fresh one for every job with a GPU."""
+"""The process executor: jobs in warm worker processes (`python -m xval.executors.worker`),
+one slot per GPU (`jobs_per_gpu` slots each), each backend told to share its GPU."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import IO
 
 import xval.executors.transport as transport
-from xval.core.backend import backend_environment
+from xval.core.backend import backend_environment, sharing_environment
 from xval.core.records import FoldResult, Job
 from xval.executors.base import (
     EPOCH_PREFIX,
@@ -23,6 +23,7 @@ from xval.executors.base import (
     ExecutorOptions,
     JobQueue,
     Results,
+    refill_first,
     worker_jobs,
 )
 from xval.executors.registry import register
@@ -104,28 +105,35 @@ class _Worker:
 class ProcessExecutor(Executor):
     """Runs jobs in worker processes (`python -m xval.executors.worker`), one slot per GPU.
 
-    On the CPU a worker stays warm for `CPU_WORKER_JOBS` jobs (Keras, the backend and the
-    store imported once; the Keras session is cleared after every job), as the Ray executor's
-    CPU workers do. A job with a GPU runs in a fresh worker, so that the memory the
-    framework holds there is returned when the job ends. Concurrent jobs share the cores
-    (`cpu_threads`) unless the environment sets the thread counts.
+    A slot's worker stays warm for `WORKER_JOBS` jobs, on the CPU and on a GPU (Keras, the
+    backend, CUDA and the store opened once; between jobs the worker frees what the
+    framework holds: `xval.training.devices.release_memory`); a GPU worker is replaced
+    after a failed job, and a TensorFlow worker with a GPU after every job (`worker_jobs`). A slot
+    that frees up starts its next job before the driver records the last result
+    (`refill_first`). Jobs sharing a GPU are told to share it (`sharing_environment`: no
+    JAX preallocation, TensorFlow's memory growth); concurrent jobs share the cores
+    (`cpu_threads`) unless the environment sets the thread counts. A CPU slot never
+    inherits a GPU: the GPU `-1` hides every GPU from its worker.
 
     Args:
-        gpus: GPU ids (strings); `[None]` for CPU only. Defaults to `[None]`.
+        gpus: GPU ids (strings; `"-1"` for the CPU); `[None]` for the device the workers
+            inherit. Defaults to `[None]`.
         jobs_per_gpu: concurrent jobs per GPU (or on the CPU). Defaults to `1`.
         backend: Keras backend of the workers.
     """
 
     name = "process"
-    summary = ("jobs in worker processes, warm on the CPU and fresh for every job with a GPU "
-               "(whose memory is returned when the job ends)")
+    summary = ("jobs in warm worker processes, one slot per GPU (jobs_per_gpu each), each "
+               "backend told to share its GPU")
 
     def __init__(self, gpus: Sequence[str | None] = (None,), jobs_per_gpu: int = 1,
                  backend: str | None = None) -> None:
         self._slots = [g for g in (gpus or [None]) for _ in range(jobs_per_gpu)]
+        self.jobs_per_gpu = jobs_per_gpu
         self.backend = backend
         self._workers: dict[int, _Worker] = {}
         self._busy: set[int] = set()
+        self._ending: list[threading.Thread] = []
         self._lock = threading.Lock()
 
     @classmethod
@@ -136,9 +144,16 @@ class ProcessExecutor(Executor):
     def slots(self) -> int:
         return len(self._slots)
 
+    @staticmethod
+    def _on_gpu(gpu: str | None) -> bool:
+        return gpu is not None and gpu != "-1"
+
     def _environment(self, gpu: str | None) -> dict[str, str]:
         env = {**os.environ, **backend_environment(self.backend, gpu)}
-        env.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")  # several jobs may share a GPU
+        if self._on_gpu(gpu):  # the user's own settings win
+            for key, value in sharing_environment(self.backend or env.get("KERAS_BACKEND"),
+                                                  self.jobs_per_gpu).items():
+                env.setdefault(key, value)
         env.update({k: v for k, v in cpu_threads(self.slots).items() if k not in os.environ})
         return env
 
@@ -150,39 +165,49 @@ class ProcessExecutor(Executor):
                 if worker is not None:
                     worker.close()
                 gpu = self._slots[slot]
-                worker = _Worker(self._environment(gpu), worker_jobs(gpu is not None))
+                worker = _Worker(self._environment(gpu),
+                                 worker_jobs(self._on_gpu(gpu), self.backend))
                 self._workers[slot] = worker
             self._busy.add(slot)
             return worker
 
-    def _release(self, slot: int, worker: _Worker, finished: bool) -> None:
-        """Retires the slot's worker when it died or ran its last job."""
+    def _release(self, slot: int, worker: _Worker, keep: bool) -> None:
+        """Retires the slot's worker unless `keep` (it ran its job to a good end) and it has
+        jobs left. A retired worker ends in the background (a framework's shutdown takes
+        seconds), so the slot's next job does not wait for it; `_stop_all` waits."""
         with self._lock:
             self._busy.discard(slot)
             kept = self._workers.get(slot) is worker
-            if kept and finished and worker.jobs_left > 0:
+            if kept and keep and worker.jobs_left > 0:
                 return
             if kept:
                 del self._workers[slot]
-        worker.close()
+            ending = threading.Thread(target=worker.close, name="xval-worker-end")
+            self._ending.append(ending)
+        ending.start()
 
     def _launch(self, job: Job, slot: int) -> FoldResult:
         with tempfile.TemporaryDirectory(prefix="xval-job-") as tmp:
             folder = Path(tmp)
             (folder / transport.JOB).write_text(json.dumps(job.to_dict()))
             worker = self._worker(slot)
-            finished = False
+            result = None
             try:
                 start = worker.send(folder)
                 stdout, finished = self._stream(job, worker.proc.stdout or [],
                                                 f"{transport.DONE_PREFIX}{folder}\n")
                 stderr = "" if finished else worker.stderr_since(start)
-            finally:
-                self._release(slot, worker, finished)
-            result = transport.read(folder) if finished else None
+                result = transport.read(folder) if finished else None
+            finally:  # a GPU worker whose job failed is replaced: a CUDA error can leave
+                # its context unusable for every later job
+                self._release(slot, worker, result is not None
+                              and (result.ok or not self._on_gpu(self._slots[slot])))
             if result is not None:
                 return result
-            code = worker.proc.returncode
+            try:  # its stdout ended: it died (its end may not be reaped yet)
+                code = worker.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                code = None
             tail = (stderr or stdout or "")[-3000:]
             return FoldResult.failure(job, None, message=(
                 f"worker process exited with code {code} without a result: "
@@ -226,17 +251,27 @@ class ProcessExecutor(Executor):
         free = list(range(len(self._slots)))
         running: dict[Future[FoldResult], int] = {}
         pool = ThreadPoolExecutor(len(self._slots), thread_name_prefix="xval-job")
+
+        def refill() -> None:
+            while free and (job := queue.pop()) is not None:
+                slot = free.pop(0)
+                running[pool.submit(self._launch, job, slot)] = slot
+
         try:
             while True:
-                while free and (job := queue.pop()) is not None:
-                    slot = free.pop(0)
-                    running[pool.submit(self._launch, job, slot)] = slot
+                refill()
                 if not running:
                     return
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
+                ended = []
                 for future in done:
                     free.append(running.pop(future))
-                    yield future.result()
+                    ended.append(future.result())
+                yield from refill_first(ended, refill)
         finally:
             self._stop_all()
             pool.shutdown(wait=True, cancel_futures=True)
+            with self._lock:
+                ending, self._ending = self._ending, []
+            for thread in ending:  # every worker has ended when `run` returns
+                thread.join()

@@ -3,12 +3,15 @@
 Each job is a `ray.remote` task with `num_cpus` CPUs and, on a cluster with GPUs,
 `1 / jobs_per_gpu` of a GPU (fractional GPUs let several small jobs share one). Jobs on CPU
 reuse warm worker processes (Keras, the backend and the store already imported; the Keras
-session is cleared after every job, and a worker is replaced after `CPU_WORKER_JOBS` jobs
-so that what a framework keeps stays bounded); a job with a GPU runs in a fresh worker
-(`max_calls=1`; the process executor does the same, `worker_jobs`), so that the GPU memory
-the framework holds is returned when the job ends. Tasks whose worker or node dies are
-retried elsewhere (`max_retries`); results come back to the driver, which alone writes
-files.
+session is cleared after every job, and a worker is replaced after `WORKER_JOBS` jobs so
+that what a framework keeps stays bounded); a job with a GPU runs in a fresh worker
+(`max_calls=1`, Ray's own default for GPU tasks): Ray may hand a warm worker a task on
+another GPU of its node, while a process's CUDA device is fixed once the framework has
+started (the process executor, whose slots keep their GPU, keeps its GPU workers warm).
+Jobs that share a GPU are told to share it (`sharing_environment`). Tasks whose worker or
+node dies are retried elsewhere (`max_retries`); results come back to the driver, which
+alone writes files; a task that ends frees its slot for the next before the driver
+records its result (`refill_first`).
 
 The cluster must see the same feature store (a shared filesystem, at the same path) and the
 same project version on every node: `preflight` runs a small task on every node and refuses
@@ -32,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from preprocessing.store import FeatureStore
-from xval.core.backend import use_backend
+from xval.core.backend import sharing_environment, use_backend
 from xval.core.dataset_info import DatasetInfo
 from xval.core.errors import ConfigurationError, DatasetError
 from xval.core.logs import quiet_framework_logs
@@ -43,6 +46,7 @@ from xval.executors.base import (
     ExecutorOptions,
     JobQueue,
     Results,
+    refill_first,
     run_job,
     worker_jobs,
 )
@@ -87,12 +91,14 @@ def node_check(store_path: str) -> dict[str, Any]:
 
 
 def max_calls(num_gpus: float) -> int:
-    """Ray's `max_calls` for a job: 1 (a fresh worker) with a GPU, else `CPU_WORKER_JOBS`."""
-    return worker_jobs(bool(num_gpus))
+    """Ray's `max_calls` for a job: 1 (a fresh worker) with a GPU (see the module's
+    docstring), else `worker_jobs` (`WORKER_JOBS`)."""
+    return 1 if num_gpus else worker_jobs(False)
 
 
 def run_job_remote(job_dict: Mapping[str, Any], backend: str | None,
-                   progress: Any = None) -> tuple[dict[str, Any], bytes | None]:
+                   progress: Any = None, jobs_per_gpu: int = 1
+                   ) -> tuple[dict[str, Any], bytes | None]:
     """The body of a Ray task: runs one job in this worker process (fresh for a GPU job,
     warm on CPU; the job clears the Keras session when it ends).
 
@@ -101,16 +107,19 @@ def run_job_remote(job_dict: Mapping[str, Any], backend: str | None,
         backend: the Keras backend.
         progress: a `ray.util.queue.Queue` that receives `(instance, fold, epoch, epochs,
             logs)` after every epoch, or `None`.
+        jobs_per_gpu: the jobs sharing a GPU (`sharing_environment`). Defaults to `1`.
 
     Returns:
         `(result_dict, model_bytes)`: the `FoldResult` as a dict (`to_transport()`) and
         the best model's `.keras` bytes.
     """
+    for key, value in sharing_environment(backend or os.environ.get("KERAS_BACKEND"),
+                                          jobs_per_gpu).items():
+        os.environ.setdefault(key, value)  # before the framework starts; the user's win
     if backend:
         use_backend(backend, source="the Ray driver", override=True)
     else:
         quiet_framework_logs(backend=backend)
-    os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
     from xval.training.prepare import mark_job_process  # noqa: PLC0415  (in the task)
 
     mark_job_process()  # a Ray worker runs tasks alone
@@ -304,17 +313,22 @@ class RayExecutor(Executor):
             num_cpus=self.num_cpus, num_gpus=self._num_gpus, max_retries=self.max_retries)
         running: dict[Any, Job] = {}
         progress = self._progress_queue()
+        sharing = self.jobs_per_gpu if self._num_gpus else 1
+
+        def refill() -> None:
+            while len(running) < self._slots and (job := queue.pop()) is not None:
+                running[task.remote(job.to_dict(), self.backend, progress, sharing)] = job
+
         try:
             while True:
-                while len(running) < self._slots and (job := queue.pop()) is not None:
-                    running[task.remote(job.to_dict(), self.backend, progress)] = job
+                refill()
                 if not running:
                     return
                 done, _ = ray.wait(list(running), num_returns=1, timeout=0.5)
                 if not self._drain(progress, running):
                     progress = None
-                for ref in done:
-                    yield self._collect(ref, running.pop(ref))
+                ended = [self._collect(ref, running.pop(ref)) for ref in done]
+                yield from refill_first(ended, refill)
         finally:
             for ref in running:
                 ray.cancel(ref, force=True)

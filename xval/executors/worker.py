@@ -3,9 +3,10 @@ another in one process.
 
 It reads one hand-over folder per line of stdin (the folder holds `job.json`), runs that
 job, writes its result into the folder (`xval.executors.transport`) and prints
-`transport.DONE_PREFIX FOLDER`; it exits at the end of stdin. It prints one `EPOCH_PREFIX`
-line per epoch for the executor's progress display; the driver alone writes the
-experiment's result files.
+`transport.DONE_PREFIX FOLDER`, then frees what the job left (its model, the framework's
+GPU cache) while the driver records the result; it exits at the end of stdin. It prints
+one `EPOCH_PREFIX` line per epoch for the executor's progress display; the driver alone
+writes the experiment's result files.
 """
 
 from __future__ import annotations
@@ -34,15 +35,21 @@ def main() -> int:
     # The engine (pandas, SciPy, scikit-learn...), with the collector paused.
     import_paused("xval.executors.base")
     from xval.executors.base import run_job  # noqa: PLC0415  (imported above)
-    from xval.training.prepare import mark_job_process  # noqa: PLC0415  (numpy, the store)
+    from xval.training.prepare import (  # noqa: PLC0415  (numpy, the store)
+        collect_garbage,
+        mark_job_process,
+    )
 
     mark_job_process()
     quiet_framework_logs(backend=os.environ.get("KERAS_BACKEND"))
     for line in sys.stdin:
         folder = Path(line.rstrip("\n"))
         job = Job.from_dict(json.loads((folder / transport.JOB).read_text(encoding="utf-8")))
-        transport.write(folder, run_job(job, progress))
+        result = run_job(job, progress)
+        transport.write(folder, result)
+        del result  # its model's bytes
         print(f"{transport.DONE_PREFIX}{folder}", flush=True)
+        collect_garbage()  # while the driver records: the GPU memory back before the next
     return 0
 
 

@@ -6,8 +6,12 @@ examples do the same): once Keras is imported, a process keeps its backend and d
 
 from __future__ import annotations
 
+import functools
 import os
 import re
+import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -48,16 +52,90 @@ def normalize_gpu(gpu: object, what: str = "GPU id") -> str | None:
 
 NVIDIA_DRIVER_GPUS = Path("/proc/driver/nvidia/gpus")
 
+BACKEND_GPU_COUNT = {
+    "torch": "import torch; print(torch.cuda.device_count())",
+    "jax": "import jax; print(sum(d.platform == 'gpu' for d in jax.devices()))",
+    "tensorflow": "import tensorflow as tf; print(len(tf.config.list_physical_devices('GPU')))",
+}
+"""What prints the GPU count in the backend's own words (the last of the sources)."""
 
-def visible_gpu_count() -> int:
-    """How many GPUs the machine has, as the NVIDIA driver lists them (0 without one): GPU
-    ids are the machine's, as `CUDA_VISIBLE_DEVICES` takes them."""
+
+def _driver_count() -> int | None:
+    """The GPUs in the NVIDIA driver's folder, or `None` where it has none (WSL2, some
+    containers)."""
     if NVIDIA_DRIVER_GPUS.is_dir():
         return len(list(NVIDIA_DRIVER_GPUS.iterdir()))
+    return None
+
+
+def _nvml_count() -> int | None:
+    """The GPUs NVML counts (`nvidia-ml-py`, where installed), or `None`."""
+    try:
+        import pynvml  # noqa: PLC0415  (optional: nvidia-ml-py)
+    except ImportError:
+        return None
+    try:
+        pynvml.nvmlInit()
+        try:
+            return int(pynvml.nvmlDeviceGetCount())
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:  # no driver, no library: the next source  # noqa: BLE001
+        return None
+
+
+def _smi_count() -> int | None:
+    """The GPUs `nvidia-smi -L` lists, or `None` without it (or when it fails)."""
+    if shutil.which("nvidia-smi") is None:
+        return None
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True,
+                             timeout=30, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return sum(line.startswith("GPU ") for line in out.splitlines())
+
+
+@functools.cache
+def _backend_count(backend: str | None) -> int | None:
+    """The GPUs the backend sees in a fresh process (every GPU of the machine:
+    `CUDA_VISIBLE_DEVICES` unset there), or `None` when it cannot say."""
+    code = BACKEND_GPU_COUNT.get(backend or os.environ.get("KERAS_BACKEND") or "torch")
+    if code is None:
+        return None
+    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    try:
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             timeout=300, env=env, check=True).stdout
+        return int(out.split()[-1])
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return None
+
+
+def visible_gpu_count(backend: str | None = None) -> int:
+    """How many GPUs the machine has (0 without one): GPU ids are the machine's, as
+    `CUDA_VISIBLE_DEVICES` takes them.
+
+    The first source that can say: the NVIDIA driver's folder, NVML (`nvidia-ml-py`, where
+    installed), `nvidia-smi -L`, then the backend's own count in a fresh process (a few
+    seconds: only where the others cannot say, as under WSL2 or in some containers, and
+    only once per process).
+
+    Args:
+        backend: the Keras backend that counts last. Defaults to `KERAS_BACKEND` (torch).
+    """
+    sources = (_driver_count, _nvml_count, _smi_count,
+               functools.partial(_backend_count, backend))
+    for source in sources:
+        count = source()
+        if count is not None:
+            return count
     return 0
 
 
-def check_gpus_visible(gpus: list[str], what: str, warn: Out) -> list[str]:
+def check_gpus_visible(gpus: list[str], what: str, warn: Out, backend: str | None = None
+                       ) -> list[str]:
     """The rule for GPU ids (the positional GPU or `--gpus`), applied before anything runs.
 
     - `-1` (or `cpu`) asks for the CPU.
@@ -69,9 +147,13 @@ def check_gpus_visible(gpus: list[str], what: str, warn: Out) -> list[str]:
         gpus: normalised ids (`normalize_gpu`).
         what: how to name them, e.g. `"--gpus"`.
         warn: prints the one line about running on the CPU.
+        backend: the Keras backend, which counts the GPUs where nothing else can
+            (`visible_gpu_count`). Defaults to `KERAS_BACKEND`.
 
     Returns:
-        The ids to use: `gpus`, or `[]` when no GPU is visible (the CPU).
+        The ids to use: `gpus`, or `[]` for the CPU (`-1`, or no GPU visible: the caller
+        then hides every GPU, `CUDA_VISIBLE_DEVICES=""`, so nothing runs on one it was
+        not given).
 
     Raises:
         ConfigurationError: for a repeated id, or an id that is not visible.
@@ -82,8 +164,10 @@ def check_gpus_visible(gpus: list[str], what: str, warn: Out) -> list[str]:
         raise ConfigurationError(
             f"{what} {','.join(gpus)}: GPU {','.join(twice)} is given twice; list each GPU "
             "once (config.ini [backend] jobs_per_gpu runs several jobs on one GPU).")
-    count = visible_gpu_count()
-    if ids and count == 0:
+    if not ids:
+        return []
+    count = visible_gpu_count(backend)
+    if count == 0:
         warn(f"warning: {what} {','.join(ids)}: no GPU is visible on this machine; running "
              "on the CPU.")
         return []
@@ -130,16 +214,19 @@ def prepare_process(backend: str, gpu: object, warn: Out) -> tuple[str | None, s
         warn: prints the one line saying that no GPU is visible (the CPU runs instead).
 
     Returns:
-        `(gpu, backend)`: the normalised GPU id in use (`None` when none is visible or none
-        was asked for) and the backend.
+        `(gpu, backend)`: the normalised GPU id in use (`"-1"` for the CPU, also when none
+        is visible; `None` when none was asked for) and the backend.
 
     Raises:
         ConfigurationError: for a GPU id that is not one (`normalize_gpu`) or not visible
             (`check_gpus_visible`), or Keras already imported with another backend or GPU.
     """
     found = normalize_gpu(gpu, "GPU id")
-    if found is not None and found != "-1" and not check_gpus_visible([found], "GPU", warn):
-        found = None  # no GPU visible: the CPU, CUDA_VISIBLE_DEVICES left as it is
+    if found is not None and found != "-1" and not check_gpus_visible(
+            [found], "GPU", warn, os.environ.get("KERAS_BACKEND") or backend):
+        # No GPU visible: the CPU, every GPU hidden (so that no framework finds one that
+        # the sources missed), where Keras has not started yet in this process.
+        found = None if "keras" in sys.modules else "-1"
     return found, setup_environment(backend, found)
 
 

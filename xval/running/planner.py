@@ -102,7 +102,8 @@ class Plan:
                    task_type=self.task_type, generator=self.generator,
                    store=str(Path(store.path).resolve()), store_hash=store.content_hash,
                    log_dir=str(self.layout.instance(instance).log_dir(fold)),
-                   embedding_items=embedding_items(params, fold))
+                   embedding_items=embedding_items(params, fold),
+                   device_data_mb=self.config.backend.device_data_mb)
 
     def jobs(self, instance: int, folds: list[int]) -> list[Job]:
         """The `Job`s of `instance` for the fold indices `folds`."""

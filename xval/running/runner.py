@@ -230,8 +230,11 @@ def executor_for(name: str | None, config: Config, gpu: str | None, backend: str
             "the inline executor trains in this process: give its GPU as the positional "
             "GPU argument.")
     given = [g for g in (normalize_gpu(g, "--gpus") for g in gpus or ()) if g is not None]
-    chosen = tuple(check_gpus_visible(given, "--gpus", _stderr) if gpus else ()) \
-        or ((gpu,) if gpu is not None else None)
+    if gpus:  # the GPUs asked for, or none visible (or -1): CPU slots that hide every GPU
+        chosen: tuple[str, ...] | None = tuple(
+            check_gpus_visible(given, "--gpus", _stderr, backend)) or ("-1",)
+    else:
+        chosen = (gpu,) if gpu is not None else None
     return make_executor(name, ExecutorOptions(gpus=chosen, ray_address=ray_address,
                                                jobs_per_gpu=config.backend.jobs_per_gpu,
                                                backend=backend))

@@ -9,6 +9,7 @@ import numpy as np
 
 from preprocessing.store import FeatureStore
 from xval.folds import rows_of
+from xval.training import devices
 
 
 def fold_rows(store: FeatureStore, fold: Mapping[str, Sequence[str]]) -> dict[str, np.ndarray]:
@@ -92,30 +93,186 @@ def moments(total: np.ndarray, squares: np.ndarray, count: int
     return mean.astype(np.float32), var.astype(np.float32)
 
 
-def random_crops(x: np.ndarray, length: int, rng: np.random.Generator) -> np.ndarray:
-    """A window of `length` frames of every row, at an offset drawn from `rng`.
+class Normalizer:
+    """`x -> (x - mean) * scale` with `scale = 1 / sqrt(variance)`: the model's own input
+    normalisation, in numpy (an autoencoder's target; `DeviceRows` applies `mean` and
+    `scale` on the device).
+
+    Args:
+        mean: `np.ndarray [shape=(bins,)]`.
+        variance: `np.ndarray [shape=(bins,)]`.
+    """
+
+    def __init__(self, mean: np.ndarray, variance: np.ndarray) -> None:
+        self.mean = np.asarray(mean, dtype=np.float32)
+        self.scale = (1.0 / np.sqrt(variance)).astype(np.float32)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return ((np.asarray(x, dtype=np.float32) - self.mean) * self.scale).astype(np.float32)
+
+
+def normalizer(mean: np.ndarray, variance: np.ndarray) -> Normalizer:
+    """`x -> (x - mean) / sqrt(variance)`, the model's own input normalisation, in numpy."""
+    return Normalizer(mean, variance)
+
+
+def crop_starts(seed: int, epoch: int, index: int, size: int, time: int, length: int
+                ) -> np.ndarray:
+    """The offsets of batch `index`'s crops in `epoch`: drawn per row, epoch and batch, so
+    that any thread may gather any batch in any order.
+
+    Returns:
+        `np.ndarray [shape=(size,)]`, each in `[0, time - length]`.
+    """
+    rng = np.random.default_rng((seed, epoch, index, 1))
+    return rng.integers(0, time - length + 1, size=size)
+
+
+def random_crops(x: np.ndarray, length: int, starts: np.ndarray) -> np.ndarray:
+    """A window of `length` frames of every row, at the offsets `starts` (`crop_starts`).
 
     Args:
         x: `np.ndarray [shape=(rows, time, ...)]`.
         length: the window's frames (at most `time`).
-        rng: the generator of the offsets.
+        starts: `np.ndarray [shape=(rows,)]`, each row's first frame.
 
     Returns:
         `np.ndarray [shape=(rows, length, ...)]`.
     """
-    starts = rng.integers(0, x.shape[1] - length + 1, size=len(x))
     return np.stack([row[start:start + length] for row, start in zip(x, starts)])
+
+
+def mix_draws(seed: int, epoch: int, index: int, size: int, alpha: float
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Batch `index`'s mixup draws in `epoch`: each row's partner (a permutation of the
+    batch) and its weight `lam ~ Beta(alpha, alpha)`.
+
+    Returns:
+        `(partner, lam)`: `np.ndarray [shape=(size,)]` each, int and float32.
+    """
+    rng = np.random.default_rng((seed, epoch, index))
+    partner = rng.permutation(size)
+    return partner, rng.beta(alpha, alpha, size=size).astype(np.float32)
+
+
+def mix(x: Any, y: Any, w: Any, partner: Any, lam: Any) -> tuple[Any, Any, Any]:
+    """Mixup of one batch (Zhang et al. 2018): row `i` becomes `lam_i * x_i + (1 - lam_i) *
+    x_partner_i`, and so do its target and weight: numpy arrays, or tensors of the backend
+    on the device (`DeviceRows`), with the same operations.
+
+    Args:
+        x: the batch's rows, `[shape=(rows, ...)]`.
+        y: their targets, float32.
+        w: their weights, or `None`.
+        partner: `[shape=(rows,)]`, each row's partner (`mix_draws`).
+        lam: `[shape=(rows,)]`, float32, each row's weight.
+
+    Returns:
+        `(x, y, w)` mixed.
+    """
+    lam_x = lam.reshape(-1, *([1] * (x.ndim - 1)))
+    x = lam_x * x + (1 - lam_x) * x[partner]
+    lam_y = lam.reshape(-1, *([1] * (y.ndim - 1)))
+    y = lam_y * y + (1 - lam_y) * y[partner]
+    if w is not None:
+        w = lam * w + (1 - lam) * w[partner]
+    return x, y, w
+
+
+class DeviceRows:
+    """A fold split's rows on the device, and the batches gathered from them.
+
+    The draws that make an epoch's batches (the shuffled order, sorted within each batch;
+    crop offsets; mixup partners and weights) are made in numpy, exactly as the numpy path
+    makes them, once per epoch, and copied to the device in one go; each step then only
+    slices and gathers device tensors.
+
+    Args:
+        features: `np.ndarray [shape=(n, time, ...)]`, the split's rows.
+        rows: indices into `features` of the rows served.
+        targets: target of each of `rows`.
+        weights: sample weight of each of `rows`, or `None`.
+        target_fn: an autoencoder's target (its `mean` and `scale` are used on the
+            device), or `None`.
+        mixup: whether batches are mixed up (the targets are then kept as float32).
+    """
+
+    def __init__(self, features: np.ndarray, rows: np.ndarray, targets: np.ndarray,
+                 weights: np.ndarray | None, target_fn: Normalizer | None, *,
+                 mixup: bool) -> None:
+        self.features = devices.to_device(np.asarray(features, dtype=np.float32))
+        self.rows = np.asarray(rows)
+        self.targets = devices.to_device(np.asarray(targets, dtype=np.float32) if mixup
+                                         else np.asarray(targets))
+        self.weights = None if weights is None else devices.to_device(weights)
+        self.norm = None if target_fn is None else (devices.to_device(target_fn.mean),
+                                                    devices.to_device(target_fn.scale))
+        self.epoch_plan: dict[str, Any] = {}
+        self.planned: int | None = None
+
+    def plan(self, epoch: int, picks: list[np.ndarray], crop: int,
+             crop_draw: Callable[[int, int], np.ndarray] | None,
+             mix_draw: Callable[[int, int], tuple[np.ndarray, np.ndarray]] | None) -> None:
+        """Copies epoch `epoch`'s draws to the device (once per epoch).
+
+        Args:
+            epoch: the epoch.
+            picks: per batch, the positions (into `rows`) it serves, in order.
+            crop: frames per crop (`0`: whole rows).
+            crop_draw: `(index, size) -> starts` of batch `index`'s crops.
+            mix_draw: `(index, size) -> (partner, lam)` of batch `index`'s mixup.
+        """
+        if self.planned == epoch:
+            return
+        picks_all = np.concatenate(picks) if picks else np.zeros(0, np.int64)
+        plan = {"pick": devices.to_device(picks_all.astype(np.int64)),
+                "row": devices.to_device(self.rows[picks_all].astype(np.int64)),
+                "bounds": np.cumsum([0, *(len(p) for p in picks)])}
+        if crop:
+            assert crop_draw is not None
+            time = int(self.features.shape[1])
+            starts = np.concatenate([crop_draw(i, len(p)) for i, p in enumerate(picks)])
+            plan["frame"] = devices.to_device((self.rows[picks_all] * time + starts).astype(np.int64))
+            plan["offsets"] = devices.to_device(np.arange(crop, dtype=np.int64))
+        if mix_draw is not None:
+            draws = [mix_draw(i, len(p)) for i, p in enumerate(picks)]
+            plan["partner"] = devices.to_device(np.concatenate([d[0] for d in draws]).astype(np.int64))
+            plan["lam"] = devices.to_device(np.concatenate([d[1] for d in draws]).astype(np.float32))
+        self.epoch_plan, self.planned = plan, epoch
+
+    def batch(self, index: int, crop: int, mixup: bool) -> tuple[Any, ...]:
+        """Batch `index` of the planned epoch, gathered on the device: `(x, y)` or
+        `(x, y, w)`, as the numpy path makes it."""
+        plan = self.epoch_plan
+        lo, hi = (int(b) for b in plan["bounds"][index:index + 2])
+        pick = plan["pick"][lo:hi]
+        if crop:
+            flat = self.features.reshape((-1, *self.features.shape[2:]))
+            frames = plan["frame"][lo:hi].reshape((-1, 1)) + plan["offsets"].reshape((1, -1))
+            x = flat[frames.reshape((-1,))].reshape((hi - lo, crop, *flat.shape[1:]))
+        else:
+            x = self.features[plan["row"][lo:hi]]
+        if self.norm is None:
+            y = self.targets[pick]
+        else:
+            y = (x - self.norm[0]) * self.norm[1]
+        w = None if self.weights is None else self.weights[pick]
+        if mixup:
+            x, y, w = mix(x, y, w, plan["partner"][lo:hi], plan["lam"][lo:hi])
+        return (x, y) if w is None else (x, y, w)
 
 
 def make_batches(features: Any, rows: np.ndarray, targets: Any, *, batch_size: int,
                  shuffle: bool, seed: int = 0, weights: np.ndarray | None = None,
                  workers: int = 0, mixup_alpha: float = 0.0, crop: int = 0,
-                 target_fn: Callable[[np.ndarray], np.ndarray] | None = None) -> Any:
+                 target_fn: Normalizer | None = None, placement: str = devices.HOST) -> Any:
     """A `keras.utils.PyDataset` of a fold's rows.
 
-    Both modes go through it: in memory, `features` is an array already loaded; in
+    Every mode goes through it: in memory, `features` is an array already loaded; in
     generator mode it is the store's memmap and each batch is read from disk, so peak
-    memory does not grow with the store. Shuffling is seeded per epoch.
+    memory does not grow with the store. Shuffling is seeded per epoch; every draw (order,
+    crops, mixup) is made per epoch and batch, so the batches are the same whatever the
+    placement, the threads and the order Keras asks for them in.
 
     Args:
         features: `np.ndarray [shape=(n, time, frequency)]` or memmap.
@@ -134,6 +291,10 @@ def make_batches(features: Any, rows: np.ndarray, targets: Any, *, batch_size: i
             normalised input) instead of `targets`. Defaults to `None`.
         crop: when > 0, every row is cut to `crop` frames (samples of a waveform store) at
             an offset drawn per row, epoch and batch. Defaults to `0` (whole rows).
+        placement: where the rows live while training (`xval.training.devices`): `HOST`
+            (numpy batches), `PINNED` (numpy batches copied to the device without
+            blocking) or `DEVICE` (the rows copied to the device once, batches gathered
+            there). Defaults to `HOST`.
 
     Returns:
         A `keras.utils.PyDataset`.
@@ -152,34 +313,42 @@ def make_batches(features: Any, rows: np.ndarray, targets: Any, *, batch_size: i
             self.epoch = 0
             if shuffle:
                 self.rng.shuffle(self.order)
+            self.device = None if placement != devices.DEVICE else DeviceRows(
+                features, self.rows, self.targets, self.weights, target_fn,
+                mixup=mixup_alpha > 0)
 
         def __len__(self) -> int:
             return -(-len(self.rows) // batch_size)
 
+        def _pick(self, index: int) -> np.ndarray:
+            return np.sort(self.order[index * batch_size:(index + 1) * batch_size])
+
         def __getitem__(self, index: int) -> tuple[Any, ...]:
-            pick = np.sort(self.order[index * batch_size:(index + 1) * batch_size])
+            if self.device is not None:
+                return self._on_device(index)
+            pick = self._pick(index)
             x = np.asarray(features[self.rows[pick]], dtype=np.float32)
-            if crop:  # drawn per row, epoch and batch: any thread, any order
-                x = random_crops(x, crop, np.random.default_rng((seed, self.epoch, index, 1)))
+            if crop:
+                x = random_crops(x, crop, crop_starts(seed, self.epoch, index, len(x),
+                                                      x.shape[1], crop))
             y = self.targets[pick] if target_fn is None else target_fn(x)
             w = None if self.weights is None else self.weights[pick]
             if mixup_alpha > 0:
-                x, y, w = self._mix(x, y, w, index)
-            return (x, y) if w is None else (x, y, w)
+                x, y, w = mix(x, np.asarray(y, dtype=np.float32), w,
+                              *mix_draws(seed, self.epoch, index, len(x), mixup_alpha))
+            batch = (x, y) if w is None else (x, y, w)
+            return tuple(devices.to_device(a) for a in batch) \
+                if placement == devices.PINNED else batch
 
-        def _mix(self, x: np.ndarray, y: Any, w: np.ndarray | None, index: int
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-            rng = np.random.default_rng((seed, self.epoch, index))  # any thread, any order
-            partner = rng.permutation(len(x))
-            lam = rng.beta(mixup_alpha, mixup_alpha, size=len(x)).astype(np.float32)
-            lam_x = lam.reshape(-1, *([1] * (x.ndim - 1)))
-            x = lam_x * x + (1 - lam_x) * x[partner]
-            y = np.asarray(y, dtype=np.float32)
-            lam_y = lam.reshape(-1, *([1] * (y.ndim - 1)))
-            y = lam_y * y + (1 - lam_y) * y[partner]
-            if w is not None:
-                w = lam * w + (1 - lam) * w[partner]
-            return x, y, w
+        def _on_device(self, index: int) -> tuple[Any, ...]:
+            assert self.device is not None
+            epoch, time = self.epoch, int(np.shape(features)[1])
+            self.device.plan(
+                epoch, [self._pick(i) for i in range(len(self))], crop,
+                lambda i, size: crop_starts(seed, epoch, i, size, time, crop),
+                (lambda i, size: mix_draws(seed, epoch, i, size, mixup_alpha))
+                if mixup_alpha > 0 else None)
+            return self.device.batch(index, crop, mixup_alpha > 0)
 
         def on_epoch_end(self) -> None:
             self.epoch += 1

@@ -16,9 +16,7 @@ from xval.core.errors import TrainingError
 from xval.core.parameters import TrainingParams
 from xval.core.records import Metrics, Postprocessing
 from xval.tasks import Context, Task
-from xval.training.batches import make_batches
-
-Normalizer = Callable[[np.ndarray], np.ndarray]
+from xval.training.batches import Normalizer, make_batches
 
 
 def predict_rows(model: Any, features: Any, rows: np.ndarray, batch_size: int) -> np.ndarray:
@@ -55,16 +53,6 @@ def check_finite(fold: int, outputs: Mapping[str, np.ndarray], metrics: Metrics)
 def frame_seconds(store: FeatureStore) -> float | None:
     """The feature hop in seconds, from the store's feature parameters (`None` if unknown)."""
     return store.info.frame_seconds
-
-
-def normalizer(mean: np.ndarray, variance: np.ndarray) -> Normalizer:
-    """`x -> (x - mean) / sqrt(variance)`, the model's own input normalisation, in numpy."""
-    scale = (1.0 / np.sqrt(variance)).astype(np.float32)
-
-    def normalize(x: np.ndarray) -> np.ndarray:
-        return ((np.asarray(x, dtype=np.float32) - mean) * scale).astype(np.float32)
-
-    return normalize
 
 
 def mean_row(features: Any, rows: np.ndarray, chunk: int = 1024) -> np.ndarray:

@@ -13,9 +13,9 @@ import numpy as np
 from xval.config.selection import metric_direction
 from xval.core.errors import TrainingError
 from xval.core.interrupts import interrupt_check
-from xval.training import embeddings
+from xval.training import devices, embeddings
 from xval.training.model import make_optimizer
-from xval.training.prepare import PreparedFold, fold_batches
+from xval.training.prepare import PreparedFold, fold_batches, fold_placement
 
 EpochHook = Callable[[int, int, Mapping[str, float]], None]
 """`(epoch, epochs, logs) -> None`, called after every epoch (for progress display)."""
@@ -32,6 +32,7 @@ class Fitted:
         monitor: the metric that chose the best epoch; `mode` its direction.
         seconds: the time `fit` took.
         sources: the embedding sources (`embeddings.prepare`), or `None`.
+        placement: where the batches were gathered (`xval.training.devices`).
     """
 
     history: dict[str, list[float]]
@@ -41,6 +42,7 @@ class Fitted:
     mode: str
     seconds: float
     sources: list[embeddings.Source] | None
+    placement: str = devices.HOST
 
 
 def fold_callbacks(fold: PreparedFold, on_epoch: EpochHook | None
@@ -52,10 +54,15 @@ def fold_callbacks(fold: PreparedFold, on_epoch: EpochHook | None
     ends (Keras 3 restores even when no early stop happened, and when another callback
     stopped training); the best model is then saved once. A ModelCheckpoint would write a
     .keras file at every improving epoch, which costs more than the training of a small
-    model. TerminateOnNaN stops a diverged run at once. min_epochs: neither stopping nor the
-    best-epoch choice looks at the first epochs, whose weights are still far from trained
-    (a lucky early validation score would otherwise end training and keep an untrained
-    model).
+    model. A non-finite loss stops a diverged run within a batch or two (`nan_stop`).
+    min_epochs: neither stopping nor the best-epoch choice looks at the first epochs, whose
+    weights are still far from trained (a lucky early validation score would otherwise end
+    training and keep an untrained model).
+
+    No callback of the engine reads a batch's logs in the training loop's thread, so Keras
+    keeps its asynchronous callback dispatch on (torch and JAX): a step never waits for its
+    loss to reach the host. Only `[training] tensorboard`, whose callback writes per-batch
+    logs, turns it off.
     """
     import keras  # noqa: PLC0415  (Keras: only once the backend is set)
 
@@ -63,7 +70,7 @@ def fold_callbacks(fold: PreparedFold, on_epoch: EpochHook | None
     monitor = params.save_model_metric
     mode = metric_direction(monitor, params.save_model_mode)
     min_epochs = 0 if fold.refit else params.min_epochs
-    callbacks = [keras.callbacks.TerminateOnNaN(), interrupt_check()]
+    callbacks = [nan_stop(), interrupt_check()]
     if fold.refit:  # no validation rows: no early stopping, no best-epoch restore
         monitor, mode = "loss", "min"
     else:
@@ -78,6 +85,28 @@ def fold_callbacks(fold: PreparedFold, on_epoch: EpochHook | None
     if params.tensorboard and fold.job.log_dir:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=fold.job.log_dir))
     return callbacks, monitor, mode, min_epochs
+
+
+def nan_stop() -> Any:
+    """Keras's `TerminateOnNaN`, marked safe for asynchronous dispatch.
+
+    `TerminateOnNaN` reads every batch's loss, so Keras (torch and JAX backends) would turn
+    its asynchronous callback dispatch off for the whole callback list: each step would then
+    wait on the main thread for its loss and metrics to reach the host before the next batch
+    is gathered. Marked `async_safe`, the check runs in Keras's callback thread instead, one
+    batch behind the device at most, and `model.stop_training` (which it sets) is read by
+    the training loop after the following batch: a diverged run still stops within a batch
+    or two, and an epoch whose loss is not finite is never chosen as the best.
+
+    Returns:
+        A `keras.callbacks.TerminateOnNaN`.
+    """
+    import keras  # noqa: PLC0415  (Keras: only once the backend is set)
+
+    class NanStop(keras.callbacks.TerminateOnNaN):
+        async_safe = True
+
+    return NanStop()
 
 
 def epoch_callback(on_epoch: EpochHook, epochs: int) -> Any:
@@ -101,7 +130,8 @@ def fit_model(model: Any, fold: PreparedFold, on_epoch: EpochHook | None) -> Fit
         TrainingError: when no epoch produced a finite monitored value (diverged).
     """
     params = fold.params
-    train, val = fold_batches(fold)
+    placement = fold_placement(fold)
+    train, val = fold_batches(fold, placement)
     model.compile(optimizer=make_optimizer(params, len(train), model),
                   loss=fold.task.head.loss(params, fold.store.targets[fold.rows["train"]]),
                   metrics=fold.task.head.metrics(params))
@@ -127,4 +157,5 @@ def fit_model(model: Any, fold: PreparedFold, on_epoch: EpochHook | None) -> Fit
     if fold.refit:
         best_epoch = len(curve)  # the model of the last epoch is the one kept
     return Fitted(history=hist, best_epoch=best_epoch, epochs_run=len(curve),
-                  monitor=monitor, mode=mode, seconds=seconds, sources=sources)
+                  monitor=monitor, mode=mode, seconds=seconds, sources=sources,
+                  placement=placement)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from xval.core.records import FoldResult, Status
-from xval.training import embeddings
+from xval.training import devices, embeddings
 from xval.training.encoder import audio_model
 from xval.training.evaluation import (
     Evaluation,
@@ -135,7 +135,8 @@ def package(model: Any, fold: PreparedFold, fitted: Fitted, evaluation: Evaluati
         n_rows={**{k: int(len(v)) for k, v in rows.items()},
                 "train_original": int(len(fold.train_original))},
         classes=fold.store.classes, backend=backend, keras_version=keras.__version__,
-        device=device(), host=socket.gethostname(), pid=os.getpid(),
+        device=device(), device_settings=devices.settings(fitted.placement),
+        host=socket.gethostname(), pid=os.getpid(),
         model_bytes=saved, predictions_csv=predictions, val_predictions_csv=held_out,
         plot_data=plot_data,
         embedding_classifier=classifier[1], classifier_bytes=classifier[0],

@@ -17,9 +17,12 @@ from xval.core.errors import TrainingError
 from xval.core.parameters import InstanceParams
 from xval.core.records import Job
 from xval.tasks.base import Task
-from xval.training.batches import fold_rows, make_batches, normalization_stats
-from xval.training.evaluation import (
+from xval.training import devices
+from xval.training.batches import (
     Normalizer,
+    fold_rows,
+    make_batches,
+    normalization_stats,
     normalizer,
 )
 from xval.training.front_end import crop_frames, front_end_layer, front_end_stats
@@ -141,11 +144,13 @@ def collect_garbage() -> None:
     long as the process, into the collector's permanent generation (`gc.freeze()`): later
     collections walk only what came after (the jobs' objects, the modules first imported
     since). Objects frozen are still freed when nothing refers to them; only a cycle of them
-    would stay. No model, store or batch exists yet when it freezes.
+    would stay. No model, store or batch exists yet when it freezes. On a GPU, what the
+    framework caches is then returned (`xval.training.devices.release_memory`).
     """
     global _FROZEN
     import_paused("keras")
     gc.collect()
+    devices.release_memory()
     if _JOB_PROCESS and not _FROZEN:
         gc.freeze()
         _FROZEN = True
@@ -215,15 +220,36 @@ def assemble_model(fold: PreparedFold) -> Any:
         keras.mixed_precision.set_dtype_policy("float32")
 
 
-def fold_batches(fold: PreparedFold) -> tuple[Any, Any]:
+PREFETCH_WORKERS = 2
+"""Threads that prefetch batches gathered on the host when a job trains on an accelerator
+(pinned memory, or generator mode with `generator_workers = 0`)."""
+
+
+def fold_placement(fold: PreparedFold) -> str:
+    """Where the fold's batches come from (`xval.training.devices.choose`): its training
+    and validation rows on the device when they fit `[backend] device_data_mb`."""
+    nbytes = 0 if fold.job.generator else sum(
+        fold.source[k][0].nbytes for k in ("train", "val") if k in fold.source)
+    return devices.choose(nbytes, fold.job.device_data_mb, generator=fold.job.generator)
+
+
+def fold_batches(fold: PreparedFold, placement: str = devices.HOST) -> tuple[Any, Any]:
     """The training batches (shuffled, weighted, mixed up as asked) and the validation
-    batches (`None` for a refit)."""
+    batches (`None` for a refit).
+
+    Args:
+        fold: the prepared fold.
+        placement: where the batches are gathered (`fold_placement`). Defaults to numpy
+            (`xval.training.devices.HOST`).
+    """
     params = fold.params
     targets = fold.store.targets
     # class_weights: balanced sample weights (classification) or a weighted loss
     # (detection), from the fold's training rows only.
     weights = fold.task.targets.sample_weights(targets[fold.rows["train"]], params)
     workers = params.generator_workers if fold.job.generator else 0
+    if not workers and placement == devices.PINNED:  # gathered on the host for a device
+        workers = PREFETCH_WORKERS
     # Mixup and label smoothing need soft targets (the task makes them one-hot).
     fit_targets = {k: fold.task.targets.for_keras(targets[v], params, fold.n_outputs)
                    for k, v in fold.rows.items()}
@@ -231,8 +257,9 @@ def fold_batches(fold: PreparedFold) -> tuple[Any, Any]:
                          batch_size=fold.batch_size, shuffle=True, seed=fold.seed,
                          weights=weights, workers=workers,
                          mixup_alpha=params.mixup_alpha, target_fn=fold.target_fn,
-                         crop=crop_frames(params, fold.store.info.feature_params))
+                         crop=crop_frames(params, fold.store.info.feature_params),
+                         placement=placement)
     val = None if fold.refit else make_batches(
         *fold.source["val"], fit_targets["val"], batch_size=fold.batch_size, shuffle=False,
-        workers=workers, target_fn=fold.target_fn)
+        workers=workers, target_fn=fold.target_fn, placement=placement)
     return train, val

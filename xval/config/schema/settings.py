@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from xval.config.schema.choices import BACKENDS, COMPRESSIONS, _describe_metric, selection_metrics
 from xval.config.schema.key import Key, choice_key, float_key, int_key
+from xval.core.records.job import DEVICE_DATA_MB
 
 PATHS: dict[str, Key] = {
     "data_dir": Key("str", "folder of feature stores, one sub-folder per dataset",
@@ -31,6 +32,15 @@ BACKEND: dict[str, Key] = {
         default=1,
         notes=('How many jobs share one GPU at the same time (process executor; Ray: 1/N of a '
                'GPU each).')),
+    "device_data_mb": int_key("most of a fold's training and validation rows copied to the "
+                              "device once (MiB; 0: never)", 0, 1 << 24,
+        default=DEVICE_DATA_MB,
+        notes=("In memory mode on the torch and JAX backends: a fold whose training and "
+               "validation rows take at most this many MiB is copied to the device (the GPU; "
+               "the host on a CPU) once, and every batch, its crops and mixup are gathered "
+               "there, so a step never waits for a copy. A larger fold, or 0, gathers batches "
+               "in numpy and (on a GPU) copies them from pinned memory in prefetching "
+               "threads. Per job: with jobs_per_gpu = N, N folds share the GPU's memory.")),
 }
 
 FOLDS: dict[str, Key] = {

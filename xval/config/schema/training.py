@@ -58,8 +58,8 @@ TRAINING: dict[str, Key] = {
         notes='Write TensorBoard logs under instance_<k>/logs/fold_<i>.'),
     "generator_workers": int_key("generator mode: worker threads of the PyDataset", 0, 256,
         default=0,
-        notes=('Generator mode only: worker threads of the keras.utils.PyDataset (0 = main '
-               'thread).')),
+        notes=('Generator mode only: worker threads of the keras.utils.PyDataset (0 = the main '
+               'thread on the CPU, 2 prefetching threads on a GPU).')),
     "min_epochs": int_key("epochs trained before early stopping and the best-epoch choice "
                        "start", 0, 100_000,
         default=15,

@@ -116,6 +116,7 @@ class FoldResult(Record):
     backend: str | None = None
     keras_version: str | None = None
     device: str | None = None
+    device_settings: dict[str, str] | None = None
     host: str | None = None
     pid: int | None = None
     model_size: int | None = None

@@ -10,6 +10,9 @@ from xval.core.errors import ConfigurationError
 from xval.core.parameters import InstanceParams
 from xval.core.records.base import Record
 
+DEVICE_DATA_MB = 2048
+"""`[backend] device_data_mb`'s default: a fold's rows up to 2 GiB are kept on the device."""
+
 
 @dataclasses.dataclass
 class Job(Record):
@@ -37,6 +40,9 @@ class Job(Record):
             its own fold trained and validated on, read by the planner from the fold record
             beside it, or `None` where there is none: what the job checks for a leak of its
             test items, without reading a result file. Defaults to none.
+        device_data_mb: `[backend] device_data_mb`: the most of the fold's training and
+            validation rows, in MiB, copied to the device once (batches are then gathered
+            there); `0`: batches always come from numpy. Defaults to `DEVICE_DATA_MB`.
     """
 
     KIND: ClassVar[str] = "job"
@@ -53,6 +59,7 @@ class Job(Record):
     log_dir: str | None = None
     refit_epochs: int | None = None
     embedding_items: dict[str, Any] = dataclasses.field(default_factory=dict)
+    device_data_mb: int = DEVICE_DATA_MB
 
     def __post_init__(self) -> None:
         self.params = InstanceParams.of(self.params)

@@ -1,0 +1,183 @@
+"""A training step never waits on the host (issue 53), checked on the CPU: the engine's
+callbacks keep Keras's asynchronous dispatch on, a fold's rows on the device give the same
+batches and histories as numpy batches, and no step converts a numpy array there.
+
+The same paths on a GPU: tests/test_gpu.py (`pytest -m gpu`) and `python -m benchmarks.gpu`.
+"""
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from tests.conftest import ROOT, resolve
+from xval.core.records import Job
+from xval.training import devices
+from xval.training.batches import make_batches, normalizer
+
+ITEMS = {"train": ["item0", "item1", "item2", "item3"], "val": ["item4"], "test": ["item5"]}
+
+
+def _job(store, config, device_data_mb, **spec):
+    spec = {"architecture": "example_cnn", "reshaping_type": "conv", "comment_1": "",
+            "comment_2": "", "epochs": 3, "patience": 3, "filters": 4, "batch_size": 16,
+            **spec}
+    params = resolve(1, spec, training_defaults=config.training)
+    return Job(instance=1, fold=0, params=params, task_type="classification",
+               generator=False, store=str(store.path), items=ITEMS,
+               device_data_mb=device_data_mb)
+
+
+def test_engine_callbacks_keep_async_dispatch_on(store, config):
+    """No engine callback reads a batch's logs in the loop's thread: Keras dispatches the
+    batch callbacks asynchronously (`_async_train`), so no step waits for its loss; the NaN
+    stop and the Ctrl-C check are among them. TensorBoard's per-batch logs turn it off."""
+    import keras
+
+    from xval.training.fit import fold_callbacks
+    from xval.training.prepare import prepare_fold
+
+    fold = prepare_fold(_job(store, config, 2048, lr_schedule="plateau"))
+    callbacks, *_ = fold_callbacks(fold, on_epoch=lambda *a: None)
+    names = {type(c).__name__ for c in callbacks}
+    assert {"NanStop", "InterruptCheck", "EarlyStopping", "ReduceLROnPlateau"} <= names
+    assert keras.callbacks.CallbackList(callbacks)._async_train
+    tensorboard = keras.callbacks.TensorBoard(log_dir="unused")
+    assert not keras.callbacks.CallbackList([*callbacks, tensorboard])._async_train
+    # What it was before: Keras's own TerminateOnNaN reads every batch's loss.
+    assert not keras.callbacks.CallbackList([keras.callbacks.TerminateOnNaN()])._async_train
+
+
+def test_nan_stop_still_ends_a_diverged_fold(store, config, capsys):
+    """Checked in Keras's callback thread, the NaN stop still ends a diverged fold early,
+    and the fold fails with the reason."""
+    from xval.core.records import Status
+    from xval.executors.base import run_job
+
+    job = _job(store, config, 2048, learning_rate=1e9, optimizer="sgd", epochs=40,
+               patience=40, save_model_metric="val_accuracy")
+    result = run_job(job)
+    assert result.status is Status.FAILED
+    assert "Invalid loss, terminating training" in capsys.readouterr().out
+
+
+def _all_batches(batches, epochs=2):
+    out = []
+    for _ in range(epochs):
+        for i in reversed(range(len(batches))):  # any order: every draw is per batch
+            out.append([np.asarray(a.cpu() if hasattr(a, "cpu") else a) for a in batches[i]])
+        batches.on_epoch_end()
+    return out
+
+
+@pytest.mark.parametrize("case", ["plain", "mixup_weights", "crop", "autoencoder"])
+def test_device_batches_equal_numpy_batches(case, rng):
+    """The device path gathers, crops, mixes and weights the same rows as numpy, batch by
+    batch and epoch by epoch; so does the pinned path (numpy batches, copied)."""
+    x = rng.normal(size=(37, 20, 3)).astype(np.float32)
+    y = rng.integers(0, 3, size=37)
+    kwargs = {"batch_size": 8, "shuffle": True, "seed": 5}
+    if case == "mixup_weights":
+        kwargs.update(mixup_alpha=0.4, weights=rng.uniform(0.5, 2, size=37))
+        y = np.eye(3, dtype=np.float32)[y]
+    elif case == "crop":
+        kwargs.update(crop=7, mixup_alpha=0.2)
+        y = np.eye(3, dtype=np.float32)[y]
+    elif case == "autoencoder":
+        kwargs.update(target_fn=normalizer(x.mean(axis=(0, 1)), x.var(axis=(0, 1))), crop=9)
+    rows = np.arange(37)
+    host = _all_batches(make_batches(x, rows, y, **kwargs))
+    for placement in (devices.DEVICE, devices.PINNED):
+        other = _all_batches(make_batches(x, rows, y, placement=placement, **kwargs))
+        assert len(other) == len(host)
+        for a, b in zip(host, other):
+            assert len(a) == len(b)
+            for u, v in zip(a, b):
+                assert u.shape == v.shape
+                np.testing.assert_allclose(u, v, rtol=0, atol=1e-6)
+
+
+def test_device_rows_copy_nothing_per_step(store, config, monkeypatch):
+    """A fold on the device path trains with the same history as on numpy batches (to
+    1e-6), and no step hands Keras a numpy array to convert: only the fold's arrays (once)
+    and each epoch's draws go to the device. Numpy batches are converted at every step."""
+    from keras.src.trainers.data_adapters import data_adapter_utils
+
+    from xval.training.fold import run_fold
+
+    converted = []
+    loader = data_adapter_utils.get_torch_dataloader
+
+    def counting_loader(iterable):  # what Keras's torch trainer iterates over, per step
+        def batches():
+            for batch in iterable:
+                converted.extend(a.shape for a in batch if isinstance(a, np.ndarray))
+                yield batch
+        return loader(batches())
+
+    monkeypatch.setattr(data_adapter_utils, "get_torch_dataloader", counting_loader)
+    histories, counts, transfers = {}, {}, {}
+    for cap in (0, 2048):
+        converted.clear()
+        before = devices.host_transfers()
+        result = run_fold(_job(store, config, cap, mixup_alpha=0.3))
+        assert result.ok, result.message
+        histories[cap], counts[cap] = result.history, len(converted)
+        transfers[cap] = devices.host_transfers() - before
+    for key, values in histories[0].items():
+        np.testing.assert_allclose(histories[2048][key], values, rtol=0, atol=1e-6)
+    steps = 3 * (-(-48 // 16))  # 3 epochs of 48 training rows (4 items x 12) in 16s
+    assert counts[0] >= steps  # numpy batches: x and y converted by Keras at every step
+    assert counts[2048] == 0
+    assert transfers[0] == 0 and transfers[2048] > 0
+    before = devices.host_transfers()  # four times the steps, the same copies
+    assert run_fold(_job(store, config, 2048, mixup_alpha=0.3, batch_size=4)).ok
+    assert devices.host_transfers() - before == transfers[2048]
+
+
+def test_placement_follows_the_cap_and_the_backend(monkeypatch):
+    monkeypatch.setattr(devices, "accelerator", lambda: None)
+    assert devices.choose(10 << 20, 2048, generator=False) == devices.DEVICE
+    assert devices.choose(10 << 20, 5, generator=False) == devices.HOST  # too big, a CPU
+    assert devices.choose(10 << 20, 0, generator=False) == devices.HOST
+    assert devices.choose(10 << 20, 2048, generator=True) == devices.HOST
+    monkeypatch.setattr(devices, "accelerator", lambda: "cuda")
+    assert devices.choose(10 << 20, 5, generator=False) == devices.PINNED
+    assert devices.choose(10 << 20, 2048, generator=True) == devices.PINNED
+    monkeypatch.setattr(devices, "backend_name", lambda: "tensorflow")
+    assert devices.choose(10 << 20, 2048, generator=False) == devices.HOST
+
+
+JAX_CHECK = textwrap.dedent("""
+    import numpy as np
+    import keras
+    from xval.training import devices
+    from xval.training.batches import make_batches
+    from xval.core.interrupts import interrupt_check
+    from xval.training.fit import nan_stop
+
+    assert keras.backend.backend() == "jax"
+    assert keras.callbacks.CallbackList([nan_stop(), interrupt_check()])._async_train
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(21, 10, 2)).astype("float32"), np.eye(2, dtype="float32")[
+        rng.integers(0, 2, 21)]
+    kw = dict(batch_size=4, shuffle=True, seed=2, mixup_alpha=0.3, crop=6)
+    host, dev = make_batches(x, np.arange(21), y, **kw), make_batches(
+        x, np.arange(21), y, placement=devices.DEVICE, **kw)
+    for i in range(len(host)):
+        for a, b in zip(host[i], dev[i]):
+            np.testing.assert_allclose(a, np.asarray(b), atol=1e-6)
+    print("ok")
+""")
+
+
+def test_jax_keeps_async_dispatch_and_device_batches():
+    """The same on JAX (a backend is fixed per process: its own process)."""
+    pytest.importorskip("jax")
+    proc = subprocess.run([sys.executable, "-c", JAX_CHECK], capture_output=True, text=True,
+                          cwd=ROOT, timeout=300,
+                          env={**__import__("os").environ, "KERAS_BACKEND": "jax"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().endswith("ok")
