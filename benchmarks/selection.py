@@ -20,6 +20,11 @@ test; and each rule's rank correlation with test. With `--today N`, experiment N
 ranks) gives today's validation minus test per instance.
 
     OMP_NUM_THREADS=1 python -m benchmarks.selection --dataset envset --number 21 --today 20
+    OMP_NUM_THREADS=1 python -m benchmarks.selection --dataset ravdess480 --number 21
+
+The validation items are split by item, so each fold needs two validation items at least:
+FSDD's 6 speakers in 5 folds leave one (`rank_split` refuses it before anything trains);
+RAVDESS's 24 actors leave four.
 """
 
 import argparse
