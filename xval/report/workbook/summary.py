@@ -61,7 +61,7 @@ def summary_table(results: ExperimentResults, config: Config | None = None) -> T
 
 
 def legend(ws: Worksheet, first_row: int, metric: str, alpha: float, styles: Styles,
-           last: int | None = None) -> None:
+           last: int | None = None, split: str = "val") -> None:
     """The colour legend, below the Summary table (its texts wrapped across the columns up
     to `last`, the table's last column; `None`: not wrapped)."""
     safe(ws.cell(row=first_row, column=1), "Legend").font = styles.bold
@@ -71,8 +71,8 @@ def legend(ws: Worksheet, first_row: int, metric: str, alpha: float, styles: Sty
                             "accuracy, F1, precision, recall, R²; min for loss, RMSE, MAE). "
                             "Summary and Metrics sheets. Standard deviations are not "
                             "highlighted."),
-        (styles.selected, None, f"{SELECTED_MARK}: the selected instance (best validation "
-                                f"{metric}), on every sheet."),
+        (styles.selected, None, f"{SELECTED_MARK}: the selected instance (best "
+                                f"{SPLIT_NAMES[split]} {metric}), on every sheet."),
         (styles.tied, None, "Statistics sheet: not significantly different from the "
                             f"selected instance (corrected resampled t-test, alpha {alpha})."),
         (None, Font(color=FAILED_FONT, italic=True), "Failed instance (reason in 'message')."),
@@ -122,7 +122,8 @@ def write_summary(sheet: Worksheet, context: SheetContext) -> None:
         _line(sheet, next_row, warning, last=last, font=Font(bold=True, color=FAILED_FONT))
         next_row += 1
     next_row = run_lines(sheet, next_row + 1, results, styles, last=last)
-    legend(sheet, next_row + 1, metric, context.alpha, styles, last=last)
+    legend(sheet, next_row + 1, metric, context.alpha, styles, last=last,
+           split=context.selection.split)
     one_page_wide(sheet, title_rows="1:2")  # the metrics beside the instances, printed
 
 
