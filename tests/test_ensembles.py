@@ -345,3 +345,27 @@ def test_an_ensemble_has_no_parameters_to_show_nor_a_model_to_refit(tmp_path):
     exp[3] = Ensemble(1, 2)
     with pytest.raises(ConfigurationError, match="--refit 3: instance 3 is Ensemble"):
         exp.refit(3, config=config, out=lambda *a: None)
+
+
+def test_a_regression_ensemble_averages_values_weighted_on_validation(tmp_path):
+    from xval.report.results import ExperimentResults
+
+    config = load_config(write_config(tmp_path))
+    tiny_store(config.data_dir, task_type="regression")
+    exp = Experiment(description="regression", dataset="tiny", number=1, num_folds=3,
+                     task_type="regression", parameters={"epochs": 2, "batch_size": 16},
+                     config=str(config.path))
+    exp[1] = {"architecture": "mlp", "reshaping_type": "none", "hidden_units": 8}
+    exp[2] = {"architecture": "mlp", "reshaping_type": "none", "hidden_units": 16}
+    exp[3] = Ensemble(1, 2)
+    assert exp.run(config=config, out=lambda *a: None).exit_code == 0
+    root = config.results_dir / "tiny" / "experiment_1"
+    record = _record(root, 3)
+    assert record["objective"] == "squared error"
+    fold = record["folds"][0]
+    members = [pd.read_csv(root / f"instance_{k}" / "predictions_fold_0.csv")
+               .groupby("clip")["predicted"].mean() for k in (1, 2)]
+    fused = pd.read_csv(root / "instance_3" / "predictions_fold_0.csv").set_index("clip")
+    expected = fold["weights"][0] * members[0] + fold["weights"][1] * members[1]
+    np.testing.assert_allclose(fused["predicted"], expected[fused.index], atol=1e-5)
+    assert {"rmse", "mae", "r2"} <= set(ExperimentResults(root)[3].folds[0].metrics["test"])
