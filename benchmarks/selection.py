@@ -97,6 +97,9 @@ def picks(results: ExperimentResults) -> None:
     folds = sorted(set.intersection(*(set(v) for v in test.values())))
     for label, split in RULES:
         ranked = scores(results, split)
+        if not all(ranked.get(k) for k in ids):
+            print(f"  rule {label}: no {split} scores (rank_split 0)")
+            continue
         hits, regret, rho = 0, [], []
         for i in folds:
             by = {k: ranked[k][i] for k in ids}
@@ -135,7 +138,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         exp.run(config=config, progress=False)
     root = config.results_dir / args.dataset
     results = ExperimentResults(root / f"experiment_{args.number}")
-    print(f"{args.dataset}, rank_split 0.5 (experiment {args.number}): clip {METRIC}, mean "
+    share = next((r.params.get("rank_split", 0.0) for r in results if r.params), 0.0)
+    print(f"{args.dataset}, rank_split {share} (experiment {args.number}): clip {METRIC}, mean "
           "over folds, and mean ± std over folds of the difference")
     optimism(results, ("val", "rank"))
     picks(results)
