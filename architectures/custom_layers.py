@@ -30,7 +30,8 @@ LAYERS = {
     "architectures.pooling": ("AttentiveStatisticsPooling", "LayerWeightedSum",
                               "StatisticsPooling"),
     "architectures.front_end": ("SpectralFrontEnd",),
-    "architectures.encoders": ("AisfxFrontEnd", "AisfxNetwork", "build_encoder"),
+    "architectures.encoders": ("AisfxFrontEnd", "AisfxNetwork", "TransformersFeatures",
+                               "TransformersNetwork", "build_encoder"),
     "architectures.frames": ("RepeatFrames",),
 }
 """Module -> the names it gives `architectures` (its layers, registered on import)."""

@@ -19,10 +19,10 @@ import numpy as np
 from keras import ops
 
 from architectures.filters import dct_matrix, dft_kernels, mel_filters
+from xval.core.parameters import COMPRESSIONS
 
 FEATURES = ("stft", "mel", "mfcc")
 """The feature types a `SpectralFrontEnd` computes."""
-COMPRESSIONS = ("db", "log", "power", "none")
 AMIN = 1e-10
 """librosa's floor of decibel conversion (`amin`), as the stores use it."""
 TOP_DB = 80.0

@@ -329,4 +329,4 @@ class RowNormalization(keras.layers.Layer):
 
 TRAINING_ONLY = (SpecAugment, FrequencyWarp, TimeWarp)
 """Layers that change rows while training only (identity at inference): an exported model
-leaves them out (`xval.training.loading.inference_outputs`)."""
+leaves them out (`xval.training.layers.inference_outputs`)."""

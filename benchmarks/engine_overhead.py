@@ -40,14 +40,15 @@ def engine_run(config, store_dir, folder, epochs, batch, generator=False, execut
                *, arch=ARCH, dataset="demo", gpus=None):
     """Runs instance 1 (`arch`) of a 4-fold experiment; returns its training throughput
     (rows x epochs / fit seconds)."""
-    from xval import Experiment
+    from xval import Execution, Experiment, Output
 
     config = config.replace(paths={"data_dir": str(store_dir), "results_dir": str(folder)})
     exp = Experiment(description="bench", dataset=dataset, number=1, num_folds=4,
                      generator=generator,
                      parameters={"epochs": epochs, "patience": epochs, "batch_size": batch})
     exp[1] = arch
-    outcome = exp.run(config=config, executor=executor, gpus=gpus, out=lambda *a: None)
+    outcome = exp.run(config=config, executor=Execution(executor, gpus=gpus),
+                      output=Output(out=lambda *a: None))
     assert outcome.exit_code == 0
     from xval.core.files import read_json
     from xval.core.layout import ExperimentLayout

@@ -164,7 +164,7 @@ def sharing_run(config, store_dir, folder, epochs, batch, jobs_per_gpu, gpu, ins
     """`instances` x 4 jobs of the demo CNN through the process executor; returns the
     wall time and the sum of the jobs' fit seconds."""
     from benchmarks.engine_overhead import ARCH
-    from xval import Experiment
+    from xval import Execution, Experiment, Output
     from xval.core.files import read_json
     from xval.core.layout import ExperimentLayout
 
@@ -175,7 +175,8 @@ def sharing_run(config, store_dir, folder, epochs, batch, jobs_per_gpu, gpu, ins
     for k in range(1, instances + 1):
         exp[k] = {**ARCH, "comment_1": str(k)}
     started = time.perf_counter()
-    outcome = exp.run(config=config, executor="process", gpus=[gpu], out=lambda *a: None)
+    outcome = exp.run(config=config, executor=Execution("process", gpus=[gpu]),
+                      output=Output(out=lambda *a: None))
     wall = time.perf_counter() - started
     assert outcome.exit_code == 0
     layout = ExperimentLayout.of(folder, "demo", 1)
@@ -196,12 +197,14 @@ def job_overhead(report, sampler, config, tmp, gpu, args):
                 base.WORKER_JOBS = 1 if arm == "fresh" else warm
                 try:
                     wall, fit = sharing_run(config, tmp / "data", tmp / f"o{arm}{r}",
-                                            args.short_epochs, args.batch_size, 1, gpu)
+                                            args.short_epochs, args.batch_size, 1, gpu,
+                                            instances=args.instances_b)
                 finally:
                     base.WORKER_JOBS = warm
-                runs[arm].append((wall - fit) / 8)
+                runs[arm].append((wall - fit) / (4 * args.instances_b))
     fresh, warm_s = median(runs["fresh"]), median(runs["warm"])
-    report.line(f"per-job overhead (wall - fit), 8 jobs, 1 slot: fresh worker per job "
+    report.line(f"per-job overhead (wall - fit), {4 * args.instances_b} jobs, 1 slot: fresh "
+                f"worker per job "
                 f"{fresh:.2f}s, warm workers {warm_s:.2f}s{busy(figures)}",
                 phase="b", fresh_s=fresh, warm_s=warm_s, **figures)
 
@@ -216,11 +219,12 @@ def throughput(report, sampler, config, tmp, gpu, args):
         figures = {}
         with sampler.phase(figures):
             walls = [sharing_run(config, tmp / "data", tmp / f"s{n}_{r}", args.epochs,
-                                 args.batch_size, n, gpu, instances=4)[0]
+                                 args.batch_size, n, gpu, instances=args.instances_c)[0]
                      for r in range(args.repeats)]
-        rates[n] = 16 / median(walls) * 60
+        jobs = 4 * args.instances_c
+        rates[n] = jobs / median(walls) * 60
         report.line(f"{n} job(s) per GPU, warm workers: {rates[n]:.1f} jobs/min "
-                    f"(16 jobs in {median(walls):.1f}s; x{rates[n] / rates[1]:.2f} over 1)"
+                    f"({jobs} jobs in {median(walls):.1f}s; x{rates[n] / rates[1]:.2f} over 1)"
                     f"{busy(figures)}", phase="c", jobs_per_gpu=n, jobs_per_min=rates[n],
                     speedup=rates[n] / rates[1], **figures)
 
@@ -353,12 +357,14 @@ def child_jax(args, report):
         return
     out = Path(args.out).with_name(Path(args.out).stem + "-jax.json")
     cmd = [sys.executable, "-m", "benchmarks.gpu", "--gpu", args.gpu, "--out", str(out),
-           "--budget", str(int(left - 20)), "--repeats", "1", "--only", "a-small,c"]
+           "--repeats", "1", "--only", "a-small,c"]
     if args.dry_run:
         cmd.append("--dry-run")
+    else:
+        cmd += ["--budget", str(int(left - 20))]
     env = {**os.environ, "KERAS_BACKEND": "jax"}
     try:
-        subprocess.run(cmd, env=env, timeout=left, check=False)
+        subprocess.run(cmd, env=env, timeout=None if args.dry_run else left, check=False)
     except subprocess.TimeoutExpired:
         report.line("JAX: stopped at the budget")
 
@@ -386,8 +392,12 @@ def main():
         print("No GPU found (nvidia-smi lists none): nothing to measure here. Run this on a "
               "machine with an NVIDIA GPU and a CUDA build of the backend (see the README).")
         return 0
-    if args.dry_run:
+    args.instances_b, args.instances_c, args.big_rows, args.big = 2, 4, 3200, BIG
+    if args.dry_run:  # the code path, at sizes a CPU runs in minutes
         args.repeats, args.epochs, args.short_epochs = 1, 2, 1
+        args.instances_b, args.instances_c, args.big_rows = 1, 1, 64
+        args.big = {**BIG, "filters": 4}
+        args.budget = float("inf")  # every phase: the point is to run each one
     else:
         os.environ["CUDA_VISIBLE_DEVICES"] = args.gpu
     return measure(args, gpus)
@@ -417,9 +427,10 @@ def measure(args, gpus):
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
             store, _ = build_demo(tmp / "data", workers=0, progress=False)
-            big = big_store(tmp / "data", 320 if args.dry_run else 3200)
+            big = big_store(tmp / "data", args.big_rows)
             models = [("a-small", "demo CNN", store, ARCH),
-                      ("a-big", "audio_cnn 10.7M", big, BIG)]
+                      ("a-big", "audio_cnn 10.7M" if args.big is BIG else "audio_cnn (small)",
+                       big, args.big)]
             engine_run(config, tmp / "data", tmp / "warm", 1, args.batch_size)  # kernels
             for key, name, data, arch in models:
                 for epochs in (args.short_epochs, args.epochs):

@@ -21,7 +21,9 @@ classified as
 
 The cases are in `benchmarks.probe_cases`; cases named in an issue (37; 45: edited results,
 counts past what the data allows, addresses out of range, garbage dataset descriptions,
-unknown encoders, Lhotse stretches outside their recording or root) are marked `named` and
+unknown encoders, Lhotse stretches outside their recording or root; 54: packages missing as
+on the runtime install, removed seals, culprits, long recordings, `.keras` archives) are
+marked `named` and
 counted apart from the others (`--only` picks a group by name prefix). A case takes 2-15 s (one process start, Keras imported);
 the whole probe takes about 15 minutes on two cores.
 """
@@ -93,6 +95,11 @@ def classify(case: Case, proc: Any, damage: str, problem: str) -> tuple[str, str
     if case.expect == "refuse":
         if proc.returncode == 0:
             return "silent", problem or "exit 0 where it should refuse"
+        said = next((line for line in reversed(stderr.strip().splitlines()[-2:])
+                     if line.startswith("error:")), last)
+        missing = [words for words in case.says if words not in said]
+        if _one_error_line(stderr) and missing:  # a line, but not the real cause's
+            return "unclear", f"the error does not say {missing[0]!r}: {last[:200]}"
         if _one_error_line(stderr):
             return "clear", last[:200]
         return "unclear", f"exit {proc.returncode}: {last[:200]}"

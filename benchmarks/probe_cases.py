@@ -65,9 +65,11 @@ class Case:
         env: environment variables to set (`{W}` is formatted).
         unset: environment variables to remove.
         stdout: a file to send stdout to (e.g. `/dev/full`) instead of a pipe.
-        named: the input is one named in an issue (37, then 45: counted apart).
+        named: the input is one named in an issue (37, 45, 54: counted apart).
         cleanup: undoes what `prepare` did outside the sandbox's own files (`chattr`).
         timeout: seconds before the case counts as a hang.
+        says: words the error line of a refusal must hold (it names the real cause: the
+            path that is full, the entry that hangs); without them it is `unclear`.
     """
 
     name: str
@@ -82,6 +84,7 @@ class Case:
     named: bool = False
     cleanup: Prepare | None = None
     timeout: int = 180
+    says: Sequence[str] = ()
 
     def command(self, root: Path, python: str) -> list[str]:
         """The argument vector, placeholders filled."""
@@ -775,6 +778,325 @@ def _issue45_more_cases() -> list[Case]:
     ]
 
 
+# == Issue 59 (helper rel2): corpus files as their tools write them, pipes that hang,
+# messages that name the real cause. Every case of the issue but the `.keras` zip bomb
+# (issue 54's block). ==========================================================================
+
+AUDIO_FILES = [f"{c}/spk{i}_{k}.wav" for c in "abc" for i in (1, 2, 3) for k in (0, 1)]
+"""The sandbox's 18 tones, relative to `{W}/audio`."""
+
+
+def _kaldi_dir(rel: str, entry: Callable[[Path, str], str] = lambda root, f: str(
+        root / "audio" / f), *, extra: str = "", bom: bool = False, crlf: bool = False,
+               encoding: str = "utf-8") -> Prepare:
+    """A Kaldi data directory under `rel` over the 18 tones: wav.scp (`entry(root, file)`
+    per recording, then the `extra` lines), utt2spk (the speakers) and utt2lang (the
+    classes), written with CRLF line ends or another encoding, and wav.scp alone with a
+    byte-order mark (as the issue's: its first utterance was lost)."""
+    def prepare(root: Path) -> None:
+        folder = root / rel
+        folder.mkdir(parents=True, exist_ok=True)
+        ids = [f.replace("/", "_")[:-4] for f in AUDIO_FILES]
+        extra_ids = [line.split()[0] for line in extra.splitlines() if line.strip()]
+        tables = {
+            "wav.scp": [f"{i} {entry(root, f)}" for i, f in zip(ids, AUDIO_FILES)]
+            + extra.splitlines(),
+            "utt2spk": [f"{i} {f.split('/')[1][:4]}" for i, f in zip(ids, AUDIO_FILES)]
+            + [f"{i} spk1" for i in extra_ids],
+            "utt2lang": [f"{i} {f[0]}" for i, f in zip(ids, AUDIO_FILES)]
+            + [f"{i} a" for i in extra_ids]}
+        end = "\r\n" if crlf else "\n"
+        for name, lines in tables.items():
+            mark = "\ufeff" if bom and name == "wav.scp" else ""
+            text = mark + "".join(line + end for line in lines)
+            (folder / name).write_bytes(text.encode(encoding))
+    return prepare
+
+
+def _edit_first_line(rel: str, **changes: Any) -> Prepare:
+    """Changes fields of the first JSON line of a manifest (NaN written as JSON's NaN)."""
+    def prepare(root: Path) -> None:
+        path = root / rel
+        lines = path.read_text().splitlines()
+        lines[0] = json.dumps({**json.loads(lines[0]), **changes})
+        path.write_text("\n".join(lines) + "\n")
+    return prepare
+
+
+def _mount_full(rel: str) -> Prepare:
+    """A real 64 KiB file system (tmpfs) at `rel`: a write past it fails with ENOSPC."""
+    def prepare(root: Path) -> None:
+        (root / rel).mkdir(parents=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(root / rel)],
+                       check=True, capture_output=True)
+    return prepare
+
+
+def _umount(rel: str) -> Prepare:
+    def cleanup(root: Path) -> None:
+        subprocess.run(["umount", str(root / rel)], check=False, capture_output=True)
+    return cleanup
+
+
+def _append(rel: str, text: str) -> Prepare:
+    def prepare(root: Path) -> None:
+        with open(root / rel, "a") as f:
+            f.write(text)
+    return prepare
+
+
+def _resealed_metric(root: Path) -> None:
+    """fold_1.json's test accuracy edited to 0.999 and sealed again, as a hand that knows
+    the seal would (`xval.core.hashing.seal`): the seal's documented limit."""
+    from xval.core.hashing import seal  # noqa: PLC0415  (the project's own rule)
+
+    path = root / INSTANCE / "fold_1.json"
+    data = json.loads(path.read_text())
+    data["metrics"]["test"]["accuracy"] = 0.999
+    path.write_text(json.dumps(seal(data)))
+
+
+def _out_all(*texts: str, absent: str = "") -> Check:
+    def check(root: Path, proc: Any) -> str:
+        missing = [t for t in texts if t not in proc.stdout]
+        if missing:
+            return f"{missing[0]!r} not in the output"
+        return f"{absent!r} in the output" if absent and absent in proc.stdout else ""
+    return check
+
+
+def _issue59_cases() -> list[Case]:
+    kaldi = ("pre", "kaldi", "{W}/kaldi", "--label-file", "utt2lang", "--out", "kd", "-q",
+             "--no-progress")
+    piped = (*kaldi, "--run-wav-scp-commands")
+    cat = lambda root, f: f"cat {root / 'audio' / f} |"  # noqa: E731
+    lhotse = ("pre", "lhotse", "{W}/corpus/recordings.jsonl", "{W}/corpus/sups.jsonl",
+              "--label-field", "language", "--out", "lh", "-q")
+    all_18 = _out_all("18 rows from 18 utterances", absent="Skipped")
+    diverging = EXPERIMENT.format(dataset="demo").replace(
+        "\nif __name__", "experiment[2] = {'architecture': 'mlp', 'reshaping_type': 'none', "
+        "'comment_1': 'a', 'comment_2': 'b', 'hidden_units': 8, 'learning_rate': 1e6, "
+        "'optimizer': 'sgd', 'save_model_metric': 'val_accuracy'}\n\nif __name__")
+    return [
+        # 1. commands that hang, fail, or write no audio
+        Case("pre-kaldi-pipe-hang", piped, "refuse", named=True, timeout=200,
+             prepare=_kaldi_dir("kaldi", cat, extra="hang sleep 100000 |"),
+             says=("recording 'hang'", "ran past the time limit of 60 s",
+                   "--command-timeout")),
+        Case("pre-kaldi-pipe-hang-limit", (*piped, "--command-timeout", "2"), "refuse",
+             named=True, prepare=_kaldi_dir("kaldi", cat, extra="hang sleep 100000 |"),
+             says=("recording 'hang'", "time limit of 2 s")),
+        Case("init-kaldi-pipe-hang", ("xval", "init", "{W}/kaldi", "--source", "kaldi",
+                                      "--label-file", "utt2lang", "--run-wav-scp-commands",
+                                      "--command-timeout", "2", "--no-progress"), "refuse",
+             named=True, prepare=_kaldi_dir("kaldi", cat, extra="hang sleep 100000 |"),
+             may_change=("project/*",), says=("recording 'hang'", "time limit of 2 s")),
+        Case("pre-kaldi-pipe-fails", piped, "run", named=True,
+             prepare=_kaldi_dir("kaldi", cat, extra="bad false |"),
+             check=_out_all("18 rows from 18 utterances", "Skipped 1 of the utterances")),
+        Case("pre-kaldi-pipe-no-audio", piped, "refuse", named=True,
+             prepare=_kaldi_dir("kaldi", lambda root, f: "true |"), says=("wrote no audio",)),
+        Case("pre-kaldi-pipe-text", piped, "refuse", named=True,
+             prepare=_kaldi_dir("kaldi", lambda root, f: f"echo {f} |"),
+             says=("are not audio",)),
+        Case("pre-kaldi-timeout-0", (*piped, "--command-timeout", "0"), "refuse", named=True,
+             prepare=_kaldi_dir("kaldi", cat), says=("--command-timeout",)),
+        Case("pre-kaldi-timeout-without-run", (*kaldi, "--command-timeout", "5"), "refuse",
+             named=True, prepare=_kaldi_dir("kaldi"), says=("--run-wav-scp-commands",)),
+        # 2. corpus files as their tools write them
+        Case("pre-kaldi-bom", kaldi, "run", named=True, prepare=_kaldi_dir("kaldi", bom=True),
+             check=all_18),
+        Case("pre-kaldi-crlf", kaldi, "run", named=True,
+             prepare=_kaldi_dir("kaldi", crlf=True), check=all_18),
+        Case("pre-kaldi-bom-crlf-piped", piped, "run", named=True,
+             prepare=_kaldi_dir("kaldi", cat, bom=True, crlf=True), check=all_18),
+        Case("pre-kaldi-utf16", kaldi, "refuse", named=True,
+             prepare=_kaldi_dir("kaldi", encoding="utf-16"), says=("UTF-16",)),
+        Case("pre-kaldi-empty-wav-scp", kaldi, "refuse", named=True,
+             prepare=_all(_kaldi_dir("kaldi"), _write("kaldi/wav.scp", "")),
+             says=("wav.scp is empty",)),
+        Case("pre-lhotse-empty-manifest", lhotse, "refuse", named=True,
+             prepare=_all(_lhotse("corpus", "{W}/audio/a/spk{i}_0.wav"),
+                          _write("corpus/sups.jsonl", "")), says=("is empty",)),
+        Case("pre-lhotse-bad-line", lhotse, "refuse", named=True,
+             prepare=_all(_lhotse("corpus", "{W}/audio/a/spk{i}_0.wav"),
+                          _append("corpus/sups.jsonl", "{garbage\n")),
+             says=("line 4 is not JSON",)),
+        Case("pre-lhotse-rate-0", lhotse, "refuse", named=True,
+             prepare=_all(_lhotse("corpus", "{W}/audio/a/spk{i}_0.wav"),
+                          _edit_first_line("corpus/recordings.jsonl", sampling_rate=0)),
+             says=("Recording 'r1'", "sampling_rate 0")),
+        Case("pre-lhotse-negative-duration", lhotse, "refuse", named=True,
+             prepare=_all(_lhotse("corpus", "{W}/audio/a/spk{i}_0.wav"),
+                          _edit_first_line("corpus/recordings.jsonl", duration=-1.0)),
+             says=("Recording 'r1'", "duration -1")),
+        Case("pre-lhotse-nan-start", lhotse, "refuse", named=True,
+             prepare=_all(_lhotse("corpus", "{W}/audio/a/spk{i}_0.wav"),
+                          _edit_first_line("corpus/sups.jsonl", start=float("nan"))),
+             says=("Supervision 's1'", "start nan")),
+        Case("pre-hf-empty-info", ("pre", "hf", "{W}/hf", "--out", "hf", "-q"), "refuse",
+             named=True, prepare=_all(_write("hf/dataset_info.json", ""),
+                                      _write("hf/state.json", "{}")),
+             says=("dataset_info.json is empty",)),
+        # 3. messages that name the real cause
+        Case("export-out-full-disk", ("xval", "export", "results/demo/experiment_1/instance_1",
+                                      "--format", "keras", "--out", "{W}/full/exported"),
+             "refuse", named=True, prepare=_mount_full("full"),
+             cleanup=_umount("full"),
+             says=("full/exported", "No space left on device", "--out")),
+        Case("config-inline-comment", ("exp", "--dry-run"), "run", named=True,
+             prepare=_write("project/config.ini", "[paths]\ndata_dir = data ; my data\n"
+                                                  "results_dir = results  # mine\n"),
+             check=_out_has("Dry run")),
+        Case("exp-quiet-failed-instance", ("exp", "-q", "2", "2"), "refuse", named=True,
+             prepare=_write("project/experiments/probe.py", diverging),
+             may_change=DERIVED, says=("instance(s) failed: [2]", "instance 2: ")),
+        Case("exp-set-list-3000-deep", ("exp", "--dry-run", "--set",
+                                        "hidden_units=" + "[" * 3000 + "]" * 3000),
+             "refuse", named=True, says=("a list nested 3000 levels deep",)),
+        Case("exp-set-list-150-deep", ("exp", "--dry-run", "--set",
+                                       "hidden_units=" + "[" * 150 + "]" * 150),
+             "refuse", named=True, says=("is a list",)),
+        # The seal's documented limit (docs/reliability.md): a record edited and sealed
+        # again by a hand that knows the seal is believed on resume; it runs.
+        Case("exp-resume-metric-resealed", ("exp", "-q"), "run", named=True,
+             prepare=_resealed_metric, may_change=(f"{INSTANCE}/*", *DERIVED)),
+    ]
+
+
+# -- issue 54, helper rel1: begin ----------------------------------------------------------
+# Packages missing as on the runtime install (`make install`), seals removed, culprits, long
+# recordings and `.keras` archives. A package is "missing" through a `sitecustomize.py` in
+# the case's copy that sets `sys.modules[name] = None` (the import fails as it would).
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _without(*modules: str) -> tuple[Prepare, dict[str, str]]:
+    """A prepare that writes the blocker, and the environment that loads it."""
+    code = "import sys\n" + "".join(f"sys.modules[{m!r}] = None\n" for m in modules)
+    return _write("blocker/sitecustomize.py", code), \
+        {"PYTHONPATH": f"{{W}}/blocker{os.pathsep}{ROOT}"}
+
+
+def _unseal(rel: str, change: Callable[[Any], Any] = lambda d: d) -> Prepare:
+    def without_seal(data: Any) -> Any:
+        data = change(data)
+        data.pop("content_sha256", None)
+        return data
+    return _edit_json(rel, without_seal)
+
+
+def _reseal(rel: str, change: Callable[[Any], Any]) -> Prepare:
+    """An edit sealed again (a record that is consistent, but not what this folder ran)."""
+    def sealed(data: Any) -> Any:
+        from xval.core.hashing import seal  # noqa: PLC0415  (the project: run from its root)
+
+        return seal(change(data))
+    return _edit_json(rel, sealed)
+
+
+def _keras_with(rel: str, members: dict[str, bytes | int]) -> Prepare:
+    """A `.keras` archive of the sandbox's fold 0 model plus `members` (bytes, or a number
+    of zero MiB written deflated: a zip bomb)."""
+    def prepare(root: Path) -> None:
+        import zipfile  # noqa: PLC0415
+
+        with zipfile.ZipFile(root / INSTANCE / "fold_0.keras") as good, \
+                zipfile.ZipFile(root / rel, "w", zipfile.ZIP_DEFLATED) as bad:
+            for member in good.infolist():
+                bad.writestr(member, good.read(member))
+            for name, data in members.items():
+                if isinstance(data, int):
+                    with bad.open(name, "w", force_zip64=True) as f:
+                        for _ in range(data):
+                            f.write(bytes(1 << 20))
+                else:
+                    bad.writestr(name, data)
+    return prepare
+
+
+def _long_wav(rel: str, seconds: float) -> Prepare:
+    def prepare(root: Path) -> None:
+        t = np.arange(int(8000 * seconds)) / 8000
+        write_signal(root / rel, (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32))
+    return prepare
+
+
+def _loop(rel_a: str, rel_b: str) -> Prepare:
+    def prepare(root: Path) -> None:
+        os.symlink(root / rel_b, root / rel_a)
+        os.symlink(root / rel_a, root / rel_b)
+    return prepare
+
+
+def _issue54_cases() -> list[Case]:
+    """Issue 54: every task on the default install or refused before training, seals that
+    mean what they say, the right culprit, long recordings, `.keras` archives."""
+    model = "results/demo/experiment_1/instance_1"
+    wav = "{W}/audio/a/spk1_0.wav"
+    report = ("xval", "report", "results/demo/experiment_1")
+    xlsx = (f"{RESULTS}/*.xlsx",)
+    no_hf, no_hf_env = _without("transformers", "huggingface_hub")
+    no_extras, no_extras_env = _without("optuna", "ray", "mlflow")
+    no_mlflow, no_mlflow_env = _without("mlflow")
+    other_params = _reseal(f"{INSTANCE}/fold_0.json", lambda d: {**d, "params_hash": "0" * 64})
+    return [
+        Case("pre-encoder-unknown-runtime-install", ("pre", "folders", "{W}/audio", "--out",
+                                                     "enc", "--encoder", "nosuch"), "refuse",
+             named=True, prepare=no_hf, env=no_hf_env),
+        Case("pre-encoder-etc-runtime-install", ("pre", "folders", "{W}/audio", "--out", "enc",
+                                                 "--encoder", "/etc"), "refuse", named=True,
+             prepare=no_hf, env=no_hf_env),
+        Case("exp-dry-run-missing-packages", ("exp", "--dry-run", "--search", "--executor",
+                                              "ray", "--mlflow", "{W}/runs"), "refuse",
+             named=True, prepare=_all(no_extras, _search(
+                 "{'learning_rate': Float(1e-4, 1e-2, log=True)}")), env=no_extras_env),
+        Case("exp-mlflow-missing", ("exp", "--mlflow", "{W}/runs"), "refuse",
+             named=True, prepare=no_mlflow, env=no_mlflow_env),
+        Case("report-seal-removed", report, "run", may_change=xlsx, named=True,
+             prepare=_unseal(f"{INSTANCE}/fold_1.json", lambda d: {
+                 **d, "metrics": {**d["metrics"], "test": {**d["metrics"]["test"],
+                                                           "accuracy": 0.999}}}),
+             check=_out_has("fold_1.json lost its content_sha256")),
+        Case("compare-seal-removed", ("xval", "compare", "results/demo/experiment_1:1",
+                                      "results/demo/experiment_2:1", "--no-workbook"), "run",
+             named=True, prepare=_all(_copy(RESULTS, "project/results/demo/experiment_2"),
+                                      _unseal(f"{INSTANCE}/fold_1.json")),
+             check=_out_has("fold 1 left out: fold_1.json lost its content_sha256")),
+        Case("exp-resume-params-seal-removed", ("exp", "-q"), "refuse", named=True,
+             prepare=_all(_remove(f"{INSTANCE}/fold_1.json"),
+                          _unseal(f"{INSTANCE}/params.json"))),
+        Case("predict-foreign-fold", ("xval", "predict", model, wav), "refuse", named=True,
+             prepare=other_params),
+        Case("export-foreign-fold", ("xval", "export", model, "--format", "keras", "--out",
+                                     "{W}/exported"), "refuse", named=True,
+             prepare=other_params),
+        Case("report-orphaned-model", report, "run", may_change=xlsx, named=True,
+             prepare=_remove(f"{INSTANCE}/fold_1.json"),
+             check=_out_has("fold_1.keras has no fold record beside it")),
+        Case("predict-orphaned-model", ("xval", "predict", model, wav), "refuse", named=True,
+             prepare=_remove(f"{INSTANCE}/fold_1.json")),
+        Case("predict-one-sample", ("xval", "predict", model, "{W}/one.wav"), "refuse",
+             named=True, prepare=_signal("one.wav", np.array([0.5], np.float32))),
+        Case("pre-symlink-loop", ("pre", "folders", "{W}/audio", "--out", "loop"), "run",
+             named=True, prepare=_loop("audio/a/x.wav", "audio/a/y.wav"),
+             check=_out_has("a loop of symbolic links")),
+        Case("predict-symlink-loop", ("xval", "predict", model, "{W}/x.wav"), "refuse",
+             named=True, prepare=_loop("x.wav", "y.wav")),
+        Case("predict-keras-zip-slip", ("xval", "predict", "{W}/slip.keras", wav), "refuse",
+             named=True, prepare=_keras_with("slip.keras", {"assets/../../evil.txt": b"x"})),
+        Case("predict-keras-zip-bomb", ("xval", "predict", "{W}/bomb.keras", wav), "refuse",
+             named=True, prepare=_keras_with("bomb.keras", {"assets/zeros.bin": 80})),
+        Case("predict-long-recording", ("xval", "predict", model, "{W}/long.wav", "--format",
+                                        "csv"), "run", named=True,
+             prepare=_long_wav("long.wav", 150.0), check=lambda r, p: _csv_rows(p, 1),
+             timeout=300),
+    ]
+# -- issue 54, helper rel1: end ------------------------------------------------------------
+
+
 CASES: list[Case] = [*_init_cases(), *_preprocessing_cases(), *_augment_cases(),
                      *_experiment_cases(), *_report_cases(), *_model_cases(),
-                     *_issue45_cases(), *_issue45_more_cases()]
+                     *_issue45_cases(), *_issue45_more_cases(), *_issue59_cases(),
+                     *_issue54_cases()]

@@ -1,8 +1,11 @@
-"""MkDocs hooks: the parameter reference is generated from the schema at build time.
+"""MkDocs hooks: the parameter reference is generated from the typed records at build time.
 
 `docs/reference/parameters.md` holds the marker `<!-- schema-tables -->`; this hook replaces
 it with one table per section of `xval.config.schema.SCHEMA` (key, expected values, default,
-help and notes; `SECTION_NOTES` under a section's heading), so the reference is never copied by hand and cannot drift from the code.
+help and notes; `SECTION_NOTES` under a section's heading). The schema is derived from the
+fields of the section records (`xval.config.sections.SECTIONS`), where each key is declared
+once (`xval.core.settings.setting`), so the reference is never copied by hand and cannot
+drift from the code.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ import numpy as np
 import soundfile as sf
 
 from xval.core.errors import DatasetError
+from xval.core.links import broken_link
 
 # What libsndfile reads directly; anything else goes through audioread (ffmpeg & co).
 SNDFILE_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".au",
@@ -21,6 +22,11 @@ AUDIO_EXTENSIONS = SNDFILE_EXTENSIONS | {".m4a", ".aac", ".wma", ".mp4"}
 # How far a region may end past the end of its file (Lhotse's default tolerance for a
 # duration mismatch): the rest is cut; a region ending later is an error.
 REGION_TOLERANCE_SECONDS = 0.025
+
+
+class FatalReadError(DatasetError):
+    """An error of a region's reader that stops the build instead of skipping its row: a
+    `wav.scp` command past its time limit (every other entry could wait as long)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,7 +40,8 @@ class Region:
         duration: length of the stretch in seconds; `None` reads to the end of the file.
         read: `read() -> bytes`, the encoded audio (WAV, FLAC, OGG or MP3 bytes) when it is
             not a file of its own; a picklable callable (a `functools.partial` of a module
-            function), since extraction workers call it. `None` reads the path.
+            function), since extraction workers call it. A `DatasetError` it raises skips
+            the row; a `FatalReadError` stops the build. `None` reads the path.
     """
 
     offset: float = 0.0
@@ -58,8 +65,9 @@ def unreadable_reason(path: Path) -> str | None:
     """Why an audio path is never opened, or `None` for a regular file: a dangling link,
     a FIFO (opening it could block forever), a socket or device, a folder, a file that
     cannot be read."""
-    if path.is_symlink() and not path.exists():
-        return f"dangling link (to {os.readlink(path)!r}): never opened"
+    broken = broken_link(path)
+    if broken:
+        return f"{broken}: never opened"
     if not path.exists():
         return "file not found"
     if path.is_dir():
@@ -150,7 +158,14 @@ def load_audio(path: str | os.PathLike[str], *, sample_rate: int,
 def _decode(path: Path, region: Region) -> tuple[np.ndarray, int]:
     """The region's samples (mono) and the file's rate."""
     if region.read is not None:
-        y, rate = sf.read(io.BytesIO(region.read()), dtype="float32", always_2d=True)
+        data = region.read()
+        try:
+            y, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+        except sf.LibsndfileError as e:
+            raise DatasetError(
+                f"Cannot decode {path}: its {len(data)} bytes are not audio libsndfile reads "
+                f"(WAV, FLAC, OGG, MP3; they begin {data[:12]!r}): "
+                f"{str(e).rsplit(': ', 1)[-1]}") from None
         return _cut(path, y.mean(axis=1), rate, region), rate
     reason = truncation(path)
     if reason is not None:

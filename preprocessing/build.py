@@ -5,6 +5,7 @@ import dataclasses
 import functools
 import itertools
 import os
+import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -17,6 +18,7 @@ from tqdm import tqdm
 
 import xval.config.schema as schema
 from preprocessing.audio import Region
+from preprocessing.content_check import DuplicateCheck, PrintSpool, merge_duplicates
 from preprocessing.extraction import Augmenter, extract_file
 from preprocessing.features import (
     compute_features,
@@ -31,6 +33,7 @@ from preprocessing.segment_length import check_segment_length
 from preprocessing.silent_segments import silent_note, silent_record
 from preprocessing.sources import Skipped
 from preprocessing.store import FeatureStore, check_store_out, write_store
+from preprocessing.store_files import write_npy
 from xval import tasks
 from xval.core.errors import DatasetError
 from xval.core.files import make_temp_file, storage_error
@@ -39,7 +42,8 @@ from xval.core.terminal import is_terminal
 
 __all__ = ["build_store", "extract_file", "feature_params", "silent_note"]
 
-ExtractionTask = tuple[str, FeatureParams, Augmenter | None, int, int, str, Region | None]
+ExtractionTask = tuple[str, FeatureParams, Augmenter | None, int, int, str, Region | None,
+                       bool]
 
 
 def _warm_up(params: FeatureParams) -> None:
@@ -79,6 +83,7 @@ class _Extraction:
     skipped: Skipped
     strict: bool
     keep_silent: bool = False
+    spool: PrintSpool | None = None
     meta: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     silent: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     rows: int = 0
@@ -108,6 +113,8 @@ class _Extraction:
         self.rows += len(feats)
         self.files += 1
         self.paths.add(str(record["path"]))
+        if self.spool is not None and "content" in result:
+            self.spool.add(str(record["clip"]), result["content"])
         kept = [(float(start), int(version)) for start, version, keep
                 in zip(result["starts"], result["version"], real) if keep]
         for start, version in kept:
@@ -120,8 +127,28 @@ class _Extraction:
                 **({"split": record["split"]} if "split" in record else {}),
             })
 
-    def write_npy(self, raw_path: str, npy_path: str) -> None:
-        """Writes the raw rows as a `.npy` file and removes the raw file.
+    def add_all(self, records: Iterable[dict[str, Any]],
+                results: Iterable[dict[str, Any]]) -> None:
+        """Adds every file's result, in order."""
+        for record, result in zip(records, results):
+            self.add(record, result)
+
+    def checked(self, given: DuplicateCheck | None, merge: bool, rows: pd.DataFrame,
+                task_type: str) -> tuple[pd.DataFrame, DuplicateCheck | None]:
+        """The rows' metadata (refused when what is left cannot train) and the content
+        check (of the prints kept, else `given`), each group of items sharing audio one
+        item when `merge` is on."""
+        check_trainable(pd.DataFrame(self.meta, columns=["label", "item"]), self.skipped,
+                        task_type=task_type, stage="left after skipping unusable files",
+                        expected=rows["label"].astype(str).unique())
+        meta = pd.DataFrame(self.meta)
+        check = self.spool.check() if self.spool is not None else given
+        if check is not None and merge:
+            check, meta = merge_duplicates(check, meta)
+        return meta, check
+
+    def write_npy(self, npy_path: str) -> None:
+        """Writes the raw rows (`raw`, read from its start) as a `.npy` file.
 
         Raises:
             DatasetError: when no file gave a row.
@@ -129,13 +156,26 @@ class _Extraction:
         if self.rows == 0:
             reasons = "; ".join(f"{s['path']}: {s['reason']}" for s in self.skipped[:3])
             raise DatasetError(f"No usable audio: every file was skipped ({reasons}).")
-        with open(npy_path, "wb") as f, open(raw_path, "rb") as src:
-            header = {"descr": np.lib.format.dtype_to_descr(self.dtype),
-                      "fortran_order": False, "shape": (self.rows, *self.shape)}
-            np.lib.format.write_array_header_1_0(f, header)
-            while block := src.read(1 << 24):
-                f.write(block)
-        os.remove(raw_path)
+        self.raw.flush()
+        self.raw.seek(0)
+        write_npy(npy_path, self.dtype, (self.rows, *self.shape),
+                  iter(functools.partial(self.raw.read, 1 << 24), b""))
+
+
+def _check_rows(rows: pd.DataFrame, params: FeatureParams, skipped: Skipped,
+                task_type: str) -> None:
+    """Refuses rows that would change results, cannot train, or whose clips are far shorter
+    than a segment."""
+    check_rows(rows)
+    check_trainable(rows, skipped, task_type=task_type, stage="found")
+    check_segment_length(rows, params)
+
+
+def _work(rows: pd.DataFrame, params: FeatureParams, augmenter: Augmenter | None,
+          versions: int, seed: int, prints: bool) -> list[ExtractionTask]:
+    """The arguments of `extract_file` for each row."""
+    return [(r["path"], params, augmenter, versions, seed, r["clip"], row_region(r), prints)
+            for r in rows.to_dict("records")]
 
 
 def _check_request(out: Path, *, overwrite: bool, strict: bool, skipped: Skipped,
@@ -154,29 +194,33 @@ def _check_request(out: Path, *, overwrite: bool, strict: bool, skipped: Skipped
 
 
 @contextlib.contextmanager
-def _raw_rows(out: Path) -> Iterator[tuple[BinaryIO, str, str]]:
-    """A temporary raw file beside `out` for the extracted rows, and the `.npy` path they
-    become: `(raw file, raw path, npy path)`; both are removed on leaving, and a failed
-    write is a clear `StorageError`."""
+def _raw_rows(out: Path) -> Iterator[tuple[BinaryIO, str]]:
+    """A temporary file for the extracted rows and the `.npy` path they become, both beside
+    `out`: `(raw file, npy path)`. The raw file has no name (`tempfile.TemporaryFile`: the
+    system removes it with the process, however the process ends, SIGKILL included); the
+    `.npy` is named only while the store is written, and removed on leaving. A failed write
+    is a clear `StorageError` naming the store."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    raw_fd, raw_path = make_temp_file(out.parent, prefix=f".{out.name}.", suffix=".raw")
-    npy_path = raw_path[:-4] + ".npy"
+    npy_fd, npy_path = make_temp_file(out.parent, prefix=f".{out.name}.", suffix=".npy")
+    os.close(npy_fd)
     try:
-        with os.fdopen(raw_fd, "wb") as raw:
-            yield raw, raw_path, npy_path
+        with tempfile.TemporaryFile(dir=out.parent) as raw:
+            os.remove(npy_path)  # named again only once every row is extracted
+            yield raw, npy_path
     except OSError as e:
-        raise storage_error(e, Path(raw_path)) from e
+        raise storage_error(e, out) from e
     finally:
-        for leftover in (raw_path, npy_path):
-            if os.path.exists(leftover):
-                os.remove(leftover)
+        if os.path.exists(npy_path):
+            os.remove(npy_path)
 
 
 def _store_info(params: FeatureParams, extraction: _Extraction,
                 augment_versions: int, seconds: float, described: Mapping[str, Any] | None,
-                info: Mapping[str, Any] | None) -> dict[str, Any]:
+                info: Mapping[str, Any] | None, check: DuplicateCheck | None
+                ) -> dict[str, Any]:
     """What `dataset.json` records of a build beside the store's own entries."""
     return {
+        **({"duplicates": check.to_dict()} if check is not None else {}),
         "feature_params": params.to_dict(),
         "sample_rate": params.sample_rate,
         "skipped": extraction.skipped,
@@ -196,8 +240,9 @@ def build_store(rows: pd.DataFrame, out: str | os.PathLike[str], *,
                 classes: list[str] | None = None, skipped: Skipped | tuple[()] = (),
                 info: Mapping[str, Any] | None = None, augmenter: Augmenter | None = None,
                 augment_versions: int = 0, augment_seed: int = 0, progress: bool = True,
-                inputs: Iterable[str | os.PathLike[str]] = (), bar_label: str = "features"
-                ) -> tuple[FeatureStore, dict[str, Any]]:
+                inputs: Iterable[str | os.PathLike[str]] = (), bar_label: str = "features",
+                check_content: bool = True, duplicates: DuplicateCheck | None = None,
+                merge: bool = False) -> tuple[FeatureStore, dict[str, Any]]:
     """Extracts features for every row and writes a feature store.
 
     Rows are processed in (item, clip) order, in parallel, and written in that order
@@ -223,6 +268,10 @@ def build_store(rows: pd.DataFrame, out: str | os.PathLike[str], *,
         progress: show a progress bar (files done, time left). Defaults to `True`.
         inputs: the folders read (the dataset root): never written in, nor inside the store.
         bar_label: the progress bar's label (`"store 2 of 2, aisfx"`). Defaults to `"features"`.
+        check_content: record in `dataset.json` the files that hold the same audio
+            (`duplicates`, `preprocessing.content_check`). Defaults to `True`.
+        duplicates: a check made before (`check_files`), recorded instead. Defaults to `None`.
+        merge: make each group of items sharing audio one item. Defaults to `False`.
 
     Returns:
         `(store, summary)`: the opened `FeatureStore` and a dict of counts and skipped files.
@@ -240,35 +289,30 @@ def build_store(rows: pd.DataFrame, out: str | os.PathLike[str], *,
     out = Path(out)
     skipped = list(skipped)
     _check_request(out, overwrite=overwrite, strict=strict, skipped=skipped,
-                   augmenter=augmenter, augment_versions=augment_versions,
-                   inputs=inputs)
-    check_rows(rows)
-    check_trainable(rows, skipped, task_type=task_type, stage="found")
-    check_segment_length(rows, params)
+                   augmenter=augmenter, augment_versions=augment_versions, inputs=inputs)
+    _check_rows(rows, params, skipped, task_type)
     rows, classes, unit = _in_order(rows, classes, task_type)
     workers = max(1, min(workers or os.cpu_count() or 1, len(rows)))
-    work: list[ExtractionTask] = [
-        (r["path"], params, augmenter, augment_versions, augment_seed, r["clip"], row_region(r))
-        for r in rows.to_dict("records")]
+    prints = check_content and duplicates is None
+    work = _work(rows, params, augmenter, augment_versions, augment_seed, prints)
     t0 = time.perf_counter()
-    with _raw_rows(out) as (raw, raw_path, npy_path):
+    with _raw_rows(out) as (raw, npy_path), \
+            (PrintSpool(out.parent) if prints else contextlib.nullcontext()) as spool:
         extraction = _Extraction(raw, skipped, strict,
-                                 keep_silent=bool(params.keep_silent_segments))
+                                 keep_silent=bool(params.keep_silent_segments), spool=spool)
         with _extraction_results(work, params, workers) as results:
             bar = tqdm(results, total=len(work), unit="file", desc=f"{bar_label} -> {out.name}",
                        disable=not (progress and is_terminal()))
-            for record, result in zip(rows.to_dict("records"), bar):
-                extraction.add(record, result)
+            extraction.add_all(rows.to_dict("records"), bar)
+        extraction.write_npy(npy_path)
         raw.close()
-        extraction.write_npy(raw_path, npy_path)
-        check_trainable(pd.DataFrame(extraction.meta, columns=["label", "item"]), skipped,
-                        task_type=task_type, stage="left after skipping unusable files",
-                        expected=rows["label"].astype(str).unique())
+        meta, check = extraction.checked(duplicates, merge, rows, task_type)
         seconds = time.perf_counter() - t0
-        body = _store_info(params, extraction, augment_versions, seconds, described, info)
-        store = write_store(out, npy_path, pd.DataFrame(extraction.meta), info=body,
-                            task_type=task_type, classes=classes, overwrite=overwrite)
-    return store, _summary(store, extraction, unit, skipped, seconds)
+        body = _store_info(params, extraction, augment_versions, seconds, described, info,
+                           check)
+        store = write_store(out, npy_path, meta, info=body, task_type=task_type,
+                            classes=classes, overwrite=overwrite)
+    return store, _summary(store, extraction, unit, skipped, seconds, check)
 
 
 def _in_order(rows: pd.DataFrame, classes: list[str] | None, task_type: str
@@ -283,11 +327,12 @@ def _in_order(rows: pd.DataFrame, classes: list[str] | None, task_type: str
 
 
 def _summary(store: FeatureStore, extraction: _Extraction, unit: str, skipped: Skipped,
-             seconds: float) -> dict[str, Any]:
+             seconds: float, check: DuplicateCheck | None) -> dict[str, Any]:
     """What `build_store` returns beside the store: counts, skipped files, time, shape."""
     return {"rows": len(store), "files": extraction.files,
             "recordings": len(extraction.paths), "unit": unit, "skipped": skipped,
             "items": store.info.n_items, "classes": store.classes,
             "seconds": round(seconds, 3), "shape": tuple(store.features.shape),
             "silent_segments": len(extraction.silent),
-            "silent_dropped": not extraction.keep_silent}
+            "silent_dropped": not extraction.keep_silent,
+            "duplicates": check.to_dict() if check is not None else None}

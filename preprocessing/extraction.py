@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from preprocessing.audio import Region, load_audio
+from preprocessing.audio import FatalReadError, Region, load_audio
+from preprocessing.duplicates import compact, content_print
 from preprocessing.features import centred_frames, compute_features, feature_shape, get, segment
 from preprocessing.level import no_signal_reason
 from preprocessing.parallel import seed_for
@@ -48,9 +49,42 @@ def _features_of(signal: np.ndarray, params: FeatureParams,
     return feats, starts
 
 
+def _too_short(path: str | os.PathLike[str], region: Region | None, y: np.ndarray, orig_sr: int,
+               params: FeatureParams) -> str:
+    """Why audio shorter than one analysis frame is skipped, in the file's own samples and
+    rate (decoded again at its rate: this path is rare), then as resampled."""
+    rate = int(params.sample_rate)
+    own = len(y) if orig_sr == rate else \
+        len(load_audio(path, sample_rate=orig_sr, region=region)[0])
+    said = f"{own} sample{'s' if own != 1 else ''} at {orig_sr} Hz"
+    if orig_sr != rate:
+        said += f" ({len(y)} at {rate} Hz once resampled)"
+    return f"too short: {said}, fewer than one analysis frame (n_fft={params.n_fft})"
+def _usable_audio(path: str | os.PathLike[str], params: FeatureParams,
+                  region: Region | None) -> tuple[np.ndarray, int] | str:
+    """The audio of `path` (or its region) at the feature rate and its file's own rate, or
+    why it is unusable (unreadable, shorter than one analysis frame, no signal).
+
+    Raises:
+        FatalReadError: from the region's reader (a command past its time limit).
+    """
+    try:
+        y, orig_sr = load_audio(path, sample_rate=params.sample_rate,
+                                peak_normalize=False, region=region)
+    except FatalReadError:
+        raise  # a command past its time limit stops the build
+    except DatasetError as e:
+        return str(e)
+    frame = params.n_fft
+    if frame and len(y) < frame:
+        return _too_short(path, region, y, orig_sr, params)
+    return no_signal_reason(y, params) or (y, orig_sr)
+
+
 def extract_file(path: str | os.PathLike[str], params: Mapping[str, Any],
                  augmenter: Augmenter | None = None, versions: int = 0, seed: int = 0,
-                 name: str | None = None, region: Region | None = None) -> dict[str, Any]:
+                 name: str | None = None, region: Region | None = None,
+                 content: bool = False) -> dict[str, Any]:
     """Features of every segment of one file, or of a region of it (and of its augmented
     versions).
 
@@ -63,27 +97,26 @@ def extract_file(path: str | os.PathLike[str], params: Mapping[str, Any],
         name: the file's clip id, for the per-version seeds. Defaults to the path.
         region: the stretch of the file to read (see `preprocessing.audio.Region`).
             Defaults to `None` (the whole file).
+        content: also return the content print of the audio read (`content`, for the
+            check of files that hold the same audio, `preprocessing.duplicates`). Defaults
+            to `False`.
 
     Returns:
         dict with `features [shape=(k, frames, bins)]`, `starts` (seconds from the start
         of the file, the region's offset included), `version` (0 = original), `silent`
         (whether each segment is silence or padding, `preprocessing.silent_segments`; every
         segment is there, the caller drops them), `duration` (of what was read),
-        `orig_sr`; or `{"error": reason}` when the audio is unusable.
+        `orig_sr`, with `content` its `ContentPrint`; or `{"error": reason}` when the
+        audio is unusable.
+
+    Raises:
+        FatalReadError: from the region's reader (a command past its time limit).
     """
     params = FeatureParams.of(params)
-    try:
-        y, orig_sr = load_audio(path, sample_rate=params.sample_rate,
-                                peak_normalize=False, region=region)
-    except DatasetError as e:
-        return {"error": str(e)}
-    frame = params.n_fft
-    if frame and len(y) < frame:
-        return {"error": f"too short: {len(y)} samples at {params.sample_rate} Hz, fewer "
-                         f"than one analysis frame (n_fft={frame})"}
-    no_signal = no_signal_reason(y, params)
-    if no_signal:
-        return {"error": no_signal}
+    read = _usable_audio(path, params, region)
+    if isinstance(read, str):
+        return {"error": read}
+    y, orig_sr = read
     scale = 1.0
     if params.peak_normalize:
         scale = float(np.max(np.abs(y)))
@@ -115,6 +148,8 @@ def extract_file(path: str | os.PathLike[str], params: Mapping[str, Any],
         elif len(signal) == len(y) and len(mask) == len(original):
             mask = mask | original  # the original's silence stays silence under noise
         silent += mask.tolist()
-    return {"features": np.stack(feats), "starts": starts, "version": version,
-            "silent": silent, "duration": len(y) / params.sample_rate,
-            "orig_sr": orig_sr}
+    out = {"features": np.stack(feats), "starts": starts, "version": version,
+           "silent": silent, "duration": len(y) / params.sample_rate, "orig_sr": orig_sr}
+    if content:
+        out["content"] = compact(content_print(y, params.sample_rate))
+    return out

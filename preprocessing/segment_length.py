@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from preprocessing.audio import SNDFILE_EXTENSIONS
+from preprocessing.audio import SNDFILE_EXTENSIONS, FatalReadError
 from preprocessing.features import feature_shape, get
 from preprocessing.rows import row_region
 from xval.core.errors import ConfigurationError
@@ -84,6 +84,8 @@ def _duration(record: Mapping[str, Any]) -> float:
             return float(info.frames / info.samplerate)
         if region is None:
             return float(librosa.get_duration(path=path))
+    except FatalReadError:
+        raise  # a command past its time limit: not a file that does not say
     except (RuntimeError, OSError, ValueError, EOFError, sf.LibsndfileError):
         pass
     return math.nan

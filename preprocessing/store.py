@@ -24,8 +24,8 @@ from preprocessing.store_files import (
 )
 from preprocessing.store_output import FILES, check_store_out, replace_store
 from xval import tasks
-from xval.core.errors import ConfigurationError, DatasetError
-from xval.core.files import make_temp_dir
+from xval.core.errors import ConfigurationError, DatasetError, StorageError
+from xval.core.files import make_temp_dir, storage_error
 from xval.core.hashing import file_digest
 
 META_COLUMNS = ("row", "item", "label", "target", "clip", "source", "start", "augmented")
@@ -206,6 +206,7 @@ def write_store(path: str | os.PathLike[str], features: np.ndarray | str | os.Pa
     Raises:
         DatasetError: when the store exists and `overwrite` is off, when `path` is anything
             but a store (`check_store_out`: never replaced), or the inputs disagree.
+        StorageError: when its disk is full or may not be written (nothing is left).
     """
     path = Path(path)
     check_store_out(path, overwrite=overwrite)
@@ -232,8 +233,10 @@ def write_store(path: str | os.PathLike[str], features: np.ndarray | str | os.Pa
                                 for name in ("features.npy", "meta.csv", *sorted(extra))}
         (tmp / "dataset.json").write_text(json.dumps(body, indent=2, default=str))
         replace_store(tmp, path)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError) and not isinstance(e, StorageError):
+            raise storage_error(e, path) from e  # the store named, never stdout
         raise
     return FeatureStore(path)
 

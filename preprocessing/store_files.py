@@ -82,8 +82,28 @@ def item_order(meta: pd.DataFrame) -> tuple[np.ndarray, bool]:
     return order, bool(np.all(order == np.arange(len(meta))))
 
 
+def write_npy(path: str | os.PathLike[str], dtype: np.dtype[Any], shape: tuple[int, ...],
+              blocks: Iterable[bytes | np.ndarray]) -> None:
+    """Writes a `.npy` file from its data in blocks (C order), through the file: never a
+    memory map, whose write to a full disk kills the process with SIGBUS where a file
+    write raises an `OSError` (`ENOSPC`) that names the disk.
+
+    Args:
+        path: the file to write.
+        dtype: the array's dtype.
+        shape: the array's shape.
+        blocks: the data, in order: bytes or arrays (`np.ndarray [shape=(k, ...)]`).
+    """
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": np.lib.format.dtype_to_descr(dtype),
+                                                 "fortran_order": False, "shape": shape})
+        for block in blocks:
+            f.write(block if isinstance(block, bytes)
+                    else np.ascontiguousarray(block, dtype=dtype).tobytes())
+
+
 def write_features(folder: Path, features: np.ndarray | str | os.PathLike[str],
-                    order: np.ndarray, grouped: bool) -> None:
+                   order: np.ndarray, grouped: bool) -> None:
     """Writes `folder/features.npy` in `order` (a `.npy` file already grouped is moved; the
     others are copied in blocks: a file's rows are never all in memory)."""
     if grouped and isinstance(features, (str, os.PathLike)):
@@ -91,8 +111,6 @@ def write_features(folder: Path, features: np.ndarray | str | os.PathLike[str],
         return
     src = np.load(features, mmap_mode="r", allow_pickle=False) \
         if isinstance(features, (str, os.PathLike)) else np.asarray(features)
-    out = np.lib.format.open_memmap(folder / "features.npy", "w+", src.dtype, src.shape)
-    for start in range(0, len(order), 4096):
-        out[start:start + 4096] = src[order[start:start + 4096]]
-    out.flush()
-    del out, src
+    write_npy(folder / "features.npy", src.dtype, src.shape,
+              (src[order[start:start + 4096]] for start in range(0, len(order), 4096)))
+    del src

@@ -392,13 +392,15 @@ def store(config):
 # of one running a long file alone while the other idles. The other files follow, those with
 # the most tests first (xdist's own order). A new file with long tests belongs here.
 LONGEST_FIRST = ("test_detection_task.py", "test_install.py", "test_training.py",
-                 "test_encoder_models.py", "test_experiment.py", "test_preprocessing.py",
-                 "test_quickstart.py", "test_encoders.py", "test_executors.py",
+                 "test_encoder_models.py", "test_hf_encoders.py", "test_experiment.py",
+                 "test_preprocessing.py", "test_quickstart.py", "test_encoders.py",
+                 "test_executors.py",
                  "test_progress.py", "test_ray_cluster.py", "test_interrupts.py",
+                 "test_process_faults.py",
                  "test_entry.py", "test_export.py", "test_ensembles.py", "test_reference.py",
                  "test_augmentation.py", "test_architectures.py", "test_reliability.py",
                  "test_corpora.py", "test_search.py", "test_front_end.py",
-                 "test_final_model.py")
+                 "test_final_model.py", "test_corpus_files.py")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -119,3 +119,36 @@ def test_config_command_with_a_broken_project_config_fails(tmp_path):
     proc = _config_command(tmp_path)
     assert proc.returncode == 2 and "Unknown section 'trainng'" in proc.stderr, proc.stderr
     assert "[training]" not in proc.stdout
+
+
+# -- issue 59: a comment at the end of a line ------------------------------------------------
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ("data_dir = stores ; my stores", "stores"),       # the issue's `data = data ; my data`
+    ("data_dir = stores   # my stores", "stores"),
+    ("data_dir = stores\t;tab, then a comment", "stores"),
+    (r"data_dir = runs \#2", "runs #2"),                 # escaped: the characters themselves
+    (r"data_dir = runs \;2 ; a comment", "runs ;2"),
+])
+def test_config_comment_at_the_end_of_a_line_is_no_part_of_the_value(tmp_path, line,
+                                                                     expected):
+    config = load_config(_write(tmp_path, f"[paths] ; where things are\n{line}\n"
+                                          "[training]\nepochs = 7  # seven\n"))
+    assert config.data_dir == tmp_path / expected
+    assert config.training["epochs"] == 7
+
+
+def test_config_semicolon_or_hash_inside_a_value_is_kept(tmp_path):
+    """Only `;` or `#` after white space starts a comment (configparser's own rule for
+    inline comments): `a;b#c` is a value."""
+    config = load_config(_write(tmp_path, "[paths]\ndata_dir = a;b#c\n"))
+    assert config.data_dir == tmp_path / "a;b#c"
+
+
+def test_config_written_with_a_hash_in_a_value_reads_back_whole(tmp_path):
+    """What the package writes (`init`, `config --defaults`) escapes ` #` and ` ;`."""
+    from xval.config.schema.render import render
+
+    text = render({"paths": {"data_dir": "runs #2 ; final"}})
+    assert r"data_dir = runs \#2 \; final" in text
+    assert load_config(_write(tmp_path, text)).data_dir == tmp_path / "runs #2 ; final"

@@ -50,17 +50,21 @@ def test_engine_callbacks_keep_async_dispatch_on(store, config):
     assert not keras.callbacks.CallbackList([keras.callbacks.TerminateOnNaN()])._async_train
 
 
-def test_nan_stop_still_ends_a_diverged_fold(store, config, capsys):
-    """Checked in Keras's callback thread, the NaN stop still ends a diverged fold early,
-    and the fold fails with the reason."""
-    from xval.core.records import Status
-    from xval.executors.base import run_job
+def test_nan_stop_ends_a_diverged_fit_early_and_silently(capsys):
+    """Checked in Keras's callback thread, the NaN stop still ends a diverged fit within a
+    few batches, and prints nothing (the fold's failure says why)."""
+    import keras
 
-    job = _job(store, config, 2048, learning_rate=1e9, optimizer="sgd", epochs=40,
-               patience=40, save_model_metric="val_accuracy")
-    result = run_job(job)
-    assert result.status is Status.FAILED
-    assert "Invalid loss, terminating training" in capsys.readouterr().out
+    from xval.training.fit import nan_stop
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(optimizer=keras.optimizers.SGD(1e30), loss="mse")
+    x = np.ones((64, 3), "float32")
+    history = model.fit(x, np.ones((64, 2), "float32") * 1e20, batch_size=4, epochs=30,
+                        verbose=0, callbacks=[nan_stop()])
+    assert len(history.history["loss"]) < 30
+    assert model.optimizer.iterations.numpy() < 16 * 3
+    assert capsys.readouterr().out == ""
 
 
 def _all_batches(batches, epochs=2):

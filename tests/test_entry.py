@@ -334,6 +334,54 @@ def test_snapshot_on_a_full_disk(experiment_dir, tiny_disk, tmp_path):
     assert "/.code." in line  # the snapshot's copy of the code
 
 
+def test_export_to_a_full_disk_names_out_not_stdout(tiny_disk, capsys):
+    """Issue 59: `export --out FULL_DISK` said "cannot write the output (stdout)": the
+    model's zip file is written by Keras through its own file object, whose ENOSPC names no
+    file. It names --out now, and leaves nothing there."""
+    import keras
+
+    from xval.core.entry import run_entry
+    from xval.inference.export import write_export
+
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(8)(keras.layers.Dense(512)(inputs)))
+    (tiny_disk / "filler").write_bytes(b"x" * (shutil.disk_usage(tiny_disk).free - 8192))
+    out = tiny_disk / "exported"
+    code = run_entry(lambda: bool(write_export(model, "keras", out, lambda check: "card",
+                                               overwrite=False)) and 0, debug=False)
+    err = capsys.readouterr().err
+    assert code == 2 and "stdout" not in err and err.count("error:") == 1, err
+    assert err.startswith(f"error: cannot write {out} (No space left on device"), err
+    assert "give --out on another disk" in err
+    assert [p.name for p in tiny_disk.iterdir()] == ["filler"]
+
+
+def test_a_store_on_a_full_disk_names_the_store(tiny_disk):
+    """Issue 59: `np.save` and `to_csv` write through their own file objects (no file
+    name in their ENOSPC); `write_store` names the store and leaves nothing."""
+    from xval.core.errors import StorageError
+
+    with pytest.raises(StorageError, match=rf"cannot write {tiny_disk / 'big'} \(No space "
+                                           r"left on device.*MiB free in"):
+        tiny_store(tiny_disk, "big", n_items=20, shape=(32, 32))
+    assert list(tiny_disk.iterdir()) == []
+
+
+def test_a_full_disk_that_names_no_file_is_not_blamed_on_stdout(capsys):
+    """Issue 59: an ENOSPC without a file name was said to be stdout's even when stdout was
+    fine; only a stdout that cannot be written is named as such."""
+    from xval.core.entry import run_entry
+
+    def body():
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    assert run_entry(body, debug=False) == 2
+    err = capsys.readouterr().err
+    assert "stdout" not in err, err
+    assert err.startswith("error: writing the command's output files: No space left on "
+                          "device; free space there"), err
+
+
 def test_compare_never_replaces_a_file_it_did_not_write(experiment_dir, tmp_path):
     """Found by the probe after merging `compare`: --workbook naming the user's own file
     replaced it. Only a comparison workbook compare wrote is replaced."""

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -194,6 +195,38 @@ def test_experiment_dry_run_writes_nothing(config_path, config, store):
     assert not config.results_dir.exists()
 
 
+def test_dry_run_shows_what_was_set_and_where(tmp_path, store):
+    """Issue 55: per instance, only the values set above the package defaults, each with
+    its source (config.ini, the experiment, the instance, --set, or fitted to the instance);
+    a config.ini value equal to the package default and every untouched default are left
+    out, and `python -m xval config SCRIPT K` (named on one line) prints them all."""
+    from xval.config.loader import load_config
+
+    config_path = write_config(tmp_path, training={"min_epochs": 15, "lr_schedule": "plateau",
+                                                   "optimizer": "adam"})
+    config = load_config(config_path)
+    tiny_store(config.data_dir)
+    exp = make_experiment(config_path, n_instances=1, parameters={"epochs": 4, "patience": 2})
+    lines = []
+    exp.run(config=config, dry_run=True, out=lines.append, overrides={"batch_size": 8})
+    start = next(i for i, line in enumerate(lines) if line.startswith("Instance 1"))
+    shown = {line.split("=")[0].strip(): line.split("#")[1].strip()
+             for line in lines[start + 1:] if line.startswith("  ")}
+    assert shown == {"architecture": "instance 1", "reshaping_type": "instance 1",
+                     "comment_1": "instance 1", "comment_2": "instance 1",
+                     "filters": "instance 1", "learning_rate": "instance 1",
+                     "epochs": "experiment", "patience": "experiment", "batch_size": "--set",
+                     "lr_schedule": "config.ini", "min_epochs": "fitted to the instance",
+                     # write_config's plain values that differ from the package defaults
+                     "time_masks": "config.ini", "freq_masks": "config.ini",
+                     "mixup_alpha": "config.ini", "label_smoothing": "config.ini",
+                     "freq_warp": "config.ini", "time_warp": "config.ini",
+                     "warmup_epochs": "config.ini"}
+    assert "  min_epochs = 2 " in "\n".join(lines)  # epochs // 2
+    assert lines[start - 1].endswith("(all of them: `python -m xval config "
+                                     "tests/test_experiment.py K`):")  # the declaring file
+
+
 def test_dry_run_prints_the_data_checks(config_path, config):
     """Issue 26: items per class, the folds the items allow, single-item validation sets,
     a class a fold cannot learn, imbalance and a short run, before anything is written."""
@@ -273,6 +306,21 @@ def test_experiment_failing_instance_recorded_and_run_goes_on(config_path, confi
     assert json.loads((d / "instance_2" / "summary.json").read_text())["status"] == "complete"
     assert not (d / "instance_1" / "fold_1.json").exists()  # the failing instance stopped
     assert any("FAILED" in line for line in lines)
+
+
+def test_a_failed_instance_says_why_on_stderr_even_with_quiet(config_path, config, store,
+                                                              capsys):
+    """Issue 59: with -q a failed run exited 1 printing nothing (its reason only in
+    error.txt); one `error:` line on stderr now says which instance failed and why."""
+    exp = make_experiment(config_path, n_instances=1)
+    exp.instances[1] = BASE + DIVERGE
+    with pytest.raises(SystemExit) as exited:
+        exp.main(["-q"])
+    err = capsys.readouterr().err
+    assert exited.value.code == 1
+    [line] = [line for line in err.splitlines() if line.startswith("error:")]
+    assert line.startswith("error: 1 instance(s) failed: [1] (instance 1: ") and \
+        "diverged" in line and line.endswith("see error.txt in their folders."), err
 
 
 def test_experiment_debug_mode_stops_at_first_error(config_path, config, store):
@@ -391,6 +439,31 @@ for k in range(1, 5):
 if __name__ == "__main__":
     experiment.main()
 """
+
+
+def test_config_command_prints_every_value_of_an_instance_as_its_run_resolves_it(
+        tmp_path, config_path, store):
+    """`python -m xval config SCRIPT K` (or `--instance K`): the configuration and every
+    parameter of instance K, each with its source, resolved as the dry run resolves it;
+    the dry run shows the same sources for what it shows."""
+    from tests.conftest import python_here
+
+    script = write_script(tmp_path, SCRIPT.format(epochs=2, config=str(config_path)))
+    shown = python_here("-m", "xval", "config", script, 3, "--set", "seed=9", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    rows = dict(re.findall(r"^(\w+) = .*#\s*(.+)$", shown.stdout, re.MULTILINE))
+    assert (rows["seed"], rows["epochs"], rows["filters"], rows["optimizer"],
+            rows["dropout"]) == ("--set", "experiment", "instance 3", str(config_path),
+                                 "architecture default")  # write_config writes every key
+    assert "instance 3 (classification)" in shown.stdout
+    again = python_here("-m", "xval", "config", script, "--instance", "3", "--set", "seed=9",
+                        cwd=tmp_path)
+    assert again.stdout == shown.stdout
+    both = python_here("-m", "xval", "config", script, 3, "--instance", "2", cwd=tmp_path)
+    assert both.returncode == 2 and "Give the instance once" in both.stderr
+    dry = run_script_here(script, "3", "3", "--set", "seed=9", "--dry-run")
+    assert re.search(r"^  seed = 9\s+# --set$", dry.stdout, re.MULTILINE), dry.stdout
+    assert "optimizer" not in dry.stdout
 
 
 @pytest.mark.slow

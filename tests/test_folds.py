@@ -87,6 +87,16 @@ def test_item_kfold_cross_val_score_and_grid_search():
     repeated = cross_val_score(LogisticRegression(), X, y, groups=groups,
                                cv=ItemKFold(3, n_repeats=2))
     assert repeated.shape == (6,)
+    # Under scikit-learn's metadata routing the splitters ask for `groups`, as its own
+    # group splitters do.
+    import sklearn
+
+    with sklearn.config_context(enable_metadata_routing=True):
+        routed = cross_val_score(LogisticRegression(), X, y, cv=ItemKFold(4),
+                                 params={"groups": groups})
+    np.testing.assert_allclose(routed, scores)
+    assert PredefinedItemSplit(["train"]).get_metadata_routing().split.requests == \
+        {"groups": True}
 
 
 def test_item_kfold_get_params_and_clone():

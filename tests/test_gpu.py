@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import tiny_store, write_config
-from xval import Experiment
+from xval import Execution, Experiment, Output
 from xval.config.loader import load_config
 
 pytestmark = pytest.mark.gpu
@@ -47,7 +47,7 @@ def test_folds_train_on_the_gpu(config, mixed_precision):
                      parameters={"epochs": 3, "patience": 3})
     exp[1] = {"architecture": "example_cnn", "reshaping_type": "conv", "filters": 4,
               "mixed_precision": mixed_precision, "comment_1": "", "comment_2": ""}
-    assert exp.run(config=config, out=lambda *a: None).exit_code == 0
+    assert exp.run(config=config, output=Output(out=lambda *a: None)).exit_code == 0
     folds = _folds(config, number)
     assert len(folds) == 3
     for fold in folds:
@@ -63,8 +63,8 @@ def test_process_executor_runs_two_slots_on_one_gpu_in_warm_workers(config):
     for k in (1, 2):
         exp[k] = {"architecture": "example_cnn", "reshaping_type": "conv", "filters": 4,
                   "comment_1": str(k), "comment_2": ""}
-    assert exp.run(config=config, executor="process", gpus=["0"],
-                   out=lambda *a: None).exit_code == 0
+    assert exp.run(config=config, executor=Execution("process", gpus=["0"]),
+                   output=Output(out=lambda *a: None)).exit_code == 0
     folds = _folds(config, 3)
     assert len(folds) == 6
     assert all(f["status"] == "ok" and not f["device"].startswith("cpu") for f in folds)
@@ -86,12 +86,12 @@ def test_jax_jobs_share_the_gpu(config, tmp_path):
         pytest.skip("jax is not installed")
     script = tmp_path / "jax_share.py"
     script.write_text(
-        "from xval import Experiment\n"
+        "from xval import Execution, Experiment\n"
         f"exp = Experiment(description='jax', dataset='tiny', number=4, num_folds=3,\n"
         f"                 config={str(config.path)!r}, parameters={{'epochs': 2}})\n"
         "exp[1] = {'architecture': 'example_cnn', 'reshaping_type': 'conv', 'filters': 4,\n"
         "          'comment_1': '', 'comment_2': ''}\n"
-        "raise SystemExit(exp.run(executor='process', gpus=['0']).exit_code)\n")
+        "raise SystemExit(exp.run(executor=Execution('process', gpus=['0'])).exit_code)\n")
     proc = subprocess.run([sys.executable, str(script)], cwd=ROOT, capture_output=True,
                           text=True, timeout=900, env={**os.environ, "KERAS_BACKEND": "jax"})
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -37,6 +37,25 @@ def test_parse_assignment_bad_form():
         parse_assignment("1x=2")
 
 
+@pytest.mark.parametrize("value,kind,depth", [
+    ("[" * 3000 + "]" * 3000, "list", 3000),
+    ("(" * 250 + ")" * 250, "tuple", 250),
+    ("{" * 201 + "}" * 201, "dict", 201),
+])
+def test_a_value_nested_too_deeply_is_called_what_it_is(value, kind, depth):
+    """Issue 59: `--set hidden_units=[[[...]]]` 3000 deep was taken for text ("is a str");
+    Python's parser stops at 200 levels. It is called a list, its depth and the limit said;
+    in an instance too (not "not a Python literal ... Quote strings")."""
+    for parse, where in ((parse_override, "--set x"), (lambda t: parse_assignment(t, "i 2"),
+                                                       "i 2: x")):
+        with pytest.raises(ParameterError, match=rf"{where}: the value is a {kind}.* nested "
+                                                 rf"{depth} levels deep, deeper than a value "
+                                                 r"can be read \(fewer than 200 levels\)"):
+            parse(f"x={value}")
+    assert isinstance(parse_override("x=" + "[" * 150 + "]" * 150)[1], list)  # 150: read
+    assert parse_override("comment_1=[draft] try") == ("comment_1", "[draft] try")
+
+
 def test_parse_instance_dict_and_list_agree():
     assert parse_instance(BASE, "i") == parse_instance(
         {"architecture": "example_cnn", "reshaping_type": "conv", "comment_1": "a",

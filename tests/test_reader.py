@@ -16,7 +16,7 @@ from xval.core import hashing
 from xval.core.layout import ExperimentLayout
 from xval.core.records import FoldResult, InstanceSummary, ParamsRecord
 from xval.core.storage import STORE, ResultsStore
-from xval.core.storage import records as records_module
+from xval.core.storage import store as store_module
 
 INSTANCE = {"architecture": "mlp", "reshaping_type": "none", "hidden_units": 8}
 
@@ -28,7 +28,7 @@ class Counting:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.reads: collections.Counter = collections.Counter()
         self.summaries: collections.Counter = collections.Counter()
-        real_read = records_module.read_json
+        real_read = store_module.read_json
         real_summary = InstanceSummary.from_folds.__func__
 
         def read_json(path):
@@ -40,7 +40,7 @@ class Counting:
             self.summaries[folds[0].instance if folds else None] += 1
             return real_summary(cls, folds, num_folds, **kwargs)
 
-        monkeypatch.setattr(records_module, "read_json", read_json)
+        monkeypatch.setattr(store_module, "read_json", read_json)
         monkeypatch.setattr(InstanceSummary, "from_folds", classmethod(from_folds))
 
 
@@ -109,7 +109,7 @@ def test_reader_a_resumed_run_reads_each_file_once(demo, monkeypatch):
 
     monkeypatch.setattr(hashing, "_sha256", sha256)
     # Files written less than RACY_NS ago are not cached on read; this run's are older.
-    monkeypatch.setattr(records_module, "RACY_NS", 0)
+    monkeypatch.setattr(store_module, "RACY_NS", 0)
     lines = []
     outcome = exp.run(config=config, out=lines.append)
     assert outcome.exit_code == 0
@@ -126,17 +126,17 @@ def test_reader_a_resumed_run_reads_each_file_once(demo, monkeypatch):
 
 
 def test_reader_reads_a_file_again_when_it_changes(tmp_path, monkeypatch):
-    monkeypatch.setattr(records_module, "RACY_NS", 0)
+    monkeypatch.setattr(store_module, "RACY_NS", 0)
     store = ResultsStore()
     path = tmp_path / "params.json"
     record = ParamsRecord(instance=1, hash="a", params={"epochs": 3})
-    path.write_text(json.dumps(record.to_dict()))
+    path.write_text(json.dumps(hashing.seal(record.to_dict())))
     first, problem = store.read_record(path, ParamsRecord.from_dict)
     assert problem == "" and first.params == {"epochs": 3}
     again, _ = store.read_record(path, ParamsRecord.from_dict)
     assert again is first  # cached: the same version of the file
     time.sleep(0.01)
-    path.write_text(json.dumps({**record.to_dict(), "hash": "b"}))
+    path.write_text(json.dumps(hashing.seal({**record.to_dict(), "hash": "b"})))
     changed, _ = store.read_record(path, ParamsRecord.from_dict)
     assert changed.hash == "b"
     path.write_text("{not json")
@@ -151,10 +151,10 @@ def test_reader_does_not_cache_a_file_that_just_changed(tmp_path, monkeypatch):
     changing: it is read again every time."""
     store = ResultsStore()
     path = tmp_path / "params.json"
-    path.write_text(json.dumps(ParamsRecord(instance=1, hash="a", params={}).to_dict()))
+    path.write_text(json.dumps(hashing.seal(ParamsRecord(instance=1, hash="a", params={}).to_dict())))
     calls = []
-    real = records_module.read_json
-    monkeypatch.setattr(records_module, "read_json", lambda p: calls.append(p) or real(p))
+    real = store_module.read_json
+    monkeypatch.setattr(store_module, "read_json", lambda p: calls.append(p) or real(p))
     store.read_record(path, ParamsRecord.from_dict)
     store.read_record(path, ParamsRecord.from_dict)
     assert len(calls) == 2
@@ -170,7 +170,7 @@ def test_reader_remembers_what_the_recorder_wrote(tmp_path, monkeypatch):
 
     atomic_write_json(path, result.to_dict())
     store.remember(path, result)
-    monkeypatch.setattr(records_module, "read_json", lambda p: pytest.fail(f"read {p}"))
+    monkeypatch.setattr(store_module, "read_json", lambda p: pytest.fail(f"read {p}"))
     record, problem = store.read_record(path, FoldResult.from_dict)
     assert problem == "" and record is not result
     assert record.metrics == {"test": {"accuracy": None}} and record.model_bytes is None

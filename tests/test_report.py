@@ -103,7 +103,7 @@ def test_workbook_summary_shows_headline_metrics(classification_run):
     config, exp_dir, outcome, _ = classification_run
     wb = load_workbook(exp_dir / "experiment_3.xlsx")
     assert wb.sheetnames == ["Summary", "Metrics", "Statistics", "Folds", "Parameters",
-                             "Plots"]
+                             "Data", "Plots"]
     ws = wb["Summary"]
     assert ws.freeze_panes == "F3"
     assert ws.auto_filter.ref.startswith("A2:")
@@ -404,7 +404,7 @@ def test_a_sheet_registered_outside_the_package_is_built(classification_run, tmp
     finally:
         unregister_sheet("Seconds")
     assert book.sheetnames == ["Summary", "Metrics", "Statistics", "Folds", "Seconds",
-                               "Parameters", "Plots"]
+                               "Parameters", "Data", "Plots"]
     rows = list(book["Seconds"].iter_rows(values_only=True))
     results = ExperimentResults(exp_dir)
     best = results.best("accuracy", "val", level="auto")
@@ -412,8 +412,8 @@ def test_a_sheet_registered_outside_the_package_is_built(classification_run, tmp
     assert rows[1:] == [(r.id, r.status, pytest.approx(r.summary.seconds), r.id == best.id)
                         for r in results]
     assert "Seconds" not in [spec.name for spec in registered_sheets()]
-    with pytest.raises(ValueError, match=r"sheet='Seconds': expected one of Ensembles, Folds, "
-                                         r".*Summary \(the workbook sheets registered in "
+    with pytest.raises(ValueError, match=r"sheet='Seconds': expected one of Data, Ensembles, "
+                                         r"Folds, .*Summary \(the workbook sheets registered in "
                                          r"xval.report.workbook\)"):
         unregister_sheet("Seconds")
 

@@ -60,7 +60,8 @@ def test_autoencoder_trains_on_a_classification_store_and_is_scored(tmp_path, ba
         sf.write(wav, np.random.default_rng(0).normal(0, 0.1, 4000).astype("float32"), 8000)
         info = json.loads((store.path / "dataset.json").read_text())
         assert "feature_params" not in info  # a tiny store has no audio front end
-        from xval.training.loading import embedding_model, load
+        from xval.training.layers import embedding_model
+        from xval.training.loading import load
 
         model = load(inst / "fold_0.keras")
         code = np.asarray(embedding_model(model, "bottleneck")(

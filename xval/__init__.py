@@ -1,9 +1,26 @@
 """Keras 3 cross-validation experiment manager for audio.
 
-Importing `xval` imports nothing heavy: the public names below are loaded on first use
-(PEP 562), so `import xval.errors` from `preprocessing` does not pull in the engine,
-scikit-learn or pandas, and an experiment script can choose the backend and the GPU before
-Keras is imported.
+The public names (`from xval import Experiment, RunOptions, Search, ...`) are defined in the
+layers below and loaded on first use (PEP 562): importing `xval`, or a module of a low layer
+(`from xval.core.errors import ConfigurationError` in `preprocessing`), does not pull in the
+engine, scikit-learn or pandas, and an experiment script can choose the backend and the GPU
+before Keras is imported.
+
+The layers, each importing only those below it (`docs/architecture.md`):
+
+- `xval.cli`: `python -m xval` (report, compare, predict, detect, evaluate, embed, config,
+  init, export);
+- `xval.running`: `Experiment`, its `RunOptions`, the planner, scheduler, recorder, refit and
+  search;
+- `xval.executors`, `xval.report`, `xval.inference`: where jobs run; the workbook, tables and
+  figures; predict, detect, embed, evaluate, export;
+- `xval.training`: one fold (prepare, fit, evaluate, package), model assembly, loading
+  (`loading`) and reading inside a model (`layers`), embedding classifiers;
+- `xval.config`: the schema derived from the typed records, `config.ini`, instance
+  parameters, the search space;
+- `xval.tasks`, `xval.folds`: the task registry, metrics and losses; the item splitters;
+- `xval.core`: errors, typed records and parameters (`settings`, `parameters`), the results
+  store (`storage`), the results-folder layout, registries, logs.
 """
 
 from xval.compat import install as _install_compat
@@ -25,6 +42,10 @@ _EXPORTS = {
     "Experiment": "xval.running.experiment",
     "RunOutcome": "xval.running.experiment",
     "Ensemble": "xval.running.declaration",
+    "RunOptions": "xval.running.options",
+    "Execution": "xval.running.options",
+    "SearchOptions": "xval.running.options",
+    "Output": "xval.running.options",
     "ItemKFold": "xval.folds",
     "PredefinedItemSplit": "xval.folds",
     "ExperimentResults": "xval.report.results",

@@ -1,8 +1,11 @@
-"""Pretrained encoders as Keras 3 layers, with the weights that ship in their wheels.
+"""Pretrained encoders as Keras 3 layers: aisfx with the weights that ship in its wheel, and
+any supported `transformers` audio model on this disk (`hf:FOLDER_OR_HUB_ID`, torch backend
+only: `architectures.encoders.hf`).
 
 | name | what | rate | block | dim | licence |
 |---|---|---|---|---|---|
 | `aisfx` | sound-effects CNN (ISMIR 2022) | 44.1 kHz | 2.3 s | 512 | CC BY 4.0 |
+| `hf:NAME` | wav2vec2, HuBERT, WavLM, data2vec-audio, Whisper, AST, CLAP | the model's | its frames | its | its card's |
 
 An embedding store of one of them (`feature = pretrained`, `encoder = NAME`) is its frozen
 output, computed once per file; a model holds the same layers to take audio, frozen or with
@@ -26,9 +29,16 @@ from architectures.encoders.aisfx import (
     aisfx_state,
     aisfx_weights,
 )
+from architectures.encoders.hf import (
+    TransformersFeatures,
+    TransformersNetwork,
+    transformers_encoder,
+)
+from architectures.hf import HF_PREFIX, LocalModel
 
-__all__ = ["AISFX", "ENCODERS", "AisfxFrontEnd", "AisfxNetwork", "aisfx_encoder",
-           "aisfx_state", "aisfx_weights", "build_encoder"]
+__all__ = ["AISFX", "ENCODERS", "AisfxFrontEnd", "AisfxNetwork", "TransformersFeatures",
+           "TransformersNetwork", "aisfx_encoder", "aisfx_state", "aisfx_weights",
+           "build_encoder", "transformers_encoder"]
 
 ENCODERS = (AISFX,)
 """The encoders whose networks are Keras layers here."""
@@ -40,9 +50,11 @@ def build_encoder(name: str, samples: int, *, hop_length: int, trainable_blocks:
     """An encoder from audio rows to its embeddings, with its wheel's weights.
 
     Args:
-        name: one of `ENCODERS`.
+        name: one of `ENCODERS`, or `hf:` and a transformers model on this disk (its last
+            layer's states; torch backend).
         samples: samples of one row at the encoder's rate.
-        hop_length: samples between two embeddings (a block encoder's hop between blocks).
+        hop_length: samples between two embeddings (a block encoder's hop between blocks;
+            a transformers model's are its own).
         trainable_blocks: its last blocks that train (0: frozen). Defaults to `0`.
         input_scale: multiplies the rows first. Defaults to `1.0`.
         spectrogram_layers: layers applied to its input spectrogram (SpecAugment).
@@ -55,8 +67,15 @@ def build_encoder(name: str, samples: int, *, hop_length: int, trainable_blocks:
     Raises:
         ValueError: for an unknown encoder, listing the known ones.
     """
+    if name.startswith(HF_PREFIX):
+        model = LocalModel(name)
+        return transformers_encoder(model, samples, trainable_blocks=trainable_blocks,
+                                    input_scale=input_scale,
+                                    spectrogram_layers=spectrogram_layers,
+                                    name=model_name or name)
     if name != AISFX:
-        raise ValueError(f"encoder={name!r}: expected one of {', '.join(ENCODERS)}.")
+        raise ValueError(f"encoder={name!r}: expected one of {', '.join(ENCODERS)} or "
+                         "hf:FOLDER_OR_HUB_ID.")
     return aisfx_encoder(samples, block_hop=int(hop_length) // SPEC_HOP,
                          trainable_blocks=trainable_blocks, input_scale=input_scale,
                          spectrogram_layers=spectrogram_layers, name=model_name or name)

@@ -112,12 +112,11 @@ def checkpoint_state() -> dict[str, Any]:
         raise ConfigurationError(
             "Reading aisfx's weights from its wheel needs torch: pip install torch==2.13.0 "
             "(a model saved with the encoder inside loads without it).") from e
-    try:
-        from numpy._core.multiarray import scalar  # noqa: PLC0415  (numpy >= 2)
-    except ImportError:  # numpy 1.x
-        from numpy.core.multiarray import scalar  # type: ignore[no-redef]  # noqa: PLC0415
+    # The function numpy pickles its scalars with (`numpy.core.multiarray.scalar`, under
+    # numpy 2 in `numpy._core`), taken from numpy's public pickling protocol.
+    scalar = np.float64(0).__reduce__()[0]
     allowed: list[Any] = [(scalar, "numpy.core.multiarray.scalar"), np.dtype,
-               *[type(np.dtype(c)) for c in "il"]]
+                          *[type(np.dtype(c)) for c in "il"]]
     path = aisfx_weights()
     try:
         with torch.serialization.safe_globals(allowed):

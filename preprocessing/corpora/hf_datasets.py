@@ -30,38 +30,92 @@ from xval.core.errors import ConfigurationError, DatasetError
 ITEM_COLUMNS = ("speaker_id", "speaker", "client_id")
 LABEL_COLUMN = "label"
 SAVED = ("dataset_info.json", "dataset_dict.json")
+METADATA = (".csv", ".jsonl", ".json")
+"""The metadata files of an audiofolder (`metadata.csv`, ...), anywhere in it."""
 _DESCRIPTIONS = (*SAVED, "state.json")
 """The JSON files `save_to_disk` writes beside the Arrow data (JSON objects all)."""
 _REFIX = ("write it again with save_to_disk (or restore the file) and check that the "
           "folder is the one meant")
 
 
+def _description(path: Path) -> dict[str, Any] | None:
+    """A description file `save_to_disk` wrote (`None` when absent), checked to be a JSON
+    object.
+
+    Raises:
+        DatasetError: for an empty file, one that is not JSON or not an object.
+    """
+    if not path.is_file():
+        return None
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if not text.strip():
+        raise DatasetError(f"{path} is empty ({path.stat().st_size} bytes); save_to_disk "
+                           f"writes a JSON object there: {_REFIX}.")
+    try:
+        data = json.loads(text)
+    except ValueError as e:  # JSONDecodeError is a ValueError
+        raise DatasetError(f"{path} is not valid JSON ({type(e).__name__}: {e}); it is "
+                           f"not a file save_to_disk wrote: {_REFIX}.") from None
+    if not isinstance(data, dict):
+        raise DatasetError(f"{path} holds a JSON {type(data).__name__}, not the object "
+                           f"save_to_disk writes: {_REFIX}.")
+    return data
+
+
+def _check_saved(folder: Path) -> None:
+    """The files of a saved `Dataset` (or of each split of a `DatasetDict`): its description
+    files JSON objects, and the Arrow files its `state.json` lists present and not empty.
+
+    Raises:
+        DatasetError: naming the file (or the split without an example) and the fix.
+    """
+    splits = _description(folder / "dataset_dict.json")
+    if splits is not None:
+        for name in splits.get("splits") or []:
+            if (folder / str(name)).is_dir():
+                _check_saved(folder / str(name))
+        return
+    _description(folder / "dataset_info.json")
+    state = _description(folder / "state.json")
+    if state is None:
+        return
+    files = [entry.get("filename") for entry in state.get("_data_files") or []
+             if isinstance(entry, dict)]
+    if not files:
+        raise DatasetError(f"{folder} holds no example (its state.json lists no Arrow data "
+                           "file); save a dataset with examples, or leave this one out.")
+    for name in files:
+        data = folder / str(name)
+        if not data.is_file():
+            raise DatasetError(f"{data} is missing: {folder}'s state.json lists it as its "
+                               f"Arrow data; {_REFIX}.")
+        if data.stat().st_size == 0:
+            raise DatasetError(f"{data} is empty (0 bytes): the Arrow data of {folder} was "
+                               f"not written whole; {_REFIX}.")
+
+
 def _load_saved(folder: Path) -> Any:
-    """`datasets.load_from_disk(folder)`, its description files checked first: a file that is
-    not a JSON object, or one `datasets` cannot read, is an error naming it.
+    """`datasets.load_from_disk(folder)`, its files checked first (`_check_saved`): a file
+    that is empty, missing or not a JSON object, or one `datasets` cannot read, is an error
+    naming it.
 
     Raises:
         DatasetError: naming the file (or the folder) and the fix.
     """
-    for name in _DESCRIPTIONS:
-        path = folder / name
-        if not path.is_file():
-            continue
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (ValueError, UnicodeDecodeError) as e:  # JSONDecodeError is a ValueError
-            raise DatasetError(f"{path} is not valid JSON ({type(e).__name__}: {e}); it is "
-                               f"not a file save_to_disk wrote: {_REFIX}.") from None
-        if not isinstance(data, dict):
-            raise DatasetError(f"{path} holds a JSON {type(data).__name__}, not the object "
-                               f"save_to_disk writes: {_REFIX}.")
+    _check_saved(folder)
     try:
         return _datasets().load_from_disk(str(folder))
-    except (ValueError, TypeError, AttributeError, KeyError) as e:
+    except (ValueError, TypeError, AttributeError, KeyError, OSError) as e:
+        said = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        if type(e).__module__.startswith("pyarrow"):  # ArrowInvalid, ArrowIOError
+            raise DatasetError(
+                f"{folder} cannot be opened as a saved dataset: its Arrow data "
+                f"({', '.join(sorted(p.name for p in folder.rglob('*.arrow'))) or 'none'}) "
+                f"cannot be read ({said}: a file cut short or not written by "
+                f"save_to_disk); {_REFIX}.") from None
         # datasets reads the description as it finds it: a changed one fails anywhere.
         raise DatasetError(
-            f"{folder} cannot be opened as a saved dataset: datasets says "
-            f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} (its "
+            f"{folder} cannot be opened as a saved dataset: datasets says {said} (its "
             f"{' or '.join(n for n in _DESCRIPTIONS if (folder / n).is_file())} was not "
             f"written by save_to_disk as it is); {_REFIX}.") from None
 
@@ -118,6 +172,13 @@ def _splits(folder: Path) -> list[_Split]:
     if (folder / "dataset_info.json").is_file():
         dataset = _load_saved(folder)
         return [_Split("train", dataset.features, folder, dataset)]
+    metadata = sorted(p for p in folder.rglob("metadata.*") if p.suffix in METADATA)
+    for path in metadata:
+        if not path.read_bytes().strip():
+            raise DatasetError(f"{path} is empty: an audiofolder's metadata file holds a "
+                               "header (csv) or one JSON object per line (jsonl), each with "
+                               "a file_name; write it, or remove it to take the labels from "
+                               "the class folders.")
     with tempfile.TemporaryDirectory(prefix="xval-hf-") as cache:  # nothing left behind
         try:
             found = datasets.load_dataset("audiofolder", data_dir=str(folder),
@@ -128,10 +189,16 @@ def _splits(folder: Path) -> list[_Split]:
             return [_Split(name, split.features, examples=list(split))
                     for name, split in listed.items()]
         except (ValueError, FileNotFoundError) as e:
+            said = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            if metadata:
+                raise DatasetError(
+                    f"{folder} is an audiofolder whose metadata "
+                    f"({', '.join(str(p) for p in metadata)}) cannot be read ({said}); fix "
+                    "it: a csv with a header, or one JSON object per line, each with a "
+                    "file_name.") from None
             raise DatasetError(
                 f"{folder} is neither a dataset saved with save_to_disk (it has no "
-                f"{' or '.join(SAVED)}) nor an audiofolder ({type(e).__name__}: "
-                f"{str(e).splitlines()[0] if str(e) else ''}).") from None
+                f"{' or '.join(SAVED)}) nor an audiofolder ({said}).") from None
 
 
 def _audio_column(features: Any, wanted: str | None, what: str) -> str:

@@ -5,10 +5,15 @@ Kaldi's files are text tables, one `KEY VALUE...` entry per line; no library is 
 entries of `wav.scp` are audio files; a piped command (`flac -c -d -s in.flac |`) is refused
 unless `run_commands` is on (`--run-wav-scp-commands`: the commands then run with the user's
 rights, as a plain pipeline without a shell, see `preprocessing.corpora.pipes`); standard
-input (`-`) or an archive offset (`feats.ark:1234`) is always refused.
+input (`-`) or an archive offset (`feats.ark:1234`) is always refused. Each command has a time
+limit (`--command-timeout`, `preprocessing.corpora.pipes.COMMAND_TIMEOUT`).
+
+The tables are read as Kaldi's tools and editors write them: UTF-8, with or without a
+byte-order mark (Windows Notepad), lines ending in `\\n` or `\\r\\n`.
 """
 
 import functools
+import math
 import os
 import re
 from collections.abc import Callable
@@ -16,9 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from preprocessing.audio import unreadable_reason
-from preprocessing.corpora.pipes import parse_pipeline, run_pipeline
+from preprocessing.corpora.pipes import (
+    COMMAND_TIMEOUT,
+    TIMEOUT_FLAG,
+    parse_pipeline,
+    run_pipeline,
+)
 from preprocessing.sources.base import ROOT, Corpus, Option, Reads, Rows, Skipped, source_rows
-from xval.core.errors import DatasetError
+from xval.core.errors import ConfigurationError, DatasetError
 
 RECORDINGS = "wav.scp"
 SEGMENTS = "segments"
@@ -40,7 +50,9 @@ def read_table(path: Path, *, values: int | None = None) -> dict[str, str]:
     line (stripped) its value.
 
     Args:
-        path: the file (`wav.scp`, `utt2spk`, `text`, `utt2lang`, ...).
+        path: the file (`wav.scp`, `utt2spk`, `text`, `utt2lang`, ...): UTF-8, a
+            byte-order mark and `\\r\\n` line ends accepted (they are no part of a key or a
+            value).
         values: how many whitespace-separated fields every value must hold (`segments`:
             3), or `None` for any number, none included (an empty transcript).
 
@@ -48,17 +60,28 @@ def read_table(path: Path, *, values: int | None = None) -> dict[str, str]:
         dict of key to value, in file order.
 
     Raises:
-        DatasetError: for an unreadable file, a key given twice or a value with the wrong
-            number of fields, naming the file and the line.
+        DatasetError: for an unreadable or empty file, a key given twice or a value with
+            the wrong number of fields, naming the file and the line.
     """
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
+        data = path.read_bytes()
+    except OSError as e:
         raise DatasetError(f"Cannot read {path}: {type(e).__name__}: {e}. Kaldi tables are "
                            "UTF-8 text files of `KEY VALUE` lines.") from None
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise DatasetError(f"{path} is UTF-16 text; Kaldi tables are UTF-8: save it as UTF-8 "
+                           "(iconv -f UTF-16 -t UTF-8).")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        where = data[:e.start].count(b"\n") + 1
+        raise DatasetError(f"{path} line {where}: not UTF-8 text (byte 0x{data[e.start]:02x}); "
+                           "Kaldi tables are UTF-8: save it as UTF-8.") from None
     table: dict[str, str] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
-        fields = line.split(maxsplit=1)
+    # Kaldi splits lines at "\n" alone (str.splitlines would also split a transcript at
+    # U+2028 or \x1c); a byte-order mark may begin the file, or each file `cat` joined.
+    for number, line in enumerate(text.split("\n"), start=1):
+        fields = line.removeprefix("\ufeff").split(maxsplit=1)
         if not fields:
             continue
         key, value = fields[0], fields[1].strip() if len(fields) > 1 else ""
@@ -69,6 +92,9 @@ def read_table(path: Path, *, values: int | None = None) -> dict[str, str]:
             raise DatasetError(f"{path} line {number}: expected a key and {values} fields, "
                                f"got {line.strip()!r}.")
         table[key] = value
+    if not table:
+        raise DatasetError(f"{path} is empty: it lists no entry (a Kaldi table holds one `KEY "
+                           "VALUE` line per entry); give the data directory's own file.")
     return table
 
 
@@ -83,9 +109,10 @@ def _table_file(data_dir: Path, name: str, option: str) -> Path:
     return path
 
 
-def _recordings(data_dir: Path, root: Path, run_commands: bool) -> dict[str, Recording]:
+def _recordings(data_dir: Path, root: Path, run_commands: bool,
+                timeout: float = COMMAND_TIMEOUT) -> dict[str, Recording]:
     """`wav.scp`: recording id -> audio file (relative paths from `root`), or its name and
-    the reader that runs its command (`run_commands`)."""
+    the reader that runs its command (`run_commands`, within `timeout` seconds)."""
     scp = data_dir / RECORDINGS
     if not scp.is_file():
         raise DatasetError(
@@ -95,9 +122,11 @@ def _recordings(data_dir: Path, root: Path, run_commands: bool) -> dict[str, Rec
     recordings: dict[str, Recording] = {}
     for key, value in read_table(scp).items():
         if run_commands and _PIPE.search(value):
-            stages = parse_pipeline(value, f"{scp}: recording {key!r}")
+            where = f"{scp}: recording {key!r}"
+            stages = parse_pipeline(value, where)
             recordings[key] = (Path(f"{scp}#{key}"),
-                               functools.partial(run_pipeline, stages, str(root)))
+                               functools.partial(run_pipeline, stages, str(root), timeout,
+                                                 where))
             continue
         if not value or _NOT_A_FILE.search(value):
             piped = "" if run_commands or not _PIPE.search(value) else (
@@ -127,7 +156,8 @@ def _utterances(data_dir: Path, recordings: dict[str, Recording]
         except ValueError:
             raise DatasetError(f"{path}: utterance {utt!r} has start {start_text!r} and end "
                                f"{end_text!r}; expected seconds.") from None
-        if not (start >= 0 and (end > start or end == -1)):
+        if not (math.isfinite(start) and math.isfinite(end) and start >= 0
+                and (end > start or end == -1)):
             raise DatasetError(f"{path}: utterance {utt!r} runs from {start_text} to "
                                f"{end_text} s; expected 0 <= start < end (or end -1: to the "
                                "end of the recording).")
@@ -138,7 +168,8 @@ def _utterances(data_dir: Path, recordings: dict[str, Recording]
 def kaldi_source(data_dir: str | os.PathLike[str], *, label_file: str,
                  item_file: str = ITEM_FILE,
                  root: str | os.PathLike[str] | None = None,
-                 run_commands: bool = False) -> Rows:
+                 run_commands: bool = False,
+                 command_timeout: float | None = None) -> Rows:
     """Rows from a Kaldi data directory: one row per utterance (a `segments` entry, else a
     recording of `wav.scp`), its clip id the utterance id.
 
@@ -156,6 +187,9 @@ def kaldi_source(data_dir: str | os.PathLike[str], *, label_file: str,
             trust. Only a plain pipeline of programs is run, without a shell
             (`preprocessing.corpora.pipes`); a command that fails skips its utterances with
             its error. Defaults to `False` (a piped entry is refused).
+        command_timeout: seconds one entry's command may run (with `run_commands`); past
+            it every stage is stopped and the build ends with an error naming the entry.
+            Defaults to `None`: `COMMAND_TIMEOUT` (60 s).
 
     Returns:
         `(rows, skipped)`; rows of a `segments` entry carry its `offset` and `duration`.
@@ -165,14 +199,18 @@ def kaldi_source(data_dir: str | os.PathLike[str], *, label_file: str,
     Raises:
         DatasetError: for a missing data directory, `wav.scp`, item or label file; an entry
             of `wav.scp` that is not a file (a piped command without `run_commands`, or one
-            that is not a plain pipeline of installed programs); a malformed line.
+            that is not a plain pipeline of installed programs); an empty table; a
+            malformed line.
+        ConfigurationError: for a `command_timeout` that is not a number of seconds > 0,
+            or one given without `run_commands`.
     """
     folder = Path(data_dir)
     if not folder.is_dir():
         raise DatasetError(f"Kaldi data directory {str(folder)!r} does not exist or is not a "
                            "folder.")
+    timeout = _timeout(command_timeout, run_commands)
     recordings = _recordings(folder, Path(root) if root is not None else Path.cwd(),
-                             run_commands)
+                             run_commands, timeout)
     items = read_table(_table_file(folder, item_file, "--item-file"))
     labels = read_table(_table_file(folder, label_file, "--label-file"))
     rows: list[dict[str, object]] = []
@@ -198,6 +236,40 @@ def kaldi_source(data_dir: str | os.PathLike[str], *, label_file: str,
     table, skipped = source_rows(rows, skipped, f"Kaldi data directory {folder}")
     table.attrs["unit"] = "utterances"  # of recordings, in the summaries
     return table, skipped
+
+
+def _timeout(seconds: float | None, run_commands: bool) -> float:
+    """The time limit of each command (`COMMAND_TIMEOUT` when not given), checked.
+
+    Raises:
+        ConfigurationError: for seconds that are not a number > 0, or a limit without
+            `run_commands` (no command runs).
+    """
+    if seconds is None:
+        return COMMAND_TIMEOUT
+    if not run_commands:
+        raise ConfigurationError(f"{TIMEOUT_FLAG} {seconds:g}: no command of wav.scp runs "
+                                 f"without {PIPES_FLAG}; pass it too, or leave the limit out.")
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) \
+            or not (math.isfinite(seconds) and seconds > 0):
+        raise ConfigurationError(f"{TIMEOUT_FLAG} {seconds!r}: expected seconds > 0 (e.g. "
+                                 f"{COMMAND_TIMEOUT:g}).")
+    return float(seconds)
+
+
+def _seconds(text: str) -> float:
+    """`--command-timeout`'s value: seconds > 0.
+
+    Raises:
+        ValueError: naming the value and what is expected (argparse names the flag).
+    """
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ValueError(f"{text!r}: expected seconds > 0 (e.g. {COMMAND_TIMEOUT:g}).")
+    return seconds
 
 
 def _blank(value: str | None, table: str) -> str | None:
@@ -227,10 +299,15 @@ class Kaldi(Corpus):
                            "runs, without a shell (no redirections, variables, `;`, globs); "
                            "relative paths start at --root (default: off, a piped entry is "
                            "refused)", switch=True),
+        Option(TIMEOUT_FLAG, f"seconds each command of wav.scp may run (with {PIPES_FLAG}); "
+                             "past it, every stage is stopped and the build ends with an "
+                             f"error naming the entry (default: {COMMAND_TIMEOUT:g})",
+               parse=_seconds),
         ROOT,
     )
 
     def read(self, paths: list[str], values: dict[str, Any]) -> Rows:
         return kaldi_source(paths[0], label_file=values["label_file"],
                             item_file=values["item_file"], root=values["root"],
-                            run_commands=values["run_wav_scp_commands"])
+                            run_commands=values["run_wav_scp_commands"],
+                            command_timeout=values["command_timeout"])

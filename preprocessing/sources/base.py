@@ -187,6 +187,8 @@ def source_rows(rows: list[dict[str, Any]], skipped: Skipped, what: str,
     Raises:
         DatasetError: when there is no row, naming the first problems.
     """
+    if not rows and not skipped:
+        raise DatasetError(f"{what} lists nothing: it produced no rows.")
     if not rows:
         reasons = "; ".join(f"{s['path']}: {s['reason']}" for s in skipped[:3])
         raise DatasetError(f"{what} produced no rows. First problems: {reasons}")

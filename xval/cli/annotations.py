@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from xval.core.arguments import Arguments
+
 READING = {"layout": "layout", "annotation_units": "units",
            "annotation_sample_rate": "annotation_sample_rate", "file_column": "file_column",
            "onset_column": "onset_column", "offset_column": "offset_column",
@@ -15,7 +17,7 @@ READING = {"layout": "layout", "annotation_units": "units",
 """Argument names -> keywords of `preprocessing.annotations.read_annotations`."""
 
 
-def add_reading_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup, *,
+def add_reading_arguments(parser: Arguments, *,
                           defaults: bool, label_column: bool = True) -> None:
     """Adds the options of `READING` to `parser`.
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from xval.cli.commands import COMMANDS
 from xval.config.loader import Config, find_config, load_config
+from xval.core.arguments import Subcommands
 from xval.core.errors import ConfigurationError
 from xval.core.outputs import check_output_folder
 from xval.report.compare_output import (
@@ -28,7 +29,7 @@ from xval.report.comparison import Target, check_rope, compare
 from xval.report.tables import alpha_of, rope_of
 
 
-def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+def add_parser(sub: Subcommands, parents: list[argparse.ArgumentParser]) -> None:
     """Adds the `compare` subcommand to `python -m xval`."""
     p = sub.add_parser(
         "compare", parents=parents,

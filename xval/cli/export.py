@@ -16,6 +16,7 @@ from preprocessing.features.encoders import BUILT_IN
 from preprocessing.store import FeatureStore
 from xval.cli.backend import choose_backend
 from xval.cli.commands import COMMANDS
+from xval.core.arguments import Subcommands
 from xval.core.backend import use_backend
 from xval.core.dataset_info import DatasetInfo
 from xval.core.errors import ConfigurationError, XvalError
@@ -33,7 +34,7 @@ from xval.report.card import CardFacts, ensemble_card, model_card
 from xval.report.results import InstanceResult
 
 
-def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]
+def add_parser(sub: Subcommands, parents: list[argparse.ArgumentParser]
                ) -> None:
     """Adds the `export` command."""
     p = sub.add_parser("export", parents=parents, help=COMMANDS["export"].help)
@@ -59,6 +60,7 @@ def main_export(args: argparse.Namespace) -> int:
         return _export_ensemble(args, source, record, out)
     instance, models = _source(source)
     info = dataset_info_for(models.paths[0], args.dataset_info)
+    E.check_torch_only(args.format, models.paths)
     _backend(args.format)
     line = _export_one(args, source, out, args.overwrite, (instance, models, info))
     if not args.quiet:
@@ -105,6 +107,7 @@ def _export_ensemble(args: argparse.Namespace, source: Path, record: EnsembleRec
     ensemble, _ = _source(source, models=False)
     folders = member_folders(source, record)
     found = [(*_source(folder), dataset_info_for(folder / "fold_0.keras")) for folder in folders]
+    E.check_torch_only(args.format, [p for _, models, _ in found for p in models.paths])
     _backend(args.format)
     task = task_of(found[0][2])
     apart = export_ensemble.apart_reason([(f"instance {m}", models, info) for m, (_, models, info)
@@ -194,7 +197,7 @@ def _facts(args: argparse.Namespace, source: Path, info: DatasetInfo,
         members=len([x for x in model.layers if x.name.startswith("fold_model_")]),
         check=None, front_end=instance.parameters.front_end if instance is not None else "none",
         info=info,
-        encoder=_encoder(info), code=_code(instance),
+        encoder=_encoder(info) or _network_encoder(model), code=_code(instance),
         class_counts=_class_counts(info, instance),
         date=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"))
 
@@ -215,6 +218,18 @@ def _encoder(info: DatasetInfo) -> dict[str, Any] | None:
         described.setdefault("licence", known.licence)
         described.setdefault("trained_on", known.trained_on)
     return described
+
+
+def _network_encoder(model: Any) -> dict[str, Any] | None:
+    """The transformers network inside `model` (`front_end = "hf:..."`), as its layer
+    records it, or `None`."""
+    stack = list(getattr(model, "layers", ()))
+    while stack:
+        layer = stack.pop()
+        if hasattr(layer, "describe") and type(layer).__name__ == "TransformersNetwork":
+            return dict(layer.describe())
+        stack.extend(getattr(layer, "layers", ()))
+    return None
 
 
 def _code(instance: InstanceResult | None) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import shlex
 import shutil
 import sys
@@ -21,9 +22,11 @@ from typing import Any
 
 import pandas as pd
 
+from architectures.hf import HF_PREFIX, LocalModel
 from preprocessing import sources
 from preprocessing.build import build_store, feature_params, silent_note
 from preprocessing.features import encoders
+from preprocessing.features.encoders import torch_module
 from preprocessing.intake import check_trainable
 from preprocessing.segment_length import SegmentChoice
 from preprocessing.store import FeatureStore
@@ -33,6 +36,7 @@ from xval.cli import sources as cli_sources
 from xval.cli.commands import COMMANDS
 from xval.cli.init_data import (
     MAX_FOLDS,
+    check_content,
     check_rows,
     check_source,
     data_name,
@@ -50,9 +54,11 @@ from xval.cli.scripts import (
     SCRIPT,
     encoder_instances,
     load_experiment,
+    store_tag,
 )
 from xval.config import schema
 from xval.config.loader import Config, load_config
+from xval.core.arguments import Subcommands
 from xval.core.backend import use_backend
 from xval.core.errors import ConfigurationError, XvalError
 from xval.core.files import atomic_write_text
@@ -66,7 +72,7 @@ CONFIG_HEADER = ("Written by `python -m xval init`: only what differs from the p
                  "comes from.")
 
 
-def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+def add_parser(sub: Subcommands, parents: list[argparse.ArgumentParser]) -> None:
     """Adds the `init` subcommand to `python -m xval`."""
     p = sub.add_parser(
         "init", parents=parents,
@@ -88,6 +94,10 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
                    help="every file its own item (default: files whose names share a "
                         "recording id, such as 1-100038-A.ogg and 1-100038-B.ogg, are one)")
     p.add_argument("--manifest", help="a CSV manifest of the files (path, label, item columns)")
+    p.add_argument("--merge-duplicates", action="store_true",
+                   help="make each group of items whose files hold the same audio (the "
+                        "content check: re-encoded, resampled, trimmed copies) one item; "
+                        "without it they are listed")
     corpora = sources.corpora()
     p.add_argument("--source", choices=[c.name for c in corpora],
                    help="read a corpus: " + "; ".join(f"{c.name}: {c.help}" for c in corpora))
@@ -98,8 +108,11 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     p.add_argument("--folds", type=int, help=f"folds over items (default: the items, at most "
                                              f"{MAX_FOLDS})")
     p.add_argument("--encoder", help="the pretrained encoder of instance 1: "
-                                     f"{', '.join(encoders.BUILT_IN)} or none (default: "
-                                     f"{DEFAULT_ENCODER} when it is installed, else none)")
+                                     f"{', '.join(encoders.BUILT_IN)}, hf:FOLDER_OR_HUB_ID (a "
+                                     "transformers audio model on this disk: wav2vec2, "
+                                     "HuBERT, WavLM, data2vec-audio, Whisper, AST, CLAP) or "
+                                     f"none (default: {DEFAULT_ENCODER} when it is "
+                                     "installed, else none)")
     p.add_argument("--project", default=".", help="the project folder (default: here)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a store or script of the same name")
@@ -130,18 +143,21 @@ def main_init(args: argparse.Namespace) -> int:
     config = load_config(config_path, text=config_text)
     script = project / "experiments" / f"{name}.py"
     encoder = _encoder(args.encoder)
-    stores = [config.data_dir / name] + ([config.data_dir / f"{name}_{encoder}"]
+    stores = [config.data_dir / name] + ([config.data_dir / f"{name}_{store_tag(encoder)}"]
                                          if encoder is not None else [])
     check_outputs(audio, project, config, script, stores, args.overwrite)
     rows, skipped, how, items = find_rows(audio, args, source)
     check_trainable(rows, skipped, stage=f"found ({how})")
     check_rows(rows, how)
-    folds = folds_for(rows, args.folds)
+    folds_for(rows, args.folds)  # refused before the files are read
     print(f"Found {len(rows)} files in {audio}: {rows['label'].nunique()} classes, "
           f"{rows['item'].nunique()} items ({how}).")
     if items:
         print(textwrap.fill(items, width=100, break_on_hyphens=False,
                             break_long_words=False))
+    rows, _ = check_content(rows, args, config.features.workers or os.cpu_count() or 1)
+    check_rows(rows, how)
+    folds = folds_for(rows, args.folds)
     segment = segment_for(rows, config)
     print(textwrap.fill(f"Segments: {segment.seconds:g} s every {segment.hop:g} s "
                         f"({segment.reason}; [features] segment_seconds in config.ini sets "
@@ -184,7 +200,8 @@ def _build_stores(args: argparse.Namespace, audio: Path,
             overwrite=args.overwrite, skipped=list(skipped),
             progress=progress and not args.no_progress, bar_label=label,
             info={"source": f"python -m xval init {audio}"
-                            + (f" --encoder {encoder}" if i else "")}, inputs=[audio])
+                            + (f" --encoder {encoder}" if i else "")}, inputs=[audio],
+            duplicates=rows.attrs.get("duplicates"))
 
     first = f"store 1 of {len(stores)}, {params.feature}"
     if encoder is None:
@@ -223,9 +240,9 @@ def _write_project(args: argparse.Namespace, audio: Path, project: Path, config:
     embedded = None
     if encoder is not None:
         embedded, summary = built[1]
+        licence = embedded.info.front_end.get("licence") or "licence not recorded"
         print(f"Wrote the store {embedded.path} ({encoder} embeddings, "
-              f"{encoders.BUILT_IN[encoder].licence}): {summary['rows']} rows "
-              f"({summary['seconds']:.1f} s).")
+              f"{licence}): {summary['rows']} rows ({summary['seconds']:.1f} s).")
     if config_text is not None:
         atomic_write_text(config_path, config_text)
         created.file(config_path)
@@ -259,10 +276,18 @@ def _encoder(name: str | None) -> str | None:
     a line saying how to install it when it is not)."""
     if name == "none":
         return None
+    if name is not None and name.startswith(HF_PREFIX):
+        torch_module()
+        try:
+            LocalModel(name)
+        except ConfigurationError as e:
+            raise ConfigurationError(f"--encoder {name}: {e}.") from None
+        return name
     if name is not None:
         if name not in encoders.BUILT_IN:
             raise ConfigurationError(f"--encoder {name}: expected one of "
-                                     f"{', '.join(encoders.BUILT_IN)} or none.")
+                                     f"{', '.join(encoders.BUILT_IN)}, hf:FOLDER_OR_HUB_ID "
+                                     "(a transformers audio model on this disk) or none.")
         if not encoders.installed(name):
             raise ConfigurationError(f"--encoder {name} is not installed: "
                                      f"{encoders.BUILT_IN[name].install}")
@@ -301,9 +326,18 @@ def _write_script(script: Path, store: FeatureStore, rows: pd.DataFrame, folds: 
         "instances": (encoder_instances(embedded.path.name, str(embedded.info.encoder))
                       if embedded is not None else CNN_INSTANCES),
         "about": textwrap.fill((ENCODER_ABOUT if embedded is not None else CNN_ABOUT).format(
-            script=relative), width=88, break_on_hyphens=False, break_long_words=False)}
+            script=relative, models=_models_take(embedded)), width=88,
+            break_on_hyphens=False, break_long_words=False)}
     script.parent.mkdir(parents=True, exist_ok=True)
     script.write_text(SCRIPT.format(**values))
+
+
+def _models_take(embedded: FeatureStore | None) -> str:
+    """What instance 1's saved models take, said in the script."""
+    if embedded is not None and embedded.info.encoder in encoders.in_model():
+        return "Its saved models take audio."
+    return ("Its saved models take the encoder's embeddings; predict computes them from "
+            "audio with the same encoder.")
 
 
 def _shown(path: Path, project: Path) -> str:

@@ -5,17 +5,29 @@ allow, and the segment length the clip durations call for."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import math
 import re
 import textwrap
 from pathlib import Path
 
 import pandas as pd
 
+from architectures.hf import HF_PREFIX, ClapFamily, Family, LocalModel
 from preprocessing import sources
+from preprocessing.content_check import (
+    DuplicateCheck,
+    check_files,
+    crossing_pairs,
+    item_groups,
+    merged_items,
+    report_lines,
+)
 from preprocessing.features import encoders
 from preprocessing.features.pretrained import encoder_defaults
 from preprocessing.recordings import OVERRIDE
 from preprocessing.segment_length import (
+    ENCODER_LONGEST,
     SegmentChoice,
     choose_segment,
     clip_durations,
@@ -27,8 +39,8 @@ from xval.config.loader import PACKAGE_DEFAULT, Config
 from xval.core.errors import ConfigurationError, DatasetError
 from xval.folds import allowed_folds
 
-__all__ = ["MAX_FOLDS", "check_rows", "encoder_store_params", "find_rows", "folds_for",
-           "segment_for"]
+__all__ = ["MAX_FOLDS", "check_content", "check_rows", "encoder_store_params", "find_rows",
+           "folds_for", "segment_for"]
 
 MAX_FOLDS = 5
 NO_SHARED_ID = ("every file is its own item: the file names give no sound grouping by "
@@ -128,6 +140,39 @@ def check_rows(rows: pd.DataFrame, how: str) -> None:
             "items with --pattern's (?P<item>..) group or --item-pattern.")
 
 
+def check_content(rows: pd.DataFrame, args: argparse.Namespace, workers: int
+                  ) -> tuple[pd.DataFrame, DuplicateCheck]:
+    """The content check of the files found (`preprocessing.content_check`): prints the
+    pairs of files that hold the same audio under two items and the fix; with
+    `--merge-duplicates`, each connected group of items becomes one item of the rows
+    returned (printed), before the folds are cut.
+
+    Returns:
+        The rows (their items merged when asked; the check in `rows.attrs["duplicates"]`,
+        which the stores record) and the check.
+    """
+    check = check_files(rows, workers=workers, progress=not args.no_progress)
+    items = dict(zip(rows["clip"].astype(str), rows["item"].astype(str)))
+    sources = dict(zip(rows["clip"].astype(str), rows["path"].astype(str)))
+    crossing = crossing_pairs(check, items)
+    fix = "`python -m xval init ... --merge-duplicates`"
+    review = "`python -m preprocessing check STORE --csv PAIRS.csv` once the store is built"
+    for line in report_lines(check, crossing, sources, fix=fix, review=review):
+        print(textwrap.fill(line, width=100, subsequent_indent="    ", break_on_hyphens=False,
+                            break_long_words=False) if not line.startswith("  ") else line)
+    if not (crossing and args.merge_duplicates):
+        rows.attrs["duplicates"] = check
+        return rows, check
+    groups = item_groups(crossing)
+    new = merged_items(groups)
+    for group in groups:
+        print(f"Merged items {', '.join(group)} into one: {'+'.join(group)} (--merge-duplicates).")
+    rows = rows.assign(item=[new.get(i, i) for i in rows["item"].astype(str)])
+    check = dataclasses.replace(check, merged=tuple(map(tuple, groups)))
+    rows.attrs["duplicates"] = check
+    return rows, check
+
+
 def folds_for(rows: pd.DataFrame, wanted: int | None) -> int:
     """The folds of the experiment: `--folds` when the items allow it, else the most the
     items allow up to `MAX_FOLDS`.
@@ -164,23 +209,47 @@ def segment_for(rows: pd.DataFrame, config: Config) -> SegmentChoice:
 def encoder_store_params(rows: pd.DataFrame, encoder: str) -> dict:
     """The feature parameters of the encoder store `init` builds, its segment said on one
     line: the encoder's own (`encoder_defaults`), and for a block encoder segments as long
-    as 3 clips in 4 (`encoder_segment`), so that a row holds every block of its clip.
+    as 3 clips in 4 (`encoder_segment`), so that a row holds every block of its clip. A
+    transformers model (`hf:NAME`) has the same segments, at most its window (a short clip
+    costs Whisper what it holds), and `hf_store_options` (its layers, frames pooled).
 
     Returns:
         The `[features]` values over the encoder's defaults.
     """
     params = encoder_defaults(encoder)
-    cls = encoders.BUILT_IN[encoder].make
-    if cls.block_length:  # a frame encoder keeps its default segment
+    if encoder.startswith(HF_PREFIX):
+        family = LocalModel(encoder).family
+        choice = encoder_segment(
+            clip_durations(rows), block_seconds=family.shortest / family.sample_rate,
+            default=family.segment_seconds,
+            longest=min(ENCODER_LONGEST, family.window / family.sample_rate or math.inf))
+        params = {**params, **hf_store_options(family)}
+    elif encoders.BUILT_IN[encoder].make.block_length:  # a frame encoder keeps its segment
+        cls = encoders.BUILT_IN[encoder].make
         choice = encoder_segment(clip_durations(rows), block_seconds=cls.block_length
                                  / cls.sample_rate,
                                  default=float(encoders.BUILT_IN[encoder].segment_seconds))
-        params = {**params, "segment_seconds": choice.seconds,
-                  "segment_hop_seconds": choice.hop}
-        print(textwrap.fill(f"The {encoder} store: segments of {choice.seconds:g} s every "
-                            f"{choice.hop:g} s ({choice.reason}).", width=100,
-                            break_on_hyphens=False))
-    return params
+    else:
+        return params
+    print(textwrap.fill(f"The {encoder} store: segments of {choice.seconds:g} s every "
+                        f"{choice.hop:g} s ({choice.reason}).", width=100,
+                        break_on_hyphens=False))
+    return {**params, "segment_seconds": choice.seconds, "segment_hop_seconds": choice.hop}
+
+
+def hf_store_options(family: Family) -> dict:
+    """The layers of a transformers model's store in `init`: every layer (the head learns
+    their weighted sum, as SUPERB does), frames pooled to about 100 ms (the head pools a
+    row's frames anyway: 5x smaller stores); CLAP: its projected embedding alone (its
+    layers differ in size).
+
+    Returns:
+        `layers`, `frame_pool` and the store's `hop_length` (the frame hop times the pool).
+    """
+    if isinstance(family, ClapFamily):
+        return {"layers": "last", "frame_pool": 1}
+    pool = max(1, round(0.1 * family.sample_rate / family.hop_length))
+    return {"layers": "all", "frame_pool": pool, "hop_length": family.hop_length * pool}
 
 
 def check_source(args: argparse.Namespace, audio: Path) -> Source | None:

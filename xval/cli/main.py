@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from xval.cli.commands import CHOOSE_BACKEND, COMMANDS, load
-from xval.core.arguments import ArgumentParser
+from xval.core.arguments import ArgumentParser, Subcommands
 from xval.core.entry import run_entry
 from xval.core.errors import XvalError
 from xval.core.logs import quiet_framework_logs
@@ -43,7 +43,7 @@ def build_parser(command: str | None = None, *, lazy: bool = False) -> argparse.
                        help="print only results and errors")
     flags.add_argument("-v", "--verbose", action="store_true",
                        help="TensorFlow's and absl's log lines too")
-    sub: argparse._SubParsersAction = parser.add_subparsers(dest="command", required=True)
+    sub: Subcommands = parser.add_subparsers(dest="command", required=True)
     for name, entry in COMMANDS.items():
         if lazy and name != command:
             sub.add_parser(name, parents=[flags], help=entry.help)

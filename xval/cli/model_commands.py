@@ -8,6 +8,7 @@ import argparse
 
 from xval.cli.annotations import add_reading_arguments
 from xval.cli.commands import COMMANDS
+from xval.core.arguments import Subcommands
 
 
 def _model_choice(p: argparse.ArgumentParser) -> None:
@@ -27,7 +28,7 @@ def _model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="config.ini whose [backend] to use")
 
 
-def add_predict_parser(sub: argparse._SubParsersAction,
+def add_predict_parser(sub: Subcommands,
                        parents: list[argparse.ArgumentParser]) -> None:
     """Adds `predict` to `python -m xval`."""
     p = sub.add_parser("predict", parents=parents, help=COMMANDS["predict"].help)
@@ -41,7 +42,7 @@ def add_predict_parser(sub: argparse._SubParsersAction,
     _model_arguments(p)
 
 
-def add_detect_parser(sub: argparse._SubParsersAction,
+def add_detect_parser(sub: Subcommands,
                       parents: list[argparse.ArgumentParser]) -> None:
     """Adds `detect` to `python -m xval`."""
     p = sub.add_parser("detect", parents=parents, help=COMMANDS["detect"].help)
@@ -54,7 +55,7 @@ def add_detect_parser(sub: argparse._SubParsersAction,
     _model_arguments(p)
 
 
-def add_evaluate_parser(sub: argparse._SubParsersAction,
+def add_evaluate_parser(sub: Subcommands,
                         parents: list[argparse.ArgumentParser]) -> None:
     """Adds `evaluate` to `python -m xval`."""
     p = sub.add_parser("evaluate", parents=parents, help=COMMANDS["evaluate"].help)
@@ -83,7 +84,7 @@ def add_evaluate_parser(sub: argparse._SubParsersAction,
     _model_arguments(p)
 
 
-def add_embed_parser(sub: argparse._SubParsersAction,
+def add_embed_parser(sub: Subcommands,
                      parents: list[argparse.ArgumentParser]) -> None:
     """Adds `embed` to `python -m xval`."""
     p = sub.add_parser("embed", parents=parents, help=COMMANDS["embed"].help)

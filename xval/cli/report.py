@@ -8,11 +8,12 @@ from pathlib import Path
 import xval.report
 from xval.cli.commands import COMMANDS
 from xval.config.loader import find_config, load_config
+from xval.core.arguments import Subcommands
 from xval.core.layout import check_experiment_folder
 from xval.report.terminal import terminal_table
 
 
-def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+def add_parser(sub: Subcommands, parents: list[argparse.ArgumentParser]) -> None:
     """Adds the `report` subcommand to `python -m xval`."""
     p = sub.add_parser("report", parents=parents, help=COMMANDS["report"].help)
     p.add_argument("experiment", help="results/<dataset>/experiment_<N>")

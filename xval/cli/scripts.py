@@ -97,7 +97,8 @@ ENCODER_ABOUT = ("Instance 1 reads the embeddings of a pretrained encoder (its o
                  "clip) with a light head, retrained on training + validation items for the "
                  "epochs the validation items chose (refit_with_val): a baseline in "
                  "minutes (strong on sounds like those the encoder learned; on speech a CNN "
-                 "trained on the data may beat it). Its saved models take audio. Instance 2 is a CNN trained from scratch "
+                 "trained on the data may beat it). {models} Instance 2 is a CNN trained "
+                 "from scratch "
                  "on the log-mel store with the package defaults (`python -m xval config "
                  "{script}` shows them). Instance 3 trains nothing: it averages the clip "
                  "scores of 1 and 2, with weights chosen per fold on the validation clips "
@@ -157,18 +158,27 @@ def audio_cnn_recipe(epochs: int, patience: int) -> dict[int, dict[str, object]]
             2: {**base, **REGULARISED}}
 
 
+def store_tag(encoder: str) -> str:
+    """An encoder as a part of a store's name and a comment: a built-in encoder's name, or
+    `hf_` and the last part of a transformers model's folder or hub id (`hf_whisper_base`)."""
+    if encoder in ENCODER_HEADS:
+        return encoder
+    last = re.sub(r"[^A-Za-z0-9_]+", "_", encoder.rstrip("/").split("/")[-1]).strip("_")
+    return f"hf_{last.lower() or 'model'}"
+
+
 def encoder_instances(dataset: str, encoder: str) -> str:
     """The instances of a script whose first instance reads `encoder`'s store `dataset`.
 
     Args:
         dataset: the encoder store's name.
-        encoder: the built-in encoder.
+        encoder: the built-in encoder, or a transformers model (the MLP head, refit).
 
     Returns:
         The `experiment[k] = ...` lines.
     """
-    head = {**ENCODER_HEADS[encoder], "dataset": dataset, "comment_1": f"{encoder} + head",
-            "comment_2": "pretrained embeddings"}
+    head = {**ENCODER_HEADS.get(encoder, REFIT_HEAD), "dataset": dataset,
+            "comment_1": f"{store_tag(encoder)} + head", "comment_2": "pretrained embeddings"}
     pairs = [f"{json.dumps(k)}: {json.dumps(v) if isinstance(v, str) else repr(v)}"
              for k, v in head.items()]
     lines, line = [], "experiment[1] = {"

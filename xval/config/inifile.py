@@ -6,7 +6,10 @@ The one reader of config files (`xval.config.loader.load_config` parses through 
   UTF-8 text; a UTF-8 byte-order mark (Windows Notepad) is accepted, a UTF-16 or UTF-32
   one is an error saying to save as UTF-8;
 - line endings may be `\\n`, `\\r\\n` (Windows) or `\\r`;
-- `%` is literal (no interpolation), `;` and `#` start comment lines only;
+- `%` is literal (no interpolation); `;` and `#` start comment lines, and after white space
+  they start a comment at the end of a line (`data_dir = data  ; my stores`), as people
+  write them; `\\;` and `\\#` after white space are the characters themselves (a value
+  that holds ` ;` or ` #`: `results_dir = runs \\#2`);
 - every parse error names the line and the key: a key without `=`, a key before any
   section, a section or a key given twice;
 - `[DEFAULT]` is refused by name (configparser would copy its keys into every section).
@@ -23,8 +26,10 @@ import stat
 from pathlib import Path
 
 from xval.core.errors import ConfigurationError
+from xval.core.links import broken_link
+from xval.core.settings import escape
 
-__all__ = ["IniValues", "parse_ini", "read_ini"]
+__all__ = ["IniValues", "escape", "parse_ini", "read_ini"]
 
 IniValues = dict[str, dict[str, tuple[str, int]]]
 """Section -> key -> `(text, line number)`."""
@@ -32,6 +37,10 @@ IniValues = dict[str, dict[str, tuple[str, int]]]
 _NO_DEFAULT = "\x00no default section"
 _SECTION = re.compile(r"^\s*\[(?P<name>[^\]]*)\]")
 _KEY = re.compile(r"^(?P<key>[^\s=:;#\[][^=:]*?)\s*[=:]")
+# A comment at the end of a line: `;` or `#` after white space (configparser's
+# `inline_comment_prefixes` rule), to the end of the line; `\;`, `\#` are no comment.
+_INLINE = re.compile(r"(?<=\s)[;#].*$")
+_ESCAPED = re.compile(r"(?<=\s)\\([;#])")
 _WIDE_BOMS = {codecs.BOM_UTF32_LE: "UTF-32", codecs.BOM_UTF32_BE: "UTF-32",
               codecs.BOM_UTF16_LE: "UTF-16", codecs.BOM_UTF16_BE: "UTF-16"}
 
@@ -50,8 +59,9 @@ def _kind(path: Path) -> str:
 def _text(path: Path) -> str:
     """The file's text, checked (see the module docstring)."""
     where = f"Config file {str(path)!r}"
-    if path.is_symlink() and not path.exists():
-        raise ConfigurationError(f"{where} is a dangling link; point it at a config.ini.")
+    broken = broken_link(path)
+    if broken:
+        raise ConfigurationError(f"{where} is {broken}; point it at a config.ini.")
     if not path.exists():
         raise ConfigurationError(f"{where} does not exist.")
     if path.is_dir():
@@ -119,6 +129,15 @@ def _parse_error(e: configparser.Error, where: str, lines: list[str]) -> Configu
     return ConfigurationError(f"{where}: cannot be parsed ({e}).")
 
 
+def _without_comment(line: str) -> str:
+    """A line without its comment at the end (`key = value ; comment` -> `key = value`),
+    `\\;` and `\\#` after white space read as `;` and `#`; a comment line is kept whole
+    (configparser skips it)."""
+    if line.lstrip()[:1] in (";", "#"):
+        return line
+    return _ESCAPED.sub(r"\1", _INLINE.sub("", line)).rstrip()
+
+
 def parse_ini(text: str, where: str) -> IniValues:
     """Parses config text.
 
@@ -133,10 +152,11 @@ def parse_ini(text: str, where: str) -> IniValues:
         ConfigurationError: naming the line and the key (see the module docstring).
     """
     lines = text.splitlines()
+    read = [_without_comment(line) for line in lines]
     parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=None,
                                        strict=True, default_section=_NO_DEFAULT)
     try:
-        parser.read_string("\n".join(lines) + "\n", source=where)
+        parser.read_string("\n".join(read) + "\n", source=where)
     except configparser.Error as e:
         raise _parse_error(e, where, lines) from None
     if "DEFAULT" in parser.sections():

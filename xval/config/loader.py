@@ -28,6 +28,7 @@ from xval.config.sections import (
     SECTIONS,
     AugmentationSettings,
     BackendSettings,
+    DataSettings,
     FeatureSettings,
     FoldSettings,
     PathSettings,
@@ -59,6 +60,7 @@ class Config:
     paths: PathSettings
     backend: BackendSettings
     folds: FoldSettings
+    data: DataSettings
     training: TrainingParams
     features: FeatureSettings
     augmentation: AugmentationSettings

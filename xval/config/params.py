@@ -5,7 +5,6 @@ Layers, later wins: `config.ini [training]` < experiment `parameters` < instance
 from __future__ import annotations
 
 import difflib
-import importlib.util
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -21,7 +20,7 @@ from xval.config.parsing import Spec, parse_instance
 from xval.config.parsing import parse_assignment as parse_assignment
 from xval.config.parsing import parse_override as parse_override
 from xval.config.parsing import parse_overrides as parse_overrides
-from xval.core import constraints
+from xval.core import constraints, optional
 from xval.core.constraints import InstancesOf
 from xval.core.errors import ParameterError
 from xval.core.hashing import json_digest
@@ -147,11 +146,7 @@ def resolve(instance_id: int | str, spec: Spec, *, training_defaults: Mapping[st
             ones), a wrong type or an invalid value.
     """
     where = f"instance {instance_id}"
-    layers = [
-        ("the experiment parameters", parse_instance(experiment_params or {}, "parameters")),
-        (where, parse_instance(spec, where)),
-        ("--set", dict(overrides or {})),
-    ]
+    layers = instance_layers(instance_id, spec, experiment_params, overrides)
     merged: dict[str, Any] = {}
     for _, layer in layers:
         merged.update(layer)
@@ -162,8 +157,7 @@ def resolve(instance_id: int | str, spec: Spec, *, training_defaults: Mapping[st
         raise ParameterError(f"{where}: {e}") from e
     # Only the architecture must be named: the reshaping is the builder's own (the first it
     # takes) and the two comments are free text.
-    merged = {"reshaping_type": architectures.reshaping_types(arch)[0], "comment_1": "",
-              "comment_2": "", **merged}
+    merged = {**instance_defaults(arch, architectures, keywords=False), **merged}
     valid = {**training_defaults, **arch_defaults, **dict.fromkeys(MANDATORY, ""),
              DATASET: ""}
     _check_names(layers, valid, arch, arch_defaults, where)
@@ -189,6 +183,39 @@ def resolve(instance_id: int | str, spec: Spec, *, training_defaults: Mapping[st
     check_training_options(params, task, where, feature)
     task.check_params(params, where)
     return embedding.check_params(params, task, where)
+
+
+EXPERIMENT_LAYER = "experiment"
+"""The source of a value set by the experiment's `parameters` (see `instance_layers`)."""
+
+
+def instance_layers(instance_id: int | str, spec: Spec, experiment_params: Spec | None,
+                    overrides: Mapping[str, Any] | None) -> list[tuple[str, dict[str, Any]]]:
+    """An instance's layers above `config.ini`, in order (later wins), each with the name
+    that says where a value comes from: `experiment` (its `parameters`), `instance <k>`,
+    `--set`.
+
+    Raises:
+        ParameterError: for a spec that does not parse.
+    """
+    where = f"instance {instance_id}"
+    return [(EXPERIMENT_LAYER, parse_instance(experiment_params or {}, "parameters")),
+            (where, parse_instance(spec, where)),
+            ("--set", dict(overrides or {}))]
+
+
+def instance_defaults(arch: str, architectures: ArchitectureCatalog, *,
+                      keywords: bool = True) -> dict[str, Any]:
+    """What an instance of `arch` has for the names that are not `[training]` keys when it
+    leaves them out: the builder's reshaping (the first it takes), empty comments, and (with
+    `keywords`) the architecture's keyword defaults.
+
+    Raises:
+        ValueError: for an unknown architecture (from the catalog).
+    """
+    out: dict[str, Any] = {"reshaping_type": architectures.reshaping_types(arch)[0],
+                           "comment_1": "", "comment_2": ""}
+    return {**out, **architectures.keyword_defaults(arch)} if keywords else out
 
 
 def _architecture(merged: Mapping[str, Any], where: str) -> str:
@@ -225,7 +252,8 @@ def _check_names(layers: list[tuple[str, dict[str, Any]]], valid: Mapping[str, A
 def _check_values(params: dict[str, Any], where: str) -> None:
     """Checks the choice-valued names and every `[training]` value against the schema."""
     for name, allowed in CHOICES.items():
-        if name in params and params[name] not in allowed:
+        if name in params and not constraints.satisfies(params[name],
+                                                        [constraints.StrOptions(allowed)]):
             raise ParameterError(
                 f"{where}: {name}={params[name]!r} is not valid; expected one of "
                 f"{', '.join(allowed)}."
@@ -271,15 +299,11 @@ def _check_transfer_and_logs(params: InstanceParams, where: str) -> None:
             f"{where}: freeze_layers={params.freeze_layers} needs load_model (a saved "
             ".keras model to start from)."
         )
-    if params.tensorboard:
-        missing = [m for m in ("tensorflow", "tensorboard")
-                   if importlib.util.find_spec(m) is None]
-        if missing:
-            raise ParameterError(
-                f"{where}: tensorboard=True needs {' and '.join(missing)} (Keras writes "
-                "TensorBoard logs through tf.summary on every backend): "
-                "`pip install -e '.[tensorboard]'`."
-            )
+    if params.tensorboard and optional.missing("tensorboard"):
+        raise ParameterError(
+            f"{where}: tensorboard=True needs {' and '.join(optional.missing('tensorboard'))} "
+            "(Keras writes TensorBoard logs through tf.summary on every backend): "
+            f"`{optional.EXTRAS['tensorboard'].install}`.")
 
 
 def _model_path(value: str, where: str) -> str:

@@ -39,6 +39,7 @@ def parse_assignment(text: Any, where: str = "--set") -> tuple[str, Any]:
     try:
         value = ast.literal_eval(raw)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as e:
+        _check_depth(raw, f"{where}: {name}", e)
         raise ParameterError(
             f"{where}: the value of {name} in {text!r} is not a Python literal ({raw!r}). "
             f'Quote strings: {name}="{raw}"; numbers, True/False, None, lists and dicts are '
@@ -79,6 +80,33 @@ def parse_instance(spec: Any, where: str) -> dict[str, Any]:
     )
 
 
+_KINDS = {"[": "list", "(": "tuple", "{": "dict (or set)"}
+_CLOSE = {"[": "]", "(": ")", "{": "}"}
+
+
+def _check_depth(raw: str, where: str, error: BaseException) -> None:
+    """Refuses a list, tuple or dict that failed to read because it is nested too deeply
+    (Python's parser stops at 200 levels, `ast.literal_eval` at the recursion limit):
+    called a list, never taken for text.
+
+    Raises:
+        ParameterError: naming the value's kind, its depth and the limit.
+    """
+    text = raw.strip()
+    if text[:1] not in _KINDS or text[-1:] != _CLOSE[text[0]]:
+        return
+    deep = isinstance(error, (RecursionError, MemoryError)) or "too many nested" in str(error)
+    if not deep:
+        return
+    depth = level = 0
+    for char in text:
+        level += (char in "[({") - (char in "])}")
+        depth = max(depth, level)
+    raise ParameterError(
+        f"{where}: the value is a {_KINDS[text[0]]} nested {depth} levels deep, deeper than "
+        "a value can be read (fewer than 200 levels); give a flatter value.")
+
+
 def parse_override(text: str) -> tuple[str, Any]:
     """Parses a `--set name=value`: the value as a literal, or else as the text itself
     (so `--set optimizer=sgd` needs no quotes; the type check still applies).
@@ -87,7 +115,8 @@ def parse_override(text: str) -> tuple[str, Any]:
         `(name, value)`.
 
     Raises:
-        ParameterError: when there is no `=` or the name is not an identifier.
+        ParameterError: when there is no `=`, the name is not an identifier, or the value is
+            a list, tuple or dict nested too deeply to be read.
     """
     if "=" not in text:
         raise ParameterError(f"--set: {text!r} is not of the form name=value.")
@@ -96,7 +125,8 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise ParameterError(f"--set: {name!r} in {text!r} is not a valid parameter name.")
     try:
         return name, ast.literal_eval(raw)
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as e:
+        _check_depth(raw, f"--set {name}", e)
         return name, raw
 
 

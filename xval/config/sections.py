@@ -1,150 +1,155 @@
-"""The typed sections of a `Config`: one `Settings` record per section of `config.ini`,
-checked against the schema when this module is imported.
+"""The typed sections of a `Config`: one `Settings` record per section of `config.ini`.
 
-`config.training` is a `xval.core.parameters.TrainingParams`; the other sections are the
-records below (`config.folds.val_fraction`, `config.report.selection_metric`). The schema
-(`xval.config.schema`) stays the one source of the names, types, ranges, defaults and help:
-`check_record` refuses a record whose fields are not exactly the section's keys with the
-same types (and, for `[training]`, the same defaults), so the two cannot drift apart.
+Each field is the one declaration of its key (`xval.core.settings.setting`: type, default,
+valid values, help); `xval.config.schema.SCHEMA` is derived from these records. The
+`[training]` section is `xval.core.parameters.TrainingParams`; `[features]` and
+`[augmentation]` extend the records a store and the augmentation pipeline carry
+(`FeatureParams`, `AugmentationParams`) with their `workers` (and seed); the other sections
+are declared here (`config.folds.val_fraction`, `config.report.selection_metric`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
-import xval.config.schema as schema
+from xval.config.schema.choices import describe_metric, selection_metrics
+from xval.core.backend import BACKENDS
 from xval.core.parameters import AugmentationParams, FeatureParams, TrainingParams
-from xval.core.settings import Settings
+from xval.core.records.job import DEVICE_DATA_MB
+from xval.core.settings import Settings, setting
 
-__all__ = ["SECTIONS", "AugmentationSettings", "BackendSettings", "FeatureSettings",
-           "FoldSettings", "PathSettings", "ReportSettings", "check_record"]
+__all__ = ["SECTIONS", "AugmentationSettings", "BackendSettings", "DataSettings",
+           "FeatureSettings", "FoldSettings", "PathSettings", "ReportSettings"]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class PathSettings(Settings):
     """`[paths]` (absolute once loaded)."""
 
-    data_dir: str
-    results_dir: str
+    data_dir: str = setting(
+        "data", "folder of feature stores, one sub-folder per dataset",
+        notes=("Folder of feature stores, one sub-folder per dataset (features.npy, meta.csv, "
+               "dataset.json)."))
+    results_dir: str = setting(
+        "results", "folder receiving <dataset>/experiment_<N>/ result folders",
+        notes="Folder receiving <dataset>/experiment_<N>/ result folders.")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class BackendSettings(Settings):
     """`[backend]`."""
 
-    backend: str
-    executor: str
-    jobs_per_gpu: int
-    device_data_mb: int
+    backend: str = setting(
+        "torch", "Keras backend (KERAS_BACKEND wins)", choices=BACKENDS,
+        notes=("Keras backend: tensorflow | torch | jax. The KERAS_BACKEND environment variable "
+               "wins."))
+    # The choices are the registered executors (`xval.executors.registry`), bound when that
+    # registry is imported (`xval.config.schema.bind_choices`).
+    executor: str = setting(
+        "inline", "how jobs run: in this process, in worker processes, or as Ray tasks",
+        notes="How jobs run: {choices}.")
+    jobs_per_gpu: int = setting(
+        1, "jobs sharing one GPU (process executor; Ray: 1/N GPU each)", low=1, high=64,
+        notes=("How many jobs share one GPU at the same time (process executor; Ray: 1/N of a GPU "
+               "each)."))
+    device_data_mb: int = setting(
+        DEVICE_DATA_MB, "most of a fold's training and validation rows copied to the device "
+        "once (MiB; 0: never)", low=0, high=1 << 24,
+        notes=("In memory mode on the torch and JAX backends: a fold whose training and "
+               "validation rows take at most this many MiB is copied to the device (the GPU; "
+               "the host on a CPU) once, and every batch, its crops and mixup are gathered "
+               "there, so a step never waits for a copy. A larger fold, or 0, gathers batches "
+               "in numpy and (on a GPU) copies them from pinned memory in prefetching "
+               "threads. Per job: with jobs_per_gpu = N, N folds share the GPU's memory."))
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class FoldSettings(Settings):
     """`[folds]`."""
 
-    val_fraction: float
-    test_fraction: float
-    stratify: bool
-    fold_seed: int
+    val_fraction: float = setting(
+        0.2, "fraction of each fold's training items held out for validation", low=0, high=1,
+        open_low=True, open_high=True,
+        notes="Fraction of each fold's training items held out as validation items.")
+    test_fraction: float = setting(
+        0.2, "with num_folds = 1: fraction of items in the test set", low=0, high=1, open_low=True,
+        open_high=True,
+        notes="With num_folds = 1 only: fraction of the items used as the single test set.")
+    stratify: bool = setting(
+        True, "balance labels across folds where the items allow it",
+        notes=("Balance the label proportions of the rows across folds (StratifiedGroupKFold over "
+               "items)."))
+    fold_seed: int = setting(
+        0, "seed of the fold assignment", low=0, high=2**32 - 1,
+        notes=("Seed of the fold assignment (>= 0). The same folds are used by every instance of "
+               "an experiment."))
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class FeatureSettings(Settings):
-    """`[features]` (a store's feature parameters are these, less `workers`)."""
+class DataSettings(Settings):
+    """`[data]`."""
 
-    sample_rate: int
-    feature: str
-    compression: str
-    power_exponent: float
-    n_fft: int
-    hop_length: int
-    n_mels: int
-    n_mfcc: int
-    fmin: float
-    fmax: float | None
-    n_bins: int
-    bins_per_octave: int
-    segment_seconds: float
-    segment_hop_seconds: float
-    dtype: str
-    peak_normalize: bool
-    silence_threshold_db: float
-    keep_silent_segments: bool
-    workers: int
+    duplicates: str = setting(
+        "warn", "files holding the same audio under two items (the content check of the "
+        "store): warn, or refuse to run", choices=("warn", "error"),
+        notes=("Files that hold the same audio under two items (the store's content check: "
+               "copies re-encoded, resampled, trimmed or with noise added; `python -m "
+               "preprocessing check STORE`) could sit on both sides of a fold: warn (the dry "
+               "run and the run say how many test items of each fold share audio with "
+               "training or validation items) | error (refuse to run until they are merged: "
+               "`--merge-duplicates`)."))
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class FeatureSettings(FeatureParams):
+    """`[features]`: a store's feature parameters (`FeatureParams`) and the extraction's
+    `workers`, which no store records."""
+
+    workers: int = setting(
+        0, "extraction processes (0: all cores)", low=0, high=1024,
+        notes="Extraction processes (0 = all cores).")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class AugmentationSettings(AugmentationParams):
     """`[augmentation]`: the pipeline's parameters, its seed and workers."""
 
-    seed: int
-    workers: int
+    seed: int = setting(
+        0, "base seed of the augmented versions", low=0, high=2**32 - 1)
+    workers: int = setting(
+        0, "augmentation processes (0: all cores)", low=0, high=1024,
+        notes="Augmentation processes (0 = all cores).")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class ReportSettings(Settings):
     """`[report]`."""
 
-    selection_metric: str
-    alpha: float
-    rope: float
-    plots: bool
+    selection_metric: str = setting(
+        "auto", "validation metric selecting the best instance", choices=selection_metrics,
+        describe=describe_metric,
+        notes=("Validation metric selecting the best instance in the workbook (its test score is "
+               "reported): {choices}."))
+    alpha: float = setting(
+        0.05, "significance level of the test against the selected instance", low=0, high=1,
+        open_low=True, open_high=True,
+        notes=("Significance level (0 < alpha < 1) of the corrected resampled t-test against the "
+               "selected instance."))
+    rope: float = setting(
+        0.01, "region of practical equivalence of the Bayesian comparisons", low=0, open_low=True,
+        notes=("Half-width of the region of practical equivalence (ROPE, > 0) of the Bayesian "
+               "correlated t-test on the Statistics sheet and of `python -m xval compare`, in the "
+               "units of the selection metric: 0.01 is one point of accuracy or F1."))
+    plots: bool = setting(
+        True, "write each instance's figures",
+        notes=("Write each instance's figures after its last fold (plots/: learning curves and "
+               "the task's figures, shown on the workbook's Plots sheet). false skips them: about "
+               "1 s of CPU per instance, which counts in searches of many trials and quick runs."))
 
 
 SECTIONS: dict[str, type[Settings]] = {
     "paths": PathSettings, "backend": BackendSettings, "folds": FoldSettings,
-    "training": TrainingParams, "features": FeatureSettings,
+    "data": DataSettings, "training": TrainingParams, "features": FeatureSettings,
     "augmentation": AugmentationSettings, "report": ReportSettings,
 }
-"""Section name -> its record."""
-
-
-def _kinds(annotation: Any) -> set[str]:
-    """The type names of a field's annotation (`"float | None"` -> `{"float", "None"}`)."""
-    text = annotation if isinstance(annotation, str) else \
-        getattr(annotation, "__name__", str(annotation))
-    return {part.strip() for part in text.split("|")}
-
-
-def check_record(cls: type[Settings], section: str, without: tuple[str, ...] = ()) -> None:
-    """Checks a settings record against the schema's section.
-
-    The record's fields are the section's keys, in order (but the names in `without`: keys
-    the record leaves out, fields the section does not have); each field's type has the key's
-    kind (`None` exactly when the key allows `none`); a field's default, where it has one,
-    is the key's default, or for a key added since the first release its neutral value
-    (`schema.ADDED_KEYS`).
-
-    Raises:
-        TypeError: naming the first difference and the fix.
-    """
-    keys = {k: v for k, v in schema.SCHEMA[section].items() if k not in without}
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.name not in without}
-    if list(fields) != list(keys):
-        missing = [k for k in keys if k not in fields]
-        extra = [k for k in fields if k not in keys]
-        raise TypeError(f"{cls.__name__} does not match the schema's [{section}]: missing "
-                        f"fields {missing}, extra fields {extra}; declare one field per key, "
-                        "in the schema's order.")
-    neutral = schema.ADDED_KEYS.get(section, {})
-    for name, spec in keys.items():
-        field, kinds = fields[name], _kinds(fields[name].type)
-        if spec.kind not in kinds or ("None" in kinds) != spec.none:
-            raise TypeError(f"{cls.__name__}.{name} is {' | '.join(sorted(kinds))}; the "
-                            f"schema's [{section}] {name} is {spec.kind}"
-                            f"{' or none' if spec.none else ''}.")
-        if field.default is dataclasses.MISSING:
-            continue
-        expected = neutral.get(name, spec.default)
-        what = "the neutral value of a key added since the first release" \
-            if name in neutral else "its default"
-        if field.default != expected:
-            raise TypeError(f"{cls.__name__}.{name} defaults to {field.default!r}; the schema "
-                            f"says {expected!r} ({what}).")
-
-
-for _section, _record in SECTIONS.items():
-    check_record(_record, _section)
-# A store's feature parameters: the [features] keys but `workers`, and the type's options.
-check_record(FeatureParams, "features", without=("workers", "options"))
+"""Section name -> its record, in the order a config file lists them."""

@@ -12,9 +12,23 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
-__all__ = ["ArgumentParser", "dash_files_hint"]
+__all__ = ["ArgumentParser", "Arguments", "Subcommands", "dash_files_hint"]
+
+
+class Subcommands(Protocol):
+    """What `ArgumentParser.add_subparsers()` returns, as a command adds its parser to it
+    (argparse names its class only privately)."""
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser: ...
+
+
+class Arguments(Protocol):
+    """A parser or an argument group of one: what `add_argument` is called on (argparse
+    names their common base only privately)."""
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action: ...
 
 
 def dash_files_hint(argv: Sequence[str]) -> str:

@@ -141,7 +141,9 @@ class StrOptions(Constraint):
 
     Args:
         options: the valid strings, or a function returning them (read at every check, so
-            that a registry's later additions count).
+            that a registry's later additions count). An option ending in `*` stands for
+            every longer string that starts with what precedes it (`hf:*`: a model's name
+            after `hf:`).
     """
 
     type_name = "str"
@@ -157,7 +159,10 @@ class StrOptions(Constraint):
         return isinstance(value, str)
 
     def is_satisfied_by(self, value: Any) -> bool:
-        return isinstance(value, str) and value in self.values()
+        return isinstance(value, str) and any(
+            value == option or (option.endswith("*") and len(value) >= len(option)
+                                and value.startswith(option[:-1]))
+            for option in self.values())
 
     def describe(self, ini: bool = False) -> str:
         return "one of " + ", ".join(v if ini else repr(v) for v in self.values())

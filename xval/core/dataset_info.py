@@ -4,9 +4,10 @@ keeps beside its results).
 `dataset.json` is written by `preprocessing.store.write_store`: the store's own entries
 (`task_type`, `classes`, `n_rows`, `feature_shape`, `dtype`, `n_items`, `n_clips`,
 `content_hash`) and what the build recorded (`feature_params`, `sample_rate`, `skipped`,
-`front_end`, `annotation_options`, `silent_segments`, ...). Code reads them by attribute
-(`info.feature_params`); the record keeps the file's content as it is (`to_dict()`), so an
-entry this release does not know is carried along, and reads as a mapping too.
+`front_end`, `annotation_options`, `silent_segments`, `duplicates`, ...). Code reads them
+by attribute (`info.feature_params`); the record keeps the file's content as it is
+(`to_dict()`), so an entry this release does not know is carried along, and reads as a
+mapping too.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ _KINDS: dict[str, type | tuple[type, ...]] = {
     "n_items": int, "n_clips": int, "content_hash": str, "feature_params": dict,
     "sample_rate": (int, float), "skipped": list, "front_end": dict,
     "annotation_options": dict, "store": str, "files_sha256": dict, "silent_segments": dict,
+    "duplicates": dict,
 }
 """The known entries and their JSON types (checked by `from_dict`)."""
 
@@ -166,7 +168,10 @@ class DatasetInfo(Mapping[str, Any]):
 
     @property
     def encoder_layers(self) -> int:
-        """The encoder layers side by side in a pretrained store's rows (0: none)."""
+        """The encoder layers side by side in a pretrained store's rows (0: none; 1 when
+        their sizes differ, `front_end.layer_dims`: a row is then one vector per frame)."""
+        if self.front_end.get("layer_dims"):
+            return 1
         return len(self.front_end.get("layers") or [])
 
     @property
@@ -185,6 +190,14 @@ class DatasetInfo(Mapping[str, Any]):
         `silence_threshold_db`, `segments`: source and start of each); `{}` for a store
         built before they were counted."""
         return dict(self.data.get("silent_segments") or {})
+
+    @property
+    def duplicates(self) -> dict[str, Any] | None:
+        """The content check of the store's files (`preprocessing.content_check`: method,
+        threshold, the pairs of files found to hold the same audio), or `None` for a store
+        built before it was made."""
+        found = self.get("duplicates")  # (a Mapping: `[data]` names a config section)
+        return dict(found) if found else None
 
     def without_skipped(self, store: str) -> DatasetInfo:
         """What an experiment keeps of its store's description: without the list of skipped

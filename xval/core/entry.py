@@ -12,7 +12,9 @@ and, when something goes wrong, one `error: ...` line on stderr:
   (`MemoryError`) and text that cannot be encoded or decoded (`UnicodeError`): exit 2;
 - anything else is a bug: one line naming the exception, exit status 1;
 - Ctrl-C: the entry's own line (how to resume), exit status 130;
-- stdout closed by the reader (`| head`): exit quietly; stdout on a full device: an error.
+- stdout closed by the reader (`| head`): exit quietly; stdout on a full device: an error
+  naming stdout (only when stdout itself cannot be written: a full `--out` disk is named
+  by the command, never blamed on stdout).
 
 With `--debug` (or `XVAL_DEBUG=1`) the traceback is printed too. Output streams write
 characters their encoding lacks as close ASCII (`±` as `+/-`) instead of failing
@@ -23,7 +25,9 @@ from __future__ import annotations
 
 import codecs
 import errno
+import io
 import os
+import stat
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -103,6 +107,10 @@ def describe(error: BaseException) -> str:
         what = " -> ".join(f"{str(p)!r}" for p in (error.filename, error.filename2) if p)
         detail = error.strerror or str(error) or type(error).__name__
         fix = _OS_FIXES.get(error.errno or -1)
+        if not what and error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO):
+            # A write that did not say its file (a library writing through its own file
+            # object): not stdout, which was checked (`run_entry`).
+            what = "writing the command's output files"
         return (f"{what + ': ' if what else ''}{detail}" + (f"; {fix}." if fix else "."))
     if isinstance(error, OverflowError):
         return f"a number is too large ({error}); give a smaller value."
@@ -166,7 +174,7 @@ def run_entry(body: Callable[[], int], *, debug: bool | None = None,
         return 0
     except Exception as error:  # noqa: BLE001  (the one handler: every failure in one line)
         if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EIO) \
-                and (error.filename is None or _stdout_failed()):
+                and error.filename is None and _stdout_failed():
             _quiet_stdout()
             print(f"error: cannot write the output (stdout): {describe(error)}",
                   file=sys.stderr)
@@ -175,9 +183,18 @@ def run_entry(body: Callable[[], int], *, debug: bool | None = None,
 
 
 def _stdout_failed() -> bool:
-    """Whether stdout itself cannot be written (flushing it fails)."""
+    """Whether stdout itself cannot be written: flushing it fails, a write of nothing
+    fails (`/dev/full` refuses even that), or it is a file on a disk without a free block.
+    A pipe or a terminal that takes writes is never the full disk."""
     try:
         sys.stdout.flush()
     except OSError:
         return True
-    return False
+    try:
+        fd = sys.stdout.fileno()
+        os.write(fd, b"")
+        return stat.S_ISREG(os.fstat(fd).st_mode) and os.fstatvfs(fd).f_bavail == 0
+    except (io.UnsupportedOperation, ValueError, AttributeError):
+        return False  # no descriptor (captured, closed): not what failed
+    except OSError:
+        return True

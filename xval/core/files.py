@@ -115,9 +115,9 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
 # The errors of a file that cannot be written, and what to do about each.
 _STORAGE_FIXES = {
-    errno.ENOSPC: "free space there, or set [paths] results_dir / data_dir on another disk",
+    errno.ENOSPC: "free space there, or {elsewhere} on another disk",
     errno.EDQUOT: "free space within your quota, or write elsewhere",
-    errno.EROFS: "the file system is read-only; write elsewhere ([paths] in config.ini)",
+    errno.EROFS: "the file system is read-only; write elsewhere ({elsewhere})",
     errno.EACCES: "you may not write there; change its permissions or write elsewhere",
     errno.EPERM: "you may not write there; change its permissions or write elsewhere",
     errno.ENOTDIR: "a file stands where a folder belongs; move it away",
@@ -127,18 +127,31 @@ _STORAGE_FIXES = {
 }
 
 
-def storage_error(error: OSError, path: Path, size: int | None = None) -> OSError:
+RESUME = "Nothing finished is lost: rerun the same command to resume."
+"""What `storage_error` says after the fix by default (results and stores resume)."""
+
+
+PATHS = "set [paths] results_dir / data_dir"
+"""Where `storage_error` says to write instead by default (the results and the stores)."""
+
+
+def storage_error(error: OSError, path: Path, size: int | None = None, *,
+                  then: str = RESUME, elsewhere: str = PATHS) -> OSError:
     """A clear `StorageError` for a write that failed for lack of space or permission (the
     folder, the space needed and free, the fix), or `error` itself for any other failure.
 
     Args:
         error: the `OSError` raised while writing.
-        path: the file being written.
+        path: the file (or folder) being written.
         size: bytes being written, when known.
+        then: the sentence after the fix. Defaults to `RESUME`; `""` for none (a command
+            that writes one output and resumes nothing).
+        elsewhere: how to write on another disk (`"give --out"`). Defaults to `PATHS`.
     """
     fix = _STORAGE_FIXES.get(error.errno or -1)
     if fix is None:
         return error
+    fix = fix.format(elsewhere=elsewhere)
     folder = path.parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
@@ -147,8 +160,7 @@ def storage_error(error: OSError, path: Path, size: int | None = None) -> OSErro
         free = shutil.disk_usage(folder).free
         need = f"{size / 2**20:.1f} MiB needed, " if size is not None else ""
         detail += f": {need}{free / 2**20:.1f} MiB free in {folder}"
-    return StorageError(f"cannot write {path} ({detail}); {fix}. Nothing finished is lost: "
-                        "rerun the same command to resume.")
+    return StorageError(f"cannot write {path} ({detail}); {fix}.{' ' + then if then else ''}")
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

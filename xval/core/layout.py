@@ -66,6 +66,25 @@ class InstanceLayout:
         match = _INSTANCE.fullmatch(path.name)
         return cls(path, int(match.group(1))) if match else None
 
+    @classmethod
+    def of_folder(cls, folder: str | Path) -> InstanceLayout:
+        """The layout of a folder holding an instance's models and records.
+
+        The folder need not be named `instance_<k>` (a copied or renamed instance folder
+        still holds its files under their own names): its id is then unknown, -1.
+        """
+        return cls.parse(folder) or cls(Path(folder), -1)
+
+    @classmethod
+    def of_fold_model(cls, path: str | Path) -> tuple[InstanceLayout, int] | None:
+        """Where the files of a fold model are (its fold record, its embedding classifier):
+        for a `fold_<i>.keras`, the layout of its folder (`of_folder`) and `i`; `None` for
+        a model of another name."""
+        fold = cls.fold_of_model(path)
+        if fold is None:
+            return None
+        return cls.of_folder(Path(path).parent), fold
+
     @property
     def params_file(self) -> Path:
         return self.root / "params.json"

@@ -3,17 +3,18 @@
 augmentation pipeline, `AugmentationParams`; of a feature store, `FeatureParams` (the
 `[features]` keys but `workers`, and the options of the store's feature type).
 
-The schema (`xval.config.schema`, `[training]`) is the one source of the names, types,
-ranges, defaults and help; this record declares the same names with their types, so that
-code reads `params.epochs`, never `params["epochs"]`. The configuration layer checks the
-two against each other when it is imported (`xval.config.sections.check_record`), so a key
-added to the schema without its field here, or with another type or default, stops
-everything at once.
+Each field is the one declaration of its key (`xval.core.settings.setting`): its type (the
+annotation), package default, valid values, help and notes. The configuration schema
+(`xval.config.schema.SCHEMA`), its validators, the command-line flags, `config.ini`'s
+comments and the parameter reference are derived from these fields, so a new `[training]`
+parameter is one field here (then read it where it acts: `params.name`). Code reads
+`params.epochs`, never `params["epochs"]`.
 
 A field's default is what a record without the key means: the package default for the keys
-of the first release, and for the keys added since (`schema.ADDED_KEYS`) the value that
-trains as before they existed (what results recorded before them were made with). Resolved
-parameters always hold every key; the defaults serve records and tests that hold some.
+of the first release, and for the keys added since (`absent=`, `schema.ADDED_KEYS`) the
+value that trains as before they existed (what results recorded before them were made with).
+Resolved parameters always hold every key; the defaults serve records and tests that hold
+some.
 
 Example:
 
@@ -31,15 +32,17 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, ClassVar, TypeVar
 
-from xval.core.settings import OpenSettings, Settings, setting_names
+from xval.core.settings import OpenSettings, Settings, setting, setting_names
 
 F = TypeVar("F", bound="FeatureParams")
 
-__all__ = ["DATASET", "MANDATORY", "AugmentationParams", "FeatureParams", "InstanceParams",
+__all__ = ["COMPRESSIONS", "DATASET", "MANDATORY", "AugmentationParams", "FeatureParams", "InstanceParams",
            "TrainingParams"]
 
 MANDATORY = ("architecture", "reshaping_type", "comment_1", "comment_2")
 """The names every instance gives besides its `[training]` overrides."""
+COMPRESSIONS = ("db", "log", "power", "none")
+"""The choices of `[features] compression` (the stores' and the in-model front end's)."""
 DATASET = "dataset"
 """The optional instance name of another feature store (on the same items) than the
 experiment's: the planner sets it, resolution only checks that it is a store name."""
@@ -47,49 +50,202 @@ experiment's: the planner sets it, resolution only checks that it is a store nam
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class TrainingParams(Settings):
-    """The `[training]` keys (see the parameter reference for each one's meaning)."""
+    """The `[training]` keys: every instance parameter but the mandatory names and the
+    architecture's keywords (the parameter reference lists them with their notes)."""
 
-    optimizer: str = "adam"
-    learning_rate: float = 0.001
-    lr_schedule: str = "cosine"
-    batch_size: int = 32
-    epochs: int = 60
-    patience: int = 10
-    save_model_metric: str = "val_loss"
-    save_model_mode: str = "auto"
-    class_weights: bool = False
-    mixed_precision: bool = False
-    seed: int = 1
-    verbose: int = 0
-    load_model: str | None = None
-    freeze_layers: int = 0
-    tensorboard: bool = False
-    generator_workers: int = 0
-    min_epochs: int = 0
-    warmup_epochs: int = 0
-    time_masks: int = 0
-    time_mask_fraction: float = 0.1
-    freq_masks: int = 0
-    freq_mask_fraction: float = 0.1
-    freq_warp: float = 0.0
-    time_warp: float = 0.0
-    row_normalization: str = "none"
-    front_end: str = "none"
-    encoder_trainable_blocks: int = 0
-    encoder_lr_scale: float = 0.1
-    random_crop_seconds: float = 0.0
-    refit_with_val: bool = False
-    rank_split: float = 0.0
-    mixup_alpha: float = 0.0
-    label_smoothing: float = 0.0
-    embedding_classifier: str = "none"
-    embedding_models: str | list[str] | None = None
-    embedding_layer: str = "auto"
-    embedding_c: float | None = None
-    detection_threshold: float | list[float] | None = 0.5
-    median_filter_seconds: float | None = 0.0
-    min_event_seconds: float = 0.0
-    min_gap_seconds: float = 0.0
+    optimizer: str = setting(
+        "adam", "optimizer", choices=("adam", "adamw", "sgd", "rmsprop"),
+        notes="Optimizer: adam | adamw | sgd | rmsprop.")
+    learning_rate: float = setting(
+        0.001, "learning rate", low=0, open_low=True)
+    lr_schedule: str = setting(
+        "cosine", "learning-rate schedule", choices=("constant", "plateau", "cosine"),
+        notes="Learning-rate schedule: constant | plateau (reduce on plateau) | cosine.")
+    batch_size: int = setting(
+        32, "batch size", low=1, high=65_536)
+    epochs: int = setting(
+        60, "maximum epochs", low=1, high=100_000,
+        notes="Maximum epochs; early stopping usually ends training sooner.")
+    patience: int = setting(
+        10, "epochs without improvement before stopping", low=0, high=100_000,
+        notes="Epochs without improvement of save_model_metric before stopping.")
+    save_model_metric: str = setting(
+        "val_loss", "metric picking the best epoch (e.g. val_loss)",
+        notes=("Metric that picks the best epoch (kept as fold_<i>.keras) and drives early "
+               "stopping."))
+    save_model_mode: str = setting(
+        "auto", "direction of save_model_metric", choices=("auto", "min", "max"),
+        notes=("Direction of save_model_metric: auto | min | max (auto: max for accuracy-like "
+               "names)."))
+    class_weights: bool = setting(
+        False, "weight classes inversely to their frequency",
+        notes="Weight classes inversely to their frequency in each fold's training rows.")
+    mixed_precision: bool = setting(
+        False, "train in mixed_float16",
+        notes="Train in mixed_float16 (GPU) instead of float32.")
+    seed: int = setting(
+        1, "seed of weights and shuffling (fold i uses seed + i)", low=0, high=2**31 - 1,
+        notes="Seed of weights and shuffling (>= 0); fold i uses seed + i.")
+    verbose: int = setting(
+        0, "Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch", low=0, high=2,
+        notes="Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch.")
+    load_model: str | None = setting(
+        None, "a saved .keras model to start from",
+        notes=("Transfer learning: a saved .keras model to start from (none: train from scratch); "
+               "a relative path is resolved against the current directory when the instance is "
+               "resolved."))
+    freeze_layers: int = setting(
+        0, "freeze the first N layers of the loaded model (-1: every convolutional layer)", low=-1,
+        notes=("Transfer learning: freeze the first N layers of the loaded model; -1 freezes all "
+               "conv layers."))
+    tensorboard: bool = setting(
+        False, "write TensorBoard logs",
+        notes="Write TensorBoard logs under instance_<k>/logs/fold_<i>.")
+    generator_workers: int = setting(
+        0, "generator mode: worker threads of the PyDataset", low=0, high=256,
+        notes=("Generator mode only: worker threads of the keras.utils.PyDataset (0 = the main "
+               "thread on the CPU, 2 prefetching threads on a GPU)."))
+    min_epochs: int = setting(
+        15, "epochs trained before early stopping and the best-epoch choice start", low=0,
+        high=100_000, absent=0,
+        notes=("Epochs always trained before early stopping may end training; the best epoch is "
+               "chosen among the later ones."))
+    warmup_epochs: int = setting(
+        2, "epochs of linear learning-rate warm-up from 0", low=0, high=100_000, absent=0,
+        notes=("Epochs of linear learning-rate warm-up from 0 to learning_rate (lr_schedule "
+               "constant or cosine; cosine then decays over the remaining epochs)."))
+    time_masks: int = setting(
+        2, "SpecAugment: time masks per training row", low=0, high=100, absent=0,
+        notes=("SpecAugment (training only, saved with the model, inactive at inference): masks "
+               "per row over time and over frequency, each at most this fraction of the frames or "
+               "bins wide."))
+    time_mask_fraction: float = setting(
+        0.1, "SpecAugment: widest time mask, as a fraction of the frames", low=0, high=1,
+        absent=0.1)
+    freq_masks: int = setting(
+        2, "SpecAugment: frequency masks per training row", low=0, high=100, absent=0)
+    freq_mask_fraction: float = setting(
+        0.1, "SpecAugment: widest frequency mask, as a fraction of the bins", low=0, high=1,
+        absent=0.1)
+    freq_warp: float = setting(
+        0.1, ("VTLP-like random stretch of the frequency axis per training row, at most this "
+              "fraction (0: off)"), low=0, high=0.5, absent=0.0,
+        notes=("Vocal tract length perturbation (VTLP-like, training only, saved with the model, "
+               "inactive at inference): each row's frequency axis is warped by a random factor "
+               "within 1 +- freq_warp on the store's frequency scale (0 = off; at most 0.5). Not "
+               "for MFCC stores."))
+    time_warp: float = setting(
+        0.1, ("speed perturbation: random rate change of each training row's frames, at most this "
+              "fraction (0: off)"), low=0, high=0.5, absent=0.0,
+        notes=("Speed perturbation (training only, saved with the model, inactive at inference): "
+               "each row's frames are replayed at a random rate within 1 +- time_warp (0 = off; "
+               "at most 0.5); pitch is kept. Classification and regression only (frame and "
+               "reconstruction targets would move)."))
+    row_normalization: str = setting(
+        "none", ("normalise each row over its own sounding frames: none, mean (CMN) or standard "
+                 "(CMVN)"), choices=("none", "mean", "standard"), absent="none",
+        notes=("Normalise each row over its own sounding frames (its padding left out), per "
+               "frequency bin, inside the model: none | mean (cepstral mean normalisation) | "
+               "standard (mean and variance). Removes what is constant over a recording "
+               "(microphone, channel, level), which differs between speakers and sites."))
+    # The choices are `none` and the feature types a model computes itself
+    # (`preprocessing.features.front_ends`), bound when that registry is imported.
+    front_end: str = setting(
+        "none", "features computed inside the model from a waveform store", absent="none",
+        notes=("Front end (a store of feature = waveform only): the features the model computes "
+               "from the audio rows, with the settings of the store's [features] values, so that "
+               "a saved model takes audio: {choices} (none: the rows as they are; the others as "
+               "the librosa feature of that name; hf:NAME a transformers model on this disk, a "
+               "save_pretrained folder or a cached hub id, its last layer's states, torch backend "
+               "only). The per-fold normalisation is computed through it from the training rows."))
+    encoder_trainable_blocks: int = setting(
+        0, ("with a pretrained encoder inside the model (front_end = aisfx or hf:NAME): its last "
+            "blocks that train"), low=0, high=64, absent=0,
+        notes=("Fine-tuning (front_end = aisfx or hf:NAME, on a waveform store at the encoder's "
+               "rate): how many of the encoder's last blocks train (0 = the encoder frozen; aisfx "
+               "has 4 convolution blocks, its batch norms keep their pretrained statistics; a "
+               "transformers model its transformer layers, CLAP its Swin stages and projection; "
+               "the frozen part stays in inference mode). Costs the encoder's forward pass every "
+               "epoch: a GPU job."))
+    encoder_lr_scale: float = setting(
+        0.1, "learning rate of the encoder's trained blocks, as a fraction of learning_rate", low=0,
+        high=1, open_low=True, absent=0.1,
+        notes=("The learning rate of the encoder's trained blocks is learning_rate times this "
+               "(the head trains at learning_rate): pretrained weights move slowly."))
+    random_crop_seconds: float = setting(
+        0.0, ("train on a random window of this length of every training row (seconds; 0: the "
+              "whole row)"), low=0, absent=0.0,
+        notes=("Random crops: every epoch, each training row is cut to a window of this length at "
+               "a random offset (0 = off); validation, test and prediction read whole rows, so "
+               "the model takes any length (an architecture that pools over time, e.g. "
+               "audio_cnn). Shorter than the store's segment_seconds."))
+    refit_with_val: bool = setting(
+        False, ("train a fresh model per fold on the training plus validation items for the best "
+                "epoch count; its test scores and model are the fold's"), absent=False,
+        notes=("After early stopping has chosen the best epoch on the validation items, train a "
+               "fresh model on the training plus validation items for that many epochs: its test "
+               "scores, predictions and fold_<i>.keras are the fold's (training and validation "
+               "scores stay the first model's, so instances are still selected on held-out "
+               "items). More data per model for a little more than twice the training time. Not "
+               "with embedding_classifier."))
+    rank_split: float = setting(
+        0.0, "share of each fold's validation items that rank instances and pick no epoch (0: off)",
+        low=0, high=0.9, absent=0.0,
+        notes=("Share of each fold's validation items kept out of the epoch choice (early "
+               "stopping, the best checkpoint) and only scored (the split `rank`): instances "
+               "are then ranked on items their epoch was not chosen on, when every complete "
+               "instance has them. 0 (the default): every validation item picks the epoch "
+               "and ranks (docs/results.md, the selection study, measured both). The pick "
+               "depends on the fold only, so every instance gets the same two sets."))
+    mixup_alpha: float = setting(
+        0.2, "mixup: Beta(alpha, alpha) mixing of training rows (0: off)", low=0, absent=0.0,
+        notes=("Mixup: train on Beta(alpha, alpha) mixtures of pairs of rows and of their targets "
+               "(0 = off)."))
+    label_smoothing: float = setting(
+        0.1, "label smoothing of the classification targets", low=0, high=1, open_high=True,
+        absent=0.0,
+        notes="Label smoothing of classification targets (0 = off; 0.1 is usual).")
+    embedding_classifier: str = setting(
+        "none", "a scikit-learn classifier trained per fold on embeddings: none, svm or logreg",
+        choices=("none", "svm", "logreg"), absent="none",
+        notes=("Embedding classifier (classification and representation): after the network, fit "
+               "a scikit-learn classifier per fold on embeddings of the training rows: none | svm "
+               "(RBF, with standardisation) | logreg. Its metrics join the fold's as "
+               "embedding_<metric>; it is saved as fold_<i>.skops."))
+    embedding_models: str | list[str] | None = setting(
+        None, ("saved .keras models whose embeddings the classifier uses ({fold}: the fold "
+               "number; self: the fold's own model); none: the fold's own model"), absent=None,
+        notes=("Models whose embeddings it uses: none (the fold's own model), or in an instance a "
+               "list of .keras paths ({fold} becomes the fold number) and \"self\" (the fold's own "
+               "model), concatenated."))
+    embedding_layer: str = setting(
+        "auto", "layer of the embeddings (auto: bottleneck, else the input of the last layer)",
+        absent="auto",
+        notes=("Layer of the embeddings: auto (a layer named bottleneck, else the input of the "
+               "last layer)."))
+    embedding_c: float | None = setting(
+        None, "C of the embedding classifier; none: chosen on the validation rows", low=0,
+        open_low=True, absent=None,
+        notes=("C of the classifier; none chooses it on the validation rows (macro recall) among "
+               "0.01, 0.1, 1, 10, 100, 1000."))
+    detection_threshold: float | list[float] | None = setting(
+        0.5, ("detection: a frame is active at this probability; none: chosen per class and fold "
+              "on the validation recordings"), low=0, high=1, open_low=True, open_high=True,
+        absent=0.5,
+        notes=("Detection only: post-processing of the frame probabilities into events. A frame "
+               "is active at detection_threshold; decisions are median-filtered over "
+               "median_filter_seconds (0: no filter); gaps shorter than min_gap_seconds are "
+               "bridged, then events shorter than min_event_seconds dropped. A detection instance "
+               "that does not name detection_threshold or median_filter_seconds (or names none) "
+               "has them chosen per fold on its validation recordings."))
+    median_filter_seconds: float | None = setting(
+        0.0, ("detection: median filter of the frame decisions (seconds; 0: none; none: chosen "
+              "per fold on the validation recordings)"), low=0, absent=0.0)
+    min_event_seconds: float = setting(
+        0.0, "detection: shorter detected events are dropped (seconds)", low=0, absent=0.0)
+    min_gap_seconds: float = setting(
+        0.0, "detection: shorter gaps between two detected events are bridged (seconds)", low=0,
+        absent=0.0)
 
     @property
     def embeds(self) -> bool:
@@ -100,20 +256,39 @@ class TrainingParams(Settings):
 @dataclasses.dataclass(frozen=True, eq=False)
 class AugmentationParams(Settings):
     """The probabilities and ranges of the augmentation pipeline: the `[augmentation]` keys
-    but `seed` and `workers` (`xval.config.sections.AugmentationSettings` adds them)."""
+    but `seed` and `workers` (`xval.config.sections.AugmentationSettings` adds them).
+    The `[min_x, max_x]` pairs are checked in order by `xval.config.schema.check_section`."""
 
-    p_noise: float
-    p_eq: float
-    p_reverb: float
-    p_stretch: float
-    min_snr_db: float
-    max_snr_db: float
-    min_eq_gain_db: float
-    max_eq_gain_db: float
-    min_rate: float
-    max_rate: float
-    min_room_size: float
-    max_room_size: float
+    p_noise: float = setting(
+        0.5, "probability of added noise", low=0, high=1,
+        notes="Probability that each transform is part of one augmented version.")
+    p_eq: float = setting(
+        0.5, "probability of a seven-band EQ", low=0, high=1)
+    p_reverb: float = setting(
+        0.5, "probability of reverb", low=0, high=1)
+    p_stretch: float = setting(
+        0.5, "probability of a time stretch", low=0, high=1)
+    min_snr_db: float = setting(
+        5.0, "lowest signal-to-noise ratio of added noise (dB)",
+        notes="Signal-to-noise ratio range of added noise (dB).")
+    max_snr_db: float = setting(
+        30.0, "highest signal-to-noise ratio of added noise (dB)")
+    min_eq_gain_db: float = setting(
+        -6.0, "lowest gain of each EQ band (dB)",
+        notes="Gain range of each EQ band (dB).")
+    max_eq_gain_db: float = setting(
+        6.0, "highest gain of each EQ band (dB)")
+    min_rate: float = setting(
+        0.85, "lowest time-stretch rate", low=0, open_low=True,
+        notes="Time-stretch rate range.")
+    max_rate: float = setting(
+        1.15, "highest time-stretch rate", low=0, open_low=True)
+    min_room_size: float = setting(
+        3.0, "smallest simulated room (metres)", low=1, open_low=True,
+        notes=("Room size range (metres, > 1) of simulated reverb when no impulse responses are "
+               "given."))
+    max_room_size: float = setting(
+        8.0, "largest simulated room (metres)", low=1, open_low=True)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -160,27 +335,72 @@ class FeatureParams(OpenSettings):
     one. Code reads `params.hop_length`; the type's own options are read by the type
     (`params.options`). As a mapping it is the flat dict `dataset.json` records: the
     `[features]` keys, then the options (`compute_features(y, **params)` takes it so).
-    A field's default is the schema's: what a record without the key means.
+    A field's default is its package default: what a record without the key means.
+    `xval.config.sections.FeatureSettings` adds `workers`: the `[features]` section.
     """
 
-    sample_rate: int = 16000
-    feature: str = "mel"
-    compression: str = "db"
-    power_exponent: float = 0.3
-    n_fft: int = 512
-    hop_length: int = 160
-    n_mels: int = 64
-    n_mfcc: int = 20
-    fmin: float = 32.7
-    fmax: float | None = None
-    n_bins: int = 84
-    bins_per_octave: int = 12
-    segment_seconds: float = 1.0
-    segment_hop_seconds: float = 0.5
-    dtype: str = "auto"
-    peak_normalize: bool = True
-    silence_threshold_db: float = -90.0
-    keep_silent_segments: bool = False
+    sample_rate: int = setting(
+        16_000, "sample rate audio is resampled to (Hz)", low=1, high=768_000,
+        notes="Sample rate audio is resampled to (Hz).")
+    # The choices are the registered feature types (`preprocessing.features`), bound when
+    # that registry is imported (`xval.config.schema.bind_choices`).
+    feature: str = setting(
+        "mel", "time-frequency feature",
+        notes="Feature: {choices}.")
+    compression: str = setting(
+        "db", "compression of stft/cqt/mel magnitudes", choices=COMPRESSIONS,
+        notes="Compression of stft/cqt/mel magnitudes: db | log | power | none (mfcc ignores it).")
+    power_exponent: float = setting(
+        0.3, "exponent of power-law compression", low=0, open_low=True,
+        notes="Exponent of power-law compression (compression = power).")
+    n_fft: int = setting(
+        512, "FFT size (samples)", low=2, high=65_536)
+    hop_length: int = setting(
+        160, "hop between frames (samples; a block encoder: between blocks)", low=1, high=1 << 20)
+    n_mels: int = setting(
+        64, "mel bands (mel, mfcc)", low=1, high=2048)
+    n_mfcc: int = setting(
+        20, "MFCC coefficients (at most n_mels)", low=1, high=2048)
+    fmin: float = setting(
+        32.7, "lowest frequency of mel and cqt bins (Hz)", low=0,
+        notes=("Lowest frequency of mel and cqt bins (Hz); fmax none = sample_rate / 2 (fmin < "
+               "fmax <= sample_rate / 2)."))
+    fmax: float | None = setting(
+        None, "highest mel frequency (Hz); none: sample_rate / 2", low=0, open_low=True)
+    n_bins: int = setting(
+        84, "CQT bins", low=1, high=2048,
+        notes=("CQT: number of bins and bins per octave (the top bin's filter must stay below "
+               "sample_rate / 2)."))
+    bins_per_octave: int = setting(
+        12, "CQT bins per octave", low=1, high=384)
+    segment_seconds: float = setting(
+        1.0, "segment length (seconds)", low=0, high=3600, open_low=True,
+        notes=("Fixed segment length and hop (seconds); shorter files are zero-padded to one "
+               "segment."))
+    segment_hop_seconds: float = setting(
+        0.5, "hop between segments (seconds)", low=0, high=3600, open_low=True)
+    dtype: str = setting(
+        "auto", "storage type of features.npy", choices=("auto", "float32", "float16", "int16"),
+        notes=("Storage type of features.npy: auto (the feature type's own: float32 for the "
+               "spectral types, float16 for pretrained and waveform) | float32 | float16 | int16 "
+               "(waveform only: 16-bit PCM)."))
+    peak_normalize: bool = setting(
+        True, "scale every file to a peak of 1 before extraction",
+        notes="Scale every file to a peak of 1 before feature extraction.")
+    silence_threshold_db: float = setting(
+        -90.0, ("files whose loudest frame in the feature band is at or below this level (dBFS) "
+                "are skipped as holding no signal"), high=0,
+        notes=("Files whose loudest frame, in the band the features see (never 0 Hz), is at or "
+               "below this level (dBFS, <= 0) are skipped as holding no signal: digital silence, "
+               "a constant offset. -90 keeps a call 5 dB above 16-bit dither "
+               "(benchmarks/no_signal.py: the quietest FSDD and RAVDESS files read -45 and -51)."))
+    keep_silent_segments: bool = setting(
+        False, ("keep segments whose loudest frame is at or below silence_threshold_db (silence, "
+                "padding) as rows"),
+        notes=("Segments whose loudest frame in the feature band is at or below "
+               "silence_threshold_db (digital silence, the padding of a clip) are dropped and "
+               "listed in dataset.json (silent_segments); true keeps them as rows. Prediction "
+               "drops them too, so a clip score averages real segments."))
     options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     EXTRA: ClassVar[str] = "options"

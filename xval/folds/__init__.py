@@ -7,19 +7,21 @@ validation set is separate: `split_items(groups, y)` lists the items of every fo
 sets, and `split_train_val_test(X, y, groups)` yields `(train, val, test)` row indices.
 """
 
-from xval.folds.items import (
+from xval.folds.manifest import Fold, check_fold, fold_manifest, rows_of
+from xval.folds.splitters import (
     DEFAULT_STRATIFY,
+    MAX_FOLDS,
     RANK,
+    SPLIT_NAMES,
     STRATIFY_METHODS,
-    Fold,
+    ItemKFold,
+    PredefinedItemSplit,
     allowed_folds,
     min_items,
     split_validation,
 )
-from xval.folds.kfold import ItemKFold
-from xval.folds.manifest import check_fold, fold_manifest, rows_of
-from xval.folds.predefined import SPLIT_NAMES, PredefinedItemSplit
 
-__all__ = ["DEFAULT_STRATIFY", "RANK", "SPLIT_NAMES", "STRATIFY_METHODS", "Fold", "ItemKFold",
+__all__ = ["DEFAULT_STRATIFY", "MAX_FOLDS", "RANK", "SPLIT_NAMES", "STRATIFY_METHODS", "Fold",
+           "ItemKFold",
            "PredefinedItemSplit", "allowed_folds", "check_fold", "fold_manifest",
            "min_items", "rows_of", "split_validation"]

@@ -13,7 +13,9 @@ from sklearn.model_selection import (
 from xval.core.errors import DatasetError
 from xval.core.hashing import json_digest
 from xval.core.records.manifest import hashed_body
-from xval.folds.items import Fold
+
+Fold = dict[str, list[str]]
+"""The items of one fold's sets: `{"train": [...], "val": [...], "test": [...]}`."""
 
 
 def rows_of(groups: Any, items: Iterable[str]) -> np.ndarray:

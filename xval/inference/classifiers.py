@@ -10,11 +10,12 @@ import numpy as np
 
 from xval.config import embedding
 from xval.core.errors import ConfigurationError
+from xval.core.layout import InstanceLayout
 from xval.core.records import FoldResult
 from xval.core.storage import STORE
 from xval.inference.models import ModelSet
 from xval.training import embeddings
-from xval.training.loading import fold_model_layout, load
+from xval.training.loading import load
 
 
 def fold_classifier(path: Path) -> tuple[Path, dict[str, Any]]:
@@ -24,7 +25,7 @@ def fold_classifier(path: Path) -> tuple[Path, dict[str, Any]]:
     Raises:
         ConfigurationError: when the model has none (or is not a fold model).
     """
-    found = fold_model_layout(path)
+    found = InstanceLayout.of_fold_model(path)
     if found is None:
         raise ConfigurationError(
             f"{path} has no embedding classifier (it is not the fold_<i>.keras of an "

@@ -9,12 +9,13 @@ from typing import Any
 import numpy as np
 
 from xval.core.errors import ConfigurationError, DatasetError
+from xval.core.layout import InstanceLayout
 from xval.core.records import FoldResult, ParamsRecord, Postprocessing, RecordError
 from xval.core.storage import STORE
 from xval.inference.models import (
     ModelSet,
-    extract_features,
     feature_params_of,
+    file_outputs,
     info_for,
     resolve_models,
     task_of,
@@ -22,7 +23,6 @@ from xval.inference.models import (
 from xval.tasks.detection import postprocessing
 from xval.tasks.events import stitch_windows
 from xval.tasks.metrics import sigmoid
-from xval.training.loading import folder_layout
 
 
 def instance_params(folder: Path) -> dict[str, Any]:
@@ -32,7 +32,7 @@ def instance_params(folder: Path) -> dict[str, Any]:
     Raises:
         ResultsConflictError: for a `params.json` that is not a parameter record.
     """
-    path = folder_layout(folder).params_file
+    path = InstanceLayout.of_folder(folder).params_file
     record, problem = STORE.read_record(path, ParamsRecord.from_dict)
     if problem:  # not JSON, or not a parameter record
         raise RecordError(f"{path} cannot be read as the instance's parameters ({problem}); "
@@ -50,7 +50,7 @@ def chosen_postprocessing(models: ModelSet) -> Postprocessing | None:
     Raises:
         RecordError: for a fold record that cannot be read.
     """
-    layout = folder_layout(models.paths[0].parent)
+    layout = InstanceLayout.of_folder(models.paths[0].parent)
     records = [layout.model_record(p) for p in models.paths]
     if any(r is None for r in records):  # final.keras: every fold's choice
         records = list(layout.fold_files().values())
@@ -117,13 +117,13 @@ def detect_files(model_or_instance_dir: str | Path, files: Sequence[str | Path],
     results = []
     for path in files:
         try:
-            feats = extract_features([path], feature, real_only=False)[0]
+            feats = file_outputs(path, feature, models.outputs, real_only=False)
         except DatasetError as e:
             if skipped is None:
                 raise
             skipped.append({"path": str(path), "reason": str(e)})
             continue
-        prob = sigmoid(np.asarray(models.outputs(feats["features"]), dtype=np.float64))
+        prob = sigmoid(np.asarray(feats["outputs"], dtype=np.float64))
         activity = stitch_windows(prob, feats["starts"], frame_seconds)
         # The last window is zero-padded past a short file's end: keep the file's frames.
         total = min(len(activity), int(np.floor(feats["duration"] / frame_seconds)) + 1)

@@ -21,10 +21,10 @@ Imports Keras where used: set the backend first.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import os
 import shutil
+import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,9 +32,10 @@ from typing import Any
 import numpy as np
 
 from preprocessing.features import PCM_SCALE
+from xval.core import optional
 from xval.core.dataset_info import DatasetInfo
-from xval.core.errors import ConfigurationError
-from xval.core.files import make_temp_dir
+from xval.core.errors import ConfigurationError, StorageError
+from xval.core.files import make_temp_dir, storage_error
 from xval.core.outputs import (
     Output,
     check_apart,
@@ -44,15 +45,14 @@ from xval.core.outputs import (
 )
 from xval.inference.models import ModelSet
 from xval.tasks.base import Task
-from xval.training.loading import inference_outputs
+from xval.training.layers import inference_outputs
 
 FORMATS = ("onnx", "keras", "savedmodel")
 """The `--format` values."""
 BACKENDS = {"onnx": "torch", "savedmodel": "tensorflow", "keras": None}
 """The Keras backend each format is exported on (`None`: any)."""
-NEEDS = {"onnx": ("onnx", "pip install -e '.[export]'"),
-         "savedmodel": ("tensorflow", "pip install -e '.[tensorflow]'")}
-"""Format -> the module it needs and the command that installs it."""
+NEEDS = {"onnx": "export", "savedmodel": "tensorflow"}
+"""Format -> the extra it needs (`xval.core.optional.EXTRAS`: its modules, its install line)."""
 FILES = {"onnx": "model.onnx", "keras": "model.keras", "savedmodel": "savedmodel"}
 """Format -> the name of the model inside the export folder."""
 CARD = "MODEL_CARD.md"
@@ -102,10 +102,8 @@ def check_request(fmt: str, out: Path, overwrite: bool, inputs: Sequence[Path] =
     """
     if fmt not in FORMATS:
         raise ConfigurationError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}.")
-    if fmt in NEEDS and importlib.util.find_spec(NEEDS[fmt][0]) is None:
-        module, install = NEEDS[fmt]
-        raise ConfigurationError(f"--format {fmt} needs {module}, which is not installed: "
-                                 f"`{install}`.")
+    if fmt in NEEDS:
+        optional.require(f"--format {fmt}", NEEDS[fmt])
     check_output_folder(out.parent, what="--out's parent")
     check_replace(out, EXPORT_OUTPUT, overwrite=overwrite)
     check_apart(out, inputs, input_name="the exported model")
@@ -122,6 +120,26 @@ def check_backend(fmt: str) -> None:
             f"--format {fmt} is exported on the {wanted} backend, but this process runs "
             f"{keras.backend.backend()}; run `python -m xval export` (which chooses it) or "
             f"set KERAS_BACKEND={wanted}.")
+
+
+def check_torch_only(fmt: str, paths: Sequence[Path]) -> None:
+    """Refuses to export models that hold a transformers network (`front_end = "hf:..."`,
+    torch only) in a format exported on another backend, before Keras is imported: a
+    ConfigurationError naming the formats that can."""
+    wanted = BACKENDS[fmt]
+    if wanted in (None, "torch"):
+        return
+    for path in paths:
+        try:
+            with zipfile.ZipFile(path) as archive:
+                config = archive.read("config.json").decode("utf-8", errors="replace")
+        except (OSError, KeyError, zipfile.BadZipFile):
+            continue  # loading it names what is wrong
+        if '"TransformersNetwork"' in config:
+            raise ConfigurationError(
+                f"{Path(path).name} holds a transformers network, which runs on the torch "
+                f"backend only, and --format {fmt} is exported on the {wanted} backend; "
+                "export it with --format onnx or --format keras.")
 
 
 def ensemble(models: ModelSet, task: Task, info: DatasetInfo,
@@ -260,14 +278,17 @@ def write_export(model: Any, fmt: str, out: Path, card: Callable[[float | None],
     Raises:
         ConfigurationError: for a request `check_request` refuses, or an ONNX model whose
             outputs differ from Keras's by more than `ONNX_TOLERANCE`.
+        StorageError: when `out`'s disk is full or may not be written (nothing is left).
     """
     check_request(fmt, out, overwrite, inputs)
     check_backend(fmt)
     batch = example_batch(model)
     predicted = model.predict(batch, verbose=0)  # also builds every layer
     expected = np.asarray(predicted[0] if isinstance(predicted, (list, tuple)) else predicted)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = make_temp_dir(out.parent, prefix=f".{out.name}.")
+    try:
+        tmp = make_temp_dir(out.parent, prefix=f".{out.name}.")
+    except OSError as e:
+        raise storage_error(e, out, then="", elsewhere="give --out") from e
     try:
         target = tmp / FILES[fmt]
         if fmt == "keras":
@@ -280,8 +301,10 @@ def write_export(model: Any, fmt: str, out: Path, card: Callable[[float | None],
         check = _check(fmt, target, batch, expected)
         (tmp / CARD).write_text(card(check))
         replace_folder(tmp, out)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError) and not isinstance(e, StorageError):
+            raise storage_error(e, out, then="", elsewhere="give --out") from e
         raise
     return Exported(folder=out, files=[FILES[fmt], CARD], input_name=model.inputs[0].name,
                     input_shape=tuple(model.input_shape[1:]),
@@ -320,12 +343,12 @@ def _savedmodel(model: Any, path: Path) -> None:
 def _check(fmt: str, path: Path, batch: np.ndarray, expected: np.ndarray) -> float | None:
     """The largest difference between the exported model's outputs on `batch` (the ONNX
     file run by onnxruntime, the SavedModel's `serve` reloaded by TensorFlow) and Keras's;
-    `None` for the `keras` format, or ONNX without onnxruntime.
+    `None` for the `keras` format (`check_request` required onnxruntime for ONNX).
 
     Raises:
         ConfigurationError: when it exceeds `ONNX_TOLERANCE`.
     """
-    if fmt == "onnx" and importlib.util.find_spec("onnxruntime") is not None:
+    if fmt == "onnx":
         import onnxruntime  # noqa: PLC0415  (optional: the [export] extra)
 
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])

@@ -12,8 +12,8 @@ from xval.inference.classifiers import ClassifierSet
 from xval.inference.fusion import ensemble_record, predict_ensemble
 from xval.inference.models import (
     ModelSet,
-    extract_features,
     feature_params_of,
+    file_outputs,
     info_for,
     resolve_models,
     task_of,
@@ -75,9 +75,9 @@ def predict_files(model_or_instance_dir: str | Path, files: Sequence[str | Path]
     feature = feature_params_of(info, answering if isinstance(answering, ModelSet) else None)
     context = Context(frame_seconds=info.frame_seconds)
     results = []
-    for path, feats in zip(files, extract_features(files, feature)):
-        outputs = answering.outputs(feats["features"])
-        segments, clip = task.scoring.predict_record(outputs, feats["starts"], classes,
+    for path in files:  # one file at a time, a long one window batch by window batch
+        done = file_outputs(path, feature, answering.outputs)
+        segments, clip = task.scoring.predict_record(done["outputs"], done["starts"], classes,
                                                      context)
         results.append({"file": str(path), "model": answering.description,
                         "segments": segments, "clip": clip})

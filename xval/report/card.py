@@ -128,7 +128,13 @@ def _input(facts: CardFacts) -> list[str]:
            + f"; cut into segments of {seconds} s every {hop} s (a shorter file is "
              "zero-padded to one segment); one row per segment."]
     out += [f"- {facts.rules[k]}" for k in ("segment_rule", "clip_rule") if k in facts.rules]
-    if facts.input_name == "audio" and (facts.encoder or facts.front_end in in_model()):
+    if facts.input_name == "audio" and facts.front_end.startswith("hf:"):
+        out.append(f"- Front end: inside the model: the transformers model "
+                   f"`{facts.front_end[3:]}` (`architectures.encoders.hf`: its feature "
+                   "extractor as Keras operations, its network, its last layer's states), "
+                   f"then the head; feed mono samples in [-1, 1) at {rate} Hz, one row per "
+                   "segment.")
+    elif facts.input_name == "audio" and (facts.encoder or facts.front_end in in_model()):
         name = (facts.encoder or {}).get("encoder") or facts.front_end
         out.append(f"- Front end: inside the model: the `{name}` encoder's layers "
                    "(`architectures.encoders`: each segment divided by its own peak, its "

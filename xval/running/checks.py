@@ -1,9 +1,11 @@
 """Data checks printed before training, by `--dry-run` and by the run itself (issue 26).
 
 `data_checks(plan)` returns the lines: the items and classes of the store, how many folds
-its items allow, then warnings for what makes a result untrustworthy without failing it
-(single-item validation sets, classes a fold cannot learn, class imbalance, a run shorter
-than the regularisation defaults assume). Nothing here refuses: refusals (too few items for
+its items allow, the store's content check (files holding the same audio under two items,
+`xval.running.shared_audio`), then warnings for what makes a result untrustworthy without
+failing it (test items sharing audio with training items, single-item validation sets,
+classes a fold cannot learn, class imbalance, a run shorter than the regularisation
+defaults assume). Nothing here refuses: refusals (too few items for
 the requested folds) are `xval.folds`' and come earlier.
 """
 
@@ -17,6 +19,7 @@ from xval import tasks
 from xval.core.parameters import InstanceParams
 from xval.folds import allowed_folds
 from xval.running.planner import Plan
+from xval.running.shared_audio import shared_audio_lines
 
 # Classes whose row counts differ by this factor or more are called imbalanced.
 IMBALANCE_RATIO = 3.0
@@ -41,7 +44,10 @@ def data_checks(plan: Plan) -> list[str]:
     manifest = plan.manifest
     lines = [_summary(meta, labels, len(items)),
              _folds_line(len(items), manifest.folds_per_repeat, manifest.num_repeats)]
-    warnings = _single_validation(plan.folds)
+    shared = shared_audio_lines(plan.store, plan.folds)
+    warnings = [line for line in shared if line.startswith("Warning")]
+    lines += [line for line in shared if line not in warnings]
+    warnings += _single_validation(plan.folds)
     if labels is not None:
         warnings += _missing_classes(meta, labels, plan.folds)
         warnings += _imbalance(labels, plan.resolved)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from xval import executors
 from xval.config.params import parse_overrides
 from xval.config.schema import BACKENDS
 from xval.core.arguments import ArgumentParser
@@ -19,6 +19,7 @@ from xval.core.network import RAY_PORT, host_port
 from xval.core.version import add_version
 from xval.report.tracking import MLflowListener
 from xval.running.declaration import ExperimentDeclaration, InstanceRange, Selection
+from xval.running.options import add_flags, from_args
 from xval.running.runner import RunOutcome
 
 DEFAULT_MLFLOW = "mlruns"  # a local MLflow file store in the current directory
@@ -42,15 +43,6 @@ def _instance_list(text: str) -> list[int]:
     return ids
 
 
-def _gpu_list(text: str) -> list[str]:
-    parts = [part.strip() for part in text.split(",")]
-    if not parts or any(not part.isdigit() for part in parts):
-        raise argparse.ArgumentTypeError(
-            f"--gpus {text!r}: expected comma-separated GPU numbers like 0,1"
-        )
-    return parts
-
-
 def experiment_parser(experiment: ExperimentDeclaration) -> argparse.ArgumentParser:
     """The experiment script's argument parser."""
     parser = ArgumentParser(
@@ -63,40 +55,14 @@ def experiment_parser(experiment: ExperimentDeclaration) -> argparse.ArgumentPar
     add_version(parser)
     parser.add_argument("first", nargs="?", type=int, help="first instance to run")
     parser.add_argument("last", nargs="?", type=int, help="last instance to run (inclusive)")
-    parser.add_argument("gpu", nargs="?", help="GPU id for CUDA_VISIBLE_DEVICES (-1: CPU)")
+    add_flags(parser, positional=True)  # GPU
     parser.add_argument("--instances", type=_instance_list, help="explicit list, e.g. 1,4,7")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="override a parameter in every selected instance (repeatable)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="rerun selected instances that already have results")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="validate, print resolved parameters and folds, train nothing")
-    parser.add_argument("--debug", action="store_true",
-                        help="stop at the first error with its traceback")
     parser.add_argument("--config", help="path of config.ini")
-    parser.add_argument("--search", action="store_true",
-                        help="run the experiment's Optuna search (trials become instances)")
-    parser.add_argument("--trials", type=int, metavar="N",
-                        help="with --search: trials in the study (overrides n_trials)")
-    parser.add_argument("--timeout", type=float, metavar="S",
-                        help="with --search: start no new trial after S seconds")
-    parser.add_argument("--inner-folds", type=int, metavar="K",
-                        help="with --search: a nested search, the study run inside every "
-                             "outer fold on its training items over K inner folds; the "
-                             "chosen trial is scored on the outer test items")
     parser.add_argument("-q", "--quiet", action="store_true",
                         help="no progress bar and no progress lines (errors still show)")
-    parser.add_argument("-v", "--verbose", action="store_true",
-                        help="one line per epoch, labelled with instance and fold; "
-                             "TensorFlow's own log lines too")
     parser.add_argument("--backend", choices=BACKENDS, help="Keras backend (else config.ini)")
-    parser.add_argument("--executor", choices=executors.names(),
-                        help="inline, process (worker processes) or ray (else config)")
-    parser.add_argument("--gpus", type=_gpu_list,
-                        help="GPU ids for the process executor, e.g. 0,1")
-    parser.add_argument("--ray-address", metavar="auto|HOST:PORT",
-                        help="with --executor ray: the cluster to join (default: start a "
-                             "local Ray on this machine)")
     parser.add_argument("--refit", type=int, metavar="K",
                         help="train complete instance K once on all items for the median of "
                              "its folds' best epochs, with the parameters its run recorded "
@@ -104,6 +70,7 @@ def experiment_parser(experiment: ExperimentDeclaration) -> argparse.ArgumentPar
     parser.add_argument("--mlflow", nargs="?", const=DEFAULT_MLFLOW, metavar="URI",
                         help="log runs to MLflow: a folder (default: mlruns in the current "
                              "directory) or a tracking URI; give it last or as --mlflow=URI")
+    add_flags(parser, positional=False)  # the run options (xval.running.options)
     return parser
 
 
@@ -150,8 +117,6 @@ def check_arguments(args: argparse.Namespace) -> None:
         )
     if args.ray_address:  # a port out of range, at once (reached later, once, 5 s)
         host_port(args.ray_address, RAY_PORT)
-    if (args.trials is not None or args.timeout is not None) and not args.search:
-        raise ConfigurationError("--trials and --timeout go with --search.")
     if args.quiet and args.verbose:
         raise ConfigurationError("Give -q/--quiet or -v/--verbose, not both.")
     if args.refit is not None and (args.first is not None or args.instances is not None
@@ -181,33 +146,27 @@ def _main(args: argparse.Namespace, run: RunCall, refit: RefitCall) -> int:
     check_arguments(args)
     if args.verbose:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
-    overrides = parse_overrides(args.set)
+    options = from_args(args, out=_quiet if args.quiet else print,
+                        progress=not args.quiet and not args.dry_run,
+                        listeners=mlflow_listeners(args))
+    options = dataclasses.replace(options, overrides=parse_overrides(args.set))
+    if args.ray_address and options.executor.name is None:
+        options = dataclasses.replace(options, executor=dataclasses.replace(
+            options.executor, name="ray"))
     if args.backend:
         use_backend(args.backend, source="--backend", override=True)
-    executor = args.executor or ("ray" if args.ray_address else None)
     if args.refit is not None:
-        refit(args.refit, config=args.config, executor=executor, gpu=args.gpu,
-              overrides=overrides)
+        refit(args.refit, options, config=args.config)
         raise_if_interrupted()
         return 0
-    outcome = run(
-        selection(args), config=args.config, overrides=overrides,
-        overwrite=True if args.overwrite else None, dry_run=args.dry_run, gpu=args.gpu,
-        executor=executor, gpus=args.gpus, debug=True if args.debug else None,
-        ray_address=args.ray_address, progress=not args.quiet and not args.dry_run,
-        verbose=args.verbose, out=_quiet if args.quiet else print, search=args.search,
-        trials=args.trials, timeout=args.timeout, listeners=mlflow_listeners(args),
-        inner_folds=args.inner_folds)
+    outcome = run(selection(args), options, config=args.config)
     raise_if_interrupted()  # one that Keras swallowed after the last training batch
     return outcome.exit_code
 
 
 def mlflow_listeners(args: argparse.Namespace) -> list[object]:
-    """The MLflow listener `--mlflow` asks for (connected now, so that a store that cannot
-    open fails before training), or none."""
+    """The MLflow listener `--mlflow` asks for, or none (the run checks that MLflow is
+    installed with every package it needs, then connects it before training)."""
     if args.mlflow is None:
         return []
-    listener = MLflowListener(args.mlflow)
-    if not args.dry_run:
-        listener.connect()
-    return [listener]
+    return [MLflowListener(args.mlflow)]

@@ -7,6 +7,8 @@ are the report's (`xval.report.listeners`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from xval.config.loader import Config
 from xval.report.listeners import PlotWriter, WorkbookWriter
 from xval.running.recorder import Out
@@ -30,7 +32,7 @@ def report_listeners(config: Config | None, out: Out = print,
     return [PlotWriter(existing_only=not plots), WorkbookWriter(config, out)]
 
 
-def derived_failure(listeners: list[object]) -> str | None:
+def derived_failure(listeners: Sequence[object]) -> str | None:
     """Why the last rebuild of a derived file (the workbook) failed, or `None`."""
     return next((listener.failure for listener in listeners
                  if isinstance(listener, WorkbookWriter) and listener.failure), None)

@@ -17,15 +17,16 @@ if __name__ == "__main__":
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 from xval.running.command import run_experiment_cli
 from xval.running.declaration import ExperimentDeclaration, InstanceRange, Selection
-from xval.running.environment import ConfigSource, Out, run_config
+from xval.running.environment import ConfigSource, run_config
+from xval.running.options import RunOptions
 from xval.running.refit import refit_instance
-from xval.running.runner import RunOutcome, RunRequest, run_experiment
+from xval.running.runner import RunOutcome, run_experiment
 
 
 class Experiment(ExperimentDeclaration):
@@ -77,14 +78,8 @@ class Experiment(ExperimentDeclaration):
             mark_job_process()
         sys.exit(run_experiment_cli(self, argv, run=self.run, refit=self.refit))
 
-    def run(self, instances: Selection = None, *,
-            overrides: Mapping[str, Any] | None = None, overwrite: bool | None = None,
-            dry_run: bool = False, gpu: object = None, config: ConfigSource = None,
-            executor: str | None = None, gpus: Sequence[object] | None = None,
-            debug: bool | None = None, out: Out = print, ray_address: str | None = None,
-            progress: bool = False, verbose: bool = False, search: bool = False,
-            trials: int | None = None, timeout: float | None = None,
-            listeners: Iterable[object] = (), inner_folds: int | None = None) -> RunOutcome:
+    def run(self, instances: Selection = None, options: RunOptions | None = None, *,
+            config: ConfigSource = None, **changes: Any) -> RunOutcome:
         """Validates, then runs the selected instances.
 
         Every instance is resolved and every conflict with existing results is found before
@@ -95,54 +90,31 @@ class Experiment(ExperimentDeclaration):
         Args:
             instances: instance ids, or an `InstanceRange(first, last)` (see `select`);
                 `None` runs all.
-            overrides: dict of `--set` values: instance parameters, and the experiment
-                settings among `xval.running.declaration.SETTINGS` (`num_repeats`).
-            overwrite: rerun instances with results; `None` uses `overwrite_results`.
-            dry_run: print the resolved parameters and folds, write nothing.
-            gpu: GPU id (`CUDA_VISIBLE_DEVICES`); `None` uses `gpu_ID`.
+            options: what the run is asked to do (`xval.RunOptions`: `overrides`,
+                `overwrite`, `dry_run`, `debug`, and the groups `executor=Execution(...)`,
+                `search=SearchOptions(...)`, `output=Output(...)`). Defaults to
+                `RunOptions()`.
             config: a `Config`, a path, or `None` to find config.ini.
-            executor: a registered executor (`inline`, `process`, `ray`); `None` uses
-                config.ini.
-            gpus: GPU ids for the process executor. Defaults to `[gpu]`.
-            debug: `None` uses `debug_mode`.
-            out: print function for progress. Defaults to `print`.
-            ray_address: Ray cluster to join (`"auto"`, `"HOST:PORT"`); `None` starts a
-                local Ray instance (with `executor="ray"`).
-            progress: show a progress bar over all jobs on stderr, and say what slow
-                start-up steps are running. Defaults to `False` (the command line turns it
-                on unless `-q`).
-            verbose: print one line per epoch, labelled with its instance and fold.
-                Defaults to `False`.
-            search: run the declared `search` (Optuna) instead of the declared instances;
-                trials become instances numbered after them. Defaults to `False`.
-            trials: with `search`, the number of trials in the study (overrides
-                `n_trials`).
-            timeout: with `search`, seconds after which this runner starts no new trial.
-            listeners: objects told about every recorded fold and instance, e.g.
-                `xval.report.tracking.MLflowListener` (see
-                `xval.running.recorder.RecorderListener`).
-            inner_folds: with `search`, a nested search: the study runs inside every outer
-                fold on its training items only, over `inner_folds` inner folds (>= 2),
-                and the chosen trial is trained on the outer training items and scored on
-                the outer test items (`xval.running.nested`). `None`: a plain search.
+            **changes: fields of `RunOptions` over `options` (`dry_run=True`,
+                `executor="process"`, `search=True`); the earlier flat keywords of a
+                group (`gpus=`, `trials=`, `out=`, `progress=`, ...) still work, with a
+                `DeprecationWarning`.
 
         Returns:
             `RunOutcome` with `results` (`ExperimentResults`), `failed`, `skipped` (held by
             another runner), `exit_code`.
-        """
-        request = RunRequest(
-            instances=instances if instances is None or isinstance(instances, InstanceRange)
-            else list(instances), overrides=dict(overrides or {}), overwrite=overwrite,
-            dry_run=dry_run, gpu=gpu, executor=executor, gpus=gpus, debug=debug, out=out,
-            ray_address=ray_address, progress=progress, verbose=verbose, search=search,
-            trials=trials, timeout=timeout, listeners=tuple(listeners),
-            inner_folds=inner_folds)
-        return run_experiment(self, request, run_config(config, self.config_path,
-                                                        self.script))
 
-    def refit(self, instance: int, config: ConfigSource = None, out: Out = print, *,
-              executor: str | None = None, gpu: object = None,
-              overrides: Mapping[str, Any] | None = None) -> Path:
+        Raises:
+            TypeError: for a keyword that is no option.
+        """
+        options = RunOptions.of(options, **changes)
+        selected = instances if instances is None or isinstance(instances, InstanceRange) \
+            else list(instances)
+        return run_experiment(self, selected, options,
+                              run_config(config, self.config_path, self.script))
+
+    def refit(self, instance: int, options: RunOptions | None = None, *,
+              config: ConfigSource = None, **changes: Any) -> Path:
         """Trains the final model of a complete instance on all its items.
 
         The model trains once on the train, validation and test items of fold 0 together,
@@ -157,12 +129,13 @@ class Experiment(ExperimentDeclaration):
 
         Args:
             instance: the instance id.
+            options: the run options it uses: `executor` (its name and GPU; `None` takes
+                config.ini's and `gpu_ID`), `output` (its `out`), `overrides` (`--set`
+                values over those the run recorded, only needed for results written before
+                `--set` values were recorded). Defaults to `RunOptions()`.
             config: a `Config`, a path, or `None` to find config.ini.
-            out: print function for progress. Defaults to `print`.
-            executor: a registered executor; `None` uses config.ini.
-            gpu: GPU id (`CUDA_VISIBLE_DEVICES`); `None` uses `gpu_ID`.
-            overrides: `--set` values over those the run recorded (only needed for results
-                written before `--set` values were recorded). Defaults to `None`.
+            **changes: fields of `RunOptions` over `options`, as for `run` (`out=` and
+                `gpu=` still work, with a `DeprecationWarning`).
 
         Returns:
             The path of `final.keras`.
@@ -175,7 +148,7 @@ class Experiment(ExperimentDeclaration):
         """
         return refit_instance(self, instance, run_config(config, self.config_path,
                                                          self.script),
-                              out=out, executor=executor, gpu=gpu, overrides=overrides)
+                              RunOptions.of(options, **changes))
 
 
 __all__ = ["Experiment", "InstanceRange", "RunOutcome"]

@@ -14,6 +14,7 @@ from xval.core.records import RunCommand
 from xval.running.declaration import ExperimentDeclaration
 from xval.running.planner import Plan
 from xval.running.recorder import Recorder
+from xval.running.shared_audio import recorded
 
 
 def description_text(experiment: ExperimentDeclaration, plan: Plan) -> str:
@@ -29,8 +30,11 @@ def description_text(experiment: ExperimentDeclaration, plan: Plan) -> str:
 
 def dataset_info(plan: Plan) -> dict[str, Any]:
     """The store's description (without its list of skipped files) and its path: what
-    prediction needs to extract features as the dataset did."""
-    return plan.store.info.without_skipped(str(plan.store.path)).to_dict()
+    prediction needs to extract features as the dataset did; its content check with the
+    pairs across items and, per fold, the test items sharing audio (`recorded`)."""
+    info = plan.store.info.without_skipped(str(plan.store.path)).to_dict()
+    check = recorded(plan.store, plan.folds)
+    return {**info, "duplicates": check} if check is not None else info
 
 
 def instance_dataset_info(plan: Plan, instance: int) -> dict[str, Any] | None:

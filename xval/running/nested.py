@@ -27,7 +27,6 @@ study resumes as a search does.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 from filelock import Timeout
@@ -43,8 +42,9 @@ from xval.executors.base import Executor
 from xval.report.results import ExperimentResults, InstanceResult
 from xval.running.declaration import ExperimentDeclaration
 from xval.running.experiment_files import begin_experiment
+from xval.running.options import Output, RunOptions, SearchOptions
 from xval.running.planner import Plan, make_plan
-from xval.running.recorder import Out, Recorder
+from xval.running.recorder import Recorder
 from xval.running.scheduler import Scheduler
 from xval.running.splitting import make_inner_folds, outer_training_items
 from xval.running.study import run_search
@@ -52,27 +52,29 @@ from xval.running.study import run_search
 
 @dataclasses.dataclass
 class NestedRun:
-    """Everything a nested search needs from its run (see `run_nested`)."""
+    """Everything a nested search needs from its run (see `run_nested`): the run's options
+    (settled: `RunOptions.settled`) and its output, with the recorder's listeners."""
 
     experiment: ExperimentDeclaration
     search: Search
     config: Config
-    overrides: Mapping[str, Any]
-    inner_folds: int
     executor: Executor
     backend: str
-    out: Out
-    trials: int | None = None
-    timeout: float | None = None
-    overwrite: bool = False
-    debug: bool = False
-    progress: bool = False
-    verbose: bool = False
-    listeners: Sequence[object] = ()
+    options: RunOptions
+    output: Output
+
+    @property
+    def study(self) -> SearchOptions:
+        """The search's options (`inner_folds` set: a nested search)."""
+        return self.options.search or SearchOptions()
+
+    @property
+    def inner_folds(self) -> int:
+        return int(self.study.inner_folds or 0)
 
     @property
     def n_trials(self) -> int:
-        return self.search.n_trials if self.trials is None else self.trials
+        return self.search.n_trials if self.study.trials is None else self.study.trials
 
 
 @dataclasses.dataclass
@@ -118,16 +120,17 @@ def run_nested(run: NestedRun) -> NestedOutcome:
     finally:
         experiment.instances = declared  # the nested instance is not a declaration
     outcome.shown = sorted({*declared, instance})
-    run.out(f"nested search: outer scores in instance {instance} (its test mean is the "
-            f"estimate of model + search); results in {outcome.layout.root}")
+    run.output.out(f"nested search: outer scores in instance {instance} (its test mean is the "
+                   f"estimate of model + search); results in {outcome.layout.root}")
     return outcome
 
 
 def _run_nested(run: NestedRun, instance: int) -> NestedOutcome:
     experiment = run.experiment
-    plan = make_plan(experiment, run.config, [instance], run.overrides, run.overwrite)
-    recorder = Recorder(plan.layout, run.config, plan.num_folds, out=run.out,
-                        listeners=run.listeners, task_type=plan.task_type)
+    plan = make_plan(experiment, run.config, [instance], run.options.overrides,
+                     bool(run.options.overwrite))
+    recorder = Recorder(plan.layout, run.config, plan.num_folds, out=run.output.out,
+                        listeners=run.output.listeners, task_type=plan.task_type)
     begin_experiment(recorder, experiment, plan, run.backend)
     held = recorder.instance_lock(instance)
     try:
@@ -150,7 +153,7 @@ def outer_folds(run: NestedRun, plan: Plan, recorder: Recorder, instance: int) -
         Whether an outer fold failed (or had no trial to choose).
     """
     done = recorder.begin_instance(instance, plan.resolved[instance], plan.hashes[instance],
-                                   run.overwrite)
+                                   bool(run.options.overwrite))
     metric = selection_metric(run.config, plan.task_type)
     record = STORE.read_record(recorder.instance_layout(instance).nested_file,
                                NestedRecord.from_dict)[0]
@@ -163,20 +166,22 @@ def outer_folds(run: NestedRun, plan: Plan, recorder: Recorder, instance: int) -
             continue
         chosen = search_outer_fold(run, plan, i, metric)
         if chosen is None:
-            run.out(f"nested search: outer fold {i}: no trial completed, so none can be "
-                    f"chosen; see {plan.layout.outer_fold(i).root} (rerun to try again).")
+            run.output.out(f"nested search: outer fold {i}: no trial completed, so none can be "
+                           f"chosen; see {plan.layout.outer_fold(i).root} (rerun to try again).")
             failed = True
             continue
         best, choice = chosen
         record.choices = sorted([c for c in record.choices if c.get("fold") != i] + [choice],
                                 key=lambda c: int(c["fold"]))
         recorder.record_nested(instance, record)
-        run.out(f"nested search: outer fold {i}: trial {choice['trial']} chosen (mean "
-                f"inner validation {metric} {choice['objective']:.4f}); training it on the "
-                "outer training items, scoring it on the outer test items.")
+        run.output.out(f"nested search: outer fold {i}: trial {choice['trial']} chosen "
+                       f"(mean inner validation {metric} {choice['objective']:.4f}); "
+                       "training it on the outer training items, scoring it on the outer "
+                       "test items.")
         job = dataclasses.replace(plan.job(instance, i), params=best.parameters)
-        scheduler = Scheduler(run.executor, recorder, debug=run.debug, out=run.out,
-                              progress=run.progress, epoch_lines=run.verbose)
+        scheduler = Scheduler(run.executor, recorder, debug=bool(run.options.debug),
+                              out=run.output.out, progress=run.output.progress,
+                              epoch_lines=run.output.verbose)
         failed |= bool(scheduler.run({instance: [job]}))
     if not failed and len(done) == plan.num_folds:
         recorder.finish_instance(instance)
@@ -197,16 +202,17 @@ def search_outer_fold(run: NestedRun, plan: Plan, fold: int, metric: str
                                        run.inner_folds)
     inner = (layout, folds, manifest)
     n_items = len(outer_training_items(plan.folds[fold]))
-    run.out(f"nested search: outer fold {fold}: {run.n_trials} trial(s) over "
-            f"{run.inner_folds} inner folds of its {n_items} training items ({layout.root}).")
+    run.output.out(f"nested search: outer fold {fold}: {run.n_trials} trial(s) over "
+                   f"{run.inner_folds} inner folds of its {n_items} training items "
+                   f"({layout.root}).")
     declared = dict(experiment.instances)
     try:
         outcome = run_search(
             experiment, run.search, config=run.config, runner=run.executor,
-            backend=run.backend, out=run.out, trials=run.trials, timeout=run.timeout,
-            plan_for=lambda ids: make_plan(experiment, run.config, ids, run.overrides,
-                                           False, inner=inner),
-            progress=run.progress, verbose=run.verbose)
+            backend=run.backend, options=run.study,
+            output=dataclasses.replace(run.output, listeners=()),
+            plan_for=lambda ids: make_plan(experiment, run.config, ids, run.options.overrides,
+                                           False, inner=inner))
     finally:
         experiment.instances = declared  # trial instances are not declarations
     results = outcome.results.refresh() if outcome.results is not None \

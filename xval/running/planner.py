@@ -18,15 +18,17 @@ from preprocessing.store import FeatureStore
 from xval import tasks
 from xval.config import embedding, schema
 from xval.config import params as P
+from xval.config.effective import Setting, format_settings, instance_settings
 from xval.config.loader import Config
 from xval.core.errors import ConfigurationError, ResultsConflictError
 from xval.core.layout import INSTANCE_OUTPUT, ExperimentLayout
 from xval.core.outputs import check_output_folder, check_replace
-from xval.core.parameters import InstanceParams
+from xval.core.parameters import DATASET, MANDATORY, InstanceParams
 from xval.core.records import FoldsManifest, Job, ParamsRecord
 from xval.core.storage import STORE
 from xval.folds import split_validation
 from xval.running.declaration import ExperimentDeclaration, InstanceSpec
+from xval.running.shared_audio import check_shared_audio
 from xval.running.splitting import Folds, make_folds
 from xval.running.stores import instance_stores
 from xval.training.front_end import check_front_end
@@ -109,10 +111,13 @@ class Plan:
         """The `Job`s of `instance` for the fold indices `folds`."""
         return [self.job(instance, i) for i in folds]
 
-    def describe(self, out: Callable[..., None], number: int, dataset: str) -> None:
-        """Prints the plan (the dry run)."""
-        out(f"Dry run of experiment {number} on {dataset!r} ({len(self.store)} rows, "
-            f"{self.store.info.n_items} items): nothing is trained or written.")
+    def describe(self, out: Callable[..., None], experiment: ExperimentDeclaration) -> None:
+        """Prints the plan (the dry run): the folds, and each instance's values that differ
+        from the package defaults or that the experiment names, with where each came from
+        (`python -m xval config SCRIPT K` prints every value)."""
+        out(f"Dry run of experiment {experiment.number} on {experiment.dataset!r} "
+            f"({len(self.store)} rows, {self.store.info.n_items} items): nothing is trained "
+            "or written.")
         out(f"Results would go to {self.exp_dir}")
         out(f"Folds ({self.manifest.splitter}, hash {self.manifest.hash[:12]}):")
         for i, fold in enumerate(self.folds):
@@ -121,10 +126,39 @@ class Plan:
                 else ""
             out(f"  fold {i}{where}: train {len(fold['train'])} items, "
                 f"val {_some(fold['val'])}, test {_some(fold['test'])}")
-        for k, p in self.resolved.items():
-            out(f"Instance {k}:")
-            for name in sorted(p):
-                out(f"  {name} = {p[name]!r}")
+        script = _shown_path(experiment.script) if experiment.script else "SCRIPT"
+        out(f"Each instance's values set by {_file_name(self.config)}, the experiment, the "
+            f"instance or --set, or fitted to it (all of them: `python -m xval config "
+            f"{script} K`):")
+        for k, params in self.resolved.items():
+            path = str(self.config.path) if self.config.path else None
+            rows = [dataclasses.replace(row, source=_file_name(self.config))
+                    if row.source == path else row
+                    for row in instance_rows(experiment, self.config, k, params,
+                                             self.overrides) if row.chosen]
+            out(f"Instance {k}:" if rows else f"Instance {k}: the package defaults")
+            for line in format_settings(rows, indent="  ").splitlines():
+                out(line)
+
+
+def instance_rows(experiment: ExperimentDeclaration, config: Config, instance: int,
+                  params: InstanceParams, overrides: Mapping[str, Any]) -> list[Setting]:
+    """Every parameter of a resolved instance with where it came from (`Setting.source`:
+    the config file, `experiment`, `instance <k>`, `--set`, a default, or fitted to the
+    instance) and its package default: the instance's names first (architecture,
+    reshaping, comments, dataset), then the `[training]` keys, then the architecture's
+    keywords."""
+    layers = P.instance_layers(instance, experiment.instances[instance],
+                               experiment.parameters, overrides)
+    rows = instance_settings(config, params, layers,
+                             P.instance_defaults(params.architecture, architectures))
+    first = (*MANDATORY, DATASET)
+    return sorted(rows, key=lambda row: first.index(row.key) if row.key in first
+                  else len(first))
+
+
+def _file_name(config: Config) -> str:
+    return config.path.name if config.path else "config.ini"
 
 
 def embedding_items(params: InstanceParams, fold: int) -> dict[str, list[str] | None]:
@@ -135,6 +169,15 @@ def embedding_items(params: InstanceParams, fold: int) -> dict[str, list[str] | 
         return {}
     return {str(p): STORE.model_items(Path(p)) for p in embedding.sources(params, fold)
             if p != embedding.SELF}
+
+
+def _shown_path(path: str) -> str:
+    """A path as a command line here would give it: relative to the current directory
+    when it is below it."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def _some(items: Sequence[str], shown: int = 6) -> str:
@@ -204,18 +247,11 @@ def make_plan(experiment: ExperimentDeclaration, config: Config, selected: list[
     """
     store = FeatureStore(Path(config.data_dir) / experiment.dataset)
     store.verify()  # its files hold what dataset.json's hashes say (not edited in place)
+    check_shared_audio(store, config)  # [data] duplicates = error: no leak through copies
     stores = instance_stores(experiment, config, selected, overrides, store)
     for other in {id(s): s for s in stores.values() if s is not store}.values():
         other.verify()
-    resolved = {}
-    for k in selected:
-        own = stores.get(k, store)
-        name = own.info.feature
-        feature = features.get(name) if name is not None and name in features.TYPES else None
-        resolved[k] = resolver(experiment, config, overrides, feature,
-                               own.info.encoder_layers)(k, experiment.instances[k])
-        if resolved[k].dataset == experiment.dataset:  # the experiment's own: no other
-            resolved[k] = resolved[k].replace(dataset=None)
+    resolved = resolve_instances(experiment, config, selected, overrides, store, stores)
     check_store_task(experiment, store)
     task = tasks.get(experiment.task_type)
     for k, params in resolved.items():
@@ -240,6 +276,37 @@ def make_plan(experiment: ExperimentDeclaration, config: Config, selected: list[
                 resolved=resolved, hashes=hashes, config=config,
                 task_type=experiment.task_type, generator=experiment.generator,
                 stores=stores, overrides=dict(overrides))
+
+
+def resolve_instances(experiment: ExperimentDeclaration, config: Config, selected: list[int],
+                      overrides: Mapping[str, Any], store: FeatureStore | None,
+                      stores: Mapping[int, FeatureStore]) -> dict[int, InstanceParams]:
+    """The selected instances' parameters, each resolved with the facts of the store it
+    trains on (its feature type, its encoder's layers).
+
+    Args:
+        experiment: the declaration.
+        config: the `Config`.
+        selected: instance ids.
+        overrides: `--set` values.
+        store: the experiment's store, or `None` when it is not built yet (the values that
+            follow the store are then not fitted to it).
+        stores: instance id -> the store of an instance that names its own (`instance_stores`).
+
+    Returns:
+        instance id -> `InstanceParams` (`dataset` left out when it is the experiment's).
+    """
+    resolved = {}
+    for k in selected:
+        info = own.info if (own := stores.get(k, store)) is not None else None
+        name = info.feature if info is not None else None
+        feature = features.get(name) if name is not None and name in features.TYPES else None
+        resolved[k] = resolver(experiment, config, overrides, feature,
+                               info.encoder_layers if info is not None else 0
+                               )(k, experiment.instances[k])
+        if resolved[k].dataset == experiment.dataset:  # the experiment's own: no other
+            resolved[k] = resolved[k].replace(dataset=None)
+    return resolved
 
 
 def check_store_task(experiment: ExperimentDeclaration, store: FeatureStore) -> None:

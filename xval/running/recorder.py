@@ -50,7 +50,16 @@ class RecorderListener(Protocol):
     - `on_results(results: ExperimentResults)`: the results changed; views of the whole
       experiment (the workbook) may be rebuilt from `results`.
 
-    A listener that raises is reported and dropped; it never stops the run.
+    Before the recorder starts, the run reads two more (`xval.running.runner`):
+
+    - `requires`: `(what, extra)` pairs naming the optional packages the listener needs
+      (`xval.core.optional.EXTRAS`), checked with the run's other packages before
+      anything trains (the dry run too; `xval.running.packages`);
+    - `on_run_begin()`: every check passed and the run is about to train (not in a dry
+      run); what it raises stops the run before any fold trains (MLflow connects here).
+
+    A listener that raises once the recorder has started is reported and dropped; it never
+    stops the run.
     """
 
 

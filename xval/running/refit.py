@@ -31,25 +31,26 @@ from xval.executors import JobQueue
 from xval.executors.base import Executor
 from xval.running.declaration import ExperimentDeclaration
 from xval.running.environment import prepare_process, script_name
+from xval.running.options import RunOptions
+from xval.running.packages import check_packages
 from xval.running.planner import Plan, make_plan
-from xval.running.recorder import Out, Recorder, folds_on_disk
+from xval.running.recorder import Recorder, folds_on_disk
 from xval.running.runner import executor_for
 
 
-def refit_instance(experiment: ExperimentDeclaration, instance: int, config: Config, *,
-                   out: Out = print, executor: str | None = None,
-                   gpu: object = None, overrides: Mapping[str, Any] | None = None) -> Path:
+def refit_instance(experiment: ExperimentDeclaration, instance: int, config: Config,
+                   options: RunOptions) -> Path:
     """Trains the final model of a complete instance on all its items.
 
     Args:
         experiment: the declaration.
         instance: the instance id.
         config: the run's `Config`.
-        out: print function for progress. Defaults to `print`.
-        executor: an executor name; `None` uses config.ini.
-        gpu: GPU id (`CUDA_VISIBLE_DEVICES`); `None` uses the declared `gpu_ID`.
-        overrides: `--set` values over those recorded with the instance's run (for results
-            written before the run's `--set` values were recorded). Defaults to `None`.
+        options: the run's options: where the job runs (`executor`: its name, `gpu`;
+            `None` takes config.ini's executor and the declared `gpu_ID`), the print
+            function (`output.out`), and `overrides`: `--set` values over those recorded
+            with the instance's run (for results written before the run's `--set` values
+            were recorded).
 
     Returns:
         The path of `final.keras`.
@@ -67,10 +68,11 @@ def refit_instance(experiment: ExperimentDeclaration, instance: int, config: Con
             f"--refit {instance}: instance {instance} is {experiment.ensembles[instance]!r}, "
             "which trains nothing; refit its members (predict then answers with their final "
             "models).")
+    on, out = options.executor, options.output.out
     gpu_id, backend = prepare_process(config.backend.backend,
-                                      experiment.gpu_ID if gpu is None else gpu, _stderr)
+                                      experiment.gpu_ID if on.gpu is None else on.gpu, _stderr)
     record = recorded_params(experiment, config, instance)
-    given = {**((record.overrides or {}) if record else {}), **dict(overrides or {})}
+    given = {**((record.overrides or {}) if record else {}), **options.overrides}
     plan = make_plan(repeats_on_disk(experiment, config), config, selected, given, False,
                      check_params=False)
     if record is not None:
@@ -81,7 +83,9 @@ def refit_instance(experiment: ExperimentDeclaration, instance: int, config: Con
     best_epochs = fold_best_epochs(recorder, plan, instance, experiment.script)
     epochs = max(1, int(round(statistics.median(e for e in best_epochs if e is not None))))
     job = refit_job(plan, instance, epochs)
-    runner = executor_for(executor, config, gpu_id, backend)
+    runner = executor_for(on.name, config, gpu_id, backend, gpus=on.gpus,
+                          ray_address=on.ray_address)
+    check_packages(plan.resolved, executor=runner.name)
     out(f"instance {instance}: refitting on all {len(job.items['train'])} items for {epochs} "
         f"epochs (median of the folds' best epochs {best_epochs}).")
     with holding_instance(recorder, instance):

@@ -14,15 +14,12 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from numbers import Integral, Real
-from typing import Any
 
 from filelock import Timeout
 
 from xval.config.loader import Config
 from xval.config.selection import check_selection_metric, metric_direction
 from xval.config.space import Search
-from xval.core.constraints import Interval, check
 from xval.core.errors import ConfigurationError
 from xval.core.parameters import TrainingParams
 from xval.core.records import InstanceStatus, Job
@@ -48,17 +45,13 @@ from xval.running.environment import (
 )
 from xval.running.experiment_files import begin_experiment, instance_dataset_info
 from xval.running.nested import NestedRun, run_nested
+from xval.running.options import Output, RunOptions, SearchOptions
+from xval.running.packages import check_packages
 from xval.running.planner import Plan, make_plan, resolver
-from xval.running.recorder import Out, Recorder
+from xval.running.recorder import Recorder
 from xval.running.scheduler import Scheduler
 from xval.running.splitting import check_search
 from xval.running.study import run_search
-
-_OPTIONS = {"--trials": [Interval(Real, 0, None, closed="neither"), None],
-            "--timeout": [Interval(Real, 0, None, closed="neither"), None],
-            "--inner-folds": [Interval(Integral, 2, None, closed="left"), None]}
-"""The valid values of the run's options (`xval.core.constraints`)."""
-_INNER = " (the inner k-fold of an outer fold needs two folds at least), e.g. --inner-folds 3"
 
 EXIT_PENDING_ELSEWHERE = 3
 EXIT_DERIVED = 4
@@ -81,125 +74,91 @@ class RunOutcome:
     exit_code: int
 
 
-@dataclasses.dataclass
-class RunRequest:
-    """What a run was asked to do (see `xval.Experiment.run` for each field).
-
-    `overwrite`, `gpu` and `debug` left `None` take the declaration's settings
-    (`overwrite_results`, `gpu_ID`, `debug_mode`): `settled` is the one place that says so.
-    """
-
-    instances: Selection = None
-    overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
-    overwrite: bool | None = None
-    dry_run: bool = False
-    gpu: object = None
-    executor: str | None = None
-    gpus: Sequence[object] | None = None
-    debug: bool | None = None
-    out: Out = print
-    ray_address: str | None = None
-    progress: bool = False
-    verbose: bool = False
-    search: bool = False
-    trials: int | None = None
-    timeout: float | None = None
-    listeners: Sequence[object] = ()
-    inner_folds: int | None = None
-
-    def settled(self, experiment: ExperimentDeclaration
-                ) -> tuple[ExperimentDeclaration, RunRequest]:
-        """The declaration with the experiment settings among the overrides applied
-        (`--set num_repeats=2`), and the request with the other overrides and the
-        declaration's settings where it leaves them `None`."""
-        experiment, overrides = experiment.with_settings(self.overrides)
-        declared: dict[str, Any] = {"overwrite": experiment.overwrite_results,
-                                    "gpu": experiment.gpu_ID, "debug": experiment.debug_mode}
-        return experiment, dataclasses.replace(self, overrides=overrides, **{
-            name: value for name, value in declared.items() if getattr(self, name) is None})
-
-
-def run_experiment(experiment: ExperimentDeclaration, request: RunRequest,
-                   config: Config) -> RunOutcome:
+def run_experiment(experiment: ExperimentDeclaration, instances: Selection,
+                   options: RunOptions, config: Config) -> RunOutcome:
     """Validates, then runs the selected instances (or the search's trials).
 
     Every instance is resolved and every conflict with existing results is found before
     anything is written or trained (`xval.running.planner.make_plan`); the scheduler then
     feeds the jobs to the executor and the recorder writes what comes back.
 
+    Args:
+        experiment: the declaration.
+        instances: the selection (`ExperimentDeclaration.select`), or `None`: all.
+        options: what the run is asked to do.
+        config: the run's `Config`.
+
     Raises:
         XvalError: for anything that cannot run (nothing trained, nothing written), or
             with `debug`, the first failed fold (`TrainingError`).
     """
-    experiment, request = request.settled(experiment)
-    gpu, backend = prepare_process(config.backend.backend, request.gpu, _stderr)
-    selected = check_selection(experiment, request, config)
-    executor = executor_for(request.executor, config, gpu, backend, gpus=request.gpus,
-                            ray_address=request.ray_address)
+    experiment, options = options.settled(experiment)
+    on, say = options.executor, options.output
+    gpu, backend = prepare_process(config.backend.backend, on.gpu, _stderr)
+    selected = check_selection(experiment, instances, options, config)
+    executor = executor_for(on.name, config, gpu, backend, gpus=on.gpus,
+                            ray_address=on.ray_address)
     selected, derived = split_selection(experiment, selected)
-    plan = make_plan(experiment, config, selected, request.overrides,
-                     bool(request.overwrite))
+    plan = make_plan(experiment, config, selected, options.overrides, bool(options.overwrite))
     derived = with_stale(experiment, derived, selected, plan.layout)
-    check_ensembles(experiment, derived, selected, plan.layout, bool(request.overwrite))
-    search = experiment.search if request.search else None
+    check_ensembles(experiment, derived, selected, plan.layout, bool(options.overwrite))
+    search = experiment.search if options.search else None
     embeds = ("embedding_classifier" in search.space or TrainingParams.of(  # the trials' base
-        {**config.training, **search.base, **request.overrides}).embeds) if search \
+        {**config.training, **search.base, **options.overrides}).embeds) if search \
         else any(p.embeds for p in plan.resolved.values())
     metric = check_selection_metric(config, experiment.task_type, embeds)
-    check_search(search, request.trials, request.inner_folds, plan.folds)  # its size, inner folds
-    if request.dry_run:  # the plan (and the search), nothing written or trained
-        plan.describe(request.out, experiment.number, experiment.dataset)
-        describe_ensembles(experiment, derived, request.out)
+    trials = options.search or SearchOptions()
+    check_search(search, trials.trials, trials.inner_folds, plan.folds)  # its size, inner folds
+    check_packages(plan.resolved, search=search is not None, executor=executor.name,
+                   listeners=say.listeners)  # every optional package, named at once
+    if options.dry_run:  # the plan (and the search), nothing written or trained
+        plan.describe(say.out, experiment)
+        describe_ensembles(experiment, derived, say.out)
     for line in data_checks(plan):
-        request.out(line)
-    if request.dry_run:
+        say.out(line)
+    if options.dry_run:
         if search is not None:  # with the trials --trials asks for
-            dataclasses.replace(search, n_trials=request.trials or search.n_trials).describe(
-                request.out, experiment.first_trial_instance, metric, metric_direction(metric))
+            dataclasses.replace(search, n_trials=trials.trials or search.n_trials).describe(
+                say.out, experiment.first_trial_instance, metric, metric_direction(metric))
         return RunOutcome(None, [], [], 0)
-    if request.progress and executor.name == "inline":
-        import_keras(request.out, backend)
-    elif request.progress and executor.name == "ray":
-        address = request.ray_address or os.environ.get("RAY_ADDRESS")
-        request.out("Starting Ray..." if not address else f"Joining Ray at {address}...")
+    for listener in say.listeners:  # MLflow connects: a bad store fails before training
+        begin = getattr(listener, "on_run_begin", None)
+        if begin is not None:
+            begin()
+    if say.progress and executor.name == "inline":
+        import_keras(say.out, backend)
+    elif say.progress and executor.name == "ray":
+        address = on.ray_address or os.environ.get("RAY_ADDRESS")
+        say.out("Starting Ray..." if not address else f"Joining Ray at {address}...")
     executor.start()
     try:
         for store in plan.all_stores():
             executor.preflight(store)
-        if search is not None and request.inner_folds:
-            return nested_instances(experiment, search, request, config, executor, backend)
+        if search is not None and trials.inner_folds:
+            return nested_instances(experiment, search, options, config, executor, backend)
         if search is not None:
-            return search_instances(experiment, search, request, config, executor, backend)
-        return execute(experiment, plan, executor, backend, request, derived)
+            return search_instances(experiment, search, options, config, executor, backend)
+        return execute(experiment, plan, executor, backend, options, derived)
     finally:
         executor.close()
 
 
-def check_selection(experiment: ExperimentDeclaration, request: RunRequest,
-                    config: Config) -> list[int]:
+def check_selection(experiment: ExperimentDeclaration, instances: Selection,
+                    options: RunOptions, config: Config) -> list[int]:
     """The instances to plan: the selected ones (the one place a run selects them), or
-    none with `search` (the search is checked instead).
+    none with a search (the search is checked instead).
 
     Raises:
-        ConfigurationError: for ids not declared, `trials`/`timeout` that are not > 0,
-            `inner_folds` below 2 or without `search`; with `search`: no declared search,
-            or selected instances.
+        ConfigurationError: for ids not declared; with a search: no declared search, or
+            selected instances.
     """
-    if request.inner_folds is not None and not request.search:
-        raise ConfigurationError(
-            f"--inner-folds {request.inner_folds} goes with --search (it runs the search "
-            "nested in every outer fold); add --search, or leave --inner-folds out.")
-    for flag, value in (("--trials", request.trials), ("--timeout", request.timeout),
-                        ("--inner-folds", request.inner_folds)):
-        check(flag, value, _OPTIONS[flag], label=f"{flag} {value!r}",
-              hint=_INNER if flag == "--inner-folds" else "")
-    if not request.search:
-        return experiment.select(instances=request.instances)
+    if options.search is None:
+        return experiment.select(instances=instances)
     if experiment.search is None:
         raise ConfigurationError(
             "--search: the experiment declares no search; set `experiment.search = "
             "xval.Search(base=..., space=...)` in the script.")
-    if request.instances is not None:
+    if instances is not None:
         raise ConfigurationError("--search runs the search's trials; do not select "
                                  "instances with it.")
     experiment.search.check(resolver(experiment, config))
@@ -243,13 +202,16 @@ def executor_for(name: str | None, config: Config, gpu: str | None, backend: str
 _stderr = functools.partial(print, file=sys.stderr)
 
 
-def run_listeners(request: RunRequest, config: Config, task_type: str) -> list[object]:
-    """The recorder's listeners: the derived files first, then the caller's."""
-    return [*report_listeners(config, request.out, task_type), *request.listeners]
+def run_output(options: RunOptions, config: Config, task_type: str) -> Output:
+    """The run's `Output` with the recorder's listeners: the derived files first, then the
+    caller's."""
+    say = options.output
+    return dataclasses.replace(say, listeners=[*report_listeners(config, say.out, task_type),
+                                               *say.listeners])
 
 
 def execute(experiment: ExperimentDeclaration, plan: Plan, executor: Executor,
-            backend: str, request: RunRequest, ensembles: Sequence[int] = ()) -> RunOutcome:
+            backend: str, options: RunOptions, ensembles: Sequence[int] = ()) -> RunOutcome:
     """Runs the plan's jobs: instances held by another runner are skipped, folds already
     done are kept, the others train; then the selected `ensembles` are computed from their
     members (`xval.running.ensembles`).
@@ -257,26 +219,25 @@ def execute(experiment: ExperimentDeclaration, plan: Plan, executor: Executor,
     Returns:
         The `RunOutcome`.
     """
-    listeners = run_listeners(request, plan.config, plan.task_type)
-    recorder = Recorder(plan.layout, plan.config, plan.num_folds, out=request.out,
-                        listeners=listeners, task_type=plan.task_type)
+    say = run_output(options, plan.config, plan.task_type)
+    recorder = Recorder(plan.layout, plan.config, plan.num_folds, out=say.out,
+                        listeners=say.listeners, task_type=plan.task_type)
     begin_experiment(recorder, experiment, plan, backend)
     started = time.perf_counter()
     with contextlib.ExitStack() as held:  # the instances' locks, released at the end
-        jobs, skipped = claim_instances(plan, recorder, bool(request.overwrite), held)
-        Scheduler(executor, recorder, debug=bool(request.debug), out=request.out,
-                  progress=request.progress, epoch_lines=request.verbose).run(jobs)
-    not_computed = record_ensembles(experiment, ensembles, recorder, bool(request.overwrite))
+        jobs, skipped = claim_instances(plan, recorder, bool(options.overwrite), held)
+        Scheduler(executor, recorder, debug=bool(options.debug), out=say.out,
+                  progress=say.progress, epoch_lines=say.verbose).run(jobs)
+    not_computed = record_ensembles(experiment, ensembles, recorder, bool(options.overwrite))
     if not jobs and not ensembles:
         recorder.results_changed()
     results = recorder.results.refresh()
     failed = [k for k in plan.resolved if k in results.instances
               and results[k].status == InstanceStatus.FAILED.value] + not_computed
-    request.out(terminal_table(results, config=plan.config,
-                               only=[*plan.resolved, *ensembles]))
-    request.out(f"Results: {plan.exp_dir} ({time.perf_counter() - started:.1f}s)")
-    code = exit_code(failed, skipped, request.out)
-    if code == 0 and derived_failure(listeners):
+    say.out(terminal_table(results, config=plan.config, only=[*plan.resolved, *ensembles]))
+    say.out(f"Results: {plan.exp_dir} ({time.perf_counter() - started:.1f}s)")
+    code = exit_code(failed, skipped, results)
+    if code == 0 and derived_failure(say.listeners):
         code = EXIT_DERIVED  # the line went to stderr when it failed
     return RunOutcome(results, failed, skipped, code)
 
@@ -318,52 +279,61 @@ def claim_instances(plan: Plan, recorder: Recorder, overwrite: bool,
     return jobs, skipped
 
 
-def exit_code(failed: list[int], skipped: list[int], out: Out) -> int:
-    """The run's exit code (see `RunOutcome`), said in words when it is not 0."""
+def exit_code(failed: list[int], skipped: list[int],
+              results: ExperimentResults | None = None) -> int:
+    """The run's exit code (see `RunOutcome`), said in words on stderr when it is not 0:
+    `-q` (which prints only results and errors) never hides why a run failed. A failed instance's line
+    holds the reason of its first failed fold (`results`), not only "see error.txt"."""
     if failed:
-        out(f"{len(failed)} instance(s) failed: {failed}; see error.txt in their folders.")
+        reasons = "; ".join(f"instance {k}: {_first_line(results, k)}" for k in failed[:3])
+        print(f"error: {len(failed)} instance(s) failed: {failed} ({reasons}); see error.txt "
+              "in their folders.", file=sys.stderr, flush=True)
         return 1
     if skipped:
-        out(f"instance(s) {skipped} are running in another runner and are not complete "
-            "here; rerun this command after that runner ends to see them.")
+        print(f"instance(s) {skipped} are running in another runner and are not complete "
+              "here; rerun this command after that runner ends to see them.",
+              file=sys.stderr, flush=True)
         return EXIT_PENDING_ELSEWHERE
     return 0
 
 
+def _first_line(results: ExperimentResults | None, instance: int) -> str:
+    """The first line of why an instance failed (its first failed fold's message)."""
+    message = results[instance].summary.message if results is not None \
+        and instance in results.instances else ""
+    first = message.strip().splitlines()[0] if message.strip() else "no reason recorded"
+    return first if len(first) <= 300 else first[:297] + "..."
+
+
 def search_instances(experiment: ExperimentDeclaration, search: Search,
-                     request: RunRequest, config: Config, executor: Executor,
+                     options: RunOptions, config: Config, executor: Executor,
                      backend: str) -> RunOutcome:
     """Runs the experiment's `search`: its trials become instances numbered after the
     declared ones (lent to the declaration while they run)."""
     declared = dict(experiment.instances)
+    say = run_output(options, config, experiment.task_type)
     try:
         done = run_search(
             experiment, search, config=config, runner=executor, backend=backend,
-            out=request.out,
-            plan_for=lambda ids: make_plan(experiment, config, ids, request.overrides, False),
-            trials=request.trials, timeout=request.timeout, progress=request.progress,
-            verbose=request.verbose,
-            listeners=run_listeners(request, config, experiment.task_type))
+            plan_for=lambda ids: make_plan(experiment, config, ids, options.overrides, False),
+            options=options.search or SearchOptions(), output=say)
     finally:
         experiment.instances = declared  # trial instances are not declarations
     results = done.results.refresh() if done.results is not None \
         else ExperimentResults(done.layout.root)
     trial_ids = [k for k in results.instances if k >= done.first_instance]
-    request.out(terminal_table(results, config=config, only=sorted(set(declared) | set(trial_ids))))
-    request.out(f"search: this runner ran {len(done.ran)} trial(s) ({len(done.pruned)} "
-                f"pruned, {len(done.failed)} failed); results in {done.layout.root}")
-    return RunOutcome(results, done.failed, [], 1 if done.failed else 0)
+    say.out(terminal_table(results, config=config, only=sorted(set(declared) | set(trial_ids))))
+    say.out(f"search: this runner ran {len(done.ran)} trial(s) ({len(done.pruned)} "
+            f"pruned, {len(done.failed)} failed); results in {done.layout.root}")
+    return RunOutcome(results, done.failed, [], exit_code(done.failed, [], results))
 
 
 def nested_instances(experiment: ExperimentDeclaration, search: Search,
-                     request: RunRequest, config: Config, executor: Executor,
+                     options: RunOptions, config: Config, executor: Executor,
                      backend: str) -> RunOutcome:
     """Runs the `search` nested in every outer fold (`xval.running.nested.run_nested`)."""
-    done = run_nested(NestedRun(
-        experiment, search, config, request.overrides, int(request.inner_folds or 0),
-        executor, backend, request.out, trials=request.trials, timeout=request.timeout,
-        overwrite=bool(request.overwrite), debug=bool(request.debug),
-        progress=request.progress, verbose=request.verbose,
-        listeners=run_listeners(request, config, experiment.task_type)))
-    request.out(terminal_table(done.results, config=config, only=done.shown))
-    return RunOutcome(done.results, [done.instance] if done.failed else [], [], done.code)
+    done = run_nested(NestedRun(experiment, search, config, executor, backend, options,
+                                run_output(options, config, experiment.task_type)))
+    options.output.out(terminal_table(done.results, config=config, only=done.shown))
+    failed = [done.instance] if done.failed else []
+    return RunOutcome(done.results, failed, [], exit_code(failed, [], done.results) or done.code)

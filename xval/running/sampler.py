@@ -13,6 +13,7 @@ import numpy as np
 from matplotlib import pyplot as plt
 
 from xval.config.space import Search
+from xval.core import optional
 from xval.core.errors import ConfigurationError
 from xval.core.layout import ExperimentLayout
 from xval.core.records import FoldResult
@@ -25,12 +26,9 @@ def import_optuna() -> Any:
     Raises:
         ConfigurationError: when Optuna is not installed.
     """
-    try:
-        import optuna  # noqa: PLC0415  (optional: only --search needs it)
-    except ImportError as e:
-        raise ConfigurationError(
-            "--search needs Optuna, which is not installed: `pip install -e '.[search]'`."
-        ) from e
+    optional.require("--search", "search")
+    import optuna  # noqa: PLC0415  (optional: only --search needs it)
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna
 
@@ -60,11 +58,12 @@ def _pruner(search: Search) -> Any:
 
 
 def open_study(layout: ExperimentLayout, search: Search, first_instance: int,
-               direction: str) -> tuple[Any, int]:
+               direction: str) -> tuple[Any, int, Any]:
     """Creates or loads the experiment's study (its `search.journal`).
 
     Returns:
-        `(study, first_instance)`: the first instance id stored in the study wins.
+        `(study, first_instance, storage)`: the first instance id stored in the study wins;
+        the study's `optuna.storages.JournalStorage`.
 
     Raises:
         ConfigurationError: when the stored study optimises in the other direction.
@@ -89,7 +88,7 @@ def open_study(layout: ExperimentLayout, search: Search, first_instance: int,
         for params in search.enqueue:
             study.enqueue_trial(params, skip_if_exists=True)
         stored = first_instance
-    return study, int(stored)
+    return study, int(stored), storage
 
 
 def objective_of(folds: Sequence[FoldResult], metric: str,

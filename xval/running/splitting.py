@@ -12,9 +12,8 @@ from xval.config.loader import Config
 from xval.config.space import Search
 from xval.core.errors import ConfigurationError
 from xval.core.records import FoldsManifest
-from xval.folds import ItemKFold, PredefinedItemSplit, fold_manifest, min_items
+from xval.folds import MAX_FOLDS, ItemKFold, PredefinedItemSplit, fold_manifest, min_items
 from xval.folds import check_fold as check_fold_items
-from xval.folds.kfold import MAX_FOLDS
 from xval.running.declaration import ExperimentDeclaration
 
 Folds = list[dict[str, list[str]]]

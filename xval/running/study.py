@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from filelock import FileLock, Timeout
@@ -30,6 +30,7 @@ from xval.executors.base import Executor
 from xval.report.results import ExperimentResults
 from xval.running.declaration import ExperimentDeclaration
 from xval.running.experiment_files import begin_experiment, instance_dataset_info
+from xval.running.options import Output, SearchOptions
 from xval.running.planner import Plan
 from xval.running.recorder import Out, Recorder, folds_on_disk
 from xval.running.sampler import (
@@ -81,10 +82,9 @@ class TrialRunner:
         config: the run's `Config`.
         plan_for: the planner, bound to the run's settings.
         executor: a started executor.
-        out: print function.
+        output: the run's print function, progress bar, epoch lines and the recorder's
+            listeners.
         metric: the validation selection metric the study optimises.
-        progress, verbose: the scheduler's progress bar and epoch lines.
-        listeners: the recorder's listeners.
     """
 
     experiment: ExperimentDeclaration
@@ -92,27 +92,22 @@ class TrialRunner:
     config: Config
     plan_for: PlanFor
     executor: Executor
-    out: Out
+    output: Output
     metric: str
-    progress: bool = False
-    verbose: bool = False
-    listeners: Sequence[object] = ()
     results: ExperimentResults | None = None
 
     def recorder(self, plan: Plan) -> Recorder:
         """The recorder of one trial; every trial's recorder keeps the same results."""
         if self.results is None:
             self.results = ExperimentResults(plan.layout.root, num_folds=plan.num_folds)
-        return Recorder(plan.layout, self.config, plan.num_folds, out=self.out,
-                        listeners=self.listeners, task_type=plan.task_type,
+        return Recorder(plan.layout, self.config, plan.num_folds, out=self.output.out,
+                        listeners=self.output.listeners, task_type=plan.task_type,
                         results=self.results)
 
 
 def run_search(experiment: ExperimentDeclaration, search: Search, *, config: Config,
-               plan_for: PlanFor, runner: Executor, backend: str, out: Out,
-               trials: int | None = None, timeout: float | None = None,
-               progress: bool = False, verbose: bool = False,
-               listeners: Sequence[object] = ()) -> SearchOutcome:
+               plan_for: PlanFor, runner: Executor, backend: str, options: SearchOptions,
+               output: Output) -> SearchOutcome:
     """Runs trials until the study has `n_trials` (or `timeout` passes for this runner).
 
     Args:
@@ -122,31 +117,31 @@ def run_search(experiment: ExperimentDeclaration, search: Search, *, config: Con
         plan_for: `(instance_ids) -> Plan` (the planner, bound to this run's settings).
         runner: a started executor.
         backend: the Keras backend name (for the snapshot).
-        out: print function.
-        trials: overrides `search.n_trials`. timeout: overrides `search.timeout`.
-        progress, verbose: the progress bar and epoch lines.
-        listeners: the recorder's listeners.
+        options: the run's search options (`trials` overrides `search.n_trials`,
+            `timeout` `search.timeout`).
+        output: the print function, progress bar, epoch lines and the recorder's
+            listeners.
 
     Returns:
         A `SearchOutcome`.
     """
-    n_trials = search.n_trials if trials is None else trials
-    limit = search.timeout if timeout is None else timeout
+    n_trials = search.n_trials if options.trials is None else options.trials
+    limit = search.timeout if options.timeout is None else options.timeout
     metric = selection_metric(config, experiment.task_type)
-    context = TrialRunner(experiment, search, config, plan_for, runner, out, metric,
-                          progress, verbose, listeners)
+    context = TrialRunner(experiment, search, config, plan_for, runner, output, metric)
+    out = output.out
     started = time.monotonic()
     plan = plan_for([])
     begin_experiment(context.recorder(plan), experiment, plan, backend)
-    study, first = open_study(plan.layout, search, experiment.first_trial_instance,
-                              metric_direction(metric))
+    study, first, storage = open_study(plan.layout, search, experiment.first_trial_instance,
+                                       metric_direction(metric))
     outcome = SearchOutcome(plan.layout, first)
     locks = Recorder(plan.layout, config, 0)
     while True:
         if limit is not None and time.monotonic() - started > limit:
             out(f"search: timeout of {limit:.0f}s reached; no new trial started.")
             break
-        claimed = claim_trial(study, first, n_trials, locks, out)
+        claimed = claim_trial(study, storage, first, n_trials, locks, out)
         if claimed is None:
             break
         trial, lock = claimed
@@ -160,11 +155,12 @@ def run_search(experiment: ExperimentDeclaration, search: Search, *, config: Con
     return outcome
 
 
-def claim_trial(study: Any, first: int, n_trials: int, locks: Recorder,
+def claim_trial(study: Any, storage: Any, first: int, n_trials: int, locks: Recorder,
                 out: Out) -> tuple[Any, FileLock] | None:
     """The next trial for this runner, with its instance's lock held: a trial left
     `RUNNING` by a runner that stopped (its lock is free), else a new one while the study
-    has fewer than `n_trials`.
+    has fewer than `n_trials`. A trial is found again by its number through the study's
+    storage (`BaseStorage.get_trial_id_from_study_id_trial_number`: Optuna's public API).
 
     Returns:
         `(trial, lock)`, or `None` when the study has all its trials.
@@ -178,7 +174,9 @@ def claim_trial(study: Any, first: int, n_trials: int, locks: Recorder,
             continue  # a live runner holds it
         out(f"search: resuming trial {frozen.number} (instance {first + frozen.number}), "
             "left unfinished by a runner that stopped.")
-        return optuna.trial.Trial(study, frozen._trial_id), candidate
+        study_id = storage.get_study_id_from_name(study.study_name)
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, frozen.number)
+        return optuna.trial.Trial(study, trial_id), candidate
     counted = [t for t in study.get_trials(deepcopy=False)
                if t.state != optuna.trial.TrialState.WAITING]
     if len(counted) >= n_trials:
@@ -228,8 +226,9 @@ class Pruning:
         self.trial.report(value, step=n)
         if n < self.num_folds and self.trial.should_prune():
             self.pruned_at = result.fold
-            self.context.out(f"search: trial {self.trial.number} pruned after {n} fold(s) "
-                             f"(running mean validation {self.context.metric} {value:.4f}).")
+            self.context.output.out(
+                f"search: trial {self.trial.number} pruned after {n} fold(s) (running mean "
+                f"validation {self.context.metric} {value:.4f}).")
             return True
         return False
 
@@ -263,15 +262,16 @@ def run_trial(context: TrialRunner, trial: Any, instance: int) -> str:
     record = TrialRecord(trial=trial.number, instance=instance, state="running",
                          params=sampled, metric=context.metric)
     recorder.record_trial(record)
-    context.out(f"search: trial {trial.number} -> instance {instance}: "
-                + ", ".join(f"{n}={v!r}" for n, v in sampled.items()))
+    context.output.out(f"search: trial {trial.number} -> instance {instance}: "
+                       + ", ".join(f"{n}={v!r}" for n, v in sampled.items()))
     pruning = Pruning(trial, recorder, instance, context, plan.num_folds,
                       plan.hashes[instance])
     todo = [i for i in range(plan.num_folds) if i not in done]
     failed = False
     if todo:
-        scheduler = Scheduler(context.executor, recorder, out=context.out, on_result=pruning,
-                              progress=context.progress, epoch_lines=context.verbose)
+        scheduler = Scheduler(context.executor, recorder, out=context.output.out,
+                              on_result=pruning, progress=context.output.progress,
+                              epoch_lines=context.output.verbose)
         failed = bool(scheduler.run({instance: plan.jobs(instance, todo)}))
     else:
         recorder.finish_instance(instance)

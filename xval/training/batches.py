@@ -262,17 +262,85 @@ class DeviceRows:
         return (x, y) if w is None else (x, y, w)
 
 
+class FoldBatches:
+    """The batches of a fold split, epoch by epoch: what `make_batches`'s `PyDataset` serves
+    (see `make_batches` for the arguments).
+
+    Every draw (the shuffled order, crops, mixup) is made per epoch and batch, so the
+    batches are the same whatever the placement, the threads and the order they are asked
+    for in.
+    """
+
+    def __init__(self, features: Any, rows: np.ndarray, targets: Any, *, batch_size: int,
+                 shuffle: bool, seed: int, weights: np.ndarray | None, mixup_alpha: float,
+                 crop: int, target_fn: Normalizer | None, placement: str) -> None:
+        self.features = features
+        self.rows = np.asarray(rows)
+        self.targets = np.asarray(targets)
+        self.weights = None if weights is None else np.asarray(weights, np.float32)
+        self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
+        self.mixup_alpha, self.crop, self.target_fn = mixup_alpha, crop, target_fn
+        self.placement = placement
+        self.rng = np.random.default_rng(seed)
+        self.order = np.arange(len(self.rows))
+        self.epoch = 0
+        if shuffle:
+            self.rng.shuffle(self.order)
+        self.device = None if placement != devices.DEVICE else DeviceRows(
+            features, self.rows, self.targets, self.weights, target_fn,
+            mixup=mixup_alpha > 0)
+
+    def __len__(self) -> int:
+        return -(-len(self.rows) // self.batch_size)
+
+    def _pick(self, index: int) -> np.ndarray:
+        size = self.batch_size
+        return np.sort(self.order[index * size:(index + 1) * size])
+
+    def batch(self, index: int) -> tuple[Any, ...]:
+        """Batch `index` of the current epoch: `(x, y)` or `(x, y, w)`."""
+        if self.device is not None:
+            return self._on_device(index)
+        pick, seed, crop = self._pick(index), self.seed, self.crop
+        x = np.asarray(self.features[self.rows[pick]], dtype=np.float32)
+        if crop:
+            x = random_crops(x, crop, crop_starts(seed, self.epoch, index, len(x),
+                                                  x.shape[1], crop))
+        y = self.targets[pick] if self.target_fn is None else self.target_fn(x)
+        w = None if self.weights is None else self.weights[pick]
+        if self.mixup_alpha > 0:
+            x, y, w = mix(x, np.asarray(y, dtype=np.float32), w,
+                          *mix_draws(seed, self.epoch, index, len(x), self.mixup_alpha))
+        batch = (x, y) if w is None else (x, y, w)
+        return tuple(devices.to_device(a) for a in batch) \
+            if self.placement == devices.PINNED else batch
+
+    def _on_device(self, index: int) -> tuple[Any, ...]:
+        assert self.device is not None
+        seed, epoch, crop, alpha = self.seed, self.epoch, self.crop, self.mixup_alpha
+        time = int(np.shape(self.features)[1])
+        self.device.plan(
+            epoch, [self._pick(i) for i in range(len(self))], crop,
+            lambda i, size: crop_starts(seed, epoch, i, size, time, crop),
+            (lambda i, size: mix_draws(seed, epoch, i, size, alpha)) if alpha > 0 else None)
+        return self.device.batch(index, crop, alpha > 0)
+
+    def next_epoch(self) -> None:
+        """Moves to the next epoch (a new order when shuffled)."""
+        self.epoch += 1
+        if self.shuffle:
+            self.rng.shuffle(self.order)
+
+
 def make_batches(features: Any, rows: np.ndarray, targets: Any, *, batch_size: int,
                  shuffle: bool, seed: int = 0, weights: np.ndarray | None = None,
                  workers: int = 0, mixup_alpha: float = 0.0, crop: int = 0,
                  target_fn: Normalizer | None = None, placement: str = devices.HOST) -> Any:
-    """A `keras.utils.PyDataset` of a fold's rows.
+    """A `keras.utils.PyDataset` of a fold's rows (`FoldBatches`).
 
     Every mode goes through it: in memory, `features` is an array already loaded; in
     generator mode it is the store's memmap and each batch is read from disk, so peak
-    memory does not grow with the store. Shuffling is seeded per epoch; every draw (order,
-    crops, mixup) is made per epoch and batch, so the batches are the same whatever the
-    placement, the threads and the order Keras asks for them in.
+    memory does not grow with the store. Shuffling is seeded per epoch.
 
     Args:
         features: `np.ndarray [shape=(n, time, frequency)]` or memmap.
@@ -301,58 +369,22 @@ def make_batches(features: Any, rows: np.ndarray, targets: Any, *, batch_size: i
     """
     import keras  # noqa: PLC0415  (Keras: only once the backend is set)
 
+    batches = FoldBatches(features, rows, targets, batch_size=batch_size, shuffle=shuffle,
+                          seed=seed, weights=weights, mixup_alpha=mixup_alpha, crop=crop,
+                          target_fn=target_fn, placement=placement)
+
     class _Batches(keras.utils.PyDataset):
         def __init__(self) -> None:
             kwargs = {"workers": workers, "use_multiprocessing": False} if workers else {}
             super().__init__(**kwargs)
-            self.rows = np.asarray(rows)
-            self.targets = np.asarray(targets)
-            self.weights = None if weights is None else np.asarray(weights, np.float32)
-            self.rng = np.random.default_rng(seed)
-            self.order = np.arange(len(self.rows))
-            self.epoch = 0
-            if shuffle:
-                self.rng.shuffle(self.order)
-            self.device = None if placement != devices.DEVICE else DeviceRows(
-                features, self.rows, self.targets, self.weights, target_fn,
-                mixup=mixup_alpha > 0)
 
         def __len__(self) -> int:
-            return -(-len(self.rows) // batch_size)
-
-        def _pick(self, index: int) -> np.ndarray:
-            return np.sort(self.order[index * batch_size:(index + 1) * batch_size])
+            return len(batches)
 
         def __getitem__(self, index: int) -> tuple[Any, ...]:
-            if self.device is not None:
-                return self._on_device(index)
-            pick = self._pick(index)
-            x = np.asarray(features[self.rows[pick]], dtype=np.float32)
-            if crop:
-                x = random_crops(x, crop, crop_starts(seed, self.epoch, index, len(x),
-                                                      x.shape[1], crop))
-            y = self.targets[pick] if target_fn is None else target_fn(x)
-            w = None if self.weights is None else self.weights[pick]
-            if mixup_alpha > 0:
-                x, y, w = mix(x, np.asarray(y, dtype=np.float32), w,
-                              *mix_draws(seed, self.epoch, index, len(x), mixup_alpha))
-            batch = (x, y) if w is None else (x, y, w)
-            return tuple(devices.to_device(a) for a in batch) \
-                if placement == devices.PINNED else batch
-
-        def _on_device(self, index: int) -> tuple[Any, ...]:
-            assert self.device is not None
-            epoch, time = self.epoch, int(np.shape(features)[1])
-            self.device.plan(
-                epoch, [self._pick(i) for i in range(len(self))], crop,
-                lambda i, size: crop_starts(seed, epoch, i, size, time, crop),
-                (lambda i, size: mix_draws(seed, epoch, i, size, mixup_alpha))
-                if mixup_alpha > 0 else None)
-            return self.device.batch(index, crop, mixup_alpha > 0)
+            return batches.batch(index)
 
         def on_epoch_end(self) -> None:
-            self.epoch += 1
-            if shuffle:
-                self.rng.shuffle(self.order)
+            batches.next_epoch()
 
     return _Batches()

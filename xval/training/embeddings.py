@@ -43,7 +43,7 @@ from xval.core.errors import ConfigurationError, TrainingError
 from xval.core.hashing import file_digest
 from xval.core.parameters import TrainingParams
 from xval.core.records import Metrics
-from xval.training.loading import EmbeddingFunction, embedding_model, layer_names
+from xval.training.layers import EmbeddingFunction, embedding_model, layer_names
 from xval.training.loading import load as load_model
 
 # The loaders of the skops nodes a saved classifier is made of (anything else, a function,

@@ -4,11 +4,14 @@
   trains on the stored embeddings (the encoder's frozen output, computed once per file: as
   fast as a head can train), and the fold's saved model is the encoder's layers followed by
   that head (`audio_model`), so `fold_<i>.keras` and `final.keras` take audio.
-- **On a waveform store at the encoder's rate** (`front_end = "aisfx"`): the encoder's
-  layers are the model's first layers (`encoder_front_end`), frozen, or with their last
-  `encoder_trainable_blocks` blocks trained at `encoder_lr_scale` times the learning rate
-  (`scale_encoder_rate`); SpecAugment masks act on its log-mel spectrogram, mixup on the
-  audio. Costs the encoder's forward pass every epoch: a GPU job.
+- **On a waveform store at the encoder's rate** (`front_end = "aisfx"`, or a transformers
+  model, `front_end = "hf:FOLDER_OR_HUB_ID"`): the encoder's layers are the model's first
+  layers (`encoder_front_end`), frozen, or with their last `encoder_trainable_blocks`
+  blocks trained at `encoder_lr_scale` times the learning rate (`scale_encoder_rate`);
+  SpecAugment masks act on its input spectrogram (a speech model's: time masks on its
+  waveform), mixup on the audio. Costs the encoder's forward pass every epoch: a GPU job.
+  A transformers network runs on the torch backend only (refused on the others before
+  anything trains); its last layer's states feed the head (CLAP: the projected embedding).
 
 Both give models from audio `(samples, 1)` to the task's outputs whose first layer (a
 nested model) is named `front_end`, as the spectral front ends' (`xval.training.front_end`).
@@ -18,9 +21,12 @@ Imports Keras where used: set the backend first.
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
 import architectures
+from architectures.hf import HF_PREFIX, LocalModel
 from preprocessing.features import encoders
 from preprocessing.features import get as feature_type
 from xval.core.dataset_info import DatasetInfo
@@ -33,7 +39,21 @@ LAYER_NAME = "front_end"
 
 def uses_encoder(params: InstanceParams) -> bool:
     """Whether an instance holds a pretrained encoder inside its model (`front_end`)."""
-    return params.front_end in encoders.in_model()
+    return params.front_end in encoders.in_model() or is_transformers(params.front_end)
+
+
+def is_transformers(front_end: str) -> bool:
+    """Whether `front_end` names a transformers model (`hf:FOLDER_OR_HUB_ID`)."""
+    return str(front_end).startswith(HF_PREFIX)
+
+
+def _backend() -> str:
+    """The Keras backend of this run (set before Keras is imported; `""`: not yet set)."""
+    if "keras" in sys.modules:
+        import keras  # noqa: PLC0415  (already imported: no cost)
+
+        return str(keras.backend.backend())
+    return os.environ.get("KERAS_BACKEND", "")
 
 
 def encoder_of_store(info: DatasetInfo) -> str | None:
@@ -67,43 +87,75 @@ def check_encoder(params: InstanceParams, store_info: DatasetInfo, where: str) -
             raise ConfigurationError(
                 f"{where}: encoder_trainable_blocks={trained} trains the blocks of an "
                 f"encoder inside the model, but front_end={name!r}; set front_end to one of "
-                f"{', '.join(encoders.in_model())} (on a waveform store) or "
-                "encoder_trainable_blocks=0.")
+                f"{', '.join(encoders.in_model())} or hf:FOLDER_OR_HUB_ID (on a waveform "
+                "store) or encoder_trainable_blocks=0.")
         _check_store_weights(store_info, where)
+        return
+    if is_transformers(name):
+        _check_transformers(params, store_info, where)
         return
     entry = encoders.BUILT_IN.get(name)
     if trained > entry.blocks:
         raise ConfigurationError(
             f"{where}: encoder_trainable_blocks={trained}, but {name} has {entry.blocks} "
             f"blocks; use 0 to {entry.blocks}.")
-    _check_waveform_store(name, store_info, where)
-
-
-def _check_waveform_store(name: str, store_info: DatasetInfo, where: str) -> None:
-    """A waveform store at the encoder's rate, with segments of at least one block."""
-    feature = store_info.feature
-    cls = encoders.BUILT_IN.get(name).make
-    if feature is None or not feature_type(str(feature)).waveform:
-        raise ConfigurationError(
-            f"{where}: front_end={name!r} puts the {name} encoder inside the model, which "
-            f"reads audio, but the store holds {feature or 'unrecorded'} features; build a "
-            f"waveform store at {cls.sample_rate} Hz (`python -m preprocessing ... --feature "
-            f"waveform --sample-rate {cls.sample_rate}`), or train on an {name} embedding "
-            f"store (`--encoder {name}`) with front_end='none'.")
-    params = store_info.feature_params
-    rate = int(params.sample_rate) if params is not None else 0
-    if params is None or rate != cls.sample_rate:
-        raise ConfigurationError(
-            f"{where}: front_end={name!r} reads {cls.sample_rate} Hz audio, but the store's "
-            f"rows are at {rate} Hz; build the waveform store with --sample-rate "
-            f"{cls.sample_rate}.")
-    samples = params.segment_samples  # as `preprocessing.features.window_starts` cuts them
+    cls = entry.make
+    _check_waveform_store(name, int(cls.sample_rate), store_info, where)
+    samples = (store_info.feature_params or FeatureParams()).segment_samples
+    rate = int(cls.sample_rate)
     if samples < cls.block_length:
         raise ConfigurationError(
             f"{where}: front_end={name!r}: the store's segments "
             f"({samples / rate:.3g} s) are shorter than one block of {name} "
             f"({cls.block_length / rate:.3g} s); build the store with segment_seconds >= "
             f"{cls.block_length / rate:.2f}.")
+
+
+def _check_transformers(params: InstanceParams, store_info: DatasetInfo, where: str) -> None:
+    """A transformers model inside the model: the torch backend, the model on this disk, a
+    waveform store at its rate with segments it can read, blocks it has."""
+    name, trained = params.front_end, int(params.encoder_trainable_blocks)
+    backend = _backend()
+    if backend and backend != "torch":
+        raise ConfigurationError(
+            f"{where}: front_end={name!r} runs the transformers network in torch, but this "
+            f"run's Keras backend is {backend}; set [backend] backend = torch (or "
+            "KERAS_BACKEND=torch), or train on the model's embedding store (python -m "
+            f"preprocessing ... --encoder {name}) with front_end='none'.")
+    try:
+        family = LocalModel(name).family
+    except ConfigurationError as e:
+        raise ConfigurationError(f"{where}: front_end={name!r}: {e}") from None
+    if trained > family.block_count():
+        raise ConfigurationError(
+            f"{where}: encoder_trainable_blocks={trained}, but {name} has "
+            f"{family.block_count()} blocks; use 0 to {family.block_count()}.")
+    _check_waveform_store(name, family.sample_rate, store_info, where)
+    samples = (store_info.feature_params or FeatureParams()).segment_samples
+    try:
+        family.check_segment(samples, name)
+    except ConfigurationError as e:
+        raise ConfigurationError(f"{where}: front_end={name!r}: {e} (the waveform store's "
+                                 "segment_seconds)") from None
+
+
+def _check_waveform_store(name: str, rate: int, store_info: DatasetInfo, where: str) -> None:
+    """A waveform store at the encoder's rate."""
+    feature = store_info.feature
+    if feature is None or not feature_type(str(feature)).waveform:
+        raise ConfigurationError(
+            f"{where}: front_end={name!r} puts the {name} encoder inside the model, which "
+            f"reads audio, but the store holds {feature or 'unrecorded'} features; build a "
+            f"waveform store at {rate} Hz (`python -m preprocessing ... --feature "
+            f"waveform --sample-rate {rate}`), or train on an {name} embedding "
+            f"store (`--encoder {name}`) with front_end='none'.")
+    params = store_info.feature_params
+    found = int(params.sample_rate) if params is not None else 0
+    if params is None or found != rate:
+        raise ConfigurationError(
+            f"{where}: front_end={name!r} reads {rate} Hz audio, but the store's "
+            f"rows are at {found} Hz; build the waveform store with --sample-rate "
+            f"{rate}.")
 
 
 def _check_store_weights(store_info: DatasetInfo, where: str) -> None:
@@ -149,10 +201,10 @@ def encoder_front_end(params: InstanceParams, store_info: DatasetInfo) -> Any:
     from preprocessing.features import PCM_SCALE  # noqa: PLC0415  (a constant)
 
     feature_params = store_info.feature_params or FeatureParams()  # checked: never None
-    cls = encoders.BUILT_IN.get(params.front_end).make
     scale = 1.0 / PCM_SCALE if feature_params.dtype == "int16" else 1.0
-    return build_encoder(params.front_end, feature_params.segment_samples,
-                         hop_length=int(cls.hop_length),
+    hop = 0 if is_transformers(params.front_end) \
+        else int(encoders.BUILT_IN.get(params.front_end).make.hop_length)
+    return build_encoder(params.front_end, feature_params.segment_samples, hop_length=hop,
                          trainable_blocks=int(params.encoder_trainable_blocks),
                          input_scale=scale, spectrogram_layers=_spectrogram_layers(params),
                          model_name=LAYER_NAME)

@@ -88,7 +88,7 @@ def fold_callbacks(fold: PreparedFold, on_epoch: EpochHook | None
 
 
 def nan_stop() -> Any:
-    """Keras's `TerminateOnNaN`, marked safe for asynchronous dispatch.
+    """Keras's `TerminateOnNaN`, safe for asynchronous dispatch and silent.
 
     `TerminateOnNaN` reads every batch's loss, so Keras (torch and JAX backends) would turn
     its asynchronous callback dispatch off for the whole callback list: each step would then
@@ -96,7 +96,8 @@ def nan_stop() -> Any:
     is gathered. Marked `async_safe`, the check runs in Keras's callback thread instead, one
     batch behind the device at most, and `model.stop_training` (which it sets) is read by
     the training loop after the following batch: a diverged run still stops within a batch
-    or two, and an epoch whose loss is not finite is never chosen as the best.
+    or two, and an epoch whose loss is not finite is never chosen as the best. It prints
+    nothing (Keras's prints a line to stdout, even under `-q`): the fold's failure says why.
 
     Returns:
         A `keras.callbacks.TerminateOnNaN`.
@@ -105,6 +106,11 @@ def nan_stop() -> Any:
 
     class NanStop(keras.callbacks.TerminateOnNaN):
         async_safe = True
+
+        def on_batch_end(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
+            loss = (logs or {}).get("loss")
+            if loss is not None and not np.isfinite(loss):
+                self.model.stop_training = True
 
     return NanStop()
 

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from preprocessing.features import PCM_SCALE, feature_shape, front_ends, get
+from xval.core.constraints import StrOptions, satisfies
 from xval.core.dataset_info import DatasetInfo
 from xval.core.errors import ConfigurationError
 from xval.core.parameters import FeatureParams, InstanceParams, TrainingParams
@@ -76,7 +77,7 @@ def check_front_end(params: InstanceParams, store_info: DatasetInfo, task: Task,
     feature_params = store_info.feature_params
     feature = store_info.feature
     front_end = params.front_end
-    if front_end not in front_ends():
+    if not satisfies(front_end, [StrOptions(front_ends)]):
         raise ConfigurationError(f"{where}: front_end={front_end!r}: expected one of "
                                  f"{', '.join(front_ends())}.")
     check_encoder(params, store_info, where)

@@ -1,27 +1,18 @@
-"""Loading saved `.keras` models safely, and reading inside them: the architecture nested
-in a fold model, its layers, the outputs of an inner layer; and where a fold model's own
-files are (its fold record, its embedding classifier)."""
+"""Loading saved `.keras` models safely: Keras's safe mode, a Keras whose safe mode has its
+known bypasses fixed, and a `.keras` archive checked before Keras reads it. What is inside a
+loaded model is read by `xval.training.layers`."""
 
 from __future__ import annotations
 
 import json
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-import architectures
 from xval.core.backend import import_paused
 from xval.core.errors import ConfigurationError
-from xval.core.layout import InstanceLayout
-from xval.training.encoder import LAYER_NAME as ENCODER_LAYER
 
 MIN_KERAS = (3, 14)
-
-EmbeddingFunction = Callable[[np.ndarray], Any]
-"""`features (n, time, frequency) -> outputs of a layer (n, ...)`."""
 
 
 def load(model_path: str | Path, what: str = "Model file") -> Any:
@@ -43,18 +34,7 @@ def load(model_path: str | Path, what: str = "Model file") -> Any:
     keras = import_paused("keras")  # Keras: only once the backend is set
     import xval.tasks.losses  # noqa: F401, PLC0415  (imports Keras; registers custom losses)
 
-    path = Path(model_path)
-    if path.is_dir():
-        raise ConfigurationError(f"{what} {str(path)!r} is a folder; give a .keras file (an "
-                                 "instance folder holds fold_<i>.keras).")
-    if not path.is_file():
-        raise ConfigurationError(f"{what} {str(path)!r} does not exist.")
-    if path.suffix != ".keras" or not zipfile.is_zipfile(path):
-        raise ConfigurationError(
-            f"{what} {str(path)!r} is not a Keras 3 `.keras` file. Legacy HDF5 (.h5) and "
-            "other formats are refused: they can run code when loaded. Re-save the model "
-            "with `model.save('name.keras')` in a trusted environment."
-        )
+    path = check_model_file(model_path, what)
     version = tuple(int(p) for p in keras.__version__.split(".")[:2] if p.isdigit())
     if version < MIN_KERAS:
         raise ConfigurationError(
@@ -73,6 +53,90 @@ def load(model_path: str | Path, what: str = "Model file") -> Any:
         ) from e
 
 
+MAX_MEMBERS = 100_000
+"""The most members a `.keras` archive may hold (Keras writes three, plus assets)."""
+MAX_BYTES = 16 << 30
+"""The most bytes a `.keras` archive may unpack to (16 GiB: a large pretrained encoder
+inside a model is about 1.3 GB)."""
+MAX_RATIO = 200
+"""The largest compression ratio of a member above `RATIO_FROM` bytes: weights compress
+about 1.1 times, JSON about 10; a zip bomb a million times."""
+RATIO_FROM = 64 << 20
+
+
+def check_model_file(model_path: str | Path, what: str = "Model file") -> Path:
+    """Refuses a model path that is not a Keras 3 `.keras` archive, or one whose zip
+    directory `check_archive` refuses, before anything in it is read (`load` calls it; the
+    model commands call it when they are given a file, before they look for anything else).
+
+    Returns:
+        The path.
+
+    Raises:
+        ConfigurationError: for a folder, a FIFO or device, a missing file, a legacy HDF5
+            (`.h5`) or other non-`.keras` file, and what `check_archive` refuses.
+    """
+    path = Path(model_path)
+    if path.is_dir():
+        raise ConfigurationError(f"{what} {str(path)!r} is a folder; give a .keras file (an "
+                                 "instance folder holds fold_<i>.keras).")
+    if path.exists() and not path.is_file():
+        raise ConfigurationError(f"{what} {str(path)!r} is not a regular file (a FIFO, socket "
+                                 "or device): it is never opened; give a .keras file.")
+    if not path.is_file():
+        raise ConfigurationError(f"{what} {str(path)!r} does not exist.")
+    if path.suffix != ".keras" or not zipfile.is_zipfile(path):
+        raise ConfigurationError(
+            f"{what} {str(path)!r} is not a Keras 3 `.keras` file. Legacy HDF5 (.h5) and "
+            "other formats are refused: they can run code when loaded. Re-save the model "
+            "with `model.save('name.keras')` in a trusted environment."
+        )
+    check_archive(path, what)
+    return path
+
+
+def check_archive(path: str | Path, what: str = "Model file") -> None:
+    """Refuses a `.keras` archive by what its zip directory declares, before any member is
+    read or unpacked: a member whose name leads outside the archive (an absolute path, a
+    drive, a `..` part: it could be written anywhere when assets are unpacked), more than
+    `MAX_MEMBERS` members, more than `MAX_BYTES` unpacked, or a member unpacking more than
+    `MAX_RATIO` times its packed size past `RATIO_FROM` bytes (a zip bomb). Every loader of
+    a `.keras` file goes through it (`check_model_file`, which `load` calls).
+
+    Raises:
+        ConfigurationError: naming the file, the member and why.
+    """
+    refused = f"{what} {str(path)!r} is refused before anything in it is read"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError) as e:
+        raise ConfigurationError(f"{what} {str(path)!r} is not a readable zip archive "
+                                 f"({type(e).__name__}: {e}). Re-save the model.") from e
+    if len(members) > MAX_MEMBERS:
+        raise ConfigurationError(f"{refused}: it holds {len(members)} members, more than "
+                                 f"the {MAX_MEMBERS} a model has room for.")
+    for member in members:
+        name = member.filename
+        parts = name.replace("\\", "/").split("/")
+        if name.startswith(("/", "\\")) or ":" in parts[0] or ".." in parts:
+            raise ConfigurationError(
+                f"{refused}: its member {name!r} is named outside the archive (an absolute "
+                "path or a '..' part), where unpacking it would write. Use a model saved by "
+                "Keras.")
+        ratio = member.file_size / max(1, member.compress_size)
+        if member.file_size > RATIO_FROM and ratio > MAX_RATIO:
+            raise ConfigurationError(
+                f"{refused}: its member {name!r} declares {member.file_size:,} bytes packed "
+                f"into {member.compress_size:,} ({ratio:,.0f} times: a zip bomb, or no "
+                "model). Use a model saved by Keras.")
+    total = sum(m.file_size for m in members)
+    if total > MAX_BYTES:
+        raise ConfigurationError(
+            f"{refused}: its members unpack to {total:,} bytes, more than the "
+            f"{MAX_BYTES:,} allowed. Use a model saved by Keras.")
+
+
 def _check_archive(path: Path, what: str) -> None:
     """Refuses a `.keras` zip without a `config.json` that is a JSON object."""
     try:
@@ -87,95 +151,3 @@ def _check_archive(path: Path, what: str) -> None:
         raise ConfigurationError(
             f"{what} {str(path)!r} is not a usable `.keras` file: its config.json does not "
             "describe a model. Re-save the model.")
-
-
-def folder_layout(folder: str | Path) -> InstanceLayout:
-    """The layout of a folder holding an instance's models and records.
-
-    The folder need not be named `instance_<k>` (a copied or renamed instance folder still
-    holds its files under their own names): its id is then unknown, -1.
-    """
-    return InstanceLayout.parse(folder) or InstanceLayout(Path(folder), -1)
-
-
-def fold_model_layout(path: str | Path) -> tuple[InstanceLayout, int] | None:
-    """Where the files of a fold model are: for a `fold_<i>.keras`, the layout of its
-    folder (`folder_layout`) and `i`; `None` for a model of another name."""
-    fold = InstanceLayout.fold_of_model(path)
-    if fold is None:
-        return None
-    return folder_layout(Path(path).parent), fold
-
-
-def layer_names(model: Any) -> list[str]:
-    """Names of the model's layers, the architecture's own layers included."""
-    names = [layer.name for layer in model.layers]
-    backbone = inner_model(model)
-    if backbone is not None:
-        names += [f"{layer.name}" for layer in backbone.layers]
-    return names
-
-
-def embedding_model(model: Any, layer: str | None = None) -> EmbeddingFunction:
-    """A function from features to the outputs of the layer named `layer`, or with
-    `layer=None` to the input of the model's last layer (the penultimate representation).
-
-    Raises:
-        ConfigurationError: for an unknown layer name, listing the known ones.
-    """
-    import keras  # noqa: PLC0415  (Keras: only once the backend is set)
-
-    backbone = inner_model(model)
-    own = {layer_.name for layer_ in model.layers}
-    if layer is None and backbone is None:
-        sub = keras.Model(model.inputs, model.layers[-1].input)
-        return lambda x: sub.predict(x, verbose=0)
-    if layer is not None and layer in own and (backbone is None or layer != backbone.name):
-        sub = keras.Model(model.inputs, model.get_layer(layer).output)
-        return lambda x: sub.predict(x, verbose=0)
-    if backbone is None or (layer is not None and
-                            layer not in {layer_.name for layer_ in backbone.layers}):
-        raise ConfigurationError(
-            f"No layer named {layer!r}; the model's layers are: {', '.join(layer_names(model))}."
-        )
-    index = model.layers.index(backbone)
-    pre = keras.Model(model.inputs, model.layers[index - 1].output)
-    output = backbone.layers[-1].input if layer is None else backbone.get_layer(layer).output
-    trunk = keras.Model(backbone.inputs, output)
-    return lambda x: trunk.predict(pre.predict(x, verbose=0), verbose=0)
-
-
-def inner_model(model: Any) -> Any:
-    """The nested model holding the architecture inside a wrapper model, or `None` (an
-    encoder inside, the nested model `front_end`, is not the architecture)."""
-    import keras  # noqa: PLC0415  (Keras: only once the backend is set)
-
-    inner = [layer for layer in model.layers
-             if isinstance(layer, keras.Model) and layer.name != ENCODER_LAYER]
-    return inner[0] if len(inner) == 1 else None
-
-
-def inference_outputs(model: Any, inputs: Any) -> Any:
-    """`model`'s outputs on the Keras tensor `inputs` as a flat graph of its inference
-    layers: the layers that act while training only (`architectures.TRAINING_ONLY`:
-    SpecAugment, the warps) are left out, and nested models are opened, so that an exported
-    model holds no training-only layer.
-
-    Args:
-        model: a functional `keras.Model` (a fold model).
-        inputs: a Keras tensor shaped as its input.
-
-    Returns:
-        The output Keras tensor.
-    """
-    import keras  # noqa: PLC0415  (Keras: only once the backend is set)
-
-    def operation(op: Any) -> Any:
-        if isinstance(op, architectures.TRAINING_ONLY):
-            return lambda x, *args, **kwargs: x
-        if isinstance(op, keras.Model) and hasattr(op, "_run_through_graph"):
-            return lambda x, *args, **kwargs: inference_outputs(op, x)
-        return op
-
-    # What `Functional.call` runs, with the operations swapped (Keras's own graph walk).
-    return model._run_through_graph(inputs, operation_fn=operation)

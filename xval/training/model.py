@@ -19,7 +19,8 @@ from xval.core.errors import ConfigurationError, TrainingError
 from xval.core.parameters import InstanceParams
 from xval.training.encoder import scale_encoder_rate, uses_encoder
 from xval.training.front_end import model_feature_params, uses_front_end
-from xval.training.loading import inner_model, load
+from xval.training.layers import inner_model
+from xval.training.loading import load
 
 OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "rmsprop": "RMSprop"}
 """`optimizer` parameter -> the `keras.optimizers` class."""

@@ -15,35 +15,18 @@ heavy or missing modules at import time): weights are found through the installe
 distribution's file list and loaded without running code from them.
 """
 
-import hashlib
 import importlib.metadata
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from xval.core.errors import ConfigurationError
+from xval.core.hashing import files_digest as sha256_of_files
 
 __all__ = ["Encoder", "distribution_file", "package_version", "sha256_of_files",
            "torch_module"]
-
-
-def sha256_of_files(paths: Iterable[str | Path]) -> str:
-    """SHA-256 of the contents of `paths`, read in the sorted order of their names.
-
-    Args:
-        paths: weight files.
-
-    Returns:
-        The hex digest.
-    """
-    digest = hashlib.sha256()
-    for path in sorted((Path(p) for p in paths), key=lambda p: p.name):
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 def package_version(distribution: str) -> str | None:
@@ -178,6 +161,11 @@ class Encoder:
                 f"segment_seconds >= {np.ceil(seconds * 100) / 100:g} (shorter files are "
                 "zero-padded to one segment).")
         return 1 + (n_samples - self.block_length) // hop
+
+    def layer_dims(self, layers: Sequence[int]) -> list[int]:
+        """The size of each of `layers`' states (`dim` each, unless an encoder's layers
+        differ)."""
+        return [self.dim] * len(layers)
 
     def prepare(self, segments: np.ndarray) -> np.ndarray:
         """What the encoder does to all the segments of one file before reading them in

@@ -1,11 +1,13 @@
-"""The schema of `config.ini`: every key of every section, its type, range and help.
+"""The schema of `config.ini`: every key of every section, its type, range and help,
+derived from the typed section records (`xval.config.sections`, `xval.core.parameters`),
+where each key is declared once as a field (`xval.core.settings.setting`).
 
-One description serves three readers: `xval.config.load_config` (the file),
-the command lines of `python -m preprocessing` and `python -m augmentation` (their flags'
-types, choices and help, and the check of the merged values), and `xval.params.resolve`
-(instance parameters are the `[training]` keys). A leaf module: it imports nothing of the
-project except the leaves `xval.errors` and `xval.tasks` (whose registry gives the choices
-of `task_type` and `[report] selection_metric`).
+One description serves four readers: `xval.config.load_config` (the file), the command
+lines of `python -m preprocessing` and `python -m augmentation` (their flags' types,
+choices and help, and the check of the merged values), `xval.config.params.resolve`
+(instance parameters are the `[training]` keys) and the parameter reference
+(`docs/hooks.py`). It imports of the project only the records, the core and `xval.tasks`
+(whose registry gives the choices of `task_type` and `[report] selection_metric`).
 
 Example:
 
@@ -30,9 +32,9 @@ from xval.config.schema.checks import (
     validate,
 )
 from xval.config.schema.choices import BACKENDS, COMPRESSIONS, selection_metrics, task_types
-from xval.config.schema.key import Key
 from xval.config.schema.render import defaults, render
 from xval.config.schema.table import ADDED_KEYS, SCHEMA, SECTION_NOTES
+from xval.core.settings import Key
 
 __all__ = [
     "ADDED_KEYS",

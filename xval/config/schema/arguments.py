@@ -9,6 +9,7 @@ from typing import Any
 
 from xval.config.schema.checks import parse
 from xval.config.schema.table import SCHEMA
+from xval.core.arguments import Arguments
 from xval.core.errors import ConfigurationError
 
 
@@ -44,7 +45,7 @@ def augmented_versions(name: str) -> Callable[[str], int]:
     return convert
 
 
-def add_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup, section: str,
+def add_arguments(parser: Arguments, section: str,
                   keys: Sequence[str] | None = None, *,
                   defaults: Mapping[str, Any] | None = None) -> None:
     """Adds one flag per key (`--n-mels`), typed, checked and described by the schema.

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from numbers import Integral
 from typing import Any
 
-from xval.config.schema.key import _KINDS, Key
 from xval.config.schema.table import SCHEMA
 from xval.core import constraints
 from xval.core.constraints import number_text
 from xval.core.errors import ConfigurationError
+from xval.core.settings import Key
 
 # (low, high) pairs that must be ordered.
 _RANGES = {
@@ -139,7 +139,7 @@ def parse(section: str, key: str, text: str, *, style: str = "ini", where: str =
         elif spec.kind == "str":
             value = raw
         else:
-            value = _KINDS[spec.kind](raw)
+            value = spec.type(raw)
     except ValueError:
         raise error(
             f"{label(section, key, raw, style)}{where}: expected {spec.kind} "

@@ -1,13 +1,12 @@
 """The choices of the keys whose values are fixed names (backends, compressions) or come
-from the task registry (`selection_metric`)."""
+from the task registry (`selection_metric`, `task_type`)."""
 
 from __future__ import annotations
 
 import xval.config.embedding as embedding
 from xval import tasks
 from xval.core.backend import BACKENDS as BACKENDS
-
-COMPRESSIONS = ("db", "log", "power", "none")
+from xval.core.parameters import COMPRESSIONS as COMPRESSIONS
 
 
 def task_types() -> tuple[str, ...]:
@@ -21,7 +20,7 @@ def selection_metrics() -> tuple[str, ...]:
     return ("auto", *tasks.metric_names(), *embedding.metric_names())
 
 
-def _describe_metric(name: str) -> str:
+def describe_metric(name: str) -> str:
     """`auto`'s meaning, from the registered tasks' own selection metrics."""
     if name != "auto":
         return ""

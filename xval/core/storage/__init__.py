@@ -1,8 +1,8 @@
 """The results store: every read and write of an experiment's result files
 (`ResultsStore`, the process's `STORE`), as Optuna's `BaseStorage` is for trials.
 
-- `store`: `ResultsStore`, `STORE`: the experiment and instance files, written and read.
-- `records`: `RecordFiles`: sealed record files, and the cache of what was read or written.
+- `store`: `ResultsStore`, `STORE`: the experiment and instance files, written and read as
+  sealed record files, and the cache of what was read or written.
 - `checks`: whether a fold file can be believed (`FoldCheck`), and what reading an
   instance folder gives (`InstanceFolds`, `InstanceFiles`, the task's `TaskRules`).
 - `models`: fold models checked against the records that name them.
@@ -18,9 +18,8 @@ from xval.core.storage.checks import (
     TaskRules,
 )
 from xval.core.storage.models import check_fold_file, check_fold_models
-from xval.core.storage.records import RecordFiles
 from xval.core.storage.store import MANIFEST_FIX, STORE, ResultsStore
 
 __all__ = ["FOLD_FIX", "MANIFEST_FIX", "STORE", "EditedCheck", "FoldCheck", "InstanceFiles",
-           "InstanceFolds", "RecordFiles", "ResultsStore", "RulesOf", "TaskRules",
+           "InstanceFolds", "ResultsStore", "RulesOf", "TaskRules",
            "check_fold_file", "check_fold_models"]

@@ -88,6 +88,15 @@ class FoldCheck:
                           ranges=self.rules.ranges)
 
 
+def orphaned(layout: InstanceLayout, fold: int) -> str:
+    """Why the `fold_<fold>.keras` of an instance is not used when its fold record is
+    missing: nothing says what trained it, or how it scored."""
+    return (f"{layout.fold_model(fold).name} has no fold record beside it "
+            f"({layout.fold_file(fold).name} is missing: deleted, or not written yet by a run "
+            "that is training it or stopped), so nothing says which fold trained it or how "
+            "it scored")
+
+
 @dataclasses.dataclass
 class InstanceFolds:
     """The fold files of an instance, read and checked.

@@ -5,7 +5,7 @@ A run's recorder (`xval.running.recorder`) writes through it, in the driver, wha
 executor trained the folds; the planner, the report, refit, search and inference read
 through it. Every file is written atomically, the model before the fold file that records
 its size and hash, so a fold is done exactly when its `fold_<i>.json` is a believable `ok`
-record (`FoldCheck`) beside its `.keras`; records are sealed and cached (`RecordFiles`).
+record (`FoldCheck`) beside its `.keras`; records are sealed and cached (`read_record`).
 """
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-from collections.abc import Mapping, Sequence
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from filelock import FileLock
 
@@ -25,9 +27,11 @@ from xval.core.files import (
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
+    json_text,
     lock,
     read_json,
 )
+from xval.core.hashing import Stamp
 from xval.core.layout import INSTANCE_OUTPUT, ExperimentLayout, InstanceLayout
 from xval.core.outputs import remove_output
 from xval.core.records import (
@@ -39,6 +43,7 @@ from xval.core.records import (
     InstanceSummary,
     NestedRecord,
     ParamsRecord,
+    RecordError,
     RunCommand,
     TrialRecord,
 )
@@ -50,15 +55,117 @@ from xval.core.storage.checks import (
     InstanceFolds,
     RulesOf,
     TaskRules,
+    orphaned,
 )
-from xval.core.storage.records import RecordFiles
 
+T = TypeVar("T")
+RACY_NS = 1_000_000_000
+"""A file read less than this long after it changed is not kept in the cache: another
+write within the file system's timestamp resolution would leave its stamp unchanged."""
 MANIFEST_FIX = ("it records which items each fold tests. Restore it from a backup, or move "
                 "the experiment folder away (or use a new experiment number) and rerun.")
 
 
-class ResultsStore(RecordFiles):
-    """Reads and writes the result files of experiments (use the process's, `STORE`)."""
+class ResultsStore:
+    """Reads and writes the result files of experiments (use the process's, `STORE`).
+
+    Every record file is written here (`write`): atomically, sealed with its content hash
+    (`xval.core.hashing.seal`), and kept as a reader would read it back, so that nobody
+    reads it again until it changes; and read here (`read_record`), through its record's
+    `from_dict`, with the seal checked (a file edited by hand is named, never believed).
+    The records read are cached by a file's identity and version (inode, size,
+    modification and change times); the SHA-256 of a model file comes from the process's
+    one digest cache, `xval.core.hashing.file_digest`. A record from the cache is shared
+    between its readers: read it, never change it.
+    """
+
+    # -- sealed record files, and the cache of what was read or written --------------------
+
+    def __init__(self) -> None:
+        self._records: dict[tuple[str, Any], tuple[Stamp, Any]] = {}
+
+    def read_record(self, path: Path, parse: Callable[[Any], T], *,
+                    sealed: bool = True) -> tuple[T | None, str]:
+        """Reads a JSON result file through its record's `from_dict`.
+
+        Args:
+            path: the file.
+            parse: the record's `from_dict` (e.g. `ParamsRecord.from_dict`).
+            sealed: the file is written sealed (`write`), so one without its seal is
+                refused; `False` for a derived file written unsealed (`summary.json`).
+                Defaults to `True`.
+
+        Returns:
+            `(record, "")`; `(None, "")` when the file does not exist; `(None, why)` when
+            it is not valid JSON, not a record of its kind, or was edited after it was
+            sealed (`xval.core.hashing.seal_problem`); `why` reads after the file's name.
+        """
+        stamp = hashing.file_stamp(path)
+        if stamp is None:
+            return None, ""
+        key = (str(path), parse)
+        cached = self._records.get(key)
+        if cached is not None and cached[0] == stamp:
+            return cached[1], ""
+        try:
+            data = read_json(path)
+            edited = hashing.seal_problem(data, required=sealed)
+            if edited:  # a metric, a model's hash or a parameter changed by hand
+                return None, edited
+            record = parse(data)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            return None, f"is not valid JSON ({type(e).__name__}: {e})"
+        except RecordError as e:
+            return None, f"is not a record of its kind: {e}"
+        except OSError as e:
+            return None, f"cannot be read ({e.strerror or type(e).__name__})"
+        if time.time_ns() - stamp[2] >= RACY_NS:
+            self._records[key] = (stamp, record)
+        return record, ""
+
+    def require(self, path: Path, parse: Callable[[Any], T], fix: str) -> T:
+        """Reads a result file that must be a record of its kind.
+
+        Args:
+            path: the file.
+            parse: the record's `from_dict`.
+            fix: what the user should do (one sentence).
+
+        Raises:
+            ResultsConflictError: when the file is missing, not valid JSON (truncated,
+                edited by hand) or not a record of its kind, naming it and the fix.
+        """
+        record, why = self.read_record(path, parse)
+        if why:
+            raise ResultsConflictError(f"{path} {why}: {fix}")
+        if record is None:
+            raise ResultsConflictError(f"{path} is missing: {fix}")
+        return record
+
+    def write(self, path: Path, record: Any) -> None:
+        """Writes a record as JSON, atomically, sealed with its content hash, and keeps it
+        as `read_record` would read it back (`remember`)."""
+        atomic_write_json(path, hashing.seal(json.loads(json_text(record.to_dict()))))
+        self.remember(path, record)
+
+    def remember(self, path: Path, record: Any) -> None:
+        """Keeps the record just written to `path` (as a reader would read it back: NaN
+        as `None`, no model bytes), so that nobody reads the file again until it
+        changes."""
+        stamp = hashing.file_stamp(path)
+        if stamp is not None:
+            parsed = type(record).from_dict(json.loads(json_text(record.to_dict())))
+            self._records[(str(path), type(record).from_dict)] = (stamp, parsed)
+
+    def digest(self, path: Path) -> str:
+        """The SHA-256 of a file, computed once per version of it
+        (`xval.core.hashing.file_digest`)."""
+        return hashing.file_digest(path)
+
+    def forget(self) -> None:
+        """Empties the caches (the records read, and the digests)."""
+        self._records.clear()
+        hashing.forget_digests()
 
     # -- the experiment ------------------------------------------------------------------
 
@@ -187,10 +294,14 @@ class ResultsStore(RecordFiles):
             self.read_record(layout.params_file, ParamsRecord.from_dict)[1] else []
         raw = self.folds(layout, None, None)
         unreadable += raw.unreadable
+        models = layout.fold_models()
         if num_folds is None:
-            num_folds = self._num_folds(layout, [*raw.by_file, *raw.invalid], unreadable)
+            num_folds = self._num_folds(layout, [*raw.by_file, *raw.invalid, *models],
+                                        unreadable)
         found = {i: r for i, r in raw.by_file.items() if i < num_folds}
         invalid = {i: why for i, why in raw.invalid.items() if i < num_folds}
+        invalid.update({i: orphaned(layout, i) for i in models  # a model whose record is gone
+                        if i < num_folds and i not in found and i not in invalid})
         recorded = params.task_type if params is not None and params.task_type else \
             next((r.task_type for r in found.values() if r.task_type), None)
         rules = rules_of(recorded, found.values())
@@ -212,10 +323,11 @@ class ResultsStore(RecordFiles):
                              trial=trial, task_type=recorded, rules=rules,
                              num_folds=num_folds, nested=nested, ensemble=ensemble)
 
-    def _optional(self, path: Path, kind: Any, unreadable: list[str]) -> Any:
+    def _optional(self, path: Path, kind: Any, unreadable: list[str], *,
+                  sealed: bool = True) -> Any:
         """The record of `path`, or `None` (its name added to `unreadable` when it cannot
-        be read)."""
-        record, problem = self.read_record(path, kind.from_dict)
+        be read); `sealed` as for `read_record`."""
+        record, problem = self.read_record(path, kind.from_dict, sealed=sealed)
         if problem:
             unreadable.append(path.name)
         return record
@@ -223,7 +335,8 @@ class ResultsStore(RecordFiles):
     def _num_folds(self, layout: InstanceLayout, folds: list[int],
                    unreadable: list[str]) -> int:
         """The number of folds from `summary.json`, else from the fold files present."""
-        old = self._optional(layout.summary_file, InstanceSummary, unreadable)
+        old = self._optional(layout.summary_file, InstanceSummary, unreadable,
+                             sealed=False)  # derived, written unsealed
         if old is not None and old.num_folds:
             return int(old.num_folds)
         return max(folds, default=-1) + 1

@@ -51,6 +51,7 @@ from xval.report.workbook.cells import (
 )
 
 # The built-in sheets register themselves when their module is imported.
+from xval.report.workbook.data import data_rows
 from xval.report.workbook.ensembles import ensembles_table
 from xval.report.workbook.folds import folds_table
 from xval.report.workbook.metrics import metrics_table
@@ -70,7 +71,7 @@ from xval.report.workbook.summary import summary_table
 
 __all__ = ["BEST_FILL", "FAILED_FONT", "HEADER_FILL", "LATE_FILL", "PENDING_FONT", "SELECTED_FILL",
            "SELECTED_MARK", "TIED_FILL", "SheetContext", "SheetSpec", "Styles",
-           "build_workbook", "ensembles_table", "fill_workbook", "folds_table",
+           "build_workbook", "data_rows", "ensembles_table", "fill_workbook", "folds_table",
            "metrics_table",
            "nested_table", "parameters_table", "plot_display_size", "plot_files",
            "register_sheet",

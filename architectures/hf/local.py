@@ -1,0 +1,196 @@
+"""A transformers model on this disk (`LocalModel`): found without downloading anything,
+its configuration read, its family chosen (`family_of`).
+
+torch and transformers are imported where used.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from architectures.hf.base import (
+    INSTALL,
+    WEIGHT_SUFFIXES,
+    Family,
+    UnknownEncoderError,
+    model_name,
+)
+from architectures.hf.clap import ClapFamily
+from architectures.hf.spectrogram_transformer import AstFamily
+from architectures.hf.speech import SpeechFamily
+from architectures.hf.whisper import WhisperFamily
+from xval.core.errors import ConfigurationError
+from xval.core.hashing import files_digest
+
+__all__ = ["FAMILIES", "LocalModel", "family_class", "family_of", "read_model"]
+
+def model_folder(name: str, revision: str | None) -> tuple[Path, str | None]:
+    """The local folder of a transformers model and its revision (a hub snapshot's commit):
+    a folder whose `config.json` holds a JSON object, or a hub id in the local cache
+    (nothing is downloaded; transformers itself is not imported).
+
+    Raises:
+        UnknownEncoderError: saying why `name` is neither.
+    """
+    folder = Path(name)
+    if folder.is_dir():
+        if not (folder / "config.json").is_file():
+            raise UnknownEncoderError(f"the folder {folder} holds no config.json, so it is no "
+                                      "model written by save_pretrained")
+        _read_json(folder / "config.json")
+        return folder, revision
+    try:
+        from huggingface_hub import snapshot_download  # noqa: PLC0415  (optional: [pretrained])
+    except ImportError as e:
+        raise UnknownEncoderError(f"no folder {name} here, and transformers models need "
+                                  f"huggingface_hub ({INSTALL})") from e
+    try:
+        snapshot = Path(snapshot_download(name, revision=revision, local_files_only=True))
+    except Exception as e:  # huggingface_hub's offline errors vary between versions
+        raise UnknownEncoderError(
+            "not a built-in encoder, not a folder, and not in the local hub cache "
+            f"(nothing is downloaded here: fetch it once with `huggingface-cli download "
+            f"{name}`, or give a folder written by save_pretrained)") from e
+    return snapshot, snapshot.name
+
+
+def _card_licence(folder: Path) -> str:
+    """The `license:` of a model card's front matter (a hub snapshot's README.md)."""
+    card = folder / "README.md"
+    if card.is_file():
+        lines = card.read_text(encoding="utf-8", errors="replace").splitlines()
+        if lines and lines[0].strip() == "---":
+            for line in lines[1:]:
+                if line.strip() == "---":
+                    break
+                key, _, value = line.partition(":")
+                if key.strip() == "license" and value.strip():
+                    return value.strip().strip("'\"")
+    return "not stated (see the model's card)"
+
+
+
+FAMILIES: tuple[type[Family], ...] = (SpeechFamily, WhisperFamily, AstFamily, ClapFamily)
+"""The families, in the order the documentation lists them."""
+
+
+def family_class(config: Mapping[str, Any], what: str = "") -> type[Family]:
+    """The family of a model's configuration.
+
+    Args:
+        config: its `config.json` (`model_type`; a speech model has `conv_stride`).
+        what: the model's name, for the message.
+
+    Raises:
+        ConfigurationError: for a model type of no family, naming the ones there are.
+    """
+    model_type = str(config.get("model_type", ""))
+    for cls in FAMILIES:
+        if model_type in cls.model_types or (cls is SpeechFamily and "conv_stride" in config):
+            return cls
+    known = "; ".join(f"{cls.name}: {', '.join(cls.model_types)}" for cls in FAMILIES)
+    raise ConfigurationError(
+        f"the model {what!r} is of type {model_type!r}, not an audio encoder this project "
+        f"runs; use a model of one of these types ({known}).")
+
+
+def family_of(config: Mapping[str, Any], preprocessor: Mapping[str, Any],
+              what: str = "") -> Family:
+    """The family of a model, bound to its configuration and feature extractor's.
+
+    Args:
+        config: its configuration, every key (`transformers` `to_dict`).
+        preprocessor: its `preprocessor_config.json` (`{}` when absent).
+        what: the model's name, for the messages.
+
+    Raises:
+        ConfigurationError: for a model type of no family, or a fused CLAP checkpoint.
+    """
+    family = family_class(config, what)(config, preprocessor)
+    if isinstance(family, ClapFamily):
+        family.check_fusion(what)
+    return family
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise UnknownEncoderError(
+            f"{path} is not a transformers model configuration "
+            f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+    if not isinstance(data, dict):
+        raise UnknownEncoderError(f"{path} is not a transformers model configuration")
+    return data
+
+
+def _full_config(folder: Path, config: Mapping[str, Any]) -> dict[str, Any]:
+    """Every key of a model's configuration (a `config.json` may leave defaults out), as
+    JSON values."""
+    from transformers import CONFIG_MAPPING  # noqa: PLC0415  (optional: [pretrained])
+
+    full = CONFIG_MAPPING[str(config["model_type"])].from_pretrained(folder,
+                                                                     local_files_only=True)
+    return dict(json.loads(full.to_json_string(use_diff=False)))
+
+
+class LocalModel:
+    """A transformers model on this disk, read without its weights.
+
+    Args:
+        name: a folder written by `save_pretrained`, or a hub id in the local cache
+            (`hf:` in front is allowed).
+        revision: the hub revision of a hub id. Defaults to `None`.
+
+    Attributes:
+        name: the name as given (without `hf:`).
+        folder: where its files are.
+        revision: the snapshot's commit, or `revision`.
+        family: its `Family`, bound to its configuration.
+
+    Raises:
+        UnknownEncoderError: when it is not on this disk.
+        ConfigurationError: for a model of no supported family.
+    """
+
+    def __init__(self, name: str, revision: str | None = None) -> None:
+        self.name = model_name(str(name))
+        self.folder, self.revision = model_folder(self.name, revision)
+        config = _read_json(self.folder / "config.json")
+        if "model_type" not in config:
+            raise UnknownEncoderError(f"{self.folder / 'config.json'} is not a transformers "
+                                      "model configuration (it names no model_type)")
+        family_class(config, self.name)  # an unsupported family is refused before transformers
+        preprocessor = self.folder / "preprocessor_config.json"
+        extractor = _read_json(preprocessor) if preprocessor.is_file() else {}
+        self.family = family_of(_full_config(self.folder, config), extractor, self.name)
+
+    @property
+    def weight_files(self) -> list[Path]:
+        """Its weight files (`WEIGHT_SUFFIXES`)."""
+        return sorted(p for p in self.folder.iterdir() if p.suffix in WEIGHT_SUFFIXES)
+
+    @property
+    def sha256(self) -> str | None:
+        """The SHA-256 of its weight files together (`None` without any)."""
+        weights = self.weight_files
+        return files_digest(weights) if weights else None
+
+    @property
+    def licence(self) -> str:
+        """The `license:` of its card, when the folder has one."""
+        return _card_licence(self.folder)
+
+    def load(self) -> Any:
+        """The network with its weights, in inference mode."""
+        network = self.family.load(self.folder)
+        network.train(False)
+        return network
+
+
+def read_model(name: str, revision: str | None = None) -> LocalModel:
+    """`LocalModel(name, revision)`: a transformers model on this disk (see there)."""
+    return LocalModel(name, revision)

@@ -1,0 +1,349 @@
+"""The content check of a dataset (issue 56): which of its files hold the same audio
+(`preprocessing.duplicates`), which of those pairs cross items, and the fix.
+
+A store records the check in `dataset.json` under `duplicates` (a `DuplicateCheck`: method,
+threshold, the files checked and every pair found, by clip id), so that later checks, the
+dry run and the run need no audio: the pairs that cross items follow from the pairs and the
+store's items (`crossing_pairs`). `merged_items` makes each connected group of items one
+item, `--merge-duplicates` on the command lines.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import os
+import tempfile
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse
+import scipy.sparse.csgraph
+from tqdm import tqdm
+
+from preprocessing.audio import Region, load_audio
+from preprocessing.duplicates import (
+    METHOD,
+    RATE,
+    THRESHOLD,
+    ContentPrint,
+    compact,
+    content_print,
+    find_duplicates,
+)
+from preprocessing.parallel import process_pool
+from preprocessing.rows import row_region
+from xval.core.errors import DatasetError
+from xval.core.files import atomic_write_text
+from xval.core.terminal import is_terminal
+
+__all__ = ["EXAMPLES", "Crossing", "DuplicateCheck", "PrintSpool", "check_prints", "check_files",
+           "crossing_pairs", "item_groups", "leaks_per_fold", "merged_items", "print_of",
+           "report_lines", "write_pairs_csv"]
+
+EXAMPLES = 5
+"""Pairs shown by the command lines (the CSV holds them all)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DuplicateCheck:
+    """What a store records of its content check (`dataset.json` `duplicates`).
+
+    Attributes:
+        method: how pairs were found (`preprocessing.METHOD`).
+        threshold: the similarity at or above which a pair is one recording.
+        sample_rate: the rate the check ran at (Hz).
+        files: the files (clips) checked.
+        pairs: `(clip, clip, similarity)` of every pair found, crossing items or not.
+        unreadable: clips whose audio the check could not read (not checked).
+        merged: the groups of items merged into one (`--merge-duplicates`), each sorted.
+        seconds: how long the check took.
+    """
+
+    method: str = METHOD
+    threshold: float = THRESHOLD
+    sample_rate: int = RATE
+    files: int = 0
+    pairs: tuple[tuple[str, str, float], ...] = ()
+    unreadable: tuple[str, ...] = ()
+    merged: tuple[tuple[str, ...], ...] = ()
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON of `dataset.json`'s `duplicates`."""
+        return {"method": self.method, "threshold": self.threshold,
+                "sample_rate": self.sample_rate, "files": self.files,
+                "pairs": [list(p) for p in self.pairs], "unreadable": list(self.unreadable),
+                "merged": [list(g) for g in self.merged], "seconds": round(self.seconds, 3)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DuplicateCheck:
+        """Reads `dataset.json`'s `duplicates`.
+
+        Raises:
+            DatasetError: when it is not what `to_dict` writes.
+        """
+        try:
+            return cls(method=str(data["method"]), threshold=float(data["threshold"]),
+                       sample_rate=int(data["sample_rate"]), files=int(data["files"]),
+                       pairs=tuple((str(a), str(b), float(s)) for a, b, s in data["pairs"]),
+                       unreadable=tuple(map(str, data.get("unreadable", ()))),
+                       merged=tuple(tuple(map(str, g)) for g in data.get("merged", ())),
+                       seconds=float(data.get("seconds", 0.0)))
+        except (KeyError, TypeError, ValueError) as e:
+            raise DatasetError(f"dataset.json: its 'duplicates' entry cannot be read "
+                               f"({type(e).__name__}: {e}); rebuild the store, or run "
+                               "`python -m preprocessing check STORE --recheck`.") from None
+
+    @property
+    def described(self) -> str:
+        """The method and threshold in words."""
+        return f"{self.method}, similarity >= {self.threshold:g}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Crossing:
+    """A pair of files holding the same audio under two items."""
+
+    first: str
+    second: str
+    similarity: float
+    items: tuple[str, str]
+
+
+def print_of(path: str, region: Region | None = None) -> ContentPrint | str:
+    """The content print of one file (or region), or why it cannot be read: run in the
+    check's workers."""
+    try:
+        y, _ = load_audio(path, sample_rate=RATE, peak_normalize=False,
+                          region=region)
+    except DatasetError as e:
+        return str(e)
+    return compact(content_print(y, RATE))
+
+
+def check_prints(clips: Sequence[str], prints: Sequence[ContentPrint], *,
+                 threshold: float = THRESHOLD, unreadable: Iterable[str] = (),
+                 seconds: float = 0.0) -> DuplicateCheck:
+    """The check of files whose prints are computed (`clips[i]` is the clip of `prints[i]`)."""
+    t0 = time.perf_counter()
+    pairs = find_duplicates(prints, threshold=threshold)
+    found = tuple((clips[p.first], clips[p.second], p.similarity) for p in pairs)
+    return DuplicateCheck(threshold=threshold, files=len(clips), pairs=found,
+                          unreadable=tuple(unreadable),
+                          seconds=seconds + time.perf_counter() - t0)
+
+
+def check_files(rows: pd.DataFrame, *, workers: int = 1, threshold: float = THRESHOLD,
+               progress: bool = False) -> DuplicateCheck:
+    """Decodes every clip of source rows (`path`, `clip`, optional region columns) at the
+    check's rate and checks them, in `workers` processes.
+
+    Args:
+        rows: one row per clip (a clip's rows beyond the first are ignored).
+        workers: processes. Defaults to `1`.
+        threshold: see `preprocessing.duplicates.find_duplicates`.
+        progress: show a progress bar in a terminal. Defaults to `False`.
+
+    Returns:
+        The `DuplicateCheck` (files that cannot be read are listed, not checked).
+    """
+    t0 = time.perf_counter()
+    rows = rows.drop_duplicates("clip")
+    work = [(str(r["path"]), row_region(r)) for r in rows.to_dict("records")]
+    workers = max(1, min(workers, len(work)))
+    if workers == 1:
+        results: Iterable[ContentPrint | str] = (print_of(*w) for w in work)
+        results = list(tqdm(results, total=len(work), unit="file", desc="content check",
+                            disable=not (progress and is_terminal())))
+    else:
+        with process_pool(workers) as pool:
+            results = list(tqdm(pool.map(print_of, *zip(*work), chunksize=8), total=len(work),
+                                unit="file", desc="content check",
+                                disable=not (progress and is_terminal())))
+    clips, prints, unreadable = [], [], []
+    for clip, result in zip(rows["clip"].astype(str), results):
+        if isinstance(result, str):
+            unreadable.append(clip)
+        else:
+            clips.append(clip)
+            prints.append(result)
+    return check_prints(clips, prints, threshold=threshold, unreadable=unreadable,
+                        seconds=time.perf_counter() - t0)
+
+
+class PrintSpool:
+    """The content prints of a store being built, kept for its check: the waveforms in a
+    temporary file in `folder` (a large store holds hours of audio), the landmarks in
+    memory. The file has no name (`tempfile.TemporaryFile`: the system removes it with the
+    process, however the process ends, SIGKILL included). Use it as a context manager: the
+    file is closed on leaving.
+
+    Args:
+        folder: where the temporary file goes (beside the store).
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self._file = tempfile.TemporaryFile(dir=folder)
+        self.clips: list[str] = []
+        self._spans: list[tuple[int, int]] = []
+        self._landmarks: list[tuple[np.ndarray, np.ndarray]] = []
+        self._end = 0
+
+    def __enter__(self) -> PrintSpool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._file.close()
+
+    def add(self, clip: str, content: ContentPrint) -> None:
+        """Keeps the print of one clip."""
+        wave = np.ascontiguousarray(content.wave, dtype=np.int16)
+        self._file.write(wave.tobytes())
+        self.clips.append(str(clip))
+        self._spans.append((self._end, len(wave)))
+        self._end += len(wave)
+        self._landmarks.append((content.hashes, content.times))
+
+    def check(self, threshold: float = THRESHOLD) -> DuplicateCheck:
+        """The check of every clip added."""
+        self._file.flush()
+        waves = np.memmap(self._file, np.int16, "r", shape=(self._end,)) if self._end \
+            else np.zeros(0, np.int16)
+        prints = [ContentPrint(waves[start:start + n], h, t)
+                  for (start, n), (h, t) in zip(self._spans, self._landmarks)]
+        return check_prints(self.clips, prints, threshold=threshold)
+
+
+def crossing_pairs(check: DuplicateCheck, items: Mapping[str, str]) -> list[Crossing]:
+    """The pairs of `check` whose clips are under two items (`items[clip]`), most similar
+    first; pairs of clips no longer in the data are left out."""
+    out = [Crossing(a, b, s, (items[a], items[b])) for a, b, s in check.pairs
+           if a in items and b in items and items[a] != items[b]]
+    return sorted(out, key=lambda c: (-c.similarity, c.first, c.second))
+
+
+def item_groups(crossing: Sequence[Crossing]) -> list[list[str]]:
+    """The items joined by crossing pairs, each connected group sorted, largest first."""
+    names = sorted({i for c in crossing for i in c.items})
+    if not names:
+        return []
+    index = {n: k for k, n in enumerate(names)}
+    first = [index[c.items[0]] for c in crossing]
+    second = [index[c.items[1]] for c in crossing]
+    graph = scipy.sparse.coo_matrix((np.ones(len(first)), (first, second)),
+                                    shape=(len(names), len(names)))
+    _, label = scipy.sparse.csgraph.connected_components(graph, directed=False)
+    groups: dict[int, list[str]] = {}
+    for name, k in zip(names, label):
+        groups.setdefault(int(k), []).append(name)
+    return sorted(groups.values(), key=lambda g: (-len(g), g))
+
+
+def merged_items(groups: Sequence[Sequence[str]]) -> dict[str, str]:
+    """Item -> the one item of its group (`a+b`, the group's items joined in order)."""
+    return {item: "+".join(group) for group in groups for item in group}
+
+
+def merge_duplicates(check: DuplicateCheck, meta: pd.DataFrame
+                     ) -> tuple[DuplicateCheck, pd.DataFrame]:
+    """Makes each connected group of items that crossing pairs join one item.
+
+    Args:
+        check: the check of the store's files.
+        meta: the store's rows (`item`, `clip`, `source`, `augmented` columns).
+
+    Returns:
+        The check with the groups it merged (`merged`), and the rows with their new items.
+    """
+    items, _ = clip_table(meta)
+    groups = item_groups(crossing_pairs(check, items))
+    if not groups:
+        return check, meta
+    new = merged_items(groups)
+    meta = meta.assign(item=[new.get(i, i) for i in meta["item"].astype(str)])
+    return (dataclasses.replace(check, merged=check.merged + tuple(map(tuple, groups))),
+            meta)
+
+
+def leaks_per_fold(crossing: Sequence[Crossing],
+                   folds: Sequence[Mapping[str, Sequence[str]]]) -> list[int]:
+    """For each fold, how many test items share audio with a training or validation item."""
+    out = []
+    for fold in folds:
+        test = set(map(str, fold["test"]))
+        seen = set(map(str, fold["train"])) | set(map(str, fold.get("val", ())))
+        leaking = {a for c in crossing for a, b in (c.items, c.items[::-1])
+                   if a in test and b in seen}
+        out.append(len(leaking))
+    return out
+
+
+def report_lines(check: DuplicateCheck, crossing: Sequence[Crossing],
+                 sources: Mapping[str, str], *, fix: str, review: str = "--csv PAIRS.csv",
+                 examples: int = EXAMPLES) -> list[str]:
+    """What the command lines print of a check: the count, a few pairs with both files and
+    their similarity, the items involved, and the fix.
+
+    Args:
+        check: the check.
+        crossing: its pairs that cross items (`crossing_pairs`).
+        sources: clip -> the file it was read from (shown for each example).
+        fix: how to merge the items (`--merge-duplicates` of the command at hand).
+        review: how to write every pair to a CSV. Defaults to `"--csv PAIRS.csv"`.
+        examples: pairs shown. Defaults to `EXAMPLES`.
+    """
+    head = f"Content check ({check.described}) of {check.files} files: "
+    skipped = (f" ({len(check.unreadable)} could not be read, not checked)"
+               if check.unreadable else "")
+    if not crossing:
+        within = len(check.pairs)
+        return [head + ("no file shares its audio with a file of another item"
+                        + (f" ({within} pair(s) share audio inside one item)" if within else "")
+                        + skipped + ".")]
+    groups = item_groups(crossing)
+    lines = [head + f"{len(crossing)} pair(s) of files hold the same audio under two items"
+             f" ({sum(map(len, groups))} items in {len(groups)} group(s)){skipped}:"]
+    for c in crossing[:examples]:
+        lines.append(f"  {sources.get(c.first, c.first)} ({c.items[0]}) = "
+                     f"{sources.get(c.second, c.second)} ({c.items[1]}): similarity "
+                     f"{c.similarity:.3f}")
+    if len(crossing) > examples:
+        lines.append(f"  ... and {len(crossing) - examples} more ({review} writes them all)")
+    shown = ["{" + ", ".join(g[:6]) + (", ..." if len(g) > 6 else "") + "}"
+             for g in groups[:examples]]
+    lines.append("  Items involved: " + "; ".join(shown)
+                 + (f"; ... ({len(groups) - examples} more groups)" if len(groups) > examples
+                    else ""))
+    lines.append("  Their files could sit on both sides of a fold. Fix: each group becomes "
+                 f"one item with {fix}; or review the pairs ({review}).")
+    return lines
+
+
+def write_pairs_csv(path: str | os.PathLike[str], crossing: Sequence[Crossing],
+                    sources: Mapping[str, str]) -> Path:
+    """Writes the crossing pairs for review: `first, second, similarity, first_item,
+    second_item, first_clip, second_clip` (atomically)."""
+    path = Path(path)
+    lines: list[list[Any]] = [["first", "second", "similarity", "first_item", "second_item",
+                               "first_clip", "second_clip"]]
+    lines += [[sources.get(c.first, c.first), sources.get(c.second, c.second),
+               f"{c.similarity:.4f}", *c.items, c.first, c.second] for c in crossing]
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\n").writerows(lines)
+    atomic_write_text(path, text.getvalue())
+    return path
+
+
+def clip_table(meta: pd.DataFrame) -> tuple[dict[str, str], dict[str, str]]:
+    """`(clip -> item, clip -> source)` of a store's original rows."""
+    original = meta[~meta["augmented"].astype(bool)] if "augmented" in meta else meta
+    first = original.drop_duplicates("clip")
+    clips = first["clip"].astype(str)
+    return (dict(zip(clips, first["item"].astype(str))),
+            dict(zip(clips, first["source"].astype(str) if "source" in first else clips)))

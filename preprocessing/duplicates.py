@@ -1,0 +1,302 @@
+"""Files that hold the same audio, found by content (issue 56): exact copies, other codecs and
+bit depths, other sample rates, trims of up to a third, gain changes, noise added at 20 dB
+SNR or more.
+
+Two stages, as audio fingerprinting systems work (Wang's Shazam landmarks, Ellis's
+audfprint), with a waveform check at the end:
+
+1. **Candidates** from an inverted index of spectral landmarks: each file's spectral peaks
+   (8 kHz, 64 ms frames every 16 ms) grouped in threes into hashes `(frequency, and the
+   frequency and time steps to two later peaks)`; two files are candidates when they share hashes at one consistent time offset.
+   The index is a sort of all hashes, never a loop over all pairs: its cost grows with the
+   number of landmarks, and each file keeps its `neighbours` best candidates.
+2. **Verification** of each candidate pair on the waveforms (8 kHz, mean removed): the
+   normalised cross-correlation at the best lag, over the stretch the two share, refined
+   to a fraction of a sample. A copy keeps its waveform up to a gain and a delay, so its
+   residual is the distortion the transformation added; two takes of one sentence by one
+   speaker do not share a waveform. `similarity >= threshold` (default 0.95: the best
+   scaled copy of one leaves a residual at least 9.7 dB below the other,
+   `similarity_db`) is a duplicate; 20 dB SNR of added noise alone is 0.995.
+
+Measured on FSDD and RAVDESS by `benchmarks/duplicates.py` (docs/results.md, "The content
+check"); the method and its limits are in docs/preprocessing.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import librosa
+import numpy as np
+import scipy.fft
+import scipy.ndimage
+
+__all__ = ["METHOD", "NEIGHBOURS", "RATE", "THRESHOLD", "ContentPrint", "Pair",
+           "candidate_pairs", "compact", "content_print", "find_duplicates", "similarity", "similarity_db"]
+
+RATE = 8000
+"""Sample rate of the check (Hz): every store rate reaches it, and telephone-band copies keep
+everything it sees."""
+THRESHOLD = 0.95
+"""Waveform similarity at or above which two files are one recording."""
+NEIGHBOURS = 10
+"""Candidates kept per file (the best by shared landmarks)."""
+METHOD = "landmarks + waveform correlation"
+
+_N_FFT, _HOP = 512, 128          # 64 ms frames every 16 ms at RATE
+_BINS = slice(4, 241)            # 62.5 Hz to 3.75 kHz
+_PEAKS_PER_FRAME = 4
+_PEAK_AREA = (5, 3)              # a peak is the largest of 5 bins x 3 frames
+_FLOOR_DB = 50.0                 # peaks within 50 dB of the file's loudest bin
+_FAN, _AHEAD = 5, 16             # each peak with two of its first 5 partners in 16 peaks
+_DT_MAX, _DF_MAX = 24, 48        # frames (384 ms), bins (750 Hz)
+_MIN_MATCHES = 2                 # landmarks shared at one offset to be a candidate
+_Q_F, _Q_T = 2, 2                # hash resolution: 2 bins, 2 frames
+_MAX_BUCKET = 32                 # a hash held by more files says little (a stop word)
+_SHARED_ENERGY = 0.9             # the lag must cover 90 % of the shorter file's energy
+_REFINE = 0.5                    # a half-sample shift keeps at least this of a copy
+
+
+@dataclasses.dataclass(frozen=True)
+class ContentPrint:
+    """What the check keeps of one file.
+
+    Attributes:
+        wave: `np.ndarray [shape=(n,)]`, float32 at `RATE`, mean removed.
+        hashes: `np.ndarray [shape=(m,)]`, int64 landmark hashes.
+        times: `np.ndarray [shape=(m,)]`, int32 frame of each landmark.
+    """
+
+    wave: np.ndarray
+    hashes: np.ndarray
+    times: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class Pair:
+    """Two files found to hold the same audio (indices into the list checked)."""
+
+    first: int
+    second: int
+    similarity: float
+
+
+def content_print(y: np.ndarray, sample_rate: int) -> ContentPrint:
+    """The content print of a mono signal.
+
+    Args:
+        y: `np.ndarray [shape=(n,)]`, the decoded audio.
+        sample_rate: its rate (Hz).
+
+    Returns:
+        Its `ContentPrint` (empty landmarks for a signal too short or silent).
+    """
+    y = np.asarray(y, np.float32)
+    if sample_rate != RATE and len(y):
+        y = librosa.resample(y, orig_sr=sample_rate, target_sr=RATE, res_type="soxr_hq")
+    wave = (y - y.mean()).astype(np.float32) if len(y) else y
+    hashes, times = _landmarks(*_peaks(wave))
+    return ContentPrint(wave, hashes, times)
+
+
+def compact(content: ContentPrint) -> ContentPrint:
+    """The print with its waveform as 16-bit integers scaled to its peak (half the memory;
+    the similarity ignores gain)."""
+    peak = float(np.max(np.abs(content.wave))) if len(content.wave) else 0.0
+    if peak == 0.0 or content.wave.dtype == np.int16:
+        return dataclasses.replace(content, wave=content.wave.astype(np.int16))
+    wave = np.round(content.wave * (32767 / peak)).astype(np.int16)
+    return dataclasses.replace(content, wave=wave)
+
+
+def _peaks(wave: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Frames and bins of the spectral peaks: local maxima of the log magnitude within
+    `_FLOOR_DB` of the loudest bin, the `_PEAKS_PER_FRAME` largest per frame."""
+    if len(wave) < _N_FFT // 2 or not np.any(wave):
+        return np.zeros(0, np.int32), np.zeros(0, np.int32)
+    level = 20 * np.log10(np.abs(librosa.stft(wave, n_fft=_N_FFT, hop_length=_HOP))[_BINS]
+                          + 1e-9)
+    top = scipy.ndimage.maximum_filter(level, size=_PEAK_AREA, mode="constant", cval=-np.inf)
+    f, t = np.nonzero((level == top) & (level > level.max() - _FLOOR_DB))
+    order = np.lexsort((-level[f, t], t))
+    f, t = f[order], t[order]
+    rank = np.arange(len(t)) - np.searchsorted(t, t)
+    keep = rank < _PEAKS_PER_FRAME
+    return t[keep].astype(np.int32), f[keep].astype(np.int32)
+
+
+def _landmarks(t: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Hashes of each peak with two of its next `_FAN` peaks: `(f1, f2 - f1, t2 - t1, f3 -
+    f1, t3 - t1)` in 34 bits, so that hash buckets stay small in 100,000 files."""
+    n = len(t)
+    if n < 3:
+        return np.zeros(0, np.int64), np.zeros(0, np.int32)
+    j = np.arange(n)[:, None] + np.arange(1, _AHEAD + 1)[None, :]
+    inside = j < n
+    j = np.minimum(j, n - 1)
+    dt, df = t[j] - t[:, None], f[j] - f[:, None]
+    valid = inside & (dt > 0) & (dt <= _DT_MAX) & (np.abs(df) <= _DF_MAX)
+    valid &= np.cumsum(valid, axis=1) <= _FAN
+    # the k-th valid partner of each peak, k < _FAN (-1: none)
+    slot = np.where(valid, np.cumsum(valid, axis=1) - 1, _FAN)
+    partner = np.full((n, _FAN + 1), -1)
+    rows = np.repeat(np.arange(n), _AHEAD)
+    partner[rows, slot.ravel()] = np.where(valid, np.arange(_AHEAD)[None, :], -1).ravel()
+    partner = partner[:, :_FAN]
+    first, second = np.triu_indices(_FAN, 1)
+    p, q = partner[:, first], partner[:, second]
+    ok = (p >= 0) & (q >= 0)
+    i, k = np.nonzero(ok)
+    a, b = p[i, k], q[i, k]
+    # steps halved: a trim that moves the frame grid by part of a hop keeps most hashes
+    f1 = f[i].astype(np.int64) // _Q_F
+    d1, d2 = (df[i, a] + 64) // _Q_F, (df[i, b] + 64) // _Q_F
+    t1, t2 = dt[i, a] // _Q_T, dt[i, b] // _Q_T
+    hashes = (f1 << 26) | (d1.astype(np.int64) << 19) | (t1.astype(np.int64) << 14) \
+        | (d2.astype(np.int64) << 5) | t2
+    return hashes, t[i].astype(np.int32)
+
+
+def candidate_pairs(prints: Sequence[ContentPrint], neighbours: int = NEIGHBOURS
+                    ) -> np.ndarray:
+    """The pairs worth verifying: files sharing at least `_MIN_MATCHES` landmarks at one
+    time offset (give or take a frame); each file's `neighbours` best.
+
+    Returns:
+        `np.ndarray [shape=(pairs, 2)]` of file indices, `first < second`, sorted.
+    """
+    sizes = np.array([len(p.hashes) for p in prints], np.int64)
+    if sizes.sum() == 0:
+        return np.zeros((0, 2), np.int64)
+    owner = np.repeat(np.arange(len(prints), dtype=np.int64), sizes)
+    hashes = np.concatenate([p.hashes for p in prints]).astype(np.int64)
+    times = np.concatenate([p.times for p in prints]).astype(np.int64)
+    keys = _shared_offsets(hashes, owner, times)
+    if len(keys) == 0:
+        return np.zeros((0, 2), np.int64)
+    pairs, counts = _pair_counts(keys)
+    first, second = pairs >> 22, pairs & ((1 << 22) - 1)
+    keep = counts >= _MIN_MATCHES
+    return _best_per_file(first[keep], second[keep], counts[keep], neighbours)
+
+
+def _shared_offsets(hashes: np.ndarray, owner: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """One key `(first, second, offset)` per landmark two files share (hash buckets of
+    2 to `_MAX_BUCKET` entries, built bucket size by bucket size, not file by file)."""
+    order = np.argsort(hashes, kind="stable")
+    hashes, owner, times = hashes[order], owner[order], times[order]
+    starts = np.flatnonzero(np.r_[True, hashes[1:] != hashes[:-1]])
+    sizes = np.diff(np.r_[starts, len(hashes)])
+    keys = []
+    for size in np.unique(sizes[(sizes >= 2) & (sizes <= _MAX_BUCKET)]):
+        first = starts[sizes == size]
+        i, j = np.triu_indices(int(size), 1)
+        a, b = owner[first[:, None] + i], owner[first[:, None] + j]
+        d = times[first[:, None] + i] - times[first[:, None] + j]
+        swap = a > b
+        a, b, d = np.where(swap, b, a), np.where(swap, a, b), np.where(swap, -d, d)
+        other = a != b
+        keys.append((a[other] << 42) | (b[other] << 20) | (d[other] + (1 << 19)))
+    return np.concatenate(keys) if keys else np.zeros(0, np.int64)
+
+
+def _pair_counts(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each pair and its most landmarks shared at one offset (+-1 frame)."""
+    unique, counts = np.unique(keys, return_counts=True)
+    total = counts.copy()
+    for step in (-1, 1):  # the next offset of the same pair is the next key
+        at = np.searchsorted(unique, unique + step)
+        hit = (at < len(unique)) & (unique[np.minimum(at, len(unique) - 1)] == unique + step)
+        total[hit] += counts[at[hit]]
+    pairs = unique >> 20
+    order = np.lexsort((-total, pairs))
+    pairs, total = pairs[order], total[order]
+    first = np.r_[True, pairs[1:] != pairs[:-1]]
+    return pairs[first], total[first]
+
+
+def _best_per_file(a: np.ndarray, b: np.ndarray, counts: np.ndarray,
+                   neighbours: int) -> np.ndarray:
+    """The pairs `(a, b)` among the `neighbours` best (most shared landmarks) of either
+    file."""
+    ends = np.concatenate([a, b])
+    index = np.concatenate([np.arange(len(a))] * 2)
+    order = np.lexsort((-np.concatenate([counts, counts]), ends))
+    ends, index = ends[order], index[order]
+    rank = np.arange(len(ends)) - np.searchsorted(ends, ends)
+    chosen = np.unique(index[rank < neighbours])
+    return np.stack([a[chosen], b[chosen]], axis=1)
+
+
+def similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """How much of one waveform the other explains: the normalised cross-correlation at the
+    best lag (polarity ignored), over the stretch they share, which must hold
+    `_SHARED_ENERGY` of the shorter one's energy; refined between samples.
+
+    Args:
+        a, b: `np.ndarray [shape=(n,)]`, waveforms at one rate, mean removed.
+
+    Returns:
+        A value in [0, 1]: 1 for a copy up to gain and delay; `1 / sqrt(1 + 10 ** (-snr /
+        10))` for a copy with noise at `snr` dB.
+    """
+    a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
+    if len(a) < len(b):
+        a, b = b, a
+    if len(b) == 0 or not np.any(b) or not np.any(a):
+        return 0.0
+    n = scipy.fft.next_fast_len(len(a) + len(b) - 1, real=True)
+    cross = scipy.fft.rfft(a, n) * np.conj(scipy.fft.rfft(b, n))
+    c = scipy.fft.irfft(cross, n)
+    lags = np.arange(-(len(b) - 1), len(a))
+    c = np.concatenate([c[n - len(b) + 1:], c[:len(a)]])
+    ca = np.r_[0.0, np.cumsum(a.astype(np.float64) ** 2)]
+    cb = np.r_[0.0, np.cumsum(b.astype(np.float64) ** 2)]
+    lo, hi = np.clip(lags, 0, len(a)), np.clip(lags + len(b), 0, len(a))
+    energy_a = ca[hi] - ca[lo]
+    energy_b = cb[hi - lags] - cb[lo - lags]
+    shared = energy_b >= _SHARED_ENERGY * cb[-1]
+    denominator = np.sqrt(energy_a * energy_b)
+    ok = shared & (denominator > 0)
+    if not np.any(ok):
+        return 0.0
+    value = np.where(ok, np.abs(c) / np.where(ok, denominator, 1.0), 0.0)
+    best = int(np.argmax(value))
+    top = float(value[best])
+    if _REFINE <= top < 0.999:  # a copy shifted by a fraction of a sample: between samples
+        steps = np.linspace(-0.5, 0.5, 9)
+        k = np.arange(len(cross))
+        weight = np.where((k == 0) | (k == n // 2), 1.0, 2.0) / n
+        turns = np.exp(2j * np.pi * np.outer(lags[best] + steps, k) / n)
+        between = np.abs((turns * cross).real @ weight).max()
+        top = max(top, float(between / denominator[best]))
+    return min(top, 1.0)
+
+
+def similarity_db(value: float) -> float:
+    """The similarity as the level of the residual below the signal (dB): 9.7 dB at the
+    default threshold of 0.95, 20 dB for noise at 20 dB SNR."""
+    value = min(max(value, 1e-12), 1 - 1e-12)
+    return float(10 * np.log10(value ** 2 / (1 - value ** 2)))
+
+
+def find_duplicates(prints: Sequence[ContentPrint], *, threshold: float = THRESHOLD,
+                    neighbours: int = NEIGHBOURS) -> list[Pair]:
+    """The pairs of files that hold the same audio.
+
+    Args:
+        prints: one `ContentPrint` per file.
+        threshold: the similarity at or above which a candidate pair is a duplicate.
+            Defaults to `THRESHOLD`.
+        neighbours: candidates kept per file. Defaults to `NEIGHBOURS`.
+
+    Returns:
+        The duplicate pairs, `first < second`, in order.
+    """
+    found = []
+    for i, j in candidate_pairs(prints, neighbours):
+        value = similarity(prints[i].wave, prints[j].wave)
+        if value >= threshold:
+            found.append(Pair(int(i), int(j), round(value, 4)))
+    return found

@@ -1,0 +1,279 @@
+"""Files that hold the same audio under two items (issue 56): the content check
+(`preprocessing.duplicates`, `preprocessing.content_check`) on real decoded audio, where a
+user meets it (`python -m preprocessing check`, `python -m xval init`, the build commands,
+the dry run's data checks, `[data] duplicates = error`), and the cases at the edges (two
+files, a silent file, a corrupt file). Audio is made with numpy and written with
+soundfile; the tests marked `realdata` read ../shared/datasets."""
+
+import json
+
+import librosa
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from preprocessing import duplicates as dup
+from preprocessing.build import build_store, feature_params
+from preprocessing.content_check import (
+    DuplicateCheck,
+    check_files,
+    crossing_pairs,
+    item_groups,
+    leaks_per_fold,
+    report_lines,
+)
+from preprocessing.content_store import store_check
+from preprocessing.store import FeatureStore, write_store_from_dicts
+from tests.conftest import SHARED, python_here, write_config
+from xval.config.loader import load_config
+from xval.core.errors import DatasetError
+from xval.folds import ItemKFold
+from xval.running.shared_audio import check_shared_audio, shared_audio_lines
+
+RATE = 8000
+
+
+def _sound(rng, seconds=0.8):
+    """A sound no other call makes: a chirp between random frequencies, a random envelope,
+    and noise."""
+    t = np.arange(int(seconds * RATE)) / RATE
+    f0, f1 = rng.uniform(150, 1500, 2)
+    phase = 2 * np.pi * (f0 * t + (f1 - f0) * t ** 2 / (2 * seconds))
+    envelope = np.interp(t, np.linspace(0, seconds, 6), rng.uniform(0.1, 1.0, 6))
+    y = 0.4 * envelope * (np.sin(phase) + 0.3 * np.sin(2.7 * phase))
+    return (y + 0.02 * rng.standard_normal(len(t))).astype(np.float32)
+
+
+def _folder(root, rng, speakers=("ann", "bob", "cy", "dee"), labels=("yes", "no"), per=2):
+    """`root/<label>/<speaker>_<k>.wav`, every file a different sound."""
+    for label in labels:
+        (root / label).mkdir(parents=True)
+        for speaker in speakers:
+            for k in range(per):
+                sf.write(root / label / f"{speaker}_{k}.wav", _sound(rng), RATE)
+    return root
+
+
+def _plant(root, source="yes/ann_0.wav", copy="yes/dee_9.ogg"):
+    """An OGG Vorbis copy of `source`, its first third cut, filed under another speaker."""
+    y, sr = sf.read(root / source, dtype="float32")
+    sf.write(root / copy, y[len(y) // 3:], sr, format="OGG", subtype="VORBIS")
+    return root / copy
+
+
+ITEM = r"(?P<item>[a-z]+)_\d+"
+
+
+# -- the method -------------------------------------------------------------------------
+
+
+def test_similarity_keeps_copies_and_tells_different_sounds_apart(rng):
+    y = _sound(rng, 1.0)
+    wave = dup.content_print(y, RATE).wave
+    noisy = y + rng.standard_normal(len(y)).astype(np.float32) * np.sqrt(np.mean(y ** 2) / 100)
+    assert dup.similarity(wave, dup.content_print(noisy, RATE).wave) == \
+        pytest.approx(1 / np.sqrt(1.01), abs=0.003)  # 20 dB SNR, as the docstring says
+    trimmed = dup.content_print(y[1001:len(y) - 1700], RATE).wave  # a third, off the grid
+    assert dup.similarity(wave, trimmed) > 0.99
+    resampled = librosa.resample(y, orig_sr=RATE, target_sr=11025)
+    assert dup.similarity(wave, dup.content_print(resampled, 11025).wave) > 0.99
+    assert dup.similarity(wave, -0.1 * wave) == pytest.approx(1.0, abs=1e-6)  # gain, polarity
+    assert dup.similarity(wave, dup.content_print(_sound(rng, 1.0), RATE).wave) < 0.5
+    assert dup.similarity(wave, np.zeros(4000, np.float32)) == 0.0
+    assert dup.similarity_db(dup.THRESHOLD) == pytest.approx(9.7, abs=0.05)
+
+
+def test_find_duplicates_finds_trimmed_and_noisy_copies_among_other_sounds(rng):
+    sounds = [_sound(rng) for _ in range(30)]
+    noisy = sounds[3] + 0.01 * rng.standard_normal(len(sounds[3])).astype(np.float32)
+    copies = [sounds[7][: 2 * len(sounds[7]) // 3], noisy]
+    prints = [dup.content_print(y, RATE) for y in sounds + copies]
+    pairs = dup.find_duplicates(prints)
+    assert [(p.first, p.second) for p in pairs] == [(3, 31), (7, 30)]
+    assert all(p.similarity >= dup.THRESHOLD for p in pairs)
+
+
+def test_check_record_round_trip_crossings_groups_and_folds():
+    check = DuplicateCheck(files=5, pairs=(("a1", "b1", 0.99), ("b1", "c1", 0.97),
+                                           ("a1", "a2", 1.0)))
+    assert DuplicateCheck.from_dict(json.loads(json.dumps(check.to_dict()))) == check
+    with pytest.raises(DatasetError, match="'duplicates' entry cannot be read"):
+        DuplicateCheck.from_dict({"method": "x"})
+    items = {"a1": "A", "a2": "A", "b1": "B", "c1": "C", "d1": "D"}
+    crossing = crossing_pairs(check, items)
+    assert [(c.first, c.second) for c in crossing] == [("a1", "b1"), ("b1", "c1")]
+    assert item_groups(crossing) == [["A", "B", "C"]]
+    folds = [{"train": ["B", "D"], "val": ["C"], "test": ["A"]},
+             {"train": ["A", "B", "C"], "val": [], "test": ["D"]}]
+    assert leaks_per_fold(crossing, folds) == [1, 0]
+    lines = report_lines(check, crossing, {"a1": "x/a1.wav"}, fix="--merge-duplicates")
+    assert "2 pair(s) of files hold the same audio under two items" in lines[0]
+    assert "x/a1.wav (A) = b1 (B): similarity 0.990" in lines[1]
+    assert "{A, B, C}" in lines[-2] and "--merge-duplicates" in lines[-1]
+
+
+# -- where a user meets it -------------------------------------------------------------------
+
+
+def test_check_command_lists_writes_csv_and_merges_a_reencoded_copy(tmp_path, rng):
+    audio = _folder(tmp_path / "audio", rng)
+    _plant(audio)
+    write_config(tmp_path)
+    store = tmp_path / "data" / "speech"
+    built = python_here("-m", "preprocessing", "folders", audio, "--out", store,
+                        "--item-pattern", ITEM, "--workers", "1", "--no-progress",
+                        cwd=tmp_path)
+    assert built.returncode == 0, built.stderr
+    assert "1 pair(s) of files hold the same audio under two items" in built.stdout
+    proc = python_here("-m", "preprocessing", "check", store, "--csv", tmp_path / "pairs.csv",
+                       "--merge-duplicates", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "ann_0.wav (ann) = " in proc.stdout and "dee_9.ogg (dee): similarity 0.9" in proc.stdout
+    assert "Merged items ann, dee into one: ann+dee." in proc.stdout
+    pairs = pd.read_csv(tmp_path / "pairs.csv")
+    assert list(pairs[["first_item", "second_item"]].iloc[0]) == ["ann", "dee"]
+    merged = FeatureStore(store)
+    merged.verify()  # rewritten whole: its hashes are its own
+    items = merged.meta.drop_duplicates("clip").set_index("clip")["item"]
+    assert items["yes/ann_0.wav"] == items["yes/dee_9.ogg"] == "ann+dee"
+    assert set(merged.meta["item"]) == {"ann+dee", "bob", "cy"}
+    assert merged.info.duplicates["merged"] == [["ann", "dee"]]
+    for _, test in ItemKFold(3).split(merged.meta, groups=merged.items):
+        clips = set(merged.meta["clip"].iloc[test])
+        assert ("yes/ann_0.wav" in clips) == ("yes/dee_9.ogg" in clips)  # never split
+    again = python_here("-m", "preprocessing", "check", store, cwd=tmp_path)
+    assert "no file shares its audio with a file of another item (1 pair(s) share audio " \
+           "inside one item)" in again.stdout
+
+
+def test_init_lists_the_copy_and_merge_duplicates_keeps_it_on_one_side(tmp_path, rng):
+    audio = _folder(tmp_path / "audio", rng, speakers=("ann", "bob", "cy", "dee", "eve"))
+    _plant(audio)
+    project = tmp_path / "project"
+    project.mkdir()
+    dry = python_here("-m", "xval", "init", audio, "--item-pattern", ITEM, "--encoder",
+                      "none", "--no-progress", "--dry-run", cwd=project)
+    assert dry.returncode == 0, dry.stderr
+    said = " ".join(dry.stdout.split())
+    assert "1 pair(s) of files hold the same audio under two items" in said
+    assert "--merge-duplicates" in said and not (project / "data").exists()
+    proc = python_here("-m", "xval", "init", audio, "--item-pattern", ITEM, "--encoder",
+                       "none", "--no-progress", "--merge-duplicates", cwd=project)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr
+    assert "Merged items ann, dee into one: ann+dee" in proc.stdout
+    assert "Shared audio: no file holds the audio of a file of another item" in proc.stdout
+    store = FeatureStore(project / "data" / "audio")
+    assert store.info.duplicates["merged"] == [["ann", "dee"]]
+    assert "ann+dee" in set(store.items) and "dee" not in set(store.items)
+
+
+def test_dry_run_line_per_fold_and_duplicates_error_refuses(tmp_path, rng):
+    audio = _folder(tmp_path / "audio", rng)
+    _plant(audio)
+    rows = pd.DataFrame([{"path": str(p), "label": p.parent.name, "item": p.stem.split("_")[0],
+                          "clip": f"{p.parent.name}/{p.name}"}
+                         for p in sorted(audio.rglob("*.*"))])
+    params = feature_params(load_config(None).features)
+    store, _ = build_store(rows, tmp_path / "store", params=params, workers=1, progress=False)
+    folds = [{"train": ["bob", "cy"], "val": ["dee"], "test": ["ann"]},
+             {"train": ["ann", "bob"], "val": ["cy"], "test": ["dee"]},
+             {"train": ["ann", "dee"], "val": ["bob"], "test": ["cy"]}]
+    (line,) = shared_audio_lines(store, folds)
+    assert line.startswith("Warning: 1 pair(s) of files hold the same audio under two items")
+    assert "per fold: 0: 1, 1: 1, 2: 0" in line and "--merge-duplicates" in line
+    check_shared_audio(store, load_config(write_config(tmp_path / "warn")))  # warns only
+    config = load_config(write_config(tmp_path / "strict", data={"duplicates": "error"}))
+    with pytest.raises(DatasetError, match=r"1 pair\(s\) of files hold the same audio .*"
+                                           r"\[data\] duplicates = error. Merge them"):
+        check_shared_audio(store, config)
+
+
+def test_clean_folder_reports_none(tmp_path, rng):
+    audio = _folder(tmp_path / "audio", rng)
+    rows = pd.DataFrame([{"path": str(p), "clip": str(p.relative_to(audio))}
+                         for p in sorted(audio.rglob("*.wav"))])
+    check = check_files(rows)
+    assert check.files == 16 and check.pairs == () and check.unreadable == ()
+    (line,) = report_lines(check, [], {}, fix="")
+    assert "of 16 files: no file shares its audio with a file of another item." in line
+
+
+def test_two_files_a_silent_file_and_a_corrupt_file(tmp_path, rng):
+    y = _sound(rng)
+    sf.write(tmp_path / "a.wav", y, RATE)
+    sf.write(tmp_path / "b.flac", y * 0.5, RATE)  # the same audio, another codec and level
+    sf.write(tmp_path / "other.wav", _sound(rng), RATE)
+    sf.write(tmp_path / "silent.wav", np.zeros(RATE, np.float32), RATE)
+    sf.write(tmp_path / "silent2.wav", np.zeros(RATE, np.float32), RATE)
+    (tmp_path / "corrupt.wav").write_bytes(b"RIFF\x00\x01\x00\x00WAVEjunk" * 10)
+
+    def check(*names):
+        return check_files(pd.DataFrame({"path": [str(tmp_path / n) for n in names],
+                                          "clip": list(names)}))
+
+    assert [p[:2] for p in check("a.wav", "b.flac").pairs] == [("a.wav", "b.flac")]
+    assert check("a.wav", "other.wav").pairs == ()
+    assert check("silent.wav", "silent2.wav", "a.wav").pairs == ()  # silence shares nothing
+    broken = check("corrupt.wav", "a.wav", "b.flac")
+    assert broken.unreadable == ("corrupt.wav",) and broken.files == 2
+    assert "(1 could not be read, not checked)" in report_lines(broken, [], {}, fix="")[0]
+    assert check("corrupt.wav").files == 0
+
+
+def test_old_store_is_not_checked_then_checked_from_its_audio(tmp_path, rng):
+    old = write_store_from_dicts(tmp_path / "old", {"a": np.zeros((2, 3, 4), np.float32)},
+                                 {"a": np.array(["x", "y"])})
+    assert store_check(old).check is None
+    assert "not checked" in shared_audio_lines(old, [])[0]
+    audio = _folder(tmp_path / "audio", rng, speakers=("ann", "bob", "cy"))
+    copy = _plant(audio, copy="yes/cy_9.ogg")
+    rows = pd.DataFrame([{"path": str(p), "label": p.parent.name, "item": p.stem.split("_")[0],
+                          "clip": f"{p.parent.name}/{p.name}"}
+                         for p in sorted(audio.rglob("*.*"))])
+    params = feature_params(load_config(None).features)
+    built, _ = build_store(rows, tmp_path / "built", params=params, workers=1, progress=False,
+                           check_content=False)  # as before the check existed
+    assert built.info.duplicates is None
+    proc = python_here("-m", "preprocessing", "check", built.path, "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    assert "it was built before the check existed" in proc.stdout
+    assert "1 pair(s) of files hold the same audio" in proc.stdout
+    assert FeatureStore(built.path).info.duplicates["pairs"][0][:2] == ["yes/ann_0.wav",
+                                                                       "yes/cy_9.ogg"]
+    for path in audio.rglob("*.*"):
+        path.unlink()
+    gone = python_here("-m", "preprocessing", "check", built.path, "--recheck")
+    assert gone.returncode == 2 and "none of its 13 audio files can be read" in gone.stderr
+    assert copy.name not in gone.stdout
+
+
+def test_check_command_refuses_a_threshold_without_recheck(tmp_path):
+    proc = python_here("-m", "preprocessing", "check", tmp_path, "--threshold", "0.9")
+    assert proc.returncode == 2 and "--threshold 0.9 goes with --recheck" in proc.stderr
+    bad = python_here("-m", "preprocessing", "check", tmp_path, "--threshold", "2")
+    assert bad.returncode == 2 and "expected a similarity in (0, 1]" in bad.stderr
+
+
+# -- real recordings ------------------------------------------------------------------------
+
+
+@pytest.mark.realdata
+def test_ravdess_ships_two_identical_takes_and_fsdd_copies_are_found():
+    ravdess, fsdd = SHARED / "ravdess" / "audio" / "Actor_07", SHARED / "fsdd" / "recordings"
+    if not ravdess.is_dir() or not fsdd.is_dir():
+        pytest.skip(f"{SHARED} holds no RAVDESS and FSDD recordings")
+    files = sorted(ravdess.glob("03-01-03-*.flac"))  # actor 7, happy: 8 takes
+    check = check_files(pd.DataFrame({"path": list(map(str, files)),
+                                      "clip": [f.name for f in files]}))
+    assert [p[:2] for p in check.pairs] == [("03-01-03-01-02-01-07.flac",
+                                             "03-01-03-01-02-02-07.flac")]
+    takes = sorted(fsdd.glob("0_jackson_*.wav"))[:25]  # one speaker, one digit: hard negatives
+    rows = pd.DataFrame({"path": list(map(str, takes)), "clip": [t.name for t in takes]})
+    y, sr = sf.read(takes[3], dtype="float32")
+    prints = [dup.content_print(*sf.read(t, dtype="float32")) for t in takes]
+    noisy = y + np.random.default_rng(0).standard_normal(len(y)).astype(np.float32) \
+        * np.sqrt(np.mean(y ** 2) / 100)
+    prints.append(dup.content_print(noisy[len(y) // 6:], sr))  # 20 dB SNR, trimmed
+    found = dup.find_duplicates(prints)
+    assert [(p.first, p.second) for p in found] == [(3, 25)], rows["clip"].tolist()

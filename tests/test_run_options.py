@@ -1,0 +1,94 @@
+"""Run options as one object (issue 55): `RunOptions`, grouped as `Execution`,
+`SearchOptions` and `Output`, is what the command line, `Experiment.run` and the runner
+share; each option is declared once (its flag and help with it), and the earlier flat
+keywords of `Experiment.run` still work, with a deprecation note."""
+
+import dataclasses
+import warnings
+
+import pytest
+
+from xval.core.errors import ConfigurationError
+from xval.running.options import Execution, Output, RunOptions, SearchOptions, from_args
+
+
+def _parser():
+    from xval import Experiment
+    from xval.running.command import experiment_parser
+
+    experiment = Experiment(description="d", dataset="tiny", number=1)
+    experiment[1] = {"architecture": "mlp"}
+    return experiment_parser(experiment)
+
+
+def test_run_options_the_command_line_makes_the_object_a_python_caller_makes():
+    args = _parser().parse_args(["1", "2", "0", "--executor", "process", "--gpus", "0,1",
+                                 "--search", "--trials", "5", "--timeout", "60", "-v",
+                                 "--overwrite", "--dry-run"])
+    made = from_args(args, out=print, progress=False, listeners=[])
+    assert made == RunOptions(overwrite=True, dry_run=True,
+                              executor=Execution("process", gpu="0", gpus=["0", "1"]),
+                              search=SearchOptions(trials=5, timeout=60.0),
+                              output=Output(verbose=True, listeners=[]))
+    plain = from_args(_parser().parse_args([]), out=print)
+    assert plain == RunOptions() and plain.overwrite is None and plain.debug is None
+
+
+def test_run_options_every_declared_flag_is_on_the_command_line_once():
+    """The parser's run flags are the fields' declarations, each with its help (a flag
+    added twice would stop argparse: a conflicting option string)."""
+    from xval.running.options import _declared
+
+    help_text = " ".join(_parser().format_help().split())
+    groups = [RunOptions, Execution, SearchOptions, Output]
+    declared = [(flags, d["help"]) for cls in groups for f in dataclasses.fields(cls)
+                if (flags := (d := _declared(f)).get("flags"))]
+    assert len(declared) == 12
+    for flags, text in declared:
+        assert all(flag in help_text for flag in flags) and text in help_text, flags
+
+
+def test_run_options_old_keywords_go_to_their_group_with_a_deprecation_note():
+    with pytest.warns(DeprecationWarning, match=r"run\(gpus=...\) is deprecated: pass "
+                                                r"executor=Execution\(gpus=...\)"):
+        made = RunOptions.of(executor="process", gpus=[0, 1], dry_run=True)
+    assert made.executor == Execution("process", gpus=[0, 1]) and made.dry_run
+    with pytest.warns(DeprecationWarning, match=r"output=Output\(out=...\)"):
+        made = RunOptions.of(search=True, trials=3, out=len, progress=True)
+    assert made.search == SearchOptions(trials=3)
+    assert (made.output.out, made.output.progress) == (len, True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the new spellings warn about nothing
+        assert RunOptions.of(search=SearchOptions(trials=3), output=Output(out=len)) == \
+            RunOptions(search=SearchOptions(trials=3), output=Output(out=len))
+
+
+@pytest.mark.parametrize("changes, error, match", [
+    ({"trails": 3}, TypeError, r"unexpected keyword argument 'trails'\. Did you mean trials"),
+    ({"trials": 3}, ConfigurationError, "--trials and --timeout go with --search"),
+    ({"inner_folds": 3}, ConfigurationError, "--inner-folds 3 goes with --search"),
+    ({"search": SearchOptions(), "trials": 0}, ConfigurationError,
+     r"--trials 0: expected a finite number > 0"),
+    ({"search": True, "inner_folds": 1}, ConfigurationError,
+     r"--inner-folds 1: expected .*two folds at least"),
+    ({"executor": 3}, TypeError, "executor=3: expected an Execution or its name"),
+])
+def test_run_options_refuse_what_no_run_can_do(changes, error, match):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        with pytest.raises(error, match=match):
+            RunOptions.of(**changes)
+
+
+def test_run_options_settle_from_the_declaration():
+    from xval import Experiment
+
+    experiment = Experiment(description="d", dataset="tiny", number=1, gpu_ID=1,
+                            overwrite_results=True)
+    experiment[1] = {"architecture": "mlp"}
+    settled, options = RunOptions(overrides={"num_repeats": 2, "epochs": 3}).settled(
+        experiment)
+    assert (options.overwrite, options.debug, options.executor.gpu) == (True, False, 1)
+    assert options.overrides == {"epochs": 3} and settled.num_repeats == 2
+    _, given = RunOptions(overwrite=False, executor=Execution(gpu=-1)).settled(experiment)
+    assert (given.overwrite, given.executor.gpu) == (False, -1)

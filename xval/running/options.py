@@ -1,0 +1,366 @@
+"""`RunOptions`: what a run is asked to do, one object shared by the command line,
+`Experiment.run` (and `refit`) and the runner.
+
+Each option is declared once, as a field: its default, its valid values, and for the
+command line its flag and help (`option`); the experiment script's parser is built from the
+fields (`add_flags`) and read back into the object (`from_args`). The options are grouped as
+Optuna groups a study's sampler, pruner and storage: where the jobs run (`Execution`),
+the search (`SearchOptions`: the declared `Search` is run, trials become instances) and
+what the run says (`Output`); the rest are the run's own (`overrides`, `overwrite`,
+`dry_run`, `debug`).
+
+Example:
+
+```python
+from xval.running.options import Execution, Output, SearchOptions
+
+experiment.run([1, 2], executor=Execution("process", gpus=[0, 1]),
+               output=Output(progress=True))
+experiment.run(search=SearchOptions(trials=20, timeout=3600), dry_run=True)
+```
+
+The earlier keywords (`experiment.run(gpus=[0, 1], trials=20, out=print)`) still work: each
+goes to its group, with a `DeprecationWarning` naming the new spelling (`RunOptions.of`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from numbers import Integral, Real
+from typing import Any
+
+from xval import executors
+from xval.core.constraints import Interval, check
+from xval.core.errors import ConfigurationError
+from xval.running.declaration import ExperimentDeclaration
+
+__all__ = ["Execution", "Output", "RunOptions", "SearchOptions", "add_flags", "from_args",
+           "option"]
+
+Out = Callable[..., None]
+"""A print function for progress lines (`print`, or `lambda *a: None` to be quiet)."""
+
+_OPTION = "xval.option"
+"""The metadata entry of a field declared with `option`."""
+
+
+def option(default: Any, help: str = "", *, flags: Sequence[str] = (),
+           constraints: Sequence[Any] | None = None, hint: str = "",
+           **argparse_kwargs: Any) -> Any:
+    """Declares one run option as a field: its default, its valid values and, when it is a
+    flag of the experiment script's command line, the flag and its help.
+
+    Args:
+        default: the default.
+        help: the flag's help. Defaults to `""`.
+        flags: the command-line flags (`("--trials",)`, `("-v", "--verbose")`), or a
+            positional's name (`("gpu",)`); none for an option the command line does not
+            take as it is. Defaults to `()`.
+        constraints: the valid values (`xval.core.constraints`), checked when the object
+            is made; `None` checks nothing. Defaults to `None`.
+        hint: put after what was expected in the error (a fix, an example).
+        **argparse_kwargs: the rest of the flag's `add_argument` (`type`, `metavar`,
+            `action`, `choices`, `nargs`).
+
+    Returns:
+        A `dataclasses.field`.
+    """
+    declared = {"help": help, "flags": tuple(flags), "constraints": constraints,
+                "hint": hint, "argparse": argparse_kwargs}
+    if isinstance(default, (list, dict, tuple)) and default:
+        raise TypeError("an option's default is immutable and empty or a scalar")
+    return dataclasses.field(default=default, metadata={_OPTION: declared})
+
+
+def _declared(field: dataclasses.Field[Any]) -> dict[str, Any]:
+    return field.metadata.get(_OPTION, {})
+
+
+def _check_fields(record: object) -> None:
+    """Checks every field of an options group against its declared constraints."""
+    for field in dataclasses.fields(record):  # type: ignore[arg-type]
+        declared = _declared(field)
+        if declared.get("constraints") is None:
+            continue
+        value = getattr(record, field.name)
+        name = declared["flags"][-1] if declared["flags"] else field.name
+        check(name, value, declared["constraints"], label=f"{name} {value!r}",
+              hint=declared["hint"])
+
+
+def _gpu_list(text: str) -> list[str]:
+    parts = [part.strip() for part in text.split(",")]
+    if not parts or any(not part.isdigit() for part in parts):
+        raise argparse.ArgumentTypeError(
+            f"--gpus {text!r}: expected comma-separated GPU numbers like 0,1"
+        )
+    return parts
+
+
+@dataclasses.dataclass(frozen=True)
+class Execution:
+    """Where and how the jobs run.
+
+    Args:
+        name: a registered executor (`inline`, `process`, `ray`); `None` takes config.ini's
+            `[backend] executor` (the positional argument of `Execution`).
+        gpu: the GPU of this process (`CUDA_VISIBLE_DEVICES`); `None` takes the
+            experiment's `gpu_ID`.
+        gpus: GPU ids for the process and Ray executors. Defaults to `[gpu]`.
+        ray_address: the Ray cluster to join (`"auto"`, `"HOST:PORT"`); `None` starts a
+            local Ray instance (with the `ray` executor).
+    """
+
+    name: str | None = option(None, "inline, process (worker processes) or ray (else "
+                              "config)", flags=("--executor",), choices=executors.names())
+    gpu: object = option(None, "GPU id for CUDA_VISIBLE_DEVICES (-1: CPU)", flags=("gpu",),
+                         nargs="?")
+    gpus: Sequence[object] | None = option(None, "GPU ids for the process executor, e.g. 0,1",
+                                           flags=("--gpus",), type=_gpu_list)
+    ray_address: str | None = option(None, "with --executor ray: the cluster to join "
+                                     "(default: start a local Ray on this machine)",
+                                     flags=("--ray-address",), metavar="auto|HOST:PORT")
+
+
+_INNER = " (the inner k-fold of an outer fold needs two folds at least), e.g. --inner-folds 3"
+_POSITIVE = [Interval(Real, 0, None, closed="neither"), None]
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchOptions:
+    """Run the experiment's declared `search` (Optuna) instead of its instances: trials
+    become instances numbered after the declared ones.
+
+    Args:
+        trials: the number of trials in the study (overrides the search's `n_trials`).
+        timeout: seconds after which this runner starts no new trial.
+        inner_folds: a nested search: the study runs inside every outer fold on its
+            training items only, over `inner_folds` inner folds (>= 2), and the chosen
+            trial is trained on the outer training items and scored on the outer test items
+            (`xval.running.nested`). `None`: a plain search.
+
+    Raises:
+        ConfigurationError: for `trials` or `timeout` not > 0, `inner_folds` below 2.
+    """
+
+    trials: int | None = option(None, "with --search: trials in the study (overrides "
+                                "n_trials)", flags=("--trials",), constraints=_POSITIVE,
+                                type=int, metavar="N")
+    timeout: float | None = option(None, "with --search: start no new trial after S seconds",
+                                   flags=("--timeout",), constraints=_POSITIVE, type=float,
+                                   metavar="S")
+    inner_folds: int | None = option(
+        None, "with --search: a nested search, the study run inside every outer fold on its "
+        "training items over K inner folds; the chosen trial is scored on the outer test "
+        "items", flags=("--inner-folds",), hint=_INNER, type=int, metavar="K",
+        constraints=[Interval(Integral, 2, None, closed="left"), None])
+
+    def __post_init__(self) -> None:
+        _check_fields(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class Output:
+    """What the run says and to whom.
+
+    Args:
+        out: print function for progress lines. Defaults to `print`.
+        progress: a progress bar over all jobs on stderr, and what slow start-up steps are
+            running. Defaults to `False` (the command line turns it on unless `-q`).
+        verbose: one line per epoch, labelled with its instance and fold. Defaults to
+            `False`.
+        listeners: objects told about every recorded fold and instance, e.g.
+            `xval.report.tracking.MLflowListener` (see
+            `xval.running.recorder.RecorderListener`). Defaults to none.
+    """
+
+    out: Out = print
+    progress: bool = False
+    verbose: bool = option(False, "one line per epoch, labelled with instance and fold; "
+                           "TensorFlow's own log lines too", flags=("-v", "--verbose"),
+                           action="store_true")
+    listeners: Sequence[object] = ()
+
+
+_GROUPS: dict[str, type] = {"executor": Execution, "search": SearchOptions, "output": Output}
+"""The options' groups: `RunOptions` field -> its class."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOptions:
+    """What a run is asked to do (see `xval.Experiment.run`).
+
+    Args:
+        overrides: `--set` values: instance parameters, and the experiment settings among
+            `xval.running.declaration.SETTINGS` (`num_repeats`). Defaults to none.
+        overwrite: rerun instances with results; `None` takes the declaration's
+            `overwrite_results`.
+        dry_run: print the plan (the folds, what each instance sets), write nothing.
+            Defaults to `False`.
+        debug: stop at the first error with its traceback; `None` takes the declaration's
+            `debug_mode`.
+        executor: where the jobs run (`Execution`; a name is `Execution(name)`).
+        search: run the declared search (`SearchOptions`; `True` is `SearchOptions()`),
+            or `None`: the declared instances.
+        output: what the run says (`Output`).
+    """
+
+    overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    overwrite: bool | None = option(None, "rerun selected instances that already have "
+                                    "results", flags=("--overwrite",), action="store_true")
+    dry_run: bool = option(False, "validate, print the folds and what each instance sets, "
+                           "train nothing", flags=("--dry-run",), action="store_true")
+    debug: bool | None = option(None, "stop at the first error with its traceback",
+                                flags=("--debug",), action="store_true")
+    executor: Execution = dataclasses.field(default_factory=Execution)
+    search: SearchOptions | None = option(None, "run the experiment's Optuna search (trials "
+                                          "become instances)", flags=("--search",),
+                                          action="store_true")
+    output: Output = dataclasses.field(default_factory=Output)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.executor, str) or self.executor is None:
+            object.__setattr__(self, "executor", Execution(self.executor))
+        if isinstance(self.search, bool):
+            object.__setattr__(self, "search", SearchOptions() if self.search else None)
+        object.__setattr__(self, "overrides", dict(self.overrides or {}))
+        for name, cls in _GROUPS.items():
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, cls):
+                raise TypeError(f"{name}={value!r}: expected {_article(cls.__name__)}"
+                                f"{' or its name' if cls is Execution else ''}"
+                                f"{' or a bool' if cls is SearchOptions else ''}.")
+
+    @classmethod
+    def of(cls, options: RunOptions | None = None, **changes: Any) -> RunOptions:
+        """`options` (or the defaults) with `changes`: fields of `RunOptions`, or the
+        earlier flat keywords of `Experiment.run` (`gpus=`, `trials=`, `out=`, ...), each
+        put into its group with a `DeprecationWarning` naming the new spelling.
+
+        Raises:
+            TypeError: for a name that is no option (with the closest ones).
+            ConfigurationError: for options of the search without a search.
+        """
+        base = options or cls()
+        own = {k: v for k, v in changes.items() if k in _names(cls)}
+        grouped: dict[str, dict[str, Any]] = {}
+        for name, value in changes.items():
+            if name in own:
+                continue
+            group = next((g for g, kind in _GROUPS.items() if name in _names(kind)), None)
+            if group is None:
+                close = difflib.get_close_matches(name, _all_names(), n=3)
+                hint = f" Did you mean {', '.join(close)}?" if close else ""
+                raise TypeError(f"run() got an unexpected keyword argument {name!r}.{hint}")
+            warnings.warn(f"run({name}=...) is deprecated: pass {group}="
+                          f"{_GROUPS[group].__name__}({name}=...)", DeprecationWarning,
+                          stacklevel=3)
+            grouped.setdefault(group, {})[name] = value
+        made = dataclasses.replace(base, **own)
+        if grouped.get("search") and made.search is None:
+            raise ConfigurationError(_without_search(grouped["search"]))
+        return dataclasses.replace(made, **{
+            group: dataclasses.replace(getattr(made, group), **values)
+            for group, values in grouped.items()})
+
+    def settled(self, experiment: ExperimentDeclaration
+                ) -> tuple[ExperimentDeclaration, RunOptions]:
+        """The declaration with the experiment settings among the overrides applied
+        (`--set num_repeats=2`), and the options with the other overrides and the
+        declaration's settings where they are `None` (`overwrite_results`, `gpu_ID`,
+        `debug_mode`): the one place that says so."""
+        experiment, overrides = experiment.with_settings(self.overrides)
+        settled = dataclasses.replace(
+            self, overrides=overrides,
+            overwrite=experiment.overwrite_results if self.overwrite is None
+            else self.overwrite,
+            debug=experiment.debug_mode if self.debug is None else self.debug)
+        if self.executor.gpu is None:
+            settled = dataclasses.replace(settled, executor=dataclasses.replace(
+                self.executor, gpu=experiment.gpu_ID))
+        return experiment, settled
+
+
+def _article(name: str) -> str:
+    return f"{'an' if name[0] in 'AEIOU' else 'a'} {name}"
+
+
+def _names(cls: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)}
+
+
+def _all_names() -> list[str]:
+    return sorted(_names(RunOptions).union(*(_names(kind) for kind in _GROUPS.values())))
+
+
+def _without_search(given: Mapping[str, Any]) -> str:
+    if "inner_folds" in given:
+        return (f"--inner-folds {given['inner_folds']} goes with --search (it runs the search "
+                "nested in every outer fold); add --search, or leave --inner-folds out.")
+    return "--trials and --timeout go with --search."
+
+
+def _flagged(cls: type) -> list[tuple[str, dataclasses.Field[Any]]]:
+    """`(group, field)` of every option of `cls` and its groups that has a flag, in
+    declaration order (a group's options after the group's own flag, where it is
+    declared)."""
+    out: list[tuple[str, dataclasses.Field[Any]]] = []
+    for field in dataclasses.fields(cls):
+        if _declared(field).get("flags"):
+            out.append(("", field))
+        if field.name in _GROUPS:
+            out += [(field.name, f) for f in dataclasses.fields(_GROUPS[field.name])
+                    if _declared(f).get("flags")]
+    return out
+
+
+def _dest(field: dataclasses.Field[Any]) -> str:
+    flag = _declared(field)["flags"][-1]
+    return flag.lstrip("-").replace("-", "_")
+
+
+def add_flags(parser: argparse.ArgumentParser, *, positional: bool) -> None:
+    """Adds the flags of the run options to an experiment script's parser.
+
+    Args:
+        parser: the parser.
+        positional: add the positional options (the GPU, after the caller's own
+            positionals) rather than the flags.
+    """
+    for _, field in _flagged(RunOptions):
+        declared = _declared(field)
+        flags = declared["flags"]
+        if flags[0].startswith("-") == positional:
+            continue
+        kwargs = dict(declared["argparse"])
+        if kwargs.get("action") == "store_true" and field.default is None:
+            kwargs["default"] = None  # not given: the declaration's setting
+        parser.add_argument(*flags, help=declared["help"], **kwargs)
+
+
+def from_args(args: argparse.Namespace, **output: Any) -> RunOptions:
+    """The run options a parsed command line gives (see `add_flags`).
+
+    Args:
+        args: the parsed arguments.
+        **output: the `Output` fields the command line makes of its own flags (`out`,
+            `progress`, `listeners`).
+
+    Raises:
+        ConfigurationError: for options of the search without `--search`.
+    """
+    values: dict[str, dict[str, Any]] = {"": {}, **{group: {} for group in _GROUPS}}
+    for group, field in _flagged(RunOptions):
+        value = getattr(args, _dest(field))
+        if value is not None and value is not False:
+            values[group][field.name] = value
+    search = values[""].pop("search", False)
+    if values["search"] and not search:
+        raise ConfigurationError(_without_search(values["search"]))
+    return RunOptions(**values[""], executor=Execution(**values["executor"]),
+                      search=SearchOptions(**values["search"]) if search else None,
+                      output=Output(**values["output"], **output))

@@ -1,0 +1,82 @@
+"""Files that hold the same audio under two items, as a run sees them (issue 56): the dry
+run's data-check line (per fold, the test items that share audio with a training or
+validation item), the refusal of `[data] duplicates = error`, and what the experiment's
+`dataset.json` (and the workbook's Data sheet) records of the store's content check.
+
+The pairs come from the store's record (`preprocessing.content_store`): no audio is read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from preprocessing.content_check import leaks_per_fold
+from preprocessing.content_store import StoreCheck, store_check
+from preprocessing.store import FeatureStore
+from xval.config.loader import Config
+from xval.core.errors import DatasetError
+
+__all__ = ["ERROR", "check_shared_audio", "recorded", "shared_audio_lines"]
+
+ERROR = "error"
+"""`[data] duplicates` that refuses a run on a store with crossing pairs."""
+
+Folds = Sequence[Mapping[str, Sequence[str]]]
+
+
+def _fix(store: FeatureStore) -> str:
+    return f"python -m preprocessing check {store.path} --merge-duplicates"
+
+
+def shared_audio_lines(store: FeatureStore, folds: Folds) -> list[str]:
+    """The data-check line of the store's content check: a fact when it found no pair
+    across items, a `Warning:` with the count per fold when it did."""
+    found = store_check(store)
+    if found.check is None:
+        return [f"Shared audio: not checked (the store was built before the content check; "
+                f"`python -m preprocessing check {store.path}` checks it from the audio)."]
+    check = found.check
+    what = f"content check of {check.files} files: {check.described}"
+    if not found.crossing:
+        return [f"Shared audio: no file holds the audio of a file of another item ({what})."]
+    leaks = leaks_per_fold(found.crossing, folds)
+    per_fold = ", ".join(f"{i}: {n}" for i, n in enumerate(leaks))
+    return [f"Warning: {len(found.crossing)} pair(s) of files hold the same audio under two "
+            f"items ({what}). Test items sharing audio with a training or validation item, "
+            f"per fold: {per_fold}; their test scores are inflated. Merge them: {_fix(store)} "
+            "(`[data] duplicates = error` refuses such runs)."]
+
+
+def check_shared_audio(store: FeatureStore, config: Config) -> None:
+    """Refuses a store whose content check found files of two items holding the same audio,
+    when `[data] duplicates = error`.
+
+    Raises:
+        DatasetError: naming the pairs' count, an example and the fix.
+    """
+    if config.data.duplicates != ERROR:
+        return
+    found = store_check(store)
+    if not found.crossing:
+        return
+    first = found.crossing[0]
+    raise DatasetError(
+        f"{store.path}: {len(found.crossing)} pair(s) of files hold the same audio under two "
+        f"items (e.g. {found.sources.get(first.first, first.first)} of {first.items[0]} and "
+        f"{found.sources.get(first.second, first.second)} of {first.items[1]}, similarity "
+        f"{first.similarity:.3f}), and [data] duplicates = error. Merge them: {_fix(store)}; "
+        "or set [data] duplicates = warn.")
+
+
+def recorded(store: FeatureStore, folds: Folds) -> dict[str, Any] | None:
+    """What the experiment's `dataset.json` keeps of the content check: the store's record,
+    with the pairs across items (`crossing`: first, second, similarity, their items) and
+    the test items sharing audio per fold (`test_items_sharing_audio`); `None` when the
+    store has no record."""
+    found: StoreCheck = store_check(store)
+    if found.check is None:
+        return None
+    return {**found.check.to_dict(),
+            "crossing": [[c.first, c.second, c.similarity, *c.items] for c in found.crossing],
+            "test_items_sharing_audio": leaks_per_fold(found.crossing, folds)}
