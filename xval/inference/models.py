@@ -351,6 +351,11 @@ def resolve_models(model_or_instance_dir: str | Path, *, fold: int | None = None
 
 def _instance_models(layout: InstanceLayout, fold: int | None, ensemble: bool) -> ModelSet:
     """The models of an instance folder (see `resolve_models`)."""
+    if layout.ensemble_file.is_file():
+        raise ConfigurationError(
+            f"{layout.root} is an ensemble of instances (ensemble.json): `python -m xval "
+            "predict` and `export` answer with it; evaluate, detect and embed take one of its "
+            "members' folders.")
     folds = layout.fold_models()
     name = layout.root.name
     if fold is not None:

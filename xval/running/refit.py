@@ -63,6 +63,11 @@ def refit_instance(experiment: ExperimentDeclaration, instance: int, config: Con
         TrainingError: when the refit fails.
     """
     selected = experiment.select(instances=[instance])
+    if instance in experiment.ensembles:
+        raise ConfigurationError(
+            f"--refit {instance}: instance {instance} is {experiment.ensembles[instance]!r}, "
+            "which trains nothing; refit its members (predict then answers with their final "
+            "models).")
     on, out = options.executor, options.output.out
     gpu_id, backend = prepare_process(config.backend.backend,
                                       experiment.gpu_ID if on.gpu is None else on.gpu, _stderr)

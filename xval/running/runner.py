@@ -30,6 +30,13 @@ from xval.report.terminal import terminal_table
 from xval.running.checks import data_checks
 from xval.running.declaration import ExperimentDeclaration, Selection
 from xval.running.derived import derived_failure, report_listeners
+from xval.running.ensembles import (
+    check_ensembles,
+    describe_ensembles,
+    record_ensembles,
+    split_selection,
+    with_stale,
+)
 from xval.running.environment import (
     check_gpus_visible,
     import_keras,
@@ -91,7 +98,10 @@ def run_experiment(experiment: ExperimentDeclaration, instances: Selection,
     selected = check_selection(experiment, instances, options, config)
     executor = executor_for(on.name, config, gpu, backend, gpus=on.gpus,
                             ray_address=on.ray_address)
+    selected, derived = split_selection(experiment, selected)
     plan = make_plan(experiment, config, selected, options.overrides, bool(options.overwrite))
+    derived = with_stale(experiment, derived, selected, plan.layout)
+    check_ensembles(experiment, derived, selected, plan.layout, bool(options.overwrite))
     search = experiment.search if options.search else None
     embeds = ("embedding_classifier" in search.space or TrainingParams.of(  # the trials' base
         {**config.training, **search.base, **options.overrides}).embeds) if search \
@@ -103,6 +113,7 @@ def run_experiment(experiment: ExperimentDeclaration, instances: Selection,
                    listeners=say.listeners)  # every optional package, named at once
     if options.dry_run:  # the plan (and the search), nothing written or trained
         plan.describe(say.out, experiment)
+        describe_ensembles(experiment, derived, say.out)
     for line in data_checks(plan):
         say.out(line)
     if options.dry_run:
@@ -127,7 +138,7 @@ def run_experiment(experiment: ExperimentDeclaration, instances: Selection,
             return nested_instances(experiment, search, options, config, executor, backend)
         if search is not None:
             return search_instances(experiment, search, options, config, executor, backend)
-        return execute(experiment, plan, executor, backend, options)
+        return execute(experiment, plan, executor, backend, options, derived)
     finally:
         executor.close()
 
@@ -200,9 +211,10 @@ def run_output(options: RunOptions, config: Config, task_type: str) -> Output:
 
 
 def execute(experiment: ExperimentDeclaration, plan: Plan, executor: Executor,
-            backend: str, options: RunOptions) -> RunOutcome:
+            backend: str, options: RunOptions, ensembles: Sequence[int] = ()) -> RunOutcome:
     """Runs the plan's jobs: instances held by another runner are skipped, folds already
-    done are kept, the others train.
+    done are kept, the others train; then the selected `ensembles` are computed from their
+    members (`xval.running.ensembles`).
 
     Returns:
         The `RunOutcome`.
@@ -216,12 +228,13 @@ def execute(experiment: ExperimentDeclaration, plan: Plan, executor: Executor,
         jobs, skipped = claim_instances(plan, recorder, bool(options.overwrite), held)
         Scheduler(executor, recorder, debug=bool(options.debug), out=say.out,
                   progress=say.progress, epoch_lines=say.verbose).run(jobs)
-    if not jobs:
+    not_computed = record_ensembles(experiment, ensembles, recorder, bool(options.overwrite))
+    if not jobs and not ensembles:
         recorder.results_changed()
     results = recorder.results.refresh()
     failed = [k for k in plan.resolved if k in results.instances
-              and results[k].status == InstanceStatus.FAILED.value]
-    say.out(terminal_table(results, config=plan.config, only=list(plan.resolved)))
+              and results[k].status == InstanceStatus.FAILED.value] + not_computed
+    say.out(terminal_table(results, config=plan.config, only=[*plan.resolved, *ensembles]))
     say.out(f"Results: {plan.exp_dir} ({time.perf_counter() - started:.1f}s)")
     code = exit_code(failed, skipped, results)
     if code == 0 and derived_failure(say.listeners):

@@ -20,7 +20,8 @@ def fold_rows(store: FeatureStore, fold: Mapping[str, Sequence[str]]) -> dict[st
 
     Args:
         store: a `FeatureStore`.
-        fold: `{"train": items, "val": items, "test": items}`.
+        fold: `{"train": items, "val": items, "test": items}` (and `"rank"`: validation
+            items kept out of the epoch choice, `rank_split`).
 
     Returns:
         dict of set name to sorted `np.ndarray` of rows.
@@ -28,7 +29,7 @@ def fold_rows(store: FeatureStore, fold: Mapping[str, Sequence[str]]) -> dict[st
     items = store.items
     original = ~store.augmented
     rows = {"train": rows_of(items, fold["train"])}
-    for key in ("val", "test"):
+    for key in ("val", "test", *(["rank"] if "rank" in fold else [])):
         candidates = rows_of(items, fold[key])
         rows[key] = candidates[original[candidates]]
     return rows

@@ -16,6 +16,7 @@ from typing import Any
 
 from xval.core.layout import InstanceLayout
 from xval.core.records import (
+    EnsembleRecord,
     FoldResult,
     NestedRecord,
     ParamsRecord,
@@ -140,6 +141,7 @@ class InstanceFiles:
         unreadable: names of the files that are not valid JSON or not records of their kind.
         trial: its `trial.json` record, or `None`.
         nested: its `nested.json` record (a nested search's choices), or `None`.
+        ensemble: its `ensemble.json` record (an ensemble of instances), or `None`.
         task_type: the task recorded in `params.json` (or its fold files), or `None`.
         rules: the task's `TaskRules` (of the inferred task when none is recorded).
         num_folds: the experiment's number of folds.
@@ -154,3 +156,4 @@ class InstanceFiles:
     rules: TaskRules
     num_folds: int
     nested: NestedRecord | None = None
+    ensemble: EnsembleRecord | None = None
