@@ -9,13 +9,13 @@ import shutil
 import numpy as np
 import pytest
 import soundfile as sf
-from xval.folds import ItemKFold
 
 from preprocessing.audio import unreadable_reason
 from preprocessing.build import extract_file
 from xval import Experiment
 from xval.core.errors import ConfigurationError
 from xval.core.outputs import check_output_folder
+from xval.folds import ItemKFold
 from xval.inference.models import resolve_models
 from xval.report.results import ExperimentResults
 
