@@ -369,3 +369,30 @@ def test_a_regression_ensemble_averages_values_weighted_on_validation(tmp_path):
     expected = fold["weights"][0] * members[0] + fold["weights"][1] * members[1]
     np.testing.assert_allclose(fused["predicted"], expected[fused.index], atol=1e-5)
     assert {"rmse", "mae", "r2"} <= set(ExperimentResults(root)[3].folds[0].metrics["test"])
+
+
+def test_an_ensemble_not_computed_says_why_on_stderr(capsys):
+    """An ensemble that could not be computed fails the run with its own reason on stderr
+    (it writes no error.txt); one left to another runner is pending (exit 3)."""
+    from xval.running.runner import EXIT_PENDING_ELSEWHERE, exit_code
+
+    why = {3: "ensemble Ensemble(1, 2) not computed: instance(s) 2 are not complete"}
+    assert exit_code([3], [], None, why) == 1
+    err = capsys.readouterr().err
+    assert "instance 3: ensemble Ensemble(1, 2) not computed" in err
+    assert "no reason recorded" not in err and "error.txt" not in err
+    assert exit_code([1, 3], [], None, why) == 1
+    assert "see error.txt in the folders of [1]." in capsys.readouterr().err
+    assert exit_code([], [3], None) == EXIT_PENDING_ELSEWHERE
+
+
+def test_weight_grid_sums_to_one_and_stays_bounded_with_many_members():
+    from xval.report.clip_scores import GRID_POINTS, weight_grid
+
+    two = weight_grid(2)
+    assert len(two) == 11 and np.allclose(two[0], [0.5, 0.5])  # equal weights first
+    assert {tuple(w) for w in weight_grid(3).round(6)} == {
+        (a / 10, b / 10, (10 - a - b) / 10) for a in range(11) for b in range(11 - a)}
+    many = weight_grid(20)  # 11^20 points by brute force; a coarser grid here
+    assert len(many) <= GRID_POINTS and np.allclose(many.sum(axis=1), 1.0)
+    assert (many >= 0).all() and len({tuple(w) for w in many.round(6)}) == len(many)

@@ -99,8 +99,8 @@ def _export_one(args: argparse.Namespace, source: Path, out: Path, overwrite: bo
 def _export_ensemble(args: argparse.Namespace, source: Path, record: EnsembleRecord,
                      out: Path) -> int:
     """Exports an ensemble of instances: one model with the members inside when every
-    member's models take audio of the same rate and segment length (`export_ensemble.fused`), else each
-    member apart (`member_<k>/`, with its own card) under a card stating the fusion."""
+    member's models take audio of the same rate and segment length (`export_ensemble.fused`),
+    else each member apart (`member_<k>/`, with its own card) under a card stating the fusion."""
     if args.dataset_info:
         raise ConfigurationError(f"--dataset-info: {source} is an ensemble of instances, whose "
                                  "members each read their own dataset.json; leave it out.")

@@ -39,6 +39,8 @@ EXTRAS: dict[str, Extra] = {
     "mlflow": Extra(("mlflow",), "pip install -e '.[mlflow]'"),
     "export": Extra(("onnx", "onnxruntime"), "pip install -e '.[export]'"),
     "augment": Extra(("audiomentations", "pyroomacoustics"), "pip install -e '.[augment]'"),
+    "torch": Extra(("torch",), "pip install -e '.[torch]'"),
+    "jax": Extra(("jax",), "pip install -e '.[jax]'"),
     "tensorflow": Extra(("tensorflow",), "pip install -e '.[tensorflow]'"),
     "tensorboard": Extra(("tensorflow", "tensorboard"), "pip install -e '.[tensorboard]'"),
     "pretrained": Extra(("torch", "transformers"), "pip install -e '.[pretrained]'"),

@@ -36,8 +36,8 @@ from xval.core.settings import OpenSettings, Settings, setting, setting_names
 
 F = TypeVar("F", bound="FeatureParams")
 
-__all__ = ["COMPRESSIONS", "DATASET", "MANDATORY", "AugmentationParams", "FeatureParams", "InstanceParams",
-           "TrainingParams"]
+__all__ = ["COMPRESSIONS", "DATASET", "MANDATORY", "AugmentationParams", "FeatureParams",
+           "InstanceParams", "TrainingParams"]
 
 MANDATORY = ("architecture", "reshaping_type", "comment_1", "comment_2")
 """The names every instance gives besides its `[training]` overrides."""

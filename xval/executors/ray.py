@@ -329,7 +329,7 @@ class RayExecutor(Executor):
                 if not self._drain(progress, running):
                     progress = None
                 ended = [self._collect(ref, running.pop(ref)) for ref in done]
-                yield from refill_first(ended, refill)
+                yield from refill_first(ended, refill, queue)
         finally:
             for ref in running:
                 ray.cancel(ref, force=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -63,12 +64,26 @@ def pooled(rows: Sequence[Mapping[str, str]], task: Task, classes: Sequence[str]
                  np.array([r["label"] for r in rows])[first])
 
 
+GRID_POINTS = 100_000
+"""The most weight vectors `choose_weights` tries: with many members the grid's step grows
+(0.1 keeps up to 10 members; 20 members take steps of 1/7)."""
+
+
 def weight_grid(n: int, step: float = GRID_STEP) -> np.ndarray:
     """Every weight vector of `n` members on a grid of `step` that sums to 1,
-    `np.ndarray [shape=(points, n)]`, the equal weights' nearest first."""
+    `np.ndarray [shape=(points, n)]`, the equal weights' nearest first. The grid is coarser
+    where `step` would give more than `GRID_POINTS` vectors.
+
+    The vectors are the compositions of `1 / step` units into `n` parts (stars and bars:
+    each choice of `n - 1` bar positions among `units + n - 1` slots is one vector).
+    """
     units = int(round(1 / step))
-    points = [c for c in itertools.product(range(units + 1), repeat=n) if sum(c) == units]
-    grid = np.array(points, dtype=float) / units
+    while units > 1 and math.comb(units + n - 1, n - 1) > GRID_POINTS:
+        units -= 1
+    bars = np.array(list(itertools.combinations(range(units + n - 1), n - 1)), dtype=int)
+    edges = np.concatenate([np.full((len(bars), 1), -1), bars,
+                            np.full((len(bars), 1), units + n - 1)], axis=1)
+    grid = (np.diff(edges, axis=1) - 1).astype(float) / units
     return grid[np.argsort(np.abs(grid - 1.0 / n).sum(axis=1), kind="stable")]
 
 
@@ -85,9 +100,9 @@ def choose_weights(task: Task, val: Sequence[Clips], step: float = GRID_STEP) ->
     the lowest `loss` (ties: the nearest to equal weights)."""
     targets = val[0].targets
     stack = np.stack([c.scores for c in val])  # (members, clips, k)
-    losses = [loss(task, targets, np.tensordot(w, stack, axes=1))
-              for w in weight_grid(len(val), step)]
-    return weight_grid(len(val), step)[int(np.argmin(losses))]
+    grid = weight_grid(len(val), step)
+    losses = [loss(task, targets, np.tensordot(w, stack, axes=1)) for w in grid]
+    return grid[int(np.argmin(losses))]
 
 
 def fused(weights: np.ndarray, clips: Sequence[Clips]) -> np.ndarray:

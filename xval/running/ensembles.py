@@ -32,10 +32,19 @@ def split_selection(experiment: ExperimentDeclaration, selected: Sequence[int]
 def with_stale(experiment: ExperimentDeclaration, ensembles: Sequence[int],
                trained: Sequence[int], layout: ExperimentLayout) -> list[int]:
     """`ensembles`, and the declared ensembles already on disk that a member run now would
-    leave stale (`exp.py 2 2 --overwrite` retrains a member of 3: 3 is fused again)."""
+    leave stale (`exp.py 2 2 --overwrite` retrains a member of 3: 3 is fused again). A
+    stale ensemble that could not be fused now (another member incomplete, its
+    declaration changed) is left as it is: it was not selected, so it refuses nothing."""
     stale = [k for k, spec in experiment.ensembles.items() if k not in ensembles
              and layout.instance(k).root.is_dir() and set(spec.members) & set(trained)]
-    return [*ensembles, *sorted(stale)]
+    fusable = []
+    for k in sorted(stale):
+        try:
+            check_ensembles(experiment, [k], trained, layout, overwrite=False)
+        except (ConfigurationError, ResultsConflictError):
+            continue
+        fusable.append(k)
+    return [*ensembles, *fusable]
 
 
 def check_ensembles(experiment: ExperimentDeclaration, ensembles: Sequence[int],
@@ -94,37 +103,54 @@ def describe_ensembles(experiment: ExperimentDeclaration, ensembles: Sequence[in
 
 
 def record_ensembles(experiment: ExperimentDeclaration, ensembles: Sequence[int],
-                     recorder: Recorder, overwrite: bool) -> list[int]:
+                     recorder: Recorder, overwrite: bool, skipped: Sequence[int] = ()
+                     ) -> tuple[dict[int, str], list[int]]:
     """Computes and records the selected ensembles whose members are complete.
 
+    Args:
+        experiment: the declaration.
+        ensembles: the ensembles to compute.
+        recorder: the run's recorder.
+        overwrite: `--overwrite`.
+        skipped: the members held by another runner in this run (their ensembles wait).
+
     Returns:
-        The ensembles not computed (a member failed, or another runner holds it).
+        `(failed, pending)`: the ensembles not computed with why (a member failed or is not
+        complete, or their predictions do not fit together), and those left to another
+        runner (it holds them or one of their members).
     """
-    failed = []
+    failed: dict[int, str] = {}
+    pending: list[int] = []
     results = recorder.results.refresh()
     for k in ensembles:
         spec: Ensemble = experiment.ensembles[k]
         missing = [m for m in spec.members if m not in results.instances
                    or results[m].status != InstanceStatus.COMPLETE.value]
+        if set(missing) & set(skipped):
+            recorder.out(f"instance {k} ({spec!r}) waits for instance(s) "
+                         f"{', '.join(str(m) for m in missing if m in skipped)}, running in "
+                         "another runner.")
+            pending.append(k)
+            continue
         if missing:
-            recorder.out(f"instance {k} ({spec!r}) was not computed: instance(s) "
-                         f"{', '.join(map(str, missing))} are not complete.")
-            failed.append(k)
+            failed[k] = (f"ensemble {spec!r} not computed: instance(s) "
+                         f"{', '.join(map(str, missing))} are not complete")
+            recorder.out(f"instance {k}: {failed[k]}.")
             continue
         lock = recorder.instance_lock(k)
         try:
             lock.acquire(timeout=0)
         except Timeout:
             recorder.out(f"instance {k}: running in another runner; skipped here.")
-            failed.append(k)
+            pending.append(k)
             continue
         try:
             ensemble = compute_ensemble(k, members_of(recorder.layout.root, spec.members),
                                         results.manifest, spec.weights)
             recorder.record_ensemble(k, ensemble, overwrite=overwrite)
         except EnsembleError as e:
-            recorder.out(f"instance {k} ({spec!r}) was not computed: {e}")
-            failed.append(k)
+            failed[k] = f"ensemble {spec!r} not computed: {e}"
+            recorder.out(f"instance {k}: {failed[k]}")
             continue
         finally:
             lock.release()
@@ -132,7 +158,7 @@ def record_ensembles(experiment: ExperimentDeclaration, ensembles: Sequence[int]
                      "over folds), from their predictions.")
     if ensembles:
         recorder.results_changed()
-    return failed
+    return failed, pending
 
 
 def make_ensemble(exp_dir: Path, members: Sequence[int | str], *, instance: int | None = None,

@@ -13,7 +13,7 @@ import functools
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from filelock import Timeout
 
@@ -39,6 +39,7 @@ from xval.running.ensembles import (
 )
 from xval.running.environment import (
     check_gpus_visible,
+    gpu_present,
     import_keras,
     normalize_gpu,
     prepare_process,
@@ -194,9 +195,10 @@ def executor_for(name: str | None, config: Config, gpu: str | None, backend: str
             check_gpus_visible(given, "--gpus", _stderr, backend)) or ("-1",)
     else:
         chosen = (gpu,) if gpu is not None else None
+    inherited = chosen is None and name == "process" and gpu_present()
     return make_executor(name, ExecutorOptions(gpus=chosen, ray_address=ray_address,
                                                jobs_per_gpu=config.backend.jobs_per_gpu,
-                                               backend=backend))
+                                               backend=backend, inherited_gpu=inherited))
 
 
 _stderr = functools.partial(print, file=sys.stderr)
@@ -228,15 +230,17 @@ def execute(experiment: ExperimentDeclaration, plan: Plan, executor: Executor,
         jobs, skipped = claim_instances(plan, recorder, bool(options.overwrite), held)
         Scheduler(executor, recorder, debug=bool(options.debug), out=say.out,
                   progress=say.progress, epoch_lines=say.verbose).run(jobs)
-    not_computed = record_ensembles(experiment, ensembles, recorder, bool(options.overwrite))
+    not_computed, pending = record_ensembles(experiment, ensembles, recorder,
+                                             bool(options.overwrite), skipped)
+    skipped = [*skipped, *pending]
     if not jobs and not ensembles:
         recorder.results_changed()
     results = recorder.results.refresh()
     failed = [k for k in plan.resolved if k in results.instances
-              and results[k].status == InstanceStatus.FAILED.value] + not_computed
+              and results[k].status == InstanceStatus.FAILED.value] + list(not_computed)
     say.out(terminal_table(results, config=plan.config, only=[*plan.resolved, *ensembles]))
     say.out(f"Results: {plan.exp_dir} ({time.perf_counter() - started:.1f}s)")
-    code = exit_code(failed, skipped, results)
+    code = exit_code(failed, skipped, results, not_computed)
     if code == 0 and derived_failure(say.listeners):
         code = EXIT_DERIVED  # the line went to stderr when it failed
     return RunOutcome(results, failed, skipped, code)
@@ -280,14 +284,21 @@ def claim_instances(plan: Plan, recorder: Recorder, overwrite: bool,
 
 
 def exit_code(failed: list[int], skipped: list[int],
-              results: ExperimentResults | None = None) -> int:
+              results: ExperimentResults | None = None,
+              reasons: Mapping[int, str] | None = None) -> int:
     """The run's exit code (see `RunOutcome`), said in words on stderr when it is not 0:
-    `-q` (which prints only results and errors) never hides why a run failed. A failed instance's line
-    holds the reason of its first failed fold (`results`), not only "see error.txt"."""
+    `-q` (which prints only results and errors) never hides why a run failed. A failed
+    instance's line holds the reason of its first failed fold (`results`), not only "see
+    error.txt"; an ensemble not computed, its own (`reasons`)."""
+    reasons = reasons or {}
     if failed:
-        reasons = "; ".join(f"instance {k}: {_first_line(results, k)}" for k in failed[:3])
-        print(f"error: {len(failed)} instance(s) failed: {failed} ({reasons}); see error.txt "
-              "in their folders.", file=sys.stderr, flush=True)
+        why = "; ".join(f"instance {k}: {reasons.get(k) or _first_line(results, k)}"
+                        for k in failed[:3])
+        trained = [k for k in failed if k not in reasons]
+        print(f"error: {len(failed)} instance(s) failed: {failed} ({why})"
+              + ("; see error.txt in their folders." if trained == failed else
+                 f"; see error.txt in the folders of {trained}." if trained else "."),
+              file=sys.stderr, flush=True)
         return 1
     if skipped:
         print(f"instance(s) {skipped} are running in another runner and are not complete "
