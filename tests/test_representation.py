@@ -44,6 +44,7 @@ def test_autoencoder_trains_on_a_classification_store_and_is_scored(tmp_path, ba
     inst = tmp_path / "results" / "tiny" / "experiment_1" / "instance_1"
     fold = json.loads((inst / "fold_0.json").read_text())
     assert fold["task_type"] == "representation" and fold["backend"] == backend
+    assert not (inst / "val_predictions_fold_0.csv").exists()  # ensembles fuse vectors only
     for split in ("train", "val", "test"):
         metrics = fold["metrics"][split]
         assert set(metrics) >= {"mse", "mae", "baseline_mse", "baseline_mae"}
