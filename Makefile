@@ -11,7 +11,7 @@ TORCH ?= torch==2.13.0
 # Exact versions the tests passed with: a fresh install reproduces them.
 CONSTRAINTS := -c constraints.txt
 
-.PHONY: install run test demo lint docs bench clean-results
+.PHONY: install run test test-fast demo lint docs bench clean-results
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,11 @@ run: $(VENV)/.installed-run data/demo/dataset.json
 
 test: $(VENV)/.installed-test
 	XVAL_REQUIRE_ENCODERS=1 $(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=15
+
+# The inner loop while editing: the suite without the long end-to-end tests (`slow`). CI and
+# the README's `make test` run every test.
+test-fast: $(VENV)/.installed-test
+	$(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder -m "not slow"
 
 # Style and complexity (ruff), the layers (import-linter, see pyproject.toml), types (mypy),
 # and requires-python against the pinned versions' own Requires-Python (installed metadata).

@@ -7,7 +7,6 @@ audiomentations draws from Python's and NumPy's global generators, so every (fil
 is seeded on its own: the same seed gives the same output whatever the worker count.
 """
 
-import importlib.util
 import os
 import random
 from collections.abc import Mapping
@@ -19,6 +18,7 @@ import numpy as np
 
 from preprocessing.audio import AUDIO_EXTENSIONS
 from xval.config import schema
+from xval.core import optional
 from xval.core.errors import ConfigurationError, DatasetError
 from xval.core.parameters import AugmentationParams
 from xval.core.settings import setting_names
@@ -38,19 +38,7 @@ def require_augment_extra(what: str = "Augmentation") -> None:
     Raises:
         ConfigurationError: naming the missing packages and the command that installs them.
     """
-    missing = []
-    for name in ("audiomentations", "pyroomacoustics"):
-        try:
-            found = importlib.util.find_spec(name) is not None
-        except (ImportError, ValueError):
-            found = False
-        if not found:
-            missing.append(name)
-    if missing:
-        raise ConfigurationError(
-            f"{what} needs {' and '.join(missing)}, not installed: "
-            "pip install -e '.[augment]'"
-        )
+    optional.require(what, "augment")
 
 
 def _audio_in(folder: str | os.PathLike[str], what: str) -> Path:

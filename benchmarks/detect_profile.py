@@ -2,7 +2,7 @@
 of `benchmarks/detect_research.py`, trained by the engine's own steps with a clock around
 each: the store and rows (`prepare_fold`), the model build, every epoch's training and its
 validation pass, the prediction of each split, the post-processing grid chosen on
-validation, the scoring of each split (sed_eval, frame metrics), PSDS, and the packaging
+validation, the scoring of each split (event and segment metrics, frame metrics), PSDS, and the packaging
 (the model's bytes, the predictions table). Wall and CPU seconds of this process (all its
 threads) for each, as a Markdown table and one JSON line appended to `--out`.
 
@@ -96,7 +96,7 @@ def profile_fold(job: Any, clock: Clock) -> Any:
     task.choose_postprocessing = clock.wrap("post-processing grid (validation)",  # type: ignore[method-assign]
                                             task.choose_postprocessing)
     task.pool_by_clip = clock.wrap("stitch recordings", task.pool_by_clip)  # type: ignore[method-assign]
-    task.evaluate = clock.wrap("score splits (sed_eval, frame metrics)", task.evaluate)  # type: ignore[method-assign]
+    task.evaluate = clock.wrap("score splits (event, segment, frame metrics)", task.evaluate)  # type: ignore[method-assign]
     scores.recording_psds = clock.wrap("PSDS1 + PSDS2 (val, test)", scores.recording_psds)
     package.model_bytes = clock.wrap("save model bytes", package.model_bytes)
     model.evaluate = clock.wrap("fit: validation pass per epoch", model.evaluate)

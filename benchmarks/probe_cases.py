@@ -65,7 +65,7 @@ class Case:
         env: environment variables to set (`{W}` is formatted).
         unset: environment variables to remove.
         stdout: a file to send stdout to (e.g. `/dev/full`) instead of a pipe.
-        named: the input is one named in an issue (37, then 45: counted apart).
+        named: the input is one named in an issue (37, 45, 54: counted apart).
         cleanup: undoes what `prepare` did outside the sandbox's own files (`chattr`).
         timeout: seconds before the case counts as a hang.
         says: words the error line of a refusal must hold (it names the real cause: the
@@ -964,6 +964,139 @@ def _issue59_cases() -> list[Case]:
     ]
 
 
+# -- issue 54, helper rel1: begin ----------------------------------------------------------
+# Packages missing as on the runtime install (`make install`), seals removed, culprits, long
+# recordings and `.keras` archives. A package is "missing" through a `sitecustomize.py` in
+# the case's copy that sets `sys.modules[name] = None` (the import fails as it would).
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _without(*modules: str) -> tuple[Prepare, dict[str, str]]:
+    """A prepare that writes the blocker, and the environment that loads it."""
+    code = "import sys\n" + "".join(f"sys.modules[{m!r}] = None\n" for m in modules)
+    return _write("blocker/sitecustomize.py", code), \
+        {"PYTHONPATH": f"{{W}}/blocker{os.pathsep}{ROOT}"}
+
+
+def _unseal(rel: str, change: Callable[[Any], Any] = lambda d: d) -> Prepare:
+    def without_seal(data: Any) -> Any:
+        data = change(data)
+        data.pop("content_sha256", None)
+        return data
+    return _edit_json(rel, without_seal)
+
+
+def _reseal(rel: str, change: Callable[[Any], Any]) -> Prepare:
+    """An edit sealed again (a record that is consistent, but not what this folder ran)."""
+    def sealed(data: Any) -> Any:
+        from xval.core.hashing import seal  # noqa: PLC0415  (the project: run from its root)
+
+        return seal(change(data))
+    return _edit_json(rel, sealed)
+
+
+def _keras_with(rel: str, members: dict[str, bytes | int]) -> Prepare:
+    """A `.keras` archive of the sandbox's fold 0 model plus `members` (bytes, or a number
+    of zero MiB written deflated: a zip bomb)."""
+    def prepare(root: Path) -> None:
+        import zipfile  # noqa: PLC0415
+
+        with zipfile.ZipFile(root / INSTANCE / "fold_0.keras") as good, \
+                zipfile.ZipFile(root / rel, "w", zipfile.ZIP_DEFLATED) as bad:
+            for member in good.infolist():
+                bad.writestr(member, good.read(member))
+            for name, data in members.items():
+                if isinstance(data, int):
+                    with bad.open(name, "w", force_zip64=True) as f:
+                        for _ in range(data):
+                            f.write(bytes(1 << 20))
+                else:
+                    bad.writestr(name, data)
+    return prepare
+
+
+def _long_wav(rel: str, seconds: float) -> Prepare:
+    def prepare(root: Path) -> None:
+        t = np.arange(int(8000 * seconds)) / 8000
+        write_signal(root / rel, (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32))
+    return prepare
+
+
+def _loop(rel_a: str, rel_b: str) -> Prepare:
+    def prepare(root: Path) -> None:
+        os.symlink(root / rel_b, root / rel_a)
+        os.symlink(root / rel_a, root / rel_b)
+    return prepare
+
+
+def _issue54_cases() -> list[Case]:
+    """Issue 54: every task on the default install or refused before training, seals that
+    mean what they say, the right culprit, long recordings, `.keras` archives."""
+    model = "results/demo/experiment_1/instance_1"
+    wav = "{W}/audio/a/spk1_0.wav"
+    report = ("xval", "report", "results/demo/experiment_1")
+    xlsx = (f"{RESULTS}/*.xlsx",)
+    no_hf, no_hf_env = _without("transformers", "huggingface_hub")
+    no_extras, no_extras_env = _without("optuna", "ray", "mlflow")
+    no_mlflow, no_mlflow_env = _without("mlflow")
+    other_params = _reseal(f"{INSTANCE}/fold_0.json", lambda d: {**d, "params_hash": "0" * 64})
+    return [
+        Case("pre-encoder-unknown-runtime-install", ("pre", "folders", "{W}/audio", "--out",
+                                                     "enc", "--encoder", "nosuch"), "refuse",
+             named=True, prepare=no_hf, env=no_hf_env),
+        Case("pre-encoder-etc-runtime-install", ("pre", "folders", "{W}/audio", "--out", "enc",
+                                                 "--encoder", "/etc"), "refuse", named=True,
+             prepare=no_hf, env=no_hf_env),
+        Case("exp-dry-run-missing-packages", ("exp", "--dry-run", "--search", "--executor",
+                                              "ray", "--mlflow", "{W}/runs"), "refuse",
+             named=True, prepare=_all(no_extras, _search(
+                 "{'learning_rate': Float(1e-4, 1e-2, log=True)}")), env=no_extras_env),
+        Case("exp-mlflow-missing", ("exp", "--mlflow", "{W}/runs"), "refuse",
+             named=True, prepare=no_mlflow, env=no_mlflow_env),
+        Case("report-seal-removed", report, "run", may_change=xlsx, named=True,
+             prepare=_unseal(f"{INSTANCE}/fold_1.json", lambda d: {
+                 **d, "metrics": {**d["metrics"], "test": {**d["metrics"]["test"],
+                                                           "accuracy": 0.999}}}),
+             check=_out_has("fold_1.json lost its content_sha256")),
+        Case("compare-seal-removed", ("xval", "compare", "results/demo/experiment_1:1",
+                                      "results/demo/experiment_2:1", "--no-workbook"), "run",
+             named=True, prepare=_all(_copy(RESULTS, "project/results/demo/experiment_2"),
+                                      _unseal(f"{INSTANCE}/fold_1.json")),
+             check=_out_has("fold 1 left out: fold_1.json lost its content_sha256")),
+        Case("exp-resume-params-seal-removed", ("exp", "-q"), "refuse", named=True,
+             prepare=_all(_remove(f"{INSTANCE}/fold_1.json"),
+                          _unseal(f"{INSTANCE}/params.json"))),
+        Case("predict-foreign-fold", ("xval", "predict", model, wav), "refuse", named=True,
+             prepare=other_params),
+        Case("export-foreign-fold", ("xval", "export", model, "--format", "keras", "--out",
+                                     "{W}/exported"), "refuse", named=True,
+             prepare=other_params),
+        Case("report-orphaned-model", report, "run", may_change=xlsx, named=True,
+             prepare=_remove(f"{INSTANCE}/fold_1.json"),
+             check=_out_has("fold_1.keras has no fold record beside it")),
+        Case("predict-orphaned-model", ("xval", "predict", model, wav), "refuse", named=True,
+             prepare=_remove(f"{INSTANCE}/fold_1.json")),
+        Case("predict-one-sample", ("xval", "predict", model, "{W}/one.wav"), "refuse",
+             named=True, prepare=_signal("one.wav", np.array([0.5], np.float32))),
+        Case("pre-symlink-loop", ("pre", "folders", "{W}/audio", "--out", "loop"), "run",
+             named=True, prepare=_loop("audio/a/x.wav", "audio/a/y.wav"),
+             check=_out_has("a loop of symbolic links")),
+        Case("predict-symlink-loop", ("xval", "predict", model, "{W}/x.wav"), "refuse",
+             named=True, prepare=_loop("x.wav", "y.wav")),
+        Case("predict-keras-zip-slip", ("xval", "predict", "{W}/slip.keras", wav), "refuse",
+             named=True, prepare=_keras_with("slip.keras", {"assets/../../evil.txt": b"x"})),
+        Case("predict-keras-zip-bomb", ("xval", "predict", "{W}/bomb.keras", wav), "refuse",
+             named=True, prepare=_keras_with("bomb.keras", {"assets/zeros.bin": 80})),
+        Case("predict-long-recording", ("xval", "predict", model, "{W}/long.wav", "--format",
+                                        "csv"), "run", named=True,
+             prepare=_long_wav("long.wav", 150.0), check=lambda r, p: _csv_rows(p, 1),
+             timeout=300),
+    ]
+# -- issue 54, helper rel1: end ------------------------------------------------------------
+
+
 CASES: list[Case] = [*_init_cases(), *_preprocessing_cases(), *_augment_cases(),
                      *_experiment_cases(), *_report_cases(), *_model_cases(),
-                     *_issue45_cases(), *_issue45_more_cases(), *_issue59_cases()]
+                     *_issue45_cases(), *_issue45_more_cases(), *_issue59_cases(),
+                     *_issue54_cases()]

@@ -4,7 +4,7 @@ The detection recipe (issue 12): `synth-events` places FSDD digits (one speaker 
 recording) into 10 s coloured-noise backgrounds at 0 to 20 dB SNR and writes a wide
 sample-range annotation CSV; the store cuts the recordings into 2 s windows that tile them
 and keeps frame-level targets. Items are the speakers, so no voice is on both sides of a
-fold. The headline is the event-based F1 with a 200 ms collar (sed_eval) of the test
+fold. The headline is the event-based F1 with a 200 ms collar (DCASE's, as sed_eval scores it) of the test
 recordings, each stitched back from its windows (the window scores beside it).
 
     python -m preprocessing synth-events ../shared/datasets/fsdd/recordings \\

@@ -13,6 +13,7 @@ import numpy as np
 import soundfile as sf
 
 from xval.core.errors import DatasetError
+from xval.core.links import broken_link
 
 # What libsndfile reads directly; anything else goes through audioread (ffmpeg & co).
 SNDFILE_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".au",
@@ -64,8 +65,9 @@ def unreadable_reason(path: Path) -> str | None:
     """Why an audio path is never opened, or `None` for a regular file: a dangling link,
     a FIFO (opening it could block forever), a socket or device, a folder, a file that
     cannot be read."""
-    if path.is_symlink() and not path.exists():
-        return f"dangling link (to {os.readlink(path)!r}): never opened"
+    broken = broken_link(path)
+    if broken:
+        return f"{broken}: never opened"
     if not path.exists():
         return "file not found"
     if path.is_dir():

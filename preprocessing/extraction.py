@@ -49,6 +49,17 @@ def _features_of(signal: np.ndarray, params: FeatureParams,
     return feats, starts
 
 
+def _too_short(path: str | os.PathLike[str], region: Region | None, y: np.ndarray, orig_sr: int,
+               params: FeatureParams) -> str:
+    """Why audio shorter than one analysis frame is skipped, in the file's own samples and
+    rate (decoded again at its rate: this path is rare), then as resampled."""
+    rate = int(params.sample_rate)
+    own = len(y) if orig_sr == rate else \
+        len(load_audio(path, sample_rate=orig_sr, region=region)[0])
+    said = f"{own} sample{'s' if own != 1 else ''} at {orig_sr} Hz"
+    if orig_sr != rate:
+        said += f" ({len(y)} at {rate} Hz once resampled)"
+    return f"too short: {said}, fewer than one analysis frame (n_fft={params.n_fft})"
 def _usable_audio(path: str | os.PathLike[str], params: FeatureParams,
                   region: Region | None) -> tuple[np.ndarray, int] | str:
     """The audio of `path` (or its region) at the feature rate and its file's own rate, or
@@ -66,8 +77,7 @@ def _usable_audio(path: str | os.PathLike[str], params: FeatureParams,
         return str(e)
     frame = params.n_fft
     if frame and len(y) < frame:
-        return (f"too short: {len(y)} samples at {params.sample_rate} Hz, fewer than one "
-                f"analysis frame (n_fft={frame})")
+        return _too_short(path, region, y, orig_sr, params)
     return no_signal_reason(y, params) or (y, orig_sr)
 
 

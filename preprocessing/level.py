@@ -27,7 +27,7 @@ from preprocessing.features import bin_frequencies
 from xval.core.parameters import FeatureParams
 
 __all__ = ["analysis_hop", "band_frame_levels_db", "band_level_db", "feature_band",
-           "no_signal_reason"]
+           "no_signal_at", "no_signal_reason"]
 
 
 def feature_band(params: FeatureParams) -> tuple[float, float]:
@@ -53,7 +53,7 @@ def feature_band(params: FeatureParams) -> tuple[float, float]:
 
 
 def band_frame_levels_db(y: np.ndarray, *, sample_rate: int, n_fft: int, hop_length: int,
-                         band: tuple[float, float]) -> np.ndarray:
+                         band: tuple[float, float], mean: float | None = None) -> np.ndarray:
     """The level (dBFS) of every analysis frame of `y` inside `band`.
 
     Args:
@@ -63,6 +63,8 @@ def band_frame_levels_db(y: np.ndarray, *, sample_rate: int, n_fft: int, hop_len
         hop_length: hop between frames (samples); frame `i` is centred on sample
             `i * hop_length`.
         band: `(low, high)` in Hz.
+        mean: the mean removed from `y`; `None` (the default) takes `y`'s own (a part of a
+            long file is given the whole file's, `preprocessing.streaming`).
 
     Returns:
         `np.ndarray [shape=(frames,)]`: each frame's level in dB relative to a full-scale
@@ -72,7 +74,8 @@ def band_frame_levels_db(y: np.ndarray, *, sample_rate: int, n_fft: int, hop_len
         return np.zeros(0)
     n_fft = min(n_fft, max(2, y.size))
     y = np.asarray(y, np.float64)
-    y = y - np.mean(y)  # a constant offset leaks into the lowest bins through the window
+    y = y - (np.mean(y) if mean is None else mean)  # a constant offset leaks into the
+    # lowest bins through the window
     power = np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop_length)) ** 2
     freqs = librosa.fft_frequencies(sr=sample_rate, n_fft=n_fft)
     keep = (freqs >= band[0]) & (freqs <= band[1]) & (freqs > 0)
@@ -121,9 +124,15 @@ def no_signal_reason(y: np.ndarray, params: FeatureParams) -> str | None:
     Returns:
         A reason naming the level, the band and the threshold, or `None`.
     """
-    band = feature_band(params)
     level = band_level_db(y, sample_rate=params.sample_rate, n_fft=params.n_fft,
-                          hop_length=analysis_hop(params), band=band)
+                          hop_length=analysis_hop(params), band=feature_band(params))
+    return no_signal_at(level, params)
+
+
+def no_signal_at(level: float, params: FeatureParams) -> str | None:
+    """Why a file whose loudest analysis frame reads `level` dBFS holds no signal for
+    features of `params`, or `None` when it does (see `no_signal_reason`)."""
+    band = feature_band(params)
     threshold = params.silence_threshold_db
     if level > threshold:
         return None

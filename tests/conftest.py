@@ -396,7 +396,8 @@ LONGEST_FIRST = ("test_detection_task.py", "test_install.py", "test_training.py"
                  "test_preprocessing.py", "test_quickstart.py", "test_encoders.py",
                  "test_executors.py",
                  "test_progress.py", "test_ray_cluster.py", "test_interrupts.py",
-                 "test_entry.py", "test_export.py", "test_reference.py",
+                 "test_process_faults.py",
+                 "test_entry.py", "test_export.py", "test_ensembles.py", "test_reference.py",
                  "test_augmentation.py", "test_architectures.py", "test_reliability.py",
                  "test_corpora.py", "test_search.py", "test_front_end.py",
                  "test_final_model.py", "test_corpus_files.py")

@@ -163,6 +163,7 @@ JAX_CHECK = textwrap.dedent("""
     from xval.training.fit import nan_stop
 
     assert keras.backend.backend() == "jax"
+    assert devices.choose(10 << 20, 2048, generator=False) == devices.HOST  # no copy on a CPU
     assert keras.callbacks.CallbackList([nan_stop(), interrupt_check()])._async_train
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(21, 10, 2)).astype("float32"), np.eye(2, dtype="float32")[

@@ -19,6 +19,7 @@ from tests.conftest import (
 from tests.test_training import DEFAULTS, job
 from xval.config import embedding
 from xval.core.errors import ConfigurationError, ParameterError, TrainingError
+from xval.core.hashing import seal
 from xval.running.planner import embedding_items
 from xval.training import embeddings
 from xval.training.fold import run_fold
@@ -87,7 +88,7 @@ def test_saved_models_by_fold_concatenated_and_checked_for_leaks(store, tmp_path
     saved = tmp_path / "ae" / "fold_0.keras"
     saved.parent.mkdir()
     saved.write_bytes(first.model_bytes)
-    (saved.parent / "fold_0.json").write_text(json.dumps(first.to_dict()))
+    (saved.parent / "fold_0.json").write_text(json.dumps(seal(first.to_dict())))
     template = str(saved.parent / "fold_{fold}.keras")
     result = _fold(store, tmp_path, embedding_classifier="svm",
                    embedding_models=[template, "self"])

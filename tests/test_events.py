@@ -1,14 +1,11 @@
 """Events on the frame grid, windows, post-processing and detection metrics (hand-made cases)."""
 
-import sys
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from preprocessing.events import frame_targets, windows
 from preprocessing.features import compute_features, segment
-from xval.core.errors import ConfigurationError
 from xval.tasks.events import activity_to_events, detection_metrics, frame_metrics
 
 
@@ -191,19 +188,9 @@ def test_frame_metrics_hand_made():
         frame_metrics(np.zeros((3, 1)), np.zeros((3, 2)))
 
 
-# -- event and segment metrics (sed_eval) ---------------------------------------------------
-
-def sed_eval_or_skip():
-    from xval.tasks.events import import_sed_eval
-
-    try:
-        import_sed_eval()
-    except ConfigurationError as e:
-        pytest.skip(f"sed_eval is not importable here: {e}")
-
+# -- event and segment metrics (sed_eval's, computed in the project) ---------------------------
 
 def metrics(reference, estimated, files=("f1",), classes=("e",), **kwargs):
-    sed_eval_or_skip()
     return detection_metrics(reference, estimated, files=list(files), classes=list(classes),
                              **kwargs)
 
@@ -254,9 +241,3 @@ def test_detection_metrics_bad_input():
         metrics([], [("f9", 0.0, 1.0, "e")])
     with pytest.raises(ValueError, match=r"reference event label 'x' is not one of"):
         metrics([("f1", 0.0, 1.0, "x")], [])
-
-
-def test_detection_metrics_without_sed_eval_names_the_fix(monkeypatch):
-    monkeypatch.setitem(sys.modules, "sed_eval", None)
-    with pytest.raises(ConfigurationError, match=r"need sed_eval.*\.\[detection\]"):
-        detection_metrics([], [], files=["f1"], classes=["e"])

@@ -264,7 +264,9 @@ def test_warm_gpu_slots_serve_many_jobs_and_replace_a_worker_after_a_failure(sto
 def test_two_jax_jobs_share_one_gpu_slot_configuration(store, config, monkeypatch):
     """Two JAX jobs on one GPU (`jobs_per_gpu = 2`) each get no preallocation and at most
     0.9 / 2 of the GPU's memory (JAX would take 75 % in each); each fold records what its
-    worker was given. A user's own setting wins."""
+    worker was given. A user's own setting wins. On the CPU the rows stay in numpy (JAX
+    would copy them beside numpy's for nothing)."""
+    from xval.executors import base
     from xval.executors.process import ProcessExecutor
 
     for name in ("XLA_PYTHON_CLIENT_PREALLOCATE", "XLA_PYTHON_CLIENT_MEM_FRACTION"):
@@ -275,12 +277,16 @@ def test_two_jax_jobs_share_one_gpu_slot_configuration(store, config, monkeypatc
     assert len({r.pid for r in results}) == 2  # side by side, one worker each
     for result in results:
         assert result.backend == "jax"
-        assert {"batches": "device", "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
+        assert {"batches": "host", "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
                 "XLA_PYTHON_CLIENT_MEM_FRACTION": "0.450"}.items() \
             <= result.device_settings.items()
     monkeypatch.setenv("XLA_PYTHON_CLIENT_MEM_FRACTION", "0.3")
     assert executor._environment("0")["XLA_PYTHON_CLIENT_MEM_FRACTION"] == "0.3"
     assert "XLA_PYTHON_CLIENT_PREALLOCATE" not in executor._environment(None)  # no GPU
+    inherits = ProcessExecutor([None], jobs_per_gpu=2, backend="jax", inherited_gpu=True)
+    assert inherits._environment(None)["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"
+    assert "XLA_PYTHON_CLIENT_PREALLOCATE" not in inherits._environment("-1")
+    assert base.worker_jobs(inherits._on_gpu(None), "tensorflow") == 1  # fresh, as GPU "0"
     tf = ProcessExecutor(["0"], backend="tensorflow")._environment("0")
     assert tf["TF_FORCE_GPU_ALLOW_GROWTH"] == "true"
 
@@ -309,6 +315,12 @@ def test_refill_first_yields_failures_before_refilling():
     for result in refill_first([ok, bad], lambda: events.append("refill")):
         events.append(result.instance)
     assert events == [2, "refill", 1]
+    # A scheduler that decides on every result (a search's pruner) sees them all first.
+    events.clear()
+    for result in refill_first([ok, bad], lambda: events.append("refill"),
+                               JobQueue(results_first=True)):
+        events.append(result.instance)
+    assert events == [1, 2, "refill"]
 
 
 def test_gpu_benchmark_runs_without_a_gpu():

@@ -245,7 +245,11 @@ def test_export_refuses_bad_requests_and_writes_nothing(trained, tmp_path, capsy
     assert "is inside the exported model" in err
     partial = tmp_path / "results" / "mel" / "experiment_1"
     shutil.copytree(root, partial, ignore=shutil.ignore_patterns("*.xlsx"))
-    (partial / "instance_1" / "fold_2.json").unlink()
+    (partial / "instance_1" / "fold_2.json").unlink()  # its model kept: named
+    err = _refused(capsys, partial / "instance_1", "--format", "onnx", "--out",
+                   tmp_path / "new")
+    assert "fold 2: fold_2.keras has no fold record beside it" in err
+    (partial / "instance_1" / "fold_2.keras").unlink()
     err = _refused(capsys, partial / "instance_1", "--format", "onnx", "--out",
                    tmp_path / "new")
     assert "instance_1 is partial (2 of 3 folds done)" in err and "fold_<i>.keras" in err

@@ -9,7 +9,9 @@ import contextlib
 import http.server
 import io
 import json
+import re
 import socket
+import sys
 import threading
 import zipfile
 
@@ -231,6 +233,49 @@ def test_load_encoder_unknown_name_lists_the_encoders_and_install_lines(tmp_path
                        match=r"config\.json is not a transformers model configuration.*"
                              + listed):
         load_encoder(str(folder))
+
+
+def _fsdd_folder(folder):
+    import soundfile as sf
+
+    folder.mkdir()
+    t = np.arange(4000) / 8000
+    for speaker in ("ann", "bob", "cat"):
+        for digit in range(2):
+            sf.write(folder / f"{digit}_{speaker}_0.wav",
+                     0.5 * np.sin(2 * np.pi * (300 + 200 * digit) * t), 8000)
+    return folder
+
+
+@pytest.mark.parametrize(("encoder", "why"), [
+    ("nosuch", r"not a built-in encoder; as a transformers model it needs transformers, not "
+               r"installed: pip install -e '\.\[pretrained\]'"),
+    ("{tmp}/plain", r"the folder .*plain holds no config\.json"),
+    ("{tmp}/garbled", r".*garbled/config\.json cannot be read as a model configuration"),
+    ("./nothere", r"there is no folder \./nothere"),
+])
+def test_encoder_names_are_checked_before_extraction_on_the_default_install(
+        encoder, why, tmp_path, monkeypatch):
+    # The runtime install has no transformers: an unknown name was "a bug" after
+    # "Extracting features...". It is refused first, with the encoders and install lines.
+    from tests.conftest import python_here, write_config
+
+    for name in ("transformers", "huggingface_hub"):
+        monkeypatch.setitem(sys.modules, name, None)
+    write_config(tmp_path)
+    audio = _fsdd_folder(tmp_path / "recordings")
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "garbled").mkdir()
+    (tmp_path / "garbled" / "config.json").write_text("{not json")
+    proc = python_here("-m", "preprocessing", "regex", audio, "--pattern", "fsdd", "--out",
+                       tmp_path / "X", "--encoder", encoder.format(tmp=tmp_path), cwd=tmp_path)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Extracting" not in proc.stdout and not (tmp_path / "X").exists()
+    [line] = proc.stderr.splitlines()
+    assert re.match(r"error: encoder='.*': " + why, line), line
+    assert re.search(r"The built-in encoders: aisfx \(`pip install --no-deps aisfx==0\.1\.2`\)"
+                     r".*resemblyzer.*Any other name is a transformers speech model "
+                     r"\(`pip install -e '\.\[pretrained\]'`\)", line)
 
 
 # -- 5. nothing silent, nothing unclear ------------------------------------------------------

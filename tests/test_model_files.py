@@ -60,6 +60,19 @@ def files(tmp_path_factory):
             for member, text in members.items():
                 archive.writestr(member, text)
     (folder / "random.keras").write_bytes(os.urandom(2048))
+    with zipfile.ZipFile(folder / "model.keras") as good, \
+            zipfile.ZipFile(folder / "escape.keras", "w") as bad:
+        for member in good.infolist():
+            bad.writestr(member, good.read(member))
+        bad.writestr("assets/../../escaped.txt", "written outside")
+    with zipfile.ZipFile(folder / "bomb.keras", "w", zipfile.ZIP_DEFLATED) as bomb:
+        bomb.writestr("config.json", json.dumps({"class_name": "Sequential"}))
+        with bomb.open("model.weights.h5", "w", force_zip64=True) as member:
+            for _ in range(80):  # 80 MiB of zeros, packed into about 80 KiB
+                member.write(bytes(1 << 20))
+    (folder / "foreign").mkdir()  # a model beside the dataset.json of another store
+    (folder / "foreign" / "model.keras").write_bytes((folder / "model.keras").read_bytes())
+    (folder / "foreign" / "dataset.json").write_text(json.dumps(other))
     return folder
 
 
@@ -85,6 +98,10 @@ CASES = [
     ("list_config.keras", "dataset.json", "does not describe a model"),
     ("os_system.keras", "dataset.json", "cannot be loaded"),
     ("random.keras", "dataset.json", "is not a Keras 3 `.keras` file"),
+    ("escape.keras", "dataset.json", "is refused before anything in it is read: its member "
+                                     "'assets/../../escaped.txt' is named outside the archive"),
+    ("bomb.keras", "dataset.json", "is refused before anything in it is read: its member "
+                                   "'model.weights.h5' declares 83,886,080 bytes packed into"),
 ]
 
 
@@ -102,7 +119,43 @@ def test_bad_model_and_dataset_files_are_one_line_errors(files, model, info, mat
     assert code == 2, out + err
     lines = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and match in lines[0], err
-    assert not (files / "PWNED").exists()
+    assert not (files / "PWNED").exists() and not (files.parent / "escaped.txt").exists()
+
+
+def test_a_description_found_beside_the_model_is_named_as_found(files, capsys):
+    # No --dataset-info was given: the message names the dataset.json it found.
+    from xval.cli.main import main
+
+    assert main(["predict", str(files / "foreign" / "model.keras"), str(files / "a.wav")]) == 2
+    err = capsys.readouterr().err
+    found = str(files / "foreign" / "dataset.json")
+    assert (f"{found!r} (the dataset.json found beside the model) belongs to another store"
+            in err), err
+    assert "--dataset-info '" not in err
+
+
+def test_every_keras_loader_checks_the_archive_first(files, monkeypatch):
+    from xval.core.errors import ConfigurationError
+    from xval.training import loading
+
+    monkeypatch.setattr(loading, "MAX_BYTES", 1000)
+    with pytest.raises(ConfigurationError, match=r"its members unpack to [\d,]+ bytes, more "
+                                                 r"than the 1,000 allowed"):
+        loading.load(files / "model.keras")
+    monkeypatch.setattr(loading.zipfile.ZipFile, "read",
+                        lambda *a: pytest.fail("a member was read before the check"))
+    with pytest.raises(ConfigurationError, match="is refused before anything in it is read"):
+        loading.load(files / "bomb.keras")
+    # The model commands check a file they are given first, before they look for its
+    # dataset.json (a bomb beside none is named as a bomb).
+    from xval.inference.models import resolve_models
+
+    lone = files.parent / "lone"
+    lone.mkdir(exist_ok=True)
+    (lone / "escape.keras").write_bytes((files / "escape.keras").read_bytes())
+    with pytest.raises(ConfigurationError, match=r"'assets/\.\./\.\./escaped\.txt' is named "
+                                                 r"outside the archive"):
+        resolve_models(lone / "escape.keras")
 
 
 def test_another_stores_description_in_a_real_process(files):

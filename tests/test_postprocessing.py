@@ -12,6 +12,7 @@ from preprocessing.store import FeatureStore, write_store
 from tests.conftest import resolve
 from xval import tasks
 from xval.config.loader import load_config
+from xval.core.hashing import seal
 from xval.core.layout import InstanceLayout
 from xval.core.records import FoldResult, Postprocessing, RecordError, Status
 from xval.inference.detect import chosen_postprocessing
@@ -137,7 +138,7 @@ def _fold_record(layout, fold, values):
     record = FoldResult(instance=1, fold=fold, status=Status.OK,
                         postprocessing=Postprocessing(values=values, classes=["a", "b"],
                                                       score=0.8))
-    layout.fold_file(fold).write_text(json.dumps(record.to_dict()))
+    layout.fold_file(fold).write_text(json.dumps(seal(record.to_dict())))
     layout.fold_model(fold).write_bytes(b"")
     return record
 

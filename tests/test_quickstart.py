@@ -134,6 +134,11 @@ def test_init_puts_the_installed_encoder_first_and_keeps_the_cnn(tmp_path):
     assert "The aisfx store: segments of 2.3 s every 1.15 s" in init.stdout
     assert "one block of the encoder per row" in init.stdout
     assert '"architecture": "audio_cnn"' in script[script.index("experiment[2]"):]
+    # Instance 3 fuses them (issue 58), its weights chosen on validation clips.
+    assert "from xval import Ensemble, Experiment" in script
+    assert "experiment[3] = Ensemble(1, 2)" in script
+    assert "Instance 3: ensemble of instances 1 + 2 (weights chosen per fold on its " \
+        "validation clips)" in init.stdout
     assert (project / "data" / "wavs_aisfx" / "dataset.json").exists()
     # Instance 1's fold models take audio (issue 42): predict needs no encoder store.
     run = python_here("experiments/wavs.py", "1", "1", "--set", "epochs=2", "--set",
@@ -161,3 +166,4 @@ def test_init_puts_the_installed_encoder_first_and_keeps_the_cnn(tmp_path):
     assert plain.returncode == 0, plain.stdout + plain.stderr
     script = (project / "experiments" / "plain.py").read_text()
     assert "aisfx" not in script and '"architecture": "audio_cnn"' in script
+    assert "Ensemble" not in script  # the CNN and its MLP baseline: no fusion written

@@ -130,13 +130,13 @@ def test_reader_reads_a_file_again_when_it_changes(tmp_path, monkeypatch):
     store = ResultsStore()
     path = tmp_path / "params.json"
     record = ParamsRecord(instance=1, hash="a", params={"epochs": 3})
-    path.write_text(json.dumps(record.to_dict()))
+    path.write_text(json.dumps(hashing.seal(record.to_dict())))
     first, problem = store.read_record(path, ParamsRecord.from_dict)
     assert problem == "" and first.params == {"epochs": 3}
     again, _ = store.read_record(path, ParamsRecord.from_dict)
     assert again is first  # cached: the same version of the file
     time.sleep(0.01)
-    path.write_text(json.dumps({**record.to_dict(), "hash": "b"}))
+    path.write_text(json.dumps(hashing.seal({**record.to_dict(), "hash": "b"})))
     changed, _ = store.read_record(path, ParamsRecord.from_dict)
     assert changed.hash == "b"
     path.write_text("{not json")
@@ -151,7 +151,7 @@ def test_reader_does_not_cache_a_file_that_just_changed(tmp_path, monkeypatch):
     changing: it is read again every time."""
     store = ResultsStore()
     path = tmp_path / "params.json"
-    path.write_text(json.dumps(ParamsRecord(instance=1, hash="a", params={}).to_dict()))
+    path.write_text(json.dumps(hashing.seal(ParamsRecord(instance=1, hash="a", params={}).to_dict())))
     calls = []
     real = store_module.read_json
     monkeypatch.setattr(store_module, "read_json", lambda p: calls.append(p) or real(p))

@@ -46,7 +46,8 @@ def test_params_edited_with_its_old_hash_stops_the_run_and_marks_the_report(done
     exp, folder = done
     params = folder / "instance_1" / "params.json"
     _edit(params, lambda r: r["params"].update(learning_rate=0.5))  # hash left as it was
-    (folder / "instance_1" / "fold_2.json").unlink()  # a fold left to run: a resume
+    for name in ("fold_2.json", "fold_2.keras"):  # a fold left to run: a resume
+        (folder / "instance_1" / name).unlink()
     with pytest.raises(ResultsConflictError, match="params.json.*edited"):
         exp.run(config=config, out=quiet)
     assert not (folder / "instance_1" / "fold_2.json").exists()

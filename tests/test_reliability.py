@@ -9,6 +9,7 @@ from tests.conftest import run_script, run_script_here, write_script
 from xval import Experiment
 from xval.core.errors import ConfigurationError, ResultsConflictError
 from xval.core.files import lock
+from xval.core.hashing import seal
 from xval.report.results import ExperimentResults
 
 BASE = {"architecture": "mlp", "reshaping_type": "none", "comment_1": "c1", "comment_2": "c2",
@@ -158,8 +159,8 @@ def test_fold_files_that_cannot_be_believed_are_named_and_rerun(config_path, con
     one, two = inst_dir(config, 1), inst_dir(config, 2)
     fold = json.loads((one / "fold_0.json").read_text())
     fold["metrics"]["test"]["accuracy"] = 7.5
-    del fold["content_sha256"]  # as written before records were sealed: the range check
-    (one / "fold_0.json").write_text(json.dumps(fold))
+    # Sealed again, as a deliberate edit would be: the range check answers.
+    (one / "fold_0.json").write_text(json.dumps(seal(fold)))
     (one / "fold_1.keras").unlink()
     kept = (one / "fold_2.json").read_text()
     models = [(two / f"fold_{i}.keras").read_bytes() for i in (0, 1)]

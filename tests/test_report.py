@@ -412,8 +412,8 @@ def test_a_sheet_registered_outside_the_package_is_built(classification_run, tmp
     assert rows[1:] == [(r.id, r.status, pytest.approx(r.summary.seconds), r.id == best.id)
                         for r in results]
     assert "Seconds" not in [spec.name for spec in registered_sheets()]
-    with pytest.raises(ValueError, match=r"sheet='Seconds': expected one of Data, Folds, .*Summary "
-                                         r"\(the workbook sheets registered in "
+    with pytest.raises(ValueError, match=r"sheet='Seconds': expected one of Data, Ensembles, "
+                                         r"Folds, .*Summary \(the workbook sheets registered in "
                                          r"xval.report.workbook\)"):
         unregister_sheet("Seconds")
 
@@ -624,8 +624,8 @@ def test_report_one_row_per_clip_instance_is_compared_at_clip_level(tmp_path):
     assert results.best("accuracy", "val", level="auto").id == 1
     note = report_note(results)
     assert "no clip-level scores" not in note and "rerun" not in note
-    assert "Instance(s) 3 have one row per clip (an embedding store): their segment " \
-        "scores are their clip scores." in note
+    assert "Instance(s) 3 have one row per clip (an embedding store, or an ensemble): their " \
+        "segment scores are their clip scores." in note
     ws = load_workbook(build_workbook(results, path=tmp_path / "w.xlsx"))["Summary"]
     header = [c.value for c in ws[2]]
     row = next(r for r in ws.iter_rows(min_row=3, values_only=True) if r[0] == 3)

@@ -15,6 +15,7 @@ from openpyxl import load_workbook
 
 from tests.conftest import ROOT, tiny_store, write_config
 from xval import Experiment, ExperimentResults
+from xval.core.hashing import seal
 from xval.report.listeners import PlotWriter, WorkbookWriter
 from xval.report.terminal import terminal_table
 from xval.report.workbook import build_workbook
@@ -49,14 +50,13 @@ def copy(tiny_run, tmp_path):
 
 
 def _edit_fold(exp_dir, change, instance=1, fold=1):
-    """Edits a fold record as a file written before records were sealed (no
-    `content_sha256`), so that the checks of its values are what answers (the seal's own
-    check: tests/test_sealed_records.py)."""
+    """Edits a fold record and seals it again, as a deliberate edit would (the seal is a
+    checksum anyone can recompute: docs/reliability.md), so that the checks of its values
+    are what answers (the seal's own check: tests/test_sealed_records.py)."""
     path = exp_dir / f"instance_{instance}" / f"fold_{fold}.json"
     data = json.loads(path.read_text())
     change(data)
-    data.pop("content_sha256", None)
-    path.write_text(json.dumps(data))
+    path.write_text(json.dumps(seal(data)))
 
 
 def _set_test(name, value):
@@ -107,8 +107,7 @@ def _params_hash_of_other_instance(exp_dir):
     record = json.loads(path.read_text())
     other = json.loads((exp_dir / "instance_2" / "params.json").read_text())
     record["hash"], record["params"] = other["hash"], other["params"]
-    record.pop("content_sha256", None)  # as written before records were sealed
-    path.write_text(json.dumps(record))
+    path.write_text(json.dumps(seal(record)))  # sealed again: the parameter hash tells
 
 
 def _edited_params(exp_dir):
@@ -116,8 +115,7 @@ def _edited_params(exp_dir):
     path = exp_dir / "instance_1" / "params.json"
     record = json.loads(path.read_text())
     record["params"]["learning_rate"] = 0.5
-    record.pop("content_sha256", None)  # as written before records were sealed
-    path.write_text(json.dumps(record))
+    path.write_text(json.dumps(seal(record)))  # sealed again: the parameter hash tells
 
 
 def _truncated_params(exp_dir):

@@ -63,7 +63,9 @@ def _flip_a_byte(path):
 def test_seal_problem_names_an_edit_and_accepts_unsealed_data():
     sealed = seal({"a": 1, "b": [0.5, None]})
     assert seal_problem(sealed) == ""
-    assert seal_problem({"a": 1}) == ""  # written before records were sealed
+    assert seal_problem({"a": 1}) == ""  # written before records were sealed (release 0.1)
+    assert seal_problem({"a": 1, "format": 1}) == ""
+    assert seal_problem({"a": 1, "format": 2}).startswith("lost its content_sha256")
     assert seal_problem([1, 2]) == ""
     assert "was edited after it was written" in seal_problem({**sealed, "a": 2})
 
@@ -71,7 +73,8 @@ def test_seal_problem_names_an_edit_and_accepts_unsealed_data():
 def test_reader_refuses_an_edited_record_and_reads_an_unsealed_one(tmp_path):
     record = FoldResult(instance=1, fold=0, status=Status.FAILED, message="m")
     path = tmp_path / "fold_0.json"
-    path.write_text(json.dumps(record.to_dict()))  # as written before the seal
+    old = {k: v for k, v in record.to_dict().items() if k != "format"}
+    path.write_text(json.dumps(old))  # as release 0.1 wrote it: no format, no seal
     assert ResultsStore().read_record(path, FoldResult.from_dict)[0] is not None
     path.write_text(json.dumps({**seal(record.to_dict()), "status": "ok"}))
     found, why = ResultsStore().read_record(path, FoldResult.from_dict)
@@ -162,3 +165,46 @@ def test_resume_refuses_an_edited_params_file_naming_it(done, config):
     with pytest.raises(ResultsConflictError, match=r"params\.json was edited after it was "
                                                    r"written.*--overwrite"):
         exp.run(config=config, out=quiet)
+
+
+def test_a_record_whose_seal_was_removed_is_refused_by_name(done, config):
+    # Issue 54: deleting the content_sha256 of a format-2 record made report and compare
+    # read it as an old unsealed record, the edited figure believed.
+    exp, folder = done
+    one, two = folder / "instance_1", folder / "instance_2"
+
+    def unsealed(record):
+        record["metrics"]["test"]["accuracy"] = 0.999
+        del record[CONTENT_KEY]
+
+    _edit(one / "fold_1.json", unsealed)
+    _edit(two / "params.json", lambda r: r.pop(CONTENT_KEY))
+    results = ExperimentResults(folder)
+    assert results[1].invalid[1].startswith(
+        "fold_1.json lost its content_sha256: a record of format 2 is always written with "
+        "the hash of its content")
+    assert 0.999 not in [f.metrics["test"]["accuracy"] for f in results[1].folds
+                         if f.metrics]
+    assert all("params.json lost its content_sha256" in w for w in results[2].invalid.values())
+    text = format_comparison(compare([Target(folder)]))
+    assert "experiment_1:1 fold 1 left out: fold_1.json lost its content_sha256" in text
+    with pytest.raises(ResultsConflictError, match=r"params\.json lost its content_sha256"):
+        exp.run(config=config, out=quiet)
+    lines = []
+    assert exp.run(config=config, instances=[1], out=lines.append).exit_code == 0
+    assert "instance 1 fold 1: fold_1.json lost its content_sha256" in "\n".join(map(str, lines))
+    assert seal_problem(json.loads((one / "fold_1.json").read_text())) == ""  # trained again
+
+
+def test_the_derived_summary_is_read_without_a_seal(done):
+    # summary.json is derived and written unsealed: reading it (the number of folds of an
+    # instance whose last fold file is gone) is no seal problem.
+    from xval.core.layout import InstanceLayout
+    from xval.core.storage import TaskRules
+
+    _, folder = done
+    layout = InstanceLayout(folder / "instance_1", 1)
+    (layout.root / "fold_2.json").unlink()
+    (layout.root / "fold_2.keras").unlink()
+    files = ResultsStore().instance(layout, None, lambda task, records: TaskRules())
+    assert files.unreadable == [] and files.num_folds == 3

@@ -149,8 +149,8 @@ def test_mlflow_flag_logs_runs_and_needs_mlflow(tmp_path):
                              capture_output=True, text=True, cwd=tmp_path, env=env)
     assert missing.returncode == 2
     assert missing.stderr.strip() == (
-        "error: --mlflow needs MLflow, which is not installed: `pip install -e '.[mlflow]'` "
-        "(or `pip install 'mlflow>=3,<4'`).")
+        "error: --mlflow needs mlflow, not installed: pip install -e '.[mlflow]'. Nothing was "
+        "trained or written.")
     assert not (tmp_path / "results").exists()  # refused before anything was written
     proc = run_script_here(script, "--mlflow")
     assert proc.returncode == 0, proc.stderr

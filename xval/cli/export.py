@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
+import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -18,15 +20,17 @@ from xval.core.arguments import Subcommands
 from xval.core.backend import use_backend
 from xval.core.dataset_info import DatasetInfo
 from xval.core.errors import ConfigurationError, XvalError
-from xval.core.files import read_json
+from xval.core.files import make_temp_dir, read_json
 from xval.core.hashing import FOLD_FIX
 from xval.core.layout import ExperimentLayout, InstanceLayout
-from xval.core.records import FoldsManifest, InstanceStatus
+from xval.core.records import EnsembleRecord, FoldsManifest, InstanceStatus
 from xval.core.storage import STORE
 from xval.core.version import version_line
 from xval.inference import export as E
+from xval.inference import export_ensemble
+from xval.inference.fusion import ensemble_record, member_folders
 from xval.inference.models import ModelSet, dataset_info_for, resolve_models, task_of
-from xval.report.card import CardFacts, model_card
+from xval.report.card import CardFacts, ensemble_card, model_card
 from xval.report.results import InstanceResult
 
 
@@ -48,35 +52,102 @@ def add_parser(sub: Subcommands, parents: list[argparse.ArgumentParser]
 
 def main_export(args: argparse.Namespace) -> int:
     """Runs `export`; the format chooses the backend (`keras`: as the other model commands,
-    `choose_backend`)."""
+    `choose_backend`). An ensemble of instances (`ensemble.json`) goes to `_export_ensemble`."""
     out, source = Path(args.out), Path(args.model)
     E.check_request(args.format, out, args.overwrite, [source])  # before anything is read
+    record = ensemble_record(source)
+    if record is not None:
+        return _export_ensemble(args, source, record, out)
     instance, models = _source(source)
     info = dataset_info_for(models.paths[0], args.dataset_info)
     E.check_torch_only(args.format, models.paths)
-    wanted = E.BACKENDS[args.format]
+    _backend(args.format)
+    line = _export_one(args, source, out, args.overwrite, (instance, models, info))
+    if not args.quiet:
+        print(line)
+    return 0
+
+
+def _backend(fmt: str) -> None:
+    """Sets the backend the format is exported on."""
+    wanted = E.BACKENDS[fmt]
     if wanted is None:
         choose_backend(None)
     else:
-        use_backend(wanted, source=f"--format {args.format}", override=True)
+        use_backend(wanted, source=f"--format {fmt}", override=True)
+
+
+def _export_one(args: argparse.Namespace, source: Path, out: Path, overwrite: bool,
+                found: tuple[InstanceResult | None, ModelSet, DatasetInfo]) -> str:
+    """Exports one instance's fold models (or one model) with its card; returns the line
+    saying what was written."""
+    instance, models, info = found
     model = E.ensemble(models, task_of(info), info)
     facts = _facts(args, source, info, instance, model)
     facts.rules = E.export_metadata(info, task_of(info), model)
     exported = E.write_export(model, args.format, out, lambda check: model_card(
-        _with_check(facts, check), instance, _manifest(instance)), args.overwrite, [source],
+        _with_check(facts, check), instance, _manifest(instance)), overwrite, [source],
         metadata=facts.rules)
+    what = {"onnx": "ONNX", "savedmodel": "SavedModel"}.get(args.format, args.format)
+    check = f"; {what} vs Keras: max difference {exported.check:.1e}" \
+        if exported.check is not None else ""
+    return (f"Exported {models.description} as {args.format} to {out} "
+            f"({', '.join(exported.files)}; input {exported.input_name} "
+            f"{exported.input_shape}{check}).")
+
+
+def _export_ensemble(args: argparse.Namespace, source: Path, record: EnsembleRecord,
+                     out: Path) -> int:
+    """Exports an ensemble of instances: one model with the members inside when every
+    member's models take audio of the same rate and segment length (`export_ensemble.fused`),
+    else each member apart (`member_<k>/`, with its own card) under a card stating the fusion."""
+    if args.dataset_info:
+        raise ConfigurationError(f"--dataset-info: {source} is an ensemble of instances, whose "
+                                 "members each read their own dataset.json; leave it out.")
+    ensemble, _ = _source(source, models=False)
+    folders = member_folders(source, record)
+    found = [(*_source(folder), dataset_info_for(folder / "fold_0.keras")) for folder in folders]
+    E.check_torch_only(args.format, [p for _, models, _ in found for p in models.paths])
+    _backend(args.format)
+    task = task_of(found[0][2])
+    apart = export_ensemble.apart_reason([(f"instance {m}", models, info) for m, (_, models, info)
+                            in zip(record.instances, found)])
+    weights = record.weights()
+    if not apart:
+        model = export_ensemble.fused([models for _, models, _ in found], weights, task,
+                        [info for _, _, info in found])
+        info = found[0][2]
+        facts = _facts(args, source, info, ensemble, model)
+        facts.rules = {**E.export_metadata(info, task, model),
+                       "clip_rule": export_ensemble.ENSEMBLE_CLIP_RULE,
+                       "ensemble": json.dumps(dict(zip(map(str, record.instances), weights)))}
+        exported = E.write_export(model, args.format, out, lambda check: model_card(
+            _with_check(facts, check), ensemble, _manifest(ensemble)) + ensemble_card(
+            ensemble, record, None), args.overwrite, [source, *folders], metadata=facts.rules)
+        lines = [f"Exported the ensemble {source.name} ({record.describe()}) as one "
+                 f"{args.format} model to {out} ({', '.join(exported.files)}; input audio "
+                 f"{exported.input_shape}; outputs scores and member_scores)."]
+    else:
+        tmp = make_temp_dir(out.parent, prefix=f".{out.name}.")
+        try:
+            lines = [_export_one(args, folder, tmp / f"member_{k}", False, member)
+                     for k, folder, member in zip(record.instances, folders, found)]
+            (tmp / E.CARD).write_text(ensemble_card(ensemble, record, apart))
+            E.replace_folder(tmp, out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        lines = [f"{apart}: the members were exported apart, member_<k>/ under {out}, and "
+                 f"{E.CARD} states the fusion ({record.describe()}).",
+                 *(line.replace(str(tmp), str(out)) for line in lines)]
     if not args.quiet:
-        what = {"onnx": "ONNX", "savedmodel": "SavedModel"}.get(args.format, args.format)
-        check = f"; {what} vs Keras: max difference {exported.check:.1e}" \
-            if exported.check is not None else ""
-        print(f"Exported {models.description} as {args.format} to {out} "
-              f"({', '.join(exported.files)}; input {exported.input_name} "
-              f"{exported.input_shape}{check}).")
+        print("\n".join(lines))
     return 0
 
 
-def _source(path: Path) -> tuple[InstanceResult | None, ModelSet]:
-    """The instance (read through the results store) and the models to export.
+def _source(path: Path, models: bool = True) -> tuple[InstanceResult | None, ModelSet]:
+    """The instance (read through the results store) and the models to export (with
+    `models=False`, an empty `ModelSet`: the instance alone, checked complete).
 
     Raises:
         ConfigurationError: for a folder that is not an instance, an incomplete instance, or
@@ -103,7 +174,7 @@ def _source(path: Path) -> tuple[InstanceResult | None, ModelSet]:
                 "folds done): only a complete instance's ensemble is exported; finish it "
                 f"(rerun its experiment script with {instance.id}) or export one fold's "
                 f"model ({path.name}/fold_<i>.keras).")
-        return instance, resolve_models(path, ensemble=True)
+        return instance, resolve_models(path, ensemble=True) if models else ModelSet([], "")
     if path.suffix != ".keras" or not path.is_file():
         raise ConfigurationError(f"{str(path)!r} is neither an instance_<k> folder nor a "
                                  ".keras file; pass one of them.")

@@ -322,6 +322,7 @@ def _write_script(script: Path, store: FeatureStore, rows: pd.DataFrame, folds: 
         "description": json.dumps(f"{called}: first models"),
         "dataset": json.dumps(store.path.name), "num_folds": folds,
         "task_type": json.dumps(tasks.DEFAULT),
+        "imports": "Ensemble, Experiment" if embedded is not None else "Experiment",
         "instances": (encoder_instances(embedded.path.name, str(embedded.info.encoder))
                       if embedded is not None else CNN_INSTANCES),
         "about": textwrap.fill((ENCODER_ABOUT if embedded is not None else CNN_ABOUT).format(

@@ -25,6 +25,10 @@ def instance_settings(experiment: ExperimentDeclaration, config: Config,
     if not experiment.instances:
         raise ConfigurationError(f"{args.experiment} declares no instances.")
     k = sorted(experiment.instances)[0] if args.instance is None else args.instance
+    if k in experiment.ensembles:
+        raise ConfigurationError(f"instance {k} is {experiment.ensembles[k]!r}: it trains "
+                                 "nothing, so it has no parameters of its own; give one of "
+                                 "its members.")
     if k not in experiment.instances:
         raise ConfigurationError(f"instance {k}: the experiment declares instances "
                                  f"{sorted(experiment.instances)}.")

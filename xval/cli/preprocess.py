@@ -30,7 +30,12 @@ from preprocessing.content_check import DuplicateCheck, report_lines, write_pair
 from preprocessing.content_store import merge_store, recheck_store, record_check, store_check
 from preprocessing.demo import build_demo
 from preprocessing.detection import build_detection_store, read_items
-from preprocessing.features.pretrained import encoder_overrides
+from preprocessing.features.pretrained import (
+    PRETRAINED,
+    PretrainedOptions,
+    check_encoder,
+    encoder_overrides,
+)
 from preprocessing.report import dataset_report, format_report
 from preprocessing.rows import source_count
 from preprocessing.store import FeatureStore
@@ -171,13 +176,18 @@ def _merge(store: FeatureStore, check: DuplicateCheck) -> None:
 
 def _features(args: argparse.Namespace) -> tuple[Config, dict[str, Any], dict[str, Any]]:
     """The configuration, the `[features]` flags given (with `--encoder`'s) and the
-    `--feature-option` values, checked."""
+    `--feature-option` values, checked: an encoder that cannot run here is refused now,
+    before any audio is read (`check_encoder`)."""
     config = load_config(args.config or find_config())
     overrides = {k: getattr(args, k) for k in schema.SCHEMA["features"]
                  if k != "workers" and getattr(args, k) is not None}
     named = any(option == "encoder" for option, _ in getattr(args, "feature_option", ()) or ())
     overrides = encoder_overrides(getattr(args, "encoder", None), overrides, named)
-    return config, overrides, _feature_options(args, config, overrides)
+    options = _feature_options(args, config, overrides)
+    if str(overrides.get("feature", config.features.feature)) == PRETRAINED:
+        chosen = PretrainedOptions.of({**overrides, **options})
+        check_encoder(chosen.encoder, chosen.revision)
+    return config, overrides, options
 
 
 def _backend(config: Config, overrides: dict[str, Any]) -> None:

@@ -68,7 +68,7 @@ SCRIPT = '''"""Experiment {number}: {question}
 {about}
 """
 
-from xval import Experiment
+from xval import {imports}
 
 experiment = Experiment(
     description={description},
@@ -100,8 +100,10 @@ ENCODER_ABOUT = ("Instance 1 reads the embeddings of a pretrained encoder (its o
                  "trained on the data may beat it). {models} Instance 2 is a CNN trained "
                  "from scratch "
                  "on the log-mel store with the package defaults (`python -m xval config "
-                 "{script}` shows them). Add instances below to compare heads, "
-                 "architectures or parameters.")
+                 "{script}` shows them). Instance 3 trains nothing: it averages the clip "
+                 "scores of 1 and 2, with weights chosen per fold on the validation clips "
+                 "(which member wins depends on the data). Add instances below to compare "
+                 "heads, architectures or parameters.")
 HEADS: dict[str, dict[str, object]] = {
     "linear": {"architecture": "pretrained_pool", "reshaping_type": "rnn", "projection": 0,
                "pooling": "meanmax", "hidden_units": 0},
@@ -189,4 +191,5 @@ def encoder_instances(dataset: str, encoder: str) -> str:
     return "\n".join([*lines, line.rstrip()]) + """
 experiment[2] = {"architecture": "audio_cnn", "reshaping_type": "conv",
                  "comment_1": "audio CNN", "comment_2": "from scratch, package defaults"}
+experiment[3] = Ensemble(1, 2)  # 1 and 2 fused, weights chosen per fold on validation clips
 """

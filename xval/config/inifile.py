@@ -26,6 +26,7 @@ import stat
 from pathlib import Path
 
 from xval.core.errors import ConfigurationError
+from xval.core.links import broken_link
 from xval.core.settings import escape
 
 __all__ = ["IniValues", "escape", "parse_ini", "read_ini"]
@@ -58,8 +59,9 @@ def _kind(path: Path) -> str:
 def _text(path: Path) -> str:
     """The file's text, checked (see the module docstring)."""
     where = f"Config file {str(path)!r}"
-    if path.is_symlink() and not path.exists():
-        raise ConfigurationError(f"{where} is a dangling link; point it at a config.ini.")
+    broken = broken_link(path)
+    if broken:
+        raise ConfigurationError(f"{where} is {broken}; point it at a config.ini.")
     if not path.exists():
         raise ConfigurationError(f"{where} does not exist.")
     if path.is_dir():

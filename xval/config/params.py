@@ -5,7 +5,6 @@ Layers, later wins: `config.ini [training]` < experiment `parameters` < instance
 from __future__ import annotations
 
 import difflib
-import importlib.util
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -21,7 +20,7 @@ from xval.config.parsing import Spec, parse_instance
 from xval.config.parsing import parse_assignment as parse_assignment
 from xval.config.parsing import parse_override as parse_override
 from xval.config.parsing import parse_overrides as parse_overrides
-from xval.core import constraints
+from xval.core import constraints, optional
 from xval.core.constraints import InstancesOf
 from xval.core.errors import ParameterError
 from xval.core.hashing import json_digest
@@ -300,15 +299,11 @@ def _check_transfer_and_logs(params: InstanceParams, where: str) -> None:
             f"{where}: freeze_layers={params.freeze_layers} needs load_model (a saved "
             ".keras model to start from)."
         )
-    if params.tensorboard:
-        missing = [m for m in ("tensorflow", "tensorboard")
-                   if importlib.util.find_spec(m) is None]
-        if missing:
-            raise ParameterError(
-                f"{where}: tensorboard=True needs {' and '.join(missing)} (Keras writes "
-                "TensorBoard logs through tf.summary on every backend): "
-                "`pip install -e '.[tensorboard]'`."
-            )
+    if params.tensorboard and optional.missing("tensorboard"):
+        raise ParameterError(
+            f"{where}: tensorboard=True needs {' and '.join(optional.missing('tensorboard'))} "
+            "(Keras writes TensorBoard logs through tf.summary on every backend): "
+            f"`{optional.EXTRAS['tensorboard'].install}`.")
 
 
 def _model_path(value: str, where: str) -> str:

@@ -19,6 +19,7 @@ from types import ModuleType
 
 from xval.core.errors import ConfigurationError
 from xval.core.logs import quiet_framework_logs
+from xval.core.optional import EXTRAS
 
 __all__ = ["BACKENDS", "SHARING_VARIABLES", "backend_environment", "check_backend",
            "import_paused", "sharing_environment", "use_backend"]
@@ -47,7 +48,7 @@ def check_backend(backend: str, source: str) -> None:
     if importlib.util.find_spec(backend) is None:
         raise ConfigurationError(
             f"Keras backend {backend!r} (from {source}) is not installed: install it "
-            f"(`pip install -e '.[{backend}]'`) or choose another with KERAS_BACKEND.")
+            f"(`{EXTRAS[backend].install}`) or choose another with KERAS_BACKEND.")
 
 
 def _visible_devices(gpu: str) -> str:

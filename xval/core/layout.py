@@ -12,7 +12,9 @@
         instance_<k>/                          InstanceLayout
             params.json, summary.json, error.txt, trial.json, nested.json
             fold_<i>.json, fold_<i>.keras, fold_<i>.skops
-            predictions_fold_<i>.csv, plot_data_fold_<i>.json, logs/fold_<i>/
+            predictions_fold_<i>.csv, val_predictions_fold_<i>.csv,
+            plot_data_fold_<i>.json, logs/fold_<i>/
+            ensemble.json                      an ensemble of instances (derived)
             final.keras, final.json            after --refit
             plots/
         instance_<k>.previous/                 set aside by --overwrite until the new run ends
@@ -36,7 +38,8 @@ PREVIOUS_SUFFIX = ".previous"
 
 _OWN = ("params.json", "dataset.json", "summary.json", "error.txt", "trial.json",
         "nested.json", "final.keras", "final.json", "fold_*.json", "fold_*.keras", "fold_*.skops",
-        "predictions_fold_*.csv", "plot_data_fold_*.json")
+        "predictions_fold_*.csv", "val_predictions_fold_*.csv", "plot_data_fold_*.json",
+        "ensemble.json")
 INSTANCE_OUTPUT = Output(
     kind="an instance's results", command="the experiment's recorder", markers=(),
     entries=(*_OWN, *(f".{name}.*" for name in _OWN), "plots/**", "logs/**"))
@@ -136,6 +139,15 @@ class InstanceLayout:
 
     def predictions(self, fold: int) -> Path:
         return self.root / f"predictions_fold_{fold}.csv"
+
+    def val_predictions(self, fold: int) -> Path:
+        """The predictions of the fold's validation rows (a `split` column first)."""
+        return self.root / f"val_predictions_fold_{fold}.csv"
+
+    @property
+    def ensemble_file(self) -> Path:
+        """What an ensemble of instances is made of (`EnsembleRecord`)."""
+        return self.root / "ensemble.json"
 
     def plot_data(self, fold: int) -> Path:
         return self.root / f"plot_data_fold_{fold}.json"

@@ -29,6 +29,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from xval.core.errors import ConfigurationError, XvalError
+from xval.core.links import broken_link
 
 __all__ = ["Output", "check_apart", "check_output_files", "check_output_folder",
            "check_replace", "foreign_entries", "remove_output"]
@@ -99,10 +100,10 @@ def check_output_folder(folder: str | os.PathLike[str], *, what: str = "output f
     if str(folder).strip() == "":
         raise ConfigurationError(f"{what} is empty; give a folder.")
     for candidate in (path, *path.parents):
-        if candidate.is_symlink() and not candidate.exists():
+        broken = broken_link(candidate)
+        if broken:
             raise ConfigurationError(
-                f"{what} {str(candidate)!r} is a dangling link; remove it or give another "
-                "folder.")
+                f"{what} {str(candidate)!r} is {broken}; remove it or give another folder.")
         if candidate.exists() and not candidate.is_dir():
             raise ConfigurationError(
                 f"{what} {str(path)!r}: {str(candidate)!r} is a file, not a folder; give a "

@@ -36,8 +36,8 @@ from xval.core.settings import OpenSettings, Settings, setting, setting_names
 
 F = TypeVar("F", bound="FeatureParams")
 
-__all__ = ["COMPRESSIONS", "DATASET", "MANDATORY", "AugmentationParams", "FeatureParams", "InstanceParams",
-           "TrainingParams"]
+__all__ = ["COMPRESSIONS", "DATASET", "MANDATORY", "AugmentationParams", "FeatureParams",
+           "InstanceParams", "TrainingParams"]
 
 MANDATORY = ("architecture", "reshaping_type", "comment_1", "comment_2")
 """The names every instance gives besides its `[training]` overrides."""
@@ -188,6 +188,15 @@ class TrainingParams(Settings):
                "scores stay the first model's, so instances are still selected on held-out "
                "items). More data per model for a little more than twice the training time. Not "
                "with embedding_classifier."))
+    rank_split: float = setting(
+        0.0, "share of each fold's validation items that rank instances and pick no epoch (0: off)",
+        low=0, high=0.9, absent=0.0,
+        notes=("Share of each fold's validation items kept out of the epoch choice (early "
+               "stopping, the best checkpoint) and only scored (the split `rank`): instances "
+               "are then ranked on items their epoch was not chosen on, when every complete "
+               "instance has them. 0 (the default): every validation item picks the epoch "
+               "and ranks (docs/results.md, the selection study, measured both). The pick "
+               "depends on the fold only, so every instance gets the same two sets."))
     mixup_alpha: float = setting(
         0.2, "mixup: Beta(alpha, alpha) mixing of training rows (0: off)", low=0, absent=0.0,
         notes=("Mixup: train on Beta(alpha, alpha) mixtures of pairs of rows and of their targets "

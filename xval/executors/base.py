@@ -52,21 +52,27 @@ def worker_jobs(gpu: bool, backend: str | None = None) -> int:
     return 1 if gpu and backend in FRESH_GPU_BACKENDS else WORKER_JOBS
 
 
-def refill_first(results: Sequence[FoldResult], refill: Callable[[], None]) -> Results:
+def refill_first(results: Sequence[FoldResult], refill: Callable[[], None],
+                 queue: JobQueue | None = None) -> Results:
     """Yields the results of the jobs that just ended so that the free slots start their
     next jobs before the driver records a result: the failed results first (the scheduler
     may cancel the waiting jobs of their instance, which must not start), then `refill()`,
     then the others. The driver's files, plots and workbook are then written while the
-    next jobs train.
+    next jobs train. A queue whose scheduler decides on every result
+    (`JobQueue.results_first`: a search's pruner) gets them all before the refill.
 
     Args:
         results: the results of the jobs that ended, whose slots are free.
         refill: starts waiting jobs in the free slots.
+        queue: the jobs' queue. Defaults to `None` (refill first).
     """
+    hold = queue is not None and queue.results_first
     for result in results:
-        if not result.ok:
+        if hold or not result.ok:
             yield result
     refill()
+    if hold:
+        return
     for result in results:
         if result.ok:
             yield result
@@ -88,12 +94,15 @@ class ExecutorOptions:
         jobs_per_gpu: `[backend] jobs_per_gpu`.
         backend: the Keras backend of the workers.
         ray_address: `--ray-address`, or `None`.
+        inherited_gpu: no GPU was named (`gpus` is `None`) and the machine has one, which
+            the workers inherit.
     """
 
     gpus: tuple[str, ...] | None = None
     jobs_per_gpu: int = 1
     backend: str | None = None
     ray_address: str | None = None
+    inherited_gpu: bool = False
 
 
 class JobQueue:
@@ -102,11 +111,15 @@ class JobQueue:
 
     Args:
         jobs: the `Job`s, in the order they should start.
+        results_first: the scheduler decides on every result, good ones too, before the
+            next job may start (a search's pruner may cancel a trial's waiting folds):
+            `refill_first` then refills after the results. Defaults to `False`.
     """
 
-    def __init__(self, jobs: Iterable[Job] = ()) -> None:
+    def __init__(self, jobs: Iterable[Job] = (), *, results_first: bool = False) -> None:
         self._jobs = collections.deque(jobs)
         self._lock = threading.Lock()
+        self.results_first = results_first
 
     def pop(self) -> Job | None:
         """The next job, or `None` when none is waiting."""

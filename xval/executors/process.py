@@ -120,6 +120,8 @@ class ProcessExecutor(Executor):
             inherit. Defaults to `[None]`.
         jobs_per_gpu: concurrent jobs per GPU (or on the CPU). Defaults to `1`.
         backend: Keras backend of the workers.
+        inherited_gpu: a slot `None` inherits a GPU (the machine has one and no GPU was
+            named): its jobs are told to share it and run as GPU jobs. Defaults to `False`.
     """
 
     name = "process"
@@ -127,10 +129,11 @@ class ProcessExecutor(Executor):
                "backend told to share its GPU")
 
     def __init__(self, gpus: Sequence[str | None] = (None,), jobs_per_gpu: int = 1,
-                 backend: str | None = None) -> None:
+                 backend: str | None = None, *, inherited_gpu: bool = False) -> None:
         self._slots = [g for g in (gpus or [None]) for _ in range(jobs_per_gpu)]
         self.jobs_per_gpu = jobs_per_gpu
         self.backend = backend
+        self.inherited_gpu = inherited_gpu
         self._workers: dict[int, _Worker] = {}
         self._busy: set[int] = set()
         self._ending: list[threading.Thread] = []
@@ -138,15 +141,17 @@ class ProcessExecutor(Executor):
 
     @classmethod
     def create(cls, options: ExecutorOptions) -> ProcessExecutor:
-        return cls(list(options.gpus or [None]), options.jobs_per_gpu, options.backend)
+        return cls(list(options.gpus or [None]), options.jobs_per_gpu, options.backend,
+                   inherited_gpu=options.inherited_gpu)
 
     @property
     def slots(self) -> int:
         return len(self._slots)
 
-    @staticmethod
-    def _on_gpu(gpu: str | None) -> bool:
-        return gpu is not None and gpu != "-1"
+    def _on_gpu(self, gpu: str | None) -> bool:
+        """Whether the slot's jobs run on a GPU: one named, or the one a slot `None`
+        inherits where the machine has one (`inherited_gpu`)."""
+        return gpu != "-1" and (gpu is not None or self.inherited_gpu)
 
     def _environment(self, gpu: str | None) -> dict[str, str]:
         env = {**os.environ, **backend_environment(self.backend, gpu)}
@@ -267,7 +272,7 @@ class ProcessExecutor(Executor):
                 for future in done:
                     free.append(running.pop(future))
                     ended.append(future.result())
-                yield from refill_first(ended, refill)
+                yield from refill_first(ended, refill, queue)
         finally:
             self._stop_all()
             pool.shutdown(wait=True, cancel_futures=True)

@@ -40,6 +40,7 @@ from xval.core.dataset_info import DatasetInfo
 from xval.core.errors import ConfigurationError, DatasetError
 from xval.core.logs import quiet_framework_logs
 from xval.core.network import RAY_PORT, check_reachable
+from xval.core.optional import EXTRAS
 from xval.core.records import FoldResult, Job
 from xval.executors.base import (
     Executor,
@@ -144,7 +145,7 @@ def import_ray() -> Any:
         import ray  # noqa: PLC0415  (optional: only --executor ray needs it)
     except ImportError as e:
         raise ConfigurationError(
-            "--executor ray needs Ray, which is not installed: `pip install -e '.[ray]'` "
+            f"--executor ray needs Ray, which is not installed: `{EXTRAS['ray'].install}` "
             "(or `pip install 'ray[default]'`)."
         ) from e
     return ray
@@ -328,7 +329,7 @@ class RayExecutor(Executor):
                 if not self._drain(progress, running):
                     progress = None
                 ended = [self._collect(ref, running.pop(ref)) for ref in done]
-                yield from refill_first(ended, refill)
+                yield from refill_first(ended, refill, queue)
         finally:
             for ref in running:
                 ray.cancel(ref, force=True)

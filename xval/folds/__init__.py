@@ -11,14 +11,17 @@ from xval.folds.manifest import Fold, check_fold, fold_manifest, rows_of
 from xval.folds.splitters import (
     DEFAULT_STRATIFY,
     MAX_FOLDS,
+    RANK,
     SPLIT_NAMES,
     STRATIFY_METHODS,
     ItemKFold,
     PredefinedItemSplit,
     allowed_folds,
     min_items,
+    split_validation,
 )
 
-__all__ = ["DEFAULT_STRATIFY", "MAX_FOLDS", "SPLIT_NAMES", "STRATIFY_METHODS", "Fold", "ItemKFold",
+__all__ = ["DEFAULT_STRATIFY", "MAX_FOLDS", "RANK", "SPLIT_NAMES", "STRATIFY_METHODS", "Fold",
+           "ItemKFold",
            "PredefinedItemSplit", "allowed_folds", "check_fold", "fold_manifest",
-           "min_items", "rows_of"]
+           "min_items", "rows_of", "split_validation"]

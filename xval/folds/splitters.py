@@ -328,11 +328,11 @@ class ItemKFold(_ParamsMixin, BaseCrossValidator):
         if n_items < needed:
             allowed = allowed_folds(n_items)
             use = (f"Use num_folds {' or '.join(map(str, allowed))} (leave one item out: "
-                   f"{n_items})" if allowed else "Add items")
+                   f"{n_items}), or add items" if allowed else "Add items")
             raise ConfigurationError(
                 f"num_folds={self.n_splits} needs at least {needed} items (every fold keeps "
                 f"test, validation and training items apart, at least one of each); there "
-                f"are {n_items}. {use}, or add items."
+                f"are {n_items}. {use}."
             )
         self._check_repeats(n_items)
         if y is not None and len(y) != len(groups):
@@ -547,3 +547,44 @@ class PredefinedItemSplit(_ParamsMixin, BaseCrossValidator):
         for fold in self.split_items(groups, y):
             yield (rows_of(groups, fold["train"]), rows_of(groups, fold["val"]),
                    rows_of(groups, fold["test"]))
+
+
+RANK = "rank"
+"""The set of a fold's validation items that only rank instances (`rank_split`): they pick
+no epoch, so an early-stopped model's score on them is not chosen on them."""
+
+
+def split_validation(fold: Fold, share: float, fold_index: int) -> Fold:
+    """The fold with `share` of its validation items moved to a `"rank"` set.
+
+    The validation items left pick the epoch (early stopping, the best checkpoint); the
+    `"rank"` items are only scored, so that instances are ranked on items their epoch was
+    not chosen on. The pick depends on the fold's items and number only (never on an
+    instance's seed), so every instance of an experiment gets the same two sets.
+
+    Args:
+        fold: the fold's items (`{"train", "val", "test"}`).
+        share: the share of the validation items that rank, in `[0, 1)`; `0` returns
+            `fold` unchanged.
+        fold_index: the fold's number (seeds the pick).
+
+    Returns:
+        The fold's items, with `"rank"` when `share > 0`.
+
+    Raises:
+        ConfigurationError: when the fold has fewer than 2 validation items (one set would
+            be empty).
+    """
+    if not share:
+        return fold
+    val = sorted(fold["val"])
+    if len(val) < 2:
+        raise ConfigurationError(
+            f"rank_split={share}: fold {fold_index} has {len(val)} validation item(s), and "
+            "both the items that pick the epoch and those that rank need one at least; use "
+            "fewer folds or a larger [folds] val_fraction, or rank_split=0.")
+    n_rank = min(max(int(round(share * len(val))), 1), len(val) - 1)
+    order = np.random.default_rng([1729, fold_index]).permutation(len(val))
+    ranked = {val[i] for i in order[:n_rank]}
+    return {**fold, "val": [i for i in fold["val"] if i not in ranked],
+            RANK: [i for i in fold["val"] if i in ranked]}

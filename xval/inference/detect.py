@@ -14,8 +14,8 @@ from xval.core.records import FoldResult, ParamsRecord, Postprocessing, RecordEr
 from xval.core.storage import STORE
 from xval.inference.models import (
     ModelSet,
-    extract_features,
     feature_params_of,
+    file_outputs,
     info_for,
     resolve_models,
     task_of,
@@ -117,13 +117,13 @@ def detect_files(model_or_instance_dir: str | Path, files: Sequence[str | Path],
     results = []
     for path in files:
         try:
-            feats = extract_features([path], feature, real_only=False)[0]
+            feats = file_outputs(path, feature, models.outputs, real_only=False)
         except DatasetError as e:
             if skipped is None:
                 raise
             skipped.append({"path": str(path), "reason": str(e)})
             continue
-        prob = sigmoid(np.asarray(models.outputs(feats["features"]), dtype=np.float64))
+        prob = sigmoid(np.asarray(feats["outputs"], dtype=np.float64))
         activity = stitch_windows(prob, feats["starts"], frame_seconds)
         # The last window is zero-padded past a short file's end: keep the file's frames.
         total = min(len(activity), int(np.floor(feats["duration"] / frame_seconds)) + 1)

@@ -14,8 +14,8 @@ from xval.core.layout import InstanceLayout
 from xval.inference.models import (
     ModelSet,
     check_input_shape,
-    extract_features,
     feature_params_of,
+    file_outputs,
     info_for,
     resolve_models,
 )
@@ -76,11 +76,15 @@ def embed_files(model_or_instance_dir: str | Path, files: Sequence[str | Path],
     info = info_for(models, dataset_info)
     model, path = models.models[0], models.paths[0]
     fn = embedding_model(model, layer_for(model, layer or "auto"))
+    def embed(features: np.ndarray) -> np.ndarray:
+        check_input_shape(model, features.shape[1:], path, models.described_by)
+        out = np.asarray(fn(features.astype(np.float32)))
+        return out.reshape(len(out), -1)
+
     rows, index = [], []
-    for file, feats in zip(files, extract_features(files, feature_params_of(info, models))):
-        check_input_shape(model, feats["features"].shape[1:], path)
-        out = np.asarray(fn(feats["features"].astype(np.float32)))
-        rows.append(out.reshape(len(out), -1))
+    for file in files:  # one file at a time, a long one window batch by window batch
+        done = file_outputs(file, feature_params_of(info, models), embed)
+        rows.append(done["outputs"])
         index += [{"file": str(file), "segment": k, "start": s}
-                  for k, s in enumerate(feats["starts"])]
+                  for k, s in enumerate(done["starts"])]
     return np.concatenate(rows), index

@@ -27,8 +27,8 @@ from xval.core.errors import ConfigurationError, DatasetError
 from xval.inference.detect import detect_files
 from xval.inference.models import (
     describe,
-    extract_features,
     feature_params_of,
+    file_outputs,
     info_for,
     resolve_models,
     task_of,
@@ -136,22 +136,22 @@ def evaluate_rows(model_or_instance_dir: str | Path, rows: pd.DataFrame, *,
     labels = rows["label"].astype(str).to_numpy()
     targets = task.targets.of_files(labels, classes)
     skipped = list(skipped)
-    features: list[np.ndarray] = []
+    answers: list[np.ndarray] = []
     segment_targets: list[Any] = []
     segment_files: list[int] = []
     paths = rows["path"].tolist()
-    for k, path in enumerate(paths):
+    for k, path in enumerate(paths):  # outputs kept, features not: a file at a time
         try:
-            feats = extract_features([path], feature_params_of(info, models))[0]
+            done = file_outputs(path, feature_params_of(info, models), models.outputs)
         except DatasetError as e:
             skipped.append({"path": str(path), "reason": str(e)})
             continue
-        features.append(feats["features"])
-        segment_targets += [targets[k]] * len(feats["features"])
-        segment_files += [k] * len(feats["features"])
-    if not features:
+        answers.append(done["outputs"])
+        segment_targets += [targets[k]] * len(done["outputs"])
+        segment_files += [k] * len(done["outputs"])
+    if not answers:
         raise DatasetError(f"No usable audio file among {len(paths)}; skipped: {skipped[:3]}")
-    outputs = models.outputs(np.concatenate(features))
+    outputs = np.concatenate(answers)
     seg_targets, file_of = np.asarray(segment_targets), np.asarray(segment_files)
     files = np.unique(file_of)
     clip_out = np.stack([outputs[file_of == f].mean(axis=0) for f in files])

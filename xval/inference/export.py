@@ -21,7 +21,6 @@ Imports Keras where used: set the backend first.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import os
 import shutil
@@ -33,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from preprocessing.features import PCM_SCALE
+from xval.core import optional
 from xval.core.dataset_info import DatasetInfo
 from xval.core.errors import ConfigurationError, StorageError
 from xval.core.files import make_temp_dir, storage_error
@@ -51,9 +51,8 @@ FORMATS = ("onnx", "keras", "savedmodel")
 """The `--format` values."""
 BACKENDS = {"onnx": "torch", "savedmodel": "tensorflow", "keras": None}
 """The Keras backend each format is exported on (`None`: any)."""
-NEEDS = {"onnx": ("onnx", "pip install -e '.[export]'"),
-         "savedmodel": ("tensorflow", "pip install -e '.[tensorflow]'")}
-"""Format -> the module it needs and the command that installs it."""
+NEEDS = {"onnx": "export", "savedmodel": "tensorflow"}
+"""Format -> the extra it needs (`xval.core.optional.EXTRAS`: its modules, its install line)."""
 FILES = {"onnx": "model.onnx", "keras": "model.keras", "savedmodel": "savedmodel"}
 """Format -> the name of the model inside the export folder."""
 CARD = "MODEL_CARD.md"
@@ -88,7 +87,7 @@ class Exported:
 
 
 EXPORT_OUTPUT = Output(kind="an export", command="python -m xval export", markers=(CARD,),
-                       entries=(CARD, *FILES.values(), "savedmodel/**"))
+                       entries=(CARD, *FILES.values(), "savedmodel/**", "member_*/**"))
 """What an export folder holds: `--overwrite` replaces only such a folder."""
 
 
@@ -103,10 +102,8 @@ def check_request(fmt: str, out: Path, overwrite: bool, inputs: Sequence[Path] =
     """
     if fmt not in FORMATS:
         raise ConfigurationError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}.")
-    if fmt in NEEDS and importlib.util.find_spec(NEEDS[fmt][0]) is None:
-        module, install = NEEDS[fmt]
-        raise ConfigurationError(f"--format {fmt} needs {module}, which is not installed: "
-                                 f"`{install}`.")
+    if fmt in NEEDS:
+        optional.require(f"--format {fmt}", NEEDS[fmt])
     check_output_folder(out.parent, what="--out's parent")
     check_replace(out, EXPORT_OUTPUT, overwrite=overwrite)
     check_apart(out, inputs, input_name="the exported model")
@@ -145,13 +142,15 @@ def check_torch_only(fmt: str, paths: Sequence[Path]) -> None:
                 "export it with --format onnx or --format keras.")
 
 
-def ensemble(models: ModelSet, task: Task, info: DatasetInfo) -> Any:
+def ensemble(models: ModelSet, task: Task, info: DatasetInfo,
+             name: str = "xval_export") -> Any:
     """One Keras model answering as the fold models together.
 
     Args:
         models: the fold models (one or more).
         task: the models' task (classification ends in a softmax, named `scores`).
         info: the store's description (`dataset.json`: `dtype`, `feature_params`).
+        name: the model's name. Defaults to `"xval_export"`.
 
     Returns:
         A `keras.Model` from `audio` `(batch, samples)` (models with a front end) or
@@ -190,10 +189,14 @@ def ensemble(models: ModelSet, task: Task, info: DatasetInfo) -> Any:
     x = outputs[0] if len(outputs) == 1 else keras.layers.Average(name="mean")(outputs)
     head = keras.layers.Softmax(name="scores") if task.has_classes else \
         keras.layers.Identity(name="scores")
-    model = keras.Model(inputs, head(x), name="xval_export")
+    model = keras.Model(inputs, head(x), name=name)
     # Frozen: an exporter tracing the nested fold models takes their weights as constants.
     model.trainable = False
     return model
+
+
+OUTPUTS = ("scores", "member_scores")
+"""The outputs of an exported ensemble of instances (`fused`), in order."""
 
 
 def takes_audio(model: Any) -> bool:
@@ -280,7 +283,8 @@ def write_export(model: Any, fmt: str, out: Path, card: Callable[[float | None],
     check_request(fmt, out, overwrite, inputs)
     check_backend(fmt)
     batch = example_batch(model)
-    expected = np.asarray(model.predict(batch, verbose=0))  # also builds every layer
+    predicted = model.predict(batch, verbose=0)  # also builds every layer
+    expected = np.asarray(predicted[0] if isinstance(predicted, (list, tuple)) else predicted)
     try:
         tmp = make_temp_dir(out.parent, prefix=f".{out.name}.")
     except OSError as e:
@@ -293,10 +297,10 @@ def write_export(model: Any, fmt: str, out: Path, card: Callable[[float | None],
             _savedmodel(model, target)
         else:
             model.export(str(target), format="onnx", verbose=False)
-            _describe_onnx(target, metadata or {})
+            _describe_onnx(target, metadata or {}, len(model.outputs))
         check = _check(fmt, target, batch, expected)
         (tmp / CARD).write_text(card(check))
-        _replace(tmp, out)
+        replace_folder(tmp, out)
     except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(e, OSError) and not isinstance(e, StorageError):
@@ -308,17 +312,18 @@ def write_export(model: Any, fmt: str, out: Path, card: Callable[[float | None],
                     members=sum(layer.name.startswith("fold_model_") for layer in model.layers))
 
 
-def _describe_onnx(path: Path, metadata: Mapping[str, str]) -> None:
-    """Names the ONNX graph's output `scores` (the exporter numbers it) and writes
-    `metadata` into its `metadata_props`."""
+def _describe_onnx(path: Path, metadata: Mapping[str, str], outputs: int = 1) -> None:
+    """Names the ONNX graph's outputs `scores` (and `member_scores`: `OUTPUTS`; the exporter
+    numbers them) and writes `metadata` into its `metadata_props`."""
     import onnx  # noqa: PLC0415  (optional: the [export] extra)
 
     graph = onnx.load(str(path))
-    old = graph.graph.output[0].name
-    if old != "scores":
-        for node in graph.graph.node:
-            node.output[:] = ["scores" if name == old else name for name in node.output]
-        graph.graph.output[0].name = "scores"
+    for k, new in enumerate(OUTPUTS[:outputs]):
+        old = graph.graph.output[k].name
+        if old != new:
+            for node in graph.graph.node:
+                node.output[:] = [new if name == old else name for name in node.output]
+            graph.graph.output[k].name = new
     onnx.helper.set_model_props(graph, dict(metadata))
     onnx.save(graph, str(path))
 
@@ -338,12 +343,12 @@ def _savedmodel(model: Any, path: Path) -> None:
 def _check(fmt: str, path: Path, batch: np.ndarray, expected: np.ndarray) -> float | None:
     """The largest difference between the exported model's outputs on `batch` (the ONNX
     file run by onnxruntime, the SavedModel's `serve` reloaded by TensorFlow) and Keras's;
-    `None` for the `keras` format, or ONNX without onnxruntime.
+    `None` for the `keras` format (`check_request` required onnxruntime for ONNX).
 
     Raises:
         ConfigurationError: when it exceeds `ONNX_TOLERANCE`.
     """
-    if fmt == "onnx" and importlib.util.find_spec("onnxruntime") is not None:
+    if fmt == "onnx":
         import onnxruntime  # noqa: PLC0415  (optional: the [export] extra)
 
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -364,7 +369,7 @@ def _check(fmt: str, path: Path, batch: np.ndarray, expected: np.ndarray) -> flo
     return diff
 
 
-def _replace(tmp: Path, out: Path) -> None:
+def replace_folder(tmp: Path, out: Path) -> None:
     """Moves the finished folder `tmp` to `out`, replacing what is there."""
     if out.exists():
         trash = make_temp_dir(out.parent, prefix=f".{out.name}.old.")

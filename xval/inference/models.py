@@ -5,21 +5,23 @@ the store's `dataset.json` beside its results, and the model's folder leads to i
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from preprocessing.build import extract_file, feature_params
+from preprocessing.streaming import is_long, stream_features
 from xval import tasks
 from xval.core.dataset_info import DatasetInfo
 from xval.core.errors import ConfigurationError, DatasetError, XvalError
 from xval.core.layout import ExperimentLayout, InstanceLayout
+from xval.core.links import broken_link
 from xval.core.parameters import FeatureParams
 from xval.core.storage import check_fold_file, check_fold_models
 from xval.tasks.base import Task
-from xval.training.loading import load
+from xval.training.loading import check_model_file, load
 
 
 def _read_dataset_info(path: Path) -> DatasetInfo:
@@ -71,20 +73,28 @@ def feature_params_of(info: DatasetInfo, models: ModelSet | None = None) -> Feat
     return found
 
 
-def check_input_shape(model: Any, shape: Sequence[int], where: str | Path) -> None:
+def check_input_shape(model: Any, shape: Sequence[int], where: str | Path,
+                      described_by: str = "the dataset description") -> None:
     """Refuses features whose shape is not the one the model was built for (a dataset
     description of another store).
 
+    Args:
+        model: the `keras.Model`.
+        shape: the shape of one row of the features.
+        where: the model, in messages.
+        described_by: where the dataset description came from (`ModelSet.described_by`:
+            `--dataset-info PATH`, or the `dataset.json` found beside the model).
+
     Raises:
-        DatasetError: naming both shapes and the fix.
+        DatasetError: naming both shapes, the description and the fix.
     """
     expected = tuple(getattr(model, "input_shape", (None,))[1:])
     if len(expected) != len(shape) or any(e is not None and e != s
                                           for e, s in zip(expected, shape)):
         raise DatasetError(
             f"{where} expects features of shape {expected}, the dataset description gives "
-            f"{tuple(shape)}: --dataset-info belongs to another store. Pass the dataset.json "
-            "of the store the model was trained on.")
+            f"{tuple(shape)}: {described_by} belongs to another store. Pass the dataset.json "
+            "of the store the model was trained on (--dataset-info PATH).")
 
 
 def dataset_info_for(model_path: str | Path, info_path: str | Path | None = None
@@ -97,6 +107,15 @@ def dataset_info_for(model_path: str | Path, info_path: str | Path | None = None
     Raises:
         ConfigurationError: when none is found, or it has no feature parameters.
     """
+    return _read_dataset_info(dataset_info_path(model_path, info_path))
+
+
+def dataset_info_path(model_path: str | Path, info_path: str | Path | None = None) -> Path:
+    """The dataset description `dataset_info_for` reads (see there).
+
+    Raises:
+        ConfigurationError: when none is found, or `info_path` is not a file.
+    """
     if info_path is not None:
         candidates = [Path(info_path)]
     else:
@@ -108,25 +127,108 @@ def dataset_info_for(model_path: str | Path, info_path: str | Path | None = None
                 f"--dataset-info {str(candidate)!r} is not a file; pass a store's "
                 "dataset.json.")
         if candidate.is_file():
-            return _read_dataset_info(candidate)
+            return candidate
     raise ConfigurationError(
         f"No dataset.json found next to {model_path} (looked at "
         f"{', '.join(str(c) for c in candidates)}); pass --dataset-info PATH."
     )
 
 
-def extract_features(files: Sequence[str | Path], params: Mapping[str, Any], *,
-                     real_only: bool | None = None) -> list[dict[str, Any]]:
-    """The features of audio files, extracted as the dataset's were (see
-    `preprocessing.build.extract_file`).
+def read_features(path: str | Path, params: Mapping[str, Any], *,
+                  real_only: bool | None = None) -> Iterator[dict[str, Any]]:
+    """The features of one audio file, extracted as the dataset's were, in chunks: a file
+    of at most `preprocessing.streaming.LONG_SECONDS` whole (`extract_file`: one chunk), a
+    longer one window batch by window batch (`stream_features`), so that memory does not
+    grow with the file.
 
     Args:
-        files: audio files.
+        path: an audio file.
         params: the dataset's feature parameters.
         real_only: drop the silent and padding segments (`preprocessing.silent_segments`),
             so that a clip's score averages real segments only. Defaults to `None`: as the
             store was built (dropped unless `keep_silent_segments`). A detector keeps every
             window (`False`): its windows are stitched in time.
+
+    Yields:
+        dicts of `features` (`np.ndarray [shape=(segments, time, frequency)]`) and
+        `starts` (seconds), in order; the last one also holds `duration` (seconds).
+
+    Raises:
+        DatasetError: for a file that cannot be read or holds no usable audio, naming it.
+    """
+    params = FeatureParams.of(params)
+    if real_only is None:
+        real_only = not params.keep_silent_segments
+    if is_long(path):
+        try:
+            yield from stream_features(path, params, real_only=real_only)
+        except DatasetError as e:
+            raise DatasetError(f"{path}: {e}") from None
+        return
+    result = extract_file(path, params)
+    if "error" in result:
+        raise DatasetError(f"{path}: {result['error']}")
+    if real_only:
+        real = ~np.asarray(result["silent"], bool)
+        result = {**result, "features": result["features"][real],
+                  "starts": [s for s, keep in zip(result["starts"], real) if keep]}
+    yield {"features": result["features"], "starts": list(result["starts"]),
+           "duration": result["duration"]}
+
+
+PREDICT_BATCH = 32
+"""The batch of `keras.Model.predict` (its default)."""
+ROWS_BYTES = 8 << 20
+"""About how many bytes of features a model is handed at a time for a long file."""
+
+
+def _rows_per_call(features: np.ndarray) -> int:
+    """Rows handed to a model at a time: about `ROWS_BYTES` of them (2,048 rows of the demo
+    store's log-mel; 32, the least, of 2.5 s of 44.1 kHz audio), a multiple of
+    `PREDICT_BATCH`, so that the model sees the batches the whole file would give it (the
+    same outputs, to the bit)."""
+    row = max(1, features[:1].nbytes)
+    return max(PREDICT_BATCH, ROWS_BYTES // row // PREDICT_BATCH * PREDICT_BATCH)
+
+
+def file_outputs(path: str | Path, params: Mapping[str, Any],
+                 respond: Callable[[np.ndarray], np.ndarray], *,
+                 real_only: bool | None = None) -> dict[str, Any]:
+    """`respond` (a model's outputs, its embeddings) on every segment of one audio file,
+    computed chunk by chunk (`read_features`, `_rows_per_call` rows at a time): only the
+    outputs are kept.
+
+    Returns:
+        dict of `outputs` (`respond`'s rows of every segment, concatenated), `starts`
+        (seconds) and `duration` (seconds).
+
+    Raises:
+        DatasetError: as `read_features`.
+    """
+    outputs, pending, starts, duration = [], [], [], 0.0
+    for chunk in read_features(path, params, real_only=real_only):
+        if len(chunk["features"]):
+            pending.append(chunk["features"])
+        starts += list(chunk["starts"])
+        duration = float(chunk.get("duration", duration))
+        rows, per_call = sum(len(p) for p in pending), _rows_per_call(chunk["features"])
+        if rows >= per_call and "duration" not in chunk:
+            ready = np.concatenate(pending)
+            cut = rows // per_call * per_call
+            for first in range(0, cut, per_call):
+                outputs.append(np.asarray(respond(ready[first:first + per_call])))
+            pending = [ready[cut:]]
+    rest = np.concatenate(pending) if pending else np.zeros(0)
+    if len(rest):
+        outputs.append(np.asarray(respond(rest)))
+    return {"outputs": np.concatenate(outputs), "starts": starts, "duration": duration}
+
+
+def extract_features(files: Sequence[str | Path], params: Mapping[str, Any], *,
+                     real_only: bool | None = None) -> list[dict[str, Any]]:
+    """The features of audio files, extracted as the dataset's were (`read_features`),
+    each file's held whole: for a few short files (the commands read files chunk by chunk
+    through `file_outputs`).
 
     Returns:
         One dict per file: `features` (`np.ndarray [shape=(segments, time, frequency)]`),
@@ -135,21 +237,12 @@ def extract_features(files: Sequence[str | Path], params: Mapping[str, Any], *,
     Raises:
         DatasetError: for a file that cannot be read, naming it.
     """
-    params = FeatureParams.of(params)
-    if real_only is None:
-        real_only = not params.keep_silent_segments
     out = []
     for path in files:
-        result = extract_file(path, params)
-        if "error" in result:
-            raise DatasetError(f"{path}: {result['error']}")
-        if real_only:
-            real = ~np.asarray(result["silent"], bool)
-            result = {**result, "features": result["features"][real],
-                      "starts": [s for s, keep in zip(result["starts"], real) if keep],
-                      "version": [v for v, keep in zip(result["version"], real) if keep],
-                      "silent": [False] * int(real.sum())}
-        out.append(result)
+        chunks = list(read_features(path, params, real_only=real_only))
+        out.append({"features": np.concatenate([c["features"] for c in chunks]),
+                    "starts": [s for c in chunks for s in c["starts"]],
+                    "duration": chunks[-1]["duration"]})
     return out
 
 
@@ -165,6 +258,7 @@ class ModelSet:
     def __init__(self, paths: Sequence[str | Path], description: str) -> None:
         self.paths = [Path(p) for p in paths]
         self.description = description
+        self.described_by = "the dataset description"  # set by `info_for`
         self._models: list[Any] | None = None
 
     def __len__(self) -> int:
@@ -198,7 +292,8 @@ class ModelSet:
         x = np.asarray(features, dtype=np.float32)
         total = np.zeros(0)
         for k, model in enumerate(self.models):
-            check_input_shape(model, x.shape[1:], self.paths[k] if self.paths else "model")
+            check_input_shape(model, x.shape[1:], self.paths[k] if self.paths else "model",
+                              self.described_by)
             out = np.asarray(model.predict(x, verbose=0), dtype=np.float64)
             total = out if k == 0 else total + out
         return total / len(self.models)
@@ -230,10 +325,10 @@ def resolve_models(model_or_instance_dir: str | Path, *, fold: int | None = None
     """
     path = Path(model_or_instance_dir)
     if not path.exists():
+        broken = broken_link(path)
         raise ConfigurationError(
-            f"Model {str(path)!r} does not exist" + (
-                " (a symbolic link to nothing, or to itself: a loop)" if path.is_symlink()
-                else "") + "; give a .keras file or an instance_<k> folder.")
+            f"Model {str(path)!r} does not exist" + (f" (it is {broken})" if broken else "")
+            + "; give a .keras file or an instance_<k> folder.")
     if fold is not None and ensemble:
         raise ConfigurationError(
             f"--fold {fold} and --ensemble contradict each other: --fold keeps one fold "
@@ -245,6 +340,7 @@ def resolve_models(model_or_instance_dir: str | Path, *, fold: int | None = None
                 f"--fold and --ensemble choose models inside an instance folder, but "
                 f"{str(path)!r} is not a folder. Pass its instance_<k> folder instead."
             )
+        check_model_file(path, "Model")  # its zip directory, before anything else
         owner = InstanceLayout.parse(path.absolute().parent)
         if owner is not None:  # a fold model alone is checked against its record too
             check_fold_file(owner, path)
@@ -255,6 +351,11 @@ def resolve_models(model_or_instance_dir: str | Path, *, fold: int | None = None
 
 def _instance_models(layout: InstanceLayout, fold: int | None, ensemble: bool) -> ModelSet:
     """The models of an instance folder (see `resolve_models`)."""
+    if layout.ensemble_file.is_file():
+        raise ConfigurationError(
+            f"{layout.root} is an ensemble of instances (ensemble.json): `python -m xval "
+            "predict` and `export` answer with it; evaluate, detect and embed take one of its "
+            "members' folders.")
     folds = layout.fold_models()
     name = layout.root.name
     if fold is not None:
@@ -285,6 +386,10 @@ def info_for(models: ModelSet,
     info = describe(models.paths[0], dataset_info)
     if dataset_info is not None and not isinstance(dataset_info, Mapping):
         _check_same_encoder(models, info, dataset_info)
+        models.described_by = f"--dataset-info {str(dataset_info)!r}"
+    elif dataset_info is None:
+        found = dataset_info_path(models.paths[0])
+        models.described_by = f"{str(found)!r} (the dataset.json found beside the model)"
     return info
 
 

@@ -7,11 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from xval.config import embedding
+from xval.core.errors import ConfigurationError
 from xval.inference.classifiers import ClassifierSet
+from xval.inference.fusion import ensemble_record, predict_ensemble
 from xval.inference.models import (
     ModelSet,
-    extract_features,
     feature_params_of,
+    file_outputs,
     info_for,
     resolve_models,
     task_of,
@@ -27,7 +29,10 @@ def predict_files(model_or_instance_dir: str | Path, files: Sequence[str | Path]
 
     Given an instance folder, the fold models form a cross-validation ensemble: their
     logits (regression outputs) are averaged, then the softmax is taken; `final.keras` is
-    used instead when the instance was refit (see `resolve_models`).
+    used instead when the instance was refit (see `resolve_models`). Given the folder of an
+    ensemble of instances (`ensemble.json`), each member answers through its own input path
+    and their clip scores are averaged with the ensemble's weights (`fold`: that fold's;
+    else their mean over folds): `xval.inference.fusion.predict_ensemble`.
 
     Args:
         model_or_instance_dir: a `.keras` file, or an `instance_<k>` folder.
@@ -46,6 +51,15 @@ def predict_files(model_or_instance_dir: str | Path, files: Sequence[str | Path]
         as the task makes them (`Scoring.predict_record`). For classification `scores` maps
         class names to probabilities and the clip scores average the segment logits.
     """
+    record = ensemble_record(model_or_instance_dir)
+    if record is not None:
+        if dataset_info is not None or model is not None or embedding_classifier:
+            raise ConfigurationError(
+                f"{model_or_instance_dir} is an ensemble of instances: each member reads its "
+                "own dataset.json and model; --dataset-info and --embedding-classifier go "
+                "with a member.")
+        return predict_ensemble(model_or_instance_dir, record, files, predict_files,
+                                fold=fold, ensemble=ensemble)
     folds_only = embedding_classifier and fold is None and Path(model_or_instance_dir).is_dir()
     models = resolve_models(model_or_instance_dir, fold=fold,
                             ensemble=ensemble or folds_only)
@@ -61,9 +75,9 @@ def predict_files(model_or_instance_dir: str | Path, files: Sequence[str | Path]
     feature = feature_params_of(info, answering if isinstance(answering, ModelSet) else None)
     context = Context(frame_seconds=info.frame_seconds)
     results = []
-    for path, feats in zip(files, extract_features(files, feature)):
-        outputs = answering.outputs(feats["features"])
-        segments, clip = task.scoring.predict_record(outputs, feats["starts"], classes,
+    for path in files:  # one file at a time, a long one window batch by window batch
+        done = file_outputs(path, feature, answering.outputs)
+        segments, clip = task.scoring.predict_record(done["outputs"], done["starts"], classes,
                                                      context)
         results.append({"file": str(path), "model": answering.description,
                         "segments": segments, "clip": clip})

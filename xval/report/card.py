@@ -18,7 +18,7 @@ from preprocessing.features.encoders import in_model
 from preprocessing.features.recipes import librosa_recipe
 from xval import tasks
 from xval.core.dataset_info import DatasetInfo
-from xval.core.records import FoldsManifest, Stat
+from xval.core.records import EnsembleRecord, FoldsManifest, Stat
 from xval.report.card_snippet import run_snippet
 from xval.report.results import InstanceResult
 
@@ -99,7 +99,10 @@ def _task(facts: CardFacts, instance: InstanceResult | None) -> list[str]:
     if classes:
         out.append(f"- Classes ({len(classes)}, in the order of the output): "
                    f"{', '.join(f'`{c}`' for c in classes)}.")
-    if instance is not None and instance.params:
+    if instance is not None and instance.ensemble is not None:
+        out.append(f"- Model: an ensemble of instances "
+                   f"{' + '.join(map(str, instance.ensemble.instances))} (see Ensemble below).")
+    elif instance is not None and instance.params:
         typed = instance.parameters
         comments = "; ".join(str(c) for c in (typed.comment_1, typed.comment_2) if c)
         out.append(f"- Model: `{typed.architecture}`"
@@ -283,3 +286,42 @@ def _use(facts: CardFacts, instance: InstanceResult | None) -> list[str]:
     if facts.encoder and "non-commercial" in str(facts.encoder.get("licence", "")).lower():
         out.append("- Non-commercial use only (the encoder's licence).")
     return [*out, ""]
+
+
+def ensemble_card(ensemble: InstanceResult | None, record: EnsembleRecord,
+                  apart: str | None) -> str:
+    """What the card says of an ensemble of instances: its members and weights, how their
+    scores are fused, and its cross-validated scores.
+
+    Args:
+        ensemble: the ensemble's instance, as read.
+        record: its `EnsembleRecord`.
+        apart: why the members were exported apart (the whole card is then this text), or
+            `None` when they are inside one model (a section appended to its card).
+
+    Returns:
+        Markdown.
+    """
+    weights = record.weights()
+    members = [f"- instance {k}: weight {w:.2f} (mean over folds)"
+               + (f"; `member_{k}/` holds its model and its own card" if apart else "")
+               for k, w in zip(record.instances, weights)]
+    per_fold = ["", "| fold | " + " | ".join(f"instance {k}" for k in record.instances)
+                + " | chosen on |", "|" + " --- |" * (len(record.instances) + 2)]
+    per_fold += [f"| {f['fold']} | " + " | ".join(f"{w:.2f}" for w in f["weights"])
+                 + f" | {f.get('chosen_on', '')} |" for f in record.folds]
+    fusion = ("A clip's scores: each member's clip scores (its own input, segments and clip "
+              "rule: see its card), averaged with the weights below, as `python -m xval "
+              "predict` gives them for the ensemble's folder.")
+    body = ["## Ensemble", "", f"- Weighting: {record.weighting} ({record.objective} on each "
+            "fold's validation clips; the weights sum to 1).", *members, "", fusion, *per_fold,
+            ""]
+    if apart is None:
+        return "\n".join(["", *body[:2], "- Outputs: `scores`, the members' scores of each "
+                          "segment averaged with the weights; `member_scores` `(batch, members, "
+                          "classes)`, each member's.", *body[2:]]) + "\n"
+    name = "/".join(ensemble.path.parts[-3:]) if ensemble is not None else "ensemble"
+    head = [f"# Model card: {name} (an ensemble of instances)", "",
+            f"Written by `python -m xval export`. The members are exported apart: {apart}.",
+            ""]
+    return "\n".join([*head, *body, *_scores(ensemble)]) + "\n"

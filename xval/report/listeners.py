@@ -1,8 +1,14 @@
 """The report as listeners of the recorder: plots after each instance, the workbook after
 each instance (and at the end of a run).
 
-The recorder (`xval.running.recorder.Recorder`) tells its listeners what it recorded by
-calling, when a listener has them:
+A run calls, when a listener has them, before and as the recorder
+(`xval.running.recorder.Recorder`) records:
+
+- `requires` (an attribute): `(what, extra)` pairs, the optional packages the listener
+  needs (`xval.core.optional.EXTRAS`), checked with every other package the run needs
+  before anything trains, the dry run included;
+- `on_run_begin()`: every check passed and the run is about to train (not in a dry run):
+  the listener opens what it writes to, so that a store that cannot open fails first;
 
 - `on_fold(result, inst_dir)`: a fold's files are written (`result` a `FoldResult`);
 - `on_instance(result)`: an instance's summary is written (`result` the `InstanceResult`

@@ -21,6 +21,7 @@ from xval.core.errors import ConfigurationError
 from xval.core.layout import ExperimentLayout, InstanceLayout
 from xval.core.parameters import InstanceParams
 from xval.core.records import (
+    EnsembleRecord,
     FoldResult,
     FoldsManifest,
     InstanceStatus,
@@ -68,6 +69,8 @@ class InstanceResult:
         summary: the `InstanceSummary` of `folds`.
         trial: the search trial that made the instance (`trial.json`), or `None`.
         nested: what a nested search chose per outer fold (`nested.json`), or `None`.
+        ensemble: the members and weights of an ensemble of instances (`ensemble.json`),
+            or `None` for a trained instance.
         rules: what the fold checks and the summary take from its task (`TaskRules`).
         task_type: the task the instance was trained for, as recorded in `params.json` (or
             its fold files); `None` for results written before the task was recorded.
@@ -90,6 +93,7 @@ class InstanceResult:
             invalid=files.invalid, num_repeats=num_repeats)
         self.trial: TrialRecord | None = files.trial
         self.nested: NestedRecord | None = files.nested
+        self.ensemble: EnsembleRecord | None = files.ensemble
 
     @property
     def invalid(self) -> dict[int, str]:

@@ -17,7 +17,19 @@ from xval.config.selection import selection_metric
 from xval.report.results import TIE_RULE, ExperimentResults, InstanceResult
 from xval.report.validation import invalid_note
 
-SPLIT_NAMES = {"train": "train", "val": "validation", "test": "test"}
+SPLIT_NAMES = {"train": "train", "val": "validation", "test": "test",
+               "rank": "ranking validation"}
+RANK = "rank"
+"""The split of the validation items that pick no epoch (`rank_split`)."""
+WHY_VAL = ("Ranked on the validation items that also chose each instance's epoch (early "
+           "stopping keeps the epoch best on them, so its score there is optimistic, the more "
+           "so for a noisy curve); rank_split = 0.5 ranks on items that chose no epoch "
+           "(measured: docs/results.md, the selection study).")
+"""Why the selection reads the validation scores (the note of the report)."""
+WHY_RANK = ("Ranked on the validation items kept out of the epoch choice (rank_split): "
+            "an early-stopped model's score on the items that chose its epoch is optimistic, "
+            "its score on these is not.")
+"""Why the selection reads the ranking validation scores."""
 
 Headline = tuple[str, str, str]
 """`(level, metric, label)`: one headline metric of the Summary sheet."""
@@ -32,22 +44,41 @@ class Selection:
         selected: the selected instance, or `None` when no instance is complete.
         tied: the other complete instances whose validation mean equals the selected one's
             (the tie was broken by `TIE_RULE`).
+        split: the split it is read on: `"val"`, or `"rank"` when every complete instance
+            has scores on validation items that picked no epoch (`selection_split`).
     """
 
     metric: str
     selected: InstanceResult | None
     tied: tuple[InstanceResult, ...] = ()
+    split: str = "val"
 
     @classmethod
     def of(cls, results: ExperimentResults, config: Config | None = None) -> Selection:
         metric = selection_metric(config, results.task_type)
-        return cls(metric, results.best(metric, "val", level="auto"),
-                   tuple(results.tied_with_best(metric, "val", level="auto")))
+        split = selection_split(results, metric)
+        return cls(metric, results.best(metric, split, level="auto"),
+                   tuple(results.tied_with_best(metric, split, level="auto")), split)
+
+    @property
+    def why(self) -> str:
+        """Which score selects, and why (a sentence of the report's note)."""
+        return WHY_RANK if self.split == RANK else WHY_VAL
 
     @property
     def id(self) -> int | None:
         """The selected instance's id, or `None`."""
         return self.selected.id if self.selected is not None else None
+
+
+def selection_split(results: ExperimentResults, metric: str) -> str:
+    """The split the selection reads: `"rank"` when every complete instance scored `metric`
+    on validation items kept out of its epoch choice (`rank_split`), else `"val"`."""
+    complete = [r for r in results.complete() if r.metric(metric, "val") is not None
+                or r.metric(metric, "val", "clip") is not None]
+    ranked = all(r.metric(metric, RANK) is not None or r.metric(metric, RANK, "clip")
+                 is not None for r in complete)
+    return RANK if complete and ranked else "val"
 
 
 def alpha_of(config: Config | None) -> float:
@@ -153,11 +184,11 @@ def report_level(instance: InstanceResult, metric: str) -> str:
     return "clip" if scored else "segment"
 
 
-def selection_level(results: ExperimentResults, metric: str) -> str:
+def selection_level(results: ExperimentResults, metric: str, split: str = "val") -> str:
     """The level the selection metric is read at: `"clip"` when the complete instances have
-    clip-level validation values of `metric` (files cut into segments), else `"segment"`
+    clip-level values of `metric` on `split` (files cut into segments), else `"segment"`
     (`ExperimentResults.auto_level`)."""
-    return results.auto_level(metric, "val")
+    return results.auto_level(metric, split)
 
 
 def _value(instance: InstanceResult, metric: str, split: str, level: str = "segment",
@@ -177,24 +208,25 @@ def report_note(results: ExperimentResults, config: Config | None = None) -> str
     if sel is None:
         return None
     level = report_level(sel, metric)
-    chosen = selection_level(results, metric)
+    chosen = selection_level(results, metric, selection.split)
     names = tasks.get(results.task_type).level_names  # detection: window, recording
     n = sel.summary.folds_done
-    note = (f"Selected: instance {sel.id}, best validation {metric} "
-            f"({_value(sel, metric, 'val', chosen)}, {names[chosen]} level). Report its "
+    note = (f"Selected: instance {sel.id}, best {SPLIT_NAMES[selection.split]} {metric} "
+            f"({_value(sel, metric, selection.split, chosen)}, {names[chosen]} level). "
+            "Report its "
             f"test {metric} at {names[level]} level: {_value(sel, metric, 'test', level)} "
             f"± {_value(sel, metric, 'test', level, 'std')} (mean ± std over {n} folds)")
     if level == "clip":
         note += (f", {names['segment']} level beside it: {_value(sel, metric, 'test')} ± "
                  f"{_value(sel, metric, 'test', stat='std')}")
-    note += ". Choose on validation, report test."
+    note += f". Choose on validation, report test. {selection.why}"
     if selection.tied:
-        note += (f" Tied on validation {metric} with instance(s) "
+        note += (f" Tied on {SPLIT_NAMES[selection.split]} {metric} with instance(s) "
                  f"{', '.join(str(r.id) for r in selection.tied)}: {TIE_RULE}.")
     whole = results.clip_from_segment(metric, "val")
     if whole and chosen == "clip":
         note += (f" Instance(s) {', '.join(map(str, whole))} have one row per clip (an "
-                 f"embedding store): their {names['segment']} scores are their "
+                 f"embedding store, or an ensemble): their {names['segment']} scores are their "
                  f"{names['clip']} scores.")
     lacking = results.without_clip_level(metric, "val")
     if lacking:
@@ -224,6 +256,27 @@ def single_item_validation_warning(results: ExperimentResults) -> str | None:
     return (f"Warning: {len(single)} of {len(val_sets)} folds have a single validation item, "
             "so model selection (best epoch, selected instance) rests on one item per fold. "
             "Use fewer folds or a larger [folds] val_fraction if there are enough items.")
+
+
+def weights_text(weights: list[float]) -> str:
+    """`0.30 / 0.70`: one weight per member, in the members' order."""
+    return " / ".join(f"{w:.2f}" for w in weights)
+
+
+def ensemble_note(results: ExperimentResults,
+                  shown: Iterable[InstanceResult] | None = None) -> list[str]:
+    """One sentence per ensemble (of `shown`, default all): its members and its weights per
+    fold (the Summary sheet and the terminal table show it under the table)."""
+    lines = []
+    for r in (results if shown is None else shown):
+        if r.ensemble is None:
+            continue
+        folds = "; ".join(f"fold {f['fold']} {weights_text(f['weights'])}"
+                          for f in r.ensemble.folds)
+        lines.append(f"Instance {r.id} is an ensemble of instances "
+                     f"{' + '.join(map(str, r.ensemble.instances))} ({r.ensemble.weighting} "
+                     f"weights; per fold, in that order: {folds}).")
+    return lines
 
 
 def status_label(instance: InstanceResult) -> str:

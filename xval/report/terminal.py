@@ -13,8 +13,10 @@ from xval.config.loader import Config
 from xval.core.hashing import FOLD_FIX
 from xval.report.results import TIE_RULE, ExperimentResults, InstanceResult
 from xval.report.tables import (
+    SPLIT_NAMES,
     Selection,
     embedding_headline,
+    ensemble_note,
     selection_level,
     status_label,
 )
@@ -25,12 +27,14 @@ Column = tuple[str, str, str]
 FORMATS = ("text", "csv", "markdown")
 
 
-def _columns(shown: list[InstanceResult], metric: str, level: str) -> list[Column]:
+def _columns(shown: list[InstanceResult], metric: str, level: str,
+             split: str = "val") -> list[Column]:
+    ranked = [(split, level, metric)] if split != "val" else []  # beside the validation one
     if level == "clip":
-        columns = [("val", "clip", metric), ("test", "clip", metric),
+        columns = [("val", "clip", metric), *ranked, ("test", "clip", metric),
                    ("test", "segment", metric)]
     else:
-        columns = [("val", "segment", metric), ("test", "segment", metric)]
+        columns = [("val", "segment", metric), *ranked, ("test", "segment", metric)]
     extra = embedding_headline(shown, metric, level)
     if extra:  # the embedding classifier's test score beside the network's
         columns.append(("test", level, extra))
@@ -49,12 +53,13 @@ def _footer(selection: Selection, level: str, level_name: str) -> str:
     best = selection.selected
     value = best.metric(selection.metric, "test", level) if best is not None else None
     if best is not None and value is not None:
-        footer = (f"* selected on validation {selection.metric} ({level_name} level): "
+        footer = (f"* selected on {SPLIT_NAMES[selection.split]} {selection.metric} "
+                  f"({level_name} level): "
                   f"instance {best.id}; report its test {level_name} score {value:.4f}. "
                   f"{footer}")
     if best is not None and selection.tied:
         footer += (f"\nTied with instance(s) {', '.join(str(r.id) for r in selection.tied)} "
-                   f"on validation {selection.metric}: {TIE_RULE}.")
+                   f"on {SPLIT_NAMES[selection.split]} {selection.metric}: {TIE_RULE}.")
     return footer
 
 
@@ -111,9 +116,9 @@ def terminal_table(results: ExperimentResults | str | Path, config: Config | Non
         results = ExperimentResults(results)
     selection = Selection.of(results, config)
     metric = selection.metric
-    level = selection_level(results, metric)
+    level = selection_level(results, metric, selection.split)
     shown = [r for r in results if only is None or r.id in only]
-    columns = _columns(shown, metric, level)
+    columns = _columns(shown, metric, level, selection.split)
     names = tasks.get(results.task_type).level_names  # detection: window, recording
     header = ["", "id", "status"]
     header += [f"{split} {names[lvl]} {name}" for split, lvl, name in columns]
@@ -128,7 +133,8 @@ def terminal_table(results: ExperimentResults | str | Path, config: Config | Non
         writer.writerow(["selected"] + header[1:])
         writer.writerows(rows)
         return buffer.getvalue().rstrip("\n")
-    notes = "\n".join([footer, *invalid_lines(shown), *late_epoch_lines(shown)])
+    notes = "\n".join([footer, *ensemble_note(results, shown), *invalid_lines(shown),
+                       *late_epoch_lines(shown)])
     if fmt == "markdown":
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(r) + " |" for r in rows]

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from xval.core import optional
 from xval.core.errors import ConfigurationError
 from xval.core.layout import InstanceLayout
 from xval.core.network import check_reachable
@@ -32,7 +33,6 @@ from xval.core.storage import STORE
 from xval.report.results import InstanceResult
 from xval.report.validation import finite
 
-INSTALL = "pip install -e '.[mlflow]'"
 DEFAULT_FOLDER = "mlruns"
 _TAG = "xval."
 
@@ -121,18 +121,16 @@ class MLflowListener:
         experiment_name: the MLflow experiment; `None` uses the dataset name.
 
     Raises:
-        ConfigurationError: when MLflow is not installed (naming the install command).
+        ConfigurationError: for a `target` that is no folder or tracking URI. MLflow itself
+            is checked before the run trains, with every other package the run needs
+            (`requires`), and by `connect`.
     """
+
+    requires = (("--mlflow", "mlflow"),)
+    """What needs which extra (`xval.core.optional`): checked by a run before it trains."""
 
     def __init__(self, target: str | Path | None = None,
                  experiment_name: str | None = None) -> None:
-        try:
-            import mlflow  # noqa: F401, PLC0415  (optional: --mlflow)
-        except ImportError as e:
-            raise ConfigurationError(
-                f"--mlflow needs MLflow, which is not installed: `{INSTALL}` (or `pip "
-                "install 'mlflow>=3,<4'`)."
-            ) from e
         self.uri, self.artifact_root = tracking_uri(target)
         self.experiment_name = experiment_name
         self._client: Any = None
@@ -146,10 +144,11 @@ class MLflowListener:
         a bad URI fails first.
 
         Raises:
-            ConfigurationError: when MLflow cannot open the store.
+            ConfigurationError: when MLflow is not installed, or cannot open the store.
         """
         if self._client is not None:
             return self._client
+        optional.require(*self.requires[0])
         scheme = self.uri.split(":", 1)[0].lower()
         if scheme in ("http", "https"):  # one try, not minutes of MLflow's own retries
             check_reachable(self.uri, "The MLflow tracking server",
@@ -245,6 +244,10 @@ class MLflowListener:
             self._log(run.info.run_id, params=sorted(params.items()))
         self._parents[inst_dir] = (run.info.run_id, params_hash)
         return run.info.run_id
+
+    def on_run_begin(self) -> None:
+        """Connects (`connect`) once the run's checks have passed, before any fold trains."""
+        self.connect()
 
     def on_fold(self, result: FoldResult, inst_dir: str | Path) -> None:
         """Logs one recorded fold as a child run of its instance's run."""

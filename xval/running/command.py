@@ -165,11 +165,8 @@ def _main(args: argparse.Namespace, run: RunCall, refit: RefitCall) -> int:
 
 
 def mlflow_listeners(args: argparse.Namespace) -> list[object]:
-    """The MLflow listener `--mlflow` asks for (connected now, so that a store that cannot
-    open fails before training), or none."""
+    """The MLflow listener `--mlflow` asks for, or none (the run checks that MLflow is
+    installed with every package it needs, then connects it before training)."""
     if args.mlflow is None:
         return []
-    listener = MLflowListener(args.mlflow)
-    if not args.dry_run:
-        listener.connect()
-    return [listener]
+    return [MLflowListener(args.mlflow)]

@@ -87,6 +87,52 @@ _SETTINGS: dict[str, list[Any]] = {
 """The valid values of an experiment's settings (`xval.core.constraints`)."""
 
 
+WEIGHTINGS = ("validation", "equal")
+"""How an ensemble weighs its members (`xval.core.records.ensemble.WEIGHTINGS`)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Ensemble:
+    """An instance that fuses other instances of the experiment: `experiment[3] =
+    Ensemble(1, 2)`.
+
+    It trains nothing: once its members are complete, each fold's clip scores of the
+    members are averaged with weights chosen on that fold's validation clips only, and
+    scored on its test clips (`xval.report.ensembles`). It is reported, compared and
+    selected like any instance; `predict` answers with its members' weighted scores.
+
+    Args:
+        *members: the ids of the instances to fuse (two at least), declared in the same
+            experiment.
+        weights: `"validation"` (chosen per fold on its validation clips) or `"equal"`.
+            Defaults to `"validation"`.
+
+    Raises:
+        ConfigurationError: for fewer than two members, a member named twice or not an
+            id, or an unknown `weights`.
+    """
+
+    members: tuple[int, ...]
+    weights: str = "validation"
+
+    @declaration
+    def __init__(self, *members: int, weights: str = "validation") -> None:
+        for k in members:
+            check("member", k, _SETTINGS["number"], label=f"Ensemble member {k!r}")
+        if len(set(members)) < 2 or len(set(members)) < len(members):
+            raise ConfigurationError(
+                f"Ensemble{tuple(members)!r}: an ensemble fuses two different instances at "
+                "least, each named once, e.g. Ensemble(1, 2).")
+        if weights not in WEIGHTINGS:
+            raise ConfigurationError(f"Ensemble(weights={weights!r}): expected one of "
+                                     f"{', '.join(WEIGHTINGS)}.")
+        object.__setattr__(self, "members", tuple(int(k) for k in members))
+        object.__setattr__(self, "weights", weights)
+
+    def __repr__(self) -> str:
+        extra = "" if self.weights == "validation" else f", weights={self.weights!r}"
+        return f"Ensemble({', '.join(map(str, self.members))}{extra})"
+
 def check_repeats(num_repeats: int, n_repeats: int | None = None) -> int:
     """Returns the number of repeats of the k-fold: `num_repeats`, or `n_repeats` (its
     earlier name) when only that is given (both checked values).
@@ -144,12 +190,16 @@ def check_instance(instance_id: int, spec: object, declared: Iterable[int]) -> N
     """Checks one `experiment[k] = spec` assignment.
 
     Raises:
-        ConfigurationError: for an id that is not an int >= 0, a spec that is neither a dict
-            nor a list, or an id assigned twice.
+        ConfigurationError: for an id that is not an int >= 0, a spec that is neither a dict,
+            a list nor an `Ensemble`, an ensemble naming itself, or an id assigned twice.
     """
     check("id", instance_id, _SETTINGS["number"], label=f"Instance id {instance_id!r}")
-    check("spec", spec, [InstancesOf((dict, list, tuple), "a dict or a list of "
-                                     "'name=value' strings")], label=f"instance {instance_id}")
+    check("spec", spec, [InstancesOf((dict, list, tuple, Ensemble), "a dict or a list of "
+                                     "'name=value' strings, or an Ensemble")],
+          label=f"instance {instance_id}")
+    if isinstance(spec, Ensemble) and instance_id in spec.members:
+        raise ConfigurationError(f"instance {instance_id} = {spec!r} names itself; an "
+                                 "ensemble fuses other instances.")
     if instance_id in declared:
         raise ConfigurationError(
             f"instance {instance_id} is assigned twice; each instance number is declared "
@@ -228,24 +278,30 @@ class ExperimentDeclaration:
         self.num_repeats = check_repeats(num_repeats, n_repeats)
         self.config_path = config
         self.instances: dict[int, InstanceSpec] = {}
+        self.ensembles: dict[int, Ensemble] = {}  # instances derived from others
         self.search: Search | None = None  # run with --search
         caller = sys._getframe(2).f_code.co_filename  # the experiment script (past the wrapper)
         self.script: str | None = caller if caller and Path(caller).is_file() else None
 
     @declaration
-    def __setitem__(self, instance_id: int, spec: InstanceSpec) -> None:
-        check_instance(instance_id, spec, self.instances)
-        self.instances[instance_id] = spec
+    def __setitem__(self, instance_id: int, spec: InstanceSpec | Ensemble) -> None:
+        check_instance(instance_id, spec, [*self.instances, *self.ensembles])
+        if isinstance(spec, Ensemble):
+            self.ensembles[instance_id] = spec
+        else:
+            self.instances[instance_id] = spec
 
-    def __getitem__(self, instance_id: int) -> InstanceSpec:
+    def __getitem__(self, instance_id: int) -> InstanceSpec | Ensemble:
+        if instance_id in self.ensembles:
+            return self.ensembles[instance_id]
         return self.instances[instance_id]
 
     def __len__(self) -> int:
-        return len(self.instances)
+        return len(self.instances) + len(self.ensembles)
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(dataset={self.dataset!r}, number={self.number}, "
-                f"instances={sorted(self.instances)})")
+                f"instances={sorted([*self.instances, *self.ensembles])})")
 
     def select(self, first: int | None = None, last: int | None = None,
                instances: Selection = None) -> list[int]:
@@ -257,7 +313,8 @@ class ExperimentDeclaration:
         """
         if isinstance(instances, InstanceRange):
             first, last, instances = instances.first, instances.last, None
-        return select_instances(sorted(self.instances), first, last, instances)
+        return select_instances(sorted([*self.instances, *self.ensembles]), first, last,
+                                instances)
 
     def with_settings(self, overrides: Mapping[str, Any]
                       ) -> tuple[ExperimentDeclaration, dict[str, Any]]:
@@ -273,6 +330,7 @@ class ExperimentDeclaration:
             return self, rest
         settled = copy.copy(self)
         settled.instances = dict(self.instances)
+        settled.ensembles = dict(self.ensembles)
         if "num_repeats" in overrides:
             settled.num_repeats = check("num_repeats", overrides["num_repeats"], [_COUNT])
         return settled, rest
@@ -280,4 +338,4 @@ class ExperimentDeclaration:
     @property
     def first_trial_instance(self) -> int:
         """The instance a search's first trial becomes: the one after the declared ones."""
-        return max(self.instances, default=0) + 1
+        return max([*self.instances, *self.ensembles], default=0) + 1

@@ -105,6 +105,7 @@ def _backend_count(backend: str | None) -> int | None:
         return None
     env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    env["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"  # JAX takes no memory to count
     try:
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                              timeout=300, env=env, check=True).stdout
@@ -132,6 +133,19 @@ def visible_gpu_count(backend: str | None = None) -> int:
         if count is not None:
             return count
     return 0
+
+
+def gpu_present() -> bool:
+    """Whether a process that inherits `CUDA_VISIBLE_DEVICES` may find a GPU, from the
+    sources that cost nothing (the driver's folder, NVML, `nvidia-smi -L`; not the
+    backend's own count, which starts a process): `False` where none can say."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES") in ("", "-1"):
+        return False
+    for source in (_driver_count, _nvml_count, _smi_count):
+        count = source()
+        if count is not None:
+            return count > 0
+    return False
 
 
 def check_gpus_visible(gpus: list[str], what: str, warn: Out, backend: str | None = None

@@ -23,7 +23,8 @@ def description_text(experiment: ExperimentDeclaration, plan: Plan) -> str:
              f"experiment: {experiment.number}", f"task_type: {experiment.task_type}",
              f"num_folds: {experiment.num_folds}", f"generator: {experiment.generator}",
              f"folds: {plan.manifest.splitter}", "", "instances:"]
-    lines += [f"  {k}: {experiment.instances[k]!r}" for k in sorted(experiment.instances)]
+    lines += [f"  {k}: {experiment[k]!r}" for k in sorted([*experiment.instances,
+                                                         *experiment.ensembles])]
     return "\n".join(lines) + "\n"
 
 

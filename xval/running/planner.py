@@ -26,6 +26,7 @@ from xval.core.outputs import check_output_folder, check_replace
 from xval.core.parameters import DATASET, MANDATORY, InstanceParams
 from xval.core.records import FoldsManifest, Job, ParamsRecord
 from xval.core.storage import STORE
+from xval.folds import split_validation
 from xval.running.declaration import ExperimentDeclaration, InstanceSpec
 from xval.running.shared_audio import check_shared_audio
 from xval.running.splitting import Folds, make_folds
@@ -98,7 +99,8 @@ class Plan:
         models were trained on (read here: a job reads no result file)."""
         store, params = self.store_of(instance), self.resolved[instance]
         return Job(instance=instance, fold=fold, params=params,
-                   params_hash=self.hashes[instance], items=self.folds[fold],
+                   params_hash=self.hashes[instance],
+                   items=split_validation(self.folds[fold], params.rank_split, fold),
                    task_type=self.task_type, generator=self.generator,
                    store=str(Path(store.path).resolve()), store_hash=store.content_hash,
                    log_dir=str(self.layout.instance(instance).log_dir(fold)),
@@ -262,6 +264,9 @@ def make_plan(experiment: ExperimentDeclaration, config: Config, selected: list[
                                  experiment.dataset, experiment.number)
     if inner is not None:
         layout, folds, manifest = inner
+    for params in resolved.values():  # fold sets too small for the rank split: refused now
+        for i, fold in enumerate(folds):
+            split_validation(fold, params.rank_split, i)
     check_results_folders(layout, selected, overwrite)
     check_folds_file(layout, manifest)
     hashes = {k: P.params_hash(p) for k, p in resolved.items()}

@@ -33,6 +33,7 @@ from xval.core.records import (
     TrialRecord,
 )
 from xval.core.storage import STORE, InstanceFolds, ResultsStore
+from xval.report.ensembles import Ensemble
 from xval.report.results import ExperimentResults
 
 Out = Callable[..., None]
@@ -49,7 +50,16 @@ class RecorderListener(Protocol):
     - `on_results(results: ExperimentResults)`: the results changed; views of the whole
       experiment (the workbook) may be rebuilt from `results`.
 
-    A listener that raises is reported and dropped; it never stops the run.
+    Before the recorder starts, the run reads two more (`xval.running.runner`):
+
+    - `requires`: `(what, extra)` pairs naming the optional packages the listener needs
+      (`xval.core.optional.EXTRAS`), checked with the run's other packages before
+      anything trains (the dry run too; `xval.running.packages`);
+    - `on_run_begin()`: every check passed and the run is about to train (not in a dry
+      run); what it raises stops the run before any fold trains (MLflow connects here).
+
+    A listener that raises once the recorder has started is reported and dropped; it never
+    stops the run.
     """
 
 
@@ -193,6 +203,22 @@ class Recorder:
         """Writes the `nested.json` of the instance holding a nested search's outer
         scores: what each outer fold's inner search chose."""
         self.store.write(self.instance_layout(instance).nested_file, record)
+
+    def record_ensemble(self, instance: int, ensemble: Ensemble,
+                        overwrite: bool = False) -> InstanceSummary:
+        """Writes an ensemble of instances (`ResultsStore.write_ensemble`: its parameters,
+        its `ensemble.json`, its fold files and predictions), tells the listeners of every
+        fold, then finishes it as any instance (`finish_instance`).
+
+        Raises:
+            ResultsConflictError: when the folder holds other results and not `overwrite`.
+        """
+        layout = self.instance_layout(instance)
+        self.store.write_ensemble(layout, ensemble.params, ensemble.record, ensemble.folds,
+                                  overwrite=overwrite, out=self.out)
+        for result in ensemble.folds:
+            self._notify("on_fold", result, layout.root)
+        return self.finish_instance(instance)
 
     def finish_instance(self, instance: int) -> InstanceSummary:
         """Writes the instance's summary from its believable fold files (those that are not

@@ -32,6 +32,7 @@ from xval.executors.base import Executor
 from xval.running.declaration import ExperimentDeclaration
 from xval.running.environment import prepare_process, script_name
 from xval.running.options import RunOptions
+from xval.running.packages import check_packages
 from xval.running.planner import Plan, make_plan
 from xval.running.recorder import Recorder, folds_on_disk
 from xval.running.runner import executor_for
@@ -62,6 +63,11 @@ def refit_instance(experiment: ExperimentDeclaration, instance: int, config: Con
         TrainingError: when the refit fails.
     """
     selected = experiment.select(instances=[instance])
+    if instance in experiment.ensembles:
+        raise ConfigurationError(
+            f"--refit {instance}: instance {instance} is {experiment.ensembles[instance]!r}, "
+            "which trains nothing; refit its members (predict then answers with their final "
+            "models).")
     on, out = options.executor, options.output.out
     gpu_id, backend = prepare_process(config.backend.backend,
                                       experiment.gpu_ID if on.gpu is None else on.gpu, _stderr)
@@ -79,6 +85,7 @@ def refit_instance(experiment: ExperimentDeclaration, instance: int, config: Con
     job = refit_job(plan, instance, epochs)
     runner = executor_for(on.name, config, gpu_id, backend, gpus=on.gpus,
                           ray_address=on.ray_address)
+    check_packages(plan.resolved, executor=runner.name)
     out(f"instance {instance}: refitting on all {len(job.items['train'])} items for {epochs} "
         f"epochs (median of the folds' best epochs {best_epochs}).")
     with holding_instance(recorder, instance):

@@ -13,7 +13,7 @@ import functools
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from filelock import Timeout
 
@@ -30,8 +30,16 @@ from xval.report.terminal import terminal_table
 from xval.running.checks import data_checks
 from xval.running.declaration import ExperimentDeclaration, Selection
 from xval.running.derived import derived_failure, report_listeners
+from xval.running.ensembles import (
+    check_ensembles,
+    describe_ensembles,
+    record_ensembles,
+    split_selection,
+    with_stale,
+)
 from xval.running.environment import (
     check_gpus_visible,
+    gpu_present,
     import_keras,
     normalize_gpu,
     prepare_process,
@@ -39,6 +47,7 @@ from xval.running.environment import (
 from xval.running.experiment_files import begin_experiment, instance_dataset_info
 from xval.running.nested import NestedRun, run_nested
 from xval.running.options import Output, RunOptions, SearchOptions
+from xval.running.packages import check_packages
 from xval.running.planner import Plan, make_plan, resolver
 from xval.running.recorder import Recorder
 from xval.running.scheduler import Scheduler
@@ -90,7 +99,10 @@ def run_experiment(experiment: ExperimentDeclaration, instances: Selection,
     selected = check_selection(experiment, instances, options, config)
     executor = executor_for(on.name, config, gpu, backend, gpus=on.gpus,
                             ray_address=on.ray_address)
+    selected, derived = split_selection(experiment, selected)
     plan = make_plan(experiment, config, selected, options.overrides, bool(options.overwrite))
+    derived = with_stale(experiment, derived, selected, plan.layout)
+    check_ensembles(experiment, derived, selected, plan.layout, bool(options.overwrite))
     search = experiment.search if options.search else None
     embeds = ("embedding_classifier" in search.space or TrainingParams.of(  # the trials' base
         {**config.training, **search.base, **options.overrides}).embeds) if search \
@@ -98,8 +110,11 @@ def run_experiment(experiment: ExperimentDeclaration, instances: Selection,
     metric = check_selection_metric(config, experiment.task_type, embeds)
     trials = options.search or SearchOptions()
     check_search(search, trials.trials, trials.inner_folds, plan.folds)  # its size, inner folds
+    check_packages(plan.resolved, search=search is not None, executor=executor.name,
+                   listeners=say.listeners)  # every optional package, named at once
     if options.dry_run:  # the plan (and the search), nothing written or trained
         plan.describe(say.out, experiment)
+        describe_ensembles(experiment, derived, say.out)
     for line in data_checks(plan):
         say.out(line)
     if options.dry_run:
@@ -107,6 +122,10 @@ def run_experiment(experiment: ExperimentDeclaration, instances: Selection,
             dataclasses.replace(search, n_trials=trials.trials or search.n_trials).describe(
                 say.out, experiment.first_trial_instance, metric, metric_direction(metric))
         return RunOutcome(None, [], [], 0)
+    for listener in say.listeners:  # MLflow connects: a bad store fails before training
+        begin = getattr(listener, "on_run_begin", None)
+        if begin is not None:
+            begin()
     if say.progress and executor.name == "inline":
         import_keras(say.out, backend)
     elif say.progress and executor.name == "ray":
@@ -120,7 +139,7 @@ def run_experiment(experiment: ExperimentDeclaration, instances: Selection,
             return nested_instances(experiment, search, options, config, executor, backend)
         if search is not None:
             return search_instances(experiment, search, options, config, executor, backend)
-        return execute(experiment, plan, executor, backend, options)
+        return execute(experiment, plan, executor, backend, options, derived)
     finally:
         executor.close()
 
@@ -176,9 +195,10 @@ def executor_for(name: str | None, config: Config, gpu: str | None, backend: str
             check_gpus_visible(given, "--gpus", _stderr, backend)) or ("-1",)
     else:
         chosen = (gpu,) if gpu is not None else None
+    inherited = chosen is None and name == "process" and gpu_present()
     return make_executor(name, ExecutorOptions(gpus=chosen, ray_address=ray_address,
                                                jobs_per_gpu=config.backend.jobs_per_gpu,
-                                               backend=backend))
+                                               backend=backend, inherited_gpu=inherited))
 
 
 _stderr = functools.partial(print, file=sys.stderr)
@@ -193,9 +213,10 @@ def run_output(options: RunOptions, config: Config, task_type: str) -> Output:
 
 
 def execute(experiment: ExperimentDeclaration, plan: Plan, executor: Executor,
-            backend: str, options: RunOptions) -> RunOutcome:
+            backend: str, options: RunOptions, ensembles: Sequence[int] = ()) -> RunOutcome:
     """Runs the plan's jobs: instances held by another runner are skipped, folds already
-    done are kept, the others train.
+    done are kept, the others train; then the selected `ensembles` are computed from their
+    members (`xval.running.ensembles`).
 
     Returns:
         The `RunOutcome`.
@@ -209,14 +230,17 @@ def execute(experiment: ExperimentDeclaration, plan: Plan, executor: Executor,
         jobs, skipped = claim_instances(plan, recorder, bool(options.overwrite), held)
         Scheduler(executor, recorder, debug=bool(options.debug), out=say.out,
                   progress=say.progress, epoch_lines=say.verbose).run(jobs)
-    if not jobs:
+    not_computed, pending = record_ensembles(experiment, ensembles, recorder,
+                                             bool(options.overwrite), skipped)
+    skipped = [*skipped, *pending]
+    if not jobs and not ensembles:
         recorder.results_changed()
     results = recorder.results.refresh()
     failed = [k for k in plan.resolved if k in results.instances
-              and results[k].status == InstanceStatus.FAILED.value]
-    say.out(terminal_table(results, config=plan.config, only=list(plan.resolved)))
+              and results[k].status == InstanceStatus.FAILED.value] + list(not_computed)
+    say.out(terminal_table(results, config=plan.config, only=[*plan.resolved, *ensembles]))
     say.out(f"Results: {plan.exp_dir} ({time.perf_counter() - started:.1f}s)")
-    code = exit_code(failed, skipped, results)
+    code = exit_code(failed, skipped, results, not_computed)
     if code == 0 and derived_failure(say.listeners):
         code = EXIT_DERIVED  # the line went to stderr when it failed
     return RunOutcome(results, failed, skipped, code)
@@ -260,14 +284,21 @@ def claim_instances(plan: Plan, recorder: Recorder, overwrite: bool,
 
 
 def exit_code(failed: list[int], skipped: list[int],
-              results: ExperimentResults | None = None) -> int:
+              results: ExperimentResults | None = None,
+              reasons: Mapping[int, str] | None = None) -> int:
     """The run's exit code (see `RunOutcome`), said in words on stderr when it is not 0:
-    `-q` (which prints only results and errors) never hides why a run failed. A failed instance's line
-    holds the reason of its first failed fold (`results`), not only "see error.txt"."""
+    `-q` (which prints only results and errors) never hides why a run failed. A failed
+    instance's line holds the reason of its first failed fold (`results`), not only "see
+    error.txt"; an ensemble not computed, its own (`reasons`)."""
+    reasons = reasons or {}
     if failed:
-        reasons = "; ".join(f"instance {k}: {_first_line(results, k)}" for k in failed[:3])
-        print(f"error: {len(failed)} instance(s) failed: {failed} ({reasons}); see error.txt "
-              "in their folders.", file=sys.stderr, flush=True)
+        why = "; ".join(f"instance {k}: {reasons.get(k) or _first_line(results, k)}"
+                        for k in failed[:3])
+        trained = [k for k in failed if k not in reasons]
+        print(f"error: {len(failed)} instance(s) failed: {failed} ({why})"
+              + ("; see error.txt in their folders." if trained == failed else
+                 f"; see error.txt in the folders of {trained}." if trained else "."),
+              file=sys.stderr, flush=True)
         return 1
     if skipped:
         print(f"instance(s) {skipped} are running in another runner and are not complete "

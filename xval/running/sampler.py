@@ -13,6 +13,7 @@ import numpy as np
 from matplotlib import pyplot as plt
 
 from xval.config.space import Search
+from xval.core import optional
 from xval.core.errors import ConfigurationError
 from xval.core.layout import ExperimentLayout
 from xval.core.records import FoldResult
@@ -25,12 +26,9 @@ def import_optuna() -> Any:
     Raises:
         ConfigurationError: when Optuna is not installed.
     """
-    try:
-        import optuna  # noqa: PLC0415  (optional: only --search needs it)
-    except ImportError as e:
-        raise ConfigurationError(
-            "--search needs Optuna, which is not installed: `pip install -e '.[search]'`."
-        ) from e
+    optional.require("--search", "search")
+    import optuna  # noqa: PLC0415  (optional: only --search needs it)
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna
 

@@ -116,7 +116,8 @@ class Scheduler:
         Raises:
             TrainingError: with `debug`, at the first failed fold.
         """
-        queue = JobQueue(job for jobs in jobs_by_instance.values() for job in jobs)
+        queue = JobQueue((job for jobs in jobs_by_instance.values() for job in jobs),
+                         results_first=self.on_result is not None)
         self._remaining = {k: len(jobs) for k, jobs in jobs_by_instance.items()}
         self._failed, self._finished = set(), set()
         total = sum(self._remaining.values())

@@ -9,7 +9,8 @@ at once).
 
 Evaluation turns the frame probabilities into events (`xval.events.activity_to_events`:
 threshold, median filter, shortest event and gap, all instance parameters) and scores them
-against the events of the frame targets with sed_eval, the DCASE reference implementation:
+against the events of the frame targets with the metrics of sed_eval, the DCASE reference
+implementation, computed by the project (`xval.tasks.sound_event_metrics`):
 segment-based F1 and error rate over 1 s segments, and event-based F1 with a 200 ms onset
 collar (offsets within 200 ms or half the event's length). Frame-level F1, precision and
 recall come from scikit-learn. Two levels, as for classification's segments and clips:
@@ -164,7 +165,7 @@ class FrameHead(Head):
 
 
 class EventScoring(Scoring):
-    """Events found in the frame probabilities, scored by sed_eval and PSDS."""
+    """Events found in the frame probabilities, scored as sed_eval scores them and by PSDS."""
 
     def evaluate(self, y_true: Any, outputs: Any, num_outputs: int,
                  context: Context = NO_CONTEXT) -> dict[str, Any]:
@@ -181,7 +182,7 @@ class EventScoring(Scoring):
                 whole recording.
 
         Returns:
-            dict of `loss`, `frame_*`, and with `frame_seconds` the sed_eval metrics
+            dict of `loss`, `frame_*`, and with `frame_seconds` the segment and event metrics
             (`segment_f1`, `segment_error_rate`, `event_f1`, ...), each row or recording
             scored as its own file; and for whole recordings of the validation and test
             splits `psds1` and `psds2` (`xval.psds`, recording level; not on the training

@@ -1,5 +1,5 @@
 """The scores of a detector's frame outputs (`Detection.evaluate`): the loss and frame
-metrics, the sed_eval segment and event metrics of the events the post-processing finds,
+metrics, the segment and event metrics (sed_eval's) of the events the post-processing finds,
 and for whole recordings PSDS1 and PSDS2."""
 
 from collections.abc import Sequence
@@ -30,7 +30,7 @@ def window_scores(y_true: Any, outputs: Any, num_outputs: int, post: EventRules,
             Defaults to `False`.
 
     Returns:
-        dict of `loss`, `frame_*`, and with `frame_seconds` the sed_eval metrics
+        dict of `loss`, `frame_*`, and with `frame_seconds` the segment and event metrics
         (`segment_f1`, `segment_error_rate`, `event_f1`, `onset_f1`, ...) and, with
         `psds`, `psds1` and `psds2`.
     """

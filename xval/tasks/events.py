@@ -1,14 +1,14 @@
 """Sound event detection: frame activity -> event lists, and detection metrics.
 
-Event metrics are computed by `sed_eval` (the DCASE reference implementation,
-`pip install -e '.[detection]'`); frame metrics by scikit-learn; the median filter by scipy.
-Each is imported by the function that uses it, so that naming the detection task costs
-numpy alone (`xval.tasks.base`).
+Event and segment metrics are sed_eval's (the DCASE reference implementation), computed in
+the project (`xval.tasks.sound_event_metrics`, with scipy's bipartite matching); frame
+metrics by scikit-learn; the median filter by scipy. Each is imported by the function that
+uses it, so that naming the detection task costs numpy alone (`xval.tasks.base`).
 """
 
 from __future__ import annotations
 
-import warnings
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +17,13 @@ import numpy as np
 if TYPE_CHECKING:
     import pandas as pd
 
-from xval.core.errors import ConfigurationError
+from xval.tasks.sound_event_metrics import (
+    EventList,
+    error_rate,
+    event_hits,
+    f_measure,
+    segment_counts,
+)
 
 # DCASE 2016-2017 (sed_eval's own defaults): 200 ms onset collar, offset collar of
 # max(200 ms, 50% of the reference event's length); segment-based metrics on 1 s segments.
@@ -242,7 +248,8 @@ def detection_metrics(reference: pd.DataFrame | Iterable[FileEvent],
                       percentage_of_length: float = PERCENTAGE_OF_LENGTH,
                       evaluate_offset: bool = True,
                       durations: Mapping[str, float] | None = None) -> dict[str, float]:
-    """Segment- and event-based detection metrics, computed by `sed_eval` file by file.
+    """Segment- and event-based detection metrics, file by file, as sed_eval computes them
+    (`xval.tasks.sound_event_metrics`: the DCASE reference's numbers, without sed_eval).
 
     Args:
         reference: annotated events: a `pandas.DataFrame` with the columns `file, onset_s,
@@ -267,21 +274,24 @@ def detection_metrics(reference: pd.DataFrame | Iterable[FileEvent],
         (overall, micro-averaged over classes; `nan` when neither list has an event).
 
     Raises:
-        ConfigurationError: when `sed_eval` is not installed or cannot be imported.
-        ValueError: for an event of a file not in `files` or of a label not in `classes`.
+        ValueError: for an event of a file not in `files` or of a label not in `classes`,
+            an onset below 0 or an offset before its onset, or collars and a segment length
+            outside their ranges.
     """
-    sed_eval, labels, lists = _sed_lists(reference, estimated, files, classes)
-    segment = sed_eval.sound_event.SegmentBasedMetrics(event_label_list=labels,
-                                                        time_resolution=time_resolution)
-    for file, r, e in lists:
-        segment.evaluate(reference_event_list=r, estimated_event_list=e,
-                         evaluated_length_seconds=(durations or {}).get(file))
-    seg = segment.results_overall_metrics()
+    _check_collars(t_collar, percentage_of_length)
+    if not time_resolution > 0:
+        raise ValueError(f"time_resolution={time_resolution}: expected a segment length in "
+                         "seconds above 0.")
+    labels, lists = _file_lists(reference, estimated, files, classes)
+    counts = np.zeros(6)
+    for file, ref, est in lists:
+        counts += segment_counts(ref, est, len(labels), time_resolution=time_resolution,
+                                     length_s=(durations or {}).get(file))
     event = event_metrics(reference, estimated, files=[f for f, _, _ in lists], classes=labels,
                           evaluate_offset=evaluate_offset, t_collar=t_collar,
                           percentage_of_length=percentage_of_length)
-    return {"segment_f1": float(seg["f_measure"]["f_measure"]),
-            "segment_error_rate": float(seg["error_rate"]["error_rate"]),
+    return {"segment_f1": f_measure(counts[0], counts[1], counts[2])[0],
+            "segment_error_rate": error_rate(counts),
             **{k: event[k] for k in ("event_f1", "event_precision", "event_recall")}}
 
 
@@ -291,7 +301,7 @@ def event_metrics(reference: pd.DataFrame | Iterable[FileEvent],
                   t_collar: float = T_COLLAR,
                   percentage_of_length: float = PERCENTAGE_OF_LENGTH
                   ) -> dict[str, Any]:
-    """Event-based F1 alone (sed_eval), overall and per class: cheaper than
+    """Event-based F1 alone, overall and per class (as sed_eval computes it): cheaper than
     `detection_metrics`, for onset-only scoring and for choosing post-processing.
 
     Args:
@@ -309,77 +319,55 @@ def event_metrics(reference: pd.DataFrame | Iterable[FileEvent],
         `class_f1` (class -> F1); `nan` where undefined (no event in either list).
 
     Raises:
-        ConfigurationError: when `sed_eval` cannot be imported.
-        ValueError: for an event of a file not in `files` or of a label not in `classes`.
+        ValueError: as for `detection_metrics`.
     """
-    sed_eval, labels, lists = _sed_lists(reference, estimated, files, classes)
-    event = sed_eval.sound_event.EventBasedMetrics(
-        event_label_list=labels, t_collar=t_collar, percentage_of_length=percentage_of_length,
-        evaluate_onset=True, evaluate_offset=evaluate_offset)
-    for _, r, e in lists:
-        event.evaluate(reference_event_list=r, estimated_event_list=e)
-    by_class, overall = event.results_class_wise_metrics(), event.results_overall_metrics()
-    return {**{f"event_{k}": float(overall["f_measure"][name]) for k, name in
-               (("f1", "f_measure"), ("precision", "precision"), ("recall", "recall"))},
-            "class_f1": {c: float(by_class[c]["f_measure"]["f_measure"]) for c in labels}}
+    _check_collars(t_collar, percentage_of_length)
+    labels, lists = _file_lists(reference, estimated, files, classes)
+    by_class = np.zeros((len(labels), 3))
+    for _, ref, est in lists:
+        by_class += event_hits(ref, est, len(labels), t_collar=t_collar,
+                                   percentage_of_length=percentage_of_length,
+                                   evaluate_offset=evaluate_offset)
+    f1, precision, recall = f_measure(*by_class.sum(axis=0))
+    return {"event_f1": f1, "event_precision": precision, "event_recall": recall,
+            "class_f1": {c: f_measure(*by_class[i])[0] for i, c in enumerate(labels)}}
 
 
-def import_sed_eval() -> tuple[Any, Any]:
-    """Imports sed_eval (which imports dcase_util, which needs setuptools' pkg_resources).
-
-    Returns:
-        `(sed_eval, dcase_util.containers)`.
+def _check_collars(t_collar: float, percentage_of_length: float) -> None:
+    """Refuses a collar that is not above 0 seconds or a fraction outside [0, 1].
 
     Raises:
-        ConfigurationError: when sed_eval cannot be imported, naming the extra to install.
+        ValueError: naming both values and what was expected.
     """
-    try:
-        with warnings.catch_warnings():
-            # dcase_util warns that pkg_resources is deprecated on every import.
-            warnings.simplefilter("ignore", UserWarning)
-            warnings.simplefilter("ignore", DeprecationWarning)
-            import dcase_util.containers as containers  # noqa: PLC0415  (sed_eval's own)
-            import sed_eval  # noqa: PLC0415  (sed_eval: optional, the [detection] extra)
-    except ImportError as e:
-        raise ConfigurationError(
-            f"Detection metrics need sed_eval, which cannot be imported ({e}). Install it "
-            "with `pip install -e '.[detection]'` (sed_eval's dependency dcase_util imports "
-            "pkg_resources, which setuptools 81 and later no longer ship: the extra pins "
-            "setuptools<81)."
-        ) from e
-    return sed_eval, containers
+    if not t_collar > 0 or not 0 <= percentage_of_length <= 1:
+        raise ValueError(f"t_collar={t_collar} and percentage_of_length="
+                         f"{percentage_of_length}: expected a collar in seconds above 0 and "
+                         "a fraction in [0, 1].")
 
 
-def _sed_lists(reference: pd.DataFrame | Iterable[FileEvent],
-               estimated: pd.DataFrame | Iterable[FileEvent], files: Iterable[str],
-               classes: Iterable[str]) -> tuple[Any, list[str], list[tuple[str, Any, Any]]]:
-    """The events of every file as sed_eval's containers, checked against `files` and
-    `classes`.
-
-    Args:
-        reference: annotated events (see `detection_metrics`).
-        estimated: detected events, in the same form.
-        files: every evaluated file.
-        classes: the class names.
-
-    Returns:
-        `(sed_eval, classes, [(file, reference events, estimated events)])`.
-
-    Raises:
-        ConfigurationError: when `sed_eval` cannot be imported.
-        ValueError: for an event of a file not in `files` or of a label not in `classes`.
-    """
-    sed_eval, containers = import_sed_eval()
+def _file_lists(reference: pd.DataFrame | Iterable[FileEvent],
+                estimated: pd.DataFrame | Iterable[FileEvent], files: Iterable[str],
+                classes: Iterable[str]) -> tuple[list[str], list[tuple[str, EventList,
+                                                                     EventList]]]:
+    """`(classes, [(file, reference events, estimated events)])`: the events of every file
+    as `EventList`s (class indices in the order of `classes`), checked against `files`
+    and `classes`."""
     names, labels = list(files), list(classes)
     ref, est = (_by_file(events, names, labels, name) for events, name in
                 ((reference, "reference"), (estimated, "estimated")))
-    return sed_eval, labels, [(f, containers.MetaDataContainer(ref.get(f, [])),
-                               containers.MetaDataContainer(est.get(f, []))) for f in names]
+    return labels, [(f, _event_list(ref.get(f, [])), _event_list(est.get(f, [])))
+                    for f in names]
+
+
+def _event_list(rows: list[tuple[float, float, int]]) -> EventList:
+    """`rows` as an `EventList`: onsets, offsets (float64) and class indices (int64)."""
+    table = np.asarray(rows, dtype=np.float64).reshape(-1, 3)
+    return table[:, 0], table[:, 1], table[:, 2].astype(np.int64)
 
 
 def _by_file(events: pd.DataFrame | Iterable[FileEvent], files: list[str], classes: list[str],
-             name: str) -> dict[str, list[dict[str, Any]]]:
-    """The events of each file as sed_eval's event dicts.
+             name: str) -> dict[str, list[tuple[float, float, int]]]:
+    """The events of each file as `(onset, offset, class index)`.
 
     Args:
         events: a table with columns `file, onset_s, offset_s, label`, or a list of
@@ -389,10 +377,11 @@ def _by_file(events: pd.DataFrame | Iterable[FileEvent], files: list[str], class
         name: `"reference"` or `"estimated"`, for messages.
 
     Returns:
-        file -> `[{"filename", "event_label", "onset", "offset"}, ...]`.
+        file -> `[(onset, offset, class index), ...]`.
 
     Raises:
-        ValueError: for an event of a file not in `files` or of a label not in `classes`.
+        ValueError: for an event of a file not in `files` or of a label not in `classes`,
+            or one whose onset and offset are not `0 <= onset <= offset` (finite).
     """
     import pandas as pd  # noqa: PLC0415  (pandas: when events are scored)
 
@@ -401,14 +390,17 @@ def _by_file(events: pd.DataFrame | Iterable[FileEvent], files: list[str], class
         rows = zip(events["file"], events["onset_s"], events["offset_s"], events["label"])
     else:
         rows = events
-    known, labels = set(files), set(classes)
-    out: dict[str, list[dict[str, Any]]] = {}
+    known, index = set(files), {c: i for i, c in enumerate(classes)}
+    out: dict[str, list[tuple[float, float, int]]] = {}
     for file, onset, offset, label in rows:
         if file not in known:
             raise ValueError(f"{name} event of file {file!r} ({onset}-{offset} s): the file is "
                              "not in `files`; add it or drop the event.")
-        if label not in labels:
+        if label not in index:
             raise ValueError(f"{name} event label {label!r} is not one of classes={classes}.")
-        out.setdefault(file, []).append({"filename": file, "event_label": label,
-                                         "onset": float(onset), "offset": float(offset)})
+        start, end = float(onset), float(offset)
+        if not (0 <= start <= end < math.inf):
+            raise ValueError(f"{name} event {label!r} of file {file!r} from {onset} to "
+                             f"{offset} s: expected 0 <= onset <= offset (finite seconds).")
+        out.setdefault(file, []).append((start, end, index[label]))
     return out

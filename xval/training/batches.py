@@ -20,7 +20,8 @@ def fold_rows(store: FeatureStore, fold: Mapping[str, Sequence[str]]) -> dict[st
 
     Args:
         store: a `FeatureStore`.
-        fold: `{"train": items, "val": items, "test": items}`.
+        fold: `{"train": items, "val": items, "test": items}` (and `"rank"`: validation
+            items kept out of the epoch choice, `rank_split`).
 
     Returns:
         dict of set name to sorted `np.ndarray` of rows.
@@ -28,7 +29,7 @@ def fold_rows(store: FeatureStore, fold: Mapping[str, Sequence[str]]) -> dict[st
     items = store.items
     original = ~store.augmented
     rows = {"train": rows_of(items, fold["train"])}
-    for key in ("val", "test"):
+    for key in ("val", "test", *(["rank"] if "rank" in fold else [])):
         candidates = rows_of(items, fold[key])
         rows[key] = candidates[original[candidates]]
     return rows
@@ -231,11 +232,13 @@ class DeviceRows:
             assert crop_draw is not None
             time = int(self.features.shape[1])
             starts = np.concatenate([crop_draw(i, len(p)) for i, p in enumerate(picks)])
-            plan["frame"] = devices.to_device((self.rows[picks_all] * time + starts).astype(np.int64))
+            frames = self.rows[picks_all] * time + starts
+            plan["frame"] = devices.to_device(frames.astype(np.int64))
             plan["offsets"] = devices.to_device(np.arange(crop, dtype=np.int64))
         if mix_draw is not None:
             draws = [mix_draw(i, len(p)) for i, p in enumerate(picks)]
-            plan["partner"] = devices.to_device(np.concatenate([d[0] for d in draws]).astype(np.int64))
+            partner = np.concatenate([d[0] for d in draws]).astype(np.int64)
+            plan["partner"] = devices.to_device(partner)
             plan["lam"] = devices.to_device(np.concatenate([d[1] for d in draws]).astype(np.float32))
         self.epoch_plan, self.planned = plan, epoch
 
@@ -317,11 +320,12 @@ class FoldBatches:
     def _on_device(self, index: int) -> tuple[Any, ...]:
         assert self.device is not None
         seed, epoch, crop, alpha = self.seed, self.epoch, self.crop, self.mixup_alpha
-        time = int(np.shape(self.features)[1])
-        self.device.plan(
-            epoch, [self._pick(i) for i in range(len(self))], crop,
-            lambda i, size: crop_starts(seed, epoch, i, size, time, crop),
-            (lambda i, size: mix_draws(seed, epoch, i, size, alpha)) if alpha > 0 else None)
+        if self.device.planned != epoch:  # once per epoch: the picks are n_batches sorts
+            time = int(np.shape(self.features)[1])
+            self.device.plan(
+                epoch, [self._pick(i) for i in range(len(self))], crop,
+                lambda i, size: crop_starts(seed, epoch, i, size, time, crop),
+                (lambda i, size: mix_draws(seed, epoch, i, size, alpha)) if alpha > 0 else None)
         return self.device.batch(index, crop, alpha > 0)
 
     def next_epoch(self) -> None:

@@ -3,8 +3,8 @@ numpy.
 
 A training step on a GPU should never wait for its batch. In memory mode, a fold's training
 and validation rows are copied to the device once when they fit (`[backend]
-device_data_mb`), and every batch is gathered there (`xval.training.batches.DeviceRows`): the epoch's order, crop
-offsets and mixup draws go to the device once per epoch, the step itself copies nothing
+device_data_mb`), and every batch is gathered there (`xval.training.batches.DeviceRows`):
+the epoch's order, crop offsets and mixup draws go to the device once per epoch, the step itself copies nothing
 from the host. A fold too large for that is gathered in numpy as before and copied from
 pinned (page-locked) memory without blocking, by prefetching threads (`to_device`). The
 TensorFlow backend feeds Keras from numpy (its `tf.data` pipeline does its own transfers).
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,7 @@ HOST = "host"
 
 _transfers = 0
 """Host-to-device copies made by this module in this process (`host_transfers`)."""
+_counting = threading.Lock()  # the prefetching threads count too
 
 
 def host_transfers() -> int:
@@ -80,6 +82,8 @@ def choose(nbytes: int, cap_mb: int, *, generator: bool) -> str:
     backend = backend_name()
     if backend not in ("torch", "jax"):
         return HOST
+    if backend == "jax" and accelerator() is None:
+        return HOST  # a copy beside the numpy rows, for nothing (torch shares them)
     if not generator and cap_mb and nbytes <= int(cap_mb) << 20:
         return DEVICE
     return PINNED if accelerator() is not None else HOST
@@ -99,7 +103,8 @@ def to_device(array: np.ndarray) -> Any:
         A `torch.Tensor` or `jax.Array`.
     """
     global _transfers
-    _transfers += 1
+    with _counting:
+        _transfers += 1
     backend = backend_name()
     if backend == "torch":
         import torch  # noqa: PLC0415  (the backend, imported by Keras already)

@@ -1,5 +1,6 @@
 """Evaluating a fold's trained model: its outputs on every split, the task's metrics at the
-segment and the clip level, the divergence checks, and the test predictions table."""
+segment and the clip level, the divergence checks, and the tables of the test and the
+validation predictions."""
 
 from __future__ import annotations
 
@@ -192,10 +193,10 @@ def choose_postprocessing(task: Task, result: Evaluation, truth: Mapping[str, An
     return choice
 
 
-def predictions_csv(store: FeatureStore, rows: np.ndarray, outputs: np.ndarray, task: Task,
-                    context: Context) -> str:
-    """The test predictions as CSV text: row, item, clip, label, target, then the task's
-    columns (`Scoring.prediction_columns`: predicted, scores)."""
+def prediction_table(store: FeatureStore, rows: np.ndarray, outputs: np.ndarray, task: Task,
+                     context: Context) -> pd.DataFrame:
+    """The predictions of `rows`: row, item, clip, label, target, then the task's columns
+    (`Scoring.prediction_columns`: predicted, scores)."""
     meta = store.meta.iloc[rows]
     table = pd.DataFrame({"row": rows, "item": meta["item"].to_numpy(),
                           "clip": meta["clip"].to_numpy(), "label": meta["label"].to_numpy(),
@@ -203,4 +204,32 @@ def predictions_csv(store: FeatureStore, rows: np.ndarray, outputs: np.ndarray, 
     columns = task.scoring.prediction_columns(outputs, store.classes, context)
     for name, values in columns.items():
         table[name] = values
-    return table.to_csv(index=False)
+    return table
+
+
+def predictions_csv(store: FeatureStore, rows: np.ndarray, outputs: np.ndarray, task: Task,
+                    context: Context) -> str:
+    """The test predictions as CSV text (`prediction_table`)."""
+    return prediction_table(store, rows, outputs, task, context).to_csv(index=False)
+
+
+HELD_OUT = ("val", "rank")
+"""The held-out splits of a fold besides its test items, whose predictions are kept
+(`val_predictions_fold_<i>.csv`): the validation items, and those that rank instances
+(`rank_split`)."""
+
+
+def validation_predictions_csv(store: FeatureStore, rows: Mapping[str, np.ndarray],
+                               outputs: Mapping[str, np.ndarray], task: Task,
+                               context: Context) -> str | None:
+    """The predictions of the fold's held-out rows that are not test rows (`HELD_OUT`), as
+    CSV text with a `split` column first, or `None` when the fold has none (a refit).
+
+    An ensemble of instances chooses its weights on them (`xval.report.ensembles`), never
+    on the test rows."""
+    tables = [prediction_table(store, rows[key], outputs[key], task, context)
+              .assign(split=key) for key in HELD_OUT if key in outputs and len(rows[key])]
+    if not tables:
+        return None
+    table = pd.concat(tables, ignore_index=True)
+    return table[["split", *[c for c in table.columns if c != "split"]]].to_csv(index=False)

@@ -54,7 +54,8 @@ def run_fold(job: Job | Mapping[str, Any], on_epoch: EpochHook | None = None) ->
 def refit_with_val(job: Job, result: FoldResult, on_epoch: EpochHook | None) -> FoldResult:
     """`result` with the test scores, predictions and model of a fresh model trained on the
     fold's training plus validation items for `result.best_epoch` epochs."""
-    items = {"train": [*job.items["train"], *job.items["val"]], "val": [],
+    items = {"train": [*job.items["train"], *job.items["val"], *job.items.get("rank", [])],
+             "val": [],
              "test": list(job.items["test"])}
     log_dir = str(Path(job.log_dir) / "refit") if job.log_dir else None
     # The second model has no validation rows: it is scored with the first one's choice.

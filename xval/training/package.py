@@ -18,6 +18,7 @@ from xval.training.evaluation import (
     check_finite,
     evaluate_splits,
     predictions_csv,
+    validation_predictions_csv,
 )
 from xval.training.fit import Fitted
 from xval.training.prepare import PreparedFold
@@ -93,8 +94,8 @@ def _gpus(backend: str) -> str:
 def package(model: Any, fold: PreparedFold, fitted: Fitted, evaluation: Evaluation,
             classifier: tuple[bytes | None, dict[str, Any] | None],
             times: tuple[float, float]) -> FoldResult:
-    """The fold's `FoldResult`: its records, the model's bytes, the test predictions and
-    plot data; the Keras session is cleared.
+    """The fold's `FoldResult`: its records, the model's bytes, the test and validation
+    predictions and plot data; the Keras session is cleared.
 
     Args:
         model: the trained model.
@@ -114,6 +115,7 @@ def package(model: Any, fold: PreparedFold, fitted: Fitted, evaluation: Evaluati
     rows, outputs, context = fold.rows, evaluation.outputs, evaluation.context
     predictions = predictions_csv(fold.store, rows["test"], outputs["test"], fold.task,
                                   context) if test else None
+    held_out = validation_predictions_csv(fold.store, rows, outputs, fold.task, context)
     plot_data = fold.task.scoring.fold_plot_data(
         fold.store.targets[rows["test"]], outputs["test"], fold.store.meta.iloc[rows["test"]],
         context) if test else None
@@ -135,7 +137,8 @@ def package(model: Any, fold: PreparedFold, fitted: Fitted, evaluation: Evaluati
         classes=fold.store.classes, backend=backend, keras_version=keras.__version__,
         device=device(), device_settings=devices.settings(fitted.placement),
         host=socket.gethostname(), pid=os.getpid(),
-        model_bytes=saved, predictions_csv=predictions, plot_data=plot_data,
+        model_bytes=saved, predictions_csv=predictions, val_predictions_csv=held_out,
+        plot_data=plot_data,
         embedding_classifier=classifier[1], classifier_bytes=classifier[0],
         postprocessing=evaluation.postprocessing,
     )

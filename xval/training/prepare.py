@@ -94,7 +94,7 @@ def prepare_fold(job: Job) -> PreparedFold:
     if job.refit_epochs is not None:
         params = params.replace(epochs=int(job.refit_epochs))
     splits = (("train", "test") if job.items.get("test") else ("train",)) if refit \
-        else ("train", "val", "test")
+        else ("train", "val", "test", *(["rank"] if job.items.get("rank") else []))
     store = FeatureStore(job.store)
     if job.store_hash and store.content_hash != job.store_hash:
         raise TrainingError(

@@ -15,11 +15,17 @@ from typing import Any
 
 import numpy as np
 
-from architectures.hf import HF_PREFIX, WEIGHT_SUFFIXES, LocalModel, UnknownEncoderError
+from architectures.hf import (
+    HF_PREFIX,
+    WEIGHT_SUFFIXES,
+    LocalModel,
+    UnknownEncoderError,
+    model_folder,
+)
 from preprocessing.features.encoders.base import Encoder, package_version, torch_module
 
 __all__ = ["HF_PREFIX", "LocalModel", "TransformersEncoder", "UnknownEncoderError",
-           "WEIGHT_SUFFIXES"]
+           "WEIGHT_SUFFIXES", "model_folder"]
 
 
 class TransformersEncoder(Encoder):

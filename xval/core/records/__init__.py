@@ -3,7 +3,7 @@
 - `Job`: one (instance, fold) to train; `FoldResult`: what it gave (`fold_<i>.json`).
 - `ParamsRecord` (`params.json`), `FoldsManifest` (`folds.json`), `InstanceSummary`
   (`summary.json`), `FinalModelRecord` (`final.json`), `TrialRecord` (`trial.json`), `NestedRecord`
-  (`nested.json`), `CommandLog` of `RunCommand`s (`code/commands.json`).
+  (`nested.json`), `EnsembleRecord` (`ensemble.json`), `CommandLog` of `RunCommand`s (`code/commands.json`).
 
 Every record is a dataclass (a `Record`, `base.py`) written with `to_dict()` and read with
 `from_dict()`, which checks what it reads from the field annotations, and every reader of a
@@ -24,6 +24,7 @@ results store (`xval.core.storage`) does, in the driver (the run's recorder,
 from xval.core.records.base import (
     FORMAT_VERSION,
     LEVELS,
+    SCORED_SPLITS,
     SPLITS,
     InstanceStatus,
     Metrics,
@@ -32,6 +33,7 @@ from xval.core.records.base import (
     Status,
 )
 from xval.core.records.command import CommandLog, RunCommand
+from xval.core.records.ensemble import EnsembleRecord
 from xval.core.records.final import FinalModelRecord, NestedRecord, TrialRecord
 from xval.core.records.fold import LATE_EPOCH_SHARE, FoldResult, Postprocessing, check_fold
 from xval.core.records.job import Job
@@ -39,8 +41,8 @@ from xval.core.records.manifest import FoldsManifest
 from xval.core.records.params import ParamsRecord
 from xval.core.records.summary import InstanceSummary, Stat, mean_std_ci
 
-__all__ = ["FORMAT_VERSION", "LATE_EPOCH_SHARE", "LEVELS", "SPLITS", "CommandLog",
-           "FinalModelRecord",
-           "FoldResult", "FoldsManifest", "InstanceStatus", "InstanceSummary", "Job",
-           "Metrics", "NestedRecord", "ParamsRecord", "Postprocessing", "Record", "RecordError",
-           "RunCommand", "Stat", "Status", "TrialRecord", "check_fold", "mean_std_ci"]
+__all__ = ["FORMAT_VERSION", "LATE_EPOCH_SHARE", "LEVELS", "SCORED_SPLITS", "SPLITS",
+           "CommandLog", "EnsembleRecord", "FinalModelRecord", "FoldResult", "FoldsManifest", "InstanceStatus",
+           "InstanceSummary", "Job", "Metrics", "NestedRecord", "ParamsRecord",
+           "Postprocessing", "Record", "RecordError", "RunCommand", "Stat", "Status",
+           "TrialRecord", "check_fold", "mean_std_ci"]

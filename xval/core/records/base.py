@@ -29,6 +29,9 @@ FORMAT_VERSION = 2
 """The format of the records written by this release (release 0.1 wrote no version: 1)."""
 
 SPLITS = ("train", "val", "test")
+SCORED_SPLITS = (*SPLITS, "rank")
+"""The splits a fold may be scored on: its three sets, and the validation items that only
+rank instances (`rank_split`: kept out of the epoch choice)."""
 LEVELS = ("segment", "clip")
 
 Metrics = dict[str, dict[str, Any]]

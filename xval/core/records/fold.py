@@ -86,7 +86,9 @@ class FoldResult(Record):
     """What one job produced: the content of `fold_<i>.json`.
 
     `model_bytes` (the best model as a `.keras` file), `predictions_csv` (the test
-    predictions), `plot_data` (what the task's per-fold plots draw,
+    predictions), `val_predictions_csv` (the validation rows' predictions, with a `split`
+    column: what an ensemble of instances chooses its weights on; `None` in a refit, and
+    never written before this field existed), `plot_data` (what the task's per-fold plots draw,
     `Scoring.fold_plot_data`) and `classifier_bytes` travel with the result but are not part of
     `to_dict()`: the recorder writes them as their own files and records the model's size
     and hash in the fold file. A worker sends `to_transport()` and the model's bytes back.
@@ -125,15 +127,17 @@ class FoldResult(Record):
     format: int = FORMAT_VERSION
     model_bytes: bytes | None = dataclasses.field(default=None, repr=False)
     predictions_csv: str | None = dataclasses.field(default=None, repr=False)
+    val_predictions_csv: str | None = dataclasses.field(default=None, repr=False)
     plot_data: dict[str, Any] | None = dataclasses.field(default=None, repr=False)
     classifier_bytes: bytes | None = dataclasses.field(default=None, repr=False)
     exception: BaseException | None = dataclasses.field(default=None, repr=False)
 
     KIND: ClassVar[str] = "fold record"
-    TRANSIENT: ClassVar[tuple[str, ...]] = ("model_bytes", "predictions_csv", "plot_data",
+    TRANSIENT: ClassVar[tuple[str, ...]] = ("model_bytes", "predictions_csv",
+                                            "val_predictions_csv", "plot_data",
                                             "classifier_bytes", "exception")
     READ_DEFAULTS: ClassVar[Mapping[str, Any]] = {"status": Status.FAILED}
-    _CARRIED = ("predictions_csv", "plot_data")  # the JSON-ready transient fields
+    _CARRIED = ("predictions_csv", "val_predictions_csv", "plot_data")  # JSON-ready, transient
 
     @property
     def ok(self) -> bool:

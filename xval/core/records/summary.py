@@ -14,7 +14,7 @@ from xval.core.constraints import FINITE
 from xval.core.records.base import (
     FORMAT_VERSION,
     LEVELS,
-    SPLITS,
+    SCORED_SPLITS,
     InstanceStatus,
     Record,
 )
@@ -155,7 +155,7 @@ def _summarize_level(summary: InstanceSummary, ok: list[FoldResult], level: str,
         return  # some folds only scored at the other level: not comparable
     with_level = [m for m in found if m]
     summary.metrics[level] = {}
-    for split in SPLITS:
+    for split in SCORED_SPLITS:
         if split not in with_level[0]:
             continue
         names = [n for n in with_level[0][split] if n != "confusion_matrix"]

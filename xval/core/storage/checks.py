@@ -16,6 +16,7 @@ from typing import Any
 
 from xval.core.layout import InstanceLayout
 from xval.core.records import (
+    EnsembleRecord,
     FoldResult,
     NestedRecord,
     ParamsRecord,
@@ -87,6 +88,15 @@ class FoldCheck:
                           ranges=self.rules.ranges)
 
 
+def orphaned(layout: InstanceLayout, fold: int) -> str:
+    """Why the `fold_<fold>.keras` of an instance is not used when its fold record is
+    missing: nothing says what trained it, or how it scored."""
+    return (f"{layout.fold_model(fold).name} has no fold record beside it "
+            f"({layout.fold_file(fold).name} is missing: deleted, or not written yet by a run "
+            "that is training it or stopped), so nothing says which fold trained it or how "
+            "it scored")
+
+
 @dataclasses.dataclass
 class InstanceFolds:
     """The fold files of an instance, read and checked.
@@ -131,6 +141,7 @@ class InstanceFiles:
         unreadable: names of the files that are not valid JSON or not records of their kind.
         trial: its `trial.json` record, or `None`.
         nested: its `nested.json` record (a nested search's choices), or `None`.
+        ensemble: its `ensemble.json` record (an ensemble of instances), or `None`.
         task_type: the task recorded in `params.json` (or its fold files), or `None`.
         rules: the task's `TaskRules` (of the inferred task when none is recorded).
         num_folds: the experiment's number of folds.
@@ -145,3 +156,4 @@ class InstanceFiles:
     rules: TaskRules
     num_folds: int
     nested: NestedRecord | None = None
+    ensemble: EnsembleRecord | None = None

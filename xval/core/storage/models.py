@@ -10,6 +10,7 @@ from xval.core.errors import ConfigurationError
 from xval.core.hashing import FOLD_FIX
 from xval.core.layout import InstanceLayout
 from xval.core.records import FoldResult
+from xval.core.storage.checks import FoldCheck, orphaned
 from xval.core.storage.store import STORE
 
 __all__ = ["check_fold_file", "check_fold_models"]
@@ -25,25 +26,35 @@ def check_fold_file(layout: InstanceLayout, path: Path) -> None:
     fold = layout.fold_of_model(path)
     if fold is None or not layout.fold_file(fold).is_file():
         return
-    record, why = STORE.read_record(layout.fold_file(fold), FoldResult.from_dict)
-    if record is None:
-        raise ConfigurationError(
-            f"{path}: its fold record {layout.fold_file(fold).name} cannot be believed "
-            f"({why}), so neither can the model it names; {FOLD_FIX}.")
     check_fold_models(layout, {fold: path}, complete=False)
 
 
 def check_fold_models(layout: InstanceLayout, folds: Mapping[int, Path], *,
                       complete: bool = True) -> None:
-    """Refuses fold models that are not the ones the folds recorded: a model whose content
-    is not the recorded one (its SHA-256, computed from the file), and with `complete` (an
+    """Refuses fold models that are not the ones the folds recorded, before anything is
+    loaded or any audio read, as the report would not believe them: a model whose content
+    is not the recorded one (its SHA-256, computed from the file), a model without its fold
+    record, a record that cannot be believed (not readable, edited, its seal removed), a
+    fold trained with other parameters than the instance's `params.json` (a fold of another
+    experiment or instance) or of another number (`FoldCheck`); and with `complete` (an
     ensemble) a fold whose record names a model that is missing.
 
     Raises:
-        ConfigurationError: naming the fold and the fix.
+        ConfigurationError: naming the fold, its file and the fix.
     """
-    for i, path in layout.fold_files().items():
-        record, _ = STORE.read_record(path, FoldResult.from_dict)
+    records = layout.fold_files()
+    for i, model in folds.items():
+        if i not in records:
+            raise ConfigurationError(f"{model} cannot be used: {orphaned(layout, i)}; "
+                                     f"{FOLD_FIX}.")
+    params, params_problem = STORE.params(layout)
+    check = FoldCheck(layout.id, params.hash if params is not None else None, params_problem)
+    for i, path in records.items():
+        record, why = STORE.read_record(path, FoldResult.from_dict)
+        if record is None and i in folds:
+            raise ConfigurationError(
+                f"{folds[i]} cannot be used: its fold record {path.name} cannot be believed "
+                f"({why}), so neither can the model it names; {FOLD_FIX}.")
         if record is None or not record.ok:
             continue
         digest = record.model_sha256
@@ -53,7 +64,13 @@ def check_fold_models(layout: InstanceLayout, folds: Mapping[int, Path], *,
                 f"{layout.root}: {layout.fold_model(i).name} is missing, though "
                 f"{path.name} records it; the ensemble would answer without fold {i}. "
                 "Restore the model, or choose one fold with --fold.")
-        if digest is not None and i in folds and STORE.digest(folds[i]) != digest:
+        if i not in folds:
+            continue
+        if digest is not None and STORE.digest(folds[i]) != digest:
             raise ConfigurationError(
                 f"{folds[i]} is not the model fold {i} trained (its content differs from the "
                 f"SHA-256 recorded in {path.name}); restore it, or rerun the fold.")
+        reason = check.reason(layout, i, record, STORE.digest)
+        if reason:
+            raise ConfigurationError(f"{folds[i]} cannot be used: its fold record {path.name} "
+                                     f"is not believed ({reason}); {FOLD_FIX}.")

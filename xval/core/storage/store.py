@@ -36,6 +36,7 @@ from xval.core.layout import INSTANCE_OUTPUT, ExperimentLayout, InstanceLayout
 from xval.core.outputs import remove_output
 from xval.core.records import (
     CommandLog,
+    EnsembleRecord,
     FinalModelRecord,
     FoldResult,
     FoldsManifest,
@@ -54,6 +55,7 @@ from xval.core.storage.checks import (
     InstanceFolds,
     RulesOf,
     TaskRules,
+    orphaned,
 )
 
 T = TypeVar("T")
@@ -82,12 +84,16 @@ class ResultsStore:
     def __init__(self) -> None:
         self._records: dict[tuple[str, Any], tuple[Stamp, Any]] = {}
 
-    def read_record(self, path: Path, parse: Callable[[Any], T]) -> tuple[T | None, str]:
+    def read_record(self, path: Path, parse: Callable[[Any], T], *,
+                    sealed: bool = True) -> tuple[T | None, str]:
         """Reads a JSON result file through its record's `from_dict`.
 
         Args:
             path: the file.
             parse: the record's `from_dict` (e.g. `ParamsRecord.from_dict`).
+            sealed: the file is written sealed (`write`), so one without its seal is
+                refused; `False` for a derived file written unsealed (`summary.json`).
+                Defaults to `True`.
 
         Returns:
             `(record, "")`; `(None, "")` when the file does not exist; `(None, why)` when
@@ -103,7 +109,7 @@ class ResultsStore:
             return cached[1], ""
         try:
             data = read_json(path)
-            edited = hashing.seal_problem(data)
+            edited = hashing.seal_problem(data, required=sealed)
             if edited:  # a metric, a model's hash or a parameter changed by hand
                 return None, edited
             record = parse(data)
@@ -288,10 +294,14 @@ class ResultsStore:
             self.read_record(layout.params_file, ParamsRecord.from_dict)[1] else []
         raw = self.folds(layout, None, None)
         unreadable += raw.unreadable
+        models = layout.fold_models()
         if num_folds is None:
-            num_folds = self._num_folds(layout, [*raw.by_file, *raw.invalid], unreadable)
+            num_folds = self._num_folds(layout, [*raw.by_file, *raw.invalid, *models],
+                                        unreadable)
         found = {i: r for i, r in raw.by_file.items() if i < num_folds}
         invalid = {i: why for i, why in raw.invalid.items() if i < num_folds}
+        invalid.update({i: orphaned(layout, i) for i in models  # a model whose record is gone
+                        if i < num_folds and i not in found and i not in invalid})
         recorded = params.task_type if params is not None and params.task_type else \
             next((r.task_type for r in found.values() if r.task_type), None)
         rules = rules_of(recorded, found.values())
@@ -304,17 +314,20 @@ class ResultsStore:
                 invalid[i] = reason
             else:
                 believed[i] = record
-        trial, nested = (self._optional(layout.trial_file, TrialRecord, unreadable),
-                         self._optional(layout.nested_file, NestedRecord, unreadable))
+        trial, nested, ensemble = (
+            self._optional(layout.trial_file, TrialRecord, unreadable),
+            self._optional(layout.nested_file, NestedRecord, unreadable),
+            self._optional(layout.ensemble_file, EnsembleRecord, unreadable))
         return InstanceFiles(params=params, folds=[believed[i] for i in sorted(believed)],
                              invalid=dict(sorted(invalid.items())), unreadable=unreadable,
                              trial=trial, task_type=recorded, rules=rules,
-                             num_folds=num_folds, nested=nested)
+                             num_folds=num_folds, nested=nested, ensemble=ensemble)
 
-    def _optional(self, path: Path, kind: Any, unreadable: list[str]) -> Any:
+    def _optional(self, path: Path, kind: Any, unreadable: list[str], *,
+                  sealed: bool = True) -> Any:
         """The record of `path`, or `None` (its name added to `unreadable` when it cannot
-        be read)."""
-        record, problem = self.read_record(path, kind.from_dict)
+        be read); `sealed` as for `read_record`."""
+        record, problem = self.read_record(path, kind.from_dict, sealed=sealed)
         if problem:
             unreadable.append(path.name)
         return record
@@ -322,7 +335,8 @@ class ResultsStore:
     def _num_folds(self, layout: InstanceLayout, folds: list[int],
                    unreadable: list[str]) -> int:
         """The number of folds from `summary.json`, else from the fold files present."""
-        old = self._optional(layout.summary_file, InstanceSummary, unreadable)
+        old = self._optional(layout.summary_file, InstanceSummary, unreadable,
+                             sealed=False)  # derived, written unsealed
         if old is not None and old.num_folds:
             return int(old.num_folds)
         return max(folds, default=-1) + 1
@@ -330,6 +344,7 @@ class ResultsStore:
     def stamp(self, layout: InstanceLayout, num_folds: int | None) -> tuple[Any, ...]:
         """The versions of the files `instance` reads: equal stamps, equal readings."""
         names = [layout.params_file, layout.trial_file, layout.nested_file,
+                 layout.ensemble_file,
                  *layout.fold_files().values(), *layout.fold_models().values()]
         if num_folds is None:
             names.append(layout.summary_file)
@@ -353,6 +368,13 @@ class ResultsStore:
         path = layout.predictions(fold)
         return list(csv.DictReader(io.StringIO(path.read_text()))) if path.is_file() else None
 
+    def val_predictions(self, layout: InstanceLayout,
+                        fold: int) -> list[dict[str, str]] | None:
+        """The rows of a fold's `val_predictions_fold_<i>.csv` (column -> text), or `None`
+        (a fold recorded before validation predictions were kept)."""
+        path = layout.val_predictions(fold)
+        return list(csv.DictReader(io.StringIO(path.read_text()))) if path.is_file() else None
+
     def plot_data(self, layout: InstanceLayout, fold: int) -> dict[str, Any] | None:
         """What a fold's figures draw (`plot_data_fold_<i>.json`), or `None`."""
         path = layout.plot_data(fold)
@@ -363,6 +385,46 @@ class ResultsStore:
     def instance_lock(self, layout: InstanceLayout) -> FileLock:
         """The lock a runner holds while it runs an instance (outside its folder)."""
         return lock(layout.root)
+
+    def write_ensemble(self, layout: InstanceLayout, params: ParamsRecord,
+                       record: EnsembleRecord, folds: Sequence[FoldResult], *,
+                       overwrite: bool = False, out: Any = print) -> None:
+        """Writes an ensemble of instances (a derived instance): its `params.json`,
+        `ensemble.json`, then each fold's predictions and fold file (`write_fold`). An
+        instance folder of other parameters is refused unless `overwrite` (then set aside
+        as `begin_instance` does); the same ensemble's folder is rewritten in place.
+
+        Raises:
+            ResultsConflictError: for a folder of other parameters without `overwrite`.
+        """
+        old, problem = self.params(layout)
+        if old is None and not problem and layout.root.is_dir() and any(layout.root.iterdir()):
+            problem = "it has no params.json: its files are not an instance's results"
+            overwrite = False  # never replaced: not a folder this project wrote
+        if (problem or (old is not None and old.hash != params.hash)) and not overwrite:
+            raise ResultsConflictError(
+                f"{layout.root} holds other results than the ensemble of instances "
+                f"{', '.join(map(str, record.instances))} ({problem or 'its params.json '}"
+                f"{'' if problem else 'names other parameters'}); rerun with --overwrite to "
+                "replace them, or give the ensemble another number.")
+        if overwrite and layout.root.exists() and old is not None and old.hash != params.hash:
+            self._set_aside(layout, out)
+        layout.root.mkdir(parents=True, exist_ok=True)
+        self.write(layout.params_file, params)
+        self.write(layout.ensemble_file, record)
+        layout.error_file.unlink(missing_ok=True)
+        for result in folds:
+            self.write_fold(layout, result)
+
+    def _set_aside(self, layout: InstanceLayout, out: Any) -> None:
+        """Moves an instance folder aside to `instance_<k>.previous` (kept until the new
+        results complete); a folder already aside is kept and this one is dropped."""
+        if layout.previous.exists():
+            remove_output(layout.root, INSTANCE_OUTPUT)
+        else:
+            layout.root.rename(layout.previous)
+        out(f"instance {layout.id}: previous results moved to {layout.previous.name} "
+            "until the new ones complete.")
 
     def begin_instance(self, layout: InstanceLayout, record: ParamsRecord, *,
                        num_folds: int, rules: TaskRules, overwrite: bool = False,
@@ -380,12 +442,7 @@ class ResultsStore:
             The instance's folds on disk, read and checked.
         """
         if overwrite and layout.root.exists():
-            if layout.previous.exists():
-                remove_output(layout.root, INSTANCE_OUTPUT)
-            else:
-                layout.root.rename(layout.previous)
-            out(f"instance {layout.id}: previous results moved to {layout.previous.name} "
-                "until the new ones complete.")
+            self._set_aside(layout, out)
         layout.root.mkdir(parents=True, exist_ok=True)
         if dataset_info is not None:
             atomic_write_json(layout.dataset_file, dict(dataset_info))
@@ -407,6 +464,8 @@ class ResultsStore:
                                                         result.model_bytes)
             if result.predictions_csv is not None:
                 atomic_write_text(layout.predictions(i), result.predictions_csv)
+            if result.val_predictions_csv is not None:
+                atomic_write_text(layout.val_predictions(i), result.val_predictions_csv)
             if result.classifier_bytes is not None:
                 atomic_write_bytes(layout.fold_classifier(i), result.classifier_bytes)
             if result.plot_data is not None:

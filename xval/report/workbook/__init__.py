@@ -7,7 +7,8 @@ Sheets, in order: **Summary** (`summary.py`: per instance the identifying column
 headline metrics of the task, validation and test, the selected instance marked, a note
 saying what to report, a legend), **Metrics** (`metrics.py`: every metric, train/validation/
 test, segment and clip level), **Statistics** (`statistics.py`: confidence intervals,
-corrected t-test against the selected instance), **Folds** (`folds.py`: one row per instance
+corrected t-test against the selected instance), **Ensembles** (`ensembles.py`, when the
+experiment has ensembles of instances: their weights per fold), **Folds** (`folds.py`: one row per instance
 and fold, invalid folds with their reason; a `plots` column names each fold's own plots),
 **Parameters** (`parameters.py`), **Search** (`search.py`, after `--search`), **Nested**
 (`nested.py`, after `--search --inner-folds K`: each outer fold's chosen trial) and **Plots**
@@ -51,6 +52,7 @@ from xval.report.workbook.cells import (
 
 # The built-in sheets register themselves when their module is imported.
 from xval.report.workbook.data import data_rows
+from xval.report.workbook.ensembles import ensembles_table
 from xval.report.workbook.folds import folds_table
 from xval.report.workbook.metrics import metrics_table
 from xval.report.workbook.nested import nested_table
@@ -69,7 +71,8 @@ from xval.report.workbook.summary import summary_table
 
 __all__ = ["BEST_FILL", "FAILED_FONT", "HEADER_FILL", "LATE_FILL", "PENDING_FONT", "SELECTED_FILL",
            "SELECTED_MARK", "TIED_FILL", "SheetContext", "SheetSpec", "Styles",
-           "build_workbook", "data_rows", "fill_workbook", "folds_table", "metrics_table",
+           "build_workbook", "data_rows", "ensembles_table", "fill_workbook", "folds_table",
+           "metrics_table",
            "nested_table", "parameters_table", "plot_display_size", "plot_files",
            "register_sheet",
            "registered_sheets", "search_table", "statistics_table", "summary_table",

@@ -46,7 +46,8 @@ def metrics_table(results: ExperimentResults, config: Config | None = None) -> T
     columns = instance_columns(differing_params(results))
     names = level_names(results)
     for level in levels(results):
-        for split in ("train", "val", "test"):
+        for split in ("train", "val", *(["rank"] if selection.split == "rank" else []),
+                      "test"):
             for name in metric_names(results, level):
                 for stat in ("mean", "std"):
                     columns.append({"name": f"{name} {stat}", "level": level, "split": split,

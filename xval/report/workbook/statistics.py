@@ -80,10 +80,11 @@ def statistics_table(results: ExperimentResults, config: Config | None = None
     metric, selected = selection.metric, selection.selected
     alpha = alpha_of(config)
     rope = rope_of(config)
-    level = selection_level(results, metric)
+    split = selection.split
+    level = selection_level(results, metric, split)
     label = f"{level_names(results)[level]} {metric}"
     confidence = f"{100 * (1 - alpha):g}%"
-    header = ["ID", "status", "folds", f"val {label} mean", "val 95% CI ± (plain t)",
+    header = ["ID", "status", "folds", f"{split} {label} mean", f"{split} 95% CI ± (plain t)",
               f"test {label} mean", "test 95% CI ± (plain t)",
               f"test diff vs {selected.id if selected else 'selected'}",
               f"diff {confidence} CI low (corrected)", f"diff {confidence} CI high (corrected)",
@@ -94,7 +95,7 @@ def statistics_table(results: ExperimentResults, config: Config | None = None
     for r in results:
         test = fold_scores(r, metric, "test", level)
         row: list[Any] = [r.id, r.status, len(test),
-                          *_ci(fold_scores(r, metric, "val", level), repeats),
+                          *_ci(fold_scores(r, metric, split, level), repeats),
                           *_ci(test, repeats)]
         if selected is not None and r.id == selected.id:
             row += [None] * 9 + ["selected"]

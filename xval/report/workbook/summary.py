@@ -15,6 +15,7 @@ from xval.report.tables import (
     SPLIT_NAMES,
     Selection,
     differing_params,
+    ensemble_note,
     headline_metrics,
     report_note,
     single_item_validation_warning,
@@ -49,7 +50,7 @@ def summary_table(results: ExperimentResults, config: Config | None = None) -> T
     """
     selection = Selection.of(results, config)
     columns = instance_columns(differing_params(results))
-    for split in ("val", "test"):
+    for split in ("val", *([selection.split] if selection.split != "val" else []), "test"):
         for level, name, label in headline_metrics(results, config):
             for stat in ("mean", "std"):
                 columns.append({"name": f"{label} {stat}", "level": level, "split": split,
@@ -60,7 +61,7 @@ def summary_table(results: ExperimentResults, config: Config | None = None) -> T
 
 
 def legend(ws: Worksheet, first_row: int, metric: str, alpha: float, styles: Styles,
-           last: int | None = None) -> None:
+           last: int | None = None, split: str = "val") -> None:
     """The colour legend, below the Summary table (its texts wrapped across the columns up
     to `last`, the table's last column; `None`: not wrapped)."""
     safe(ws.cell(row=first_row, column=1), "Legend").font = styles.bold
@@ -70,8 +71,8 @@ def legend(ws: Worksheet, first_row: int, metric: str, alpha: float, styles: Sty
                             "accuracy, F1, precision, recall, R²; min for loss, RMSE, MAE). "
                             "Summary and Metrics sheets. Standard deviations are not "
                             "highlighted."),
-        (styles.selected, None, f"{SELECTED_MARK}: the selected instance (best validation "
-                                f"{metric}), on every sheet."),
+        (styles.selected, None, f"{SELECTED_MARK}: the selected instance (best "
+                                f"{SPLIT_NAMES[split]} {metric}), on every sheet."),
         (styles.tied, None, "Statistics sheet: not significantly different from the "
                             f"selected instance (corrected resampled t-test, alpha {alpha})."),
         (None, Font(color=FAILED_FONT, italic=True), "Failed instance (reason in 'message')."),
@@ -113,12 +114,16 @@ def write_summary(sheet: Worksheet, context: SheetContext) -> None:
     if note:
         _line(sheet, next_row, note, last=last, font=Font(bold=True))
         next_row += 1
+    for line in ensemble_note(results):
+        _line(sheet, next_row, line, last=last)
+        next_row += 1
     warning = single_item_validation_warning(results)
     if warning:
         _line(sheet, next_row, warning, last=last, font=Font(bold=True, color=FAILED_FONT))
         next_row += 1
     next_row = run_lines(sheet, next_row + 1, results, styles, last=last)
-    legend(sheet, next_row + 1, metric, context.alpha, styles, last=last)
+    legend(sheet, next_row + 1, metric, context.alpha, styles, last=last,
+           split=context.selection.split)
     one_page_wide(sheet, title_rows="1:2")  # the metrics beside the instances, printed
 
 

@@ -1,0 +1,85 @@
+"""`EnsembleRecord` (`ensemble.json`): what an ensemble of instances is made of."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from xval.core.records.base import FORMAT_VERSION, Record, require
+
+VALIDATION = "validation"
+"""Weights chosen per fold on that fold's validation clips."""
+EQUAL = "equal"
+"""Equal weights in every fold."""
+WEIGHTINGS = (VALIDATION, EQUAL)
+
+
+@dataclasses.dataclass
+class EnsembleRecord(Record):
+    """`ensemble.json`: the members of an ensemble of instances and its weights per fold.
+
+    An ensemble is an instance derived from its members' recorded predictions: per fold,
+    the members' clip scores (classification: probabilities, each member's segments pooled
+    as its own clip level is; regression: values) are averaged with weights chosen on the
+    fold's validation clips only, then scored on its test clips.
+
+    Attributes:
+        members: one dict per member, in order: `instance` (its id), `experiment` (its
+            experiment folder relative to the ensemble's: `"."` for the same one) and
+            `params_hash` (the member's parameters when the ensemble was made).
+        weighting: `"validation"` (chosen per fold) or `"equal"`.
+        objective: what the weights minimise on the validation clips (`"log loss"`,
+            `"squared error"`).
+        step: the step of the grid of weights (they sum to 1).
+        folds: one dict per fold: `fold`, `weights` (one per member), `chosen_on`
+            (`"val"`, `"equal"`, or why equal weights stand in), `val_clips`,
+            `test_clips` and `member_val_loss` (each member's loss on the validation clips,
+            the objective's, alone).
+        notes: what the fallbacks were, in words.
+    """
+
+    KIND: ClassVar[str] = "ensemble record"
+
+    members: list[dict[str, Any]]
+    weighting: str = VALIDATION
+    objective: str = ""
+    step: float = 0.1
+    folds: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    notes: list[str] = dataclasses.field(default_factory=list)
+    format: int = FORMAT_VERSION
+
+    @classmethod
+    def _check(cls, data: Mapping[str, Any], read: dict[str, Any]) -> None:
+        """Two members at least, each naming its instance; a known weighting; every fold's
+        weights one per member."""
+        members = data.get("members") or []
+        require(len(members) >= 2 and all(isinstance(m, dict) and isinstance(
+            m.get("instance"), int) for m in members),
+            "its members are not two or more {'instance': id} entries")
+        require(data.get("weighting", VALIDATION) in WEIGHTINGS,
+                f"its weighting {data.get('weighting')!r} is not one of {WEIGHTINGS}")
+        for fold in data.get("folds") or []:
+            weights = fold.get("weights") if isinstance(fold, dict) else None
+            require(isinstance(weights, list) and len(weights) == len(members),
+                    "a fold's weights are not one per member")
+
+    @property
+    def instances(self) -> list[int]:
+        """The members' instance ids, in order."""
+        return [int(m["instance"]) for m in self.members]
+
+    def weights(self, fold: int | None = None) -> list[float]:
+        """The weights of fold `fold`, or (`None`) their mean over the folds: what
+        `predict` uses with every fold's models."""
+        found = [f["weights"] for f in self.folds if fold is None or f.get("fold") == fold]
+        if not found:
+            n = len(self.members)
+            return [1.0 / n] * n
+        mean = [sum(w[k] for w in found) / len(found) for k in range(len(self.members))]
+        return [round(w, 6) for w in mean]
+
+    def describe(self) -> str:
+        """The members and weights in words: `instance 1 (0.45) + instance 2 (0.55)`."""
+        return " + ".join(f"instance {k} ({w:.2f})"
+                          for k, w in zip(self.instances, self.weights()))

@@ -1,0 +1,78 @@
+"""An ensemble of instances (`ensemble.json`) exported: one Keras model with the members
+inside when every member's models take audio of the same segments (`fused`), else why not
+(`apart_reason`: the command line then exports each member apart)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from xval.core.dataset_info import DatasetInfo
+from xval.inference.export import ensemble, takes_audio
+from xval.inference.models import ModelSet
+from xval.tasks.base import Task
+
+
+def fused(members: Sequence[ModelSet], weights: Sequence[float], task: Task,
+          infos: Sequence[DatasetInfo]) -> Any:
+    """One Keras model answering as an ensemble of instances whose models all take audio:
+    each member's fold models together (`ensemble`), side by side on the same segment of
+    audio.
+
+    Args:
+        members: each member's fold models.
+        weights: each member's weight (summing to 1).
+        task: their task.
+        infos: each member's store description.
+
+    Returns:
+        A `keras.Model` from `audio` `(batch, samples)` to `scores` `(batch, classes)`,
+        the weighted mean of the members' per-segment scores, and `member_scores`
+        `(batch, members, classes)`, each member's (a clip's scores, as `predict` gives
+        them, pool each member's windows first: `ENSEMBLE_CLIP_RULE`).
+    """
+    import keras  # noqa: PLC0415  (Keras: only once the backend is set)
+
+    nets = [ensemble(m, task, info, name=f"member_{k}")
+            for k, (m, info) in enumerate(zip(members, infos))]
+    inputs = keras.Input(tuple(nets[0].input_shape[1:]), name="audio")
+    outs = [net(inputs) for net in nets]
+    k = outs[0].shape[-1]
+    stacked = keras.layers.Concatenate(axis=1, name="member_scores")(
+        [keras.layers.Reshape((1, k), name=f"member_{i}_row")(o) for i, o in enumerate(outs)])
+    weighted = keras.layers.Add(name="scores")(
+        [keras.layers.Rescaling(float(w), name=f"weight_{i}")(o)
+         for i, (w, o) in enumerate(zip(weights, outs))])
+    model = keras.Model(inputs, [weighted, stacked], name="xval_ensemble_export")
+    model.trainable = False
+    return model
+
+
+ENSEMBLE_CLIP_RULE = (
+    "A clip's scores (as `predict` gives an ensemble's): for each member m, softmax(mean over "
+    "the clip's windows of log(member_scores[:, m])), then their mean weighted by the "
+    "members' weights; the `scores` output is the weighted mean per window.")
+"""How `predict` makes an ensemble's clip scores from the exported model's outputs."""
+
+
+def apart_reason(members: Sequence[tuple[str, ModelSet, DatasetInfo]]) -> str:
+    """Why an ensemble of instances cannot be one exported model (`""` when it can): a
+    member whose models take store features, or members cut into other segments.
+
+    Args:
+        members: `(label, fold models, store description)` of each member.
+    """
+    for label, models, _ in members:
+        if not takes_audio(models.models[0]):
+            return (f"{label} takes store features (computed outside its model), not audio, "
+                    "so no one model takes audio for every member")
+    cuts = {(info.feature_params.sample_rate, info.feature_params.segment_seconds)
+            if info.feature_params else None for _, _, info in members}
+    shapes = {tuple(models.models[0].input_shape[1:]) for _, models, _ in members}
+    if len(cuts) > 1 or len(shapes) > 1:
+        described = "; ".join(f"{label}: {info.feature_params.segment_seconds} s at "
+                              f"{info.feature_params.sample_rate} Hz" if info.feature_params
+                              else f"{label}: unknown" for label, _, info in members)
+        return (f"the members take other segments of audio ({described}), so no one "
+                "model takes a row for every member")
+    return ""

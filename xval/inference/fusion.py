@@ -1,0 +1,107 @@
+"""`predict` with an ensemble of instances (`instance_<k>/ensemble.json`): each member answers
+through its own input path (its own store's feature parameters, or audio into a model that
+takes audio), and the members' clip scores are averaged with the ensemble's weights."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from xval import tasks
+from xval.core.errors import ConfigurationError
+from xval.core.layout import InstanceLayout
+from xval.core.records import EnsembleRecord
+from xval.core.storage import STORE
+
+Predict = Callable[..., list[dict[str, Any]]]
+"""`predict_files(member_dir, files, fold=..., ensemble=...)`, handed in (it calls this
+module for an ensemble)."""
+
+
+def ensemble_record(folder: str | Path) -> EnsembleRecord | None:
+    """The `ensemble.json` of an instance folder, or `None` (a trained instance, a file).
+
+    Raises:
+        ConfigurationError: when it cannot be read.
+    """
+    path = Path(folder)
+    if not path.is_dir():
+        return None
+    layout = InstanceLayout.parse(path) or InstanceLayout(path, -1)
+    if not layout.ensemble_file.exists():
+        return None
+    record, problem = STORE.read_record(layout.ensemble_file, EnsembleRecord.from_dict)
+    if record is None:
+        raise ConfigurationError(f"{layout.ensemble_file} {problem}: rebuild the ensemble "
+                                 "with python -m xval ensemble (or rerun its experiment).")
+    return record
+
+
+def member_folders(folder: str | Path, record: EnsembleRecord) -> list[Path]:
+    """The members' instance folders (a member of another experiment: its folder relative
+    to the ensemble's experiment).
+
+    Raises:
+        ConfigurationError: for a member whose folder is gone.
+    """
+    experiment = Path(folder).parent
+    found = []
+    for member in record.members:
+        path = (experiment / str(member.get("experiment", ".")) /
+                f"instance_{member['instance']}")
+        if not path.is_dir():
+            raise ConfigurationError(f"{path}, a member of the ensemble {folder}, does not "
+                                     "exist; restore it (the ensemble answers with its "
+                                     "members' models).")
+        found.append(path)
+    return found
+
+
+def task_of_ensemble(folder: str | Path) -> tasks.Task:
+    """The task the ensemble's `params.json` records (classification when none)."""
+    layout = InstanceLayout.parse(Path(folder)) or InstanceLayout(Path(folder), -1)
+    params, _ = STORE.params(layout)
+    return tasks.get((params.task_type if params else None) or tasks.DEFAULT)
+
+
+def predict_ensemble(folder: str | Path, record: EnsembleRecord, files: Sequence[str | Path],
+                     predict: Predict, *, fold: int | None = None,
+                     ensemble: bool = False) -> list[dict[str, Any]]:
+    """Clip scores of an ensemble of instances on audio files: the weighted mean of its
+    members' `predict` clip scores.
+
+    Args:
+        folder: the ensemble's instance folder.
+        record: its `EnsembleRecord`.
+        files: audio files.
+        predict: `xval.inference.predict.predict_files`.
+        fold: each member's model of this fold, and this fold's weights; `None`: each
+            member's models as `predict` takes them (its fold models, or its final model)
+            and the weights' mean over folds.
+        ensemble: the members' fold models even where a final model exists.
+
+    Returns:
+        One dict per file, as `predict_files` gives (`segments` empty: the members may cut
+        a file differently), with `members`: each member's weight and clip scores.
+    """
+    weights = record.weights(fold)
+    folders = member_folders(folder, record)
+    answers = [predict(path, files, fold=fold, ensemble=ensemble) for path in folders]
+    has_classes = task_of_ensemble(folder).has_classes
+    described = " + ".join(f"{w:.2f} x {a[0]['model']}" for w, a in zip(weights, answers)) \
+        if answers and answers[0] else ""
+    out = []
+    for j, path in enumerate(files):
+        clips = [a[j]["clip"]["scores"] for a in answers]
+        scores = {name: float(sum(w * c[name] for w, c in zip(weights, clips)))
+                  for name in clips[0]}
+        predicted: Any = max(scores, key=scores.__getitem__) if has_classes \
+            else scores.get("value")
+        out.append({"file": str(path),
+                    "model": f"ensemble of {len(folders)} instances ({described})",
+                    "segments": [], "clip": {"scores": scores, "predicted": predicted},
+                    "members": [{"instance": int(m["instance"]), "weight": w,
+                                 "clip": a[j]["clip"]}
+                                for m, w, a in zip(record.members, weights, answers)]})
+    return out

@@ -1,0 +1,112 @@
+"""A member's clip scores and the weights that fuse them: a member's predictions pooled to
+its clip level (`pooled`), and the weights, on a grid summing to 1, whose average of the
+members' validation clip scores has the lowest loss (`choose_weights`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from xval.tasks import Task
+from xval.tasks.metrics import softmax
+
+GRID_STEP = 0.1
+"""The step of the grid of weights searched on each fold's validation clips."""
+FLOOR = 1e-7
+"""The smallest probability read from a predictions file (they hold six decimals), so that
+its logarithm is finite when segments are pooled and a clip is scored."""
+
+
+@dataclasses.dataclass
+class Clips:
+    """One member's scores on one split of one fold, pooled to clips, sorted by clip id.
+
+    Attributes:
+        ids: the clip ids, `np.ndarray [shape=(c,)]`.
+        scores: classification: probabilities `[shape=(c, classes)]`; regression: values
+            `[shape=(c, 1)]`.
+        targets: the clips' targets `[shape=(c,)]`.
+        items: the clips' items; labels: their labels.
+    """
+
+    ids: np.ndarray
+    scores: np.ndarray
+    targets: np.ndarray
+    items: np.ndarray
+    labels: np.ndarray
+
+
+def pooled(rows: Sequence[Mapping[str, str]], task: Task, classes: Sequence[str]) -> Clips:
+    """A member's predictions (rows of a predictions file) pooled to clips, sorted by id.
+
+    Classification: each clip's probabilities are the softmax of the mean of its segments'
+    log-probabilities (floored at `FLOOR`): the member's own clip level, from the six
+    decimals the file keeps. Regression: the mean of its segments' values.
+    """
+    clip = np.array([r["clip"] for r in rows])
+    ids, first, inverse = np.unique(clip, return_index=True, return_inverse=True)
+    if task.has_classes:
+        values = np.log(np.maximum(np.array([[float(r[f"p_{c}"]) for c in classes]
+                                             for r in rows]), FLOOR))
+    else:
+        values = np.array([[float(r["predicted"])] for r in rows])
+    sums = np.zeros((len(ids), values.shape[1]))
+    np.add.at(sums, inverse, values)
+    means = sums / np.bincount(inverse, minlength=len(ids))[:, None]
+    scores = softmax(means) if task.has_classes else means
+    target = np.array([r["target"] for r in rows])[first]
+    targets = target.astype(int if task.has_classes else float)
+    return Clips(ids, scores, targets, np.array([r["item"] for r in rows])[first],
+                 np.array([r["label"] for r in rows])[first])
+
+
+GRID_POINTS = 100_000
+"""The most weight vectors `choose_weights` tries: with many members the grid's step grows
+(0.1 keeps up to 10 members; 20 members take steps of 1/7)."""
+
+
+def weight_grid(n: int, step: float = GRID_STEP) -> np.ndarray:
+    """Every weight vector of `n` members on a grid of `step` that sums to 1,
+    `np.ndarray [shape=(points, n)]`, the equal weights' nearest first. The grid is coarser
+    where `step` would give more than `GRID_POINTS` vectors.
+
+    The vectors are the compositions of `1 / step` units into `n` parts (stars and bars:
+    each choice of `n - 1` bar positions among `units + n - 1` slots is one vector).
+    """
+    units = int(round(1 / step))
+    while units > 1 and math.comb(units + n - 1, n - 1) > GRID_POINTS:
+        units -= 1
+    bars = np.array(list(itertools.combinations(range(units + n - 1), n - 1)), dtype=int)
+    edges = np.concatenate([np.full((len(bars), 1), -1), bars,
+                            np.full((len(bars), 1), units + n - 1)], axis=1)
+    grid = (np.diff(edges, axis=1) - 1).astype(float) / units
+    return grid[np.argsort(np.abs(grid - 1.0 / n).sum(axis=1), kind="stable")]
+
+
+def loss(task: Task, targets: np.ndarray, scores: np.ndarray) -> float:
+    """The loss the weights minimise: the mean log loss of the probabilities
+    (classification) or the mean squared error (regression)."""
+    if task.has_classes:
+        return float(-np.log(np.maximum(scores[np.arange(len(targets)), targets], FLOOR)).mean())
+    return float(np.mean((scores[:, 0] - targets) ** 2))
+
+
+def choose_weights(task: Task, val: Sequence[Clips], step: float = GRID_STEP) -> np.ndarray:
+    """The weights, summing to 1, whose average of the members' validation clip scores has
+    the lowest `loss` (ties: the nearest to equal weights)."""
+    targets = val[0].targets
+    stack = np.stack([c.scores for c in val])  # (members, clips, k)
+    grid = weight_grid(len(val), step)
+    losses = [loss(task, targets, np.tensordot(w, stack, axes=1)) for w in grid]
+    return grid[int(np.argmin(losses))]
+
+
+def fused(weights: np.ndarray, clips: Sequence[Clips]) -> np.ndarray:
+    """The members' clip scores averaged with `weights` (every member's clips aligned:
+    sorted by id)."""
+    return np.tensordot(np.asarray(weights, float), np.stack([c.scores for c in clips]),
+                        axes=1)

@@ -1,0 +1,199 @@
+"""Ensembles of instances in a run (`experiment[3] = Ensemble(1, 2)`) and from the command
+line (`python -m xval ensemble`): checked before anything is written, computed from the
+members' recorded predictions once they are complete (`xval.report.ensembles`), and written
+by the recorder as any instance's results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from filelock import Timeout
+
+from xval.core.errors import ConfigurationError, ResultsConflictError
+from xval.core.layout import ExperimentLayout
+from xval.core.records import InstanceStatus, ParamsRecord
+from xval.core.storage import STORE
+from xval.report.ensembles import EnsembleError, compute_ensemble, ensemble_params, members_of
+from xval.report.results import ExperimentResults
+from xval.running.declaration import Ensemble, ExperimentDeclaration
+from xval.running.planner import check_results_folders
+from xval.running.recorder import Out, Recorder
+
+
+def split_selection(experiment: ExperimentDeclaration, selected: Sequence[int]
+                    ) -> tuple[list[int], list[int]]:
+    """The selected ids as `(trained instances, ensembles)`, each in selection order."""
+    return ([k for k in selected if k not in experiment.ensembles],
+            [k for k in selected if k in experiment.ensembles])
+
+
+def with_stale(experiment: ExperimentDeclaration, ensembles: Sequence[int],
+               trained: Sequence[int], layout: ExperimentLayout) -> list[int]:
+    """`ensembles`, and the declared ensembles already on disk that a member run now would
+    leave stale (`exp.py 2 2 --overwrite` retrains a member of 3: 3 is fused again). A
+    stale ensemble that could not be fused now (another member incomplete, its
+    declaration changed) is left as it is: it was not selected, so it refuses nothing."""
+    stale = [k for k, spec in experiment.ensembles.items() if k not in ensembles
+             and layout.instance(k).root.is_dir() and set(spec.members) & set(trained)]
+    fusable = []
+    for k in sorted(stale):
+        try:
+            check_ensembles(experiment, [k], trained, layout, overwrite=False)
+        except (ConfigurationError, ResultsConflictError):
+            continue
+        fusable.append(k)
+    return [*ensembles, *fusable]
+
+
+def check_ensembles(experiment: ExperimentDeclaration, ensembles: Sequence[int],
+                    trained: Sequence[int], layout: ExperimentLayout, overwrite: bool) -> None:
+    """Refuses, before anything is written or trained, a selected ensemble whose members
+    are not declared instances, or are neither run now nor complete on disk, or whose
+    folder holds other results (unless `overwrite`).
+
+    Raises:
+        ConfigurationError: naming the ensemble, the member and the fix.
+        ResultsConflictError: for a folder of other results without `overwrite`.
+    """
+    check_results_folders(layout, list(ensembles), overwrite)  # the output rule
+    results = ExperimentResults(layout.root) if ensembles and layout.root.is_dir() else None
+    for k in ensembles:
+        spec = experiment.ensembles[k]
+        for member in spec.members:
+            if member not in experiment.instances:
+                raise ConfigurationError(
+                    f"instance {k} = {spec!r}, but instance {member} is not a declared "
+                    f"trained instance (declared: {sorted(experiment.instances)}); name "
+                    "instances the experiment trains.")
+            done = results is not None and member in results.instances and \
+                results[member].status == InstanceStatus.COMPLETE.value
+            if member not in trained and not done:
+                raise ConfigurationError(
+                    f"instance {k} = {spec!r} needs instance {member}, which is neither run "
+                    "now nor complete; run them together (e.g. the range "
+                    f"{min(spec.members)} {k}).")
+        if overwrite:
+            continue
+        old, problem = STORE.params(layout.instance(k))
+        wanted = _params(experiment, k)
+        if problem or (old is not None and old.hash != wanted.hash):
+            raise ResultsConflictError(
+                f"{layout.instance(k).root} holds other results than {spec!r} "
+                f"({problem or 'its params.json names other parameters'}); rerun with "
+                "--overwrite to replace them, or give the ensemble another number.")
+
+
+def _params(experiment: ExperimentDeclaration, instance: int) -> ParamsRecord:
+    spec = experiment.ensembles[instance]
+    return ensemble_params(instance, [str(m) for m in spec.members], spec.weights,
+                           experiment.task_type)
+
+
+def describe_ensembles(experiment: ExperimentDeclaration, ensembles: Sequence[int],
+                       out: Out) -> None:
+    """The dry run's lines of the selected ensembles."""
+    for k in ensembles:
+        spec = experiment.ensembles[k]
+        how = "weights chosen per fold on its validation clips" \
+            if spec.weights == "validation" else "equal weights"
+        out(f"Instance {k}: ensemble of instances {' + '.join(map(str, spec.members))} "
+            f"({how}), computed from their predictions once they are complete.")
+
+
+def record_ensembles(experiment: ExperimentDeclaration, ensembles: Sequence[int],
+                     recorder: Recorder, overwrite: bool, skipped: Sequence[int] = ()
+                     ) -> tuple[dict[int, str], list[int]]:
+    """Computes and records the selected ensembles whose members are complete.
+
+    Args:
+        experiment: the declaration.
+        ensembles: the ensembles to compute.
+        recorder: the run's recorder.
+        overwrite: `--overwrite`.
+        skipped: the members held by another runner in this run (their ensembles wait).
+
+    Returns:
+        `(failed, pending)`: the ensembles not computed with why (a member failed or is not
+        complete, or their predictions do not fit together), and those left to another
+        runner (it holds them or one of their members).
+    """
+    failed: dict[int, str] = {}
+    pending: list[int] = []
+    results = recorder.results.refresh()
+    for k in ensembles:
+        spec: Ensemble = experiment.ensembles[k]
+        missing = [m for m in spec.members if m not in results.instances
+                   or results[m].status != InstanceStatus.COMPLETE.value]
+        if set(missing) & set(skipped):
+            recorder.out(f"instance {k} ({spec!r}) waits for instance(s) "
+                         f"{', '.join(str(m) for m in missing if m in skipped)}, running in "
+                         "another runner.")
+            pending.append(k)
+            continue
+        if missing:
+            failed[k] = (f"ensemble {spec!r} not computed: instance(s) "
+                         f"{', '.join(map(str, missing))} are not complete")
+            recorder.out(f"instance {k}: {failed[k]}.")
+            continue
+        lock = recorder.instance_lock(k)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            recorder.out(f"instance {k}: running in another runner; skipped here.")
+            pending.append(k)
+            continue
+        try:
+            ensemble = compute_ensemble(k, members_of(recorder.layout.root, spec.members),
+                                        results.manifest, spec.weights)
+            recorder.record_ensemble(k, ensemble, overwrite=overwrite)
+        except EnsembleError as e:
+            failed[k] = f"ensemble {spec!r} not computed: {e}"
+            recorder.out(f"instance {k}: {failed[k]}")
+            continue
+        finally:
+            lock.release()
+        recorder.out(f"instance {k}: ensemble of {ensemble.record.describe()} (mean weights "
+                     "over folds), from their predictions.")
+    if ensembles:
+        recorder.results_changed()
+    return failed, pending
+
+
+def make_ensemble(exp_dir: Path, members: Sequence[int | str], *, instance: int | None = None,
+                  weighting: str = "validation", overwrite: bool = False,
+                  recorder: Recorder) -> int:
+    """`python -m xval ensemble`: the ensemble of `members` written as instance `instance`
+    of the experiment `exp_dir` (`None`: the one after its last instance).
+
+    Returns:
+        The ensemble's instance id.
+
+    Raises:
+        EnsembleError: for members that cannot be fused (one line naming the difference).
+        ResultsConflictError: for an instance folder of other results without `overwrite`.
+    """
+    layout = ExperimentLayout(exp_dir)
+    found = members_of(exp_dir, members)
+    if instance is None:
+        instance = max([i.id for i in layout.instances()], default=0) + 1
+    check_results_folders(layout, [instance], overwrite)  # the output rule
+    if instance in [m.id for m in found if m.experiment == "."]:
+        raise ConfigurationError(f"--as {instance} is one of the members; give the ensemble "
+                                 "a number of its own.")
+    ensemble = compute_ensemble(instance, found, STORE.manifest(layout), weighting)
+    lock = recorder.instance_lock(instance)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise ConfigurationError(f"instance {instance} is being written by another runner; "
+                                 "rerun when it ends.") from None
+    try:
+        recorder.record_ensemble(instance, ensemble, overwrite=overwrite)
+    finally:
+        lock.release()
+    recorder.out(f"instance {instance}: ensemble of {ensemble.record.describe()} (mean "
+                 "weights over folds), from their predictions.")
+    recorder.results_changed()
+    return instance
