@@ -306,6 +306,27 @@ def test_a_freed_slot_starts_its_next_job_before_the_result_is_recorded(store, c
     assert len(rest) == 2 and len(queue) == 0
 
 
+def test_a_result_that_cannot_be_read_back_fails_its_fold_alone(store, config, monkeypatch):
+    """A worker's result file that cannot be read (corrupt JSON) fails that fold, with
+    why; the other jobs' results still come back (it used to end the whole run)."""
+    from xval.executors import transport
+    from xval.executors.process import ProcessExecutor
+
+    real, calls = transport.read, []
+
+    def read(folder):
+        calls.append(folder)
+        if len(calls) == 1:
+            raise json.JSONDecodeError("Expecting value", "", 0)
+        return real(folder)
+
+    monkeypatch.setattr(transport, "read", read)
+    results = list(ProcessExecutor([None]).run(JobQueue(_jobs(store, config, 2))))
+    assert sorted(r.ok for r in results) == [False, True]
+    [bad] = [r for r in results if not r.ok]
+    assert "could not be read back: JSONDecodeError" in bad.message
+
+
 def test_refill_first_yields_failures_before_refilling():
     from xval.executors.base import refill_first
 

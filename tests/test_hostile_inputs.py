@@ -251,7 +251,7 @@ def _fsdd_folder(folder):
     ("nosuch", r"not a built-in encoder; as a transformers model it needs transformers, not "
                r"installed: pip install -e '\.\[pretrained\]'"),
     ("{tmp}/plain", r"the folder .*plain holds no config\.json"),
-    ("{tmp}/garbled", r".*garbled/config\.json cannot be read as a model configuration"),
+    ("{tmp}/garbled", r".*garbled/config\.json is not a transformers model configuration"),
     ("./nothere", r"there is no folder \./nothere"),
 ])
 def test_encoder_names_are_checked_before_extraction_on_the_default_install(
@@ -274,7 +274,7 @@ def test_encoder_names_are_checked_before_extraction_on_the_default_install(
     [line] = proc.stderr.splitlines()
     assert re.match(r"error: encoder='.*': " + why, line), line
     assert re.search(r"The built-in encoders: aisfx \(`pip install --no-deps aisfx==0\.1\.2`\)"
-                     r".*resemblyzer.*Any other name is a transformers speech model "
+                     r".*resemblyzer.*Any other name \(hf:NAME\) is a transformers audio model "
                      r"\(`pip install -e '\.\[pretrained\]'`\)", line)
 
 

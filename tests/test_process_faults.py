@@ -47,7 +47,7 @@ def _folds(inst):
 
 
 def test_a_warm_worker_killed_mid_job_fails_that_fold_alone_and_the_rerun_resumes(
-        config_path, config, store):
+        config_path, config, store, capsys):
     exp = _experiment(config_path, epochs=20)
     inst = config.results_dir / "tiny" / "experiment_1" / "instance_1"
     killed, lines = [], []
@@ -64,7 +64,7 @@ def test_a_warm_worker_killed_mid_job_fails_that_fold_alone_and_the_rerun_resume
     assert outcome.exit_code == 1 and outcome.failed == [1]
     fold1 = json.loads((inst / "fold_1.json").read_text())
     assert fold1["status"] == "failed" and "exited with code -9" in fold1["message"]
-    assert "instance(s) failed: [1]" in "\n".join(lines)
+    assert "instance(s) failed: [1]" in capsys.readouterr().err  # said on stderr (-q too)
     kept = (inst / "fold_0.json").read_text()
     again = exp.run(config=config, out=lambda *a, **k: None)  # resumes (here, inline)
     assert again.exit_code == 0 and _folds(inst) == [0, 1, 2]
@@ -88,7 +88,7 @@ def test_two_runners_on_one_instance_one_trains_the_other_says_so(tmp_path, conf
         rest = first.communicate(timeout=600)[0]
     assert second.returncode == 3, second.stdout + second.stderr
     assert "instance 1: running in another runner; skipped here." in second.stdout
-    assert "instance(s) [1] are running in another runner" in second.stdout
+    assert "instance(s) [1] are running in another runner" in second.stderr
     assert first.returncode == 0, rest
     assert _folds(inst) == [0, 1, 2]
     third = run_script_here(script)

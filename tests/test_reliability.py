@@ -245,7 +245,7 @@ def test_runner_that_skipped_instances_held_elsewhere_exits_3(tmp_path, config_p
         held.release()
     assert proc.returncode == 3, proc.stdout + proc.stderr
     assert "instance 2: running in another runner; skipped here." in proc.stdout
-    assert "instance(s) [2] are running in another runner" in proc.stdout
+    assert "instance(s) [2] are running in another runner" in proc.stderr
     assert json.loads((exp_dir / "instance_1" / "summary.json").read_text())["status"] == \
         "complete"
 

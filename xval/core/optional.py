@@ -17,7 +17,7 @@ from collections.abc import Iterable
 
 from xval.core.errors import ConfigurationError
 
-__all__ = ["EXTRAS", "Extra", "missing", "missing_modules", "need", "require", "requirements"]
+__all__ = ["EXTRAS", "TRANSFORMERS", "Extra", "missing", "missing_modules", "need", "require", "requirements"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +33,9 @@ class Extra:
     install: str
 
 
+TRANSFORMERS = "pretrained"
+"""The extra of transformers models (`hf:NAME` front ends and encoders)."""
+
 EXTRAS: dict[str, Extra] = {
     "search": Extra(("optuna",), "pip install -e '.[search]'"),
     "ray": Extra(("ray",), "pip install -e '.[ray]'"),
@@ -43,7 +46,7 @@ EXTRAS: dict[str, Extra] = {
     "jax": Extra(("jax",), "pip install -e '.[jax]'"),
     "tensorflow": Extra(("tensorflow",), "pip install -e '.[tensorflow]'"),
     "tensorboard": Extra(("tensorflow", "tensorboard"), "pip install -e '.[tensorboard]'"),
-    "pretrained": Extra(("torch", "transformers"), "pip install -e '.[pretrained]'"),
+    TRANSFORMERS: Extra(("torch", "transformers"), "pip install -e '.[pretrained]'"),
 }
 """The extras whose packages the project imports when a feature asks for them, by name."""
 

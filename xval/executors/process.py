@@ -202,7 +202,13 @@ class ProcessExecutor(Executor):
                 stdout, finished = self._stream(job, worker.proc.stdout or [],
                                                 f"{transport.DONE_PREFIX}{folder}\n")
                 stderr = "" if finished else worker.stderr_since(start)
-                result = transport.read(folder) if finished else None
+                if finished:
+                    try:
+                        result = transport.read(folder)
+                    except (OSError, ValueError, KeyError, TypeError) as e:  # this fold only
+                        return FoldResult.failure(job, None, message=(
+                            f"the worker's result could not be read back: "
+                            f"{type(e).__name__}: {e}"))
             finally:  # a GPU worker whose job failed is replaced: a CUDA error can leave
                 # its context unusable for every later job
                 self._release(slot, worker, result is not None

@@ -44,7 +44,8 @@ def missing_packages(resolved: Mapping[int, InstanceParams], *, search: bool = F
     for k, params in resolved.items():
         front_end = str(params.front_end)
         if uses_encoder(params) and front_end.startswith(HF_PREFIX):
-            needs.append(optional.need(f"instance {k}: front_end={front_end!r}", "pretrained"))
+            needs.append(optional.need(f"instance {k}: front_end={front_end!r}",
+                                       optional.TRANSFORMERS))
         elif uses_encoder(params) and not encoders.installed(front_end):
             entry = encoders.BUILT_IN[front_end]
             absent = [d for d in entry.distributions if encoders.package_version(d) is None]

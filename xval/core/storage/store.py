@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from filelock import FileLock
 
 from xval.core import hashing
+from xval.core.dataset_info import DatasetInfo
 from xval.core.errors import ResultsConflictError
 from xval.core.files import (
     atomic_write_bytes,
@@ -210,6 +211,7 @@ class ResultsStore:
                 raise ResultsConflictError(f"{layout.folds_file} changed under this run.")
             atomic_write_text(layout.description_file, description)
             atomic_write_json(layout.dataset_file, dict(dataset_info))
+            self.remember(layout.dataset_file, DatasetInfo(dict(dataset_info)))
             write_snapshot(layout.code_dir, script=script, config_path=config_path,
                            backend=backend)
             if command is not None:

@@ -11,7 +11,6 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from xval.core.dataset_info import DatasetInfo
 from xval.core.errors import DatasetError
-from xval.core.records.base import RecordError
 from xval.report.workbook.cells import safe
 from xval.report.workbook.registry import SheetContext, register_sheet
 
@@ -19,14 +18,6 @@ NOT_CHECKED = ("not checked: the store was built before the content check; `pyth
                "preprocessing check STORE` checks it")
 MAX_PAIRS = 1000
 """Pairs listed on the sheet (the store's dataset.json keeps them all)."""
-
-
-def _description(data: Any) -> DatasetInfo:
-    """The experiment's `dataset.json`."""
-    try:
-        return DatasetInfo.from_dict(data)
-    except DatasetError as e:
-        raise RecordError(str(e)) from None
 
 
 def data_rows(info: DatasetInfo) -> list[list[Any]]:
@@ -57,7 +48,10 @@ def write_data(sheet: Worksheet, context: SheetContext) -> bool:
     """The store and its content check; left out when the experiment has no
     `dataset.json` yet."""
     results = context.results
-    info, _ = results.store.read_record(results.layout.dataset_file, _description)
+    try:  # as the run wrote it (`ResultsStore.remember`): read from disk only when changed
+        info, _ = results.store.read_record(results.layout.dataset_file, DatasetInfo.from_dict)
+    except DatasetError:
+        info = None
     if info is None:
         return False
     for i, row in enumerate(data_rows(info), start=1):
