@@ -14,10 +14,17 @@ verification), `chromaprint` (Chromaprint's raw fingerprints through pyacoustid 
 libchromaprint, compared by bit error rate at the best alignment, on the same candidates),
 `vectors` (a global log-mel vector per file, mean and spread over its loud frames, with
 scikit-learn's nearest neighbours: the candidates it ranks in its 10 nearest), and
-`aisfx` (the shipped aisfx encoder's mean embedding, the same way). `--scale N` times the
-candidate index on N synthetic files whose landmarks are drawn from the real ones.
+`aisfx` (the shipped aisfx encoder's mean embedding, the same way).
 
-    python -m benchmarks.duplicates [--datasets fsdd ravdess] [--methods ...] [--scale 100000]
+`--scale N [N ...]` checks N files made from FSDD's and RAVDESS's (`scale_file`: each source
+file at up to 23 speeds and pitches, re-gained, with its own noise; one file in 100 a planted
+copy of another with one of the transformations), the way a store's build does (prints spooled
+to disk, then `PrintSpool.check`), and reports its seconds, peak resident memory, the planted
+copies' recall and the other pairs found; `--baseline REVISION` also runs that git revision's
+`find_duplicates` on the same files, side by side.
+
+    python -m benchmarks.duplicates [--datasets fsdd ravdess] [--methods ...]
+    python -m benchmarks.duplicates --scale 10000 30000 100000 [--baseline 437371c]
 
 `chromaprint` needs `pip install pyacoustid` and Debian's `libchromaprint-tools` (not
 project dependencies: the check does not use them).
@@ -29,17 +36,19 @@ figures in docs/results.md were taken: noisy).
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import json
-import resource
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
 
-from benchmarks._common import SHARED
+from benchmarks._common import ROOT, SHARED
 from preprocessing import duplicates as dup
 
 TRANSFORMS = ("exact", "flac", "ogg", "mp3", "8-bit", "24-bit", "sample rate", "trim a third",
@@ -114,7 +123,8 @@ class Verified:
     1 %, 5 % and 10 % share most candidates)."""
 
     def __init__(self, score: Callable[[int, int], float], threshold: float) -> None:
-        self.score, self.threshold, self.known = score, threshold, {}
+        self.score, self.threshold = score, threshold
+        self.known: dict[tuple[int, int], float] = {}
 
     def __call__(self, pairs: np.ndarray) -> list[tuple[int, int]]:
         found = []
@@ -216,7 +226,8 @@ def _planted(audio: list, items: list[str], rng: np.random.Generator, kind: str
     names = sorted(set(items))
     copies, under, snr = [], [], []
     for i in chosen:
-        copies.append(transform(*audio[i], kind, rng))
+        y, sr = audio[i]
+        copies.append(transform(y, sr, kind, rng))
         under.append(str(rng.choice([n for n in names if n != items[i]])))
         same_rate = copies[-1][1] == audio[i][1]
         snr.append(snr_db(audio[i][0], copies[-1][0]) if same_rate else float("inf"))
@@ -312,51 +323,179 @@ def _planted_runs(method: str, audio: list, prints: list, copies: list, chosen: 
     return runs
 
 
-def scale(n_files: int, seed: int) -> dict:
-    """The candidate index on `n_files` synthetic files: each file's landmark count drawn
-    from FSDD's and RAVDESS's, each hash field (frequency, the two steps in frequency and in
-    time) drawn from that field's own distribution in their landmarks, times uniform."""
-    rng = np.random.default_rng(seed)
-    real = []
+SCALE_COPY_EVERY = 100
+"""In the `--scale` files, one in this many is a planted copy of an earlier file."""
+SCALE_KINDS = tuple(k for k in TRANSFORMS if k != "8-bit")
+"""The transformations of the planted copies (8-bit copies of quiet files fall below 20 dB
+SNR: see docs/results.md)."""
+SCALE_BASELINE_FILES = 10_000
+"""The largest `--scale` run `--baseline` joins: the check as first merged held every key in
+memory (6.3 GB at 10,000 files, 9.4 GB at 20,000)."""
+SCALE_STEP = 1.02
+"""Speed (and pitch) step between two takes of one source file in the `--scale` files."""
+
+
+def scale_sources() -> list[np.ndarray]:
+    """The waveforms (at the check's rate) of FSDD's and RAVDESS's files, the sources of the
+    `--scale` files."""
+    import librosa  # noqa: PLC0415  (benchmark only)
+
+    waves = []
     for dataset in ("fsdd", "ravdess"):
-        _, _, audio = load(dataset)
-        real += [dup.content_print(y, sr) for y, sr in audio[::25]]
-    pool = np.concatenate([p.hashes for p in real])
-    fields = [(26, 7), (19, 7), (14, 5), (5, 9), (0, 5)]  # (shift, bits) of `_landmarks`
-    counts = rng.choice(np.array([len(p.hashes) for p in real]), n_files)
-    hashes = np.zeros(int(counts.sum()), np.int64)
-    for shift, bits in fields:
-        hashes |= rng.choice((pool >> shift) & ((1 << bits) - 1), len(hashes)) << shift
-    ends = np.cumsum(counts)
-    prints = [dup.ContentPrint(np.zeros(0, np.int16), hashes[end - m:end],
-                               np.sort(rng.integers(0, max(1, m // 8), m)).astype(np.int32))
-              for m, end in zip(counts, ends)]
+        for y, sr in load(dataset)[2]:
+            waves.append(y if sr == dup.RATE else librosa.resample(
+                y, orig_sr=sr, target_sr=dup.RATE, res_type="soxr_hq"))
+    return waves
+
+
+def scale_take(sources: Sequence[np.ndarray], k: int, seed: int) -> np.ndarray:
+    """File `k` of the `--scale` set when it is not a copy: source `k % len(sources)` played
+    `SCALE_STEP ** c` times faster (`c` from -11 to 11: each use of a source at another
+    speed and pitch, so no two files hold one recording), re-gained, with its own noise at
+    35 dB SNR. Takes of one source share many landmarks: they are the hard negatives."""
+    import soxr  # noqa: PLC0415  (benchmark only; librosa's resampler)
+
+    rng = np.random.default_rng([seed, k])
+    y = sources[k % len(sources)].astype(np.float64)
+    factor = SCALE_STEP ** ((k // len(sources)) % 23 - 11)
+    if factor != 1.0:
+        y = soxr.resample(y, dup.RATE * factor, dup.RATE)
+    y = y * 10 ** (rng.uniform(-12, 0) / 20)
+    y = y + rng.standard_normal(len(y)) * np.sqrt(np.mean(y ** 2) / 10 ** 3.5)
+    return y.astype(np.float32)
+
+
+def scale_file(sources: Sequence[np.ndarray], k: int, seed: int
+               ) -> tuple[np.ndarray, int, int]:
+    """File `k` of the `--scale` set: its audio, rate, and the file it copies (-1: none).
+    File `k` with `k % SCALE_COPY_EVERY == SCALE_COPY_EVERY - 1` copies an earlier take with
+    one of `SCALE_KINDS` (in turn); the others are takes (`scale_take`)."""
+    if k % SCALE_COPY_EVERY != SCALE_COPY_EVERY - 1:
+        return scale_take(sources, k, seed), dup.RATE, -1
+    rng = np.random.default_rng([seed, k, 1])
+    j = int(rng.integers(0, k))
+    j -= int(j % SCALE_COPY_EVERY == SCALE_COPY_EVERY - 1)
+    kind = SCALE_KINDS[(k // SCALE_COPY_EVERY) % len(SCALE_KINDS)]
+    y, sr = transform(scale_take(sources, j, seed), dup.RATE, kind, rng)
+    return y, sr, j
+
+
+def _reset_peak() -> None:
+    """Resets this process's peak resident memory (Linux: `VmHWM`)."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def _memory_gb(field: str = "VmHWM") -> float:
+    """This process's peak resident memory since `_reset_peak` (`VmHWM`), or its resident
+    memory now (`VmRSS`), in GB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return round(int(line.split()[1]) * 1024 / 1e9, 2)
+    return float("nan")
+
+
+def scale(sizes: Sequence[int], seed: int, baseline: str | None = None) -> list[dict]:
+    """The check of `n` files for each `n` of `sizes`, as a store's build runs it: the
+    prints (`scale_file`) spooled to disk as they come (not timed), then
+    `PrintSpool.check` (timed: seconds and peak resident memory); with `baseline`, the
+    same prints held in memory and checked by `find_duplicates` of that revision's
+    `preprocessing/duplicates.py` (up to `SCALE_BASELINE_FILES` files)."""
+    from preprocessing.content_check import PrintSpool  # noqa: PLC0415  (scale only)
+
+    sources = scale_sources()
+    baseline_module = _baseline_module(baseline) if baseline else None
+    out = []
+    for n in sizes:
+        old = baseline_module if n <= SCALE_BASELINE_FILES else None
+        copies: dict[int, int] = {}
+        with PrintSpool() as spool:
+            held = []
+            _reset_peak()
+            for k in range(n):
+                y, sr, j = scale_file(sources, k, seed)
+                spool.add(str(k), dup.content_print(y, sr))
+                if old is not None:
+                    held.append(old.compact(old.content_print(y, sr)))
+                if j >= 0:
+                    copies[k] = j
+            run: dict = {"files": n, "planted": len(copies)}
+            if old is not None:  # first, then its prints go
+                run["baseline"] = _timed_check(functools.partial(
+                    _as_check, old.find_duplicates, held), copies, reset=False)
+                held.clear()
+            run.update(_timed_check(spool.check, copies))
+        print(f"  scale: {run}", flush=True)
+        out.append(run)
+    return out
+
+
+def _timed_check(check: Callable[[], Any], copies: dict[int, int], reset: bool = True
+                 ) -> dict:
+    """Seconds, peak memory (since the prints were made when `reset` is off: the baseline's
+    prints are in memory), recall of the planted copies and other pairs of one check."""
+    before = _memory_gb("VmRSS")
+    if reset:
+        _reset_peak()
     t0, c0 = time.perf_counter(), time.process_time()
-    pairs = dup.candidate_pairs(prints)
-    return {"files": n_files, "landmarks": len(hashes), "candidate_pairs": int(len(pairs)),
-            "wall_s": round(time.perf_counter() - t0, 1),
-            "cpu_s": round(time.process_time() - c0, 1),
-            "max_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 2)}
+    result = check()
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    found = {(int(a), int(b)) for a, b, _ in result.pairs}
+    hit = sum((j, k) in found for k, j in copies.items())
+    return {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "rss_before_gb": before,
+            "peak_rss_gb": _memory_gb(),
+            "recall": round(hit / max(1, len(copies)), 4), "other_pairs": len(found) - hit}
+
+
+def _as_check(find: Callable[[list], Sequence[Any]], prints: list) -> Any:
+    """The pairs the baseline's `find(prints)` finds, as a check's (`pairs` of `(first,
+    second, similarity)`)."""
+    return argparse.Namespace(pairs=[(p.first, p.second, p.similarity) for p in find(prints)])
+
+
+def _baseline_module(revision: str) -> Any:
+    """`preprocessing/duplicates.py` as it was at `revision` (git), imported under another
+    name."""
+    import importlib.util  # noqa: PLC0415  (baseline only)
+    import subprocess  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+
+    source = subprocess.run(["git", "show", f"{revision}:preprocessing/duplicates.py"],
+                            cwd=ROOT, check=True, capture_output=True, text=True).stdout
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "duplicates_baseline.py"
+        path.write_text(source)
+        spec = importlib.util.spec_from_file_location("duplicates_baseline", path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # its dataclasses look it up
+        spec.loader.exec_module(module)
+    return module
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--datasets", nargs="+", default=["fsdd", "ravdess"])
+    p.add_argument("--datasets", nargs="+", choices=["fsdd", "ravdess"],
+                   help="the sets run (default: both, none with --scale)")
     p.add_argument("--methods", nargs="+", default=["landmarks"],
                    choices=["landmarks", "chromaprint", "vectors", "aisfx"])
     p.add_argument("--transforms", nargs="+", default=list(TRANSFORMS), choices=TRANSFORMS)
-    p.add_argument("--scale", type=int, default=0, help="files of the synthetic index run")
+    p.add_argument("--scale", type=int, nargs="+", default=[],
+                   help="file counts of the scale runs (e.g. 10000 30000 100000)")
+    p.add_argument("--baseline", metavar="REVISION",
+                   help="with --scale, also time this git revision's check on the same files")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="write the figures as JSON here")
     args = p.parse_args(argv)
     if not SHARED.is_dir():
         print(f"{SHARED} is absent: nothing to measure.")
         return 0
-    report = {d: run_dataset(d, args.methods, args.seed, args.transforms)
-              for d in args.datasets}
+    datasets = args.datasets if args.datasets is not None else \
+        ([] if args.scale else ["fsdd", "ravdess"])
+    report: dict = {d: run_dataset(d, args.methods, args.seed, args.transforms)
+                    for d in datasets}
     if args.scale:
-        report["scale"] = scale(args.scale, args.seed)
+        report["scale"] = scale(args.scale, args.seed, args.baseline)
     text = json.dumps(report, indent=1, default=str)
     print(text)
     if args.out:

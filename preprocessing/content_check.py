@@ -10,11 +10,11 @@ item, `--merge-duplicates` on the command lines.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import io
 import os
-import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -27,22 +27,25 @@ import scipy.sparse.csgraph
 from tqdm import tqdm
 
 from preprocessing.audio import Region, load_audio
+from preprocessing.candidates import LandmarkSpool
 from preprocessing.duplicates import (
     METHOD,
     RATE,
     THRESHOLD,
     ContentPrint,
+    candidate_pairs,
     compact,
     content_print,
-    find_duplicates,
+    verified_pairs,
 )
 from preprocessing.parallel import process_pool
 from preprocessing.rows import row_region
+from preprocessing.spool import ArraySpool
 from xval.core.errors import DatasetError
 from xval.core.files import atomic_write_text
 from xval.core.terminal import is_terminal
 
-__all__ = ["EXAMPLES", "Crossing", "DuplicateCheck", "PrintSpool", "check_prints", "check_files",
+__all__ = ["EXAMPLES", "Crossing", "DuplicateCheck", "PrintSpool", "check_files",
            "crossing_pairs", "item_groups", "leaks_per_fold", "merged_items", "print_of",
            "report_lines", "write_pairs_csv"]
 
@@ -127,22 +130,11 @@ def print_of(path: str, region: Region | None = None) -> ContentPrint | str:
     return compact(content_print(y, RATE))
 
 
-def check_prints(clips: Sequence[str], prints: Sequence[ContentPrint], *,
-                 threshold: float = THRESHOLD, unreadable: Iterable[str] = (),
-                 seconds: float = 0.0) -> DuplicateCheck:
-    """The check of files whose prints are computed (`clips[i]` is the clip of `prints[i]`)."""
-    t0 = time.perf_counter()
-    pairs = find_duplicates(prints, threshold=threshold)
-    found = tuple((clips[p.first], clips[p.second], p.similarity) for p in pairs)
-    return DuplicateCheck(threshold=threshold, files=len(clips), pairs=found,
-                          unreadable=tuple(unreadable),
-                          seconds=seconds + time.perf_counter() - t0)
-
-
 def check_files(rows: pd.DataFrame, *, workers: int = 1, threshold: float = THRESHOLD,
                progress: bool = False) -> DuplicateCheck:
     """Decodes every clip of source rows (`path`, `clip`, optional region columns) at the
-    check's rate and checks them, in `workers` processes.
+    check's rate and checks them, in `workers` processes (the prints kept on disk as they
+    come, `PrintSpool`).
 
     Args:
         rows: one row per clip (a clip's rows beyond the first are ignored).
@@ -157,67 +149,71 @@ def check_files(rows: pd.DataFrame, *, workers: int = 1, threshold: float = THRE
     rows = rows.drop_duplicates("clip")
     work = [(str(r["path"]), row_region(r)) for r in rows.to_dict("records")]
     workers = max(1, min(workers, len(work)))
-    if workers == 1:
-        results: Iterable[ContentPrint | str] = (print_of(*w) for w in work)
-        results = list(tqdm(results, total=len(work), unit="file", desc="content check",
-                            disable=not (progress and is_terminal())))
-    else:
-        with process_pool(workers) as pool:
-            results = list(tqdm(pool.map(print_of, *zip(*work), chunksize=8), total=len(work),
-                                unit="file", desc="content check",
-                                disable=not (progress and is_terminal())))
-    clips, prints, unreadable = [], [], []
-    for clip, result in zip(rows["clip"].astype(str), results):
-        if isinstance(result, str):
-            unreadable.append(clip)
+    unreadable = []
+    with contextlib.ExitStack() as stack:
+        spool = stack.enter_context(PrintSpool())
+        if workers == 1:
+            results: Iterable[ContentPrint | str] = (print_of(*w) for w in work)
         else:
-            clips.append(clip)
-            prints.append(result)
-    return check_prints(clips, prints, threshold=threshold, unreadable=unreadable,
-                        seconds=time.perf_counter() - t0)
+            pool = stack.enter_context(process_pool(workers))
+            results = pool.map(print_of, *zip(*work), chunksize=8)
+        results = tqdm(results, total=len(work), unit="file", desc="content check",
+                       disable=not (progress and is_terminal()))
+        for clip, result in zip(rows["clip"].astype(str), results):
+            if isinstance(result, str):
+                unreadable.append(clip)
+            else:
+                spool.add(clip, result)
+        return spool.check(threshold, unreadable=unreadable,
+                           seconds=time.perf_counter() - t0)
 
 
 class PrintSpool:
-    """The content prints of a store being built, kept for its check: the waveforms in a
-    temporary file in `folder` (a large store holds hours of audio), the landmarks in
-    memory. The file has no name (`tempfile.TemporaryFile`: the system removes it with the
-    process, however the process ends, SIGKILL included). Use it as a context manager: the
-    file is closed on leaving.
+    """The content prints of many files, kept on disk for their check (a large store holds
+    hours of audio): the waveforms and the landmarks in unnamed temporary files in `folder`
+    (the system removes them with the process, however it ends, SIGKILL included), read
+    back a range at a time. Use it as a context manager: the files are closed on leaving.
 
     Args:
-        folder: where the temporary file goes (beside the store).
+        folder: where the temporary files go (beside the store). Defaults to the system's
+            temporary folder.
     """
 
-    def __init__(self, folder: Path) -> None:
-        self._file = tempfile.TemporaryFile(dir=folder)
+    def __init__(self, folder: Path | None = None) -> None:
+        self._waves = ArraySpool(np.int16, folder)
+        self._landmarks = LandmarkSpool(folder)
         self.clips: list[str] = []
         self._spans: list[tuple[int, int]] = []
-        self._landmarks: list[tuple[np.ndarray, np.ndarray]] = []
-        self._end = 0
 
     def __enter__(self) -> PrintSpool:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._file.close()
+        self._waves.close()
+        self._landmarks.close()
 
     def add(self, clip: str, content: ContentPrint) -> None:
         """Keeps the print of one clip."""
-        wave = np.ascontiguousarray(content.wave, dtype=np.int16)
-        self._file.write(wave.tobytes())
+        start = self._waves.append(compact(content).wave)
+        self._spans.append((start, start + len(content.wave)))
+        self._landmarks.add(content.hashes, content.times)
         self.clips.append(str(clip))
-        self._spans.append((self._end, len(wave)))
-        self._end += len(wave)
-        self._landmarks.append((content.hashes, content.times))
 
-    def check(self, threshold: float = THRESHOLD) -> DuplicateCheck:
-        """The check of every clip added."""
-        self._file.flush()
-        waves = np.memmap(self._file, np.int16, "r", shape=(self._end,)) if self._end \
-            else np.zeros(0, np.int16)
-        prints = [ContentPrint(waves[start:start + n], h, t)
-                  for (start, n), (h, t) in zip(self._spans, self._landmarks)]
-        return check_prints(self.clips, prints, threshold=threshold)
+    def wave(self, i: int) -> np.ndarray:
+        """The waveform of the `i`-th clip added (16-bit, scaled to its peak)."""
+        return self._waves.read(*self._spans[i])
+
+    def check(self, threshold: float = THRESHOLD, *, unreadable: Iterable[str] = (),
+              seconds: float = 0.0) -> DuplicateCheck:
+        """The check of every clip added (`unreadable`: clips left out, `seconds`: time
+        spent before, both recorded)."""
+        t0 = time.perf_counter()
+        pairs = verified_pairs(candidate_pairs(self._landmarks.landmarks()), self.wave,
+                               threshold=threshold)
+        found = tuple((self.clips[p.first], self.clips[p.second], p.similarity) for p in pairs)
+        return DuplicateCheck(threshold=threshold, files=len(self.clips), pairs=found,
+                              unreadable=tuple(unreadable),
+                              seconds=seconds + time.perf_counter() - t0)
 
 
 def crossing_pairs(check: DuplicateCheck, items: Mapping[str, str]) -> list[Crossing]:
