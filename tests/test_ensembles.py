@@ -396,3 +396,22 @@ def test_weight_grid_sums_to_one_and_stays_bounded_with_many_members():
     many = weight_grid(20)  # 11^20 points by brute force; a coarser grid here
     assert len(many) <= GRID_POINTS and np.allclose(many.sum(axis=1), 1.0)
     assert (many >= 0).all() and len({tuple(w) for w in many.round(6)}) == len(many)
+
+
+def test_members_with_another_rank_split_are_refused_saying_so():
+    """Members whose validation items are cut otherwise (another `rank_split`) validate the
+    same items, but not the same clips choose the weights: the refusal names rank_split."""
+    from types import SimpleNamespace
+
+    from xval.core.records import FoldResult, Status
+    from xval.report.ensembles import EnsembleError, _check_items
+
+    items = {"train": ["a", "b"], "val": ["c", "d"], "test": ["e"]}
+    split = {"train": ["a", "b"], "val": ["c"], "rank": ["d"], "test": ["e"]}
+    one, two = SimpleNamespace(label="instance 1"), SimpleNamespace(label="instance 2")
+    plain = FoldResult(instance=1, fold=0, status=Status.OK, items=items)
+    ranked = FoldResult(instance=2, fold=0, status=Status.OK, items=split)
+    _check_items(one, one, plain, plain)
+    with pytest.raises(EnsembleError, match=r"instance 2 fold 0 splits its validation items "
+                                             r"otherwise than instance 1 .*rank_split"):
+        _check_items(two, one, ranked, plain)

@@ -175,6 +175,13 @@ def _check_items(m: Member, first: Member, mine: FoldResult, theirs: FoldResult)
                 f"{m.label} fold {mine.fold} {what} other items than {first.label} "
                 f"({len(only)} differ, e.g. {only[0]!r}): an ensemble needs its members on "
                 "the same folds.")
+    if sorted(mine.items.get("rank", [])) != sorted(theirs.items.get("rank", [])):
+        raise EnsembleError(
+            f"{m.label} fold {mine.fold} splits its validation items otherwise than "
+            f"{first.label} ({len(mine.items.get('rank', []))} and "
+            f"{len(theirs.items.get('rank', []))} of them rank): their rank_split differs; "
+            "an ensemble chooses its weights on the same validation clips, so give its "
+            "members the same rank_split.")
 
 
 def member_clips(member: Member, fold: int, task: Task, classes: Sequence[str]
