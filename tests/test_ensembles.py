@@ -166,6 +166,12 @@ def test_ensemble_command_writes_a_new_instance(trained, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "Wrote instance 7" in proc.stdout and "ensemble of 2 + 4" in proc.stdout
     assert _record(copy, 7)["weighting"] == "equal"
+    for bad in ("-2", "0"):  # refused before anything is written
+        before = sorted(p.name for p in copy.iterdir())
+        proc = run_here(main, "ensemble", copy, "2", "4", "--as", bad, "--config", config.path)
+        assert proc.returncode == 2 and f"--as {bad}: an instance id is a whole number, 1 or " \
+            "more" in proc.stderr, proc.stderr
+        assert sorted(p.name for p in copy.iterdir()) == before
 
 
 def test_ensemble_declaration_is_checked():

@@ -176,6 +176,10 @@ def make_ensemble(exp_dir: Path, members: Sequence[int | str], *, instance: int 
     """
     layout = ExperimentLayout(exp_dir)
     found = members_of(exp_dir, members)
+    if instance is not None and instance < 1:  # before anything is read or written
+        raise ConfigurationError(f"--as {instance}: an instance id is a whole number, 1 or "
+                                 "more; give another, or leave --as out (the one after the "
+                                 "last instance).")
     if instance is None:
         instance = max([i.id for i in layout.instances()], default=0) + 1
     check_results_folders(layout, [instance], overwrite)  # the output rule
