@@ -6,6 +6,7 @@ files, a silent file, a corrupt file). Audio is made with numpy and written with
 soundfile; the tests marked `realdata` read ../shared/datasets."""
 
 import json
+import shutil
 
 import librosa
 import numpy as np
@@ -182,6 +183,14 @@ def test_dry_run_line_per_fold_and_duplicates_error_refuses(tmp_path, rng):
     (line,) = shared_audio_lines(store, folds)
     assert line.startswith("Warning: 1 pair(s) of files hold the same audio under two items")
     assert "per fold: 0: 1, 1: 1, 2: 0" in line and "--merge-duplicates" in line
+    # An experiment whose instances read another store of the same files (init's encoder
+    # store): the fix merges both, or the two stores would hold other items.
+    (line,) = shared_audio_lines(store, folds, [store, FeatureStore(store.path)])
+    assert line.count("--merge-duplicates") == 1
+    other = shutil.copytree(store.path, tmp_path / "store_aisfx")
+    (line,) = shared_audio_lines(store, folds, [store, FeatureStore(other)])
+    assert f"check {store.path} --merge-duplicates && python -m preprocessing check {other} " \
+        "--merge-duplicates" in line
     check_shared_audio(store, load_config(write_config(tmp_path / "warn")))  # warns only
     config = load_config(write_config(tmp_path / "strict", data={"duplicates": "error"}))
     with pytest.raises(DatasetError, match=r"1 pair\(s\) of files hold the same audio .*"

@@ -44,7 +44,7 @@ def data_checks(plan: Plan) -> list[str]:
     manifest = plan.manifest
     lines = [_summary(meta, labels, len(items)),
              _folds_line(len(items), manifest.folds_per_repeat, manifest.num_repeats)]
-    shared = shared_audio_lines(plan.store, plan.folds)
+    shared = shared_audio_lines(plan.store, plan.folds, plan.all_stores())
     warnings = [line for line in shared if line.startswith("Warning")]
     lines += [line for line in shared if line not in warnings]
     warnings += _single_validation(plan.folds)

@@ -25,13 +25,19 @@ ERROR = "error"
 Folds = Sequence[Mapping[str, Sequence[str]]]
 
 
-def _fix(store: FeatureStore) -> str:
-    return f"python -m preprocessing check {store.path} --merge-duplicates"
+def _fix(store: FeatureStore, others: Sequence[FeatureStore] = ()) -> str:
+    """The merge command, for every store the experiment reads: its stores of the same
+    files must keep the same items."""
+    paths = [str(store.path), *(str(o.path) for o in others if str(o.path) != str(store.path))]
+    return " && ".join(f"python -m preprocessing check {p} --merge-duplicates" for p in paths)
 
 
-def shared_audio_lines(store: FeatureStore, folds: Folds) -> list[str]:
+def shared_audio_lines(store: FeatureStore, folds: Folds,
+                       others: Sequence[FeatureStore] = ()) -> list[str]:
     """The data-check line of the store's content check: a fact when it found no pair
-    across items, a `Warning:` with the count per fold when it did."""
+    across items, a `Warning:` with the count per fold when it did, whose fix merges the
+    items in `store` and in the experiment's `others` stores alike (an instance's store
+    must hold the experiment's items)."""
     found = store_check(store)
     if found.check is None:
         return [f"Shared audio: not checked (the store was built before the content check; "
@@ -44,7 +50,8 @@ def shared_audio_lines(store: FeatureStore, folds: Folds) -> list[str]:
     per_fold = ", ".join(f"{i}: {n}" for i, n in enumerate(leaks))
     return [f"Warning: {len(found.crossing)} pair(s) of files hold the same audio under two "
             f"items ({what}). Test items sharing audio with a training or validation item, "
-            f"per fold: {per_fold}; their test scores are inflated. Merge them: {_fix(store)} "
+            f"per fold: {per_fold}; their test scores are inflated. Merge them: "
+            f"{_fix(store, others)} "
             "(`[data] duplicates = error` refuses such runs)."]
 
 
