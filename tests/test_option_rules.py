@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from tests.conftest import ROOT, run_script, run_script_here, write_script
+from tests.conftest import ROOT, run_script, run_script_here, write_config, write_script
 from xval.config.space import Float, Search
 from xval.core.errors import ConfigurationError
 from xval.report.tracking import tracking_uri
@@ -112,6 +112,29 @@ def test_gpu_count_takes_the_first_source_that_can_say(tmp_path, monkeypatch):
     monkeypatch.setattr(environment, "NVIDIA_DRIVER_GPUS", tmp_path / "gpus")
     calls.clear()
     assert environment.visible_gpu_count() == 1 and calls == []
+
+
+def test_a_process_executor_without_a_named_gpu_inherits_one_where_the_machine_has_it(
+        tmp_path, monkeypatch):
+    """No GPU named on a machine with one: the workers inherit it, so they are told to share
+    it (`inherited_gpu`), from the sources that start no process; none on a CPU machine,
+    or where CUDA_VISIBLE_DEVICES hides every GPU."""
+    from xval.config.loader import load_config
+    from xval.running.runner import executor_for
+
+    config = load_config(write_config(tmp_path))
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setattr(environment, "_backend_count", lambda *a: 1 / 0)  # never asked
+    monkeypatch.setattr(environment, "_nvml_count", lambda: None)
+    monkeypatch.setattr(environment, "_smi_count", lambda: 1)
+    monkeypatch.setattr(environment, "NVIDIA_DRIVER_GPUS", tmp_path / "absent")
+    assert executor_for("process", config, None, "jax").inherited_gpu
+    assert not executor_for("process", config, "0", "jax").inherited_gpu  # named: its own
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")
+    assert not environment.gpu_present()
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    monkeypatch.setattr(environment, "_smi_count", lambda: None)
+    assert not executor_for("process", config, None, "jax").inherited_gpu  # nothing says
 
 
 def test_gpu_count_sources_read_what_their_tools_print(monkeypatch, tmp_path):

@@ -12,7 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from xval.config.loader import Config, find_config, load_config
@@ -126,26 +126,29 @@ def visible_gpu_count(backend: str | None = None) -> int:
     Args:
         backend: the Keras backend that counts last. Defaults to `KERAS_BACKEND` (torch).
     """
-    sources = (_driver_count, _nvml_count, _smi_count,
-               functools.partial(_backend_count, backend))
+    return _first_count((*_cheap_sources(), functools.partial(_backend_count, backend))) or 0
+
+
+def _cheap_sources() -> tuple[Callable[[], int | None], ...]:
+    """The GPU counts that start no Python process (the backend's own count does)."""
+    return (_driver_count, _nvml_count, _smi_count)
+
+
+def _first_count(sources: Sequence[Callable[[], int | None]]) -> int | None:
+    """The count of the first source that can say, or `None`."""
     for source in sources:
         count = source()
         if count is not None:
             return count
-    return 0
+    return None
 
 
 def gpu_present() -> bool:
     """Whether a process that inherits `CUDA_VISIBLE_DEVICES` may find a GPU, from the
-    sources that cost nothing (the driver's folder, NVML, `nvidia-smi -L`; not the
-    backend's own count, which starts a process): `False` where none can say."""
+    sources that cost nothing (`_cheap_sources`): `False` where none can say."""
     if os.environ.get("CUDA_VISIBLE_DEVICES") in ("", "-1"):
         return False
-    for source in (_driver_count, _nvml_count, _smi_count):
-        count = source()
-        if count is not None:
-            return count > 0
-    return False
+    return bool(_first_count(_cheap_sources()))
 
 
 def check_gpus_visible(gpus: list[str], what: str, warn: Out, backend: str | None = None
