@@ -1032,6 +1032,26 @@ def test_late_best_epoch_said_in_the_terminal_and_marked_in_the_workbook(classif
                 f"of ") in table and f"({', '.join(map(str, folds))}): still improving" in table
 
 
+def test_quiet_report_and_ensemble_print_the_table_without_the_late_epoch_advice(
+        classification_run, tmp_path):
+    """`-q` prints results and errors only: the table, not the late-epoch advice under it
+    (the Folds sheet still marks those folds)."""
+    from tests.conftest import python_here
+
+    config, exp_dir, _, _ = classification_run
+    late = "in the last 10% of epochs"
+    said = {flags: python_here("-m", "xval", "report", exp_dir, "--no-workbook", "--config",
+                               config.path, *flags) for flags in ((), ("-q",))}
+    assert {p.returncode for p in said.values()} == {0}, said[("-q",)].stderr
+    loud, quiet = said[()].stdout, said[("-q",)].stdout
+    assert late in loud and late not in quiet + said[("-q",)].stderr
+    assert quiet.splitlines() == [line for line in loud.splitlines() if late not in line]
+    copy = shutil.copytree(exp_dir, tmp_path / "experiment_3")  # the ensemble writes there
+    proc = python_here("-m", "xval", "ensemble", copy, "1", "2", "--config", config.path, "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert "* selected on" in proc.stdout and late not in proc.stdout + proc.stderr
+
+
 def test_workbook_every_metric_header_names_its_level(classification_run):
     """Issue 38: every number names its level, in the Summary, Statistics and Folds sheets
     (the Metrics sheet names it in each group: `test (clip)`)."""

@@ -54,7 +54,7 @@ def main_ensemble(args: argparse.Namespace) -> int:
     instance = make_ensemble(exp_dir, args.members, instance=args.instance,
                              weighting=args.weights, overwrite=args.overwrite,
                              recorder=recorder)
-    print(terminal_table(recorder.results.refresh(), config=config))
+    print(terminal_table(recorder.results.refresh(), config=config, advice=not args.quiet))
     if not args.quiet:
         print(f"Wrote instance {instance} in {exp_dir}.")
     return 0

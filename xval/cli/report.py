@@ -32,5 +32,5 @@ def main_report(args: argparse.Namespace) -> int:
         path = xval.report.build_workbook(exp_dir, config=config)
         if args.format == "text" and not args.quiet:
             print(f"Rebuilt {path}")
-    print(terminal_table(exp_dir, config=config, fmt=args.format))
+    print(terminal_table(exp_dir, config=config, fmt=args.format, advice=not args.quiet))
     return 0

@@ -94,20 +94,25 @@ def _text(header: list[str], rows: list[list[str]], footer: str) -> str:
 
 
 def terminal_table(results: ExperimentResults | str | Path, config: Config | None = None,
-                   only: Collection[int] | None = None, fmt: str = "text") -> str:
+                   only: Collection[int] | None = None, fmt: str = "text", *,
+                   advice: bool = True) -> str:
     """The summary as text, CSV or Markdown, the selected instance marked with `*`.
 
     Each score reads "mean ± std over folds", and each column names its level (`val
     segment accuracy`). Where files are cut into segments, the clip scores come first
     (selection and headline) and the segment test score sits beside them.
     An instance with invalid folds reads e.g. `partial (1 invalid)`, and the text and
-    Markdown tables end with one line per invalid fold, naming why it is not believed.
+    Markdown tables end with one line per invalid fold, naming why it is not believed, and
+    (with `advice`) one line per instance whose best epoch came late in some folds.
 
     Args:
         results: an `ExperimentResults` or its folder.
         config: a `Config` (for the selection metric), or `None`.
         only: instance ids to show; `None` shows all.
         fmt: `"text"`, `"csv"` or `"markdown"`. Defaults to `"text"`.
+        advice: the lines of advice under the table (`late_epoch_lines`); `False` under
+            `-q`, which prints results and errors only (the workbook's Folds sheet marks
+            such folds either way). Defaults to `True`.
 
     Returns:
         The table as a string.
@@ -134,7 +139,7 @@ def terminal_table(results: ExperimentResults | str | Path, config: Config | Non
         writer.writerows(rows)
         return buffer.getvalue().rstrip("\n")
     notes = "\n".join([footer, *ensemble_note(results, shown), *invalid_lines(shown),
-                       *late_epoch_lines(shown)])
+                       *(late_epoch_lines(shown) if advice else [])])
     if fmt == "markdown":
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(r) + " |" for r in rows]
