@@ -46,8 +46,8 @@ from xval.core.files import atomic_write_text
 from xval.core.terminal import is_terminal
 
 __all__ = ["EXAMPLES", "Crossing", "DuplicateCheck", "PrintSpool", "check_files",
-           "crossing_pairs", "item_groups", "leaks_per_fold", "merged_items", "print_of",
-           "report_lines", "write_pairs_csv"]
+           "check_merge", "crossing_pairs", "groups_text", "item_groups", "leaks_per_fold",
+           "merged_items", "print_of", "report_lines", "write_pairs_csv"]
 
 EXAMPLES = 5
 """Pairs shown by the command lines (the CSV holds them all)."""
@@ -256,6 +256,9 @@ def merge_duplicates(check: DuplicateCheck, meta: pd.DataFrame
 
     Returns:
         The check with the groups it merged (`merged`), and the rows with their new items.
+
+    Raises:
+        DatasetError: when merging leaves fewer than two items (`check_merge`).
     """
     items, _ = clip_table(meta)
     groups = item_groups(crossing_pairs(check, items))
@@ -263,6 +266,11 @@ def merge_duplicates(check: DuplicateCheck, meta: pd.DataFrame
         return check, meta
     new = merged_items(groups)
     meta = meta.assign(item=[new.get(i, i) for i in meta["item"].astype(str)])
+    check_merge(groups, meta["item"].nunique(), needed=2,
+                rule="a store needs two or more to cross-validate",
+                fix="rebuild from the audio folder with the copies removed, or, if they are "
+                    "not copies, without --merge-duplicates once the data is cleaned (`python "
+                    "-m preprocessing check STORE --csv PAIRS.csv` lists every pair)")
     return (dataclasses.replace(check, merged=check.merged + tuple(map(tuple, groups))),
             meta)
 
@@ -282,7 +290,7 @@ def leaks_per_fold(crossing: Sequence[Crossing],
 
 def report_lines(check: DuplicateCheck, crossing: Sequence[Crossing],
                  sources: Mapping[str, str], *, fix: str, review: str = "--csv PAIRS.csv",
-                 examples: int = EXAMPLES) -> list[str]:
+                 examples: int = EXAMPLES, merging: bool = False) -> list[str]:
     """What the command lines print of a check: the count, a few pairs with both files and
     their similarity, the items involved, and the fix.
 
@@ -293,6 +301,8 @@ def report_lines(check: DuplicateCheck, crossing: Sequence[Crossing],
         fix: how to merge the items (`--merge-duplicates` of the command at hand).
         review: how to write every pair to a CSV. Defaults to `"--csv PAIRS.csv"`.
         examples: pairs shown. Defaults to `EXAMPLES`.
+        merging: the command merges the groups already (`--merge-duplicates` given): the
+            last line says so instead of giving `fix`. Defaults to `False`.
     """
     head = f"Content check ({check.described}) of {check.files} files: "
     skipped = (f" ({len(check.unreadable)} could not be read, not checked)"
@@ -311,14 +321,48 @@ def report_lines(check: DuplicateCheck, crossing: Sequence[Crossing],
                      f"{c.similarity:.3f}")
     if len(crossing) > examples:
         lines.append(f"  ... and {len(crossing) - examples} more ({review} writes them all)")
+    lines.append("  Items involved: " + groups_text(groups, examples))
+    if merging:
+        lines.append("  Their files could sit on both sides of a fold: each group becomes one "
+                     f"item (--merge-duplicates); review the pairs with {review}.")
+    else:
+        lines.append("  Their files could sit on both sides of a fold. Fix: each group becomes "
+                     f"one item with {fix}; or review the pairs ({review}).")
+    return lines
+
+
+def groups_text(groups: Sequence[Sequence[str]], examples: int = EXAMPLES) -> str:
+    """`{a, b, c}; {d, e}`: the first `examples` groups of items, six items of each at most,
+    and how many more."""
     shown = ["{" + ", ".join(g[:6]) + (", ..." if len(g) > 6 else "") + "}"
              for g in groups[:examples]]
-    lines.append("  Items involved: " + "; ".join(shown)
-                 + (f"; ... ({len(groups) - examples} more groups)" if len(groups) > examples
-                    else ""))
-    lines.append("  Their files could sit on both sides of a fold. Fix: each group becomes "
-                 f"one item with {fix}; or review the pairs ({review}).")
-    return lines
+    return "; ".join(shown) + (f"; ... ({len(groups) - examples} more groups)"
+                               if len(groups) > examples else "")
+
+
+def check_merge(groups: Sequence[Sequence[str]], left: int, *, needed: int, rule: str,
+                fix: str) -> None:
+    """Refuses a merge (`--merge-duplicates`) that leaves too few items to cross-validate:
+    files that hold the same audio chain the items together (a jingle, a silence, one
+    recording filed under every speaker), so that merging joins them all.
+
+    Args:
+        groups: the groups of items merged (`item_groups`).
+        left: the items left after the merge.
+        needed: the fewest items the command can use.
+        rule: why, e.g. `"cross-validation needs at least 3"`.
+        fix: what to do instead (the command's own words).
+
+    Raises:
+        DatasetError: naming the items left, the groups merged, the rule and the fix.
+    """
+    if left >= needed:
+        return
+    merged = sum(map(len, groups))
+    raise DatasetError(
+        f"--merge-duplicates left {left} item(s): files that hold the same audio join "
+        f"{merged} items into {len(groups)} group(s) ({groups_text(groups)}), each merged into "
+        f"one item, and {rule}. Look at the pairs: {fix}.")
 
 
 def write_pairs_csv(path: str | os.PathLike[str], crossing: Sequence[Crossing],

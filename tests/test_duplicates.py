@@ -169,6 +169,41 @@ def test_init_lists_the_copy_and_merge_duplicates_keeps_it_on_one_side(tmp_path,
     assert "ann+dee" in set(store.items) and "dee" not in set(store.items)
 
 
+def test_merge_that_joins_every_item_says_so_and_never_suggests_the_flag_given(tmp_path, rng):
+    """Copies that chain every item together (ann = bob, bob = cy): --merge-duplicates
+    would leave one item. init and `preprocessing check` say that the merge did it, name
+    the group and the fix, never blame the item rule nor suggest the flag already given;
+    nothing is written and the store keeps its items."""
+    audio = _folder(tmp_path / "audio", rng, speakers=("ann", "bob", "cy"))
+    _plant(audio, "yes/ann_0.wav", "yes/bob_9.ogg")
+    _plant(audio, "yes/bob_0.wav", "yes/cy_9.ogg")
+    project = tmp_path / "project"
+    project.mkdir()
+    proc = python_here("-m", "xval", "init", audio, "--item-pattern", ITEM, "--encoder",
+                       "none", "--no-progress", "--merge-duplicates", cwd=project)
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr
+    error = proc.stderr.strip()
+    assert error.startswith("error: --merge-duplicates left 1 item(s)") and "\n" not in error
+    assert "{ann, bob, cy}" in error and "at least 3" in error
+    assert "remove the copies" in error and "without --merge-duplicates" in error
+    assert "--item-pattern" not in error  # the items were found; the merge joined them
+    assert "with `python -m xval init ... --merge-duplicates`" not in proc.stdout
+    assert "Merged items" not in proc.stdout and not (project / "data").exists()
+    write_config(tmp_path)
+    store = tmp_path / "data" / "speech"
+    built = python_here("-m", "preprocessing", "folders", audio, "--out", store,
+                        "--item-pattern", ITEM, "--workers", "1", "--no-progress",
+                        cwd=tmp_path)
+    assert built.returncode == 0, built.stderr
+    check = python_here("-m", "preprocessing", "check", store, "--merge-duplicates",
+                        cwd=tmp_path)
+    assert check.returncode == 2, check.stdout[-2000:] + check.stderr
+    assert check.stderr.startswith("error: --merge-duplicates left 1 item(s)")
+    assert "{ann, bob, cy}" in check.stderr and "two or more" in check.stderr
+    assert f"check {store} --merge-duplicates" not in check.stdout
+    assert set(FeatureStore(store).items) == {"ann", "bob", "cy"}  # not rewritten
+
+
 def test_dry_run_line_per_fold_and_duplicates_error_refuses(tmp_path, rng):
     audio = _folder(tmp_path / "audio", rng)
     _plant(audio)

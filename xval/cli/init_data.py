@@ -18,6 +18,7 @@ from preprocessing import sources
 from preprocessing.content_check import (
     DuplicateCheck,
     check_files,
+    check_merge,
     crossing_pairs,
     item_groups,
     merged_items,
@@ -39,10 +40,15 @@ from xval.config.loader import PACKAGE_DEFAULT, Config
 from xval.core.errors import ConfigurationError, DatasetError
 from xval.folds import allowed_folds
 
-__all__ = ["MAX_FOLDS", "check_content", "check_rows", "encoder_store_params", "find_rows",
+__all__ = ["MAX_FOLDS", "MIN_ITEMS", "check_content", "check_rows", "encoder_store_params", "find_rows",
            "folds_for", "segment_for"]
 
 MAX_FOLDS = 5
+MIN_ITEMS = 3
+"""The fewest items init cross-validates: each fold tests one, validates on another and
+trains on the rest."""
+ITEMS_RULE = (f"cross-validation over items needs at least {MIN_ITEMS} (each fold tests one "
+              "item, validates on another and trains on the rest)")
 NO_SHARED_ID = ("every file is its own item: the file names give no sound grouping by "
                 "recording id (a name without its trailing take or slice suffix, such as -A "
                 "or _02): none is shared, or the shared ones only number a class's files "
@@ -133,11 +139,10 @@ def check_rows(rows: pd.DataFrame, how: str) -> None:
         raise DatasetError(f"Only one class ({rows['label'].iloc[0]!r}) was found ({how}); "
                            "classification needs two or more.")
     n_items = rows["item"].nunique()
-    if n_items < 3:
+    if n_items < MIN_ITEMS:
         raise DatasetError(
-            f"{n_items} item(s) found ({how}); cross-validation over items needs at least 3 "
-            "(each fold tests one item, validates on another and trains on the rest). Give "
-            "items with --pattern's (?P<item>..) group or --item-pattern.")
+            f"{n_items} item(s) found ({how}); {ITEMS_RULE}. Give items with --pattern's "
+            "(?P<item>..) group or --item-pattern.")
 
 
 def check_content(rows: pd.DataFrame, args: argparse.Namespace, workers: int
@@ -150,6 +155,9 @@ def check_content(rows: pd.DataFrame, args: argparse.Namespace, workers: int
     Returns:
         The rows (their items merged when asked; the check in `rows.attrs["duplicates"]`,
         which the stores record) and the check.
+
+    Raises:
+        DatasetError: when merging leaves fewer than `MIN_ITEMS` items (`check_merge`).
     """
     check = check_files(rows, workers=workers, progress=not args.no_progress)
     items = dict(zip(rows["clip"].astype(str), rows["item"].astype(str)))
@@ -157,7 +165,8 @@ def check_content(rows: pd.DataFrame, args: argparse.Namespace, workers: int
     crossing = crossing_pairs(check, items)
     fix = "`python -m xval init ... --merge-duplicates`"
     review = "`python -m preprocessing check STORE --csv PAIRS.csv` once the store is built"
-    for line in report_lines(check, crossing, sources, fix=fix, review=review):
+    for line in report_lines(check, crossing, sources, fix=fix, review=review,
+                             merging=args.merge_duplicates):
         print(textwrap.fill(line, width=100, subsequent_indent="    ", break_on_hyphens=False,
                             break_long_words=False) if not line.startswith("  ") else line)
     if not (crossing and args.merge_duplicates):
@@ -165,9 +174,14 @@ def check_content(rows: pd.DataFrame, args: argparse.Namespace, workers: int
         return rows, check
     groups = item_groups(crossing)
     new = merged_items(groups)
+    rows = rows.assign(item=[new.get(i, i) for i in rows["item"].astype(str)])
+    check_merge(groups, rows["item"].nunique(), needed=MIN_ITEMS, rule=ITEMS_RULE,
+                fix="if they are copies filed under several items, remove the copies from "
+                    "the audio folder and rerun init; if they are not (a jingle, silence or "
+                    "one take shared on purpose), run init without --merge-duplicates and "
+                    "clean the data")
     for group in groups:
         print(f"Merged items {', '.join(group)} into one: {'+'.join(group)} (--merge-duplicates).")
-    rows = rows.assign(item=[new.get(i, i) for i in rows["item"].astype(str)])
     check = dataclasses.replace(check, merged=tuple(map(tuple, groups)))
     rows.attrs["duplicates"] = check
     return rows, check

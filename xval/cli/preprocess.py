@@ -154,7 +154,8 @@ def _check(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         found = store_check(store)
     assert found.check is not None  # recorded just above when missing
     fix = f"python -m preprocessing check {args.store} --merge-duplicates"
-    for line in report_lines(found.check, found.crossing, found.sources, fix=fix):
+    for line in report_lines(found.check, found.crossing, found.sources, fix=fix,
+                             merging=args.merge_duplicates):
         print(line)
     if args.csv is not None and found.crossing:
         print(f"Wrote {write_pairs_csv(args.csv, found.crossing, found.sources)}: "
