@@ -256,6 +256,28 @@ def test_dry_run_prints_the_data_checks(config_path, config):
     assert not config.results_dir.exists()
 
 
+def test_dry_run_says_when_rank_split_is_rounded_to_whole_items(tmp_path):
+    """`rank_split` cuts each fold's validation items in whole items: where that moves the
+    share noticeably (0.5 of 3 items ranks 2), the data checks say so once per value,
+    naming it, the counts and the share that results; an exact cut says nothing."""
+    from xval.config.loader import load_config
+
+    config_path = write_config(tmp_path, folds={"val_fraction": 0.3})
+    config = load_config(config_path)
+    tiny_store(config.data_dir, n_items=15, clips_per_class=1, segments=1)
+    experiment = make_experiment(config_path, n_instances=0)
+    experiment[1] = BASE + ["rank_split=0.5"]
+    experiment[2] = BASE + ["rank_split=0.5", "learning_rate=0.02"]
+    experiment[3] = BASE + ["rank_split=0.34"]
+    lines = []
+    assert experiment.run(config=config, dry_run=True, out=lines.append).exit_code == 0
+    rounded = [line for line in lines if line.startswith("Rank split:")]
+    assert rounded == ["Rank split: rank_split=0.5 (instance(s) 1, 2) is rounded to whole "
+                       "validation items (the others pick the epoch): 2 of 3 rank (0.67) in "
+                       "fold(s) 0, 1, 2."], "\n".join(lines)
+    assert not config.results_dir.exists()
+
+
 def test_experiment_resume_skips_done_and_refuses_changed_params(config_path, config, store):
     exp = make_experiment(config_path)
     exp.run(config=config, out=lambda *a: None)

@@ -196,7 +196,10 @@ class TrainingParams(Settings):
                "are then ranked on items their epoch was not chosen on, when every complete "
                "instance has them. 0 (the default): every validation item picks the epoch "
                "and ranks (docs/results.md, the selection study, measured both). The pick "
-               "depends on the fold only, so every instance gets the same two sets."))
+               "depends on the fold only, so every instance gets the same two sets. The cut "
+               "is in whole items, at least one on each side (a fold with one validation "
+               "item is refused): where rounding moves the share by 0.05 or more (0.5 of 3 "
+               "items ranks 2), the dry run and the run say the share that results."))
     mixup_alpha: float = setting(
         0.2, "mixup: Beta(alpha, alpha) mixing of training rows (0: off)", low=0, absent=0.0,
         notes=("Mixup: train on Beta(alpha, alpha) mixtures of pairs of rows and of their targets "

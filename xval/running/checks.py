@@ -2,7 +2,8 @@
 
 `data_checks(plan)` returns the lines: the items and classes of the store, how many folds
 its items allow, the store's content check (files holding the same audio under two items,
-`xval.running.shared_audio`), then warnings for what makes a result untrustworthy without
+`xval.running.shared_audio`), the share of validation items that rank when rounding to
+whole items changed the `rank_split` asked, then warnings for what makes a result untrustworthy without
 failing it (test items sharing audio with training items, single-item validation sets,
 classes a fold cannot learn, class imbalance, a run shorter than the regularisation
 defaults assume). Nothing here refuses: refusals (too few items for
@@ -17,7 +18,7 @@ import pandas as pd
 
 from xval import tasks
 from xval.core.parameters import InstanceParams
-from xval.folds import allowed_folds
+from xval.folds import RANK, allowed_folds, split_validation
 from xval.running.planner import Plan
 from xval.running.shared_audio import shared_audio_lines
 
@@ -27,6 +28,9 @@ IMBALANCE_RATIO = 3.0
 SHORT_RUN_EPOCHS = 20
 REGULARISERS = ("mixup_alpha", "label_smoothing", "time_masks", "freq_masks", "freq_warp",
                 "time_warp")
+# A rank split whose rounding to whole validation items moves the share by this much or
+# more is said (0.5 of 3 items ranks 2: 0.67).
+RANK_ROUNDING = 0.05
 
 
 def data_checks(plan: Plan) -> list[str]:
@@ -47,6 +51,7 @@ def data_checks(plan: Plan) -> list[str]:
     shared = shared_audio_lines(plan.store, plan.folds, plan.all_stores())
     warnings = [line for line in shared if line.startswith("Warning")]
     lines += [line for line in shared if line not in warnings]
+    lines += _rank_rounding(plan.folds, plan.resolved)
     warnings += _single_validation(plan.folds)
     if labels is not None:
         warnings += _missing_classes(meta, labels, plan.folds)
@@ -79,6 +84,32 @@ def _folds_line(n_items: int, num_folds: int, num_repeats: int = 1) -> str:
         if num_repeats > 1 else ""
     return (f"Folds: {num_folds} requested{repeated}; {n_items} items allow num_folds "
             f"{text} (leave one item out: {n_items}).")
+
+
+def _rank_rounding(folds: Sequence[Mapping[str, list[str]]],
+                   resolved: Mapping[int, InstanceParams]) -> list[str]:
+    """One line per `rank_split` value whose rounding to whole validation items
+    (`split_validation`) moves the share by `RANK_ROUNDING` or more in some fold: the value
+    asked, the instances asking it, and per count of items the share that results."""
+    asked: dict[float, list[int]] = {}
+    for k, p in resolved.items():
+        if p.rank_split:
+            asked.setdefault(float(p.rank_split), []).append(k)
+    out = []
+    for share, instances in asked.items():
+        counts: dict[tuple[int, int], list[int]] = {}
+        for i, fold in enumerate(folds):
+            rank = len(split_validation(fold, share, i)[RANK])
+            counts.setdefault((rank, len(fold["val"])), []).append(i)
+        if all(abs(rank / n - share) < RANK_ROUNDING for rank, n in counts):
+            continue
+        parts = [f"{rank} of {n} rank ({rank / n:.2f}) in "
+                 + (f"fold(s) {', '.join(map(str, where))}" if len(where) <= 6
+                    else f"{len(where)} folds") for (rank, n), where in sorted(counts.items())]
+        out.append(f"Rank split: rank_split={share:g} (instance(s) "
+                   f"{', '.join(map(str, instances))}) is rounded to whole validation items "
+                   f"(the others pick the epoch): {'; '.join(parts)}.")
+    return out
 
 
 def _single_validation(folds: Sequence[Mapping[str, list[str]]]) -> list[str]:
