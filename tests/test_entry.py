@@ -128,6 +128,52 @@ def test_run_entry_debug_prints_the_traceback(capsys):
     assert "Traceback (most recent call last)" in err and "error: '/x': Permission" in err
 
 
+# -- every refusal said the same way -----------------------------------------------------------
+
+def test_every_refusal_is_one_error_line(experiment_dir, tmp_path):
+    """Every command line says a refusal as one `error: ...` line on stderr (never `Error:`
+    nor a second line) and exits 2, whatever refuses: the run's planner, the ensemble,
+    export, the store, init, report, config, augmentation, the flags. Walked in this
+    process on a copy of a finished experiment; nothing refused is written."""
+    folder, script, original = experiment_dir
+    copy = tmp_path / "copy"
+    script = _copy(folder, script, copy)
+    results = copy / "results" / "tiny" / "experiment_1"
+    (results / "instance_3").mkdir()
+    (results / "instance_3" / "notes.txt").write_text("mine\n")
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "notes.txt").write_text("mine\n")
+    config = ("--config", copy / "config.ini")
+    refusals = {
+        (script.name, "--set", "hidden_units=8"): "Existing results were made with other "
+                                                  "parameters",
+        (script.name, "--set", "hiden_units=8"): "hiden_units",
+        ("-m", "xval", "ensemble", results, "1", f"{original}:1", "--as", "3", *config):
+            "instance_3 holds other results",
+        ("-m", "xval", "ensemble", results, "1", f"{original}:1", "--as", "1", *config):
+            "--as 1 is one of the members",
+        ("-m", "xval", "export", results / "instance_1", "--format", "keras", "--out", taken):
+            "was not written by python -m xval export",
+        ("-m", "preprocessing", "check", copy / "data" / "nope"): "is not a feature store",
+        ("-m", "xval", "init", tmp_path / "nope"): "is not a folder",
+        ("-m", "xval", "report", copy / "data", *config): "is not an experiment folder",
+        ("-m", "xval", "report", results, "-q", "-v", *config): "not both",
+        ("-m", "xval", "config", script.name, "9"): "instance 9",
+        ("-m", "augmentation", tmp_path / "nope", tmp_path / "out", "2"): "nope",
+    }
+    for args, needle in refusals.items():
+        proc = python_here(*args, cwd=copy)
+        said = f"{args}: {proc.stdout[-500:]}{proc.stderr}"
+        assert proc.returncode == 2, said
+        assert len(proc.stderr.splitlines()) == 1 and proc.stderr.startswith("error: "), said
+        assert needle in proc.stderr, said
+        assert "Error:" not in proc.stdout + proc.stderr, said
+    assert (results / "instance_3" / "notes.txt").read_text() == "mine\n"
+    assert (taken / "notes.txt").read_text() == "mine\n" and not (tmp_path / "out").exists()
+    assert sorted(p.name for p in results.glob("instance_*")) == ["instance_1", "instance_3"]
+
+
 # -- the inputs of the issue ----------------------------------------------------------------
 
 def test_init_project_naming_a_file(tmp_path):
