@@ -60,7 +60,8 @@ def check_folders(in_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str
     source = Path(in_dir).resolve()
     target = check_output_folder(out_dir, what="OUT").resolve()
     if not source.is_dir():
-        raise ConfigurationError(f"IN folder {str(source)!r} does not exist or is not a folder.")
+        raise ConfigurationError(f"IN {str(source)!r} does not exist or is not a folder; "
+                                 "give the folder that holds the audio files to augment.")
     if target == source or source in target.parents:
         raise ConfigurationError(
             f"OUT {str(target)!r} is inside IN {str(source)!r}; IN is never written to. "
@@ -219,7 +220,8 @@ def augment_folder(in_dir: str | os.PathLike[str], out_dir: str | os.PathLike[st
     files = sorted(p for p in source.rglob("*") if p.is_file()
                    and p.suffix.lower() in AUDIO_EXTENSIONS)
     if not files:
-        raise DatasetError(f"No audio files found under {source}.")
+        raise DatasetError(f"No audio files ({', '.join(sorted(AUDIO_EXTENSIONS))}) found "
+                           f"under {source}; give the folder that holds the files to augment.")
     record = run_record(source, n, seed, augmenter)
     pending, done_before = _pending(files, source, target, n, record, overwrite)
     work = [(str(p), str(p.relative_to(source)), str(target), n, seed, augmenter)

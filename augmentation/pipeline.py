@@ -44,11 +44,13 @@ def require_augment_extra(what: str = "Augmentation") -> None:
 def _audio_in(folder: str | os.PathLike[str], what: str) -> Path:
     path = Path(folder)
     if not path.is_dir():
-        raise ConfigurationError(f"{what} {str(path)!r} does not exist or is not a folder.")
+        raise ConfigurationError(f"{what} {str(path)!r} does not exist or is not a folder; "
+                                 "give a folder of audio files.")
     files = [p for p in path.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS]
     if not files:
         raise ConfigurationError(
-            f"{what} {str(path)!r} holds no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))})."
+            f"{what} {str(path)!r} holds no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))}"
+            "); give a folder of audio files."
         )
     return path
 
@@ -68,7 +70,9 @@ def check_parameters(params: Mapping[str, Any]) -> AugmentationParams:
     """
     missing = [k for k in PARAMETERS if k not in params]
     if missing:
-        raise ConfigurationError(f"Augmentation parameters missing: {', '.join(missing)}.")
+        raise ConfigurationError(f"Augmentation parameters missing: {', '.join(missing)}; "
+                                 "give every key of config.ini [augmentation] (`python -m xval "
+                                 "config --defaults` lists them).")
     return AugmentationParams(**schema.check_section(
         "augmentation", {k: params[k] for k in PARAMETERS}, style="param"))
 

@@ -159,8 +159,11 @@ def test_every_refusal_is_one_error_line(experiment_dir, tmp_path):
         ("-m", "xval", "init", tmp_path / "nope"): "is not a folder",
         ("-m", "xval", "report", copy / "data", *config): "is not an experiment folder",
         ("-m", "xval", "report", results, "-q", "-v", *config): "not both",
-        ("-m", "xval", "config", script.name, "9"): "instance 9",
-        ("-m", "augmentation", tmp_path / "nope", tmp_path / "out", "2"): "nope",
+        ("-m", "xval", "config", script.name, "9"): "instance 9: the experiment declares "
+                                                    "instances [1]; give one of them",
+        ("-m", "xval", "config", "nope.py"): "no such experiment script; give the path",
+        ("-m", "augmentation", tmp_path / "nope", tmp_path / "out", "2"):
+            "does not exist or is not a folder; give the folder that holds the audio files",
     }
     for args, needle in refusals.items():
         proc = python_here(*args, cwd=copy)

@@ -23,7 +23,8 @@ def instance_settings(experiment: ExperimentDeclaration, config: Config,
     """The configuration, and instance K's parameters as its run resolves them (with the
     store it trains on, when it is built), each with its source."""
     if not experiment.instances:
-        raise ConfigurationError(f"{args.experiment} declares no instances.")
+        raise ConfigurationError(f"{args.experiment} declares no instances; declare one "
+                                 "(`experiment[1] = {\"architecture\": ...}`).")
     k = sorted(experiment.instances)[0] if args.instance is None else args.instance
     if k in experiment.ensembles:
         raise ConfigurationError(f"instance {k} is {experiment.ensembles[k]!r}: it trains "
@@ -31,7 +32,7 @@ def instance_settings(experiment: ExperimentDeclaration, config: Config,
                                  "its members.")
     if k not in experiment.instances:
         raise ConfigurationError(f"instance {k}: the experiment declares instances "
-                                 f"{sorted(experiment.instances)}.")
+                                 f"{sorted(experiment.instances)}; give one of them.")
     overrides = parse_overrides(args.set)
     experiment, overrides = experiment.with_settings(overrides)
     try:

@@ -73,7 +73,7 @@ def _feature_options(args: argparse.Namespace, config: Config,
                 f"--feature-option {name}: not an option of --feature {feature}{flag}; "
                 f"the options of {feature!r} are: {', '.join(options) or 'none'}.")
         if name in out:
-            raise ConfigurationError(f"--feature-option {name} is given twice.")
+            raise ConfigurationError(f"--feature-option {name} is given twice; give it once.")
         default = options[name]
         if isinstance(default, bool | int | float) and not (
                 type(value) is type(default) or (type(default) is float

@@ -26,11 +26,13 @@ def load_experiment(path: str | Path) -> Experiment:
     """
     path = Path(path)
     if not path.is_file():
-        raise ConfigurationError(f"{path}: no such experiment script.")
+        raise ConfigurationError(f"{path}: no such experiment script; give the path of one "
+                                 "(e.g. experiments/exp1.py).")
     name = "_xval_script_" + re.sub(r"\W", "_", path.stem)
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
-        raise ConfigurationError(f"{path} is not a Python file.")
+        raise ConfigurationError(f"{path} is not a Python file; give an experiment script "
+                                 "(a .py file).")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     try:
@@ -49,7 +51,9 @@ def load_experiment(path: str | Path) -> Experiment:
     # `xval.Experiment` is a declaration with its run: checked against the declaration, so
     # that `python -m xval config` imports the engine only through the script itself.
     if not isinstance(experiment, ExperimentDeclaration):
-        raise ConfigurationError(f"{path} defines no `experiment = Experiment(...)`.")
+        raise ConfigurationError(f"{path} defines no `experiment = Experiment(...)`; an "
+                                 "experiment script declares it at module level (see "
+                                 "experiments/exp1.py).")
     return cast("Experiment", experiment)
 
 

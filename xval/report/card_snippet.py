@@ -30,7 +30,8 @@ def read_wav(path):
     res_type="soxr_hq")."""
     with wave.open(path) as f:
         if f.getframerate() != RATE or f.getsampwidth() != 2:
-            sys.exit(f"{path}: expected 16-bit PCM at {RATE} Hz")
+            sys.exit(f"error: {path}: {8 * f.getsampwidth()}-bit at {f.getframerate()} Hz; "
+                     f"expected 16-bit PCM at {RATE} Hz: convert it first (see read_wav)")
         y = np.frombuffer(f.readframes(f.getnframes()), "<i2").astype(np.float32) / 32768
         return y.reshape(-1, f.getnchannels()).mean(axis=1)
 

@@ -18,7 +18,7 @@ import pandas as pd
 
 from xval import tasks
 from xval.core.parameters import InstanceParams
-from xval.folds import RANK, allowed_folds, split_validation
+from xval.folds import RANK, Fold, allowed_folds, split_validation
 from xval.running.planner import Plan
 from xval.running.shared_audio import shared_audio_lines
 
@@ -86,8 +86,7 @@ def _folds_line(n_items: int, num_folds: int, num_repeats: int = 1) -> str:
             f"{text} (leave one item out: {n_items}).")
 
 
-def _rank_rounding(folds: Sequence[Mapping[str, list[str]]],
-                   resolved: Mapping[int, InstanceParams]) -> list[str]:
+def _rank_rounding(folds: Sequence[Fold], resolved: Mapping[int, InstanceParams]) -> list[str]:
     """One line per `rank_split` value whose rounding to whole validation items
     (`split_validation`) moves the share by `RANK_ROUNDING` or more in some fold: the value
     asked, the instances asking it, and per count of items the share that results."""
