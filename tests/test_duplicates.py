@@ -66,6 +66,18 @@ def _plant(root, source="yes/ann_0.wav", copy="yes/dee_9.ogg"):
 ITEM = r"(?P<item>[a-z]+)_\d+"
 
 
+def _build(audio, tmp_path):
+    """`python -m preprocessing folders AUDIO` into `tmp_path/data/speech` (a config.ini
+    written there): the store's path and the command's result."""
+    write_config(tmp_path)
+    store = tmp_path / "data" / "speech"
+    built = python_here("-m", "preprocessing", "folders", audio, "--out", store,
+                        "--item-pattern", ITEM, "--workers", "1", "--no-progress",
+                        cwd=tmp_path)
+    assert built.returncode == 0, built.stderr
+    return store, built
+
+
 # -- the method -------------------------------------------------------------------------
 
 
@@ -120,12 +132,7 @@ def test_check_record_round_trip_crossings_groups_and_folds():
 def test_check_command_lists_writes_csv_and_merges_a_reencoded_copy(tmp_path, rng):
     audio = _folder(tmp_path / "audio", rng)
     _plant(audio)
-    write_config(tmp_path)
-    store = tmp_path / "data" / "speech"
-    built = python_here("-m", "preprocessing", "folders", audio, "--out", store,
-                        "--item-pattern", ITEM, "--workers", "1", "--no-progress",
-                        cwd=tmp_path)
-    assert built.returncode == 0, built.stderr
+    store, built = _build(audio, tmp_path)
     assert "1 pair(s) of files hold the same audio under two items" in built.stdout
     proc = python_here("-m", "preprocessing", "check", store, "--csv", tmp_path / "pairs.csv",
                        "--merge-duplicates", cwd=tmp_path)
@@ -189,12 +196,7 @@ def test_merge_that_joins_every_item_says_so_and_never_suggests_the_flag_given(t
     assert "--item-pattern" not in error  # the items were found; the merge joined them
     assert "with `python -m xval init ... --merge-duplicates`" not in proc.stdout
     assert "Merged items" not in proc.stdout and not (project / "data").exists()
-    write_config(tmp_path)
-    store = tmp_path / "data" / "speech"
-    built = python_here("-m", "preprocessing", "folders", audio, "--out", store,
-                        "--item-pattern", ITEM, "--workers", "1", "--no-progress",
-                        cwd=tmp_path)
-    assert built.returncode == 0, built.stderr
+    store, _ = _build(audio, tmp_path)
     check = python_here("-m", "preprocessing", "check", store, "--merge-duplicates",
                         cwd=tmp_path)
     assert check.returncode == 2, check.stdout[-2000:] + check.stderr
