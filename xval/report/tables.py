@@ -216,7 +216,7 @@ def report_note(results: ExperimentResults, config: Config | None = None) -> str
             "Report its "
             f"test {metric} at {names[level]} level: {_value(sel, metric, 'test', level)} "
             f"± {_value(sel, metric, 'test', level, 'std')} (mean ± std over {n} folds)")
-    if level == "clip":
+    if level == "clip" and sel.metric(metric, "test") is not None:  # an ensemble has none
         note += (f", {names['segment']} level beside it: {_value(sel, metric, 'test')} ± "
                  f"{_value(sel, metric, 'test', stat='std')}")
     note += f". Choose on validation, report test. {selection.why}"
@@ -226,7 +226,7 @@ def report_note(results: ExperimentResults, config: Config | None = None) -> str
     whole = results.clip_from_segment(metric, "val")
     if whole and chosen == "clip":
         note += (f" Instance(s) {', '.join(map(str, whole))} have one row per clip (an "
-                 f"embedding store, or an ensemble): their {names['segment']} scores are their "
+                 f"embedding store): their {names['segment']} scores are their "
                  f"{names['clip']} scores.")
     lacking = results.without_clip_level(metric, "val")
     if lacking:

@@ -281,7 +281,8 @@ class ResultsStore:
     def instance(self, layout: InstanceLayout, num_folds: int | None, rules_of: RulesOf,
                  edited: EditedCheck | None = None) -> InstanceFiles:
         """Reads an instance folder: its parameters, its believed fold records (each
-        checked), why the others are not believed, its trial and nested records.
+        checked; an ensemble's read as clip scores only, `FoldResult.as_ensemble_fold`),
+        why the others are not believed, its trial, nested and ensemble records.
 
         Args:
             layout: the `instance_<k>` folder.
@@ -309,17 +310,17 @@ class ResultsStore:
         rules = rules_of(recorded, found.values())
         check = FoldCheck(layout.id, params.hash if params is not None else None,
                           params_problem, rules)
+        trial, nested, ensemble = (
+            self._optional(layout.trial_file, TrialRecord, unreadable),
+            self._optional(layout.nested_file, NestedRecord, unreadable),
+            self._optional(layout.ensemble_file, EnsembleRecord, unreadable))
         believed = {}
         for i, record in found.items():
             reason = check.reason(layout, i, record, self.digest)
             if reason:
                 invalid[i] = reason
-            else:
-                believed[i] = record
-        trial, nested, ensemble = (
-            self._optional(layout.trial_file, TrialRecord, unreadable),
-            self._optional(layout.nested_file, NestedRecord, unreadable),
-            self._optional(layout.ensemble_file, EnsembleRecord, unreadable))
+            else:  # an ensemble's folds: clip scores only, as older ones are read too
+                believed[i] = record.as_ensemble_fold() if ensemble is not None else record
         return InstanceFiles(params=params, folds=[believed[i] for i in sorted(believed)],
                              invalid=dict(sorted(invalid.items())), unreadable=unreadable,
                              trial=trial, task_type=recorded, rules=rules,
