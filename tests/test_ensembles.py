@@ -115,6 +115,9 @@ def test_ensemble_fold_records_hold_clip_scores_only(trained, tmp_path):
         assert ensemble.summary.levels() == ["clip"]
         assert ensemble.metric("accuracy", "test", "clip") == pytest.approx(expected)
         assert ensemble.metric("accuracy", "test", "segment") is None
+    record.metrics = None  # fold 2 scored at neither level: not believed
+    STORE.write(path, record)
+    assert results_of(copy)[3].invalid == {2: "it has no test metrics"}
 
 
 def _copy(trained, tmp_path):
