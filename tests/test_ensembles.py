@@ -253,6 +253,28 @@ def test_ensemble_predict_is_the_weighted_mean_of_its_members(trained):
                                                       key=answer["clip"]["scores"].get)
 
 
+def test_ensemble_refuses_to_predict_with_a_member_trained_again(trained, tmp_path):
+    """A member whose parameters changed since the ensemble was made (`exp.py 2 2
+    --overwrite` with another declaration, the ensemble not fused again) would answer with
+    models the weights were not chosen for: `predict` and `export` refuse, saying how to
+    compute the ensemble again."""
+    from xval.core.records import EnsembleRecord
+    from xval.core.storage import STORE
+    from xval.inference.predict import predict_files
+
+    _, _, base = trained
+    copy = _copy(trained, tmp_path)
+    path = copy / "instance_3" / "ensemble.json"
+    record = EnsembleRecord.from_dict(json.loads(path.read_text()))
+    record.members[1]["params_hash"] = "0" * 64  # made from another instance 2
+    STORE.write(path, record)
+    wavs = sorted(base.glob("audio/spk1/*_0.wav"))[:1]
+    with pytest.raises(ConfigurationError, match=r"instance_2, a member of the ensemble .* was "
+                       r"trained again with other parameters .* python -m xval ensemble "
+                       r".* 1 2 --as 3 --overwrite\)"):
+        predict_files(copy / "instance_3", wavs)
+
+
 def test_ensemble_row_in_the_workbook_and_the_table(trained):
     import openpyxl
 
@@ -316,6 +338,7 @@ def test_export_an_ensemble_of_audio_models_as_one_onnx(trained, tmp_path):
     assert "as one onnx model" in proc.stdout
     card = (out / "MODEL_CARD.md").read_text()
     assert "## Ensemble" in card and "member_scores" in card
+    assert "Front end: inside the model (`mel`, " in card  # the members' (the ensemble has none)
     # Equal weights, chosen on nothing; the fold table counts clips and has no best epoch.
     assert "chose the best epoch" not in card and "| None |" not in card
     assert "its members have equal weights in every fold" in card
