@@ -257,7 +257,7 @@ def test_ensemble_refuses_to_predict_with_a_member_trained_again(trained, tmp_pa
     """A member whose parameters changed since the ensemble was made (`exp.py 2 2
     --overwrite` with another declaration, the ensemble not fused again) would answer with
     models the weights were not chosen for: `predict` and `export` refuse, saying how to
-    compute the ensemble again."""
+    compute the ensemble again; the line under the table says so."""
     from xval.core.records import EnsembleRecord
     from xval.core.storage import STORE
     from xval.inference.predict import predict_files
@@ -273,6 +273,11 @@ def test_ensemble_refuses_to_predict_with_a_member_trained_again(trained, tmp_pa
                        r"trained again with other parameters .* python -m xval ensemble "
                        r".* 1 2 --as 3 --overwrite\)"):
         predict_files(copy / "instance_3", wavs)
+    from xval.report.tables import ensemble_note  # the table and the workbook say so
+
+    note = next(x for x in ensemble_note(results_of(copy)) if x.startswith("Instance 3 "))
+    assert "Instance(s) 2 were trained again with other parameters since" in note
+    assert not any("trained again" in x for x in ensemble_note(results_of(trained[1])))
 
 
 def test_ensemble_row_in_the_workbook_and_the_table(trained):

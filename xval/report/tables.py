@@ -276,7 +276,27 @@ def ensemble_note(results: ExperimentResults,
         lines.append(f"Instance {r.id} is an ensemble of instances "
                      f"{' + '.join(map(str, r.ensemble.instances))} ({r.ensemble.weighting} "
                      f"weights; per fold, in that order: {folds}).")
+        retrained = _retrained_members(results, r)
+        if retrained:
+            lines[-1] += (f" Instance(s) {', '.join(map(str, retrained))} were trained again "
+                          "with other parameters since: its scores are of the results they "
+                          "replaced; compute it again (rerun its script with its number, or "
+                          "python -m xval ensemble with --as and --overwrite).")
     return lines
+
+
+def _retrained_members(results: ExperimentResults, ensemble: InstanceResult) -> list[int]:
+    """The members (of the same experiment) whose folds now name other parameters than the
+    ones the ensemble was made from (`ensemble.json`)."""
+    out = []
+    for entry in ensemble.ensemble.members if ensemble.ensemble is not None else []:
+        member = results.instances.get(int(entry["instance"]))
+        made = entry.get("params_hash")
+        now = next((f.params_hash for f in member.folds if f.params_hash), None) \
+            if member is not None and entry.get("experiment", ".") == "." else None
+        if made and now and now != made:
+            out.append(int(entry["instance"]))
+    return out
 
 
 def status_label(instance: InstanceResult) -> str:
