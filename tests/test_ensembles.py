@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import run_here, tiny_store, write_config
+from tests.conftest import run_here, run_script_here, tiny_store, write_config, write_script
 from xval import Ensemble, Experiment
 from xval.cli.main import main
 from xval.config.loader import load_config
@@ -84,6 +84,42 @@ def test_ensemble_is_recorded_as_an_instance(trained):
     assert set(val["split"]) == {"val"} and len(val) == results[1].folds[0].n_rows["val"]
 
 
+def results_of(root):
+    from xval.report.results import ExperimentResults
+
+    return ExperimentResults(root)
+
+
+def test_ensemble_fold_records_hold_clip_scores_only(trained, tmp_path):
+    """An ensemble fuses its members' clip scores: its fold records hold them as clip
+    metrics, with no segment-level metrics, epoch or history; ensembles recorded before,
+    with their clip scores under `metrics`, are read the same way."""
+    from xval.core.records import FoldResult
+    from xval.core.storage import STORE
+
+    _, root, _ = trained
+    written = json.loads((root / "instance_3" / "fold_0.json").read_text())
+    assert written["metrics"] is None and "accuracy" in written["clip_metrics"]["test"]
+    assert written["best_epoch"] is None and written["history"] is None
+    copy = _copy(trained, tmp_path)
+    for i in range(3):  # as ensembles were recorded before: clip scores under `metrics`
+        path = copy / "instance_3" / f"fold_{i}.json"
+        record = FoldResult.from_dict(json.loads(path.read_text()))
+        record.metrics, record.clip_metrics = record.clip_metrics, None
+        STORE.write(path, record)
+    assert json.loads(path.read_text())["clip_metrics"] is None
+    expected = results_of(root)[3].metric("accuracy", "test", "clip")
+    for folder in (root, copy):
+        ensemble = results_of(folder)[3]
+        assert ensemble.status == "complete" and not ensemble.invalid
+        assert ensemble.summary.levels() == ["clip"]
+        assert ensemble.metric("accuracy", "test", "clip") == pytest.approx(expected)
+        assert ensemble.metric("accuracy", "test", "segment") is None
+    record.metrics = None  # fold 2 scored at neither level: not believed
+    STORE.write(path, record)
+    assert results_of(copy)[3].invalid == {2: "it has no test metrics"}
+
+
 def _copy(trained, tmp_path):
     _, root, _ = trained
     copy = tmp_path / "experiment_1"
@@ -120,7 +156,8 @@ def test_ensemble_weights_come_from_validation_rows_only(trained, tmp_path):
         _rewrite(copy / "instance_1" / f"predictions_fold_{i}.csv", wrong)
     moved = _ensemble(copy)
     assert [f["weights"] for f in moved.record.folds] == weights
-    assert [f.metrics["test"] for f in moved.folds] != [f.metrics["test"] for f in before.folds]
+    assert [f.clip_metrics["test"] for f in moved.folds] != \
+        [f.clip_metrics["test"] for f in before.folds]
 
     def right(table):  # member 1 now answers every validation row correctly
         p = [c for c in table.columns if c.startswith("p_")]
@@ -216,6 +253,33 @@ def test_ensemble_predict_is_the_weighted_mean_of_its_members(trained):
                                                       key=answer["clip"]["scores"].get)
 
 
+def test_ensemble_refuses_to_predict_with_a_member_trained_again(trained, tmp_path):
+    """A member whose parameters changed since the ensemble was made (`exp.py 2 2
+    --overwrite` with another declaration, the ensemble not fused again) would answer with
+    models the weights were not chosen for: `predict` and `export` refuse, saying how to
+    compute the ensemble again; the line under the table says so."""
+    from xval.core.records import EnsembleRecord
+    from xval.core.storage import STORE
+    from xval.inference.predict import predict_files
+
+    _, _, base = trained
+    copy = _copy(trained, tmp_path)
+    path = copy / "instance_3" / "ensemble.json"
+    record = EnsembleRecord.from_dict(json.loads(path.read_text()))
+    record.members[1]["params_hash"] = "0" * 64  # made from another instance 2
+    STORE.write(path, record)
+    wavs = sorted(base.glob("audio/spk1/*_0.wav"))[:1]
+    with pytest.raises(ConfigurationError, match=r"instance_2, a member of the ensemble .* was "
+                       r"trained again with other parameters .* python -m xval ensemble "
+                       r".* 1 2 --as 3 --overwrite\)"):
+        predict_files(copy / "instance_3", wavs)
+    from xval.report.tables import ensemble_note  # the table and the workbook say so
+
+    note = next(x for x in ensemble_note(results_of(copy)) if x.startswith("Instance 3 "))
+    assert "Instance(s) 2 were trained again with other parameters since" in note
+    assert not any("trained again" in x for x in ensemble_note(results_of(trained[1])))
+
+
 def test_ensemble_row_in_the_workbook_and_the_table(trained):
     import openpyxl
 
@@ -223,10 +287,18 @@ def test_ensemble_row_in_the_workbook_and_the_table(trained):
     proc = run_here(main, "report", root, "--config", config.path)
     assert proc.returncode == 0, proc.stderr
     assert "Instance 3 is an ensemble of instances 1 + 2" in proc.stdout
+    line = next(x for x in proc.stdout.splitlines() if x.lstrip("* ").startswith("3 "))
+    assert line.count("±") == 2, line  # validation and test clip scores; no segment score
     book = openpyxl.load_workbook(root / "experiment_1.xlsx")
     summary = [row for row in book["Summary"].iter_rows(values_only=True)]
     row = next(r for r in summary if r[0] == 3)
     assert "ensemble of 1 + 2" in row
+    header = list(summary[1])  # the test group's columns come last
+    test_clip, test_segment = (len(header) - 1 - header[::-1].index(f"{level} accuracy mean")
+                               for level in ("clip", "segment"))
+    assert row[test_clip] == pytest.approx(
+        np.mean([f.clip_metrics["test"]["accuracy"] for f in results_of(root)[3].folds]))
+    assert row[test_segment] is None  # not the clip score again
     sheet = [r for r in book["Ensembles"].iter_rows(values_only=True)]
     assert sheet[0][:5] == ("ID", "fold", "members", "weighting", "weights")
     record = _record(root, 3)
@@ -255,6 +327,10 @@ def test_export_an_ensemble_whose_member_takes_features_exports_members_apart(tr
     weights = np.mean([f["weights"] for f in _record(root, 3)["folds"]], axis=0)
     assert f"instance 1: weight {weights[0]:.2f}" in card and "## Ensemble" in card
     assert (out / "member_2" / "model.keras").is_file()
+    # What chose what: the weights, on each fold's validation clips; an ensemble has no epoch.
+    assert "chose the best epoch" not in card and "trains nothing and has no epoch: its " \
+        "weights were chosen on each fold's validation clips" in card
+    assert "| clip | accuracy |" in card and "| segment |" not in card
 
 
 def test_export_an_ensemble_of_audio_models_as_one_onnx(trained, tmp_path):
@@ -267,6 +343,13 @@ def test_export_an_ensemble_of_audio_models_as_one_onnx(trained, tmp_path):
     assert "as one onnx model" in proc.stdout
     card = (out / "MODEL_CARD.md").read_text()
     assert "## Ensemble" in card and "member_scores" in card
+    assert "Front end: inside the model (`mel`, " in card  # the members' (the ensemble has none)
+    # Equal weights, chosen on nothing; the fold table counts clips and has no best epoch.
+    assert "chose the best epoch" not in card and "| None |" not in card
+    assert "its members have equal weights in every fold" in card
+    assert "- Weighting: equal (the same weight for every member in every fold)." in card
+    assert "| fold | train items | val items | test items | train clips | val clips | test " \
+        "clips | classes (train/test) |\n" in card
 
 
 def test_split_validation_keeps_the_fold_and_is_the_same_for_every_instance():
@@ -374,7 +457,8 @@ def test_a_regression_ensemble_averages_values_weighted_on_validation(tmp_path):
     fused = pd.read_csv(root / "instance_3" / "predictions_fold_0.csv").set_index("clip")
     expected = fold["weights"][0] * members[0] + fold["weights"][1] * members[1]
     np.testing.assert_allclose(fused["predicted"], expected[fused.index], atol=1e-5)
-    assert {"rmse", "mae", "r2"} <= set(ExperimentResults(root)[3].folds[0].metrics["test"])
+    assert {"rmse", "mae", "r2"} <= set(
+        ExperimentResults(root)[3].folds[0].clip_metrics["test"])
 
 
 def test_an_ensemble_not_computed_says_why_on_stderr(capsys):
@@ -421,3 +505,53 @@ def test_members_with_another_rank_split_are_refused_saying_so():
     with pytest.raises(EnsembleError, match=r"instance 2 fold 0 splits its validation items "
                                              r"otherwise than instance 1 .*rank_split"):
         _check_items(two, one, ranked, plain)
+
+
+def _files(folder):
+    """Every file under `folder` with its modification time: what a refusal must not touch."""
+    return {p.relative_to(folder).as_posix(): p.stat().st_mtime_ns
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _script(tmp_path, second):
+    """The script of the trained experiment (instances 1 to 3) with instance 2 declared as
+    `second`, its results under `tmp_path`."""
+    return write_script(tmp_path, f"""
+        from xval import Ensemble, Experiment
+
+        experiment = Experiment(description="ensembles", dataset="mel", number=1, num_folds=3,
+                                parameters={{"epochs": 2, "batch_size": 16}},
+                                experiment_folder={str(tmp_path)!r})
+        experiment[1] = {AUDIO!r}
+        experiment[2] = {second!r}
+        experiment[3] = Ensemble(1, 2)
+
+        if __name__ == "__main__":
+            experiment.main()
+        """)
+
+
+def test_ensemble_refuses_members_made_with_other_parameters(trained, tmp_path):
+    """`exp.py 3 3` fuses members complete on disk only when their recorded parameters are
+    those the script declares: the check `exp.py 2 2` makes before it resumes 2, refused in
+    one line (exit 2) naming the member, what differs and the fix; nothing written."""
+    config, root, _ = trained
+    copy = tmp_path / "mel" / "experiment_1"
+    shutil.copytree(root, copy)
+    made = {**CNN, "comment_1": "log-mel store"}
+    script = _script(tmp_path, {**made, "filters": 8})
+    before = _files(copy)
+    member = run_script_here(script, "2", "2", "--config", config.path, "-q")
+    assert member.returncode == 2 and "Existing results were made with other parameters: " \
+        "instance 2 (filters: 4 -> 8)" in member.stderr, member.stderr
+    for extra in ([], ["--overwrite"]):  # --overwrite replaces the ensemble, not its members
+        proc = run_script_here(script, "3", "3", *extra, "--config", config.path, "-q")
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+        assert "instance 3 = Ensemble(1, 2) would fuse existing results made with other " \
+            "parameters than the script declares: instance 2 (filters: 4 -> 8). Retrain " \
+            "instance 2 first (the range 2 2 with --overwrite)" in proc.stderr, proc.stderr
+    assert _files(copy) == before
+    script = _script(tmp_path, made)  # as the members were made: fused again
+    proc = run_script_here(script, "3", "3", "--config", config.path, "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert _files(copy)["instance_3/ensemble.json"] != before["instance_3/ensemble.json"]

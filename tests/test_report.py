@@ -624,7 +624,7 @@ def test_report_one_row_per_clip_instance_is_compared_at_clip_level(tmp_path):
     assert results.best("accuracy", "val", level="auto").id == 1
     note = report_note(results)
     assert "no clip-level scores" not in note and "rerun" not in note
-    assert "Instance(s) 3 have one row per clip (an embedding store, or an ensemble): their " \
+    assert "Instance(s) 3 have one row per clip (an embedding store): their " \
         "segment scores are their clip scores." in note
     ws = load_workbook(build_workbook(results, path=tmp_path / "w.xlsx"))["Summary"]
     header = [c.value for c in ws[2]]

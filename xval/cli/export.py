@@ -118,6 +118,8 @@ def _export_ensemble(args: argparse.Namespace, source: Path, record: EnsembleRec
                         [info for _, _, info in found])
         info = found[0][2]
         facts = _facts(args, source, info, ensemble, model)
+        facts.front_end = " + ".join(dict.fromkeys(  # the members' (an ensemble has none)
+            member.parameters.front_end for member, _, _ in found if member is not None))
         facts.rules = {**E.export_metadata(info, task, model),
                        "clip_rule": export_ensemble.ENSEMBLE_CLIP_RULE,
                        "ensemble": json.dumps(dict(zip(map(str, record.instances), weights)))}

@@ -43,7 +43,9 @@ def member_folders(folder: str | Path, record: EnsembleRecord) -> list[Path]:
     to the ensemble's experiment).
 
     Raises:
-        ConfigurationError: for a member whose folder is gone.
+        ConfigurationError: for a member whose folder is gone, or whose `params.json` now
+            names other parameters than the ones the ensemble was made from (its weights and
+            scores are of the models it replaced).
     """
     experiment = Path(folder).parent
     found = []
@@ -54,6 +56,18 @@ def member_folders(folder: str | Path, record: EnsembleRecord) -> list[Path]:
             raise ConfigurationError(f"{path}, a member of the ensemble {folder}, does not "
                                      "exist; restore it (the ensemble answers with its "
                                      "members' models).")
+        made, now = member.get("params_hash"), STORE.params(InstanceLayout(
+            path, int(member["instance"])))[0]
+        if made and now is not None and now.hash != made:
+            names = " ".join(str(m["instance"]) if m.get("experiment", ".") == "." else
+                             f"{m['experiment']}:{m['instance']}" for m in record.members)
+            raise ConfigurationError(
+                f"{path}, a member of the ensemble {folder}, was trained again with other "
+                f"parameters (params hash {now.hash[:12]}) since the ensemble was made from "
+                f"it ({made[:12]}): its weights and scores are not this member's; compute "
+                "the ensemble again (rerun its experiment script with its number, or python "
+                f"-m xval ensemble {experiment} {names} --as {Path(folder).name.split('_')[-1]}"
+                " --overwrite).")
         found.append(path)
     return found
 

@@ -19,6 +19,7 @@ from preprocessing.features.recipes import librosa_recipe
 from xval import tasks
 from xval.core.dataset_info import DatasetInfo
 from xval.core.records import EnsembleRecord, FoldsManifest, Stat
+from xval.core.records.ensemble import VALIDATION
 from xval.report.card_snippet import run_snippet
 from xval.report.results import InstanceResult
 
@@ -102,7 +103,11 @@ def _task(facts: CardFacts, instance: InstanceResult | None) -> list[str]:
     if instance is not None and instance.ensemble is not None:
         out.append(f"- Model: an ensemble of instances "
                    f"{' + '.join(map(str, instance.ensemble.instances))} (see Ensemble below).")
-    elif instance is not None and instance.params:
+        out.append(f"- Output `scores` `(batch, {len(classes) or 'outputs'})`: each member's "
+                   "scores of the segment, averaged with the ensemble's weights (see Ensemble "
+                   "below).")
+        return [*out, ""]
+    if instance is not None and instance.params:
         typed = instance.parameters
         comments = "; ".join(str(c) for c in (typed.comment_1, typed.comment_2) if c)
         out.append(f"- Model: `{typed.architecture}`"
@@ -195,18 +200,28 @@ def _training_data(facts: CardFacts, instance: InstanceResult | None,
                 f"(the unit no fold splits: a test item is never seen in training or "
                 f"validation), e.g. {', '.join(items[:4])}{', ...' if len(items) > 4 else ''}."]
     if instance is not None and instance.folds:
-        out += ["", "| fold | train items | val items | test items | train rows | val rows "
-                "| test rows | classes (train/test) | best epoch |", "|" + " --- |" * 9]
-        for record in instance.folds:
-            counts = (facts.class_counts or {}).get(record.fold, {})
-            classes = "/".join(str(len(counts.get(s, {}))) for s in ("train", "test")) \
-                if counts else "-"
-            n = record.n_rows
-            out.append(f"| {record.fold} | " + " | ".join(
-                str(len(record.items.get(s, []))) for s in ("train", "val", "test"))
-                + f" | {n.get('train', '-')} | {n.get('val', '-')} | {n.get('test', '-')} | "
-                f"{classes} | {record.best_epoch} |")
+        out += _fold_table(facts, instance)
     return [*out, ""]
+
+
+def _fold_table(facts: CardFacts, instance: InstanceResult) -> list[str]:
+    """One row per fold: items and rows per split, classes, best epoch. An ensemble of
+    instances counts clips (it fuses its members' clip scores) and has no epoch."""
+    fused = instance.ensemble is not None
+    unit, last = ("clips", []) if fused else ("rows", ["best epoch"])
+    header = ["fold", "train items", "val items", "test items", *(
+        f"{s} {unit}" for s in ("train", "val", "test")), "classes (train/test)", *last]
+    out = ["", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for record in instance.folds:
+        counts = (facts.class_counts or {}).get(record.fold, {})
+        classes = "/".join(str(len(counts.get(s, {}))) for s in ("train", "test")) \
+            if counts else "-"
+        n = record.n_rows
+        cells = [record.fold, *(len(record.items.get(s, [])) for s in ("train", "val", "test")),
+                 *(n.get(s, "-") for s in ("train", "val", "test")), classes,
+                 *([] if fused else [record.best_epoch])]
+        out.append("| " + " | ".join(map(str, cells)) + " |")
+    return out
 
 
 def _stat(stat: Stat | None) -> str:
@@ -225,8 +240,7 @@ def _scores(instance: InstanceResult | None) -> list[str]:
                       "scores go with it.", ""]
     summary = instance.summary
     out += [f"Mean ± standard deviation over the {summary.folds_done} folds [95% confidence "
-            "interval of the mean]; validation items chose the best epoch, test items were "
-            "never seen in training.", "",
+            f"interval of the mean]; {_selection(instance)}", "",
             "| level | metric | validation | test |", "| --- | --- | --- | --- |"]
     for level in summary.levels():
         for metric in summary.metric_names(level, "test"):
@@ -234,6 +248,20 @@ def _scores(instance: InstanceResult | None) -> list[str]:
             out.append(f"| {level} | {metric} | {_stat(splits.get('val', {}).get(metric))} | "
                        f"{_stat(splits.get('test', {}).get(metric))} |")
     return [*out, ""]
+
+
+def _selection(instance: InstanceResult) -> str:
+    """What the validation items chose, and that the test items were kept out of it."""
+    record = instance.ensemble
+    if record is None:
+        return ("validation items chose the best epoch, test items were never seen in "
+                "training.")
+    chose = ("its weights were chosen on each fold's validation clips (so its validation "
+             "score is optimistic, as a trained instance's is)" if record.weighting ==
+             VALIDATION else "its members have equal weights in every fold")
+    return (f"an ensemble trains nothing and has no epoch: {chose}; each member's epochs "
+            "were chosen on its own validation items; test clips were never seen in training "
+            "nor in the choice of weights.")
 
 
 def _encoder(encoder: Mapping[str, Any] | None) -> list[str]:
@@ -313,9 +341,10 @@ def ensemble_card(ensemble: InstanceResult | None, record: EnsembleRecord,
     fusion = ("A clip's scores: each member's clip scores (its own input, segments and clip "
               "rule: see its card), averaged with the weights below, as `python -m xval "
               "predict` gives them for the ensemble's folder.")
-    body = ["## Ensemble", "", f"- Weighting: {record.weighting} ({record.objective} on each "
-            "fold's validation clips; the weights sum to 1).", *members, "", fusion, *per_fold,
-            ""]
+    how = (f"{record.objective} on each fold's validation clips; the weights sum to 1" if
+           record.weighting == VALIDATION else "the same weight for every member in every fold")
+    body = ["## Ensemble", "", f"- Weighting: {record.weighting} ({how}).", *members, "",
+            fusion, *per_fold, ""]
     if apart is None:
         return "\n".join(["", *body[:2], "- Outputs: `scores`, the members' scores of each "
                           "segment averaged with the weights; `member_scores` `(batch, members, "

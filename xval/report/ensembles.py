@@ -338,8 +338,9 @@ def _fold_result(instance: int, fold: int, members: Sequence[Member],
                  found: Sequence[Mapping[str, Clips]], weights: np.ndarray, task: Task,
                  classes: Sequence[str], params_hash_: str
                  ) -> tuple[FoldResult, dict[str, Any]]:
-    """The fold record of the ensemble (its scores on every split the members share) and
-    its row of the `EnsembleRecord`."""
+    """The fold record of the ensemble (its clip scores, `clip_metrics`, on every split the
+    members share: it has no segment level, no epoch and no history) and its row of the
+    `EnsembleRecord`."""
     import pandas as pd  # noqa: PLC0415  (pandas: when an ensemble is written)
 
     splits = [s for s in ("val", "rank", "test") if all(s in clips for clips in found)]
@@ -363,9 +364,9 @@ def _fold_result(instance: int, fold: int, members: Sequence[Member],
     n_test = len(found[0]["test"].ids)
     n_rows = {"test": n_test, **{s: len(found[0][s].ids) for s in HELD_OUT if s in splits},
               "train_original": int(round(n_test / ratio)) if ratio > 0 else 0}
-    result = FoldResult(
+    result = FoldResult(  # clip scores only: an ensemble fuses clips, never segments
         instance=instance, fold=fold, status=Status.OK, items=dict(source.items),
-        params_hash=params_hash_, task_type=task.name, metrics=metrics, n_rows=n_rows,
+        params_hash=params_hash_, task_type=task.name, clip_metrics=metrics, n_rows=n_rows,
         classes=list(classes) or None, predictions_csv=tables["test"].to_csv(index=False),
         val_predictions_csv=held_csv)
     member_val = [round(loss(task, c["val"].targets, c["val"].scores), 6) if "val" in c

@@ -77,11 +77,12 @@ def _task(result: InstanceResult) -> tasks.Task:
 
 def _levels(result: InstanceResult) -> list[tuple[str, str]]:
     """`(level, file suffix)` of the class figures: the headline level first (clip level
-    where files are cut into segments, no suffix), then the segment level (`_segment`)."""
+    where files are cut into segments, no suffix), then the segment level (`_segment`); an
+    ensemble of instances has the clip level alone."""
     found = result.summary.confusion_matrix
-    if not _classes(result) or found.get("segment") is None:
+    if not _classes(result):
         return []
-    levels = ["clip", "segment"] if "clip" in found else ["segment"]
+    levels = [level for level in ("clip", "segment") if found.get(level) is not None]
     return [(level, "" if k == 0 else f"_{level}") for k, level in enumerate(levels)]
 
 

@@ -216,7 +216,7 @@ def report_note(results: ExperimentResults, config: Config | None = None) -> str
             "Report its "
             f"test {metric} at {names[level]} level: {_value(sel, metric, 'test', level)} "
             f"± {_value(sel, metric, 'test', level, 'std')} (mean ± std over {n} folds)")
-    if level == "clip":
+    if level == "clip" and sel.metric(metric, "test") is not None:  # an ensemble has none
         note += (f", {names['segment']} level beside it: {_value(sel, metric, 'test')} ± "
                  f"{_value(sel, metric, 'test', stat='std')}")
     note += f". Choose on validation, report test. {selection.why}"
@@ -226,7 +226,7 @@ def report_note(results: ExperimentResults, config: Config | None = None) -> str
     whole = results.clip_from_segment(metric, "val")
     if whole and chosen == "clip":
         note += (f" Instance(s) {', '.join(map(str, whole))} have one row per clip (an "
-                 f"embedding store, or an ensemble): their {names['segment']} scores are their "
+                 f"embedding store): their {names['segment']} scores are their "
                  f"{names['clip']} scores.")
     lacking = results.without_clip_level(metric, "val")
     if lacking:
@@ -276,7 +276,27 @@ def ensemble_note(results: ExperimentResults,
         lines.append(f"Instance {r.id} is an ensemble of instances "
                      f"{' + '.join(map(str, r.ensemble.instances))} ({r.ensemble.weighting} "
                      f"weights; per fold, in that order: {folds}).")
+        retrained = _retrained_members(results, r)
+        if retrained:
+            lines[-1] += (f" Instance(s) {', '.join(map(str, retrained))} were trained again "
+                          "with other parameters since: its scores are of the results they "
+                          "replaced; compute it again (rerun its script with its number, or "
+                          "python -m xval ensemble with --as and --overwrite).")
     return lines
+
+
+def _retrained_members(results: ExperimentResults, ensemble: InstanceResult) -> list[int]:
+    """The members (of the same experiment) whose folds now name other parameters than the
+    ones the ensemble was made from (`ensemble.json`)."""
+    out = []
+    for entry in ensemble.ensemble.members if ensemble.ensemble is not None else []:
+        member = results.instances.get(int(entry["instance"]))
+        made = entry.get("params_hash")
+        now = next((f.params_hash for f in member.folds if f.params_hash), None) \
+            if member is not None and entry.get("experiment", ".") == "." else None
+        if made and now and now != made:
+            out.append(int(entry["instance"]))
+    return out
 
 
 def status_label(instance: InstanceResult) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from filelock import Timeout
 
+from xval.config.params import params_hash
 from xval.core.errors import ConfigurationError, ResultsConflictError
 from xval.core.layout import ExperimentLayout
 from xval.core.records import InstanceStatus, ParamsRecord
@@ -18,8 +19,15 @@ from xval.core.storage import STORE
 from xval.report.ensembles import EnsembleError, compute_ensemble, ensemble_params, members_of
 from xval.report.results import ExperimentResults
 from xval.running.declaration import Ensemble, ExperimentDeclaration
-from xval.running.planner import check_results_folders
+from xval.running.planner import (
+    Plan,
+    check_results_folders,
+    defaults_hint,
+    params_conflicts,
+    resolve_instances,
+)
 from xval.running.recorder import Out, Recorder
+from xval.running.stores import instance_stores
 
 
 def split_selection(experiment: ExperimentDeclaration, selected: Sequence[int]
@@ -30,17 +38,18 @@ def split_selection(experiment: ExperimentDeclaration, selected: Sequence[int]
 
 
 def with_stale(experiment: ExperimentDeclaration, ensembles: Sequence[int],
-               trained: Sequence[int], layout: ExperimentLayout) -> list[int]:
+               trained: Sequence[int], plan: Plan) -> list[int]:
     """`ensembles`, and the declared ensembles already on disk that a member run now would
     leave stale (`exp.py 2 2 --overwrite` retrains a member of 3: 3 is fused again). A
-    stale ensemble that could not be fused now (another member incomplete, its
-    declaration changed) is left as it is: it was not selected, so it refuses nothing."""
+    stale ensemble that could not be fused now (another member incomplete or made with
+    other parameters, its declaration changed) is left as it is: it was not selected, so it
+    refuses nothing."""
     stale = [k for k, spec in experiment.ensembles.items() if k not in ensembles
-             and layout.instance(k).root.is_dir() and set(spec.members) & set(trained)]
+             and plan.layout.instance(k).root.is_dir() and set(spec.members) & set(trained)]
     fusable = []
     for k in sorted(stale):
         try:
-            check_ensembles(experiment, [k], trained, layout, overwrite=False)
+            check_ensembles(experiment, [k], trained, plan, overwrite=False)
         except (ConfigurationError, ResultsConflictError):
             continue
         fusable.append(k)
@@ -48,15 +57,26 @@ def with_stale(experiment: ExperimentDeclaration, ensembles: Sequence[int],
 
 
 def check_ensembles(experiment: ExperimentDeclaration, ensembles: Sequence[int],
-                    trained: Sequence[int], layout: ExperimentLayout, overwrite: bool) -> None:
+                    trained: Sequence[int], plan: Plan, overwrite: bool) -> None:
     """Refuses, before anything is written or trained, a selected ensemble whose members
-    are not declared instances, or are neither run now nor complete on disk, or whose
-    folder holds other results (unless `overwrite`).
+    are not declared instances, or are neither run now nor complete on disk, or were made
+    with other parameters than the script declares (`check_member_params`), or whose folder
+    holds other results (unless `overwrite`).
+
+    Args:
+        experiment: the declaration.
+        ensembles: the ensembles to check.
+        trained: the instances run now (checked by the plan itself).
+        plan: the run's plan (its results folder, store, config and `--set` values).
+        overwrite: `--overwrite`: the ensembles' own folders may be replaced (never the
+            members' results: a member is retrained only when it is run).
 
     Raises:
         ConfigurationError: naming the ensemble, the member and the fix.
-        ResultsConflictError: for a folder of other results without `overwrite`.
+        ResultsConflictError: for a member made with other parameters, or a folder of other
+            results without `overwrite`.
     """
+    layout = plan.layout
     check_results_folders(layout, list(ensembles), overwrite)  # the output rule
     results = ExperimentResults(layout.root) if ensembles and layout.root.is_dir() else None
     for k in ensembles:
@@ -74,6 +94,8 @@ def check_ensembles(experiment: ExperimentDeclaration, ensembles: Sequence[int],
                     f"instance {k} = {spec!r} needs instance {member}, which is neither run "
                     "now nor complete; run them together (e.g. the range "
                     f"{min(spec.members)} {k}).")
+        check_member_params(experiment, k, [m for m in spec.members if m not in trained],
+                            plan)
         if overwrite:
             continue
         old, problem = STORE.params(layout.instance(k))
@@ -83,6 +105,44 @@ def check_ensembles(experiment: ExperimentDeclaration, ensembles: Sequence[int],
                 f"{layout.instance(k).root} holds other results than {spec!r} "
                 f"({problem or 'its params.json names other parameters'}); rerun with "
                 "--overwrite to replace them, or give the ensemble another number.")
+
+
+def check_member_params(experiment: ExperimentDeclaration, instance: int,
+                        members: Sequence[int], plan: Plan) -> None:
+    """Refuses to fuse members on disk whose recorded parameters are not those the script
+    declares for them now: the same check a run of the member itself makes before it
+    resumes (`xval.running.planner.check_params_files`), so that `exp.py 3 3` never fuses
+    results `exp.py 2 2` would refuse.
+
+    Args:
+        experiment: the declaration.
+        instance: the ensemble.
+        members: its members not run now (complete on disk).
+        plan: the run's plan.
+
+    Raises:
+        ResultsConflictError: naming the ensemble, each member and what differs, and the
+            fix (retrain the member; the ensemble is fused again after it).
+    """
+    if not members:
+        return
+    config, overrides = plan.config, plan.overrides
+    stores = instance_stores(experiment, config, list(members), overrides, plan.store)
+    resolved = resolve_instances(experiment, config, list(members), overrides, plan.store,
+                                 stores)
+    conflicts, changed = params_conflicts(
+        plan.layout, resolved, {k: params_hash(p) for k, p in resolved.items()})
+    if conflicts:
+        spec, ids = experiment.ensembles[instance], list(conflicts)
+        retrain = (f"instance {ids[0]} first (the range {ids[0]} {ids[0]} with --overwrite)"
+                   if len(ids) == 1 else f"instances {', '.join(map(str, ids))} first (each "
+                   "as the range K K with --overwrite)")
+        raise ResultsConflictError(
+            f"instance {instance} = {spec!r} would fuse existing results made with other "
+            "parameters than the script declares: "
+            + "; ".join(f"instance {k} ({what})" for k, what in conflicts.items())
+            + f". Retrain {retrain}: the ensemble is fused again after it; or declare the "
+            "member as a new instance." + defaults_hint(changed))
 
 
 def _params(experiment: ExperimentDeclaration, instance: int) -> ParamsRecord:

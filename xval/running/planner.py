@@ -376,7 +376,30 @@ def check_params_files(layout: ExperimentLayout, resolved: Mapping[int, Instance
             values to pin when only config.ini's defaults changed), or for a `params.json`
             that is not a parameter record.
     """
-    conflicts: list[str] = []
+    conflicts, changed = params_conflicts(layout, resolved, hashes)
+    if conflicts:
+        raise ResultsConflictError(
+            "Existing results were made with other parameters: "
+            + "; ".join(f"instance {k} ({what})" for k, what in conflicts.items())
+            + ". Rerun with --overwrite (or overwrite_results=True) to replace them, or "
+            "declare a new instance." + defaults_hint(changed)
+        )
+
+
+def params_conflicts(layout: ExperimentLayout, resolved: Mapping[int, InstanceParams],
+                     hashes: Mapping[int, str]) -> tuple[dict[int, str], dict[str, Any]]:
+    """The instances whose `params.json` holds other parameters than `resolved`.
+
+    Returns:
+        `(conflicts, changed)`: instance id -> what differs, in words (`learning_rate:
+        0.001 -> 0.003`, or `its params.json says instance 4`); and each changed name ->
+        the value the results were made with (for `defaults_hint`).
+
+    Raises:
+        ResultsConflictError: for a `params.json` that is not a parameter record, or was
+            edited after it was written.
+    """
+    conflicts: dict[int, str] = {}
     changed: dict[str, Any] = {}
     added = schema.ADDED_KEYS["training"]
     for k, p in resolved.items():
@@ -390,22 +413,16 @@ def check_params_files(layout: ExperimentLayout, resolved: Mapping[int, Instance
                                        f"trained with what it says. {PARAMS_FIX}")
         names = P.differing(old.params, p)
         if old.instance != k:
-            conflicts.append(f"instance {k} (its params.json says instance {old.instance})")
+            conflicts[k] = f"its params.json says instance {old.instance}"
         elif old.hash != hashes[k] and names:
-            detail = ", ".join(f"{n}: {old.params.get(n, '<absent>')!r} -> "
-                               f"{p.get(n, '<absent>')!r}" for n in names)
-            conflicts.append(f"instance {k} ({detail})")
+            conflicts[k] = ", ".join(f"{n}: {old.params.get(n, '<absent>')!r} -> "
+                                     f"{p.get(n, '<absent>')!r}" for n in names)
             for n in names:
                 changed.setdefault(n, old.params.get(n, added.get(n)))
-    if conflicts:
-        raise ResultsConflictError(
-            "Existing results were made with other parameters: " + "; ".join(conflicts)
-            + ". Rerun with --overwrite (or overwrite_results=True) to replace them, or "
-            "declare a new instance." + _defaults_hint(changed)
-        )
+    return conflicts, changed
 
 
-def _defaults_hint(changed: Mapping[str, Any]) -> str:
+def defaults_hint(changed: Mapping[str, Any]) -> str:
     """What to pin when the changed names are generalisation options whose config.ini
     defaults may have changed since the results were made."""
     if not set(changed) & set(P.PLAIN_TRAINING):

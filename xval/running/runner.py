@@ -101,8 +101,8 @@ def run_experiment(experiment: ExperimentDeclaration, instances: Selection,
                             ray_address=on.ray_address)
     selected, derived = split_selection(experiment, selected)
     plan = make_plan(experiment, config, selected, options.overrides, bool(options.overwrite))
-    derived = with_stale(experiment, derived, selected, plan.layout)
-    check_ensembles(experiment, derived, selected, plan.layout, bool(options.overwrite))
+    derived = with_stale(experiment, derived, selected, plan)
+    check_ensembles(experiment, derived, selected, plan, bool(options.overwrite))
     search = experiment.search if options.search else None
     embeds = ("embedding_classifier" in search.space or TrainingParams.of(  # the trials' base
         {**config.training, **search.base, **options.overrides}).embeds) if search \

@@ -193,6 +193,21 @@ class FoldResult(Record):
             return self.metrics if clip_falls_back else None
         return self.metrics
 
+    def as_ensemble_fold(self) -> FoldResult:
+        """The record read as a fold of an ensemble of instances: clip scores only.
+
+        An ensemble fuses its members' clip scores, so its fold records hold `clip_metrics`
+        and no segment-level `metrics`. Ensembles recorded before this release wrote their
+        clip scores under `metrics` (read as segment scores, they repeated the clip score
+        there); such a record is read with them moved to `clip_metrics`.
+
+        Returns:
+            `self`, or a copy with the scores moved.
+        """
+        if self.clip_metrics or not self.metrics:
+            return self
+        return dataclasses.replace(self, metrics=None, clip_metrics=self.metrics)
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON content of `fold_<i>.json` (without the model and predictions)."""
         return super().to_dict()
@@ -240,7 +255,8 @@ class FoldResult(Record):
 def check_fold(result: FoldResult, *, fold: int, instance: int | None = None,
                params_hash: str | None = None, model: Path | None = None,
                model_digest: Any = None,
-               ranges: Mapping[str, tuple[float, float]] | None = None) -> str:
+               ranges: Mapping[str, tuple[float, float]] | None = None,
+               clip_only: bool = False) -> str:
     """Why a fold record of status `ok` cannot be believed, or `""` when it can.
 
     A fold file is a claim: that fold `fold` of this instance, trained with these
@@ -257,6 +273,9 @@ def check_fold(result: FoldResult, *, fold: int, instance: int | None = None,
             `Task.metric_ranges`); a metric not named must only be finite. A metric
             recorded as `null` is undefined on its split (its NaN was written so), not
             refused; a NaN or infinity in the file was not written by this project.
+        clip_only: the fold of an ensemble of instances: its test metrics are clip metrics
+            (`FoldResult.as_ensemble_fold`); any other fold has segment-level ones.
+            Defaults to `False`.
 
     Returns:
         The reason, in words (`""`: the fold is valid).
@@ -267,7 +286,7 @@ def check_fold(result: FoldResult, *, fold: int, instance: int | None = None,
         return f"it says instance {result.instance} but is in the folder of instance {instance}"
     if params_hash and result.params_hash and result.params_hash != params_hash:
         return "it was trained with other parameters than the instance's params.json"
-    reason = _check_metrics(result, ranges or {})
+    reason = _check_metrics(result, ranges or {}, clip_only)
     if reason:
         return reason
     if model is not None:
@@ -282,8 +301,9 @@ def check_fold(result: FoldResult, *, fold: int, instance: int | None = None,
     return ""
 
 
-def _check_metrics(result: FoldResult, ranges: Mapping[str, tuple[float, float]]) -> str:
-    if not result.metrics or "test" not in result.metrics:
+def _check_metrics(result: FoldResult, ranges: Mapping[str, tuple[float, float]],
+                   clip_only: bool = False) -> str:
+    if "test" not in ((result.clip_metrics if clip_only else result.metrics) or {}):
         return "it has no test metrics"
     for metrics in (result.metrics, result.clip_metrics):
         for split, values in (metrics or {}).items():

@@ -61,6 +61,8 @@ class FoldCheck:
         model_required: an `ok` fold needs its `fold_<i>.keras` even when its record names
             no model size or hash (to resume from it). Defaults to `False` (the model is
             checked when the record names it).
+        clip_only: the folds of an ensemble of instances, scored at the clip level only
+            (`check_fold`). Defaults to `False`.
     """
 
     instance: int
@@ -68,6 +70,7 @@ class FoldCheck:
     params_problem: str = ""
     rules: TaskRules = dataclasses.field(default_factory=TaskRules)
     model_required: bool = False
+    clip_only: bool = False
 
     def reason(self, layout: InstanceLayout, fold: int, record: FoldResult,
                digest: Callable[[Path], str]) -> str:
@@ -85,7 +88,7 @@ class FoldCheck:
         model = layout.fold_model(fold) if recorded or self.model_required else None
         return check_fold(record, fold=fold, instance=self.instance,
                           params_hash=self.params_hash, model=model, model_digest=digest,
-                          ranges=self.rules.ranges)
+                          ranges=self.rules.ranges, clip_only=self.clip_only)
 
 
 def orphaned(layout: InstanceLayout, fold: int) -> str:

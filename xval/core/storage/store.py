@@ -281,7 +281,8 @@ class ResultsStore:
     def instance(self, layout: InstanceLayout, num_folds: int | None, rules_of: RulesOf,
                  edited: EditedCheck | None = None) -> InstanceFiles:
         """Reads an instance folder: its parameters, its believed fold records (each
-        checked), why the others are not believed, its trial and nested records.
+        checked; an ensemble's read as clip scores only, `FoldResult.as_ensemble_fold`),
+        why the others are not believed, its trial, nested and ensemble records.
 
         Args:
             layout: the `instance_<k>` folder.
@@ -300,7 +301,13 @@ class ResultsStore:
         if num_folds is None:
             num_folds = self._num_folds(layout, [*raw.by_file, *raw.invalid, *models],
                                         unreadable)
-        found = {i: r for i, r in raw.by_file.items() if i < num_folds}
+        trial, nested, ensemble = (
+            self._optional(layout.trial_file, TrialRecord, unreadable),
+            self._optional(layout.nested_file, NestedRecord, unreadable),
+            self._optional(layout.ensemble_file, EnsembleRecord, unreadable))
+        fused = ensemble is not None  # its folds: clip scores only, older ones read so too
+        found = {i: r.as_ensemble_fold() if fused else r for i, r in raw.by_file.items()
+                 if i < num_folds}
         invalid = {i: why for i, why in raw.invalid.items() if i < num_folds}
         invalid.update({i: orphaned(layout, i) for i in models  # a model whose record is gone
                         if i < num_folds and i not in found and i not in invalid})
@@ -308,7 +315,7 @@ class ResultsStore:
             next((r.task_type for r in found.values() if r.task_type), None)
         rules = rules_of(recorded, found.values())
         check = FoldCheck(layout.id, params.hash if params is not None else None,
-                          params_problem, rules)
+                          params_problem, rules, clip_only=fused)
         believed = {}
         for i, record in found.items():
             reason = check.reason(layout, i, record, self.digest)
@@ -316,10 +323,6 @@ class ResultsStore:
                 invalid[i] = reason
             else:
                 believed[i] = record
-        trial, nested, ensemble = (
-            self._optional(layout.trial_file, TrialRecord, unreadable),
-            self._optional(layout.nested_file, NestedRecord, unreadable),
-            self._optional(layout.ensemble_file, EnsembleRecord, unreadable))
         return InstanceFiles(params=params, folds=[believed[i] for i in sorted(believed)],
                              invalid=dict(sorted(invalid.items())), unreadable=unreadable,
                              trial=trial, task_type=recorded, rules=rules,

@@ -17,8 +17,9 @@ from xval.report.workbook.registry import SheetContext, register_sheet
 NOTE = ("An ensemble is derived from its members' recorded predictions: in every fold, the "
         "members' clip scores are averaged with the weights shown, chosen on that fold's "
         "validation clips only (the lowest validation log loss, or squared error, on a grid "
-        "of weights summing to 1), and scored on its test clips. Members' test scores are "
-        "their own, on the same folds.")
+        "of weights summing to 1; equal where 'chosen on' says so), and scored on its test "
+        "clips. It trains nothing: it has no epoch and no segment-level score. Members' test "
+        "scores are their own, at their clip level, on the same folds.")
 
 
 def _member(results: ExperimentResults, ensemble: InstanceResult, k: int
@@ -40,12 +41,12 @@ def ensembles_table(results: ExperimentResults, metric: str
         `(header, rows)`; no rows when the experiment has no ensemble.
     """
     header = ["ID", "fold", "members", "weighting", "weights", "chosen on", "validation clips",
-              "test clips", f"test {metric}", f"members' test {metric}"]
+              "test clips", f"test clip {metric}", f"members' test clip {metric}"]
     rows = []
     for r in results:
         if r.ensemble is None:
             continue
-        mine = fold_scores(r, metric, "test", "segment")
+        mine = fold_scores(r, metric, "test", "clip")
         members = [_member(results, r, k) for k in r.ensemble.instances]
         theirs = [fold_scores(m, metric, "test", report_level(m, metric)) if m else {}
                   for m in members]

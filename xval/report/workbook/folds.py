@@ -41,11 +41,13 @@ def fold_plots(instance: InstanceResult, fold: int) -> list[str]:
 
 
 def _metric_names(results: ExperimentResults) -> list[str]:
-    """The test metrics of the first finished fold (confusion matrices aside)."""
+    """The test metrics of the first finished fold (confusion matrices aside; an ensemble's
+    fold has clip metrics only)."""
     for r in results:
         for f in r.folds:
-            if f.ok and f.metrics:
-                return [n for n in f.metrics.get("test", {}) if n != "confusion_matrix"]
+            scored = f.metrics or f.clip_metrics if f.ok else None
+            if scored:
+                return [n for n in scored.get("test", {}) if n != "confusion_matrix"]
     return []
 
 
