@@ -21,16 +21,24 @@ file at up to 23 speeds and pitches, re-gained, with its own noise; one file in 
 copy of another with one of the transformations), the way a store's build does (prints spooled
 to disk, then `PrintSpool.check`), and reports its seconds, peak resident memory, the planted
 copies' recall and the other pairs found; `--baseline REVISION` also runs that git revision's
-`find_duplicates` on the same files, side by side.
+`find_duplicates` on the same files, side by side. `--workers W` (0: all cores) runs the check
+with its verification in one process and in W, side by side in turns (`--repeat R` times
+each): the median seconds of each and their ratio, the CPU seconds of this process and of
+the workers, the peak memory of this process and of it and its workers together (summed
+PSS, `benchmarks/_tree_memory.py`), and whether every run found the same pairs with the
+same similarities.
 
     python -m benchmarks.duplicates [--datasets fsdd ravdess] [--methods ...]
     python -m benchmarks.duplicates --scale 10000 30000 100000 [--baseline 437371c]
+    python -m benchmarks.duplicates --scale 10000 --workers 2 --repeat 3
 
 `chromaprint` needs `pip install pyacoustid` and Debian's `libchromaprint-tools` (not
 project dependencies: the check does not use them).
 
 Timings are CPU seconds on whatever machine runs it (2 cores shared with other work when the
-figures in docs/results.md were taken: noisy).
+figures in docs/results.md were taken: noisy). Where the kernel shares the cores per session
+(Linux's `sched_autogroup`), several busy sessions leave this one its part of the cores
+however many workers it starts: the `--workers` ratio then says little of a quiet machine.
 """
 
 from __future__ import annotations
