@@ -21,24 +21,34 @@ file at up to 23 speeds and pitches, re-gained, with its own noise; one file in 
 copy of another with one of the transformations), the way a store's build does (prints spooled
 to disk, then `PrintSpool.check`), and reports its seconds, peak resident memory, the planted
 copies' recall and the other pairs found; `--baseline REVISION` also runs that git revision's
-`find_duplicates` on the same files, side by side.
+`find_duplicates` on the same files, side by side. `--workers W` (0: all cores) runs the check
+with its verification in one process and in W, side by side in turns (`--repeat R` times
+each): the median seconds of each and their ratio, the CPU seconds of this process and of
+the workers, the peak memory of this process and of it and its workers together (summed
+PSS, `benchmarks/_tree_memory.py`), and whether every run found the same pairs with the
+same similarities.
 
     python -m benchmarks.duplicates [--datasets fsdd ravdess] [--methods ...]
     python -m benchmarks.duplicates --scale 10000 30000 100000 [--baseline 437371c]
+    python -m benchmarks.duplicates --scale 10000 --workers 2 --repeat 3
 
 `chromaprint` needs `pip install pyacoustid` and Debian's `libchromaprint-tools` (not
 project dependencies: the check does not use them).
 
 Timings are CPU seconds on whatever machine runs it (2 cores shared with other work when the
-figures in docs/results.md were taken: noisy).
+figures in docs/results.md were taken: noisy). Where the kernel shares the cores per session
+(Linux's `sched_autogroup`), several busy sessions leave this one its part of the cores
+however many workers it starts: the `--workers` ratio then says little of a quiet machine.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
 import io
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -49,6 +59,7 @@ import numpy as np
 import soundfile as sf
 
 from benchmarks._common import ROOT, SHARED
+from benchmarks._tree_memory import TreeMemory
 from preprocessing import duplicates as dup
 
 TRANSFORMS = ("exact", "flac", "ogg", "mp3", "8-bit", "24-bit", "sample rate", "trim a third",
@@ -394,12 +405,14 @@ def _memory_gb(field: str = "VmHWM") -> float:
     return float("nan")
 
 
-def scale(sizes: Sequence[int], seed: int, baseline: str | None = None) -> list[dict]:
+def scale(sizes: Sequence[int], seed: int, baseline: str | None = None, workers: int = 1,
+          repeat: int = 1) -> list[dict]:
     """The check of `n` files for each `n` of `sizes`, as a store's build runs it: the
     prints (`scale_file`) spooled to disk as they come (not timed), then
     `PrintSpool.check` (timed: seconds and peak resident memory); with `baseline`, the
     same prints held in memory and checked by `find_duplicates` of that revision's
-    `preprocessing/duplicates.py` (up to `SCALE_BASELINE_FILES` files)."""
+    `preprocessing/duplicates.py` (up to `SCALE_BASELINE_FILES` files); with `workers`
+    over 1, the check in one process and in `workers` side by side (`side_by_side`)."""
     from preprocessing.content_check import PrintSpool  # noqa: PLC0415  (scale only)
 
     sources = scale_sources()
@@ -423,27 +436,72 @@ def scale(sizes: Sequence[int], seed: int, baseline: str | None = None) -> list[
                 run["baseline"] = _timed_check(functools.partial(
                     _as_check, old.find_duplicates, held), copies, reset=False)
                 held.clear()
-            run.update(_timed_check(spool.check, copies))
+            if workers > 1:
+                run.update(side_by_side(spool, copies, workers, repeat))
+            else:
+                run.update(_timed_check(spool.check, copies))
         print(f"  scale: {run}", flush=True)
         out.append(run)
     return out
 
 
+def side_by_side(spool: Any, copies: dict[int, int], workers: int, repeat: int) -> dict:
+    """The check of a spool's prints with its verification in one process and in `workers`
+    (`PrintSpool.check(workers=...)`), `repeat` times each, in turns (1, N, N, 1, ...):
+    the median seconds of each and their ratio, the candidate stage's seconds (in this
+    process either way), the largest peak memory of the processes together, and whether
+    every run found the same pairs with the same similarities."""
+    t0 = time.perf_counter()
+    candidates = len(spool.candidates())
+    candidates_s = time.perf_counter() - t0
+    runs: dict[int, list[dict]] = {1: [], workers: []}
+    for r in range(repeat):
+        for w in ((1, workers) if r % 2 == 0 else (workers, 1)):
+            runs[w].append(_timed_check(functools.partial(spool.check, workers=w), copies))
+            print(f"    workers={w}: {runs[w][-1]}", flush=True)
+    summary = {w: {**{k: round(float(np.median([r[k] for r in rs])), 1)
+                      for k in ("wall_s", "cpu_s", "cpu_here_s", "cpu_workers_s")},
+                   **{k: max(r[k] for r in rs) for k in ("peak_rss_gb", "tree_pss_gb",
+                                                          "tree_rss_gb")}}
+               for w, rs in runs.items()}
+    every = runs[1] + runs[workers]
+    return {"candidates": candidates, "candidates_s": round(candidates_s, 1),
+            "workers": workers, "repeat": repeat, "one": summary[1], "several": summary[workers],
+            "speedup": round(summary[1]["wall_s"] / summary[workers]["wall_s"], 2),
+            "identical": len({r["digest"] for r in every}) == 1,
+            "recall": every[0]["recall"], "other_pairs": every[0]["other_pairs"]}
+
+
 def _timed_check(check: Callable[[], Any], copies: dict[int, int], reset: bool = True
                  ) -> dict:
-    """Seconds, peak memory (since the prints were made when `reset` is off: the baseline's
-    prints are in memory), recall of the planted copies and other pairs of one check."""
+    """Seconds (wall; CPU of this process and of the workers it waited for), peak memory
+    (of this process, since the prints were made when `reset` is off: the baseline's prints
+    are in memory; and of it and its workers together, `TreeMemory`), recall of the planted
+    copies, other pairs, and a digest of the pairs and similarities found."""
     before = _memory_gb("VmRSS")
     if reset:
         _reset_peak()
-    t0, c0 = time.perf_counter(), time.process_time()
-    result = check()
-    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    with TreeMemory() as tree:
+        t0, c0, w0 = time.perf_counter(), time.process_time(), _children_cpu()
+        result = check()
+        wall = time.perf_counter() - t0
+        parent, workers = time.process_time() - c0, _children_cpu() - w0
     found = {(int(a), int(b)) for a, b, _ in result.pairs}
     hit = sum((j, k) in found for k, j in copies.items())
-    return {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "rss_before_gb": before,
-            "peak_rss_gb": _memory_gb(),
-            "recall": round(hit / max(1, len(copies)), 4), "other_pairs": len(found) - hit}
+    digest = hashlib.sha256(repr([tuple(p) for p in result.pairs]).encode()).hexdigest()
+    return {"wall_s": round(wall, 1), "cpu_s": round(parent + workers, 1),
+            "cpu_here_s": round(parent, 1), "cpu_workers_s": round(workers, 1),
+            "rss_before_gb": before,
+            "peak_rss_gb": _memory_gb(), "tree_pss_gb": tree.peak.get("pss_gb"),
+            "tree_rss_gb": tree.peak.get("rss_gb"),
+            "recall": round(hit / max(1, len(copies)), 4), "other_pairs": len(found) - hit,
+            "digest": digest[:16]}
+
+
+def _children_cpu() -> float:
+    """CPU seconds of the processes this one started and waited for (a pool's workers)."""
+    times = os.times()
+    return times.children_user + times.children_system
 
 
 def _as_check(find: Callable[[list], Sequence[Any]], prints: list) -> Any:
@@ -484,6 +542,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="file counts of the scale runs (e.g. 10000 30000 100000)")
     p.add_argument("--baseline", metavar="REVISION",
                    help="with --scale, also time this git revision's check on the same files")
+    p.add_argument("--workers", type=int, default=1,
+                   help="with --scale, also check with the verification in this many "
+                        "processes, side by side with one (0: all cores)")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="with --workers, runs of each side (the medians are compared)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="write the figures as JSON here")
     args = p.parse_args(argv)
@@ -495,7 +558,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     report: dict = {d: run_dataset(d, args.methods, args.seed, args.transforms)
                     for d in datasets}
     if args.scale:
-        report["scale"] = scale(args.scale, args.seed, args.baseline)
+        report["scale"] = scale(args.scale, args.seed, args.baseline,
+                                workers=args.workers or os.cpu_count() or 1,
+                                repeat=args.repeat)
     text = json.dumps(report, indent=1, default=str)
     print(text)
     if args.out:

@@ -134,15 +134,15 @@ class _Extraction:
             self.add(record, result)
 
     def checked(self, given: DuplicateCheck | None, merge: bool, rows: pd.DataFrame,
-                task_type: str) -> tuple[pd.DataFrame, DuplicateCheck | None]:
+                task_type: str, workers: int = 1) -> tuple[pd.DataFrame, DuplicateCheck | None]:
         """The rows' metadata (refused when what is left cannot train) and the content
-        check (of the prints kept, else `given`), each group of items sharing audio one
-        item when `merge` is on."""
+        check (of the prints kept, verified in `workers` processes, else `given`), each
+        group of items sharing audio one item when `merge` is on."""
         check_trainable(pd.DataFrame(self.meta, columns=["label", "item"]), self.skipped,
                         task_type=task_type, stage="left after skipping unusable files",
                         expected=rows["label"].astype(str).unique())
         meta = pd.DataFrame(self.meta)
-        check = self.spool.check() if self.spool is not None else given
+        check = self.spool.check(workers=workers) if self.spool is not None else given
         if check is not None and merge:
             check, meta = merge_duplicates(check, meta)
         return meta, check
@@ -253,7 +253,8 @@ def build_store(rows: pd.DataFrame, out: str | os.PathLike[str], *,
         rows: `pandas.DataFrame` from a source (`path`, `label`, `item`, `clip`, [`split`]).
         out: the store folder.
         params: feature parameters (see `feature_params`), checked again here.
-        workers: extraction processes; 0 means all cores. Defaults to `0`.
+        workers: extraction processes, and those verifying the content check's candidates;
+            0 means all cores. Defaults to `0`.
         strict: fail on the first unusable file. Defaults to `False`.
         overwrite: replace an existing store. Defaults to `False`.
         task_type: a task registered in `xval.tasks`. Defaults to `xval.tasks.DEFAULT`
@@ -306,7 +307,7 @@ def build_store(rows: pd.DataFrame, out: str | os.PathLike[str], *,
             extraction.add_all(rows.to_dict("records"), bar)
         extraction.write_npy(npy_path)
         raw.close()
-        meta, check = extraction.checked(duplicates, merge, rows, task_type)
+        meta, check = extraction.checked(duplicates, merge, rows, task_type, workers)
         seconds = time.perf_counter() - t0
         body = _store_info(params, extraction, augment_versions, seconds, described, info,
                            check)

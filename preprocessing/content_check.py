@@ -133,8 +133,8 @@ def print_of(path: str, region: Region | None = None) -> ContentPrint | str:
 def check_files(rows: pd.DataFrame, *, workers: int = 1, threshold: float = THRESHOLD,
                progress: bool = False) -> DuplicateCheck:
     """Decodes every clip of source rows (`path`, `clip`, optional region columns) at the
-    check's rate and checks them, in `workers` processes (the prints kept on disk as they
-    come, `PrintSpool`).
+    check's rate and checks them, in `workers` processes: the decoding, then the
+    verification (the prints kept on disk as they come, `PrintSpool`).
 
     Args:
         rows: one row per clip (a clip's rows beyond the first are ignored).
@@ -150,21 +150,21 @@ def check_files(rows: pd.DataFrame, *, workers: int = 1, threshold: float = THRE
     work = [(str(r["path"]), row_region(r)) for r in rows.to_dict("records")]
     workers = max(1, min(workers, len(work)))
     unreadable = []
-    with contextlib.ExitStack() as stack:
-        spool = stack.enter_context(PrintSpool())
-        if workers == 1:
-            results: Iterable[ContentPrint | str] = (print_of(*w) for w in work)
-        else:
-            pool = stack.enter_context(process_pool(workers))
-            results = pool.map(print_of, *zip(*work), chunksize=8)
-        results = tqdm(results, total=len(work), unit="file", desc="content check",
-                       disable=not (progress and is_terminal()))
-        for clip, result in zip(rows["clip"].astype(str), results):
-            if isinstance(result, str):
-                unreadable.append(clip)
+    with PrintSpool() as spool:
+        with contextlib.ExitStack() as stack:  # the decoding workers end before the check
+            if workers == 1:
+                results: Iterable[ContentPrint | str] = (print_of(*w) for w in work)
             else:
-                spool.add(clip, result)
-        return spool.check(threshold, unreadable=unreadable,
+                pool = stack.enter_context(process_pool(workers))
+                results = pool.map(print_of, *zip(*work), chunksize=8)
+            results = tqdm(results, total=len(work), unit="file", desc="content check",
+                           disable=not (progress and is_terminal()))
+            for clip, result in zip(rows["clip"].astype(str), results):
+                if isinstance(result, str):
+                    unreadable.append(clip)
+                else:
+                    spool.add(clip, result)
+        return spool.check(threshold, workers=workers, unreadable=unreadable,
                            seconds=time.perf_counter() - t0)
 
 
@@ -203,13 +203,20 @@ class PrintSpool:
         """The waveform of the `i`-th clip added (16-bit, scaled to its peak)."""
         return self._waves.read(*self._spans[i])
 
-    def check(self, threshold: float = THRESHOLD, *, unreadable: Iterable[str] = (),
-              seconds: float = 0.0) -> DuplicateCheck:
-        """The check of every clip added (`unreadable`: clips left out, `seconds`: time
-        spent before, both recorded)."""
+    def candidates(self) -> np.ndarray:
+        """The candidate pairs of the clips added (`preprocessing.duplicates.candidate_pairs`).
+        """
+        return candidate_pairs(self._landmarks.landmarks())
+
+    def check(self, threshold: float = THRESHOLD, *, workers: int = 1,
+              unreadable: Iterable[str] = (), seconds: float = 0.0) -> DuplicateCheck:
+        """The check of every clip added: the candidates found here, verified in `workers`
+        processes (`preprocessing.duplicates.similarities`: the same pairs and similarities
+        whatever the count); `unreadable`: clips left out, `seconds`: time spent before,
+        both recorded."""
         t0 = time.perf_counter()
-        pairs = verified_pairs(candidate_pairs(self._landmarks.landmarks()), self.wave,
-                               threshold=threshold)
+        pairs = verified_pairs(self.candidates(), self.wave, threshold=threshold,
+                               workers=workers)
         found = tuple((self.clips[p.first], self.clips[p.second], p.similarity) for p in pairs)
         return DuplicateCheck(threshold=threshold, files=len(self.clips), pairs=found,
                               unreadable=tuple(unreadable),

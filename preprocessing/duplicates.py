@@ -24,8 +24,10 @@ check"); the method and its limits are in docs/preprocessing.md.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
 
 import librosa
 import numpy as np
@@ -34,10 +36,11 @@ import scipy.ndimage
 
 from preprocessing.candidates import MIN_MATCHES, Landmarks
 from preprocessing.candidates import candidate_pairs as _indexed_pairs
+from preprocessing.parallel import fork_is_safe, process_pool
 
-__all__ = ["METHOD", "MIN_MATCHES", "NEIGHBOURS", "RATE", "THRESHOLD", "ContentPrint", "Landmarks",
-           "Pair", "candidate_pairs", "compact", "content_print", "find_duplicates",
-           "landmarks_of", "similarity", "similarity_db", "verified_pairs"]
+__all__ = ["METHOD", "MIN_MATCHES", "NEIGHBOURS", "POOL_PAIRS", "POOL_PAIRS_FRESH", "RATE", "TASK_PAIRS", "THRESHOLD",
+           "ContentPrint", "Landmarks", "Pair", "candidate_pairs", "compact", "content_print", "find_duplicates",
+           "landmarks_of", "similarities", "similarity", "similarity_db", "verified_pairs"]
 
 RATE = 8000
 """Sample rate of the check (Hz): every store rate reaches it, and telephone-band copies keep
@@ -48,6 +51,16 @@ NEIGHBOURS = 5
 """Candidates kept per file (the best by shared landmarks): at 100,000 files, 10 found no
 planted copy that 5 missed, and verified twice the pairs."""
 METHOD = "landmarks + waveform correlation"
+POOL_PAIRS = 256
+"""Candidate pairs below which the verification runs in this process whatever the worker
+count: about 0.3 s of work, which forked workers would not shorten."""
+POOL_PAIRS_FRESH = 8192
+"""The same when the workers cannot be forked (a deep-learning framework is loaded:
+`preprocessing.parallel.fork_is_safe`) and start fresh, each importing numpy, scipy and
+librosa (3 to 11 s for two, measured on 2 busy cores): about 10 s of work."""
+TASK_PAIRS = 64
+"""Candidate pairs verified by one task of the workers, at most (their waveforms go with
+the task: a few MB)."""
 
 _N_FFT, _HOP = 512, 128          # 64 ms frames every 16 ms at RATE
 _BINS = slice(4, 241)            # 62.5 Hz to 3.75 kHz
@@ -263,7 +276,7 @@ def similarity_db(value: float) -> float:
 
 
 def find_duplicates(prints: Sequence[ContentPrint], *, threshold: float = THRESHOLD,
-                    neighbours: int = NEIGHBOURS) -> list[Pair]:
+                    neighbours: int = NEIGHBOURS, workers: int = 1) -> list[Pair]:
     """The pairs of files that hold the same audio.
 
     Args:
@@ -271,29 +284,89 @@ def find_duplicates(prints: Sequence[ContentPrint], *, threshold: float = THRESH
         threshold: the similarity at or above which a candidate pair is a duplicate.
             Defaults to `THRESHOLD`.
         neighbours: candidates kept per file. Defaults to `NEIGHBOURS`.
+        workers: processes verifying the candidates (`verified_pairs`). Defaults to `1`.
 
     Returns:
         The duplicate pairs, `first < second`, in order.
     """
     return verified_pairs(candidate_pairs(prints, neighbours), lambda i: prints[i].wave,
-                          threshold=threshold)
+                          threshold=threshold, workers=workers)
 
 
 def verified_pairs(pairs: np.ndarray, wave: Callable[[int], np.ndarray], *,
-                   threshold: float = THRESHOLD) -> list[Pair]:
+                   threshold: float = THRESHOLD, workers: int = 1) -> list[Pair]:
     """The candidate pairs whose waveforms are one recording.
 
     Args:
         pairs: `np.ndarray [shape=(pairs, 2)]`, file indices (`candidate_pairs`).
         wave: the waveform of file `i` (`ContentPrint.wave`).
         threshold: see `find_duplicates`.
+        workers: processes computing the similarities (`similarities`). Defaults to `1`.
 
     Returns:
-        The pairs at or above `threshold`, in the order given.
+        The pairs at or above `threshold`, in the order given (the same whatever `workers`).
     """
-    found = []
-    for i, j in pairs:
-        value = similarity(wave(int(i)), wave(int(j)))
-        if value >= threshold:
-            found.append(Pair(int(i), int(j), round(value, 4)))
-    return found
+    values = similarities(pairs, wave, workers=workers)
+    return [Pair(int(i), int(j), round(float(value), 4))
+            for (i, j), value in zip(pairs, values) if value >= threshold]
+
+
+def similarities(pairs: np.ndarray, wave: Callable[[int], np.ndarray], *, workers: int = 1
+                 ) -> np.ndarray:
+    """The `similarity` of each pair of waveforms, in `workers` processes
+    (`preprocessing.parallel.process_pool`) when there are `POOL_PAIRS` pairs or more
+    (`POOL_PAIRS_FRESH` when the workers cannot be forked).
+
+    The pairs go to the workers `TASK_PAIRS` at a time, each task with the waveforms it
+    needs (read here with `wave`), and at most two tasks per worker are out at once: the
+    memory is a few tasks' waveforms, never all of them. Each value is computed by the same
+    code on the same samples in whichever process: the values are those of `workers=1`,
+    bit for bit.
+
+    Args:
+        pairs: `np.ndarray [shape=(pairs, 2)]`, file indices.
+        wave: the waveform of file `i`.
+        workers: processes. Defaults to `1` (this one).
+
+    Returns:
+        `np.ndarray [shape=(pairs,)]`, float64.
+    """
+    pairs = np.asarray(pairs, np.int64).reshape(-1, 2)
+    if workers <= 1 or len(pairs) < (POOL_PAIRS if fork_is_safe() else POOL_PAIRS_FRESH):
+        return np.array([similarity(wave(int(i)), wave(int(j))) for i, j in pairs], np.float64)
+    size = min(TASK_PAIRS, -(-len(pairs) // (4 * workers)))
+    pool = process_pool(workers)
+    try:
+        return np.concatenate(list(_bounded(
+            pool.submit, _task_similarities,
+            (_task(pairs[k:k + size], wave) for k in range(0, len(pairs), size)),
+            2 * workers)))
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+
+def _task(pairs: np.ndarray, wave: Callable[[int], np.ndarray]
+          ) -> tuple[list[np.ndarray], np.ndarray]:
+    """The waveforms a task needs (each once) and its pairs as indices into them."""
+    files, local = np.unique(pairs, return_inverse=True)
+    return [wave(int(i)) for i in files], local.reshape(-1, 2)
+
+
+def _task_similarities(waves: Sequence[np.ndarray], pairs: np.ndarray) -> np.ndarray:
+    """The similarities of one task's pairs (`pairs` index `waves`): run in the workers."""
+    return np.array([similarity(waves[i], waves[j]) for i, j in pairs], np.float64)
+
+
+def _bounded(submit: Callable[..., Future[np.ndarray]],
+             function: Callable[..., np.ndarray], tasks: Iterator[tuple[object, ...]],
+             limit: int) -> Iterator[np.ndarray]:
+    """The results of `function(*task)` for each task, in order, submitted as earlier ones
+    end so that at most `limit` are out at once (`Executor.map` would submit them all, and
+    hold all their arguments)."""
+    out: collections.deque[Future[np.ndarray]] = collections.deque()
+    for task in tasks:
+        out.append(submit(function, *task))
+        if len(out) >= limit:
+            yield out.popleft().result()
+    while out:
+        yield out.popleft().result()

@@ -18,6 +18,7 @@ from preprocessing import duplicates as dup
 from preprocessing.build import build_store, feature_params
 from preprocessing.content_check import (
     DuplicateCheck,
+    PrintSpool,
     check_files,
     crossing_pairs,
     item_groups,
@@ -25,6 +26,7 @@ from preprocessing.content_check import (
     report_lines,
 )
 from preprocessing.content_store import store_check
+from preprocessing.parallel import process_pool
 from preprocessing.store import FeatureStore, write_store_from_dicts
 from tests.conftest import SHARED, python_here, write_config
 from xval.config.loader import load_config
@@ -105,6 +107,35 @@ def test_find_duplicates_finds_trimmed_and_noisy_copies_among_other_sounds(rng):
     pairs = dup.find_duplicates(prints)
     assert [(p.first, p.second) for p in pairs] == [(3, 31), (7, 30)]
     assert all(p.similarity >= dup.THRESHOLD for p in pairs)
+
+
+def test_verification_in_two_workers_gives_the_pairs_and_scores_of_one(rng, monkeypatch):
+    sounds = [_sound(rng, 0.5) for _ in range(24)]
+    copies = [sounds[5][len(sounds[5]) // 4:], -0.5 * sounds[11]]
+    prints = [dup.compact(dup.content_print(y, RATE)) for y in sounds + copies]
+    every = np.array(np.triu_indices(len(prints), 1)).T  # 325 pairs, 2 of them copies
+    started = []
+
+    def pool(workers):
+        started.append(workers)
+        return process_pool(workers)
+
+    monkeypatch.setattr(dup, "process_pool", pool)
+    for name in ("POOL_PAIRS", "POOL_PAIRS_FRESH"):  # forked or not, any pairs go to them
+        monkeypatch.setattr(dup, name, 2)
+    wave = [p.wave for p in prints].__getitem__
+    one = dup.similarities(every, wave)
+    two = dup.similarities(every, wave, workers=2)
+    assert started == [2]  # the pairs went to two workers; this process made `one`
+    np.testing.assert_array_equal(two, one)  # bit for bit, not to a tolerance
+    assert [tuple(every[k]) for k in np.flatnonzero(two >= dup.THRESHOLD)] == [(5, 24), (11, 25)]
+    with PrintSpool() as spool:  # the store build's path, on the candidates
+        for k, content in enumerate(prints):
+            spool.add(f"c{k}", content)
+        several = spool.check(workers=2)
+        assert started == [2, 2]
+        assert several.pairs == spool.check().pairs
+        assert [p[:2] for p in several.pairs] == [("c5", "c24"), ("c11", "c25")]
 
 
 def test_check_record_round_trip_crossings_groups_and_folds():

@@ -171,7 +171,8 @@ def _check_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=_similarity, metavar="S",
                    help="with --recheck: the waveform similarity (0 < S <= 1) at or above "
                         "which two files are one recording (default 0.95)")
-    p.add_argument("--workers", type=int, default=0, help="decoding processes (0: all cores)")
+    p.add_argument("--workers", type=int, default=0,
+                   help="processes decoding and verifying (0: all cores)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the --csv file when it exists (else an error)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -106,8 +106,10 @@ class FeatureSettings(FeatureParams):
     `workers`, which no store records."""
 
     workers: int = setting(
-        0, "extraction processes (0: all cores)", low=0, high=1024,
-        notes="Extraction processes (0 = all cores).")
+        0, "extraction processes, which also verify the content check (0: all cores)",
+        low=0, high=1024,
+        notes="Extraction processes (0 = all cores); the content check's verification runs "
+              "in as many.")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
