@@ -6,6 +6,7 @@ measured by `benchmarks/startup.py`, never asserted here.
 """
 
 import json
+import os
 import subprocess
 import sys
 
@@ -124,3 +125,21 @@ def test_dry_run_imports_no_backend(project):
     found, proc = imported_backends(["experiments/startup.py", "--dry-run"], folder)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
     assert not found, f"the dry run imported {sorted(found)}"
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_keras_on_another_backend_leaves_jax_out_until_asked(backend):
+    # Keras 3.15 imports JAX whatever its backend (about 1 s a process): the engine's import
+    # keeps it out on torch and TensorFlow, and a later `import jax` still works.
+    code = ("import sys\n"
+            "from xval.core.backend import import_paused\n"
+            "import_paused('keras')\n"
+            "print('jax' in sys.modules)\n"
+            "import jax\n"
+            "print(jax.numpy.ones(2).sum())\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "KERAS_BACKEND": backend},
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    imported, total = proc.stdout.split()
+    assert imported == str(backend == "jax") and float(total) == 2.0

@@ -10,11 +10,15 @@ but its errors and its log settings.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib
+import importlib.abc
+import importlib.machinery
 import importlib.util
 import os
 import sys
+from collections.abc import Iterator
 from types import ModuleType
 
 from xval.core.errors import ConfigurationError
@@ -119,7 +123,8 @@ def import_paused(name: str) -> ModuleType:
     is not is collected later; the collector is enabled again afterwards (if it was).
     Keras is imported through this where a model is built or loaded
     (`xval.training.prepare.collect_garbage`, `xval.training.loading.load`), the engine
-    where `xval`'s public names are first used (`from xval import Experiment`).
+    where `xval`'s public names are first used (`from xval import Experiment`). Keras on
+    torch or TensorFlow is imported without JAX (`_kept_out`).
 
     Args:
         name: the module, e.g. `"keras"`.
@@ -130,12 +135,55 @@ def import_paused(name: str) -> ModuleType:
     if name in sys.modules:  # imported (or being imported by another thread: import waits)
         return importlib.import_module(name)
     enabled = gc.isenabled()
+    keep_out = ("jax",) if name == "keras" and os.environ.get("KERAS_BACKEND") not in (
+        None, "jax") else ()
     try:
         gc.disable()
-        return importlib.import_module(name)
+        with _kept_out(keep_out):
+            return importlib.import_module(name)
     finally:
         if enabled:
             gc.enable()
+
+
+class _KeepOut(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """A finder that makes `import NAME` (and its submodules) raise `ImportError`."""
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self.names = names
+
+    def find_spec(self, fullname: str, path: object = None, target: object = None
+                  ) -> importlib.machinery.ModuleSpec | None:
+        top = fullname.partition(".")[0]
+        return importlib.machinery.ModuleSpec(fullname, self) if top in self.names else None
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        raise ImportError(f"{spec.name} is not imported with Keras on this backend")
+
+    def exec_module(self, module: ModuleType) -> None:  # never reached: create_module raises
+        raise ImportError(module.__name__)
+
+
+@contextlib.contextmanager
+def _kept_out(names: tuple[str, ...]) -> Iterator[None]:
+    """Imports of `names` (not imported yet) fail while the block runs, and work after it.
+
+    Keras 3.15 imports JAX whenever it is installed, whatever its backend
+    (`keras.src.callbacks.orbax_checkpoint`: `try: import jax ... except ImportError`),
+    about 1 s of every process that imports Keras on torch or TensorFlow (a job worker, an
+    experiment script, `predict`) with the `jax` extra installed. Nothing on those backends
+    uses it; a later `import jax` in the process still works.
+    """
+    names = tuple(n for n in names if n not in sys.modules)
+    if not names:
+        yield
+        return
+    finder = _KeepOut(names)
+    sys.meta_path.insert(0, finder)
+    try:
+        yield
+    finally:
+        sys.meta_path.remove(finder)
 
 
 def backend_environment(backend: str | None, gpu: str | None) -> dict[str, str]:
