@@ -128,18 +128,20 @@ def test_dry_run_imports_no_backend(project):
 
 
 @pytest.mark.parametrize("backend", ["torch", "jax"])
-def test_keras_on_another_backend_leaves_jax_out_until_asked(backend):
-    # Keras 3.15 imports JAX whatever its backend (about 1 s a process): the engine's import
-    # keeps it out on torch and TensorFlow, and a later `import jax` still works.
+def test_keras_is_imported_without_what_it_leaves_unused(backend):
+    # Keras 3.15 imports JAX whatever its backend, and matplotlib's pyplot (about 0.5 s and
+    # 0.3 s a process): the engine's import keeps them out, and later imports still work.
     code = ("import sys\n"
             "from xval.core.backend import import_paused\n"
             "import_paused('keras')\n"
-            "print('jax' in sys.modules)\n"
+            "print('jax' in sys.modules, 'matplotlib' in sys.modules)\n"
             "import jax\n"
-            "print(jax.numpy.ones(2).sum())\n")
+            "import matplotlib.pyplot as plt\n"
+            "print(jax.numpy.ones(2).sum(), plt.figure().number)\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env={**os.environ, "KERAS_BACKEND": backend},
+                          env={**os.environ, "KERAS_BACKEND": backend, "MPLBACKEND": "Agg"},
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    imported, total = proc.stdout.split()
-    assert imported == str(backend == "jax") and float(total) == 2.0
+    jax_in, matplotlib_in, total, figure = proc.stdout.split()
+    assert (jax_in, matplotlib_in) == (str(backend == "jax"), "False")
+    assert float(total) == 2.0 and figure == "1"

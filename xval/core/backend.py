@@ -123,8 +123,9 @@ def import_paused(name: str) -> ModuleType:
     is not is collected later; the collector is enabled again afterwards (if it was).
     Keras is imported through this where a model is built or loaded
     (`xval.training.prepare.collect_garbage`, `xval.training.loading.load`), the engine
-    where `xval`'s public names are first used (`from xval import Experiment`). Keras on
-    torch or TensorFlow is imported without JAX (`_kept_out`).
+    where `xval`'s public names are first used (`from xval import Experiment`). Keras is
+    imported without what it imports unused (`_KERAS_KEEPS_OUT`: JAX on another backend,
+    matplotlib's pyplot).
 
     Args:
         name: the module, e.g. `"keras"`.
@@ -135,8 +136,8 @@ def import_paused(name: str) -> ModuleType:
     if name in sys.modules:  # imported (or being imported by another thread: import waits)
         return importlib.import_module(name)
     enabled = gc.isenabled()
-    keep_out = ("jax",) if name == "keras" and os.environ.get("KERAS_BACKEND") not in (
-        None, "jax") else ()
+    keep_out = _KERAS_KEEPS_OUT.get(os.environ.get("KERAS_BACKEND") or "", ()) \
+        if name == "keras" else ()
     try:
         gc.disable()
         with _kept_out(keep_out):
@@ -144,6 +145,11 @@ def import_paused(name: str) -> ModuleType:
     finally:
         if enabled:
             gc.enable()
+
+
+_KERAS_KEEPS_OUT = {"torch": ("jax", "matplotlib"), "tensorflow": ("jax", "matplotlib"),
+                    "jax": ("matplotlib",)}
+"""What `import keras` imports on each backend without using it (`_kept_out`)."""
 
 
 class _KeepOut(importlib.abc.MetaPathFinder, importlib.abc.Loader):
@@ -170,9 +176,11 @@ def _kept_out(names: tuple[str, ...]) -> Iterator[None]:
 
     Keras 3.15 imports JAX whenever it is installed, whatever its backend
     (`keras.src.callbacks.orbax_checkpoint`: `try: import jax ... except ImportError`),
-    about 1 s of every process that imports Keras on torch or TensorFlow (a job worker, an
-    experiment script, `predict`) with the `jax` extra installed. Nothing on those backends
-    uses it; a later `import jax` in the process still works.
+    and `matplotlib.pyplot` for its image galleries (`keras.src.visualization`, the same
+    guard): about 0.5 s and 0.3 s of every process that imports Keras (a job worker, an
+    experiment script, `predict`). The engine uses neither through Keras (its plots import
+    matplotlib themselves, in the driver); a later `import jax` or `import matplotlib` in
+    the process still works.
     """
     names = tuple(n for n in names if n not in sys.modules)
     if not names:
