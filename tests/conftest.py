@@ -386,10 +386,10 @@ def store(config):
 
 
 # The files whose tests take longest (end-to-end runs in subprocesses, Ray clusters), longest
-# first, from `--durations=0` under `make test`. `make test` runs each file on one of two
-# workers (`-n 2 --dist loadfile --no-loadscope-reorder`) in collection order: the long files
-# start first, and the short ones fill in at the end, so the two workers end together instead
-# of one running a long file alone while the other idles. The other files follow, those with
+# first, from `--durations=0` under `make test`. `make test` runs each file on one of three
+# workers (`-n 3 --dist loadfile --no-loadscope-reorder`) in collection order: the long files
+# start first, and the short ones fill in at the end, so the workers end together instead
+# of one running a long file alone while the others idle. The other files follow, those with
 # the most tests first (xdist's own order). A new file with long tests belongs here.
 LONGEST_FIRST = ("test_detection_task.py", "test_install.py", "test_training.py",
                  "test_encoder_models.py", "test_hf_encoders.py", "test_experiment.py",
