@@ -53,7 +53,7 @@ run: $(VENV)/.installed-run data/demo/dataset.json
 
 # Three xdist workers on two cores: the end-to-end tests wait on their processes and Ray
 # workers, and a third worker runs tests meanwhile (from a fresh clone, 2026-11-27: 13 min
-# 06 s, against 16 min 57 s with two workers an hour later; see docs/development.md).
+# 06 s and 15 min 57 s, against 16 min 57 s with two between them; docs/development.md).
 test: $(VENV)/.installed-test
 	XVAL_REQUIRE_ENCODERS=1 $(PY) -m pytest -q -n 3 --dist loadfile --no-loadscope-reorder --durations=15
 
