@@ -38,9 +38,10 @@ from preprocessing.candidates import MIN_MATCHES, Landmarks
 from preprocessing.candidates import candidate_pairs as _indexed_pairs
 from preprocessing.parallel import fork_is_safe, process_pool
 
-__all__ = ["METHOD", "MIN_MATCHES", "NEIGHBOURS", "POOL_PAIRS", "POOL_PAIRS_FRESH", "RATE", "TASK_PAIRS", "THRESHOLD",
-           "ContentPrint", "Landmarks", "Pair", "candidate_pairs", "compact", "content_print", "find_duplicates",
-           "landmarks_of", "similarities", "similarity", "similarity_db", "verified_pairs"]
+__all__ = ["METHOD", "MIN_MATCHES", "NEIGHBOURS", "POOL_PAIRS", "POOL_PAIRS_FRESH", "RATE",
+           "TASK_PAIRS", "THRESHOLD", "ContentPrint", "Landmarks", "Pair", "candidate_pairs",
+           "compact", "content_print", "find_duplicates", "landmarks_of", "similarities",
+           "similarity", "similarity_db", "verified_pairs"]
 
 RATE = 8000
 """Sample rate of the check (Hz): every store rate reaches it, and telephone-band copies keep
