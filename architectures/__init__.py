@@ -43,6 +43,7 @@ if TYPE_CHECKING:  # the names `__getattr__` gives, for the type checker
         SpecAugment,
         TimeWarp,
     )
+    from architectures.optimizers import DeviceLossScaleOptimizer, WarmupCosineDecay
     from architectures.pooling import StatisticsPooling
 
 __all__ = [
@@ -50,12 +51,14 @@ __all__ = [
     "AisfxFrontEnd",
     "AisfxNetwork",
     "build_encoder",
+    "DeviceLossScaleOptimizer",
     "FrequencyWarp",
     "RowNormalization",
     "SpecAugment",
     "SpectralFrontEnd",
     "StatisticsPooling",
     "TimeWarp",
+    "WarmupCosineDecay",
     "check_keywords",
     "get",
     "keyword_defaults",

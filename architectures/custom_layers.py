@@ -33,6 +33,7 @@ LAYERS = {
     "architectures.encoders": ("AisfxFrontEnd", "AisfxNetwork", "TransformersFeatures",
                                "TransformersNetwork", "build_encoder"),
     "architectures.frames": ("RepeatFrames",),
+    "architectures.optimizers": ("DeviceLossScaleOptimizer", "WarmupCosineDecay"),
 }
 """Module -> the names it gives `architectures` (its layers, registered on import)."""
 

@@ -15,6 +15,59 @@ from keras import ops
 from xval.core.constraints import check
 
 
+class DeviceDraws:
+    """A layer's random draws, made on the device without reading anything back to the host.
+
+    Keras's seeded draws on the torch backend (eager) turn the layer's `SeedGenerator` state,
+    a device tensor, into a Python `int` at every call (`torch.Generator.manual_seed(int(...))`):
+    on a GPU each draw then waits for every kernel queued before it. Here, on torch, a layer
+    built without a seed draws from torch's own generator of the input's device, which
+    `keras.utils.set_random_seed` seeds (so a seeded job repeats its draws, as Keras's own
+    unseeded `Dropout` does on torch), and a layer given a `seed` from a `torch.Generator`
+    of that device seeded once with it. JAX and TensorFlow compile the step, where Keras's
+    seeded draws stay on the device: they are used there as before.
+
+    Args:
+        seed: the layer's seed, or `None`.
+        seed_generator: the layer's `keras.random.SeedGenerator` (JAX, TensorFlow).
+    """
+
+    def __init__(self, seed: int | None, seed_generator: Any) -> None:
+        self.seed = seed
+        self.seed_generator = seed_generator
+        self.generators: dict[str, Any] = {}
+
+    def _generator(self, device: Any) -> Any:
+        """The `torch.Generator` of `device` (`None`: torch's default one, and on the
+        `meta` device of Keras's shape inference, which has none)."""
+        if self.seed is None or device.type == "meta":
+            return None
+        key = str(device)
+        if key not in self.generators:
+            import torch  # noqa: PLC0415  (the backend, imported by Keras already)
+
+            self.generators[key] = torch.Generator(device=device).manual_seed(int(self.seed))
+        return self.generators[key]
+
+    def uniform(self, shape: tuple[Any, ...], like: Any) -> Any:
+        """Floats uniform in `[0, 1)`, float32, of `shape`, on the device of `like`."""
+        if keras.backend.backend() != "torch":
+            return keras.random.uniform(shape, seed=self.seed_generator)
+        import torch  # noqa: PLC0415  (the backend, imported by Keras already)
+
+        return torch.rand(shape, generator=self._generator(like.device), device=like.device,
+                          dtype=torch.float32)
+
+    def randint(self, shape: tuple[Any, ...], high: int, like: Any) -> Any:
+        """Integers uniform in `[0, high)`, int32, of `shape`, on the device of `like`."""
+        if keras.backend.backend() != "torch":
+            return keras.random.randint(shape, 0, high, seed=self.seed_generator)
+        import torch  # noqa: PLC0415  (the backend, imported by Keras already)
+
+        return torch.randint(0, high, shape, generator=self._generator(like.device),
+                             device=like.device, dtype=torch.int32)
+
+
 @keras.saving.register_keras_serializable(package="architectures")
 class SpecAugment(keras.layers.Layer):
     """SpecAugment-style masking (Park et al. 2019) of `(time, frequency)` features.
@@ -55,8 +108,9 @@ class SpecAugment(keras.layers.Layer):
         self.freq_mask_fraction = float(freq_mask_fraction)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
+        self.draws = DeviceDraws(seed, self.seed_generator)
 
-    def _keep(self, batch: Any, length: int, count: int, fraction: float) -> Any:
+    def _keep(self, batch: Any, length: int, count: int, fraction: float, like: Any) -> Any:
         """`(batch, length)` of 1 (kept) and 0 (masked), or `None` when nothing is masked."""
         widest = int(fraction * length)
         if not count or not widest:
@@ -64,11 +118,9 @@ class SpecAugment(keras.layers.Layer):
         positions = ops.expand_dims(ops.arange(length, dtype="float32"), 0)
         keep = ops.ones((batch, length), dtype="float32")
         for _ in range(count):
-            width = ops.floor(keras.random.uniform((batch, 1), 0.0, widest + 1.0,
-                                                   seed=self.seed_generator))
+            width = ops.floor(self.draws.uniform((batch, 1), like) * (widest + 1.0))
             width = ops.minimum(width, float(widest))
-            start = ops.floor(keras.random.uniform((batch, 1), seed=self.seed_generator)
-                              * (length - width + 1.0))
+            start = ops.floor(self.draws.uniform((batch, 1), like) * (length - width + 1.0))
             inside = ops.logical_and(positions >= start, positions < start + width)
             keep = keep * (1.0 - ops.cast(inside, "float32"))
         return keep
@@ -79,10 +131,12 @@ class SpecAugment(keras.layers.Layer):
         batch = ops.shape(inputs)[0]
         frames, bins = inputs.shape[1], inputs.shape[2]
         x = inputs
-        keep_time = self._keep(batch, frames, self.time_masks, self.time_mask_fraction)
+        keep_time = self._keep(batch, frames, self.time_masks, self.time_mask_fraction,
+                               inputs)
         if keep_time is not None:
             x = x * ops.cast(ops.expand_dims(keep_time, 2), x.dtype)
-        keep_freq = self._keep(batch, bins, self.freq_masks, self.freq_mask_fraction)
+        keep_freq = self._keep(batch, bins, self.freq_masks, self.freq_mask_fraction,
+                               inputs)
         if keep_freq is not None:
             x = x * ops.cast(ops.expand_dims(keep_freq, 1), x.dtype)
         return x
@@ -117,6 +171,7 @@ class _Warp(keras.layers.Layer):
         self.steps = int(steps)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
+        self.draws = DeviceDraws(seed, self.seed_generator)
         self.tables: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def factors(self) -> np.ndarray:
@@ -146,7 +201,7 @@ class _Warp(keras.layers.Layer):
             raise RuntimeError(f"{type(self).__name__} is called in training before it is "
                                "built.")
         batch = ops.shape(inputs)[0]
-        k = keras.random.randint((batch,), 0, self.steps, seed=self.seed_generator)
+        k = self.draws.randint((batch,), self.steps, inputs)
         other = 2 if self.axis == 1 else 1
         shape = ops.shape(inputs)
 

@@ -254,11 +254,15 @@ def make_optimizer(params: InstanceParams, steps_per_epoch: int, model: Any = No
 
     Returns:
         A `keras.optimizers.Optimizer` (an encoder's trained blocks at `encoder_lr_scale`
-        times the rate: `xval.training.encoder.scale_encoder_rate`).
+        times the rate: `xval.training.encoder.scale_encoder_rate`), in a loss-scale
+        optimizer under `mixed_precision`. Neither its schedule nor its loss scaling reads
+        a value back to the host in a step (`architectures.optimizers`).
     """
     optimizer = _optimizer(params, steps_per_epoch)
     if model is not None and uses_encoder(params) and params.encoder_trainable_blocks:
         optimizer = scale_encoder_rate(optimizer, model, float(params.encoder_lr_scale))
+    if params.mixed_precision:  # what Keras's compile would wrap it in, without host branch
+        optimizer = architectures.DeviceLossScaleOptimizer(optimizer)
     return optimizer
 
 
@@ -270,13 +274,13 @@ def _optimizer(params: InstanceParams, steps_per_epoch: int) -> Any:
     warmup = params.warmup_epochs * steps_per_epoch
     decay = max(1, params.epochs * steps_per_epoch - warmup)
     if params.lr_schedule == "cosine" and warmup:
-        lr = keras.optimizers.schedules.CosineDecay(0.0, decay_steps=decay, warmup_target=lr,
-                                                    warmup_steps=warmup)
+        lr = architectures.WarmupCosineDecay(0.0, decay_steps=decay, warmup_target=lr,
+                                             warmup_steps=warmup)
     elif params.lr_schedule == "cosine":
         lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=decay)
     elif warmup:  # constant after the warm-up: a cosine "decay" to alpha = 1
-        lr = keras.optimizers.schedules.CosineDecay(0.0, decay_steps=1, alpha=1.0,
-                                                    warmup_target=lr, warmup_steps=warmup)
+        lr = architectures.WarmupCosineDecay(0.0, decay_steps=1, alpha=1.0,
+                                             warmup_target=lr, warmup_steps=warmup)
     cls = getattr(keras.optimizers, OPTIMIZERS[params.optimizer])
     kwargs = {"momentum": 0.9} if params.optimizer == "sgd" else {}
     return cls(learning_rate=lr, **kwargs)

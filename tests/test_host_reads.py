@@ -1,0 +1,243 @@
+"""No tensor value read back to the host inside a training step (issue 63): the counter, the
+default instance and every architecture of the zoo at the package defaults, the schedule and
+the loss-scale optimizer without host branches (same values as Keras's), the layers' draws
+on the device (seeded, reproducible), and evaluation from the device rows."""
+
+import importlib.util
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+import architectures
+from architectures import DeviceLossScaleOptimizer, SpecAugment, TimeWarp, WarmupCosineDecay
+from tests.conftest import ROOT, resolve
+from tests.test_training import job, run_fold
+from xval import tasks
+from xval.config.loader import load_config
+from xval.training import devices
+from xval.training.evaluation import predict_rows
+from xval.training.host_reads import count_host_reads
+from xval.training.model import build_model, make_optimizer
+
+SHIPPED = load_config(ROOT / "config.ini").training
+"""The `[training]` defaults as shipped (warm-up + cosine, SpecAugment, warps, mixup...)."""
+
+SHAPE = (16, 12)
+SMALL = {"vgg_m": {"width": 0.125, "dense_units": 16},
+         "resnet_detector": {"filters": 4, "conv_blocks": 2, "units": 8},
+         "fast_detector": {"filters": 4, "conv_blocks": 2, "units": 8},
+         "conformer_detector": {"filters": 4, "d_model": 16, "heads": 2, "num_blocks": 1,
+                                "kernel_size": 3}}
+TASK_OF = {"vector": "classification", "frames": "detection", "input": "representation"}
+
+
+def test_count_host_reads_sees_keras_seeded_draws(rng):
+    """The counter can fail: Keras's own seeded draw reads its seed back at every step on
+    torch."""
+
+    class Noisy(keras.layers.Layer):
+        def __init__(self):
+            super().__init__()
+            self.seed_generator = keras.random.SeedGenerator(1)
+
+        def call(self, x, training=None):
+            return x + keras.random.uniform(keras.ops.shape(x), seed=self.seed_generator) \
+                if training else x
+
+    model = keras.Sequential([keras.Input((4,)), Noisy(), keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    x = rng.normal(size=(16, 4)).astype("float32")
+    with count_host_reads() as seen:
+        model.fit(x, x[:, :1], batch_size=8, epochs=1, verbose=0)
+    assert seen.steps["train_step"] == 2
+    assert seen.per_step("train_step") >= 1
+    assert "random" in next(iter(seen.where.values()))
+    assert keras.Model.__dict__.get("train_step") is None  # the wrappers are gone
+
+
+def test_default_instance_makes_no_host_read_in_a_step(tmp_path):
+    """`init`'s audio CNN at the shipped defaults (SpecAugment, both warps, warm-up + cosine,
+    mixup, label smoothing) trains and validates without one host read per step; it made 10
+    per training step before."""
+    from tests.conftest import tiny_store
+
+    store = tiny_store(tmp_path / "data", shape=(32, 16))
+    spec = job(store, tmp_path, epochs=2)
+    spec["params"] = resolve(2, {"architecture": "audio_cnn", "reshaping_type": "conv",
+                                 "comment_1": "", "comment_2": "", "filters": 4,
+                                 "epochs": 2, "patience": 2, "warmup_epochs": 1},
+                             training_defaults=SHIPPED)
+    params = spec["params"]
+    assert params["time_masks"] and params["freq_warp"] and params["time_warp"]
+    assert params["lr_schedule"] == "cosine" and params["mixup_alpha"]
+    with count_host_reads() as seen:
+        result = run_fold(spec)
+    assert result["status"] == "ok"
+    assert seen.steps["train_step"] >= 4 and seen.steps["test_step"] >= 2
+    assert dict(seen.reads) == {}, seen.where
+
+
+@pytest.mark.parametrize("name", architectures.names())
+def test_every_architecture_makes_no_host_read_in_a_step(name, rng):
+    task_type = TASK_OF[architectures.outputs(name)[0]]
+    reshaping = architectures.reshaping_types(name)[0]
+    extra = {"mixup_alpha": 0.0, "label_smoothing": 0.0} if task_type != "classification" \
+        else {}
+    if task_type != "classification" or reshaping != "conv":
+        extra.update(freq_warp=0.0, time_warp=0.0)  # refused where frames are targets
+    params = resolve(1, {"architecture": name, "reshaping_type": reshaping, "comment_1": "",
+                         "comment_2": "", "epochs": 2, "warmup_epochs": 1,
+                         **SMALL.get(name, {}), **extra},
+                     training_defaults=SHIPPED, task_type=task_type)
+    keras.utils.set_random_seed(0)
+    outputs = {"classification": 3, "detection": 2, "representation": SHAPE[1]}[task_type]
+    model = build_model(params, SHAPE, outputs, task_type, np.zeros(12, "float32"),
+                        np.ones(12, "float32"))
+    x = rng.normal(size=(16, *SHAPE)).astype("float32")
+    y = {"classification": rng.integers(0, 3, 16),
+         "detection": (rng.uniform(size=(16, SHAPE[0], 2)) > 0.7).astype("float32"),
+         "representation": x}[task_type]
+    task = tasks.get(task_type)
+    head = task.head
+    model.compile(optimizer=make_optimizer(params, 2, model), loss=head.loss(params, y),
+                  metrics=head.metrics(params))
+    y = task.targets.for_keras(y, params, outputs)
+    with count_host_reads() as seen:
+        model.fit(x, y, batch_size=8, epochs=2, validation_data=(x, y), verbose=0)
+    assert seen.steps["train_step"] == 4
+    assert dict(seen.reads) == {}, seen.where
+
+
+@pytest.mark.parametrize("warmup,alpha,decay", [(10, 0.0, 30), (10, 1.0, 1), (3, 0.2, 7)])
+def test_warmup_cosine_decay_equals_keras_cosine_decay(warmup, alpha, decay):
+    ours = WarmupCosineDecay(0.0, decay_steps=decay, alpha=alpha, warmup_target=0.01,
+                             warmup_steps=warmup)
+    theirs = keras.optimizers.schedules.CosineDecay(0.0, decay_steps=decay, alpha=alpha,
+                                                    warmup_target=0.01, warmup_steps=warmup)
+    for step in range(0, warmup + decay + 5):
+        assert float(ours(step)) == pytest.approx(float(theirs(step)), rel=1e-6, abs=1e-9)
+    assert WarmupCosineDecay.from_config(ours.get_config()).warmup_steps == warmup
+
+
+def _variables(optimizer_cls, grads_per_step, **kwargs):
+    keras.utils.set_random_seed(0)
+    dense = keras.layers.Dense(2)
+    dense.build((None, 3))
+    optimizer = optimizer_cls(keras.optimizers.Adam(0.1), dynamic_growth_steps=2,
+                              initial_scale=8.0, **kwargs)
+    trace = []
+    for grads in grads_per_step:
+        optimizer.apply([keras.ops.convert_to_tensor(g) for g in grads],
+                        dense.trainable_variables)
+        trace.append([keras.ops.convert_to_numpy(v.value) for v in
+                      (*dense.trainable_variables, optimizer.dynamic_scale,
+                       optimizer.step_counter, optimizer.iterations)])
+    return trace
+
+
+def test_device_loss_scale_optimizer_equals_keras_and_skips_non_finite_steps(rng):
+    kernel, bias = np.ones((3, 2), "float32"), np.ones(2, "float32")
+    bad = kernel.copy()
+    bad[0, 0] = np.inf
+    steps = [(kernel, bias), (kernel * 2, bias), (bad, bias), (kernel, bias * np.nan),
+             (kernel, bias), (kernel * 3, bias), (kernel, bias)]
+    ours = _variables(DeviceLossScaleOptimizer, steps)
+    theirs = _variables(keras.optimizers.LossScaleOptimizer, steps)
+    for a, b in zip(ours, theirs):
+        for x, y in zip(a, b):
+            np.testing.assert_allclose(x, y, rtol=1e-6)
+    scales = [float(s[2]) for s in ours]
+    assert scales == [8.0, 16.0, 8.0, 4.0, 4.0, 8.0, 8.0]  # doubled every 2 finite steps
+    assert [int(s[4]) for s in ours] == [1, 2, 2, 2, 3, 4, 5]  # skipped steps do not count
+
+
+def test_mixed_precision_wraps_the_optimizer_once(store, tmp_path):
+    spec = job(store, tmp_path, epochs=1, mixed_precision=True)
+    optimizer = make_optimizer(spec["params"], 4)
+    assert isinstance(optimizer, DeviceLossScaleOptimizer)
+    with count_host_reads() as seen:
+        result = run_fold(spec)
+    assert result["status"] == "ok" and dict(seen.reads) == {}, seen.where
+
+
+def _masks(layer, x):
+    return keras.ops.convert_to_numpy(layer(x, training=True)) == 0
+
+
+def test_layer_draws_repeat_with_their_seed_or_the_global_one():
+    x = np.ones((32, *SHAPE), dtype="float32")
+    first = _masks(SpecAugment(seed=5, time_mask_fraction=0.3), x)
+    assert (first == _masks(SpecAugment(seed=5, time_mask_fraction=0.3), x)).all()
+    assert (first != _masks(SpecAugment(seed=6, time_mask_fraction=0.3), x)).any()
+    keras.utils.set_random_seed(3)
+    unseeded = _masks(SpecAugment(time_mask_fraction=0.3), x)
+    keras.utils.set_random_seed(3)
+    assert (unseeded == _masks(SpecAugment(time_mask_fraction=0.3), x)).all()
+    layer = TimeWarp(max_warp=0.2, seed=1)
+    ramp = np.tile(np.arange(SHAPE[0], dtype="float32")[None, :, None], (32, 1, SHAPE[1]))
+    layer.build(ramp.shape)
+    warped = keras.ops.convert_to_numpy(layer(ramp, training=True))
+    assert len({round(float(r[-1, 0]), 3) for r in warped}) > 3  # rows draw several rates
+
+
+def test_spec_augment_mask_widths_are_uniform_as_before():
+    """Each time mask's width is uniform over 0..widest: the mean masked frames per row is
+    close to `masks * widest / 2` (fewer where two masks overlap)."""
+    layer = SpecAugment(time_masks=1, time_mask_fraction=0.5, freq_masks=0, seed=0)
+    x = np.ones((4000, 20, 4), dtype="float32")
+    widths = _masks(layer, x).all(axis=2).sum(axis=1)
+    assert set(np.unique(widths)) == set(range(11))  # 0..10 frames, every width drawn
+    assert widths.mean() == pytest.approx(5.0, abs=0.2)
+    counts = np.bincount(widths, minlength=11)
+    assert counts.min() > 4000 / 11 * 0.7
+
+
+def test_predict_rows_from_the_device_equals_numpy(store, rng):
+    keras.utils.set_random_seed(0)
+    params = resolve(1, {"architecture": "example_cnn", "reshaping_type": "conv",
+                         "comment_1": "", "comment_2": "", "filters": 4},
+                     training_defaults=SHIPPED)
+    shape = store.features.shape[1:]
+    model = build_model(params, shape, 3, "classification", np.zeros(shape[-1], "float32"),
+                        np.ones(shape[-1], "float32"))
+    features = np.array(store.features, dtype=np.float32)
+    rows = rng.permutation(len(features))[:50]
+    before = devices.host_transfers()
+    on_device = predict_rows(model, features, rows, 16, devices.DEVICE)
+    # The rows and their targets once, then the epoch's order and row indices.
+    assert devices.host_transfers() - before == 4
+    np.testing.assert_allclose(on_device, predict_rows(model, features, rows, 16), rtol=1e-5)
+    assert on_device.shape == (50, 3)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
+def test_jax_compiles_the_default_instance_step(tmp_path):
+    """On JAX the step is compiled (`jit_compile`): a host read inside it could not be
+    traced at all, so the default instance training there is the check."""
+    code = (
+        "import numpy as np, keras\n"
+        "from tests.test_host_reads import SHIPPED, SHAPE\n"
+        "from tests.conftest import resolve\n"
+        "from xval import tasks\n"
+        "from xval.training.model import build_model, make_optimizer\n"
+        "p = resolve(2, {'architecture': 'audio_cnn', 'reshaping_type': 'conv', 'filters': 4,"
+        " 'comment_1': '', 'comment_2': '', 'epochs': 2, 'warmup_epochs': 1},"
+        " training_defaults=SHIPPED)\n"
+        "m = build_model(p, SHAPE, 3, 'classification', np.zeros(12, 'float32'),"
+        " np.ones(12, 'float32'))\n"
+        "rng = np.random.default_rng(0)\n"
+        "x = rng.normal(size=(16, *SHAPE)).astype('float32'); y = rng.integers(0, 3, 16)\n"
+        "task = tasks.get('classification')\n"
+        "m.compile(optimizer=make_optimizer(p, 2, m), loss=task.head.loss(p, y))\n"
+        "y = task.targets.for_keras(y, p, 3)\n"
+        "h = m.fit(x, y, batch_size=8, epochs=2, verbose=0)\n"
+        "print('jit', m.jit_compile, np.isfinite(h.history['loss']).all())\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, timeout=600, env={**os.environ, "KERAS_BACKEND": "jax"})
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "jit True True" in out.stdout

@@ -1,0 +1,161 @@
+"""Counting the reads of a tensor's value back to the host inside a training step.
+
+On a GPU each such read (`int(t)`, `bool(t)` of an `if`, `t.item()`, `t.cpu()`...) blocks
+the Python thread until the device has finished every kernel queued before it: the GPU then
+idles while Python prepares the next kernels. The engine's steps make none
+(docs/performance.md); `count_host_reads` checks it on any machine, the CPU included, where
+the same reads happen but cost nothing.
+
+On the torch backend (eager: every Python line of a step runs at every step) the methods of
+`torch.Tensor` that return a host value are wrapped while the block runs, and counted when
+called inside Keras's `train_step` or `test_step`; on a CUDA device the synchronisations
+torch itself reports (`torch.cuda.set_sync_debug_mode("warn")`: a copy to the host, a
+blocking allocation query...) are counted too. JAX and TensorFlow compile the step
+(`jit_compile`, `tf.function`): a read inside it cannot run at all (it fails while the step is
+traced).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import threading
+import warnings
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Any
+
+READS = ("__int__", "__bool__", "__float__", "__index__", "item", "tolist", "numpy", "cpu")
+"""The `torch.Tensor` methods that hand a tensor's value to Python (or copy it to the host)."""
+
+STEPS = ("train_step", "test_step")
+"""The Keras steps whose reads are counted."""
+
+
+@dataclasses.dataclass
+class HostReads:
+    """What `count_host_reads` saw.
+
+    Attributes:
+        steps: step name -> how many times it ran.
+        reads: `"step: method"` -> reads made inside that step (e.g. `"train_step:
+            __int__"`).
+        where: `"step: method"` -> the innermost project or Keras frame of the first read
+            (`file:line function`), to find it.
+        syncs: step name -> the CUDA synchronisations torch reported inside it (on a CUDA
+            device only).
+    """
+
+    steps: Counter[str] = dataclasses.field(default_factory=Counter)
+    reads: Counter[str] = dataclasses.field(default_factory=Counter)
+    where: dict[str, str] = dataclasses.field(default_factory=dict)
+    syncs: Counter[str] = dataclasses.field(default_factory=Counter)
+
+    def per_step(self, step: str = "train_step") -> float:
+        """Reads per call of `step` (0.0 when it never ran)."""
+        total = sum(n for key, n in self.reads.items() if key.startswith(f"{step}:"))
+        return total / self.steps[step] if self.steps[step] else 0.0
+
+    def syncs_per_step(self, step: str = "train_step") -> float:
+        """CUDA synchronisations per call of `step` (0.0 when it never ran)."""
+        return self.syncs[step] / self.steps[step] if self.steps[step] else 0.0
+
+
+_state = threading.local()
+
+
+def _origin() -> str:
+    """The frame that made the read: the first one outside torch and this module."""
+    import traceback  # noqa: PLC0415  (only when a read is seen)
+
+    for frame in reversed(traceback.extract_stack()[:-3]):
+        name = frame.filename.replace("\\", "/")
+        if "/torch/" not in name and not name.endswith("host_reads.py"):
+            return f"{name}:{frame.lineno} {frame.name}"
+    return "?"
+
+
+def _counted(method: Callable[..., Any], name: str, seen: HostReads) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        step = getattr(_state, "step", None)
+        if step is not None:
+            key = f"{step}: {name}"
+            seen.reads[key] += 1
+            seen.where.setdefault(key, _origin())
+        return method(*args, **kwargs)
+
+    return wrapper
+
+
+def _in_step(method: Callable[..., Any], name: str, seen: HostReads, cuda: bool
+             ) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        outer = getattr(_state, "step", None)
+        _state.step = name
+        seen.steps[name] += 1
+        try:
+            if not cuda:
+                return method(*args, **kwargs)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                result = method(*args, **kwargs)
+            for w in caught:
+                if "synchroniz" in str(w.message):
+                    seen.syncs[name] += 1
+                else:  # not ours to swallow
+                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+            return result
+        finally:
+            _state.step = outer
+
+    return wrapper
+
+
+@contextlib.contextmanager
+def count_host_reads() -> Iterator[HostReads]:
+    """Counts the host reads made inside Keras's `train_step` and `test_step` while the
+    block runs (set the backend and import Keras first).
+
+    Example:
+
+    ```python
+    with count_host_reads() as seen:
+        model.fit(x, y, epochs=1)
+    assert seen.per_step("train_step") == 0, seen.where
+    ```
+
+    Returns:
+        A `HostReads`, filled as the block runs.
+    """
+    import keras  # noqa: PLC0415  (Keras: only once the backend is set)
+
+    seen = HostReads()
+    patched: list[tuple[Any, str, Any]] = []
+    torch = None
+    if keras.backend.backend() == "torch":
+        import torch  # noqa: PLC0415  (the backend, imported by Keras already)
+    cuda = torch is not None and torch.cuda.is_available()
+    mode = torch.cuda.get_sync_debug_mode() if cuda else 0
+    try:
+        for step in STEPS:
+            original = keras.Model.__dict__.get(step)
+            patched.append((keras.Model, step, original))
+            setattr(keras.Model, step, _in_step(getattr(keras.Model, step), step, seen, cuda))
+        if torch is not None:
+            for name in READS:
+                patched.append((torch.Tensor, name, torch.Tensor.__dict__.get(name)))
+                setattr(torch.Tensor, name, _counted(getattr(torch.Tensor, name), name, seen))
+        if cuda:
+            torch.cuda.set_sync_debug_mode("warn")
+        yield seen
+    finally:
+        if cuda:
+            torch.cuda.set_sync_debug_mode(mode)
+        for owner, name, original in reversed(patched):
+            if original is None:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, original)
