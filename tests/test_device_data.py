@@ -148,10 +148,75 @@ def test_placement_follows_the_cap_and_the_backend(monkeypatch):
     assert devices.choose(10 << 20, 0, generator=False) == devices.HOST
     assert devices.choose(10 << 20, 2048, generator=True) == devices.HOST
     monkeypatch.setattr(devices, "accelerator", lambda: "cuda")
+    monkeypatch.setattr(devices, "job_memory", lambda jobs_per_gpu=1: 80 << 30)
     assert devices.choose(10 << 20, 5, generator=False) == devices.PINNED
     assert devices.choose(10 << 20, 2048, generator=True) == devices.PINNED
     monkeypatch.setattr(devices, "backend_name", lambda: "tensorflow")
     assert devices.choose(10 << 20, 2048, generator=False) == devices.HOST
+
+
+def test_device_budget_follows_free_memory_and_jobs_per_gpu(monkeypatch):
+    """`device_data_mb` is an upper bound: on a GPU a fold's rows take at most half of the
+    job's share of its memory (the free memory, the GPU's total over jobs_per_gpu; JAX:
+    what its allocator may still take)."""
+    import types
+
+    import torch
+
+    monkeypatch.setattr(devices, "accelerator", lambda: "cuda")
+    monkeypatch.setattr(devices, "backend_name", lambda: "torch")
+    memory = {"free": 70 << 30, "total": 80 << 30}
+    monkeypatch.setattr(torch.cuda, "mem_get_info",
+                        lambda *a: (memory["free"], memory["total"]))
+    assert devices.budget_mb(2048) == 2048
+    assert devices.budget_mb(2048, jobs_per_gpu=64) == 640  # half of 80 GiB / 64
+    assert devices.budget_mb(0) == 0
+    memory["free"] = 1 << 30  # other jobs hold the rest
+    assert devices.budget_mb(2048) == 512
+    assert devices.choose(600 << 20, 2048, generator=False) == devices.PINNED
+    assert devices.choose(500 << 20, 2048, generator=False) == devices.DEVICE
+    stats = {"bytes_limit": 8 << 30, "bytes_in_use": 2 << 30}
+    device = types.SimpleNamespace(memory_stats=lambda: stats)
+    monkeypatch.setitem(sys.modules, "jax", types.SimpleNamespace(devices=lambda: [device]))
+    monkeypatch.setattr(devices, "backend_name", lambda: "jax")
+    assert devices.budget_mb(4096, jobs_per_gpu=4) == 3072  # its limit is its share already
+
+
+def test_a_fold_out_of_device_memory_falls_back_with_one_line(store, config, monkeypatch,
+                                                              capsys):
+    import torch
+
+    from xval.training import batches
+    from xval.training.fold import run_fold
+
+    def full(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(batches.DeviceRows, "__init__", full)
+    result = run_fold(_job(store, config, 2048))
+    assert result.ok, result.message
+    assert result.device_settings["batches"] == devices.HOST
+    lines = [line for line in capsys.readouterr().err.splitlines() if "device memory" in line]
+    assert len(lines) == 1
+    assert lines[0].startswith("note: fold 0: out of device memory") and "2.00 GiB" in lines[0]
+    monkeypatch.setattr(batches.DeviceRows, "__init__", lambda *a, **k: 1 / 0)
+    with pytest.raises(ZeroDivisionError):  # any other error is not a fall back
+        devices.placed(lambda where: make_batches(np.zeros((4, 2, 2)), np.arange(4),
+                                                  np.zeros(4), batch_size=2, shuffle=False,
+                                                  placement=where), devices.DEVICE, "x")
+
+
+def test_release_memory_returns_cached_device_and_pinned_blocks(monkeypatch):
+    import torch
+
+    calls = []
+    monkeypatch.setattr(devices, "backend_name", lambda: "torch")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: calls.append("device"))
+    monkeypatch.setattr(torch.accelerator, "empty_host_cache", lambda: calls.append("pinned"))
+    devices.release_memory()
+    assert calls == ["device", "pinned"]
 
 
 JAX_CHECK = textwrap.dedent("""

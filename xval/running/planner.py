@@ -105,7 +105,8 @@ class Plan:
                    store=str(Path(store.path).resolve()), store_hash=store.content_hash,
                    log_dir=str(self.layout.instance(instance).log_dir(fold)),
                    embedding_items=embedding_items(params, fold),
-                   device_data_mb=self.config.backend.device_data_mb)
+                   device_data_mb=self.config.backend.device_data_mb,
+                   jobs_per_gpu=self.config.backend.jobs_per_gpu)
 
     def jobs(self, instance: int, folds: list[int]) -> list[Job]:
         """The `Job`s of `instance` for the fold indices `folds`."""

@@ -15,10 +15,12 @@ memory (no copy), and gives the same batches, so the same histories, as the nump
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -30,6 +32,8 @@ PINNED = "pinned"
 """Batches are gathered in numpy and copied from pinned memory without blocking."""
 HOST = "host"
 """Batches are numpy arrays; Keras copies them (TensorFlow, a CPU, or generator mode)."""
+
+T = TypeVar("T")
 
 _transfers = 0
 """Host-to-device copies made by this module in this process (`host_transfers`)."""
@@ -66,7 +70,54 @@ def accelerator() -> str | None:
     return None
 
 
-def choose(nbytes: int, cap_mb: int, *, generator: bool) -> str:
+DATA_SHARE = 0.5
+"""The most of a job's share of its GPU's memory that its rows may take: the model, its
+activations and the optimizer's state need the rest."""
+
+
+def job_memory(jobs_per_gpu: int = 1) -> int | None:
+    """The bytes of device memory this job may use, or `None` on the CPU.
+
+    On torch, the memory free on the GPU now (other jobs' included), at most the GPU's
+    total over `jobs_per_gpu`; on JAX, what its allocator may still take (its limit is
+    already the job's share: `XLA_PYTHON_CLIENT_MEM_FRACTION`,
+    `xval.core.backend.sharing_environment`). A query of the device, made once per fold,
+    never inside a step.
+
+    Args:
+        jobs_per_gpu: the jobs sharing the GPU. Defaults to `1`.
+    """
+    if accelerator() is None:
+        return None
+    if backend_name() == "torch":
+        import torch  # noqa: PLC0415  (the backend, imported by Keras already)
+
+        free, total = torch.cuda.mem_get_info()
+        return int(min(free, total // max(1, jobs_per_gpu)))
+    import jax  # noqa: PLC0415  (the backend, imported by Keras already)
+
+    stats = jax.devices()[0].memory_stats() or {}
+    if "bytes_limit" not in stats:
+        return None
+    return int(stats["bytes_limit"] - stats.get("bytes_in_use", 0))
+
+
+def budget_mb(cap_mb: int, jobs_per_gpu: int = 1) -> int:
+    """The most of a fold's rows, in MiB, to copy to the device: `[backend]
+    device_data_mb` (`cap_mb`, an upper bound), and at most `DATA_SHARE` of this job's
+    memory (`job_memory`) on a GPU.
+
+    Args:
+        cap_mb: `[backend] device_data_mb`; `0`: never.
+        jobs_per_gpu: the jobs sharing the GPU. Defaults to `1`.
+    """
+    memory = job_memory(jobs_per_gpu) if cap_mb else None
+    if memory is None:
+        return int(cap_mb)
+    return int(min(cap_mb, DATA_SHARE * memory / (1 << 20)))
+
+
+def choose(nbytes: int, cap_mb: int, *, generator: bool, jobs_per_gpu: int = 1) -> str:
     """Where a fold's batches come from.
 
     Args:
@@ -75,6 +126,7 @@ def choose(nbytes: int, cap_mb: int, *, generator: bool) -> str:
         cap_mb: `[backend] device_data_mb`: the most a job keeps on the device; `0`:
             never.
         generator: generator mode (rows streamed from the memory-mapped store).
+        jobs_per_gpu: the jobs sharing the GPU (`budget_mb`). Defaults to `1`.
 
     Returns:
         `DEVICE`, `PINNED` or `HOST`.
@@ -84,9 +136,45 @@ def choose(nbytes: int, cap_mb: int, *, generator: bool) -> str:
         return HOST
     if backend == "jax" and accelerator() is None:
         return HOST  # a copy beside the numpy rows, for nothing (torch shares them)
-    if not generator and cap_mb and nbytes <= int(cap_mb) << 20:
+    if not generator and cap_mb and nbytes <= budget_mb(cap_mb, jobs_per_gpu) << 20:
         return DEVICE
     return PINNED if accelerator() is not None else HOST
+
+
+def out_of_memory(error: BaseException) -> bool:
+    """Whether `error` is the backend's out-of-memory error (torch's
+    `OutOfMemoryError`, JAX's `RESOURCE_EXHAUSTED`)."""
+    if type(error).__name__ == "OutOfMemoryError":
+        return True
+    return "RESOURCE_EXHAUSTED" in str(error) or "out of memory" in str(error).lower()
+
+
+def placed(make: Callable[[str], T], placement: str, what: str) -> tuple[T, str]:
+    """`make(placement)`; when that runs out of device memory placing a fold's rows on the
+    device, `make` again on the pinned path (numpy on the CPU), after one line on stderr.
+
+    Args:
+        make: `placement -> what is made` (the fold's batches, a split's outputs).
+        placement: where to try first (`choose`).
+        what: the fold or split, for the line (`"fold 2"`).
+
+    Returns:
+        `(what make returned, the placement it used)`.
+    """
+    try:
+        return make(placement), placement
+    except Exception as error:  # noqa: BLE001  (only the backend's out-of-memory is caught)
+        if placement != DEVICE or not out_of_memory(error):
+            raise
+        reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+    fallback = PINNED if accelerator() is not None else HOST
+    gc.collect()
+    release_memory()
+    print(f"note: {what}: out of device memory copying its rows to the device ({reason}); its "
+          f"batches come from {'pinned host memory' if fallback == PINNED else 'numpy'} "
+          "instead (config.ini [backend] device_data_mb caps what is copied).",
+          file=sys.stderr, flush=True)
+    return make(fallback), fallback
 
 
 def to_device(array: np.ndarray) -> Any:
@@ -121,16 +209,25 @@ def to_device(array: np.ndarray) -> Any:
 
 
 def release_memory() -> None:
-    """Returns what the framework keeps between jobs on a GPU: torch's cached blocks
-    (`torch.cuda.empty_cache()`), JAX's compiled executables (`jax.clear_caches()`). Called
-    after the cyclic collector has freed the last fold's model (`collect_garbage`); nothing
-    on the CPU or on TensorFlow (whose GPU memory is returned only when its process ends:
-    its GPU jobs each run in a fresh worker)."""
+    """Returns what the framework keeps between jobs on a GPU: torch's cached device blocks
+    (`torch.cuda.empty_cache()`) and its cached pinned host blocks (the pinned path's
+    staging buffers: `torch.accelerator.empty_host_cache()`), JAX's compiled executables
+    (`jax.clear_caches()`). Called after the cyclic collector has freed the last fold's
+    model (`collect_garbage`); nothing on the CPU or on TensorFlow (whose GPU memory is
+    returned only when its process ends: its GPU jobs each run in a fresh worker).
+
+    JAX's memory pool stays with its warm worker: it is bounded by the job's share
+    (`XLA_PYTHON_CLIENT_MEM_FRACTION` when several jobs share the GPU), which no other job
+    may use, and it saves the next job allocating it again."""
     if "torch" in sys.modules and backend_name() == "torch":
         import torch  # noqa: PLC0415  (imported already)
 
         if torch.cuda.is_available() and torch.cuda.is_initialized():
             torch.cuda.empty_cache()
+            empty_host = getattr(getattr(torch, "accelerator", None), "empty_host_cache",
+                                 None) or getattr(torch._C, "_host_emptyCache", None)
+            if empty_host is not None:
+                empty_host()
     elif "jax" in sys.modules and backend_name() == "jax" and accelerator() is not None:
         import jax  # noqa: PLC0415  (imported already)
 

@@ -5,6 +5,7 @@ validation predictions."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -16,20 +17,35 @@ from xval.core.errors import TrainingError
 from xval.core.parameters import TrainingParams
 from xval.core.records import Metrics, Postprocessing
 from xval.tasks import Context, Task
+from xval.training import devices
 from xval.training.batches import Normalizer, make_batches
 
 
-def predict_rows(model: Any, features: Any, rows: np.ndarray, batch_size: int) -> np.ndarray:
+def predict_rows(model: Any, features: Any, rows: np.ndarray, batch_size: int,
+                 placement: str = devices.HOST) -> np.ndarray:
     """The model's outputs on `features[rows]`, in batches.
+
+    With the rows on the device (`placement` `DEVICE`: copied there once, every batch
+    gathered there), Keras's `predict` keeps each batch's outputs on the device and reads
+    them back after the last batch is queued: the device never waits for the host between
+    batches.
+
+    Args:
+        model: a `keras.Model`.
+        features: `np.ndarray [shape=(n, ...)]` (a memmap in generator mode).
+        rows: the rows of `features` to score.
+        batch_size: rows per batch.
+        placement: where the batches are gathered (`xval.training.devices`). Defaults to
+            numpy (`HOST`).
 
     Returns:
         `np.ndarray [shape=(len(rows), outputs)]`, float64.
     """
+    if len(rows) == 0:
+        return np.zeros((0, 1))
     batches = make_batches(features, rows, np.zeros(len(rows)), batch_size=batch_size,
-                           shuffle=False)
-    outputs = [np.asarray(model.predict_on_batch(batches[i][0]), dtype=np.float64)
-               for i in range(len(batches))]
-    return np.concatenate(outputs) if outputs else np.zeros((0, 1))
+                           shuffle=False, placement=placement)
+    return np.asarray(model.predict(batches, verbose=0), dtype=np.float64)
 
 
 def check_finite(fold: int, outputs: Mapping[str, np.ndarray], metrics: Metrics) -> None:
@@ -91,7 +107,8 @@ def evaluate_splits(model: Any, task: Task, store: FeatureStore, *, params: Trai
                     splits: tuple[str, ...], rows: Mapping[str, np.ndarray],
                     source: Mapping[str, tuple[Any, np.ndarray]], n_outputs: int,
                     train_original: np.ndarray, target_fn: Normalizer | None,
-                    batch_size: int) -> Evaluation:
+                    batch_size: int, placement: Callable[[Any], str] | None = None
+                    ) -> Evaluation:
     """Scores the model on every split at the segment level and, for a store whose files
     were cut into segments, at the clip level (every fold then gets both, so that clip-level
     means and paired tests cover all folds).
@@ -109,6 +126,8 @@ def evaluate_splits(model: Any, task: Task, store: FeatureStore, *, params: Trai
             scored on them.
         target_fn: an autoencoder's target function (normalised input), or `None`.
         batch_size: rows per prediction batch.
+        placement: a split's features -> where its batches are gathered
+            (`xval.training.devices`), or `None`: numpy. Defaults to `None`.
 
     Returns:
         An `Evaluation`.
@@ -132,7 +151,10 @@ def evaluate_splits(model: Any, task: Task, store: FeatureStore, *, params: Trai
                         multi_segment=multi_segment)
     truth = {}
     for key in splits:
-        result.outputs[key] = predict_rows(model, *scored_source[key], batch_size)
+        features, indices = scored_source[key]
+        result.outputs[key] = devices.placed(
+            functools.partial(predict_rows, model, features, indices, batch_size),
+            devices.HOST if placement is None else placement(features), f"{key} rows")[0]
         truth[key] = targets[scored[key]]
         if target_fn is not None:
             truth[key] = target_fn(np.asarray(store.features[scored[key]], dtype=np.float32))

@@ -136,8 +136,8 @@ def fit_model(model: Any, fold: PreparedFold, on_epoch: EpochHook | None) -> Fit
         TrainingError: when no epoch produced a finite monitored value (diverged).
     """
     params = fold.params
-    placement = fold_placement(fold)
-    train, val = fold_batches(fold, placement)
+    (train, val), placement = devices.placed(lambda where: fold_batches(fold, where),
+                                             fold_placement(fold), f"fold {fold.fold}")
     model.compile(optimizer=make_optimizer(params, len(train), model),
                   loss=fold.task.head.loss(params, fold.store.targets[fold.rows["train"]]),
                   metrics=fold.task.head.metrics(params))

@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from xval.core.records import FoldResult, Status
 from xval.training import devices, embeddings
 from xval.training.encoder import audio_model
@@ -39,7 +41,10 @@ def evaluate_model(model: Any, fold: PreparedFold, fitted: Fitted
         model, fold.task, fold.store, params=fold.params, splits=fold.splits,
         rows=fold.rows, source=fold.source, n_outputs=fold.n_outputs,
         train_original=fold.train_original, target_fn=fold.target_fn,
-        batch_size=max(fold.batch_size, 1024))
+        batch_size=max(fold.batch_size, 1024),
+        placement=lambda features: fitted.placement if fitted.placement != devices.DEVICE
+        else devices.choose(np.asarray(features).nbytes, fold.job.device_data_mb,
+                            generator=False, jobs_per_gpu=fold.job.jobs_per_gpu))
     check_finite(fold.fold, evaluation.outputs, evaluation.metrics)
     if not fold.uses_embeddings or fitted.sources is None:
         return evaluation, None, None

@@ -230,7 +230,8 @@ def fold_placement(fold: PreparedFold) -> str:
     and validation rows on the device when they fit `[backend] device_data_mb`."""
     nbytes = 0 if fold.job.generator else sum(
         fold.source[k][0].nbytes for k in ("train", "val") if k in fold.source)
-    return devices.choose(nbytes, fold.job.device_data_mb, generator=fold.job.generator)
+    return devices.choose(nbytes, fold.job.device_data_mb, generator=fold.job.generator,
+                          jobs_per_gpu=fold.job.jobs_per_gpu)
 
 
 def fold_batches(fold: PreparedFold, placement: str = devices.HOST) -> tuple[Any, Any]:

@@ -43,6 +43,8 @@ class Job(Record):
         device_data_mb: `[backend] device_data_mb`: the most of the fold's training and
             validation rows, in MiB, copied to the device once (batches are then gathered
             there); `0`: batches always come from numpy. Defaults to `DEVICE_DATA_MB`.
+        jobs_per_gpu: `[backend] jobs_per_gpu`: the jobs sharing the job's GPU, which share
+            its memory (`xval.training.devices.budget_mb`). Defaults to `1`.
     """
 
     KIND: ClassVar[str] = "job"
@@ -60,6 +62,7 @@ class Job(Record):
     refit_epochs: int | None = None
     embedding_items: dict[str, Any] = dataclasses.field(default_factory=dict)
     device_data_mb: int = DEVICE_DATA_MB
+    jobs_per_gpu: int = 1
 
     def __post_init__(self) -> None:
         self.params = InstanceParams.of(self.params)
