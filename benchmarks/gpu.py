@@ -1,34 +1,47 @@
-"""GPU benchmark (issue 53): does the GPU wait?
+"""GPU benchmark (issues 53 and 63): does the GPU wait?
 
-On one GPU, torch first, then JAX (in a child process) if the time budget allows:
+Every phase runs in a process of its own under a hard time limit (its projected seconds
+times `--slack`, within what is left of `--budget`), prints its lines as they come and writes
+them to `<out-dir>/<phase>.json`; a phase stopped at its limit or failing is said so in one
+line, and the next one starts. On one GPU, torch, then JAX:
 
-(a) engine / hand loop: `Experiment.run` (inline executor) against scikit-learn `GroupKFold`
-    plus `model.fit` on the same folds, model, epochs and batch size (ratio of medians), for
-    the demo CNN on the demo store and a ~10 M-parameter `audio_cnn` (filters 96) on a
-    synthetic store of 3,200 rows of 128 frames x 64 bins, at 10 and 30 epochs.
-(b) per-job overhead: 8 jobs (2 instances x 4 folds) of the demo CNN through the process
-    executor on one GPU slot, with a fresh worker per job (what every GPU job paid before)
-    and with warm workers: (wall - sum of the jobs' fit seconds) / jobs.
-(c) throughput at 1, 2 and 4 jobs per GPU on warm workers: 16 jobs of the demo CNN, jobs per
-    minute and the speed-up over 1.
+sync     CUDA synchronisations (`torch.cuda.set_sync_debug_mode`) and host reads
+         (`xval.training.host_reads`) per training and validation step, for one fold of the
+         plain demo CNN and one of the default instance (`init`'s audio CNN at the package
+         defaults: SpecAugment, warps, warm-up + cosine, mixup, label smoothing).
+a-small  engine / hand loop (ratio of medians): `Experiment.run` (inline) against scikit-learn
+         `GroupKFold` plus `model.fit` on the same folds, model, epochs and batch size, the hand
+         loop fed the same device-resident rows (`make_batches(placement=DEVICE)`: the ratio
+         asked) and fed numpy (a researcher's own loop); the demo CNN, 4 folds x 10 epochs.
+a-big    the same for a 10.7 M-parameter `audio_cnn` on 3,200 rows of 128 x 64 (3 epochs), and
+         the GPU's busy % sampled during epochs 2.. of one fold's fit (not its start, not its
+         evaluation).
+b        per-job overhead (wall - sum of the jobs' fit seconds) / jobs: 8 jobs of the demo CNN
+         through the process executor on one GPU slot, warm workers (`b-fresh`, not run by
+         default: a fresh worker per job, what every GPU job paid before issue 53).
+c        16 jobs of the demo CNN at 1, 2 and 4 jobs per GPU, warm workers: jobs per minute and
+         the speed-up over 1.
+jax      a-small on the JAX backend (one repeat).
 
-Every phase reports the GPU's busy % and its peak memory, sampled by `nvidia-smi` every
-0.2 s. The figures are printed, one line each, and written to `--out` (JSON) as they come,
-so a run cut short keeps what it measured. Phases past `--budget` seconds are skipped.
+Every model is warmed up (one short fit) before it is timed. `--dry-run` prints each phase's
+projected seconds on an H100 at the default sizes (`--project` prints only that), then runs
+every phase on the CPU at tiny sizes: the code path, rehearsed before a GPU is lent.
 
-    python -m benchmarks.gpu [--budget 420] [--gpu 0] [--out results/gpu-benchmark.json]
-    python -m benchmarks.gpu --dry-run        # the same code path on the CPU, tiny sizes
-    python -m benchmarks.gpu --cpu-proxies    # issue 53's CPU proxies, before and after
+    python -m benchmarks.gpu [--budget 480] [--gpu 0] [--out-dir results/gpu-benchmark]
+    python -m benchmarks.gpu --project | --dry-run
+    python -m benchmarks.gpu --cpu-proxies    # issue 53's CPU proxies (benchmarks.gpu_proxies)
 
-On a machine without a GPU (and without `--dry-run` or `--cpu-proxies`) it prints a message
-and exits with code 0.
+On a machine without a GPU (and without `--dry-run`, `--project` or `--cpu-proxies`) it
+prints a message and exits with code 0.
 """
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -45,7 +58,74 @@ from benchmarks._common import ROOT, median, timed  # noqa: E402
 
 BIG = {"architecture": "audio_cnn", "reshaping_type": "conv", "comment_1": "big",
        "comment_2": "", "filters": 96, "blocks": 4}
-"""About 10.7 M parameters on 128 x 64 inputs with 4 classes."""
+"""About 10.7 M parameters on 128 x 64 inputs with 4 classes (plain training, as `ARCH`)."""
+
+DEFAULT_INSTANCE = {"architecture": "audio_cnn", "reshaping_type": "conv",
+                    "comment_1": "default", "comment_2": "init's instance 2"}
+"""`init`'s audio CNN: everything else at the package defaults (config.ini as shipped)."""
+
+H100 = {"start": 15.0, "fold": 1.0, "worker": 12.0, "demo_step": 0.006, "big_step": 0.014,
+        "jax_compile": 20.0}
+"""Seconds on one H100, for the projections: a phase's process start (Python, the backend,
+Keras, the CUDA context, the stores read), the engine's work per fold besides its steps
+(model, evaluation, saving), a worker process's start, a step of the demo CNN (bound by
+kernel launches), a step of the 10.7 M `audio_cnn` at batch 32, JAX's compilations per
+phase. Scaled from the H200 run of 2026-11 (4 folds x 10 epochs of the demo CNN, 10.5 s);
+each phase prints its measured seconds beside its projection, to correct them."""
+
+
+@dataclasses.dataclass
+class Sizes:
+    """What the phases run (`DEFAULT`; `TINY` for `--dry-run` on the CPU)."""
+
+    repeats: int = 2
+    epochs: int = 10
+    big_epochs: int = 3
+    big_repeats: int = 2
+    big_rows: int = 3200
+    big_filters: int = 96
+    jobs_b: int = 8
+    jobs_c: int = 16
+    batch: int = 32
+
+
+DEFAULT = Sizes()
+TINY = Sizes(repeats=1, epochs=1, big_epochs=2, big_repeats=1, big_rows=64, big_filters=4,
+             jobs_b=4, jobs_c=4)
+DEMO_STEPS = 19
+"""Training steps per epoch of a demo-store fold (600 rows of 5 training items, batch 32)."""
+
+
+def projected(phase, sizes=DEFAULT):
+    """The seconds `phase` takes on an H100 at `sizes` (`H100`'s constants)."""
+    h, s = H100, sizes
+
+    def fold(epochs, step, steps_per_epoch):
+        return h["fold"] + epochs * steps_per_epoch * step
+
+    big_steps = 0.6 * s.big_rows / s.batch
+    demo = fold(s.epochs, h["demo_step"], DEMO_STEPS)
+    big = fold(s.big_epochs, h["big_step"], big_steps)
+    warm_demo = 2 * 4 * fold(1, h["demo_step"], DEMO_STEPS)  # engine and hand, 1 epoch
+    warm_big = 2 * 4 * fold(1, h["big_step"], big_steps)
+    # Workers start side by side: one start per run, then the jobs spread over min(n, 3)
+    # at a time (the demo CNN leaves the GPU idle between its kernels: sharing fills it).
+    sharing = sum(h["worker"] + s.jobs_c * demo / min(n, 3) for n in (1, 2, 4))
+    seconds = {
+        "sync": h["start"] + 2 * (fold(1, h["demo_step"], DEMO_STEPS)
+                                  + fold(3, h["demo_step"], DEMO_STEPS)),
+        "a-small": h["start"] + warm_demo + 3 * s.repeats * 4 * demo,
+        "a-big": h["start"] + warm_big + 3 * s.big_repeats * 4 * big + big,
+        "b": h["start"] + h["worker"] + s.jobs_b * demo,
+        "b-fresh": h["start"] + s.jobs_b * (h["worker"] + demo),
+        "c": h["start"] + sharing,
+        "jax": h["start"] + 2 * h["jax_compile"] + warm_demo + 3 * 4 * demo,
+    }
+    return seconds[phase]
+
+
+PHASES = ("sync", "a-small", "a-big", "b", "c", "jax")
+"""The phases run by default, in order (`b-fresh` on demand: `--only`)."""
 
 
 def visible_gpus():
@@ -57,12 +137,6 @@ def visible_gpus():
     except (OSError, subprocess.SubprocessError):
         return []
     return [line for line in out.stdout.splitlines() if line.startswith("GPU ")]
-
-
-def backend_sees_gpu():
-    from xval.training.devices import accelerator
-
-    return accelerator() is not None
 
 
 class Sampler:
@@ -85,15 +159,19 @@ class Sampler:
                 busy, memory = (float(v) for v in line.split(","))
                 self.samples.append((time.perf_counter(), busy, memory))
 
-    @contextlib.contextmanager
-    def phase(self, figures):
-        """Adds `gpu_busy_pct` and `gpu_peak_mib` of the block to `figures`."""
-        start = time.perf_counter()
-        yield
-        window = [s for s in self.samples if s[0] >= start]
+    def between(self, start, end, figures):
+        """Adds `gpu_busy_pct` and `gpu_peak_mib` of the samples in `[start, end]`."""
+        window = [s for s in self.samples if start <= s[0] <= end]
         figures["gpu_busy_pct"] = round(statistics.mean(s[1] for s in window), 1) \
             if window else None
         figures["gpu_peak_mib"] = max((s[2] for s in window), default=None)
+
+    @contextlib.contextmanager
+    def phase(self, figures):
+        """`between` the start and the end of the block."""
+        start = time.perf_counter()
+        yield
+        self.between(start, time.perf_counter(), figures)
 
     def close(self):
         if self.proc is not None:
@@ -142,319 +220,374 @@ def big_store(data_dir, rows):
     return write_store(Path(data_dir) / "big", x, meta, info={"sample_rate": 16000})
 
 
-def engine_against_hand(report, sampler, config, tmp, name, store, arch, epochs, args):
-    """Phase (a) for one model and epoch count."""
-    from benchmarks.engine_overhead import engine_run, hand_loop
+# --- the phases (each in its own process: `--phase NAME`) -----------------------------------
 
-    t_engine, t_hand, figures = [], [], {}
-    with sampler.phase(figures):
-        for r in range(args.repeats):
-            t_engine.append(timed(engine_run, config, store.path.parent,
-                                  tmp / f"{name}{epochs}e{r}", epochs, args.batch_size,
-                                  arch=arch, dataset=store.path.name)[0])
-            t_hand.append(timed(hand_loop, store, epochs, args.batch_size, arch)[0])
-    ratio = median(t_engine) / median(t_hand)
-    report.line(f"engine / hand loop, {name}, 4 folds x {epochs} epochs: {ratio:.3f} "
-                f"(median {median(t_engine):.2f}s vs {median(t_hand):.2f}s){busy(figures)}",
-                phase="a", model=name, epochs=epochs, ratio=ratio,
-                engine_s=median(t_engine), hand_s=median(t_hand), **figures)
+def fold_job(store, spec, epochs, batch, fold=0):
+    """A `Job` of fold `fold` of `store` (its 4 folds, as the engine cuts them)."""
+    import architectures
+    from xval.config.loader import load_config
+    from xval.config.params import resolve
+    from xval.core.records import Job
+    from xval.folds import ItemKFold
+
+    params = resolve(1, {**spec, "epochs": epochs, "patience": epochs, "min_epochs": 0,
+                         "batch_size": batch},
+                     training_defaults=load_config(ROOT / "config.ini").training,
+                     architectures=architectures)
+    items = ItemKFold(4).split_items(store.items)[fold]
+    return Job(instance=1, fold=fold, params=params, items=items,
+               task_type="classification", generator=False, store=str(store.path))
 
 
-def sharing_run(config, store_dir, folder, epochs, batch, jobs_per_gpu, gpu, instances=2):
-    """`instances` x 4 jobs of the demo CNN through the process executor; returns the
-    wall time and the sum of the jobs' fit seconds."""
+def phase_sync(ctx, report):
+    """CUDA syncs and host reads per step, the plain demo CNN and the default instance."""
+    from benchmarks.engine_overhead import ARCH
+    from xval.training.fold import run_fold
+    from xval.training.host_reads import count_host_reads
+
+    for name, spec in (("plain demo CNN", ARCH), ("default instance", DEFAULT_INSTANCE)):
+        run_fold(fold_job(ctx.demo, spec, 1, ctx.sizes.batch))  # warm-up
+        with count_host_reads() as seen:
+            result = run_fold(fold_job(ctx.demo, spec, 3, ctx.sizes.batch))
+        assert result.ok, result.message
+        report.line(f"{name}: CUDA syncs per training step {seen.syncs_per_step():.2f}, per "
+                    f"validation step {seen.syncs_per_step('test_step'):.2f}; host reads per "
+                    f"training step {seen.per_step():.2f} ({seen.steps['train_step']} steps)"
+                    + ("" if not seen.where else f"; first at {next(iter(seen.where.values()))}"),
+                    phase="sync", model=name, syncs_per_step=seen.syncs_per_step(),
+                    val_syncs_per_step=seen.syncs_per_step("test_step"),
+                    reads_per_step=seen.per_step(), steps=seen.steps["train_step"])
+
+
+def hand_loop(store, epochs, batch, arch, device_rows):
+    """GroupKFold plus `model.fit` with early stopping on validation items, the engine's
+    model, folds, epochs and batch size, fed the rows on the device (`make_batches` with
+    `placement=DEVICE`, as the engine feeds them) or numpy (Keras converts each batch)."""
+    import keras
+    import numpy as np
+    from sklearn.model_selection import GroupKFold, GroupShuffleSplit
+
+    import architectures
+    from xval.config.loader import load_config
+    from xval.config.params import resolve
+    from xval.training import devices
+    from xval.training.batches import make_batches
+    from xval.training.model import build_model
+
+    params = resolve(1, arch, training_defaults=load_config(ROOT / "config.ini").training,
+                     architectures=architectures)
+    x = np.asarray(store.features, dtype=np.float32)
+    y, groups = store.targets, store.items
+    for fold, (train_val, test) in enumerate(GroupKFold(4).split(x, y, groups)):
+        inner = GroupShuffleSplit(1, test_size=1, random_state=fold)
+        train, val = next(inner.split(train_val, groups=groups[train_val]))
+        train, val = train_val[train], train_val[val]
+        keras.utils.set_random_seed(fold)
+        mean = x[train].reshape(-1, x.shape[-1]).mean(0)
+        var = x[train].reshape(-1, x.shape[-1]).var(0)
+        model = build_model(params, x.shape[1:], len(store.classes), "classification", mean,
+                            var)
+        model.compile(optimizer=keras.optimizers.Adam(1e-3),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=["accuracy"])
+        stop = keras.callbacks.EarlyStopping(patience=epochs, restore_best_weights=True)
+        if device_rows:
+            feed = {"placement": devices.DEVICE, "batch_size": batch}
+            model.fit(make_batches(x[train], np.arange(len(train)), y[train], shuffle=True,
+                                   seed=fold, **feed),
+                      validation_data=make_batches(x[val], np.arange(len(val)), y[val],
+                                                   shuffle=False, **feed),
+                      epochs=epochs, verbose=0, callbacks=[stop])
+            model.predict(make_batches(x[test], np.arange(len(test)), y[test],
+                                       shuffle=False, **{**feed, "batch_size": 1024}),
+                          verbose=0)
+        else:
+            model.fit(x[train], y[train], validation_data=(x[val], y[val]), epochs=epochs,
+                      batch_size=batch, verbose=0, callbacks=[stop])
+            model.evaluate(x[test], y[test], verbose=0)
+        keras.backend.clear_session()
+
+
+def against_hand(ctx, report, name, dataset, arch, epochs, repeats):
+    """The engine against the hand loop (device rows; numpy), alternating, after a
+    warm-up of each."""
+    from benchmarks.engine_overhead import engine_run
+
+    store = ctx.stores[dataset]
+    arms = {"engine": lambda tag: engine_run(ctx.config, ctx.data, ctx.tmp / tag, epochs,
+                                             ctx.sizes.batch, arch=arch, dataset=dataset),
+            "hand (device rows)": lambda tag: hand_loop(store, epochs, ctx.sizes.batch, arch,
+                                                        True),
+            "hand (numpy)": lambda tag: hand_loop(store, epochs, ctx.sizes.batch, arch, False)}
+    engine_run(ctx.config, ctx.data, ctx.tmp / f"warm-{dataset}", 1, ctx.sizes.batch,
+               arch=arch, dataset=dataset)
+    hand_loop(store, 1, ctx.sizes.batch, arch, True)
+    times = {arm: [] for arm in arms}
+    for r in range(repeats):
+        for arm, run in arms.items():
+            times[arm].append(timed(run, f"{name}-{r}-{len(times[arm])}")[0])
+    engine = median(times["engine"])
+    device, numpy_fed = median(times["hand (device rows)"]), median(times["hand (numpy)"])
+    report.line(f"engine / hand loop, {name}, 4 folds x {epochs} epochs: {engine / device:.3f} "
+                f"against the hand loop on the same device rows, {engine / numpy_fed:.3f} "
+                f"against it fed numpy (medians of {repeats}: {engine:.2f}s, {device:.2f}s, "
+                f"{numpy_fed:.2f}s)", phase="a", model=name, epochs=epochs,
+                ratio=engine / device, ratio_numpy=engine / numpy_fed, engine_s=engine,
+                hand_device_s=device, hand_numpy_s=numpy_fed)
+
+
+def phase_a_small(ctx, report):
+    from benchmarks.engine_overhead import ARCH
+
+    against_hand(ctx, report, "demo CNN", "demo", ARCH, ctx.sizes.epochs, ctx.sizes.repeats)
+
+
+def phase_a_big(ctx, report):
+    """The 10.7 M model against the hand loop, then one fold's busy %."""
+    from xval.training.fold import run_fold
+
+    arch = {**BIG, "filters": ctx.sizes.big_filters}
+    name = "audio_cnn 10.7M" if ctx.sizes.big_filters == BIG["filters"] else "audio_cnn (small)"
+    against_hand(ctx, report, name, "big", arch, ctx.sizes.big_epochs, ctx.sizes.big_repeats)
+    marks, figures = [], {}
+    result = run_fold(fold_job(ctx.stores["big"], arch, ctx.sizes.big_epochs, ctx.sizes.batch),
+                      on_epoch=lambda *a: marks.append(time.perf_counter()))
+    assert result.ok, result.message
+    ctx.sampler.between(marks[0], marks[-1], figures)
+    report.line(f"{name}, one fold's fit, epochs 2 to {len(marks)}: "
+                f"{(marks[-1] - marks[0]) / max(1, len(marks) - 1):.2f}s per epoch"
+                f"{busy(figures) or ' (no GPU samples)'}", phase="a-busy", model=name,
+                **figures)
+
+
+def sharing_run(ctx, folder, jobs, jobs_per_gpu, epochs):
+    """`jobs` jobs (instances x 4 folds) of the demo CNN through the process executor;
+    returns the wall time and the sum of the jobs' fit seconds."""
     from benchmarks.engine_overhead import ARCH
     from xval import Execution, Experiment, Output
     from xval.core.files import read_json
     from xval.core.layout import ExperimentLayout
 
-    config = config.replace(paths={"data_dir": str(store_dir), "results_dir": str(folder)},
-                            backend={"jobs_per_gpu": jobs_per_gpu})
+    instances = max(1, jobs // 4)
+    config = ctx.config.replace(paths={"data_dir": str(ctx.data), "results_dir": str(folder)},
+                                backend={"jobs_per_gpu": jobs_per_gpu})
     exp = Experiment(description="gpu sharing", dataset="demo", number=1, num_folds=4,
-                     parameters={"epochs": epochs, "patience": epochs, "batch_size": batch})
+                     parameters={"epochs": epochs, "patience": epochs,
+                                 "batch_size": ctx.sizes.batch})
     for k in range(1, instances + 1):
         exp[k] = {**ARCH, "comment_1": str(k)}
     started = time.perf_counter()
-    outcome = exp.run(config=config, executor=Execution("process", gpus=[gpu]),
+    outcome = exp.run(config=config, executor=Execution("process", gpus=[ctx.gpu]),
                       output=Output(out=lambda *a: None))
     wall = time.perf_counter() - started
     assert outcome.exit_code == 0
     layout = ExperimentLayout.of(folder, "demo", 1)
     fit = sum(read_json(p)["timings"]["fit_seconds"] for k in range(1, instances + 1)
               for p in layout.instance(k).fold_files().values())
-    return wall, fit
+    return wall, fit, 4 * instances
 
 
-def job_overhead(report, sampler, config, tmp, gpu, args):
-    """Phase (b): per-job overhead with fresh and with warm workers (alternating)."""
+def overhead(ctx, report, fresh):
     from xval.executors import base
 
-    warm, runs = base.WORKER_JOBS, {"fresh": [], "warm": []}
-    figures = {}
-    with sampler.phase(figures):
-        for r in range(args.repeats):
-            for arm in runs:
-                base.WORKER_JOBS = 1 if arm == "fresh" else warm
-                try:
-                    wall, fit = sharing_run(config, tmp / "data", tmp / f"o{arm}{r}",
-                                            args.short_epochs, args.batch_size, 1, gpu,
-                                            instances=args.instances_b)
-                finally:
-                    base.WORKER_JOBS = warm
-                runs[arm].append((wall - fit) / (4 * args.instances_b))
-    fresh, warm_s = median(runs["fresh"]), median(runs["warm"])
-    report.line(f"per-job overhead (wall - fit), {4 * args.instances_b} jobs, 1 slot: fresh "
-                f"worker per job "
-                f"{fresh:.2f}s, warm workers {warm_s:.2f}s{busy(figures)}",
-                phase="b", fresh_s=fresh, warm_s=warm_s, **figures)
-
-
-def throughput(report, sampler, config, tmp, gpu, args):
-    """Phase (c): 16 jobs at 1, 2 and 4 jobs per GPU, warm workers."""
-    rates = {}
-    for n in (1, 2, 4):
-        if time.perf_counter() - args.started > args.budget:
-            report.line(f"{n} jobs per GPU: skipped (past the {args.budget:.0f} s budget)")
-            continue
-        figures = {}
-        with sampler.phase(figures):
-            walls = [sharing_run(config, tmp / "data", tmp / f"s{n}_{r}", args.epochs,
-                                 args.batch_size, n, gpu, instances=args.instances_c)[0]
-                     for r in range(args.repeats)]
-        jobs = 4 * args.instances_c
-        rates[n] = jobs / median(walls) * 60
-        report.line(f"{n} job(s) per GPU, warm workers: {rates[n]:.1f} jobs/min "
-                    f"({jobs} jobs in {median(walls):.1f}s; x{rates[n] / rates[1]:.2f} over 1)"
-                    f"{busy(figures)}", phase="c", jobs_per_gpu=n, jobs_per_min=rates[n],
-                    speedup=rates[n] / rates[1], **figures)
-
-
-def cpu_proxies(args):
-    """Issue 53's CPU proxies, before (the engine as it was) and after, in one run."""
-    import keras
-    import numpy as np
-    from keras.src.trainers.data_adapters import data_adapter_utils
-
-    from benchmarks.engine_overhead import ARCH
-    from preprocessing.demo import build_demo
-    from xval.config.loader import load_config
-    from xval.config.params import resolve
-    from xval.core.records import Job
-    from xval.training import devices
-    from xval.training.fit import fold_callbacks
-    from xval.training.fold import run_fold
-    from xval.training.prepare import prepare_fold
-
-    class BatchEndCheck(keras.callbacks.Callback):  # the interrupt check as it was
-        def on_train_batch_end(self, batch, logs=None):
-            pass
-
-    before = keras.callbacks.CallbackList([keras.callbacks.TerminateOnNaN(), BatchEndCheck()])
-    config = load_config(ROOT / "config.ini")
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        store, _ = build_demo(tmp / "data", workers=1, progress=False)
-        import architectures
-
-        params = resolve(1, {**ARCH, "epochs": 10, "patience": 10, "mixup_alpha": 0.2},
-                         training_defaults=config.training, architectures=architectures)
-        items = demo_folds(store)[0]
-        jobs = {cap: Job(instance=1, fold=0, params=params, items=items,
-                         task_type="classification", generator=False,
-                         store=str(store.path), device_data_mb=cap) for cap in (0, 2048)}
-        after = keras.callbacks.CallbackList(
-            fold_callbacks(prepare_fold(jobs[2048]), lambda *a: None)[0])
-        print(f"_async_train on the engine's callback list: before {before._async_train}, "
-              f"after {after._async_train} (backend {keras.backend.backend()})")
-        converted, loader = [], data_adapter_utils.get_torch_dataloader
-
-        def counting(iterable):
-            def batches():
-                for batch in iterable:
-                    converted.extend(a for a in batch if isinstance(a, np.ndarray))
-                    yield batch
-            return loader(batches())
-
-        data_adapter_utils.get_torch_dataloader = counting
-        history, steps = {}, {}
-        try:
-            for cap, job in jobs.items():
-                converted.clear()
-                result = run_fold(job)
-                history[cap], steps[cap] = result.history, len(converted)
-        finally:
-            data_adapter_utils.get_torch_dataloader = loader
-        diff = max(float(np.max(np.abs(np.subtract(history[0][k], history[2048][k]))))
-                   for k in history[0])
-        print(f"histories, numpy batches (before) vs the device path (after): max |diff| "
-              f"{diff:.2e} over {len(history[0]['loss'])} epochs")
-        print(f"numpy arrays Keras converted during fit: before {steps[0]}, after "
-              f"{steps[2048]} (host transfers counted on the device path: "
-              f"{devices.host_transfers()})")
-        overhead_before_after(config, tmp, args)
-
-
-def overhead_before_after(config, tmp, args):
-    """Per-job overhead of the process executor on a GPU slot (on a CPU machine `--gpus 0`
-    becomes CPU slots; the executor is built directly here, so the slot keeps id 0 and
-    follows the GPU rules): a fresh worker per job (before) and warm workers (after)."""
-    from xval.executors import JobQueue, base
-    from xval.executors.process import ProcessExecutor
-
-    plan_jobs = demo_jobs(config, tmp)
-    warm, runs = base.WORKER_JOBS, {"before": [], "after": []}
-    for r in range(args.repeats):
-        for arm in runs:
-            base.WORKER_JOBS = 1 if arm == "before" else warm
-            try:
-                started = time.perf_counter()
-                results = list(ProcessExecutor(["0"], backend="torch").run(
-                    JobQueue(plan_jobs)))
-                wall = time.perf_counter() - started
-            finally:
-                base.WORKER_JOBS = warm
-            assert all(res.ok for res in results), [res.message for res in results]
-            fit = sum(res.timings["fit_seconds"] for res in results)
-            runs[arm].append((wall - fit) / len(results))
-            print(f"  repeat {r}, {arm}: {runs[arm][-1]:.2f}s per job")
-    print(f"per-job overhead (wall - fit) of the process executor, {len(plan_jobs)} jobs, one "
-          f"GPU slot: before (a fresh worker per job) {median(runs['before']):.2f}s, after "
-          f"(warm) {median(runs['after']):.2f}s (medians of {args.repeats})")
-
-
-def demo_folds(store):
-    """The 4 folds of the demo store's items (`ItemKFold`, as the engine cuts them)."""
-    from xval.folds import ItemKFold
-
-    return ItemKFold(4).split_items(store.items)
-
-
-def demo_jobs(config, tmp):
-    """The 8 jobs (2 instances x 4 folds) of the demo CNN, 5 epochs."""
-    import architectures
-    from benchmarks.engine_overhead import ARCH
-    from preprocessing.store import FeatureStore
-    from xval.config.params import resolve
-    from xval.core.records import Job
-
-    store = FeatureStore(tmp / "data" / "demo")
-    folds = demo_folds(store)
-    jobs = []
-    for k in (1, 2):
-        params = resolve(k, {**ARCH, "comment_1": str(k), "epochs": 5, "patience": 5},
-                         training_defaults=config.training, architectures=architectures)
-        jobs += [Job(instance=k, fold=i, params=params, items=folds[i],
-                     task_type="classification", generator=False, store=str(store.path))
-                 for i in range(4)]
-    return jobs
-
-
-def child_jax(args, report):
-    """JAX's phases (a, demo CNN) and (c), in a child process, within the budget left."""
-    left = args.budget - (time.perf_counter() - args.started)
-    if left < 60:
-        report.line("JAX: skipped (the budget is spent)")
-        return
-    out = Path(args.out).with_name(Path(args.out).stem + "-jax.json")
-    cmd = [sys.executable, "-m", "benchmarks.gpu", "--gpu", args.gpu, "--out", str(out),
-           "--repeats", "1", "--only", "a-small,c"]
-    if args.dry_run:
-        cmd.append("--dry-run")
-    else:
-        cmd += ["--budget", str(int(left - 20))]
-    env = {**os.environ, "KERAS_BACKEND": "jax"}
+    warm, figures = base.WORKER_JOBS, {}
+    base.WORKER_JOBS = 1 if fresh else warm
     try:
-        subprocess.run(cmd, env=env, timeout=None if args.dry_run else left, check=False)
+        with ctx.sampler.phase(figures):
+            wall, fit, jobs = sharing_run(ctx, ctx.tmp / f"b{fresh}", ctx.sizes.jobs_b, 1,
+                                          ctx.sizes.epochs)
+    finally:
+        base.WORKER_JOBS = warm
+    kind = "a fresh worker per job" if fresh else "warm workers"
+    report.line(f"per-job overhead (wall - fit), {jobs} jobs on one slot, {kind}: "
+                f"{(wall - fit) / jobs:.2f}s ({wall:.1f}s wall, {fit:.1f}s fit){busy(figures)}",
+                phase="b-fresh" if fresh else "b", overhead_s=(wall - fit) / jobs, wall_s=wall,
+                fit_s=fit, **figures)
+
+
+def phase_b(ctx, report):
+    overhead(ctx, report, fresh=False)
+
+
+def phase_b_fresh(ctx, report):
+    overhead(ctx, report, fresh=True)
+
+
+def phase_c(ctx, report, counts=(1, 2, 4)):
+    """Jobs per minute at 1, 2 and 4 jobs per GPU (warm workers)."""
+    rates = {}
+    for n in counts:
+        figures = {}
+        with ctx.sampler.phase(figures):
+            wall, _, jobs = sharing_run(ctx, ctx.tmp / f"c{n}", ctx.sizes.jobs_c, n,
+                                        ctx.sizes.epochs)
+        rates[n] = jobs / wall * 60
+        report.line(f"{n} job(s) per GPU, warm workers: {rates[n]:.1f} jobs/min ({jobs} jobs in "
+                    f"{wall:.1f}s; x{rates[n] / rates[counts[0]]:.2f} over {counts[0]})"
+                    f"{busy(figures)}", phase="c", jobs_per_gpu=n, jobs_per_min=rates[n],
+                    speedup=rates[n] / rates[counts[0]], **figures)
+
+
+def phase_jax(ctx, report):
+    import keras
+
+    assert keras.backend.backend() == "jax", keras.backend.backend()
+    from benchmarks.engine_overhead import ARCH
+
+    against_hand(ctx, report, "demo CNN (JAX)", "demo", ARCH, ctx.sizes.epochs, 1)
+
+
+RUNNERS = {"sync": phase_sync, "a-small": phase_a_small, "a-big": phase_a_big, "b": phase_b,
+           "b-fresh": phase_b_fresh, "c": phase_c, "jax": phase_jax}
+
+
+@dataclasses.dataclass
+class Context:
+    """What a phase's process works with."""
+
+    sizes: Sizes
+    data: Path
+    tmp: Path
+    gpu: str
+    sampler: Sampler
+    config: object = None
+    stores: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def demo(self):
+        return self.stores["demo"]
+
+
+def run_phase(args):
+    """`--phase NAME`: one phase, in this process."""
+    import keras
+
+    from preprocessing.store import FeatureStore
+    from xval.config.loader import load_config
+
+    sizes = TINY if args.dry_run else DEFAULT
+    gpus = visible_gpus()
+    card = gpus[0] if gpus else "CPU (dry run)"
+    report = Report(Path(args.out_dir) / f"{args.phase}.json",
+                    {"card": card, "backend": keras.backend.backend(), "phase": args.phase,
+                     "dry_run": args.dry_run})
+    sampler = Sampler(args.gpu, bool(gpus) and not args.dry_run)  # nvidia-smi's numbering
+    with tempfile.TemporaryDirectory() as tmp:
+        ctx = Context(sizes=sizes, data=Path(args.data), tmp=Path(tmp),
+                      gpu="0", sampler=sampler,  # the child sees its GPU alone
+                      config=load_config(ROOT / "config.ini"),
+                      stores={name: FeatureStore(Path(args.data) / name)
+                              for name in ("demo", "big")})
+        try:
+            RUNNERS[args.phase](ctx, report)
+        finally:
+            sampler.close()
+
+
+# --- the driver ------------------------------------------------------------------------------
+
+def prepare_data(folder, sizes):
+    """The demo store (as `python -m preprocessing demo` builds it) and the big store."""
+    from preprocessing.demo import build_demo
+
+    if not (Path(folder) / "demo" / "dataset.json").exists():
+        build_demo(Path(folder), workers=0, progress=False)
+    big_store(folder, sizes.big_rows)
+
+
+def print_projection(report, only):
+    total = 0.0
+    for phase in only:
+        seconds = projected(phase)
+        total += seconds
+        report.line(f"  {phase:8} {seconds:6.0f} s projected on an H100", phase=phase,
+                    projected_s=seconds)
+    report.line(f"  {'total':8} {total:6.0f} s ({total / 60:.1f} min)", projected_total_s=total)
+
+
+def run_child(args, phase, limit, report):
+    """Runs `phase` in its own process, killed (with its workers) at `limit` seconds."""
+    cmd = [sys.executable, "-m", "benchmarks.gpu", "--phase", phase, "--data", str(args.data),
+           "--out-dir", str(args.out_dir), "--gpu", args.gpu] + \
+        (["--dry-run"] if args.dry_run else [])
+    env = {**os.environ, "KERAS_BACKEND": "jax" if phase == "jax" else "torch"}
+    if not args.dry_run:
+        env["CUDA_VISIBLE_DEVICES"] = args.gpu
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, start_new_session=True)
+    try:
+        code = proc.wait(timeout=limit)
     except subprocess.TimeoutExpired:
-        report.line("JAX: stopped at the budget")
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        report.line(f"{phase}: stopped at its limit of {limit:.0f} s (what it measured is "
+                    "above)", phase=phase, stopped_s=limit)
+        return
+    seconds = time.perf_counter() - started
+    projection = "" if args.dry_run else f", projected {projected(phase):.0f} s"
+    report.line(f"{phase}: {'done' if code == 0 else f'FAILED (exit code {code})'} in "
+                f"{seconds:.0f} s{projection}", phase=phase, seconds=seconds, exit_code=code)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budget", type=float, default=420, help="seconds for every phase")
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--short-epochs", type=int, default=10)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--budget", type=float, default=480, help="seconds for every phase")
+    parser.add_argument("--slack", type=float, default=1.6,
+                        help="a phase's limit: its projected seconds times this")
     parser.add_argument("--gpu", default="0", help="GPU id to use (CUDA_VISIBLE_DEVICES)")
-    parser.add_argument("--out", default=str(ROOT / "results" / "gpu-benchmark.json"))
-    parser.add_argument("--only", default="a-small,a-big,b,c,jax")
+    parser.add_argument("--out-dir", default=str(ROOT / "results" / "gpu-benchmark"))
+    parser.add_argument("--only", default=",".join(PHASES))
+    parser.add_argument("--data", help="the stores' folder (made when absent)")
     parser.add_argument("--dry-run", action="store_true",
-                        help="the code path on the CPU: tiny sizes, one repeat")
+                        help="every phase on the CPU at tiny sizes, after the projections")
+    parser.add_argument("--project", action="store_true",
+                        help="only print each phase's projected seconds on an H100")
     parser.add_argument("--cpu-proxies", action="store_true",
-                        help="issue 53's CPU proxies, before and after")
+                        help="issue 53's CPU proxies (benchmarks.gpu_proxies)")
+    parser.add_argument("--repeats", type=int, default=3, help="--cpu-proxies' repeats")
+    parser.add_argument("--phase", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    args.started = time.perf_counter()
     if args.cpu_proxies:
+        from benchmarks.gpu_proxies import cpu_proxies
+
         return cpu_proxies(args)
+    if args.phase:
+        return run_phase(args)
+    only = [p for p in args.only.split(",") if p]
+    unknown = sorted(set(only) - set(RUNNERS))
+    if unknown:
+        parser.error(f"--only {','.join(unknown)}: not a phase; choose from "
+                     f"{', '.join(RUNNERS)}")
     gpus = visible_gpus()
+    out = Path(args.out_dir)
+    report = Report(out / "summary.json", {"card": gpus[0] if gpus else None,
+                                           "dry_run": args.dry_run, "budget_s": args.budget})
+    report.line("Projected seconds on an H100 (benchmarks.gpu.H100), default sizes:")
+    print_projection(report, only)
+    if args.project:
+        return 0
     if not gpus and not args.dry_run:
         print("No GPU found (nvidia-smi lists none): nothing to measure here. Run this on a "
               "machine with an NVIDIA GPU and a CUDA build of the backend (see the README).")
         return 0
-    args.instances_b, args.instances_c, args.big_rows, args.big = 2, 4, 3200, BIG
-    if args.dry_run:  # the code path, at sizes a CPU runs in minutes
-        args.repeats, args.epochs, args.short_epochs = 1, 2, 1
-        args.instances_b, args.instances_c, args.big_rows = 1, 1, 64
-        args.big = {**BIG, "filters": 4}
-        args.budget = float("inf")  # every phase: the point is to run each one
-    else:
-        os.environ["CUDA_VISIBLE_DEVICES"] = args.gpu
-    return measure(args, gpus)
-
-
-def measure(args, gpus):
-    import keras
-
-    from benchmarks.engine_overhead import ARCH, engine_run
-    from preprocessing.demo import build_demo
-    from xval.config.loader import load_config
-
-    if not args.dry_run and not backend_sees_gpu():
-        print(f"{gpus[0]} is present, but the {keras.backend.backend()} backend does not see "
-              "it (a CPU-only build?). Install a CUDA build (see the README) and rerun.")
-        return 0
-    card = gpus[int(args.gpu)] if args.gpu.isdigit() and int(args.gpu) < len(gpus) \
-        else (gpus[0] if gpus else "CPU (dry run)")
-    report = Report(args.out, {"card": card, "backend": keras.backend.backend(),
-                               "dry_run": args.dry_run})
-    report.line(f"{card}, backend {keras.backend.backend()}"
-                f"{' (dry run on the CPU)' if args.dry_run else ''}")
-    sampler = Sampler(args.gpu, bool(gpus) and not args.dry_run)
-    only = set(args.only.split(","))
-    config = load_config(ROOT / "config.ini")
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            tmp = Path(tmp)
-            store, _ = build_demo(tmp / "data", workers=0, progress=False)
-            big = big_store(tmp / "data", args.big_rows)
-            models = [("a-small", "demo CNN", store, ARCH),
-                      ("a-big", "audio_cnn 10.7M" if args.big is BIG else "audio_cnn (small)",
-                       big, args.big)]
-            engine_run(config, tmp / "data", tmp / "warm", 1, args.batch_size)  # kernels
-            for key, name, data, arch in models:
-                for epochs in (args.short_epochs, args.epochs):
-                    if key in only and within(args, report, f"{name}, {epochs} epochs"):
-                        engine_against_hand(report, sampler, config, tmp, name, data, arch,
-                                            epochs, args)
-            if "b" in only and within(args, report, "per-job overhead"):
-                job_overhead(report, sampler, config, tmp, args.gpu if gpus else "0", args)
-            if "c" in only and within(args, report, "jobs per GPU"):
-                throughput(report, sampler, config, tmp, args.gpu if gpus else "0", args)
-    finally:
-        sampler.close()
-    if "jax" in only and keras.backend.backend() == "torch":
-        child_jax(args, report)
-    print(f"Figures written to {args.out}")
+    report.line(f"{gpus[int(args.gpu)] if gpus and args.gpu.isdigit() else 'CPU'}"
+                f"{' (dry run: tiny sizes)' if args.dry_run else ''}")
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        args.data = Path(args.data or Path(tmp) / "data")
+        prepare_data(args.data, TINY if args.dry_run else DEFAULT)
+        for phase in only:
+            left = args.budget - (time.perf_counter() - started)
+            need = projected(phase)
+            if not args.dry_run and left < 0.5 * need:
+                report.line(f"{phase}: skipped ({left:.0f} s left of the {args.budget:.0f} s "
+                            f"budget; it needs about {need:.0f} s)", phase=phase, skipped=True)
+                continue
+            limit = 600 if args.dry_run else min(args.slack * need, left)
+            run_child(args, phase, limit, report)
+    report.line(f"Figures written to {out}/ (summary.json and one file per phase)")
     return 0
-
-
-def within(args, report, what):
-    """Whether the budget allows one more phase (a line says when it does not)."""
-    if time.perf_counter() - args.started <= args.budget:
-        return True
-    report.line(f"{what}: skipped (past the {args.budget:.0f} s budget)")
-    return False
 
 
 if __name__ == "__main__":
