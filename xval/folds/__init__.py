@@ -8,6 +8,7 @@ sets, and `split_train_val_test(X, y, groups)` yields `(train, val, test)` row i
 """
 
 from xval.folds.manifest import Fold, check_fold, fold_manifest, rows_of
+from xval.folds.multilabel import MultilabelItemKFold, label_counts
 from xval.folds.splitters import (
     DEFAULT_STRATIFY,
     MAX_FOLDS,
@@ -23,5 +24,5 @@ from xval.folds.splitters import (
 
 __all__ = ["DEFAULT_STRATIFY", "MAX_FOLDS", "RANK", "SPLIT_NAMES", "STRATIFY_METHODS", "Fold",
            "ItemKFold",
-           "PredefinedItemSplit", "allowed_folds", "check_fold", "fold_manifest",
-           "min_items", "rows_of", "split_validation"]
+           "MultilabelItemKFold", "PredefinedItemSplit", "allowed_folds", "check_fold", "fold_manifest",
+           "label_counts", "min_items", "rows_of", "split_validation"]

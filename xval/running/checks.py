@@ -19,6 +19,12 @@ import pandas as pd
 from xval import tasks
 from xval.core.parameters import InstanceParams
 from xval.folds import RANK, Fold, allowed_folds, split_validation
+from xval.running.label_checks import (
+    fold_label_lines,
+    label_table,
+    missing_label_warnings,
+    set_summary,
+)
 from xval.running.planner import Plan
 from xval.running.shared_audio import shared_audio_lines
 
@@ -44,16 +50,22 @@ def data_checks(plan: Plan) -> list[str]:
     """
     meta = plan.store.meta[~plan.store.augmented]  # what the folds are scored on
     items = sorted(set(meta["item"].astype(str)))
-    labels = _labels(meta, tasks.get(plan.store.task_type))
+    task = tasks.get(plan.store.task_type)
+    labels = _labels(meta, task)
     manifest = plan.manifest
-    lines = [_summary(meta, labels, len(items)),
+    sets = label_table(meta, plan.store.classes) if task.multi_label else None
+    lines = [_summary(meta, labels, len(items)) if sets is None else
+             set_summary(meta, sets, len(items)),
              _folds_line(len(items), manifest.folds_per_repeat, manifest.num_repeats)]
     shared = shared_audio_lines(plan.store, plan.folds, plan.all_stores())
     warnings = [line for line in shared if line.startswith("Warning")]
     lines += [line for line in shared if line not in warnings]
     lines += _rank_rounding(plan.folds, plan.resolved)
     warnings += _single_validation(plan.folds)
-    if labels is not None:
+    if sets is not None:
+        lines += fold_label_lines(meta, sets, plan.folds)
+        warnings += missing_label_warnings(meta, sets, plan.folds)
+    elif labels is not None:
         warnings += _missing_classes(meta, labels, plan.folds)
         warnings += _imbalance(labels, plan.resolved)
     warnings += _short_run(plan.resolved)
