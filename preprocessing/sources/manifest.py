@@ -133,7 +133,7 @@ def manifest_source(manifest: str | os.PathLike[str], *, path_column: str = "pat
         rows.append(_manifest_row(record, str(path), entry, label_column, item_column,
                                   clip_column, split_column))
     if label_separator is not None:
-        _split_labels(rows, label_separator, empty_label, f"{label_column} of {manifest}")
+        _split_labels(rows, label_separator, empty_label, label_column, manifest)
     grouped = None
     if by_recording and item_column is None:
         grouped = group_recordings(rows, [row["item"] for row in rows])  # the paths
@@ -143,9 +143,9 @@ def manifest_source(manifest: str | os.PathLike[str], *, path_column: str = "pat
 
 
 def _split_labels(rows: list[dict[str, str]], separator: str, empty_label: str | None,
-                  column: str) -> None:
+                  column: str, manifest: Path) -> None:
     """Gives every row the set of labels its label holds (`label_sets`)."""
-    where = [f"the row of {row['clip']!r}" for row in rows]
+    where = [f"the row of {row['clip']!r} in {manifest}" for row in rows]
     for row, labels in zip(rows, label_sets([row["label"] for row in rows], separator,
                                             where=where, empty_label=empty_label,
                                             column=column)):

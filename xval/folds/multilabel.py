@@ -49,9 +49,11 @@ class MultilabelItemKFold(ItemKFold):
     Everything else (validation fraction, repeats, the checks, `split`,
     `split_train_val_test`, `get_params`) is `ItemKFold`'s.
 
-    Measured bound (tests/test_folds.py, on generated sets): each label's rows on a
-    fold's test side stay within `max(2 m, 0.25 n / k)` of their even share `n / k`, for
-    a label of `n` rows whose largest item holds `m` of them, over `k` folds.
+    The bound (measured, not proven; `tests/test_multilabel.py` checks it on generated
+    sets): each label's rows on a fold's test side stay within `2.5 m` of their even share
+    `n / k`, for a label of `n` rows whose largest item holds `m` of them, over `k` folds
+    (on 300 generated sets of 6 to 40 items the worst was `2.07 m`, plain k-fold over items
+    `3.1 m`; the mean deviation `0.042 n` against `0.074 n`).
 
     Args:
         n_splits: number of folds. Defaults to `5`.

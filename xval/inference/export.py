@@ -229,7 +229,7 @@ CLIP_RULE = (
 
 TAG_CLIP_RULE = (
     "A clip's scores: the mean over its windows of their label probabilities (sigmoid); "
-    "its labels: those whose probability reaches the label's threshold (thresholds).")
+    "its labels: those whose probability reaches the label's threshold (`tag_threshold`).")
 """How `predict` makes a clip's scores and labels from its windows' (tagging)."""
 
 

@@ -180,13 +180,28 @@ def _input(facts: CardFacts) -> list[str]:
     return [*out, f"- The store's feature parameters: {settings}.", ""]
 
 
+def _thresholds(facts: CardFacts) -> list[float] | None:
+    """Each label's threshold for a task whose clips hold several labels (the folds'
+    choice, `tag_threshold` in the export's post-processing; 0.5 where none was chosen),
+    else `None`."""
+    task = tasks.get(facts.info.task_type or tasks.DEFAULT)
+    if not task.multi_label:
+        return None
+    chosen = json.loads(facts.rules.get("postprocessing") or "{}").get("tag_threshold")
+    classes = list(facts.info.classes or [])
+    if isinstance(chosen, dict):
+        return [float(chosen.get(c, 0.5)) for c in classes]
+    return [float(chosen) if chosen is not None else 0.5] * len(classes)
+
+
 def _running(facts: CardFacts) -> list[str]:
     """The program that gives a WAV file's scores as `python -m xval predict` does."""
     fp = facts.info.feature_params
     if fp is None or (facts.input_name != "audio" and fp.feature == "waveform"):
         return []
     code = run_snippet(facts.fmt, facts.files[0], facts.input_name, fp, facts.info.classes,
-                       layers_import=facts.fmt == "keras" and facts.input_name == "audio")
+                       layers_import=facts.fmt == "keras" and facts.input_name == "audio",
+                       thresholds=_thresholds(facts))
     needs = {"onnx": "numpy and onnxruntime", "keras": "numpy and Keras",
              "savedmodel": "numpy and TensorFlow"}[facts.fmt]
     threshold = fp.silence_threshold_db

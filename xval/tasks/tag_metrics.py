@@ -12,7 +12,7 @@
   ties by order).
 - **AUC** and **d-prime**: the macro ROC AUC over the labels with both positive and
   negative clips, and `d' = sqrt(2) * Phi^-1(AUC)` (the AudioSet papers' d-prime), the AUC
-  clipped to `[1e-6, 1 - 1e-6]` so that a perfect ranking gives a finite 6.7.
+  clipped to `[1e-6, 1 - 1e-6]` so that a perfect ranking gives a finite 6.72.
 - **micro and macro F1** at per-label thresholds (`xval.tasks.tagging`: chosen on the
   validation clips): micro over every (clip, label) decision, macro over the labels with a
   positive clip.

@@ -319,17 +319,19 @@ class TagScoring(Scoring):
     def predict_record(self, outputs: np.ndarray, starts: Sequence[float],
                        classes: Sequence[str], context: Context = NO_CONTEXT
                        ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        """Each segment's probabilities; the clip's are their mean, and its `predicted`
-        the labels at or over their thresholds (the folds' choice, see
-        `xval.inference.predict`), with the `thresholds` used."""
+        """Each segment's probabilities and `predicted` labels (those at or over their
+        thresholds: the folds' choice, see `xval.inference.predict`); the clip's
+        probabilities are their mean, with its `predicted` labels and the `thresholds`
+        used."""
         probs = sigmoid(np.asarray(outputs, dtype=np.float64))
         clip = probs.mean(axis=0)
         thresholds = _threshold_values(context.params, len(classes))
-        segments = [{"start": start, "scores": dict(zip(classes, p.tolist()))}
-                    for start, p in zip(starts, probs)]
-        return segments, {"scores": dict(zip(classes, clip.tolist())),
-                          "predicted": join_tags(c for c, p, t in zip(classes, clip, thresholds)
-                                                 if p >= t),
+        def over(p: np.ndarray) -> str:
+            return join_tags(c for c, v, t in zip(classes, p, thresholds) if v >= t)
+
+        segments = [{"start": start, "scores": dict(zip(classes, p.tolist())),
+                     "predicted": over(p)} for start, p in zip(starts, probs)]
+        return segments, {"scores": dict(zip(classes, clip.tolist())), "predicted": over(clip),
                           "thresholds": dict(zip(classes, thresholds.tolist()))}
 
     def evaluation_level(self, y_true: np.ndarray, outputs: np.ndarray,
