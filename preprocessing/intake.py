@@ -71,7 +71,7 @@ def check_trainable(rows: pd.DataFrame, skipped: Sequence[Mapping[str, Any]] = (
         labels = {tag for text in labels for tag in split_tags(text)}
         expected = [tag for text in expected for tag in split_tags(text)]
         skipped = [{**s, "label": tag} for s in skipped
-                   for tag in split_tags(s.get("label")) or [None]]
+                   for tag in split_tags(s.get("label")) or [""]]
     if task.has_classes:
         named = [s["label"] for s in skipped if s.get("label") not in (None, "")]
         lost = _lost_classes(labels, [*expected, *named], skipped)

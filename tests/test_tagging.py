@@ -18,7 +18,7 @@ from preprocessing.store import FeatureStore, write_store
 from tests.conftest import python_here, run_script_here, write_config, write_script
 from xval import tasks
 from xval.config.options import check_training_options
-from xval.core.errors import DatasetError, ParameterError
+from xval.core.errors import ConfigurationError, DatasetError, ParameterError
 from xval.core.parameters import TrainingParams
 from xval.tasks.tag_metrics import choose_thresholds
 from xval.tasks.tagging import TAG_SEPARATOR, multi_hot, split_tags
@@ -340,3 +340,31 @@ def test_init_on_a_multi_label_manifest_runs_in_three_commands(tmp_path):
     clip = table[table["level"] == "clip"].iloc[0]
     assert set(split_tags(clip["predicted"])) <= {"high", "low", "mid", "top"}
     assert all(0 <= clip[c] <= 1 for c in ("high", "low", "mid", "top"))
+
+
+def test_dry_run_warns_where_a_fold_side_holds_no_row_of_a_label():
+    from xval.running.label_checks import label_table, missing_label_warnings
+
+    meta = pd.DataFrame({"item": ["p", "q", "r", "s"],
+                         "label": ["a;b", "b", "a;c", "b;c"]})
+    sets = label_table(meta, ["a", "b", "c"])
+    fold = {"train": ["p", "s"], "val": ["q"], "test": ["r"]}
+    lines = missing_label_warnings(meta, sets, [fold])
+    assert any("fold 0's test items hold no row of label(s) 'b'" in line for line in lines)
+    assert any("fold 0's validation items hold no row of label(s) 'a', 'c': their thresholds "
+               "stay at 0.5" in line for line in lines)
+    assert not any("training" in line for line in lines)
+
+
+def test_preprocessing_builds_a_tagging_store_from_label_sets():
+    from xval.cli.preprocess import task_of_rows
+
+    rows = pd.DataFrame({"label": ["a;b", "b"]})
+    rows.attrs["multi_label"] = True
+    assert task_of_rows(rows, "classification", quiet=True) == "tagging"
+    assert task_of_rows(rows, "tagging", quiet=True) == "tagging"
+    with pytest.raises(ConfigurationError, match="--task-type regression: the source gives "
+                                                 "several labels per clip"):
+        task_of_rows(rows, "regression", quiet=True)
+    plain = pd.DataFrame({"label": ["a;b"]})
+    assert task_of_rows(plain, "classification") == "classification"

@@ -154,8 +154,8 @@ def value(supervision: Any, field: str) -> str | None:
 def labels_of(supervision: Any, field: str) -> list[str]:
     """The labels a supervision's field holds: the items of a list (a custom field such as
     `{"tags": ["dog", "bark"]}`), else its one value (none when it has none)."""
-    found = (getattr(supervision, field, None) if field in FIELDS
-             else (supervision.custom or {}).get(field))
+    found: Any = (getattr(supervision, field, None) if field in FIELDS
+                  else (supervision.custom or {}).get(field))
     if is_label_list(found):
         return [str(v).strip() for v in found if str(v).strip()]
     text = value(supervision, field)

@@ -123,7 +123,7 @@ def predict_ensemble(folder: str | Path, record: EnsembleRecord, files: Sequence
         raise ConfigurationError(f"{folder} is an ensemble of a task whose scores are not "
                                  "fused; rebuild it from instances of a task that is.")
     chosen = ensemble_postprocessing(folder, fold)
-    params = chosen.apply({}) if chosen is not None else None
+    params: dict[str, Any] | None = chosen.apply({}) if chosen is not None else None
     described = " + ".join(f"{w:.2f} x {a[0]['model']}" for w, a in zip(weights, answers)) \
         if answers and answers[0] else ""
     out = []
