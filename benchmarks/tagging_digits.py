@@ -43,7 +43,7 @@ from benchmarks._common import SHARED
 
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 SR = 8000
-C_GRID = (0.01, 0.1, 1.0, 10.0)
+C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0)
 
 
 def _takes(fsdd: Path) -> dict[str, dict[int, list[Path]]]:

@@ -333,6 +333,10 @@ def test_init_on_a_multi_label_manifest_runs_in_three_commands(tmp_path):
     book = load_workbook(exp / "experiment_1.xlsx")
     assert "Labels" in book.sheetnames
     assert "mAP" in " ".join(str(c.value) for c in book["Summary"][2])
+    check = python_here("-m", "preprocessing", "check", project / "data" / "sounds",
+                        "--no-progress", cwd=project)  # the content check follows the task
+    assert check.returncode == 0, check.stderr
+    assert FeatureStore(project / "data" / "sounds").task_type == "tagging"
     predicted = python_here("-m", "xval", "predict", exp / "instance_2", audio / files[0],
                             "--format", "csv", cwd=project)
     assert predicted.returncode == 0, predicted.stderr
@@ -368,3 +372,16 @@ def test_preprocessing_builds_a_tagging_store_from_label_sets():
         task_of_rows(rows, "regression", quiet=True)
     plain = pd.DataFrame({"label": ["a;b"]})
     assert task_of_rows(plain, "classification") == "classification"
+
+
+def test_init_refuses_a_label_separator_without_a_manifest_and_an_unknown_one(tmp_path):
+    audio = tmp_path / "sounds"
+    _tones(audio, [["low"], ["mid"]])
+    bad = python_here("-m", "xval", "init", audio, "--label-separator", ";", "--dry-run",
+                      cwd=tmp_path)
+    assert bad.returncode == 2
+    assert "--label-separator reads the label column of a manifest" in bad.stderr
+    unknown = python_here("-m", "xval", "init", audio, "--manifest", audio / "m.csv",
+                          "--label-separator", "/", cwd=tmp_path)
+    assert unknown.returncode == 2 and "unknown separator" in unknown.stderr
+    assert not (tmp_path / "experiments").exists() and not (tmp_path / "config.ini").exists()

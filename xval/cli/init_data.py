@@ -305,14 +305,14 @@ def check_source(args: argparse.Namespace, audio: Path) -> Source | None:
     do not fit it, before anything is written."""
     source = sources.get(args.source) if args.source else None
     cli_sources.options_given(args, source, sources.corpora())
-    mixed = [flag for flag in ("pattern", "label_map", "item_pattern", "item_per_file",
-                               "manifest", "label_separator") if getattr(args, flag)]
     if (args.label_separator or args.empty_label) and not args.manifest:
         flag = "--label-separator" if args.label_separator else "--empty-label"
         raise ConfigurationError(
             f"{flag} reads the label column of a manifest: give --manifest CSV (a corpus "
             "of several labels per clip is recognised as it is: lhotse --multi-label, a "
             "Hugging Face Sequence column).")
+    mixed = [flag for flag in ("pattern", "label_map", "item_pattern", "item_per_file",
+                               "manifest") if getattr(args, flag)]
     if source and mixed:
         raise ConfigurationError(f"--{mixed[0].replace('_', '-')} reads a folder of audio; "
                                  f"--source {source.name} reads the corpus's own files: give "
