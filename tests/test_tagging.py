@@ -121,8 +121,8 @@ def test_manifest_source_reads_label_sets_and_refuses_what_it_cannot(tmp_path):
     files = _tones(tmp_path, [["low", "mid"], ["mid"], ["high", "low"], []])
     table = pd.DataFrame({"path": files, "label": ["mid;low", "mid", "high; low", ""]})
     table.to_csv(tmp_path / "m.csv", index=False)
-    with pytest.raises(DatasetError, match=r"the row of 'clip3.wav' in .*m.csv: label='' holds no label.*"
-                                           "--empty-label none"):
+    with pytest.raises(DatasetError, match=r"the row of 'clip3.wav' in .*m.csv: label='' holds "
+                                           "no label.*--empty-label none"):
         sources.manifest_source(tmp_path / "m.csv", label_separator=";")
     rows, _ = sources.manifest_source(tmp_path / "m.csv", label_separator=";",
                                       empty_label="none")

@@ -17,8 +17,9 @@ from preprocessing.sources.base import Option
 from xval.core.errors import ConfigurationError, DatasetError
 from xval.tasks.tagging import join_tags, split_tags
 
-__all__ = ["DETECTED", "FSD50K_COLUMNS", "MULTI_LABEL", "SEPARATORS", "detect_separator",
-           "LABEL_SET_OPTIONS", "fsd50k_layout", "is_label_list", "label_set", "label_sets", "parse_separator"]
+__all__ = ["DETECTED", "FSD50K_COLUMNS", "LABEL_SET_OPTIONS", "MULTI_LABEL", "SEPARATORS",
+           "detect_separator", "fsd50k_layout", "is_label_list", "label_set", "label_sets",
+           "parse_separator"]
 
 SEPARATORS = {";": "semicolon", "|": "pipe", ",": "comma", " ": "space", "\t": "tab"}
 """The separators of a label column's labels (`--label-separator`), by character and name."""

@@ -2,13 +2,14 @@
 
 `data_checks(plan)` returns the lines: the items and classes of the store, how many folds
 its items allow, the store's content check (files holding the same audio under two items,
-`xval.running.shared_audio`), the share of validation items that rank when rounding to
-whole items changed the `rank_split` asked, then warnings for what makes a result untrustworthy without
-failing it (test items sharing audio with training items, single-item validation sets,
-classes a fold cannot learn, class imbalance, a run shorter than the regularisation
+`xval.running.shared_audio`), the share of validation items that rank when rounding to whole
+items changed the `rank_split` asked, then warnings for what makes a result untrustworthy
+without failing it (test items sharing audio with training items, single-item validation
+sets, classes a fold cannot learn, class imbalance, a run shorter than the regularisation
 defaults assume). A store whose rows hold several labels (tagging) gets each label's rows
-per fold and the folds whose sides miss a label instead (`xval.running.label_checks`). Nothing here refuses: refusals (too few items for
-the requested folds) are `xval.folds`' and come earlier.
+per fold and the folds whose sides miss a label instead (`xval.running.label_checks`).
+Nothing here refuses: refusals (too few items for the requested folds) are `xval.folds`' and
+come earlier.
 """
 
 from __future__ import annotations
