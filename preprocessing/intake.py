@@ -6,7 +6,10 @@ to the rows left after extraction (files skipped as silent, too short, unreadabl
 - at least two items: cross-validation tests on items it never trained on;
 - for a task with classes, at least two classes, and no class that lost every file: each
   is named with why its files were skipped (or why its folder gave none), so a class
-  never disappears without a word.
+  never disappears without a word;
+- for a task whose rows hold sets of labels (tagging), every row a label at least, and not
+  one label per row everywhere (that is classification,
+  `xval.tasks.tagging.check_label_sets`); the classes are the labels the sets hold.
 
 `preprocessing.build.build_store` applies it at both stages, so `python -m preprocessing`
 and `python -m xval init` refuse the same datasets, and nothing is written.
@@ -21,6 +24,7 @@ import pandas as pd
 
 from xval import tasks
 from xval.core.errors import DatasetError
+from xval.tasks.tagging import check_label_sets, split_tags
 
 __all__ = ["check_trainable"]
 
@@ -60,8 +64,15 @@ def check_trainable(rows: pd.DataFrame, skipped: Sequence[Mapping[str, Any]] = (
         DatasetError: naming the classes lost (with why), or the counts and the fix.
     """
     labels = set(map(str, rows["label"])) if "label" in rows and len(rows) else set()
-    has_classes = tasks.get(task_type).has_classes
-    if has_classes:
+    task = tasks.get(task_type)
+    if task.multi_label and labels:
+        # Sets of labels: the classes are the labels they hold, each looked for alone.
+        check_label_sets([split_tags(text) for text in rows["label"]], f"the rows {stage}")
+        labels = {tag for text in labels for tag in split_tags(text)}
+        expected = [tag for text in expected for tag in split_tags(text)]
+        skipped = [{**s, "label": tag} for s in skipped
+                   for tag in split_tags(s.get("label")) or [""]]
+    if task.has_classes:
         named = [s["label"] for s in skipped if s.get("label") not in (None, "")]
         lost = _lost_classes(labels, [*expected, *named], skipped)
         if lost:

@@ -8,6 +8,7 @@ from matplotlib.figure import Figure
 
 from preprocessing.store import FeatureStore
 from xval import tasks
+from xval.tasks.tagging import split_tags
 
 MIN_ROWS_PER_ITEM = 5
 
@@ -29,7 +30,10 @@ def dataset_report(store: FeatureStore | str | os.PathLike[str], *,
         store = FeatureStore(store)
     meta = store.meta[~store.meta["augmented"].astype(bool)]
     per_clip = meta.drop_duplicates("clip")
-    counts = per_clip.groupby(["item", "label"]).size().unstack(fill_value=0)
+    labelled = per_clip  # a tagging clip counts once for each of its labels
+    if tasks.get(store.task_type).multi_label:
+        labelled = per_clip.assign(label=per_clip["label"].map(split_tags)).explode("label")
+    counts = labelled.groupby(["item", "label"]).size().unstack(fill_value=0)
     report: dict[str, Any] = {
         "rows": int(len(store)),
         "augmented_rows": int(store.augmented.sum()),

@@ -171,7 +171,8 @@ def test_evaluate_folders_text_and_csv(trained):
     out = proc.stdout
     assert out.splitlines()[0] == "ensemble of 2 fold models of instance_1"
     assert "6 files, 18 segments" in out
-    assert "Clip level (one row per file: its segment logits averaged)" in out
+    assert "Clip level (one row per file: its segment logits averaged; tagging: their " \
+        "probabilities)" in out
     assert "Segment level" in out and "precision" in out and "support" in out
     assert "Confusion matrix (rows: true, columns: predicted):" in out
     files = sorted(new.rglob("*.wav"))

@@ -78,7 +78,7 @@ def test_registry_holds_the_builtin_tasks():
 def test_unknown_task_names_the_known_ones():
     with pytest.raises(ConfigurationError,
                        match=r"task_type='clustering': expected one of classification, "
-                             r"detection, regression, representation \(the tasks "
+                             r"detection, regression, representation, tagging \(the tasks "
                              r"registered in xval.tasks"):
         tasks.get("clustering")
     with pytest.raises(ConfigurationError, match="task_type='clustering': expected one of"):

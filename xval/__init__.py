@@ -47,6 +47,7 @@ _EXPORTS = {
     "SearchOptions": "xval.running.options",
     "Output": "xval.running.options",
     "ItemKFold": "xval.folds",
+    "MultilabelItemKFold": "xval.folds",
     "PredefinedItemSplit": "xval.folds",
     "ExperimentResults": "xval.report.results",
     "Job": "xval.core.records",

@@ -23,7 +23,9 @@ from typing import Any
 from preprocessing.audio import unreadable_reason
 from preprocessing.recordings import find_recordings
 from preprocessing.sources.base import ROOT, Corpus, Option, Reads, Rows, Skipped, source_rows
+from preprocessing.sources.labels import MULTI_LABEL, label_set
 from xval.core.errors import ConfigurationError, DatasetError
+from xval.tasks.tagging import split_tags
 
 # Speaker columns of common speech datasets (LibriSpeech and VCTK, Common Voice), in the
 # order they are looked for when no item column is named.
@@ -238,11 +240,27 @@ def _columns(features: Any, label: str, item: str | None,
 
 def _text(values: list[Any], column_type: Any) -> list[str | None]:
     """Column values as text: class names for a `ClassLabel` (the column's type, a
-    `datasets` feature), `None` for a missing value."""
+    `datasets` feature), `None` for a missing value; the values of a `Sequence` (`List`)
+    column are sets of labels, as a tagging store keeps them (`None` when empty)."""
+    inner = _inner_feature(column_type)
+    if inner is not None:
+        out: list[str | None] = []
+        for value in values:
+            found = [t for t in _text(list(value or []), inner) if t is not None]
+            out.append(label_set(found) if found else None)
+        return out
     names = getattr(column_type, "names", None)
     if names is not None:
         return [None if v is None or v < 0 else names[v] for v in values]
     return [None if v is None or str(v).strip() == "" else str(v) for v in values]
+
+
+def _inner_feature(column_type: Any) -> Any:
+    """The feature of a `Sequence` (`datasets.List`) column's items, or `None` for a
+    column of single values."""
+    lists = tuple(getattr(_datasets(), name) for name in ("List", "LargeList", "Sequence")
+                  if isinstance(getattr(_datasets(), name, None), type))
+    return column_type.feature if lists and isinstance(column_type, lists) else None
 
 
 def _table(split: _Split, columns: tuple[str, str, str | None]) -> dict[str, list[Any]]:
@@ -312,11 +330,15 @@ def _file_items(rows: list[dict[str, object]], what: str) -> str:
 def _class_order(splits: list[_Split], label: str, rows: list[dict[str, object]]
                  ) -> list[str] | None:
     """The classes in the order of the label column's `ClassLabel` ids (those that have
-    rows), or `None` when the column is not a `ClassLabel`."""
-    names = getattr(splits[0].features[label], "names", None)
+    rows; of a `Sequence` of `ClassLabel`, those some row holds), or `None` when the column
+    is not a `ClassLabel`."""
+    feature = splits[0].features[label]
+    inner = _inner_feature(feature)
+    names = getattr(inner if inner is not None else feature, "names", None)
     if names is None:
         return None
-    present = {r["label"] for r in rows}
+    present = {t for r in rows for t in split_tags(r["label"])} if inner is not None \
+        else {r["label"] for r in rows}
     return [str(name) for name in names if name in present]
 
 
@@ -336,8 +358,10 @@ def hf_source(dataset_dir: str | os.PathLike[str], *, label_column: str = LABEL_
     Args:
         dataset_dir: a folder written by `Dataset.save_to_disk` or
             `DatasetDict.save_to_disk`, or an `audiofolder`.
-        label_column: the column of labels (a `ClassLabel` gives its class names). Defaults
-            to `"label"` (an audiofolder's labels from its class folders).
+        label_column: the column of labels (a `ClassLabel` gives its class names; a
+            `Sequence` of labels, e.g. `Sequence(ClassLabel(...))`, gives each example a
+            set of labels: a tagging store). Defaults to `"label"` (an audiofolder's labels
+            from its class folders).
         item_column: the column of items; `None` takes the first of `ITEM_COLUMNS` present.
         audio_column: the `datasets.Audio` column; `None` takes the only one.
         root: the folder relative audio paths are read from. Defaults to the current folder.
@@ -373,6 +397,7 @@ def hf_source(dataset_dir: str | os.PathLike[str], *, label_column: str = LABEL_
     said = _file_items(rows, what) if items == {None} and rows else None
     table, skipped = source_rows(rows, skipped, f"Dataset {folder}", said)
     table.attrs["classes"] = _class_order(splits, label_column, rows)
+    table.attrs[MULTI_LABEL] = _inner_feature(splits[0].features[label_column]) is not None
     return table, skipped
 
 

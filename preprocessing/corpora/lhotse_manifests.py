@@ -18,6 +18,7 @@ from typing import IO, Any, NamedTuple
 
 from preprocessing.audio import unreadable_reason
 from preprocessing.sources.base import ROOT, Corpus, Option, Reads, Rows, Skipped, source_rows
+from preprocessing.sources.labels import MULTI_LABEL, is_label_list, label_set
 from xval.core.errors import ConfigurationError, DatasetError
 
 # The fields of a `lhotse.SupervisionSegment` a row can take its label or item from; any
@@ -150,6 +151,34 @@ def value(supervision: Any, field: str) -> str | None:
     return None if found is None or str(found).strip() == "" else str(found)
 
 
+def labels_of(supervision: Any, field: str) -> list[str]:
+    """The labels a supervision's field holds: the items of a list (a custom field such as
+    `{"tags": ["dog", "bark"]}`), else its one value (none when it has none)."""
+    found: Any = (getattr(supervision, field, None) if field in FIELDS
+                  else (supervision.custom or {}).get(field))
+    if is_label_list(found):
+        return [str(v).strip() for v in found if str(v).strip()]
+    text = value(supervision, field)
+    return [] if text is None else [text]
+
+
+def _label(supervisions: list[Any], field: str, multi_label: bool) -> set[str | None]:
+    """The labels of a stretch: its supervisions' (one each, a list as a set of labels);
+    with `multi_label`, the one set of all their labels."""
+    found = [labels_of(s, field) for s in supervisions]
+    if multi_label:
+        tags = {t for labels in found for t in labels}
+        return {label_set(tags) if tags else None}
+    return {(labels[0] if len(labels) == 1 else label_set(labels)) if labels else None
+            for labels in found}
+
+
+def _listed(supervisions: list[Any], field: str) -> bool:
+    """Whether a supervision's label field holds a list (several labels)."""
+    return any(is_label_list(getattr(s, field, None) if field in FIELDS
+                             else (s.custom or {}).get(field)) for s in supervisions)
+
+
 def _check_field(supervisions: list[Any], field: str, option: str, what: str) -> None:
     """Refuses a field that no supervision has (a manifest without speakers, say)."""
     if any(value(s, field) is not None for s in supervisions):
@@ -250,18 +279,19 @@ def _check_span(kind: str, name: str, start: float, duration: float, recording: 
 
 def _row(supervisions: list[Any], recording: Any, clip: str, offset: float,
          duration: float, channel: Any, fields: tuple[str, str], root: _Root,
-         skipped: Skipped) -> dict[str, object] | None:
+         skipped: Skipped, multi_label: bool = False) -> dict[str, object] | None:
     """The row of a stretch of a recording, or `None` (and a skipped entry)."""
     path, reason = _audio_file(recording, root.folder, root.allow_outside)
     label_field, item_field = fields
-    labels = {value(s, label_field) for s in supervisions}
+    labels = _label(supervisions, label_field, multi_label)
     items = {value(s, item_field) for s in supervisions}
     channels = [channel] if isinstance(channel, int) else list(channel or [])
     if reason is None and not supervisions:
         reason = "it holds no supervision"
     elif reason is None and (len(labels) > 1 or len(items) > 1):
         reason = ("it holds supervisions of several labels or items; cut it to its "
-                  "supervisions first (cuts.trim_to_supervisions())")
+                  "supervisions first (cuts.trim_to_supervisions()), or read the labels "
+                  "of a cut as a set with --multi-label (its items must agree)")
     elif reason is None and None in items | labels:
         reason = f"no {item_field if None in items else label_field}"
     elif reason is None and recording.num_channels > 1 and \
@@ -278,9 +308,10 @@ def _row(supervisions: list[Any], recording: Any, clip: str, offset: float,
 
 
 def _from_cuts(cuts: Any, lhotse: Any, fields: tuple[str, str], root: _Root,
-               what: str) -> Rows:
+               what: str, multi_label: bool = False) -> Rows:
     cuts = list(cuts)
-    _check_fields([s for c in cuts for s in getattr(c, "supervisions", [])], fields, what)
+    supervisions = [s for c in cuts for s in getattr(c, "supervisions", [])]
+    _check_fields(supervisions, fields, what)
     rows: list[dict[str, object]] = []
     skipped: Skipped = []
     for cut in cuts:
@@ -292,14 +323,15 @@ def _from_cuts(cuts: Any, lhotse: Any, fields: tuple[str, str], root: _Root,
         _check_recording(cut.recording, what)
         _check_span("Cut", cut.id, cut.start, cut.duration, cut.recording, what)
         row = _row(cut.supervisions, cut.recording, cut.id, cut.start, cut.duration,
-                   cut.channel, fields, root, skipped)
+                   cut.channel, fields, root, skipped, multi_label)
         if row is not None:
             rows.append(row)
-    return _counted(rows, skipped, what, "cuts")
+    return _counted(rows, skipped, what, "cuts",
+                    multi_label or _listed(supervisions, fields[0]))
 
 
 def _counted(rows: list[dict[str, object]], skipped: Skipped, what: str, unit: str,
-             ) -> Rows:
+             multi_label: bool = False) -> Rows:
     """The source, its rows counted as `unit` (of recordings) in the summaries; when no
     audio file was found and their paths are relative, one error saying so (the folder
     they were read from, and `--root`)."""
@@ -311,6 +343,7 @@ def _counted(rows: list[dict[str, object]], skipped: Skipped, what: str, unit: s
             "they are relative to (or write the manifests with absolute paths).")
     source = source_rows(rows, skipped, what)
     source[0].attrs["unit"] = unit
+    source[0].attrs[MULTI_LABEL] = multi_label
     return source
 
 
@@ -335,7 +368,7 @@ def _from_supervisions(recordings: Any, supervisions: Any, fields: tuple[str, st
                    root, skipped)
         if row is not None:
             rows.append(row)
-    return _counted(rows, skipped, what, "supervisions")
+    return _counted(rows, skipped, what, "supervisions", _listed(supervisions, fields[0]))
 
 
 def _check_fields(supervisions: list[Any], fields: tuple[str, str], what: str) -> None:
@@ -349,7 +382,7 @@ def _check_fields(supervisions: list[Any], fields: tuple[str, str], what: str) -
 def lhotse_source(manifests: Sequence[str | os.PathLike[str]], *, label_field: str,
                   item_field: str = ITEM_FIELD,
                   root: str | os.PathLike[str] | None = None,
-                  allow_outside_root: bool = False) -> Rows:
+                  allow_outside_root: bool = False, multi_label: bool = False) -> Rows:
     """Rows from Lhotse manifests: one row per supervision (of a `SupervisionSet` over a
     `RecordingSet`), or per cut of a `CutSet` (with the supervision it holds).
 
@@ -363,6 +396,10 @@ def lhotse_source(manifests: Sequence[str | os.PathLike[str]], *, label_field: s
             folder, as Lhotse reads them.
         allow_outside_root: accept relative audio paths that lead outside `root`
             (`../pool/x.wav`). Defaults to `False` (refused, as the manifest source does).
+        multi_label: a cut's label is the set of its supervisions' labels (several labels
+            per clip: a tagging store); without it a cut holding supervisions of several
+            labels is skipped. A label field holding a list (`custom={"tags": ["dog",
+            "bark"]}`) is a set of labels either way. Defaults to `False`.
 
     Returns:
         `(rows, skipped)`; every row carries the `offset` and `duration` of its stretch of
@@ -385,7 +422,7 @@ def lhotse_source(manifests: Sequence[str | os.PathLike[str]], *, label_field: s
     folder = _Root(Path(root) if root is not None else Path.cwd(), allow_outside_root)
     fields = (label_field, item_field)
     if kinds == ["CutSet"]:
-        return _from_cuts(loaded[0], lhotse, fields, folder, what)
+        return _from_cuts(loaded[0], lhotse, fields, folder, what, multi_label)
     if sorted(kinds) == ["RecordingSet", "SupervisionSet"]:
         recordings = loaded[kinds.index("RecordingSet")]
         return _from_supervisions(recordings, loaded[kinds.index("SupervisionSet")], fields,
@@ -412,6 +449,8 @@ class Lhotse(Corpus):
         ROOT,
         Option("--allow-outside-root", "lhotse: accept relative audio paths that lead "
                                        "outside --root (../pool/x.wav)", switch=True),
+        Option("--multi-label", "lhotse: a cut's label is the set of its supervisions' "
+                                "labels (a tagging store)", switch=True),
     )
 
     def read(self, paths: list[str], values: dict[str, Any]) -> Rows:

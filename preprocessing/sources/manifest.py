@@ -1,4 +1,6 @@
-"""The `manifest` source: a CSV manifest of the files (FMA, ESC-50 style)."""
+"""The `manifest` source: a CSV manifest of the files (FMA, ESC-50 style), its label column
+holding one label per clip or, with a separator, several (FSD50K's ground truth is
+recognised)."""
 
 import os
 from collections.abc import Mapping, Sequence
@@ -17,6 +19,12 @@ from preprocessing.sources.base import (
     Source,
     group_recordings,
     source_rows,
+)
+from preprocessing.sources.labels import (
+    LABEL_SET_OPTIONS,
+    MULTI_LABEL,
+    fsd50k_layout,
+    label_sets,
 )
 from xval.core.errors import DatasetError
 from xval.folds import SPLIT_NAMES
@@ -57,8 +65,10 @@ def manifest_source(manifest: str | os.PathLike[str], *, path_column: str = "pat
                     label_column: str = "label", item_column: str | None = None,
                     clip_column: str | None = None, split_column: str | None = None,
                     root: str | os.PathLike[str] | None = None,
-                    allow_outside_root: bool = False, by_recording: bool = True) -> Rows:
-    """Rows from a CSV manifest (FMA, ESC-50 style).
+                    allow_outside_root: bool = False, by_recording: bool = True,
+                    label_separator: str | None = None, empty_label: str | None = None,
+                    path_suffix: str | None = None) -> Rows:
+    """Rows from a CSV manifest (FMA, ESC-50 style; FSD50K's ground truth).
 
     Args:
         manifest: the CSV file.
@@ -76,6 +86,14 @@ def manifest_source(manifest: str | os.PathLike[str], *, path_column: str = "pat
         by_recording: without `item_column`, files whose names share a recording id are
             one item (`preprocessing.recordings`); `False` makes every file its own item.
             Defaults to `True`.
+        label_separator: what separates the labels of a clip in the label column (`;`, see
+            `preprocessing.sources.labels.SEPARATORS`): the rows' labels are then sets
+            (`rows.attrs["multi_label"]`, a tagging store). Defaults to `None` (one label).
+        empty_label: with `label_separator`, the class of a clip without a label; `None`
+            refuses such a clip. Defaults to `None`.
+        path_suffix: added to a path without a suffix (FSD50K's `fname` is `<id>` for
+            `<id>.wav`: its `fname,labels,mids[,split]` columns, without `path` and `label`,
+            are read as such, `fsd50k_layout`). Defaults to `None`.
 
     Returns:
         `(rows, skipped)`.
@@ -85,6 +103,11 @@ def manifest_source(manifest: str | os.PathLike[str], *, path_column: str = "pat
             outside `root`, or a split value that is not a set name (naming the row).
     """
     manifest = Path(manifest)
+    layout = _layout(manifest, path_column, label_column) or {}
+    path_column = layout.get("path_column", path_column)
+    label_column = layout.get("label_column", label_column)
+    label_separator = label_separator or layout.get("label_separator")
+    path_suffix = path_suffix or layout.get("path_suffix")
     table = _read_manifest(manifest, path_column, label_column,
                            {"item_column": item_column, "clip_column": clip_column,
                             "split_column": split_column})
@@ -95,14 +118,11 @@ def manifest_source(manifest: str | os.PathLike[str], *, path_column: str = "pat
     for number, record in enumerate(table.to_dict("records"), start=1):
         where = f"row {number} of {manifest}"
         entry = record[path_column]
+        if path_suffix and not Path(entry).suffix:
+            entry = entry + path_suffix
         path = folder / entry
-        full = os.path.normpath(os.path.abspath(path))
-        if not allow_outside_root and os.path.commonpath([top, full]) != top:
-            raise DatasetError(
-                f"{where}: {path_column}={entry!r} leads outside the root folder {top}. "
-                "Fix the manifest, set --root to a folder holding every file, or pass "
-                "--allow-outside-root (allow_outside_root=True) if this is intended."
-            )
+        if not allow_outside_root:
+            _check_inside(path, top, f"{where}: {path_column}={entry!r}")
         if split_column:
             _check_split(record[split_column], split_column, where)
         reason = unreadable_reason(path)
@@ -112,10 +132,48 @@ def manifest_source(manifest: str | os.PathLike[str], *, path_column: str = "pat
             continue
         rows.append(_manifest_row(record, str(path), entry, label_column, item_column,
                                   clip_column, split_column))
+    if label_separator is not None:
+        _split_labels(rows, label_separator, empty_label, label_column, manifest)
     grouped = None
     if by_recording and item_column is None:
         grouped = group_recordings(rows, [row["item"] for row in rows])  # the paths
-    return source_rows(rows, skipped, f"Manifest {manifest}", grouped)
+    found = source_rows(rows, skipped, f"Manifest {manifest}", grouped)
+    found[0].attrs[MULTI_LABEL] = label_separator is not None
+    return found
+
+
+def _split_labels(rows: list[dict[str, str]], separator: str, empty_label: str | None,
+                  column: str, manifest: Path) -> None:
+    """Gives every row the set of labels its label holds (`label_sets`)."""
+    where = [f"the row of {row['clip']!r} in {manifest}" for row in rows]
+    for row, labels in zip(rows, label_sets([row["label"] for row in rows], separator,
+                                            where=where, empty_label=empty_label,
+                                            column=column)):
+        row["label"] = labels
+
+
+def _layout(manifest: Path, path_column: str, label_column: str) -> dict[str, str] | None:
+    """FSD50K's layout (`fsd50k_layout`) when the manifest has its columns and not the
+    path and label columns asked for; else `None`."""
+    if not manifest.is_file():
+        return None
+    try:
+        columns = pd.read_csv(manifest, nrows=0, encoding="utf-8-sig").columns
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, ValueError):
+        return None  # `_read_manifest` says what is wrong with it
+    if path_column in columns or label_column in columns:
+        return None
+    return fsd50k_layout(columns)
+
+
+def _check_inside(path: Path, top: str, what: str) -> None:
+    """Refuses a path that leads outside the root folder `top`."""
+    full = os.path.normpath(os.path.abspath(path))
+    if os.path.commonpath([top, full]) != top:
+        raise DatasetError(
+            f"{what} leads outside the root folder {top}. Fix the manifest, set --root to a "
+            "folder holding every file, or pass --allow-outside-root "
+            "(allow_outside_root=True) if this is intended.")
 
 
 def _check_split(value: str, split_column: str, where: str) -> None:
@@ -153,6 +211,8 @@ class Manifest(Source):
         Option("--clip-column"),
         Option("--split-column", "predefined train/validation/test column"),
         ITEM_PER_FILE,
+        *LABEL_SET_OPTIONS,
+        Option("--path-suffix", "added to paths without one (e.g. .wav: FSD50K's fname)"),
     )
 
     def read(self, paths: list[str], values: dict[str, Any]) -> Rows:

@@ -28,7 +28,8 @@ from xval.core.storage import STORE
 from xval.core.version import version_line
 from xval.inference import export as E
 from xval.inference import export_ensemble
-from xval.inference.fusion import ensemble_record, member_folders
+from xval.inference.detect import chosen_postprocessing
+from xval.inference.fusion import ensemble_postprocessing, ensemble_record, member_folders
 from xval.inference.models import ModelSet, dataset_info_for, resolve_models, task_of
 from xval.report.card import CardFacts, ensemble_card, model_card
 from xval.report.results import InstanceResult
@@ -85,6 +86,7 @@ def _export_one(args: argparse.Namespace, source: Path, out: Path, overwrite: bo
     model = E.ensemble(models, task_of(info), info)
     facts = _facts(args, source, info, instance, model)
     facts.rules = E.export_metadata(info, task_of(info), model)
+    facts.rules.update(E.postprocessing_rule(chosen_postprocessing(models)))
     exported = E.write_export(model, args.format, out, lambda check: model_card(
         _with_check(facts, check), instance, _manifest(instance)), overwrite, [source],
         metadata=facts.rules)
@@ -121,8 +123,9 @@ def _export_ensemble(args: argparse.Namespace, source: Path, record: EnsembleRec
         facts.front_end = " + ".join(dict.fromkeys(  # the members' (an ensemble has none)
             member.parameters.front_end for member, _, _ in found if member is not None))
         facts.rules = {**E.export_metadata(info, task, model),
-                       "clip_rule": export_ensemble.ENSEMBLE_CLIP_RULE,
-                       "ensemble": json.dumps(dict(zip(map(str, record.instances), weights)))}
+                       "clip_rule": export_ensemble.clip_rule(task),
+                       "ensemble": json.dumps(dict(zip(map(str, record.instances), weights))),
+                       **E.postprocessing_rule(ensemble_postprocessing(source))}
         exported = E.write_export(model, args.format, out, lambda check: model_card(
             _with_check(facts, check), ensemble, _manifest(ensemble)) + ensemble_card(
             ensemble, record, None), args.overwrite, [source, *folders], metadata=facts.rules)

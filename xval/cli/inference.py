@@ -44,7 +44,8 @@ def main_predict(args: argparse.Namespace) -> int:
         rows = [["file", "level", "start", "predicted", *names]]
         for r in results:
             for s in r["segments"]:
-                best = max(s["scores"], key=s["scores"].get) if len(names) > 1 else ""
+                best = s.get("predicted", max(s["scores"], key=s["scores"].get)
+                             if len(names) > 1 else "")
                 rows.append([r["file"], "segment", f"{s['start']:.3f}", str(best)]
                             + [f"{s['scores'][n]:.6f}" for n in names])
             rows.append([r["file"], "clip", "", str(r["clip"]["predicted"])]

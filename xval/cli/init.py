@@ -29,6 +29,7 @@ from preprocessing.features import encoders
 from preprocessing.features.encoders import torch_module
 from preprocessing.intake import check_trainable
 from preprocessing.segment_length import SegmentChoice
+from preprocessing.sources.labels import parse_separator
 from preprocessing.store import FeatureStore
 from xval import tasks
 from xval.cli import init_stores
@@ -39,10 +40,12 @@ from xval.cli.init_data import (
     check_content,
     check_rows,
     check_source,
+    classes_of,
     data_name,
     find_rows,
     folds_for,
     segment_for,
+    task_of,
 )
 from xval.cli.init_data import encoder_store_params as encoder_params
 from xval.cli.init_outputs import Created, check_outputs
@@ -93,7 +96,13 @@ def add_parser(sub: Subcommands, parents: list[argparse.ArgumentParser]) -> None
     p.add_argument("--item-per-file", action="store_true",
                    help="every file its own item (default: files whose names share a "
                         "recording id, such as 1-100038-A.ogg and 1-100038-B.ogg, are one)")
-    p.add_argument("--manifest", help="a CSV manifest of the files (path, label, item columns)")
+    p.add_argument("--manifest", help="a CSV manifest of the files (path, label, item columns; "
+                                      "FSD50K's fname, labels, mids, split is recognised)")
+    p.add_argument("--label-separator", type=_separator,
+                   help="with --manifest: what separates the labels of a clip (; | , space "
+                        "tab): a tagging experiment (default: ; or | when a label holds one)")
+    p.add_argument("--empty-label", help="with several labels per clip: the class of a clip "
+                                         "without a label (e.g. none; default: refused)")
     p.add_argument("--merge-duplicates", action="store_true",
                    help="make each group of items whose files hold the same audio (the "
                         "content check: re-encoded, resampled, trimmed copies) one item; "
@@ -122,6 +131,14 @@ def add_parser(sub: Subcommands, parents: list[argparse.ArgumentParser]) -> None
                         "writing nothing (no deep-learning backend is imported)")
 
 
+def _separator(text: str) -> str:
+    """`--label-separator`'s value (`parse_separator`), its error an argparse one."""
+    try:
+        return parse_separator(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def main_init(args: argparse.Namespace) -> int:
     """Runs `python -m xval init`; returns the exit code.
 
@@ -147,11 +164,13 @@ def main_init(args: argparse.Namespace) -> int:
                                          if encoder is not None else [])
     check_outputs(audio, project, config, script, stores, args.overwrite)
     rows, skipped, how, items = find_rows(audio, args, source)
-    check_trainable(rows, skipped, stage=f"found ({how})")
+    task = task_of(rows)
+    check_trainable(rows, skipped, task_type=task, stage=f"found ({how})")
     check_rows(rows, how)
     folds_for(rows, args.folds)  # refused before the files are read
-    print(f"Found {len(rows)} files in {audio}: {rows['label'].nunique()} classes, "
-          f"{rows['item'].nunique()} items ({how}).")
+    print(f"Found {len(rows)} files in {audio}: {len(classes_of(rows))} classes"
+          + (" (several per clip: a tagging experiment)" if task != tasks.DEFAULT else "")
+          + f", {rows['item'].nunique()} items ({how}).")
     if items:
         print(textwrap.fill(items, width=100, break_on_hyphens=False,
                             break_long_words=False))
@@ -197,6 +216,7 @@ def _build_stores(args: argparse.Namespace, audio: Path,
     def build(i: int, params: Mapping[str, Any], label: str, progress: bool = True) -> Built:
         return build_store(
             rows, stores[i], params=params, workers=config.features.workers,
+            task_type=task_of(rows),
             overwrite=args.overwrite, skipped=list(skipped),
             progress=progress and not args.no_progress, bar_label=label,
             info={"source": f"python -m xval init {audio}"
@@ -306,7 +326,7 @@ def _write_script(script: Path, store: FeatureStore, rows: pd.DataFrame, folds: 
     """Writes the experiment script; `source` is the audio read and the data's name
     (`--name`, else the folder's)."""
     audio, called = source
-    classes = sorted(map(str, rows["label"].unique()))
+    classes = classes_of(rows)
     shown = ", ".join(classes[:6]) + (", ..." if len(classes) > 6 else "")
     relative = Path("experiments") / script.name
     results = (config.results_dir / store.path.name / "experiment_1")
@@ -315,13 +335,13 @@ def _write_script(script: Path, store: FeatureStore, rows: pd.DataFrame, folds: 
                "Folds never split an item, so the test score says how well a model does on "
                "items it has never seen.")
     values: dict[str, Any] = {
-        "number": 1, "question": f"which model recognises the classes of {called} on "
-                                 "items it has never seen?",
+        "number": 1, "question": f"which model {_verb(rows)} of {called} on items it has "
+                                 "never seen?",
         "summary": "\n".join(textwrap.wrap(summary, width=88, break_on_hyphens=False)),
         "script": relative, "results": _shown(results, project),
         "description": json.dumps(f"{called}: first models"),
         "dataset": json.dumps(store.path.name), "num_folds": folds,
-        "task_type": json.dumps(tasks.DEFAULT),
+        "task_type": json.dumps(task_of(rows)),
         "imports": "Ensemble, Experiment" if embedded is not None else "Experiment",
         "instances": (encoder_instances(embedded.path.name, str(embedded.info.encoder))
                       if embedded is not None else CNN_INSTANCES),
@@ -330,6 +350,12 @@ def _write_script(script: Path, store: FeatureStore, rows: pd.DataFrame, folds: 
             break_on_hyphens=False, break_long_words=False)}
     script.parent.mkdir(parents=True, exist_ok=True)
     script.write_text(SCRIPT.format(**values))
+
+
+def _verb(rows: pd.DataFrame) -> str:
+    """What the experiment's models do, for its question."""
+    return "recognises the classes" if task_of(rows) == tasks.DEFAULT else \
+        "tags the clips with the labels"
 
 
 def _models_take(embedded: FeatureStore | None) -> str:

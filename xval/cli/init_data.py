@@ -35,13 +35,16 @@ from preprocessing.segment_length import (
     encoder_segment,
 )
 from preprocessing.sources import Source
+from preprocessing.sources.labels import MULTI_LABEL, detect_separator, fsd50k_layout
+from xval import tasks
 from xval.cli import sources as cli_sources
 from xval.config.loader import PACKAGE_DEFAULT, Config
 from xval.core.errors import ConfigurationError, DatasetError
 from xval.folds import allowed_folds
+from xval.tasks.tagging import check_label_sets, split_tags
 
-__all__ = ["MAX_FOLDS", "MIN_ITEMS", "check_content", "check_rows", "encoder_store_params", "find_rows",
-           "folds_for", "segment_for"]
+__all__ = ["MAX_FOLDS", "MIN_ITEMS", "check_content", "check_rows", "classes_of",
+           "encoder_store_params", "find_rows", "folds_for", "segment_for", "task_of"]
 
 MAX_FOLDS = 5
 MIN_ITEMS = 3
@@ -82,8 +85,9 @@ def find_rows(audio: Path, args: argparse.Namespace, corpus: Source | None = Non
                 f"Items: {grouped}" if grouped else None)
     if args.manifest:
         column = _item_column(args.manifest)
-        rows, skipped = sources.manifest_source(args.manifest, root=audio, item_column=column,
-                                                by_recording=by_recording)
+        rows, skipped = sources.manifest_source(
+            args.manifest, root=audio, item_column=column, by_recording=by_recording,
+            label_separator=_label_separator(args), empty_label=args.empty_label)
         if column is not None:
             return rows, skipped, f"manifest {args.manifest}", None
         how, said = _items(rows, args)
@@ -119,6 +123,34 @@ def find_rows(audio: Path, args: argparse.Namespace, corpus: Source | None = Non
         "named groups, e.g. --pattern '(?P<label>[a-z]+)_(?P<item>spk\\d+)_\\d+\\.wav'.")
 
 
+def _label_separator(args: argparse.Namespace) -> str | None:
+    """What separates the labels of a clip in the manifest: `--label-separator`, else FSD50K's
+    comma (its columns), else `;` or `|` when some label holds one (`detect_separator`),
+    else `None` (one label per clip)."""
+    if args.label_separator is not None:
+        return str(args.label_separator)
+    table = pd.read_csv(args.manifest, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    if fsd50k_layout(table.columns) is not None and "label" not in table.columns:
+        return None  # the manifest source reads FSD50K's layout itself
+    if "label" not in table.columns:
+        return None  # the manifest source names the missing column
+    return detect_separator(table["label"])
+
+
+def task_of(rows: pd.DataFrame) -> str:
+    """The task of an experiment on `rows`: tagging where the source gave several labels per
+    clip (`rows.attrs["multi_label"]`), else classification."""
+    return tasks.of_label_sets().name if rows.attrs.get(MULTI_LABEL) else tasks.DEFAULT
+
+
+def classes_of(rows: pd.DataFrame) -> list[str]:
+    """The classes of the rows, sorted: their labels, or for label sets the labels they
+    hold."""
+    if rows.attrs.get(MULTI_LABEL):
+        return sorted({tag for text in rows["label"] for tag in split_tags(text)})
+    return sorted(map(str, rows["label"].unique()))
+
+
 def _item_column(manifest: str) -> str | None:
     path = Path(manifest)
     if not path.is_file():
@@ -135,7 +167,9 @@ def _item_column(manifest: str) -> str | None:
 
 def check_rows(rows: pd.DataFrame, how: str) -> None:
     """Refuses what cannot be cross-validated, before anything is written."""
-    if rows["label"].nunique() < 2:
+    if rows.attrs.get(MULTI_LABEL):
+        check_label_sets([split_tags(text) for text in rows["label"]], f"the rows ({how})")
+    elif rows["label"].nunique() < 2:
         raise DatasetError(f"Only one class ({rows['label'].iloc[0]!r}) was found ({how}); "
                            "classification needs two or more.")
     n_items = rows["item"].nunique()
@@ -271,6 +305,12 @@ def check_source(args: argparse.Namespace, audio: Path) -> Source | None:
     do not fit it, before anything is written."""
     source = sources.get(args.source) if args.source else None
     cli_sources.options_given(args, source, sources.corpora())
+    if (args.label_separator or args.empty_label) and not args.manifest:
+        flag = "--label-separator" if args.label_separator else "--empty-label"
+        raise ConfigurationError(
+            f"{flag} reads the label column of a manifest: give --manifest CSV (a corpus "
+            "of several labels per clip is recognised as it is: lhotse --multi-label, a "
+            "Hugging Face Sequence column).")
     mixed = [flag for flag in ("pattern", "label_map", "item_pattern", "item_per_file",
                                "manifest") if getattr(args, flag)]
     if source and mixed:

@@ -18,7 +18,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import preprocessing.features as feature_types
 import xval.config.schema as schema
@@ -38,6 +38,7 @@ from preprocessing.features.pretrained import (
 )
 from preprocessing.report import dataset_report, format_report
 from preprocessing.rows import source_count
+from preprocessing.sources.labels import MULTI_LABEL
 from preprocessing.store import FeatureStore
 from preprocessing.synth_events import synth_events
 from xval import tasks
@@ -52,6 +53,9 @@ from xval.core.errors import ConfigurationError
 from xval.core.logs import quiet_framework_logs
 from xval.core.outputs import check_output_files, check_output_folder
 from xval.tasks.detection import Detection
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _feature_options(args: argparse.Namespace, config: Config,
@@ -342,6 +346,7 @@ def _from_source(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
                               ir_dir=args.ir_dir)
     source = sources.get(args.source)
     rows, skipped = cli_sources.rows(source, args.paths, args)
+    args.task_type = task_of_rows(rows, args.task_type, quiet=args.quiet)
     if rows.attrs.get("recordings") and not args.quiet:
         print(f"Items: {rows.attrs['recordings']}.", flush=True)
     out = _out(args, config)
@@ -361,6 +366,27 @@ def _from_source(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         merge=args.merge_duplicates)
     _print_summary(args, store, summary)
     return 0
+
+
+def task_of_rows(rows: pd.DataFrame, task_type: str, *, quiet: bool = False) -> str:
+    """The task of a store of `rows`: a source's rows of several labels per clip
+    (`rows.attrs["multi_label"]`) make a tagging store (`tasks.of_label_sets`) where
+    `--task-type` is left at its default, said on one line.
+
+    Raises:
+        ConfigurationError: for rows of label sets with another `--task-type` named.
+    """
+    if not rows.attrs.get(MULTI_LABEL) or tasks.get(task_type).multi_label:
+        return task_type
+    tagging = tasks.of_label_sets().name
+    if task_type != tasks.DEFAULT:
+        raise ConfigurationError(
+            f"--task-type {task_type}: the source gives several labels per clip, which a "
+            f"{task_type} store cannot hold; use --task-type {tagging} (or leave it out).")
+    if not quiet:
+        print(f"Labels: several per clip, so the store is a {tagging} store "
+              f"(task_type={tagging!r}).", flush=True)
+    return tagging
 
 
 def _print_summary(args: argparse.Namespace, store: FeatureStore,

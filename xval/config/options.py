@@ -120,6 +120,13 @@ def check_training_options(params: TrainingParams, task: tasks.Task, where: str,
             "on the first model's embeddings, and its C chosen on the validation rows the "
             "refit trains on); set one of them off."
         )
+    for other in tasks.names():
+        for name in tasks.get(other).own_params if other != task.name else ():
+            default = TrainingParams()[name]
+            if params[name] != default:
+                raise ParameterError(
+                    f"{where}: {name}={params[name]!r} is a parameter of task_type={other!r}; "
+                    f"this instance is {task.name!r}: remove it.")
     if params.class_weights and not task.weights_classes:
         weighted = " or ".join(f"task_type={n!r}" for n in tasks.names()
                                if tasks.get(n).weights_classes)

@@ -249,6 +249,23 @@ class TrainingParams(Settings):
     min_gap_seconds: float = setting(
         0.0, "detection: shorter gaps between two detected events are bridged (seconds)", low=0,
         absent=0.0)
+    tag_threshold: float | None = setting(
+        None, ("tagging: a label is predicted at this probability; none: chosen per label and "
+               "fold on the validation clips"), low=0, high=1, open_low=True, open_high=True,
+        absent=None,
+        notes=("Tagging only: a clip is given every label whose probability reaches "
+               "tag_threshold (F1 and predictions; mAP, lwlrap and d-prime need no threshold). "
+               "none (the default): each fold chooses one threshold per label on its validation "
+               "clips, the one of the label's best F1 there (0.05 to 0.95 in steps of 0.05; 0.5 "
+               "for a label without validation clips); it is kept in the fold record, applied "
+               "to the test clips and by predict, and written in the model card."))
+    focal_gamma: float = setting(
+        0.0, "tagging: focal loss with this gamma instead of binary cross-entropy (0: off)",
+        low=0, high=10, absent=0.0,
+        notes=("Tagging only: train on the binary focal cross-entropy (Lin et al. 2017) with "
+               "this gamma (0 = plain binary cross-entropy; 2 is usual), which weighs the "
+               "labels a model already gets right less: an option for rare labels, as "
+               "class_weights is (not both)."))
 
     @property
     def embeds(self) -> bool:

@@ -338,9 +338,7 @@ class ItemKFold(_ParamsMixin, BaseCrossValidator):
         if y is not None and len(y) != len(groups):
             raise ConfigurationError(
                 f"y has {len(y)} rows but groups has {len(groups)}; they must match.")
-        method = self._method if _is_class_label(y) else None
-        labels = _item_labels(items, groups, y) if method == "items" else None
-        counts = _label_counts(items, groups, y) if method == "rows" else None
+        labels, counts = self._stratification(items, groups, y)
         if counts is not None and _same_mix(counts):
             # Every item holds the same label mix (FSDD, RAVDESS): any split over items is
             # balanced, so keep the plain k-fold, and the folds made before "rows" existed.
@@ -356,6 +354,16 @@ class ItemKFold(_ParamsMixin, BaseCrossValidator):
                     "test": sorted(items[test].tolist()),
                 })
         return folds
+
+    def _stratification(self, items: np.ndarray, groups: np.ndarray, y: Any
+                        ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """`(labels, counts)`: each item's majority label (`"items"`), or its rows per
+        label (`"rows"`); `None` for what the method does not use, both `None` when the
+        rows are not stratified."""
+        method = self._method if _is_class_label(y) else None
+        labels = _item_labels(items, groups, y) if method == "items" else None
+        counts = _label_counts(items, groups, y) if method == "rows" else None
+        return labels, counts
 
     def _check_repeats(self, n_items: int) -> None:
         """Refuses more repeats than the items can split differently (`distinct_splits`).

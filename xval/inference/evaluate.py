@@ -154,7 +154,9 @@ def evaluate_rows(model_or_instance_dir: str | Path, rows: pd.DataFrame, *,
     outputs = np.concatenate(answers)
     seg_targets, file_of = np.asarray(segment_targets), np.asarray(segment_files)
     files = np.unique(file_of)
-    clip_out = np.stack([outputs[file_of == f].mean(axis=0) for f in files])
+    pooled = task.scoring.pool_by_clip(outputs, seg_targets, file_of)  # as its folds pool
+    clip_out = pooled[1] if pooled is not None else \
+        np.stack([outputs[file_of == f].mean(axis=0) for f in files])
     clip_targets = targets[files]
     levels = {}
     for level, y, out in (("clip", clip_targets, clip_out), ("segment", seg_targets, outputs)):
@@ -284,7 +286,8 @@ def events_metrics(reference: pd.DataFrame, estimated: list[tuple[str, float, fl
     return out
 
 
-LEVEL_TITLES = {"clip": "Clip level (one row per file: its segment logits averaged)",
+LEVEL_TITLES = {"clip": "Clip level (one row per file: its segment logits averaged; tagging: "
+                        "their probabilities)",
                 "segment": "Segment level (one row per segment)",
                 "recording": "Recording level (the events found in each whole recording, "
                              "post-processed as the folds chose on validation)"}

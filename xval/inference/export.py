@@ -43,6 +43,7 @@ from xval.core.outputs import (
     check_replace,
     remove_output,
 )
+from xval.core.records import Postprocessing
 from xval.inference.models import ModelSet
 from xval.tasks.base import Task
 from xval.training.layers import inference_outputs
@@ -187,7 +188,9 @@ def ensemble(models: ModelSet, task: Task, info: DatasetInfo,
         outputs.append(keras.Model(given, inference_outputs(net, given),
                                    name=f"fold_model_{i}")(x))
     x = outputs[0] if len(outputs) == 1 else keras.layers.Average(name="mean")(outputs)
-    head = keras.layers.Softmax(name="scores") if task.has_classes else \
+    activation = task.head.scores_activation
+    head = keras.layers.Softmax(name="scores") if activation == "softmax" else \
+        keras.layers.Activation(activation, name="scores") if activation else \
         keras.layers.Identity(name="scores")
     model = keras.Model(inputs, head(x), name=name)
     # Frozen: an exporter tracing the nested fold models takes their weights as constants.
@@ -224,6 +227,22 @@ CLIP_RULE = (
 """How `predict` makes a clip's scores from its windows' (classification)."""
 
 
+TAG_CLIP_RULE = (
+    "A clip's scores: the mean over its windows of their label probabilities (sigmoid); "
+    "its labels: those whose probability reaches the label's threshold (`tag_threshold`).")
+"""How `predict` makes a clip's scores and labels from its windows' (tagging)."""
+
+
+def _output_text(task: Task) -> str:
+    """What an exported model's `scores` are, in words."""
+    activation = task.head.scores_activation
+    if activation == "softmax":
+        return "class probabilities (softmax), (batch, classes)"
+    if activation == "sigmoid":
+        return "label probabilities (sigmoid, one per label), (batch, classes)"
+    return "(batch, outputs)"
+
+
 def export_metadata(info: DatasetInfo, task: Task, model: Any) -> dict[str, str]:
     """What an exported file says of itself (ONNX `metadata_props`, the card's facts), as
     `{key: text}`: the classes in the output's order, the input, the rate and segments, and
@@ -237,17 +256,29 @@ def export_metadata(info: DatasetInfo, task: Task, model: Any) -> dict[str, str]
            "task": task.name, "classes": json.dumps(list(info.classes or [])),
            "input": "audio: mono float32 samples in [-1, 1), (batch, samples)" if audio
            else "features: (batch, frames, bins), computed as the store did (MODEL_CARD.md)",
-           "output": "scores: " + ("class probabilities (softmax), (batch, classes)"
-                                    if task.has_classes else "(batch, outputs)"),
+           "output": "scores: " + _output_text(task),
            "sample_rate": str(rate), "segment_seconds": str(seconds),
            "segment_hop_seconds": str(hop),
            "segment_rule": SEGMENT_RULE}
     if task.has_classes:
-        out["clip_rule"] = CLIP_RULE
+        out["clip_rule"] = TAG_CLIP_RULE if task.multi_label else CLIP_RULE
     encoder = (info.front_end or {}).get("encoder")
     if encoder:
         out["encoder"] = str(encoder)
     return out
+
+
+def postprocessing_rule(chosen: Postprocessing | None) -> dict[str, str]:
+    """What the folds chose on their validation items (tagging: each label's threshold;
+    detection: its thresholds and median filter), as the export says it of itself:
+    `{"postprocessing": JSON of name -> value}` (a per-class value as `{class: value}`), or
+    nothing when they chose nothing."""
+    if chosen is None or not chosen.values:
+        return {}
+    values = {name: dict(zip(chosen.classes, value))
+              if isinstance(value, list) and len(value) == len(chosen.classes) else value
+              for name, value in chosen.values.items()}
+    return {"postprocessing": json.dumps(values)}
 
 
 def takes_audio_input(model: Any) -> bool:

@@ -55,6 +55,20 @@ ENSEMBLE_CLIP_RULE = (
 """How `predict` makes an ensemble's clip scores from the exported model's outputs."""
 
 
+ENSEMBLE_TAG_RULE = (
+    "A clip's scores (as `predict` gives an ensemble's): for each member m, the mean over "
+    "the clip's windows of member_scores[:, m] (label probabilities), then their mean "
+    "weighted by the members' weights; its labels: those at or over the thresholds the "
+    "ensemble chose on its validation clips (`tag_threshold`); the `scores` output is the "
+    "weighted mean per window.")
+"""How `predict` makes an ensemble's clip scores and labels (tagging)."""
+
+
+def clip_rule(task: Task) -> str:
+    """How `predict` makes an ensemble's clip scores, for the task's scores."""
+    return ENSEMBLE_TAG_RULE if task.multi_label else ENSEMBLE_CLIP_RULE
+
+
 def apart_reason(members: Sequence[tuple[str, ModelSet, DatasetInfo]]) -> str:
     """Why an ensemble of instances cannot be one exported model (`""` when it can): a
     member whose models take store features, or members cut into other segments.

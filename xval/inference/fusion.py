@@ -11,7 +11,7 @@ from typing import Any
 from xval import tasks
 from xval.core.errors import ConfigurationError
 from xval.core.layout import InstanceLayout
-from xval.core.records import EnsembleRecord
+from xval.core.records import EnsembleRecord, FoldResult, Postprocessing
 from xval.core.storage import STORE
 
 Predict = Callable[..., list[dict[str, Any]]]
@@ -79,6 +79,22 @@ def task_of_ensemble(folder: str | Path) -> tasks.Task:
     return tasks.get((params.task_type if params else None) or tasks.DEFAULT)
 
 
+def ensemble_postprocessing(folder: str | Path, fold: int | None = None
+                            ) -> Postprocessing | None:
+    """What the ensemble chose on its fused validation clips (tagging: each label's
+    threshold): fold `fold`'s choice, else the median over its folds
+    (`Postprocessing.merged`); `None` when its fold records hold none."""
+    layout = InstanceLayout.parse(Path(folder)) or InstanceLayout(Path(folder), -1)
+    chosen = []
+    for number, path in layout.fold_files().items():
+        if fold is not None and number != fold:
+            continue
+        record, _ = STORE.read_record(path, FoldResult.from_dict)
+        if record is not None and record.postprocessing is not None:
+            chosen.append(record.postprocessing)
+    return Postprocessing.merged(chosen)
+
+
 def predict_ensemble(folder: str | Path, record: EnsembleRecord, files: Sequence[str | Path],
                      predict: Predict, *, fold: int | None = None,
                      ensemble: bool = False) -> list[dict[str, Any]]:
@@ -102,7 +118,12 @@ def predict_ensemble(folder: str | Path, record: EnsembleRecord, files: Sequence
     weights = record.weights(fold)
     folders = member_folders(folder, record)
     answers = [predict(path, files, fold=fold, ensemble=ensemble) for path in folders]
-    has_classes = task_of_ensemble(folder).has_classes
+    fusion = task_of_ensemble(folder).scoring.fusion
+    if fusion is None:
+        raise ConfigurationError(f"{folder} is an ensemble of a task whose scores are not "
+                                 "fused; rebuild it from instances of a task that is.")
+    chosen = ensemble_postprocessing(folder, fold)
+    params: dict[str, Any] | None = chosen.apply({}) if chosen is not None else None
     described = " + ".join(f"{w:.2f} x {a[0]['model']}" for w, a in zip(weights, answers)) \
         if answers and answers[0] else ""
     out = []
@@ -110,8 +131,7 @@ def predict_ensemble(folder: str | Path, record: EnsembleRecord, files: Sequence
         clips = [a[j]["clip"]["scores"] for a in answers]
         scores = {name: float(sum(w * c[name] for w, c in zip(weights, clips)))
                   for name in clips[0]}
-        predicted: Any = max(scores, key=scores.__getitem__) if has_classes \
-            else scores.get("value")
+        predicted: Any = fusion.decide(scores, params)
         out.append({"file": str(path),
                     "model": f"ensemble of {len(folders)} instances ({described})",
                     "segments": [], "clip": {"scores": scores, "predicted": predicted},

@@ -8,7 +8,9 @@ from typing import Any
 
 from xval.config import embedding
 from xval.core.errors import ConfigurationError
+from xval.core.parameters import TrainingParams
 from xval.inference.classifiers import ClassifierSet
+from xval.inference.detect import chosen_postprocessing
 from xval.inference.fusion import ensemble_record, predict_ensemble
 from xval.inference.models import (
     ModelSet,
@@ -49,7 +51,10 @@ def predict_files(model_or_instance_dir: str | Path, files: Sequence[str | Path]
         list (one per file) of dicts: `file`, `model` (what answered, in words),
         `segments` (list of `{"start", "scores"}`) and `clip` (`{"scores", "predicted"}`),
         as the task makes them (`Scoring.predict_record`). For classification `scores` maps
-        class names to probabilities and the clip scores average the segment logits.
+        class names to probabilities and the clip scores average the segment logits; for
+        tagging they map labels to probabilities, the clip's are their mean, and its
+        `predicted` labels are those at or over the thresholds the folds chose on their
+        validation items (the median over the folds for several models).
     """
     record = ensemble_record(model_or_instance_dir)
     if record is not None:
@@ -73,7 +78,11 @@ def predict_files(model_or_instance_dir: str | Path, files: Sequence[str | Path]
         answering = ClassifierSet(models)
         classes, task = answering.classes, embedding.task()
     feature = feature_params_of(info, answering if isinstance(answering, ModelSet) else None)
-    context = Context(frame_seconds=info.frame_seconds)
+    # What the folds chose on their validation items (tagging: each label's threshold).
+    chosen = chosen_postprocessing(models) if task.chosen_on_validation \
+        and isinstance(answering, ModelSet) else None
+    context = Context(frame_seconds=info.frame_seconds,
+                      params=chosen.apply(TrainingParams()) if chosen is not None else None)
     results = []
     for path in files:  # one file at a time, a long one window batch by window batch
         done = file_outputs(path, feature, answering.outputs)

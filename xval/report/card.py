@@ -11,6 +11,7 @@ edited.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -115,10 +116,27 @@ def _task(facts: CardFacts, instance: InstanceResult | None) -> list[str]:
                    + f", reshaping `{typed.reshaping_type}`, front end `{typed.front_end}`.")
     members = "the mean of the outputs of " + (f"{facts.members} fold models" if
                                                facts.members > 1 else "one model")
+    activation = tasks.get(info.task_type or tasks.DEFAULT).head.scores_activation
     out.append(f"- Output `scores` `(batch, {len(classes) or 'outputs'})`: {members}, then "
-               + ("the softmax (class probabilities), as `python -m xval predict` reports a "
-                  "segment." if classes else "as they are."))
-    return [*out, ""]
+               + (f"the {activation} ({'label' if activation == 'sigmoid' else 'class'} "
+                  "probabilities), as `python -m xval predict` reports a segment."
+                  if classes and activation else "as they are."))
+    return [*out, *_postprocessing(facts), ""]
+
+
+def _postprocessing(facts: CardFacts) -> list[str]:
+    """The post-processing the folds chose on their validation items (tagging: each
+    label's threshold), as the export recorded it (`postprocessing_rule`)."""
+    text = facts.rules.get("postprocessing")
+    if not text:
+        return []
+    out = []
+    for name, value in json.loads(text).items():
+        shown = ", ".join(f"`{k}` {v:g}" for k, v in value.items()) \
+            if isinstance(value, dict) else f"{value}"
+        out.append(f"- `{name}`, chosen per fold on its validation items (never its test "
+                   f"items; several folds: the median): {shown}.")
+    return out
 
 
 def _input(facts: CardFacts) -> list[str]:
@@ -162,13 +180,28 @@ def _input(facts: CardFacts) -> list[str]:
     return [*out, f"- The store's feature parameters: {settings}.", ""]
 
 
+def _thresholds(facts: CardFacts) -> list[float] | None:
+    """Each label's threshold for a task whose clips hold several labels (the folds'
+    choice, `tag_threshold` in the export's post-processing; 0.5 where none was chosen),
+    else `None`."""
+    task = tasks.get(facts.info.task_type or tasks.DEFAULT)
+    if not task.multi_label:
+        return None
+    chosen = json.loads(facts.rules.get("postprocessing") or "{}").get("tag_threshold")
+    classes = list(facts.info.classes or [])
+    if isinstance(chosen, dict):
+        return [float(chosen.get(c, 0.5)) for c in classes]
+    return [float(chosen) if chosen is not None else 0.5] * len(classes)
+
+
 def _running(facts: CardFacts) -> list[str]:
     """The program that gives a WAV file's scores as `python -m xval predict` does."""
     fp = facts.info.feature_params
     if fp is None or (facts.input_name != "audio" and fp.feature == "waveform"):
         return []
     code = run_snippet(facts.fmt, facts.files[0], facts.input_name, fp, facts.info.classes,
-                       layers_import=facts.fmt == "keras" and facts.input_name == "audio")
+                       layers_import=facts.fmt == "keras" and facts.input_name == "audio",
+                       thresholds=_thresholds(facts))
     needs = {"onnx": "numpy and onnxruntime", "keras": "numpy and Keras",
              "savedmodel": "numpy and TensorFlow"}[facts.fmt]
     threshold = fp.silence_threshold_db

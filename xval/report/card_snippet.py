@@ -94,7 +94,8 @@ _LOAD = {
 
 
 def run_snippet(fmt: str, file: str, input_name: str, feature_params: FeatureParams,
-                classes: Sequence[str], *, layers_import: bool = False) -> list[str]:
+                classes: Sequence[str], *, layers_import: bool = False,
+                thresholds: Sequence[float] | None = None) -> list[str]:
     """The lines of the card's program (see the module docstring).
 
     Args:
@@ -106,6 +107,9 @@ def run_snippet(fmt: str, file: str, input_name: str, feature_params: FeaturePar
             clip's outputs are the mean of its windows').
         layers_import: the `.keras` file holds this project's layers (`import architectures`
             first). Defaults to `False`.
+        thresholds: for label probabilities (tagging), each label's threshold: a clip's
+            probabilities are then the mean of its windows', its labels those at or over
+            their thresholds. Defaults to `None` (class probabilities, or values).
 
     Returns:
         The lines, without the fence.
@@ -126,12 +130,16 @@ def run_snippet(fmt: str, file: str, input_name: str, feature_params: FeaturePar
     if not audio:
         consts.append(f"FRAMES = {feature_shape(fp)[0]}  # feature frames per window")
     consts.append(f"CLASSES = {list(classes)!r}" if classes else "CLASSES = None")
+    if thresholds is not None:
+        consts.append(f"THRESHOLDS = {[round(float(t), 4) for t in thresholds]!r}"
+                      "  # per label, chosen on the validation items")
     body = _AUDIO_ROWS if audio else _FEATURES.format(body=_feature_lines(fp))
     load, run = (line.format(file=file, name=input_name) for line in _LOAD[fmt][1])
     main = ["", "", load, "y = read_wav(sys.argv[1])"]
     if fp.peak_normalize:
         main.append("y = y / np.abs(y).max()  # each file scaled to a peak of 1")
-    main += ["x = rows(y)", run, *_clip_lines()]
+    main += ["x = rows(y)", run,
+             *(_clip_lines() if thresholds is None else _tag_lines())]
     return [*imports, "", *consts, *_READ.splitlines(), *body.splitlines(), *main]
 
 
@@ -144,6 +152,15 @@ def _feature_lines(fp: FeatureParams) -> str:
     if feature in LIBROSA and feature != "mfcc" and compression:
         lines.append(compression.format(**values))
     return "\n".join(f"    {line}" for line in lines)
+
+
+def _tag_lines() -> list[str]:
+    return [
+        "clip = scores.mean(axis=0)  # the clip: the mean of its windows' label probabilities",
+        "print({c: round(float(p), 6) for c, p in zip(CLASSES, clip)})",
+        "print(\"labels:\", \";\".join(c for c, p, t in zip(CLASSES, clip, THRESHOLDS) "
+        "if p >= t))",
+    ]
 
 
 def _clip_lines() -> list[str]:

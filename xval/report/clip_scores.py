@@ -12,13 +12,11 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from xval.tasks import Task
-from xval.tasks.metrics import softmax
+from xval.tasks.fusion import FLOOR as FLOOR
+from xval.tasks.fusion import Fusion
 
 GRID_STEP = 0.1
 """The step of the grid of weights searched on each fold's validation clips."""
-FLOOR = 1e-7
-"""The smallest probability read from a predictions file (they hold six decimals), so that
-its logarithm is finite when segments are pooled and a clip is scored."""
 
 
 @dataclasses.dataclass
@@ -27,10 +25,12 @@ class Clips:
 
     Attributes:
         ids: the clip ids, `np.ndarray [shape=(c,)]`.
-        scores: classification: probabilities `[shape=(c, classes)]`; regression: values
-            `[shape=(c, 1)]`.
-        targets: the clips' targets `[shape=(c,)]`.
-        items: the clips' items; labels: their labels.
+        scores: the clips' scores as the task fuses them (`Scoring.fusion`):
+            classification and tagging: probabilities `[shape=(c, classes)]`; regression:
+            values `[shape=(c, 1)]`.
+        targets: the clips' targets (`[shape=(c,)]`; tagging: 0/1 `[shape=(c, classes)]`).
+        items: the clips' items; labels: their labels; written: their targets as the
+            predictions file writes them.
     """
 
     ids: np.ndarray
@@ -38,30 +38,37 @@ class Clips:
     targets: np.ndarray
     items: np.ndarray
     labels: np.ndarray
+    written: np.ndarray
+
+
+def fusion_of(task: Task) -> Fusion:
+    """The task's fusion (`Scoring.fusion`).
+
+    Raises:
+        ValueError: for a task whose scores are not fused (detection, representation).
+    """
+    if task.scoring.fusion is None:
+        raise ValueError(f"{task.name} scores are not fused by an ensemble of instances.")
+    return task.scoring.fusion
 
 
 def pooled(rows: Sequence[Mapping[str, str]], task: Task, classes: Sequence[str]) -> Clips:
-    """A member's predictions (rows of a predictions file) pooled to clips, sorted by id.
-
-    Classification: each clip's probabilities are the softmax of the mean of its segments'
-    log-probabilities (floored at `FLOOR`): the member's own clip level, from the six
-    decimals the file keeps. Regression: the mean of its segments' values.
+    """A member's predictions (rows of a predictions file) pooled to clips, sorted by id,
+    as the task fuses them (`xval.tasks.fusion`): classification: each clip's probabilities
+    are the softmax of the mean of its segments' log-probabilities (floored at `FLOOR`),
+    the member's own clip level from the six decimals the file keeps; tagging: the mean of
+    its segments' probabilities; regression: the mean of its segments' values.
     """
+    fusion = fusion_of(task)
     clip = np.array([r["clip"] for r in rows])
     ids, first, inverse = np.unique(clip, return_index=True, return_inverse=True)
-    if task.has_classes:
-        values = np.log(np.maximum(np.array([[float(r[f"p_{c}"]) for c in classes]
-                                             for r in rows]), FLOOR))
-    else:
-        values = np.array([[float(r["predicted"])] for r in rows])
+    values = fusion.read(rows, classes)
     sums = np.zeros((len(ids), values.shape[1]))
     np.add.at(sums, inverse, values)
-    means = sums / np.bincount(inverse, minlength=len(ids))[:, None]
-    scores = softmax(means) if task.has_classes else means
-    target = np.array([r["target"] for r in rows])[first]
-    targets = target.astype(int if task.has_classes else float)
-    return Clips(ids, scores, targets, np.array([r["item"] for r in rows])[first],
-                 np.array([r["label"] for r in rows])[first])
+    scores = fusion.pool(sums / np.bincount(inverse, minlength=len(ids))[:, None])
+    targets = fusion.targets(rows, classes)[first]
+    column = np.array([r[name] for r in rows for name in ("item", "label", "target")])
+    return Clips(ids, scores, targets, *(column[k::3][first] for k in range(3)))
 
 
 GRID_POINTS = 100_000
@@ -88,11 +95,10 @@ def weight_grid(n: int, step: float = GRID_STEP) -> np.ndarray:
 
 
 def loss(task: Task, targets: np.ndarray, scores: np.ndarray) -> float:
-    """The loss the weights minimise: the mean log loss of the probabilities
-    (classification) or the mean squared error (regression)."""
-    if task.has_classes:
-        return float(-np.log(np.maximum(scores[np.arange(len(targets)), targets], FLOOR)).mean())
-    return float(np.mean((scores[:, 0] - targets) ** 2))
+    """The loss the weights minimise (`Fusion.loss`): the mean log loss of the
+    probabilities (classification), the mean binary log loss (tagging) or the mean squared
+    error (regression)."""
+    return fusion_of(task).loss(targets, scores)
 
 
 def choose_weights(task: Task, val: Sequence[Clips], step: float = GRID_STEP) -> np.ndarray:

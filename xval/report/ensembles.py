@@ -30,22 +30,24 @@ from xval import tasks
 from xval.config.params import params_hash
 from xval.core.errors import ConfigurationError
 from xval.core.layout import ExperimentLayout
+from xval.core.parameters import TrainingParams
 from xval.core.records import (
     EnsembleRecord,
     FoldResult,
     FoldsManifest,
     InstanceStatus,
     ParamsRecord,
+    Postprocessing,
     Status,
 )
 from xval.core.records.ensemble import EQUAL, VALIDATION, WEIGHTINGS
 from xval.core.storage import STORE
 from xval.report.clip_scores import (
-    FLOOR,
     GRID_STEP,
     Clips,
     choose_weights,
     fused,
+    fusion_of,
     loss,
     pooled,
 )
@@ -157,10 +159,12 @@ def check_members(members: Sequence[Member], manifest: FoldsManifest | None) -> 
         for mine, reference in zip(m.result.folds, first.result.folds):
             _check_items(m, first, mine, reference)
     task = tasks.get(first.result.task_type or tasks.DEFAULT)
-    if task.output != "vector":
+    if task.output != "vector" or task.scoring.fusion is None:
+        fused_tasks = ", ".join(n for n in tasks.names() if tasks.get(n).output == "vector"
+                                and tasks.get(n).scoring.fusion is not None)
         raise EnsembleError(f"{first.label} is a {task.name} instance: ensembles fuse "
-                            "instances that score a clip with one vector (classification, "
-                            "regression).")
+                            "instances that score a clip with one vector "
+                            f"({fused_tasks}).")
     return task
 
 
@@ -222,20 +226,21 @@ def _check_clips(members: Sequence[Member], fold: int,
 
 
 def _outputs(task: Task, scores: np.ndarray) -> np.ndarray:
-    """What the task's scoring takes for fused scores: log-probabilities as logits
-    (their softmax is the scores), or the values."""
-    return np.log(np.maximum(scores, FLOOR)) if task.has_classes else scores
+    """What the task's scoring takes for fused scores (`Fusion.outputs`): log-probabilities
+    as logits (classification), logits of the probabilities (tagging), or the values."""
+    return fusion_of(task).outputs(scores)
 
 
-def _table(task: Task, classes: Sequence[str], clips: Clips, scores: np.ndarray) -> Any:
+def _table(task: Task, classes: Sequence[str], clips: Clips, scores: np.ndarray,
+           context: Context | None = None) -> Any:
     """The fused predictions of some clips, as the members' predictions files are written
     (one row per clip)."""
     import pandas as pd  # noqa: PLC0415  (pandas: when an ensemble is written)
 
     table = pd.DataFrame({"row": np.arange(len(clips.ids)), "item": clips.items,
-                          "clip": clips.ids, "label": clips.labels, "target": clips.targets})
+                          "clip": clips.ids, "label": clips.labels, "target": clips.written})
     for name, values in task.scoring.prediction_columns(
-            _outputs(task, scores), classes).items():
+            _outputs(task, scores), classes, context or Context(classes=classes)).items():
         table[name] = values
     return table
 
@@ -309,9 +314,27 @@ def compute_ensemble(instance: int, members: Sequence[Member], manifest: FoldsMa
         members=[{"instance": m.id, "experiment": m.experiment,
                   "params_hash": _hash_of(m)}
                  for m in members],
-        weighting=weighting, objective="log loss" if task.has_classes else "squared error",
+        weighting=weighting, objective=fusion_of(task).objective,
         step=step, folds=rows, notes=notes)
     return Ensemble(folds, record, params)
+
+
+def _postprocessing(task: Task, found: Sequence[Mapping[str, Clips]], weights: np.ndarray,
+                    classes: Sequence[str], splits: Sequence[str]
+                    ) -> tuple[Postprocessing | None, Context]:
+    """What the task chooses on the fused validation clips (tagging: each label's
+    threshold), as a fold does on its own (`Scoring.choose_postprocessing`), and the
+    context every split is then scored in; nothing without validation clips."""
+    context = Context(classes=classes, whole_files=True)
+    if not task.chosen_on_validation or "val" not in splits:
+        return None, context
+    val = [c["val"] for c in found]
+    choice = task.scoring.choose_postprocessing(
+        val[0].targets, _outputs(task, fused(weights, val)), len(classes) or 1, context)
+    if choice is None:
+        return None, context
+    choice.level = "clip"
+    return choice, context.replace(params=choice.apply(TrainingParams()))
 
 
 def _hash_of(member: Member) -> str | None:
@@ -344,14 +367,15 @@ def _fold_result(instance: int, fold: int, members: Sequence[Member],
     import pandas as pd  # noqa: PLC0415  (pandas: when an ensemble is written)
 
     splits = [s for s in ("val", "rank", "test") if all(s in clips for clips in found)]
+    chosen, context = _postprocessing(task, found, weights, classes, splits)
     metrics, tables = {}, {}
     for split in splits:
         clips = [c[split] for c in found]
         scores = fused(weights, clips)
         metrics[split] = task.scoring.evaluate(
             clips[0].targets, _outputs(task, scores), len(classes) or 1,
-            Context(classes=classes, split=split, whole_files=True))
-        tables[split] = _table(task, classes, clips[0], scores)
+            context.replace(split=split))
+        tables[split] = _table(task, classes, clips[0], scores, context)
     held = [tables[s].assign(split=s) for s in HELD_OUT if s in tables]
     held_csv = None
     if held:
@@ -368,7 +392,7 @@ def _fold_result(instance: int, fold: int, members: Sequence[Member],
         instance=instance, fold=fold, status=Status.OK, items=dict(source.items),
         params_hash=params_hash_, task_type=task.name, clip_metrics=metrics, n_rows=n_rows,
         classes=list(classes) or None, predictions_csv=tables["test"].to_csv(index=False),
-        val_predictions_csv=held_csv)
+        val_predictions_csv=held_csv, postprocessing=chosen)
     member_val = [round(loss(task, c["val"].targets, c["val"].scores), 6) if "val" in c
                   else None for c in found]
     return result, {"val_clips": len(found[0]["val"].ids) if "val" in found[0] else 0,

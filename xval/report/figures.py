@@ -216,22 +216,47 @@ def per_class_f1(f1: np.ndarray, classes: Sequence[str], path: PathLike,
         title: the title; `None`: `Per-class test F1 over <n> folds`.
     """
     f1 = np.atleast_2d(np.asarray(f1, dtype=float))
-    mean = f1.mean(axis=0)
-    std = f1.std(axis=0, ddof=1) if len(f1) > 1 else np.zeros_like(mean)
+    return per_class_scores(f1, classes, path, ylabel="F1",
+                            title=title or f"Per-class test F1 over {len(f1)} folds")
+
+
+MAX_WIDTH = 30.0
+"""The widest per-class figure (inches): many classes get narrower bars."""
+
+
+def per_class_scores(values: np.ndarray, classes: Sequence[str], path: PathLike, *,
+                     ylabel: str, title: str) -> Path:
+    """A score in [0, 1] per class over folds: bars at the mean, error bars one std (over
+    folds), dots the folds; a fold without the class (NaN) is left out of its bar.
+
+    Args:
+        values: per-fold scores `np.ndarray [shape=(n_folds, n_classes)]`.
+        classes: class names.
+        path: the PNG to write.
+        ylabel: the score's name.
+        title: the title.
+    """
+    values = np.atleast_2d(np.asarray(values, dtype=float))
+    counted = (~np.isnan(values)).sum(axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a class no fold scored
+        mean = np.where(counted > 0, np.nanmean(values, axis=0), 0.0)
+        std = np.where(counted > 1, np.nanstd(values, axis=0, ddof=1), 0.0)
     x = np.arange(len(classes))
-    fig = Figure(figsize=(max(4.0, 0.55 * len(classes) + 2), 3.6))
+    fig = Figure(figsize=(min(MAX_WIDTH, max(4.0, 0.55 * len(classes) + 2)), 3.6))
     ax = fig.subplots()
     ax.bar(x, mean, color="#4878a8", alpha=0.85, yerr=std, capsize=3,
            error_kw={"elinewidth": 1, "ecolor": "black"}, label="mean ± std over folds")
-    jitter = np.linspace(-0.2, 0.2, len(f1)) if len(f1) > 1 else np.zeros(1)
-    for k, row in enumerate(f1):
+    jitter = np.linspace(-0.2, 0.2, len(values)) if len(values) > 1 else np.zeros(1)
+    for k, row in enumerate(values):
         ax.plot(x + jitter[k], row, ".", color="black", ms=3, alpha=0.6,
                 label="folds" if k == 0 else None)
-    ax.set_xticks(x, classes, rotation=45, ha="right")
+    ax.set_xticks(x, classes, rotation=45 if len(classes) <= 40 else 90, ha="right",
+                  fontsize=None if len(classes) <= 40 else 6)
     ax.set_ylim(0, 1.2)
     ax.set_yticks(np.linspace(0, 1, 6))
-    ax.set_ylabel("F1")
-    ax.set_title(title or f"Per-class test F1 over {len(f1)} folds")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=7, loc="upper right", ncol=2, frameon=False)
     fig.tight_layout()

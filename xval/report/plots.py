@@ -32,6 +32,7 @@ from xval.core.registry import Registry
 from xval.core.storage import STORE, ResultsStore
 from xval.report import figures
 from xval.report.activity import activity_windows
+from xval.report.labels import per_label_ap
 from xval.report.results import InstanceResult
 
 LEARNING_CURVES = "learning_curves.png"
@@ -142,3 +143,4 @@ FIGURES.register("confusion_matrix", confusion_matrices)
 FIGURES.register("per_class_f1", per_class_f1)
 FIGURES.register("predicted_vs_true", predicted_vs_true)
 FIGURES.register("activity", activity_plots)
+FIGURES.register("per_label_ap", per_label_ap)

@@ -2,12 +2,14 @@
 
 `data_checks(plan)` returns the lines: the items and classes of the store, how many folds
 its items allow, the store's content check (files holding the same audio under two items,
-`xval.running.shared_audio`), the share of validation items that rank when rounding to
-whole items changed the `rank_split` asked, then warnings for what makes a result untrustworthy without
-failing it (test items sharing audio with training items, single-item validation sets,
-classes a fold cannot learn, class imbalance, a run shorter than the regularisation
-defaults assume). Nothing here refuses: refusals (too few items for
-the requested folds) are `xval.folds`' and come earlier.
+`xval.running.shared_audio`), the share of validation items that rank when rounding to whole
+items changed the `rank_split` asked, then warnings for what makes a result untrustworthy
+without failing it (test items sharing audio with training items, single-item validation
+sets, classes a fold cannot learn, class imbalance, a run shorter than the regularisation
+defaults assume). A store whose rows hold several labels (tagging) gets each label's rows
+per fold and the folds whose sides miss a label instead (`xval.running.label_checks`).
+Nothing here refuses: refusals (too few items for the requested folds) are `xval.folds`' and
+come earlier.
 """
 
 from __future__ import annotations
@@ -19,6 +21,12 @@ import pandas as pd
 from xval import tasks
 from xval.core.parameters import InstanceParams
 from xval.folds import RANK, Fold, allowed_folds, split_validation
+from xval.running.label_checks import (
+    fold_label_lines,
+    label_table,
+    missing_label_warnings,
+    set_summary,
+)
 from xval.running.planner import Plan
 from xval.running.shared_audio import shared_audio_lines
 
@@ -44,16 +52,22 @@ def data_checks(plan: Plan) -> list[str]:
     """
     meta = plan.store.meta[~plan.store.augmented]  # what the folds are scored on
     items = sorted(set(meta["item"].astype(str)))
-    labels = _labels(meta, tasks.get(plan.store.task_type))
+    task = tasks.get(plan.store.task_type)
+    labels = _labels(meta, task)
     manifest = plan.manifest
-    lines = [_summary(meta, labels, len(items)),
+    sets = label_table(meta, plan.store.classes) if task.multi_label else None
+    lines = [_summary(meta, labels, len(items)) if sets is None else
+             set_summary(meta, sets, len(items)),
              _folds_line(len(items), manifest.folds_per_repeat, manifest.num_repeats)]
     shared = shared_audio_lines(plan.store, plan.folds, plan.all_stores())
     warnings = [line for line in shared if line.startswith("Warning")]
     lines += [line for line in shared if line not in warnings]
     lines += _rank_rounding(plan.folds, plan.resolved)
     warnings += _single_validation(plan.folds)
-    if labels is not None:
+    if sets is not None:
+        lines += fold_label_lines(meta, sets, plan.folds)
+        warnings += missing_label_warnings(meta, sets, plan.folds)
+    elif labels is not None:
         warnings += _missing_classes(meta, labels, plan.folds)
         warnings += _imbalance(labels, plan.resolved)
     warnings += _short_run(plan.resolved)

@@ -12,7 +12,14 @@ from xval.config.loader import Config
 from xval.config.space import Search
 from xval.core.errors import ConfigurationError
 from xval.core.records import FoldsManifest
-from xval.folds import MAX_FOLDS, ItemKFold, PredefinedItemSplit, fold_manifest, min_items
+from xval.folds import (
+    MAX_FOLDS,
+    ItemKFold,
+    MultilabelItemKFold,
+    PredefinedItemSplit,
+    fold_manifest,
+    min_items,
+)
 from xval.folds import check_fold as check_fold_items
 from xval.running.declaration import ExperimentDeclaration
 
@@ -41,10 +48,17 @@ def make_splitter(experiment: ExperimentDeclaration, config: Config,
                 "split; set num_repeats=1, or build the store without its split column to "
                 "repeat a k-fold over items.")
         return PredefinedItemSplit(store.meta["split"].to_numpy(str))
-    return ItemKFold(experiment.num_folds, val_fraction=config.folds.val_fraction,
-                     test_fraction=config.folds.test_fraction,
-                     stratify=config.folds.stratify, n_repeats=experiment.num_repeats,
-                     random_state=config.folds.fold_seed)
+    kfold = _kfold(tasks.get(experiment.task_type))
+    return kfold(experiment.num_folds, val_fraction=config.folds.val_fraction,
+                 test_fraction=config.folds.test_fraction,
+                 stratify=config.folds.stratify, n_repeats=experiment.num_repeats,
+                 random_state=config.folds.fold_seed)
+
+
+def _kfold(task: tasks.Task) -> type[ItemKFold]:
+    """The k-fold over items of a task: `MultilabelItemKFold` where a row holds a set of
+    labels (`Task.multi_label`: every label keeps its share), else `ItemKFold`."""
+    return MultilabelItemKFold if task.multi_label else ItemKFold
 
 
 def make_folds(experiment: ExperimentDeclaration, config: Config,
@@ -132,8 +146,9 @@ def make_inner_folds(experiment: ExperimentDeclaration, config: Config, store: F
     keep = set(outer_training_items(outer))
     rows = store.items.astype(str)
     mask = np.isin(rows, sorted(keep))
-    splitter = ItemKFold(inner_folds, val_fraction=config.folds.val_fraction,
-                         stratify=config.folds.stratify, random_state=config.folds.fold_seed)
+    splitter = _kfold(tasks.get(experiment.task_type))(
+        inner_folds, val_fraction=config.folds.val_fraction, stratify=config.folds.stratify,
+        random_state=config.folds.fold_seed)
     y = tasks.get(experiment.task_type).targets.stratify(store)
     folds = splitter.split_items(rows[mask], None if y is None else y[mask])
     for fold in folds:

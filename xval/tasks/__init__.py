@@ -30,13 +30,15 @@ from xval.tasks.registry import (
     metric_names,
     names,
     of_class_labels,
+    of_label_sets,
     register,
     rules,
 )
 
 __all__ = ["DEFAULT", "NO_CONTEXT", "TASKS", "Context", "Head", "Scoring", "Targets", "Task",
            "for_output", "get", "infer", "infer_from_folds", "maximized_metrics",
-           "metric_names", "names", "of_class_labels", "register", "rules"]
+           "metric_names", "names", "of_class_labels", "of_label_sets", "register",
+           "rules"]
 
 # The built-in tasks register themselves on import.
 from xval.tasks import (  # noqa: E402, F401
@@ -44,4 +46,5 @@ from xval.tasks import (  # noqa: E402, F401
     detection,
     regression,
     representation,
+    tagging,
 )

@@ -59,7 +59,12 @@ class Task:
             `[report] selection_metric = auto`.
         headline: `(level, metric, label)` of the metrics the workbook's Summary sheet
             shows; `None`: the selection metric (see `headline_metrics`).
-        has_classes: targets are class indices into the store's `classes`.
+        has_classes: targets are class indices into the store's `classes` (with
+            `multi_label`, sets of them).
+        multi_label: a row holds a set of the store's classes (tagging): its `label` is
+            the set's names joined by `xval.tasks.tagging.TAG_SEPARATOR`, the splitter
+            keeps each class's share (`xval.folds.MultilabelItemKFold`) and the checks
+            count rows per class, not per label text.
         labelled_rows: every row carries a class label (the store's `label` column) that an
             embedding classifier (`xval.embeddings`) can learn, whatever the targets are.
         output: the kind of model output the task needs, matched against what an
@@ -79,6 +84,8 @@ class Task:
             rows (`Scoring.choose_postprocessing`).
         training_defaults: `[training]` defaults of the task, used unless the experiment or
             the instance names them (detection's measured learning rate).
+        own_params: `[training]` parameters only this task reads: an instance of another
+            task that sets one away from its default is refused.
         reconstructs: the model reconstructs its (normalised) input, so the task uses no
             labels and a store of any task will do (representation).
         scores_events: the model's frames become events, scored against annotated
@@ -97,6 +104,7 @@ class Task:
     selection_metric: ClassVar[str] = "loss"
     headline: ClassVar[tuple[tuple[str, str, str], ...] | None] = None
     has_classes: ClassVar[bool] = False
+    multi_label: ClassVar[bool] = False
     labelled_rows: ClassVar[bool] = False
     output: ClassVar[str] = "vector"
     extra_arrays: ClassVar[tuple[str, ...]] = ()
@@ -104,6 +112,7 @@ class Task:
     level_names: ClassVar[dict[str, str]] = {"segment": "segment", "clip": "clip"}
     chosen_on_validation: ClassVar[tuple[str, ...]] = ()
     training_defaults: ClassVar[dict[str, Any]] = {}
+    own_params: ClassVar[tuple[str, ...]] = ()
     reconstructs: ClassVar[bool] = False
     scores_events: ClassVar[bool] = False
     figures: ClassVar[tuple[str, ...]] = ()

@@ -15,6 +15,7 @@ import numpy as np
 
 from xval.core.errors import DatasetError
 from xval.tasks.base import NO_CONTEXT, Context, Head, Params, Scoring, StoreView, Targets, Task
+from xval.tasks.fusion import ClassFusion
 from xval.tasks.metrics import classification_metrics, softmax
 from xval.tasks.registry import register
 from xval.tasks.weights import balanced_weights
@@ -93,6 +94,10 @@ class SoftmaxHead(Head):
                 from_logits=True, label_smoothing=float(params.label_smoothing))
         return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
+    @property
+    def scores_activation(self) -> str | None:
+        return "softmax"
+
     def metrics(self, params: Params) -> list[Any]:
         import keras  # noqa: PLC0415  (keras: the backend is chosen by then)
 
@@ -103,6 +108,8 @@ class SoftmaxHead(Head):
 
 class ClassScoring(Scoring):
     """Accuracy, macro F1, precision and recall, the confusion matrix; softmax scores."""
+
+    fusion = ClassFusion()
 
     def evaluate(self, y_true: Any, outputs: Any, num_outputs: int,
                  context: Context = NO_CONTEXT) -> dict[str, Any]:

@@ -13,11 +13,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 
 from xval.core.parameters import TrainingParams
+from xval.tasks.fusion import Fusion
 from xval.tasks.metrics import pool_by_clip
 
 if TYPE_CHECKING:
@@ -177,6 +178,13 @@ class Head(Part):
 
         return layers.Dense(num_outputs, dtype="float32", name=self.task.head_name)(x)
 
+    @property
+    def scores_activation(self) -> str | None:
+        """The activation that turns the head's outputs into the scores an exported model
+        gives (`"softmax"`, `"sigmoid"`), or `None` (the default: the outputs as they
+        are)."""
+        return None
+
     def loss(self, params: Params, train_targets: np.ndarray | None = None) -> Any:
         """The Keras loss for the instance parameters `params`.
 
@@ -194,7 +202,14 @@ class Head(Part):
 
 class Scoring(Part):
     """The numbers of a task: the metrics of a split from a model's outputs (in numpy),
-    the clip level, and what `predict` and `evaluate` show."""
+    the clip level, and what `predict` and `evaluate` show.
+
+    Attributes:
+        fusion: how an ensemble of instances fuses the task's clip scores
+            (`xval.tasks.fusion.Fusion`), or `None` (the default) when they are not fused.
+    """
+
+    fusion: ClassVar[Fusion | None] = None
 
     def evaluate(self, y_true: Any, outputs: Any, num_outputs: int,
                  context: Context = NO_CONTEXT) -> dict[str, Any]:

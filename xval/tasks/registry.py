@@ -73,6 +73,19 @@ def of_class_labels() -> Task:
     return found[0]
 
 
+def of_label_sets() -> Task:
+    """The first registered task whose rows hold sets of the store's classes
+    (`Task.multi_label`: tagging): what a source of several labels per clip builds.
+
+    Raises:
+        UnknownNameError: when no registered task is one.
+    """
+    found = TASKS.find(lambda task: task.multi_label)
+    if not found:
+        raise TASKS.unknown("<a task whose rows hold several labels>")
+    return found[0]
+
+
 def for_output(output: str) -> Task:
     """The first registered task whose models make `output` (`Task.output`: `"vector"`,
     `"frames"`, `"input"`): what a builder that makes only that output serves when no

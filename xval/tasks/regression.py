@@ -10,6 +10,7 @@ import numpy as np
 
 from xval.core.errors import DatasetError
 from xval.tasks.base import NO_CONTEXT, Context, Head, Params, Scoring, Targets, Task
+from xval.tasks.fusion import ValueFusion
 from xval.tasks.metrics import regression_metrics
 from xval.tasks.registry import register
 
@@ -58,6 +59,8 @@ class LinearHead(Head):
 
 class RegressionScoring(Scoring):
     """RMSE, MAE and R² of the predicted numbers."""
+
+    fusion = ValueFusion()
 
     def evaluate(self, y_true: Any, outputs: Any, num_outputs: int,
                  context: Context = NO_CONTEXT) -> dict[str, Any]:
