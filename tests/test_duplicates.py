@@ -237,6 +237,44 @@ def test_merge_that_joins_every_item_says_so_and_never_suggests_the_flag_given(t
     assert set(FeatureStore(store).items) == {"ann", "bob", "cy"}  # not rewritten
 
 
+def test_copies_under_two_labels_are_said_and_never_merged_silently(tmp_path, rng):
+    """Issue 64: `--merge-duplicates` merged two items whose copies of one recording carry
+    different labels, and the store kept that audio under both labels without a word. The
+    listing names the conflict (both files, both labels); each command's merge refuses it,
+    writing nothing."""
+    audio = _folder(tmp_path / "audio", rng, speakers=("ann", "bob", "cy", "dee", "eve"))
+    _plant(audio, "yes/ann_0.wav", "no/dee_9.ogg")  # the copy filed under the other label
+    store, built = _build(audio, tmp_path)
+    said = " ".join(built.stdout.split())
+    assert "Label conflict: 1 pair(s) of these files hold the same audio under two labels" \
+        in said and f"{audio / 'yes/ann_0.wav'} (label 'yes') = {audio / 'no/dee_9.ogg'} " \
+        "(label 'no'): similarity 0.9" in said
+    refusal = (f"error: --merge-duplicates: 1 pair(s) of files hold the same audio under two "
+               f"labels: {audio / 'yes/ann_0.wav'} (label 'yes', item ann) = "
+               f"{audio / 'no/dee_9.ogg'} (label 'no', item dee); merging their items would "
+               "keep that audio under both labels. Nothing was merged or written.")
+    check = python_here("-m", "preprocessing", "check", store, "--merge-duplicates",
+                        cwd=tmp_path)
+    assert check.returncode == 2 and check.stderr.startswith(refusal), check.stderr
+    assert set(FeatureStore(store).items) == {"ann", "bob", "cy", "dee", "eve"}  # as it was
+    rebuilt = python_here("-m", "preprocessing", "folders", audio, "--out", tmp_path / "m",
+                          "--item-pattern", ITEM, "--workers", "1", "--no-progress",
+                          "--merge-duplicates", cwd=tmp_path)
+    assert rebuilt.returncode == 2 and rebuilt.stderr.startswith(refusal), rebuilt.stderr
+    assert not (tmp_path / "m").exists()
+    project = tmp_path / "project"
+    project.mkdir()
+    init = python_here("-m", "xval", "init", audio, "--item-pattern", ITEM, "--encoder",
+                       "none", "--no-progress", "--merge-duplicates", cwd=project)
+    assert init.returncode == 2, init.stderr  # the pair in the order init read the files
+    assert init.stderr.startswith(refusal[:refusal.index(":", 30) + 1]), init.stderr
+    for words in (f"{audio / 'yes/ann_0.wav'} (label 'yes', item ann)",
+                  f"{audio / 'no/dee_9.ogg'} (label 'no', item dee)",
+                  "merging their items would keep that audio under both labels"):
+        assert words in init.stderr, init.stderr
+    assert "Label conflict" in init.stdout and not (project / "data").exists()
+
+
 def test_dry_run_line_per_fold_and_duplicates_error_refuses(tmp_path, rng):
     audio = _folder(tmp_path / "audio", rng)
     _plant(audio)
