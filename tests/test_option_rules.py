@@ -259,9 +259,8 @@ def test_gpu_ids_index_the_gpus_an_inherited_cuda_visible_devices_lists(tmp_path
     faked as the one that answers."""
     from xval.config.loader import load_config
     from xval.core.backend import backend_environment
-    from xval.running.runner import executor_for
-
     from xval.running import cuda_build
+    from xval.running.runner import executor_for
 
     _only_source(monkeypatch, tmp_path, source, 4)
     monkeypatch.setattr(cuda_build, "cpu_only_build", lambda backend: "")  # a CUDA build

@@ -242,13 +242,12 @@ def test_run_fold_restores_every_keras_setting_a_job_sets(store, tmp_path):
     every setter of `keras.config` leaves them as they were; the next job in the process
     trains in float32 as it would alone."""
     import keras
+    from keras.src.backend.common import global_state
 
     import architectures
-    from architectures.registry import ARCHITECTURES
-    from keras.src.backend.common import global_state
-    from xval.training.keras_settings import KERAS_SETTINGS, STATE_SETTINGS
-
     from architectures.cnn import Filters
+    from architectures.registry import ARCHITECTURES
+    from xval.training.keras_settings import KERAS_SETTINGS, STATE_SETTINGS
 
     def sets_everything(input_shape, num_outputs, task_type, *, filters: Filters = 4):
         model = architectures.get("example_cnn")(input_shape, num_outputs, task_type,

@@ -156,7 +156,8 @@ def visible_gpu_count(backend: str | None = None, note: Out | None = None) -> in
         note: prints why a source was passed over (`-v`); `None` says nothing. Defaults to
             `None`.
     """
-    sources = (*_cheap_sources(), functools.partial(_backend_count, backend))
+    sources: list[Callable[[], Count]] = [*_cheap_sources(),
+                                          functools.partial(_backend_count, backend)]
     return _usable(_first_count(sources, note) or 0)
 
 
