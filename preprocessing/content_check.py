@@ -45,9 +45,10 @@ from xval.core.errors import DatasetError
 from xval.core.files import atomic_write_text
 from xval.core.terminal import is_terminal
 
-__all__ = ["EXAMPLES", "Crossing", "DuplicateCheck", "PrintSpool", "check_files",
-           "check_merge", "crossing_pairs", "groups_text", "item_groups", "leaks_per_fold",
-           "merged_items", "print_of", "report_lines", "write_pairs_csv"]
+__all__ = ["EXAMPLES", "Conflict", "Crossing", "DuplicateCheck", "PrintSpool", "check_files",
+           "check_labels", "check_merge", "clip_labels", "crossing_conflicts", "crossing_pairs",
+           "groups_text", "item_groups", "label_conflicts", "leaks_per_fold", "merged_items",
+           "print_of", "report_lines", "write_pairs_csv"]
 
 EXAMPLES = 5
 """Pairs shown by the command lines (the CSV holds them all)."""
@@ -116,6 +117,18 @@ class Crossing:
     first: str
     second: str
     similarity: float
+    items: tuple[str, str]
+
+
+@dataclasses.dataclass(frozen=True)
+class Conflict:
+    """A pair of files holding the same audio under two labels (the store would keep that
+    audio under both)."""
+
+    first: str
+    second: str
+    similarity: float
+    labels: tuple[str, str]
     items: tuple[str, str]
 
 
@@ -231,6 +244,58 @@ def crossing_pairs(check: DuplicateCheck, items: Mapping[str, str]) -> list[Cros
     return sorted(out, key=lambda c: (-c.similarity, c.first, c.second))
 
 
+def label_conflicts(check: DuplicateCheck, labels: Mapping[str, str],
+                    items: Mapping[str, str]) -> list[Conflict]:
+    """The pairs of `check` whose clips carry different labels (`labels[clip]`, from
+    `clip_labels`), most similar first; clips without a label are left out.
+
+    Args:
+        check: the check.
+        labels: clip -> its label.
+        items: clip -> its item.
+    """
+    out = [Conflict(a, b, s, (labels[a], labels[b]), (items.get(a, "?"), items.get(b, "?")))
+           for a, b, s in check.pairs
+           if a in labels and b in labels and labels[a] != labels[b]]
+    return sorted(out, key=lambda c: (-c.similarity, c.first, c.second))
+
+
+def clip_labels(meta: pd.DataFrame) -> dict[str, str]:
+    """Clip -> its label (the labels of its original rows, `|`-joined when they are
+    several), or `{}` for rows without labels."""
+    if "label" not in meta:
+        return {}
+    original = meta[~meta["augmented"].astype(bool)] if "augmented" in meta else meta
+    grouped = original.groupby(original["clip"].astype(str), sort=False)["label"]
+    return {str(clip): "|".join(sorted(set(map(str, values)))) for clip, values in grouped}
+
+
+def check_labels(conflicts: Sequence[Conflict], sources: Mapping[str, str], *,
+                 fix: str) -> None:
+    """Refuses a merge (`--merge-duplicates`) of items whose copies of one recording carry
+    different labels: the merged item would keep that audio under both labels.
+
+    Args:
+        conflicts: the pairs the merge would join that carry two labels.
+        sources: clip -> the file it was read from (named in the message).
+        fix: what to do instead (the command's own words).
+
+    Raises:
+        DatasetError: naming the pairs (both files, both labels), their count and the fix.
+    """
+    if not conflicts:
+        return
+    shown = "; ".join(f"{sources.get(c.first, c.first)} (label {c.labels[0]!r}, item "
+                      f"{c.items[0]}) = {sources.get(c.second, c.second)} (label "
+                      f"{c.labels[1]!r}, item {c.items[1]})" for c in conflicts[:3])
+    more = f" and {len(conflicts) - 3} more" if len(conflicts) > 3 else ""
+    raise DatasetError(
+        f"--merge-duplicates: {len(conflicts)} pair(s) of files hold the same audio under two "
+        f"labels: {shown}{more}; merging their items would keep that audio under both "
+        f"labels. Nothing was merged or written. Fix the label of one copy, or remove it: "
+        f"{fix}.")
+
+
 def item_groups(crossing: Sequence[Crossing]) -> list[list[str]]:
     """The items joined by crossing pairs, each connected group sorted, largest first."""
     names = sorted({i for c in crossing for i in c.items})
@@ -265,12 +330,18 @@ def merge_duplicates(check: DuplicateCheck, meta: pd.DataFrame
         The check with the groups it merged (`merged`), and the rows with their new items.
 
     Raises:
-        DatasetError: when merging leaves fewer than two items (`check_merge`).
+        DatasetError: when copies it would join carry different labels (`check_labels`),
+            or merging leaves fewer than two items (`check_merge`).
     """
-    items, _ = clip_table(meta)
-    groups = item_groups(crossing_pairs(check, items))
+    items, sources = clip_table(meta)
+    crossing = crossing_pairs(check, items)
+    groups = item_groups(crossing)
     if not groups:
         return check, meta
+    check_labels(crossing_conflicts(crossing, clip_labels(meta)), sources,
+                 fix="rebuild from the audio folder once the labels agree, or without "
+                     "--merge-duplicates to review the pairs (`python -m preprocessing check "
+                     "STORE --csv PAIRS.csv`)")
     new = merged_items(groups)
     meta = meta.assign(item=[new.get(i, i) for i in meta["item"].astype(str)])
     check_merge(groups, meta["item"].nunique(), needed=2,
@@ -280,6 +351,14 @@ def merge_duplicates(check: DuplicateCheck, meta: pd.DataFrame
                     "-m preprocessing check STORE --csv PAIRS.csv` lists every pair)")
     return (dataclasses.replace(check, merged=check.merged + tuple(map(tuple, groups))),
             meta)
+
+
+def crossing_conflicts(crossing: Sequence[Crossing], labels: Mapping[str, str]
+                       ) -> list[Conflict]:
+    """The crossing pairs (those a merge joins) whose clips carry different labels."""
+    return [Conflict(c.first, c.second, c.similarity, (labels[c.first], labels[c.second]),
+                     c.items) for c in crossing
+            if c.first in labels and c.second in labels and labels[c.first] != labels[c.second]]
 
 
 def leaks_per_fold(crossing: Sequence[Crossing],
@@ -297,7 +376,8 @@ def leaks_per_fold(crossing: Sequence[Crossing],
 
 def report_lines(check: DuplicateCheck, crossing: Sequence[Crossing],
                  sources: Mapping[str, str], *, fix: str, review: str = "--csv PAIRS.csv",
-                 examples: int = EXAMPLES, merging: bool = False) -> list[str]:
+                 examples: int = EXAMPLES, merging: bool = False,
+                 conflicts: Sequence[Conflict] = ()) -> list[str]:
     """What the command lines print of a check: the count, a few pairs with both files and
     their similarity, the items involved, and the fix.
 
@@ -310,6 +390,8 @@ def report_lines(check: DuplicateCheck, crossing: Sequence[Crossing],
         examples: pairs shown. Defaults to `EXAMPLES`.
         merging: the command merges the groups already (`--merge-duplicates` given): the
             last line says so instead of giving `fix`. Defaults to `False`.
+        conflicts: its pairs whose files carry two labels (`label_conflicts`), listed
+            after the rest. Defaults to none.
     """
     head = f"Content check ({check.described}) of {check.files} files: "
     skipped = (f" ({len(check.unreadable)} could not be read, not checked)"
@@ -318,7 +400,7 @@ def report_lines(check: DuplicateCheck, crossing: Sequence[Crossing],
         within = len(check.pairs)
         return [head + ("no file shares its audio with a file of another item"
                         + (f" ({within} pair(s) share audio inside one item)" if within else "")
-                        + skipped + ".")]
+                        + skipped + "."), *_conflict_lines(conflicts, sources, examples)]
     groups = item_groups(crossing)
     lines = [head + f"{len(crossing)} pair(s) of files hold the same audio under two items"
              f" ({sum(map(len, groups))} items in {len(groups)} group(s)){skipped}:"]
@@ -335,6 +417,22 @@ def report_lines(check: DuplicateCheck, crossing: Sequence[Crossing],
     else:
         lines.append("  Their files could sit on both sides of a fold. Fix: each group becomes "
                      f"one item with {fix}; or review the pairs ({review}).")
+    return lines + _conflict_lines(conflicts, sources, examples)
+
+
+def _conflict_lines(conflicts: Sequence[Conflict], sources: Mapping[str, str],
+                    examples: int) -> list[str]:
+    """The pairs whose copies carry two labels, a few shown (`report_lines`)."""
+    if not conflicts:
+        return []
+    lines = [f"  Label conflict: {len(conflicts)} pair(s) of these files hold the same audio "
+             "under two labels (the data keeps it under both; fix the label of one copy, or "
+             "remove it):"]
+    lines += [f"    {sources.get(c.first, c.first)} (label {c.labels[0]!r}) = "
+              f"{sources.get(c.second, c.second)} (label {c.labels[1]!r}): similarity "
+              f"{c.similarity:.3f}" for c in conflicts[:examples]]
+    if len(conflicts) > examples:
+        lines.append(f"    ... and {len(conflicts) - examples} more")
     return lines
 
 

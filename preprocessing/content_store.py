@@ -13,11 +13,14 @@ import numpy as np
 import pandas as pd
 
 from preprocessing.content_check import (
+    Conflict,
     Crossing,
     DuplicateCheck,
     check_files,
+    clip_labels,
     clip_table,
     crossing_pairs,
+    label_conflicts,
     merge_duplicates,
 )
 from preprocessing.store import FeatureStore, write_store
@@ -40,11 +43,13 @@ class StoreCheck:
         check: the `DuplicateCheck` recorded (`None`: the store was built before it).
         crossing: its pairs that cross the store's items.
         sources: clip -> the file it was read from.
+        conflicts: its pairs whose files carry two labels.
     """
 
     check: DuplicateCheck | None
     crossing: tuple[Crossing, ...]
     sources: Mapping[str, str]
+    conflicts: tuple[Conflict, ...] = ()
 
 
 def store_check(store: FeatureStore) -> StoreCheck:
@@ -58,7 +63,8 @@ def store_check(store: FeatureStore) -> StoreCheck:
     if recorded is None:
         return StoreCheck(None, (), sources)
     check = DuplicateCheck.from_dict(recorded)
-    return StoreCheck(check, tuple(crossing_pairs(check, items)), sources)
+    conflicts = label_conflicts(check, clip_labels(store.meta), items)
+    return StoreCheck(check, tuple(crossing_pairs(check, items)), sources, tuple(conflicts))
 
 
 def _clip_rows(meta: pd.DataFrame) -> pd.DataFrame:

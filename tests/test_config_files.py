@@ -152,3 +152,20 @@ def test_config_written_with_a_hash_in_a_value_reads_back_whole(tmp_path):
     text = render({"paths": {"data_dir": "runs #2 ; final"}})
     assert r"data_dir = runs \#2 \; final" in text
     assert load_config(_write(tmp_path, text)).data_dir == tmp_path / "runs #2 ; final"
+
+
+@pytest.mark.parametrize("line", ['data_dir = "data" ; quoted', "data_dir = 'data'",
+                                  'backend = "torch"'])
+def test_config_value_in_quotes_is_refused_saying_so(tmp_path, line):
+    """config.ini keeps quotes as part of a value (issue 64: `data_dir = "data"` looked for a
+    folder named `"data"` and advised building a store): the error says the value is quoted
+    and gives the line without them."""
+    section = "backend" if line.startswith("backend") else "paths"
+    key, _, value = line.partition(" = ")
+    bare = value.split(" ;")[0].strip("'\"")
+    with pytest.raises(ConfigurationError, match=rf"line 2: the value is in quotes, which "
+                                                 rf"config.ini keeps as part of it; write "
+                                                 rf"{key} = {bare} \(no quotes\)"):
+        load_config(_write(tmp_path, f"[{section}]\n{line}\n"))
+    assert load_config(_write(tmp_path, '[paths]\ndata_dir = my "best" data\n')).data_dir \
+        == tmp_path / 'my "best" data'  # quotes inside a value are its own

@@ -167,6 +167,7 @@ def test_cli_kaldi_command_past_its_limit_ends_the_build_in_one_line(tmp_path):
     ("-5", True, r"--command-timeout: '-5': expected seconds > 0"),
     ("nan", True, r"--command-timeout: 'nan': expected seconds > 0"),
     ("soon", True, r"--command-timeout: 'soon': expected seconds > 0"),
+    ("1e9", True, r"--command-timeout: '1e9': expected seconds > 0 and at most 86400 "),
     ("5", False, r"--command-timeout 5: no command of wav.scp runs without "
                  r"--run-wav-scp-commands"),
 ])
@@ -189,6 +190,8 @@ def test_kaldi_source_command_timeout_in_python(tmp_path):
     with pytest.raises(ConfigurationError, match=r"--command-timeout inf: expected seconds"):
         kaldi_source(data, label_file="utt2lang", run_commands=True,
                      command_timeout=float("inf"))
+    with pytest.raises(ConfigurationError, match=r"1000000000.0: expected .* at most 86400"):
+        kaldi_source(data, label_file="utt2lang", run_commands=True, command_timeout=1e9)
     rows, _ = kaldi_source(data, label_file="utt2lang", root=tmp_path / "audio",
                            run_commands=True, command_timeout=7)
     assert rows["read"].iloc[0].args[2] == 7.0  # the limit each reader runs its command with

@@ -109,6 +109,68 @@ def test_find_duplicates_finds_trimmed_and_noisy_copies_among_other_sounds(rng):
     assert all(p.similarity >= dup.THRESHOLD for p in pairs)
 
 
+def _groups_of(pairs, files):
+    """The connected groups of files that verified pairs join (label per file)."""
+    import scipy.sparse
+    import scipy.sparse.csgraph
+
+    edges = np.array([[p.first, p.second] for p in pairs] or np.zeros((0, 2), int))
+    graph = scipy.sparse.coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])),
+                                    shape=(files, files))
+    return scipy.sparse.csgraph.connected_components(graph, directed=False)[1]
+
+
+@pytest.mark.parametrize("copies", ["exact", "near"])
+def test_find_duplicates_finds_a_recording_copied_into_more_files_than_a_bucket(rng, copies):
+    """Issue 64: a recording copied into 33 files or more (a jingle under every speaker) made
+    each of its landmark hashes a stop word (held more than `MAX_BUCKET` times) and the check
+    found nothing. Byte copies (the same landmarks) are paired with their first copy; copies
+    that differ a little (each with its own gain and noise 80 dB down: most hashes still in
+    every copy, and 31 of the 40 were found) are paired with the first postings of each over-full bucket. All 40 copies
+    are one group, and no other sound joins it."""
+    jingle = _sound(rng)
+    others = [_sound(rng) for _ in range(20)]
+    copied = [jingle * rng.uniform(0.2, 1.0) + (0.0 if copies == "exact" else 1e-4 * np.sqrt(
+        np.mean(jingle ** 2)) * rng.standard_normal(len(jingle))) for _ in range(40)]
+    prints = [dup.content_print(np.asarray(y, np.float32), RATE) for y in others + copied]
+    from preprocessing.candidates import MAX_BUCKET
+
+    assert 40 > MAX_BUCKET
+    group = _groups_of(dup.find_duplicates(prints), len(prints))
+    assert len(set(group[20:])) == 1 and set(group[:20]).isdisjoint(group[20:])
+
+
+def test_candidates_pair_files_with_the_same_landmarks_and_never_files_without():
+    """Files whose landmarks are the same (byte copies) are each paired with the first of
+    them and kept out of the index; files without landmarks are not the same file."""
+    from preprocessing.candidates import Landmarks, candidate_pairs
+
+    a = (np.array([5, 9, 12], np.int64), np.array([0, 3, 7], np.int32))
+    empty = (np.zeros(0, np.int64), np.zeros(0, np.int32))
+    files = [a, empty, a, empty, (a[0], a[1] + 1), a]  # file 4: the same hashes, later
+    pairs = candidate_pairs(Landmarks.from_arrays(*zip(*files)), 5)
+    assert {(0, 2), (0, 5)} <= set(map(tuple, pairs.tolist()))
+    assert (1, 3) not in set(map(tuple, pairs.tolist()))
+
+
+def test_candidates_of_an_over_full_bucket_pair_each_file_with_its_first_files(rng):
+    """40 files share 50 landmarks at one offset (each hash held 40 times: over-full) and
+    each has one of its own, so that no two are the same: each is paired with the bucket's
+    first files, in `REPRESENTATIVES * 40` keys a bucket, not 40 ** 2; files sharing only
+    stop words at random offsets are not paired."""
+    from preprocessing.candidates import CROWDED_MATCHES, Landmarks, candidate_pairs
+
+    shared = rng.choice(1 << 30, 50, replace=False)
+    times = np.sort(rng.choice(2000, 50, replace=False)).astype(np.int32)
+    files = [(np.r_[shared, (1 << 31) + k], np.r_[times + 5 * k, 3000]) for k in range(40)]
+    noise = [(rng.choice(shared, CROWDED_MATCHES), rng.choice(2000, CROWDED_MATCHES)
+              .astype(np.int32)) for _ in range(40)]  # stop words at random times
+    pairs = set(map(tuple, candidate_pairs(Landmarks.from_arrays(*zip(*files, *noise)), 5)
+                    .tolist()))
+    assert {(0, k) for k in range(1, 40)} <= pairs
+    assert not any(b >= 40 for _, b in pairs)
+
+
 def test_verification_in_two_workers_gives_the_pairs_and_scores_of_one(rng, monkeypatch):
     sounds = [_sound(rng, 0.5) for _ in range(24)]
     copies = [sounds[5][len(sounds[5]) // 4:], -0.5 * sounds[11]]
@@ -235,6 +297,44 @@ def test_merge_that_joins_every_item_says_so_and_never_suggests_the_flag_given(t
     assert "{ann, bob, cy}" in check.stderr and "two or more" in check.stderr
     assert f"check {store} --merge-duplicates" not in check.stdout
     assert set(FeatureStore(store).items) == {"ann", "bob", "cy"}  # not rewritten
+
+
+def test_copies_under_two_labels_are_said_and_never_merged_silently(tmp_path, rng):
+    """Issue 64: `--merge-duplicates` merged two items whose copies of one recording carry
+    different labels, and the store kept that audio under both labels without a word. The
+    listing names the conflict (both files, both labels); each command's merge refuses it,
+    writing nothing."""
+    audio = _folder(tmp_path / "audio", rng, speakers=("ann", "bob", "cy", "dee", "eve"))
+    _plant(audio, "yes/ann_0.wav", "no/dee_9.ogg")  # the copy filed under the other label
+    store, built = _build(audio, tmp_path)
+    said = " ".join(built.stdout.split())
+    assert "Label conflict: 1 pair(s) of these files hold the same audio under two labels" \
+        in said and f"{audio / 'yes/ann_0.wav'} (label 'yes') = {audio / 'no/dee_9.ogg'} " \
+        "(label 'no'): similarity 0.9" in said
+    refusal = (f"error: --merge-duplicates: 1 pair(s) of files hold the same audio under two "
+               f"labels: {audio / 'yes/ann_0.wav'} (label 'yes', item ann) = "
+               f"{audio / 'no/dee_9.ogg'} (label 'no', item dee); merging their items would "
+               "keep that audio under both labels. Nothing was merged or written.")
+    check = python_here("-m", "preprocessing", "check", store, "--merge-duplicates",
+                        cwd=tmp_path)
+    assert check.returncode == 2 and check.stderr.startswith(refusal), check.stderr
+    assert set(FeatureStore(store).items) == {"ann", "bob", "cy", "dee", "eve"}  # as it was
+    rebuilt = python_here("-m", "preprocessing", "folders", audio, "--out", tmp_path / "m",
+                          "--item-pattern", ITEM, "--workers", "1", "--no-progress",
+                          "--merge-duplicates", cwd=tmp_path)
+    assert rebuilt.returncode == 2 and rebuilt.stderr.startswith(refusal), rebuilt.stderr
+    assert not (tmp_path / "m").exists()
+    project = tmp_path / "project"
+    project.mkdir()
+    init = python_here("-m", "xval", "init", audio, "--item-pattern", ITEM, "--encoder",
+                       "none", "--no-progress", "--merge-duplicates", cwd=project)
+    assert init.returncode == 2, init.stderr  # the pair in the order init read the files
+    assert init.stderr.startswith(refusal[:refusal.index(":", 30) + 1]), init.stderr
+    for words in (f"{audio / 'yes/ann_0.wav'} (label 'yes', item ann)",
+                  f"{audio / 'no/dee_9.ogg'} (label 'no', item dee)",
+                  "merging their items would keep that audio under both labels"):
+        assert words in init.stderr, init.stderr
+    assert "Label conflict" in init.stdout and not (project / "data").exists()
 
 
 def test_dry_run_line_per_fold_and_duplicates_error_refuses(tmp_path, rng):

@@ -7,6 +7,7 @@ into a temporary folder with its feature extractor: nothing is downloaded."""
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -419,6 +420,76 @@ def test_names_that_are_no_model_here_and_other_families_are_refused(wave, tmp_p
         error = capsys.readouterr().err.strip()
         assert match in error and "\n" not in error
     assert not (config.data_dir / "never").exists()
+
+
+class _RunsCode:
+    """Pickled, it runs `touch PATH` when unpickled by an unsafe loader."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.path}",)
+
+
+def _broken_folders(root):
+    """Speech models whose folder is wrong one way each (issue 64): weights that are a
+    pickle holding more than tensors (no safetensors), a `model_type` transformers does not
+    know, and `model.safetensors` that is a link to /dev/zero or a FIFO."""
+    import pickle
+
+    folders = {k: tiny_model(root / k, "speech") for k in ("pickle", "type", "zero", "fifo")}
+    (folders["pickle"] / "model.safetensors").unlink()
+    with open(folders["pickle"] / "pytorch_model.bin", "wb") as f:
+        pickle.dump({"weight": _RunsCode(root / "ran")}, f)
+    config = json.loads((folders["type"] / "config.json").read_text())
+    (folders["type"] / "config.json").write_text(json.dumps({**config,
+                                                             "model_type": "nosuchmodel"}))
+    (folders["zero"] / "model.safetensors").unlink()
+    (folders["zero"] / "model.safetensors").symlink_to("/dev/zero")
+    (folders["fifo"] / "model.safetensors").unlink()
+    os.mkfifo(folders["fifo"] / "model.safetensors")
+    return folders
+
+
+def test_model_folders_that_are_wrong_are_refused_naming_the_file(wave, tmp_path, capsys):
+    """Issue 64: a crafted `pytorch_model.bin` was "unexpected UnpicklingError (a bug)" after
+    the run started, an unknown `model_type` "unexpected KeyError (a bug)", and weights that
+    are a link to /dev/zero or a FIFO "no file named model.safetensors". Each is refused
+    before the run starts (front_end) or anything is written (the store command), naming
+    the file; nothing in the pickle runs."""
+    from xval.cli.preprocess import main as preprocess_main
+
+    config, _ = wave
+    folders = _broken_folders(tmp_path)
+    said = {
+        "pickle": rf"{folders['pickle'] / 'pytorch_model.bin'}: torch's safe loader "
+                  r"\(weights_only=True, the only way weights are loaded here\) refuses it: "
+                  r"the pickle holds more than tensors \(torch: .+\); nothing in it ran\. Use "
+                  r"the model's model.safetensors instead, or, only if you trust the file, "
+                  r"convert it once: `python -c .*safetensors",
+        "type": rf"{folders['type'] / 'config.json'}: model_type 'nosuchmodel' is not a model "
+                r"type of the transformers installed here",
+        "zero": rf"{folders['zero'] / 'model.safetensors'} \(a link to /dev/zero\) is a "
+                r"character device, not a file",
+        "fifo": rf"{folders['fifo'] / 'model.safetensors'} is a named pipe \(FIFO\), not a "
+                r"file",
+    }
+    for name, match in said.items():
+        with pytest.raises(ConfigurationError, match=rf"instance 1: front_end='hf:.*{name}': "
+                                                     + match) as raised:
+            _run(config, 6, {1: {**HEAD, "front_end": f"hf:{folders[name]}"}})
+        assert "\n" not in str(raised.value)
+    assert not (config.results_dir / "wave" / "experiment_6").exists()
+    capsys.readouterr()
+    for name, match in said.items():
+        assert preprocess_main(["regex", str(config.path.parent / "audio"), "--pattern",
+                                PATTERN, "--config",
+                                str(config.path), "-q", "--out", "never", "--no-progress",
+                                "--encoder", f"hf:{folders[name]}"]) == 2
+        error = capsys.readouterr().err.strip()
+        assert re.search(match, error) and "\n" not in error, error
+    assert not (config.data_dir / "never").exists() and not (tmp_path / "ran").exists()
 
 
 def test_tensorflow_refuses_a_transformers_front_end_before_training(models, wave, tmp_path):

@@ -122,7 +122,7 @@ def test_nested_search_bad_input_is_refused_before_anything_runs(config_path, co
     exp = _experiment(config_path, dataset="tiny")
     for kwargs, match in (
             ({"search": True, "inner_folds": 1}, r"--inner-folds 1: expected an integer >= 2"),
-            ({"search": False, "inner_folds": 2}, r"--inner-folds 2 goes with --search"),
+            ({"search": False, "inner_folds": 2}, r"run\(inner_folds=2\) goes with a search"),
             # 6 items in 2 outer folds: 3 training items each, too few for 2 inner folds
             # (each keeps test, validation and training items apart); 3 folds of 1 work.
             ({"search": True, "inner_folds": 2},

@@ -5,6 +5,8 @@ case, whose ids become the process's environment, in a subprocess."""
 
 import math
 import os
+import re
+import sys
 
 import pytest
 
@@ -160,7 +162,7 @@ def test_a_cpu_slot_hides_every_gpu(monkeypatch):
     from xval.executors.process import ProcessExecutor
     from xval.running.runner import executor_for
 
-    monkeypatch.setattr(environment, "visible_gpu_count", lambda backend=None: 0)
+    monkeypatch.setattr(environment, "visible_gpu_count", lambda backend=None, note=None: 0)
     from xval.config.loader import load_config
 
     config = load_config(ROOT / "config.ini")
@@ -232,3 +234,135 @@ def test_unreachable_mlflow_and_ray_addresses_are_one_clear_error_at_once():
     assert host_port("auto") is None and host_port("ray://head:10001") == ("head", 10001)
     assert host_port("http://server", default_port=80) == ("server", 80)
     check_reachable("auto", "Ray", "")  # not a network address: nothing to check
+
+
+def _only_source(monkeypatch, tmp_path, answering, count):
+    """Every discovery source absent but `answering`, which counts `count` GPUs."""
+    absent = {"driver": None, "nvml": None, "smi": None, "backend": None}
+    monkeypatch.setattr(environment, "NVIDIA_DRIVER_GPUS", tmp_path / "absent")
+    if answering == "driver":
+        for k in range(count):
+            (tmp_path / "gpus" / f"0000:0{k}:00.0").mkdir(parents=True)
+        monkeypatch.setattr(environment, "NVIDIA_DRIVER_GPUS", tmp_path / "gpus")
+    values = {**absent, answering: count}
+    monkeypatch.setattr(environment, "_nvml_count", lambda: values["nvml"])
+    monkeypatch.setattr(environment, "_smi_count", lambda: values["smi"])
+    monkeypatch.setattr(environment, "_backend_count", lambda *a: values["backend"])
+
+
+@pytest.mark.parametrize("source", ["driver", "nvml", "smi", "backend"])
+def test_gpu_ids_index_the_gpus_an_inherited_cuda_visible_devices_lists(tmp_path, monkeypatch,
+                                                                         source):
+    """Issue 63: a scheduler's `CUDA_VISIBLE_DEVICES=2,3` on a 4-GPU machine: GPU 0 is the
+    machine's 2, GPU 1 its 3, GPU 2 is refused naming the list; UUIDs and MIG ids are kept
+    as they are; `CUDA_DEVICE_ORDER` goes to the workers untouched. Each discovery source
+    faked as the one that answers."""
+    from xval.config.loader import load_config
+    from xval.core.backend import backend_environment
+    from xval.running import cuda_build
+    from xval.running.runner import executor_for
+
+    _only_source(monkeypatch, tmp_path, source, 4)
+    monkeypatch.setattr(cuda_build, "cpu_only_build", lambda backend: "")  # a CUDA build
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    monkeypatch.setenv("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
+    assert environment.visible_gpu_count() == 2 and environment.gpu_present() == (
+        source != "backend")  # the backend's count is not a cheap source
+    assert check_gpus_visible(["0", "1"], "--gpus", print) == ["0", "1"]
+    with pytest.raises(ConfigurationError, match=r"--gpus 2: not a visible GPU; this process "
+                                                 r"may use 2 GPU\(s\) \(CUDA_VISIBLE_DEVICES="
+                                                 r"'2,3' inherited: ids 0\.\.1\)"):
+        check_gpus_visible(["2"], "--gpus", print)
+    executor = executor_for("process", load_config(ROOT / "config.ini"), None, "torch",
+                            gpus=["1", "0"])
+    worker = executor._environment(executor._slots[0])
+    assert (worker["CUDA_VISIBLE_DEVICES"], worker["CUDA_DEVICE_ORDER"]) == ("3", "PCI_BUS_ID")
+    assert executor._environment(executor._slots[1])["CUDA_VISIBLE_DEVICES"] == "2"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-8f2a, MIG-5c1e/1/0")
+    assert environment.visible_gpu_count() == 2
+    assert backend_environment("torch", "1")["CUDA_VISIBLE_DEVICES"] == "MIG-5c1e/1/0"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1,7,0")  # CUDA stops at 7: not on the machine
+    assert environment.visible_gpu_count() == 1
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    lines = []
+    assert check_gpus_visible(["0"], "GPU", lines.append) == [] and not environment.gpu_present()
+    assert lines == ["warning: GPU 0: no GPU is visible to this process (CUDA_VISIBLE_DEVICES="
+                     "'' inherited); running on the CPU."]
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    assert environment.visible_gpu_count() == 4  # none inherited: the machine's
+
+
+def test_gpu_id_of_a_run_becomes_the_inherited_entry_it_indexes(tmp_path):
+    """The real discovery and `prepare_process` in a fresh process (Keras not imported), a
+    fake `nvidia-smi` showing 4 GPUs: `CUDA_VISIBLE_DEVICES=2,3` inherited, the run's GPU 1
+    is the machine's 3, and asking again in the same process still indexes the inherited
+    list."""
+    smi = tmp_path / "nvidia-smi"
+    smi.write_text("#!/bin/sh\n" + "".join(f"echo 'GPU {k}: NVIDIA H100 (UUID: GPU-{k})'\n"
+                                           for k in range(4)))
+    smi.chmod(0o755)
+    code = ("import os\nfrom xval.running import cuda_build\n"
+            "from xval.running.environment import prepare_process\n"
+            "cuda_build.cpu_only_build = lambda backend: ''  # a CUDA build of torch\n"
+            "print(prepare_process('torch', 1, print), os.environ['CUDA_VISIBLE_DEVICES'])\n"
+            "print(prepare_process('torch', 0, print), os.environ['CUDA_VISIBLE_DEVICES'])\n")
+    script = write_script(tmp_path, code)
+    proc = run_script(script, env={"PATH": f"{tmp_path}:{os.environ['PATH']}",
+                                   "CUDA_VISIBLE_DEVICES": "2,3", "KERAS_BACKEND": "torch"})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["('1', 'torch') 3", "('0', 'torch') 2"]
+
+
+def test_gpu_discovery_takes_a_source_that_answers_garbage_for_none(tmp_path, monkeypatch):
+    """Issue 64: a fake or broken `nvidia-smi` printing bytes that are not UTF-8 stopped the
+    dry run with "save it as UTF-8"; it is passed over (the next source answers), with one
+    line under `-v` naming it."""
+    smi = tmp_path / "nvidia-smi"
+    smi.write_bytes(b"#!/bin/sh\nprintf 'GPU 0: \\377\\376 broken\\n'\n")
+    smi.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setattr(environment, "NVIDIA_DRIVER_GPUS", tmp_path / "absent")
+    monkeypatch.setattr(environment, "_nvml_count", lambda: None)
+    monkeypatch.setattr(environment, "_backend_count", lambda *a: 1)
+    assert "printed bytes that are not UTF-8" in environment._smi_count()
+    lines = []
+    assert environment.visible_gpu_count(note=lines.append) == 1
+    assert lines == [f"GPU discovery: `nvidia-smi -L` ({smi}) printed bytes that are not "
+                     "UTF-8; taken for no answer, the next source asked."]
+    assert check_gpus_visible(["0"], "GPU", print) == ["0"]  # said nowhere without -v
+    smi.write_text("#!/bin/sh\necho 'all fine'\n")
+    assert "printed no `GPU <n>:` line ('all fine')" in environment._smi_count()
+
+
+def test_gpu_asked_for_with_a_cpu_only_backend_is_refused_with_the_cuda_install(
+        tmp_path, monkeypatch):
+    """Issue 64: `exp.py 2 2 0` with the CPU torch of `make install` and a GPU visible trained
+    on the CPU, said only in `fold_<i>.json`; it is refused before anything runs, with the
+    install line of a CUDA build (read from the installed files: this machine's torch,
+    TensorFlow and JAX are CPU builds). A CUDA build is accepted; -1 is the CPU."""
+    import torch
+
+    from xval.running import cuda_build
+    from xval.running.environment import prepare_process
+
+    _only_source(monkeypatch, tmp_path, "smi", 1)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    version = torch.__version__.split("+")[0]
+    with pytest.raises(ConfigurationError, match=rf"^GPU 0: the torch installed here "
+                                                 rf"\({re.escape(torch.__version__)}\) is a "
+                                                 r"CPU-only build, so it would train on the "
+                                                 r"CPU although 1 GPU\(s\) are visible\. For "
+                                                 r"the GPU, install a CUDA build: pip install "
+                                                 rf"--force-reinstall \"torch=={version}\""):
+        prepare_process("torch", 0, print)
+    monkeypatch.delitem(sys.modules, "torch")  # read from its files instead
+    assert cuda_build._torch_cpu_only() is True
+    monkeypatch.setitem(sys.modules, "torch", torch)
+    for backend, words in (("tensorflow", "pip install \"tensorflow[and-cuda]\""),
+                           ("jax", "pip install \"jax[cuda12]\"")):
+        with pytest.raises(ConfigurationError, match=re.escape(words)):
+            check_gpus_visible(["0"], "--gpus", print, backend, build=True)
+    assert check_gpus_visible(["0"], "--gpus", print, "torch") == ["0"]  # a Ray cluster's own
+    monkeypatch.setattr(torch.version, "cuda", "12.4")  # a CUDA build
+    assert check_gpus_visible(["0"], "GPU", print, "torch", build=True) == ["0"]

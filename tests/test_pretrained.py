@@ -108,6 +108,29 @@ def test_rate_hop_and_weights_are_checked(config, tmp_path):
         feature_shape({**params_for(config, folder), "weights_sha256": "0" * 64})
 
 
+def test_recorded_weights_hash_is_checked_before_any_weight_file_is_opened(config, tmp_path,
+                                                                         monkeypatch):
+    """Issue 64: `predict` opened the folder's pickle before it compared the SHA-256 the
+    store recorded; other weights (here a `pytorch_model.bin` in place of the model's
+    safetensors) are refused by their hash, no weight file opened."""
+    folder = tiny_encoder(tmp_path / "wavlm", "WavLM")
+    recorded = pt.LocalModel(str(folder)).sha256
+    (folder / "model.safetensors").unlink()  # the model's weights, now another pickle
+    (folder / "pytorch_model.bin").write_bytes(b"\x80\x04\x95not tensors")
+    pt.load_encoder.cache_clear()
+
+    def opened(*args, **kwargs):
+        raise AssertionError("a weight file was opened before its hash was checked")
+
+    monkeypatch.setattr(torch, "load", opened)
+    monkeypatch.setattr(transformers.PreTrainedModel, "from_pretrained", opened)
+    with pytest.raises(DatasetError, match=rf"its weights here \(sha256 [0-9a-f]{{64}}\) are "
+                                           rf"not those the store was built with "
+                                           rf"\({recorded}\)"):
+        feature_shape({**params_for(config, folder), "weights_sha256": recorded})
+    pt.load_encoder.cache_clear()
+
+
 def test_hub_id_not_in_cache_is_not_downloaded(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path))
     with pytest.raises(ConfigurationError, match="not in the local hub cache"):

@@ -65,8 +65,17 @@ def test_run_options_old_keywords_go_to_their_group_with_a_deprecation_note():
 
 @pytest.mark.parametrize("changes, error, match", [
     ({"trails": 3}, TypeError, r"unexpected keyword argument 'trails'\. Did you mean trials"),
-    ({"trials": 3}, ConfigurationError, "--trials and --timeout go with --search"),
-    ({"inner_folds": 3}, ConfigurationError, "--inner-folds 3 goes with --search"),
+    ({"trials": 3}, ConfigurationError, r"^run\(trials=3\) goes with a search, and none is "
+     r"asked for: pass search=SearchOptions\(trials=3\) to run the experiment's declared "
+     r"search \(`experiment.search`\), or leave trials out\.$"),  # Python's words (issue 64)
+    ({"inner_folds": 3}, ConfigurationError, r"run\(inner_folds=3\) goes with a search"),
+    # a deprecated keyword that contradicts its group (issue 64: it overrode it silently)
+    ({"executor": Execution(gpus=["0"]), "gpus": ["1"]}, ConfigurationError,
+     r"^run\(gpus=\['1'\]\) contradicts executor=Execution\(\.\.\., gpus=\['0'\]\): the "
+     r"deprecated keyword would override the Execution given; set gpus once, in "
+     r"executor=Execution\(gpus=\.\.\.\)\.$"),
+    ({"options": RunOptions(output=Output(verbose=True)), "verbose": False},
+     ConfigurationError, r"run\(verbose=False\) contradicts output=Output"),
     ({"search": SearchOptions(), "trials": 0}, ConfigurationError,
      r"--trials 0: expected a finite number > 0"),
     ({"search": True, "inner_folds": 1}, ConfigurationError,
@@ -78,6 +87,12 @@ def test_run_options_refuse_what_no_run_can_do(changes, error, match):
         warnings.simplefilter("ignore", DeprecationWarning)
         with pytest.raises(error, match=match):
             RunOptions.of(**changes)
+
+
+def test_run_options_old_keyword_beside_its_group_merges_where_nothing_contradicts():
+    with pytest.warns(DeprecationWarning):
+        made = RunOptions.of(executor=Execution("process", gpus=["0"]), gpus=["0"], gpu="1")
+    assert made.executor == Execution("process", gpu="1", gpus=["0"])
 
 
 def test_run_options_settle_from_the_declaration():

@@ -235,6 +235,60 @@ def test_mixed_precision(store, tmp_path):
     assert keras.config.dtype_policy().name == "float32"  # restored for the next job
 
 
+@pytest.mark.filterwarnings("ignore:Limiting steps_per_epoch")  # the job's own cap
+def test_run_fold_restores_every_keras_setting_a_job_sets(store, tmp_path):
+    """Issue 64: `keras.config.set_floatx` set by one job leaked into the next job of the
+    same warm worker (the dtype policy was reset, floatx was not). A job whose builder sets
+    every setter of `keras.config` leaves them as they were; the next job in the process
+    trains in float32 as it would alone."""
+    import keras
+    from keras.src.backend.common import global_state
+
+    import architectures
+    from architectures.cnn import Filters
+    from architectures.registry import ARCHITECTURES
+    from xval.training.keras_settings import KERAS_SETTINGS, STATE_SETTINGS
+
+    def sets_everything(input_shape, num_outputs, task_type, *, filters: Filters = 4):
+        model = architectures.get("example_cnn")(input_shape, num_outputs, task_type,
+                                                 filters=filters)
+        keras.config.set_floatx("float16")
+        keras.config.set_epsilon(1e-3)
+        keras.config.set_image_data_format("channels_first")
+        keras.config.set_dtype_policy("mixed_bfloat16")
+        keras.config.set_max_epochs(1)
+        keras.config.set_max_steps_per_epoch(1)
+        keras.config.disable_flash_attention()
+        keras.config.disable_traceback_filtering()
+        keras.config.disable_interactive_logging()
+        keras.config.enable_unsafe_deserialization()
+        return model
+
+    before = {name: getattr(keras.config, name)() for name in KERAS_SETTINGS}
+    state = {name: global_state.get_global_attribute(name) for name in STATE_SETTINGS}
+    architectures.register("test_sets_keras_settings")(sets_everything)
+    try:
+        first = run_fold(job(store, tmp_path, architecture="test_sets_keras_settings",
+                             epochs=1, fold=0))
+    finally:
+        ARCHITECTURES.unregister("test_sets_keras_settings")
+    assert first["status"] == "ok"
+    assert {name: getattr(keras.config, name)() for name in KERAS_SETTINGS} == before
+    assert {name: global_state.get_global_attribute(name) for name in STATE_SETTINGS} == state
+    assert keras.src.saving.serialization_lib.in_safe_mode() is not False
+    second = run_fold(job(store, tmp_path, epochs=1, fold=1))
+    model = keras.saving.load_model(tmp_path / "m_False_1.keras", compile=False)
+    assert second["status"] == "ok" and {w.dtype for w in model.weights} == {"float32"}
+    from xval.core.errors import TrainingError
+    from xval.training.keras_settings import keras_settings_kept
+
+    backend = keras.backend.backend()
+    with pytest.raises(TrainingError, match=rf"changed the Keras backend from '{backend}' to "
+                                            r"'jax' \(keras.config.set_backend\)"):
+        with pytest.MonkeyPatch.context() as patch, keras_settings_kept():
+            patch.setattr(keras.backend, "backend", lambda: "jax")  # as set_backend would
+
+
 def test_tensorboard_logs(store, tmp_path):
     pytest.importorskip("tensorflow")
     run_fold(job(store, tmp_path, tensorboard=True, epochs=1))

@@ -257,9 +257,11 @@ def hidden_states(outputs: Any, layers: Sequence[int]) -> list[Any]:
 
 
 def from_disk(cls: Any, folder: Path) -> Any:
-    """`cls.from_pretrained(folder)` from this disk only, in float32, with no progress bar."""
+    """`cls.from_pretrained(folder)` from this disk only, in float32, with no progress bar;
+    pickled weights only through torch's safe loader (`weights_only=True`)."""
     import torch  # noqa: PLC0415  (optional heavy dependency: [pretrained])
     from transformers.utils import logging  # noqa: PLC0415  (optional: [pretrained])
 
     logging.disable_progress_bar()
-    return cls.from_pretrained(folder, local_files_only=True, dtype=torch.float32)
+    return cls.from_pretrained(folder, local_files_only=True, dtype=torch.float32,
+                               weights_only=True)  # a pickle only through the safe loader

@@ -7,6 +7,10 @@ torch and transformers are imported where used.
 from __future__ import annotations
 
 import json
+import os
+import pickle
+import stat
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,7 +29,7 @@ from architectures.hf.whisper import WhisperFamily
 from xval.core.errors import ConfigurationError
 from xval.core.hashing import files_digest
 
-__all__ = ["FAMILIES", "LocalModel", "family_class", "family_of", "read_model"]
+__all__ = ["FAMILIES", "LocalModel", "family_class", "family_of", "read_model", "regular_file"]
 
 def model_folder(name: str, revision: str | None) -> tuple[Path, str | None]:
     """The local folder of a transformers model and its revision (a hub snapshot's commit):
@@ -37,6 +41,8 @@ def model_folder(name: str, revision: str | None) -> tuple[Path, str | None]:
     """
     folder = Path(name)
     if folder.is_dir():
+        if os.path.lexists(folder / "config.json"):
+            regular_file(folder / "config.json")
         if not (folder / "config.json").is_file():
             raise UnknownEncoderError(f"the folder {folder} holds no config.json, so it is no "
                                       "model written by save_pretrained")
@@ -71,6 +77,70 @@ def _card_licence(folder: Path) -> str:
                     return value.strip().strip("'\"")
     return "not stated (see the model's card)"
 
+
+
+_KINDS = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISDIR, "a folder"),
+          (stat.S_ISSOCK, "a socket"))
+
+
+def regular_file(path: Path) -> None:
+    """Refuses a file of a model folder that is not a regular file (a link to `/dev/zero`, a
+    FIFO): reading it would never end or block, and transformers says "no file named ..."
+    of one that is there.
+
+    Raises:
+        ConfigurationError: naming the file, what it is (and where its link leads) and the
+            fix.
+    """
+    link = f" (a link to {os.path.realpath(path)})" if path.is_symlink() else ""
+    try:
+        mode = os.stat(path).st_mode  # follows links
+    except FileNotFoundError:
+        raise ConfigurationError(f"{path} is a link to {os.readlink(path)}, which does not "
+                                 "exist; put the file itself there.") from None
+    except OSError as e:
+        raise ConfigurationError(f"{path} cannot be read ({e.strerror}).") from None
+    if stat.S_ISREG(mode):
+        return
+    kind = next((words for test, words in _KINDS if test(mode)), "not a regular file")
+    raise ConfigurationError(
+        f"{path}{link} is {kind}, not a file: a model folder holds the files save_pretrained "
+        "writes; put the file itself there (the weights: model.safetensors).")
+
+
+def _pickle_refused(path: Path) -> str:
+    """Why torch's safe loader (`torch.load(weights_only=True)`) refuses a pickled weight
+    file, in torch's own words without its advice to load it unsafely (`""`: it reads).
+    Nothing in the file runs; its tensors are mapped, not read, where the format allows."""
+    import torch  # noqa: PLC0415  (optional heavy dependency: [pretrained])
+
+    try:
+        with warnings.catch_warnings():  # torch's notes on the pickle's protocol
+            warnings.simplefilter("ignore")
+            try:
+                torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            except RuntimeError as e:
+                if "mmap" not in str(e):
+                    raise
+                torch.load(path, map_location="cpu", weights_only=True)  # the legacy format
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as e:
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        advice = ("Weights only load failed", "Please file an issue", "Check the documentation")
+        said = [line for line in lines if not line.startswith(advice)]
+        return (said[0] if said else type(e).__name__).removeprefix("WeightsUnpickler error: ")
+    return ""
+
+
+def _refused_weights(path: Path, why: str) -> ConfigurationError:
+    """The error for a pickled weight file the safe loader refuses."""
+    return ConfigurationError(
+        f"{path}: torch's safe loader (weights_only=True, the only way weights are loaded "
+        f"here) refuses it: the pickle holds more than tensors (torch: {why}); nothing in it "
+        "ran. Use the model's model.safetensors instead, or, only if you trust the file, "
+        f"convert it once: `python -c \"import torch, safetensors.torch as st; st.save_file("
+        f"torch.load('{path}', weights_only=False), '{path.parent / 'model.safetensors'}')\"` "
+        "(that load runs the pickle's code).")
 
 
 FAMILIES: tuple[type[Family], ...] = (SpeechFamily, WhisperFamily, AstFamily, ClapFamily)
@@ -130,10 +200,18 @@ def _read_json(path: Path) -> dict[str, Any]:
 def _full_config(folder: Path, config: Mapping[str, Any]) -> dict[str, Any]:
     """Every key of a model's configuration (a `config.json` may leave defaults out), as
     JSON values."""
-    from transformers import CONFIG_MAPPING  # noqa: PLC0415  (optional: [pretrained])
+    import transformers  # noqa: PLC0415  (optional: [pretrained])
 
-    full = CONFIG_MAPPING[str(config["model_type"])].from_pretrained(folder,
-                                                                     local_files_only=True)
+    model_type = str(config["model_type"])
+    if model_type not in transformers.CONFIG_MAPPING:
+        known = "; ".join(f"{cls.name}: {', '.join(cls.model_types)}" for cls in FAMILIES)
+        raise ConfigurationError(
+            f"{folder / 'config.json'}: model_type {model_type!r} is not a model type of the "
+            f"transformers installed here ({transformers.__version__}), so its network cannot "
+            f"be built; use a model of one of these types ({known}), or a transformers "
+            "release that knows it.")
+    full = transformers.CONFIG_MAPPING[model_type].from_pretrained(folder,
+                                                                   local_files_only=True)
     return dict(json.loads(full.to_json_string(use_diff=False)))
 
 
@@ -165,6 +243,10 @@ class LocalModel:
                                       "model configuration (it names no model_type)")
         family_class(config, self.name)  # an unsupported family is refused before transformers
         preprocessor = self.folder / "preprocessor_config.json"
+        if os.path.lexists(preprocessor):
+            regular_file(preprocessor)
+        for path in self.weight_files:  # before anything reads them (`sha256`, `load`)
+            regular_file(path)
         extractor = _read_json(preprocessor) if preprocessor.is_file() else {}
         self.family = family_of(_full_config(self.folder, config), extractor, self.name)
 
@@ -184,8 +266,31 @@ class LocalModel:
         """The `license:` of its card, when the folder has one."""
         return _card_licence(self.folder)
 
+    def check_weights(self) -> None:
+        """Refuses, before a run starts, weights that only an unsafe loader would read: where
+        the folder has no `.safetensors` file, each pickled weight file is opened by torch's
+        safe loader (`weights_only=True`: no code in it runs, its tensors are mapped).
+
+        Raises:
+            ConfigurationError: naming the file torch refuses, why, and how to convert the
+                folder to safetensors.
+        """
+        weights = self.weight_files
+        if any(p.suffix == ".safetensors" for p in weights):
+            return  # what transformers loads then
+        for path in weights:
+            why = _pickle_refused(path)
+            if why:
+                raise _refused_weights(path, why)
+
     def load(self) -> Any:
-        """The network with its weights, in inference mode."""
+        """The network with its weights, in inference mode (pickled weights only through
+        torch's safe loader, `weights_only=True`).
+
+        Raises:
+            ConfigurationError: for a pickled weight file the safe loader refuses (named).
+        """
+        self.check_weights()  # a refused pickle named, before transformers opens it
         network = self.family.load(self.folder)
         network.train(False)
         return network

@@ -23,6 +23,7 @@ from typing import Any
 from preprocessing.audio import unreadable_reason
 from preprocessing.corpora.pipes import (
     COMMAND_TIMEOUT,
+    MAX_COMMAND_TIMEOUT,
     TIMEOUT_FLAG,
     parse_pipeline,
     run_pipeline,
@@ -201,8 +202,8 @@ def kaldi_source(data_dir: str | os.PathLike[str], *, label_file: str,
             of `wav.scp` that is not a file (a piped command without `run_commands`, or one
             that is not a plain pipeline of installed programs); an empty table; a
             malformed line.
-        ConfigurationError: for a `command_timeout` that is not a number of seconds > 0,
-            or one given without `run_commands`.
+        ConfigurationError: for a `command_timeout` that is not a number of seconds > 0
+            and at most `MAX_COMMAND_TIMEOUT`, or one given without `run_commands`.
     """
     folder = Path(data_dir)
     if not folder.is_dir():
@@ -251,14 +252,22 @@ def _timeout(seconds: float | None, run_commands: bool) -> float:
         raise ConfigurationError(f"{TIMEOUT_FLAG} {seconds:g}: no command of wav.scp runs "
                                  f"without {PIPES_FLAG}; pass it too, or leave the limit out.")
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) \
-            or not (math.isfinite(seconds) and seconds > 0):
-        raise ConfigurationError(f"{TIMEOUT_FLAG} {seconds!r}: expected seconds > 0 (e.g. "
-                                 f"{COMMAND_TIMEOUT:g}).")
+            or not _in_range(seconds):
+        raise ConfigurationError(f"{TIMEOUT_FLAG} {seconds!r}: {_EXPECTED}.")
     return float(seconds)
 
 
+_EXPECTED = (f"expected seconds > 0 and at most {MAX_COMMAND_TIMEOUT:g} (a day), e.g. "
+             f"{COMMAND_TIMEOUT:g}")
+
+
+def _in_range(seconds: float) -> bool:
+    """Whether a limit is seconds > 0 and at most `MAX_COMMAND_TIMEOUT`."""
+    return math.isfinite(seconds) and 0 < seconds <= MAX_COMMAND_TIMEOUT
+
+
 def _seconds(text: str) -> float:
-    """`--command-timeout`'s value: seconds > 0.
+    """`--command-timeout`'s value: seconds > 0, at most `MAX_COMMAND_TIMEOUT`.
 
     Raises:
         ValueError: naming the value and what is expected (argparse names the flag).
@@ -267,8 +276,8 @@ def _seconds(text: str) -> float:
         seconds = float(text)
     except ValueError:
         seconds = math.nan
-    if not (math.isfinite(seconds) and seconds > 0):
-        raise ValueError(f"{text!r}: expected seconds > 0 (e.g. {COMMAND_TIMEOUT:g}).")
+    if not _in_range(seconds):
+        raise ValueError(f"{text!r}: {_EXPECTED}.")
     return seconds
 
 

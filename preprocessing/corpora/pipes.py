@@ -38,13 +38,17 @@ from typing import IO, cast
 from preprocessing.audio import FatalReadError
 from xval.core.errors import DatasetError
 
-__all__ = ["COMMAND_TIMEOUT", "MAX_OUTPUT_BYTES", "TIMEOUT_FLAG", "CommandTimeout",
-           "Pipeline", "parse_pipeline", "run_pipeline"]
+__all__ = ["COMMAND_TIMEOUT", "MAX_COMMAND_TIMEOUT", "MAX_OUTPUT_BYTES", "TIMEOUT_FLAG",
+           "CommandTimeout", "Pipeline", "parse_pipeline", "run_pipeline"]
 
 COMMAND_TIMEOUT = 60.0
 """Seconds one entry's pipeline may run (`--command-timeout`): past it, every stage is
 stopped and the build ends with an error naming the entry. Decoding one recording takes
 seconds; a command that runs longer waits for something (input, a network, a lock)."""
+MAX_COMMAND_TIMEOUT = 86400.0
+"""The longest limit `--command-timeout` takes (a day): a command that decodes one recording
+needs seconds, and the waits of the pipeline take no more than about 24 days (`poll` counts
+milliseconds in 32 bits: a limit of `1e9` s failed every recording with `OverflowError`)."""
 TIMEOUT_FLAG = "--command-timeout"
 """The option that sets `COMMAND_TIMEOUT`."""
 MAX_OUTPUT_BYTES = 2 * 2**30

@@ -31,6 +31,7 @@ The options of the type (`feature_params(feature="pretrained", encoder=..., laye
 speech models and Whisper, 1600 for AST, CLAP's window); others are ignored.
 """
 
+import contextlib
 import dataclasses
 import functools
 from collections.abc import Sequence
@@ -276,15 +277,25 @@ class PretrainedOptions(Settings):
 def _encoder_of(params: Params) -> Encoder:
     """The encoder the feature parameters name, checked against their rate and hop."""
     options = PretrainedOptions.of(params.options)
-    encoder = load_encoder(str(options.encoder), options.revision, options.device)
     recorded = options.weights_sha256
-    if recorded and recorded != encoder.sha256:
-        raise DatasetError(
-            f"encoder={options.encoder!r}: its weights here (sha256 {encoder.sha256}) "
-            f"are not those the store was built with ({recorded}); install the encoder the "
-            "store was built with, or rebuild the store.")
+    name = str(options.encoder)
+    if recorded and name not in BUILT_IN:  # checked before any weight file is opened
+        with contextlib.suppress(UnknownEncoderError):  # said by `load_encoder` below
+            _check_sha256(name, recorded, LocalModel(name, options.revision).sha256)
+    encoder = load_encoder(name, options.revision, options.device)
+    if recorded:
+        _check_sha256(name, recorded, encoder.sha256)
     encoder.check_hop(int(params.sample_rate), int(params.hop_length), int(options.frame_pool))
     return encoder
+
+
+def _check_sha256(name: str, recorded: str, found: str | None) -> None:
+    """Refuses an encoder whose weights are not those a store was built with."""
+    if recorded != found:
+        raise DatasetError(
+            f"encoder={name!r}: its weights here (sha256 {found}) are not those the store "
+            f"was built with ({recorded}); install the encoder the store was built with, or "
+            "rebuild the store.")
 
 
 def _bins(params: Params) -> int:

@@ -18,9 +18,13 @@ from preprocessing import sources
 from preprocessing.content_check import (
     DuplicateCheck,
     check_files,
+    check_labels,
     check_merge,
+    clip_labels,
+    crossing_conflicts,
     crossing_pairs,
     item_groups,
+    label_conflicts,
     merged_items,
     report_lines,
 )
@@ -191,21 +195,27 @@ def check_content(rows: pd.DataFrame, args: argparse.Namespace, workers: int
         which the stores record) and the check.
 
     Raises:
-        DatasetError: when merging leaves fewer than `MIN_ITEMS` items (`check_merge`).
+        DatasetError: when copies it would join carry different labels (`check_labels`),
+            or merging leaves fewer than `MIN_ITEMS` items (`check_merge`).
     """
     check = check_files(rows, workers=workers, progress=not args.no_progress)
     items = dict(zip(rows["clip"].astype(str), rows["item"].astype(str)))
     sources = dict(zip(rows["clip"].astype(str), rows["path"].astype(str)))
     crossing = crossing_pairs(check, items)
+    labels = clip_labels(rows)
     fix = "`python -m xval init ... --merge-duplicates`"
     review = "`python -m preprocessing check STORE --csv PAIRS.csv` once the store is built"
     for line in report_lines(check, crossing, sources, fix=fix, review=review,
-                             merging=args.merge_duplicates):
+                             merging=args.merge_duplicates,
+                             conflicts=label_conflicts(check, labels, items)):
         print(textwrap.fill(line, width=100, subsequent_indent="    ", break_on_hyphens=False,
                             break_long_words=False) if not line.startswith("  ") else line)
     if not (crossing and args.merge_duplicates):
         rows.attrs["duplicates"] = check
         return rows, check
+    check_labels(crossing_conflicts(crossing, labels), sources,
+                 fix="correct the label or remove the copy in the audio folder and rerun init, "
+                     "or run init without --merge-duplicates")
     groups = item_groups(crossing)
     new = merged_items(groups)
     rows = rows.assign(item=[new.get(i, i) for i in rows["item"].astype(str)])

@@ -132,7 +132,8 @@ def _print_content_check(store: FeatureStore, summary: dict[str, Any]) -> None:
               "audio).")
     fix = f"python -m preprocessing check {store.path} --merge-duplicates (or a rebuild " \
           "with --merge-duplicates)"
-    for line in report_lines(found.check, found.crossing, found.sources, fix=fix):
+    for line in report_lines(found.check, found.crossing, found.sources, fix=fix,
+                             conflicts=found.conflicts):
         print(line)
 
 
@@ -159,7 +160,7 @@ def _check(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     assert found.check is not None  # recorded just above when missing
     fix = f"python -m preprocessing check {args.store} --merge-duplicates"
     for line in report_lines(found.check, found.crossing, found.sources, fix=fix,
-                             merging=args.merge_duplicates):
+                             merging=args.merge_duplicates, conflicts=found.conflicts):
         print(line)
     if args.csv is not None and found.crossing:
         print(f"Wrote {write_pairs_csv(args.csv, found.crossing, found.sources)}: "

@@ -26,7 +26,8 @@ from xval.core.logs import quiet_framework_logs
 from xval.core.optional import EXTRAS
 
 __all__ = ["BACKENDS", "SHARING_VARIABLES", "backend_environment", "check_backend",
-           "import_paused", "sharing_environment", "use_backend"]
+           "import_paused", "inherited_devices", "inherited_text", "sharing_environment",
+           "use_backend"]
 
 BACKENDS = ("tensorflow", "torch", "jax")
 """The Keras backends (`[backend] backend` in config.ini, `KERAS_BACKEND`)."""
@@ -55,9 +56,67 @@ def check_backend(backend: str, source: str) -> None:
             f"(`{EXTRAS[backend].install}`) or choose another with KERAS_BACKEND.")
 
 
+_DEVICES = "CUDA_VISIBLE_DEVICES"
+_WRITTEN: dict[str, str | None] = {}
+"""`"inherited"`: the `CUDA_VISIBLE_DEVICES` this process had before `use_backend` wrote
+over it, and `"written"`: what it wrote, so that GPU ids keep indexing the inherited list
+(a value found changed since was set by someone else: it is the inherited one then)."""
+
+
+def _inherited_value() -> str | None:
+    """The `CUDA_VISIBLE_DEVICES` this process inherited, as written (`None`: not set)."""
+    current = os.environ.get(_DEVICES)
+    if _WRITTEN and current == _WRITTEN["written"]:
+        return _WRITTEN["inherited"]
+    return current
+
+
+def inherited_devices() -> list[str] | None:
+    """The GPUs this process may use, as the `CUDA_VISIBLE_DEVICES` it inherited lists them
+    (a scheduler's `"2,3"`): the entries as written (indices, or `GPU-...` UUIDs and
+    `MIG-...` ids, kept as they are), up to the first one CUDA stops at (an empty or a
+    negative one: `"-1"` and `""` list none). Indices are the order `CUDA_DEVICE_ORDER`
+    gives, which the process and its workers inherit untouched.
+
+    Returns:
+        The entries, or `None` where it was not set (every GPU of the machine).
+    """
+    current = _inherited_value()
+    if current is None:
+        return None
+    entries = []
+    for entry in current.split(","):
+        entry = entry.strip()
+        if not entry or entry.startswith("-"):
+            break
+        entries.append(entry)
+    return entries
+
+
+def inherited_text() -> str:
+    """The inherited `CUDA_VISIBLE_DEVICES` in words, for messages."""
+    return f"{_DEVICES}={_inherited_value()!r} inherited"
+
+
 def _visible_devices(gpu: str) -> str:
-    """`CUDA_VISIBLE_DEVICES` for a GPU id: `""` (none) for `-1` or `cpu`."""
-    return "" if str(gpu) in ("-1", "cpu") else str(gpu)
+    """`CUDA_VISIBLE_DEVICES` for a GPU id: `""` (none) for `-1` or `cpu`; the id indexes
+    the GPUs this process may use (`inherited_devices`).
+
+    Raises:
+        ConfigurationError: for an id past the inherited list.
+    """
+    gpu = str(gpu)
+    if gpu in ("-1", "cpu"):
+        return ""
+    entries = inherited_devices()
+    if entries is None or not gpu.isdigit():
+        return gpu
+    if int(gpu) >= len(entries):
+        raise ConfigurationError(
+            f"GPU {gpu}: this process may use {len(entries)} GPU(s) ({inherited_text()}"
+            f"{f': ids 0..{len(entries) - 1}' if entries else ''}); give one of them, or -1 "
+            "for the CPU.")
+    return entries[int(gpu)]
 
 
 def use_backend(backend: str | None = None, *, source: str = "config.ini [backend]",
@@ -108,7 +167,11 @@ def use_backend(backend: str | None = None, *, source: str = "config.ini [backen
     # Keras's serializer imports TensorFlow when it is installed; keep its logs quiet.
     quiet_framework_logs(backend=backend)
     if gpu is not None:
-        os.environ["CUDA_VISIBLE_DEVICES"] = _visible_devices(gpu)
+        value = _visible_devices(gpu)
+        if not (_WRITTEN and os.environ.get(_DEVICES) == _WRITTEN["written"]):
+            _WRITTEN["inherited"] = os.environ.get(_DEVICES)
+        _WRITTEN["written"] = value
+        os.environ[_DEVICES] = value
     return backend
 
 

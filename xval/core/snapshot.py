@@ -45,8 +45,8 @@ def environment(backend: str | None) -> dict[str, Any]:
         try:
             devices = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True,
                                      timeout=20).stdout.strip().splitlines()
-        except (OSError, subprocess.TimeoutExpired):
-            devices = None
+        except (OSError, subprocess.TimeoutExpired, UnicodeDecodeError):
+            devices = None  # none, or garbage (a broken tool): no devices recorded
     return {
         "python": sys.version,
         "platform": platform.platform(),
@@ -57,6 +57,7 @@ def environment(backend: str | None) -> dict[str, Any]:
         "numpy": _version("numpy"),
         "librosa": _version("librosa"),
         "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "CUDA_DEVICE_ORDER": os.environ.get("CUDA_DEVICE_ORDER"),
         "gpus": devices or [],
         "cpu_count": os.cpu_count(),
         "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

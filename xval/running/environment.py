@@ -16,9 +16,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from xval.config.loader import Config, find_config, load_config
-from xval.core.backend import import_paused, use_backend
+from xval.core.backend import import_paused, inherited_devices, inherited_text, use_backend
 from xval.core.constraints import satisfies
 from xval.core.errors import ConfigurationError
+from xval.running.cuda_build import check_gpu_build
 
 Out = Callable[..., None]
 """A print function for progress lines (`print`, or `lambda *a: None` to be quiet)."""
@@ -60,15 +61,23 @@ BACKEND_GPU_COUNT = {
 """What prints the GPU count in the backend's own words (the last of the sources)."""
 
 
-def _driver_count() -> int | None:
+Count = int | str | None
+"""What a discovery source says: a GPU count, `None` where it cannot say (no driver, no
+tool), or why its answer was taken for none (garbage: bytes that are not UTF-8, no GPU line)."""
+
+
+def _driver_count() -> Count:
     """The GPUs in the NVIDIA driver's folder, or `None` where it has none (WSL2, some
     containers)."""
-    if NVIDIA_DRIVER_GPUS.is_dir():
-        return len(list(NVIDIA_DRIVER_GPUS.iterdir()))
+    try:
+        if NVIDIA_DRIVER_GPUS.is_dir():
+            return len(list(NVIDIA_DRIVER_GPUS.iterdir()))
+    except OSError as e:
+        return f"{NVIDIA_DRIVER_GPUS} cannot be listed ({type(e).__name__})"
     return None
 
 
-def _nvml_count() -> int | None:
+def _nvml_count() -> Count:
     """The GPUs NVML counts (`nvidia-ml-py`, where installed), or `None`."""
     try:
         import pynvml  # noqa: PLC0415  (optional: nvidia-ml-py)
@@ -77,27 +86,39 @@ def _nvml_count() -> int | None:
     try:
         pynvml.nvmlInit()
         try:
-            return int(pynvml.nvmlDeviceGetCount())
+            count = pynvml.nvmlDeviceGetCount()
         finally:
             pynvml.nvmlShutdown()
     except Exception:  # no driver, no library: the next source  # noqa: BLE001
         return None
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        return f"NVML counted {count!r} GPUs"
+    return count
 
 
-def _smi_count() -> int | None:
-    """The GPUs `nvidia-smi -L` lists, or `None` without it (or when it fails)."""
+def _smi_count() -> Count:
+    """The GPUs `nvidia-smi -L` lists, or `None` without it (or when it fails); what it
+    prints that is not UTF-8, or holds no `GPU ` line, is said (a broken or fake tool)."""
     if shutil.which("nvidia-smi") is None:
         return None
     try:
-        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True,
-                             timeout=30, check=True).stdout
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, timeout=30,
+                             check=True).stdout
     except (OSError, subprocess.SubprocessError):
         return None
-    return sum(line.startswith("GPU ") for line in out.splitlines())
+    try:
+        text = out.decode("utf-8")
+    except UnicodeDecodeError:
+        return f"`nvidia-smi -L` ({shutil.which('nvidia-smi')}) printed bytes that are not UTF-8"
+    count = sum(line.startswith("GPU ") for line in text.splitlines())
+    if count == 0:
+        return (f"`nvidia-smi -L` ({shutil.which('nvidia-smi')}) printed no `GPU <n>:` line "
+                f"({text.strip()[:60]!r})")
+    return count
 
 
 @functools.cache
-def _backend_count(backend: str | None) -> int | None:
+def _backend_count(backend: str | None) -> Count:
     """The GPUs the backend sees in a fresh process (every GPU of the machine:
     `CUDA_VISIBLE_DEVICES` unset there), or `None` when it cannot say."""
     code = BACKEND_GPU_COUNT.get(backend or os.environ.get("KERAS_BACKEND") or "torch")
@@ -107,58 +128,90 @@ def _backend_count(backend: str | None) -> int | None:
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
     env["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"  # JAX takes no memory to count
     try:
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True,
                              timeout=300, env=env, check=True).stdout
-        return int(out.split()[-1])
-    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+    except (OSError, subprocess.SubprocessError):
         return None
+    last = out.split()[-1:]
+    if not last or not last[0].isdigit():
+        return f"the {backend or 'torch'} backend's own count printed {out[-60:]!r}"
+    return int(last[0])
 
 
-def visible_gpu_count(backend: str | None = None) -> int:
-    """How many GPUs the machine has (0 without one): GPU ids are the machine's, as
-    `CUDA_VISIBLE_DEVICES` takes them.
+def visible_gpu_count(backend: str | None = None, note: Out | None = None) -> int:
+    """How many GPUs this process may use (0 without one): GPU ids index them, as
+    `CUDA_VISIBLE_DEVICES` lists them where the process inherited one (a scheduler's
+    `"2,3"`: ids 0 and 1), else the machine's.
 
-    The first source that can say: the NVIDIA driver's folder, NVML (`nvidia-ml-py`, where
-    installed), `nvidia-smi -L`, then the backend's own count in a fresh process (a few
-    seconds: only where the others cannot say, as under WSL2 or in some containers, and
-    only once per process).
+    The machine's count comes from the first source that can say: the NVIDIA driver's
+    folder, NVML (`nvidia-ml-py`, where installed), `nvidia-smi -L`, then the backend's own
+    count in a fresh process (a few seconds: only where the others cannot say, as under
+    WSL2 or in some containers, and only once per process). A source that answers garbage
+    (a broken or fake `nvidia-smi` printing bytes that are not UTF-8) is taken for one that
+    cannot say, with one line to `note`. An inherited list counts up to the first entry
+    CUDA stops at (an index the machine does not have).
 
     Args:
         backend: the Keras backend that counts last. Defaults to `KERAS_BACKEND` (torch).
+        note: prints why a source was passed over (`-v`); `None` says nothing. Defaults to
+            `None`.
     """
-    return _first_count((*_cheap_sources(), functools.partial(_backend_count, backend))) or 0
+    sources: list[Callable[[], Count]] = [*_cheap_sources(),
+                                          functools.partial(_backend_count, backend)]
+    return _usable(_first_count(sources, note) or 0)
 
 
-def _cheap_sources() -> tuple[Callable[[], int | None], ...]:
+def _usable(machine: int) -> int:
+    """Of the machine's `machine` GPUs, how many this process may use (`inherited_devices`)."""
+    entries = inherited_devices()
+    if entries is None or machine == 0:
+        return machine
+    usable = 0
+    for entry in entries:
+        if entry.isdigit() and int(entry) >= machine:
+            break  # CUDA stops at an index the machine does not have
+        usable += 1
+    return usable
+
+
+def _cheap_sources() -> tuple[Callable[[], Count], ...]:
     """The GPU counts that start no Python process (the backend's own count does)."""
     return (_driver_count, _nvml_count, _smi_count)
 
 
-def _first_count(sources: Sequence[Callable[[], int | None]]) -> int | None:
-    """The count of the first source that can say, or `None`."""
+def _first_count(sources: Sequence[Callable[[], Count]], note: Out | None = None
+                 ) -> int | None:
+    """The count of the first source that can say, or `None`; a source that answers
+    garbage is passed over, said to `note`."""
     for source in sources:
         count = source()
+        if isinstance(count, str):
+            if note is not None:
+                note(f"GPU discovery: {count}; taken for no answer, the next source asked.")
+            continue
         if count is not None:
             return count
     return None
 
 
-def gpu_present() -> bool:
+def gpu_present(note: Out | None = None) -> bool:
     """Whether a process that inherits `CUDA_VISIBLE_DEVICES` may find a GPU, from the
     sources that cost nothing (`_cheap_sources`): `False` where none can say."""
-    if os.environ.get("CUDA_VISIBLE_DEVICES") in ("", "-1"):
+    if inherited_devices() == []:
         return False
-    return bool(_first_count(_cheap_sources()))
+    return bool(_usable(_first_count(_cheap_sources(), note) or 0))
 
 
-def check_gpus_visible(gpus: list[str], what: str, warn: Out, backend: str | None = None
-                       ) -> list[str]:
+def check_gpus_visible(gpus: list[str], what: str, warn: Out, backend: str | None = None,
+                       note: Out | None = None, *, build: bool = False) -> list[str]:
     """The rule for GPU ids (the positional GPU or `--gpus`), applied before anything runs.
 
     - `-1` (or `cpu`) asks for the CPU.
     - On a machine where no GPU is visible, a GPU id runs on the CPU: one line says so.
     - Where GPUs are visible, an id that is not one of them is an error, as is an id given
-      twice.
+      twice; with `build`, so is a backend installed without CUDA (the CPU build of torch
+      that `make install` installs), which would train on the CPU
+      (`xval.running.cuda_build`).
 
     Args:
         gpus: normalised ids (`normalize_gpu`).
@@ -166,6 +219,9 @@ def check_gpus_visible(gpus: list[str], what: str, warn: Out, backend: str | Non
         warn: prints the one line about running on the CPU.
         backend: the Keras backend, which counts the GPUs where nothing else can
             (`visible_gpu_count`). Defaults to `KERAS_BACKEND`.
+        note: prints why a discovery source was passed over (`-v`). Defaults to `None`.
+        build: check that the installed backend can use a GPU (the processes that train
+            here; not a Ray cluster's). Defaults to `False`.
 
     Returns:
         The ids to use: `gpus`, or `[]` for the CPU (`-1`, or no GPU visible: the caller
@@ -173,7 +229,8 @@ def check_gpus_visible(gpus: list[str], what: str, warn: Out, backend: str | Non
         not given).
 
     Raises:
-        ConfigurationError: for a repeated id, or an id that is not visible.
+        ConfigurationError: for a repeated id, an id that is not visible, or (`build`) a
+            backend that cannot use a GPU.
     """
     ids = [g for g in gpus if g != "-1"]
     twice = sorted({g for g in ids if ids.count(g) > 1})
@@ -183,16 +240,22 @@ def check_gpus_visible(gpus: list[str], what: str, warn: Out, backend: str | Non
             "once (config.ini [backend] jobs_per_gpu runs several jobs on one GPU).")
     if not ids:
         return []
-    count = visible_gpu_count(backend)
+    count = visible_gpu_count(backend, note)
+    inherited = inherited_devices() is not None
     if count == 0:
-        warn(f"warning: {what} {','.join(ids)}: no GPU is visible on this machine; running "
-             "on the CPU.")
+        where = f"to this process ({inherited_text()})" if inherited else "on this machine"
+        warn(f"warning: {what} {','.join(ids)}: no GPU is visible {where}; running on the "
+             "CPU.")
         return []
     missing = [g for g in ids if int(g) >= count]
     if missing:
+        shows = f"this process may use {count} GPU(s) ({inherited_text()}: ids " \
+            if inherited else f"this machine shows {count} GPU(s) (ids "
         raise ConfigurationError(
-            f"{what} {','.join(missing)}: not a visible GPU; this machine shows {count} "
-            f"GPU(s) (ids 0..{count - 1}). Give one of them, or -1 for the CPU.")
+            f"{what} {','.join(missing)}: not a visible GPU; {shows}0..{count - 1}). Give one "
+            "of them, or -1 for the CPU.")
+    if build:
+        check_gpu_build(ids, what, backend or os.environ.get("KERAS_BACKEND"), count)
     return ids
 
 
@@ -221,7 +284,8 @@ def setup_environment(backend: str, gpu: str | None = None) -> str:
     return use_backend(backend, source="config.ini [backend]", gpu=gpu)
 
 
-def prepare_process(backend: str, gpu: object, warn: Out) -> tuple[str | None, str]:
+def prepare_process(backend: str, gpu: object, warn: Out, note: Out | None = None
+                    ) -> tuple[str | None, str]:
     """The GPU rule and the backend of this process, before Keras is imported: what a run
     and a refit both do first.
 
@@ -229,18 +293,21 @@ def prepare_process(backend: str, gpu: object, warn: Out) -> tuple[str | None, s
         backend: `[backend] backend` (the `KERAS_BACKEND` environment variable wins).
         gpu: the GPU id asked for (`None`: leave `CUDA_VISIBLE_DEVICES` as it is).
         warn: prints the one line saying that no GPU is visible (the CPU runs instead).
+        note: prints why a GPU discovery source was passed over (`-v`). Defaults to `None`.
 
     Returns:
         `(gpu, backend)`: the normalised GPU id in use (`"-1"` for the CPU, also when none
         is visible; `None` when none was asked for) and the backend.
 
     Raises:
-        ConfigurationError: for a GPU id that is not one (`normalize_gpu`) or not visible
-            (`check_gpus_visible`), or Keras already imported with another backend or GPU.
+        ConfigurationError: for a GPU id that is not one (`normalize_gpu`), not visible, or
+            that the installed backend cannot use (`check_gpus_visible`), or Keras already
+            imported with another backend or GPU.
     """
     found = normalize_gpu(gpu, "GPU id")
     if found is not None and found != "-1" and not check_gpus_visible(
-            [found], "GPU", warn, os.environ.get("KERAS_BACKEND") or backend):
+            [found], "GPU", warn, os.environ.get("KERAS_BACKEND") or backend, note,
+            build=True):
         # No GPU visible: the CPU, every GPU hidden (so that no framework finds one that
         # the sources missed), where Keras has not started yet in this process.
         found = None if "keras" in sys.modules else "-1"

@@ -262,7 +262,9 @@ class RunOptions:
             grouped.setdefault(group, {})[name] = value
         made = dataclasses.replace(base, **own)
         if grouped.get("search") and made.search is None:
-            raise ConfigurationError(_without_search(grouped["search"]))
+            raise ConfigurationError(_without_search(grouped["search"], python=True))
+        for group, values in grouped.items():
+            _check_no_conflict(group, getattr(made, group), values)
         return dataclasses.replace(made, **{
             group: dataclasses.replace(getattr(made, group), **values)
             for group, values in grouped.items()})
@@ -297,7 +299,32 @@ def _all_names() -> list[str]:
     return sorted(_names(RunOptions).union(*(_names(kind) for kind in _GROUPS.values())))
 
 
-def _without_search(given: Mapping[str, Any]) -> str:
+def _check_no_conflict(group: str, given: object, values: Mapping[str, Any]) -> None:
+    """Refuses a deprecated flat keyword (`gpus=["1"]`) that contradicts the same option set
+    in its group (`executor=Execution(gpus=["0"])`): one of the two would be dropped.
+
+    Raises:
+        ConfigurationError: naming both spellings and the fix.
+    """
+    defaults = {f.name: f.default for f in dataclasses.fields(given)}  # type: ignore[arg-type]
+    for name, value in values.items():
+        held = getattr(given, name)
+        if held != defaults[name] and held != value:
+            kind = type(given).__name__
+            raise ConfigurationError(
+                f"run({name}={value!r}) contradicts {group}={kind}(..., {name}={held!r}): the "
+                f"deprecated keyword would override the {kind} given; set {name} once, in "
+                f"{group}={kind}({name}=...).")
+
+
+def _without_search(given: Mapping[str, Any], *, python: bool = False) -> str:
+    """Why options of the search are refused without one, in the caller's words: the
+    command line's flags, or `Experiment.run`'s keywords (`python`)."""
+    if python:
+        shown = ", ".join(f"{k}={v!r}" for k, v in given.items())
+        return (f"run({shown}) goes with a search, and none is asked for: pass "
+                f"search=SearchOptions({shown}) to run the experiment's declared search "
+                f"(`experiment.search`), or leave {', '.join(given)} out.")
     if "inner_folds" in given:
         return (f"--inner-folds {given['inner_folds']} goes with --search (it runs the search "
                 "nested in every outer fold); add --search, or leave --inner-folds out.")

@@ -38,6 +38,7 @@ from xval.running.ensembles import (
     with_stale,
 )
 from xval.running.environment import (
+    Out,
     check_gpus_visible,
     gpu_present,
     import_keras,
@@ -95,10 +96,11 @@ def run_experiment(experiment: ExperimentDeclaration, instances: Selection,
     """
     experiment, options = options.settled(experiment)
     on, say = options.executor, options.output
-    gpu, backend = prepare_process(config.backend.backend, on.gpu, _stderr)
+    note = _stderr if say.verbose else None  # why a GPU discovery source was passed over
+    gpu, backend = prepare_process(config.backend.backend, on.gpu, _stderr, note)
     selected = check_selection(experiment, instances, options, config)
     executor = executor_for(on.name, config, gpu, backend, gpus=on.gpus,
-                            ray_address=on.ray_address)
+                            ray_address=on.ray_address, note=note)
     selected, derived = split_selection(experiment, selected)
     plan = make_plan(experiment, config, selected, options.overrides, bool(options.overwrite))
     derived = with_stale(experiment, derived, selected, plan)
@@ -168,7 +170,7 @@ def check_selection(experiment: ExperimentDeclaration, instances: Selection,
 
 def executor_for(name: str | None, config: Config, gpu: str | None, backend: str, *,
                  gpus: Sequence[object] | None = None,
-                 ray_address: str | None = None) -> Executor:
+                 ray_address: str | None = None, note: Out | None = None) -> Executor:
     """The unstarted executor a run (or a refit) asks for.
 
     Args:
@@ -178,6 +180,7 @@ def executor_for(name: str | None, config: Config, gpu: str | None, backend: str
         backend: the Keras backend.
         gpus: `--gpus` (process and Ray executors), or `None`.
         ray_address: the Ray cluster to join, or `None`.
+        note: prints why a GPU discovery source was passed over (`-v`), or `None`.
 
     Raises:
         ConfigurationError: for an unknown executor, bad GPU ids, or options the executor
@@ -192,10 +195,11 @@ def executor_for(name: str | None, config: Config, gpu: str | None, backend: str
     given = [g for g in (normalize_gpu(g, "--gpus") for g in gpus or ()) if g is not None]
     if gpus:  # the GPUs asked for, or none visible (or -1): CPU slots that hide every GPU
         chosen: tuple[str, ...] | None = tuple(
-            check_gpus_visible(given, "--gpus", _stderr, backend)) or ("-1",)
+            check_gpus_visible(given, "--gpus", _stderr, backend, note,
+                               build=name != "ray")) or ("-1",)
     else:
         chosen = (gpu,) if gpu is not None else None
-    inherited = chosen is None and name == "process" and gpu_present()
+    inherited = chosen is None and name == "process" and gpu_present(note)
     return make_executor(name, ExecutorOptions(gpus=chosen, ray_address=ray_address,
                                                jobs_per_gpu=config.backend.jobs_per_gpu,
                                                backend=backend, inherited_gpu=inherited))

@@ -112,8 +112,9 @@ def check_encoder(params: InstanceParams, store_info: DatasetInfo, where: str) -
 
 
 def _check_transformers(params: InstanceParams, store_info: DatasetInfo, where: str) -> None:
-    """A transformers model inside the model: the torch backend, the model on this disk, a
-    waveform store at its rate with segments it can read, blocks it has."""
+    """A transformers model inside the model: the torch backend, the model on this disk with
+    weights its safe loader reads, a waveform store at its rate with segments it can read,
+    blocks it has."""
     name, trained = params.front_end, int(params.encoder_trainable_blocks)
     backend = _backend()
     if backend and backend != "torch":
@@ -123,9 +124,11 @@ def _check_transformers(params: InstanceParams, store_info: DatasetInfo, where: 
             "KERAS_BACKEND=torch), or train on the model's embedding store (python -m "
             f"preprocessing ... --encoder {name}) with front_end='none'.")
     try:
-        family = LocalModel(name).family
+        model = LocalModel(name)
+        model.check_weights()  # a pickle torch's safe loader refuses: before the run starts
     except ConfigurationError as e:
         raise ConfigurationError(f"{where}: front_end={name!r}: {e}") from None
+    family = model.family
     if trained > family.block_count():
         raise ConfigurationError(
             f"{where}: encoder_trainable_blocks={trained}, but {name} has "

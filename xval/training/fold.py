@@ -12,8 +12,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from xval.core.backend import import_paused
 from xval.core.records import FoldResult, Job
 from xval.training.fit import EpochHook, fit_model
+from xval.training.keras_settings import keras_settings_kept
 from xval.training.package import evaluate_model, package
 from xval.training.prepare import PreparedFold as PreparedFold
 from xval.training.prepare import assemble_model, collect_garbage, prepare_fold
@@ -38,16 +40,23 @@ def run_fold(job: Job | Mapping[str, Any], on_epoch: EpochHook | None = None) ->
         recorder, not here); with `refit_with_val`, the second model's, and its epochs,
         rows, training scores and history in `refit`.
 
+    Keras's process-wide settings (`keras.config.set_floatx` and the others) are restored
+    when the job ends (`xval.training.keras_settings`): a warm worker's next job starts
+    from the same ones.
+
     Raises:
         TrainingError: when a fold set has no rows, or the trained model's outputs or loss
-            are not finite on some split (training diverged). Other exceptions of the
+            are not finite on some split (training diverged), or the job changed the Keras
+            backend. Other exceptions of the
             framework pass through; executors turn them into failed results.
     """
     if not isinstance(job, Job):
         job = Job.from_dict(job)
-    result = train_and_evaluate(job, on_epoch)
-    if job.refit_epochs is None and job.params.refit_with_val:
-        result = refit_with_val(job, result, on_epoch)
+    import_paused("keras")  # the settings are read before the job and restored after it
+    with keras_settings_kept():
+        result = train_and_evaluate(job, on_epoch)
+        if job.refit_epochs is None and job.params.refit_with_val:
+            result = refit_with_val(job, result, on_epoch)
     return result
 
 

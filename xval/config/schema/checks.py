@@ -107,6 +107,16 @@ def unknown_name(kind: str, name: str, valid: Any, where: str) -> str:
     return f"Unknown {kind} {name!r} in {where}.{hint} Valid: {', '.join(valid)}."
 
 
+def _check_unquoted(section: str, key: str, raw: str, where: str,
+                    error: type[Exception]) -> None:
+    """Refuses a config.ini text value written in quotes (`data_dir = "data"`): config.ini
+    keeps quotes as part of the value, so the folder would be named `"data"`, quotes
+    included."""
+    if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "'\"" and raw[0] not in raw[1:-1]:
+        raise error(f"{label(section, key, raw)}{where}: the value is in quotes, which "
+                    f"config.ini keeps as part of it; write {key} = {raw[1:-1]} (no quotes).")
+
+
 def parse(section: str, key: str, text: str, *, style: str = "ini", where: str = "",
           error: type[Exception] = ConfigurationError) -> Any:
     """Parses the text of a value (a config.ini line, a command-line flag) and checks it.
@@ -145,6 +155,8 @@ def parse(section: str, key: str, text: str, *, style: str = "ini", where: str =
             f"{label(section, key, raw, style)}{where}: expected {spec.kind} "
             f"({spec.expected()})."
         ) from None
+    if spec.kind == "str" and style == "ini":
+        _check_unquoted(section, key, raw, where, error)
     return check(section, key, value, style=style, where=where, error=error)
 
 
