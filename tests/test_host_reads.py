@@ -84,6 +84,22 @@ def test_default_instance_makes_no_host_read_in_a_step(tmp_path):
         np.testing.assert_array_equal(again["history"][key], values)
 
 
+def test_tagging_instance_makes_no_host_read_in_a_step(tmp_path):
+    """The multi-label task (sigmoid outputs, focal loss) at the shipped defaults too."""
+    from tests.test_tagging import tag_store
+
+    store = tag_store(tmp_path / "data", shape=(32, 16))
+    spec = job(store, tmp_path, epochs=2)
+    spec["params"] = resolve(2, {"architecture": "audio_cnn", "reshaping_type": "conv",
+                                 "comment_1": "", "comment_2": "", "filters": 4,
+                                 "epochs": 2, "patience": 2, "focal_gamma": 2.0},
+                             training_defaults=SHIPPED, task_type="tagging")
+    with count_host_reads() as seen:
+        result = run_fold(spec)
+    assert result["status"] == "ok", result["message"]
+    assert seen.steps["train_step"] >= 2 and dict(seen.reads) == {}, seen.where
+
+
 @pytest.mark.parametrize("name", architectures.names())
 def test_every_architecture_makes_no_host_read_in_a_step(name, rng):
     task_type = TASK_OF[architectures.outputs(name)[0]]
