@@ -373,13 +373,10 @@ class ResultsStore:
 
         Raises:
             ResultsConflictError: when the file is not the one the fold recorded
-                (`check_output`).
+                (`sealed_text`).
         """
-        path = layout.predictions(fold)
-        if not path.is_file():
-            return None
-        self.check_output(layout, fold, path)
-        return list(csv.DictReader(io.StringIO(path.read_text())))
+        text = self.sealed_text(layout, fold, layout.predictions(fold))
+        return None if text is None else list(csv.DictReader(io.StringIO(text)))
 
     def val_predictions(self, layout: InstanceLayout,
                         fold: int) -> list[dict[str, str]] | None:
@@ -388,52 +385,59 @@ class ResultsStore:
 
         Raises:
             ResultsConflictError: when the file is not the one the fold recorded
-                (`check_output`).
+                (`sealed_text`).
         """
-        path = layout.val_predictions(fold)
-        if not path.is_file():
-            return None
-        self.check_output(layout, fold, path)
-        return list(csv.DictReader(io.StringIO(path.read_text())))
+        text = self.sealed_text(layout, fold, layout.val_predictions(fold))
+        return None if text is None else list(csv.DictReader(io.StringIO(text)))
 
     def plot_data(self, layout: InstanceLayout, fold: int) -> dict[str, Any] | None:
         """What a fold's figures draw (`plot_data_fold_<i>.json`), or `None`.
 
         Raises:
             ResultsConflictError: when the file is not the one the fold recorded
-                (`check_output`).
+                (`sealed_text`).
         """
-        path = layout.plot_data(fold)
-        if not path.is_file():
-            return None
-        self.check_output(layout, fold, path)
-        return dict(read_json(path))
+        text = self.sealed_text(layout, fold, layout.plot_data(fold))
+        return None if text is None else dict(json.loads(text))
 
-    def check_output(self, layout: InstanceLayout, fold: int, path: Path) -> None:
-        """Refuses a file written beside a fold record (its predictions, its plot data)
-        whose content is not the one the record sealed (`FoldResult.outputs_sha256`): edited
-        by hand, replaced, or added beside a record that names no such file. A fold record
-        written before these hashes were kept names none, and its files are read as they are.
+    def sealed_text(self, layout: InstanceLayout, fold: int, path: Path) -> str | None:
+        """The text of a file written beside a fold record (its predictions, its plot data),
+        read once and checked against the SHA-256 the record sealed
+        (`FoldResult.outputs_sha256`); `None` when there is no such file. A fold record
+        written before these hashes were kept names none: its files are read as they are.
 
         Raises:
-            ResultsConflictError: naming the file, the fold record and the fix.
+            ResultsConflictError: naming the file and the fix, when its content is not the
+                one recorded (edited by hand, replaced), when the record names no such file
+                (added beside it), or when there is no fold record to believe, or one of a
+                failed fold.
         """
-        record, _ = self.read_record(layout.fold_file(fold), FoldResult.from_dict)
-        recorded = record.outputs_sha256 if record is not None else {}
-        if not recorded:
-            return
+        if not path.is_file():
+            return None
+        data = path.read_bytes()
         fix = ("restore it from a backup, or write it again: rerun the instance with "
                "--overwrite (an ensemble: compute it again with --overwrite)")
-        if path.name not in recorded:
+        name = layout.fold_file(fold).name
+        record, why = self.read_record(layout.fold_file(fold), FoldResult.from_dict)
+        if record is None:
             raise ResultsConflictError(
-                f"{path} is not a file fold {fold} wrote ({layout.fold_file(fold).name} "
-                f"records the SHA-256 of {', '.join(sorted(recorded))} only), so it cannot "
-                f"be believed; remove it, or {fix}.")
-        if self.digest(path) != recorded[path.name]:
+                f"{path} cannot be believed: its fold record {name} "
+                f"{why or 'is missing'}; {fix}.")
+        if not record.ok:
+            raise ResultsConflictError(
+                f"{path} cannot be believed: {name} records fold {fold} as failed, so the file "
+                f"is an earlier run's; {fix}.")
+        recorded = record.outputs_sha256
+        if recorded and path.name not in recorded:
+            raise ResultsConflictError(
+                f"{path} is not a file fold {fold} wrote ({name} records the SHA-256 of "
+                f"{', '.join(sorted(recorded))} only), so it cannot be believed; remove it, "
+                f"or {fix}.")
+        if recorded and hashlib.sha256(data).hexdigest() != recorded[path.name]:
             raise ResultsConflictError(
                 f"{path} was changed after fold {fold} wrote it (its content differs from "
-                f"the SHA-256 recorded in {layout.fold_file(fold).name}), so it cannot be "
-                f"believed; {fix}.")
+                f"the SHA-256 recorded in {name}), so it cannot be believed; {fix}.")
+        return data.decode("utf-8")
 
     # -- an instance: writing --------------------------------------------------------------
 
