@@ -5,7 +5,9 @@ validation items, 2 an audio CNN trained from scratch, 3 = `Ensemble(1, 2)`. Ear
 keeps each fold's epoch best on the validation items, so a model's score on them is
 optimistic (the more so for a noisy curve); until issue 68 the ensemble's weights were
 chosen on those clips, and the workbook selected the row to report on them. This runs the
-two members (the CNN small enough for 2 shared cores: 8 filters, at most 30 epochs) with
+two members (the CNN small enough for 2 shared cores: 8 filters, at most 30 epochs; or,
+with `--member mlp`, an MLP on the log-mel store; with `--member linear`, a linear head on
+the aisfx store, early-stopped and not refit: a member as strong as the first) with
 `rank_split` 0 or 0.5 (half of each fold's validation items kept out of the epoch choice),
 instance 3 their equal-weight ensemble and 4 their validation-weighted one, and prints, per
 rule of selection:
@@ -23,10 +25,14 @@ allow `rank_split` 0.5, else on the validation items. With `--weights-on-rank` t
 ensemble whose weights are chosen on the `rank` clips (which chose nothing) is computed
 too (its test score only: its `rank` score is the one its weights were chosen on).
 
-    OMP_NUM_THREADS=1 python -m benchmarks.selected_row run --dataset ravdess480 --number 30
-    OMP_NUM_THREADS=1 python -m benchmarks.selected_row run --dataset ravdess480 --number 31 \\
-        --rank-split 0.5
-    python -m benchmarks.selected_row report --dataset ravdess480 --today 30 --new 31
+    OMP_NUM_THREADS=1 python -m benchmarks.selected_row run --dataset ravdess480 --number 32 \\
+        --member linear
+    OMP_NUM_THREADS=1 python -m benchmarks.selected_row run --dataset ravdess480 --number 33 \\
+        --member linear --rank-split 0.5
+    python -m benchmarks.selected_row report --dataset ravdess480 --today 32 --new 33 \\
+        --weights-on-rank
+
+Measured on FSDD and RAVDESS: docs/results.md, "The selected row against its best member".
 
 Build the stores first with `init` (a log-mel store `DATASET` and an aisfx store
 `DATASET_aisfx` on the same items).
@@ -42,25 +48,34 @@ import numpy as np
 
 from benchmarks.ensembles import SMALL_CNN
 from xval import Ensemble, Experiment
-from xval.cli.scripts import REFIT_HEAD
+from xval.cli.scripts import HEADS, REFIT_HEAD
 from xval.config.loader import find_config, load_config
 from xval.report.results import ExperimentResults
 from xval.report.stats import corrected_resampled_ttest, fold_scores, fold_test_train_ratio
 
+MLP = {"architecture": "mlp", "reshaping_type": "none", "comment_1": "MLP",
+       "comment_2": "log-mel, from scratch"}
+"""Member 2 with `--member mlp`: trained from scratch and early-stopped as the CNN is, in
+a tenth of its time (RAVDESS's 1 s segments make the small CNN take an hour a fold on 2
+shared cores)."""
 METRIC = "accuracy"
 MEMBERS = (1, 2)
 EQUAL_ROW, VALIDATION_ROW = 3, 4
 
 
 def experiment(dataset: str, encoder_store: str, number: int, folds: int,
-               rank_split: float) -> Experiment:
-    """`init`'s two members, their equal-weight (3) and validation-weight (4) ensembles."""
+               rank_split: float, member: str = "cnn") -> Experiment:
+    """`init`'s two members (`member`: the small CNN, `MLP`, or a linear head on the
+    encoder store), their equal-weight (3) and validation-weight (4) ensembles."""
     exp = Experiment(description=f"Selected row on {dataset}: rank_split {rank_split}",
                      dataset=dataset, number=number, num_folds=folds,
                      parameters={"rank_split": rank_split} if rank_split else {})
     exp[1] = {**REFIT_HEAD, "dataset": encoder_store, "comment_1": "aisfx + MLP head",
               "comment_2": "refit on train + val"}
-    exp[2] = dict(SMALL_CNN)
+    exp[2] = {"cnn": dict(SMALL_CNN), "mlp": dict(MLP),
+              "linear": {**HEADS["linear"], "dataset": encoder_store,
+                         "comment_1": "aisfx + linear head", "comment_2": "best epoch on val"}
+              }[member]
     exp[EQUAL_ROW] = Ensemble(1, 2, weights="equal")
     exp[VALIDATION_ROW] = Ensemble(1, 2, weights="validation")
     return exp
@@ -145,7 +160,7 @@ def describe(results: ExperimentResults) -> None:
         print(f"  instance {k} ({comment}): " + "; ".join(parts))
         record = results[k].ensemble
         if record is not None and record.weighting == "validation":
-            print("    weights per fold (aisfx / CNN): " + ", ".join(
+            print("    weights per fold (1 / 2): " + ", ".join(
                 f"{f['weights'][0]:.1f}/{f['weights'][1]:.1f}" for f in record.folds))
 
 
@@ -176,6 +191,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--number", type=int, default=30, help="run: the experiment number")
     parser.add_argument("--rank-split", type=float, default=0.0)
     parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--member", choices=("cnn", "mlp", "linear"), default="cnn",
+                        help="run: instance 2, the small CNN or an MLP on the log-mel store, "
+                             "or a linear head on the aisfx store (early-stopped, no refit)")
     parser.add_argument("--today", type=int, help="report: the experiment of rank_split 0")
     parser.add_argument("--new", type=int, help="report: the experiment of init's default "
                                                 "(rank_split 0.5 where the folds allow it)")
@@ -187,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     root = config.results_dir / args.dataset
     if args.action == "run":
         exp = experiment(args.dataset, args.encoder_store or f"{args.dataset}_aisfx",
-                         args.number, args.folds, args.rank_split)
+                         args.number, args.folds, args.rank_split, args.member)
         exp.run(config=config, progress=False)
         report(root / f"experiment_{args.number}", args.dataset, True, True, False)
         return
