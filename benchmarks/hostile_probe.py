@@ -22,9 +22,10 @@ classified as
 The cases are in `benchmarks.probe_cases`; cases named in an issue (37; 45: edited results,
 counts past what the data allows, addresses out of range, garbage dataset descriptions,
 unknown encoders, Lhotse stretches outside their recording or root; 54: packages missing as
-on the runtime install, removed seals, culprits, long recordings, `.keras` archives; 64 and
-63 in `benchmarks.probe_cases_64`: a recording under 300 items, copies under two labels, GPUs
-and their ids, Keras globals between jobs, transformers folders that are wrong) are marked
+on the runtime install, removed seals, culprits, long recordings, `.keras` archives; 64:
+ensembles of predictions edited by hand and of members trained again; 64 and 63 in
+`benchmarks.probe_cases_64`: a recording under 300 items, copies under two labels, GPUs and
+their ids, Keras globals between jobs, transformers folders that are wrong) are marked
 `named` and
 counted apart from the others (`--only` picks a group by name prefix). A case takes 2-15 s (one process start, Keras imported);
 the whole probe takes about 15 minutes on two cores.

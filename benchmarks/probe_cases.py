@@ -1096,7 +1096,82 @@ def _issue54_cases() -> list[Case]:
 # -- issue 54, helper rel1: end ------------------------------------------------------------
 
 
+# -- issue 64 (points 1 and 6), helper select: ensembles ------------------------------------
+ENSEMBLED = "project/results/demo/experiment_2"
+ENSEMBLE_SCRIPT = EXPERIMENT.replace("number=1", "number=2").replace(
+    "\n\nif __name__", '''
+experiment[2] = {{"architecture": "mlp", "reshaping_type": "none", "comment_1": "c",
+                 "comment_2": "d", "hidden_units": 4}}
+
+if __name__''', 1)
+"""The sandbox's experiment as experiment 2, with a second instance to fuse."""
+
+
+def _members(*then: Sequence[str]) -> Prepare:
+    """Trains the two members of experiment 2, then runs each command of `then` (argument
+    vectors of this Python, in the project)."""
+    def prepare(root: Path) -> None:
+        script = root / "project" / "experiments" / "ensemble.py"
+        script.write_text(ENSEMBLE_SCRIPT.format(dataset="demo"))
+        for argv in (("experiments/ensemble.py", "-q"), *then):
+            _run_in(root, *argv)
+    return prepare
+
+
+def _true_class_sure(rel: str) -> Prepare:
+    """Every row's true class set to 0.98 in a predictions file: an edit by hand."""
+    def prepare(root: Path) -> None:
+        path = root / rel
+        rows = list(csv.DictReader(io.StringIO(path.read_text())))
+        columns = [c for c in rows[0] if c.startswith("p_")]
+        for row in rows:
+            for k, column in enumerate(columns):
+                row[column] = "0.98" if str(k) == row["target"] else \
+                    f"{0.02 / (len(columns) - 1):.6f}"
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        path.write_text(out.getvalue())
+    return prepare
+
+
+def _issue64_ensemble_cases() -> list[Case]:
+    """Issue 64, points 1 and 6: an ensemble of a member's predictions edited by hand, and
+    one made from a member trained again since (with the same parameters)."""
+    ensemble = ("xval", "ensemble", "results/demo/experiment_2", "1", "2")
+    made = ("-m", "xval", "ensemble", "results/demo/experiment_2", "1", "2", "--as", "3")
+    retrained = _members(made, ("experiments/ensemble.py", "2", "2", "--overwrite", "-q"))
+    wav = "{W}/audio/a/spk1_0.wav"
+    return [
+        Case("ensemble-predictions-edited", ensemble, "refuse", named=True, timeout=240,
+             prepare=_all(_members(), _true_class_sure(
+                 f"{ENSEMBLED}/instance_1/predictions_fold_0.csv")),
+             says=("predictions_fold_0.csv was changed after fold 0 wrote it",)),
+        Case("ensemble-val-predictions-edited", ensemble, "refuse", named=True, timeout=240,
+             prepare=_all(_members(), _true_class_sure(
+                 f"{ENSEMBLED}/instance_2/val_predictions_fold_1.csv")),
+             says=("val_predictions_fold_1.csv was changed after fold 1 wrote it",)),
+        Case("predict-ensemble-member-retrained", ("xval", "predict",
+                                                   "results/demo/experiment_2/instance_3", wav),
+             "refuse", named=True, timeout=300, prepare=retrained,
+             says=("was trained again since the ensemble was made from it",)),
+        Case("export-ensemble-member-retrained", ("xval", "export",
+                                                  "results/demo/experiment_2/instance_3",
+                                                  "--format", "keras", "--out", "{W}/exported"),
+             "refuse", named=True, timeout=300, prepare=retrained,
+             says=("was trained again since the ensemble was made from it",)),
+        Case("report-ensemble-member-retrained", ("xval", "report", "results/demo/experiment_2"),
+             "run", named=True, timeout=300, prepare=retrained,
+             may_change=(f"{ENSEMBLED}/*.xlsx", f"{ENSEMBLED}/*/summary.json",
+                         f"{ENSEMBLED}/*/plots/*"),
+             check=_out_has("Instance(s) 2 were trained again since (instance 2: other models "
+                            "in fold(s) 0, 1)")),
+    ]
+# -- issue 64 (points 1 and 6), helper select: end ------------------------------------------
+
+
 CASES: list[Case] = [*_init_cases(), *_preprocessing_cases(), *_augment_cases(),
                      *_experiment_cases(), *_report_cases(), *_model_cases(),
                      *_issue45_cases(), *_issue45_more_cases(), *_issue59_cases(),
-                     *_issue54_cases()]
+                     *_issue54_cases(), *_issue64_ensemble_cases()]

@@ -27,7 +27,8 @@ def trained(tmp_path_factory):
     """Experiment 1 on the demo recordings of 4 speakers, 3 folds of 2 epochs: instances 1
     and 4 take audio (a waveform store, the mel front end inside), 2 reads the log-mel
     store, 6 a log-mel store lacking one file (the same items: the same folds, other
-    clips); 3 = Ensemble(1, 2), 5 = Ensemble(1, 4). Experiment 2: other folds (2)."""
+    clips); 3 = Ensemble(1, 2, weights="validation"), 5 = Ensemble(1, 4) (the default: equal
+    weights). Experiment 2: other folds (2)."""
     from preprocessing import build_store, regex_source
     from preprocessing.demo import CLASSES, PATTERN, _demo_params, write_demo_audio
 
@@ -46,9 +47,9 @@ def trained(tmp_path_factory):
                      parameters={"epochs": 2, "batch_size": 16}, config=str(config.path))
     exp[1] = AUDIO
     exp[2] = {**CNN, "comment_1": "log-mel store"}
-    exp[3] = Ensemble(1, 2)
+    exp[3] = Ensemble(1, 2, weights="validation")
     exp[4] = {**AUDIO, "learning_rate": 0.003, "comment_1": "audio, lr 3e-3"}
-    exp[5] = Ensemble(1, 4, weights="equal")
+    exp[5] = Ensemble(1, 4)
     exp[6] = {**CNN, "dataset": "mel_less", "comment_1": "one file fewer"}
     assert exp.run(config=config, out=lambda *a: None).exit_code == 0
     other = Experiment(description="other folds", dataset="mel", number=2, num_folds=2,
@@ -127,19 +128,31 @@ def _copy(trained, tmp_path):
     return copy
 
 
-def _ensemble(copy, members=(1, 2)):
+def _ensemble(copy, members=(1, 2), weighting="validation"):
     from xval.core.layout import ExperimentLayout
     from xval.core.storage import STORE
     from xval.report.ensembles import compute_ensemble, members_of
 
     return compute_ensemble(3, members_of(copy, list(members)),
-                            STORE.manifest(ExperimentLayout(copy)))
+                            STORE.manifest(ExperimentLayout(copy)), weighting)
 
 
-def _rewrite(path, change):
+def _rewrite(path, change, reseal=True):
+    """Changes a predictions file; with `reseal`, records its new SHA-256 in its fold record
+    (as a fold that wrote these predictions would have), else leaves it edited by hand."""
+    from xval.core.layout import InstanceLayout
+    from xval.core.records import FoldResult
+    from xval.core.storage import STORE
+
     table = pd.read_csv(path, dtype={"item": str, "clip": str})
     change(table)
     path.write_text(table.to_csv(index=False))
+    if reseal:
+        layout = InstanceLayout.parse(path.parent)
+        fold = int(path.stem.rsplit("_", 1)[1])
+        record = FoldResult.from_dict(json.loads(layout.fold_file(fold).read_text()))
+        record.outputs_sha256[path.name] = STORE.digest(path)
+        STORE.write(layout.fold_file(fold), record)
 
 
 def test_ensemble_weights_come_from_validation_rows_only(trained, tmp_path):
@@ -276,7 +289,7 @@ def test_ensemble_refuses_to_predict_with_a_member_trained_again(trained, tmp_pa
     from xval.report.tables import ensemble_note  # the table and the workbook say so
 
     note = next(x for x in ensemble_note(results_of(copy)) if x.startswith("Instance 3 "))
-    assert "Instance(s) 2 were trained again with other parameters since" in note
+    assert "Instance(s) 2 were trained again since (instance 2: other parameters)" in note
     assert not any("trained again" in x for x in ensemble_note(results_of(trained[1])))
 
 
@@ -404,7 +417,7 @@ def test_rerunning_a_member_fuses_its_ensemble_again(trained, tmp_path):
                      experiment_folder=str(tmp_path))
     exp[1] = AUDIO
     exp[2] = {**CNN, "comment_1": "log-mel store"}
-    exp[3] = Ensemble(1, 2)
+    exp[3] = Ensemble(1, 2, weights="validation")
     before = (copy / "instance_3" / "ensemble.json").stat().st_mtime_ns
     lines = []
     outcome = exp.run([2], config=config, out=lines.append)  # 2 is complete: nothing trains
@@ -446,7 +459,7 @@ def test_a_regression_ensemble_averages_values_weighted_on_validation(tmp_path):
                      config=str(config.path))
     exp[1] = {"architecture": "mlp", "reshaping_type": "none", "hidden_units": 8}
     exp[2] = {"architecture": "mlp", "reshaping_type": "none", "hidden_units": 16}
-    exp[3] = Ensemble(1, 2)
+    exp[3] = Ensemble(1, 2, weights="validation")
     assert exp.run(config=config, out=lambda *a: None).exit_code == 0
     root = config.results_dir / "tiny" / "experiment_1"
     record = _record(root, 3)
@@ -513,9 +526,9 @@ def _files(folder):
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def _script(tmp_path, second):
+def _script(tmp_path, second, weights=', weights="validation"'):
     """The script of the trained experiment (instances 1 to 3) with instance 2 declared as
-    `second`, its results under `tmp_path`."""
+    `second` (and 3 with `weights`), its results under `tmp_path`."""
     return write_script(tmp_path, f"""
         from xval import Ensemble, Experiment
 
@@ -524,7 +537,7 @@ def _script(tmp_path, second):
                                 experiment_folder={str(tmp_path)!r})
         experiment[1] = {AUDIO!r}
         experiment[2] = {second!r}
-        experiment[3] = Ensemble(1, 2)
+        experiment[3] = Ensemble(1, 2{weights})
 
         if __name__ == "__main__":
             experiment.main()
@@ -547,7 +560,8 @@ def test_ensemble_refuses_members_made_with_other_parameters(trained, tmp_path):
     for extra in ([], ["--overwrite"]):  # --overwrite replaces the ensemble, not its members
         proc = run_script_here(script, "3", "3", *extra, "--config", config.path, "-q")
         assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
-        assert "instance 3 = Ensemble(1, 2) would fuse existing results made with other " \
+        assert "instance 3 = Ensemble(1, 2, weights='validation') would fuse existing " \
+            "results made with other " \
             "parameters than the script declares: instance 2 (filters: 4 -> 8). Retrain " \
             "instance 2 first (the range 2 2 with --overwrite)" in proc.stderr, proc.stderr
     assert _files(copy) == before
@@ -555,3 +569,106 @@ def test_ensemble_refuses_members_made_with_other_parameters(trained, tmp_path):
     proc = run_script_here(script, "3", "3", "--config", config.path, "-q")
     assert proc.returncode == 0, proc.stderr
     assert _files(copy)["instance_3/ensemble.json"] != before["instance_3/ensemble.json"]
+
+
+def _sure(table):
+    """Every clip's true class at 0.98: what a hand-edited predictions file claims."""
+    p = [c for c in table.columns if c.startswith("p_")]
+    table[p] = 0.02 / (len(p) - 1)
+    for k, column in enumerate(p):
+        table.loc[table["target"] == k, column] = 0.98
+
+
+def test_ensemble_refuses_a_member_prediction_edited_by_hand(trained, tmp_path):
+    """`python -m xval ensemble` never fuses a member's predictions edited after its fold
+    wrote them (issue 64, point 1): the fold record seals their SHA-256, and the refusal is
+    one line naming the file and the fix, before anything is written."""
+    config, _, _ = trained
+    copy = _copy(trained, tmp_path)
+    for name in ("predictions_fold_1.csv", "val_predictions_fold_1.csv"):
+        path = copy / "instance_1" / name
+        original = path.read_bytes()
+        _rewrite(path, _sure, reseal=False)
+        before = _files(copy)
+        proc = run_here(main, "ensemble", copy, "1", "2", "--config", config.path)
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+        assert f"instance 1: {path} was changed after fold 1 wrote it (its content differs " \
+            "from the SHA-256 recorded in fold_1.json)" in proc.stderr, proc.stderr
+        assert "rerun the instance with --overwrite" in proc.stderr
+        assert _files(copy) == before and not (copy / "instance_7").exists()
+        path.write_bytes(original)
+    proc = run_here(main, "ensemble", copy, "1", "2", "--config", config.path)
+    assert proc.returncode == 0, proc.stderr  # restored: fused
+
+
+def test_ensemble_records_its_members_models_and_refuses_them_retrained(trained, tmp_path):
+    """A member trained again with the same parameters has other fold models (issue 64,
+    point 6): the ensemble records each member's fold model SHA-256, so `predict` and
+    `export` refuse an ensemble made from the models it replaced, naming the command that
+    computes it again, and the report says so; a run that retrains a member fuses the
+    ensembles it declares again."""
+    from xval.core.layout import InstanceLayout
+    from xval.inference.predict import predict_files
+
+    config, _, base = trained
+    copy = tmp_path / "mel" / "experiment_1"
+    shutil.copytree(trained[1], copy)
+    made = run_here(main, "ensemble", copy, "1", "2", "--as", "7", "--config", config.path)
+    assert made.returncode == 0, made.stderr
+    member = _record(copy, 7)["members"][1]
+    assert member["models"] == {str(i): json.loads(
+        (copy / "instance_2" / f"fold_{i}.json").read_text())["model_sha256"] for i in range(3)}
+    exp = Experiment(description="ensembles", dataset="mel", number=1, num_folds=3,
+                     parameters={"epochs": 2, "batch_size": 16}, config=str(config.path),
+                     experiment_folder=str(tmp_path))
+    exp[1] = AUDIO
+    exp[2] = {**CNN, "comment_1": "log-mel store"}
+    exp[3] = Ensemble(1, 2, weights="validation")
+    lines = []  # the same parameters, trained again: 3 is fused again, 7 is not declared
+    assert exp.run([2], config=config, overwrite=True, out=lines.append).exit_code == 0
+    assert json.loads((copy / "instance_2" / "params.json").read_text())["hash"] == \
+        json.loads((trained[1] / "instance_2" / "params.json").read_text())["hash"]
+    wavs = sorted(base.glob("audio/spk1/*_0.wav"))[:1]
+    predict_files(copy / "instance_3", wavs)  # fused again: its models are the new ones
+    with pytest.raises(ConfigurationError, match=r"instance_2, a member of the ensemble .*"
+                       r"instance_7, was trained again since the ensemble was made from it "
+                       r"\(the model of fold\(s\) 0, 1, 2 is not the one it fused: another "
+                       r"SHA-256\): .* python -m xval ensemble .* 1 2 --as 7 --overwrite\)"):
+        predict_files(copy / "instance_7", wavs)
+    out = tmp_path / "export"
+    proc = run_here(main, "export", copy / "instance_7", "--format", "keras", "--out", out)
+    assert proc.returncode == 2 and "was trained again since the ensemble was made from it" \
+        in proc.stderr and not out.exists(), proc.stderr
+    from xval.report.tables import ensemble_note
+
+    notes = ensemble_note(results_of(copy))
+    assert "Instance(s) 2 were trained again since (instance 2: other models in fold(s) 0, " \
+        "1, 2)" in next(x for x in notes if x.startswith("Instance 7 "))
+    assert not any("trained again" in x for x in notes if x.startswith("Instance 3 "))
+    assert InstanceLayout(copy / "instance_7", 7).ensemble_file.is_file()
+
+
+def test_ensemble_weights_are_equal_by_default(trained, tmp_path):
+    """Issue 68: `Ensemble(1, 2)` and `python -m xval ensemble` weigh their members equally
+    (chosen on nothing) unless told `weights="validation"`; an ensemble made with the
+    validation weights of the old default is refused by a script that now declares
+    `Ensemble(1, 2)`, saying how to keep it."""
+    config, root, _ = trained
+    assert Ensemble(1, 2).weights == "equal" and repr(Ensemble(1, 2)) == "Ensemble(1, 2)"
+    assert repr(Ensemble(1, 2, weights="validation")) == "Ensemble(1, 2, weights='validation')"
+    record = _record(root, 5)  # declared Ensemble(1, 4)
+    assert record["weighting"] == "equal" and all(
+        f["weights"] == [0.5, 0.5] and f["chosen_on"] == "equal" for f in record["folds"])
+    copy = tmp_path / "mel" / "experiment_1"
+    shutil.copytree(root, copy)
+    proc = run_here(main, "ensemble", copy, "1", "2", "--as", "7", "--config", config.path)
+    assert proc.returncode == 0 and _record(copy, 7)["weighting"] == "equal", proc.stderr
+    script = _script(tmp_path, {**CNN, "comment_1": "log-mel store"}, weights="")
+    before = _files(copy)
+    proc = run_script_here(script, "3", "3", "--config", config.path, "-q")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "holds other results than Ensemble(1, 2)" in proc.stderr
+    assert "Its results were made with validation weights, the default of Ensemble(...) " \
+        "before equal weights (docs/results.md, issue 68); to keep them, declare " \
+        'Ensemble(1, 2, weights="validation").' in proc.stderr
+    assert _files(copy) == before

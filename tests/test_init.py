@@ -130,4 +130,24 @@ def test_init_with_project_elsewhere_prints_a_command_that_runs_here(tmp_path):
     assert dry.returncode == 0, dry.stdout[-2000:] + dry.stderr[-2000:]
     script = (tmp_path / "project" / "experiments" / "door_sounds.py").read_text()
     assert "the classes of Door sounds on" in script
+    # 12 items in 5 folds leave two validation items or more in every fold: half of them
+    # choose no epoch and select the row to report (issue 68), and the dry run took it.
+    assert '    parameters={"rank_split": 0.5},  # validation items that choose no epoch ' \
+        "select\n)" in script
+    assert "rank_split = 0.5: in every fold, 50% of the validation items choose no" in \
+        " ".join(script.split())
     assert 'description="Door sounds: first models"' in script and "of sounds on" not in script
+
+
+@pytest.mark.parametrize(("items", "folds", "share"), [(12, 5, 0.5), (6, 5, 0.0), (4, 2, 0.0)])
+def test_init_rank_split_when_every_fold_has_two_validation_items(tmp_path, items, folds,
+                                                                   share):
+    """`init` writes `rank_split = 0.5` (the row to report selected on validation items that
+    chose no epoch, issue 68) only where every fold, cut as the run cuts it, has two
+    validation items or more; FSDD's 6 speakers in 5 folds leave one."""
+    from tests.conftest import tiny_store, write_config
+    from xval.cli.init import _rank_split
+
+    config = load_config(write_config(tmp_path))
+    store = tiny_store(config.data_dir, n_items=items, clips_per_class=1, segments=1)
+    assert _rank_split(store, folds, config) == share

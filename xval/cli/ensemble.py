@@ -1,10 +1,11 @@
 """`python -m xval ensemble EXP_DIR MEMBER MEMBER ...`: the ensemble of instances of an
 experiment (or `EXP_DIR:K` of other experiments on the same folds), written as a new instance
-of it from their recorded predictions: its weights chosen per fold on the validation clips,
-its scores on the test clips; the workbook rebuilt and the table printed.
+of it from their recorded predictions: equal weights (or, with --weights validation, chosen
+per fold on the validation clips), its scores on the test clips; the workbook rebuilt and
+the table printed.
 
     python -m xval ensemble results/sounds/experiment_1 1 2
-    python -m xval ensemble results/sounds/experiment_1 1 2 --weights equal --as 4
+    python -m xval ensemble results/sounds/experiment_1 1 2 --weights validation --as 4
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 from xval.cli.commands import COMMANDS
 from xval.config.loader import find_config, load_config
 from xval.core.layout import ExperimentLayout, check_experiment_folder
-from xval.core.records.ensemble import WEIGHTINGS
+from xval.core.records.ensemble import DEFAULT_WEIGHTING, WEIGHTINGS
 from xval.core.storage import STORE
 from xval.report.terminal import terminal_table
 from xval.running.derived import report_listeners
@@ -33,9 +34,9 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
                    help="an instance id of EXP_DIR, or OTHER_EXP_DIR:K (same folds)")
     p.add_argument("--as", dest="instance", type=int, metavar="K",
                    help="the ensemble's instance id (default: after the last instance)")
-    p.add_argument("--weights", choices=WEIGHTINGS, default=WEIGHTINGS[0],
-                   help="validation: chosen per fold on its validation clips (default); "
-                        "equal")
+    p.add_argument("--weights", choices=WEIGHTINGS, default=DEFAULT_WEIGHTING,
+                   help="equal (default: chosen on nothing); validation: chosen per fold on "
+                        "the validation clips, whose loss chose each member's epoch")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the results of another instance in that folder")
     p.add_argument("--config", help="config.ini (selection metric, alpha)")

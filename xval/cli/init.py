@@ -54,9 +54,12 @@ from xval.cli.scripts import (
     CNN_ABOUT,
     CNN_INSTANCES,
     ENCODER_ABOUT,
+    INIT_RANK_SPLIT,
+    RANK_ABOUT,
     SCRIPT,
     encoder_instances,
     load_experiment,
+    rank_split_line,
     store_tag,
 )
 from xval.config import schema
@@ -67,6 +70,8 @@ from xval.core.errors import ConfigurationError, XvalError
 from xval.core.files import atomic_write_text
 from xval.core.outputs import check_output_folder
 from xval.core.parameters import FeatureParams
+from xval.running.declaration import ExperimentDeclaration
+from xval.running.splitting import make_folds
 
 DEFAULT_ENCODER = encoders.AISFX
 """The encoder of instance 1 when it is installed (measured: docs/pretrained.md)."""
@@ -334,6 +339,11 @@ def _write_script(script: Path, store: FeatureStore, rows: pd.DataFrame, folds: 
                f"{len(classes)} classes ({shown}), {rows['item'].nunique()} items ({how}). "
                "Folds never split an item, so the test score says how well a model does on "
                "items it has never seen.")
+    share = _rank_split(store, folds, config)
+    about = (ENCODER_ABOUT if embedded is not None else CNN_ABOUT).format(
+        script=relative, models=_models_take(embedded))
+    if share:
+        about += " " + RANK_ABOUT.format(share=share, percent=f"{share:.0%}")
     values: dict[str, Any] = {
         "number": 1, "question": f"which model {_verb(rows)} of {called} on items it has "
                                  "never seen?",
@@ -341,13 +351,12 @@ def _write_script(script: Path, store: FeatureStore, rows: pd.DataFrame, folds: 
         "script": relative, "results": _shown(results, project),
         "description": json.dumps(f"{called}: first models"),
         "dataset": json.dumps(store.path.name), "num_folds": folds,
-        "task_type": json.dumps(task_of(rows)),
+        "task_type": json.dumps(task_of(rows)), "parameters": rank_split_line(share),
         "imports": "Ensemble, Experiment" if embedded is not None else "Experiment",
         "instances": (encoder_instances(embedded.path.name, str(embedded.info.encoder))
                       if embedded is not None else CNN_INSTANCES),
-        "about": textwrap.fill((ENCODER_ABOUT if embedded is not None else CNN_ABOUT).format(
-            script=relative, models=_models_take(embedded)), width=88,
-            break_on_hyphens=False, break_long_words=False)}
+        "about": textwrap.fill(about, width=88, break_on_hyphens=False,
+                               break_long_words=False)}
     script.parent.mkdir(parents=True, exist_ok=True)
     script.write_text(SCRIPT.format(**values))
 
@@ -356,6 +365,19 @@ def _verb(rows: pd.DataFrame) -> str:
     """What the experiment's models do, for its question."""
     return "recognises the classes" if task_of(rows) == tasks.DEFAULT else \
         "tags the clips with the labels"
+
+
+def _rank_split(store: FeatureStore, folds: int, config: Config) -> float:
+    """The `rank_split` of the script: `INIT_RANK_SPLIT` when every fold has two validation
+    items or more (some can rank without choosing an epoch), else 0 (the folds as the run
+    cuts them; a store the splitter refuses gets 0, and the dry run says why)."""
+    experiment = ExperimentDeclaration(description="init", dataset=store.path.name, number=1,
+                                       num_folds=folds, config=config.path)
+    try:
+        cut, _ = make_folds(experiment, config, store)
+    except XvalError:
+        return 0.0
+    return INIT_RANK_SPLIT if all(len(fold["val"]) >= 2 for fold in cut) else 0.0
 
 
 def _models_take(embedded: FeatureStore | None) -> str:

@@ -80,7 +80,7 @@ experiment = Experiment(
     number={number},
     num_folds={num_folds},
     task_type={task_type},
-)
+{parameters})
 
 {instances}
 if __name__ == "__main__":
@@ -105,9 +105,26 @@ ENCODER_ABOUT = ("Instance 1 reads the embeddings of a pretrained encoder (its o
                  "from scratch "
                  "on the log-mel store with the package defaults (`python -m xval config "
                  "{script}` shows them). Instance 3 trains nothing: it averages the clip "
-                 "scores of 1 and 2, with weights chosen per fold on the validation clips "
-                 "(which member wins depends on the data). Add instances below to compare "
+                 "scores of 1 and 2 with equal weights (chosen on nothing: weights chosen on "
+                 "the validation clips lean towards the member whose epoch choice made its "
+                 "score there the most optimistic). Add instances below to compare "
                  "heads, architectures or parameters.")
+RANK_ABOUT = ("rank_split = {share}: in every fold, {percent} of the validation items choose no "
+              "epoch and only score, and the instances (the ensemble too) are selected on "
+              "them: a score the epoch was not chosen on (early stopping keeps the epoch "
+              "best on the other items, so a model's score there is optimistic).")
+INIT_RANK_SPLIT = 0.5
+"""The `rank_split` of `init`'s script when every fold has two validation items or more
+(`rank_split_line`): the instances and the ensemble are selected on items that chose no
+epoch (docs/results.md, issue 68)."""
+
+
+def rank_split_line(share: float) -> str:
+    """The `parameters=` line of `init`'s script for `rank_split = share` (`""` for 0)."""
+    if not share:
+        return ""
+    return (f'    parameters={{"rank_split": {share}}},  # validation items that choose no '
+            "epoch select\n")
 HEADS: dict[str, dict[str, object]] = {
     "linear": {"architecture": "pretrained_pool", "reshaping_type": "rnn", "projection": 0,
                "pooling": "meanmax", "hidden_units": 0},

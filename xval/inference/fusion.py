@@ -56,20 +56,35 @@ def member_folders(folder: str | Path, record: EnsembleRecord) -> list[Path]:
             raise ConfigurationError(f"{path}, a member of the ensemble {folder}, does not "
                                      "exist; restore it (the ensemble answers with its "
                                      "members' models).")
-        made, now = member.get("params_hash"), STORE.params(InstanceLayout(
-            path, int(member["instance"])))[0]
-        if made and now is not None and now.hash != made:
+        layout = InstanceLayout(path, int(member["instance"]))
+        made, now = member.get("params_hash"), STORE.params(layout)[0]
+        changed = record.changed_folds(member, _models_now(layout))
+        if (made and now is not None and now.hash != made) or changed:
             names = " ".join(str(m["instance"]) if m.get("experiment", ".") == "." else
                              f"{m['experiment']}:{m['instance']}" for m in record.members)
+            how = (f"with other parameters (params hash {now.hash[:12]}) since the ensemble "
+                   f"was made from it ({made[:12]})" if made and now is not None
+                   and now.hash != made else
+                   f"since the ensemble was made from it (the model of fold(s) "
+                   f"{', '.join(map(str, changed))} is not the one it fused: another "
+                   "SHA-256)")
             raise ConfigurationError(
-                f"{path}, a member of the ensemble {folder}, was trained again with other "
-                f"parameters (params hash {now.hash[:12]}) since the ensemble was made from "
-                f"it ({made[:12]}): its weights and scores are not this member's; compute "
-                "the ensemble again (rerun its experiment script with its number, or python "
-                f"-m xval ensemble {experiment} {names} --as {Path(folder).name.split('_')[-1]}"
-                " --overwrite).")
+                f"{path}, a member of the ensemble {folder}, was trained again {how}: its "
+                "weights and scores are not this member's; compute the ensemble again (rerun "
+                "its experiment script with its number, or python -m xval ensemble "
+                f"{experiment} {names} --as {Path(folder).name.split('_')[-1]} --overwrite).")
         found.append(path)
     return found
+
+
+def _models_now(layout: InstanceLayout) -> dict[int, str | None]:
+    """Fold number -> the SHA-256 of the model its fold record names now (`None` for a
+    record that cannot be read, or names none)."""
+    out: dict[int, str | None] = {}
+    for i, path in layout.fold_files().items():
+        fold, _ = STORE.read_record(path, FoldResult.from_dict)
+        out[i] = fold.model_sha256 if fold is not None and fold.ok else None
+    return out
 
 
 def task_of_ensemble(folder: str | Path) -> tasks.Task:

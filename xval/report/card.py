@@ -291,7 +291,8 @@ def _selection(instance: InstanceResult) -> str:
                 "training.")
     chose = ("its weights were chosen on each fold's validation clips (so its validation "
              "score is optimistic, as a trained instance's is)" if record.weighting ==
-             VALIDATION else "its members have equal weights in every fold")
+             VALIDATION else "its members have equal weights in every fold (chosen on "
+             "nothing)")
     return (f"an ensemble trains nothing and has no epoch: {chose}; each member's epochs "
             "were chosen on its own validation items; test clips were never seen in training "
             "nor in the choice of weights.")

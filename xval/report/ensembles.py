@@ -5,10 +5,15 @@ Per fold, each member's predictions (`predictions_fold_<i>.csv` for the test row
 `val_predictions_fold_<i>.csv` for the validation rows) are pooled to its clip level
 (classification: the softmax of the mean of the segments' log-probabilities, which is the
 softmax of their mean logits, as the member's own clip level; regression: the mean), the
-members' clip scores are averaged with weights chosen on the fold's validation clips only
-(the grid of weights summing to 1 with `GRID_STEP`, minimising the task's loss there; equal
-weights when a member recorded no validation predictions), and the average is scored on the
-test clips (and the validation and ranking clips) with the task's own scoring.
+members' clip scores are averaged, and the average is scored on the test clips (and the
+validation and ranking clips) with the task's own scoring.
+
+The weights are equal by default: chosen on nothing. With `weighting="validation"` they are
+chosen per fold on the fold's validation clips only (the grid of weights summing to 1 with
+`GRID_STEP`, minimising the task's loss there; equal weights when a member recorded no
+validation predictions): the clips whose loss chose each member's epoch, where an
+early-stopped member scores best and a noisy one the more so, so these weights lean towards
+the member most optimistic there (measured in docs/results.md, issue 68).
 
 Members may read different stores and cut their files differently; their folds (the fold
 manifest and every fold's items), clips, task and classes must be the same: anything else
@@ -28,7 +33,7 @@ import numpy as np
 
 from xval import tasks
 from xval.config.params import params_hash
-from xval.core.errors import ConfigurationError
+from xval.core.errors import ConfigurationError, ResultsConflictError
 from xval.core.layout import ExperimentLayout
 from xval.core.parameters import TrainingParams
 from xval.core.records import (
@@ -40,7 +45,7 @@ from xval.core.records import (
     Postprocessing,
     Status,
 )
-from xval.core.records.ensemble import EQUAL, VALIDATION, WEIGHTINGS
+from xval.core.records.ensemble import DEFAULT_WEIGHTING, EQUAL, VALIDATION, WEIGHTINGS
 from xval.core.storage import STORE
 from xval.report.clip_scores import (
     GRID_STEP,
@@ -194,16 +199,21 @@ def member_clips(member: Member, fold: int, task: Task, classes: Sequence[str]
     the fold recorded validation predictions.
 
     Raises:
-        EnsembleError: when its test predictions file is missing.
+        EnsembleError: when its test predictions file is missing, or a predictions file is
+            not the one the fold recorded (edited after it was written: its SHA-256 is not
+            the one sealed in the fold record).
     """
     layout = member.result.layout
-    test = STORE.predictions(layout, fold)
+    try:
+        test = STORE.predictions(layout, fold)
+        held = STORE.val_predictions(layout, fold) or []
+    except ResultsConflictError as e:
+        raise EnsembleError(f"{member.label}: {e}") from None
     if not test:
         raise EnsembleError(f"{member.label} fold {fold} has no "
                             f"{layout.predictions(fold).name}: its test predictions are "
                             "needed; rerun it with --overwrite.")
     out = {"test": pooled(test, task, classes)}
-    held = STORE.val_predictions(layout, fold) or []
     for split in HELD_OUT:
         rows = [r for r in held if r.get("split") == split]
         if rows:
@@ -273,14 +283,15 @@ def member_names(members: Sequence[Member]) -> list[str]:
 
 
 def compute_ensemble(instance: int, members: Sequence[Member], manifest: FoldsManifest | None,
-                     weighting: str = VALIDATION, step: float = GRID_STEP) -> Ensemble:
+                     weighting: str = DEFAULT_WEIGHTING, step: float = GRID_STEP) -> Ensemble:
     """Fuses the members fold by fold (see the module).
 
     Args:
         instance: the ensemble's instance id.
         members: the members (`members_of`), checked here (`check_members`).
         manifest: the fold manifest of the ensemble's experiment.
-        weighting: `"validation"` (weights per fold on its validation clips) or `"equal"`.
+        weighting: `"equal"` or `"validation"` (weights per fold on its validation clips).
+            Defaults to `DEFAULT_WEIGHTING` (equal).
         step: the step of the grid of weights. Defaults to `GRID_STEP`.
 
     Returns:
@@ -312,7 +323,9 @@ def compute_ensemble(instance: int, members: Sequence[Member], manifest: FoldsMa
                      "chosen_on": chosen_on, **row})
     record = EnsembleRecord(
         members=[{"instance": m.id, "experiment": m.experiment,
-                  "params_hash": _hash_of(m)}
+                  "params_hash": _hash_of(m),
+                  "models": {str(f.fold): f.model_sha256 for f in m.result.folds
+                             if f.ok and f.model_sha256}}
                  for m in members],
         weighting=weighting, objective=fusion_of(task).objective,
         step=step, folds=rows, notes=notes)

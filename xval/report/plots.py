@@ -23,10 +23,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from xval import tasks
+from xval.core.errors import ResultsConflictError
+from xval.core.layout import InstanceLayout
 from xval.core.records import Status
 from xval.core.registry import Registry
 from xval.core.storage import STORE, ResultsStore
@@ -114,7 +117,7 @@ def per_class_f1(result: InstanceResult, store: ResultsStore) -> list[Path]:
 
 def predicted_vs_true(result: InstanceResult, store: ResultsStore) -> list[Path]:
     """The test predictions of every fold against their targets (`predicted_vs_true.png`)."""
-    rows = [row for f in result.folds for row in store.predictions(result.layout, f.fold) or []]
+    rows = [row for f in result.folds for row in _sealed(store.predictions, result, f.fold) or []]
     if not rows:
         return []
     true, predicted = (np.array([float(r[k]) for r in rows]) for k in ("target", "predicted"))
@@ -122,12 +125,23 @@ def predicted_vs_true(result: InstanceResult, store: ResultsStore) -> list[Path]
                                       result.layout.plots_dir / "predicted_vs_true.png")]
 
 
+def _sealed(read: Callable[[InstanceLayout, int], Any], result: InstanceResult,
+            fold: int) -> Any:
+    """What `read` (`ResultsStore.predictions`, `plot_data`) gives of a fold, or `None`
+    when the fold has no such file or its file is not the one the fold recorded: a figure
+    leaves such a fold out, as it leaves out a fold that is not believed."""
+    try:
+        return read(result.layout, fold)
+    except ResultsConflictError:
+        return None
+
+
 def activity_plots(result: InstanceResult, store: ResultsStore) -> list[Path]:
     """A detector's activity on a few test windows of every fold, against the annotation
     (`activity_fold_<i>.png`, from the fold's plot data)."""
     written = []
     for fold in result.folds:
-        data = store.plot_data(result.layout, fold.fold) if fold.status == Status.OK \
+        data = _sealed(store.plot_data, result, fold.fold) if fold.status == Status.OK \
             else None
         if data is None:
             continue

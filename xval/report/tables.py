@@ -23,8 +23,9 @@ RANK = "rank"
 """The split of the validation items that pick no epoch (`rank_split`)."""
 WHY_VAL = ("Ranked on the validation items that also chose each instance's epoch (early "
            "stopping keeps the epoch best on them, so its score there is optimistic, the more "
-           "so for a noisy curve); rank_split = 0.5 ranks on items that chose no epoch "
-           "(measured: docs/results.md, the selection study).")
+           "so for a noisy curve); rank_split = 0.5 ranks on items that chose no epoch, "
+           "as the script init writes does where every fold has two validation items "
+           "(measured: docs/results.md, issues 58 and 68).")
 """Why the selection reads the validation scores (the note of the report)."""
 WHY_RANK = ("Ranked on the validation items kept out of the epoch choice (rank_split): "
             "an early-stopped model's score on the items that chose its epoch is optimistic, "
@@ -276,26 +277,35 @@ def ensemble_note(results: ExperimentResults,
         lines.append(f"Instance {r.id} is an ensemble of instances "
                      f"{' + '.join(map(str, r.ensemble.instances))} ({r.ensemble.weighting} "
                      f"weights; per fold, in that order: {folds}).")
-        retrained = _retrained_members(results, r)
+        retrained = retrained_members(results, r)
         if retrained:
             lines[-1] += (f" Instance(s) {', '.join(map(str, retrained))} were trained again "
-                          "with other parameters since: its scores are of the results they "
-                          "replaced; compute it again (rerun its script with its number, or "
-                          "python -m xval ensemble with --as and --overwrite).")
+                          f"since ({'; '.join(retrained.values())}): its scores are of the "
+                          "results they replaced, and predict and export refuse it; compute "
+                          "it again (rerun its script with its number, or python -m xval "
+                          "ensemble with --as and --overwrite).")
     return lines
 
 
-def _retrained_members(results: ExperimentResults, ensemble: InstanceResult) -> list[int]:
-    """The members (of the same experiment) whose folds now name other parameters than the
-    ones the ensemble was made from (`ensemble.json`)."""
-    out = []
-    for entry in ensemble.ensemble.members if ensemble.ensemble is not None else []:
+def retrained_members(results: ExperimentResults, ensemble: InstanceResult) -> dict[int, str]:
+    """The members (of the same experiment) trained again since the ensemble was made from
+    them (`ensemble.json`), with what changed: other parameters, or other fold models (a
+    member trained again with the same parameters)."""
+    out = {}
+    record = ensemble.ensemble
+    for entry in record.members if record is not None else []:
         member = results.instances.get(int(entry["instance"]))
+        if member is None or entry.get("experiment", ".") != ".":
+            continue
         made = entry.get("params_hash")
-        now = next((f.params_hash for f in member.folds if f.params_hash), None) \
-            if member is not None and entry.get("experiment", ".") == "." else None
+        now = next((f.params_hash for f in member.folds if f.params_hash), None)
+        changed = record.changed_folds(entry, {f.fold: f.model_sha256 for f in member.folds
+                                               if f.ok})
         if made and now and now != made:
-            out.append(int(entry["instance"]))
+            out[member.id] = f"instance {member.id}: other parameters"
+        elif changed:
+            out[member.id] = (f"instance {member.id}: other models in fold(s) "
+                              f"{', '.join(map(str, changed))}")
     return out
 
 

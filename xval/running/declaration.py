@@ -87,8 +87,9 @@ _SETTINGS: dict[str, list[Any]] = {
 """The valid values of an experiment's settings (`xval.core.constraints`)."""
 
 
-WEIGHTINGS = ("validation", "equal")
-"""How an ensemble weighs its members (`xval.core.records.ensemble.WEIGHTINGS`)."""
+WEIGHTINGS = ("equal", "validation")
+"""How an ensemble weighs its members, the default first
+(`xval.core.records.ensemble.WEIGHTINGS`)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,15 +98,17 @@ class Ensemble:
     Ensemble(1, 2)`.
 
     It trains nothing: once its members are complete, each fold's clip scores of the
-    members are averaged with weights chosen on that fold's validation clips only, and
-    scored on its test clips (`xval.report.ensembles`). It is reported, compared and
-    selected like any instance; `predict` answers with its members' weighted scores.
+    members are averaged with equal weights (or, with `weights="validation"`, weights chosen
+    on that fold's validation clips only), and scored on its test clips
+    (`xval.report.ensembles`). It is reported, compared and selected like any instance;
+    `predict` answers with its members' weighted scores.
 
     Args:
         *members: the ids of the instances to fuse (two at least), declared in the same
             experiment.
-        weights: `"validation"` (chosen per fold on its validation clips) or `"equal"`.
-            Defaults to `"validation"`.
+        weights: `"equal"` (chosen on nothing) or `"validation"` (chosen per fold on its
+            validation clips, the clips whose loss chose each member's epoch: the weights
+            lean towards the member most optimistic there). Defaults to `"equal"`.
 
     Raises:
         ConfigurationError: for fewer than two members, a member named twice or not an
@@ -113,10 +116,10 @@ class Ensemble:
     """
 
     members: tuple[int, ...]
-    weights: str = "validation"
+    weights: str = WEIGHTINGS[0]
 
     @declaration
-    def __init__(self, *members: int, weights: str = "validation") -> None:
+    def __init__(self, *members: int, weights: str = WEIGHTINGS[0]) -> None:
         for k in members:
             check("member", k, _SETTINGS["number"], label=f"Ensemble member {k!r}")
         if len(set(members)) < 2 or len(set(members)) < len(members):
@@ -130,7 +133,7 @@ class Ensemble:
         object.__setattr__(self, "weights", weights)
 
     def __repr__(self) -> str:
-        extra = "" if self.weights == "validation" else f", weights={self.weights!r}"
+        extra = "" if self.weights == WEIGHTINGS[0] else f", weights={self.weights!r}"
         return f"Ensemble({', '.join(map(str, self.members))}{extra})"
 
 def check_repeats(num_repeats: int, n_repeats: int | None = None) -> int:

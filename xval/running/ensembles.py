@@ -15,6 +15,7 @@ from xval.config.params import params_hash
 from xval.core.errors import ConfigurationError, ResultsConflictError
 from xval.core.layout import ExperimentLayout
 from xval.core.records import InstanceStatus, ParamsRecord
+from xval.core.records.ensemble import DEFAULT_WEIGHTING, VALIDATION
 from xval.core.storage import STORE
 from xval.report.ensembles import EnsembleError, compute_ensemble, ensemble_params, members_of
 from xval.report.results import ExperimentResults
@@ -104,7 +105,8 @@ def check_ensembles(experiment: ExperimentDeclaration, ensembles: Sequence[int],
             raise ResultsConflictError(
                 f"{layout.instance(k).root} holds other results than {spec!r} "
                 f"({problem or 'its params.json names other parameters'}); rerun with "
-                "--overwrite to replace them, or give the ensemble another number.")
+                "--overwrite to replace them, or give the ensemble another number."
+                + _weights_hint(old, spec))
 
 
 def check_member_params(experiment: ExperimentDeclaration, instance: int,
@@ -145,6 +147,17 @@ def check_member_params(experiment: ExperimentDeclaration, instance: int,
             "member as a new instance." + defaults_hint(changed))
 
 
+def _weights_hint(old: ParamsRecord | None, spec: Ensemble) -> str:
+    """What to write to keep an ensemble made when `Ensemble(1, 2)` chose its weights on
+    the validation clips (before equal weights were the default)."""
+    if old is None or old.params.get("weights") != VALIDATION or spec.weights == VALIDATION:
+        return ""
+    members = ", ".join(map(str, spec.members))
+    return (f" Its results were made with validation weights, the default of Ensemble(...) "
+            f"before equal weights (docs/results.md, issue 68); to keep them, declare "
+            f"Ensemble({members}, weights=\"validation\").")
+
+
 def _params(experiment: ExperimentDeclaration, instance: int) -> ParamsRecord:
     spec = experiment.ensembles[instance]
     return ensemble_params(instance, [str(m) for m in spec.members], spec.weights,
@@ -157,7 +170,7 @@ def describe_ensembles(experiment: ExperimentDeclaration, ensembles: Sequence[in
     for k in ensembles:
         spec = experiment.ensembles[k]
         how = "weights chosen per fold on its validation clips" \
-            if spec.weights == "validation" else "equal weights"
+            if spec.weights == VALIDATION else "equal weights"
         out(f"Instance {k}: ensemble of instances {' + '.join(map(str, spec.members))} "
             f"({how}), computed from their predictions once they are complete.")
 
@@ -222,7 +235,7 @@ def record_ensembles(experiment: ExperimentDeclaration, ensembles: Sequence[int]
 
 
 def make_ensemble(exp_dir: Path, members: Sequence[int | str], *, instance: int | None = None,
-                  weighting: str = "validation", overwrite: bool = False,
+                  weighting: str = DEFAULT_WEIGHTING, overwrite: bool = False,
                   recorder: Recorder) -> int:
     """`python -m xval ensemble`: the ensemble of `members` written as instance `instance`
     of the experiment `exp_dir` (`None`: the one after its last instance).

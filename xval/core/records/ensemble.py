@@ -8,11 +8,15 @@ from typing import Any, ClassVar
 
 from xval.core.records.base import FORMAT_VERSION, Record, require
 
-VALIDATION = "validation"
-"""Weights chosen per fold on that fold's validation clips."""
 EQUAL = "equal"
-"""Equal weights in every fold."""
-WEIGHTINGS = (VALIDATION, EQUAL)
+"""Equal weights in every fold: chosen on nothing (the default)."""
+VALIDATION = "validation"
+"""Weights chosen per fold on that fold's validation clips: the clips whose loss chose each
+member's epoch, so the weights lean towards the member whose validation score is the most
+optimistic there (docs/results.md, issue 68)."""
+WEIGHTINGS = (EQUAL, VALIDATION)
+DEFAULT_WEIGHTING = EQUAL
+"""How `Ensemble(1, 2)` and `python -m xval ensemble` weigh their members unless told."""
 
 
 @dataclasses.dataclass
@@ -21,14 +25,18 @@ class EnsembleRecord(Record):
 
     An ensemble is an instance derived from its members' recorded predictions: per fold,
     the members' clip scores (classification: probabilities, each member's segments pooled
-    as its own clip level is; regression: values) are averaged with weights chosen on the
-    fold's validation clips only, then scored on its test clips.
+    as its own clip level is; regression: values) are averaged with equal weights (or
+    weights chosen on the fold's validation clips only), then scored on its test clips.
 
     Attributes:
         members: one dict per member, in order: `instance` (its id), `experiment` (its
-            experiment folder relative to the ensemble's: `"."` for the same one) and
-            `params_hash` (the member's parameters when the ensemble was made).
-        weighting: `"validation"` (chosen per fold) or `"equal"`.
+            experiment folder relative to the ensemble's: `"."` for the same one),
+            `params_hash` (the member's parameters when the ensemble was made) and `models`
+            (fold number, as text -> the SHA-256 of the member's `fold_<i>.keras` then: a
+            member trained again, even with the same parameters, has other models;
+            `changed_folds`). Ensembles made before `models` was kept have none.
+        weighting: `"equal"` or `"validation"` (chosen per fold). Records written
+            before the weighting was kept were `"validation"`.
         objective: what the weights minimise on the validation clips (`"log loss"`,
             `"squared error"`).
         step: the step of the grid of weights (they sum to 1).
@@ -57,6 +65,8 @@ class EnsembleRecord(Record):
         require(len(members) >= 2 and all(isinstance(m, dict) and isinstance(
             m.get("instance"), int) for m in members),
             "its members are not two or more {'instance': id} entries")
+        require(all(isinstance(m.get("models") or {}, dict) for m in members),
+                "a member's models are not a {fold: SHA-256} mapping")
         require(data.get("weighting", VALIDATION) in WEIGHTINGS,
                 f"its weighting {data.get('weighting')!r} is not one of {WEIGHTINGS}")
         for fold in data.get("folds") or []:
@@ -78,6 +88,21 @@ class EnsembleRecord(Record):
             return [1.0 / n] * n
         mean = [sum(w[k] for w in found) / len(found) for k in range(len(self.members))]
         return [round(w, 6) for w in mean]
+
+    @staticmethod
+    def changed_folds(member: Mapping[str, Any], now: Mapping[int, str | None]) -> list[int]:
+        """The folds whose model is not the one the ensemble fused for `member`.
+
+        Args:
+            member: one entry of `members`.
+            now: fold number -> the SHA-256 its fold record names now (`None`: none).
+
+        Returns:
+            The folds whose recorded model differs from or lacks the one now, sorted
+            (empty for an ensemble made before `models` was kept).
+        """
+        made = member.get("models") or {}
+        return sorted(int(i) for i, digest in made.items() if now.get(int(i)) != digest)
 
     def describe(self) -> str:
         """The members and weights in words: `instance 1 (0.45) + instance 2 (0.55)`."""

@@ -91,7 +91,10 @@ class FoldResult(Record):
     never written before this field existed), `plot_data` (what the task's per-fold plots draw,
     `Scoring.fold_plot_data`) and `classifier_bytes` travel with the result but are not part of
     `to_dict()`: the recorder writes them as their own files and records the model's size
-    and hash in the fold file. A worker sends `to_transport()` and the model's bytes back.
+    and hash in the fold file, and the SHA-256 of every other file it writes for the fold
+    (`outputs_sha256`: file name -> hash), so that what an ensemble, a figure or a report
+    reads of them is as sealed as the metrics (`xval.core.storage.ResultsStore.predictions`).
+    A worker sends `to_transport()` and the model's bytes back.
     """
 
     instance: int
@@ -121,6 +124,7 @@ class FoldResult(Record):
     pid: int | None = None
     model_size: int | None = None
     model_sha256: str | None = None
+    outputs_sha256: dict[str, str] = dataclasses.field(default_factory=dict)
     embedding_classifier: dict[str, Any] | None = None
     refit: dict[str, Any] | None = None
     postprocessing: Postprocessing | None = None

@@ -369,21 +369,75 @@ class ResultsStore:
         return sorted(map(str, [*record.items.get("train", []), *record.items.get("val", [])]))
 
     def predictions(self, layout: InstanceLayout, fold: int) -> list[dict[str, str]] | None:
-        """The rows of a fold's `predictions_fold_<i>.csv` (column -> text), or `None`."""
-        path = layout.predictions(fold)
-        return list(csv.DictReader(io.StringIO(path.read_text()))) if path.is_file() else None
+        """The rows of a fold's `predictions_fold_<i>.csv` (column -> text), or `None`.
+
+        Raises:
+            ResultsConflictError: when the file is not the one the fold recorded
+                (`sealed_text`).
+        """
+        text = self.sealed_text(layout, fold, layout.predictions(fold))
+        return None if text is None else list(csv.DictReader(io.StringIO(text)))
 
     def val_predictions(self, layout: InstanceLayout,
                         fold: int) -> list[dict[str, str]] | None:
         """The rows of a fold's `val_predictions_fold_<i>.csv` (column -> text), or `None`
-        (a fold recorded before validation predictions were kept)."""
-        path = layout.val_predictions(fold)
-        return list(csv.DictReader(io.StringIO(path.read_text()))) if path.is_file() else None
+        (a fold recorded before validation predictions were kept).
+
+        Raises:
+            ResultsConflictError: when the file is not the one the fold recorded
+                (`sealed_text`).
+        """
+        text = self.sealed_text(layout, fold, layout.val_predictions(fold))
+        return None if text is None else list(csv.DictReader(io.StringIO(text)))
 
     def plot_data(self, layout: InstanceLayout, fold: int) -> dict[str, Any] | None:
-        """What a fold's figures draw (`plot_data_fold_<i>.json`), or `None`."""
-        path = layout.plot_data(fold)
-        return dict(read_json(path)) if path.is_file() else None
+        """What a fold's figures draw (`plot_data_fold_<i>.json`), or `None`.
+
+        Raises:
+            ResultsConflictError: when the file is not the one the fold recorded
+                (`sealed_text`).
+        """
+        text = self.sealed_text(layout, fold, layout.plot_data(fold))
+        return None if text is None else dict(json.loads(text))
+
+    def sealed_text(self, layout: InstanceLayout, fold: int, path: Path) -> str | None:
+        """The text of a file written beside a fold record (its predictions, its plot data),
+        read once and checked against the SHA-256 the record sealed
+        (`FoldResult.outputs_sha256`); `None` when there is no such file. A fold record
+        written before these hashes were kept names none: its files are read as they are.
+
+        Raises:
+            ResultsConflictError: naming the file and the fix, when its content is not the
+                one recorded (edited by hand, replaced), when the record names no such file
+                (added beside it), or when there is no fold record to believe, or one of a
+                failed fold.
+        """
+        if not path.is_file():
+            return None
+        data = path.read_bytes()
+        fix = ("restore it from a backup, or write it again: rerun the instance with "
+               "--overwrite (an ensemble: compute it again with --overwrite)")
+        name = layout.fold_file(fold).name
+        record, why = self.read_record(layout.fold_file(fold), FoldResult.from_dict)
+        if record is None:
+            raise ResultsConflictError(
+                f"{path} cannot be believed: its fold record {name} "
+                f"{why or 'is missing'}; {fix}.")
+        if not record.ok:
+            raise ResultsConflictError(
+                f"{path} cannot be believed: {name} records fold {fold} as failed, so the file "
+                f"is an earlier run's; {fix}.")
+        recorded = record.outputs_sha256
+        if recorded and path.name not in recorded:
+            raise ResultsConflictError(
+                f"{path} is not a file fold {fold} wrote ({name} records the SHA-256 of "
+                f"{', '.join(sorted(recorded))} only), so it cannot be believed; remove it, "
+                f"or {fix}.")
+        if recorded and hashlib.sha256(data).hexdigest() != recorded[path.name]:
+            raise ResultsConflictError(
+                f"{path} was changed after fold {fold} wrote it (its content differs from "
+                f"the SHA-256 recorded in {name}), so it cannot be believed; {fix}.")
+        return data.decode("utf-8")
 
     # -- an instance: writing --------------------------------------------------------------
 
@@ -459,28 +513,35 @@ class ResultsStore:
 
     def write_fold(self, layout: InstanceLayout, result: FoldResult) -> None:
         """Writes one fold's files: the model, the predictions, classifier and plot data,
-        then the fold file (or the error file of a failed fold, then its fold file)."""
+        then the fold file, which records their hashes (or the error file of a failed fold,
+        then its fold file). A predictions or plot data file of an earlier record of the
+        fold that this one does not write is removed (nothing would seal it)."""
         layout.root.mkdir(parents=True, exist_ok=True)
         i = result.fold
         if result.ok:
             if result.model_bytes is not None:
                 result.model_size = len(result.model_bytes)
-                result.model_sha256 = self._write_model(layout.fold_model(i),
+                result.model_sha256 = self._write_hashed(layout.fold_model(i),
                                                         result.model_bytes)
-            if result.predictions_csv is not None:
-                atomic_write_text(layout.predictions(i), result.predictions_csv)
-            if result.val_predictions_csv is not None:
-                atomic_write_text(layout.val_predictions(i), result.val_predictions_csv)
+            outputs = {layout.predictions(i): result.predictions_csv,
+                       layout.val_predictions(i): result.val_predictions_csv,
+                       layout.plot_data(i): None if result.plot_data is None
+                       else json_text(result.plot_data)}
+            result.outputs_sha256 = {
+                path.name: self._write_hashed(path, text.encode("utf-8"))
+                for path, text in outputs.items() if text is not None}
+            for path, text in outputs.items():  # an earlier record's, which this one replaces
+                if text is None:
+                    path.unlink(missing_ok=True)
             if result.classifier_bytes is not None:
                 atomic_write_bytes(layout.fold_classifier(i), result.classifier_bytes)
-            if result.plot_data is not None:
-                atomic_write_json(layout.plot_data(i), result.plot_data)
         else:
             atomic_write_text(layout.error_file, result.traceback or result.message)
         self.write(layout.fold_file(i), result)
 
-    def _write_model(self, path: Path, data: bytes) -> str:
-        """Writes a model; returns its SHA-256 (kept: the file is not read to hash it)."""
+    def _write_hashed(self, path: Path, data: bytes) -> str:
+        """Writes a model (or another file a fold record seals); returns its SHA-256 (kept:
+        the file is not read to hash it)."""
         atomic_write_bytes(path, data)
         digest = hashlib.sha256(data).hexdigest()
         hashing.remember_digest(path, digest)
@@ -498,7 +559,7 @@ class ResultsStore:
         Returns:
             The path of `final.keras`.
         """
-        digest = self._write_model(layout.final_model, result.model_bytes or b"")
+        digest = self._write_hashed(layout.final_model, result.model_bytes or b"")
         self.write(layout.final_record,
                    FinalModelRecord.from_refit(result, digest, list(fold_best_epochs)))
         return layout.final_model

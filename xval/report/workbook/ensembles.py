@@ -15,11 +15,13 @@ from xval.report.workbook.cells import safe, table_sheet
 from xval.report.workbook.registry import SheetContext, register_sheet
 
 NOTE = ("An ensemble is derived from its members' recorded predictions: in every fold, the "
-        "members' clip scores are averaged with the weights shown, chosen on that fold's "
-        "validation clips only (the lowest validation log loss, or squared error, on a grid "
-        "of weights summing to 1; equal where 'chosen on' says so), and scored on its test "
-        "clips. It trains nothing: it has no epoch and no segment-level score. Members' test "
-        "scores are their own, at their clip level, on the same folds.")
+        "members' clip scores are averaged with the weights shown (equal, chosen on nothing, "
+        "unless its weighting is 'validation': then chosen on that fold's validation clips "
+        "only, the lowest validation log loss, or squared error, on a grid of weights summing "
+        "to 1; those clips chose the members' epochs, so such weights lean towards the member "
+        "most optimistic there), and scored on its test clips. It trains nothing: it has no "
+        "epoch and no segment-level score. Members' test scores are their own, at their clip "
+        "level, on the same folds.")
 
 
 def _member(results: ExperimentResults, ensemble: InstanceResult, k: int
