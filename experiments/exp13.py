@@ -41,7 +41,7 @@ experiment[1] = {**ENCODER_HEADS["aisfx"], "dataset": "digit_tags_aisfx",
 experiment[2] = {"architecture": "audio_cnn", "reshaping_type": "conv", "filters": 8,
                  "blocks": 3, "epochs": 30, "patience": 8, "min_epochs": 10,
                  "comment_1": "audio CNN", "comment_2": "from scratch, 8 filters, 30 epochs"}
-experiment[3] = Ensemble(1, 2)  # the mean of 1 and 2's probabilities, weighted on validation
+experiment[3] = Ensemble(1, 2)  # the mean of 1 and 2's probabilities, equal weights
 # The same CNN without the regularisation defaults (mixup, SpecAugment, warps), which a small
 # model trained for 30 epochs may not afford.
 experiment[4] = {**experiment[2], "mixup_alpha": 0.0, "time_masks": 0, "freq_masks": 0,
