@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from numbers import Integral, Real
 from typing import Any
@@ -141,9 +142,8 @@ class StrOptions(Constraint):
 
     Args:
         options: the valid strings, or a function returning them (read at every check, so
-            that a registry's later additions count). An option ending in `*` stands for
-            every longer string that starts with what precedes it (`hf:*`: a model's name
-            after `hf:`).
+            that a registry's later additions count). A `*` in an option stands for any
+            characters (`hf:*`: a model's name after `hf:`; `*/*`: a path).
     """
 
     type_name = "str"
@@ -160,8 +160,8 @@ class StrOptions(Constraint):
 
     def is_satisfied_by(self, value: Any) -> bool:
         return isinstance(value, str) and any(
-            value == option or (option.endswith("*") and len(value) >= len(option)
-                                and value.startswith(option[:-1]))
+            value == option or ("*" in option and re.fullmatch(
+                ".*".join(map(re.escape, option.split("*"))), value, re.DOTALL) is not None)
             for option in self.values())
 
     def describe(self, ini: bool = False) -> str:
