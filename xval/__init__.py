@@ -43,7 +43,7 @@ _EXPORTS = {
     "RunOutcome": "xval.running.experiment",
     "Ensemble": "xval.running.declaration",
     "RunOptions": "xval.running.options",
-    "Execution": "xval.running.options",
+    "Execution": "xval.executors.base",
     "SearchOptions": "xval.running.options",
     "Output": "xval.running.options",
     "ItemKFold": "xval.folds",

@@ -36,10 +36,11 @@ from typing import Any
 
 import numpy as np
 
+from xval.core.arguments import option_of
 from xval.core.errors import ConfigurationError
 
-__all__ = ["FINITE", "Constraint", "InstancesOf", "Interval", "StrOptions", "check", "describe",
-           "number_text", "satisfies", "validate_params"]
+__all__ = ["FINITE", "Constraint", "InstancesOf", "Interval", "StrOptions", "check",
+           "check_options", "describe", "number_text", "satisfies", "validate_params"]
 
 _CLOSED = ("left", "right", "both", "neither")
 
@@ -310,3 +311,20 @@ def validate_params(parameter_constraints: Mapping[str, Sequence[Any]],
         if name in values:
             check(name, values[name], constraints, prefix=prefix,
                   hint=(hints or {}).get(name, ""), error=error)
+
+
+def check_options(record: object) -> None:
+    """Checks every field of an options record that `xval.core.arguments.option` declared
+    with constraints (`check`, the field named by its flag).
+
+    Raises:
+        ConfigurationError: naming the flag (or the field), the value and what was expected.
+    """
+    for field in dataclasses.fields(record):  # type: ignore[arg-type]
+        declared = option_of(field)
+        if declared.get("constraints") is None:
+            continue
+        value = getattr(record, field.name)
+        name = declared["flags"][-1] if declared["flags"] else field.name
+        check(name, value, declared["constraints"], label=f"{name} {value!r}",
+              hint=declared["hint"])
