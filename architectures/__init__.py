@@ -12,6 +12,8 @@ valid values of its keywords in their annotations (`architectures.keywords`);
 
 from typing import TYPE_CHECKING
 
+import xval  # noqa: F401  (first: refuses a namesake of this package, xval.core.namesakes)
+
 # The builders register themselves on import (none imports Keras at the top).
 from architectures import (  # noqa: F401
     autoencoder,
@@ -45,6 +47,9 @@ if TYPE_CHECKING:  # the names `__getattr__` gives, for the type checker
     )
     from architectures.optimizers import DeviceLossScaleOptimizer, WarmupCosineDecay
     from architectures.pooling import StatisticsPooling
+
+__distribution__ = "audio-xval"
+"""Whose package this is (`xval.core.namesakes` tells it from a namesake's)."""
 
 __all__ = [
     "TRAINING_ONLY",

@@ -237,6 +237,7 @@ def test_rules_no_undeclared_task_or_feature_attribute_is_read():
 def _registries():
     import architectures
     import xval.report.workbook  # noqa: F401  (registers the sheets)
+    from architectures.hf import FAMILIES
     from architectures.registry import ARCHITECTURES
     from preprocessing.features import TYPES
     from preprocessing.features.encoders import BUILT_IN
@@ -246,11 +247,12 @@ def _registries():
 
     del architectures
     return {"architecture": ARCHITECTURES, "feature": TYPES, "task_type": TASKS,
-            "executor": EXECUTORS, "sheet": SHEETS, "encoder": BUILT_IN}
+            "executor": EXECUTORS, "sheet": SHEETS, "encoder": BUILT_IN, "family": FAMILIES}
 
 
 def test_rules_the_registries_are_one_class():
-    """The five registries of issue 34, and the built-in encoders added since."""
+    """The five registries of issue 34, and the built-in encoders and the transformers
+    families (issue 67) added since."""
     from xval.core.registry import Registry
 
     registries = _registries()
@@ -266,6 +268,7 @@ def test_rules_the_registries_are_one_class():
     ("executor", "xval.executors.registry.get", "proces", "process"),
     ("sheet", "xval.report.workbook.unregister_sheet", "Sumary", "Summary"),
     ("encoder", "preprocessing.features.encoders.BUILT_IN.get", "aisfz", "aisfx"),
+    ("family", "architectures.hf.FAMILIES.get", "speach", "speech"),
 ])
 def test_rules_an_unknown_name_has_one_message_shape(setting, lookup, typo, closest):
     """Every registry refuses an unknown name with the same error and the same words: the
@@ -276,18 +279,47 @@ def test_rules_an_unknown_name_has_one_message_shape(setting, lookup, typo, clos
 
     registry = _registries()[setting]
     module, _, name = lookup.rpartition(".")
-    if module.endswith(".BUILT_IN"):
-        found = importlib.import_module(module.rpartition(".")[0]).BUILT_IN.get
+    if module.endswith((".BUILT_IN", ".FAMILIES")):
+        parent, _, attribute = module.rpartition(".")
+        found = getattr(importlib.import_module(parent), attribute).get
     else:
         found = getattr(importlib.import_module(module), name)
     with pytest.raises(UnknownNameError) as raised:
         found(typo)
     known = ", ".join(registry.names())
+    kinds = re.sub(r"y$", "ie", registry.kind) + "s"
     assert re.fullmatch(rf"{setting}={re.escape(repr(typo))}: expected one of "
-                        rf"{re.escape(known)} \(the {registry.kind}s registered in "
+                        rf"{re.escape(known)} \(the {kinds} registered in "
                         rf"{re.escape(registry.where)}\)\. Did you mean [^?]*"
                         rf"{re.escape(repr(closest))}[^?]*\?", str(raised.value)), raised.value
     assert isinstance(raised.value, ValueError)
+
+
+def _named(node: ast.AST) -> set[str]:
+    return {n.id if isinstance(n, ast.Name) else n.attr for n in ast.walk(node)
+            if isinstance(n, (ast.Name, ast.Attribute))}
+
+
+def test_rules_a_transformers_family_is_asked_not_tested():
+    """Issue 67: a family carries its behaviour (`Family.accepts`, `check`,
+    `store_defaults`), so no module tests which family it holds (`isinstance(f,
+    ClapFamily)`, `cls is SpeechFamily`), and the families are the registry, not a tuple
+    kept by hand."""
+    found = []
+    for path, source in _modules().items():
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+                    and node.func.id in ("isinstance", "issubclass") and len(node.args) == 2:
+                tested = _named(node.args[1])
+            elif isinstance(node, ast.Compare) and any(
+                    isinstance(op, (ast.Is, ast.IsNot)) for op in node.ops):
+                tested = set().union(*(_named(c) for c in [node.left, *node.comparators]))
+            else:
+                continue
+            if any(name.endswith("Family") for name in tested):
+                found.append(f"{path}:{node.lineno}")
+        assert not re.search(r"^FAMILIES\b.*= \(", source, re.MULTILINE), path
+    assert not found, found
 
 
 def test_rules_choice_lists_in_the_schema_come_from_the_registries():

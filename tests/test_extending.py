@@ -18,7 +18,7 @@ from preprocessing.build import build_store, feature_params
 from preprocessing.store import FeatureStore
 from tests.conftest import write_config
 from xval import Experiment
-from xval.executors.base import Executor, ExecutorOptions, JobQueue, Results, run_job
+from xval.executors.base import Execution, Executor, JobQueue, Results, run_job
 from xval.executors.registry import register, unregister
 from xval.report.workbook import register_sheet, unregister_sheet
 
@@ -49,7 +49,7 @@ class RecordingExecutor(Executor):
     ran: list[tuple[int, int]] = []
 
     @classmethod
-    def create(cls, options: ExecutorOptions) -> "RecordingExecutor":
+    def create(cls, options: Execution) -> "RecordingExecutor":
         return cls()
 
     def run(self, queue: JobQueue) -> Results:

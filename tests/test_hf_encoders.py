@@ -297,12 +297,13 @@ def _run(config, number, instances, dataset="wave", **params):
 @pytest.fixture(scope="module")
 def tuned(models, wave):
     """Experiment 1: Whisper's last layer fine-tuned (instance 1, SpecAugment on its
-    log-mel), AST frozen (instance 2), through the engine."""
+    log-mel), AST frozen (instance 2, named by its bare path: `hf:` is optional for a
+    path), through the engine."""
     config, _ = wave
     whisper = {**HEAD, "front_end": f"hf:{models['whisper']}", "encoder_trainable_blocks": 1,
                "encoder_lr_scale": 0.5, "learning_rate": 0.01, "time_masks": 1,
                "freq_masks": 1}
-    outcome = _run(config, 1, {1: whisper, 2: {**HEAD, "front_end": f"hf:{models['ast']}"}})
+    outcome = _run(config, 1, {1: whisper, 2: {**HEAD, "front_end": str(models["ast"])}})
     assert outcome.exit_code == 0 and outcome.failed == []
     return config.results_dir / "wave" / "experiment_1"
 
@@ -400,9 +401,11 @@ def test_names_that_are_no_model_here_and_other_families_are_refused(wave, tmp_p
          r"instance 1: front_end='hf:acme/no-such-model': not a built-in encoder, not a "
          r"folder, and not in the local hub cache \(nothing is downloaded here: fetch it once "
          r"with `huggingface-cli download acme/no-such-model`"),
-        ({"front_end": f"hf:{bert}"},
-         rf"front_end='hf:{bert}': the model '{bert}' is of type 'bert', not an audio encoder "
-         r"this project runs; use a model of one of these types \(speech: wav2vec2"),
+        *(({"front_end": name},
+           rf"front_end='{name}': the model '{bert}' is of type 'bert', not an audio encoder "
+           r"this project runs; use a model of one of these types \(ast: "
+           r"audio-spectrogram-transformer; clap: clap; speech: wav2vec2")
+          for name in (f"hf:{bert}", str(bert))),
         ({"front_end": f"hf:{whisper}", "encoder_trainable_blocks": 3},
          r"encoder_trainable_blocks=3, but hf:.* has 2 blocks; use 0 to 2"),
     ]
@@ -413,7 +416,8 @@ def test_names_that_are_no_model_here_and_other_families_are_refused(wave, tmp_p
     assert not (config.results_dir / "wave" / "experiment_5").exists()
     capsys.readouterr()
     for name, match in (("hf:acme/no-such-model", "not in the local hub cache"),
-                        (f"hf:{bert}", "is of type 'bert', not an audio encoder")):
+                        (f"hf:{bert}", "is of type 'bert', not an audio encoder"),
+                        (str(bert), "is of type 'bert', not an audio encoder")):
         assert preprocess_main(["regex", str(tmp_path), "--pattern", PATTERN, "--config",
                                 str(config.path), "-q", "--out", "never",
                                 "--encoder", name]) == 2
@@ -561,10 +565,16 @@ def test_preprocessing_encoder_hf_takes_the_models_rate_hop_and_window(models, t
         sf.write(audio / f"{'ab'[k % 2]}_s{k}_0.wav", _segments(48000, 0.7, n=1, seed=k)[0],
                  48000)
     config = write_config(tmp_path)
-    assert preprocess_main(["regex", str(audio), "--pattern", PATTERN, "--config",
-                            str(config), "-q", "--no-progress", "--out", str(tmp_path / "s"),
-                            "--encoder", f"hf:{models['clap']}"]) == 0
+    for out, name in (("s", f"hf:{models['clap']}"), ("bare", str(models["clap"]))):
+        assert preprocess_main(["regex", str(audio), "--pattern", PATTERN, "--config",
+                                str(config), "-q", "--no-progress", "--out",
+                                str(tmp_path / out), "--encoder", name]) == 0
+    # The bare folder is the same encoder as hf:FOLDER (it was refused: "pass the hop").
+    bare = json.loads((tmp_path / "bare" / "dataset.json").read_text())
     info = json.loads((tmp_path / "s" / "dataset.json").read_text())
+    assert bare["feature_params"] == info["feature_params"]
+    np.testing.assert_array_equal(np.load(tmp_path / "bare" / "features.npy"),
+                                  np.load(tmp_path / "s" / "features.npy"))
     params = info["feature_params"]
     assert (params["sample_rate"], params["hop_length"], params["segment_seconds"]) == \
         (48000, 48000, 1.0)
@@ -599,3 +609,50 @@ def test_a_hub_id_in_the_local_cache_records_its_revision_and_licence(models, co
     x = _segments(16000, 0.5, n=1)
     np.testing.assert_allclose(compute_features(x, **params), compute_features(
         x, **{**params, "encoder": str(models["ast"])}), atol=1e-6)
+
+
+def test_hf_encoder_bare_path_and_prefix_give_the_same_store(models):
+    """Issue 67: `--encoder FOLDER` takes the model's rate, frame hop and segment as
+    `--encoder hf:FOLDER` does (each family), and a `front_end` with a `/` is the same
+    transformers front end as with `hf:` (its features, an encoder inside the model)."""
+    from preprocessing.features import front_end_features
+    from preprocessing.features.pretrained import encoder_overrides
+    from xval.core.parameters import InstanceParams
+    from xval.training.encoder import uses_encoder
+
+    for family in (*FAMILIES, "speech"):
+        folder = str(models[family])
+        assert encoder_overrides(folder, {}) == encoder_overrides(f"hf:{folder}", {})
+        assert encoder_overrides(folder, {"hop_length": 640})["hop_length"] == 640
+        assert front_end_features(folder) is front_end_features(f"hf:{folder}")
+        assert uses_encoder(InstanceParams(front_end=folder))
+    assert front_end_features(str(models["speech"])).name == "waveform"
+    assert not uses_encoder(InstanceParams(front_end="mel"))
+
+
+def test_hf_families_are_a_registry(models):
+    """The families are one `Registry` (each added where it is defined); a model's family is
+    the one that accepts its configuration, and a model of none is refused with the
+    registry's error, naming every family and its model types."""
+    from architectures.hf import FAMILIES as REGISTERED
+    from architectures.hf import family_class, family_of
+    from xval.core.registry import Registry, UnknownNameError
+
+    assert type(REGISTERED) is Registry
+    assert REGISTERED.names() == ["ast", "clap", "speech", "whisper"]
+    for family in (*FAMILIES, "speech"):
+        config = json.loads((models[family] / "config.json").read_text())
+        assert family_class(config).name == family
+    assert family_class({"model_type": "new-speech", "conv_stride": [5, 2]}).name == "speech"
+    with pytest.raises(UnknownNameError, match=r"of type 'bert', not an audio encoder this "
+                       r"project runs; use a model of one of these types \(ast: .*; clap: "
+                       r"clap; speech: wav2vec2, hubert, wavlm, data2vec-audio; whisper: "
+                       r"whisper\)\.$"):
+        family_class({"model_type": "bert"}, "m")
+    clap = LocalModel(str(models["clap"])).family
+    assert clap.store_defaults() == {"layers": "last", "frame_pool": 1}
+    speech = LocalModel(str(models["speech"])).family
+    assert speech.store_defaults() == {"layers": "all", "frame_pool": 5, "hop_length": 1600}
+    fused = {**clap.config, "audio_config": {**clap.audio, "enable_fusion": True}}
+    with pytest.raises(ConfigurationError, match="is a fused CLAP checkpoint"):
+        family_of(fused, clap.preprocessor, "fused")

@@ -122,6 +122,7 @@ def test_a_process_executor_without_a_named_gpu_inherits_one_where_the_machine_h
     it (`inherited_gpu`), from the sources that start no process; none on a CPU machine,
     or where CUDA_VISIBLE_DEVICES hides every GPU."""
     from xval.config.loader import load_config
+    from xval.executors.base import Execution
     from xval.running.runner import executor_for
 
     config = load_config(write_config(tmp_path))
@@ -130,13 +131,15 @@ def test_a_process_executor_without_a_named_gpu_inherits_one_where_the_machine_h
     monkeypatch.setattr(environment, "_nvml_count", lambda: None)
     monkeypatch.setattr(environment, "_smi_count", lambda: 1)
     monkeypatch.setattr(environment, "NVIDIA_DRIVER_GPUS", tmp_path / "absent")
-    assert executor_for("process", config, None, "jax").inherited_gpu
-    assert not executor_for("process", config, "0", "jax").inherited_gpu  # named: its own
+    assert executor_for(Execution("process"), config, None, "jax").inherited_gpu
+    named = executor_for(Execution("process"), config, "0", "jax")
+    assert not named.inherited_gpu  # named: its own
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")
     assert not environment.gpu_present()
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
     monkeypatch.setattr(environment, "_smi_count", lambda: None)
-    assert not executor_for("process", config, None, "jax").inherited_gpu  # nothing says
+    nothing = executor_for(Execution("process"), config, None, "jax")
+    assert not nothing.inherited_gpu  # nothing says
 
 
 def test_gpu_count_sources_read_what_their_tools_print(monkeypatch, tmp_path):
@@ -159,6 +162,7 @@ def test_gpu_count_sources_read_what_their_tools_print(monkeypatch, tmp_path):
 def test_a_cpu_slot_hides_every_gpu(monkeypatch):
     """A run that asked for GPUs none of which is visible runs on CPU slots that hide every
     GPU (`CUDA_VISIBLE_DEVICES=""`), so a GPU the sources missed is never used unasked."""
+    from xval.executors.base import Execution
     from xval.executors.process import ProcessExecutor
     from xval.running.runner import executor_for
 
@@ -166,10 +170,10 @@ def test_a_cpu_slot_hides_every_gpu(monkeypatch):
     from xval.config.loader import load_config
 
     config = load_config(ROOT / "config.ini")
-    executor = executor_for("process", config, None, "torch", gpus=["0", "1"])
+    executor = executor_for(Execution("process", gpus=["0", "1"]), config, None, "torch")
     assert isinstance(executor, ProcessExecutor) and executor._slots == ["-1"]
     assert executor._environment("-1")["CUDA_VISIBLE_DEVICES"] == ""
-    assert executor_for("process", config, None, "torch", gpus=["-1"])._slots == ["-1"]
+    assert executor_for(Execution("process", gpus=["-1"]), config, None, "torch")._slots == ["-1"]
 
 
 def test_gpu_on_a_machine_without_one_says_it_runs_on_cpu(tmp_path, config_path, store):
@@ -259,6 +263,7 @@ def test_gpu_ids_index_the_gpus_an_inherited_cuda_visible_devices_lists(tmp_path
     faked as the one that answers."""
     from xval.config.loader import load_config
     from xval.core.backend import backend_environment
+    from xval.executors.base import Execution
     from xval.running import cuda_build
     from xval.running.runner import executor_for
 
@@ -273,8 +278,8 @@ def test_gpu_ids_index_the_gpus_an_inherited_cuda_visible_devices_lists(tmp_path
                                                  r"may use 2 GPU\(s\) \(CUDA_VISIBLE_DEVICES="
                                                  r"'2,3' inherited: ids 0\.\.1\)"):
         check_gpus_visible(["2"], "--gpus", print)
-    executor = executor_for("process", load_config(ROOT / "config.ini"), None, "torch",
-                            gpus=["1", "0"])
+    executor = executor_for(Execution("process", gpus=["1", "0"]),
+                            load_config(ROOT / "config.ini"), None, "torch")
     worker = executor._environment(executor._slots[0])
     assert (worker["CUDA_VISIBLE_DEVICES"], worker["CUDA_DEVICE_ORDER"]) == ("3", "PCI_BUS_ID")
     assert executor._environment(executor._slots[1])["CUDA_VISIBLE_DEVICES"] == "2"

@@ -1,7 +1,9 @@
 """Run options as one object (issue 55): `RunOptions`, grouped as `Execution`,
 `SearchOptions` and `Output`, is what the command line, `Experiment.run` and the runner
 share; each option is declared once (its flag and help with it), and the earlier flat
-keywords of `Experiment.run` still work, with a deprecation note."""
+keywords of `Experiment.run` still work, with a deprecation note. Issue 67: every run flag
+is a field, and every rule between flags is the objects' own, so a Python caller meets the
+command line's refusals in the same words."""
 
 import dataclasses
 import warnings
@@ -37,13 +39,13 @@ def test_run_options_the_command_line_makes_the_object_a_python_caller_makes():
 def test_run_options_every_declared_flag_is_on_the_command_line_once():
     """The parser's run flags are the fields' declarations, each with its help (a flag
     added twice would stop argparse: a conflicting option string)."""
-    from xval.running.options import _declared
+    from xval.core.arguments import option_of as _declared
 
     help_text = " ".join(_parser().format_help().split())
     groups = [RunOptions, Execution, SearchOptions, Output]
     declared = [(flags, d["help"]) for cls in groups for f in dataclasses.fields(cls)
                 if (flags := (d := _declared(f)).get("flags"))]
-    assert len(declared) == 12
+    assert len(declared) == 16  # with --set, --backend, -q and --mlflow (issue 67)
     for flags, text in declared:
         assert all(flag in help_text for flag in flags) and text in help_text, flags
 
@@ -107,3 +109,100 @@ def test_run_options_settle_from_the_declaration():
     assert options.overrides == {"epochs": 3} and settled.num_repeats == 2
     _, given = RunOptions(overwrite=False, executor=Execution(gpu=-1)).settled(experiment)
     assert (given.overwrite, given.executor.gpu) == (False, -1)
+
+
+# (the script's arguments, the Python call that asks the same; `experiment` is passed)
+REFUSALS = {
+    "ray address without ray": (
+        ["--executor", "process", "--ray-address", "auto"],
+        lambda experiment: Execution("process", ray_address="auto")),
+    "ray port out of range": (
+        ["--ray-address", "h:99999"], lambda experiment: Execution(ray_address="h:99999")),
+    "quiet and verbose": (["-q", "-v"], lambda experiment: Output(quiet=True, verbose=True)),
+    "mlflow instance number": (["--mlflow", "1"], lambda experiment: Output(mlflow="1")),
+    "mlflow bad uri": (["--mlflow=ftp://x/y"], lambda experiment: Output(mlflow="ftp://x/y")),
+    "trials not positive": (["--search", "--trials", "0"],
+                            lambda experiment: SearchOptions(trials=0)),
+    "refit dry run": (["--refit", "1", "--dry-run"],
+                      lambda experiment: experiment.refit(1, dry_run=True)),
+    "refit search": (["--refit", "1", "--search"],
+                     lambda experiment: experiment.refit(1, search=True)),
+    "refit overwrite": (["--refit", "1", "--overwrite"],
+                        lambda experiment: experiment.refit(1, overwrite=True)),
+    "refit mlflow": (["--refit", "1", "--mlflow"],
+                     lambda experiment: experiment.refit(1, output=Output(mlflow="mlruns"))),
+}
+
+
+@pytest.mark.parametrize("rule", list(REFUSALS))
+def test_run_options_a_python_caller_gets_the_command_lines_refusals(rule, config_path,
+                                                                     tmp_path, monkeypatch,
+                                                                     capsys):
+    """Each rule between run options refused both ways in the same words: the experiment
+    script's command line (exit 2, one `error:` line, nothing written) and the Python call
+    that asks the same (`Execution`, `Output`, `SearchOptions`, `Experiment.refit`)."""
+    from xval import Experiment
+    from xval.running.command import run_experiment_cli
+
+    monkeypatch.chdir(tmp_path)
+    argv, call = REFUSALS[rule]
+    experiment = Experiment(description="d", dataset="tiny", number=1,
+                            config=str(config_path))
+    experiment[1] = {"architecture": "mlp"}
+    before = sorted(tmp_path.rglob("*"))
+    with pytest.raises(ConfigurationError) as raised:
+        call(experiment)
+    code = run_experiment_cli(experiment, argv, run=experiment.run, refit=experiment.refit)
+    assert code == 2
+    assert capsys.readouterr().err == f"error: {raised.value}\n"
+    assert sorted(tmp_path.rglob("*")) == before  # nothing written
+
+
+def test_run_options_search_options_without_a_search_are_refused_in_the_callers_words():
+    """The one rule said in each caller's own words (issue 64): a flag the command line
+    gives without `--search`, and a keyword `run()` takes without a search."""
+    with pytest.raises(ConfigurationError, match=r"^--trials and --timeout go with --search"):
+        from_args(_parser().parse_args(["--trials", "3"]))
+    with pytest.warns(DeprecationWarning), pytest.raises(
+            ConfigurationError, match=r"^run\(trials=3\) goes with a search"):
+        RunOptions.of(trials=3)
+
+
+def test_run_options_quiet_mlflow_set_and_backend_are_fields():
+    """`-q`, `--mlflow`, `--set` and `--backend` read into the objects: quiet prints
+    nothing and shows no progress; the MLflow target becomes a listener when the run
+    settles; `--set` values are parsed; the backend rides on `Execution`."""
+    from xval import Experiment
+    from xval.report.tracking import MLflowListener
+
+    args = _parser().parse_args(["-q", "--mlflow=sqlite:///m.db", "--set", "epochs=3",
+                                 "--set", "dropout_rate=0.5", "--backend", "jax",
+                                 "--ray-address", "auto"])
+    made = from_args(args, out=print, progress=True)
+    assert made.output.quiet and not made.output.progress and made.output.out is not print
+    assert made.output.mlflow == "sqlite:///m.db"
+    assert made.overrides == {"epochs": 3, "dropout_rate": 0.5}
+    assert made.executor == Execution("ray", ray_address="auto", backend="jax")
+    experiment = Experiment(description="d", dataset="tiny", number=1)
+    experiment[1] = {"architecture": "mlp"}
+    _, settled = made.settled(experiment)
+    [listener] = settled.output.listeners
+    assert isinstance(listener, MLflowListener) and listener.uri == "sqlite:///m.db"
+    assert settled.output.mlflow is None and settled.settled(experiment)[1] == settled
+    assert RunOptions(executor="inline").for_refit() == RunOptions(executor="inline")
+
+
+def test_run_options_execution_is_the_one_executor_options_type():
+    """`Execution` is what a user gives and what `Executor.create` gets (issue 67): the
+    earlier `ExecutorOptions` is the same class, with a deprecation note."""
+    import xval
+    from xval.executors.base import Execution as ExecutorsExecution
+
+    assert xval.Execution is Execution is ExecutorsExecution
+    with pytest.warns(DeprecationWarning, match=r"ExecutorOptions is deprecated: it is "
+                                                r"xval\.executors\.base\.Execution"):
+        from xval.executors import ExecutorOptions
+    assert ExecutorOptions is Execution
+    with pytest.warns(DeprecationWarning):
+        from xval.executors.base import ExecutorOptions as Earlier
+    assert Earlier is Execution

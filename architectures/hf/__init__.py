@@ -24,6 +24,7 @@ or a hub id already in the local cache. torch and transformers are imported wher
 """
 
 from architectures.hf.base import (
+    FAMILIES,
     HF_PREFIX,
     INSTALL,
     WEIGHT_SUFFIXES,
@@ -32,10 +33,11 @@ from architectures.hf.base import (
     UnknownEncoderError,
     dft_kernel,
     model_name,
+    names_model,
+    register_family,
 )
 from architectures.hf.clap import ClapFamily
 from architectures.hf.local import (
-    FAMILIES,
     LocalModel,
     family_class,
     family_of,
@@ -49,4 +51,4 @@ from architectures.hf.whisper import WhisperFamily
 __all__ = ["FAMILIES", "HF_PREFIX", "INSTALL", "WEIGHT_SUFFIXES", "AstFamily", "ClapFamily",
            "Family", "LocalModel", "SpeechFamily", "Spectrogram", "UnknownEncoderError",
            "WhisperFamily", "dft_kernel", "family_class", "family_of", "model_folder",
-           "model_name", "read_model"]
+           "model_name", "names_model", "read_model", "register_family"]

@@ -1,4 +1,5 @@
-"""What every transformers audio family is (`Family`), what its feature extractor computes
+"""What every transformers audio family is (`Family`), the families by name (`FAMILIES`,
+each added with `@register_family`), what a family's feature extractor computes
 (`Spectrogram`, for the in-model layer), and the names and errors the families share.
 
 torch and transformers are imported where used.
@@ -9,17 +10,20 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
 from xval.core.errors import ConfigurationError
+from xval.core.registry import Registry
 
-__all__ = ["HF_PREFIX", "INSTALL", "WEIGHT_SUFFIXES", "Family", "Spectrogram",
-           "UnknownEncoderError", "dft_kernel", "from_disk", "hidden_states", "model_name"]
+__all__ = ["FAMILIES", "HF_PREFIX", "INSTALL", "WEIGHT_SUFFIXES", "Family", "Spectrogram",
+           "UnknownEncoderError", "dft_kernel", "from_disk", "hidden_states", "model_name",
+           "names_model", "register_family"]
 
 HF_PREFIX = "hf:"
-"""How a command line or `front_end` names a transformers model: `hf:PATH_OR_ID`."""
+"""How a command line or `front_end` may name a transformers model: `hf:PATH_OR_ID` (a path
+or an `ORG/NAME` hub id is one without it too: `names_model`)."""
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
 """The files whose SHA-256 identifies a model's weights."""
 INSTALL = "pip install -e '.[pretrained]'"
@@ -34,6 +38,14 @@ class UnknownEncoderError(ConfigurationError):
 def model_name(reference: str) -> str:
     """The folder or hub id of `hf:PATH_OR_ID` (a name without the prefix as it is)."""
     return reference[len(HF_PREFIX):] if reference.startswith(HF_PREFIX) else reference
+
+
+def names_model(name: str) -> bool:
+    """Whether a `front_end` value names a transformers model: `hf:NAME`, or a name with a
+    `/` in it (a folder, `./model` or `/models/wavlm`, or a hub id, `ORG/NAME`), which no
+    feature type or built-in encoder has. (`--encoder` needs no rule: every name that is not
+    a built-in encoder is a transformers model there.)"""
+    return str(name).startswith(HF_PREFIX) or "/" in str(name)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,6 +129,33 @@ class Family:
     def to_dict(self) -> dict[str, Any]:
         """What rebuilds it: `{"family", "config", "preprocessor"}` (JSON)."""
         return {"family": self.name, "config": self.config, "preprocessor": self.preprocessor}
+
+    @classmethod
+    def accepts(cls, config: Mapping[str, Any]) -> bool:
+        """Whether a model of this `config.json` is of the family (its `model_type`)."""
+        return str(config.get("model_type", "")) in cls.model_types
+
+    def check(self, what: str) -> None:
+        """Refuses a model of the family that the project cannot run (none by default).
+
+        Args:
+            what: the model's name, for the message.
+
+        Raises:
+            ConfigurationError: naming the model, why, and the fix.
+        """
+
+    def store_defaults(self) -> dict[str, Any]:
+        """The layers of the store `init` builds of a model of the family: every layer (the
+        head learns their weighted sum, as SUPERB does), frames pooled to about 100 ms (the
+        head pools a row's frames anyway: 5x smaller stores).
+
+        Returns:
+            `layers`, `frame_pool` and the store's `hop_length` (the frame hop times the
+            pool).
+        """
+        pool = max(1, round(0.1 * self.sample_rate / self.hop_length))
+        return {"layers": "all", "frame_pool": pool, "hop_length": self.hop_length * pool}
 
     # The facts (from the two dictionaries; nothing loaded).
     @property
@@ -250,6 +289,23 @@ class Family:
     def block_count(self) -> int:
         """How many blocks `encoder_trainable_blocks` counts."""
         raise NotImplementedError
+
+
+FAMILIES: Registry[type[Family]] = Registry("transformers family", setting="family",
+                                            where="architectures.hf", sort=True)
+"""The families by name (`speech`, `whisper`, `ast`, `clap`), each added where it is defined
+(`register_family`); a model's family is the one that `accepts` its configuration."""
+_F = TypeVar("_F", bound=type[Family])
+
+
+def register_family(cls: _F) -> _F:
+    """Class decorator adding a `Family` subclass to `FAMILIES` under its `name`.
+
+    Raises:
+        ValueError: when the name is missing or taken.
+    """
+    FAMILIES.register(cls.name, cls)
+    return cls
 
 
 def hidden_states(outputs: Any, layers: Sequence[int]) -> list[Any]:

@@ -9,10 +9,11 @@ from typing import Any
 
 import numpy as np
 
-from architectures.hf.base import Family, Spectrogram, dft_kernel, from_disk
+from architectures.hf.base import Family, Spectrogram, dft_kernel, from_disk, register_family
 from xval.core.errors import ConfigurationError
 
 
+@register_family
 class ClapFamily(Family):
     """CLAP's audio tower (HTSAT) and its projection, from a `ClapModel`: one frame per
     segment, the segment repeated to fill the window (the extractor's `repeatpad`), the
@@ -58,13 +59,17 @@ class ClapFamily(Family):
     def frames(self, n_samples: int) -> int:
         return 1 if n_samples >= 1 else 0
 
-    def check_fusion(self, what: str) -> None:
+    def check(self, what: str) -> None:
         """Refuses a fused checkpoint (its input is random crops of long audio)."""
         if self.audio.get("enable_fusion"):
             raise ConfigurationError(
                 f"the model {what!r} is a fused CLAP checkpoint (enable_fusion), which reads "
                 "random crops of long audio, so its states would change from one run to the "
                 "next; use an unfused one (e.g. laion/clap-htsat-unfused).")
+
+    def store_defaults(self) -> dict[str, Any]:
+        """Its projected embedding alone (its layers differ in size), one frame a segment."""
+        return {"layers": "last", "frame_pool": 1}
 
     def build(self) -> Any:
         import transformers  # noqa: PLC0415  (optional: [pretrained])

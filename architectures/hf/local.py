@@ -16,20 +16,17 @@ from pathlib import Path
 from typing import Any
 
 from architectures.hf.base import (
+    FAMILIES,
     INSTALL,
     WEIGHT_SUFFIXES,
     Family,
     UnknownEncoderError,
     model_name,
 )
-from architectures.hf.clap import ClapFamily
-from architectures.hf.spectrogram_transformer import AstFamily
-from architectures.hf.speech import SpeechFamily
-from architectures.hf.whisper import WhisperFamily
 from xval.core.errors import ConfigurationError
 from xval.core.hashing import files_digest
 
-__all__ = ["FAMILIES", "LocalModel", "family_class", "family_of", "read_model", "regular_file"]
+__all__ = ["LocalModel", "family_class", "family_of", "read_model", "regular_file"]
 
 def model_folder(name: str, revision: str | None) -> tuple[Path, str | None]:
     """The local folder of a transformers model and its revision (a hub snapshot's commit):
@@ -143,28 +140,28 @@ def _refused_weights(path: Path, why: str) -> ConfigurationError:
         "(that load runs the pickle's code).")
 
 
-FAMILIES: tuple[type[Family], ...] = (SpeechFamily, WhisperFamily, AstFamily, ClapFamily)
-"""The families, in the order the documentation lists them."""
+def _known() -> str:
+    """The families and their model types, for messages."""
+    return "; ".join(f"{cls.name}: {', '.join(cls.model_types)}" for cls in FAMILIES.values())
 
 
 def family_class(config: Mapping[str, Any], what: str = "") -> type[Family]:
-    """The family of a model's configuration.
+    """The family of a model's configuration: the first of `FAMILIES` that `accepts` it.
 
     Args:
         config: its `config.json` (`model_type`; a speech model has `conv_stride`).
         what: the model's name, for the message.
 
     Raises:
-        ConfigurationError: for a model type of no family, naming the ones there are.
+        UnknownNameError: (a `ConfigurationError`) for a model type of no family, naming
+            the ones there are.
     """
-    model_type = str(config.get("model_type", ""))
-    for cls in FAMILIES:
-        if model_type in cls.model_types or (cls is SpeechFamily and "conv_stride" in config):
-            return cls
-    known = "; ".join(f"{cls.name}: {', '.join(cls.model_types)}" for cls in FAMILIES)
-    raise ConfigurationError(
-        f"the model {what!r} is of type {model_type!r}, not an audio encoder this project "
-        f"runs; use a model of one of these types ({known}).")
+    accepted = FAMILIES.find(lambda cls: cls.accepts(config))
+    if accepted:
+        return accepted[0]
+    raise FAMILIES.error(
+        f"the model {what!r} is of type {str(config.get('model_type', ''))!r}, not an audio "
+        f"encoder this project runs; use a model of one of these types ({_known()}).")
 
 
 def family_of(config: Mapping[str, Any], preprocessor: Mapping[str, Any],
@@ -177,11 +174,11 @@ def family_of(config: Mapping[str, Any], preprocessor: Mapping[str, Any],
         what: the model's name, for the messages.
 
     Raises:
-        ConfigurationError: for a model type of no family, or a fused CLAP checkpoint.
+        ConfigurationError: for a model type of no family, or a model its family refuses
+            (`Family.check`: a fused CLAP checkpoint).
     """
     family = family_class(config, what)(config, preprocessor)
-    if isinstance(family, ClapFamily):
-        family.check_fusion(what)
+    family.check(what)
     return family
 
 
@@ -204,11 +201,10 @@ def _full_config(folder: Path, config: Mapping[str, Any]) -> dict[str, Any]:
 
     model_type = str(config["model_type"])
     if model_type not in transformers.CONFIG_MAPPING:
-        known = "; ".join(f"{cls.name}: {', '.join(cls.model_types)}" for cls in FAMILIES)
         raise ConfigurationError(
             f"{folder / 'config.json'}: model_type {model_type!r} is not a model type of the "
             f"transformers installed here ({transformers.__version__}), so its network cannot "
-            f"be built; use a model of one of these types ({known}), or a transformers "
+            f"be built; use a model of one of these types ({_known()}), or a transformers "
             "release that knows it.")
     full = transformers.CONFIG_MAPPING[model_type].from_pretrained(folder,
                                                                    local_files_only=True)

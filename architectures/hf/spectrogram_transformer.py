@@ -9,9 +9,17 @@ from typing import Any
 
 import numpy as np
 
-from architectures.hf.base import Family, Spectrogram, dft_kernel, from_disk, hidden_states
+from architectures.hf.base import (
+    Family,
+    Spectrogram,
+    dft_kernel,
+    from_disk,
+    hidden_states,
+    register_family,
+)
 
 
+@register_family
 class AstFamily(Family):
     """The Audio Spectrogram Transformer: its extractor pads (or cuts) the Kaldi fbank to
     `max_length` frames; a layer's state is its patch tokens averaged over frequency, one

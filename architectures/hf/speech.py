@@ -3,15 +3,16 @@ every 20 ms per transformer layer."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from architectures.hf.base import Family, from_disk, hidden_states
+from architectures.hf.base import Family, from_disk, hidden_states, register_family
 
 
+@register_family
 class SpeechFamily(Family):
     """wav2vec2, HuBERT, WavLM, data2vec-audio: `hidden_states[0]` is the input of the first
     transformer layer, `[i]` the output of layer `i`, 320 samples (20 ms) apart at 16 kHz."""
@@ -20,6 +21,11 @@ class SpeechFamily(Family):
     model_types = ("wav2vec2", "hubert", "wavlm", "data2vec-audio")
     waveform_input = True
     extractor_class = "Wav2Vec2FeatureExtractor"
+
+    @classmethod
+    def accepts(cls, config: Mapping[str, Any]) -> bool:
+        """Its model types, and any model with `conv_stride` (a wav2vec2-like encoder)."""
+        return super().accepts(config) or "conv_stride" in config
 
     @property
     def hop_length(self) -> int:

@@ -9,9 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from architectures.hf.base import Family, Spectrogram, dft_kernel, from_disk
+from architectures.hf.base import Family, Spectrogram, dft_kernel, from_disk, register_family
 
 
+@register_family
 class WhisperFamily(Family):
     """Whisper's encoder: `[0]` the input of the first layer (convolutions and positions),
     `[i]` the output of layer `i` (the last after the final layer norm, as transformers

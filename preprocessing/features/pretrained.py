@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from architectures.hf import model_name
 from preprocessing.features.encoders import (
     BUILT_IN,
     RESEMBLYZER,
@@ -127,8 +128,8 @@ def load_encoder(name: str, revision: str | None = None, device: str | None = No
     """
     if str(name) in BUILT_IN:
         return BUILT_IN[str(name)].make(device)
-    if str(name).startswith(HF_PREFIX):
-        return load_encoder(str(name)[len(HF_PREFIX):], revision, device)
+    if str(name).startswith(HF_PREFIX):  # one encoder (and cache entry) for both spellings
+        return load_encoder(model_name(str(name)), revision, device)
     try:
         return TransformersEncoder(str(name), revision=revision, device=device)
     except UnknownEncoderError as e:
@@ -155,7 +156,7 @@ def check_encoder(name: str, revision: str | None = None) -> None:
             raise ConfigurationError(f"encoder={name!r} is not installed: "
                                      f"{BUILT_IN[name].install}. {known_encoders()}")
         return
-    bare = name[len(HF_PREFIX):] if name.startswith(HF_PREFIX) else name
+    bare = model_name(name)
     folder = Path(bare).expanduser()
     try:
         if folder.is_dir():
@@ -187,8 +188,9 @@ def known_encoders() -> str:
 def encoder_overrides(name: str | None, overrides: dict[str, Any],
                       named_in_options: bool = False) -> dict[str, Any]:
     """`--encoder NAME`: the `[features]` overrides of a store of that encoder:
-    `feature = pretrained`, the encoder, and a built-in encoder's own rate, hop and segment
-    under the values given (`encoder_defaults`).
+    `feature = pretrained`, the encoder, and its own rate, hop and segment under the values
+    given (`encoder_defaults`; a transformers model's folder or hub id with `hf:` in front
+    or not alike).
 
     Args:
         name: the encoder (`--encoder`), or `None` (`overrides` as given).
@@ -207,19 +209,18 @@ def encoder_overrides(name: str | None, overrides: dict[str, Any],
     if named_in_options:
         raise ConfigurationError("--encoder and --feature-option encoder=... name the encoder "
                                  "twice; give one.")
-    if name in BUILT_IN or name.startswith(HF_PREFIX):
-        return {**encoder_defaults(name), **overrides}
-    return {"feature": PRETRAINED, "encoder": name, **overrides}
+    return {**encoder_defaults(name), **overrides}
 
 
 def encoder_defaults(name: str) -> dict[str, Any]:
     """The `[features]` values a store of the built-in encoder `name` starts from: its rate,
     its hop (frames) or half a block (blocks), its default segment, half of it as the hop;
-    for a transformers model (`hf:NAME`, read without its weights), its rate, frame hop and
-    `Family.segment_seconds`.
+    for a transformers model (any other name, `hf:` in front or not; read without its
+    weights), its rate, frame hop and `Family.segment_seconds`.
 
     Args:
-        name: a built-in encoder, or `hf:` and a transformers model on this disk.
+        name: a built-in encoder, or a transformers model on this disk (a folder written by
+            `save_pretrained` or a hub id in the local cache, `hf:` optional).
 
     Returns:
         dict of `feature`, `encoder`, `sample_rate`, `hop_length`, `segment_seconds`,
@@ -229,7 +230,8 @@ def encoder_defaults(name: str) -> dict[str, Any]:
         ConfigurationError: for a name that is not built in nor a supported transformers
             model here.
     """
-    if name.startswith(HF_PREFIX):
+    if name not in BUILT_IN:
+        check_encoder(name)  # transformers missing, no such folder: said before it is read
         try:
             model = LocalModel(name)
         except UnknownEncoderError as e:
@@ -238,10 +240,6 @@ def encoder_defaults(name: str) -> dict[str, Any]:
         return {"feature": PRETRAINED, "encoder": model.name, "sample_rate": family.sample_rate,
                 "hop_length": family.hop_length, "segment_seconds": segment,
                 "segment_hop_seconds": segment / 2}
-    if name not in BUILT_IN:
-        raise ConfigurationError(
-            f"encoder={name!r}: expected a built-in encoder ({', '.join(BUILT_IN)}) or "
-            "hf:FOLDER_OR_HUB_ID (a transformers model on this disk).")
     cls = BUILT_IN[name].make
     segment = BUILT_IN[name].segment_seconds
     return {"feature": PRETRAINED, "encoder": name, "sample_rate": int(cls.sample_rate),

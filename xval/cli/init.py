@@ -22,11 +22,12 @@ from typing import Any
 
 import pandas as pd
 
-from architectures.hf import HF_PREFIX, LocalModel
+from architectures.hf import LocalModel
 from preprocessing import sources
 from preprocessing.build import build_store, feature_params, silent_note
 from preprocessing.features import encoders
 from preprocessing.features.encoders import torch_module
+from preprocessing.features.pretrained import check_encoder
 from preprocessing.intake import check_trainable
 from preprocessing.segment_length import SegmentChoice
 from preprocessing.sources.labels import parse_separator
@@ -122,8 +123,9 @@ def add_parser(sub: Subcommands, parents: list[argparse.ArgumentParser]) -> None
     p.add_argument("--folds", type=int, help=f"folds over items (default: the items, at most "
                                              f"{MAX_FOLDS})")
     p.add_argument("--encoder", help="the pretrained encoder of instance 1: "
-                                     f"{', '.join(encoders.BUILT_IN)}, hf:FOLDER_OR_HUB_ID (a "
-                                     "transformers audio model on this disk: wav2vec2, "
+                                     f"{', '.join(encoders.BUILT_IN)}, a FOLDER or HUB_ID, "
+                                     "hf: optional (a transformers audio model on this disk: "
+                                     "wav2vec2, "
                                      "HuBERT, WavLM, data2vec-audio, Whisper, AST, CLAP) or "
                                      f"none (default: {DEFAULT_ENCODER} when it is "
                                      "installed, else none)")
@@ -301,7 +303,8 @@ def _encoder(name: str | None) -> str | None:
     a line saying how to install it when it is not)."""
     if name == "none":
         return None
-    if name is not None and name.startswith(HF_PREFIX):
+    if name is not None and name not in encoders.BUILT_IN:  # a transformers model
+        check_encoder(name)  # no such model: said with the built-in encoders
         torch_module()
         try:
             LocalModel(name)
@@ -309,10 +312,6 @@ def _encoder(name: str | None) -> str | None:
             raise ConfigurationError(f"--encoder {name}: {e}.") from None
         return name
     if name is not None:
-        if name not in encoders.BUILT_IN:
-            raise ConfigurationError(f"--encoder {name}: expected one of "
-                                     f"{', '.join(encoders.BUILT_IN)}, hf:FOLDER_OR_HUB_ID "
-                                     "(a transformers audio model on this disk) or none.")
         if not encoders.installed(name):
             raise ConfigurationError(f"--encoder {name} is not installed: "
                                      f"{encoders.BUILT_IN[name].install}")

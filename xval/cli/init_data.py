@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from architectures.hf import HF_PREFIX, ClapFamily, Family, LocalModel
+from architectures.hf import LocalModel
 from preprocessing import sources
 from preprocessing.content_check import (
     DuplicateCheck,
@@ -268,20 +268,21 @@ def encoder_store_params(rows: pd.DataFrame, encoder: str) -> dict:
     """The feature parameters of the encoder store `init` builds, its segment said on one
     line: the encoder's own (`encoder_defaults`), and for a block encoder segments as long
     as 3 clips in 4 (`encoder_segment`), so that a row holds every block of its clip. A
-    transformers model (`hf:NAME`) has the same segments, at most its window (a short clip
-    costs Whisper what it holds), and `hf_store_options` (its layers, frames pooled).
+    transformers model (any other name, `hf:` optional) has the same segments, at most its
+    window (a short clip costs Whisper what it holds), and its family's layers and pooled
+    frames (`Family.store_defaults`).
 
     Returns:
         The `[features]` values over the encoder's defaults.
     """
     params = encoder_defaults(encoder)
-    if encoder.startswith(HF_PREFIX):
+    if encoder not in encoders.BUILT_IN:
         family = LocalModel(encoder).family
         choice = encoder_segment(
             clip_durations(rows), block_seconds=family.shortest / family.sample_rate,
             default=family.segment_seconds,
             longest=min(ENCODER_LONGEST, family.window / family.sample_rate or math.inf))
-        params = {**params, **hf_store_options(family)}
+        params = {**params, **family.store_defaults()}
     elif encoders.BUILT_IN[encoder].make.block_length:  # a frame encoder keeps its segment
         cls = encoders.BUILT_IN[encoder].make
         choice = encoder_segment(clip_durations(rows), block_seconds=cls.block_length
@@ -293,21 +294,6 @@ def encoder_store_params(rows: pd.DataFrame, encoder: str) -> dict:
                         f"{choice.hop:g} s ({choice.reason}).", width=100,
                         break_on_hyphens=False))
     return {**params, "segment_seconds": choice.seconds, "segment_hop_seconds": choice.hop}
-
-
-def hf_store_options(family: Family) -> dict:
-    """The layers of a transformers model's store in `init`: every layer (the head learns
-    their weighted sum, as SUPERB does), frames pooled to about 100 ms (the head pools a
-    row's frames anyway: 5x smaller stores); CLAP: its projected embedding alone (its
-    layers differ in size).
-
-    Returns:
-        `layers`, `frame_pool` and the store's `hop_length` (the frame hop times the pool).
-    """
-    if isinstance(family, ClapFamily):
-        return {"layers": "last", "frame_pool": 1}
-    pool = max(1, round(0.1 * family.sample_rate / family.hop_length))
-    return {"layers": "all", "frame_pool": pool, "hop_length": family.hop_length * pool}
 
 
 def check_source(args: argparse.Namespace, audio: Path) -> Source | None:

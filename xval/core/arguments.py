@@ -1,5 +1,7 @@
 """The argument parser of every command line: argparse, with `--debug` on every parser and
-a usage error that explains a file name starting with `-`.
+a usage error that explains a file name starting with `-`; and `option`, a field of an
+options record that is also a flag (the run options, `xval.running.options`, and where the
+jobs run, `xval.executors.base.Execution`).
 
 `python -m xval predict MODEL -take1.wav` reads `-take1.wav` as an option; argparse alone
 says "unrecognized arguments". Here the error adds, for every such argument that names an
@@ -9,12 +11,61 @@ existing file, how to pass it: after `--`, or as `./-take1.wav`.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, Protocol
 
-__all__ = ["ArgumentParser", "Arguments", "Subcommands", "dash_files_hint"]
+__all__ = ["ArgumentParser", "Arguments", "Subcommands", "dash_files_hint", "option",
+           "option_of"]
+
+_OPTION = "xval.option"
+"""The metadata entry of a field declared with `option`."""
+
+
+def option(default: Any = None, help: str = "", *, factory: Callable[[], Any] | None = None,
+           flags: Sequence[str] = (), constraints: Sequence[Any] | None = None,
+           hint: str = "", parse: Callable[[Any], Any] | None = None,
+           **argparse_kwargs: Any) -> Any:
+    """Declares one option as a field of an options record: its default, its valid values
+    and, when it is a flag of a command line, the flag and its help.
+
+    Args:
+        default: the default (immutable: a scalar, `None`, or empty). Defaults to `None`.
+        help: the flag's help. Defaults to `""`.
+        factory: makes the default instead (`dict`). Defaults to `None`.
+        flags: the command-line flags (`("--trials",)`, `("-v", "--verbose")`), or a
+            positional's name (`("gpu",)`); none for an option the command line does not
+            take as it is. Defaults to `()`.
+        constraints: the valid values (`xval.core.constraints`), checked when the record
+            is made (`xval.core.constraints.check_options`); `None` checks nothing.
+            Defaults to `None`.
+        hint: put after what was expected in the error (a fix, an example).
+        parse: turns what argparse read into the field's value (`--set`'s `NAME=VALUE`
+            list into a dict). Defaults to `None` (as read).
+        **argparse_kwargs: the rest of the flag's `add_argument` (`type`, `metavar`,
+            `action`, `nargs`, `const`, `choices`: a function returning them is called when
+            the parser is built).
+
+    Returns:
+        A `dataclasses.field`.
+
+    Raises:
+        TypeError: for a mutable default that is not empty.
+    """
+    declared = {"help": help, "flags": tuple(flags), "constraints": constraints,
+                "hint": hint, "parse": parse, "argparse": argparse_kwargs}
+    if factory is not None:
+        return dataclasses.field(default_factory=factory, metadata={_OPTION: declared})
+    if isinstance(default, (list, dict, tuple)) and default:
+        raise TypeError("an option's default is immutable and empty or a scalar")
+    return dataclasses.field(default=default, metadata={_OPTION: declared})
+
+
+def option_of(field: dataclasses.Field[Any]) -> dict[str, Any]:
+    """What `option` declared of a field (`{}` for a plain field)."""
+    return dict(field.metadata.get(_OPTION, {}))
 
 
 class Subcommands(Protocol):

@@ -29,16 +29,18 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 
+from xval.core.arguments import option_of
 from xval.core.errors import ConfigurationError
 
-__all__ = ["FINITE", "Constraint", "InstancesOf", "Interval", "StrOptions", "check", "describe",
-           "number_text", "satisfies", "validate_params"]
+__all__ = ["FINITE", "Constraint", "InstancesOf", "Interval", "StrOptions", "check",
+           "check_options", "describe", "number_text", "satisfies", "validate_params"]
 
 _CLOSED = ("left", "right", "both", "neither")
 
@@ -141,9 +143,8 @@ class StrOptions(Constraint):
 
     Args:
         options: the valid strings, or a function returning them (read at every check, so
-            that a registry's later additions count). An option ending in `*` stands for
-            every longer string that starts with what precedes it (`hf:*`: a model's name
-            after `hf:`).
+            that a registry's later additions count). A `*` in an option stands for any
+            characters (`hf:*`: a model's name after `hf:`; `*/*`: a path).
     """
 
     type_name = "str"
@@ -160,8 +161,8 @@ class StrOptions(Constraint):
 
     def is_satisfied_by(self, value: Any) -> bool:
         return isinstance(value, str) and any(
-            value == option or (option.endswith("*") and len(value) >= len(option)
-                                and value.startswith(option[:-1]))
+            value == option or ("*" in option and re.fullmatch(
+                ".*".join(map(re.escape, option.split("*"))), value, re.DOTALL) is not None)
             for option in self.values())
 
     def describe(self, ini: bool = False) -> str:
@@ -310,3 +311,20 @@ def validate_params(parameter_constraints: Mapping[str, Sequence[Any]],
         if name in values:
             check(name, values[name], constraints, prefix=prefix,
                   hint=(hints or {}).get(name, ""), error=error)
+
+
+def check_options(record: object) -> None:
+    """Checks every field of an options record that `xval.core.arguments.option` declared
+    with constraints (`check`, the field named by its flag).
+
+    Raises:
+        ConfigurationError: naming the flag (or the field), the value and what was expected.
+    """
+    for field in dataclasses.fields(record):  # type: ignore[arg-type]
+        declared = option_of(field)
+        if declared.get("constraints") is None:
+            continue
+        value = getattr(record, field.name)
+        name = declared["flags"][-1] if declared["flags"] else field.name
+        check(name, value, declared["constraints"], label=f"{name} {value!r}",
+              hint=declared["hint"])

@@ -157,7 +157,7 @@ class TrainingParams(Settings):
                "a saved model takes audio: {choices} (none: the rows as they are; the others as "
                "the librosa feature of that name; hf:NAME a transformers model on this disk, a "
                "save_pretrained folder or a cached hub id, its last layer's states, torch backend "
-               "only). The per-fold normalisation is computed through it from the training rows."))
+               "only; a path or ORG/NAME hub id, with a /, names one without hf: too). The per-fold normalisation is computed through it from the training rows."))
     encoder_trainable_blocks: int = setting(
         0, ("with a pretrained encoder inside the model (front_end = aisfx or hf:NAME): its last "
             "blocks that train"), low=0, high=64, absent=0,

@@ -1,8 +1,8 @@
 """`Registry`: things looked up by name, one class for every registry of the project.
 
-Architectures (`architectures`), feature types (`preprocessing.features`), tasks
-(`xval.tasks`), executors (`xval.executors`) and workbook sheets (`xval.report.workbook`)
-are each one `Registry`: added with `register`, found with `get`, listed with `names`. An
+Architectures (`architectures`), feature types (`preprocessing.features`), transformers
+families (`architectures.hf`), tasks (`xval.tasks`), executors (`xval.executors`) and
+workbook sheets (`xval.report.workbook`) are each one `Registry`: added with `register`, found with `get`, listed with `names`. An
 unknown name is always the same error, `UnknownNameError` (a `ConfigurationError`, so a
 `ValueError`), in the same words:
 
@@ -118,8 +118,9 @@ class Registry(Generic[T]):
         close = difflib.get_close_matches(str(name), names, n=3)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         known = ", ".join(names) or "(none)"
+        kinds = self.kind[:-1] + "ies" if self.kind.endswith("y") else self.kind + "s"
         return self.error(f"{self.setting}={name!r}: expected one of {known} (the "
-                          f"{self.kind}s registered in {self.where}).{hint}")
+                          f"{kinds} registered in {self.where}).{hint}")
 
     def names(self) -> list[str]:
         """The registered names (sorted, or in registration order: see `sort`)."""

@@ -13,15 +13,25 @@ Every executor has the same contract, tested by one suite (`tests/test_executors
 
 from __future__ import annotations
 
+import argparse
 import collections
 import dataclasses
 import os
 import threading
+import warnings
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from numbers import Integral
+from typing import Any
 
 from preprocessing.store import FeatureStore
+from xval.config.schema import BACKENDS
+from xval.core.arguments import option
+from xval.core.constraints import Interval, check_options
+from xval.core.errors import ConfigurationError
 from xval.core.interrupts import raise_if_interrupted
+from xval.core.network import RAY_PORT, host_port
 from xval.core.records import FoldResult, Job
+from xval.core.registry import Registry
 from xval.training.fold import EpochHook, run_fold
 
 # Workers print `EPOCH_PREFIX epoch epochs {logs}` lines that the process executor streams.
@@ -38,6 +48,13 @@ memory it took until its process ends (`clear_session` frees the tensors, not th
 so a warm TensorFlow worker would hold its largest job's memory and starve the other jobs
 sharing its GPU. Torch returns its cache (`torch.cuda.empty_cache()`) and JAX its
 executables between jobs (`xval.training.devices.release_memory`)."""
+
+
+EXECUTORS: Registry[type[Executor]] = Registry("executor", setting="executor",
+                                               where="xval.executors")
+"""The registered executor classes, by name (`xval.executors.registry.register` adds them;
+declared here, where `Execution` names its choices)."""
+_AT_LEAST_ONE = Interval(Integral, 1, None, closed="left")
 
 
 def worker_jobs(gpu: bool, backend: str | None = None) -> int:
@@ -85,24 +102,75 @@ Results = Generator[FoldResult, None, None]
 """What `Executor.run` returns: the jobs' results as they end."""
 
 
-@dataclasses.dataclass(frozen=True)
-class ExecutorOptions:
-    """What a run asks of its executor (`Executor.create` refuses what does not apply).
+def _gpu_list(text: str) -> list[str]:
+    parts = [part.strip() for part in text.split(",")]
+    if not parts or any(not part.isdigit() for part in parts):
+        raise argparse.ArgumentTypeError(
+            f"--gpus {text!r}: expected comma-separated GPU numbers like 0,1"
+        )
+    return parts
 
-    Attributes:
-        gpus: GPU ids given with `--gpus` or the positional GPU, or `None`.
-        jobs_per_gpu: `[backend] jobs_per_gpu`.
-        backend: the Keras backend of the workers.
-        ray_address: `--ray-address`, or `None`.
-        inherited_gpu: no GPU was named (`gpus` is `None`) and the machine has one, which
-            the workers inherit.
+
+@dataclasses.dataclass(frozen=True)
+class Execution:
+    """Where and how the jobs run: what a run asks of its executor, and what
+    `Executor.create` is given (`create` refuses what does not apply).
+
+    Args:
+        name: a registered executor (`inline`, `process`, `ray`); `None` takes config.ini's
+            `[backend] executor`, or `ray` with a `ray_address` (the positional argument
+            of `Execution`).
+        gpu: the GPU of this process (`CUDA_VISIBLE_DEVICES`); `None` takes the
+            experiment's `gpu_ID`.
+        gpus: GPU ids for the process and Ray executors. Defaults to `[gpu]`. An executor
+            is given the ids the runner chose (visible ones, as strings), or `None`.
+        ray_address: the Ray cluster to join (`"auto"`, `"HOST:PORT"`); `None` starts a
+            local Ray instance (with the `ray` executor).
+        backend: the Keras backend (`--backend`): it wins over config.ini and
+            `KERAS_BACKEND`; `None`: theirs. An executor is given the backend in use.
+        jobs_per_gpu: jobs that share one GPU; `None`: `[backend] jobs_per_gpu`. An
+            executor is given the number.
+        inherited_gpu: settled by the runner (a value given is replaced): no GPU was
+            named (`gpus` is `None`) and the machine has one, which the workers inherit.
+
+    Raises:
+        ConfigurationError: for a `ray_address` with an executor other than `ray`, or one
+            whose port is out of range.
     """
 
-    gpus: tuple[str, ...] | None = None
-    jobs_per_gpu: int = 1
-    backend: str | None = None
-    ray_address: str | None = None
+    name: str | None = option(None, "inline, process (worker processes) or ray (else "
+                              "config)", flags=("--executor",), choices=EXECUTORS.names)
+    gpu: object = option(None, "GPU id for CUDA_VISIBLE_DEVICES (-1: CPU)", flags=("gpu",),
+                         nargs="?")
+    gpus: Sequence[object] | None = option(None, "GPU ids for the process executor, e.g. 0,1",
+                                           flags=("--gpus",), type=_gpu_list)
+    ray_address: str | None = option(None, "with --executor ray: the cluster to join "
+                                     "(default: start a local Ray on this machine)",
+                                     flags=("--ray-address",), metavar="auto|HOST:PORT")
+    backend: str | None = option(None, "Keras backend (else config.ini)", flags=("--backend",),
+                                 choices=BACKENDS)
+    jobs_per_gpu: int | None = option(None, constraints=[_AT_LEAST_ONE, None])
     inherited_gpu: bool = False
+
+    def __post_init__(self) -> None:
+        check_options(self)
+        if self.ray_address is not None:
+            if self.name not in (None, "ray"):
+                raise ConfigurationError(
+                    f"--ray-address needs --executor ray (got --executor {self.name}).")
+            host_port(self.ray_address, RAY_PORT)  # a port out of range, at once
+            object.__setattr__(self, "name", "ray")
+
+
+def __getattr__(name: str) -> Any:
+    """`ExecutorOptions`, the executors' earlier options type: `Execution` now, with a
+    `DeprecationWarning` (removed in audio-xval 0.3)."""
+    if name == "ExecutorOptions":
+        warnings.warn("xval.executors.ExecutorOptions is deprecated: it is "
+                      "xval.executors.base.Execution (xval.Execution) now; the name is "
+                      "removed in audio-xval 0.3.", DeprecationWarning, stacklevel=2)
+        return Execution
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class JobQueue:
@@ -159,8 +227,9 @@ class Executor:
     on_epoch: JobEpochHook | None = None
 
     @classmethod
-    def create(cls, options: ExecutorOptions) -> Executor:
-        """The executor for a run's `ExecutorOptions`.
+    def create(cls, options: Execution) -> Executor:
+        """The executor for a run's `Execution` (as the runner settles it: `gpus` the ids
+        chosen, `backend` the one in use, `jobs_per_gpu` a number).
 
         Raises:
             ConfigurationError: for options the executor cannot honour.

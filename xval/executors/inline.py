@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from xval.core.errors import ConfigurationError
-from xval.executors.base import Executor, ExecutorOptions, JobQueue, Results, run_job
+from xval.executors.base import Execution, Executor, JobQueue, Results, run_job
 from xval.executors.registry import register
 
 
@@ -15,7 +15,7 @@ class InlineExecutor(Executor):
     summary = "in this process, one after the other"
 
     @classmethod
-    def create(cls, options: ExecutorOptions) -> InlineExecutor:
+    def create(cls, options: Execution) -> InlineExecutor:
         if options.gpus and len(options.gpus) > 1:
             raise ConfigurationError(
                 f"--gpus {','.join(map(str, options.gpus))} needs --executor process or ray "

@@ -19,8 +19,8 @@ from xval.core.backend import backend_environment, sharing_environment
 from xval.core.records import FoldResult, Job
 from xval.executors.base import (
     EPOCH_PREFIX,
+    Execution,
     Executor,
-    ExecutorOptions,
     JobQueue,
     Results,
     refill_first,
@@ -140,8 +140,9 @@ class ProcessExecutor(Executor):
         self._lock = threading.Lock()
 
     @classmethod
-    def create(cls, options: ExecutorOptions) -> ProcessExecutor:
-        return cls(list(options.gpus or [None]), options.jobs_per_gpu, options.backend,
+    def create(cls, options: Execution) -> ProcessExecutor:
+        gpus = [str(g) for g in options.gpus] if options.gpus else [None]
+        return cls(gpus, options.jobs_per_gpu or 1, options.backend,
                    inherited_gpu=options.inherited_gpu)
 
     @property

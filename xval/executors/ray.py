@@ -43,8 +43,8 @@ from xval.core.network import RAY_PORT, check_reachable
 from xval.core.optional import EXTRAS
 from xval.core.records import FoldResult, Job
 from xval.executors.base import (
+    Execution,
     Executor,
-    ExecutorOptions,
     JobQueue,
     Results,
     refill_first,
@@ -201,10 +201,10 @@ class RayExecutor(Executor):
         self._num_gpus = 0.0
 
     @classmethod
-    def create(cls, options: ExecutorOptions) -> RayExecutor:
+    def create(cls, options: Execution) -> RayExecutor:
         # --ray-address, else RAY_ADDRESS (as `ray.init()` reads it), else a local Ray.
         return cls(address=options.ray_address or os.environ.get("RAY_ADDRESS") or None,
-                   jobs_per_gpu=options.jobs_per_gpu,
+                   jobs_per_gpu=options.jobs_per_gpu or 1,
                    backend=options.backend)
 
     @property

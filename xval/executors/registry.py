@@ -12,7 +12,7 @@ class ThreadExecutor(Executor):
     name = "threads"
 
     @classmethod
-    def create(cls, options):
+    def create(cls, options):  # an `Execution`: gpus, backend, jobs_per_gpu, ray_address
         return cls()
 
     def run(self, queue):
@@ -27,12 +27,10 @@ from __future__ import annotations
 from typing import TypeVar
 
 from xval.config import schema
-from xval.core.registry import Registry
-from xval.executors.base import Executor, ExecutorOptions
+from xval.executors.base import EXECUTORS, Execution, Executor
 
-EXECUTORS: Registry[type[Executor]] = Registry("executor", setting="executor",
-                                               where="xval.executors")
-"""The registered executor classes, by name."""
+__all__ = ["EXECUTORS", "get", "make_executor", "names", "register", "unregister"]
+
 _E = TypeVar("_E", bound=type[Executor])
 
 
@@ -72,12 +70,12 @@ def get(name: str) -> type[Executor]:
     return EXECUTORS.get(name)
 
 
-def make_executor(name: str, options: ExecutorOptions | None = None) -> Executor:
+def make_executor(name: str, options: Execution | None = None) -> Executor:
     """The executor called `name`, made for `options`.
 
     Args:
         name: a registered executor name (`inline`, `process`, `ray`, ...).
-        options: what the run asks of it. Defaults to `ExecutorOptions()`.
+        options: what the run asks of it. Defaults to `Execution()`.
 
     Returns:
         An unstarted `Executor`.
@@ -85,7 +83,7 @@ def make_executor(name: str, options: ExecutorOptions | None = None) -> Executor
     Raises:
         ConfigurationError: for an unknown name, or options the executor cannot honour.
     """
-    return get(name).create(options or ExecutorOptions())
+    return get(name).create(options or Execution())
 
 
 # config.ini's [backend] executor accepts the registered names, described by their summaries.

@@ -15,6 +15,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from architectures.hf import model_name, names_model
 from preprocessing.features.encoders import in_model
 from preprocessing.features.recipes import librosa_recipe
 from xval import tasks
@@ -151,9 +152,9 @@ def _input(facts: CardFacts) -> list[str]:
            + f"; cut into segments of {seconds} s every {hop} s (a shorter file is "
              "zero-padded to one segment); one row per segment."]
     out += [f"- {facts.rules[k]}" for k in ("segment_rule", "clip_rule") if k in facts.rules]
-    if facts.input_name == "audio" and facts.front_end.startswith("hf:"):
+    if facts.input_name == "audio" and names_model(facts.front_end):
         out.append(f"- Front end: inside the model: the transformers model "
-                   f"`{facts.front_end[3:]}` (`architectures.encoders.hf`: its feature "
+                   f"`{model_name(facts.front_end)}` (`architectures.encoders.hf`: its feature "
                    "extractor as Keras operations, its network, its last layer's states), "
                    f"then the head; feed mono samples in [-1, 1) at {rate} Hz, one row per "
                    "segment.")

@@ -3,26 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from xval.config.params import parse_overrides
-from xval.config.schema import BACKENDS
 from xval.core.arguments import ArgumentParser
-from xval.core.backend import use_backend
 from xval.core.entry import EXIT_INTERRUPTED, debug_requested, run_entry  # noqa: F401
 from xval.core.errors import ConfigurationError
 from xval.core.interrupts import raise_if_interrupted, sticky_interrupts
-from xval.core.network import RAY_PORT, host_port
 from xval.core.version import add_version
-from xval.report.tracking import MLflowListener
 from xval.running.declaration import ExperimentDeclaration, InstanceRange, Selection
-from xval.running.options import add_flags, from_args
+from xval.running.options import REFIT_ALONE, add_flags, from_args
 from xval.running.runner import RunOutcome
-
-DEFAULT_MLFLOW = "mlruns"  # a local MLflow file store in the current directory
 
 
 def _instance_list(text: str) -> list[int]:
@@ -53,23 +45,17 @@ def experiment_parser(experiment: ExperimentDeclaration) -> argparse.ArgumentPar
                "on GPU 1; `exp1.py --instances 2,5 --set epochs=3 --dry-run`.",
     )
     add_version(parser)
+    # What is not a run option: `run()`'s selection (`instances`) and `config`, and the
+    # verb `--refit K`, each with one spelling in Python; the rest are `RunOptions` fields.
     parser.add_argument("first", nargs="?", type=int, help="first instance to run")
     parser.add_argument("last", nargs="?", type=int, help="last instance to run (inclusive)")
     add_flags(parser, positional=True)  # GPU
     parser.add_argument("--instances", type=_instance_list, help="explicit list, e.g. 1,4,7")
-    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                        help="override a parameter in every selected instance (repeatable)")
     parser.add_argument("--config", help="path of config.ini")
-    parser.add_argument("-q", "--quiet", action="store_true",
-                        help="no progress bar and no progress lines (errors still show)")
-    parser.add_argument("--backend", choices=BACKENDS, help="Keras backend (else config.ini)")
     parser.add_argument("--refit", type=int, metavar="K",
                         help="train complete instance K once on all items for the median of "
                              "its folds' best epochs, with the parameters its run recorded "
                              "(its --set values included); saves instance_K/final.keras")
-    parser.add_argument("--mlflow", nargs="?", const=DEFAULT_MLFLOW, metavar="URI",
-                        help="log runs to MLflow: a folder (default: mlruns in the current "
-                             "directory) or a tracking URI; give it last or as --mlflow=URI")
     add_flags(parser, positional=False)  # the run options (xval.running.options)
     return parser
 
@@ -104,30 +90,16 @@ def run_experiment_cli(experiment: ExperimentDeclaration, argv: Sequence[str] | 
 
 
 def check_arguments(args: argparse.Namespace) -> None:
-    """Refuses contradictory arguments.
+    """Refuses a contradictory selection (the rules between run options are the objects'
+    own: `xval.running.options`).
 
     Raises:
         ConfigurationError: naming the arguments that do not go together.
     """
     if args.instances is not None and args.first is not None:
         raise ConfigurationError("Give either FIRST LAST or --instances, not both.")
-    if args.ray_address and args.executor not in (None, "ray"):
-        raise ConfigurationError(
-            f"--ray-address needs --executor ray (got --executor {args.executor})."
-        )
-    if args.ray_address:  # a port out of range, at once (reached later, once, 5 s)
-        host_port(args.ray_address, RAY_PORT)
-    if args.quiet and args.verbose:
-        raise ConfigurationError("Give -q/--quiet or -v/--verbose, not both.")
-    if args.refit is not None and (args.first is not None or args.instances is not None
-                                   or args.dry_run or args.overwrite
-                                   or args.mlflow or args.search):
-        raise ConfigurationError(
-            "--refit K takes no instance range, --instances, --dry-run, --overwrite, "
-            "--mlflow or --search: it refits one complete instance (a declared one or a "
-            "finished search trial) with the parameters its run recorded (--set values "
-            "included)."
-        )
+    if args.refit is not None and (args.first is not None or args.instances is not None):
+        raise ConfigurationError(REFIT_ALONE)
 
 
 def selection(args: argparse.Namespace) -> Selection:
@@ -138,23 +110,11 @@ def selection(args: argparse.Namespace) -> Selection:
     return args.instances
 
 
-def _quiet(*args: object) -> None:
-    del args
-
-
 def _main(args: argparse.Namespace, run: RunCall, refit: RefitCall) -> int:
     check_arguments(args)
-    if args.verbose:
+    options = from_args(args, out=print, progress=not args.dry_run)  # refuses what clashes
+    if options.output.verbose:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
-    options = from_args(args, out=_quiet if args.quiet else print,
-                        progress=not args.quiet and not args.dry_run,
-                        listeners=mlflow_listeners(args))
-    options = dataclasses.replace(options, overrides=parse_overrides(args.set))
-    if args.ray_address and options.executor.name is None:
-        options = dataclasses.replace(options, executor=dataclasses.replace(
-            options.executor, name="ray"))
-    if args.backend:
-        use_backend(args.backend, source="--backend", override=True)
     if args.refit is not None:
         refit(args.refit, options, config=args.config)
         raise_if_interrupted()
@@ -162,11 +122,3 @@ def _main(args: argparse.Namespace, run: RunCall, refit: RefitCall) -> int:
     outcome = run(selection(args), options, config=args.config)
     raise_if_interrupted()  # one that Keras swallowed after the last training batch
     return outcome.exit_code
-
-
-def mlflow_listeners(args: argparse.Namespace) -> list[object]:
-    """The MLflow listener `--mlflow` asks for, or none (the run checks that MLflow is
-    installed with every package it needs, then connects it before training)."""
-    if args.mlflow is None:
-        return []
-    return [MLflowListener(args.mlflow)]

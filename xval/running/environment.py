@@ -284,8 +284,8 @@ def setup_environment(backend: str, gpu: str | None = None) -> str:
     return use_backend(backend, source="config.ini [backend]", gpu=gpu)
 
 
-def prepare_process(backend: str, gpu: object, warn: Out, note: Out | None = None
-                    ) -> tuple[str | None, str]:
+def prepare_process(backend: str, gpu: object, warn: Out, note: Out | None = None, *,
+                    chosen: str | None = None) -> tuple[str | None, str]:
     """The GPU rule and the backend of this process, before Keras is imported: what a run
     and a refit both do first.
 
@@ -294,6 +294,8 @@ def prepare_process(backend: str, gpu: object, warn: Out, note: Out | None = Non
         gpu: the GPU id asked for (`None`: leave `CUDA_VISIBLE_DEVICES` as it is).
         warn: prints the one line saying that no GPU is visible (the CPU runs instead).
         note: prints why a GPU discovery source was passed over (`-v`). Defaults to `None`.
+        chosen: the backend the run's options name (`Execution.backend`, `--backend`),
+            which wins over `KERAS_BACKEND` and `backend`. Defaults to `None`.
 
     Returns:
         `(gpu, backend)`: the normalised GPU id in use (`"-1"` for the CPU, also when none
@@ -304,6 +306,8 @@ def prepare_process(backend: str, gpu: object, warn: Out, note: Out | None = Non
             that the installed backend cannot use (`check_gpus_visible`), or Keras already
             imported with another backend or GPU.
     """
+    if chosen:
+        use_backend(chosen, source="--backend", override=True)
     found = normalize_gpu(gpu, "GPU id")
     if found is not None and found != "-1" and not check_gpus_visible(
             [found], "GPU", warn, os.environ.get("KERAS_BACKEND") or backend, note,

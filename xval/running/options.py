@@ -2,12 +2,16 @@
 `Experiment.run` (and `refit`) and the runner.
 
 Each option is declared once, as a field: its default, its valid values, and for the
-command line its flag and help (`option`); the experiment script's parser is built from the
-fields (`add_flags`) and read back into the object (`from_args`). The options are grouped as
-Optuna groups a study's sampler, pruner and storage: where the jobs run (`Execution`),
-the search (`SearchOptions`: the declared `Search` is run, trials become instances) and
-what the run says (`Output`); the rest are the run's own (`overrides`, `overwrite`,
-`dry_run`, `debug`).
+command line its flag and help (`xval.core.arguments.option`); the experiment script's
+parser is built from the fields (`add_flags`) and read back into the object (`from_args`).
+Every rule between options is checked by the objects when they are made (`Execution`:
+`ray_address` with the `ray` executor; `Output`: `quiet` or `verbose`, the MLflow target;
+`RunOptions.for_refit`: what a refit cannot do), so a Python caller meets the same
+refusals as the command line. The options are grouped as Optuna groups a study's sampler,
+pruner and storage: where the jobs run (`Execution`, `xval.executors.base`, which the
+executors are given too), the search (`SearchOptions`: the declared `Search` is run, trials
+become instances) and what the run says (`Output`); the rest are the run's own
+(`overrides`, `overwrite`, `dry_run`, `debug`).
 
 Example:
 
@@ -33,98 +37,26 @@ from collections.abc import Callable, Mapping, Sequence
 from numbers import Integral, Real
 from typing import Any
 
-from xval import executors
-from xval.core.constraints import Interval, check
+from xval.config.params import parse_overrides
+from xval.core.arguments import option, option_of
+from xval.core.constraints import Interval, check_options
 from xval.core.errors import ConfigurationError
+from xval.executors.base import Execution
+from xval.report.tracking import DEFAULT_FOLDER, MLflowListener, tracking_uri
 from xval.running.declaration import ExperimentDeclaration
 
-__all__ = ["Execution", "Output", "RunOptions", "SearchOptions", "add_flags", "from_args",
-           "option"]
+__all__ = ["REFIT_ALONE", "Execution", "Output", "RunOptions", "SearchOptions", "add_flags",
+           "from_args"]
 
 Out = Callable[..., None]
 """A print function for progress lines (`print`, or `lambda *a: None` to be quiet)."""
 
-_OPTION = "xval.option"
-"""The metadata entry of a field declared with `option`."""
-
-
-def option(default: Any, help: str = "", *, flags: Sequence[str] = (),
-           constraints: Sequence[Any] | None = None, hint: str = "",
-           **argparse_kwargs: Any) -> Any:
-    """Declares one run option as a field: its default, its valid values and, when it is a
-    flag of the experiment script's command line, the flag and its help.
-
-    Args:
-        default: the default.
-        help: the flag's help. Defaults to `""`.
-        flags: the command-line flags (`("--trials",)`, `("-v", "--verbose")`), or a
-            positional's name (`("gpu",)`); none for an option the command line does not
-            take as it is. Defaults to `()`.
-        constraints: the valid values (`xval.core.constraints`), checked when the object
-            is made; `None` checks nothing. Defaults to `None`.
-        hint: put after what was expected in the error (a fix, an example).
-        **argparse_kwargs: the rest of the flag's `add_argument` (`type`, `metavar`,
-            `action`, `choices`, `nargs`).
-
-    Returns:
-        A `dataclasses.field`.
-    """
-    declared = {"help": help, "flags": tuple(flags), "constraints": constraints,
-                "hint": hint, "argparse": argparse_kwargs}
-    if isinstance(default, (list, dict, tuple)) and default:
-        raise TypeError("an option's default is immutable and empty or a scalar")
-    return dataclasses.field(default=default, metadata={_OPTION: declared})
-
-
-def _declared(field: dataclasses.Field[Any]) -> dict[str, Any]:
-    return field.metadata.get(_OPTION, {})
-
-
-def _check_fields(record: object) -> None:
-    """Checks every field of an options group against its declared constraints."""
-    for field in dataclasses.fields(record):  # type: ignore[arg-type]
-        declared = _declared(field)
-        if declared.get("constraints") is None:
-            continue
-        value = getattr(record, field.name)
-        name = declared["flags"][-1] if declared["flags"] else field.name
-        check(name, value, declared["constraints"], label=f"{name} {value!r}",
-              hint=declared["hint"])
-
-
-def _gpu_list(text: str) -> list[str]:
-    parts = [part.strip() for part in text.split(",")]
-    if not parts or any(not part.isdigit() for part in parts):
-        raise argparse.ArgumentTypeError(
-            f"--gpus {text!r}: expected comma-separated GPU numbers like 0,1"
-        )
-    return parts
-
-
-@dataclasses.dataclass(frozen=True)
-class Execution:
-    """Where and how the jobs run.
-
-    Args:
-        name: a registered executor (`inline`, `process`, `ray`); `None` takes config.ini's
-            `[backend] executor` (the positional argument of `Execution`).
-        gpu: the GPU of this process (`CUDA_VISIBLE_DEVICES`); `None` takes the
-            experiment's `gpu_ID`.
-        gpus: GPU ids for the process and Ray executors. Defaults to `[gpu]`.
-        ray_address: the Ray cluster to join (`"auto"`, `"HOST:PORT"`); `None` starts a
-            local Ray instance (with the `ray` executor).
-    """
-
-    name: str | None = option(None, "inline, process (worker processes) or ray (else "
-                              "config)", flags=("--executor",), choices=executors.names())
-    gpu: object = option(None, "GPU id for CUDA_VISIBLE_DEVICES (-1: CPU)", flags=("gpu",),
-                         nargs="?")
-    gpus: Sequence[object] | None = option(None, "GPU ids for the process executor, e.g. 0,1",
-                                           flags=("--gpus",), type=_gpu_list)
-    ray_address: str | None = option(None, "with --executor ray: the cluster to join "
-                                     "(default: start a local Ray on this machine)",
-                                     flags=("--ray-address",), metavar="auto|HOST:PORT")
-
+REFIT_ALONE = ("--refit K takes no instance range, --instances, --dry-run, --overwrite, "
+               "--mlflow or --search: it refits one complete instance (a declared one or a "
+               "finished search trial) with the parameters its run recorded (--set values "
+               "included).")
+"""Why a refit is refused with a selection or options it cannot take (the command line's
+selection, `RunOptions.for_refit`)."""
 
 _INNER = " (the inner k-fold of an outer fold needs two folds at least), e.g. --inner-folds 3"
 _POSITIVE = [Interval(Real, 0, None, closed="neither"), None]
@@ -160,7 +92,11 @@ class SearchOptions:
         constraints=[Interval(Integral, 2, None, closed="left"), None])
 
     def __post_init__(self) -> None:
-        _check_fields(self)
+        check_options(self)
+
+
+def _silent(*args: object) -> None:
+    del args
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,6 +112,15 @@ class Output:
         listeners: objects told about every recorded fold and instance, e.g.
             `xval.report.tracking.MLflowListener` (see
             `xval.running.recorder.RecorderListener`). Defaults to none.
+        quiet: no progress bar and no progress lines (`out` prints nothing, `progress` is
+            off; errors still show). Defaults to `False`.
+        mlflow: log the run to MLflow: a folder or a tracking URI
+            (`xval.report.tracking.tracking_uri`), as an `MLflowListener` the run adds to
+            `listeners`; `None`: not. Defaults to `None`.
+
+    Raises:
+        ConfigurationError: for `quiet` with `verbose`, or an `mlflow` that is neither a
+            folder nor a tracking URI.
     """
 
     out: Out = print
@@ -184,6 +129,28 @@ class Output:
                            "TensorFlow's own log lines too", flags=("-v", "--verbose"),
                            action="store_true")
     listeners: Sequence[object] = ()
+    quiet: bool = option(False, "no progress bar and no progress lines (errors still show)",
+                         flags=("-q", "--quiet"), action="store_true")
+    mlflow: str | None = option(None, "log runs to MLflow: a folder (default: mlruns in the "
+                                "current directory) or a tracking URI; give it last or as "
+                                "--mlflow=URI", flags=("--mlflow",), nargs="?",
+                                const=DEFAULT_FOLDER, metavar="URI")
+
+    def __post_init__(self) -> None:
+        if self.quiet and self.verbose:
+            raise ConfigurationError("Give -q/--quiet or -v/--verbose, not both.")
+        if self.quiet:
+            object.__setattr__(self, "out", _silent)
+            object.__setattr__(self, "progress", False)
+        if self.mlflow is not None:
+            tracking_uri(self.mlflow)  # refused now, not when the run connects
+
+    def with_mlflow(self) -> Output:
+        """The output with `mlflow` as its `MLflowListener` (after the caller's)."""
+        if self.mlflow is None:
+            return self
+        return dataclasses.replace(self, mlflow=None,
+                                   listeners=[*self.listeners, MLflowListener(self.mlflow)])
 
 
 _GROUPS: dict[str, type] = {"executor": Execution, "search": SearchOptions, "output": Output}
@@ -207,9 +174,14 @@ class RunOptions:
         search: run the declared search (`SearchOptions`; `True` is `SearchOptions()`),
             or `None`: the declared instances.
         output: what the run says (`Output`).
+
+    Raises:
+        TypeError: for a group that is not its class.
     """
 
-    overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    overrides: Mapping[str, Any] = option(
+        factory=dict, help="override a parameter in every selected instance (repeatable)",
+        flags=("--set",), action="append", metavar="NAME=VALUE", parse=parse_overrides)
     overwrite: bool | None = option(None, "rerun selected instances that already have "
                                     "results", flags=("--overwrite",), action="store_true")
     dry_run: bool = option(False, "validate, print the folds and what each instance sets, "
@@ -277,7 +249,7 @@ class RunOptions:
         `debug_mode`): the one place that says so."""
         experiment, overrides = experiment.with_settings(self.overrides)
         settled = dataclasses.replace(
-            self, overrides=overrides,
+            self, overrides=overrides, output=self.output.with_mlflow(),
             overwrite=experiment.overwrite_results if self.overwrite is None
             else self.overwrite,
             debug=experiment.debug_mode if self.debug is None else self.debug)
@@ -285,6 +257,18 @@ class RunOptions:
             settled = dataclasses.replace(settled, executor=dataclasses.replace(
                 self.executor, gpu=experiment.gpu_ID))
         return experiment, settled
+
+    def for_refit(self) -> RunOptions:
+        """The options, when a refit can take them: it trains one model, so it takes no
+        `dry_run`, `overwrite`, `search` or `output.mlflow` (`Experiment.refit` and
+        `--refit K` alike).
+
+        Raises:
+            ConfigurationError: `REFIT_ALONE`.
+        """
+        if self.dry_run or self.overwrite or self.search is not None or self.output.mlflow:
+            raise ConfigurationError(REFIT_ALONE)
+        return self
 
 
 def _article(name: str) -> str:
@@ -337,16 +321,16 @@ def _flagged(cls: type) -> list[tuple[str, dataclasses.Field[Any]]]:
     declared)."""
     out: list[tuple[str, dataclasses.Field[Any]]] = []
     for field in dataclasses.fields(cls):
-        if _declared(field).get("flags"):
+        if option_of(field).get("flags"):
             out.append(("", field))
         if field.name in _GROUPS:
             out += [(field.name, f) for f in dataclasses.fields(_GROUPS[field.name])
-                    if _declared(f).get("flags")]
+                    if option_of(f).get("flags")]
     return out
 
 
 def _dest(field: dataclasses.Field[Any]) -> str:
-    flag = _declared(field)["flags"][-1]
+    flag = option_of(field)["flags"][-1]
     return flag.lstrip("-").replace("-", "_")
 
 
@@ -359,13 +343,15 @@ def add_flags(parser: argparse.ArgumentParser, *, positional: bool) -> None:
             positionals) rather than the flags.
     """
     for _, field in _flagged(RunOptions):
-        declared = _declared(field)
+        declared = option_of(field)
         flags = declared["flags"]
         if flags[0].startswith("-") == positional:
             continue
         kwargs = dict(declared["argparse"])
         if kwargs.get("action") == "store_true" and field.default is None:
             kwargs["default"] = None  # not given: the declaration's setting
+        if callable(kwargs.get("choices")):
+            kwargs["choices"] = kwargs["choices"]()  # a registry's names, now
         parser.add_argument(*flags, help=declared["help"], **kwargs)
 
 
@@ -374,17 +360,18 @@ def from_args(args: argparse.Namespace, **output: Any) -> RunOptions:
 
     Args:
         args: the parsed arguments.
-        **output: the `Output` fields the command line makes of its own flags (`out`,
-            `progress`, `listeners`).
+        **output: the `Output` fields the command line sets itself (`out`, `progress`).
 
     Raises:
-        ConfigurationError: for options of the search without `--search`.
+        ConfigurationError: for options of the search without `--search`, and every rule
+            the objects check (`Execution`, `Output`, `SearchOptions`).
     """
     values: dict[str, dict[str, Any]] = {"": {}, **{group: {} for group in _GROUPS}}
     for group, field in _flagged(RunOptions):
         value = getattr(args, _dest(field))
+        parse = option_of(field)["parse"]
         if value is not None and value is not False:
-            values[group][field.name] = value
+            values[group][field.name] = parse(value) if parse else value
     search = values[""].pop("search", False)
     if values["search"] and not search:
         raise ConfigurationError(_without_search(values["search"]))

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from architectures.hf import names_model
 from preprocessing.features import encoders
-from preprocessing.features.pretrained import HF_PREFIX
 from xval.core import optional
 from xval.core.errors import ConfigurationError
 from xval.core.parameters import InstanceParams
@@ -43,7 +43,7 @@ def missing_packages(resolved: Mapping[int, InstanceParams], *, search: bool = F
         needs += [optional.need(what, extra) for what, extra in getattr(listener, "requires", ())]
     for k, params in resolved.items():
         front_end = str(params.front_end)
-        if uses_encoder(params) and front_end.startswith(HF_PREFIX):
+        if uses_encoder(params) and names_model(front_end):
             needs.append(optional.need(f"instance {k}: front_end={front_end!r}",
                                        optional.TRANSFORMERS))
         elif uses_encoder(params) and not encoders.installed(front_end):

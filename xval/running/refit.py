@@ -46,22 +46,24 @@ def refit_instance(experiment: ExperimentDeclaration, instance: int, config: Con
         experiment: the declaration.
         instance: the instance id.
         config: the run's `Config`.
-        options: the run's options: where the job runs (`executor`: its name, `gpu`;
-            `None` takes config.ini's executor and the declared `gpu_ID`), the print
-            function (`output.out`), and `overrides`: `--set` values over those recorded
-            with the instance's run (for results written before the run's `--set` values
-            were recorded).
+        options: the run's options: where the job runs (`executor`: its name, `gpu`,
+            `backend`; `None` takes config.ini's executor and the declared `gpu_ID`), the
+            print function (`output.out`), and `overrides`: `--set` values over those
+            recorded with the instance's run (for results written before the run's `--set`
+            values were recorded); what a refit cannot take is refused
+            (`RunOptions.for_refit`).
 
     Returns:
         The path of `final.keras`.
 
     Raises:
         ConfigurationError: when the instance is not declared, not complete, or held by
-            another runner.
+            another runner, or for options a refit cannot take.
         ResultsConflictError: when its results were made with other parameters (each one
             named, recorded value and present value) or folds.
         TrainingError: when the refit fails.
     """
+    options = options.for_refit()  # what a refit cannot take, before anything is read
     selected = experiment.select(instances=[instance])
     if instance in experiment.ensembles:
         raise ConfigurationError(
@@ -70,7 +72,8 @@ def refit_instance(experiment: ExperimentDeclaration, instance: int, config: Con
             "models).")
     on, out = options.executor, options.output.out
     gpu_id, backend = prepare_process(config.backend.backend,
-                                      experiment.gpu_ID if on.gpu is None else on.gpu, _stderr)
+                                      experiment.gpu_ID if on.gpu is None else on.gpu, _stderr,
+                                      chosen=on.backend)
     record = recorded_params(experiment, config, instance)
     given = {**((record.overrides or {}) if record else {}), **options.overrides}
     plan = make_plan(repeats_on_disk(experiment, config), config, selected, given, False,
@@ -83,8 +86,7 @@ def refit_instance(experiment: ExperimentDeclaration, instance: int, config: Con
     best_epochs = fold_best_epochs(recorder, plan, instance, experiment.script)
     epochs = max(1, int(round(statistics.median(e for e in best_epochs if e is not None))))
     job = refit_job(plan, instance, epochs)
-    runner = executor_for(on.name, config, gpu_id, backend, gpus=on.gpus,
-                          ray_address=on.ray_address)
+    runner = executor_for(on, config, gpu_id, backend)
     check_packages(plan.resolved, executor=runner.name)
     out(f"instance {instance}: refitting on all {len(job.items['train'])} items for {epochs} "
         f"epochs (median of the folds' best epochs {best_epochs}).")

@@ -23,7 +23,7 @@ from xval.config.space import Search
 from xval.core.errors import ConfigurationError
 from xval.core.parameters import TrainingParams
 from xval.core.records import InstanceStatus, Job
-from xval.executors import ExecutorOptions, make_executor
+from xval.executors import Execution, make_executor
 from xval.executors.base import Executor
 from xval.report.results import ExperimentResults
 from xval.report.terminal import terminal_table
@@ -97,10 +97,10 @@ def run_experiment(experiment: ExperimentDeclaration, instances: Selection,
     experiment, options = options.settled(experiment)
     on, say = options.executor, options.output
     note = _stderr if say.verbose else None  # why a GPU discovery source was passed over
-    gpu, backend = prepare_process(config.backend.backend, on.gpu, _stderr, note)
+    gpu, backend = prepare_process(config.backend.backend, on.gpu, _stderr, note,
+                                   chosen=on.backend)
     selected = check_selection(experiment, instances, options, config)
-    executor = executor_for(on.name, config, gpu, backend, gpus=on.gpus,
-                            ray_address=on.ray_address, note=note)
+    executor = executor_for(on, config, gpu, backend, note=note)
     selected, derived = split_selection(experiment, selected)
     plan = make_plan(experiment, config, selected, options.overrides, bool(options.overwrite))
     derived = with_stale(experiment, derived, selected, plan)
@@ -168,25 +168,25 @@ def check_selection(experiment: ExperimentDeclaration, instances: Selection,
     return []
 
 
-def executor_for(name: str | None, config: Config, gpu: str | None, backend: str, *,
-                 gpus: Sequence[object] | None = None,
-                 ray_address: str | None = None, note: Out | None = None) -> Executor:
-    """The unstarted executor a run (or a refit) asks for.
+def executor_for(execution: Execution, config: Config, gpu: str | None, backend: str, *,
+                 note: Out | None = None) -> Executor:
+    """The unstarted executor a run (or a refit) asks for, given the `Execution` as the run
+    settles it: its name (`None`: `[backend] executor`), the GPU ids chosen, the backend in
+    use, `jobs_per_gpu` (`None`: `[backend] jobs_per_gpu`) and the inherited GPU.
 
     Args:
-        name: a registered executor; `None` takes `[backend] executor`.
-        config: the run's `Config` (`jobs_per_gpu`).
+        execution: where the jobs run, as asked (`RunOptions.executor`).
+        config: the run's `Config` (`executor`, `jobs_per_gpu`).
         gpu: the process's GPU (`prepare_process`), or `None`.
         backend: the Keras backend.
-        gpus: `--gpus` (process and Ray executors), or `None`.
-        ray_address: the Ray cluster to join, or `None`.
         note: prints why a GPU discovery source was passed over (`-v`), or `None`.
 
     Raises:
         ConfigurationError: for an unknown executor, bad GPU ids, or options the executor
             cannot honour.
     """
-    name = name or config.backend.executor
+    name = execution.name or config.backend.executor
+    gpus = execution.gpus
     if gpus and name == "inline":
         raise ConfigurationError(
             f"--gpus {','.join(map(str, gpus))} is for --executor process or ray; "
@@ -200,9 +200,9 @@ def executor_for(name: str | None, config: Config, gpu: str | None, backend: str
     else:
         chosen = (gpu,) if gpu is not None else None
     inherited = chosen is None and name == "process" and gpu_present(note)
-    return make_executor(name, ExecutorOptions(gpus=chosen, ray_address=ray_address,
-                                               jobs_per_gpu=config.backend.jobs_per_gpu,
-                                               backend=backend, inherited_gpu=inherited))
+    return make_executor(name, dataclasses.replace(
+        execution, name=name, gpus=chosen, backend=backend, inherited_gpu=inherited,
+        jobs_per_gpu=execution.jobs_per_gpu or config.backend.jobs_per_gpu))
 
 
 _stderr = functools.partial(print, file=sys.stderr)

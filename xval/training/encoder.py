@@ -26,7 +26,7 @@ import sys
 from typing import Any
 
 import architectures
-from architectures.hf import HF_PREFIX, LocalModel
+from architectures.hf import LocalModel, names_model
 from preprocessing.features import encoders
 from preprocessing.features import get as feature_type
 from xval.core.dataset_info import DatasetInfo
@@ -39,12 +39,7 @@ LAYER_NAME = "front_end"
 
 def uses_encoder(params: InstanceParams) -> bool:
     """Whether an instance holds a pretrained encoder inside its model (`front_end`)."""
-    return params.front_end in encoders.in_model() or is_transformers(params.front_end)
-
-
-def is_transformers(front_end: str) -> bool:
-    """Whether `front_end` names a transformers model (`hf:FOLDER_OR_HUB_ID`)."""
-    return str(front_end).startswith(HF_PREFIX)
+    return params.front_end in encoders.in_model() or names_model(params.front_end)
 
 
 def _backend() -> str:
@@ -91,7 +86,7 @@ def check_encoder(params: InstanceParams, store_info: DatasetInfo, where: str) -
                 "store) or encoder_trainable_blocks=0.")
         _check_store_weights(store_info, where)
         return
-    if is_transformers(name):
+    if names_model(name):
         _check_transformers(params, store_info, where)
         return
     entry = encoders.BUILT_IN.get(name)
@@ -205,7 +200,7 @@ def encoder_front_end(params: InstanceParams, store_info: DatasetInfo) -> Any:
 
     feature_params = store_info.feature_params or FeatureParams()  # checked: never None
     scale = 1.0 / PCM_SCALE if feature_params.dtype == "int16" else 1.0
-    hop = 0 if is_transformers(params.front_end) \
+    hop = 0 if names_model(params.front_end) \
         else int(encoders.BUILT_IN.get(params.front_end).make.hop_length)
     return build_encoder(params.front_end, feature_params.segment_samples, hop_length=hop,
                          trainable_blocks=int(params.encoder_trainable_blocks),
