@@ -291,9 +291,11 @@ def retrained_members(results: ExperimentResults, ensemble: InstanceResult) -> d
     """The members (of the same experiment) trained again since the ensemble was made from
     them (`ensemble.json`), with what changed: other parameters, or other fold models (a
     member trained again with the same parameters)."""
-    out = {}
+    out: dict[int, str] = {}
     record = ensemble.ensemble
-    for entry in record.members if record is not None else []:
+    if record is None:
+        return out
+    for entry in record.members:
         member = results.instances.get(int(entry["instance"]))
         if member is None or entry.get("experiment", ".") != ".":
             continue

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import importlib
 import threading
 import warnings
 from collections import Counter
@@ -134,9 +135,9 @@ def count_host_reads() -> Iterator[HostReads]:
 
     seen = HostReads()
     patched: list[tuple[Any, str, Any]] = []
-    torch = None
+    torch: Any = None
     if keras.backend.backend() == "torch":
-        import torch  # noqa: PLC0415  (the backend, imported by Keras already)
+        torch = importlib.import_module("torch")  # the backend, imported by Keras already
     cuda = torch is not None and torch.cuda.is_available()
     mode = torch.cuda.get_sync_debug_mode() if cuda else 0
     try:
