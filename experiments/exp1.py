@@ -20,7 +20,7 @@ experiment = Experiment(
     num_folds=4,                 # folds over items; 1 = one train/validation/test split
     overwrite_results=False,     # rerun instances that already have results
     debug_mode=False,            # True: stop at the first error with its traceback
-    task_type="classification",  # or "regression", "detection", "representation"
+    task_type="classification",  # or "regression", "detection", "representation", "tagging"
     generator=False,             # True: stream batches from the memory-mapped store
     gpu_ID=None,                 # default GPU; the command line wins
     # Applied to every instance (instances may override them).

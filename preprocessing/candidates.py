@@ -187,7 +187,7 @@ def _part(mixed: np.ndarray, parts: int) -> np.ndarray:
     return ((mixed >> np.uint64(32)) * np.uint64(parts)) >> np.uint64(32)
 
 
-def _digests(hashes: np.ndarray, times: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+def _landmark_sums(hashes: np.ndarray, times: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     """`np.ndarray [shape=(files, 2)]`: two 64-bit sums over each file's landmarks of a mix
     of `(hash, time)` (the same landmarks give the same sums, in any order); `sizes` are
     the files' landmarks, in order."""
@@ -211,7 +211,7 @@ def _originals(table: Landmarks) -> np.ndarray:
     keys = np.zeros((len(table), 2), np.uint64)
     for lo, hi in table.ranges(_READ):
         hashes, times = table.read(lo, hi)[:2]
-        keys[lo:hi] = _digests(hashes, times, table.sizes[lo:hi])
+        keys[lo:hi] = _landmark_sums(hashes, times, table.sizes[lo:hi])
     files = np.arange(len(table))
     order = np.lexsort((files, keys[:, 1], keys[:, 0], table.sizes))
     keys, sizes = keys[order], table.sizes[order]

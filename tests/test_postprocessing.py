@@ -31,7 +31,7 @@ def logit(p):
 def _recording(item, event_p, bump_p, rng):
     """One recording of `WINDOWS` windows: a 15-frame event at probability `event_p` in
     every window, and (with `bump_p`) an unannotated 6-frame bump at `bump_p`. Feature
-    channel 0 is the logit the fake model outputs."""
+    channel 0 is the logit the model outputs (`logit_model`)."""
     feats, targets, rows = [], [], []
     for w in range(WINDOWS):
         x = np.full((FRAMES, 2), logit(0.05), np.float32)
@@ -68,18 +68,19 @@ def store(tmp_path):
     return FeatureStore(tmp_path / "sed")
 
 
-class LogitModel:
-    """A stand-in model whose logits are feature channel 0."""
+def logit_model():
+    """A Keras model (no weights) whose logits are feature channel 0."""
+    import keras
 
-    def predict_on_batch(self, x):
-        return np.asarray(x)[..., :1]
+    inputs = keras.Input((FRAMES, 2))
+    return keras.Model(inputs, keras.layers.Lambda(lambda x: x[..., :1])(inputs))
 
 
 def evaluate(store, params):
     meta = store.meta
     rows = {k: np.flatnonzero(meta["item"].isin(v).to_numpy()) for k, v in ITEMS.items()}
     return evaluate_splits(
-        LogitModel(), tasks.get("detection"), store, params=params,
+        logit_model(), tasks.get("detection"), store, params=params,
         splits=("train", "val", "test"), rows=rows,
         source={k: (store.features, v) for k, v in rows.items()}, n_outputs=1,
         train_original=rows["train"], target_fn=None, batch_size=64)

@@ -58,8 +58,10 @@ def test_a_long_file_gives_the_features_of_the_whole_file_exactly(
     real = ~np.asarray(whole["silent"])
     chunks = list(streaming.stream_features(path, params))
     assert len(chunks) > 5  # read group by group
-    assert np.array_equal(np.concatenate([c["features"] for c in chunks]),
-                          whole["features"][real])
+    # Equal to float32 rounding: the mel filterbank's product is summed by BLAS in blocks
+    # that depend on how many frames a call holds (numpy 2.4.6's OpenBLAS: 4e-6 dB apart).
+    np.testing.assert_allclose(np.concatenate([c["features"] for c in chunks]),
+                               whole["features"][real], rtol=1e-6, atol=1e-5)
     assert [s for c in chunks for s in c["starts"]] == \
         [s for s, keep in zip(whole["starts"], real) if keep]
     assert chunks[-1]["duration"] == whole["duration"]
@@ -111,5 +113,15 @@ def test_predict_on_a_long_file_reads_it_in_windows_with_the_same_answer(
     windowed = predict_files(folder / "m.keras", [path])
     monkeypatch.setattr(streaming, "LONG_SECONDS", float("inf"))  # the whole file at once
     whole = predict_files(folder / "m.keras", [path])
-    assert windowed[0]["segments"] == whole[0]["segments"]
-    assert windowed[0]["clip"] == whole[0]["clip"]
+    assert _flat(windowed[0]["segments"]) == pytest.approx(_flat(whole[0]["segments"]))
+    assert _flat(windowed[0]["clip"]) == pytest.approx(_flat(whole[0]["clip"]))
+
+
+def _flat(value, key=""):
+    """A nested answer of `predict_files` as {path: value}, its numbers compared with
+    `pytest.approx` (the features agree to float32 rounding)."""
+    if isinstance(value, dict):
+        return {k: v for name, item in value.items() for k, v in _flat(item, f"{key}.{name}").items()}
+    if isinstance(value, list):
+        return {k: v for i, item in enumerate(value) for k, v in _flat(item, f"{key}[{i}]").items()}
+    return {key: value}

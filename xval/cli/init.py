@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import json
 import os
 import shlex
@@ -22,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from architectures.hf import LocalModel
+from architectures.hf import LocalModel, names_model
 from preprocessing import sources
 from preprocessing.build import build_store, feature_params, silent_note
 from preprocessing.features import encoders
@@ -303,6 +304,13 @@ def _encoder(name: str | None) -> str | None:
     a line saying how to install it when it is not)."""
     if name == "none":
         return None
+    if (name is not None and name not in encoders.BUILT_IN and not names_model(name)
+            and not Path(name).expanduser().is_dir()):  # a typo more likely than a model
+        close = difflib.get_close_matches(name, list(encoders.BUILT_IN), n=1)
+        raise ConfigurationError(
+            f"--encoder {name}: expected one of {', '.join(encoders.BUILT_IN)}, none, or a "
+            "transformers model (hf:NAME, a folder written by save_pretrained, or an ORG/NAME "
+            "hub id)" + (f"; did you mean {close[0]}?" if close else "."))
     if name is not None and name not in encoders.BUILT_IN:  # a transformers model
         check_encoder(name)  # no such model: said with the built-in encoders
         torch_module()

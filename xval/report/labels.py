@@ -17,7 +17,6 @@ import numpy as np
 from xval import tasks
 from xval.core.records import Status
 from xval.core.storage import STORE, ResultsStore
-from xval.report import figures
 from xval.report.clip_scores import pooled
 from xval.report.results import InstanceResult
 from xval.tasks.tagging import THRESHOLD, label_table
@@ -84,6 +83,8 @@ def label_scores(result: InstanceResult, store: ResultsStore = STORE) -> LabelSc
 def per_label_ap(result: InstanceResult, store: ResultsStore) -> list[Path]:
     """Each label's test AP over the folds (`per_label_ap.png`): bars at the mean, dots the
     folds, the labels in order of their mean AP."""
+    from xval.report import figures  # noqa: PLC0415  (matplotlib: when a figure is drawn)
+
     scores = label_scores(result, store)
     if scores is None:
         return []
