@@ -89,10 +89,26 @@ def _check_feature(params: TrainingParams, where: str, feature: FeatureFacts | N
             "fine).")
 
 
+DETECTION_ONLY = {"event_mix": 0.0, "boundary_weight": 0.0, "prediction_hop": 1.0}
+"""The parameters that act on frame targets and windows of recordings, and their value
+that does nothing."""
+
+
+def _check_detection_only(params: TrainingParams, task: tasks.Task, where: str) -> None:
+    """Refuses a detection parameter set on a task that does not score events."""
+    given = {k: getattr(params, k) for k, off in DETECTION_ONLY.items()
+             if getattr(params, k) != off}
+    if given and not task.scores_events:
+        names = ", ".join(f"{k}={v}" for k, v in given.items())
+        raise ParameterError(
+            f"{where}: {names} act on the frame targets and windows of a detection store, "
+            f"but task_type is {task.name!r}; leave them out (or use task_type='detection').")
+
+
 def check_training_options(params: TrainingParams, task: tasks.Task, where: str,
                             feature: FeatureFacts | None = None) -> None:
-    """Cross-parameter checks of warm-up, min_epochs, label smoothing, frequency warping and
-    refit_with_val."""
+    """Cross-parameter checks of warm-up, min_epochs, label smoothing, frequency warping,
+    refit_with_val and the detection-only parameters."""
     _check_feature(params, where, feature)
     if params.random_crop_seconds and params.time_warp:
         raise ParameterError(
@@ -120,6 +136,7 @@ def check_training_options(params: TrainingParams, task: tasks.Task, where: str,
             "on the first model's embeddings, and its C chosen on the validation rows the "
             "refit trains on); set one of them off."
         )
+    _check_detection_only(params, task, where)
     if params.class_weights and not task.weights_classes:
         weighted = " or ".join(f"task_type={n!r}" for n in tasks.names()
                                if tasks.get(n).weights_classes)

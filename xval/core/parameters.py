@@ -249,6 +249,30 @@ class TrainingParams(Settings):
     min_gap_seconds: float = setting(
         0.0, "detection: shorter gaps between two detected events are bridged (seconds)", low=0,
         absent=0.0)
+    event_mix: float = setting(
+        0.0, ("detection: share of training windows that get an annotated event of another "
+              "training window mixed in, every epoch (0: off)"), low=0, high=1, absent=0.0,
+        notes=("Detection only, training only (xval.training.event_mixing): every epoch, this "
+               "share of each batch's windows gets one annotated event of another window of "
+               "the batch (the fold's training recordings only), its background subtracted, "
+               "added at a random place and a gain of -6 to +6 dB on the window's magnitudes, "
+               "its frames marked active. Stores of mel, stft or cqt magnitudes (db, log, "
+               "power or no compression)."))
+    boundary_weight: float = setting(
+        0.0, ("detection: extra loss weight of the frames within 60 ms of an annotated onset "
+              "or offset (0: off)"), low=0, high=100, absent=0.0,
+        notes=("Detection only: frames within 60 ms of an onset or an offset of the targets "
+               "weigh 1 + boundary_weight in the frame cross-entropy, so that the bounds of "
+               "events, and short events (all bound), count more (xval.tasks.losses."
+               "BoundaryFrameCrossentropy); the recorded loss stays unweighted."))
+    prediction_hop: float = setting(
+        1.0, ("detection: hop between the windows a recording is read through at evaluation "
+              "and prediction, as a fraction of the window (1: side by side)"), low=0, high=1,
+        open_low=True, absent=1.0,
+        notes=("Detection only: recordings are scored (fold evaluation, detect, evaluate "
+               "--annotations) through windows every prediction_hop windows, their frame "
+               "probabilities averaged where they overlap, so that an event on a window's "
+               "edge is also read whole (0.5: twice the windows to predict)."))
 
     @property
     def embeds(self) -> bool:
