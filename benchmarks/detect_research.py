@@ -141,11 +141,15 @@ def split_metrics(clip: dict[str, Any], seg: dict[str, Any]) -> dict[str, Any]:
 
 
 RESCORE: dict[str, dict[str, Any]] = {
+    "hop1": {"prediction_hop": 1.0},
     "hop0.5": {"prediction_hop": 0.5},
     "hop0.25": {"prediction_hop": 0.25},
+    "hop0.5+low": {"prediction_hop": 0.5, "_thresholds": (0.5, 0.4, 0.6, 0.3, 0.7, 0.2, 0.1)},
+    "hop0.5+gap": {"prediction_hop": 0.5, "min_gap_seconds": 0.1},
 }
 """Evaluation variants of `--rescore`: parameters that change how a trained fold model is
-scored (never how it trains)."""
+scored (never how it trains); `_thresholds` replaces the grid of thresholds the validation
+recordings choose from (`xval.tasks.event_rules.THRESHOLD_GRID`)."""
 
 
 def rescore(args: argparse.Namespace, experiment: Any, plan: Any, names: list[str],
@@ -153,21 +157,26 @@ def rescore(args: argparse.Namespace, experiment: Any, plan: Any, names: list[st
     """Scores the kept fold models (`--models`) again with each `--rescore` variant, the
     post-processing chosen on the validation recordings as the engine chooses it, and
     appends a line each (configuration `<name>+<variant>`)."""
+    from xval.tasks import event_rules
     from xval.training.evaluation import evaluate_splits
     from xval.training.fold import prepare_fold
     from xval.training.loading import load
 
+    grid = event_rules.THRESHOLD_GRID
     for k, name in enumerate(names, start=1):
         for job in plan.jobs(k, folds):
             model = load(Path(args.models) / f"{name}{args.tag}_{args.dataset}_fold{job.fold}"
                                              ".keras")
             fold = prepare_fold(job)
             for variant in args.rescore.split(","):
-                params = fold.params.replace(**RESCORE[variant])
+                given = dict(RESCORE[variant])
+                event_rules.THRESHOLD_GRID = given.pop("_thresholds", grid)
+                params = fold.params.replace(**given)
                 scored = evaluate_splits(
                     model, fold.task, fold.store, params=params, splits=fold.splits,
                     rows=fold.rows, source=fold.source, n_outputs=fold.n_outputs,
                     train_original=fold.train_original, target_fn=None, batch_size=256)
+                event_rules.THRESHOLD_GRID = grid
                 line = {"config": f"{name}{args.tag}+{variant}", "dataset": args.dataset,
                         "fold": job.fold, "test_items": job.items["test"],
                         "train_rows": len(fold.train_original),
