@@ -259,12 +259,13 @@ class TrainingParams(Settings):
                "its frames marked active. Stores of mel, stft or cqt magnitudes (db, log, "
                "power or no compression)."))
     boundary_weight: float = setting(
-        0.0, ("detection: extra loss weight of the frames within 60 ms of an annotated onset "
-              "or offset (0: off)"), low=0, high=100, absent=0.0,
-        notes=("Detection only: frames within 60 ms of an onset or an offset of the targets "
-               "weigh 1 + boundary_weight in the frame cross-entropy, so that the bounds of "
-               "events, and short events (all bound), count more (xval.tasks.losses."
-               "BoundaryFrameCrossentropy); the recorded loss stays unweighted."))
+        0.0, ("detection: extra loss weight of the frames within 3 frames of an annotated "
+              "onset or offset (0: off)"), low=0, high=100, absent=0.0,
+        notes=("Detection only: frames within 3 frames (60 ms on a detection store's 20 ms "
+               "frames) of an onset or an offset of the targets weigh 1 + boundary_weight in "
+               "the frame cross-entropy, so that the bounds of events, and short events (all "
+               "bound), count more (xval.tasks.losses.WeightedFrameCrossentropy); the "
+               "recorded loss metrics stay unweighted."))
     prediction_hop: float = setting(
         1.0, ("detection: hop between the windows a recording is read through at evaluation "
               "and prediction, as a fraction of the window (1: side by side)"), low=0, high=1,
