@@ -146,6 +146,8 @@ RESCORE: dict[str, dict[str, Any]] = {
     "hop0.25": {"prediction_hop": 0.25},
     "hop0.5+low": {"prediction_hop": 0.5, "_thresholds": (0.5, 0.4, 0.6, 0.3, 0.7, 0.2, 0.1)},
     "hop0.5+gap": {"prediction_hop": 0.5, "min_gap_seconds": 0.1},
+    "hop0.5+taper": {"prediction_hop": 0.5, "_taper": True},
+    "hop0.25+taper": {"prediction_hop": 0.25, "_taper": True},
 }
 """Evaluation variants of `--rescore`: parameters that change how a trained fold model is
 scored (never how it trains); `_thresholds` replaces the grid of thresholds the validation
@@ -162,7 +164,21 @@ def rescore(args: argparse.Namespace, experiment: Any, plan: Any, names: list[st
     from xval.training.fold import prepare_fold
     from xval.training.loading import load
 
-    grid = event_rules.THRESHOLD_GRID
+    grid, stitch = event_rules.THRESHOLD_GRID, event_rules.stitch_windows
+
+    def tapered(windows: Any, starts: Any, frame_seconds: float, *, reduce: str = "mean"
+                ) -> Any:
+        """`stitch_windows` with each window's frames weighted by a Hann taper (edges
+        count least) where windows overlap."""
+        windows = np.asarray(windows, dtype=np.float64)
+        if reduce != "mean":
+            return stitch(windows, starts, frame_seconds, reduce=reduce)
+        length = windows.shape[1]
+        taper = np.sin(np.pi * (np.arange(length) + 0.5) / length) ** 2
+        ones = np.broadcast_to(taper[None, :, None], (len(windows), length, 1))
+        total = stitch(windows * taper[None, :, None], starts, frame_seconds)
+        weight = stitch(np.ascontiguousarray(ones), starts, frame_seconds)
+        return total / np.maximum(weight, 1e-12)
     for k, name in enumerate(names, start=1):
         for job in plan.jobs(k, folds):
             model = load(Path(args.models) / f"{name}{args.tag}_{args.dataset}_fold{job.fold}"
@@ -171,12 +187,14 @@ def rescore(args: argparse.Namespace, experiment: Any, plan: Any, names: list[st
             for variant in args.rescore.split(","):
                 given = dict(RESCORE[variant])
                 event_rules.THRESHOLD_GRID = given.pop("_thresholds", grid)
+                event_rules.stitch_windows = tapered if given.pop("_taper", False) \
+                    else stitch
                 params = fold.params.replace(**given)
                 scored = evaluate_splits(
                     model, fold.task, fold.store, params=params, splits=fold.splits,
                     rows=fold.rows, source=fold.source, n_outputs=fold.n_outputs,
                     train_original=fold.train_original, target_fn=None, batch_size=256)
-                event_rules.THRESHOLD_GRID = grid
+                event_rules.THRESHOLD_GRID, event_rules.stitch_windows = grid, stitch
                 line = {"config": f"{name}{args.tag}+{variant}", "dataset": args.dataset,
                         "fold": job.fold, "test_items": job.items["test"],
                         "train_rows": len(fold.train_original),
