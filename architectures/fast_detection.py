@@ -6,7 +6,7 @@ of the frames; each output frame is then repeated `time_pool` times (`RepeatFram
 that its logits line up with the store's frame targets like every detector's.
 """
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from architectures.common import FRAMES_TASK, Shape, batch_norm, check_output, l2
 from architectures.detection import OptionalLayers, frame_head, residual_block
@@ -30,7 +30,8 @@ def fast_detector(input_shape: Shape, num_outputs: int, task_type: str = FRAMES_
                   filters: Filters = 16, conv_blocks: Layers = 3, freq_pool: Pool = 2,
                   time_pool: Pool = 4, units: Units = 64, rnn_layers: OptionalLayers = 2,
                   dropout: Probability = 0.2, regularization_lambda: Regularization = 0.0,
-                  bn_momentum: Momentum = 0.9) -> "keras.Model":
+                  bn_momentum: Momentum = 0.9,
+                  upsample: Literal["repeat", "linear"] = "repeat") -> "keras.Model":
     """`resnet_detector` reading a fraction of the frames: the detection default for CPUs
     (docs/results.md).
 
@@ -60,6 +61,10 @@ def fast_detector(input_shape: Shape, num_outputs: int, task_type: str = FRAMES_
         regularization_lambda: L2 weight of every kernel. Defaults to `0.0`.
         bn_momentum: momentum of the BatchNormalization moving statistics. Defaults to
             `0.9`.
+        upsample: how the pooled logits come back to every input frame (`RepeatFrames`):
+            `"repeat"` (each `time_pool` times: bounds on the pooled grid) or `"linear"`
+            (interpolated between the pooled frames' centres, so that a bound may fall
+            between them). Defaults to `"repeat"`.
 
     Returns:
         A `keras.Model` from `(time, frequency, 1)` to `(time, num_outputs)` logits.
@@ -88,5 +93,6 @@ def fast_detector(input_shape: Shape, num_outputs: int, task_type: str = FRAMES_
     if time_pool == 1:
         return keras.Model(inputs, frame_head(x, num_outputs), name="fast_detector")
     x = layers.Dense(num_outputs, dtype="float32")(x)
-    logits = RepeatFrames(time_pool, dtype="float32", name="frame_logits")([x, inputs])
+    logits = RepeatFrames(time_pool, mode=upsample, dtype="float32",
+                          name="frame_logits")([x, inputs])
     return keras.Model(inputs, logits, name="fast_detector")

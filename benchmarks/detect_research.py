@@ -61,6 +61,9 @@ COLUMNS = [("train_event_f1", "train event F1"), ("train_segment_f1", "train seg
            ("train_frame_f1", "train frame F1"), ("test_event_f1", "test event F1"),
            ("test_segment_f1", "test segment F1"), ("test_frame_f1", "test frame F1"),
            ("test_onset_f1", "test onset F1"),
+           ("test_event_precision", "test event precision"),
+           ("test_event_recall", "test event recall"), ("test_psds1", "test PSDS1"),
+           ("test_psds2", "test PSDS2"),
            ("test_fixed_event_f1", "test event F1, fixed post 0.5")]
 
 
@@ -111,7 +114,6 @@ def fold_line(name: str, job: Any, result: Any, dataset: str) -> dict[str, Any]:
         dict of the fold's recording-level (and window-level) metrics, post-processing,
         epochs and rows.
     """
-    clip, seg = result.clip_metrics or {}, result.metrics or {}
     post = result.postprocessing
     line: dict[str, Any] = {
         "config": name, "dataset": dataset, "fold": job.fold, "epochs": result.epochs,
@@ -120,11 +122,90 @@ def fold_line(name: str, job: Any, result: Any, dataset: str) -> dict[str, Any]:
         "fit_seconds": result.timings["fit_seconds"], "test_items": job.items["test"],
         "train_rows": result.train_rows, "test_rows": result.n_rows.get("test"),
         "postprocessing": None if post is None else post.values}
+    return {**line, **split_metrics(result.clip_metrics or {}, result.metrics or {})}
+
+
+METRICS = ("event_f1", "onset_f1", "segment_f1", "frame_f1", "loss", "event_precision",
+           "event_recall", "psds1", "psds2")
+"""The metrics a line keeps of each split, recording (stitched) and window level."""
+
+
+def split_metrics(clip: dict[str, Any], seg: dict[str, Any]) -> dict[str, Any]:
+    """`<split>_<metric>` (recording level) and `<split>_window_<metric>` of every split."""
+    line = {}
     for split in ("train", "val", "test"):
-        for metric in ("event_f1", "onset_f1", "segment_f1", "frame_f1", "loss"):
+        for metric in METRICS:
             line[f"{split}_{metric}"] = clip.get(split, {}).get(metric)
             line[f"{split}_window_{metric}"] = seg.get(split, {}).get(metric)
     return line
+
+
+RESCORE: dict[str, dict[str, Any]] = {
+    "hop1": {"prediction_hop": 1.0},
+    "hop0.5": {"prediction_hop": 0.5},
+    "hop0.25": {"prediction_hop": 0.25},
+    "hop0.5+low": {"prediction_hop": 0.5, "_thresholds": (0.5, 0.4, 0.6, 0.3, 0.7, 0.2, 0.1)},
+    "hop0.5+gap": {"prediction_hop": 0.5, "min_gap_seconds": 0.1},
+    "hop0.5+taper": {"prediction_hop": 0.5, "_taper": True},
+    "hop0.25+taper": {"prediction_hop": 0.25, "_taper": True},
+}
+"""Evaluation variants of `--rescore`: parameters that change how a trained fold model is
+scored (never how it trains); `_thresholds` replaces the grid of thresholds the validation
+recordings choose from (`xval.tasks.event_rules.THRESHOLD_GRID`)."""
+
+
+def rescore(args: argparse.Namespace, experiment: Any, plan: Any, names: list[str],
+            folds: list[int]) -> None:
+    """Scores the kept fold models (`--models`) again with each `--rescore` variant, the
+    post-processing chosen on the validation recordings as the engine chooses it, and
+    appends a line each (configuration `<name>+<variant>`)."""
+    from xval.tasks import event_rules
+    from xval.training.evaluation import evaluate_splits
+    from xval.training.fold import prepare_fold
+    from xval.training.loading import load
+
+    grid, stitch = event_rules.THRESHOLD_GRID, event_rules.stitch_windows
+
+    def tapered(windows: Any, starts: Any, frame_seconds: float, *, reduce: str = "mean"
+                ) -> Any:
+        """`stitch_windows` with each window's frames weighted by a Hann taper (edges
+        count least) where windows overlap."""
+        windows = np.asarray(windows, dtype=np.float64)
+        if reduce != "mean":
+            return stitch(windows, starts, frame_seconds, reduce=reduce)
+        length = windows.shape[1]
+        taper = np.sin(np.pi * (np.arange(length) + 0.5) / length) ** 2
+        ones = np.broadcast_to(taper[None, :, None], (len(windows), length, 1))
+        total = stitch(windows * taper[None, :, None], starts, frame_seconds)
+        weight = stitch(np.ascontiguousarray(ones), starts, frame_seconds)
+        return total / np.maximum(weight, 1e-12)
+    for k, name in enumerate(names, start=1):
+        for job in plan.jobs(k, folds):
+            model = load(Path(args.models) / f"{name}{args.tag}_{args.dataset}_fold{job.fold}"
+                                             ".keras")
+            fold = prepare_fold(job)
+            for variant in args.rescore.split(","):
+                given = dict(RESCORE[variant])
+                event_rules.THRESHOLD_GRID = given.pop("_thresholds", grid)
+                event_rules.stitch_windows = tapered if given.pop("_taper", False) \
+                    else stitch
+                params = fold.params.replace(**given)
+                scored = evaluate_splits(
+                    model, fold.task, fold.store, params=params, splits=fold.splits,
+                    rows=fold.rows, source=fold.source, n_outputs=fold.n_outputs,
+                    train_original=fold.train_original, target_fn=None, batch_size=256)
+                event_rules.THRESHOLD_GRID, event_rules.stitch_windows = grid, stitch
+                line = {"config": f"{name}{args.tag}+{variant}", "dataset": args.dataset,
+                        "fold": job.fold, "test_items": job.items["test"],
+                        "train_rows": len(fold.train_original),
+                        "test_rows": len(fold.rows["test"]),
+                        "postprocessing": None if scored.postprocessing is None
+                        else scored.postprocessing.values,
+                        **split_metrics(scored.clip_metrics, scored.metrics)}
+                with Path(args.out).open("a") as f:
+                    f.write(json.dumps(line) + "\n")
+                print(f"{line['config']} fold {job.fold}: test event F1 "
+                      f"{line['test_event_f1']}", flush=True)
 
 
 def _cell(values: Sequence[Any]) -> str:
@@ -172,7 +253,7 @@ def summary(path: str | Path, baseline: str = "previous") -> str:
         mine = sorted(mine, key=lambda x: x["fold"])
         cells = [_cell([line.get(key) for line in mine]) for key, _ in COLUMNS]
         epochs = ", ".join(f"{line['best_epoch']}/{line['epochs_run']}/{line['epochs']}"
-                           for line in mine)
+                           for line in mine if "best_epoch" in line)
         folds = ",".join(str(line["fold"]) for line in mine)
         out.append(f"| {name} | {folds} | " + " | ".join(cells)
                    + f" | {epochs} | {'' if name == baseline else _ttest(mine, reference)} |")
@@ -206,6 +287,9 @@ def train(args: argparse.Namespace) -> int:
         [int(f) for f in args.folds.split(",")]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    if args.rescore:
+        rescore(args, experiment, plan, names, folds)
+        return 0
     for k, name in enumerate(names, start=1):
         for job in plan.jobs(k, folds):
             started, cpu = time.perf_counter(), _cpu_seconds()
@@ -215,6 +299,11 @@ def train(args: argparse.Namespace) -> int:
             if not result.ok or result.model_bytes is None:
                 raise SystemExit(f"{name} fold {job.fold} failed: {result.message}")
             line.update(fixed_post_scores(job, result.model_bytes))
+            if args.models:
+                folder = Path(args.models)
+                folder.mkdir(parents=True, exist_ok=True)
+                (folder / f"{line['config']}_{args.dataset}_fold{job.fold}.keras").write_bytes(
+                    result.model_bytes)
             line.update(seconds=round(seconds, 1), cpu_seconds=round(cpu, 1),
                         eval_seconds=result.timings["eval_seconds"],
                         load=round(os.getloadavg()[0], 1), set=extra)
@@ -241,6 +330,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="extra parameter for every configuration")
     parser.add_argument("--tag", default="", help="suffix of the configuration names")
     parser.add_argument("--out", required=True, help="JSON-lines file to append to")
+    parser.add_argument("--models", help="folder to keep each fold's best model in "
+                                         "(<config>_<dataset>_fold<i>.keras)")
+    parser.add_argument("--rescore", help=f"comma-separated evaluation variants of "
+                                          f"{', '.join(RESCORE)}: score the models kept in "
+                                          "--models again instead of training")
     parser.add_argument("--summary", action="store_true",
                         help="print the table of --out instead of training")
     parser.add_argument("--baseline", default="previous",

@@ -37,7 +37,7 @@ from xval.core.errors import DatasetError
 from xval.core.outputs import Output
 
 __all__ = ["BACKGROUND_RMS", "background_files", "check_out", "coloured_noise", "staging",
-           "synth_events"]
+           "synth_events", "write_tables"]
 
 SYNTH_EVENTS = Output(kind="a synth-events folder", command="synth-events",
                      markers=("recipe.json",),
@@ -120,7 +120,7 @@ def synth_events(fsdd_dir: str | Path, out_dir: str | Path, *, files_per_speaker
         for speaker, group in sorted(rows.groupby("item"), key=lambda g: g[0]):
             _write_speaker(tmp, str(speaker), sorted(group["path"]), sources[speaker], mixer,
                            events, items)
-        _write_tables(tmp, events, items, trains=recipe.trains)
+        write_tables(tmp, events, items, trains=recipe.trains)
         (tmp / "recipe.json").write_text(
             json.dumps(recipe.record(fsdd_dir, backgrounds), indent=2) + "\n")
     return {"out": str(out), "files": len(items), "events": len(events),
@@ -170,10 +170,10 @@ def _speaker_backgrounds(backgrounds: str | Path | None, speakers: list[str],
     return {speaker: (name, files) for speaker, (name, files) in zip(speakers, found)}
 
 
-def _write_tables(folder: Path, events: list[dict[str, Any]], items: list[dict[str, str]],
+def write_tables(folder: Path, events: list[dict[str, Any]], items: list[dict[str, str]],
                   trains: bool = False) -> None:
     """Writes `events.csv` (with a `train` column for event trains), `items.csv` and the
-    wide `annotations.csv`."""
+    wide `annotations.csv` (also `preprocessing.synth_scenes`'s tables)."""
     table = pd.DataFrame(events, columns=["file", "start_sample", "end_sample", "label",
                                           "snr_db", "source", "background"]
                          + (["train"] if trains else []))

@@ -55,6 +55,8 @@ def _alternative(name, value):
         return "lstm" if value == "gru" else "gru"
     if name == "pooling":
         return "stats" if value == "mean" else "mean"
+    if name == "upsample":
+        return "linear" if value == "repeat" else "repeat"
     if name == "bn_momentum":
         return 0.5
     if name == "blocks":
@@ -301,6 +303,28 @@ def test_fast_detector_repeats_its_pooled_frames_back_to_every_input_frame(frame
     unpooled = architectures.get("fast_detector")((frames, 12, 1), 2, time_pool=1,
                                                   **SMALL["fast_detector"])
     assert unpooled.output_shape == (None, frames, 2)
+
+
+def test_fast_detector_linear_upsampling_interpolates_between_pooled_centres(rng, tmp_path):
+    """`upsample="linear"`: the pooled logits interpolated between their frames' centres
+    (frames 1.5, 5.5, 9.5 ... of a pool of 4), each end held; saved and loaded as it is."""
+    from architectures.frames import RepeatFrames
+
+    pooled = np.array([[[0.0], [4.0], [8.0]]], "float32")
+    out = keras.ops.convert_to_numpy(RepeatFrames(4, mode="linear")(
+        [pooled, np.zeros((1, 11, 1), "float32")]))
+    np.testing.assert_allclose(out[0, :, 0], [0, 0, 0.5, 1.5, 2.5, 3.5, 4.5, 5.5, 6.5, 7.5, 8])
+    with pytest.raises(ValueError, match=r"mode='cubic': expected one of repeat, linear"):
+        RepeatFrames(4, mode="cubic")
+    model = architectures.get("fast_detector")((17, 12, 1), 2, upsample="linear",
+                                               **SMALL["fast_detector"])
+    x = rng.normal(size=(2, 17, 12, 1)).astype("float32")
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras", compile=False, safe_mode=True)
+    np.testing.assert_allclose(loaded.predict_on_batch(x), model.predict_on_batch(x),
+                               atol=1e-5)
+    steps = np.diff(np.asarray(model.predict_on_batch(x))[:, 2:14], axis=1)
+    assert not np.allclose(steps[:, 0::4], 0)  # no longer constant within a pooled frame
 
 
 def test_detectors_refuse_other_tasks():

@@ -98,3 +98,26 @@ def test_psds_single_class_counts_no_cross_triggers():
     value = psds(reference, points, {"a": 3600.0}, SCENARIOS["psds2"])
     assert value == pytest.approx(1.0)
     assert psds_module.psds_from_rates([], SCENARIOS["psds1"]) != 0.0  # nan, not 0
+
+
+def test_psds2_is_zero_where_one_cross_trigger_on_a_rare_class_passes_100_per_hour():
+    """Issue 66's fold (a PSDS1 of 0.39, a PSDS2 of exactly 0.0) is PSDS as defined, not a
+    bug: a cross-trigger counts per hour of the *other* class's annotated events. Here 10
+    minutes hold three barks and one 0.5 s sneeze; every event is found, but one bark
+    detection lies on the sneeze. PSDS1 (alpha_CT 0) counts it as one false positive (6 per
+    hour): 0.94. PSDS2 (alpha_CT 0.5) adds 0.5 x 1 / 0.5 s = 3,600 per hour to the bark's
+    effective false-positive rate, past the 100 per hour its curve is read to, so the bark
+    curve, and with two classes and alpha_ST 1 the mean minus the spread, is 0 there:
+    0.0. psds_eval 0.5.3 gives the same two values (computed in the scratch environment of
+    `tests/data/psds/make_expected.py`)."""
+    reference = [("a", 10.0, 10.3, "bark"), ("a", 20.0, 20.3, "bark"),
+                 ("a", 30.0, 30.3, "bark"), ("a", 40.0, 40.5, "sneeze")]
+    found = [*reference[:3], ("a", 40.0, 40.5, "bark"), ("a", 40.0, 40.5, "sneeze")]
+    scores = {name: psds(reference, [found], {"a": 600.0}, scenario)
+              for name, scenario in SCENARIOS.items()}
+    assert scores == {"psds1": pytest.approx(0.94), "psds2": 0.0}
+    rates = operating_point_rates(reference, found, {"a": 600.0}, ["bark", "sneeze"],
+                                  SCENARIOS["psds2"])
+    assert rates.fpr[0] == pytest.approx(6.0) and rates.ctr[0, 1] == pytest.approx(7200.0)
+    # Without the cross-trigger, PSDS2 is 1.
+    assert psds(reference, [[*reference]], {"a": 600.0}, SCENARIOS["psds2"]) == 1.0

@@ -3,7 +3,9 @@
 Steps: find the labels and items (class sub-folders, a known or given file-name pattern, a
 CSV manifest, or a corpus: `--source kaldi|lhotse|hf`), write a minimal `config.ini` (when the project has none), build the feature
 store, write `experiments/<name>.py` in the house style, run its dry run (the plan and the
-data checks), and print the one command that runs it.
+data checks), and print the one command that runs it. With `--annotations` (an annotation
+CSV of the recordings), a detection store and a detection experiment with the detection
+defaults (`xval.cli.init_detection`).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from xval.cli.init_data import (
     task_of,
 )
 from xval.cli.init_data import encoder_store_params as encoder_params
+from xval.cli.init_detection import init_detection
 from xval.cli.init_outputs import Created, check_outputs
 from xval.cli.init_stores import Built
 from xval.cli.scripts import (
@@ -121,6 +124,10 @@ def add_parser(sub: Subcommands, parents: list[argparse.ArgumentParser]) -> None
     cli_sources.add_options(p.add_argument_group("corpus options (with --source)"),
                             [o for i, o in enumerate(options) if o not in options[:i]],
                             defaults=False)
+    p.add_argument("--annotations", help="an annotation CSV of the recordings in AUDIO_DIR "
+                                         "(wide or long layout): a detection experiment")
+    p.add_argument("--items", help="with --annotations: a CSV file,item grouping the "
+                                   "recordings (speaker, site); default: each its own item")
     p.add_argument("--folds", type=int, help=f"folds over items (default: the items, at most "
                                              f"{MAX_FOLDS})")
     p.add_argument("--encoder", help="the pretrained encoder of instance 1: "
@@ -166,6 +173,8 @@ def main_init(args: argparse.Namespace) -> int:
     config_text = None if config_path.exists() else schema.render(
         {"paths": {"data_dir": "data", "results_dir": "results"}}, header=CONFIG_HEADER)
     config = load_config(config_path, text=config_text)
+    if args.annotations is not None:
+        return init_detection(args, audio, project, name, config, (config_path, config_text))
     script = project / "experiments" / f"{name}.py"
     encoder = _encoder(args.encoder)
     stores = [config.data_dir / name] + ([config.data_dir / f"{name}_{store_tag(encoder)}"]

@@ -3,8 +3,9 @@
 Sources: `demo`, `regex`, `folders`, `manifest`, and the corpora of speech toolkits
 `kaldi`, `lhotse`, `hf`; plus `report` to describe a store, `check` to list the files that
 hold the same audio under two items (and merge them), and
-`synth-events` to write a sound event detection dataset (FSDD digits in backgrounds), and
-`synth-babble` to make grouped babble backgrounds for it.
+`synth-events` to write a sound event detection dataset (FSDD digits in backgrounds),
+`synth-babble` and `synth-ambience` to make grouped backgrounds for it (babble; rain, wind,
+waves, engine, fire, machine), and `synth-scenes` to write one with no speech in it.
 See the README for recipes (FSDD, RAVDESS, ESC-50, speaker identification).
 
 Exit status: 0 when the store is written (unusable files are skipped and listed), 2 for a
@@ -24,6 +25,7 @@ import preprocessing.features as feature_types
 import xval.config.schema as schema
 from augmentation import Augmenter, require_augment_extra
 from preprocessing import sources
+from preprocessing.ambience import ambience_backgrounds
 from preprocessing.babble import babble_backgrounds
 from preprocessing.build import build_store, feature_params, silent_note
 from preprocessing.content_check import DuplicateCheck, report_lines, write_pairs_csv
@@ -41,6 +43,7 @@ from preprocessing.rows import source_count
 from preprocessing.sources.labels import MULTI_LABEL
 from preprocessing.store import FeatureStore
 from preprocessing.synth_events import synth_events
+from preprocessing.synth_scenes import synth_scenes
 from xval import tasks
 from xval.cli import sources as cli_sources
 from xval.cli.annotations import reading_options
@@ -94,7 +97,8 @@ def parser() -> argparse.ArgumentParser:
     docstring)."""
     return build_parser(__doc__, demo=_demo, source=_from_source, detection=_detection,
                         report=_report, synth_events=_synth_events,
-                        synth_babble=_synth_babble, check=_check)
+                        synth_babble=_synth_babble, synth_ambience=_synth_ambience,
+                        synth_scenes=_synth_scenes, check=_check)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -234,6 +238,32 @@ def _synth_babble(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     return 0
 
 
+def _types(text: str | None) -> list[str] | None:
+    return None if text is None else [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _synth_ambience(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
+    summary = ambience_backgrounds(
+        args.out, types=_types(args.types), files_per_type=args.files_per_type,
+        seconds=args.seconds, sample_rate=args.sample_rate, seed=args.seed,
+        overwrite=args.overwrite)
+    print(f"Wrote {summary['out']}: {summary['files']} backgrounds of "
+          f"{len(summary['types'])} types ({', '.join(summary['types'])}), one folder each.")
+    return 0
+
+
+def _synth_scenes(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
+    summary = synth_scenes(
+        args.out, types=_types(args.types), files_per_type=args.files_per_type,
+        seconds=args.seconds, events_min=args.events_min, events_max=args.events_max,
+        min_gap=args.min_gap, snr_min=args.snr_min, snr_max=args.snr_max,
+        sample_rate=args.sample_rate, seed=args.seed, overwrite=args.overwrite)
+    print(f"Wrote {summary['out']}: {summary['files']} recordings on "
+          f"{len(summary['items'])} background types, {summary['events']} events "
+          "(annotations.csv, events.csv, items.csv).")
+    return 0
+
+
 def _workers(args: argparse.Namespace, config: Config) -> int:
     return int(config.features.workers if args.workers is None else args.workers)
 
@@ -301,7 +331,7 @@ def _detection(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
             "are not available yet).")
     _backend(config, overrides)
     params = feature_params(config.features, style="flag",
-                            **{**_task_features(tasks.get(Detection.name), config, overrides),
+                            **{**task_features(tasks.get(Detection.name), config, overrides),
                                **overrides})
     store, summary = build_detection_store(
         args.annotations, args.root, _out(args, config), params=params,
@@ -316,7 +346,7 @@ def _detection(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     return 0
 
 
-def _task_features(task: tasks.Task, config: Config,
+def task_features(task: tasks.Task, config: Config,
                    overrides: dict[str, Any]) -> dict[str, Any]:
     """The task's own `[features]` defaults (`Task.feature_defaults` at the store's sample
     rate) that config.ini does not name (the command line's values go over them)."""

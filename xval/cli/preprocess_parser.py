@@ -1,6 +1,6 @@
 """The argument parser of `python -m preprocessing`: one sub-command per registered source
-(`xval.cli.sources`), and demo, detection, report, check, synth-events and synth-babble; the
-`[features]` flags made from the schema."""
+(`xval.cli.sources`), and demo, detection, report, check, synth-events, synth-babble,
+synth-ambience and synth-scenes; the `[features]` flags made from the schema."""
 
 from __future__ import annotations
 
@@ -157,6 +157,43 @@ def _synth_babble_parser(sub: Any) -> argparse.ArgumentParser:
     return p
 
 
+def _synth_ambience_parser(sub: Any) -> argparse.ArgumentParser:
+    p = sub.add_parser("synth-ambience",
+                       help="synthetic environmental backgrounds (rain, wind, waves, engine, "
+                            "fire, machine), one folder per type")
+    p.add_argument("--out", required=True, help="folder to write (must not exist)")
+    p.add_argument("--types", help="comma-separated types (default: all six)")
+    p.add_argument("--files-per-type", type=int, default=3)
+    p.add_argument("--seconds", type=float, default=60.0)
+    p.add_argument("--sample-rate", type=int, default=16000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a folder written by synth-ambience")
+    return p
+
+
+def _synth_scenes_parser(sub: Any) -> argparse.ArgumentParser:
+    p = sub.add_parser("synth-scenes",
+                       help="synthetic events (barks, bursts, chirps) on synthetic "
+                            "environmental backgrounds, with annotations; no speech")
+    p.add_argument("--out", required=True, help="folder to write (must not exist)")
+    p.add_argument("--types", help="comma-separated background types, one item each "
+                                   "(default: all six)")
+    p.add_argument("--files-per-type", type=int, default=7)
+    p.add_argument("--seconds", type=float, default=30.0, help="length of each recording")
+    p.add_argument("--events-min", type=int, default=3, help="fewest trains per recording")
+    p.add_argument("--events-max", type=int, default=7, help="most trains per recording")
+    p.add_argument("--min-gap", type=float, default=0.3,
+                   help="shortest silence between two trains of one class (s)")
+    p.add_argument("--snr-min", type=float, default=0.0, help="lowest SNR (dB)")
+    p.add_argument("--snr-max", type=float, default=15.0, help="highest SNR (dB)")
+    p.add_argument("--sample-rate", type=int, default=16000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a folder written by synth-scenes")
+    return p
+
+
 def _check_parser(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="files of a store that hold the same audio under two "
                                      "items (the content check), and the fix")
@@ -194,15 +231,16 @@ def _similarity(text: str) -> float:
 
 def parser(description: str | None = None, *, demo: Command, source: Command,
            detection: Command, report: Command, synth_events: Command,
-           synth_babble: Command, check: Command) -> argparse.ArgumentParser:
+           synth_babble: Command, synth_ambience: Command, synth_scenes: Command,
+           check: Command) -> argparse.ArgumentParser:
     """The command line of `python -m preprocessing`: each sub-command's `args.run` is the
     command given for it.
 
     Args:
         description: what `--help` says first (`xval.cli.preprocess` gives its own
             docstring: the sources and the exit status). Defaults to `None` (this module's).
-        demo, source, detection, report, synth_events, synth_babble, check: what the
-            sub-commands run (`source`: every registered source's).
+        demo, source, detection, report, synth_events, synth_babble, synth_ambience,
+            synth_scenes, check: what the sub-commands run (`source`: every registered source's).
     """
     top = ArgumentParser(prog="python -m preprocessing", description=description or __doc__,
                          formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -222,4 +260,6 @@ def parser(description: str | None = None, *, demo: Command, source: Command,
     _check_parser(sub).set_defaults(run=check)
     _synth_events_parser(sub).set_defaults(run=synth_events)
     _synth_babble_parser(sub).set_defaults(run=synth_babble)
+    _synth_ambience_parser(sub).set_defaults(run=synth_ambience)
+    _synth_scenes_parser(sub).set_defaults(run=synth_scenes)
     return top

@@ -91,8 +91,8 @@ def _check_feature(params: TrainingParams, where: str, feature: FeatureFacts | N
 
 def check_training_options(params: TrainingParams, task: tasks.Task, where: str,
                             feature: FeatureFacts | None = None) -> None:
-    """Cross-parameter checks of warm-up, min_epochs, label smoothing, frequency warping and
-    refit_with_val."""
+    """Cross-parameter checks of warm-up, min_epochs, label smoothing, frequency warping,
+    refit_with_val and the parameters of one task (`Task.own_params`)."""
     _check_feature(params, where, feature)
     if params.random_crop_seconds and params.time_warp:
         raise ParameterError(

@@ -267,6 +267,31 @@ class TrainingParams(Settings):
                "this gamma (0 = plain binary cross-entropy; 2 is usual), which weighs the "
                "labels a model already gets right less: an option for rare labels, as "
                "class_weights is (not both)."))
+    event_mix: float = setting(
+        0.0, ("detection: share of training windows that get an annotated event of another "
+              "training window mixed in, every epoch (0: off)"), low=0, high=1, absent=0.0,
+        notes=("Detection only, training only (xval.training.event_mixing): every epoch, this "
+               "share of each batch's windows gets one annotated event of another window of "
+               "the batch (the fold's training recordings only), its background subtracted, "
+               "added at a random place and a gain of -6 to +6 dB on the window's magnitudes, "
+               "its frames marked active. Stores of mel, stft or cqt magnitudes (db, log, "
+               "power or no compression)."))
+    boundary_weight: float = setting(
+        0.0, ("detection: extra loss weight of the frames within 3 frames of an annotated "
+              "onset or offset (0: off)"), low=0, high=100, absent=0.0,
+        notes=("Detection only: frames within 3 frames (60 ms on a detection store's 20 ms "
+               "frames) of an onset or an offset of the targets weigh 1 + boundary_weight in "
+               "the frame cross-entropy, so that the bounds of events, and short events (all "
+               "bound), count more (xval.tasks.losses.WeightedFrameCrossentropy); the "
+               "recorded loss metrics stay unweighted."))
+    prediction_hop: float = setting(
+        1.0, ("detection: hop between the windows a recording is read through at evaluation "
+              "and prediction, as a fraction of the window (1: side by side)"), low=0, high=1,
+        open_low=True, absent=1.0,
+        notes=("Detection only: recordings are scored (fold evaluation, detect, evaluate "
+               "--annotations) through windows every prediction_hop windows, their frame "
+               "probabilities averaged where they overlap, so that an event on a window's "
+               "edge is also read whole (0.5: twice the windows to predict)."))
 
     @property
     def embeds(self) -> bool:

@@ -10,6 +10,7 @@ import numpy as np
 
 from xval.core.errors import ConfigurationError, DatasetError
 from xval.core.layout import InstanceLayout
+from xval.core.parameters import FeatureParams
 from xval.core.records import FoldResult, ParamsRecord, Postprocessing, RecordError
 from xval.core.storage import STORE
 from xval.inference.models import (
@@ -67,14 +68,26 @@ def chosen_postprocessing(models: ModelSet) -> Postprocessing | None:
     return Postprocessing.merged(chosen)
 
 
+def reading_windows(feature: FeatureParams, given: Mapping[str, Any]) -> FeatureParams:
+    """The store's windows at the hop new recordings are read with: `prediction_hop`
+    windows (the instance's, `params.json`; 1, the store's own hop, for a model trained
+    before it existed), or the store's hop where that is shorter."""
+    hop = given.get("prediction_hop")
+    if hop is None or float(hop) >= 1:
+        return feature
+    return feature.replace(segment_hop_seconds=min(
+        feature.segment_hop_seconds, feature.segment_seconds * float(hop)))
+
+
 def detect_files(model_or_instance_dir: str | Path, files: Sequence[str | Path],
                  fold: int | None = None, *, ensemble: bool = False,
                  dataset_info: Mapping[str, Any] | str | Path | None = None,
                  skipped: list[dict[str, str]] | None = None) -> list[dict[str, Any]]:
     """The events a detection model finds in audio files.
 
-    Each file is cut into the store's windows; the windows' frame probabilities are laid on
-    the file's time line (averaged where windows overlap) and turned into events with the
+    Each file is cut into the store's windows, every `prediction_hop` windows
+    (`reading_windows`); the windows' frame probabilities are laid on the file's time line
+    (averaged where windows overlap) and turned into events with the
     instance's post-processing parameters (`detection_threshold`, `median_filter_seconds`,
     `min_gap_seconds`, `min_event_seconds`, read from the instance's `params.json`; those it
     leaves unset as the folds chose them on their validation recordings,
@@ -111,7 +124,7 @@ def detect_files(model_or_instance_dir: str | Path, files: Sequence[str | Path],
     given = instance_params(models.paths[0].parent)
     chosen = chosen_postprocessing(models)
     params = postprocessing(chosen.apply(given) if chosen else given)
-    feature = feature_params_of(info, models)
+    feature = reading_windows(feature_params_of(info, models), given)
     frame_seconds = info.frame_seconds or 0.0
     classes = info.classes
     results = []

@@ -55,6 +55,7 @@ from xval.tasks.base import (
     Targets,
     Task,
 )
+from xval.tasks.detection_overlap import Windows, overlap_windows
 from xval.tasks.detection_scores import window_scores
 from xval.tasks.detection_windows import store_defaults
 from xval.tasks.event_rules import (
@@ -83,6 +84,16 @@ DETECTOR_EVALUATION = (
     "--annotations and the folder of its recordings as SOURCE (`python -m xval evaluate "
     "MODEL RECORDINGS --annotations annotations.csv`)."
 )
+
+
+def _param(params: Mapping[str, Any] | None, name: str, default: Any) -> Any:
+    """`params[name]` (instance parameters, or a saved `params.json`'s), `default` where
+    absent or unset."""
+    try:
+        value = params[name] if params is not None else None
+    except KeyError:
+        value = None
+    return default if value is None else value
 
 
 def postprocessing(params: Mapping[str, Any] | None) -> EventRules:
@@ -137,7 +148,9 @@ class FrameHead(Head):
 
     def loss(self, params: Params, train_targets: np.ndarray | None = None) -> Any:
         """Per-frame binary cross-entropy on logits; with `class_weights=True`, active
-        frames weighted per class by `positive_weights(train_targets)`.
+        frames weighted per class by `positive_weights(train_targets)`; with
+        `boundary_weight`, the frames near an onset or offset weighted more
+        (`xval.tasks.losses.WeightedFrameCrossentropy`).
 
         Args:
             params: the instance parameters.
@@ -149,14 +162,18 @@ class FrameHead(Head):
         """
         import keras  # noqa: PLC0415  (keras: the backend is chosen by then)
 
-        if not params.class_weights:
+        boundary = float(_param(params, "boundary_weight", 0.0))
+        if not params.class_weights and not boundary:
             return keras.losses.BinaryCrossentropy(from_logits=True)
         if train_targets is None:
-            raise ValueError("class_weights=True: the detection loss weights active frames "
-                             "from the fold's training rows; pass train_targets=.")
+            raise ValueError("class_weights=True or boundary_weight: the detection loss "
+                             "weights frames from the fold's training rows; pass "
+                             "train_targets=.")
         from xval.tasks.losses import WeightedFrameCrossentropy  # noqa: PLC0415  (imports keras)
 
-        return WeightedFrameCrossentropy(positive_weights(train_targets))
+        weights = positive_weights(train_targets) if params.class_weights \
+            else [1.0] * int(train_targets.shape[-1])
+        return WeightedFrameCrossentropy(weights, boundary_weight=boundary)
 
     def metrics(self, params: Params) -> list[Any]:
         import keras  # noqa: PLC0415  (keras: the backend is chosen by then)
@@ -218,6 +235,17 @@ class EventScoring(Scoring):
         overlap, targets merged, so that an event cut by a window border counts once, as in
         the annotation); `None` without window starts and the hop."""
         return stitch_recordings(outputs, targets, clips, starts, frame_seconds)
+
+    def overlap_windows(self, features: np.ndarray, targets: np.ndarray, clips: np.ndarray,
+                        starts: Sequence[float] | None, context: Context = NO_CONTEXT
+                        ) -> Windows | None:
+        """The windows between each recording's stored windows at a hop of
+        `prediction_hop` windows (`xval.tasks.detection_overlap`), or `None` (a hop of 1,
+        no window starts or hop)."""
+        hop = float(_param(context.params, "prediction_hop", 1.0))
+        if starts is None or context.frame_seconds is None or hop >= 1:
+            return None
+        return overlap_windows(features, targets, clips, starts, context.frame_seconds, hop)
 
     def fold_plot_data(self, y_true: np.ndarray, outputs: np.ndarray, meta: pd.DataFrame,
                        context: Context = NO_CONTEXT) -> dict[str, Any] | None:
@@ -320,6 +348,7 @@ class Detection(Task):
     shared 0.001 underfits."""
     scores_events = True
     figures = ("activity",)
+    own_params = ("event_mix", "boundary_weight", "prediction_hop")
 
     def feature_defaults(self, sample_rate: int,
                          segment_seconds: float | None = None) -> dict[str, Any]:

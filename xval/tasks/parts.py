@@ -246,6 +246,25 @@ class Scoring(Part):
         """
         return pool_by_clip(outputs, targets, clips)
 
+    def overlap_windows(self, features: np.ndarray, targets: np.ndarray, clips: np.ndarray,
+                        starts: Sequence[float] | None, context: Context = NO_CONTEXT
+                        ) -> Any | None:
+        """Rows read besides the stored ones at evaluation, scored only at the clip level
+        (detection: windows between a recording's windows, `prediction_hop`).
+
+        Args:
+            features: the split's rows, `np.ndarray [shape=(rows, ...)]`.
+            targets: their targets.
+            clips: the clip of each row.
+            starts: each row's start in its clip, seconds, or `None`.
+            context: the instance parameters and the feature hop.
+
+        Returns:
+            An object with `features`, `targets`, `clips` and `starts` (e.g.
+            `xval.tasks.detection_overlap.Windows`), or `None` (the default: none).
+        """
+        return None
+
     def choose_postprocessing(self, y_true: Any, outputs: Any, num_outputs: int,
                               context: Context = NO_CONTEXT
                               ) -> Postprocessing | None:

@@ -149,7 +149,7 @@ def evaluate_splits(model: Any, task: Task, store: FeatureStore, *, params: Trai
                      "train": (source["train"][0], source["train"][1][original_train])}
     result = Evaluation(outputs={}, metrics={}, clip_metrics={}, context=context,
                         multi_segment=multi_segment)
-    truth = {}
+    truth, extra = {}, {}
     for key in splits:
         features, indices = scored_source[key]
         result.outputs[key] = devices.placed(
@@ -160,13 +160,17 @@ def evaluate_splits(model: Any, task: Task, store: FeatureStore, *, params: Trai
             truth[key] = target_fn(np.asarray(store.features[scored[key]], dtype=np.float32))
             if key == "test":
                 result.context = result.context.replace(targets=truth[key])
+        if multi_segment:
+            extra[key] = overlap_outputs(model, task, store, scored[key], truth[key], starts,
+                                         context, batch_size)
 
     def pooled(key: str) -> Any:
         if not multi_segment:
             return None
-        return task.scoring.pool_by_clip(
-            result.outputs[key], truth[key], clips[scored[key]],
-            None if starts is None else starts[scored[key]], context.frame_seconds)
+        return task.scoring.pool_by_clip(*with_overlap(
+            (result.outputs[key], truth[key], clips[scored[key]],
+             None if starts is None else starts[scored[key]]), extra.get(key)),
+            context.frame_seconds)
 
     result.postprocessing = choose_postprocessing(task, result, truth, pooled, n_outputs)
     for key in splits:
@@ -182,6 +186,47 @@ def evaluate_splits(model: Any, task: Task, store: FeatureStore, *, params: Trai
             result.clip_metrics[key] = task.scoring.evaluate(
                 clip_y, clip_out, n_outputs, split.replace(whole_files=True))
     return result
+
+
+def overlap_outputs(model: Any, task: Task, store: FeatureStore, rows: np.ndarray,
+                    truth: np.ndarray, starts: np.ndarray | None, context: Context,
+                    batch_size: int) -> tuple[Any, np.ndarray] | None:
+    """The rows a task reads besides the stored ones of a split (`Scoring.overlap_windows`:
+    detection's windows between a recording's windows, `prediction_hop`) and the model's
+    outputs on them, or `None` when it reads none.
+
+    Args:
+        model: the fold's model.
+        task: the fold's task.
+        store: the fold's store.
+        rows: the split's (original) rows.
+        truth: their targets.
+        starts: every row's start in its clip (seconds), or `None`.
+        context: the parameters and the feature hop.
+        batch_size: rows per prediction batch.
+    """
+    if starts is None or not len(rows):
+        return None
+    windows = task.scoring.overlap_windows(
+        np.asarray(store.features[rows], dtype=np.float32), truth, store.clips[rows],
+        starts[rows], context)
+    if windows is None:
+        return None
+    return windows, predict_rows(model, windows.features, np.arange(len(windows.features)),
+                                 batch_size)
+
+
+def with_overlap(stored: tuple[np.ndarray, Any, np.ndarray, np.ndarray | None],
+                 extra: tuple[Any, np.ndarray] | None
+                 ) -> tuple[np.ndarray, Any, np.ndarray, np.ndarray | None]:
+    """`(outputs, targets, clips, starts)` of a split's stored rows, followed by those of
+    the rows read besides them (`overlap_outputs`: windows between the stored ones), if
+    any."""
+    if extra is None or stored[3] is None:
+        return stored
+    (out, y, clips, starts), (windows, more) = stored, extra
+    return (np.concatenate([out, more]), np.concatenate([y, windows.targets]),
+            np.concatenate([clips, windows.clips]), np.concatenate([starts, windows.starts]))
 
 
 def choose_postprocessing(task: Task, result: Evaluation, truth: Mapping[str, Any],

@@ -25,6 +25,7 @@ from xval.training.batches import (
     normalization_stats,
     normalizer,
 )
+from xval.training.event_mixing import event_mixer, mixed_batches
 from xval.training.front_end import crop_frames, front_end_layer, front_end_stats
 from xval.training.model import build_model, store_frequencies
 
@@ -235,8 +236,8 @@ def fold_placement(fold: PreparedFold) -> str:
 
 
 def fold_batches(fold: PreparedFold, placement: str = devices.HOST) -> tuple[Any, Any]:
-    """The training batches (shuffled, weighted, mixed up as asked) and the validation
-    batches (`None` for a refit).
+    """The training batches (shuffled, weighted, mixed up and event-mixed as asked) and the
+    validation batches (`None` for a refit).
 
     Args:
         fold: the prepared fold.
@@ -254,12 +255,19 @@ def fold_batches(fold: PreparedFold, placement: str = devices.HOST) -> tuple[Any
     # Mixup and label smoothing need soft targets (the task makes them one-hot).
     fit_targets = {k: fold.task.targets.for_keras(targets[v], params, fold.n_outputs)
                    for k, v in fold.rows.items()}
+    # Event mixing (detection) mixes numpy batches: gathered on the host, then copied.
+    mixer = event_mixer(params, fold.store.info.feature_params, fold.seed)
+    host = placement if mixer is None else \
+        devices.PINNED if placement != devices.HOST and devices.accelerator() is not None \
+        else devices.HOST
     train = make_batches(*fold.source["train"], fit_targets["train"],
                          batch_size=fold.batch_size, shuffle=True, seed=fold.seed,
                          weights=weights, workers=workers,
                          mixup_alpha=params.mixup_alpha, target_fn=fold.target_fn,
                          crop=crop_frames(params, fold.store.info.feature_params),
-                         placement=placement)
+                         placement=devices.HOST if mixer is not None else placement)
+    if mixer is not None:
+        train = mixed_batches(train, mixer, host)
     val = None if fold.refit else make_batches(
         *fold.source["val"], fit_targets["val"], batch_size=fold.batch_size, shuffle=False,
         workers=workers, target_fn=fold.target_fn, placement=placement)

@@ -1,0 +1,166 @@
+"""`python -m xval init AUDIO_DIR --annotations annotations.csv`: annotated recordings to a
+detection experiment ready to run (issue 66).
+
+The recordings are cut into a detection store with its own windows and frames (the
+detection defaults, `Detection.feature_defaults`: what `python -m preprocessing detection`
+gives with nothing named), and the script's one instance names only the stock detector,
+`fast_detector`: everything else, the training (learning rate, event mixing, the weight of
+events' bounds) and the reading of recordings at evaluation (`prediction_hop`, the
+post-processing chosen per fold on validation), is the detection default measured in
+docs/results.md, which `python -m xval config SCRIPT` shows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+from preprocessing.annotations import annotation_source
+from preprocessing.build import feature_params
+from preprocessing.detection import build_detection_store, read_items
+from xval import tasks
+from xval.cli.init_data import folds_for
+from xval.cli.init_outputs import Created, check_outputs
+from xval.cli.preprocess import task_features
+from xval.cli.scripts import SCRIPT, load_experiment
+from xval.config.loader import Config
+from xval.core.errors import ConfigurationError
+from xval.core.files import atomic_write_text
+from xval.tasks.detection import Detection
+
+INSTANCES = """experiment[1] = {"architecture": "fast_detector", "reshaping_type": "conv",
+                 "comment_1": "fast_detector", "comment_2": "detection defaults"}
+"""
+ABOUT = ("Instance 1 is the stock detector with the detection defaults (`python -m xval "
+         "config {script}` shows them): event mixing in training, recordings read through "
+         "windows that overlap at evaluation, post-processing chosen per fold on the "
+         "validation recordings (docs/tasks.md, Detection). Its saved models give frame "
+         "probabilities; `python -m xval detect` turns new recordings into events.")
+NOT_WITH = ("pattern", "label_map", "item_pattern", "manifest", "source", "merge_duplicates")
+"""`init` options that find labels and items in files: an annotation CSV does both."""
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """Refuses the options that do not go with `--annotations`.
+
+    Raises:
+        ConfigurationError: naming them.
+    """
+    given = [f"--{name.replace('_', '-')}" for name in NOT_WITH if getattr(args, name, None)]
+    if args.encoder not in (None, "none"):
+        given.append(f"--encoder {args.encoder}")
+    if given:
+        raise ConfigurationError(
+            f"{', '.join(given)} cannot be used with --annotations: the annotation CSV gives "
+            "the events and --items the items; a pretrained encoder's embeddings come every "
+            "2.5 s or more, too coarse to place an event (leave them out).")
+    if args.items is not None and not Path(args.items).is_file():
+        raise ConfigurationError(f"--items {args.items}: no such file; give the CSV "
+                                 "file,item that groups the recordings.")
+
+
+def init_detection(args: argparse.Namespace, audio: Path, project: Path, name: str,
+                   config: Config, config_file: tuple[Path, str | None]) -> int:
+    """Runs `init` on annotated recordings: checks, the store, config.ini, the script and
+    its dry run; what it wrote is removed again when a later step fails.
+
+    Args:
+        args: the command line.
+        audio: the folder of recordings.
+        project: the project folder.
+        name: the dataset's and the script's name.
+        config: the project's configuration.
+        config_file: `(path, text)` of config.ini; `text` is `None` when it exists.
+
+    Returns:
+        The exit code.
+    """
+    check_arguments(args)
+    script = project / "experiments" / f"{name}.py"
+    store_path = config.data_dir / name
+    check_outputs(audio, project, config, script, [store_path], args.overwrite)
+    recordings, events, _ = annotation_source(args.annotations, audio)
+    items = read_items(args.items) if args.items is not None else None
+    table = recordings.assign(item=[items.get(f, "") if items is not None else f
+                                    for f in recordings["file"]])
+    folds = folds_for(table, args.folds)
+    print(f"Found {len(recordings)} annotated recordings in {audio}: {len(events)} events of "
+          f"{events['label'].nunique()} classes, {table['item'].nunique()} items "
+          f"({'--items' if items is not None else 'each recording its own item'}); "
+          f"{folds} folds.")
+    if args.dry_run:
+        print(f"Would write the detection store {store_path} and {script.relative_to(project)}"
+              ", then run the script's dry run. Nothing was written (--dry-run).")
+        return 0
+    created = Created()
+    created.folders(project, config.data_dir, script.parent)
+    try:
+        code = _write(args, audio, (name, store_path, script, folds), config, config_file,
+                      items, created)
+    except BaseException:
+        created.undo()
+        raise
+    if code:
+        created.undo()
+    return code
+
+
+def _write(args: argparse.Namespace, audio: Path, planned: tuple[str, Path, Path, int],
+           config: Config, config_file: tuple[Path, str | None],
+           items: dict[str, str] | None, created: Created) -> int:
+    """Builds the store, writes config.ini and the script, runs the dry run."""
+    name, store_path, script, folds = planned
+    config_path, config_text = config_file
+    existed = store_path.exists() and any(store_path.iterdir())
+    params = feature_params(config.features, **task_features(tasks.get(Detection.name),
+                                                             config, {}))
+    store, summary = build_detection_store(
+        args.annotations, audio, store_path, params=params, items=items,
+        overwrite=args.overwrite,
+        info={"source": f"python -m xval init {audio} --annotations {args.annotations}"})
+    if not existed:
+        created.store(store_path)
+    print(f"Wrote the detection store {store.path}: {summary['windows']} windows of "
+          f"{summary['recordings']} recordings, {len(summary['skipped'])} file(s) skipped.")
+    if config_text is not None:
+        atomic_write_text(config_path, config_text)
+        created.file(config_path)
+    if not script.exists():
+        created.file(script)
+    _write_script(script, store.path.name, audio, summary, folds, args.name or name)
+    outcome = load_experiment(script).run(dry_run=True, config=config)
+    if outcome.exit_code:
+        print("The dry run failed: nothing init wrote is kept (the script, the store, "
+              "config.ini).", file=sys.stderr)
+        return outcome.exit_code
+    print(f"\nReady. Run the experiment with:\n\n    {shlex.quote(sys.executable)} "
+          f"{shlex.quote(str(script))}\n")
+    return 0
+
+
+def _write_script(script: Path, dataset: str, audio: Path, summary: dict[str, Any],
+                  folds: int, called: str) -> None:
+    """Writes the detection experiment script."""
+    relative = Path("experiments") / script.name
+    classes = ", ".join(summary["classes"][:6]) + (", ..." if len(summary["classes"]) > 6
+                                                     else "")
+    text = (f"Written by `python -m xval init` from {audio}: {summary['recordings']} "
+            f"annotated recordings, {summary['events']} events of {len(summary['classes'])} "
+            f"classes ({classes}). Folds never split an item, so the test score says how "
+            "well a detector does on recordings it has never seen.")
+    values = {
+        "number": 1, "question": f"which detector finds the events of {called} in "
+                                 "recordings it has never seen?",
+        "summary": "\n".join(textwrap.wrap(text, width=88, break_on_hyphens=False)),
+        "script": relative, "results": f"results/{dataset}/experiment_1",
+        "description": repr(f"{called}: detection"), "dataset": repr(dataset),
+        "num_folds": folds, "task_type": repr(Detection.name), "imports": "Experiment",
+        "instances": INSTANCES,
+        "about": textwrap.fill(ABOUT.format(script=relative), width=88,
+                               break_on_hyphens=False, break_long_words=False)}
+    script.parent.mkdir(parents=True, exist_ok=True)
+    script.write_text(SCRIPT.format(**values))
