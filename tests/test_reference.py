@@ -2,9 +2,12 @@
 
 - `data/reference/demo_exp1_epochs3.json`: every fold's metrics, histories and best epochs of
   the demo experiment (`experiments/exp1.py --set epochs=3`, torch backend on CPU, the
-  shipped seeds), recorded from `main` before the layered redesign. A run today must give
-  the same numbers, to what another CPU's kernels change (`LOSS_REL_TOL`, `RATE_ABS_TOL`;
-  counts exactly): moving code must not move results.
+  shipped seeds), recorded from `main` before the layered redesign, and again when issue 63
+  moved the SpecAugment and warp draws onto the device (other random numbers by design: two
+  runs gave the same file, and over a store's folds the two draws score alike,
+  docs/performance.md). A run today must give the same numbers, to what another CPU's
+  kernels change (`LOSS_REL_TOL`, `RATE_ABS_TOL`; counts exactly): moving code must not
+  move results.
 - `data/legacy_v0_1/`: a results folder written by release 0.1 (instance 1 complete,
   instance 2 with fold 2 missing) with its store and script: it still loads, reports and
   resumes (only the missing fold trains).
