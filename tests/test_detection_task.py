@@ -563,8 +563,8 @@ def test_detection_loss_needs_the_training_targets_for_class_weights():
 
     task = tasks.get("detection")
     assert isinstance(task.head.loss(TrainingParams()), keras.losses.BinaryCrossentropy)
-    with pytest.raises(ValueError, match="class_weights=True: the detection loss weights "
-                                         "active frames .* pass train_targets="):
+    with pytest.raises(ValueError, match="class_weights=True or boundary_weight: the "
+                                         "detection loss weights frames .* pass train_targets="):
         task.head.loss(TrainingParams(class_weights=True))
     y = np.zeros((4, 50, 1), np.float32)
     y[:, :5] = 1

@@ -119,6 +119,9 @@ class FeatureType:
             frequency masks); `False` for an encoder's hidden dimensions.
         check: `check(values, name) -> problem`, the type's rule between `[features]`
             keys (`xval.config.schema.Rule`), or `None`.
+        magnitude_power: its rows are a spectrogram's magnitudes (1) or powers (2) before
+            their `compression`, so that two sounds' rows can be added back in energy (a
+            detection store's event mixing, `xval.training.event_mixing`); `None` otherwise.
     """
 
     name: str
@@ -136,6 +139,7 @@ class FeatureType:
     summary: str = ""
     neighbouring_bins: bool = True
     check: schema.Rule | None = None
+    magnitude_power: float | None = None
 
     @property
     def has_frequencies(self) -> bool:
@@ -189,17 +193,18 @@ def register(name: str, *, bins: Callable[[Params], int],
              frequencies: Callable[[Params], np.ndarray] | None = None, batched: bool = False,
              describe: Callable[[Params], dict[str, Any]] | None = None,
              dtype: str = "float32", summary: str = "", neighbouring_bins: bool = True,
-             check: schema.Rule | None = None, waveform: bool = False, in_model: bool = False
-             ) -> Callable[[FeatureFunction], FeatureFunction]:
+             check: schema.Rule | None = None, waveform: bool = False, in_model: bool = False,
+             magnitude_power: float | None = None) -> Callable[[FeatureFunction], FeatureFunction]:
     """Decorator registering a feature function under `name`.
 
     Args:
         name: the value of `[features] feature` that selects the type (an identifier).
         bins, frames, frequencies, batched, describe, dtype, summary, neighbouring_bins,
-            check, waveform, in_model: the type's facts, as `FeatureType` documents them
-            (`bins` required; the others default to a centred STFT's frames, no
-            frequencies, one signal at a time, no description, `float32`, no summary,
-            neighbouring bins, no rule, not a waveform, not computed in a model).
+            check, waveform, in_model, magnitude_power: the type's facts, as `FeatureType`
+            documents them (`bins` required; the others default to a centred STFT's frames,
+            no frequencies, one signal at a time, no description, `float32`, no summary,
+            neighbouring bins, no rule, not a waveform, not computed in a model, not a
+            spectrogram's magnitudes).
 
     Returns:
         The decorator, which returns the function unchanged.
@@ -222,7 +227,7 @@ def register(name: str, *, bins: Callable[[Params], int],
             name=name, function=function, params=params, options=options, bins=bins,
             frames=frames, frequencies=frequencies, batched=batched, describe=describe,
             dtype=dtype, summary=summary, neighbouring_bins=neighbouring_bins, check=check,
-            waveform=waveform, in_model=in_model))
+            waveform=waveform, in_model=in_model, magnitude_power=magnitude_power))
         return function
 
     return decorator

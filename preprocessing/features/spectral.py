@@ -112,7 +112,7 @@ def _cqt_below_nyquist(values: Mapping[str, Any], name: Callable[[str], str]) ->
 
 
 @register("stft", bins=lambda params: params.n_fft // 2 + 1, in_model=True,
-          frequencies=_stft_frequencies, summary="magnitude")
+          frequencies=_stft_frequencies, summary="magnitude", magnitude_power=1.0)
 def stft(y: np.ndarray, *, sample_rate: int, n_fft: int = 512, hop_length: int = 160,
          compression: str = "db", power_exponent: float = 0.3) -> np.ndarray:
     """STFT magnitude (Hann window, centred frames), compressed.
@@ -138,7 +138,7 @@ MEL = "mel"
 
 
 @register(MEL, bins=lambda params: params.n_mels, frequencies=_mel_frequencies,
-          in_model=True)
+          in_model=True, magnitude_power=2.0)
 def mel(y: np.ndarray, *, sample_rate: int, n_fft: int = 512, hop_length: int = 160,
         n_mels: int = 64, fmin: float = 32.7, fmax: float | None = None,
         compression: str = "db", power_exponent: float = 0.3) -> np.ndarray:
@@ -190,7 +190,7 @@ def mfcc(y: np.ndarray, *, sample_rate: int, n_fft: int = 512, hop_length: int =
 
 
 @register("cqt", bins=lambda params: params.n_bins, frequencies=_cqt_frequencies,
-          check=_cqt_below_nyquist)
+          check=_cqt_below_nyquist, magnitude_power=1.0)
 def cqt(y: np.ndarray, *, sample_rate: int, hop_length: int = 160, fmin: float = 32.7,
         n_bins: int = 84, bins_per_octave: int = 12, compression: str = "db",
         power_exponent: float = 0.3) -> np.ndarray:

@@ -26,7 +26,7 @@ from xval import tasks
 from xval.cli.init_data import folds_for
 from xval.cli.init_outputs import Created, check_outputs
 from xval.cli.preprocess import task_features
-from xval.cli.scripts import SCRIPT, load_experiment
+from xval.cli.scripts import SCRIPT, load_experiment, rank_split_line
 from xval.config.loader import Config
 from xval.core.errors import ConfigurationError
 from xval.core.files import atomic_write_text
@@ -160,6 +160,7 @@ def _write_script(script: Path, dataset: str, audio: Path, summary: dict[str, An
         "description": repr(f"{called}: detection"), "dataset": repr(dataset),
         "num_folds": folds, "task_type": repr(Detection.name), "imports": "Experiment",
         "instances": INSTANCES,
+        "parameters": rank_split_line(0),  # one instance: nothing to select between
         "about": textwrap.fill(ABOUT.format(script=relative), width=88,
                                break_on_hyphens=False, break_long_words=False)}
     script.parent.mkdir(parents=True, exist_ok=True)

@@ -167,10 +167,11 @@ def evaluate_splits(model: Any, task: Task, store: FeatureStore, *, params: Trai
     def pooled(key: str) -> Any:
         if not multi_segment:
             return None
-        return task.scoring.pool_by_clip(*with_overlap(
+        outputs, targets_, clip_ids, window_starts = with_overlap(
             (result.outputs[key], truth[key], clips[scored[key]],
-             None if starts is None else starts[scored[key]]), extra.get(key)),
-            context.frame_seconds)
+             None if starts is None else starts[scored[key]]), extra.get(key))
+        return task.scoring.pool_by_clip(outputs, targets_, clip_ids, window_starts,  # type: ignore[arg-type]
+                                         context.frame_seconds)
 
     result.postprocessing = choose_postprocessing(task, result, truth, pooled, n_outputs)
     for key in splits:

@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from preprocessing.features import get as get_feature_type
+from preprocessing.features import names as feature_types
 from xval.core.errors import ParameterError
 from xval.training import devices
 
@@ -32,9 +34,6 @@ GAIN_DB = (-6.0, 6.0)
 """The range of the pasted event's gain (dB), drawn per paste."""
 MARGIN_FRAMES = 2
 """Frames taken on each side of a pasted event (its onset and decay)."""
-POWER_OF = {"mel": 2.0, "stft": 1.0, "cqt": 1.0}
-"""The feature types whose rows are spectrogram magnitudes (1) or powers (2), before their
-compression: the stores event mixing can mix."""
 
 
 class EventMixer:
@@ -42,7 +41,7 @@ class EventMixer:
 
     Args:
         rate: the share of windows that receive an event, in `(0, 1]`.
-        feature: the store's feature type (one of `POWER_OF`).
+        feature: the store's feature type (one whose `magnitude_power` is set).
         compression: the store's compression (`db`, `log`, `power`, `none`).
         power_exponent: the exponent of `power` compression.
         seed: the fold's seed.
@@ -53,13 +52,15 @@ class EventMixer:
 
     def __init__(self, rate: float, *, feature: str, compression: str,
                  power_exponent: float = 0.3, seed: int = 0) -> None:
-        if feature not in POWER_OF or compression not in ("db", "log", "power", "none"):
+        mixable = [n for n in feature_types() if get_feature_type(n).magnitude_power]
+        if feature not in mixable or compression not in ("db", "log", "power", "none"):
             raise ParameterError(
                 f"event_mix={rate}: mixes spectrogram magnitudes, but the store holds "
                 f"feature={feature!r} with compression={compression!r}; use a store of "
-                f"{', '.join(POWER_OF)} features, or event_mix=0.")
+                f"{', '.join(mixable)} features, or event_mix=0.")
         self.rate, self.seed = float(rate), int(seed)
-        self.power, self.compression = POWER_OF[feature], compression
+        self.power = float(get_feature_type(feature).magnitude_power or 1.0)
+        self.compression = compression
         self.exponent = float(power_exponent)
 
     def energy(self, x: np.ndarray) -> np.ndarray:
