@@ -20,14 +20,14 @@ from xval.config import schema
 from xval.core.constraints import Interval, check
 from xval.core.errors import ConfigurationError, DatasetError
 from xval.core.files import atomic_write_bytes, atomic_write_json, json_text
-from xval.core.outputs import Output, check_output_files, check_output_folder, check_replace
+from xval.core.outputs import OwnedFolder, check_output_files, check_output_folder, check_replace
 from xval.core.terminal import is_terminal
 
 RUN_RECORD = "augmentation.json"
 """The file in OUT that records what a run writes there (IN, N, seed, parameters): a rerun
 of the same command resumes from it (after a full disk or a kill)."""
 _NAMES = ("*_original.wav", "*_aug[0-9][0-9].wav")
-AUGMENTED = Output(kind="a folder of augmented audio", command="`python -m augmentation`",
+AUGMENTED = OwnedFolder(kind="a folder of augmented audio", command="`python -m augmentation`",
                    markers=(), folders=True,
                    entries=(*_NAMES, *(f".{n}.*" for n in _NAMES),
                             *(f"*/.{n}.*" for n in _NAMES), RUN_RECORD, f".{RUN_RECORD}.*"))
@@ -37,7 +37,7 @@ generated audio never mixes with real recordings."""
 
 
 def output_names(relative: Path, n: int) -> list[Path]:
-    """Output paths of one input: the normalised original and N augmented versions."""
+    """OwnedFolder paths of one input: the normalised original and N augmented versions."""
     stem = relative.with_suffix("")
     return [stem.with_name(stem.name + "_original.wav")] + [
         stem.with_name(f"{stem.name}_aug{k:02d}.wav") for k in range(1, n + 1)]

@@ -27,9 +27,9 @@ import soundfile as sf
 from preprocessing.mixing import coloured_noise
 from preprocessing.staging import check_out, staging
 from xval.core.errors import DatasetError
-from xval.core.outputs import Output
+from xval.core.outputs import OwnedFolder
 
-AMBIENCE = Output(kind="a synth-ambience folder", command="synth-ambience",
+AMBIENCE = OwnedFolder(kind="a synth-ambience folder", command="synth-ambience",
                   markers=("recipe.json",),
                   entries=("recipe.json", "[0-9][0-9]_*", "[0-9][0-9]_*/*.wav"))
 """What `ambience_backgrounds` writes (`xval.core.outputs`): only such a folder is replaced."""

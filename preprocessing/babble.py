@@ -24,9 +24,9 @@ from scipy.signal import fftconvolve
 from preprocessing.audio import load_audio
 from preprocessing.synth_events import background_files, check_out, staging
 from xval.core.errors import DatasetError
-from xval.core.outputs import Output
+from xval.core.outputs import OwnedFolder
 
-BABBLE = Output(kind="a synth-babble folder", command="synth-babble",
+BABBLE = OwnedFolder(kind="a synth-babble folder", command="synth-babble",
                 markers=("recipe.json",),
                 entries=("recipe.json", "backgrounds.csv", "site_*", "site_*/babble_*.wav"))
 """What `babble_backgrounds` writes (`xval.core.outputs`): only such a folder is replaced."""

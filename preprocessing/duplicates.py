@@ -39,7 +39,7 @@ from preprocessing.candidates import candidate_pairs as _indexed_pairs
 from preprocessing.parallel import fork_is_safe, process_pool
 
 __all__ = ["METHOD", "MIN_MATCHES", "NEIGHBOURS", "POOL_PAIRS", "POOL_PAIRS_FRESH", "RATE",
-           "TASK_PAIRS", "THRESHOLD", "ContentPrint", "Landmarks", "Pair", "candidate_pairs",
+           "TASK_PAIRS", "THRESHOLD", "ContentPrint", "Landmarks", "DuplicatePair", "candidate_pairs",
            "compact", "content_print", "find_duplicates", "landmarks_of", "similarities",
            "similarity", "similarity_db", "verified_pairs"]
 
@@ -91,7 +91,7 @@ class ContentPrint:
 
 
 @dataclasses.dataclass(frozen=True)
-class Pair:
+class DuplicatePair:
     """Two files found to hold the same audio (indices into the list checked)."""
 
     first: int
@@ -277,7 +277,7 @@ def similarity_db(value: float) -> float:
 
 
 def find_duplicates(prints: Sequence[ContentPrint], *, threshold: float = THRESHOLD,
-                    neighbours: int = NEIGHBOURS, workers: int = 1) -> list[Pair]:
+                    neighbours: int = NEIGHBOURS, workers: int = 1) -> list[DuplicatePair]:
     """The pairs of files that hold the same audio.
 
     Args:
@@ -295,7 +295,7 @@ def find_duplicates(prints: Sequence[ContentPrint], *, threshold: float = THRESH
 
 
 def verified_pairs(pairs: np.ndarray, wave: Callable[[int], np.ndarray], *,
-                   threshold: float = THRESHOLD, workers: int = 1) -> list[Pair]:
+                   threshold: float = THRESHOLD, workers: int = 1) -> list[DuplicatePair]:
     """The candidate pairs whose waveforms are one recording.
 
     Args:
@@ -308,7 +308,7 @@ def verified_pairs(pairs: np.ndarray, wave: Callable[[int], np.ndarray], *,
         The pairs at or above `threshold`, in the order given (the same whatever `workers`).
     """
     values = similarities(pairs, wave, workers=workers)
-    return [Pair(int(i), int(j), round(float(value), 4))
+    return [DuplicatePair(int(i), int(j), round(float(value), 4))
             for (i, j), value in zip(pairs, values) if value >= threshold]
 
 

@@ -12,10 +12,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from xval.core.errors import DatasetError
-from xval.core.outputs import Output, check_apart, check_replace, remove_output
+from xval.core.outputs import OwnedFolder, check_apart, check_replace, remove_output
 
 
-def check_out(out: Path, overwrite: bool, output: Output,
+def check_out(out: Path, overwrite: bool, output: OwnedFolder,
               inputs: Sequence[str | os.PathLike[str] | None] = ()) -> None:
     """The output rule for a generated folder: apart from the folders read, and an existing
     one replaced only with `overwrite` when it is `output`'s (its `recipe.json` and the
@@ -32,7 +32,7 @@ def check_out(out: Path, overwrite: bool, output: Output,
 
 
 @contextlib.contextmanager
-def staging(out: Path, output: Output) -> Iterator[Path]:
+def staging(out: Path, output: OwnedFolder) -> Iterator[Path]:
     """A temporary folder beside `out` that replaces `out` when the block ends without
     an error (and is removed when it raises); the folder replaced is removed by the output
     rule (`remove_output`: only `output`'s own files)."""

@@ -8,16 +8,22 @@ from pathlib import Path
 from xval import tasks
 from xval.core.errors import DatasetError
 from xval.core.files import make_temp_dir
-from xval.core.outputs import Output, check_apart, check_output_folder, check_replace, remove_output
+from xval.core.outputs import (
+    OwnedFolder,
+    check_apart,
+    check_output_folder,
+    check_replace,
+    remove_output,
+)
 
 FILES = ("features.npy", "meta.csv", "dataset.json")
 
 
-def store_output() -> Output:
+def store_output() -> OwnedFolder:
     """What a store folder holds (`xval.core.outputs`): its three files and the extra
     arrays of the registered tasks, nothing else."""
     extra = sorted({name for task in tasks.names() for name in tasks.get(task).extra_arrays})
-    return Output(kind="a feature store", command="`python -m preprocessing` or `xval init`",
+    return OwnedFolder(kind="a feature store", command="`python -m preprocessing` or `xval init`",
                   markers=FILES, entries=(*FILES, *extra))
 
 

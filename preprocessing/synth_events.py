@@ -34,12 +34,12 @@ from preprocessing.recipe import BACKGROUND_RMS, Background, Recipe, digit_set
 from preprocessing.sources import FSDD_PATTERN, regex_source
 from preprocessing.staging import check_out, staging
 from xval.core.errors import DatasetError
-from xval.core.outputs import Output
+from xval.core.outputs import OwnedFolder
 
 __all__ = ["BACKGROUND_RMS", "background_files", "check_out", "coloured_noise", "staging",
            "synth_events", "write_tables"]
 
-SYNTH_EVENTS = Output(kind="a synth-events folder", command="synth-events",
+SYNTH_EVENTS = OwnedFolder(kind="a synth-events folder", command="synth-events",
                      markers=("recipe.json",),
                      entries=("recipe.json", "annotations.csv", "events.csv", "items.csv",
                               "*.wav"))

@@ -33,9 +33,9 @@ from preprocessing.recipe import BACKGROUND_RMS, PEAK
 from preprocessing.staging import check_out, staging
 from preprocessing.synth_events import write_tables
 from xval.core.errors import DatasetError
-from xval.core.outputs import Output
+from xval.core.outputs import OwnedFolder
 
-SYNTH_SCENES = Output(kind="a synth-scenes folder", command="synth-scenes",
+SYNTH_SCENES = OwnedFolder(kind="a synth-scenes folder", command="synth-scenes",
                       markers=("recipe.json",),
                       entries=("recipe.json", "annotations.csv", "events.csv", "items.csv",
                                "*.wav"))

@@ -334,3 +334,16 @@ def test_rules_choice_lists_in_the_schema_come_from_the_registries():
     for name in EXECUTORS.names():
         assert f"{name} ({EXECUTORS.get(name).summary})" in executor.note()
     assert all(name in feature.note() for name in preprocessing.features.names())
+
+
+def test_rules_no_two_public_classes_share_a_name():
+    """One name, one concept (issue 67): no two library modules define a public class of
+    the same name (`xval.Ensemble` is the declaration; the computed one is
+    `FusedEnsemble`; `xval.Output` the run's output options, `OwnedFolder` the folder a
+    command owns; `ComparedPair` and `DuplicatePair`)."""
+    defined: dict[str, list[str]] = {}
+    for path, source in _modules().items():
+        for node in ast.parse(source).body:
+            if isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
+                defined.setdefault(node.name, []).append(path)
+    assert {name: paths for name, paths in defined.items() if len(paths) > 1} == {}

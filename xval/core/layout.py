@@ -29,7 +29,7 @@ import re
 from pathlib import Path
 
 from xval.core.errors import ConfigurationError
-from xval.core.outputs import Output
+from xval.core.outputs import OwnedFolder
 
 _INSTANCE = re.compile(r"instance_(\d+)")
 _FOLD_FILE = re.compile(r"fold_(\d+)\.json")
@@ -40,7 +40,7 @@ _OWN = ("params.json", "dataset.json", "summary.json", "error.txt", "trial.json"
         "nested.json", "final.keras", "final.json", "fold_*.json", "fold_*.keras", "fold_*.skops",
         "predictions_fold_*.csv", "val_predictions_fold_*.csv", "plot_data_fold_*.json",
         "ensemble.json")
-INSTANCE_OUTPUT = Output(
+INSTANCE_OUTPUT = OwnedFolder(
     kind="an instance's results", command="the experiment's recorder", markers=(),
     entries=(*_OWN, *(f".{name}.*" for name in _OWN), "plots/**", "logs/**"))
 """What an `instance_<k>` folder holds (`xval.core.outputs`): `--overwrite` replaces such

@@ -2,7 +2,7 @@
 
 - **Nothing a command did not create is ever deleted or replaced.** A folder a command
   replaces as a whole (a feature store, an instance's results, a synthetic dataset) must be
-  recognisably its own output (`Output`: a marker file such as the store's `dataset.json`,
+  recognisably its own output (`OwnedFolder`: a marker file such as the store's `dataset.json`,
   and no entry but those the command writes); a folder holding audio, documents or anything
   else is refused, even with `--overwrite`, and the refusal names the folder and an entry
   it holds (`check_replace`). The deletion itself checks again (`remove_output`).
@@ -31,7 +31,7 @@ from pathlib import Path
 from xval.core.errors import ConfigurationError, XvalError
 from xval.core.links import broken_link
 
-__all__ = ["Output", "check_apart", "check_output_files", "check_output_folder",
+__all__ = ["OwnedFolder", "check_apart", "check_output_files", "check_output_folder",
            "check_replace", "foreign_entries", "remove_output"]
 
 _SHOWN = 3
@@ -39,7 +39,7 @@ _SHOWN = 3
 
 
 @dataclasses.dataclass(frozen=True)
-class Output:
+class OwnedFolder:
     """A folder a command writes as a whole, and how to recognise one it wrote.
 
     Args:
@@ -148,7 +148,7 @@ def check_output_files(paths: Iterable[str | os.PathLike[str]], *, overwrite: bo
     return checked
 
 
-def foreign_entries(folder: Path, output: Output) -> list[str]:
+def foreign_entries(folder: Path, output: OwnedFolder) -> list[str]:
     """The entries of `folder` (recursively, links not followed) that `output` does not
     write, relative POSIX paths, sorted; a missing marker is listed as `"<no NAME>"`."""
     foreign = [f"<no {m}>" for m in output.markers if not (folder / m).is_file()]
@@ -174,7 +174,7 @@ def _bare(what: str) -> str:
     return what
 
 
-def _refusal(path: Path, output: Output, foreign: list[str], what: str) -> str:
+def _refusal(path: Path, output: OwnedFolder, foreign: list[str], what: str) -> str:
     user = [f for f in foreign if not f.startswith("<no ")]
     if user:
         held = f"it holds {', '.join(user[:_SHOWN])}" + (", ..." if len(user) > _SHOWN
@@ -186,7 +186,7 @@ def _refusal(path: Path, output: Output, foreign: list[str], what: str) -> str:
             f"{_bare(what)}.")
 
 
-def check_replace(path: str | os.PathLike[str], output: Output, *, overwrite: bool,
+def check_replace(path: str | os.PathLike[str], output: OwnedFolder, *, overwrite: bool,
                   what: str = "--out", error: type[XvalError] = ConfigurationError) -> bool:
     """Checks that the folder `path` may be written as a whole (replaced if it exists).
 
@@ -229,7 +229,7 @@ def check_replace(path: str | os.PathLike[str], output: Output, *, overwrite: bo
     return True
 
 
-def remove_output(path: str | os.PathLike[str], output: Output) -> None:
+def remove_output(path: str | os.PathLike[str], output: OwnedFolder) -> None:
     """Deletes the folder `path`, checking first that it is `output`'s alone.
 
     Raises:

@@ -16,13 +16,13 @@ Example:
 
 ```python
 @dataclasses.dataclass(frozen=True, eq=False)
-class TrainingParams(Settings):
+class MyParams(Settings):  # as `xval.core.parameters.TrainingParams` declares its keys
     epochs: int = setting(60, "maximum epochs", low=1, high=100_000,
                           notes="Maximum epochs; early stopping usually ends training sooner.")
     min_epochs: int = setting(15, "epochs trained before early stopping starts", low=0,
                               absent=0)  # added later: a record without it means 0
 
-keys_of(TrainingParams)["epochs"].expected()   # 'an integer in [1, 100000]'
+keys_of(MyParams)["epochs"].expected()   # 'an integer in [1, 100000]'
 ```
 """
 

@@ -37,7 +37,7 @@ from xval.core.dataset_info import DatasetInfo
 from xval.core.errors import ConfigurationError, StorageError
 from xval.core.files import make_temp_dir, storage_error
 from xval.core.outputs import (
-    Output,
+    OwnedFolder,
     check_apart,
     check_output_folder,
     check_replace,
@@ -87,7 +87,7 @@ class Exported:
     check: float | None = None
 
 
-EXPORT_OUTPUT = Output(kind="an export", command="python -m xval export", markers=(CARD,),
+EXPORT_OUTPUT = OwnedFolder(kind="an export", command="python -m xval export", markers=(CARD,),
                        entries=(CARD, *FILES.values(), "savedmodel/**", "member_*/**"))
 """What an export folder holds: `--overwrite` replaces only such a folder."""
 

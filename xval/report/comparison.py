@@ -84,7 +84,7 @@ class Entry:
 
 
 @dataclasses.dataclass
-class Pair:
+class ComparedPair:
     """The comparison of two entries, `a - b` (positive: `a` scores higher)."""
 
     a: str
@@ -113,7 +113,7 @@ class Comparison:
     alpha: float
     higher_is_better: bool
     entries: list[Entry]
-    pairs: list[Pair]
+    pairs: list[ComparedPair]
     ranking: Ranking | None = None
     notes: list[str] = dataclasses.field(default_factory=list)
 
@@ -223,7 +223,7 @@ def _entries(targets: Sequence[Target], read: dict[Path, ExperimentResults], met
     return list(entries.values())
 
 
-def _paired(a: Entry, b: Entry, rope: float, alpha: float, higher: bool) -> Pair:
+def _paired(a: Entry, b: Entry, rope: float, alpha: float, higher: bool) -> ComparedPair:
     """The corrected t-test and the Bayesian correlated t-test on the common folds."""
     first, second, common = fold_grid(a.scores, b.scores, a.manifest.num_repeats,
                                       a.manifest.num_folds)
@@ -231,7 +231,7 @@ def _paired(a: Entry, b: Entry, rope: float, alpha: float, higher: bool) -> Pair
     ratio = fold_test_train_ratio(folds)
     ratio = ratio if math.isfinite(ratio) else 0.0
     test = corrected_repeated_ttest(first, second, ratio, confidence=1 - alpha)
-    pair = Pair(a.label, b.label, True, len(common), test.mean_difference, test.ci_low,
+    pair = ComparedPair(a.label, b.label, True, len(common), test.mean_difference, test.ci_low,
                 test.ci_high, test.t, test.p)
     if len(common) >= 2:
         bayes = correlated_bayesian_ttest(first, second, rope, ratio)
@@ -240,23 +240,23 @@ def _paired(a: Entry, b: Entry, rope: float, alpha: float, higher: bool) -> Pair
     return pair
 
 
-def _unpaired(a: Entry, b: Entry, alpha: float) -> Pair:
+def _unpaired(a: Entry, b: Entry, alpha: float) -> ComparedPair:
     """Welch's t-test of the two entries' fold scores (folds taken as independent)."""
     x, y = np.array(list(a.scores.values())), np.array(list(b.scores.values()))
     difference = float(x.mean() - y.mean())
     if x.var() == 0 and y.var() == 0:  # constant scores: no spread to test against
         t, p = (0.0, 1.0) if difference == 0 else (math.copysign(math.inf, difference), 0.0)
-        return Pair(a.label, b.label, False, min(len(x), len(y)), difference, difference,
+        return ComparedPair(a.label, b.label, False, min(len(x), len(y)), difference, difference,
                     difference, t, p)
     with warnings.catch_warnings():  # one group constant: scipy warns of its moments
         warnings.simplefilter("ignore", RuntimeWarning)
         result = scipy_stats.ttest_ind(x, y, equal_var=False)
         ci = result.confidence_interval(1 - alpha)
-    return Pair(a.label, b.label, False, min(len(x), len(y)), difference, float(ci.low),
+    return ComparedPair(a.label, b.label, False, min(len(x), len(y)), difference, float(ci.low),
                 float(ci.high), float(result.statistic), float(result.pvalue))
 
 
-def _verdict(pair: Pair, alpha: float, higher: bool) -> str:
+def _verdict(pair: ComparedPair, alpha: float, higher: bool) -> str:
     if not math.isfinite(pair.p_holm):
         return "too few common folds"
     kind = "" if pair.paired else " (unpaired: different folds)"

@@ -256,7 +256,7 @@ def _table(task: Task, classes: Sequence[str], clips: Clips, scores: np.ndarray,
 
 
 @dataclasses.dataclass
-class Ensemble:
+class FusedEnsemble:
     """An ensemble computed: its fold records, its record and its parameters."""
 
     folds: list[FoldResult]
@@ -283,7 +283,7 @@ def member_names(members: Sequence[Member]) -> list[str]:
 
 
 def compute_ensemble(instance: int, members: Sequence[Member], manifest: FoldsManifest | None,
-                     weighting: str = DEFAULT_WEIGHTING, step: float = GRID_STEP) -> Ensemble:
+                     weighting: str = DEFAULT_WEIGHTING, step: float = GRID_STEP) -> FusedEnsemble:
     """Fuses the members fold by fold (see the module).
 
     Args:
@@ -295,7 +295,7 @@ def compute_ensemble(instance: int, members: Sequence[Member], manifest: FoldsMa
         step: the step of the grid of weights. Defaults to `GRID_STEP`.
 
     Returns:
-        The `Ensemble`: one fold record per fold, with its test and validation
+        The `FusedEnsemble`: one fold record per fold, with its test and validation
         predictions, the `EnsembleRecord` and the `ParamsRecord`.
 
     Raises:
@@ -329,7 +329,7 @@ def compute_ensemble(instance: int, members: Sequence[Member], manifest: FoldsMa
                  for m in members],
         weighting=weighting, objective=fusion_of(task).objective,
         step=step, folds=rows, notes=notes)
-    return Ensemble(folds, record, params)
+    return FusedEnsemble(folds, record, params)
 
 
 def _postprocessing(task: Task, found: Sequence[Mapping[str, Clips]], weights: np.ndarray,

@@ -33,7 +33,7 @@ from xval.core.records import (
     TrialRecord,
 )
 from xval.core.storage import STORE, InstanceFolds, ResultsStore
-from xval.report.ensembles import Ensemble
+from xval.report.ensembles import FusedEnsemble
 from xval.report.results import ExperimentResults
 
 Out = Callable[..., None]
@@ -204,7 +204,7 @@ class Recorder:
         scores: what each outer fold's inner search chose."""
         self.store.write(self.instance_layout(instance).nested_file, record)
 
-    def record_ensemble(self, instance: int, ensemble: Ensemble,
+    def record_ensemble(self, instance: int, ensemble: FusedEnsemble,
                         overwrite: bool = False) -> InstanceSummary:
         """Writes an ensemble of instances (`ResultsStore.write_ensemble`: its parameters,
         its `ensemble.json`, its fold files and predictions), tells the listeners of every
