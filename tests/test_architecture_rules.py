@@ -347,3 +347,30 @@ def test_rules_no_two_public_classes_share_a_name():
             if isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
                 defined.setdefault(node.name, []).append(path)
     assert {name: paths for name, paths in defined.items() if len(paths) > 1} == {}
+
+
+def test_rules_regularisers_declared_once():
+    """An option's off value, and whether it regularises, are declared with its key
+    (`setting(off=, regulariser=)`); the plain set, the short-run warning's list, the fit
+    defaults and the recipes derive them: no other module spells two off values."""
+    from xval.config.params import PLAIN_TRAINING
+    from xval.running.checks import REGULARISERS
+
+    assert PLAIN_TRAINING == {"lr_schedule": "constant", "min_epochs": 0, "warmup_epochs": 0,
+                              "time_masks": 0, "freq_masks": 0, "mixup_alpha": 0.0,
+                              "label_smoothing": 0.0, "freq_warp": 0.0, "time_warp": 0.0}
+    assert set(REGULARISERS) == {"time_masks", "freq_masks", "mixup_alpha", "label_smoothing",
+                                 "freq_warp", "time_warp"}
+    found = []
+    for path, source in _modules().items():
+        if path == "xval/core/parameters.py":
+            continue
+        for node in ast.walk(ast.parse(source)):
+            pairs = [(k.value, v) for k, v in zip(node.keys, node.values)
+                     if isinstance(k, ast.Constant)] if isinstance(node, ast.Dict) else \
+                [(k.arg, k.value) for k in node.keywords] if isinstance(node, ast.Call) else []
+            spelt = [k for k, v in pairs if k in PLAIN_TRAINING and isinstance(v, ast.Constant)
+                     and v.value == PLAIN_TRAINING[k]]
+            if len(spelt) >= 2:
+                found.append(f"{path}:{node.lineno}: {spelt}")
+    assert found == []

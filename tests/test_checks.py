@@ -21,8 +21,8 @@ def _dry_run(config, overrides):
 
 def test_short_run_warning_names_only_the_regularisers_still_on(config, store):
     (before,) = _dry_run(config, {})
-    assert ("--set mixup_alpha=0 --set label_smoothing=0 --set time_masks=0 "
-            "--set freq_masks=0") in before
+    assert ("--set time_masks=0 --set freq_masks=0 --set mixup_alpha=0 "
+            "--set label_smoothing=0") in before  # in the order of the parameter reference
     # The fix the warning gave, applied in part: the rest is named, never the applied part.
     (after,) = _dry_run(config, {"mixup_alpha": 0, "time_masks": 0, "freq_masks": 0})
     assert "(label_smoothing; the default epochs is 60)" in after

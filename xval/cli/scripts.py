@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, cast
 
 from xval.config.params import PLAIN_TRAINING
 from xval.core.errors import ConfigurationError, XvalError
+from xval.core.parameters import TrainingParams
+from xval.core.settings import keys_of
 from xval.running.declaration import ExperimentDeclaration
 
 if TYPE_CHECKING:
@@ -153,9 +155,12 @@ docs/results.md)."""
 PROBED_HEADS = {**HEADS, "linear": {**HEADS["linear"], "embedding_classifier": "logreg"}}
 """`HEADS`, the linear one also fitting the logistic-regression probe on its pooled
 embeddings (`embedding_recall`): the heads of experiments 10 to 12."""
-REGULARISED = {"time_masks": 2, "freq_masks": 2, "mixup_alpha": 0.2, "label_smoothing": 0.1,
+REGULARISED = {**{name: keys_of(TrainingParams)[name].default
+                  for name in ("time_masks", "freq_masks", "mixup_alpha", "label_smoothing")},
                "comment_1": "regularised", "comment_2": "SpecAugment, mixup, label smoothing"}
-"""The regularisation of the audio_cnn recipes (experiments 4 and 5: instance 2)."""
+"""The regularisation of the audio_cnn recipes (experiments 4 and 5: instance 2): SpecAugment,
+mixup and label smoothing at the package defaults (2 and 2 masks, 0.2, 0.1), so that the
+recipe follows them."""
 
 
 def encoder_grid(prefix: str, encoders: tuple[str, ...] = ("aisfx", "birdnet")

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from xval import tasks
 from xval.core.errors import ParameterError
 from xval.core.parameters import InstanceParams, TrainingParams
+from xval.core.settings import off_values
 
 
 class FeatureFacts(Protocol):
@@ -24,6 +25,18 @@ class FeatureFacts(Protocol):
 
     @property
     def neighbouring_bins(self) -> bool: ...
+
+
+CLASSES_ONLY = ("label_smoothing", "freq_warp", "time_warp")
+"""The options whose defaults are for tasks with classes (`fit_defaults`)."""
+ONE_VECTOR_PER_ROW = (*CLASSES_ONLY, "time_masks", "freq_masks", "mixup_alpha")
+"""The options whose defaults are for tasks with one output vector per row."""
+
+
+def _off(names: tuple[str, ...]) -> dict[str, Any]:
+    """`names` -> the value that switches each off (declared with its key, `setting(off=)`)."""
+    off = off_values(TrainingParams)
+    return {name: off[name] for name in names}
 
 
 def fit_defaults(params: InstanceParams, explicit: set[str], task: tasks.Task,
@@ -45,7 +58,6 @@ def fit_defaults(params: InstanceParams, explicit: set[str], task: tasks.Task,
     Returns:
         The parameters with the adapted defaults.
     """
-    off = dict.fromkeys(("label_smoothing", "freq_warp", "time_warp"), 0.0)
     fitted: dict[str, Any] = dict(
         min_epochs=min(params.min_epochs, params.epochs // 2),
         warmup_epochs=0 if params.lr_schedule == "plateau"
@@ -53,17 +65,17 @@ def fit_defaults(params: InstanceParams, explicit: set[str], task: tasks.Task,
     if not task.has_classes:
         # Label smoothing needs classes; a warp of pitch or tempo may change a numeric target
         # (a speaker's age, a speaking rate), so default warps are for classes only.
-        fitted.update(off)
+        fitted.update(_off(CLASSES_ONLY))
     if task.output != "vector":
-        fitted.update(off, time_masks=0, freq_masks=0, mixup_alpha=0.0)
+        fitted.update(_off(ONE_VECTOR_PER_ROW))
     # A warp of the frequency axis needs frequencies, a frequency mask neighbouring bins,
     # and a time warp rows of one length (a random crop is the time augmentation).
     if feature is not None and not feature.has_frequencies:
-        fitted.update(freq_warp=0.0)
+        fitted.update(_off(("freq_warp",)))
     if feature is not None and not feature.neighbouring_bins:
-        fitted.update(freq_masks=0)
+        fitted.update(_off(("freq_masks",)))
     if params.random_crop_seconds:
-        fitted.update(time_warp=0.0)
+        fitted.update(_off(("time_warp",)))
     # The task's own defaults, and its parameters chosen per fold on the validation rows.
     fitted.update(task.training_defaults, **dict.fromkeys(task.chosen_on_validation))
     return params.replace(**{k: v for k, v in fitted.items() if k not in explicit})

@@ -24,7 +24,8 @@ from xval.core import constraints, optional
 from xval.core.constraints import InstancesOf
 from xval.core.errors import ParameterError
 from xval.core.hashing import json_digest
-from xval.core.parameters import DATASET, MANDATORY, InstanceParams
+from xval.core.parameters import DATASET, MANDATORY, InstanceParams, TrainingParams
+from xval.core.settings import off_values
 
 # Choices of the [training] keys come from the schema.
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -37,9 +38,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
 # The generalisation options of [training] switched off: training as it was before they
 # became the defaults (`parameters=PLAIN_TRAINING` in an Experiment, or `**PLAIN_TRAINING` in
 # an instance, gives the plain baseline).
-PLAIN_TRAINING = {"lr_schedule": "constant", "min_epochs": 0, "warmup_epochs": 0,
-                  "time_masks": 0, "freq_masks": 0, "mixup_alpha": 0.0,
-                  "label_smoothing": 0.0, "freq_warp": 0.0, "time_warp": 0.0}
+# Each option's off value is declared with its key (`setting(..., off=)`).
+PLAIN_TRAINING = off_values(TrainingParams)
 
 
 # Names that do not change what is trained; left out of the hash and the resume check.

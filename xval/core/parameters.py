@@ -60,7 +60,7 @@ class TrainingParams(Settings):
         0.001, "learning rate", low=0, open_low=True)
     lr_schedule: str = setting(
         "cosine", "learning-rate schedule", choices=("constant", "plateau", "cosine"),
-        notes="Learning-rate schedule: constant | plateau (reduce on plateau) | cosine.")
+        off="constant", notes="Learning-rate schedule: constant | plateau (reduce on plateau) | cosine.")
     batch_size: int = setting(
         32, "batch size", low=1, high=65_536)
     epochs: int = setting(
@@ -107,15 +107,17 @@ class TrainingParams(Settings):
                "thread on the CPU, 2 prefetching threads on a GPU)."))
     min_epochs: int = setting(
         15, "epochs trained before early stopping and the best-epoch choice start", low=0,
-        high=100_000, absent=0,
+        high=100_000, absent=0, off=0,
         notes=("Epochs always trained before early stopping may end training; the best epoch is "
                "chosen among the later ones."))
     warmup_epochs: int = setting(
         2, "epochs of linear learning-rate warm-up from 0", low=0, high=100_000, absent=0,
+        off=0,
         notes=("Epochs of linear learning-rate warm-up from 0 to learning_rate (lr_schedule "
                "constant or cosine; cosine then decays over the remaining epochs)."))
     time_masks: int = setting(
-        2, "SpecAugment: time masks per training row", low=0, high=100, absent=0,
+        2, "SpecAugment: time masks per training row", low=0, high=100, absent=0, off=0,
+        regulariser=True,
         notes=("SpecAugment (training only, saved with the model, inactive at inference): masks "
                "per row over time and over frequency, each at most this fraction of the frames or "
                "bins wide."))
@@ -123,20 +125,21 @@ class TrainingParams(Settings):
         0.1, "SpecAugment: widest time mask, as a fraction of the frames", low=0, high=1,
         absent=0.1)
     freq_masks: int = setting(
-        2, "SpecAugment: frequency masks per training row", low=0, high=100, absent=0)
+        2, "SpecAugment: frequency masks per training row", low=0, high=100, absent=0, off=0,
+        regulariser=True)
     freq_mask_fraction: float = setting(
         0.1, "SpecAugment: widest frequency mask, as a fraction of the bins", low=0, high=1,
         absent=0.1)
     freq_warp: float = setting(
         0.1, ("VTLP-like random stretch of the frequency axis per training row, at most this "
-              "fraction (0: off)"), low=0, high=0.5, absent=0.0,
+              "fraction (0: off)"), low=0, high=0.5, absent=0.0, off=0.0, regulariser=True,
         notes=("Vocal tract length perturbation (VTLP-like, training only, saved with the model, "
                "inactive at inference): each row's frequency axis is warped by a random factor "
                "within 1 +- freq_warp on the store's frequency scale (0 = off; at most 0.5). Not "
                "for MFCC stores."))
     time_warp: float = setting(
         0.1, ("speed perturbation: random rate change of each training row's frames, at most this "
-              "fraction (0: off)"), low=0, high=0.5, absent=0.0,
+              "fraction (0: off)"), low=0, high=0.5, absent=0.0, off=0.0, regulariser=True,
         notes=("Speed perturbation (training only, saved with the model, inactive at inference): "
                "each row's frames are replayed at a random rate within 1 +- time_warp (0 = off; "
                "at most 0.5); pitch is kept. Classification and regression only (frame and "
@@ -203,11 +206,12 @@ class TrainingParams(Settings):
                "items ranks 2), the dry run and the run say the share that results."))
     mixup_alpha: float = setting(
         0.2, "mixup: Beta(alpha, alpha) mixing of training rows (0: off)", low=0, absent=0.0,
+        off=0.0, regulariser=True,
         notes=("Mixup: train on Beta(alpha, alpha) mixtures of pairs of rows and of their targets "
                "(0 = off)."))
     label_smoothing: float = setting(
         0.1, "label smoothing of the classification targets", low=0, high=1, open_high=True,
-        absent=0.0,
+        absent=0.0, off=0.0, regulariser=True,
         notes="Label smoothing of classification targets (0 = off; 0.1 is usual).")
     embedding_classifier: str = setting(
         "none", "a scikit-learn classifier trained per fold on embeddings: none, svm or logreg",

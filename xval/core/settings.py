@@ -39,7 +39,7 @@ from xval.core.constraints import Interval, StrOptions, describe, satisfies
 S = TypeVar("S", bound="Settings")
 OS = TypeVar("OS", bound="OpenSettings")
 
-__all__ = ["KINDS", "Key", "OpenSettings", "Settings", "absent_values", "escape", "keys_of", "setting",
+__all__ = ["KINDS", "Key", "OpenSettings", "Settings", "absent_values", "escape", "keys_of", "off_values", "setting",
            "setting_names"]
 
 KINDS: dict[str, type] = {"str": str, "int": int, "float": float, "bool": bool}
@@ -144,6 +144,17 @@ class OpenSettings(Settings):
         return len(self.to_dict())
 
 
+class _NotAnOption:
+    """The `off` of a key that is no option to switch off."""
+
+    def __repr__(self) -> str:
+        return "NOT_AN_OPTION"
+
+
+NOT_AN_OPTION: Any = _NotAnOption()
+"""`Key.off` of a key that is no option to switch off (`off_values` leaves it out)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Key:
     """One key of `config.ini`: its type, valid values, default and help. Declared as a
@@ -168,6 +179,10 @@ class Key:
             registry gives them (see `note`).
         describe: `describe(value) -> str`, a few words about one allowed value (a
             registry's own description of its entry), or `None`.
+        off: the value that switches the key's option off (`NOT_AN_OPTION` for a key that
+            is no option to switch off): `off_values` gathers them.
+        regulariser: the option regularises training (tuned for long runs: a short run
+            is warned that it may end near chance). Defaults to `False`.
     """
 
     kind: str
@@ -181,6 +196,8 @@ class Key:
     default: Any = None
     notes: str = ""
     describe: Callable[[str], str] | None = None
+    off: Any = NOT_AN_OPTION
+    regulariser: bool = False
 
     @property
     def type(self) -> type:
@@ -241,7 +258,8 @@ def setting(default: Any, help: str, *, low: float | None = None,
             high: float | None = None, open_low: bool = False, open_high: bool = False,
             choices: Sequence[str] | Callable[[], Sequence[str] | None] | None = None,
             notes: str = "", describe: Callable[[str], str] | None = None,
-            absent: Any = dataclasses.MISSING) -> Any:
+            absent: Any = dataclasses.MISSING, off: Any = NOT_AN_OPTION,
+            regulariser: bool = False) -> Any:
     """Declares a field of a settings record as a key of `config.ini`: the one place that
     says its default, valid values and help (its type is the field's annotation: `int`,
     `float`, `str` or `bool`, with `| None` when `none` is allowed).
@@ -262,6 +280,10 @@ def setting(default: Any, help: str, *, low: float | None = None,
             they were before it (a config.ini or a result recorded without the key means
             it): the field's default, while the package default is `default`. Defaults to
             `default`.
+        off: the value that switches the option off (`off_values`: the plain training
+            set), for a key that is an option. Defaults to none.
+        regulariser: the option regularises training (`Key.regulariser`). Defaults to
+            `False`.
 
     Returns:
         A `dataclasses.field` (its default: `absent` where given, else `default`).
@@ -269,6 +291,7 @@ def setting(default: Any, help: str, *, low: float | None = None,
     declared = {"help": help, "low": low, "high": high, "open_low": open_low,
                 "open_high": open_high, "default": default, "notes": notes,
                 "describe": describe, "added": absent is not dataclasses.MISSING,
+                "off": off, "regulariser": regulariser,
                 "choices": choices if choices is None or callable(choices) else tuple(choices)}
     value = default if absent is dataclasses.MISSING else absent
     return dataclasses.field(default=value, metadata={_KEY: declared})
@@ -303,6 +326,13 @@ def keys_of(cls: type) -> dict[str, Key]:
         out[field.name] = Key(kind, none=none, **{k: v for k, v in declared.items()
                                                   if k != "added"})
     return out
+
+
+def off_values(cls: type) -> dict[str, Any]:
+    """The keys of a record that are options to switch off -> the value that does it
+    (their `off`), in field order."""
+    return {name: key.off for name, key in keys_of(cls).items()
+            if key.off is not NOT_AN_OPTION}
 
 
 def absent_values(cls: type) -> dict[str, Any]:

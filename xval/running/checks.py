@@ -19,7 +19,8 @@ from collections.abc import Mapping, Sequence
 import pandas as pd
 
 from xval import tasks
-from xval.core.parameters import InstanceParams
+from xval.core.parameters import InstanceParams, TrainingParams
+from xval.core.settings import keys_of
 from xval.folds import RANK, Fold, allowed_folds, split_validation
 from xval.running.label_checks import (
     fold_label_lines,
@@ -34,8 +35,8 @@ from xval.running.shared_audio import shared_audio_lines
 IMBALANCE_RATIO = 3.0
 # Below this many epochs the stock regularisation (tuned for the default 60) is called out.
 SHORT_RUN_EPOCHS = 20
-REGULARISERS = ("mixup_alpha", "label_smoothing", "time_masks", "freq_masks", "freq_warp",
-                "time_warp")
+REGULARISERS = tuple(name for name, key in keys_of(TrainingParams).items()
+                     if key.regulariser)  # declared with each key: setting(regulariser=True)
 # A rank split whose rounding to whole validation items moves the share by this much or
 # more is said (0.5 of 3 items ranks 2: 0.67).
 RANK_ROUNDING = 0.05

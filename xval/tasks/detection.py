@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from xval.core.errors import ConfigurationError, DatasetError, ParameterError
+from xval.core.errors import ConfigurationError, DatasetError
 from xval.core.records import Postprocessing
 from xval.tasks.base import (
     NO_CONTEXT,
@@ -359,12 +359,6 @@ class Detection(Task):
     def weights_classes(self) -> bool:
         """`class_weights=True` weights active frames (see the module)."""
         return True
-
-    def check_params(self, params: Params, where: str) -> None:
-        super().check_params(params, where)
-        if params.label_smoothing:
-            raise ParameterError(f"{where}: label_smoothing needs a task with classes; "
-                                 "detection targets are per-frame 0/1.")
 
     def headline_metrics(self, clips: bool) -> list[tuple[str, str, str]]:
         if clips:  # windows cut from longer recordings: the stitched recording first
