@@ -22,8 +22,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from xval import Ensemble, Experiment
-from xval.cli.scripts import REFIT_HEAD
 from xval.config.loader import find_config, load_config
+from xval.config.recipes import REFIT_HEAD
 from xval.report.comparison import Target, compare
 from xval.report.results import ExperimentResults
 from xval.report.stats import fold_scores

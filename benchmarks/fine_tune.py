@@ -49,7 +49,7 @@ ARMS: dict[int, tuple[str, dict[str, object]]] = {
 def experiment(store: str, number: int, folds: int, epochs: int, arms: Sequence[int]):
     """The experiment of the arms `arms` on the waveform store `store`."""
     from xval import Experiment
-    from xval.cli.scripts import MLP_HEAD
+    from xval.config.recipes import MLP_HEAD
 
     exp = Experiment(description=f"Frozen vs fine-tuned aisfx vs CNN on {store}",
                      dataset=store, number=number, num_folds=folds,

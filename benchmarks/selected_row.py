@@ -48,8 +48,8 @@ import numpy as np
 
 from benchmarks.ensembles import SMALL_CNN
 from xval import Ensemble, Experiment
-from xval.cli.scripts import HEADS, REFIT_HEAD
 from xval.config.loader import find_config, load_config
+from xval.config.recipes import HEADS, REFIT_HEAD
 from xval.report.results import ExperimentResults
 from xval.report.stats import corrected_resampled_ttest, fold_scores, fold_test_train_ratio
 

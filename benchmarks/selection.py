@@ -35,8 +35,8 @@ from scipy import stats
 
 from benchmarks.ensembles import SMALL_CNN
 from xval import Ensemble, Experiment
-from xval.cli.scripts import HEADS, REFIT_HEAD
 from xval.config.loader import find_config, load_config
+from xval.config.recipes import HEADS, REFIT_HEAD
 from xval.report.results import ExperimentResults
 from xval.report.stats import fold_scores
 

@@ -1,6 +1,6 @@
 """The small-data protocol of an encoder's head (issue 42, point 5), through the engine.
 
-Four instances of the encoders' default head (`xval.cli.scripts.MLP_HEAD`: the mean and the
+Four instances of the encoders' default head (`xval.config.recipes.MLP_HEAD`: the mean and the
 maximum of a row's blocks, 256 hidden units) on the same items and folds:
 
 1. **block rows**: the encoder's default store (`--encoder aisfx`: a 2.5 s segment, one
@@ -34,8 +34,8 @@ from pathlib import Path
 
 from benchmarks.encoders import _instance_folds, _summary, _versus
 from xval import Experiment
-from xval.cli.scripts import MLP_HEAD
 from xval.config.loader import find_config, load_config
+from xval.config.recipes import MLP_HEAD
 
 ARMS = (("block rows", False), ("block rows", True), ("clip rows", False), ("clip rows", True))
 

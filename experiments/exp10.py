@@ -20,7 +20,7 @@ CNN, takes about an hour) and `python -m benchmarks.encoders table results/fsdd/
 """
 
 from xval import Experiment
-from xval.cli.scripts import encoder_grid
+from xval.config.recipes import encoder_grid
 
 experiment = Experiment(
     description="FSDD digits, leave-one-speaker-out: encoders x heads",

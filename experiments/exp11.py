@@ -17,7 +17,7 @@ then `python experiments/exp11.py` (minutes on 2 CPU cores) and
 """
 
 from xval import Experiment
-from xval.cli.scripts import encoder_grid
+from xval.config.recipes import encoder_grid
 
 experiment = Experiment(
     description="RAVDESS speech emotion, actor-independent 5-fold: encoders x heads",

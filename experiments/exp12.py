@@ -21,7 +21,7 @@ results/envset/experiment_12/instance_7`.
 """
 
 from xval import Experiment
-from xval.cli.scripts import encoder_grid
+from xval.config.recipes import encoder_grid
 
 experiment = Experiment(
     description="Environmental sounds from Debian packages: encoders x heads vs audio CNN",

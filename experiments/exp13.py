@@ -24,7 +24,7 @@ data/digit_tags_aisfx`.
 """
 
 from xval import Ensemble, Experiment
-from xval.cli.scripts import ENCODER_HEADS
+from xval.config.recipes import ENCODER_HEADS
 
 experiment = Experiment(
     description="Overlaid spoken digits (FSDD): tagging with aisfx + head, audio CNN, ensemble",

@@ -20,7 +20,7 @@ instance 1 is plain training; instance 3 is instance 2 over 60 epochs (the recip
 """
 
 from xval import Experiment
-from xval.cli.scripts import audio_cnn_recipe
+from xval.config.recipes import audio_cnn_recipe
 
 experiment = Experiment(
     description="RAVDESS speech emotion, actor-independent 5-fold: audio_cnn",

@@ -14,7 +14,7 @@ Piczak's CNN 64.5 %, human listeners 81.3 %; models pretrained on AudioSet (PANN
 """
 
 from xval import Experiment
-from xval.cli.scripts import audio_cnn_recipe
+from xval.config.recipes import audio_cnn_recipe
 
 experiment = Experiment(
     description="ESC-50, official 5 folds: audio_cnn",

@@ -177,3 +177,26 @@ def test_undocumented_old_modules_are_gone(old):
 
     with pytest.raises(ModuleNotFoundError):
         importlib.import_module(old)
+
+
+def test_the_recipes_moved_out_of_the_script_writer_still_import_with_a_warning():
+    """`from xval.cli.scripts import audio_cnn_recipe` (users' copies of experiments 4, 5,
+    10-12) works and says where the recipes live now (`xval.config.recipes`, issue 67); the
+    script writer's own names import without a word."""
+    import warnings
+
+    import xval.cli.scripts as scripts
+    from xval.config import recipes
+
+    vars(scripts).pop("audio_cnn_recipe", None)
+    with pytest.warns(DeprecationWarning, match="xval.cli.scripts.audio_cnn_recipe moved: "
+                                                "import from xval.config.recipes"):
+        assert scripts.audio_cnn_recipe is recipes.audio_cnn_recipe
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert scripts.load_experiment and scripts.ENCODER_HEADS is recipes.ENCODER_HEADS
+    # The regularised instance keeps its values (experiments 4 and 5 resume their results).
+    regularised = recipes.audio_cnn_recipe(60, 10)[2]
+    assert {k: regularised[k] for k in ("time_masks", "freq_masks", "mixup_alpha",
+                                        "label_smoothing")} == \
+        {"time_masks": 2, "freq_masks": 2, "mixup_alpha": 0.2, "label_smoothing": 0.1}

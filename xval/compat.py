@@ -43,6 +43,9 @@ MOVED: dict[str, dict[str, str]] = {
     "xval.logs": {"quiet_framework_logs": "xval.core.logs"},
     "xval.tracking": {"MLflowListener": "xval.report.tracking"},
     "xval.report": {"MAX_EMBEDDED_PLOTS": "xval.report.workbook.plots"},
+    "xval.cli.scripts": dict.fromkeys(("HEADS", "MLP_HEAD", "REFIT_HEAD", "PROBED_HEADS",
+                                       "REGULARISED", "encoder_grid", "audio_cnn_recipe"),
+                                      "xval.config.recipes"),
 }
 """Old module -> {documented name: the module that holds it now}."""
 

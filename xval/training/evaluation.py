@@ -136,13 +136,8 @@ def evaluate_splits(model: Any, task: Task, store: FeatureStore, *, params: Trai
     clips = store.clips
     original = ~store.augmented
     multi_segment = len(np.unique(clips[original])) < int(original.sum())
-    starts = (pd.to_numeric(store.meta["start"], errors="coerce").to_numpy(np.float64)
-              if "start" in store.meta else None)  # windows' places in their recordings
-    context = Context(params=params, frame_seconds=frame_seconds(store),
-                      classes=store.classes)
-    if target_fn is not None:  # the baseline: the mean normalised training row
-        context = context.replace(
-            reference=target_fn(mean_row(store.features, train_original)))
+    starts = window_starts(store)
+    context = _context(store, params, target_fn, train_original)
     original_train = ~store.augmented[rows["train"]]
     scored = {**rows, "train": train_original}
     scored_source = {**source,
@@ -187,6 +182,24 @@ def evaluate_splits(model: Any, task: Task, store: FeatureStore, *, params: Trai
             result.clip_metrics[key] = task.scoring.evaluate(
                 clip_y, clip_out, n_outputs, split.replace(whole_files=True))
     return result
+
+
+def window_starts(store: FeatureStore) -> np.ndarray | None:
+    """Each row's start in its recording (seconds; NaN where unknown), or `None` for a store
+    without starts."""
+    if "start" not in store.meta:
+        return None
+    return pd.to_numeric(store.meta["start"], errors="coerce").to_numpy(np.float64)
+
+
+def _context(store: FeatureStore, params: TrainingParams, target_fn: Normalizer | None,
+             train_original: np.ndarray) -> Context:
+    """What scoring a fold needs besides the outputs: the parameters, the frame length, the
+    classes and, for an autoencoder, its baseline (the mean normalised training row)."""
+    context = Context(params=params, frame_seconds=frame_seconds(store), classes=store.classes)
+    if target_fn is None:
+        return context
+    return context.replace(reference=target_fn(mean_row(store.features, train_original)))
 
 
 def overlap_outputs(model: Any, task: Task, store: FeatureStore, rows: np.ndarray,
