@@ -128,8 +128,8 @@ def _train(option, store, rows, params, fold):
     """Trains one way; returns (model, x_train, y_train, x_test, y_test, fit_accuracy, note)."""
     import keras
 
-    from xval.training.batches import normalization_stats
     from xval.training.model import build_model
+    from xval.training.normalization import normalization_stats
 
     x = {k: np.asarray(store.features[v], dtype=np.float32) for k, v in rows.items()}
     y = {k: store.targets[v] for k, v in rows.items()}

@@ -49,7 +49,7 @@ EXP_DIR = "results/demo/experiment_1"
 PY = [sys.executable]
 # The experiment script run as `python experiments/tiny.py -q --overwrite` runs it; BEFORE
 # first makes the collector's pause and freeze no-ops (`xval.core.backend.import_paused`,
-# `xval.training.prepare.collect_garbage`).
+# `xval.executors.job_process.settle`).
 RUN = ("import runpy, sys\n{before}sys.argv = ['experiments/tiny.py', '-q', '--overwrite']\n"
        "runpy.run_path(sys.argv[0], run_name='__main__')")
 BEFORE = "import gc\ngc.disable = gc.freeze = lambda: None\n"

@@ -425,7 +425,8 @@ def pytest_collection_modifyitems(config, items):
 # first), they move to the collector's permanent generation (`gc.freeze()`): later
 # collections skip them (0.4 s -> under 1 ms) and still collect everything made afterwards.
 # A session of many tests (`make test`'s workers) imports Keras (and torch, its backend here)
-# before the first test and freezes it, as a job process does at its first fold: the first
+# before the first test and freezes it, as a job process does before its first job
+# (`xval.executors.job_process.settle`): the first
 # test that trains would otherwise run its folds' collections over them (0.4-0.6 s each, in
 # every worker). A session of a few tests imports it when a test first does.
 _MODULES_FROZEN = [0]

@@ -15,7 +15,8 @@ import pytest
 from tests.conftest import ROOT, resolve
 from xval.core.records import Job
 from xval.training import devices
-from xval.training.batches import make_batches, normalizer
+from xval.training.batches import make_batches
+from xval.training.normalization import normalizer
 
 ITEMS = {"train": ["item0", "item1", "item2", "item3"], "val": ["item4"], "test": ["item5"]}
 

@@ -393,3 +393,29 @@ def test_concurrent_process_jobs_share_the_cores(monkeypatch):
     assert "OMP_NUM_THREADS" not in ProcessExecutor([None])._environment(None)  # one job: all
     monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the user's own setting wins
     assert ProcessExecutor([None], jobs_per_gpu=4)._environment(None)["OMP_NUM_THREADS"] == "3"
+
+
+def test_run_job_settles_a_marked_process_once_and_a_user_process_never(monkeypatch, store):
+    """`run_job` settles a job process before its first job (TensorFlow kept out of Keras,
+    the modules frozen: `xval.executors.job_process.settle`), once for all its jobs; a
+    process nobody marked (the user's own) is left as it is."""
+    import gc
+
+    import xval.executors.job_process as job_process
+    from xval.executors.base import run_job
+
+    frozen, kept_out = [], []
+    monkeypatch.setattr(gc, "freeze", lambda: frozen.append(1))
+    # Not in this test process, whose later tests may need TensorFlow (test_training's
+    # worker test checks the real one: no TensorFlow imported, the modules frozen).
+    monkeypatch.setattr(job_process, "keep_tensorflow_out", lambda: kept_out.append(1))
+    monkeypatch.setattr(job_process, "_JOB_PROCESS", False)
+    monkeypatch.setattr(job_process, "_SETTLED", False)
+    bad = Job(instance=1, fold=0, params={}, items={}, task_type="classification",
+              generator=False, store=str(store.path))  # no parameters: fails at once
+    assert run_job(bad).status == Status.FAILED
+    assert frozen == kept_out == [] and not job_process.is_job_process()
+    job_process.mark_job_process()
+    for _ in range(2):
+        assert run_job(bad).status == Status.FAILED
+    assert frozen == kept_out == [1]

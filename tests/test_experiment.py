@@ -414,7 +414,8 @@ def test_experiment_augmented_rows_train_only(config_path, config):
 
 
 def test_normalization_uses_training_originals_only(config):
-    from xval.training.batches import fold_rows, normalization_stats
+    from xval.training.batches import fold_rows
+    from xval.training.normalization import normalization_stats
 
     store = tiny_store(config.data_dir, "aug", augmented_copies=1)
     fold = {"train": ["item0", "item1"], "val": ["item2"], "test": ["item3"]}
@@ -432,7 +433,7 @@ def test_a_bin_constant_over_the_training_rows_is_centred_not_scaled():
     StandardScaler leaves it: a test row where it fires is not multiplied by 10,000."""
     from sklearn.preprocessing import StandardScaler
 
-    from xval.training.batches import normalization_stats
+    from xval.training.normalization import normalization_stats
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(40, 3, 6)).astype(np.float32)
@@ -494,19 +495,19 @@ def test_main_marks_a_script_process_but_not_an_interactive_session(config_path,
     """`experiment.main()` from the shell makes the process the engine's (TensorFlow kept
     out, the modules frozen for the collector at the first fold); run with `%run` in IPython
     or Jupyter (an interactive interpreter) it leaves the user's session as it is."""
-    import xval.training.prepare as prepare
+    import xval.executors.job_process as job_process
 
     exp = make_experiment(config_path)
     monkeypatch.setattr(sys, "argv", ["exp_test.py", "--dry-run", "-q"])
     for interactive, marked in ((True, False), (False, True)):
-        monkeypatch.setattr(prepare, "_JOB_PROCESS", False)
+        monkeypatch.setattr(job_process, "_JOB_PROCESS", False)
         if interactive:
             monkeypatch.setattr(sys, "ps1", ">>> ", raising=False)
         else:
             monkeypatch.delattr(sys, "ps1", raising=False)
         with pytest.raises(SystemExit) as exit_:
             exp.main()
-        assert exit_.value.code == 0 and prepare._JOB_PROCESS is marked
+        assert exit_.value.code == 0 and job_process.is_job_process() is marked
 
 
 def test_script_cli_range_gpu_and_errors(tmp_path, config_path, config, store):

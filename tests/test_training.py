@@ -169,7 +169,7 @@ def test_torch_job_processes_leave_tensorflow_out_and_the_users_process_alone(st
     out = subprocess.run([sys.executable, "-c", JOB_PROCESS], input=f"{tmp_path}\n",
                          env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
     lines = out.stdout.splitlines()
-    # No TensorFlow; Keras's modules frozen before the fold (`collect_garbage`).
+    # No TensorFlow; Keras's modules frozen before the job (`job_process.settle`).
     assert lines[-2:] == [f"{DONE_PREFIX}{tmp_path}", "0 False True"], out.stderr[-2000:]
     assert sum(line.startswith("xval-epoch 1 1 ") for line in lines) == 1  # its progress
     result = json.loads((tmp_path / "result.json").read_text())

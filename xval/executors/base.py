@@ -32,6 +32,7 @@ from xval.core.interrupts import raise_if_interrupted
 from xval.core.network import RAY_PORT, host_port
 from xval.core.records import FoldResult, Job
 from xval.core.registry import Registry
+from xval.executors.job_process import settle as settle_job_process
 from xval.training.fold import EpochHook, run_fold
 
 # Workers print `EPOCH_PREFIX epoch epochs {logs}` lines that the process executor streams.
@@ -270,6 +271,7 @@ class Executor:
 def run_job(job: Job, on_epoch: EpochHook | None = None) -> FoldResult:
     """Runs one job here; a job that raises becomes a failed `FoldResult`."""
     raise_if_interrupted()  # a Ctrl-C that Keras swallowed in the previous job
+    settle_job_process()  # a job process's first job: TensorFlow kept out, modules frozen
     try:
         return run_fold(job, on_epoch=on_epoch)
     except Exception as e:  # recorded per fold: the scheduler applies the failure policy

@@ -121,7 +121,7 @@ def run_job_remote(job_dict: Mapping[str, Any], backend: str | None,
         use_backend(backend, source="the Ray driver", override=True)
     else:
         quiet_framework_logs(backend=backend)
-    from xval.training.prepare import mark_job_process  # noqa: PLC0415  (in the task)
+    from xval.executors.job_process import mark_job_process  # noqa: PLC0415  (in the task)
 
     mark_job_process()  # a Ray worker runs tasks alone
     job = Job.from_dict(job_dict)

@@ -35,10 +35,8 @@ def main() -> int:
     # The engine (pandas, SciPy, scikit-learn...), with the collector paused.
     import_paused("xval.executors.base")
     from xval.executors.base import run_job  # noqa: PLC0415  (imported above)
-    from xval.training.prepare import (  # noqa: PLC0415  (numpy, the store)
-        collect_garbage,
-        mark_job_process,
-    )
+    from xval.executors.job_process import mark_job_process  # noqa: PLC0415  (imported above)
+    from xval.training.prepare import collect_garbage  # noqa: PLC0415  (imported above)
 
     mark_job_process()
     quiet_framework_logs(backend=os.environ.get("KERAS_BACKEND"))

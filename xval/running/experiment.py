@@ -66,14 +66,14 @@ class Experiment(ExperimentDeclaration):
 
         Args:
             argv: the arguments; `None` reads the process's own (`python SCRIPT ...`), and
-                then the process runs the engine alone (`xval.training.prepare.
+                then the process runs the engine alone (`xval.executors.job_process.
                 mark_job_process`: on the torch or JAX backend Keras keeps TensorFlow out,
-                and the process's modules are frozen for the collector at the first fold),
+                and the process's modules are frozen for the collector before the first job),
                 unless it is an interactive session (`%run` in IPython or Jupyter, Spyder's
                 `runfile`), whose other objects are the user's.
         """
         if argv is None and not _interactive():
-            from xval.training.prepare import mark_job_process  # noqa: PLC0415  (numpy)
+            from xval.executors.job_process import mark_job_process  # noqa: PLC0415
 
             mark_job_process()
         sys.exit(run_experiment_cli(self, argv, run=self.run, refit=self.refit))

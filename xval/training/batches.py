@@ -1,4 +1,6 @@
-"""Feeding a fold's rows to Keras: in memory, or streamed from the memory-mapped store."""
+"""Feeding a fold's rows to Keras: in memory, or streamed from the memory-mapped store, on
+the host or gathered on the device (the statistics: `xval.training.normalization`; the
+per-epoch crops and mixup: `xval.training.draws`)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ import numpy as np
 from preprocessing.store import FeatureStore
 from xval.folds import rows_of
 from xval.training import devices
+from xval.training.draws import crop_starts, mix, mix_draws, random_crops
+from xval.training.normalization import Normalizer
 
 
 def fold_rows(store: FeatureStore, fold: Mapping[str, Sequence[str]]) -> dict[str, np.ndarray]:
@@ -33,150 +37,6 @@ def fold_rows(store: FeatureStore, fold: Mapping[str, Sequence[str]]) -> dict[st
         candidates = rows_of(items, fold[key])
         rows[key] = candidates[original[candidates]]
     return rows
-
-
-def normalization_stats(features: Any, rows: np.ndarray, chunk_bytes: int = 16 << 20
-                        ) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and variance per frequency bin over `rows`, read in chunks.
-
-    Args:
-        features: `np.ndarray [shape=(n, time, frequency)]` (a memmap is fine).
-        rows: the rows to use (the training rows, original only).
-        chunk_bytes: bytes read at once, so memory stays bounded whatever the store's size.
-            Defaults to 16 MiB.
-
-    Returns:
-        `(mean, variance)`, each `np.ndarray [shape=(frequency,)]`, float32.
-    """
-    bins = features.shape[-1]
-    total = np.zeros(bins, dtype=np.float64)
-    squares = np.zeros_like(total)
-    count = 0
-    row_bytes = max(1, int(np.prod(features.shape[1:])) * features.dtype.itemsize)
-    step = max(1, chunk_bytes // row_bytes)
-    for start in range(0, len(rows), step):
-        block = np.asarray(features[rows[start:start + step]]).reshape(-1, bins)
-        total += block.sum(axis=0, dtype=np.float64)
-        squares += np.einsum("ij,ij->j", block, block, dtype=np.float64)
-        count += block.shape[0]
-    return moments(total, squares, count)
-
-
-CANCELLATION = 1e3 * np.finfo(np.float64).eps
-"""A variance at most this times the bin's mean square is rounding: the bin is constant."""
-
-
-def moments(total: np.ndarray, squares: np.ndarray, count: int
-            ) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and variance from the sums of values and squares of `count` values per bin.
-
-    A bin constant over the training rows (a dead embedding unit, a frequency always at the
-    floor, a bin constant at any value: its variance from the sums is rounding, at most
-    `CANCELLATION` times its mean square) gets variance 1: centred, not scaled, as
-    scikit-learn's `StandardScaler` leaves it. A variance floored near 0 instead would
-    multiply any other value of it in a validation or test row by up to 10,000. A small
-    real variance is kept, and scales its bin as `StandardScaler` would.
-
-    Args:
-        total: `np.ndarray [shape=(bins,)]`, the sum of the values.
-        squares: `np.ndarray [shape=(bins,)]`, the sum of their squares.
-        count: how many values per bin.
-
-    Returns:
-        `(mean, variance)`, each `np.ndarray [shape=(bins,)]`, float32.
-    """
-    n = max(count, 1)
-    mean = total / n
-    mean_square = squares / n
-    var = np.maximum(mean_square - np.square(mean), 0.0)
-    var = np.where(var <= CANCELLATION * mean_square, 1.0, var)
-    return mean.astype(np.float32), var.astype(np.float32)
-
-
-class Normalizer:
-    """`x -> (x - mean) * scale` with `scale = 1 / sqrt(variance)`: the model's own input
-    normalisation, in numpy (an autoencoder's target; `DeviceRows` applies `mean` and
-    `scale` on the device).
-
-    Args:
-        mean: `np.ndarray [shape=(bins,)]`.
-        variance: `np.ndarray [shape=(bins,)]`.
-    """
-
-    def __init__(self, mean: np.ndarray, variance: np.ndarray) -> None:
-        self.mean = np.asarray(mean, dtype=np.float32)
-        self.scale = (1.0 / np.sqrt(variance)).astype(np.float32)
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        return ((np.asarray(x, dtype=np.float32) - self.mean) * self.scale).astype(np.float32)
-
-
-def normalizer(mean: np.ndarray, variance: np.ndarray) -> Normalizer:
-    """`x -> (x - mean) / sqrt(variance)`, the model's own input normalisation, in numpy."""
-    return Normalizer(mean, variance)
-
-
-def crop_starts(seed: int, epoch: int, index: int, size: int, time: int, length: int
-                ) -> np.ndarray:
-    """The offsets of batch `index`'s crops in `epoch`: drawn per row, epoch and batch, so
-    that any thread may gather any batch in any order.
-
-    Returns:
-        `np.ndarray [shape=(size,)]`, each in `[0, time - length]`.
-    """
-    rng = np.random.default_rng((seed, epoch, index, 1))
-    return rng.integers(0, time - length + 1, size=size)
-
-
-def random_crops(x: np.ndarray, length: int, starts: np.ndarray) -> np.ndarray:
-    """A window of `length` frames of every row, at the offsets `starts` (`crop_starts`).
-
-    Args:
-        x: `np.ndarray [shape=(rows, time, ...)]`.
-        length: the window's frames (at most `time`).
-        starts: `np.ndarray [shape=(rows,)]`, each row's first frame.
-
-    Returns:
-        `np.ndarray [shape=(rows, length, ...)]`.
-    """
-    return np.stack([row[start:start + length] for row, start in zip(x, starts)])
-
-
-def mix_draws(seed: int, epoch: int, index: int, size: int, alpha: float
-              ) -> tuple[np.ndarray, np.ndarray]:
-    """Batch `index`'s mixup draws in `epoch`: each row's partner (a permutation of the
-    batch) and its weight `lam ~ Beta(alpha, alpha)`.
-
-    Returns:
-        `(partner, lam)`: `np.ndarray [shape=(size,)]` each, int and float32.
-    """
-    rng = np.random.default_rng((seed, epoch, index))
-    partner = rng.permutation(size)
-    return partner, rng.beta(alpha, alpha, size=size).astype(np.float32)
-
-
-def mix(x: Any, y: Any, w: Any, partner: Any, lam: Any) -> tuple[Any, Any, Any]:
-    """Mixup of one batch (Zhang et al. 2018): row `i` becomes `lam_i * x_i + (1 - lam_i) *
-    x_partner_i`, and so do its target and weight: numpy arrays, or tensors of the backend
-    on the device (`DeviceRows`), with the same operations.
-
-    Args:
-        x: the batch's rows, `[shape=(rows, ...)]`.
-        y: their targets, float32.
-        w: their weights, or `None`.
-        partner: `[shape=(rows,)]`, each row's partner (`mix_draws`).
-        lam: `[shape=(rows,)]`, float32, each row's weight.
-
-    Returns:
-        `(x, y, w)` mixed.
-    """
-    lam_x = lam.reshape(-1, *([1] * (x.ndim - 1)))
-    x = lam_x * x + (1 - lam_x) * x[partner]
-    lam_y = lam.reshape(-1, *([1] * (y.ndim - 1)))
-    y = lam_y * y + (1 - lam_y) * y[partner]
-    if w is not None:
-        w = lam * w + (1 - lam) * w[partner]
-    return x, y, w
 
 
 class DeviceRows:

@@ -18,7 +18,8 @@ from xval.core.parameters import TrainingParams
 from xval.core.records import Metrics, Postprocessing
 from xval.tasks import Context, Task
 from xval.training import devices
-from xval.training.batches import Normalizer, make_batches
+from xval.training.batches import make_batches
+from xval.training.normalization import Normalizer
 
 
 def predict_rows(model: Any, features: Any, rows: np.ndarray, batch_size: int,

@@ -27,8 +27,8 @@ from xval.core.dataset_info import DatasetInfo
 from xval.core.errors import ConfigurationError
 from xval.core.parameters import FeatureParams, InstanceParams, TrainingParams
 from xval.tasks.base import Task
-from xval.training.batches import moments
 from xval.training.encoder import check_encoder, encoder_front_end, uses_encoder
+from xval.training.normalization import moments
 
 LAYER_NAME = "front_end"
 """The name of the front-end layer in a fold model."""
@@ -166,7 +166,7 @@ def front_end_stats(layer: Any, features: Any, rows: np.ndarray, batch_rows: int
 
     Returns:
         `(mean, variance)`, each `np.ndarray [shape=(bins,)]`, float32 (a constant bin's
-        variance 1, as `xval.training.batches.normalization_stats`).
+        variance 1, as `xval.training.normalization.normalization_stats`).
     """
     from keras import ops  # noqa: PLC0415  (Keras: only once the backend is set)
 

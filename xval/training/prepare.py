@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-import sys
 from typing import Any
 
 import numpy as np
@@ -18,16 +17,11 @@ from xval.core.parameters import InstanceParams
 from xval.core.records import Job
 from xval.tasks.base import Task
 from xval.training import devices
-from xval.training.batches import (
-    Normalizer,
-    fold_rows,
-    make_batches,
-    normalization_stats,
-    normalizer,
-)
+from xval.training.batches import fold_rows, make_batches
 from xval.training.event_mixing import event_mixer, mixed_batches
 from xval.training.front_end import crop_frames, front_end_layer, front_end_stats
 from xval.training.model import build_model, store_frequencies
+from xval.training.normalization import Normalizer, normalization_stats, normalizer
 
 
 @dataclasses.dataclass
@@ -125,76 +119,18 @@ def prepare_fold(job: Job) -> PreparedFold:
                         mean=mean, variance=variance, source=source, target_fn=target_fn)
 
 
-_JOB_PROCESS = False
-"""Whether this process runs jobs alone (`mark_job_process`)."""
-
-
-_FROZEN = False
-"""Whether this job process has frozen what it held before its first fold (`collect_garbage`)."""
-
-
 def collect_garbage() -> None:
     """Frees what the last fold left before the next is built: its model, whose layers
     refer to each other, so that only the cyclic collector frees it (Keras's
     `clear_session()` collects too, but the fold's model is still in use when that runs).
-
-    A full collection walks every object the process holds: about 0.3 s of CPU per fold on
-    2 cores with torch and Keras imported, 0.5 s with TensorFlow too. In a process that runs
-    jobs alone (`mark_job_process`), the first call (Keras imported by then, through
-    `xval.core.backend.import_paused`) moves what survives it, the modules and what lives as
-    long as the process, into the collector's permanent generation (`gc.freeze()`): later
-    collections walk only what came after (the jobs' objects, the modules first imported
-    since). Objects frozen are still freed when nothing refers to them; only a cycle of them
-    would stay. No model, store or batch exists yet when it freezes. On a GPU, what the
-    framework caches is then returned (`xval.training.devices.release_memory`).
+    On a GPU, what the framework caches is then returned
+    (`xval.training.devices.release_memory`). In a job process the modules were frozen
+    before its first job (`xval.executors.job_process.settle`), so the collection walks only
+    what came after.
     """
-    global _FROZEN
     import_paused("keras")
     gc.collect()
     devices.release_memory()
-    if _JOB_PROCESS and not _FROZEN:
-        gc.freeze()
-        _FROZEN = True
-
-
-def mark_job_process() -> None:
-    """Declares this process one that only runs the engine (a process-executor worker, a
-    Ray task's worker, an experiment script run from the shell), where `set_random_seed`
-    may keep TensorFlow out."""
-    global _JOB_PROCESS
-    _JOB_PROCESS = True
-
-
-def set_random_seed(seed: int) -> None:
-    """`keras.utils.set_random_seed(seed)`, without importing TensorFlow on another backend
-    in a job process.
-
-    Keras also seeds TensorFlow whenever it is installed (for `tf.data` pipelines, which
-    the engine does not use), and checks for TensorFlow types when it saves a model: on the
-    torch or JAX backend with TensorFlow installed beside it, every process that trained
-    (an experiment script's, each process-executor worker, each Ray task's worker) paid
-    about 2 s of CPU and 400 MB to import it. In a process marked by `mark_job_process`
-    the import fails for that first check, which Keras then remembers as "TensorFlow not
-    available" for the rest of the process (its TensorFlow-only layers, such as
-    `StringLookup`, refuse to build there).
-    Elsewhere (`Experiment.run` called from the user's own code, a notebook perhaps) Keras
-    is left as it is.
-
-    Args:
-        seed: the seed of Python's, NumPy's and the backend's generators and of Keras's
-            global `SeedGenerator`.
-    """
-    import keras  # noqa: PLC0415  (Keras: only once the backend is set)
-
-    if not _JOB_PROCESS or keras.backend.backend() == "tensorflow" \
-            or "tensorflow" in sys.modules:
-        keras.utils.set_random_seed(seed)
-        return
-    sys.modules["tensorflow"] = None  # type: ignore[assignment]  # import raises ImportError
-    try:
-        keras.utils.set_random_seed(seed)
-    finally:
-        sys.modules.pop("tensorflow", None)
 
 
 def assemble_model(fold: PreparedFold) -> Any:
@@ -212,7 +148,7 @@ def assemble_model(fold: PreparedFold) -> Any:
         # Seeded after the front end is built (an encoder's layers draw initial weights
         # before its wheel's replace them): the rest starts as it would on a store of the
         # front end's output, so a frozen encoder trains as its embedding store does.
-        set_random_seed(fold.seed)
+        keras.utils.set_random_seed(fold.seed)
         return build_model(fold.params, shape, fold.n_outputs, fold.job.task_type,
                            fold.mean, fold.variance,
                            frequencies=store_frequencies(fold.store, fold.params),
