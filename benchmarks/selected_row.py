@@ -91,8 +91,8 @@ def rank_weighted(root: Path) -> dict[int, float]:
     """Fold -> test clip accuracy of the ensemble of 1 and 2 whose weights are chosen on the
     fold's `rank` clips (predictions that chose nothing); empty without `rank` clips."""
     from xval import tasks  # noqa: PLC0415  (only with --weights-on-rank)
-    from xval.report.clip_scores import choose_weights, fused  # noqa: PLC0415
-    from xval.report.ensembles import member_clips, members_of  # noqa: PLC0415
+    from xval.running.ensembles.compute import member_clips, members_of  # noqa: PLC0415
+    from xval.tasks.fusion import choose_weights, fused  # noqa: PLC0415
 
     members = members_of(root, list(MEMBERS))
     task = tasks.get(members[0].result.task_type or tasks.DEFAULT)

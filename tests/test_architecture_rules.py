@@ -374,3 +374,20 @@ def test_rules_regularisers_declared_once():
             if len(spelt) >= 2:
                 found.append(f"{path}:{node.lineno}: {spelt}")
     assert found == []
+
+
+def test_rules_ensembles_each_aspect_once():
+    """An ensemble of instances, each aspect in one room (issue 67; the map is
+    `xval.running.ensembles`'s docstring): the weightings declared once (the record), the
+    arithmetic once (`xval.tasks.fusion`), the computation in the running layer, not in the
+    report."""
+    modules = _modules()
+    assert [m for m, s in modules.items() if re.search(r"^WEIGHTINGS\b.*=", s, re.M)] == \
+        ["xval/core/records/ensemble.py"]
+    for name in ("pooled", "choose_weights", "weight_grid", "fused"):
+        assert [m for m, s in modules.items() if re.search(rf"^def {name}\(", s, re.M)] == \
+            ["xval/tasks/fusion.py"], name
+    assert [m for m, s in modules.items() if re.search(r"^def compute_ensemble\(", s, re.M)] \
+        == ["xval/running/ensembles/compute.py"]
+    assert not [m for m in modules if m.startswith("xval/report/") and "ensemble" in m
+                and not m.startswith("xval/report/workbook/")]

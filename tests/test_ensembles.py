@@ -131,7 +131,7 @@ def _copy(trained, tmp_path):
 def _ensemble(copy, members=(1, 2), weighting="validation"):
     from xval.core.layout import ExperimentLayout
     from xval.core.storage import STORE
-    from xval.report.ensembles import compute_ensemble, members_of
+    from xval.running.ensembles.compute import compute_ensemble, members_of
 
     return compute_ensemble(3, members_of(copy, list(members)),
                             STORE.manifest(ExperimentLayout(copy)), weighting)
@@ -490,7 +490,7 @@ def test_an_ensemble_not_computed_says_why_on_stderr(capsys):
 
 
 def test_weight_grid_sums_to_one_and_stays_bounded_with_many_members():
-    from xval.report.clip_scores import GRID_POINTS, weight_grid
+    from xval.tasks.fusion import GRID_POINTS, weight_grid
 
     two = weight_grid(2)
     assert len(two) == 11 and np.allclose(two[0], [0.5, 0.5])  # equal weights first
@@ -507,7 +507,7 @@ def test_members_with_another_rank_split_are_refused_saying_so():
     from types import SimpleNamespace
 
     from xval.core.records import FoldResult, Status
-    from xval.report.ensembles import EnsembleError, _check_items
+    from xval.running.ensembles.compute import EnsembleError, _check_items
 
     items = {"train": ["a", "b"], "val": ["c", "d"], "test": ["e"]}
     split = {"train": ["a", "b"], "val": ["c"], "rank": ["d"], "test": ["e"]}

@@ -20,7 +20,7 @@ from xval.core.records.ensemble import DEFAULT_WEIGHTING, WEIGHTINGS
 from xval.core.storage import STORE
 from xval.report.terminal import terminal_table
 from xval.running.derived import report_listeners
-from xval.running.ensembles import make_ensemble
+from xval.running.ensembles.run import make_ensemble
 from xval.running.recorder import Recorder
 
 

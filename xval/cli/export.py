@@ -29,7 +29,7 @@ from xval.core.version import version_line
 from xval.inference import export as E
 from xval.inference import export_ensemble
 from xval.inference.detect import chosen_postprocessing
-from xval.inference.fusion import ensemble_postprocessing, ensemble_record, member_folders
+from xval.inference.ensembles import ensemble_postprocessing, ensemble_record, member_folders
 from xval.inference.models import ModelSet, dataset_info_for, resolve_models, task_of
 from xval.report.card import CardFacts, ensemble_card, model_card
 from xval.report.results import InstanceResult
@@ -101,7 +101,7 @@ def _export_one(args: argparse.Namespace, source: Path, out: Path, overwrite: bo
 def _export_ensemble(args: argparse.Namespace, source: Path, record: EnsembleRecord,
                      out: Path) -> int:
     """Exports an ensemble of instances: one model with the members inside when every
-    member's models take audio of the same rate and segment length (`export_ensemble.fused`),
+    member's models take audio of the same rate and segment length (`export_ensemble.ensemble_model`),
     else each member apart (`member_<k>/`, with its own card) under a card stating the fusion."""
     if args.dataset_info:
         raise ConfigurationError(f"--dataset-info: {source} is an ensemble of instances, whose "
@@ -116,7 +116,7 @@ def _export_ensemble(args: argparse.Namespace, source: Path, record: EnsembleRec
                             in zip(record.instances, found)])
     weights = record.weights()
     if not apart:
-        model = export_ensemble.fused([models for _, models, _ in found], weights, task,
+        model = export_ensemble.ensemble_model([models for _, models, _ in found], weights, task,
                         [info for _, _, info in found])
         info = found[0][2]
         facts = _facts(args, source, info, ensemble, model)

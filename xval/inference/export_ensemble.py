@@ -1,5 +1,5 @@
 """An ensemble of instances (`ensemble.json`) exported: one Keras model with the members
-inside when every member's models take audio of the same segments (`fused`), else why not
+inside when every member's models take audio of the same segments (`ensemble_model`), else why not
 (`apart_reason`: the command line then exports each member apart)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from xval.inference.models import ModelSet
 from xval.tasks.base import Task
 
 
-def fused(members: Sequence[ModelSet], weights: Sequence[float], task: Task,
+def ensemble_model(members: Sequence[ModelSet], weights: Sequence[float], task: Task,
           infos: Sequence[DatasetInfo]) -> Any:
     """One Keras model answering as an ensemble of instances whose models all take audio:
     each member's fold models together (`ensemble`), side by side on the same segment of

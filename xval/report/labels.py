@@ -17,8 +17,8 @@ import numpy as np
 from xval import tasks
 from xval.core.records import Status
 from xval.core.storage import STORE, ResultsStore
-from xval.report.clip_scores import pooled
 from xval.report.results import InstanceResult
+from xval.tasks.fusion import pooled
 from xval.tasks.tagging import THRESHOLD, label_table
 
 PER_LABEL_AP = "per_label_ap.png"

@@ -22,6 +22,7 @@ from xval import tasks
 from xval.config.space import Search
 from xval.core.constraints import InstancesOf, Interval, check, validate_params
 from xval.core.errors import ConfigurationError, XvalError
+from xval.core.records.ensemble import DEFAULT_WEIGHTING, WEIGHTINGS
 from xval.running.environment import valid_gpu
 
 InstanceSpec = Mapping[str, Any] | Sequence[str]
@@ -87,11 +88,6 @@ _SETTINGS: dict[str, list[Any]] = {
 """The valid values of an experiment's settings (`xval.core.constraints`)."""
 
 
-WEIGHTINGS = ("equal", "validation")
-"""How an ensemble weighs its members, the default first
-(`xval.core.records.ensemble.WEIGHTINGS`)."""
-
-
 @dataclasses.dataclass(frozen=True)
 class Ensemble:
     """An instance that fuses other instances of the experiment: `experiment[3] =
@@ -100,7 +96,7 @@ class Ensemble:
     It trains nothing: once its members are complete, each fold's clip scores of the
     members are averaged with equal weights (or, with `weights="validation"`, weights chosen
     on that fold's validation clips only), and scored on its test clips
-    (`xval.report.ensembles`). It is reported, compared and selected like any instance;
+    (`xval.running.ensembles`). It is reported, compared and selected like any instance;
     `predict` answers with its members' weighted scores.
 
     Args:
@@ -116,10 +112,10 @@ class Ensemble:
     """
 
     members: tuple[int, ...]
-    weights: str = WEIGHTINGS[0]
+    weights: str = DEFAULT_WEIGHTING
 
     @declaration
-    def __init__(self, *members: int, weights: str = WEIGHTINGS[0]) -> None:
+    def __init__(self, *members: int, weights: str = DEFAULT_WEIGHTING) -> None:
         for k in members:
             check("member", k, _SETTINGS["number"], label=f"Ensemble member {k!r}")
         if len(set(members)) < 2 or len(set(members)) < len(members):
@@ -133,7 +129,7 @@ class Ensemble:
         object.__setattr__(self, "weights", weights)
 
     def __repr__(self) -> str:
-        extra = "" if self.weights == WEIGHTINGS[0] else f", weights={self.weights!r}"
+        extra = "" if self.weights == DEFAULT_WEIGHTING else f", weights={self.weights!r}"
         return f"Ensemble({', '.join(map(str, self.members))}{extra})"
 
 def check_repeats(num_repeats: int, n_repeats: int | None = None) -> int:

@@ -33,8 +33,8 @@ from xval.core.records import (
     TrialRecord,
 )
 from xval.core.storage import STORE, InstanceFolds, ResultsStore
-from xval.report.ensembles import FusedEnsemble
 from xval.report.results import ExperimentResults
+from xval.running.ensembles.compute import FusedEnsemble
 
 Out = Callable[..., None]
 

@@ -30,7 +30,7 @@ from xval.report.terminal import terminal_table
 from xval.running.checks import data_checks
 from xval.running.declaration import ExperimentDeclaration, Selection
 from xval.running.derived import derived_failure, report_listeners
-from xval.running.ensembles import (
+from xval.running.ensembles.run import (
     check_ensembles,
     describe_ensembles,
     record_ensembles,

@@ -47,7 +47,10 @@ from xval.core.records import (
 )
 from xval.core.records.ensemble import DEFAULT_WEIGHTING, EQUAL, VALIDATION, WEIGHTINGS
 from xval.core.storage import STORE
-from xval.report.clip_scores import (
+from xval.report.results import InstanceResult
+from xval.report.stats import fold_test_train_ratio
+from xval.tasks import Context, Task
+from xval.tasks.fusion import (
     GRID_STEP,
     Clips,
     choose_weights,
@@ -56,9 +59,6 @@ from xval.report.clip_scores import (
     loss,
     pooled,
 )
-from xval.report.results import InstanceResult
-from xval.report.stats import fold_test_train_ratio
-from xval.tasks import Context, Task
 
 HELD_OUT = ("val", "rank")
 """The splits of `val_predictions_fold_<i>.csv`: the validation clips (the weights are
