@@ -121,7 +121,8 @@ def _flat(value, key=""):
     """A nested answer of `predict_files` as {path: value}, its numbers compared with
     `pytest.approx` (the features agree to float32 rounding)."""
     if isinstance(value, dict):
-        return {k: v for name, item in value.items() for k, v in _flat(item, f"{key}.{name}").items()}
+        return {k: v for name, item in value.items()
+                for k, v in _flat(item, f"{key}.{name}").items()}
     if isinstance(value, list):
         return {k: v for i, item in enumerate(value) for k, v in _flat(item, f"{key}[{i}]").items()}
     return {key: value}

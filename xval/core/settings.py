@@ -39,8 +39,8 @@ from xval.core.constraints import Interval, StrOptions, describe, satisfies
 S = TypeVar("S", bound="Settings")
 OS = TypeVar("OS", bound="OpenSettings")
 
-__all__ = ["KINDS", "Key", "OpenSettings", "Settings", "absent_values", "escape", "keys_of", "off_values", "setting",
-           "setting_names"]
+__all__ = ["KINDS", "NOT_AN_OPTION", "Key", "OpenSettings", "Settings", "absent_values", "escape",
+           "keys_of", "off_values", "setting", "setting_names"]
 
 KINDS: dict[str, type] = {"str": str, "int": int, "float": float, "bool": bool}
 """A key's kind -> the Python type of its values."""
