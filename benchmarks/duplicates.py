@@ -60,7 +60,7 @@ import soundfile as sf
 
 from benchmarks._common import ROOT, SHARED
 from benchmarks._tree_memory import TreeMemory
-from preprocessing import duplicates as dup
+from preprocessing.duplicates import fingerprints as dup
 
 TRANSFORMS = ("exact", "flac", "ogg", "mp3", "8-bit", "24-bit", "sample rate", "trim a third",
               "gain", "noise 20 dB")
@@ -411,9 +411,9 @@ def scale(sizes: Sequence[int], seed: int, baseline: str | None = None, workers:
     prints (`scale_file`) spooled to disk as they come (not timed), then
     `PrintSpool.check` (timed: seconds and peak resident memory); with `baseline`, the
     same prints held in memory and checked by `find_duplicates` of that revision's
-    `preprocessing/duplicates.py` (up to `SCALE_BASELINE_FILES` files); with `workers`
+    fingerprints module (`_baseline_module`, up to `SCALE_BASELINE_FILES` files); with `workers`
     over 1, the check in one process and in `workers` side by side (`side_by_side`)."""
-    from preprocessing.content_check import PrintSpool  # noqa: PLC0415  (scale only)
+    from preprocessing.duplicates.check import PrintSpool  # noqa: PLC0415  (scale only)
 
     sources = scale_sources()
     baseline_module = _baseline_module(baseline) if baseline else None
@@ -510,23 +510,53 @@ def _as_check(find: Callable[[list], Sequence[Any]], prints: list) -> Any:
     return argparse.Namespace(pairs=[(p.first, p.second, p.similarity) for p in find(prints)])
 
 
-def _baseline_module(revision: str) -> Any:
-    """`preprocessing/duplicates.py` as it was at `revision` (git), imported under another
-    name."""
+def _git_show(revision: str, path: str) -> str | None:
+    """`path` as it was at `revision` (git), `None` where it did not exist."""
+    import subprocess  # noqa: PLC0415  (baseline only)
+
+    shown = subprocess.run(["git", "show", f"{revision}:{path}"], cwd=ROOT,
+                           capture_output=True, text=True)
+    return shown.stdout if shown.returncode == 0 else None
+
+
+def _load(name: str, source: str) -> Any:
+    """`source` imported as the module `name` (registered in `sys.modules`: its dataclasses
+    and the modules loaded after it look it up)."""
     import importlib.util  # noqa: PLC0415  (baseline only)
-    import subprocess  # noqa: PLC0415
     import tempfile  # noqa: PLC0415
 
-    source = subprocess.run(["git", "show", f"{revision}:preprocessing/duplicates.py"],
-                            cwd=ROOT, check=True, capture_output=True, text=True).stdout
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "duplicates_baseline.py"
+        path = Path(folder) / f"{name.rpartition('.')[2]}.py"
         path.write_text(source)
-        spec = importlib.util.spec_from_file_location("duplicates_baseline", path)
+        spec = importlib.util.spec_from_file_location(name, path)
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module  # its dataclasses look it up
+        sys.modules[spec.name] = module
         spec.loader.exec_module(module)
+    return module
+
+
+def _baseline_module(revision: str) -> Any:
+    """The fingerprints module as it was at `revision` (git), with the siblings it imports
+    (the spool, the candidate index) of the same revision, each imported under another
+    name: `preprocessing/duplicates/` since issue 67, `preprocessing/duplicates.py`,
+    `candidates.py` and `spool.py` before."""
+    folder = "preprocessing/duplicates/"
+    layouts = {"spool": ("spool.py", "preprocessing/spool.py"),
+               "candidates": ("candidates.py", "preprocessing/candidates.py"),
+               "fingerprints": ("fingerprints.py", "preprocessing/duplicates.py")}
+    new = _git_show(revision, folder + "fingerprints.py") is not None
+    module = None
+    for name, (today, before) in layouts.items():
+        source = _git_show(revision, folder + today if new else before)
+        if source is None:
+            if name == "fingerprints":
+                raise SystemExit(f"--baseline {revision}: no duplicate check at that revision")
+            continue  # a revision before the spool or the candidate index
+        for sibling in layouts:
+            for old in (f"preprocessing.duplicates.{sibling} ", f"preprocessing.{sibling} "):
+                source = source.replace(f"from {old}", f"from duplicates_baseline_{sibling} ")
+        module = _load(f"duplicates_baseline_{name}", source)
     return module
 
 

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 import xval.config.schema as schema
 from preprocessing.audio import Region
-from preprocessing.content_check import DuplicateCheck, PrintSpool, merge_duplicates
+from preprocessing.duplicates.check import DuplicateCheck, PrintSpool, merge_duplicates
 from preprocessing.extraction import Augmenter, extract_file
 from preprocessing.features import (
     compute_features,
@@ -270,7 +270,7 @@ def build_store(rows: pd.DataFrame, out: str | os.PathLike[str], *,
         inputs: the folders read (the dataset root): never written in, nor inside the store.
         bar_label: the progress bar's label (`"store 2 of 2, aisfx"`). Defaults to `"features"`.
         check_content: record in `dataset.json` the files that hold the same audio
-            (`duplicates`, `preprocessing.content_check`). Defaults to `True`.
+            (`duplicates`, `preprocessing.duplicates.check`). Defaults to `True`.
         duplicates: a check made before (`check_files`), recorded instead. Defaults to `None`.
         merge: make each group of items sharing audio one item. Defaults to `False`.
 

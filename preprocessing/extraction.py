@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from preprocessing.audio import FatalReadError, Region, load_audio
-from preprocessing.duplicates import compact, content_print
+from preprocessing.duplicates.fingerprints import compact, content_print
 from preprocessing.features import centred_frames, compute_features, feature_shape, get, segment
 from preprocessing.level import no_signal_reason
 from preprocessing.parallel import seed_for

@@ -1,5 +1,5 @@
 """Files that hold the same audio under two items (issue 56): the content check
-(`preprocessing.duplicates`, `preprocessing.content_check`) on real decoded audio, where a
+(`preprocessing.duplicates`) on real decoded audio, where a
 user meets it (`python -m preprocessing check`, `python -m xval init`, the build commands,
 the dry run's data checks, `[data] duplicates = error`), and the cases at the edges (two
 files, a silent file, a corrupt file). Audio is made with numpy and written with
@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from preprocessing import duplicates as dup
 from preprocessing.build import build_store, feature_params
-from preprocessing.content_check import (
+from preprocessing.duplicates import fingerprints as dup
+from preprocessing.duplicates.check import (
     DuplicateCheck,
     PrintSpool,
     check_files,
@@ -25,14 +25,14 @@ from preprocessing.content_check import (
     leaks_per_fold,
     report_lines,
 )
-from preprocessing.content_store import store_check
+from preprocessing.duplicates.folds import check_shared_audio, shared_audio_lines
+from preprocessing.duplicates.store_check import store_check
 from preprocessing.parallel import process_pool
 from preprocessing.store import FeatureStore, write_store_from_dicts
 from tests.conftest import SHARED, python_here, write_config
 from xval.config.loader import load_config
 from xval.core.errors import DatasetError
 from xval.folds import ItemKFold
-from xval.running.shared_audio import check_shared_audio, shared_audio_lines
 
 RATE = 8000
 
@@ -133,7 +133,7 @@ def test_find_duplicates_finds_a_recording_copied_into_more_files_than_a_bucket(
     copied = [jingle * rng.uniform(0.2, 1.0) + (0.0 if copies == "exact" else 1e-4 * np.sqrt(
         np.mean(jingle ** 2)) * rng.standard_normal(len(jingle))) for _ in range(40)]
     prints = [dup.content_print(np.asarray(y, np.float32), RATE) for y in others + copied]
-    from preprocessing.candidates import MAX_BUCKET
+    from preprocessing.duplicates.candidates import MAX_BUCKET
 
     assert 40 > MAX_BUCKET
     group = _groups_of(dup.find_duplicates(prints), len(prints))
@@ -143,7 +143,7 @@ def test_find_duplicates_finds_a_recording_copied_into_more_files_than_a_bucket(
 def test_candidates_pair_files_with_the_same_landmarks_and_never_files_without():
     """Files whose landmarks are the same (byte copies) are each paired with the first of
     them and kept out of the index; files without landmarks are not the same file."""
-    from preprocessing.candidates import Landmarks, candidate_pairs
+    from preprocessing.duplicates.candidates import Landmarks, candidate_pairs
 
     a = (np.array([5, 9, 12], np.int64), np.array([0, 3, 7], np.int32))
     empty = (np.zeros(0, np.int64), np.zeros(0, np.int32))
@@ -158,7 +158,7 @@ def test_candidates_of_an_over_full_bucket_pair_each_file_with_its_first_files(r
     each has one of its own, so that no two are the same: each is paired with the bucket's
     first files, in `REPRESENTATIVES * 40` keys a bucket, not 40 ** 2; files sharing only
     stop words at random offsets are not paired."""
-    from preprocessing.candidates import CROWDED_MATCHES, Landmarks, candidate_pairs
+    from preprocessing.duplicates.candidates import CROWDED_MATCHES, Landmarks, candidate_pairs
 
     shared = rng.choice(1 << 30, 50, replace=False)
     times = np.sort(rng.choice(2000, 50, replace=False)).astype(np.int32)

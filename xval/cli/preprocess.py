@@ -28,10 +28,15 @@ from preprocessing import sources
 from preprocessing.ambience import ambience_backgrounds
 from preprocessing.babble import babble_backgrounds
 from preprocessing.build import build_store, feature_params, silent_note
-from preprocessing.content_check import DuplicateCheck, report_lines, write_pairs_csv
-from preprocessing.content_store import merge_store, recheck_store, record_check, store_check
 from preprocessing.demo import build_demo
 from preprocessing.detection import build_detection_store, read_items
+from preprocessing.duplicates.check import DuplicateCheck, report_lines, write_pairs_csv
+from preprocessing.duplicates.store_check import (
+    merge_store,
+    recheck_store,
+    record_check,
+    store_check,
+)
 from preprocessing.features.pretrained import (
     PRETRAINED,
     PretrainedOptions,

@@ -2,7 +2,7 @@
 
 `data_checks(plan)` returns the lines: the items and classes of the store, how many folds
 its items allow, the store's content check (files holding the same audio under two items,
-`xval.running.shared_audio`), the share of validation items that rank when rounding to whole
+`preprocessing.duplicates.folds`), the share of validation items that rank when rounding to whole
 items changed the `rank_split` asked, then warnings for what makes a result untrustworthy
 without failing it (test items sharing audio with training items, single-item validation
 sets, classes a fold cannot learn, class imbalance, a run shorter than the regularisation
@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
+from preprocessing.duplicates.folds import shared_audio_lines
 from xval import tasks
 from xval.core.parameters import InstanceParams, TrainingParams
 from xval.core.settings import keys_of
@@ -29,7 +30,6 @@ from xval.running.label_checks import (
     set_summary,
 )
 from xval.running.planner import Plan
-from xval.running.shared_audio import shared_audio_lines
 
 # Classes whose row counts differ by this factor or more are called imbalanced.
 IMBALANCE_RATIO = 3.0

@@ -10,11 +10,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from preprocessing.duplicates.folds import recorded
 from xval.core.records import RunCommand
 from xval.running.declaration import ExperimentDeclaration
 from xval.running.planner import Plan
 from xval.running.recorder import Recorder
-from xval.running.shared_audio import recorded
 
 
 def description_text(experiment: ExperimentDeclaration, plan: Plan) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 
 import architectures
 from preprocessing import features
+from preprocessing.duplicates.folds import check_shared_audio
 from preprocessing.features import FeatureType
 from preprocessing.store import FeatureStore
 from xval import tasks
@@ -28,7 +29,6 @@ from xval.core.records import FoldsManifest, Job, ParamsRecord
 from xval.core.storage import STORE
 from xval.folds import split_validation
 from xval.running.declaration import ExperimentDeclaration, InstanceSpec
-from xval.running.shared_audio import check_shared_audio
 from xval.running.splitting import Folds, make_folds
 from xval.running.stores import instance_stores
 from xval.training.front_end import check_front_end

@@ -3,7 +3,7 @@ run's data-check line (per fold, the test items that share audio with a training
 validation item), the refusal of `[data] duplicates = error`, and what the experiment's
 `dataset.json` (and the workbook's Data sheet) records of the store's content check.
 
-The pairs come from the store's record (`preprocessing.content_store`): no audio is read.
+The pairs come from the store's record (`preprocessing.duplicates.store_check`): no audio is read.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from preprocessing.content_check import leaks_per_fold
-from preprocessing.content_store import StoreCheck, store_check
+from preprocessing.duplicates.check import leaks_per_fold
+from preprocessing.duplicates.store_check import StoreCheck, store_check
 from preprocessing.store import FeatureStore
 from xval.config.loader import Config
 from xval.core.errors import DatasetError

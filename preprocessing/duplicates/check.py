@@ -1,5 +1,5 @@
 """The content check of a dataset (issue 56): which of its files hold the same audio
-(`preprocessing.duplicates`), which of those pairs cross items, and the fix.
+(`preprocessing.duplicates.fingerprints`), which of those pairs cross items, and the fix.
 
 A store records the check in `dataset.json` under `duplicates` (a `DuplicateCheck`: method,
 threshold, the files checked and every pair found, by clip id), so that later checks, the
@@ -27,8 +27,8 @@ import scipy.sparse.csgraph
 from tqdm import tqdm
 
 from preprocessing.audio import Region, load_audio
-from preprocessing.candidates import LandmarkSpool
-from preprocessing.duplicates import (
+from preprocessing.duplicates.candidates import LandmarkSpool
+from preprocessing.duplicates.fingerprints import (
     METHOD,
     RATE,
     THRESHOLD,
@@ -38,9 +38,9 @@ from preprocessing.duplicates import (
     content_print,
     verified_pairs,
 )
+from preprocessing.duplicates.spool import ArraySpool
 from preprocessing.parallel import process_pool
 from preprocessing.rows import row_region
-from preprocessing.spool import ArraySpool
 from xval.core.errors import DatasetError
 from xval.core.files import atomic_write_text
 from xval.core.terminal import is_terminal

@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
-from preprocessing.spool import ArraySpool
+from preprocessing.duplicates.spool import ArraySpool
 
 __all__ = ["BLOCK_KEYS", "CROWDED_MATCHES", "CROWDED_NEIGHBOURS", "MAX_BUCKET", "MIN_MATCHES",
            "PART_LANDMARKS", "REPRESENTATIVES", "LandmarkSpool", "Landmarks",

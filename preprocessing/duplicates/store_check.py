@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from preprocessing.content_check import (
+from preprocessing.duplicates.check import (
     Conflict,
     Crossing,
     DuplicateCheck,

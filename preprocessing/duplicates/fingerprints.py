@@ -34,8 +34,8 @@ import numpy as np
 import scipy.fft
 import scipy.ndimage
 
-from preprocessing.candidates import MIN_MATCHES, Landmarks
-from preprocessing.candidates import candidate_pairs as _indexed_pairs
+from preprocessing.duplicates.candidates import MIN_MATCHES, Landmarks
+from preprocessing.duplicates.candidates import candidate_pairs as _indexed_pairs
 from preprocessing.parallel import fork_is_safe, process_pool
 
 __all__ = ["METHOD", "MIN_MATCHES", "NEIGHBOURS", "POOL_PAIRS", "POOL_PAIRS_FRESH", "RATE",
@@ -186,7 +186,7 @@ def candidate_pairs(prints: Sequence[ContentPrint] | Landmarks, neighbours: int 
                     ) -> np.ndarray:
     """The pairs worth verifying: files sharing at least `MIN_MATCHES` landmarks at one
     time offset (give or take a frame); each file's `neighbours` best
-    (`preprocessing.candidates`).
+    (`preprocessing.duplicates.candidates`).
 
     Args:
         prints: one `ContentPrint` per file, or their `Landmarks`.
