@@ -19,7 +19,7 @@ scikit-learn's nearest neighbours: the candidates it ranks in its 10 nearest), a
 `--scale N [N ...]` checks N files made from FSDD's and RAVDESS's (`scale_file`: each source
 file at up to 23 speeds and pitches, re-gained, with its own noise; one file in 100 a planted
 copy of another with one of the transformations), the way a store's build does (prints spooled
-to disk, then `PrintSpool.check`), and reports its seconds, peak resident memory, the planted
+to disk, then `FingerprintSpool.check`), and reports its seconds, peak resident memory, the planted
 copies' recall and the other pairs found; `--baseline REVISION` also runs that git revision's
 `find_duplicates` on the same files, side by side. `--workers W` (0: all cores) runs the check
 with its verification in one process and in W, side by side in turns (`--repeat R` times
@@ -178,7 +178,7 @@ def vector(y: np.ndarray, sr: int) -> np.ndarray:
     the frames within 30 dB of the loudest, level removed, unit length."""
     import librosa  # noqa: PLC0415  (benchmark only)
 
-    wave = dup.content_print(y, sr).wave
+    wave = dup.fingerprint(y, sr).wave
     mel = librosa.feature.melspectrogram(y=wave, sr=dup.RATE, n_fft=256, hop_length=80,
                                          n_mels=32, fmin=60, fmax=3800) + 1e-10
     level = 10 * np.log10(mel)
@@ -250,7 +250,7 @@ def run_dataset(dataset: str, methods: Sequence[str], seed: int,
     files, items, audio = load(dataset)
     group = twins(audio)
     t0 = time.process_time()
-    prints = [dup.content_print(y, sr) for y, sr in audio]
+    prints = [dup.fingerprint(y, sr) for y, sr in audio]
     result: dict = {"files": len(files), "print_s_per_1000": 1000 * (time.process_time() - t0)
                     / len(files), "methods": {}}
     for method in methods:
@@ -308,7 +308,7 @@ def _run_method(method: str, files: list[Path], audio: list, prints: list,
 def _planted_runs(method: str, audio: list, prints: list, copies: list, chosen: np.ndarray,
                   group: np.ndarray, snr: np.ndarray) -> dict:
     n = len(audio)
-    copy_prints = [dup.content_print(y, sr) for y, sr in copies]
+    copy_prints = [dup.fingerprint(y, sr) for y, sr in copies]
     all_audio, all_prints = audio + copies, prints + copy_prints
     all_group = np.concatenate([group, group[chosen]])
     verify = Verified(*_scorer(method, all_audio, all_prints))
@@ -409,26 +409,28 @@ def scale(sizes: Sequence[int], seed: int, baseline: str | None = None, workers:
           repeat: int = 1) -> list[dict]:
     """The check of `n` files for each `n` of `sizes`, as a store's build runs it: the
     prints (`scale_file`) spooled to disk as they come (not timed), then
-    `PrintSpool.check` (timed: seconds and peak resident memory); with `baseline`, the
+    `FingerprintSpool.check` (timed: seconds and peak resident memory); with `baseline`, the
     same prints held in memory and checked by `find_duplicates` of that revision's
     fingerprints module (`_baseline_module`, up to `SCALE_BASELINE_FILES` files); with `workers`
     over 1, the check in one process and in `workers` side by side (`side_by_side`)."""
-    from preprocessing.duplicates.check import PrintSpool  # noqa: PLC0415  (scale only)
+    from preprocessing.duplicates.check import FingerprintSpool  # noqa: PLC0415  (scale only)
 
     sources = scale_sources()
     baseline_module = _baseline_module(baseline) if baseline else None
     out = []
     for n in sizes:
         old = baseline_module if n <= SCALE_BASELINE_FILES else None
+        # `content_print` before issue 67 named the revision's `fingerprint`
+        old_print = getattr(old, "fingerprint", None) or getattr(old, "content_print", None)
         copies: dict[int, int] = {}
-        with PrintSpool() as spool:
+        with FingerprintSpool() as spool:
             held = []
             _reset_peak()
             for k in range(n):
                 y, sr, j = scale_file(sources, k, seed)
-                spool.add(str(k), dup.content_print(y, sr))
+                spool.add(str(k), dup.fingerprint(y, sr))
                 if old is not None:
-                    held.append(old.compact(old.content_print(y, sr)))
+                    held.append(old.compact(old_print(y, sr)))
                 if j >= 0:
                     copies[k] = j
             run: dict = {"files": n, "planted": len(copies)}
@@ -447,7 +449,7 @@ def scale(sizes: Sequence[int], seed: int, baseline: str | None = None, workers:
 
 def side_by_side(spool: Any, copies: dict[int, int], workers: int, repeat: int) -> dict:
     """The check of a spool's prints with its verification in one process and in `workers`
-    (`PrintSpool.check(workers=...)`), `repeat` times each, in turns (1, N, N, 1, ...):
+    (`FingerprintSpool.check(workers=...)`), `repeat` times each, in turns (1, N, N, 1, ...):
     the median seconds of each and their ratio, the candidate stage's seconds (in this
     process either way), the largest peak memory of the processes together, and whether
     every run found the same pairs with the same similarities."""

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 import xval.config.schema as schema
 from preprocessing.audio import Region
-from preprocessing.duplicates.check import DuplicateCheck, PrintSpool, merge_duplicates
+from preprocessing.duplicates.check import DuplicateCheck, FingerprintSpool, merge_duplicates
 from preprocessing.extraction import Augmenter, extract_file
 from preprocessing.features import (
     compute_features,
@@ -83,7 +83,7 @@ class _Extraction:
     skipped: Skipped
     strict: bool
     keep_silent: bool = False
-    spool: PrintSpool | None = None
+    spool: FingerprintSpool | None = None
     meta: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     silent: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     rows: int = 0
@@ -298,7 +298,7 @@ def build_store(rows: pd.DataFrame, out: str | os.PathLike[str], *,
     work = _work(rows, params, augmenter, augment_versions, augment_seed, prints)
     t0 = time.perf_counter()
     with _raw_rows(out) as (raw, npy_path), \
-            (PrintSpool(out.parent) if prints else contextlib.nullcontext()) as spool:
+            (FingerprintSpool(out.parent) if prints else contextlib.nullcontext()) as spool:
         extraction = _Extraction(raw, skipped, strict,
                                  keep_silent=bool(params.keep_silent_segments), spool=spool)
         with _extraction_results(work, params, workers) as results:

@@ -44,7 +44,7 @@ from preprocessing.duplicates.spool import ArraySpool
 
 __all__ = ["BLOCK_KEYS", "CROWDED_MATCHES", "CROWDED_NEIGHBOURS", "MAX_BUCKET", "MIN_MATCHES",
            "PART_LANDMARKS", "REPRESENTATIVES", "LandmarkSpool", "Landmarks",
-           "candidate_pairs"]
+           "indexed_pairs"]
 
 MAX_BUCKET = 32
 """A hash held by more landmarks than this is over-full: it is not indexed, its postings are
@@ -345,7 +345,7 @@ def _pair_counts(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return a[keep], b[keep], total[keep]
 
 
-def candidate_pairs(table: Landmarks, neighbours: int) -> np.ndarray:
+def indexed_pairs(table: Landmarks, neighbours: int) -> np.ndarray:
     """The pairs worth verifying: files sharing at least `MIN_MATCHES` landmarks at one
     time offset (give or take a frame); each file's `neighbours` best, among the pairs of
     the buckets of 2 to `MAX_BUCKET` landmarks and, apart, among those of the over-full

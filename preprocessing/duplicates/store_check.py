@@ -14,12 +14,12 @@ import pandas as pd
 
 from preprocessing.duplicates.check import (
     Conflict,
-    Crossing,
+    CrossItemDuplicate,
     DuplicateCheck,
     check_files,
     clip_labels,
     clip_table,
-    crossing_pairs,
+    cross_item_duplicates,
     label_conflicts,
     merge_duplicates,
 )
@@ -41,13 +41,13 @@ class StoreCheck:
 
     Attributes:
         check: the `DuplicateCheck` recorded (`None`: the store was built before it).
-        crossing: its pairs that cross the store's items.
+        cross_item: its pairs that cross the store's items.
         sources: clip -> the file it was read from.
         conflicts: its pairs whose files carry two labels.
     """
 
     check: DuplicateCheck | None
-    crossing: tuple[Crossing, ...]
+    cross_item: tuple[CrossItemDuplicate, ...]
     sources: Mapping[str, str]
     conflicts: tuple[Conflict, ...] = ()
 
@@ -64,7 +64,7 @@ def store_check(store: FeatureStore) -> StoreCheck:
         return StoreCheck(None, (), sources)
     check = DuplicateCheck.from_dict(recorded)
     conflicts = label_conflicts(check, clip_labels(store.meta), items)
-    return StoreCheck(check, tuple(crossing_pairs(check, items)), sources, tuple(conflicts))
+    return StoreCheck(check, tuple(cross_item_duplicates(check, items)), sources, tuple(conflicts))
 
 
 def _clip_rows(meta: pd.DataFrame) -> pd.DataFrame:

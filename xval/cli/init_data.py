@@ -21,8 +21,8 @@ from preprocessing.duplicates.check import (
     check_labels,
     check_merge,
     clip_labels,
-    crossing_conflicts,
-    crossing_pairs,
+    cross_item_conflicts,
+    cross_item_duplicates,
     item_groups,
     label_conflicts,
     merged_items,
@@ -201,7 +201,7 @@ def check_content(rows: pd.DataFrame, args: argparse.Namespace, workers: int
     check = check_files(rows, workers=workers, progress=not args.no_progress)
     items = dict(zip(rows["clip"].astype(str), rows["item"].astype(str)))
     sources = dict(zip(rows["clip"].astype(str), rows["path"].astype(str)))
-    crossing = crossing_pairs(check, items)
+    crossing = cross_item_duplicates(check, items)
     labels = clip_labels(rows)
     fix = "`python -m xval init ... --merge-duplicates`"
     review = "`python -m preprocessing check STORE --csv PAIRS.csv` once the store is built"
@@ -213,7 +213,7 @@ def check_content(rows: pd.DataFrame, args: argparse.Namespace, workers: int
     if not (crossing and args.merge_duplicates):
         rows.attrs["duplicates"] = check
         return rows, check
-    check_labels(crossing_conflicts(crossing, labels), sources,
+    check_labels(cross_item_conflicts(crossing, labels), sources,
                  fix="correct the label or remove the copy in the audio folder and rerun init, "
                      "or run init without --merge-duplicates")
     groups = item_groups(crossing)

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
-from preprocessing.duplicates.folds import shared_audio_lines
+from preprocessing.duplicates.folds import duplicate_lines
 from xval import tasks
 from xval.core.parameters import InstanceParams, TrainingParams
 from xval.core.settings import keys_of
@@ -60,7 +60,7 @@ def data_checks(plan: Plan) -> list[str]:
     lines = [_summary(meta, labels, len(items)) if sets is None else
              set_summary(meta, sets, len(items)),
              _folds_line(len(items), manifest.folds_per_repeat, manifest.num_repeats)]
-    shared = shared_audio_lines(plan.store, plan.folds, plan.all_stores())
+    shared = duplicate_lines(plan.store, plan.folds, plan.all_stores())
     warnings = [line for line in shared if line.startswith("Warning")]
     lines += [line for line in shared if line not in warnings]
     lines += _rank_rounding(plan.folds, plan.resolved)
