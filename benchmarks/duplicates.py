@@ -1,4 +1,4 @@
-"""The content check (`preprocessing.duplicates`) on real recordings with planted copies.
+"""The duplicate check (`preprocessing.duplicates`) on real recordings with planted copies.
 
 For FSDD (3,000 spoken digits at 8 kHz; 50 takes of each digit by each speaker) and RAVDESS
 (1,440 sentences at 16 kHz; two takes of each sentence by each actor per emotion and

@@ -253,7 +253,7 @@ def build_store(rows: pd.DataFrame, out: str | os.PathLike[str], *,
         rows: `pandas.DataFrame` from a source (`path`, `label`, `item`, `clip`, [`split`]).
         out: the store folder.
         params: feature parameters (see `feature_params`), checked again here.
-        workers: extraction processes, and those verifying the content check's candidates;
+        workers: extraction processes, and those verifying the duplicate check's candidates;
             0 means all cores. Defaults to `0`.
         strict: fail on the first unusable file. Defaults to `False`.
         overwrite: replace an existing store. Defaults to `False`.

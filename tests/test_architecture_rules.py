@@ -396,19 +396,23 @@ _OTHER_LEAKS = {
 def test_rules_duplicates_one_room_one_word():
     """Files that hold the same audio are one concept, in one room, under one word (issue 67):
     no library module, function or class is named after the content check, shared audio,
-    crossing pairs or leaks; every function and class named after duplicates or
-    fingerprints is in `preprocessing/duplicates/` (or is the command lines' plumbing), but
-    the named exceptions."""
+    crossing pairs or leaks, and no message, help or label says "content check" or "shared
+    audio"; every function and class named after duplicates or fingerprints is in
+    `preprocessing/duplicates/` (or is the command lines' plumbing), but the named
+    exceptions."""
     old = re.compile(r"content_?check|shared_?audio|crossing|leak", re.IGNORECASE)
     ours = re.compile(r"duplicate|fingerprint", re.IGNORECASE)
-    named, outside = [], []
+    named, outside, said = [], [], []
     for path, source in _modules().items():
+        said += [f"{path}:{line}: {text!r}" for line, text in _string_literals(source)
+                 if re.search(r"content check|shared audio", text, re.IGNORECASE)]
         names = [path] + [node.name for node in ast.walk(ast.parse(source))
                           if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef,
                                                ast.ClassDef))]
         named += [f"{path}: {name}" for name in names if old.search(name)]
         if not path.startswith((_DUPLICATES_ROOM, _COMMAND_LINES)):
             outside += [f"{path}: {name}" for name in names[1:] if ours.search(name)]
+    assert said == []
     assert sorted(set(named) - _OTHER_LEAKS) == []
     assert sorted(set(outside) - _OTHER_DUPLICATE_NAMES) == []
     assert _OTHER_LEAKS <= set(named) and _OTHER_DUPLICATE_NAMES <= set(outside)  # not stale

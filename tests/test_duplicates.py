@@ -1,4 +1,4 @@
-"""Files that hold the same audio under two items (issue 56): the content check
+"""Files that hold the same audio under two items (issue 56): the duplicate check
 (`preprocessing.duplicates`) on real decoded audio, where a
 user meets it (`python -m preprocessing check`, `python -m xval init`, the build commands,
 the dry run's data checks, `[data] duplicates = error`), and the cases at the edges (two
@@ -263,7 +263,7 @@ def test_init_lists_the_copy_and_merge_duplicates_keeps_it_on_one_side(tmp_path,
                        "none", "--no-progress", "--merge-duplicates", cwd=project)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr
     assert "Merged items ann, dee into one: ann+dee" in proc.stdout
-    assert "Shared audio: no file holds the audio of a file of another item" in proc.stdout
+    assert "Duplicates: no file holds the audio of a file of another item" in proc.stdout
     store = FeatureStore(project / "data" / "audio")
     assert store.info.duplicates["merged"] == [["ann", "dee"]]
     assert "ann+dee" in set(store.items) and "dee" not in set(store.items)

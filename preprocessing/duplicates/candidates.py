@@ -1,4 +1,4 @@
-"""The candidate stage of the content check (`preprocessing.duplicates`): which pairs of files
+"""The candidate stage of the duplicate check (`preprocessing.duplicates`): which pairs of files
 share enough landmarks at one time offset to be worth verifying, found from an inverted
 index of landmark hashes, never by a loop over pairs of files, in bounded memory.
 
@@ -362,7 +362,7 @@ def indexed_pairs(table: Landmarks, neighbours: int) -> np.ndarray:
         ValueError: for more files than a key can name (`2 ** 22`).
     """
     if len(table) > 1 << _FILE_BITS:
-        raise ValueError(f"the content check takes at most {1 << _FILE_BITS} files at once, "
+        raise ValueError(f"the duplicate check takes at most {1 << _FILE_BITS} files at once, "
                          f"not {len(table)}: check the files in parts.")
     if table.total == 0:
         return np.zeros((0, 2), np.int64)

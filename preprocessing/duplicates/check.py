@@ -1,4 +1,4 @@
-"""The content check of a dataset (issue 56): which of its files hold the same audio
+"""The duplicate check of a dataset (issue 56): which of its files hold the same audio
 (`preprocessing.duplicates.fingerprints`), which of those pairs cross items, and the fix.
 
 A store records the check in `dataset.json` under `duplicates` (a `DuplicateCheck`: method,
@@ -56,7 +56,7 @@ EXAMPLES = 5
 
 @dataclasses.dataclass(frozen=True)
 class DuplicateCheck:
-    """What a store records of its content check (`dataset.json` `duplicates`).
+    """What a store records of its duplicate check (`dataset.json` `duplicates`).
 
     Attributes:
         method: how pairs were found (`preprocessing.METHOD`).
@@ -170,7 +170,7 @@ def check_files(rows: pd.DataFrame, *, workers: int = 1, threshold: float = THRE
             else:
                 pool = stack.enter_context(process_pool(workers))
                 results = pool.map(fingerprint_of, *zip(*work), chunksize=8)
-            results = tqdm(results, total=len(work), unit="file", desc="content check",
+            results = tqdm(results, total=len(work), unit="file", desc="duplicate check",
                            disable=not (progress and is_terminal()))
             for clip, result in zip(rows["clip"].astype(str), results):
                 if isinstance(result, str):
@@ -394,7 +394,7 @@ def report_lines(check: DuplicateCheck, crossing: Sequence[CrossItemDuplicate],
         conflicts: its pairs whose files carry two labels (`label_conflicts`), listed
             after the rest. Defaults to none.
     """
-    head = f"Content check ({check.described}) of {check.files} files: "
+    head = f"Duplicate check ({check.described}) of {check.files} files: "
     skipped = (f" ({len(check.unreadable)} could not be read, not checked)"
                if check.unreadable else "")
     if not crossing:

@@ -1,7 +1,7 @@
 """Files that hold the same audio under two items, as a run sees them (issue 56): the dry
 run's data-check line (per fold, the test items that share audio with a training or
 validation item), the refusal of `[data] duplicates = error`, and what the experiment's
-`dataset.json` (and the workbook's Data sheet) records of the store's content check.
+`dataset.json` (and the workbook's Data sheet) records of the store's duplicate check.
 
 The pairs come from the store's record (`preprocessing.duplicates.store_check`): no audio is read.
 """
@@ -33,18 +33,18 @@ def _fix(store: FeatureStore, others: Sequence[FeatureStore] = ()) -> str:
 
 def duplicate_lines(store: FeatureStore, folds: Folds,
                        others: Sequence[FeatureStore] = ()) -> list[str]:
-    """The data-check line of the store's content check: a fact when it found no pair
+    """The data-check line of the store's duplicate check: a fact when it found no pair
     across items, a `Warning:` with the count per fold when it did, whose fix merges the
     items in `store` and in the experiment's `others` stores alike (an instance's store
     must hold the experiment's items)."""
     found = store_check(store)
     if found.check is None:
-        return [f"Shared audio: not checked (the store was built before the content check; "
+        return [f"Duplicates: not checked (the store was built before the duplicate check; "
                 f"`python -m preprocessing check {store.path}` checks it from the audio)."]
     check = found.check
-    what = f"content check of {check.files} files: {check.described}"
+    what = f"duplicate check of {check.files} files: {check.described}"
     if not found.cross_item:
-        return [f"Shared audio: no file holds the audio of a file of another item ({what})."]
+        return [f"Duplicates: no file holds the audio of a file of another item ({what})."]
     leaks = duplicates_per_fold(found.cross_item, folds)
     per_fold = ", ".join(f"{i}: {n}" for i, n in enumerate(leaks))
     return [f"Warning: {len(found.cross_item)} pair(s) of files hold the same audio under two "
@@ -55,7 +55,7 @@ def duplicate_lines(store: FeatureStore, folds: Folds,
 
 
 def refuse_duplicates(store: FeatureStore, policy: str) -> None:
-    """Refuses a store whose content check found files of two items holding the same audio,
+    """Refuses a store whose duplicate check found files of two items holding the same audio,
     when the policy is `error`.
 
     Args:
@@ -80,7 +80,7 @@ def refuse_duplicates(store: FeatureStore, policy: str) -> None:
 
 
 def duplicates_record(store: FeatureStore, folds: Folds) -> dict[str, Any] | None:
-    """What the experiment's `dataset.json` keeps of the content check: the store's record,
+    """What the experiment's `dataset.json` keeps of the duplicate check: the store's record,
     with the pairs across items (`crossing`: first, second, similarity, their items) and
     the test items sharing audio per fold (`test_items_sharing_audio`); `None` when the
     store has no record."""

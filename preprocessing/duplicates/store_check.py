@@ -1,4 +1,4 @@
-"""The content check of a built store: its record read, the check made again from the audio
+"""The duplicate check of a built store: its record read, the check made again from the audio
 (a store built before the check existed), recorded, and the items that share audio merged
 by rewriting the store (`python -m preprocessing check STORE`)."""
 
@@ -37,7 +37,7 @@ _OWN_ENTRIES = ("task_type", "classes", "n_rows", "feature_shape", "dtype", "n_i
 
 @dataclasses.dataclass(frozen=True)
 class StoreCheck:
-    """A store's content check and what follows from its items.
+    """A store's duplicate check and what follows from its items.
 
     Attributes:
         check: the `DuplicateCheck` recorded (`None`: the store was built before it).
@@ -53,7 +53,7 @@ class StoreCheck:
 
 
 def store_check(store: FeatureStore) -> StoreCheck:
-    """The content check a store recorded, and its pairs that cross the store's items.
+    """The duplicate check a store recorded, and its pairs that cross the store's items.
 
     Raises:
         DatasetError: when the record cannot be read.

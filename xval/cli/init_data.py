@@ -185,7 +185,7 @@ def check_rows(rows: pd.DataFrame, how: str) -> None:
 
 def check_content(rows: pd.DataFrame, args: argparse.Namespace, workers: int
                   ) -> tuple[pd.DataFrame, DuplicateCheck]:
-    """The content check of the files found (`preprocessing.duplicates.check`): prints the
+    """The duplicate check of the files found (`preprocessing.duplicates.check`): prints the
     pairs of files that hold the same audio under two items and the fix; with
     `--merge-duplicates`, each connected group of items becomes one item of the rows
     returned (printed), before the folds are cut.

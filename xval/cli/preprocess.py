@@ -130,7 +130,7 @@ def _report(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
 
 
 def _print_duplicate_check(store: FeatureStore, summary: dict[str, Any]) -> None:
-    """The content check of a store just built: its pairs across items and the fix, and
+    """The duplicate check of a store just built: its pairs across items and the fix, and
     the groups merged (`--merge-duplicates`)."""
     if not summary.get("duplicates"):
         return
@@ -332,7 +332,7 @@ def _detection(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     if given:
         raise ConfigurationError(
             f"{', '.join(given)} cannot be used with `detection` (a detection store's "
-            "task is detection; augmentation and the content check of detection stores "
+            "task is detection; augmentation and the duplicate check of detection stores "
             "are not available yet).")
     _backend(config, overrides)
     params = feature_params(config.features, style="flag",

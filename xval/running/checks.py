@@ -1,7 +1,7 @@
 """Data checks printed before training, by `--dry-run` and by the run itself (issue 26).
 
 `data_checks(plan)` returns the lines: the items and classes of the store, how many folds
-its items allow, the store's content check (files holding the same audio under two items,
+its items allow, the store's duplicate check (files holding the same audio under two items,
 `preprocessing.duplicates.folds`), the share of validation items that rank when rounding to whole
 items changed the `rank_split` asked, then warnings for what makes a result untrustworthy
 without failing it (test items sharing audio with training items, single-item validation

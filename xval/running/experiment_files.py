@@ -30,7 +30,7 @@ def description_text(experiment: ExperimentDeclaration, plan: Plan) -> str:
 
 def dataset_info(plan: Plan) -> dict[str, Any]:
     """The store's description (without its list of skipped files) and its path: what
-    prediction needs to extract features as the dataset did; its content check with the
+    prediction needs to extract features as the dataset did; its duplicate check with the
     pairs across items and, per fold, the test items sharing audio (`duplicates_record`)."""
     info = plan.store.info.without_skipped(str(plan.store.path)).to_dict()
     check = duplicates_record(plan.store, plan.folds)
