@@ -1,4 +1,4 @@
-"""The content check (`preprocessing.duplicates`) on real recordings with planted copies.
+"""The duplicate check (`preprocessing.duplicates`) on real recordings with planted copies.
 
 For FSDD (3,000 spoken digits at 8 kHz; 50 takes of each digit by each speaker) and RAVDESS
 (1,440 sentences at 16 kHz; two takes of each sentence by each actor per emotion and
@@ -19,7 +19,7 @@ scikit-learn's nearest neighbours: the candidates it ranks in its 10 nearest), a
 `--scale N [N ...]` checks N files made from FSDD's and RAVDESS's (`scale_file`: each source
 file at up to 23 speeds and pitches, re-gained, with its own noise; one file in 100 a planted
 copy of another with one of the transformations), the way a store's build does (prints spooled
-to disk, then `PrintSpool.check`), and reports its seconds, peak resident memory, the planted
+to disk, then `FingerprintSpool.check`), and reports its seconds, peak resident memory, the planted
 copies' recall and the other pairs found; `--baseline REVISION` also runs that git revision's
 `find_duplicates` on the same files, side by side. `--workers W` (0: all cores) runs the check
 with its verification in one process and in W, side by side in turns (`--repeat R` times
@@ -60,7 +60,7 @@ import soundfile as sf
 
 from benchmarks._common import ROOT, SHARED
 from benchmarks._tree_memory import TreeMemory
-from preprocessing import duplicates as dup
+from preprocessing.duplicates import fingerprints as dup
 
 TRANSFORMS = ("exact", "flac", "ogg", "mp3", "8-bit", "24-bit", "sample rate", "trim a third",
               "gain", "noise 20 dB")
@@ -178,7 +178,7 @@ def vector(y: np.ndarray, sr: int) -> np.ndarray:
     the frames within 30 dB of the loudest, level removed, unit length."""
     import librosa  # noqa: PLC0415  (benchmark only)
 
-    wave = dup.content_print(y, sr).wave
+    wave = dup.fingerprint(y, sr).wave
     mel = librosa.feature.melspectrogram(y=wave, sr=dup.RATE, n_fft=256, hop_length=80,
                                          n_mels=32, fmin=60, fmax=3800) + 1e-10
     level = 10 * np.log10(mel)
@@ -250,7 +250,7 @@ def run_dataset(dataset: str, methods: Sequence[str], seed: int,
     files, items, audio = load(dataset)
     group = twins(audio)
     t0 = time.process_time()
-    prints = [dup.content_print(y, sr) for y, sr in audio]
+    prints = [dup.fingerprint(y, sr) for y, sr in audio]
     result: dict = {"files": len(files), "print_s_per_1000": 1000 * (time.process_time() - t0)
                     / len(files), "methods": {}}
     for method in methods:
@@ -308,7 +308,7 @@ def _run_method(method: str, files: list[Path], audio: list, prints: list,
 def _planted_runs(method: str, audio: list, prints: list, copies: list, chosen: np.ndarray,
                   group: np.ndarray, snr: np.ndarray) -> dict:
     n = len(audio)
-    copy_prints = [dup.content_print(y, sr) for y, sr in copies]
+    copy_prints = [dup.fingerprint(y, sr) for y, sr in copies]
     all_audio, all_prints = audio + copies, prints + copy_prints
     all_group = np.concatenate([group, group[chosen]])
     verify = Verified(*_scorer(method, all_audio, all_prints))
@@ -409,26 +409,28 @@ def scale(sizes: Sequence[int], seed: int, baseline: str | None = None, workers:
           repeat: int = 1) -> list[dict]:
     """The check of `n` files for each `n` of `sizes`, as a store's build runs it: the
     prints (`scale_file`) spooled to disk as they come (not timed), then
-    `PrintSpool.check` (timed: seconds and peak resident memory); with `baseline`, the
+    `FingerprintSpool.check` (timed: seconds and peak resident memory); with `baseline`, the
     same prints held in memory and checked by `find_duplicates` of that revision's
-    `preprocessing/duplicates.py` (up to `SCALE_BASELINE_FILES` files); with `workers`
+    fingerprints module (`_baseline_module`, up to `SCALE_BASELINE_FILES` files); with `workers`
     over 1, the check in one process and in `workers` side by side (`side_by_side`)."""
-    from preprocessing.content_check import PrintSpool  # noqa: PLC0415  (scale only)
+    from preprocessing.duplicates.check import FingerprintSpool  # noqa: PLC0415  (scale only)
 
     sources = scale_sources()
     baseline_module = _baseline_module(baseline) if baseline else None
     out = []
     for n in sizes:
         old = baseline_module if n <= SCALE_BASELINE_FILES else None
+        # `content_print` before issue 67 named the revision's `fingerprint`
+        old_print = getattr(old, "fingerprint", None) or getattr(old, "content_print", None)
         copies: dict[int, int] = {}
-        with PrintSpool() as spool:
+        with FingerprintSpool() as spool:
             held = []
             _reset_peak()
             for k in range(n):
                 y, sr, j = scale_file(sources, k, seed)
-                spool.add(str(k), dup.content_print(y, sr))
+                spool.add(str(k), dup.fingerprint(y, sr))
                 if old is not None:
-                    held.append(old.compact(old.content_print(y, sr)))
+                    held.append(old.compact(old_print(y, sr)))
                 if j >= 0:
                     copies[k] = j
             run: dict = {"files": n, "planted": len(copies)}
@@ -447,7 +449,7 @@ def scale(sizes: Sequence[int], seed: int, baseline: str | None = None, workers:
 
 def side_by_side(spool: Any, copies: dict[int, int], workers: int, repeat: int) -> dict:
     """The check of a spool's prints with its verification in one process and in `workers`
-    (`PrintSpool.check(workers=...)`), `repeat` times each, in turns (1, N, N, 1, ...):
+    (`FingerprintSpool.check(workers=...)`), `repeat` times each, in turns (1, N, N, 1, ...):
     the median seconds of each and their ratio, the candidate stage's seconds (in this
     process either way), the largest peak memory of the processes together, and whether
     every run found the same pairs with the same similarities."""
@@ -510,23 +512,53 @@ def _as_check(find: Callable[[list], Sequence[Any]], prints: list) -> Any:
     return argparse.Namespace(pairs=[(p.first, p.second, p.similarity) for p in find(prints)])
 
 
-def _baseline_module(revision: str) -> Any:
-    """`preprocessing/duplicates.py` as it was at `revision` (git), imported under another
-    name."""
+def _git_show(revision: str, path: str) -> str | None:
+    """`path` as it was at `revision` (git), `None` where it did not exist."""
+    import subprocess  # noqa: PLC0415  (baseline only)
+
+    shown = subprocess.run(["git", "show", f"{revision}:{path}"], cwd=ROOT,
+                           capture_output=True, text=True)
+    return shown.stdout if shown.returncode == 0 else None
+
+
+def _load(name: str, source: str) -> Any:
+    """`source` imported as the module `name` (registered in `sys.modules`: its dataclasses
+    and the modules loaded after it look it up)."""
     import importlib.util  # noqa: PLC0415  (baseline only)
-    import subprocess  # noqa: PLC0415
     import tempfile  # noqa: PLC0415
 
-    source = subprocess.run(["git", "show", f"{revision}:preprocessing/duplicates.py"],
-                            cwd=ROOT, check=True, capture_output=True, text=True).stdout
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "duplicates_baseline.py"
+        path = Path(folder) / f"{name.rpartition('.')[2]}.py"
         path.write_text(source)
-        spec = importlib.util.spec_from_file_location("duplicates_baseline", path)
+        spec = importlib.util.spec_from_file_location(name, path)
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module  # its dataclasses look it up
+        sys.modules[spec.name] = module
         spec.loader.exec_module(module)
+    return module
+
+
+def _baseline_module(revision: str) -> Any:
+    """The fingerprints module as it was at `revision` (git), with the siblings it imports
+    (the spool, the candidate index) of the same revision, each imported under another
+    name: `preprocessing/duplicates/` since issue 67, `preprocessing/duplicates.py`,
+    `candidates.py` and `spool.py` before."""
+    folder = "preprocessing/duplicates/"
+    layouts = {"spool": ("spool.py", "preprocessing/spool.py"),
+               "candidates": ("candidates.py", "preprocessing/candidates.py"),
+               "fingerprints": ("fingerprints.py", "preprocessing/duplicates.py")}
+    new = _git_show(revision, folder + "fingerprints.py") is not None
+    module = None
+    for name, (today, before) in layouts.items():
+        source = _git_show(revision, folder + today if new else before)
+        if source is None:
+            if name == "fingerprints":
+                raise SystemExit(f"--baseline {revision}: no duplicate check at that revision")
+            continue  # a revision before the spool or the candidate index
+        for sibling in layouts:
+            for old in (f"preprocessing.duplicates.{sibling} ", f"preprocessing.{sibling} "):
+                source = source.replace(f"from {old}", f"from duplicates_baseline_{sibling} ")
+        module = _load(f"duplicates_baseline_{name}", source)
     return module
 
 

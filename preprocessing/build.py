@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 import xval.config.schema as schema
 from preprocessing.audio import Region
-from preprocessing.content_check import DuplicateCheck, PrintSpool, merge_duplicates
+from preprocessing.duplicates.check import DuplicateCheck, FingerprintSpool, merge_duplicates
 from preprocessing.extraction import Augmenter, extract_file
 from preprocessing.features import (
     compute_features,
@@ -83,7 +83,7 @@ class _Extraction:
     skipped: Skipped
     strict: bool
     keep_silent: bool = False
-    spool: PrintSpool | None = None
+    spool: FingerprintSpool | None = None
     meta: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     silent: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     rows: int = 0
@@ -253,7 +253,7 @@ def build_store(rows: pd.DataFrame, out: str | os.PathLike[str], *,
         rows: `pandas.DataFrame` from a source (`path`, `label`, `item`, `clip`, [`split`]).
         out: the store folder.
         params: feature parameters (see `feature_params`), checked again here.
-        workers: extraction processes, and those verifying the content check's candidates;
+        workers: extraction processes, and those verifying the duplicate check's candidates;
             0 means all cores. Defaults to `0`.
         strict: fail on the first unusable file. Defaults to `False`.
         overwrite: replace an existing store. Defaults to `False`.
@@ -270,7 +270,7 @@ def build_store(rows: pd.DataFrame, out: str | os.PathLike[str], *,
         inputs: the folders read (the dataset root): never written in, nor inside the store.
         bar_label: the progress bar's label (`"store 2 of 2, aisfx"`). Defaults to `"features"`.
         check_content: record in `dataset.json` the files that hold the same audio
-            (`duplicates`, `preprocessing.content_check`). Defaults to `True`.
+            (`duplicates`, `preprocessing.duplicates.check`). Defaults to `True`.
         duplicates: a check made before (`check_files`), recorded instead. Defaults to `None`.
         merge: make each group of items sharing audio one item. Defaults to `False`.
 
@@ -298,7 +298,7 @@ def build_store(rows: pd.DataFrame, out: str | os.PathLike[str], *,
     work = _work(rows, params, augmenter, augment_versions, augment_seed, prints)
     t0 = time.perf_counter()
     with _raw_rows(out) as (raw, npy_path), \
-            (PrintSpool(out.parent) if prints else contextlib.nullcontext()) as spool:
+            (FingerprintSpool(out.parent) if prints else contextlib.nullcontext()) as spool:
         extraction = _Extraction(raw, skipped, strict,
                                  keep_silent=bool(params.keep_silent_segments), spool=spool)
         with _extraction_results(work, params, workers) as results:

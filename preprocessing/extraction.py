@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from preprocessing.audio import FatalReadError, Region, load_audio
-from preprocessing.duplicates import compact, content_print
+from preprocessing.duplicates.fingerprints import compact, fingerprint
 from preprocessing.features import centred_frames, compute_features, feature_shape, get, segment
 from preprocessing.level import no_signal_reason
 from preprocessing.parallel import seed_for
@@ -106,7 +106,7 @@ def extract_file(path: str | os.PathLike[str], params: Mapping[str, Any],
         of the file, the region's offset included), `version` (0 = original), `silent`
         (whether each segment is silence or padding, `preprocessing.silent_segments`; every
         segment is there, the caller drops them), `duration` (of what was read),
-        `orig_sr`, with `content` its `ContentPrint`; or `{"error": reason}` when the
+        `orig_sr`, with `content` its `Fingerprint`; or `{"error": reason}` when the
         audio is unusable.
 
     Raises:
@@ -151,5 +151,5 @@ def extract_file(path: str | os.PathLike[str], params: Mapping[str, Any],
     out = {"features": np.stack(feats), "starts": starts, "version": version,
            "silent": silent, "duration": len(y) / params.sample_rate, "orig_sr": orig_sr}
     if content:
-        out["content"] = compact(content_print(y, params.sample_rate))
+        out["content"] = compact(fingerprint(y, params.sample_rate))
     return out

@@ -391,3 +391,45 @@ def test_rules_ensembles_each_aspect_once():
         == ["xval/running/ensembles/compute.py"]
     assert not [m for m in modules if m.startswith("xval/report/") and "ensemble" in m
                 and not m.startswith("xval/report/workbook/")]
+
+
+_DUPLICATES_ROOM = "preprocessing/duplicates/"
+_COMMAND_LINES = "xval/cli/"
+"""Where the check is printed and `--merge-duplicates` handed over: the commands' plumbing."""
+_OTHER_DUPLICATE_NAMES = {
+    # `dataset.json`'s `duplicates` entry, read by its typed record (the key stays on disk).
+    "xval/core/dataset_info.py: duplicates",
+    # The code's fingerprint that a Ray node compares: another concept than audio's.
+    "xval/executors/ray.py: project_fingerprint",
+}
+"""Names with `duplicate` or `fingerprint` outside the duplicate check, each with its reason."""
+_OTHER_LEAKS = {
+    # An embedding model trained on a fold's test items (issue 43): not a duplicate.
+    "xval/training/embeddings.py: check_no_leak",
+}
+"""Names with `leak` that are not about files holding the same audio."""
+
+
+def test_rules_duplicates_one_room_one_word():
+    """Files that hold the same audio are one concept, in one room, under one word (issue 67):
+    no library module, function or class is named after the content check, shared audio,
+    crossing pairs or leaks, and no message, help or label says "content check" or "shared
+    audio"; every function and class named after duplicates or fingerprints is in
+    `preprocessing/duplicates/` (or is the command lines' plumbing), but the named
+    exceptions."""
+    old = re.compile(r"content_?check|shared_?audio|crossing|leak", re.IGNORECASE)
+    ours = re.compile(r"duplicate|fingerprint", re.IGNORECASE)
+    named, outside, said = [], [], []
+    for path, source in _modules().items():
+        said += [f"{path}:{line}: {text!r}" for line, text in _string_literals(source)
+                 if re.search(r"content check|shared audio", text, re.IGNORECASE)]
+        names = [path] + [node.name for node in ast.walk(ast.parse(source))
+                          if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef,
+                                               ast.ClassDef))]
+        named += [f"{path}: {name}" for name in names if old.search(name)]
+        if not path.startswith((_DUPLICATES_ROOM, _COMMAND_LINES)):
+            outside += [f"{path}: {name}" for name in names[1:] if ours.search(name)]
+    assert said == []
+    assert sorted(set(named) - _OTHER_LEAKS) == []
+    assert sorted(set(outside) - _OTHER_DUPLICATE_NAMES) == []
+    assert _OTHER_LEAKS <= set(named) and _OTHER_DUPLICATE_NAMES <= set(outside)  # not stale

@@ -1,5 +1,5 @@
-"""Files that hold the same audio under two items (issue 56): the content check
-(`preprocessing.duplicates`, `preprocessing.content_check`) on real decoded audio, where a
+"""Files that hold the same audio under two items (issue 56): the duplicate check
+(`preprocessing.duplicates`) on real decoded audio, where a
 user meets it (`python -m preprocessing check`, `python -m xval init`, the build commands,
 the dry run's data checks, `[data] duplicates = error`), and the cases at the edges (two
 files, a silent file, a corrupt file). Audio is made with numpy and written with
@@ -14,25 +14,25 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from preprocessing import duplicates as dup
 from preprocessing.build import build_store, feature_params
-from preprocessing.content_check import (
+from preprocessing.duplicates import fingerprints as dup
+from preprocessing.duplicates.check import (
     DuplicateCheck,
-    PrintSpool,
+    FingerprintSpool,
     check_files,
-    crossing_pairs,
+    cross_item_duplicates,
+    duplicates_per_fold,
     item_groups,
-    leaks_per_fold,
     report_lines,
 )
-from preprocessing.content_store import store_check
+from preprocessing.duplicates.folds import duplicate_lines, refuse_duplicates
+from preprocessing.duplicates.store_check import store_check
 from preprocessing.parallel import process_pool
 from preprocessing.store import FeatureStore, write_store_from_dicts
 from tests.conftest import SHARED, python_here, write_config
 from xval.config.loader import load_config
 from xval.core.errors import DatasetError
 from xval.folds import ItemKFold
-from xval.running.shared_audio import check_shared_audio, shared_audio_lines
 
 RATE = 8000
 
@@ -85,16 +85,16 @@ def _build(audio, tmp_path):
 
 def test_similarity_keeps_copies_and_tells_different_sounds_apart(rng):
     y = _sound(rng, 1.0)
-    wave = dup.content_print(y, RATE).wave
+    wave = dup.fingerprint(y, RATE).wave
     noisy = y + rng.standard_normal(len(y)).astype(np.float32) * np.sqrt(np.mean(y ** 2) / 100)
-    assert dup.similarity(wave, dup.content_print(noisy, RATE).wave) == \
+    assert dup.similarity(wave, dup.fingerprint(noisy, RATE).wave) == \
         pytest.approx(1 / np.sqrt(1.01), abs=0.003)  # 20 dB SNR, as the docstring says
-    trimmed = dup.content_print(y[1001:len(y) - 1700], RATE).wave  # a third, off the grid
+    trimmed = dup.fingerprint(y[1001:len(y) - 1700], RATE).wave  # a third, off the grid
     assert dup.similarity(wave, trimmed) > 0.99
     resampled = librosa.resample(y, orig_sr=RATE, target_sr=11025)
-    assert dup.similarity(wave, dup.content_print(resampled, 11025).wave) > 0.99
+    assert dup.similarity(wave, dup.fingerprint(resampled, 11025).wave) > 0.99
     assert dup.similarity(wave, -0.1 * wave) == pytest.approx(1.0, abs=1e-6)  # gain, polarity
-    assert dup.similarity(wave, dup.content_print(_sound(rng, 1.0), RATE).wave) < 0.5
+    assert dup.similarity(wave, dup.fingerprint(_sound(rng, 1.0), RATE).wave) < 0.5
     assert dup.similarity(wave, np.zeros(4000, np.float32)) == 0.0
     assert dup.similarity_db(dup.THRESHOLD) == pytest.approx(9.7, abs=0.05)
 
@@ -103,7 +103,7 @@ def test_find_duplicates_finds_trimmed_and_noisy_copies_among_other_sounds(rng):
     sounds = [_sound(rng) for _ in range(30)]
     noisy = sounds[3] + 0.01 * rng.standard_normal(len(sounds[3])).astype(np.float32)
     copies = [sounds[7][: 2 * len(sounds[7]) // 3], noisy]
-    prints = [dup.content_print(y, RATE) for y in sounds + copies]
+    prints = [dup.fingerprint(y, RATE) for y in sounds + copies]
     pairs = dup.find_duplicates(prints)
     assert [(p.first, p.second) for p in pairs] == [(3, 31), (7, 30)]
     assert all(p.similarity >= dup.THRESHOLD for p in pairs)
@@ -132,8 +132,8 @@ def test_find_duplicates_finds_a_recording_copied_into_more_files_than_a_bucket(
     others = [_sound(rng) for _ in range(20)]
     copied = [jingle * rng.uniform(0.2, 1.0) + (0.0 if copies == "exact" else 1e-4 * np.sqrt(
         np.mean(jingle ** 2)) * rng.standard_normal(len(jingle))) for _ in range(40)]
-    prints = [dup.content_print(np.asarray(y, np.float32), RATE) for y in others + copied]
-    from preprocessing.candidates import MAX_BUCKET
+    prints = [dup.fingerprint(np.asarray(y, np.float32), RATE) for y in others + copied]
+    from preprocessing.duplicates.candidates import MAX_BUCKET
 
     assert 40 > MAX_BUCKET
     group = _groups_of(dup.find_duplicates(prints), len(prints))
@@ -143,12 +143,12 @@ def test_find_duplicates_finds_a_recording_copied_into_more_files_than_a_bucket(
 def test_candidates_pair_files_with_the_same_landmarks_and_never_files_without():
     """Files whose landmarks are the same (byte copies) are each paired with the first of
     them and kept out of the index; files without landmarks are not the same file."""
-    from preprocessing.candidates import Landmarks, candidate_pairs
+    from preprocessing.duplicates.candidates import Landmarks, indexed_pairs
 
     a = (np.array([5, 9, 12], np.int64), np.array([0, 3, 7], np.int32))
     empty = (np.zeros(0, np.int64), np.zeros(0, np.int32))
     files = [a, empty, a, empty, (a[0], a[1] + 1), a]  # file 4: the same hashes, later
-    pairs = candidate_pairs(Landmarks.from_arrays(*zip(*files)), 5)
+    pairs = indexed_pairs(Landmarks.from_arrays(*zip(*files)), 5)
     assert {(0, 2), (0, 5)} <= set(map(tuple, pairs.tolist()))
     assert (1, 3) not in set(map(tuple, pairs.tolist()))
 
@@ -158,14 +158,14 @@ def test_candidates_of_an_over_full_bucket_pair_each_file_with_its_first_files(r
     each has one of its own, so that no two are the same: each is paired with the bucket's
     first files, in `REPRESENTATIVES * 40` keys a bucket, not 40 ** 2; files sharing only
     stop words at random offsets are not paired."""
-    from preprocessing.candidates import CROWDED_MATCHES, Landmarks, candidate_pairs
+    from preprocessing.duplicates.candidates import CROWDED_MATCHES, Landmarks, indexed_pairs
 
     shared = rng.choice(1 << 30, 50, replace=False)
     times = np.sort(rng.choice(2000, 50, replace=False)).astype(np.int32)
     files = [(np.r_[shared, (1 << 31) + k], np.r_[times + 5 * k, 3000]) for k in range(40)]
     noise = [(rng.choice(shared, CROWDED_MATCHES), rng.choice(2000, CROWDED_MATCHES)
               .astype(np.int32)) for _ in range(40)]  # stop words at random times
-    pairs = set(map(tuple, candidate_pairs(Landmarks.from_arrays(*zip(*files, *noise)), 5)
+    pairs = set(map(tuple, indexed_pairs(Landmarks.from_arrays(*zip(*files, *noise)), 5)
                     .tolist()))
     assert {(0, k) for k in range(1, 40)} <= pairs
     assert not any(b >= 40 for _, b in pairs)
@@ -174,7 +174,7 @@ def test_candidates_of_an_over_full_bucket_pair_each_file_with_its_first_files(r
 def test_verification_in_two_workers_gives_the_pairs_and_scores_of_one(rng, monkeypatch):
     sounds = [_sound(rng, 0.5) for _ in range(24)]
     copies = [sounds[5][len(sounds[5]) // 4:], -0.5 * sounds[11]]
-    prints = [dup.compact(dup.content_print(y, RATE)) for y in sounds + copies]
+    prints = [dup.compact(dup.fingerprint(y, RATE)) for y in sounds + copies]
     every = np.array(np.triu_indices(len(prints), 1)).T  # 325 pairs, 2 of them copies
     started = []
 
@@ -191,7 +191,7 @@ def test_verification_in_two_workers_gives_the_pairs_and_scores_of_one(rng, monk
     assert started == [2]  # the pairs went to two workers; this process made `one`
     np.testing.assert_array_equal(two, one)  # bit for bit, not to a tolerance
     assert [tuple(every[k]) for k in np.flatnonzero(two >= dup.THRESHOLD)] == [(5, 24), (11, 25)]
-    with PrintSpool() as spool:  # the store build's path, on the candidates
+    with FingerprintSpool() as spool:  # the store build's path, on the candidates
         for k, content in enumerate(prints):
             spool.add(f"c{k}", content)
         several = spool.check(workers=2)
@@ -207,12 +207,12 @@ def test_check_record_round_trip_crossings_groups_and_folds():
     with pytest.raises(DatasetError, match="'duplicates' entry cannot be read"):
         DuplicateCheck.from_dict({"method": "x"})
     items = {"a1": "A", "a2": "A", "b1": "B", "c1": "C", "d1": "D"}
-    crossing = crossing_pairs(check, items)
+    crossing = cross_item_duplicates(check, items)
     assert [(c.first, c.second) for c in crossing] == [("a1", "b1"), ("b1", "c1")]
     assert item_groups(crossing) == [["A", "B", "C"]]
     folds = [{"train": ["B", "D"], "val": ["C"], "test": ["A"]},
              {"train": ["A", "B", "C"], "val": [], "test": ["D"]}]
-    assert leaks_per_fold(crossing, folds) == [1, 0]
+    assert duplicates_per_fold(crossing, folds) == [1, 0]
     lines = report_lines(check, crossing, {"a1": "x/a1.wav"}, fix="--merge-duplicates")
     assert "2 pair(s) of files hold the same audio under two items" in lines[0]
     assert "x/a1.wav (A) = b1 (B): similarity 0.990" in lines[1]
@@ -263,7 +263,7 @@ def test_init_lists_the_copy_and_merge_duplicates_keeps_it_on_one_side(tmp_path,
                        "none", "--no-progress", "--merge-duplicates", cwd=project)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr
     assert "Merged items ann, dee into one: ann+dee" in proc.stdout
-    assert "Shared audio: no file holds the audio of a file of another item" in proc.stdout
+    assert "Duplicates: no file holds the audio of a file of another item" in proc.stdout
     store = FeatureStore(project / "data" / "audio")
     assert store.info.duplicates["merged"] == [["ann", "dee"]]
     assert "ann+dee" in set(store.items) and "dee" not in set(store.items)
@@ -348,22 +348,22 @@ def test_dry_run_line_per_fold_and_duplicates_error_refuses(tmp_path, rng):
     folds = [{"train": ["bob", "cy"], "val": ["dee"], "test": ["ann"]},
              {"train": ["ann", "bob"], "val": ["cy"], "test": ["dee"]},
              {"train": ["ann", "dee"], "val": ["bob"], "test": ["cy"]}]
-    (line,) = shared_audio_lines(store, folds)
+    (line,) = duplicate_lines(store, folds)
     assert line.startswith("Warning: 1 pair(s) of files hold the same audio under two items")
     assert "per fold: 0: 1, 1: 1, 2: 0" in line and "--merge-duplicates" in line
     # An experiment whose instances read another store of the same files (init's encoder
     # store): the fix merges both, or the two stores would hold other items.
-    (line,) = shared_audio_lines(store, folds, [store, FeatureStore(store.path)])
+    (line,) = duplicate_lines(store, folds, [store, FeatureStore(store.path)])
     assert line.count("--merge-duplicates") == 1
     other = shutil.copytree(store.path, tmp_path / "store_aisfx")
-    (line,) = shared_audio_lines(store, folds, [store, FeatureStore(other)])
+    (line,) = duplicate_lines(store, folds, [store, FeatureStore(other)])
     assert f"check {store.path} --merge-duplicates && python -m preprocessing check {other} " \
         "--merge-duplicates" in line
-    check_shared_audio(store, load_config(write_config(tmp_path / "warn")))  # warns only
+    refuse_duplicates(store, load_config(write_config(tmp_path / "warn")).data.duplicates)
     config = load_config(write_config(tmp_path / "strict", data={"duplicates": "error"}))
     with pytest.raises(DatasetError, match=r"1 pair\(s\) of files hold the same audio .*"
                                            r"\[data\] duplicates = error. Merge them"):
-        check_shared_audio(store, config)
+        refuse_duplicates(store, config.data.duplicates)
 
 
 def test_clean_folder_reports_none(tmp_path, rng):
@@ -402,7 +402,7 @@ def test_old_store_is_not_checked_then_checked_from_its_audio(tmp_path, rng):
     old = write_store_from_dicts(tmp_path / "old", {"a": np.zeros((2, 3, 4), np.float32)},
                                  {"a": np.array(["x", "y"])})
     assert store_check(old).check is None
-    assert "not checked" in shared_audio_lines(old, [])[0]
+    assert "not checked" in duplicate_lines(old, [])[0]
     audio = _folder(tmp_path / "audio", rng, speakers=("ann", "bob", "cy"))
     copy = _plant(audio, copy="yes/cy_9.ogg")
     rows = pd.DataFrame([{"path": str(p), "label": p.parent.name, "item": p.stem.split("_")[0],
@@ -448,9 +448,9 @@ def test_ravdess_ships_two_identical_takes_and_fsdd_copies_are_found():
     takes = sorted(fsdd.glob("0_jackson_*.wav"))[:25]  # one speaker, one digit: hard negatives
     rows = pd.DataFrame({"path": list(map(str, takes)), "clip": [t.name for t in takes]})
     y, sr = sf.read(takes[3], dtype="float32")
-    prints = [dup.content_print(*sf.read(t, dtype="float32")) for t in takes]
+    prints = [dup.fingerprint(*sf.read(t, dtype="float32")) for t in takes]
     noisy = y + np.random.default_rng(0).standard_normal(len(y)).astype(np.float32) \
         * np.sqrt(np.mean(y ** 2) / 100)
-    prints.append(dup.content_print(noisy[len(y) // 6:], sr))  # 20 dB SNR, trimmed
+    prints.append(dup.fingerprint(noisy[len(y) // 6:], sr))  # 20 dB SNR, trimmed
     found = dup.find_duplicates(prints)
     assert [(p.first, p.second) for p in found] == [(3, 25)], rows["clip"].tolist()

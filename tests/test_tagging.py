@@ -334,7 +334,7 @@ def test_init_on_a_multi_label_manifest_runs_in_three_commands(tmp_path):
     assert "Labels" in book.sheetnames
     assert "mAP" in " ".join(str(c.value) for c in book["Summary"][2])
     check = python_here("-m", "preprocessing", "check", project / "data" / "sounds",
-                        "--no-progress", cwd=project)  # the content check follows the task
+                        "--no-progress", cwd=project)  # the duplicate check follows the task
     assert check.returncode == 0, check.stderr
     assert FeatureStore(project / "data" / "sounds").task_type == "tagging"
     predicted = python_here("-m", "xval", "predict", exp / "instance_2", audio / files[0],

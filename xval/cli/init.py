@@ -115,7 +115,7 @@ def add_parser(sub: Subcommands, parents: list[argparse.ArgumentParser]) -> None
                                          "without a label (e.g. none; default: refused)")
     p.add_argument("--merge-duplicates", action="store_true",
                    help="make each group of items whose files hold the same audio (the "
-                        "content check: re-encoded, resampled, trimmed copies) one item; "
+                        "duplicate check: re-encoded, resampled, trimmed copies) one item; "
                         "without it they are listed")
     corpora = sources.corpora()
     p.add_argument("--source", choices=[c.name for c in corpora],

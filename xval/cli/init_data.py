@@ -15,14 +15,14 @@ import pandas as pd
 
 from architectures.hf import LocalModel
 from preprocessing import sources
-from preprocessing.content_check import (
+from preprocessing.duplicates.check import (
     DuplicateCheck,
     check_files,
     check_labels,
     check_merge,
     clip_labels,
-    crossing_conflicts,
-    crossing_pairs,
+    cross_item_conflicts,
+    cross_item_duplicates,
     item_groups,
     label_conflicts,
     merged_items,
@@ -185,7 +185,7 @@ def check_rows(rows: pd.DataFrame, how: str) -> None:
 
 def check_content(rows: pd.DataFrame, args: argparse.Namespace, workers: int
                   ) -> tuple[pd.DataFrame, DuplicateCheck]:
-    """The content check of the files found (`preprocessing.content_check`): prints the
+    """The duplicate check of the files found (`preprocessing.duplicates.check`): prints the
     pairs of files that hold the same audio under two items and the fix; with
     `--merge-duplicates`, each connected group of items becomes one item of the rows
     returned (printed), before the folds are cut.
@@ -201,7 +201,7 @@ def check_content(rows: pd.DataFrame, args: argparse.Namespace, workers: int
     check = check_files(rows, workers=workers, progress=not args.no_progress)
     items = dict(zip(rows["clip"].astype(str), rows["item"].astype(str)))
     sources = dict(zip(rows["clip"].astype(str), rows["path"].astype(str)))
-    crossing = crossing_pairs(check, items)
+    crossing = cross_item_duplicates(check, items)
     labels = clip_labels(rows)
     fix = "`python -m xval init ... --merge-duplicates`"
     review = "`python -m preprocessing check STORE --csv PAIRS.csv` once the store is built"
@@ -213,7 +213,7 @@ def check_content(rows: pd.DataFrame, args: argparse.Namespace, workers: int
     if not (crossing and args.merge_duplicates):
         rows.attrs["duplicates"] = check
         return rows, check
-    check_labels(crossing_conflicts(crossing, labels), sources,
+    check_labels(cross_item_conflicts(crossing, labels), sources,
                  fix="correct the label or remove the copy in the audio folder and rerun init, "
                      "or run init without --merge-duplicates")
     groups = item_groups(crossing)

@@ -28,10 +28,15 @@ from preprocessing import sources
 from preprocessing.ambience import ambience_backgrounds
 from preprocessing.babble import babble_backgrounds
 from preprocessing.build import build_store, feature_params, silent_note
-from preprocessing.content_check import DuplicateCheck, report_lines, write_pairs_csv
-from preprocessing.content_store import merge_store, recheck_store, record_check, store_check
 from preprocessing.demo import build_demo
 from preprocessing.detection import build_detection_store, read_items
+from preprocessing.duplicates.check import DuplicateCheck, report_lines, write_pairs_csv
+from preprocessing.duplicates.store_check import (
+    merge_store,
+    recheck_store,
+    record_check,
+    store_check,
+)
 from preprocessing.features.pretrained import (
     PRETRAINED,
     PretrainedOptions,
@@ -124,8 +129,8 @@ def _report(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     return 0
 
 
-def _print_content_check(store: FeatureStore, summary: dict[str, Any]) -> None:
-    """The content check of a store just built: its pairs across items and the fix, and
+def _print_duplicate_check(store: FeatureStore, summary: dict[str, Any]) -> None:
+    """The duplicate check of a store just built: its pairs across items and the fix, and
     the groups merged (`--merge-duplicates`)."""
     if not summary.get("duplicates"):
         return
@@ -136,7 +141,7 @@ def _print_content_check(store: FeatureStore, summary: dict[str, Any]) -> None:
               "audio).")
     fix = f"python -m preprocessing check {store.path} --merge-duplicates (or a rebuild " \
           "with --merge-duplicates)"
-    for line in report_lines(found.check, found.crossing, found.sources, fix=fix,
+    for line in report_lines(found.check, found.cross_item, found.sources, fix=fix,
                              conflicts=found.conflicts):
         print(line)
 
@@ -163,13 +168,13 @@ def _check(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         found = store_check(store)
     assert found.check is not None  # recorded just above when missing
     fix = f"python -m preprocessing check {args.store} --merge-duplicates"
-    for line in report_lines(found.check, found.crossing, found.sources, fix=fix,
+    for line in report_lines(found.check, found.cross_item, found.sources, fix=fix,
                              merging=args.merge_duplicates, conflicts=found.conflicts):
         print(line)
-    if args.csv is not None and found.crossing:
-        print(f"Wrote {write_pairs_csv(args.csv, found.crossing, found.sources)}: "
-              f"{len(found.crossing)} pair(s).")
-    if args.merge_duplicates and found.crossing:
+    if args.csv is not None and found.cross_item:
+        print(f"Wrote {write_pairs_csv(args.csv, found.cross_item, found.sources)}: "
+              f"{len(found.cross_item)} pair(s).")
+    if args.merge_duplicates and found.cross_item:
         _merge(store, found.check)
     return 0
 
@@ -327,7 +332,7 @@ def _detection(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     if given:
         raise ConfigurationError(
             f"{', '.join(given)} cannot be used with `detection` (a detection store's "
-            "task is detection; augmentation and the content check of detection stores "
+            "task is detection; augmentation and the duplicate check of detection stores "
             "are not available yet).")
     _backend(config, overrides)
     params = feature_params(config.features, style="flag",
@@ -431,7 +436,7 @@ def _print_summary(args: argparse.Namespace, store: FeatureStore,
                   f"{summary.get('unit') or 'files'} (listed in dataset.json; without -q, "
                   "here with the reasons).")
         return
-    _print_content_check(store, summary)
+    _print_duplicate_check(store, summary)
     if summary["skipped"]:
         shown = len(summary["skipped"]) if args.verbose else 20
         print(f"Skipped {len(summary['skipped'])} of the {summary.get('unit') or 'files'}:")

@@ -54,7 +54,7 @@ def _common(p: argparse.ArgumentParser, needs_out: bool = True) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--merge-duplicates", action="store_true",
                    help="make each group of items whose files hold the same audio one item "
-                        "(the content check; without it they are listed)")
+                        "(the duplicate check; without it they are listed)")
     p.add_argument("-q", "--quiet", action="store_true",
                    help="print only the one-line summary and errors (no bar, no report)")
     p.add_argument("-v", "--verbose", action="store_true",
@@ -196,7 +196,7 @@ def _synth_scenes_parser(sub: Any) -> argparse.ArgumentParser:
 
 def _check_parser(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="files of a store that hold the same audio under two "
-                                     "items (the content check), and the fix")
+                                     "items (the duplicate check), and the fix")
     p.add_argument("store", help="the store folder")
     p.add_argument("--merge-duplicates", action="store_true",
                    help="rewrite the store with each group of items that share audio as "

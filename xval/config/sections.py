@@ -90,9 +90,9 @@ class DataSettings(Settings):
     """`[data]`."""
 
     duplicates: str = setting(
-        "warn", "files holding the same audio under two items (the content check of the "
+        "warn", "files holding the same audio under two items (the duplicate check of the "
         "store): warn, or refuse to run", choices=("warn", "error"),
-        notes=("Files that hold the same audio under two items (the store's content check: "
+        notes=("Files that hold the same audio under two items (the store's duplicate check: "
                "copies re-encoded, resampled, trimmed or with noise added; `python -m "
                "preprocessing check STORE`) could sit on both sides of a fold: warn (the dry "
                "run and the run say how many test items of each fold share audio with "
@@ -106,9 +106,9 @@ class FeatureSettings(FeatureParams):
     `workers`, which no store records."""
 
     workers: int = setting(
-        0, "extraction processes, which also verify the content check (0: all cores)",
+        0, "extraction processes, which also verify the duplicate check (0: all cores)",
         low=0, high=1024,
-        notes="Extraction processes (0 = all cores); the content check's verification runs "
+        notes="Extraction processes (0 = all cores); the duplicate check's verification runs "
               "in as many.")
 
 

@@ -193,7 +193,7 @@ class DatasetInfo(Mapping[str, Any]):
 
     @property
     def duplicates(self) -> dict[str, Any] | None:
-        """The content check of the store's files (`preprocessing.content_check`: method,
+        """The duplicate check of the store's files (`preprocessing.duplicates.check`: method,
         threshold, the pairs of files found to hold the same audio), or `None` for a store
         built before it was made."""
         found = self.get("duplicates")  # (a Mapping: `[data]` names a config section)

@@ -1,8 +1,8 @@
 """Data checks printed before training, by `--dry-run` and by the run itself (issue 26).
 
 `data_checks(plan)` returns the lines: the items and classes of the store, how many folds
-its items allow, the store's content check (files holding the same audio under two items,
-`xval.running.shared_audio`), the share of validation items that rank when rounding to whole
+its items allow, the store's duplicate check (files holding the same audio under two items,
+`preprocessing.duplicates.folds`), the share of validation items that rank when rounding to whole
 items changed the `rank_split` asked, then warnings for what makes a result untrustworthy
 without failing it (test items sharing audio with training items, single-item validation
 sets, classes a fold cannot learn, class imbalance, a run shorter than the regularisation
@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
+from preprocessing.duplicates.folds import duplicate_lines
 from xval import tasks
 from xval.core.parameters import InstanceParams, TrainingParams
 from xval.core.settings import keys_of
@@ -29,7 +30,6 @@ from xval.running.label_checks import (
     set_summary,
 )
 from xval.running.planner import Plan
-from xval.running.shared_audio import shared_audio_lines
 
 # Classes whose row counts differ by this factor or more are called imbalanced.
 IMBALANCE_RATIO = 3.0
@@ -60,7 +60,7 @@ def data_checks(plan: Plan) -> list[str]:
     lines = [_summary(meta, labels, len(items)) if sets is None else
              set_summary(meta, sets, len(items)),
              _folds_line(len(items), manifest.folds_per_repeat, manifest.num_repeats)]
-    shared = shared_audio_lines(plan.store, plan.folds, plan.all_stores())
+    shared = duplicate_lines(plan.store, plan.folds, plan.all_stores())
     warnings = [line for line in shared if line.startswith("Warning")]
     lines += [line for line in shared if line not in warnings]
     lines += _rank_rounding(plan.folds, plan.resolved)

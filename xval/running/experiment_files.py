@@ -10,11 +10,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from preprocessing.duplicates.folds import duplicates_record
 from xval.core.records import RunCommand
 from xval.running.declaration import ExperimentDeclaration
 from xval.running.planner import Plan
 from xval.running.recorder import Recorder
-from xval.running.shared_audio import recorded
 
 
 def description_text(experiment: ExperimentDeclaration, plan: Plan) -> str:
@@ -30,10 +30,10 @@ def description_text(experiment: ExperimentDeclaration, plan: Plan) -> str:
 
 def dataset_info(plan: Plan) -> dict[str, Any]:
     """The store's description (without its list of skipped files) and its path: what
-    prediction needs to extract features as the dataset did; its content check with the
-    pairs across items and, per fold, the test items sharing audio (`recorded`)."""
+    prediction needs to extract features as the dataset did; its duplicate check with the
+    pairs across items and, per fold, the test items sharing audio (`duplicates_record`)."""
     info = plan.store.info.without_skipped(str(plan.store.path)).to_dict()
-    check = recorded(plan.store, plan.folds)
+    check = duplicates_record(plan.store, plan.folds)
     return {**info, "duplicates": check} if check is not None else info
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import architectures
 from preprocessing import features
+from preprocessing.duplicates.folds import refuse_duplicates
 from preprocessing.features import FeatureType
 from preprocessing.store import FeatureStore
 from xval import tasks
@@ -28,7 +29,6 @@ from xval.core.records import FoldsManifest, Job, ParamsRecord
 from xval.core.storage import STORE
 from xval.folds import split_validation
 from xval.running.declaration import ExperimentDeclaration, InstanceSpec
-from xval.running.shared_audio import check_shared_audio
 from xval.running.splitting import Folds, make_folds
 from xval.running.stores import instance_stores
 from xval.training.front_end import check_front_end
@@ -248,7 +248,7 @@ def make_plan(experiment: ExperimentDeclaration, config: Config, selected: list[
     """
     store = FeatureStore(Path(config.data_dir) / experiment.dataset)
     store.verify()  # its files hold what dataset.json's hashes say (not edited in place)
-    check_shared_audio(store, config)  # [data] duplicates = error: no leak through copies
+    refuse_duplicates(store, config.data.duplicates)  # error: no test item copied in training
     stores = instance_stores(experiment, config, selected, overrides, store)
     for other in {id(s): s for s in stores.values() if s is not store}.values():
         other.verify()

@@ -228,7 +228,7 @@ class EventScoring(Scoring):
                             context.frame_seconds, context.classes)
 
     def pool_by_clip(self, outputs: np.ndarray, targets: np.ndarray, clips: np.ndarray,
-                     starts: Sequence[float] | None = None,
+                     starts: Sequence[float] | np.ndarray | None = None,
                      frame_seconds: float | None = None) -> Pooled | None:
         """Recordings stitched from their windows: the clip level of detection
         (`xval.tasks.event_rules.stitch_recordings`: probabilities averaged where windows

@@ -172,7 +172,7 @@ def class_thresholds(reference: list[FileEvent], probs: Sequence[np.ndarray],
 
 
 def stitch_recordings(outputs: np.ndarray, targets: np.ndarray, clips: np.ndarray,
-                      starts: Sequence[float] | None,
+                      starts: Sequence[float] | np.ndarray | None,
                       frame_seconds: float | None) -> Pooled | None:
     """Recordings stitched from their windows (`Detection.pool_by_clip` says more):
     probabilities averaged where windows overlap, targets merged.

@@ -228,7 +228,7 @@ class Scoring(Part):
         raise NotImplementedError
 
     def pool_by_clip(self, outputs: np.ndarray, targets: np.ndarray, clips: np.ndarray,
-                     starts: Sequence[float] | None = None,
+                     starts: Sequence[float] | np.ndarray | None = None,
                      frame_seconds: float | None = None) -> Pooled | None:
         """Clip-level outputs and targets from segment rows (outputs averaged per clip).
 

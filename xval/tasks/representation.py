@@ -76,7 +76,7 @@ class ReconstructionScoring(Scoring):
         return out
 
     def pool_by_clip(self, outputs: np.ndarray, targets: np.ndarray, clips: np.ndarray,
-                     starts: Sequence[float] | None = None,
+                     starts: Sequence[float] | np.ndarray | None = None,
                      frame_seconds: float | None = None) -> Pooled | None:
         return None  # reconstruction is scored row by row
 

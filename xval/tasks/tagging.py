@@ -275,7 +275,7 @@ class TagScoring(Scoring):
                                                                   num_outputs))
 
     def pool_by_clip(self, outputs: np.ndarray, targets: np.ndarray, clips: np.ndarray,
-                     starts: Sequence[float] | None = None,
+                     starts: Sequence[float] | np.ndarray | None = None,
                      frame_seconds: float | None = None) -> Pooled | None:
         """A clip's probabilities are the mean of its segments' (returned as logits)."""
         clips = np.asarray(clips).astype(str)

@@ -166,10 +166,8 @@ def evaluate_splits(model: Any, task: Task, store: FeatureStore, *, params: Trai
         outputs, targets_, clip_ids, window_starts = with_overlap(
             (result.outputs[key], truth[key], clips[scored[key]],
              None if starts is None else starts[scored[key]]), extra.get(key))
-        return task.scoring.pool_by_clip(
-            outputs, targets_, clip_ids,
-            window_starts,  # type: ignore[arg-type]  # an array of starts, as a sequence
-            context.frame_seconds)
+        return task.scoring.pool_by_clip(outputs, targets_, clip_ids, window_starts,
+                                         context.frame_seconds)
 
     result.postprocessing = choose_postprocessing(task, result, truth, pooled, n_outputs)
     for key in splits:

@@ -1,7 +1,7 @@
-"""The Data sheet: the store the experiment read and its content check (issue 56): the
+"""The Data sheet: the store the experiment read and its duplicate check (issue 56): the
 method and threshold, the pairs of files that hold the same audio under two items, and per
 fold the test items that share audio with a training or validation item; from the
-experiment's `dataset.json` (`xval.running.shared_audio.recorded`)."""
+experiment's `dataset.json` (`preprocessing.duplicates.folds.duplicates_record`)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from xval.core.errors import DatasetError
 from xval.report.workbook.cells import safe
 from xval.report.workbook.registry import SheetContext, register_sheet
 
-NOT_CHECKED = ("not checked: the store was built before the content check; `python -m "
+NOT_CHECKED = ("not checked: the store was built before the duplicate check; `python -m "
                "preprocessing check STORE` checks it")
 MAX_PAIRS = 1000
 """Pairs listed on the sheet (the store's dataset.json keeps them all)."""
@@ -26,9 +26,9 @@ def data_rows(info: DatasetInfo) -> list[list[Any]]:
     rows: list[list[Any]] = [["store", info.store], ["items", info.n_items],
                              ["files", info.n_files or info.n_clips]]
     if not check:
-        return rows + [["content check", NOT_CHECKED]]
+        return rows + [["duplicate check", NOT_CHECKED]]
     crossing = check.get("crossing", [])
-    rows += [["content check", check.get("method")], ["threshold", check.get("threshold")],
+    rows += [["duplicate check", check.get("method")], ["threshold", check.get("threshold")],
              ["sample rate (Hz)", check.get("sample_rate")],
              ["files checked", check.get("files")],
              ["pairs holding the same audio", len(check.get("pairs", []))],
@@ -45,7 +45,7 @@ def data_rows(info: DatasetInfo) -> list[list[Any]]:
 
 @register_sheet("Data", order=55)
 def write_data(sheet: Worksheet, context: SheetContext) -> bool:
-    """The store and its content check; left out when the experiment has no
+    """The store and its duplicate check; left out when the experiment has no
     `dataset.json` yet."""
     results = context.results
     try:  # as the run wrote it (`ResultsStore.remember`): read from disk only when changed

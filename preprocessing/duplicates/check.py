@@ -1,10 +1,10 @@
-"""The content check of a dataset (issue 56): which of its files hold the same audio
-(`preprocessing.duplicates`), which of those pairs cross items, and the fix.
+"""The duplicate check of a dataset (issue 56): which of its files hold the same audio
+(`preprocessing.duplicates.fingerprints`), which of those pairs cross items, and the fix.
 
 A store records the check in `dataset.json` under `duplicates` (a `DuplicateCheck`: method,
 threshold, the files checked and every pair found, by clip id), so that later checks, the
 dry run and the run need no audio: the pairs that cross items follow from the pairs and the
-store's items (`crossing_pairs`). `merged_items` makes each connected group of items one
+store's items (`cross_item_duplicates`). `merged_items` makes each connected group of items one
 item, `--merge-duplicates` on the command lines.
 """
 
@@ -27,28 +27,28 @@ import scipy.sparse.csgraph
 from tqdm import tqdm
 
 from preprocessing.audio import Region, load_audio
-from preprocessing.candidates import LandmarkSpool
-from preprocessing.duplicates import (
+from preprocessing.duplicates.candidates import LandmarkSpool
+from preprocessing.duplicates.fingerprints import (
     METHOD,
     RATE,
     THRESHOLD,
-    ContentPrint,
+    Fingerprint,
     candidate_pairs,
     compact,
-    content_print,
+    fingerprint,
     verified_pairs,
 )
+from preprocessing.duplicates.spool import ArraySpool
 from preprocessing.parallel import process_pool
 from preprocessing.rows import row_region
-from preprocessing.spool import ArraySpool
 from xval.core.errors import DatasetError
 from xval.core.files import atomic_write_text
 from xval.core.terminal import is_terminal
 
-__all__ = ["EXAMPLES", "Conflict", "Crossing", "DuplicateCheck", "PrintSpool", "check_files",
-           "check_labels", "check_merge", "clip_labels", "crossing_conflicts", "crossing_pairs",
-           "groups_text", "item_groups", "label_conflicts", "leaks_per_fold", "merged_items",
-           "print_of", "report_lines", "write_pairs_csv"]
+__all__ = ["EXAMPLES", "Conflict", "CrossItemDuplicate", "DuplicateCheck", "FingerprintSpool",
+           "check_files", "check_labels", "check_merge", "clip_labels", "cross_item_conflicts",
+           "cross_item_duplicates", "duplicates_per_fold", "fingerprint_of", "groups_text",
+           "item_groups", "label_conflicts", "merged_items", "report_lines", "write_pairs_csv"]
 
 EXAMPLES = 5
 """Pairs shown by the command lines (the CSV holds them all)."""
@@ -56,7 +56,7 @@ EXAMPLES = 5
 
 @dataclasses.dataclass(frozen=True)
 class DuplicateCheck:
-    """What a store records of its content check (`dataset.json` `duplicates`).
+    """What a store records of its duplicate check (`dataset.json` `duplicates`).
 
     Attributes:
         method: how pairs were found (`preprocessing.METHOD`).
@@ -111,7 +111,7 @@ class DuplicateCheck:
 
 
 @dataclasses.dataclass(frozen=True)
-class Crossing:
+class CrossItemDuplicate:
     """A pair of files holding the same audio under two items."""
 
     first: str
@@ -132,7 +132,7 @@ class Conflict:
     items: tuple[str, str]
 
 
-def print_of(path: str, region: Region | None = None) -> ContentPrint | str:
+def fingerprint_of(path: str, region: Region | None = None) -> Fingerprint | str:
     """The content print of one file (or region), or why it cannot be read: run in the
     check's workers."""
     try:
@@ -140,14 +140,14 @@ def print_of(path: str, region: Region | None = None) -> ContentPrint | str:
                           region=region)
     except DatasetError as e:
         return str(e)
-    return compact(content_print(y, RATE))
+    return compact(fingerprint(y, RATE))
 
 
 def check_files(rows: pd.DataFrame, *, workers: int = 1, threshold: float = THRESHOLD,
                progress: bool = False) -> DuplicateCheck:
     """Decodes every clip of source rows (`path`, `clip`, optional region columns) at the
     check's rate and checks them, in `workers` processes: the decoding, then the
-    verification (the prints kept on disk as they come, `PrintSpool`).
+    verification (the prints kept on disk as they come, `FingerprintSpool`).
 
     Args:
         rows: one row per clip (a clip's rows beyond the first are ignored).
@@ -163,14 +163,14 @@ def check_files(rows: pd.DataFrame, *, workers: int = 1, threshold: float = THRE
     work = [(str(r["path"]), row_region(r)) for r in rows.to_dict("records")]
     workers = max(1, min(workers, len(work)))
     unreadable = []
-    with PrintSpool() as spool:
+    with FingerprintSpool() as spool:
         with contextlib.ExitStack() as stack:  # the decoding workers end before the check
             if workers == 1:
-                results: Iterable[ContentPrint | str] = (print_of(*w) for w in work)
+                results: Iterable[Fingerprint | str] = (fingerprint_of(*w) for w in work)
             else:
                 pool = stack.enter_context(process_pool(workers))
-                results = pool.map(print_of, *zip(*work), chunksize=8)
-            results = tqdm(results, total=len(work), unit="file", desc="content check",
+                results = pool.map(fingerprint_of, *zip(*work), chunksize=8)
+            results = tqdm(results, total=len(work), unit="file", desc="duplicate check",
                            disable=not (progress and is_terminal()))
             for clip, result in zip(rows["clip"].astype(str), results):
                 if isinstance(result, str):
@@ -181,7 +181,7 @@ def check_files(rows: pd.DataFrame, *, workers: int = 1, threshold: float = THRE
                            seconds=time.perf_counter() - t0)
 
 
-class PrintSpool:
+class FingerprintSpool:
     """The content prints of many files, kept on disk for their check (a large store holds
     hours of audio): the waveforms and the landmarks in unnamed temporary files in `folder`
     (the system removes them with the process, however it ends, SIGKILL included), read
@@ -198,14 +198,14 @@ class PrintSpool:
         self.clips: list[str] = []
         self._spans: list[tuple[int, int]] = []
 
-    def __enter__(self) -> PrintSpool:
+    def __enter__(self) -> FingerprintSpool:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._waves.close()
         self._landmarks.close()
 
-    def add(self, clip: str, content: ContentPrint) -> None:
+    def add(self, clip: str, content: Fingerprint) -> None:
         """Keeps the print of one clip."""
         start = self._waves.append(compact(content).wave)
         self._spans.append((start, start + len(content.wave)))
@@ -217,7 +217,7 @@ class PrintSpool:
         return self._waves.read(*self._spans[i])
 
     def candidates(self) -> np.ndarray:
-        """The candidate pairs of the clips added (`preprocessing.duplicates.candidate_pairs`).
+        """The candidate pairs of the clips added (`fingerprints.candidate_pairs`).
         """
         return candidate_pairs(self._landmarks.landmarks())
 
@@ -236,10 +236,11 @@ class PrintSpool:
                               seconds=seconds + time.perf_counter() - t0)
 
 
-def crossing_pairs(check: DuplicateCheck, items: Mapping[str, str]) -> list[Crossing]:
+def cross_item_duplicates(check: DuplicateCheck,
+                          items: Mapping[str, str]) -> list[CrossItemDuplicate]:
     """The pairs of `check` whose clips are under two items (`items[clip]`), most similar
     first; pairs of clips no longer in the data are left out."""
-    out = [Crossing(a, b, s, (items[a], items[b])) for a, b, s in check.pairs
+    out = [CrossItemDuplicate(a, b, s, (items[a], items[b])) for a, b, s in check.pairs
            if a in items and b in items and items[a] != items[b]]
     return sorted(out, key=lambda c: (-c.similarity, c.first, c.second))
 
@@ -296,7 +297,7 @@ def check_labels(conflicts: Sequence[Conflict], sources: Mapping[str, str], *,
         f"{fix}.")
 
 
-def item_groups(crossing: Sequence[Crossing]) -> list[list[str]]:
+def item_groups(crossing: Sequence[CrossItemDuplicate]) -> list[list[str]]:
     """The items joined by crossing pairs, each connected group sorted, largest first."""
     names = sorted({i for c in crossing for i in c.items})
     if not names:
@@ -334,11 +335,11 @@ def merge_duplicates(check: DuplicateCheck, meta: pd.DataFrame
             or merging leaves fewer than two items (`check_merge`).
     """
     items, sources = clip_table(meta)
-    crossing = crossing_pairs(check, items)
+    crossing = cross_item_duplicates(check, items)
     groups = item_groups(crossing)
     if not groups:
         return check, meta
-    check_labels(crossing_conflicts(crossing, clip_labels(meta)), sources,
+    check_labels(cross_item_conflicts(crossing, clip_labels(meta)), sources,
                  fix="rebuild from the audio folder once the labels agree, or without "
                      "--merge-duplicates to review the pairs (`python -m preprocessing check "
                      "STORE --csv PAIRS.csv`)")
@@ -353,7 +354,7 @@ def merge_duplicates(check: DuplicateCheck, meta: pd.DataFrame
             meta)
 
 
-def crossing_conflicts(crossing: Sequence[Crossing], labels: Mapping[str, str]
+def cross_item_conflicts(crossing: Sequence[CrossItemDuplicate], labels: Mapping[str, str]
                        ) -> list[Conflict]:
     """The crossing pairs (those a merge joins) whose clips carry different labels."""
     return [Conflict(c.first, c.second, c.similarity, (labels[c.first], labels[c.second]),
@@ -361,7 +362,7 @@ def crossing_conflicts(crossing: Sequence[Crossing], labels: Mapping[str, str]
             if c.first in labels and c.second in labels and labels[c.first] != labels[c.second]]
 
 
-def leaks_per_fold(crossing: Sequence[Crossing],
+def duplicates_per_fold(crossing: Sequence[CrossItemDuplicate],
                    folds: Sequence[Mapping[str, Sequence[str]]]) -> list[int]:
     """For each fold, how many test items share audio with a training or validation item."""
     out = []
@@ -374,7 +375,7 @@ def leaks_per_fold(crossing: Sequence[Crossing],
     return out
 
 
-def report_lines(check: DuplicateCheck, crossing: Sequence[Crossing],
+def report_lines(check: DuplicateCheck, crossing: Sequence[CrossItemDuplicate],
                  sources: Mapping[str, str], *, fix: str, review: str = "--csv PAIRS.csv",
                  examples: int = EXAMPLES, merging: bool = False,
                  conflicts: Sequence[Conflict] = ()) -> list[str]:
@@ -383,7 +384,7 @@ def report_lines(check: DuplicateCheck, crossing: Sequence[Crossing],
 
     Args:
         check: the check.
-        crossing: its pairs that cross items (`crossing_pairs`).
+        crossing: its pairs that cross items (`cross_item_duplicates`).
         sources: clip -> the file it was read from (shown for each example).
         fix: how to merge the items (`--merge-duplicates` of the command at hand).
         review: how to write every pair to a CSV. Defaults to `"--csv PAIRS.csv"`.
@@ -393,7 +394,7 @@ def report_lines(check: DuplicateCheck, crossing: Sequence[Crossing],
         conflicts: its pairs whose files carry two labels (`label_conflicts`), listed
             after the rest. Defaults to none.
     """
-    head = f"Content check ({check.described}) of {check.files} files: "
+    head = f"Duplicate check ({check.described}) of {check.files} files: "
     skipped = (f" ({len(check.unreadable)} could not be read, not checked)"
                if check.unreadable else "")
     if not crossing:
@@ -470,7 +471,7 @@ def check_merge(groups: Sequence[Sequence[str]], left: int, *, needed: int, rule
         f"one item, and {rule}. Look at the pairs: {fix}.")
 
 
-def write_pairs_csv(path: str | os.PathLike[str], crossing: Sequence[Crossing],
+def write_pairs_csv(path: str | os.PathLike[str], crossing: Sequence[CrossItemDuplicate],
                     sources: Mapping[str, str]) -> Path:
     """Writes the crossing pairs for review: `first, second, similarity, first_item,
     second_item, first_clip, second_clip` (atomically)."""

@@ -1,4 +1,4 @@
-"""The content check of a built store: its record read, the check made again from the audio
+"""The duplicate check of a built store: its record read, the check made again from the audio
 (a store built before the check existed), recorded, and the items that share audio merged
 by rewriting the store (`python -m preprocessing check STORE`)."""
 
@@ -12,14 +12,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from preprocessing.content_check import (
+from preprocessing.duplicates.check import (
     Conflict,
-    Crossing,
+    CrossItemDuplicate,
     DuplicateCheck,
     check_files,
     clip_labels,
     clip_table,
-    crossing_pairs,
+    cross_item_duplicates,
     label_conflicts,
     merge_duplicates,
 )
@@ -37,23 +37,23 @@ _OWN_ENTRIES = ("task_type", "classes", "n_rows", "feature_shape", "dtype", "n_i
 
 @dataclasses.dataclass(frozen=True)
 class StoreCheck:
-    """A store's content check and what follows from its items.
+    """A store's duplicate check and what follows from its items.
 
     Attributes:
         check: the `DuplicateCheck` recorded (`None`: the store was built before it).
-        crossing: its pairs that cross the store's items.
+        cross_item: its pairs that cross the store's items.
         sources: clip -> the file it was read from.
         conflicts: its pairs whose files carry two labels.
     """
 
     check: DuplicateCheck | None
-    crossing: tuple[Crossing, ...]
+    cross_item: tuple[CrossItemDuplicate, ...]
     sources: Mapping[str, str]
     conflicts: tuple[Conflict, ...] = ()
 
 
 def store_check(store: FeatureStore) -> StoreCheck:
-    """The content check a store recorded, and its pairs that cross the store's items.
+    """The duplicate check a store recorded, and its pairs that cross the store's items.
 
     Raises:
         DatasetError: when the record cannot be read.
@@ -64,7 +64,7 @@ def store_check(store: FeatureStore) -> StoreCheck:
         return StoreCheck(None, (), sources)
     check = DuplicateCheck.from_dict(recorded)
     conflicts = label_conflicts(check, clip_labels(store.meta), items)
-    return StoreCheck(check, tuple(crossing_pairs(check, items)), sources, tuple(conflicts))
+    return StoreCheck(check, tuple(cross_item_duplicates(check, items)), sources, tuple(conflicts))
 
 
 def _clip_rows(meta: pd.DataFrame) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""The candidate stage of the content check (`preprocessing.duplicates`): which pairs of files
+"""The candidate stage of the duplicate check (`preprocessing.duplicates`): which pairs of files
 share enough landmarks at one time offset to be worth verifying, found from an inverted
 index of landmark hashes, never by a loop over pairs of files, in bounded memory.
 
@@ -40,11 +40,11 @@ from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
-from preprocessing.spool import ArraySpool
+from preprocessing.duplicates.spool import ArraySpool
 
 __all__ = ["BLOCK_KEYS", "CROWDED_MATCHES", "CROWDED_NEIGHBOURS", "MAX_BUCKET", "MIN_MATCHES",
            "PART_LANDMARKS", "REPRESENTATIVES", "LandmarkSpool", "Landmarks",
-           "candidate_pairs"]
+           "indexed_pairs"]
 
 MAX_BUCKET = 32
 """A hash held by more landmarks than this is over-full: it is not indexed, its postings are
@@ -345,7 +345,7 @@ def _pair_counts(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return a[keep], b[keep], total[keep]
 
 
-def candidate_pairs(table: Landmarks, neighbours: int) -> np.ndarray:
+def indexed_pairs(table: Landmarks, neighbours: int) -> np.ndarray:
     """The pairs worth verifying: files sharing at least `MIN_MATCHES` landmarks at one
     time offset (give or take a frame); each file's `neighbours` best, among the pairs of
     the buckets of 2 to `MAX_BUCKET` landmarks and, apart, among those of the over-full
@@ -362,7 +362,7 @@ def candidate_pairs(table: Landmarks, neighbours: int) -> np.ndarray:
         ValueError: for more files than a key can name (`2 ** 22`).
     """
     if len(table) > 1 << _FILE_BITS:
-        raise ValueError(f"the content check takes at most {1 << _FILE_BITS} files at once, "
+        raise ValueError(f"the duplicate check takes at most {1 << _FILE_BITS} files at once, "
                          f"not {len(table)}: check the files in parts.")
     if table.total == 0:
         return np.zeros((0, 2), np.int64)

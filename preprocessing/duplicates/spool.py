@@ -1,4 +1,4 @@
-"""Arrays kept on disk while a large job runs (the content check of a store's build): one
+"""Arrays kept on disk while a large job runs (the duplicate check of a store's build): one
 dtype, appended in turn, read back by element range into memory that leaves with the array
 read (read, not mapped: a mapped file's pages would count in the process's memory)."""
 

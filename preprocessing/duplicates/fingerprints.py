@@ -34,14 +34,13 @@ import numpy as np
 import scipy.fft
 import scipy.ndimage
 
-from preprocessing.candidates import MIN_MATCHES, Landmarks
-from preprocessing.candidates import candidate_pairs as _indexed_pairs
+from preprocessing.duplicates.candidates import MIN_MATCHES, Landmarks, indexed_pairs
 from preprocessing.parallel import fork_is_safe, process_pool
 
 __all__ = ["METHOD", "MIN_MATCHES", "NEIGHBOURS", "POOL_PAIRS", "POOL_PAIRS_FRESH", "RATE",
-           "TASK_PAIRS", "THRESHOLD", "ContentPrint", "Landmarks", "DuplicatePair", "candidate_pairs",
-           "compact", "content_print", "find_duplicates", "landmarks_of", "similarities",
-           "similarity", "similarity_db", "verified_pairs"]
+           "TASK_PAIRS", "THRESHOLD", "DuplicatePair", "Fingerprint", "Landmarks",
+           "candidate_pairs", "compact", "find_duplicates", "fingerprint", "landmarks_of",
+           "similarities", "similarity", "similarity_db", "verified_pairs"]
 
 RATE = 8000
 """Sample rate of the check (Hz): every store rate reaches it, and telephone-band copies keep
@@ -76,7 +75,7 @@ _REFINE = 0.5                    # a half-sample shift keeps at least this of a 
 
 
 @dataclasses.dataclass(frozen=True)
-class ContentPrint:
+class Fingerprint:
     """What the check keeps of one file.
 
     Attributes:
@@ -99,7 +98,7 @@ class DuplicatePair:
     similarity: float
 
 
-def content_print(y: np.ndarray, sample_rate: int) -> ContentPrint:
+def fingerprint(y: np.ndarray, sample_rate: int) -> Fingerprint:
     """The content print of a mono signal.
 
     Args:
@@ -107,17 +106,17 @@ def content_print(y: np.ndarray, sample_rate: int) -> ContentPrint:
         sample_rate: its rate (Hz).
 
     Returns:
-        Its `ContentPrint` (empty landmarks for a signal too short or silent).
+        Its `Fingerprint` (empty landmarks for a signal too short or silent).
     """
     y = np.asarray(y, np.float32)
     if sample_rate != RATE and len(y):
         y = librosa.resample(y, orig_sr=sample_rate, target_sr=RATE, res_type="soxr_hq")
     wave = (y - y.mean()).astype(np.float32) if len(y) else y
     hashes, times = _landmarks(*_peaks(wave))
-    return ContentPrint(wave, hashes, times)
+    return Fingerprint(wave, hashes, times)
 
 
-def compact(content: ContentPrint) -> ContentPrint:
+def compact(content: Fingerprint) -> Fingerprint:
     """The print with its waveform as 16-bit integers scaled to its peak (half the memory;
     the similarity ignores gain)."""
     peak = float(np.max(np.abs(content.wave))) if len(content.wave) else 0.0
@@ -177,26 +176,26 @@ def _landmarks(t: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return hashes, t[i].astype(np.int32)
 
 
-def landmarks_of(prints: Sequence[ContentPrint]) -> Landmarks:
+def landmarks_of(prints: Sequence[Fingerprint]) -> Landmarks:
     """The landmarks of prints held in memory, for `candidate_pairs`."""
     return Landmarks.from_arrays([p.hashes for p in prints], [p.times for p in prints])
 
 
-def candidate_pairs(prints: Sequence[ContentPrint] | Landmarks, neighbours: int = NEIGHBOURS
+def candidate_pairs(prints: Sequence[Fingerprint] | Landmarks, neighbours: int = NEIGHBOURS
                     ) -> np.ndarray:
     """The pairs worth verifying: files sharing at least `MIN_MATCHES` landmarks at one
     time offset (give or take a frame); each file's `neighbours` best
-    (`preprocessing.candidates`).
+    (`preprocessing.duplicates.candidates`).
 
     Args:
-        prints: one `ContentPrint` per file, or their `Landmarks`.
+        prints: one `Fingerprint` per file, or their `Landmarks`.
         neighbours: candidates kept per file. Defaults to `NEIGHBOURS`.
 
     Returns:
         `np.ndarray [shape=(pairs, 2)]` of file indices, `first < second`, sorted.
     """
     table = prints if isinstance(prints, Landmarks) else landmarks_of(prints)
-    return _indexed_pairs(table, neighbours)
+    return indexed_pairs(table, neighbours)
 
 
 def similarity(a: np.ndarray, b: np.ndarray) -> float:
@@ -276,12 +275,12 @@ def similarity_db(value: float) -> float:
     return float(10 * np.log10(value ** 2 / (1 - value ** 2)))
 
 
-def find_duplicates(prints: Sequence[ContentPrint], *, threshold: float = THRESHOLD,
+def find_duplicates(prints: Sequence[Fingerprint], *, threshold: float = THRESHOLD,
                     neighbours: int = NEIGHBOURS, workers: int = 1) -> list[DuplicatePair]:
     """The pairs of files that hold the same audio.
 
     Args:
-        prints: one `ContentPrint` per file.
+        prints: one `Fingerprint` per file.
         threshold: the similarity at or above which a candidate pair is a duplicate.
             Defaults to `THRESHOLD`.
         neighbours: candidates kept per file. Defaults to `NEIGHBOURS`.
@@ -300,7 +299,7 @@ def verified_pairs(pairs: np.ndarray, wave: Callable[[int], np.ndarray], *,
 
     Args:
         pairs: `np.ndarray [shape=(pairs, 2)]`, file indices (`candidate_pairs`).
-        wave: the waveform of file `i` (`ContentPrint.wave`).
+        wave: the waveform of file `i` (`Fingerprint.wave`).
         threshold: see `find_duplicates`.
         workers: processes computing the similarities (`similarities`). Defaults to `1`.
 
