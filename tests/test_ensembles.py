@@ -133,7 +133,7 @@ def _ensemble(copy, members=(1, 2), weighting="validation"):
     from xval.core.storage import STORE
     from xval.running.ensembles.compute import compute_ensemble, members_of
 
-    return compute_ensemble(3, members_of(copy, list(members)),
+    return compute_ensemble(3, members_of(copy, list(members), STORE),
                             STORE.manifest(ExperimentLayout(copy)), weighting)
 
 

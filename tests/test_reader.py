@@ -198,3 +198,29 @@ def test_reader_manifest_names_a_broken_folds_file(tmp_path):
     with pytest.raises(Exception, match=r"folds\.json is not a record of its kind: it holds "
                                         r"list.*Restore it from a backup"):
         STORE.manifest(layout)
+
+
+def test_reader_a_run_reads_and_writes_only_the_store_it_is_handed(demo, monkeypatch):
+    """The results store is handed in (issue 67): a run given its own store (as a test or a
+    second store would) reads and writes every result file through it, plots and workbook
+    included; the process's `STORE` is not touched. Then an ensemble of the two instances,
+    computed through the same store."""
+    from xval import Ensemble
+    from xval.running.environment import run_config
+    from xval.running.options import Output, RunOptions
+    from xval.running.runner import run_experiment
+
+    exp, config = demo
+    for name in ("read_record", "require", "write", "remember", "manifest", "params",
+                 "instance", "predictions", "val_predictions", "plot_data", "model_items",
+                 "begin_experiment", "begin_instance", "write_fold", "write_summary"):
+        monkeypatch.setattr(STORE, name, lambda *a, _n=name, **k: pytest.fail(f"STORE.{_n}"))
+    mine = ResultsStore()
+    exp[3] = Ensemble(1, 2)
+    outcome = run_experiment(exp, None, RunOptions(output=Output(out=lambda *a: None)),
+                             run_config(config, None, None), results_store=mine)
+    assert outcome.exit_code == 0, outcome
+    layout = ExperimentLayout(config.results_dir / "tiny" / "experiment_1")
+    assert mine.manifest(layout) is not None
+    assert outcome.results[3].ensemble is not None and outcome.results[3].store is mine
+    assert (layout.root / "experiment_1.xlsx").is_file()

@@ -51,7 +51,7 @@ def main_ensemble(args: argparse.Namespace) -> int:
     manifest = STORE.manifest(layout)
     recorder = Recorder(layout, config, manifest.num_folds if manifest else 0,
                         out=(lambda *a: None) if args.quiet else print,
-                        listeners=report_listeners(config, print))
+                        listeners=report_listeners(config, print), results_store=STORE)
     instance = make_ensemble(exp_dir, args.members, instance=args.instance,
                              weighting=args.weights, overwrite=args.overwrite,
                              recorder=recorder)

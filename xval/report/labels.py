@@ -16,7 +16,7 @@ import numpy as np
 
 from xval import tasks
 from xval.core.records import Status
-from xval.core.storage import STORE, ResultsStore
+from xval.core.storage import ResultsStore
 from xval.report.results import InstanceResult
 from xval.tasks.fusion import pooled
 from xval.tasks.tagging import THRESHOLD, label_table
@@ -53,7 +53,8 @@ class LabelScores:
         return out
 
 
-def label_scores(result: InstanceResult, store: ResultsStore = STORE) -> LabelScores | None:
+def label_scores(result: InstanceResult, store: ResultsStore | None = None
+                 ) -> LabelScores | None:
     """The per-label scores of an instance (see the module), or `None` for an instance of a
     task whose clips hold one label, or without test predictions."""
     task = tasks.get(result.task_type or tasks.DEFAULT)
@@ -62,7 +63,7 @@ def label_scores(result: InstanceResult, store: ResultsStore = STORE) -> LabelSc
         return None
     aps, support, numbers, chosen = [], np.zeros(len(classes), dtype=int), [], []
     for fold in result.folds:
-        rows = store.predictions(result.layout, fold.fold) if fold.status == Status.OK \
+        rows = (store or result.store).predictions(result.layout, fold.fold) if fold.status == Status.OK \
             else None
         if not rows:
             continue

@@ -3,7 +3,7 @@ figures its task names (`Task.figures`), each a function registered here by name
 
 Every figure draws what the recorder's listener is handed (`InstanceResult`: the believed
 fold records and the summary) and what else it needs of the instance folder through the
-results store (`xval.core.storage.STORE`: the test predictions, a detector's plot data),
+results store the instance was read through (the test predictions, a detector's plot data),
 never by opening a result file itself.
 
 Example (a figure kind of one's own, for a task that names it in `figures`):
@@ -32,7 +32,7 @@ from xval.core.errors import ResultsConflictError
 from xval.core.layout import InstanceLayout
 from xval.core.records import Status
 from xval.core.registry import Registry
-from xval.core.storage import STORE, ResultsStore
+from xval.core.storage import ResultsStore
 from xval.report import figures
 from xval.report.activity import activity_windows
 from xval.report.labels import per_label_ap
@@ -47,14 +47,15 @@ FIGURES: Registry[Figure] = Registry("figure", setting="figures", where="xval.re
 """The figure kinds a task may name in `Task.figures`."""
 
 
-def instance_plots(result: InstanceResult, store: ResultsStore = STORE) -> list[Path]:
+def instance_plots(result: InstanceResult, store: ResultsStore | None = None) -> list[Path]:
     """Writes every plot of one instance into its `plots/` folder: the learning curves,
     then the figures of its task (`Task.figures`: e.g. the confusion matrix and per-class F1
     of classification, predicted against true values for regression).
 
     Args:
         result: the instance as read (its believed folds and summary).
-        store: the results store the figures read through. Defaults to the process's.
+        store: the results store the figures read through. Defaults to the one the
+            instance was read through (`InstanceResult.store`).
 
     Returns:
         list of written paths.
@@ -65,7 +66,7 @@ def instance_plots(result: InstanceResult, store: ResultsStore = STORE) -> list[
     if figures.learning_curves(result.folds, curves, task.selection_metric):
         written.append(curves)
     for name in task.figures:
-        written += FIGURES.get(name)(result, store)
+        written += FIGURES.get(name)(result, store or result.store)
     return written
 
 

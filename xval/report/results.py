@@ -83,6 +83,7 @@ class InstanceResult:
             raise ConfigurationError(f"{path} is not an instance_<k> folder.")
         files = store.instance(layout, num_folds, tasks.rules, edited_params)
         self.layout, self.path, self.id = layout, Path(path), layout.id
+        self.store = store  # what reads its predictions and plot data later
         self.unreadable: list[str] = files.unreadable
         self.params: dict[str, Any] = dict(files.params.params if files.params else {})
         self.folds: list[FoldResult] = files.folds

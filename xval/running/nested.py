@@ -37,7 +37,7 @@ from xval.config.space import Search
 from xval.core.errors import ConfigurationError
 from xval.core.layout import ExperimentLayout
 from xval.core.records import InstanceStatus, NestedRecord
-from xval.core.storage import STORE
+from xval.core.storage import ResultsStore
 from xval.executors.base import Executor
 from xval.report.results import ExperimentResults, InstanceResult
 from xval.running.declaration import ExperimentDeclaration
@@ -62,6 +62,7 @@ class NestedRun:
     backend: str
     options: RunOptions
     output: Output
+    results_store: ResultsStore
 
     @property
     def study(self) -> SearchOptions:
@@ -128,9 +129,10 @@ def run_nested(run: NestedRun) -> NestedOutcome:
 def _run_nested(run: NestedRun, instance: int) -> NestedOutcome:
     experiment = run.experiment
     plan = make_plan(experiment, run.config, [instance], run.options.overrides,
-                     bool(run.options.overwrite))
+                     bool(run.options.overwrite), results_store=run.results_store)
     recorder = Recorder(plan.layout, run.config, plan.num_folds, out=run.output.out,
-                        listeners=run.output.listeners, task_type=plan.task_type)
+                        listeners=run.output.listeners, task_type=plan.task_type,
+                        results_store=run.results_store)
     begin_experiment(recorder, experiment, plan, run.backend)
     held = recorder.instance_lock(instance)
     try:
@@ -155,8 +157,8 @@ def outer_folds(run: NestedRun, plan: Plan, recorder: Recorder, instance: int) -
     done = recorder.begin_instance(instance, plan.resolved[instance], plan.hashes[instance],
                                    bool(run.options.overwrite))
     metric = selection_metric(run.config, plan.task_type)
-    record = STORE.read_record(recorder.instance_layout(instance).nested_file,
-                               NestedRecord.from_dict)[0]
+    record = recorder.store.read_record(recorder.instance_layout(instance).nested_file,
+                                        NestedRecord.from_dict)[0]
     if record is None:
         record = NestedRecord(inner_folds=run.inner_folds, n_trials=run.n_trials,
                               metric=metric)
@@ -212,11 +214,12 @@ def search_outer_fold(run: NestedRun, plan: Plan, fold: int, metric: str
             backend=run.backend, options=run.study,
             output=dataclasses.replace(run.output, listeners=()),
             plan_for=lambda ids: make_plan(experiment, run.config, ids, run.options.overrides,
-                                           False, inner=inner))
+                                           False, results_store=run.results_store,
+                                           inner=inner))
     finally:
         experiment.instances = declared  # trial instances are not declarations
     results = outcome.results.refresh() if outcome.results is not None \
-        else ExperimentResults(layout.root)
+        else ExperimentResults(layout.root, store=run.results_store)
     best = best_trial(results, metric)
     if best is None or best.trial is None:
         return None

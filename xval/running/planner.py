@@ -26,7 +26,7 @@ from xval.core.layout import INSTANCE_OUTPUT, ExperimentLayout
 from xval.core.outputs import check_output_folder, check_replace
 from xval.core.parameters import DATASET, MANDATORY, InstanceParams
 from xval.core.records import FoldsManifest, Job, ParamsRecord
-from xval.core.storage import STORE
+from xval.core.storage import ResultsStore
 from xval.folds import split_validation
 from xval.running.declaration import ExperimentDeclaration, InstanceSpec
 from xval.running.splitting import Folds, make_folds
@@ -60,6 +60,8 @@ class Plan:
             `store`.
         overrides: the `--set` values the instances were resolved with (recorded in
             every `params.json`, so that `--refit` resolves them the same way).
+        results_store: the results store the run reads and writes through (handed in by
+            the entry point: `Experiment` gives the process's, `STORE`).
     """
 
     layout: ExperimentLayout
@@ -71,6 +73,7 @@ class Plan:
     config: Config
     task_type: str
     generator: bool
+    results_store: ResultsStore
     stores: dict[int, FeatureStore] = dataclasses.field(default_factory=dict)
     overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -104,7 +107,7 @@ class Plan:
                    task_type=self.task_type, generator=self.generator,
                    store=str(Path(store.path).resolve()), store_hash=store.content_hash,
                    log_dir=str(self.layout.instance(instance).log_dir(fold)),
-                   embedding_items=embedding_items(params, fold),
+                   embedding_items=embedding_items(params, fold, self.results_store),
                    device_data_mb=self.config.backend.device_data_mb,
                    jobs_per_gpu=self.config.backend.jobs_per_gpu)
 
@@ -162,13 +165,14 @@ def _file_name(config: Config) -> str:
     return config.path.name if config.path else "config.ini"
 
 
-def embedding_items(params: InstanceParams, fold: int) -> dict[str, list[str] | None]:
+def embedding_items(params: InstanceParams, fold: int, results_store: ResultsStore
+                    ) -> dict[str, list[str] | None]:
     """Saved embedding model of fold `fold` (its path) -> the items it was trained and
     validated on, from the fold record beside it (`ResultsStore.model_items`): read here,
     so that the job checks a leak without reading a result file (`Job.embedding_items`)."""
     if not params.embeds:
         return {}
-    return {str(p): STORE.model_items(Path(p)) for p in embedding.sources(params, fold)
+    return {str(p): results_store.model_items(Path(p)) for p in embedding.sources(params, fold)
             if p != embedding.SELF}
 
 
@@ -221,7 +225,7 @@ def resolver(experiment: ExperimentDeclaration, config: Config,
 
 
 def make_plan(experiment: ExperimentDeclaration, config: Config, selected: list[int],
-              overrides: Mapping[str, Any], overwrite: bool, *,
+              overrides: Mapping[str, Any], overwrite: bool, *, results_store: ResultsStore,
               inner: tuple[ExperimentLayout, Folds, FoldsManifest] | None = None,
               check_params: bool = True) -> Plan:
     """Resolves and checks everything a run needs.
@@ -232,6 +236,8 @@ def make_plan(experiment: ExperimentDeclaration, config: Config, selected: list[
         selected: instance ids to run.
         overrides: `--set` values.
         overwrite: whether existing results may be replaced.
+        results_store: the results store to read the folders' records through
+            (`Plan.results_store`).
         inner: for one outer fold of a nested search, its folder, its inner folds and
             their manifest (`xval.running.nested`), which the plan uses instead of the
             experiment's; `None` for the experiment's own.
@@ -269,14 +275,14 @@ def make_plan(experiment: ExperimentDeclaration, config: Config, selected: list[
         for i, fold in enumerate(folds):
             split_validation(fold, params.rank_split, i)
     check_results_folders(layout, selected, overwrite)
-    check_folds_file(layout, manifest)
+    check_folds_file(layout, manifest, results_store)
     hashes = {k: P.params_hash(p) for k, p in resolved.items()}
     if check_params and not overwrite:
-        check_params_files(layout, resolved, hashes)
+        check_params_files(layout, resolved, hashes, results_store)
     return Plan(layout=layout, store=store, folds=folds, manifest=manifest,
                 resolved=resolved, hashes=hashes, config=config,
                 task_type=experiment.task_type, generator=experiment.generator,
-                stores=stores, overrides=dict(overrides))
+                results_store=results_store, stores=stores, overrides=dict(overrides))
 
 
 def resolve_instances(experiment: ExperimentDeclaration, config: Config, selected: list[int],
@@ -351,7 +357,8 @@ def check_results_folders(layout: ExperimentLayout, instances: list[int],
                               what=f"instance {k}'s folder")
 
 
-def check_folds_file(layout: ExperimentLayout, manifest: FoldsManifest) -> None:
+def check_folds_file(layout: ExperimentLayout, manifest: FoldsManifest,
+                     results_store: ResultsStore) -> None:
     """Refuses results whose `folds.json` holds other folds than the planned ones.
 
     Raises:
@@ -359,7 +366,7 @@ def check_folds_file(layout: ExperimentLayout, manifest: FoldsManifest) -> None:
             one edited after it was written (`STORE.manifest` checks its hash).
     """
     path = layout.folds_file
-    old = STORE.manifest(layout)
+    old = results_store.manifest(layout)
     if old is not None and old.hash != manifest.hash:
         raise ResultsConflictError(
             f"{path} holds other folds (the dataset, num_folds or [folds] settings changed "
@@ -369,7 +376,7 @@ def check_folds_file(layout: ExperimentLayout, manifest: FoldsManifest) -> None:
 
 
 def check_params_files(layout: ExperimentLayout, resolved: Mapping[int, InstanceParams],
-                       hashes: Mapping[int, str]) -> None:
+                       hashes: Mapping[int, str], results_store: ResultsStore) -> None:
     """Refuses to resume instances whose `params.json` holds other parameters.
 
     Raises:
@@ -377,7 +384,7 @@ def check_params_files(layout: ExperimentLayout, resolved: Mapping[int, Instance
             values to pin when only config.ini's defaults changed), or for a `params.json`
             that is not a parameter record.
     """
-    conflicts, changed = params_conflicts(layout, resolved, hashes)
+    conflicts, changed = params_conflicts(layout, resolved, hashes, results_store)
     if conflicts:
         raise ResultsConflictError(
             "Existing results were made with other parameters: "
@@ -388,7 +395,8 @@ def check_params_files(layout: ExperimentLayout, resolved: Mapping[int, Instance
 
 
 def params_conflicts(layout: ExperimentLayout, resolved: Mapping[int, InstanceParams],
-                     hashes: Mapping[int, str]) -> tuple[dict[int, str], dict[str, Any]]:
+                     hashes: Mapping[int, str], results_store: ResultsStore
+                     ) -> tuple[dict[int, str], dict[str, Any]]:
     """The instances whose `params.json` holds other parameters than `resolved`.
 
     Returns:
@@ -407,7 +415,7 @@ def params_conflicts(layout: ExperimentLayout, resolved: Mapping[int, InstancePa
         path = layout.instance(k).params_file
         if not path.exists():
             continue
-        old = STORE.require(path, ParamsRecord.from_dict, PARAMS_FIX)
+        old = results_store.require(path, ParamsRecord.from_dict, PARAMS_FIX)
         edited = P.edited_params(old.params, old.hash)
         if edited:
             raise ResultsConflictError(f"{path} {edited}; the results there may not have been "

@@ -2,7 +2,8 @@
 
 Fold files, models, predictions, error files, parameter records, instance summaries, final
 models, trial records and the experiment-level files are written by the results store
-(`xval.core.storage.STORE`), in the driver, whatever executor trained the folds; the
+handed in (`results_store`: the process's `xval.core.storage.STORE` unless a caller gives
+another), in the driver, whatever executor trained the folds; the
 recorder says what to write and when, and what the files already there mean for the run
 (the folds done, a fold to rerun). What is derived from the records (plots, the workbook,
 an experiment tracker) is made by listeners (`RecorderListener`), handed the records the
@@ -32,7 +33,7 @@ from xval.core.records import (
     RunCommand,
     TrialRecord,
 )
-from xval.core.storage import STORE, InstanceFolds, ResultsStore
+from xval.core.storage import InstanceFolds, ResultsStore
 from xval.report.results import ExperimentResults
 from xval.running.ensembles.compute import FusedEnsemble
 
@@ -64,7 +65,7 @@ class RecorderListener(Protocol):
 
 
 def folds_on_disk(layout: InstanceLayout, num_folds: int, *, params_hash: str | None,
-                  task_type: str | None, store: ResultsStore = STORE) -> InstanceFolds:
+                  task_type: str | None, store: ResultsStore) -> InstanceFolds:
     """The fold files of an instance within `num_folds`, read and checked to resume from
     (`ResultsStore.resume_folds`, with the ranges of `task_type`: `None` for the folds'
     own task)."""
@@ -85,19 +86,21 @@ class Recorder:
             reads it there). Defaults to `None` (not written).
         results: the experiment's results to keep up to date (several recorders of one
             run share them); `None` reads them when first needed.
+        results_store: the results store every file is read and written through (the
+            plan's, `Plan.results_store`).
     """
 
     def __init__(self, layout: ExperimentLayout, config: Config | None, num_folds: int, *,
                  out: Out = print, listeners: Iterable[object] = (),
                  task_type: str | None = None,
-                 results: ExperimentResults | None = None) -> None:
+                 results: ExperimentResults | None = None, results_store: ResultsStore) -> None:
         self.layout = layout
         self.task_type = task_type
         self.config = config
         self.num_folds = num_folds
         self.out = out
         self.listeners = list(listeners)
-        self.store = STORE
+        self.store = results_store
         self._results = results
 
     @property

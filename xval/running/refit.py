@@ -26,7 +26,7 @@ from xval.config.loader import Config
 from xval.core.errors import ConfigurationError, ResultsConflictError, TrainingError
 from xval.core.layout import ExperimentLayout
 from xval.core.records import FoldResult, Job, ParamsRecord
-from xval.core.storage import STORE
+from xval.core.storage import ResultsStore
 from xval.executors import JobQueue
 from xval.executors.base import Executor
 from xval.running.declaration import ExperimentDeclaration
@@ -39,7 +39,7 @@ from xval.running.runner import executor_for
 
 
 def refit_instance(experiment: ExperimentDeclaration, instance: int, config: Config,
-                   options: RunOptions) -> Path:
+                   options: RunOptions, *, results_store: ResultsStore) -> Path:
     """Trains the final model of a complete instance on all its items.
 
     Args:
@@ -52,6 +52,8 @@ def refit_instance(experiment: ExperimentDeclaration, instance: int, config: Con
             recorded with the instance's run (for results written before the run's `--set`
             values were recorded); what a refit cannot take is refused
             (`RunOptions.for_refit`).
+        results_store: the results store the instance's files are read and written
+            through (`Experiment.refit` gives the process's, `STORE`).
 
     Returns:
         The path of `final.keras`.
@@ -74,15 +76,15 @@ def refit_instance(experiment: ExperimentDeclaration, instance: int, config: Con
     gpu_id, backend = prepare_process(config.backend.backend,
                                       experiment.gpu_ID if on.gpu is None else on.gpu, _stderr,
                                       chosen=on.backend)
-    record = recorded_params(experiment, config, instance)
+    record = recorded_params(experiment, config, instance, results_store)
     given = {**((record.overrides or {}) if record else {}), **options.overrides}
-    plan = make_plan(repeats_on_disk(experiment, config), config, selected, given, False,
-                     check_params=False)
+    plan = make_plan(repeats_on_disk(experiment, config, results_store), config, selected,
+                     given, False, results_store=results_store, check_params=False)
     if record is not None:
         check_same_params(record, plan.resolved[instance], plan.hashes[instance],
                           experiment, given)
     recorder = Recorder(plan.layout, config, plan.num_folds, out=out,
-                        task_type=plan.task_type)
+                        task_type=plan.task_type, results_store=results_store)
     best_epochs = fold_best_epochs(recorder, plan, instance, experiment.script)
     epochs = max(1, int(round(statistics.median(e for e in best_epochs if e is not None))))
     job = refit_job(plan, instance, epochs)
@@ -100,8 +102,8 @@ def refit_instance(experiment: ExperimentDeclaration, instance: int, config: Con
     return path
 
 
-def recorded_params(experiment: ExperimentDeclaration, config: Config,
-                    instance: int) -> ParamsRecord | None:
+def recorded_params(experiment: ExperimentDeclaration, config: Config, instance: int,
+                    results_store: ResultsStore) -> ParamsRecord | None:
     """The `params.json` of the instance's run, or `None` when it has not run (the refit
     then says it is not complete).
 
@@ -112,9 +114,9 @@ def recorded_params(experiment: ExperimentDeclaration, config: Config,
                                  experiment.dataset, experiment.number).instance(instance)
     if not layout.params_file.exists():
         return None
-    return STORE.require(layout.params_file, ParamsRecord.from_dict,
-                          "restore it from a backup; without it the parameters the folds "
-                          "were trained with are unknown.")
+    return results_store.require(layout.params_file, ParamsRecord.from_dict,
+                                 "restore it from a backup; without it the parameters the "
+                                 "folds were trained with are unknown.")
 
 
 def check_same_params(record: ParamsRecord, params: Mapping[str, Any], params_hash: str,
@@ -155,13 +157,13 @@ def _set_text(overrides: Mapping[str, Any]) -> str:
     return " ".join(f"--set {n}={v!r}" for n, v in sorted(overrides.items()))
 
 
-def repeats_on_disk(experiment: ExperimentDeclaration,
-                    config: Config) -> ExperimentDeclaration:
+def repeats_on_disk(experiment: ExperimentDeclaration, config: Config,
+                    results_store: ResultsStore) -> ExperimentDeclaration:
     """The declaration with the repeats its results were made with (`folds.json`: a run
     given `--set num_repeats=N`), so that the plan's folds are those on disk."""
     layout = ExperimentLayout.of(Path(experiment.experiment_folder or config.results_dir),
                                  experiment.dataset, experiment.number)
-    manifest = STORE.manifest(layout)
+    manifest = results_store.manifest(layout)
     if manifest is None or manifest.num_repeats == experiment.num_repeats:
         return experiment
     return experiment.with_settings({"num_repeats": manifest.num_repeats})[0]
@@ -175,7 +177,8 @@ def fold_best_epochs(recorder: Recorder, plan: Plan, instance: int,
         ConfigurationError: when some fold is not done (or its file cannot be believed).
     """
     folds = folds_on_disk(recorder.instance_layout(instance), plan.num_folds,
-                          params_hash=plan.hashes[instance], task_type=plan.task_type)
+                          params_hash=plan.hashes[instance], task_type=plan.task_type,
+                          store=plan.results_store)
     missing = [i for i in range(plan.num_folds) if i not in folds.done]
     best = [r.best_epoch for r in sorted(folds.records, key=lambda r: r.fold) if r.ok]
     if missing or not any(e is not None for e in best):

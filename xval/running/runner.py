@@ -23,6 +23,7 @@ from xval.config.space import Search
 from xval.core.errors import ConfigurationError
 from xval.core.parameters import TrainingParams
 from xval.core.records import InstanceStatus, Job
+from xval.core.storage import ResultsStore
 from xval.executors import Execution, make_executor
 from xval.executors.base import Executor
 from xval.report.results import ExperimentResults
@@ -77,7 +78,8 @@ class RunOutcome:
 
 
 def run_experiment(experiment: ExperimentDeclaration, instances: Selection,
-                   options: RunOptions, config: Config) -> RunOutcome:
+                   options: RunOptions, config: Config, *,
+                   results_store: ResultsStore) -> RunOutcome:
     """Validates, then runs the selected instances (or the search's trials).
 
     Every instance is resolved and every conflict with existing results is found before
@@ -89,6 +91,9 @@ def run_experiment(experiment: ExperimentDeclaration, instances: Selection,
         instances: the selection (`ExperimentDeclaration.select`), or `None`: all.
         options: what the run is asked to do.
         config: the run's `Config`.
+        results_store: the results store every result file is read and written through
+            (`Experiment.run` gives the process's, `STORE`; a test or a second store its
+            own).
 
     Raises:
         XvalError: for anything that cannot run (nothing trained, nothing written), or
@@ -102,7 +107,8 @@ def run_experiment(experiment: ExperimentDeclaration, instances: Selection,
     selected = check_selection(experiment, instances, options, config)
     executor = executor_for(on, config, gpu, backend, note=note)
     selected, derived = split_selection(experiment, selected)
-    plan = make_plan(experiment, config, selected, options.overrides, bool(options.overwrite))
+    plan = make_plan(experiment, config, selected, options.overrides, bool(options.overwrite),
+                     results_store=results_store)
     derived = with_stale(experiment, derived, selected, plan)
     check_ensembles(experiment, derived, selected, plan, bool(options.overwrite))
     search = experiment.search if options.search else None
@@ -138,9 +144,11 @@ def run_experiment(experiment: ExperimentDeclaration, instances: Selection,
         for store in plan.all_stores():
             executor.preflight(store)
         if search is not None and trials.inner_folds:
-            return nested_instances(experiment, search, options, config, executor, backend)
+            return nested_instances(experiment, search, options, config, executor, backend,
+                                    results_store)
         if search is not None:
-            return search_instances(experiment, search, options, config, executor, backend)
+            return search_instances(experiment, search, options, config, executor, backend,
+                                    results_store)
         return execute(experiment, plan, executor, backend, options, derived)
     finally:
         executor.close()
@@ -227,7 +235,8 @@ def execute(experiment: ExperimentDeclaration, plan: Plan, executor: Executor,
     """
     say = run_output(options, plan.config, plan.task_type)
     recorder = Recorder(plan.layout, plan.config, plan.num_folds, out=say.out,
-                        listeners=say.listeners, task_type=plan.task_type)
+                        listeners=say.listeners, task_type=plan.task_type,
+                        results_store=plan.results_store)
     begin_experiment(recorder, experiment, plan, backend)
     started = time.perf_counter()
     with contextlib.ExitStack() as held:  # the instances' locks, released at the end
@@ -322,7 +331,7 @@ def _first_line(results: ExperimentResults | None, instance: int) -> str:
 
 def search_instances(experiment: ExperimentDeclaration, search: Search,
                      options: RunOptions, config: Config, executor: Executor,
-                     backend: str) -> RunOutcome:
+                     backend: str, results_store: ResultsStore) -> RunOutcome:
     """Runs the experiment's `search`: its trials become instances numbered after the
     declared ones (lent to the declaration while they run)."""
     declared = dict(experiment.instances)
@@ -330,12 +339,13 @@ def search_instances(experiment: ExperimentDeclaration, search: Search,
     try:
         done = run_search(
             experiment, search, config=config, runner=executor, backend=backend,
-            plan_for=lambda ids: make_plan(experiment, config, ids, options.overrides, False),
+            plan_for=lambda ids: make_plan(experiment, config, ids, options.overrides, False,
+                                           results_store=results_store),
             options=options.search or SearchOptions(), output=say)
     finally:
         experiment.instances = declared  # trial instances are not declarations
     results = done.results.refresh() if done.results is not None \
-        else ExperimentResults(done.layout.root)
+        else ExperimentResults(done.layout.root, store=results_store)
     trial_ids = [k for k in results.instances if k >= done.first_instance]
     say.out(terminal_table(results, config=config, only=sorted(set(declared) | set(trial_ids))))
     say.out(f"search: this runner ran {len(done.ran)} trial(s) ({len(done.pruned)} "
@@ -345,10 +355,11 @@ def search_instances(experiment: ExperimentDeclaration, search: Search,
 
 def nested_instances(experiment: ExperimentDeclaration, search: Search,
                      options: RunOptions, config: Config, executor: Executor,
-                     backend: str) -> RunOutcome:
+                     backend: str, results_store: ResultsStore) -> RunOutcome:
     """Runs the `search` nested in every outer fold (`xval.running.nested.run_nested`)."""
     done = run_nested(NestedRun(experiment, search, config, executor, backend, options,
-                                run_output(options, config, experiment.task_type)))
+                                run_output(options, config, experiment.task_type),
+                                results_store))
     options.output.out(terminal_table(done.results, config=config, only=done.shown))
     failed = [done.instance] if done.failed else []
     return RunOutcome(done.results, failed, [], exit_code(failed, [], done.results) or done.code)

@@ -99,10 +99,11 @@ class TrialRunner:
     def recorder(self, plan: Plan) -> Recorder:
         """The recorder of one trial; every trial's recorder keeps the same results."""
         if self.results is None:
-            self.results = ExperimentResults(plan.layout.root, num_folds=plan.num_folds)
+            self.results = ExperimentResults(plan.layout.root, num_folds=plan.num_folds,
+                                             store=plan.results_store)
         return Recorder(plan.layout, self.config, plan.num_folds, out=self.output.out,
                         listeners=self.output.listeners, task_type=plan.task_type,
-                        results=self.results)
+                        results=self.results, results_store=plan.results_store)
 
 
 def run_search(experiment: ExperimentDeclaration, search: Search, *, config: Config,
@@ -136,7 +137,7 @@ def run_search(experiment: ExperimentDeclaration, search: Search, *, config: Con
     study, first, storage = open_study(plan.layout, search, experiment.first_trial_instance,
                                        metric_direction(metric))
     outcome = SearchOutcome(plan.layout, first)
-    locks = Recorder(plan.layout, config, 0)
+    locks = Recorder(plan.layout, config, 0, results_store=plan.results_store)
     while True:
         if limit is not None and time.monotonic() - started > limit:
             out(f"search: timeout of {limit:.0f}s reached; no new trial started.")
@@ -216,7 +217,7 @@ class Pruning:
         """The running objective over the trial's finished folds, and their number."""
         folds = folds_on_disk(self.recorder.instance_layout(self.instance), self.num_folds,
                               params_hash=self.params_hash,
-                              task_type=self.recorder.task_type)
+                              task_type=self.recorder.task_type, store=self.recorder.store)
         return objective_of(folds.records, self.context.metric, self.clip_falls_back)
 
     def __call__(self, result: FoldResult) -> bool:

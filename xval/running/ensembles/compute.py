@@ -46,7 +46,7 @@ from xval.core.records import (
     Status,
 )
 from xval.core.records.ensemble import DEFAULT_WEIGHTING, EQUAL, VALIDATION, WEIGHTINGS
-from xval.core.storage import STORE
+from xval.core.storage import ResultsStore
 from xval.report.results import InstanceResult
 from xval.report.stats import fold_test_train_ratio
 from xval.tasks import Context, Task
@@ -91,9 +91,10 @@ class Member:
         return self.result.id
 
 
-def members_of(exp_dir: Path, specs: Sequence[int | str]) -> list[Member]:
+def members_of(exp_dir: Path, specs: Sequence[int | str], results_store: ResultsStore
+               ) -> list[Member]:
     """The members named by `specs`: an instance id of the experiment `exp_dir`, or
-    `"EXP_DIR:K"` for instance `K` of another experiment.
+    `"EXP_DIR:K"` for instance `K` of another experiment, read through `results_store`.
 
     Raises:
         EnsembleError: for fewer than two members, one named twice, or a folder that is not
@@ -111,10 +112,11 @@ def members_of(exp_dir: Path, specs: Sequence[int | str]) -> list[Member]:
         if not layout.root.is_dir():
             raise EnsembleError(f"member {text!r}: {layout.root} does not exist; name an "
                                 "instance that has results.")
-        manifest = STORE.manifest(ExperimentLayout(folder))
+        manifest = results_store.manifest(ExperimentLayout(folder))
         same = folder.resolve() == exp_dir.resolve()
         members.append(Member(
-            InstanceResult(layout.root, manifest.num_folds if manifest else None),
+            InstanceResult(layout.root, manifest.num_folds if manifest else None,
+                           store=results_store),
             manifest, f"instance {number}" if same else f"instance {number} of {folder}",
             "." if same else os.path.relpath(folder.resolve(), exp_dir.resolve())))
     labels = [m.label for m in members]
@@ -205,8 +207,8 @@ def member_clips(member: Member, fold: int, task: Task, classes: Sequence[str]
     """
     layout = member.result.layout
     try:
-        test = STORE.predictions(layout, fold)
-        held = STORE.val_predictions(layout, fold) or []
+        test = member.result.store.predictions(layout, fold)
+        held = member.result.store.val_predictions(layout, fold) or []
     except ResultsConflictError as e:
         raise EnsembleError(f"{member.label}: {e}") from None
     if not test:

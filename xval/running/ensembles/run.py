@@ -16,7 +16,6 @@ from xval.core.errors import ConfigurationError, ResultsConflictError
 from xval.core.layout import ExperimentLayout
 from xval.core.records import InstanceStatus, ParamsRecord
 from xval.core.records.ensemble import DEFAULT_WEIGHTING, VALIDATION
-from xval.core.storage import STORE
 from xval.report.results import ExperimentResults
 from xval.running.declaration import Ensemble, ExperimentDeclaration
 from xval.running.ensembles.compute import (
@@ -84,7 +83,8 @@ def check_ensembles(experiment: ExperimentDeclaration, ensembles: Sequence[int],
     """
     layout = plan.layout
     check_results_folders(layout, list(ensembles), overwrite)  # the output rule
-    results = ExperimentResults(layout.root) if ensembles and layout.root.is_dir() else None
+    results = ExperimentResults(layout.root, store=plan.results_store) \
+        if ensembles and layout.root.is_dir() else None
     for k in ensembles:
         spec = experiment.ensembles[k]
         for member in spec.members:
@@ -104,7 +104,7 @@ def check_ensembles(experiment: ExperimentDeclaration, ensembles: Sequence[int],
                             plan)
         if overwrite:
             continue
-        old, problem = STORE.params(layout.instance(k))
+        old, problem = plan.results_store.params(layout.instance(k))
         wanted = _params(experiment, k)
         if problem or (old is not None and old.hash != wanted.hash):
             raise ResultsConflictError(
@@ -138,7 +138,8 @@ def check_member_params(experiment: ExperimentDeclaration, instance: int,
     resolved = resolve_instances(experiment, config, list(members), overrides, plan.store,
                                  stores)
     conflicts, changed = params_conflicts(
-        plan.layout, resolved, {k: params_hash(p) for k, p in resolved.items()})
+        plan.layout, resolved, {k: params_hash(p) for k, p in resolved.items()},
+        plan.results_store)
     if conflicts:
         spec, ids = experiment.ensembles[instance], list(conflicts)
         retrain = (f"instance {ids[0]} first (the range {ids[0]} {ids[0]} with --overwrite)"
@@ -223,8 +224,9 @@ def record_ensembles(experiment: ExperimentDeclaration, ensembles: Sequence[int]
             pending.append(k)
             continue
         try:
-            ensemble = compute_ensemble(k, members_of(recorder.layout.root, spec.members),
-                                        results.manifest, spec.weights)
+            ensemble = compute_ensemble(
+                k, members_of(recorder.layout.root, spec.members, recorder.store),
+                results.manifest, spec.weights)
             recorder.record_ensemble(k, ensemble, overwrite=overwrite)
         except EnsembleError as e:
             failed[k] = f"ensemble {spec!r} not computed: {e}"
@@ -253,7 +255,7 @@ def make_ensemble(exp_dir: Path, members: Sequence[int | str], *, instance: int 
         ResultsConflictError: for an instance folder of other results without `overwrite`.
     """
     layout = ExperimentLayout(exp_dir)
-    found = members_of(exp_dir, members)
+    found = members_of(exp_dir, members, recorder.store)
     if instance is not None and instance < 1:  # before anything is read or written
         raise ConfigurationError(f"--as {instance}: an instance id is a whole number, 1 or "
                                  "more; give another, or leave --as out (the one after the "
@@ -264,7 +266,7 @@ def make_ensemble(exp_dir: Path, members: Sequence[int | str], *, instance: int 
     if instance in [m.id for m in found if m.experiment == "."]:
         raise ConfigurationError(f"--as {instance} is one of the members; give the ensemble "
                                  "a number of its own.")
-    ensemble = compute_ensemble(instance, found, STORE.manifest(layout), weighting)
+    ensemble = compute_ensemble(instance, found, recorder.store.manifest(layout), weighting)
     lock = recorder.instance_lock(instance)
     try:
         lock.acquire(timeout=0)
