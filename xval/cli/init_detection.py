@@ -4,10 +4,11 @@ detection experiment ready to run (issue 66).
 The recordings are cut into a detection store with its own windows and frames (the
 detection defaults, `Detection.feature_defaults`: what `python -m preprocessing detection`
 gives with nothing named), and the script's one instance names only the stock detector,
-`fast_detector`: everything else, the training (learning rate, event mixing, the weight of
-events' bounds) and the reading of recordings at evaluation (`prediction_hop`, the
-post-processing chosen per fold on validation), is the detection default measured in
-docs/results.md, which `python -m xval config SCRIPT` shows.
+`fast_detector`: everything else, the training (the task's learning rate) and the reading of
+recordings at evaluation (the post-processing chosen per fold on validation), is the
+detection default, which `python -m xval config SCRIPT` shows. Event mixing, the weight of
+events' bounds and overlapping windows at evaluation are parameters to try, off by default
+until measured on enough folds (docs/results.md, issue 66).
 """
 
 from __future__ import annotations
@@ -36,10 +37,10 @@ INSTANCES = """experiment[1] = {"architecture": "fast_detector", "reshaping_type
                  "comment_1": "fast_detector", "comment_2": "detection defaults"}
 """
 ABOUT = ("Instance 1 is the stock detector with the detection defaults (`python -m xval "
-         "config {script}` shows them): event mixing in training, recordings read through "
-         "windows that overlap at evaluation, post-processing chosen per fold on the "
-         "validation recordings (docs/tasks.md, Detection). Its saved models give frame "
-         "probabilities; `python -m xval detect` turns new recordings into events.")
+         "config {script}` shows them): post-processing chosen per fold on the validation "
+         "recordings; event_mix, boundary_weight and prediction_hop are there to try "
+         "(docs/tasks.md, Detection). Its saved models give frame probabilities; "
+         "`python -m xval detect` turns new recordings into events.")
 NOT_WITH = ("pattern", "label_map", "item_pattern", "manifest", "source", "merge_duplicates")
 """`init` options that find labels and items in files: an annotation CSV does both."""
 
