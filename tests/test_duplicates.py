@@ -414,7 +414,7 @@ def test_old_store_is_not_checked_then_checked_from_its_audio(tmp_path, rng):
     assert built.info.duplicates is None
     proc = python_here("-m", "preprocessing", "check", built.path, "--no-progress")
     assert proc.returncode == 0, proc.stderr
-    assert "it was built before the check existed" in proc.stdout
+    assert "it records none: built before the check existed" in proc.stdout
     assert "1 pair(s) of files hold the same audio" in proc.stdout
     assert FeatureStore(built.path).info.duplicates["pairs"][0][:2] == ["yes/ann_0.wav",
                                                                        "yes/cy_9.ogg"]

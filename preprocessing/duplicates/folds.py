@@ -39,8 +39,9 @@ def duplicate_lines(store: FeatureStore, folds: Folds,
     must hold the experiment's items)."""
     found = store_check(store)
     if found.check is None:
-        return [f"Duplicates: not checked (the store was built before the duplicate check; "
-                f"`python -m preprocessing check {store.path}` checks it from the audio)."]
+        return [f"Duplicates: not checked (the store records no duplicate check: built before "
+                f"it, or a detection store; `python -m preprocessing check {store.path}` checks "
+                "it from the audio)."]
     check = found.check
     what = f"duplicate check of {check.files} files: {check.described}"
     if not found.cross_item:

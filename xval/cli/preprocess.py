@@ -158,7 +158,7 @@ def _check(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     found = store_check(store)
     if found.check is None or args.recheck:
         why = "as asked (--recheck)" if args.recheck else \
-            "it was built before the check existed"
+            "it records none: built before the check existed, or a detection store"
         print(f"Checking {store.path} from its audio files ({why})...", flush=True)
         check = recheck_store(store, workers=args.workers or os.cpu_count() or 1,
                               threshold=args.threshold, progress=not args.no_progress)

@@ -14,8 +14,8 @@ from xval.core.errors import DatasetError
 from xval.report.workbook.cells import safe
 from xval.report.workbook.registry import SheetContext, register_sheet
 
-NOT_CHECKED = ("not checked: the store was built before the duplicate check; `python -m "
-               "preprocessing check STORE` checks it")
+NOT_CHECKED = ("not checked: the store records no duplicate check (built before it, or a "
+               "detection store); `python -m preprocessing check STORE` checks it")
 MAX_PAIRS = 1000
 """Pairs listed on the sheet (the store's dataset.json keeps them all)."""
 
