@@ -61,9 +61,11 @@ def engine_run(config, store_dir, folder, epochs, batch, generator=False, execut
     return rows / fit
 
 
-def hand_loop(store, epochs, batch, arch=ARCH):
-    """GroupKFold plus `model.fit` with early stopping on validation items, the engine's
-    model (`arch`), data, epochs and batch size; returns the mean test accuracy."""
+def hand_folds(store, arch=ARCH):
+    """The hand loop's folds: GroupKFold over items, one validation item held out of each
+    training side, and the engine's model (`arch`, the engine's defaults) built and compiled
+    on the fold's statistics; yields `(x, y, fold, train, val, test, model)` (the benchmarks'
+    hand loops differ only in how they feed it)."""
     import keras
     from sklearn.model_selection import GroupKFold, GroupShuffleSplit
 
@@ -75,9 +77,7 @@ def hand_loop(store, epochs, batch, arch=ARCH):
     params = resolve(1, arch, training_defaults=load_config(ROOT / "config.ini").training,
                      architectures=architectures)
     x = np.asarray(store.features, dtype=np.float32)
-    y = store.targets
-    groups = store.items
-    scores = []
+    y, groups = store.targets, store.items
     for fold, (train_val, test) in enumerate(GroupKFold(4).split(x, y, groups)):
         inner = GroupShuffleSplit(1, test_size=1, random_state=fold)
         train, val = next(inner.split(train_val, groups=groups[train_val]))
@@ -89,12 +89,22 @@ def hand_loop(store, epochs, batch, arch=ARCH):
         model.compile(optimizer=keras.optimizers.Adam(1e-3),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                       metrics=["accuracy"])
+        yield x, y, fold, train, val, test, model
+        keras.backend.clear_session()
+
+
+def hand_loop(store, epochs, batch, arch=ARCH):
+    """GroupKFold plus `model.fit` with early stopping on validation items, the engine's
+    model (`arch`), data, epochs and batch size; returns the mean test accuracy."""
+    import keras
+
+    scores = []
+    for x, y, _, train, val, test, model in hand_folds(store, arch):
         model.fit(x[train], y[train], validation_data=(x[val], y[val]), epochs=epochs,
                   batch_size=batch, verbose=0,
                   callbacks=[keras.callbacks.EarlyStopping(patience=epochs,
                                                            restore_best_weights=True)])
         scores.append(model.evaluate(x[test], y[test], verbose=0)[1])
-        keras.backend.clear_session()
     return float(np.mean(scores))
 
 

@@ -265,31 +265,12 @@ def hand_loop(store, epochs, batch, arch, device_rows):
     `placement=DEVICE`, as the engine feeds them) or numpy (Keras converts each batch)."""
     import keras
     import numpy as np
-    from sklearn.model_selection import GroupKFold, GroupShuffleSplit
 
-    import architectures
-    from xval.config.loader import load_config
-    from xval.config.params import resolve
+    from benchmarks.engine_overhead import hand_folds
     from xval.training import devices
     from xval.training.batches import make_batches
-    from xval.training.model import build_model
 
-    params = resolve(1, arch, training_defaults=load_config(ROOT / "config.ini").training,
-                     architectures=architectures)
-    x = np.asarray(store.features, dtype=np.float32)
-    y, groups = store.targets, store.items
-    for fold, (train_val, test) in enumerate(GroupKFold(4).split(x, y, groups)):
-        inner = GroupShuffleSplit(1, test_size=1, random_state=fold)
-        train, val = next(inner.split(train_val, groups=groups[train_val]))
-        train, val = train_val[train], train_val[val]
-        keras.utils.set_random_seed(fold)
-        mean = x[train].reshape(-1, x.shape[-1]).mean(0)
-        var = x[train].reshape(-1, x.shape[-1]).var(0)
-        model = build_model(params, x.shape[1:], len(store.classes), "classification", mean,
-                            var)
-        model.compile(optimizer=keras.optimizers.Adam(1e-3),
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                      metrics=["accuracy"])
+    for x, y, fold, train, val, test, model in hand_folds(store, arch):
         stop = keras.callbacks.EarlyStopping(patience=epochs, restore_best_weights=True)
         if device_rows:
             feed = {"placement": devices.DEVICE, "batch_size": batch}
@@ -305,7 +286,6 @@ def hand_loop(store, epochs, batch, arch, device_rows):
             model.fit(x[train], y[train], validation_data=(x[val], y[val]), epochs=epochs,
                       batch_size=batch, verbose=0, callbacks=[stop])
             model.evaluate(x[test], y[test], verbose=0)
-        keras.backend.clear_session()
 
 
 def against_hand(ctx, report, name, dataset, arch, epochs, repeats):

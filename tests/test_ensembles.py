@@ -408,16 +408,22 @@ def test_validation_predictions_travel_with_a_fold_result_but_not_in_its_file():
     assert back.val_predictions_csv == "split,row\nval,3\n"
 
 
+def _copy_declared(config, folder):
+    """The trained experiment's declaration, for a copy of its results under `folder`."""
+    exp = Experiment(description="ensembles", dataset="mel", number=1, num_folds=3,
+                     parameters={"epochs": 2, "batch_size": 16}, config=str(config.path),
+                     experiment_folder=str(folder))
+    exp[1] = AUDIO
+    exp[2] = {**CNN, "comment_1": "log-mel store"}
+    exp[3] = Ensemble(1, 2, weights="validation")
+    return exp
+
+
 def test_rerunning_a_member_fuses_its_ensemble_again(trained, tmp_path):
     config, root, _ = trained
     copy = tmp_path / "mel" / "experiment_1"
     shutil.copytree(root, copy)
-    exp = Experiment(description="ensembles", dataset="mel", number=1, num_folds=3,
-                     parameters={"epochs": 2, "batch_size": 16}, config=str(config.path),
-                     experiment_folder=str(tmp_path))
-    exp[1] = AUDIO
-    exp[2] = {**CNN, "comment_1": "log-mel store"}
-    exp[3] = Ensemble(1, 2, weights="validation")
+    exp = _copy_declared(config, tmp_path)
     before = (copy / "instance_3" / "ensemble.json").stat().st_mtime_ns
     lines = []
     outcome = exp.run([2], config=config, out=lines.append)  # 2 is complete: nothing trains
@@ -618,12 +624,7 @@ def test_ensemble_records_its_members_models_and_refuses_them_retrained(trained,
     member = _record(copy, 7)["members"][1]
     assert member["models"] == {str(i): json.loads(
         (copy / "instance_2" / f"fold_{i}.json").read_text())["model_sha256"] for i in range(3)}
-    exp = Experiment(description="ensembles", dataset="mel", number=1, num_folds=3,
-                     parameters={"epochs": 2, "batch_size": 16}, config=str(config.path),
-                     experiment_folder=str(tmp_path))
-    exp[1] = AUDIO
-    exp[2] = {**CNN, "comment_1": "log-mel store"}
-    exp[3] = Ensemble(1, 2, weights="validation")
+    exp = _copy_declared(config, tmp_path)
     lines = []  # the same parameters, trained again: 3 is fused again, 7 is not declared
     assert exp.run([2], config=config, overwrite=True, out=lines.append).exit_code == 0
     assert json.loads((copy / "instance_2" / "params.json").read_text())["hash"] == \

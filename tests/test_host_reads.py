@@ -15,6 +15,7 @@ import pytest
 import architectures
 from architectures import DeviceLossScaleOptimizer, SpecAugment, TimeWarp, WarmupCosineDecay
 from tests.conftest import ROOT, resolve
+from tests.test_architectures import SHAPE, SMALL  # the zoo at its smallest, as tested there
 from tests.test_training import job, run_fold
 from xval import tasks
 from xval.config.loader import load_config
@@ -26,12 +27,6 @@ from xval.training.model import build_model, make_optimizer
 SHIPPED = load_config(ROOT / "config.ini").training
 """The `[training]` defaults as shipped (warm-up + cosine, SpecAugment, warps, mixup...)."""
 
-SHAPE = (16, 12)
-SMALL = {"vgg_m": {"width": 0.125, "dense_units": 16},
-         "resnet_detector": {"filters": 4, "conv_blocks": 2, "units": 8},
-         "fast_detector": {"filters": 4, "conv_blocks": 2, "units": 8},
-         "conformer_detector": {"filters": 4, "d_model": 16, "heads": 2, "num_blocks": 1,
-                                "kernel_size": 3}}
 TASK_OF = {"vector": "classification", "frames": "detection", "input": "representation"}
 
 

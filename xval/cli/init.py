@@ -15,9 +15,6 @@ import contextlib
 import difflib
 import json
 import os
-import shlex
-import shutil
-import sys
 import textwrap
 from collections.abc import Mapping
 from pathlib import Path
@@ -53,7 +50,7 @@ from xval.cli.init_data import (
 )
 from xval.cli.init_data import encoder_store_params as encoder_params
 from xval.cli.init_detection import init_detection
-from xval.cli.init_outputs import Created, check_outputs
+from xval.cli.init_outputs import Created, check_outputs, finish, shown_path
 from xval.cli.init_stores import Built
 from xval.cli.scripts import (
     CNN_ABOUT,
@@ -63,7 +60,6 @@ from xval.cli.scripts import (
     RANK_ABOUT,
     SCRIPT,
     encoder_instances,
-    load_experiment,
     rank_split_line,
     store_tag,
 )
@@ -72,7 +68,6 @@ from xval.config.loader import Config, load_config
 from xval.core.arguments import Subcommands
 from xval.core.backend import use_backend
 from xval.core.errors import ConfigurationError, XvalError
-from xval.core.files import atomic_write_text
 from xval.core.outputs import check_output_folder
 from xval.core.parameters import FeatureParams
 from xval.running.declaration import ExperimentDeclaration
@@ -203,16 +198,9 @@ def main_init(args: argparse.Namespace) -> int:
         return 0
     created = Created()
     created.folders(project, config.data_dir, script.parent)
-    try:
-        code = _write_project(args, audio, project, config, (config_path, config_text),
-                              script, (rows, skipped, how, folds), (stores, encoder), created,
-                              segment)
-    except BaseException:
-        created.undo()
-        raise
-    if code:
-        created.undo()
-    return code
+    return created.kept_if_done(lambda: _write_project(
+        args, audio, project, config, (config_path, config_text), script,
+        (rows, skipped, how, folds), (stores, encoder), created, segment))
 
 
 def _build_stores(args: argparse.Namespace, audio: Path,
@@ -265,7 +253,7 @@ def _write_project(args: argparse.Namespace, audio: Path, project: Path, config:
                    segment: SegmentChoice) -> int:
     """Writes the stores, config.ini and the script, then runs the dry run (what is written
     is noted in `created`)."""
-    (config_path, config_text), (_, encoder) = config_file, planned
+    (config_path, _), (_, encoder) = config_file, planned
     rows, skipped, how, folds = found
     params = feature_params(config.features, segment_seconds=segment.seconds,
                             segment_hop_seconds=segment.hop)
@@ -280,22 +268,13 @@ def _write_project(args: argparse.Namespace, audio: Path, project: Path, config:
         licence = embedded.info.front_end.get("licence") or "licence not recorded"
         print(f"Wrote the store {embedded.path} ({encoder} embeddings, "
               f"{licence}): {summary['rows']} rows ({summary['seconds']:.1f} s).")
-    if config_text is not None:
-        atomic_write_text(config_path, config_text)
-        created.file(config_path)
-    if not script.exists():
-        created.file(script)
-    _write_script(script, store, rows, folds, how, (audio, args.name or audio.name), config,
-                  project, embedded)
-    print(f"Wrote {script.relative_to(project)} and {config_path.relative_to(project)}.\n")
-    outcome = load_experiment(script).run(dry_run=True, config=config)
-    if outcome.exit_code:
-        print("The dry run failed: nothing init wrote is kept (the script, the stores, "
-              "config.ini).", file=sys.stderr)
-        return outcome.exit_code
-    command = f"{_python()} {shlex.quote(_shown(script, Path.cwd()))}"  # from where one stands
-    print(f"\nReady. Run the experiment with:\n\n    {command}\n")
-    return 0
+
+    def write_script() -> None:
+        _write_script(script, store, rows, folds, how, (audio, args.name or audio.name),
+                      config, project, embedded)
+        print(f"Wrote {script.relative_to(project)} and {config_path.relative_to(project)}.\n")
+
+    return finish(script, config, config_file, created, write_script, "the stores")
 
 
 def _print_plan(stores: list[Path], encoder: str | None, script: Path, config_path: Path,
@@ -304,7 +283,7 @@ def _print_plan(stores: list[Path], encoder: str | None, script: Path, config_pa
     print(f"Would write the store {stores[0]} (log-mel features)" + (
         f" and the store {stores[1]} ({encoder} embeddings)" if encoder else "") + ",")
     written = [script] + ([config_path] if config_text is not None else [])
-    print(f"and {' and '.join(_shown(path, project) for path in written)}, then run the "
+    print(f"and {' and '.join(shown_path(path, project) for path in written)}, then run the "
           "script's dry run. Nothing was written (--dry-run).")
 
 
@@ -364,7 +343,7 @@ def _write_script(script: Path, store: FeatureStore, rows: pd.DataFrame, folds: 
         "number": 1, "question": f"which model {_verb(rows)} of {called} on items it has "
                                  "never seen?",
         "summary": "\n".join(textwrap.wrap(summary, width=88, break_on_hyphens=False)),
-        "script": relative, "results": _shown(results, project),
+        "script": relative, "results": shown_path(results, project),
         "description": json.dumps(f"{called}: first models"),
         "dataset": json.dumps(store.path.name), "num_folds": folds,
         "task_type": json.dumps(task_of(rows)), "parameters": rank_split_line(share),
@@ -402,25 +381,3 @@ def _models_take(embedded: FeatureStore | None) -> str:
         return "Its saved models take audio."
     return ("Its saved models take the encoder's embeddings; predict computes them from "
             "audio with the same encoder.")
-
-
-def _shown(path: Path, project: Path) -> str:
-    try:
-        return str(path.relative_to(project))
-    except ValueError:
-        return str(path)
-
-
-def _python() -> str:
-    """How to call this Python in the printed command, from the current folder: its path
-    from there (the project's .venv), else `python` when that is this Python on `PATH`,
-    else its full path (a bare `python` would be another one, without this project)."""
-    exe = Path(sys.executable)
-    try:
-        return shlex.quote(str(exe.relative_to(Path.cwd())))
-    except ValueError:
-        pass
-    found = shutil.which("python")
-    if found is not None and Path(found).resolve() == exe.resolve():
-        return "python"
-    return shlex.quote(str(exe))

@@ -14,8 +14,6 @@ until measured on enough folds (docs/results.md, issue 66).
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -25,12 +23,11 @@ from preprocessing.build import feature_params
 from preprocessing.detection import build_detection_store, read_items
 from xval import tasks
 from xval.cli.init_data import folds_for
-from xval.cli.init_outputs import Created, check_outputs
+from xval.cli.init_outputs import Created, check_outputs, finish
 from xval.cli.preprocess import task_features
-from xval.cli.scripts import SCRIPT, load_experiment, rank_split_line
+from xval.cli.scripts import SCRIPT, rank_split_line
 from xval.config.loader import Config
 from xval.core.errors import ConfigurationError
-from xval.core.files import atomic_write_text
 from xval.tasks.detection import Detection
 
 INSTANCES = """experiment[1] = {"architecture": "fast_detector", "reshaping_type": "conv",
@@ -99,15 +96,8 @@ def init_detection(args: argparse.Namespace, audio: Path, project: Path, name: s
         return 0
     created = Created()
     created.folders(project, config.data_dir, script.parent)
-    try:
-        code = _write(args, audio, (name, store_path, script, folds), config, config_file,
-                      items, created)
-    except BaseException:
-        created.undo()
-        raise
-    if code:
-        created.undo()
-    return code
+    return created.kept_if_done(lambda: _write(args, audio, (name, store_path, script, folds),
+                                               config, config_file, items, created))
 
 
 def _write(args: argparse.Namespace, audio: Path, planned: tuple[str, Path, Path, int],
@@ -115,7 +105,6 @@ def _write(args: argparse.Namespace, audio: Path, planned: tuple[str, Path, Path
            items: dict[str, str] | None, created: Created) -> int:
     """Builds the store, writes config.ini and the script, runs the dry run."""
     name, store_path, script, folds = planned
-    config_path, config_text = config_file
     existed = store_path.exists() and any(store_path.iterdir())
     params = feature_params(config.features, **task_features(tasks.get(Detection.name),
                                                              config, {}))
@@ -127,20 +116,9 @@ def _write(args: argparse.Namespace, audio: Path, planned: tuple[str, Path, Path
         created.store(store_path)
     print(f"Wrote the detection store {store.path}: {summary['windows']} windows of "
           f"{summary['recordings']} recordings, {len(summary['skipped'])} file(s) skipped.")
-    if config_text is not None:
-        atomic_write_text(config_path, config_text)
-        created.file(config_path)
-    if not script.exists():
-        created.file(script)
-    _write_script(script, store.path.name, audio, summary, folds, args.name or name)
-    outcome = load_experiment(script).run(dry_run=True, config=config)
-    if outcome.exit_code:
-        print("The dry run failed: nothing init wrote is kept (the script, the store, "
-              "config.ini).", file=sys.stderr)
-        return outcome.exit_code
-    print(f"\nReady. Run the experiment with:\n\n    {shlex.quote(sys.executable)} "
-          f"{shlex.quote(str(script))}\n")
-    return 0
+    return finish(script, config, config_file, created,
+                  lambda: _write_script(script, store.path.name, audio, summary, folds,
+                                        args.name or name), "the store")
 
 
 def _write_script(script: Path, dataset: str, audio: Path, summary: dict[str, Any],

@@ -13,13 +13,17 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterable
+import shlex
+import shutil
+import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from preprocessing.store_output import check_store_out, store_output
-from xval.cli.scripts import SCRIPT_MARK
+from xval.cli.scripts import SCRIPT_MARK, load_experiment
 from xval.config.loader import Config
 from xval.core.errors import ConfigurationError, DatasetError
+from xval.core.files import atomic_write_text
 from xval.core.outputs import check_output_folder, remove_output
 
 __all__ = ["Created", "check_outputs"]
@@ -48,6 +52,18 @@ class Created:
         """Notes a file written where there was none."""
         self._undo.append(("file", path))
 
+    def kept_if_done(self, write: Callable[[], int]) -> int:
+        """Runs `write` (init's steps that write) and undoes what was created when it
+        raises (an interrupt included) or returns a non-zero exit code, which it returns."""
+        try:
+            code = write()
+        except BaseException:
+            self.undo()
+            raise
+        if code:
+            self.undo()
+        return code
+
     def undo(self) -> None:
         """Removes what was created: files first, then stores, then the folders left
         empty, deepest first."""
@@ -60,6 +76,64 @@ class Created:
                     remove_output(path, store_output())
                 elif kind == "folder" and path.is_dir() and not any(path.iterdir()):
                     path.rmdir()
+
+
+def finish(script: Path, config: Config, config_file: tuple[Path, str | None],
+           created: Created, write_script: Callable[[], None], stores: str) -> int:
+    """The end of every `init`: config.ini written (when it is new) and the script
+    (`write_script`), each noted in `created`; then the script's dry run, and the command
+    that runs the experiment.
+
+    Args:
+        script: the experiment script's path.
+        config: the project's `Config`.
+        config_file: `(path, text)` of config.ini; `text` `None`: it is there already.
+        created: what init has created so far.
+        write_script: writes the script (and says so).
+        stores: what a failed dry run says is removed besides the script and config.ini
+            (`"the store"`, `"the stores"`).
+
+    Returns:
+        0, or the dry run's exit code (the caller then undoes what `created` holds).
+    """
+    config_path, config_text = config_file
+    if config_text is not None:
+        atomic_write_text(config_path, config_text)
+        created.file(config_path)
+    if not script.exists():
+        created.file(script)
+    write_script()
+    outcome = load_experiment(script).run(dry_run=True, config=config)
+    if outcome.exit_code:
+        print(f"The dry run failed: nothing init wrote is kept (the script, {stores}, "
+              "config.ini).", file=sys.stderr)
+        return outcome.exit_code
+    command = f"{python_command()} {shlex.quote(shown_path(script, Path.cwd()))}"
+    print(f"\nReady. Run the experiment with:\n\n    {command}\n")  # from where one stands
+    return 0
+
+
+def shown_path(path: Path, project: Path) -> str:
+    """`path` relative to `project` where it is inside it, else as given."""
+    try:
+        return str(path.relative_to(project))
+    except ValueError:
+        return str(path)
+
+
+def python_command() -> str:
+    """How to call this Python in the printed command, from the current folder: its path
+    from there (the project's .venv), else `python` when that is this Python on `PATH`,
+    else its full path (a bare `python` would be another one, without this project)."""
+    exe = Path(sys.executable)
+    try:
+        return shlex.quote(str(exe.relative_to(Path.cwd())))
+    except ValueError:
+        pass
+    found = shutil.which("python")
+    if found is not None and Path(found).resolve() == exe.resolve():
+        return "python"
+    return shlex.quote(str(exe))
 
 
 def _inside(path: Path, folder: Path) -> bool:

@@ -45,17 +45,25 @@ def _package_file(package: str, relative: str) -> Path | None:
     return path if path.is_file() else None
 
 
+def _package_text(package: str, relative: str) -> str | None:
+    """The text of a file of an installed package (`_package_file`), or `None` when it is
+    not there or cannot be read."""
+    path = _package_file(package, relative)
+    if path is None:
+        return None
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
 def _torch_cpu_only() -> bool | None:
     """Whether the installed torch is a CPU build (`None`: cannot say)."""
     torch = sys.modules.get("torch")
     if torch is not None:
         return torch.version.cuda is None and getattr(torch.version, "hip", None) is None
-    path = _package_file("torch", "version.py")
-    if path is None:
-        return None
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
+    text = _package_text("torch", "version.py")
+    if text is None:
         return None
     found = {key: value.strip() for key, value in
              re.findall(r"^(cuda|hip)\s*(?::[^=\n]*)?=\s*(.+)$", text, re.MULTILINE)}
@@ -66,12 +74,8 @@ def _torch_cpu_only() -> bool | None:
 
 def _tensorflow_cpu_only() -> bool | None:
     """Whether the installed TensorFlow is built without CUDA or ROCm (`None`: cannot say)."""
-    path = _package_file("tensorflow", "python/platform/build_info.py")
-    if path is None:
-        return None
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
+    text = _package_text("tensorflow", "python/platform/build_info.py")
+    if text is None:
         return None
     builds = dict(re.findall(r"\('is_(cuda|rocm)_build', (True|False)\)", text))
     if "cuda" not in builds:
