@@ -173,6 +173,7 @@ class _Warp(keras.layers.Layer):
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.draws = DeviceDraws(seed, self.seed_generator)
         self.tables: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self.placed: tuple[str, tuple[Any, ...]] | None = None  # torch: (device, tables)
 
     def factors(self) -> np.ndarray:
         """The factors a row may draw, `np.ndarray [shape=(steps,)]`."""
@@ -193,6 +194,7 @@ class _Warp(keras.layers.Layer):
         low = np.floor(position).astype("int32")
         self.tables = (low, np.minimum(low + 1, int(n) - 1).astype("int32"),
                        (position - low).astype("float32"))
+        self.placed = None
 
     def call(self, inputs: Any, training: bool | None = None) -> Any:
         if not training or not self.max_warp or self.steps == 1:
@@ -205,17 +207,32 @@ class _Warp(keras.layers.Layer):
         other = 2 if self.axis == 1 else 1
         shape = ops.shape(inputs)
 
-        def per_row(table: np.ndarray, dtype: Any) -> Any:  # (batch, n), broadcastable
-            return ops.expand_dims(ops.take(ops.convert_to_tensor(table, dtype=dtype), k,
-                                            axis=0), other)
+        def per_row(table: Any) -> Any:  # (batch, n), broadcastable
+            return ops.expand_dims(ops.take(table, k, axis=0), other)
 
-        def take(index: np.ndarray) -> Any:
-            return ops.take_along_axis(inputs, ops.broadcast_to(per_row(index, "int32"), shape),
+        def take(index: Any) -> Any:
+            return ops.take_along_axis(inputs, ops.broadcast_to(per_row(index), shape),
                                        axis=self.axis)
 
-        low, high, weights = self.tables
-        weight = per_row(weights, inputs.dtype)
+        low, high, weights = self.device_tables(inputs)
+        weight = ops.cast(per_row(weights), inputs.dtype)
         return take(low) * (1.0 - weight) + take(high) * weight
+
+    def device_tables(self, like: Any) -> tuple[Any, Any, Any]:
+        """The tables as tensors where `like` is. On torch (eager) they are copied to its
+        device once, not at every step (a copy from the host waits for the device); the
+        other backends trace the step, where they are constants."""
+        assert self.tables is not None
+        if keras.backend.backend() != "torch":
+            low, high, weights = (ops.convert_to_tensor(t) for t in self.tables)
+            return low, high, weights
+        import torch  # noqa: PLC0415  (the backend, imported by Keras already)
+
+        key = str(like.device)
+        if self.placed is None or self.placed[0] != key:
+            self.placed = (key, tuple(torch.from_numpy(t).to(like.device) for t in self.tables))
+        low, high, weights = self.placed[1]
+        return low, high, weights
 
     def compute_output_shape(self, input_shape: tuple[int | None, ...]
                              ) -> tuple[int | None, ...]:

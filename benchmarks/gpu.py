@@ -64,14 +64,16 @@ DEFAULT_INSTANCE = {"architecture": "audio_cnn", "reshaping_type": "conv",
                     "comment_1": "default", "comment_2": "init's instance 2"}
 """`init`'s audio CNN: everything else at the package defaults (config.ini as shipped)."""
 
-H100 = {"start": 15.0, "fold": 1.0, "worker": 12.0, "demo_step": 0.006, "big_step": 0.014,
+H100 = {"start": 20.0, "fold": 1.0, "worker": 12.0, "demo_step": 0.0075, "big_step": 0.03,
         "jax_compile": 20.0}
 """Seconds on one H100, for the projections: a phase's process start (Python, the backend,
 Keras, the CUDA context, the stores read), the engine's work per fold besides its steps
 (model, evaluation, saving), a worker process's start, a step of the demo CNN (bound by
 kernel launches), a step of the 10.7 M `audio_cnn` at batch 32, JAX's compilations per
-phase. Scaled from the H200 run of 2026-11 (4 folds x 10 epochs of the demo CNN, 10.5 s);
-each phase prints its measured seconds beside its projection, to correct them."""
+phase. Scaled from the H200 run of 2026-11 (4 folds x 10 epochs of the demo CNN, 10.5 s),
+then raised after the H200 run of 2026-11-27 (sync 22 s, a-small 92 s, b 51 s; a-big did
+not end within 188 s); each phase prints its measured seconds beside its projection, to
+correct them."""
 
 
 @dataclasses.dataclass
@@ -252,11 +254,20 @@ def phase_sync(ctx, report):
         assert result.ok, result.message
         report.line(f"{name}: CUDA syncs per training step {seen.syncs_per_step():.2f}, per "
                     f"validation step {seen.syncs_per_step('test_step'):.2f}; host reads per "
-                    f"training step {seen.per_step():.2f} ({seen.steps['train_step']} steps)"
+                    f"training step {seen.per_step():.2f}, host copies to the device "
+                    f"{seen.copies_per_step():.2f} ({seen.steps['train_step']} steps; "
+                    f"{sum(seen.elsewhere.values()) / max(seen.steps['train_step'], 1):.2f} "
+                    "per step in Keras's callback thread, which the step does not wait for)"
                     + ("" if not seen.where else f"; first at {next(iter(seen.where.values()))}"),
                     phase="sync", model=name, syncs_per_step=seen.syncs_per_step(),
                     val_syncs_per_step=seen.syncs_per_step("test_step"),
-                    reads_per_step=seen.per_step(), steps=seen.steps["train_step"])
+                    reads_per_step=seen.per_step(), copies_per_step=seen.copies_per_step(),
+                    val_copies_per_step=seen.copies_per_step("test_step"),
+                    steps=seen.steps["train_step"])
+        for where, n in (seen.sync_where or seen.copies).most_common(12):  # the waits
+            step = where.split(":", 1)[0]
+            report.line(f"  {n / max(seen.steps[step], 1):5.2f} per {where}", phase="sync",
+                        model=name, sync_site=where, per_step=n / max(seen.steps[step], 1))
 
 
 def hand_loop(store, epochs, batch, arch, device_rows):

@@ -20,6 +20,7 @@ from tests.test_training import job, run_fold
 from xval import tasks
 from xval.config.loader import load_config
 from xval.training import devices
+from xval.training.device_constants import constants_on_device
 from xval.training.evaluation import predict_rows
 from xval.training.host_reads import count_host_reads
 from xval.training.model import build_model, make_optimizer
@@ -54,6 +55,86 @@ def test_count_host_reads_sees_keras_seeded_draws(rng):
     assert keras.Model.__dict__.get("train_step") is None  # the wrappers are gone
 
 
+def test_count_host_reads_sees_keras_constants_copied_to_the_device(rng):
+    """The copy counter can fail: Keras's own loss reduction, metrics and optimizer copy
+    Python numbers to the device at every step (on a GPU each copy waits for it); made on
+    the device under `constants_on_device`, and Keras's function is back after."""
+    from keras.src.backend.torch import core
+    from keras.src.backend.torch import numpy as torch_numpy
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse", metrics=["mae"])
+    x = rng.normal(size=(16, 4)).astype("float32")
+    with count_host_reads() as seen:
+        model.fit(x, x[:, :1], batch_size=8, epochs=1, verbose=0)
+    assert seen.copies_per_step() >= 3
+    assert any("loss" in where for where in seen.copies), seen.copies
+    original = core.convert_to_tensor
+    with constants_on_device(), count_host_reads() as seen:
+        assert core.convert_to_tensor is not original
+        assert torch_numpy.convert_to_tensor is core.convert_to_tensor  # bound by name too
+        with constants_on_device():  # re-entrant
+            model.fit(x, x[:, :1], batch_size=8, epochs=1, verbose=0)
+        assert core.convert_to_tensor is not original
+    assert seen.steps["train_step"] == 2 and dict(seen.copies) == {}
+    assert core.convert_to_tensor is original and torch_numpy.convert_to_tensor is original
+
+
+@pytest.mark.parametrize("value", [True, False, 0, 1, -3, 2**31, 2**40, 2**70, 1.5, -0.0,
+                                   float("inf"), float("nan"), 1e300, [2, 3], (1, 2.5),
+                                   [True, False], np.float32(2.0), np.arange(3)])
+def test_constants_on_device_gives_keras_values_and_dtypes(value):
+    """Every Python number, short list and (unchanged) numpy value converts to what Keras's
+    own conversion gives, dtype included, or fails as it does."""
+    import torch
+    from keras.src.backend.torch import core
+
+    def convert(dtype):
+        try:
+            return core.convert_to_tensor(value, dtype=dtype)
+        except (RuntimeError, OverflowError, TypeError, ValueError) as error:
+            return type(error).__name__
+
+    dtypes = [None, "float32", "float16", "bfloat16", "float64", "int8", "uint8", "int32",
+              "int64", "bool"]
+    expected = [convert(dtype) for dtype in dtypes]
+    with constants_on_device():
+        got = [convert(dtype) for dtype in dtypes]
+    for dtype, want, have in zip(dtypes, expected, got, strict=True):
+        if isinstance(want, str) or isinstance(have, str):
+            assert want == have, dtype
+        else:
+            assert (want.dtype, want.shape, want.device) == (have.dtype, have.shape,
+                                                             have.device), dtype
+            assert torch.equal(want, have) or bool(want.isnan().all() and have.isnan().all())
+
+
+def test_a_sync_in_keras_callback_thread_is_not_the_step_s():
+    """On a CUDA device, a synchronisation reported from another thread during a step
+    (Keras's callback thread reading the last batch's logs) is counted apart: the step does
+    not wait for it. Tested on any machine with the warning torch emits."""
+    import threading
+    import warnings
+
+    from xval.training.host_reads import HostReads, _in_step
+
+    def sync():
+        warnings.warn("called a synchronizing CUDA operation", UserWarning, stacklevel=1)
+
+    def step(self):
+        sync()
+        other = threading.Thread(target=sync)
+        other.start()
+        other.join()
+        warnings.warn("something else", UserWarning, stacklevel=1)
+
+    seen = HostReads()
+    with pytest.warns(UserWarning, match="something else"):
+        _in_step(step, "train_step", seen, cuda=True)(None)
+    assert seen.syncs_per_step() == 1 and sum(seen.elsewhere.values()) == 1
+    assert "sync" in next(iter(seen.sync_where))
+
+
 def test_default_instance_makes_no_host_read_in_a_step(tmp_path):
     """`init`'s audio CNN at the shipped defaults (SpecAugment, both warps, warm-up + cosine,
     mixup, label smoothing) trains and validates without one host read per step; it made 10
@@ -74,6 +155,7 @@ def test_default_instance_makes_no_host_read_in_a_step(tmp_path):
     assert result["status"] == "ok"
     assert seen.steps["train_step"] >= 4 and seen.steps["test_step"] >= 2
     assert dict(seen.reads) == {}, seen.where
+    assert dict(seen.copies) == {}  # 22 per training step before: a wait each on a GPU
     again = run_fold(spec)  # the job's seed repeats every draw
     for key, values in result["history"].items():
         np.testing.assert_array_equal(again["history"][key], values)
@@ -93,6 +175,10 @@ def test_tagging_instance_makes_no_host_read_in_a_step(tmp_path):
         result = run_fold(spec)
     assert result["status"] == "ok", result["message"]
     assert seen.steps["train_step"] >= 2 and dict(seen.reads) == {}, seen.where
+    # Keras's own AUC (the task's history metric) copies its thresholds and shapes at every
+    # step on torch (docs/performance.md): nothing else does.
+    assert seen.copies and all("metrics_utils.py" in where or "numpy.py" in where
+                               for where in seen.copies), seen.copies
 
 
 @pytest.mark.parametrize("name", architectures.names())
@@ -120,10 +206,11 @@ def test_every_architecture_makes_no_host_read_in_a_step(name, rng):
     model.compile(optimizer=make_optimizer(params, 2, model), loss=head.loss(params, y),
                   metrics=head.metrics(params))
     y = task.targets.for_keras(y, params, outputs)
-    with count_host_reads() as seen:
+    with constants_on_device(), count_host_reads() as seen:  # as the engine trains
         model.fit(x, y, batch_size=8, epochs=2, validation_data=(x, y), verbose=0)
     assert seen.steps["train_step"] == 4
     assert dict(seen.reads) == {}, seen.where
+    assert dict(seen.copies) == {}  # no host constant copied to the device in a step
 
 
 @pytest.mark.parametrize("warmup,alpha,decay", [(10, 0.0, 30), (10, 1.0, 1), (3, 0.2, 7)])

@@ -14,6 +14,7 @@ from typing import Any
 
 from xval.core.backend import import_paused
 from xval.core.records import FoldResult, Job
+from xval.training.device_constants import constants_on_device
 from xval.training.fit import EpochHook, fit_model
 from xval.training.keras_settings import keras_settings_kept
 from xval.training.package import evaluate_model, package
@@ -42,7 +43,8 @@ def run_fold(job: Job | Mapping[str, Any], on_epoch: EpochHook | None = None) ->
 
     Keras's process-wide settings (`keras.config.set_floatx` and the others) are restored
     when the job ends (`xval.training.keras_settings`): a warm worker's next job starts
-    from the same ones.
+    from the same ones. On torch, the Python numbers Keras's ops meet are made on the device
+    while the job runs, not copied from the host (`xval.training.device_constants`).
 
     Raises:
         TrainingError: when a fold set has no rows, or the trained model's outputs or loss
@@ -53,7 +55,7 @@ def run_fold(job: Job | Mapping[str, Any], on_epoch: EpochHook | None = None) ->
     if not isinstance(job, Job):
         job = Job.from_dict(job)
     import_paused("keras")  # the settings are read before the job and restored after it
-    with keras_settings_kept():
+    with keras_settings_kept(), constants_on_device():
         result = train_and_evaluate(job, on_epoch)
         if job.refit_epochs is None and job.params.refit_with_val:
             result = refit_with_val(job, result, on_epoch)

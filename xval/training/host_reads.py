@@ -10,7 +10,10 @@ On the torch backend (eager: every Python line of a step runs at every step) the
 `torch.Tensor` that return a host value are wrapped while the block runs, and counted when
 called inside Keras's `train_step` or `test_step`; on a CUDA device the synchronisations
 torch itself reports (`torch.cuda.set_sync_debug_mode("warn")`: a copy to the host, a
-blocking allocation query...) are counted too. JAX and TensorFlow compile the step
+blocking allocation query...) are counted too, with where they were made. So are the
+copies of host values to the device (`torch.as_tensor(1.0, device=...)`, Keras's conversion
+of a Python number or a numpy array): on a CUDA device torch copies from pageable memory and
+waits for the device first, so each is a wait as well, counted on the CPU too. JAX and TensorFlow compile the step
 (`jit_compile`, `tf.function`): a read inside it cannot run at all (it fails while the step is
 traced).
 """
@@ -26,6 +29,8 @@ import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
+
+from xval.training.device_constants import staging
 
 READS = ("__int__", "__bool__", "__float__", "__index__", "item", "tolist", "numpy", "cpu")
 """The `torch.Tensor` methods that hand a tensor's value to Python (or copy it to the host)."""
@@ -46,16 +51,32 @@ class HostReads:
             (`file:line function`), to find it.
         syncs: step name -> the CUDA synchronisations torch reported inside it (on a CUDA
             device only).
+        sync_where: `"step: frames"` -> how many of those synchronisations were made there
+            (the innermost project or Keras frames, outermost first), to find them.
+        elsewhere: `"step: frames"` -> synchronisations torch reported during that step
+            from another thread (Keras's callback thread reading the logs of the batch
+            before): that thread waits, the training thread does not.
+        copies: `"step: frames"` -> the host values copied to the device there
+            (`torch.as_tensor` or `torch.tensor` of a value that is not a tensor, towards
+            the device Keras computes on).
     """
 
     steps: Counter[str] = dataclasses.field(default_factory=Counter)
     reads: Counter[str] = dataclasses.field(default_factory=Counter)
     where: dict[str, str] = dataclasses.field(default_factory=dict)
     syncs: Counter[str] = dataclasses.field(default_factory=Counter)
+    sync_where: Counter[str] = dataclasses.field(default_factory=Counter)
+    elsewhere: Counter[str] = dataclasses.field(default_factory=Counter)
+    copies: Counter[str] = dataclasses.field(default_factory=Counter)
 
     def per_step(self, step: str = "train_step") -> float:
         """Reads per call of `step` (0.0 when it never ran)."""
         total = sum(n for key, n in self.reads.items() if key.startswith(f"{step}:"))
+        return total / self.steps[step] if self.steps[step] else 0.0
+
+    def copies_per_step(self, step: str = "train_step") -> float:
+        """Host values copied to the device per call of `step` (0.0 when it never ran)."""
+        total = sum(n for key, n in self.copies.items() if key.startswith(f"{step}:"))
         return total / self.steps[step] if self.steps[step] else 0.0
 
     def syncs_per_step(self, step: str = "train_step") -> float:
@@ -64,17 +85,25 @@ class HostReads:
 
 
 _state = threading.local()
+_HIDDEN = {__file__.replace("\\", "/"), warnings.__file__.replace("\\", "/")}
+"""The frames `_origin` skips: this module's and the warnings module's."""
 
 
-def _origin() -> str:
-    """The frame that made the read: the first one outside torch and this module."""
+def _origin(depth: int = 1) -> str:
+    """The frames that made the read: the `depth` innermost ones outside the torch package,
+    the warnings module and this module (Keras's torch backend included), outermost first."""
     import traceback  # noqa: PLC0415  (only when a read is seen)
 
+    found = []
     for frame in reversed(traceback.extract_stack()[:-3]):
         name = frame.filename.replace("\\", "/")
-        if "/torch/" not in name and not name.endswith("host_reads.py"):
-            return f"{name}:{frame.lineno} {frame.name}"
-    return "?"
+        torch_own = "/torch/" in name and "/keras/" not in name
+        if not torch_own and name not in _HIDDEN:
+            short = "/".join(name.rsplit("/", 2)[-2:])  # e.g. torch/core.py
+            found.append(f"{short}:{frame.lineno} {frame.name}")
+            if len(found) == depth:
+                break
+    return " > ".join(reversed(found)) or "?"
 
 
 def _counted(method: Callable[..., Any], name: str, seen: HostReads) -> Callable[..., Any]:
@@ -90,6 +119,23 @@ def _counted(method: Callable[..., Any], name: str, seen: HostReads) -> Callable
     return wrapper
 
 
+def _copied(function: Callable[..., Any], seen: HostReads, cuda: bool) -> Callable[..., Any]:
+    """`torch.as_tensor` or `torch.tensor`, counting inside a step each host value it copies
+    to the compute device (on a CUDA machine, staging on the host is not counted)."""
+    import torch  # noqa: PLC0415  (the backend, imported by Keras already)
+
+    @functools.wraps(function)
+    def wrapper(data: Any, *args: Any, **kwargs: Any) -> Any:
+        step = getattr(_state, "step", None)
+        device = kwargs.get("device")
+        if (step is not None and device is not None and not isinstance(data, torch.Tensor)
+                and not (cuda and torch.device(device).type == "cpu") and not staging()):
+            seen.copies[f"{step}: {_origin(depth=3)}"] += 1
+        return function(data, *args, **kwargs)
+
+    return wrapper
+
+
 def _in_step(method: Callable[..., Any], name: str, seen: HostReads, cuda: bool
              ) -> Callable[..., Any]:
     @functools.wraps(method)
@@ -100,15 +146,22 @@ def _in_step(method: Callable[..., Any], name: str, seen: HostReads, cuda: bool
         try:
             if not cuda:
                 return method(*args, **kwargs)
-            with warnings.catch_warnings(record=True) as caught:
+            with warnings.catch_warnings():
                 warnings.simplefilter("always")
-                result = method(*args, **kwargs)
-            for w in caught:
-                if "synchroniz" in str(w.message):
-                    seen.syncs[name] += 1
-                else:  # not ours to swallow
-                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-            return result
+                shown = warnings.showwarning
+                thread = threading.get_ident()
+
+                def show(message: Any, *rest: Any, **kwargs: Any) -> None:
+                    if "synchroniz" not in str(message):
+                        shown(message, *rest, **kwargs)  # not ours to swallow
+                    elif threading.get_ident() != thread:  # the callback thread waits
+                        seen.elsewhere[f"{name}: {_origin(depth=3)}"] += 1
+                    else:  # the step waits: counted where it is made
+                        seen.syncs[name] += 1
+                        seen.sync_where[f"{name}: {_origin(depth=3)}"] += 1
+
+                warnings.showwarning = show
+                return method(*args, **kwargs)
         finally:
             _state.step = outer
 
@@ -149,6 +202,9 @@ def count_host_reads() -> Iterator[HostReads]:
             for name in READS:
                 patched.append((torch.Tensor, name, torch.Tensor.__dict__.get(name)))
                 setattr(torch.Tensor, name, _counted(getattr(torch.Tensor, name), name, seen))
+            for name in ("as_tensor", "tensor"):
+                patched.append((torch, name, getattr(torch, name)))
+                setattr(torch, name, _copied(getattr(torch, name), seen, cuda))
         if cuda:
             torch.cuda.set_sync_debug_mode("warn")
         yield seen
