@@ -342,3 +342,14 @@ def test_jax_compiles_the_default_instance_step(tmp_path):
                          cwd=ROOT, timeout=600, env={**os.environ, "KERAS_BACKEND": "jax"})
     assert out.returncode == 0, out.stderr[-3000:]
     assert "jit True True" in out.stdout
+
+
+def test_constants_on_device_leaves_keras_shape_inference_alone():
+    """Keras infers output shapes on torch's "meta" device: a short list met there is
+    converted by Keras's own function (no pinned memory, which needs an accelerator)."""
+    from keras.src.backend.torch import core
+
+    with constants_on_device(), core.device_scope("meta"):
+        assert core.convert_to_tensor.__wrapped__ is not None  # the block's function
+        tensor = core.convert_to_tensor([1.0, 2.0])
+    assert tensor.device.type == "meta" and tuple(tensor.shape) == (2,)

@@ -80,15 +80,15 @@ def _on_device(original: Callable[..., Any]) -> Callable[..., Any]:
                 with contextlib.suppress(RuntimeError, OverflowError):  # Keras's error then
                     return torch.full((), x, dtype=_scalar_dtype(x, dtype),
                                       device=get_device())
-            elif _numbers(x):
-                with _host_scope():
+            elif _numbers(x) and torch.device(get_device()).type in ("cuda", "cpu"):
+                with _host_scope():  # not on meta (Keras's shape inference) or mps
                     _staging.on = True
                     try:
                         host = original(x, dtype)
                     finally:
                         _staging.on = False
                 if torch.device(get_device()).type == "cpu":
-                    return host
+                    return host  # the host is the device
                 return host.pin_memory().to(get_device(), non_blocking=True)
         return original(x, dtype=dtype, sparse=sparse, ragged=ragged)
 
@@ -110,15 +110,20 @@ def _install() -> None:
 
     original: Callable[..., Any] = core.convert_to_tensor
     replacement = _on_device(original)
-    for name, module in list(sys.modules.items()):
-        if (name == "keras" or name.startswith("keras.")) and module is not None:
-            if getattr(module, "convert_to_tensor", None) is original:
-                _patched.append((module, original))
-                module.convert_to_tensor = replacement  # type: ignore[attr-defined]
+    try:
+        for name, module in list(sys.modules.items()):
+            if (name == "keras" or name.startswith("keras.")) and module is not None:
+                if getattr(module, "convert_to_tensor", None) is original:
+                    _patched.append((module, original))
+                    module.convert_to_tensor = replacement  # type: ignore[attr-defined]
+    except BaseException:  # all or nothing
+        _uninstall()
+        raise
 
 
 def _uninstall() -> None:
-    """Puts Keras's own function back where `_install` replaced it."""
+    """Puts Keras's own function back where `_install` replaced it. (A Keras module first
+    imported inside the block may keep the replacement: it gives Keras's values.)"""
     while _patched:
         module, original = _patched.pop()
         module.convert_to_tensor = original

@@ -95,7 +95,7 @@ def _origin(depth: int = 1) -> str:
     import traceback  # noqa: PLC0415  (only when a read is seen)
 
     found = []
-    for frame in reversed(traceback.extract_stack()[:-3]):
+    for frame in reversed(traceback.extract_stack()[:-1]):  # this function's own left out
         name = frame.filename.replace("\\", "/")
         torch_own = "/torch/" in name and "/keras/" not in name
         if not torch_own and name not in _HIDDEN:
@@ -146,8 +146,8 @@ def _in_step(method: Callable[..., Any], name: str, seen: HostReads, cuda: bool
         try:
             if not cuda:
                 return method(*args, **kwargs)
-            with warnings.catch_warnings():
-                warnings.simplefilter("always")
+            with warnings.catch_warnings():  # every sync seen; the others filtered as set
+                warnings.filterwarnings("always", message=".*synchroniz")
                 shown = warnings.showwarning
                 thread = threading.get_ident()
 
