@@ -9,7 +9,7 @@ test event F1 per recording. The experiment runs on `--executor` (inline: one pr
 framework's own thread count; process: `--jobs` folds side by side, one share of the cores
 each). One JSON line per run is appended to `--out`.
 
-    nice -n 10 python benchmarks/detect_cpu.py data/raw/fsdd_trains \\
+    nice -n 10 python -m benchmarks.detect_cpu data/raw/fsdd_trains \\
         --annotations data/raw/fsdd_trains/annotations.csv --work /tmp/detect_cpu \\
         --folds 5 --executor process --jobs 2 --out results/research/cpu.jsonl
 """

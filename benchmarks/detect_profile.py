@@ -6,7 +6,7 @@ validation, the scoring of each split (event and segment metrics, frame metrics)
 (the model's bytes, the predictions table). Wall and CPU seconds of this process (all its
 threads) for each, as a Markdown table and one JSON line appended to `--out`.
 
-    KERAS_BACKEND=torch OMP_NUM_THREADS=1 nice -n 10 python benchmarks/detect_profile.py \\
+    KERAS_BACKEND=torch OMP_NUM_THREADS=1 nice -n 10 python -m benchmarks.detect_profile \\
         --dataset fsdd_trains --num-folds 3 --fold 0 --config default \\
         --out results/research/profile.jsonl
 """

@@ -10,10 +10,10 @@ never on test), the test scores with the fixed post-processing of the previous d
 mean ± std over folds per configuration and, against `previous` when it ran on the same
 folds, the corrected resampled t-test of the test event F1.
 
-    KERAS_BACKEND=torch OMP_NUM_THREADS=1 nice -n 10 python benchmarks/detect_research.py \\
+    KERAS_BACKEND=torch OMP_NUM_THREADS=1 nice -n 10 python -m benchmarks.detect_research \\
         --dataset fsdd_trains --num-folds 3 --folds all --configs default,previous \\
         --out results/research/trains.jsonl
-    python benchmarks/detect_research.py --summary --out results/research/trains.jsonl
+    python -m benchmarks.detect_research --summary --out results/research/trains.jsonl
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ frames of each recording (a block active when any, or when most, of its frames a
 the annotation as it is: sed_eval's event F1 (200 ms collar) of a perfect detector at that
 resolution, an upper bound for any model there. No training.
 
-    python benchmarks/detect_resolution.py --dataset fsdd_trains --blocks 1,2,4,8,10,12,25,50
+    python -m benchmarks.detect_resolution --dataset fsdd_trains --blocks 1,2,4,8,10,12,25,50
 """
 
 from __future__ import annotations

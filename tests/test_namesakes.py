@@ -141,6 +141,17 @@ def test_namesakes_a_process_prints_one_line_and_exits_before_the_engine(tmp_pat
         assert line.startswith("error: the package preprocessing is shared by two "
                                "distributions: audio-xval and preprocessing 0.1.13"), line
     (site / "preprocessing-0.1.13.dist-info").rmdir()
+    scripts = tmp_path / "scripts"  # a script beside a module named as one of ours
+    scripts.mkdir()
+    (scripts / "augmentation.py").write_text("")
+    (scripts / "run.py").write_text("import xval\n")
+    proc = _python(scripts / "run.py", path=site, cwd=tmp_path)
+    assert proc.returncode == 1 and proc.stdout == "", proc.stderr
+    [line] = proc.stderr.splitlines()
+    assert line == (f"error: the package augmentation of audio-xval is hidden by the module "
+                    f"{scripts / 'augmentation.py'} (the folder of the script Python runs "
+                    "comes first on its path); run the script as a module (python -m "
+                    "PACKAGE.SCRIPT) from elsewhere, or rename augmentation.py."), line
     (site / "preprocessing" / "__init__.py").unlink()
     proc = _python("-c", "import xval", path=site, cwd=tmp_path)
     assert proc.returncode == 1 and proc.stderr.startswith(

@@ -87,8 +87,9 @@ def namesake_problem(name: str, home: Path, origin: str | None) -> str:
     Args:
         name: one of `NAMES`.
         home: the folder that holds `xval` (ours: `site-packages`, or a checkout).
-        origin: the `__init__.py` that `import name` runs; `None` for a namespace package
-            (no `__init__.py`) or none found.
+        origin: the file that `import name` runs (a package's `__init__.py`, or a module
+            of that name that hides the package); `None` for a namespace package (no
+            `__init__.py`) or none found.
 
     Returns:
         The message (the package, what is wrong, the fix), or `""` when it is ours.
@@ -103,6 +104,11 @@ def namesake_problem(name: str, home: Path, origin: str | None) -> str:
                 f"{_OWN_VENV}, or here: pip uninstall {name} && {_REINSTALL}.")
     if found is None:
         what = "has no __init__.py (a namespace package: an uninstall removed it) or is missing"
+    elif found.name != "__init__.py":  # e.g. a script's folder holds NAME.py
+        return (f"the package {name} of {DISTRIBUTION} is hidden by the module {found} "
+                f"(the folder of the script Python runs comes first on its path); run the "
+                f"script as a module (python -m PACKAGE.SCRIPT) from elsewhere, or rename "
+                f"{found.name}.")
     elif os.path.realpath(found) != os.path.realpath(home / name / "__init__.py"):
         what = f"is {found}, not the one beside xval ({home / name})"
     elif not _marked(found):
@@ -131,7 +137,7 @@ def _origin(name: str) -> str | None:
     module = sys.modules.get(name)
     spec = module.__spec__ if module is not None else importlib.util.find_spec(name)
     origin = spec.origin if spec is not None else None
-    return origin if origin and origin.endswith("__init__.py") else None
+    return origin if origin and origin.endswith((".py", ".pyc")) else None
 
 
 @functools.cache
