@@ -7,8 +7,9 @@ gives with nothing named), and the script's one instance names only the stock de
 `fast_detector`: everything else, the training (the task's learning rate) and the reading of
 recordings at evaluation (the post-processing chosen per fold on validation), is the
 detection default, which `python -m xval config SCRIPT` shows. Event mixing, the weight of
-events' bounds and overlapping windows at evaluation are parameters to try, off by default
-until measured on enough folds (docs/results.md, issue 66).
+events' bounds and overlapping windows at evaluation are parameters to try, off by default:
+measured over the folds of two sets, none differed from the stock path with confidence
+(docs/results.md, issue 66).
 """
 
 from __future__ import annotations
