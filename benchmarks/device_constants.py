@@ -43,6 +43,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=3)
     args = parser.parse_args(argv)
+    for name in ("repeats", "epochs"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} {getattr(args, name)}: expected an integer >= 1.")
     rng = np.random.default_rng(0)
     x = rng.normal(size=(640, 32, 16, 1)).astype("float32")
     y = rng.integers(0, 4, 640)

@@ -70,6 +70,7 @@ def staging() -> bool:
 
 def _on_device(original: Callable[..., Any]) -> Callable[..., Any]:
     """`original` (Keras's `convert_to_tensor`), with Python numbers made on the device."""
+    import keras  # noqa: PLC0415  (Keras: only once the backend is set)
     import torch  # noqa: PLC0415  (the backend, imported by Keras already)
     from keras.src.backend.torch.core import get_device  # noqa: PLC0415
 
@@ -81,7 +82,7 @@ def _on_device(original: Callable[..., Any]) -> Callable[..., Any]:
                     return torch.full((), x, dtype=_scalar_dtype(x, dtype),
                                       device=get_device())
             elif _numbers(x) and torch.device(get_device()).type in ("cuda", "cpu"):
-                with _host_scope():  # not on meta (Keras's shape inference) or mps
+                with keras.device("cpu"):  # not on meta (Keras's shape inference) or mps
                     _staging.on = True
                     try:
                         host = original(x, dtype)
@@ -95,13 +96,6 @@ def _on_device(original: Callable[..., Any]) -> Callable[..., Any]:
     convert_to_tensor.__wrapped__ = original  # type: ignore[attr-defined]
     convert_to_tensor.__doc__ = original.__doc__
     return convert_to_tensor
-
-
-def _host_scope() -> Any:
-    """Keras's device scope on the host (its conversion then makes a CPU tensor)."""
-    import keras  # noqa: PLC0415  (Keras: only once the backend is set)
-
-    return keras.device("cpu")
 
 
 def _install() -> None:
