@@ -55,6 +55,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "conf": {"architecture": "conformer_detector", "reshaping_type": "conv"},
     # Issue 44's candidates: fast_detector (variants through --set and --tag).
     "fast": {"architecture": "fast_detector", "reshaping_type": "conv"},
+    # Issue 66: the frame head on an encoder's frames (an `aisfx_frames` store).
+    "pretrained": {"architecture": "pretrained_detector", "reshaping_type": "rnn"},
 }
 FIXED_POST = {"detection_threshold": 0.5, "median_filter_seconds": 0.0}
 COLUMNS = [("train_event_f1", "train event F1"), ("train_segment_f1", "train segment F1"),

@@ -21,8 +21,9 @@ from preprocessing.build import extract_file, feature_params
 from preprocessing.events import frame_targets
 from preprocessing.features import feature_shape, front_end
 from preprocessing.store import FeatureStore, check_store_out, write_store
-from xval.core.errors import DatasetError
+from xval.core.errors import ConfigurationError, DatasetError
 from xval.tasks.detection import Detection
+from xval.tasks.events import T_COLLAR
 
 
 def read_items(path: str | os.PathLike[str]) -> dict[str, str]:
@@ -70,6 +71,30 @@ def _event_classes(events: pd.DataFrame, classes: list[str] | None,
     return classes
 
 
+def check_frame_hop(hop_length: int, sample_rate: int, encoder: str | None = None) -> None:
+    """Refuses frames further apart than the events' collar (`T_COLLAR`, 200 ms): no onset
+    could be placed within it (a block encoder's embeddings, every second or more).
+
+    Args:
+        hop_length: the store's samples between frames.
+        sample_rate: its rate (Hz).
+        encoder: the pretrained encoder, for the message; `None` for other features.
+
+    Raises:
+        ConfigurationError: naming the hop in seconds and the fix.
+    """
+    seconds = hop_length / sample_rate
+    if seconds <= T_COLLAR:
+        return
+    fix = (f"the encoder {encoder!r} gives an embedding every {seconds:.3g} s; use a frame "
+           "encoder: aisfx_frames (aisfx at a frame every 93 ms), resemblyzer or a "
+           "transformers model" if encoder else
+           f"pass a hop_length of at most {int(T_COLLAR * sample_rate)} samples")
+    raise ConfigurationError(
+        f"hop_length={hop_length} at {sample_rate} Hz puts frames {seconds:.3g} s apart, "
+        f"too far to place an event within the {T_COLLAR:g} s collar of detection; {fix}.")
+
+
 def build_detection_store(annotations: str | os.PathLike[str],
                           audio_root: str | os.PathLike[str], out: str | os.PathLike[str], *,
                           params: Mapping[str, Any], items: Mapping[str, str] | None = None,
@@ -99,6 +124,7 @@ def build_detection_store(annotations: str | os.PathLike[str],
     Raises:
         DatasetError: for an `out` that is not a store, every annotation error (before
             anything is written), a recording missing from `items`, or no window left.
+        ConfigurationError: for frames further apart than the collar (`check_frame_hop`).
     """
     check_store_out(out, overwrite=overwrite, inputs=[audio_root])  # before anything is read
     recordings, events, skipped = annotation_source(annotations, audio_root, strict=strict,
@@ -110,6 +136,7 @@ def build_detection_store(annotations: str | os.PathLike[str],
             f"{missing[0]!r}; add a row `file,item` for each.")
     classes = _event_classes(events, classes, annotations)
     params, described = front_end(feature_params(params))
+    check_frame_hop(params.hop_length, params.sample_rate, params.options.get("encoder"))
     frames = feature_shape(params)[0]
     feats, targets, meta = [], [], []
     for record in recordings.to_dict("records"):
@@ -142,11 +169,9 @@ def build_detection_store(annotations: str | os.PathLike[str],
                               "annotation_options": {
                                   k: v for k, v in read_kwargs.items()
                                   if v is None or isinstance(v, (str, int, float))},
-                              **({"front_end": described} if described else {}),
-                              **(info or {})})
+                              **({"front_end": described} if described else {}), **(info or {})})
     summary = {"recordings": int(len(recordings)) - len([s for s in skipped
                                                          if s["path"] in set(recordings["path"])]),
                "windows": len(feats), "events": int(len(events)), "classes": classes,
-               "skipped": skipped,
-               "active_frames": float(np.mean([t.any(axis=1).mean() for t in targets]))}
+               "skipped": skipped, "active_frames": float(np.mean([t.any(axis=1).mean() for t in targets]))}
     return store, summary

@@ -23,6 +23,7 @@ import keras
 from architectures.encoders.aisfx import (
     AISFX,
     SPEC_HOP,
+    TIME_STRIDE,
     AisfxFrontEnd,
     AisfxNetwork,
     aisfx_encoder,
@@ -42,6 +43,8 @@ __all__ = ["AISFX", "ENCODERS", "AisfxFrontEnd", "AisfxNetwork", "TransformersFe
 
 ENCODERS = (AISFX,)
 """The encoders whose networks are Keras layers here."""
+AISFX_FRAMES = "aisfx_frames"
+"""aisfx in frame mode (`AisfxNetwork(shifts=...)`): what an `aisfx_frames` store runs."""
 
 
 def build_encoder(name: str, samples: int, *, hop_length: int, trainable_blocks: int = 0,
@@ -50,7 +53,8 @@ def build_encoder(name: str, samples: int, *, hop_length: int, trainable_blocks:
     """An encoder from audio rows to its embeddings, with its wheel's weights.
 
     Args:
-        name: one of `ENCODERS`, or a transformers model on this disk, `hf:NAME` or a
+        name: one of `ENCODERS`, `"aisfx_frames"` (aisfx in frame mode, a frame every
+            `hop_length` samples), or a transformers model on this disk, `hf:NAME` or a
             path or hub id with a `/` (`architectures.hf.names_model`; its last layer's
             states; torch backend).
         samples: samples of one row at the encoder's rate.
@@ -74,9 +78,13 @@ def build_encoder(name: str, samples: int, *, hop_length: int, trainable_blocks:
                                     input_scale=input_scale,
                                     spectrogram_layers=spectrogram_layers,
                                     name=model_name or name)
+    if name == AISFX_FRAMES:  # frame mode: a frame every `hop_length` samples
+        return aisfx_encoder(samples, shifts=TIME_STRIDE * SPEC_HOP // int(hop_length),
+                             trainable_blocks=trainable_blocks, input_scale=input_scale,
+                             spectrogram_layers=spectrogram_layers, name=model_name or name)
     if name != AISFX:
-        raise ValueError(f"encoder={name!r}: expected one of {', '.join(ENCODERS)} or "
-                         "hf:FOLDER_OR_HUB_ID.")
+        raise ValueError(f"encoder={name!r}: expected one of {', '.join(ENCODERS)}, "
+                         f"{AISFX_FRAMES} or hf:FOLDER_OR_HUB_ID.")
     return aisfx_encoder(samples, block_hop=int(hop_length) // SPEC_HOP,
                          trainable_blocks=trainable_blocks, input_scale=input_scale,
                          spectrogram_layers=spectrogram_layers, name=model_name or name)

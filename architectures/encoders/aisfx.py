@@ -42,8 +42,8 @@ from keras import layers, ops
 import architectures.front_end as front_end  # the module: its import may be in progress
 from xval.core.errors import ConfigurationError
 
-__all__ = ["AISFX", "AisfxFrontEnd", "AisfxNetwork", "aisfx_encoder", "aisfx_state",
-           "aisfx_weights", "checkpoint_state"]
+__all__ = ["AISFX", "FRAME_SHIFTS", "AisfxFrontEnd", "AisfxNetwork", "aisfx_encoder",
+           "aisfx_state", "aisfx_weights", "checkpoint_state", "n_frames"]
 
 AISFX = "aisfx"
 INSTALL = "pip install --no-deps aisfx==0.1.2"
@@ -56,6 +56,17 @@ BLOCK_HOP = 50
 """Frames between blocks by default: half a block (1.16 s), as the paper."""
 BLOCK_LENGTH = (BLOCK_FRAMES - 1) * SPEC_HOP
 """The fewest samples that give one block (2.3 s)."""
+TIME_STRIDE = 8
+"""Spectrogram frames between two steps of the network's time axis (three 2x2 poolings):
+8 x 1024 samples, 186 ms."""
+FRAME_SHIFTS = (1, 2, 4, 8)
+"""How many passes, each offset by `TIME_STRIDE / shifts` frames, frame mode interleaves."""
+LEAD_FRAMES = 2
+"""Silent spectrogram frames put before the first in frame mode, so that the frames that
+answer an event are centred on its time on the frame grid (`j` hops for frame `j`): the
+8 frames a step pools are centred 3.5 frames in, and the trained kernels move the response
+about 1.5 frames earlier (measured with a 50 ms burst: the centroid of the frames' change
+then lies within 0.4 spectrogram frames, 9 ms, of the burst)."""
 NORM_MAX = 9.457798957824707
 """The maximum of the paper's training spectrograms (`spec_norm='original'`: min 0)."""
 CHANNELS = (1, 64, 128, 256, 512)
@@ -218,15 +229,44 @@ class AisfxFrontEnd(keras.layers.Layer):
         return {**super().get_config(), "input_scale": self.input_scale}
 
 
+def n_frames(samples: int, shifts: int) -> int:
+    """Frames of a segment of `samples` samples in frame mode (`AisfxNetwork(shifts=...)`):
+    one every `8 / shifts` spectrogram frames whose 8 pooled frames lie in the segment
+    (after the `LEAD_FRAMES` silent ones).
+
+    Raises:
+        ConfigurationError: for `shifts` not in `FRAME_SHIFTS`, or a segment shorter than
+            one step of the network (186 ms).
+    """
+    if shifts not in FRAME_SHIFTS:
+        raise ConfigurationError(f"shifts={shifts!r}: expected one of {FRAME_SHIFTS}.")
+    frames = 1 + int(samples) // SPEC_HOP + LEAD_FRAMES
+    if frames < TIME_STRIDE:
+        raise ConfigurationError(
+            f"A segment of {samples / SAMPLE_RATE:.3g} s is shorter than one frame of "
+            f"aisfx's network ({TIME_STRIDE * SPEC_HOP / SAMPLE_RATE:.3g} s); pass a longer "
+            "segment_seconds.")
+    return 1 + (frames - TIME_STRIDE) // (TIME_STRIDE // shifts)
+
+
 @keras.saving.register_keras_serializable(package="architectures")
 class AisfxNetwork(keras.layers.Layer):
-    """aisfx's embedding CNN on every block of 100 spectrogram frames (every `block_hop`
-    frames): four blocks of two 3x3 convolutions (no bias), batch norm (always in inference
-    mode: the pretrained statistics) and ReLU, 2x2 max pooling after the first three; then
-    the mean over frequency and the max over time.
+    """aisfx's embedding CNN: four blocks of two 3x3 convolutions (no bias), batch norm
+    (always in inference mode: the pretrained statistics) and ReLU, 2x2 max pooling after the
+    first three, then the mean over frequency; two ways:
 
-    Input shape: `(batch, frames, 96)` (`AisfxFrontEnd`, frames known and at least 100).
-    Output shape: `(batch, blocks, 512)`, `blocks = 1 + (frames - 100) // block_hop`.
+    - **blocks** (`shifts=0`, the paper's): on every block of 100 spectrogram frames (every
+      `block_hop` frames), then the max over time: one embedding per block (2.3 s).
+    - **frames** (`shifts` 1, 2, 4 or 8): on the whole segment, keeping the network's time
+      axis (a step of 8 spectrogram frames, 186 ms); `shifts` passes, each on the
+      spectrogram offset by `8 / shifts` frames more, are interleaved ("shift and stitch"),
+      so a frame comes every `8 / shifts` spectrogram frames (2: 93 ms). `LEAD_FRAMES`
+      silent frames go first, so that frame `j` is centred near `j * 8 / shifts` frames:
+      the frame grid of a detection store.
+
+    Input shape: `(batch, frames, 96)` (`AisfxFrontEnd`, frames known; at least 100 for
+    blocks). Output shape: `(batch, blocks, 512)`, `blocks = 1 + (frames - 100) //
+    block_hop`; in frame mode `(batch, n_frames(samples, shifts), 512)`.
 
     Args:
         block_hop: spectrogram frames between blocks (1 to 100). Defaults to `50`.
@@ -234,13 +274,19 @@ class AisfxNetwork(keras.layers.Layer):
             are frozen. Defaults to `0` (the whole encoder frozen).
         load_weights: set the wheel's weights when built (a model being loaded from a
             `.keras` file gets the saved ones instead). Defaults to `True`.
+        shifts: `0` for blocks, else the passes of frame mode (1, 2, 4 or 8). Defaults to
+            `0`.
     """
 
     def __init__(self, block_hop: int = BLOCK_HOP, trainable_blocks: int = 0,
-                 load_weights: bool = True, **kwargs: Any) -> None:
+                 load_weights: bool = True, shifts: int = 0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if int(block_hop) != block_hop or not 1 <= block_hop <= BLOCK_FRAMES:
             raise ValueError(f"block_hop={block_hop!r}: expected 1 to {BLOCK_FRAMES} frames.")
+        if shifts not in (0, *FRAME_SHIFTS):
+            raise ValueError(f"shifts={shifts!r}: expected 0 (blocks) or one of "
+                             f"{FRAME_SHIFTS} (frames).")
+        self.shifts = int(shifts)
         self.block_hop = int(block_hop)
         if int(trainable_blocks) != trainable_blocks or not 0 <= trainable_blocks <= 4:
             raise ValueError(f"trainable_blocks={trainable_blocks!r}: expected 0 to 4.")
@@ -295,37 +341,74 @@ class AisfxNetwork(keras.layers.Layer):
                              f"length; got {frames}.")
         return 1 + (frames - BLOCK_FRAMES) // self.block_hop
 
-    def call(self, inputs: Any) -> Any:
-        blocks = self._blocks(inputs.shape[1])
-        x = ops.stack([inputs[:, k * self.block_hop:k * self.block_hop + BLOCK_FRAMES]
-                       for k in range(blocks)], axis=1)
-        x = ops.reshape(x, (-1, BLOCK_FRAMES, N_MELS))
-        x = x[:, None] if self._axis_format == "channels_first" else x[..., None]
+    def _states(self, spectrogram: Any) -> Any:
+        """The CNN on `(n, time, 96)` spectrograms: `(n, time // 8, 512)` (frequency
+        averaged)."""
+        x = spectrogram[:, None] if self._axis_format == "channels_first" else \
+            spectrogram[..., None]
         for j, (conv, norm) in enumerate(zip(self.convs, self.norms)):
             x = ops.relu(norm(conv(x), training=False))
             if j % 2 == 1 and j < len(self.convs) - 1:
                 x = self.pool(x)
-        time = 2 if self._axis_format == "channels_first" else 1  # (n, 512, time, freq)
-        x = ops.max(ops.mean(x, axis=time + 1), axis=time)  # or (n, time, freq, 512)
-        return ops.reshape(x, (-1, blocks, DIM))
+        if self._axis_format == "channels_first":  # (n, 512, time, freq)
+            return ops.transpose(ops.mean(x, axis=3), (0, 2, 1))
+        return ops.mean(x, axis=2)  # (n, time, freq, 512)
+
+    def _frames(self, inputs: Any) -> Any:
+        """Frame mode: the passes offset by `8 / shifts` frames, interleaved."""
+        frames = inputs.shape[1] + LEAD_FRAMES
+        count = 1 + (frames - TIME_STRIDE) // (TIME_STRIDE // self.shifts)
+        x = ops.pad(inputs, ((0, 0), (LEAD_FRAMES, 0), (0, 0)))
+        steps = frames // TIME_STRIDE
+        passes = []
+        for k in range(0, TIME_STRIDE, TIME_STRIDE // self.shifts):
+            if (frames - k) // TIME_STRIDE == 0:  # no step: only frames past `count`
+                passes.append(ops.zeros_like(passes[0]))
+                continue
+            states = self._states(x[:, k:])  # (n, (frames - k) // 8, 512): at most `steps`
+            short = steps - (frames - k) // TIME_STRIDE
+            passes.append(ops.pad(states, ((0, 0), (0, short), (0, 0))) if short else states)
+        x = ops.reshape(ops.stack(passes, axis=2), (-1, steps * self.shifts, DIM))
+        return x[:, :count]
+
+    def call(self, inputs: Any) -> Any:
+        if self.shifts:
+            self._frame_count(inputs.shape[1])
+            return self._frames(inputs)
+        blocks = self._blocks(inputs.shape[1])
+        x = ops.stack([inputs[:, k * self.block_hop:k * self.block_hop + BLOCK_FRAMES]
+                       for k in range(blocks)], axis=1)
+        x = self._states(ops.reshape(x, (-1, BLOCK_FRAMES, N_MELS)))
+        return ops.reshape(ops.max(x, axis=1), (-1, blocks, DIM))
+
+    def _frame_count(self, frames: int | None) -> int:
+        if frames is None or frames + LEAD_FRAMES < TIME_STRIDE:
+            raise ValueError(f"AisfxNetwork(shifts={self.shifts}) needs at least "
+                             f"{TIME_STRIDE - LEAD_FRAMES} frames of known length; got "
+                             f"{frames}.")
+        return 1 + (frames + LEAD_FRAMES - TIME_STRIDE) // (TIME_STRIDE // self.shifts)
 
     def compute_output_shape(self, input_shape: tuple[int | None, ...]
                              ) -> tuple[int | None, ...]:
+        if self.shifts:
+            return (input_shape[0], self._frame_count(input_shape[1]), DIM)
         return (input_shape[0], self._blocks(input_shape[1]), DIM)
 
     def get_config(self) -> dict[str, Any]:
         # A saved model carries its weights: loading it never reads the wheel.
         return {**super().get_config(), "block_hop": self.block_hop,
-                "trainable_blocks": self.trainable_blocks, "load_weights": False}
+                "trainable_blocks": self.trainable_blocks, "load_weights": False,
+                "shifts": self.shifts}
 
 
 def aisfx_encoder(samples: int, *, block_hop: int = BLOCK_HOP, trainable_blocks: int = 0,
                   input_scale: float = 1.0, spectrogram_layers: Sequence[Any] = (),
-                  name: str = AISFX) -> keras.Model:
-    """aisfx from audio to block embeddings, with the wheel's weights.
+                  name: str = AISFX, shifts: int = 0) -> keras.Model:
+    """aisfx from audio to block (or frame) embeddings, with the wheel's weights.
 
     Args:
-        samples: samples of one row at 44.1 kHz (at least one block, 101,376).
+        samples: samples of one row at 44.1 kHz (at least one block, 101,376; in frame mode
+            at least 5,120).
         block_hop: spectrogram frames between blocks. Defaults to `50` (half a block).
         trainable_blocks: the last convolution blocks that train (0: frozen). Defaults
             to `0`.
@@ -334,17 +417,23 @@ def aisfx_encoder(samples: int, *, block_hop: int = BLOCK_HOP, trainable_blocks:
         spectrogram_layers: layers applied to the log-mel spectrogram `(batch, frames, 96)`
             before the network (SpecAugment while training). Defaults to none.
         name: the model's name. Defaults to `"aisfx"`.
+        shifts: `0` for blocks; 1, 2, 4 or 8 for frame mode, a frame every `8 / shifts`
+            spectrogram frames (`AisfxNetwork`). Defaults to `0`.
 
     Returns:
-        A `keras.Model` from `(batch, samples, 1)` audio to `(batch, blocks, 512)`.
+        A `keras.Model` from `(batch, samples, 1)` audio to `(batch, blocks, 512)` (frame
+        mode: `(batch, frames, 512)`).
 
     Raises:
-        ConfigurationError: for rows shorter than one block, or a missing wheel.
+        ConfigurationError: for rows shorter than one block (one frame), or a missing wheel.
     """
-    n_blocks(samples, block_hop)
+    if shifts:
+        n_frames(samples, shifts)
+    else:
+        n_blocks(samples, block_hop)
     inputs = keras.Input((int(samples), 1), name="audio")
     x = AisfxFrontEnd(input_scale=input_scale, name="aisfx_spectrogram")(inputs)
     for layer in spectrogram_layers:
         x = layer(x)
-    x = AisfxNetwork(block_hop, trainable_blocks, name="aisfx_network")(x)
+    x = AisfxNetwork(block_hop, trainable_blocks, shifts=shifts, name="aisfx_network")(x)
     return keras.Model(inputs, x, name=name)

@@ -186,7 +186,7 @@ def known_encoders() -> str:
 
 
 def encoder_overrides(name: str | None, overrides: dict[str, Any],
-                      named_in_options: bool = False) -> dict[str, Any]:
+                      named_in_options: bool = False, segments: bool = True) -> dict[str, Any]:
     """`--encoder NAME`: the `[features]` overrides of a store of that encoder:
     `feature = pretrained`, the encoder, and its own rate, hop and segment under the values
     given (`encoder_defaults`; a transformers model's folder or hub id with `hf:` in front
@@ -196,6 +196,8 @@ def encoder_overrides(name: str | None, overrides: dict[str, Any],
         name: the encoder (`--encoder`), or `None` (`overrides` as given).
         overrides: the `[features]` values given on the command line.
         named_in_options: the encoder is also named as `--feature-option encoder=...`.
+        segments: take the encoder's segment and segment hop too; `False` for a store whose
+            task cuts its own windows (detection). Defaults to `True`.
 
     Raises:
         ConfigurationError: for another feature type given, or the encoder named twice.
@@ -209,7 +211,11 @@ def encoder_overrides(name: str | None, overrides: dict[str, Any],
     if named_in_options:
         raise ConfigurationError("--encoder and --feature-option encoder=... name the encoder "
                                  "twice; give one.")
-    return {**encoder_defaults(name), **overrides}
+    defaults = encoder_defaults(name)
+    if not segments:
+        defaults = {k: v for k, v in defaults.items()
+                    if k not in ("segment_seconds", "segment_hop_seconds")}
+    return {**defaults, **overrides}
 
 
 def encoder_defaults(name: str) -> dict[str, Any]:
@@ -306,8 +312,8 @@ def _frames(n_samples: int, params: Params) -> int:
     encoder = _encoder_of(params)
     if encoder.block_length:
         return encoder.frames(n_samples, int(params.hop_length))
-    pool = PretrainedOptions.of(params.options).frame_pool
-    return encoder.frames(n_samples) // max(1, int(pool))
+    pool = max(1, int(PretrainedOptions.of(params.options).frame_pool))
+    return encoder.frames(n_samples, int(params.hop_length) // pool) // pool
 
 
 def _describe(params: Params) -> dict[str, Any]:

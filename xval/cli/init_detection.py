@@ -21,24 +21,35 @@ from typing import Any
 
 from preprocessing.annotations import annotation_source
 from preprocessing.build import feature_params
-from preprocessing.detection import build_detection_store, read_items
+from preprocessing.detection import build_detection_store, check_frame_hop, read_items
+from preprocessing.features.pretrained import check_encoder, encoder_overrides
 from xval import tasks
 from xval.cli.init_data import folds_for
 from xval.cli.init_outputs import Created, check_outputs, finish
 from xval.cli.preprocess import task_features
 from xval.cli.scripts import SCRIPT, rank_split_line
 from xval.config.loader import Config
+from xval.core.backend import use_backend
 from xval.core.errors import ConfigurationError
 from xval.tasks.detection import Detection
 
 INSTANCES = """experiment[1] = {"architecture": "fast_detector", "reshaping_type": "conv",
                  "comment_1": "fast_detector", "comment_2": "detection defaults"}
 """
+ENCODER_INSTANCES = """experiment[1] = {{"architecture": "pretrained_detector", "reshaping_type": "rnn",
+                 "comment_1": "pretrained_detector", "comment_2": "{encoder}"}}
+"""
 ABOUT = ("Instance 1 is the stock detector with the detection defaults (`python -m xval "
          "config {script}` shows them): post-processing chosen per fold on the validation "
          "recordings; event_mix, boundary_weight and prediction_hop are there to try "
          "(docs/tasks.md, Detection). Its saved models give frame probabilities; "
          "`python -m xval detect` turns new recordings into events.")
+ABOUT_ENCODER = ("Instance 1 is pretrained_detector (a small GRU head) on the frames of "
+                 "{encoder}, with the detection defaults (`python -m xval config {script}` "
+                 "shows them); measured on two sets it stayed below the stock detector "
+                 "(docs/results.md, issue 66): compare it with `init` without --encoder. Its "
+                 "saved models give frame probabilities; `python -m xval detect` turns new "
+                 "recordings into events.")
 NOT_WITH = ("pattern", "label_map", "item_pattern", "manifest", "source", "merge_duplicates")
 """`init` options that find labels and items in files: an annotation CSV does both."""
 
@@ -50,16 +61,32 @@ def check_arguments(args: argparse.Namespace) -> None:
         ConfigurationError: naming them.
     """
     given = [f"--{name.replace('_', '-')}" for name in NOT_WITH if getattr(args, name, None)]
-    if args.encoder not in (None, "none"):
-        given.append(f"--encoder {args.encoder}")
     if given:
         raise ConfigurationError(
             f"{', '.join(given)} cannot be used with --annotations: the annotation CSV gives "
-            "the events and --items the items; a pretrained encoder's embeddings come every "
-            "2.5 s or more, too coarse to place an event (leave them out).")
+            "the events and --items the items (leave them out).")
     if args.items is not None and not Path(args.items).is_file():
         raise ConfigurationError(f"--items {args.items}: no such file; give the CSV "
                                  "file,item that groups the recordings.")
+
+
+def detection_encoder(name: str | None) -> dict[str, Any]:
+    """`--encoder NAME` of a detection init: the store's `[features]` overrides (the
+    encoder's rate and frame hop; the detection windows stay), or none without one.
+
+    Raises:
+        ConfigurationError: for an encoder that cannot run here, or one whose embeddings
+            are too far apart to place an event (aisfx's blocks: use aisfx_frames).
+    """
+    if name in (None, "none"):
+        return {}
+    check_encoder(str(name))
+    overrides = encoder_overrides(str(name), {}, segments=False)
+    try:
+        check_frame_hop(int(overrides["hop_length"]), int(overrides["sample_rate"]), name)
+    except ConfigurationError as e:
+        raise ConfigurationError(f"--encoder {name} with --annotations: {e}") from None
+    return overrides
 
 
 def init_detection(args: argparse.Namespace, audio: Path, project: Path, name: str,
@@ -79,6 +106,7 @@ def init_detection(args: argparse.Namespace, audio: Path, project: Path, name: s
         The exit code.
     """
     check_arguments(args)
+    encoder = detection_encoder(args.encoder)
     script = project / "experiments" / f"{name}.py"
     store_path = config.data_dir / name
     check_outputs(audio, project, config, script, [store_path], args.overwrite)
@@ -98,17 +126,21 @@ def init_detection(args: argparse.Namespace, audio: Path, project: Path, name: s
     created = Created()
     created.folders(project, config.data_dir, script.parent)
     return created.kept_if_done(lambda: _write(args, audio, (name, store_path, script, folds),
-                                               config, config_file, items, created))
+                                               config, config_file, (items, encoder), created))
 
 
 def _write(args: argparse.Namespace, audio: Path, planned: tuple[str, Path, Path, int],
            config: Config, config_file: tuple[Path, str | None],
-           items: dict[str, str] | None, created: Created) -> int:
-    """Builds the store, writes config.ini and the script, runs the dry run."""
+           grouping: tuple[dict[str, str] | None, dict[str, Any]], created: Created) -> int:
+    """Builds the store (of the encoder's frames when `grouping` names one), writes
+    config.ini and the script, runs the dry run."""
     name, store_path, script, folds = planned
+    items, encoder = grouping
     existed = store_path.exists() and any(store_path.iterdir())
-    params = feature_params(config.features, **task_features(tasks.get(Detection.name),
-                                                             config, {}))
+    if encoder:
+        use_backend(config.backend.backend)  # the encoder's layers run in Keras
+    params = feature_params(config.features, **{
+        **task_features(tasks.get(Detection.name), config, encoder), **encoder})
     store, summary = build_detection_store(
         args.annotations, audio, store_path, params=params, items=items,
         overwrite=args.overwrite,
@@ -119,11 +151,12 @@ def _write(args: argparse.Namespace, audio: Path, planned: tuple[str, Path, Path
           f"{summary['recordings']} recordings, {len(summary['skipped'])} file(s) skipped.")
     return finish(script, config, config_file, created,
                   lambda: _write_script(script, store.path.name, audio, summary, folds,
-                                        args.name or name), "the store")
+                                        args.name or name, encoder.get("encoder")),
+                  "the store")
 
 
 def _write_script(script: Path, dataset: str, audio: Path, summary: dict[str, Any],
-                  folds: int, called: str) -> None:
+                  folds: int, called: str, encoder: str | None = None) -> None:
     """Writes the detection experiment script."""
     relative = Path("experiments") / script.name
     classes = ", ".join(summary["classes"][:6]) + (", ..." if len(summary["classes"]) > 6
@@ -139,9 +172,10 @@ def _write_script(script: Path, dataset: str, audio: Path, summary: dict[str, An
         "script": relative, "results": f"results/{dataset}/experiment_1",
         "description": repr(f"{called}: detection"), "dataset": repr(dataset),
         "num_folds": folds, "task_type": repr(Detection.name), "imports": "Experiment",
-        "instances": INSTANCES,
+        "instances": ENCODER_INSTANCES.format(encoder=encoder) if encoder else INSTANCES,
         "parameters": rank_split_line(0),  # one instance: nothing to select between
-        "about": textwrap.fill(ABOUT.format(script=relative), width=88,
+        "about": textwrap.fill((ABOUT_ENCODER if encoder else ABOUT).format(
+                                   script=relative, encoder=encoder), width=88,
                                break_on_hyphens=False, break_long_words=False)}
     script.parent.mkdir(parents=True, exist_ok=True)
     script.write_text(SCRIPT.format(**values))

@@ -189,15 +189,17 @@ def _merge(store: FeatureStore, check: DuplicateCheck) -> None:
           "experiments made from it before have other folds (rerun them).")
 
 
-def _features(args: argparse.Namespace) -> tuple[Config, dict[str, Any], dict[str, Any]]:
-    """The configuration, the `[features]` flags given (with `--encoder`'s) and the
+def _features(args: argparse.Namespace, segments: bool = True
+              ) -> tuple[Config, dict[str, Any], dict[str, Any]]:
+    """The configuration, the `[features]` flags given (with `--encoder`'s; its segments
+    unless `segments` is `False`: a detection store cuts its own windows) and the
     `--feature-option` values, checked: an encoder that cannot run here is refused now,
     before any audio is read (`check_encoder`)."""
     config = load_config(args.config or find_config())
     overrides = {k: getattr(args, k) for k in schema.SCHEMA["features"]
                  if k != "workers" and getattr(args, k) is not None}
     named = any(option == "encoder" for option, _ in getattr(args, "feature_option", ()) or ())
-    overrides = encoder_overrides(getattr(args, "encoder", None), overrides, named)
+    overrides = encoder_overrides(getattr(args, "encoder", None), overrides, named, segments)
     options = _feature_options(args, config, overrides)
     if str(overrides.get("feature", config.features.feature)) == PRETRAINED:
         chosen = PretrainedOptions.of({**overrides, **options})
@@ -320,7 +322,7 @@ def _demo(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
 
 
 def _detection(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
-    config, overrides, options = _features(args)
+    config, overrides, options = _features(args, segments=False)
     overrides.update(options)
     given = [flag for flag, value in (("--augment", args.augment),
                                       ("--noise-dir", args.noise_dir),

