@@ -71,7 +71,8 @@ def _event_classes(events: pd.DataFrame, classes: list[str] | None,
     return classes
 
 
-def check_frame_hop(hop_length: int, sample_rate: int, encoder: str | None = None) -> None:
+def check_frame_hop(hop_length: int, sample_rate: int, encoder: str | None = None,
+                    frame_pool: int = 1) -> None:
     """Refuses frames further apart than the events' collar (`T_COLLAR`, 200 ms): no onset
     could be placed within it (a block encoder's embeddings, every second or more).
 
@@ -79,6 +80,7 @@ def check_frame_hop(hop_length: int, sample_rate: int, encoder: str | None = Non
         hop_length: the store's samples between frames.
         sample_rate: its rate (Hz).
         encoder: the pretrained encoder, for the message; `None` for other features.
+        frame_pool: a frame encoder's frames averaged into one. Defaults to `1`.
 
     Raises:
         ConfigurationError: naming the hop in seconds and the fix.
@@ -86,10 +88,14 @@ def check_frame_hop(hop_length: int, sample_rate: int, encoder: str | None = Non
     seconds = hop_length / sample_rate
     if seconds <= T_COLLAR:
         return
-    fix = (f"the encoder {encoder!r} gives an embedding every {seconds:.3g} s; use a frame "
-           "encoder: aisfx_frames (aisfx at a frame every 93 ms), resemblyzer or a "
-           "transformers model" if encoder else
-           f"pass a hop_length of at most {int(T_COLLAR * sample_rate)} samples")
+    if encoder and frame_pool > 1:
+        fix = f"lower frame_pool to at most {max(1, int(frame_pool * T_COLLAR / seconds))}"
+    elif encoder:
+        fix = (f"the encoder {encoder!r} gives an embedding every {seconds:.3g} s; use a "
+               "frame encoder: aisfx_frames (aisfx at a frame every 93 ms), resemblyzer or "
+               "a transformers speech model")
+    else:
+        fix = f"pass a hop_length of at most {int(T_COLLAR * sample_rate)} samples"
     raise ConfigurationError(
         f"hop_length={hop_length} at {sample_rate} Hz puts frames {seconds:.3g} s apart, "
         f"too far to place an event within the {T_COLLAR:g} s collar of detection; {fix}.")
@@ -127,6 +133,9 @@ def build_detection_store(annotations: str | os.PathLike[str],
         ConfigurationError: for frames further apart than the collar (`check_frame_hop`).
     """
     check_store_out(out, overwrite=overwrite, inputs=[audio_root])  # before anything is read
+    params, described = front_end(feature_params(params))
+    check_frame_hop(params.hop_length, params.sample_rate, params.options.get("encoder"),
+                    int(params.options.get("frame_pool", 1)))
     recordings, events, skipped = annotation_source(annotations, audio_root, strict=strict,
                                                     **read_kwargs)
     missing = [f for f in recordings["file"] if items is not None and f not in items]
@@ -135,8 +144,6 @@ def build_detection_store(annotations: str | os.PathLike[str],
             f"{len(missing)} annotated recording(s) have no item in the items CSV, e.g. "
             f"{missing[0]!r}; add a row `file,item` for each.")
     classes = _event_classes(events, classes, annotations)
-    params, described = front_end(feature_params(params))
-    check_frame_hop(params.hop_length, params.sample_rate, params.options.get("encoder"))
     frames = feature_shape(params)[0]
     feats, targets, meta = [], [], []
     for record in recordings.to_dict("records"):
@@ -169,9 +176,16 @@ def build_detection_store(annotations: str | os.PathLike[str],
                               "annotation_options": {
                                   k: v for k, v in read_kwargs.items()
                                   if v is None or isinstance(v, (str, int, float))},
-                              **({"front_end": described} if described else {}), **(info or {})})
-    summary = {"recordings": int(len(recordings)) - len([s for s in skipped
-                                                         if s["path"] in set(recordings["path"])]),
-               "windows": len(feats), "events": int(len(events)), "classes": classes,
-               "skipped": skipped, "active_frames": float(np.mean([t.any(axis=1).mean() for t in targets]))}
-    return store, summary
+                              **({"front_end": described} if described else {}),
+                              **(info or {})})
+    return store, _summary(recordings, events, classes, skipped, targets)
+
+
+def _summary(recordings: pd.DataFrame, events: pd.DataFrame, classes: list[str],
+             skipped: list[dict[str, Any]], targets: list[np.ndarray]) -> dict[str, Any]:
+    """What `build_detection_store` wrote: counts, classes, skipped files, active share."""
+    paths = set(recordings["path"])
+    return {"recordings": int(len(recordings)) - len([s for s in skipped if s["path"] in paths]),
+            "windows": len(targets), "events": int(len(events)), "classes": classes,
+            "skipped": skipped,
+            "active_frames": float(np.mean([t.any(axis=1).mean() for t in targets]))}

@@ -12,7 +12,7 @@ from preprocessing.features import encoders
 from preprocessing.features import pretrained as pt
 from preprocessing.store import FeatureStore
 from preprocessing.synth_scenes import synth_scenes
-from tests.conftest import write_config
+from tests.conftest import run_script, write_config
 from xval.cli.main import main
 from xval.cli.scripts import load_experiment
 from xval.core.errors import ConfigurationError
@@ -47,17 +47,21 @@ def scenes(tmp_path):
 
 def test_frame_counts_are_the_networks_and_bad_hops_are_refused(frames_encoder):
     from architectures.encoders import build_encoder
+    from architectures.encoders.aisfx import n_frames
 
     rng = np.random.default_rng(0)
-    for seconds in (0.12, 1.0, 2.7):
-        n = int(seconds * SR)
+    for n in (5120, int(0.5 * SR), int(2.7 * SR)):  # 5,120: the shortest that gives a frame
         y = rng.normal(size=(1, n)).astype(np.float32) * 0.1
         for hop in frames_encoder.HOPS:
             model = build_encoder("aisfx_frames", n, hop_length=hop)
             out = model.predict_on_batch(y[..., None])
-            assert out.shape == (1, frames_encoder.frames(n, hop), 512), (seconds, hop)
-    with pytest.raises(ConfigurationError, match="shorter than one frame"):
-        frames_encoder.frames(4000, 4096)
+            assert out.shape == (1, frames_encoder.frames(n, hop), 512), (n, hop)
+    assert frames_encoder.frames(5120, 4096) == 1
+    for frames in (frames_encoder.frames, n_frames):
+        with pytest.raises(ConfigurationError, match=r"shorter than one frame.*>= 0\.12"):
+            frames(5119, 4096 if frames is frames_encoder.frames else 2)
+    with pytest.raises(ValueError, match="hop_length=3000: aisfx_frames gives a frame every"):
+        build_encoder("aisfx_frames", SR, hop_length=3000)
     for rate, hop, pool in ((SR, 3000, 1), (16000, 4096, 1), (SR, 4096, 2)):
         with pytest.raises(ConfigurationError, match="hop_length=4096 .93 ms"):
             frames_encoder.check_hop(rate, hop, pool)
@@ -115,9 +119,19 @@ def test_init_with_a_frame_encoder_writes_a_pretrained_detector(frames_encoder, 
     targets = np.load(store.path / "frame_targets.npy")
     assert list(store.info.feature_shape) == [frames_encoder.frames(5 * SR), 512]
     assert targets.shape[1] == store.info.feature_shape[0] and targets.any()
+    assert "--encoder aisfx_frames" in store.info.source
     experiment = load_experiment(project / "experiments" / "scenes.py")
     assert experiment[1]["architecture"] == "pretrained_detector"
     assert experiment[1]["reshaping_type"] == "rnn"
+    # It trains, and detect reads a new recording through the encoder as the store did.
+    proc = run_script(project / "experiments" / "scenes.py", "1", "1", "--set", "epochs=2",
+                      "-q")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    instance = project / "results" / "scenes" / "experiment_1" / "instance_1"
+    assert json.loads((instance / "fold_0.json").read_text())["status"] == "ok"
+    wav = sorted(scenes.glob("*.wav"))[0]
+    assert main(["detect", str(instance), str(wav), "--format", "csv"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "file,onset_s,offset_s,label"
 
 
 @pytest.mark.parametrize("command", ["init", "preprocessing"])
@@ -140,3 +154,21 @@ def test_a_block_encoder_is_refused_for_detection(scenes, tmp_path, capsys, comm
     assert "1.16 s apart" in err and "aisfx_frames" in err, err
     assert len(err.strip().splitlines()) == 1
     assert not any(project.iterdir())
+
+
+def test_a_mel_hop_beyond_the_collar_and_a_pooled_frame_encoder_are_refused():
+    from preprocessing.detection import check_frame_hop
+
+    check_frame_hop(3200, 16000)  # 200 ms: the collar itself is enough
+    with pytest.raises(ConfigurationError, match="0.25 s apart.*hop_length of at most 3200"):
+        check_frame_hop(4000, 16000)
+    with pytest.raises(ConfigurationError, match="lower frame_pool to at most 20"):
+        check_frame_hop(5120, 16000, "resemblyzer", frame_pool=32)
+
+
+def test_init_of_clips_refuses_aisfx_frames(tmp_path, capsys):
+    audio = tmp_path / "clips"
+    audio.mkdir()
+    assert main(["init", str(audio), "--encoder", "aisfx_frames",
+                 "--project", str(tmp_path)]) == 2
+    assert "for clips use --encoder aisfx" in capsys.readouterr().err

@@ -22,6 +22,7 @@ import keras
 
 from architectures.encoders.aisfx import (
     AISFX,
+    FRAME_SHIFTS,
     SPEC_HOP,
     TIME_STRIDE,
     AisfxFrontEnd,
@@ -37,8 +38,8 @@ from architectures.encoders.hf import (
 )
 from architectures.hf import LocalModel, names_model
 
-__all__ = ["AISFX", "ENCODERS", "AisfxFrontEnd", "AisfxNetwork", "TransformersFeatures",
-           "TransformersNetwork", "aisfx_encoder", "aisfx_state", "aisfx_weights",
+__all__ = ["AISFX", "AISFX_FRAMES", "ENCODERS", "AisfxFrontEnd", "AisfxNetwork",
+           "TransformersFeatures", "TransformersNetwork", "aisfx_encoder", "aisfx_state", "aisfx_weights",
            "build_encoder", "transformers_encoder"]
 
 ENCODERS = (AISFX,)
@@ -79,6 +80,10 @@ def build_encoder(name: str, samples: int, *, hop_length: int, trainable_blocks:
                                     spectrogram_layers=spectrogram_layers,
                                     name=model_name or name)
     if name == AISFX_FRAMES:  # frame mode: a frame every `hop_length` samples
+        hops = [TIME_STRIDE * SPEC_HOP // shifts for shifts in FRAME_SHIFTS]
+        if hop_length not in hops:
+            raise ValueError(f"hop_length={hop_length!r}: {AISFX_FRAMES} gives a frame every "
+                             f"{', '.join(map(str, hops))} samples (default 4096).")
         return aisfx_encoder(samples, shifts=TIME_STRIDE * SPEC_HOP // int(hop_length),
                              trainable_blocks=trainable_blocks, input_scale=input_scale,
                              spectrogram_layers=spectrogram_layers, name=model_name or name)

@@ -14,7 +14,9 @@ one `.keras`, runs on any backend and exports to ONNX:
          (`norm=1`, 2048 samples per frame, 1024 between frames, 0 to 22050 Hz; the wheel's
          librosa path), `log10(S * 10000 + 1) / 9.4578` (the paper's fixed scaling), cut
          into blocks of 100 frames (2.3 s) every `block_hop` frames
-      -> AisfxNetwork: the CNN on every block -> (batch, blocks, 512)
+      -> AisfxNetwork: the CNN on every block -> (batch, blocks, 512); or, in frame mode
+         (`shifts`, the `aisfx_frames` encoder of detection stores), on the whole
+         spectrogram with its time axis kept -> (batch, frames, 512), a frame every 93 ms
 
 One definition serves both uses: an `aisfx` embedding store is this network's frozen output
 computed once per file (`preprocessing.features.encoders.aisfx`), and a model can hold it
@@ -42,7 +44,7 @@ from keras import layers, ops
 import architectures.front_end as front_end  # the module: its import may be in progress
 from xval.core.errors import ConfigurationError
 
-__all__ = ["AISFX", "FRAME_SHIFTS", "AisfxFrontEnd", "AisfxNetwork", "aisfx_encoder",
+__all__ = ["AISFX", "FRAMES_SHORTEST", "FRAME_SHIFTS", "AisfxFrontEnd", "AisfxNetwork", "aisfx_encoder",
            "aisfx_state", "aisfx_weights", "checkpoint_state", "n_frames"]
 
 AISFX = "aisfx"
@@ -229,23 +231,34 @@ class AisfxFrontEnd(keras.layers.Layer):
         return {**super().get_config(), "input_scale": self.input_scale}
 
 
+FRAMES_SHORTEST = (TIME_STRIDE - LEAD_FRAMES - 1) * SPEC_HOP
+"""The fewest samples that give one frame in frame mode (5,120: 0.12 s)."""
+
+
 def n_frames(samples: int, shifts: int) -> int:
-    """Frames of a segment of `samples` samples in frame mode (`AisfxNetwork(shifts=...)`):
-    one every `8 / shifts` spectrogram frames whose 8 pooled frames lie in the segment
-    (after the `LEAD_FRAMES` silent ones).
+    """Frames of a segment in frame mode (`AisfxNetwork(shifts=...)`): one every
+    `8 / shifts` spectrogram frames whose 8 pooled frames lie in the segment (after the
+    `LEAD_FRAMES` silent ones).
+
+    Args:
+        samples: samples of the segment at 44.1 kHz.
+        shifts: the passes (1, 2, 4 or 8).
+
+    Returns:
+        The number of frames.
 
     Raises:
         ConfigurationError: for `shifts` not in `FRAME_SHIFTS`, or a segment shorter than
-            one step of the network (186 ms).
+            `FRAMES_SHORTEST`.
     """
     if shifts not in FRAME_SHIFTS:
         raise ConfigurationError(f"shifts={shifts!r}: expected one of {FRAME_SHIFTS}.")
-    frames = 1 + int(samples) // SPEC_HOP + LEAD_FRAMES
-    if frames < TIME_STRIDE:
+    if samples < FRAMES_SHORTEST:
         raise ConfigurationError(
-            f"A segment of {samples / SAMPLE_RATE:.3g} s is shorter than one frame of "
-            f"aisfx's network ({TIME_STRIDE * SPEC_HOP / SAMPLE_RATE:.3g} s); pass a longer "
-            "segment_seconds.")
+            f"A segment of {samples / SAMPLE_RATE:.3g} s is shorter than one frame of the "
+            f"encoder 'aisfx_frames'; pass segment_seconds >= "
+            f"{np.ceil(FRAMES_SHORTEST / SAMPLE_RATE * 100) / 100:g}.")
+    frames = 1 + int(samples) // SPEC_HOP + LEAD_FRAMES
     return 1 + (frames - TIME_STRIDE) // (TIME_STRIDE // shifts)
 
 
@@ -265,8 +278,8 @@ class AisfxNetwork(keras.layers.Layer):
       the frame grid of a detection store.
 
     Input shape: `(batch, frames, 96)` (`AisfxFrontEnd`, frames known; at least 100 for
-    blocks). Output shape: `(batch, blocks, 512)`, `blocks = 1 + (frames - 100) //
-    block_hop`; in frame mode `(batch, n_frames(samples, shifts), 512)`.
+    blocks, 6 in frame mode). Output shape: `(batch, blocks, 512)`, `blocks = 1 + (frames -
+    100) // block_hop`; in frame mode `(batch, 1 + (frames + 2 - 8) // (8 // shifts), 512)`.
 
     Args:
         block_hop: spectrogram frames between blocks (1 to 100). Defaults to `50`.
@@ -360,7 +373,7 @@ class AisfxNetwork(keras.layers.Layer):
         count = 1 + (frames - TIME_STRIDE) // (TIME_STRIDE // self.shifts)
         x = ops.pad(inputs, ((0, 0), (LEAD_FRAMES, 0), (0, 0)))
         steps = frames // TIME_STRIDE
-        passes = []
+        passes: list[Any] = []
         for k in range(0, TIME_STRIDE, TIME_STRIDE // self.shifts):
             if (frames - k) // TIME_STRIDE == 0:  # no step: only frames past `count`
                 passes.append(ops.zeros_like(passes[0]))
@@ -396,9 +409,10 @@ class AisfxNetwork(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         # A saved model carries its weights: loading it never reads the wheel.
+        # `shifts` only in frame mode: a block model loads where frame mode is unknown.
         return {**super().get_config(), "block_hop": self.block_hop,
                 "trainable_blocks": self.trainable_blocks, "load_weights": False,
-                "shifts": self.shifts}
+                **({"shifts": self.shifts} if self.shifts else {})}
 
 
 def aisfx_encoder(samples: int, *, block_hop: int = BLOCK_HOP, trainable_blocks: int = 0,
@@ -408,7 +422,7 @@ def aisfx_encoder(samples: int, *, block_hop: int = BLOCK_HOP, trainable_blocks:
 
     Args:
         samples: samples of one row at 44.1 kHz (at least one block, 101,376; in frame mode
-            at least 5,120).
+            at least `FRAMES_SHORTEST`, 5,120).
         block_hop: spectrogram frames between blocks. Defaults to `50` (half a block).
         trainable_blocks: the last convolution blocks that train (0: frozen). Defaults
             to `0`.

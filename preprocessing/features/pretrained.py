@@ -114,8 +114,9 @@ def load_encoder(name: str, revision: str | None = None, device: str | None = No
     """Loads a front end by name from the local disk (once per process and setting).
 
     Args:
-        name: a built-in encoder (`"aisfx"`, `"birdnet"`, `"resemblyzer"`), a folder written
-            by `save_pretrained`, or a hub id in the local cache.
+        name: a built-in encoder (`"aisfx"`, `"aisfx_frames"`, `"birdnet"`,
+            `"resemblyzer"`), a folder written by `save_pretrained`, or a hub id in the local
+            cache.
         revision: hub revision of a hub id. Defaults to `None`.
         device: torch device. Defaults to CUDA when available, else the CPU.
 
@@ -340,9 +341,9 @@ def pretrained(y: np.ndarray, *, sample_rate: int, hop_length: int = 160,
         hop_length: samples between frames: a frame encoder's hop times `frame_pool`, or
             the hop between a block encoder's blocks (a multiple of its `hop_unit`, at most
             one block). Defaults to `160` (Resemblyzer).
-        encoder: a built-in encoder (`"aisfx"`, `"birdnet"`, `"resemblyzer"`), a folder
-            written by `save_pretrained` or a hub id in the local cache. Defaults to
-            `"resemblyzer"`.
+        encoder: a built-in encoder (`"aisfx"`, `"aisfx_frames"`, `"birdnet"`,
+            `"resemblyzer"`), a folder written by `save_pretrained` or a hub id in the local
+            cache. Defaults to `"resemblyzer"`.
         revision: hub revision of a hub id. Defaults to `None`.
         layers: `"all"`, `"last"` or layer indices (negative from the last). Defaults to
             `"all"`.

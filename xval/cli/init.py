@@ -131,7 +131,8 @@ def add_parser(sub: Subcommands, parents: list[argparse.ArgumentParser]) -> None
                                      "wav2vec2, "
                                      "HuBERT, WavLM, data2vec-audio, Whisper, AST, CLAP) or "
                                      f"none (default: {DEFAULT_ENCODER} when it is "
-                                     "installed, else none)")
+                                     "installed, else none; with --annotations: none, or a "
+                                     "frame encoder such as aisfx_frames)")
     p.add_argument("--project", default=".", help="the project folder (default: here)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a store or script of the same name")
@@ -292,6 +293,10 @@ def _encoder(name: str | None) -> str | None:
     a line saying how to install it when it is not)."""
     if name == "none":
         return None
+    if name == encoders.AISFX_FRAMES:
+        raise ConfigurationError(
+            f"--encoder {name}: aisfx's frames are for detection (with --annotations); for "
+            f"clips use --encoder {encoders.AISFX} (its embeddings pooled by the head).")
     if (name is not None and name not in encoders.BUILT_IN and not names_model(name)
             and not Path(name).expanduser().is_dir()):  # a typo more likely than a model
         close = difflib.get_close_matches(name, list(encoders.BUILT_IN), n=1)

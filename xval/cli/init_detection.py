@@ -15,6 +15,7 @@ measured over the folds of two sets, none differed from the stock path with conf
 from __future__ import annotations
 
 import argparse
+import json
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ INSTANCES = """experiment[1] = {"architecture": "fast_detector", "reshaping_type
                  "comment_1": "fast_detector", "comment_2": "detection defaults"}
 """
 ENCODER_INSTANCES = """experiment[1] = {{"architecture": "pretrained_detector", "reshaping_type": "rnn",
-                 "comment_1": "pretrained_detector", "comment_2": "{encoder}"}}
+                 "comment_1": "pretrained_detector", "comment_2": {encoder}}}
 """
 ABOUT = ("Instance 1 is the stock detector with the detection defaults (`python -m xval "
          "config {script}` shows them): post-processing chosen per fold on the validation "
@@ -46,10 +47,10 @@ ABOUT = ("Instance 1 is the stock detector with the detection defaults (`python 
          "`python -m xval detect` turns new recordings into events.")
 ABOUT_ENCODER = ("Instance 1 is pretrained_detector (a small GRU head) on the frames of "
                  "{encoder}, with the detection defaults (`python -m xval config {script}` "
-                 "shows them); measured on two sets it stayed below the stock detector "
-                 "(docs/results.md, issue 66): compare it with `init` without --encoder. Its "
-                 "saved models give frame probabilities; `python -m xval detect` turns new "
-                 "recordings into events.")
+                 "shows them). On two sets aisfx_frames stayed below the stock detector "
+                 "(docs/results.md, issue 66; other encoders were not measured there): "
+                 "compare it with `init` without --encoder. Its saved models give frame "
+                 "probabilities; `python -m xval detect` turns new recordings into events.")
 NOT_WITH = ("pattern", "label_map", "item_pattern", "manifest", "source", "merge_duplicates")
 """`init` options that find labels and items in files: an annotation CSV does both."""
 
@@ -73,6 +74,12 @@ def check_arguments(args: argparse.Namespace) -> None:
 def detection_encoder(name: str | None) -> dict[str, Any]:
     """`--encoder NAME` of a detection init: the store's `[features]` overrides (the
     encoder's rate and frame hop; the detection windows stay), or none without one.
+
+    Args:
+        name: `--encoder`'s value (`None` or `"none"`: the log-mel store).
+
+    Returns:
+        dict of `feature`, `encoder`, `sample_rate` and `hop_length`, or `{}`.
 
     Raises:
         ConfigurationError: for an encoder that cannot run here, or one whose embeddings
@@ -120,7 +127,9 @@ def init_detection(args: argparse.Namespace, audio: Path, project: Path, name: s
           f"({'--items' if items is not None else 'each recording its own item'}); "
           f"{folds} folds.")
     if args.dry_run:
-        print(f"Would write the detection store {store_path} and {script.relative_to(project)}"
+        print(f"Would write the detection store {store_path}"
+              + (f" of {args.encoder}'s frames" if encoder else "")
+              + f" and {script.relative_to(project)}"
               ", then run the script's dry run. Nothing was written (--dry-run).")
         return 0
     created = Created()
@@ -144,7 +153,8 @@ def _write(args: argparse.Namespace, audio: Path, planned: tuple[str, Path, Path
     store, summary = build_detection_store(
         args.annotations, audio, store_path, params=params, items=items,
         overwrite=args.overwrite,
-        info={"source": f"python -m xval init {audio} --annotations {args.annotations}"})
+        info={"source": f"python -m xval init {audio} --annotations {args.annotations}"
+                        + (f" --encoder {encoder['encoder']}" if encoder else "")})
     if not existed:
         created.store(store_path)
     print(f"Wrote the detection store {store.path}: {summary['windows']} windows of "
@@ -172,7 +182,8 @@ def _write_script(script: Path, dataset: str, audio: Path, summary: dict[str, An
         "script": relative, "results": f"results/{dataset}/experiment_1",
         "description": repr(f"{called}: detection"), "dataset": repr(dataset),
         "num_folds": folds, "task_type": repr(Detection.name), "imports": "Experiment",
-        "instances": ENCODER_INSTANCES.format(encoder=encoder) if encoder else INSTANCES,
+        "instances": (ENCODER_INSTANCES.format(encoder=json.dumps(encoder)) if encoder
+                      else INSTANCES),
         "parameters": rank_split_line(0),  # one instance: nothing to select between
         "about": textwrap.fill((ABOUT_ENCODER if encoder else ABOUT).format(
                                    script=relative, encoder=encoder), width=88,

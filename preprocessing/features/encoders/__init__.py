@@ -54,7 +54,8 @@ class BuiltIn:
         install: the command that installs it.
         licence: the licence of its weights.
         trained_on: what its weights were trained on.
-        segment_seconds: the store's default segment (one block, or a second for frames).
+        segment_seconds: the store's default segment (one block; a second for Resemblyzer's
+            frames; aisfx_frames as aisfx, for clips: a detection store keeps its windows).
         in_model: whether its network is Keras layers (`architectures.encoders`), so that a
             model can hold it (`front_end = NAME`) and an embedding store's models take
             audio. Defaults to `False`.

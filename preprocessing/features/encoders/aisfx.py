@@ -126,14 +126,13 @@ class AisfxFramesEncoder(AisfxEncoder):
 
     def frames(self, n_samples: int, hop_length: int | None = None) -> int:
         step = int(hop_length or self.hop_length) // SPEC_HOP
-        spectrogram = 1 + int(n_samples) // SPEC_HOP + LEAD_FRAMES
-        if spectrogram < TIME_STRIDE:
-            seconds = (TIME_STRIDE - LEAD_FRAMES) * SPEC_HOP / self.sample_rate
+        shortest = (TIME_STRIDE - LEAD_FRAMES - 1) * SPEC_HOP  # 5,120 samples: one frame
+        if n_samples < shortest:
             raise ConfigurationError(
                 f"A segment of {n_samples / self.sample_rate:.3g} s is shorter than one "
                 f"frame of the encoder {self.name!r}; pass segment_seconds >= "
-                f"{np.ceil(seconds * 100) / 100:g}.")
-        return 1 + (spectrogram - TIME_STRIDE) // step
+                f"{np.ceil(shortest / self.sample_rate * 100) / 100:g}.")
+        return 1 + (int(n_samples) // SPEC_HOP + 1 + LEAD_FRAMES - TIME_STRIDE) // step
 
     def model(self, samples: int, hop_length: int | None = None) -> Any:
         """The frozen network in frame mode for segments of `samples` samples."""
