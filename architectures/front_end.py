@@ -75,9 +75,11 @@ class SpectralFrontEnd(keras.layers.Layer):
         super().__init__(**kwargs)
         if feature not in FEATURES:
             raise ValueError(f"feature={feature!r}: expected one of {', '.join(FEATURES)}.")
-        if compression not in COMPRESSIONS:
+        if compression not in COMPRESSIONS or compression == "pcen":
             raise ValueError(f"compression={compression!r}: expected one of "
-                             f"{', '.join(COMPRESSIONS)}.")
+                             f"{', '.join(c for c in COMPRESSIONS if c != 'pcen')} (pcen, "
+                             "a recursive filter over time, is computed by a store: build a "
+                             "mel store with it instead of a front end).")
         if feature == "mfcc" and n_mfcc > n_mels:
             raise ValueError(f"n_mfcc={n_mfcc} must be at most n_mels={n_mels}.")
         self.feature, self.sample_rate = feature, int(sample_rate)

@@ -219,11 +219,17 @@ def _cell(values: Sequence[Any]) -> str:
 
 
 def _ttest(mine: list[dict[str, Any]], baseline: list[dict[str, Any]]) -> str:
-    """`Δ mean, p` of the test event F1 against the baseline on the same folds."""
+    """`Δ mean, p` of the test event F1 against the baseline on the same folds: paired by
+    their test items (two stores of the same recordings may number the same folds
+    differently: an encoder's coarser frames move a window's event label, hence the
+    stratified order), by fold index where a line has none."""
     from xval.report.stats import corrected_resampled_ttest
 
-    base = {line["fold"]: line for line in baseline}
-    pairs = [(line, base[line["fold"]]) for line in mine if line["fold"] in base]
+    def key(line: dict[str, Any]) -> Any:
+        return tuple(sorted(line["test_items"])) if line.get("test_items") else line["fold"]
+
+    base = {key(line): line for line in baseline}
+    pairs = [(line, base[key(line)]) for line in mine if key(line) in base]
     if len(pairs) < 2:
         return ""
     a = np.nan_to_num([p[0]["test_event_f1"] for p in pairs], nan=0.0)

@@ -53,6 +53,9 @@ BLOCK_FRAMES = 1 << 16
 CONTEXT_SECONDS = 1.0
 """Audio read on each side of a group (at least `n_fft / 2` and a hop): the long
 low-frequency filters of a CQT (about 0.5 s at 32.7 Hz) see that far."""
+PCEN_CONTEXT_SECONDS = 6.0
+"""The same for `compression = "pcen"`: its smoother (0.4 s time constant) forgets where
+it started to within e^-15 in 6 s, so a group's frames are the whole file's."""
 
 
 def is_long(path: str | Path) -> bool:
@@ -213,7 +216,8 @@ class _Geometry:
                                        segment_seconds=params.segment_seconds,
                                        hop_seconds=params.segment_hop_seconds, grid=hop)
         grid = math.lcm(hop, analysis_hop(params))
-        least = max(int(params.n_fft) // 2 + hop, int(CONTEXT_SECONDS * rate))
+        seconds = PCEN_CONTEXT_SECONDS if params.compression == "pcen" else CONTEXT_SECONDS
+        least = max(int(params.n_fft) // 2 + hop, int(seconds * rate))
         context = -(-least // grid) * grid
         group = max(grid, int(round(GROUP_SECONDS * rate / grid)) * grid)
         return cls(params, samples, np.asarray(starts), window, group, context)

@@ -46,6 +46,7 @@ def _params(**given):
 @pytest.mark.parametrize(("file_rate", "given"), [
     (16000, {"sample_rate": 16000, "feature": "mel"}),
     (44100, {"sample_rate": 16000, "feature": "mel"}),  # resampled as it is read
+    (16000, {"sample_rate": 16000, "feature": "mel", "compression": "pcen"}),  # 6 s context
     (8000, {"sample_rate": 8000, "feature": "stft", "peak_normalize": True}),
     (16000, {"sample_rate": 8000, "feature": "waveform"}),
 ])

@@ -17,8 +17,18 @@ COMPRESSION = {
     "db": "S = librosa.{to_db}(S, ref=1.0, amin=1e-10, top_db=None)",
     "log": "S = np.log1p(S)",
     "power": "S = S ** {power_exponent}",
+    "pcen": ("S = librosa.pcen({magnitude} * 2.0 ** 31, sr={sample_rate}, "
+             "hop_length={hop_length})"),
     "none": "",
 }
+
+
+def recipe_values(fp: FeatureParams) -> dict:
+    """The values the recipes' lines are formatted with: the store's parameters, the
+    decibel function and, for `pcen`, the magnitudes (the mel power's square root)."""
+    mel = fp.feature == "mel"
+    return {**fp.to_dict(), "to_db": "power_to_db" if mel else "amplitude_to_db",
+            "magnitude": "np.sqrt(S)" if mel else "S"}
 
 
 def librosa_recipe(fp: FeatureParams) -> list[str]:
@@ -33,7 +43,7 @@ def librosa_recipe(fp: FeatureParams) -> list[str]:
         The lines; for a type without a recipe here, a comment pointing to its function.
     """
     feature = fp.feature
-    values = {**fp.to_dict(), "to_db": "power_to_db" if feature == "mel" else "amplitude_to_db"}
+    values = recipe_values(fp)
     lines = ["import librosa, numpy as np",
              f"y, _ = librosa.load(path, sr={fp.sample_rate}, mono=True)"]
     if feature not in LIBROSA:

@@ -17,16 +17,22 @@ from preprocessing.features.registry import Params, register
 
 
 def compress(S: np.ndarray, *, compression: str, power: float,
-             power_exponent: float) -> np.ndarray:
+             power_exponent: float, sample_rate: int = 22050,
+             hop_length: int = 512) -> np.ndarray:
     """Compresses a magnitude or power spectrogram.
 
     Args:
         S: `np.ndarray [shape=(..., bins, frames)]` of magnitudes (`power=1`) or powers
             (`power=2`).
         compression: `"db"` (decibels relative to 1, no floor but `amin=1e-10`), `"log"`
-            (`log1p`), `"power"` (`S ** power_exponent`) or `"none"`.
+            (`log1p`), `"power"` (`S ** power_exponent`), `"pcen"` (`librosa.pcen` of the
+            magnitudes scaled to 32-bit integer range, its defaults: each band divided by
+            its own smoothed energy of the last 0.4 s, so that a steady background falls
+            towards a constant) or `"none"`.
         power: `1.0` for magnitudes, `2.0` for powers (which decibel conversion applies).
         power_exponent: the exponent of `"power"` compression.
+        sample_rate: rate of the signal (`"pcen"`'s time constant). Defaults to `22050`.
+        hop_length: samples between frames (`"pcen"`'s time constant). Defaults to `512`.
 
     Returns:
         `np.ndarray`, the shape of `S`.
@@ -45,6 +51,9 @@ def compress(S: np.ndarray, *, compression: str, power: float,
         return np.log1p(S)
     if compression == "power":
         return np.power(S, power_exponent)
+    if compression == "pcen":
+        magnitude = S if power == 1.0 else np.sqrt(S)
+        return librosa.pcen(magnitude * 2.0 ** 31, sr=sample_rate, hop_length=hop_length)
     return S
 
 
@@ -122,15 +131,16 @@ def stft(y: np.ndarray, *, sample_rate: int, n_fft: int = 512, hop_length: int =
         sample_rate: rate of `y` in Hz.
         n_fft: FFT size. Defaults to `512`.
         hop_length: hop in samples. Defaults to `160`.
-        compression: `"db"`, `"log"`, `"power"` or `"none"` (see `compress`). Defaults to
-            `"db"`.
+        compression: `"db"`, `"log"`, `"power"`, `"pcen"` or `"none"` (see `compress`).
+            Defaults to `"db"`.
         power_exponent: exponent of power-law compression. Defaults to `0.3`.
 
     Returns:
         `np.ndarray [shape=(frames, 1 + n_fft // 2)]`.
     """
     S = np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop_length))
-    return compress(S, compression=compression, power=1.0, power_exponent=power_exponent).T
+    return compress(S, compression=compression, power=1.0, power_exponent=power_exponent,
+                    sample_rate=sample_rate, hop_length=hop_length).T
 
 
 MEL = "mel"
@@ -152,8 +162,8 @@ def mel(y: np.ndarray, *, sample_rate: int, n_fft: int = 512, hop_length: int = 
         n_mels: mel bands. Defaults to `64`.
         fmin: lowest frequency of the mel bands (Hz). Defaults to `32.7`.
         fmax: highest frequency (Hz), `None` for `sample_rate / 2`. Defaults to `None`.
-        compression: `"db"`, `"log"`, `"power"` or `"none"` (see `compress`). Defaults to
-            `"db"`.
+        compression: `"db"`, `"log"`, `"power"`, `"pcen"` or `"none"` (see `compress`).
+            Defaults to `"db"`.
         power_exponent: exponent of power-law compression. Defaults to `0.3`.
 
     Returns:
@@ -161,7 +171,8 @@ def mel(y: np.ndarray, *, sample_rate: int, n_fft: int = 512, hop_length: int = 
     """
     S = mel_power(y, sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length,
                   n_mels=n_mels, fmin=fmin, fmax=fmax)
-    return compress(S, compression=compression, power=2.0, power_exponent=power_exponent).T
+    return compress(S, compression=compression, power=2.0, power_exponent=power_exponent,
+                    sample_rate=sample_rate, hop_length=hop_length).T
 
 
 @register("mfcc", bins=lambda params: params.n_mfcc, check=_mfcc_within_mels,
@@ -203,8 +214,8 @@ def cqt(y: np.ndarray, *, sample_rate: int, hop_length: int = 160, fmin: float =
         fmin: frequency of the lowest bin (Hz). Defaults to `32.7`.
         n_bins: bins. Defaults to `84`.
         bins_per_octave: bins per octave. Defaults to `12`.
-        compression: `"db"`, `"log"`, `"power"` or `"none"` (see `compress`). Defaults to
-            `"db"`.
+        compression: `"db"`, `"log"`, `"power"`, `"pcen"` or `"none"` (see `compress`).
+            Defaults to `"db"`.
         power_exponent: exponent of power-law compression. Defaults to `0.3`.
 
     Returns:
@@ -212,4 +223,5 @@ def cqt(y: np.ndarray, *, sample_rate: int, hop_length: int = 160, fmin: float =
     """
     S = np.abs(librosa.cqt(y, sr=sample_rate, hop_length=hop_length, fmin=fmin,
                            n_bins=n_bins, bins_per_octave=bins_per_octave))
-    return compress(S, compression=compression, power=1.0, power_exponent=power_exponent).T
+    return compress(S, compression=compression, power=1.0, power_exponent=power_exponent,
+                    sample_rate=sample_rate, hop_length=hop_length).T

@@ -41,7 +41,7 @@ __all__ = ["COMPRESSIONS", "DATASET", "MANDATORY", "AugmentationParams", "Featur
 
 MANDATORY = ("architecture", "reshaping_type", "comment_1", "comment_2")
 """The names every instance gives besides its `[training]` overrides."""
-COMPRESSIONS = ("db", "log", "power", "none")
+COMPRESSIONS = ("db", "log", "power", "pcen", "none")
 """The choices of `[features] compression` (the stores' and the in-model front end's)."""
 DATASET = "dataset"
 """The optional instance name of another feature store (on the same items) than the
@@ -399,7 +399,8 @@ class FeatureParams(OpenSettings):
         notes="Feature: {choices}.")
     compression: str = setting(
         "db", "compression of stft/cqt/mel magnitudes", choices=COMPRESSIONS,
-        notes="Compression of stft/cqt/mel magnitudes: db | log | power | none (mfcc ignores it).")
+        notes="Compression of stft/cqt/mel magnitudes: db | log | power | pcen | none (mfcc "
+              "ignores it; pcen: per-channel energy normalisation, stores only).")
     power_exponent: float = setting(
         0.3, "exponent of power-law compression", low=0, open_low=True,
         notes="Exponent of power-law compression (compression = power).")

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from preprocessing.features import feature_shape
-from preprocessing.features.recipes import COMPRESSION, LIBROSA
+from preprocessing.features.recipes import COMPRESSION, LIBROSA, recipe_values
 from xval.core.parameters import FeatureParams
 
 __all__ = ["run_snippet"]
@@ -145,7 +145,7 @@ def run_snippet(fmt: str, file: str, input_name: str, feature_params: FeaturePar
 
 def _feature_lines(fp: FeatureParams) -> str:
     feature = fp.feature
-    values = {**fp.to_dict(), "to_db": "power_to_db" if feature == "mel" else "amplitude_to_db"}
+    values = recipe_values(fp)
     lines = [LIBROSA[feature].format(**values)] if feature in LIBROSA else [
         f"raise NotImplementedError('feature {feature!r}: see preprocessing.features')"]
     compression = COMPRESSION.get(fp.compression, "")

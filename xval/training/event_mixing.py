@@ -12,7 +12,8 @@ frames without an event: what the event added), at a gain drawn from `GAIN_DB`, 
 the receiving window's magnitudes at a random place; the pasted frames' targets are
 marked active (the donor's targets over the pasted frames). The features are mixed as the
 sounds would be, in energy: a store's compression is undone (`db`, `log`, `power`, none;
-magnitudes or powers as the feature type computes them) and applied again.
+magnitudes or powers as the feature type computes them) and applied again; `pcen` cannot be
+undone, and is refused.
 
 Validation and test windows, the normalisation statistics and the recorded scores never
 see a mixed window.
