@@ -20,6 +20,7 @@ from preprocessing.annotations import annotation_source
 from preprocessing.build import extract_file, feature_params
 from preprocessing.events import frame_targets
 from preprocessing.features import feature_shape, front_end
+from preprocessing.features.pretrained import PRETRAINED, PretrainedOptions
 from preprocessing.store import FeatureStore, check_store_out, write_store
 from xval.core.errors import ConfigurationError, DatasetError
 from xval.tasks.detection import Detection
@@ -134,8 +135,10 @@ def build_detection_store(annotations: str | os.PathLike[str],
     """
     check_store_out(out, overwrite=overwrite, inputs=[audio_root])  # before anything is read
     params, described = front_end(feature_params(params))
-    check_frame_hop(params.hop_length, params.sample_rate, params.options.get("encoder"),
-                    int(params.options.get("frame_pool", 1)))
+    encoded = PretrainedOptions.of(params.options) if params.feature == PRETRAINED else None
+    check_frame_hop(params.hop_length, params.sample_rate,
+                    str(encoded.encoder) if encoded else None,
+                    int(encoded.frame_pool) if encoded else 1)
     recordings, events, skipped = annotation_source(annotations, audio_root, strict=strict,
                                                     **read_kwargs)
     missing = [f for f in recordings["file"] if items is not None and f not in items]
