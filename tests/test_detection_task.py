@@ -460,7 +460,8 @@ def measure(store_path, root, items, tmp):
                 "num_layers": 1, "epochs": 4, "patience": 4, "batch_size": 8,
                 "learning_rate": 0.01, "class_weights": weighted, "comment_1": "",
                 "comment_2": "", "lr_schedule": "constant", "warmup_epochs": 0,
-                "min_epochs": 0, "time_masks": 0, "freq_masks": 0, "mixup_alpha": 0.0}
+                "min_epochs": 0, "time_masks": 0, "freq_masks": 0, "mixup_alpha": 0.0,
+                "boundary_weight": 0.0}  # the class weights alone (the task's default is 2)
         params = resolve(1, spec, training_defaults=load_config(f"{root}/config.ini").training,
                          task_type="detection")
         result = run_fold(Job(instance=1, fold=0, params=params, items=items,

@@ -4,12 +4,13 @@ detection experiment ready to run (issue 66).
 The recordings are cut into a detection store with its own windows and frames (the
 detection defaults, `Detection.feature_defaults`: what `python -m preprocessing detection`
 gives with nothing named), and the script's one instance names only the stock detector,
-`fast_detector`: everything else, the training (the task's learning rate) and the reading of
-recordings at evaluation (the post-processing chosen per fold on validation), is the
-detection default, which `python -m xval config SCRIPT` shows. Event mixing, the weight of
-events' bounds and overlapping windows at evaluation are parameters to try, off by default:
-measured over the folds of two sets, none differed from the stock path with confidence
-(docs/results.md, issue 66).
+`fast_detector`: everything else, the training (the task's learning rate and the weight of
+events' bounds) and the reading of recordings at evaluation (the post-processing chosen per
+fold on validation), is the detection default, which `python -m xval config SCRIPT` shows.
+Event mixing, overlapping windows at evaluation and PCEN stores are there to try, off by
+default (docs/results.md, issue 66). With `--encoder` (a frame encoder: aisfx_frames,
+Resemblyzer, a transformers speech model) the store holds the encoder's frames and the
+instance is `pretrained_detector`.
 """
 
 from __future__ import annotations
@@ -41,10 +42,10 @@ ENCODER_INSTANCES = """experiment[1] = {{"architecture": "pretrained_detector", 
                  "comment_1": "pretrained_detector", "comment_2": {encoder}}}
 """
 ABOUT = ("Instance 1 is the stock detector with the detection defaults (`python -m xval "
-         "config {script}` shows them): post-processing chosen per fold on the validation "
-         "recordings; event_mix, boundary_weight and prediction_hop are there to try "
-         "(docs/tasks.md, Detection). Its saved models give frame probabilities; "
-         "`python -m xval detect` turns new recordings into events.")
+         "config {script}` shows them): bounds of events weighted 2 more in the loss, "
+         "post-processing chosen per fold on the validation recordings; event_mix and "
+         "prediction_hop are there to try (docs/tasks.md, Detection). Its saved models give "
+         "frame probabilities; `python -m xval detect` turns new recordings into events.")
 ABOUT_ENCODER = ("Instance 1 is pretrained_detector (a small GRU head) on the frames of "
                  "{encoder}, with the detection defaults (`python -m xval config {script}` "
                  "shows them). On two sets aisfx_frames stayed below the stock detector "

@@ -287,7 +287,8 @@ class TrainingParams(Settings):
                "frames) of an onset or an offset of the targets weigh 1 + boundary_weight in "
                "the frame cross-entropy, so that the bounds of events, and short events (all "
                "bound), count more (xval.tasks.losses.WeightedFrameCrossentropy); the "
-               "recorded loss metrics stay unweighted."))
+               "recorded loss metrics stay unweighted. Detection's own default is 2 (the "
+               "task's training default, measured: docs/results.md)."))
     prediction_hop: float = setting(
         1.0, ("detection: hop between the windows a recording is read through at evaluation "
               "and prediction, as a fraction of the window (1: side by side)"), low=0, high=1,

@@ -342,10 +342,12 @@ class Detection(Task):
     clip_is_segment_without_clips = False  # a window's score is not its recording's
     level_names = {"segment": "window", "clip": "recording"}
     chosen_on_validation = CHOSEN_ON_VALIDATION
-    training_defaults = {"learning_rate": 0.003}
+    training_defaults = {"learning_rate": 0.003, "boundary_weight": 2.0}
     """Measured on two synthetic sets (docs/results.md, detection): with `resnet_detector`
     (and `crnn_detector` with `freq_pool=2`), 0.003 fits the training recordings where the
-    shared 0.001 underfits."""
+    shared 0.001 underfits. `boundary_weight=2` (issue 66): on recordings and backgrounds
+    the folds never trained on, the mean test event F1, PSDS1 and event recall rose on both
+    sets measured (five folds each; the corrected t-test does not separate it from chance)."""
     scores_events = True
     figures = ("activity",)
     own_params = ("event_mix", "boundary_weight", "prediction_hop")
