@@ -33,7 +33,7 @@ import numpy as np
 
 CRNN = {"architecture": "crnn_detector", "reshaping_type": "conv"}
 PREVIOUS = {**CRNN, "freq_pool": 4, "learning_rate": 0.001, "detection_threshold": 0.5,
-            "median_filter_seconds": 0.0}
+            "median_filter_seconds": 0.0, "boundary_weight": 0.0}
 """The detection default before issue 27: pooling frequency by 4, the shared learning
 rate, fixed post-processing."""
 CONFIGS: dict[str, dict[str, Any]] = {
@@ -41,6 +41,9 @@ CONFIGS: dict[str, dict[str, Any]] = {
     # time by 4, then resnet_detector's blocks and GRUs), lr 0.003, post-processing chosen
     # on validation.
     "default": {"architecture": "fast_detector", "reshaping_type": "conv"},
+    # The stock path of issue 66's tables (before boundary_weight=2 became the default).
+    "stock66": {"architecture": "fast_detector", "reshaping_type": "conv",
+                "boundary_weight": 0.0},
     # The default of issue 27: filters 16, 3 residual blocks, 64 GRU units, 2 GRU layers.
     "resnet": {"architecture": "resnet_detector", "reshaping_type": "conv"},
     "crnn": {**CRNN},  # the default of issue 27's first part: freq_pool 2, lr 0.003

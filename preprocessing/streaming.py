@@ -216,7 +216,8 @@ class _Geometry:
                                        segment_seconds=params.segment_seconds,
                                        hop_seconds=params.segment_hop_seconds, grid=hop)
         grid = math.lcm(hop, analysis_hop(params))
-        seconds = PCEN_CONTEXT_SECONDS if params.compression == "pcen" else CONTEXT_SECONDS
+        pcen = params.compression == "pcen" and "compression" in get(params.feature).params
+        seconds = PCEN_CONTEXT_SECONDS if pcen else CONTEXT_SECONDS
         least = max(int(params.n_fft) // 2 + hop, int(seconds * rate))
         context = -(-least // grid) * grid
         group = max(grid, int(round(GROUP_SECONDS * rate / grid)) * grid)

@@ -74,3 +74,30 @@ def test_the_model_cards_librosa_lines_compute_the_stores_pcen(tmp_path):
     expected = mel(y, sample_rate=16000, n_fft=1024, hop_length=320, n_mels=64,
                    compression="pcen")
     np.testing.assert_allclose(np.load(tmp_path / "out.npy"), expected, rtol=1e-4)
+
+
+def test_a_changed_task_default_names_the_value_to_pin():
+    """Detection results made before `boundary_weight=2` became the task's default are
+    told the value to pin, not only `--overwrite`."""
+    from xval.running.planner import defaults_hint
+
+    hint = defaults_hint({"boundary_weight": 0.0})
+    assert "the task's own default of boundary_weight changed" in hint
+    assert "parameters={'boundary_weight': 0.0}" in hint
+    assert defaults_hint({"filters": 16}) == ""
+
+
+def test_a_pcen_store_is_refused_by_a_spectral_front_end_before_training():
+    from xval import tasks
+    from xval.core.dataset_info import DatasetInfo
+    from xval.core.errors import ConfigurationError
+    from xval.core.parameters import FeatureParams, InstanceParams
+    from xval.training.front_end import check_front_end
+
+    info = DatasetInfo.from_dict({"feature_params": FeatureParams(
+        feature="waveform", compression="pcen").to_dict(), "task_type": "classification"})
+    with pytest.raises(ConfigurationError, match="compression='pcen'.*front_end='none'"):
+        check_front_end(InstanceParams(front_end="mel"), info, tasks.get("classification"),
+                        "instance 1")
+    check_front_end(InstanceParams(front_end="mfcc"), info, tasks.get("classification"),
+                    "instance 1")  # mfcc ignores compression

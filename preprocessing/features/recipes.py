@@ -24,8 +24,15 @@ COMPRESSION = {
 
 
 def recipe_values(fp: FeatureParams) -> dict:
-    """The values the recipes' lines are formatted with: the store's parameters, the
-    decibel function and, for `pcen`, the magnitudes (the mel power's square root)."""
+    """The values the recipes' lines are formatted with.
+
+    Args:
+        fp: the store's feature parameters.
+
+    Returns:
+        dict of the store's parameters, `to_db` (the decibel function) and `magnitude`
+        (what `pcen` reads: the mel power's square root, or the STFT's magnitudes).
+    """
     mel = fp.feature == "mel"
     return {**fp.to_dict(), "to_db": "power_to_db" if mel else "amplitude_to_db",
             "magnitude": "np.sqrt(S)" if mel else "S"}

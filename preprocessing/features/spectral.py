@@ -17,8 +17,8 @@ from preprocessing.features.registry import Params, register
 
 
 def compress(S: np.ndarray, *, compression: str, power: float,
-             power_exponent: float, sample_rate: int = 22050,
-             hop_length: int = 512) -> np.ndarray:
+             power_exponent: float, sample_rate: int | None = None,
+             hop_length: int | None = None) -> np.ndarray:
     """Compresses a magnitude or power spectrogram.
 
     Args:
@@ -31,14 +31,16 @@ def compress(S: np.ndarray, *, compression: str, power: float,
             towards a constant) or `"none"`.
         power: `1.0` for magnitudes, `2.0` for powers (which decibel conversion applies).
         power_exponent: the exponent of `"power"` compression.
-        sample_rate: rate of the signal (`"pcen"`'s time constant). Defaults to `22050`.
-        hop_length: samples between frames (`"pcen"`'s time constant). Defaults to `512`.
+        sample_rate: rate of the signal (`"pcen"`'s time constant; needed for it).
+            Defaults to `None`.
+        hop_length: samples between frames (`"pcen"`'s time constant; needed for it).
+            Defaults to `None`.
 
     Returns:
         `np.ndarray`, the shape of `S`.
 
     Raises:
-        ValueError: for an unknown compression.
+        ValueError: for an unknown compression, or `"pcen"` without the rate and hop.
     """
     if compression not in schema.COMPRESSIONS:
         raise ValueError(
@@ -52,6 +54,9 @@ def compress(S: np.ndarray, *, compression: str, power: float,
     if compression == "power":
         return np.power(S, power_exponent)
     if compression == "pcen":
+        if sample_rate is None or hop_length is None:
+            raise ValueError("compression='pcen' needs sample_rate and hop_length (its "
+                             "smoother's time constant is in seconds); pass both.")
         magnitude = S if power == 1.0 else np.sqrt(S)
         return librosa.pcen(magnitude * 2.0 ** 31, sr=sample_rate, hop_length=hop_length)
     return S

@@ -42,7 +42,8 @@ __all__ = ["COMPRESSIONS", "DATASET", "MANDATORY", "AugmentationParams", "Featur
 MANDATORY = ("architecture", "reshaping_type", "comment_1", "comment_2")
 """The names every instance gives besides its `[training]` overrides."""
 COMPRESSIONS = ("db", "log", "power", "pcen", "none")
-"""The choices of `[features] compression` (the stores' and the in-model front end's)."""
+"""The choices of `[features] compression`: the stores'; the in-model front end's but
+`pcen` (a recursive filter over time, computed by a store)."""
 DATASET = "dataset"
 """The optional instance name of another feature store (on the same items) than the
 experiment's: the planner sets it, resolution only checks that it is a store name."""
@@ -288,7 +289,9 @@ class TrainingParams(Settings):
                "the frame cross-entropy, so that the bounds of events, and short events (all "
                "bound), count more (xval.tasks.losses.WeightedFrameCrossentropy); the "
                "recorded loss metrics stay unweighted. Detection's own default is 2 (the "
-               "task's training default, measured: docs/results.md)."))
+               "task's training default, measured: docs/results.md): set it in the "
+               "experiment or an instance, as the task's learning rate (config.ini's value "
+               "is fitted over)."))
     prediction_hop: float = setting(
         1.0, ("detection: hop between the windows a recording is read through at evaluation "
               "and prediction, as a fraction of the window (1: side by side)"), low=0, high=1,

@@ -433,10 +433,17 @@ def params_conflicts(layout: ExperimentLayout, resolved: Mapping[int, InstancePa
 
 def defaults_hint(changed: Mapping[str, Any]) -> str:
     """What to pin when the changed names are generalisation options whose config.ini
-    defaults may have changed since the results were made."""
+    defaults may have changed since the results were made, or a task's own training
+    defaults (detection's `boundary_weight`, 2 since issue 66)."""
+    pinned = ", ".join(f"{n!r}: {v!r}" for n, v in sorted(changed.items()))
+    own = sorted(set(changed) & {n for name in tasks.names()
+                                 for n in tasks.get(name).training_defaults})
+    if own and not set(changed) & set(P.PLAIN_TRAINING):
+        return (f" If you changed nothing, the task's own default of {', '.join(own)} "
+                "changed since; to keep the results, give the experiment the values they "
+                f"were made with: parameters={{{pinned}}}.")
     if not set(changed) & set(P.PLAIN_TRAINING):
         return ""
-    pinned = ", ".join(f"{n!r}: {v!r}" for n, v in sorted(changed.items()))
     return (" If you changed nothing, config.ini's [training] defaults changed since "
             "(they switch on the generalisation options: SpecAugment, mixup, label "
             "smoothing, warm-up and cosine, min_epochs, the warps); to keep the results, "

@@ -5,7 +5,8 @@ frame-level targets `frame_targets.npy`, a `(rows, frames, classes)` array of 0/
 the feature frames. A detector (`fast_detector`, the stock one; `resnet_detector`,
 `crnn_detector`, `gru_detector`, `conformer_detector`) gives one logit per frame and class; training
 minimises the per-frame binary cross-entropy (multi-label: several classes may be active
-at once).
+at once), with the frames within 3 frames of an onset or offset weighted 1 +
+`boundary_weight` (2 by default since issue 66; `xval.tasks.losses`).
 
 Evaluation turns the frame probabilities into events (`xval.events.activity_to_events`:
 threshold, median filter, shortest event and gap, all instance parameters) and scores them
@@ -25,7 +26,8 @@ frame of class `c` by `negatives_c / positives_c`, counted over the fold's train
 only and clipped to `[1, MAX_POSITIVE_WEIGHT]` (`positive_weights`); inactive frames
 weigh 1 (`xval.losses.WeightedFrameCrossentropy`). The recorded `loss` metrics stay the
 unweighted cross-entropy, comparable between instances; the history's `loss` and
-`val_loss` are the weighted one that training minimises.
+`val_loss` are the weighted one that training minimises (with the default boundary weight,
+always).
 
 Per fold, the first `PLOT_WINDOWS` test windows holding an annotated event (the first
 windows when none does) are kept with their frame probabilities (`fold_plot_data`), and

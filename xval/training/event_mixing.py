@@ -58,7 +58,8 @@ class EventMixer:
             raise ParameterError(
                 f"event_mix={rate}: mixes spectrogram magnitudes, but the store holds "
                 f"feature={feature!r} with compression={compression!r}; use a store of "
-                f"{', '.join(mixable)} features, or event_mix=0.")
+                f"{', '.join(mixable)} features compressed with db, log, power or none "
+                "(pcen cannot be undone), or event_mix=0.")
         self.rate, self.seed = float(rate), int(seed)
         self.power = float(get_feature_type(feature).magnitude_power or 1.0)
         self.compression = compression
