@@ -89,7 +89,8 @@ def check_front_end(params: InstanceParams, store_info: DatasetInfo, task: Task,
                 "store (`python -m preprocessing ... --feature waveform`) or set "
                 "front_end='none'.")
         compression = feature_params.compression if feature_params is not None else None
-        if compression == "pcen" and front_end in ("stft", "mel"):
+        if compression == "pcen" and not uses_encoder(params) \
+                and "compression" in get(str(front_end)).params:
             raise ConfigurationError(
                 f"{where}: front_end={front_end!r} with the store's compression='pcen': "
                 "pcen (a recursive filter over time) is computed by a store, not by a "
@@ -156,7 +157,7 @@ def front_end_layer(params: InstanceParams, store_info: DatasetInfo) -> Any:
     feature_params = store_info.feature_params or FeatureParams()  # a waveform store's
     scale = 1.0 / PCM_SCALE if feature_params.dtype == "int16" else 1.0
     settings = {k: v for k, v in feature_params.to_dict().items() if k in SETTINGS}
-    if params.front_end == "mfcc":  # it ignores compression (pcen included)
+    if "compression" not in get(str(params.front_end)).params:  # mfcc: none applies
         settings.pop("compression", None)
     return SpectralFrontEnd(params.front_end, input_scale=scale, name=LAYER_NAME,
                             **settings)
