@@ -385,6 +385,18 @@ def store(config):
     return tiny_store(config.data_dir)
 
 
+@pytest.fixture
+def scenes(tmp_path):
+    """An annotated detection folder (`synth-scenes`): four 6 s recordings at 8 kHz, one per
+    background type (each type an item, `items.csv`), 2 or 3 events each."""
+    from preprocessing.synth_scenes import synth_scenes
+
+    out = tmp_path / "scenes"
+    synth_scenes(out, files_per_type=1, seconds=6.0, events_min=2, events_max=3,
+                 sample_rate=8000, types=["rain", "wind", "fire", "machine"], seed=5)
+    return out
+
+
 # The files whose tests take longest (end-to-end runs in subprocesses, Ray clusters), longest
 # first, from `--durations=0` under `make test`. `make test` runs each file on one of three
 # workers (`-n 3 --dist loadfile --no-loadscope-reorder`) in collection order: the long files

@@ -11,7 +11,6 @@ import pytest
 from preprocessing.features import encoders
 from preprocessing.features import pretrained as pt
 from preprocessing.store import FeatureStore
-from preprocessing.synth_scenes import synth_scenes
 from tests.conftest import run_script, write_config
 from xval.cli.main import main
 from xval.cli.scripts import load_experiment
@@ -34,15 +33,6 @@ def _require_aisfx():
 def frames_encoder():
     _require_aisfx()
     return pt.load_encoder("aisfx_frames", None, "cpu")
-
-
-@pytest.fixture
-def scenes(tmp_path):
-    """Four 6 s recordings, one per background type (each type an item)."""
-    out = tmp_path / "scenes"
-    synth_scenes(out, files_per_type=1, seconds=6.0, events_min=2, events_max=3,
-                 sample_rate=8000, types=["rain", "wind", "fire", "machine"], seed=5)
-    return out
 
 
 def test_frame_counts_are_the_networks_and_bad_hops_are_refused(frames_encoder):

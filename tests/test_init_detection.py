@@ -7,22 +7,12 @@ import json
 import pytest
 
 from preprocessing.store import FeatureStore
-from preprocessing.synth_scenes import synth_scenes
 from xval import tasks
 from xval.cli.main import main
 from xval.cli.scripts import load_experiment
 from xval.config.loader import load_config
 from xval.core.storage import STORE
 from xval.running.planner import make_plan
-
-
-@pytest.fixture
-def scenes(tmp_path):
-    """Four 6 s recordings, one per background type (each type an item)."""
-    out = tmp_path / "scenes"
-    synth_scenes(out, files_per_type=1, seconds=6.0, events_min=2, events_max=3,
-                 sample_rate=8000, types=["rain", "wind", "fire", "machine"], seed=5)
-    return out
 
 
 def test_init_on_annotated_recordings_writes_a_detection_experiment(scenes, tmp_path,
