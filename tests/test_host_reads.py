@@ -14,7 +14,8 @@ import pytest
 
 import architectures
 from architectures import DeviceLossScaleOptimizer, SpecAugment, TimeWarp, WarmupCosineDecay
-from tests.conftest import ROOT, resolve
+from benchmarks.gpu import TASK_INSTANCES, fold_job, task_store
+from tests.conftest import ROOT, resolve, tiny_store
 from tests.test_architectures import SHAPE, SMALL  # the zoo at its smallest, as tested there
 from tests.test_training import job, run_fold
 from xval import tasks
@@ -161,31 +162,83 @@ def test_default_instance_makes_no_host_read_in_a_step(tmp_path):
         np.testing.assert_array_equal(again["history"][key], values)
 
 
-def test_tagging_instance_makes_no_host_read_in_a_step(tmp_path, monkeypatch):
-    """The multi-label task (sigmoid outputs, focal loss) at the shipped defaults too."""
-    from tests.test_tagging import tag_store
+def test_count_host_reads_sees_sync_prone_operators(rng):
+    """The operator counter can fail: Keras's own `AUC(multi_label=True)` buckets with
+    `segment_sum`, whose `repeat_interleave` reads its output size back at every training
+    and validation step on torch; `MultiLabelAUC` counts the same buckets without it."""
+    from xval.tasks.losses import MultiLabelAUC
 
-    store = tag_store(tmp_path / "data", shape=(32, 16))
-    spec = job(store, tmp_path, epochs=2)
-    spec["params"] = resolve(2, {"architecture": "audio_cnn", "reshaping_type": "conv",
-                                 "comment_1": "", "comment_2": "", "filters": 4,
-                                 "epochs": 2, "patience": 2, "focal_gamma": 2.0},
-                             training_defaults=SHIPPED, task_type="tagging")
-    with count_host_reads() as seen:
-        result = run_fold(spec)
-    assert result["status"] == "ok", result["message"]
-    assert seen.steps["train_step"] >= 2 and dict(seen.reads) == {}, seen.where
-    # Keras's own AUC (the task's history metric) copies its thresholds and shapes at every
-    # step on torch (docs/performance.md): nothing else does.
-    assert seen.copies
-    from xval.tasks.tagging import TagHead
+    x = rng.normal(size=(32, 4)).astype("float32")
+    y = (rng.uniform(size=(32, 3)) > 0.5).astype("float32")
+    for metric, expected in ((keras.metrics.AUC(multi_label=True, from_logits=True), 2),
+                             (MultiLabelAUC(from_logits=True), 0)):
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+        model.compile(optimizer="adam", loss="binary_crossentropy", metrics=[metric])
+        with constants_on_device(), count_host_reads() as seen:
+            model.fit(x, y, batch_size=8, epochs=1, validation_data=(x, y), verbose=0)
+        assert seen.sync_ops_per_step() == expected, seen.sync_ops
+        assert seen.sync_ops_per_step("test_step") == expected
+    assert "segment_sum" in seen.op_where.get("train_step: aten.repeat_interleave", "") \
+        or expected == 0
+    import torch
 
-    monkeypatch.setattr(TagHead, "metrics", lambda self, params: [
-        keras.metrics.BinaryAccuracy(threshold=0.0, name="auc")])  # the AUC's stand-in
+    from xval.training.host_reads import HostReads, _in_step
+
+    def step(ones):  # a boolean mask, a nonzero, and an item() from C++ (int repeats: none)
+        return ones[ones > 0].sum() + int(torch.nonzero(ones).sum()) \
+            + torch.repeat_interleave(ones, 2).sum()
+
+    seen = HostReads()
+    _in_step(step, "train_step", seen, cuda=False, ops=True)(torch.ones(3))
+    assert dict(seen.sync_ops) == {"train_step: aten.index (boolean mask)": 1,
+                                   "train_step: aten.nonzero": 1,
+                                   "train_step: aten._local_scalar_dense": 1}
+
+
+def test_multi_label_auc_equals_keras_auc(rng):
+    """The same variables and result as Keras's `AUC(multi_label=True)`, batch by batch,
+    with and without sample weights, predictions on bucket bounds and at 0 and 1
+    included; its config round-trips."""
+    from xval.tasks.losses import MultiLabelAUC
+
+    y = (rng.uniform(size=(50, 4)) > 0.6).astype("float32")
+    z = rng.normal(size=(50, 4)).astype("float32")
+    z[:5], z[5:8], z[8:10] = 0.0, 50.0, -50.0
+    for weights in (None, rng.uniform(size=50).astype("float32"),
+                    rng.uniform(size=(50, 4)).astype("float32")):
+        theirs = keras.metrics.AUC(multi_label=True, from_logits=True)
+        ours = MultiLabelAUC(from_logits=True)
+        for i in range(0, 50, 16):
+            w = None if weights is None else weights[i:i + 16]
+            theirs.update_state(y[i:i + 16], z[i:i + 16], w)
+            ours.update_state(y[i:i + 16], z[i:i + 16], w)
+            for a, b in zip(theirs.variables, ours.variables, strict=True):
+                np.testing.assert_allclose(keras.ops.convert_to_numpy(b),
+                                           keras.ops.convert_to_numpy(a), atol=1e-5)
+        assert float(ours.result()) == pytest.approx(float(theirs.result()), abs=1e-6)
+    again = MultiLabelAUC.from_config(ours.get_config())
+    assert again.multi_label and again.num_thresholds == 200 and again.name == "auc"
+
+
+@pytest.mark.parametrize("task", list(TASK_INSTANCES))
+def test_every_task_default_instance_never_waits_in_a_step(task, tmp_path):
+    """Each task's default instance (the GPU benchmark's `TASK_INSTANCES`: the package
+    defaults on the task's store) trains and validates through the engine without a host
+    read, a host value copied to the device, or a sync-prone operator in a step (a tagging
+    step made 4 copies and 2 `repeat_interleave` with Keras's AUC)."""
+    from xval.training.fold import run_fold as engine_fold
+
+    if task in ("classification", "representation"):
+        store = tiny_store(tmp_path / "data", shape=(32, 16))
+    else:
+        store = task_store(tmp_path / "data", task, rows=96, shape=(32, 16))
+    spec = {**TASK_INSTANCES[task][1], "filters": 4, "warmup_epochs": 1}
+    job = fold_job(store, spec, 2, 16, task_type=task)
     with count_host_reads() as seen:
-        result = run_fold(spec)
-    assert result["status"] == "ok", result["message"]
-    assert seen.steps["train_step"] >= 2 and dict(seen.copies) == {}, seen.copies
+        result = engine_fold(job)
+    assert result.ok, result.message
+    assert seen.steps["train_step"] >= 2 and seen.steps["test_step"] >= 1
+    assert seen.waits() == {}, (seen.where, seen.op_where)
 
 
 @pytest.mark.parametrize("name", architectures.names())
@@ -216,8 +269,7 @@ def test_every_architecture_makes_no_host_read_in_a_step(name, rng):
     with constants_on_device(), count_host_reads() as seen:  # as the engine trains
         model.fit(x, y, batch_size=8, epochs=2, validation_data=(x, y), verbose=0)
     assert seen.steps["train_step"] == 4
-    assert dict(seen.reads) == {}, seen.where
-    assert dict(seen.copies) == {}  # no host constant copied to the device in a step
+    assert seen.waits() == {}, (seen.where, seen.op_where)  # no read, copy or sync op
 
 
 @pytest.mark.parametrize("warmup,alpha,decay", [(10, 0.0, 30), (10, 1.0, 1), (3, 0.2, 7)])

@@ -1,4 +1,4 @@
-"""Custom Keras losses, registered so that saved models load them by name.
+"""Custom Keras losses and metrics, registered so that saved models load them by name.
 
 Importing this module imports Keras: set `KERAS_BACKEND` and `CUDA_VISIBLE_DEVICES` first.
 `xval.predict.load` imports it, so models trained with these losses load everywhere the
@@ -88,3 +88,69 @@ class WeightedFrameCrossentropy(keras.losses.Loss):
         return {**super().get_config(), "positive_weights": list(self.positive_weights),
                 "boundary_weight": self.boundary_weight,
                 "boundary_frames": self.boundary_frames}
+
+
+@keras.saving.register_keras_serializable(package="xval")
+class MultiLabelAUC(keras.metrics.AUC):
+    """Keras's `AUC(multi_label=True)` whose counts never wait for the host: the same
+    variables, thresholds and `result()` (the same values), each batch's predictions
+    counted per threshold by comparison on the device.
+
+    Keras gathers each label's predictions into threshold buckets with `ops.segment_sum`,
+    which on torch calls `repeat_interleave` with a size read back from the device (a wait
+    at every training and validation step on a GPU) and copies its thresholds from the
+    host. Here, with the thresholds evenly spaced (Keras's default), the bucket of a
+    prediction is computed as Keras computes it and `true_positives[t]` gets the weighted
+    positives whose bucket is at least `t`: one comparison of shape `(batch, labels,
+    num_thresholds)` and a sum, on any backend. Other thresholds go to Keras's update.
+
+    Args:
+        num_thresholds: thresholds of the curve. Defaults to `200`.
+        from_logits: the predictions are logits (a sigmoid is applied). Defaults to `False`.
+        name: the metric's name. Defaults to `"auc"`.
+        **kwargs: Keras's `AUC` arguments (`curve`, `summation_method`, `thresholds`,
+            `label_weights`, `num_labels`, `dtype`); `multi_label` is always `True`.
+    """
+
+    def __init__(self, num_thresholds: int = 200, from_logits: bool = False,
+                 name: str = "auc", **kwargs: Any) -> None:
+        kwargs["multi_label"] = True
+        super().__init__(num_thresholds=num_thresholds, from_logits=from_logits, name=name,
+                         **kwargs)
+
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        if not self._thresholds_distributed_evenly:
+            super().update_state(y_true, y_pred, sample_weight)
+            return
+        if not self._built:
+            self._build(y_pred.shape)
+        if self._from_logits:
+            y_pred = keras.activations.sigmoid(y_pred)
+        y_pred = ops.clip(ops.cast(y_pred, self.dtype), 0.0, 1.0)
+        positive = ops.cast(ops.cast(y_true, "bool"), self.dtype)
+        weights = ops.ones_like(y_pred)
+        if sample_weight is not None:  # a row's weight, or one per row and label
+            sample_weight = ops.cast(sample_weight, self.dtype)
+            if len(sample_weight.shape) < len(y_pred.shape):
+                sample_weight = ops.expand_dims(sample_weight, -1)
+            weights = weights * sample_weight
+        # Keras's bucket: ceil(p * (T - 1)) - 1, the first one taking p = 0 when the end
+        # thresholds hold an epsilon (they do by default).
+        bucket = ops.ceil(y_pred * (self.num_thresholds - 1)) - 1
+        if self._thresholds[0] < 0.0 or self._thresholds[-1] > 1.0:
+            bucket = ops.relu(bucket)
+        above = ops.cast(ops.greater_equal(
+            ops.expand_dims(bucket, -1),
+            ops.arange(self.num_thresholds, dtype=self.dtype)), self.dtype)
+        true_labels, false_labels = positive * weights, (1.0 - positive) * weights
+        tp = ops.einsum("blt,bl->tl", above, true_labels)
+        fp = ops.einsum("blt,bl->tl", above, false_labels)
+        self.true_positives.assign_add(tp)
+        self.false_positives.assign_add(fp)
+        self.false_negatives.assign_add(ops.sum(true_labels, axis=0) - tp)
+        self.true_negatives.assign_add(ops.sum(false_labels, axis=0) - fp)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.pop("multi_label", None)
+        return config

@@ -229,9 +229,10 @@ class TagHead(Head):
                                          name="weighted_tag_crossentropy")
 
     def metrics(self, params: Params) -> list[Any]:
-        import keras  # noqa: PLC0415  (keras: the backend is chosen by then)
+        # Keras's AUC(multi_label=True), counted without waiting for the host.
+        from xval.tasks.losses import MultiLabelAUC  # noqa: PLC0415  (imports keras)
 
-        return [keras.metrics.AUC(multi_label=True, from_logits=True, name="auc")]
+        return [MultiLabelAUC(from_logits=True, name="auc")]
 
     @property
     def scores_activation(self) -> str | None:
