@@ -142,6 +142,36 @@ def test_device_rows_copy_nothing_per_step(store, config, monkeypatch):
     assert devices.host_transfers() - before == transfers[2048]
 
 
+def test_scoring_reuses_the_rows_fit_put_on_the_device(store, config, monkeypatch):
+    """After `fit`, the training and validation splits are scored from the rows already on
+    the device (no second copy of their features); only the test rows are copied, after
+    the fit's cached blocks are returned (`release_memory`), and the scores are those of
+    numpy batches."""
+    from xval.training import package
+    from xval.training.fold import run_fold
+
+    copied, released, real_copy = [], [], devices.to_device
+    monkeypatch.setattr(devices, "to_device", lambda a: copied.append(a.shape) or real_copy(a))
+    real_evaluate = package.evaluate_splits
+
+    def evaluate(*args, **kwargs):
+        copied.clear()
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(package, "evaluate_splits", evaluate)
+    monkeypatch.setattr(devices, "release_memory", lambda: released.append(len(copied)))
+    result = run_fold(_job(store, config, 2048))
+    assert result.ok and result.device_settings["batches"] == devices.DEVICE
+    rows = {split: result.n_rows[split] for split in ("train", "val", "test")}
+    features = [shape for shape in copied if len(shape) == 3]  # (rows, frames, bins)
+    assert [shape[0] for shape in features] == [rows["test"]], (features, rows)
+    assert released  # before scoring, with the fit's blocks free
+    numpy_fed = run_fold(_job(store, config, 0))
+    for split in ("train", "val", "test"):
+        assert result.metrics[split]["loss"] == pytest.approx(
+            numpy_fed.metrics[split]["loss"], abs=1e-5)
+
+
 def test_placement_follows_the_cap_and_the_backend(monkeypatch):
     monkeypatch.setattr(devices, "accelerator", lambda: None)
     assert devices.choose(10 << 20, 2048, generator=False) == devices.DEVICE

@@ -55,12 +55,15 @@ class DeviceRows:
         target_fn: an autoencoder's target (its `mean` and `scale` are used on the
             device), or `None`.
         mixup: whether batches are mixed up (the targets are then kept as float32).
+        on_device: `features` already on the device (another split's copy: the fold's
+            training rows, scored after `fit`), or `None`: copied here.
     """
 
     def __init__(self, features: np.ndarray, rows: np.ndarray, targets: np.ndarray,
                  weights: np.ndarray | None, target_fn: Normalizer | None, *,
-                 mixup: bool) -> None:
-        self.features = devices.to_device(np.asarray(features, dtype=np.float32))
+                 mixup: bool, on_device: Any = None) -> None:
+        self.features = on_device if on_device is not None else devices.to_device(
+            np.asarray(features, dtype=np.float32))
         self.rows = np.asarray(rows)
         self.targets = devices.to_device(np.asarray(targets, dtype=np.float32) if mixup
                                          else np.asarray(targets))
@@ -135,7 +138,8 @@ class FoldBatches:
 
     def __init__(self, features: Any, rows: np.ndarray, targets: Any, *, batch_size: int,
                  shuffle: bool, seed: int, weights: np.ndarray | None, mixup_alpha: float,
-                 crop: int, target_fn: Normalizer | None, placement: str) -> None:
+                 crop: int, target_fn: Normalizer | None, placement: str,
+                 on_device: Any = None) -> None:
         self.features = features
         self.rows = np.asarray(rows)
         self.targets = np.asarray(targets)
@@ -150,7 +154,7 @@ class FoldBatches:
             self.rng.shuffle(self.order)
         self.device = None if placement != devices.DEVICE else DeviceRows(
             features, self.rows, self.targets, self.weights, target_fn,
-            mixup=mixup_alpha > 0)
+            mixup=mixup_alpha > 0, on_device=on_device)
 
     def __len__(self) -> int:
         return -(-len(self.rows) // self.batch_size)
@@ -198,8 +202,10 @@ class FoldBatches:
 def make_batches(features: Any, rows: np.ndarray, targets: Any, *, batch_size: int,
                  shuffle: bool, seed: int = 0, weights: np.ndarray | None = None,
                  workers: int = 0, mixup_alpha: float = 0.0, crop: int = 0,
-                 target_fn: Normalizer | None = None, placement: str = devices.HOST) -> Any:
-    """A `keras.utils.PyDataset` of a fold's rows (`FoldBatches`).
+                 target_fn: Normalizer | None = None, placement: str = devices.HOST,
+                 on_device: Any = None) -> Any:
+    """A `keras.utils.PyDataset` of a fold's rows (`FoldBatches`); its `rows_on_device`
+    is `features` on the device (`placement` `DEVICE`), else `None`.
 
     Every mode goes through it: in memory, `features` is an array already loaded; in
     generator mode it is the store's memmap and each batch is read from disk, so peak
@@ -226,6 +232,8 @@ def make_batches(features: Any, rows: np.ndarray, targets: Any, *, batch_size: i
             (numpy batches), `PINNED` (numpy batches copied to the device without
             blocking) or `DEVICE` (the rows copied to the device once, batches gathered
             there). Defaults to `HOST`.
+        on_device: with `DEVICE`, `features` already on the device (`rows_on_device` of
+            the batches that trained on them), or `None`: copied. Defaults to `None`.
 
     Returns:
         A `keras.utils.PyDataset`.
@@ -234,12 +242,13 @@ def make_batches(features: Any, rows: np.ndarray, targets: Any, *, batch_size: i
 
     batches = FoldBatches(features, rows, targets, batch_size=batch_size, shuffle=shuffle,
                           seed=seed, weights=weights, mixup_alpha=mixup_alpha, crop=crop,
-                          target_fn=target_fn, placement=placement)
+                          target_fn=target_fn, placement=placement, on_device=on_device)
 
     class _Batches(keras.utils.PyDataset):
         def __init__(self) -> None:
             kwargs = {"workers": workers, "use_multiprocessing": False} if workers else {}
             super().__init__(**kwargs)
+            self.rows_on_device = None if batches.device is None else batches.device.features
 
         def __len__(self) -> int:
             return len(batches)

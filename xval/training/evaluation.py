@@ -23,7 +23,7 @@ from xval.training.normalization import Normalizer
 
 
 def predict_rows(model: Any, features: Any, rows: np.ndarray, batch_size: int,
-                 placement: str = devices.HOST) -> np.ndarray:
+                 placement: str = devices.HOST, on_device: Any = None) -> np.ndarray:
     """The model's outputs on `features[rows]`, in batches.
 
     With the rows on the device (`placement` `DEVICE`: copied there once, every batch
@@ -38,6 +38,8 @@ def predict_rows(model: Any, features: Any, rows: np.ndarray, batch_size: int,
         batch_size: rows per batch.
         placement: where the batches are gathered (`xval.training.devices`). Defaults to
             numpy (`HOST`).
+        on_device: with `DEVICE`, `features` already on the device (the rows the model
+            trained on), or `None`: copied. Defaults to `None`.
 
     Returns:
         `np.ndarray [shape=(len(rows), outputs)]`, float64.
@@ -45,7 +47,7 @@ def predict_rows(model: Any, features: Any, rows: np.ndarray, batch_size: int,
     if len(rows) == 0:
         return np.zeros((0, 1))
     batches = make_batches(features, rows, np.zeros(len(rows)), batch_size=batch_size,
-                           shuffle=False, placement=placement)
+                           shuffle=False, placement=placement, on_device=on_device)
     return np.asarray(model.predict(batches, verbose=0), dtype=np.float64)
 
 
@@ -108,8 +110,8 @@ def evaluate_splits(model: Any, task: Task, store: FeatureStore, *, params: Trai
                     splits: tuple[str, ...], rows: Mapping[str, np.ndarray],
                     source: Mapping[str, tuple[Any, np.ndarray]], n_outputs: int,
                     train_original: np.ndarray, target_fn: Normalizer | None,
-                    batch_size: int, placement: Callable[[Any], str] | None = None
-                    ) -> Evaluation:
+                    batch_size: int, placement: Callable[[Any], str] | None = None,
+                    on_device: Mapping[str, Any] | None = None) -> Evaluation:
     """Scores the model on every split at the segment level and, for a store whose files
     were cut into segments, at the clip level (every fold then gets both, so that clip-level
     means and paired tests cover all folds).
@@ -129,6 +131,9 @@ def evaluate_splits(model: Any, task: Task, store: FeatureStore, *, params: Trai
         batch_size: rows per prediction batch.
         placement: a split's features -> where its batches are gathered
             (`xval.training.devices`), or `None`: numpy. Defaults to `None`.
+        on_device: split -> its features already on the device (the training and
+            validation rows `fit` gathered its batches from): scored there, not copied
+            again. Defaults to `None`.
 
     Returns:
         An `Evaluation`.
@@ -146,11 +151,14 @@ def evaluate_splits(model: Any, task: Task, store: FeatureStore, *, params: Trai
     result = Evaluation(outputs={}, metrics={}, clip_metrics={}, context=context,
                         multi_segment=multi_segment)
     truth, extra = {}, {}
+    on_device = on_device or {}
     for key in splits:
         features, indices = scored_source[key]
+        where = devices.DEVICE if key in on_device else \
+            devices.HOST if placement is None else placement(features)
         result.outputs[key] = devices.placed(
-            functools.partial(predict_rows, model, features, indices, batch_size),
-            devices.HOST if placement is None else placement(features), f"{key} rows")[0]
+            functools.partial(predict_rows, model, features, indices, batch_size,
+                              on_device=on_device.get(key)), where, f"{key} rows")[0]
         truth[key] = targets[scored[key]]
         if target_fn is not None:
             truth[key] = target_fn(np.asarray(store.features[scored[key]], dtype=np.float32))

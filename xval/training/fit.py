@@ -33,6 +33,8 @@ class Fitted:
         seconds: the time `fit` took.
         sources: the embedding sources (`embeddings.prepare`), or `None`.
         placement: where the batches were gathered (`xval.training.devices`).
+        on_device: split -> its rows on the device, which scoring reuses (`"train"`,
+            `"val"`: where `placement` put them there).
     """
 
     history: dict[str, list[float]]
@@ -43,6 +45,7 @@ class Fitted:
     seconds: float
     sources: list[embeddings.Source] | None
     placement: str = devices.HOST
+    on_device: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def fold_callbacks(fold: PreparedFold, on_epoch: EpochHook | None
@@ -162,6 +165,9 @@ def fit_model(model: Any, fold: PreparedFold, on_epoch: EpochHook | None) -> Fit
     best_epoch = start + int(np.argmin(later) if mode == "min" else np.argmax(later)) + 1
     if fold.refit:
         best_epoch = len(curve)  # the model of the last epoch is the one kept
+    on_device = {key: getattr(batches, "rows_on_device", None)
+                 for key, batches in (("train", train), ("val", val))}
     return Fitted(history=hist, best_epoch=best_epoch, epochs_run=len(curve),
                   monitor=monitor, mode=mode, seconds=seconds, sources=sources,
-                  placement=placement)
+                  placement=placement,
+                  on_device={k: v for k, v in on_device.items() if v is not None})

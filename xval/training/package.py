@@ -37,6 +37,10 @@ def evaluate_model(model: Any, fold: PreparedFold, fitted: Fitted
     Raises:
         TrainingError: when outputs or losses are not finite (diverged).
     """
+    # The training and validation rows `fit` put on the device are scored there; the
+    # others are copied when they fit the memory free once the fit's cached blocks are
+    # returned (`release_memory`), else fed from pinned memory.
+    devices.release_memory()
     evaluation = evaluate_splits(
         model, fold.task, fold.store, params=fold.params, splits=fold.splits,
         rows=fold.rows, source=fold.source, n_outputs=fold.n_outputs,
@@ -44,7 +48,8 @@ def evaluate_model(model: Any, fold: PreparedFold, fitted: Fitted
         batch_size=max(fold.batch_size, 1024),
         placement=lambda features: fitted.placement if fitted.placement != devices.DEVICE
         else devices.choose(np.asarray(features).nbytes, fold.job.device_data_mb,
-                            generator=False, jobs_per_gpu=fold.job.jobs_per_gpu))
+                            generator=False, jobs_per_gpu=fold.job.jobs_per_gpu),
+        on_device=fitted.on_device)
     check_finite(fold.fold, evaluation.outputs, evaluation.metrics)
     if not fold.uses_embeddings or fitted.sources is None:
         return evaluation, None, None
