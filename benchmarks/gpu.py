@@ -1,21 +1,24 @@
-"""GPU benchmark (issues 53 and 63): does the GPU wait?
+"""GPU benchmark (issues 53, 63 and 76): does the GPU wait?
 
 Every phase runs in a process of its own under a hard time limit (its projected seconds
 times `--slack`, within what is left of `--budget`), prints its lines as they come and writes
 them to `<out-dir>/<phase>.json`; a phase stopped at its limit or failing is said so in one
 line, and the next one starts. On one GPU, torch, then JAX:
 
-sync     CUDA synchronisations (`torch.cuda.set_sync_debug_mode`) and host reads
-         (`xval.training.host_reads`) per training and validation step, for one fold of the
-         plain demo CNN and one of the default instance (`init`'s audio CNN at the package
-         defaults: SpecAugment, warps, warm-up + cosine, mixup, label smoothing).
+sync     CUDA synchronisations (`torch.cuda.set_sync_debug_mode`), host reads, host values
+         copied to the device and sync-prone operators (`repeat_interleave`, `nonzero`, a
+         boolean mask: `xval.training.host_reads`) per training and validation step, for
+         one fold of every task's default instance (`TASK_INSTANCES`: the package defaults
+         on a small synthetic store of the task) and of the plain demo CNN.
 a-small  engine / hand loop (ratio of medians): `Experiment.run` (inline) against scikit-learn
          `GroupKFold` plus `model.fit` on the same folds, model, epochs and batch size, the hand
-         loop fed the same device-resident rows (`make_batches(placement=DEVICE)`: the ratio
-         asked) and fed numpy (a researcher's own loop); the demo CNN, 4 folds x 10 epochs.
-a-big    the same for a 10.7 M-parameter `audio_cnn` on 3,200 rows of 128 x 64 (3 epochs), and
-         the GPU's busy % sampled during epochs 2.. of one fold's fit (not its start, not its
-         evaluation).
+         loop fed the same device-resident rows (`make_batches(placement=DEVICE)`), once
+         under `constants_on_device` as the engine trains (a careful user's loop: the ratio
+         asked) and once with Keras's conversions of Python numbers; the demo CNN, 4 folds x
+         10 epochs. Every arm's time is printed and saved as it ends.
+a-big    the GPU's busy % during epochs 2.. of one fold of a 10.7 M-parameter `audio_cnn`
+         (3,200 rows of 128 x 64, 3 epochs; not its start, not its evaluation), then the
+         engine against the careful hand loop on it.
 b        per-job overhead (wall - sum of the jobs' fit seconds) / jobs: 8 jobs of the demo CNN
          through the process executor on one GPU slot, warm workers (`b-fresh`, not run by
          default: a fresh worker per job, what every GPU job paid before issue 53).
@@ -23,16 +26,22 @@ c        16 jobs of the demo CNN at 1, 2 and 4 jobs per GPU, warm workers: jobs 
          the speed-up over 1.
 jax      a-small on the JAX backend (one repeat; not run by default: `--only jax`).
 
-Every model is warmed up (one short fit) before it is timed. `--dry-run` prints each phase's
-projected seconds on an H100 at the default sizes (`--project` prints only that), then runs
-every phase on the CPU at tiny sizes: the code path, rehearsed before a GPU is lent.
+Two calls of at most 300 s each (`--call 1`: sync, a-small, b; `--call 2`: a-big, c), each
+worth running alone, within 15 minutes of device time (docs/performance.md gives the exact
+commands). Every model is warmed up (one short fit) before it is timed. `--dry-run` prints
+the projected seconds on an H100, then runs the phases on the CPU at tiny sizes: the code
+path, rehearsed before a GPU is lent; `--project` only prints the projections (it writes
+nothing).
 
-    python -m benchmarks.gpu [--budget 480] [--gpu 0] [--out-dir results/gpu-benchmark]
-    python -m benchmarks.gpu --project | --dry-run
+    python -m benchmarks.gpu --call 1 [--gpu 0] [--out-dir results/gpu-benchmark]
+    python -m benchmarks.gpu [--only sync,a-small] [--budget 270] [--data DIR]
+    python -m benchmarks.gpu --project | --dry-run [--call 2]
     python -m benchmarks.gpu --cpu-proxies    # issue 53's CPU proxies (benchmarks.gpu_proxies)
 
-On a machine without a GPU (and without `--dry-run`, `--project` or `--cpu-proxies`) it
-prints a message and exits with code 0.
+The benchmark never writes over a file it did not make: `--out-dir` must not hold its
+figure files already, `--data` must be absent, empty, or a folder it made. On a machine
+without a GPU (and without `--dry-run`, `--project` or `--cpu-proxies`) it prints a message
+and exits with code 0; Ctrl-C stops the phase running (and its workers) and exits with 130.
 """
 
 import argparse
@@ -64,16 +73,28 @@ DEFAULT_INSTANCE = {"architecture": "audio_cnn", "reshaping_type": "conv",
                     "comment_1": "default", "comment_2": "init's instance 2"}
 """`init`'s audio CNN: everything else at the package defaults (config.ini as shipped)."""
 
+TASK_INSTANCES = {
+    "classification": ("demo", DEFAULT_INSTANCE),
+    "tagging": ("tags", DEFAULT_INSTANCE),
+    "detection": ("events", {"architecture": "fast_detector", "reshaping_type": "conv"}),
+    "regression": ("values", DEFAULT_INSTANCE),
+    "representation": ("demo", {"architecture": "conv_autoencoder", "reshaping_type": "conv"}),
+}
+"""Every task's default instance: its store (`task_store`; `demo`: the demo store) and its
+architecture, everything else at the package defaults as the task adapts them (SpecAugment,
+warps, warm-up + cosine, mixup where the task takes them; detection's boundary weight)."""
+
 H100 = {"start": 20.0, "fold": 1.0, "worker": 12.0, "demo_step": 0.0075, "big_step": 0.03,
-        "jax_compile": 20.0}
+        "jax_compile": 20.0, "counted": 8.0}
 """Seconds on one H100, for the projections: a phase's process start (Python, the backend,
 Keras, the CUDA context, the stores read), the engine's work per fold besides its steps
 (model, evaluation, saving), a worker process's start, a step of the demo CNN (bound by
 kernel launches), a step of the 10.7 M `audio_cnn` at batch 32, JAX's compilations per
-phase. Scaled from the H200 run of 2026-11 (4 folds x 10 epochs of the demo CNN, 10.5 s),
-then raised after the H200 run of 2026-11-27 (sync 22 s, a-small 92 s, b 51 s; a-big did
-not end within 188 s); each phase prints its measured seconds beside its projection, to
-correct them."""
+phase, and a model of the sync phase (its warm-up and counted folds, every operator of a
+step going through Python while counted). Scaled from
+the H200 run of 2026-11 (4 folds x 10 epochs of the demo CNN, 10.5 s), then raised after the
+H200 run of 2026-11-27 (sync 22 s, a-small 92 s, b 51 s; a-big did not end within 188 s);
+each phase prints its measured seconds beside its projection, to correct them."""
 
 
 @dataclasses.dataclass
@@ -82,18 +103,21 @@ class Sizes:
 
     repeats: int = 2
     epochs: int = 10
+    sync_epochs: int = 3
     big_epochs: int = 3
     big_repeats: int = 1
     big_rows: int = 3200
     big_filters: int = 96
+    task_rows: int = 600
+    task_shape: tuple = (100, 40)
     jobs_b: int = 8
     jobs_c: int = 16
     batch: int = 32
 
 
 DEFAULT = Sizes()
-TINY = Sizes(repeats=1, epochs=1, big_epochs=2, big_repeats=1, big_rows=64, big_filters=4,
-             jobs_b=4, jobs_c=4)
+TINY = Sizes(repeats=1, epochs=1, sync_epochs=1, big_epochs=2, big_repeats=1, big_rows=64,
+             big_filters=4, task_rows=64, task_shape=(16, 8), jobs_b=4, jobs_c=4)
 DEMO_STEPS = 19
 """Training steps per epoch of a demo-store fold (600 rows of 5 training items, batch 32)."""
 
@@ -114,10 +138,9 @@ def projected(phase, sizes=DEFAULT):
     # at a time (the demo CNN leaves the GPU idle between its kernels: sharing fills it).
     sharing = sum(h["worker"] + s.jobs_c * demo / min(n, 3) for n in (1, 2, 4))
     seconds = {
-        "sync": h["start"] + 2 * (fold(1, h["demo_step"], DEMO_STEPS)
-                                  + fold(3, h["demo_step"], DEMO_STEPS)),
-        "a-small": h["start"] + warm_demo + 3 * s.repeats * 4 * demo,
-        "a-big": h["start"] + warm_big + 3 * s.big_repeats * 4 * big + big,
+        "sync": h["start"] + (len(TASK_INSTANCES) + 1) * h["counted"] * s.sync_epochs / 3,
+        "a-small": h["start"] + 1.5 * warm_demo + 3 * s.repeats * 4 * demo,
+        "a-big": h["start"] + warm_big + big + 2 * s.big_repeats * 4 * big,
         "b": h["start"] + h["worker"] + s.jobs_b * demo,
         "b-fresh": h["start"] + s.jobs_b * (h["worker"] + demo),
         "c": h["start"] + sharing,
@@ -126,9 +149,14 @@ def projected(phase, sizes=DEFAULT):
     return seconds[phase]
 
 
-PHASES = ("sync", "a-small", "a-big", "b", "c")
-"""The phases run by default, in order (`b-fresh` and `jax` on demand: `--only`; with the
-projections raised after the H200 run of 2026-11-27 the six no longer fit one call)."""
+PHASES = ("sync", "a-small", "b", "a-big", "c")
+"""Every phase run by default, in order (`b-fresh` and `jax` on demand: `--only`)."""
+CALLS = {"1": ("sync", "a-small", "b"), "2": ("a-big", "c")}
+"""The two prepared device calls (`--call N`), each within `CALL_BUDGET` seconds."""
+CALL_BUDGET = 270
+"""Seconds of phases per prepared call: with the wheels' install, within 300 s."""
+MARK = ".xval-gpu-benchmark"
+"""The file that marks a `--data` folder as made by this benchmark."""
 
 
 def visible_gpus():
@@ -182,17 +210,19 @@ class Sampler:
 
 
 class Report:
-    """The figures: printed one line each and written to `path` as they come."""
+    """The figures: printed one line each and, with a `path`, written there as they come
+    (`None`: printed only)."""
 
     def __init__(self, path, header):
-        self.path = Path(path)
+        self.path = None if path is None else Path(path)
         self.data = {"header": header, "lines": []}
 
     def line(self, text, **figures):
         print(text, flush=True)
         self.data["lines"].append({"text": text, **figures})
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(json.dumps(self.data, indent=1))
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text(json.dumps(self.data, indent=1))
 
 
 def busy(figures):
@@ -202,90 +232,172 @@ def busy(figures):
     return f", GPU busy {figures['gpu_busy_pct']} %, peak {figures['gpu_peak_mib']:,.0f} MiB"
 
 
+# --- the stores ------------------------------------------------------------------------------
+
 def big_store(data_dir, rows):
     """A learnable synthetic store for the 10 M-parameter model: `rows` rows of 128 frames
     x 64 bins, 8 items, 4 classes (each shifts a few bins)."""
     import numpy as np
-    import pandas as pd
-
-    from preprocessing.store import write_store
 
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 4, size=rows)
     x = rng.normal(0, 1, size=(rows, 128, 64)).astype(np.float32)
     for c in range(4):
         x[labels == c, :, 8 * c:8 * c + 8] += 1.5
-    meta = pd.DataFrame({"item": [f"item{i % 8}" for i in range(rows)],
-                         "label": [f"class{c}" for c in labels],
-                         "clip": [f"item{i % 8}/clip{i}" for i in range(rows)],
-                         "source": [f"clip{i}.wav" for i in range(rows)],
+    return _write(Path(data_dir) / "big", x, [f"class{c}" for c in labels])
+
+
+def _write(path, x, label_column, task_type="classification", **kwargs):
+    """`write_store` of rows spread over 8 items, one clip each."""
+    import pandas as pd
+
+    from preprocessing.store import write_store
+
+    meta = pd.DataFrame({"item": [f"item{i % 8}" for i in range(len(x))],
+                         "label": label_column,
+                         "clip": [f"item{i % 8}/clip{i}" for i in range(len(x))],
+                         "source": [f"clip{i}.wav" for i in range(len(x))],
                          "start": 0.0, "augmented": False})
-    return write_store(Path(data_dir) / "big", x, meta, info={"sample_rate": 16000})
+    return write_store(path, x, meta, task_type=task_type,
+                       info={"sample_rate": 16000,
+                             "feature_params": {"hop_length": 320, "sample_rate": 16000}},
+                       **kwargs)
+
+
+def task_store(data_dir, task, rows=DEFAULT.task_rows, shape=DEFAULT.task_shape):
+    """A small learnable store of `task` (`tagging`, `detection` or `regression`): `rows`
+    rows of `shape` (frames, bins) over 8 items, each label raising its own bins (a
+    detection event its frames). Returns the `FeatureStore`."""
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(0, 1, size=(rows, *shape)).astype(np.float32)
+    name = TASK_INSTANCES[task][0]
+    if task == "tagging":
+        tags = rng.uniform(size=(rows, 4)) < 0.35
+        tags[~tags.any(axis=1), 0] = True
+        for c in range(4):
+            x[tags[:, c], :, 2 * c:2 * c + 2] += 2.0
+        labels = [";".join(f"tag{c}" for c in np.flatnonzero(t)) for t in tags]
+        return _write(Path(data_dir) / name, x, labels, task)
+    if task == "regression":
+        values = rng.uniform(0, 3, size=rows)
+        x[:, :, 0] += values[:, None]
+        return _write(Path(data_dir) / name, x, [float(v) for v in values], task)
+    frames = np.zeros((rows, shape[0], 2), np.float32)
+    for r in range(rows):
+        c, length = int(rng.integers(0, 2)), int(rng.integers(3, shape[0] // 2))
+        onset = int(rng.integers(0, shape[0] - length))
+        frames[r, onset:onset + length, c] = 1
+        x[r, onset:onset + length, 2 * c:2 * c + 2] += 2.0
+    labels = ["event" for _ in range(rows)]
+    return _write(Path(data_dir) / name, x, labels, task, classes=["call", "song"],
+                  arrays={"frame_targets.npy": frames})
+
+
+def prepare_data(folder, sizes):
+    """The stores every phase reads, made in `folder` (marked as the benchmark's): the
+    demo store (as `python -m preprocessing demo` builds it), the big store and the task
+    stores; those already there (a folder an earlier run made) are kept."""
+    from preprocessing.demo import build_demo
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / MARK).touch()
+    if not (folder / "demo" / "dataset.json").exists():
+        build_demo(folder, workers=0, progress=False)
+    if not (folder / "big" / "dataset.json").exists():
+        big_store(folder, sizes.big_rows)
+    for task in ("tagging", "detection", "regression"):
+        if not (folder / TASK_INSTANCES[task][0] / "dataset.json").exists():
+            task_store(folder, task, sizes.task_rows, sizes.task_shape)
 
 
 # --- the phases (each in its own process: `--phase NAME`) -----------------------------------
 
-def fold_job(store, spec, epochs, batch, fold=0):
-    """A `Job` of fold `fold` of `store` (its 4 folds, as the engine cuts them)."""
+def fold_job(store, spec, epochs, batch, fold=0, task_type=None):
+    """A `Job` of fold `fold` of `store` (its 4 folds, as the engine cuts them), of
+    `task_type` (the store's by default)."""
     import architectures
     from xval.config.loader import load_config
     from xval.config.params import resolve
     from xval.core.records import Job
     from xval.folds import ItemKFold
 
-    params = resolve(1, {**spec, "epochs": epochs, "patience": epochs, "min_epochs": 0,
-                         "batch_size": batch},
+    task_type = task_type or store.task_type
+    params = resolve(1, {"comment_1": "", "comment_2": "", **spec, "epochs": epochs,
+                         "patience": epochs, "min_epochs": 0, "batch_size": batch},
                      training_defaults=load_config(ROOT / "config.ini").training,
-                     architectures=architectures)
+                     architectures=architectures, task_type=task_type)
     items = ItemKFold(4).split_items(store.items)[fold]
-    return Job(instance=1, fold=fold, params=params, items=items,
-               task_type="classification", generator=False, store=str(store.path))
+    return Job(instance=1, fold=fold, params=params, items=items, task_type=task_type,
+               generator=False, store=str(store.path))
 
 
-def phase_sync(ctx, report):
-    """CUDA syncs and host reads per step, the plain demo CNN and the default instance."""
-    from benchmarks.engine_overhead import ARCH
+def count_waits(store, spec, epochs, batch, task_type=None):
+    """One fold of `spec` on `store` after a one-epoch warm-up, its waits counted
+    (`count_host_reads`); returns the `HostReads`."""
     from xval.training.fold import run_fold
     from xval.training.host_reads import count_host_reads
 
-    for name, spec in (("plain demo CNN", ARCH), ("default instance", DEFAULT_INSTANCE)):
-        run_fold(fold_job(ctx.demo, spec, 1, ctx.sizes.batch))  # warm-up
-        with count_host_reads() as seen:
-            result = run_fold(fold_job(ctx.demo, spec, 3, ctx.sizes.batch))
-        assert result.ok, result.message
+    run_fold(fold_job(store, spec, 1, batch, task_type=task_type))  # warm-up
+    with count_host_reads() as seen:
+        result = run_fold(fold_job(store, spec, epochs, batch, task_type=task_type))
+    assert result.ok, result.message
+    return seen
+
+
+def phase_sync(ctx, report):
+    """Waits per step: the plain demo CNN, then every task's default instance."""
+    from benchmarks.engine_overhead import ARCH
+
+    models = {"plain demo CNN": ("classification", "demo", ARCH),
+              **{f"{task} default": (task, *TASK_INSTANCES[task])
+                 for task in TASK_INSTANCES}}
+    for name, (task, store, spec) in models.items():
+        seen = count_waits(ctx.stores[store], spec, ctx.sizes.sync_epochs, ctx.sizes.batch,
+                           task)
+        steps = seen.steps["train_step"]
         report.line(f"{name}: CUDA syncs per training step {seen.syncs_per_step():.2f}, per "
-                    f"validation step {seen.syncs_per_step('test_step'):.2f}; host reads per "
-                    f"training step {seen.per_step():.2f}, host copies to the device "
-                    f"{seen.copies_per_step():.2f} ({seen.steps['train_step']} steps; "
-                    f"{sum(seen.elsewhere.values()) / max(seen.steps['train_step'], 1):.2f} "
-                    "per step in Keras's callback thread, which the step does not wait for)"
-                    + ("" if not seen.where else f"; first at {next(iter(seen.where.values()))}"),
-                    phase="sync", model=name, syncs_per_step=seen.syncs_per_step(),
+                    f"validation step {seen.syncs_per_step('test_step'):.2f}; per training "
+                    f"step: host reads {seen.per_step():.2f}, host copies to the device "
+                    f"{seen.copies_per_step():.2f}, sync-prone operators "
+                    f"{seen.sync_ops_per_step():.2f} ({steps} steps; "
+                    f"{sum(seen.elsewhere.values()) / max(steps, 1):.2f} per step in Keras's "
+                    "callback thread, which the step does not wait for)",
+                    phase="sync", model=name, task=task, syncs_per_step=seen.syncs_per_step(),
                     val_syncs_per_step=seen.syncs_per_step("test_step"),
                     reads_per_step=seen.per_step(), copies_per_step=seen.copies_per_step(),
                     val_copies_per_step=seen.copies_per_step("test_step"),
-                    steps=seen.steps["train_step"])
-        for where, n in (seen.sync_where or seen.copies).most_common(12):  # the waits
+                    sync_ops_per_step=seen.sync_ops_per_step(),
+                    val_sync_ops_per_step=seen.sync_ops_per_step("test_step"), steps=steps)
+        sites = seen.sync_where + seen.copies + seen.sync_ops + seen.reads
+        for where, n in sites.most_common(8):  # the waits, where they are made
             step = where.split(":", 1)[0]
-            report.line(f"  {n / max(seen.steps[step], 1):5.2f} per {where}", phase="sync",
-                        model=name, sync_site=where, per_step=n / max(seen.steps[step], 1))
+            at = seen.op_where.get(where) or seen.where.get(where) or ""
+            report.line(f"  {n / max(seen.steps[step], 1):5.2f} per {where}"
+                        + (f" at {at}" if at else ""), phase="sync", model=name,
+                        sync_site=where, per_step=n / max(seen.steps[step], 1))
 
 
-def hand_loop(store, epochs, batch, arch, device_rows):
+def hand_loop(store, epochs, batch, arch, constants):
     """GroupKFold plus `model.fit` with early stopping on validation items, the engine's
     model, folds, epochs and batch size, fed the rows on the device (`make_batches` with
-    `placement=DEVICE`, as the engine feeds them) or numpy (Keras converts each batch)."""
+    `placement=DEVICE`, as the engine feeds them), the test rows scored from the device;
+    with `constants`, under `constants_on_device` as the engine's jobs run (else Keras
+    copies every Python number from the host)."""
     import keras
     import numpy as np
 
     from benchmarks.engine_overhead import hand_folds
     from xval.training import devices
     from xval.training.batches import make_batches
+    from xval.training.device_constants import constants_on_device
 
-    for x, y, fold, train, val, test, model in hand_folds(store, arch):
-        stop = keras.callbacks.EarlyStopping(patience=epochs, restore_best_weights=True)
-        if device_rows:
-            feed = {"placement": devices.DEVICE, "batch_size": batch}
+    feed = {"placement": devices.DEVICE, "batch_size": batch}
+    with constants_on_device() if constants else contextlib.nullcontext():
+        for x, y, fold, train, val, test, model in hand_folds(store, arch):
+            stop = keras.callbacks.EarlyStopping(patience=epochs, restore_best_weights=True)
             model.fit(make_batches(x[train], np.arange(len(train)), y[train], shuffle=True,
                                    seed=fold, **feed),
                       validation_data=make_batches(x[val], np.arange(len(val)), y[val],
@@ -294,38 +406,40 @@ def hand_loop(store, epochs, batch, arch, device_rows):
             model.predict(make_batches(x[test], np.arange(len(test)), y[test],
                                        shuffle=False, **{**feed, "batch_size": 1024}),
                           verbose=0)
-        else:
-            model.fit(x[train], y[train], validation_data=(x[val], y[val]), epochs=epochs,
-                      batch_size=batch, verbose=0, callbacks=[stop])
-            model.evaluate(x[test], y[test], verbose=0)
 
 
-def against_hand(ctx, report, name, dataset, arch, epochs, repeats):
-    """The engine against the hand loop (device rows; numpy), alternating, after a
-    warm-up of each."""
+HAND = {"hand (careful)": True, "hand (Keras's conversions)": False}
+"""The hand loop's arms: `constants` of `hand_loop`."""
+
+
+def against_hand(ctx, report, name, dataset, arch, epochs, repeats, arms=tuple(HAND)):
+    """The engine against the hand loop's `arms`, alternating, after a warm-up of each;
+    every arm's time is printed and saved as it ends, then the ratios of medians."""
     from benchmarks.engine_overhead import engine_run
 
     store = ctx.stores[dataset]
-    arms = {"engine": lambda tag: engine_run(ctx.config, ctx.data, ctx.tmp / tag, epochs,
+    runs = {"engine": lambda tag: engine_run(ctx.config, ctx.data, ctx.tmp / tag, epochs,
                                              ctx.sizes.batch, arch=arch, dataset=dataset),
-            "hand (device rows)": lambda tag: hand_loop(store, epochs, ctx.sizes.batch, arch,
-                                                        True),
-            "hand (numpy)": lambda tag: hand_loop(store, epochs, ctx.sizes.batch, arch, False)}
+            **{arm: (lambda tag, c=HAND[arm]: hand_loop(store, epochs, ctx.sizes.batch, arch,
+                                                          c)) for arm in arms}}
     engine_run(ctx.config, ctx.data, ctx.tmp / f"warm-{dataset}", 1, ctx.sizes.batch,
                arch=arch, dataset=dataset)
     hand_loop(store, 1, ctx.sizes.batch, arch, True)
-    times = {arm: [] for arm in arms}
+    times = {arm: [] for arm in runs}
     for r in range(repeats):
-        for arm, run in arms.items():
+        for arm, run in runs.items():
             times[arm].append(timed(run, f"{name}-{r}-{len(times[arm])}")[0])
+            report.line(f"  {name}, {arm}, repeat {r + 1}: {times[arm][-1]:.2f}s",
+                        phase="a-arm", model=name, arm=arm, repeat=r + 1,
+                        seconds=times[arm][-1])
     engine = median(times["engine"])
-    device, numpy_fed = median(times["hand (device rows)"]), median(times["hand (numpy)"])
-    report.line(f"engine / hand loop, {name}, 4 folds x {epochs} epochs: {engine / device:.3f} "
-                f"against the hand loop on the same device rows, {engine / numpy_fed:.3f} "
-                f"against it fed numpy (medians of {repeats}: {engine:.2f}s, {device:.2f}s, "
-                f"{numpy_fed:.2f}s)", phase="a", model=name, epochs=epochs,
-                ratio=engine / device, ratio_numpy=engine / numpy_fed, engine_s=engine,
-                hand_device_s=device, hand_numpy_s=numpy_fed)
+    ratios = {arm: engine / median(times[arm]) for arm in arms}
+    report.line(f"engine / hand loop, {name}, 4 folds x {epochs} epochs: "
+                + ", ".join(f"{ratios[arm]:.3f} against {arm}" for arm in arms)
+                + f" (medians of {repeats}: engine {engine:.2f}s, "
+                + ", ".join(f"{arm} {median(times[arm]):.2f}s" for arm in arms) + ")",
+                phase="a", model=name, epochs=epochs, engine_s=engine,
+                ratios=ratios, medians={arm: median(t) for arm, t in times.items()})
 
 
 def phase_a_small(ctx, report):
@@ -335,21 +449,26 @@ def phase_a_small(ctx, report):
 
 
 def phase_a_big(ctx, report):
-    """The 10.7 M model against the hand loop, then one fold's busy %."""
+    """One fold of the 10.7 M model and the GPU's busy %, then the engine against the
+    careful hand loop on it."""
     from xval.training.fold import run_fold
 
     arch = {**BIG, "filters": ctx.sizes.big_filters}
     name = "audio_cnn 10.7M" if ctx.sizes.big_filters == BIG["filters"] else "audio_cnn (small)"
-    against_hand(ctx, report, name, "big", arch, ctx.sizes.big_epochs, ctx.sizes.big_repeats)
+    big = ctx.stores["big"]
+    run_fold(fold_job(big, arch, 1, ctx.sizes.batch))  # warm-up
     marks, figures = [], {}
-    result = run_fold(fold_job(ctx.stores["big"], arch, ctx.sizes.big_epochs, ctx.sizes.batch),
+    result = run_fold(fold_job(big, arch, ctx.sizes.big_epochs, ctx.sizes.batch),
                       on_epoch=lambda *a: marks.append(time.perf_counter()))
     assert result.ok, result.message
     ctx.sampler.between(marks[0], marks[-1], figures)
     report.line(f"{name}, one fold's fit, epochs 2 to {len(marks)}: "
                 f"{(marks[-1] - marks[0]) / max(1, len(marks) - 1):.2f}s per epoch"
-                f"{busy(figures) or ' (no GPU samples)'}", phase="a-busy", model=name,
-                **figures)
+                f"{busy(figures) or ' (no GPU samples)'}; fit {result.timings['fit_seconds']}"
+                f"s, evaluation {result.timings['eval_seconds']}s", phase="a-busy",
+                model=name, timings=result.timings, **figures)
+    against_hand(ctx, report, name, "big", arch, ctx.sizes.big_epochs, ctx.sizes.big_repeats,
+                 arms=("hand (careful)",))
 
 
 def sharing_run(ctx, folder, jobs, jobs_per_gpu, epochs):
@@ -445,13 +564,11 @@ class Context:
     config: object = None
     stores: dict = dataclasses.field(default_factory=dict)
 
-    @property
-    def demo(self):
-        return self.stores["demo"]
-
 
 def run_phase(args):
-    """`--phase NAME`: one phase, in this process."""
+    """`--phase NAME`: one phase, in this process (stopped with its workers when the
+    driver ends: `_follow_parent`)."""
+    _follow_parent()
     import keras
 
     from preprocessing.store import FeatureStore
@@ -464,28 +581,36 @@ def run_phase(args):
                     {"card": card, "backend": keras.backend.backend(), "phase": args.phase,
                      "dry_run": args.dry_run})
     sampler = Sampler(args.gpu, bool(gpus) and not args.dry_run)  # nvidia-smi's numbering
+    names = {"demo", "big", *(store for store, _ in TASK_INSTANCES.values())}
     with tempfile.TemporaryDirectory() as tmp:
-        ctx = Context(sizes=sizes, data=Path(args.data), tmp=Path(tmp),
+        data = Path(args.data).resolve()  # jobs name their store by absolute path
+        ctx = Context(sizes=sizes, data=data, tmp=Path(tmp),
                       gpu="0", sampler=sampler,  # the child sees its GPU alone
                       config=load_config(ROOT / "config.ini"),
-                      stores={name: FeatureStore(Path(args.data) / name)
-                              for name in ("demo", "big")})
+                      stores={name: FeatureStore(data / name) for name in names})
         try:
             RUNNERS[args.phase](ctx, report)
         finally:
             sampler.close()
 
 
+def _follow_parent():
+    """A phase's process (its own process group, so that its limit stops its workers too)
+    stops with its group when the driver ends, even killed (Linux: the parent-death
+    signal; the SIGTERM handler stops the group)."""
+    def stop(*_):
+        os.killpg(0, signal.SIGKILL)
+
+    signal.signal(signal.SIGTERM, stop)
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() == 1:  # the driver ended before the signal was asked for
+        stop()
+
+
 # --- the driver ------------------------------------------------------------------------------
-
-def prepare_data(folder, sizes):
-    """The demo store (as `python -m preprocessing demo` builds it) and the big store."""
-    from preprocessing.demo import build_demo
-
-    if not (Path(folder) / "demo" / "dataset.json").exists():
-        build_demo(Path(folder), workers=0, progress=False)
-    big_store(folder, sizes.big_rows)
-
 
 def print_projection(report, only):
     total = 0.0
@@ -497,8 +622,13 @@ def print_projection(report, only):
     report.line(f"  {'total':8} {total:6.0f} s ({total / 60:.1f} min)", projected_total_s=total)
 
 
+class Interrupted(Exception):
+    """Ctrl-C, SIGTERM or SIGHUP reached the driver."""
+
+
 def run_child(args, phase, limit, report):
-    """Runs `phase` in its own process, killed (with its workers) at `limit` seconds."""
+    """Runs `phase` in its own process group, killed (with its workers) at `limit`
+    seconds, or when the driver is interrupted (then `Interrupted` goes on)."""
     cmd = [sys.executable, "-m", "benchmarks.gpu", "--phase", phase, "--data", str(args.data),
            "--out-dir", str(args.out_dir), "--gpu", args.gpu] + \
         (["--dry-run"] if args.dry_run else [])
@@ -509,10 +639,12 @@ def run_child(args, phase, limit, report):
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, start_new_session=True)
     try:
         code = proc.wait(timeout=limit)
-    except subprocess.TimeoutExpired:
+    except (subprocess.TimeoutExpired, Interrupted, KeyboardInterrupt) as stopped:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+        if not isinstance(stopped, subprocess.TimeoutExpired):
+            raise Interrupted(phase) from None
         report.line(f"{phase}: stopped at its limit of {limit:.0f} s (what it measured is "
                     "above)", phase=phase, stopped_s=limit)
         return
@@ -522,39 +654,85 @@ def run_child(args, phase, limit, report):
                 f"{seconds:.0f} s{projection}", phase=phase, seconds=seconds, exit_code=code)
 
 
-def main():
+def check_folders(parser, args, only):
+    """Refuses, before anything is written, an `--out-dir` that is a file or holds the
+    figure files this run would write, and a `--data` folder this benchmark did not make."""
+    out = Path(args.out_dir)
+    if out.exists() and not out.is_dir():
+        parser.error(f"--out-dir {out}: is a file; pass a folder (made when absent).")
+    ours = [out / name for name in ("summary.json", *(f"{p}.json" for p in only))]
+    kept = [p.name for p in ours if p.exists()]
+    if kept:
+        parser.error(f"--out-dir {out}: already holds {', '.join(kept)}, which this run would "
+                     "write over; pass another folder, or move those files away first.")
+    if args.data is not None:
+        data = Path(args.data)
+        if data.exists() and (not data.is_dir() or (any(data.iterdir())
+                                                     and not (data / MARK).exists())):
+            parser.error(f"--data {data}: holds files this benchmark did not make (no {MARK} "
+                         "in it); pass an absent or empty folder (the stores are made there) "
+                         "or one an earlier run made.")
+
+
+def check_gpu(parser, gpu, gpus):
+    """Refuses a `--gpu` that is not the index of a visible GPU."""
+    if not gpu.isdigit() or (gpus and int(gpu) >= len(gpus)):
+        seen = f"{len(gpus)} GPU(s): ids 0 to {len(gpus) - 1}" if gpus else "no GPU"
+        parser.error(f"--gpu {gpu}: expected the index of one GPU nvidia-smi lists; this "
+                     f"machine has {seen}.")
+
+
+def parse(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budget", type=float, default=480, help="seconds for every phase")
+    parser.add_argument("--call", choices=sorted(CALLS),
+                        help="one of the two prepared device calls (phases and budget)")
+    parser.add_argument("--budget", type=float, help="seconds for every phase (default 480; "
+                        f"{CALL_BUDGET} with --call)")
     parser.add_argument("--slack", type=float, default=1.6,
                         help="a phase's limit: its projected seconds times this")
     parser.add_argument("--gpu", default="0", help="GPU id to use (CUDA_VISIBLE_DEVICES)")
     parser.add_argument("--out-dir", default=str(ROOT / "results" / "gpu-benchmark"))
-    parser.add_argument("--only", default=",".join(PHASES))
+    parser.add_argument("--only", help=f"phases, comma-separated (default {','.join(PHASES)})")
     parser.add_argument("--data", help="the stores' folder (made when absent)")
     parser.add_argument("--dry-run", action="store_true",
-                        help="every phase on the CPU at tiny sizes, after the projections")
+                        help="the phases on the CPU at tiny sizes, after the projections")
     parser.add_argument("--project", action="store_true",
                         help="only print each phase's projected seconds on an H100")
     parser.add_argument("--cpu-proxies", action="store_true",
                         help="issue 53's CPU proxies (benchmarks.gpu_proxies)")
     parser.add_argument("--repeats", type=int, default=3, help="--cpu-proxies' repeats")
     parser.add_argument("--phase", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.call and args.only:
+        parser.error("--call and --only both choose the phases: pass one of them.")
+    only = list(CALLS[args.call]) if args.call else \
+        [p for p in (args.only or ",".join(PHASES)).split(",") if p]
+    unknown = sorted(set(only) - set(RUNNERS))
+    if unknown:
+        parser.error(f"--only {','.join(unknown)}: not a phase; choose from "
+                     f"{', '.join(RUNNERS)}")
+    if args.budget is None:
+        args.budget = CALL_BUDGET if args.call else 480
+    return parser, args, only
+
+
+def main(argv=None):
+    parser, args, only = parse(argv)
     if args.cpu_proxies:
         from benchmarks.gpu_proxies import cpu_proxies
 
         return cpu_proxies(args)
     if args.phase:
         return run_phase(args)
-    only = [p for p in args.only.split(",") if p]
-    unknown = sorted(set(only) - set(RUNNERS))
-    if unknown:
-        parser.error(f"--only {','.join(unknown)}: not a phase; choose from "
-                     f"{', '.join(RUNNERS)}")
     gpus = visible_gpus()
+    if not args.project:
+        check_folders(parser, args, only)
+        if not args.dry_run:
+            check_gpu(parser, args.gpu, gpus)
     out = Path(args.out_dir)
-    report = Report(out / "summary.json", {"card": gpus[0] if gpus else None,
-                                           "dry_run": args.dry_run, "budget_s": args.budget})
+    report = Report(None if args.project else out / "summary.json",
+                    {"card": gpus[0] if gpus else None, "dry_run": args.dry_run,
+                     "budget_s": args.budget, "phases": only})
     report.line("Projected seconds on an H100 (benchmarks.gpu.H100), default sizes:")
     print_projection(report, only)
     if args.project:
@@ -563,21 +741,33 @@ def main():
         print("No GPU found (nvidia-smi lists none): nothing to measure here. Run this on a "
               "machine with an NVIDIA GPU and a CUDA build of the backend (see the README).")
         return 0
-    report.line(f"{gpus[int(args.gpu)] if gpus and args.gpu.isdigit() else 'CPU'}"
+    report.line(f"{gpus[int(args.gpu)] if gpus and not args.dry_run else 'CPU'}"
                 f"{' (dry run: tiny sizes)' if args.dry_run else ''}")
-    started = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        args.data = Path(args.data or Path(tmp) / "data")
-        prepare_data(args.data, TINY if args.dry_run else DEFAULT)
-        for phase in only:
-            left = args.budget - (time.perf_counter() - started)
-            need = projected(phase)
-            if not args.dry_run and left < 0.5 * need:
-                report.line(f"{phase}: skipped ({left:.0f} s left of the {args.budget:.0f} s "
-                            f"budget; it needs about {need:.0f} s)", phase=phase, skipped=True)
-                continue
-            limit = 600 if args.dry_run else min(args.slack * need, left)
-            run_child(args, phase, limit, report)
+
+    def interrupted(*_):
+        raise Interrupted
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, interrupted)
+    started, phase = time.perf_counter(), None
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            args.data = Path(args.data or Path(tmp) / "data").resolve()
+            prepare_data(args.data, TINY if args.dry_run else DEFAULT)
+            for phase in only:
+                left = args.budget - (time.perf_counter() - started)
+                need = projected(phase)
+                if not args.dry_run and left < 0.5 * need:
+                    report.line(f"{phase}: skipped ({left:.0f} s left of the "
+                                f"{args.budget:.0f} s budget; it needs about {need:.0f} s)",
+                                phase=phase, skipped=True)
+                    continue
+                limit = 600 if args.dry_run else min(args.slack * need, left)
+                run_child(args, phase, limit, report)
+    except (Interrupted, KeyboardInterrupt):
+        print(f"Interrupted{f' during {phase}' if phase else ''}: that phase and its workers "
+              f"were stopped; the figures so far are in {out}/.", file=sys.stderr, flush=True)
+        return 130
     report.line(f"Figures written to {out}/ (summary.json and one file per phase)")
     return 0
 

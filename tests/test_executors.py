@@ -4,12 +4,9 @@ contract's JSON round trip."""
 import importlib.util
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
-from tests.conftest import ROOT
 from xval import Experiment
 from xval.core.errors import ConfigurationError, TrainingError
 from xval.core.records import FoldResult, Job, Status
@@ -342,31 +339,6 @@ def test_refill_first_yields_failures_before_refilling():
                                JobQueue(results_first=True)):
         events.append(result.instance)
     assert events == [1, 2, "refill"]
-
-
-def test_gpu_benchmark_runs_without_a_gpu(tmp_path):
-    import shutil
-
-    if shutil.which("nvidia-smi"):
-        pytest.skip("a GPU driver is present: the benchmark would measure, not exit")
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.gpu", "--out-dir",
-                           str(tmp_path)], capture_output=True, text=True, cwd=ROOT,
-                          timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith("Projected seconds on an H100")
-    assert proc.stdout.strip().splitlines()[-1].startswith("No GPU found")
-
-
-def test_gpu_benchmark_default_run_fits_eight_minutes():
-    """Issue 63: the device check's default phases are projected at <= 8 minutes on an
-    H100, each phase's limit follows its projection, and an unknown phase is refused."""
-    from benchmarks.gpu import PHASES, projected
-
-    assert sum(projected(phase) for phase in PHASES) <= 480
-    assert all(projected(phase) > 0 for phase in (*PHASES, "b-fresh"))
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.gpu", "--only", "a,sync"],
-                          capture_output=True, text=True, cwd=ROOT, timeout=120)
-    assert proc.returncode == 2 and "--only a: not a phase" in proc.stderr
 
 
 def test_ray_reuses_cpu_workers_and_gives_gpu_jobs_a_fresh_one():

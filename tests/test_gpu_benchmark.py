@@ -1,0 +1,159 @@
+"""The GPU benchmark (`benchmarks.gpu`) on a machine without a GPU: its two prepared calls
+fit their budget, it refuses what would write over a user's files before writing anything,
+and Ctrl-C or a killed driver stops the phase process and its workers (issues 74 and 76)."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from benchmarks.gpu import CALL_BUDGET, CALLS, MARK, PHASES, check_gpu, parse, projected
+from tests.conftest import ROOT, tiny_store
+
+
+def _bench(*args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "benchmarks.gpu", *map(str, args)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=timeout)
+
+
+def test_gpu_benchmark_runs_without_a_gpu(tmp_path):
+    if shutil.which("nvidia-smi"):
+        pytest.skip("a GPU driver is present: the benchmark would measure, not exit")
+    proc = _bench("--out-dir", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("Projected seconds on an H100")
+    assert proc.stdout.strip().splitlines()[-1].startswith("No GPU found")
+
+
+def test_each_prepared_call_fits_its_budget():
+    """Issue 76: two calls of at most 300 s (the phases within `CALL_BUDGET`, the wheels'
+    install in the rest), which between them run every default phase; an unknown phase and
+    `--call` with `--only` are refused."""
+    assert sorted(p for phases in CALLS.values() for p in phases) == sorted(PHASES)
+    for phases in CALLS.values():
+        assert sum(projected(p) for p in phases) <= CALL_BUDGET <= 285
+    assert all(projected(phase) > 0 for phase in (*PHASES, "b-fresh", "jax"))
+    assert parse(["--call", "2"])[1].budget == CALL_BUDGET
+    proc = _bench("--only", "a,sync")
+    assert proc.returncode == 2 and "--only a: not a phase" in proc.stderr
+    proc = _bench("--call", "1", "--only", "sync")
+    assert proc.returncode == 2 and "pass one of them" in proc.stderr
+
+
+def test_project_prints_only(tmp_path):
+    """Issue 74.1: `--project` (documented as printing) never writes, even over a
+    `summary.json` the user keeps in `--out-dir`."""
+    kept = tmp_path / "summary.json"
+    kept.write_text("mine")
+    proc = _bench("--project", "--out-dir", tmp_path)
+    assert proc.returncode == 0 and "projected on an H100" in proc.stdout
+    assert kept.read_text() == "mine" and sorted(tmp_path.iterdir()) == [kept]
+
+
+@pytest.mark.parametrize("case", ["out-file", "out-kept", "data-user", "data-file"])
+def test_folders_refused_before_anything_is_written(tmp_path, case):
+    """Issue 74.1 and 12: an `--out-dir` that is a file, or that holds a figure file this
+    run would write, and a `--data` folder the benchmark did not make are refused in one
+    line (exit 2), nothing written."""
+    out, data = tmp_path / "out", tmp_path / "data"
+    if case == "out-file":
+        out.write_text("x")
+    elif case == "out-kept":
+        out.mkdir()
+        (out / "sync.json").write_text("mine")
+    elif case == "data-user":
+        data.mkdir()
+        (data / "recording.wav").write_bytes(b"RIFF")
+    else:
+        data.write_text("x")
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    proc = _bench("--dry-run", "--only", "sync", "--out-dir", out, "--data", data)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    message = proc.stderr.strip().splitlines()[-1]
+    assert ("--out-dir" if case.startswith("out") else "--data") in message
+    assert "Traceback" not in proc.stderr
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+def test_gpu_id_refused_unless_listed():
+    """Issue 74.12: `--gpu 5` on two GPUs names the ids there are (not an IndexError)."""
+    import argparse
+
+    class Parser(argparse.ArgumentParser):
+        def error(self, message):
+            raise ValueError(message)
+
+    gpus = ["GPU 0: A", "GPU 1: B"]
+    check_gpu(Parser(), "1", gpus)
+    for bad in ("5", "-1", "x"):
+        with pytest.raises(ValueError, match=rf"--gpu {bad}: .* 2 GPU\(s\): ids 0 to 1"):
+            check_gpu(Parser(), bad, gpus)
+
+
+def _phase_pid(out):
+    """The pid of the phase process writing to `out` (its command line names it)."""
+    for proc in Path("/proc").iterdir():
+        try:
+            cmd = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"--phase" in cmd and str(out).encode() in cmd:
+            return int(proc.name)
+    return None
+
+
+def _gone(pid, seconds=20):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        if Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z":
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the phase process in /proc")
+@pytest.mark.parametrize("how", ["ctrl-c", "group-killed"])
+def test_stopping_the_driver_stops_its_phase(tmp_path, how):
+    """Issue 74.12: Ctrl-C gives one line and exit code 130, no traceback; killing the
+    driver's process group (SIGKILL, which it cannot catch) stops the phase process too,
+    which runs in a group of its own."""
+    data = tmp_path / "data"
+    tiny_store(data, "demo")
+    (data / MARK).touch()
+    out = tmp_path / "out"
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.gpu", "--dry-run", "--only", "sync", "--data",
+         str(data), "--out-dir", str(out)], cwd=ROOT, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline, pid = time.monotonic() + 120, None
+        while pid is None and time.monotonic() < deadline and driver.poll() is None:
+            time.sleep(0.2)
+            pid = _phase_pid(out)
+        assert pid is not None, driver.communicate(timeout=30)
+        time.sleep(2)  # the phase imports Keras meanwhile
+        if how == "ctrl-c":
+            driver.send_signal(signal.SIGINT)
+            _, err = driver.communicate(timeout=60)
+            assert driver.returncode == 130, err
+            assert "Interrupted during sync" in err and "Traceback" not in err
+        else:
+            os.killpg(driver.pid, signal.SIGKILL)
+            driver.wait(timeout=30)
+        assert _gone(pid), f"the phase process {pid} outlived the driver"
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["header"]["phases"] == ["sync"]
