@@ -25,6 +25,8 @@ b        per-job overhead (wall - sum of the jobs' fit seconds) / jobs: 8 jobs o
 c        16 jobs of the demo CNN at 1, 2 and 4 jobs per GPU, warm workers: jobs per minute and
          the speed-up over 1.
 jax      a-small on the JAX backend (one repeat; not run by default: `--only jax`).
+busy     the GPU's busy % during one fold of the 10.7 M model at batch 32 and 128, the
+         engine's and the careful hand loop's (on demand: `--only busy`).
 
 Two calls of at most 300 s each (`--call 1`: sync, a-small, b; `--call 2`: a-big, c), each
 worth running alone, within 15 minutes of device time (docs/performance.md gives the exact
@@ -145,6 +147,7 @@ def projected(phase, sizes=DEFAULT):
         "b-fresh": h["start"] + s.jobs_b * (h["worker"] + demo),
         "c": h["start"] + sharing,
         "jax": h["start"] + 2 * h["jax_compile"] + warm_demo + 3 * 4 * demo,
+        "busy": h["start"] + 2 * (warm_big / 8 + 3 * big),
     }
     return seconds[phase]
 
@@ -471,6 +474,52 @@ def phase_a_big(ctx, report):
                  arms=("hand (careful)",))
 
 
+def phase_busy(ctx, report, batches=(32, 128)):
+    """The GPU's busy % during epochs 2.. of one fold of the 10.7 M model, the engine's and
+    the careful hand loop's, at each batch size of `batches`: whether a step's host work
+    (Keras's eager dispatch on torch) or the engine keeps the GPU waiting."""
+    import keras
+    import numpy as np
+
+    from benchmarks.engine_overhead import hand_folds
+    from xval.training import devices
+    from xval.training.batches import make_batches
+    from xval.training.device_constants import constants_on_device
+    from xval.training.fold import run_fold
+
+    arch, big = {**BIG, "filters": ctx.sizes.big_filters}, ctx.stores["big"]
+    epochs, marks = ctx.sizes.big_epochs, []
+    mark = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda *a: marks.append(time.perf_counter()))
+    for batch in batches:
+        run_fold(fold_job(big, arch, 1, batch))  # warm-up
+        marks.clear()
+        figures = {}
+        run_fold(fold_job(big, arch, epochs, batch),
+                 on_epoch=lambda *a: marks.append(time.perf_counter()))
+        ctx.sampler.between(marks[0], marks[-1], figures)
+        per_epoch = (marks[-1] - marks[0]) / max(1, len(marks) - 1)
+        report.line(f"batch {batch}, engine: {per_epoch:.2f}s per epoch{busy(figures)}",
+                    phase="busy", arm="engine", batch=batch, epoch_s=per_epoch, **figures)
+        figures = {}
+        with constants_on_device():
+            x, y, fold, train, val, _, model = next(hand_folds(big, arch))
+            feed = {"placement": devices.DEVICE, "batch_size": batch}
+            for n in (1, epochs):  # a warm-up epoch, then the timed ones
+                marks.clear()
+                model.fit(make_batches(x[train], np.arange(len(train)), y[train], shuffle=True,
+                                       seed=fold, **feed),
+                          validation_data=make_batches(x[val], np.arange(len(val)), y[val],
+                                                       shuffle=False, **feed),
+                          epochs=n, verbose=0, callbacks=[mark])
+        ctx.sampler.between(marks[0], marks[-1], figures)
+        per_epoch = (marks[-1] - marks[0]) / max(1, len(marks) - 1)
+        report.line(f"batch {batch}, hand (careful): {per_epoch:.2f}s per epoch"
+                    f"{busy(figures)}", phase="busy", arm="hand (careful)", batch=batch,
+                    epoch_s=per_epoch, **figures)
+        keras.backend.clear_session()
+
+
 def sharing_run(ctx, folder, jobs, jobs_per_gpu, epochs):
     """`jobs` jobs (instances x 4 folds) of the demo CNN through the process executor;
     returns the wall time and the sum of the jobs' fit seconds."""
@@ -549,7 +598,7 @@ def phase_jax(ctx, report):
 
 
 RUNNERS = {"sync": phase_sync, "a-small": phase_a_small, "a-big": phase_a_big, "b": phase_b,
-           "b-fresh": phase_b_fresh, "c": phase_c, "jax": phase_jax}
+           "b-fresh": phase_b_fresh, "c": phase_c, "jax": phase_jax, "busy": phase_busy}
 
 
 @dataclasses.dataclass
