@@ -300,7 +300,8 @@ def task_store(data_dir, task, rows=DEFAULT.task_rows, shape=DEFAULT.task_shape)
 
 def prepare_data(folder, sizes):
     """The stores every phase reads, made in `folder` (marked as the benchmark's): the
-    demo store (as `python -m preprocessing demo` builds it), the big store and the task
+    demo store (as `python -m preprocessing demo` builds it; at `TINY` sizes a synthetic
+    classification store of as many rows as the task stores), the big store and the task
     stores; those already there (a folder an earlier run made) are kept."""
     from preprocessing.demo import build_demo
 
@@ -308,7 +309,15 @@ def prepare_data(folder, sizes):
     folder.mkdir(parents=True, exist_ok=True)
     (folder / MARK).touch()
     if not (folder / "demo" / "dataset.json").exists():
-        build_demo(folder, workers=0, progress=False)
+        if sizes is TINY:  # the rehearsal: the code paths, in seconds
+            import numpy as np
+
+            labels = np.arange(sizes.task_rows) % 4
+            x = np.random.default_rng(2).normal(size=(sizes.task_rows, *sizes.task_shape))
+            x[np.arange(len(x)), :, labels] += 2.0
+            _write(folder / "demo", x.astype(np.float32), [f"class{c}" for c in labels])
+        else:
+            build_demo(folder, workers=0, progress=False)
     if not (folder / "big" / "dataset.json").exists():
         big_store(folder, sizes.big_rows)
     for task in ("tagging", "detection", "regression"):
