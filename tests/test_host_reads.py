@@ -178,7 +178,7 @@ def test_tagging_instance_makes_no_host_read_in_a_step(tmp_path, monkeypatch):
     # Keras's own AUC (the task's history metric) copies its thresholds and shapes at every
     # step on torch (docs/performance.md): nothing else does.
     assert seen.copies
-    from xval.tasks.tagging import TagHead
+    from xval.tasks.tagging.task import TagHead
 
     monkeypatch.setattr(TagHead, "metrics", lambda self, params: [
         keras.metrics.BinaryAccuracy(threshold=0.0, name="auc")])  # the AUC's stand-in
