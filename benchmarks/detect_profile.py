@@ -76,7 +76,7 @@ def profile_fold(job: Any, clock: Clock) -> Any:
     Returns:
         The fold's `FoldResult`.
     """
-    import xval.tasks.detection_scores as scores  # noqa: PLC0415  (after the backend)
+    import xval.tasks.detection.scores as scores  # noqa: PLC0415  (after the backend)
     import xval.training.evaluation as evaluation  # noqa: PLC0415
     import xval.training.package as package  # noqa: PLC0415
     from xval.training.fit import fit_model  # noqa: PLC0415

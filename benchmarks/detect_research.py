@@ -156,7 +156,7 @@ RESCORE: dict[str, dict[str, Any]] = {
 }
 """Evaluation variants of `--rescore`: parameters that change how a trained fold model is
 scored (never how it trains); `_thresholds` replaces the grid of thresholds the validation
-recordings choose from (`xval.tasks.event_rules.THRESHOLD_GRID`)."""
+recordings choose from (`xval.tasks.detection.rules.THRESHOLD_GRID`)."""
 
 
 def rescore(args: argparse.Namespace, experiment: Any, plan: Any, names: list[str],
@@ -164,7 +164,7 @@ def rescore(args: argparse.Namespace, experiment: Any, plan: Any, names: list[st
     """Scores the kept fold models (`--models`) again with each `--rescore` variant, the
     post-processing chosen on the validation recordings as the engine chooses it, and
     appends a line each (configuration `<name>+<variant>`)."""
-    from xval.tasks import event_rules
+    from xval.tasks.detection import rules as event_rules
     from xval.training.evaluation import evaluate_splits
     from xval.training.fold import prepare_fold
     from xval.training.loading import load

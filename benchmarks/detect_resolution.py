@@ -21,8 +21,8 @@ import numpy as np
 
 from preprocessing.store import FeatureStore
 from xval.config.loader import find_config, load_config
-from xval.tasks.event_rules import reference_events, stitch_recordings
-from xval.tasks.events import event_metrics
+from xval.tasks.detection.events import event_metrics
+from xval.tasks.detection.rules import reference_events, stitch_recordings
 
 
 def blocky(y: np.ndarray, k: int, rule: str) -> np.ndarray:

@@ -1,5 +1,5 @@
 """The project's segment- and event-based detection metrics against sed_eval, the DCASE
-reference implementation they reproduce (`xval.tasks.sound_event_metrics`).
+reference implementation they reproduce (`xval.tasks.detection.metrics`).
 
     python -m benchmarks.sed_eval_reference             # compare on every case, and time both
     python -m benchmarks.sed_eval_reference --record    # rewrite tests/data/sed_eval_reference.json
@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from xval.tasks.events import detection_metrics, event_metrics
+from xval.tasks.detection.events import detection_metrics, event_metrics
 
 REFERENCE = Path(__file__).resolve().parents[1] / "tests" / "data" / "sed_eval_reference.json"
 KEYS = ("segment_f1", "segment_error_rate", "event_f1", "event_precision", "event_recall")

@@ -92,8 +92,8 @@ def rank_weighted(root: Path) -> dict[int, float]:
     fold's `rank` clips (predictions that chose nothing); empty without `rank` clips."""
     from xval import tasks  # noqa: PLC0415  (only with --weights-on-rank)
     from xval.core.storage import STORE  # noqa: PLC0415
-    from xval.running.ensembles.compute import member_clips, members_of  # noqa: PLC0415
-    from xval.tasks.fusion import choose_weights, fused  # noqa: PLC0415
+    from xval.ensembles.compute import member_clips, members_of  # noqa: PLC0415
+    from xval.ensembles.fusion import choose_weights, fused  # noqa: PLC0415
 
     members = members_of(root, list(MEMBERS), STORE)
     task = tasks.get(members[0].result.task_type or tasks.DEFAULT)

@@ -23,7 +23,7 @@ regression (scikit-learn, standardised features) on the training items' rows of 
 embedding store (each row's embedding frames pooled by their mean and maximum), chooses
 its C on the validation items' mAP among `C_GRID`, and scores the test items' clips
 (probabilities averaged over a clip's rows) with the tagging metrics of
-`xval.tasks.tag_metrics`, the F1 at per-label thresholds chosen on the validation clips:
+`xval.tasks.tagging.metrics`, the F1 at per-label thresholds chosen on the validation clips:
 the numbers beside the experiment's in docs/results.md.
 """
 
@@ -122,7 +122,7 @@ def baseline(exp_dir: Path, store_dir: Path) -> None:
     from sklearn.preprocessing import StandardScaler
 
     from preprocessing.store import FeatureStore
-    from xval.tasks import tag_metrics as tm
+    from xval.tasks.tagging import metrics as tm
 
     store = FeatureStore(store_dir)
     x, y = _pooled(store.features[:]), store.targets

@@ -22,9 +22,9 @@ from preprocessing.events import frame_targets
 from preprocessing.features import feature_shape, front_end
 from preprocessing.features.pretrained import PRETRAINED, PretrainedOptions
 from preprocessing.store import FeatureStore, check_store_out, write_store
+from xval import tasks
 from xval.core.errors import ConfigurationError, DatasetError
-from xval.tasks.detection import Detection
-from xval.tasks.events import T_COLLAR
+from xval.tasks.detection.events import T_COLLAR
 
 
 def read_items(path: str | os.PathLike[str]) -> dict[str, str]:
@@ -170,7 +170,7 @@ def build_detection_store(annotations: str | os.PathLike[str],
         raise DatasetError("No window to write: every recording was skipped.")
     dtype = np.float16 if params.dtype == "float16" else np.float32
     store = write_store(out, np.stack(feats).astype(dtype), pd.DataFrame(meta),
-                        task_type=Detection.name, classes=classes,
+                        task_type=tasks.of_events().name, classes=classes,
                         arrays={"frame_targets.npy": np.stack(targets).astype(np.uint8)},
                         overwrite=overwrite,
                         info={"feature_params": params.to_dict(), "skipped": skipped,

@@ -197,7 +197,7 @@ def test_rules_a_parameter_is_declared_once_as_a_field_of_its_record():
 
 # -- 3. one registry class, facts asked of the entries -----------------------------------
 
-TASK_NAMES = {"classification", "regression", "detection", "representation"}
+TASK_NAMES = {"classification", "regression", "detection", "representation", "tagging"}
 FEATURE_NAMES = {"stft", "mel", "mfcc", "cqt", "pretrained"}
 FEATURE_MODULES = ("preprocessing/features/", "architectures/front_end.py",
                    "architectures/encoders/", "xval/report/card_snippet.py")
@@ -377,20 +377,21 @@ def test_rules_regularisers_declared_once():
 
 
 def test_rules_ensembles_each_aspect_once():
-    """An ensemble of instances, each aspect in one room (issue 67; the map is
-    `xval.running.ensembles`'s docstring): the weightings declared once (the record), the
-    arithmetic once (`xval.tasks.fusion`), the computation in the running layer, not in the
-    report."""
+    """An ensemble of instances, each aspect in one room (issue 67), one package (issue 73;
+    the map is `xval.ensembles`'s docstring): the weightings declared once (the record), a
+    member's clips pooled once (the task's rule, `xval.tasks.fusion`), the weights' arithmetic
+    and the computation once each, in the package; none in the report."""
     modules = _modules()
     assert [m for m, s in modules.items() if re.search(r"^WEIGHTINGS\b.*=", s, re.M)] == \
         ["xval/core/records/ensemble.py"]
-    for name in ("pooled", "choose_weights", "weight_grid", "fused"):
+    assert [m for m, s in modules.items() if re.search(r"^def pooled\(", s, re.M)] == \
+        ["xval/tasks/fusion.py"]
+    for name in ("choose_weights", "weight_grid", "fused"):
         assert [m for m, s in modules.items() if re.search(rf"^def {name}\(", s, re.M)] == \
-            ["xval/tasks/fusion.py"], name
+            ["xval/ensembles/fusion.py"], name
     assert [m for m, s in modules.items() if re.search(r"^def compute_ensemble\(", s, re.M)] \
-        == ["xval/running/ensembles/compute.py"]
-    assert not [m for m in modules if m.startswith("xval/report/") and "ensemble" in m
-                and not m.startswith("xval/report/workbook/")]
+        == ["xval/ensembles/compute.py"]
+    assert not [m for m in modules if m.startswith("xval/report/") and "ensemble" in m]
 
 
 _DUPLICATES_ROOM = "preprocessing/duplicates/"
@@ -444,6 +445,6 @@ def test_rules_store_named_only_at_entry_points():
                    if re.search(r"^\s*from xval\.core\.storage import[^\n]*\bSTORE\b", s, re.M)
                    and not m.startswith("xval/core/storage/"))
     assert named == ["xval/cli/ensemble.py", "xval/cli/export.py",
-                     "xval/inference/classifiers.py", "xval/inference/detect.py",
-                     "xval/inference/ensembles.py", "xval/report/results.py",
+                     "xval/ensembles/predict.py", "xval/inference/classifiers.py",
+                     "xval/inference/detect.py", "xval/report/results.py",
                      "xval/report/tracking.py", "xval/running/experiment.py"]

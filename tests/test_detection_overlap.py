@@ -8,7 +8,7 @@ import pytest
 from preprocessing.store import write_store
 from xval import tasks
 from xval.core.parameters import TrainingParams
-from xval.tasks.detection_overlap import overlap_windows, window_starts
+from xval.tasks.detection.overlap import overlap_windows, window_starts
 
 FRAME = 0.02  # seconds per frame
 LENGTH = 20   # frames per stored window

@@ -16,7 +16,7 @@ from xval import tasks
 from xval.cli.preprocess import main as preprocessing_main
 from xval.core.errors import ConfigurationError, DatasetError
 from xval.tasks import Context
-from xval.tasks.detection import PLOT_WINDOWS
+from xval.tasks.detection.task import PLOT_WINDOWS
 
 FEATURES = ["--sample-rate", "8000", "--n-mels", "16", "--segment-seconds", "1",
             "--segment-hop-seconds", "1", "--workers", "1"]
@@ -104,7 +104,7 @@ def test_two_classes_scored_with_the_per_class_thresholds_a_fold_chose():
 
 
 def test_stitch_windows_averages_overlaps_and_merges_targets():
-    from xval.tasks.events import stitch_windows
+    from xval.tasks.detection.events import stitch_windows
 
     windows = np.zeros((2, 4, 1))
     windows[0, :, 0] = [0.2, 0.4, 0.6, 0.8]
@@ -489,7 +489,7 @@ if __name__ == "__main__":
 
 
 def _check_weighting(scores, store):
-    from xval.tasks.detection import positive_weights
+    from xval.tasks.weights import positive_weights
     from xval.training.batches import fold_rows
 
     plain, weighted = scores["plain"], scores["weighted"]
@@ -544,7 +544,7 @@ def test_class_weights_raise_recall_of_rare_events_tensorflow(tmp_path):
 
 
 def test_positive_weights_per_class_clipped():
-    from xval.tasks.detection import MAX_POSITIVE_WEIGHT, positive_weights
+    from xval.tasks.weights import MAX_POSITIVE_WEIGHT, positive_weights
 
     y = np.zeros((10, 100, 4), np.uint8)
     y[:, :3, 0] = 1  # 3% active: 97/3

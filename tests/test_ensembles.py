@@ -131,7 +131,7 @@ def _copy(trained, tmp_path):
 def _ensemble(copy, members=(1, 2), weighting="validation"):
     from xval.core.layout import ExperimentLayout
     from xval.core.storage import STORE
-    from xval.running.ensembles.compute import compute_ensemble, members_of
+    from xval.ensembles.compute import compute_ensemble, members_of
 
     return compute_ensemble(3, members_of(copy, list(members), STORE),
                             STORE.manifest(ExperimentLayout(copy)), weighting)
@@ -286,7 +286,7 @@ def test_ensemble_refuses_to_predict_with_a_member_trained_again(trained, tmp_pa
                        r"trained again with other parameters .* python -m xval ensemble "
                        r".* 1 2 --as 3 --overwrite\)"):
         predict_files(copy / "instance_3", wavs)
-    from xval.report.tables import ensemble_note  # the table and the workbook say so
+    from xval.ensembles.tables import ensemble_note  # the table and the workbook say so
 
     note = next(x for x in ensemble_note(results_of(copy)) if x.startswith("Instance 3 "))
     assert "Instance(s) 2 were trained again since (instance 2: other parameters)" in note
@@ -496,7 +496,7 @@ def test_an_ensemble_not_computed_says_why_on_stderr(capsys):
 
 
 def test_weight_grid_sums_to_one_and_stays_bounded_with_many_members():
-    from xval.tasks.fusion import GRID_POINTS, weight_grid
+    from xval.ensembles.fusion import GRID_POINTS, weight_grid
 
     two = weight_grid(2)
     assert len(two) == 11 and np.allclose(two[0], [0.5, 0.5])  # equal weights first
@@ -513,7 +513,7 @@ def test_members_with_another_rank_split_are_refused_saying_so():
     from types import SimpleNamespace
 
     from xval.core.records import FoldResult, Status
-    from xval.running.ensembles.compute import EnsembleError, _check_items
+    from xval.ensembles.compute import EnsembleError, _check_items
 
     items = {"train": ["a", "b"], "val": ["c", "d"], "test": ["e"]}
     split = {"train": ["a", "b"], "val": ["c"], "rank": ["d"], "test": ["e"]}
@@ -640,7 +640,7 @@ def test_ensemble_records_its_members_models_and_refuses_them_retrained(trained,
     proc = run_here(main, "export", copy / "instance_7", "--format", "keras", "--out", out)
     assert proc.returncode == 2 and "was trained again since the ensemble was made from it" \
         in proc.stderr and not out.exists(), proc.stderr
-    from xval.report.tables import ensemble_note
+    from xval.ensembles.tables import ensemble_note
 
     notes = ensemble_note(results_of(copy))
     assert "Instance(s) 2 were trained again since (instance 2: other models in fold(s) 0, " \

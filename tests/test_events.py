@@ -6,7 +6,7 @@ import pytest
 
 from preprocessing.events import frame_targets, windows
 from preprocessing.features import compute_features, segment
-from xval.tasks.events import activity_to_events, detection_metrics, frame_metrics
+from xval.tasks.detection.events import activity_to_events, detection_metrics, frame_metrics
 
 
 def active(targets, column=0):

@@ -3,7 +3,9 @@ import pytest
 from sklearn import metrics as skm
 
 from xval.core.records import FoldResult, InstanceSummary
-from xval.tasks.metrics import classification_metrics, pool_by_clip, regression_metrics, softmax
+from xval.tasks.classification.metrics import classification_metrics
+from xval.tasks.metrics import pool_by_clip, softmax
+from xval.tasks.regression.metrics import regression_metrics
 
 
 def test_classification_metrics_match_scikit_learn(rng):

@@ -17,7 +17,8 @@ from xval.core.layout import InstanceLayout
 from xval.core.records import FoldResult, Postprocessing, RecordError, Status
 from xval.inference.detect import chosen_postprocessing
 from xval.inference.models import ModelSet
-from xval.tasks.detection import MEDIAN_GRID_SECONDS, postprocessing
+from xval.tasks.detection.rules import MEDIAN_GRID_SECONDS
+from xval.tasks.detection.task import postprocessing
 from xval.training.evaluation import evaluate_splits
 
 FRAMES, WINDOWS, FRAME_SECONDS = 50, 4, 0.02

@@ -1,4 +1,4 @@
-"""PSDS (xval.tasks.psds) against psds_eval 0.5.3, the DCASE reference.
+"""PSDS (xval.tasks.detection.psds) against psds_eval 0.5.3, the DCASE reference.
 
 The expected values in tests/data/psds/expected.json were computed once with psds_eval in a
 scratch environment (pandas < 3, numpy < 2) by tests/data/psds/make_expected.py, on the
@@ -13,8 +13,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xval.tasks import psds as psds_module
-from xval.tasks.psds import SCENARIOS, Scenario, operating_point_rates, operating_points, psds
+from xval.tasks.detection import psds as psds_module
+from xval.tasks.detection.psds import (
+    SCENARIOS,
+    Scenario,
+    operating_point_rates,
+    operating_points,
+    psds,
+)
 
 DATA = Path(__file__).parent / "data" / "psds"
 

@@ -1,5 +1,5 @@
 """Detection's segment- and event-based metrics, computed in the project
-(`xval.tasks.sound_event_metrics`), against sed_eval 0.2.1, the DCASE reference they
+(`xval.tasks.detection.metrics`), against sed_eval 0.2.1, the DCASE reference they
 reproduce: against the values recorded from it (`tests/data/sed_eval_reference.json`, on
 every install) and, where sed_eval can be imported, against sed_eval itself."""
 
@@ -19,7 +19,7 @@ from benchmarks.sed_eval_reference import (
     random_cases,
     sed_eval_metrics,
 )
-from xval.tasks.events import detection_metrics, event_metrics
+from xval.tasks.detection.events import detection_metrics, event_metrics
 
 RECORDED = json.loads(Path(REFERENCE).read_text())
 

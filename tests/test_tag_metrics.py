@@ -1,4 +1,4 @@
-"""The tagging metrics (`xval.tasks.tag_metrics`) equal their references to 1e-6 on fixtures:
+"""The tagging metrics (`xval.tasks.tagging.metrics`) equal their references to 1e-6 on fixtures:
 mAP scikit-learn's macro average precision (and the definition of AP), lwlrap the DCASE 2019
 task 2 formula (written here from the published definition), d-prime sqrt(2) Phi^-1(AUC),
 F1 at per-label thresholds by counting; thresholds chosen by their F1 on the given clips."""
@@ -8,8 +8,8 @@ import pytest
 from scipy.stats import norm
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from xval.tasks import tag_metrics as tm
 from xval.tasks.metrics import sigmoid
+from xval.tasks.tagging import metrics as tm
 
 TOLERANCE = 1e-6
 

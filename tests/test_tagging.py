@@ -20,8 +20,8 @@ from xval import tasks
 from xval.config.options import check_training_options
 from xval.core.errors import ConfigurationError, DatasetError, ParameterError
 from xval.core.parameters import TrainingParams
-from xval.tasks.tag_metrics import choose_thresholds
-from xval.tasks.tagging import TAG_SEPARATOR, multi_hot, split_tags
+from xval.tasks.tagging.labels import TAG_SEPARATOR, multi_hot, split_tags
+from xval.tasks.tagging.metrics import choose_thresholds
 
 CLASSES = ["a", "b", "c", "d"]
 SR = 8000

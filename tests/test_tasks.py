@@ -15,7 +15,7 @@ from xval.core.errors import ConfigurationError, DatasetError, ParameterError
 from xval.core.parameters import TrainingParams
 from xval.tasks import NO_CONTEXT
 from xval.tasks import registry as task_registry
-from xval.tasks.regression import LinearHead, NumberTargets, Regression, RegressionScoring
+from xval.tasks.regression.task import LinearHead, NumberTargets, Regression, RegressionScoring
 
 BASE = ['architecture="mlp"', 'reshaping_type="none"', 'comment_1="c1"', 'comment_2="c2"',
         "hidden_units=8"]

@@ -18,7 +18,10 @@ The layers, each importing only those below it (`docs/architecture.md`):
   (`loading`) and reading inside a model (`layers`), embedding classifiers;
 - `xval.config`: the schema derived from the typed records, `config.ini`, instance
   parameters, the search space;
-- `xval.tasks`, `xval.folds`: the task registry, metrics and losses; the item splitters;
+- `xval.ensembles`: ensembles of instances, one package whose modules sit in the layers
+  their work needs;
+- `xval.tasks`, `xval.folds`: the task registry and one package per task; the item
+  splitters;
 - `xval.core`: errors, typed records and parameters (`settings`, `parameters`), the results
   store (`storage`), the results-folder layout, registries, logs.
 """

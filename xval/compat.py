@@ -37,7 +37,7 @@ MOVED: dict[str, dict[str, str]] = {
                      "embed_files": "xval.inference.embed"},
     "xval.evaluate": dict.fromkeys(("source_rows", "evaluate_rows"), "xval.inference.evaluate"),
     "xval.events": dict.fromkeys(("activity_to_events", "frame_metrics", "detection_metrics"),
-                                 "xval.tasks.events"),
+                                 "xval.tasks.detection.events"),
     "xval.losses": {"WeightedFrameCrossentropy": "xval.tasks.losses"},
     "xval.stats": {"corrected_resampled_ttest": "xval.report.stats"},
     "xval.logs": {"quiet_framework_logs": "xval.core.logs"},

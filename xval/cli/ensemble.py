@@ -18,9 +18,9 @@ from xval.config.loader import find_config, load_config
 from xval.core.layout import ExperimentLayout, check_experiment_folder
 from xval.core.records.ensemble import DEFAULT_WEIGHTING, WEIGHTINGS
 from xval.core.storage import STORE
+from xval.ensembles.run import make_ensemble
 from xval.report.terminal import terminal_table
 from xval.running.derived import report_listeners
-from xval.running.ensembles.run import make_ensemble
 from xval.running.recorder import Recorder
 
 

@@ -26,12 +26,13 @@ from xval.core.layout import ExperimentLayout, InstanceLayout
 from xval.core.records import EnsembleRecord, FoldsManifest, InstanceStatus
 from xval.core.storage import STORE
 from xval.core.version import version_line
+from xval.ensembles import export as export_ensemble
+from xval.ensembles.predict import ensemble_postprocessing, ensemble_record, member_folders
+from xval.ensembles.tables import ensemble_card
 from xval.inference import export as E
-from xval.inference import export_ensemble
 from xval.inference.detect import chosen_postprocessing
-from xval.inference.ensembles import ensemble_postprocessing, ensemble_record, member_folders
 from xval.inference.models import ModelSet, dataset_info_for, resolve_models, task_of
-from xval.report.card import CardFacts, ensemble_card, model_card
+from xval.report.card import CardFacts, model_card
 from xval.report.results import InstanceResult
 
 

@@ -28,7 +28,6 @@ from xval.inference.evaluate import (
 )
 from xval.inference.predict import predict_files
 from xval.report.activity import activity_plot
-from xval.tasks.detection import DETECTOR_EVALUATION
 
 
 def main_predict(args: argparse.Namespace) -> int:
@@ -170,9 +169,13 @@ def main_evaluate(args: argparse.Namespace) -> int:
         print(format_csv(report) if args.format == "csv" else format_text(report), end=""
               if args.format == "csv" else "\n")
         return 0
-    if tasks.get(model_task_name(args.model, fold=args.fold, ensemble=args.ensemble,
-                                 dataset_info=args.dataset_info)).scores_events:
-        raise ConfigurationError(f"{args.model} is a detection model. {DETECTOR_EVALUATION}")
+    task = tasks.get(model_task_name(args.model, fold=args.fold, ensemble=args.ensemble,
+                                     dataset_info=args.dataset_info))
+    if task.scores_events:
+        raise ConfigurationError(
+            f"{args.model} is a {task.name} model, scored on annotated recordings: give the "
+            "annotation CSV with --annotations and the folder of its recordings as SOURCE "
+            "(`python -m xval evaluate MODEL RECORDINGS --annotations annotations.csv`).")
     annotation_only = [f"--{name.replace('_', '-')}" for name in READING
                        if name != "label_column" and getattr(args, name, None) is not None]
     if annotation_only:

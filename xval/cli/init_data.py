@@ -45,7 +45,6 @@ from xval.cli import sources as cli_sources
 from xval.config.loader import PACKAGE_DEFAULT, Config
 from xval.core.errors import ConfigurationError, DatasetError
 from xval.folds import allowed_folds
-from xval.tasks.tagging import check_label_sets, split_tags
 
 __all__ = ["MAX_FOLDS", "MIN_ITEMS", "check_content", "check_rows", "classes_of",
            "encoder_store_params", "find_rows", "folds_for", "segment_for", "task_of"]
@@ -150,9 +149,8 @@ def task_of(rows: pd.DataFrame) -> str:
 def classes_of(rows: pd.DataFrame) -> list[str]:
     """The classes of the rows, sorted: their labels, or for label sets the labels they
     hold."""
-    if rows.attrs.get(MULTI_LABEL):
-        return sorted({tag for text in rows["label"] for tag in split_tags(text)})
-    return sorted(map(str, rows["label"].unique()))
+    targets = tasks.get(task_of(rows)).targets
+    return sorted({name for text in rows["label"].unique() for name in targets.classes_in(text)})
 
 
 def _item_column(manifest: str) -> str | None:
@@ -171,11 +169,7 @@ def _item_column(manifest: str) -> str | None:
 
 def check_rows(rows: pd.DataFrame, how: str) -> None:
     """Refuses what cannot be cross-validated, before anything is written."""
-    if rows.attrs.get(MULTI_LABEL):
-        check_label_sets([split_tags(text) for text in rows["label"]], f"the rows ({how})")
-    elif rows["label"].nunique() < 2:
-        raise DatasetError(f"Only one class ({rows['label'].iloc[0]!r}) was found ({how}); "
-                           "classification needs two or more.")
+    tasks.get(task_of(rows)).targets.check_labels(rows["label"].tolist(), f"the rows ({how})")
     n_items = rows["item"].nunique()
     if n_items < MIN_ITEMS:
         raise DatasetError(

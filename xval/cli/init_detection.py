@@ -33,7 +33,6 @@ from xval.cli.scripts import SCRIPT, rank_split_line
 from xval.config.loader import Config
 from xval.core.backend import use_backend
 from xval.core.errors import ConfigurationError
-from xval.tasks.detection import Detection
 
 INSTANCES = """experiment[1] = {"architecture": "fast_detector", "reshaping_type": "conv",
                  "comment_1": "fast_detector", "comment_2": "detection defaults"}
@@ -151,7 +150,7 @@ def _write(args: argparse.Namespace, audio: Path, planned: tuple[str, Path, Path
     if encoder:
         use_backend(config.backend.backend)  # the encoder's layers run in Keras
     params = feature_params(config.features, **{
-        **task_features(tasks.get(Detection.name), config, encoder), **encoder})
+        **task_features(tasks.of_events(), config, encoder), **encoder})
     store, summary = build_detection_store(
         args.annotations, audio, store_path, params=params, items=items,
         overwrite=args.overwrite,
@@ -183,7 +182,7 @@ def _write_script(script: Path, dataset: str, audio: Path, summary: dict[str, An
         "summary": "\n".join(textwrap.wrap(text, width=88, break_on_hyphens=False)),
         "script": relative, "results": f"results/{dataset}/experiment_1",
         "description": repr(f"{called}: detection"), "dataset": repr(dataset),
-        "num_folds": folds, "task_type": repr(Detection.name), "imports": "Experiment",
+        "num_folds": folds, "task_type": repr(tasks.of_events().name), "imports": "Experiment",
         "instances": (ENCODER_INSTANCES.format(encoder=json.dumps(encoder)) if encoder
                       else INSTANCES),
         "parameters": rank_split_line(0),  # one instance: nothing to select between

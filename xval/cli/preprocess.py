@@ -60,7 +60,6 @@ from xval.core.entry import run_entry
 from xval.core.errors import ConfigurationError
 from xval.core.logs import quiet_framework_logs
 from xval.core.outputs import check_output_files, check_output_folder
-from xval.tasks.detection import Detection
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -338,7 +337,7 @@ def _detection(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
             "are not available yet).")
     _backend(config, overrides)
     params = feature_params(config.features, style="flag",
-                            **{**task_features(tasks.get(Detection.name), config, overrides),
+                            **{**task_features(tasks.of_events(), config, overrides),
                                **overrides})
     store, summary = build_detection_store(
         args.annotations, args.root, _out(args, config), params=params,

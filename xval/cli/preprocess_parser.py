@@ -16,7 +16,6 @@ from xval.cli import sources
 from xval.cli.annotations import add_reading_arguments
 from xval.core.arguments import ArgumentParser
 from xval.core.version import add_version
-from xval.tasks.detection import Detection
 
 KINDS = {bool: "True or False", int: "an integer", float: "a number"}
 """What `--feature-option` expects of an option whose default is of that type."""
@@ -80,7 +79,7 @@ Command = Callable[[argparse.Namespace, Any], int]
 
 
 def _detection_parser(sub: Any) -> argparse.ArgumentParser:
-    p = sub.add_parser(Detection.name,
+    p = sub.add_parser(tasks.of_events().name,
                        help="annotated recordings cut into windows with frame-level targets")
     p.add_argument("root", help="folder of the recordings")
     p.add_argument("--annotations", required=True,

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from xval import tasks
 from xval.core.errors import ConfigurationError, DatasetError
 from xval.core.layout import InstanceLayout
 from xval.core.parameters import FeatureParams
@@ -21,9 +22,6 @@ from xval.inference.models import (
     resolve_models,
     task_of,
 )
-from xval.tasks.detection import postprocessing
-from xval.tasks.events import stitch_windows
-from xval.tasks.metrics import sigmoid
 
 
 def instance_params(folder: Path) -> dict[str, Any]:
@@ -91,8 +89,8 @@ def detect_files(model_or_instance_dir: str | Path, files: Sequence[str | Path],
     instance's post-processing parameters (`detection_threshold`, `median_filter_seconds`,
     `min_gap_seconds`, `min_event_seconds`, read from the instance's `params.json`; those it
     leaves unset as the folds chose them on their validation recordings,
-    `chosen_postprocessing`; the defaults of `xval.tasks.detection` when the model is not in
-    an instance folder).
+    `chosen_postprocessing`; the task's defaults when the model is not in an instance
+    folder): the task's hooks (`Scoring.event_rules`, `recording_activity`).
 
     Args:
         model_or_instance_dir: a `.keras` file, or an `instance_<k>` folder.
@@ -118,12 +116,12 @@ def detect_files(model_or_instance_dir: str | Path, files: Sequence[str | Path],
     task = task_of(info)
     if not task.scores_events:
         raise ConfigurationError(
-            f"{model_or_instance_dir} is a {task.name} model; `detect` needs a detection "
-            "model (task_type='detection'). Use `python -m xval predict` for this one."
-        )
+            f"{model_or_instance_dir} is a {task.name} model; `detect` needs a "
+            f"{event_tasks()} model (task_type={event_tasks()!r}). Use `python -m xval "
+            "predict` for this one.")
     given = instance_params(models.paths[0].parent)
     chosen = chosen_postprocessing(models)
-    params = postprocessing(chosen.apply(given) if chosen else given)
+    params = task.scoring.event_rules(chosen.apply(given) if chosen else given)
     feature = reading_windows(feature_params_of(info, models), given)
     frame_seconds = info.frame_seconds or 0.0
     classes = info.classes
@@ -136,8 +134,8 @@ def detect_files(model_or_instance_dir: str | Path, files: Sequence[str | Path],
                 raise
             skipped.append({"path": str(path), "reason": str(e)})
             continue
-        prob = sigmoid(np.asarray(feats["outputs"], dtype=np.float64))
-        activity = stitch_windows(prob, feats["starts"], frame_seconds)
+        activity = task.scoring.recording_activity(feats["outputs"], feats["starts"],
+                                                   frame_seconds)
         # The last window is zero-padded past a short file's end: keep the file's frames.
         total = min(len(activity), int(np.floor(feats["duration"] / frame_seconds)) + 1)
         activity = activity[:total]
@@ -148,3 +146,8 @@ def detect_files(model_or_instance_dir: str | Path, files: Sequence[str | Path],
                         "frame_seconds": frame_seconds, "activity": activity,
                         "classes": classes, "postprocessing": params})
     return results
+
+
+def event_tasks() -> str:
+    """The registered tasks whose models' frames are events, in words (`detection`)."""
+    return " or ".join(name for name in tasks.names() if tasks.get(name).scores_events)

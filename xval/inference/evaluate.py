@@ -24,7 +24,7 @@ from preprocessing.events import frame_targets
 from preprocessing.sources import Option
 from xval import tasks
 from xval.core.errors import ConfigurationError, DatasetError
-from xval.inference.detect import detect_files
+from xval.inference.detect import detect_files, event_tasks
 from xval.inference.models import (
     describe,
     feature_params_of,
@@ -33,9 +33,6 @@ from xval.inference.models import (
     resolve_models,
     task_of,
 )
-from xval.tasks.detection import postprocessing
-from xval.tasks.events import detection_metrics, event_metrics, frame_metrics
-from xval.tasks.psds import recording_psds
 
 SOURCES = ("folders", "regex", "manifest")
 """The sources `evaluate` reads (those whose options its command line takes)."""
@@ -212,8 +209,8 @@ def evaluate_recordings(model_or_instance_dir: str | Path, annotations: str | Pa
     task = task_of(info)
     if not task.scores_events:
         raise ConfigurationError(
-            f"{model_or_instance_dir} is a {task.name} model; --annotations scores detection "
-            "models. Evaluate it on labelled files (leave out --annotations).")
+            f"{model_or_instance_dir} is a {task.name} model; --annotations scores "
+            f"{event_tasks()} models. Evaluate it on labelled files (leave out --annotations).")
     options = {**info.annotation_options, **read_kwargs}
     recordings, events, skipped = annotation_source(annotations, audio_root, **options)
     if recordings.empty:
@@ -237,53 +234,21 @@ def evaluate_recordings(model_or_instance_dir: str | Path, annotations: str | Pa
     files = kept["file"].astype(str).tolist()
     events = events[events["file"].astype(str).isin(files)]
     durations = dict(zip(files, kept["duration_s"].astype(float)))
-    metrics = _recording_metrics(events, dict(zip(files, results)), classes, durations,
-                                 feature_params_of(info))
+    found = dict(zip(files, results))
+    metrics = task.scoring.score_recordings(
+        events, found, _frame_truth(events, found, classes, feature_params_of(info)), classes,
+        durations)
     return {"model": results[0]["model"], "task_type": task.name, "files": len(files),
             "events": len(events), "skipped": skipped, "levels": {"recording": metrics}}
 
 
-def _recording_metrics(events: pd.DataFrame, found: Mapping[str, Mapping[str, Any]],
-                       classes: list[str], durations: Mapping[str, float],
-                       feature: Mapping[str, Any]) -> dict[str, Any]:
-    """The event, segment and frame metrics of whole recordings: `found` maps each file to
-    its `detect_files` result; the annotation is laid on the features' frame grid."""
-    files = list(found)
-    estimated = [(f, on, off, label) for f, r in found.items()
-                 for on, off, label in r["events"]]
-    metrics = events_metrics(events, estimated, files, classes, durations)
+def _frame_truth(events: pd.DataFrame, found: Mapping[str, Mapping[str, Any]],
+                 classes: list[str], feature: Mapping[str, Any]) -> np.ndarray:
+    """The annotation laid on the features' frame grid, file after file of `found` (each
+    file's `detect_files` result), concatenated."""
     grid = {k: feature[k] for k in ("sample_rate", "hop_length")}
-    truth = [frame_targets(events[events["file"] == f], len(r["times"]), classes=classes, **grid)
-             for f, r in found.items()]
-    first = next(iter(found.values()))
-    post = postprocessing(first["postprocessing"])
-    metrics.update(frame_metrics(np.concatenate(truth),
-                                 np.concatenate([r["activity"] for r in found.values()]),
-                                 post.detection_threshold))
-    frame_seconds = float(first["frame_seconds"])
-    reference = [(str(f), float(on), float(off), str(label)) for f, on, off, label
-                 in events[["file", "onset_s", "offset_s", "label"]].itertuples(index=False)]
-    metrics.update(recording_psds(
-        reference, {f: r["activity"] for f, r in found.items()}, durations,
-        frame_seconds=frame_seconds, classes=classes,
-        median_filter_frames=int(round(post.median_filter_seconds / frame_seconds)) | 1,
-        min_event_seconds=post.min_event_seconds, min_gap_seconds=post.min_gap_seconds))
-    return metrics
-
-
-def events_metrics(reference: pd.DataFrame, estimated: list[tuple[str, float, float, str]],
-                   files: list[str], classes: list[str], durations: Mapping[str, float]
-                   ) -> dict[str, Any]:
-    """The experiment's event and segment metrics of whole recordings, and event F1 per
-    class."""
-    out: dict[str, Any] = dict(detection_metrics(reference, estimated, files=files,
-                                                 classes=classes, durations=durations))
-    onset = event_metrics(reference, estimated, files=files, classes=classes,
-                          evaluate_offset=False)
-    by_class = event_metrics(reference, estimated, files=files, classes=classes)
-    out["onset_f1"] = onset["event_f1"]
-    out["class_f1"] = by_class["class_f1"]
-    return out
+    return np.concatenate([frame_targets(events[events["file"] == f], len(r["times"]),
+                                         classes=classes, **grid) for f, r in found.items()])
 
 
 LEVEL_TITLES = {"clip": "Clip level (one row per file: its segment logits averaged; tagging: "

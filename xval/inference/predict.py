@@ -9,9 +9,9 @@ from typing import Any
 from xval.config import embedding
 from xval.core.errors import ConfigurationError
 from xval.core.parameters import TrainingParams
+from xval.ensembles.predict import ensemble_record, predict_ensemble
 from xval.inference.classifiers import ClassifierSet
 from xval.inference.detect import chosen_postprocessing
-from xval.inference.ensembles import ensemble_record, predict_ensemble
 from xval.inference.models import (
     ModelSet,
     feature_params_of,
@@ -34,7 +34,7 @@ def predict_files(model_or_instance_dir: str | Path, files: Sequence[str | Path]
     used instead when the instance was refit (see `resolve_models`). Given the folder of an
     ensemble of instances (`ensemble.json`), each member answers through its own input path
     and their clip scores are averaged with the ensemble's weights (`fold`: that fold's;
-    else their mean over folds): `xval.inference.ensembles.predict_ensemble`.
+    else their mean over folds): `xval.ensembles.predict.predict_ensemble`.
 
     Args:
         model_or_instance_dir: a `.keras` file, or an `instance_<k>` folder.

@@ -13,7 +13,6 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from xval.report.figures import PathLike, save
-from xval.tasks.events import class_thresholds
 
 
 def draw_activity(ax: Axes, times: np.ndarray, activity: np.ndarray, classes: Sequence[str],
@@ -49,7 +48,8 @@ def draw_activity(ax: Axes, times: np.ndarray, activity: np.ndarray, classes: Se
         ax.plot(times, values[:, i], color=colours[i], lw=1,
                 label=f"{name} predicted" if reference is not None else name)
     if threshold is not None:
-        levels = class_thresholds(threshold, classes)
+        levels = np.broadcast_to(np.atleast_1d(np.asarray(threshold, dtype=float)),
+                                 (len(classes),))  # one for all, or one per class
         if np.all(levels == levels[0]):
             ax.axhline(float(levels[0]), color="grey", lw=0.8, ls="--")
         else:

@@ -20,7 +20,7 @@ from preprocessing.features.encoders import in_model
 from preprocessing.features.recipes import librosa_recipe
 from xval import tasks
 from xval.core.dataset_info import DatasetInfo
-from xval.core.records import EnsembleRecord, FoldsManifest, Stat
+from xval.core.records import FoldsManifest, Stat
 from xval.core.records.ensemble import VALIDATION
 from xval.report.card_snippet import run_snippet
 from xval.report.results import InstanceResult
@@ -88,7 +88,7 @@ def model_card(facts: CardFacts, instance: InstanceResult | None,
     lines += _input(facts)
     lines += _running(facts)
     lines += _training_data(facts, instance, manifest)
-    lines += _scores(instance)
+    lines += scores_section(instance)
     lines += _encoder(facts.encoder)
     lines += _code(facts.code, facts.check)
     lines += _use(facts, instance)
@@ -182,17 +182,11 @@ def _input(facts: CardFacts) -> list[str]:
 
 
 def _thresholds(facts: CardFacts) -> list[float] | None:
-    """Each label's threshold for a task whose clips hold several labels (the folds'
-    choice, `tag_threshold` in the export's post-processing; 0.5 where none was chosen),
-    else `None`."""
+    """Each class's threshold on a clip's scores, as the export's post-processing records
+    the folds' choice (`Scoring.clip_thresholds`: tagging's labels), else `None`."""
     task = tasks.get(facts.info.task_type or tasks.DEFAULT)
-    if not task.multi_label:
-        return None
-    chosen = json.loads(facts.rules.get("postprocessing") or "{}").get("tag_threshold")
-    classes = list(facts.info.classes or [])
-    if isinstance(chosen, dict):
-        return [float(chosen.get(c, 0.5)) for c in classes]
-    return [float(chosen) if chosen is not None else 0.5] * len(classes)
+    return task.scoring.clip_thresholds(json.loads(facts.rules.get("postprocessing") or "{}"),
+                                        list(facts.info.classes or []))
 
 
 def _running(facts: CardFacts) -> list[str]:
@@ -267,7 +261,7 @@ def _stat(stat: Stat | None) -> str:
     return f"{stat.mean:.4f}{std}{ci}"
 
 
-def _scores(instance: InstanceResult | None) -> list[str]:
+def scores_section(instance: InstanceResult | None) -> list[str]:
     out = ["## Cross-validated scores", ""]
     if instance is None:
         return [*out, "None: the model is not in an instance folder, so no cross-validated "
@@ -351,41 +345,3 @@ def _use(facts: CardFacts, instance: InstanceResult | None) -> list[str]:
     return [*out, ""]
 
 
-def ensemble_card(ensemble: InstanceResult | None, record: EnsembleRecord,
-                  apart: str | None) -> str:
-    """What the card says of an ensemble of instances: its members and weights, how their
-    scores are fused, and its cross-validated scores.
-
-    Args:
-        ensemble: the ensemble's instance, as read.
-        record: its `EnsembleRecord`.
-        apart: why the members were exported apart (the whole card is then this text), or
-            `None` when they are inside one model (a section appended to its card).
-
-    Returns:
-        Markdown.
-    """
-    weights = record.weights()
-    members = [f"- instance {k}: weight {w:.2f} (mean over folds)"
-               + (f"; `member_{k}/` holds its model and its own card" if apart else "")
-               for k, w in zip(record.instances, weights)]
-    per_fold = ["", "| fold | " + " | ".join(f"instance {k}" for k in record.instances)
-                + " | chosen on |", "|" + " --- |" * (len(record.instances) + 2)]
-    per_fold += [f"| {f['fold']} | " + " | ".join(f"{w:.2f}" for w in f["weights"])
-                 + f" | {f.get('chosen_on', '')} |" for f in record.folds]
-    fusion = ("A clip's scores: each member's clip scores (its own input, segments and clip "
-              "rule: see its card), averaged with the weights below, as `python -m xval "
-              "predict` gives them for the ensemble's folder.")
-    how = (f"{record.objective} on each fold's validation clips; the weights sum to 1" if
-           record.weighting == VALIDATION else "the same weight for every member in every fold")
-    body = ["## Ensemble", "", f"- Weighting: {record.weighting} ({how}).", *members, "",
-            fusion, *per_fold, ""]
-    if apart is None:
-        return "\n".join(["", *body[:2], "- Outputs: `scores`, the members' scores of each "
-                          "segment averaged with the weights; `member_scores` `(batch, members, "
-                          "classes)`, each member's.", *body[2:]]) + "\n"
-    name = "/".join(ensemble.path.parts[-3:]) if ensemble is not None else "ensemble"
-    head = [f"# Model card: {name} (an ensemble of instances)", "",
-            f"Written by `python -m xval export`. The members are exported apart: {apart}.",
-            ""]
-    return "\n".join([*head, *body, *_scores(ensemble)]) + "\n"

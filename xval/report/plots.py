@@ -1,5 +1,6 @@
 """The plots of one instance, written after its last fold: the learning curves, then the
-figures its task names (`Task.figures`), each a function registered here by name.
+figures of its task (`Task.figures`): a kind registered here by name, or a figure the task
+gives as data (`xval.tasks.views.Figure`), drawn here.
 
 Every figure draws what the recorder's listener is handed (`InstanceResult`: the believed
 fold records and the summary) and what else it needs of the instance folder through the
@@ -27,7 +28,6 @@ from typing import Any
 
 import numpy as np
 
-from xval import tasks
 from xval.core.errors import ResultsConflictError
 from xval.core.layout import InstanceLayout
 from xval.core.records import Status
@@ -35,8 +35,9 @@ from xval.core.registry import Registry
 from xval.core.storage import ResultsStore
 from xval.report import figures
 from xval.report.activity import activity_windows
-from xval.report.labels import per_label_ap
 from xval.report.results import InstanceResult
+from xval.report.views import classes_of, instance_view, task_of
+from xval.tasks import views
 
 LEARNING_CURVES = "learning_curves.png"
 
@@ -60,24 +61,25 @@ def instance_plots(result: InstanceResult, store: ResultsStore | None = None) ->
     Returns:
         list of written paths.
     """
-    task = _task(result)
+    task = task_of(result)
     written = []
     curves = result.layout.plots_dir / LEARNING_CURVES
     if figures.learning_curves(result.folds, curves, task.selection_metric):
         written.append(curves)
-    for name in task.figures:
-        written += FIGURES.get(name)(result, store or result.store)
+    for figure in task.figures:
+        written += (FIGURES.get(figure)(result, store or result.store)
+                    if isinstance(figure, str) else _drawn(figure, result, store))
     return written
 
 
-def _classes(result: InstanceResult) -> list[str] | None:
-    return next((f.classes for f in result.folds if f.classes), None)
-
-
-def _task(result: InstanceResult) -> tasks.Task:
-    """The instance's task: recorded, or for results written before it was, inferred from
-    the folds' classes (`xval.tasks.infer`)."""
-    return tasks.get(result.task_type or tasks.infer(classes=_classes(result) or []))
+def _drawn(figure: views.Figure, result: InstanceResult, store: ResultsStore | None) -> list[Path]:
+    """A figure the task gives as data, drawn: each class's scores over the folds."""
+    bars = figure.data(instance_view(result, store))
+    if bars is None:
+        return []
+    return [figures.per_class_scores(bars.values, bars.classes,
+                                     result.layout.plots_dir / figure.file,
+                                     ylabel=bars.ylabel, title=bars.title)]
 
 
 def _levels(result: InstanceResult) -> list[tuple[str, str]]:
@@ -85,7 +87,7 @@ def _levels(result: InstanceResult) -> list[tuple[str, str]]:
     where files are cut into segments, no suffix), then the segment level (`_segment`); an
     ensemble of instances has the clip level alone."""
     found = result.summary.confusion_matrix
-    if not _classes(result):
+    if not classes_of(result):
         return []
     levels = [level for level in ("clip", "segment") if found.get(level) is not None]
     return [(level, "" if k == 0 else f"_{level}") for k, level in enumerate(levels)]
@@ -93,8 +95,8 @@ def _levels(result: InstanceResult) -> list[tuple[str, str]]:
 
 def confusion_matrices(result: InstanceResult, store: ResultsStore) -> list[Path]:
     """The test confusion matrix pooled over folds, per level (`confusion_matrix*.png`)."""
-    classes = _classes(result) or []
-    names = _task(result).level_names
+    classes = classes_of(result) or []
+    names = task_of(result).level_names
     return [figures.confusion_matrix(
         result.summary.confusion_matrix[level], classes,
         result.layout.plots_dir / f"confusion_matrix{suffix}.png",
@@ -104,13 +106,13 @@ def confusion_matrices(result: InstanceResult, store: ResultsStore) -> list[Path
 
 def per_class_f1(result: InstanceResult, store: ResultsStore) -> list[Path]:
     """Per-class test F1 over folds, per level (`per_class_f1*.png`)."""
-    names = _task(result).level_names
+    names = task_of(result).level_names
     written = []
     for level, suffix in _levels(result):
         f1 = figures.per_fold_f1(result.folds, level)
         if f1 is not None:
             written.append(figures.per_class_f1(
-                f1, _classes(result) or [], result.layout.plots_dir / f"per_class_f1{suffix}.png",
+                f1, classes_of(result) or [], result.layout.plots_dir / f"per_class_f1{suffix}.png",
                 title=figures.level_title("Per-class test F1", names[level],
                                           f"over {len(f1)} folds")))
     return written
@@ -158,4 +160,3 @@ FIGURES.register("confusion_matrix", confusion_matrices)
 FIGURES.register("per_class_f1", per_class_f1)
 FIGURES.register("predicted_vs_true", predicted_vs_true)
 FIGURES.register("activity", activity_plots)
-FIGURES.register("per_label_ap", per_label_ap)

@@ -259,58 +259,6 @@ def single_item_validation_warning(results: ExperimentResults) -> str | None:
             "Use fewer folds or a larger [folds] val_fraction if there are enough items.")
 
 
-def weights_text(weights: list[float]) -> str:
-    """`0.30 / 0.70`: one weight per member, in the members' order."""
-    return " / ".join(f"{w:.2f}" for w in weights)
-
-
-def ensemble_note(results: ExperimentResults,
-                  shown: Iterable[InstanceResult] | None = None) -> list[str]:
-    """One sentence per ensemble (of `shown`, default all): its members and its weights per
-    fold (the Summary sheet and the terminal table show it under the table)."""
-    lines = []
-    for r in (results if shown is None else shown):
-        if r.ensemble is None:
-            continue
-        folds = "; ".join(f"fold {f['fold']} {weights_text(f['weights'])}"
-                          for f in r.ensemble.folds)
-        lines.append(f"Instance {r.id} is an ensemble of instances "
-                     f"{' + '.join(map(str, r.ensemble.instances))} ({r.ensemble.weighting} "
-                     f"weights; per fold, in that order: {folds}).")
-        retrained = retrained_members(results, r)
-        if retrained:
-            lines[-1] += (f" Instance(s) {', '.join(map(str, retrained))} were trained again "
-                          f"since ({'; '.join(retrained.values())}): its scores are of the "
-                          "results they replaced, and predict and export refuse it; compute "
-                          "it again (rerun its script with its number, or python -m xval "
-                          "ensemble with --as and --overwrite).")
-    return lines
-
-
-def retrained_members(results: ExperimentResults, ensemble: InstanceResult) -> dict[int, str]:
-    """The members (of the same experiment) trained again since the ensemble was made from
-    them (`ensemble.json`), with what changed: other parameters, or other fold models (a
-    member trained again with the same parameters)."""
-    out: dict[int, str] = {}
-    record = ensemble.ensemble
-    if record is None:
-        return out
-    for entry in record.members:
-        member = results.instances.get(int(entry["instance"]))
-        if member is None or entry.get("experiment", ".") != ".":
-            continue
-        made = entry.get("params_hash")
-        now = next((f.params_hash for f in member.folds if f.params_hash), None)
-        changed = record.changed_folds(entry, {f.fold: f.model_sha256 for f in member.folds
-                                               if f.ok})
-        if made and now and now != made:
-            out[member.id] = f"instance {member.id}: other parameters"
-        elif changed:
-            out[member.id] = (f"instance {member.id}: other models in fold(s) "
-                              f"{', '.join(map(str, changed))}")
-    return out
-
-
 def status_label(instance: InstanceResult) -> str:
     """The instance's status, with its invalid folds counted: `partial (1 invalid)`."""
     if instance.invalid:

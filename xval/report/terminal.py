@@ -11,12 +11,12 @@ from pathlib import Path
 from xval import tasks
 from xval.config.loader import Config
 from xval.core.hashing import FOLD_FIX
+from xval.ensembles.tables import ensemble_note
 from xval.report.results import TIE_RULE, ExperimentResults, InstanceResult
 from xval.report.tables import (
     SPLIT_NAMES,
     Selection,
     embedding_headline,
-    ensemble_note,
     selection_level,
     status_label,
 )

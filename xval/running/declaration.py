@@ -96,7 +96,7 @@ class Ensemble:
     It trains nothing: once its members are complete, each fold's clip scores of the
     members are averaged with equal weights (or, with `weights="validation"`, weights chosen
     on that fold's validation clips only), and scored on its test clips
-    (`xval.running.ensembles`). It is reported, compared and selected like any instance;
+    (`xval.ensembles`). It is reported, compared and selected like any instance;
     `predict` answers with its members' weighted scores.
 
     Args:

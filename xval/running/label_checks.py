@@ -9,16 +9,18 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
-from xval.tasks.tagging import split_tags
+from xval import tasks
 
 SHOWN_LABELS = 30
 """The labels the table of test rows per fold shows (the rarest first), the others counted."""
 
 
-def label_table(meta: pd.DataFrame, classes: Sequence[str]) -> pd.DataFrame:
-    """0/1 columns, one per class, of the rows of `meta` (its `label` texts), indexed like
-    `meta`."""
-    sets = meta["label"].map(split_tags)
+def label_table(meta: pd.DataFrame, classes: Sequence[str],
+                task: tasks.Task | None = None) -> pd.DataFrame:
+    """0/1 columns, one per class, of the rows of `meta` (its `label` texts, each read as
+    `task` reads a row's labels, `Targets.classes_in`; by default the task whose rows hold
+    label sets, `xval.tasks.of_label_sets`), indexed like `meta`."""
+    sets = meta["label"].map((task or tasks.of_label_sets()).targets.classes_in)
     return pd.DataFrame({c: sets.map(lambda tags, c=c: c in tags).astype(int)
                          for c in classes}, index=meta.index)
 

@@ -34,8 +34,8 @@ from xval.core.records import (
     TrialRecord,
 )
 from xval.core.storage import InstanceFolds, ResultsStore
+from xval.ensembles.compute import FusedEnsemble
 from xval.report.results import ExperimentResults
-from xval.running.ensembles.compute import FusedEnsemble
 
 Out = Callable[..., None]
 

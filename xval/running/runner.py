@@ -24,6 +24,13 @@ from xval.core.errors import ConfigurationError
 from xval.core.parameters import TrainingParams
 from xval.core.records import InstanceStatus, Job
 from xval.core.storage import ResultsStore
+from xval.ensembles.run import (
+    check_ensembles,
+    describe_ensembles,
+    record_ensembles,
+    split_selection,
+    with_stale,
+)
 from xval.executors import Execution, make_executor
 from xval.executors.base import Executor
 from xval.report.results import ExperimentResults
@@ -31,13 +38,6 @@ from xval.report.terminal import terminal_table
 from xval.running.checks import data_checks
 from xval.running.declaration import ExperimentDeclaration, Selection
 from xval.running.derived import derived_failure, report_listeners
-from xval.running.ensembles.run import (
-    check_ensembles,
-    describe_ensembles,
-    record_ensembles,
-    split_selection,
-    with_stale,
-)
 from xval.running.environment import (
     Out,
     check_gpus_visible,
@@ -228,7 +228,7 @@ def execute(experiment: ExperimentDeclaration, plan: Plan, executor: Executor,
             backend: str, options: RunOptions, ensembles: Sequence[int] = ()) -> RunOutcome:
     """Runs the plan's jobs: instances held by another runner are skipped, folds already
     done are kept, the others train; then the selected `ensembles` are computed from their
-    members (`xval.running.ensembles`).
+    members (`xval.ensembles`).
 
     Returns:
         The `RunOutcome`.

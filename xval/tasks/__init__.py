@@ -30,6 +30,7 @@ from xval.tasks.registry import (
     metric_names,
     names,
     of_class_labels,
+    of_events,
     of_label_sets,
     register,
     rules,
@@ -37,7 +38,7 @@ from xval.tasks.registry import (
 
 __all__ = ["DEFAULT", "NO_CONTEXT", "TASKS", "Context", "Head", "Scoring", "Targets", "Task",
            "for_output", "get", "infer", "infer_from_folds", "maximized_metrics",
-           "metric_names", "names", "of_class_labels", "of_label_sets", "register",
+           "metric_names", "names", "of_class_labels", "of_events", "of_label_sets", "register",
            "rules"]
 
 # The built-in tasks register themselves on import.

@@ -5,8 +5,8 @@ facts (what the configuration, the engine and the report ask of it: its metrics,
 are better when higher, its levels, the output its models make) and whose `parts` are
 three classes holding its behaviour: `Targets`; `Head`, the loss and metrics; `Scoring`.
 The engine asks the task registered under the experiment's `task_type`
-(`xval.tasks.get(name)`) and never spells a task name. The figures of a task are drawn by
-the report (`xval.report.plots`), which `Task.figures` names.
+(`xval.tasks.get(name)`) and never spells a task name. What a task shows beyond its metrics
+(a sheet, a figure) it gives as data (`xval.tasks.views`), which the report renders.
 
 Importing a task costs numpy alone, so that the configuration names the tasks and their
 metrics in every command, the read-only ones included (`python -m xval report`).
@@ -28,6 +28,7 @@ from xval.tasks.parts import (
     StoreView,
     Targets,
 )
+from xval.tasks.views import Figure, Sheet
 
 __all__ = ["NO_CONTEXT", "Context", "Head", "Params", "Pooled", "Scoring", "StoreView",
            "Targets", "Task"]
@@ -37,9 +38,9 @@ class Task:
     """One kind of learning problem (classification, regression, ...): its facts, and its
     three parts.
 
-    Subclass it in one module of `xval/tasks/`, set the facts, write its parts (subclasses
-    of `Targets`, `Head` and `Scoring`, or the ones of another task), and decorate the class
-    with `@xval.tasks.register`.
+    Subclass it in a package of `xval/tasks/` (or in an experiment's own module), set the
+    facts, write its parts (subclasses of `Targets`, `Head` and `Scoring`, or the ones of
+    another task), and decorate the class with `@xval.tasks.register`.
 
     Attributes:
         name: the `task_type` naming the task in experiments, stores and results.
@@ -90,8 +91,11 @@ class Task:
             labels and a store of any task will do (representation).
         scores_events: the model's frames become events, scored against annotated
             recordings (`python -m xval evaluate --annotations`; detection).
-        figures: the per-instance figures the report draws for the task, by name (the
-            figure kinds of `xval.report.figures`).
+        figures: the per-instance figures of the task: a kind the report draws, by name
+            (`xval.report.plots.FIGURES`), or a figure given as data
+            (`xval.tasks.views.Figure`, each class's scores over the folds).
+        sheets: the workbook sheets the task shows, given as data
+            (`xval.tasks.views.Sheet`): columns, and rows per instance of the task.
     """
 
     name: ClassVar[str] = ""
@@ -115,7 +119,8 @@ class Task:
     own_params: ClassVar[tuple[str, ...]] = ()
     reconstructs: ClassVar[bool] = False
     scores_events: ClassVar[bool] = False
-    figures: ClassVar[tuple[str, ...]] = ()
+    figures: ClassVar[tuple[str | Figure, ...]] = ()
+    sheets: ClassVar[tuple[Sheet, ...]] = ()
 
     def __init__(self) -> None:
         targets, head, scoring = self.parts

@@ -4,14 +4,14 @@ metrics) and `Scoring` (the numbers of a split, and what `predict` and `evaluate
 and the `Context` a split is scored in.
 
 Importing them costs numpy alone: scikit-learn and scipy are imported where a
-split is scored (`xval.tasks.metrics`, `xval.tasks.events`) and Keras where a head is built
+split is scored (`xval.tasks.metrics`, `xval.tasks.detection.events`) and Keras where a head is built
 (the backend is chosen by then).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -149,6 +149,19 @@ class Targets(Part):
         """
         return list(np.asarray(y).tolist())
 
+    def classes_in(self, label: Any) -> list[str]:
+        """The classes one row's label names: the label itself (the default); where a row
+        holds a set of labels, each of them."""
+        return [str(label)]
+
+    def check_labels(self, labels: Sequence[Any], where: str) -> None:
+        """Refuses rows whose labels the task cannot learn, before anything is written
+        (`python -m xval init`); none by default.
+
+        Raises:
+            DatasetError: naming the rows (`where`) and the fix.
+        """
+
     def stratify(self, store: StoreView) -> np.ndarray | None:
         """Labels the fold splitter may balance, or `None` when the task has none."""
         return None
@@ -261,7 +274,7 @@ class Scoring(Part):
 
         Returns:
             An object with `features`, `targets`, `clips` and `starts` (e.g.
-            `xval.tasks.detection_overlap.Windows`), or `None` (the default: none).
+            `xval.tasks.detection.overlap.Windows`), or `None` (the default: none).
         """
         return None
 
@@ -320,6 +333,35 @@ class Scoring(Part):
                          classes: Sequence[str]) -> dict[str, Any]:
         """The metrics `evaluate` shows for one level (clip or segment), as a dict."""
         raise NotImplementedError
+
+    def clip_thresholds(self, chosen: Mapping[str, Any],
+                        classes: Sequence[str]) -> list[float] | None:
+        """Each class's threshold on a clip's scores, from the post-processing the folds
+        chose (`chosen`: parameter name -> value, a per-class value as `{class: value}`), for
+        the model card's program; `None` (the default) where a clip's scores decide alone."""
+        return None
+
+    def event_rules(self, params: Mapping[str, Any] | None) -> Any:
+        """What turns a recording's frame probabilities into events, for a task that
+        `scores_events` (`python -m xval detect`, `evaluate --annotations`): an object with
+        `events(activity, frame_seconds, classes, duration_s=...)`, from instance parameters
+        (with the folds' choice applied, `Postprocessing.apply`)."""
+        raise NotImplementedError(f"a {self.task.name} model finds no events")
+
+    def recording_activity(self, outputs: np.ndarray, starts: Sequence[float],
+                           frame_seconds: float) -> np.ndarray:
+        """One recording's frame probabilities, `np.ndarray [shape=(frames, classes)]`, from
+        its windows' outputs starting at `starts` (seconds), for a task that
+        `scores_events`."""
+        raise NotImplementedError(f"a {self.task.name} model finds no events")
+
+    def score_recordings(self, events: pd.DataFrame, found: Mapping[str, Mapping[str, Any]],
+                         truth: np.ndarray, classes: list[str],
+                         durations: Mapping[str, float]) -> dict[str, Any]:
+        """The metrics of whole annotated recordings (`events`: the annotation), from what
+        `detect` found in each (`found`) and the annotation on their frames (`truth`), for
+        a task that `scores_events`."""
+        raise NotImplementedError(f"a {self.task.name} model finds no events")
 
     def format_level(self, data: dict[str, Any]) -> list[str]:
         """Text lines of one level of an evaluation."""

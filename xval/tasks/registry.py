@@ -1,6 +1,6 @@
 """The task registry: `register`, `get`, `names` and what the registered tasks record."""
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from xval.core.records import FoldResult
 from xval.core.registry import Registry
@@ -59,45 +59,43 @@ def get(name: str | Task) -> Task:
     return TASKS.get(name)
 
 
-def of_class_labels() -> Task:
-    """The first registered task with classes whose model makes one vector per row
-    (classification): whose metrics, clip pooling and predictions an embedding
-    classifier's outputs take.
+def _first(accept: Callable[[Task], bool], described: str) -> Task:
+    """The first registered task `accept` takes (`described` names it in the error).
 
     Raises:
         UnknownNameError: when no registered task is one.
     """
-    found = TASKS.find(lambda task: task.has_classes and task.output == "vector")
+    found = TASKS.find(accept)
     if not found:
-        raise TASKS.unknown("<a task with classes and one vector per row>")
+        raise TASKS.unknown(f"<{described}>")
     return found[0]
+
+
+def of_class_labels() -> Task:
+    """The first registered task with classes whose model makes one vector per row
+    (classification): whose metrics, clip pooling and predictions an embedding
+    classifier's outputs take."""
+    return _first(lambda task: task.has_classes and task.output == "vector",
+                  "a task with classes and one vector per row")
 
 
 def of_label_sets() -> Task:
     """The first registered task whose rows hold sets of the store's classes
-    (`Task.multi_label`: tagging): what a source of several labels per clip builds.
+    (`Task.multi_label`: tagging): what a source of several labels per clip builds."""
+    return _first(lambda task: task.multi_label, "a task whose rows hold several labels")
 
-    Raises:
-        UnknownNameError: when no registered task is one.
-    """
-    found = TASKS.find(lambda task: task.multi_label)
-    if not found:
-        raise TASKS.unknown("<a task whose rows hold several labels>")
-    return found[0]
+
+def of_events() -> Task:
+    """The first registered task whose models' frames become events (`Task.scores_events`:
+    detection): what a store of annotated recordings builds, and `detect` answers."""
+    return _first(lambda task: task.scores_events, "a task whose frames are events")
 
 
 def for_output(output: str) -> Task:
     """The first registered task whose models make `output` (`Task.output`: `"vector"`,
     `"frames"`, `"input"`): what a builder that makes only that output serves when no
-    task is named.
-
-    Raises:
-        UnknownNameError: when no registered task makes it.
-    """
-    found = TASKS.find(lambda task: task.output == output)
-    if not found:
-        raise TASKS.unknown(f"<a task with {output} outputs>")
-    return found[0]
+    task is named. These four raise `UnknownNameError` when no registered task is one."""
+    return _first(lambda task: task.output == output, f"a task with {output} outputs")
 
 
 def metric_names() -> list[str]:

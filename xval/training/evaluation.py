@@ -315,7 +315,7 @@ def validation_predictions_csv(store: FeatureStore, rows: Mapping[str, np.ndarra
     """The predictions of the fold's held-out rows that are not test rows (`HELD_OUT`), as
     CSV text with a `split` column first, or `None` when the fold has none (a refit).
 
-    An ensemble of instances chooses its weights on them (`xval.running.ensembles`), never
+    An ensemble of instances chooses its weights on them (`xval.ensembles`), never
     on the test rows; only a task whose models give a vector per row is fused (`None` for
     the others: detection, representation)."""
     if task.output != "vector":

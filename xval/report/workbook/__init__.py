@@ -7,14 +7,14 @@ Sheets, in order: **Summary** (`summary.py`: per instance the identifying column
 headline metrics of the task, validation and test, the selected instance marked, a note
 saying what to report, a legend), **Metrics** (`metrics.py`: every metric, train/validation/
 test, segment and clip level), **Statistics** (`statistics.py`: confidence intervals,
-corrected t-test against the selected instance), **Labels** (`labels.py`, when an instance
-tags clips with several labels: each label's test AP, threshold and support), **Ensembles**
-(`ensembles.py`, when the experiment has ensembles of instances: their weights per fold),
-**Folds** (`folds.py`: one row per instance and fold, invalid folds with their reason; a
-`plots` column names each fold's own plots), **Parameters** (`parameters.py`), **Search**
-(`search.py`, after `--search`), **Nested** (`nested.py`, after `--search --inner-folds K`:
-each outer fold's chosen trial) and **Plots** (`plots.py`: the instances' PNG plots
-embedded, the selected instance first).
+corrected t-test against the selected instance), the sheets the tasks give as data
+(`Task.sheets`, written by `registry.py`: tagging's **Labels**, each label's test AP, threshold
+and support), **Ensembles** (`xval.ensembles.sheet`, when the experiment has ensembles of
+instances: their weights per fold), **Folds** (`folds.py`: one row per instance and fold,
+invalid folds with their reason; a `plots` column names each fold's own plots),
+**Parameters** (`parameters.py`), **Search** (`search.py`, after `--search`), **Nested**
+(`nested.py`, after `--search --inner-folds K`: each outer fold's chosen trial) and
+**Plots** (`plots.py`: the instances' PNG plots embedded, the selected instance first).
 
 Where to add a workbook sheet: one module + `@register_sheet`. Write a function that fills
 the worksheet the builder made for it from `context.results` (an `ExperimentResults`; the
@@ -39,6 +39,9 @@ build_workbook("results/tiny/experiment_1")
 ```
 """
 
+# The built-in sheets register themselves when their module is imported (the Ensembles
+# sheet's is the ensembles package's, `xval.ensembles.sheet`).
+import xval.ensembles.sheet  # noqa: F401
 from xval.report.workbook.builder import build_workbook, fill_workbook
 from xval.report.workbook.cells import (
     BEST_FILL,
@@ -51,12 +54,8 @@ from xval.report.workbook.cells import (
     TIED_FILL,
     Styles,
 )
-
-# The built-in sheets register themselves when their module is imported.
 from xval.report.workbook.data import data_rows
-from xval.report.workbook.ensembles import ensembles_table
 from xval.report.workbook.folds import folds_table
-from xval.report.workbook.labels import labels_table
 from xval.report.workbook.metrics import metrics_table
 from xval.report.workbook.nested import nested_table
 from xval.report.workbook.parameters import parameters_table
@@ -74,8 +73,7 @@ from xval.report.workbook.summary import summary_table
 
 __all__ = ["BEST_FILL", "FAILED_FONT", "HEADER_FILL", "LATE_FILL", "PENDING_FONT", "SELECTED_FILL",
            "SELECTED_MARK", "TIED_FILL", "SheetContext", "SheetSpec", "Styles",
-           "build_workbook", "data_rows", "ensembles_table", "fill_workbook", "folds_table",
-           "labels_table",
+           "build_workbook", "data_rows", "fill_workbook", "folds_table",
            "metrics_table",
            "nested_table", "parameters_table", "plot_display_size", "plot_files",
            "register_sheet",

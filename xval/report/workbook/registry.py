@@ -4,7 +4,9 @@ A sheet is a function `write(sheet, context)` that fills one openpyxl worksheet 
 by the builder, named as registered) from `context.results`; it returns `False` to leave the
 sheet out (e.g. Search when no search ran). `@register_sheet(name, order=...)` adds it; the
 builder (`xval.report.workbook.builder.build_workbook`) writes the registered sheets by
-increasing order.
+increasing order, and the sheets the registered tasks give as data (`Task.sheets`): an `ID`
+column, then each instance's rows, a note under the table; left out when no instance of the
+task has a row.
 """
 
 from __future__ import annotations
@@ -13,14 +15,18 @@ import dataclasses
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from openpyxl.worksheet.worksheet import Worksheet
 
+from xval import tasks
 from xval.config.loader import Config
 from xval.core.registry import Registry
 from xval.report.results import ExperimentResults
 from xval.report.tables import Selection, alpha_of
-from xval.report.workbook.cells import Styles
+from xval.report.views import instance_view, task_of
+from xval.report.workbook.cells import Styles, safe, table_sheet
+from xval.tasks.views import Sheet
 
 MAX_SHEET_NAME = 31
 """Excel's limit on a sheet name's length."""
@@ -81,7 +87,7 @@ class SheetSpec:
     write: SheetWriter
 
 
-SHEETS: Registry[SheetSpec] = Registry("workbook sheet", setting="sheet",
+SHEETS: Registry[SheetSpec] = Registry("workbook sheet", setting="sheet", sort=True,
                                        where="xval.report.workbook")
 """The registered sheets, by name."""
 
@@ -139,5 +145,42 @@ def unregister_sheet(name: str) -> None:
 
 
 def registered_sheets() -> list[SheetSpec]:
-    """The registered sheets, in the order they are written."""
-    return sorted(SHEETS.values(), key=lambda spec: (spec.order, spec.name))
+    """The registered sheets and those the registered tasks give as data (`Task.sheets`,
+    `xval.tasks.views.Sheet`), in the order they are written."""
+    return sorted([*SHEETS.values(), *_task_sheets()],
+                  key=lambda spec: (spec.order, spec.name))
+
+
+def _writer(task: tasks.Task, view: Sheet) -> Any:
+    """The writer of one task's sheet."""
+
+    def write(sheet: Worksheet, context: SheetContext) -> bool:
+        body = [[r.id, *row] for r in context.results if task_of(r) is task
+                for row in view.rows(instance_view(r))]
+        if not body:
+            return False
+        table_sheet(sheet, ["ID", *view.header], body, context.styles, context.selected_id,
+                    number_columns=[j + 1 for j in view.number_columns])
+        if view.note:
+            safe(sheet.cell(row=len(body) + 3, column=1), view.note)
+        return True
+
+    return write
+
+
+def _task_sheets() -> list[SheetSpec]:
+    """A sheet per sheet of every registered task (`Task.sheets`).
+
+    Raises:
+        ValueError: for a name Excel refuses, or one a registered sheet already has.
+    """
+    out = []
+    for task in tasks.TASKS.values():
+        for view in task.sheets:
+            _check_name(view.name)
+            if view.name in SHEETS:
+                raise ValueError(f"The {task.name} task's sheet {view.name!r} has the name of "
+                                 "a registered sheet; rename one of them.")
+            out.append(SheetSpec(view.name, float(view.order), _writer(task, view)))
+    return out
+

@@ -10,12 +10,12 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from xval.config.loader import Config
 from xval.core.records import RunCommand
+from xval.ensembles.tables import ensemble_note
 from xval.report.results import ExperimentResults
 from xval.report.tables import (
     SPLIT_NAMES,
     Selection,
     differing_params,
-    ensemble_note,
     headline_metrics,
     report_note,
     single_item_validation_warning,

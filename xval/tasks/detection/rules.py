@@ -18,7 +18,7 @@ import numpy as np
 from xval.core.records import Postprocessing
 from xval.core.settings import Settings
 from xval.tasks.base import Pooled
-from xval.tasks.events import (
+from xval.tasks.detection.events import (
     Event,
     FileEvent,
     activity_to_events,

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from xval.core.errors import DatasetError
 from xval.tasks.base import NO_CONTEXT, Context, Head, Params, Scoring, Targets, Task
-from xval.tasks.fusion import ValueFusion
-from xval.tasks.metrics import regression_metrics
+from xval.tasks.fusion import Fusion, Rows
 from xval.tasks.registry import register
+from xval.tasks.regression.metrics import regression_metrics
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -55,6 +55,25 @@ class LinearHead(Head):
 
         return [keras.metrics.RootMeanSquaredError(name="rmse"),
                 keras.metrics.MeanAbsoluteError(name="mae")]
+
+
+class ValueFusion(Fusion):
+    """Numbers (regression): a clip's value is the mean of its segments'."""
+
+    objective = "squared error"
+
+    def read(self, rows: Rows, classes: Sequence[str]) -> np.ndarray:
+        return np.array([[float(r["predicted"])] for r in rows])
+
+    def targets(self, rows: Rows, classes: Sequence[str]) -> np.ndarray:
+        return np.array([r["target"] for r in rows]).astype(float)
+
+    def loss(self, targets: np.ndarray, scores: np.ndarray) -> float:
+        return float(np.mean((scores[:, 0] - targets) ** 2))
+
+    def decide(self, scores: Mapping[str, float], params: Mapping[str, Any] | None = None
+               ) -> Any:
+        return scores.get("value")
 
 
 class RegressionScoring(Scoring):

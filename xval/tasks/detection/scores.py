@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from xval.tasks.event_rules import EventRules, frames, reference_events
-from xval.tasks.events import detection_metrics, event_metrics, frame_metrics
-from xval.tasks.psds import recording_psds
+from xval.tasks.detection.events import detection_metrics, event_metrics, frame_metrics
+from xval.tasks.detection.psds import recording_psds
+from xval.tasks.detection.rules import EventRules, frames, reference_events
 
 
 def window_scores(y_true: Any, outputs: Any, num_outputs: int, post: EventRules,

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from xval.tasks.events import stitch_windows
+from xval.tasks.detection.events import stitch_windows
 
 
 @dataclasses.dataclass(frozen=True)

@@ -35,7 +35,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from xval.tasks.events import FileEvent, activity_to_events
+from xval.tasks.detection.events import FileEvent, activity_to_events
 
 SECONDS_PER_HOUR = 3600.0
 THRESHOLDS = tuple(float(t) for t in np.arange(1 / 100, 1, 1 / 50).round(6))

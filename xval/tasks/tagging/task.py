@@ -9,7 +9,7 @@ cross-entropy whose positives of label `c` weigh `negatives_c / positives_c` ove
 fold's training rows (clipped to `[1, MAX_POSITIVE_WEIGHT]`, as detection weighs its
 frames), or with `focal_gamma > 0` the binary focal cross-entropy.
 
-Scoring (`xval.tasks.tag_metrics`): mAP (selection), lwlrap, macro ROC AUC and d-prime
+Scoring (`xval.tasks.tagging.metrics`): mAP (selection), lwlrap, macro ROC AUC and d-prime
 need no threshold; micro and macro F1 are taken at one threshold per label, which each
 fold chooses on its validation clips (the label's best F1 there, `tag_threshold=None`, the
 default) and records as its post-processing, so that the test clips, `predict` and the
@@ -18,13 +18,13 @@ of its segments' probabilities; an ensemble of instances averages its members'
 probabilities (`TagFusion`) and chooses its thresholds on its own fused validation clips.
 
 The workbook's Labels sheet and the per-label AP figure read each fold's test predictions
-(`label_table`).
+(`xval.tasks.tagging.views`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -45,66 +45,27 @@ from xval.tasks.base import (
 from xval.tasks.fusion import FLOOR, Fusion, Rows
 from xval.tasks.metrics import sigmoid
 from xval.tasks.registry import register
-from xval.tasks.tag_metrics import (
+from xval.tasks.tagging.labels import (
+    TAG_SEPARATOR,
+    check_label_sets,
+    join_tags,
+    multi_hot,
+    split_tags,
+)
+from xval.tasks.tagging.metrics import (
     DEFAULT_THRESHOLD,
-    average_precisions,
     choose_thresholds,
     f1_scores,
     logit,
     tagging_metrics,
     thresholds_of,
 )
+from xval.tasks.tagging.views import LABELS, PER_LABEL_AP, THRESHOLD
 from xval.tasks.weights import positive_weights
 
 if TYPE_CHECKING:
     import pandas as pd
 
-TAG_SEPARATOR = ";"
-"""How a tagging store joins the labels of one row (`label`) and their indices (`target`)."""
-THRESHOLD = "tag_threshold"
-"""The instance parameter each fold chooses on its validation clips."""
-
-
-def split_tags(text: Any, separator: str = TAG_SEPARATOR) -> list[str]:
-    """The labels of one text: split at `separator`, stripped, empty ones left out, each
-    once, sorted.
-
-    Example:
-    >>> split_tags(" dog; bark ;dog")
-    ['bark', 'dog']
-    """
-    if text is None or (isinstance(text, float) and math.isnan(text)):
-        return []
-    return sorted({part.strip() for part in str(text).split(separator) if part.strip()})
-
-
-def join_tags(tags: Iterable[Any]) -> str:
-    """One text of labels as a tagging store keeps them: sorted, each once, joined by
-    `TAG_SEPARATOR`.
-
-    Raises:
-        DatasetError: for a label holding `TAG_SEPARATOR` itself.
-    """
-    names = sorted({str(t).strip() for t in tags if str(t).strip()})
-    bad = [n for n in names if TAG_SEPARATOR in n]
-    if bad:
-        raise DatasetError(f"Label {bad[0]!r} holds {TAG_SEPARATOR!r}, which separates the "
-                           "labels of a clip in a tagging store; rename it.")
-    return TAG_SEPARATOR.join(names)
-
-
-def multi_hot(targets: Iterable[Any], n_classes: int) -> np.ndarray:
-    """0/1 rows from the `target` texts of a tagging store (`0;3`: classes 0 and 3).
-
-    Returns:
-        `np.ndarray [shape=(rows, n_classes)]`, float32.
-    """
-    texts = list(targets)
-    out = np.zeros((len(texts), n_classes), dtype=np.float32)
-    for row, text in enumerate(texts):
-        for index in split_tags(text):
-            out[row, int(index)] = 1.0
-    return out
 
 
 def _threshold_values(params: Mapping[str, Any] | None, n_labels: int) -> np.ndarray:
@@ -112,35 +73,6 @@ def _threshold_values(params: Mapping[str, Any] | None, n_labels: int) -> np.nda
     absent or unset)."""
     value = params.get(THRESHOLD) if params is not None else None
     return thresholds_of(value, n_labels)
-
-
-def check_label_sets(sets: Sequence[Sequence[str]], where: str = "the rows") -> None:
-    """Refuses labels a tagging store cannot learn: a row without a label, a single label
-    set everywhere, or one label per row everywhere (that is classification).
-
-    Args:
-        sets: the labels of every row (`split_tags`).
-        where: the rows, for the message.
-
-    Raises:
-        DatasetError: naming the row or the labels, and the fix.
-    """
-    empty = [i for i, tags in enumerate(sets) if not tags]
-    if empty:
-        raise DatasetError(
-            f"{len(empty)} of {len(sets)} rows of {where} have no label (the first: row "
-            f"{empty[0] + 1}); a tagging clip needs one label at least: label it, leave it "
-            "out, or give it a class of its own (--empty-label none).")
-    distinct = {tuple(tags) for tags in sets}
-    if len(distinct) < 2:
-        shown = TAG_SEPARATOR.join(next(iter(distinct), ()))
-        raise DatasetError(f"Every row of {where} has the labels {shown!r}: there is nothing "
-                           "to learn; a tagging store needs clips with different labels.")
-    if all(len(tags) == 1 for tags in sets):
-        raise DatasetError(
-            f"Every row of {where} has a single label ({len(distinct)} different ones): this "
-            "is classification. Use task_type='classification' (no label separator), or "
-            "check the separator if the clips do hold several labels.")
 
 
 class TagTargets(Targets):
@@ -188,6 +120,12 @@ class TagTargets(Targets):
         names = list(classes) if classes is not None else [str(i) for i in
                                                           range(rows.shape[1])]
         return [join_tags(names[i] for i in np.flatnonzero(row > 0.5)) for row in rows]
+
+    def classes_in(self, label: Any) -> list[str]:
+        return split_tags(label)
+
+    def check_labels(self, labels: Sequence[Any], where: str) -> None:
+        check_label_sets([split_tags(text) for text in labels], where)
 
     def stratify(self, store: StoreView) -> np.ndarray | None:
         """The 0/1 rows: the splitter keeps every label's share (`MultilabelItemKFold`)."""
@@ -335,26 +273,17 @@ class TagScoring(Scoring):
         return segments, {"scores": dict(zip(classes, clip.tolist())), "predicted": over(clip),
                           "thresholds": dict(zip(classes, thresholds.tolist()))}
 
+    def clip_thresholds(self, chosen: Mapping[str, Any],
+                        classes: Sequence[str]) -> list[float] | None:
+        value = chosen.get(THRESHOLD)
+        if isinstance(value, dict):
+            return [float(value.get(c, DEFAULT_THRESHOLD)) for c in classes]
+        return [float(value) if value is not None else DEFAULT_THRESHOLD] * len(classes)
+
     def evaluation_level(self, y_true: np.ndarray, outputs: np.ndarray,
                          classes: Sequence[str]) -> dict[str, Any]:
         scores = tagging_metrics(y_true, outputs, np.full(len(classes), DEFAULT_THRESHOLD))
         return {k: v for k, v in scores.items() if k != "loss"}
-
-
-def label_table(y_true: np.ndarray, probabilities: np.ndarray) -> dict[str, np.ndarray]:
-    """Per label: its average precision (NaN without a positive clip) and its support (the
-    clips that hold it), for the Labels sheet and the per-label AP figure.
-
-    Args:
-        y_true: 0/1 targets of clips, `np.ndarray [shape=(clips, labels)]`.
-        probabilities: their probabilities, same shape.
-
-    Returns:
-        `{"ap": [shape=(labels,)], "support": [shape=(labels,)]}`.
-    """
-    y = np.asarray(y_true)
-    return {"ap": average_precisions(y, probabilities),
-            "support": y.sum(axis=0).astype(int)}
 
 
 @register
@@ -380,7 +309,8 @@ class Tagging(Task):
     training_defaults = {"label_smoothing": 0.0}
     """Label smoothing (a classification default) would push every absent label of every
     clip to 0.05: tagging trains on plain 0/1 targets unless an instance names it."""
-    figures = ("per_label_ap",)
+    sheets = (LABELS,)
+    figures = (PER_LABEL_AP,)
 
     def headline_metrics(self, clips: bool) -> list[tuple[str, str, str]]:
         """mAP, lwlrap, d-prime and macro F1 of the clips (where files were cut into

@@ -1,7 +1,7 @@
 """Sound event detection: frame activity -> event lists, and detection metrics.
 
 Event and segment metrics are sed_eval's (the DCASE reference implementation), computed in
-the project (`xval.tasks.sound_event_metrics`, with scipy's bipartite matching); frame
+the project (`xval.tasks.detection.metrics`, with scipy's bipartite matching); frame
 metrics by scikit-learn; the median filter by scipy. Each is imported by the function that
 uses it, so that naming the detection task costs numpy alone (`xval.tasks.base`).
 """
@@ -17,7 +17,7 @@ import numpy as np
 if TYPE_CHECKING:
     import pandas as pd
 
-from xval.tasks.sound_event_metrics import (
+from xval.tasks.detection.metrics import (
     EventList,
     error_rate,
     event_hits,
@@ -249,7 +249,7 @@ def detection_metrics(reference: pd.DataFrame | Iterable[FileEvent],
                       evaluate_offset: bool = True,
                       durations: Mapping[str, float] | None = None) -> dict[str, float]:
     """Segment- and event-based detection metrics, file by file, as sed_eval computes them
-    (`xval.tasks.sound_event_metrics`: the DCASE reference's numbers, without sed_eval).
+    (`xval.tasks.detection.metrics`: the DCASE reference's numbers, without sed_eval).
 
     Args:
         reference: annotated events: a `pandas.DataFrame` with the columns `file, onset_s,

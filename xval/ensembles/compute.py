@@ -47,18 +47,12 @@ from xval.core.records import (
 )
 from xval.core.records.ensemble import DEFAULT_WEIGHTING, EQUAL, VALIDATION, WEIGHTINGS
 from xval.core.storage import ResultsStore
+from xval.ensembles.fusion import GRID_STEP, choose_weights, fused, loss
+from xval.ensembles.members import member_name
 from xval.report.results import InstanceResult
 from xval.report.stats import fold_test_train_ratio
 from xval.tasks import Context, Task
-from xval.tasks.fusion import (
-    GRID_STEP,
-    Clips,
-    choose_weights,
-    fused,
-    fusion_of,
-    loss,
-    pooled,
-)
+from xval.tasks.fusion import Clips, fusion_of, pooled
 
 HELD_OUT = ("val", "rank")
 """The splits of `val_predictions_fold_<i>.csv`: the validation clips (the weights are
@@ -281,7 +275,7 @@ def ensemble_params(instance: int, names: Sequence[str], weighting: str,
 
 def member_names(members: Sequence[Member]) -> list[str]:
     """How `params.json` names the members (`ensemble_params`)."""
-    return [str(m.id) if m.experiment == "." else f"{m.experiment}:{m.id}" for m in members]
+    return [member_name(m.experiment, m.id) for m in members]
 
 
 def compute_ensemble(instance: int, members: Sequence[Member], manifest: FoldsManifest | None,

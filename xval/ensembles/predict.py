@@ -13,6 +13,7 @@ from xval.core.errors import ConfigurationError
 from xval.core.layout import InstanceLayout
 from xval.core.records import EnsembleRecord, FoldResult, Postprocessing
 from xval.core.storage import STORE
+from xval.ensembles.members import member_layout, member_name, retrained
 
 Predict = Callable[..., list[dict[str, Any]]]
 """`predict_files(member_dir, files, fold=..., ensemble=...)`, handed in (it calls this
@@ -50,30 +51,27 @@ def member_folders(folder: str | Path, record: EnsembleRecord) -> list[Path]:
     experiment = Path(folder).parent
     found = []
     for member in record.members:
-        path = (experiment / str(member.get("experiment", ".")) /
-                f"instance_{member['instance']}")
-        if not path.is_dir():
-            raise ConfigurationError(f"{path}, a member of the ensemble {folder}, does not "
-                                     "exist; restore it (the ensemble answers with its "
+        layout = member_layout(experiment, member)
+        if not layout.root.is_dir():
+            raise ConfigurationError(f"{layout.root}, a member of the ensemble {folder}, does "
+                                     "not exist; restore it (the ensemble answers with its "
                                      "members' models).")
-        layout = InstanceLayout(path, int(member["instance"]))
-        made, now = member.get("params_hash"), STORE.params(layout)[0]
-        changed = record.changed_folds(member, _models_now(layout))
-        if (made and now is not None and now.hash != made) or changed:
-            names = " ".join(str(m["instance"]) if m.get("experiment", ".") == "." else
-                             f"{m['experiment']}:{m['instance']}" for m in record.members)
-            how = (f"with other parameters (params hash {now.hash[:12]}) since the ensemble "
-                   f"was made from it ({made[:12]})" if made and now is not None
-                   and now.hash != made else
+        now = STORE.params(layout)[0]
+        change = retrained(member, now.hash if now is not None else None, _models_now(layout))
+        if change:
+            names = " ".join(member_name(str(m.get("experiment", ".")), int(m["instance"]))
+                             for m in record.members)
+            how = (f"with other parameters (params hash {change.params[1][:12]}) since the "
+                   f"ensemble was made from it ({change.params[0][:12]})" if change.params else
                    f"since the ensemble was made from it (the model of fold(s) "
-                   f"{', '.join(map(str, changed))} is not the one it fused: another "
+                   f"{', '.join(map(str, change.folds))} is not the one it fused: another "
                    "SHA-256)")
             raise ConfigurationError(
-                f"{path}, a member of the ensemble {folder}, was trained again {how}: its "
-                "weights and scores are not this member's; compute the ensemble again (rerun "
-                "its experiment script with its number, or python -m xval ensemble "
+                f"{layout.root}, a member of the ensemble {folder}, was trained again {how}: "
+                "its weights and scores are not this member's; compute the ensemble again "
+                "(rerun its experiment script with its number, or python -m xval ensemble "
                 f"{experiment} {names} --as {Path(folder).name.split('_')[-1]} --overwrite).")
-        found.append(path)
+        found.append(layout.root)
     return found
 
 

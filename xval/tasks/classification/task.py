@@ -8,15 +8,16 @@ sparse categorical cross-entropy, or categorical cross-entropy on one-hot target
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from xval.core.errors import DatasetError
 from xval.tasks.base import NO_CONTEXT, Context, Head, Params, Scoring, StoreView, Targets, Task
-from xval.tasks.fusion import ClassFusion
-from xval.tasks.metrics import classification_metrics, softmax
+from xval.tasks.classification.metrics import classification_metrics
+from xval.tasks.fusion import FLOOR, Fusion, Rows
+from xval.tasks.metrics import softmax
 from xval.tasks.registry import register
 from xval.tasks.weights import balanced_weights
 
@@ -46,6 +47,11 @@ class ClassTargets(Targets):
 
     def of_meta(self, meta: pd.DataFrame) -> np.ndarray:
         return meta["target"].to_numpy(np.int64)
+
+    def check_labels(self, labels: Sequence[Any], where: str) -> None:
+        if len(set(labels)) < 2:
+            raise DatasetError(f"Only one class ({labels[0]!r}) was found in {where}; "
+                               "classification needs two or more.")
 
     def of_files(self, labels: Sequence[str], classes: Sequence[str]) -> np.ndarray:
         unknown = sorted(set(labels) - set(classes))
@@ -104,6 +110,34 @@ class SoftmaxHead(Head):
         if _one_hot(params):
             return [keras.metrics.CategoricalAccuracy(name="accuracy")]
         return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+
+
+class ClassFusion(Fusion):
+    """Class probabilities: a clip's are the softmax of the mean of its segments'
+    log-probabilities (the softmax of their mean logits, as the member's own clip level)."""
+
+    objective = "log loss"
+
+    def read(self, rows: Rows, classes: Sequence[str]) -> np.ndarray:
+        return np.log(np.maximum(np.array([[float(r[f"p_{c}"]) for c in classes]
+                                           for r in rows]), FLOOR))
+
+    def pool(self, means: np.ndarray) -> np.ndarray:
+        return softmax(means)
+
+    def targets(self, rows: Rows, classes: Sequence[str]) -> np.ndarray:
+        return np.array([r["target"] for r in rows]).astype(int)
+
+    def loss(self, targets: np.ndarray, scores: np.ndarray) -> float:
+        picked = scores[np.arange(len(targets)), targets]
+        return float(-np.log(np.maximum(picked, FLOOR)).mean())
+
+    def outputs(self, scores: np.ndarray) -> np.ndarray:
+        return np.log(np.maximum(scores, FLOOR))  # log-probabilities as logits
+
+    def decide(self, scores: Mapping[str, float], params: Mapping[str, Any] | None = None
+               ) -> Any:
+        return max(scores, key=scores.__getitem__)
 
 
 class ClassScoring(Scoring):

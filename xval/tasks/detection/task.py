@@ -11,7 +11,7 @@ at once), with the frames within 3 frames of an onset or offset weighted 1 +
 Evaluation turns the frame probabilities into events (`xval.events.activity_to_events`:
 threshold, median filter, shortest event and gap, all instance parameters) and scores them
 against the events of the frame targets with the metrics of sed_eval, the DCASE reference
-implementation, computed by the project (`xval.tasks.sound_event_metrics`):
+implementation, computed by the project (`xval.tasks.detection.metrics`):
 segment-based F1 and error rate over 1 s segments, and event-based F1 with a 200 ms onset
 collar (offsets within 200 ms or half the event's length). Frame-level F1, precision and
 recall come from scikit-learn. Two levels, as for classification's segments and clips:
@@ -57,22 +57,19 @@ from xval.tasks.base import (
     Targets,
     Task,
 )
-from xval.tasks.detection_overlap import Windows, overlap_windows
-from xval.tasks.detection_scores import window_scores
-from xval.tasks.detection_windows import store_defaults
-from xval.tasks.event_rules import (
+from xval.tasks.detection.events import Event, stitch_windows
+from xval.tasks.detection.overlap import Windows, overlap_windows
+from xval.tasks.detection.recordings import recording_metrics
+from xval.tasks.detection.rules import (
     CHOSEN_ON_VALIDATION,
     EventRules,
     choose_rules,
     stitch_recordings,
 )
-from xval.tasks.event_rules import MEDIAN_GRID_SECONDS as MEDIAN_GRID_SECONDS
-from xval.tasks.event_rules import POSTPROCESSING as POSTPROCESSING
-from xval.tasks.event_rules import THRESHOLD_GRID as THRESHOLD_GRID
-from xval.tasks.events import Event
+from xval.tasks.detection.scores import window_scores
+from xval.tasks.detection.windows import store_defaults
 from xval.tasks.metrics import sigmoid
 from xval.tasks.registry import register
-from xval.tasks.weights import MAX_POSITIVE_WEIGHT as MAX_POSITIVE_WEIGHT
 from xval.tasks.weights import positive_weights
 
 if TYPE_CHECKING:
@@ -233,7 +230,7 @@ class EventScoring(Scoring):
                      starts: Sequence[float] | np.ndarray | None = None,
                      frame_seconds: float | None = None) -> Pooled | None:
         """Recordings stitched from their windows: the clip level of detection
-        (`xval.tasks.event_rules.stitch_recordings`: probabilities averaged where windows
+        (`xval.tasks.detection.rules.stitch_recordings`: probabilities averaged where windows
         overlap, targets merged, so that an event cut by a window border counts once, as in
         the annotation); `None` without window starts and the hop."""
         return stitch_recordings(outputs, targets, clips, starts, frame_seconds)
@@ -242,7 +239,7 @@ class EventScoring(Scoring):
                         starts: Sequence[float] | None, context: Context = NO_CONTEXT
                         ) -> Windows | None:
         """The windows between each recording's stored windows at a hop of
-        `prediction_hop` windows (`xval.tasks.detection_overlap`), or `None` (a hop of 1,
+        `prediction_hop` windows (`xval.tasks.detection.overlap`), or `None` (a hop of 1,
         no window starts or hop)."""
         hop = float(_param(context.params, "prediction_hop", 1.0))
         if starts is None or context.frame_seconds is None or hop >= 1:
@@ -307,6 +304,24 @@ class EventScoring(Scoring):
     def evaluation_level(self, y_true: np.ndarray, outputs: np.ndarray,
                          classes: Sequence[str]) -> dict[str, Any]:
         raise ConfigurationError(DETECTOR_EVALUATION)
+
+    def event_rules(self, params: Mapping[str, Any] | None) -> EventRules:
+        return postprocessing(params)
+
+    def recording_activity(self, outputs: np.ndarray, starts: Sequence[float],
+                           frame_seconds: float) -> np.ndarray:
+        """The windows' probabilities laid on the recording's time line, averaged where
+        windows overlap (`xval.tasks.detection.events.stitch_windows`)."""
+        return stitch_windows(sigmoid(np.asarray(outputs, dtype=np.float64)), starts,
+                              frame_seconds)
+
+    def score_recordings(self, events: pd.DataFrame, found: Mapping[str, Mapping[str, Any]],
+                         truth: np.ndarray, classes: list[str],
+                         durations: Mapping[str, float]) -> dict[str, Any]:
+        """Event F1 (200 ms collar), onset-only event F1, segment F1 and error rate, frame
+        F1 at the chosen thresholds, PSDS1 and PSDS2, event F1 per class
+        (`xval.tasks.detection.recordings`)."""
+        return recording_metrics(events, found, truth, classes, durations)
 
     def format_level(self, data: dict[str, Any]) -> list[str]:
         """The overall metrics of annotated recordings, then event F1 per class."""

@@ -1,6 +1,6 @@
 """Ensembles of instances in a run (`experiment[3] = Ensemble(1, 2)`) and from the command
 line (`python -m xval ensemble`): checked before anything is written, computed from the
-members' recorded predictions once they are complete (`xval.running.ensembles.compute`), and written
+members' recorded predictions once they are complete (`xval.ensembles.compute`), and written
 by the recorder as any instance's results.
 """
 
@@ -16,14 +16,14 @@ from xval.core.errors import ConfigurationError, ResultsConflictError
 from xval.core.layout import ExperimentLayout
 from xval.core.records import InstanceStatus, ParamsRecord
 from xval.core.records.ensemble import DEFAULT_WEIGHTING, VALIDATION
-from xval.report.results import ExperimentResults
-from xval.running.declaration import Ensemble, ExperimentDeclaration
-from xval.running.ensembles.compute import (
+from xval.ensembles.compute import (
     EnsembleError,
     compute_ensemble,
     ensemble_params,
     members_of,
 )
+from xval.report.results import ExperimentResults
+from xval.running.declaration import Ensemble, ExperimentDeclaration
 from xval.running.planner import (
     Plan,
     check_results_folders,

@@ -1,0 +1,48 @@
+"""The sheets and figures the tasks give as data (`Task.sheets`, `Task.figures`:
+`xval.tasks.views`), fed: an instance's believed folds read through the results store it
+was read through (`instance_view`); the workbook writes the sheets
+(`xval.report.workbook.registry`) and the plots draw the figures (`xval.report.plots`).
+"""
+
+from __future__ import annotations
+
+from xval import tasks
+from xval.core.errors import ResultsConflictError
+from xval.core.records import Status
+from xval.core.storage import ResultsStore
+from xval.report.results import InstanceResult
+from xval.tasks.views import FoldView, Instance
+
+
+def classes_of(result: InstanceResult) -> list[str] | None:
+    """The instance's classes, as its first fold that names them recorded them."""
+    return next((f.classes for f in result.folds if f.classes), None)
+
+
+def task_of(result: InstanceResult) -> tasks.Task:
+    """The instance's task: recorded, or for results written before it was, inferred from
+    the folds' classes (`xval.tasks.infer`)."""
+    return tasks.get(result.task_type or tasks.infer(classes=classes_of(result) or []))
+
+
+def instance_view(result: InstanceResult, store: ResultsStore | None = None) -> Instance:
+    """What the task's views read of an instance: each finished fold's test predictions
+    (none where the file is not the one the fold recorded: a view leaves such a fold out,
+    as it leaves out a fold that is not believed), its post-processing and test metrics.
+
+    Args:
+        result: the instance as read.
+        store: the results store to read through. Defaults to the instance's.
+    """
+    store = store or result.store
+    folds = []
+    for fold in result.folds:
+        if fold.status != Status.OK:
+            continue
+        try:
+            rows = store.predictions(result.layout, fold.fold) or []
+        except ResultsConflictError:
+            rows = []
+        folds.append(FoldView(fold.fold, rows, fold.postprocessing,
+                              dict((fold.metrics or {}).get("test") or {})))
+    return Instance(result.id, task_of(result), list(classes_of(result) or []), folds)

@@ -1,0 +1,14 @@
+"""Sound event detection, one package, from the top of its order down:
+
+- `task`: the task (`Detection`) and its three parts;
+- `scores`: a fold's scores, window by window and over stitched recordings;
+- `overlap`, `windows`: the windows read between a recording's windows, and a store's;
+- `rules`: the post-processing (`EventRules`) and its choice on validation recordings;
+- `psds`: the polyphonic sound detection score;
+- `events`: frames to events, windows stitched into recordings, the event metrics;
+- `metrics`: segment and event counting, as sed_eval counts.
+"""
+
+from xval.tasks.detection.task import Detection
+
+__all__ = ["Detection"]
