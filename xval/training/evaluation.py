@@ -151,14 +151,9 @@ def evaluate_splits(model: Any, task: Task, store: FeatureStore, *, params: Trai
     result = Evaluation(outputs={}, metrics={}, clip_metrics={}, context=context,
                         multi_segment=multi_segment)
     truth, extra = {}, {}
-    on_device = on_device or {}
     for key in splits:
-        features, indices = scored_source[key]
-        where = devices.DEVICE if key in on_device else \
-            devices.HOST if placement is None else placement(features)
-        result.outputs[key] = devices.placed(
-            functools.partial(predict_rows, model, features, indices, batch_size,
-                              on_device=on_device.get(key)), where, f"{key} rows")[0]
+        result.outputs[key] = _split_outputs(model, key, scored_source[key], batch_size,
+                                             placement, (on_device or {}).get(key))
         truth[key] = targets[scored[key]]
         if target_fn is not None:
             truth[key] = target_fn(np.asarray(store.features[scored[key]], dtype=np.float32))
@@ -191,6 +186,18 @@ def evaluate_splits(model: Any, task: Task, store: FeatureStore, *, params: Trai
             result.clip_metrics[key] = task.scoring.evaluate(
                 clip_y, clip_out, n_outputs, split.replace(whole_files=True))
     return result
+
+
+def _split_outputs(model: Any, key: str, source: tuple[Any, np.ndarray], batch_size: int,
+                   placement: Callable[[Any], str] | None, on_device: Any) -> np.ndarray:
+    """The model's outputs on split `key`'s rows (`source`): from its rows already on the
+    device when `on_device` holds them, else where `placement` says (numpy without it)."""
+    features, indices = source
+    where = devices.DEVICE if on_device is not None else \
+        devices.HOST if placement is None else placement(features)
+    return devices.placed(functools.partial(predict_rows, model, features, indices,
+                                            batch_size, on_device=on_device),
+                          where, f"{key} rows")[0]
 
 
 def window_starts(store: FeatureStore) -> np.ndarray | None:
