@@ -12,15 +12,17 @@ recorder has: never re-read.
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from xval import tasks
 from xval.config.loader import Config
+from xval.core.errors import ConfigurationError
 from xval.core.layout import ExperimentLayout, InstanceLayout
 from xval.core.parameters import InstanceParams
 from xval.core.records import (
@@ -127,10 +129,38 @@ class Recorder:
     def instance_layout(self, instance: int) -> InstanceLayout:
         return self.layout.instance(instance)
 
-    def instance_lock(self, instance: int) -> FileLock:
-        """The lock a runner holds while it runs an instance (outside the instance folder,
-        which --overwrite moves aside)."""
-        return self.store.instance_lock(self.layout.instance(instance))
+    def claim(self, instance: int) -> FileLock | None:
+        """Takes the lock a runner holds while it runs an instance (outside the instance
+        folder, which --overwrite moves aside), without waiting: the one way to try it.
+
+        Returns:
+            The held lock (the caller releases it), or `None` when another runner holds it.
+        """
+        held = self.store.instance_lock(self.layout.instance(instance))
+        try:
+            held.acquire(timeout=0)
+        except Timeout:
+            return None
+        return held
+
+    @contextlib.contextmanager
+    def holding(self, instance: int, refusal: str) -> Iterator[None]:
+        """Holds the instance's lock (`claim`) while the block runs.
+
+        Args:
+            instance: the instance id.
+            refusal: the error's words when another runner holds it (what to do then).
+
+        Raises:
+            ConfigurationError: `refusal`, when another runner holds the lock.
+        """
+        held = self.claim(instance)
+        if held is None:
+            raise ConfigurationError(refusal)
+        try:
+            yield
+        finally:
+            held.release()
 
     def begin_experiment(self, manifest: FoldsManifest, description: str,
                          dataset_info: Mapping[str, Any], *, script: str | None,

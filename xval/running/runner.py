@@ -15,8 +15,6 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 
-from filelock import Timeout
-
 from xval.config.loader import Config
 from xval.config.selection import check_selection_metric, metric_direction
 from xval.config.space import Search
@@ -271,10 +269,8 @@ def claim_instances(plan: Plan, recorder: Recorder, overwrite: bool,
     jobs: dict[int, list[Job]] = {}
     skipped: list[int] = []
     for k, params in plan.resolved.items():
-        instance_lock = recorder.instance_lock(k)
-        try:
-            instance_lock.acquire(timeout=0)
-        except Timeout:
+        instance_lock = recorder.claim(k)
+        if instance_lock is None:
             out(f"instance {k}: running in another runner; skipped here.")
             skipped.append(k)
             continue

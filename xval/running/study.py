@@ -18,12 +18,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from filelock import FileLock, Timeout
+from filelock import FileLock
 
 from xval import tasks
 from xval.config.loader import Config
 from xval.config.selection import metric_direction, selection_metric
 from xval.config.space import Search
+from xval.core.errors import ConfigurationError
 from xval.core.layout import ExperimentLayout
 from xval.core.records import FoldResult, TrialRecord
 from xval.executors.base import Executor
@@ -168,10 +169,8 @@ def claim_trial(study: Any, storage: Any, first: int, n_trials: int, locks: Reco
     """
     optuna = import_optuna()
     for frozen in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        candidate = locks.instance_lock(first + frozen.number)
-        try:
-            candidate.acquire(timeout=0)
-        except Timeout:
+        candidate = locks.claim(first + frozen.number)
+        if candidate is None:
             continue  # a live runner holds it
         out(f"search: resuming trial {frozen.number} (instance {first + frozen.number}), "
             "left unfinished by a runner that stopped.")
@@ -183,8 +182,10 @@ def claim_trial(study: Any, storage: Any, first: int, n_trials: int, locks: Reco
     if len(counted) >= n_trials:
         return None
     trial = study.ask()
-    lock = locks.instance_lock(first + trial.number)
-    lock.acquire(timeout=0)
+    lock = locks.claim(first + trial.number)
+    if lock is None:  # a new trial's number: no runner holds it unless the study was edited
+        raise ConfigurationError(f"search: instance {first + trial.number}, a new trial, is "
+                                 "held by another runner; rerun when that runner ends.")
     return trial, lock
 
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from filelock import Timeout
-
 from xval.config.params import params_hash
 from xval.core.errors import ConfigurationError, ResultsConflictError
 from xval.core.layout import ExperimentLayout
@@ -216,10 +214,8 @@ def record_ensembles(experiment: ExperimentDeclaration, ensembles: Sequence[int]
                          f"{', '.join(map(str, missing))} are not complete")
             recorder.out(f"instance {k}: {failed[k]}.")
             continue
-        lock = recorder.instance_lock(k)
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
+        lock = recorder.claim(k)
+        if lock is None:
             recorder.out(f"instance {k}: running in another runner; skipped here.")
             pending.append(k)
             continue
@@ -267,16 +263,9 @@ def make_ensemble(exp_dir: Path, members: Sequence[int | str], *, instance: int 
         raise ConfigurationError(f"--as {instance} is one of the members; give the ensemble "
                                  "a number of its own.")
     ensemble = compute_ensemble(instance, found, recorder.store.manifest(layout), weighting)
-    lock = recorder.instance_lock(instance)
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise ConfigurationError(f"instance {instance} is being written by another runner; "
-                                 "rerun when it ends.") from None
-    try:
+    with recorder.holding(instance, f"instance {instance} is being written by another "
+                                    "runner; rerun when it ends."):
         recorder.record_ensemble(instance, ensemble, overwrite=overwrite)
-    finally:
-        lock.release()
     recorder.out(f"instance {instance}: ensemble of {ensemble.record.describe()} (mean "
                  "weights over folds), from their predictions.")
     recorder.results_changed()
