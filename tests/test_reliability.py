@@ -87,7 +87,7 @@ def test_bad_command_line_values_are_one_line_errors(args, match, tmp_path, conf
 
 
 def test_gpu_id_validation_in_python():
-    from xval.running.environment import normalize_gpu
+    from xval.core.backend import normalize_gpu
 
     assert normalize_gpu(None) is None and normalize_gpu(1) == "1"
     assert normalize_gpu("cpu") == "-1" and normalize_gpu(-1) == "-1"

@@ -26,6 +26,7 @@ from typing import Any
 from preprocessing.store import FeatureStore
 from xval.config.schema import BACKENDS
 from xval.core.arguments import option
+from xval.core.backend import normalize_gpu
 from xval.core.constraints import Interval, check_options
 from xval.core.errors import ConfigurationError
 from xval.core.interrupts import raise_if_interrupted
@@ -103,13 +104,13 @@ Results = Generator[FoldResult, None, None]
 """What `Executor.run` returns: the jobs' results as they end."""
 
 
-def _gpu_list(text: str) -> list[str]:
-    parts = [part.strip() for part in text.split(",")]
-    if not parts or any(not part.isdigit() for part in parts):
+def _gpu_list(text: str) -> list[str | None]:
+    try:  # each a GPU id (`normalize_gpu`), an empty one included
+        return [normalize_gpu(part or "?") for part in text.split(",")]
+    except ConfigurationError:
         raise argparse.ArgumentTypeError(
             f"--gpus {text!r}: expected comma-separated GPU numbers like 0,1"
-        )
-    return parts
+        ) from None
 
 
 @dataclasses.dataclass(frozen=True)

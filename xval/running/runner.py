@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from xval.config.loader import Config
 from xval.config.selection import check_selection_metric, metric_direction
 from xval.config.space import Search
+from xval.core.backend import normalize_gpu
 from xval.core.errors import ConfigurationError
 from xval.core.parameters import TrainingParams
 from xval.core.records import InstanceStatus, Job
@@ -41,7 +42,6 @@ from xval.running.environment import (
     check_gpus_visible,
     gpu_present,
     import_keras,
-    normalize_gpu,
     prepare_process,
 )
 from xval.running.experiment_files import begin_experiment, instance_dataset_info
