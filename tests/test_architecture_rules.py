@@ -447,3 +447,38 @@ def test_rules_store_named_only_at_entry_points():
                      "xval/inference/classifiers.py", "xval/inference/detect.py",
                      "xval/inference/ensembles.py", "xval/report/results.py",
                      "xval/report/tracking.py", "xval/running/experiment.py"]
+
+
+_SAME_MEANING = {
+    "add_parser": "a command module's hook: adds its parser to `python -m xval`",
+    "get": "a registry's look-up, in each registry's module (`architectures.get`)",
+    "names": "a registry's names", "register": "a registry's decorator",
+    "unregister": "a registry's removal",
+    "main": "a program's entry (`python -m xval`, `preprocessing`, `augmentation`, a worker)",
+    "parser": "a program's command line (`python -m preprocessing`, `augmentation`)",
+    "check": "a value checked against its declaration, returned (`schema.check`: a key's; "
+             "`constraints.check`: the constraints given)",
+}
+
+
+def test_rules_a_public_function_name_means_one_thing():
+    """One name, one meaning (issue 73): a public function name defined at the top of two
+    library modules is a protocol each module follows (a registry's `get`, a command's
+    `add_parser`), never two different things (`window_starts` was the start samples of a
+    store's segments, the first frames of detection's overlapping windows and each row's
+    start in seconds)."""
+    defined: dict[str, list[str]] = {}
+    for path, source in _modules().items():
+        for node in ast.parse(source).body:
+            if isinstance(node, ast.FunctionDef) and not node.name.startswith("_"):
+                defined.setdefault(node.name, []).append(path)
+    twice = {name for name, paths in defined.items() if len(paths) > 1}
+    assert sorted(twice - set(_SAME_MEANING)) == []
+    assert set(_SAME_MEANING) <= twice  # not stale
+
+
+def test_rules_one_lock_or_refuse():
+    """An instance's lock is tried in one place (`Recorder.claim`; `Recorder.holding` refuses
+    with the caller's words), not once per runner (issue 73: 7 copies)."""
+    trying = sorted(m for m, s in _modules().items() if "acquire(timeout=0)" in s)
+    assert trying == ["xval/running/recorder.py"]

@@ -28,7 +28,7 @@ from preprocessing.corpora.pipes import (
     parse_pipeline,
     run_pipeline,
 )
-from preprocessing.sources.base import ROOT, Corpus, Option, Reads, Rows, Skipped, source_rows
+from preprocessing.sources.base import ROOT, Corpus, Option, Reads, Rows, Skipped, source_table
 from xval.core.errors import ConfigurationError, DatasetError
 
 RECORDINGS = "wav.scp"
@@ -234,7 +234,7 @@ def kaldi_source(data_dir: str | os.PathLike[str], *, label_file: str,
         if read is not None:
             row["read"] = read
         rows.append(row)
-    table, skipped = source_rows(rows, skipped, f"Kaldi data directory {folder}")
+    table, skipped = source_table(rows, skipped, f"Kaldi data directory {folder}")
     table.attrs["unit"] = "utterances"  # of recordings, in the summaries
     return table, skipped
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import IO, Any, NamedTuple
 
 from preprocessing.audio import unreadable_reason
-from preprocessing.sources.base import ROOT, Corpus, Option, Reads, Rows, Skipped, source_rows
+from preprocessing.sources.base import ROOT, Corpus, Option, Reads, Rows, Skipped, source_table
 from preprocessing.sources.labels import MULTI_LABEL, is_label_list, label_set
 from xval.core.errors import ConfigurationError, DatasetError
 
@@ -341,7 +341,7 @@ def _counted(rows: list[dict[str, object]], skipped: Skipped, what: str, unit: s
             "paths are relative, as Recording.from_file keeps the path it is given, and "
             "were read from the current folder or --root: pass --root FOLDER, the folder "
             "they are relative to (or write the manifests with absolute paths).")
-    source = source_rows(rows, skipped, what)
+    source = source_table(rows, skipped, what)
     source[0].attrs["unit"] = unit
     source[0].attrs[MULTI_LABEL] = multi_label
     return source

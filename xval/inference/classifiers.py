@@ -97,7 +97,7 @@ class ClassifierSet:
             for source in info["sources"]:
                 if source["model"] != embedding.SELF:
                     embeddings.check_unchanged(source)
-            pipeline = embeddings.load(saved)
+            pipeline = embeddings.load_classifier(saved)
             check_classes(saved, pipeline, info)
             self.pipelines.append(pipeline)
             self.saved.append(saved)

@@ -26,10 +26,10 @@ from xval import tasks
 from xval.core.errors import ConfigurationError, DatasetError
 from xval.inference.detect import detect_files
 from xval.inference.models import (
-    describe,
     feature_params_of,
     file_outputs,
     info_for,
+    model_dataset_info,
     resolve_models,
     task_of,
 )
@@ -130,7 +130,7 @@ def evaluate_rows(model_or_instance_dir: str | Path, rows: pd.DataFrame, *,
             regression targets, or no usable file.
     """
     models = resolve_models(model_or_instance_dir, fold=fold, ensemble=ensemble)
-    info = describe(models.paths[0], dataset_info)
+    info = model_dataset_info(models.paths[0], dataset_info)
     classes = info.classes
     task = task_of(info)
     labels = rows["label"].astype(str).to_numpy()

@@ -383,7 +383,7 @@ def info_for(models: ModelSet,
     """The dataset description of `models`: `dataset_info` when it is one (a mapping), else
     found (see `dataset_info_for`); a `--dataset-info` of another encoder than the models'
     is refused (`_check_same_encoder`)."""
-    info = describe(models.paths[0], dataset_info)
+    info = model_dataset_info(models.paths[0], dataset_info)
     if dataset_info is not None and not isinstance(dataset_info, Mapping):
         _check_same_encoder(models, info, dataset_info)
         models.described_by = f"--dataset-info {str(dataset_info)!r}"
@@ -393,8 +393,8 @@ def info_for(models: ModelSet,
     return info
 
 
-def describe(model_path: str | Path,
-             dataset_info: Mapping[str, Any] | str | Path | None) -> DatasetInfo:
+def model_dataset_info(model_path: str | Path,
+                       dataset_info: Mapping[str, Any] | str | Path | None) -> DatasetInfo:
     """The dataset description of a model: `dataset_info` when it is one (a mapping, such
     as the content of a `dataset.json`), else found (see `dataset_info_for`).
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from xval.config.loader import Config
-from xval.core.entry import describe
+from xval.core.entry import describe_error
 from xval.report.plots import instance_plots
 from xval.report.results import ExperimentResults, InstanceResult
 from xval.report.workbook.builder import build_workbook
@@ -93,7 +93,7 @@ class WorkbookWriter:
         except Exception as e:  # noqa: BLE001  (a derived file never costs a result)
             exp_dir = results.path if isinstance(results, ExperimentResults) else results
             self.failure = (f"the workbook of {exp_dir} was not written "
-                            f"({describe(e)}); the results are kept: fix the cause and "
+                            f"({describe_error(e)}); the results are kept: fix the cause and "
                             f"rebuild it with `python -m xval report {exp_dir}`.")
             print(f"error: {self.failure}", file=sys.stderr, flush=True)
             return None

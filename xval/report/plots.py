@@ -102,7 +102,7 @@ def confusion_matrices(result: InstanceResult, store: ResultsStore) -> list[Path
         for level, suffix in _levels(result)]
 
 
-def per_class_f1(result: InstanceResult, store: ResultsStore) -> list[Path]:
+def per_class_f1_plots(result: InstanceResult, store: ResultsStore) -> list[Path]:
     """Per-class test F1 over folds, per level (`per_class_f1*.png`)."""
     names = _task(result).level_names
     written = []
@@ -116,7 +116,7 @@ def per_class_f1(result: InstanceResult, store: ResultsStore) -> list[Path]:
     return written
 
 
-def predicted_vs_true(result: InstanceResult, store: ResultsStore) -> list[Path]:
+def predicted_vs_true_plot(result: InstanceResult, store: ResultsStore) -> list[Path]:
     """The test predictions of every fold against their targets (`predicted_vs_true.png`)."""
     rows = [row for f in result.folds for row in _sealed(store.predictions, result, f.fold) or []]
     if not rows:
@@ -155,7 +155,7 @@ def activity_plots(result: InstanceResult, store: ResultsStore) -> list[Path]:
 
 
 FIGURES.register("confusion_matrix", confusion_matrices)
-FIGURES.register("per_class_f1", per_class_f1)
-FIGURES.register("predicted_vs_true", predicted_vs_true)
+FIGURES.register("per_class_f1", per_class_f1_plots)
+FIGURES.register("predicted_vs_true", predicted_vs_true_plot)
 FIGURES.register("activity", activity_plots)
 FIGURES.register("per_label_ap", per_label_ap)

@@ -15,7 +15,7 @@ SHOWN_LABELS = 30
 """The labels the table of test rows per fold shows (the rarest first), the others counted."""
 
 
-def label_table(meta: pd.DataFrame, classes: Sequence[str]) -> pd.DataFrame:
+def label_indicators(meta: pd.DataFrame, classes: Sequence[str]) -> pd.DataFrame:
     """0/1 columns, one per class, of the rows of `meta` (its `label` texts), indexed like
     `meta`."""
     sets = meta["label"].map(split_tags)

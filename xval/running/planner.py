@@ -138,15 +138,15 @@ class Plan:
             path = str(self.config.path) if self.config.path else None
             rows = [dataclasses.replace(row, source=_file_name(self.config))
                     if row.source == path else row
-                    for row in instance_rows(experiment, self.config, k, params,
+                    for row in parameter_sources(experiment, self.config, k, params,
                                              self.overrides) if row.chosen]
             out(f"Instance {k}:" if rows else f"Instance {k}: the package defaults")
             for line in format_settings(rows, indent="  ").splitlines():
                 out(line)
 
 
-def instance_rows(experiment: ExperimentDeclaration, config: Config, instance: int,
-                  params: InstanceParams, overrides: Mapping[str, Any]) -> list[Setting]:
+def parameter_sources(experiment: ExperimentDeclaration, config: Config, instance: int,
+                      params: InstanceParams, overrides: Mapping[str, Any]) -> list[Setting]:
     """Every parameter of a resolved instance with where it came from (`Setting.source`:
     the config file, `experiment`, `instance <k>`, `--set`, a default, or fitted to the
     instance) and its package default: the instance's names first (architecture,
