@@ -20,7 +20,7 @@ from tests.test_training import DEFAULTS, job
 from xval.config import embedding
 from xval.core.errors import ConfigurationError, ParameterError, TrainingError
 from xval.core.hashing import seal
-from xval.core.storage import STORE
+from xval.core.storage import RESULTS_STORE
 from xval.running.planner import embedding_items
 from xval.training import embeddings
 from xval.training.fold import run_fold
@@ -32,7 +32,7 @@ SPEC = {"architecture": "example_cnn", "reshaping_type": "conv", "comment_1": ""
 def planned(spec):
     """A job spec with what the planner reads for it: the items its saved embedding models
     were trained on (a job reads no result file)."""
-    return {**spec, "embedding_items": embedding_items(spec["params"], spec["fold"], STORE)}
+    return {**spec, "embedding_items": embedding_items(spec["params"], spec["fold"], RESULTS_STORE)}
 
 
 def _fold(store, tmp_path, **params):

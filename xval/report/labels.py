@@ -53,7 +53,7 @@ class LabelScores:
         return out
 
 
-def label_scores(result: InstanceResult, store: ResultsStore | None = None
+def label_scores(result: InstanceResult, results_store: ResultsStore | None = None
                  ) -> LabelScores | None:
     """The per-label scores of an instance (see the module), or `None` for an instance of a
     task whose clips hold one label, or without test predictions."""
@@ -62,9 +62,9 @@ def label_scores(result: InstanceResult, store: ResultsStore | None = None
     if not task.multi_label or not classes:
         return None
     aps, support, numbers, chosen = [], np.zeros(len(classes), dtype=int), [], []
+    read = (results_store or result.results_store).predictions
     for fold in result.folds:
-        rows = (store or result.store).predictions(result.layout, fold.fold) if fold.status == Status.OK \
-            else None
+        rows = read(result.layout, fold.fold) if fold.status == Status.OK else None
         if not rows:
             continue
         clips = pooled(rows, task, classes)
@@ -81,12 +81,12 @@ def label_scores(result: InstanceResult, store: ResultsStore | None = None
     return LabelScores(list(classes), numbers, np.stack(aps), support, thresholds)
 
 
-def per_label_ap(result: InstanceResult, store: ResultsStore) -> list[Path]:
+def per_label_ap(result: InstanceResult, results_store: ResultsStore) -> list[Path]:
     """Each label's test AP over the folds (`per_label_ap.png`): bars at the mean, dots the
     folds, the labels in order of their mean AP."""
     from xval.report import figures  # noqa: PLC0415  (matplotlib: when a figure is drawn)
 
-    scores = label_scores(result, store)
+    scores = label_scores(result, results_store)
     if scores is None:
         return []
     order = np.argsort(-np.nan_to_num(scores.mean_ap, nan=-1.0), kind="stable")

@@ -7,8 +7,9 @@ A run calls, when a listener has them, before and as the recorder
 - `requires` (an attribute): `(what, extra)` pairs, the optional packages the listener
   needs (`xval.core.optional.EXTRAS`), checked with every other package the run needs
   before anything trains, the dry run included;
-- `on_run_begin()`: every check passed and the run is about to train (not in a dry run):
-  the listener opens what it writes to, so that a store that cannot open fails first;
+- `on_run_begin(results_store)`: every check passed and the run is about to train (not in
+  a dry run): the listener opens what it writes to, so that a tracker that cannot open
+  fails first, and reads through the run's results store from then on;
 
 - `on_fold(result, inst_dir)`: a fold's files are written (`result` a `FoldResult`);
 - `on_instance(result)`: an instance's summary is written (`result` the `InstanceResult`

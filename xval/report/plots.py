@@ -11,7 +11,7 @@ Example (a figure kind of one's own, for a task that names it in `figures`):
 ```python
 from xval.report.plots import FIGURES
 
-def histogram(result, store):
+def histogram(result, results_store):
     ...                                   # writes into result.layout.plots_dir
     return [path]
 
@@ -41,21 +41,22 @@ from xval.report.results import InstanceResult
 LEARNING_CURVES = "learning_curves.png"
 
 Figure = Callable[[InstanceResult, ResultsStore], list[Path]]
-"""`(instance, store) -> written paths`: one kind of figure of an instance."""
+"""`(instance, results_store) -> written paths`: one kind of figure of an instance."""
 
 FIGURES: Registry[Figure] = Registry("figure", setting="figures", where="xval.report.plots")
 """The figure kinds a task may name in `Task.figures`."""
 
 
-def instance_plots(result: InstanceResult, store: ResultsStore | None = None) -> list[Path]:
+def instance_plots(result: InstanceResult,
+                   results_store: ResultsStore | None = None) -> list[Path]:
     """Writes every plot of one instance into its `plots/` folder: the learning curves,
     then the figures of its task (`Task.figures`: e.g. the confusion matrix and per-class F1
     of classification, predicted against true values for regression).
 
     Args:
         result: the instance as read (its believed folds and summary).
-        store: the results store the figures read through. Defaults to the one the
-            instance was read through (`InstanceResult.store`).
+        results_store: the results store the figures read through. Defaults to the one
+            the instance was read through (`InstanceResult.results_store`).
 
     Returns:
         list of written paths.
@@ -66,7 +67,7 @@ def instance_plots(result: InstanceResult, store: ResultsStore | None = None) ->
     if figures.learning_curves(result.folds, curves, task.selection_metric):
         written.append(curves)
     for name in task.figures:
-        written += FIGURES.get(name)(result, store or result.store)
+        written += FIGURES.get(name)(result, results_store or result.results_store)
     return written
 
 
@@ -91,7 +92,7 @@ def _levels(result: InstanceResult) -> list[tuple[str, str]]:
     return [(level, "" if k == 0 else f"_{level}") for k, level in enumerate(levels)]
 
 
-def confusion_matrices(result: InstanceResult, store: ResultsStore) -> list[Path]:
+def confusion_matrices(result: InstanceResult, results_store: ResultsStore) -> list[Path]:
     """The test confusion matrix pooled over folds, per level (`confusion_matrix*.png`)."""
     classes = _classes(result) or []
     names = _task(result).level_names
@@ -102,7 +103,7 @@ def confusion_matrices(result: InstanceResult, store: ResultsStore) -> list[Path
         for level, suffix in _levels(result)]
 
 
-def per_class_f1_plots(result: InstanceResult, store: ResultsStore) -> list[Path]:
+def per_class_f1_plots(result: InstanceResult, results_store: ResultsStore) -> list[Path]:
     """Per-class test F1 over folds, per level (`per_class_f1*.png`)."""
     names = _task(result).level_names
     written = []
@@ -116,9 +117,10 @@ def per_class_f1_plots(result: InstanceResult, store: ResultsStore) -> list[Path
     return written
 
 
-def predicted_vs_true_plot(result: InstanceResult, store: ResultsStore) -> list[Path]:
+def predicted_vs_true_plot(result: InstanceResult, results_store: ResultsStore) -> list[Path]:
     """The test predictions of every fold against their targets (`predicted_vs_true.png`)."""
-    rows = [row for f in result.folds for row in _sealed(store.predictions, result, f.fold) or []]
+    rows = [row for f in result.folds
+            for row in _sealed(results_store.predictions, result, f.fold) or []]
     if not rows:
         return []
     true, predicted = (np.array([float(r[k]) for r in rows]) for k in ("target", "predicted"))
@@ -137,12 +139,12 @@ def _sealed(read: Callable[[InstanceLayout, int], Any], result: InstanceResult,
         return None
 
 
-def activity_plots(result: InstanceResult, store: ResultsStore) -> list[Path]:
+def activity_plots(result: InstanceResult, results_store: ResultsStore) -> list[Path]:
     """A detector's activity on a few test windows of every fold, against the annotation
     (`activity_fold_<i>.png`, from the fold's plot data)."""
     written = []
     for fold in result.folds:
-        data = _sealed(store.plot_data, result, fold.fold) if fold.status == Status.OK \
+        data = _sealed(results_store.plot_data, result, fold.fold) if fold.status == Status.OK \
             else None
         if data is None:
             continue

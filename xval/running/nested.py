@@ -147,7 +147,7 @@ def outer_folds(run: NestedRun, plan: Plan, recorder: Recorder, instance: int) -
     done = recorder.begin_instance(instance, plan.resolved[instance], plan.hashes[instance],
                                    bool(run.options.overwrite))
     metric = selection_metric(run.config, plan.task_type)
-    record = recorder.store.read_record(recorder.instance_layout(instance).nested_file,
+    record = recorder.results_store.read_record(recorder.instance_layout(instance).nested_file,
                                         NestedRecord.from_dict)[0]
     if record is None:
         record = NestedRecord(inner_folds=run.inner_folds, n_trials=run.n_trials,
@@ -209,7 +209,7 @@ def search_outer_fold(run: NestedRun, plan: Plan, fold: int, metric: str
     finally:
         experiment.instances = declared  # trial instances are not declarations
     results = outcome.results.refresh() if outcome.results is not None \
-        else ExperimentResults(layout.root, store=run.results_store)
+        else ExperimentResults(layout.root, results_store=run.results_store)
     best = best_trial(results, metric)
     if best is None or best.trial is None:
         return None

@@ -61,7 +61,7 @@ class Plan:
         overrides: the `--set` values the instances were resolved with (recorded in
             every `params.json`, so that `--refit` resolves them the same way).
         results_store: the results store the run reads and writes through (handed in by
-            the entry point: `Experiment` gives the process's, `STORE`).
+            the entry point: `Experiment` gives the process's, `RESULTS_STORE`).
     """
 
     layout: ExperimentLayout
@@ -363,7 +363,7 @@ def check_folds_file(layout: ExperimentLayout, manifest: FoldsManifest,
 
     Raises:
         ResultsConflictError: for other folds, a `folds.json` that is not a manifest, or
-            one edited after it was written (`STORE.manifest` checks its hash).
+            one edited after it was written (`RESULTS_STORE.manifest` checks its hash).
     """
     path = layout.folds_file
     old = results_store.manifest(layout)

@@ -50,7 +50,7 @@ def refit_instance(experiment: ExperimentDeclaration, instance: int, config: Con
             values were recorded); what a refit cannot take is refused
             (`RunOptions.for_refit`).
         results_store: the results store the instance's files are read and written
-            through (`Experiment.refit` gives the process's, `STORE`).
+            through (`Experiment.refit` gives the process's, `RESULTS_STORE`).
 
     Returns:
         The path of `final.keras`.
@@ -176,7 +176,7 @@ def fold_best_epochs(recorder: Recorder, plan: Plan, instance: int,
     """
     folds = folds_on_disk(recorder.instance_layout(instance), plan.num_folds,
                           params_hash=plan.hashes[instance], task_type=plan.task_type,
-                          store=plan.results_store)
+                          results_store=plan.results_store)
     missing = [i for i in range(plan.num_folds) if i not in folds.done]
     best = [r.best_epoch for r in sorted(folds.records, key=lambda r: r.fold) if r.ok]
     if missing or not any(e is not None for e in best):

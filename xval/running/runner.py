@@ -90,8 +90,8 @@ def run_experiment(experiment: ExperimentDeclaration, instances: Selection,
         options: what the run is asked to do.
         config: the run's `Config`.
         results_store: the results store every result file is read and written through
-            (`Experiment.run` gives the process's, `STORE`; a test or a second store its
-            own).
+            (`Experiment.run` gives the process's, `RESULTS_STORE`; a test or a second
+            store its own).
 
     Raises:
         XvalError: for anything that cannot run (nothing trained, nothing written), or
@@ -128,10 +128,10 @@ def run_experiment(experiment: ExperimentDeclaration, instances: Selection,
             dataclasses.replace(search, n_trials=trials.trials or search.n_trials).describe(
                 say.out, experiment.first_trial_instance, metric, metric_direction(metric))
         return RunOutcome(None, [], [], 0)
-    for listener in say.listeners:  # MLflow connects: a bad store fails before training
+    for listener in say.listeners:  # MLflow connects: a bad tracker fails before training
         begin = getattr(listener, "on_run_begin", None)
         if begin is not None:
-            begin()
+            begin(plan.results_store)
     if say.progress and executor.name == "inline":
         import_keras(say.out, backend)
     elif say.progress and executor.name == "ray":
@@ -341,7 +341,7 @@ def search_instances(experiment: ExperimentDeclaration, search: Search,
     finally:
         experiment.instances = declared  # trial instances are not declarations
     results = done.results.refresh() if done.results is not None \
-        else ExperimentResults(done.layout.root, store=results_store)
+        else ExperimentResults(done.layout.root, results_store=results_store)
     trial_ids = [k for k in results.instances if k >= done.first_instance]
     say.out(terminal_table(results, config=config, only=sorted(set(declared) | set(trial_ids))))
     say.out(f"search: this runner ran {len(done.ran)} trial(s) ({len(done.pruned)} "

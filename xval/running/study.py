@@ -101,7 +101,7 @@ class TrialRunner:
         """The recorder of one trial; every trial's recorder keeps the same results."""
         if self.results is None:
             self.results = ExperimentResults(plan.layout.root, num_folds=plan.num_folds,
-                                             store=plan.results_store)
+                                             results_store=plan.results_store)
         return Recorder(plan.layout, self.config, plan.num_folds, out=self.output.out,
                         listeners=self.output.listeners, task_type=plan.task_type,
                         results=self.results, results_store=plan.results_store)
@@ -218,7 +218,8 @@ class Pruning:
         """The running objective over the trial's finished folds, and their number."""
         folds = folds_on_disk(self.recorder.instance_layout(self.instance), self.num_folds,
                               params_hash=self.params_hash,
-                              task_type=self.recorder.task_type, store=self.recorder.store)
+                              task_type=self.recorder.task_type,
+                              results_store=self.recorder.results_store)
         return objective_of(folds.records, self.context.metric, self.clip_falls_back)
 
     def __call__(self, result: FoldResult) -> bool:
