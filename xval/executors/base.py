@@ -18,10 +18,8 @@ import collections
 import dataclasses
 import os
 import threading
-import warnings
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from numbers import Integral
-from typing import Any
 
 from preprocessing.store import FeatureStore
 from xval.config.schema import BACKENDS
@@ -162,17 +160,6 @@ class Execution:
                     f"--ray-address needs --executor ray (got --executor {self.name}).")
             host_port(self.ray_address, RAY_PORT)  # a port out of range, at once
             object.__setattr__(self, "name", "ray")
-
-
-def __getattr__(name: str) -> Any:
-    """`ExecutorOptions`, the executors' earlier options type: `Execution` now, with a
-    `DeprecationWarning` (removed in audio-xval 0.3)."""
-    if name == "ExecutorOptions":
-        warnings.warn("xval.executors.ExecutorOptions is deprecated: it is "
-                      "xval.executors.base.Execution (xval.Execution) now; the name is "
-                      "removed in audio-xval 0.3.", DeprecationWarning, stacklevel=2)
-        return Execution
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class JobQueue:
