@@ -482,3 +482,27 @@ def test_rules_one_lock_or_refuse():
     with the caller's words), not once per runner (issue 73: 7 copies)."""
     trying = sorted(m for m, s in _modules().items() if "acquire(timeout=0)" in s)
     assert trying == ["xval/running/recorder.py"]
+
+
+def _bool_ladder(node: ast.AST) -> bool:
+    """`isinstance(x, bool) or not isinstance(x, T)` (or `isinstance(x, T) and not
+    isinstance(x, bool)`): a hand-written check of a value's type."""
+    def refuses_bool(n: ast.AST) -> bool:
+        return isinstance(n, ast.Call) and getattr(n.func, "id", "") == "isinstance" \
+            and "bool" in ast.unparse(n.args[1])
+    if not isinstance(node, ast.BoolOp):
+        return False
+    parts = [p.operand if isinstance(p, ast.UnaryOp) else p for p in node.values]
+    return any(refuses_bool(p) for p in parts) and any(
+        isinstance(p, ast.Call) and getattr(p.func, "id", "") == "isinstance"
+        and not refuses_bool(p) for p in parts)
+
+
+def test_rules_no_bool_ladders_outside_the_validator():
+    """Valid values are declared (`xval.core.constraints`) and checked by its validator; no
+    module spells `isinstance(x, bool) or not isinstance(x, int)` (issue 73: the GPU ids,
+    the NVML count, kaldi's and Lhotse's numbers did)."""
+    found = [f"{path}:{node.lineno}" for path, source in _modules().items()
+             if path != "xval/core/constraints.py"
+             for node in ast.walk(ast.parse(source)) if _bool_ladder(node)]
+    assert found == []

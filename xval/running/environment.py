@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
+from numbers import Integral
 from pathlib import Path
 
 from xval.config.loader import Config, find_config, load_config
@@ -22,6 +23,7 @@ from xval.core.backend import (
     normalize_gpu,
     use_backend,
 )
+from xval.core.constraints import Interval, satisfies
 from xval.core.errors import ConfigurationError
 from xval.running.cuda_build import check_gpu_build
 
@@ -72,7 +74,7 @@ def _nvml_count() -> Count:
             pynvml.nvmlShutdown()
     except Exception:  # no driver, no library: the next source  # noqa: BLE001
         return None
-    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+    if not satisfies(count, [Interval(Integral, 0, None)]):
         return f"NVML counted {count!r} GPUs"
     return count
 
