@@ -14,7 +14,7 @@ FRAME = 0.02  # seconds per frame
 LENGTH = 20   # frames per stored window
 
 
-def test_window_starts_every_hop_and_the_tail():
+def test_overlap_starts_every_hop_and_the_tail():
     assert overlap_starts(60, 20, 0.5) == [0, 10, 20, 30, 40]
     assert overlap_starts(65, 20, 0.5) == [0, 10, 20, 30, 40, 45]  # the last ends at 65
     assert overlap_starts(60, 20, 1.0) == [0, 20, 40]
