@@ -140,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     config = load_config(find_config())
     setup_environment(config.backend["backend"])
-    from xval.core.storage import STORE  # noqa: PLC0415
+    from xval.core.storage import RESULTS_STORE  # noqa: PLC0415
     from xval.running.experiment import Experiment  # noqa: PLC0415
     from xval.running.planner import make_plan  # noqa: PLC0415
 
@@ -149,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                             number=901, num_folds=args.num_folds, task_type="detection",
                             experiment_folder=tempfile.mkdtemp(prefix="xval-profile-"))
     experiment[1] = {**CONFIGS[args.config], **extra}
-    plan = make_plan(experiment, config, [1], {}, False, results_store=STORE)
+    plan = make_plan(experiment, config, [1], {}, False, results_store=RESULTS_STORE)
     (job,) = plan.jobs(1, [args.fold])
     clock = Clock()
     wall, cpu = time.perf_counter(), cpu_seconds()

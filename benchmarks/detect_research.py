@@ -279,7 +279,7 @@ def train(args: argparse.Namespace) -> int:
 
     config = load_config(find_config())
     setup_environment(config.backend["backend"])
-    from xval.core.storage import STORE
+    from xval.core.storage import RESULTS_STORE
     from xval.running.experiment import Experiment
     from xval.running.planner import make_plan
     from xval.training.fold import run_fold
@@ -295,7 +295,7 @@ def train(args: argparse.Namespace) -> int:
     for k, name in enumerate(names, start=1):
         experiment[k] = {**CONFIGS[name], **extra, "comment_1": name, "comment_2": args.tag}
     plan = make_plan(experiment, config, list(range(1, len(names) + 1)), {}, False,
-                     results_store=STORE)
+                     results_store=RESULTS_STORE)
     folds = list(range(plan.num_folds)) if args.folds == "all" else \
         [int(f) for f in args.folds.split(",")]
     out = Path(args.out)

@@ -91,11 +91,11 @@ def rank_weighted(root: Path) -> dict[int, float]:
     """Fold -> test clip accuracy of the ensemble of 1 and 2 whose weights are chosen on the
     fold's `rank` clips (predictions that chose nothing); empty without `rank` clips."""
     from xval import tasks  # noqa: PLC0415  (only with --weights-on-rank)
-    from xval.core.storage import STORE  # noqa: PLC0415
+    from xval.core.storage import RESULTS_STORE  # noqa: PLC0415
     from xval.ensembles.compute import member_clips, members_of  # noqa: PLC0415
     from xval.ensembles.fusion import choose_weights, fused  # noqa: PLC0415
 
-    members = members_of(root, list(MEMBERS), STORE)
+    members = members_of(root, list(MEMBERS), RESULTS_STORE)
     task = tasks.get(members[0].result.task_type or tasks.DEFAULT)
     classes = list(members[0].result.folds[0].classes or [])
     out = {}

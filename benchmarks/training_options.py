@@ -25,7 +25,7 @@ import numpy as np
 from xval.core.errors import ResultsConflictError
 from xval.core.layout import ExperimentLayout, InstanceLayout
 from xval.core.records import FoldResult, FoldsManifest
-from xval.core.storage import STORE
+from xval.core.storage import RESULTS_STORE
 from xval.report.results import InstanceResult
 from xval.report.stats import corrected_resampled_ttest, fold_test_train_ratio
 
@@ -36,7 +36,7 @@ FoldKey = tuple[tuple[str, ...], int]
 def read_instance(instance_dir: Path) -> tuple[InstanceResult, FoldsManifest | None]:
     """An instance folder as the report reads it (its fold files checked), with its
     experiment's `folds.json`."""
-    manifest = STORE.manifest(ExperimentLayout(instance_dir.parent))
+    manifest = RESULTS_STORE.manifest(ExperimentLayout(instance_dir.parent))
     return InstanceResult(instance_dir, manifest.num_folds if manifest else None), manifest
 
 

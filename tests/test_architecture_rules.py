@@ -437,14 +437,73 @@ def test_rules_duplicates_one_room_one_word():
 
 
 def test_rules_store_named_only_at_entry_points():
-    """The results store is handed in (issue 67): the planner puts it on the plan, the
-    recorder and the ensembles take it from there; `STORE`, the process's store, is named
-    only where a process chooses its store (the `Experiment` facade, the command lines, the
-    inference entry points, the report's public defaults)."""
+    """The results store is handed in (issues 67 and 73): the planner puts it on the plan,
+    the recorder and the ensembles take it from there, the report, the MLflow listener and
+    inference are handed it (a store of their own by default); `RESULTS_STORE`, the
+    process's store, is named only where a process chooses its store: the `Experiment`
+    facade and the two commands that write or export results (`ensemble`, `export`)."""
     named = sorted(m for m, s in _modules().items()
-                   if re.search(r"^\s*from xval\.core\.storage import[^\n]*\bSTORE\b", s, re.M)
+                   if re.search(r"^\s*from xval\.core\.storage(\.store)? import[^\n]*"
+                                r"\bRESULTS_STORE\b|\bstorage\.RESULTS_STORE\b(?!`)", s, re.M)
                    and not m.startswith("xval/core/storage/"))
     assert named == ["xval/cli/ensemble.py", "xval/cli/export.py",
-                     "xval/ensembles/predict.py", "xval/inference/classifiers.py",
-                     "xval/inference/detect.py", "xval/report/results.py",
-                     "xval/report/tracking.py", "xval/running/experiment.py"]
+                     "xval/running/experiment.py"]
+
+
+_SAME_MEANING = {
+    "add_parser": "a command module's hook: adds its parser to `python -m xval`",
+    "get": "a registry's look-up, in each registry's module (`architectures.get`)",
+    "names": "a registry's names", "register": "a registry's decorator",
+    "unregister": "a registry's removal",
+    "main": "a program's entry (`python -m xval`, `preprocessing`, `augmentation`, a worker)",
+    "parser": "a program's command line (`python -m preprocessing`, `augmentation`)",
+    "check": "a value checked against its declaration, returned (`schema.check`: a key's; "
+             "`constraints.check`: the constraints given)",
+}
+
+
+def test_rules_a_public_function_name_means_one_thing():
+    """One name, one meaning (issue 73): a public function name defined at the top of two
+    library modules is a protocol each module follows (a registry's `get`, a command's
+    `add_parser`), never two different things (`window_starts` was the start samples of a
+    store's segments, the first frames of detection's overlapping windows and each row's
+    start in seconds)."""
+    defined: dict[str, list[str]] = {}
+    for path, source in _modules().items():
+        for node in ast.parse(source).body:
+            if isinstance(node, ast.FunctionDef) and not node.name.startswith("_"):
+                defined.setdefault(node.name, []).append(path)
+    twice = {name for name, paths in defined.items() if len(paths) > 1}
+    assert sorted(twice - set(_SAME_MEANING)) == []
+    assert set(_SAME_MEANING) <= twice  # not stale
+
+
+def test_rules_one_lock_or_refuse():
+    """An instance's lock is tried in one place (`Recorder.claim`; `Recorder.holding` refuses
+    with the caller's words), not once per runner (issue 73: 7 copies)."""
+    trying = sorted(m for m, s in _modules().items() if "acquire(timeout=0)" in s)
+    assert trying == ["xval/running/recorder.py"]
+
+
+def _bool_ladder(node: ast.AST) -> bool:
+    """`isinstance(x, bool) or not isinstance(x, T)` (or `isinstance(x, T) and not
+    isinstance(x, bool)`): a hand-written check of a value's type."""
+    def refuses_bool(n: ast.AST) -> bool:
+        return isinstance(n, ast.Call) and getattr(n.func, "id", "") == "isinstance" \
+            and "bool" in ast.unparse(n.args[1])
+    if not isinstance(node, ast.BoolOp):
+        return False
+    parts = [p.operand if isinstance(p, ast.UnaryOp) else p for p in node.values]
+    return any(refuses_bool(p) for p in parts) and any(
+        isinstance(p, ast.Call) and getattr(p.func, "id", "") == "isinstance"
+        and not refuses_bool(p) for p in parts)
+
+
+def test_rules_no_bool_ladders_outside_the_validator():
+    """Valid values are declared (`xval.core.constraints`) and checked by its validator; no
+    module spells `isinstance(x, bool) or not isinstance(x, int)` (issue 73: the GPU ids,
+    the NVML count, kaldi's and Lhotse's numbers did)."""
+    found = [f"{path}:{node.lineno}" for path, source in _modules().items()
+             if path != "xval/core/constraints.py"
+             for node in ast.walk(ast.parse(source)) if _bool_ladder(node)]
+    assert found == []

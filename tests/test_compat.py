@@ -123,79 +123,28 @@ def _shipped(key):
     return spec.text(spec.default)
 
 
-# -- old import paths (before the layers): the documented ones keep working until 0.3 ----
+# -- old import paths (before the layers): retired at 0.1 (issue 73, CHANGELOG.md) --------
 
-OLD_NAMES = [
-    ("xval.search", ["Search", "Float", "Int", "Categorical"]),
-    ("xval.errors", ["XvalError", "ConfigurationError", "DatasetError", "ParameterError",
-                     "ResultsConflictError", "TrainingError"]),
-    ("xval.results", ["ExperimentResults"]),
-    ("xval.jobs", ["Job", "FoldResult"]),
-    ("xval.predict", ["predict_files", "embed_files"]),
-    ("xval.evaluate", ["source_rows", "evaluate_rows"]),
-    ("xval.events", ["activity_to_events", "frame_metrics", "detection_metrics"]),
-    ("xval.losses", ["WeightedFrameCrossentropy"]),
-    ("xval.stats", ["corrected_resampled_ttest"]),
-    ("xval.logs", ["quiet_framework_logs"]),
-    ("xval.tracking", ["MLflowListener"]),
-]
-"""The old paths the README and docs/ of earlier releases showed (`git log -p README.md`)."""
+RETIRED = ["xval.search", "xval.errors", "xval.results", "xval.jobs", "xval.predict",
+           "xval.evaluate", "xval.events", "xval.losses", "xval.stats", "xval.logs",
+           "xval.tracking"]
+"""The flat package's module paths that earlier READMEs showed, retired with their shim."""
 
 
-@pytest.mark.parametrize(("old", "names"), OLD_NAMES, ids=[m for m, _ in OLD_NAMES])
-def test_documented_old_import_paths_work_with_a_deprecation_warning(old, names):
-    """`from OLD import NAME` as scripts written before the layers do, told when it goes."""
-    import importlib
-    import sys
-
-    from xval.compat import REMOVED_IN
-
-    sys.modules.pop(old, None)  # an alias an earlier test imported: its warning again
-    with pytest.warns(DeprecationWarning, match=rf"`{old}` moved: import from .* \(the old "
-                                                rf"path is removed in audio-xval {REMOVED_IN}"):
-        module = importlib.import_module(old)
-    assert sorted(module.__all__) == sorted(names)
-    for name in names:
-        assert getattr(module, name) is not None
-
-
-def test_a_package_gives_the_documented_name_of_the_module_it_replaced():
-    import xval.report
-    from xval.report.workbook.plots import MAX_EMBEDDED_PLOTS
-
-    vars(xval.report).pop("MAX_EMBEDDED_PLOTS", None)
-    with pytest.warns(DeprecationWarning, match="xval.report.MAX_EMBEDDED_PLOTS moved: import "
-                                                "from xval.report.workbook.plots"):
-        assert xval.report.MAX_EMBEDDED_PLOTS == MAX_EMBEDDED_PLOTS
-    with pytest.raises(AttributeError, match="has no attribute 'terminal_tabel'"):
-        xval.report.terminal_tabel  # noqa: B018
-
-
-@pytest.mark.parametrize("old", ["xval.planner", "xval.schema", "xval.worker", "xval.data"])
-def test_undocumented_old_modules_are_gone(old):
+@pytest.mark.parametrize("old", ["xval.planner", "xval.schema", "xval.worker", "xval.data",
+                                 *RETIRED])
+def test_old_modules_are_gone(old):
     import importlib
 
     with pytest.raises(ModuleNotFoundError):
         importlib.import_module(old)
 
 
-def test_the_recipes_moved_out_of_the_script_writer_still_import_with_a_warning():
-    """`from xval.cli.scripts import audio_cnn_recipe` (users' copies of experiments 4, 5,
-    10-12) works and says where the recipes live now (`xval.config.recipes`, issue 67); the
-    script writer's own names import without a word."""
-    import warnings
-
-    import xval.cli.scripts as scripts
+def test_the_regularised_recipe_keeps_its_values():
+    """The regularised instance keeps its values (experiments 4 and 5 resume their
+    results)."""
     from xval.config import recipes
 
-    vars(scripts).pop("audio_cnn_recipe", None)
-    with pytest.warns(DeprecationWarning, match="xval.cli.scripts.audio_cnn_recipe moved: "
-                                                "import from xval.config.recipes"):
-        assert scripts.audio_cnn_recipe is recipes.audio_cnn_recipe
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        assert scripts.load_experiment and scripts.ENCODER_HEADS is recipes.ENCODER_HEADS
-    # The regularised instance keeps its values (experiments 4 and 5 resume their results).
     regularised = recipes.audio_cnn_recipe(60, 10)[2]
     assert {k: regularised[k] for k in ("time_masks", "freq_masks", "mixup_alpha",
                                         "label_smoothing")} == \

@@ -8,17 +8,17 @@ import pytest
 from preprocessing.store import write_store
 from xval import tasks
 from xval.core.parameters import TrainingParams
-from xval.tasks.detection.overlap import overlap_windows, window_starts
+from xval.tasks.detection.overlap import overlap_starts, overlap_windows
 
 FRAME = 0.02  # seconds per frame
 LENGTH = 20   # frames per stored window
 
 
-def test_window_starts_every_hop_and_the_tail():
-    assert window_starts(60, 20, 0.5) == [0, 10, 20, 30, 40]
-    assert window_starts(65, 20, 0.5) == [0, 10, 20, 30, 40, 45]  # the last ends at 65
-    assert window_starts(60, 20, 1.0) == [0, 20, 40]
-    assert window_starts(15, 20, 0.5) == [0]
+def test_overlap_starts_every_hop_and_the_tail():
+    assert overlap_starts(60, 20, 0.5) == [0, 10, 20, 30, 40]
+    assert overlap_starts(65, 20, 0.5) == [0, 10, 20, 30, 40, 45]  # the last ends at 65
+    assert overlap_starts(60, 20, 1.0) == [0, 20, 40]
+    assert overlap_starts(15, 20, 0.5) == [0]
 
 
 def _recording(frames, seed=0):
@@ -27,7 +27,7 @@ def _recording(frames, seed=0):
     rng = np.random.default_rng(seed)
     line = rng.normal(size=(frames, 3)).astype(np.float32)
     truth = (rng.random((frames, 1)) < 0.3).astype(np.uint8)
-    firsts = window_starts(frames, LENGTH, 1.0)
+    firsts = overlap_starts(frames, LENGTH, 1.0)
     x = np.stack([line[f:f + LENGTH] for f in firsts])
     y = np.stack([truth[f:f + LENGTH] for f in firsts])
     return line, truth, x, y, np.asarray(firsts) * FRAME

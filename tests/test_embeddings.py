@@ -20,7 +20,7 @@ from tests.test_training import DEFAULTS, job
 from xval.config import embedding
 from xval.core.errors import ConfigurationError, ParameterError, TrainingError
 from xval.core.hashing import seal
-from xval.core.storage import STORE
+from xval.core.storage import RESULTS_STORE
 from xval.running.planner import embedding_items
 from xval.training import embeddings
 from xval.training.fold import run_fold
@@ -32,7 +32,7 @@ SPEC = {"architecture": "example_cnn", "reshaping_type": "conv", "comment_1": ""
 def planned(spec):
     """A job spec with what the planner reads for it: the items its saved embedding models
     were trained on (a job reads no result file)."""
-    return {**spec, "embedding_items": embedding_items(spec["params"], spec["fold"], STORE)}
+    return {**spec, "embedding_items": embedding_items(spec["params"], spec["fold"], RESULTS_STORE)}
 
 
 def _fold(store, tmp_path, **params):
@@ -57,7 +57,7 @@ def test_svm_on_the_folds_own_embeddings(store, tmp_path):
         assert {"embedding_accuracy"} <= set(result.clip_metrics[split])  # 2 segments a clip
     assert result.metrics["test"]["embedding_accuracy"] > 0.5  # 3 learnable classes
     # Fit on the training rows only: the saved pipeline's scaler saw exactly them.
-    pipeline = embeddings.load(_write(tmp_path / "c.skops", result.classifier_bytes))
+    pipeline = embeddings.load_classifier(_write(tmp_path / "c.skops", result.classifier_bytes))
     assert pipeline[0].n_samples_seen_ == result.n_rows["train"]
     assert pipeline[-1].shape_fit_[0] == result.n_rows["train"]
 
@@ -73,7 +73,7 @@ def test_saved_classifier_reloads_with_the_same_scores(store, tmp_path, rng):
     assert list(result.embedding_classifier["val_recall"]) == ["1.0"]  # no search
     path = _write(tmp_path / "fold_0.skops", result.classifier_bytes)
     assert path.read_bytes()[:2] == b"PK"  # a skops zip, not a pickle
-    loaded = embeddings.load(path)
+    loaded = embeddings.load_classifier(path)
     x = rng.normal(size=(7, result.embedding_classifier["sources"][0]["dims"]))
     refit = embeddings.make_classifier("logreg", 1.0).fit(x, np.arange(7) % 3)
     assert embeddings.scores(loaded, x).shape == (7, 3)
@@ -81,7 +81,7 @@ def test_saved_classifier_reloads_with_the_same_scores(store, tmp_path, rng):
     bad = tmp_path / "bad.skops"
     bad.write_bytes(b"not a skops file")
     with pytest.raises(ConfigurationError, match="bad.skops is not a readable skops file"):
-        embeddings.load(bad)
+        embeddings.load_classifier(bad)
 
 
 def test_saved_models_by_fold_concatenated_and_checked_for_leaks(store, tmp_path):

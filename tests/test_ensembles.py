@@ -96,7 +96,7 @@ def test_ensemble_fold_records_hold_clip_scores_only(trained, tmp_path):
     metrics, with no segment-level metrics, epoch or history; ensembles recorded before,
     with their clip scores under `metrics`, are read the same way."""
     from xval.core.records import FoldResult
-    from xval.core.storage import STORE
+    from xval.core.storage import RESULTS_STORE
 
     _, root, _ = trained
     written = json.loads((root / "instance_3" / "fold_0.json").read_text())
@@ -107,7 +107,7 @@ def test_ensemble_fold_records_hold_clip_scores_only(trained, tmp_path):
         path = copy / "instance_3" / f"fold_{i}.json"
         record = FoldResult.from_dict(json.loads(path.read_text()))
         record.metrics, record.clip_metrics = record.clip_metrics, None
-        STORE.write(path, record)
+        RESULTS_STORE.write(path, record)
     assert json.loads(path.read_text())["clip_metrics"] is None
     expected = results_of(root)[3].metric("accuracy", "test", "clip")
     for folder in (root, copy):
@@ -117,7 +117,7 @@ def test_ensemble_fold_records_hold_clip_scores_only(trained, tmp_path):
         assert ensemble.metric("accuracy", "test", "clip") == pytest.approx(expected)
         assert ensemble.metric("accuracy", "test", "segment") is None
     record.metrics = None  # fold 2 scored at neither level: not believed
-    STORE.write(path, record)
+    RESULTS_STORE.write(path, record)
     assert results_of(copy)[3].invalid == {2: "it has no test metrics"}
 
 
@@ -130,11 +130,11 @@ def _copy(trained, tmp_path):
 
 def _ensemble(copy, members=(1, 2), weighting="validation"):
     from xval.core.layout import ExperimentLayout
-    from xval.core.storage import STORE
+    from xval.core.storage import RESULTS_STORE
     from xval.ensembles.compute import compute_ensemble, members_of
 
-    return compute_ensemble(3, members_of(copy, list(members), STORE),
-                            STORE.manifest(ExperimentLayout(copy)), weighting)
+    return compute_ensemble(3, members_of(copy, list(members), RESULTS_STORE),
+                            RESULTS_STORE.manifest(ExperimentLayout(copy)), weighting)
 
 
 def _rewrite(path, change, reseal=True):
@@ -142,7 +142,7 @@ def _rewrite(path, change, reseal=True):
     (as a fold that wrote these predictions would have), else leaves it edited by hand."""
     from xval.core.layout import InstanceLayout
     from xval.core.records import FoldResult
-    from xval.core.storage import STORE
+    from xval.core.storage import RESULTS_STORE
 
     table = pd.read_csv(path, dtype={"item": str, "clip": str})
     change(table)
@@ -151,8 +151,8 @@ def _rewrite(path, change, reseal=True):
         layout = InstanceLayout.parse(path.parent)
         fold = int(path.stem.rsplit("_", 1)[1])
         record = FoldResult.from_dict(json.loads(layout.fold_file(fold).read_text()))
-        record.outputs_sha256[path.name] = STORE.digest(path)
-        STORE.write(layout.fold_file(fold), record)
+        record.outputs_sha256[path.name] = RESULTS_STORE.digest(path)
+        RESULTS_STORE.write(layout.fold_file(fold), record)
 
 
 def test_ensemble_weights_come_from_validation_rows_only(trained, tmp_path):
@@ -272,7 +272,7 @@ def test_ensemble_refuses_to_predict_with_a_member_trained_again(trained, tmp_pa
     models the weights were not chosen for: `predict` and `export` refuse, saying how to
     compute the ensemble again; the line under the table says so."""
     from xval.core.records import EnsembleRecord
-    from xval.core.storage import STORE
+    from xval.core.storage import RESULTS_STORE
     from xval.inference.predict import predict_files
 
     _, _, base = trained
@@ -280,7 +280,7 @@ def test_ensemble_refuses_to_predict_with_a_member_trained_again(trained, tmp_pa
     path = copy / "instance_3" / "ensemble.json"
     record = EnsembleRecord.from_dict(json.loads(path.read_text()))
     record.members[1]["params_hash"] = "0" * 64  # made from another instance 2
-    STORE.write(path, record)
+    RESULTS_STORE.write(path, record)
     wavs = sorted(base.glob("audio/spk1/*_0.wav"))[:1]
     with pytest.raises(ConfigurationError, match=r"instance_2, a member of the ensemble .* was "
                        r"trained again with other parameters .* python -m xval ensemble "

@@ -106,7 +106,7 @@ def _copy(folder, script, dest):
     (KeyError("boom"), "a bug; rerun with --debug", 1),
 ])
 def test_run_entry_turns_any_failure_into_one_line(capsys, error, needle, code):
-    from xval.core.entry import describe, run_entry
+    from xval.core.entry import describe_error, run_entry
 
     def body():
         raise error
@@ -114,7 +114,7 @@ def test_run_entry_turns_any_failure_into_one_line(capsys, error, needle, code):
     assert run_entry(body, debug=False) == code
     err = capsys.readouterr().err
     assert "Traceback" not in err and err.count("error:") == 1 and needle in err, err
-    assert needle in describe(error)
+    assert needle in describe_error(error)
 
 
 def test_run_entry_debug_prints_the_traceback(capsys):

@@ -148,7 +148,7 @@ class Listing(sources.Source):
             path, label, item = line.split(values["separator"])
             rows.append({"path": str(listing.parent / path), "label": label, "item": item,
                          "clip": path})
-        return sources.source_rows(rows, [], f"Listing {listing}")
+        return sources.source_table(rows, [], f"Listing {listing}")
 
 
 @pytest.fixture

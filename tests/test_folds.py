@@ -7,7 +7,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, cross_val_score
 
 from xval.core.errors import ConfigurationError, DatasetError
-from xval.folds import ItemKFold, PredefinedItemSplit, check_fold, fold_manifest, rows_of
+from xval.folds import ItemKFold, PredefinedItemSplit, check_fold_sets, fold_manifest, rows_of
 
 
 def make_groups(n_items=10, rows=7, n_classes=3, seed=0, per_item_label=False):
@@ -219,7 +219,7 @@ def test_item_kfold_val_from_train_side():
     groups, y = make_groups(n_items=12)
     for fold in ItemKFold(4, val_fraction=0.25).split_items(groups, y):
         assert len(fold["val"]) == 2  # 25% of 9 training-side items, rounded
-        check_fold(fold, set(groups))
+        check_fold_sets(fold, set(groups))
 
 
 def test_item_kfold_seeded():
@@ -243,7 +243,7 @@ def test_item_kfold_single_split(stratify):
     groups, y = make_groups(n_items=10)
     folds = ItemKFold(1, test_fraction=0.2, stratify=stratify).split_items(groups, y)
     assert len(folds) == 1 and len(folds[0]["test"]) == 2
-    check_fold(folds[0], set(groups))
+    check_fold_sets(folds[0], set(groups))
 
 
 def test_item_kfold_repeats():

@@ -197,13 +197,13 @@ def test_embeddings_load_refuses_a_pickled_object_array(tmp_path):
     with pytest.raises(ConfigurationError,
                        match=r"fold_0\.skops is not a classifier this project wrote "
                              r"\(ValueError: Object arrays cannot be loaded.*Restore the file"):
-        embeddings.load(path)
+        embeddings.load_classifier(path)
 
 
 def test_check_classes_and_width_name_a_classifier_of_another_shape(tmp_path):
     path = tmp_path / "fold_1.skops"
     path.write_bytes(embeddings.dumps(_fitted(width=4, classes=3)))
-    pipeline = embeddings.load(path)
+    pipeline = embeddings.load_classifier(path)
     check_classes(path, pipeline, {"classes": ["a", "b", "c"]})
     check_width(path, pipeline, 4)
     with pytest.raises(ConfigurationError,

@@ -11,7 +11,7 @@ from xval import tasks
 from xval.cli.main import main
 from xval.cli.scripts import load_experiment
 from xval.config.loader import load_config
-from xval.core.storage import STORE
+from xval.core.storage import RESULTS_STORE
 from xval.running.planner import make_plan
 
 
@@ -40,7 +40,7 @@ def test_init_on_annotated_recordings_writes_a_detection_experiment(scenes, tmp_
     # The instance takes the task's measured training defaults, as any detection instance.
     config = load_config(project / "config.ini")
     resolved = make_plan(experiment, config, [1], {}, False,
-                         results_store=STORE).resolved[1]
+                         results_store=RESULTS_STORE).resolved[1]
     for name, value in tasks.get("detection").training_defaults.items():
         assert resolved[name] == value, name
 

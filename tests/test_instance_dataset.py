@@ -9,7 +9,7 @@ from tests.conftest import tiny_store, write_config
 from xval import Experiment
 from xval.config.loader import load_config
 from xval.core.errors import ConfigurationError, DatasetError
-from xval.core.storage import STORE
+from xval.core.storage import RESULTS_STORE
 
 FAST = {"epochs": 2, "patience": 2, "batch_size": 16}
 CNN = {"architecture": "example_cnn", "reshaping_type": "conv", "filters": 4,
@@ -56,10 +56,10 @@ def test_the_experiments_own_dataset_named_changes_nothing(config):
     from xval.running.planner import make_plan
 
     exp = experiment(config, dataset="mel")
-    plan = make_plan(exp, config, [1, 2], {}, overwrite=False, results_store=STORE)
+    plan = make_plan(exp, config, [1, 2], {}, overwrite=False, results_store=RESULTS_STORE)
     assert plan.stores == {} and "dataset" not in plan.resolved[2]
     plain = make_plan(experiment(config), config, [1, 2], {}, overwrite=False,
-                      results_store=STORE)
+                      results_store=RESULTS_STORE)
     assert plan.hashes == plain.hashes
 
 
@@ -71,7 +71,7 @@ def test_set_dataset_applies_to_every_instance(config):
     exp[1] = MLP
     exp[2] = {**MLP, "comment_1": "mlp 2"}
     plan = make_plan(exp, config, [1, 2], {"dataset": "emb"}, overwrite=False,
-                     results_store=STORE)
+                     results_store=RESULTS_STORE)
     assert {k: s.path.name for k, s in plan.stores.items()} == {1: "emb", 2: "emb"}
     assert plan.job(1, 0).store.endswith("emb")
 

@@ -11,7 +11,7 @@ from xval.config.space import Float, Search
 from xval.core.errors import ConfigurationError
 from xval.core.layout import ExperimentLayout
 from xval.core.records import FoldResult
-from xval.core.storage import STORE
+from xval.core.storage import RESULTS_STORE
 from xval.report.results import ExperimentResults
 from xval.running.splitting import outer_training_items
 
@@ -91,13 +91,13 @@ def test_nested_search_never_lets_an_outer_test_item_into_an_inner_split(nested_
     """The leak test: every inner split (the inner folds.json) and every inner fold that
     trained (its fold file's items) holds only the outer fold's training items."""
     _, _, _, exp_dir = nested_run
-    outer = STORE.manifest(ExperimentLayout(exp_dir))
+    outer = RESULTS_STORE.manifest(ExperimentLayout(exp_dir))
     assert outer is not None and outer.num_folds == 2
     for i, fold in enumerate(outer.folds):
         allowed = set(outer_training_items(fold))
         held_out = set(fold["test"])
         assert allowed and held_out and not allowed & held_out
-        inner = STORE.manifest(ExperimentLayout(exp_dir / "nested" / f"outer_{i}"))
+        inner = RESULTS_STORE.manifest(ExperimentLayout(exp_dir / "nested" / f"outer_{i}"))
         assert inner is not None and inner.num_folds == 2
         assert "ItemKFold(n_splits=2" in inner.splitter
         tested = []
@@ -106,14 +106,14 @@ def test_nested_search_never_lets_an_outer_test_item_into_an_inner_split(nested_
             assert seen == allowed and not seen & held_out
             tested += split["test"]
         assert sorted(tested) == sorted(allowed)  # an inner k-fold of those items
-        records = [STORE.read_record(p, FoldResult.from_dict)[0]
+        records = [RESULTS_STORE.read_record(p, FoldResult.from_dict)[0]
                    for p in (exp_dir / "nested" / f"outer_{i}").glob("instance_*/fold_*.json")]
         assert len(records) == 4  # 2 trials x 2 inner folds
         for record in records:
             assert record is not None and record.ok
             trained = {*record.items["train"], *record.items["val"], *record.items["test"]}
             assert trained <= allowed and not trained & held_out
-        scored = STORE.read_record(exp_dir / "instance_1" / f"fold_{i}.json",
+        scored = RESULTS_STORE.read_record(exp_dir / "instance_1" / f"fold_{i}.json",
                                     FoldResult.from_dict)[0]
         assert scored is not None and set(scored.items["test"]) == held_out
 

@@ -15,7 +15,7 @@ from xval import Experiment
 from xval.core import hashing
 from xval.core.layout import ExperimentLayout
 from xval.core.records import FoldResult, InstanceSummary, ParamsRecord
-from xval.core.storage import STORE, ResultsStore
+from xval.core.storage import RESULTS_STORE, ResultsStore
 from xval.core.storage import store as store_module
 
 INSTANCE = {"architecture": "mlp", "reshaping_type": "none", "hidden_units": 8}
@@ -78,7 +78,7 @@ def test_reader_a_run_reads_back_nothing_it_wrote(demo, monkeypatch):
     disk, and compute each instance's summary once (instance 2's also while it was pending,
     for the workbook after instance 1)."""
     exp, config = demo
-    STORE.forget()
+    RESULTS_STORE.forget()
     counting = Counting(monkeypatch)
     told = Told()
     outcome = exp.run(config=config, out=lambda *a: None, listeners=[told])
@@ -98,7 +98,7 @@ def test_reader_a_resumed_run_reads_each_file_once(demo, monkeypatch):
     hash each model once, and the final table reads nothing again."""
     exp, config = demo
     assert exp.run(config=config, out=lambda *a: None).exit_code == 0
-    STORE.forget()
+    RESULTS_STORE.forget()
     counting = Counting(monkeypatch)
     hashed = collections.Counter()
     real_sha = hashing._sha256
@@ -193,17 +193,17 @@ def test_reader_digest_is_computed_once_per_version(tmp_path, monkeypatch):
 def test_reader_manifest_names_a_broken_folds_file(tmp_path):
     layout = ExperimentLayout(tmp_path / "experiment_1")
     layout.root.mkdir()
-    assert STORE.manifest(layout) is None
+    assert RESULTS_STORE.manifest(layout) is None
     layout.folds_file.write_text("[1, 2]")
     with pytest.raises(Exception, match=r"folds\.json is not a record of its kind: it holds "
                                         r"list.*Restore it from a backup"):
-        STORE.manifest(layout)
+        RESULTS_STORE.manifest(layout)
 
 
 def test_reader_a_run_reads_and_writes_only_the_store_it_is_handed(demo, monkeypatch):
     """The results store is handed in (issue 67): a run given its own store (as a test or a
     second store would) reads and writes every result file through it, plots and workbook
-    included; the process's `STORE` is not touched. Then an ensemble of the two instances,
+    included; the process's `RESULTS_STORE` is not touched. Then an ensemble of the two instances,
     computed through the same store."""
     from xval import Ensemble
     from xval.running.environment import run_config
@@ -214,7 +214,8 @@ def test_reader_a_run_reads_and_writes_only_the_store_it_is_handed(demo, monkeyp
     for name in ("read_record", "require", "write", "remember", "manifest", "params",
                  "instance", "predictions", "val_predictions", "plot_data", "model_items",
                  "begin_experiment", "begin_instance", "write_fold", "write_summary"):
-        monkeypatch.setattr(STORE, name, lambda *a, _n=name, **k: pytest.fail(f"STORE.{_n}"))
+        monkeypatch.setattr(RESULTS_STORE, name,
+                            lambda *a, _n=name, **k: pytest.fail(f"RESULTS_STORE.{_n}"))
     mine = ResultsStore()
     exp[3] = Ensemble(1, 2)
     outcome = run_experiment(exp, None, RunOptions(output=Output(out=lambda *a: None)),
@@ -222,5 +223,5 @@ def test_reader_a_run_reads_and_writes_only_the_store_it_is_handed(demo, monkeyp
     assert outcome.exit_code == 0, outcome
     layout = ExperimentLayout(config.results_dir / "tiny" / "experiment_1")
     assert mine.manifest(layout) is not None
-    assert outcome.results[3].ensemble is not None and outcome.results[3].store is mine
+    assert outcome.results[3].ensemble is not None and outcome.results[3].results_store is mine
     assert (layout.root / "experiment_1.xlsx").is_file()

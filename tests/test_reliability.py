@@ -87,7 +87,7 @@ def test_bad_command_line_values_are_one_line_errors(args, match, tmp_path, conf
 
 
 def test_gpu_id_validation_in_python():
-    from xval.running.environment import normalize_gpu
+    from xval.core.backend import normalize_gpu
 
     assert normalize_gpu(None) is None and normalize_gpu(1) == "1"
     assert normalize_gpu("cpu") == "-1" and normalize_gpu(-1) == "-1"
@@ -152,7 +152,7 @@ def test_fold_files_that_cannot_be_believed_are_named_and_rerun(config_path, con
     model, another fold's number: each fold is invalid, said on one line, left out of the
     summary, and trained again on the next run; the believable folds are kept."""
     from xval.core.layout import ExperimentLayout
-    from xval.core.storage import STORE
+    from xval.core.storage import RESULTS_STORE
     from xval.running.recorder import Recorder
 
     exp = experiment(config_path, {1: {}, 2: {}})
@@ -170,7 +170,8 @@ def test_fold_files_that_cannot_be_believed_are_named_and_rerun(config_path, con
     (two / "fold_2.json").write_text((two / "fold_0.json").read_text())  # says fold 0
 
     layout = ExperimentLayout(inst_dir(config).parent)
-    summary = Recorder(layout, config, 3, task_type="classification", results_store=STORE).finish_instance(1)
+    summary = Recorder(layout, config, 3, task_type="classification",
+                       results_store=RESULTS_STORE).finish_instance(1)
     assert summary.status == "partial" and summary.folds_done == 1
     assert set(summary.invalid) == {0, 1} and "outside the valid range" in summary.invalid[0]
     saved = json.loads((one / "summary.json").read_text())

@@ -193,16 +193,11 @@ def test_run_options_quiet_mlflow_set_and_backend_are_fields():
 
 
 def test_run_options_execution_is_the_one_executor_options_type():
-    """`Execution` is what a user gives and what `Executor.create` gets (issue 67): the
-    earlier `ExecutorOptions` is the same class, with a deprecation note."""
+    """`Execution` is what a user gives and what `Executor.create` gets (issue 67); the
+    earlier name `ExecutorOptions` is retired (issue 73, CHANGELOG.md)."""
     import xval
+    import xval.executors
     from xval.executors.base import Execution as ExecutorsExecution
 
     assert xval.Execution is Execution is ExecutorsExecution
-    with pytest.warns(DeprecationWarning, match=r"ExecutorOptions is deprecated: it is "
-                                                r"xval\.executors\.base\.Execution"):
-        from xval.executors import ExecutorOptions
-    assert ExecutorOptions is Execution
-    with pytest.warns(DeprecationWarning):
-        from xval.executors.base import ExecutorOptions as Earlier
-    assert Earlier is Execution
+    assert not hasattr(xval.executors, "ExecutorOptions")

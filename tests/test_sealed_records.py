@@ -216,32 +216,32 @@ def test_predictions_are_sealed_in_their_fold_record(done):
     and a file edited by hand, or one that no fold wrote, is refused naming it and the fix;
     a fold record written before the hashes were kept has its files read as they are."""
     from xval.core.layout import InstanceLayout
-    from xval.core.storage import STORE
+    from xval.core.storage import RESULTS_STORE
 
     _, root = done
     layout = InstanceLayout(root / "instance_1", 1)
     record = json.loads(layout.fold_file(0).read_text())
     assert sorted(record["outputs_sha256"]) == ["predictions_fold_0.csv",
                                                "val_predictions_fold_0.csv"]
-    rows = STORE.predictions(layout, 0)
-    assert rows and STORE.val_predictions(layout, 0)
+    rows = RESULTS_STORE.predictions(layout, 0)
+    assert rows and RESULTS_STORE.val_predictions(layout, 0)
     path = layout.predictions(0)
     path.write_text(path.read_text().replace("0.", "0.9", 1))
     with pytest.raises(ResultsConflictError, match=re.escape(
             f"{path} was changed after fold 0 wrote it (its content differs from the SHA-256 "
             "recorded in fold_0.json), so it cannot be believed; restore it from a backup, "
             "or write it again: rerun the instance with --overwrite")):
-        STORE.predictions(layout, 0)
+        RESULTS_STORE.predictions(layout, 0)
     extra = layout.plot_data(0)
     extra.write_text("{}")
     with pytest.raises(ResultsConflictError, match=re.escape(
             f"{extra} is not a file fold 0 wrote (fold_0.json records the SHA-256 of "
             "predictions_fold_0.csv, val_predictions_fold_0.csv only)")):
-        STORE.plot_data(layout, 0)
+        RESULTS_STORE.plot_data(layout, 0)
     older = layout.fold_file(1)  # as written before the hashes were kept
     _edit(older, lambda r: r.pop("outputs_sha256"))
-    STORE.write(older, FoldResult.from_dict(json.loads(older.read_text())))
+    RESULTS_STORE.write(older, FoldResult.from_dict(json.loads(older.read_text())))
     assert json.loads(older.read_text())["outputs_sha256"] == {}
     edited = layout.predictions(1)
     edited.write_text(edited.read_text().replace("0.", "0.9", 1))
-    assert STORE.predictions(layout, 1)  # nothing to check it against
+    assert RESULTS_STORE.predictions(layout, 1)  # nothing to check it against

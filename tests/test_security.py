@@ -48,19 +48,19 @@ def _eval_file(tmp_path, marker):
 
 
 def test_embedding_classifier_load_refuses_a_file_that_calls_eval(tmp_path):
-    from xval.training.embeddings import load
+    from xval.training.embeddings import load_classifier
 
     marker = tmp_path / "pwned"
     path = tmp_path / "fold_0.skops"
     path.write_bytes(_eval_file(tmp_path, marker))
     with pytest.raises(ConfigurationError, match="builtins.eval"):
-        load(path)
+        load_classifier(path)
     assert not marker.exists()
 
 
 def test_embedding_classifier_load_refuses_a_hidden_call_inside_a_real_pipeline(tmp_path):
     """The call sits in an attribute of a real classifier: every node is checked."""
-    from xval.training.embeddings import load
+    from xval.training.embeddings import load_classifier
 
     marker = tmp_path / "pwned"
 
@@ -72,12 +72,12 @@ def test_embedding_classifier_load_refuses_a_hidden_call_inside_a_real_pipeline(
     path = tmp_path / "fold_0.skops"
     path.write_bytes(_skops(hide))
     with pytest.raises(ConfigurationError, match="builtins.exec"):
-        load(path)
+        load_classifier(path)
     assert not marker.exists()
 
 
 def test_embedding_classifier_load_reads_what_the_project_writes(tmp_path):
-    from xval.training.embeddings import dumps, load, make_classifier
+    from xval.training.embeddings import dumps, load_classifier, make_classifier
 
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(40, 5)).astype(np.float32), rng.integers(0, 3, 40)
@@ -85,7 +85,7 @@ def test_embedding_classifier_load_reads_what_the_project_writes(tmp_path):
         pipeline = make_classifier(kind, 1.0).fit(x, y)
         path = tmp_path / f"{kind}.skops"
         path.write_bytes(dumps(pipeline))
-        assert np.array_equal(load(path).predict(x), pipeline.predict(x))
+        assert np.array_equal(load_classifier(path).predict(x), pipeline.predict(x))
 
 
 # The command line (`predict --embedding-classifier` on a results folder holding such a

@@ -347,11 +347,11 @@ def test_init_on_a_multi_label_manifest_runs_in_three_commands(tmp_path):
 
 
 def test_dry_run_warns_where_a_fold_side_holds_no_row_of_a_label():
-    from xval.running.label_checks import label_table, missing_label_warnings
+    from xval.running.label_checks import label_indicators, missing_label_warnings
 
     meta = pd.DataFrame({"item": ["p", "q", "r", "s"],
                          "label": ["a;b", "b", "a;c", "b;c"]})
-    sets = label_table(meta, ["a", "b", "c"])
+    sets = label_indicators(meta, ["a", "b", "c"])
     fold = {"train": ["p", "s"], "val": ["q"], "test": ["r"]}
     lines = missing_label_warnings(meta, sets, [fold])
     assert any("fold 0's test items hold no row of label(s) 'b'" in line for line in lines)
@@ -361,7 +361,7 @@ def test_dry_run_warns_where_a_fold_side_holds_no_row_of_a_label():
 
 
 def test_preprocessing_builds_a_tagging_store_from_label_sets():
-    from xval.cli.preprocess import task_of_rows
+    from xval.cli.init_data import task_of_rows
 
     rows = pd.DataFrame({"label": ["a;b", "b"]})
     rows.attrs["multi_label"] = True

@@ -26,12 +26,10 @@ The layers, each importing only those below it (`docs/architecture.md`):
   store (`storage`), the results-folder layout, registries, logs.
 """
 
-from xval.compat import install as _install_compat
 from xval.core.backend import import_paused as _import_paused
 from xval.core.namesakes import refuse_namesakes as _refuse_namesakes
 
 _refuse_namesakes()  # `preprocessing`, ... taken by a namesake: one line, before anything else
-_install_compat()  # documented old paths (`from xval.search import Search`) work until 0.3
 
 # Public name -> the module that defines it.
 _EXPORTS = {

@@ -22,7 +22,7 @@ from typing import Any
 
 from preprocessing.audio import unreadable_reason
 from preprocessing.recordings import find_recordings
-from preprocessing.sources.base import ROOT, Corpus, Option, Reads, Rows, Skipped, source_rows
+from preprocessing.sources.base import ROOT, Corpus, Option, Reads, Rows, Skipped, source_table
 from preprocessing.sources.labels import MULTI_LABEL, label_set
 from xval.core.errors import ConfigurationError, DatasetError
 from xval.tasks.tagging import split_tags
@@ -395,7 +395,7 @@ def hf_source(dataset_dir: str | os.PathLike[str], *, label_column: str = LABEL_
         rows += _split_rows(split, (audio, label, item), folder,
                             Path(root) if root is not None else Path.cwd(), skipped)
     said = _file_items(rows, what) if items == {None} and rows else None
-    table, skipped = source_rows(rows, skipped, f"Dataset {folder}", said)
+    table, skipped = source_table(rows, skipped, f"Dataset {folder}", said)
     table.attrs["classes"] = _class_order(splits, label_column, rows)
     table.attrs[MULTI_LABEL] = _inner_feature(splits[0].features[label_column]) is not None
     return table, skipped

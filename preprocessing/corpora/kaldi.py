@@ -17,6 +17,7 @@ import math
 import os
 import re
 from collections.abc import Callable
+from numbers import Real
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,8 @@ from preprocessing.corpora.pipes import (
     parse_pipeline,
     run_pipeline,
 )
-from preprocessing.sources.base import ROOT, Corpus, Option, Reads, Rows, Skipped, source_rows
+from preprocessing.sources.base import ROOT, Corpus, Option, Reads, Rows, Skipped, source_table
+from xval.core.constraints import Interval, satisfies
 from xval.core.errors import ConfigurationError, DatasetError
 
 RECORDINGS = "wav.scp"
@@ -234,7 +236,7 @@ def kaldi_source(data_dir: str | os.PathLike[str], *, label_file: str,
         if read is not None:
             row["read"] = read
         rows.append(row)
-    table, skipped = source_rows(rows, skipped, f"Kaldi data directory {folder}")
+    table, skipped = source_table(rows, skipped, f"Kaldi data directory {folder}")
     table.attrs["unit"] = "utterances"  # of recordings, in the summaries
     return table, skipped
 
@@ -251,19 +253,15 @@ def _timeout(seconds: float | None, run_commands: bool) -> float:
     if not run_commands:
         raise ConfigurationError(f"{TIMEOUT_FLAG} {seconds:g}: no command of wav.scp runs "
                                  f"without {PIPES_FLAG}; pass it too, or leave the limit out.")
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) \
-            or not _in_range(seconds):
+    if not satisfies(seconds, _SECONDS):
         raise ConfigurationError(f"{TIMEOUT_FLAG} {seconds!r}: {_EXPECTED}.")
     return float(seconds)
 
 
+_SECONDS = [Interval(Real, 0, MAX_COMMAND_TIMEOUT, closed="right")]
+"""A limit: seconds > 0, at most `MAX_COMMAND_TIMEOUT`."""
 _EXPECTED = (f"expected seconds > 0 and at most {MAX_COMMAND_TIMEOUT:g} (a day), e.g. "
              f"{COMMAND_TIMEOUT:g}")
-
-
-def _in_range(seconds: float) -> bool:
-    """Whether a limit is seconds > 0 and at most `MAX_COMMAND_TIMEOUT`."""
-    return math.isfinite(seconds) and 0 < seconds <= MAX_COMMAND_TIMEOUT
 
 
 def _seconds(text: str) -> float:
@@ -276,7 +274,7 @@ def _seconds(text: str) -> float:
         seconds = float(text)
     except ValueError:
         seconds = math.nan
-    if not _in_range(seconds):
+    if not satisfies(seconds, _SECONDS):
         raise ValueError(f"{text!r}: {_EXPECTED}.")
     return seconds
 

@@ -13,12 +13,14 @@ import json
 import math
 import os
 from collections.abc import Sequence
+from numbers import Real
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
 from preprocessing.audio import unreadable_reason
-from preprocessing.sources.base import ROOT, Corpus, Option, Reads, Rows, Skipped, source_rows
+from preprocessing.sources.base import ROOT, Corpus, Option, Reads, Rows, Skipped, source_table
 from preprocessing.sources.labels import MULTI_LABEL, is_label_list, label_set
+from xval.core.constraints import Interval, satisfies
 from xval.core.errors import ConfigurationError, DatasetError
 
 # The fields of a `lhotse.SupervisionSegment` a row can take its label or item from; any
@@ -134,9 +136,7 @@ def _check_recording(recording: Any, what: str) -> None:
                                ("sampling_rate", "num_samples", "duration"))
     for name, value in (("sampling_rate", rate), ("num_samples", samples),
                         ("duration", duration)):
-        number = value if isinstance(value, (int, float)) and not isinstance(value, bool) \
-            else math.nan
-        if not (math.isfinite(number) and number > 0):
+        if not satisfies(value, [Interval(Real, 0, None, closed="neither")]):
             raise DatasetError(
                 f"Recording {recording.id!r} of {what} has {name} {value!r}; a recording has "
                 "a rate in Hz > 0, samples and a duration > 0 (Recording.from_file(path) reads "
@@ -341,7 +341,7 @@ def _counted(rows: list[dict[str, object]], skipped: Skipped, what: str, unit: s
             "paths are relative, as Recording.from_file keeps the path it is given, and "
             "were read from the current folder or --root: pass --root FOLDER, the folder "
             "they are relative to (or write the manifests with absolute paths).")
-    source = source_rows(rows, skipped, what)
+    source = source_table(rows, skipped, what)
     source[0].attrs["unit"] = unit
     source[0].attrs[MULTI_LABEL] = multi_label
     return source

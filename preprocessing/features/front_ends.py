@@ -35,7 +35,7 @@ def front_end_features(name: str) -> FeatureType:
         try:
             waveform = LocalModel(name).family.waveform_input
         except ConfigurationError:  # refused with the instance named, before training
-            waveform = False           # (`xval.training.encoder.check_encoder`)
+            waveform = False           # (`xval.training.encoder.check_model_encoder`)
         return get("waveform" if waveform else "mel")
     return get("mel" if name in ENCODERS else name)
 

@@ -23,7 +23,7 @@ from preprocessing.sources.base import (
     Skipped,
     Source,
     group_recordings,
-    source_rows,
+    source_table,
 )
 from preprocessing.sources.folders import Folders, folder_source
 from preprocessing.sources.manifest import Manifest, manifest_source
@@ -44,7 +44,7 @@ __all__ = ["BUILT_IN", "FSDD_PATTERN", "ITEM_PER_FILE", "LABEL_MAPS", "PRESETS",
            "RAVDESS_PATTERN", "SOURCES", "SPEAKER_ID_PATTERN", "Corpus", "Option", "Reads",
            "Rows", "Skipped", "Source", "corpora", "folder_source", "get", "group_recordings",
            "label_map", "manifest_source", "names", "regex_source", "register",
-           "source_rows"]
+           "source_table"]
 
 BUILT_IN = (Regex, Folders, Manifest, Kaldi, Lhotse, HuggingFace)
 """The built-in sources, in the order `--help` lists them."""

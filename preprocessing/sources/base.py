@@ -24,7 +24,7 @@ from preprocessing.recordings import find_recordings
 from xval.core.errors import ConfigurationError, DatasetError
 
 __all__ = ["ITEM_PER_FILE", "ROOT", "Corpus", "Option", "Reads", "Rows", "Skipped", "Source",
-           "group_recordings", "source_rows"]
+           "group_recordings", "source_table"]
 
 Skipped = list[dict[str, str]]
 """Files a source could not use: `{"path", "reason"}` each (and `label`, when known)."""
@@ -169,7 +169,7 @@ class Corpus(Source):
                 *sorted({str(Path(p).parent) for p in rows.loc[~held, "path"]})]
 
 
-def source_rows(rows: list[dict[str, Any]], skipped: Skipped, what: str,
+def source_table(rows: list[dict[str, Any]], skipped: Skipped, what: str,
                 recordings: str | None = None) -> Rows:
     """The `(rows, skipped)` of a source from its row dicts, refusing a source without rows.
 

@@ -14,7 +14,7 @@ from preprocessing.sources.base import (
     Rows,
     Source,
     group_recordings,
-    source_rows,
+    source_table,
 )
 from preprocessing.sources.files import audio_files, class_folders
 from preprocessing.sources.regex import compile_pattern
@@ -68,7 +68,7 @@ def folder_source(root: str | os.PathLike[str], *, item_pattern: str | None = No
     grouped = None
     if by_recording and regex is None:
         grouped = group_recordings(rows, [row["item"] for row in rows])  # the paths
-    return source_rows(rows, skipped, f"Class folders under {folder}", grouped)
+    return source_table(rows, skipped, f"Class folders under {folder}", grouped)
 
 
 class Folders(Source):

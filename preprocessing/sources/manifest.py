@@ -18,7 +18,7 @@ from preprocessing.sources.base import (
     Skipped,
     Source,
     group_recordings,
-    source_rows,
+    source_table,
 )
 from preprocessing.sources.labels import (
     LABEL_SET_OPTIONS,
@@ -137,7 +137,7 @@ def manifest_source(manifest: str | os.PathLike[str], *, path_column: str = "pat
     grouped = None
     if by_recording and item_column is None:
         grouped = group_recordings(rows, [row["item"] for row in rows])  # the paths
-    found = source_rows(rows, skipped, f"Manifest {manifest}", grouped)
+    found = source_table(rows, skipped, f"Manifest {manifest}", grouped)
     found[0].attrs[MULTI_LABEL] = label_separator is not None
     return found
 

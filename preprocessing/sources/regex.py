@@ -16,7 +16,7 @@ from preprocessing.sources.base import (
     Rows,
     Source,
     group_recordings,
-    source_rows,
+    source_table,
 )
 from preprocessing.sources.files import audio_files
 from xval.core.errors import ConfigurationError, DatasetError
@@ -137,7 +137,7 @@ def regex_source(root: str | os.PathLike[str], pattern: str, *,
     grouped = None
     if by_recording and "item" not in regex.groupindex:
         grouped = group_recordings(rows, [row["item"] for row in rows])  # the paths
-    return source_rows(rows, skipped, f"Pattern {pattern!r} over {folder}", grouped)
+    return source_table(rows, skipped, f"Pattern {pattern!r} over {folder}", grouped)
 
 
 class Regex(Source):

@@ -31,7 +31,7 @@ class Command(NamedTuple):
     model: bool = False
 
 
-def load(reference: str) -> Callable[..., Any]:
+def load_reference(reference: str) -> Callable[..., Any]:
     """The function a `"module:function"` reference names (its module imported now, with
     the collector paused: `xval.core.backend.import_paused`).
 

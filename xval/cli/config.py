@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-from xval.cli.commands import COMMANDS, load
+from xval.cli.commands import COMMANDS, load_reference
 from xval.cli.scripts import load_experiment
 from xval.config import schema
 from xval.config.effective import format_settings, settings
@@ -24,7 +24,7 @@ from xval.core.errors import ConfigurationError
 from xval.running.declaration import ExperimentDeclaration
 from xval.running.environment import run_config
 
-INSTANCE_SETTINGS = "xval.cli.instance_config:instance_settings"
+INSTANCE_SETTINGS = "xval.cli.instance_config:command_settings"
 """An instance's settings, resolved as its run resolves them: imported only with an
 experiment script (it needs the planner, as the script's own import of `xval` does)."""
 
@@ -72,7 +72,7 @@ def main_config(args: argparse.Namespace) -> int:
     if experiment is None:
         print(format_settings(settings(config)))
         return 0
-    print(format_settings(load(INSTANCE_SETTINGS)(experiment, config, args)))
+    print(format_settings(load_reference(INSTANCE_SETTINGS)(experiment, config, args)))
     return 0
 
 

@@ -17,7 +17,7 @@ from xval.cli.commands import COMMANDS
 from xval.config.loader import find_config, load_config
 from xval.core.layout import ExperimentLayout, check_experiment_folder
 from xval.core.records.ensemble import DEFAULT_WEIGHTING, WEIGHTINGS
-from xval.core.storage import STORE
+from xval.core.storage import RESULTS_STORE
 from xval.ensembles.run import make_ensemble
 from xval.report.terminal import terminal_table
 from xval.running.derived import report_listeners
@@ -48,10 +48,10 @@ def main_ensemble(args: argparse.Namespace) -> int:
     check_experiment_folder(exp_dir)  # before anything is read or written
     config = load_config(args.config or find_config())
     layout = ExperimentLayout(exp_dir)
-    manifest = STORE.manifest(layout)
+    manifest = RESULTS_STORE.manifest(layout)
     recorder = Recorder(layout, config, manifest.num_folds if manifest else 0,
                         out=(lambda *a: None) if args.quiet else print,
-                        listeners=report_listeners(config, print), results_store=STORE)
+                        listeners=report_listeners(config, print), results_store=RESULTS_STORE)
     instance = make_ensemble(exp_dir, args.members, instance=args.instance,
                              weighting=args.weights, overwrite=args.overwrite,
                              recorder=recorder)

@@ -24,7 +24,7 @@ from xval.core.files import make_temp_dir, read_json
 from xval.core.hashing import FOLD_FIX
 from xval.core.layout import ExperimentLayout, InstanceLayout
 from xval.core.records import EnsembleRecord, FoldsManifest, InstanceStatus
-from xval.core.storage import STORE
+from xval.core.storage import RESULTS_STORE
 from xval.core.version import version_line
 from xval.ensembles import export as export_ensemble
 from xval.ensembles.predict import ensemble_postprocessing, ensemble_record, member_folders
@@ -57,7 +57,7 @@ def main_export(args: argparse.Namespace) -> int:
     `choose_backend`). An ensemble of instances (`ensemble.json`) goes to `_export_ensemble`."""
     out, source = Path(args.out), Path(args.model)
     E.check_request(args.format, out, args.overwrite, [source])  # before anything is read
-    record = ensemble_record(source)
+    record = ensemble_record(source, RESULTS_STORE)
     if record is not None:
         return _export_ensemble(args, source, record, out)
     instance, models = _source(source)
@@ -108,7 +108,7 @@ def _export_ensemble(args: argparse.Namespace, source: Path, record: EnsembleRec
         raise ConfigurationError(f"--dataset-info: {source} is an ensemble of instances, whose "
                                  "members each read their own dataset.json; leave it out.")
     ensemble, _ = _source(source, models=False)
-    folders = member_folders(source, record)
+    folders = member_folders(source, record, RESULTS_STORE)
     found = [(*_source(folder), dataset_info_for(folder / "fold_0.keras")) for folder in folders]
     E.check_torch_only(args.format, [p for _, models, _ in found for p in models.paths])
     _backend(args.format)
@@ -126,7 +126,7 @@ def _export_ensemble(args: argparse.Namespace, source: Path, record: EnsembleRec
         facts.rules = {**E.export_metadata(info, task, model),
                        "clip_rule": export_ensemble.clip_rule(task),
                        "ensemble": json.dumps(dict(zip(map(str, record.instances), weights))),
-                       **E.postprocessing_rule(ensemble_postprocessing(source))}
+                       **E.postprocessing_rule(ensemble_postprocessing(source, RESULTS_STORE))}
         exported = E.write_export(model, args.format, out, lambda check: model_card(
             _with_check(facts, check), ensemble, _manifest(ensemble)) + ensemble_card(
             ensemble, record, None), args.overwrite, [source, *folders], metadata=facts.rules)
@@ -165,8 +165,9 @@ def _source(path: Path, models: bool = True) -> tuple[InstanceResult | None, Mod
             raise ConfigurationError(
                 f"{path} is not an instance_<k> folder; pass an instance folder of a run "
                 "(results/<dataset>/experiment_<N>/instance_<k>) or a .keras file.")
-        manifest = STORE.manifest(ExperimentLayout(layout.root.parent))
-        instance = InstanceResult(path, manifest.num_folds if manifest else None)
+        manifest = RESULTS_STORE.manifest(ExperimentLayout(layout.root.parent))
+        instance = InstanceResult(path, manifest.num_folds if manifest else None,
+                                  results_store=RESULTS_STORE)
         if instance.invalid:  # a changed file, not an unfinished run: name it
             why = "; ".join(f"fold {i}: {reason}" for i, reason in sorted(
                 instance.invalid.items()))
@@ -180,18 +181,21 @@ def _source(path: Path, models: bool = True) -> tuple[InstanceResult | None, Mod
                 "folds done): only a complete instance's ensemble is exported; finish it "
                 f"(rerun its experiment script with {instance.id}) or export one fold's "
                 f"model ({path.name}/fold_<i>.keras).")
-        return instance, resolve_models(path, ensemble=True) if models else ModelSet([], "")
+        return instance, resolve_models(path, ensemble=True, results_store=RESULTS_STORE) \
+            if models else ModelSet([], "", RESULTS_STORE)
     if path.suffix != ".keras" or not path.is_file():
         raise ConfigurationError(f"{str(path)!r} is neither an instance_<k> folder nor a "
                                  ".keras file; pass one of them.")
     owner = InstanceLayout.parse(path.parent)
-    return (InstanceResult(path.parent) if owner is not None else None), resolve_models(path)
+    owned = InstanceResult(path.parent, results_store=RESULTS_STORE) if owner is not None \
+        else None
+    return owned, resolve_models(path, results_store=RESULTS_STORE)
 
 
 def _manifest(instance: InstanceResult | None) -> FoldsManifest | None:
     if instance is None:
         return None
-    return STORE.manifest(ExperimentLayout(instance.path.parent))
+    return RESULTS_STORE.manifest(ExperimentLayout(instance.path.parent))
 
 
 def _facts(args: argparse.Namespace, source: Path, info: DatasetInfo,

@@ -39,14 +39,14 @@ from xval.cli.commands import COMMANDS
 from xval.cli.init_data import (
     MAX_FOLDS,
     check_content,
-    check_rows,
+    check_foldable,
     check_source,
     classes_of,
     data_name,
     find_rows,
     folds_for,
     segment_for,
-    task_of,
+    task_of_rows,
 )
 from xval.cli.init_data import encoder_store_params as encoder_params
 from xval.cli.init_detection import init_detection
@@ -177,9 +177,9 @@ def main_init(args: argparse.Namespace) -> int:
                                          if encoder is not None else [])
     check_outputs(audio, project, config, script, stores, args.overwrite)
     rows, skipped, how, items = find_rows(audio, args, source)
-    task = task_of(rows)
+    task = task_of_rows(rows)
     check_trainable(rows, skipped, task_type=task, stage=f"found ({how})")
-    check_rows(rows, how)
+    check_foldable(rows, how)
     folds_for(rows, args.folds)  # refused before the files are read
     print(f"Found {len(rows)} files in {audio}: {len(classes_of(rows))} classes"
           + (" (several per clip: a tagging experiment)" if task != tasks.DEFAULT else "")
@@ -188,7 +188,7 @@ def main_init(args: argparse.Namespace) -> int:
         print(textwrap.fill(items, width=100, break_on_hyphens=False,
                             break_long_words=False))
     rows, _ = check_content(rows, args, config.features.workers or os.cpu_count() or 1)
-    check_rows(rows, how)
+    check_foldable(rows, how)
     folds = folds_for(rows, args.folds)
     segment = segment_for(rows, config)
     print(textwrap.fill(f"Segments: {segment.seconds:g} s every {segment.hop:g} s "
@@ -222,7 +222,7 @@ def _build_stores(args: argparse.Namespace, audio: Path,
     def build(i: int, params: Mapping[str, Any], label: str, progress: bool = True) -> Built:
         return build_store(
             rows, stores[i], params=params, workers=config.features.workers,
-            task_type=task_of(rows),
+            task_type=task_of_rows(rows),
             overwrite=args.overwrite, skipped=list(skipped),
             progress=progress and not args.no_progress, bar_label=label,
             info={"source": f"python -m xval init {audio}"
@@ -351,7 +351,7 @@ def _write_script(script: Path, store: FeatureStore, rows: pd.DataFrame, folds: 
         "script": relative, "results": shown_path(results, project),
         "description": json.dumps(f"{called}: first models"),
         "dataset": json.dumps(store.path.name), "num_folds": folds,
-        "task_type": json.dumps(task_of(rows)), "parameters": rank_split_line(share),
+        "task_type": json.dumps(task_of_rows(rows)), "parameters": rank_split_line(share),
         "imports": "Ensemble, Experiment" if embedded is not None else "Experiment",
         "instances": (encoder_instances(embedded.path.name, str(embedded.info.encoder))
                       if embedded is not None else CNN_INSTANCES),
@@ -363,7 +363,7 @@ def _write_script(script: Path, store: FeatureStore, rows: pd.DataFrame, folds: 
 
 def _verb(rows: pd.DataFrame) -> str:
     """What the experiment's models do, for its question."""
-    return "recognises the classes" if task_of(rows) == tasks.DEFAULT else \
+    return "recognises the classes" if task_of_rows(rows) == tasks.DEFAULT else \
         "tags the clips with the labels"
 
 

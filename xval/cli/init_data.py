@@ -46,8 +46,8 @@ from xval.config.loader import PACKAGE_DEFAULT, Config
 from xval.core.errors import ConfigurationError, DatasetError
 from xval.folds import allowed_folds
 
-__all__ = ["MAX_FOLDS", "MIN_ITEMS", "check_content", "check_rows", "classes_of",
-           "encoder_store_params", "find_rows", "folds_for", "segment_for", "task_of"]
+__all__ = ["MAX_FOLDS", "MIN_ITEMS", "check_content", "check_foldable", "classes_of",
+           "encoder_store_params", "find_rows", "folds_for", "segment_for", "task_of_rows"]
 
 MAX_FOLDS = 5
 MIN_ITEMS = 3
@@ -140,16 +140,33 @@ def _label_separator(args: argparse.Namespace) -> str | None:
     return detect_separator(table["label"])
 
 
-def task_of(rows: pd.DataFrame) -> str:
-    """The task of an experiment on `rows`: tagging where the source gave several labels per
-    clip (`rows.attrs["multi_label"]`), else classification."""
-    return tasks.of_label_sets().name if rows.attrs.get(MULTI_LABEL) else tasks.DEFAULT
+def task_of_rows(rows: pd.DataFrame, task_type: str = tasks.DEFAULT, *,
+                 quiet: bool = True) -> str:
+    """The task of a store or an experiment of `rows`: a source's rows of several labels
+    per clip (`rows.attrs["multi_label"]`) make a tagging store (`tasks.of_label_sets`)
+    where `--task-type` is left at its default (said on one line unless `quiet`), else
+    `task_type`.
+
+    Raises:
+        ConfigurationError: for rows of label sets with another `--task-type` named.
+    """
+    if not rows.attrs.get(MULTI_LABEL) or tasks.get(task_type).multi_label:
+        return task_type
+    tagging = tasks.of_label_sets().name
+    if task_type != tasks.DEFAULT:
+        raise ConfigurationError(
+            f"--task-type {task_type}: the source gives several labels per clip, which a "
+            f"{task_type} store cannot hold; use --task-type {tagging} (or leave it out).")
+    if not quiet:
+        print(f"Labels: several per clip, so the store is a {tagging} store "
+              f"(task_type={tagging!r}).", flush=True)
+    return tagging
 
 
 def classes_of(rows: pd.DataFrame) -> list[str]:
     """The classes of the rows, sorted: their labels, or for label sets the labels they
     hold."""
-    targets = tasks.get(task_of(rows)).targets
+    targets = tasks.get(task_of_rows(rows)).targets
     return sorted({name for text in rows["label"].unique() for name in targets.classes_in(text)})
 
 
@@ -167,9 +184,9 @@ def _item_column(manifest: str) -> str | None:
     return "item" if "item" in columns else None
 
 
-def check_rows(rows: pd.DataFrame, how: str) -> None:
+def check_foldable(rows: pd.DataFrame, how: str) -> None:
     """Refuses what cannot be cross-validated, before anything is written."""
-    tasks.get(task_of(rows)).targets.check_labels(rows["label"].tolist(), f"the rows ({how})")
+    tasks.get(task_of_rows(rows)).targets.check_labels(rows["label"].tolist(), f"the rows ({how})")
     n_items = rows["item"].nunique()
     if n_items < MIN_ITEMS:
         raise DatasetError(

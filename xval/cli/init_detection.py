@@ -56,7 +56,7 @@ NOT_WITH = ("pattern", "label_map", "item_pattern", "manifest", "source", "merge
 """`init` options that find labels and items in files: an annotation CSV does both."""
 
 
-def check_arguments(args: argparse.Namespace) -> None:
+def check_detection_arguments(args: argparse.Namespace) -> None:
     """Refuses the options that do not go with `--annotations`.
 
     Raises:
@@ -113,7 +113,7 @@ def init_detection(args: argparse.Namespace, audio: Path, project: Path, name: s
     Returns:
         The exit code.
     """
-    check_arguments(args)
+    check_detection_arguments(args)
     encoder = detection_encoder(args.encoder)
     script = project / "experiments" / f"{name}.py"
     store_path = config.data_dir / name

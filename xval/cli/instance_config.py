@@ -14,12 +14,12 @@ from xval.config.loader import Config
 from xval.config.params import parse_overrides
 from xval.core.errors import ConfigurationError, DatasetError
 from xval.running.declaration import ExperimentDeclaration
-from xval.running.planner import instance_rows, resolve_instances
+from xval.running.planner import parameter_sources, resolve_instances
 from xval.running.stores import instance_stores
 
 
-def instance_settings(experiment: ExperimentDeclaration, config: Config,
-                      args: argparse.Namespace) -> list[Setting]:
+def command_settings(experiment: ExperimentDeclaration, config: Config,
+                     args: argparse.Namespace) -> list[Setting]:
     """The configuration, and instance K's parameters as its run resolves them (with the
     store it trains on, when it is built), each with its source."""
     if not experiment.instances:
@@ -46,4 +46,4 @@ def instance_settings(experiment: ExperimentDeclaration, config: Config,
           + ("" if store is not None else f"; store {experiment.dataset!r} not built yet: "
              "defaults that follow the store are not fitted to it"))
     rows = [r for r in settings(config) if r.section != "training"]
-    return rows + instance_rows(experiment, config, k, params, overrides)
+    return rows + parameter_sources(experiment, config, k, params, overrides)

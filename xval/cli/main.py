@@ -12,7 +12,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from xval.cli.commands import CHOOSE_BACKEND, COMMANDS, load
+from xval.cli.commands import CHOOSE_BACKEND, COMMANDS, load_reference
 from xval.core.arguments import ArgumentParser, Subcommands
 from xval.core.entry import run_entry
 from xval.core.errors import XvalError
@@ -48,7 +48,7 @@ def build_parser(command: str | None = None, *, lazy: bool = False) -> argparse.
         if lazy and name != command:
             sub.add_parser(name, parents=[flags], help=entry.help)
         else:
-            load(entry.parser)(sub, [flags])
+            load_reference(entry.parser)(sub, [flags])
     return parser
 
 
@@ -67,10 +67,10 @@ def _main(argv: Sequence[str] | None) -> int:
         raise XvalError("Give -q/--quiet or -v/--verbose, not both.")
     command = COMMANDS[args.command]
     if command.model or (args.command == "config" and args.experiment):
-        load(CHOOSE_BACKEND)(args.config)  # a config's experiment script imports Keras
+        load_reference(CHOOSE_BACKEND)(args.config)  # a config's experiment script imports Keras
     elif args.command == "init":
-        load(CHOOSE_BACKEND)(None)
-    return int(load(command.run)(args))
+        load_reference(CHOOSE_BACKEND)(None)
+    return int(load_reference(command.run)(args))
 
 
 def run() -> None:

@@ -19,7 +19,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import preprocessing.features as feature_types
 import xval.config.schema as schema
@@ -45,24 +45,20 @@ from preprocessing.features.pretrained import (
 )
 from preprocessing.report import dataset_report, format_report
 from preprocessing.rows import source_count
-from preprocessing.sources.labels import MULTI_LABEL
 from preprocessing.store import FeatureStore
 from preprocessing.synth_events import synth_events
 from preprocessing.synth_scenes import synth_scenes
 from xval import tasks
 from xval.cli import sources as cli_sources
 from xval.cli.annotations import reading_options
-from xval.cli.preprocess_parser import KINDS
-from xval.cli.preprocess_parser import parser as build_parser
+from xval.cli.init_data import task_of_rows
+from xval.cli.preprocess_parser import KINDS, preprocessing_parser
 from xval.config.loader import PACKAGE_DEFAULT, Config, find_config, load_config
 from xval.core.backend import use_backend
 from xval.core.entry import run_entry
 from xval.core.errors import ConfigurationError
 from xval.core.logs import quiet_framework_logs
 from xval.core.outputs import check_output_files, check_output_folder
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 
 def _feature_options(args: argparse.Namespace, config: Config,
@@ -99,7 +95,7 @@ def _feature_options(args: argparse.Namespace, config: Config,
 def parser() -> argparse.ArgumentParser:
     """The command line of `python -m preprocessing` (`--help` opens with this module's
     docstring)."""
-    return build_parser(__doc__, demo=_demo, source=_from_source, detection=_detection,
+    return preprocessing_parser(__doc__, demo=_demo, source=_from_source, detection=_detection,
                         report=_report, synth_events=_synth_events,
                         synth_babble=_synth_babble, synth_ambience=_synth_ambience,
                         synth_scenes=_synth_scenes, check=_check)
@@ -383,7 +379,7 @@ def _from_source(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
                               ir_dir=args.ir_dir)
     source = sources.get(args.source)
     rows, skipped = cli_sources.rows(source, args.paths, args)
-    args.task_type = task_of_rows(rows, args.task_type, quiet=args.quiet)
+    args.task_type = task_of_rows(rows, args.task_type, quiet=bool(args.quiet))
     if rows.attrs.get("recordings") and not args.quiet:
         print(f"Items: {rows.attrs['recordings']}.", flush=True)
     out = _out(args, config)
@@ -403,27 +399,6 @@ def _from_source(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         merge=args.merge_duplicates)
     _print_summary(args, store, summary)
     return 0
-
-
-def task_of_rows(rows: pd.DataFrame, task_type: str, *, quiet: bool = False) -> str:
-    """The task of a store of `rows`: a source's rows of several labels per clip
-    (`rows.attrs["multi_label"]`) make a tagging store (`tasks.of_label_sets`) where
-    `--task-type` is left at its default, said on one line.
-
-    Raises:
-        ConfigurationError: for rows of label sets with another `--task-type` named.
-    """
-    if not rows.attrs.get(MULTI_LABEL) or tasks.get(task_type).multi_label:
-        return task_type
-    tagging = tasks.of_label_sets().name
-    if task_type != tasks.DEFAULT:
-        raise ConfigurationError(
-            f"--task-type {task_type}: the source gives several labels per clip, which a "
-            f"{task_type} store cannot hold; use --task-type {tagging} (or leave it out).")
-    if not quiet:
-        print(f"Labels: several per clip, so the store is a {tagging} store "
-              f"(task_type={tagging!r}).", flush=True)
-    return tagging
 
 
 def _print_summary(args: argparse.Namespace, store: FeatureStore,

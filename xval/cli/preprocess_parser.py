@@ -228,10 +228,10 @@ def _similarity(text: str) -> float:
     return value
 
 
-def parser(description: str | None = None, *, demo: Command, source: Command,
-           detection: Command, report: Command, synth_events: Command,
-           synth_babble: Command, synth_ambience: Command, synth_scenes: Command,
-           check: Command) -> argparse.ArgumentParser:
+def preprocessing_parser(description: str | None = None, *, demo: Command, source: Command,
+                 detection: Command, report: Command, synth_events: Command,
+                 synth_babble: Command, synth_ambience: Command, synth_scenes: Command,
+                 check: Command) -> argparse.ArgumentParser:
     """The command line of `python -m preprocessing`: each sub-command's `args.run` is the
     command given for it.
 

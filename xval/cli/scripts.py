@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
-from xval.compat import deprecated_names
 from xval.config.recipes import ENCODER_HEADS, REFIT_HEAD
 from xval.core.errors import ConfigurationError, XvalError
 from xval.running.declaration import ExperimentDeclaration
@@ -161,8 +160,5 @@ def encoder_instances(dataset: str, encoder: str) -> str:
     return "\n".join([*lines, line.rstrip()]) + """
 experiment[2] = {"architecture": "audio_cnn", "reshaping_type": "conv",
                  "comment_1": "audio CNN", "comment_2": "from scratch, package defaults"}
-experiment[3] = Ensemble(1, 2)  # 1 and 2 fused, weights chosen per fold on validation clips
+experiment[3] = Ensemble(1, 2)  # 1 and 2 fused with equal weights (chosen on nothing)
 """
-
-
-__getattr__ = deprecated_names(__name__)  # the recipes, moved to xval.config.recipes

@@ -27,7 +27,7 @@ SELF = "self"
 PREFIX = "embedding_"
 
 
-def metric_names() -> list[str]:
+def embedding_metric_names() -> list[str]:
     """The metrics an embedding classifier records beside the network's that can select an
     instance (`[report] selection_metric`), e.g. `embedding_accuracy`. `embedding_loss` is
     recorded too but left out: it is the cross-entropy of the classifier's scores taken as

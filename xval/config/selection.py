@@ -51,7 +51,7 @@ def check_selection_metric(config: Config | None, task_type: str,
     task = tasks.get(task_type)
     recorded = list(task.metric_names)
     if task.labelled_rows:  # an embedding classifier can be fit on its rows
-        recorded += embedding.metric_names()
+        recorded += embedding.embedding_metric_names()
     if metric not in recorded:
         raise ConfigurationError(
             f"[report] selection_metric = {metric!r} is not recorded by a {task_type!r} "

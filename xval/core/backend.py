@@ -17,6 +17,7 @@ import importlib.abc
 import importlib.machinery
 import importlib.util
 import os
+import re
 import sys
 from collections.abc import Iterator
 from types import ModuleType
@@ -26,8 +27,8 @@ from xval.core.logs import quiet_framework_logs
 from xval.core.optional import EXTRAS
 
 __all__ = ["BACKENDS", "SHARING_VARIABLES", "backend_environment", "check_backend",
-           "import_paused", "inherited_devices", "inherited_text", "sharing_environment",
-           "use_backend"]
+           "import_paused", "inherited_devices", "inherited_text", "normalize_gpu",
+           "sharing_environment", "use_backend"]
 
 BACKENDS = ("tensorflow", "torch", "jax")
 """The Keras backends (`[backend] backend` in config.ini, `KERAS_BACKEND`)."""
@@ -92,6 +93,29 @@ def inherited_devices() -> list[str] | None:
         entries.append(entry)
     return entries
 
+
+def normalize_gpu(gpu: object, what: str = "GPU id") -> str | None:
+    """Checks a GPU id: `None`, an integer >= 0, or -1 / `"cpu"` for no GPU (the one
+    grammar of GPU ids: the positional GPU, `--gpus`, an experiment's `gpu_ID`).
+
+    Args:
+        gpu: the id as given (command line or `gpu_ID`).
+        what: how to name it in the error. Defaults to `"GPU id"`.
+
+    Returns:
+        `None`, or the id as a string (`"-1"` for CPU only).
+
+    Raises:
+        ConfigurationError: for anything else (`"abc"`, `1.5`, `""`).
+    """
+    if gpu is None:
+        return None
+    text = str(gpu).strip().lower()  # True and 1.0 are "True" and "1.0": no GPU number
+    if not (text == "cpu" or re.fullmatch(r"-1|\d+", text)):
+        raise ConfigurationError(
+            f"{what} {gpu!r}: expected a GPU number (0, 1, ...) or -1 for CPU only."
+        )
+    return "-1" if text == "cpu" else text
 
 def inherited_text() -> str:
     """The inherited `CUDA_VISIBLE_DEVICES` in words, for messages."""

@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 
 from xval.core.errors import XvalError
 
-__all__ = ["EXIT_BUG", "EXIT_ERROR", "EXIT_INTERRUPTED", "debug_requested", "describe",
+__all__ = ["EXIT_BUG", "EXIT_ERROR", "EXIT_INTERRUPTED", "debug_requested", "describe_error",
            "run_entry", "safe_streams"]
 
 EXIT_ERROR = 2
@@ -99,7 +99,7 @@ def debug_requested(argv: Sequence[str] | None = None) -> bool:
     return "--debug" in args or os.environ.get("XVAL_DEBUG", "") not in ("", "0")
 
 
-def describe(error: BaseException) -> str:
+def describe_error(error: BaseException) -> str:
     """One line for an exception a user may meet (see the module docstring)."""
     if isinstance(error, XvalError):
         return str(error)
@@ -138,7 +138,7 @@ def _report(error: BaseException, debug: bool) -> int:
     if debug:
         traceback.print_exception(error)
     try:
-        print(f"error: {describe(error)}", file=sys.stderr, flush=True)
+        print(f"error: {describe_error(error)}", file=sys.stderr, flush=True)
     except (OSError, ValueError):
         pass
     if isinstance(error, (XvalError, OSError, OverflowError, RecursionError, MemoryError,
@@ -176,7 +176,7 @@ def run_entry(body: Callable[[], int], *, debug: bool | None = None,
         if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EIO) \
                 and error.filename is None and _stdout_failed():
             _quiet_stdout()
-            print(f"error: cannot write the output (stdout): {describe(error)}",
+            print(f"error: cannot write the output (stdout): {describe_error(error)}",
                   file=sys.stderr)
             return EXIT_ERROR
         return _report(error, debug)

@@ -98,8 +98,7 @@ def seal_problem(data: Any, *, required: bool = True) -> str:
         if not required:
             return ""
         version = data.get("format", 1)
-        if isinstance(version, int) and not isinstance(version, bool) \
-                and version >= SEALED_SINCE:
+        if type(version) is int and version >= SEALED_SINCE:  # JSON's int, not a bool
             return (f"lost its {CONTENT_KEY}: a record of format {version} is always written "
                     "with the hash of its content, so it was edited after it was written "
                     "(the hash removed)")

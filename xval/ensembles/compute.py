@@ -110,7 +110,7 @@ def members_of(exp_dir: Path, specs: Sequence[int | str], results_store: Results
         same = folder.resolve() == exp_dir.resolve()
         members.append(Member(
             InstanceResult(layout.root, manifest.num_folds if manifest else None,
-                           store=results_store),
+                           results_store=results_store),
             manifest, f"instance {number}" if same else f"instance {number} of {folder}",
             "." if same else os.path.relpath(folder.resolve(), exp_dir.resolve())))
     labels = [m.label for m in members]
@@ -201,8 +201,8 @@ def member_clips(member: Member, fold: int, task: Task, classes: Sequence[str]
     """
     layout = member.result.layout
     try:
-        test = member.result.store.predictions(layout, fold)
-        held = member.result.store.val_predictions(layout, fold) or []
+        test = member.result.results_store.predictions(layout, fold)
+        held = member.result.results_store.val_predictions(layout, fold) or []
     except ResultsConflictError as e:
         raise EnsembleError(f"{member.label}: {e}") from None
     if not test:

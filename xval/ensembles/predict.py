@@ -12,16 +12,17 @@ from xval import tasks
 from xval.core.errors import ConfigurationError
 from xval.core.layout import InstanceLayout
 from xval.core.records import EnsembleRecord, FoldResult, Postprocessing
-from xval.core.storage import STORE
+from xval.core.storage import ResultsStore
 from xval.ensembles.members import member_layout, member_name, retrained
 
 Predict = Callable[..., list[dict[str, Any]]]
-"""`predict_files(member_dir, files, fold=..., ensemble=...)`, handed in (it calls this
-module for an ensemble)."""
+"""`predict_files(member_dir, files, fold=..., ensemble=..., results_store=...)`, handed in
+(it calls this module for an ensemble)."""
 
 
-def ensemble_record(folder: str | Path) -> EnsembleRecord | None:
-    """The `ensemble.json` of an instance folder, or `None` (a trained instance, a file).
+def ensemble_record(folder: str | Path, results_store: ResultsStore) -> EnsembleRecord | None:
+    """The `ensemble.json` of an instance folder (read through `results_store`), or `None`
+    (a trained instance, a file).
 
     Raises:
         ConfigurationError: when it cannot be read.
@@ -29,19 +30,20 @@ def ensemble_record(folder: str | Path) -> EnsembleRecord | None:
     path = Path(folder)
     if not path.is_dir():
         return None
-    layout = InstanceLayout.parse(path) or InstanceLayout(path, -1)
+    layout = InstanceLayout.of_folder(path)
     if not layout.ensemble_file.exists():
         return None
-    record, problem = STORE.read_record(layout.ensemble_file, EnsembleRecord.from_dict)
+    record, problem = results_store.read_record(layout.ensemble_file, EnsembleRecord.from_dict)
     if record is None:
         raise ConfigurationError(f"{layout.ensemble_file} {problem}: rebuild the ensemble "
                                  "with python -m xval ensemble (or rerun its experiment).")
     return record
 
 
-def member_folders(folder: str | Path, record: EnsembleRecord) -> list[Path]:
+def member_folders(folder: str | Path, record: EnsembleRecord,
+                   results_store: ResultsStore) -> list[Path]:
     """The members' instance folders (a member of another experiment: its folder relative
-    to the ensemble's experiment).
+    to the ensemble's experiment), their records read through `results_store`.
 
     Raises:
         ConfigurationError: for a member whose folder is gone, or whose `params.json` now
@@ -56,8 +58,9 @@ def member_folders(folder: str | Path, record: EnsembleRecord) -> list[Path]:
             raise ConfigurationError(f"{layout.root}, a member of the ensemble {folder}, does "
                                      "not exist; restore it (the ensemble answers with its "
                                      "members' models).")
-        now = STORE.params(layout)[0]
-        change = retrained(member, now.hash if now is not None else None, _models_now(layout))
+        now = results_store.params(layout)[0]
+        change = retrained(member, now.hash if now is not None else None,
+                           _models_now(layout, results_store))
         if change:
             names = " ".join(member_name(str(m.get("experiment", ".")), int(m["instance"]))
                              for m in record.members)
@@ -75,34 +78,34 @@ def member_folders(folder: str | Path, record: EnsembleRecord) -> list[Path]:
     return found
 
 
-def _models_now(layout: InstanceLayout) -> dict[int, str | None]:
+def _models_now(layout: InstanceLayout, results_store: ResultsStore
+                ) -> dict[int, str | None]:
     """Fold number -> the SHA-256 of the model its fold record names now (`None` for a
     record that cannot be read, or names none)."""
     out: dict[int, str | None] = {}
     for i, path in layout.fold_files().items():
-        fold, _ = STORE.read_record(path, FoldResult.from_dict)
+        fold, _ = results_store.read_record(path, FoldResult.from_dict)
         out[i] = fold.model_sha256 if fold is not None and fold.ok else None
     return out
 
 
-def task_of_ensemble(folder: str | Path) -> tasks.Task:
+def task_of_ensemble(folder: str | Path, results_store: ResultsStore) -> tasks.Task:
     """The task the ensemble's `params.json` records (classification when none)."""
-    layout = InstanceLayout.parse(Path(folder)) or InstanceLayout(Path(folder), -1)
-    params, _ = STORE.params(layout)
+    params, _ = results_store.params(InstanceLayout.of_folder(folder))
     return tasks.get((params.task_type if params else None) or tasks.DEFAULT)
 
 
-def ensemble_postprocessing(folder: str | Path, fold: int | None = None
-                            ) -> Postprocessing | None:
+def ensemble_postprocessing(folder: str | Path, results_store: ResultsStore,
+                            fold: int | None = None) -> Postprocessing | None:
     """What the ensemble chose on its fused validation clips (tagging: each label's
     threshold): fold `fold`'s choice, else the median over its folds
     (`Postprocessing.merged`); `None` when its fold records hold none."""
-    layout = InstanceLayout.parse(Path(folder)) or InstanceLayout(Path(folder), -1)
+    layout = InstanceLayout.of_folder(folder)
     chosen = []
     for number, path in layout.fold_files().items():
         if fold is not None and number != fold:
             continue
-        record, _ = STORE.read_record(path, FoldResult.from_dict)
+        record, _ = results_store.read_record(path, FoldResult.from_dict)
         if record is not None and record.postprocessing is not None:
             chosen.append(record.postprocessing)
     return Postprocessing.merged(chosen)
@@ -110,7 +113,8 @@ def ensemble_postprocessing(folder: str | Path, fold: int | None = None
 
 def predict_ensemble(folder: str | Path, record: EnsembleRecord, files: Sequence[str | Path],
                      predict: Predict, *, fold: int | None = None,
-                     ensemble: bool = False) -> list[dict[str, Any]]:
+                     ensemble: bool = False,
+                     results_store: ResultsStore) -> list[dict[str, Any]]:
     """Clip scores of an ensemble of instances on audio files: the weighted mean of its
     members' `predict` clip scores.
 
@@ -123,19 +127,21 @@ def predict_ensemble(folder: str | Path, record: EnsembleRecord, files: Sequence
             member's models as `predict` takes them (its fold models, or its final model)
             and the weights' mean over folds.
         ensemble: the members' fold models even where a final model exists.
+        results_store: the results store the records are read through.
 
     Returns:
         One dict per file, as `predict_files` gives (`segments` empty: the members may cut
         a file differently), with `members`: each member's weight and clip scores.
     """
     weights = record.weights(fold)
-    folders = member_folders(folder, record)
-    answers = [predict(path, files, fold=fold, ensemble=ensemble) for path in folders]
-    fusion = task_of_ensemble(folder).scoring.fusion
+    folders = member_folders(folder, record, results_store)
+    answers = [predict(path, files, fold=fold, ensemble=ensemble, results_store=results_store)
+               for path in folders]
+    fusion = task_of_ensemble(folder, results_store).scoring.fusion
     if fusion is None:
         raise ConfigurationError(f"{folder} is an ensemble of a task whose scores are not "
                                  "fused; rebuild it from instances of a task that is.")
-    chosen = ensemble_postprocessing(folder, fold)
+    chosen = ensemble_postprocessing(folder, results_store, fold)
     params: dict[str, Any] | None = chosen.apply({}) if chosen is not None else None
     described = " + ".join(f"{w:.2f} x {a[0]['model']}" for w, a in zip(weights, answers)) \
         if answers and answers[0] else ""

@@ -9,8 +9,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from filelock import Timeout
-
 from xval.config.params import params_hash
 from xval.core.errors import ConfigurationError, ResultsConflictError
 from xval.core.layout import ExperimentLayout
@@ -83,7 +81,7 @@ def check_ensembles(experiment: ExperimentDeclaration, ensembles: Sequence[int],
     """
     layout = plan.layout
     check_results_folders(layout, list(ensembles), overwrite)  # the output rule
-    results = ExperimentResults(layout.root, store=plan.results_store) \
+    results = ExperimentResults(layout.root, results_store=plan.results_store) \
         if ensembles and layout.root.is_dir() else None
     for k in ensembles:
         spec = experiment.ensembles[k]
@@ -216,16 +214,14 @@ def record_ensembles(experiment: ExperimentDeclaration, ensembles: Sequence[int]
                          f"{', '.join(map(str, missing))} are not complete")
             recorder.out(f"instance {k}: {failed[k]}.")
             continue
-        lock = recorder.instance_lock(k)
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
+        lock = recorder.claim(k)
+        if lock is None:
             recorder.out(f"instance {k}: running in another runner; skipped here.")
             pending.append(k)
             continue
         try:
             ensemble = compute_ensemble(
-                k, members_of(recorder.layout.root, spec.members, recorder.store),
+                k, members_of(recorder.layout.root, spec.members, recorder.results_store),
                 results.manifest, spec.weights)
             recorder.record_ensemble(k, ensemble, overwrite=overwrite)
         except EnsembleError as e:
@@ -255,7 +251,7 @@ def make_ensemble(exp_dir: Path, members: Sequence[int | str], *, instance: int 
         ResultsConflictError: for an instance folder of other results without `overwrite`.
     """
     layout = ExperimentLayout(exp_dir)
-    found = members_of(exp_dir, members, recorder.store)
+    found = members_of(exp_dir, members, recorder.results_store)
     if instance is not None and instance < 1:  # before anything is read or written
         raise ConfigurationError(f"--as {instance}: an instance id is a whole number, 1 or "
                                  "more; give another, or leave --as out (the one after the "
@@ -266,17 +262,10 @@ def make_ensemble(exp_dir: Path, members: Sequence[int | str], *, instance: int 
     if instance in [m.id for m in found if m.experiment == "."]:
         raise ConfigurationError(f"--as {instance} is one of the members; give the ensemble "
                                  "a number of its own.")
-    ensemble = compute_ensemble(instance, found, recorder.store.manifest(layout), weighting)
-    lock = recorder.instance_lock(instance)
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise ConfigurationError(f"instance {instance} is being written by another runner; "
-                                 "rerun when it ends.") from None
-    try:
+    ensemble = compute_ensemble(instance, found, recorder.results_store.manifest(layout), weighting)
+    with recorder.holding(instance, f"instance {instance} is being written by another "
+                                    "runner; rerun when it ends."):
         recorder.record_ensemble(instance, ensemble, overwrite=overwrite)
-    finally:
-        lock.release()
     recorder.out(f"instance {instance}: ensemble of {ensemble.record.describe()} (mean "
                  "weights over folds), from their predictions.")
     recorder.results_changed()

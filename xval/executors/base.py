@@ -18,14 +18,13 @@ import collections
 import dataclasses
 import os
 import threading
-import warnings
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from numbers import Integral
-from typing import Any
 
 from preprocessing.store import FeatureStore
 from xval.config.schema import BACKENDS
 from xval.core.arguments import option
+from xval.core.backend import normalize_gpu
 from xval.core.constraints import Interval, check_options
 from xval.core.errors import ConfigurationError
 from xval.core.interrupts import raise_if_interrupted
@@ -103,13 +102,13 @@ Results = Generator[FoldResult, None, None]
 """What `Executor.run` returns: the jobs' results as they end."""
 
 
-def _gpu_list(text: str) -> list[str]:
-    parts = [part.strip() for part in text.split(",")]
-    if not parts or any(not part.isdigit() for part in parts):
+def _gpu_list(text: str) -> list[str | None]:
+    try:  # each a GPU id (`normalize_gpu`), an empty one included
+        return [normalize_gpu(part or "?") for part in text.split(",")]
+    except ConfigurationError:
         raise argparse.ArgumentTypeError(
             f"--gpus {text!r}: expected comma-separated GPU numbers like 0,1"
-        )
-    return parts
+        ) from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,17 +160,6 @@ class Execution:
                     f"--ray-address needs --executor ray (got --executor {self.name}).")
             host_port(self.ray_address, RAY_PORT)  # a port out of range, at once
             object.__setattr__(self, "name", "ray")
-
-
-def __getattr__(name: str) -> Any:
-    """`ExecutorOptions`, the executors' earlier options type: `Execution` now, with a
-    `DeprecationWarning` (removed in audio-xval 0.3)."""
-    if name == "ExecutorOptions":
-        warnings.warn("xval.executors.ExecutorOptions is deprecated: it is "
-                      "xval.executors.base.Execution (xval.Execution) now; the name is "
-                      "removed in audio-xval 0.3.", DeprecationWarning, stacklevel=2)
-        return Execution
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class JobQueue:

@@ -9,7 +9,7 @@ every fold's three sets, and `split_train_val_test(X, y, groups)` yields `(train
 row indices.
 """
 
-from xval.folds.manifest import Fold, check_fold, fold_manifest, rows_of
+from xval.folds.manifest import Fold, check_fold_sets, fold_manifest, rows_of
 from xval.folds.multilabel import MultilabelItemKFold, label_counts
 from xval.folds.splitters import (
     DEFAULT_STRATIFY,
@@ -26,5 +26,5 @@ from xval.folds.splitters import (
 
 __all__ = ["DEFAULT_STRATIFY", "MAX_FOLDS", "RANK", "SPLIT_NAMES", "STRATIFY_METHODS", "Fold",
            "ItemKFold", "MultilabelItemKFold", "PredefinedItemSplit", "allowed_folds",
-           "check_fold", "fold_manifest", "label_counts", "min_items", "rows_of",
+           "check_fold_sets", "fold_manifest", "label_counts", "min_items", "rows_of",
            "split_validation"]

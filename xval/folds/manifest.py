@@ -23,7 +23,8 @@ def rows_of(groups: Any, items: Iterable[str]) -> np.ndarray:
     return np.flatnonzero(np.isin(np.asarray(groups).astype(str), list(items)))
 
 
-def check_fold(fold: Mapping[str, Iterable[str]], all_items: Iterable[str] | None = None) -> None:
+def check_fold_sets(fold: Mapping[str, Iterable[str]],
+                    all_items: Iterable[str] | None = None) -> None:
     """Checks the sets of one fold share no item (and cover `all_items` when given).
 
     Raises:

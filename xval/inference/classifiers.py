@@ -12,15 +12,15 @@ from xval.config import embedding
 from xval.core.errors import ConfigurationError
 from xval.core.layout import InstanceLayout
 from xval.core.records import FoldResult
-from xval.core.storage import STORE
+from xval.core.storage import ResultsStore
 from xval.inference.models import ModelSet
 from xval.training import embeddings
 from xval.training.loading import load
 
 
-def fold_classifier(path: Path) -> tuple[Path, dict[str, Any]]:
+def fold_classifier(path: Path, results_store: ResultsStore) -> tuple[Path, dict[str, Any]]:
     """The saved embedding classifier of a fold model and its description (the
-    `embedding_classifier` entry of the model's fold record).
+    `embedding_classifier` entry of the model's fold record, read through `results_store`).
 
     Raises:
         ConfigurationError: when the model has none (or is not a fold model).
@@ -33,7 +33,7 @@ def fold_classifier(path: Path) -> tuple[Path, dict[str, Any]]:
             "or one of its fold models, or leave out --embedding-classifier.")
     layout, fold = found
     record, saved = layout.fold_file(fold), layout.fold_classifier(fold)
-    fold_record, _ = STORE.read_record(record, FoldResult.from_dict)
+    fold_record, _ = results_store.read_record(record, FoldResult.from_dict)
     info = fold_record.embedding_classifier if fold_record is not None else None
     if not info or not saved.is_file():
         raise ConfigurationError(
@@ -93,11 +93,11 @@ class ClassifierSet:
         self.saved: list[Path] = []
         self.infos: list[dict[str, Any]] = []
         for path in models.paths:
-            saved, info = fold_classifier(path)
+            saved, info = fold_classifier(path, models.results_store)
             for source in info["sources"]:
                 if source["model"] != embedding.SELF:
                     embeddings.check_unchanged(source)
-            pipeline = embeddings.load(saved)
+            pipeline = embeddings.load_classifier(saved)
             check_classes(saved, pipeline, info)
             self.pipelines.append(pipeline)
             self.saved.append(saved)

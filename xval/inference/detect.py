@@ -13,7 +13,7 @@ from xval.core.errors import ConfigurationError, DatasetError
 from xval.core.layout import InstanceLayout
 from xval.core.parameters import FeatureParams
 from xval.core.records import FoldResult, ParamsRecord, Postprocessing, RecordError
-from xval.core.storage import STORE
+from xval.core.storage import ResultsStore
 from xval.inference.models import (
     ModelSet,
     feature_params_of,
@@ -24,15 +24,15 @@ from xval.inference.models import (
 )
 
 
-def instance_params(folder: Path) -> dict[str, Any]:
-    """The parameters recorded in a model's folder (its `params.json`); `{}` when the
-    folder has none.
+def instance_params(folder: Path, results_store: ResultsStore) -> dict[str, Any]:
+    """The parameters recorded in a model's folder (its `params.json`, read through
+    `results_store`); `{}` when the folder has none.
 
     Raises:
         ResultsConflictError: for a `params.json` that is not a parameter record.
     """
     path = InstanceLayout.of_folder(folder).params_file
-    record, problem = STORE.read_record(path, ParamsRecord.from_dict)
+    record, problem = results_store.read_record(path, ParamsRecord.from_dict)
     if problem:  # not JSON, or not a parameter record
         raise RecordError(f"{path} cannot be read as the instance's parameters ({problem}); "
                           "restore it, or pass the .keras file alone.")
@@ -57,7 +57,7 @@ def chosen_postprocessing(models: ModelSet) -> Postprocessing | None:
     for path in records:
         if path is None or not path.is_file():
             continue
-        record, problem = STORE.read_record(path, FoldResult.from_dict)
+        record, problem = models.results_store.read_record(path, FoldResult.from_dict)
         if record is None:
             raise RecordError(f"{path} cannot be read as a fold record ({problem}); restore "
                               "it, or pass the .keras file out of its folder.")
@@ -80,7 +80,8 @@ def reading_windows(feature: FeatureParams, given: Mapping[str, Any]) -> Feature
 def detect_files(model_or_instance_dir: str | Path, files: Sequence[str | Path],
                  fold: int | None = None, *, ensemble: bool = False,
                  dataset_info: Mapping[str, Any] | str | Path | None = None,
-                 skipped: list[dict[str, str]] | None = None) -> list[dict[str, Any]]:
+                 skipped: list[dict[str, str]] | None = None,
+                 results_store: ResultsStore | None = None) -> list[dict[str, Any]]:
     """The events a detection model finds in audio files.
 
     Each file is cut into the store's windows, every `prediction_hop` windows
@@ -100,6 +101,8 @@ def detect_files(model_or_instance_dir: str | Path, files: Sequence[str | Path],
         dataset_info: dict or path of the dataset description; `None` finds it.
         skipped: a list that receives `{"path", "reason"}` for each file that cannot be
             read, which is then left out; `None` (the default): such a file is an error.
+        results_store: the results store the instance's records are read through.
+            Defaults to a store of its own.
 
     Returns:
         list (one per usable file) of dicts: `file`, `model` (in words), `events` (list of
@@ -111,7 +114,8 @@ def detect_files(model_or_instance_dir: str | Path, files: Sequence[str | Path],
         ConfigurationError: when the model is not a detection model.
         DatasetError: for a file that cannot be read, unless `skipped` is given.
     """
-    models = resolve_models(model_or_instance_dir, fold=fold, ensemble=ensemble)
+    models = resolve_models(model_or_instance_dir, fold=fold, ensemble=ensemble,
+                            results_store=results_store)
     info = info_for(models, dataset_info)
     task = task_of(info)
     if not task.scores_events:
@@ -119,7 +123,7 @@ def detect_files(model_or_instance_dir: str | Path, files: Sequence[str | Path],
             f"{model_or_instance_dir} is a {task.name} model; `detect` needs a "
             f"{event_tasks()} model (task_type={event_tasks()!r}). Use `python -m xval "
             "predict` for this one.")
-    given = instance_params(models.paths[0].parent)
+    given = instance_params(models.paths[0].parent, models.results_store)
     chosen = chosen_postprocessing(models)
     params = task.scoring.event_rules(chosen.apply(given) if chosen else given)
     feature = reading_windows(feature_params_of(info, models), given)

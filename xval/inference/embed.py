@@ -11,6 +11,7 @@ import numpy as np
 
 from xval.core.errors import ConfigurationError
 from xval.core.layout import InstanceLayout
+from xval.core.storage import ResultsStore
 from xval.inference.models import (
     ModelSet,
     check_input_shape,
@@ -23,8 +24,8 @@ from xval.training.embeddings import layer_for
 from xval.training.layers import embedding_model
 
 
-def embedding_model_set(model_or_instance_dir: str | Path, fold: int | None = None
-                        ) -> ModelSet:
+def embedding_model_set(model_or_instance_dir: str | Path, fold: int | None = None,
+                        results_store: ResultsStore | None = None) -> ModelSet:
     """The one model `embed` reads, found as `predict` finds its models
     (`xval.inference.models.resolve_models`): a `.keras` file; for an instance folder, the
     model of fold `fold`, else its `final.keras` (after `--refit`), else its only fold
@@ -35,7 +36,7 @@ def embedding_model_set(model_or_instance_dir: str | Path, fold: int | None = No
             of several fold models without `final.keras` and without `fold` (each fold's
             model has its own embedding space: their outputs cannot be averaged).
     """
-    models = resolve_models(model_or_instance_dir, fold=fold)
+    models = resolve_models(model_or_instance_dir, fold=fold, results_store=results_store)
     if len(models) > 1:
         folds = sorted(i for p in models.paths
                        if (i := InstanceLayout.fold_of_model(p)) is not None)
@@ -49,7 +50,8 @@ def embedding_model_set(model_or_instance_dir: str | Path, fold: int | None = No
 
 def embed_files(model_or_instance_dir: str | Path, files: Sequence[str | Path],
                 layer: str | None = None, *, fold: int | None = None,
-                dataset_info: Mapping[str, Any] | str | Path | None = None
+                dataset_info: Mapping[str, Any] | str | Path | None = None,
+                results_store: ResultsStore | None = None
                 ) -> tuple[np.ndarray, list[dict[str, Any]]]:
     """Outputs of an inner layer for every segment of every file.
 
@@ -63,6 +65,8 @@ def embed_files(model_or_instance_dir: str | Path, files: Sequence[str | Path],
             classifiers do (`embedding_layer = auto`).
         fold: with an instance folder, the model of this fold. Defaults to `None`.
         dataset_info: dict or path of the dataset description; `None` finds it.
+        results_store: the results store the instance's records are read through.
+            Defaults to a store of its own.
 
     Returns:
         `(embeddings [shape=(segments, dims)], index)`: `index` is a list of
@@ -72,7 +76,7 @@ def embed_files(model_or_instance_dir: str | Path, files: Sequence[str | Path],
         ConfigurationError: for a model that cannot be found or read, or an instance
             folder of several fold models without `fold` or `final.keras`.
     """
-    models = embedding_model_set(model_or_instance_dir, fold)
+    models = embedding_model_set(model_or_instance_dir, fold, results_store)
     info = info_for(models, dataset_info)
     model, path = models.models[0], models.paths[0]
     fn = embedding_model(model, layer_for(model, layer or "auto"))

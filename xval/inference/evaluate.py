@@ -24,12 +24,13 @@ from preprocessing.events import frame_targets
 from preprocessing.sources import Option
 from xval import tasks
 from xval.core.errors import ConfigurationError, DatasetError
+from xval.core.storage import ResultsStore
 from xval.inference.detect import detect_files, event_tasks
 from xval.inference.models import (
-    describe,
     feature_params_of,
     file_outputs,
     info_for,
+    model_dataset_info,
     resolve_models,
     task_of,
 )
@@ -92,18 +93,21 @@ def source_rows(roots: Iterable[str | Path], *, source: str = "folders",
 
 def model_task_name(model_or_instance_dir: str | Path, *, fold: int | None = None,
                     ensemble: bool = False,
-                    dataset_info: Mapping[str, Any] | str | Path | None = None) -> str:
+                    dataset_info: Mapping[str, Any] | str | Path | None = None,
+                    results_store: ResultsStore | None = None) -> str:
     """The task of saved model(s), read from their dataset description (no model is
     loaded): `evaluate` reads labelled files for one and annotated recordings for a
     detector, so it asks first."""
-    models = resolve_models(model_or_instance_dir, fold=fold, ensemble=ensemble)
+    models = resolve_models(model_or_instance_dir, fold=fold, ensemble=ensemble,
+                            results_store=results_store)
     return task_of(info_for(models, dataset_info)).name
 
 
 def evaluate_rows(model_or_instance_dir: str | Path, rows: pd.DataFrame, *,
                   fold: int | None = None, ensemble: bool = False,
                   dataset_info: Mapping[str, Any] | str | Path | None = None,
-                  skipped: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+                  skipped: Sequence[Mapping[str, Any]] = (),
+                  results_store: ResultsStore | None = None) -> dict[str, Any]:
     """Scores saved model(s) on labelled audio files.
 
     Args:
@@ -114,6 +118,8 @@ def evaluate_rows(model_or_instance_dir: str | Path, rows: pd.DataFrame, *,
         ensemble: use the fold models even when `final.keras` exists.
         dataset_info: dict or path of the dataset description; `None` finds it.
         skipped: files the source could not use (`{"path", "reason"}`), reported.
+        results_store: the results store the instance's records are read through.
+            Defaults to a store of its own.
 
     Returns:
         dict: `model` (in words), `task_type`, `files`, `segments`, `skipped`, and `levels`
@@ -126,8 +132,9 @@ def evaluate_rows(model_or_instance_dir: str | Path, rows: pd.DataFrame, *,
         DatasetError: for labels the model does not know (listing them), non-numeric
             regression targets, or no usable file.
     """
-    models = resolve_models(model_or_instance_dir, fold=fold, ensemble=ensemble)
-    info = describe(models.paths[0], dataset_info)
+    models = resolve_models(model_or_instance_dir, fold=fold, ensemble=ensemble,
+                            results_store=results_store)
+    info = model_dataset_info(models.paths[0], dataset_info)
     classes = info.classes
     task = task_of(info)
     labels = rows["label"].astype(str).to_numpy()
@@ -166,6 +173,7 @@ def evaluate_recordings(model_or_instance_dir: str | Path, annotations: str | Pa
                         audio_root: str | Path, *, fold: int | None = None,
                         ensemble: bool = False,
                         dataset_info: Mapping[str, Any] | str | Path | None = None,
+                        results_store: ResultsStore | None = None,
                         **read_kwargs: Any) -> dict[str, Any]:
     """Scores a detection model on annotated recordings, as its experiment scores its
     test recordings.
@@ -189,6 +197,7 @@ def evaluate_recordings(model_or_instance_dir: str | Path, annotations: str | Pa
         fold: with an instance folder, keep this fold's model.
         ensemble: use the fold models even when `final.keras` exists.
         dataset_info: dict or path of the dataset description; `None` finds it.
+        results_store: the results store the records are read through (default: its own).
         **read_kwargs: passed to `preprocessing.annotations.read_annotations` (`layout`,
             `units`, `annotation_sample_rate`, columns, `context`, `merge_overlaps`); those
             not given are read as the model's store read its own annotations (its
@@ -204,8 +213,9 @@ def evaluate_recordings(model_or_instance_dir: str | Path, annotations: str | Pa
         DatasetError: for every annotation error (see `annotation_source`), an annotated
             label the model does not detect, or no readable recording.
     """
-    info = info_for(resolve_models(model_or_instance_dir, fold=fold, ensemble=ensemble),
-                    dataset_info)
+    store = results_store if results_store is not None else ResultsStore()
+    info = info_for(resolve_models(model_or_instance_dir, fold=fold, ensemble=ensemble,
+                                   results_store=store), dataset_info)
     task = task_of(info)
     if not task.scores_events:
         raise ConfigurationError(
@@ -218,18 +228,13 @@ def evaluate_recordings(model_or_instance_dir: str | Path, annotations: str | Pa
     skipped = list(skipped)
     unreadable: list[dict[str, str]] = []
     results = detect_files(model_or_instance_dir, recordings["path"].tolist(), fold=fold,
-                           ensemble=ensemble, dataset_info=info, skipped=unreadable)
+                           ensemble=ensemble, dataset_info=info, skipped=unreadable,
+                           results_store=store)
     skipped += unreadable
     if not results:
         raise DatasetError(f"No readable recording among {len(recordings)}: "
                            f"{unreadable[:3]}")
-    classes = list(results[0]["classes"])
-    unknown = sorted(set(events["label"]) - set(classes))
-    if unknown:
-        raise DatasetError(
-            f"{annotations} has events labelled {unknown} that the model does not detect "
-            f"(its classes: {classes}); drop those events or evaluate a model trained "
-            "on them.")
+    classes = _detected_classes(results, events, annotations)
     kept = recordings[~recordings["path"].astype(str).isin({s["path"] for s in unreadable})]
     files = kept["file"].astype(str).tolist()
     events = events[events["file"].astype(str).isin(files)]
@@ -240,6 +245,19 @@ def evaluate_recordings(model_or_instance_dir: str | Path, annotations: str | Pa
         durations)
     return {"model": results[0]["model"], "task_type": task.name, "files": len(files),
             "events": len(events), "skipped": skipped, "levels": {"recording": metrics}}
+
+
+def _detected_classes(results: list[dict[str, Any]], events: pd.DataFrame,
+                      annotations: str | Path) -> list[str]:
+    """The classes the model detects; refuses annotated events of any other label."""
+    classes = list(results[0]["classes"])
+    unknown = sorted(set(events["label"]) - set(classes))
+    if unknown:
+        raise DatasetError(
+            f"{annotations} has events labelled {unknown} that the model does not detect "
+            f"(its classes: {classes}); drop those events or evaluate a model trained "
+            "on them.")
+    return classes
 
 
 def _frame_truth(events: pd.DataFrame, found: Mapping[str, Mapping[str, Any]],

@@ -110,7 +110,7 @@ def check_request(fmt: str, out: Path, overwrite: bool, inputs: Sequence[Path] =
     check_apart(out, inputs, input_name="the exported model")
 
 
-def check_backend(fmt: str) -> None:
+def check_format_backend(fmt: str) -> None:
     """Refuses to export `fmt` on a backend that cannot (the process's is fixed): a
     ConfigurationError naming the backend the format needs."""
     import keras  # noqa: PLC0415  (Keras: only once the backend is set)
@@ -312,7 +312,7 @@ def write_export(model: Any, fmt: str, out: Path, card: Callable[[float | None],
         StorageError: when `out`'s disk is full or may not be written (nothing is left).
     """
     check_request(fmt, out, overwrite, inputs)
-    check_backend(fmt)
+    check_format_backend(fmt)
     batch = example_batch(model)
     predicted = model.predict(batch, verbose=0)  # also builds every layer
     expected = np.asarray(predicted[0] if isinstance(predicted, (list, tuple)) else predicted)

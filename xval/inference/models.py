@@ -19,7 +19,7 @@ from xval.core.errors import ConfigurationError, DatasetError, XvalError
 from xval.core.layout import ExperimentLayout, InstanceLayout
 from xval.core.links import broken_link
 from xval.core.parameters import FeatureParams
-from xval.core.storage import check_fold_file, check_fold_models
+from xval.core.storage import ResultsStore, check_fold_file, check_fold_models
 from xval.tasks.base import Task
 from xval.training.loading import check_model_file, load
 
@@ -253,11 +253,15 @@ class ModelSet:
         paths: the `.keras` files; several make a cross-validation ensemble.
         description: what they are, in words (e.g. `"ensemble of 4 fold models of
             instance_1"`), printed by `predict` and `evaluate`.
+        results_store: the results store their fold records are read through. Defaults to
+            a store of its own.
     """
 
-    def __init__(self, paths: Sequence[str | Path], description: str) -> None:
+    def __init__(self, paths: Sequence[str | Path], description: str,
+                 results_store: ResultsStore | None = None) -> None:
         self.paths = [Path(p) for p in paths]
         self.description = description
+        self.results_store = results_store if results_store is not None else ResultsStore()
         self.described_by = "the dataset description"  # set by `info_for`
         self._models: list[Any] | None = None
 
@@ -303,7 +307,8 @@ class ModelSet:
 
 
 def resolve_models(model_or_instance_dir: str | Path, *, fold: int | None = None,
-                   ensemble: bool = False) -> ModelSet:
+                   ensemble: bool = False,
+                   results_store: ResultsStore | None = None) -> ModelSet:
     """The model(s) to use for a `.keras` path or an `instance_<k>` folder.
 
     For an instance folder: `fold_<fold>.keras` when `fold` is given; else `final.keras`
@@ -314,6 +319,8 @@ def resolve_models(model_or_instance_dir: str | Path, *, fold: int | None = None
         model_or_instance_dir: a `.keras` file or an `instance_<k>` folder.
         fold: keep the single model of this fold. Defaults to `None`.
         ensemble: use the fold models even when `final.keras` exists. Defaults to `False`.
+        results_store: the results store the fold records are read through (`ModelSet`).
+            Defaults to a store of its own.
 
     Returns:
         A `ModelSet`.
@@ -324,6 +331,7 @@ def resolve_models(model_or_instance_dir: str | Path, *, fold: int | None = None
             models.
     """
     path = Path(model_or_instance_dir)
+    store = results_store if results_store is not None else ResultsStore()
     if not path.exists():
         broken = broken_link(path)
         raise ConfigurationError(
@@ -343,13 +351,14 @@ def resolve_models(model_or_instance_dir: str | Path, *, fold: int | None = None
         check_model_file(path, "Model")  # its zip directory, before anything else
         owner = InstanceLayout.parse(path.absolute().parent)
         if owner is not None:  # a fold model alone is checked against its record too
-            check_fold_file(owner, path)
+            check_fold_file(owner, path, store)
         where = f" of {owner.root.name}" if owner is not None else ""
-        return ModelSet([path], f"model {path.name}{where}")
-    return _instance_models(InstanceLayout.of_folder(path), fold, ensemble)
+        return ModelSet([path], f"model {path.name}{where}", store)
+    return _instance_models(InstanceLayout.of_folder(path), fold, ensemble, store)
 
 
-def _instance_models(layout: InstanceLayout, fold: int | None, ensemble: bool) -> ModelSet:
+def _instance_models(layout: InstanceLayout, fold: int | None, ensemble: bool,
+                     store: ResultsStore) -> ModelSet:
     """The models of an instance folder (see `resolve_models`)."""
     if layout.ensemble_file.is_file():
         raise ConfigurationError(
@@ -364,18 +373,19 @@ def _instance_models(layout: InstanceLayout, fold: int | None, ensemble: bool) -
                 f"--fold {fold}: {layout.root} has no {layout.fold_model(fold).name}; its "
                 f"fold models are {list(folds) or 'none'}."
             )
-        check_fold_models(layout, {fold: folds[fold]}, complete=False)
-        return ModelSet([folds[fold]], f"fold {fold} model of {name}")
+        check_fold_models(layout, {fold: folds[fold]}, store, complete=False)
+        return ModelSet([folds[fold]], f"fold {fold} model of {name}", store)
     if layout.final_model.is_file() and not ensemble:
         return ModelSet([layout.final_model], f"final model of {name} (refit on all items; "
-                                              "--ensemble uses the fold models)")
+                                              "--ensemble uses the fold models)", store)
     if not folds:
         raise ConfigurationError(
             f"{layout.root} holds no fold_<i>.keras models (nor final.keras): pass an "
             "instance_<k> folder of a run, or a .keras file."
         )
-    check_fold_models(layout, folds)
-    return ModelSet(list(folds.values()), f"ensemble of {len(folds)} fold models of {name}")
+    check_fold_models(layout, folds, store)
+    return ModelSet(list(folds.values()), f"ensemble of {len(folds)} fold models of {name}",
+                    store)
 
 
 def info_for(models: ModelSet,
@@ -383,7 +393,7 @@ def info_for(models: ModelSet,
     """The dataset description of `models`: `dataset_info` when it is one (a mapping), else
     found (see `dataset_info_for`); a `--dataset-info` of another encoder than the models'
     is refused (`_check_same_encoder`)."""
-    info = describe(models.paths[0], dataset_info)
+    info = model_dataset_info(models.paths[0], dataset_info)
     if dataset_info is not None and not isinstance(dataset_info, Mapping):
         _check_same_encoder(models, info, dataset_info)
         models.described_by = f"--dataset-info {str(dataset_info)!r}"
@@ -393,8 +403,8 @@ def info_for(models: ModelSet,
     return info
 
 
-def describe(model_path: str | Path,
-             dataset_info: Mapping[str, Any] | str | Path | None) -> DatasetInfo:
+def model_dataset_info(model_path: str | Path,
+                       dataset_info: Mapping[str, Any] | str | Path | None) -> DatasetInfo:
     """The dataset description of a model: `dataset_info` when it is one (a mapping, such
     as the content of a `dataset.json`), else found (see `dataset_info_for`).
 

@@ -9,6 +9,7 @@ from typing import Any
 from xval.config import embedding
 from xval.core.errors import ConfigurationError
 from xval.core.parameters import TrainingParams
+from xval.core.storage import ResultsStore
 from xval.ensembles.predict import ensemble_record, predict_ensemble
 from xval.inference.classifiers import ClassifierSet
 from xval.inference.detect import chosen_postprocessing
@@ -26,7 +27,8 @@ from xval.tasks import Context
 def predict_files(model_or_instance_dir: str | Path, files: Sequence[str | Path],
                   fold: int | None = None, *, ensemble: bool = False,
                   dataset_info: Mapping[str, Any] | str | Path | None = None, model: Any = None,
-                  embedding_classifier: bool = False) -> list[dict[str, Any]]:
+                  embedding_classifier: bool = False,
+                  results_store: ResultsStore | None = None) -> list[dict[str, Any]]:
     """Per-segment and per-clip outputs of saved model(s) on audio files.
 
     Given an instance folder, the fold models form a cross-validation ensemble: their
@@ -46,6 +48,8 @@ def predict_files(model_or_instance_dir: str | Path, files: Sequence[str | Path]
         embedding_classifier: answer with the fold models' saved embedding classifiers
             (`fold_<i>.skops`, see `xval.embeddings`) instead of the networks' own outputs;
             with an instance folder, the fold models (never `final.keras`).
+        results_store: the results store the instance's records are read through.
+            Defaults to a store of its own.
 
     Returns:
         list (one per file) of dicts: `file`, `model` (what answered, in words),
@@ -56,7 +60,8 @@ def predict_files(model_or_instance_dir: str | Path, files: Sequence[str | Path]
         `predicted` labels are those at or over the thresholds the folds chose on their
         validation items (the median over the folds for several models).
     """
-    record = ensemble_record(model_or_instance_dir)
+    store = results_store if results_store is not None else ResultsStore()
+    record = ensemble_record(model_or_instance_dir, store)
     if record is not None:
         if dataset_info is not None or model is not None or embedding_classifier:
             raise ConfigurationError(
@@ -64,10 +69,10 @@ def predict_files(model_or_instance_dir: str | Path, files: Sequence[str | Path]
                 "own dataset.json and model; --dataset-info and --embedding-classifier go "
                 "with a member.")
         return predict_ensemble(model_or_instance_dir, record, files, predict_files,
-                                fold=fold, ensemble=ensemble)
+                                fold=fold, ensemble=ensemble, results_store=store)
     folds_only = embedding_classifier and fold is None and Path(model_or_instance_dir).is_dir()
     models = resolve_models(model_or_instance_dir, fold=fold,
-                            ensemble=ensemble or folds_only)
+                            ensemble=ensemble or folds_only, results_store=store)
     info = info_for(models, dataset_info)
     if model is not None:
         models.use_loaded([model])

@@ -17,8 +17,6 @@ commands (`python -m xval report`) import the table and the workbook, never matp
 import importlib
 from typing import Any
 
-from xval.compat import deprecated_names
-
 _EXPORTS = {
     "ExperimentResults": "xval.report.results",
     "InstanceResult": "xval.report.results",
@@ -34,15 +32,12 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-_moved = deprecated_names(__name__)  # the names of the module this package replaced
-
-
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
         value = getattr(importlib.import_module(_EXPORTS[name]), name)
         globals()[name] = value  # later look-ups skip this function
         return value
-    return _moved(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:

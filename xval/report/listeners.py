@@ -7,8 +7,9 @@ A run calls, when a listener has them, before and as the recorder
 - `requires` (an attribute): `(what, extra)` pairs, the optional packages the listener
   needs (`xval.core.optional.EXTRAS`), checked with every other package the run needs
   before anything trains, the dry run included;
-- `on_run_begin()`: every check passed and the run is about to train (not in a dry run):
-  the listener opens what it writes to, so that a store that cannot open fails first;
+- `on_run_begin(results_store)`: every check passed and the run is about to train (not in
+  a dry run): the listener opens what it writes to, so that a tracker that cannot open
+  fails first, and reads through the run's results store from then on;
 
 - `on_fold(result, inst_dir)`: a fold's files are written (`result` a `FoldResult`);
 - `on_instance(result)`: an instance's summary is written (`result` the `InstanceResult`
@@ -32,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from xval.config.loader import Config
-from xval.core.entry import describe
+from xval.core.entry import describe_error
 from xval.report.plots import instance_plots
 from xval.report.results import ExperimentResults, InstanceResult
 from xval.report.workbook.builder import build_workbook
@@ -93,7 +94,7 @@ class WorkbookWriter:
         except Exception as e:  # noqa: BLE001  (a derived file never costs a result)
             exp_dir = results.path if isinstance(results, ExperimentResults) else results
             self.failure = (f"the workbook of {exp_dir} was not written "
-                            f"({describe(e)}); the results are kept: fix the cause and "
+                            f"({describe_error(e)}); the results are kept: fix the cause and "
                             f"rebuild it with `python -m xval report {exp_dir}`.")
             print(f"error: {self.failure}", file=sys.stderr, flush=True)
             return None

@@ -12,7 +12,7 @@ Example (a figure kind of one's own, for a task that names it in `figures`):
 ```python
 from xval.report.plots import FIGURES
 
-def histogram(result, store):
+def histogram(result, results_store):
     ...                                   # writes into result.layout.plots_dir
     return [path]
 
@@ -42,21 +42,22 @@ from xval.tasks import views
 LEARNING_CURVES = "learning_curves.png"
 
 Figure = Callable[[InstanceResult, ResultsStore], list[Path]]
-"""`(instance, store) -> written paths`: one kind of figure of an instance."""
+"""`(instance, results_store) -> written paths`: one kind of figure of an instance."""
 
 FIGURES: Registry[Figure] = Registry("figure", setting="figures", where="xval.report.plots")
 """The figure kinds a task may name in `Task.figures`."""
 
 
-def instance_plots(result: InstanceResult, store: ResultsStore | None = None) -> list[Path]:
+def instance_plots(result: InstanceResult,
+                   results_store: ResultsStore | None = None) -> list[Path]:
     """Writes every plot of one instance into its `plots/` folder: the learning curves,
     then the figures of its task (`Task.figures`: e.g. the confusion matrix and per-class F1
     of classification, predicted against true values for regression).
 
     Args:
         result: the instance as read (its believed folds and summary).
-        store: the results store the figures read through. Defaults to the one the
-            instance was read through (`InstanceResult.store`).
+        results_store: the results store the figures read through. Defaults to the one
+            the instance was read through (`InstanceResult.results_store`).
 
     Returns:
         list of written paths.
@@ -67,14 +68,15 @@ def instance_plots(result: InstanceResult, store: ResultsStore | None = None) ->
     if figures.learning_curves(result.folds, curves, task.selection_metric):
         written.append(curves)
     for figure in task.figures:
-        written += (FIGURES.get(figure)(result, store or result.store)
-                    if isinstance(figure, str) else _drawn(figure, result, store))
+        written += (FIGURES.get(figure)(result, results_store or result.results_store)
+                    if isinstance(figure, str) else _drawn(figure, result, results_store))
     return written
 
 
-def _drawn(figure: views.Figure, result: InstanceResult, store: ResultsStore | None) -> list[Path]:
+def _drawn(figure: views.Figure, result: InstanceResult,
+           results_store: ResultsStore | None) -> list[Path]:
     """A figure the task gives as data, drawn: each class's scores over the folds."""
-    bars = figure.data(instance_view(result, store))
+    bars = figure.data(instance_view(result, results_store))
     if bars is None:
         return []
     return [figures.per_class_scores(bars.values, bars.classes,
@@ -93,7 +95,7 @@ def _levels(result: InstanceResult) -> list[tuple[str, str]]:
     return [(level, "" if k == 0 else f"_{level}") for k, level in enumerate(levels)]
 
 
-def confusion_matrices(result: InstanceResult, store: ResultsStore) -> list[Path]:
+def confusion_matrices(result: InstanceResult, results_store: ResultsStore) -> list[Path]:
     """The test confusion matrix pooled over folds, per level (`confusion_matrix*.png`)."""
     classes = classes_of(result) or []
     names = task_of(result).level_names
@@ -104,7 +106,7 @@ def confusion_matrices(result: InstanceResult, store: ResultsStore) -> list[Path
         for level, suffix in _levels(result)]
 
 
-def per_class_f1(result: InstanceResult, store: ResultsStore) -> list[Path]:
+def per_class_f1_plots(result: InstanceResult, results_store: ResultsStore) -> list[Path]:
     """Per-class test F1 over folds, per level (`per_class_f1*.png`)."""
     names = task_of(result).level_names
     written = []
@@ -118,9 +120,10 @@ def per_class_f1(result: InstanceResult, store: ResultsStore) -> list[Path]:
     return written
 
 
-def predicted_vs_true(result: InstanceResult, store: ResultsStore) -> list[Path]:
+def predicted_vs_true_plot(result: InstanceResult, results_store: ResultsStore) -> list[Path]:
     """The test predictions of every fold against their targets (`predicted_vs_true.png`)."""
-    rows = [row for f in result.folds for row in _sealed(store.predictions, result, f.fold) or []]
+    rows = [row for f in result.folds
+            for row in _sealed(results_store.predictions, result, f.fold) or []]
     if not rows:
         return []
     true, predicted = (np.array([float(r[k]) for r in rows]) for k in ("target", "predicted"))
@@ -139,12 +142,12 @@ def _sealed(read: Callable[[InstanceLayout, int], Any], result: InstanceResult,
         return None
 
 
-def activity_plots(result: InstanceResult, store: ResultsStore) -> list[Path]:
+def activity_plots(result: InstanceResult, results_store: ResultsStore) -> list[Path]:
     """A detector's activity on a few test windows of every fold, against the annotation
     (`activity_fold_<i>.png`, from the fold's plot data)."""
     written = []
     for fold in result.folds:
-        data = _sealed(store.plot_data, result, fold.fold) if fold.status == Status.OK \
+        data = _sealed(results_store.plot_data, result, fold.fold) if fold.status == Status.OK \
             else None
         if data is None:
             continue
@@ -157,6 +160,6 @@ def activity_plots(result: InstanceResult, store: ResultsStore) -> list[Path]:
 
 
 FIGURES.register("confusion_matrix", confusion_matrices)
-FIGURES.register("per_class_f1", per_class_f1)
-FIGURES.register("predicted_vs_true", predicted_vs_true)
+FIGURES.register("per_class_f1", per_class_f1_plots)
+FIGURES.register("predicted_vs_true", predicted_vs_true_plot)
 FIGURES.register("activity", activity_plots)

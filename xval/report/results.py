@@ -1,9 +1,9 @@
 """The report's view of a results folder: `ExperimentResults` and `InstanceResult`.
 
-Every file is read through the results store (`xval.core.storage.STORE`), which checks every
-fold file as it reads it: a fold that cannot be believed (another fold's number, another
-instance's parameters, a metric out of its range, a model missing or not the recorded one)
-is *invalid*: not counted, never selected, its instance `partial` and the reason kept in
+Every file is read through the results store handed in (`xval.core.storage.ResultsStore`;
+a store of its own by default), which checks every fold file as it reads it: a fold that
+cannot be believed (another fold's number, another instance's parameters, a metric out of
+its range, a model missing or not the recorded one) is *invalid*: not counted, never selected, its instance `partial` and the reason kept in
 `InstanceSummary.invalid`. The summary is computed from the fold files once per version of
 them (never read from `summary.json`), so it cannot contradict them.
 """
@@ -30,7 +30,7 @@ from xval.core.records import (
     RunCommand,
     TrialRecord,
 )
-from xval.core.storage import STORE, ResultsStore, TaskRules
+from xval.core.storage import ResultsStore, TaskRules
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -54,7 +54,8 @@ class InstanceResult:
         path: the `instance_<k>` folder.
         num_folds: the experiment's number of folds; `None` reads it from `summary.json`
             or counts the fold files.
-        store: the results store. Defaults to the process's (`STORE`).
+        results_store: the results store it is read through. Defaults to a store of its
+            own.
         num_repeats: the repeats of the k-fold (`folds.json`). Defaults to `1`.
 
     Attributes:
@@ -77,13 +78,14 @@ class InstanceResult:
     """
 
     def __init__(self, path: str | Path, num_folds: int | None = None, *,
-                 store: ResultsStore = STORE, num_repeats: int = 1) -> None:
+                 results_store: ResultsStore | None = None, num_repeats: int = 1) -> None:
         layout = InstanceLayout.parse(Path(path))
         if layout is None:
             raise ConfigurationError(f"{path} is not an instance_<k> folder.")
+        store = results_store if results_store is not None else ResultsStore()
         files = store.instance(layout, num_folds, tasks.rules, edited_params)
         self.layout, self.path, self.id = layout, Path(path), layout.id
-        self.store = store  # what reads its predictions and plot data later
+        self.results_store = store  # what reads its predictions and plot data later
         self.unreadable: list[str] = files.unreadable
         self.params: dict[str, Any] = dict(files.params.params if files.params else {})
         self.folds: list[FoldResult] = files.folds
@@ -150,7 +152,8 @@ class ExperimentResults:
 
     Args:
         path: the `experiment_<N>` folder.
-        store: the results store. Defaults to the process's (`STORE`).
+        results_store: the results store it is read through. Defaults to a store of its
+            own.
         num_folds: the number of folds when the folder has no `folds.json` yet (a run's
             plan); `None` counts each instance's fold files then.
 
@@ -158,11 +161,11 @@ class ExperimentResults:
         ResultsConflictError: when its `folds.json` is not a fold manifest.
     """
 
-    def __init__(self, path: str | Path, *, store: ResultsStore = STORE,
+    def __init__(self, path: str | Path, *, results_store: ResultsStore | None = None,
                  num_folds: int | None = None) -> None:
         self.path = Path(path)
         self.layout = ExperimentLayout(self.path)
-        self.store = store
+        self.results_store = results_store if results_store is not None else ResultsStore()
         self._planned_folds = num_folds
         self.manifest: FoldsManifest | None = None
         self.instances: dict[int, InstanceResult] = {}
@@ -191,7 +194,7 @@ class ExperimentResults:
         Raises:
             ResultsConflictError: when `folds.json` is not a fold manifest.
         """
-        self.manifest = self.store.manifest(self.layout)
+        self.manifest = self.results_store.manifest(self.layout)
         found = {inst.id for inst in self.layout.instances()}
         for k in [k for k in self.instances if k not in found]:
             del self.instances[k], self._stamps[k]
@@ -207,12 +210,12 @@ class ExperimentResults:
             Its `InstanceResult`, now also `self[instance_id]`.
         """
         if self.manifest is None:  # written since these results were first read
-            self.manifest = self.store.manifest(self.layout)
+            self.manifest = self.results_store.manifest(self.layout)
         inst = self.layout.instance(instance_id)
-        stamp = self.store.stamp(inst, self.num_folds)
+        stamp = self.results_store.stamp(inst, self.num_folds)
         if self._stamps.get(instance_id) != stamp or instance_id not in self.instances:
             self.instances[instance_id] = InstanceResult(inst.root, self.num_folds,
-                                                         store=self.store,
+                                                         results_store=self.results_store,
                                                          num_repeats=self.num_repeats)
             self._stamps[instance_id] = stamp
             self.instances = dict(sorted(self.instances.items()))
@@ -238,7 +241,7 @@ class ExperimentResults:
     def runs(self) -> list[RunCommand]:
         """The command line of every run of the experiment, oldest first
         (`code/commands.json`; empty when it is missing or cannot be read)."""
-        return self.store.commands(self.layout)
+        return self.results_store.commands(self.layout)
 
     def __iter__(self) -> Iterator[InstanceResult]:
         return iter(self.instances.values())

@@ -102,7 +102,7 @@ def levels(results: Iterable[InstanceResult]) -> list[str]:
     return found
 
 
-def metric_names(results: Iterable[InstanceResult], level: str) -> list[str]:
+def recorded_metric_names(results: Iterable[InstanceResult], level: str) -> list[str]:
     """Every metric some instance records at `level`, in the order first seen (instances
     with an embedding classifier add `embedding_*` metrics that others lack)."""
     names: dict[str, None] = {}

@@ -29,7 +29,7 @@ from xval.core.layout import InstanceLayout
 from xval.core.network import check_reachable
 from xval.core.outputs import check_output_folder
 from xval.core.records import FoldResult, InstanceStatus, InstanceSummary, ParamsRecord
-from xval.core.storage import STORE
+from xval.core.storage import ResultsStore
 from xval.report.results import InstanceResult
 from xval.report.validation import finite
 
@@ -119,6 +119,8 @@ class MLflowListener:
         target: a folder (default `mlruns` in the current directory) or a tracking URI;
             see `tracking_uri`.
         experiment_name: the MLflow experiment; `None` uses the dataset name.
+        results_store: the results store the instances' parameters are read through; a
+            run hands its own (`on_run_begin`). Defaults to a store of its own.
 
     Raises:
         ConfigurationError: for a `target` that is no folder or tracking URI. MLflow itself
@@ -130,9 +132,11 @@ class MLflowListener:
     """What needs which extra (`xval.core.optional`): checked by a run before it trains."""
 
     def __init__(self, target: str | Path | None = None,
-                 experiment_name: str | None = None) -> None:
+                 experiment_name: str | None = None, *,
+                 results_store: ResultsStore | None = None) -> None:
         self.uri, self.artifact_root = tracking_uri(target)
         self.experiment_name = experiment_name
+        self.results_store = results_store if results_store is not None else ResultsStore()
         self._client: Any = None
         self._experiments: dict[str, str] = {}
         self._parents: dict[Path, tuple[str, str]] = {}
@@ -216,8 +220,8 @@ class MLflowListener:
         """The parent run of an instance: found by its tags, or made (with the params)."""
         inst_dir = Path(inst_dir).resolve()
         exp_dir = inst_dir.parent
-        saved, _ = STORE.read_record(InstanceLayout(inst_dir, instance).params_file,
-                                      ParamsRecord.from_dict)
+        saved, _ = self.results_store.read_record(
+            InstanceLayout(inst_dir, instance).params_file, ParamsRecord.from_dict)
         params_hash = saved.hash if saved is not None else ""
         params = saved.params if saved is not None else {}
         cached = self._parents.get(inst_dir)
@@ -245,8 +249,10 @@ class MLflowListener:
         self._parents[inst_dir] = (run.info.run_id, params_hash)
         return run.info.run_id
 
-    def on_run_begin(self) -> None:
-        """Connects (`connect`) once the run's checks have passed, before any fold trains."""
+    def on_run_begin(self, results_store: ResultsStore) -> None:
+        """Connects (`connect`) once the run's checks have passed, before any fold trains,
+        and reads through the run's results store from then on."""
+        self.results_store = results_store
         self.connect()
 
     def on_fold(self, result: FoldResult, inst_dir: str | Path) -> None:

@@ -25,16 +25,17 @@ def task_of(result: InstanceResult) -> tasks.Task:
     return tasks.get(result.task_type or tasks.infer(classes=classes_of(result) or []))
 
 
-def instance_view(result: InstanceResult, store: ResultsStore | None = None) -> Instance:
+def instance_view(result: InstanceResult, results_store: ResultsStore | None = None
+                  ) -> Instance:
     """What the task's views read of an instance: each finished fold's test predictions
     (none where the file is not the one the fold recorded: a view leaves such a fold out,
     as it leaves out a fold that is not believed), its post-processing and test metrics.
 
     Args:
         result: the instance as read.
-        store: the results store to read through. Defaults to the instance's.
+        results_store: the results store to read through. Defaults to the instance's.
     """
-    store = store or result.store
+    store = results_store or result.results_store
     folds = []
     for fold in result.folds:
         if fold.status != Status.OK:

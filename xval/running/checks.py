@@ -25,7 +25,7 @@ from xval.core.settings import keys_of
 from xval.folds import RANK, Fold, allowed_folds, split_validation
 from xval.running.label_checks import (
     fold_label_lines,
-    label_table,
+    label_indicators,
     missing_label_warnings,
     set_summary,
 )
@@ -56,7 +56,7 @@ def data_checks(plan: Plan) -> list[str]:
     task = tasks.get(plan.store.task_type)
     labels = _labels(meta, task)
     manifest = plan.manifest
-    sets = label_table(meta, plan.store.classes, task) if task.multi_label else None
+    sets = label_indicators(meta, plan.store.classes, task) if task.multi_label else None
     lines = [_summary(meta, labels, len(items)) if sets is None else
              set_summary(meta, sets, len(items)),
              _folds_line(len(items), manifest.folds_per_repeat, manifest.num_repeats)]

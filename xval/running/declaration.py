@@ -20,10 +20,10 @@ from typing import Any, ParamSpec, TypeVar
 
 from xval import tasks
 from xval.config.space import Search
+from xval.core.backend import normalize_gpu
 from xval.core.constraints import InstancesOf, Interval, check, validate_params
 from xval.core.errors import ConfigurationError, XvalError
 from xval.core.records.ensemble import DEFAULT_WEIGHTING, WEIGHTINGS
-from xval.running.environment import valid_gpu
 
 InstanceSpec = Mapping[str, Any] | Sequence[str]
 """An instance as declared: a dict of parameters or a list of `'name=value'` strings."""
@@ -172,16 +172,18 @@ def check_dataset(name: str, allow_outside: bool) -> str:
 
 
 def check_gpu_setting(gpu: object) -> int | str | None:
-    """Returns `gpu_ID` if it is `None` or a GPU id (see `valid_gpu`).
+    """Returns `gpu_ID` if it is `None` or a GPU id (`xval.core.backend.normalize_gpu`).
 
     Raises:
         ConfigurationError: for anything else.
     """
-    if gpu is not None and not valid_gpu(gpu):
+    try:
+        normalize_gpu(gpu)
+    except ConfigurationError:
         raise ConfigurationError(
             f"gpu_ID={gpu!r}: expected a GPU number such as 0 or '1', -1 or 'cpu' for "
             "the CPU, or None to leave CUDA_VISIBLE_DEVICES as it is."
-        )
+        ) from None
     return gpu  # type: ignore[return-value]
 
 

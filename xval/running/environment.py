@@ -8,16 +8,22 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
+from numbers import Integral
 from pathlib import Path
 
 from xval.config.loader import Config, find_config, load_config
-from xval.core.backend import import_paused, inherited_devices, inherited_text, use_backend
-from xval.core.constraints import satisfies
+from xval.core.backend import (
+    import_paused,
+    inherited_devices,
+    inherited_text,
+    normalize_gpu,
+    use_backend,
+)
+from xval.core.constraints import Interval, satisfies
 from xval.core.errors import ConfigurationError
 from xval.running.cuda_build import check_gpu_build
 
@@ -26,29 +32,6 @@ Out = Callable[..., None]
 
 ConfigSource = Config | str | os.PathLike | None
 """A loaded `Config`, the path of a config.ini, or `None` to find it."""
-
-
-def normalize_gpu(gpu: object, what: str = "GPU id") -> str | None:
-    """Checks a GPU id: `None`, an integer >= 0, or -1 / `"cpu"` for no GPU.
-
-    Args:
-        gpu: the id as given (command line or `gpu_ID`).
-        what: how to name it in the error. Defaults to `"GPU id"`.
-
-    Returns:
-        `None`, or the id as a string (`"-1"` for CPU only).
-
-    Raises:
-        ConfigurationError: for anything else (`"abc"`, `1.5`, `""`).
-    """
-    if gpu is None:
-        return None
-    text = str(gpu).strip().lower()
-    if isinstance(gpu, (bool, float)) or not (text == "cpu" or re.fullmatch(r"-1|\d+", text)):
-        raise ConfigurationError(
-            f"{what} {gpu!r}: expected a GPU number (0, 1, ...) or -1 for CPU only."
-        )
-    return "-1" if text == "cpu" else text
 
 
 NVIDIA_DRIVER_GPUS = Path("/proc/driver/nvidia/gpus")
@@ -91,7 +74,7 @@ def _nvml_count() -> Count:
             pynvml.nvmlShutdown()
     except Exception:  # no driver, no library: the next source  # noqa: BLE001
         return None
-    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+    if not satisfies(count, [Interval(Integral, 0, None)]):
         return f"NVML counted {count!r} GPUs"
     return count
 
@@ -257,14 +240,6 @@ def check_gpus_visible(gpus: list[str], what: str, warn: Out, backend: str | Non
     if build:
         check_gpu_build(ids, what, backend or os.environ.get("KERAS_BACKEND"), count)
     return ids
-
-
-def valid_gpu(gpu: object) -> bool:
-    """Whether `gpu` is a GPU id an experiment may declare: an int >= -1, or a string of
-    one: digits, `-1` or `cpu`."""
-    if satisfies(gpu, [int]):
-        return gpu >= -1  # type: ignore[operator]
-    return isinstance(gpu, str) and (gpu.strip().isdigit() or gpu.strip() in ("-1", "cpu"))
 
 
 def setup_environment(backend: str, gpu: str | None = None) -> str:

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from xval.core.storage import STORE
+from xval.core.storage import RESULTS_STORE
 from xval.running.command import run_experiment_cli
 from xval.running.declaration import ExperimentDeclaration, InstanceRange, Selection
 from xval.running.environment import ConfigSource, run_config
@@ -113,7 +113,7 @@ class Experiment(ExperimentDeclaration):
             else list(instances)
         return run_experiment(self, selected, options,
                               run_config(config, self.config_path, self.script),
-                              results_store=STORE)  # this process's store: chosen here
+                              results_store=RESULTS_STORE)  # this process's store: chosen here
 
     def refit(self, instance: int, options: RunOptions | None = None, *,
               config: ConfigSource = None, **changes: Any) -> Path:
@@ -150,7 +150,7 @@ class Experiment(ExperimentDeclaration):
         """
         return refit_instance(self, instance, run_config(config, self.config_path,
                                                          self.script),
-                              RunOptions.of(options, **changes), results_store=STORE)
+                              RunOptions.of(options, **changes), results_store=RESULTS_STORE)
 
 
 __all__ = ["Experiment", "InstanceRange", "RunOutcome"]

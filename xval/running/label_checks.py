@@ -15,8 +15,8 @@ SHOWN_LABELS = 30
 """The labels the table of test rows per fold shows (the rarest first), the others counted."""
 
 
-def label_table(meta: pd.DataFrame, classes: Sequence[str],
-                task: tasks.Task | None = None) -> pd.DataFrame:
+def label_indicators(meta: pd.DataFrame, classes: Sequence[str],
+                     task: tasks.Task | None = None) -> pd.DataFrame:
     """0/1 columns, one per class, of the rows of `meta` (its `label` texts, each read as
     `task` reads a row's labels, `Targets.classes_in`; by default the task whose rows hold
     label sets, `xval.tasks.of_label_sets`), indexed like `meta`."""

@@ -29,12 +29,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from filelock import Timeout
-
 from xval.config.loader import Config
 from xval.config.selection import metric_direction, selection_metric
 from xval.config.space import Search
-from xval.core.errors import ConfigurationError
 from xval.core.layout import ExperimentLayout
 from xval.core.records import InstanceStatus, NestedRecord
 from xval.core.storage import ResultsStore
@@ -134,16 +131,9 @@ def _run_nested(run: NestedRun, instance: int) -> NestedOutcome:
                         listeners=run.output.listeners, task_type=plan.task_type,
                         results_store=run.results_store)
     begin_experiment(recorder, experiment, plan, run.backend)
-    held = recorder.instance_lock(instance)
-    try:
-        held.acquire(timeout=0)
-    except Timeout:
-        raise ConfigurationError(f"Instance {instance} (the nested search) is running in "
-                                 "another runner; rerun after it ends.") from None
-    try:
+    with recorder.holding(instance, f"Instance {instance} (the nested search) is running "
+                                    "in another runner; rerun after it ends."):
         failed = outer_folds(run, plan, recorder, instance)
-    finally:
-        held.release()
     recorder.results_changed()
     return NestedOutcome(plan.layout, instance, failed, recorder.results.refresh())
 
@@ -157,7 +147,7 @@ def outer_folds(run: NestedRun, plan: Plan, recorder: Recorder, instance: int) -
     done = recorder.begin_instance(instance, plan.resolved[instance], plan.hashes[instance],
                                    bool(run.options.overwrite))
     metric = selection_metric(run.config, plan.task_type)
-    record = recorder.store.read_record(recorder.instance_layout(instance).nested_file,
+    record = recorder.results_store.read_record(recorder.instance_layout(instance).nested_file,
                                         NestedRecord.from_dict)[0]
     if record is None:
         record = NestedRecord(inner_folds=run.inner_folds, n_trials=run.n_trials,
@@ -219,7 +209,7 @@ def search_outer_fold(run: NestedRun, plan: Plan, fold: int, metric: str
     finally:
         experiment.instances = declared  # trial instances are not declarations
     results = outcome.results.refresh() if outcome.results is not None \
-        else ExperimentResults(layout.root, store=run.results_store)
+        else ExperimentResults(layout.root, results_store=run.results_store)
     best = best_trial(results, metric)
     if best is None or best.trial is None:
         return None

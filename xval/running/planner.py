@@ -61,7 +61,7 @@ class Plan:
         overrides: the `--set` values the instances were resolved with (recorded in
             every `params.json`, so that `--refit` resolves them the same way).
         results_store: the results store the run reads and writes through (handed in by
-            the entry point: `Experiment` gives the process's, `STORE`).
+            the entry point: `Experiment` gives the process's, `RESULTS_STORE`).
     """
 
     layout: ExperimentLayout
@@ -138,15 +138,15 @@ class Plan:
             path = str(self.config.path) if self.config.path else None
             rows = [dataclasses.replace(row, source=_file_name(self.config))
                     if row.source == path else row
-                    for row in instance_rows(experiment, self.config, k, params,
+                    for row in parameter_sources(experiment, self.config, k, params,
                                              self.overrides) if row.chosen]
             out(f"Instance {k}:" if rows else f"Instance {k}: the package defaults")
             for line in format_settings(rows, indent="  ").splitlines():
                 out(line)
 
 
-def instance_rows(experiment: ExperimentDeclaration, config: Config, instance: int,
-                  params: InstanceParams, overrides: Mapping[str, Any]) -> list[Setting]:
+def parameter_sources(experiment: ExperimentDeclaration, config: Config, instance: int,
+                      params: InstanceParams, overrides: Mapping[str, Any]) -> list[Setting]:
     """Every parameter of a resolved instance with where it came from (`Setting.source`:
     the config file, `experiment`, `instance <k>`, `--set`, a default, or fitted to the
     instance) and its package default: the instance's names first (architecture,
@@ -363,7 +363,7 @@ def check_folds_file(layout: ExperimentLayout, manifest: FoldsManifest,
 
     Raises:
         ResultsConflictError: for other folds, a `folds.json` that is not a manifest, or
-            one edited after it was written (`STORE.manifest` checks its hash).
+            one edited after it was written (`RESULTS_STORE.manifest` checks its hash).
     """
     path = layout.folds_file
     old = results_store.manifest(layout)

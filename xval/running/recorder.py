@@ -2,25 +2,27 @@
 
 Fold files, models, predictions, error files, parameter records, instance summaries, final
 models, trial records and the experiment-level files are written by the results store
-handed in (`results_store`: the process's `xval.core.storage.STORE` unless a caller gives
-another), in the driver, whatever executor trained the folds; the
-recorder says what to write and when, and what the files already there mean for the run
-(the folds done, a fold to rerun). What is derived from the records (plots, the workbook,
+handed in (`results_store`: the process's `xval.core.storage.RESULTS_STORE` unless a
+caller gives another), in the driver, whatever executor trained the folds; the recorder
+says what to write and when, and what the files already there mean for the run (the folds
+done, a fold to rerun). What is derived from the records (plots, the workbook,
 an experiment tracker) is made by listeners (`RecorderListener`), handed the records the
 recorder has: never re-read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from xval import tasks
 from xval.config.loader import Config
+from xval.core.errors import ConfigurationError
 from xval.core.layout import ExperimentLayout, InstanceLayout
 from xval.core.parameters import InstanceParams
 from xval.core.records import (
@@ -56,8 +58,9 @@ class RecorderListener(Protocol):
     - `requires`: `(what, extra)` pairs naming the optional packages the listener needs
       (`xval.core.optional.EXTRAS`), checked with the run's other packages before
       anything trains (the dry run too; `xval.running.packages`);
-    - `on_run_begin()`: every check passed and the run is about to train (not in a dry
-      run); what it raises stops the run before any fold trains (MLflow connects here).
+    - `on_run_begin(results_store)`: every check passed and the run is about to train (not
+      in a dry run), reading and writing through `results_store`; what it raises stops the
+      run before any fold trains (MLflow connects here).
 
     A listener that raises once the recorder has started is reported and dropped; it never
     stops the run.
@@ -65,11 +68,11 @@ class RecorderListener(Protocol):
 
 
 def folds_on_disk(layout: InstanceLayout, num_folds: int, *, params_hash: str | None,
-                  task_type: str | None, store: ResultsStore) -> InstanceFolds:
+                  task_type: str | None, results_store: ResultsStore) -> InstanceFolds:
     """The fold files of an instance within `num_folds`, read and checked to resume from
     (`ResultsStore.resume_folds`, with the ranges of `task_type`: `None` for the folds'
     own task)."""
-    return store.resume_folds(layout, num_folds, params_hash, tasks.rules(task_type))
+    return results_store.resume_folds(layout, num_folds, params_hash, tasks.rules(task_type))
 
 
 class Recorder:
@@ -100,7 +103,7 @@ class Recorder:
         self.num_folds = num_folds
         self.out = out
         self.listeners = list(listeners)
-        self.store = results_store
+        self.results_store = results_store
         self._results = results
 
     @property
@@ -108,7 +111,7 @@ class Recorder:
         """The experiment's results as the run keeps them: read once, then updated as the
         recorder writes (`ExperimentResults.reload`, `refresh`)."""
         if self._results is None:
-            self._results = ExperimentResults(self.layout.root, store=self.store,
+            self._results = ExperimentResults(self.layout.root, results_store=self.results_store,
                                               num_folds=self.num_folds)
         return self._results
 
@@ -127,10 +130,38 @@ class Recorder:
     def instance_layout(self, instance: int) -> InstanceLayout:
         return self.layout.instance(instance)
 
-    def instance_lock(self, instance: int) -> FileLock:
-        """The lock a runner holds while it runs an instance (outside the instance folder,
-        which --overwrite moves aside)."""
-        return self.store.instance_lock(self.layout.instance(instance))
+    def claim(self, instance: int) -> FileLock | None:
+        """Takes the lock a runner holds while it runs an instance (outside the instance
+        folder, which --overwrite moves aside), without waiting: the one way to try it.
+
+        Returns:
+            The held lock (the caller releases it), or `None` when another runner holds it.
+        """
+        held = self.results_store.instance_lock(self.layout.instance(instance))
+        try:
+            held.acquire(timeout=0)
+        except Timeout:
+            return None
+        return held
+
+    @contextlib.contextmanager
+    def holding(self, instance: int, refusal: str) -> Iterator[None]:
+        """Holds the instance's lock (`claim`) while the block runs.
+
+        Args:
+            instance: the instance id.
+            refusal: the error's words when another runner holds it (what to do then).
+
+        Raises:
+            ConfigurationError: `refusal`, when another runner holds the lock.
+        """
+        held = self.claim(instance)
+        if held is None:
+            raise ConfigurationError(refusal)
+        try:
+            yield
+        finally:
+            held.release()
 
     def begin_experiment(self, manifest: FoldsManifest, description: str,
                          dataset_info: Mapping[str, Any], *, script: str | None,
@@ -143,7 +174,7 @@ class Recorder:
         Raises:
             ResultsConflictError: when `folds.json` changed under this run.
         """
-        self.store.begin_experiment(self.layout, manifest, description, dataset_info,
+        self.results_store.begin_experiment(self.layout, manifest, description, dataset_info,
                                     script=script, config_path=config_path, backend=backend,
                                     command=command, out=self.out)
 
@@ -175,7 +206,7 @@ class Recorder:
         layout = self.instance_layout(instance)
         record = ParamsRecord(instance=instance, hash=params_hash, params=params.to_dict(),
                               task_type=self.task_type, overrides=dict(overrides or {}))
-        folds = self.store.begin_instance(layout, record, num_folds=self.num_folds,
+        folds = self.results_store.begin_instance(layout, record, num_folds=self.num_folds,
                                           rules=tasks.rules(self.task_type),
                                           overwrite=overwrite, dataset_info=dataset_info,
                                           out=self.out)
@@ -186,7 +217,7 @@ class Recorder:
     def record_fold(self, result: FoldResult) -> None:
         """Writes one fold's files (`ResultsStore.write_fold`) and tells the listeners."""
         layout = self.instance_layout(result.instance)
-        self.store.write_fold(layout, result)
+        self.results_store.write_fold(layout, result)
         self._notify("on_fold", result, layout.root)
 
     def record_refit(self, result: FoldResult, fold_best_epochs: Sequence[int | None]
@@ -194,18 +225,18 @@ class Recorder:
         """Writes the final model of an instance (`ResultsStore.write_final`) and tells the
         listeners; returns the path of `final.keras`."""
         layout = self.instance_layout(result.instance)
-        path = self.store.write_final(layout, result, fold_best_epochs)
+        path = self.results_store.write_final(layout, result, fold_best_epochs)
         self._notify("on_refit", result, layout.root)
         return path
 
     def record_trial(self, record: TrialRecord) -> None:
         """Writes the `trial.json` of the instance a search trial made."""
-        self.store.write(self.instance_layout(record.instance).trial_file, record)
+        self.results_store.write(self.instance_layout(record.instance).trial_file, record)
 
     def record_nested(self, instance: int, record: NestedRecord) -> None:
         """Writes the `nested.json` of the instance holding a nested search's outer
         scores: what each outer fold's inner search chose."""
-        self.store.write(self.instance_layout(instance).nested_file, record)
+        self.results_store.write(self.instance_layout(instance).nested_file, record)
 
     def record_ensemble(self, instance: int, ensemble: FusedEnsemble,
                         overwrite: bool = False) -> InstanceSummary:
@@ -217,7 +248,7 @@ class Recorder:
             ResultsConflictError: when the folder holds other results and not `overwrite`.
         """
         layout = self.instance_layout(instance)
-        self.store.write_ensemble(layout, ensemble.params, ensemble.record, ensemble.folds,
+        self.results_store.write_ensemble(layout, ensemble.params, ensemble.record, ensemble.folds,
                                   overwrite=overwrite, out=self.out)
         for result in ensemble.folds:
             self._notify("on_fold", result, layout.root)
@@ -234,7 +265,7 @@ class Recorder:
         """
         result = self.results.reload(instance)
         summary = result.summary
-        self.store.write_summary(self.instance_layout(instance), summary,
+        self.results_store.write_summary(self.instance_layout(instance), summary,
                                  complete=summary.status == InstanceStatus.COMPLETE.value)
         self._notify("on_instance", result)
         return summary

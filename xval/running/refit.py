@@ -11,15 +11,12 @@ are refused, naming each one with its recorded and its present value.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import statistics
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-
-from filelock import Timeout
 
 from xval.config import params as P
 from xval.config.loader import Config
@@ -53,7 +50,7 @@ def refit_instance(experiment: ExperimentDeclaration, instance: int, config: Con
             values were recorded); what a refit cannot take is refused
             (`RunOptions.for_refit`).
         results_store: the results store the instance's files are read and written
-            through (`Experiment.refit` gives the process's, `STORE`).
+            through (`Experiment.refit` gives the process's, `RESULTS_STORE`).
 
     Returns:
         The path of `final.keras`.
@@ -92,7 +89,8 @@ def refit_instance(experiment: ExperimentDeclaration, instance: int, config: Con
     check_packages(plan.resolved, executor=runner.name)
     out(f"instance {instance}: refitting on all {len(job.items['train'])} items for {epochs} "
         f"epochs (median of the folds' best epochs {best_epochs}).")
-    with holding_instance(recorder, instance):
+    with recorder.holding(instance, f"Instance {instance} is running in another runner; "
+                                    "refit it after that runner ends."):
         result = run_one(runner, job)
         if not result.ok:
             raise TrainingError(f"Refit of instance {instance} failed: {result.message}"
@@ -178,7 +176,7 @@ def fold_best_epochs(recorder: Recorder, plan: Plan, instance: int,
     """
     folds = folds_on_disk(recorder.instance_layout(instance), plan.num_folds,
                           params_hash=plan.hashes[instance], task_type=plan.task_type,
-                          store=plan.results_store)
+                          results_store=plan.results_store)
     missing = [i for i in range(plan.num_folds) if i not in folds.done]
     best = [r.best_epoch for r in sorted(folds.records, key=lambda r: r.fold) if r.ok]
     if missing or not any(e is not None for e in best):
@@ -204,27 +202,6 @@ def refit_job(plan: Plan, instance: int, epochs: int) -> Job:
 
 def _stderr(line: str) -> None:
     print(line, file=sys.stderr)
-
-
-@contextlib.contextmanager
-def holding_instance(recorder: Recorder, instance: int) -> Iterator[None]:
-    """Holds the instance's lock while the block runs.
-
-    Raises:
-        ConfigurationError: when another runner holds it.
-    """
-    instance_lock = recorder.instance_lock(instance)
-    try:
-        instance_lock.acquire(timeout=0)
-    except Timeout:
-        raise ConfigurationError(
-            f"Instance {instance} is running in another runner; refit it after that "
-            "runner ends."
-        ) from None
-    try:
-        yield
-    finally:
-        instance_lock.release()
 
 
 def run_one(runner: Executor, job: Job) -> FoldResult:

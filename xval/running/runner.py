@@ -15,11 +15,10 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 
-from filelock import Timeout
-
 from xval.config.loader import Config
 from xval.config.selection import check_selection_metric, metric_direction
 from xval.config.space import Search
+from xval.core.backend import normalize_gpu
 from xval.core.errors import ConfigurationError
 from xval.core.parameters import TrainingParams
 from xval.core.records import InstanceStatus, Job
@@ -43,7 +42,6 @@ from xval.running.environment import (
     check_gpus_visible,
     gpu_present,
     import_keras,
-    normalize_gpu,
     prepare_process,
 )
 from xval.running.experiment_files import begin_experiment, instance_dataset_info
@@ -92,8 +90,8 @@ def run_experiment(experiment: ExperimentDeclaration, instances: Selection,
         options: what the run is asked to do.
         config: the run's `Config`.
         results_store: the results store every result file is read and written through
-            (`Experiment.run` gives the process's, `STORE`; a test or a second store its
-            own).
+            (`Experiment.run` gives the process's, `RESULTS_STORE`; a test or a second
+            store its own).
 
     Raises:
         XvalError: for anything that cannot run (nothing trained, nothing written), or
@@ -130,10 +128,10 @@ def run_experiment(experiment: ExperimentDeclaration, instances: Selection,
             dataclasses.replace(search, n_trials=trials.trials or search.n_trials).describe(
                 say.out, experiment.first_trial_instance, metric, metric_direction(metric))
         return RunOutcome(None, [], [], 0)
-    for listener in say.listeners:  # MLflow connects: a bad store fails before training
+    for listener in say.listeners:  # MLflow connects: a bad tracker fails before training
         begin = getattr(listener, "on_run_begin", None)
         if begin is not None:
-            begin()
+            begin(plan.results_store)
     if say.progress and executor.name == "inline":
         import_keras(say.out, backend)
     elif say.progress and executor.name == "ray":
@@ -271,10 +269,8 @@ def claim_instances(plan: Plan, recorder: Recorder, overwrite: bool,
     jobs: dict[int, list[Job]] = {}
     skipped: list[int] = []
     for k, params in plan.resolved.items():
-        instance_lock = recorder.instance_lock(k)
-        try:
-            instance_lock.acquire(timeout=0)
-        except Timeout:
+        instance_lock = recorder.claim(k)
+        if instance_lock is None:
             out(f"instance {k}: running in another runner; skipped here.")
             skipped.append(k)
             continue
@@ -345,7 +341,7 @@ def search_instances(experiment: ExperimentDeclaration, search: Search,
     finally:
         experiment.instances = declared  # trial instances are not declarations
     results = done.results.refresh() if done.results is not None \
-        else ExperimentResults(done.layout.root, store=results_store)
+        else ExperimentResults(done.layout.root, results_store=results_store)
     trial_ids = [k for k in results.instances if k >= done.first_instance]
     say.out(terminal_table(results, config=config, only=sorted(set(declared) | set(trial_ids))))
     say.out(f"search: this runner ran {len(done.ran)} trial(s) ({len(done.pruned)} "

@@ -204,14 +204,14 @@ class Scheduler:
         if not result.ok or not result.metrics:
             self._say(f"instance {k} fold {i}: FAILED: {result.message}{self._eta()}")
             return
-        self._say(f"instance {k} fold {i}: {fold_scores(result)} (best epoch "
+        self._say(f"instance {k} fold {i}: {fold_line_scores(result)} (best epoch "
                   f"{result.best_epoch}/{result.epochs_run}, {result.seconds:.1f}s)"
                   f"{self._eta()}")
         if result.late_best_epoch:
             self._say(result.late_epoch_note())
 
 
-def fold_scores(result: FoldResult) -> str:
+def fold_line_scores(result: FoldResult) -> str:
     """The scores of a fold line, each level named: `clip accuracy train 0.950 val 0.900
     test 0.825; segment test 0.718` where files are cut into segments (the clip level
     first, as the headline), else `segment accuracy train ... val ... test ...`

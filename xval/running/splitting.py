@@ -20,7 +20,7 @@ from xval.folds import (
     fold_manifest,
     min_items,
 )
-from xval.folds import check_fold as check_fold_items
+from xval.folds import check_fold_sets as check_fold_items
 from xval.running.declaration import ExperimentDeclaration
 
 Folds = list[dict[str, list[str]]]

@@ -18,12 +18,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from filelock import FileLock, Timeout
+from filelock import FileLock
 
 from xval import tasks
 from xval.config.loader import Config
 from xval.config.selection import metric_direction, selection_metric
 from xval.config.space import Search
+from xval.core.errors import ConfigurationError
 from xval.core.layout import ExperimentLayout
 from xval.core.records import FoldResult, TrialRecord
 from xval.executors.base import Executor
@@ -100,7 +101,7 @@ class TrialRunner:
         """The recorder of one trial; every trial's recorder keeps the same results."""
         if self.results is None:
             self.results = ExperimentResults(plan.layout.root, num_folds=plan.num_folds,
-                                             store=plan.results_store)
+                                             results_store=plan.results_store)
         return Recorder(plan.layout, self.config, plan.num_folds, out=self.output.out,
                         listeners=self.output.listeners, task_type=plan.task_type,
                         results=self.results, results_store=plan.results_store)
@@ -168,10 +169,8 @@ def claim_trial(study: Any, storage: Any, first: int, n_trials: int, locks: Reco
     """
     optuna = import_optuna()
     for frozen in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        candidate = locks.instance_lock(first + frozen.number)
-        try:
-            candidate.acquire(timeout=0)
-        except Timeout:
+        candidate = locks.claim(first + frozen.number)
+        if candidate is None:
             continue  # a live runner holds it
         out(f"search: resuming trial {frozen.number} (instance {first + frozen.number}), "
             "left unfinished by a runner that stopped.")
@@ -183,8 +182,10 @@ def claim_trial(study: Any, storage: Any, first: int, n_trials: int, locks: Reco
     if len(counted) >= n_trials:
         return None
     trial = study.ask()
-    lock = locks.instance_lock(first + trial.number)
-    lock.acquire(timeout=0)
+    lock = locks.claim(first + trial.number)
+    if lock is None:  # a new trial's number: no runner holds it unless the study was edited
+        raise ConfigurationError(f"search: instance {first + trial.number}, a new trial, is "
+                                 "held by another runner; rerun when that runner ends.")
     return trial, lock
 
 
@@ -217,7 +218,8 @@ class Pruning:
         """The running objective over the trial's finished folds, and their number."""
         folds = folds_on_disk(self.recorder.instance_layout(self.instance), self.num_folds,
                               params_hash=self.params_hash,
-                              task_type=self.recorder.task_type, store=self.recorder.store)
+                              task_type=self.recorder.task_type,
+                              results_store=self.recorder.results_store)
         return objective_of(folds.records, self.context.metric, self.clip_falls_back)
 
     def __call__(self, result: FoldResult) -> bool:

@@ -29,7 +29,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-__all__ = ["SHORT", "constants_on_device", "staging"]
+__all__ = ["SHORT", "constants_on_device", "is_staging"]
 
 SHORT = 64
 """The longest flat list or tuple of Python numbers staged in pinned memory (a shape, a few
@@ -62,7 +62,7 @@ def _numbers(value: Any) -> bool:
             and all(type(v) in (bool, int, float) for v in value))
 
 
-def staging() -> bool:
+def is_staging() -> bool:
     """Whether this thread is making a host tensor to copy without waiting (a copy that
     `xval.training.host_reads` does not count)."""
     return getattr(_staging, "on", False)

@@ -234,7 +234,7 @@ def release_memory() -> None:
         jax.clear_caches()
 
 
-def settings(placement: str) -> dict[str, str]:
+def device_settings(placement: str) -> dict[str, str]:
     """What a fold records of where it trained (`FoldResult.device_settings`): where its
     batches came from and the variables that shared its GPU
     (`xval.core.backend.SHARING_VARIABLES`) that were set."""

@@ -235,7 +235,7 @@ def _node_types(node: Any, found: set[tuple[str, str]]) -> None:
             _node_types(value, found)
 
 
-def load(path: str | Path) -> Pipeline:
+def load_classifier(path: str | Path) -> Pipeline:
     """Loads a classifier saved by `dumps`, allowing only the exact types it writes: every
     node of the file's schema (and skops' own `get_untrusted_types`) is checked against an
     allow-list (the pipeline, its scaler and classifiers, arrays, plain values, each through

@@ -62,7 +62,7 @@ def encoder_of_store(info: DatasetInfo) -> str | None:
     return None
 
 
-def check_encoder(params: InstanceParams, store_info: DatasetInfo, where: str) -> None:
+def check_model_encoder(params: InstanceParams, store_info: DatasetInfo, where: str) -> None:
     """Refuses an encoder inside the model that the store cannot feed, fine-tuning without
     one, and an embedding store whose encoder's installed weights are not its own, before
     anything is written.

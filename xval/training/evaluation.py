@@ -142,7 +142,7 @@ def evaluate_splits(model: Any, task: Task, store: FeatureStore, *, params: Trai
     clips = store.clips
     original = ~store.augmented
     multi_segment = len(np.unique(clips[original])) < int(original.sum())
-    starts = window_starts(store)
+    starts = row_starts(store)
     context = _context(store, params, target_fn, train_original)
     original_train = ~store.augmented[rows["train"]]
     scored = {**rows, "train": train_original}
@@ -200,7 +200,7 @@ def _split_outputs(model: Any, key: str, source: tuple[Any, np.ndarray], batch_s
                           where, f"{key} rows")[0]
 
 
-def window_starts(store: FeatureStore) -> np.ndarray | None:
+def row_starts(store: FeatureStore) -> np.ndarray | None:
     """Each row's start in its recording (seconds; NaN where unknown), or `None` for a store
     without starts."""
     if "start" not in store.meta:

@@ -27,7 +27,7 @@ from xval.core.dataset_info import DatasetInfo
 from xval.core.errors import ConfigurationError
 from xval.core.parameters import FeatureParams, InstanceParams, TrainingParams
 from xval.tasks.base import Task
-from xval.training.encoder import check_encoder, encoder_front_end, uses_encoder
+from xval.training.encoder import check_model_encoder, encoder_front_end, uses_encoder
 from xval.training.normalization import moments
 
 LAYER_NAME = "front_end"
@@ -80,7 +80,7 @@ def check_front_end(params: InstanceParams, store_info: DatasetInfo, task: Task,
     if not satisfies(front_end, [StrOptions(front_ends)]):
         raise ConfigurationError(f"{where}: front_end={front_end!r}: expected one of "
                                  f"{', '.join(front_ends())}.")
-    check_encoder(params, store_info, where)
+    check_model_encoder(params, store_info, where)
     if front_end != "none":
         if not uses_encoder(params) and (feature is None or not get(str(feature)).waveform):
             raise ConfigurationError(

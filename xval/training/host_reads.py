@@ -35,7 +35,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from xval.training.device_constants import staging
+from xval.training.device_constants import is_staging
 
 READS = ("__int__", "__bool__", "__float__", "__index__", "item", "tolist", "numpy", "cpu")
 """The `torch.Tensor` methods that hand a tensor's value to Python (or copy it to the host)."""
@@ -160,7 +160,7 @@ def _copied(function: Callable[..., Any], seen: HostReads, cuda: bool) -> Callab
         step = getattr(_state, "step", None)
         device = kwargs.get("device")
         if (step is not None and device is not None and not isinstance(data, torch.Tensor)
-                and not (cuda and torch.device(device).type == "cpu") and not staging()):
+                and not (cuda and torch.device(device).type == "cpu") and not is_staging()):
             seen.copies[f"{step}: {_origin(depth=3)}"] += 1
         return function(data, *args, **kwargs)
 

@@ -145,7 +145,7 @@ def package(model: Any, fold: PreparedFold, fitted: Fitted, evaluation: Evaluati
         n_rows={**{k: int(len(v)) for k, v in rows.items()},
                 "train_original": int(len(fold.train_original))},
         classes=fold.store.classes, backend=backend, keras_version=keras.__version__,
-        device=device(), device_settings=devices.settings(fitted.placement),
+        device=device(), device_settings=devices.device_settings(fitted.placement),
         host=socket.gethostname(), pid=os.getpid(),
         model_bytes=saved, predictions_csv=predictions, val_predictions_csv=held_out,
         plot_data=plot_data,

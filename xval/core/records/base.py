@@ -61,7 +61,7 @@ class InstanceStatus(str, enum.Enum):
     PRUNED = "pruned"  # A search stopped the trial early; its finished folds are kept.
 
 
-def require(cond: bool, what: str) -> None:
+def expect(cond: bool, what: str) -> None:
     """Raises `RecordError(what)` unless `cond`."""
     if not cond:
         raise RecordError(what)
@@ -74,7 +74,7 @@ def read_version(data: Mapping[str, Any], kind: str) -> int:
         RecordError: for a format that is not a number, or newer than this release's.
     """
     version = data.get("format", 1)
-    require(satisfies(version, [int]),
+    expect(satisfies(version, [int]),
             f"its format {version!r} is not a number")
     if version > FORMAT_VERSION:
         raise RecordError(f"it is a {kind} of format {version}, written by a newer release "
@@ -88,7 +88,7 @@ def as_mapping(data: Any, kind: str) -> Mapping[str, Any]:
     Raises:
         RecordError: `it holds list, not a fold record`.
     """
-    require(isinstance(data, Mapping), f"it holds {type(data).__name__}, not a {kind}")
+    expect(isinstance(data, Mapping), f"it holds {type(data).__name__}, not a {kind}")
     return data
 
 

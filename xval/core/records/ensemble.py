@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from xval.core.records.base import FORMAT_VERSION, Record, require
+from xval.core.records.base import FORMAT_VERSION, Record, expect
 
 EQUAL = "equal"
 """Equal weights in every fold: chosen on nothing (the default)."""
@@ -62,16 +62,16 @@ class EnsembleRecord(Record):
         """Two members at least, each naming its instance; a known weighting; every fold's
         weights one per member."""
         members = data.get("members") or []
-        require(len(members) >= 2 and all(isinstance(m, dict) and isinstance(
+        expect(len(members) >= 2 and all(isinstance(m, dict) and isinstance(
             m.get("instance"), int) for m in members),
             "its members are not two or more {'instance': id} entries")
-        require(all(isinstance(m.get("models") or {}, dict) for m in members),
+        expect(all(isinstance(m.get("models") or {}, dict) for m in members),
                 "a member's models are not a {fold: SHA-256} mapping")
-        require(data.get("weighting", VALIDATION) in WEIGHTINGS,
+        expect(data.get("weighting", VALIDATION) in WEIGHTINGS,
                 f"its weighting {data.get('weighting')!r} is not one of {WEIGHTINGS}")
         for fold in data.get("folds") or []:
             weights = fold.get("weights") if isinstance(fold, dict) else None
-            require(isinstance(weights, list) and len(weights) == len(members),
+            expect(isinstance(weights, list) and len(weights) == len(members),
                     "a fold's weights are not one per member")
 
     @property

@@ -14,7 +14,7 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 
 from xval.core.constraints import FINITE
-from xval.core.records.base import FORMAT_VERSION, Metrics, Record, Status, require
+from xval.core.records.base import FORMAT_VERSION, Metrics, Record, Status, expect
 from xval.core.records.job import Job
 from xval.core.settings import Settings
 
@@ -221,7 +221,7 @@ class FoldResult(Record):
         """Every split of the metrics is a dict (`metrics['test']`)."""
         for name in ("metrics", "clip_metrics"):
             for split, values in (data.get(name) or {}).items():
-                require(isinstance(values, dict),
+                expect(isinstance(values, dict),
                         f"its {name}[{split!r}] is {type(values).__name__}, not a dict")
 
     def to_transport(self) -> dict[str, Any]:

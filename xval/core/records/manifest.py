@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from xval.core.hashing import json_digest
-from xval.core.records.base import FORMAT_VERSION, SPLITS, Record, require
+from xval.core.records.base import FORMAT_VERSION, SPLITS, Record, expect
 
 
 @dataclasses.dataclass
@@ -52,11 +52,11 @@ class FoldsManifest(Record):
     def _check(cls, data: Mapping[str, Any], read: dict[str, Any]) -> None:
         """Every fold is a dict of train, val and test item lists."""
         for i, fold in enumerate(read["folds"]):
-            require(isinstance(fold, dict) and all(isinstance(fold.get(s), list)
+            expect(isinstance(fold, dict) and all(isinstance(fold.get(s), list)
                                                    for s in SPLITS),
                     f"its fold {i} is not a dict of train, val and test item lists")
         repeats = read.get("num_repeats", 1)
-        require(repeats >= 1 and len(read["folds"]) % repeats == 0,
+        expect(repeats >= 1 and len(read["folds"]) % repeats == 0,
                 f"its num_repeats={repeats} does not divide its {len(read['folds'])} folds")
 
 

@@ -1,5 +1,5 @@
 """`ResultsStore`: every read and write of an experiment's result files (the process's one
-store: `STORE`), as Optuna's `BaseStorage` is for trials; callers never open them.
+store: `RESULTS_STORE`), as Optuna's `BaseStorage` is for trials; callers never open them.
 
 A run's recorder (`xval.running.recorder`) writes through it, in the driver, whatever
 executor trained the folds; the planner, the report, refit, search and inference read
@@ -68,7 +68,7 @@ MANIFEST_FIX = ("it records which items each fold tests. Restore it from a backu
 
 
 class ResultsStore:
-    """Reads and writes the result files of experiments (use the process's, `STORE`).
+    """Reads and writes the result files of experiments (use the process's, `RESULTS_STORE`).
 
     Every record file is written here (`write`): atomically, sealed with its content hash
     (`xval.core.hashing.seal`), and kept as a reader would read it back, so that nobody
@@ -573,5 +573,5 @@ class ResultsStore:
             remove_output(layout.previous, INSTANCE_OUTPUT)
 
 
-STORE = ResultsStore()
+RESULTS_STORE = ResultsStore()
 """The process's results store."""

@@ -49,7 +49,8 @@ def write_data(sheet: Worksheet, context: SheetContext) -> bool:
     `dataset.json` yet."""
     results = context.results
     try:  # as the run wrote it (`ResultsStore.remember`): read from disk only when changed
-        info, _ = results.store.read_record(results.layout.dataset_file, DatasetInfo.from_dict)
+        info, _ = results.results_store.read_record(results.layout.dataset_file,
+                                                    DatasetInfo.from_dict)
     except DatasetError:
         info = None
     if info is None:

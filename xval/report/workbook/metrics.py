@@ -14,7 +14,7 @@ from xval.report.tables import (
     differing_params,
     level_names,
     levels,
-    metric_names,
+    recorded_metric_names,
 )
 from xval.report.workbook.cells import across_pages
 from xval.report.workbook.instances import (
@@ -48,7 +48,7 @@ def metrics_table(results: ExperimentResults, config: Config | None = None) -> T
     for level in levels(results):
         for split in ("train", "val", *(["rank"] if selection.split == "rank" else []),
                       "test"):
-            for name in metric_names(results, level):
+            for name in recorded_metric_names(results, level):
                 for stat in ("mean", "std"):
                     columns.append({"name": f"{name} {stat}", "level": level, "split": split,
                                     "metric": name, "stat": stat,

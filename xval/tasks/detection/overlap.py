@@ -42,7 +42,7 @@ class Windows:
         return len(self.features)
 
 
-def window_starts(total: int, length: int, hop: float) -> list[int]:
+def overlap_starts(total: int, length: int, hop: float) -> list[int]:
     """The first frames of windows of `length` frames every `hop` windows over `total`
     frames, the last ending on the last frame.
 
@@ -108,7 +108,7 @@ def overlap_windows(features: np.ndarray, targets: np.ndarray, clips: Sequence[s
         x = stitch_windows(features[rows].reshape(len(rows), length, -1), at[rows],
                            frame_seconds)
         y = stitch_windows(targets[rows], at[rows], frame_seconds, reduce="max")
-        for first in sorted(set(window_starts(len(x), length, hop)) - set(firsts.tolist())):
+        for first in sorted(set(overlap_starts(len(x), length, hop)) - set(firsts.tolist())):
             found.append((x[first:first + length], y[first:first + length], clip,
                           first * frame_seconds))
     if not found:

@@ -141,7 +141,7 @@ def choose_rules(y_true: Any, outputs: Any, num_outputs: int,
     best: tuple[float, EventRules] = (-math.inf, base)
     for median in medians:
         rules = base.replace(median_filter_seconds=median)
-        rules = rules.replace(detection_threshold=class_thresholds(
+        rules = rules.replace(detection_threshold=tuned_class_thresholds(
             reference, probs, frame_seconds, names, rules, grid, list(durations)))
         score = event_metrics(reference, rules.file_events(probs, frame_seconds, names),
                               files=list(durations), classes=names)["event_f1"]
@@ -152,9 +152,9 @@ def choose_rules(y_true: Any, outputs: Any, num_outputs: int,
                           score=best[0] if best[0] >= 0 else None)
 
 
-def class_thresholds(reference: list[FileEvent], probs: Sequence[np.ndarray],
-                     frame_seconds: float, names: list[str], rules: EventRules,
-                     grid: Sequence[Any], files: list[str]) -> list[float]:
+def tuned_class_thresholds(reference: list[FileEvent], probs: Sequence[np.ndarray],
+                           frame_seconds: float, names: list[str], rules: EventRules,
+                           grid: Sequence[Any], files: list[str]) -> list[float]:
     """Per class, the threshold of `grid` with the best class-wise event F1 (the first on a
     tie; the default where no threshold scores)."""
     scores = []
