@@ -55,12 +55,22 @@ _TRUE = {"1", "true", "yes", "y", "x", "context", "tail"}
 _FALSE = {"", "0", "false", "no", "n"}
 
 
-def read_csv(path: Path) -> pd.DataFrame:
+def check_file(path: Path, what: str) -> None:
+    """Refuses a CSV path that is not a regular file, saying what it is (a FIFO exists: it
+    is named, never opened).
+
+    Raises:
+        DatasetError: naming `what` (`"Annotation file"`) and the path.
+    """
     if not path.is_file():
-        reason = "a folder" if path.is_dir() else unreadable_reason(path)  # a FIFO: named
-        raise DatasetError(f"Annotation file {str(path)!r} " + (
+        reason = "a folder" if path.is_dir() else unreadable_reason(path)
+        raise DatasetError(f"{what} {str(path)!r} " + (
             "does not exist." if reason == "file not found" else
-            f"is {reason}; give the annotation CSV itself."))
+            f"is {reason}; give the CSV file itself."))
+
+
+def read_csv(path: Path) -> pd.DataFrame:
+    check_file(path, "Annotation file")
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig",
                             skipinitialspace=True)
