@@ -26,7 +26,7 @@ from preprocessing.sources.labels import (
     fsd50k_layout,
     label_sets,
 )
-from xval.core.errors import DatasetError
+from xval.core.errors import ConfigurationError, DatasetError
 from xval.folds import SPLIT_NAMES
 
 __all__ = ["Manifest", "manifest_source"]
@@ -101,6 +101,8 @@ def manifest_source(manifest: str | os.PathLike[str], *, path_column: str = "pat
     Raises:
         DatasetError: for a missing, empty or unreadable manifest, a missing column, a path
             outside `root`, or a split value that is not a set name (naming the row).
+        ConfigurationError: for `empty_label` without `label_separator` (one label per
+            clip: it would do nothing).
     """
     manifest = Path(manifest)
     layout = _layout(manifest, path_column, label_column) or {}
@@ -108,6 +110,11 @@ def manifest_source(manifest: str | os.PathLike[str], *, path_column: str = "pat
     label_column = layout.get("label_column", label_column)
     label_separator = label_separator or layout.get("label_separator")
     path_suffix = path_suffix or layout.get("path_suffix")
+    if empty_label is not None and label_separator is None:
+        raise ConfigurationError(
+            f"--empty-label {empty_label!r} goes with several labels per clip (a label "
+            f"separator); the column {label_column!r} of {manifest} holds one label per clip, "
+            "so it would do nothing: leave it out, or give --label-separator.")
     table = _read_manifest(manifest, path_column, label_column,
                            {"item_column": item_column, "clip_column": clip_column,
                             "split_column": split_column})
