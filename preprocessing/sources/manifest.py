@@ -178,9 +178,9 @@ def _check_inside(path: Path, top: str, what: str) -> None:
     full = os.path.normpath(os.path.abspath(path))
     if os.path.commonpath([top, full]) != top:
         raise DatasetError(
-            f"{what} leads outside the root folder {top}. Fix the manifest, set --root to a "
-            "folder holding every file, or pass --allow-outside-root "
-            "(allow_outside_root=True) if this is intended.")
+            f"{what} leads outside the root folder {top}. Fix the manifest, give a root "
+            "folder that holds every file (--root; xval init: AUDIO_DIR), or pass "
+            "--allow-outside-root (allow_outside_root=True) if this is intended.")
 
 
 def _check_split(value: str, split_column: str, where: str) -> None:
