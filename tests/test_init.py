@@ -171,3 +171,24 @@ def test_init_manifest_takes_allow_outside_root(tmp_path, capsys):
     assert "pass --allow-outside-root" in capsys.readouterr().err
     assert main([*args, "--allow-outside-root"]) == 0, capsys.readouterr().err
     assert "Found 24 files" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name,script", [("xval", "xval_experiment.py"),
+                                         ("json", "json_experiment.py"),
+                                         ("sounds", "sounds.py")])
+def test_init_script_never_shadows_a_module(tmp_path, name, script):
+    """The script's folder comes first on `sys.path` when it runs: `experiments/xval.py`
+    would be imported for `from xval import Experiment` (a circular ImportError, issue 74),
+    so a data name that is a module Python finds names its script `<name>_experiment.py`."""
+    from xval.cli.scripts import script_path
+
+    assert script_path(tmp_path, name) == tmp_path / "experiments" / script
+
+
+def test_init_of_a_folder_named_xval_writes_a_script_that_runs(tmp_path, capsys):
+    from xval.cli.main import main
+
+    audio = _takes(tmp_path / "xval")
+    assert main(["init", str(audio), "--project", str(tmp_path / "project"), "--dry-run",
+                 "--encoder", "none"]) == 0
+    assert "experiments/xval_experiment.py" in " ".join(capsys.readouterr().out.split())

@@ -62,6 +62,7 @@ from xval.cli.scripts import (
     SCRIPT,
     encoder_instances,
     rank_split_line,
+    script_path,
     store_tag,
 )
 from xval.config import schema
@@ -175,7 +176,7 @@ def main_init(args: argparse.Namespace) -> int:
     config = load_config(config_path, text=config_text)
     if annotation_reading(args) is not None:
         return init_detection(args, audio, project, name, config, (config_path, config_text))
-    script = project / "experiments" / f"{name}.py"
+    script = script_path(project, name)
     encoder = _encoder(args.encoder)
     stores = [config.data_dir / name] + ([config.data_dir / f"{name}_{store_tag(encoder)}"]
                                          if encoder is not None else [])

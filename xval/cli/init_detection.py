@@ -35,7 +35,7 @@ from xval.cli.annotations import READING, reading_options
 from xval.cli.init_data import folds_for
 from xval.cli.init_outputs import Created, check_outputs, finish
 from xval.cli.preprocess import task_features
-from xval.cli.scripts import SCRIPT, rank_split_line
+from xval.cli.scripts import SCRIPT, rank_split_line, script_path
 from xval.config.loader import Config
 from xval.core.backend import use_backend
 from xval.core.errors import ConfigurationError
@@ -135,7 +135,7 @@ def init_detection(args: argparse.Namespace, audio: Path, project: Path, name: s
     """
     check_arguments(args)
     encoder = detection_encoder(args.encoder)
-    script = project / "experiments" / f"{name}.py"
+    script = script_path(project, name)
     store_path = config.data_dir / name
     check_outputs(audio, project, config, script, [store_path], args.overwrite)
     reading = annotation_reading(args) or {}
