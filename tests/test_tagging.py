@@ -335,6 +335,29 @@ def test_run_scores_tags_and_chooses_thresholds_on_validation_clips(tag_run):
     assert len(ensemble["postprocessing"]["values"]["tag_threshold"]) == 4
 
 
+def test_ensemble_with_a_fold_record_edited_by_hand_is_refused(tag_run, tmp_path):
+    """An ensemble's fold record whose thresholds were edited (not sealed again) is not
+    believed: `predict` and `export`, which read the thresholds from it, refuse naming the
+    file (they answered with 0.5 thresholds, issue 74), as for a trained instance."""
+    import shutil
+
+    from xval.inference.ensembles import ensemble_postprocessing
+
+    root, _, proc = tag_run
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    copy = tmp_path / "experiment_1"
+    shutil.copytree(root / "results" / "tags" / "experiment_1", copy)
+    path = copy / "instance_3" / "fold_0.json"
+    record = json.loads(path.read_text())
+    record["postprocessing"]["values"]["tag_threshold"] = [0.05] * 4
+    path.write_text(json.dumps(record))
+    assert ensemble_postprocessing(copy / "instance_3", 1) is not None  # another fold
+    with pytest.raises(ConfigurationError, match=r"instance_3/fold_0.json was edited after it "
+                                                 r"was written.*its choice \(thresholds\) "
+                                                 r"cannot be believed.*--as 3 --overwrite"):
+        ensemble_postprocessing(copy / "instance_3")
+
+
 def test_run_workbook_has_map_lwlrap_and_the_labels_sheet(tag_run):
     root, _, proc = tag_run
     assert proc.returncode == 0, proc.stderr[-2000:]

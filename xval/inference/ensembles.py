@@ -60,8 +60,6 @@ def member_folders(folder: str | Path, record: EnsembleRecord) -> list[Path]:
         made, now = member.get("params_hash"), STORE.params(layout)[0]
         changed = record.changed_folds(member, _models_now(layout))
         if (made and now is not None and now.hash != made) or changed:
-            names = " ".join(str(m["instance"]) if m.get("experiment", ".") == "." else
-                             f"{m['experiment']}:{m['instance']}" for m in record.members)
             how = (f"with other parameters (params hash {now.hash[:12]}) since the ensemble "
                    f"was made from it ({made[:12]})" if made and now is not None
                    and now.hash != made else
@@ -70,11 +68,18 @@ def member_folders(folder: str | Path, record: EnsembleRecord) -> list[Path]:
                    "SHA-256)")
             raise ConfigurationError(
                 f"{path}, a member of the ensemble {folder}, was trained again {how}: its "
-                "weights and scores are not this member's; compute the ensemble again (rerun "
-                "its experiment script with its number, or python -m xval ensemble "
-                f"{experiment} {names} --as {Path(folder).name.split('_')[-1]} --overwrite).")
+                f"weights and scores are not this member's; {_again(folder, record)}.")
         found.append(path)
     return found
+
+
+def _again(folder: str | Path, record: EnsembleRecord) -> str:
+    """How to compute the ensemble at `folder` again (for messages)."""
+    names = " ".join(str(m["instance"]) if m.get("experiment", ".") == "." else
+                     f"{m['experiment']}:{m['instance']}" for m in record.members)
+    return ("compute the ensemble again (rerun its experiment script with its number, or "
+            f"python -m xval ensemble {Path(folder).parent} {names} --as "
+            f"{Path(folder).name.split('_')[-1]} --overwrite)")
 
 
 def _models_now(layout: InstanceLayout) -> dict[int, str | None]:
@@ -98,13 +103,23 @@ def ensemble_postprocessing(folder: str | Path, fold: int | None = None
                             ) -> Postprocessing | None:
     """What the ensemble chose on its fused validation clips (tagging: each label's
     threshold): fold `fold`'s choice, else the median over its folds
-    (`Postprocessing.merged`); `None` when its fold records hold none."""
+    (`Postprocessing.merged`); `None` when its fold records hold none.
+
+    Raises:
+        ConfigurationError: for a fold record that is not believed (edited by hand, not
+            readable): its choice is not the one the ensemble made.
+    """
     layout = InstanceLayout.parse(Path(folder)) or InstanceLayout(Path(folder), -1)
     chosen = []
     for number, path in layout.fold_files().items():
         if fold is not None and number != fold:
             continue
-        record, _ = STORE.read_record(path, FoldResult.from_dict)
+        record, why = STORE.read_record(path, FoldResult.from_dict)
+        if why:
+            made = ensemble_record(folder)
+            raise ConfigurationError(
+                f"{path} {why}, so its choice (thresholds) cannot be believed; restore it, or "
+                + (_again(folder, made) if made is not None else "rerun the fold") + ".")
         if record is not None and record.postprocessing is not None:
             chosen.append(record.postprocessing)
     return Postprocessing.merged(chosen)
@@ -132,12 +147,12 @@ def predict_ensemble(folder: str | Path, record: EnsembleRecord, files: Sequence
     """
     weights = record.weights(fold)
     folders = member_folders(folder, record)
-    answers = [predict(path, files, fold=fold, ensemble=ensemble) for path in folders]
+    chosen = ensemble_postprocessing(folder, fold)  # its fold records believed, before any model
     fusion = task_of_ensemble(folder).scoring.fusion
     if fusion is None:
         raise ConfigurationError(f"{folder} is an ensemble of a task whose scores are not "
                                  "fused; rebuild it from instances of a task that is.")
-    chosen = ensemble_postprocessing(folder, fold)
+    answers = [predict(path, files, fold=fold, ensemble=ensemble) for path in folders]
     params: dict[str, Any] | None = chosen.apply({}) if chosen is not None else None
     described = " + ".join(f"{w:.2f} x {a[0]['model']}" for w, a in zip(weights, answers)) \
         if answers and answers[0] else ""
