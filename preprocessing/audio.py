@@ -107,6 +107,22 @@ def truncation(path: Path) -> str | None:
             f.seek(size + (size & 1), os.SEEK_CUR)
 
 
+def check_rate(path: Path, rate: int, sample_rate: int) -> None:
+    """Refuses a file whose header declares a rate outside `FILE_RATES` (below them only
+    for a target `sample_rate` as low).
+
+    Raises:
+        DatasetError: naming the file, the rate and the fix.
+    """
+    low, high = min(FILE_RATES[0], sample_rate), FILE_RATES[1]
+    if not low <= rate <= high:
+        raise DatasetError(
+            f"Cannot use {path}: its header declares a sample rate of {rate} Hz; recordings "
+            f"are read at {FILE_RATES[0]} to {high} Hz (lower only for a target rate as low, "
+            f"here {sample_rate} Hz), so the header is wrong: write the file again at the "
+            "rate it was recorded at.")
+
+
 def load_audio(path: str | os.PathLike[str], *, sample_rate: int,
                peak_normalize: bool = False,
                region: Region | None = None) -> tuple[np.ndarray, int]:
@@ -141,13 +157,7 @@ def load_audio(path: str | os.PathLike[str], *, sample_rate: int,
         raise
     except Exception as e:  # decoders raise many types: name the file and the reason
         raise DatasetError(f"Cannot decode {path}: {type(e).__name__}: {e}") from e
-    low, high = min(FILE_RATES[0], sample_rate), FILE_RATES[1]
-    if not low <= rate <= high:
-        raise DatasetError(
-            f"Cannot use {path}: its header declares a sample rate of {rate} Hz; recordings "
-            f"are read at {FILE_RATES[0]} to {high} Hz (lower only for a target rate as low, "
-            f"here {sample_rate} Hz), so the header is wrong: write the file again at the "
-            "rate it was recorded at.")
+    check_rate(path, rate, sample_rate)
     if y.size == 0:
         raise DatasetError(f"Cannot use {path}: it holds no samples.")
     finite = np.isfinite(y)
