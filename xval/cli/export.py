@@ -28,7 +28,6 @@ from xval.core.storage import RESULTS_STORE
 from xval.core.version import version_line
 from xval.ensembles import export as export_ensemble
 from xval.ensembles.predict import ensemble_postprocessing, ensemble_record, member_folders
-from xval.ensembles.tables import ensemble_card
 from xval.inference import export as E
 from xval.inference.detect import chosen_postprocessing
 from xval.inference.models import ModelSet, dataset_info_for, resolve_models, task_of
@@ -127,9 +126,10 @@ def _export_ensemble(args: argparse.Namespace, source: Path, record: EnsembleRec
                        "clip_rule": export_ensemble.clip_rule(task),
                        "ensemble": json.dumps(dict(zip(map(str, record.instances), weights))),
                        **E.postprocessing_rule(ensemble_postprocessing(source, RESULTS_STORE))}
+        card = export_ensemble.ensemble_card(ensemble, record, None)
         exported = E.write_export(model, args.format, out, lambda check: model_card(
-            _with_check(facts, check), ensemble, _manifest(ensemble)) + ensemble_card(
-            ensemble, record, None), args.overwrite, [source, *folders], metadata=facts.rules)
+            _with_check(facts, check), ensemble, _manifest(ensemble)) + card, args.overwrite,
+            [source, *folders], metadata=facts.rules)
         lines = [f"Exported the ensemble {source.name} ({record.describe()}) as one "
                  f"{args.format} model to {out} ({', '.join(exported.files)}; input audio "
                  f"{exported.input_shape}; outputs scores and member_scores)."]
@@ -138,7 +138,7 @@ def _export_ensemble(args: argparse.Namespace, source: Path, record: EnsembleRec
         try:
             lines = [_export_one(args, folder, tmp / f"member_{k}", False, member)
                      for k, folder, member in zip(record.instances, folders, found)]
-            (tmp / E.CARD).write_text(ensemble_card(ensemble, record, apart))
+            (tmp / E.CARD).write_text(export_ensemble.ensemble_card(ensemble, record, apart))
             E.replace_folder(tmp, out)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
