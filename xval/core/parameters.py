@@ -274,8 +274,7 @@ class TrainingParams(Settings):
                "class_weights is (not both)."))
     union_mix: float = setting(
         0.0, ("tagging: share of training rows that get another training row mixed in, their "
-              "labels united, every epoch (0: off)"), low=0, high=1, absent=0.0, off=0.0,
-        regulariser=True,
+              "labels united, every epoch (0: off)"), low=0, high=1, absent=0.0,
         notes=("Tagging only, training only: label-union mixing, the multi-label counterpart of "
                "mixup (xval.training.draws.unite). Every epoch, this share of each batch's rows "
                "gets another row of the batch (the fold's training items only) added at a gain "
