@@ -27,8 +27,8 @@ __all__ = ["LAYERS", "import_layers", "layer", "when_imported"]
 LAYERS = {
     "architectures.layers": ("FrequencyWarp", "RowNormalization", "SpecAugment",
                              "TRAINING_ONLY", "TimeWarp"),
-    "architectures.pooling": ("AttentiveStatisticsPooling", "LayerWeightedSum",
-                              "StatisticsPooling"),
+    "architectures.pooling": ("AttentiveStatisticsPooling", "LabelAttentionPooling",
+                              "LayerWeightedSum", "StatisticsPooling"),
     "architectures.front_end": ("SpectralFrontEnd",),
     "architectures.encoders": ("AisfxFrontEnd", "AisfxNetwork", "TransformersFeatures",
                                "TransformersNetwork", "build_encoder"),

@@ -1,5 +1,6 @@
 """Layers that pool a sequence of frames, or an encoder's layers, into fewer values:
-statistics pooling (x-vector), attentive statistics pooling and the SUPERB layer-weighted sum.
+statistics pooling (x-vector), attentive statistics pooling, per-label attention over the
+frames' logits (AudioSet taggers) and the SUPERB layer-weighted sum.
 
 Registered with Keras by name (`package="architectures"`), so saved models that hold them
 load after `import architectures` (see `architectures.custom_layers`).
@@ -136,3 +137,27 @@ class AttentiveStatisticsPooling(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "units": self.units, "epsilon": self.epsilon}
+
+
+@keras.saving.register_keras_serializable(package="architectures")
+class LabelAttentionPooling(keras.layers.Layer):
+    """Per-label attention over time (decision-level, as AudioSet taggers pool): each label
+    weighs the frames by the softmax over time of its own attention scores and averages its
+    logits with those weights, so a label present in one block of a row is read from that
+    block, another label from another.
+
+    Input: `[logits, scores]`, both `(batch, time, labels)`. Output shape: `(batch, labels)`,
+    float32.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**{"dtype": "float32", **kwargs})
+
+    def call(self, inputs: Any) -> Any:
+        logits, scores = inputs
+        weights = ops.softmax(ops.cast(scores, "float32"), axis=1)
+        return ops.sum(weights * ops.cast(logits, "float32"), axis=1)
+
+    def compute_output_shape(self, input_shape: Any) -> tuple[int | None, ...]:
+        shape = input_shape[0]
+        return (shape[0], shape[-1])

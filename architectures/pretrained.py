@@ -3,7 +3,8 @@
 A `pretrained` store row is `(frames, layers * dim)`, the encoder's layers side by side
 (layer-major; `dataset.json` `front_end.layers` lists them). `LayerWeightedSum` learns a
 softmax weight per layer (SUPERB's weighted sum) and gives `(frames, dim)`; `pretrained_pool`
-pools it over time (mean, statistics or attentive statistics) into a small MLP, and
+pools it over time (mean, max, statistics or attentive statistics) into a small MLP, or
+scores every frame and pools the scores with one attention per label (`label_attention`), and
 `pretrained_bigru` reads it with a small bidirectional GRU (pooled), `pretrained_detector`
 frame by frame (detection).
 `encoder_layers=0` (the default) takes the number of layers of the experiment's store
@@ -24,7 +25,9 @@ if TYPE_CHECKING:
 EncoderLayers = Annotated[int, Interval(Integral, 0, 64)]
 """Encoder layers side by side in a store row: 1 to 64, or 0: the store's (the planner sets
 it from `dataset.json` `front_end.layers`; a builder called directly reads 0 as 1)."""
-Pooling = Literal["attentive", "stats", "meanmax", "mean"]
+Pooling = Literal["attentive", "stats", "meanmax", "mean", "max", "label_attention"]
+LABEL_ATTENTION = "label_attention"
+"""The pooling of the frames' scores rather than their features (`_label_attention`)."""
 
 
 def _pool(x: Any, pooling: str, attention_units: int) -> Any:
@@ -41,7 +44,20 @@ def _pool(x: Any, pooling: str, attention_units: int) -> Any:
     if pooling == "meanmax":
         return layers.Concatenate(name="mean_max")(
             [layers.GlobalAveragePooling1D()(x), layers.GlobalMaxPooling1D()(x)])
+    if pooling == "max":
+        return layers.GlobalMaxPooling1D()(x)
     return layers.GlobalAveragePooling1D()(x)
+
+
+def _label_attention(x: Any, num_outputs: int, task_type: str) -> Any:
+    """The task's output layer on every frame, pooled over time by one attention per label
+    (`LabelAttentionPooling`, decision-level as AudioSet taggers pool)."""
+    from keras import layers  # noqa: PLC0415  (Keras: when a model is built)
+
+    from architectures.pooling import LabelAttentionPooling  # noqa: PLC0415  (imports Keras)
+    scores = layers.Dense(num_outputs, dtype="float32", name="label_attention")(x)
+    return LabelAttentionPooling(name="label_pool")([output_head(x, num_outputs, task_type),
+                                                     scores])
 
 
 def _frames_in(x: Any, encoder_layers: int, layer_norm: bool, projection: int,
@@ -78,8 +94,11 @@ def pretrained_pool(input_shape: Shape, num_outputs: int, task_type: str = DEFAU
         projection: units of the per-frame dense projection (ReLU), 0 for none. Defaults
             to `128`.
         pooling: `"attentive"` (attentive statistics), `"stats"` (mean and std),
-            `"meanmax"` (mean and max: the linear probe of a block encoder's embeddings) or
-            `"mean"`. Defaults to `"attentive"`.
+            `"meanmax"` (mean and max: the linear probe of a block encoder's embeddings),
+            `"mean"`, `"max"`, or `"label_attention"`: the MLP and the output layer score
+            every frame, and each label (class) pools its scores over time with its own
+            attention (`LabelAttentionPooling`; for tagging, a label present in one block
+            of a row is read where it is). Defaults to `"attentive"`.
         attention_units: hidden units of the attentive pooling. Defaults to `128`.
         hidden_units: units of the MLP's hidden layer, 0 for none. Defaults to `128`.
         dropout: dropout before the hidden layer and the output. Defaults to `0.3`.
@@ -93,11 +112,15 @@ def pretrained_pool(input_shape: Shape, num_outputs: int, task_type: str = DEFAU
     reg = l2(regularization_lambda)
     inputs = keras.Input(input_shape)
     x = _frames_in(inputs, encoder_layers, layer_norm, projection, reg)
-    x = layers.Dropout(dropout)(_pool(x, pooling, attention_units))
+    if pooling != LABEL_ATTENTION:
+        x = _pool(x, pooling, attention_units)
+    x = layers.Dropout(dropout)(x)
     if hidden_units:
         x = layers.Dense(hidden_units, activation="relu", kernel_regularizer=reg)(x)
         x = layers.Dropout(dropout)(x)
-    return keras.Model(inputs, output_head(x, num_outputs, task_type), name="pretrained_pool")
+    output = _label_attention(x, num_outputs, task_type) if pooling == LABEL_ATTENTION \
+        else output_head(x, num_outputs, task_type)
+    return keras.Model(inputs, output, name="pretrained_pool")
 
 
 def _bigru(x: Any, units: int, dropout: float, reg: Any) -> Any:
@@ -137,9 +160,10 @@ def pretrained_bigru(input_shape: Shape, num_outputs: int, task_type: str = DEFA
     reg = l2(regularization_lambda)
     inputs = keras.Input(input_shape)
     x = _frames_in(inputs, encoder_layers, layer_norm, projection, reg)
-    x = _pool(_bigru(x, units, dropout, reg), pooling, attention_units)
-    return keras.Model(inputs, output_head(x, num_outputs, task_type),
-                       name="pretrained_bigru")
+    x = _bigru(x, units, dropout, reg)
+    output = _label_attention(x, num_outputs, task_type) if pooling == LABEL_ATTENTION \
+        else output_head(_pool(x, pooling, attention_units), num_outputs, task_type)
+    return keras.Model(inputs, output, name="pretrained_bigru")
 
 
 @register("pretrained_detector", reshaping=("rnn",), outputs=("frames",))

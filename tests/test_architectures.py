@@ -255,6 +255,37 @@ def test_statistics_pooling_values():
     np.testing.assert_allclose(out[0, 4:], x[0].std(0), rtol=1e-5)
 
 
+def test_label_attention_pooling_reads_each_label_where_its_scores_point():
+    from architectures.pooling import LabelAttentionPooling
+
+    logits = np.array([[[1.0, -2.0], [3.0, 5.0], [-1.0, 0.0]]], "float32")  # (1, 3 blocks, 2)
+    scores = np.array([[[0.0, 50.0], [50.0, 0.0], [0.0, 0.0]]], "float32")
+    out = keras.ops.convert_to_numpy(LabelAttentionPooling()([logits, scores]))
+    np.testing.assert_allclose(out, [[3.0, -2.0]], atol=1e-5)  # label 0 block 1, label 1 block 0
+    even = keras.ops.convert_to_numpy(LabelAttentionPooling()([logits, np.zeros_like(logits)]))
+    np.testing.assert_allclose(even, logits.mean(axis=1), atol=1e-6)
+
+
+@pytest.mark.parametrize("builder,pooling", [("pretrained_pool", "max"),
+                                             ("pretrained_pool", "label_attention"),
+                                             ("pretrained_bigru", "label_attention")])
+def test_tagging_heads_over_blocks_train_save_and_load(builder, pooling, tmp_path, rng):
+    """The poolings added for tagging (issue 75): one logit per label, trained on 0/1
+    targets, saved and loaded by name (safe mode) with the same outputs."""
+    model = architectures.get(builder)(SHAPE, 4, "tagging", projection=8, hidden_units=8,
+                                       pooling=pooling) if builder == "pretrained_pool" \
+        else architectures.get(builder)(SHAPE, 4, "tagging", projection=8, units=4,
+                                        pooling=pooling)
+    assert model.output_shape == (None, 4)
+    x = rng.normal(size=(16, *SHAPE)).astype("float32")
+    model.compile("adam", keras.losses.BinaryCrossentropy(from_logits=True))
+    model.fit(x, (rng.uniform(size=(16, 4)) < 0.4).astype("float32"), epochs=1, verbose=0)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0),
+                               atol=1e-5)
+
+
 DETECTORS = [n for n in architectures.names() if "frames" in architectures.outputs(n)]
 
 

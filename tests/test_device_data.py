@@ -77,16 +77,21 @@ def _all_batches(batches, epochs=2):
     return out
 
 
-@pytest.mark.parametrize("case", ["plain", "mixup_weights", "crop", "autoencoder"])
+@pytest.mark.parametrize("case", ["plain", "mixup_weights", "union_weights", "crop",
+                                  "autoencoder"])
 def test_device_batches_equal_numpy_batches(case, rng):
-    """The device path gathers, crops, mixes and weights the same rows as numpy, batch by
-    batch and epoch by epoch; so does the pinned path (numpy batches, copied)."""
+    """The device path gathers, crops, mixes (mixup, label union) and weights the same rows
+    as numpy, batch by batch and epoch by epoch; so does the pinned path (numpy batches,
+    copied)."""
     x = rng.normal(size=(37, 20, 3)).astype(np.float32)
     y = rng.integers(0, 3, size=37)
     kwargs = {"batch_size": 8, "shuffle": True, "seed": 5}
     if case == "mixup_weights":
         kwargs.update(mixup_alpha=0.4, weights=rng.uniform(0.5, 2, size=37))
         y = np.eye(3, dtype=np.float32)[y]
+    elif case == "union_weights":
+        kwargs.update(union_mix=0.5, weights=rng.uniform(0.5, 2, size=37))
+        y = (rng.uniform(size=(37, 4)) < 0.4).astype(np.float32)
     elif case == "crop":
         kwargs.update(crop=7, mixup_alpha=0.2)
         y = np.eye(3, dtype=np.float32)[y]

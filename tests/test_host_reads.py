@@ -241,6 +241,25 @@ def test_every_task_default_instance_never_waits_in_a_step(task, tmp_path):
     assert seen.waits() == {}, (seen.where, seen.op_where)
 
 
+def test_tagging_label_attention_with_label_union_never_waits_in_a_step(tmp_path):
+    """The tagging head over blocks with per-label attention, trained on label-union mixed
+    batches gathered on the device (issue 75), makes no host read, copy or sync op in a
+    step."""
+    from xval.training.fold import run_fold as engine_fold
+
+    store = task_store(tmp_path / "data", "tagging", rows=96, shape=(8, 16))
+    spec = {"architecture": "pretrained_pool", "reshaping_type": "rnn", "projection": 0,
+            "pooling": "label_attention", "hidden_units": 16, "union_mix": 0.5,
+            "warmup_epochs": 1}
+    job = fold_job(store, spec, 2, 16, task_type="tagging")
+    assert job.params["union_mix"] == 0.5 and not job.params["mixup_alpha"]
+    with count_host_reads() as seen:
+        result = engine_fold(job)
+    assert result.ok, result.message
+    assert seen.steps["train_step"] >= 2 and seen.steps["test_step"] >= 1
+    assert seen.waits() == {}, (seen.where, seen.op_where)
+
+
 @pytest.mark.parametrize("name", architectures.names())
 def test_every_architecture_makes_no_host_read_in_a_step(name, rng):
     task_type = TASK_OF[architectures.outputs(name)[0]]

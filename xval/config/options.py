@@ -44,7 +44,8 @@ def fit_defaults(params: InstanceParams, explicit: set[str], task: tasks.Task,
     """Adapts the generalisation options that come from `[training]` defaults (not named by
     the experiment, the instance or `--set`) to the instance, instead of refusing it: a
     default `min_epochs` is at most `epochs // 2` and a default `warmup_epochs` at most
-    `epochs // 5`; a default warm-up is dropped under `lr_schedule="plateau"`; a default
+    `epochs // 5`; a default warm-up is dropped under `lr_schedule="plateau"`, a default
+    `mixup_alpha` under `union_mix` (label-union mixing replaces it); a default
     `label_smoothing` and default frequency and time warping are dropped for a task without
     classes (a warp may change a numeric target), and default SpecAugment, mixup and warps
     for tasks whose outputs are not one vector per row (detection, representation: the
@@ -76,6 +77,8 @@ def fit_defaults(params: InstanceParams, explicit: set[str], task: tasks.Task,
         fitted.update(_off(("freq_masks",)))
     if params.random_crop_seconds:
         fitted.update(_off(("time_warp",)))
+    if params.union_mix:  # label-union mixing replaces mixup (tagging)
+        fitted.update(_off(("mixup_alpha",)))
     # The task's own defaults, and its parameters chosen per fold on the validation rows.
     fitted.update(task.training_defaults, **dict.fromkeys(task.chosen_on_validation))
     return params.replace(**{k: v for k, v in fitted.items() if k not in explicit})
@@ -119,6 +122,11 @@ def check_training_options(params: TrainingParams, task: tasks.Task, where: str,
                 f"{where}: {name}={value} but epochs={epochs}; {name} must be smaller "
                 f"than epochs (raise epochs or lower {name})."
             )
+    if params.union_mix and params.mixup_alpha:
+        raise ParameterError(
+            f"{where}: mixup_alpha={params.mixup_alpha} and union_mix={params.union_mix} are "
+            "two mixings of the training rows; choose one (mixup_alpha=0 for label-union "
+            "mixing, or union_mix=0).")
     if params.warmup_epochs and params.lr_schedule == "plateau":
         raise ParameterError(
             f"{where}: warmup_epochs={params.warmup_epochs} needs lr_schedule 'constant' "

@@ -272,6 +272,16 @@ class TrainingParams(Settings):
                "this gamma (0 = plain binary cross-entropy; 2 is usual), which weighs the "
                "labels a model already gets right less: an option for rare labels, as "
                "class_weights is (not both)."))
+    union_mix: float = setting(
+        0.0, ("tagging: share of training rows that get another training row mixed in, their "
+              "labels united, every epoch (0: off)"), low=0, high=1, absent=0.0,
+        notes=("Tagging only, training only: label-union mixing, the multi-label counterpart of "
+               "mixup (xval.training.draws.unite). Every epoch, this share of each batch's rows "
+               "gets another row of the batch (the fold's training items only) added at a gain "
+               "of -10 to 0 dB, the sum scaled back by 1 + gain (as a mixture is "
+               "peak-normalised), and the labels of both rows; validation and test rows are "
+               "never mixed. It replaces mixup: a default mixup_alpha is dropped, a mixup_alpha "
+               "the instance names is refused."))
     event_mix: float = setting(
         0.0, ("detection: share of training windows that get an annotated event of another "
               "training window mixed in, every epoch (0: off)"), low=0, high=1, absent=0.0,

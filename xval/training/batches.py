@@ -1,9 +1,10 @@
 """Feeding a fold's rows to Keras: in memory, or streamed from the memory-mapped store, on
 the host or gathered on the device (the statistics: `xval.training.normalization`; the
-per-epoch crops and mixup: `xval.training.draws`)."""
+per-epoch crops, mixup and label-union mixing: `xval.training.draws`)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -12,7 +13,7 @@ import numpy as np
 from preprocessing.store import FeatureStore
 from xval.folds import rows_of
 from xval.training import devices
-from xval.training.draws import crop_starts, mix, mix_draws, random_crops
+from xval.training.draws import crop_starts, mix, mix_draws, random_crops, union_draws, unite
 from xval.training.normalization import Normalizer
 
 
@@ -43,9 +44,9 @@ class DeviceRows:
     """A fold split's rows on the device, and the batches gathered from them.
 
     The draws that make an epoch's batches (the shuffled order, sorted within each batch;
-    crop offsets; mixup partners and weights) are made in numpy, exactly as the numpy path
-    makes them, once per epoch, and copied to the device in one go; each step then only
-    slices and gathers device tensors.
+    crop offsets; mixup or label-union partners and weights) are made in numpy, exactly as
+    the numpy path makes them, once per epoch, and copied to the device in one go; each step
+    then only slices and gathers device tensors.
 
     Args:
         features: `np.ndarray [shape=(n, time, ...)]`, the split's rows.
@@ -54,7 +55,8 @@ class DeviceRows:
         weights: sample weight of each of `rows`, or `None`.
         target_fn: an autoencoder's target (its `mean` and `scale` are used on the
             device), or `None`.
-        mixup: whether batches are mixed up (the targets are then kept as float32).
+        mixup: whether batches are mixed (mixup or label union: the targets are then kept
+            as float32).
         on_device: `features` already on the device (another split's copy: the fold's
             training rows, scored after `fit`), or `None`: copied here.
     """
@@ -83,7 +85,8 @@ class DeviceRows:
             picks: per batch, the positions (into `rows`) it serves, in order.
             crop: frames per crop (`0`: whole rows).
             crop_draw: `(index, size) -> starts` of batch `index`'s crops.
-            mix_draw: `(index, size) -> (partner, lam)` of batch `index`'s mixup.
+            mix_draw: `(index, size) -> (partner, lam)` of batch `index`'s mixup (or
+                `(partner, gain)` of its label-union mixing).
         """
         if self.planned == epoch:
             return
@@ -105,9 +108,10 @@ class DeviceRows:
             plan["lam"] = devices.to_device(np.concatenate([d[1] for d in draws]).astype(np.float32))
         self.epoch_plan, self.planned = plan, epoch
 
-    def batch(self, index: int, crop: int, mixup: bool) -> tuple[Any, ...]:
+    def batch(self, index: int, crop: int, combine: Callable[..., tuple[Any, Any, Any]] | None
+              ) -> tuple[Any, ...]:
         """Batch `index` of the planned epoch, gathered on the device: `(x, y)` or
-        `(x, y, w)`, as the numpy path makes it."""
+        `(x, y, w)`, as the numpy path makes it (`combine`: `mix`, `unite` or `None`)."""
         plan = self.epoch_plan
         lo, hi = (int(b) for b in plan["bounds"][index:index + 2])
         pick = plan["pick"][lo:hi]
@@ -122,8 +126,8 @@ class DeviceRows:
         else:
             y = (x - self.norm[0]) * self.norm[1]
         w = None if self.weights is None else self.weights[pick]
-        if mixup:
-            x, y, w = mix(x, y, w, plan["partner"][lo:hi], plan["lam"][lo:hi])
+        if combine is not None:
+            x, y, w = combine(x, y, w, plan["partner"][lo:hi], plan["lam"][lo:hi])
         return (x, y) if w is None else (x, y, w)
 
 
@@ -131,21 +135,28 @@ class FoldBatches:
     """The batches of a fold split, epoch by epoch: what `make_batches`'s `PyDataset` serves
     (see `make_batches` for the arguments).
 
-    Every draw (the shuffled order, crops, mixup) is made per epoch and batch, so the
-    batches are the same whatever the placement, the threads and the order they are asked
-    for in.
+    Every draw (the shuffled order, crops, mixup, label union) is made per epoch and batch,
+    so the batches are the same whatever the placement, the threads and the order they are
+    asked for in.
     """
 
     def __init__(self, features: Any, rows: np.ndarray, targets: Any, *, batch_size: int,
                  shuffle: bool, seed: int, weights: np.ndarray | None, mixup_alpha: float,
                  crop: int, target_fn: Normalizer | None, placement: str,
-                 on_device: Any = None) -> None:
+                 on_device: Any = None, union_mix: float = 0.0) -> None:
         self.features = features
         self.rows = np.asarray(rows)
         self.targets = np.asarray(targets)
         self.weights = None if weights is None else np.asarray(weights, np.float32)
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
-        self.mixup_alpha, self.crop, self.target_fn = mixup_alpha, crop, target_fn
+        self.crop, self.target_fn = crop, target_fn
+        if mixup_alpha > 0 and union_mix > 0:
+            raise ValueError(f"mixup_alpha={mixup_alpha} and union_mix={union_mix}: two "
+                             "mixings of the same rows; set one of them to 0.")
+        # The batches' mixing (`mix` or `unite`) and its draws `(seed, epoch, index, size)`.
+        self.mixing: tuple[Callable[..., Any], Callable[..., Any]] | None = \
+            (mix, functools.partial(mix_draws, alpha=mixup_alpha)) if mixup_alpha > 0 else \
+            (unite, functools.partial(union_draws, share=union_mix)) if union_mix > 0 else None
         self.placement = placement
         self.rng = np.random.default_rng(seed)
         self.order = np.arange(len(self.rows))
@@ -154,7 +165,7 @@ class FoldBatches:
             self.rng.shuffle(self.order)
         self.device = None if placement != devices.DEVICE else DeviceRows(
             features, self.rows, self.targets, self.weights, target_fn,
-            mixup=mixup_alpha > 0, on_device=on_device)
+            mixup=self.mixing is not None, on_device=on_device)
 
     def __len__(self) -> int:
         return -(-len(self.rows) // self.batch_size)
@@ -174,23 +185,24 @@ class FoldBatches:
                                                   x.shape[1], crop))
         y = self.targets[pick] if self.target_fn is None else self.target_fn(x)
         w = None if self.weights is None else self.weights[pick]
-        if self.mixup_alpha > 0:
-            x, y, w = mix(x, np.asarray(y, dtype=np.float32), w,
-                          *mix_draws(seed, self.epoch, index, len(x), self.mixup_alpha))
+        if self.mixing is not None:
+            combine, draws = self.mixing
+            x, y, w = combine(x, np.asarray(y, dtype=np.float32), w,
+                              *draws(seed, self.epoch, index, len(x)))
         batch = (x, y) if w is None else (x, y, w)
         return tuple(devices.to_device(a) for a in batch) \
             if self.placement == devices.PINNED else batch
 
     def _on_device(self, index: int) -> tuple[Any, ...]:
         assert self.device is not None
-        seed, epoch, crop, alpha = self.seed, self.epoch, self.crop, self.mixup_alpha
+        seed, epoch, crop, mixing = self.seed, self.epoch, self.crop, self.mixing
         if self.device.planned != epoch:  # once per epoch: the picks are n_batches sorts
             time = int(np.shape(self.features)[1])
             self.device.plan(
                 epoch, [self._pick(i) for i in range(len(self))], crop,
                 lambda i, size: crop_starts(seed, epoch, i, size, time, crop),
-                (lambda i, size: mix_draws(seed, epoch, i, size, alpha)) if alpha > 0 else None)
-        return self.device.batch(index, crop, alpha > 0)
+                None if mixing is None else lambda i, size: mixing[1](seed, epoch, i, size))
+        return self.device.batch(index, crop, None if mixing is None else mixing[0])
 
     def next_epoch(self) -> None:
         """Moves to the next epoch (a new order when shuffled)."""
@@ -203,7 +215,7 @@ def make_batches(features: Any, rows: np.ndarray, targets: Any, *, batch_size: i
                  shuffle: bool, seed: int = 0, weights: np.ndarray | None = None,
                  workers: int = 0, mixup_alpha: float = 0.0, crop: int = 0,
                  target_fn: Normalizer | None = None, placement: str = devices.HOST,
-                 on_device: Any = None) -> Any:
+                 on_device: Any = None, union_mix: float = 0.0) -> Any:
     """A `keras.utils.PyDataset` of a fold's rows (`FoldBatches`); its `rows_on_device`
     is `features` on the device (`placement` `DEVICE`), else `None`.
 
@@ -224,6 +236,10 @@ def make_batches(features: Any, rows: np.ndarray, targets: Any, *, batch_size: i
             Zhang et al. 2018): row `i` becomes `lam * x_i + (1 - lam) * x_j`, and so do its
             target (one-hot for classification) and weight, with `lam ~ Beta(alpha, alpha)`
             drawn per row. Defaults to `0.0` (off).
+        union_mix: when > 0, this share of every batch's rows each get another row of the
+            batch added at a gain of `draws.UNION_GAIN_DB`, their 0/1 targets united
+            (label-union mixing, `draws.unite`; tagging). Not with `mixup_alpha`. Defaults
+            to `0.0` (off).
         target_fn: when given, each batch's targets are `target_fn(x)` (an autoencoder's
             normalised input) instead of `targets`. Defaults to `None`.
         crop: when > 0, every row is cut to `crop` frames (samples of a waveform store) at
@@ -237,12 +253,16 @@ def make_batches(features: Any, rows: np.ndarray, targets: Any, *, batch_size: i
 
     Returns:
         A `keras.utils.PyDataset`.
+
+    Raises:
+        ValueError: for `mixup_alpha` and `union_mix` both above 0.
     """
     import keras  # noqa: PLC0415  (Keras: only once the backend is set)
 
     batches = FoldBatches(features, rows, targets, batch_size=batch_size, shuffle=shuffle,
                           seed=seed, weights=weights, mixup_alpha=mixup_alpha, crop=crop,
-                          target_fn=target_fn, placement=placement, on_device=on_device)
+                          target_fn=target_fn, placement=placement, on_device=on_device,
+                          union_mix=union_mix)
 
     class _Batches(keras.utils.PyDataset):
         def __init__(self) -> None:

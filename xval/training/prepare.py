@@ -172,8 +172,8 @@ def fold_placement(fold: PreparedFold) -> str:
 
 
 def fold_batches(fold: PreparedFold, placement: str = devices.HOST) -> tuple[Any, Any]:
-    """The training batches (shuffled, weighted, mixed up and event-mixed as asked) and the
-    validation batches (`None` for a refit).
+    """The training batches (shuffled, weighted, mixed up, label-union or event-mixed as
+    asked) and the validation batches (`None` for a refit).
 
     Args:
         fold: the prepared fold.
@@ -199,7 +199,8 @@ def fold_batches(fold: PreparedFold, placement: str = devices.HOST) -> tuple[Any
     train = make_batches(*fold.source["train"], fit_targets["train"],
                          batch_size=fold.batch_size, shuffle=True, seed=fold.seed,
                          weights=weights, workers=workers,
-                         mixup_alpha=params.mixup_alpha, target_fn=fold.target_fn,
+                         mixup_alpha=params.mixup_alpha, union_mix=params.union_mix,
+                         target_fn=fold.target_fn,
                          crop=crop_frames(params, fold.store.info.feature_params),
                          placement=devices.HOST if mixer is not None else placement)
     if mixer is not None:

@@ -305,7 +305,7 @@ class Tagging(Task):
     has_classes = True
     multi_label = True
     chosen_on_validation = (THRESHOLD,)
-    own_params = ("tag_threshold", "focal_gamma")
+    own_params = ("tag_threshold", "focal_gamma", "union_mix")
     training_defaults = {"label_smoothing": 0.0}
     """Label smoothing (a classification default) would push every absent label of every
     clip to 0.05: tagging trains on plain 0/1 targets unless an instance names it."""
