@@ -122,7 +122,7 @@ def test_a_tagging_fold_mixes_only_its_training_items(tmp_path, rng):
     fold's training rows only, with the union of their labels; validation batches are
     never mixed; the fold trains."""
     from benchmarks.gpu import _write, fold_job
-    from xval.tasks.tagging import multi_hot
+    from xval.tasks.tagging.labels import multi_hot
     from xval.training.fold import run_fold
     from xval.training.prepare import fold_batches, prepare_fold
 
