@@ -23,7 +23,7 @@ from typing import Annotated, Any
 from xval.core.constraints import Interval, StrOptions
 
 __all__ = ["Count", "Filters", "Interval", "Layers", "Momentum", "OptionalUnits", "Pool",
-           "Probability", "Range", "Regularization", "Units", "Width", "constraints_of"]
+           "Probability", "Regularization", "Units", "Width", "constraints_of"]
 
 
 Probability = Annotated[float, Interval(Real, 0.0, 1.0, closed="left")]
@@ -72,13 +72,3 @@ def constraints_of(annotation: Any) -> list[Any] | None:
         found = [e for e in extras if isinstance(e, Interval)]
         return [dataclasses.replace(found[0], type=kind)] if found and kind else None
     return None
-
-
-def Range(low: float | None = None, high: float | None = None, open_low: bool = False,  # noqa: N802
-          open_high: bool = False) -> Interval:
-    """The interval of the earlier releases' annotations (`Annotated[int, Range(1, 6)]`),
-    kept for builders written then; write `Interval(Integral, 1, 6)` now. The annotated
-    type (`int` or `float`) decides which numbers it takes."""
-    closed = {(False, False): "both", (True, False): "right", (False, True): "left",
-              (True, True): "neither"}[(open_low, open_high)]
-    return Interval(Real, low, high, closed=closed)

@@ -245,9 +245,3 @@ def _load_audioread(path: Path) -> tuple[np.ndarray, int]:
         ) from e
     y = np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
     return y.reshape(-1, channels).mean(axis=1), rate
-
-
-def peak_dbfs(y: np.ndarray) -> float:
-    """Peak level of a signal in dBFS (-inf for silence)."""
-    peak = float(np.max(np.abs(y))) if y.size else 0.0
-    return float(20 * np.log10(peak)) if peak > 0 else -np.inf

@@ -115,12 +115,16 @@ class Family:
         name: the family's name.
         model_types: the `model_type` values it runs.
         waveform_input: whether the network reads the waveform itself (no spectrogram).
+        width_key: the `config.json` key of the size of every layer's state.
+        depth_key: its key of the number of transformer layers.
     """
 
     name: ClassVar[str] = ""
     model_types: ClassVar[tuple[str, ...]] = ()
     waveform_input: ClassVar[bool] = False
     extractor_class: ClassVar[str] = ""
+    width_key: ClassVar[str] = "hidden_size"
+    depth_key: ClassVar[str] = "num_hidden_layers"
 
     def __init__(self, config: Mapping[str, Any], preprocessor: Mapping[str, Any]) -> None:
         self.config = dict(config)
@@ -185,8 +189,9 @@ class Family:
 
     @property
     def dims(self) -> tuple[int, ...]:
-        """The size of each layer's state."""
-        raise NotImplementedError
+        """The size of each layer's state: the input of the first transformer layer, then
+        the output of each (`width_key`, `depth_key` + 1 of them)."""
+        return (int(self.config[self.width_key]),) * (self.block_count() + 1)
 
     @property
     def n_layers(self) -> int:
@@ -287,8 +292,9 @@ class Family:
         return features
 
     def block_count(self) -> int:
-        """How many blocks `encoder_trainable_blocks` counts."""
-        raise NotImplementedError
+        """How many blocks `encoder_trainable_blocks` counts: the transformer layers
+        (`depth_key`)."""
+        return int(self.config[self.depth_key])
 
 
 FAMILIES: Registry[type[Family]] = Registry("transformers family", setting="family",

@@ -60,10 +60,6 @@ class AstFamily(Family):
         mels = int(self.config.get("num_mel_bins", 128))
         return (mels - size) // f_stride + 1, (self.max_frames - size) // t_stride + 1
 
-    @property
-    def dims(self) -> tuple[int, ...]:
-        return (int(self.config["hidden_size"]),) * (int(self.config["num_hidden_layers"]) + 1)
-
     def frames(self, n_samples: int) -> int:
         size, _, stride = self.patch
         fbank = min(1 + (n_samples - 400) // 160, self.max_frames) if n_samples >= 400 else 0
@@ -122,6 +118,3 @@ class AstFamily(Family):
                            mel=np.asarray(mel, np.float32), floor=1.192092955078125e-07,
                            log="log", frames_to=self.max_frames, scale=1 / (2 * std),
                            offset=-mean / (2 * std))
-
-    def block_count(self) -> int:
-        return int(self.config["num_hidden_layers"])

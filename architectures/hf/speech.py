@@ -35,10 +35,6 @@ class SpeechFamily(Family):
     def shortest(self) -> int:
         return int(self.config.get("conv_kernel", (10,))[0]) + self.hop_length
 
-    @property
-    def dims(self) -> tuple[int, ...]:
-        return (int(self.config["hidden_size"]),) * (int(self.config["num_hidden_layers"]) + 1)
-
     def frames(self, n_samples: int) -> int:
         for kernel, stride in zip(self.config["conv_kernel"], self.config["conv_stride"]):
             n_samples = (n_samples - kernel) // stride + 1
@@ -81,6 +77,3 @@ class SpeechFamily(Family):
         if self.config.get("do_stable_layer_norm"):  # the final norm is on top of the last
             blocks[-1].append(encoder.layer_norm)
         return blocks
-
-    def block_count(self) -> int:
-        return int(self.config["num_hidden_layers"])

@@ -22,6 +22,8 @@ class WhisperFamily(Family):
     name = "whisper"
     model_types = ("whisper",)
     extractor_class = "WhisperFeatureExtractor"
+    width_key = "d_model"
+    depth_key = "encoder_layers"
 
     @property
     def mel_hop(self) -> int:
@@ -41,10 +43,6 @@ class WhisperFamily(Family):
     @property
     def shortest(self) -> int:
         return self.mel_hop
-
-    @property
-    def dims(self) -> tuple[int, ...]:
-        return (int(self.config["d_model"]),) * (int(self.config["encoder_layers"]) + 1)
 
     def frames(self, n_samples: int) -> int:
         return (n_samples // self.mel_hop + 1) // 2 if n_samples >= self.mel_hop else 0
@@ -84,9 +82,6 @@ class WhisperFamily(Family):
         blocks: list[list[Any]] = [[layer] for layer in network.layers]
         blocks[-1].append(network.layer_norm)
         return blocks
-
-    def block_count(self) -> int:
-        return int(self.config["encoder_layers"])
 
     def spectrogram(self) -> Spectrogram:
         """`WhisperFeatureExtractor`: a periodic Hann window of `n_fft`, centred frames

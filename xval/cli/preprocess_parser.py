@@ -126,11 +126,7 @@ def _synth_events_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--overlap", action="store_true",
                    help="trains of different classes may overlap")
     p.add_argument("--digits", help="digits used as events, e.g. 136 (default: all)")
-    p.add_argument("--sample-rate", type=int, default=8000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace a folder written by synth-events")
-    return p
+    return _synth_output(p, 8000)
 
 
 def _synth_babble_parser(sub: Any) -> argparse.ArgumentParser:
@@ -149,11 +145,7 @@ def _synth_babble_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--no-reverb", action="store_true", help="no simulated room")
     p.add_argument("--rt60-min", type=float, default=0.3)
     p.add_argument("--rt60-max", type=float, default=0.9)
-    p.add_argument("--sample-rate", type=int, default=8000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace a folder written by synth-babble")
-    return p
+    return _synth_output(p, 8000)
 
 
 def _synth_ambience_parser(sub: Any) -> argparse.ArgumentParser:
@@ -164,11 +156,7 @@ def _synth_ambience_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--types", help="comma-separated types (default: all six)")
     p.add_argument("--files-per-type", type=int, default=3)
     p.add_argument("--seconds", type=float, default=60.0)
-    p.add_argument("--sample-rate", type=int, default=16000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace a folder written by synth-ambience")
-    return p
+    return _synth_output(p, 16000)
 
 
 def _synth_scenes_parser(sub: Any) -> argparse.ArgumentParser:
@@ -186,10 +174,15 @@ def _synth_scenes_parser(sub: Any) -> argparse.ArgumentParser:
                    help="shortest silence between two trains of one class (s)")
     p.add_argument("--snr-min", type=float, default=0.0, help="lowest SNR (dB)")
     p.add_argument("--snr-max", type=float, default=15.0, help="highest SNR (dB)")
-    p.add_argument("--sample-rate", type=int, default=16000)
+    return _synth_output(p, 16000)
+
+
+def _synth_output(p: argparse.ArgumentParser, sample_rate: int) -> argparse.ArgumentParser:
+    """The options every synth command ends with: its sample rate, its seed, `--overwrite`."""
+    p.add_argument("--sample-rate", type=int, default=sample_rate)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true",
-                   help="replace a folder written by synth-scenes")
+                   help=f"replace a folder written by {p.prog.split()[-1]}")
     return p
 
 

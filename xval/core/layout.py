@@ -165,20 +165,15 @@ class InstanceLayout:
 
     def fold_files(self) -> dict[int, Path]:
         """The `fold_<i>.json` files present, by fold number."""
-        found = {}
-        for path in self.root.glob("fold_*.json"):
-            match = _FOLD_FILE.fullmatch(path.name)
-            if match:
-                found[int(match.group(1))] = path
-        return dict(sorted(found.items()))
+        return self._numbered("fold_*.json", _FOLD_FILE)
 
     def fold_models(self) -> dict[int, Path]:
         """The `fold_<i>.keras` files present, by fold number."""
-        found = {}
-        for path in self.root.glob("fold_*.keras"):
-            match = _FOLD_MODEL.fullmatch(path.name)
-            if match:
-                found[int(match.group(1))] = path
+        return self._numbered("fold_*.keras", _FOLD_MODEL)
+
+    def _numbered(self, glob: str, name: re.Pattern[str]) -> dict[int, Path]:
+        found = {int(m.group(1)): p for p in self.root.glob(glob)
+                 if (m := name.fullmatch(p.name))}
         return dict(sorted(found.items()))
 
     def model_record(self, model: str | Path) -> Path | None:

@@ -72,12 +72,6 @@ class MultilabelItemKFold(ItemKFold):
     ...     pass
     """
 
-    def __repr__(self) -> str:
-        return (f"MultilabelItemKFold(n_splits={self.n_splits}, "
-                f"val_fraction={self.val_fraction}, test_fraction={self.test_fraction}, "
-                f"stratify={self.stratify!r}, n_repeats={self.n_repeats}, "
-                f"random_state={self.random_state})")
-
     def _stratification(self, items: np.ndarray, groups: np.ndarray, y: Any
                         ) -> tuple[np.ndarray | None, np.ndarray | None]:
         """`(None, counts)`: each item's rows per label (`None` without stratification).

@@ -77,7 +77,8 @@ class _ParamsMixin:
     """`get_params`/`set_params` from the constructor's signature, so `sklearn.base.clone`
     copies a splitter (scikit-learn's cross-validators have `__repr__` but no `get_params`),
     and `groups` asked for by `split` under scikit-learn's metadata routing (what its own
-    group splitters declare: `__metadata_request__split`)."""
+    group splitters declare: `__metadata_request__split`); `split`'s test rows are those of
+    the splitter's `split_train_val_test`."""
 
     __metadata_request__split: ClassVar[dict[str, bool]] = {"groups": True}
 
@@ -105,6 +106,11 @@ class _ParamsMixin:
         fresh = type(self)(**merged)  # validates
         self.__dict__.update(fresh.__dict__)
         return self
+
+    def _iter_test_indices(self, X: Any = None, y: Any = None,
+                           groups: Any = None) -> Iterator[np.ndarray]:
+        for _, _, test in self.split_train_val_test(X, y, groups):  # type: ignore[attr-defined]
+            yield test
 
 
 def _as_groups(groups: Any) -> np.ndarray:
@@ -293,7 +299,7 @@ class ItemKFold(_ParamsMixin, BaseCrossValidator):
     def __repr__(self) -> str:
         # It enters the folds hash (folds.json): kept in the format it had before this class
         # became a scikit-learn splitter, so that experiments made then still resume.
-        return (f"ItemKFold(n_splits={self.n_splits}, val_fraction={self.val_fraction}, "
+        return (f"{type(self).__name__}(n_splits={self.n_splits}, val_fraction={self.val_fraction}, "
                 f"test_fraction={self.test_fraction}, stratify={self.stratify!r}, "
                 f"n_repeats={self.n_repeats}, random_state={self.random_state})")
 
@@ -438,16 +444,6 @@ class ItemKFold(_ParamsMixin, BaseCrossValidator):
             train, val = next(ShuffleSplit(1, test_size=n_val, random_state=seed).split(train_val))
         return train_val[val], train_val[train]
 
-    def _iter_test_indices(self, X: Any = None, y: Any = None,
-                           groups: Any = None) -> Iterator[np.ndarray]:
-        groups = _as_groups(groups)
-        if X is not None and len(X) != len(groups):
-            raise ConfigurationError(
-                f"X has {len(X)} rows but groups has {len(groups)}; they must match."
-            )
-        for fold in self.split_items(groups, y):
-            yield rows_of(groups, fold["test"])
-
     def split_train_val_test(self, X: Any, y: Any = None, groups: Any = None
                              ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Yields `(train, val, test)` row indices, one triple per fold.
@@ -541,12 +537,6 @@ class PredefinedItemSplit(_ParamsMixin, BaseCrossValidator):
             if not value:
                 raise DatasetError(f"The predefined split has no {key} rows.")
         return [{k: sorted(v) for k, v in sets.items()}]
-
-    def _iter_test_indices(self, X: Any = None, y: Any = None,
-                           groups: Any = None) -> Iterator[np.ndarray]:
-        groups = _as_groups(groups)
-        for fold in self.split_items(groups, y):
-            yield rows_of(groups, fold["test"])
 
     def split_train_val_test(self, X: Any, y: Any = None, groups: Any = None
                              ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
