@@ -91,7 +91,8 @@ class Case:
         head, *rest = self.argv
         prefix = {"xval": [python, "-m", "xval"], "pre": [python, "-m", "preprocessing"],
                   "aug": [python, "-m", "augmentation"],
-                  "exp": [python, "experiments/probe.py"]}[head]
+                  "exp": [python, "experiments/probe.py"],
+                  "gpu": [python, "-m", "benchmarks.gpu"]}[head]
         return prefix + [arg.format(W=root) for arg in rest]
 
 

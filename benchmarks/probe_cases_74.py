@@ -305,7 +305,33 @@ def _cases() -> list[Case]:
         Case("init-annotations-fifo", ("xval", "init", "{W}/audio", "--annotations",
                                        "{W}/pipe.csv", "--dry-run"), "refuse", named=True,
              prepare=_fifo("pipe.csv"), timeout=60, says=("is not a regular file (FIFO",)),
+        # 1 and 12. the GPU benchmark: print-only never writes; folders it did not make
+        Case("gpu-project-keeps-a-summary", ("gpu", "--project", "--out-dir", "{W}/out"),
+             "run", named=True, env=GPU_BENCHMARK, timeout=60,
+             prepare=_write("out/summary.json", "mine"), check=_kept("out/summary.json")),
+        Case("gpu-out-dir-a-file", ("gpu", "--dry-run", "--only", "sync", "--out-dir",
+                                    "{W}/outfile"), "refuse", named=True, env=GPU_BENCHMARK,
+             timeout=60, prepare=_write("outfile", "mine"), says=("is a file",)),
+        Case("gpu-out-dir-holds-figures", ("gpu", "--dry-run", "--only", "sync", "--out-dir",
+                                           "{W}/out"), "refuse", named=True,
+             env=GPU_BENCHMARK, timeout=60, prepare=_write("out/sync.json", "mine"),
+             says=("already holds sync.json",)),
+        Case("gpu-data-a-user-folder", ("gpu", "--dry-run", "--only", "sync", "--data",
+                                        "{W}/mine", "--out-dir", "{W}/o"), "refuse",
+             named=True, env=GPU_BENCHMARK, timeout=60,
+             prepare=_write("mine/recording.wav", b"RIFF"),
+             says=("holds files this benchmark did not make",)),
     ]
+
+
+GPU_BENCHMARK = {"PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+"""`benchmarks.gpu` runs from the repository (the sandbox is a project folder)."""
+
+
+def _kept(rel: str) -> Any:
+    """A check: the file the user kept at `rel` is as it was (`mine`)."""
+    return lambda root, proc: "" if (root / rel).read_text() == "mine" else \
+        f"{rel} was written over"
 
 
 CASES: list[Case] = _cases()
