@@ -25,8 +25,10 @@ unknown encoders, Lhotse stretches outside their recording or root; 54: packages
 on the runtime install, removed seals, culprits, long recordings, `.keras` archives; 64:
 ensembles of predictions edited by hand and of members trained again; 64 and 63 in
 `benchmarks.probe_cases_64`: a recording under 300 items, copies under two labels, GPUs and
-their ids, Keras globals between jobs, transformers folders that are wrong) are marked
-`named` and
+their ids, Keras globals between jobs, transformers folders that are wrong; 74 in
+`benchmarks.probe_cases_74`: tagging and annotation inputs, an ensemble's record edited,
+a closed pipe, flags the refusals name, transformers folders whose config and weights
+disagree) are marked `named` and
 counted apart from the others (`--only` picks a group by name prefix). A case takes 2-15 s (one process start, Keras imported);
 the whole probe takes about 15 minutes on two cores.
 """
@@ -48,10 +50,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks import probe_cases_64
+from benchmarks import probe_cases_64, probe_cases_74
 from benchmarks.probe_cases import CASES, Case, build_base
 
-CASES = [*CASES, *probe_cases_64.CASES]
+CASES = [*CASES, *probe_cases_64.CASES, *probe_cases_74.CASES]
 
 KINDS = ("clear", "correct", "traceback", "silent", "damage", "unclear", "probe-error")
 

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from preprocessing.audio import unreadable_reason
 from xval.core.errors import DatasetError
 
 DEFAULT_LABEL = "event"
@@ -54,9 +55,22 @@ _TRUE = {"1", "true", "yes", "y", "x", "context", "tail"}
 _FALSE = {"", "0", "false", "no", "n"}
 
 
-def read_csv(path: Path) -> pd.DataFrame:
+def check_file(path: Path, what: str) -> None:
+    """Refuses a CSV path that is not a regular file, saying what it is (a FIFO exists: it
+    is named, never opened).
+
+    Raises:
+        DatasetError: naming `what` (`"Annotation file"`) and the path.
+    """
     if not path.is_file():
-        raise DatasetError(f"Annotation file {str(path)!r} does not exist.")
+        reason = "a folder" if path.is_dir() else unreadable_reason(path)
+        raise DatasetError(f"{what} {str(path)!r} " + (
+            "does not exist." if reason == "file not found" else
+            f"is {reason}; give the CSV file itself."))
+
+
+def read_csv(path: Path) -> pd.DataFrame:
+    check_file(path, "Annotation file")
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig",
                             skipinitialspace=True)
@@ -132,6 +146,23 @@ def _flag(text: str, where: str, column: str) -> bool:
         "yes/no or blank.")
 
 
+def _label(record: Mapping[str, str], column: str | None, where: str) -> str:
+    """An event's label: its label column's value, `DEFAULT_LABEL` without such a column.
+
+    Raises:
+        DatasetError: for a blank label in a label column (it would be a class of its own,
+            as a store refuses a blank label).
+    """
+    if column is None:
+        return DEFAULT_LABEL
+    text = record[column].strip()
+    if not text:
+        raise DatasetError(f"{where}: the label ({column}) is blank; give every event of a "
+                           "label column its class, or leave the column out (one class, "
+                           f"{DEFAULT_LABEL!r}).")
+    return text
+
+
 def wide_columns(table: pd.DataFrame) -> dict[int, dict[str, str]]:
     pairs: dict[int, dict[str, str]] = {}
     for column in table.columns:
@@ -185,13 +216,13 @@ def wide_rows(table: pd.DataFrame, path: Path, file_column: str | None) -> list[
                 raise DatasetError(
                     f"{where}: {blank!r} is blank but its pair is not; expected both the start "
                     f"and the end of event ({k}), or neither.")
-            label = record[columns["label"]].strip() if "label" in columns else ""
+            label = _label(record, columns.get("label"), where)
             is_context = (_flag(record[columns["context"]], where, columns["context"])
                           if "context" in columns else False)
             rows.append({"file": names[line], "line": line, "start_text": start,
                          "end_text": end, "start": _number(start, where, columns["start"]),
                          "end": _number(end, where, columns["end"]),
-                         "label": label or DEFAULT_LABEL, "context": is_context})
+                         "label": label, "context": is_context})
             found = True
         if not found:
             rows.append({"file": names[line], "line": line, "start": None})
@@ -217,9 +248,8 @@ def long_rows(table: pd.DataFrame, path: Path, file_column: str | None,
             raise DatasetError(
                 f"{where}: {onset if not start else offset!r} is blank but the other is not; "
                 "expected both a start and an end (or neither, for a file without events).")
-        text = record[label].strip() if label else ""
         rows.append({"file": names[line], "line": line, "start_text": start, "end_text": end,
                      "start": _number(start, where, onset), "end": _number(end, where, offset),
-                     "label": text or DEFAULT_LABEL,
+                     "label": _label(record, label, where),
                      "context": _flag(record[flag], where, flag) if flag else False})
     return rows

@@ -22,6 +22,10 @@ AUDIO_EXTENSIONS = SNDFILE_EXTENSIONS | {".m4a", ".aac", ".wma", ".mp4"}
 # How far a region may end past the end of its file (Lhotse's default tolerance for a
 # duration mismatch): the rest is cut; a region ending later is an error.
 REGION_TOLERANCE_SECONDS = 0.025
+FILE_RATES = (1_000, 768_000)
+"""The sample rates (Hz) a recording's header may declare: one outside (1 Hz) is a wrong
+header, which resampling would turn into a made-up signal. A rate below 1000 Hz is read
+where the target rate is as low."""
 
 
 class FatalReadError(DatasetError):
@@ -103,6 +107,22 @@ def truncation(path: Path) -> str | None:
             f.seek(size + (size & 1), os.SEEK_CUR)
 
 
+def check_rate(path: Path, rate: int, sample_rate: int) -> None:
+    """Refuses a file whose header declares a rate outside `FILE_RATES` (below them only
+    for a target `sample_rate` as low).
+
+    Raises:
+        DatasetError: naming the file, the rate and the fix.
+    """
+    low, high = min(FILE_RATES[0], sample_rate), FILE_RATES[1]
+    if not low <= rate <= high:
+        raise DatasetError(
+            f"Cannot use {path}: its header declares a sample rate of {rate} Hz; recordings "
+            f"are read at {FILE_RATES[0]} to {high} Hz (lower only for a target rate as low, "
+            f"here {sample_rate} Hz), so the header is wrong: write the file again at the "
+            "rate it was recorded at.")
+
+
 def load_audio(path: str | os.PathLike[str], *, sample_rate: int,
                peak_normalize: bool = False,
                region: Region | None = None) -> tuple[np.ndarray, int]:
@@ -121,8 +141,9 @@ def load_audio(path: str | os.PathLike[str], *, sample_rate: int,
     Raises:
         DatasetError: when the path is not a readable regular file (never opened), a WAV
             file is truncated, the file cannot be decoded (the message says what to install for
-            formats libsndfile does not read), holds no samples, holds NaN or infinite
-            samples, or when the region starts or ends after the end of the file.
+            formats libsndfile does not read), declares a sample rate outside `FILE_RATES`,
+            holds no samples, holds NaN or infinite samples, or when the region starts or
+            ends after the end of the file.
     """
     path = Path(path)
     region = region or Region()
@@ -136,6 +157,7 @@ def load_audio(path: str | os.PathLike[str], *, sample_rate: int,
         raise
     except Exception as e:  # decoders raise many types: name the file and the reason
         raise DatasetError(f"Cannot decode {path}: {type(e).__name__}: {e}") from e
+    check_rate(path, rate, sample_rate)
     if y.size == 0:
         raise DatasetError(f"Cannot use {path}: it holds no samples.")
     finite = np.isfinite(y)

@@ -10,12 +10,14 @@ Its `label` is `event` when any frame of the window is active and `background` o
 """
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from preprocessing.annotation_tables import check_file
 from preprocessing.annotations import annotation_source
 from preprocessing.build import extract_file, feature_params
 from preprocessing.events import frame_targets
@@ -37,9 +39,10 @@ def read_items(path: str | os.PathLike[str]) -> dict[str, str]:
         dict of file name (as written in the annotations) to item.
 
     Raises:
-        DatasetError: when the file or one of the columns is missing, or a file is listed
-            twice with different items.
+        DatasetError: when the file (not a regular file: named) or one of the columns is
+            missing, or a file is listed twice with different items.
     """
+    check_file(Path(path), "The items CSV")
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (OSError, pd.errors.ParserError) as e:
@@ -56,6 +59,40 @@ def read_items(path: str | os.PathLike[str]) -> dict[str, str]:
             raise DatasetError(f"The items CSV {path} gives {file!r} two items: "
                                f"{mapping[file]!r} and {item!r}.")
     return mapping
+
+
+def check_items(items: Mapping[str, str] | None, files: Sequence[str],
+                skipped: Sequence[Mapping[str, Any]] = (),
+                where: str = "The items CSV") -> None:
+    """Refuses items that leave an annotated recording out (it would be an item of its
+    own, or none) or name a file that is no recording of the folder (a typo: one site on
+    both sides of a fold).
+
+    Args:
+        items: `read_items`'s mapping, or `None` (each recording its own item).
+        files: the annotated recordings, as the annotations write them.
+        skipped: `annotation_source`'s skipped files (audio without annotation: an items
+            file may list them).
+        where: the items' source, for the message.
+
+    Raises:
+        DatasetError: naming the first of each and the fix.
+    """
+    if items is None:
+        return
+    paths = [Path(str(s["path"])) for s in skipped]
+    others = {form for p in paths for form in (p.as_posix(), p.with_suffix("").as_posix())}
+    missing = [f for f in files if f not in items]
+    unknown = sorted(f for f in set(items) - set(files)
+                     if not any(o == f or o.endswith("/" + f) for o in others))
+    found = ([f"{len(missing)} annotated recording(s) have no item in it, e.g. "
+              f"{missing[0]!r}"] if missing else []) + \
+        ([f"{len(unknown)} of its file(s) name no recording of the folder, e.g. "
+          f"{unknown[0]!r}"] if unknown else [])
+    if found:
+        raise DatasetError(f"{where}: {'; '.join(found)}. Give one row file,item for each "
+                           "annotated recording, its file written as in the annotations "
+                           f"(e.g. {files[0]!r}).")
 
 
 def _event_classes(events: pd.DataFrame, classes: list[str] | None,
@@ -130,7 +167,8 @@ def build_detection_store(annotations: str | os.PathLike[str],
 
     Raises:
         DatasetError: for an `out` that is not a store, every annotation error (before
-            anything is written), a recording missing from `items`, or no window left.
+            anything is written), `items` that do not match the annotated recordings
+            (`check_items`), or no window left.
         ConfigurationError: for frames further apart than the collar (`check_frame_hop`).
     """
     check_store_out(out, overwrite=overwrite, inputs=[audio_root])  # before anything is read
@@ -141,11 +179,7 @@ def build_detection_store(annotations: str | os.PathLike[str],
                     int(encoded.frame_pool) if encoded else 1)
     recordings, events, skipped = annotation_source(annotations, audio_root, strict=strict,
                                                     **read_kwargs)
-    missing = [f for f in recordings["file"] if items is not None and f not in items]
-    if missing:
-        raise DatasetError(
-            f"{len(missing)} annotated recording(s) have no item in the items CSV, e.g. "
-            f"{missing[0]!r}; add a row `file,item` for each.")
+    check_items(items, list(recordings["file"]), skipped)
     classes = _event_classes(events, classes, annotations)
     frames = feature_shape(params)[0]
     feats, targets, meta = [], [], []

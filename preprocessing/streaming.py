@@ -35,7 +35,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from preprocessing.audio import SNDFILE_EXTENSIONS, unreadable_reason
+from preprocessing.audio import SNDFILE_EXTENSIONS, check_rate, unreadable_reason
 from preprocessing.features import centred_frames, compute_features, feature_shape, get
 from preprocessing.features.segments import window_starts
 from preprocessing.level import analysis_hop, band_frame_levels_db, feature_band, no_signal_at
@@ -87,6 +87,7 @@ def _blocks(path: Path, sample_rate: int) -> Iterator[np.ndarray]:
     `sample_rate`), in consecutive blocks."""
     with sf.SoundFile(str(path)) as f:
         rate, total = f.samplerate, f.frames
+        check_rate(path, rate, sample_rate)  # as `load_audio` reads a short file
         stream = soxr.ResampleStream(rate, sample_rate, 1, dtype="float32", quality="HQ") \
             if rate != sample_rate else None
         done = 0

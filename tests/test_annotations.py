@@ -192,3 +192,24 @@ def test_annotation_source_reads_long_layout_it_wrote(tmp_path, audio_dir):
     table.to_csv(tmp_path / "long.csv", index=False)
     _, events, _ = annotation_source(tmp_path / "long.csv", audio_dir, units="seconds")
     assert rows(events) == [("a", 0.5, 1.5, "x"), ("c", 0.1, 0.2, "y")]
+
+
+@pytest.mark.parametrize("text", [
+    "file,start,end,label\nx,0,1,\nx,2,3,bird\n",                       # long layout
+    "File,Start (1),End (1),Label (1),Start (2),End (2),Label (2)\nx,0,1,bird,2,3, \n",
+])
+def test_read_annotations_blank_label_is_refused(tmp_path, text):
+    """A blank label where the CSV has a label column would become a class `event` of its
+    own: refused, naming the line, as stores refuse a blank label (issue 74)."""
+    with pytest.raises(DatasetError, match=r"line 2 \(file 'x'\): the label .* is blank"):
+        read_annotations(write(tmp_path, text), units="seconds")
+
+
+def test_read_annotations_fifo_is_named(tmp_path):
+    """A FIFO given as the annotation CSV is named for what it is (it exists), never
+    opened (issue 74)."""
+    import os
+
+    os.mkfifo(tmp_path / "pipe.csv")
+    with pytest.raises(DatasetError, match=r"pipe.csv' is not a regular file \(FIFO"):
+        read_annotations(tmp_path / "pipe.csv")

@@ -293,6 +293,24 @@ def test_ensemble_refuses_to_predict_with_a_member_trained_again(trained, tmp_pa
     assert not any("trained again" in x for x in ensemble_note(results_of(trained[1])))
 
 
+def test_ensemble_refuses_to_predict_with_a_fold_record_edited_by_hand(trained, tmp_path):
+    """A fold record of the ensemble edited by hand (not sealed again) is refused by
+    `predict`, naming the file, before any member's model is loaded (issue 74: it answered,
+    while `report` marked the ensemble partial and a trained instance is refused)."""
+    from xval.inference.predict import predict_files
+
+    _, _, base = trained
+    copy = _copy(trained, tmp_path)
+    path = copy / "instance_3" / "fold_1.json"
+    record = json.loads(path.read_text())
+    record["clip_metrics"]["test"]["accuracy"] = 1.0
+    path.write_text(json.dumps(record))
+    wavs = sorted(base.glob("audio/spk1/*_0.wav"))[:1]
+    with pytest.raises(ConfigurationError, match=r"instance_3/fold_1.json was edited after it "
+                                                 r"was written.* 1 2 --as 3 --overwrite\)"):
+        predict_files(copy / "instance_3", wavs)
+
+
 def test_ensemble_row_in_the_workbook_and_the_table(trained):
     import openpyxl
 

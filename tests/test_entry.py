@@ -446,3 +446,19 @@ def test_compare_never_replaces_a_file_it_did_not_write(experiment_dir, tmp_path
     for _ in range(2):  # its own workbook is rewritten
         proc = _run(folder, "-m", "xval", "compare", results, other, "--workbook", ours)
         assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_a_closed_pipe_is_no_success_and_leaves_no_project(tmp_path):
+    """`xval init ... | head -0`: the reader closes stdout before init is done; init stops
+    (what it wrote is removed) and says so on stderr with exit 141, never 0 (issue 74: it
+    exited 0 without a project or a word, so a pipeline went on as if it had succeeded)."""
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first line
+    try:
+        proc = _run(tmp_path, "-m", "xval", "init", _audio(tmp_path / "wavs"), "--project",
+                    tmp_path / "p", "--encoder", "none", "--no-progress", stdout=write)
+    finally:
+        os.close(write)
+    _one_error(proc, "stdout was closed by its reader", "before the command finished",
+               code=141)
+    assert not (tmp_path / "p").exists() or not any((tmp_path / "p").iterdir())

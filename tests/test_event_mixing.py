@@ -108,3 +108,28 @@ def test_a_detection_fold_trains_on_event_mixed_batches(tmp_path):
     result = run_fold(job)
     assert result.ok and np.isfinite(result.history["loss"]).all()
     assert "event_f1" in result.metrics["test"]  # every window its own clip here
+
+
+def test_event_mix_on_a_store_it_cannot_mix_is_refused_by_the_dry_run(tmp_path):
+    """`event_mix` on a PCEN store is refused when the run is planned (the dry run), naming
+    the instance, instead of failing at its first fold (issue 74)."""
+    import json
+
+    from tests.conftest import write_config
+    from tests.test_detection_task import sparse_store
+    from xval import Experiment
+    from xval.config.loader import load_config
+
+    config = load_config(write_config(tmp_path))
+    store = sparse_store(config.data_dir / "sed")
+    info = json.loads((store.path / "dataset.json").read_text())
+    info["feature_params"].update(feature="mel", compression="pcen")
+    (store.path / "dataset.json").write_text(json.dumps(info))
+    experiment = Experiment(description="mix", dataset="sed", number=1, num_folds=3,
+                            task_type="detection", config=str(config.path))
+    experiment[1] = {"architecture": "gru_detector", "reshaping_type": "rnn", "units": 4,
+                     "event_mix": 0.5, "comment_1": "a", "comment_2": "b"}
+    with pytest.raises(ParameterError, match=r"instance 1: event_mix=0.5: mixes spectrogram "
+                                             r"magnitudes.*compression='pcen'"):
+        experiment.run(config=config, dry_run=True, out=lambda *a: None)
+    assert not (config.results_dir / "sed").exists()

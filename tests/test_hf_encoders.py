@@ -496,6 +496,47 @@ def test_model_folders_that_are_wrong_are_refused_naming_the_file(wave, tmp_path
     assert not (config.data_dir / "never").exists() and not (tmp_path / "ran").exists()
 
 
+def _crafted_folders(root):
+    """Speech models whose config and weights disagree one way each (issue 74): 4,096 layers
+    over the weights of 2, `conv_dim: []`, a `model.safetensors` of random bytes, and sizes
+    (hidden_size 48) other than the weights' (32)."""
+    folders = {k: tiny_model(root / k, "speech") for k in ("layers", "conv", "garbage",
+                                                          "shapes")}
+    for name, change in (("layers", {"num_hidden_layers": 4096}), ("conv", {"conv_dim": []}),
+                         ("shapes", {"hidden_size": 48, "intermediate_size": 96})):
+        config = json.loads((folders[name] / "config.json").read_text())
+        (folders[name] / "config.json").write_text(json.dumps({**config, **change}))
+    (folders["garbage"] / "model.safetensors").write_bytes(os.urandom(4096))
+    return folders
+
+
+def test_crafted_model_folders_are_refused_naming_the_file_and_the_field(wave, tmp_path,
+                                                                         capsys):
+    """Issue 74: each of these was "unexpected ... (a bug)" naming no file (4,096 layers ran
+    for minutes on mostly random weights). Each is refused naming the file and the field,
+    before the store command writes anything."""
+    from xval.cli.preprocess import main as preprocess_main
+
+    config, _ = wave
+    folders = _crafted_folders(tmp_path)
+    said = {
+        "layers": rf"{folders['layers'] / 'config.json'}: num_hidden_layers=4096, but the "
+                  r"weights \(model.safetensors\) hold 2 layers",
+        "conv": rf"{folders['conv'] / 'config.json'}: transformers refuses it as a wavlm "
+                r"configuration: .*conv_dim",
+        "garbage": rf"{folders['garbage'] / 'model.safetensors'} is no safetensors file",
+        "shapes": rf"{folders['shapes'] / 'model.safetensors'} holds .* of shape \(32,?.*\), "
+                  rf"but {folders['shapes'] / 'config.json'} describes \(48.*hidden_size=48",
+    }
+    for name, match in said.items():
+        assert preprocess_main(["regex", str(config.path.parent / "audio"), "--pattern",
+                                PATTERN, "--config", str(config.path), "-q", "--out", "never",
+                                "--no-progress", "--encoder", f"hf:{folders[name]}"]) == 2
+        error = capsys.readouterr().err.strip().splitlines()[-1]  # after transformers' report
+        assert re.search(match, error), (name, error)
+    assert not (config.data_dir / "never").exists()
+
+
 def test_tensorflow_refuses_a_transformers_front_end_before_training(models, wave, tmp_path):
     """The backend is the process's: an experiment script's dry run with
     KERAS_BACKEND=tensorflow stops on one line naming the fix (no Keras imported)."""

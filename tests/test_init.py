@@ -151,3 +151,44 @@ def test_init_rank_split_when_every_fold_has_two_validation_items(tmp_path, item
     config = load_config(write_config(tmp_path))
     store = tiny_store(config.data_dir, n_items=items, clips_per_class=1, segments=1)
     assert _rank_split(store, folds, config) == share
+
+
+def test_init_manifest_takes_allow_outside_root(tmp_path, capsys):
+    """A manifest path outside AUDIO_DIR is refused with the fix `--allow-outside-root`,
+    which `init --manifest` takes (it refused it as an option of --source lhotse, issue 74)."""
+    from xval.cli.main import main
+
+    audio = _takes(tmp_path / "sounds")
+    files = sorted(p.relative_to(audio).as_posix() for p in audio.rglob("*.wav"))
+    (tmp_path / "elsewhere").mkdir()
+    (audio / files[0]).rename(tmp_path / "elsewhere" / "moved.wav")
+    paths = ["../elsewhere/moved.wav", *files[1:]]
+    pd.DataFrame({"path": paths, "label": [p.split("/")[-2] if "/" in p[3:] else "bark"
+                                           for p in paths]}).to_csv(audio / "m.csv", index=False)
+    args = ["init", str(audio), "--manifest", str(audio / "m.csv"), "--project",
+            str(tmp_path / "project"), "--dry-run", "--encoder", "none"]
+    assert main(args) == 2
+    assert "pass --allow-outside-root" in capsys.readouterr().err
+    assert main([*args, "--allow-outside-root"]) == 0, capsys.readouterr().err
+    assert "Found 24 files" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name,script", [("xval", "xval_experiment.py"),
+                                         ("json", "json_experiment.py"),
+                                         ("sounds", "sounds.py")])
+def test_init_script_never_shadows_a_module(tmp_path, name, script):
+    """The script's folder comes first on `sys.path` when it runs: `experiments/xval.py`
+    would be imported for `from xval import Experiment` (a circular ImportError, issue 74),
+    so a data name that is a module Python finds names its script `<name>_experiment.py`."""
+    from xval.cli.scripts import script_path
+
+    assert script_path(tmp_path, name) == tmp_path / "experiments" / script
+
+
+def test_init_of_a_folder_named_xval_writes_a_script_that_runs(tmp_path, capsys):
+    from xval.cli.main import main
+
+    audio = _takes(tmp_path / "xval")
+    assert main(["init", str(audio), "--project", str(tmp_path / "project"), "--dry-run",
+                 "--encoder", "none"]) == 0
+    assert "experiments/xval_experiment.py" in " ".join(capsys.readouterr().out.split())

@@ -54,3 +54,55 @@ def test_init_refuses_annotations_with_options_that_find_labels_in_files(scenes,
     assert code == 2
     assert "--pattern cannot be used with --annotations" in capsys.readouterr().err
     assert not any(project.iterdir())
+
+
+def test_init_refuses_items_that_do_not_match_the_annotated_recordings(scenes, tmp_path,
+                                                                        capsys):
+    """An items CSV naming a file that is no annotated recording (a typo) and leaving one
+    out is refused before anything is written, the dry run included (issue 74): the
+    recording left out became an item of its own."""
+    project = tmp_path / "project"
+    project.mkdir()
+    items = tmp_path / "items.csv"
+    items.write_text("file,item\nrain_000.wav,a\nwind_000.wav,a\nfire_000.wav,b\n"
+                     "machin_000.wav,b\n")
+    for extra in (["--dry-run"], []):
+        code = main(["init", str(scenes), "--annotations", str(scenes / "annotations.csv"),
+                     "--items", str(items), "--project", str(project), "--no-progress",
+                     *extra])
+        err = capsys.readouterr().err
+        assert code == 2, err
+        assert "1 annotated recording(s) have no item in it, e.g. 'machine_000.wav'" in err
+        assert "1 of its file(s) name no recording of the folder, e.g. 'machin_000.wav'" in err
+        assert not any(project.iterdir())
+    # A recording of the folder left out of the annotations may be listed.
+    (scenes / "annotations.csv").write_text("\n".join(
+        (scenes / "annotations.csv").read_text().splitlines()[:-1]) + "\n")
+    items.write_text((scenes / "items.csv").read_text())
+    assert main(["init", str(scenes), "--annotations", str(scenes / "annotations.csv"),
+                 "--items", str(items), "--project", str(project), "--dry-run"]) == 0, \
+        capsys.readouterr().err
+
+
+def test_init_reads_annotation_times_in_seconds(scenes, tmp_path, capsys):
+    """`init --annotations` takes the options that say how the CSV is read, as `python -m
+    preprocessing detection` does: times in seconds with --annotation-units seconds, which
+    its refusal of seconds in a samples column names (issue 74)."""
+    import pandas as pd
+
+    events = pd.read_csv(scenes / "events.csv")
+    seconds = tmp_path / "seconds.csv"
+    pd.DataFrame({"file": events["file"], "onset": events["start_sample"] / 8000,
+                  "offset": events["end_sample"] / 8000,
+                  "label": events["label"]}).to_csv(seconds, index=False)
+    project = tmp_path / "project"
+    project.mkdir()
+    args = ["init", str(scenes), "--annotations", str(seconds), "--items",
+            str(scenes / "items.csv"), "--project", str(project), "--no-progress", "--dry-run"]
+    assert main(args) == 2
+    assert "pass --annotation-units seconds" in capsys.readouterr().err
+    assert main([*args, "--annotation-units", "seconds"]) == 0
+    assert "4 annotated recordings" in capsys.readouterr().out
+    assert main(["init", str(scenes), "--annotation-units", "seconds", "--project",
+                 str(project), "--dry-run"]) == 2
+    assert "--annotation-units goes with --annotations" in capsys.readouterr().err

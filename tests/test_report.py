@@ -1097,3 +1097,29 @@ def test_plots_at_the_headline_level_titles_name_it(classification_run):
     clip = np.asarray(instance.summary.confusion_matrix["clip"])
     segment = np.asarray(instance.summary.confusion_matrix["segment"])
     assert clip.sum() * 2 == segment.sum()  # the tiny store: 2 segments per clip
+
+
+def test_figures_draw_labels_as_written_never_as_mathtext(tmp_path):
+    """A label matplotlib would read as mathtext (`$x^$`, a tagging label) is drawn as it
+    is written: the figure writer failed with a raw parse error naming no label, and the
+    run turned every later plot off (issue 74)."""
+    from PIL import Image
+
+    from xval.report import figures
+    from xval.report.activity import activity_plot, activity_windows
+
+    classes = ["$x^$", "a $b$ c", "plain"]
+    figures.confusion_matrix(np.eye(3) * 4, classes, tmp_path / "confusion.png")
+    figures.per_class_scores(np.full((2, 3), 0.5), classes, tmp_path / "ap.png", ylabel="AP",
+                             title="Per-label AP")
+    frames = np.linspace(0, 1, 20)
+    activity = np.tile(frames[:, None], (1, 3))
+    activity_plot({"file": "$weird$.wav", "times": frames, "activity": activity,
+                   "classes": classes, "events": [(0.2, 0.4, "$x^$")]}, tmp_path / "d.png")
+    activity_windows({"classes": classes, "frame_seconds": 0.05, "threshold": 0.5,
+                      "windows": [{"probability": activity.tolist(),
+                                   "target": (activity > 0.5).astype(int).tolist(),
+                                   "start": 0.0, "events": [], "source": "$s$.wav",
+                                   "item": "$i^$"}]}, tmp_path / "w.png")
+    for name in ("confusion", "ap", "d", "w"):
+        assert Image.open(tmp_path / f"{name}.png").size[0] > 0

@@ -201,3 +201,16 @@ def test_run_options_execution_is_the_one_executor_options_type():
 
     assert xval.Execution is Execution is ExecutorsExecution
     assert not hasattr(xval.executors, "ExecutorOptions")
+
+
+@pytest.mark.parametrize("overrides", ["epochs=2", ["epochs=2"], 3])
+def test_run_options_overrides_must_be_a_mapping(overrides):
+    """`run(overrides="epochs=2")` names the argument, what it takes and the fix (it was a
+    bare ValueError from dict(), issue 74); a ParameterError, so a ValueError as before."""
+    from xval.core.errors import ParameterError
+
+    with pytest.raises(ParameterError, match=r"^overrides=.*: expected a dict of parameter "
+                                             r"names to values, got (str|list|int); pass e\.g\. "
+                                             r"overrides=\{'epochs': 2\}"):
+        RunOptions.of(overrides=overrides)
+    assert RunOptions.of(overrides={"epochs": 2}).overrides == {"epochs": 2}

@@ -307,3 +307,24 @@ def test_init_label_map_needs_a_pattern(tmp_path):
     assert proc.returncode == 2 and "--label-map 'a=alpha' goes with --pattern" in \
         proc.stderr, proc.stderr
     assert not (tmp_path / "p").exists()
+
+
+def test_load_audio_refuses_a_rate_no_recording_has(tmp_path, params):
+    """A file whose header declares 1 Hz was resampled to the model's rate and answered a
+    class (issue 74): rates below 1000 Hz (unless the target is that low) and above 768 kHz
+    are refused, naming the rate and the file."""
+    y = np.random.default_rng(0).normal(0, 0.1, 4000).astype(np.float32)
+    for rate in (1, 999, 1_000_000):
+        sf.write(tmp_path / f"r{rate}.wav", y, rate)
+        with pytest.raises(DatasetError, match=rf"r{rate}.wav: its header declares a sample "
+                                               rf"rate of {rate} Hz.*1000 to 768000 Hz"):
+            load_audio(tmp_path / f"r{rate}.wav", sample_rate=16000)
+    assert load_audio(tmp_path / "r999.wav", sample_rate=500)[1] == 999  # a low-rate store
+    sf.write(tmp_path / "ok.wav", y, 1000)
+    assert load_audio(tmp_path / "ok.wav", sample_rate=16000)[1] == 1000
+    # 4000 samples at 1 Hz last 4000 s: such a file is read window by window, checked alike.
+    from preprocessing.streaming import is_long, stream_features
+
+    assert is_long(tmp_path / "r1.wav")
+    with pytest.raises(DatasetError, match=r"declares a sample rate of 1 Hz"):
+        next(stream_features(tmp_path / "r1.wav", params))

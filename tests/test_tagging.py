@@ -195,6 +195,74 @@ def test_hf_sequence_of_class_labels_gives_label_sets(tmp_path):
     assert rows.attrs["multi_label"] and rows.attrs["classes"] == ["dog", "cat", "bird"]
 
 
+def test_hf_example_without_a_label_is_refused_by_name(tmp_path):
+    """An example whose `Sequence` label column holds an empty list is refused, naming it,
+    as the manifest source refuses a clip without a label (it was dropped without a word,
+    issue 74)."""
+    datasets = pytest.importorskip("datasets")
+
+    def wav(seed):
+        buffer = io.BytesIO()
+        sf.write(buffer, np.random.default_rng(seed).normal(0, 0.1, 4000), SR, format="WAV")
+        return buffer.getvalue()
+
+    dataset = datasets.Dataset.from_dict({"audio": [wav(k) for k in range(3)],
+                                          "tags": [[0], [], [1]],
+                                          "speaker_id": ["p", "q", "r"]})
+    dataset = dataset.cast_column("audio", datasets.Audio()).cast_column(
+        "tags", datasets.Sequence(datasets.ClassLabel(names=["dog", "cat"])))
+    dataset.save_to_disk(str(tmp_path / "ds"))
+    with pytest.raises(DatasetError, match=r"train example 1 of .*ds: tags=\[\] holds no label; a "
+                                           r"clip needs one label at least"):
+        sources.get("hf").rows([tmp_path / "ds"], {"label_column": "tags"})
+
+
+def test_empty_label_is_a_new_class_of_label_sets(tmp_path):
+    """`--empty-label NAME` names a class of its own for clips without a label: a NAME that
+    is already a class would merge them into it, and on a manifest of one label per clip it
+    would do nothing; both are refused (issue 74)."""
+    audio = tmp_path / "sounds"
+    files = _tones(audio, [["low", "mid"], ["mid"], []])
+    pd.DataFrame({"path": files, "label": ["mid;low", "mid", ""]}).to_csv(audio / "m.csv",
+                                                                       index=False)
+    with pytest.raises(DatasetError, match=r"--empty-label 'mid' is already a class .* "
+                                           r"give a name no clip holds"):
+        sources.manifest_source(audio / "m.csv", label_separator=";", empty_label="mid")
+    pd.DataFrame({"path": files, "label": ["low", "mid", "high"]}).to_csv(
+        audio / "single.csv", index=False)
+    with pytest.raises(ConfigurationError, match=r"--empty-label 'none' goes with several "
+                                                 r"labels per clip"):
+        sources.manifest_source(audio / "single.csv", empty_label="none")
+    init = python_here("-m", "xval", "init", audio, "--manifest", audio / "single.csv",
+                       "--empty-label", "none", "--dry-run", cwd=tmp_path)
+    assert init.returncode == 2 and "--empty-label 'none' goes with several" in init.stderr
+
+
+def test_lhotse_multi_label_over_supervisions_is_the_set_of_each_recording(tmp_path):
+    """A RecordingSet and a SupervisionSet with --multi-label: one row per recording (a cut
+    of it), its label the set of its supervisions' labels; without --multi-label one row
+    per supervision (issue 74: it gave one row per supervision either way)."""
+    lhotse = pytest.importorskip("lhotse")
+    files = _tones(tmp_path, [["low", "mid"], ["high"]], seconds=1.0)
+    recordings = lhotse.RecordingSet.from_recordings(
+        lhotse.Recording.from_file(tmp_path / f, recording_id=f"r{k}")
+        for k, f in enumerate(files))
+    supervisions = lhotse.SupervisionSet.from_segments(
+        lhotse.SupervisionSegment(id=f"s{k}{j}", recording_id=f"r{k}", start=0.1 * j,
+                                  duration=0.5, speaker=f"spk{k}", custom={"sound": tag})
+        for k, tags in enumerate([["low", "mid"], ["high"]]) for j, tag in enumerate(tags))
+    recordings.to_file(tmp_path / "recordings.jsonl.gz")
+    supervisions.to_file(tmp_path / "supervisions.jsonl.gz")
+    paths = [tmp_path / "recordings.jsonl.gz", tmp_path / "supervisions.jsonl.gz"]
+    plain, _ = sources.get("lhotse").rows(paths, {"label_field": "sound", "root": tmp_path})
+    assert plain["label"].tolist() == ["low", "mid", "high"]
+    rows, skipped = sources.get("lhotse").rows(paths, {"label_field": "sound",
+                                                       "multi_label": True, "root": tmp_path})
+    assert skipped == [] and rows["label"].tolist() == ["low;mid", "high"]
+    assert rows.attrs["multi_label"] and rows["item"].tolist() == ["spk0", "spk1"]
+    assert rows["duration"].tolist() == [1.0, 1.0]
+
+
 # -- a run -----------------------------------------------------------------------------
 
 
@@ -265,6 +333,30 @@ def test_run_scores_tags_and_chooses_thresholds_on_validation_clips(tag_run):
     ensemble = json.loads((exp / "instance_3" / "fold_0.json").read_text())
     assert ensemble["clip_metrics"]["test"]["map"] > 0.5
     assert len(ensemble["postprocessing"]["values"]["tag_threshold"]) == 4
+
+
+def test_ensemble_with_a_fold_record_edited_by_hand_is_refused(tag_run, tmp_path):
+    """An ensemble's fold record whose thresholds were edited (not sealed again) is not
+    believed: `predict` and `export`, which read the thresholds from it, refuse naming the
+    file (they answered with 0.5 thresholds, issue 74), as for a trained instance."""
+    import shutil
+
+    from xval.core.storage import ResultsStore
+    from xval.ensembles.predict import ensemble_postprocessing
+
+    root, _, proc = tag_run
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    copy = tmp_path / "experiment_1"
+    shutil.copytree(root / "results" / "tags" / "experiment_1", copy)
+    path = copy / "instance_3" / "fold_0.json"
+    record = json.loads(path.read_text())
+    record["postprocessing"]["values"]["tag_threshold"] = [0.05] * 4
+    path.write_text(json.dumps(record))
+    assert ensemble_postprocessing(copy / "instance_3", ResultsStore(), 1) is not None
+    with pytest.raises(ConfigurationError, match=r"instance_3/fold_0.json was edited after it "
+                                                 r"was written.*its choice \(thresholds\) "
+                                                 r"cannot be believed.*--as 3 --overwrite"):
+        ensemble_postprocessing(copy / "instance_3", ResultsStore())
 
 
 def test_run_workbook_has_map_lwlrap_and_the_labels_sheet(tag_run):

@@ -17,9 +17,9 @@ import numpy as np
 from xval.core.errors import ConfigurationError
 from xval.core.registry import Registry
 
-__all__ = ["FAMILIES", "HF_PREFIX", "INSTALL", "WEIGHT_SUFFIXES", "Family", "Spectrogram",
-           "UnknownEncoderError", "dft_kernel", "from_disk", "hidden_states", "model_name",
-           "names_model", "register_family"]
+__all__ = ["FAMILIES", "HF_PREFIX", "INSTALL", "WEIGHT_SUFFIXES", "Family", "Held",
+           "Spectrogram", "UnknownEncoderError", "dft_kernel", "from_disk", "hidden_states",
+           "model_name", "names_model", "register_family", "weights_held"]
 
 HF_PREFIX = "hf:"
 """How a command line or `front_end` may name a transformers model: `hf:PATH_OR_ID` (a path
@@ -312,12 +312,76 @@ def hidden_states(outputs: Any, layers: Sequence[int]) -> list[Any]:
     return [outputs.hidden_states[k] for k in layers]
 
 
+Held = tuple[tuple[int, ...], Path]
+"""A saved weight's shape and the file that holds it."""
+
+
+def weights_held(folder: Path) -> dict[str, Held]:
+    """Name -> shape and file of every weight in a model folder's `.safetensors` files, read
+    from their headers (nothing is loaded).
+
+    Raises:
+        ConfigurationError: for a file that is no safetensors file, naming it.
+    """
+    from safetensors import SafetensorError, safe_open  # noqa: PLC0415  (optional: [pretrained])
+
+    held: dict[str, Held] = {}
+    for path in sorted(folder.glob("*.safetensors")):
+        try:
+            with safe_open(str(path), "pt") as f:
+                held.update({k: (tuple(f.get_slice(k).get_shape()), path) for k in f.keys()})
+        except (SafetensorError, OSError) as e:
+            raise ConfigurationError(
+                f"{path} is no safetensors file (safetensors: {e}); restore the file "
+                "save_pretrained wrote, or save the model again.") from None
+    return held
+
+
+def _mismatch(cls: Any, folder: Path) -> str:
+    """The first weight whose shape in the folder's files is not the one its `config.json`
+    gives (the network built on the meta device: nothing allocated), with the fields of that
+    size; `""` when none differs."""
+    import torch  # noqa: PLC0415  (optional heavy dependency: [pretrained])
+    import transformers  # noqa: PLC0415  (optional: [pretrained])
+
+    config = transformers.AutoConfig.from_pretrained(folder, local_files_only=True)
+    with torch.device("meta"):
+        network = cls.from_config(config) if hasattr(cls, "from_config") else \
+            cls._from_config(config)
+    expected = {k: tuple(v.shape) for k, v in network.state_dict().items()}
+    prefix = f"{network.base_model_prefix}."
+    for key, (shape, path) in weights_held(folder).items():
+        key = key if key in expected else key.removeprefix(prefix)
+        if key in expected and expected[key] != shape:
+            sizes = [f"{name}={value}" for name, value in config.to_dict().items()
+                     if type(value) is int and value in set(expected[key]) - set(shape)]
+            return (f"{path} holds {key!r} of shape {shape}, but {folder / 'config.json'} "
+                    f"describes {expected[key]}" + (f" ({', '.join(sizes)})" if sizes else ""))
+    return ""
+
+
 def from_disk(cls: Any, folder: Path) -> Any:
     """`cls.from_pretrained(folder)` from this disk only, in float32, with no progress bar;
-    pickled weights only through torch's safe loader (`weights_only=True`)."""
+    pickled weights only through torch's safe loader (`weights_only=True`).
+
+    Raises:
+        ConfigurationError: when transformers cannot load it, naming the file and the
+            field (a weight of another shape than `config.json` gives) where it can.
+    """
     import torch  # noqa: PLC0415  (optional heavy dependency: [pretrained])
     from transformers.utils import logging  # noqa: PLC0415  (optional: [pretrained])
 
     logging.disable_progress_bar()
-    return cls.from_pretrained(folder, local_files_only=True, dtype=torch.float32,
-                               weights_only=True)  # a pickle only through the safe loader
+    try:
+        return cls.from_pretrained(folder, local_files_only=True, dtype=torch.float32,
+                                   weights_only=True)  # a pickle only through the safe loader
+    except Exception as e:  # transformers raises many types  # noqa: BLE001
+        try:
+            why = _mismatch(cls, folder)
+        except Exception:  # noqa: BLE001  (a diagnosis only: transformers' words then)
+            why = ""
+        why = why or f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"
+    raise ConfigurationError(
+        f"{folder}: transformers cannot load the model it holds ({why}); the configuration "
+        "and the weights must be the ones save_pretrained wrote together: restore them, or "
+        "save the model again.")

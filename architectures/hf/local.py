@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import stat
 import warnings
 from collections.abc import Mapping
@@ -20,8 +21,10 @@ from architectures.hf.base import (
     INSTALL,
     WEIGHT_SUFFIXES,
     Family,
+    Held,
     UnknownEncoderError,
     model_name,
+    weights_held,
 )
 from xval.core.errors import ConfigurationError
 from xval.core.hashing import files_digest
@@ -206,9 +209,33 @@ def _full_config(folder: Path, config: Mapping[str, Any]) -> dict[str, Any]:
             f"transformers installed here ({transformers.__version__}), so its network cannot "
             f"be built; use a model of one of these types ({_known()}), or a transformers "
             "release that knows it.")
-    full = transformers.CONFIG_MAPPING[model_type].from_pretrained(folder,
-                                                                   local_files_only=True)
+    try:
+        full = transformers.CONFIG_MAPPING[model_type].from_pretrained(folder,
+                                                                       local_files_only=True)
+    except Exception as e:  # transformers' validators raise several types  # noqa: BLE001
+        raise ConfigurationError(
+            f"{folder / 'config.json'}: transformers refuses it as a {model_type} "
+            f"configuration: {' '.join(str(e).split())[:400]}; fix the field it names, or "
+            "restore the file save_pretrained wrote with the weights.") from None
     return dict(json.loads(full.to_json_string(use_diff=False)))
+
+
+_LAYER = re.compile(r"^(?!text_model\.)(?:\w+\.)?encoder\.layers?\.(\d+)\.")
+"""A weight of the encoder's layer `k` (`encoder.layers.3.`, AST's `encoder.layer.3.`, under
+a task model's prefix: `wav2vec2.encoder.layers.3.`; not CLAP's text tower's)."""
+
+
+def _check_layers(folder: Path, config: Mapping[str, Any], held: Mapping[str, Held]) -> None:
+    """Refuses a configuration of more encoder layers than the weights hold (4,096 over 2:
+    the rest would be random, and built for minutes)."""
+    layers = config.get("num_hidden_layers")
+    found = {m.group(1) for key in held if (m := _LAYER.search(key))}
+    if isinstance(layers, int) and found and layers > len(found):
+        files = ", ".join(sorted({held[key][1].name for key in held}))
+        raise ConfigurationError(
+            f"{folder / 'config.json'}: num_hidden_layers={layers}, but the weights "
+            f"({files}) hold {len(found)} layers; the configuration is not that of these "
+            "weights: restore config.json, or save the model again with save_pretrained.")
 
 
 class LocalModel:
@@ -269,11 +296,13 @@ class LocalModel:
 
         Raises:
             ConfigurationError: naming the file torch refuses, why, and how to convert the
-                folder to safetensors.
+                folder to safetensors; a `.safetensors` file that is none; more layers in
+                `config.json` than the weights hold.
         """
         weights = self.weight_files
-        if any(p.suffix == ".safetensors" for p in weights):
-            return  # what transformers loads then
+        if any(p.suffix == ".safetensors" for p in weights):  # what transformers loads then
+            _check_layers(self.folder, self.family.config, weights_held(self.folder))
+            return
         for path in weights:
             why = _pickle_refused(path)
             if why:

@@ -241,13 +241,14 @@ def _columns(features: Any, label: str, item: str | None,
 def _text(values: list[Any], column_type: Any) -> list[str | None]:
     """Column values as text: class names for a `ClassLabel` (the column's type, a
     `datasets` feature), `None` for a missing value; the values of a `Sequence` (`List`)
-    column are sets of labels, as a tagging store keeps them (`None` when empty)."""
+    column are sets of labels, as a tagging store keeps them (`""`: a list without a
+    label)."""
     inner = _inner_feature(column_type)
     if inner is not None:
         out: list[str | None] = []
         for value in values:
             found = [t for t in _text(list(value or []), inner) if t is not None]
-            out.append(label_set(found) if found else None)
+            out.append(None if value is None else label_set(found) if found else "")
         return out
     names = getattr(column_type, "names", None)
     if names is not None:
@@ -303,6 +304,11 @@ def _split_rows(split: _Split, columns: tuple[str, str, str | None], folder: Pat
             reason = unreadable_reason(path)
         else:
             reason = "no audio (neither bytes nor a path)"
+        if labels[index] == "":  # as a manifest's clip without a label: refused by name
+            raise DatasetError(
+                f"{split.name} example {index} of {folder}: {label}=[] holds no label; a clip "
+                "needs one label at least: label it, or leave it out (dataset.filter(lambda "
+                f"e: len(e[{label!r}]) > 0)).")
         if reason is None and (labels[index] is None or items[index] is None):
             reason = f"no {label if labels[index] is None else item}"
         if reason is not None:

@@ -348,11 +348,14 @@ def _counted(rows: list[dict[str, object]], skipped: Skipped, what: str, unit: s
 
 
 def _from_supervisions(recordings: Any, supervisions: Any, fields: tuple[str, str],
-                       root: _Root, what: str) -> Rows:
+                       root: _Root, what: str, lhotse: Any, multi_label: bool = False) -> Rows:
+    """One row per supervision; with `multi_label`, one per recording (a cut of it), its
+    label the set of its supervisions' labels."""
     supervisions = list(supervisions)
     _check_fields(supervisions, fields, what)
     rows: list[dict[str, object]] = []
     skipped: Skipped = []
+    kept = []
     for supervision in supervisions:
         if supervision.recording_id not in recordings:
             skipped.append({"path": supervision.recording_id,
@@ -363,11 +366,19 @@ def _from_supervisions(recordings: Any, supervisions: Any, fields: tuple[str, st
         _check_recording(recordings[supervision.recording_id], what)
         _check_span("Supervision", supervision.id, supervision.start, supervision.duration,
                     recordings[supervision.recording_id], what)
+        kept.append(supervision)
+        if multi_label:
+            continue
         row = _row([supervision], recordings[supervision.recording_id], supervision.id,
                    supervision.start, supervision.duration, supervision.channel, fields,
                    root, skipped)
         if row is not None:
             rows.append(row)
+    if multi_label:
+        cuts = lhotse.CutSet.from_manifests(recordings=recordings,
+                                            supervisions=lhotse.SupervisionSet(kept))
+        found, more = _from_cuts(cuts, lhotse, fields, root, what, multi_label=True)
+        return found, skipped + more
     return _counted(rows, skipped, what, "supervisions", _listed(supervisions, fields[0]))
 
 
@@ -397,8 +408,9 @@ def lhotse_source(manifests: Sequence[str | os.PathLike[str]], *, label_field: s
         allow_outside_root: accept relative audio paths that lead outside `root`
             (`../pool/x.wav`). Defaults to `False` (refused, as the manifest source does).
         multi_label: a cut's label is the set of its supervisions' labels (several labels
-            per clip: a tagging store); without it a cut holding supervisions of several
-            labels is skipped. A label field holding a list (`custom={"tags": ["dog",
+            per clip: a tagging store), and a RecordingSet with its SupervisionSet gives one
+            cut per recording; without it a cut holding supervisions of several labels is
+            skipped. A label field holding a list (`custom={"tags": ["dog",
             "bark"]}`) is a set of labels either way. Defaults to `False`.
 
     Returns:
@@ -426,7 +438,7 @@ def lhotse_source(manifests: Sequence[str | os.PathLike[str]], *, label_field: s
     if sorted(kinds) == ["RecordingSet", "SupervisionSet"]:
         recordings = loaded[kinds.index("RecordingSet")]
         return _from_supervisions(recordings, loaded[kinds.index("SupervisionSet")], fields,
-                                  folder, what)
+                                  folder, what, lhotse, multi_label)
     raise DatasetError(
         f"{what} is {' + '.join(kinds) or 'nothing'}; give a CutSet manifest, or a "
         "RecordingSet and a SupervisionSet manifest.")

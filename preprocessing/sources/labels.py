@@ -79,8 +79,9 @@ def label_sets(values: Sequence[Any], separator: str, *, where: Sequence[str],
         One text per row (`"bark;dog"`).
 
     Raises:
-        DatasetError: for a clip without a label (unless `empty_label`), or a column where
-            no label holds the separator (one label per clip: classification).
+        DatasetError: for a clip without a label (unless `empty_label`), an `empty_label`
+            that is already a class, or a column where no label holds the separator (one
+            label per clip: classification).
     """
     if empty_label is not None and not str(empty_label).strip():
         raise ConfigurationError("--empty-label: give the class of clips without a label "
@@ -93,9 +94,14 @@ def label_sets(values: Sequence[Any], separator: str, *, where: Sequence[str],
             f"({SEPARATORS.get(separator, separator)}): every clip has one label, so this "
             "is classification (leave out --label-separator), or the labels are separated "
             f"by another character (e.g. {texts[0]!r}).")
+    sets = [split_tags(text, separator) for text in texts]
+    if empty_label is not None and str(empty_label).strip() in {t for tags in sets for t in tags}:
+        raise DatasetError(
+            f"--empty-label {str(empty_label).strip()!r} is already a class of the column "
+            f"{column!r}: the clips without a label would be merged into it; give a name no "
+            "clip holds (e.g. none).")
     out = []
-    for text, place in zip(texts, where):
-        tags = split_tags(text, separator)
+    for text, tags, place in zip(texts, sets, where):
         if not tags:
             if empty_label is None:
                 raise DatasetError(

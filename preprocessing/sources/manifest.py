@@ -26,7 +26,7 @@ from preprocessing.sources.labels import (
     fsd50k_layout,
     label_sets,
 )
-from xval.core.errors import DatasetError
+from xval.core.errors import ConfigurationError, DatasetError
 from xval.folds import SPLIT_NAMES
 
 __all__ = ["Manifest", "manifest_source"]
@@ -101,6 +101,8 @@ def manifest_source(manifest: str | os.PathLike[str], *, path_column: str = "pat
     Raises:
         DatasetError: for a missing, empty or unreadable manifest, a missing column, a path
             outside `root`, or a split value that is not a set name (naming the row).
+        ConfigurationError: for `empty_label` without `label_separator` (one label per
+            clip: it would do nothing).
     """
     manifest = Path(manifest)
     layout = _layout(manifest, path_column, label_column) or {}
@@ -108,10 +110,48 @@ def manifest_source(manifest: str | os.PathLike[str], *, path_column: str = "pat
     label_column = layout.get("label_column", label_column)
     label_separator = label_separator or layout.get("label_separator")
     path_suffix = path_suffix or layout.get("path_suffix")
+    if empty_label is not None and label_separator is None:
+        raise ConfigurationError(
+            f"--empty-label {empty_label!r} goes with several labels per clip (a label "
+            f"separator); the column {label_column!r} of {manifest} holds one label per clip, "
+            "so it would do nothing: leave it out, or give --label-separator.")
     table = _read_manifest(manifest, path_column, label_column,
                            {"item_column": item_column, "clip_column": clip_column,
                             "split_column": split_column})
     folder = Path(root) if root is not None else manifest.parent
+    rows, skipped = _table_rows(table, manifest, folder, allow_outside_root, path_suffix,
+                                (path_column, label_column, item_column, clip_column,
+                                 split_column))
+    if label_separator is not None:
+        _split_labels(rows, label_separator, empty_label, label_column, manifest)
+    grouped = None
+    if by_recording and item_column is None:
+        grouped = group_recordings(rows, [row["item"] for row in rows])  # the paths
+    found = source_table(rows, skipped, f"Manifest {manifest}", grouped)
+    found[0].attrs[MULTI_LABEL] = label_separator is not None
+    return found
+
+
+def _split_labels(rows: list[dict[str, str]], separator: str, empty_label: str | None,
+                  column: str, manifest: Path) -> None:
+    """Gives every row the set of labels its label holds (`label_sets`)."""
+    where = [f"the row of {row['clip']!r} in {manifest}" for row in rows]
+    for row, labels in zip(rows, label_sets([row["label"] for row in rows], separator,
+                                            where=where, empty_label=empty_label,
+                                            column=column)):
+        row["label"] = labels
+
+
+Columns = tuple[str, str, str | None, str | None, str | None]
+"""A manifest's path, label, item, clip and split columns (the last three optional)."""
+
+
+def _table_rows(table: pd.DataFrame, manifest: Path, folder: Path, allow_outside_root: bool,
+                path_suffix: str | None, columns: Columns
+                ) -> tuple[list[dict[str, str]], Skipped]:
+    """The rows of the manifest's table whose file can be read, and the others skipped with
+    their reason; `columns` are the path, label, item, clip and split columns."""
+    path_column, label_column, item_column, clip_column, split_column = columns
     top = os.path.normpath(os.path.abspath(folder))
     rows: list[dict[str, str]] = []
     skipped: Skipped = []
@@ -132,24 +172,7 @@ def manifest_source(manifest: str | os.PathLike[str], *, path_column: str = "pat
             continue
         rows.append(_manifest_row(record, str(path), entry, label_column, item_column,
                                   clip_column, split_column))
-    if label_separator is not None:
-        _split_labels(rows, label_separator, empty_label, label_column, manifest)
-    grouped = None
-    if by_recording and item_column is None:
-        grouped = group_recordings(rows, [row["item"] for row in rows])  # the paths
-    found = source_table(rows, skipped, f"Manifest {manifest}", grouped)
-    found[0].attrs[MULTI_LABEL] = label_separator is not None
-    return found
-
-
-def _split_labels(rows: list[dict[str, str]], separator: str, empty_label: str | None,
-                  column: str, manifest: Path) -> None:
-    """Gives every row the set of labels its label holds (`label_sets`)."""
-    where = [f"the row of {row['clip']!r} in {manifest}" for row in rows]
-    for row, labels in zip(rows, label_sets([row["label"] for row in rows], separator,
-                                            where=where, empty_label=empty_label,
-                                            column=column)):
-        row["label"] = labels
+    return rows, skipped
 
 
 def _layout(manifest: Path, path_column: str, label_column: str) -> dict[str, str] | None:
@@ -171,9 +194,9 @@ def _check_inside(path: Path, top: str, what: str) -> None:
     full = os.path.normpath(os.path.abspath(path))
     if os.path.commonpath([top, full]) != top:
         raise DatasetError(
-            f"{what} leads outside the root folder {top}. Fix the manifest, set --root to a "
-            "folder holding every file, or pass --allow-outside-root "
-            "(allow_outside_root=True) if this is intended.")
+            f"{what} leads outside the root folder {top}. Fix the manifest, give a root "
+            "folder that holds every file (--root; xval init: AUDIO_DIR), or pass "
+            "--allow-outside-root (allow_outside_root=True) if this is intended.")
 
 
 def _check_split(value: str, split_column: str, where: str) -> None:

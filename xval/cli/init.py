@@ -37,6 +37,7 @@ from preprocessing.store import FeatureStore
 from xval import tasks
 from xval.cli import init_stores
 from xval.cli import sources as cli_sources
+from xval.cli.annotations import add_reading_arguments
 from xval.cli.commands import COMMANDS
 from xval.cli.init_data import (
     MAX_FOLDS,
@@ -51,7 +52,7 @@ from xval.cli.init_data import (
     task_of_rows,
 )
 from xval.cli.init_data import encoder_store_params as encoder_params
-from xval.cli.init_detection import init_detection
+from xval.cli.init_detection import annotation_reading, init_detection
 from xval.cli.init_outputs import Created, check_outputs, finish, shown_path
 from xval.cli.init_stores import Built
 from xval.cli.scripts import (
@@ -64,6 +65,7 @@ from xval.cli.scripts import (
     SCRIPT,
     encoder_instances,
     rank_split_line,
+    script_path,
     store_tag,
 )
 from xval.config import schema
@@ -128,6 +130,9 @@ def add_parser(sub: Subcommands, parents: list[argparse.ArgumentParser]) -> None
                                          "(wide or long layout): a detection experiment")
     p.add_argument("--items", help="with --annotations: a CSV file,item grouping the "
                                    "recordings (speaker, site); default: each its own item")
+    add_reading_arguments(p.add_argument_group("how the annotation CSV is read (with "
+                                               "--annotations)"),
+                          defaults=False, label_column=False)  # --label-column: --source hf's
     p.add_argument("--folds", type=int, help=f"folds over items (default: the items, at most "
                                              f"{MAX_FOLDS})")
     p.add_argument("--encoders", "--encoder", dest="encoder", metavar="ENCODERS",
@@ -174,9 +179,9 @@ def main_init(args: argparse.Namespace) -> int:
     config_text = None if config_path.exists() else schema.render(
         {"paths": {"data_dir": "data", "results_dir": "results"}}, header=CONFIG_HEADER)
     config = load_config(config_path, text=config_text)
-    if args.annotations is not None:
+    if annotation_reading(args) is not None:
         return init_detection(args, audio, project, name, config, (config_path, config_text))
-    script = project / "experiments" / f"{name}.py"
+    script = script_path(project, name)
     chosen = _encoders(args.encoder)
     tags = [store_tag(encoder) for encoder in chosen]
     stores = [config.data_dir / name] + [config.data_dir / f"{name}_{tag}" for tag in tags] \

@@ -90,7 +90,8 @@ def find_rows(audio: Path, args: argparse.Namespace, corpus: Source | None = Non
         column = _item_column(args.manifest)
         rows, skipped = sources.manifest_source(
             args.manifest, root=audio, item_column=column, by_recording=by_recording,
-            label_separator=_label_separator(args), empty_label=args.empty_label)
+            label_separator=_label_separator(args), empty_label=args.empty_label,
+            allow_outside_root=bool(args.allow_outside_root))
         if column is not None:
             return rows, skipped, f"manifest {args.manifest}", None
         how, said = _items(rows, args)
@@ -311,7 +312,8 @@ def check_source(args: argparse.Namespace, audio: Path) -> Source | None:
     """The corpus of `--source` (`None`: a folder of audio), refusing a path or options that
     do not fit it, before anything is written."""
     source = sources.get(args.source) if args.source else None
-    cli_sources.options_given(args, source, sources.corpora())
+    cli_sources.options_given(args, source, sources.corpora(),
+                              also=("--allow-outside-root",) if args.manifest else ())
     if (args.label_separator or args.empty_label) and not args.manifest:
         flag = "--label-separator" if args.label_separator else "--empty-label"
         raise ConfigurationError(

@@ -23,13 +23,19 @@ from typing import Any
 
 from preprocessing.annotations import annotation_source
 from preprocessing.build import feature_params
-from preprocessing.detection import build_detection_store, check_frame_hop, read_items
+from preprocessing.detection import (
+    build_detection_store,
+    check_frame_hop,
+    check_items,
+    read_items,
+)
 from preprocessing.features.pretrained import check_encoder, encoder_overrides
 from xval import tasks
+from xval.cli.annotations import READING, reading_options
 from xval.cli.init_data import folds_for
 from xval.cli.init_outputs import Created, check_outputs, finish
 from xval.cli.preprocess import task_features
-from xval.cli.scripts import SCRIPT, rank_split_line
+from xval.cli.scripts import SCRIPT, rank_split_line, script_path
 from xval.config.loader import Config
 from xval.core.backend import use_backend
 from xval.core.errors import ConfigurationError
@@ -67,9 +73,22 @@ def check_detection_arguments(args: argparse.Namespace) -> None:
         raise ConfigurationError(
             f"{', '.join(given)} cannot be used with --annotations: the annotation CSV gives "
             "the events and --items the items (leave them out).")
-    if args.items is not None and not Path(args.items).is_file():
-        raise ConfigurationError(f"--items {args.items}: no such file; give the CSV "
-                                 "file,item that groups the recordings.")
+
+
+def annotation_reading(args: argparse.Namespace) -> dict[str, Any] | None:
+    """How `--annotations` is read: the `read_annotations` keywords given
+    (`--annotation-units seconds`, ...), or `None` without `--annotations`.
+
+    Raises:
+        ConfigurationError: for such an option without `--annotations` (it would do
+            nothing).
+    """
+    given = {k: v for k, v in reading_options(args).items() if k != "label_column"}
+    if args.annotations is None and given:
+        flag = next(name for name, keyword in READING.items() if keyword in given)
+        raise ConfigurationError(f"--{flag.replace('_', '-')} goes with --annotations: it "
+                                 "says how the annotation CSV is read.")
+    return given if args.annotations is not None else None
 
 
 def detection_encoder(name: str | None) -> dict[str, Any]:
@@ -115,12 +134,14 @@ def init_detection(args: argparse.Namespace, audio: Path, project: Path, name: s
     """
     check_detection_arguments(args)
     encoder = detection_encoder(args.encoder)
-    script = project / "experiments" / f"{name}.py"
+    script = script_path(project, name)
     store_path = config.data_dir / name
     check_outputs(audio, project, config, script, [store_path], args.overwrite)
-    recordings, events, _ = annotation_source(args.annotations, audio)
+    reading = annotation_reading(args) or {}
+    recordings, events, skipped = annotation_source(args.annotations, audio, **reading)
     items = read_items(args.items) if args.items is not None else None
-    table = recordings.assign(item=[items.get(f, "") if items is not None else f
+    check_items(items, list(recordings["file"]), skipped, f"--items {args.items}")
+    table = recordings.assign(item=[items[f] if items is not None else f
                                     for f in recordings["file"]])
     folds = folds_for(table, args.folds)
     print(f"Found {len(recordings)} annotated recordings in {audio}: {len(events)} events of "
@@ -136,12 +157,14 @@ def init_detection(args: argparse.Namespace, audio: Path, project: Path, name: s
     created = Created()
     created.folders(project, config.data_dir, script.parent)
     return created.kept_if_done(lambda: _write(args, audio, (name, store_path, script, folds),
-                                               config, config_file, (items, encoder), created))
+                                               config, config_file, (items, encoder), created,
+                                               reading))
 
 
 def _write(args: argparse.Namespace, audio: Path, planned: tuple[str, Path, Path, int],
            config: Config, config_file: tuple[Path, str | None],
-           grouping: tuple[dict[str, str] | None, dict[str, Any]], created: Created) -> int:
+           grouping: tuple[dict[str, str] | None, dict[str, Any]], created: Created,
+           reading: dict[str, Any]) -> int:
     """Builds the store (of the encoder's frames when `grouping` names one), writes
     config.ini and the script, runs the dry run."""
     name, store_path, script, folds = planned
@@ -153,7 +176,7 @@ def _write(args: argparse.Namespace, audio: Path, planned: tuple[str, Path, Path
         **task_features(tasks.of_events(), config, encoder), **encoder})
     store, summary = build_detection_store(
         args.annotations, audio, store_path, params=params, items=items,
-        overwrite=args.overwrite,
+        overwrite=args.overwrite, **reading,
         info={"source": f"python -m xval init {audio} --annotations {args.annotations}"
                         + (f" --encoder {encoder['encoder']}" if encoder else "")})
     if not existed:

@@ -57,6 +57,17 @@ def load_experiment(path: str | Path) -> Experiment:
     return cast("Experiment", experiment)
 
 
+def script_path(project: Path, name: str) -> Path:
+    """The experiment script `init` writes for the data `name`: `experiments/<name>.py`, or
+    `experiments/<name>_experiment.py` when `<name>` is a module Python finds (the
+    standard library, an installed package): a script's folder comes first on `sys.path`
+    when it runs, so `experiments/xval.py` would be imported for `from xval import
+    Experiment`."""
+    found = name in sys.stdlib_module_names or getattr(
+        importlib.util.find_spec(name), "origin", None) is not None  # a namespace: no module
+    return project / "experiments" / (f"{name}_experiment.py" if found else f"{name}.py")
+
+
 SCRIPT_MARK = "Written by `python -m xval init`"
 """The words that mark a script `init` wrote (and may replace with --overwrite)."""
 

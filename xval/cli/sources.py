@@ -84,14 +84,21 @@ def _either(names: Sequence[str]) -> str:
 
 
 def options_given(args: argparse.Namespace, chosen: Source | None,
-                  among: Sequence[Source]) -> None:
+                  among: Sequence[Source], also: Sequence[str] = ()) -> None:
     """Refuses an option of the sources `among` that the `chosen` one does not take (`xval
     init`: `chosen` is `None` for a folder of audio).
+
+    Args:
+        args: the command line.
+        chosen: the source it reads, or `None`.
+        among: the sources whose options the command has.
+        also: flags taken besides the chosen source's (`init --manifest`'s
+            `--allow-outside-root`).
 
     Raises:
         ConfigurationError: naming the option and the sources that take it.
     """
-    own = {option.flag for option in chosen.options} if chosen else set()
+    own = {option.flag for option in chosen.options} if chosen else set(also)
     for source in among:
         for option in source.options:
             if option.flag in own or getattr(args, option.key, None) is None:

@@ -12,9 +12,12 @@ and, when something goes wrong, one `error: ...` line on stderr:
   (`MemoryError`) and text that cannot be encoded or decoded (`UnicodeError`): exit 2;
 - anything else is a bug: one line naming the exception, exit status 1;
 - Ctrl-C: the entry's own line (how to resume), exit status 130;
-- stdout closed by the reader (`| head`): exit quietly; stdout on a full device: an error
-  naming stdout (only when stdout itself cannot be written: a full `--out` disk is named
-  by the command, never blamed on stdout).
+- stdout closed by its reader (`| head`) before the command finished: it stopped there, so
+  one line says so, exit status 141 (`EXIT_PIPE`, as a shell reports a program a closed
+  pipe stopped), never 0: a pipeline must not go on as if it had succeeded (`init` removes
+  what it had written); stdout on a full device: an error naming stdout (only when stdout
+  itself cannot be written: a full `--out` disk is named by the command, never blamed on
+  stdout).
 
 With `--debug` (or `XVAL_DEBUG=1`) the traceback is printed too. Output streams write
 characters their encoding lacks as close ASCII (`±` as `+/-`) instead of failing
@@ -24,6 +27,7 @@ characters their encoding lacks as close ASCII (`±` as `+/-`) instead of failin
 from __future__ import annotations
 
 import codecs
+import contextlib
 import errno
 import io
 import os
@@ -34,12 +38,13 @@ from collections.abc import Callable, Sequence
 
 from xval.core.errors import XvalError
 
-__all__ = ["EXIT_BUG", "EXIT_ERROR", "EXIT_INTERRUPTED", "debug_requested", "describe_error",
-           "run_entry", "safe_streams"]
+__all__ = ["EXIT_BUG", "EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_PIPE", "debug_requested",
+           "describe_error", "run_entry", "safe_streams"]
 
 EXIT_ERROR = 2
 EXIT_BUG = 1
 EXIT_INTERRUPTED = 130
+EXIT_PIPE = 141
 
 _ASCII = {"±": "+/-", "×": "x", "–": "-", "—": "-", "…": "...", "≥": ">=", "≤": "<=",
           "→": "->", "←": "<-", "µ": "u", "°": " deg", "‘": "'", "’": "'", "“": '"',
@@ -170,8 +175,12 @@ def run_entry(body: Callable[[], int], *, debug: bool | None = None,
         print(interrupted, file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:
-        _quiet_stdout()  # the reader went away (`| head`): nothing to say
-        return 0
+        _quiet_stdout()  # the reader went away (`| head`): the work stopped unfinished
+        with contextlib.suppress(OSError, ValueError):
+            print("error: stdout was closed by its reader (a pipe such as | head) before the "
+                  "command finished, so it stopped there; send its output to a file "
+                  "(> out.txt) to let it finish.", file=sys.stderr, flush=True)
+        return EXIT_PIPE
     except Exception as error:  # noqa: BLE001  (the one handler: every failure in one line)
         if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EIO) \
                 and error.filename is None and _stdout_failed():

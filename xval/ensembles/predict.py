@@ -62,8 +62,6 @@ def member_folders(folder: str | Path, record: EnsembleRecord,
         change = retrained(member, now.hash if now is not None else None,
                            _models_now(layout, results_store))
         if change:
-            names = " ".join(member_name(str(m.get("experiment", ".")), int(m["instance"]))
-                             for m in record.members)
             how = (f"with other parameters (params hash {change.params[1][:12]}) since the "
                    f"ensemble was made from it ({change.params[0][:12]})" if change.params else
                    f"since the ensemble was made from it (the model of fold(s) "
@@ -71,11 +69,18 @@ def member_folders(folder: str | Path, record: EnsembleRecord,
                    "SHA-256)")
             raise ConfigurationError(
                 f"{layout.root}, a member of the ensemble {folder}, was trained again {how}: "
-                "its weights and scores are not this member's; compute the ensemble again "
-                "(rerun its experiment script with its number, or python -m xval ensemble "
-                f"{experiment} {names} --as {Path(folder).name.split('_')[-1]} --overwrite).")
+                f"its weights and scores are not this member's; {_again(folder, record)}.")
         found.append(layout.root)
     return found
+
+
+def _again(folder: str | Path, record: EnsembleRecord) -> str:
+    """How to compute the ensemble at `folder` again (for messages)."""
+    names = " ".join(member_name(str(m.get("experiment", ".")), int(m["instance"]))
+                     for m in record.members)
+    return ("compute the ensemble again (rerun its experiment script with its number, or "
+            f"python -m xval ensemble {Path(folder).parent} {names} --as "
+            f"{Path(folder).name.split('_')[-1]} --overwrite)")
 
 
 def _models_now(layout: InstanceLayout, results_store: ResultsStore
@@ -99,13 +104,23 @@ def ensemble_postprocessing(folder: str | Path, results_store: ResultsStore,
                             fold: int | None = None) -> Postprocessing | None:
     """What the ensemble chose on its fused validation clips (tagging: each label's
     threshold): fold `fold`'s choice, else the median over its folds
-    (`Postprocessing.merged`); `None` when its fold records hold none."""
+    (`Postprocessing.merged`); `None` when its fold records hold none.
+
+    Raises:
+        ConfigurationError: for a fold record that is not believed (edited by hand, not
+            readable): its choice is not the one the ensemble made.
+    """
     layout = InstanceLayout.of_folder(folder)
     chosen = []
     for number, path in layout.fold_files().items():
         if fold is not None and number != fold:
             continue
-        record, _ = results_store.read_record(path, FoldResult.from_dict)
+        record, why = results_store.read_record(path, FoldResult.from_dict)
+        if why:
+            made = ensemble_record(folder, results_store)
+            raise ConfigurationError(
+                f"{path} {why}, so its choice (thresholds) cannot be believed; restore it, or "
+                + (_again(folder, made) if made is not None else "rerun the fold") + ".")
         if record is not None and record.postprocessing is not None:
             chosen.append(record.postprocessing)
     return Postprocessing.merged(chosen)
@@ -135,13 +150,14 @@ def predict_ensemble(folder: str | Path, record: EnsembleRecord, files: Sequence
     """
     weights = record.weights(fold)
     folders = member_folders(folder, record, results_store)
-    answers = [predict(path, files, fold=fold, ensemble=ensemble, results_store=results_store)
-               for path in folders]
+    # its fold records believed, before any member's model is loaded
+    chosen = ensemble_postprocessing(folder, results_store, fold)
     fusion = task_of_ensemble(folder, results_store).scoring.fusion
     if fusion is None:
         raise ConfigurationError(f"{folder} is an ensemble of a task whose scores are not "
                                  "fused; rebuild it from instances of a task that is.")
-    chosen = ensemble_postprocessing(folder, results_store, fold)
+    answers = [predict(path, files, fold=fold, ensemble=ensemble, results_store=results_store)
+               for path in folders]
     params: dict[str, Any] | None = chosen.apply({}) if chosen is not None else None
     described = " + ".join(f"{w:.2f} x {a[0]['model']}" for w, a in zip(weights, answers)) \
         if answers and answers[0] else ""

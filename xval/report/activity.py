@@ -12,7 +12,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from xval.report.figures import PathLike, save
+from xval.report.figures import PathLike, save, shown
 
 
 def draw_activity(ax: Axes, times: np.ndarray, activity: np.ndarray, classes: Sequence[str],
@@ -37,14 +37,15 @@ def draw_activity(ax: Axes, times: np.ndarray, activity: np.ndarray, classes: Se
     times = np.asarray(times, dtype=float)
     values = np.asarray(activity, dtype=float)
     colours = [f"C{i % 10}" for i in range(len(classes))]
+    names = [shown(name) for name in classes]
     for onset, offset, _ in events:
         ax.axvspan(onset, offset, color="tab:green", alpha=0.15, lw=0)
     if reference is not None:
         annotated = np.asarray(reference, dtype=float)
-        for i, name in enumerate(classes):
+        for i, name in enumerate(names):
             ax.fill_between(times, 0, annotated[:, i], step="post", color=colours[i],
                             alpha=0.25, lw=0, label=f"{name} annotated")
-    for i, name in enumerate(classes):
+    for i, name in enumerate(names):
         ax.plot(times, values[:, i], color=colours[i], lw=1,
                 label=f"{name} predicted" if reference is not None else name)
     if threshold is not None:
@@ -76,7 +77,7 @@ def activity_plot(result: Mapping[str, Any], path: PathLike) -> Path:
     draw_activity(ax, result["times"], result["activity"], result["classes"],
                   events=result["events"])
     ax.set(xlabel="time (s)",
-           title=f"{Path(result['file']).name}: {len(result['events'])} event(s)")
+           title=f"{shown(Path(result['file']).name)}: {len(result['events'])} event(s)")
     ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
     return save(fig, path)
@@ -110,7 +111,8 @@ def activity_windows(data: Mapping[str, Any], path: PathLike,
         draw_activity(ax, times, activity, classes, events=window.get("events", ()),
                       reference=window["target"], threshold=data.get("threshold"))
         where = f"{Path(window['source']).name or 'row ' + str(window['row'])}"
-        ax.set_title(f"{where} (item {window['item']}), from {window['start']:.2f} s",
+        ax.set_title(f"{shown(where)} (item {shown(window['item'])}), from "
+                     f"{window['start']:.2f} s",
                      fontsize=9)
         ax.grid(alpha=0.3)
     axes[-1, 0].set_xlabel("time (s)" if hop else "frame")

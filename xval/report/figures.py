@@ -28,6 +28,12 @@ from xval.report.png import palette_png
 PathLike = str | os.PathLike[str]
 
 
+def shown(text: object) -> str:
+    """A label, a file or an item name as a figure shows it: as written, never read as
+    matplotlib mathtext (`$x^$`, a tagging label, would fail the figure)."""
+    return str(text).replace("$", r"\$")
+
+
 def fold_band(curves: Sequence[Sequence[float] | np.ndarray]
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Mean, min and max per epoch over folds of unequal length (early stopping).
@@ -140,8 +146,8 @@ def confusion_figure(matrix: Sequence[Sequence[float]] | np.ndarray, classes: Se
     fig = Figure(figsize=(size + 1, size))
     ax = fig.subplots()
     image = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
-    ax.set_yticks(range(len(classes)), [f"{c} (n={int(t)})" for c, t in
+    ax.set_xticks(range(len(classes)), [shown(c) for c in classes], rotation=45, ha="right")
+    ax.set_yticks(range(len(classes)), [f"{shown(c)} (n={int(t)})" for c, t in
                                         zip(classes, m.sum(axis=1))])
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
@@ -251,7 +257,8 @@ def per_class_scores(values: np.ndarray, classes: Sequence[str], path: PathLike,
     for k, row in enumerate(values):
         ax.plot(x + jitter[k], row, ".", color="black", ms=3, alpha=0.6,
                 label="folds" if k == 0 else None)
-    ax.set_xticks(x, classes, rotation=45 if len(classes) <= 40 else 90, ha="right",
+    ax.set_xticks(x, [shown(c) for c in classes], rotation=45 if len(classes) <= 40 else 90,
+                  ha="right",
                   fontsize=None if len(classes) <= 40 else 6)
     ax.set_ylim(0, 1.2)
     ax.set_yticks(np.linspace(0, 1, 6))

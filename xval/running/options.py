@@ -40,7 +40,7 @@ from typing import Any
 from xval.config.params import parse_overrides
 from xval.core.arguments import option, option_of
 from xval.core.constraints import Interval, check_options
-from xval.core.errors import ConfigurationError
+from xval.core.errors import ConfigurationError, ParameterError
 from xval.executors.base import Execution
 from xval.report.tracking import DEFAULT_FOLDER, MLflowListener, tracking_uri
 from xval.running.declaration import ExperimentDeclaration
@@ -177,6 +177,7 @@ class RunOptions:
 
     Raises:
         TypeError: for a group that is not its class.
+        ParameterError: for `overrides` that is not a mapping (a `--set` text).
     """
 
     overrides: Mapping[str, Any] = option(
@@ -199,6 +200,11 @@ class RunOptions:
             object.__setattr__(self, "executor", Execution(self.executor))
         if isinstance(self.search, bool):
             object.__setattr__(self, "search", SearchOptions() if self.search else None)
+        if self.overrides is not None and not isinstance(self.overrides, Mapping):
+            raise ParameterError(
+                f"overrides={self.overrides!r}: expected a dict of parameter names to values, "
+                f"got {type(self.overrides).__name__}; pass e.g. overrides={{'epochs': 2}} "
+                "(what the command line's --set epochs=2 gives).")
         object.__setattr__(self, "overrides", dict(self.overrides or {}))
         for name, cls in _GROUPS.items():
             value = getattr(self, name)

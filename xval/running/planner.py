@@ -21,7 +21,7 @@ from xval.config import embedding, schema
 from xval.config import params as P
 from xval.config.effective import Setting, format_settings, instance_settings
 from xval.config.loader import Config
-from xval.core.errors import ConfigurationError, ResultsConflictError
+from xval.core.errors import ConfigurationError, ParameterError, ResultsConflictError
 from xval.core.layout import INSTANCE_OUTPUT, ExperimentLayout
 from xval.core.outputs import check_output_folder, check_replace
 from xval.core.parameters import DATASET, MANDATORY, InstanceParams
@@ -31,6 +31,7 @@ from xval.folds import split_validation
 from xval.running.declaration import ExperimentDeclaration, InstanceSpec
 from xval.running.splitting import Folds, make_folds
 from xval.running.stores import instance_stores
+from xval.training.event_mixing import event_mixer
 from xval.training.front_end import check_front_end
 from xval.training.model import check_transfer
 
@@ -263,6 +264,10 @@ def make_plan(experiment: ExperimentDeclaration, config: Config, selected: list[
     task = tasks.get(experiment.task_type)
     for k, params in resolved.items():
         check_front_end(params, stores.get(k, store).info, task, f"instance {k}")
+        try:  # a store event mixing cannot mix (pcen), refused before any fold
+            event_mixer(params, stores.get(k, store).info.feature_params, seed=0)
+        except ParameterError as e:
+            raise ParameterError(f"instance {k}: {e}") from None
         if params.load_model:
             check_transfer(params, tuple(stores.get(k, store).features.shape[1:]),
                            f"instance {k}")
