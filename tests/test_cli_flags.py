@@ -80,7 +80,8 @@ PRINTED_BY = {
     "xval/running/options.py": ["experiment"], "xval/running/command.py": ["experiment"],
 }
 """The commands that print a module's messages (each must have every flag they name)."""
-ONLY_WITH = {("preprocessing/annotations.py", "--strict"): "preprocessing detection"}
+ONLY_WITH = {("preprocessing/annotations.py", "--strict"): "preprocessing detection",
+             ("xval/cli/init_data.py", "--task-type"): "preprocessing manifest"}
 """A flag a module's message names only when the command that has it asked for it."""
 
 

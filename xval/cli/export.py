@@ -28,10 +28,9 @@ from xval.core.storage import RESULTS_STORE
 from xval.core.version import version_line
 from xval.ensembles import export as export_ensemble
 from xval.ensembles.predict import ensemble_postprocessing, ensemble_record, member_folders
-from xval.ensembles.tables import ensemble_card
 from xval.inference import export as E
 from xval.inference.detect import chosen_postprocessing
-from xval.inference.models import ModelSet, dataset_info_for, resolve_models, task_of
+from xval.inference.models import ModelSet, dataset_info_for, resolve_models, task_of_info
 from xval.report.card import CardFacts, model_card
 from xval.report.results import InstanceResult
 
@@ -84,9 +83,9 @@ def _export_one(args: argparse.Namespace, source: Path, out: Path, overwrite: bo
     """Exports one instance's fold models (or one model) with its card; returns the line
     saying what was written."""
     instance, models, info = found
-    model = E.ensemble(models, task_of(info), info)
+    model = E.ensemble(models, task_of_info(info), info)
     facts = _facts(args, source, info, instance, model)
-    facts.rules = E.export_metadata(info, task_of(info), model)
+    facts.rules = E.export_metadata(info, task_of_info(info), model)
     facts.rules.update(E.postprocessing_rule(chosen_postprocessing(models)))
     exported = E.write_export(model, args.format, out, lambda check: model_card(
         _with_check(facts, check), instance, _manifest(instance)), overwrite, [source],
@@ -112,7 +111,7 @@ def _export_ensemble(args: argparse.Namespace, source: Path, record: EnsembleRec
     found = [(*_source(folder), dataset_info_for(folder / "fold_0.keras")) for folder in folders]
     E.check_torch_only(args.format, [p for _, models, _ in found for p in models.paths])
     _backend(args.format)
-    task = task_of(found[0][2])
+    task = task_of_info(found[0][2])
     apart = export_ensemble.apart_reason([(f"instance {m}", models, info) for m, (_, models, info)
                             in zip(record.instances, found)])
     weights = record.weights()
@@ -127,9 +126,10 @@ def _export_ensemble(args: argparse.Namespace, source: Path, record: EnsembleRec
                        "clip_rule": export_ensemble.clip_rule(task),
                        "ensemble": json.dumps(dict(zip(map(str, record.instances), weights))),
                        **E.postprocessing_rule(ensemble_postprocessing(source, RESULTS_STORE))}
+        card = export_ensemble.ensemble_card(ensemble, record, None)
         exported = E.write_export(model, args.format, out, lambda check: model_card(
-            _with_check(facts, check), ensemble, _manifest(ensemble)) + ensemble_card(
-            ensemble, record, None), args.overwrite, [source, *folders], metadata=facts.rules)
+            _with_check(facts, check), ensemble, _manifest(ensemble)) + card, args.overwrite,
+            [source, *folders], metadata=facts.rules)
         lines = [f"Exported the ensemble {source.name} ({record.describe()}) as one "
                  f"{args.format} model to {out} ({', '.join(exported.files)}; input audio "
                  f"{exported.input_shape}; outputs scores and member_scores)."]
@@ -138,7 +138,7 @@ def _export_ensemble(args: argparse.Namespace, source: Path, record: EnsembleRec
         try:
             lines = [_export_one(args, folder, tmp / f"member_{k}", False, member)
                      for k, folder, member in zip(record.instances, folders, found)]
-            (tmp / E.CARD).write_text(ensemble_card(ensemble, record, apart))
+            (tmp / E.CARD).write_text(export_ensemble.ensemble_card(ensemble, record, apart))
             E.replace_folder(tmp, out)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -44,7 +44,7 @@ from xval.cli.init_data import (
     check_content,
     check_foldable,
     check_source,
-    classes_of,
+    classes_of_rows,
     data_name,
     find_rows,
     folds_for,
@@ -192,7 +192,7 @@ def main_init(args: argparse.Namespace) -> int:
     check_trainable(rows, skipped, task_type=task, stage=f"found ({how})")
     check_foldable(rows, how)
     folds_for(rows, args.folds)  # refused before the files are read
-    print(f"Found {len(rows)} files in {audio}: {len(classes_of(rows))} classes"
+    print(f"Found {len(rows)} files in {audio}: {len(classes_of_rows(rows))} classes"
           + (" (several per clip: a tagging experiment)" if task != tasks.DEFAULT else "")
           + f", {rows['item'].nunique()} items ({how}).")
     if items:
@@ -381,7 +381,7 @@ def _write_script(script: Path, store: FeatureStore, rows: pd.DataFrame, folds: 
     (`--name`, else the folder's); `embedded` the encoders' stores (and last, with two or
     more, their stacked store)."""
     audio, called = source
-    classes = classes_of(rows)
+    classes = classes_of_rows(rows)
     shown = ", ".join(classes[:6]) + (", ..." if len(classes) > 6 else "")
     relative = Path("experiments") / script.name
     results = (config.results_dir / store.path.name / "experiment_1")

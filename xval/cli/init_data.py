@@ -46,7 +46,7 @@ from xval.config.loader import PACKAGE_DEFAULT, Config
 from xval.core.errors import ConfigurationError, DatasetError
 from xval.folds import allowed_folds
 
-__all__ = ["MAX_FOLDS", "MIN_ITEMS", "check_content", "check_foldable", "classes_of",
+__all__ = ["MAX_FOLDS", "MIN_ITEMS", "check_content", "check_foldable", "classes_of_rows",
            "encoder_store_params", "find_rows", "folds_for", "segment_for", "task_of_rows"]
 
 MAX_FOLDS = 5
@@ -164,7 +164,7 @@ def task_of_rows(rows: pd.DataFrame, task_type: str = tasks.DEFAULT, *,
     return tagging
 
 
-def classes_of(rows: pd.DataFrame) -> list[str]:
+def classes_of_rows(rows: pd.DataFrame) -> list[str]:
     """The classes of the rows, sorted: their labels, or for label sets the labels they
     hold."""
     targets = tasks.get(task_of_rows(rows)).targets

@@ -5,8 +5,9 @@
 - `compute` (running): the members' predictions fused fold by fold (`FusedEnsemble`);
 - `fusion` (running): the grid of weights, their choice, the fused scores;
 - `sheet`, `tables` (report): the Ensembles sheet, the notes under the terminal table and
-  the Summary sheet, the card's section;
-- `predict`, `export` (inference): `predict` and `export` on an ensemble's folder;
+  the Summary sheet;
+- `predict`, `export` (inference): `predict` and `export` on an ensemble's folder (and the
+  exported model card's section);
 - `members` (beside the tasks): a member's folder, and whether it was trained again.
 
 Outside it: the declaration, `experiment[3] = Ensemble(1, 2)`, with the experiment's

@@ -1,6 +1,7 @@
 """An ensemble of instances (`ensemble.json`) exported: one Keras model with the members
 inside when every member's models take audio of the same segments (`ensemble_model`), else why not
-(`apart_reason`: the command line then exports each member apart)."""
+(`apart_reason`: the command line then exports each member apart); what its model card says of
+it (`ensemble_card`)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from xval.core.dataset_info import DatasetInfo
+from xval.core.records import EnsembleRecord
+from xval.core.records.ensemble import VALIDATION
 from xval.inference.export import ensemble, takes_audio
 from xval.inference.models import ModelSet
+from xval.report.card import scores_section
+from xval.report.results import InstanceResult
 from xval.tasks.base import Task
 
 
@@ -90,3 +95,43 @@ def apart_reason(members: Sequence[tuple[str, ModelSet, DatasetInfo]]) -> str:
         return (f"the members take other segments of audio ({described}), so no one "
                 "model takes a row for every member")
     return ""
+
+
+def ensemble_card(ensemble: InstanceResult | None, record: EnsembleRecord,
+                  apart: str | None) -> str:
+    """What the card says of an ensemble of instances: its members and weights, how their
+    scores are fused, and its cross-validated scores.
+
+    Args:
+        ensemble: the ensemble's instance, as read.
+        record: its `EnsembleRecord`.
+        apart: why the members were exported apart (the whole card is then this text), or
+            `None` when they are inside one model (a section appended to its card).
+
+    Returns:
+        Markdown.
+    """
+    weights = record.weights()
+    members = [f"- instance {k}: weight {w:.2f} (mean over folds)"
+               + (f"; `member_{k}/` holds its model and its own card" if apart else "")
+               for k, w in zip(record.instances, weights)]
+    per_fold = ["", "| fold | " + " | ".join(f"instance {k}" for k in record.instances)
+                + " | chosen on |", "|" + " --- |" * (len(record.instances) + 2)]
+    per_fold += [f"| {f['fold']} | " + " | ".join(f"{w:.2f}" for w in f["weights"])
+                 + f" | {f.get('chosen_on', '')} |" for f in record.folds]
+    fusion = ("A clip's scores: each member's clip scores (its own input, segments and clip "
+              "rule: see its card), averaged with the weights below, as `python -m xval "
+              "predict` gives them for the ensemble's folder.")
+    how = (f"{record.objective} on each fold's validation clips; the weights sum to 1" if
+           record.weighting == VALIDATION else "the same weight for every member in every fold")
+    body = ["## Ensemble", "", f"- Weighting: {record.weighting} ({how}).", *members, "",
+            fusion, *per_fold, ""]
+    if apart is None:
+        return "\n".join(["", *body[:2], "- Outputs: `scores`, the members' scores of each "
+                          "segment averaged with the weights; `member_scores` `(batch, members, "
+                          "classes)`, each member's.", *body[2:]]) + "\n"
+    name = "/".join(ensemble.path.parts[-3:]) if ensemble is not None else "ensemble"
+    head = [f"# Model card: {name} (an ensemble of instances)", "",
+            f"Written by `python -m xval export`. The members are exported apart: {apart}.",
+            ""]
+    return "\n".join([*head, *body, *scores_section(ensemble)]) + "\n"

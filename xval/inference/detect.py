@@ -20,7 +20,7 @@ from xval.inference.models import (
     file_outputs,
     info_for,
     resolve_models,
-    task_of,
+    task_of_info,
 )
 
 
@@ -117,7 +117,7 @@ def detect_files(model_or_instance_dir: str | Path, files: Sequence[str | Path],
     models = resolve_models(model_or_instance_dir, fold=fold, ensemble=ensemble,
                             results_store=results_store)
     info = info_for(models, dataset_info)
-    task = task_of(info)
+    task = task_of_info(info)
     if not task.scores_events:
         raise ConfigurationError(
             f"{model_or_instance_dir} is a {task.name} model; `detect` needs a "

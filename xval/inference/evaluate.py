@@ -32,7 +32,7 @@ from xval.inference.models import (
     info_for,
     model_dataset_info,
     resolve_models,
-    task_of,
+    task_of_info,
 )
 
 SOURCES = ("folders", "regex", "manifest")
@@ -100,7 +100,7 @@ def model_task_name(model_or_instance_dir: str | Path, *, fold: int | None = Non
     detector, so it asks first."""
     models = resolve_models(model_or_instance_dir, fold=fold, ensemble=ensemble,
                             results_store=results_store)
-    return task_of(info_for(models, dataset_info)).name
+    return task_of_info(info_for(models, dataset_info)).name
 
 
 def evaluate_rows(model_or_instance_dir: str | Path, rows: pd.DataFrame, *,
@@ -136,7 +136,7 @@ def evaluate_rows(model_or_instance_dir: str | Path, rows: pd.DataFrame, *,
                             results_store=results_store)
     info = model_dataset_info(models.paths[0], dataset_info)
     classes = info.classes
-    task = task_of(info)
+    task = task_of_info(info)
     labels = rows["label"].astype(str).to_numpy()
     targets = task.targets.of_files(labels, classes)
     skipped = list(skipped)
@@ -216,7 +216,7 @@ def evaluate_recordings(model_or_instance_dir: str | Path, annotations: str | Pa
     store = results_store if results_store is not None else ResultsStore()
     info = info_for(resolve_models(model_or_instance_dir, fold=fold, ensemble=ensemble,
                                    results_store=store), dataset_info)
-    task = task_of(info)
+    task = task_of_info(info)
     if not task.scores_events:
         raise ConfigurationError(
             f"{model_or_instance_dir} is a {task.name} model; --annotations scores "

@@ -450,7 +450,7 @@ def _check_same_encoder(models: ModelSet, info: DatasetInfo, given: str | Path) 
             "they were trained on (or drop --dataset-info).")
 
 
-def task_of(info: DatasetInfo) -> Task:
+def task_of_info(info: DatasetInfo) -> Task:
     """The task of a dataset description (`dataset.json`): its `task_type`, or for one
     written before stores recorded it, the task its classes imply (`xval.tasks.infer`)."""
     return tasks.get(info.task_type or tasks.infer(classes=info.classes))

@@ -19,7 +19,7 @@ from xval.inference.models import (
     file_outputs,
     info_for,
     resolve_models,
-    task_of,
+    task_of_info,
 )
 from xval.tasks import Context
 
@@ -77,7 +77,7 @@ def predict_files(model_or_instance_dir: str | Path, files: Sequence[str | Path]
     if model is not None:
         models.use_loaded([model])
     classes = info.classes
-    task = task_of(info)
+    task = task_of_info(info)
     answering: ModelSet | ClassifierSet = models
     if embedding_classifier:
         answering = ClassifierSet(models)

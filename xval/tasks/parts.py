@@ -3,8 +3,8 @@ store keeps and Keras is fed), `Head` (the output layer, the loss and the compil
 metrics) and `Scoring` (the numbers of a split, and what `predict` and `evaluate` show),
 and the `Context` a split is scored in.
 
-Importing them costs numpy alone: scikit-learn and scipy are imported where a
-split is scored (`xval.tasks.metrics`, `xval.tasks.detection.events`) and Keras where a head is built
+Importing them costs numpy alone: scikit-learn and scipy are imported where a split is
+scored (a task's `metrics`, `xval.tasks.detection.events`) and Keras where a head is built
 (the backend is chosen by then).
 """
 
