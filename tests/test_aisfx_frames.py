@@ -161,4 +161,4 @@ def test_init_of_clips_refuses_aisfx_frames(tmp_path, capsys):
     audio.mkdir()
     assert main(["init", str(audio), "--encoder", "aisfx_frames",
                  "--project", str(tmp_path)]) == 2
-    assert "for clips use --encoder aisfx" in capsys.readouterr().err
+    assert "for clips use --encoders aisfx" in capsys.readouterr().err

@@ -102,9 +102,10 @@ def test_init_folds_follow_the_splitter(items, wanted, expected):
 
 
 def test_init_puts_the_installed_encoder_first_and_keeps_the_cnn(tmp_path):
-    """With aisfx installed (make install installs it), instance 1 reads the aisfx store on
-    the same items and instance 2 is the audio CNN; `--encoder none` writes the CNN script;
-    an unknown encoder is one line, before anything is written. (The commands run in this
+    """With aisfx alone (`--encoders aisfx`: what `init` did before it compared every
+    installed encoder, tests/test_encoder_comparison.py), instance 1 reads the aisfx store
+    on the same items and instance 2 is the audio CNN; `--encoders none` writes the CNN
+    script; an unknown encoder is one line, before anything is written. (The commands run in this
     process, `python_here`: test_quickstart_from_a_folder_of_audio_to_a_workbook runs `init`
     and the script it writes as real processes; the model is loaded in a fresh one.)"""
     from preprocessing.features import encoders
@@ -119,10 +120,11 @@ def test_init_puts_the_installed_encoder_first_and_keeps_the_cnn(tmp_path):
     project = tmp_path / "project"
     project.mkdir()
     bad = python_here("-m", "xval", "init", audio, "--encoder", "aisfxx", cwd=project)
-    assert bad.returncode == 2 and "--encoder aisfxx: expected one of aisfx" in bad.stderr
+    assert bad.returncode == 2 and "--encoders aisfxx: expected one of aisfx" in bad.stderr
     assert not (project / "experiments").exists() and not (project / "data").exists()
 
-    init = python_here("-m", "xval", "init", audio, "--name", "wavs", cwd=project)
+    init = python_here("-m", "xval", "init", audio, "--name", "wavs", "--encoders", "aisfx",
+                       cwd=project)
     assert init.returncode == 0, init.stdout + init.stderr
     assert "aisfx embeddings, CC BY 4.0" in init.stdout and "Ready." in init.stdout
     script = (project / "experiments" / "wavs.py").read_text()

@@ -31,3 +31,4 @@ __all__ = ["PCM_SCALE", "STORAGE_TYPES", "TYPES", "FeatureType", "bin_frequencie
 
 # Registered after the spectral types (the order of `names()`): the pretrained front ends.
 import preprocessing.features.pretrained  # noqa: E402, F401
+import preprocessing.features.stacked  # noqa: E402, F401  (encoders' stores side by side)

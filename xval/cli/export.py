@@ -218,11 +218,13 @@ def _with_check(facts: CardFacts, check: float | None) -> CardFacts:
 
 
 def _encoder(info: DatasetInfo) -> dict[str, Any] | None:
-    """The store's pretrained encoder (`dataset.json` `front_end`), with its licence."""
+    """The store's pretrained encoder (`dataset.json` `front_end`), with its licence; for
+    several encoders' embeddings side by side, their names (`aisfx+birdnet`) and licences."""
     described = info.front_end
-    name = described.get("encoder")
+    name = described.get("encoder") or described.get("stacked")
     if not name:
         return None
+    described.setdefault("encoder", name)
     known = BUILT_IN.get(str(name))
     if known is not None:
         described.setdefault("licence", known.licence)

@@ -16,6 +16,7 @@ import difflib
 import json
 import os
 import textwrap
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from preprocessing.build import build_store, feature_params, silent_note
 from preprocessing.features import encoders
 from preprocessing.features.encoders import torch_module
 from preprocessing.features.pretrained import check_encoder
+from preprocessing.features.stacked import stack_stores
 from preprocessing.intake import check_trainable
 from preprocessing.segment_length import SegmentChoice
 from preprocessing.sources.labels import parse_separator
@@ -57,6 +59,7 @@ from xval.cli.scripts import (
     CNN_ABOUT,
     CNN_INSTANCES,
     ENCODER_ABOUT,
+    ENCODERS_ABOUT,
     INIT_RANK_SPLIT,
     RANK_ABOUT,
     SCRIPT,
@@ -75,8 +78,10 @@ from xval.core.parameters import FeatureParams
 from xval.running.declaration import ExperimentDeclaration
 from xval.running.splitting import make_folds
 
-DEFAULT_ENCODER = encoders.AISFX
-"""The encoder of instance 1 when it is installed (measured: docs/pretrained.md)."""
+DEFAULT_ENCODERS = (encoders.AISFX, encoders.BIRDNET)
+"""The encoders `init` compares when `--encoders` is not given: each one installed (BirdNET
+with the `[birdnet]` extra: its weights are non-commercial). Measured: docs/pretrained.md,
+docs/results.md (issue 75)."""
 CONFIG_HEADER = ("Written by `python -m xval init`: only what differs from the package "
                  "defaults.\n`python -m xval config` prints every setting and where it "
                  "comes from.")
@@ -130,14 +135,14 @@ def add_parser(sub: Subcommands, parents: list[argparse.ArgumentParser]) -> None
                           defaults=False, label_column=False)  # --label-column: --source hf's
     p.add_argument("--folds", type=int, help=f"folds over items (default: the items, at most "
                                              f"{MAX_FOLDS})")
-    p.add_argument("--encoder", help="the pretrained encoder of instance 1: "
-                                     f"{', '.join(encoders.BUILT_IN)}, a FOLDER or HUB_ID, "
-                                     "hf: optional (a transformers audio model on this disk: "
-                                     "wav2vec2, "
-                                     "HuBERT, WavLM, data2vec-audio, Whisper, AST, CLAP) or "
-                                     f"none (default: {DEFAULT_ENCODER} when it is "
-                                     "installed, else none; with --annotations: none, or a "
-                                     "frame encoder such as aisfx_frames)")
+    p.add_argument("--encoders", "--encoder", dest="encoder", metavar="ENCODERS",
+                   help="the pretrained encoders compared, comma-separated: "
+                        f"{', '.join(encoders.BUILT_IN)}, a FOLDER or HUB_ID, hf: optional "
+                        "(a transformers audio model on this disk: wav2vec2, HuBERT, WavLM, "
+                        "data2vec-audio, Whisper, AST, CLAP), or none (default: each of "
+                        f"{', '.join(DEFAULT_ENCODERS)} that is installed; with two or more, "
+                        "their embeddings side by side and their fusion too; with "
+                        "--annotations: none, or one frame encoder such as aisfx_frames)")
     p.add_argument("--project", default=".", help="the project folder (default: here)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a store or script of the same name")
@@ -177,9 +182,10 @@ def main_init(args: argparse.Namespace) -> int:
     if annotation_reading(args) is not None:
         return init_detection(args, audio, project, name, config, (config_path, config_text))
     script = script_path(project, name)
-    encoder = _encoder(args.encoder)
-    stores = [config.data_dir / name] + ([config.data_dir / f"{name}_{store_tag(encoder)}"]
-                                         if encoder is not None else [])
+    chosen = _encoders(args.encoder)
+    tags = [store_tag(encoder) for encoder in chosen]
+    stores = [config.data_dir / name] + [config.data_dir / f"{name}_{tag}" for tag in tags] \
+        + ([config.data_dir / f"{name}_{'_'.join(tags)}"] if len(chosen) > 1 else [])
     check_outputs(audio, project, config, script, stores, args.overwrite)
     rows, skipped, how, items = find_rows(audio, args, source)
     task = task_of_rows(rows)
@@ -200,23 +206,24 @@ def main_init(args: argparse.Namespace) -> int:
                         f"({segment.reason}; [features] segment_seconds in config.ini sets "
                         "another).", width=100, break_on_hyphens=False))
     if args.dry_run:
-        _print_plan(stores, encoder, script, config_path, config_text, project)
+        _print_plan(stores, chosen, script, config_path, config_text, project)
         return 0
     created = Created()
     created.folders(project, config.data_dir, script.parent)
     return created.kept_if_done(lambda: _write_project(
         args, audio, project, config, (config_path, config_text), script,
-        (rows, skipped, how, folds), (stores, encoder), created, segment))
+        (rows, skipped, how, folds), (stores, chosen), created, segment))
 
 
 def _build_stores(args: argparse.Namespace, audio: Path,
                   found: tuple[pd.DataFrame, list, str, int],
-                  planned: tuple[list[Path], str | None], params: FeatureParams,
+                  planned: tuple[list[Path], list[str]], params: FeatureParams,
                   config: Config, created: Created) -> list[Built]:
     """Builds the project's stores (each new one noted in `created`): the log-mel store,
-    and with an encoder the encoder store, the log-mel store beside it when cores allow
-    (`init_stores`). Returns `(store, summary)` of each, in that order."""
-    (stores, encoder), (rows, skipped, _, _) = planned, found
+    each encoder's store, the log-mel store beside the first when cores allow
+    (`init_stores`), and with two encoders or more their stacked store (made from theirs,
+    `preprocessing.features.stacked`). Returns `(store, summary)` of each, in that order."""
+    (stores, chosen), (rows, skipped, _, _) = planned, found
     existed = [path.exists() and any(path.iterdir()) for path in stores]
 
     def note(i: int, built: Built) -> Built:
@@ -231,35 +238,55 @@ def _build_stores(args: argparse.Namespace, audio: Path,
             overwrite=args.overwrite, skipped=list(skipped),
             progress=progress and not args.no_progress, bar_label=label,
             info={"source": f"python -m xval init {audio}"
-                            + (f" --encoder {encoder}" if i else "")}, inputs=[audio],
+                            + (f" --encoders {chosen[i - 1]}" if i else "")}, inputs=[audio],
             duplicates=rows.attrs.get("duplicates"))
 
-    first = f"store 1 of {len(stores)}, {params.feature}"
-    if encoder is None:
-        return [note(0, build(0, params, first))]
-    encoded = feature_params(config.features, **encoder_params(rows, encoder))
-    use_backend(config.backend.backend)  # the encoder's layers run in Keras (not imported yet)
-    if not init_stores.can_build_beside():
-        return [note(0, build(0, params, first)),
-                note(1, build(1, encoded, f"store 2 of 2, {encoder}"))]
-    beside = init_stores.BuildBeside(lambda: build(0, params, first, progress=False))
+    def label(i: int) -> str:
+        return f"store {i + 1} of {len(stores)}, " + (chosen[i - 1] if i else params.feature)
+
+    if not chosen:
+        return [note(0, build(0, params, label(0)))]
+    use_backend(config.backend.backend)  # the encoders' layers run in Keras (not imported yet)
+    encoded = [feature_params(config.features, **encoder_params(rows, e)) for e in chosen]
+    built: list[Built] = []
+    beside = init_stores.BuildBeside(lambda: build(0, params, label(0), progress=False)) \
+        if init_stores.can_build_beside() else None
     try:
-        second = note(1, build(1, encoded, f"store 2 of 2, {encoder} (store 1 beside it)"))
+        if beside is None:
+            built.append(note(0, build(0, params, label(0))))
+        for k, encoder_params_k in enumerate(encoded, start=1):
+            built.append(note(k, build(k, encoder_params_k, label(k) + (
+                " (store 1 beside it)" if beside is not None and k == 1 else ""))))
     except BaseException:
-        with contextlib.suppress(XvalError):  # wait for it, so that undo removes it too
-            note(0, beside.result(stores[0]))
+        if beside is not None:
+            with contextlib.suppress(XvalError):  # wait for it, so that undo removes it too
+                note(0, beside.result(stores[0]))
         raise
-    return [note(0, beside.result(stores[0])), second]
+    if beside is not None:
+        built.insert(0, note(0, beside.result(stores[0])))
+    if len(chosen) > 1:
+        built.append(note(len(stores) - 1, _stacked(built[1:], stores[-1], args, audio)))
+    return built
+
+
+def _stacked(parts: list[Built], path: Path, args: argparse.Namespace, audio: Path) -> Built:
+    """The encoders' stores side by side (`stack_stores`), with a summary as `build_store`
+    gives one."""
+    started = time.perf_counter()
+    store = stack_stores([store for store, _ in parts], path, overwrite=args.overwrite,
+                         info={"source": f"python -m xval init {audio} --encoders "
+                                         + ",".join(str(s.info.encoder) for s, _ in parts)})
+    return store, {"rows": len(store), "skipped": [], "seconds": time.perf_counter() - started}
 
 
 def _write_project(args: argparse.Namespace, audio: Path, project: Path, config: Config,
                    config_file: tuple[Path, str | None], script: Path,
                    found: tuple[pd.DataFrame, list, str, int],
-                   planned: tuple[list[Path], str | None], created: Created,
+                   planned: tuple[list[Path], list[str]], created: Created,
                    segment: SegmentChoice) -> int:
     """Writes the stores, config.ini and the script, then runs the dry run (what is written
     is noted in `created`)."""
-    (config_path, _), (_, encoder) = config_file, planned
+    config_path = config_file[0]
     rows, skipped, how, folds = found
     params = feature_params(config.features, segment_seconds=segment.seconds,
                             segment_hop_seconds=segment.hop)
@@ -268,12 +295,13 @@ def _write_project(args: argparse.Namespace, audio: Path, project: Path, config:
     print(f"Wrote the store {store.path}: {summary['rows']} rows, "
           f"{len(summary['skipped'])} file(s) skipped{silent_note(summary)} "
           f"({summary['seconds']:.1f} s).")
-    embedded = None
-    if encoder is not None:
-        embedded, summary = built[1]
-        licence = embedded.info.front_end.get("licence") or "licence not recorded"
-        print(f"Wrote the store {embedded.path} ({encoder} embeddings, "
-              f"{licence}): {summary['rows']} rows ({summary['seconds']:.1f} s).")
+    embedded = [store for store, _ in built[1:]]
+    for embedded_store, summary in built[1:]:
+        licence = embedded_store.info.front_end.get("licence") or "licence not recorded"
+        what = embedded_store.info.encoder or "the encoders' embeddings side by side"
+        print(f"Wrote the store {embedded_store.path} ({what}"
+              f"{' embeddings' if embedded_store.info.encoder else ''}, {licence}): "
+              f"{summary['rows']} rows ({summary['seconds']:.1f} s).")
 
     def write_script() -> None:
         _write_script(script, store, rows, folds, how, (audio, args.name or audio.name),
@@ -283,58 +311,75 @@ def _write_project(args: argparse.Namespace, audio: Path, project: Path, config:
     return finish(script, config, config_file, created, write_script, "the stores")
 
 
-def _print_plan(stores: list[Path], encoder: str | None, script: Path, config_path: Path,
+def _print_plan(stores: list[Path], chosen: list[str], script: Path, config_path: Path,
                 config_text: str | None, project: Path) -> None:
     """What `init` would write (`--dry-run`)."""
-    print(f"Would write the store {stores[0]} (log-mel features)" + (
-        f" and the store {stores[1]} ({encoder} embeddings)" if encoder else "") + ",")
+    encoded = [f"the store {path} ({encoder} embeddings)"
+               for path, encoder in zip(stores[1:], chosen)]
+    if len(chosen) > 1:
+        encoded.append(f"the store {stores[-1]} (their embeddings side by side)")
+    print(f"Would write the store {stores[0]} (log-mel features)"
+          + "".join(f", {text}" for text in encoded) + ",")
     written = [script] + ([config_path] if config_text is not None else [])
     print(f"and {' and '.join(shown_path(path, project) for path in written)}, then run the "
           "script's dry run. Nothing was written (--dry-run).")
 
 
-def _encoder(name: str | None) -> str | None:
-    """The encoder of instance 1: the one named, else the default when it is installed (and
-    a line saying how to install it when it is not)."""
-    if name == "none":
-        return None
+def _encoders(names: str | None) -> list[str]:
+    """The encoders compared: those `--encoders` names (comma-separated; `none`: none),
+    else each of `DEFAULT_ENCODERS` that is installed (and a line saying how to install
+    one when none is)."""
+    if names is None:
+        found = [name for name in DEFAULT_ENCODERS if encoders.installed(name)]
+        if not found:
+            print("No pretrained encoder is installed, so the experiment starts from a CNN "
+                  "trained from scratch. For a pretrained baseline (the stronger one on most "
+                  f"audio): {encoders.BUILT_IN[DEFAULT_ENCODERS[0]].install}, then rerun "
+                  "init with --overwrite.")
+        return found
+    listed = [name.strip() for name in names.split(",")]
+    if listed == ["none"]:
+        return []
+    if "none" in listed or "" in listed or len(set(listed)) < len(listed):
+        raise ConfigurationError(
+            f"--encoders {names}: expected encoder names separated by commas, each once "
+            "(e.g. aisfx,birdnet), or none alone.")
+    return [_encoder(name) for name in listed]
+
+
+def _encoder(name: str) -> str:
+    """One encoder `--encoders` names, checked (installed, a model on this disk)."""
     if name == encoders.AISFX_FRAMES:
         raise ConfigurationError(
-            f"--encoder {name}: aisfx's frames are for detection (with --annotations); for "
-            f"clips use --encoder {encoders.AISFX} (its embeddings pooled by the head).")
-    if (name is not None and name not in encoders.BUILT_IN and not names_model(name)
+            f"--encoders {name}: aisfx's frames are for detection (with --annotations); "
+            f"for clips use --encoders {encoders.AISFX} (its embeddings pooled by the head).")
+    if (name not in encoders.BUILT_IN and not names_model(name)
             and not Path(name).expanduser().is_dir()):  # a typo more likely than a model
         close = difflib.get_close_matches(name, list(encoders.BUILT_IN), n=1)
         raise ConfigurationError(
-            f"--encoder {name}: expected one of {', '.join(encoders.BUILT_IN)}, none, or a "
+            f"--encoders {name}: expected one of {', '.join(encoders.BUILT_IN)}, none, or a "
             "transformers model (hf:NAME, a folder written by save_pretrained, or an ORG/NAME "
             "hub id)" + (f"; did you mean {close[0]}?" if close else "."))
-    if name is not None and name not in encoders.BUILT_IN:  # a transformers model
+    if name not in encoders.BUILT_IN:  # a transformers model
         check_encoder(name)  # no such model: said with the built-in encoders
         torch_module()
         try:
             LocalModel(name)
         except ConfigurationError as e:
-            raise ConfigurationError(f"--encoder {name}: {e}.") from None
+            raise ConfigurationError(f"--encoders {name}: {e}.") from None
         return name
-    if name is not None:
-        if not encoders.installed(name):
-            raise ConfigurationError(f"--encoder {name} is not installed: "
-                                     f"{encoders.BUILT_IN[name].install}")
-        return name
-    if encoders.installed(DEFAULT_ENCODER):
-        return DEFAULT_ENCODER
-    print(f"No pretrained encoder is installed, so the experiment starts from a CNN trained "
-          f"from scratch. For a pretrained baseline (the stronger one on most audio): "
-          f"{encoders.BUILT_IN[DEFAULT_ENCODER].install}, then rerun init with --overwrite.")
-    return None
+    if not encoders.installed(name):
+        raise ConfigurationError(f"--encoders {name} is not installed: "
+                                 f"{encoders.BUILT_IN[name].install}")
+    return name
 
 
 def _write_script(script: Path, store: FeatureStore, rows: pd.DataFrame, folds: int, how: str,
                   source: tuple[Path, str], config: Config, project: Path,
-                  embedded: FeatureStore | None = None) -> None:
+                  embedded: list[FeatureStore]) -> None:
     """Writes the experiment script; `source` is the audio read and the data's name
-    (`--name`, else the folder's)."""
+    (`--name`, else the folder's); `embedded` the encoders' stores (and last, with two or
+    more, their stacked store)."""
     audio, called = source
     classes = classes_of_rows(rows)
     shown = ", ".join(classes[:6]) + (", ..." if len(classes) > 6 else "")
@@ -345,8 +390,7 @@ def _write_script(script: Path, store: FeatureStore, rows: pd.DataFrame, folds: 
                "Folds never split an item, so the test score says how well a model does on "
                "items it has never seen.")
     share = _rank_split(store, folds, config)
-    about = (ENCODER_ABOUT if embedded is not None else CNN_ABOUT).format(
-        script=relative, models=_models_take(embedded))
+    about = _about(embedded, relative)
     if share:
         about += " " + RANK_ABOUT.format(share=share, percent=f"{share:.0%}")
     values: dict[str, Any] = {
@@ -357,13 +401,29 @@ def _write_script(script: Path, store: FeatureStore, rows: pd.DataFrame, folds: 
         "description": json.dumps(f"{called}: first models"),
         "dataset": json.dumps(store.path.name), "num_folds": folds,
         "task_type": json.dumps(task_of_rows(rows)), "parameters": rank_split_line(share),
-        "imports": "Ensemble, Experiment" if embedded is not None else "Experiment",
-        "instances": (encoder_instances(embedded.path.name, str(embedded.info.encoder))
-                      if embedded is not None else CNN_INSTANCES),
+        "imports": "Ensemble, Experiment" if embedded else "Experiment",
+        "instances": encoder_instances(
+            [(s.path.name, str(s.info.encoder)) for s in embedded if s.info.encoder],
+            embedded[-1].path.name if len(embedded) > 1 else None)
+        if embedded else CNN_INSTANCES,
         "about": textwrap.fill(about, width=88, break_on_hyphens=False,
                                break_long_words=False)}
     script.parent.mkdir(parents=True, exist_ok=True)
     script.write_text(SCRIPT.format(**values))
+
+
+def _about(embedded: list[FeatureStore], script: Path) -> str:
+    """What the script's instances are, in its docstring."""
+    if not embedded:
+        return CNN_ABOUT.format(script=script)
+    if len(embedded) == 1:
+        return ENCODER_ABOUT.format(script=script, models=_models_take(embedded[0]))
+    parts = embedded[:-1]
+    return ENCODERS_ABOUT.format(
+        n=len(parts), names=", ".join(str(s.info.encoder) for s in parts),
+        stacked=len(parts) + 1, cnn=len(parts) + 2, fused=len(parts) + 3,
+        licences="; ".join(f"{s.info.encoder} {s.info.front_end.get('licence') or 'not recorded'}"
+                           for s in parts))
 
 
 def _verb(rows: pd.DataFrame) -> str:

@@ -107,6 +107,10 @@ def detection_encoder(name: str | None) -> dict[str, Any]:
     """
     if name in (None, "none"):
         return {}
+    if "," in name:
+        raise ConfigurationError(
+            f"--encoders {name} with --annotations: a detection experiment reads one frame "
+            "encoder's frames; give one (e.g. aisfx_frames) or none.")
     check_encoder(str(name))
     overrides = encoder_overrides(str(name), {}, segments=False)
     try:

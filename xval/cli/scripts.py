@@ -120,6 +120,20 @@ ENCODER_ABOUT = ("Instance 1 reads the embeddings of a pretrained encoder (its o
                  "the validation clips lean towards the member whose epoch choice made its "
                  "score there the most optimistic). Add instances below to compare "
                  "heads, architectures or parameters.")
+ENCODERS_ABOUT = ("Instances 1 to {n} read the embeddings of {names}, each from its own store "
+                  "(the same items, so the same folds; a row holds every block of its clip), "
+                  "with the same light head, retrained on training + validation items for "
+                  "the epochs the validation items chose (refit_with_val). Instance "
+                  "{stacked} reads their embeddings side by side (each block of the first "
+                  "encoder beside the others' nearest in time), instance {cnn} is a CNN "
+                  "trained from scratch on the log-mel store with the package defaults, and "
+                  "instance {fused} trains nothing: it averages the clip scores of 1 to {n} "
+                  "with equal weights (late fusion). The report's encoder table and the "
+                  "workbook's Encoders sheet compare them over the same folds, per class too, "
+                  "against the best (the corrected resampled t-test, the Bayesian correlated "
+                  "t-test). Licences of the weights: {licences}; a model trained on an "
+                  "encoder's embeddings is bound by its licence. Add instances below to "
+                  "compare heads, architectures or parameters.")
 RANK_ABOUT = ("rank_split = {share}: in every fold, {percent} of the validation items choose no "
               "epoch and only score, and the instances (the ensemble too) are selected on "
               "them: a score the epoch was not chosen on (early stopping keeps the epoch "
@@ -147,29 +161,54 @@ def store_tag(encoder: str) -> str:
     return f"hf_{last.lower() or 'model'}"
 
 
-def encoder_instances(dataset: str, encoder: str) -> str:
-    """The instances of a script whose first instance reads `encoder`'s store `dataset`.
-
-    Args:
-        dataset: the encoder store's name.
-        encoder: the built-in encoder, or a transformers model (the MLP head, refit).
-
-    Returns:
-        The `experiment[k] = ...` lines.
-    """
-    head = {**ENCODER_HEADS.get(encoder, REFIT_HEAD), "dataset": dataset,
-            "comment_1": f"{store_tag(encoder)} + head", "comment_2": "pretrained embeddings"}
-    pairs = [f"{json.dumps(k)}: {json.dumps(v) if isinstance(v, str) else repr(v)}"
-             for k, v in head.items()]
-    lines, line = [], "experiment[1] = {"
-    for k, pair in enumerate(pairs):
-        text = pair + ("," if k < len(pairs) - 1 else "}")
+def _instance(k: int, spec: dict[str, object]) -> str:
+    """`experiment[k] = {...}`, wrapped at 88 characters."""
+    pairs = [f"{json.dumps(key)}: {json.dumps(v) if isinstance(v, str) else repr(v)}"
+             for key, v in spec.items()]
+    lines, line = [], f"experiment[{k}] = {{"
+    indent = " " * len(line)
+    for i, pair in enumerate(pairs):
+        text = pair + ("," if i < len(pairs) - 1 else "}")
         if len(line) + len(text) + 1 > 88:
             lines.append(line.rstrip())
-            line = " " * 17
+            line = indent
         line += text + " "
-    return "\n".join([*lines, line.rstrip()]) + """
-experiment[2] = {"architecture": "audio_cnn", "reshaping_type": "conv",
-                 "comment_1": "audio CNN", "comment_2": "from scratch, package defaults"}
-experiment[3] = Ensemble(1, 2)  # 1 and 2 fused with equal weights (chosen on nothing)
-"""
+    return "\n".join([*lines, line.rstrip()])
+
+
+CNN_INSTANCE = {"architecture": "audio_cnn", "reshaping_type": "conv",
+                "comment_1": "audio CNN", "comment_2": "from scratch, package defaults"}
+"""The CNN trained from scratch beside the encoders (on the log-mel store)."""
+
+
+def encoder_instances(stores: list[tuple[str, str]], stacked: str | None = None) -> str:
+    """The instances of a script whose first instances read encoder stores.
+
+    Args:
+        stores: `(store name, encoder)` of each encoder (a built-in encoder or a
+            transformers model: its head, `ENCODER_HEADS`, else the MLP head, refit).
+        stacked: the store of their embeddings side by side (two encoders or more), or
+            `None`.
+
+    Returns:
+        The `experiment[k] = ...` lines: one instance per encoder, with two or more one on
+        the stacked store, the audio CNN, and the ensemble (one encoder: it and the CNN;
+        several: the encoders' instances).
+    """
+    heads = [{**ENCODER_HEADS.get(encoder, REFIT_HEAD), "dataset": dataset,
+              "comment_1": f"{store_tag(encoder)} + head", "comment_2": "pretrained embeddings"}
+             for dataset, encoder in stores]
+    if stacked is not None:
+        heads.append({**REFIT_HEAD, "dataset": stacked,
+                      "comment_1": "+".join(store_tag(e) for _, e in stores) + " + head",
+                      "comment_2": "the encoders' embeddings side by side"})
+    lines = [_instance(k, spec) for k, spec in enumerate(heads, start=1)]
+    cnn = len(heads) + 1
+    lines.append(_instance(cnn, CNN_INSTANCE))
+    if len(stores) == 1:
+        fused, what = "1, 2", "1 and 2 fused: the mean of their clip scores, equal weights"
+    else:
+        fused = ", ".join(str(k) for k in range(1, len(stores) + 1))
+        what = "the encoders' instances fused: the mean of their clip scores, equal weights"
+    lines.append(f"experiment[{cnn + 1}] = Ensemble({fused})  # {what}")
+    return "\n".join(lines) + "\n"

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from preprocessing.build import extract_file, feature_params
+from preprocessing.features.stacked import STACKED, Part, align
 from preprocessing.streaming import is_long, stream_features
 from xval import tasks
 from xval.core.dataset_info import DatasetInfo
@@ -159,6 +160,9 @@ def read_features(path: str | Path, params: Mapping[str, Any], *,
     params = FeatureParams.of(params)
     if real_only is None:
         real_only = not params.keep_silent_segments
+    if params.feature == STACKED:  # each encoder's features as its store's, aligned
+        yield _stacked_features(path, params, real_only)
+        return
     if is_long(path):
         try:
             yield from stream_features(path, params, real_only=real_only)
@@ -174,6 +178,19 @@ def read_features(path: str | Path, params: Mapping[str, Any], *,
                   "starts": [s for s, keep in zip(result["starts"], real) if keep]}
     yield {"features": result["features"], "starts": list(result["starts"]),
            "duration": result["duration"]}
+
+
+def _stacked_features(path: str | Path, params: FeatureParams, real_only: bool
+                      ) -> dict[str, Any]:
+    """The features of one file for a stacked store (`preprocessing.features.stacked`):
+    each part's, extracted as its own store's were, then aligned on the first part's rows,
+    as `stack_stores` aligned the stores."""
+    parts = [Part.of(p) for p in params.options.get("parts") or ()]
+    read = [extract_features([path], part.feature_params, real_only=real_only)[0]
+            for part in parts]
+    return {"features": align(*[(r["features"], np.asarray(r["starts"], np.float64), part)
+                                for r, part in zip(read, parts)]),
+            "starts": read[0]["starts"], "duration": read[0]["duration"]}
 
 
 PREDICT_BATCH = 32

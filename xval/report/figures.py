@@ -24,6 +24,7 @@ from PIL import Image
 from xval.core.files import atomic_write_bytes
 from xval.core.records import FoldResult, Status
 from xval.report.png import palette_png
+from xval.tasks.metrics import f1_per_class
 
 PathLike = str | os.PathLike[str]
 
@@ -167,22 +168,6 @@ def confusion_matrix(matrix: Sequence[Sequence[float]] | np.ndarray, classes: Se
                      title: str = "Test confusion matrix, pooled over folds") -> Path:
     """Writes `confusion_figure` to `path`; returns the path."""
     return save(confusion_figure(matrix, classes, title), path)
-
-
-def f1_per_class(matrix: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
-    """F1 of every class from a confusion matrix (rows true classes); 0 where a class is
-    neither true nor predicted.
-
-    Args:
-        matrix: `np.ndarray [shape=(n_classes, n_classes)]`.
-
-    Returns:
-        `np.ndarray [shape=(n_classes,)]`.
-    """
-    m = np.asarray(matrix, dtype=float)
-    tp = np.diag(m)
-    denominator = m.sum(axis=0) + m.sum(axis=1)
-    return np.divide(2 * tp, denominator, out=np.zeros_like(tp), where=denominator > 0)
 
 
 def level_title(what: str, level: str, rest: str = "") -> str:

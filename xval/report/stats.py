@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from scipy import special
 
+from xval.config.selection import metric_direction
 from xval.core.records import FoldResult
+from xval.report.bayesian import correlated_bayesian_ttest
 from xval.report.results import InstanceResult
 from xval.report.validation import finite
 
@@ -265,3 +267,27 @@ def fold_grid(a: dict[int, float], b: dict[int, float], repeats: int, num_folds:
     shape = (-1, k) if common else (0, 0)
     return (np.array([a[i] for i in common]).reshape(shape),
             np.array([b[i] for i in common]).reshape(shape), common)
+
+
+def versus(r: InstanceResult, selected: InstanceResult, test: dict[int, float],
+           metric: str, level: str, alpha: float, rope: float,
+           repeats: tuple[int, int]) -> list[Any]:
+    """`[diff, low, high, t, p, p_holm, better, equivalent, worse, verdict]` of `r`
+    against `selected` over the folds both finished (the Statistics sheet's row against
+    the selected instance, the encoder table's against the best encoder; `p_holm` is left
+    `None` for the caller); `test` is `r`'s test scores; `repeats` is `(num_repeats,
+    num_folds)`: with repeats, only the repeats both completed count."""
+    ref = fold_scores(selected, metric, "test", level)
+    mine, theirs, common = fold_grid(test, ref, *repeats)
+    if len(common) < 2:
+        return [None] * 9 + ["too few common folds"]
+    folds = [finished_folds(r)[i] for i in common] + [finished_folds(selected)[i] for i in common]
+    ratio = fold_test_train_ratio(folds)
+    result = corrected_repeated_ttest(mine, theirs, ratio, confidence=1 - alpha)
+    verdict = ("not significantly different" if result.p >= alpha
+               else "significantly different") + f" (alpha {alpha})"
+    bayes = correlated_bayesian_ttest(mine, theirs, rope, ratio if np.isfinite(ratio) else 0.0)
+    if metric_direction(metric) != "max":  # lower is better: a negative difference wins
+        bayes = bayes._replace(better=bayes.worse, worse=bayes.better)
+    return [result.mean_difference, result.ci_low, result.ci_high, result.t, result.p, None,
+            bayes.better, bayes.equivalent, bayes.worse, verdict]

@@ -12,6 +12,7 @@ from xval import tasks
 from xval.config.loader import Config
 from xval.core.hashing import FOLD_FIX
 from xval.ensembles.tables import ensemble_note
+from xval.report.encoders import encoder_lines
 from xval.report.results import TIE_RULE, ExperimentResults, InstanceResult
 from xval.report.tables import (
     SPLIT_NAMES,
@@ -139,7 +140,8 @@ def terminal_table(results: ExperimentResults | str | Path, config: Config | Non
         writer.writerows(rows)
         return buffer.getvalue().rstrip("\n")
     notes = "\n".join([footer, *ensemble_note(results, shown), *invalid_lines(shown),
-                       *(late_epoch_lines(shown) if advice else [])])
+                       *(late_epoch_lines(shown) if advice else []),
+                       *encoder_lines(results, config)])
     if fmt == "markdown":
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(r) + " |" for r in rows]

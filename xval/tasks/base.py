@@ -28,7 +28,7 @@ from xval.tasks.parts import (
     StoreView,
     Targets,
 )
-from xval.tasks.views import Figure, Sheet
+from xval.tasks.views import ClassScores, Figure, Sheet
 
 __all__ = ["NO_CONTEXT", "Context", "Head", "Params", "Pooled", "Scoring", "StoreView",
            "Targets", "Task"]
@@ -96,6 +96,8 @@ class Task:
             (`xval.tasks.views.Figure`, each class's scores over the folds).
         sheets: the workbook sheets the task shows, given as data
             (`xval.tasks.views.Sheet`): columns, and rows per instance of the task.
+        class_scores: each class's test score per fold (`xval.tasks.views.ClassScores`),
+            or `None` for a task without classes scored apart.
     """
 
     name: ClassVar[str] = ""
@@ -121,6 +123,7 @@ class Task:
     scores_events: ClassVar[bool] = False
     figures: ClassVar[tuple[str | Figure, ...]] = ()
     sheets: ClassVar[tuple[Sheet, ...]] = ()
+    class_scores: ClassVar[ClassScores | None] = None
 
     def __init__(self) -> None:
         targets, head, scoring = self.parts

@@ -5,6 +5,7 @@ about 1 s of CPU to import) is imported by the functions that score, so that nam
 tasks costs numpy alone (`xval.tasks.base`).
 """
 
+from typing import Any
 
 import numpy as np
 
@@ -43,3 +44,18 @@ def pool_by_clip(outputs: np.ndarray, targets: np.ndarray,
     means = sums / counts
     return ids[order], means[order], np.asarray(targets)[first][order]
 
+
+def f1_per_class(matrix: Any) -> np.ndarray:
+    """F1 of every class from a confusion matrix (rows true classes); 0 where a class is
+    neither true nor predicted.
+
+    Args:
+        matrix: `np.ndarray [shape=(n_classes, n_classes)]`.
+
+    Returns:
+        `np.ndarray [shape=(n_classes,)]`.
+    """
+    m = np.asarray(matrix, dtype=float)
+    tp = np.diag(m)
+    denominator = m.sum(axis=0) + m.sum(axis=1)
+    return np.divide(2 * tp, denominator, out=np.zeros_like(tp), where=denominator > 0)

@@ -65,6 +65,17 @@ class Sheet:
 
 
 @dataclasses.dataclass(frozen=True)
+class ClassScores:
+    """Each class's test score in each fold, as a task scores a class (the encoder table's
+    per-class columns, `xval.report.encoders`): its `name` (`F1`, `AP`) and `per_fold(
+    instance) -> np.ndarray [shape=(folds, classes)]` (NaN where a fold has none), or
+    `None` without test predictions."""
+
+    name: str
+    per_fold: Callable[[Instance], np.ndarray | None]
+
+
+@dataclasses.dataclass(frozen=True)
 class Bars:
     """Each class's score in [0, 1] in each fold, drawn as a bar at its mean over the folds
     and a dot per fold: `values` `np.ndarray [shape=(folds, classes)]` (NaN where a fold has

@@ -42,6 +42,7 @@ build_workbook("results/tiny/experiment_1")
 # The built-in sheets register themselves when their module is imported (the Ensembles
 # sheet's is the ensembles package's, `xval.ensembles.sheet`).
 import xval.ensembles.sheet  # noqa: F401
+import xval.report.workbook.encoders  # noqa: F401  (the Encoders sheet, issue 75)
 from xval.report.workbook.builder import build_workbook, fill_workbook
 from xval.report.workbook.cells import (
     BEST_FILL,

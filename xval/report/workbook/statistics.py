@@ -10,18 +10,13 @@ import numpy as np
 from openpyxl.worksheet.worksheet import Worksheet
 
 from xval.config.loader import Config
-from xval.config.selection import metric_direction
-from xval.report.bayesian import correlated_bayesian_ttest
-from xval.report.results import ExperimentResults, InstanceResult
+from xval.report.results import ExperimentResults
 from xval.report.stats import (
-    corrected_repeated_ttest,
-    finished_folds,
-    fold_grid,
     fold_scores,
-    fold_test_train_ratio,
     holm,
     mean_ci,
     repeated_mean_ci,
+    versus,
 )
 from xval.report.tables import Selection, alpha_of, level_names, rope_of, selection_level
 from xval.report.workbook.cells import safe, table_sheet
@@ -31,28 +26,6 @@ NUMBER_COLUMNS = range(3, 16)
 """The columns of scores (0-based): four decimals."""
 HOLM_COLUMN = 12
 """The Holm-adjusted p-value (0-based), filled once every row's test is known."""
-
-
-def _versus(r: InstanceResult, selected: InstanceResult, test: dict[int, float],
-            metric: str, level: str, alpha: float, rope: float,
-            repeats: tuple[int, int]) -> list[Any]:
-    """`[diff, low, high, t, p, p_holm, better, equivalent, worse, verdict]` of `r`
-    against the selected instance (`p_holm` is filled by `statistics_table`); `repeats`
-    is `(num_repeats, num_folds)`: with repeats, only the repeats both completed count."""
-    ref = fold_scores(selected, metric, "test", level)
-    mine, theirs, common = fold_grid(test, ref, *repeats)
-    if len(common) < 2:
-        return [None] * 9 + ["too few common folds"]
-    folds = [finished_folds(r)[i] for i in common] + [finished_folds(selected)[i] for i in common]
-    ratio = fold_test_train_ratio(folds)
-    result = corrected_repeated_ttest(mine, theirs, ratio, confidence=1 - alpha)
-    verdict = ("not significantly different" if result.p >= alpha
-               else "significantly different") + f" (alpha {alpha})"
-    bayes = correlated_bayesian_ttest(mine, theirs, rope, ratio if np.isfinite(ratio) else 0.0)
-    if metric_direction(metric) != "max":  # lower is better: a negative difference wins
-        bayes = bayes._replace(better=bayes.worse, worse=bayes.better)
-    return [result.mean_difference, result.ci_low, result.ci_high, result.t, result.p, None,
-            bayes.better, bayes.equivalent, bayes.worse, verdict]
 
 
 def _ci(scores: dict[int, float], repeats: tuple[int, int]
@@ -100,7 +73,7 @@ def statistics_table(results: ExperimentResults, config: Config | None = None
         if selected is not None and r.id == selected.id:
             row += [None] * 9 + ["selected"]
         elif selected is not None and test:
-            row += _versus(r, selected, test, metric, level, alpha, rope, repeats)
+            row += versus(r, selected, test, metric, level, alpha, rope, repeats)
         else:
             row += [None] * 9 + [""]
         rows.append(row)

@@ -35,3 +35,4 @@ def classification_metrics(y_true: np.ndarray, logits: np.ndarray,
         "recall": float(recall),
         "confusion_matrix": skm.confusion_matrix(y_true, y_pred, labels=labels).tolist(),
     }
+

@@ -16,9 +16,10 @@ import numpy as np
 from xval.core.errors import DatasetError
 from xval.tasks.base import NO_CONTEXT, Context, Head, Params, Scoring, StoreView, Targets, Task
 from xval.tasks.classification.metrics import classification_metrics
-from xval.tasks.fusion import FLOOR, Fusion, Rows
-from xval.tasks.metrics import softmax
+from xval.tasks.fusion import FLOOR, Fusion, Rows, pooled
+from xval.tasks.metrics import f1_per_class, softmax
 from xval.tasks.registry import register
+from xval.tasks.views import ClassScores, Instance
 from xval.tasks.weights import balanced_weights
 
 if TYPE_CHECKING:
@@ -226,3 +227,20 @@ class Classification(Task):
     has_classes = True
     labelled_rows = True
     figures = ("confusion_matrix", "per_class_f1")
+    class_scores = ClassScores("F1", lambda instance: clip_f1(instance))
+
+
+def clip_f1(instance: Instance) -> np.ndarray | None:
+    """Each class's test F1 per fold at the clip level (the folds' test predictions pooled
+    to clips as the task pools them), `[shape=(folds, classes)]`, or `None` without test
+    predictions."""
+    n = len(instance.classes)
+    found = []
+    for fold in instance.folds:
+        if not fold.predictions:
+            continue
+        clips = pooled(fold.predictions, instance.task, instance.classes)
+        matrix = np.zeros((n, n))
+        np.add.at(matrix, (np.asarray(clips.targets, int), clips.scores.argmax(axis=1)), 1)
+        found.append(f1_per_class(matrix))
+    return np.stack(found) if found else None

@@ -60,7 +60,7 @@ from xval.tasks.tagging.metrics import (
     tagging_metrics,
     thresholds_of,
 )
-from xval.tasks.tagging.views import LABELS, PER_LABEL_AP, THRESHOLD
+from xval.tasks.tagging.views import LABEL_AP, LABELS, PER_LABEL_AP, THRESHOLD
 from xval.tasks.weights import positive_weights
 
 if TYPE_CHECKING:
@@ -311,6 +311,7 @@ class Tagging(Task):
     clip to 0.05: tagging trains on plain 0/1 targets unless an instance names it."""
     sheets = (LABELS,)
     figures = (PER_LABEL_AP,)
+    class_scores = LABEL_AP
 
     def headline_metrics(self, clips: bool) -> list[tuple[str, str, str]]:
         """mAP, lwlrap, d-prime and macro F1 of the clips (where files were cut into

@@ -16,7 +16,7 @@ import numpy as np
 
 from xval.tasks.fusion import pooled
 from xval.tasks.tagging.metrics import average_precisions
-from xval.tasks.views import Bars, Figure, Instance, Sheet
+from xval.tasks.views import Bars, ClassScores, Figure, Instance, Sheet
 
 THRESHOLD = "tag_threshold"
 """The instance parameter each fold chooses on its validation clips."""
@@ -120,3 +120,12 @@ test it, and its spread), its threshold and its support."""
 PER_LABEL_AP = Figure("per_label_ap.png", per_label_ap)
 """Each label's test AP over the folds (`plots/per_label_ap.png`): bars at the mean, dots
 the folds."""
+
+
+def _fold_ap(instance: Instance) -> np.ndarray | None:
+    scores = label_scores(instance)
+    return None if scores is None else scores.ap
+
+
+LABEL_AP = ClassScores("AP", _fold_ap)
+"""Each label's test AP per fold (clip level), for the encoder table."""

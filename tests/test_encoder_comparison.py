@@ -1,0 +1,166 @@
+"""Which encoder for my data (issue 75): the stacked store aligns encoders of different
+block lengths clip by clip, `init` compares every installed encoder (each alone, side by
+side, fused), and the encoder table's statistics are `xval compare`'s."""
+
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from preprocessing.features.stacked import Part, align, stack_stores
+from preprocessing.store import FeatureStore, write_store
+from xval.core.errors import DatasetError
+
+AISFX = {"encoder": "aisfx", "sample_rate": 44100, "hop": 51200, "block": 101376, "dim": 3}
+BIRDNET = {"encoder": "birdnet", "sample_rate": 48000, "hop": 72000, "block": 144000, "dim": 2}
+
+
+def _encoder_store(path, spec, clips, *, frames, segment, seed):
+    """A store as an encoder's: each clip cut into rows of `segment` seconds (starts 0,
+    segment, ...), each frame's values naming its clip, row and frame (so alignment can be
+    read back), `dataset.json` naming the encoder and its block."""
+    rng = np.random.default_rng(seed)
+    rows, feats = [], []
+    for c, (clip, seconds) in enumerate(clips.items()):
+        for r, start in enumerate(np.arange(0.0, seconds, segment)):
+            x = rng.normal(size=(frames, spec["dim"])).astype(np.float32)
+            x[:, 0] = 1000 * c + 10 * r + np.arange(frames)  # clip, row, frame
+            feats.append(x)
+            rows.append({"item": f"item{c % 3}", "label": f"class{c % 2}", "clip": clip,
+                         "source": f"{clip}.wav", "start": float(start)})
+    params = {"feature": "pretrained", "encoder": spec["encoder"],
+              "sample_rate": spec["sample_rate"], "hop_length": spec["hop"],
+              "segment_seconds": segment}
+    return write_store(path, np.stack(feats), pd.DataFrame(rows), overwrite=True, info={
+        "feature_params": params, "sample_rate": spec["sample_rate"],
+        "front_end": {"encoder": spec["encoder"], "block_length": spec["block"],
+                      "licence": f"{spec['encoder']} licence"}})
+
+
+def test_align_takes_each_encoder_block_nearest_in_time():
+    """Blocks of 2.3 s every 1.16 s against blocks of 3 s every 1.5 s, in rows cut at
+    other starts: each frame of the first gets the other's frame whose centre is nearest."""
+    a = Part({}, bins=1, frames=3, frame_seconds=1.16, centre_seconds=1.15, name="a")
+    b = Part({}, bins=1, frames=2, frame_seconds=1.5, centre_seconds=1.5, name="b")
+    xa = np.zeros((2, 3, 1))
+    xb = np.arange(6, dtype=float).reshape(3, 2, 1)  # 3 rows starting at 0, 3, 6 s
+    out = align((xa, np.array([0.0, 4.0]), a), (xb, np.array([0.0, 3.0, 6.0]), b))
+    centres_a = np.array([[1.15, 2.31, 3.47], [5.15, 6.31, 7.47]])
+    centres_b = np.array([1.5, 3.0, 4.5, 6.0, 7.5, 9.0])
+    nearest = np.abs(centres_a[..., None] - centres_b).argmin(axis=-1)
+    assert out.shape == (2, 3, 2)
+    np.testing.assert_array_equal(out[..., 1], nearest)
+    assert nearest.tolist() == [[0, 1, 1], [2, 3, 4]]
+
+
+def test_stack_stores_aligns_clip_by_clip_and_drops_what_one_encoder_lacks(tmp_path):
+    clips = {"c0": 4.0, "c1": 9.0, "c2": 2.0, "c3": 6.0}
+    aisfx = _encoder_store(tmp_path / "a", AISFX, clips, frames=3, segment=3.5, seed=0)
+    fewer = {k: v for k, v in clips.items() if k != "c2"}  # a file birdnet skipped
+    birdnet = _encoder_store(tmp_path / "b", BIRDNET, fewer, frames=2, segment=5.0, seed=1)
+    stacked = stack_stores([aisfx, birdnet], tmp_path / "ab")
+    assert stacked.features.shape[1:] == (3, AISFX["dim"] + BIRDNET["dim"])
+    assert stacked.info.get("stacked_dropped") == 1 and "c2" not in set(stacked.clips)
+    assert stacked.info.feature_params.feature == "stacked"
+    assert stacked.info.frame_seconds == pytest.approx(51200 / 44100)
+    assert "birdnet: birdnet licence" in stacked.info.front_end["licence"]
+    # Every row is the first store's, and each frame's other half is the nearest block of
+    # the same clip: the marks say which clip it came from.
+    first = np.asarray(aisfx.features, np.float32)[np.asarray(aisfx.clips) != "c2"]
+    np.testing.assert_array_equal(np.asarray(stacked.features[..., :3], np.float32), first)
+    mine = np.asarray(stacked.features[..., 0], np.float32) // 1000  # clip index, aisfx
+    theirs = np.asarray(stacked.features[..., 3], np.float32) // 1000  # birdnet's (no c2)
+    np.testing.assert_array_equal(theirs, np.vectorize({0: 0, 1: 1, 3: 2}.get)(mine))
+    with pytest.raises(DatasetError, match="two encoder stores or more"):
+        stack_stores([aisfx], tmp_path / "one")
+    plain = write_store(tmp_path / "plain", np.zeros((2, 3, 3), np.float32),
+                        pd.DataFrame({"item": ["a", "b"], "label": ["x", "y"]}))
+    with pytest.raises(DatasetError, match="not an encoder's store"):
+        stack_stores([aisfx, plain], tmp_path / "mixed")
+
+
+def _require(*names):
+    from preprocessing.features import encoders
+
+    missing = [n for n in names if not encoders.installed(n)]
+    if missing:
+        if os.environ.get("XVAL_REQUIRE_ENCODERS"):
+            pytest.fail(f"{missing} not installed but XVAL_REQUIRE_ENCODERS is set")
+        pytest.skip(f"{missing} not installed")
+
+
+def test_init_refuses_a_list_of_encoders_it_cannot_read(tmp_path):
+    from tests.conftest import python_here
+    from tests.test_quickstart import _fsdd_like
+
+    audio = tmp_path / "recordings"
+    audio.mkdir()
+    _fsdd_like(audio)
+    for given, said in (("aisfx,aisfx", "each once"), ("none,aisfx", "none alone"),
+                        ("aisfx,", "each once"), ("aisfx,birdnett", "did you mean birdnet")):
+        bad = python_here("-m", "xval", "init", audio, "--encoders", given, cwd=tmp_path)
+        assert bad.returncode == 2 and said in bad.stderr, (given, bad.stderr)
+    assert not (tmp_path / "experiments").exists() and not (tmp_path / "data").exists()
+
+
+@pytest.mark.slow
+def test_init_compares_every_installed_encoder(tmp_path):
+    """With aisfx and BirdNET installed, `init` writes one store per encoder, their stacked
+    store, and a script of one instance per encoder, one on the stacked embeddings, the CNN
+    and their late fusion; the run's table and the workbook say which encoder wins, with
+    the statistics `xval compare` gives; the stacked instance predicts from audio with the
+    features its store holds."""
+    from openpyxl import load_workbook
+
+    from tests.conftest import python_here
+    from tests.test_quickstart import _fsdd_like
+    from xval.inference.models import read_features
+    from xval.report.comparison import Target, compare
+    from xval.report.encoders import encoder_table
+    from xval.report.results import ExperimentResults
+
+    _require("aisfx", "birdnet")
+    audio = tmp_path / "recordings"
+    audio.mkdir()
+    _fsdd_like(audio)
+    project = tmp_path / "project"
+    project.mkdir()
+    init = python_here("-m", "xval", "init", audio, "--name", "wavs", "--no-progress",
+                       cwd=project)
+    assert init.returncode == 0, init.stdout[-3000:] + init.stderr[-3000:]
+    assert "birdnet embeddings, CC BY-NC-SA 4.0" in init.stdout
+    assert "the encoders' embeddings side by side" in init.stdout
+    script = (project / "experiments" / "wavs.py").read_text()
+    assert '"dataset": "wavs_aisfx"' in script and '"dataset": "wavs_birdnet"' in script
+    assert '"dataset": "wavs_aisfx_birdnet"' in script
+    assert "experiment[5] = Ensemble(1, 2)" in script and "non-commercial" in script
+    stacked = FeatureStore(project / "data" / "wavs_aisfx_birdnet")
+    assert stacked.features.shape[-1] == 512 + 1024
+    short = ("--set", "epochs=2", "--set", "patience=2")
+    run = python_here("experiments/wavs.py", "1", "3", *short, cwd=project)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    run = python_here("experiments/wavs.py", "5", "5", *short, cwd=project)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "Encoders (test clip accuracy" in run.stdout
+    exp = project / "results" / "wavs" / "experiment_1"
+    results = ExperimentResults(exp)
+    table = encoder_table(results)
+    assert {row.id for row in table.rows} == {1, 2, 3, 5}
+    assert {row.encoder for row in table.rows} == {"aisfx", "birdnet", "aisfx+birdnet",
+                                                  "fusion of 1, 2"}
+    other = next(row for row in table.rows if row.versus is not None)
+    compared = compare([Target(exp, table.best), Target(exp, other.id)])
+    pair = compared.pairs[0]  # best - other: the table's row is other - best
+    assert pair.difference == pytest.approx(-other.versus[0], abs=1e-12)
+    assert pair.p == pytest.approx(other.versus[4], rel=1e-9)
+    assert (pair.better, pair.equivalent, pair.worse) == pytest.approx(
+        (other.versus[8], other.versus[7], other.versus[6]), rel=1e-9)
+    sheet = load_workbook(exp / "experiment_1.xlsx")["Encoders"]
+    ids = [row[0] for row in sheet.iter_rows(min_row=2, max_row=5, values_only=True)]
+    assert sorted(ids) == [1, 2, 3, 5] and ids[0] == table.best
+    # New audio gets the features the stacked store holds for it (each encoder's, aligned).
+    clip = stacked.meta.iloc[0]
+    new = list(read_features(clip["source"], stacked.info.feature_params))[0]["features"]
+    np.testing.assert_allclose(new[0], np.asarray(stacked.features[0], np.float32),
+                               atol=2e-2, rtol=2e-2)
