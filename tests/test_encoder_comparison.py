@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from preprocessing.features.stacked import Part, align, stack_stores
+from preprocessing.features.stacked import Part, align
+from preprocessing.stacked import stack_stores
 from preprocessing.store import FeatureStore, write_store
 from xval.core.errors import DatasetError
 

@@ -29,10 +29,10 @@ from preprocessing.build import build_store, feature_params, silent_note
 from preprocessing.features import encoders
 from preprocessing.features.encoders import torch_module
 from preprocessing.features.pretrained import check_encoder
-from preprocessing.features.stacked import stack_stores
 from preprocessing.intake import check_trainable
 from preprocessing.segment_length import SegmentChoice
 from preprocessing.sources.labels import parse_separator
+from preprocessing.stacked import stack_stores
 from preprocessing.store import FeatureStore
 from xval import tasks
 from xval.cli import init_stores

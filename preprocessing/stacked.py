@@ -1,0 +1,108 @@
+"""Encoders' stores side by side: `stack_stores` writes the `stacked` store of encoder
+stores of the same files (the feature type and the alignment:
+`preprocessing.features.stacked`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from preprocessing.features.stacked import STACKED, Part, align
+from preprocessing.store import FeatureStore, write_store
+from xval.core.errors import DatasetError
+
+__all__ = ["stack_stores"]
+
+
+def _part_of(store: Any) -> Part:
+    """The alignment facts of an encoder store (`preprocessing.store.FeatureStore`)."""
+    info, params = store.info, store.info.feature_params
+    if params is None or not info.encoder:
+        raise DatasetError(f"{store.path}: not an encoder's store (its dataset.json names no "
+                           "encoder): only embedding stores are stacked.")
+    block = int(info.front_end.get("block_length") or 0)
+    hop = float(params.seconds_per_frame)
+    centre = block / float(params.sample_rate) / 2 if block else hop / 2
+    return Part(feature_params=dict(info.recorded_feature_params or {}),
+                bins=int(store.features.shape[-1]), frames=int(store.features.shape[1]),
+                frame_seconds=hop, centre_seconds=centre, name=str(info.encoder))
+
+
+def stack_stores(stores: Sequence[FeatureStore], path: str | Path, *, overwrite: bool = False,
+                 info: Mapping[str, Any] | None = None) -> FeatureStore:
+    """Writes the stacked store of encoder stores of the same files (see the module).
+
+    Rows of the first store whose clip another store has no row of (a file one encoder
+    skipped) are left out, and counted in `dataset.json` (`stacked_dropped`).
+
+    Args:
+        stores: two or more `FeatureStore`s of embeddings, the first one's rows kept.
+        path: the store folder to write.
+        overwrite: replace a store there. Defaults to `False`.
+        info: more entries of `dataset.json`. Defaults to none.
+
+    Returns:
+        The stacked `FeatureStore`.
+
+    Raises:
+        DatasetError: for fewer than two stores, a store that is not an encoder's, or
+            stores of other tasks or labels.
+    """
+    if len(stores) < 2:
+        raise DatasetError(f"stack_stores: {len(stores)} store(s) given; stacking takes two "
+                           "encoder stores or more.")
+    parts = [_part_of(store) for store in stores]
+    first = stores[0]
+    if any(s.task_type != first.task_type or s.classes != first.classes for s in stores):
+        raise DatasetError("stack_stores: the stores hold other tasks or classes; stack "
+                           "stores built from the same files.")
+    grouped = [_rows_by_clip(store) for store in stores]
+    keep = np.array([all(clip in g for g in grouped[1:]) for clip in first.clips])
+    out = np.zeros((len(first.meta), parts[0].frames, sum(p.bins for p in parts)), np.float32)
+    for clip, rows in grouped[0].items():
+        if not keep[rows[0]]:
+            continue
+        out[rows] = align(*[(np.asarray(store.features[g[clip]]), _starts(store, g[clip]),
+                             part) for store, g, part in zip(stores, grouped, parts)])
+    params = {**parts[0].feature_params, "feature": STACKED,
+              "parts": [p.to_dict() for p in parts]}
+    for key in ("encoder", "revision", "layers", "batch_size", "device", "frame_pool",
+                "weights_sha256"):
+        params.pop(key, None)  # the first encoder's options: in its part
+    meta = first.meta.loc[keep].reset_index(drop=True)
+    return write_store(path, out[keep].astype(first.features.dtype), meta,
+                       task_type=first.task_type, classes=list(first.classes),
+                       overwrite=overwrite, info={
+                           **(info or {}), "feature_params": params,
+                           "front_end": _front_end(stores),
+                           "sample_rate": parts[0].feature_params.get("sample_rate"),
+                           "stacked_from": [str(s.path) for s in stores],
+                           "stacked_dropped": int((~keep).sum())})
+
+
+def _front_end(stores: Sequence[FeatureStore]) -> dict[str, Any]:
+    """What `dataset.json` records of the encoders: each one's front end, and their
+    licences together (a model trained on the stacked store is bound by each)."""
+    ends = [s.info.front_end for s in stores]
+    return {"parts": ends, "stacked": "+".join(str(e.get("encoder")) for e in ends),
+            "licence": "; ".join(f"{e.get('encoder')}: {e.get('licence') or 'not recorded'}"
+                                 for e in ends)}
+
+
+def _rows_by_clip(store: Any) -> dict[str, np.ndarray]:
+    """clip -> its rows of `store`, in the store's order."""
+    clips = pd.Series(np.asarray(store.clips).astype(str))
+    return {clip: rows.to_numpy() for clip, rows in clips.groupby(clips, sort=False).groups
+            .items()}
+
+
+def _starts(store: Any, rows: np.ndarray) -> np.ndarray:
+    """The start of `rows` of `store` in their clip (seconds; 0 where not recorded)."""
+    if "start" not in store.meta:
+        return np.zeros(len(rows))
+    starts = pd.to_numeric(store.meta["start"].iloc[rows], errors="coerce")
+    return starts.fillna(0.0).to_numpy(np.float64)
