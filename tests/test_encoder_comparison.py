@@ -165,3 +165,48 @@ def test_init_compares_every_installed_encoder(tmp_path):
     new = list(read_features(clip["source"], stacked.info.feature_params))[0]["features"]
     np.testing.assert_allclose(new[0], np.asarray(stacked.features[0], np.float32),
                                atol=2e-2, rtol=2e-2)
+
+
+def test_encoder_table_rows_each_encoder_instance_and_their_fusion(tmp_path):
+    """The table's rows: an instance reading the experiment's own encoder store (no
+    `dataset` of its own), one reading another encoder's store, their ensemble; not an
+    instance of another feature. The best first, each other row against it as the
+    Statistics sheet computes it; each class's F1."""
+    from tests.conftest import tiny_store, write_config
+    from xval import Ensemble, Experiment
+    from xval.config.loader import load_config
+    from xval.config.recipes import MLP_HEAD
+    from xval.report.encoders import encoder_lines, encoder_table
+    from xval.report.results import ExperimentResults
+    from xval.report.stats import fold_scores, versus
+
+    config = load_config(write_config(tmp_path))
+    clips = {f"c{k}": 4.0 for k in range(18)}
+    _encoder_store(config.data_dir / "sounds_aisfx", AISFX, clips, frames=3, segment=5.0,
+                   seed=0)
+    _encoder_store(config.data_dir / "sounds_birdnet", BIRDNET, clips, frames=2,
+                   segment=5.0, seed=1)
+    tiny_store(config.data_dir, "mel", n_items=3, n_classes=2)
+    exp = Experiment(description="encoders", dataset="sounds_aisfx", number=1, num_folds=3,
+                     parameters={"epochs": 2, "batch_size": 8}, config=str(config.path))
+    head = {**MLP_HEAD, "comment_1": "head", "comment_2": ""}
+    exp[1] = head
+    exp[2] = {**head, "dataset": "sounds_birdnet"}
+    exp[3] = Ensemble(1, 2)
+    exp[4] = {"architecture": "mlp", "reshaping_type": "none", "dataset": "mel",
+              "comment_1": "not an encoder", "comment_2": ""}
+    assert exp.run(config=config, out=lambda *a: None).exit_code == 0
+    results = ExperimentResults(config.results_dir / "sounds_aisfx" / "experiment_1")
+    table = encoder_table(results)
+    assert {(row.id, row.encoder) for row in table.rows} == {
+        (1, "aisfx"), (2, "birdnet"), (3, "fusion of 1, 2")}
+    assert table.rows[0].id == table.best and table.rows[0].versus is None
+    assert table.class_score == "F1" and table.classes == ["class0", "class1"]
+    for row in table.rows[1:]:
+        expected = versus(results[row.id], results[table.best], row.scores, table.metric,
+                          table.level, 0.05, 0.01, (1, 3))
+        assert row.versus[:5] == pytest.approx(expected[:5], nan_ok=True)
+        assert row.scores == fold_scores(results[row.id], table.metric, "test", table.level)
+        assert len(row.per_class) == 2
+    lines = encoder_lines(results)
+    assert lines[0].startswith("Encoders (test") and "per class (test F1" in "\n".join(lines)

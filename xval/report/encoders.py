@@ -61,7 +61,9 @@ class EncoderRow:
 
     @property
     def std(self) -> float | None:
-        return float(np.std(list(self.scores.values()))) if self.scores else None
+        """The standard deviation over the folds (`ddof=1`, as the results table's)."""
+        values = list(self.scores.values())
+        return float(np.std(values, ddof=1)) if len(values) > 1 else None
 
 
 @dataclasses.dataclass
@@ -87,7 +89,9 @@ def encoder_of(results: ExperimentResults, r: InstanceResult,
                 int(m["instance"]) in found for m in members):
             return None
         return "fusion of " + ", ".join(str(m["instance"]) for m in members)
-    path = r.layout.dataset_file
+    path = r.layout.dataset_file  # the instance's own store, else the experiment's
+    if not path.is_file():
+        path = results.layout.dataset_file
     if not path.is_file():
         return None
     try:
