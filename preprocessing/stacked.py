@@ -11,14 +11,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from preprocessing.features.stacked import STACKED, Part, align
+from preprocessing.features.stacked import STACKED, EncoderPart, align
 from preprocessing.store import FeatureStore, write_store
 from xval.core.errors import DatasetError
+from xval.core.parameters import FeatureParams
 
 __all__ = ["stack_stores"]
 
 
-def _part_of(store: Any) -> Part:
+def _part_of(store: Any) -> EncoderPart:
     """The alignment facts of an encoder store (`preprocessing.store.FeatureStore`)."""
     info, params = store.info, store.info.feature_params
     if params is None or not info.encoder:
@@ -27,7 +28,7 @@ def _part_of(store: Any) -> Part:
     block = int(info.front_end.get("block_length") or 0)
     hop = float(params.seconds_per_frame)
     centre = block / float(params.sample_rate) / 2 if block else hop / 2
-    return Part(feature_params=dict(info.recorded_feature_params or {}),
+    return EncoderPart(feature_params=dict(info.recorded_feature_params or {}),
                 bins=int(store.features.shape[-1]), frames=int(store.features.shape[1]),
                 frame_seconds=hop, centre_seconds=centre, name=str(info.encoder))
 
@@ -79,7 +80,7 @@ def stack_stores(stores: Sequence[FeatureStore], path: str | Path, *, overwrite:
                        overwrite=overwrite, info={
                            **(info or {}), "feature_params": params,
                            "front_end": _front_end(stores),
-                           "sample_rate": parts[0].feature_params.get("sample_rate"),
+                           "sample_rate": FeatureParams.of(parts[0].feature_params).sample_rate,
                            "stacked_from": [str(s.path) for s in stores],
                            "stacked_dropped": int((~keep).sum())})
 

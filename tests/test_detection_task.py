@@ -294,7 +294,7 @@ def _check_evaluate_on_annotated_recordings(exp, raw, config):
         report["levels"]["recording"]["class_f1"]["digit"])  # one class: the same F1
     proc = evaluate(str(raw))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert "--annotations" in proc.stderr and "detector" in proc.stderr
+    assert "--annotations" in proc.stderr and "detection model" in proc.stderr
     # Read as the store read its annotations (recorded in dataset.json); an unusable
     # recording (silent) is skipped and listed, the others scored.
     import soundfile as sf

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from preprocessing.features.stacked import Part, align
+from preprocessing.features.stacked import EncoderPart, align
 from preprocessing.stacked import stack_stores
 from preprocessing.store import FeatureStore, write_store
 from xval.core.errors import DatasetError
@@ -42,8 +42,8 @@ def _encoder_store(path, spec, clips, *, frames, segment, seed):
 def test_align_takes_each_encoder_block_nearest_in_time():
     """Blocks of 2.3 s every 1.16 s against blocks of 3 s every 1.5 s, in rows cut at
     other starts: each frame of the first gets the other's frame whose centre is nearest."""
-    a = Part({}, bins=1, frames=3, frame_seconds=1.16, centre_seconds=1.15, name="a")
-    b = Part({}, bins=1, frames=2, frame_seconds=1.5, centre_seconds=1.5, name="b")
+    a = EncoderPart({}, bins=1, frames=3, frame_seconds=1.16, centre_seconds=1.15, name="a")
+    b = EncoderPart({}, bins=1, frames=2, frame_seconds=1.5, centre_seconds=1.5, name="b")
     xa = np.zeros((2, 3, 1))
     xb = np.arange(6, dtype=float).reshape(3, 2, 1)  # 3 rows starting at 0, 3, 6 s
     out = align((xa, np.array([0.0, 4.0]), a), (xb, np.array([0.0, 3.0, 6.0]), b))

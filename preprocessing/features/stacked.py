@@ -9,8 +9,8 @@ each store cut the clip into segments). So a head reads `(frames, dim_1 + dim_2 
 rows as it reads one encoder's.
 
 Its feature parameters are the first store's, the type `stacked`, and the option `parts`:
-each store's feature parameters with the facts the alignment needs (`Part`). New files'
-features (`predict`, `evaluate`) are each part's, extracted as its store's were, then
+each store's feature parameters with the facts the alignment needs (`EncoderPart`). New
+files' features (`predict`, `evaluate`) are each part's, extracted as its store's were, then
 aligned by the same function (`xval.inference.models.read_features`); the type's own
 function is never called on a waveform.
 """
@@ -29,11 +29,11 @@ from xval.core.errors import DatasetError
 STACKED = "stacked"
 """The feature type's name."""
 
-__all__ = ["STACKED", "Part", "align", "frame_times", "stacked"]
+__all__ = ["STACKED", "EncoderPart", "align", "frame_times", "stacked"]
 
 
 @dataclasses.dataclass(frozen=True)
-class Part:
+class EncoderPart:
     """One encoder's store in a stacked store.
 
     Attributes:
@@ -53,15 +53,15 @@ class Part:
     name: str
 
     @classmethod
-    def of(cls, data: Mapping[str, Any]) -> Part:
+    def of(cls, data: Mapping[str, Any]) -> EncoderPart:
         return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls)})
 
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "feature_params": dict(self.feature_params)}
 
 
-def _parts(params: Params) -> list[Part]:
-    return [Part.of(p) for p in params.options.get("parts") or ()]
+def _parts(params: Params) -> list[EncoderPart]:
+    return [EncoderPart.of(p) for p in params.options.get("parts") or ()]
 
 
 @register(STACKED, bins=lambda params: sum(p.bins for p in _parts(params)),
@@ -82,15 +82,15 @@ def stacked(y: np.ndarray, *, sample_rate: int, parts: Sequence[Mapping[str, Any
                        "makes one with two encoders or more), not from audio.")
 
 
-def frame_times(starts: np.ndarray, part: Part) -> np.ndarray:
+def frame_times(starts: np.ndarray, part: EncoderPart) -> np.ndarray:
     """The centre of every frame of rows starting at `starts` (seconds), `[shape=(rows,
     frames)]`."""
     offsets = part.centre_seconds + part.frame_seconds * np.arange(part.frames)
     return np.asarray(starts, dtype=np.float64)[:, None] + offsets[None, :]
 
 
-def align(first: tuple[np.ndarray, np.ndarray, Part],
-          *others: tuple[np.ndarray, np.ndarray, Part]) -> np.ndarray:
+def align(first: tuple[np.ndarray, np.ndarray, EncoderPart],
+          *others: tuple[np.ndarray, np.ndarray, EncoderPart]) -> np.ndarray:
     """One clip's rows of several encoders stacked on the first's frames.
 
     Args:

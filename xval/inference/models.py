@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from preprocessing.build import extract_file, feature_params
-from preprocessing.features.stacked import STACKED, Part, align
+from preprocessing.features.stacked import STACKED, EncoderPart, align
 from preprocessing.streaming import is_long, stream_features
 from xval import tasks
 from xval.core.dataset_info import DatasetInfo
@@ -185,7 +185,7 @@ def _stacked_features(path: str | Path, params: FeatureParams, real_only: bool
     """The features of one file for a stacked store (`preprocessing.features.stacked`):
     each part's, extracted as its own store's were, then aligned on the first part's rows,
     as `stack_stores` aligned the stores."""
-    parts = [Part.of(p) for p in params.options.get("parts") or ()]
+    parts = [EncoderPart.of(p) for p in params.options.get("parts") or ()]
     read = [extract_features([path], part.feature_params, real_only=real_only)[0]
             for part in parts]
     return {"features": align(*[(r["features"], np.asarray(r["starts"], np.float64), part)
