@@ -6,6 +6,7 @@ import importlib.util
 import json
 import re
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
@@ -161,7 +162,7 @@ def store_tag(encoder: str) -> str:
     return f"hf_{last.lower() or 'model'}"
 
 
-def _instance(k: int, spec: dict[str, object]) -> str:
+def _instance(k: int, spec: Mapping[str, object]) -> str:
     """`experiment[k] = {...}`, wrapped at 88 characters."""
     pairs = [f"{json.dumps(key)}: {json.dumps(v) if isinstance(v, str) else repr(v)}"
              for key, v in spec.items()]
