@@ -16,6 +16,16 @@ baseline instance, the folds paired by their test items.
     python -m benchmarks.encoders table results/fsdd_aisfx/experiment_10 \\
         --baseline results/fsdd/experiment_3/instance_12 --metric accuracy
 
+`against` reads an experiment's instances on encoder stores (`init`'s, issue 75) and scores
+the same probe on each instance's own store and the experiment's own folds (`folds.json`):
+accuracy for classes (as `probe`), and for tags a one-vs-rest regression, `C` chosen on the
+validation items by their clip mAP and refit on training + validation items (as the
+instance's head with `refit_with_val`); it prints the head's test clip score, the probe's,
+their difference and the corrected resampled t-test's p (issue 75: "no row below the linear
+probe on its own encoder"):
+
+    python -m benchmarks.encoders against results/fsdd600/experiment_1 --instances 1 2 3
+
 `speed` builds stores of the same N files (the first N of a folder, sorted) with the 64-band
 log-mel of config.ini (the baseline, in the same run) and with each encoder named, each in a
 fresh process with `--workers` threads, and prints the extraction time per 1,000 files (the
@@ -198,6 +208,65 @@ def table(args: argparse.Namespace) -> None:
             print(line)
 
 
+def _tag_probe(x: np.ndarray, y: np.ndarray, groups: np.ndarray,
+               fold: dict[str, list[str]]) -> float:
+    """Test clip mAP of a one-vs-rest regression: `C` by the validation items' mAP, then
+    refit on training + validation items."""
+    from sklearn.metrics import average_precision_score
+    from sklearn.multiclass import OneVsRestClassifier
+
+    rows = {k: np.isin(groups, list(fold.get(k, []))) for k in ("train", "val", "test")}
+
+    def fit(c: float, train: np.ndarray) -> Any:
+        return make_pipeline(StandardScaler(), OneVsRestClassifier(
+            LogisticRegression(C=c, max_iter=3000))).fit(x[train], y[train])
+
+    def score(model: Any, test: np.ndarray) -> float:
+        keep = y[test].any(axis=0)  # labels without a positive clip have no AP
+        p = model.predict_proba(x[test])
+        return float(average_precision_score(y[test][:, keep], p[:, keep], average="macro"))
+
+    best = max(C_GRID, key=lambda c: score(fit(c, rows["train"]), rows["val"]))
+    return score(fit(best, rows["train"] | rows["val"]), rows["test"])
+
+
+def against(args: argparse.Namespace) -> None:
+    from xval.core.records import FoldsManifest
+
+    config = load_config(args.config or find_config())
+    experiment = Path(args.experiment)
+    manifest = FoldsManifest.from_dict(json.loads((experiment / "folds.json").read_text()))
+    num_folds = len(manifest.folds)
+    for instance_id in args.instances:
+        result = InstanceResult(experiment / f"instance_{instance_id}")
+        dataset = result.parameters.dataset
+        store = FeatureStore(Path(config.data_dir) / dataset)
+        tags = store.task_type == "tagging"
+        metric = "map" if tags else "accuracy"
+        clips = clip_vectors(store) if not tags else None
+        scores = {}
+        if tags:
+            x = np.stack([np.concatenate([r.reshape(-1, r.shape[-1]).mean(0),
+                                          r.reshape(-1, r.shape[-1]).max(0)])
+                          for r in np.asarray(store.features, dtype=np.float64)])
+            for fold in manifest.folds:
+                key = "+".join(sorted(map(str, fold["test"])))
+                scores[key] = _tag_probe(x, np.asarray(store.targets), store.items.astype(str),
+                                         fold)
+        else:
+            for r in probe_folds(clips, manifest.folds, "accuracy"):
+                scores["+".join(r["test_items"])] = r["score"]
+        result_folds = finished_folds(result)
+        head = {"+".join(sorted(map(str, result_folds[i].items["test"]))): v
+                for i, v in fold_scores(result, metric, "test", "clip").items()}
+        versus = _versus(head, scores, num_folds)
+        line = (f"instance {instance_id} ({dataset}): head {metric} "
+                f"{_summary(list(head.values()))}, probe {_summary(list(scores.values()))}")
+        if versus:
+            line += f", head - probe {versus[0]:+.3f} (p {versus[1]:.2f}, {versus[2]} folds)"
+        print(line, flush=True)
+
+
 def _build(csv: Path, out: Path, workers: int, extra: Sequence[str]) -> dict[str, Any]:
     """Builds one store in a fresh process and returns its `dataset.json`."""
     subprocess.run([sys.executable, "-m", "preprocessing", "manifest", str(csv), "--out",
@@ -251,13 +320,18 @@ def main(argv: Sequence[str] | None = None) -> None:
                    choices=["accuracy", "uar", "probe_accuracy", "probe_uar"])
     p.add_argument("--baseline-values", help="the baseline's test score per fold, as "
                    "ITEMS=SCORE,... (e.g. scores published in docs/results.md)")
+    p = sub.add_parser("against", help="an experiment's encoder instances against the "
+                       "probe on their stores and folds")
+    p.add_argument("experiment", help="an experiment's results folder")
+    p.add_argument("--instances", type=int, nargs="+", required=True)
+    p.add_argument("--config")
     p = sub.add_parser("speed", help="extraction time per 1,000 files against the mel")
     p.add_argument("audio", help="a folder of audio files")
     p.add_argument("--files", type=int, default=200)
     p.add_argument("--encoders", nargs="+", default=["aisfx"])
     p.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
-    {"probe": probe, "table": table, "speed": speed}[args.command](args)
+    {"probe": probe, "table": table, "speed": speed, "against": against}[args.command](args)
 
 
 if __name__ == "__main__":
