@@ -20,7 +20,8 @@ BIRDNET = {"encoder": "birdnet", "sample_rate": 48000, "hop": 72000, "block": 14
 def _encoder_store(path, spec, clips, *, frames, segment, seed):
     """A store as an encoder's: each clip cut into rows of `segment` seconds (starts 0,
     segment, ...), each frame's values naming its clip, row and frame (so alignment can be
-    read back), `dataset.json` naming the encoder and its block."""
+    read back), `dataset.json` naming the encoder and its block; clip `c<k>` is item
+    `k % 3` and class `k % 2`."""
     rng = np.random.default_rng(seed)
     rows, feats = [], []
     for c, (clip, seconds) in enumerate(clips.items()):
@@ -28,7 +29,8 @@ def _encoder_store(path, spec, clips, *, frames, segment, seed):
             x = rng.normal(size=(frames, spec["dim"])).astype(np.float32)
             x[:, 0] = 1000 * c + 10 * r + np.arange(frames)  # clip, row, frame
             feats.append(x)
-            rows.append({"item": f"item{c % 3}", "label": f"class{c % 2}", "clip": clip,
+            k = int(clip[1:])  # the clip's item and label: the same in every store
+            rows.append({"item": f"item{k % 3}", "label": f"class{k % 2}", "clip": clip,
                          "source": f"{clip}.wav", "start": float(start)})
     params = {"feature": "pretrained", "encoder": spec["encoder"],
               "sample_rate": spec["sample_rate"], "hop_length": spec["hop"],
@@ -79,6 +81,30 @@ def test_stack_stores_aligns_clip_by_clip_and_drops_what_one_encoder_lacks(tmp_p
                         pd.DataFrame({"item": ["a", "b"], "label": ["x", "y"]}))
     with pytest.raises(DatasetError, match="not an encoder's store"):
         stack_stores([aisfx, plain], tmp_path / "mixed")
+
+
+def test_stack_stores_refuses_stores_that_are_not_of_the_same_files(tmp_path):
+    """One store twice (or its copy), stores of other files, and a clip of another item or
+    label in the second store are refused, naming the store, the clip and the values (the
+    stacked rows would silently keep the first store's)."""
+    clips = {"c0": 4.0, "c1": 6.0, "c2": 3.0}
+    aisfx = _encoder_store(tmp_path / "a", AISFX, clips, frames=3, segment=3.5, seed=0)
+    with pytest.raises(DatasetError, match="holds the same features as .*one store given"):
+        stack_stores([aisfx, aisfx], tmp_path / "aa")
+    other = _encoder_store(tmp_path / "b", BIRDNET, {"d0": 4.0, "d1": 2.0}, frames=2,
+                           segment=5.0, seed=1)
+    with pytest.raises(DatasetError, match="shares no clip with .*'d0' there, 'c0' here"):
+        stack_stores([aisfx, other], tmp_path / "ab")
+    birdnet = _encoder_store(tmp_path / "b", BIRDNET, clips, frames=2, segment=5.0, seed=1)
+    for column, value in (("item", "someone"), ("label", "class1")):
+        meta = birdnet.meta.drop(columns=["row"])
+        meta.loc[meta["clip"] == "c0", column] = value
+        changed = write_store(tmp_path / column, np.asarray(birdnet.features), meta,
+                              overwrite=True, info={k: birdnet.info.get(k) for k in (
+                                  "feature_params", "sample_rate", "front_end")})
+        with pytest.raises(DatasetError, match=f"clip 'c0' is {column} .* but '{value}' in"):
+            stack_stores([aisfx, changed], tmp_path / "ab")
+    assert not (tmp_path / "ab").exists()
 
 
 def _require(*names):
