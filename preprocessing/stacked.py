@@ -59,9 +59,12 @@ def stack_stores(stores: Sequence[FeatureStore], path: str | Path, *, overwrite:
                            "encoder stores or more.")
     parts = [_part_of(store) for store in stores]
     first = stores[0]
-    if any(s.task_type != first.task_type or s.classes != first.classes for s in stores):
-        raise DatasetError("stack_stores: the stores hold other tasks or classes; stack "
-                           "stores built from the same files.")
+    for store in stores[1:]:
+        if store.task_type != first.task_type or store.classes != first.classes:
+            raise DatasetError(
+                f"stack_stores: {store.path} holds task {store.task_type!r}, classes "
+                f"{store.classes}, but {first.path} task {first.task_type!r}, classes "
+                f"{first.classes}; stack stores built from the same files.")
     _check_same_files(stores)
     grouped = [_rows_by_clip(store) for store in stores]
     keep = np.array([all(clip in g for g in grouped[1:]) for clip in first.clips])

@@ -96,13 +96,15 @@ def test_stack_stores_refuses_stores_that_are_not_of_the_same_files(tmp_path):
     with pytest.raises(DatasetError, match="shares no clip with .*'d0' there, 'c0' here"):
         stack_stores([aisfx, other], tmp_path / "ab")
     birdnet = _encoder_store(tmp_path / "b", BIRDNET, clips, frames=2, segment=5.0, seed=1)
-    for column, value in (("item", "someone"), ("label", "class1")):
+    for column, value in (("item", "someone"), ("label", "class1"), ("label", "bird")):
         meta = birdnet.meta.drop(columns=["row"])
         meta.loc[meta["clip"] == "c0", column] = value
         changed = write_store(tmp_path / column, np.asarray(birdnet.features), meta,
                               overwrite=True, info={k: birdnet.info.get(k) for k in (
                                   "feature_params", "sample_rate", "front_end")})
-        with pytest.raises(DatasetError, match=f"clip 'c0' is {column} .* but '{value}' in"):
+        said = "classes .*'bird'.* but" if value == "bird" else \
+            f"clip 'c0' is {column} .* but '{value}' in"
+        with pytest.raises(DatasetError, match=said):
             stack_stores([aisfx, changed], tmp_path / "ab")
     assert not (tmp_path / "ab").exists()
 
