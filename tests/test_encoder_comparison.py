@@ -267,3 +267,15 @@ def test_encoder_table_rows_each_encoder_instance_and_their_fusion(tmp_path):
         assert len(row.per_class) == 2
     lines = encoder_lines(results)
     assert lines[0].startswith("Encoders (test") and "per class (test F1" in "\n".join(lines)
+    # The best instance, its worst fold's file gone: partial, its mean over fewer folds at
+    # least as high. The reference stays a complete instance, and the row says partial.
+    best = table.best
+    worst = min(table.rows[0].scores, key=lambda f: (table.rows[0].scores[f], -f))
+    for path in (results.path / f"instance_{best}").glob(f"*fold_{worst}.*"):
+        path.unlink()
+    results = ExperimentResults(results.path)
+    assert results[best].status == "partial"
+    table = encoder_table(results)
+    assert table.best != best and results[table.best].status == "complete"
+    assert f"{best}  " in next(line for line in encoder_lines(results)
+                               if "(partial: 2 folds)" in line)
