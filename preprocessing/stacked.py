@@ -102,7 +102,8 @@ def _check_same_files(stores: Sequence[FeatureStore]) -> None:
         if key in seen:
             raise DatasetError(
                 f"stack_stores: {store.path} holds the same features as {seen[key]} (one "
-                "store given twice); stack the stores of different encoders.")
+                "store given twice, or the stores of two copies of one model); stack the "
+                "stores of different encoders.")
         seen[key] = store.path
     ours = first.meta.groupby("clip", sort=False)[["item", "label"]].first()
     for store in stores[1:]:

@@ -152,6 +152,23 @@ def test_init_encoders_given_once_each_name_once_and_in_lower_case(capsys):
             _encoders(given)
 
 
+def test_init_encoders_one_store_each_and_one_model_once(tmp_path, monkeypatch):
+    """Two models whose folders share a name get a store each (`hf_wavlm`, `hf_wavlm_2`:
+    one wrote over the other); one folder named twice (`hf:` and a trailing `/`) is
+    refused before any store is built."""
+    from xval.cli import init
+    from xval.core.errors import ConfigurationError
+
+    assert init._store_tags(["aisfx", "/a/wavlm", "hf:/b/wavlm", "c/wavlm"]) == [
+        "aisfx", "hf_wavlm", "hf_wavlm_2", "hf_wavlm_3"]
+    monkeypatch.setattr(init, "_encoder", lambda name: name)  # no model is loaded
+    (tmp_path / "wavlm").mkdir()
+    given = f"hf:{tmp_path}/wavlm,{tmp_path}/wavlm/"
+    with pytest.raises(ConfigurationError, match="wavlm/ are one model named twice"):
+        init._encoders(given)
+    assert init._encoders(f"aisfx,{tmp_path}/wavlm") == ["aisfx", f"{tmp_path}/wavlm"]
+
+
 def test_check_encoder_refuses_an_empty_hf_and_a_built_in_name_in_capitals():
     from preprocessing.features.pretrained import check_encoder
     from xval.core.errors import ConfigurationError

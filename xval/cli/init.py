@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from architectures.hf import LocalModel, names_model
+from architectures.hf import LocalModel, model_name, names_model
 from preprocessing import sources
 from preprocessing.build import build_store, feature_params, silent_note
 from preprocessing.features import encoders
@@ -200,7 +200,7 @@ def main_init(args: argparse.Namespace) -> int:
         return init_detection(args, audio, project, name, config, (config_path, config_text))
     script = script_path(project, name)
     chosen = _encoders(args.encoder)
-    tags = [store_tag(encoder) for encoder in chosen]
+    tags = _store_tags(chosen)
     stores = [config.data_dir / name] + [config.data_dir / f"{name}_{tag}" for tag in tags] \
         + ([config.data_dir / f"{name}_{'_'.join(tags)}"] if len(chosen) > 1 else [])
     check_outputs(audio, project, config, script, stores, args.overwrite)
@@ -365,7 +365,31 @@ def _encoders(names: str | None) -> list[str]:
         raise ConfigurationError(
             f"--encoders {names}: {wrong}; expected encoder names separated by commas, each "
             "once (e.g. aisfx,birdnet), or none alone.")
-    return [_encoder(name) for name in listed]
+    chosen = [_encoder(name) for name in listed]
+    models: dict[str, str] = {}
+    for name in chosen:
+        model = name if name in encoders.BUILT_IN else model_name(name)
+        folder = Path(model).expanduser()
+        key = str(folder.resolve()) if folder.is_dir() else model
+        if key in models:
+            raise ConfigurationError(
+                f"--encoders {names}: {models[key]} and {name} are one model named twice; "
+                "name each encoder once.")
+        models[key] = name
+    return chosen
+
+
+def _store_tags(chosen: list[str]) -> list[str]:
+    """Each encoder's part of its store's name (`store_tag`), numbered where two models'
+    folders share a name (`/a/wavlm`, `/b/wavlm`: `hf_wavlm`, `hf_wavlm_2`), so that no
+    store is written over by another encoder's."""
+    tags: list[str] = []
+    for encoder in chosen:
+        tag, k = store_tag(encoder), 1
+        while (tag if k == 1 else f"{tag}_{k}") in tags:
+            k += 1
+        tags.append(tag if k == 1 else f"{tag}_{k}")
+    return tags
 
 
 def _encoder(name: str) -> str:
