@@ -17,11 +17,12 @@ AISFX = {"encoder": "aisfx", "sample_rate": 44100, "hop": 51200, "block": 101376
 BIRDNET = {"encoder": "birdnet", "sample_rate": 48000, "hop": 72000, "block": 144000, "dim": 2}
 
 
-def _encoder_store(path, spec, clips, *, frames, segment, seed):
+def _encoder_store(path, spec, clips, *, frames, segment, seed, complete=False):
     """A store as an encoder's: each clip cut into rows of `segment` seconds (starts 0,
     segment, ...), each frame's values naming its clip, row and frame (so alignment can be
-    read back), `dataset.json` naming the encoder and its block; clip `c<k>` is item
-    `k % 3` and class `k % 2`."""
+    read back), `dataset.json` naming the encoder and its block (with `complete`, every
+    feature parameter, as a built store records them); clip `c<k>` is item `k % 3` and
+    class `k % 2`."""
     rng = np.random.default_rng(seed)
     rows, feats = [], []
     for c, (clip, seconds) in enumerate(clips.items()):
@@ -35,6 +36,12 @@ def _encoder_store(path, spec, clips, *, frames, segment, seed):
     params = {"feature": "pretrained", "encoder": spec["encoder"],
               "sample_rate": spec["sample_rate"], "hop_length": spec["hop"],
               "segment_seconds": segment}
+    if complete:
+        from preprocessing.parameters import feature_params
+        from tests.conftest import ROOT
+        from xval.config.loader import load_config
+
+        params = dict(feature_params(load_config(ROOT / "config.ini").features, **params))
     return write_store(path, np.stack(feats), pd.DataFrame(rows), overwrite=True, info={
         "feature_params": params, "sample_rate": spec["sample_rate"],
         "front_end": {"encoder": spec["encoder"], "block_length": spec["block"],
@@ -107,6 +114,32 @@ def test_stack_stores_refuses_stores_that_are_not_of_the_same_files(tmp_path):
         with pytest.raises(DatasetError, match=said):
             stack_stores([aisfx, changed], tmp_path / "ab")
     assert not (tmp_path / "ab").exists()
+
+
+def test_models_of_a_stacked_store_refuse_the_encoders_in_another_order(tmp_path):
+    """`predict --dataset-info` of the same encoders side by side in another order: the
+    shapes agree, the features do not."""
+    import shutil
+
+    from xval.core.errors import ConfigurationError
+    from xval.inference.models import ModelSet, info_for
+
+    clips = {"c0": 4.0, "c1": 6.0, "c2": 3.0}
+    aisfx = _encoder_store(tmp_path / "a", AISFX, clips, frames=1, segment=5.0, seed=0,
+                           complete=True)
+    birdnet = _encoder_store(tmp_path / "b", BIRDNET, clips, frames=1, segment=5.0, seed=1,
+                             complete=True)
+    trained = stack_stores([aisfx, birdnet], tmp_path / "ab")
+    swapped = stack_stores([birdnet, aisfx], tmp_path / "ba")
+    assert trained.features.shape == swapped.features.shape
+    instance = tmp_path / "instance_1"
+    instance.mkdir()
+    shutil.copy(trained.path / "dataset.json", instance / "dataset.json")
+    models = ModelSet([instance / "fold_0.keras"], "one model")  # not loaded
+    assert info_for(models, trained.path / "dataset.json").encoded_by == "aisfx+birdnet"
+    with pytest.raises(ConfigurationError, match="'birdnet\\+aisfx' features, but the "
+                                                 "models were trained on 'aisfx\\+birdnet'"):
+        info_for(models, swapped.path / "dataset.json")
 
 
 def _require(*names):

@@ -104,7 +104,7 @@ def encoder_of(results: ExperimentResults, r: InstanceResult,
         return None
     if info is None:
         return None
-    return info.encoder or info.front_end.get("stacked") or None
+    return info.encoded_by
 
 
 def encoder_table(results: ExperimentResults, config: Config | None = None
