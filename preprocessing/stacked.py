@@ -50,8 +50,8 @@ def stack_stores(stores: Sequence[FeatureStore], path: str | Path, *, overwrite:
         The stacked `FeatureStore`.
 
     Raises:
-        DatasetError: for fewer than two stores, a store that is not an encoder's, the
-            same store twice, stores of other tasks or labels, a store that shares no clip
+        DatasetError: for fewer than two stores, a store that is not an encoder's, a
+            `path` that is one of them, the same store twice, stores of other tasks or labels, a store that shares no clip
             with the first, or a clip whose item or label differs between two stores.
     """
     if len(stores) < 2:
@@ -59,6 +59,9 @@ def stack_stores(stores: Sequence[FeatureStore], path: str | Path, *, overwrite:
                            "encoder stores or more.")
     parts = [_part_of(store) for store in stores]
     first = stores[0]
+    if any(Path(path).resolve() == store.path.resolve() for store in stores):
+        raise DatasetError(f"stack_stores: path {str(path)!r} is one of the stores stacked; "
+                           "write the stacked store to a folder of its own.")
     for store in stores[1:]:
         if store.task_type != first.task_type or store.classes != first.classes:
             raise DatasetError(

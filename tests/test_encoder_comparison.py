@@ -98,6 +98,8 @@ def test_stack_stores_refuses_stores_that_are_not_of_the_same_files(tmp_path):
     aisfx = _encoder_store(tmp_path / "a", AISFX, clips, frames=3, segment=3.5, seed=0)
     with pytest.raises(DatasetError, match="holds the same features as .*one store given"):
         stack_stores([aisfx, aisfx], tmp_path / "aa")
+    with pytest.raises(DatasetError, match="is one of the stores stacked"):
+        stack_stores([aisfx, aisfx], tmp_path / "a", overwrite=True)
     other = _encoder_store(tmp_path / "b", BIRDNET, {"d0": 4.0, "d1": 2.0}, frames=2,
                            segment=5.0, seed=1)
     with pytest.raises(DatasetError, match="shares no clip with .*'d0' there, 'c0' here"):
