@@ -236,8 +236,8 @@ def encoder_defaults(name: str) -> dict[str, Any]:
             `save_pretrained` or a hub id in the local cache, `hf:` optional).
 
     Returns:
-        dict of `feature`, `encoder`, `sample_rate`, `hop_length`, `segment_seconds`,
-        `segment_hop_seconds`.
+        dict of `feature`, `encoder` (a model's folder as an absolute path, a hub id as
+        given), `sample_rate`, `hop_length`, `segment_seconds`, `segment_hop_seconds`.
 
     Raises:
         ConfigurationError: for a name that is not built in nor a supported transformers
@@ -250,7 +250,11 @@ def encoder_defaults(name: str) -> dict[str, Any]:
         except UnknownEncoderError as e:
             raise ConfigurationError(f"encoder={name!r}: {e}. {known_encoders()}") from None
         family, segment = model.family, model.family.segment_seconds
-        return {"feature": PRETRAINED, "encoder": model.name, "sample_rate": family.sample_rate,
+        folder = Path(model.name).expanduser()
+        # A folder is recorded as an absolute path: `predict` of the store's models runs
+        # from anywhere, not only from where the store was built.
+        encoder = str(folder.resolve()) if folder.is_dir() else model.name
+        return {"feature": PRETRAINED, "encoder": encoder, "sample_rate": family.sample_rate,
                 "hop_length": family.hop_length, "segment_seconds": segment,
                 "segment_hop_seconds": segment / 2}
     cls = BUILT_IN[name].make
