@@ -182,7 +182,9 @@ def test_init_encoders_given_once_each_name_once_and_in_lower_case(capsys):
     assert parser.parse_args(["init", "audio", "--encoder", "aisfx"]).encoder == "aisfx"
     for given, said in (("aisfx,aisfx", "aisfx named twice"), ("aisfx,,birdnet", "an empty "
                         "name"), ("none,aisfx", "none with other"), ("AISFX", "did you mean "
-                                                                      "aisfx?")):
+                                                                      "aisfx?"),
+                        ("aisfx;birdnet", "with commas: --encoders aisfx,birdnet"),
+                        ("aisfx birdnet", "with commas: --encoders aisfx,birdnet")):
         with pytest.raises(ConfigurationError, match=said):
             _encoders(given)
 

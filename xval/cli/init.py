@@ -15,6 +15,7 @@ import contextlib
 import difflib
 import json
 import os
+import re
 import textwrap
 import time
 from collections.abc import Mapping
@@ -401,10 +402,14 @@ def _encoder(name: str) -> str:
     if (name not in encoders.BUILT_IN and not names_model(name)
             and not Path(name).expanduser().is_dir()):  # a typo more likely than a model
         close = difflib.get_close_matches(name.lower(), list(encoders.BUILT_IN), n=1)
+        parts = re.split(r"[\s;|]+", name.strip().lower())
+        hint = (f"; separate encoders with commas: --encoders {','.join(parts)}"
+                if len(parts) > 1 and all(part in encoders.BUILT_IN for part in parts)
+                else f"; did you mean {close[0]}?" if close else ".")
         raise ConfigurationError(
             f"--encoders {name}: expected one of {', '.join(encoders.BUILT_IN)}, none, or a "
             "transformers model (hf:NAME, a folder written by save_pretrained, or an ORG/NAME "
-            "hub id)" + (f"; did you mean {close[0]}?" if close else "."))
+            "hub id)" + hint)
     if name not in encoders.BUILT_IN:  # a transformers model
         check_encoder(name)  # no such model: said with the built-in encoders
         torch_module()
