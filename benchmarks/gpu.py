@@ -732,6 +732,32 @@ def check_folders(parser, args, only):
                          "or one an earlier run made.")
 
 
+def make_folders(parser, args):
+    """Makes `--out-dir` and `--data` (when given) before the run writes into them; one
+    that cannot be made (`/proc/x`, a read-only disk) is refused naming it, and a folder
+    made here is removed again."""
+    made = []
+    for option, folder in (("--out-dir", args.out_dir), ("--data", args.data)):
+        if folder is None:
+            continue
+        missing = [p for p in (Path(folder), *Path(folder).parents) if not p.exists()]
+        try:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            probe = Path(folder) / f"{MARK}.probe"
+            probe.touch()
+            probe.unlink()
+        except OSError as e:
+            for path in made:  # the deepest first
+                with contextlib.suppress(OSError):
+                    path.rmdir()
+            for path in missing:
+                with contextlib.suppress(OSError):
+                    path.rmdir()
+            parser.error(f"{option} {folder}: cannot be written ({e.strerror}); pass a "
+                         "folder you can write.")
+        made += missing
+
+
 def check_gpu(parser, gpu, gpus):
     """Refuses a `--gpu` that is not the index of a visible GPU."""
     if not gpu.isdigit() or (gpus and int(gpu) >= len(gpus)):
@@ -793,6 +819,7 @@ def main(argv=None):
         check_folders(parser, args, only)
         if not args.dry_run:
             check_gpu(parser, args.gpu, gpus)
+        make_folders(parser, args)
     out = Path(args.out_dir)
     report = Report(None if args.project else out / "summary.json",
                     {"card": gpus[0] if gpus else None, "dry_run": args.dry_run,

@@ -346,6 +346,10 @@ def _cases() -> list[Case]:
              says=("--repeats: '0': expected an integer >= 1",)),
         Case("gpu-only-a-phase-twice", ("gpu", "--project", "--only", "sync,sync"), "refuse",
              named=True, env=GPU_BENCHMARK, timeout=60, says=("sync named twice",)),
+        Case("gpu-out-dir-under-a-file", ("gpu", "--dry-run", "--only", "sync", "--out-dir",
+                                          "{W}/afile/out"), "refuse", named=True,
+             env=GPU_BENCHMARK, timeout=60, prepare=_write("afile", "mine"),
+             says=("afile/out: cannot be written",)),
     ]
 
 

@@ -97,6 +97,18 @@ def test_bad_numbers_and_phase_lists_refused(argv, said, capsys):
     assert said in capsys.readouterr().err
 
 
+def test_folders_that_cannot_be_made_are_refused_and_nothing_is_left(tmp_path):
+    """An `--out-dir` or `--data` that cannot be made (under a file: as under /proc) ended
+    in a FileNotFoundError traceback; now one line names it, and the folders this run
+    made before it are gone."""
+    (tmp_path / "file").write_text("x")
+    proc = _bench("--dry-run", "--only", "sync", "--out-dir", tmp_path / "o" / "deep",
+                  "--data", tmp_path / "file" / "data")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"--data {tmp_path / 'file' / 'data'}: cannot be written" in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
 def test_gpu_id_refused_unless_listed():
     """Issue 74.12: `--gpu 5` on two GPUs names the ids there are (not an IndexError)."""
     import argparse
