@@ -51,8 +51,9 @@ def stack_stores(stores: Sequence[FeatureStore], path: str | Path, *, overwrite:
 
     Raises:
         DatasetError: for fewer than two stores, a store that is not an encoder's, a
-            `path` that is one of them, the same store twice, stores of other tasks or labels, a store that shares no clip
-            with the first, or a clip whose item or label differs between two stores.
+            `path` that is one of them, the same store twice, stores of other tasks or
+            labels, a store that shares no clip with the first, or a clip whose item or
+            label differs between two stores.
     """
     if len(stores) < 2:
         raise DatasetError(f"stack_stores: {len(stores)} store(s) given; stacking takes two "
