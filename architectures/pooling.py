@@ -155,7 +155,12 @@ class LabelAttentionPooling(keras.layers.Layer):
 
     def call(self, inputs: Any) -> Any:
         logits, scores = inputs
-        weights = ops.softmax(ops.cast(scores, "float32"), axis=1)
+        # The softmax over time written out: `ops.softmax` warns on a row of one block (a
+        # clip shorter than two blocks), where the weight is 1 and the logits are read as
+        # they are.
+        scores = ops.cast(scores, "float32")
+        weights = ops.exp(scores - ops.max(scores, axis=1, keepdims=True))
+        weights = weights / ops.sum(weights, axis=1, keepdims=True)
         return ops.sum(weights * ops.cast(logits, "float32"), axis=1)
 
     def compute_output_shape(self, input_shape: Any) -> tuple[int | None, ...]:

@@ -1,5 +1,6 @@
 """Shared helpers of the benchmark scripts."""
 
+import argparse
 import os
 import statistics
 import time
@@ -14,6 +15,32 @@ def timed(fn, *args, **kwargs):
     start = time.perf_counter()
     result = fn(*args, **kwargs)
     return time.perf_counter() - start, result
+
+
+def number(minimum, kind=float, closed=False):
+    """An argparse type of a bounded number, refused naming the value and what was
+    expected (`--budget -5`, `--repeats 0`, `nan`).
+
+    Args:
+        minimum: the bound.
+        kind: `float` (finite) or `int`. Defaults to `float`.
+        closed: whether `minimum` itself is allowed. Defaults to `False`.
+
+    Returns:
+        The function argparse calls on the option's text.
+    """
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or value != value or value in (float("inf"), float("-inf")) \
+                or value < minimum or (value == minimum and not closed):
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: expected a{'n integer' if kind is int else ' finite number'} "
+                f"{'>=' if closed else '>'} {minimum}")
+        return value
+    return parse
 
 
 def median(values):

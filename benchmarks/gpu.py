@@ -65,7 +65,7 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # TensorFlow only saves models here
 
-from benchmarks._common import ROOT, median, timed  # noqa: E402
+from benchmarks._common import ROOT, median, number, timed  # noqa: E402
 
 BIG = {"architecture": "audio_cnn", "reshaping_type": "conv", "comment_1": "big",
        "comment_2": "", "filters": 96, "blocks": 4}
@@ -732,6 +732,32 @@ def check_folders(parser, args, only):
                          "or one an earlier run made.")
 
 
+def make_folders(parser, args):
+    """Makes `--out-dir` and `--data` (when given) before the run writes into them; one
+    that cannot be made (`/proc/x`, a read-only disk) is refused naming it, and a folder
+    made here is removed again."""
+    made = []
+    for option, folder in (("--out-dir", args.out_dir), ("--data", args.data)):
+        if folder is None:
+            continue
+        missing = [p for p in (Path(folder), *Path(folder).parents) if not p.exists()]
+        try:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            probe = Path(folder) / f"{MARK}.probe"
+            probe.touch()
+            probe.unlink()
+        except OSError as e:
+            for path in made:  # the deepest first
+                with contextlib.suppress(OSError):
+                    path.rmdir()
+            for path in missing:
+                with contextlib.suppress(OSError):
+                    path.rmdir()
+            parser.error(f"{option} {folder}: cannot be written ({e.strerror}); pass a "
+                         "folder you can write.")
+        made += missing
+
+
 def check_gpu(parser, gpu, gpus):
     """Refuses a `--gpu` that is not the index of a visible GPU."""
     if not gpu.isdigit() or (gpus and int(gpu) >= len(gpus)):
@@ -744,9 +770,9 @@ def parse(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--call", choices=sorted(CALLS),
                         help="one of the two prepared device calls (phases and budget)")
-    parser.add_argument("--budget", type=float, help="seconds for every phase (default 480; "
+    parser.add_argument("--budget", type=number(0), help="seconds for every phase (default 480; "
                         f"{CALL_BUDGET} with --call)")
-    parser.add_argument("--slack", type=float, default=1.6,
+    parser.add_argument("--slack", type=number(0), default=1.6,
                         help="a phase's limit: its projected seconds times this")
     parser.add_argument("--gpu", default="0", help="GPU id to use (CUDA_VISIBLE_DEVICES)")
     parser.add_argument("--out-dir", default=str(ROOT / "results" / "gpu-benchmark"))
@@ -758,13 +784,19 @@ def parse(argv=None):
                         help="only print each phase's projected seconds on an H100")
     parser.add_argument("--cpu-proxies", action="store_true",
                         help="issue 53's CPU proxies (benchmarks.gpu_proxies)")
-    parser.add_argument("--repeats", type=int, default=3, help="--cpu-proxies' repeats")
+    parser.add_argument("--repeats", type=number(1, int, closed=True), default=3,
+                        help="--cpu-proxies' repeats")
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.call and args.only:
         parser.error("--call and --only both choose the phases: pass one of them.")
     only = list(CALLS[args.call]) if args.call else \
         [p for p in (args.only or ",".join(PHASES)).split(",") if p]
+    twice = sorted({p for p in only if only.count(p) > 1})
+    if not only or twice:
+        parser.error(f"--only {args.only}: " + (f"{', '.join(twice)} named twice" if twice
+                                                 else "names no phase")
+                     + f"; give each phase once, comma-separated, from {', '.join(RUNNERS)}")
     unknown = sorted(set(only) - set(RUNNERS))
     if unknown:
         parser.error(f"--only {','.join(unknown)}: not a phase; choose from "
@@ -787,6 +819,7 @@ def main(argv=None):
         check_folders(parser, args, only)
         if not args.dry_run:
             check_gpu(parser, args.gpu, gpus)
+        make_folders(parser, args)
     out = Path(args.out_dir)
     report = Report(None if args.project else out / "summary.json",
                     {"card": gpus[0] if gpus else None, "dry_run": args.dry_run,

@@ -13,7 +13,7 @@ from pathlib import Path
 os.environ.setdefault("KERAS_BACKEND", "torch")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from benchmarks._common import ROOT, median  # noqa: E402
+from benchmarks._common import ROOT, median, number  # noqa: E402
 
 
 def cpu_proxies(args):
@@ -138,7 +138,7 @@ def demo_jobs(config, tmp):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=number(1, int, closed=True), default=3)
     cpu_proxies(parser.parse_args(argv))
 
 

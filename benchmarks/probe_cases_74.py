@@ -1,7 +1,8 @@
 """The hostile probe's cases of issue 74 ("Reliability (4)"), its points 2-11 and 13-17
 (`named`, counted apart; `python -m benchmarks.hostile_probe --only NAME` runs one). Each is a
 case the issue's probe found silent, unclear or a traceback; what each answers now is in
-docs/reliability.md.
+docs/reliability.md. The last cases are the probe of issue 75's features (`init --encoders`,
+`union_mix` in `[training]`, `benchmarks.gpu`'s numbers), found the same way.
 
 Annotated recordings are a `synth-scenes` folder (`{W}/scenes`: four 6 s recordings at
 8 kHz, one per background, `items.csv` grouping them); a transformers model is the tiny
@@ -205,6 +206,8 @@ def _cases() -> list[Case]:
     init_manifest = ("xval", "init", "{W}/audio", "--manifest", "{W}/m.csv", "--encoder",
                      "none", "--dry-run")
     wav = "{W}/audio/a/spk1_0.wav"
+    encoders = ("xval", "init", "{W}/audio", "--item-pattern", ITEMS, "--dry-run",
+                "--encoders")
     return [
         # 2. an ensemble whose fold record was edited by hand
         Case("predict-ensemble-fold-record-edited", ("xval", "predict", ENSEMBLE[8:], wav),
@@ -321,6 +324,32 @@ def _cases() -> list[Case]:
              named=True, env=GPU_BENCHMARK, timeout=60,
              prepare=_write("mine/recording.wav", b"RIFF"),
              says=("holds files this benchmark did not make",)),
+        # The probe of issue 75's features (init --encoders, union_mix, benchmarks.gpu).
+        Case("init-encoders-and-encoder", (*encoders, "aisfx", "--encoder", "birdnet"),
+             "refuse", named=True, says=("--encoder birdnet given after aisfx",)),
+        Case("init-encoders-capitals", (*encoders, "AISFX"), "refuse", named=True,
+             says=("did you mean aisfx?",)),
+        Case("init-encoders-empty-entry", (*encoders, "aisfx,,birdnet"), "refuse",
+             named=True, says=("an empty name",)),
+        Case("init-encoders-hf-nothing", (*encoders, "hf:"), "refuse", named=True,
+             says=("hf: names no model",)),
+        Case("exp-union-mix-in-config-classification", ("exp", "--dry-run", "-q"), "run",
+             named=True, prepare=_all(
+                 _write("project/experiments/probe.py", EXPERIMENT.format(dataset="demo")),
+                 _write("project/config.ini", "[paths]\ndata_dir = data\nresults_dir = "
+                                              "results\n[training]\nunion_mix = 0.3\n"))),
+        Case("gpu-budget-negative", ("gpu", "--project", "--budget", "-5"), "refuse",
+             named=True, env=GPU_BENCHMARK, timeout=60,
+             says=("--budget: '-5': expected a finite number > 0",)),
+        Case("gpu-repeats-zero", ("gpu", "--cpu-proxies", "--repeats", "0"), "refuse",
+             named=True, env=GPU_BENCHMARK, timeout=60,
+             says=("--repeats: '0': expected an integer >= 1",)),
+        Case("gpu-only-a-phase-twice", ("gpu", "--project", "--only", "sync,sync"), "refuse",
+             named=True, env=GPU_BENCHMARK, timeout=60, says=("sync named twice",)),
+        Case("gpu-out-dir-under-a-file", ("gpu", "--dry-run", "--only", "sync", "--out-dir",
+                                          "{W}/afile/out"), "refuse", named=True,
+             env=GPU_BENCHMARK, timeout=60, prepare=_write("afile", "mine"),
+             says=("afile/out: cannot be written",)),
     ]
 
 

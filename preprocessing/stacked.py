@@ -50,17 +50,26 @@ def stack_stores(stores: Sequence[FeatureStore], path: str | Path, *, overwrite:
         The stacked `FeatureStore`.
 
     Raises:
-        DatasetError: for fewer than two stores, a store that is not an encoder's, or
-            stores of other tasks or labels.
+        DatasetError: for fewer than two stores, a store that is not an encoder's, a
+            `path` that is one of them, the same store twice, stores of other tasks or
+            labels, a store that shares no clip with the first, or a clip whose item or
+            label differs between two stores.
     """
     if len(stores) < 2:
         raise DatasetError(f"stack_stores: {len(stores)} store(s) given; stacking takes two "
                            "encoder stores or more.")
     parts = [_part_of(store) for store in stores]
     first = stores[0]
-    if any(s.task_type != first.task_type or s.classes != first.classes for s in stores):
-        raise DatasetError("stack_stores: the stores hold other tasks or classes; stack "
-                           "stores built from the same files.")
+    if any(Path(path).resolve() == store.path.resolve() for store in stores):
+        raise DatasetError(f"stack_stores: path {str(path)!r} is one of the stores stacked; "
+                           "write the stacked store to a folder of its own.")
+    for store in stores[1:]:
+        if store.task_type != first.task_type or store.classes != first.classes:
+            raise DatasetError(
+                f"stack_stores: {store.path} holds task {store.task_type!r}, classes "
+                f"{store.classes}, but {first.path} task {first.task_type!r}, classes "
+                f"{first.classes}; stack stores built from the same files.")
+    _check_same_files(stores)
     grouped = [_rows_by_clip(store) for store in stores]
     keep = np.array([all(clip in g for g in grouped[1:]) for clip in first.clips])
     out = np.zeros((len(first.meta), parts[0].frames, sum(p.bins for p in parts)), np.float32)
@@ -83,6 +92,43 @@ def stack_stores(stores: Sequence[FeatureStore], path: str | Path, *, overwrite:
                            "sample_rate": FeatureParams.of(parts[0].feature_params).sample_rate,
                            "stacked_from": [str(s.path) for s in stores],
                            "stacked_dropped": int((~keep).sum())})
+
+
+def _check_same_files(stores: Sequence[FeatureStore]) -> None:
+    """Refuses the same store given twice (the same features: a copy too), a store that
+    shares no clip with the first (built from other files), and a clip whose item or label
+    differs between the first store and another (the stacked rows keep the first's: folds
+    cut by one store's items would put another's item on both sides)."""
+    first = stores[0]
+    seen: dict[str, Path] = {}
+    for store in stores:
+        key = store.content_hash or str(store.path.resolve())
+        if key in seen:
+            raise DatasetError(
+                f"stack_stores: {store.path} holds the same features as {seen[key]} (one "
+                "store given twice, or the stores of two copies of one model); stack the "
+                "stores of different encoders.")
+        seen[key] = store.path
+    ours = first.meta.groupby("clip", sort=False)[["item", "label"]].first()
+    for store in stores[1:]:
+        theirs = store.meta.groupby("clip", sort=False)[["item", "label"]].first()
+        both = ours.join(theirs, how="inner", rsuffix="_theirs")
+        if both.empty:
+            raise DatasetError(
+                f"stack_stores: {store.path} shares no clip with {first.path} (e.g. "
+                f"{theirs.index[0]!r} there, {ours.index[0]!r} here): they were built from "
+                "other files; stack the stores of one set of files (`init --encoders` builds "
+                "them).")
+        for column in ("item", "label"):
+            differs = both[both[column].astype(str) != both[f"{column}_theirs"].astype(str)]
+            if len(differs):
+                clip = differs.index[0]
+                raise DatasetError(
+                    f"stack_stores: clip {clip!r} is {column} {differs[column].iloc[0]!r} in "
+                    f"{first.path} but {differs[f'{column}_theirs'].iloc[0]!r} in "
+                    f"{store.path} ({len(differs)} clip(s) differ so); stack stores built "
+                    "from the same files with the same items and labels (rebuild one with "
+                    "the other's item pattern, manifest or labels).")
 
 
 def _front_end(stores: Sequence[FeatureStore]) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 import inspect
 import re
+import warnings
 
 import keras
 import numpy as np
@@ -264,6 +265,10 @@ def test_label_attention_pooling_reads_each_label_where_its_scores_point():
     np.testing.assert_allclose(out, [[3.0, -2.0]], atol=1e-5)  # label 0 block 1, label 1 block 0
     even = keras.ops.convert_to_numpy(LabelAttentionPooling()([logits, np.zeros_like(logits)]))
     np.testing.assert_allclose(even, logits.mean(axis=1), atol=1e-6)
+    with warnings.catch_warnings():  # a row of one block (a short clip): no Keras warning
+        warnings.filterwarnings("error", message=".*softmax")
+        one = keras.ops.convert_to_numpy(LabelAttentionPooling()([logits[:, 1:2], scores[:, :1]]))
+    np.testing.assert_allclose(one, logits[:, 1], atol=1e-6)
 
 
 @pytest.mark.parametrize("builder,pooling", [("pretrained_pool", "max"),

@@ -17,10 +17,12 @@ AISFX = {"encoder": "aisfx", "sample_rate": 44100, "hop": 51200, "block": 101376
 BIRDNET = {"encoder": "birdnet", "sample_rate": 48000, "hop": 72000, "block": 144000, "dim": 2}
 
 
-def _encoder_store(path, spec, clips, *, frames, segment, seed):
+def _encoder_store(path, spec, clips, *, frames, segment, seed, complete=False):
     """A store as an encoder's: each clip cut into rows of `segment` seconds (starts 0,
     segment, ...), each frame's values naming its clip, row and frame (so alignment can be
-    read back), `dataset.json` naming the encoder and its block."""
+    read back), `dataset.json` naming the encoder and its block (with `complete`, every
+    feature parameter, as a built store records them); clip `c<k>` is item `k % 3` and
+    class `k % 2`."""
     rng = np.random.default_rng(seed)
     rows, feats = [], []
     for c, (clip, seconds) in enumerate(clips.items()):
@@ -28,11 +30,18 @@ def _encoder_store(path, spec, clips, *, frames, segment, seed):
             x = rng.normal(size=(frames, spec["dim"])).astype(np.float32)
             x[:, 0] = 1000 * c + 10 * r + np.arange(frames)  # clip, row, frame
             feats.append(x)
-            rows.append({"item": f"item{c % 3}", "label": f"class{c % 2}", "clip": clip,
+            k = int(clip[1:])  # the clip's item and label: the same in every store
+            rows.append({"item": f"item{k % 3}", "label": f"class{k % 2}", "clip": clip,
                          "source": f"{clip}.wav", "start": float(start)})
     params = {"feature": "pretrained", "encoder": spec["encoder"],
               "sample_rate": spec["sample_rate"], "hop_length": spec["hop"],
               "segment_seconds": segment}
+    if complete:
+        from preprocessing.parameters import feature_params
+        from tests.conftest import ROOT
+        from xval.config.loader import load_config
+
+        params = dict(feature_params(load_config(ROOT / "config.ini").features, **params))
     return write_store(path, np.stack(feats), pd.DataFrame(rows), overwrite=True, info={
         "feature_params": params, "sample_rate": spec["sample_rate"],
         "front_end": {"encoder": spec["encoder"], "block_length": spec["block"],
@@ -81,6 +90,60 @@ def test_stack_stores_aligns_clip_by_clip_and_drops_what_one_encoder_lacks(tmp_p
         stack_stores([aisfx, plain], tmp_path / "mixed")
 
 
+def test_stack_stores_refuses_stores_that_are_not_of_the_same_files(tmp_path):
+    """One store twice (or its copy), stores of other files, and a clip of another item or
+    label in the second store are refused, naming the store, the clip and the values (the
+    stacked rows would silently keep the first store's)."""
+    clips = {"c0": 4.0, "c1": 6.0, "c2": 3.0}
+    aisfx = _encoder_store(tmp_path / "a", AISFX, clips, frames=3, segment=3.5, seed=0)
+    with pytest.raises(DatasetError, match="holds the same features as .*one store given"):
+        stack_stores([aisfx, aisfx], tmp_path / "aa")
+    with pytest.raises(DatasetError, match="is one of the stores stacked"):
+        stack_stores([aisfx, aisfx], tmp_path / "a", overwrite=True)
+    other = _encoder_store(tmp_path / "b", BIRDNET, {"d0": 4.0, "d1": 2.0}, frames=2,
+                           segment=5.0, seed=1)
+    with pytest.raises(DatasetError, match="shares no clip with .*'d0' there, 'c0' here"):
+        stack_stores([aisfx, other], tmp_path / "ab")
+    birdnet = _encoder_store(tmp_path / "b", BIRDNET, clips, frames=2, segment=5.0, seed=1)
+    for column, value in (("item", "someone"), ("label", "class1"), ("label", "bird")):
+        meta = birdnet.meta.drop(columns=["row"])
+        meta.loc[meta["clip"] == "c0", column] = value
+        changed = write_store(tmp_path / column, np.asarray(birdnet.features), meta,
+                              overwrite=True, info={k: birdnet.info.get(k) for k in (
+                                  "feature_params", "sample_rate", "front_end")})
+        said = "classes .*'bird'.* but" if value == "bird" else \
+            f"clip 'c0' is {column} .* but '{value}' in"
+        with pytest.raises(DatasetError, match=said):
+            stack_stores([aisfx, changed], tmp_path / "ab")
+    assert not (tmp_path / "ab").exists()
+
+
+def test_models_of_a_stacked_store_refuse_the_encoders_in_another_order(tmp_path):
+    """`predict --dataset-info` of the same encoders side by side in another order: the
+    shapes agree, the features do not."""
+    import shutil
+
+    from xval.core.errors import ConfigurationError
+    from xval.inference.models import ModelSet, info_for
+
+    clips = {"c0": 4.0, "c1": 6.0, "c2": 3.0}
+    aisfx = _encoder_store(tmp_path / "a", AISFX, clips, frames=1, segment=5.0, seed=0,
+                           complete=True)
+    birdnet = _encoder_store(tmp_path / "b", BIRDNET, clips, frames=1, segment=5.0, seed=1,
+                             complete=True)
+    trained = stack_stores([aisfx, birdnet], tmp_path / "ab")
+    swapped = stack_stores([birdnet, aisfx], tmp_path / "ba")
+    assert trained.features.shape == swapped.features.shape
+    instance = tmp_path / "instance_1"
+    instance.mkdir()
+    shutil.copy(trained.path / "dataset.json", instance / "dataset.json")
+    models = ModelSet([instance / "fold_0.keras"], "one model")  # not loaded
+    assert info_for(models, trained.path / "dataset.json").encoded_by == "aisfx+birdnet"
+    with pytest.raises(ConfigurationError, match="'birdnet\\+aisfx' features, but the "
+                                                 "models were trained on 'aisfx\\+birdnet'"):
+        info_for(models, swapped.path / "dataset.json")
+
+
 def _require(*names):
     from preprocessing.features import encoders
 
@@ -103,6 +166,54 @@ def test_init_refuses_a_list_of_encoders_it_cannot_read(tmp_path):
         bad = python_here("-m", "xval", "init", audio, "--encoders", given, cwd=tmp_path)
         assert bad.returncode == 2 and said in bad.stderr, (given, bad.stderr)
     assert not (tmp_path / "experiments").exists() and not (tmp_path / "data").exists()
+
+
+def test_init_encoders_given_once_each_name_once_and_in_lower_case(capsys):
+    """`--encoders` and `--encoder` are one option: given twice, the second would replace
+    the first without a word. A refused list says which name is wrong, in any case."""
+    from xval.cli.init import _encoders
+    from xval.cli.main import build_parser
+    from xval.core.errors import ConfigurationError
+
+    parser = build_parser("init", lazy=True)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["init", "audio", "--encoders", "aisfx", "--encoder", "birdnet"])
+    assert "--encoder birdnet given after aisfx" in capsys.readouterr().err
+    assert parser.parse_args(["init", "audio", "--encoder", "aisfx"]).encoder == "aisfx"
+    for given, said in (("aisfx,aisfx", "aisfx named twice"), ("aisfx,,birdnet", "an empty "
+                        "name"), ("none,aisfx", "none with other"), ("AISFX", "did you mean "
+                                                                      "aisfx?"),
+                        ("aisfx;birdnet", "with commas: --encoders aisfx,birdnet"),
+                        ("aisfx birdnet", "with commas: --encoders aisfx,birdnet")):
+        with pytest.raises(ConfigurationError, match=said):
+            _encoders(given)
+
+
+def test_init_encoders_one_store_each_and_one_model_once(tmp_path, monkeypatch):
+    """Two models whose folders share a name get a store each (`hf_wavlm`, `hf_wavlm_2`:
+    one wrote over the other); one folder named twice (`hf:` and a trailing `/`) is
+    refused before any store is built."""
+    from xval.cli import init
+    from xval.core.errors import ConfigurationError
+
+    assert init._store_tags(["aisfx", "/a/wavlm", "hf:/b/wavlm", "c/wavlm"]) == [
+        "aisfx", "hf_wavlm", "hf_wavlm_2", "hf_wavlm_3"]
+    monkeypatch.setattr(init, "_encoder", lambda name: name)  # no model is loaded
+    (tmp_path / "wavlm").mkdir()
+    given = f"hf:{tmp_path}/wavlm,{tmp_path}/wavlm/"
+    with pytest.raises(ConfigurationError, match="wavlm/ are one model named twice"):
+        init._encoders(given)
+    assert init._encoders(f"aisfx,{tmp_path}/wavlm") == ["aisfx", f"{tmp_path}/wavlm"]
+
+
+def test_check_encoder_refuses_an_empty_hf_and_a_built_in_name_in_capitals():
+    from preprocessing.features.pretrained import check_encoder
+    from xval.core.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="hf: names no model; expected hf:FOLDER"):
+        check_encoder("hf:")
+    with pytest.raises(ConfigurationError, match="lower case: give aisfx_frames"):
+        check_encoder("AISFX_FRAMES")
 
 
 @pytest.mark.slow
@@ -210,3 +321,15 @@ def test_encoder_table_rows_each_encoder_instance_and_their_fusion(tmp_path):
         assert len(row.per_class) == 2
     lines = encoder_lines(results)
     assert lines[0].startswith("Encoders (test") and "per class (test F1" in "\n".join(lines)
+    # The best instance, its worst fold's file gone: partial, its mean over fewer folds at
+    # least as high. The reference stays a complete instance, and the row says partial.
+    best = table.best
+    worst = min(table.rows[0].scores, key=lambda f: (table.rows[0].scores[f], -f))
+    for path in (results.path / f"instance_{best}").glob(f"*fold_{worst}.*"):
+        path.unlink()
+    results = ExperimentResults(results.path)
+    assert results[best].status == "partial"
+    table = encoder_table(results)
+    assert table.best != best and results[table.best].status == "complete"
+    assert f"{best}  " in next(line for line in encoder_lines(results)
+                               if "(partial: 2 folds)" in line)

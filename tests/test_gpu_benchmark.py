@@ -81,6 +81,34 @@ def test_folders_refused_before_anything_is_written(tmp_path, case):
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
 
 
+@pytest.mark.parametrize("argv, said", [
+    (["--budget", "-5"], "--budget: '-5': expected a finite number > 0"),
+    (["--budget", "nan"], "--budget: 'nan': expected a finite number > 0"),
+    (["--slack", "0"], "--slack: '0': expected a finite number > 0"),
+    (["--repeats", "0"], "--repeats: '0': expected an integer >= 1"),
+    (["--only", ","], "--only ,: names no phase"),
+    (["--only", "sync,sync"], "--only sync,sync: sync named twice"),
+])
+def test_bad_numbers_and_phase_lists_refused(argv, said, capsys):
+    """A budget or slack of 0 or below killed every phase at once, `--repeats 0` ended in a
+    StatisticsError, `--only ,` ran nothing: each is refused when parsed, naming it."""
+    with pytest.raises(SystemExit):
+        parse(argv)
+    assert said in capsys.readouterr().err
+
+
+def test_folders_that_cannot_be_made_are_refused_and_nothing_is_left(tmp_path):
+    """An `--out-dir` or `--data` that cannot be made (under a file: as under /proc) ended
+    in a FileNotFoundError traceback; now one line names it, and the folders this run
+    made before it are gone."""
+    (tmp_path / "file").write_text("x")
+    proc = _bench("--dry-run", "--only", "sync", "--out-dir", tmp_path / "o" / "deep",
+                  "--data", tmp_path / "file" / "data")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"--data {tmp_path / 'file' / 'data'}: cannot be written" in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
 def test_gpu_id_refused_unless_listed():
     """Issue 74.12: `--gpu 5` on two GPUs names the ids there are (not an IndexError)."""
     import argparse

@@ -382,6 +382,18 @@ def test_export_onnx_from_waveform_matches_predict(tuned, wave, tmp_path):
     np.testing.assert_allclose(got, expected, atol=1e-4)
 
 
+def test_a_store_records_a_model_folder_given_relative_as_an_absolute_path(tmp_path,
+                                                                         monkeypatch):
+    """`init --encoders models/wavlm` from one folder, `predict` from the project: the store
+    names the folder absolute (relative, predict looked for it where it ran)."""
+    from preprocessing.features.pretrained import encoder_defaults
+
+    tiny_model(tmp_path / "models" / "wavlm", "speech")
+    monkeypatch.chdir(tmp_path)
+    for given in ("models/wavlm", "hf:./models/wavlm"):
+        assert encoder_defaults(given)["encoder"] == str(tmp_path / "models" / "wavlm")
+
+
 def test_names_that_are_no_model_here_and_other_families_are_refused(wave, tmp_path,
                                                                       monkeypatch, capsys):
     """Each a one-line error with the fix, before anything is written: a hub id not in the

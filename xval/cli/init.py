@@ -15,6 +15,7 @@ import contextlib
 import difflib
 import json
 import os
+import re
 import textwrap
 import time
 from collections.abc import Mapping
@@ -23,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-from architectures.hf import LocalModel, names_model
+from architectures.hf import LocalModel, model_name, names_model
 from preprocessing import sources
 from preprocessing.build import build_store, feature_params, silent_note
 from preprocessing.features import encoders
@@ -136,6 +137,7 @@ def add_parser(sub: Subcommands, parents: list[argparse.ArgumentParser]) -> None
     p.add_argument("--folds", type=int, help=f"folds over items (default: the items, at most "
                                              f"{MAX_FOLDS})")
     p.add_argument("--encoders", "--encoder", dest="encoder", metavar="ENCODERS",
+                   action=_GivenOnce,
                    help="the pretrained encoders compared, comma-separated: "
                         f"{', '.join(encoders.BUILT_IN)}, a FOLDER or HUB_ID, hf: optional "
                         "(a transformers audio model on this disk: wav2vec2, HuBERT, WavLM, "
@@ -150,6 +152,22 @@ def add_parser(sub: Subcommands, parents: list[argparse.ArgumentParser]) -> None
     p.add_argument("--dry-run", action="store_true",
                    help="find the files, check them and print what init would write, "
                         "writing nothing (no deep-learning backend is imported)")
+
+
+class _GivenOnce(argparse.Action):
+    """An option given at most once: `--encoders aisfx --encoder birdnet` is refused (the
+    two spellings are one option, so the second would silently replace the first)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        before = getattr(namespace, self.dest, None)
+        if before is not None:
+            merged = ",".join(dict.fromkeys(f"{before},{values}".split(",")))
+            raise argparse.ArgumentError(
+                self, f"{option_string} {values} given after {before}: the encoders are one "
+                      f"list (the option's two spellings too); give it once, comma-separated "
+                      f"({self.option_strings[0]} {merged}).")
+        setattr(namespace, self.dest, values)
 
 
 def _separator(text: str) -> str:
@@ -183,7 +201,7 @@ def main_init(args: argparse.Namespace) -> int:
         return init_detection(args, audio, project, name, config, (config_path, config_text))
     script = script_path(project, name)
     chosen = _encoders(args.encoder)
-    tags = [store_tag(encoder) for encoder in chosen]
+    tags = _store_tags(chosen)
     stores = [config.data_dir / name] + [config.data_dir / f"{name}_{tag}" for tag in tags] \
         + ([config.data_dir / f"{name}_{'_'.join(tags)}"] if len(chosen) > 1 else [])
     check_outputs(audio, project, config, script, stores, args.overwrite)
@@ -340,11 +358,39 @@ def _encoders(names: str | None) -> list[str]:
     listed = [name.strip() for name in names.split(",")]
     if listed == ["none"]:
         return []
-    if "none" in listed or "" in listed or len(set(listed)) < len(listed):
+    twice = sorted({name for name in listed if listed.count(name) > 1 and name})
+    wrong = ("an empty name" if "" in listed else
+             f"{', '.join(twice)} named twice" if twice else "none with other encoders"
+             if "none" in listed else "")
+    if wrong:
         raise ConfigurationError(
-            f"--encoders {names}: expected encoder names separated by commas, each once "
-            "(e.g. aisfx,birdnet), or none alone.")
-    return [_encoder(name) for name in listed]
+            f"--encoders {names}: {wrong}; expected encoder names separated by commas, each "
+            "once (e.g. aisfx,birdnet), or none alone.")
+    chosen = [_encoder(name) for name in listed]
+    models: dict[str, str] = {}
+    for name in chosen:
+        model = name if name in encoders.BUILT_IN else model_name(name)
+        folder = Path(model).expanduser()
+        key = str(folder.resolve()) if folder.is_dir() else model
+        if key in models:
+            raise ConfigurationError(
+                f"--encoders {names}: {models[key]} and {name} are one model named twice; "
+                "name each encoder once.")
+        models[key] = name
+    return chosen
+
+
+def _store_tags(chosen: list[str]) -> list[str]:
+    """Each encoder's part of its store's name (`store_tag`), numbered where two models'
+    folders share a name (`/a/wavlm`, `/b/wavlm`: `hf_wavlm`, `hf_wavlm_2`), so that no
+    store is written over by another encoder's."""
+    tags: list[str] = []
+    for encoder in chosen:
+        tag, k = store_tag(encoder), 1
+        while (tag if k == 1 else f"{tag}_{k}") in tags:
+            k += 1
+        tags.append(tag if k == 1 else f"{tag}_{k}")
+    return tags
 
 
 def _encoder(name: str) -> str:
@@ -355,11 +401,15 @@ def _encoder(name: str) -> str:
             f"for clips use --encoders {encoders.AISFX} (its embeddings pooled by the head).")
     if (name not in encoders.BUILT_IN and not names_model(name)
             and not Path(name).expanduser().is_dir()):  # a typo more likely than a model
-        close = difflib.get_close_matches(name, list(encoders.BUILT_IN), n=1)
+        close = difflib.get_close_matches(name.lower(), list(encoders.BUILT_IN), n=1)
+        parts = re.split(r"[\s;|]+", name.strip().lower())
+        hint = (f"; separate encoders with commas: --encoders {','.join(parts)}"
+                if len(parts) > 1 and all(part in encoders.BUILT_IN for part in parts)
+                else f"; did you mean {close[0]}?" if close else ".")
         raise ConfigurationError(
             f"--encoders {name}: expected one of {', '.join(encoders.BUILT_IN)}, none, or a "
             "transformers model (hf:NAME, a folder written by save_pretrained, or an ORG/NAME "
-            "hub id)" + (f"; did you mean {close[0]}?" if close else "."))
+            "hub id)" + hint)
     if name not in encoders.BUILT_IN:  # a transformers model
         check_encoder(name)  # no such model: said with the built-in encoders
         torch_module()

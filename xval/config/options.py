@@ -53,12 +53,19 @@ def fit_defaults(params: InstanceParams, explicit: set[str], task: tasks.Task,
     MFCCs, and default `freq_warp` and `freq_masks` for a store of pretrained encoder states
     (their dimensions are not frequencies, nor neighbours); the task's own `training_defaults`
     replace the shared ones, and its `chosen_on_validation` parameters are unset (`None`:
-    chosen per fold on the validation rows). Values the instance names are checked as given
+    chosen per fold on the validation rows); another task's own parameters
+    (`Task.own_params`: `union_mix` in `[training]` of a project that tags and classifies)
+    stay at the package defaults. Values the instance names are checked as given
     (`check_training_options`).
 
     Returns:
         The parameters with the adapted defaults.
     """
+    # Another task's own parameters set in `[training]` (a project of several tasks) are
+    # that task's defaults, not this instance's (an instance naming one is refused).
+    params = params.replace(**{name: TrainingParams()[name] for other in tasks.names()
+                               if other != task.name for name in tasks.get(other).own_params
+                               if name not in explicit})
     fitted: dict[str, Any] = dict(
         min_epochs=min(params.min_epochs, params.epochs // 2),
         warmup_epochs=0 if params.lr_schedule == "plateau"

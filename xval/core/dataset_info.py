@@ -167,6 +167,12 @@ class DatasetInfo(Mapping[str, Any]):
         return str(found) if found else None
 
     @property
+    def encoded_by(self) -> str | None:
+        """The encoder, or the encoders side by side in order (a stacked store:
+        `aisfx+birdnet`), the store's features came from, or `None`."""
+        return self.encoder or (str(self.front_end.get("stacked") or "") or None)
+
+    @property
     def encoder_layers(self) -> int:
         """The encoder layers side by side in a pretrained store's rows (0: none; 1 when
         their sizes differ, `front_end.layer_dims`: a row is then one vector per frame)."""

@@ -436,17 +436,18 @@ def model_dataset_info(model_path: str | Path,
 
 def _check_same_encoder(models: ModelSet, info: DatasetInfo, given: str | Path) -> None:
     """Refuses a `--dataset-info` whose encoder is not the one the models were trained on
-    (when the models' own dataset.json says which): embeddings of another encoder mean
-    nothing to them, even where the shapes agree."""
+    (when the models' own dataset.json says which), nor the same encoders side by side in
+    the same order (a stacked store): embeddings of another encoder mean nothing to them,
+    even where the shapes agree."""
     try:
         own = dataset_info_for(models.paths[0])
     except ConfigurationError:
         return
-    if own.encoder != info.encoder:
+    if own.encoded_by != info.encoded_by:
         raise ConfigurationError(
             f"--dataset-info {str(given)!r} describes a store of "
-            f"{info.encoder or info.feature!r} features, but the models were trained on "
-            f"{own.encoder or own.feature!r} features; pass the dataset.json of the store "
+            f"{info.encoded_by or info.feature!r} features, but the models were trained on "
+            f"{own.encoded_by or own.feature!r} features; pass the dataset.json of the store "
             "they were trained on (or drop --dataset-info).")
 
 

@@ -25,6 +25,7 @@ from xval.config.loader import Config
 from xval.config.selection import metric_direction
 from xval.core.dataset_info import DatasetInfo
 from xval.core.errors import DatasetError
+from xval.core.records import InstanceStatus
 from xval.report.results import ExperimentResults, InstanceResult
 from xval.report.stats import fold_scores, versus
 from xval.report.tables import Selection, alpha_of, level_names, rope_of, selection_level
@@ -47,6 +48,8 @@ class EncoderRow:
             verdict), or `None` for the best row.
         per_class: each class's mean test score over the folds (`None` where no fold has
             one, or the task scores no class).
+        status: the instance's status (`InstanceStatus`; a partial one's scores are of its
+            finished folds). Defaults to `"complete"`.
     """
 
     id: int
@@ -54,6 +57,7 @@ class EncoderRow:
     scores: dict[int, float]
     versus: list[Any] | None
     per_class: list[float | None]
+    status: str = InstanceStatus.COMPLETE.value
 
     @property
     def mean(self) -> float | None:
@@ -100,12 +104,15 @@ def encoder_of(results: ExperimentResults, r: InstanceResult,
         return None
     if info is None:
         return None
-    return info.encoder or info.front_end.get("stacked") or None
+    return info.encoded_by
 
 
 def encoder_table(results: ExperimentResults, config: Config | None = None
                   ) -> EncoderTable | None:
-    """The encoder table of an experiment, or `None` with fewer than two rows."""
+    """The encoder table of an experiment, or `None` with fewer than two rows. The best
+    row, the reference of the others, is the complete instance with the best mean (any row
+    when none is complete): a partial instance's mean is of fewer folds, and a reference
+    that lacks folds leaves the others too few common folds to compare."""
     selection = Selection.of(results, config)
     metric, split = selection.metric, selection.split
     level = selection_level(results, metric, split)
@@ -118,14 +125,16 @@ def encoder_table(results: ExperimentResults, config: Config | None = None
         return None
     sign = 1.0 if metric_direction(metric) == "max" else -1.0
     scores = {k: fold_scores(results[k], metric, "test", level) for k in found}
-    best = max(found, key=lambda k: (sign * float(np.mean(list(scores[k].values()))), -k))
+    complete = [k for k in found if results[k].status == InstanceStatus.COMPLETE.value]
+    best = max(complete or found,
+               key=lambda k: (sign * float(np.mean(list(scores[k].values()))), -k))
     repeats = (results.num_repeats, results.num_folds or 0)
     class_score, classes = _class_header(results)
     rows = [EncoderRow(k, found[k], scores[k],
                        None if k == best else versus(
                            results[k], results[best], scores[k], metric, level,
                            alpha_of(config), rope_of(config), repeats),
-                       _per_class(results[k], len(classes)))
+                       _per_class(results[k], len(classes)), results[k].status)
             for k in sorted(found, key=lambda k: (k != best, -sign * np.mean(
                 list(scores[k].values())), k))]
     return EncoderTable(metric, level, best, class_score, classes, rows)
@@ -171,6 +180,8 @@ def encoder_lines(results: ExperimentResults, config: Config | None = None) -> l
     width = max(len(row.encoder) for row in table.rows)
     for row in table.rows:
         head = f"  {row.id:>3}  {row.encoder:<{width}}  {_number(row.mean)} ± {_number(row.std)}"
+        if row.status != InstanceStatus.COMPLETE.value:
+            head += f" ({row.status}: {len(row.scores)} fold{'s' * (len(row.scores) > 1)})"
         if row.versus is None:
             lines.append(head + "  best")
             continue

@@ -38,8 +38,8 @@ def write_encoders(sheet: Worksheet, context: SheetContext) -> bool:
         sheet.cell(row=2, column=j).fill = context.styles.best
     safe(sheet.cell(row=len(body) + 3, column=1), (
         f"Each instance that reads a pretrained encoder's embeddings (and each ensemble of "
-        f"such instances) against the best of them, instance {table.best}, over the same "
-        "folds: the corrected resampled t-test (Nadeau & Bengio, 2003) with the corrected "
+        f"such instances) against the best complete one, instance {table.best}, over the "
+        "same folds (the folds column: a partial instance's are fewer): the corrected resampled t-test (Nadeau & Bengio, 2003) with the corrected "
         "CI of the difference, and the Bayesian correlated t-test's P(better), "
         "P(equivalent) and P(worse) for the ROPE of [report] rope (Benavoli et al., 2017), "
         "as the Statistics sheet and python -m xval compare compute them"
