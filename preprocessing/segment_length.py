@@ -166,14 +166,16 @@ def encoder_segment(durations: np.ndarray, *, block_seconds: float, default: flo
     covered = float(np.percentile(known, COVERED))
     shortest = _on_step(block_seconds, 0.0, math.inf)
     seconds = _on_step(covered, shortest, longest)
-    spread = (f"the clips last {float(np.min(known)):.2f}-{float(np.max(known)):.2f} s, 3 in "
-              f"4 at most {covered:.2f} s")
+    low, high = float(np.min(known)), float(np.max(known))
+    spread = (f"the clips last {low:.2f} s" if high - low < 0.005 else
+              f"the clips last {low:.2f}-{high:.2f} s, 3 in 4 at most {covered:.2f} s")
     if covered > longest:
         why = f"{spread}: cut into {longest:g} s segments (the clip score averages them)"
     elif seconds == shortest:
         why = f"{spread}: one block of the encoder per row"
     else:
-        why = f"{spread}: a row holds every block of 3 clips in 4"
+        whole = "every clip" if high <= seconds else "3 clips in 4"
+        why = f"{spread}: a row holds every block of {whole}"
     return SegmentChoice(seconds, round(seconds / 2, 4), why)
 
 

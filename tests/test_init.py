@@ -88,17 +88,19 @@ def test_choose_segment_follows_the_clip_durations(durations, seconds, hop):
     assert choice.reason
 
 
-@pytest.mark.parametrize("durations,seconds", [
-    ([5.0] * 10, 5.0),                       # ESC-50: a clip is one row of 3 aisfx blocks
-    ([0.3, 0.4, 0.43, 0.5, 0.9], 2.3),       # FSDD-like: one block (2.3 s) per row
-    ([2.9, 3.3, 3.6, 3.7, 4.1, 5.3], 4.0),   # RAVDESS-like: 3 clips in 4 whole
-    ([30.0] * 4, 10.0),                      # music excerpts: 10 s rows, averaged
-    ([np.nan], 2.5),                         # no header to read: the encoder's default
+@pytest.mark.parametrize("durations,seconds,says", [
+    # ESC-50: a clip is one row of 3 aisfx blocks
+    ([5.0] * 10, 5.0, "the clips last 5.00 s: a row holds every block of every clip"),
+    ([0.3, 0.4, 0.43, 0.5, 0.9], 2.3, "one block of the encoder per row"),  # FSDD-like
+    ([2.9, 3.3, 3.6, 3.7, 4.1, 5.3], 4.0,    # RAVDESS-like: 3 clips in 4 whole
+     "2.90-5.30 s, 3 in 4 at most 4.00 s: a row holds every block of 3 clips in 4"),
+    ([30.0] * 4, 10.0, "cut into 10 s segments"),  # music excerpts: 10 s rows, averaged
+    ([np.nan], 2.5, "the encoder's default"),      # no header to read
 ])
-def test_encoder_segment_holds_three_clips_in_four_whole(durations, seconds):
+def test_encoder_segment_holds_three_clips_in_four_whole(durations, seconds, says):
     choice = encoder_segment(np.array(durations), block_seconds=101376 / 44100, default=2.5)
     assert (choice.seconds, choice.hop) == (pytest.approx(seconds), pytest.approx(seconds / 2))
-    assert choice.reason
+    assert says in choice.reason
 
 
 def test_segment_for_reads_the_durations_and_keeps_a_configured_length(tmp_path):
