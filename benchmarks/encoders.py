@@ -239,7 +239,7 @@ def against(args: argparse.Namespace) -> None:
     num_folds = len(manifest.folds)
     for instance_id in args.instances:
         result = InstanceResult(experiment / f"instance_{instance_id}")
-        dataset = result.parameters.dataset
+        dataset = result.parameters.dataset or experiment.resolve().parent.name  # its folder
         store = FeatureStore(Path(config.data_dir) / dataset)
         tags = store.task_type == "tagging"
         metric = "map" if tags else "accuracy"
