@@ -38,7 +38,7 @@ FILE_SUFFIXES = ("md", "py", "ini", "toml", "json", "csv", "txt", "yml", "yaml",
 
 WRITTEN_BY_EXAMPLES = {
     "experiments/wavs.py", "experiments/sounds.py", "experiments/door_sounds.py",
-    "experiments/tones.py",  # the scripts `python -m xval init` writes in the pages' examples
+    "experiments/tones.py", "experiments/fsdd600.py",  # scripts `init` writes in examples
     "experiments/tiny.py",  # the scratch project of `python -m benchmarks.startup`
     "experiments/xval_experiment.py",  # the script init names for a folder named xval
     "xval/tasks/ordinal/task.py",  # the new task `docs/tasks.md` shows how to write

@@ -454,7 +454,7 @@ def _write_script(script: Path, store: FeatureStore, rows: pd.DataFrame, folds: 
         "imports": "Ensemble, Experiment" if embedded else "Experiment",
         "instances": encoder_instances(
             [(s.path.name, str(s.info.encoder)) for s in embedded if s.info.encoder],
-            embedded[-1].path.name if len(embedded) > 1 else None)
+            embedded[-1].path.name if len(embedded) > 1 else None, task_of_rows(rows))
         if embedded else CNN_INSTANCES,
         "about": textwrap.fill(about, width=88, break_on_hyphens=False,
                                break_long_words=False)}

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
-from xval.config.recipes import ENCODER_HEADS, REFIT_HEAD
+from xval.config.recipes import ENCODER_HEADS, encoder_head
 from xval.core.errors import ConfigurationError, XvalError
 from xval.running.declaration import ExperimentDeclaration
 
@@ -182,25 +182,28 @@ CNN_INSTANCE = {"architecture": "audio_cnn", "reshaping_type": "conv",
 """The CNN trained from scratch beside the encoders (on the log-mel store)."""
 
 
-def encoder_instances(stores: list[tuple[str, str]], stacked: str | None = None) -> str:
+def encoder_instances(stores: list[tuple[str, str]], stacked: str | None = None,
+                      task_type: str = "classification") -> str:
     """The instances of a script whose first instances read encoder stores.
 
     Args:
         stores: `(store name, encoder)` of each encoder (a built-in encoder or a
-            transformers model: its head, `ENCODER_HEADS`, else the MLP head, refit).
+            transformers model: its head, `xval.config.recipes.encoder_head`).
         stacked: the store of their embeddings side by side (two encoders or more), or
             `None`.
+        task_type: the experiment's task (tagging heads carry an L2 weight). Defaults to
+            `"classification"`.
 
     Returns:
         The `experiment[k] = ...` lines: one instance per encoder, with two or more one on
         the stacked store, the audio CNN, and the ensemble (one encoder: it and the CNN;
         several: the encoders' instances).
     """
-    heads = [{**ENCODER_HEADS.get(encoder, REFIT_HEAD), "dataset": dataset,
+    heads = [{**encoder_head(encoder, task_type), "dataset": dataset,
               "comment_1": f"{store_tag(encoder)} + head", "comment_2": "pretrained embeddings"}
              for dataset, encoder in stores]
     if stacked is not None:
-        heads.append({**REFIT_HEAD, "dataset": stacked,
+        heads.append({**encoder_head(None, task_type), "dataset": stacked,
                       "comment_1": "+".join(store_tag(e) for _, e in stores) + " + head",
                       "comment_2": "the encoders' embeddings side by side"})
     lines = [_instance(k, spec) for k, spec in enumerate(heads, start=1)]
