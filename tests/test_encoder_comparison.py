@@ -155,16 +155,17 @@ def _require(*names):
 
 
 def test_tagging_heads_carry_an_l2_weight_and_class_heads_do_not():
-    from xval.cli.scripts import encoder_instances
-    from xval.config.recipes import REFIT_HEAD, TAGGING_HEAD, encoder_head
+    from xval.cli.scripts import encoder_head, encoder_instances
+    from xval.config.recipes import ENCODER_HEADS, REFIT_HEAD
 
     stores = [("s_aisfx", "aisfx"), ("s_birdnet", "birdnet"), ("s_hf", "/models/wavlm")]
     tagging = encoder_instances(stores, "s_stacked", "tagging")
     assert tagging.count('"regularization_lambda": 0.01') == 4  # 3 encoders, the stacked
-    assert "regularization_lambda" not in encoder_instances(stores, "s_stacked")
-    assert encoder_head("aisfx", "classification") is REFIT_HEAD
-    assert encoder_head(None, "tagging") is TAGGING_HEAD
-    assert "regularization_lambda" not in encoder_head("resemblyzer", "tagging")
+    assert "regularization_lambda" not in encoder_instances(stores, "s_stacked",
+                                                            "classification")
+    assert encoder_head("aisfx", "classification") == REFIT_HEAD
+    assert encoder_head(None, "tagging") == {**REFIT_HEAD, "regularization_lambda": 0.01}
+    assert encoder_head("resemblyzer", "tagging") is ENCODER_HEADS["resemblyzer"]
 
 
 def test_init_refuses_a_list_of_encoders_it_cannot_read(tmp_path):

@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
-from xval.config.recipes import ENCODER_HEADS, encoder_head
+from xval import tasks
+from xval.config.recipes import ENCODER_HEADS, REFIT_HEAD
 from xval.core.errors import ConfigurationError, XvalError
 from xval.running.declaration import ExperimentDeclaration
 
@@ -182,17 +183,24 @@ CNN_INSTANCE = {"architecture": "audio_cnn", "reshaping_type": "conv",
 """The CNN trained from scratch beside the encoders (on the log-mel store)."""
 
 
-def encoder_instances(stores: list[tuple[str, str]], stacked: str | None = None,
-                      task_type: str = "classification") -> str:
+def encoder_head(encoder: str | None, task_type: str) -> dict[str, object]:
+    """`init`'s head for an encoder's store: `ENCODER_HEADS[encoder]`, else (a transformers
+    model, or `None`: the encoders' stacked store) `REFIT_HEAD` with what the task takes on
+    top (`Task.encoder_head`: tagging's L2 weight)."""
+    head = ENCODER_HEADS.get(encoder or "", REFIT_HEAD)
+    return {**head, **tasks.get(task_type).encoder_head} if head is REFIT_HEAD else head
+
+
+def encoder_instances(stores: list[tuple[str, str]], stacked: str | None, task_type: str
+                      ) -> str:
     """The instances of a script whose first instances read encoder stores.
 
     Args:
         stores: `(store name, encoder)` of each encoder (a built-in encoder or a
-            transformers model: its head, `xval.config.recipes.encoder_head`).
+            transformers model: its head, `encoder_head`).
         stacked: the store of their embeddings side by side (two encoders or more), or
             `None`.
-        task_type: the experiment's task (tagging heads carry an L2 weight). Defaults to
-            `"classification"`.
+        task_type: the experiment's task (its `encoder_head` joins `REFIT_HEAD`).
 
     Returns:
         The `experiment[k] = ...` lines: one instance per encoder, with two or more one on

@@ -9,7 +9,7 @@ from xval.core.parameters import TrainingParams
 from xval.core.settings import keys_of
 
 __all__ = ["ENCODER_HEADS", "HEADS", "MLP_HEAD", "PROBED_HEADS", "REFIT_HEAD", "REGULARISED",
-           "TAGGING_HEAD", "audio_cnn_recipe", "encoder_grid", "encoder_head"]
+           "audio_cnn_recipe", "encoder_grid"]
 
 HEADS: dict[str, dict[str, object]] = {
     "linear": {"architecture": "pretrained_pool", "reshaping_type": "rnn", "projection": 0,
@@ -36,22 +36,6 @@ ENCODER_HEADS: dict[str, dict[str, object]] = {
 }
 """Each built-in encoder's default head in `init`'s script (measured: docs/pretrained.md,
 docs/results.md)."""
-TAGGING_HEAD = {**REFIT_HEAD, "regularization_lambda": 0.01}
-"""`init`'s head for tagging: `REFIT_HEAD` with an L2 weight of 0.01 on its kernels. Without
-it the head sat below the linear probe on its own embeddings (one-vs-rest logistic
-regression, `C` chosen on the validation items) on both tagging sets of issue 75, by 0.04 to
-0.07 mAP on the digit overlays; with it, within 0.01 of the probe on both sets and both
-encoders (docs/results.md, "The head against the linear probe")."""
-
-
-def encoder_head(encoder: str | None, task_type: str) -> dict[str, object]:
-    """`init`'s head for an encoder's store: `ENCODER_HEADS[encoder]`, else (a transformers
-    model, or `None`: the encoders' stacked store) `REFIT_HEAD`; for tagging, `TAGGING_HEAD`
-    in place of `REFIT_HEAD`."""
-    head = ENCODER_HEADS.get(encoder or "", REFIT_HEAD)
-    return TAGGING_HEAD if task_type == "tagging" and head is REFIT_HEAD else head
-
-
 PROBED_HEADS = {**HEADS, "linear": {**HEADS["linear"], "embedding_classifier": "logreg"}}
 """`HEADS`, the linear one also fitting the logistic-regression probe on its pooled
 embeddings (`embedding_recall`): the heads of experiments 10 to 12."""

@@ -87,6 +87,8 @@ class Task:
             the instance names them (detection's measured learning rate).
         own_params: `[training]` parameters only this task reads: an instance of another
             task that sets one away from its default is refused.
+        encoder_head: what `init`'s head on an encoder store (`REFIT_HEAD`) takes for this
+            task on top (tagging: an L2 weight).
         reconstructs: the model reconstructs its (normalised) input, so the task uses no
             labels and a store of any task will do (representation).
         scores_events: the model's frames become events, scored against annotated
@@ -119,6 +121,7 @@ class Task:
     chosen_on_validation: ClassVar[tuple[str, ...]] = ()
     training_defaults: ClassVar[dict[str, Any]] = {}
     own_params: ClassVar[tuple[str, ...]] = ()
+    encoder_head: ClassVar[dict[str, Any]] = {}
     reconstructs: ClassVar[bool] = False
     scores_events: ClassVar[bool] = False
     figures: ClassVar[tuple[str | Figure, ...]] = ()
