@@ -57,6 +57,7 @@ from sklearn.model_selection import GridSearchCV, GroupKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from benchmarks.tagging_digits import pooled_rows
 from preprocessing.store import FeatureStore
 from xval.config.loader import find_config, load_config
 from xval.folds import ItemKFold
@@ -235,8 +236,15 @@ def against(args: argparse.Namespace) -> None:
 
     config = load_config(args.config or find_config())
     experiment = Path(args.experiment)
+    if not (experiment / "folds.json").is_file():
+        raise SystemExit(f"{experiment}: no folds.json; expected an experiment's results folder "
+                         "(results/<dataset>/experiment_<N>) whose folds have been made.")
     manifest = FoldsManifest.from_dict(json.loads((experiment / "folds.json").read_text()))
     num_folds = len(manifest.folds)
+    missing = [k for k in args.instances if not (experiment / f"instance_{k}").is_dir()]
+    if missing:
+        raise SystemExit(f"--instances {missing}: {experiment} holds no such instance; run "
+                         "them first, or name others.")
     for instance_id in args.instances:
         result = InstanceResult(experiment / f"instance_{instance_id}")
         dataset = result.parameters.dataset or experiment.resolve().parent.name  # its folder
@@ -246,9 +254,7 @@ def against(args: argparse.Namespace) -> None:
         clips = clip_vectors(store) if not tags else None
         scores = {}
         if tags:
-            x = np.stack([np.concatenate([r.reshape(-1, r.shape[-1]).mean(0),
-                                          r.reshape(-1, r.shape[-1]).max(0)])
-                          for r in np.asarray(store.features, dtype=np.float64)])
+            x = pooled_rows(store.features[:])
             for fold in manifest.folds:
                 key = "+".join(sorted(map(str, fold["test"])))
                 scores[key] = _tag_probe(x, np.asarray(store.targets), store.items.astype(str),

@@ -99,7 +99,7 @@ def build(out: Path, fsdd: Path, clips: int, seconds: float, seed: int) -> None:
           f"clips per digit {counts.min()}-{counts.max()}.")
 
 
-def _pooled(features: np.ndarray) -> np.ndarray:
+def pooled_rows(features: np.ndarray) -> np.ndarray:
     """Each row's embedding frames pooled by their mean and maximum."""
     x = np.asarray(features, dtype=np.float64)
     x = x.reshape(len(x), -1, x.shape[-1])
@@ -125,7 +125,7 @@ def baseline(exp_dir: Path, store_dir: Path) -> None:
     from xval.tasks.tagging import metrics as tm
 
     store = FeatureStore(store_dir)
-    x, y = _pooled(store.features[:]), store.targets
+    x, y = pooled_rows(store.features[:]), store.targets
     items, clips = store.items.astype(str), store.clips.astype(str)
     folds = json.loads((exp_dir / "folds.json").read_text())["folds"]
     started, scores = time.perf_counter(), []
