@@ -114,6 +114,20 @@ def test_sequence_targets_get_a_weight_per_frame():
     assert (w[1:] == 0).all()
 
 
+def test_an_autoencoders_targets_get_a_weight_per_frame_of_its_input():
+    """A representation store's targets are its (normalised) input, made per batch: the
+    weights follow their frames, not the store's per-row targets."""
+    from xval.training.batches import FoldBatches
+
+    features = np.random.default_rng(0).normal(size=(5, 6, 3)).astype(np.float32)
+    batches = FoldBatches(features, np.arange(5), np.zeros(5), batch_size=4, shuffle=False,
+                          seed=0, weights=None, mixup_alpha=0.0, crop=0,
+                          target_fn=lambda x: 2 * x, placement="host")
+    x, y, w = batches.batch(1)
+    assert y.shape == (4, 6, 3) and w.shape == (4, 6)
+    assert (w[1:] == 0).all() and (w[0] == 8 / 5).all()
+
+
 def test_validation_scores_are_those_of_the_rows_whatever_the_padding():
     """The loss and accuracy Keras reports on padded validation batches are those of the
     real rows, scored in one batch."""

@@ -28,6 +28,8 @@ experiment[1] = {{"architecture": "audio_cnn", "reshaping_type": "conv",
 experiment[2] = {{"architecture": "mlp", "reshaping_type": "none", "comment_1": "mlp",
                  "comment_2": "", "hidden_units": 16}}
 experiment[3] = Ensemble(1, 2)
+experiment[4] = {{"architecture": "mlp", "reshaping_type": "none", "comment_1": "mlp",
+                 "comment_2": "mixed precision", "hidden_units": 16, "mixed_precision": True}}
 
 if __name__ == "__main__":
     experiment.main()
@@ -92,7 +94,7 @@ def test_the_default_backend_compiles_each_instance_once(tones):
     assert first.returncode == 0, first.stderr[-3000:]
     assert "Importing Keras (jax backend)" in first.stdout
     assert "all cached" in first.stdout  # the progress lines say what each fold compiled
-    for k in (1, 2):
+    for k in (1, 2, 4):
         folds = _folds(results / f"instance_{k}")
         assert len(folds) == 4
         assert {f["backend"] for f in folds.values()} == {"jax"}
@@ -111,7 +113,7 @@ def test_the_default_backend_compiles_each_instance_once(tones):
     (results / "instance_2" / "fold_3.json").unlink()  # resumed: that fold alone runs
     resumed = _run(script, "2", "2", cwd=folder)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "instance 2 fold 3" in resumed.stdout and "fold 0" not in resumed.stdout
+    assert "instance 2 fold 3:" in resumed.stdout and "instance 2 fold 0:" not in resumed.stdout
     assert _folds(results / "instance_2")[3]["compilation"]["programs"] == 0
 
     wav = tones["audio"] / "high_dan_0.wav"
@@ -128,45 +130,42 @@ def test_the_default_backend_compiles_each_instance_once(tones):
 
 
 TASKS = """
-import json, sys
-from pathlib import Path
+import json, os, sys
 
 from benchmarks.gpu import TASK_INSTANCES, task_store
 from tests.conftest import tiny_store
-from xval import Experiment, Output, RunOptions
+
+os.environ.pop("KERAS_BACKEND")  # set by tests.conftest: this script is a user's, who set none
+from xval import Experiment, Output
 from xval.config.loader import load_config
 from xval.core.layout import ExperimentLayout
 
 config = load_config(sys.argv[1])
-lines = []
 for task in ("tagging", "detection", "regression", "representation"):
     dataset, spec = TASK_INSTANCES[task]
     if task != "representation":
-        task_store(config.data_dir, task, rows=96, shape=(16, 8))
+        task_store(config.data_dir, task, rows=64, shape=(16, 8))
     else:
         tiny_store(config.data_dir, dataset, shape=(16, 8))
     exp = Experiment(description=task, dataset=dataset, number=1, num_folds=2,
-                     task_type=task, parameters={"epochs": 2, "patience": 2,
+                     task_type=task, parameters={"epochs": 1, "patience": 1,
                                                  "min_epochs": 0})
     exp[1] = {"comment_1": task, "comment_2": "", **spec}
-    exp[2] = {"comment_1": "mixed precision", "comment_2": "", **spec,
-              "mixed_precision": True}
     outcome = exp.run(config=config, output=Output(out=lambda *a: None))
     folder = ExperimentLayout.of(config.results_dir, dataset, 1).instance(1)
-    mixed = ExperimentLayout.of(config.results_dir, dataset, 1).instance(2)
-    records = [json.loads(p.read_text()) for p in (*sorted(folder.fold_files().values()),
-                                                   *sorted(mixed.fold_files().values()))]
+    records = [json.loads(p.read_text()) for p in sorted(folder.fold_files().values())]
     print(json.dumps({"task": task, "code": outcome.exit_code,
+                      "status": [r["status"] for r in records],
                       "backends": sorted({r["backend"] for r in records}),
                       "compiled": [r["compiled"] for r in records],
-                      "programs": [r["compilation"]["programs"] for r in records],
+                      "programs": [(r["compilation"] or {}).get("programs") for r in records],
                       "metrics": sorted(records[0]["metrics"]["test"])}), flush=True)
 """
 
 
 def test_every_task_trains_compiled_on_the_default_backend(tmp_path):
-    """Each task's default instance (and with mixed precision) on JAX: compiled, its second
-    fold compiling nothing, its metrics scored."""
+    """Each task's default instance on JAX: compiled, its second fold compiling nothing,
+    its metrics scored."""
     from xval.config import schema
 
     training = dict(schema.defaults()["training"])
@@ -179,7 +178,8 @@ def test_every_task_trains_compiled_on_the_default_backend(tmp_path):
     assert [f["task"] for f in found] == ["tagging", "detection", "regression",
                                           "representation"]
     for f in found:
-        assert f["code"] == 0 and f["backends"] == ["jax"] and all(f["compiled"]), f
-        assert f["programs"][1] == 0 and f["programs"][3] == 0, f  # each second fold
+        assert f["code"] == 0 and f["status"] == ["ok", "ok"], f
+        assert f["backends"] == ["jax"] and f["compiled"] == [True, True], f
+        assert f["programs"][0] > 0 and f["programs"][1] == 0, f  # the second fold
         assert "loss" in f["metrics"], f
     assert np.all([len(f["metrics"]) > 1 for f in found[:3]])

@@ -158,9 +158,9 @@ class FoldBatches:
         self.weights = None if weights is None else np.asarray(weights, np.float32)
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.real = len(self.rows)
+        self.crop, self.target_fn = crop, target_fn
         if not shuffle:
             self._pad()
-        self.crop, self.target_fn = crop, target_fn
         if mixup_alpha > 0 and union_mix > 0:
             raise ValueError(f"mixup_alpha={mixup_alpha} and union_mix={union_mix}: two "
                              "mixings of the same rows; set one of them to 0.")
@@ -188,7 +188,11 @@ class FoldBatches:
         weights = np.concatenate([weights * np.float32(padded / max(n, 1)),
                                   np.zeros(len(copies), np.float32)])
         # Sequence targets (rows, frames, classes): the loss is per row and frame.
-        frames = self.targets.shape[1:-1] if self.targets.ndim >= 3 else ()
+        shape = self.targets.shape
+        if self.target_fn is not None and n:  # an autoencoder's targets: its cropped input
+            first = np.asarray(self.features[self.rows[:1]], dtype=np.float32)
+            shape = np.shape(self.target_fn(first[:, :self.crop] if self.crop else first))
+        frames = tuple(shape[1:-1]) if len(shape) >= 3 else ()
         self.weights = np.broadcast_to(weights.reshape(-1, *[1] * len(frames)),
                                        (len(weights), *frames)).copy()
         if n:

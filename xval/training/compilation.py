@@ -23,10 +23,11 @@ from typing import Any
 
 __all__ = ["CompileCount", "compile_count", "is_compiled", "use_cache"]
 
-_CACHE_SETTINGS = {"jax_persistent_cache_min_compile_time_secs": 0.1,
+_CACHE_SETTINGS = {"jax_persistent_cache_min_compile_time_secs": 0.0,
                    "jax_persistent_cache_min_entry_size_bytes": -1}
-"""Programs that took at least 0.1 s to compile are kept (a fold's steps take seconds; the
-small programs of eager operations are not worth a file each)."""
+"""Every program is kept, also the small ones of eager operations (initializers, metric
+results): a new worker process or a second run compiles nothing, and loading one is
+quicker than compiling it."""
 
 
 @dataclasses.dataclass(frozen=True)
