@@ -67,8 +67,10 @@ def run(command, cwd, env=None):
 
 
 def fold_records(experiment):
-    """Every fold record of `experiment` (a results folder)."""
-    return [json.loads(p.read_text()) for p in sorted(experiment.glob("instance_*/fold_*.json"))]
+    """Every fold record of `experiment` (a results folder) of a trained model (not an
+    ensemble's)."""
+    found = [json.loads(p.read_text()) for p in sorted(experiment.glob("instance_*/fold_*.json"))]
+    return [r for r in found if r.get("backend")]
 
 
 def dataset_arms(name, work, args):
@@ -92,7 +94,7 @@ def dataset_arms(name, work, args):
     out = {"files": files}
     for arm in ARMS:
         extra = ["--backend", "torch"] if arm == "torch" else []
-        overwrite = ["--overwrite"] if arm == "again" else []
+        overwrite = ["--overwrite"] if arm != "torch" else []
         wall, _ = run([sys.executable, str(script), *extra, *overwrite, "--set",
                        f"epochs={args.epochs}", "-q"], project, env)
         experiment = results / "experiment_1"
@@ -102,15 +104,21 @@ def dataset_arms(name, work, args):
                                     for r in records),
                     "compile_s": sum((r.get("compilation") or {}).get("seconds", 0.0)
                                      for r in records),
-                    "backends": sorted({r["backend"] for r in records})}
-        out[arm]["scores"] = [r["metrics"]["test"] for r in records]
+                    "backends": sorted({r["backend"] for r in records}),
+                    "scores": [r["metrics"]["test"] for r in records]}
         if arm == "torch":  # kept beside the next arms' results, for compare
             shutil.copytree(experiment, results / "experiment_torch")
     out["reproduced"] = out["auto"]["scores"] == out["again"]["scores"]
-    _, compared = run([sys.executable, "-m", "xval", "compare",
-                       str(results / "experiment_torch"), str(results / "experiment_1"),
-                       "--no-workbook", "--format", "markdown"], project, env)
-    return out, compared
+    instances = sorted({p.parent.name.split("_")[1] for p in experiment.glob("instance_*/fold_*.json")},
+                       key=int)
+    pairs = []
+    for k in instances:
+        a, b = f"{results / 'experiment_torch'}:{k}", f"{experiment}:{k}"
+        _, compared = run([sys.executable, "-m", "xval", "compare", a, b, "--no-workbook",
+                           "--format", "markdown"], project, env)
+        pairs += [f"| {k} |" + line.split("|", 3)[3] for line in compared.splitlines()
+                  if line.startswith(f"| {name}/experiment_torch:{k} | {name}/experiment_1:{k}")]
+    return out, pairs
 
 
 def main(argv=None):
@@ -144,7 +152,11 @@ def main(argv=None):
                   f" (cache empty), {arms['again']['wall'] / arms['torch']['wall']:.2f} "
                   "(second run)")
             print(f"second run's test scores identical to the first's: {arms['reproduced']}")
-            print(compared)
+            print("torch (A) against auto (B), each instance over the same folds "
+                  "(python -m xval compare):")
+            print("| instance | folds | mean A - B | CI low | CI high | t | p | p (Holm) | "
+                  "P(A better) | P(equivalent) | P(B better) | verdict |")
+            print("\n".join(compared))
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

@@ -3,14 +3,17 @@
 Every phase runs in a process of its own under a hard time limit (its projected seconds
 times `--slack`, within what is left of `--budget`), prints its lines as they come and writes
 them to `<out-dir>/<phase>.json`; a phase stopped at its limit or failing is said so in one
-line, and the next one starts. On one GPU, torch, then JAX:
+line, and the next one starts. On one GPU, on the product's default backend (`--backend`,
+default `jax`: compiled steps; `torch` for the eager one), the sync phase on torch:
 
 sync     CUDA synchronisations (`torch.cuda.set_sync_debug_mode`), host reads, host values
          copied to the device and sync-prone operators (`repeat_interleave`, `nonzero`, a
          boolean mask: `xval.training.host_reads`) per training and validation step, for
          one fold of every task's default instance (`TASK_INSTANCES`: the package defaults
          on a small synthetic store of the task) and of the plain demo CNN.
-a-small  engine / hand loop (ratio of medians): `Experiment.run` (inline) against scikit-learn
+a-small  the compilation per fold of the demo CNN's warm-up run (the cache empty: its first
+         fold compiles, the others load its programs), then
+         engine / hand loop (ratio of medians): `Experiment.run` (inline) against scikit-learn
          `GroupKFold` plus `model.fit` on the same folds, model, epochs and batch size, the hand
          loop fed the same device-resident rows (`make_batches(placement=DEVICE)`), once
          under `constants_on_device` as the engine trains (a careful user's loop: the ratio
@@ -24,7 +27,6 @@ b        per-job overhead (wall - sum of the jobs' fit seconds) / jobs: 8 jobs o
          default: a fresh worker per job, what every GPU job paid before issue 53).
 c        16 jobs of the demo CNN at 1, 2 and 4 jobs per GPU, warm workers: jobs per minute and
          the speed-up over 1.
-jax      a-small on the JAX backend (one repeat; not run by default: `--only jax`).
 busy     the GPU's busy % during one fold of the 10.7 M model at batch 32 and 128, the
          engine's and the careful hand loop's (on demand: `--only busy`).
 
@@ -146,14 +148,14 @@ def projected(phase, sizes=DEFAULT):
         "b": h["start"] + h["worker"] + s.jobs_b * demo,
         "b-fresh": h["start"] + s.jobs_b * (h["worker"] + demo),
         "c": h["start"] + sharing,
-        "jax": h["start"] + 2 * h["jax_compile"] + warm_demo + 3 * 4 * demo,
         "busy": h["start"] + 2 * (warm_big / 8 + 3 * big),
     }
-    return seconds[phase]
+    # JAX compiles each model's steps once per phase (the cache starts empty).
+    return seconds[phase] + (h["jax_compile"] if phase != "sync" else 0.0)
 
 
 PHASES = ("sync", "a-small", "b", "a-big", "c")
-"""Every phase run by default, in order (`b-fresh` and `jax` on demand: `--only`)."""
+"""Every phase run by default, in order (`b-fresh` and `busy` on demand: `--only`)."""
 CALLS = {"1": ("sync", "a-small", "b"), "2": ("a-big", "c")}
 """The two prepared device calls (`--call N`), each within `CALL_BUDGET` seconds."""
 CALL_BUDGET = 270
@@ -436,6 +438,7 @@ def against_hand(ctx, report, name, dataset, arch, epochs, repeats, arms=tuple(H
                                                           c)) for arm in arms}}
     engine_run(ctx.config, ctx.data, ctx.tmp / f"warm-{dataset}", 1, ctx.sizes.batch,
                arch=arch, dataset=dataset)
+    compilation(report, name, ctx.tmp / f"warm-{dataset}", dataset)
     hand_loop(store, 1, ctx.sizes.batch, arch, True)
     times = {arm: [] for arm in runs}
     for r in range(repeats):
@@ -452,6 +455,22 @@ def against_hand(ctx, report, name, dataset, arch, epochs, repeats, arms=tuple(H
                 + ", ".join(f"{arm} {median(times[arm]):.2f}s" for arm in arms) + ")",
                 phase="a", model=name, epochs=epochs, engine_s=engine,
                 ratios=ratios, medians={arm: median(t) for arm, t in times.items()})
+
+
+def compilation(report, name, folder, dataset):
+    """Prints the compilation of each fold of the run in `folder` (its fold records)."""
+    from xval.core.files import read_json
+    from xval.core.layout import ExperimentLayout
+
+    records = [read_json(p) for p in sorted(
+        ExperimentLayout.of(folder, dataset, 1).instance(1).fold_files().values())]
+    found = [r.get("compilation") or {} for r in records]
+    report.line(f"  {name}, compiled per fold (cache empty at fold 0): " + "; ".join(
+        f"fold {k}: {c.get('seconds', 0):.1f}s, {c.get('programs', 0)} programs, "
+        f"{c.get('cached', 0)} from the cache" for k, c in enumerate(found))
+        + f" ({records[0]['backend'] if records else '?'}, compiled "
+        f"{bool(records and records[0].get('compiled'))})", phase="compile", model=name,
+        compilation=found)
 
 
 def phase_a_small(ctx, report):
@@ -597,17 +616,8 @@ def phase_c(ctx, report, counts=(1, 2, 4)):
                     speedup=rates[n] / rates[counts[0]], **figures)
 
 
-def phase_jax(ctx, report):
-    import keras
-
-    assert keras.backend.backend() == "jax", keras.backend.backend()
-    from benchmarks.engine_overhead import ARCH
-
-    against_hand(ctx, report, "demo CNN (JAX)", "demo", ARCH, ctx.sizes.epochs, 1)
-
-
 RUNNERS = {"sync": phase_sync, "a-small": phase_a_small, "a-big": phase_a_big, "b": phase_b,
-           "b-fresh": phase_b_fresh, "c": phase_c, "jax": phase_jax, "busy": phase_busy}
+           "b-fresh": phase_b_fresh, "c": phase_c, "busy": phase_busy}
 
 
 @dataclasses.dataclass
@@ -644,7 +654,8 @@ def run_phase(args):
         data = Path(args.data).resolve()  # jobs name their store by absolute path
         ctx = Context(sizes=sizes, data=data, tmp=Path(tmp),
                       gpu="0", sampler=sampler,  # the child sees its GPU alone
-                      config=load_config(ROOT / "config.ini"),
+                      config=load_config(ROOT / "config.ini").replace(
+                          backend={"compile_cache": str(Path(tmp) / "cache")}),
                       stores={name: FeatureStore(data / name) for name in names})
         try:
             RUNNERS[args.phase](ctx, report)
@@ -690,7 +701,8 @@ def run_child(args, phase, limit, report):
     cmd = [sys.executable, "-m", "benchmarks.gpu", "--phase", phase, "--data", str(args.data),
            "--out-dir", str(args.out_dir), "--gpu", args.gpu] + \
         (["--dry-run"] if args.dry_run else [])
-    env = {**os.environ, "KERAS_BACKEND": "jax" if phase == "jax" else "torch"}
+    # The sync phase counts torch's CUDA synchronisations (a JAX step is one program).
+    env = {**os.environ, "KERAS_BACKEND": "torch" if phase == "sync" else args.backend}
     if not args.dry_run:
         env["CUDA_VISIBLE_DEVICES"] = args.gpu
     started = time.perf_counter()
@@ -775,6 +787,9 @@ def parse(argv=None):
     parser.add_argument("--slack", type=number(0), default=1.6,
                         help="a phase's limit: its projected seconds times this")
     parser.add_argument("--gpu", default="0", help="GPU id to use (CUDA_VISIBLE_DEVICES)")
+    parser.add_argument("--backend", choices=("jax", "torch", "tensorflow"), default="jax",
+                        help="the phases' Keras backend (default jax, the product's; the "
+                        "sync phase runs torch)")
     parser.add_argument("--out-dir", default=str(ROOT / "results" / "gpu-benchmark"))
     parser.add_argument("--only", help=f"phases, comma-separated (default {','.join(PHASES)})")
     parser.add_argument("--data", help="the stores' folder (made when absent)")
