@@ -119,7 +119,7 @@ def test_init_puts_the_installed_encoder_first_and_keeps_the_cnn(tmp_path):
     _fsdd_like(audio)
     project = tmp_path / "project"
     project.mkdir()
-    bad = python_here("-m", "xval", "init", audio, "--encoder", "aisfxx", cwd=project)
+    bad = python_here("-m", "xval", "init", audio, "--encoders", "aisfxx", cwd=project)
     assert bad.returncode == 2 and "--encoders aisfxx: expected one of aisfx" in bad.stderr
     assert not (project / "experiments").exists() and not (project / "data").exists()
 
@@ -165,7 +165,7 @@ def test_init_puts_the_installed_encoder_first_and_keeps_the_cnn(tmp_path):
     assert probe.stdout.split()[0] == "audio"
     (project / "moved_store").rename(project / "data" / "wavs_aisfx")
 
-    plain = python_here("-m", "xval", "init", audio, "--name", "plain", "--encoder", "none",
+    plain = python_here("-m", "xval", "init", audio, "--name", "plain", "--encoders", "none",
                         cwd=project)
     assert plain.returncode == 0, plain.stdout + plain.stderr
     script = (project / "experiments" / "plain.py").read_text()
