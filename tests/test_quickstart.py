@@ -64,7 +64,7 @@ def test_quickstart_from_a_folder_of_audio_to_a_workbook(tmp_path):
     assert "[paths]" in config and "[training]" not in config  # only what differs
     assert (project / "data" / "wavs" / "dataset.json").exists()
 
-    shown = _run(["-m", "xval", "config", "experiments/wavs.py", "--instance", "1"], project)
+    shown = _run(["-m", "xval", "config", "experiments/wavs.py", "1"], project)
     assert shown.returncode == 0, shown.stderr
     assert re.search(r"epochs\s*=\s*60\s+.*package default", shown.stdout), shown.stdout
 

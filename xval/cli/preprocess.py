@@ -6,7 +6,7 @@ hold the same audio under two items (and merge them), and
 `synth-events` to write a sound event detection dataset (FSDD digits in backgrounds),
 `synth-babble` and `synth-ambience` to make grouped backgrounds for it (babble; rain, wind,
 waves, engine, fire, machine), and `synth-scenes` to write one with no speech in it.
-See the README for recipes (FSDD, RAVDESS, ESC-50, speaker identification).
+Recipes (FSDD, RAVDESS, ESC-50, speaker identification): docs/preprocessing.md.
 
 Exit status: 0 when the store is written (unusable files are skipped and listed), 2 for a
 bad argument, configuration or dataset (one `error:` line on stderr, nothing written)."""
