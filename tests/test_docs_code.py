@@ -7,7 +7,7 @@ Each ```python block of a page of docs/ is one of:
   exist, such as an `experiment` or the arrays `X, y, speakers`), in a fresh project folder
   with a config.ini and a small store `demo`;
 - a file the page quotes (`<!-- file: PATH -->` before it: `tests/test_readme.py` checks it
-  stands in that file);
+  stands in that file), run here too;
 - a recipe another test takes from the page and runs end to end (`RECIPES`);
 - marked `<!-- not run: REASON -->` before it, for a block that needs what a test cannot have
   here (a pretrained encoder's weights, a trained experiment's folder).
@@ -83,7 +83,7 @@ def test_guide_python_blocks_run(page, tmp_path, monkeypatch):
     exec(compile(CONTEXT.get(page.name, ""), f"<context of {page.name}>", "exec"), namespace)  # noqa: S102
     try:
         for n, (kind, code) in enumerate(blocks(page), start=1):
-            if kind == "run":
+            if kind in ("run", "file"):  # a quoted file's lines run as the file's do
                 exec(compile(code, f"<{page.name} block {n}>", "exec"), namespace)  # noqa: S102
     finally:
         for name in set(tasks.names()) - registered:  # a task a page defines
