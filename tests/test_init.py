@@ -131,7 +131,7 @@ def test_init_with_project_elsewhere_prints_a_command_that_runs_here(tmp_path):
                          env={**os.environ, "PYTHONPATH": str(ROOT), "KERAS_BACKEND": "torch"})
     assert dry.returncode == 0, dry.stdout[-2000:] + dry.stderr[-2000:]
     script = (tmp_path / "project" / "experiments" / "door_sounds.py").read_text()
-    assert "the classes of Door sounds on" in script
+    assert "Door sounds" not in script.split('"""')[1]  # the data's name: only a literal
     # 12 items in 5 folds leave two validation items or more in every fold: half of them
     # choose no epoch and select the row to report (issue 68), and the dry run took it.
     assert '    parameters={"rank_split": 0.5},  # validation items that choose no epoch ' \

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import difflib
-import json
 import os
 import re
 import textwrap
@@ -63,8 +62,8 @@ from xval.cli.scripts import (
     ENCODERS_ABOUT,
     INIT_RANK_SPLIT,
     RANK_ABOUT,
-    SCRIPT,
     encoder_instances,
+    experiment_script,
     rank_split_line,
     script_path,
     store_tag,
@@ -429,51 +428,53 @@ def _write_script(script: Path, store: FeatureStore, rows: pd.DataFrame, folds: 
                   embedded: list[FeatureStore]) -> None:
     """Writes the experiment script; `source` is the audio read and the data's name
     (`--name`, else the folder's); `embedded` the encoders' stores (and last, with two or
-    more, their stacked store)."""
+    more, their stacked store). What comes from the data (the folder, the classes, the
+    name, how they were found, the encoders) is written only as literals
+    (`experiment_script`)."""
     audio, called = source
     classes = classes_of_rows(rows)
-    shown = ", ".join(classes[:6]) + (", ..." if len(classes) > 6 else "")
     relative = Path("experiments") / script.name
     results = (config.results_dir / store.path.name / "experiment_1")
-    summary = (f"Written by `python -m xval init` from {audio}: {len(rows)} files, "
-               f"{len(classes)} classes ({shown}), {rows['item'].nunique()} items ({how}). "
-               "Folds never split an item, so the test score says how well a model does on "
-               "items it has never seen.")
+    summary = (f"Written by `python -m xval init` from the audio folder `AUDIO` below: "
+               f"{len(rows)} files, {len(classes)} classes (`CLASSES`), "
+               f"{rows['item'].nunique()} items (found as `FOUND` says). Folds never split "
+               "an item, so the test score says how well a model does on items it has never "
+               "seen.")
     share = _rank_split(store, folds, config)
     about = _about(embedded, relative)
     if share:
         about += " " + RANK_ABOUT.format(share=share, percent=f"{share:.0%}")
-    values: dict[str, Any] = {
-        "number": 1, "question": f"which model {_verb(rows)} of {called} on items it has "
-                                 "never seen?",
-        "summary": "\n".join(textwrap.wrap(summary, width=88, break_on_hyphens=False)),
-        "script": relative, "results": shown_path(results, project),
-        "description": json.dumps(f"{called}: first models"),
-        "dataset": json.dumps(store.path.name), "num_folds": folds,
-        "task_type": json.dumps(task_of_rows(rows)), "parameters": rank_split_line(share),
-        "imports": "Ensemble, Experiment" if embedded else "Experiment",
-        "instances": encoder_instances(
+    data: dict[str, object] = {"AUDIO": str(audio), "FOUND": how, "CLASSES": classes}
+    parts = embedded[:-1] if len(embedded) > 1 else embedded
+    if parts:
+        data["ENCODERS"] = {str(s.info.encoder): str(s.info.front_end.get("licence")
+                                                     or "licence not recorded")
+                            for s in parts}
+    text = experiment_script(
+        question=f"which model {_verb(rows)} on items it has never seen?",
+        summary=summary, about=about, script=relative, results=shown_path(results, project),
+        data=data, settings={"description": f"{called}: first models",
+                             "dataset": store.path.name, "number": 1, "num_folds": folds,
+                             "task_type": task_of_rows(rows)},
+        parameters=rank_split_line(share),
+        imports="Ensemble, Experiment" if embedded else "Experiment",
+        instances=encoder_instances(
             [(s.path.name, str(s.info.encoder)) for s in embedded if s.info.encoder],
             embedded[-1].path.name if len(embedded) > 1 else None, task_of_rows(rows))
-        if embedded else CNN_INSTANCES,
-        "about": textwrap.fill(about, width=88, break_on_hyphens=False,
-                               break_long_words=False)}
+        if embedded else CNN_INSTANCES)
     script.parent.mkdir(parents=True, exist_ok=True)
-    script.write_text(SCRIPT.format(**values))
+    script.write_text(text, encoding="utf-8")
 
 
 def _about(embedded: list[FeatureStore], script: Path) -> str:
-    """What the script's instances are, in its docstring."""
+    """What the script's instances are, in its docstring (no encoder's name: those are in
+    `ENCODERS`)."""
     if not embedded:
         return CNN_ABOUT.format(script=script)
     if len(embedded) == 1:
         return ENCODER_ABOUT.format(script=script, models=_models_take(embedded[0]))
-    parts = embedded[:-1]
-    return ENCODERS_ABOUT.format(
-        n=len(parts), names=", ".join(str(s.info.encoder) for s in parts),
-        stacked=len(parts) + 1, cnn=len(parts) + 2, fused=len(parts) + 3,
-        licences="; ".join(f"{s.info.encoder} {s.info.front_end.get('licence') or 'not recorded'}"
-                           for s in parts))
+    n = len(embedded) - 1
+    return ENCODERS_ABOUT.format(n=n, stacked=n + 1, cnn=n + 2, fused=n + 3)
 
 
 def _verb(rows: pd.DataFrame) -> str:
