@@ -413,7 +413,7 @@ def _encoder(name: str) -> str:
         check_encoder(name)  # no such model: said with the built-in encoders
         torch_module()
         try:
-            LocalModel(name)
+            LocalModel(name).check_weights()  # what the store's build would refuse
         except ConfigurationError as e:
             raise ConfigurationError(f"--encoders {name}: {e}.") from None
         return name
