@@ -194,3 +194,23 @@ def test_init_of_a_folder_named_xval_writes_a_script_that_runs(tmp_path, capsys)
     assert main(["init", str(audio), "--project", str(tmp_path / "project"), "--dry-run",
                  "--encoder", "none"]) == 0
     assert "experiments/xval_experiment.py" in " ".join(capsys.readouterr().out.split())
+
+
+def test_init_names_the_files_it_skips(tmp_path, capsys):
+    """A manifest row that is no audio file (`/dev/zero`, allowed outside the folder) was
+    dropped without a word by the dry run, and the real init said "1 file(s) skipped"
+    naming none: both name it now, with why."""
+    from xval.cli.main import main
+
+    audio = _takes(tmp_path / "sounds", seconds=0.3)
+    files = sorted(p.relative_to(audio).as_posix() for p in audio.rglob("*.wav"))
+    pd.DataFrame({"path": [*files, "/dev/zero"],
+                  "label": [f.split("/")[0] for f in files] + ["bark"]}).to_csv(
+        audio / "m.csv", index=False)
+    args = ["init", str(audio), "--manifest", str(audio / "m.csv"), "--allow-outside-root",
+            "--project", str(tmp_path / "project"), "--encoder", "none", "--no-progress"]
+    for extra in (["--dry-run"], []):
+        assert main([*args, *extra]) == 0, capsys.readouterr().err
+        out = capsys.readouterr().out
+        assert "Found 24 files" in out, out
+        assert "Skipped 1 of the files:\n  /dev/zero: not a regular file" in out, out

@@ -52,9 +52,10 @@ from xval.cli.init_data import (
     task_of_rows,
 )
 from xval.cli.init_data import encoder_store_params as encoder_params
-from xval.cli.init_detection import annotation_reading, init_detection
+from xval.cli.init_detection import SKIPPED_SHOWN, annotation_reading, init_detection
 from xval.cli.init_outputs import Created, check_outputs, finish, shown_path
 from xval.cli.init_stores import Built
+from xval.cli.preprocess import print_skipped
 from xval.cli.scripts import (
     CNN_ABOUT,
     CNN_INSTANCES,
@@ -212,6 +213,7 @@ def main_init(args: argparse.Namespace) -> int:
     print(f"Found {len(rows)} files in {audio}: {len(classes_of_rows(rows))} classes"
           + (" (several per clip: a tagging experiment)" if task != tasks.DEFAULT else "")
           + f", {rows['item'].nunique()} items ({how}).")
+    print_skipped(skipped, "files", SKIPPED_SHOWN, "the store's dataset.json lists them all")
     if items:
         print(textwrap.fill(items, width=100, break_on_hyphens=False,
                             break_long_words=False))
@@ -312,6 +314,8 @@ def _write_project(args: argparse.Namespace, audio: Path, project: Path, config:
     print(f"Wrote the store {store.path}: {summary['rows']} rows, "
           f"{len(summary['skipped'])} file(s) skipped{silent_note(summary)} "
           f"({summary['seconds']:.1f} s).")
+    print_skipped(summary["skipped"][len(skipped):], "files when their audio was read",
+                  SKIPPED_SHOWN, "the store's dataset.json lists them all")
     embedded = [store for store, _ in built[1:]]
     for embedded_store, summary in built[1:]:
         licence = embedded_store.info.front_end.get("licence") or "licence not recorded"

@@ -33,7 +33,7 @@ from xval import tasks
 from xval.cli.annotations import READING, reading_options
 from xval.cli.init_data import folds_for
 from xval.cli.init_outputs import Created, check_outputs, finish
-from xval.cli.preprocess import task_features
+from xval.cli.preprocess import print_skipped, task_features
 from xval.cli.scripts import experiment_script, literal, rank_split_line, script_path
 from xval.config.loader import Config
 from xval.core.backend import use_backend
@@ -60,6 +60,8 @@ ABOUT_ENCODER = ("Instance 1 is pretrained_detector (a small GRU head) on the fr
                  "(docs/results.md, issue 66; other encoders were not measured there): "
                  "compare it with `init` without --encoder. Its saved models give frame "
                  "probabilities; `python -m xval detect` turns new recordings into events.")
+SKIPPED_SHOWN = 10
+"""The skipped recordings `init` names (the rest are counted; the store lists them all)."""
 NOT_WITH = ("pattern", "label_map", "item_pattern", "manifest", "source", "merge_duplicates")
 """`init` options that find labels and items in files: an annotation CSV does both."""
 
@@ -154,6 +156,8 @@ def init_detection(args: argparse.Namespace, audio: Path, project: Path, name: s
           f"{events['label'].nunique()} classes, {table['item'].nunique()} items "
           f"({'--items' if items is not None else 'each recording its own item'}); "
           f"{folds} folds.")
+    print_skipped(skipped, "recordings", SKIPPED_SHOWN, "the store's dataset.json lists "
+                  "them all")
     if args.dry_run:
         print(f"Would write the detection store {store_path}"
               + (f" of {args.encoder}'s frames" if encoder else "")
