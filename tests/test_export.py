@@ -290,3 +290,19 @@ def test_export_savedmodel_on_the_tensorflow_backend(trained, tmp_path):
     assert "SavedModel vs Keras: max difference" in proc.stdout and "ONNX" not in proc.stdout
     card = (out / "MODEL_CARD.md").read_text()
     assert "differ from the Keras model's by at most" in card  # reloaded and compared
+
+
+def test_card_snippet_quotes_a_feature_type_it_has_no_recipe_for():
+    """A store's feature type with no librosa recipe is named in the snippet's error as a
+    literal: a name holding quotes ended the string and put its code in the snippet."""
+    import ast
+
+    from xval.core.parameters import FeatureParams
+    from xval.report.card_snippet import _feature_lines
+
+    name = 'x\'"""+str(open("PWNED","w"))#\n'
+    line = _feature_lines(FeatureParams.of({"feature": name})).strip()
+    raised = ast.parse(line).body[0]
+    assert isinstance(raised, ast.Raise)
+    assert ast.literal_eval(raised.exc.args[0]) == \
+        f"feature {name!r}: see preprocessing.features"
