@@ -214,3 +214,26 @@ def test_init_names_the_files_it_skips(tmp_path, capsys):
         out = capsys.readouterr().out
         assert "Found 24 files" in out, out
         assert "Skipped 1 of the files:\n  /dev/zero: not a regular file" in out, out
+
+
+def test_init_overwrite_keeps_the_script_the_user_edited(tmp_path, capsys):
+    """`init --overwrite` replaced the script the user had edited (config.ini was kept):
+    the earlier script, when it differs from the new one, is kept as `<name>.py.bak`
+    (then `.bak2`, ...), and an unchanged one is replaced without a copy."""
+    from xval.cli.main import main
+
+    audio = _takes(tmp_path / "sounds", seconds=0.3)
+    args = ["init", str(audio), "--project", str(tmp_path / "project"), "--encoder", "none",
+            "--no-progress"]
+    assert main(args) == 0, capsys.readouterr().err
+    script = tmp_path / "project" / "experiments" / "sounds.py"
+    written = script.read_text()
+    assert main([*args, "--overwrite"]) == 0, capsys.readouterr().err
+    assert "kept as" not in capsys.readouterr().out and not list(script.parent.glob("*.bak*"))
+    edited = written.replace('"comment_2": "package defaults"', '"comment_2": "mine"')
+    for k, backup in enumerate(("sounds.py.bak", "sounds.py.bak2")):
+        script.write_text(edited + f"# my note {k}\n")
+        assert main([*args, "--overwrite"]) == 0, capsys.readouterr().err
+        assert f"kept as {script.parent / backup}" in " ".join(capsys.readouterr().out.split())
+        assert (script.parent / backup).read_text() == edited + f"# my note {k}\n"
+        assert script.read_text() == written
