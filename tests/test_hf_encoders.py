@@ -396,6 +396,29 @@ def test_a_store_records_a_model_folder_given_relative_as_an_absolute_path(tmp_p
         assert encoder_defaults(given)["encoder"] == str(tmp_path / "models" / "wavlm")
 
 
+def test_features_of_a_model_folder_that_moved_say_it_is_gone(tmp_path, config):
+    """`predict` after the model folder a store was built with moved: it suggested
+    `huggingface-cli download` of the local path. The features' recorded folder is named
+    as gone, with the fix; a path is never taken for a hub id."""
+    from architectures.hf import model_folder
+    from preprocessing.features import compute_features
+    from xval.core.errors import DatasetError
+
+    folder = tiny_model(tmp_path / "models" / "wavlm", "speech")
+    params = _params(config, folder, 0.5)
+    folder.rename(tmp_path / "moved")
+    y = _segments(16000, 0.5, n=1)[0]
+    with pytest.raises(DatasetError) as raised:
+        compute_features(y, **params)
+    said = str(raised.value)
+    assert f"the transformers model in the folder {folder}, as recorded" in said
+    assert "no longer there (moved or deleted); put the model back at that path" in said
+    assert "huggingface-cli" not in said
+    with pytest.raises(ConfigurationError, match=rf"there is no folder {folder} \(a path, "
+                                                 r"not a hub id"):
+        model_folder(str(folder), None)
+
+
 def test_names_that_are_no_model_here_and_other_families_are_refused(wave, tmp_path,
                                                                       monkeypatch, capsys):
     """Each a one-line error with the fix, before anything is written: a hub id not in the
