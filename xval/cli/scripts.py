@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import ast
 import importlib.util
 import math
@@ -59,6 +60,20 @@ def load_experiment(path: str | Path) -> Experiment:
                                  "experiment script declares it at module level (see "
                                  "experiments/exp1.py).")
     return cast("Experiment", experiment)
+
+
+def add_script_argument(p: argparse.ArgumentParser) -> None:
+    """`--script SCRIPT` (repeatable): experiment scripts read first, for what they define
+    (a task of their own, its sheets), as `python -m xval config SCRIPT` reads one."""
+    p.add_argument("--script", action="append", default=[], metavar="SCRIPT",
+                   help="an experiment script to read first, for the task it defines "
+                        "(results of a task of its own); repeatable")
+
+
+def read_scripts(scripts: list[str]) -> None:
+    """Reads each `--script` (`load_experiment`: its `main()` does not run)."""
+    for script in scripts:
+        load_experiment(script)
 
 
 def script_path(project: Path, name: str) -> Path:

@@ -210,6 +210,10 @@ class Executor:
     summary = ""
     """What the executor does, in a few words (config.ini's notes and the parameter
     reference list it beside the name)."""
+    in_this_process = False
+    """Whether jobs run in the driver's own process, so that they know what it registered
+    (a task an experiment script defines); other executors' workers start Python afresh
+    and import the library alone."""
 
     # Set by the scheduler: called as epochs end, where the executor can see them (inline:
     # in this process; process: streamed from the workers; ray: through a Ray queue).

@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 
+from xval import tasks
 from xval.config.loader import Config
 from xval.config.selection import check_selection_metric, metric_direction
 from xval.config.space import Search
@@ -104,6 +105,7 @@ def run_experiment(experiment: ExperimentDeclaration, instances: Selection,
                                    chosen=on.backend)
     selected = check_selection(experiment, instances, options, config)
     executor = executor_for(on, config, gpu, backend, note=note)
+    check_task_reaches(experiment.task_type, executor)  # before --overwrite sets anything aside
     selected, derived = split_selection(experiment, selected)
     plan = make_plan(experiment, config, selected, options.overrides, bool(options.overwrite),
                      results_store=results_store)
@@ -172,6 +174,26 @@ def check_selection(experiment: ExperimentDeclaration, instances: Selection,
                                  "instances with it.")
     experiment.search.check(resolver(experiment, config))
     return []
+
+
+def check_task_reaches(task_type: str, executor: Executor) -> None:
+    """Refuses a task the executor's jobs would not know: one registered outside the
+    library (an experiment script's own task), with an executor whose workers start Python
+    afresh and import the library alone (`Executor.in_this_process`).
+
+    Raises:
+        ConfigurationError: naming the task, where it is defined, and the fix.
+    """
+    module = type(tasks.get(task_type)).__module__
+    if executor.in_this_process or module.split(".")[0] == "xval":
+        return
+    where = "the experiment script" if module == "__main__" or module.startswith(
+        "_xval_script_") else f"the module {module}"
+    raise ConfigurationError(
+        f"task_type={task_type!r} is defined in {where}, and the {executor.name} executor "
+        "runs each job in a fresh Python process that imports the library, not the script: "
+        "the task would be unknown there and every fold would fail. Run it with --executor "
+        "inline (jobs in this process, where the script registered the task).")
 
 
 def executor_for(execution: Execution, config: Config, gpu: str | None, backend: str, *,
