@@ -222,7 +222,7 @@ def test_init_on_hostile_folder_class_and_file_names_runs_nothing(tmp_path):
     project.mkdir()
     proc = subprocess.run(
         [sys.executable, "-m", "xval", "init", str(audio), "--item-pattern",
-         r"(?P<item>spk\d)", "--encoder", "none", "--no-progress", "--project", str(project)],
+         r"(?P<item>spk\d)", "--encoders", "none", "--no-progress", "--project", str(project)],
         capture_output=True, text=True, cwd=project, timeout=600,
         env={**os.environ, "PYTHONPATH": str(ROOT), "KERAS_BACKEND": "torch"})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -251,7 +251,7 @@ def test_init_on_a_hostile_manifest_runs_nothing(tmp_path):
                   "item": [f"{labels[k % len(labels)]} {k % 2}" for k in range(len(files))],
                   HOSTILE[0]: HOSTILE[1]}).to_csv(manifest, index=False)
     project = tmp_path / "project"
-    done = run_here(main, "init", audio, "--manifest", manifest, "--encoder", "none",
+    done = run_here(main, "init", audio, "--manifest", manifest, "--encoders", "none",
                     "--no-progress", "--folds", "2", "--project", project, cwd=project.parent)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     script = project / "experiments" / "sounds.py"

@@ -282,9 +282,9 @@ def test_lhotse_multi_label_recording_of_two_speakers_is_named_with_why(tmp_path
     recordings.to_file(tmp_path / "recordings.jsonl.gz")
     supervisions.to_file(tmp_path / "supervisions.jsonl.gz")
     init = python_here("-m", "xval", "init", tmp_path / "recordings.jsonl.gz",
-                       tmp_path / "supervisions.jsonl.gz", "--source", "lhotse",
+                       tmp_path / "supervisions.jsonl.gz", "--corpus", "lhotse",
                        "--label-field", "sound", "--multi-label", "--root", tmp_path / "audio",
-                       "--folds", "3", "--encoder", "none", "--dry-run", cwd=tmp_path)
+                       "--folds", "3", "--encoders", "none", "--dry-run", cwd=tmp_path)
     assert init.returncode == 0, init.stdout + init.stderr
     out = " ".join(init.stdout.split())
     assert "Found 4 files" in out and "Skipped 1 of the files:" in out, out
@@ -440,7 +440,7 @@ def test_init_on_a_multi_label_manifest_runs_in_three_commands(tmp_path):
     project = tmp_path / "project"
     project.mkdir()
     init = python_here("-m", "xval", "init", audio, "--manifest", audio / "labels.csv",
-                       "--encoder", "none", "--no-progress", cwd=project)
+                       "--encoders", "none", "--no-progress", cwd=project)
     assert init.returncode == 0, init.stdout[-3000:] + init.stderr[-3000:]
     assert "4 classes (several per clip: a tagging experiment)" in init.stdout
     script = project / "experiments" / "sounds.py"

@@ -57,8 +57,8 @@ ABOUT_ENCODER = ("Instance 1 is pretrained_detector (a small GRU head) on the fr
                  "encoder `ENCODERS` names below (with the licence of its weights), with the "
                  "detection defaults (`python -m xval config {script}` "
                  "shows them). On two sets aisfx_frames stayed below the stock detector "
-                 "(docs/results.md, issue 66; other encoders were not measured there): "
-                 "compare it with `init` without --encoder. Its saved models give frame "
+                 "(docs/results.md; other encoders were not measured there): "
+                 "compare it with `init` without --encoders. Its saved models give frame "
                  "probabilities; `python -m xval detect` turns new recordings into events.")
 SKIPPED_SHOWN = 10
 """The skipped recordings `init` names (the rest are counted; the store lists them all)."""
@@ -100,7 +100,7 @@ def detection_encoder(name: str | None) -> dict[str, Any]:
     encoder's rate and frame hop; the detection windows stay), or none without one.
 
     Args:
-        name: `--encoder`'s value (`None` or `"none"`: the log-mel store).
+        name: `--encoders`'s value (`None` or `"none"`: the log-mel store).
 
     Returns:
         dict of `feature`, `encoder`, `sample_rate` and `hop_length`, or `{}`.

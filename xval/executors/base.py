@@ -31,6 +31,7 @@ from xval.core.interrupts import raise_if_interrupted
 from xval.core.network import RAY_PORT, host_port
 from xval.core.records import FoldResult, Job
 from xval.core.registry import Registry
+from xval.executors.job_process import import_own_code
 from xval.executors.job_process import settle as settle_job_process
 from xval.training.fold import EpochHook, run_fold
 
@@ -210,10 +211,6 @@ class Executor:
     summary = ""
     """What the executor does, in a few words (config.ini's notes and the parameter
     reference list it beside the name)."""
-    in_this_process = False
-    """Whether jobs run in the driver's own process, so that they know what it registered
-    (a task an experiment script defines); other executors' workers start Python afresh
-    and import the library alone."""
 
     # Set by the scheduler: called as epochs end, where the executor can see them (inline:
     # in this process; process: streamed from the workers; ray: through a Ray queue).
@@ -265,6 +262,7 @@ def run_job(job: Job, on_epoch: EpochHook | None = None) -> FoldResult:
     raise_if_interrupted()  # a Ctrl-C that Keras swallowed in the previous job
     settle_job_process()  # a job process's first job: TensorFlow kept out, modules frozen
     try:
+        import_own_code(job)  # the experiment's own builder or task, in a worker or Ray task
         return run_fold(job, on_epoch=on_epoch)
     except Exception as e:  # recorded per fold: the scheduler applies the failure policy
         raise_if_interrupted()  # an interrupt that Keras turned into another error

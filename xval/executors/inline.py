@@ -13,7 +13,6 @@ class InlineExecutor(Executor):
 
     name = "inline"
     summary = "in this process, one after the other"
-    in_this_process = True
 
     @classmethod
     def create(cls, options: Execution) -> InlineExecutor:

@@ -32,7 +32,7 @@ from xval.running.options import RunOptions
 from xval.running.packages import check_packages
 from xval.running.planner import Plan, make_plan
 from xval.running.recorder import Recorder, folds_on_disk
-from xval.running.runner import check_task_reaches, executor_for
+from xval.running.runner import executor_for
 
 
 def refit_instance(experiment: ExperimentDeclaration, instance: int, config: Config,
@@ -86,7 +86,6 @@ def refit_instance(experiment: ExperimentDeclaration, instance: int, config: Con
     epochs = max(1, int(round(statistics.median(e for e in best_epochs if e is not None))))
     job = refit_job(plan, instance, epochs)
     runner = executor_for(on, config, gpu_id, backend)
-    check_task_reaches(plan.task_type, runner)
     check_packages(plan.resolved, executor=runner.name)
     out(f"instance {instance}: refitting on all {len(job.items['train'])} items for {epochs} "
         f"epochs (median of the folds' best epochs {best_epochs}).")

@@ -15,7 +15,6 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 
-from xval import tasks
 from xval.config.loader import Config
 from xval.config.selection import check_selection_metric, metric_direction
 from xval.config.space import Search
@@ -48,6 +47,7 @@ from xval.running.environment import (
 from xval.running.experiment_files import begin_experiment, instance_dataset_info
 from xval.running.nested import NestedRun, run_nested
 from xval.running.options import Output, RunOptions, SearchOptions
+from xval.running.own_code import check_own_code
 from xval.running.packages import check_packages
 from xval.running.planner import Plan, make_plan, resolver
 from xval.running.recorder import Recorder
@@ -105,7 +105,6 @@ def run_experiment(experiment: ExperimentDeclaration, instances: Selection,
                                    chosen=on.backend)
     selected = check_selection(experiment, instances, options, config)
     executor = executor_for(on, config, gpu, backend, note=note)
-    check_task_reaches(experiment.task_type, executor)  # before --overwrite sets anything aside
     selected, derived = split_selection(experiment, selected)
     plan = make_plan(experiment, config, selected, options.overrides, bool(options.overwrite),
                      results_store=results_store)
@@ -120,6 +119,7 @@ def run_experiment(experiment: ExperimentDeclaration, instances: Selection,
     check_search(search, trials.trials, trials.inner_folds, plan.folds)  # its size, inner folds
     check_packages(plan.resolved, search=search is not None, executor=executor.name,
                    listeners=say.listeners)  # every optional package, named at once
+    check_own_code(experiment, plan.resolved, executor.name)  # a worker can import it
     if options.dry_run:  # the plan (and the search), nothing written or trained
         plan.describe(say.out, experiment)
         describe_ensembles(experiment, derived, say.out)
@@ -174,26 +174,6 @@ def check_selection(experiment: ExperimentDeclaration, instances: Selection,
                                  "instances with it.")
     experiment.search.check(resolver(experiment, config))
     return []
-
-
-def check_task_reaches(task_type: str, executor: Executor) -> None:
-    """Refuses a task the executor's jobs would not know: one registered outside the
-    library (an experiment script's own task), with an executor whose workers start Python
-    afresh and import the library alone (`Executor.in_this_process`).
-
-    Raises:
-        ConfigurationError: naming the task, where it is defined, and the fix.
-    """
-    module = type(tasks.get(task_type)).__module__
-    if executor.in_this_process or module.split(".")[0] == "xval":
-        return
-    where = "the experiment script" if module == "__main__" or module.startswith(
-        "_xval_script_") else f"the module {module}"
-    raise ConfigurationError(
-        f"task_type={task_type!r} is defined in {where}, and the {executor.name} executor "
-        "runs each job in a fresh Python process that imports the library, not the script: "
-        "the task would be unknown there and every fold would fail. Run it with --executor "
-        "inline (jobs in this process, where the script registered the task).")
 
 
 def executor_for(execution: Execution, config: Config, gpu: str | None, backend: str, *,
