@@ -43,9 +43,12 @@ nothing).
     python -m benchmarks.gpu --cpu-proxies    # issue 53's CPU proxies (benchmarks.gpu_proxies)
 
 The benchmark never writes over a file it did not make: `--out-dir` must not hold its
-figure files already, `--data` must be absent, empty, or a folder it made. On a machine
-without a GPU (and without `--dry-run`, `--project` or `--cpu-proxies`) it prints a message
-and exits with code 0; Ctrl-C stops the phase running (and its workers) and exits with 130.
+figure files already, `--data` must be absent, empty, or a folder it made (where each of its
+stores is one it made). `--gpu` must index a GPU `nvidia-smi` lists, in the dry run too. On a
+machine without a GPU (and without `--dry-run`, `--project` or `--cpu-proxies`) it prints a
+message and exits with code 0, writing nothing; Ctrl-C stops the phase running (and its
+workers) and exits with 130; an error is one `error:` line, a closed stdout (`| head`)
+included (`xval.core.entry.run_entry`).
 """
 
 import argparse
@@ -162,6 +165,8 @@ CALL_BUDGET = 270
 """Seconds of phases per prepared call: with the wheels' install, within 300 s."""
 MARK = ".xval-gpu-benchmark"
 """The file that marks a `--data` folder as made by this benchmark."""
+STORES = ("demo", "big", *dict.fromkeys(store for store, _ in TASK_INSTANCES.values()))
+"""The stores `prepare_data` makes in `--data`, by name."""
 
 
 def visible_gpus():
@@ -649,14 +654,13 @@ def run_phase(args):
                     {"card": card, "backend": keras.backend.backend(), "phase": args.phase,
                      "dry_run": args.dry_run})
     sampler = Sampler(args.gpu, bool(gpus) and not args.dry_run)  # nvidia-smi's numbering
-    names = {"demo", "big", *(store for store, _ in TASK_INSTANCES.values())}
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(args.data).resolve()  # jobs name their store by absolute path
         ctx = Context(sizes=sizes, data=data, tmp=Path(tmp),
                       gpu="0", sampler=sampler,  # the child sees its GPU alone
                       config=load_config(ROOT / "config.ini").replace(
                           backend={"compile_cache": str(Path(tmp) / "cache")}),
-                      stores={name: FeatureStore(data / name) for name in names})
+                      stores={name: FeatureStore(data / name) for name in STORES})
         try:
             RUNNERS[args.phase](ctx, report)
         finally:
@@ -742,6 +746,12 @@ def check_folders(parser, args, only):
             parser.error(f"--data {data}: holds files this benchmark did not make (no {MARK} "
                          "in it); pass an absent or empty folder (the stores are made there) "
                          "or one an earlier run made.")
+        foreign = [name for name in STORES if (data / name).exists()
+                   and not (data / name / "dataset.json").is_file()]
+        if data.is_dir() and foreign:
+            parser.error(f"--data {data}: {', '.join(foreign)} there is not a store this "
+                         "benchmark made (no dataset.json), and it writes its stores under "
+                         "those names; move it away, or pass another folder.")
 
 
 def make_folders(parser, args):
@@ -830,22 +840,23 @@ def main(argv=None):
     if args.phase:
         return run_phase(args)
     gpus = visible_gpus()
-    if not args.project:
+    measured = not args.project and bool(gpus or args.dry_run)  # else it only prints
+    check_gpu(parser, args.gpu, gpus)  # the rehearsal's too: it runs the same command
+    if measured:
         check_folders(parser, args, only)
-        if not args.dry_run:
-            check_gpu(parser, args.gpu, gpus)
         make_folders(parser, args)
     out = Path(args.out_dir)
-    report = Report(None if args.project else out / "summary.json",
+    report = Report(out / "summary.json" if measured else None,
                     {"card": gpus[0] if gpus else None, "dry_run": args.dry_run,
                      "budget_s": args.budget, "phases": only})
     report.line("Projected seconds on an H100 (benchmarks.gpu.H100), default sizes:")
     print_projection(report, only)
     if args.project:
         return 0
-    if not gpus and not args.dry_run:
-        print("No GPU found (nvidia-smi lists none): nothing to measure here. Run this on a "
-              "machine with an NVIDIA GPU and a CUDA build of the backend (see the README).")
+    if not measured:
+        print("No GPU found (nvidia-smi lists none): nothing to measure here, nothing "
+              "written. Run this on a machine with an NVIDIA GPU and a CUDA build of the "
+              "backend (see the README).")
         return 0
     report.line(f"{gpus[int(args.gpu)] if gpus and not args.dry_run else 'CPU'}"
                 f"{' (dry run: tiny sizes)' if args.dry_run else ''}")
@@ -879,4 +890,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from xval.core.entry import run_entry
+
+    sys.exit(run_entry(main))  # one `error:` line, a closed pipe (`| head`) included

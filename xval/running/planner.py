@@ -23,7 +23,13 @@ from xval.config import params as P
 from xval.config.effective import Setting, format_settings, instance_settings
 from xval.config.loader import Config
 from xval.core.backend import AUTO
-from xval.core.errors import ConfigurationError, ParameterError, ResultsConflictError, XvalError
+from xval.core.errors import (
+    ConfigurationError,
+    DatasetError,
+    ParameterError,
+    ResultsConflictError,
+    XvalError,
+)
 from xval.core.layout import INSTANCE_OUTPUT, ExperimentLayout
 from xval.core.outputs import check_output_folder, check_replace
 from xval.core.parameters import DATASET, MANDATORY, InstanceParams
@@ -343,12 +349,22 @@ def resolve_instances(experiment: ExperimentDeclaration, config: Config, selecte
 
     Returns:
         instance id -> `InstanceParams` (`dataset` left out when it is the experiment's).
+
+    Raises:
+        DatasetError: for a store whose recorded feature type is none registered (an edited
+            `dataset.json`: each fold would fail).
     """
     resolved = {}
     for k in selected:
         info = own.info if (own := stores.get(k, store)) is not None else None
         name = info.feature if info is not None else None
-        feature = features.get(name) if name is not None and name in features.TYPES else None
+        if own is not None and name is not None and name not in features.TYPES:
+            raise DatasetError(
+                f"{own.path}: its dataset.json names the feature type {name!r}, which is "
+                f"none registered here ({', '.join(features.TYPES)}); the store was edited "
+                "or built with a feature type this run does not import: rebuild it "
+                "(`python -m preprocessing ... --overwrite`), or register its type first.")
+        feature = features.get(name) if name is not None else None
         resolved[k] = resolver(experiment, config, overrides, feature,
                                info.encoder_layers if info is not None else 0
                                )(k, experiment.instances[k])

@@ -70,6 +70,29 @@ def check_finite(fold: int, outputs: Mapping[str, np.ndarray], metrics: Metrics)
             )
 
 
+def check_ranges(fold: int, task: Task, *levels: Metrics | None) -> None:
+    """Refuses a fold whose metrics (segment and clip level) leave the ranges its task
+    declares (`Task.metric_ranges`): its file would never be believed, and a rerun scores
+    the same, so the fold fails now, saying so.
+
+    Raises:
+        TrainingError: naming the metric, the split, the value and the range.
+    """
+    for metrics in levels:
+        for split, values in (metrics or {}).items():
+            for name, value in values.items():
+                low, high = task.metric_ranges.get(name.removeprefix("embedding_"),
+                                                   (-np.inf, np.inf))
+                if isinstance(value, (int, float)) and np.isfinite(value) \
+                        and not low <= value <= high:
+                    raise TrainingError(
+                        f"Fold {fold}: the task {task.name!r} scored {split} {name} = "
+                        f"{value!r}, outside the range it declares for it, [{low}, {high}] "
+                        "(Task.metric_ranges), so the fold could never be believed; a rerun "
+                        "scores the same. Fix the task: its metric, or the range it "
+                        "declares.")
+
+
 def frame_seconds(store: FeatureStore) -> float | None:
     """The feature hop in seconds, from the store's feature parameters (`None` if unknown)."""
     return store.info.frame_seconds
