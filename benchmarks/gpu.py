@@ -334,9 +334,9 @@ def prepare_data(folder, sizes):
 
 # --- the phases (each in its own process: `--phase NAME`) -----------------------------------
 
-def fold_job(store, spec, epochs, batch, fold=0, task_type=None):
+def fold_job(store, spec, epochs, batch, fold=0, task_type=None, compile_cache=None):
     """A `Job` of fold `fold` of `store` (its 4 folds, as the engine cuts them), of
-    `task_type` (the store's by default)."""
+    `task_type` (the store's by default), keeping its compiled steps in `compile_cache`."""
     import architectures
     from xval.config.loader import load_config
     from xval.config.params import resolve
@@ -350,7 +350,7 @@ def fold_job(store, spec, epochs, batch, fold=0, task_type=None):
                      architectures=architectures, task_type=task_type)
     items = ItemKFold(4).split_items(store.items)[fold]
     return Job(instance=1, fold=fold, params=params, items=items, task_type=task_type,
-               generator=False, store=str(store.path))
+               generator=False, store=str(store.path), compile_cache=compile_cache)
 
 
 def count_waits(store, spec, epochs, batch, task_type=None):
@@ -492,9 +492,11 @@ def phase_a_big(ctx, report):
     arch = {**BIG, "filters": ctx.sizes.big_filters}
     name = "audio_cnn 10.7M" if ctx.sizes.big_filters == BIG["filters"] else "audio_cnn (small)"
     big = ctx.stores["big"]
-    run_fold(fold_job(big, arch, 1, ctx.sizes.batch))  # warm-up
+    cache = ctx.config.backend.compile_cache
+    run_fold(fold_job(big, arch, 1, ctx.sizes.batch, compile_cache=cache))  # warm-up
     marks, figures = [], {}
-    result = run_fold(fold_job(big, arch, ctx.sizes.big_epochs, ctx.sizes.batch),
+    result = run_fold(fold_job(big, arch, ctx.sizes.big_epochs, ctx.sizes.batch,
+                               compile_cache=cache),
                       on_epoch=lambda *a: marks.append(time.perf_counter()))
     assert result.ok, result.message
     ctx.sampler.between(marks[0], marks[-1], figures)
@@ -525,10 +527,11 @@ def phase_busy(ctx, report, batches=(32, 128)):
     mark = keras.callbacks.LambdaCallback(
         on_epoch_end=lambda *a: marks.append(time.perf_counter()))
     for batch in batches:
-        run_fold(fold_job(big, arch, 1, batch))  # warm-up
+        cache = ctx.config.backend.compile_cache
+        run_fold(fold_job(big, arch, 1, batch, compile_cache=cache))  # warm-up
         marks.clear()
         figures = {}
-        run_fold(fold_job(big, arch, epochs, batch),
+        run_fold(fold_job(big, arch, epochs, batch, compile_cache=cache),
                  on_epoch=lambda *a: marks.append(time.perf_counter()))
         ctx.sampler.between(marks[0], marks[-1], figures)
         per_epoch = (marks[-1] - marks[0]) / max(1, len(marks) - 1)

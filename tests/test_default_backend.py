@@ -183,3 +183,40 @@ def test_every_task_trains_compiled_on_the_default_backend(tmp_path):
         assert f["programs"][0] > 0 and f["programs"][1] == 0, f  # the second fold
         assert "loss" in f["metrics"], f
     assert np.all([len(f["metrics"]) > 1 for f in found[:3]])
+
+
+SWITCH = """
+import json, sys
+from pathlib import Path
+
+from tests.conftest import tiny_store
+from tests.test_training import job
+from xval.training.fold import run_fold
+
+folder = Path(sys.argv[1])
+store = tiny_store(folder / "data")
+found = []
+for fold, cache in ((0, None), (0, folder / "cache"), (1, folder / "cache")):
+    spec = {**job(store, folder, fold=fold, epochs=1), "compile_cache": cache and str(cache)}
+    for name in ("model_path", "log_dir"):
+        spec.pop(name)
+    result = run_fold(spec)
+    found.append(result.compilation)
+print(json.dumps({"found": found, "kept": sorted(p.name.split("-")[0]
+                                                 for p in (folder / "cache" / "jax").iterdir())}))
+"""
+
+
+def test_a_job_naming_a_compile_cache_uses_it_after_one_that_named_none(tmp_path):
+    """A warm worker's jobs each use their own `compile_cache`: after a job with none, a
+    job with a folder keeps its programs there and the next fold loads them."""
+    script = write_script(tmp_path, SWITCH, name="switch.py")
+    env = {**_env(), "KERAS_BACKEND": "jax"}
+    done = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True,
+                          text=True, env=env, cwd=tmp_path, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    first, second, third = found["found"]
+    assert first["programs"] > 0 and second["programs"] > 0  # no cache, then an empty one
+    assert third["programs"] == 0 and third["cached"] > 0
+    assert "jit_train_step" in found["kept"]

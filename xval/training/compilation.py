@@ -114,29 +114,30 @@ def compile_count() -> CompileCount:
     return _COUNTER.count()
 
 
-_USED: list[str | None] = []
-"""The cache folder this process uses (set once: JAX opens its cache at the first compile)."""
+_USED: list[str | None] = [None]
+"""The cache folder this process uses now (`None`: none)."""
 
 
 def use_cache(folder: str | None) -> None:
-    """Keeps compiled programs in `folder` (JAX's persistent compilation cache), before the
-    first program of the process is compiled; `None`: none kept. A process keeps the folder
-    it started with (a later job asking for another uses it too).
+    """Keeps compiled programs in `folder` (JAX's persistent compilation cache) from now on;
+    `None`: none kept. A warm worker whose next job names another folder switches to it.
 
     Args:
         folder: `[backend] compile_cache` (absolute), or `None`.
     """
-    if _USED or _backend() != "jax":
-        return
-    _USED.append(folder)
-    if folder is None:
+    if folder == _USED[0] or _backend() != "jax":
         return
     import jax  # noqa: PLC0415  (the backend, imported by Keras already)
+    from jax.experimental.compilation_cache import compilation_cache  # noqa: PLC0415
 
-    os.makedirs(folder, mode=0o700, exist_ok=True)
-    for name, value in _CACHE_SETTINGS.items():
-        jax.config.update(name, value)
-    jax.config.update("jax_compilation_cache_dir", os.path.join(folder, "jax"))
+    _USED[0] = folder
+    if folder is not None:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        for name, value in _CACHE_SETTINGS.items():
+            jax.config.update(name, value)
+    jax.config.update("jax_compilation_cache_dir",
+                      None if folder is None else os.path.join(folder, "jax"))
+    compilation_cache.reset_cache()  # JAX decides whether to use a cache once, else
 
 
 def is_compiled(model: Any) -> bool:
