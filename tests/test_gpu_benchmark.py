@@ -74,7 +74,7 @@ def test_each_prepared_call_fits_its_budget():
     assert sorted(p for phases in CALLS.values() for p in phases) == sorted(PHASES)
     for phases in CALLS.values():
         assert sum(projected(p) for p in phases) <= CALL_BUDGET <= 285
-    assert all(projected(phase) > 0 for phase in (*PHASES, "b-fresh", "jax"))
+    assert all(projected(phase) > 0 for phase in (*PHASES, "b-fresh", "busy"))
     assert parse(["--call", "2"])[1].budget == CALL_BUDGET
     proc = _bench("--only", "a,sync")
     assert proc.returncode == 2 and "--only a: not a phase" in proc.stderr

@@ -48,7 +48,8 @@ def predict_rows(model: Any, features: Any, rows: np.ndarray, batch_size: int,
         return np.zeros((0, 1))
     batches = make_batches(features, rows, np.zeros(len(rows)), batch_size=batch_size,
                            shuffle=False, placement=placement, on_device=on_device)
-    return np.asarray(model.predict(batches, verbose=0), dtype=np.float64)
+    # The last batch is padded to `batch_size` (one compiled program): its copies dropped.
+    return np.asarray(model.predict(batches, verbose=0), dtype=np.float64)[:len(rows)]
 
 
 def check_finite(fold: int, outputs: Mapping[str, np.ndarray], metrics: Metrics) -> None:
