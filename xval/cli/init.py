@@ -65,6 +65,7 @@ from xval.cli.scripts import (
     RANK_ABOUT,
     SCRIPT,
     encoder_instances,
+    preference_line,
     rank_split_line,
     script_path,
     store_tag,
@@ -450,7 +451,8 @@ def _write_script(script: Path, store: FeatureStore, rows: pd.DataFrame, folds: 
         "script": relative, "results": shown_path(results, project),
         "description": json.dumps(f"{called}: first models"),
         "dataset": json.dumps(store.path.name), "num_folds": folds,
-        "task_type": json.dumps(task_of_rows(rows)), "parameters": rank_split_line(share),
+        "task_type": json.dumps(task_of_rows(rows)),
+        "parameters": rank_split_line(share) + preference_line(len(embedded)),
         "imports": "Ensemble, Experiment" if embedded else "Experiment",
         "instances": encoder_instances(
             [(s.path.name, str(s.info.encoder)) for s in embedded if s.info.encoder],

@@ -154,6 +154,37 @@ def rank_split_line(share: float) -> str:
             "epoch select\n")
 
 
+def encoder_preference(stores: int) -> list[int]:
+    """The preference of `init`'s script over the instances `encoder_instances` writes:
+    the late fusion, the encoders side by side, each encoder, then the CNN from scratch
+    (what the report selects by among the rows its ranking items cannot tell apart:
+    docs/results.md measured the fusion and the stacked encoders the best rows).
+
+    Args:
+        stores: the stores the script reads embeddings from: one encoder's, or two
+            encoders' or more and their stacked store (last); `0` for none.
+
+    Returns:
+        Instance ids, the most preferred first (`[]` without an encoder store).
+    """
+    if stores <= 0:
+        return []
+    encoders = stores - 1 if stores > 1 else 1
+    stacked = [encoders + 1] if stores > 1 else []
+    cnn = encoders + len(stacked) + 1
+    return [cnn + 1, *stacked, *range(1, encoders + 1), cnn]
+
+
+def preference_line(stores: int) -> str:
+    """The `preference=` line of `init`'s script (`encoder_preference`; `""` without an
+    encoder store): ids only, written as a JSON literal."""
+    order = encoder_preference(stores)
+    if not order:
+        return ""
+    return (f"    preference={json.dumps(order)},  # picks among rows the ranking items "
+            "cannot tell apart\n")
+
+
 def store_tag(encoder: str) -> str:
     """An encoder as a part of a store's name and a comment: a built-in encoder's name, or
     `hf_` and the last part of a transformers model's folder or hub id (`hf_whisper_base`)."""

@@ -1,5 +1,6 @@
 """The Summary sheet: per instance the identifying columns and the headline metrics of the
-task (validation, then test), the selected instance marked, a note saying what to report, a
+task (validation, then test), the selected instance marked, a note saying what to report,
+how sure the ranking scores are of the selected row and the rule that chose it, a
 warning when validation sets hold one item, the command line and `--set` values of the
 latest runs, and the colour legend."""
 
@@ -18,6 +19,7 @@ from xval.report.tables import (
     differing_params,
     headline_metrics,
     report_note,
+    selection_lines,
     single_item_validation_warning,
 )
 from xval.report.workbook.cells import (
@@ -71,8 +73,11 @@ def legend(ws: Worksheet, first_row: int, metric: str, alpha: float, styles: Sty
                             "accuracy, F1, precision, recall, R²; min for loss, RMSE, MAE). "
                             "Summary and Metrics sheets. Standard deviations are not "
                             "highlighted."),
-        (styles.selected, None, f"{SELECTED_MARK}: the selected instance (best "
-                                f"{SPLIT_NAMES[split]} {metric}), on every sheet."),
+        (styles.selected, None, f"{SELECTED_MARK}: the selected instance, on every sheet: "
+                                f"the best {SPLIT_NAMES[split]} {metric}, or where that "
+                                "score cannot tell rows apart, the first of them in the "
+                                "preference declared before any score (the Selection "
+                                "lines)."),
         (styles.tied, None, "Statistics sheet: not significantly different from the "
                             f"selected instance (corrected resampled t-test, alpha {alpha})."),
         (None, Font(color=FAILED_FONT, italic=True), "Failed instance (reason in 'message')."),
@@ -114,7 +119,7 @@ def write_summary(sheet: Worksheet, context: SheetContext) -> None:
     if note:
         _line(sheet, next_row, note, last=last, font=Font(bold=True))
         next_row += 1
-    for line in ensemble_note(results):
+    for line in [*selection_lines(results, context.selection), *ensemble_note(results)]:
         _line(sheet, next_row, line, last=last)
         next_row += 1
     warning = single_item_validation_warning(results)

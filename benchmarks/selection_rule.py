@@ -1,0 +1,170 @@
+"""The selected row against the best on test (issue 81): the rule before, and the rule now.
+
+`init`'s instances on a set's stores, one experiment per fold seed (`[folds] fold_seed`: other
+folds each time, the same stores): 1 to N each encoder's store with `init`'s head
+(`REFIT_HEAD`, refit on training + validation items), N + 1 the encoders' embeddings side
+by side (two encoders or more), then a model trained from scratch on the log-mel store (an
+MLP: `init`'s CNN takes an hour a fold on 2 shared cores), then the late fusion of the
+encoders' instances (`Ensemble`, equal weights), with `init`'s preference (fusion, side by
+side, each encoder, from scratch: `xval.cli.scripts.encoder_preference`) and `rank_split`
+0.5 where every fold has two validation items (else 0, as `init` writes).
+
+`report` reads each experiment and prints, per rule:
+
+- **before**: the best mean of the ranking scores (`ExperimentResults.best`: `rank` where
+  every row has them, else `val`; exact ties by the validation loss);
+- **after**: the report's selection (`xval.report.tables.Selection`: among the rows the
+  ranking scores cannot tell apart, the first in the declared preference);
+
+the selected row, its test clip score, the best row on test, their difference and the
+corrected resampled t-test's p (Nadeau & Bengio, over the folds; computed here afterwards,
+only to check: no rule reads a test score), and whether the selected row is the best or not
+worse than it at p < 0.1; then per rule how often that holds over the experiments.
+
+    python -m xval init AUDIO --pattern fsdd --name fsdd300 --folds 5 --no-progress
+    OMP_NUM_THREADS=1 python -m benchmarks.selection_rule run --dataset fsdd300 \\
+        --encoders aisfx birdnet --seeds 0 1 2 --number 81
+    python -m benchmarks.selection_rule report --dataset fsdd300 --numbers 81 82 83
+
+Measured: docs/results.md, "The selected row a reader can trust (issue 81)".
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from xval import Ensemble, Experiment
+from xval.cli.scripts import encoder_preference
+from xval.config.loader import Config, find_config, load_config
+from xval.config.recipes import REFIT_HEAD
+from xval.config.selection import metric_direction, selection_metric
+from xval.report.results import ExperimentResults
+from xval.report.stats import corrected_resampled_ttest, fold_scores, fold_test_train_ratio
+from xval.report.tables import Selection, selection_level, selection_split
+
+FROM_SCRATCH = {"architecture": "mlp", "reshaping_type": "none", "comment_1": "MLP",
+                "comment_2": "log-mel, from scratch"}
+"""The row trained from scratch (`init` writes a CNN there: too slow for 2 shared cores)."""
+NOT_WORSE_P = 0.1
+"""The goal: the selected row is the best on test or not worse than it at this p."""
+
+
+def seeded_config(config: Config, seed: int) -> Config:
+    """`config` with `[folds] fold_seed = seed` (a file beside it, so that its relative paths
+    still read the same folders)."""
+    if seed == 0:
+        return config
+    path = Path(config.path)
+    text = path.read_text()
+    head = "[folds]\n"
+    text = text.replace(head, f"{head}fold_seed = {seed}\n") if head in text \
+        else f"{text.rstrip()}\n\n{head}fold_seed = {seed}\n"
+    seeded = path.with_name(f"{path.stem}_fold_seed_{seed}.ini")
+    seeded.write_text(text)
+    return load_config(seeded)
+
+
+def experiment(dataset: str, encoders: Sequence[str], number: int, folds: int,
+               rank_split: float, seed: int) -> Experiment:
+    """`init`'s instances and preference on `dataset`'s stores (see the module)."""
+    stores = [f"{dataset}_{e}" for e in encoders]
+    if len(stores) > 1:
+        stores.append(f"{dataset}_{'_'.join(encoders)}")  # init's stacked store
+    order = encoder_preference(len(stores))
+    exp = Experiment(description=f"Selection rule on {dataset}, fold seed {seed}",
+                     dataset=dataset, number=number, num_folds=folds,
+                     parameters={"rank_split": rank_split} if rank_split else {},
+                     preference=order)
+    for k, store in enumerate(stores, start=1):
+        exp[k] = {**REFIT_HEAD, "dataset": store, "comment_1": store.removeprefix(dataset + "_"),
+                  "comment_2": "pretrained embeddings, refit"}
+    exp[order[-1]] = dict(FROM_SCRATCH)
+    exp[order[0]] = Ensemble(*range(1, len(encoders) + 1) if len(encoders) > 1 else (1, 2))
+    return exp
+
+
+def judge(results: ExperimentResults, selected: int, metric: str, level: str
+          ) -> tuple[str, bool]:
+    """The selected row against the best complete row on test: a line, and whether it is
+    the best or not worse than it at `NOT_WORSE_P`."""
+    sign = 1.0 if metric_direction(metric) == "max" else -1.0
+    test = {r.id: fold_scores(r, metric, "test", level) for r in results.complete()}
+    mean = {k: float(np.mean(list(v.values()))) for k, v in test.items() if v}
+    best = max(mean, key=lambda k: (sign * mean[k], -k))
+    if selected == best:
+        return f"{selected} (test {mean[selected]:.3f}) is the best on test", True
+    folds = sorted(set(test[selected]) & set(test[best]))
+    ratio = fold_test_train_ratio([f for k in (selected, best) for f in results[k].folds
+                                   if f.fold in folds])
+    t = corrected_resampled_ttest([test[selected][i] for i in folds],
+                                  [test[best][i] for i in folds], ratio)
+    ok = not (sign * t.mean_difference < 0 and t.p < NOT_WORSE_P)
+    return (f"{selected} (test {mean[selected]:.3f}); best {best} ({mean[best]:.3f}); "
+            f"difference {t.mean_difference:+.3f}, p {t.p:.2f}"), ok
+
+
+def report(root: Path, config: Config) -> dict[str, bool]:
+    """Prints one experiment's rows and what each rule selects; returns rule -> whether
+    its row is the best or not worse than it on test."""
+    results = ExperimentResults(root)
+    metric = selection_metric(config, results.task_type)
+    split = selection_split(results, metric)
+    level = selection_level(results, metric, split)
+    print(f"{root} ({split} {level} {metric}):")
+    for r in results.complete():
+        ranked, test = fold_scores(r, metric, split, level), fold_scores(r, metric, "test", level)
+        print(f"  {r.id} {' / '.join(c for c in r.comments() if c)}: {split} "
+              f"{np.mean(list(ranked.values())):.3f}, test {np.mean(list(test.values())):.3f}")
+    selection = Selection.of(results, config)
+    before = results.best(metric, split, level)
+    out = {}
+    for name, chosen in (("before", before.id if before else None), ("after", selection.id)):
+        if chosen is None:
+            continue
+        line, out[name] = judge(results, chosen, metric, level)
+        print(f"  {name}: selects {line}: {'ok' if out[name] else 'WORSE'}")
+    if selection.ranking is not None:
+        tied = ", ".join(map(str, sorted(selection.ranking.tied)))
+        print(f"  after: rows the {split} scores cannot tell apart: {tied}")
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=("run", "report"))
+    parser.add_argument("--dataset", required=True, help="the log-mel store init built")
+    parser.add_argument("--encoders", nargs="+", default=["aisfx", "birdnet"],
+                        help="run: the encoders whose stores init built (DATASET_ENCODER)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2],
+                        help="run: the fold seeds, one experiment each")
+    parser.add_argument("--number", type=int, default=81,
+                        help="run: the first experiment's number (one more per seed)")
+    parser.add_argument("--numbers", nargs="+", type=int, help="report: the experiments")
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--rank-split", type=float, default=0.0,
+                        help="run: 0.5 where every fold has two validation items (init's)")
+    parser.add_argument("--config", help="config.ini (default: found as experiments find it)")
+    args = parser.parse_args(argv)
+    config = load_config(args.config or find_config())
+    root = config.results_dir / args.dataset
+    numbers = args.numbers or []
+    if args.action == "run":
+        numbers = []
+        for k, seed in enumerate(args.seeds):
+            exp = experiment(args.dataset, args.encoders, args.number + k, args.folds,
+                             args.rank_split, seed)
+            exp.run(config=seeded_config(config, seed))
+            numbers.append(args.number + k)
+    verdicts = [report(root / f"experiment_{n}", config) for n in numbers]
+    for name in ("before", "after"):
+        found = [v[name] for v in verdicts if name in v]
+        print(f"{args.dataset}, {name}: the selected row is the best or not worse than it "
+              f"(p < {NOT_WORSE_P}) in {sum(found)} of {len(found)} experiments")
+
+
+if __name__ == "__main__":
+    main()
