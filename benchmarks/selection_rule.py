@@ -2,7 +2,7 @@
 
 `init`'s instances on a set's stores, one experiment per fold seed (`[folds] fold_seed`: other
 folds each time, the same stores): 1 to N each encoder's store with `init`'s head
-(`REFIT_HEAD`, refit on training + validation items), N + 1 the encoders' embeddings side
+(`encoder_head`: refit on training + validation items), N + 1 the encoders' embeddings side
 by side (two encoders or more), then a model trained from scratch on the log-mel store (an
 MLP: `init`'s CNN takes an hour a fold on 2 shared cores), then the late fusion of the
 encoders' instances (`Ensemble`, equal weights), with `init`'s preference (fusion, side by
@@ -38,9 +38,8 @@ from pathlib import Path
 import numpy as np
 
 from xval import Ensemble, Experiment
-from xval.cli.scripts import encoder_preference
+from xval.cli.scripts import encoder_head, encoder_preference
 from xval.config.loader import Config, find_config, load_config
-from xval.config.recipes import REFIT_HEAD
 from xval.config.selection import metric_direction, selection_metric
 from xval.report.results import ExperimentResults
 from xval.report.stats import corrected_resampled_ttest, fold_scores, fold_test_train_ratio
@@ -53,34 +52,38 @@ NOT_WORSE_P = 0.1
 """The goal: the selected row is the best on test or not worse than it at this p."""
 
 
-def seeded_config(config: Config, seed: int) -> Config:
-    """`config` with `[folds] fold_seed = seed` (a file beside it, so that its relative paths
-    still read the same folders)."""
-    if seed == 0:
+def seeded_config(config: Config, seed: int, stratify: bool = True) -> Config:
+    """`config` with `[folds] fold_seed = seed` (and `stratify = false` unless `stratify`),
+    as a file beside it, so that its relative paths still read the same folders. Items
+    whose label shares are all alike (FSDD's speakers, each saying every digit as often)
+    are cut the same way by every seed when the folds are stratified."""
+    if seed == 0 and stratify:
         return config
     path = Path(config.path)
     text = path.read_text()
     head = "[folds]\n"
-    text = text.replace(head, f"{head}fold_seed = {seed}\n") if head in text \
-        else f"{text.rstrip()}\n\n{head}fold_seed = {seed}\n"
-    seeded = path.with_name(f"{path.stem}_fold_seed_{seed}.ini")
+    keys = f"fold_seed = {seed}\n" + ("" if stratify else "stratify = false\n")
+    text = text.replace(head, head + keys) if head in text \
+        else f"{text.rstrip()}\n\n{head}{keys}"
+    seeded = path.with_name(f"{path.stem}_fold_seed_{seed}{'' if stratify else '_plain'}.ini")
     seeded.write_text(text)
     return load_config(seeded)
 
 
 def experiment(dataset: str, encoders: Sequence[str], number: int, folds: int,
-               rank_split: float, seed: int) -> Experiment:
+               rank_split: float, seed: int, task_type: str = "classification") -> Experiment:
     """`init`'s instances and preference on `dataset`'s stores (see the module)."""
     stores = [f"{dataset}_{e}" for e in encoders]
     if len(stores) > 1:
         stores.append(f"{dataset}_{'_'.join(encoders)}")  # init's stacked store
     order = encoder_preference(len(stores))
     exp = Experiment(description=f"Selection rule on {dataset}, fold seed {seed}",
-                     dataset=dataset, number=number, num_folds=folds,
+                     dataset=dataset, number=number, num_folds=folds, task_type=task_type,
                      parameters={"rank_split": rank_split} if rank_split else {},
                      preference=order)
     for k, store in enumerate(stores, start=1):
-        exp[k] = {**REFIT_HEAD, "dataset": store, "comment_1": store.removeprefix(dataset + "_"),
+        head = encoder_head(encoders[k - 1] if k <= len(encoders) else None, task_type)
+        exp[k] = {**head, "dataset": store, "comment_1": store.removeprefix(dataset + "_"),
                   "comment_2": "pretrained embeddings, refit"}
     exp[order[-1]] = dict(FROM_SCRATCH)
     exp[order[0]] = Ensemble(*range(1, len(encoders) + 1) if len(encoders) > 1 else (1, 2))
@@ -145,6 +148,12 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="run: the first experiment's number (one more per seed)")
     parser.add_argument("--numbers", nargs="+", type=int, help="report: the experiments")
     parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--task-type", default="classification",
+                        help="run: the stores' task (tagging for the multi-label sets)")
+    parser.add_argument("--no-stratify", action="store_true",
+                        help="run: plain shuffled folds over items (where the items' label "
+                             "shares are all alike, stratified folds are one cut whatever the "
+                             "seed)")
     parser.add_argument("--rank-split", type=float, default=0.0,
                         help="run: 0.5 where every fold has two validation items (init's)")
     parser.add_argument("--config", help="config.ini (default: found as experiments find it)")
@@ -156,8 +165,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         numbers = []
         for k, seed in enumerate(args.seeds):
             exp = experiment(args.dataset, args.encoders, args.number + k, args.folds,
-                             args.rank_split, seed)
-            exp.run(config=seeded_config(config, seed))
+                             args.rank_split, seed, args.task_type)
+            exp.run(config=seeded_config(config, seed, not args.no_stratify))
             numbers.append(args.number + k)
     verdicts = [report(root / f"experiment_{n}", config) for n in numbers]
     for name in ("before", "after"):

@@ -76,10 +76,10 @@ def test_selection_clear_winner_is_the_best_ranked_row(tmp_path):
     assert selection.id == 2 and selection.tied == () and selection.split == "rank"
     assert selection.ranking.clear and selection.ranking.leader == 2
     lines = selection_lines(results, selection)
-    assert lines[0].startswith("Selection: instance 2 is ahead on ranking validation clip "
-                               "accuracy: every other row is beaten by more than the ROPE with "
-                               "probability 0.95 or more (Bayesian correlated t-test over 5 "
-                               "folds, 5 ranking item(s) in all, ROPE 0.01).")
+    assert lines[0] == ("Selection: instance 2 is ahead on ranking validation clip accuracy: "
+                        "every other row is behind, beaten by some row by more than the ROPE "
+                        "with probability 0.95 or more (Bayesian correlated t-test over 5 "
+                        "folds, 5 ranking validation item(s) in all, ROPE 0.01).")
     assert lines[1] == "  instance 2: 0.9120: selected."
     assert all("behind instance 2 (P 1.00)" in line for line in lines[2:])
     note = report_note(results)
@@ -230,6 +230,10 @@ def test_preference_undeclared_is_refused_before_training_and_recorded(tmp_path)
     assert results.runs()[-1].preference == [2, 1]
     assert Selection.of(results).ranking.preference.order == (2, 1)
     assert "preference: [2, 1]" in (results.path / "experiment_2_description.txt").read_text()
+    ws = load_workbook(results.path / "experiment_2.xlsx")["Summary"]
+    runs = [c.value for r in ws.iter_rows() for c in r
+            if isinstance(c.value, str) and "--set values" in c.value]
+    assert runs and runs[0].endswith("(instances 1, 2; --set values: none; preference: 2, 1)")
 
 
 @pytest.mark.parametrize(("stores", "order"), [(0, []), (1, [3, 1, 2]),

@@ -15,6 +15,7 @@ of all the others is a clear winner. No test score is read here.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -147,18 +148,29 @@ def rank_rows(candidates: Sequence[InstanceResult], metric: str, split: str, lev
         return None
     rows = {r.id: r for r in candidates}
     scores = {k: fold_scores(r, metric, split, level) for k, r in rows.items()}
+    ratios = {k: {i: fold_test_train_ratio([f], split) for i, f in finished_folds(r).items()}
+              for k, r in rows.items()}  # n_split / n_train of each fold's first model
     maximise = metric_direction(metric) == "max"
 
+    tested: dict[tuple[int, int], BayesianComparison] = {}
+
     def versus(a: int, b: int) -> BayesianComparison:
-        """P(a beats b), P(equivalent), P(b beats a) on their common folds."""
-        mine, theirs, common = fold_grid(scores[a], scores[b], *repeats)
-        if len(common) < 2:  # nothing to tell them apart with
-            return BayesianComparison(0.0, 1.0, 0.0)
-        folds = [finished_folds(rows[k])[i] for k in (a, b) for i in common]
-        ratio = fold_test_train_ratio(folds, split)
-        found = correlated_bayesian_ttest(mine, theirs, rope,
-                                          ratio if np.isfinite(ratio) else 0.0)
-        return found if maximise else found._replace(better=found.worse, worse=found.better)
+        """P(a beats b), P(equivalent), P(b beats a) on their common folds (each pair
+        tested once)."""
+        if (b, a) in tested:
+            found = tested[(b, a)]
+            return found._replace(better=found.worse, worse=found.better)
+        if (a, b) not in tested:
+            mine, theirs, common = fold_grid(scores[a], scores[b], *repeats)
+            if len(common) < 2:  # nothing to tell them apart with
+                tested[(a, b)] = BayesianComparison(0.0, 1.0, 0.0)
+                return tested[(a, b)]
+            known = [r for k in (a, b) for i in common if math.isfinite(r := ratios[k][i])]
+            found = correlated_bayesian_ttest(mine, theirs, rope,
+                                              float(np.mean(known)) if known else 0.0)
+            tested[(a, b)] = found if maximise else \
+                found._replace(better=found.worse, worse=found.better)
+        return tested[(a, b)]
 
     confidence = 1.0 - alpha
     behind: dict[int, tuple[int, float] | None] = {}

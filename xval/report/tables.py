@@ -270,10 +270,11 @@ def selection_lines(results: ExperimentResults, selection: Selection) -> list[st
     printed under the terminal table and under the Summary sheet's note.
 
     Returns:
-        The lines (none with fewer than two complete instances): how the row was chosen, then one
-        line per other row (its mean ranking score, the Bayesian correlated t-test's
-        probabilities against the selected row, tied or behind which row), then a warning
-        when the declared preference changed after instances had run.
+        The lines (none with fewer than two complete instances): how the row was chosen,
+        then one line per row, best mean first (its mean ranking score; for the others the
+        Bayesian correlated t-test's probabilities against the selected row, and whether it
+        ties or which row it is behind), then a warning when the declared preference changed
+        after instances had run.
     """
     ranking, sel = selection.ranking, selection.selected
     if ranking is None or sel is None or not ranking.comparisons:  # one row: no choice
@@ -282,16 +283,16 @@ def selection_lines(results: ExperimentResults, selection: Selection) -> list[st
     score = (f"{SPLIT_NAMES[selection.split]} {level_names(results)[level]} "
              f"{selection.metric}")
     basis = (f"Bayesian correlated t-test over {ranking.folds} folds, {ranking.items} "
-             f"ranking item(s) in all, ROPE {ranking.rope:g}")
+             f"{SPLIT_NAMES[selection.split]} item(s) in all, ROPE {ranking.rope:g}")
     preference = ranking.preference
     order = ", ".join(map(str, [k for k in preference.order if k in ranking.tied
                                 or any(c.id == k for c in ranking.comparisons)]))
     which = ("declared by the experiment" if preference.declared
              else f"the default: {DEFAULT_ORDER}")
     if ranking.clear:
-        head = (f"Selection: instance {sel.id} is ahead on {score}: every other row is beaten "
-                f"by more than the ROPE with probability {ranking.confidence:g} or more "
-                f"({basis}).")
+        head = (f"Selection: instance {sel.id} is ahead on {score}: every other row is "
+                f"behind, beaten by some row by more than the ROPE with probability "
+                f"{ranking.confidence:g} or more ({basis}).")
     else:
         head = (f"Selection: {score} cannot tell instances "
                 f"{', '.join(map(str, sorted(ranking.tied)))} apart (none is beaten with "

@@ -138,10 +138,13 @@ MAX_RUNS_SHOWN = 10
 
 def run_text(run: RunCommand) -> str:
     """One run, as the Summary sheet lists it: `2026-05-01T10:00:00Z: python exp1.py 1 2
-    --set epochs=3 (instances 1, 2; --set values: epochs=3)`."""
+    --set epochs=3 (instances 1, 2; --set values: epochs=3)`, and the preference it
+    declared (`; preference: 3, 1, 2`)."""
     instances = ", ".join(map(str, run.instances)) or "none"
+    preference = f"; preference: {', '.join(map(str, run.preference))}" \
+        if run.preference else ""
     return (f"{run.time_utc}: {run.command} (instances {instances}; --set values: "
-            f"{run.overrides_text()})")
+            f"{run.overrides_text()}{preference})")
 
 
 def run_lines(ws: Worksheet, first_row: int, results: ExperimentResults,
