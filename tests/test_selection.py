@@ -116,8 +116,8 @@ def test_selection_tie_is_shown_and_decided_by_the_default_order(tmp_path):
     assert lines[0] in table
     # The workbook: the row marked, the tie and the probabilities under the note.
     ws = load_workbook(build_workbook(results, path=tmp_path / "w.xlsx"))["Summary"]
-    marked = [r[0] for r in ws.iter_rows(min_row=3, values_only=True) if r[2] == "★ selected"]
-    assert marked == [3]
+    marked = {r[0]: r[2] for r in ws.iter_rows(min_row=3, max_row=5, values_only=True)}
+    assert marked == {1: "tied", 2: "tied", 3: "★ selected"}
     texts = [c.value for r in ws.iter_rows() for c in r if isinstance(c.value, str)]
     assert lines[0] in texts and lines[1] in texts
 

@@ -48,7 +48,8 @@ def summary_table(results: ExperimentResults, config: Config | None = None) -> T
 
     Returns:
         `(columns, rows, selected_id, metric)`: `columns` is a list of dicts with `name`,
-        `group`, and for metric columns `level`, `split`, `metric`, `stat`.
+        `group`, and for metric columns `level`, `split`, `metric`, `stat`; the `selected`
+        cell reads `★ selected`, or `tied` for a row the ranking scores cannot tell from it.
     """
     selection = Selection.of(results, config)
     columns = instance_columns(differing_params(results))
@@ -58,8 +59,18 @@ def summary_table(results: ExperimentResults, config: Config | None = None) -> T
                 columns.append({"name": f"{label} {stat}", "level": level, "split": split,
                                 "metric": name, "stat": stat, "group": SPLIT_NAMES[split]})
     columns += run_columns()
-    return columns, instance_rows(results, columns, selection.id), selection.id, \
-        selection.metric
+    rows = instance_rows(results, columns, selection.id)
+    tied = {r.id for r in selection.tied}
+    mark = [c["name"] for c in columns].index("selected")
+    for r, row in zip(results, rows):
+        if r.id in tied:  # the rows the ranking scores cannot tell from the selected one
+            row[mark] = TIED_MARK
+    return columns, rows, selection.id, selection.metric
+
+
+TIED_MARK = "tied"
+"""The Summary's `selected` cell of a row its ranking scores cannot tell from the selected
+one (the preference chose between them)."""
 
 
 def legend(ws: Worksheet, first_row: int, metric: str, alpha: float, styles: Styles,
