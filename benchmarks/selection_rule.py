@@ -19,7 +19,9 @@ side, each encoder, from scratch: `xval.cli.scripts.encoder_preference`) and `ra
 the selected row, its test clip score, the best row on test, their difference and the
 corrected resampled t-test's p (Nadeau & Bengio, over the folds; computed here afterwards,
 only to check: no rule reads a test score), and whether the selected row is the best or not
-worse than it at p < 0.1; then per rule how often that holds over the experiments.
+worse than it at p < 0.1; the same for every subset of two rows or more (an ensemble with
+its members), as if the experiment had declared only those, on the same trainings; then per
+rule how often that holds over the experiments and over the subsets.
 
     python -m xval init AUDIO --pattern fsdd --name fsdd300 --folds 5 --no-progress
     OMP_NUM_THREADS=1 python -m benchmarks.selection_rule run --dataset fsdd300 \\
@@ -32,7 +34,8 @@ Measured: docs/results.md, "The selected row a reader can trust (issue 81)".
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+import itertools
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -42,8 +45,15 @@ from xval.cli.scripts import encoder_head, encoder_preference
 from xval.config.loader import Config, find_config, load_config
 from xval.config.selection import metric_direction, selection_metric
 from xval.report.results import ExperimentResults
+from xval.report.selection import preference_of, rank_rows
 from xval.report.stats import corrected_resampled_ttest, fold_scores, fold_test_train_ratio
-from xval.report.tables import Selection, selection_level, selection_split
+from xval.report.tables import (
+    Selection,
+    behind_probability_of,
+    rope_of,
+    selection_level,
+    selection_split,
+)
 
 FROM_SCRATCH = {"architecture": "mlp", "reshaping_type": "none", "comment_1": "MLP",
                 "comment_2": "log-mel, from scratch"}
@@ -90,12 +100,13 @@ def experiment(dataset: str, encoders: Sequence[str], number: int, folds: int,
     return exp
 
 
-def judge(results: ExperimentResults, selected: int, metric: str, level: str
-          ) -> tuple[str, bool]:
-    """The selected row against the best complete row on test: a line, and whether it is
-    the best or not worse than it at `NOT_WORSE_P`."""
+def judge(results: ExperimentResults, selected: int, metric: str, level: str,
+          rows: Collection[int] | None = None) -> tuple[str, bool]:
+    """The selected row against the best complete row on test (among `rows`; `None`: all):
+    a line, and whether it is the best or not worse than it at `NOT_WORSE_P`."""
     sign = 1.0 if metric_direction(metric) == "max" else -1.0
-    test = {r.id: fold_scores(r, metric, "test", level) for r in results.complete()}
+    test = {r.id: fold_scores(r, metric, "test", level) for r in results.complete()
+            if rows is None or r.id in rows}
     mean = {k: float(np.mean(list(v.values()))) for k, v in test.items() if v}
     best = max(mean, key=lambda k: (sign * mean[k], -k))
     if selected == best:
@@ -110,9 +121,41 @@ def judge(results: ExperimentResults, selected: int, metric: str, level: str
             f"difference {t.mean_difference:+.3f}, p {t.p:.2f}"), ok
 
 
-def report(root: Path, config: Config) -> dict[str, bool]:
+def subsets(results: ExperimentResults, config: Config) -> dict[str, list[bool]]:
+    """Both rules on every subset of two complete rows or more (an ensemble only with all
+    its members), as if the experiment had declared those rows only, on the same trainings:
+    rule -> per subset, whether its row is the best of the subset or not worse than it.
+    The rule now is the report's own (`rank_rows`) with the experiment's preference."""
+    metric = selection_metric(config, results.task_type)
+    split = selection_split(results, metric)
+    level = selection_level(results, metric, split)
+    ranked = results.ranked(metric, split, level)
+    members = {r.id: {int(m["instance"]) for m in r.ensemble.members}
+               for r in ranked if r.ensemble is not None}
+    out: dict[str, list[bool]] = {"before": [], "after": []}
+    ids = [r.id for r in ranked]
+    for size in range(2, len(ids) + 1):
+        for rows in itertools.combinations(sorted(ids), size):
+            if any(k in members and not members[k] <= set(rows) for k in rows):
+                continue
+            chosen = rank_rows([r for r in ranked if r.id in rows], metric, split, level,
+                               confidence=behind_probability_of(config),
+                               rope=rope_of(config),
+                               repeats=(results.num_repeats, results.num_folds or 0),
+                               preference=preference_of(results))
+            before = next(r.id for r in ranked if r.id in rows)
+            for name, k in (("before", before), ("after", chosen.selected)):
+                line, ok = judge(results, k, metric, level, rows)
+                out[name].append(ok)
+                if not ok:
+                    print(f"    {name}, rows {', '.join(map(str, rows))}: selects {line}")
+    return out
+
+
+def report(root: Path, config: Config) -> dict[str, list[bool]]:
     """Prints one experiment's rows and what each rule selects; returns rule -> whether
-    its row is the best or not worse than it on test."""
+    its row is the best or not worse than it on test: for the experiment, then for each
+    subset of its rows (`subsets`)."""
     results = ExperimentResults(root)
     metric = selection_metric(config, results.task_type)
     split = selection_split(results, metric)
@@ -124,15 +167,20 @@ def report(root: Path, config: Config) -> dict[str, bool]:
               f"{np.mean(list(ranked.values())):.3f}, test {np.mean(list(test.values())):.3f}")
     selection = Selection.of(results, config)
     before = results.best(metric, split, level)
-    out = {}
+    out: dict[str, list[bool]] = {}
     for name, chosen in (("before", before.id if before else None), ("after", selection.id)):
         if chosen is None:
             continue
-        line, out[name] = judge(results, chosen, metric, level)
-        print(f"  {name}: selects {line}: {'ok' if out[name] else 'WORSE'}")
+        line, ok = judge(results, chosen, metric, level)
+        out[name] = [ok]
+        print(f"  {name}: selects {line}: {'ok' if ok else 'WORSE'}")
     if selection.ranking is not None:
         tied = ", ".join(map(str, sorted(selection.ranking.tied)))
         print(f"  after: rows the {split} scores cannot tell apart: {tied}")
+    for name, found in subsets(results, config).items():
+        out[name] = out.get(name, []) + found
+        print(f"  {name}, every subset of 2 rows or more: best or not worse in "
+              f"{sum(found)} of {len(found)}")
     return out
 
 
@@ -170,9 +218,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             numbers.append(args.number + k)
     verdicts = [report(root / f"experiment_{n}", config) for n in numbers]
     for name in ("before", "after"):
-        found = [v[name] for v in verdicts if name in v]
+        found = [v[name][0] for v in verdicts if name in v]
+        rows = [ok for v in verdicts for ok in v.get(name, [])[1:]]
         print(f"{args.dataset}, {name}: the selected row is the best or not worse than it "
-              f"(p < {NOT_WORSE_P}) in {sum(found)} of {len(found)} experiments")
+              f"(p < {NOT_WORSE_P}) in {sum(found)} of {len(found)} experiments, and in "
+              f"{sum(rows)} of {len(rows)} subsets of their rows")
 
 
 if __name__ == "__main__":

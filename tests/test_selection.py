@@ -78,7 +78,7 @@ def test_selection_clear_winner_is_the_best_ranked_row(tmp_path):
     lines = selection_lines(results, selection)
     assert lines[0] == ("Selection: instance 2 is ahead on ranking validation clip accuracy: "
                         "every other row is behind, beaten by some row by more than the ROPE "
-                        "with probability 0.95 or more (Bayesian correlated t-test over 5 "
+                        "with probability 0.8 or more (Bayesian correlated t-test over 5 "
                         "folds, 5 ranking validation item(s) in all, ROPE 0.01).")
     assert lines[1] == "  instance 2: 0.9120: selected."
     assert all("behind instance 2 (P 1.00)" in line for line in lines[2:])
@@ -97,7 +97,7 @@ def test_selection_tie_is_shown_and_decided_by_the_default_order(tmp_path):
     assert selection.id == 3 and [r.id for r in selection.tied] == [1, 2]
     lines = selection_lines(results, selection)
     assert lines[0].startswith("Selection: ranking validation clip accuracy cannot tell "
-                               "instances 1, 2, 3 apart (none is beaten with probability 0.95;")
+                               "instances 1, 2, 3 apart (none is beaten with probability 0.8;")
     assert lines[0].endswith("best mean: instance 1); instance 3 is the first of them in the "
                              "preference (the default: ensembles of instances first, then "
                              "the other instances by id): 3, 1, 2.")
@@ -275,3 +275,21 @@ def test_ranking_ratio_counts_the_first_models_training_rows():
     assert fold_test_train_ratio([fold]) == pytest.approx(50 / 125)
     assert fold_test_train_ratio([fold], "rank") == pytest.approx(10 / 100)
     assert fold_test_train_ratio([fold], "val") == pytest.approx(20 / 100)
+
+
+def test_behind_probability_sets_how_sure_a_row_must_be_beaten(tmp_path):
+    """Instance 2 beats 1 by more than the ROPE with probability 0.92: behind at the default
+    0.8 (2 is a clear winner), tied at 0.95 (the order, 1 first, picks)."""
+    from tests.conftest import write_config
+    from xval.config.loader import load_config
+
+    results = _results(tmp_path / "r", {1: [0.66, 0.66, 0.62, 0.71, 0.65],
+                                        2: [0.72, 0.64, 0.70, 0.76, 0.73]})
+    ranking = Selection.of(results).ranking
+    assert ranking.selected == 2 and ranking.clear
+    assert ranking.comparisons[0].ahead == pytest.approx(0.918, abs=1e-3)
+    strict = load_config(write_config(tmp_path / "c", report={"behind_probability": 0.95}))
+    selection = Selection.of(results, strict)
+    assert selection.id == 1 and [r.id for r in selection.tied] == [2]
+    with pytest.raises(ConfigurationError, match="behind_probability"):
+        load_config(write_config(tmp_path / "bad", report={"behind_probability": 0.4}))

@@ -4,8 +4,8 @@ The ranking scores are the selection metric on the split that selects (`rank`: v
 items kept out of the epoch choice; else `val`), one per fold. Over the folds two rows
 share, the Bayesian correlated t-test (`xval.report.bayesian`) gives the probability that
 one beats the other by more than the ROPE (`[report] rope`); a row is *behind* when another
-row beats it with probability `1 - alpha` or more (`[report] alpha`). The rows no other row
-is ahead of *tie*: the ranking scores cannot tell them apart. Among them the selected row is
+row beats it with probability `[report] behind_probability` or more (0.8: odds of 4 to 1).
+The rows no other row is ahead of *tie*: the ranking scores cannot tell them apart. Among them the selected row is
 the first in an order declared before any score was seen (`Experiment(preference=...)`,
 recorded with each run in `code/commands.json`; by default the ensembles of instances
 first, then the other instances by id), never the luck of a few ranking items. A row ahead
@@ -127,7 +127,7 @@ class Ranking:
 
 
 def rank_rows(candidates: Sequence[InstanceResult], metric: str, split: str, level: str, *,
-              alpha: float, rope: float, repeats: tuple[int, int],
+              confidence: float, rope: float, repeats: tuple[int, int],
               preference: Preference) -> Ranking | None:
     """Selects among `candidates` on their ranking scores (see the module).
 
@@ -136,7 +136,8 @@ def rank_rows(candidates: Sequence[InstanceResult], metric: str, split: str, lev
         metric: the selection metric.
         split: the split that ranks (`"rank"` or `"val"`).
         level: `"segment"` or `"clip"`.
-        alpha: a row is behind another when it is beaten with probability `1 - alpha`.
+        confidence: a row is behind another when it is beaten with this probability or
+            more (`[report] behind_probability`).
         rope: the half-width of the region of practical equivalence, `> 0`.
         repeats: `(num_repeats, num_folds)` of the experiment.
         preference: the order that chooses among the rows that tie.
@@ -172,7 +173,6 @@ def rank_rows(candidates: Sequence[InstanceResult], metric: str, split: str, lev
                 found._replace(better=found.worse, worse=found.better)
         return tested[(a, b)]
 
-    confidence = 1.0 - alpha
     behind: dict[int, tuple[int, float] | None] = {}
     for b in rows:
         beaten = ((a, versus(a, b).better) for a in rows if a != b)

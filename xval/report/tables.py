@@ -66,7 +66,7 @@ class Selection:
         split = selection_split(results, metric)
         level = selection_level(results, metric, split)
         ranking = rank_rows(results.ranked(metric, split, level), metric, split, level,
-                            alpha=alpha_of(config), rope=rope_of(config),
+                            confidence=behind_probability_of(config), rope=rope_of(config),
                             repeats=(results.num_repeats, results.num_folds or 0),
                             preference=preference_of(results))
         if ranking is None:
@@ -99,6 +99,12 @@ def alpha_of(config: Config | None) -> float:
     """The significance level of the statistics (`[report] alpha`; 0.05 without a
     config)."""
     return float(config.report.alpha) if config is not None else 0.05
+
+
+def behind_probability_of(config: Config | None) -> float:
+    """The probability with which a row must beat another on the ranking scores to put it
+    behind (`[report] behind_probability`; 0.8 without a config)."""
+    return float(config.report.behind_probability) if config is not None else 0.8
 
 
 def rope_of(config: Config | None) -> float:
