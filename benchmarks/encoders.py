@@ -1,7 +1,7 @@
 """Encoders whose weights ship in wheels (issue 33): quick probes on their stores, and the
 table of an experiment's heads against a baseline.
 
-`probe` reads a feature store of block embeddings (`python -m preprocessing ... --encoder
+`probe` reads a feature store of block embeddings (`python -m preprocessing ... --encoders
 aisfx`), pools every clip's blocks (mean and max over all the blocks of all its segments),
 and scores a standardised logistic regression per fold, `C` chosen by an inner group k-fold
 over the training items only; the folds are the engine's (`ItemKFold` with config.ini's
@@ -294,7 +294,7 @@ def speed(args: argparse.Namespace) -> None:
                       "label": [f"c{i % 2}" for i in range(len(files))],
                       "item": [str(i) for i in range(len(files))]}).to_csv(csv, index=False)
         runs = [("mel (64 bands)", ["--feature", "mel"])]
-        runs += [(name, ["--encoder", name]) for name in args.encoders]
+        runs += [(name, ["--encoders", name]) for name in args.encoders]
         base = None
         print(f"{len(files)} files from {audio}, {args.workers} worker(s)")
         print("store | s per 1000 files | files/s | rows/s | vs mel | bytes per file")

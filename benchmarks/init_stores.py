@@ -5,7 +5,7 @@ from ../shared/datasets into a temporary folder, never copied into the project),
 
 (a) `python -m xval init AUDIO --pattern ravdess`: finds the files, builds the log-mel store
     and the aisfx encoder store, writes the script and runs its dry run;
-(b) `python -m preprocessing regex AUDIO --pattern ravdess --encoder aisfx`: the encoder
+(b) `python -m preprocessing regex AUDIO --pattern ravdess --encoders aisfx`: the encoder
     store alone, with the same rows and the encoder's own parameters.
 
 Each in a fresh process; wall and CPU seconds (user + system of the process and its
@@ -100,7 +100,7 @@ def main():
     init = [sys.executable, "-m", "xval", "init", str(audio), "--pattern", "ravdess",
             "--no-progress", "--overwrite", "--project", str(work / "project")]
     alone = [sys.executable, "-m", "preprocessing", "regex", str(audio), "--pattern",
-             "ravdess", "--encoder", "aisfx", "--data-dir", str(work / "alone"), "--out",
+             "ravdess", "--encoders", "aisfx", "--data-dir", str(work / "alone"), "--out",
              "ravdess_aisfx", "--overwrite", "--no-progress", "-q"]
     runs = {"alone": [], **{name: [] for name in codes}}
     stores = {name: [] for name in codes}

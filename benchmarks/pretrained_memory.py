@@ -10,7 +10,7 @@ layers: 161 states of 49 x 64 per second) writes about 1 MB per file, so that th
 store is larger than the whole peak of the smallest build: if the rows were held in memory,
 the peak would grow with the store.
 
-    python -m benchmarks.pretrained_memory [--files 50 200 800] [--encoder wavlm|resemblyzer]
+    python -m benchmarks.pretrained_memory [--files 50 200 800] [--encoders wavlm|resemblyzer]
 """
 
 import argparse
@@ -166,7 +166,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, nargs="+", default=[50, 200, 800],
                         help="store sizes in files (one 1-second row each)")
-    parser.add_argument("--encoder", choices=("wavlm", "resemblyzer"), default="wavlm")
+    parser.add_argument("--encoders", choices=("wavlm", "resemblyzer"), default="wavlm")
     parser.add_argument("--hidden", type=int, default=64, help="tiny WavLM's hidden size")
     parser.add_argument("--layers", type=int, default=160,
                         help="tiny WavLM's transformer layers")

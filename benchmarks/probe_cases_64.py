@@ -177,7 +177,7 @@ def _cases() -> list[Case]:
     jingle = ("xval", "init", "{W}/jingle", "--item-pattern", ITEMS, "--no-progress",
               "--dry-run")
     hf = ("pre", "folders", "{W}/audio", "--item-pattern", r"(?P<item>spk\d)", "--out", "enc",
-          "-q", "--no-progress", "--encoder")
+          "-q", "--no-progress", "--encoders")
     piped = ("pre", "kaldi", "{W}/kaldi", "--label-file", "utt2lang", "--out", "kd", "-q",
              "--no-progress", "--run-wav-scp-commands")
     labelled = _copied("audio/a/spk1_0.wav", "audio/b/spk3_9.wav")  # under label b

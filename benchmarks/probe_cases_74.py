@@ -143,7 +143,7 @@ import subprocess
 import sys
 
 proc = subprocess.Popen([sys.executable, "-m", "xval", "init", {audio!r}, "--item-pattern",
-                         {items!r}, "--no-progress", "--encoder", "none"],
+                         {items!r}, "--no-progress", "--encoders", "none"],
                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 for _ in range(3):
     print(proc.stdout.readline(), end="")
@@ -202,8 +202,8 @@ def _plots_written(root: Path, proc: Any) -> str:
 
 def _cases() -> list[Case]:
     hf = ("pre", "folders", "{W}/audio", "--item-pattern", ITEMS, "--out", "enc", "-q",
-          "--no-progress", "--encoder", "hf:{W}/model")
-    init_manifest = ("xval", "init", "{W}/audio", "--manifest", "{W}/m.csv", "--encoder",
+          "--no-progress", "--encoders", "hf:{W}/model")
+    init_manifest = ("xval", "init", "{W}/audio", "--manifest", "{W}/m.csv", "--encoders",
                      "none", "--dry-run")
     wav = "{W}/audio/a/spk1_0.wav"
     encoders = ("xval", "init", "{W}/audio", "--item-pattern", ITEMS, "--dry-run",
@@ -231,8 +231,8 @@ def _cases() -> list[Case]:
         # 5. Lhotse recordings and supervisions read as label sets
         Case("init-lhotse-multi-label-supervisions",
              ("xval", "init", "{W}/lh/recordings.jsonl.gz", "{W}/lh/supervisions.jsonl.gz",
-              "--source", "lhotse", "--label-field", "sound", "--multi-label", "--root",
-              "{W}/audio", "--encoder", "none", "--dry-run"), "run", named=True,
+              "--corpus", "lhotse", "--label-field", "sound", "--multi-label", "--root",
+              "{W}/audio", "--encoders", "none", "--dry-run"), "run", named=True,
              prepare=_lhotse_supervisions,
              check=_out_has("3 classes (several per clip: a tagging experiment)")),
         # 6. a Hugging Face example with an empty label list
@@ -257,7 +257,7 @@ def _cases() -> list[Case]:
              says=("declares a sample rate of 1 Hz",)),
         # 10. a folder named xval
         Case("init-folder-named-xval", ("xval", "init", "{W}/xval", "--item-pattern", ITEMS,
-                                        "--no-progress", "--encoder", "none"), "run",
+                                        "--no-progress", "--encoders", "none"), "run",
              named=True, timeout=600,
              prepare=lambda r: shutil.copytree(r / "audio", r / "xval") and None,
              check=_printed_command_runs),
@@ -325,8 +325,8 @@ def _cases() -> list[Case]:
              prepare=_write("mine/recording.wav", b"RIFF"),
              says=("holds files this benchmark did not make",)),
         # The probe of issue 75's features (init --encoders, union_mix, benchmarks.gpu).
-        Case("init-encoders-and-encoder", (*encoders, "aisfx", "--encoder", "birdnet"),
-             "refuse", named=True, says=("--encoder birdnet given after aisfx",)),
+        Case("init-encoders-and-encoder", (*encoders, "aisfx", "--encoders", "birdnet"),
+             "refuse", named=True, says=("--encoders birdnet given after aisfx",)),
         Case("init-encoders-capitals", (*encoders, "AISFX"), "refuse", named=True,
              says=("did you mean aisfx?",)),
         Case("init-encoders-empty-entry", (*encoders, "aisfx,,birdnet"), "refuse",

@@ -3,7 +3,7 @@
 Four instances of the encoders' default head (`xval.config.recipes.MLP_HEAD`: the mean and the
 maximum of a row's blocks, 256 hidden units) on the same items and folds:
 
-1. **block rows**: the encoder's default store (`--encoder aisfx`: a 2.5 s segment, one
+1. **block rows**: the encoder's default store (`--encoders aisfx`: a 2.5 s segment, one
    block, every 1.25 s); the head scores every segment, the clip score averages them;
 2. the same with `refit_with_val`: once the epoch is chosen on the validation items, a fresh
    head trains for that many epochs on training + validation items;
@@ -15,9 +15,9 @@ maximum of a row's blocks, 256 hidden units) on the same items and folds:
 Build the two stores of the same files, then run:
 
     python -m preprocessing regex ../shared/datasets/ravdess/audio --pattern ravdess \\
-        --label-map ravdess --out ravdess_aisfx --encoder aisfx
+        --label-map ravdess --out ravdess_aisfx --encoders aisfx
     python -m preprocessing regex ../shared/datasets/ravdess/audio --pattern ravdess \\
-        --label-map ravdess --out ravdess_aisfx_clip --encoder aisfx \\
+        --label-map ravdess --out ravdess_aisfx_clip --encoders aisfx \\
         --segment-seconds 3.7 --segment-hop-seconds 1.85
     python -m benchmarks.small_data --blocks ravdess_aisfx --clips ravdess_aisfx_clip \\
         --number 13 --folds 5 --metric uar

@@ -62,7 +62,7 @@ COMMANDS = {
     "report-text": [*PY, "-m", "xval", "report", EXP_DIR, "--no-workbook"],
     "compare": [*PY, "-m", "xval", "compare", EXP_DIR, "--no-workbook"],
     "dry-run": [*PY, "experiments/tiny.py", "--dry-run"],
-    "init-plan": [*PY, "-m", "xval", "init", "audio", "--dry-run", "--encoder", "none",
+    "init-plan": [*PY, "-m", "xval", "init", "audio", "--dry-run", "--encoders", "none",
                   "--item-pattern", r"(?P<item>spk\d+)_"],
     "preprocessing-report": [*PY, "-m", "preprocessing", "report", "data/demo"],
     "run": [*PY, "-c", RUN.format(before="")],

@@ -25,7 +25,7 @@ results/<store>/experiment_<N> --metric map` (the corrected resampled t-test).
 
     python -m benchmarks.tagging_heads scenes --out data/raw/scene_tags
     python -m preprocessing manifest data/raw/scene_tags/manifest.csv --item-column item \\
-        --clip-column clip --label-separator ';' --encoder aisfx --segment-seconds 5 \\
+        --clip-column clip --label-separator ';' --encoders aisfx --segment-seconds 5 \\
         --segment-hop-seconds 2.5 --out scene_tags_aisfx
     OMP_NUM_THREADS=1 python -m benchmarks.tagging_heads run scene_tags_aisfx --number 15 \
         --folds 5 --repeats 3

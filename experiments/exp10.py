@@ -11,9 +11,9 @@ Build the stores once:
     python -m preprocessing regex ../shared/datasets/fsdd/recordings --pattern fsdd \\
         --out fsdd --sample-rate 8000 --n-mels 40
     python -m preprocessing regex ../shared/datasets/fsdd/recordings --pattern fsdd \\
-        --out fsdd_aisfx --encoder aisfx
+        --out fsdd_aisfx --encoders aisfx
     python -m preprocessing regex ../shared/datasets/fsdd/recordings --pattern fsdd \\
-        --out fsdd_birdnet --encoder birdnet
+        --out fsdd_birdnet --encoders birdnet
 
 then `python experiments/exp10.py 1 6` (minutes on 2 CPU cores; instance 7, the recipe's
 CNN, takes about an hour) and `python -m benchmarks.encoders table results/fsdd/experiment_10`.

@@ -8,9 +8,9 @@ head also fits the logistic-regression probe on its pooled embeddings
 (`embedding_recall`). Build the stores once:
 
     python -m preprocessing regex ../shared/datasets/ravdess/audio --pattern ravdess \\
-        --label-map ravdess --out ravdess_aisfx --encoder aisfx
+        --label-map ravdess --out ravdess_aisfx --encoders aisfx
     python -m preprocessing regex ../shared/datasets/ravdess/audio --pattern ravdess \\
-        --label-map ravdess --out ravdess_birdnet --encoder birdnet
+        --label-map ravdess --out ravdess_birdnet --encoders birdnet
 
 then `python experiments/exp11.py` (minutes on 2 CPU cores) and
 `python -m benchmarks.encoders table results/ravdess_aisfx/experiment_11 --metric uar`.

@@ -11,9 +11,9 @@ set and the stores once:
     python -m preprocessing manifest data/raw/envset/manifest.csv --item-column item \\
         --clip-column clip --out envset
     python -m preprocessing manifest data/raw/envset/manifest.csv --item-column item \\
-        --clip-column clip --out envset_aisfx --encoder aisfx
+        --clip-column clip --out envset_aisfx --encoders aisfx
     python -m preprocessing manifest data/raw/envset/manifest.csv --item-column item \\
-        --clip-column clip --out envset_birdnet --encoder birdnet
+        --clip-column clip --out envset_birdnet --encoders birdnet
 
 then `python experiments/exp12.py` and
 `python -m benchmarks.encoders table results/envset/experiment_12 --baseline

@@ -16,7 +16,7 @@ aisfx embeddings, on the same folds. Build the set and the stores once:
         --clip-column clip --label-separator ';' --sample-rate 8000 --segment-seconds 1.5 \\
         --segment-hop-seconds 0.75 --out digit_tags
     python -m preprocessing manifest data/raw/digit_tags/manifest.csv --item-column item \\
-        --clip-column clip --label-separator ';' --encoder aisfx --out digit_tags_aisfx
+        --clip-column clip --label-separator ';' --encoders aisfx --out digit_tags_aisfx
 
 then `python experiments/exp13.py` and
 `python -m benchmarks.tagging_digits baseline results/digit_tags/experiment_13 --store

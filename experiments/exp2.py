@@ -4,7 +4,7 @@ The Free Spoken Digit Dataset: 6 speakers (the foldable items) each saying the t
 50 times. Folds never split a speaker, so every score is speaker-independent. Instance 1 is
 the architecture's default; `--search` lets Optuna propose instances 2, 3, ... over learning
 rate, filters and dropout, scored on the mean validation accuracy over the folds (never test)
-and pruned fold by fold. Build the store once (see the README's FSDD recipe):
+and pruned fold by fold. Build the store once (the FSDD recipe of docs/preprocessing.md):
 
     python -m preprocessing regex ../shared/datasets/fsdd/recordings --pattern fsdd \\
         --out fsdd --sample-rate 8000 --n-mels 40

@@ -6,9 +6,9 @@ model never heard. Instance 1 is `audio_cnn` plain; instances 2 to 5 add one tra
 each; instance 6 uses them all; 7 to 9 vary it; 10 to 13 add the speaker augmentations
 (VTLP, speed perturbation, both; 12 is config.ini's defaults); 14 adds per-row mean
 normalisation over the sounding frames; 15 doubles the width; 16 refits each fold on its
-training and validation speakers; 17 and 18 are instance 12 on seeds 2 and 3. The README's
-table of the options comes from this experiment. Build the store once (see the README's FSDD
-recipe):
+training and validation speakers; 17 and 18 are instance 12 on seeds 2 and 3. The results'
+table of the options (docs/results.md) comes from this experiment. Build the store once (the FSDD
+recipe of docs/preprocessing.md):
 
     python -m preprocessing regex ../shared/datasets/fsdd/recordings --pattern fsdd \\
         --out fsdd --sample-rate 8000 --n-mels 40

@@ -53,7 +53,7 @@ class FeatureStore:
         if missing:
             raise DatasetError(
                 f"{self.path} is not a feature store: missing {', '.join(missing)}. Build it "
-                "with `python -m preprocessing ...` (see the README), or `make demo` for the "
+                "with `python -m preprocessing ...` (see docs/preprocessing.md), or `make demo` for the "
                 "built-in demo dataset.")
         self.info, self.meta, self.features = read_store_files(self.path)
         if len(self.meta) != self.features.shape[0]:

@@ -1,6 +1,6 @@
 """aisfx at frame resolution (`encoder = aisfx_frames`, issue 66): the network's time axis
 kept, passes interleaved, frames on the detection grid; a detection store and `init
---annotations --encoder` on them; block encoders refused for detection."""
+--annotations --encoders` on them; block encoders refused for detection."""
 
 import json
 import os
@@ -97,7 +97,7 @@ def test_init_with_a_frame_encoder_writes_a_pretrained_detector(frames_encoder, 
     project = tmp_path / "project"
     project.mkdir()
     assert main(["init", str(scenes), "--annotations", str(scenes / "annotations.csv"),
-                 "--items", str(scenes / "items.csv"), "--encoder", "aisfx_frames",
+                 "--items", str(scenes / "items.csv"), "--encoders", "aisfx_frames",
                  "--project", str(project), "--no-progress"]) == 0
     assert "Ready." in capsys.readouterr().out
     store = FeatureStore(project / "data" / "scenes")
@@ -109,7 +109,7 @@ def test_init_with_a_frame_encoder_writes_a_pretrained_detector(frames_encoder, 
     targets = np.load(store.path / "frame_targets.npy")
     assert list(store.info.feature_shape) == [frames_encoder.frames(5 * SR), 512]
     assert targets.shape[1] == store.info.feature_shape[0] and targets.any()
-    assert "--encoder aisfx_frames" in store.info.source
+    assert "--encoders aisfx_frames" in store.info.source
     experiment = load_experiment(project / "experiments" / "scenes.py")
     assert experiment[1]["architecture"] == "pretrained_detector"
     assert experiment[1]["reshaping_type"] == "rnn"
@@ -131,12 +131,12 @@ def test_a_block_encoder_is_refused_for_detection(scenes, tmp_path, capsys, comm
     project.mkdir()
     annotations = ["--annotations", str(scenes / "annotations.csv")]
     if command == "init":
-        code = main(["init", str(scenes), *annotations, "--encoder", "aisfx",
+        code = main(["init", str(scenes), *annotations, "--encoders", "aisfx",
                      "--project", str(project)])
     else:
         from xval.cli.preprocess import main as preprocess
 
-        code = preprocess(["detection", str(scenes), *annotations, "--encoder", "aisfx",
+        code = preprocess(["detection", str(scenes), *annotations, "--encoders", "aisfx",
                            "--out", str(project / "data" / "scenes"),
                            "--config", str(write_config(tmp_path))])
     assert code == 2
@@ -159,6 +159,6 @@ def test_a_mel_hop_beyond_the_collar_and_a_pooled_frame_encoder_are_refused():
 def test_init_of_clips_refuses_aisfx_frames(tmp_path, capsys):
     audio = tmp_path / "clips"
     audio.mkdir()
-    assert main(["init", str(audio), "--encoder", "aisfx_frames",
+    assert main(["init", str(audio), "--encoders", "aisfx_frames",
                  "--project", str(tmp_path)]) == 2
     assert "for clips use --encoders aisfx" in capsys.readouterr().err

@@ -534,10 +534,10 @@ def test_corpus_options_of_another_source_are_refused():
     kaldi = sources.get("kaldi")
     with pytest.raises(ConfigurationError, match="kaldi needs --label-file"):
         rows(kaldi, ["x"], Namespace())
-    with pytest.raises(ConfigurationError, match="--label-field is an option of --source "
-                                                 "lhotse, not of --source kaldi"):
+    with pytest.raises(ConfigurationError, match="--label-field is an option of --corpus "
+                                                 "lhotse, not of --corpus kaldi"):
         options_given(Namespace(label_field="language"), kaldi, sources.corpora())
-    with pytest.raises(ConfigurationError, match="--root is an option of --source kaldi, "
+    with pytest.raises(ConfigurationError, match="--root is an option of --corpus kaldi, "
                                                  "lhotse or hf, not of a folder of audio"):
         options_given(Namespace(root="."), None, sources.corpora())
 
@@ -558,15 +558,15 @@ def test_init_takes_a_kaldi_directory_and_refuses_bad_input_writing_nothing(tmp_
     data = write_kaldi(tmp_path / "data", recordings(tmp_path / "audio"))
     project = tmp_path / "project"
     project.mkdir()
-    missing = _init(data, "--source", "kaldi", cwd=project)
+    missing = _init(data, "--corpus", "kaldi", cwd=project)
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1, missing.stderr
     assert "kaldi needs --label-file" in missing.stderr
-    mixed = _init(data, "--source", "kaldi", "--label-file", "utt2lang", "--label-field",
+    mixed = _init(data, "--corpus", "kaldi", "--label-file", "utt2lang", "--label-field",
                   "language", cwd=project)
-    assert mixed.returncode == 2 and "--label-field is an option of --source lhotse" in \
+    assert mixed.returncode == 2 and "--label-field is an option of --corpus lhotse" in \
         mixed.stderr
     assert list(project.iterdir()) == []  # no config.ini, no store, no script
-    init = _init(data, "--source", "kaldi", "--label-file", "utt2lang", cwd=project)
+    init = _init(data, "--corpus", "kaldi", "--label-file", "utt2lang", cwd=project)
     assert init.returncode == 0, init.stdout + init.stderr
     assert "Found 6 files" in init.stdout and "2 classes, 3 items (kaldi " in init.stdout
     assert (project / "experiments" / "data.py").is_file()
@@ -638,7 +638,7 @@ def test_init_takes_an_audiofolder_without_speakers_as_a_folder(tmp_path):
     table[["file_name", "label"]].to_csv(manifest.parent / "metadata.csv", index=False)
     project = tmp_path / "project"
     project.mkdir()
-    init = _init(manifest.parent, "--source", "hf", "--encoder", "none", cwd=project)
+    init = _init(manifest.parent, "--corpus", "hf", "--encoders", "none", cwd=project)
     assert init.returncode == 0, init.stdout + init.stderr
     out = " ".join(init.stdout.split())
     assert "2 classes, 3 items (hf " in out and "Items: the recording ids in the file " \

@@ -253,13 +253,13 @@ def test_init_lists_the_copy_and_merge_duplicates_keeps_it_on_one_side(tmp_path,
     _plant(audio)
     project = tmp_path / "project"
     project.mkdir()
-    dry = python_here("-m", "xval", "init", audio, "--item-pattern", ITEM, "--encoder",
+    dry = python_here("-m", "xval", "init", audio, "--item-pattern", ITEM, "--encoders",
                       "none", "--no-progress", "--dry-run", cwd=project)
     assert dry.returncode == 0, dry.stderr
     said = " ".join(dry.stdout.split())
     assert "1 pair(s) of files hold the same audio under two items" in said
     assert "--merge-duplicates" in said and not (project / "data").exists()
-    proc = python_here("-m", "xval", "init", audio, "--item-pattern", ITEM, "--encoder",
+    proc = python_here("-m", "xval", "init", audio, "--item-pattern", ITEM, "--encoders",
                        "none", "--no-progress", "--merge-duplicates", cwd=project)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr
     assert "Merged items ann, dee into one: ann+dee" in proc.stdout
@@ -279,7 +279,7 @@ def test_merge_that_joins_every_item_says_so_and_never_suggests_the_flag_given(t
     _plant(audio, "yes/bob_0.wav", "yes/cy_9.ogg")
     project = tmp_path / "project"
     project.mkdir()
-    proc = python_here("-m", "xval", "init", audio, "--item-pattern", ITEM, "--encoder",
+    proc = python_here("-m", "xval", "init", audio, "--item-pattern", ITEM, "--encoders",
                        "none", "--no-progress", "--merge-duplicates", cwd=project)
     assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr
     error = proc.stderr.strip()
@@ -326,7 +326,7 @@ def test_copies_under_two_labels_are_said_and_never_merged_silently(tmp_path, rn
     assert not (tmp_path / "m").exists()
     project = tmp_path / "project"
     project.mkdir()
-    init = python_here("-m", "xval", "init", audio, "--item-pattern", ITEM, "--encoder",
+    init = python_here("-m", "xval", "init", audio, "--item-pattern", ITEM, "--encoders",
                        "none", "--no-progress", "--merge-duplicates", cwd=project)
     assert init.returncode == 2, init.stderr  # the pair in the order init read the files
     assert init.stderr.startswith(refusal[:refusal.index(":", 30) + 1]), init.stderr

@@ -183,17 +183,21 @@ def test_init_refuses_a_list_of_encoders_it_cannot_read(tmp_path):
 
 
 def test_init_encoders_given_once_each_name_once_and_in_lower_case(capsys):
-    """`--encoders` and `--encoder` are one option: given twice, the second would replace
-    the first without a word. A refused list says which name is wrong, in any case."""
+    """`--encoders` given twice: the second would replace the first without a word, so it
+    is refused; its other spelling `--encoder` is refused naming it. A refused list says
+    which name is wrong, in any case."""
     from xval.cli.init import _encoders
     from xval.cli.main import build_parser
     from xval.core.errors import ConfigurationError
 
     parser = build_parser("init", lazy=True)
     with pytest.raises(SystemExit):
-        parser.parse_args(["init", "audio", "--encoders", "aisfx", "--encoder", "birdnet"])
-    assert "--encoder birdnet given after aisfx" in capsys.readouterr().err
-    assert parser.parse_args(["init", "audio", "--encoder", "aisfx"]).encoder == "aisfx"
+        parser.parse_args(["init", "audio", "--encoders", "aisfx", "--encoders", "birdnet"])
+    assert "--encoders birdnet given after aisfx" in capsys.readouterr().err
+    assert parser.parse_args(["init", "audio", "--encoders", "aisfx"]).encoder == "aisfx"
+    with pytest.raises(ConfigurationError, match="^--encoder aisfx: python -m xval init takes "
+                                                 "--encoders NAMES.$"):
+        parser.parse_args(["init", "audio", "--encoder", "aisfx"])
     for given, said in (("aisfx,aisfx", "aisfx named twice"), ("aisfx,,birdnet", "an empty "
                         "name"), ("none,aisfx", "none with other"), ("AISFX", "did you mean "
                                                                       "aisfx?"),

@@ -45,7 +45,7 @@ def stores(tmp_path_factory):
     paths = write_audio(root / "audio", sample_rate=44100, seconds=(2.5, 2.5))
     common = ["regex", str(root / "audio"), "--pattern", PATTERN, "--config",
               str(config.path), "--no-progress", "-q"]
-    assert preprocess_main([*common, "--out", "emb", "--encoder", "aisfx"]) == 0
+    assert preprocess_main([*common, "--out", "emb", "--encoders", "aisfx"]) == 0
     assert preprocess_main([*common, "--out", "wave", "--feature", "waveform",
                             "--sample-rate", "44100", "--segment-seconds", "2.5",
                             "--dtype", "float32"]) == 0

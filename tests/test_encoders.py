@@ -244,7 +244,7 @@ def test_store_experiment_predict_evaluate_embed(name, tmp_path, capsys):
     paths = write_audio(tmp_path / "audio")
     code = preprocess_main(["regex", str(tmp_path / "audio"), "--pattern",
                             r"(?P<label>[a-z]+)_(?P<item>s\d)_\d\.wav$", "--out", "clips",
-                            "--encoder", name, "--config", str(config.path), "--no-progress",
+                            "--encoders", name, "--config", str(config.path), "--no-progress",
                             "-q"])
     assert code == 0
     store = FeatureStore(config.data_dir / "clips")
@@ -291,7 +291,7 @@ def _preprocess(tmp_path, *flags):
 
 
 def test_unknown_encoder_is_one_line_naming_the_built_in_ones(tmp_path, capsys):
-    assert _preprocess(tmp_path, "--encoder", "aisfxx") == 2
+    assert _preprocess(tmp_path, "--encoders", "aisfxx") == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert "aisfxx" in err and all(f"{name} (`pip install --no-deps" in err
@@ -310,7 +310,7 @@ def test_missing_wheel_names_the_install_command(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(importlib.metadata, "distribution", without_aisfx)
     pt.load_encoder.cache_clear()
     try:
-        assert _preprocess(tmp_path, "--encoder", "aisfx") == 2
+        assert _preprocess(tmp_path, "--encoders", "aisfx") == 2
     finally:
         pt.load_encoder.cache_clear()
     err = capsys.readouterr().err.strip()
@@ -319,14 +319,14 @@ def test_missing_wheel_names_the_install_command(tmp_path, capsys, monkeypatch):
 
 def test_segment_shorter_than_a_block_is_refused_before_extraction(tmp_path, capsys):
     _require("aisfx")
-    assert _preprocess(tmp_path, "--encoder", "aisfx", "--segment-seconds", "1") == 2
+    assert _preprocess(tmp_path, "--encoders", "aisfx", "--segment-seconds", "1") == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "segment_seconds >= 2.3" in err
     assert not (tmp_path / "data" / "clips").exists()
 
 
 def test_encoder_and_another_feature_are_contradictory(tmp_path, capsys):
-    assert _preprocess(tmp_path, "--encoder", "aisfx", "--feature", "mel") == 2
+    assert _preprocess(tmp_path, "--encoders", "aisfx", "--feature", "mel") == 2
     assert "drop --feature" in capsys.readouterr().err
 
 
@@ -343,7 +343,7 @@ def test_store_of_one_encoder_with_a_model_of_another_is_refused(tmp_path, capsy
     for name in ("aisfx", "birdnet"):
         assert preprocess_main(["regex", str(tmp_path / "audio"), "--pattern",
                                 r"(?P<label>[a-z]+)_(?P<item>s\d)_\d\.wav$", "--out", name,
-                                "--encoder", name, "--config", str(config.path),
+                                "--encoders", name, "--config", str(config.path),
                                 "--no-progress", "-q"]) == 0
     experiment = Experiment(description="a", dataset="aisfx", number=1, num_folds=2,
                             parameters={"epochs": 1}, config=str(config.path))

@@ -456,7 +456,7 @@ def test_a_closed_pipe_is_no_success_and_leaves_no_project(tmp_path):
     os.close(read)  # the reader is gone before the first line
     try:
         proc = _run(tmp_path, "-m", "xval", "init", _audio(tmp_path / "wavs"), "--project",
-                    tmp_path / "p", "--encoder", "none", "--no-progress", stdout=write)
+                    tmp_path / "p", "--encoders", "none", "--no-progress", stdout=write)
     finally:
         os.close(write)
     _one_error(proc, "stdout was closed by its reader", "before the command finished",

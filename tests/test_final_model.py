@@ -212,10 +212,16 @@ def test_evaluate_regex_and_manifest_match_folders(trained, tmp_path):
         for level in ("clip", "segment"):
             assert other["levels"][level]["confusion_matrix"] == \
                 by_folders["levels"][level]["confusion_matrix"]
-    proc = _cli("evaluate", inst, manifest, "--manifest", "--path-column", "file",
+    proc = _cli("evaluate", inst, manifest, "--source", "manifest", "--path-column", "file",
                 "--label-column", "class", "--root", new, "--fold", "0")
     assert proc.returncode == 0, proc.stderr
     assert f"accuracy {by_folders['levels']['clip']['accuracy']:.3f}" in proc.stdout
+    # `--manifest` is init's CSV file; evaluate names its sources with --source.
+    refused = _cli("evaluate", inst, manifest, "--manifest", "--path-column", "file")
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines()[-1] == (
+        "error: --manifest: python -m xval evaluate takes --source manifest (SOURCE a CSV "
+        "manifest).")
     with pytest.raises(ConfigurationError, match="--pattern goes with the regex source"):
         source_rows([new], source="folders", pattern="x")
 

@@ -432,7 +432,7 @@ def test_names_that_are_no_model_here_and_other_families_are_refused(wave, tmp_p
                         (str(bert), "is of type 'bert', not an audio encoder")):
         assert preprocess_main(["regex", str(tmp_path), "--pattern", PATTERN, "--config",
                                 str(config.path), "-q", "--out", "never",
-                                "--encoder", name]) == 2
+                                "--encoders", name]) == 2
         error = capsys.readouterr().err.strip()
         assert match in error and "\n" not in error
     assert not (config.data_dir / "never").exists()
@@ -502,7 +502,7 @@ def test_model_folders_that_are_wrong_are_refused_naming_the_file(wave, tmp_path
         assert preprocess_main(["regex", str(config.path.parent / "audio"), "--pattern",
                                 PATTERN, "--config",
                                 str(config.path), "-q", "--out", "never", "--no-progress",
-                                "--encoder", f"hf:{folders[name]}"]) == 2
+                                "--encoders", f"hf:{folders[name]}"]) == 2
         error = capsys.readouterr().err.strip()
         assert re.search(match, error) and "\n" not in error, error
     assert not (config.data_dir / "never").exists() and not (tmp_path / "ran").exists()
@@ -543,7 +543,7 @@ def test_crafted_model_folders_are_refused_naming_the_file_and_the_field(wave, t
     for name, match in said.items():
         assert preprocess_main(["regex", str(config.path.parent / "audio"), "--pattern",
                                 PATTERN, "--config", str(config.path), "-q", "--out", "never",
-                                "--no-progress", "--encoder", f"hf:{folders[name]}"]) == 2
+                                "--no-progress", "--encoders", f"hf:{folders[name]}"]) == 2
         error = capsys.readouterr().err.strip().splitlines()[-1]  # after transformers' report
         assert re.search(match, error), (name, error)
     assert not (config.data_dir / "never").exists()
@@ -577,7 +577,7 @@ def test_tensorflow_refuses_a_transformers_front_end_before_training(models, wav
 
 def test_init_with_a_transformers_encoder_writes_its_store_and_instance_1(models, tmp_path,
                                                                           capsys):
-    """`xval init AUDIO --encoder hf:FOLDER`: the model's store (every layer, frames pooled
+    """`xval init AUDIO --encoders hf:FOLDER`: the model's store (every layer, frames pooled
     to 100 ms, segments as long as 3 clips in 4: 0.6 s), instance 1 the default head on it
     (frozen), instance 2 the CNN on the log-mel store; the script's dry run passes."""
     from xval.cli.main import main
@@ -589,7 +589,7 @@ def test_init_with_a_transformers_encoder_writes_its_store_and_instance_1(models
             tone = _segments(16000, 0.6, n=1, seed=k)[0] * (1 + c)
             sf.write(audio / label / f"{k % 3 + 1}-{10 * c + k}-A.wav", tone, 16000)
     project = tmp_path / "project"
-    code = main(["init", str(audio), "--encoder", f"hf:{models['whisper']}", "--project",
+    code = main(["init", str(audio), "--encoders", f"hf:{models['whisper']}", "--project",
                  str(project), "--no-progress"])
     out = " ".join(capsys.readouterr().out.split())
     assert code == 0, out
@@ -608,7 +608,7 @@ def test_init_with_a_transformers_encoder_writes_its_store_and_instance_1(models
 
 
 def test_preprocessing_encoder_hf_takes_the_models_rate_hop_and_window(models, tmp_path):
-    """`python -m preprocessing ... --encoder hf:FOLDER` builds a store at the model's rate
+    """`python -m preprocessing ... --encoders hf:FOLDER` builds a store at the model's rate
     and frame hop with a segment of its window (CLAP: 1 s at 48 kHz, one frame a row)."""
     from xval.cli.preprocess import main as preprocess_main
 
@@ -621,7 +621,7 @@ def test_preprocessing_encoder_hf_takes_the_models_rate_hop_and_window(models, t
     for out, name in (("s", f"hf:{models['clap']}"), ("bare", str(models["clap"]))):
         assert preprocess_main(["regex", str(audio), "--pattern", PATTERN, "--config",
                                 str(config), "-q", "--no-progress", "--out",
-                                str(tmp_path / out), "--encoder", name]) == 0
+                                str(tmp_path / out), "--encoders", name]) == 0
     # The bare folder is the same encoder as hf:FOLDER (it was refused: "pass the hop").
     bare = json.loads((tmp_path / "bare" / "dataset.json").read_text())
     info = json.loads((tmp_path / "s" / "dataset.json").read_text())
@@ -665,8 +665,8 @@ def test_a_hub_id_in_the_local_cache_records_its_revision_and_licence(models, co
 
 
 def test_hf_encoder_bare_path_and_prefix_give_the_same_store(models):
-    """Issue 67: `--encoder FOLDER` takes the model's rate, frame hop and segment as
-    `--encoder hf:FOLDER` does (each family), and a `front_end` with a `/` is the same
+    """Issue 67: `--encoders FOLDER` takes the model's rate, frame hop and segment as
+    `--encoders hf:FOLDER` does (each family), and a `front_end` with a `/` is the same
     transformers front end as with `hf:` (its features, an encoder inside the model)."""
     from preprocessing.features import front_end_features
     from preprocessing.features.pretrained import encoder_overrides

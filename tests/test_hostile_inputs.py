@@ -268,7 +268,7 @@ def test_encoder_names_are_checked_before_extraction_on_the_default_install(
     (tmp_path / "garbled").mkdir()
     (tmp_path / "garbled" / "config.json").write_text("{not json")
     proc = python_here("-m", "preprocessing", "regex", audio, "--pattern", "fsdd", "--out",
-                       tmp_path / "X", "--encoder", encoder.format(tmp=tmp_path), cwd=tmp_path)
+                       tmp_path / "X", "--encoders", encoder.format(tmp=tmp_path), cwd=tmp_path)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "Extracting" not in proc.stdout and not (tmp_path / "X").exists()
     [line] = proc.stderr.splitlines()

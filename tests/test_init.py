@@ -39,7 +39,7 @@ def _takes(root, seconds=0.6):
 
 def _init(cwd, *args):
     return subprocess.run([sys.executable, "-m", "xval", "init", *map(str, args),
-                           "--no-progress", "--encoder", "none"], capture_output=True,
+                           "--no-progress", "--encoders", "none"], capture_output=True,
                           text=True, cwd=cwd, timeout=600,
                           env={**os.environ, "PYTHONPATH": str(ROOT), "KERAS_BACKEND": "torch"})
 
@@ -157,7 +157,7 @@ def test_init_rank_split_when_every_fold_has_two_validation_items(tmp_path, item
 
 def test_init_manifest_takes_allow_outside_root(tmp_path, capsys):
     """A manifest path outside AUDIO_DIR is refused with the fix `--allow-outside-root`,
-    which `init --manifest` takes (it refused it as an option of --source lhotse, issue 74)."""
+    which `init --manifest` takes (it refused it as an option of --corpus lhotse, issue 74)."""
     from xval.cli.main import main
 
     audio = _takes(tmp_path / "sounds")
@@ -168,7 +168,7 @@ def test_init_manifest_takes_allow_outside_root(tmp_path, capsys):
     pd.DataFrame({"path": paths, "label": [p.split("/")[-2] if "/" in p[3:] else "bark"
                                            for p in paths]}).to_csv(audio / "m.csv", index=False)
     args = ["init", str(audio), "--manifest", str(audio / "m.csv"), "--project",
-            str(tmp_path / "project"), "--dry-run", "--encoder", "none"]
+            str(tmp_path / "project"), "--dry-run", "--encoders", "none"]
     assert main(args) == 2
     assert "pass --allow-outside-root" in capsys.readouterr().err
     assert main([*args, "--allow-outside-root"]) == 0, capsys.readouterr().err
@@ -192,5 +192,5 @@ def test_init_of_a_folder_named_xval_writes_a_script_that_runs(tmp_path, capsys)
 
     audio = _takes(tmp_path / "xval")
     assert main(["init", str(audio), "--project", str(tmp_path / "project"), "--dry-run",
-                 "--encoder", "none"]) == 0
+                 "--encoders", "none"]) == 0
     assert "experiments/xval_experiment.py" in " ".join(capsys.readouterr().out.split())

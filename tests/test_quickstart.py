@@ -1,8 +1,8 @@
-"""The quickstart (docs/quickstart.md, README) as a new user runs it (issue 26): from a folder
-of recordings named as FSDD names them, `python -m xval init` writes the config, the script
-and the store and runs the dry run; the command it prints trains and writes the workbook;
-`python -m xval config` and `python -m xval report` work on what it wrote. Real audio files,
-real subprocesses."""
+"""The quickstart (docs/quickstart.md, README) as a new user runs it: from a folder of
+recordings named as FSDD names them, `python -m xval init` writes the config, the script and
+the store and runs the dry run, saying what the README's sample output shows; the command it
+prints trains and writes the workbook; `python -m xval config` and `python -m xval report`
+work on what it wrote. Real audio files, real subprocesses."""
 
 import os
 import re
@@ -32,6 +32,16 @@ def _fsdd_like(folder):
                          SAMPLE_RATE)
 
 
+def readme_sample():
+    """The lines of the README's sample output (`<!-- output: tests/test_quickstart.py -->`),
+    `...` marking lines left out."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"<!-- output: tests/test_quickstart.py -->\n```text\n(.*?)```", text,
+                      re.DOTALL)
+    assert block, "the README shows no sample output of the quickstart"
+    return [line for line in block.group(1).splitlines() if line.strip() not in ("", "...")]
+
+
 def _run(args, cwd, timeout=600):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
@@ -45,13 +55,13 @@ def _run(args, cwd, timeout=600):
 
 @pytest.mark.slow
 def test_quickstart_from_a_folder_of_audio_to_a_workbook(tmp_path):
-    audio = tmp_path / "recordings"
+    audio = tmp_path / "wavs"
     audio.mkdir()
     _fsdd_like(audio)
     project = tmp_path / "project"
     project.mkdir()
 
-    init = _run(["-m", "xval", "init", str(audio), "--name", "wavs"], project)
+    init = _run(["-m", "xval", "init", str(audio)], project)
     assert init.returncode == 0, init.stdout + init.stderr
     assert "Traceback" not in init.stderr
     assert "\r" not in init.stdout + init.stderr  # no bar redraws in a pipe or a log file
@@ -60,11 +70,15 @@ def test_quickstart_from_a_folder_of_audio_to_a_workbook(tmp_path):
     command = re.search(r"Run the experiment with:\s+(\S+) (experiments/wavs\.py)",
                         init.stdout)
     assert command, init.stdout
+    # The README's sample output is this run's, the paths as a reader's would be.
+    said = init.stdout.replace(str(audio), "/home/me/path/to/wavs") \
+        .replace(f"{command.group(1)} experiments/", ".venv/bin/python experiments/")
+    assert [line for line in readme_sample() if line not in said.splitlines()] == []
     config = (project / "config.ini").read_text()
     assert "[paths]" in config and "[training]" not in config  # only what differs
     assert (project / "data" / "wavs" / "dataset.json").exists()
 
-    shown = _run(["-m", "xval", "config", "experiments/wavs.py", "--instance", "1"], project)
+    shown = _run(["-m", "xval", "config", "experiments/wavs.py", "1"], project)
     assert shown.returncode == 0, shown.stderr
     assert re.search(r"epochs\s*=\s*60\s+.*package default", shown.stdout), shown.stdout
 
@@ -119,7 +133,7 @@ def test_init_puts_the_installed_encoder_first_and_keeps_the_cnn(tmp_path):
     _fsdd_like(audio)
     project = tmp_path / "project"
     project.mkdir()
-    bad = python_here("-m", "xval", "init", audio, "--encoder", "aisfxx", cwd=project)
+    bad = python_here("-m", "xval", "init", audio, "--encoders", "aisfxx", cwd=project)
     assert bad.returncode == 2 and "--encoders aisfxx: expected one of aisfx" in bad.stderr
     assert not (project / "experiments").exists() and not (project / "data").exists()
 
@@ -165,7 +179,7 @@ def test_init_puts_the_installed_encoder_first_and_keeps_the_cnn(tmp_path):
     assert probe.stdout.split()[0] == "audio"
     (project / "moved_store").rename(project / "data" / "wavs_aisfx")
 
-    plain = python_here("-m", "xval", "init", audio, "--name", "plain", "--encoder", "none",
+    plain = python_here("-m", "xval", "init", audio, "--name", "plain", "--encoders", "none",
                         cwd=project)
     assert plain.returncode == 0, plain.stdout + plain.stderr
     script = (project / "experiments" / "plain.py").read_text()

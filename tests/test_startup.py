@@ -79,7 +79,7 @@ LIGHT = {
                     "--config", "config.ini"],
     "compare": ["-m", "xval", "compare", "results/tiny/experiment_1", "--no-workbook",
                 "--config", "config.ini"],
-    "init plan": ["-m", "xval", "init", "audio", "--dry-run", "--encoder", "none",
+    "init plan": ["-m", "xval", "init", "audio", "--dry-run", "--encoders", "none",
                   "--item-pattern", r"(?P<item>spk\d+)_"],
     "preprocessing report": ["-m", "preprocessing", "report", "data/tiny"],
     "preprocessing help": ["-m", "preprocessing", "--help"],

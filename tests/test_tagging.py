@@ -411,7 +411,7 @@ def test_init_on_a_multi_label_manifest_runs_in_three_commands(tmp_path):
     project = tmp_path / "project"
     project.mkdir()
     init = python_here("-m", "xval", "init", audio, "--manifest", audio / "labels.csv",
-                       "--encoder", "none", "--no-progress", cwd=project)
+                       "--encoders", "none", "--no-progress", cwd=project)
     assert init.returncode == 0, init.stdout[-3000:] + init.stderr[-3000:]
     assert "4 classes (several per clip: a tagging experiment)" in init.stdout
     script = project / "experiments" / "sounds.py"

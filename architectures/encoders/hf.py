@@ -39,7 +39,7 @@ from architectures.hf import Family, LocalModel, Spectrogram, family_of
 __all__ = ["TransformersFeatures", "TransformersNetwork", "transformers_encoder"]
 
 BACKEND_FIX = ("set [backend] backend = torch (or KERAS_BACKEND=torch), or train on the "
-               "model's embedding store (--encoder hf:NAME) with front_end='none'")
+               "model's embedding store (--encoders hf:NAME) with front_end='none'")
 """What a model holding a transformers network on another backend is told."""
 
 

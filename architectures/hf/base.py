@@ -43,7 +43,7 @@ def model_name(reference: str) -> str:
 def names_model(name: str) -> bool:
     """Whether a `front_end` value names a transformers model: `hf:NAME`, or a name with a
     `/` in it (a folder, `./model` or `/models/wavlm`, or a hub id, `ORG/NAME`), which no
-    feature type or built-in encoder has. (`init --encoder` takes a bare folder too, and
+    feature type or built-in encoder has. (`init --encoders` takes a bare folder too, and
     refuses any other bare name as a typo of a built-in encoder.)"""
     return str(name).startswith(HF_PREFIX) or "/" in str(name)
 

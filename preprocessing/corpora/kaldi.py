@@ -299,16 +299,12 @@ class Kaldi(Corpus):
                                "a path (required)", required=True),
         Option("--item-file", "the items, UTTERANCE ITEM per line (default: utt2spk, the "
                               "speakers)", default=ITEM_FILE),
-        Option(PIPES_FLAG, "run the piped commands of wav.scp (`flac -c -d -s a.flac |`, "
-                           "`sph2pipe -f wav a.sph |`) to read their audio. RISK: they run "
-                           "with your rights, whatever the file says; use it only on a "
-                           "wav.scp you trust. Only a plain pipeline of installed programs "
-                           "runs, without a shell (no redirections, variables, `;`, globs); "
-                           "relative paths start at --root (default: off, a piped entry is "
-                           "refused)", switch=True),
-        Option(TIMEOUT_FLAG, f"seconds each command of wav.scp may run (with {PIPES_FLAG}); "
-                             "past it, every stage is stopped and the build ends with an "
-                             f"error naming the entry (default: {COMMAND_TIMEOUT:g})",
+        Option(PIPES_FLAG, "run the piped commands of wav.scp (`flac -c -d -s a.flac |`) to "
+                           "read their audio, without a shell. RISK: they run with your "
+                           "rights: use it only on a wav.scp you trust (default: off, a piped "
+                           "entry is refused)", switch=True),
+        Option(TIMEOUT_FLAG, f"seconds each command of wav.scp may run (with {PIPES_FLAG}) "
+                             f"(default: {COMMAND_TIMEOUT:g})",
                parse=_seconds),
         ROOT,
     )

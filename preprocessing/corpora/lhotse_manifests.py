@@ -41,7 +41,7 @@ def _lhotse() -> Any:
     except ImportError:
         raise ConfigurationError(
             "The lhotse source needs Lhotse, not installed: pip install -e '.[lhotse]' "
-            "(install torch first, see the README).") from None
+            "(install torch first, see docs/installation.md).") from None
 
 
 def _load(lhotse: Any, path: Path) -> Any:

@@ -145,7 +145,7 @@ def check_encoder(name: str, revision: str | None = None) -> None:
     encoder's name in other case (`AISFX`).
 
     Args:
-        name: the encoder (`--encoder`, `encoder=`).
+        name: the encoder (`--encoders`, `encoder=`).
         revision: the hub revision of a hub id. Defaults to `None`.
 
     Raises:
@@ -194,13 +194,13 @@ def known_encoders() -> str:
 
 def encoder_overrides(name: str | None, overrides: dict[str, Any],
                       named_in_options: bool = False, segments: bool = True) -> dict[str, Any]:
-    """`--encoder NAME`: the `[features]` overrides of a store of that encoder:
+    """`--encoders NAME`: the `[features]` overrides of a store of that encoder:
     `feature = pretrained`, the encoder, and its own rate, hop and segment under the values
     given (`encoder_defaults`; a transformers model's folder or hub id with `hf:` in front
     or not alike).
 
     Args:
-        name: the encoder (`--encoder`), or `None` (`overrides` as given).
+        name: the encoder (`--encoders`), or `None` (`overrides` as given).
         overrides: the `[features]` values given on the command line.
         named_in_options: the encoder is also named as `--feature-option encoder=...`.
         segments: take the encoder's segment and segment hop too; `False` for a store whose
@@ -213,10 +213,10 @@ def encoder_overrides(name: str | None, overrides: dict[str, Any],
         return overrides
     if overrides.get("feature", PRETRAINED) != PRETRAINED:
         raise ConfigurationError(
-            f"--encoder {name} with --feature {overrides['feature']}: an encoder is the "
+            f"--encoders {name} with --feature {overrides['feature']}: an encoder is the "
             f"{PRETRAINED} feature type; drop --feature (or give --feature {PRETRAINED}).")
     if named_in_options:
-        raise ConfigurationError("--encoder and --feature-option encoder=... name the encoder "
+        raise ConfigurationError("--encoders and --feature-option encoder=... name the encoder "
                                  "twice; give one.")
     defaults = encoder_defaults(name)
     if not segments:

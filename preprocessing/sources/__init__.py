@@ -2,7 +2,7 @@
 
 One class per source (`Source`), registered by name (`register`, `get`, `names`): a
 `python -m preprocessing NAME ...` sub-command each, and the corpora (`Corpus`) a `python -m
-xval init PATH --source NAME` too. The built-in ones are a folder per class (`folders`),
+xval init PATH --corpus NAME` too. The built-in ones are a folder per class (`folders`),
 file names matched by a regular expression (`regex`), a CSV manifest (`manifest`), and the
 corpus formats of speech toolkits in `preprocessing.corpora` (`kaldi`, `lhotse`, `hf`).
 Adding one is one module with a `Source` subclass, and its line in `BUILT_IN` below (or

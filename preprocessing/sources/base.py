@@ -93,7 +93,7 @@ ROOT = Option("--root", "folder relative audio paths are read from (default: the
 
 class Source:
     """A kind of dataset on disk, found by name (`preprocessing.sources.get`): `python -m
-    preprocessing NAME PATH ...`, and for a corpus `python -m xval init PATH --source NAME`.
+    preprocessing NAME PATH ...`, and for a corpus `python -m xval init PATH --corpus NAME`.
 
     A subclass sets `name`, `help`, `reads` and `options`, and writes `read`; registered
     with `@preprocessing.sources.register`, it is a sub-command of both command lines.
@@ -158,7 +158,7 @@ class Source:
 class Corpus(Source):
     """A corpus of a speech toolkit (Kaldi, Lhotse, Hugging Face `datasets`): it reads its
     own files (a data directory, manifests, a dataset folder), which list the audio files,
-    wherever they are; `python -m xval init PATH --source NAME` reads it too."""
+    wherever they are; `python -m xval init PATH --corpus NAME` reads it too."""
 
     def inputs(self, paths: Sequence[str], values: Mapping[str, Any],
                rows: pd.DataFrame) -> list[str]:

@@ -48,5 +48,5 @@ def names() -> list[str]:
 
 
 def corpora() -> list[Source]:
-    """The registered corpora (`Corpus`: `python -m xval init PATH --source NAME`)."""
+    """The registered corpora (`Corpus`: `python -m xval init PATH --corpus NAME`)."""
     return SOURCES.find(lambda source: isinstance(source, Corpus))

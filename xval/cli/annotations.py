@@ -30,9 +30,11 @@ def add_reading_arguments(parser: Arguments, *,
     def default(value: Any) -> Any:
         return value if defaults else None
 
-    parser.add_argument("--layout", choices=("auto", "wide", "long"), default=default("auto"))
+    parser.add_argument("--layout", choices=("auto", "wide", "long"), default=default("auto"),
+                        help="wide: start/end column pairs; long: one row per event; auto: "
+                             "found from the columns")
     parser.add_argument("--annotation-units", choices=("samples", "seconds"),
-                        default=default("samples"))
+                        default=default("samples"), help="the unit of onsets and offsets")
     parser.add_argument("--annotation-sample-rate", type=int,
                         help="sample rate of the annotation's sample numbers, when not the "
                              "file's")

@@ -72,8 +72,8 @@ COMMANDS: dict[str, Command] = {
                     "from a folder of audio: config.ini, feature store, experiment script, "
                     "dry run"),
     "ensemble": Command("xval.cli.ensemble:add_parser", "xval.cli.ensemble:main_ensemble",
-                        "fuse instances on the same folds into a new instance (weights "
-                        "chosen on validation clips)"),
+                        "fuse instances on the same folds into a new instance (equal "
+                        "weights unless --weights validation)"),
     "export": Command("xval.cli.export:add_parser", "xval.cli.export:main_export",
                       "a complete instance's fold ensemble (or a .keras model) as ONNX, "
                       "SavedModel or .keras, with its model card"),

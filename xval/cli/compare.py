@@ -16,6 +16,7 @@ from pathlib import Path
 
 from xval.cli.commands import COMMANDS
 from xval.config.loader import Config, find_config, load_config
+from xval.config.schema import SCHEMA
 from xval.core.arguments import Subcommands
 from xval.core.errors import ConfigurationError
 from xval.core.outputs import check_output_folder
@@ -27,6 +28,9 @@ from xval.report.compare_output import (
 )
 from xval.report.comparison import Target, check_rope, compare
 from xval.report.tables import alpha_of, rope_of
+
+ROPE, ALPHA = (SCHEMA["report"][key].default for key in ("rope", "alpha"))
+"""The package defaults of `[report] rope` and `alpha`, which `--help` states."""
 
 
 def add_parser(sub: Subcommands, parents: list[argparse.ArgumentParser]) -> None:
@@ -44,14 +48,14 @@ def add_parser(sub: Subcommands, parents: list[argparse.ArgumentParser]) -> None
                                     "[report] selection_metric or the task's)")
     p.add_argument("--rope", type=float, metavar="R",
                    help="half-width of the region of practical equivalence, in the metric's "
-                        "units (default: [report] rope, 0.01)")
-    p.add_argument("--alpha", type=float, help="significance level (default: [report] alpha, "
-                                               "0.05)")
+                        f"units (default: [report] rope, {ROPE})")
+    p.add_argument("--alpha", type=float,
+                   help=f"significance level (default: [report] alpha, {ALPHA})")
     p.add_argument("--allow-different-folds", action="store_true",
                    help="compare experiments whose fold manifests differ, unpaired")
     p.add_argument("--format", choices=FORMATS, default="text")
     p.add_argument("--workbook", default="compare.xlsx", metavar="PATH",
-                   help="where to write the workbook (default: ./compare.xlsx)")
+                   help="where to write the workbook")
     p.add_argument("--no-workbook", action="store_true", help="print only")
     p.add_argument("--config", help="config.ini (selection metric, alpha, rope; default: "
                                     "found as for experiments, else the package defaults)")

@@ -2,6 +2,7 @@
 
     python -m xval config                               # package defaults < config.ini
     python -m xval config --defaults                    # the package defaults, with help
+    python -m xval config --reference                   # docs/reference/parameters.md
     python -m xval config experiments/exp1.py 3 --set epochs=5
                                                         # ... < experiment < instance < --set
 
@@ -19,11 +20,13 @@ from xval.cli.scripts import load_experiment
 from xval.config import schema
 from xval.config.effective import format_settings, settings
 from xval.config.loader import Config
-from xval.core.arguments import Subcommands
+from xval.core.arguments import Subcommands, renamed
 from xval.core.errors import ConfigurationError
 from xval.running.declaration import ExperimentDeclaration
 from xval.running.environment import run_config
 
+REFERENCE = "xval.cli.reference:parameter_reference"
+"""The parameter reference's Markdown (its module imports the registries)."""
 INSTANCE_SETTINGS = "xval.cli.instance_config:command_settings"
 """An instance's settings, resolved as its run resolves them: imported only with an
 experiment script (it needs the planner, as the script's own import of `xval` does)."""
@@ -41,26 +44,28 @@ def add_parser(sub: Subcommands, parents: list[argparse.ArgumentParser]) -> None
                    help="an experiment script: show an instance's training parameters too")
     p.add_argument("instance", nargs="?", type=int, metavar="K",
                    help="with EXPERIMENT.py: the instance to show (default: its first)")
-    p.add_argument("--instance", type=int, dest="instance_flag", metavar="K",
-                   help="the same as K (the earlier spelling)")
+    renamed(p, "--instance", "the instance as K (EXPERIMENT.py K)")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="with EXPERIMENT.py: a parameter override, as for the experiment")
     p.add_argument("--config", help="config.ini (default: found as for experiments)")
     p.add_argument("--defaults", action="store_true",
                    help="print the package defaults as a commented config.ini")
+    p.add_argument("--reference", action="store_true",
+                   help="print the parameter reference, the Markdown of "
+                        "docs/reference/parameters.md")
 
 
 def main_config(args: argparse.Namespace) -> int:
     """Runs `python -m xval config`; returns the exit code."""
-    if args.instance_flag is not None:
-        if args.instance is not None and args.instance != args.instance_flag:
-            raise ConfigurationError(f"Give the instance once: K {args.instance} or "
-                                     f"--instance {args.instance_flag}.")
-        args.instance = args.instance_flag
-    if args.defaults:
-        if args.experiment or args.instance is not None or args.set:
-            raise ConfigurationError("--defaults prints the package defaults alone; give no "
-                                     "experiment, --instance or --set with it.")
+    if args.defaults or args.reference:
+        flag = "--defaults" if args.defaults else "--reference"
+        if args.experiment or args.instance is not None or args.set or \
+                args.defaults and args.reference:
+            raise ConfigurationError(f"{flag} prints the package defaults alone; give no "
+                                     "experiment, instance, --set or other such flag with it.")
+        if args.reference:
+            print(load_reference(REFERENCE)(), end="")
+            return 0
         print(schema.render(header="The package defaults (xval.config.schema). A config.ini "
                                    "holds only what differs from them."), end="")
         return 0

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from xval.cli.commands import COMMANDS
 from xval.config.loader import find_config, load_config
+from xval.core.arguments import RawDescriptionHelpFormatter
 from xval.core.layout import ExperimentLayout, check_experiment_folder
 from xval.core.records.ensemble import DEFAULT_WEIGHTING, WEIGHTINGS
 from xval.core.storage import RESULTS_STORE
@@ -27,7 +28,7 @@ from xval.running.recorder import Recorder
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
     """Adds the `ensemble` subcommand to `python -m xval`."""
     p = sub.add_parser("ensemble", parents=parents, help=COMMANDS["ensemble"].help,
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=__doc__, formatter_class=RawDescriptionHelpFormatter)
     p.add_argument("experiment", help="results/<dataset>/experiment_<N>: where the ensemble "
                                       "is written")
     p.add_argument("members", nargs="+", metavar="MEMBER",
@@ -35,8 +36,9 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     p.add_argument("--as", dest="instance", type=int, metavar="K",
                    help="the ensemble's instance id (default: after the last instance)")
     p.add_argument("--weights", choices=WEIGHTINGS, default=DEFAULT_WEIGHTING,
-                   help="equal (default: chosen on nothing); validation: chosen per fold on "
-                        "the validation clips, whose loss chose each member's epoch")
+                   help="how the members weigh: equal (chosen on nothing), or validation "
+                        "(chosen per fold on the validation clips, whose loss chose each "
+                        "member's epoch)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the results of another instance in that folder")
     p.add_argument("--config", help="config.ini (selection metric, alpha)")

@@ -151,7 +151,7 @@ def _evaluate_recordings(args: argparse.Namespace) -> dict[str, Any]:
     """`evaluate --annotations`: a detector scored on the annotated recordings of SOURCE."""
     given = [f"--{name.replace('_', '-')}" for name in
              ("source", "pattern", "label_map", "clip_column", "root")
-             if getattr(args, name, None) is not None] + (["--manifest"] if args.manifest else [])
+             if getattr(args, name, None) is not None]
     if given:
         raise ConfigurationError(f"{', '.join(given)} cannot be used with --annotations "
                                  "(SOURCE is the folder of the annotated recordings).")
@@ -182,10 +182,6 @@ def main_evaluate(args: argparse.Namespace) -> int:
         raise ConfigurationError(f"{', '.join(annotation_only)} go with --annotations "
                                  "(a detection model's annotated recordings).")
     source = args.source
-    if args.manifest:
-        if source not in (None, "manifest"):
-            raise ConfigurationError(f"--manifest contradicts --source {source}.")
-        source = "manifest"
     if source is None:
         source = "regex" if args.pattern is not None else "folders"
     for path in args.sources:

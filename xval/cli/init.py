@@ -72,7 +72,7 @@ from xval.cli.scripts import (
 )
 from xval.config import schema
 from xval.config.loader import Config, load_config
-from xval.core.arguments import Subcommands
+from xval.core.arguments import Subcommands, renamed
 from xval.core.backend import use_backend
 from xval.core.errors import ConfigurationError, XvalError
 from xval.core.outputs import check_output_folder
@@ -92,72 +92,74 @@ CONFIG_HEADER = ("Written by `python -m xval init`: only what differs from the p
 def add_parser(sub: Subcommands, parents: list[argparse.ArgumentParser]) -> None:
     """Adds the `init` subcommand to `python -m xval`."""
     p = sub.add_parser(
-        "init", parents=parents,
-        help=COMMANDS["init"].help,
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        "init", parents=parents, help=COMMANDS["init"].help,
+        usage="python -m xval init AUDIO_DIR [options]",
+        description="From a folder of audio to an experiment ready to run: config.ini, the "
+                    "feature store, experiments/NAME.py and its dry run, then the command "
+                    "that runs it. Guide: docs/quickstart.md.")
     p.add_argument("audio", metavar="AUDIO_DIR",
-                   help="the folder of audio files; with --source: the Kaldi data directory, "
-                        "the Lhotse CutSet (or RecordingSet), the Hugging Face dataset folder")
+                   help="the folder of audio files (with --corpus: the corpus)")
     p.add_argument("supervisions", nargs="?", metavar="SUPERVISIONS",
-                   help="with --source lhotse and a RecordingSet: its SupervisionSet")
-    p.add_argument("--name", help="dataset and script name (default: the folder's name)")
-    p.add_argument("--pattern", help="regex over relative paths with (?P<label>..) and "
-                                     "(?P<item>..), or a preset: fsdd, ravdess, speaker-id "
-                                     "(default: class sub-folders, else a preset that fits)")
-    p.add_argument("--label-map", help="with --pattern: preset (ravdess) or CODE=NAME,...")
-    p.add_argument("--item-pattern", help="with class sub-folders: regex with (?P<item>..) "
-                                          "over relative paths (the speaker, session, ...)")
-    p.add_argument("--item-per-file", action="store_true",
-                   help="every file its own item (default: files whose names share a "
-                        "recording id, such as 1-100038-A.ogg and 1-100038-B.ogg, are one)")
-    p.add_argument("--manifest", help="a CSV manifest of the files (path, label, item columns; "
-                                      "FSD50K's fname, labels, mids, split is recognised)")
-    p.add_argument("--label-separator", type=_separator,
-                   help="with --manifest: what separates the labels of a clip (; | , space "
-                        "tab): a tagging experiment (default: ; or | when a label holds one)")
-    p.add_argument("--empty-label", help="with several labels per clip: the class of a clip "
-                                         "without a label (e.g. none; default: refused)")
-    p.add_argument("--merge-duplicates", action="store_true",
-                   help="make each group of items whose files hold the same audio (the "
-                        "duplicate check: re-encoded, resampled, trimmed copies) one item; "
-                        "without it they are listed")
+                   help="with --corpus lhotse and a RecordingSet: its SupervisionSet")
+    found = p.add_argument_group("labels and items of a folder of audio",
+                                 "default: a sub-folder per label, items from the file names")
+    found.add_argument("--pattern",
+                       help="regex over relative paths with (?P<label>..) and (?P<item>..), "
+                            "or a preset: fsdd, ravdess, speaker-id")
+    found.add_argument("--label-map", help="with --pattern: ravdess, or CODE=NAME,...")
+    found.add_argument("--item-pattern",
+                       help="with class sub-folders: regex with (?P<item>..) over relative "
+                            "paths")
+    found.add_argument("--item-per-file", action="store_true",
+                       help="every file its own item (else takes of one recording are one)")
+    found.add_argument("--manifest", metavar="CSV",
+                       help="a CSV of the files (path, label, item; FSD50K's layout too)")
+    found.add_argument("--label-separator", type=_separator,
+                       help="with --manifest: what separates a clip's labels (; | , space "
+                            "tab): a tagging experiment (default: ; or | when found)")
+    found.add_argument("--empty-label",
+                       help="with several labels per clip: the class of a clip without one "
+                            "(default: refused)")
+    found.add_argument("--merge-duplicates", action="store_true",
+                       help="make items whose files hold the same audio one item (else "
+                            "listed)")
     corpora = sources.corpora()
-    p.add_argument("--source", choices=[c.name for c in corpora],
-                   help="read a corpus: " + "; ".join(f"{c.name}: {c.help}" for c in corpora))
+    corpus = p.add_argument_group("a corpus instead of a folder of audio")
+    corpus.add_argument("--corpus", dest="source", choices=[c.name for c in corpora],
+                        help="read AUDIO_DIR as a corpus of that toolkit (`python -m "
+                             "preprocessing NAME --help` says what each reads)")
+    renamed(corpus, "--source", "--corpus NAME")
     options = [o for c in corpora for o in c.options]
-    cli_sources.add_options(p.add_argument_group("corpus options (with --source)"),
-                            [o for i, o in enumerate(options) if o not in options[:i]],
+    cli_sources.add_options(corpus, [o for i, o in enumerate(options) if o not in options[:i]],
                             defaults=False)
-    p.add_argument("--annotations", help="an annotation CSV of the recordings in AUDIO_DIR "
-                                         "(wide or long layout): a detection experiment")
-    p.add_argument("--items", help="with --annotations: a CSV file,item grouping the "
-                                   "recordings (speaker, site); default: each its own item")
-    add_reading_arguments(p.add_argument_group("how the annotation CSV is read (with "
-                                               "--annotations)"),
-                          defaults=False, label_column=False)  # --label-column: --source hf's
-    p.add_argument("--folds", type=int, help=f"folds over items (default: the items, at most "
-                                             f"{MAX_FOLDS})")
-    p.add_argument("--encoders", "--encoder", dest="encoder", metavar="ENCODERS",
-                   action=_GivenOnce,
-                   help="the pretrained encoders compared, comma-separated: "
-                        f"{', '.join(encoders.BUILT_IN)}, a FOLDER or HUB_ID, hf: optional "
-                        "(a transformers audio model on this disk: wav2vec2, HuBERT, WavLM, "
-                        "data2vec-audio, Whisper, AST, CLAP), or none (default: each of "
-                        f"{', '.join(DEFAULT_ENCODERS)} that is installed; with two or more, "
-                        "their embeddings side by side and their fusion too; with "
-                        "--annotations: none, or one frame encoder such as aisfx_frames)")
-    p.add_argument("--project", default=".", help="the project folder (default: here)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace a store or script of the same name")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--dry-run", action="store_true",
-                   help="find the files, check them and print what init would write, "
-                        "writing nothing (no deep-learning backend is imported)")
+    events = p.add_argument_group("events in recordings: a detection experiment")
+    events.add_argument("--annotations", metavar="CSV",
+                        help="the annotation CSV of the recordings in AUDIO_DIR")
+    events.add_argument("--items", metavar="CSV",
+                        help="a CSV file,item grouping the recordings (default: each its own)")
+    add_reading_arguments(events, defaults=False, label_column=False)  # --corpus hf's
+    experiment = p.add_argument_group("the experiment")
+    experiment.add_argument("--name", help="dataset and script name (default: the folder's)")
+    experiment.add_argument("--folds", type=int,
+                            help=f"folds over items (default: the items, at most {MAX_FOLDS})")
+    experiment.add_argument(
+        "--encoders", dest="encoder", metavar="NAMES", action=_GivenOnce,
+        help="pretrained encoders compared, comma-separated: "
+             f"{', '.join(n for n in encoders.BUILT_IN if n != encoders.AISFX_FRAMES)}, "
+             f"hf:MODEL, or none (default: {' and '.join(DEFAULT_ENCODERS)} where installed; "
+             f"with --annotations: none, or {encoders.AISFX_FRAMES})")
+    renamed(experiment, "--encoder", "--encoders NAMES")
+    experiment.add_argument("--project", default=".", help="the project folder")
+    experiment.add_argument("--overwrite", action="store_true",
+                            help="replace a store or script of the same name")
+    experiment.add_argument("--no-progress", action="store_true", help="no progress bar")
+    experiment.add_argument("--dry-run", action="store_true",
+                            help="print what init would write, and write nothing")
 
 
 class _GivenOnce(argparse.Action):
-    """An option given at most once: `--encoders aisfx --encoder birdnet` is refused (the
-    two spellings are one option, so the second would silently replace the first)."""
+    """An option given at most once: `--encoders aisfx --encoders birdnet` is refused (the
+    second would silently replace the first)."""
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
                  values: Any, option_string: str | None = None) -> None:
@@ -166,7 +168,7 @@ class _GivenOnce(argparse.Action):
             merged = ",".join(dict.fromkeys(f"{before},{values}".split(",")))
             raise argparse.ArgumentError(
                 self, f"{option_string} {values} given after {before}: the encoders are one "
-                      f"list (the option's two spellings too); give it once, comma-separated "
+                      f"list; give it once, comma-separated "
                       f"({self.option_strings[0]} {merged}).")
         setattr(namespace, self.dest, values)
 

@@ -76,7 +76,7 @@ def _items(rows: pd.DataFrame, args: argparse.Namespace) -> tuple[str, str]:
 
 def find_rows(audio: Path, args: argparse.Namespace, corpus: Source | None = None
               ) -> tuple[pd.DataFrame, list, str, str | None]:
-    """The source rows (of `corpus`, `--source`, else of the folder `audio`), the skipped
+    """The source rows (of `corpus`, `--corpus`, else of the folder `audio`), the skipped
     files, how labels and items were found, and the sentence saying how the items were
     chosen (`None` when a rule was given)."""
     by_recording = not args.item_per_file
@@ -309,7 +309,7 @@ def encoder_store_params(rows: pd.DataFrame, encoder: str) -> dict:
 
 
 def check_source(args: argparse.Namespace, audio: Path) -> Source | None:
-    """The corpus of `--source` (`None`: a folder of audio), refusing a path or options that
+    """The corpus of `--corpus` (`None`: a folder of audio), refusing a path or options that
     do not fit it, before anything is written."""
     source = sources.get(args.source) if args.source else None
     cli_sources.options_given(args, source, sources.corpora(),
@@ -324,7 +324,7 @@ def check_source(args: argparse.Namespace, audio: Path) -> Source | None:
                                "manifest") if getattr(args, flag)]
     if source and mixed:
         raise ConfigurationError(f"--{mixed[0].replace('_', '-')} reads a folder of audio; "
-                                 f"--source {source.name} reads the corpus's own files: give "
+                                 f"--corpus {source.name} reads the corpus's own files: give "
                                  "one or the other.")
     if args.item_per_file and args.item_pattern:
         raise ConfigurationError(f"--item-per-file and --item-pattern {args.item_pattern!r} "
@@ -333,7 +333,7 @@ def check_source(args: argparse.Namespace, audio: Path) -> Source | None:
         two = [c for c in sources.corpora() if c.reads.most > 1]
         raise ConfigurationError(
             f"A second path ({args.supervisions}) is for "
-            + " or ".join(f"--source {c.name}, which reads {c.reads.what}" for c in two) + ".")
+            + " or ".join(f"--corpus {c.name}, which reads {c.reads.what}" for c in two) + ".")
     kind, what = (source.reads.kind, source.reads.what) if source else \
         ("folder", "the folder that holds your audio files")
     if kind == "file" and not audio.is_file():

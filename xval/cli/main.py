@@ -42,7 +42,7 @@ def build_parser(command: str | None = None, *, lazy: bool = False) -> argparse.
     flags.add_argument("-q", "--quiet", action="store_true",
                        help="print only results and errors")
     flags.add_argument("-v", "--verbose", action="store_true",
-                       help="TensorFlow's and absl's log lines too")
+                       help="the frameworks' log lines too")
     sub: Subcommands = parser.add_subparsers(dest="command", required=True)
     for name, entry in COMMANDS.items():
         if lazy and name != command:

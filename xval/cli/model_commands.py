@@ -8,7 +8,7 @@ import argparse
 
 from xval.cli.annotations import add_reading_arguments
 from xval.cli.commands import COMMANDS
-from xval.core.arguments import Subcommands
+from xval.core.arguments import Subcommands, renamed
 
 
 def _model_choice(p: argparse.ArgumentParser) -> None:
@@ -61,14 +61,15 @@ def add_evaluate_parser(sub: Subcommands,
     p = sub.add_parser("evaluate", parents=parents, help=COMMANDS["evaluate"].help)
     p.add_argument("model", help="an instance_<k> folder or a .keras file (as for predict)")
     p.add_argument("sources", nargs="+", metavar="SOURCE",
-                   help="class folders (default), folders for --pattern, CSV manifests, "
-                        "or the folder of the recordings of --annotations")
+                   help="class folders, folders for --pattern, CSV manifests (--source "
+                        "manifest), or the folder of the recordings of --annotations")
     p.add_argument("--source", choices=("folders", "regex", "manifest"),  # evaluate.SOURCES
-                   help="how SOURCE is read (default: regex with --pattern, else folders)")
+                   help="how SOURCE is read, as `python -m preprocessing` reads it (default: "
+                        "regex with --pattern, else folders)")
     p.add_argument("--pattern", help="regex with (?P<label>..) over relative paths; presets: "
                                      "fsdd, ravdess, speaker-id")
     p.add_argument("--label-map", help="with --pattern: preset (ravdess) or CODE=NAME,...")
-    p.add_argument("--manifest", action="store_true", help="SOURCE is a CSV manifest")
+    renamed(p, "--manifest", "--source manifest (SOURCE a CSV manifest)")
     p.add_argument("--path-column", help="manifest column of audio paths (default: path)")
     p.add_argument("--label-column", help="manifest column of labels (default: label); "
                                           "with --annotations, the events' class column")

@@ -6,7 +6,7 @@ hold the same audio under two items (and merge them), and
 `synth-events` to write a sound event detection dataset (FSDD digits in backgrounds),
 `synth-babble` and `synth-ambience` to make grouped backgrounds for it (babble; rain, wind,
 waves, engine, fire, machine), and `synth-scenes` to write one with no speech in it.
-See the README for recipes (FSDD, RAVDESS, ESC-50, speaker identification).
+Recipes (FSDD, RAVDESS, ESC-50, speaker identification): docs/preprocessing.md.
 
 Exit status: 0 when the store is written (unusable files are skipped and listed), 2 for a
 bad argument, configuration or dataset (one `error:` line on stderr, nothing written)."""
@@ -109,8 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
     args = parser().parse_args(argv)
-    quiet_framework_logs(verbose=getattr(args, "verbose", False))
-    if getattr(args, "quiet", False) and getattr(args, "verbose", False):
+    quiet_framework_logs(verbose=args.verbose)
+    if args.quiet and args.verbose:
         raise ConfigurationError("Give -q/--quiet or -v/--verbose, not both.")
     return int(args.run(args, argv))
 
@@ -154,9 +154,10 @@ def _check(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     if found.check is None or args.recheck:
         why = "as asked (--recheck)" if args.recheck else \
             "it records none: built before the check existed, or a detection store"
-        print(f"Checking {store.path} from its audio files ({why})...", flush=True)
+        if not args.quiet:
+            print(f"Checking {store.path} from its audio files ({why})...", flush=True)
         check = recheck_store(store, workers=args.workers or os.cpu_count() or 1,
-                              threshold=args.threshold, progress=not args.no_progress)
+                              threshold=args.threshold, progress=_progress(args))
         if found.check is not None:  # the groups merged before stay recorded
             check = dataclasses.replace(check, merged=found.check.merged)
         store = record_check(store, check)
@@ -186,7 +187,7 @@ def _merge(store: FeatureStore, check: DuplicateCheck) -> None:
 
 def _features(args: argparse.Namespace, segments: bool = True
               ) -> tuple[Config, dict[str, Any], dict[str, Any]]:
-    """The configuration, the `[features]` flags given (with `--encoder`'s; its segments
+    """The configuration, the `[features]` flags given (with `--encoders`'; its segments
     unless `segments` is `False`: a detection store cuts its own windows) and the
     `--feature-option` values, checked: an encoder that cannot run here is refused now,
     before any audio is read (`check_encoder`)."""

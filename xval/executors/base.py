@@ -31,6 +31,7 @@ from xval.core.interrupts import raise_if_interrupted
 from xval.core.network import RAY_PORT, host_port
 from xval.core.records import FoldResult, Job
 from xval.core.registry import Registry
+from xval.executors.job_process import import_own_code
 from xval.executors.job_process import settle as settle_job_process
 from xval.training.fold import EpochHook, run_fold
 
@@ -261,6 +262,7 @@ def run_job(job: Job, on_epoch: EpochHook | None = None) -> FoldResult:
     raise_if_interrupted()  # a Ctrl-C that Keras swallowed in the previous job
     settle_job_process()  # a job process's first job: TensorFlow kept out, modules frozen
     try:
+        import_own_code(job)  # the experiment's own builder or task, in a worker or Ray task
         return run_fold(job, on_epoch=on_epoch)
     except Exception as e:  # recorded per fold: the scheduler applies the failure policy
         raise_if_interrupted()  # an interrupt that Keras turned into another error

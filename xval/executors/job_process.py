@@ -2,16 +2,25 @@
 task's worker, an experiment script run from the shell (`mark_job_process`). Before its first
 job (`settle`, called by `xval.executors.base.run_job`) it keeps TensorFlow out of Keras on
 another backend and freezes what it holds for the collector. A process of the user's own
-(a notebook, `Experiment.run` from their code) is left as it is."""
+(a notebook, `Experiment.run` from their code) is left as it is. A job whose architecture or
+task this process does not know imports the experiment script that defines them
+(`import_own_code`)."""
 
 from __future__ import annotations
 
 import gc
+import importlib.util
+import re
 import sys
+from pathlib import Path
 
+import architectures
+from xval import tasks
 from xval.core.backend import import_paused
+from xval.core.records import Job
 
-__all__ = ["is_job_process", "keep_tensorflow_out", "mark_job_process", "settle"]
+__all__ = ["import_own_code", "is_job_process", "keep_tensorflow_out", "mark_job_process",
+           "settle"]
 
 _JOB_PROCESS = False
 """Whether this process runs jobs alone (`mark_job_process`)."""
@@ -72,3 +81,28 @@ def keep_tensorflow_out() -> None:
         keras.utils.set_random_seed(0)  # each fold seeds its own before any draw
     finally:
         sys.modules.pop("tensorflow", None)
+
+
+def import_own_code(job: Job) -> None:
+    """Imports the experiment script of `job` (`Job.script`) where its architecture or task
+    is not registered in this process: a worker process or a Ray task, for a builder or a
+    task defined in the experiment's folder, which register themselves when the script is
+    imported (its `if __name__ == "__main__":` part does not run). Once per process; a
+    script that fails to import fails the job, with its error."""
+    if job.script is None or (job.params.architecture in architectures.names()
+                              and job.task_type in tasks.names()):
+        return
+    name = "_xval_script_" + re.sub(r"\W", "_", Path(job.script).stem)
+    if name in sys.modules:
+        return
+    spec = importlib.util.spec_from_file_location(name, job.script)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"{job.script}: not a Python file to import the experiment's own "
+                          "architecture or task from")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise

@@ -154,8 +154,15 @@ class ProcessExecutor(Executor):
         inherits where the machine has one (`inherited_gpu`)."""
         return gpu != "-1" and (gpu is not None or self.inherited_gpu)
 
-    def _environment(self, gpu: str | None) -> dict[str, str]:
+    def _environment(self, gpu: str | None, script: str | None = None) -> dict[str, str]:
+        """A slot's worker's environment: its GPU, the backend's sharing, its share of the
+        cores, and with the experiment's own code (`script`) the script's folder first on
+        its import path, as Python puts it for the script itself (and Ray for its
+        workers), so that a module beside the script imports there too."""
         env = {**os.environ, **backend_environment(self.backend, gpu)}
+        if script is not None:
+            env["PYTHONPATH"] = os.pathsep.join(
+                filter(None, [str(Path(script).parent), env.get("PYTHONPATH")]))
         if self._on_gpu(gpu):  # the user's own settings win
             for key, value in sharing_environment(self.backend or env.get("KERAS_BACKEND"),
                                                   self.jobs_per_gpu).items():
@@ -163,15 +170,15 @@ class ProcessExecutor(Executor):
         env.update({k: v for k, v in cpu_threads(self.slots).items() if k not in os.environ})
         return env
 
-    def _worker(self, slot: int) -> _Worker:
-        """The slot's worker, started when it has none."""
+    def _worker(self, slot: int, script: str | None = None) -> _Worker:
+        """The slot's worker, started when it has none (`script`: `Job.script`)."""
         with self._lock:
             worker = self._workers.get(slot)
             if worker is None or worker.proc.poll() is not None:
                 if worker is not None:
                     worker.close()
                 gpu = self._slots[slot]
-                worker = _Worker(self._environment(gpu),
+                worker = _Worker(self._environment(gpu, script),
                                  worker_jobs(self._on_gpu(gpu), self.backend))
                 self._workers[slot] = worker
             self._busy.add(slot)
@@ -196,7 +203,7 @@ class ProcessExecutor(Executor):
         with tempfile.TemporaryDirectory(prefix="xval-job-") as tmp:
             folder = Path(tmp)
             (folder / transport.JOB).write_text(json.dumps(job.to_dict()))
-            worker = self._worker(slot)
+            worker = self._worker(slot, job.script)
             result = None
             try:
                 start = worker.send(folder)

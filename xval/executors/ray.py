@@ -185,7 +185,7 @@ class RayExecutor(Executor):
     """
 
     name = "ray"
-    summary = "each job a Ray task, on this machine or a cluster: see the README"
+    summary = "each job a Ray task, on this machine or a cluster: see docs/scaling-out.md"
 
     def __init__(self, address: str | None = None, *, num_cpus: int = 1,
                  jobs_per_gpu: int = 1, max_retries: int = 3,
@@ -229,7 +229,7 @@ class RayExecutor(Executor):
             except (ConnectionError, ValueError, RuntimeError) as e:
                 raise ConfigurationError(
                     f"Cannot connect to the Ray cluster at {self.address!r}: {e}. Start it "
-                    "with `ray start --head` (see the README), or leave out --ray-address to "
+                    "with `ray start --head` (see docs/scaling-out.md), or leave out --ray-address to "
                     "start a local Ray."
                 ) from e
             self._started_here = True

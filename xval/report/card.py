@@ -171,7 +171,7 @@ def _input(facts: CardFacts) -> list[str]:
     elif facts.encoder:
         out.append(f"- Front end: outside the model: the embeddings of the encoder "
                    f"`{facts.encoder.get('encoder')}` (below), as "
-                   "`python -m preprocessing --encoder` computes them.")
+                   "`python -m preprocessing --encoders` computes them.")
     else:
         out.append("- Front end: outside the model; compute each segment's features with "
                    "librosa as the store did (time first):")

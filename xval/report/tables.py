@@ -26,7 +26,7 @@ WHY_VAL = ("Ranked on the validation items that also chose each instance's epoch
            "stopping keeps the epoch best on them, so its score there is optimistic, the more "
            "so for a noisy curve); rank_split = 0.5 ranks on items that chose no epoch, "
            "as the script init writes does where every fold has two validation items "
-           "(measured: docs/results.md, issues 58 and 68).")
+           "(measured: docs/results.md).")
 """Why the selection reads the validation scores (the note of the report)."""
 WHY_RANK = ("Ranked on the validation items kept out of the epoch choice (rank_split): "
             "an early-stopped model's score on the items that chose its epoch is optimistic, "

@@ -29,6 +29,7 @@ from xval.core.records import FoldsManifest, Job, ParamsRecord
 from xval.core.storage import ResultsStore
 from xval.folds import split_validation
 from xval.running.declaration import ExperimentDeclaration, InstanceSpec
+from xval.running.own_code import own_script
 from xval.running.splitting import Folds, make_folds
 from xval.running.stores import instance_stores
 from xval.training.event_mixing import event_mixer
@@ -63,6 +64,8 @@ class Plan:
             every `params.json`, so that `--refit` resolves them the same way).
         results_store: the results store the run reads and writes through (handed in by
             the entry point: `Experiment` gives the process's, `RESULTS_STORE`).
+        script: the experiment script that defines an architecture or the task of its own
+            (`xval.running.own_code.own_script`), handed to every job; `None`: none.
     """
 
     layout: ExperimentLayout
@@ -77,6 +80,7 @@ class Plan:
     results_store: ResultsStore
     stores: dict[int, FeatureStore] = dataclasses.field(default_factory=dict)
     overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
+    script: str | None = None
 
     def store_of(self, instance: int) -> FeatureStore:
         """The store `instance` trains on: its own `dataset`, else the experiment's."""
@@ -110,7 +114,7 @@ class Plan:
                    log_dir=str(self.layout.instance(instance).log_dir(fold)),
                    embedding_items=embedding_items(params, fold, self.results_store),
                    device_data_mb=self.config.backend.device_data_mb,
-                   jobs_per_gpu=self.config.backend.jobs_per_gpu)
+                   jobs_per_gpu=self.config.backend.jobs_per_gpu, script=self.script)
 
     def jobs(self, instance: int, folds: list[int]) -> list[Job]:
         """The `Job`s of `instance` for the fold indices `folds`."""
@@ -288,7 +292,8 @@ def make_plan(experiment: ExperimentDeclaration, config: Config, selected: list[
     return Plan(layout=layout, store=store, folds=folds, manifest=manifest,
                 resolved=resolved, hashes=hashes, config=config,
                 task_type=experiment.task_type, generator=experiment.generator,
-                results_store=results_store, stores=stores, overrides=dict(overrides))
+                results_store=results_store, stores=stores, overrides=dict(overrides),
+                script=own_script(experiment, resolved))
 
 
 def resolve_instances(experiment: ExperimentDeclaration, config: Config, selected: list[int],

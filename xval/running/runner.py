@@ -47,6 +47,7 @@ from xval.running.environment import (
 from xval.running.experiment_files import begin_experiment, instance_dataset_info
 from xval.running.nested import NestedRun, run_nested
 from xval.running.options import Output, RunOptions, SearchOptions
+from xval.running.own_code import check_own_code
 from xval.running.packages import check_packages
 from xval.running.planner import Plan, make_plan, resolver
 from xval.running.recorder import Recorder
@@ -118,6 +119,7 @@ def run_experiment(experiment: ExperimentDeclaration, instances: Selection,
     check_search(search, trials.trials, trials.inner_folds, plan.folds)  # its size, inner folds
     check_packages(plan.resolved, search=search is not None, executor=executor.name,
                    listeners=say.listeners)  # every optional package, named at once
+    check_own_code(experiment, plan.resolved, executor.name)  # a worker can import it
     if options.dry_run:  # the plan (and the search), nothing written or trained
         plan.describe(say.out, experiment)
         describe_ensembles(experiment, derived, say.out)

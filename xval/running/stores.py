@@ -59,7 +59,7 @@ def check_same_items(store: FeatureStore, other: FeatureStore, dataset: str, nam
         ConfigurationError: naming what differs and the fix.
     """
     fix = ("build both stores from the same files (e.g. `python -m preprocessing ... "
-           "--encoder aisfx` over the folder the experiment's store came from)")
+           "--encoders aisfx` over the folder the experiment's store came from)")
     if other.task_type != store.task_type:
         raise ConfigurationError(
             f"{where}: dataset={name!r} is a {other.task_type} store, the experiment's "

@@ -117,7 +117,7 @@ def _check_transformers(params: InstanceParams, store_info: DatasetInfo, where: 
             f"{where}: front_end={name!r} runs the transformers network in torch, but this "
             f"run's Keras backend is {backend}; set [backend] backend = torch (or "
             "KERAS_BACKEND=torch), or train on the model's embedding store (python -m "
-            f"preprocessing ... --encoder {name}) with front_end='none'.")
+            f"preprocessing ... --encoders {name}) with front_end='none'.")
     try:
         model = LocalModel(name)
         model.check_weights()  # a pickle torch's safe loader refuses: before the run starts
@@ -146,7 +146,7 @@ def _check_waveform_store(name: str, rate: int, store_info: DatasetInfo, where: 
             f"reads audio, but the store holds {feature or 'unrecorded'} features; build a "
             f"waveform store at {rate} Hz (`python -m preprocessing ... --feature "
             f"waveform --sample-rate {rate}`), or train on an {name} embedding "
-            f"store (`--encoder {name}`) with front_end='none'.")
+            f"store (`--encoders {name}`) with front_end='none'.")
     params = store_info.feature_params
     found = int(params.sample_rate) if params is not None else 0
     if params is None or found != rate:
