@@ -21,12 +21,22 @@ corrected resampled t-test's p (Nadeau & Bengio, over the folds; computed here a
 only to check: no rule reads a test score), and whether the selected row is the best or not
 worse than it at p < 0.1; the same for every subset of two rows or more (an ensemble with
 its members), as if the experiment had declared only those, on the same trainings; then per
-rule how often that holds over the experiments and over the subsets.
+rule, over the experiments and over the subsets, how often the selected row is the best or
+not worse than it, how often the best, and how far below the best on test on average.
+`--config` with another `[report] behind_probability` judges that threshold on the same
+trainings.
 
+    # AUDIO: a folder of links to 5 takes of each digit and speaker of FSDD
     python -m xval init AUDIO --pattern fsdd --name fsdd300 --folds 5 --no-progress
     OMP_NUM_THREADS=1 python -m benchmarks.selection_rule run --dataset fsdd300 \\
-        --encoders aisfx birdnet --seeds 0 1 2 --number 81
-    python -m benchmarks.selection_rule report --dataset fsdd300 --numbers 81 82 83
+        --seeds 0 1 2 --number 91 --no-stratify
+    python -m benchmarks.selection_rule report --dataset fsdd300 --numbers 91 92 93
+    # RAVDESS, 10 clips per actor: --pattern ravdess --name ravdess240, then
+    #   run --dataset ravdess240 --seeds 0 1 --number 91 --no-stratify --rank-split 0.5
+    #   and --seeds 0 --number 81 --rank-split 0.5 (stratified: one cut whatever the seed)
+    # the tagging set: benchmarks.tagging_digits build --clips 30 --seconds 3, init --manifest
+    #   OUT/manifest.csv --name digit_tags, then
+    #   run --dataset digit_tags --task-type tagging --seeds 0 1 --number 91 --no-stratify
 
 Measured: docs/results.md, "The selected row a reader can trust (issue 81)".
 """
@@ -37,6 +47,7 @@ import argparse
 import itertools
 from collections.abc import Collection, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -100,17 +111,29 @@ def experiment(dataset: str, encoders: Sequence[str], number: int, folds: int,
     return exp
 
 
+class Verdict(NamedTuple):
+    """A selected row against the best row on test."""
+
+    ok: bool
+    """Whether it is the best or not worse than it at `NOT_WORSE_P`."""
+    best: bool
+    """Whether it is the best."""
+    below: float
+    """How far its mean test score is below the best's (0 for the best)."""
+
+
 def judge(results: ExperimentResults, selected: int, metric: str, level: str,
-          rows: Collection[int] | None = None) -> tuple[str, bool]:
+          rows: Collection[int] | None = None) -> tuple[str, Verdict]:
     """The selected row against the best complete row on test (among `rows`; `None`: all):
-    a line, and whether it is the best or not worse than it at `NOT_WORSE_P`."""
+    a line, and the `Verdict`."""
     sign = 1.0 if metric_direction(metric) == "max" else -1.0
     test = {r.id: fold_scores(r, metric, "test", level) for r in results.complete()
             if rows is None or r.id in rows}
     mean = {k: float(np.mean(list(v.values()))) for k, v in test.items() if v}
     best = max(mean, key=lambda k: (sign * mean[k], -k))
     if selected == best:
-        return f"{selected} (test {mean[selected]:.3f}) is the best on test", True
+        return f"{selected} (test {mean[selected]:.3f}) is the best on test", \
+            Verdict(True, True, 0.0)
     folds = sorted(set(test[selected]) & set(test[best]))
     ratio = fold_test_train_ratio([f for k in (selected, best) for f in results[k].folds
                                    if f.fold in folds])
@@ -118,13 +141,14 @@ def judge(results: ExperimentResults, selected: int, metric: str, level: str,
                                   [test[best][i] for i in folds], ratio)
     ok = not (sign * t.mean_difference < 0 and t.p < NOT_WORSE_P)
     return (f"{selected} (test {mean[selected]:.3f}); best {best} ({mean[best]:.3f}); "
-            f"difference {t.mean_difference:+.3f}, p {t.p:.2f}"), ok
+            f"difference {t.mean_difference:+.3f}, p {t.p:.2f}"), \
+        Verdict(ok, False, sign * (mean[best] - mean[selected]))
 
 
-def subsets(results: ExperimentResults, config: Config) -> dict[str, list[bool]]:
+def subsets(results: ExperimentResults, config: Config) -> dict[str, list[Verdict]]:
     """Both rules on every subset of two complete rows or more (an ensemble only with all
     its members), as if the experiment had declared those rows only, on the same trainings:
-    rule -> per subset, whether its row is the best of the subset or not worse than it.
+    rule -> per subset, its row against the subset's best (`judge`).
     The rule now is the report's own (`rank_rows`) with the experiment's preference."""
     metric = selection_metric(config, results.task_type)
     split = selection_split(results, metric)
@@ -132,7 +156,7 @@ def subsets(results: ExperimentResults, config: Config) -> dict[str, list[bool]]
     ranked = results.ranked(metric, split, level)
     members = {r.id: {int(m["instance"]) for m in r.ensemble.members}
                for r in ranked if r.ensemble is not None}
-    out: dict[str, list[bool]] = {"before": [], "after": []}
+    out: dict[str, list[Verdict]] = {"before": [], "after": []}
     ids = [r.id for r in ranked]
     for size in range(2, len(ids) + 1):
         for rows in itertools.combinations(sorted(ids), size):
@@ -145,17 +169,17 @@ def subsets(results: ExperimentResults, config: Config) -> dict[str, list[bool]]
                                preference=preference_of(results))
             before = next(r.id for r in ranked if r.id in rows)
             for name, k in (("before", before), ("after", chosen.selected)):
-                line, ok = judge(results, k, metric, level, rows)
-                out[name].append(ok)
-                if not ok:
+                line, verdict = judge(results, k, metric, level, rows)
+                out[name].append(verdict)
+                if not verdict.ok:
                     print(f"    {name}, rows {', '.join(map(str, rows))}: selects {line}")
     return out
 
 
-def report(root: Path, config: Config) -> dict[str, list[bool]]:
-    """Prints one experiment's rows and what each rule selects; returns rule -> whether
-    its row is the best or not worse than it on test: for the experiment, then for each
-    subset of its rows (`subsets`)."""
+def report(root: Path, config: Config) -> dict[str, list[Verdict]]:
+    """Prints one experiment's rows and what each rule selects; returns rule -> its row
+    against the best on test (`judge`): for the experiment, then for each subset of its
+    rows (`subsets`)."""
     results = ExperimentResults(root)
     metric = selection_metric(config, results.task_type)
     split = selection_split(results, metric)
@@ -167,21 +191,30 @@ def report(root: Path, config: Config) -> dict[str, list[bool]]:
               f"{np.mean(list(ranked.values())):.3f}, test {np.mean(list(test.values())):.3f}")
     selection = Selection.of(results, config)
     before = results.best(metric, split, level)
-    out: dict[str, list[bool]] = {}
+    out: dict[str, list[Verdict]] = {}
     for name, chosen in (("before", before.id if before else None), ("after", selection.id)):
         if chosen is None:
             continue
-        line, ok = judge(results, chosen, metric, level)
-        out[name] = [ok]
-        print(f"  {name}: selects {line}: {'ok' if ok else 'WORSE'}")
+        line, verdict = judge(results, chosen, metric, level)
+        out[name] = [verdict]
+        print(f"  {name}: selects {line}: {'ok' if verdict.ok else 'WORSE'}")
     if selection.ranking is not None:
         tied = ", ".join(map(str, sorted(selection.ranking.tied)))
         print(f"  after: rows the {split} scores cannot tell apart: {tied}")
     for name, found in subsets(results, config).items():
         out[name] = out.get(name, []) + found
-        print(f"  {name}, every subset of 2 rows or more: best or not worse in "
-              f"{sum(found)} of {len(found)}")
+        print(f"  {name}, every subset of 2 rows or more: {summary(found)}")
     return out
+
+
+def summary(verdicts: Sequence[Verdict]) -> str:
+    """How often the selected rows are the best or not worse, how often the best, and how
+    far below the best on test they are on average."""
+    if not verdicts:
+        return "none"
+    return (f"best or not worse (p < {NOT_WORSE_P}) in {sum(v.ok for v in verdicts)} of "
+            f"{len(verdicts)}, the best in {sum(v.best for v in verdicts)}, "
+            f"{np.mean([v.below for v in verdicts]):.3f} below the best on average")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -219,10 +252,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     verdicts = [report(root / f"experiment_{n}", config) for n in numbers]
     for name in ("before", "after"):
         found = [v[name][0] for v in verdicts if name in v]
-        rows = [ok for v in verdicts for ok in v.get(name, [])[1:]]
-        print(f"{args.dataset}, {name}: the selected row is the best or not worse than it "
-              f"(p < {NOT_WORSE_P}) in {sum(found)} of {len(found)} experiments, and in "
-              f"{sum(rows)} of {len(rows)} subsets of their rows")
+        rows = [verdict for v in verdicts for verdict in v.get(name, [])[1:]]
+        print(f"{args.dataset}, {name}: experiments: {summary(found)}; subsets of their "
+              f"rows: {summary(rows)}")
 
 
 if __name__ == "__main__":
