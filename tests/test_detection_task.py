@@ -250,8 +250,9 @@ def _check_workbook(exp, instances):
     # The Plots sheet embeds the selected instance's activity plots after its own plots.
     plots = book["Plots"]
     from xval import ExperimentResults
+    from xval.report.tables import Selection
 
-    best = ExperimentResults(exp).best("event_f1", "val", level="auto")
+    best = Selection.of(ExperimentResults(exp)).selected  # [report] at its defaults
     assert plots["A1"].value.startswith(f"instance {best.id} ★ selected")
     names = [c.value for c in plots[2] if c.value]
     assert names[-3:] == [f"activity_fold_{i}.png" for i in range(3)]

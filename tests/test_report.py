@@ -18,7 +18,7 @@ from xval.core.errors import ConfigurationError
 from xval.core.records import FoldResult, InstanceSummary, Status
 from xval.report.bayesian import correlated_bayesian_ttest
 from xval.report.stats import corrected_resampled_ttest, fold_test_train_ratio, holm, mean_ci
-from xval.report.tables import report_note, selection_level
+from xval.report.tables import Selection, report_note, selection_level
 from xval.report.terminal import terminal_table
 from xval.report.workbook import (
     BEST_FILL,
@@ -189,7 +189,7 @@ def test_workbook_selected_row_note_and_legend(classification_run):
     config, exp_dir, outcome, text = classification_run
     ws = load_workbook(exp_dir / "experiment_3.xlsx")["Summary"]
     results = ExperimentResults(exp_dir)
-    best = results.best("accuracy", "val", level="auto")  # clip level: the store has clips
+    best = Selection.of(results, config).selected  # clip level: the store has clips
     rows = _rows_by_id(ws)
     selected = rows[best.id]
     assert ws.cell(row=selected, column=3).value == "★ selected"
@@ -210,7 +210,7 @@ def test_workbook_selected_row_note_and_legend(classification_run):
     # The note: which level and metric to report, with the value.
     note = _find(ws, "Selected:").value
     test_clip = best.metric("accuracy", "test", "clip")
-    assert note.startswith(f"Selected: instance {best.id}, best validation accuracy")
+    assert note.startswith(f"Selected: instance {best.id}, ")
     assert f"Report its test accuracy at clip level: {test_clip:.4f} ± " in note
     # The legend: one swatch per colour meaning.
     legend = _find(ws, "Legend").row
@@ -257,7 +257,7 @@ def test_workbook_statistics_sheet(classification_run):
     config, exp_dir, _, _ = classification_run
     ws = load_workbook(exp_dir / "experiment_3.xlsx")["Statistics"]
     results = ExperimentResults(exp_dir)
-    best = results.best("accuracy", "val", level="auto")
+    best = Selection.of(results, config).selected
     header = [c.value for c in ws[1]]
     # The store has several segments per clip: selection and tests use clip scores.
     assert header == ["ID", "status", "folds", "val clip accuracy mean",
@@ -342,7 +342,7 @@ def test_workbook_embeds_the_plots_selected_instance_first(classification_run, t
     _, exp_dir, _, _ = classification_run
     wb = load_workbook(exp_dir / "experiment_3.xlsx")
     sheet = wb["Plots"]
-    best = ExperimentResults(exp_dir).best("accuracy", "val")
+    best = Selection.of(ExperimentResults(exp_dir), classification_run[0]).selected
     assert sheet["A1"].value.startswith(f"instance {best.id} ★ selected")
     pngs = sorted(exp_dir.glob("instance_*/plots/*.png"))
     assert 0 < len(pngs) <= report.MAX_EMBEDDED_PLOTS
@@ -407,7 +407,7 @@ def test_a_sheet_registered_outside_the_package_is_built(classification_run, tmp
                                "Parameters", "Data", "Plots"]
     rows = list(book["Seconds"].iter_rows(values_only=True))
     results = ExperimentResults(exp_dir)
-    best = results.best("accuracy", "val", level="auto")
+    best = Selection.of(results, classification_run[0]).selected
     assert rows[0] == ("ID", "status", "seconds", "selected")
     assert rows[1:] == [(r.id, r.status, pytest.approx(r.summary.seconds), r.id == best.id)
                         for r in results]
@@ -515,7 +515,7 @@ def test_workbook_opens_in_libreoffice(classification_run, tmp_path):
     assert rows[1][:5] == ["ID", "status", "selected", "comment_1", "comment_2"]
     by_id = {row[0]: row for row in rows[2:6]}
     assert by_id["4"][3:5] == ["=1+1", "@SUM(A1)"]  # not evaluated to 2 or an error
-    best = ExperimentResults(exp_dir).best("accuracy", "val")
+    best = Selection.of(ExperimentResults(exp_dir), classification_run[0]).selected
     assert by_id[str(best.id)][2] == "★ selected"
     assert any(row and row[0].startswith(f"Selected: instance {best.id}") for row in rows)
 
@@ -540,8 +540,11 @@ def test_regression_workbook_and_plot(tmp_path):
     assert [h for h in header if h.endswith(" mean")] == [
         "clip RMSE mean", "segment RMSE mean", "segment MAE mean", "segment R² mean"] * 2
     results = ExperimentResults(exp_dir)
-    best = results.best("rmse", "val", level="auto")  # selected at clip level
-    assert best.id == min(results, key=lambda r: r.metric("rmse", "val", "clip")).id
+    leader = results.best("rmse", "val", level="auto")  # ranked at clip level
+    assert leader.id == min(results, key=lambda r: r.metric("rmse", "val", "clip")).id
+    selection = Selection.of(results, config)  # the leader, or the order among its ties
+    best = selection.selected
+    assert leader.id in (best.id, *(r.id for r in selection.tied))
     assert ws.cell(row=2 + best.id, column=3).value == "★ selected"
     cols = _columns(ws, groups=True)
     rmse = ws.cell(row=2 + best.id, column=cols[("test", "segment RMSE mean")])
@@ -754,8 +757,10 @@ def test_terminal_table_clip_score_first_and_std_labelled(tmp_path):
     selected = next(line for line in lines if line.startswith("*"))
     assert selected.split()[1:6] == ["2", "complete", "0.9500", "±", "0.0141"]
     assert selected.split()[9:12] == ["0.7000", "±", "0.0141"]
-    assert lines[-1] == ("* selected on validation accuracy (clip level): instance 2; report "
+    footer = lines.index("* selected on validation accuracy (clip level): instance 2; report "
                          "its test clip score 0.9500. ± = mean ± std over folds.")
+    assert lines[footer + 1].startswith("Selection: instance 2 is ahead on validation clip "
+                                        "accuracy")
 
 
 def test_terminal_table_without_clips_labels_std(tmp_path):

@@ -65,6 +65,7 @@ from xval.cli.scripts import (
     RANK_ABOUT,
     encoder_instances,
     experiment_script,
+    preference_line,
     rank_split_line,
     script_path,
     store_tag,
@@ -462,7 +463,7 @@ def _write_script(script: Path, store: FeatureStore, rows: pd.DataFrame, folds: 
         data=data, settings={"description": f"{called}: first models",
                              "dataset": store.path.name, "number": 1, "num_folds": folds,
                              "task_type": task_of_rows(rows)},
-        parameters=rank_split_line(share),
+        parameters=rank_split_line(share) + preference_line(len(embedded)),
         imports="Ensemble, Experiment" if embedded else "Experiment",
         instances=encoder_instances(
             [(s.path.name, str(s.info.encoder)) for s in embedded if s.info.encoder],

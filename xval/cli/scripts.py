@@ -198,7 +198,8 @@ def experiment_script(*, question: str, summary: str, about: str, script: Path,
             written as literals (`literal`).
         settings: the `Experiment(...)` keywords, written as literals.
         instances: the `experiment[k] = ...` lines.
-        parameters: the `parameters=` line (`rank_split_line`), or `""`.
+        parameters: the `parameters=` line (`rank_split_line`) and the `preference=` line
+            (`preference_line`), or `""`.
         imports: the names imported from `xval`. Defaults to `"Experiment"`.
         number: the experiment's number. Defaults to `1`.
 
@@ -296,6 +297,37 @@ def rank_split_line(share: float) -> str:
         return ""
     return (f'    parameters={{"rank_split": {share}}},  # validation items that choose no '
             "epoch select\n")
+
+
+def encoder_preference(stores: int) -> list[int]:
+    """The preference of `init`'s script over the instances `encoder_instances` writes:
+    the late fusion, the encoders side by side, each encoder, then the CNN from scratch
+    (what the report selects by among the rows its ranking items cannot tell apart:
+    docs/results.md measured the fusion and the stacked encoders the best rows).
+
+    Args:
+        stores: the stores the script reads embeddings from: one encoder's, or two
+            encoders' or more and their stacked store (last); `0` for none.
+
+    Returns:
+        Instance ids, the most preferred first (`[]` without an encoder store).
+    """
+    if stores <= 0:
+        return []
+    encoders = stores - 1 if stores > 1 else 1
+    stacked = [encoders + 1] if stores > 1 else []
+    cnn = encoders + len(stacked) + 1
+    return [cnn + 1, *stacked, *range(1, encoders + 1), cnn]
+
+
+def preference_line(stores: int) -> str:
+    """The `preference=` line of `init`'s script (`encoder_preference`; `""` without an
+    encoder store): ids only, written as a literal (`literal`)."""
+    order = encoder_preference(stores)
+    if not order:
+        return ""
+    return (f"    preference={literal(order)},  # picks among rows the ranking items "
+            "cannot tell apart\n")
 
 
 def store_tag(encoder: str) -> str:

@@ -152,6 +152,14 @@ class ReportSettings(Settings):
         notes=("Half-width of the region of practical equivalence (ROPE, > 0) of the Bayesian "
                "correlated t-test on the Statistics sheet and of `python -m xval compare`, in the "
                "units of the selection metric: 0.01 is one point of accuracy or F1."))
+    behind_probability: float = setting(
+        0.8, "probability with which a row must beat another on the ranking scores to put it "
+        "behind (the rows behind none tie)", low=0.5, high=1, open_low=True, open_high=True,
+        notes=("Selecting the row to report: a row is behind another when the other beats it on "
+               "the ranking scores by more than the ROPE with at least this probability "
+               "(Bayesian correlated t-test over the folds); the rows behind none tie, and the "
+               "experiment's declared preference picks among them (docs/workbook.md, \"Which "
+               "row is selected\"). Higher: more ties, the preference decides more often."))
     plots: bool = setting(
         True, "write each instance's figures",
         notes=("Write each instance's figures after its last fold (plots/: learning curves and "

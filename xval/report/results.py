@@ -355,14 +355,5 @@ class ExperimentResults:
         ties broken by `TIE_RULE`), or `None` when no instance is complete."""
         return next(iter(self.ranked(metric, split, level)), None)
 
-    def tied_with_best(self, metric: str = "accuracy", split: str = "val",
-                       level: str = "segment") -> list[InstanceResult]:
-        """The other complete instances whose mean `metric` equals the best one's (within
-        `TIE_TOLERANCE`): those `TIE_RULE` decided between."""
-        level = self.auto_level(metric, split) if level == "auto" else level
-        values = [(r, r.metric(metric, split, level) or 0.0)
-                  for r in self.ranked(metric, split, level)]
-        return [r for r, value in values[1:] if abs(value - values[0][1]) <= TIE_TOLERANCE]
-
     def __repr__(self) -> str:
         return f"ExperimentResults({str(self.path)!r}, instances={len(self)})"

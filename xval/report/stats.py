@@ -85,7 +85,7 @@ class CorrectedTTest(NamedTuple):
     """Upper end of the corrected confidence interval of the mean difference."""
 
 
-def fold_test_train_ratio(folds: Iterable[FoldResult]) -> float:
+def fold_test_train_ratio(folds: Iterable[FoldResult], split: str = "test") -> float:
     """`n_test / n_train` averaged over finished folds, for `corrected_resampled_ttest`.
 
     The training count excludes augmented rows (`FoldResult.train_rows`): augmented copies
@@ -96,6 +96,9 @@ def fold_test_train_ratio(folds: Iterable[FoldResult]) -> float:
 
     Args:
         folds: fold records; those not `ok` are ignored.
+        split: the split whose rows are the `n_test` of the ratio: `"test"`, or `"val"` or
+            `"rank"` for a test of validation or ranking scores (always the first model's,
+            trained on the training rows only). Defaults to `"test"`.
 
     Returns:
         The mean ratio, or `nan` without a finished fold.
@@ -106,9 +109,9 @@ def fold_test_train_ratio(folds: Iterable[FoldResult]) -> float:
             continue
         train = fold.train_rows
         refit = fold.refit or {}
-        if refit.get("train_original"):  # refit_with_val: the test scores' model trained on
-            train = refit["train_original"]  # the training plus validation rows
-        test = fold.n_rows.get("test")
+        if split == "test" and refit.get("train_original"):  # refit_with_val: the test
+            train = refit["train_original"]  # scores' model trained on training + validation
+        test = fold.n_rows.get(split)
         if train and test is not None:
             ratios.append(test / train)
     return float(np.mean(ratios)) if ratios else float("nan")

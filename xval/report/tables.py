@@ -13,8 +13,9 @@ from typing import Any
 import xval.config.embedding as embedding
 from xval import tasks
 from xval.config.loader import Config
-from xval.config.selection import selection_metric
-from xval.report.results import TIE_RULE, ExperimentResults, InstanceResult
+from xval.config.selection import metric_direction, selection_metric
+from xval.report.results import ExperimentResults, InstanceResult
+from xval.report.selection import DEFAULT_ORDER, Ranking, preference_of, rank_rows
 from xval.report.validation import invalid_note
 
 SPLIT_NAMES = {"train": "train", "val": "validation", "test": "test",
@@ -38,28 +39,40 @@ Headline = tuple[str, str, str]
 
 @dataclasses.dataclass(frozen=True)
 class Selection:
-    """The selected instance: the complete one with the best validation selection metric.
+    """The selected instance: among the complete instances that the ranking scores cannot
+    tell apart, the first in the preference declared before any score was seen
+    (`xval.report.selection`).
 
     Attributes:
         metric: the selection metric (`[report] selection_metric`, or the task's).
         selected: the selected instance, or `None` when no instance is complete.
-        tied: the other complete instances whose validation mean equals the selected one's
-            (the tie was broken by `TIE_RULE`).
+        tied: the other complete instances its ranking scores cannot tell it apart from
+            (the preference chose among them).
         split: the split it is read on: `"val"`, or `"rank"` when every complete instance
             has scores on validation items that picked no epoch (`selection_split`).
+        ranking: how it was chosen, and how sure the ranking scores are of it (`None`
+            when no instance is complete).
     """
 
     metric: str
     selected: InstanceResult | None
     tied: tuple[InstanceResult, ...] = ()
     split: str = "val"
+    ranking: Ranking | None = None
 
     @classmethod
     def of(cls, results: ExperimentResults, config: Config | None = None) -> Selection:
         metric = selection_metric(config, results.task_type)
         split = selection_split(results, metric)
-        return cls(metric, results.best(metric, split, level="auto"),
-                   tuple(results.tied_with_best(metric, split, level="auto")), split)
+        level = selection_level(results, metric, split)
+        ranking = rank_rows(results.ranked(metric, split, level), metric, split, level,
+                            confidence=behind_probability_of(config), rope=rope_of(config),
+                            repeats=(results.num_repeats, results.num_folds or 0),
+                            preference=preference_of(results))
+        if ranking is None:
+            return cls(metric, None, (), split)
+        return cls(metric, results[ranking.selected],
+                   tuple(results[k] for k in ranking.tied[1:]), split, ranking)
 
     @property
     def why(self) -> str:
@@ -86,6 +99,12 @@ def alpha_of(config: Config | None) -> float:
     """The significance level of the statistics (`[report] alpha`; 0.05 without a
     config)."""
     return float(config.report.alpha) if config is not None else 0.05
+
+
+def behind_probability_of(config: Config | None) -> float:
+    """The probability with which a row must beat another on the ranking scores to put it
+    behind (`[report] behind_probability`; 0.8 without a config)."""
+    return float(config.report.behind_probability) if config is not None else 0.8
 
 
 def rope_of(config: Config | None) -> float:
@@ -228,18 +247,27 @@ def report_note(results: ExperimentResults, config: Config | None = None) -> str
     chosen = selection_level(results, metric, selection.split)
     names = tasks.get(results.task_type).level_names  # detection: window, recording
     n = sel.summary.folds_done
-    note = (f"Selected: instance {sel.id}, best {SPLIT_NAMES[selection.split]} {metric} "
-            f"({_value(sel, metric, selection.split, chosen)}, {names[chosen]} level). "
-            "Report its "
-            f"test {metric} at {names[level]} level: {_value(sel, metric, 'test', level)} "
-            f"± {_value(sel, metric, 'test', level, 'std')} (mean ± std over {n} folds)")
+    score = f"{SPLIT_NAMES[selection.split]} {metric}"
+    value = _value(sel, metric, selection.split, chosen)
+    ranking = selection.ranking
+    if ranking is None or ranking.leader == sel.id:
+        note = f"Selected: instance {sel.id}, best {score} ({value}, {names[chosen]} level)"
+    else:
+        leader = results[ranking.leader]
+        note = (f"Selected: instance {sel.id}, {score} {value} ({names[chosen]} level), by "
+                f"the preference among the rows that {score} cannot tell apart (best mean: "
+                f"instance {leader.id}, {_value(leader, metric, selection.split, chosen)})")
+    note += (". Report its "
+             f"test {metric} at {names[level]} level: {_value(sel, metric, 'test', level)} "
+             f"± {_value(sel, metric, 'test', level, 'std')} (mean ± std over {n} folds)")
     if level == "clip" and sel.metric(metric, "test") is not None:  # an ensemble has none
         note += (f", {names['segment']} level beside it: {_value(sel, metric, 'test')} ± "
                  f"{_value(sel, metric, 'test', stat='std')}")
     note += f". Choose on validation, report test. {selection.why}"
     if selection.tied:
-        note += (f" Tied on {SPLIT_NAMES[selection.split]} {metric} with instance(s) "
-                 f"{', '.join(str(r.id) for r in selection.tied)}: {TIE_RULE}.")
+        note += (f" Tied on {score} with instance(s) "
+                 f"{', '.join(str(r.id) for r in sorted(selection.tied, key=lambda r: r.id))}: "
+                 f"{TIE_NOTE}.")
     whole = results.clip_from_segment(metric, "val")
     if whole and chosen == "clip":
         note += (f" Instance(s) {', '.join(map(str, whole))} have one row per clip (an "
@@ -252,6 +280,62 @@ def report_note(results: ExperimentResults, config: Config | None = None) -> str
                  "(trained before this version scored them); rerun them with --overwrite to "
                  f"compare all at {names['clip']} level.")
     return note
+
+
+TIE_NOTE = ("the ranking scores cannot tell them apart, so the preference declared before any "
+            "score chose (the Selection lines)")
+"""What the note says of the rows that tie with the selected one."""
+
+
+def selection_lines(results: ExperimentResults, selection: Selection) -> list[str]:
+    """How sure the ranking scores are of the selected row, and the rule that chose it:
+    printed under the terminal table and under the Summary sheet's note.
+
+    Returns:
+        The lines (none with fewer than two complete instances): how the row was chosen,
+        then one line per row, best mean first (its mean ranking score; for the others the
+        Bayesian correlated t-test's probabilities against the selected row, and whether it
+        ties or which row it is behind), then a warning when the declared preference changed
+        after instances had run.
+    """
+    ranking, sel = selection.ranking, selection.selected
+    if ranking is None or sel is None or not ranking.comparisons:  # one row: no choice
+        return []
+    level = selection_level(results, selection.metric, selection.split)
+    score = (f"{SPLIT_NAMES[selection.split]} {level_names(results)[level]} "
+             f"{selection.metric}")
+    basis = (f"Bayesian correlated t-test over {ranking.folds} folds, {ranking.items} "
+             f"{SPLIT_NAMES[selection.split]} item(s) in all, ROPE {ranking.rope:g}")
+    preference = ranking.preference
+    order = ", ".join(map(str, [k for k in preference.order if k in ranking.tied
+                                or any(c.id == k for c in ranking.comparisons)]))
+    which = ("declared by the experiment" if preference.declared
+             else f"the default: {DEFAULT_ORDER}")
+    if ranking.clear:
+        head = (f"Selection: instance {sel.id} is ahead on {score}: every other row is "
+                f"behind, beaten by some row by more than the ROPE with probability "
+                f"{ranking.confidence:g} or more ({basis}).")
+    else:
+        head = (f"Selection: {score} cannot tell instances "
+                f"{', '.join(map(str, sorted(ranking.tied)))} apart (none is beaten with "
+                f"probability {ranking.confidence:g}; {basis}; best mean: instance "
+                f"{ranking.leader}); instance {sel.id} is the first of them in the preference "
+                f"({which}): {order}.")
+    mine = sel.metric(selection.metric, selection.split, level)
+    rows = [(mine, f"  instance {sel.id}: {mine:.4f}: selected.")] if mine is not None else []
+    for c in ranking.comparisons:
+        state = (f"behind instance {c.behind} (P {c.ahead:.2f})" if c.behind is not None
+                 else "tied")
+        rows.append((c.mean, f"  instance {c.id}: {c.mean:.4f}; P({sel.id} better) "
+                             f"{c.better:.2f}, P(equivalent) {c.equivalent:.2f}, "
+                             f"P({c.id} better) {c.worse:.2f}: {state}."))
+    sign = -1.0 if metric_direction(selection.metric) == "max" else 1.0
+    lines = [head, *(text for _, text in sorted(rows, key=lambda row: sign * row[0]))]
+    if preference.changed:
+        lines.append(f"Warning: the preference was declared by the run of {preference.changed}, "
+                     "after runs that trained instances: it may have been chosen on their "
+                     "scores. Declare it before any score is seen.")
+    return lines
 
 
 def single_item_validation_warning(results: ExperimentResults) -> str | None:

@@ -13,12 +13,13 @@ from xval.config.loader import Config
 from xval.core.hashing import FOLD_FIX
 from xval.ensembles.tables import ensemble_note
 from xval.report.encoders import encoder_lines
-from xval.report.results import TIE_RULE, ExperimentResults, InstanceResult
+from xval.report.results import ExperimentResults, InstanceResult
 from xval.report.tables import (
     SPLIT_NAMES,
     Selection,
     embedding_headline,
     selection_level,
+    selection_lines,
     status_label,
     unselected,
 )
@@ -50,7 +51,8 @@ def _cell(r: InstanceResult, split: str, level: str, name: str) -> str:
     return f"{mean:.4f} ± {std:.4f}" if std is not None else f"{mean:.4f}"
 
 
-def _footer(selection: Selection, level: str, level_name: str) -> str:
+def _footer(results: ExperimentResults, selection: Selection, level: str,
+            level_name: str) -> str:
     footer = "± = mean ± std over folds."
     best = selection.selected
     value = best.metric(selection.metric, "test", level) if best is not None else None
@@ -59,10 +61,7 @@ def _footer(selection: Selection, level: str, level_name: str) -> str:
                   f"({level_name} level): "
                   f"instance {best.id}; report its test {level_name} score {value:.4f}. "
                   f"{footer}")
-    if best is not None and selection.tied:
-        footer += (f"\nTied with instance(s) {', '.join(str(r.id) for r in selection.tied)} "
-                   f"on {SPLIT_NAMES[selection.split]} {selection.metric}: {TIE_RULE}.")
-    return footer
+    return "\n".join([footer, *selection_lines(results, selection)])
 
 
 def invalid_lines(shown: list[InstanceResult]) -> list[str]:
@@ -133,7 +132,7 @@ def terminal_table(results: ExperimentResults | str | Path, config: Config | Non
     rows = [["*" if r.id == selection.id else "", str(r.id), status_label(r),
              *(_cell(r, *column) for column in columns),
              " / ".join(c for c in r.comments() if c)] for r in shown]
-    footer = "\n".join(filter(None, [_footer(selection, level, names[level]),
+    footer = "\n".join(filter(None, [_footer(results, selection, level, names[level]),
                                      unselected(results, selection)]))
     if fmt == "csv":
         buffer = io.StringIO()

@@ -84,6 +84,8 @@ _SETTINGS: dict[str, list[Any]] = {
                                "strings applied to every instance"), None],
     "num_repeats": [_COUNT], "n_repeats": [_COUNT, None],
     "config": [InstancesOf((str, os.PathLike), "the path of a config.ini"), None],
+    "preference": [InstancesOf((list, tuple), "a list of instance ids, the most preferred "
+                               "first"), None],
 }
 """The valid values of an experiment's settings (`xval.core.constraints`)."""
 
@@ -131,6 +133,27 @@ class Ensemble:
     def __repr__(self) -> str:
         extra = "" if self.weights == DEFAULT_WEIGHTING else f", weights={self.weights!r}"
         return f"Ensemble({', '.join(map(str, self.members))}{extra})"
+
+def check_preference(preference: Sequence[int] | None) -> tuple[int, ...] | None:
+    """Returns `preference` as a tuple of instance ids, checked (`None` stays `None`).
+
+    Raises:
+        ConfigurationError: for an empty order, an id that is not an int >= 0, or an id
+            named twice.
+    """
+    if preference is None:
+        return None
+    for k in preference:
+        check("preference", k, _SETTINGS["number"], label=f"preference entry {k!r}")
+    order = tuple(int(k) for k in preference)
+    twice = sorted({k for k in order if order.count(k) > 1})
+    if not order or twice:
+        raise ConfigurationError(
+            f"preference={list(preference)!r}: expected each instance id once, the most "
+            "preferred first, e.g. preference=[5, 3, 1, 2, 4]"
+            + (f"; {', '.join(map(str, twice))} named twice." if twice else "."))
+    return order
+
 
 def check_repeats(num_repeats: int, n_repeats: int | None = None) -> int:
     """Returns the number of repeats of the k-fold: `num_repeats`, or `n_repeats` (its
@@ -262,7 +285,8 @@ class ExperimentDeclaration:
                  gpu_ID: int | str | None = None,
                  parameters: InstanceSpec | None = None, num_repeats: int = 1,
                  config: str | os.PathLike | None = None,
-                 allow_outside_data_dir: bool = False, n_repeats: int | None = None) -> None:
+                 allow_outside_data_dir: bool = False, n_repeats: int | None = None,
+                 preference: Sequence[int] | None = None) -> None:
         validate_params(_SETTINGS, locals())  # the arguments, by name
         self.description = description
         self.allow_outside_data_dir = allow_outside_data_dir
@@ -278,6 +302,7 @@ class ExperimentDeclaration:
         self.parameters: InstanceSpec = parameters or {}
         self.num_repeats = check_repeats(num_repeats, n_repeats)
         self.config_path = config
+        self.preference = check_preference(preference)
         self.instances: dict[int, InstanceSpec] = {}
         self.ensembles: dict[int, Ensemble] = {}  # instances derived from others
         self.search: Search | None = None  # run with --search
@@ -335,6 +360,22 @@ class ExperimentDeclaration:
         if "num_repeats" in overrides:
             settled.num_repeats = check("num_repeats", overrides["num_repeats"], [_COUNT])
         return settled, rest
+
+    def check_preference(self) -> None:
+        """Checks that the declared `preference` names declared instances only (before
+        anything trains).
+
+        Raises:
+            ConfigurationError: naming the ids that are not declared.
+        """
+        declared = sorted([*self.instances, *self.ensembles])
+        unknown = [k for k in self.preference or () if k not in declared]
+        if unknown:
+            raise ConfigurationError(
+                f"preference={list(self.preference or ())!r} names instance(s) "
+                f"{', '.join(map(str, unknown))}, which the experiment does not declare "
+                f"(it declares {', '.join(map(str, declared)) or 'none'}); name declared "
+                "instances only.")
 
     @property
     def first_trial_instance(self) -> int:

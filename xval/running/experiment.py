@@ -55,6 +55,12 @@ class Experiment(ExperimentDeclaration):
         allow_outside_data_dir: accept a `dataset` that leads outside data_dir (an absolute
             path or `..`). Defaults to `False`.
         n_repeats: the earlier name of `num_repeats`, still accepted.
+        preference: the order in which rows are preferred when the ranking scores cannot tell
+            them apart, most preferred first (`[5, 3, 1, 2, 4]`), declared before any score
+            is seen and recorded with each run (`code/commands.json`); instances it leaves
+            out follow in the default order: ensembles of instances first, then the others
+            by id (docs/workbook.md, "Which row is selected"). Defaults to `None` (the
+            default order).
 
     Raises:
         ConfigurationError: for a setting of the wrong type or out of range, named with its

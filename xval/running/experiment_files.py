@@ -22,7 +22,9 @@ def description_text(experiment: ExperimentDeclaration, plan: Plan) -> str:
     lines = [experiment.description, "", f"dataset: {experiment.dataset}",
              f"experiment: {experiment.number}", f"task_type: {experiment.task_type}",
              f"num_folds: {experiment.num_folds}", f"generator: {experiment.generator}",
-             f"folds: {plan.manifest.splitter}", "", "instances:"]
+             f"folds: {plan.manifest.splitter}",
+             *([f"preference: {list(experiment.preference)}"] if experiment.preference else []),
+             "", "instances:"]
     lines += [f"  {k}: {experiment[k]!r}" for k in sorted([*experiment.instances,
                                                          *experiment.ensembles])]
     return "\n".join(lines) + "\n"
@@ -50,8 +52,9 @@ def run_command(experiment: ExperimentDeclaration, plan: Plan,
                 argv: list[str] | None = None) -> RunCommand:
     """This run's command line (`code/commands.json`, the Summary sheet): `python
     <script> <arguments>` when the process runs the experiment script (its `sys.argv`),
-    else `Experiment.run from <program>` (a Python caller), with the `--set` values and the
-    planned instances.
+    else `Experiment.run from <program>` (a Python caller), with the `--set` values, the
+    planned instances and the declared `preference` (what the report selects by among the
+    rows its ranking scores cannot tell apart).
 
     Args:
         experiment: the declaration.
@@ -65,9 +68,11 @@ def run_command(experiment: ExperimentDeclaration, plan: Plan,
         command = shlex.join(["python", *argv])
     else:
         command = f"Experiment.run from {Path(program).name or 'python'}"
+    preference = list(experiment.preference) if experiment.preference else None
     return RunCommand(command=command, overrides=dict(plan.overrides),
                       instances=list(plan.resolved),
-                      time_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+                      time_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                      preference=preference)
 
 
 def begin_experiment(recorder: Recorder, experiment: ExperimentDeclaration, plan: Plan,

@@ -294,6 +294,7 @@ def make_plan(experiment: ExperimentDeclaration, config: Config, selected: list[
         ResultsConflictError: when results on disk were made with other folds or
             parameters (and `overwrite` is off), or a result file is unreadable.
     """
+    experiment.check_preference()  # the selection's order names declared instances
     store = FeatureStore(Path(config.data_dir) / experiment.dataset)
     store.verify()  # its files hold what dataset.json's hashes say (not edited in place)
     refuse_duplicates(store, config.data.duplicates)  # error: no test item copied in training

@@ -19,6 +19,9 @@ class RunCommand(Record):
         overrides: the `--set` values (or `overrides=`), as parsed.
         instances: the instances the run planned.
         time_utc: when the run began, ISO 8601 in UTC.
+        preference: the order of instances the experiment declared for selecting among the
+            rows its ranking scores cannot tell apart (`Experiment(preference=...)`), or
+            `None` when it declared none.
     """
 
     KIND: ClassVar[str] = "run command"
@@ -27,6 +30,7 @@ class RunCommand(Record):
     overrides: dict[str, Any]
     instances: list[int]
     time_utc: str
+    preference: list[int] | None = None
     format: int = FORMAT_VERSION
 
     def overrides_text(self) -> str:

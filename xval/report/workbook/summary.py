@@ -1,5 +1,6 @@
 """The Summary sheet: per instance the identifying columns and the headline metrics of the
-task (validation, then test), the selected instance marked, a note saying what to report, a
+task (validation, then test), the selected instance marked, a note saying what to report,
+how sure the ranking scores are of the selected row and the rule that chose it, a
 warning when validation sets hold one item, the command line and `--set` values of the
 latest runs, and the colour legend."""
 
@@ -18,6 +19,7 @@ from xval.report.tables import (
     differing_params,
     headline_metrics,
     report_note,
+    selection_lines,
     single_item_validation_warning,
 )
 from xval.report.workbook.cells import (
@@ -46,7 +48,8 @@ def summary_table(results: ExperimentResults, config: Config | None = None) -> T
 
     Returns:
         `(columns, rows, selected_id, metric)`: `columns` is a list of dicts with `name`,
-        `group`, and for metric columns `level`, `split`, `metric`, `stat`.
+        `group`, and for metric columns `level`, `split`, `metric`, `stat`; the `selected`
+        cell reads `★ selected`, or `tied` for a row the ranking scores cannot tell from it.
     """
     selection = Selection.of(results, config)
     columns = instance_columns(differing_params(results))
@@ -56,8 +59,18 @@ def summary_table(results: ExperimentResults, config: Config | None = None) -> T
                 columns.append({"name": f"{label} {stat}", "level": level, "split": split,
                                 "metric": name, "stat": stat, "group": SPLIT_NAMES[split]})
     columns += run_columns()
-    return columns, instance_rows(results, columns, selection.id), selection.id, \
-        selection.metric
+    rows = instance_rows(results, columns, selection.id)
+    tied = {r.id for r in selection.tied}
+    mark = [c["name"] for c in columns].index("selected")
+    for r, row in zip(results, rows):
+        if r.id in tied:  # the rows the ranking scores cannot tell from the selected one
+            row[mark] = TIED_MARK
+    return columns, rows, selection.id, selection.metric
+
+
+TIED_MARK = "tied"
+"""The Summary's `selected` cell of a row its ranking scores cannot tell from the selected
+one (the preference chose between them)."""
 
 
 def legend(ws: Worksheet, first_row: int, metric: str, alpha: float, styles: Styles,
@@ -71,8 +84,11 @@ def legend(ws: Worksheet, first_row: int, metric: str, alpha: float, styles: Sty
                             "accuracy, F1, precision, recall, R²; min for loss, RMSE, MAE). "
                             "Summary and Metrics sheets. Standard deviations are not "
                             "highlighted."),
-        (styles.selected, None, f"{SELECTED_MARK}: the selected instance (best "
-                                f"{SPLIT_NAMES[split]} {metric}), on every sheet."),
+        (styles.selected, None, f"{SELECTED_MARK}: the selected instance, on every sheet: "
+                                f"the best {SPLIT_NAMES[split]} {metric}, or where that "
+                                "score cannot tell rows apart, the first of them in the "
+                                "preference declared before any score (the Selection "
+                                "lines)."),
         (styles.tied, None, "Statistics sheet: not significantly different from the "
                             f"selected instance (corrected resampled t-test, alpha {alpha})."),
         (None, Font(color=FAILED_FONT, italic=True), "Failed instance (reason in 'message')."),
@@ -114,7 +130,7 @@ def write_summary(sheet: Worksheet, context: SheetContext) -> None:
     if note:
         _line(sheet, next_row, note, last=last, font=Font(bold=True))
         next_row += 1
-    for line in ensemble_note(results):
+    for line in [*selection_lines(results, context.selection), *ensemble_note(results)]:
         _line(sheet, next_row, line, last=last)
         next_row += 1
     warning = single_item_validation_warning(results)
@@ -133,10 +149,13 @@ MAX_RUNS_SHOWN = 10
 
 def run_text(run: RunCommand) -> str:
     """One run, as the Summary sheet lists it: `2026-05-01T10:00:00Z: python exp1.py 1 2
-    --set epochs=3 (instances 1, 2; --set values: epochs=3)`."""
+    --set epochs=3 (instances 1, 2; --set values: epochs=3)`, and the preference it
+    declared (`; preference: 3, 1, 2`)."""
     instances = ", ".join(map(str, run.instances)) or "none"
+    preference = f"; preference: {', '.join(map(str, run.preference))}" \
+        if run.preference else ""
     return (f"{run.time_utc}: {run.command} (instances {instances}; --set values: "
-            f"{run.overrides_text()})")
+            f"{run.overrides_text()}{preference})")
 
 
 def run_lines(ws: Worksheet, first_row: int, results: ExperimentResults,
