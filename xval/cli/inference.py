@@ -171,16 +171,12 @@ def main_evaluate(args: argparse.Namespace) -> int:
         return 0
     task = tasks.get(model_task_name(args.model, fold=args.fold, ensemble=args.ensemble,
                                      dataset_info=args.dataset_info))
-    if task.scores_events:
-        raise ConfigurationError(
-            f"{args.model} is a {task.name} model, scored on annotated recordings: give the "
-            "annotation CSV with --annotations and the folder of its recordings as SOURCE "
-            "(`python -m xval evaluate MODEL RECORDINGS --annotations annotations.csv`).")
+    task.targets.of_files([], [])  # refuses a task whose models labelled files do not score
     annotation_only = [f"--{name.replace('_', '-')}" for name in READING
                        if name != "label_column" and getattr(args, name, None) is not None]
     if annotation_only:
         raise ConfigurationError(f"{', '.join(annotation_only)} go with --annotations "
-                                 "(a detection model's annotated recordings).")
+                                 "(the annotated recordings of a model that finds events).")
     source = args.source
     if source is None:
         source = "regex" if args.pattern is not None else "folders"

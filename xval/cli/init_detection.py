@@ -23,6 +23,7 @@ from typing import Any
 
 from preprocessing.annotations import annotation_source
 from preprocessing.build import feature_params
+from preprocessing.detection import TASK_TYPE as EVENT_TASK
 from preprocessing.detection import (
     build_detection_store,
     check_frame_hop,
@@ -177,7 +178,7 @@ def _write(args: argparse.Namespace, audio: Path, planned: tuple[str, Path, Path
     if encoder:
         use_backend(config.backend.backend)  # the encoder's layers run in Keras
     params = feature_params(config.features, **{
-        **task_features(tasks.of_events(), config, encoder), **encoder})
+        **task_features(tasks.get(EVENT_TASK), config, encoder), **encoder})
     store, summary = build_detection_store(
         args.annotations, audio, store_path, params=params, items=items,
         overwrite=args.overwrite, **reading,
@@ -209,7 +210,7 @@ def _write_script(script: Path, dataset: str, audio: Path, summary: dict[str, An
         "summary": "\n".join(textwrap.wrap(text, width=88, break_on_hyphens=False)),
         "script": relative, "results": f"results/{dataset}/experiment_1",
         "description": repr(f"{called}: detection"), "dataset": repr(dataset),
-        "num_folds": folds, "task_type": repr(tasks.of_events().name), "imports": "Experiment",
+        "num_folds": folds, "task_type": repr(EVENT_TASK), "imports": "Experiment",
         "instances": (ENCODER_INSTANCES.format(encoder=json.dumps(encoder)) if encoder
                       else INSTANCES),
         "parameters": rank_split_line(0),  # one instance: nothing to select between

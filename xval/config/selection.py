@@ -11,12 +11,13 @@ from xval.core.errors import ConfigurationError
 
 
 def metric_direction(metric: str, mode: str = "auto") -> str:
-    """Returns `"max"` or `"min"` for a metric name (`mode` wins unless it is `"auto"`):
-    `"max"` for the metrics a task maximises (`Task.maximize`), else `"min"`."""
+    """Returns `"max"` or `"min"` for a metric name (`mode` wins unless it is `"auto"`): the
+    direction of the first registered task that records the metric (`Task.direction`, each
+    task's own), `"min"` for a metric no task records."""
     if mode in ("min", "max"):
         return mode
     base = metric.removeprefix("val_").removeprefix("test_").removeprefix(embedding.PREFIX)
-    return "max" if any(base.startswith(m) for m in tasks.maximized_metrics()) else "min"
+    return next((d for name in tasks.names() if (d := tasks.get(name).direction(base))), "min")
 
 
 def selection_metric(config: Config | None, task_type: str) -> str:

@@ -160,9 +160,9 @@ def check_members(members: Sequence[Member], manifest: FoldsManifest | None) -> 
         for mine, reference in zip(m.result.folds, first.result.folds):
             _check_items(m, first, mine, reference)
     task = tasks.get(first.result.task_type or tasks.DEFAULT)
-    if task.output != "vector" or task.scoring.fusion is None:
-        fused_tasks = ", ".join(n for n in tasks.names() if tasks.get(n).output == "vector"
-                                and tasks.get(n).scoring.fusion is not None)
+    if task.scoring.fusion is None:
+        fused_tasks = ", ".join(n for n in tasks.names()
+                                if tasks.get(n).scoring.fusion is not None)
         raise EnsembleError(f"{first.label} is a {task.name} instance: ensembles fuse "
                             "instances that score a clip with one vector "
                             f"({fused_tasks}).")

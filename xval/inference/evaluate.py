@@ -25,7 +25,7 @@ from preprocessing.sources import Option
 from xval import tasks
 from xval.core.errors import ConfigurationError, DatasetError
 from xval.core.storage import ResultsStore
-from xval.inference.detect import detect_files, event_tasks
+from xval.inference.detect import detect_files
 from xval.inference.models import (
     feature_params_of,
     file_outputs,
@@ -209,7 +209,7 @@ def evaluate_recordings(model_or_instance_dir: str | Path, annotations: str | Pa
         (`recording`: the overall metrics and `class_f1`, class -> event F1).
 
     Raises:
-        ConfigurationError: when the model is not a detection model.
+        ConfigurationError: when the model's task finds no events.
         DatasetError: for every annotation error (see `annotation_source`), an annotated
             label the model does not detect, or no readable recording.
     """
@@ -217,10 +217,7 @@ def evaluate_recordings(model_or_instance_dir: str | Path, annotations: str | Pa
     info = info_for(resolve_models(model_or_instance_dir, fold=fold, ensemble=ensemble,
                                    results_store=store), dataset_info)
     task = task_of_info(info)
-    if not task.scores_events:
-        raise ConfigurationError(
-            f"{model_or_instance_dir} is a {task.name} model; --annotations scores "
-            f"{event_tasks()} models. Evaluate it on labelled files (leave out --annotations).")
+    task.scoring.event_rules(None)  # refuses a task whose models find no events
     options = {**info.annotation_options, **read_kwargs}
     recordings, events, skipped = annotation_source(annotations, audio_root, **options)
     if recordings.empty:

@@ -1,26 +1,24 @@
-"""The data checks of a store whose rows hold several labels (tagging), printed by the dry
+"""The data checks of a tagging store (`Tagging`'s `Targets.fold_checks`), printed by the dry
 run and the run (`xval.running.checks`): the rows of each label, each label's rows on every
 fold's test side, and a warning for every fold whose test, validation or training side
 holds no row of a label."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import pandas as pd
-
-from xval import tasks
 
 SHOWN_LABELS = 30
 """The labels the table of test rows per fold shows (the rarest first), the others counted."""
 
 
 def label_indicators(meta: pd.DataFrame, classes: Sequence[str],
-                     task: tasks.Task | None = None) -> pd.DataFrame:
-    """0/1 columns, one per class, of the rows of `meta` (its `label` texts, each read as
-    `task` reads a row's labels, `Targets.classes_in`; by default the task whose rows hold
-    label sets, `xval.tasks.of_label_sets`), indexed like `meta`."""
-    sets = meta["label"].map((task or tasks.of_label_sets()).targets.classes_in)
+                     classes_in: Callable[[Any], list[str]]) -> pd.DataFrame:
+    """0/1 columns, one per class, of the rows of `meta` (its `label` texts, each read by
+    `classes_in`, `Targets.classes_in`), indexed like `meta`."""
+    sets = meta["label"].map(classes_in)
     return pd.DataFrame({c: sets.map(lambda tags, c=c: c in tags).astype(int)
                          for c in classes}, index=meta.index)
 
