@@ -16,6 +16,7 @@ from xval.cli.annotations import READING, reading_options
 from xval.core.errors import ConfigurationError, DatasetError
 from xval.core.files import atomic_write_bytes, atomic_write_text
 from xval.core.outputs import check_output_files, check_output_folder
+from xval.ensembles.predict import install_predict
 from xval.inference.detect import detect_files
 from xval.inference.embed import embed_files
 from xval.inference.evaluate import (
@@ -31,6 +32,7 @@ from xval.report.activity import activity_plot
 
 
 def main_predict(args: argparse.Namespace) -> int:
+    install_predict()  # the ensembles sit above the layers that show and predict them
     results = predict_files(args.model, args.audio, fold=getattr(args, "fold", None),
                             ensemble=getattr(args, "ensemble", False),
                             dataset_info=getattr(args, "dataset_info", None),

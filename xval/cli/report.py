@@ -10,6 +10,7 @@ from xval.cli.commands import COMMANDS
 from xval.config.loader import find_config, load_config
 from xval.core.arguments import Subcommands
 from xval.core.layout import check_experiment_folder
+from xval.ensembles.tables import install_report
 from xval.report.terminal import terminal_table
 
 
@@ -24,6 +25,7 @@ def add_parser(sub: Subcommands, parents: list[argparse.ArgumentParser]) -> None
 
 def main_report(args: argparse.Namespace) -> int:
     """Runs `python -m xval report`; returns the exit code."""
+    install_report()  # the ensembles sit above the layers that show and predict them
     exp_dir = Path(args.experiment)
     check_experiment_folder(exp_dir)  # before anything is read or written
     config = load_config(args.config or find_config())

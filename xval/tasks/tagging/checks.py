@@ -1,14 +1,16 @@
 """The data checks of a tagging store (`Tagging`'s `Targets.fold_checks`), printed by the dry
 run and the run (`xval.running.checks`): the rows of each label, each label's rows on every
 fold's test side, and a warning for every fold whose test, validation or training side
-holds no row of a label."""
+holds no row of a label. pandas is imported by the functions that count, so that naming the
+tasks (`python -m xval config`) does without it."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 SHOWN_LABELS = 30
 """The labels the table of test rows per fold shows (the rarest first), the others counted."""
@@ -18,6 +20,8 @@ def label_indicators(meta: pd.DataFrame, classes: Sequence[str],
                      classes_in: Callable[[Any], list[str]]) -> pd.DataFrame:
     """0/1 columns, one per class, of the rows of `meta` (its `label` texts, each read by
     `classes_in`, `Targets.classes_in`), indexed like `meta`."""
+    import pandas as pd  # noqa: PLC0415  (pandas: when checking)
+
     sets = meta["label"].map(classes_in)
     return pd.DataFrame({c: sets.map(lambda tags, c=c: c in tags).astype(int)
                          for c in classes}, index=meta.index)
@@ -41,6 +45,8 @@ def fold_label_lines(meta: pd.DataFrame, sets: pd.DataFrame,
     """Each label's rows on every fold's test side, as a table (labels as rows, the rarest
     first; at most `SHOWN_LABELS`), beside the share of its rows a fold would get with
     every label spread evenly."""
+    import pandas as pd  # noqa: PLC0415  (pandas: when checking)
+
     table = pd.DataFrame({f"fold {i}": sets[_rows_of(meta, fold["test"])].sum(axis=0)
                           for i, fold in enumerate(folds)})
     order = sets.sum(axis=0).sort_values(kind="stable").index
