@@ -20,7 +20,6 @@ import pandas as pd
 
 from preprocessing import sources
 from preprocessing.annotations import annotation_source
-from preprocessing.events import frame_targets
 from preprocessing.sources import Option
 from xval import tasks
 from xval.core.errors import ConfigurationError, DatasetError
@@ -237,9 +236,10 @@ def evaluate_recordings(model_or_instance_dir: str | Path, annotations: str | Pa
     events = events[events["file"].astype(str).isin(files)]
     durations = dict(zip(files, kept["duration_s"].astype(float)))
     found = dict(zip(files, results))
+    feature = feature_params_of(info)
     metrics = task.scoring.score_recordings(
-        events, found, _frame_truth(events, found, classes, feature_params_of(info)), classes,
-        durations)
+        events, found, classes, durations,
+        {k: feature[k] for k in ("sample_rate", "hop_length")})
     return {"model": results[0]["model"], "task_type": task.name, "files": len(files),
             "events": len(events), "skipped": skipped, "levels": {"recording": metrics}}
 
@@ -255,15 +255,6 @@ def _detected_classes(results: list[dict[str, Any]], events: pd.DataFrame,
             f"(its classes: {classes}); drop those events or evaluate a model trained "
             "on them.")
     return classes
-
-
-def _frame_truth(events: pd.DataFrame, found: Mapping[str, Mapping[str, Any]],
-                 classes: list[str], feature: Mapping[str, Any]) -> np.ndarray:
-    """The annotation laid on the features' frame grid, file after file of `found` (each
-    file's `detect_files` result), concatenated."""
-    grid = {k: feature[k] for k in ("sample_rate", "hop_length")}
-    return np.concatenate([frame_targets(events[events["file"] == f], len(r["times"]),
-                                         classes=classes, **grid) for f, r in found.items()])
 
 
 LEVEL_TITLES = {"clip": "Clip level (one row per file: its segment logits averaged; tagging: "

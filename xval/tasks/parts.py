@@ -437,11 +437,18 @@ class Scoring(Part):
         raise NotImplementedError(f"a {self.task.name} model finds no events")
 
     def score_recordings(self, events: pd.DataFrame, found: Mapping[str, Mapping[str, Any]],
-                         truth: np.ndarray, classes: list[str],
-                         durations: Mapping[str, float]) -> dict[str, Any]:
+                         classes: list[str], durations: Mapping[str, float],
+                         grid: Mapping[str, int]) -> dict[str, Any]:
         """The metrics of whole annotated recordings (`events`: the annotation), from what
-        `detect` found in each (`found`) and the annotation on their frames (`truth`), for
-        a task with `event_rules`."""
+        `detect` found in each (`found`), for a task with `event_rules`.
+
+        Args:
+            events: the annotation's rows (`file`, `onset_s`, `offset_s`, `label`).
+            found: each file's `detect_files` result.
+            classes: the model's classes.
+            durations: each file's duration in seconds.
+            grid: the store's frame grid (`sample_rate`, `hop_length`).
+        """
         raise NotImplementedError(f"a {self.task.name} model finds no events")
 
     def format_level(self, data: dict[str, Any]) -> list[str]:

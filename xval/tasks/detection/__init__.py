@@ -7,15 +7,17 @@
 - `rules`: the post-processing (`EventRules`) and its choice on validation recordings;
 - `psds`: the polyphonic sound detection score;
 - `events`: frames to events, windows stitched into recordings, the event metrics;
+- `frames`: events to frames, the targets on the feature frame grid;
 - `metrics`: segment and event counting, as sed_eval counts;
 - `params`: its own parameters (`DetectionParams`).
 
 What the layers above the tasks use of it (the store builder of `preprocessing.detection`)
-is this face: the task and the events' collar.
+is this face: the task, the events' collar and the frame targets.
 """
 
 from xval.tasks.detection.events import T_COLLAR
+from xval.tasks.detection.frames import frame_targets
 from xval.tasks.detection.params import DetectionParams
 from xval.tasks.detection.task import Detection
 
-__all__ = ["T_COLLAR", "Detection", "DetectionParams"]
+__all__ = ["T_COLLAR", "Detection", "DetectionParams", "frame_targets"]

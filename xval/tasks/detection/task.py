@@ -335,12 +335,12 @@ class EventScoring(Scoring):
                               frame_seconds)
 
     def score_recordings(self, events: pd.DataFrame, found: Mapping[str, Mapping[str, Any]],
-                         truth: np.ndarray, classes: list[str],
-                         durations: Mapping[str, float]) -> dict[str, Any]:
+                         classes: list[str], durations: Mapping[str, float],
+                         grid: Mapping[str, int]) -> dict[str, Any]:
         """Event F1 (200 ms collar), onset-only event F1, segment F1 and error rate, frame
         F1 at the chosen thresholds, PSDS1 and PSDS2, event F1 per class
         (`xval.tasks.detection.recordings`)."""
-        return recording_metrics(events, found, truth, classes, durations)
+        return recording_metrics(events, found, classes, durations, grid)
 
     def format_level(self, data: dict[str, Any]) -> list[str]:
         """The overall metrics of annotated recordings, then event F1 per class."""
