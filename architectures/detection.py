@@ -163,7 +163,7 @@ def resnet_detector(input_shape: Shape, num_outputs: int, task_type: str | None 
                     bn_momentum: Momentum = 0.9) -> "keras.Model":
     """A deeper CRNN: residual convolution blocks, then stacked bidirectional GRUs (measured
     best of the detectors on two detection sets, docs/results.md; `fast_detector` is this
-    network behind a stem that pools time, the default since issue 44).
+    network behind a stem that pools time, the default).
 
     Each block is a residual pair of 3x3 convolutions (He et al. 2016) whose channels
     double from `filters` up to `4 * filters`, followed by a frequency-only pooling, so
@@ -180,7 +180,7 @@ def resnet_detector(input_shape: Shape, num_outputs: int, task_type: str | None 
         conv_blocks: residual blocks. Defaults to `3`.
         freq_pool: frequency pooling factor after each block. Defaults to `2`.
         units: GRU units in each direction. Defaults to `64`. (These three defaults
-            were measured, issue 27: with them the detector fits the training recordings of
+            were measured: with them the detector fits the training recordings of
             the hard set, frame F1 0.93, where `crnn_detector` reaches 0.88, and detects
             more of its test events.)
         rnn_layers: bidirectional GRU layers (0: none). Defaults to `2`.

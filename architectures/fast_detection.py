@@ -1,4 +1,4 @@
-"""`fast_detector`: the stock frame-level detector, cheap enough to train on a CPU (issue 44).
+"""`fast_detector`: the stock frame-level detector, cheap enough to train on a CPU.
 
 `resnet_detector` (residual blocks, stacked GRUs) behind a stem that pools time, as the
 DCASE task 4 baseline CRNN does, so that its blocks and its recurrent layers read a fraction

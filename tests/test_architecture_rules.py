@@ -512,3 +512,12 @@ def test_rules_no_bool_ladders_outside_the_validator():
              if path != "xval/core/constraints.py"
              for node in ast.walk(ast.parse(source)) if _bool_ladder(node)]
     assert found == []
+
+
+def test_rules_no_history_in_the_library():
+    """Docstrings, comments and messages say what the code does, not its history: no library
+    module names an issue ("issue 44"); history goes to CHANGELOG.md and docs/results.md."""
+    found = [f"{path}:{n}: {line.strip()}" for path, source in _modules().items()
+             for n, line in enumerate(source.splitlines(), start=1)
+             if re.search(r"\b[Ii]ssues? #?\d+", line)]
+    assert found == []

@@ -708,6 +708,7 @@ def test_ensemble_weights_are_equal_by_default(trained, tmp_path):
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert "holds other results than Ensemble(1, 2)" in proc.stderr
     assert "Its results were made with validation weights, the default of Ensemble(...) " \
-        "before equal weights (docs/results.md, issue 68); to keep them, declare " \
+        'before equal weights (docs/results.md, "The selected row against its best member"); ' \
+        "to keep them, declare " \
         'Ensemble(1, 2, weights="validation").' in proc.stderr
     assert _files(copy) == before

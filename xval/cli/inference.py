@@ -173,7 +173,10 @@ def main_evaluate(args: argparse.Namespace) -> int:
         return 0
     task = tasks.get(model_task_name(args.model, fold=args.fold, ensemble=args.ensemble,
                                      dataset_info=args.dataset_info))
-    task.targets.of_files([], [])  # refuses a task whose models labelled files do not score
+    try:  # refuses a task whose models labelled files do not score
+        task.targets.of_files([], [])
+    except ConfigurationError as e:
+        raise ConfigurationError(f"{args.model} is a {task.name} model. {e}") from None
     annotation_only = [f"--{name.replace('_', '-')}" for name in READING
                        if name != "label_column" and getattr(args, name, None) is not None]
     if annotation_only:

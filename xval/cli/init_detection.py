@@ -1,5 +1,5 @@
 """`python -m xval init AUDIO_DIR --annotations annotations.csv`: annotated recordings to a
-detection experiment ready to run (issue 66).
+detection experiment ready to run.
 
 The recordings are cut into a detection store with its own windows and frames (the
 detection defaults, `Detection.feature_defaults`: what `python -m preprocessing detection`
@@ -8,7 +8,7 @@ gives with nothing named), and the script's one instance names only the stock de
 events' bounds) and the reading of recordings at evaluation (the post-processing chosen per
 fold on validation), is the detection default, which `python -m xval config SCRIPT` shows.
 Event mixing, overlapping windows at evaluation and PCEN stores are there to try, off by
-default (docs/results.md, issue 66). With `--encoder` (a frame encoder: aisfx_frames,
+default (docs/results.md, "Detection on recordings and backgrounds never seen"). With `--encoder` (a frame encoder: aisfx_frames,
 Resemblyzer, a transformers speech model) the store holds the encoder's frames and the
 instance is `pretrained_detector`.
 """
@@ -56,7 +56,8 @@ ABOUT = ("Instance 1 is the stock detector with the detection defaults (`python 
 ABOUT_ENCODER = ("Instance 1 is pretrained_detector (a small GRU head) on the frames of "
                  "{encoder}, with the detection defaults (`python -m xval config {script}` "
                  "shows them). On two sets aisfx_frames stayed below the stock detector "
-                 "(docs/results.md, issue 66; other encoders were not measured there): "
+                 "(docs/results.md, \"Detection on recordings and backgrounds never "
+                 "seen\"; other encoders were not measured there): "
                  "compare it with `init` without --encoder. Its saved models give frame "
                  "probabilities; `python -m xval detect` turns new recordings into events.")
 NOT_WITH = ("pattern", "label_map", "item_pattern", "manifest", "source", "merge_duplicates")

@@ -408,7 +408,7 @@ def _print_summary(args: argparse.Namespace, store: FeatureStore,
     print(f"Wrote {store.path}: {summary['rows']} rows from {source_count(summary)}, "
           f"{summary['items']} items, {len(summary['classes'])} classes, features "
           f"{summary['shape'][1:]}, in {summary['seconds']:.1f}s{silent_note(summary)}.")
-    if args.quiet:  # one line still says that some were left out (issue 59)
+    if args.quiet:  # one line still says that some were left out
         if summary["skipped"]:
             print(f"Skipped {len(summary['skipped'])} of the "
                   f"{summary.get('unit') or 'files'} (listed in dataset.json; without -q, "

@@ -13,7 +13,7 @@ chosen per fold on the fold's validation clips only (the grid of weights summing
 `GRID_STEP`, minimising the task's loss there; equal weights when a member recorded no
 validation predictions): the clips whose loss chose each member's epoch, where an
 early-stopped member scores best and a noisy one the more so, so these weights lean towards
-the member most optimistic there (measured in docs/results.md, issue 68).
+the member most optimistic there (measured in docs/results.md, "The selected row against its best member").
 
 Members may read different stores and cut their files differently; their folds (the fold
 manifest and every fold's items), clips, task and classes must be the same: anything else

@@ -163,7 +163,8 @@ def _weights_hint(old: ParamsRecord | None, spec: Ensemble) -> str:
         return ""
     members = ", ".join(map(str, spec.members))
     return (f" Its results were made with validation weights, the default of Ensemble(...) "
-            f"before equal weights (docs/results.md, issue 68); to keep them, declare "
+            f"before equal weights (docs/results.md, \"The selected row against its best "
+            f"member\"); to keep them, declare "
             f"Ensemble({members}, weights=\"validation\").")
 
 

@@ -1,4 +1,4 @@
-"""Data checks printed before training, by `--dry-run` and by the run itself (issue 26).
+"""Data checks printed before training, by `--dry-run` and by the run itself.
 
 `data_checks(plan)` returns the lines: the items and classes of the store, how many folds
 its items allow, the store's duplicate check (files holding the same audio under two items,

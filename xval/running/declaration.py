@@ -82,7 +82,7 @@ _SETTINGS: dict[str, list[Any]] = {
     "overwrite_results": ["boolean"], "debug_mode": ["boolean"], "generator": ["boolean"],
     "parameters": [InstancesOf((dict, list, tuple), "a dict or a list of 'name=value' "
                                "strings applied to every instance"), None],
-    "num_repeats": [_COUNT], "n_repeats": [_COUNT, None],
+    "num_repeats": [_COUNT],
     "config": [InstancesOf((str, os.PathLike), "the path of a config.ini"), None],
 }
 """The valid values of an experiment's settings (`xval.core.constraints`)."""
@@ -131,21 +131,6 @@ class Ensemble:
     def __repr__(self) -> str:
         extra = "" if self.weights == DEFAULT_WEIGHTING else f", weights={self.weights!r}"
         return f"Ensemble({', '.join(map(str, self.members))}{extra})"
-
-def check_repeats(num_repeats: int, n_repeats: int | None = None) -> int:
-    """Returns the number of repeats of the k-fold: `num_repeats`, or `n_repeats` (its
-    earlier name) when only that is given (both checked values).
-
-    Raises:
-        ConfigurationError: for both names with different values.
-    """
-    if n_repeats is None:
-        return num_repeats
-    if num_repeats not in (1, n_repeats):
-        raise ConfigurationError(
-            f"num_repeats={num_repeats!r} and n_repeats={n_repeats!r}: n_repeats is the "
-            "earlier name of num_repeats; give num_repeats only.")
-    return n_repeats
 
 
 def check_dataset(name: str, allow_outside: bool) -> str:
@@ -262,7 +247,7 @@ class ExperimentDeclaration:
                  gpu_ID: int | str | None = None,
                  parameters: InstanceSpec | None = None, num_repeats: int = 1,
                  config: str | os.PathLike | None = None,
-                 allow_outside_data_dir: bool = False, n_repeats: int | None = None) -> None:
+                 allow_outside_data_dir: bool = False) -> None:
         validate_params(_SETTINGS, locals())  # the arguments, by name
         self.description = description
         self.allow_outside_data_dir = allow_outside_data_dir
@@ -276,7 +261,7 @@ class ExperimentDeclaration:
         self.generator = generator
         self.gpu_ID = check_gpu_setting(gpu_ID)
         self.parameters: InstanceSpec = parameters or {}
-        self.num_repeats = check_repeats(num_repeats, n_repeats)
+        self.num_repeats = num_repeats
         self.config_path = config
         self.instances: dict[int, InstanceSpec] = {}
         self.ensembles: dict[int, Ensemble] = {}  # instances derived from others

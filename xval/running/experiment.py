@@ -54,7 +54,6 @@ class Experiment(ExperimentDeclaration):
         config: path of config.ini; `None` finds it (see `xval.config.find_config`).
         allow_outside_data_dir: accept a `dataset` that leads outside data_dir (an absolute
             path or `..`). Defaults to `False`.
-        n_repeats: the earlier name of `num_repeats`, still accepted.
 
     Raises:
         ConfigurationError: for a setting of the wrong type or out of range, named with its
