@@ -35,7 +35,7 @@ from xval import tasks
 from xval.config.params import params_hash
 from xval.core.errors import ConfigurationError, ResultsConflictError
 from xval.core.layout import ExperimentLayout
-from xval.core.parameters import TrainingParams
+from xval.core.parameters import InstanceParams
 from xval.core.records import (
     EnsembleRecord,
     FoldResult,
@@ -343,7 +343,7 @@ def _postprocessing(task: Task, found: Sequence[Mapping[str, Clips]], weights: n
     if choice is None:
         return None, context
     choice.level = "clip"
-    return choice, context.replace(params=choice.apply(TrainingParams()))
+    return choice, context.replace(params=choice.apply(InstanceParams()))
 
 
 def _hash_of(member: Member) -> str | None:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from xval.config import embedding
-from xval.core.parameters import TrainingParams
+from xval.core.parameters import InstanceParams
 from xval.core.storage import ResultsStore
 from xval.inference.classifiers import ClassifierSet
 from xval.inference.detect import chosen_postprocessing
@@ -95,7 +95,7 @@ def predict_files(model_or_instance_dir: str | Path, files: Sequence[str | Path]
     chosen = chosen_postprocessing(models) if task.chosen_on_validation \
         and isinstance(answering, ModelSet) else None
     context = Context(frame_seconds=info.frame_seconds,
-                      params=chosen.apply(TrainingParams()) if chosen is not None else None)
+                      params=chosen.apply(InstanceParams()) if chosen is not None else None)
     results = []
     for path in files:  # one file at a time, a long one window batch by window batch
         done = file_outputs(path, feature, answering.outputs)

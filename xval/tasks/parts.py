@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 import numpy as np
 
@@ -37,6 +37,8 @@ Mixing = tuple[Callable[..., Any], Callable[..., Any]]
 size)) -> (x, y, w)`, on numpy arrays or the backend's tensors alike."""
 Folds = Sequence[Mapping[str, Sequence[str]]]
 """The items of each fold's sets (`{"train": [...], "val": [...], "test": [...]}`)."""
+Normalise = TypeVar("Normalise", bound=Callable[[np.ndarray], np.ndarray])
+"""The fold's normalisation of its rows (`xval.training.normalization.Normalizer`)."""
 
 
 class FeatureCatalog(Protocol):
@@ -194,11 +196,10 @@ class Targets(Part):
         unweighted rows."""
         return None
 
-    def of_rows(self, normalise: Callable[[np.ndarray], np.ndarray]
-                ) -> Callable[[np.ndarray], np.ndarray] | None:
-        """The targets computed from a batch's rows, given the fold's normalisation of
-        them (`normalise`: the model's own input normalisation), or `None` (the default:
-        the store's targets)."""
+    def of_rows(self, normalise: Normalise) -> Normalise | None:
+        """Whether a batch's targets are its rows themselves, normalised as the model's
+        input is: `normalise` (the fold's normalisation, applied on the device where the
+        rows are), or `None` (the default: the store's targets)."""
         return None
 
     def mixing(self, params: Params) -> Mixing | None:

@@ -65,4 +65,8 @@ ADDED_KEYS: dict[str, dict[str, object]] = {
     section: added for section, record in SECTIONS.items() if (added := absent_values(record))}
 """Section -> the keys added after the first release -> the value that leaves things as
 they were before them (a config.ini written earlier gets these values, and results recorded
-before them count as made with them): the `absent=` of their declarations."""
+before them count as made with them): the `absent=` of their declarations, the built-in
+tasks' own parameters' included."""
+ADDED_KEYS["training"] = {**ADDED_KEYS.get("training", {}),
+                          **{k: v for task in tasks.TASKS.values()
+                             for k, v in absent_values(task.parameters).items()}}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -80,10 +80,11 @@ def frame_targets(events: pd.DataFrame | Iterable[tuple[float, float, str]], n_f
 def _triples(events: pd.DataFrame | Iterable[tuple[float, float, str]]
              ) -> list[tuple[float, float, str]]:
     if hasattr(events, "columns"):  # a pandas.DataFrame (pandas: not imported by the tasks)
-        missing = {"onset_s", "offset_s", "label"} - set(events.columns)
+        table: Any = events
+        missing = {"onset_s", "offset_s", "label"} - set(table.columns)
         if missing:
             raise ValueError(f"events lacks the column(s) {', '.join(sorted(missing))}; "
                              "expected the columns onset_s, offset_s, label.")
-        return list(zip(events["onset_s"].astype(float), events["offset_s"].astype(float),
-                        events["label"]))
+        return list(zip(table["onset_s"].astype(float), table["offset_s"].astype(float),
+                        table["label"]))
     return [(float(a), float(b), label) for a, b, label in events]

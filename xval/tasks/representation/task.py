@@ -13,7 +13,7 @@ layer by default for such models.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -30,6 +30,7 @@ from xval.tasks.base import (
     Task,
     switched_off,
 )
+from xval.tasks.parts import Normalise
 from xval.tasks.registry import register
 
 if TYPE_CHECKING:
@@ -56,8 +57,7 @@ class InputTargets(Targets):
     def of_files(self, labels: Sequence[str], classes: Sequence[str]) -> np.ndarray:
         raise ConfigurationError(_NOT_EVALUATED)
 
-    def of_rows(self, normalise: Callable[[np.ndarray], np.ndarray]
-                ) -> Callable[[np.ndarray], np.ndarray]:
+    def of_rows(self, normalise: Normalise) -> Normalise:
         """The rows normalised with the fold's statistics: what the model reconstructs."""
         return normalise
 

@@ -41,7 +41,7 @@ def _rows_of(meta: pd.DataFrame, items: Sequence[str]) -> pd.Series:
 
 
 def fold_label_lines(meta: pd.DataFrame, sets: pd.DataFrame,
-                     folds: Sequence[Mapping[str, list[str]]]) -> list[str]:
+                     folds: Sequence[Mapping[str, Sequence[str]]]) -> list[str]:
     """Each label's rows on every fold's test side, as a table (labels as rows, the rarest
     first; at most `SHOWN_LABELS`), beside the share of its rows a fold would get with
     every label spread evenly."""
@@ -61,7 +61,7 @@ def fold_label_lines(meta: pd.DataFrame, sets: pd.DataFrame,
 
 
 def missing_label_warnings(meta: pd.DataFrame, sets: pd.DataFrame,
-                           folds: Sequence[Mapping[str, list[str]]]) -> list[str]:
+                           folds: Sequence[Mapping[str, Sequence[str]]]) -> list[str]:
     """A warning per fold and side (test, validation, training) that holds no row of some
     label, with what that does to the fold's scores."""
     effects = {
@@ -72,7 +72,7 @@ def missing_label_warnings(meta: pd.DataFrame, sets: pd.DataFrame,
     out = []
     for i, fold in enumerate(folds):
         for side, effect in effects.items():
-            held = sets[_rows_of(meta, fold[side] + list(fold.get("rank", []))
+            held = sets[_rows_of(meta, [*fold[side], *fold.get("rank", [])]
                                  if side == "val" else fold[side])].sum(axis=0)
             absent = [str(name) for name, n in held.items() if n == 0]
             if absent:
