@@ -122,7 +122,8 @@ def run_experiment(experiment: ExperimentDeclaration, instances: Selection,
     if options.dry_run:
         if search is not None:  # with the trials --trials asks for
             dataclasses.replace(search, n_trials=trials.trials or search.n_trials).describe(
-                say.out, experiment.first_trial_instance, metric, metric_direction(metric))
+                say.out, experiment.first_trial_instance, metric,
+                metric_direction(metric, task=experiment.task_type))
         return RunOutcome(None, [], [], 0)
     for listener in say.listeners:  # MLflow connects: a bad tracker fails before training
         begin = getattr(listener, "on_run_begin", None)
