@@ -8,9 +8,9 @@ gives with nothing named), and the script's one instance names only the stock de
 events' bounds) and the reading of recordings at evaluation (the post-processing chosen per
 fold on validation), is the detection default, which `python -m xval config SCRIPT` shows.
 Event mixing, overlapping windows at evaluation and PCEN stores are there to try, off by
-default (docs/results.md, "Detection on recordings and backgrounds never seen"). With `--encoder` (a frame encoder: aisfx_frames,
-Resemblyzer, a transformers speech model) the store holds the encoder's frames and the
-instance is `pretrained_detector`.
+default (docs/results.md, "Detection on recordings and backgrounds never seen"). With
+`--encoders` (a frame encoder: aisfx_frames, Resemblyzer, a transformers speech model) the
+store holds the encoder's frames and the instance is `pretrained_detector`.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ ABOUT_ENCODER = ("Instance 1 is pretrained_detector (a small GRU head) on the fr
                  "shows them). On two sets aisfx_frames stayed below the stock detector "
                  "(docs/results.md, \"Detection on recordings and backgrounds never "
                  "seen\"; other encoders were not measured there): "
-                 "compare it with `init` without --encoder. Its saved models give frame "
+                 "compare it with `init` without --encoders. Its saved models give frame "
                  "probabilities; `python -m xval detect` turns new recordings into events.")
 NOT_WITH = ("pattern", "label_map", "item_pattern", "manifest", "source", "merge_duplicates")
 """`init` options that find labels and items in files: an annotation CSV does both."""
@@ -94,11 +94,11 @@ def annotation_reading(args: argparse.Namespace) -> dict[str, Any] | None:
 
 
 def detection_encoder(name: str | None) -> dict[str, Any]:
-    """`--encoder NAME` of a detection init: the store's `[features]` overrides (the
+    """`--encoders NAME` of a detection init: the store's `[features]` overrides (the
     encoder's rate and frame hop; the detection windows stay), or none without one.
 
     Args:
-        name: `--encoder`'s value (`None` or `"none"`: the log-mel store).
+        name: `--encoders`' value (`None` or `"none"`: the log-mel store).
 
     Returns:
         dict of `feature`, `encoder`, `sample_rate` and `hop_length`, or `{}`.
@@ -118,7 +118,7 @@ def detection_encoder(name: str | None) -> dict[str, Any]:
     try:
         check_frame_hop(int(overrides["hop_length"]), int(overrides["sample_rate"]), name)
     except ConfigurationError as e:
-        raise ConfigurationError(f"--encoder {name} with --annotations: {e}") from None
+        raise ConfigurationError(f"--encoders {name} with --annotations: {e}") from None
     return overrides
 
 
@@ -184,7 +184,7 @@ def _write(args: argparse.Namespace, audio: Path, planned: tuple[str, Path, Path
         args.annotations, audio, store_path, params=params, items=items,
         overwrite=args.overwrite, **reading,
         info={"source": f"python -m xval init {audio} --annotations {args.annotations}"
-                        + (f" --encoder {encoder['encoder']}" if encoder else "")})
+                        + (f" --encoders {encoder['encoder']}" if encoder else "")})
     if not existed:
         created.store(store_path)
     print(f"Wrote the detection store {store.path}: {summary['windows']} windows of "
