@@ -17,12 +17,14 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip >/dev/null
 
-# Runtime install: torch backend only (no augmentation, no TensorFlow), and the aisfx
+# Runtime install: JAX (the default backend, `[backend] backend = auto`: compiled steps) and
+# torch (the backend of transformers front ends, and `backend = torch`), no augmentation,
+# no TensorFlow; and the aisfx
 # sound-effects encoder (25 MB of CC BY 4.0 weights in its wheel; installed without its
 # dependencies, which pin numpy 1.23 and librosa 0.9.2: the project rebuilds its network).
 $(VENV)/.installed-run: pyproject.toml constraints.txt | $(PY)
 	$(PIP) install "$(TORCH)" $(CONSTRAINTS)
-	$(PIP) install -e ".[torch]" $(CONSTRAINTS)
+	$(PIP) install -e ".[torch,jax]" $(CONSTRAINTS)
 	$(PIP) install --no-deps aisfx==0.1.2
 	touch $@
 

@@ -40,12 +40,17 @@ if TYPE_CHECKING:  # the names `__getattr__` gives, for the type checker
     from architectures.front_end import SpectralFrontEnd
     from architectures.layers import (
         TRAINING_ONLY,
+        FeatureNormalization,
         FrequencyWarp,
         RowNormalization,
         SpecAugment,
         TimeWarp,
     )
-    from architectures.optimizers import DeviceLossScaleOptimizer, WarmupCosineDecay
+    from architectures.optimizers import (
+        DeviceLossScaleOptimizer,
+        EpochSchedule,
+        WarmupCosineDecay,
+    )
     from architectures.pooling import StatisticsPooling
 
 __distribution__ = "audio-xval"
@@ -57,6 +62,8 @@ __all__ = [
     "AisfxNetwork",
     "build_encoder",
     "DeviceLossScaleOptimizer",
+    "EpochSchedule",
+    "FeatureNormalization",
     "FrequencyWarp",
     "RowNormalization",
     "SpecAugment",

@@ -25,7 +25,7 @@ from typing import Any
 __all__ = ["LAYERS", "import_layers", "layer", "when_imported"]
 
 LAYERS = {
-    "architectures.layers": ("FrequencyWarp", "RowNormalization", "SpecAugment",
+    "architectures.layers": ("FeatureNormalization", "FrequencyWarp", "RowNormalization", "SpecAugment",
                              "TRAINING_ONLY", "TimeWarp"),
     "architectures.pooling": ("AttentiveStatisticsPooling", "LabelAttentionPooling",
                               "LayerWeightedSum", "StatisticsPooling"),
@@ -33,7 +33,8 @@ LAYERS = {
     "architectures.encoders": ("AisfxFrontEnd", "AisfxNetwork", "TransformersFeatures",
                                "TransformersNetwork", "build_encoder"),
     "architectures.frames": ("RepeatFrames",),
-    "architectures.optimizers": ("DeviceLossScaleOptimizer", "WarmupCosineDecay"),
+    "architectures.optimizers": ("DeviceLossScaleOptimizer", "EpochSchedule",
+                                 "WarmupCosineDecay"),
 }
 """Module -> the names it gives `architectures` (its layers, registered on import)."""
 

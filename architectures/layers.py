@@ -403,6 +403,52 @@ class RowNormalization(keras.layers.Layer):
                 "ignore_floor_frames": self.ignore_floor_frames}
 
 
+@keras.saving.register_keras_serializable(package="architectures")
+class FeatureNormalization(keras.layers.Layer):
+    """Per-bin standardisation with statistics held as weights: `(x - mean) / sqrt(var)`.
+
+    Keras's `Normalization` turns its statistics into constants of the compiled step, so two
+    folds (each with the statistics of its own training rows) compile two programs. Here
+    they are non-trainable weights, which a compiled step takes as arguments: every fold of
+    an instance runs the same program. A model saved with it takes raw features.
+
+    Input shape: `(batch, ..., bins)`. Output shape: the same.
+
+    Args:
+        mean: per-bin mean, `np.ndarray [shape=(bins,)]`, or `None` (zeros, set later or
+            loaded with the weights).
+        variance: per-bin variance, the same shape, or `None` (ones).
+    """
+
+    def __init__(self, mean: Any = None, variance: Any = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._given = (mean, variance)
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        bins = (input_shape[-1],)
+        mean, variance = self._given
+        self.mean = self.add_weight(
+            name="mean", shape=bins, trainable=False,
+            initializer="zeros" if mean is None else keras.initializers.Constant(mean))
+        self.variance = self.add_weight(
+            name="variance", shape=bins, trainable=False,
+            initializer="ones" if variance is None else keras.initializers.Constant(variance))
+        self._given = (None, None)  # what the weights hold from now on
+
+    def get_config(self) -> dict[str, Any]:
+        return super().get_config()  # the statistics are weights, saved as weights
+
+    def call(self, inputs: Any) -> Any:
+        inputs = ops.cast(inputs, self.compute_dtype)
+        scale = ops.maximum(ops.sqrt(ops.cast(self.variance, self.compute_dtype)),
+                            keras.backend.epsilon())
+        return (inputs - ops.cast(self.mean, self.compute_dtype)) / scale
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]
+                             ) -> tuple[int | None, ...]:
+        return input_shape
+
+
 TRAINING_ONLY = (SpecAugment, FrequencyWarp, TimeWarp)
 """Layers that change rows while training only (identity at inference): an exported model
 leaves them out (`xval.training.layers.inference_outputs`)."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 import keras
+import numpy as np
 from keras import ops
 
 
@@ -87,3 +88,58 @@ class DeviceLossScaleOptimizer(keras.optimizers.LossScaleOptimizer):
         self.dynamic_scale.assign(ops.where(finite, ops.where(grow, scale * 2.0, scale),
                                             scale * 0.5))
         return None
+
+
+@keras.saving.register_keras_serializable(package="architectures")
+class EpochSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """A learning-rate schedule counted in epochs: a linear warm-up from 0 over
+    `warmup_epochs`, then a cosine decay to 0 by the end of `epochs` (`cosine`), or the
+    rate held (no `cosine`).
+
+    The steps per epoch differ between folds (their training rows do). Written into the
+    step as a number, each fold would compile a program of its own; once `attach`ed, they
+    are a variable of the optimizer, which a compiled step takes as an argument, so every
+    fold of an instance runs one program. The values are those of Keras's `CosineDecay`
+    with a warm-up (`warmup_target`) over `warmup_epochs * steps_per_epoch` steps.
+
+    Args:
+        learning_rate: the rate after the warm-up.
+        epochs: the epochs of the run (the decay ends with them).
+        warmup_epochs: epochs of linear warm-up. Defaults to `0`.
+        cosine: decay after the warm-up. Defaults to `True`.
+        steps_per_epoch: batches per epoch. Defaults to `1`.
+    """
+
+    def __init__(self, learning_rate: float, epochs: float, warmup_epochs: float = 0,
+                 cosine: bool = True, steps_per_epoch: float = 1) -> None:
+        self.learning_rate = float(learning_rate)
+        self.epochs = float(epochs)
+        self.warmup_epochs = float(warmup_epochs)
+        self.cosine = bool(cosine)
+        self.steps_per_epoch: Any = float(steps_per_epoch)
+
+    def attach(self, optimizer: Any) -> Any:
+        """Makes the steps per epoch a variable of `optimizer` (not yet used); returns it."""
+        self.steps_per_epoch = optimizer.add_variable(
+            (), initializer=keras.initializers.Constant(float(self.steps_per_epoch)),
+            dtype="float32", name="steps_per_epoch")
+        return optimizer
+
+    def __call__(self, step: Any) -> Any:
+        steps = ops.cast(self.steps_per_epoch, "float32")
+        step = ops.cast(step, "float32")
+        warmup = self.warmup_epochs * steps
+        rate = self.learning_rate
+        warm = rate * step / ops.maximum(warmup, 1.0)
+        if self.cosine:
+            decay = ops.maximum(self.epochs * steps - warmup, 1.0)
+            done = ops.minimum(ops.maximum(step - warmup, 0.0), decay) / decay
+            after = rate * 0.5 * (1.0 + ops.cos(np.pi * done))
+        else:
+            after = rate * ops.ones_like(step)
+        return ops.where(step < warmup, warm, after)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"learning_rate": self.learning_rate, "epochs": self.epochs,
+                "warmup_epochs": self.warmup_epochs, "cosine": self.cosine,
+                "steps_per_epoch": float(ops.convert_to_numpy(self.steps_per_epoch))}

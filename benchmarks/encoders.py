@@ -245,10 +245,10 @@ def against(args: argparse.Namespace) -> None:
     if missing:
         raise SystemExit(f"--instances {missing}: {experiment} holds no such instance; run "
                          "them first, or name others.")
+    stores = {k: _encoder_store(experiment, k, config) for k in args.instances}
     for instance_id in args.instances:
         result = InstanceResult(experiment / f"instance_{instance_id}")
-        dataset = result.parameters.dataset or experiment.resolve().parent.name  # its folder
-        store = FeatureStore(Path(config.data_dir) / dataset)
+        dataset, store = stores[instance_id]
         tags = store.task_type == "tagging"
         metric = "map" if tags else "accuracy"
         clips = clip_vectors(store) if not tags else None
@@ -271,6 +271,33 @@ def against(args: argparse.Namespace) -> None:
         if versus:
             line += f", head - probe {versus[0]:+.3f} (p {versus[1]:.2f}, {versus[2]} folds)"
         print(line, flush=True)
+
+
+def _encoder_store(experiment: Path, instance_id: int, config: Any
+                   ) -> tuple[str, FeatureStore]:
+    """The store instance `instance_id` of `experiment` read, and its name, when it holds an
+    encoder's embeddings (one encoder's, or several side by side): the probe's input.
+
+    Raises:
+        SystemExit: naming an instance that is an ensemble or reads another store (the
+            audio CNN's log-mel): a probe of its features would be no probe of an encoder.
+    """
+    result = InstanceResult(experiment / f"instance_{instance_id}")
+    if result.ensemble is not None:
+        raise SystemExit(f"--instances {instance_id}: instance {instance_id} is an ensemble "
+                         "of instances, which reads no store; name the instances on encoder "
+                         "stores.")
+    dataset = result.parameters.dataset or experiment.resolve().parent.name  # its folder
+    store = FeatureStore(Path(config.data_dir) / dataset)
+    if not store.info.encoded_by:
+        params = store.info.feature_params
+        raise SystemExit(
+            f"--instances {instance_id}: instance {instance_id} reads the store {dataset}, "
+            f"which holds no encoder's embeddings ({params.feature if params else 'its own'} "
+            "features); the probe is a linear "
+            "model of an encoder's embeddings, so only the instances on encoder stores have "
+            "one to be compared with (init's first instances). Leave it out.")
+    return dataset, store
 
 
 def _build(csv: Path, out: Path, workers: int, extra: Sequence[str]) -> dict[str, Any]:

@@ -3,14 +3,17 @@
 Every phase runs in a process of its own under a hard time limit (its projected seconds
 times `--slack`, within what is left of `--budget`), prints its lines as they come and writes
 them to `<out-dir>/<phase>.json`; a phase stopped at its limit or failing is said so in one
-line, and the next one starts. On one GPU, torch, then JAX:
+line, and the next one starts. On one GPU, on the product's default backend (`--backend`,
+default `jax`: compiled steps; `torch` for the eager one), the sync phase on torch:
 
 sync     CUDA synchronisations (`torch.cuda.set_sync_debug_mode`), host reads, host values
          copied to the device and sync-prone operators (`repeat_interleave`, `nonzero`, a
          boolean mask: `xval.training.host_reads`) per training and validation step, for
          one fold of every task's default instance (`TASK_INSTANCES`: the package defaults
          on a small synthetic store of the task) and of the plain demo CNN.
-a-small  engine / hand loop (ratio of medians): `Experiment.run` (inline) against scikit-learn
+a-small  the compilation per fold of the demo CNN's warm-up run (the cache empty: its first
+         fold compiles, the others load its programs), then
+         engine / hand loop (ratio of medians): `Experiment.run` (inline) against scikit-learn
          `GroupKFold` plus `model.fit` on the same folds, model, epochs and batch size, the hand
          loop fed the same device-resident rows (`make_batches(placement=DEVICE)`), once
          under `constants_on_device` as the engine trains (a careful user's loop: the ratio
@@ -24,7 +27,6 @@ b        per-job overhead (wall - sum of the jobs' fit seconds) / jobs: 8 jobs o
          default: a fresh worker per job, what every GPU job paid before issue 53).
 c        16 jobs of the demo CNN at 1, 2 and 4 jobs per GPU, warm workers: jobs per minute and
          the speed-up over 1.
-jax      a-small on the JAX backend (one repeat; not run by default: `--only jax`).
 busy     the GPU's busy % during one fold of the 10.7 M model at batch 32 and 128, the
          engine's and the careful hand loop's (on demand: `--only busy`).
 
@@ -41,9 +43,12 @@ nothing).
     python -m benchmarks.gpu --cpu-proxies    # issue 53's CPU proxies (benchmarks.gpu_proxies)
 
 The benchmark never writes over a file it did not make: `--out-dir` must not hold its
-figure files already, `--data` must be absent, empty, or a folder it made. On a machine
-without a GPU (and without `--dry-run`, `--project` or `--cpu-proxies`) it prints a message
-and exits with code 0; Ctrl-C stops the phase running (and its workers) and exits with 130.
+figure files already, `--data` must be absent, empty, or a folder it made (where each of its
+stores is one it made). `--gpu` must index a GPU `nvidia-smi` lists, in the dry run too. On a
+machine without a GPU (and without `--dry-run`, `--project` or `--cpu-proxies`) it prints a
+message and exits with code 0, writing nothing; Ctrl-C stops the phase running (and its
+workers) and exits with 130; an error is one `error:` line, a closed stdout (`| head`)
+included (`xval.core.entry.run_entry`).
 """
 
 import argparse
@@ -146,20 +151,22 @@ def projected(phase, sizes=DEFAULT):
         "b": h["start"] + h["worker"] + s.jobs_b * demo,
         "b-fresh": h["start"] + s.jobs_b * (h["worker"] + demo),
         "c": h["start"] + sharing,
-        "jax": h["start"] + 2 * h["jax_compile"] + warm_demo + 3 * 4 * demo,
         "busy": h["start"] + 2 * (warm_big / 8 + 3 * big),
     }
-    return seconds[phase]
+    # JAX compiles each model's steps once per phase (the cache starts empty).
+    return seconds[phase] + (h["jax_compile"] if phase != "sync" else 0.0)
 
 
 PHASES = ("sync", "a-small", "b", "a-big", "c")
-"""Every phase run by default, in order (`b-fresh` and `jax` on demand: `--only`)."""
+"""Every phase run by default, in order (`b-fresh` and `busy` on demand: `--only`)."""
 CALLS = {"1": ("sync", "a-small", "b"), "2": ("a-big", "c")}
 """The two prepared device calls (`--call N`), each within `CALL_BUDGET` seconds."""
 CALL_BUDGET = 270
 """Seconds of phases per prepared call: with the wheels' install, within 300 s."""
 MARK = ".xval-gpu-benchmark"
 """The file that marks a `--data` folder as made by this benchmark."""
+STORES = ("demo", "big", *dict.fromkeys(store for store, _ in TASK_INSTANCES.values()))
+"""The stores `prepare_data` makes in `--data`, by name."""
 
 
 def visible_gpus():
@@ -327,9 +334,9 @@ def prepare_data(folder, sizes):
 
 # --- the phases (each in its own process: `--phase NAME`) -----------------------------------
 
-def fold_job(store, spec, epochs, batch, fold=0, task_type=None):
+def fold_job(store, spec, epochs, batch, fold=0, task_type=None, compile_cache=None):
     """A `Job` of fold `fold` of `store` (its 4 folds, as the engine cuts them), of
-    `task_type` (the store's by default)."""
+    `task_type` (the store's by default), keeping its compiled steps in `compile_cache`."""
     import architectures
     from xval.config.loader import load_config
     from xval.config.params import resolve
@@ -343,7 +350,7 @@ def fold_job(store, spec, epochs, batch, fold=0, task_type=None):
                      architectures=architectures, task_type=task_type)
     items = ItemKFold(4).split_items(store.items)[fold]
     return Job(instance=1, fold=fold, params=params, items=items, task_type=task_type,
-               generator=False, store=str(store.path))
+               generator=False, store=str(store.path), compile_cache=compile_cache)
 
 
 def count_waits(store, spec, epochs, batch, task_type=None):
@@ -436,6 +443,7 @@ def against_hand(ctx, report, name, dataset, arch, epochs, repeats, arms=tuple(H
                                                           c)) for arm in arms}}
     engine_run(ctx.config, ctx.data, ctx.tmp / f"warm-{dataset}", 1, ctx.sizes.batch,
                arch=arch, dataset=dataset)
+    compilation(report, name, ctx.tmp / f"warm-{dataset}", dataset)
     hand_loop(store, 1, ctx.sizes.batch, arch, True)
     times = {arm: [] for arm in runs}
     for r in range(repeats):
@@ -454,6 +462,22 @@ def against_hand(ctx, report, name, dataset, arch, epochs, repeats, arms=tuple(H
                 ratios=ratios, medians={arm: median(t) for arm, t in times.items()})
 
 
+def compilation(report, name, folder, dataset):
+    """Prints the compilation of each fold of the run in `folder` (its fold records)."""
+    from xval.core.files import read_json
+    from xval.core.layout import ExperimentLayout
+
+    records = [read_json(p) for p in sorted(
+        ExperimentLayout.of(folder, dataset, 1).instance(1).fold_files().values())]
+    found = [r.get("compilation") or {} for r in records]
+    report.line(f"  {name}, compiled per fold (cache empty at fold 0): " + "; ".join(
+        f"fold {k}: {c.get('seconds', 0):.1f}s, {c.get('programs', 0)} programs, "
+        f"{c.get('cached', 0)} from the cache" for k, c in enumerate(found))
+        + f" ({records[0]['backend'] if records else '?'}, compiled "
+        f"{bool(records and records[0].get('compiled'))})", phase="compile", model=name,
+        compilation=found)
+
+
 def phase_a_small(ctx, report):
     from benchmarks.engine_overhead import ARCH
 
@@ -468,9 +492,11 @@ def phase_a_big(ctx, report):
     arch = {**BIG, "filters": ctx.sizes.big_filters}
     name = "audio_cnn 10.7M" if ctx.sizes.big_filters == BIG["filters"] else "audio_cnn (small)"
     big = ctx.stores["big"]
-    run_fold(fold_job(big, arch, 1, ctx.sizes.batch))  # warm-up
+    cache = ctx.config.backend.compile_cache
+    run_fold(fold_job(big, arch, 1, ctx.sizes.batch, compile_cache=cache))  # warm-up
     marks, figures = [], {}
-    result = run_fold(fold_job(big, arch, ctx.sizes.big_epochs, ctx.sizes.batch),
+    result = run_fold(fold_job(big, arch, ctx.sizes.big_epochs, ctx.sizes.batch,
+                               compile_cache=cache),
                       on_epoch=lambda *a: marks.append(time.perf_counter()))
     assert result.ok, result.message
     ctx.sampler.between(marks[0], marks[-1], figures)
@@ -501,10 +527,11 @@ def phase_busy(ctx, report, batches=(32, 128)):
     mark = keras.callbacks.LambdaCallback(
         on_epoch_end=lambda *a: marks.append(time.perf_counter()))
     for batch in batches:
-        run_fold(fold_job(big, arch, 1, batch))  # warm-up
+        cache = ctx.config.backend.compile_cache
+        run_fold(fold_job(big, arch, 1, batch, compile_cache=cache))  # warm-up
         marks.clear()
         figures = {}
-        run_fold(fold_job(big, arch, epochs, batch),
+        run_fold(fold_job(big, arch, epochs, batch, compile_cache=cache),
                  on_epoch=lambda *a: marks.append(time.perf_counter()))
         ctx.sampler.between(marks[0], marks[-1], figures)
         per_epoch = (marks[-1] - marks[0]) / max(1, len(marks) - 1)
@@ -597,17 +624,8 @@ def phase_c(ctx, report, counts=(1, 2, 4)):
                     speedup=rates[n] / rates[counts[0]], **figures)
 
 
-def phase_jax(ctx, report):
-    import keras
-
-    assert keras.backend.backend() == "jax", keras.backend.backend()
-    from benchmarks.engine_overhead import ARCH
-
-    against_hand(ctx, report, "demo CNN (JAX)", "demo", ARCH, ctx.sizes.epochs, 1)
-
-
 RUNNERS = {"sync": phase_sync, "a-small": phase_a_small, "a-big": phase_a_big, "b": phase_b,
-           "b-fresh": phase_b_fresh, "c": phase_c, "jax": phase_jax, "busy": phase_busy}
+           "b-fresh": phase_b_fresh, "c": phase_c, "busy": phase_busy}
 
 
 @dataclasses.dataclass
@@ -639,13 +657,13 @@ def run_phase(args):
                     {"card": card, "backend": keras.backend.backend(), "phase": args.phase,
                      "dry_run": args.dry_run})
     sampler = Sampler(args.gpu, bool(gpus) and not args.dry_run)  # nvidia-smi's numbering
-    names = {"demo", "big", *(store for store, _ in TASK_INSTANCES.values())}
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(args.data).resolve()  # jobs name their store by absolute path
         ctx = Context(sizes=sizes, data=data, tmp=Path(tmp),
                       gpu="0", sampler=sampler,  # the child sees its GPU alone
-                      config=load_config(ROOT / "config.ini"),
-                      stores={name: FeatureStore(data / name) for name in names})
+                      config=load_config(ROOT / "config.ini").replace(
+                          backend={"compile_cache": str(Path(tmp) / "cache")}),
+                      stores={name: FeatureStore(data / name) for name in STORES})
         try:
             RUNNERS[args.phase](ctx, report)
         finally:
@@ -690,7 +708,8 @@ def run_child(args, phase, limit, report):
     cmd = [sys.executable, "-m", "benchmarks.gpu", "--phase", phase, "--data", str(args.data),
            "--out-dir", str(args.out_dir), "--gpu", args.gpu] + \
         (["--dry-run"] if args.dry_run else [])
-    env = {**os.environ, "KERAS_BACKEND": "jax" if phase == "jax" else "torch"}
+    # The sync phase counts torch's CUDA synchronisations (a JAX step is one program).
+    env = {**os.environ, "KERAS_BACKEND": "torch" if phase == "sync" else args.backend}
     if not args.dry_run:
         env["CUDA_VISIBLE_DEVICES"] = args.gpu
     started = time.perf_counter()
@@ -730,6 +749,12 @@ def check_folders(parser, args, only):
             parser.error(f"--data {data}: holds files this benchmark did not make (no {MARK} "
                          "in it); pass an absent or empty folder (the stores are made there) "
                          "or one an earlier run made.")
+        foreign = [name for name in STORES if (data / name).exists()
+                   and not (data / name / "dataset.json").is_file()]
+        if data.is_dir() and foreign:
+            parser.error(f"--data {data}: {', '.join(foreign)} there is not a store this "
+                         "benchmark made (no dataset.json), and it writes its stores under "
+                         "those names; move it away, or pass another folder.")
 
 
 def make_folders(parser, args):
@@ -775,6 +800,9 @@ def parse(argv=None):
     parser.add_argument("--slack", type=number(0), default=1.6,
                         help="a phase's limit: its projected seconds times this")
     parser.add_argument("--gpu", default="0", help="GPU id to use (CUDA_VISIBLE_DEVICES)")
+    parser.add_argument("--backend", choices=("jax", "torch", "tensorflow"), default="jax",
+                        help="the phases' Keras backend (default jax, the product's; the "
+                        "sync phase runs torch)")
     parser.add_argument("--out-dir", default=str(ROOT / "results" / "gpu-benchmark"))
     parser.add_argument("--only", help=f"phases, comma-separated (default {','.join(PHASES)})")
     parser.add_argument("--data", help="the stores' folder (made when absent)")
@@ -815,22 +843,23 @@ def main(argv=None):
     if args.phase:
         return run_phase(args)
     gpus = visible_gpus()
-    if not args.project:
+    measured = not args.project and bool(gpus or args.dry_run)  # else it only prints
+    check_gpu(parser, args.gpu, gpus)  # the rehearsal's too: it runs the same command
+    if measured:
         check_folders(parser, args, only)
-        if not args.dry_run:
-            check_gpu(parser, args.gpu, gpus)
         make_folders(parser, args)
     out = Path(args.out_dir)
-    report = Report(None if args.project else out / "summary.json",
+    report = Report(out / "summary.json" if measured else None,
                     {"card": gpus[0] if gpus else None, "dry_run": args.dry_run,
                      "budget_s": args.budget, "phases": only})
     report.line("Projected seconds on an H100 (benchmarks.gpu.H100), default sizes:")
     print_projection(report, only)
     if args.project:
         return 0
-    if not gpus and not args.dry_run:
-        print("No GPU found (nvidia-smi lists none): nothing to measure here. Run this on a "
-              "machine with an NVIDIA GPU and a CUDA build of the backend (see the README).")
+    if not measured:
+        print("No GPU found (nvidia-smi lists none): nothing to measure here, nothing "
+              "written. Run this on a machine with an NVIDIA GPU and a CUDA build of the "
+              "backend (see the README).")
         return 0
     report.line(f"{gpus[int(args.gpu)] if gpus and not args.dry_run else 'CPU'}"
                 f"{' (dry run: tiny sizes)' if args.dry_run else ''}")
@@ -864,4 +893,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from xval.core.entry import run_entry
+
+    sys.exit(run_entry(main))  # one `error:` line, a closed pipe (`| head`) included

@@ -91,18 +91,14 @@ def read_annotations(path: str | os.PathLike[str], *, layout: str = "auto",
 
     Raises:
         DatasetError: for a missing or unreadable file, an unknown layout, a missing column,
+            `annotation_sample_rate` with times in seconds (it would do nothing),
             a value that is not a number or a flag, a negative start, an end before its
             start, an event past its file's end, an unknown sample rate, or overlapping
             events of one class in one file (unless `merge_overlaps`). The message names the
             file, the CSV line, the value, what was expected and the fix.
     """
-    for name, value, allowed in (("layout", layout, LAYOUTS), ("units", units, UNITS),
-                                 ("context", context, CONTEXT_MODES)):
-        if value not in allowed:
-            raise DatasetError(f"{name}={value!r}: expected one of {', '.join(allowed)}.")
-    if annotation_sample_rate is not None and annotation_sample_rate <= 0:
-        raise DatasetError(
-            f"annotation_sample_rate={annotation_sample_rate}: expected a rate in Hz > 0.")
+    _check_reading(layout=layout, units=units, context=context,
+                   annotation_sample_rate=annotation_sample_rate)
     path = Path(path)
     table = read_csv(path)
     if _layout(table, layout) == "wide":
@@ -214,6 +210,28 @@ def _event(row: Row, where: str, clock: _Clock, context: str) -> Event | None:
     return (row["file"], float(onset), float(offset), label, row["line"])
 
 
+def _check_reading(*, layout: str = "auto", units: str = "samples", context: str = "keep",
+                   annotation_sample_rate: float | None = None, **_: Any) -> None:
+    """Refuses `read_annotations` options that are unknown, or that contradict each other.
+
+    Raises:
+        DatasetError: naming the option, what was expected, and the fix.
+    """
+    for name, value, allowed in (("layout", layout, LAYOUTS), ("units", units, UNITS),
+                                 ("context", context, CONTEXT_MODES)):
+        if value not in allowed:
+            raise DatasetError(f"{name}={value!r}: expected one of {', '.join(allowed)}.")
+    if annotation_sample_rate is not None and annotation_sample_rate <= 0:
+        raise DatasetError(
+            f"annotation_sample_rate={annotation_sample_rate}: expected a rate in Hz > 0.")
+    if annotation_sample_rate is not None and units == "seconds":
+        raise DatasetError(
+            f"annotation_sample_rate={annotation_sample_rate} (--annotation-sample-rate) "
+            "with units='seconds' (--annotation-units seconds): the rate counts sample "
+            "positions, and times in seconds have none, so it would do nothing; leave it "
+            "out, or read the times as samples.")
+
+
 def annotation_source(annotations: str | os.PathLike[str], audio_root: str | os.PathLike[str],
                       *, strict: bool = False, extensions: Iterable[str] = AUDIO_EXTENSIONS,
                       **read_kwargs: Any) -> tuple[pd.DataFrame, pd.DataFrame,
@@ -244,6 +262,7 @@ def annotation_source(annotations: str | os.PathLike[str], audio_root: str | os.
             under it (or matches several files), an unreadable audio header, an audio file
             without annotation in strict mode, and every error of `read_annotations`.
     """
+    _check_reading(**read_kwargs)  # before the files are looked for
     root = Path(audio_root)
     audio, keys = _audio_keys(root, extensions)
     table = read_csv(Path(annotations))

@@ -116,6 +116,26 @@ def test_read_annotations_samples_need_a_rate(tmp_path):
         read_annotations(write(tmp_path, "file,start,end\nx,1,2\n"), annotation_sample_rate=0)
 
 
+def test_read_annotations_refuses_a_sample_rate_for_times_in_seconds(tmp_path, capsys):
+    """`--annotation-sample-rate` counts sample positions: with times in seconds it was
+    taken and did nothing. Refused, by `read_annotations` and by `init` before anything is
+    written."""
+    from xval.cli.main import main
+
+    path = write(tmp_path, "file,start,end\nx,0.1,0.2\n")
+    with pytest.raises(DatasetError, match=r"annotation_sample_rate=8000 "
+                                           r"\(--annotation-sample-rate\) with units='seconds' "
+                                           r"\(--annotation-units seconds\): .* would do "
+                                           r"nothing; leave it out"):
+        read_annotations(path, units="seconds", annotation_sample_rate=8000)
+    (tmp_path / "audio").mkdir()
+    assert main(["init", str(tmp_path / "audio"), "--annotations", str(path),
+                 "--annotation-units", "seconds", "--annotation-sample-rate", "8000",
+                 "--project", str(tmp_path / "project"), "--dry-run"]) == 2
+    assert "would do nothing" in capsys.readouterr().err
+    assert not (tmp_path / "project").exists()
+
+
 def test_read_annotations_past_the_end_of_the_file(tmp_path):
     path = write(tmp_path, "file,start,end\nx,0,8000\nx,8000,8001\n")
     with pytest.raises(DatasetError, match=r"line 3 \(file 'x'\): end '8001' \(1.0001 s\) is "

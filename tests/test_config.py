@@ -60,7 +60,7 @@ def test_a_config_holds_only_what_differs(tmp_path):
     assert config.training["epochs"] == 7 and config.training["patience"] == 10
     assert config.source("training", "epochs") == str(path)
     assert config.source("training", "patience") == "package default"
-    assert config.backend["backend"] == "torch"
+    assert config.backend["backend"] == "auto"
 
 
 def test_a_config_with_only_paths_works(tmp_path):

@@ -154,6 +154,32 @@ def test_config_written_with_a_hash_in_a_value_reads_back_whole(tmp_path):
     assert load_config(_write(tmp_path, text)).data_dir == tmp_path / "runs #2 ; final"
 
 
+@pytest.mark.parametrize("value", ["%(HOME)s and 100%", "#first", ";first", "a;b #c ;d",
+                                   'x"""+str(open("PWNED","w"))+"""', "back\\slash\\",
+                                   "nul\x00", "\u202eright-to-left\u200f", "x" * 1000])
+def test_config_written_reads_back_every_value_as_given(value):
+    """`render` (what `init` writes) escapes what would start a comment, a value's first `;`
+    or `#` too (it read back empty); `%` is literal (no interpolation to escape)."""
+    from xval.config.inifile import parse_ini
+    from xval.config.schema.render import render
+
+    text = render({"paths": {"data_dir": value}})
+    assert parse_ini(text, "x")["paths"]["data_dir"][0] == value
+
+
+@pytest.mark.parametrize("value", ["two\nlines", "[section]\nkey = 1", "a\u2028b", " lead",
+                                   "trail ", "a \\#b"])
+def test_config_value_that_cannot_be_held_is_refused_when_written(value):
+    """A line break (any that `str.splitlines` takes), white space at an end, or a
+    backslash before `#` after white space would read back as something else (a new key,
+    a shorter value): `render` refuses it naming the key, writing nothing."""
+    from xval.config.schema.render import render
+
+    with pytest.raises(ConfigurationError, match=r"\[paths\] data_dir = .*: config.ini "
+                                                 r"cannot hold this value"):
+        render({"paths": {"data_dir": value}})
+
+
 @pytest.mark.parametrize("line", ['data_dir = "data" ; quoted', "data_dir = 'data'",
                                   'backend = "torch"'])
 def test_config_value_in_quotes_is_refused_saying_so(tmp_path, line):

@@ -296,6 +296,33 @@ def test_init_compares_every_installed_encoder(tmp_path):
                                atol=2e-2, rtol=2e-2)
 
 
+def _check_against(exp, config):
+    """`benchmarks.encoders against`: each encoder instance against the linear probe on its
+    own store; the MLP on the mel store (4) and the ensemble (3) have no probe and are
+    refused by name before any is scored (the mel one was scored as "head - probe")."""
+    import argparse
+    import contextlib
+    import io
+
+    from benchmarks.encoders import against
+
+    def probe(*instances):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            against(argparse.Namespace(experiment=str(exp), config=str(config),
+                                       instances=list(instances)))
+        return out.getvalue()
+
+    for other, said in ((4, "reads the store mel, which holds no encoder's embeddings"),
+                        (3, "is an ensemble of instances")):
+        with pytest.raises(SystemExit, match=rf"--instances {other}: instance {other} {said}"):
+            probe(1, other)
+    lines = probe(1, 2).splitlines()
+    assert [line.split(":")[0] for line in lines] == ["instance 1 (sounds_aisfx)",
+                                                     "instance 2 (sounds_birdnet)"]
+    assert all("head accuracy" in line and ", probe " in line for line in lines)
+
+
 def test_encoder_table_rows_each_encoder_instance_and_their_fusion(tmp_path):
     """The table's rows: an instance reading the experiment's own encoder store (no
     `dataset` of its own), one reading another encoder's store, their ensemble; not an
@@ -339,6 +366,7 @@ def test_encoder_table_rows_each_encoder_instance_and_their_fusion(tmp_path):
         assert len(row.per_class) == 2
     lines = encoder_lines(results)
     assert lines[0].startswith("Encoders (test") and "per class (test F1" in "\n".join(lines)
+    _check_against(results.path, config.path)
     # The best instance, its worst fold's file gone: partial, its mean over fewer folds at
     # least as high. The reference stays a complete instance, and the row says partial.
     best = table.best

@@ -290,3 +290,47 @@ def test_export_savedmodel_on_the_tensorflow_backend(trained, tmp_path):
     assert "SavedModel vs Keras: max difference" in proc.stdout and "ONNX" not in proc.stdout
     card = (out / "MODEL_CARD.md").read_text()
     assert "differ from the Keras model's by at most" in card  # reloaded and compared
+
+
+def test_card_snippet_quotes_a_feature_type_it_has_no_recipe_for():
+    """A store's feature type with no librosa recipe is named in the snippet's error as a
+    literal: a name holding quotes ended the string and put its code in the snippet."""
+    import ast
+
+    from xval.core.parameters import FeatureParams
+    from xval.report.card_snippet import _feature_lines
+
+    name = 'x\'"""+str(open("PWNED","w"))#\n'
+    line = _feature_lines(FeatureParams.of({"feature": name})).strip()
+    raised = ast.parse(line).body[0]
+    assert isinstance(raised, ast.Raise)
+    assert ast.literal_eval(raised.exc.args[0]) == \
+        f"feature {name!r}: see preprocessing.features"
+
+
+@pytest.mark.parametrize("feature", ["mel", "stft", "mfcc"])
+def test_card_recipes_hold_a_stores_parameters_only_as_literals(feature):
+    """The store's numbers in the card's program and recipe are literals: an edited
+    `dataset.json` whose `n_fft` or `fmax` holds code put that code into the program a user
+    runs. Each value is a constant of the code, equal to the store's, and no name of the
+    payloads is in it."""
+    import ast
+    import textwrap
+
+    from preprocessing.features.recipes import librosa_recipe
+    from xval.core.parameters import FeatureParams
+    from xval.report.card_snippet import _feature_lines
+
+    hostile = {"n_fft": '__import__("os").system("touch PWNED")', "fmax": "1);import os#",
+               "n_mels": "64\nopen('PWNED', 'w')", "power_exponent": "0.5;open('PWNED')"}
+    fp = FeatureParams.of({"feature": feature, "compression": "power", **hostile})
+    for text in (textwrap.dedent(_feature_lines(fp)), "\n".join(librosa_recipe(fp))):
+        tree = ast.parse(text)
+        constants = {node.value for node in ast.walk(tree) if isinstance(node, ast.Constant)}
+        assert hostile["n_fft"] in constants
+        assert feature == "stft" or hostile["n_mels"] in constants
+        assert not {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)} & \
+            {"open", "__import__", "os"}
+        imported = {alias.name for node in ast.walk(tree)
+                    if isinstance(node, (ast.Import, ast.ImportFrom)) for alias in node.names}
+        assert imported <= {"librosa", "numpy"}  # the recipe's own import line only

@@ -22,13 +22,49 @@ def _bench(*args, timeout=120):
                           capture_output=True, text=True, cwd=ROOT, timeout=timeout)
 
 
-def test_gpu_benchmark_runs_without_a_gpu(tmp_path):
+def test_gpu_benchmark_runs_without_a_gpu_and_writes_nothing(tmp_path):
+    """Without a GPU it prints the projections and says so, writing nothing: `--call 1`
+    wrote `summary.json`, which made the same command refuse the next time."""
     if shutil.which("nvidia-smi"):
         pytest.skip("a GPU driver is present: the benchmark would measure, not exit")
-    proc = _bench("--out-dir", tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith("Projected seconds on an H100")
-    assert proc.stdout.strip().splitlines()[-1].startswith("No GPU found")
+    for _ in range(2):
+        proc = _bench("--call", "1", "--out-dir", tmp_path / "out")
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.startswith("Projected seconds on an H100")
+        assert proc.stdout.strip().splitlines()[-1].startswith("No GPU found")
+        assert not (tmp_path / "out").exists()
+
+
+def test_dry_run_refuses_a_gpu_id_that_is_not_listed(tmp_path, monkeypatch, capsys):
+    """The rehearsal runs the command the device call will run: `--dry-run --gpu 5` on a
+    machine listing two GPUs passed it, and failed on the device."""
+    import benchmarks.gpu as gpu
+
+    monkeypatch.setattr(gpu, "visible_gpus", lambda: ["GPU 0: A", "GPU 1: B"])
+    with pytest.raises(SystemExit) as exited:
+        gpu.main(["--dry-run", "--gpu", "5", "--only", "sync", "--out-dir", str(tmp_path)])
+    assert exited.value.code == 2
+    assert "--gpu 5: expected the index of one GPU" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_closed_stdout_ends_in_one_line(tmp_path):
+    """`benchmarks.gpu --dry-run | head -1`: the reader gone, it ended in a BrokenPipeError
+    traceback; now the commands' closed-pipe line and exit status 141."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "benchmarks.gpu", "--dry-run", "--only",
+                               "sync", "--out-dir", str(tmp_path / "out")], stdout=write,
+                              stderr=subprocess.PIPE, text=True, cwd=ROOT, timeout=120)
+    finally:
+        os.close(write)
+    assert proc.returncode == 141, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "error: stdout was closed by its reader (a pipe such as | head) before the command "
+        "finished, so it stopped there; send its output to a file (> out.txt) to let it "
+        "finish."]
 
 
 def test_each_prepared_call_fits_its_budget():
@@ -38,7 +74,7 @@ def test_each_prepared_call_fits_its_budget():
     assert sorted(p for phases in CALLS.values() for p in phases) == sorted(PHASES)
     for phases in CALLS.values():
         assert sum(projected(p) for p in phases) <= CALL_BUDGET <= 285
-    assert all(projected(phase) > 0 for phase in (*PHASES, "b-fresh", "jax"))
+    assert all(projected(phase) > 0 for phase in (*PHASES, "b-fresh", "busy"))
     assert parse(["--call", "2"])[1].budget == CALL_BUDGET
     proc = _bench("--only", "a,sync")
     assert proc.returncode == 2 and "--only a: not a phase" in proc.stderr
@@ -56,11 +92,13 @@ def test_project_prints_only(tmp_path):
     assert kept.read_text() == "mine" and sorted(tmp_path.iterdir()) == [kept]
 
 
-@pytest.mark.parametrize("case", ["out-file", "out-kept", "data-user", "data-file"])
+@pytest.mark.parametrize("case", ["out-file", "out-kept", "data-user", "data-file",
+                                  "data-marked"])
 def test_folders_refused_before_anything_is_written(tmp_path, case):
     """Issue 74.1 and 12: an `--out-dir` that is a file, or that holds a figure file this
     run would write, and a `--data` folder the benchmark did not make are refused in one
-    line (exit 2), nothing written."""
+    line (exit 2), nothing written; so is a marked `--data` folder where a store's name is
+    a folder of the user's (it ended in a DatasetError traceback)."""
     out, data = tmp_path / "out", tmp_path / "data"
     if case == "out-file":
         out.write_text("x")
@@ -70,6 +108,10 @@ def test_folders_refused_before_anything_is_written(tmp_path, case):
     elif case == "data-user":
         data.mkdir()
         (data / "recording.wav").write_bytes(b"RIFF")
+    elif case == "data-marked":
+        (data / "demo").mkdir(parents=True)
+        (data / MARK).touch()
+        (data / "demo" / "notes.txt").write_text("mine")
     else:
         data.write_text("x")
     before = sorted(p.name for p in tmp_path.rglob("*"))
@@ -136,6 +178,18 @@ def _phase_pid(out):
     return None
 
 
+def _catches(pid, sig):
+    """Whether process `pid` has a handler of its own for `sig` (`/proc/PID/status`,
+    `SigCgt`): a phase process has once it runs its own code (`_follow_parent`)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    caught = next(line.split()[1] for line in status.splitlines()
+                  if line.startswith("SigCgt:"))
+    return bool(int(caught, 16) >> (sig - 1) & 1)
+
+
 def _gone(pid, seconds=20):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -155,7 +209,10 @@ def _gone(pid, seconds=20):
 def test_stopping_the_driver_stops_its_phase(tmp_path, how):
     """Issue 74.12: Ctrl-C gives one line and exit code 130, no traceback; killing the
     driver's process group (SIGKILL, which it cannot catch) stops the phase process too,
-    which runs in a group of its own."""
+    which runs in a group of its own. The driver gets SIGINT's default handling back
+    (`SIG_DFL`, as a shell gives a foreground command): a test session started in the
+    background (`nohup make test &`) hands its children SIGINT ignored, and the Ctrl-C
+    would then do nothing."""
     data = tmp_path / "data"
     tiny_store(data, "demo")
     (data / MARK).touch()
@@ -163,14 +220,18 @@ def test_stopping_the_driver_stops_its_phase(tmp_path, how):
     driver = subprocess.Popen(
         [sys.executable, "-m", "benchmarks.gpu", "--dry-run", "--only", "sync", "--data",
          str(data), "--out-dir", str(out)], cwd=ROOT, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, start_new_session=True)
+        stderr=subprocess.PIPE, text=True, start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline, pid = time.monotonic() + 120, None
         while pid is None and time.monotonic() < deadline and driver.poll() is None:
             time.sleep(0.2)
             pid = _phase_pid(out)
         assert pid is not None, driver.communicate(timeout=30)
-        time.sleep(2)  # the phase imports Keras meanwhile
+        # The phase runs its own code (the driver is waiting on it): its handler is set.
+        while not _catches(pid, signal.SIGTERM) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _catches(pid, signal.SIGTERM), "the phase process never started its work"
         if how == "ctrl-c":
             driver.send_signal(signal.SIGINT)
             _, err = driver.communicate(timeout=60)

@@ -8,6 +8,8 @@ into a temporary folder with its feature extractor: nothing is downloaded."""
 import json
 import os
 import re
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -394,6 +396,29 @@ def test_a_store_records_a_model_folder_given_relative_as_an_absolute_path(tmp_p
         assert encoder_defaults(given)["encoder"] == str(tmp_path / "models" / "wavlm")
 
 
+def test_features_of_a_model_folder_that_moved_say_it_is_gone(tmp_path, config):
+    """`predict` after the model folder a store was built with moved: it suggested
+    `huggingface-cli download` of the local path. The features' recorded folder is named
+    as gone, with the fix; a path is never taken for a hub id."""
+    from architectures.hf import model_folder
+    from preprocessing.features import compute_features
+    from xval.core.errors import DatasetError
+
+    folder = tiny_model(tmp_path / "models" / "wavlm", "speech")
+    params = _params(config, folder, 0.5)
+    folder.rename(tmp_path / "moved")
+    y = _segments(16000, 0.5, n=1)[0]
+    with pytest.raises(DatasetError) as raised:
+        compute_features(y, **params)
+    said = str(raised.value)
+    assert f"the transformers model in the folder {folder}, as recorded" in said
+    assert "no longer there (moved or deleted); put the model back at that path" in said
+    assert "huggingface-cli" not in said
+    with pytest.raises(ConfigurationError, match=rf"there is no folder {folder} \(a path, "
+                                                 r"not a hub id"):
+        model_folder(str(folder), None)
+
+
 def test_names_that_are_no_model_here_and_other_families_are_refused(wave, tmp_path,
                                                                       monkeypatch, capsys):
     """Each a one-line error with the fix, before anything is written: a hub id not in the
@@ -549,6 +574,29 @@ def test_crafted_model_folders_are_refused_naming_the_file_and_the_field(wave, t
     assert not (config.data_dir / "never").exists()
 
 
+def test_init_dry_run_refuses_crafted_model_folders_as_the_build_would(wave, tmp_path,
+                                                                       capsys):
+    """`init --encoders FOLDER --dry-run` passed a folder whose `model.safetensors` is
+    garbage or whose config names 4,096 layers over the weights of 2; the real init refused
+    them only after building the other stores. The dry run refuses each now, naming the
+    file, as the store's build does."""
+    from xval.cli.main import main
+
+    config, _ = wave
+    folders = _crafted_folders(tmp_path)
+    said = {"layers": rf"{folders['layers'] / 'config.json'}: num_hidden_layers=4096, but "
+                      r"the weights \(model.safetensors\) hold 2 layers",
+            "garbage": rf"{folders['garbage'] / 'model.safetensors'} is no safetensors file"}
+    capsys.readouterr()
+    for name, match in said.items():
+        assert main(["init", str(config.path.parent / "audio"), "--pattern", PATTERN,
+                     "--encoders", f"hf:{folders[name]}", "--dry-run",
+                     "--project", str(tmp_path / "project")]) == 2
+        error = capsys.readouterr().err.strip().splitlines()[-1]
+        assert re.search(rf"--encoders hf:.*{name}: .*{match}", error), (name, error)
+    assert not (tmp_path / "project").exists()
+
+
 def test_tensorflow_refuses_a_transformers_front_end_before_training(models, wave, tmp_path):
     """The backend is the process's: an experiment script's dry run with
     KERAS_BACKEND=tensorflow stops on one line naming the fix (no Keras imported)."""
@@ -581,6 +629,7 @@ def test_init_with_a_transformers_encoder_writes_its_store_and_instance_1(models
     to 100 ms, segments as long as 3 clips in 4: 0.6 s), instance 1 the default head on it
     (frozen), instance 2 the CNN on the log-mel store; the script's dry run passes."""
     from xval.cli.main import main
+    from xval.cli.scripts import literal
 
     audio = tmp_path / "sounds"
     for c, label in enumerate(("low", "high")):
@@ -589,10 +638,17 @@ def test_init_with_a_transformers_encoder_writes_its_store_and_instance_1(models
             tone = _segments(16000, 0.6, n=1, seed=k)[0] * (1 + c)
             sf.write(audio / label / f"{k % 3 + 1}-{10 * c + k}-A.wav", tone, 16000)
     project = tmp_path / "project"
-    code = main(["init", str(audio), "--encoders", f"hf:{models['whisper']}", "--project",
+    # The model's folder under a folder whose name holds code after three quotes: its
+    # path is a literal in the script (`ENCODERS`), never prose (tests/test_scripts.py).
+    # (No comma: --encoders is a comma-separated list.)
+    hostile = tmp_path / 'models"""+str(__import__("os").mkdir("PWNED_hf"))+"""' / "whisper"
+    shutil.copytree(models["whisper"], hostile)
+    code = main(["init", str(audio), "--encoders", f"hf:{hostile}", "--project",
                  str(project), "--no-progress"])
-    out = " ".join(capsys.readouterr().out.split())
-    assert code == 0, out
+    said = capsys.readouterr()
+    out = " ".join(said.out.split())
+    assert code == 0, out + said.err
+    assert not list(tmp_path.rglob("PWNED*")) and not list(Path.cwd().glob("PWNED*"))
     store = project / "data" / "sounds_hf_whisper"
     info = json.loads((store / "dataset.json").read_text())
     assert info["front_end"]["family"] == "whisper" and info["front_end"]["layers"] == [0, 1, 2]
@@ -605,6 +661,7 @@ def test_init_with_a_transformers_encoder_writes_its_store_and_instance_1(models
     assert '"dataset": "sounds_hf_whisper"' in script and '"refit_with_val": True' in script
     assert '"hf_whisper + head"' in script and '"architecture": "audio_cnn"' in script
     assert "predict computes them from audio with the same encoder" in " ".join(script.split())
+    assert f"ENCODERS = {{{literal(str(hostile))}: " in script
 
 
 def test_preprocessing_encoder_hf_takes_the_models_rate_hop_and_window(models, tmp_path):

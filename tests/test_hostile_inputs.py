@@ -541,3 +541,29 @@ def test_a_segment_far_longer_than_every_clip_is_refused_before_extraction(tmp_p
                     params=feature_params(defaults, segment_seconds=3600,
                                           segment_hop_seconds=3600))
     assert not (tmp_path / "store").exists()
+
+
+def test_store_naming_code_as_its_feature_type_is_refused_by_the_dry_run(tmp_path):
+    """A store whose `dataset.json` names code as its feature type passed the dry run, and
+    each fold then failed: the plan refuses it naming the store, the type, and the fix;
+    nothing in the name runs."""
+    from tests.conftest import run_script_here, tiny_store, write_config, write_script
+
+    write_config(tmp_path)
+    store = tiny_store(tmp_path / "data", "tiny")
+    described = json.loads((store.path / "dataset.json").read_text())
+    code = "__import__('os').system('touch PWNED')"
+    described["feature_params"] = {"feature": code}
+    (store.path / "dataset.json").write_text(json.dumps(described))
+    script = write_script(tmp_path, f"""
+        from xval import Experiment
+        experiment = Experiment(description="d", dataset="tiny", number=1, num_folds=3)
+        experiment[1] = {BASE!r}
+        if __name__ == "__main__":
+            experiment.main()
+    """)
+    dry = run_script_here(script, "--dry-run")
+    assert dry.returncode == 2, dry.stdout[-2000:]
+    assert f"its dataset.json names the feature type {code!r}, which is none registered " \
+        "here (stft, mel" in dry.stderr and "rebuild it" in dry.stderr
+    assert not list(tmp_path.rglob("PWNED"))

@@ -131,7 +131,7 @@ def test_init_with_project_elsewhere_prints_a_command_that_runs_here(tmp_path):
                          env={**os.environ, "PYTHONPATH": str(ROOT), "KERAS_BACKEND": "torch"})
     assert dry.returncode == 0, dry.stdout[-2000:] + dry.stderr[-2000:]
     script = (tmp_path / "project" / "experiments" / "door_sounds.py").read_text()
-    assert "the classes of Door sounds on" in script
+    assert "Door sounds" not in script.split('"""')[1]  # the data's name: only a literal
     # 12 items in 5 folds leave two validation items or more in every fold: half of them
     # choose no epoch and select the row to report (issue 68), and the dry run took it.
     assert '    parameters={"rank_split": 0.5},  # validation items that choose no epoch ' \
@@ -194,3 +194,46 @@ def test_init_of_a_folder_named_xval_writes_a_script_that_runs(tmp_path, capsys)
     assert main(["init", str(audio), "--project", str(tmp_path / "project"), "--dry-run",
                  "--encoders", "none"]) == 0
     assert "experiments/xval_experiment.py" in " ".join(capsys.readouterr().out.split())
+
+
+def test_init_names_the_files_it_skips(tmp_path, capsys):
+    """A manifest row that is no audio file (`/dev/zero`, allowed outside the folder) was
+    dropped without a word by the dry run, and the real init said "1 file(s) skipped"
+    naming none: both name it now, with why."""
+    from xval.cli.main import main
+
+    audio = _takes(tmp_path / "sounds", seconds=0.3)
+    files = sorted(p.relative_to(audio).as_posix() for p in audio.rglob("*.wav"))
+    pd.DataFrame({"path": [*files, "/dev/zero"],
+                  "label": [f.split("/")[0] for f in files] + ["bark"]}).to_csv(
+        audio / "m.csv", index=False)
+    args = ["init", str(audio), "--manifest", str(audio / "m.csv"), "--allow-outside-root",
+            "--project", str(tmp_path / "project"), "--encoders", "none", "--no-progress"]
+    for extra in (["--dry-run"], []):
+        assert main([*args, *extra]) == 0, capsys.readouterr().err
+        out = capsys.readouterr().out
+        assert "Found 24 files" in out, out
+        assert "Skipped 1 of the files:\n  /dev/zero: not a regular file" in out, out
+
+
+def test_init_overwrite_keeps_the_script_the_user_edited(tmp_path, capsys):
+    """`init --overwrite` replaced the script the user had edited (config.ini was kept):
+    the earlier script, when it differs from the new one, is kept as `<name>.py.bak`
+    (then `.bak2`, ...), and an unchanged one is replaced without a copy."""
+    from xval.cli.main import main
+
+    audio = _takes(tmp_path / "sounds", seconds=0.3)
+    args = ["init", str(audio), "--project", str(tmp_path / "project"), "--encoders", "none",
+            "--no-progress"]
+    assert main(args) == 0, capsys.readouterr().err
+    script = tmp_path / "project" / "experiments" / "sounds.py"
+    written = script.read_text()
+    assert main([*args, "--overwrite"]) == 0, capsys.readouterr().err
+    assert "kept as" not in capsys.readouterr().out and not list(script.parent.glob("*.bak*"))
+    edited = written.replace('"comment_2": "package defaults"', '"comment_2": "mine"')
+    for k, backup in enumerate(("sounds.py.bak", "sounds.py.bak2")):
+        script.write_text(edited + f"# my note {k}\n")
+        assert main([*args, "--overwrite"]) == 0, capsys.readouterr().err
+        assert f"kept as {script.parent / backup}" in " ".join(capsys.readouterr().out.split())
+        assert (script.parent / backup).read_text() == edited + f"# my note {k}\n"
+        assert script.read_text() == written

@@ -168,7 +168,7 @@ def test_a_tagging_fold_mixes_only_its_training_items(tmp_path, rng):
                 found = row_of[_sources(row, n)[0]]
                 assert set(found) <= train and 1 <= len(found) <= 2
                 np.testing.assert_array_equal(target, y[found].max(axis=0))
-        for bx, _ in _batches(val, epochs=1):
+        for bx, *_ in _batches(val, epochs=1):  # (x, y, weights)
             assert all(len(_sources(row, n)[0]) == 1 for row in bx)
     result = run_fold(job)
     assert result.ok, result.message

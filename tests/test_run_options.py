@@ -83,12 +83,26 @@ def test_run_options_old_keywords_go_to_their_group_with_a_deprecation_note():
     ({"search": True, "inner_folds": 1}, ConfigurationError,
      r"--inner-folds 1: expected .*two folds at least"),
     ({"executor": 3}, TypeError, "executor=3: expected an Execution or its name"),
+    # a switch that is not a bool: `dry_run="no"` made the run a dry run, without a word
+    ({"dry_run": "no"}, ConfigurationError, r"--dry-run 'no': expected True or False; got "
+                                            r"str"),
+    ({"overwrite": "false"}, ConfigurationError, r"--overwrite 'false': expected True, "
+                                                 r"False, or None"),
+    ({"debug": 1}, ConfigurationError, r"--debug 1: expected True, False, or None"),
+    ({"verbose": "yes"}, ConfigurationError, r"--verbose 'yes': expected True or False"),
 ])
 def test_run_options_refuse_what_no_run_can_do(changes, error, match):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         with pytest.raises(error, match=match):
             RunOptions.of(**changes)
+
+
+@pytest.mark.parametrize("make", [lambda: RunOptions(dry_run="no"),
+                                  lambda: Output(quiet="no"), lambda: Output(progress="no")])
+def test_run_options_made_directly_check_their_switches(make):
+    with pytest.raises(ConfigurationError, match=r"'no': expected True or False"):
+        make()
 
 
 def test_run_options_old_keyword_beside_its_group_merges_where_nothing_contradicts():

@@ -164,7 +164,8 @@ def test_impossible_annotations_are_refused(tmp_path, line, units, match):
     path = tmp_path / "ann.csv"
     path.write_text("file,start,end\n" + line)
     with pytest.raises(DatasetError, match=match):
-        read_annotations(path, units=units, annotation_sample_rate=SR)
+        read_annotations(path, units=units,
+                         **({"annotation_sample_rate": SR} if units == "samples" else {}))
 
 
 # -- the command line: one error line, the store not written ------------------------------

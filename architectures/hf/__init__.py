@@ -41,6 +41,7 @@ from architectures.hf.local import (
     LocalModel,
     family_class,
     family_of,
+    is_path,
     model_folder,
     read_model,
 )
@@ -50,5 +51,5 @@ from architectures.hf.whisper import WhisperFamily
 
 __all__ = ["FAMILIES", "HF_PREFIX", "INSTALL", "WEIGHT_SUFFIXES", "AstFamily", "ClapFamily",
            "Family", "LocalModel", "SpeechFamily", "Spectrogram", "UnknownEncoderError",
-           "WhisperFamily", "dft_kernel", "family_class", "family_of", "model_folder",
+           "WhisperFamily", "dft_kernel", "family_class", "family_of", "is_path", "model_folder",
            "model_name", "names_model", "read_model", "register_family"]

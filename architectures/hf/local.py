@@ -29,7 +29,7 @@ from architectures.hf.base import (
 from xval.core.errors import ConfigurationError
 from xval.core.hashing import files_digest
 
-__all__ = ["LocalModel", "family_class", "family_of", "read_model", "regular_file"]
+__all__ = ["LocalModel", "family_class", "family_of", "is_path", "read_model", "regular_file"]
 
 def model_folder(name: str, revision: str | None) -> tuple[Path, str | None]:
     """The local folder of a transformers model and its revision (a hub snapshot's commit):
@@ -48,6 +48,9 @@ def model_folder(name: str, revision: str | None) -> tuple[Path, str | None]:
                                       "model written by save_pretrained")
         _read_json(folder / "config.json")
         return folder, revision
+    if is_path(name):
+        raise UnknownEncoderError(f"there is no folder {name} (a path, not a hub id: the "
+                                  "model's folder is not there, or no longer)")
     try:
         from huggingface_hub import snapshot_download  # noqa: PLC0415  (optional: [pretrained])
     except ImportError as e:
@@ -61,6 +64,12 @@ def model_folder(name: str, revision: str | None) -> tuple[Path, str | None]:
             f"(nothing is downloaded here: fetch it once with `huggingface-cli download "
             f"{name}`, or give a folder written by save_pretrained)") from e
     return snapshot, snapshot.name
+
+
+def is_path(name: str) -> bool:
+    """Whether a model's name is a path on this disk, never a hub id (`ORG/NAME`): an
+    absolute path, one starting with `.` or `~`, or one of more than two parts."""
+    return os.path.isabs(name) or name.startswith((".", "~")) or name.count("/") > 1
 
 
 def _card_licence(folder: Path) -> str:

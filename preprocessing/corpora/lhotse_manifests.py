@@ -288,6 +288,12 @@ def _row(supervisions: list[Any], recording: Any, clip: str, offset: float,
     channels = [channel] if isinstance(channel, int) else list(channel or [])
     if reason is None and not supervisions:
         reason = "it holds no supervision"
+    elif reason is None and multi_label and len(items - {None}) > 1:
+        named = ", ".join(sorted(repr(i) for i in items - {None}))
+        reason = (f"its supervisions name {len(items - {None})} {item_field}s ({named}), and with "
+                  "--multi-label a recording is one row of one item; cut it to its "
+                  "supervisions first (cuts.trim_to_supervisions()), or name an item field "
+                  "they share (--item-field recording_id)")
     elif reason is None and (len(labels) > 1 or len(items) > 1):
         reason = ("it holds supervisions of several labels or items; cut it to its "
                   "supervisions first (cuts.trim_to_supervisions()), or read the labels "

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from architectures.hf import model_name
+from architectures.hf import is_path, model_name
 from preprocessing.features.encoders import (
     BUILT_IN,
     RESEMBLYZER,
@@ -168,7 +168,7 @@ def check_encoder(name: str, revision: str | None = None) -> None:
             raise UnknownEncoderError(f"encoder names are lower case: give {name.lower()}")
         if folder.is_dir():
             model_folder(str(folder), revision)  # its config.json is a JSON object
-        elif folder.exists() or folder.is_absolute() or bare.startswith((".", "~")):
+        elif folder.exists() or is_path(bare):
             raise UnknownEncoderError(f"{folder} is no folder written by save_pretrained "
                                       "(it is not a folder)" if folder.exists() else
                                       f"there is no folder {bare}")
@@ -290,10 +290,23 @@ class PretrainedOptions(Settings):
 
 
 def _encoder_of(params: Params) -> Encoder:
-    """The encoder the feature parameters name, checked against their rate and hop."""
+    """The encoder the feature parameters name, checked against their rate and hop.
+
+    Raises:
+        DatasetError: for a model's folder that is no longer where the parameters (a
+            store's, a model's) recorded it; for weights that are not those recorded.
+    """
     options = PretrainedOptions.of(params.options)
     recorded = options.weights_sha256
     name = str(options.encoder)
+    if name not in BUILT_IN and is_path(model_name(name)) \
+            and not Path(model_name(name)).expanduser().is_dir():
+        raise DatasetError(
+            f"encoder={name!r}: the features were made with the transformers model in the "
+            f"folder {model_name(name)}, as recorded (the store's dataset.json, the model's "
+            "own record), and that folder is no longer there (moved or deleted); put the "
+            "model back at that path, or rebuild the store with its new place (--encoders "
+            "hf:FOLDER) and train on it again.")
     if recorded and name not in BUILT_IN:  # checked before any weight file is opened
         with contextlib.suppress(UnknownEncoderError):  # said by `load_encoder` below
             _check_sha256(name, recorded, LocalModel(name, options.revision).sha256)

@@ -2,6 +2,8 @@
 reader outside the project (the model card of `python -m xval export`): the calls
 `preprocessing.features.spectral` makes, with a store's parameters filled in."""
 
+import numpy as np
+
 from xval.core.parameters import FeatureParams
 
 LIBROSA = {
@@ -30,11 +32,15 @@ def recipe_values(fp: FeatureParams) -> dict:
         fp: the store's feature parameters.
 
     Returns:
-        dict of the store's parameters, `to_db` (the decibel function) and `magnitude`
-        (what `pcen` reads: the mel power's square root, or the STFT's magnitudes).
+        dict of the store's parameters, each as a literal (`repr`: a value of an edited
+        `dataset.json` is never code in the recipe), `to_db` (the decibel function) and
+        `magnitude` (what `pcen` reads: the mel power's square root, or the STFT's
+        magnitudes).
     """
     mel = fp.feature == "mel"
-    return {**fp.to_dict(), "to_db": "power_to_db" if mel else "amplitude_to_db",
+    return {**{name: repr(v.item() if isinstance(v, np.generic) else v)
+               for name, v in fp.to_dict().items()},
+            "to_db": "power_to_db" if mel else "amplitude_to_db",
             "magnitude": "np.sqrt(S)" if mel else "S"}
 
 
@@ -52,7 +58,7 @@ def librosa_recipe(fp: FeatureParams) -> list[str]:
     feature = fp.feature
     values = recipe_values(fp)
     lines = ["import librosa, numpy as np",
-             f"y, _ = librosa.load(path, sr={fp.sample_rate}, mono=True)"]
+             f"y, _ = librosa.load(path, sr={values['sample_rate']}, mono=True)"]
     if feature not in LIBROSA:
         return [*lines, f"# feature {feature!r}: see preprocessing.features"]
     lines.append(LIBROSA[feature].format(**values))

@@ -15,6 +15,7 @@ import argparse
 from pathlib import Path
 
 from xval.cli.commands import COMMANDS
+from xval.cli.scripts import add_script_argument, read_scripts
 from xval.config.loader import Config, find_config, load_config
 from xval.config.schema import SCHEMA
 from xval.core.arguments import Subcommands
@@ -59,6 +60,7 @@ def add_parser(sub: Subcommands, parents: list[argparse.ArgumentParser]) -> None
     p.add_argument("--no-workbook", action="store_true", help="print only")
     p.add_argument("--config", help="config.ini (selection metric, alpha, rope; default: "
                                     "found as for experiments, else the package defaults)")
+    add_script_argument(p)
 
 
 def _config(path: str | None) -> Config | None:
@@ -95,6 +97,7 @@ def main_compare(args: argparse.Namespace) -> int:
         check_rope(args.rope)
     if args.alpha is not None and not 0 < args.alpha < 1:
         raise ConfigurationError(f"--alpha {args.alpha}: expected 0 < alpha < 1, e.g. 0.05.")
+    read_scripts(args.script)
     targets = [Target.parse(text) for text in args.targets]
     workbook = Path(args.workbook)
     if not args.no_workbook:

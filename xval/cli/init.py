@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import difflib
-import json
 import os
 import re
 import textwrap
@@ -53,9 +52,10 @@ from xval.cli.init_data import (
     task_of_rows,
 )
 from xval.cli.init_data import encoder_store_params as encoder_params
-from xval.cli.init_detection import annotation_reading, init_detection
+from xval.cli.init_detection import SKIPPED_SHOWN, annotation_reading, init_detection
 from xval.cli.init_outputs import Created, check_outputs, finish, shown_path
 from xval.cli.init_stores import Built
+from xval.cli.preprocess import print_skipped
 from xval.cli.scripts import (
     CNN_ABOUT,
     CNN_INSTANCES,
@@ -63,8 +63,8 @@ from xval.cli.scripts import (
     ENCODERS_ABOUT,
     INIT_RANK_SPLIT,
     RANK_ABOUT,
-    SCRIPT,
     encoder_instances,
+    experiment_script,
     rank_split_line,
     script_path,
     store_tag,
@@ -215,6 +215,7 @@ def main_init(args: argparse.Namespace) -> int:
     print(f"Found {len(rows)} files in {audio}: {len(classes_of_rows(rows))} classes"
           + (" (several per clip: a tagging experiment)" if task != tasks.DEFAULT else "")
           + f", {rows['item'].nunique()} items ({how}).")
+    print_skipped(skipped, "files", SKIPPED_SHOWN, "the store's dataset.json lists them all")
     if items:
         print(textwrap.fill(items, width=100, break_on_hyphens=False,
                             break_long_words=False))
@@ -315,6 +316,8 @@ def _write_project(args: argparse.Namespace, audio: Path, project: Path, config:
     print(f"Wrote the store {store.path}: {summary['rows']} rows, "
           f"{len(summary['skipped'])} file(s) skipped{silent_note(summary)} "
           f"({summary['seconds']:.1f} s).")
+    print_skipped(summary["skipped"][len(skipped):], "files when their audio was read",
+                  SKIPPED_SHOWN, "the store's dataset.json lists them all")
     embedded = [store for store, _ in built[1:]]
     for embedded_store, summary in built[1:]:
         licence = embedded_store.info.front_end.get("licence") or "licence not recorded"
@@ -416,7 +419,7 @@ def _encoder(name: str) -> str:
         check_encoder(name)  # no such model: said with the built-in encoders
         torch_module()
         try:
-            LocalModel(name)
+            LocalModel(name).check_weights()  # what the store's build would refuse
         except ConfigurationError as e:
             raise ConfigurationError(f"--encoders {name}: {e}.") from None
         return name
@@ -431,51 +434,53 @@ def _write_script(script: Path, store: FeatureStore, rows: pd.DataFrame, folds: 
                   embedded: list[FeatureStore]) -> None:
     """Writes the experiment script; `source` is the audio read and the data's name
     (`--name`, else the folder's); `embedded` the encoders' stores (and last, with two or
-    more, their stacked store)."""
+    more, their stacked store). What comes from the data (the folder, the classes, the
+    name, how they were found, the encoders) is written only as literals
+    (`experiment_script`)."""
     audio, called = source
     classes = classes_of_rows(rows)
-    shown = ", ".join(classes[:6]) + (", ..." if len(classes) > 6 else "")
     relative = Path("experiments") / script.name
     results = (config.results_dir / store.path.name / "experiment_1")
-    summary = (f"Written by `python -m xval init` from {audio}: {len(rows)} files, "
-               f"{len(classes)} classes ({shown}), {rows['item'].nunique()} items ({how}). "
-               "Folds never split an item, so the test score says how well a model does on "
-               "items it has never seen.")
+    summary = (f"Written by `python -m xval init` from the audio folder `AUDIO` below: "
+               f"{len(rows)} files, {len(classes)} classes (`CLASSES`), "
+               f"{rows['item'].nunique()} items (found as `FOUND` says). Folds never split "
+               "an item, so the test score says how well a model does on items it has never "
+               "seen.")
     share = _rank_split(store, folds, config)
     about = _about(embedded, relative)
     if share:
         about += " " + RANK_ABOUT.format(share=share, percent=f"{share:.0%}")
-    values: dict[str, Any] = {
-        "number": 1, "question": f"which model {_verb(rows)} of {called} on items it has "
-                                 "never seen?",
-        "summary": "\n".join(textwrap.wrap(summary, width=88, break_on_hyphens=False)),
-        "script": relative, "results": shown_path(results, project),
-        "description": json.dumps(f"{called}: first models"),
-        "dataset": json.dumps(store.path.name), "num_folds": folds,
-        "task_type": json.dumps(task_of_rows(rows)), "parameters": rank_split_line(share),
-        "imports": "Ensemble, Experiment" if embedded else "Experiment",
-        "instances": encoder_instances(
+    data: dict[str, object] = {"AUDIO": str(audio), "FOUND": how, "CLASSES": classes}
+    parts = embedded[:-1] if len(embedded) > 1 else embedded
+    if parts:
+        data["ENCODERS"] = {str(s.info.encoder): str(s.info.front_end.get("licence")
+                                                     or "licence not recorded")
+                            for s in parts}
+    text = experiment_script(
+        question=f"which model {_verb(rows)} on items it has never seen?",
+        summary=summary, about=about, script=relative, results=shown_path(results, project),
+        data=data, settings={"description": f"{called}: first models",
+                             "dataset": store.path.name, "number": 1, "num_folds": folds,
+                             "task_type": task_of_rows(rows)},
+        parameters=rank_split_line(share),
+        imports="Ensemble, Experiment" if embedded else "Experiment",
+        instances=encoder_instances(
             [(s.path.name, str(s.info.encoder)) for s in embedded if s.info.encoder],
             embedded[-1].path.name if len(embedded) > 1 else None, task_of_rows(rows))
-        if embedded else CNN_INSTANCES,
-        "about": textwrap.fill(about, width=88, break_on_hyphens=False,
-                               break_long_words=False)}
+        if embedded else CNN_INSTANCES)
     script.parent.mkdir(parents=True, exist_ok=True)
-    script.write_text(SCRIPT.format(**values))
+    script.write_text(text, encoding="utf-8")
 
 
 def _about(embedded: list[FeatureStore], script: Path) -> str:
-    """What the script's instances are, in its docstring."""
+    """What the script's instances are, in its docstring (no encoder's name: those are in
+    `ENCODERS`)."""
     if not embedded:
         return CNN_ABOUT.format(script=script)
     if len(embedded) == 1:
         return ENCODER_ABOUT.format(script=script, models=_models_take(embedded[0]))
-    parts = embedded[:-1]
-    return ENCODERS_ABOUT.format(
-        n=len(parts), names=", ".join(str(s.info.encoder) for s in parts),
-        stacked=len(parts) + 1, cnn=len(parts) + 2, fused=len(parts) + 3,
-        licences="; ".join(f"{s.info.encoder} {s.info.front_end.get('licence') or 'not recorded'}"
-                           for s in parts))
+    n = len(embedded) - 1
+    return ENCODERS_ABOUT.format(n=n, stacked=n + 1, cnn=n + 2, fused=n + 3)
 
 
 def _verb(rows: pd.DataFrame) -> str:

@@ -16,8 +16,6 @@ store holds the encoder's frames and the instance is `pretrained_detector`.
 from __future__ import annotations
 
 import argparse
-import json
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +29,13 @@ from preprocessing.detection import (
     read_items,
 )
 from preprocessing.features.pretrained import check_encoder, encoder_overrides
+from preprocessing.store import FeatureStore
 from xval import tasks
 from xval.cli.annotations import READING, reading_options
 from xval.cli.init_data import folds_for
 from xval.cli.init_outputs import Created, check_outputs, finish
-from xval.cli.preprocess import task_features
-from xval.cli.scripts import SCRIPT, rank_split_line, script_path
+from xval.cli.preprocess import print_skipped, task_features
+from xval.cli.scripts import experiment_script, literal, rank_split_line, script_path
 from xval.config.loader import Config
 from xval.core.backend import use_backend
 from xval.core.errors import ConfigurationError
@@ -48,18 +47,23 @@ ENCODER_INSTANCES = """experiment[1] = {{"architecture": "pretrained_detector", 
                  "boundary_weight": 0.0,  # as measured: 3 of its frames are 280 ms
                  "comment_1": "pretrained_detector", "comment_2": {encoder}}}
 """
+"""Instance 1 on a frame encoder's store; `{encoder}` is the encoder's name as a literal
+(`literal`)."""
 ABOUT = ("Instance 1 is the stock detector with the detection defaults (`python -m xval "
          "config {script}` shows them): bounds of events weighted 2 more in the loss, "
          "post-processing chosen per fold on the validation recordings; event_mix and "
          "prediction_hop are there to try (docs/tasks.md, Detection). Its saved models give "
          "frame probabilities; `python -m xval detect` turns new recordings into events.")
-ABOUT_ENCODER = ("Instance 1 is pretrained_detector (a small GRU head) on the frames of "
-                 "{encoder}, with the detection defaults (`python -m xval config {script}` "
+ABOUT_ENCODER = ("Instance 1 is pretrained_detector (a small GRU head) on the frames of the "
+                 "encoder `ENCODERS` names below (with the licence of its weights), with the "
+                 "detection defaults (`python -m xval config {script}` "
                  "shows them). On two sets aisfx_frames stayed below the stock detector "
                  "(docs/results.md, \"Detection on recordings and backgrounds never "
                  "seen\"; other encoders were not measured there): "
                  "compare it with `init` without --encoders. Its saved models give frame "
                  "probabilities; `python -m xval detect` turns new recordings into events.")
+SKIPPED_SHOWN = 10
+"""The skipped recordings `init` names (the rest are counted; the store lists them all)."""
 NOT_WITH = ("pattern", "label_map", "item_pattern", "manifest", "source", "merge_duplicates")
 """`init` options that find labels and items in files: an annotation CSV does both."""
 
@@ -154,6 +158,8 @@ def init_detection(args: argparse.Namespace, audio: Path, project: Path, name: s
           f"{events['label'].nunique()} classes, {table['item'].nunique()} items "
           f"({'--items' if items is not None else 'each recording its own item'}); "
           f"{folds} folds.")
+    print_skipped(skipped, "recordings", SKIPPED_SHOWN, "the store's dataset.json lists "
+                  "them all")
     if args.dry_run:
         print(f"Would write the detection store {store_path}"
               + (f" of {args.encoder}'s frames" if encoder else "")
@@ -190,33 +196,33 @@ def _write(args: argparse.Namespace, audio: Path, planned: tuple[str, Path, Path
     print(f"Wrote the detection store {store.path}: {summary['windows']} windows of "
           f"{summary['recordings']} recordings, {len(summary['skipped'])} file(s) skipped.")
     return finish(script, config, config_file, created,
-                  lambda: _write_script(script, store.path.name, audio, summary, folds,
-                                        args.name or name, encoder.get("encoder")),
+                  lambda: _write_script(script, store, audio, summary, folds,
+                                        args.name or name),
                   "the store")
 
 
-def _write_script(script: Path, dataset: str, audio: Path, summary: dict[str, Any],
-                  folds: int, called: str, encoder: str | None = None) -> None:
-    """Writes the detection experiment script."""
+def _write_script(script: Path, store: FeatureStore, audio: Path, summary: dict[str, Any],
+                  folds: int, called: str) -> None:
+    """Writes the detection experiment script (what comes from the data only as literals:
+    `experiment_script`)."""
     relative = Path("experiments") / script.name
-    classes = ", ".join(summary["classes"][:6]) + (", ..." if len(summary["classes"]) > 6
-                                                     else "")
-    text = (f"Written by `python -m xval init` from {audio}: {summary['recordings']} "
-            f"annotated recordings, {summary['events']} events of {len(summary['classes'])} "
-            f"classes ({classes}). Folds never split an item, so the test score says how "
-            "well a detector does on recordings it has never seen.")
-    values = {
-        "number": 1, "question": f"which detector finds the events of {called} in "
-                                 "recordings it has never seen?",
-        "summary": "\n".join(textwrap.wrap(text, width=88, break_on_hyphens=False)),
-        "script": relative, "results": f"results/{dataset}/experiment_1",
-        "description": repr(f"{called}: detection"), "dataset": repr(dataset),
-        "num_folds": folds, "task_type": repr(EVENT_TASK), "imports": "Experiment",
-        "instances": (ENCODER_INSTANCES.format(encoder=json.dumps(encoder)) if encoder
-                      else INSTANCES),
-        "parameters": rank_split_line(0),  # one instance: nothing to select between
-        "about": textwrap.fill((ABOUT_ENCODER if encoder else ABOUT).format(
-                                   script=relative, encoder=encoder), width=88,
-                               break_on_hyphens=False, break_long_words=False)}
+    encoder = store.info.encoder
+    text = (f"Written by `python -m xval init` from the audio folder `AUDIO` below: "
+            f"{summary['recordings']} annotated recordings, {summary['events']} events of "
+            f"{len(summary['classes'])} classes (`CLASSES`). Folds never split an item, so "
+            "the test score says how well a detector does on recordings it has never seen.")
+    data: dict[str, object] = {"AUDIO": str(audio), "CLASSES": list(summary["classes"])}
+    if encoder:
+        data["ENCODERS"] = {encoder: str(store.info.front_end.get("licence")
+                                         or "licence not recorded")}
     script.parent.mkdir(parents=True, exist_ok=True)
-    script.write_text(SCRIPT.format(**values))
+    script.write_text(experiment_script(
+        question="which detector finds the events in recordings it has never seen?",
+        summary=text, about=(ABOUT_ENCODER if encoder else ABOUT).format(script=relative),
+        script=relative, results=f"results/{store.path.name}/experiment_1", data=data,
+        settings={"description": f"{called}: detection", "dataset": store.path.name,
+                  "number": 1, "num_folds": folds, "task_type": EVENT_TASK},
+        instances=(ENCODER_INSTANCES.format(encoder=literal(encoder)) if encoder
+                   else INSTANCES),
+        parameters=rank_split_line(0)),  # one instance: nothing to select between
+        encoding="utf-8")

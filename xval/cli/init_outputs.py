@@ -4,7 +4,9 @@ when a later step fails (the output rule of `xval.core.outputs`, applied to a pr
 - Nothing is written inside the audio folder (the project, `[paths] data_dir` and
   `results_dir`), and a store is replaced only when it is one (and `--overwrite` is given):
   `init data/wavs` never turns the recordings into a store.
-- An experiment script is replaced only when `init` wrote it (it carries `SCRIPT_MARK`).
+- An experiment script is replaced only when `init` wrote it (it carries `SCRIPT_MARK`),
+  and one that differs from the new script (edited, say) is kept beside it
+  (`backup_path`: `<name>.py.bak`).
 - `Created` records what init makes (files, stores, folders) and removes it when a later
   step fails, so a refused init leaves no half-made project.
 """
@@ -23,7 +25,7 @@ from preprocessing.store_output import check_store_out, store_output
 from xval.cli.scripts import SCRIPT_MARK, load_experiment
 from xval.config.loader import Config
 from xval.core.errors import ConfigurationError, DatasetError
-from xval.core.files import atomic_write_text
+from xval.core.files import atomic_write_bytes, atomic_write_text
 from xval.core.outputs import check_output_folder, remove_output
 
 __all__ = ["Created", "check_outputs"]
@@ -35,6 +37,7 @@ class Created:
 
     def __init__(self) -> None:
         self._undo: list[tuple[str, Path]] = []
+        self._contents: dict[Path, bytes] = {}
 
     def folders(self, *paths: Path) -> None:
         """Notes the missing folders among `paths` and their parents (made later)."""
@@ -52,6 +55,12 @@ class Created:
         """Notes a file written where there was none."""
         self._undo.append(("file", path))
 
+    def replaced(self, path: Path, content: bytes) -> None:
+        """Notes a file about to be written over, `content` what it held (put back by
+        `undo`)."""
+        self._undo.append(("content", path))
+        self._contents[path] = content
+
     def kept_if_done(self, write: Callable[[], int]) -> int:
         """Runs `write` (init's steps that write) and undoes what was created when it
         raises (an interrupt included) or returns a non-zero exit code, which it returns."""
@@ -65,12 +74,14 @@ class Created:
         return code
 
     def undo(self) -> None:
-        """Removes what was created: files first, then stores, then the folders left
-        empty, deepest first."""
-        order = {"file": 0, "store": 1, "folder": 2}
+        """Removes what was created: files first (a file written over gets its text
+        back), then stores, then the folders left empty, deepest first."""
+        order = {"content": 0, "file": 0, "store": 1, "folder": 2}
         for kind, path in sorted(self._undo, key=lambda e: (order[e[0]], -len(e[1].parts))):
             with contextlib.suppress(OSError, ConfigurationError, DatasetError):
-                if kind == "file":
+                if kind == "content":
+                    atomic_write_bytes(path, self._contents[path])
+                elif kind == "file":
                     path.unlink(missing_ok=True)
                 elif kind == "store" and path.exists():
                     remove_output(path, store_output())
@@ -100,9 +111,18 @@ def finish(script: Path, config: Config, config_file: tuple[Path, str | None],
     if config_text is not None:
         atomic_write_text(config_path, config_text)
         created.file(config_path)
-    if not script.exists():
+    before = script.read_bytes() if script.exists() else None
+    if before is None:
         created.file(script)
+    else:
+        created.replaced(script, before)
     write_script()
+    if before is not None and script.read_bytes() != before:
+        backup = backup_path(script)
+        atomic_write_bytes(backup, before)
+        created.file(backup)
+        print(f"The earlier {script.name} differed from the new one (your edits, if any): "
+              f"kept as {shown_path(backup, Path.cwd())}.")
     outcome = load_experiment(script).run(dry_run=True, config=config)
     if outcome.exit_code:
         print(f"The dry run failed: nothing init wrote is kept (the script, {stores}, "
@@ -111,6 +131,16 @@ def finish(script: Path, config: Config, config_file: tuple[Path, str | None],
     command = f"{python_command()} {shlex.quote(shown_path(script, Path.cwd()))}"
     print(f"\nReady. Run the experiment with:\n\n    {command}\n")  # from where one stands
     return 0
+
+
+def backup_path(script: Path) -> Path:
+    """Where `--overwrite` keeps the script it replaces: `<name>.py.bak`, else the first of
+    `<name>.py.bak2`, `.bak3`, ... that is free."""
+    k = 1
+    while (path := script.with_name(f"{script.name}.bak{k if k > 1 else ''}")).exists() \
+            or path.is_symlink():
+        k += 1
+    return path
 
 
 def shown_path(path: Path, project: Path) -> str:

@@ -415,15 +415,22 @@ def _print_summary(args: argparse.Namespace, store: FeatureStore,
                   "here with the reasons).")
         return
     _print_duplicate_check(store, summary)
-    if summary["skipped"]:
-        shown = len(summary["skipped"]) if args.verbose else 20
-        print(f"Skipped {len(summary['skipped'])} of the {summary.get('unit') or 'files'}:")
-        for s in summary["skipped"][:shown]:
-            print(f"  {s['path']}: {s['reason']}")
-        if len(summary["skipped"]) > shown:
-            print(f"  ... and {len(summary['skipped']) - shown} more (see dataset.json, "
-                  "or -v)")
+    print_skipped(summary["skipped"], summary.get("unit") or "files",
+                  None if args.verbose else 20, "see dataset.json, or -v")
     print(format_report(dataset_report(store)))
+
+
+def print_skipped(skipped: list[dict[str, Any]], unit: str, shown: int | None,
+                  more: str) -> None:
+    """Prints the skipped files (`{"path", "reason"}`), `shown` of them at most (`None`:
+    all), and where the rest are listed (`more`); nothing when none was skipped."""
+    if not skipped:
+        return
+    print(f"Skipped {len(skipped)} of the {unit}:")
+    for s in skipped[:shown]:
+        print(f"  {s['path']}: {s['reason']}")
+    if shown is not None and len(skipped) > shown:
+        print(f"  ... and {len(skipped) - shown} more ({more})")
 
 
 if __name__ == "__main__":

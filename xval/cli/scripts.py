@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
+import ast
 import importlib.util
-import json
+import math
 import re
 import sys
-from collections.abc import Mapping
+import textwrap
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
@@ -59,6 +62,20 @@ def load_experiment(path: str | Path) -> Experiment:
     return cast("Experiment", experiment)
 
 
+def add_script_argument(p: argparse.ArgumentParser) -> None:
+    """`--script SCRIPT` (repeatable): experiment scripts read first, for what they define
+    (a task of their own, its sheets), as `python -m xval config SCRIPT` reads one."""
+    p.add_argument("--script", action="append", default=[], metavar="SCRIPT",
+                   help="an experiment script to read first, for the task it defines "
+                        "(results of a task of its own); repeatable")
+
+
+def read_scripts(scripts: list[str]) -> None:
+    """Reads each `--script` (`load_experiment`: its `main()` does not run)."""
+    for script in scripts:
+        load_experiment(script)
+
+
 def script_path(project: Path, name: str) -> Path:
     """The experiment script `init` writes for the data `name`: `experiments/<name>.py`, or
     `experiments/<name>_experiment.py` when `<name>` is a module Python finds (the
@@ -73,7 +90,24 @@ def script_path(project: Path, name: str) -> Path:
 SCRIPT_MARK = "Written by `python -m xval init`"
 """The words that mark a script `init` wrote (and may replace with --overwrite)."""
 
-SCRIPT = '''"""Experiment {number}: {question}
+SCRIPT = '''"""{docstring}"""
+
+from xval import {imports}
+
+{data}
+experiment = Experiment(
+{settings}
+{parameters})
+
+{instances}
+if __name__ == "__main__":
+    experiment.main()
+'''
+"""The experiment script `init` writes (a keras-io style example: docstring, settings,
+instances, one call). Its docstring is `DOCSTRING`; every other field is code made by
+`literal` or by `init` itself."""
+
+DOCSTRING = """Experiment {number}: {question}
 
 {summary}
 
@@ -84,23 +118,129 @@ SCRIPT = '''"""Experiment {number}: {question}
 
 {about}
 """
+"""The docstring of `init`'s script: prose made of `init`'s own words and numbers only.
+What comes from the data (the audio folder, the classes, the data's name, the encoders)
+is never written here but as a literal below it (`literal`), so that a name holding
+three double quotes stays a string."""
 
-from xval import {imports}
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9_./-]+")
+"""A path the docstring may show as it is (the script's, the results folder's)."""
 
-experiment = Experiment(
-    description={description},
-    dataset={dataset},
-    number={number},
-    num_folds={num_folds},
-    task_type={task_type},
-{parameters})
 
-{instances}
-if __name__ == "__main__":
-    experiment.main()
-'''
-"""The experiment script `init` writes (a keras-io style example: docstring, settings,
-instances, one call)."""
+def literal(value: object) -> str:
+    """`value` as Python source that reads back equal: a string as `repr` writes it (in
+    double quotes where it holds none), numbers, `None`, and lists, tuples and dicts of
+    them.
+
+    Args:
+        value: a `str`, `bool`, `int`, finite `float`, `None`, or a list, tuple or dict of
+            them.
+
+    Returns:
+        The literal; every character that is not printable is escaped (a newline, a NUL,
+        a lone surrogate, a right-to-left mark), so it is one line of ASCII-safe source.
+
+    Raises:
+        TypeError: for any other value (a non-finite float has no literal).
+    """
+    if isinstance(value, str):
+        text = repr(value)
+        return f'"{text[1:-1]}"' if text[0] == "'" and '"' not in value else text
+    if value is None or isinstance(value, (bool, int)) or (
+            isinstance(value, float) and math.isfinite(value)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        inner = ", ".join(literal(v) for v in value)
+        return f"[{inner}]" if isinstance(value, list) else \
+            f"({inner}{',' if len(value) == 1 else ''})"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{literal(k)}: {literal(v)}" for k, v in value.items()) + "}"
+    raise TypeError(f"literal: {value!r} ({type(value).__name__}) has no literal here.")
+
+
+def wrapped(opening: str, parts: Sequence[str], closing: str, width: int = 88) -> str:
+    """`opening` + `parts` separated by commas + `closing`, wrapped at `width` with the
+    continuation lines under the first part (a part longer than a line has one of its
+    own)."""
+    lines, line = [], opening
+    indent = " " * len(opening)
+    for i, part in enumerate(parts):
+        text = part + ("," if i < len(parts) - 1 else closing)
+        if line.strip() and line != opening and len(line) + len(text) + 1 > width:
+            lines.append(line.rstrip())
+            line = indent
+        line += text + " "
+    if not parts:
+        line += closing
+    return "\n".join([*lines, line.rstrip()])
+
+
+def plain_path(path: str, otherwise: str) -> str:
+    """`path` where the docstring may show it (`_PLAIN_PATH`), else `otherwise`."""
+    return path if _PLAIN_PATH.fullmatch(path) else otherwise
+
+
+def experiment_script(*, question: str, summary: str, about: str, script: Path,
+                      results: str, data: Mapping[str, object],
+                      settings: Mapping[str, object], instances: str, parameters: str = "",
+                      imports: str = "Experiment", number: int = 1) -> str:
+    """The text of an experiment script `init` writes.
+
+    Args:
+        question: what the experiment asks (the docstring's first line, after
+            `Experiment N:`).
+        summary: the docstring's paragraph on the data (`init`'s words and counts),
+            wrapped at 88 characters here.
+        about: the docstring's paragraph on the instances, wrapped so too.
+        script: the script's path from the project folder (`experiments/<name>.py`).
+        results: the results folder, as the report command names it.
+        data: module-level constants of values taken from the data (`AUDIO`, `CLASSES`),
+            written as literals (`literal`).
+        settings: the `Experiment(...)` keywords, written as literals.
+        instances: the `experiment[k] = ...` lines.
+        parameters: the `parameters=` line (`rank_split_line`), or `""`.
+        imports: the names imported from `xval`. Defaults to `"Experiment"`.
+        number: the experiment's number. Defaults to `1`.
+
+    Returns:
+        The text.
+
+    Raises:
+        XvalError: when the docstring would not read back as written (a value of the data
+            in its prose): nothing is written then.
+    """
+    def fill(text: str) -> str:
+        return textwrap.fill(text, width=88, break_on_hyphens=False, break_long_words=False)
+
+    docstring = DOCSTRING.format(
+        number=number, question=question, summary=fill(summary), about=fill(about),
+        script=plain_path(script.as_posix(), "SCRIPT"),
+        results=plain_path(results, "RESULTS_FOLDER"))
+    text = SCRIPT.format(
+        docstring=docstring, imports=imports,
+        data="".join(_constant(name, value) + "\n" for name, value in data.items()),
+        settings="\n".join(f"    {key}={literal(value)}," for key, value in settings.items()),
+        parameters=parameters, instances=instances)
+    try:
+        read = ast.get_docstring(ast.parse(text), clean=False)
+    except (SyntaxError, ValueError):
+        read = None
+    if read != docstring:
+        raise XvalError("init's experiment script would not read back as written (a value "
+                        "of the data in its docstring); nothing was written. This is a bug "
+                        "of init: please report it.")
+    return text
+
+
+def _constant(name: str, value: object) -> str:
+    """`NAME = value` (`literal`), a list or a dict wrapped at 88 characters."""
+    if isinstance(value, list):
+        return wrapped(f"{name} = [", [literal(v) for v in value], "]")
+    if isinstance(value, dict):
+        return wrapped(f"{name} = {{", [f"{literal(k)}: {literal(v)}"
+                                        for k, v in value.items()], "}")
+    return f"{name} = {literal(value)}"
+
 
 CNN_ABOUT = ("Instance 1 uses the package defaults (`python -m xval config {script}` shows "
              "them); add instances below to compare architectures or parameters.")
@@ -114,7 +254,9 @@ ENCODER_ABOUT = ("Instance 1 reads the embeddings of a pretrained encoder (its o
                  "clip) with a light head, retrained on training + validation items for the "
                  "epochs the validation items chose (refit_with_val): a baseline in "
                  "minutes (strong on sounds like those the encoder learned; on speech a CNN "
-                 "trained on the data may beat it). {models} Instance 2 is a CNN trained "
+                 "trained on the data may beat it; `ENCODERS` below names it and the "
+                 "licence of its weights, which binds a model trained on its embeddings). "
+                 "{models} Instance 2 is a CNN trained "
                  "from scratch "
                  "on the log-mel store with the package defaults (`python -m xval config "
                  "{script}` shows them). Instance 3 trains nothing: it averages the clip "
@@ -122,7 +264,8 @@ ENCODER_ABOUT = ("Instance 1 reads the embeddings of a pretrained encoder (its o
                  "the validation clips lean towards the member whose epoch choice made its "
                  "score there the most optimistic). Add instances below to compare "
                  "heads, architectures or parameters.")
-ENCODERS_ABOUT = ("Instances 1 to {n} read the embeddings of {names}, each from its own store "
+ENCODERS_ABOUT = ("Instances 1 to {n} read the embeddings of the encoders of `ENCODERS` "
+                  "below (in that order), each from its own store "
                   "(the same items, so the same folds; a row holds every block of its clip), "
                   "with the same light head, retrained on training + validation items for "
                   "the epochs the validation items chose (refit_with_val). Instance "
@@ -133,8 +276,9 @@ ENCODERS_ABOUT = ("Instances 1 to {n} read the embeddings of {names}, each from 
                   "with equal weights (late fusion). The report's encoder table and the "
                   "workbook's Encoders sheet compare them over the same folds, per class too, "
                   "against the best (the corrected resampled t-test, the Bayesian correlated "
-                  "t-test). Licences of the weights: {licences}; a model trained on an "
-                  "encoder's embeddings is bound by its licence. Add instances below to "
+                  "t-test). `ENCODERS` gives the licence of each one's weights: a model "
+                  "trained on an "
+                  "encoder's embeddings is bound by it. Add instances below to "
                   "compare heads, architectures or parameters.")
 RANK_ABOUT = ("rank_split = {share}: in every fold, {percent} of the validation items choose no "
               "epoch and only score, and the instances (the ensemble too) are selected on "
@@ -164,18 +308,9 @@ def store_tag(encoder: str) -> str:
 
 
 def _instance(k: int, spec: Mapping[str, object]) -> str:
-    """`experiment[k] = {...}`, wrapped at 88 characters."""
-    pairs = [f"{json.dumps(key)}: {json.dumps(v) if isinstance(v, str) else repr(v)}"
-             for key, v in spec.items()]
-    lines, line = [], f"experiment[{k}] = {{"
-    indent = " " * len(line)
-    for i, pair in enumerate(pairs):
-        text = pair + ("," if i < len(pairs) - 1 else "}")
-        if len(line) + len(text) + 1 > 88:
-            lines.append(line.rstrip())
-            line = indent
-        line += text + " "
-    return "\n".join([*lines, line.rstrip()])
+    """`experiment[k] = {...}`, its values literals (`literal`), wrapped at 88 characters."""
+    return wrapped(f"experiment[{k}] = {{",
+                   [f"{literal(key)}: {literal(v)}" for key, v in spec.items()], "}")
 
 
 CNN_INSTANCE = {"architecture": "audio_cnn", "reshaping_type": "conv",

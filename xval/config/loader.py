@@ -231,8 +231,9 @@ def _old_training_defaults(sections: dict[str, dict[str, Any]],
 
 
 def _resolve_paths(sections: dict[str, dict[str, Any]], folder: Path) -> None:
-    """Makes `[paths]` absolute, relative to `folder` (the config file's, or the current
-    directory); a path that exists and is not a folder (a file, a FIFO) is an error."""
+    """Makes `[paths]` and `[backend] compile_cache` absolute, relative to `folder` (the
+    config file's, or the current directory); a path of `[paths]` that exists and is not a
+    folder (a file, a FIFO) is an error."""
     for key in PATH_KEYS:
         raw = sections["paths"][key]
         if not isinstance(raw, str) or not raw.strip():
@@ -245,6 +246,11 @@ def _resolve_paths(sections: dict[str, dict[str, Any]], folder: Path) -> None:
             raise ConfigurationError(
                 f"[paths] {key} = {raw!r}: {p} is a file, not a folder; give a folder.")
         sections["paths"][key] = str(p)
+    cache = sections.get("backend", {}).get("compile_cache")
+    if isinstance(cache, str) and cache.strip():
+        p = Path(expand(cache, "[backend] compile_cache")).expanduser()
+        sections["backend"]["compile_cache"] = str(p if p.is_absolute()
+                                                   else (folder / p).resolve())
 
 
 _VARIABLE = re.compile(r"\$(?:\{(?P<braced>[^}]*)\}|(?P<plain>[A-Za-z_][A-Za-z0-9_]*))")

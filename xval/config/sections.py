@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from xval.config.schema.choices import describe_metric, selection_metrics
-from xval.core.backend import BACKENDS
+from xval.core.backend import AUTO, BACKENDS
 from xval.core.parameters import AugmentationParams, FeatureParams, TrainingParams
 from xval.core.records.job import DEVICE_DATA_MB
 from xval.core.settings import OpenSettings, Settings, setting
@@ -44,9 +44,11 @@ class BackendSettings(Settings):
     """`[backend]`."""
 
     backend: str = setting(
-        "torch", "Keras backend (KERAS_BACKEND wins)", choices=BACKENDS,
-        notes=("Keras backend: tensorflow | torch | jax. The KERAS_BACKEND environment variable "
-               "wins."))
+        AUTO, "Keras backend (KERAS_BACKEND wins)", choices=(AUTO, *BACKENDS),
+        notes=("Keras backend: auto | jax | torch | tensorflow. auto: jax where installed "
+               "(its steps are compiled with XLA), else torch, else tensorflow; torch for an "
+               "instance whose model runs a transformers network. The KERAS_BACKEND "
+               "environment variable wins."))
     # The choices are the registered executors (`xval.executors.registry`), bound when that
     # registry is imported (`xval.config.schema.bind_choices`).
     executor: str = setting(
@@ -56,6 +58,14 @@ class BackendSettings(Settings):
         1, "jobs sharing one GPU (process executor; Ray: 1/N GPU each)", low=1, high=64,
         notes=("How many jobs share one GPU at the same time (process executor; Ray: 1/N of a GPU "
                "each)."))
+    compile_cache: str | None = setting(
+        "~/.cache/xval", "folder of compiled training steps kept between runs (JAX; none: "
+        "off)",
+        notes=("JAX compiles a fold's training, validation and prediction steps once; the "
+               "programs are kept in this folder, so later folds, runs and worker processes "
+               "load them instead of compiling again (relative paths: to this file; none: "
+               "nothing kept). Whoever can write to it can run code in your runs: keep it "
+               "your own."))
     device_data_mb: int = setting(
         DEVICE_DATA_MB, "most of a fold's training and validation rows copied to the device "
         "once (MiB; 0: never)", low=0, high=1 << 24,

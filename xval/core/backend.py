@@ -26,15 +26,20 @@ from xval.core.errors import ConfigurationError
 from xval.core.logs import quiet_framework_logs
 from xval.core.optional import EXTRAS
 
-__all__ = ["BACKENDS", "SHARING_VARIABLES", "backend_environment", "check_backend",
-           "import_paused", "inherited_devices", "inherited_text", "normalize_gpu",
+__all__ = ["AUTO", "BACKENDS", "SHARING_VARIABLES", "backend_environment", "check_backend",
+           "default_backend", "import_paused", "inherited_devices", "inherited_text", "normalize_gpu",
            "sharing_environment", "use_backend"]
 
 BACKENDS = ("tensorflow", "torch", "jax")
 """The Keras backends (`[backend] backend` in config.ini, `KERAS_BACKEND`)."""
 
-_FALLBACK = ("torch", "tensorflow", "jax")
-"""With no backend asked for anywhere: the first of these that is installed."""
+AUTO = "auto"
+"""`[backend] backend = auto`: the first installed of `_FALLBACK`."""
+
+_FALLBACK = ("jax", "torch", "tensorflow")
+"""With no backend asked for (or `auto`): the first of these that is installed. JAX
+compiles a fold's steps with XLA (`xval.training.compilation`); torch runs them eagerly,
+operator by operator from Python (docs/performance.md)."""
 
 
 def check_backend(backend: str, source: str) -> None:
@@ -148,8 +153,8 @@ def use_backend(backend: str | None = None, *, source: str = "config.ini [backen
     """Sets `KERAS_BACKEND` (and `CUDA_VISIBLE_DEVICES`) before Keras is imported.
 
     The backend is, in this order: `backend` when `override` (a command-line choice), the
-    `KERAS_BACKEND` environment variable, `backend`, then the first installed of torch,
-    tensorflow and jax. Once Keras is imported a process keeps its backend and devices, so
+    `KERAS_BACKEND` environment variable, `backend`, then (for `None` or `"auto"`) the first
+    installed of jax, torch and tensorflow (`default_backend`). Once Keras is imported a process keeps its backend and devices, so
     asking for others then is an error.
 
     Args:
@@ -178,9 +183,8 @@ def use_backend(backend: str | None = None, *, source: str = "config.ini [backen
     """
     if os.environ.get("KERAS_BACKEND") and not (override and backend):
         backend, source = os.environ["KERAS_BACKEND"], "KERAS_BACKEND"
-    if not backend:
-        installed = [b for b in _FALLBACK if importlib.util.find_spec(b) is not None]
-        backend, source = (installed or [_FALLBACK[0]])[0], "the installed frameworks"
+    if not backend or backend == AUTO:
+        backend, source = default_backend(), "the installed frameworks"
     if "keras" in sys.modules:
         _check_imported_keras(backend, gpu, source)
         return backend
@@ -197,6 +201,12 @@ def use_backend(backend: str | None = None, *, source: str = "config.ini [backen
         _WRITTEN["written"] = value
         os.environ[_DEVICES] = value
     return backend
+
+
+def default_backend() -> str:
+    """The backend `auto` stands for: the first installed of jax, torch and tensorflow."""
+    installed = [b for b in _FALLBACK if importlib.util.find_spec(b) is not None]
+    return (installed or [_FALLBACK[0]])[0]
 
 
 def import_paused(name: str) -> ModuleType:

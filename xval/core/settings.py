@@ -247,21 +247,26 @@ class Key:
         listed = " | ".join(f"{v} ({d})" if d else v for v, d in described)
         return self.notes.replace("{choices}", listed or "one of the registered names")
 
-    def text(self, value: Any) -> str:
-        """`value` as config.ini writes it (`none`, `true`, `0.001`; ` #` in text escaped as
-        ` \\#`, which would start a comment: `escape`)."""
+    def spelt(self, value: Any) -> str:
+        """`value` as config.ini spells it (`none`, `true`, `0.001`), before `text`
+        escapes it."""
         if value is None:
             return "none"
         if satisfies(value, ["boolean"]):
             return "true" if value else "false"
-        return escape(str(value))
+        return str(value)
+
+    def text(self, value: Any) -> str:
+        """`value` as config.ini writes it (`spelt`; ` #` in text escaped as ` \\#`, which
+        would start a comment: `escape`)."""
+        return escape(self.spelt(value))
 
 
 def escape(text: str) -> str:
-    """A value as config.ini must hold it to be read back whole: `;` and `#` after white
-    space escaped (`runs #2` -> `runs \\#2`), which would otherwise start a comment
-    (`xval.config.inifile` reads it so)."""
-    return re.sub(r"(?<=\s)([;#])", r"\\\1", text)
+    """A value as config.ini must hold it to be read back whole: `;` and `#` first or after
+    white space escaped (`runs #2` -> `runs \\#2`), which would otherwise start a comment
+    (`xval.config.inifile` reads it so: the value follows `key = `)."""
+    return re.sub(r"(^|(?<=\s))([;#])", r"\1\\\2", text)
 
 
 def setting(default: Any, help: str, *, low: float | None = None,

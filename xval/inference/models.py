@@ -263,6 +263,9 @@ def extract_features(files: Sequence[str | Path], params: Mapping[str, Any], *,
     return out
 
 
+_PREDICT_BATCH = 32
+"""Rows per prediction batch (Keras's default)."""
+
 class ModelSet:
     """The saved model(s) that answer for a `.keras` path or an instance folder.
 
@@ -311,11 +314,16 @@ class ModelSet:
             `np.ndarray [shape=(n, outputs)]`, float64.
         """
         x = np.asarray(features, dtype=np.float32)
+        n = len(x)
+        # Whole batches (copies of the last row after it): one compiled program per model.
+        padded = np.concatenate([x, np.repeat(x[-1:], -n % _PREDICT_BATCH, axis=0)]) \
+            if n else x
         total = np.zeros(0)
         for k, model in enumerate(self.models):
             check_input_shape(model, x.shape[1:], self.paths[k] if self.paths else "model",
                               self.described_by)
-            out = np.asarray(model.predict(x, verbose=0), dtype=np.float64)
+            out = np.asarray(model.predict(padded, batch_size=_PREDICT_BATCH, verbose=0),
+                             dtype=np.float64)[:n]
             total = out if k == 0 else total + out
         return total / len(self.models)
 

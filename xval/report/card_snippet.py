@@ -147,7 +147,7 @@ def _feature_lines(fp: FeatureParams) -> str:
     feature = fp.feature
     values = recipe_values(fp)
     lines = [LIBROSA[feature].format(**values)] if feature in LIBROSA else [
-        f"raise NotImplementedError('feature {feature!r}: see preprocessing.features')"]
+        f"raise NotImplementedError({f'feature {feature!r}: see preprocessing.features'!r})"]
     compression = COMPRESSION.get(fp.compression, "")
     if feature in LIBROSA and feature != "mfcc" and compression:
         lines.append(compression.format(**values))

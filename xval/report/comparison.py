@@ -131,7 +131,8 @@ def read_targets(targets: Sequence[Target]) -> dict[Path, ExperimentResults]:
 
     Raises:
         ConfigurationError: for a folder that is not an experiment's, one without
-            `folds.json`, or an instance it does not hold.
+            `folds.json`, an instance it does not hold, or results of a task not registered
+            here (`ExperimentResults.check_task`).
     """
     read: dict[Path, ExperimentResults] = {}
     for target in targets:
@@ -139,6 +140,7 @@ def read_targets(targets: Sequence[Target]) -> dict[Path, ExperimentResults]:
         key = target.path.resolve()
         if key not in read:
             read[key] = ExperimentResults(target.path)
+            read[key].check_task()
         results = read[key]
         if results.manifest is None:
             raise ConfigurationError(f"{target.path} has no folds.json, so its folds cannot "

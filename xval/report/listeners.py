@@ -36,7 +36,7 @@ from xval.config.loader import Config
 from xval.core.entry import describe_error
 from xval.report.plots import instance_plots
 from xval.report.results import ExperimentResults, InstanceResult
-from xval.report.workbook.builder import build_workbook
+from xval.report.workbook.builder import SheetError, build_workbook
 
 
 class PlotWriter:
@@ -91,6 +91,10 @@ class WorkbookWriter:
         """
         try:
             path = build_workbook(results, config=self.config)
+        except SheetError as e:  # written, but some sheets hold their errors
+            self.failure = str(e)
+            print(f"error: {self.failure}", file=sys.stderr, flush=True)
+            return None
         except Exception as e:  # noqa: BLE001  (a derived file never costs a result)
             exp_dir = results.path if isinstance(results, ExperimentResults) else results
             self.failure = (f"the workbook of {exp_dir} was not written "

@@ -238,6 +238,27 @@ class ExperimentResults:
     def __getitem__(self, instance_id: int) -> InstanceResult:
         return self.instances[instance_id]
 
+    def check_task(self) -> None:
+        """Refuses results of a task this process does not register (one an experiment
+        script defines), before anything is computed from them.
+
+        Raises:
+            ConfigurationError: naming the task, the script its runs recorded and the fix
+                (`--script`).
+        """
+        name = self.task_type
+        if name in tasks.names():
+            return
+        scripts = [word for run in self.runs() for word in run.command.split()
+                   if word.endswith(".py")]
+        example = scripts[-1] if scripts else "experiments/SCRIPT.py"
+        raise ConfigurationError(
+            f"{self.path}: its results are of the task {name!r}, which is not registered in "
+            f"this process ({', '.join(tasks.names())}): a task defined in an experiment "
+            "script is registered when the script is read. Pass the script with --script "
+            f"(e.g. --script {example}), or rerun the script itself (its finished instances "
+            "are kept, and its report rebuilt).")
+
     def runs(self) -> list[RunCommand]:
         """The command line of every run of the experiment, oldest first
         (`code/commands.json`; empty when it is missing or cannot be read)."""

@@ -198,8 +198,24 @@ def _value(instance: InstanceResult, metric: str, split: str, level: str = "segm
     return "n/a" if value is None else f"{value:.4f}"
 
 
+def unselected(results: ExperimentResults, selection: Selection) -> str | None:
+    """Why no instance is selected though some are complete: the selection metric is
+    undefined (NaN, recorded as null) in every fold of each of them, so nothing ranks;
+    `None` when one is selected or none is complete."""
+    complete = results.complete()
+    if selection.selected is not None or not complete:
+        return None
+    return (f"No instance is selected: the selection metric, {selection.metric}, is "
+            f"undefined on the {SPLIT_NAMES[selection.split]} items (NaN, recorded as null) "
+            f"in every fold of the complete instance(s) "
+            f"{', '.join(str(r.id) for r in complete)}. Its function returned NaN where it "
+            "should score (a task's own metric: check it on the validation rows), or "
+            "select on another metric ([report] selection_metric).")
+
+
 def report_note(results: ExperimentResults, config: Config | None = None) -> str | None:
-    """The sentence saying which instance was selected and which test value to report.
+    """The sentence saying which instance was selected and which test value to report, or
+    why none is (`unselected`).
 
     Returns:
         The note, or `None` when no instance is complete.
@@ -207,7 +223,7 @@ def report_note(results: ExperimentResults, config: Config | None = None) -> str
     selection = Selection.of(results, config)
     sel, metric = selection.selected, selection.metric
     if sel is None:
-        return None
+        return unselected(results, selection)
     level = report_level(sel, metric)
     chosen = selection_level(results, metric, selection.split)
     names = tasks.get(results.task_type).level_names  # detection: window, recording

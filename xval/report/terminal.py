@@ -20,6 +20,7 @@ from xval.report.tables import (
     embedding_headline,
     selection_level,
     status_label,
+    unselected,
 )
 
 Column = tuple[str, str, str]
@@ -132,7 +133,8 @@ def terminal_table(results: ExperimentResults | str | Path, config: Config | Non
     rows = [["*" if r.id == selection.id else "", str(r.id), status_label(r),
              *(_cell(r, *column) for column in columns),
              " / ".join(c for c in r.comments() if c)] for r in shown]
-    footer = _footer(selection, level, names[level])
+    footer = "\n".join(filter(None, [_footer(selection, level, names[level]),
+                                     unselected(results, selection)]))
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")

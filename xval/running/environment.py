@@ -17,6 +17,8 @@ from pathlib import Path
 
 from xval.config.loader import Config, find_config, load_config
 from xval.core.backend import (
+    AUTO,
+    default_backend,
     import_paused,
     inherited_devices,
     inherited_text,
@@ -283,6 +285,8 @@ def prepare_process(backend: str, gpu: object, warn: Out, note: Out | None = Non
     """
     if chosen:
         use_backend(chosen, source="--backend", override=True)
+    if backend == AUTO:
+        backend = default_backend()
     found = normalize_gpu(gpu, "GPU id")
     if found is not None and found != "-1" and not check_gpus_visible(
             [found], "GPU", warn, os.environ.get("KERAS_BACKEND") or backend, note,

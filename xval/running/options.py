@@ -60,6 +60,8 @@ selection, `RunOptions.for_refit`)."""
 
 _INNER = " (the inner k-fold of an outer fold needs two folds at least), e.g. --inner-folds 3"
 _POSITIVE = [Interval(Real, 0, None, closed="neither"), None]
+_BOOLEAN = ["boolean"]
+"""A switch: `True` or `False` (a string such as `"no"` is refused, not read as true)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,24 +121,26 @@ class Output:
             `listeners`; `None`: not. Defaults to `None`.
 
     Raises:
-        ConfigurationError: for `quiet` with `verbose`, or an `mlflow` that is neither a
+        ConfigurationError: for `progress`, `verbose` or `quiet` that is not a bool, for
+            `quiet` with `verbose`, or an `mlflow` that is neither a
             folder nor a tracking URI.
     """
 
     out: Out = print
-    progress: bool = False
+    progress: bool = option(False, constraints=_BOOLEAN)
     verbose: bool = option(False, "one line per epoch, labelled with instance and fold; "
                            "TensorFlow's own log lines too", flags=("-v", "--verbose"),
-                           action="store_true")
+                           action="store_true", constraints=_BOOLEAN)
     listeners: Sequence[object] = ()
     quiet: bool = option(False, "no progress bar and no progress lines (errors still show)",
-                         flags=("-q", "--quiet"), action="store_true")
+                         flags=("-q", "--quiet"), action="store_true", constraints=_BOOLEAN)
     mlflow: str | None = option(None, "log runs to MLflow: a folder (default: mlruns in the "
                                 "current directory) or a tracking URI; give it last or as "
                                 "--mlflow=URI", flags=("--mlflow",), nargs="?",
                                 const=DEFAULT_FOLDER, metavar="URI")
 
     def __post_init__(self) -> None:
+        check_options(self)
         if self.quiet and self.verbose:
             raise ConfigurationError("Give -q/--quiet or -v/--verbose, not both.")
         if self.quiet:
@@ -177,6 +181,8 @@ class RunOptions:
 
     Raises:
         TypeError: for a group that is not its class.
+        ConfigurationError: for `overwrite`, `dry_run` or `debug` that is not a bool
+            (`None` too for the two that take the declaration's).
         ParameterError: for `overrides` that is not a mapping (a `--set` text).
     """
 
@@ -184,11 +190,14 @@ class RunOptions:
         factory=dict, help="override a parameter in every selected instance (repeatable)",
         flags=("--set",), action="append", metavar="NAME=VALUE", parse=parse_overrides)
     overwrite: bool | None = option(None, "rerun selected instances that already have "
-                                    "results", flags=("--overwrite",), action="store_true")
+                                    "results", flags=("--overwrite",), action="store_true",
+                                    constraints=[*_BOOLEAN, None])
     dry_run: bool = option(False, "validate, print the folds and what each instance sets, "
-                           "train nothing", flags=("--dry-run",), action="store_true")
+                           "train nothing", flags=("--dry-run",), action="store_true",
+                           constraints=_BOOLEAN)
     debug: bool | None = option(None, "stop at the first error with its traceback",
-                                flags=("--debug",), action="store_true")
+                                flags=("--debug",), action="store_true",
+                                constraints=[*_BOOLEAN, None])
     executor: Execution = dataclasses.field(default_factory=Execution)
     search: SearchOptions | None = option(None, "run the experiment's Optuna search (trials "
                                           "become instances)", flags=("--search",),
@@ -196,6 +205,7 @@ class RunOptions:
     output: Output = dataclasses.field(default_factory=Output)
 
     def __post_init__(self) -> None:
+        check_options(self)  # `dry_run="no"` would be a dry run: a bool, or refused
         if isinstance(self.executor, str) or self.executor is None:
             object.__setattr__(self, "executor", Execution(self.executor))
         if isinstance(self.search, bool):

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import architectures
+from architectures.hf import names_model
 from preprocessing import features
 from preprocessing.duplicates.folds import refuse_duplicates
 from preprocessing.features import FeatureType
@@ -21,7 +22,14 @@ from xval.config import embedding, schema
 from xval.config import params as P
 from xval.config.effective import Setting, format_settings, instance_settings
 from xval.config.loader import Config
-from xval.core.errors import ConfigurationError, ParameterError, ResultsConflictError
+from xval.core.backend import AUTO
+from xval.core.errors import (
+    ConfigurationError,
+    DatasetError,
+    ParameterError,
+    ResultsConflictError,
+    XvalError,
+)
 from xval.core.layout import INSTANCE_OUTPUT, ExperimentLayout
 from xval.core.outputs import check_output_folder, check_replace
 from xval.core.parameters import DATASET, MANDATORY, InstanceParams
@@ -113,7 +121,8 @@ class Plan:
                    log_dir=str(self.layout.instance(instance).log_dir(fold)),
                    embedding_items=embedding_items(params, fold, self.results_store),
                    device_data_mb=self.config.backend.device_data_mb,
-                   jobs_per_gpu=self.config.backend.jobs_per_gpu, script=self.script)
+                   jobs_per_gpu=self.config.backend.jobs_per_gpu, script=self.script,
+                   compile_cache=self.config.backend.compile_cache)
 
     def jobs(self, instance: int, folds: list[int]) -> list[Job]:
         """The `Job`s of `instance` for the fold indices `folds`."""
@@ -194,6 +203,34 @@ def _some(items: Sequence[str], shown: int = 6) -> str:
     if len(items) <= shown:
         return str(list(items))
     return f"{len(items)} items [{', '.join(repr(i) for i in items[:shown])}, ...]"
+
+
+def backend_for(experiment: ExperimentDeclaration, ids: Sequence[int], config: Config,
+                overrides: Mapping[str, Any] | None = None) -> str:
+    """`[backend] backend`, where it is `auto` and one of the instances `ids` holds a
+    transformers network inside its model (`front_end = "hf:..."`, which runs in torch
+    only): `"torch"`. An instance that does not resolve is left to the plan to refuse.
+
+    Args:
+        experiment: the declaration.
+        ids: the instances to run (ensembles among them train nothing).
+        config: the run's `Config`.
+        overrides: `--set` values.
+    """
+    chosen = config.backend.backend
+    if chosen != AUTO:
+        return chosen
+    resolve = resolver(experiment, config, overrides)
+    for k in ids:
+        if k in experiment.ensembles:
+            continue
+        try:
+            front_end = resolve(k, experiment[k]).front_end  # type: ignore[arg-type]
+        except XvalError:
+            continue
+        if names_model(front_end):
+            return "torch"
+    return chosen
 
 
 def resolver(experiment: ExperimentDeclaration, config: Config,
@@ -311,12 +348,22 @@ def resolve_instances(experiment: ExperimentDeclaration, config: Config, selecte
 
     Returns:
         instance id -> `InstanceParams` (`dataset` left out when it is the experiment's).
+
+    Raises:
+        DatasetError: for a store whose recorded feature type is none registered (an edited
+            `dataset.json`: each fold would fail).
     """
     resolved = {}
     for k in selected:
         info = own.info if (own := stores.get(k, store)) is not None else None
         name = info.feature if info is not None else None
-        feature = features.get(name) if name is not None and name in features.TYPES else None
+        if own is not None and name is not None and name not in features.TYPES:
+            raise DatasetError(
+                f"{own.path}: its dataset.json names the feature type {name!r}, which is "
+                f"none registered here ({', '.join(features.TYPES)}); the store was edited "
+                "or built with a feature type this run does not import: rebuild it "
+                "(`python -m preprocessing ... --overwrite`), or register its type first.")
+        feature = features.get(name) if name is not None else None
         resolved[k] = resolver(experiment, config, overrides, feature,
                                info.encoder_layers if info is not None else 0
                                )(k, experiment.instances[k])

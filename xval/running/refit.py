@@ -30,7 +30,7 @@ from xval.running.declaration import ExperimentDeclaration
 from xval.running.environment import prepare_process, script_name
 from xval.running.options import RunOptions
 from xval.running.packages import check_packages
-from xval.running.planner import Plan, make_plan
+from xval.running.planner import Plan, backend_for, make_plan
 from xval.running.recorder import Recorder, folds_on_disk
 from xval.running.runner import executor_for
 
@@ -70,9 +70,9 @@ def refit_instance(experiment: ExperimentDeclaration, instance: int, config: Con
             "which trains nothing; refit its members (predict then answers with their final "
             "models).")
     on, out = options.executor, options.output.out
-    gpu_id, backend = prepare_process(config.backend.backend,
-                                      experiment.gpu_ID if on.gpu is None else on.gpu, _stderr,
-                                      chosen=on.backend)
+    gpu_id, backend = prepare_process(
+        backend_for(experiment, selected, config, options.overrides),
+        experiment.gpu_ID if on.gpu is None else on.gpu, _stderr, chosen=on.backend)
     record = recorded_params(experiment, config, instance, results_store)
     given = {**((record.overrides or {}) if record else {}), **options.overrides}
     plan = make_plan(repeats_on_disk(experiment, config, results_store), config, selected,

@@ -42,7 +42,7 @@ from xval.running.nested import NestedRun, run_nested
 from xval.running.options import Output, RunOptions, SearchOptions
 from xval.running.own_code import check_own_code
 from xval.running.packages import check_packages
-from xval.running.planner import Plan, make_plan, resolver
+from xval.running.planner import Plan, backend_for, make_plan, resolver
 from xval.running.recorder import Recorder
 from xval.running.scheduler import Scheduler
 from xval.running.splitting import check_search
@@ -94,9 +94,10 @@ def run_experiment(experiment: ExperimentDeclaration, instances: Selection,
     experiment, options = options.settled(experiment)
     on, say = options.executor, options.output
     note = _stderr if say.verbose else None  # why a GPU discovery source was passed over
-    gpu, backend = prepare_process(config.backend.backend, on.gpu, _stderr, note,
-                                   chosen=on.backend)
     selected = check_selection(experiment, instances, options, config)
+    gpu, backend = prepare_process(
+        backend_for(experiment, selected, config, options.overrides), on.gpu, _stderr, note,
+        chosen=on.backend)
     executor = executor_for(on, config, gpu, backend, note=note)
     ensembles = derived_run(experiment)  # the instances derived from others
     selected, derived = ensembles.split_selection(experiment, selected)

@@ -140,6 +140,14 @@ class FoldBatches:
     Every draw (the shuffled order, crops, mixup, label union) is made per epoch and batch,
     so the batches are the same whatever the placement, the threads and the order they are
     asked for in.
+
+    Every batch holds `batch_size` rows, so that a compiled step meets one shape (`pad`):
+    a shuffled split's last batch is filled from the start of the epoch's order (a few rows
+    are seen twice in an epoch, each epoch others); an unshuffled one's (validation,
+    prediction) is padded with copies of its first rows, whose weight is 0, and every
+    other row's weight is `n_padded / n`, so that Keras's mean of the batches' losses
+    (each divided by `batch_size`) is the mean over the real rows, and its weighted metrics
+    count the real rows only. Unshuffled batches always carry weights.
     """
 
     def __init__(self, features: Any, rows: np.ndarray, targets: Any, *, batch_size: int,
@@ -151,7 +159,10 @@ class FoldBatches:
         self.targets = np.asarray(targets)
         self.weights = None if weights is None else np.asarray(weights, np.float32)
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
+        self.real = len(self.rows)
         self.crop, self.target_fn = crop, target_fn
+        if not shuffle:
+            self._pad()
         if mixup_alpha > 0 and mixing is not None:
             raise ValueError(f"mixup_alpha={mixup_alpha} and the task's own mixing: two "
                              "mixings of the same rows; set mixup_alpha to 0.")
@@ -168,12 +179,34 @@ class FoldBatches:
             features, self.rows, self.targets, self.weights, target_fn,
             mixup=self.mixing is not None, on_device=on_device)
 
+    def _pad(self) -> None:
+        """Pads the rows to whole batches with copies of the first rows, of weight 0 (the
+        real rows' weights scaled by `n_padded / n`): see the class."""
+        n = self.real
+        padded = -(-max(n, 1) // self.batch_size) * self.batch_size
+        copies = np.arange(padded - n) % max(n, 1)
+        weights = np.ones(n, np.float32) if self.weights is None else self.weights
+        weights = np.concatenate([weights * np.float32(padded / max(n, 1)),
+                                  np.zeros(len(copies), np.float32)])
+        # Sequence targets (rows, frames, classes): the loss is per row and frame.
+        shape = self.targets.shape
+        if self.target_fn is not None and n:  # an autoencoder's targets: its cropped input
+            first = np.asarray(self.features[self.rows[:1]], dtype=np.float32)
+            shape = np.shape(self.target_fn(first[:, :self.crop] if self.crop else first))
+        frames = tuple(shape[1:-1]) if len(shape) >= 3 else ()
+        self.weights = np.broadcast_to(weights.reshape(-1, *[1] * len(frames)),
+                                       (len(weights), *frames)).copy()
+        if n:
+            self.rows = np.concatenate([self.rows, self.rows[copies]])
+            self.targets = np.concatenate([self.targets, self.targets[copies]])
+
     def __len__(self) -> int:
         return -(-len(self.rows) // self.batch_size)
 
     def _pick(self, index: int) -> np.ndarray:
         size = self.batch_size
-        return np.sort(self.order[index * size:(index + 1) * size])
+        positions = (index * size + np.arange(size)) % max(len(self.rows), 1)
+        return np.sort(self.order[positions])
 
     def batch(self, index: int) -> tuple[Any, ...]:
         """Batch `index` of the current epoch: `(x, y)` or `(x, y, w)`."""

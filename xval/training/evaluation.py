@@ -48,7 +48,8 @@ def predict_rows(model: Any, features: Any, rows: np.ndarray, batch_size: int,
         return np.zeros((0, 1))
     batches = make_batches(features, rows, np.zeros(len(rows)), batch_size=batch_size,
                            shuffle=False, placement=placement, on_device=on_device)
-    return np.asarray(model.predict(batches, verbose=0), dtype=np.float64)
+    # The last batch is padded to `batch_size` (one compiled program): its copies dropped.
+    return np.asarray(model.predict(batches, verbose=0), dtype=np.float64)[:len(rows)]
 
 
 def check_finite(fold: int, outputs: Mapping[str, np.ndarray], metrics: Metrics) -> None:
@@ -67,6 +68,29 @@ def check_finite(fold: int, outputs: Mapping[str, np.ndarray], metrics: Metrics)
                 f"Fold {fold}: the best model's {key} loss is {loss} (training diverged). "
                 "Lower learning_rate, or use a different optimizer."
             )
+
+
+def check_ranges(fold: int, task: Task, *levels: Metrics | None) -> None:
+    """Refuses a fold whose metrics (segment and clip level) leave the ranges its task
+    declares (`Task.metric_ranges`): its file would never be believed, and a rerun scores
+    the same, so the fold fails now, saying so.
+
+    Raises:
+        TrainingError: naming the metric, the split, the value and the range.
+    """
+    for metrics in levels:
+        for split, values in (metrics or {}).items():
+            for name, value in values.items():
+                low, high = task.metric_ranges.get(name.removeprefix("embedding_"),
+                                                   (-np.inf, np.inf))
+                if isinstance(value, (int, float)) and np.isfinite(value) \
+                        and not low <= value <= high:
+                    raise TrainingError(
+                        f"Fold {fold}: the task {task.name!r} scored {split} {name} = "
+                        f"{value!r}, outside the range it declares for it, [{low}, {high}] "
+                        "(Task.metric_ranges), so the fold could never be believed; a rerun "
+                        "scores the same. Fix the task: its metric, or the range it "
+                        "declares.")
 
 
 def frame_seconds(store: FeatureStore) -> float | None:

@@ -141,9 +141,10 @@ def fit_model(model: Any, fold: PreparedFold, on_epoch: EpochHook | None) -> Fit
     params = fold.params
     (train, val), placement = devices.placed(lambda where: fold_batches(fold, where),
                                              fold_placement(fold), f"fold {fold.fold}")
+    # Weighted metrics: an evaluation batch's padding has weight 0 (`FoldBatches`).
     model.compile(optimizer=make_optimizer(params, len(train), model),
                   loss=fold.task.head.loss(params, fold.store.targets[fold.rows["train"]]),
-                  metrics=fold.task.head.metrics(params))
+                  weighted_metrics=fold.task.head.metrics(params))
     callbacks, monitor, mode, min_epochs = fold_callbacks(fold, on_epoch)
     sources = embeddings.prepare(params, model, fold.store, fold.job.items, fold.fold,
                                  fold.job.embedding_items) \

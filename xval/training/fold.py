@@ -14,6 +14,7 @@ from typing import Any
 
 from xval.core.backend import import_paused
 from xval.core.records import FoldResult, Job
+from xval.training.compilation import compile_count, is_compiled, use_cache
 from xval.training.device_constants import constants_on_device
 from xval.training.fit import EpochHook, fit_model
 from xval.training.keras_settings import keras_settings_kept
@@ -88,6 +89,9 @@ def refit_with_val(job: Job, result: FoldResult, on_epoch: EpochHook | None) -> 
                     "timings": second.timings}
     result.timings = {k: round(v + second.timings.get(k, 0.0), 3)
                       for k, v in result.timings.items()}
+    if result.compilation and second.compilation:
+        result.compilation = {k: round(v + second.compilation.get(k, 0), 3)
+                              for k, v in result.compilation.items()}
     return result
 
 
@@ -96,9 +100,14 @@ def train_and_evaluate(job: Job, on_epoch: EpochHook | None = None) -> FoldResul
     packaged."""
     t_start = time.perf_counter()
     collect_garbage()  # the last fold's model, before this one's
+    use_cache(job.compile_cache)
+    compiled_before = compile_count()
     fold = prepare_fold(job)
     model = assemble_model(fold)
     fitted = fit_model(model, fold, on_epoch)
     t_eval = time.perf_counter()
     evaluation, classifier, info = evaluate_model(model, fold, fitted)
-    return package(model, fold, fitted, evaluation, (classifier, info), (t_start, t_eval))
+    compiled = is_compiled(model)
+    result = package(model, fold, fitted, evaluation, (classifier, info), (t_start, t_eval))
+    result.compiled, result.compilation = compiled, (compile_count() - compiled_before).to_dict()
+    return result

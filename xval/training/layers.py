@@ -70,8 +70,10 @@ def inner_model(model: Any) -> Any:
 def inference_outputs(model: Any, inputs: Any) -> Any:
     """`model`'s outputs on the Keras tensor `inputs` without the layers that act while
     training only (`architectures.TRAINING_ONLY`: SpecAugment, the warps), at any depth of
-    nested models, so that an exported model holds no training-only layer. The other layers
-    are `model`'s own (their weights shared, none copied).
+    nested models, so that an exported model holds no training-only layer, and with Keras's
+    `Normalization` (its statistics as constants) for `architectures.FeatureNormalization`,
+    so that it loads with Keras alone. The other layers are `model`'s own (their weights
+    shared, none copied).
 
     Args:
         model: a functional `keras.Model` (a fold model).
@@ -85,6 +87,10 @@ def inference_outputs(model: Any, inputs: Any) -> Any:
     def call(layer: Any, *args: Any, **kwargs: Any) -> Any:
         if isinstance(layer, architectures.TRAINING_ONLY):
             return args[0]
+        if isinstance(layer, architectures.FeatureNormalization):  # Keras's own, as constants
+            return keras.layers.Normalization(
+                mean=keras.ops.convert_to_numpy(layer.mean),
+                variance=keras.ops.convert_to_numpy(layer.variance), name=layer.name)(args[0])
         return layer(*args, **kwargs)
 
     # The model's graph called on `inputs` (Keras's documented way to change the calls of a

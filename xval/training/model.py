@@ -69,13 +69,11 @@ def input_layers(params: InstanceParams, x: Any, mean: np.ndarray, variance: np.
     SpecAugment, applied to the features `x` (a Keras tensor). After an encoder inside the
     model, the normalisation alone: its SpecAugment acts on its own spectrogram
     (`xval.training.encoder`), and warps and row normalisation do not apply to embeddings."""
-    from keras import layers  # noqa: PLC0415  (Keras: only once the backend is set)
-
     # The warps and the normalisation in float32 under mixed precision: they take the raw
     # features (a power spectrogram passes float16's 65,504), and a small variance
     # underflows float16, a division by it being infinite.
-    normalization = layers.Normalization(axis=-1, mean=mean, variance=variance,
-                                         dtype="float32", name="normalization")
+    normalization = architectures.FeatureNormalization(mean=mean, variance=variance,
+                                                       dtype="float32", name="normalization")
     if uses_encoder(params):
         return normalization(x)
     if params.freq_warp:
@@ -267,20 +265,16 @@ def make_optimizer(params: InstanceParams, steps_per_epoch: int, model: Any = No
 
 
 def _optimizer(params: InstanceParams, steps_per_epoch: int) -> Any:
-    """`make_optimizer` without the encoder's rate."""
+    """`make_optimizer` without the encoder's rate. A schedule's steps per epoch are a
+    variable of the optimizer (`architectures.EpochSchedule`): the folds of an instance,
+    whose training rows differ, compile one training step."""
     import keras  # noqa: PLC0415  (Keras: only once the backend is set)
 
-    lr = params.learning_rate
-    warmup = params.warmup_epochs * steps_per_epoch
-    decay = max(1, params.epochs * steps_per_epoch - warmup)
-    if params.lr_schedule == "cosine" and warmup:
-        lr = architectures.WarmupCosineDecay(0.0, decay_steps=decay, warmup_target=lr,
-                                             warmup_steps=warmup)
-    elif params.lr_schedule == "cosine":
-        lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=decay)
-    elif warmup:  # constant after the warm-up: a cosine "decay" to alpha = 1
-        lr = architectures.WarmupCosineDecay(0.0, decay_steps=1, alpha=1.0,
-                                             warmup_target=lr, warmup_steps=warmup)
     cls = getattr(keras.optimizers, OPTIMIZERS[params.optimizer])
     kwargs = {"momentum": 0.9} if params.optimizer == "sgd" else {}
-    return cls(learning_rate=lr, **kwargs)
+    if params.lr_schedule != "cosine" and not params.warmup_epochs:
+        return cls(learning_rate=params.learning_rate, **kwargs)
+    schedule = architectures.EpochSchedule(
+        params.learning_rate, epochs=params.epochs, warmup_epochs=params.warmup_epochs,
+        cosine=params.lr_schedule == "cosine", steps_per_epoch=steps_per_epoch)
+    return schedule.attach(cls(learning_rate=schedule, **kwargs))

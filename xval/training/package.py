@@ -18,6 +18,7 @@ from xval.training.encoder import audio_model
 from xval.training.evaluation import (
     Evaluation,
     check_finite,
+    check_ranges,
     evaluate_splits,
     predictions_csv,
     validation_predictions_csv,
@@ -35,7 +36,8 @@ def evaluate_model(model: Any, fold: PreparedFold, fitted: Fitted
         `(evaluation, classifier bytes, classifier info)` (no classifier: `None`s).
 
     Raises:
-        TrainingError: when outputs or losses are not finite (diverged).
+        TrainingError: when outputs or losses are not finite (diverged), or a metric is
+            outside the range its task declares (`check_ranges`).
     """
     # The training and validation rows `fit` put on the device are scored there; the
     # others are copied when they fit the memory free once the fit's cached blocks are
@@ -51,6 +53,7 @@ def evaluate_model(model: Any, fold: PreparedFold, fitted: Fitted
                             generator=False, jobs_per_gpu=fold.job.jobs_per_gpu),
         on_device=fitted.on_device)
     check_finite(fold.fold, evaluation.outputs, evaluation.metrics)
+    check_ranges(fold.fold, fold.task, evaluation.metrics, evaluation.clip_metrics)
     if not fold.uses_embeddings or fitted.sources is None:
         return evaluation, None, None
     classifier, info = embeddings.fit_fold_classifier(

@@ -6,7 +6,9 @@ from __future__ import annotations
 import textwrap
 from typing import Any
 
+from xval.config.inifile import parse_ini
 from xval.config.schema.table import SCHEMA, SECTION_NOTES
+from xval.core.errors import ConfigurationError
 
 
 def defaults() -> dict[str, dict[str, Any]]:
@@ -24,7 +26,13 @@ def render(values: dict[str, dict[str, Any]] | None = None, *, header: str = "")
         header: comment lines for the top of the file (without `#`).
 
     Returns:
-        The text (`python -m xval config --defaults` prints it).
+        The text (`python -m xval config --defaults` prints it), which reads back as
+        `values` (`;` and `#` that would start a comment escaped; `%` is literal: config.ini
+        is read without interpolation).
+
+    Raises:
+        ConfigurationError: for a value config.ini cannot hold (a line break, white space
+            at its ends, `\\#` after white space), naming the key.
     """
     values = defaults() if values is None else values
     lines = [f"# {line}".rstrip() for line in header.splitlines()]
@@ -39,7 +47,24 @@ def render(values: dict[str, dict[str, Any]] | None = None, *, header: str = "")
             if key in given:
                 lines += _comment(spec.note() or spec.help[:1].upper() + spec.help[1:] + ".")
                 lines.append(f"{key} = {spec.text(given[key])}")
-    return "\n".join(lines) + "\n"
+    text = "\n".join(lines) + "\n"
+    _check_read_back(text, values)
+    return text
+
+
+def _check_read_back(text: str, values: dict[str, dict[str, Any]]) -> None:
+    """Refuses a text whose values do not read back as given (`parse_ini`)."""
+    try:
+        read = parse_ini(text, "config.ini")
+    except ConfigurationError:
+        read = {}
+    for section, keys in values.items():
+        for key, value in (keys or {}).items():
+            if read.get(section, {}).get(key, ("",))[0] != SCHEMA[section][key].spelt(value):
+                raise ConfigurationError(
+                    f"[{section}] {key} = {value!r}: config.ini cannot hold this value (a "
+                    "line break, white space at its start or end, or a backslash before "
+                    "`;` or `#` after white space); give one without.")
 
 
 def _comment(text: str) -> list[str]:

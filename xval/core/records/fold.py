@@ -95,6 +95,11 @@ class FoldResult(Record):
     (`outputs_sha256`: file name -> hash), so that what an ensemble, a figure or a report
     reads of them is as sealed as the metrics (`xval.core.storage.ResultsStore.predictions`).
     A worker sends `to_transport()` and the model's bytes back.
+
+    `backend` is the Keras backend the fold trained on, `compiled` whether its steps ran
+    compiled (XLA), and `compilation` what the fold compiled (JAX,
+    `xval.training.compilation.CompileCount`: `seconds`, `programs` compiled anew, `cached`
+    programs loaded from the persistent cache).
     """
 
     instance: int
@@ -117,6 +122,8 @@ class FoldResult(Record):
     n_rows: dict[str, int] = dataclasses.field(default_factory=dict)
     classes: list[str] | None = None
     backend: str | None = None
+    compiled: bool | None = None
+    compilation: dict[str, float] | None = None
     keras_version: str | None = None
     device: str | None = None
     device_settings: dict[str, str] | None = None

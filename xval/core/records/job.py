@@ -45,6 +45,8 @@ class Job(Record):
             there); `0`: batches always come from numpy. Defaults to `DEVICE_DATA_MB`.
         jobs_per_gpu: `[backend] jobs_per_gpu`: the jobs sharing the job's GPU, which share
             its memory (`xval.training.devices.budget_mb`). Defaults to `1`.
+        compile_cache: `[backend] compile_cache`: the folder of compiled steps kept between
+            runs (JAX), or `None`: none kept. Defaults to `None`.
         script: the experiment script whose folder defines the job's architecture or task
             (a builder or task of the experiment's own, `xval.running.own_code`), which a
             process that does not know them imports before the job; `None` when both come
@@ -67,6 +69,7 @@ class Job(Record):
     embedding_items: dict[str, Any] = dataclasses.field(default_factory=dict)
     device_data_mb: int = DEVICE_DATA_MB
     jobs_per_gpu: int = 1
+    compile_cache: str | None = None
     script: str | None = None
 
     def __post_init__(self) -> None:
