@@ -7,7 +7,7 @@ takes it by default.
 
 from typing import TYPE_CHECKING
 
-from architectures.common import INPUT_TASK, Shape, batch_norm, check_output, l2
+from architectures.common import Shape, batch_norm, check_output, l2
 from architectures.keywords import Filters, Layers, Momentum, Regularization
 from architectures.registry import register
 
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 @register("conv_autoencoder", reshaping=("conv",), outputs=("input",))
 def conv_autoencoder(input_shape: Shape, num_outputs: int | None = None,
-                     task_type: str = INPUT_TASK, *, filters: Filters = 16,
+                     task_type: str | None = None, *, filters: Filters = 16,
                      blocks: Layers = 2, bottleneck_channels: Filters = 8,
                      regularization_lambda: Regularization = 0.0,
                      bn_momentum: Momentum = 0.9) -> "keras.Model":
@@ -32,7 +32,8 @@ def conv_autoencoder(input_shape: Shape, num_outputs: int | None = None,
     Args:
         input_shape: `(time, frequency, 1)`.
         num_outputs: unused (the output has the input's shape).
-        task_type: `"representation"`.
+        task_type: a task whose models reconstruct their input, or `None` (any). Defaults
+            to `None`.
         filters: filters of the first encoder block, doubled per block. Defaults to `16`.
         blocks: encoder (and decoder) blocks. Defaults to `2`.
         bottleneck_channels: channels of the code. Defaults to `8`.

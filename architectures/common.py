@@ -11,27 +11,22 @@ from xval.tasks import DEFAULT as DEFAULT_TASK
 if TYPE_CHECKING:
     import keras
 
-__all__ = ["DEFAULT_TASK", "FRAMES_TASK", "INPUT_TASK", "Shape", "batch_norm", "check_output",
-           "l2", "output_head"]
-
-FRAMES_TASK = tasks.for_output("frames").name
-"""The default `task_type` of a builder making one output per frame (detection)."""
-INPUT_TASK = tasks.for_output("input").name
-"""The default `task_type` of a builder reconstructing its input (representation)."""
+__all__ = ["DEFAULT_TASK", "Shape", "batch_norm", "check_output", "l2", "output_head"]
 
 
-def check_output(task_type: str, output: str, what: str) -> None:
+def check_output(task_type: str | None, output: str, what: str) -> None:
     """Refuses a task whose models need another kind of output than the builder makes.
 
     Args:
-        task_type: the builder's `task_type`.
+        task_type: the builder's `task_type`, or `None` (any task whose models make
+            `output`: nothing to refuse).
         output: what the builder makes (`Task.output`: `"frames"`, `"input"`).
         what: the builder, in words ("this builder makes frame-level detectors").
 
     Raises:
         ValueError: naming the task and the tasks the builder serves.
     """
-    if tasks.get(task_type).output != output:
+    if task_type is not None and tasks.get(task_type).output != output:
         served = ", ".join(repr(t.name) for t in tasks.TASKS.find(lambda t: t.output == output))
         raise ValueError(f"task_type={task_type!r}: {what}; expected {served}.")
 

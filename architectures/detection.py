@@ -13,7 +13,7 @@ computed in float32 so that mixed precision keeps a stable loss.
 from numbers import Integral
 from typing import TYPE_CHECKING, Annotated, Any
 
-from architectures.common import FRAMES_TASK, Shape, batch_norm, check_output, l2
+from architectures.common import Shape, batch_norm, check_output, l2
 from architectures.keywords import (
     Count,
     Filters,
@@ -56,12 +56,12 @@ def _frequency_pooling_blocks(x: Any, filters: int, blocks: int, freq_pool: int,
     return x
 
 
-def _check_task(task_type: str) -> None:
+def _check_task(task_type: str | None) -> None:
     check_output(task_type, "frames", "this builder makes frame-level detectors")
 
 
 @register("crnn_detector", reshaping=("conv",), outputs=("frames",))
-def crnn_detector(input_shape: Shape, num_outputs: int, task_type: str = FRAMES_TASK, *,
+def crnn_detector(input_shape: Shape, num_outputs: int, task_type: str | None = None, *,
                   filters: Filters = 32, conv_blocks: Layers = 3, freq_pool: Pool = 2,
                   units: Units = 64, dropout: Probability = 0.2,
                   regularization_lambda: Regularization = 0.0,
@@ -75,7 +75,7 @@ def crnn_detector(input_shape: Shape, num_outputs: int, task_type: str = FRAMES_
     Args:
         input_shape: `(time, frequency, 1)`.
         num_outputs: number of event classes.
-        task_type: `"detection"`.
+        task_type: a task whose models make frames, or `None` (any). Defaults to `None`.
         filters: filters of every convolution. Defaults to `32`.
         conv_blocks: convolution blocks, each pooling frequency by `freq_pool`. Defaults
             to `3`.
@@ -109,7 +109,7 @@ def crnn_detector(input_shape: Shape, num_outputs: int, task_type: str = FRAMES_
 
 
 @register("gru_detector", reshaping=("rnn",), outputs=("frames",))
-def gru_detector(input_shape: Shape, num_outputs: int, task_type: str = FRAMES_TASK, *,
+def gru_detector(input_shape: Shape, num_outputs: int, task_type: str | None = None, *,
                  units: Units = 64, num_layers: Layers = 2, bidirectional: bool = True,
                  dropout: Probability = 0.2,
                  regularization_lambda: Regularization = 0.0) -> "keras.Model":
@@ -118,7 +118,7 @@ def gru_detector(input_shape: Shape, num_outputs: int, task_type: str = FRAMES_T
     Args:
         input_shape: `(time, frequency)`.
         num_outputs: number of event classes.
-        task_type: `"detection"`.
+        task_type: a task whose models make frames, or `None` (any). Defaults to `None`.
         units: units per GRU layer (per direction). Defaults to `64`.
         num_layers: GRU layers. Defaults to `2`.
         bidirectional: read the frames in both directions. Defaults to `True`.
@@ -156,14 +156,14 @@ def residual_block(x: Any, channels: int, reg: Any, bn_momentum: float) -> Any:
 
 
 @register("resnet_detector", reshaping=("conv",), outputs=("frames",))
-def resnet_detector(input_shape: Shape, num_outputs: int, task_type: str = FRAMES_TASK, *,
+def resnet_detector(input_shape: Shape, num_outputs: int, task_type: str | None = None, *,
                     filters: Filters = 16, conv_blocks: Layers = 3, freq_pool: Pool = 2,
                     units: Units = 64, rnn_layers: OptionalLayers = 2,
                     dropout: Probability = 0.2, regularization_lambda: Regularization = 0.0,
                     bn_momentum: Momentum = 0.9) -> "keras.Model":
     """A deeper CRNN: residual convolution blocks, then stacked bidirectional GRUs (measured
     best of the detectors on two detection sets, docs/results.md; `fast_detector` is this
-    network behind a stem that pools time, the default since issue 44).
+    network behind a stem that pools time, the default).
 
     Each block is a residual pair of 3x3 convolutions (He et al. 2016) whose channels
     double from `filters` up to `4 * filters`, followed by a frequency-only pooling, so
@@ -174,13 +174,13 @@ def resnet_detector(input_shape: Shape, num_outputs: int, task_type: str = FRAME
     Args:
         input_shape: `(time, frequency, 1)`.
         num_outputs: number of event classes.
-        task_type: `"detection"`.
+        task_type: a task whose models make frames, or `None` (any). Defaults to `None`.
         filters: channels of the first block (doubled per block, at most 4x). Defaults to
             `16`.
         conv_blocks: residual blocks. Defaults to `3`.
         freq_pool: frequency pooling factor after each block. Defaults to `2`.
         units: GRU units in each direction. Defaults to `64`. (These three defaults
-            were measured, issue 27: with them the detector fits the training recordings of
+            were measured: with them the detector fits the training recordings of
             the hard set, frame F1 0.93, where `crnn_detector` reaches 0.88, and detects
             more of its test events.)
         rnn_layers: bidirectional GRU layers (0: none). Defaults to `2`.
@@ -242,7 +242,7 @@ def _conformer_block(x: Any, d_model: int, heads: int, kernel_size: int, mult: i
 
 
 @register("conformer_detector", reshaping=("conv",), outputs=("frames",))
-def conformer_detector(input_shape: Shape, num_outputs: int, task_type: str = FRAMES_TASK,
+def conformer_detector(input_shape: Shape, num_outputs: int, task_type: str | None = None,
                        *, filters: Filters = 32, conv_blocks: OptionalLayers = 2,
                        freq_pool: Pool = 4, d_model: Units = 128, num_blocks: Layers = 2,
                        heads: Count = 4, kernel_size: Kernel = 15, ff_mult: Count = 4,
@@ -261,7 +261,7 @@ def conformer_detector(input_shape: Shape, num_outputs: int, task_type: str = FR
     Args:
         input_shape: `(time, frequency, 1)`.
         num_outputs: number of event classes.
-        task_type: `"detection"`.
+        task_type: a task whose models make frames, or `None` (any). Defaults to `None`.
         filters: filters of the front end's convolutions. Defaults to `32`.
         conv_blocks: front-end convolution blocks (0: none). Defaults to `2`.
         freq_pool: frequency pooling factor of each front-end block. Defaults to `4`.

@@ -1,4 +1,4 @@
-"""`fast_detector`: the stock frame-level detector, cheap enough to train on a CPU (issue 44).
+"""`fast_detector`: the stock frame-level detector, cheap enough to train on a CPU.
 
 `resnet_detector` (residual blocks, stacked GRUs) behind a stem that pools time, as the
 DCASE task 4 baseline CRNN does, so that its blocks and its recurrent layers read a fraction
@@ -8,7 +8,7 @@ that its logits line up with the store's frame targets like every detector's.
 
 from typing import TYPE_CHECKING, Literal
 
-from architectures.common import FRAMES_TASK, Shape, batch_norm, check_output, l2
+from architectures.common import Shape, batch_norm, check_output, l2
 from architectures.detection import OptionalLayers, frame_head, residual_block
 from architectures.keywords import (
     Filters,
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 
 @register("fast_detector", reshaping=("conv",), outputs=("frames",))
-def fast_detector(input_shape: Shape, num_outputs: int, task_type: str = FRAMES_TASK, *,
+def fast_detector(input_shape: Shape, num_outputs: int, task_type: str | None = None, *,
                   filters: Filters = 16, conv_blocks: Layers = 3, freq_pool: Pool = 2,
                   time_pool: Pool = 4, units: Units = 64, rnn_layers: OptionalLayers = 2,
                   dropout: Probability = 0.2, regularization_lambda: Regularization = 0.0,
@@ -46,7 +46,7 @@ def fast_detector(input_shape: Shape, num_outputs: int, task_type: str = FRAMES_
     Args:
         input_shape: `(time, frequency, 1)`.
         num_outputs: number of event classes.
-        task_type: `"detection"`.
+        task_type: a task whose models make frames, or `None` (any). Defaults to `None`.
         filters: channels of the stem and the first block (doubled per block, at most 4x).
             Defaults to `16`.
         conv_blocks: residual blocks. Defaults to `3`.

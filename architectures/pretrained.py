@@ -14,7 +14,7 @@ frame by frame (detection).
 from numbers import Integral
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from architectures.common import DEFAULT_TASK, FRAMES_TASK, Shape, check_output, l2, output_head
+from architectures.common import DEFAULT_TASK, Shape, check_output, l2, output_head
 from architectures.detection import frame_head
 from architectures.keywords import Interval, OptionalUnits, Probability, Regularization, Units
 from architectures.registry import register
@@ -167,7 +167,7 @@ def pretrained_bigru(input_shape: Shape, num_outputs: int, task_type: str = DEFA
 
 
 @register("pretrained_detector", reshaping=("rnn",), outputs=("frames",))
-def pretrained_detector(input_shape: Shape, num_outputs: int, task_type: str = FRAMES_TASK, *,
+def pretrained_detector(input_shape: Shape, num_outputs: int, task_type: str | None = None, *,
                         encoder_layers: EncoderLayers = 0, layer_norm: bool = True,
                         projection: OptionalUnits = 128, units: Units = 64,
                         dropout: Probability = 0.3,
@@ -178,7 +178,7 @@ def pretrained_detector(input_shape: Shape, num_outputs: int, task_type: str = F
     Args:
         input_shape: `(time, encoder_layers * dim)`.
         num_outputs: number of event classes.
-        task_type: `"detection"`.
+        task_type: a task whose models make frames, or `None` (any). Defaults to `None`.
         encoder_layers: encoder layers side by side in a row; 0: the store's. Defaults
             to `0`.
         layer_norm: normalise each layer before the weighted sum. Defaults to `True`.

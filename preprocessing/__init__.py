@@ -4,8 +4,7 @@ import xval  # noqa: F401  (first: refuses a namesake of this package, xval.core
 from preprocessing.annotations import annotation_source, read_annotations
 from preprocessing.audio import load_audio
 from preprocessing.build import build_store, feature_params
-from preprocessing.events import frame_targets, windows
-from preprocessing.features import compute_features, segment
+from preprocessing.features import compute_features, segment, windows
 from preprocessing.report import dataset_report
 from preprocessing.sources import folder_source, manifest_source, regex_source
 from preprocessing.store import FeatureStore, write_store, write_store_from_dicts
@@ -21,7 +20,6 @@ __all__ = [
     "dataset_report",
     "feature_params",
     "folder_source",
-    "frame_targets",
     "load_audio",
     "manifest_source",
     "read_annotations",

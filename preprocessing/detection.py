@@ -20,13 +20,14 @@ import pandas as pd
 from preprocessing.annotation_tables import check_file
 from preprocessing.annotations import annotation_source
 from preprocessing.build import extract_file, feature_params
-from preprocessing.events import frame_targets
 from preprocessing.features import feature_shape, front_end
 from preprocessing.features.pretrained import PRETRAINED, PretrainedOptions
 from preprocessing.store import FeatureStore, check_store_out, write_store
-from xval import tasks
 from xval.core.errors import ConfigurationError, DatasetError
-from xval.tasks.detection.events import T_COLLAR
+from xval.tasks.detection import T_COLLAR, Detection, frame_targets
+
+TASK_TYPE = Detection.name
+"""The task of the stores built here (`xval.tasks.detection`)."""
 
 
 def read_items(path: str | os.PathLike[str]) -> dict[str, str]:
@@ -204,7 +205,7 @@ def build_detection_store(annotations: str | os.PathLike[str],
         raise DatasetError("No window to write: every recording was skipped.")
     dtype = np.float16 if params.dtype == "float16" else np.float32
     store = write_store(out, np.stack(feats).astype(dtype), pd.DataFrame(meta),
-                        task_type=tasks.of_events().name, classes=classes,
+                        task_type=TASK_TYPE, classes=classes,
                         arrays={"frame_targets.npy": np.stack(targets).astype(np.uint8)},
                         overwrite=overwrite,
                         info={"feature_params": params.to_dict(), "skipped": skipped,

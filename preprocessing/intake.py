@@ -7,9 +7,9 @@ to the rows left after extraction (files skipped as silent, too short, unreadabl
 - for a task with classes, at least two classes, and no class that lost every file: each
   is named with why its files were skipped (or why its folder gave none), so a class
   never disappears without a word;
-- for a task whose rows hold sets of labels (tagging), every row a label at least, and not
-  one label per row everywhere (that is classification,
-  `xval.tasks.tagging.check_label_sets`); the classes are the labels the sets hold.
+- the classes are those the labels name (`Targets.classes_in`: each label of a tagging
+  row's set), and the task's own check of its labels follows (`Targets.check_labels`:
+  tagging's, every row a label at least, and not one label per row everywhere).
 
 `preprocessing.build.build_store` applies it at both stages, so `python -m preprocessing`
 and `python -m xval init` refuse the same datasets, and nothing is written.
@@ -24,7 +24,6 @@ import pandas as pd
 
 from xval import tasks
 from xval.core.errors import DatasetError
-from xval.tasks.tagging import check_label_sets, split_tags
 
 __all__ = ["check_trainable"]
 
@@ -65,13 +64,12 @@ def check_trainable(rows: pd.DataFrame, skipped: Sequence[Mapping[str, Any]] = (
     """
     labels = set(map(str, rows["label"])) if "label" in rows and len(rows) else set()
     task = tasks.get(task_type)
-    if task.multi_label and labels:
-        # Sets of labels: the classes are the labels they hold, each looked for alone.
-        check_label_sets([split_tags(text) for text in rows["label"]], f"the rows {stage}")
-        labels = {tag for text in labels for tag in split_tags(text)}
-        expected = [tag for text in expected for tag in split_tags(text)]
-        skipped = [{**s, "label": tag} for s in skipped
-                   for tag in split_tags(s.get("label")) or [""]]
+    # The classes are those the labels name (`Targets.classes_in`: each of a set's labels).
+    classes_in = task.targets.classes_in
+    labels = {name for text in labels for name in classes_in(text)}
+    expected = [name for text in expected for name in classes_in(text)]
+    skipped = [{**s, "label": name} for s in skipped for name in
+               (classes_in(s["label"]) if s.get("label") not in (None, "") else [""])]
     if task.has_classes:
         named = [s["label"] for s in skipped if s.get("label") not in (None, "")]
         lost = _lost_classes(labels, [*expected, *named], skipped)
@@ -85,6 +83,7 @@ def check_trainable(rows: pd.DataFrame, skipped: Sequence[Mapping[str, Any]] = (
             raise DatasetError(
                 f"{len(labels)} class(es) {stage} ({shown}); a {task_type} store needs two "
                 "or more. Check the folder layout or the pattern's (?P<label>..) group.")
+        task.targets.check_labels(list(rows["label"]), f"the rows {stage}")
     items = rows["item"].nunique() if "item" in rows else 0
     if items < 2:
         raise DatasetError(

@@ -8,7 +8,6 @@ from matplotlib.figure import Figure
 
 from preprocessing.store import FeatureStore
 from xval import tasks
-from xval.tasks.tagging import split_tags
 
 MIN_ROWS_PER_ITEM = 5
 
@@ -30,9 +29,9 @@ def dataset_report(store: FeatureStore | str | os.PathLike[str], *,
         store = FeatureStore(store)
     meta = store.meta[~store.meta["augmented"].astype(bool)]
     per_clip = meta.drop_duplicates("clip")
-    labelled = per_clip  # a tagging clip counts once for each of its labels
-    if tasks.get(store.task_type).multi_label:
-        labelled = per_clip.assign(label=per_clip["label"].map(split_tags)).explode("label")
+    # A clip counts once for each class its label names (`Targets.classes_in`).
+    classes_in = tasks.get(store.task_type).targets.classes_in
+    labelled = per_clip.assign(label=per_clip["label"].map(classes_in)).explode("label")
     counts = labelled.groupby(["item", "label"]).size().unstack(fill_value=0)
     report: dict[str, Any] = {
         "rows": int(len(store)),

@@ -13,6 +13,7 @@ import re
 import pytest
 
 from tests.conftest import ROOT
+from xval import tasks
 
 PACKAGES = ("xval", "architectures", "preprocessing", "augmentation")
 
@@ -161,6 +162,7 @@ def test_rules_a_parameter_is_declared_once_as_a_field_of_its_record():
     import argparse
     import dataclasses
 
+    from xval import tasks
     from xval.config import schema
     from xval.config.sections import SECTIONS
     from xval.core.parameters import TrainingParams
@@ -168,6 +170,8 @@ def test_rules_a_parameter_is_declared_once_as_a_field_of_its_record():
 
     for section, record in SECTIONS.items():
         declared = [n for n in setting_names(record) if n in keys_of(record)]
+        if section == "training":  # and the registered tasks' own (`Task.parameters`)
+            declared += list(tasks.parameter_keys())
         assert list(schema.SCHEMA[section]) == declared, section
     assert schema.ADDED_KEYS["training"] == absent_values(TrainingParams)
     assert TrainingParams().min_epochs == 0 != schema.SCHEMA["training"]["min_epochs"].default
@@ -182,7 +186,7 @@ def test_rules_a_parameter_is_declared_once_as_a_field_of_its_record():
     assert (key.kind, key.none, key.default, key.expected()) == \
         ("float", True, 0.1, "a number in [0, 1] (finite), or none")
     assert Extended().warmup_ratio == 0.0 and absent_values(Extended)["warmup_ratio"] == 0.0
-    assert list(keys_of(Extended))[:-1] == list(schema.SCHEMA["training"])
+    assert list(keys_of(Extended))[:-1] == list(keys_of(TrainingParams))
 
     with pytest.raises(TypeError, match="annotation is one of str, int, float, bool"):
         @dataclasses.dataclass(frozen=True, eq=False)
@@ -197,7 +201,8 @@ def test_rules_a_parameter_is_declared_once_as_a_field_of_its_record():
 
 # -- 3. one registry class, facts asked of the entries -----------------------------------
 
-TASK_NAMES = {"classification", "regression", "detection", "representation", "tagging"}
+TASK_NAMES = set(tasks.names())
+"""The built-in tasks (those `xval.tasks` registers on import)."""
 FEATURE_NAMES = {"stft", "mel", "mfcc", "cqt", "pretrained"}
 FEATURE_MODULES = ("preprocessing/features/", "architectures/front_end.py",
                    "architectures/encoders/", "xval/report/card_snippet.py")
@@ -214,7 +219,7 @@ extra (transformers), not the feature type of that name."""
 
 
 def test_rules_no_task_or_feature_name_outside_its_package():
-    """A task or feature type is asked for its facts (`Task.reconstructs`,
+    """A task or feature type is asked through its hooks and facts (`Task.takes_store`,
     `FeatureType.has_frequencies`), never recognised by its name elsewhere."""
     spelt = []
     for module, source in _modules().items():
@@ -506,4 +511,13 @@ def test_rules_no_bool_ladders_outside_the_validator():
     found = [f"{path}:{node.lineno}" for path, source in _modules().items()
              if path != "xval/core/constraints.py"
              for node in ast.walk(ast.parse(source)) if _bool_ladder(node)]
+    assert found == []
+
+
+def test_rules_no_history_in_the_library():
+    """Docstrings, comments and messages say what the code does, not its history: no library
+    module names an issue ("issue 44"); history goes to CHANGELOG.md and docs/results.md."""
+    found = [f"{path}:{n}: {line.strip()}" for path, source in _modules().items()
+             for n, line in enumerate(source.splitlines(), start=1)
+             if re.search(r"\b[Ii]ssues? #?\d+", line)]
     assert found == []

@@ -7,7 +7,7 @@ import pytest
 
 from preprocessing.store import write_store
 from xval import tasks
-from xval.core.parameters import TrainingParams
+from xval.core.parameters import InstanceParams, TrainingParams
 from xval.tasks.detection.overlap import overlap_starts, overlap_windows
 
 FRAME = 0.02  # seconds per frame
@@ -107,8 +107,8 @@ def test_a_fold_scores_an_event_on_a_window_edge_through_the_overlapping_windows
     everything = np.arange(len(feats))
     scores = {}
     for hop in (1.0, 0.5):
-        params = TrainingParams(detection_threshold=0.5, median_filter_seconds=0.0,
-                                prediction_hop=hop)
+        params = InstanceParams().replace(detection_threshold=0.5, median_filter_seconds=0.0,
+                                          prediction_hop=hop)
         scored = evaluate_splits(
             edge_blind(), tasks.get("detection"), store, params=params, splits=("test",),
             rows={"train": everything, "test": everything},
@@ -125,23 +125,26 @@ def test_detect_reads_new_recordings_every_prediction_hop_windows():
     from xval.core.parameters import FeatureParams
     from xval.inference.detect import reading_windows
 
+    hop = tasks.get("detection").scoring.reading_hop
     store = FeatureParams(segment_seconds=5.0, segment_hop_seconds=5.0)
-    assert reading_windows(store, {"prediction_hop": 0.5}).segment_hop_seconds == 2.5
-    assert reading_windows(store, {}).segment_hop_seconds == 5.0  # trained before it existed
-    assert reading_windows(store, {"prediction_hop": 1.0}).segment_hop_seconds == 5.0
+    assert reading_windows(store, hop({"prediction_hop": 0.5})).segment_hop_seconds == 2.5
+    assert reading_windows(store, hop({})).segment_hop_seconds == 5.0  # its default: 1
+    assert reading_windows(store, hop({"prediction_hop": 1.0})).segment_hop_seconds == 5.0
     overlapping = store.replace(segment_hop_seconds=2.0)  # the store's own hop is shorter
-    assert reading_windows(overlapping, {"prediction_hop": 0.5}).segment_hop_seconds == 2.0
+    assert reading_windows(overlapping, hop({"prediction_hop": 0.5})).segment_hop_seconds == 2.0
 
 
 @pytest.mark.parametrize("name, value", [("prediction_hop", 0.5), ("event_mix", 0.5),
                                          ("boundary_weight", 2.0)])
 def test_detection_parameters_refused_for_a_task_without_events(name, value):
-    from xval.config.options import check_training_options
+    from tests.conftest import resolve
     from xval.core.errors import ParameterError
 
-    params = TrainingParams(**{name: value})
-    with pytest.raises(ParameterError, match=rf"instance 1: {name}={value} is a parameter of "
-                                             r"task_type='detection'; this instance is "
-                                             r"'classification': remove it"):
-        check_training_options(params, tasks.get("classification"), "instance 1")
-    check_training_options(params, tasks.get("detection"), "instance 1")
+    spec = {"architecture": "mlp", name: value}
+    with pytest.raises(ParameterError, match=rf"instance 1: {name}={value} \(from instance 1\) "
+                                             r"is a parameter of task_type='detection'; this "
+                                             r"instance is 'classification': remove it"):
+        resolve(1, spec, training_defaults=TrainingParams(), task_type="classification")
+    spec["architecture"] = "crnn_detector"
+    assert resolve(1, spec, training_defaults=TrainingParams(), task_type="detection")[name] \
+        == value

@@ -222,8 +222,8 @@ def test_detection_experiment_runs_and_reports(events_store, tmp_path, backend):
 
         _check_evaluate_on_annotated_recordings(exp, wav.parent, config)
         info = json.loads((events_store.path / "dataset.json").read_text())
-        with pytest.raises(ConfigurationError, match="is a classification model; `detect` "
-                                                     "needs a detection model"):
+        with pytest.raises(ConfigurationError, match="these are classification models, which "
+                                                     "find no events"):
             detect_files(exp / "instance_1" / "fold_0.keras", [wav],
                          dataset_info={**info, "task_type": "classification"})
     _check_workbook(exp, instances)

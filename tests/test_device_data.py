@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import ROOT, resolve
+from xval import tasks
+from xval.core.parameters import InstanceParams
 from xval.core.records import Job
 from xval.training import devices
 from xval.training.batches import make_batches
@@ -90,7 +92,8 @@ def test_device_batches_equal_numpy_batches(case, rng):
         kwargs.update(mixup_alpha=0.4, weights=rng.uniform(0.5, 2, size=37))
         y = np.eye(3, dtype=np.float32)[y]
     elif case == "union_weights":
-        kwargs.update(union_mix=0.5, weights=rng.uniform(0.5, 2, size=37))
+        kwargs.update(mixing=tasks.get("tagging").targets.mixing(
+            InstanceParams().replace(union_mix=0.5)), weights=rng.uniform(0.5, 2, size=37))
         y = (rng.uniform(size=(37, 4)) < 0.4).astype(np.float32)
     elif case == "crop":
         kwargs.update(crop=7, mixup_alpha=0.2)

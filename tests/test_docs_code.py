@@ -24,7 +24,7 @@ from tests.conftest import ROOT, write_config
 
 BLOCK = re.compile(r"(?:<!-- (?P<mark>file|not run): ?(?P<why>[^\n]*?) -->\n)?"
                    r"```python\n(?P<code>.*?)```", re.DOTALL)
-RECIPES = {"# experiments/exp_top2.py": "tests/test_task_recipe.py",
+RECIPES = {"# experiments/exp_topk.py": "tests/test_task_recipe.py",
            "# experiments/exp_own.py": "tests/test_own_model_recipe.py"}
 """A block's first line -> the test that runs it end to end."""
 

@@ -42,7 +42,7 @@ WRITTEN_BY_EXAMPLES = {
     "experiments/tiny.py",  # the scratch project of `python -m benchmarks.startup`
     "experiments/xval_experiment.py",  # the script init names for a folder named xval
     "xval/tasks/ordinal/task.py",  # the new task `docs/tasks.md` shows how to write
-    "experiments/exp_top2.py",  # the task of an experiment's own (docs/architecture.md)
+    "experiments/exp_topk.py",  # the task of an experiment's own (docs/architecture.md)
     "experiments/exp_own.py",  # the builder of an experiment's own (docs/training.md)
     "benchmarks/x.py",  # a script name in a sentence about scripts (`docs/installation.md`)
 }

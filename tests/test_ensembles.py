@@ -63,6 +63,26 @@ def _record(root, k):
     return json.loads((root / f"instance_{k}" / "ensemble.json").read_text())
 
 
+def test_ensemble_run_installed_by_the_entry_points_and_refused_where_not(monkeypatch):
+    """The running layer never imports the ensembles: `from xval import Experiment` installs
+    them; a process that has not refuses an experiment declaring one, naming the fix, and
+    runs one that declares none."""
+    from xval.ensembles import run as ensembles_run
+    from xval.running import derived
+
+    exp = Experiment(description="d", dataset="mel", number=1)
+    exp[1], exp[2], exp[3] = CNN, CNN, Ensemble(1, 2)
+    assert derived.derived_run(exp) is ensembles_run
+    assert derived.derived_run(exp).split_selection(exp, [1, 3]) == ([1], [3])
+    monkeypatch.setattr(derived, "_INSTALLED", [])
+    with pytest.raises(ConfigurationError, match=r"declares ensembles \(instances \[3\]\).*"
+                                                 r"xval\.ensembles\.run\.install\(\)"):
+        derived.derived_run(exp)
+    plain = Experiment(description="d", dataset="mel", number=2)
+    plain[1] = CNN
+    assert derived.derived_run(plain).split_selection(plain, [1]) == ([1], [])
+
+
 def test_ensemble_is_recorded_as_an_instance(trained):
     from xval.report.results import ExperimentResults
 
@@ -688,6 +708,7 @@ def test_ensemble_weights_are_equal_by_default(trained, tmp_path):
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert "holds other results than Ensemble(1, 2)" in proc.stderr
     assert "Its results were made with validation weights, the default of Ensemble(...) " \
-        "before equal weights (docs/results.md, issue 68); to keep them, declare " \
+        'before equal weights (docs/results.md, "The selected row against its best member"); ' \
+        "to keep them, declare " \
         'Ensemble(1, 2, weights="validation").' in proc.stderr
     assert _files(copy) == before

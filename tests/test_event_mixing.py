@@ -1,10 +1,18 @@
-"""Event mixing of detection training windows (`xval.training.event_mixing`, issue 66)."""
+"""Event mixing of detection training windows (`xval.tasks.detection.mixing`)."""
+
+import functools
 
 import numpy as np
 import pytest
 
+from preprocessing import features
+from xval import tasks
 from xval.core.errors import ParameterError
-from xval.training.event_mixing import GAIN_DB, MARGIN_FRAMES, EventMixer, event_mixer
+from xval.core.parameters import InstanceParams
+from xval.tasks.detection.mixing import GAIN_DB, MARGIN_FRAMES
+from xval.tasks.detection.mixing import EventMixer as _EventMixer
+
+EventMixer = functools.partial(_EventMixer, features=features)
 
 
 def _batch(rng, rows=6, frames=50, bins=8):
@@ -65,14 +73,12 @@ def test_event_mixer_refuses_stores_it_cannot_mix():
                                              r"feature='mfcc'.*or event_mix=0"):
         EventMixer(0.5, feature="mfcc", compression="db")
 
-    class Params:
-        event_mix = 0.5
-        front_end = "mel"
-
+    mixer = tasks.get("detection").targets.mixer
+    params = InstanceParams(front_end="mel").replace(event_mix=0.5)
     with pytest.raises(ParameterError, match="through front_end=mel"):
-        event_mixer(Params(), {"feature": "waveform"}, seed=0)
-    Params.event_mix = 0.0
-    assert event_mixer(Params(), {"feature": "mel"}, seed=0) is None
+        mixer(params, {"feature": "waveform"}, features, 0)
+    assert mixer(params.replace(event_mix=0.0), {"feature": "mel"}, features, 0) is None
+    assert tasks.get("classification").targets.mixer(params, {}, features, 0) is None
 
 
 def test_a_detection_fold_trains_on_event_mixed_batches(tmp_path):

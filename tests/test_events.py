@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from preprocessing.events import frame_targets, windows
-from preprocessing.features import compute_features, segment
+from preprocessing.features import compute_features, segment, windows
 from xval.tasks.detection.events import activity_to_events, detection_metrics, frame_metrics
+from xval.tasks.detection.frames import frame_targets
 
 
 def active(targets, column=0):

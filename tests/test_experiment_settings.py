@@ -21,7 +21,7 @@ def settings(**kwargs):
     ({"gpu_ID": "abc"}, "gpu_ID='abc': expected a GPU number"),
     ({"gpu_ID": 1.5}, "gpu_ID=1.5: expected a GPU number"),
     ({"gpu_ID": -2}, "gpu_ID=-2: expected a GPU number"),
-    ({"n_repeats": 0}, "n_repeats=0: expected an integer >= 1"),
+    ({"num_repeats": 0}, "num_repeats=0: expected an integer >= 1"),
     ({"number": -1}, "number=-1: expected an integer >= 0"),
     ({"parameters": "epochs=3"}, "parameters='epochs=3': expected a dict or a list"),
     ({"config": 3}, "config=3: expected the path of a config.ini"),

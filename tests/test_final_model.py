@@ -233,11 +233,11 @@ def test_evaluate_unknown_labels_are_listed(trained, tmp_path, capsys):
     assert main(["evaluate", str(trained["inst"]), str(trained["new"]), "--layout", "wide",
                  "--context", "drop"]) == 2
     assert capsys.readouterr().err.strip() == (
-        "error: --layout, --context go with --annotations (a detection model's annotated "
-        "recordings).")
+        "error: --layout, --context go with --annotations (the annotated recordings of a "
+        "model that finds events).")
     assert main(["evaluate", str(trained["inst"]), str(trained["new"]), "--annotations",
                  str(tmp_path / "annotations.csv")]) == 2
-    assert "is a classification model; --annotations scores detection models" in \
+    assert "these are classification models, which find no events" in \
         capsys.readouterr().err
     tree = tmp_path / "tree"
     shutil.copytree(trained["new"], tree)

@@ -1,4 +1,4 @@
-"""Label-union mixing of tagging training rows (`union_mix`, `xval.training.draws`, issue 75):
+"""Label-union mixing of tagging training rows (`union_mix`, `xval.tasks.tagging.mixing`):
 two training rows summed at a gain, their label sets united, on the host and on the device
 alike, never with a row of another side of the fold."""
 
@@ -6,11 +6,13 @@ import numpy as np
 import pytest
 
 from tests.conftest import ROOT, resolve
+from xval import tasks
 from xval.config.loader import load_config
 from xval.core.errors import ParameterError
+from xval.core.parameters import InstanceParams
+from xval.tasks.tagging.mixing import UNION_GAIN_DB, union_draws, unite
 from xval.training import devices
 from xval.training.batches import make_batches
-from xval.training.draws import UNION_GAIN_DB, union_draws, unite
 
 SHIPPED = load_config(ROOT / "config.ini").training
 LOWEST, HIGHEST = (10 ** (db / 20) for db in UNION_GAIN_DB)
@@ -71,7 +73,7 @@ def test_union_batches_mix_only_the_rows_they_serve_on_host_and_device(rng):
     x[np.arange(n), :, np.arange(n)] = np.arange(n)[:, None] + 1  # row r: r + 1 in bin r
     y = (rng.uniform(size=(n, 5)) < 0.4).astype(np.float32)
     train = np.sort(rng.choice(n, size=24, replace=False))
-    kwargs = {"batch_size": 8, "shuffle": True, "seed": 4, "union_mix": 0.6}
+    kwargs = {"batch_size": 8, "shuffle": True, "seed": 4, "mixing": _union(0.6)}
     host = _batches(make_batches(x, train, y[train], **kwargs))
     device = _batches(make_batches(x, train, y[train], placement=devices.DEVICE, **kwargs))
     pairs = 0
@@ -90,10 +92,16 @@ def test_union_batches_mix_only_the_rows_they_serve_on_host_and_device(rng):
     assert pairs > 0.4 * 24 * 3
 
 
+def _union(share):
+    """Tagging's own mixing of a batch's rows at `share` (`Targets.mixing`)."""
+    return tasks.get("tagging").targets.mixing(InstanceParams().replace(union_mix=share))
+
+
 def test_union_mix_with_mixup_in_batches_is_an_error():
-    with pytest.raises(ValueError, match="mixup_alpha=0.2 and union_mix=0.5"):
+    assert tasks.get("tagging").targets.mixing(InstanceParams()) is None  # union_mix 0
+    with pytest.raises(ValueError, match="mixup_alpha=0.2 and the task's own mixing"):
         make_batches(np.zeros((4, 2, 2)), np.arange(4), np.zeros((4, 2)), batch_size=2,
-                     shuffle=True, mixup_alpha=0.2, union_mix=0.5)
+                     shuffle=True, mixup_alpha=0.2, mixing=_union(0.5))
 
 
 def _spec(**extra):
@@ -110,8 +118,8 @@ def test_union_mix_replaces_default_mixup_and_is_refused_where_it_does_not_fit()
         resolve(1, _spec(union_mix=0.5, mixup_alpha=0.3), training_defaults=SHIPPED,
                 task_type="tagging")
     for task_type in ("classification", "regression"):
-        with pytest.raises(ParameterError, match="union_mix=0.5 is a parameter of "
-                                                 "task_type='tagging'"):
+        with pytest.raises(ParameterError, match="union_mix=0.5 .from instance 1. is a "
+                                                 "parameter of task_type='tagging'"):
             resolve(1, _spec(union_mix=0.5), training_defaults=SHIPPED, task_type=task_type)
     with pytest.raises(ParameterError, match="union_mix"):
         resolve(1, _spec(union_mix=1.5), training_defaults=SHIPPED, task_type="tagging")
@@ -123,7 +131,7 @@ def test_union_mix_in_training_defaults_is_the_tagging_instances_only():
     and keeps the mixup that `union_mix` would replace (naming one is still refused)."""
     defaults = SHIPPED.replace(union_mix=0.3, event_mix=0.5)
     params = resolve(1, _spec(), training_defaults=defaults, task_type="classification")
-    assert params["union_mix"] == 0.0 and params["event_mix"] == 0.0
+    assert "union_mix" not in params and "event_mix" not in params
     assert params["mixup_alpha"] == SHIPPED.mixup_alpha > 0
     tagging = resolve(1, _spec(), training_defaults=defaults, task_type="tagging")
     assert tagging["union_mix"] == 0.3 and tagging["mixup_alpha"] == 0.0

@@ -132,8 +132,9 @@ def test_detection_defaults_leave_post_processing_to_validation(tmp_path):
     spec = {"architecture": "example_cnn", "reshaping_type": "conv", "comment_1": "",
             "comment_2": ""}
     other = resolve(1, spec, training_defaults=config.training)
-    assert other["detection_threshold"] == 0.5 and other["learning_rate"] == \
-        config.training["learning_rate"]
+    assert other["learning_rate"] == config.training["learning_rate"]
+    with pytest.raises(KeyError):  # detection's own parameter: no other task's instance has it
+        other["detection_threshold"]
 
 
 def _fold_record(layout, fold, values):
@@ -186,7 +187,7 @@ def test_refit_with_val_scores_its_second_model_with_the_first_ones_choice(monke
                        postprocessing=Postprocessing(values={"detection_threshold": [0.4]}))
     result = fold_module.refit_with_val(job, first, None)
     # The job's parameters are the typed record (every name, its default where not given).
-    assert (seen["params"].detection_threshold, seen["params"].median_filter_seconds) == \
-        ([0.4], 0.1)
+    assert (seen["params"]["detection_threshold"], seen["params"]["median_filter_seconds"]) \
+        == ([0.4], 0.1)
     assert result.postprocessing.values == {"detection_threshold": [0.4]}
     assert result.metrics["test"] == {"event_f1": 1.0}

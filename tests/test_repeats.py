@@ -170,12 +170,11 @@ def test_num_repeats_bad_values_fail_before_anything_runs(overrides, match, conf
     assert not config.results_dir.exists()
 
 
-def test_num_repeats_and_its_earlier_name():
+def test_num_repeats_checked_and_its_earlier_name_gone():
     settings = {"description": "d", "dataset": "tiny", "number": 1}
-    assert Experiment(**settings, n_repeats=3).num_repeats == 3
-    assert Experiment(**settings, num_repeats=2, n_repeats=2).num_repeats == 2
-    with pytest.raises(ConfigurationError, match="n_repeats is the earlier name"):
-        Experiment(**settings, num_repeats=2, n_repeats=3)
+    assert Experiment(**settings, num_repeats=3).num_repeats == 3
+    with pytest.raises(TypeError, match="n_repeats"):
+        Experiment(**settings, n_repeats=3)
     with pytest.raises(ConfigurationError, match="num_repeats=0: expected an integer >= 1"):
         Experiment(**settings, num_repeats=0)
 

@@ -15,11 +15,10 @@ from openpyxl import load_workbook
 from preprocessing import sources
 from preprocessing.sources.labels import parse_separator
 from preprocessing.store import FeatureStore, write_store
-from tests.conftest import python_here, run_script_here, write_config, write_script
+from tests.conftest import python_here, resolve, run_script_here, write_config, write_script
 from xval import tasks
-from xval.config.options import check_training_options
 from xval.core.errors import ConfigurationError, DatasetError, ParameterError
-from xval.core.parameters import TrainingParams
+from xval.core.parameters import InstanceParams, TrainingParams
 from xval.tasks.tagging.labels import TAG_SEPARATOR, multi_hot, split_tags
 from xval.tasks.tagging.metrics import choose_thresholds
 
@@ -86,15 +85,16 @@ def test_tag_head_losses_and_parameter_checks():
     weighted = task.head.loss(TrainingParams(class_weights=True), train_targets=y)
     assert weighted.positive_weights == [1.0, 2.0, 2.0]  # negatives / positives, at least 1
     assert float(weighted(y, z)) > float(plain(y, z))
-    focal = task.head.loss(TrainingParams(focal_gamma=2.0, label_smoothing=0.0))
+    focal = task.head.loss(InstanceParams(label_smoothing=0.0).replace(focal_gamma=2.0))
     assert isinstance(focal, keras.losses.BinaryFocalCrossentropy)
     assert float(focal(y, z)) < float(plain(y, z))  # easy labels weigh less
     with pytest.raises(ParameterError, match="focal_gamma=2.0 and class_weights=True"):
-        task.check_params(TrainingParams(focal_gamma=2.0, class_weights=True), "instance 1")
-    with pytest.raises(ParameterError, match="focal_gamma=2.0 is a parameter of "
-                                             "task_type='tagging'"):
-        check_training_options(TrainingParams(focal_gamma=2.0), tasks.get("classification"),
-                               "instance 1")
+        task.check_params(InstanceParams(class_weights=True).replace(focal_gamma=2.0),
+                          "instance 1")
+    with pytest.raises(ParameterError, match="focal_gamma=2.0 .from instance 1. is a parameter "
+                                             "of task_type='tagging'"):
+        resolve(1, {"architecture": "mlp", "focal_gamma": 2.0}, task_type="classification",
+                training_defaults=TrainingParams())
 
 
 # -- sources ---------------------------------------------------------------------------
@@ -468,11 +468,11 @@ def test_init_on_a_multi_label_manifest_runs_in_three_commands(tmp_path):
 
 
 def test_dry_run_warns_where_a_fold_side_holds_no_row_of_a_label():
-    from xval.running.label_checks import label_indicators, missing_label_warnings
+    from xval.tasks.tagging.checks import label_indicators, missing_label_warnings
 
     meta = pd.DataFrame({"item": ["p", "q", "r", "s"],
                          "label": ["a;b", "b", "a;c", "b;c"]})
-    sets = label_indicators(meta, ["a", "b", "c"])
+    sets = label_indicators(meta, ["a", "b", "c"], split_tags)
     fold = {"train": ["p", "s"], "val": ["q"], "test": ["r"]}
     lines = missing_label_warnings(meta, sets, [fold])
     assert any("fold 0's test items hold no row of label(s) 'b'" in line for line in lines)

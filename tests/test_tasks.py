@@ -228,3 +228,23 @@ def test_classification_loss_follows_label_smoothing_and_mixup(rng):
         task.head.loss(TrainingParams(label_smoothing=0.1))(
             task.targets.for_keras(y, TrainingParams(mixup_alpha=0.2), 3), logits)))
     assert got == pytest.approx(expected, rel=1e-5)
+
+
+def test_metric_direction_is_each_tasks_own(monkeypatch):
+    """A task registered later (an experiment's own) that records `accuracy` as better when
+    lower changes no built-in task's direction; asked with it, its own; a task not
+    registered in this process leaves the others'."""
+
+    class LowAccuracy(Regression):
+        name = "low_accuracy"
+        metric_names = ("loss", "accuracy")
+        maximize = ()
+
+    monkeypatch.setattr(task_registry, "TASKS", task_registry.TASKS.copy())
+    tasks.register(LowAccuracy)
+    assert metric_direction("val_accuracy") == "max"
+    assert metric_direction("val_accuracy", task="classification") == "max"
+    assert metric_direction("val_accuracy", task="low_accuracy") == "min"
+    assert metric_direction("val_accuracy", task=tasks.get("low_accuracy")) == "min"
+    assert metric_direction("val_accuracy", task="not_registered_here") == "max"
+    assert metric_direction("val_accuracy", "min", task="classification") == "min"

@@ -10,6 +10,9 @@ The layers, each importing only those below it (`docs/architecture.md`):
 
 - `xval.cli`: `python -m xval` (report, compare, predict, detect, evaluate, embed, config,
   init, export);
+- `xval.ensembles`: ensembles of instances, one package above the layers that run, show and
+  predict them, which never import it: the entry points install it (the command lines,
+  `from xval import Experiment`; elsewhere `xval.ensembles.run.install()`);
 - `xval.running`: `Experiment`, its `RunOptions`, the planner, scheduler, recorder, refit and
   search;
 - `xval.executors`, `xval.report`, `xval.inference`: where jobs run; the workbook, tables and
@@ -18,8 +21,6 @@ The layers, each importing only those below it (`docs/architecture.md`):
   (`loading`) and reading inside a model (`layers`), embedding classifiers;
 - `xval.config`: the schema derived from the typed records, `config.ini`, instance
   parameters, the search space;
-- `xval.ensembles`: ensembles of instances, one package whose modules sit in the layers
-  their work needs;
 - `xval.tasks`, `xval.folds`: the task registry and one package per task; the item
   splitters;
 - `xval.core`: errors, typed records and parameters (`settings`, `parameters`), the results
@@ -69,6 +70,10 @@ __all__ = sorted([*_EXPORTS, "search"])
 # Public name -> a module exported under it (`from xval import search`).
 _MODULES = {"search": "xval.config.space"}
 
+# Public names whose first look-up installs the ensembles of instances, which sit above the
+# layers that define them (`xval.ensembles.run.install`).
+_INSTALLS = frozenset(("Experiment", "RunOutcome", "Ensemble"))
+
 
 def __getattr__(name: str) -> object:
     # The engine's modules (pandas, scikit-learn, SciPy...) with the collector paused.
@@ -78,6 +83,8 @@ def __getattr__(name: str) -> object:
         return value
     if name in _EXPORTS:
         value = getattr(_import_paused(_EXPORTS[name]), name)
+        if name in _INSTALLS:
+            _import_paused("xval.ensembles.run").install()
         globals()[name] = value  # later look-ups skip this function
         return value
     raise AttributeError(f"module 'xval' has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""Files that hold the same audio under two names (issue 56), found by content and kept out of
+"""Files that hold the same audio under two names, found by content and kept out of
 two folds: exact copies, other codecs and bit depths, other sample rates, trims of up to a
 third, gain changes, noise added at 20 dB SNR or more.
 

@@ -1,4 +1,4 @@
-"""The duplicate check of a dataset (issue 56): which of its files hold the same audio
+"""The duplicate check of a dataset: which of its files hold the same audio
 (`preprocessing.duplicates.fingerprints`), which of those pairs cross items, and the fix.
 
 A store records the check in `dataset.json` under `duplicates` (a `DuplicateCheck`: method,

@@ -1,4 +1,4 @@
-"""Files that hold the same audio, found by content (issue 56): exact copies, other codecs and
+"""Files that hold the same audio, found by content: exact copies, other codecs and
 bit depths, other sample rates, trims of up to a third, gain changes, noise added at 20 dB
 SNR or more.
 

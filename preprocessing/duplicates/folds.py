@@ -1,4 +1,4 @@
-"""Files that hold the same audio under two items, as a run sees them (issue 56): the dry
+"""Files that hold the same audio under two items, as a run sees them: the dry
 run's data-check line (per fold, the test items that share audio with a training or
 validation item), the refusal of `[data] duplicates = error`, and what the experiment's
 `dataset.json` (and the workbook's Data sheet) records of the store's duplicate check.

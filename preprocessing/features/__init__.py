@@ -22,12 +22,12 @@ from preprocessing.features.registry import (
     parameter_names,
     register,
 )
-from preprocessing.features.segments import segment, window_starts
+from preprocessing.features.segments import segment, window_starts, windows
 
 __all__ = ["PCM_SCALE", "STORAGE_TYPES", "TYPES", "FeatureType", "bin_frequencies",
            "centred_frames", "compute_features",
            "feature_shape", "front_end", "front_end_features", "front_ends", "get", "names", "parameter_names", "register", "segment",
-           "window_starts"]
+           "window_starts", "windows"]
 
 # Registered after the spectral types (the order of `names()`): the pretrained front ends.
 import preprocessing.features.pretrained  # noqa: E402, F401

@@ -121,7 +121,7 @@ class FeatureType:
             keys (`xval.config.schema.Rule`), or `None`.
         magnitude_power: its rows are a spectrogram's magnitudes (1) or powers (2) before
             their `compression`, so that two sounds' rows can be added back in energy (a
-            detection store's event mixing, `xval.training.event_mixing`); `None` otherwise.
+            detection store's event mixing, `xval.tasks.detection.mixing`); `None` otherwise.
     """
 
     name: str

@@ -37,6 +37,34 @@ def window_starts(n_samples: int, *, sample_rate: int, segment_seconds: float,
     return starts, window
 
 
+
+def windows(n_samples: int, *, sample_rate: int, segment_seconds: float, hop_seconds: float,
+            grid: int = 1) -> list[tuple[int, int]]:
+    """The windows that cut a long recording, as `preprocessing.segment` cuts signals.
+
+    Windows are `segment_seconds` long and `hop_seconds` apart, starting on multiples of
+    `grid` (the feature hop); when the hops miss the tail, one more window ends within
+    `grid` samples of the end. A recording no longer than one window gives one window
+    `(0, window)` that runs past its end (the features zero-pad it).
+
+    Args:
+        n_samples: length of the recording in samples.
+        sample_rate: its rate in Hz.
+        segment_seconds: window length in seconds.
+        hop_seconds: hop between window starts in seconds.
+        grid: window starts are multiples of this many samples. Defaults to `1`.
+
+    Returns:
+        list of `(start_sample, end_sample)`, every one `window` samples long.
+
+    Raises:
+        ValueError: when `segment_seconds` or `hop_seconds` is not positive.
+    """
+    starts, window = window_starts(n_samples, sample_rate=sample_rate,
+                                   segment_seconds=segment_seconds, hop_seconds=hop_seconds,
+                                   grid=grid)
+    return [(int(s), int(s) + window) for s in starts]
+
 def segment(y: np.ndarray, *, sample_rate: int, segment_seconds: float, hop_seconds: float,
             grid: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Cuts a signal into fixed windows; a short signal is zero-padded to one window.

@@ -15,11 +15,11 @@ import pandas as pd
 
 from preprocessing.sources.base import Option
 from xval.core.errors import ConfigurationError, DatasetError
-from xval.tasks.tagging import join_tags, split_tags
+from xval.tasks.tagging import Tagging, join_tags, split_tags
 
-__all__ = ["DETECTED", "FSD50K_COLUMNS", "LABEL_SET_OPTIONS", "MULTI_LABEL", "SEPARATORS",
-           "detect_separator", "fsd50k_layout", "is_label_list", "label_set", "label_sets",
-           "parse_separator"]
+__all__ = ["DETECTED", "FSD50K_COLUMNS", "LABEL_SETS_TASK", "LABEL_SET_OPTIONS", "MULTI_LABEL",
+           "SEPARATORS", "detect_separator", "fsd50k_layout", "is_label_list", "label_set",
+           "label_sets", "parse_separator"]
 
 SEPARATORS = {";": "semicolon", "|": "pipe", ",": "comma", " ": "space", "\t": "tab"}
 """The separators of a label column's labels (`--label-separator`), by character and name."""
@@ -31,6 +31,8 @@ FSD50K_COLUMNS = ("fname", "labels", "mids", "split")
 (`<fname>.wav`), its labels and AudioSet ids separated by commas, and the set."""
 MULTI_LABEL = "multi_label"
 """The `rows.attrs` key a source sets when its labels are sets."""
+LABEL_SETS_TASK = Tagging.name
+"""The task of a store of rows whose labels are sets (`xval.tasks.tagging`)."""
 
 
 def parse_separator(text: str) -> str:

@@ -3,7 +3,7 @@
 The table names modules instead of importing them, as pip's command table does
 (`pip._internal.commands.commands_dict`): `python -m xval --help` and `--version` import no
 command, and `python -m xval report ...` imports only `report`'s module, so the commands
-that neither train nor predict never pay for the deep-learning stack (issue 44).
+that neither train nor predict never pay for the deep-learning stack.
 """
 
 from __future__ import annotations

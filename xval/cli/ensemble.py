@@ -20,6 +20,7 @@ from xval.core.layout import ExperimentLayout, check_experiment_folder
 from xval.core.records.ensemble import DEFAULT_WEIGHTING, WEIGHTINGS
 from xval.core.storage import RESULTS_STORE
 from xval.ensembles.run import make_ensemble
+from xval.ensembles.tables import install_report
 from xval.report.terminal import terminal_table
 from xval.running.derived import report_listeners
 from xval.running.recorder import Recorder
@@ -46,6 +47,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
 
 def main_ensemble(args: argparse.Namespace) -> int:
     """Runs `python -m xval ensemble`; returns the exit code."""
+    install_report()  # the ensembles sit above the layers that show and predict them
     exp_dir = Path(args.experiment)
     check_experiment_folder(exp_dir)  # before anything is read or written
     config = load_config(args.config or find_config())

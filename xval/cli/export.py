@@ -123,7 +123,7 @@ def _export_ensemble(args: argparse.Namespace, source: Path, record: EnsembleRec
         facts.front_end = " + ".join(dict.fromkeys(  # the members' (an ensemble has none)
             member.parameters.front_end for member, _, _ in found if member is not None))
         facts.rules = {**E.export_metadata(info, task, model),
-                       "clip_rule": export_ensemble.clip_rule(task),
+                       "clip_rule": task.scoring.ensemble_clip_rule or "",
                        "ensemble": json.dumps(dict(zip(map(str, record.instances), weights))),
                        **E.postprocessing_rule(ensemble_postprocessing(source, RESULTS_STORE))}
         card = export_ensemble.ensemble_card(ensemble, record, None)

@@ -16,6 +16,7 @@ from xval.cli.annotations import READING, reading_options
 from xval.core.errors import ConfigurationError, DatasetError
 from xval.core.files import atomic_write_bytes, atomic_write_text
 from xval.core.outputs import check_output_files, check_output_folder
+from xval.ensembles.predict import install_predict
 from xval.inference.detect import detect_files
 from xval.inference.embed import embed_files
 from xval.inference.evaluate import (
@@ -31,6 +32,7 @@ from xval.report.activity import activity_plot
 
 
 def main_predict(args: argparse.Namespace) -> int:
+    install_predict()  # the ensembles sit above the layers that show and predict them
     results = predict_files(args.model, args.audio, fold=getattr(args, "fold", None),
                             ensemble=getattr(args, "ensemble", False),
                             dataset_info=getattr(args, "dataset_info", None),
@@ -171,16 +173,15 @@ def main_evaluate(args: argparse.Namespace) -> int:
         return 0
     task = tasks.get(model_task_name(args.model, fold=args.fold, ensemble=args.ensemble,
                                      dataset_info=args.dataset_info))
-    if task.scores_events:
-        raise ConfigurationError(
-            f"{args.model} is a {task.name} model, scored on annotated recordings: give the "
-            "annotation CSV with --annotations and the folder of its recordings as SOURCE "
-            "(`python -m xval evaluate MODEL RECORDINGS --annotations annotations.csv`).")
+    try:  # refuses a task whose models labelled files do not score
+        task.targets.of_files([], [])
+    except ConfigurationError as e:
+        raise ConfigurationError(f"{args.model} is a {task.name} model. {e}") from None
     annotation_only = [f"--{name.replace('_', '-')}" for name in READING
                        if name != "label_column" and getattr(args, name, None) is not None]
     if annotation_only:
         raise ConfigurationError(f"{', '.join(annotation_only)} go with --annotations "
-                                 "(a detection model's annotated recordings).")
+                                 "(the annotated recordings of a model that finds events).")
     source = args.source
     if source is None:
         source = "regex" if args.pattern is not None else "folders"

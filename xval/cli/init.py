@@ -83,7 +83,7 @@ from xval.running.splitting import make_folds
 DEFAULT_ENCODERS = (encoders.AISFX, encoders.BIRDNET)
 """The encoders `init` compares when `--encoders` is not given: each one installed (BirdNET
 with the `[birdnet]` extra: its weights are non-commercial). Measured: docs/pretrained.md,
-docs/results.md (issue 75)."""
+docs/results.md ("Which encoder for my data?")."""
 CONFIG_HEADER = ("Written by `python -m xval init`: only what differs from the package "
                  "defaults.\n`python -m xval config` prints every setting and where it "
                  "comes from.")

@@ -39,7 +39,12 @@ from preprocessing.segment_length import (
     encoder_segment,
 )
 from preprocessing.sources import Source
-from preprocessing.sources.labels import MULTI_LABEL, detect_separator, fsd50k_layout
+from preprocessing.sources.labels import (
+    LABEL_SETS_TASK,
+    MULTI_LABEL,
+    detect_separator,
+    fsd50k_layout,
+)
 from xval import tasks
 from xval.cli import sources as cli_sources
 from xval.config.loader import PACKAGE_DEFAULT, Config
@@ -144,16 +149,17 @@ def _label_separator(args: argparse.Namespace) -> str | None:
 def task_of_rows(rows: pd.DataFrame, task_type: str = tasks.DEFAULT, *,
                  quiet: bool = True) -> str:
     """The task of a store or an experiment of `rows`: a source's rows of several labels
-    per clip (`rows.attrs["multi_label"]`) make a tagging store (`tasks.of_label_sets`)
-    where `--task-type` is left at its default (said on one line unless `quiet`), else
-    `task_type`.
+    per clip (`rows.attrs["multi_label"]`) make a store of the task of label sets
+    (`LABEL_SETS_TASK`, or one derived from it) where `--task-type` is left at its default
+    (said on one line unless `quiet`), else `task_type`.
 
     Raises:
         ConfigurationError: for rows of label sets with another `--task-type` named.
     """
-    if not rows.attrs.get(MULTI_LABEL) or tasks.get(task_type).multi_label:
+    tagging = LABEL_SETS_TASK
+    if not rows.attrs.get(MULTI_LABEL) or isinstance(tasks.get(task_type),
+                                                     type(tasks.get(tagging))):
         return task_type
-    tagging = tasks.of_label_sets().name
     if task_type != tasks.DEFAULT:
         raise ConfigurationError(
             f"--task-type {task_type}: the source gives several labels per clip, which a "

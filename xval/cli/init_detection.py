@@ -1,5 +1,5 @@
 """`python -m xval init AUDIO_DIR --annotations annotations.csv`: annotated recordings to a
-detection experiment ready to run (issue 66).
+detection experiment ready to run.
 
 The recordings are cut into a detection store with its own windows and frames (the
 detection defaults, `Detection.feature_defaults`: what `python -m preprocessing detection`
@@ -8,9 +8,9 @@ gives with nothing named), and the script's one instance names only the stock de
 events' bounds) and the reading of recordings at evaluation (the post-processing chosen per
 fold on validation), is the detection default, which `python -m xval config SCRIPT` shows.
 Event mixing, overlapping windows at evaluation and PCEN stores are there to try, off by
-default (docs/results.md, issue 66). With `--encoder` (a frame encoder: aisfx_frames,
-Resemblyzer, a transformers speech model) the store holds the encoder's frames and the
-instance is `pretrained_detector`.
+default (docs/results.md, "Detection on recordings and backgrounds never seen"). With
+`--encoders` (a frame encoder: aisfx_frames, Resemblyzer, a transformers speech model) the
+store holds the encoder's frames and the instance is `pretrained_detector`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any
 
 from preprocessing.annotations import annotation_source
 from preprocessing.build import feature_params
+from preprocessing.detection import TASK_TYPE as EVENT_TASK
 from preprocessing.detection import (
     build_detection_store,
     check_frame_hop,
@@ -57,7 +58,8 @@ ABOUT_ENCODER = ("Instance 1 is pretrained_detector (a small GRU head) on the fr
                  "encoder `ENCODERS` names below (with the licence of its weights), with the "
                  "detection defaults (`python -m xval config {script}` "
                  "shows them). On two sets aisfx_frames stayed below the stock detector "
-                 "(docs/results.md; other encoders were not measured there): "
+                 "(docs/results.md, \"Detection on recordings and backgrounds never "
+                 "seen\"; other encoders were not measured there): "
                  "compare it with `init` without --encoders. Its saved models give frame "
                  "probabilities; `python -m xval detect` turns new recordings into events.")
 SKIPPED_SHOWN = 10
@@ -96,11 +98,11 @@ def annotation_reading(args: argparse.Namespace) -> dict[str, Any] | None:
 
 
 def detection_encoder(name: str | None) -> dict[str, Any]:
-    """`--encoder NAME` of a detection init: the store's `[features]` overrides (the
+    """`--encoders NAME` of a detection init: the store's `[features]` overrides (the
     encoder's rate and frame hop; the detection windows stay), or none without one.
 
     Args:
-        name: `--encoders`'s value (`None` or `"none"`: the log-mel store).
+        name: `--encoders`' value (`None` or `"none"`: the log-mel store).
 
     Returns:
         dict of `feature`, `encoder`, `sample_rate` and `hop_length`, or `{}`.
@@ -120,7 +122,7 @@ def detection_encoder(name: str | None) -> dict[str, Any]:
     try:
         check_frame_hop(int(overrides["hop_length"]), int(overrides["sample_rate"]), name)
     except ConfigurationError as e:
-        raise ConfigurationError(f"--encoder {name} with --annotations: {e}") from None
+        raise ConfigurationError(f"--encoders {name} with --annotations: {e}") from None
     return overrides
 
 
@@ -183,12 +185,12 @@ def _write(args: argparse.Namespace, audio: Path, planned: tuple[str, Path, Path
     if encoder:
         use_backend(config.backend.backend)  # the encoder's layers run in Keras
     params = feature_params(config.features, **{
-        **task_features(tasks.of_events(), config, encoder), **encoder})
+        **task_features(tasks.get(EVENT_TASK), config, encoder), **encoder})
     store, summary = build_detection_store(
         args.annotations, audio, store_path, params=params, items=items,
         overwrite=args.overwrite, **reading,
         info={"source": f"python -m xval init {audio} --annotations {args.annotations}"
-                        + (f" --encoder {encoder['encoder']}" if encoder else "")})
+                        + (f" --encoders {encoder['encoder']}" if encoder else "")})
     if not existed:
         created.store(store_path)
     print(f"Wrote the detection store {store.path}: {summary['windows']} windows of "
@@ -219,7 +221,7 @@ def _write_script(script: Path, store: FeatureStore, audio: Path, summary: dict[
         summary=text, about=(ABOUT_ENCODER if encoder else ABOUT).format(script=relative),
         script=relative, results=f"results/{store.path.name}/experiment_1", data=data,
         settings={"description": f"{called}: detection", "dataset": store.path.name,
-                  "number": 1, "num_folds": folds, "task_type": tasks.of_events().name},
+                  "number": 1, "num_folds": folds, "task_type": EVENT_TASK},
         instances=(ENCODER_INSTANCES.format(encoder=literal(encoder)) if encoder
                    else INSTANCES),
         parameters=rank_split_line(0)),  # one instance: nothing to select between

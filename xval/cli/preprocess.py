@@ -29,6 +29,7 @@ from preprocessing.ambience import ambience_backgrounds
 from preprocessing.babble import babble_backgrounds
 from preprocessing.build import build_store, feature_params, silent_note
 from preprocessing.demo import build_demo
+from preprocessing.detection import TASK_TYPE as EVENT_TASK
 from preprocessing.detection import build_detection_store, read_items
 from preprocessing.duplicates.check import DuplicateCheck, report_lines, write_pairs_csv
 from preprocessing.duplicates.store_check import (
@@ -334,7 +335,7 @@ def _detection(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
             "are not available yet).")
     _backend(config, overrides)
     params = feature_params(config.features, style="flag",
-                            **{**task_features(tasks.of_events(), config, overrides),
+                            **{**task_features(tasks.get(EVENT_TASK), config, overrides),
                                **overrides})
     store, summary = build_detection_store(
         args.annotations, args.root, _out(args, config), params=params,
@@ -407,7 +408,7 @@ def _print_summary(args: argparse.Namespace, store: FeatureStore,
     print(f"Wrote {store.path}: {summary['rows']} rows from {source_count(summary)}, "
           f"{summary['items']} items, {len(summary['classes'])} classes, features "
           f"{summary['shape'][1:]}, in {summary['seconds']:.1f}s{silent_note(summary)}.")
-    if args.quiet:  # one line still says that some were left out (issue 59)
+    if args.quiet:  # one line still says that some were left out
         if summary["skipped"]:
             print(f"Skipped {len(summary['skipped'])} of the "
                   f"{summary.get('unit') or 'files'} (listed in dataset.json; without -q, "

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import xval.config.schema as schema
+from preprocessing.detection import TASK_TYPE as EVENT_TASK
 from preprocessing.duplicates.fingerprints import THRESHOLD
 from preprocessing.features import encoders
 from xval import tasks
@@ -93,7 +94,7 @@ Command = Callable[[argparse.Namespace, Any], int]
 
 
 def _detection_parser(sub: Any) -> argparse.ArgumentParser:
-    p = sub.add_parser(tasks.of_events().name,
+    p = sub.add_parser(EVENT_TASK,
                        help="annotated recordings cut into windows with frame-level targets")
     p.add_argument("root", help="folder of the recordings")
     p.add_argument("--annotations", required=True,

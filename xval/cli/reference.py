@@ -24,7 +24,8 @@ _HEADER = """\
      tests/test_reference_page.py checks this file against it. -->
 
 Every key of `config.ini`, with its valid values, default and help, as the code declares it
-(`xval.config.sections`, `xval.core.parameters`). A `config.ini` holds only what differs from
+(`xval.config.sections`, `xval.core.parameters`; the `[training]` keys of one task in that
+task's package, `Task.parameters`, after the shared ones). A `config.ini` holds only what differs from
 these defaults; `python -m xval config` prints the effective values and where each comes from
 ([Configuration](../configuration.md)).
 

@@ -13,6 +13,7 @@ from xval.core.arguments import Subcommands
 from xval.core.entry import describe_error
 from xval.core.errors import ConfigurationError, XvalError
 from xval.core.layout import check_experiment_folder
+from xval.ensembles.tables import install_report
 from xval.report.results import ExperimentResults
 from xval.report.terminal import terminal_table
 
@@ -33,6 +34,7 @@ def main_report(args: argparse.Namespace) -> int:
     A workbook that cannot be written (a read-only folder, a sheet whose writer raised)
     never costs the table: it is printed, then the error, with `--no-workbook` offered.
     """
+    install_report()  # the ensembles sit above the layers that show and predict them
     exp_dir = Path(args.experiment)
     check_experiment_folder(exp_dir)  # before anything is read or written
     config = load_config(args.config or find_config())

@@ -288,7 +288,7 @@ RANK_ABOUT = ("rank_split = {share}: in every fold, {percent} of the validation 
 INIT_RANK_SPLIT = 0.5
 """The `rank_split` of `init`'s script when every fold has two validation items or more
 (`rank_split_line`): the instances and the ensemble are selected on items that chose no
-epoch (docs/results.md, issue 68)."""
+epoch (docs/results.md, "The selected row against its best member")."""
 
 
 def rank_split_line(share: float) -> str:

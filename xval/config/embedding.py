@@ -13,9 +13,9 @@ CLASSIFIERS = ("none", "svm", "logreg")
 
 
 def task() -> Task:
-    """The task whose metrics, clip pooling and predictions the classifier's outputs take
-    (`xval.tasks.of_class_labels`: classification)."""
-    return tasks.of_class_labels()
+    """The task whose metrics, clip pooling and predictions the classifier's outputs take:
+    they are class scores of one label per row, as the default task's (`tasks.DEFAULT`)."""
+    return tasks.get(tasks.DEFAULT)
 
 
 C_GRID = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)

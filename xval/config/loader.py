@@ -33,9 +33,9 @@ from xval.config.sections import (
     FoldSettings,
     PathSettings,
     ReportSettings,
+    TrainingSettings,
 )
 from xval.core.errors import ConfigurationError
-from xval.core.parameters import TrainingParams
 
 PACKAGE_DEFAULT = "package default"
 """The source of a value no config file sets (see `Config.source`)."""
@@ -61,7 +61,7 @@ class Config:
     backend: BackendSettings
     folds: FoldSettings
     data: DataSettings
-    training: TrainingParams
+    training: TrainingSettings
     features: FeatureSettings
     augmentation: AugmentationSettings
     report: ReportSettings

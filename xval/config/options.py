@@ -29,8 +29,6 @@ class FeatureFacts(Protocol):
 
 CLASSES_ONLY = ("label_smoothing", "freq_warp", "time_warp")
 """The options whose defaults are for tasks with classes (`fit_defaults`)."""
-ONE_VECTOR_PER_ROW = (*CLASSES_ONLY, "time_masks", "freq_masks", "mixup_alpha")
-"""The options whose defaults are for tasks with one output vector per row."""
 
 
 def _off(names: tuple[str, ...]) -> dict[str, Any]:
@@ -44,28 +42,19 @@ def fit_defaults(params: InstanceParams, explicit: set[str], task: tasks.Task,
     """Adapts the generalisation options that come from `[training]` defaults (not named by
     the experiment, the instance or `--set`) to the instance, instead of refusing it: a
     default `min_epochs` is at most `epochs // 2` and a default `warmup_epochs` at most
-    `epochs // 5`; a default warm-up is dropped under `lr_schedule="plateau"`, a default
-    `mixup_alpha` under `union_mix` (label-union mixing replaces it); a default
+    `epochs // 5`; a default warm-up is dropped under `lr_schedule="plateau"`; a default
     `label_smoothing` and default frequency and time warping are dropped for a task without
-    classes (a warp may change a numeric target), and default SpecAugment, mixup and warps
-    for tasks whose outputs are not one vector per row (detection, representation: the
-    defaults were measured on classification); a default `freq_warp` is dropped for a store of
-    MFCCs, and default `freq_warp` and `freq_masks` for a store of pretrained encoder states
-    (their dimensions are not frequencies, nor neighbours); the task's own `training_defaults`
-    replace the shared ones, and its `chosen_on_validation` parameters are unset (`None`:
-    chosen per fold on the validation rows); another task's own parameters
-    (`Task.own_params`: `union_mix` in `[training]` of a project that tags and classifies)
-    stay at the package defaults. Values the instance names are checked as given
-    (`check_training_options`).
+    classes (a warp may change a numeric target); a default `freq_warp` is dropped for a
+    store of MFCCs, and default `freq_warp` and `freq_masks` for a store of pretrained
+    encoder states (their dimensions are not frequencies, nor neighbours); the task's own
+    defaults come last (`Task.fit_defaults`: its `training_defaults`, its
+    `chosen_on_validation` parameters unset, `None`: chosen per fold on the validation
+    rows). Values the instance names are checked as given (`check_training_options`,
+    `Task.check_params`).
 
     Returns:
         The parameters with the adapted defaults.
     """
-    # Another task's own parameters set in `[training]` (a project of several tasks) are
-    # that task's defaults, not this instance's (an instance naming one is refused).
-    params = params.replace(**{name: TrainingParams()[name] for other in tasks.names()
-                               if other != task.name for name in tasks.get(other).own_params
-                               if name not in explicit})
     fitted: dict[str, Any] = dict(
         min_epochs=min(params.min_epochs, params.epochs // 2),
         warmup_epochs=0 if params.lr_schedule == "plateau"
@@ -74,8 +63,6 @@ def fit_defaults(params: InstanceParams, explicit: set[str], task: tasks.Task,
         # Label smoothing needs classes; a warp of pitch or tempo may change a numeric target
         # (a speaker's age, a speaking rate), so default warps are for classes only.
         fitted.update(_off(CLASSES_ONLY))
-    if task.output != "vector":
-        fitted.update(_off(ONE_VECTOR_PER_ROW))
     # A warp of the frequency axis needs frequencies, a frequency mask neighbouring bins,
     # and a time warp rows of one length (a random crop is the time augmentation).
     if feature is not None and not feature.has_frequencies:
@@ -84,10 +71,7 @@ def fit_defaults(params: InstanceParams, explicit: set[str], task: tasks.Task,
         fitted.update(_off(("freq_masks",)))
     if params.random_crop_seconds:
         fitted.update(_off(("time_warp",)))
-    if params.union_mix:  # label-union mixing replaces mixup (tagging)
-        fitted.update(_off(("mixup_alpha",)))
-    # The task's own defaults, and its parameters chosen per fold on the validation rows.
-    fitted.update(task.training_defaults, **dict.fromkeys(task.chosen_on_validation))
+    fitted.update(task.fit_defaults(params))
     return params.replace(**{k: v for k, v in fitted.items() if k not in explicit})
 
 
@@ -113,8 +97,8 @@ def _check_feature(params: TrainingParams, where: str, feature: FeatureFacts | N
 
 def check_training_options(params: TrainingParams, task: tasks.Task, where: str,
                             feature: FeatureFacts | None = None) -> None:
-    """Cross-parameter checks of warm-up, min_epochs, label smoothing, frequency warping,
-    refit_with_val and the parameters of one task (`Task.own_params`)."""
+    """Cross-parameter checks of warm-up, min_epochs, label smoothing, frequency warping and
+    refit_with_val (the task's own: `Task.check_params`)."""
     _check_feature(params, where, feature)
     if params.random_crop_seconds and params.time_warp:
         raise ParameterError(
@@ -129,11 +113,6 @@ def check_training_options(params: TrainingParams, task: tasks.Task, where: str,
                 f"{where}: {name}={value} but epochs={epochs}; {name} must be smaller "
                 f"than epochs (raise epochs or lower {name})."
             )
-    if params.union_mix and params.mixup_alpha:
-        raise ParameterError(
-            f"{where}: mixup_alpha={params.mixup_alpha} and union_mix={params.union_mix} are "
-            "two mixings of the training rows; choose one (mixup_alpha=0 for label-union "
-            "mixing, or union_mix=0).")
     if params.warmup_epochs and params.lr_schedule == "plateau":
         raise ParameterError(
             f"{where}: warmup_epochs={params.warmup_epochs} needs lr_schedule 'constant' "
@@ -147,13 +126,6 @@ def check_training_options(params: TrainingParams, task: tasks.Task, where: str,
             "on the first model's embeddings, and its C chosen on the validation rows the "
             "refit trains on); set one of them off."
         )
-    for other in tasks.names():
-        for name in tasks.get(other).own_params if other != task.name else ():
-            default = TrainingParams()[name]
-            if params[name] != default:
-                raise ParameterError(
-                    f"{where}: {name}={params[name]!r} is a parameter of task_type={other!r}; "
-                    f"this instance is {task.name!r}: remove it.")
     if params.class_weights and not task.weights_classes:
         weighted = " or ".join(f"task_type={n!r}" for n in tasks.names()
                                if tasks.get(n).weights_classes)

@@ -25,7 +25,7 @@ from xval.core.constraints import InstancesOf
 from xval.core.errors import ParameterError
 from xval.core.hashing import json_digest
 from xval.core.parameters import DATASET, MANDATORY, InstanceParams, TrainingParams
-from xval.core.settings import off_values
+from xval.core.settings import off_values, setting_names
 
 # Choices of the [training] keys come from the schema.
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -118,7 +118,8 @@ def resolve(instance_id: int | str, spec: Spec, *, training_defaults: Mapping[st
     Args:
         instance_id: the instance number (for messages).
         spec: the instance as declared (dict or list of `'name=value'` strings).
-        training_defaults: `config.training`.
+        training_defaults: `config.training` (the shared keys, and the registered tasks' own:
+            an instance has its task's, `Task.parameters`).
         architectures: the architecture registry (`import architectures`; see
             `ArchitectureCatalog`).
         experiment_params: parameters the experiment applies to every instance.
@@ -136,8 +137,9 @@ def resolve(instance_id: int | str, spec: Spec, *, training_defaults: Mapping[st
             `None` (an instance's front end is then not checked against its features).
 
     Returns:
-        The `InstanceParams` of every parameter: the training defaults, the mandatory names
-        and the architecture's keyword arguments (with their defaults). It is what the
+        The `InstanceParams` of every parameter: the training defaults, the task's own
+        parameters, the mandatory names and the architecture's keyword arguments (with
+        their defaults). It is what the
         planner, the `Job` and the fold read; as a mapping, the flat dict `params.json`
         records.
 
@@ -146,6 +148,10 @@ def resolve(instance_id: int | str, spec: Spec, *, training_defaults: Mapping[st
             ones), a wrong type or an invalid value.
     """
     where = f"instance {instance_id}"
+    task = tasks.get(task_type)
+    names = {*setting_names(TrainingParams), *setting_names(task.parameters)}
+    training_defaults = {**task.parameters().to_dict(),
+                         **{k: v for k, v in training_defaults.items() if k in names}}
     layers = instance_layers(instance_id, spec, experiment_params, overrides)
     merged: dict[str, Any] = {}
     for _, layer in layers:
@@ -160,7 +166,7 @@ def resolve(instance_id: int | str, spec: Spec, *, training_defaults: Mapping[st
     merged = {**instance_defaults(arch, architectures, keywords=False), **merged}
     valid = {**training_defaults, **arch_defaults, **dict.fromkeys(MANDATORY, ""),
              DATASET: ""}
-    _check_names(layers, valid, arch, arch_defaults, where)
+    _check_names(layers, valid, arch, arch_defaults, where, task.name)
     values = {**training_defaults, **arch_defaults}
     for name, value in merged.items():
         values[name] = _check_type(name, value, valid[name], where)
@@ -171,7 +177,6 @@ def resolve(instance_id: int | str, spec: Spec, *, training_defaults: Mapping[st
         raise ParameterError(f"{where}: dataset='': expected the name of a feature store "
                              "under config.ini [paths] data_dir, or no dataset (the "
                              "experiment's).")
-    task = tasks.get(task_type)
     _check_architecture(params, task, architectures, where)
     if params.load_model is not None:
         params = params.replace(load_model=_model_path(params.load_model, where))
@@ -233,11 +238,17 @@ def _architecture(merged: Mapping[str, Any], where: str) -> str:
 
 
 def _check_names(layers: list[tuple[str, dict[str, Any]]], valid: Mapping[str, Any], arch: str,
-                 arch_defaults: Mapping[str, Any], where: str) -> None:
-    """Refuses a name that is neither a `[training]` key nor a keyword of the architecture,
-    with the closest valid names."""
+                 arch_defaults: Mapping[str, Any], where: str, task: str) -> None:
+    """Refuses a name that is neither a `[training]` key of the instance's task nor a
+    keyword of the architecture, with the closest valid names (or the task it belongs
+    to)."""
     for source, layer in layers:
         for name in layer:
+            other = tasks.owner(name)
+            if name not in valid and other is not None:
+                raise ParameterError(
+                    f"{where}: {name}={layer[name]!r} (from {source}) is a parameter of "
+                    f"task_type={other!r}; this instance is {task!r}: remove it.")
             if name not in valid:
                 close = difflib.get_close_matches(name, list(valid), n=3, cutoff=0.6)
                 hint = f" Did you mean {', '.join(close)}?" if close else ""

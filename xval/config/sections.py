@@ -2,7 +2,8 @@
 
 Each field is the one declaration of its key (`xval.core.settings.setting`: type, default,
 valid values, help); `xval.config.schema.SCHEMA` is derived from these records. The
-`[training]` section is `xval.core.parameters.TrainingParams`; `[features]` and
+`[training]` section is `xval.core.parameters.TrainingParams` and the registered tasks' own
+parameters (`TrainingSettings`); `[features]` and
 `[augmentation]` extend the records a store and the augmentation pipeline carry
 (`FeatureParams`, `AugmentationParams`) with their `workers` (and seed); the other sections
 are declared here (`config.folds.val_fraction`, `config.report.selection_metric`).
@@ -11,15 +12,18 @@ are declared here (`config.folds.val_fraction`, `config.report.selection_metric`
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from xval.config.schema.choices import describe_metric, selection_metrics
 from xval.core.backend import AUTO, BACKENDS
 from xval.core.parameters import AugmentationParams, FeatureParams, TrainingParams
 from xval.core.records.job import DEVICE_DATA_MB
-from xval.core.settings import Settings, setting
+from xval.core.settings import OpenSettings, Settings, setting
 
 __all__ = ["SECTIONS", "AugmentationSettings", "BackendSettings", "DataSettings",
-           "FeatureSettings", "FoldSettings", "PathSettings", "ReportSettings"]
+           "FeatureSettings", "FoldSettings", "PathSettings", "ReportSettings",
+           "TrainingSettings"]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -111,6 +115,16 @@ class DataSettings(Settings):
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
+class TrainingSettings(OpenSettings, TrainingParams):
+    """`[training]`: the keys every task reads, and in `tasks` the registered tasks' own
+    parameters (`xval.tasks.Task.parameters`), flat as config.ini holds them."""
+
+    tasks: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    EXTRA: ClassVar[str] = "tasks"
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
 class FeatureSettings(FeatureParams):
     """`[features]`: a store's feature parameters (`FeatureParams`) and the extraction's
     `workers`, which no store records."""
@@ -169,7 +183,7 @@ class ReportSettings(Settings):
 
 SECTIONS: dict[str, type[Settings]] = {
     "paths": PathSettings, "backend": BackendSettings, "folds": FoldSettings,
-    "data": DataSettings, "training": TrainingParams, "features": FeatureSettings,
+    "data": DataSettings, "training": TrainingSettings, "features": FeatureSettings,
     "augmentation": AugmentationSettings, "report": ReportSettings,
 }
 """Section name -> its record, in the order a config file lists them."""

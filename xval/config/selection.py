@@ -10,13 +10,20 @@ from xval.config.loader import Config
 from xval.core.errors import ConfigurationError
 
 
-def metric_direction(metric: str, mode: str = "auto") -> str:
-    """Returns `"max"` or `"min"` for a metric name (`mode` wins unless it is `"auto"`):
-    `"max"` for the metrics a task maximises (`Task.maximize`), else `"min"`."""
+def metric_direction(metric: str, mode: str = "auto",
+                     task: str | tasks.Task | None = None) -> str:
+    """Returns `"max"` or `"min"` for a metric name (`mode` wins unless it is `"auto"`): the
+    direction `task` gives it when that task records the metric (`Task.direction`, each
+    task's own), else that of the first registered task that records it (a task of an
+    experiment's own, registered later, changes no built-in task's), `"min"` for a metric
+    no task records."""
     if mode in ("min", "max"):
         return mode
     base = metric.removeprefix("val_").removeprefix("test_").removeprefix(embedding.PREFIX)
-    return "max" if any(base.startswith(m) for m in tasks.maximized_metrics()) else "min"
+    known = task is not None and (not isinstance(task, str) or task in tasks.names())
+    asked = [tasks.get(task)] if known and task is not None else []  # unknown here: the others
+    every = [tasks.get(name) for name in tasks.names()]
+    return next((d for t in [*asked, *every] if (d := t.direction(base))), "min")
 
 
 def selection_metric(config: Config | None, task_type: str) -> str:

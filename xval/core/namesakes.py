@@ -1,5 +1,5 @@
 """The three generic top-level packages beside their namesakes on the package index: a clash
-refused in one line at import (issue 67).
+refused in one line at import.
 
 audio-xval installs `xval` and three packages whose names other distributions on PyPI
 also use: `preprocessing` (text preprocessing), `architectures` (diagrams) and

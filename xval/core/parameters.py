@@ -1,5 +1,6 @@
-"""The typed parameters: of an instance, `TrainingParams` (the `[training]` keys) and
-`InstanceParams` (those, the mandatory names and the architecture's keywords); of the
+"""The typed parameters: of an instance, `TrainingParams` (the `[training]` keys every task
+reads) and `InstanceParams` (those, the mandatory names, the architecture's keywords and the
+task's own parameters); of the
 augmentation pipeline, `AugmentationParams`; of a feature store, `FeatureParams` (the
 `[features]` keys but `workers`, and the options of the store's feature type).
 
@@ -8,7 +9,8 @@ annotation), package default, valid values, help and notes. The configuration sc
 (`xval.config.schema.SCHEMA`), its validators, the command-line flags, `config.ini`'s
 comments and the parameter reference are derived from these fields, so a new `[training]`
 parameter is one field here (then read it where it acts: `params.name`). Code reads
-`params.epochs`, never `params["epochs"]`.
+`params.epochs`, never `params["epochs"]`. A parameter one task reads is that task's, declared
+in its package the same way (`xval.tasks.Task.parameters`) and composed into the schema.
 
 A field's default is what a record without the key means: the package default for the keys
 of the first release, and for the keys added since (`absent=`, `schema.ADDED_KEYS`) the
@@ -30,11 +32,9 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 from xval.core.settings import OpenSettings, Settings, setting, setting_names
-
-F = TypeVar("F", bound="FeatureParams")
 
 __all__ = ["COMPRESSIONS", "DATASET", "MANDATORY", "AugmentationParams", "FeatureParams",
            "InstanceParams", "TrainingParams"]
@@ -51,8 +51,9 @@ experiment's: the planner sets it, resolution only checks that it is a store nam
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class TrainingParams(Settings):
-    """The `[training]` keys: every instance parameter but the mandatory names and the
-    architecture's keywords (the parameter reference lists them with their notes)."""
+    """The `[training]` keys every task reads: every instance parameter but the mandatory
+    names, the architecture's keywords and the task's own parameters (the parameter
+    reference lists them with their notes)."""
 
     optimizer: str = setting(
         "adam", "optimizer", choices=("adam", "adamw", "sgd", "rmsprop"),
@@ -237,80 +238,6 @@ class TrainingParams(Settings):
         open_low=True, absent=None,
         notes=("C of the classifier; none chooses it on the validation rows (macro recall) among "
                "0.01, 0.1, 1, 10, 100, 1000."))
-    detection_threshold: float | list[float] | None = setting(
-        0.5, ("detection: a frame is active at this probability; none: chosen per class and fold "
-              "on the validation recordings"), low=0, high=1, open_low=True, open_high=True,
-        absent=0.5,
-        notes=("Detection only: post-processing of the frame probabilities into events. A frame "
-               "is active at detection_threshold; decisions are median-filtered over "
-               "median_filter_seconds (0: no filter); gaps shorter than min_gap_seconds are "
-               "bridged, then events shorter than min_event_seconds dropped. A detection instance "
-               "that does not name detection_threshold or median_filter_seconds (or names none) "
-               "has them chosen per fold on its validation recordings."))
-    median_filter_seconds: float | None = setting(
-        0.0, ("detection: median filter of the frame decisions (seconds; 0: none; none: chosen "
-              "per fold on the validation recordings)"), low=0, absent=0.0)
-    min_event_seconds: float = setting(
-        0.0, "detection: shorter detected events are dropped (seconds)", low=0, absent=0.0)
-    min_gap_seconds: float = setting(
-        0.0, "detection: shorter gaps between two detected events are bridged (seconds)", low=0,
-        absent=0.0)
-    tag_threshold: float | None = setting(
-        None, ("tagging: a label is predicted at this probability; none: chosen per label and "
-               "fold on the validation clips"), low=0, high=1, open_low=True, open_high=True,
-        absent=None,
-        notes=("Tagging only: a clip is given every label whose probability reaches "
-               "tag_threshold (F1 and predictions; mAP, lwlrap and d-prime need no threshold). "
-               "none (the default): each fold chooses one threshold per label on its validation "
-               "clips, the one of the label's best F1 there (0.05 to 0.95 in steps of 0.05; 0.5 "
-               "for a label without validation clips); it is kept in the fold record, applied "
-               "to the test clips and by predict, and written in the model card."))
-    focal_gamma: float = setting(
-        0.0, "tagging: focal loss with this gamma instead of binary cross-entropy (0: off)",
-        low=0, high=10, absent=0.0,
-        notes=("Tagging only: train on the binary focal cross-entropy (Lin et al. 2017) with "
-               "this gamma (0 = plain binary cross-entropy; 2 is usual), which weighs the "
-               "labels a model already gets right less: an option for rare labels, as "
-               "class_weights is (not both)."))
-    union_mix: float = setting(
-        0.0, ("tagging: share of training rows that get another training row mixed in, their "
-              "labels united, every epoch (0: off)"), low=0, high=1, absent=0.0,
-        notes=("Tagging only, training only: label-union mixing, the multi-label counterpart of "
-               "mixup (xval.training.draws.unite). Every epoch, this share of each batch's rows "
-               "gets another row of the batch (the fold's training items only) added at a gain "
-               "of -10 to 0 dB, the sum scaled back by 1 + gain (as a mixture is "
-               "peak-normalised), and the labels of both rows; validation and test rows are "
-               "never mixed. It replaces mixup: a default mixup_alpha is dropped, a mixup_alpha "
-               "the instance names is refused."))
-    event_mix: float = setting(
-        0.0, ("detection: share of training windows that get an annotated event of another "
-              "training window mixed in, every epoch (0: off)"), low=0, high=1, absent=0.0,
-        notes=("Detection only, training only (xval.training.event_mixing): every epoch, this "
-               "share of each batch's windows gets one annotated event of another window of "
-               "the batch (the fold's training recordings only), its background subtracted, "
-               "added at a random place and a gain of -6 to +6 dB on the window's magnitudes, "
-               "its frames marked active. Stores of mel, stft or cqt magnitudes (db, log, "
-               "power or no compression)."))
-    boundary_weight: float = setting(
-        0.0, ("detection: extra loss weight of the frames within 3 frames of an annotated "
-              "onset or offset (0: off)"), low=0, high=100, absent=0.0,
-        notes=("Detection only: frames within 3 frames (60 ms on a detection store's 20 ms "
-               "frames) of an onset or an offset of the targets weigh 1 + boundary_weight in "
-               "the frame cross-entropy, so that the bounds of events, and short events (all "
-               "bound), count more (xval.tasks.losses.WeightedFrameCrossentropy); the "
-               "recorded loss metrics stay unweighted. Detection's own default is 2 (the "
-               "task's training default, measured: docs/results.md): set it in the "
-               "experiment or an instance, as the task's learning rate (config.ini's value "
-               "is fitted over)."))
-    prediction_hop: float = setting(
-        1.0, ("detection: hop between the windows a recording is read through at evaluation "
-              "and prediction, as a fraction of the window (1: side by side)"), low=0, high=1,
-        open_low=True, absent=1.0,
-        notes=("Detection only: recordings are scored (fold evaluation, detect, evaluate "
-               "--annotations) through windows every prediction_hop windows, their frame "
-               "probabilities averaged where they overlap, so that an event on a window's "
-               "edge is also read whole (0.5: twice the windows to predict)."))
-
     @property
     def embeds(self) -> bool:
         """Whether an embedding classifier is trained (`embedding_classifier` set)."""
@@ -358,8 +285,9 @@ class AugmentationParams(Settings):
 @dataclasses.dataclass(frozen=True, eq=False)
 class InstanceParams(OpenSettings, TrainingParams):
     """An instance's resolved parameters: the `[training]` keys, the mandatory names, the
-    store it trains on when not the experiment's (`dataset`) and the architecture's keyword
-    arguments (`keywords`).
+    store it trains on when not the experiment's (`dataset`), and every other name in
+    `keywords`: the architecture's keyword arguments and the task's own parameters (which
+    the task reads as its record, `Task.parameters.of(params)`).
 
     As a mapping it is the flat dict the planner resolves and `params.json` records.
     """
@@ -479,13 +407,3 @@ class FeatureParams(OpenSettings):
     def segment_samples(self) -> int:
         """Samples in one segment (`segment_seconds * sample_rate`, rounded, at least 1)."""
         return max(1, int(round(self.segment_seconds * self.sample_rate)))
-
-    def replace(self: F, **changes: Any) -> F:
-        """A copy with some parameters changed (a name that is not a field is an option of
-        the type; `options=` replaces them all)."""
-        names = set(setting_names(type(self)))
-        options = {k: v for k, v in changes.items() if k not in names}
-        known = {k: v for k, v in changes.items() if k in names}
-        if options:
-            known["options"] = {**known.get("options", self.options), **options}
-        return dataclasses.replace(self, **known)

@@ -122,6 +122,16 @@ class OpenSettings(Settings):
         known = {k: v for k, v in values.items() if k in names}
         return cls(**known, **{cls.EXTRA: {k: v for k, v in values.items() if k not in names}})
 
+    def replace(self: OS, **changes: Any) -> OS:
+        """A copy with some settings changed: a name that is not a field goes into `EXTRA`
+        (`EXTRA=` replaces them all)."""
+        names = set(setting_names(type(self)))
+        extra = {k: v for k, v in changes.items() if k not in names}
+        known = {k: v for k, v in changes.items() if k in names}
+        if extra:
+            known[self.EXTRA] = {**known.get(self.EXTRA, getattr(self, self.EXTRA)), **extra}
+        return dataclasses.replace(self, **known)
+
     def to_dict(self) -> dict[str, Any]:
         """The flat dict: the fields but `EXTRA`, then its names."""
         out = {name: getattr(self, name) for name in setting_names(type(self))

@@ -13,7 +13,7 @@ chosen per fold on the fold's validation clips only (the grid of weights summing
 `GRID_STEP`, minimising the task's loss there; equal weights when a member recorded no
 validation predictions): the clips whose loss chose each member's epoch, where an
 early-stopped member scores best and a noisy one the more so, so these weights lean towards
-the member most optimistic there (measured in docs/results.md, issue 68).
+the member most optimistic there (measured in docs/results.md, "The selected row against its best member").
 
 Members may read different stores and cut their files differently; their folds (the fold
 manifest and every fold's items), clips, task and classes must be the same: anything else
@@ -35,7 +35,7 @@ from xval import tasks
 from xval.config.params import params_hash
 from xval.core.errors import ConfigurationError, ResultsConflictError
 from xval.core.layout import ExperimentLayout
-from xval.core.parameters import TrainingParams
+from xval.core.parameters import InstanceParams
 from xval.core.records import (
     EnsembleRecord,
     FoldResult,
@@ -160,9 +160,9 @@ def check_members(members: Sequence[Member], manifest: FoldsManifest | None) -> 
         for mine, reference in zip(m.result.folds, first.result.folds):
             _check_items(m, first, mine, reference)
     task = tasks.get(first.result.task_type or tasks.DEFAULT)
-    if task.output != "vector" or task.scoring.fusion is None:
-        fused_tasks = ", ".join(n for n in tasks.names() if tasks.get(n).output == "vector"
-                                and tasks.get(n).scoring.fusion is not None)
+    if task.scoring.fusion is None:
+        fused_tasks = ", ".join(n for n in tasks.names()
+                                if tasks.get(n).scoring.fusion is not None)
         raise EnsembleError(f"{first.label} is a {task.name} instance: ensembles fuse "
                             "instances that score a clip with one vector "
                             f"({fused_tasks}).")
@@ -343,7 +343,7 @@ def _postprocessing(task: Task, found: Sequence[Mapping[str, Clips]], weights: n
     if choice is None:
         return None, context
     choice.level = "clip"
-    return choice, context.replace(params=choice.apply(TrainingParams()))
+    return choice, context.replace(params=choice.apply(InstanceParams()))
 
 
 def _hash_of(member: Member) -> str | None:

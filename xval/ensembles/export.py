@@ -34,7 +34,7 @@ def ensemble_model(members: Sequence[ModelSet], weights: Sequence[float], task: 
         A `keras.Model` from `audio` `(batch, samples)` to `scores` `(batch, classes)`,
         the weighted mean of the members' per-segment scores, and `member_scores`
         `(batch, members, classes)`, each member's (a clip's scores, as `predict` gives
-        them, pool each member's windows first: `ENSEMBLE_CLIP_RULE`).
+        them, pool each member's windows first: `Scoring.ensemble_clip_rule`).
     """
     import keras  # noqa: PLC0415  (Keras: only once the backend is set)
 
@@ -51,27 +51,6 @@ def ensemble_model(members: Sequence[ModelSet], weights: Sequence[float], task: 
     model = keras.Model(inputs, [weighted, stacked], name="xval_ensemble_export")
     model.trainable = False
     return model
-
-
-ENSEMBLE_CLIP_RULE = (
-    "A clip's scores (as `predict` gives an ensemble's): for each member m, softmax(mean over "
-    "the clip's windows of log(member_scores[:, m])), then their mean weighted by the "
-    "members' weights; the `scores` output is the weighted mean per window.")
-"""How `predict` makes an ensemble's clip scores from the exported model's outputs."""
-
-
-ENSEMBLE_TAG_RULE = (
-    "A clip's scores (as `predict` gives an ensemble's): for each member m, the mean over "
-    "the clip's windows of member_scores[:, m] (label probabilities), then their mean "
-    "weighted by the members' weights; its labels: those at or over the thresholds the "
-    "ensemble chose on its validation clips (`tag_threshold`); the `scores` output is the "
-    "weighted mean per window.")
-"""How `predict` makes an ensemble's clip scores and labels (tagging)."""
-
-
-def clip_rule(task: Task) -> str:
-    """How `predict` makes an ensemble's clip scores, for the task's scores."""
-    return ENSEMBLE_TAG_RULE if task.multi_label else ENSEMBLE_CLIP_RULE
 
 
 def apart_reason(members: Sequence[tuple[str, ModelSet, DatasetInfo]]) -> str:

@@ -14,6 +14,7 @@ from xval.core.layout import InstanceLayout
 from xval.core.records import EnsembleRecord, FoldResult, Postprocessing
 from xval.core.storage import ResultsStore
 from xval.ensembles.members import member_layout, member_name, retrained
+from xval.inference.predict import register_folder
 
 Predict = Callable[..., list[dict[str, Any]]]
 """`predict_files(member_dir, files, fold=..., ensemble=..., results_store=...)`, handed in
@@ -174,3 +175,32 @@ def predict_ensemble(folder: str | Path, record: EnsembleRecord, files: Sequence
                                  "clip": a[j]["clip"]}
                                 for m, w, a in zip(record.members, weights, answers)]})
     return out
+
+
+def predict_folder(folder: str | Path, files: Sequence[str | Path], predict: Predict, *,
+                   fold: int | None, ensemble: bool, dataset_info: Any, model: Any,
+                   embedding_classifier: bool, results_store: ResultsStore
+                   ) -> list[dict[str, Any]] | None:
+    """`predict` on an ensemble's folder (`predict_ensemble`), or `None` for a folder that
+    holds no ensemble (`xval.inference.predict.register_folder`).
+
+    Raises:
+        ConfigurationError: for a dataset description, a loaded model or the embedding
+            classifiers given with an ensemble (each member has its own).
+    """
+    record = ensemble_record(folder, results_store)
+    if record is None:
+        return None
+    if dataset_info is not None or model is not None or embedding_classifier:
+        raise ConfigurationError(
+            f"{folder} is an ensemble of instances: each member reads its own dataset.json "
+            "and model; --dataset-info and --embedding-classifier go with a member.")
+    return predict_ensemble(folder, record, files, predict, fold=fold, ensemble=ensemble,
+                            results_store=results_store)
+
+
+def install_predict() -> None:
+    """Makes `predict` (`xval.inference.predict.predict_files`) answer an ensemble's folder
+    (`predict_folder`): the entry points install it, inference never imports the ensembles;
+    a second call changes nothing."""
+    register_folder(predict_folder)

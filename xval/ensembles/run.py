@@ -6,8 +6,10 @@ by the recorder as any instance's results.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 from xval.config.params import params_hash
 from xval.core.errors import ConfigurationError, ResultsConflictError
@@ -20,8 +22,11 @@ from xval.ensembles.compute import (
     ensemble_params,
     members_of,
 )
+from xval.ensembles.predict import install_predict
+from xval.ensembles.tables import install_report
 from xval.report.results import ExperimentResults
 from xval.running.declaration import Ensemble, ExperimentDeclaration
+from xval.running.derived import DerivedRun, install_derived
 from xval.running.planner import (
     Plan,
     check_results_folders,
@@ -158,7 +163,8 @@ def _weights_hint(old: ParamsRecord | None, spec: Ensemble) -> str:
         return ""
     members = ", ".join(map(str, spec.members))
     return (f" Its results were made with validation weights, the default of Ensemble(...) "
-            f"before equal weights (docs/results.md, issue 68); to keep them, declare "
+            f"before equal weights (docs/results.md, \"The selected row against its best "
+            f"member\"); to keep them, declare "
             f"Ensemble({members}, weights=\"validation\").")
 
 
@@ -223,7 +229,8 @@ def record_ensembles(experiment: ExperimentDeclaration, ensembles: Sequence[int]
             ensemble = compute_ensemble(
                 k, members_of(recorder.layout.root, spec.members, recorder.results_store),
                 results.manifest, spec.weights)
-            recorder.record_ensemble(k, ensemble, overwrite=overwrite)
+            recorder.record_ensemble(k, ensemble.params, ensemble.record, ensemble.folds,
+                                     overwrite=overwrite)
         except EnsembleError as e:
             failed[k] = f"ensemble {spec!r} not computed: {e}"
             recorder.out(f"instance {k}: {failed[k]}")
@@ -265,8 +272,20 @@ def make_ensemble(exp_dir: Path, members: Sequence[int | str], *, instance: int 
     ensemble = compute_ensemble(instance, found, recorder.results_store.manifest(layout), weighting)
     with recorder.holding(instance, f"instance {instance} is being written by another "
                                     "runner; rerun when it ends."):
-        recorder.record_ensemble(instance, ensemble, overwrite=overwrite)
+        recorder.record_ensemble(instance, ensemble.params, ensemble.record, ensemble.folds,
+                                overwrite=overwrite)
     recorder.out(f"instance {instance}: ensemble of {ensemble.record.describe()} (mean "
                  "weights over folds), from their predictions.")
     recorder.results_changed()
     return instance
+
+
+def install() -> None:
+    """Makes runs plan, check, describe and record an experiment's ensembles (this module,
+    as `xval.running.derived.DerivedRun`), the report show them (`install_report`) and
+    `predict` answer an ensemble's folder (`install_predict`). The layers below never import
+    the ensembles: the entry points call this (the command lines, `from xval import
+    Experiment`); a second call changes nothing."""
+    install_derived(cast(DerivedRun, sys.modules[__name__]))
+    install_report()
+    install_predict()

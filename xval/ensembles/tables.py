@@ -2,7 +2,7 @@
 sheet's rows (`ensembles_table`: per ensemble and fold, its members, their weights and what
 they were chosen on, its test score and its members') and note, and the note under the
 terminal table and the Summary sheet (`ensemble_note`: its members and weights, and the
-members trained again since). The sheet is written by `xval.ensembles.sheet`."""
+members trained again since), added to the report as data it renders (`install_report`)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from xval.ensembles.members import retrained
+from xval.report.additions import TableSheet, add_note, add_table_sheet
 from xval.report.results import ExperimentResults, InstanceResult
 from xval.report.stats import fold_scores
 from xval.report.tables import report_level
@@ -113,3 +114,15 @@ def retrained_members(results: ExperimentResults, ensemble: InstanceResult) -> d
     return out
 
 
+
+
+SHEET = TableSheet("Ensembles", order=35, table=ensembles_table, note=NOTE, number_columns=(8,))
+"""The workbook's Ensembles sheet (after Statistics), left out without an ensemble."""
+
+
+def install_report() -> None:
+    """Adds the Ensembles sheet and the ensembles' note under the results tables to the
+    report (`xval.report.additions`), which never imports the ensembles; a second call
+    changes nothing."""
+    add_note(ensemble_note)
+    add_table_sheet(SHEET)

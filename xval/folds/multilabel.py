@@ -12,7 +12,7 @@ from sklearn.utils.multiclass import type_of_target
 
 from xval.core.errors import ConfigurationError
 from xval.folds.iterative import iterative_folds
-from xval.folds.splitters import ItemKFold, Positions, _balanced_pick
+from xval.folds.splitters import ItemKFold, Positions, balanced_pick
 
 __all__ = ["MultilabelItemKFold", "label_counts"]
 
@@ -97,7 +97,7 @@ class MultilabelItemKFold(ItemKFold):
                 if self.n_splits > 1 else super()._outer(items, groups, y, None, None, seed)
         if self.n_splits == 1:
             n_test = min(max(1, int(round(self.test_fraction * len(items)))), len(items) - 2)
-            test, train_val = _balanced_pick(counts, n_test, seed)
+            test, train_val = balanced_pick(counts, n_test, seed)
             return [(train_val, test)]
         fold = iterative_folds(counts, label_counts(groups, y)[2], self.n_splits, seed)
         return [(np.flatnonzero(fold != k), np.flatnonzero(fold == k))

@@ -32,7 +32,8 @@ from xval.core.errors import ConfigurationError, DatasetError
 from xval.folds.manifest import Fold, rows_of
 
 __all__ = ["DEFAULT_STRATIFY", "MAX_FOLDS", "SPLIT_NAMES", "STRATIFY_METHODS", "ItemKFold",
-           "PredefinedItemSplit", "allowed_folds", "distinct_splits", "min_items"]
+           "PredefinedItemSplit", "allowed_folds", "balanced_pick", "distinct_splits",
+           "min_items"]
 
 # -- items: how many folds they allow, their labels, a balanced pick ---------------------
 
@@ -157,7 +158,7 @@ def _can_stratify(labels: np.ndarray, n_splits: int) -> bool:
     return len(counts) > 1 and min(counts.values()) >= n_splits
 
 
-def _balanced_pick(counts: np.ndarray, n_pick: int, seed: int) -> Positions:
+def balanced_pick(counts: np.ndarray, n_pick: int, seed: int) -> Positions:
     """Picks `n_pick` of the positions of `counts` whose summed label proportions stay
     closest to those of all of them (greedy, candidates in a seeded random order).
 
@@ -396,7 +397,7 @@ class ItemKFold(_ParamsMixin, BaseCrossValidator):
             n_test = max(1, int(round(self.test_fraction * len(items))))
             n_test = min(n_test, len(items) - 2)
             if counts is not None:
-                test, train_val = _balanced_pick(counts, n_test, seed)
+                test, train_val = balanced_pick(counts, n_test, seed)
                 return [(train_val, test)]
             if labels is not None and _can_stratify(labels, 2) and n_test >= len(set(labels)):
                 cv = StratifiedShuffleSplit(1, test_size=n_test, random_state=seed)
@@ -433,7 +434,7 @@ class ItemKFold(_ParamsMixin, BaseCrossValidator):
             )
         n_val = min(max(1, int(round(self.val_fraction * n))), n - 1)
         if counts is not None:
-            val, train = _balanced_pick(counts[train_val], n_val, seed)
+            val, train = balanced_pick(counts[train_val], n_val, seed)
             return train_val[val], train_val[train]
         sub = labels[train_val] if labels is not None else None
         if sub is not None and _can_stratify(sub, 2) and n_val >= len(set(sub)) \

@@ -8,8 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from xval import tasks
-from xval.core.errors import ConfigurationError, DatasetError
+from xval.core.errors import DatasetError
 from xval.core.layout import InstanceLayout
 from xval.core.parameters import FeatureParams
 from xval.core.records import FoldResult, ParamsRecord, Postprocessing, RecordError
@@ -66,12 +65,10 @@ def chosen_postprocessing(models: ModelSet) -> Postprocessing | None:
     return Postprocessing.merged(chosen)
 
 
-def reading_windows(feature: FeatureParams, given: Mapping[str, Any]) -> FeatureParams:
-    """The store's windows at the hop new recordings are read with: `prediction_hop`
-    windows (the instance's, `params.json`; 1, the store's own hop, for a model trained
-    before it existed), or the store's hop where that is shorter."""
-    hop = given.get("prediction_hop")
-    if hop is None or float(hop) >= 1:
+def reading_windows(feature: FeatureParams, hop: float) -> FeatureParams:
+    """The store's windows at the hop new recordings are read with: every `hop` windows
+    (the task's, `Scoring.reading_hop`), or the store's hop where that is shorter."""
+    if hop >= 1:
         return feature
     return feature.replace(segment_hop_seconds=min(
         feature.segment_hop_seconds, feature.segment_seconds * float(hop)))
@@ -82,16 +79,15 @@ def detect_files(model_or_instance_dir: str | Path, files: Sequence[str | Path],
                  dataset_info: Mapping[str, Any] | str | Path | None = None,
                  skipped: list[dict[str, str]] | None = None,
                  results_store: ResultsStore | None = None) -> list[dict[str, Any]]:
-    """The events a detection model finds in audio files.
+    """The events a model finds in audio files, through its task's hooks.
 
-    Each file is cut into the store's windows, every `prediction_hop` windows
-    (`reading_windows`); the windows' frame probabilities are laid on the file's time line
-    (averaged where windows overlap) and turned into events with the
-    instance's post-processing parameters (`detection_threshold`, `median_filter_seconds`,
-    `min_gap_seconds`, `min_event_seconds`, read from the instance's `params.json`; those it
+    Each file is cut into the store's windows, read at the task's hop (`Scoring.reading_hop`,
+    `reading_windows`); the windows' frame probabilities are laid on the file's time line
+    (`Scoring.recording_activity`) and turned into events by the task's rules
+    (`Scoring.event_rules`) of the instance's parameters (its `params.json`; those it
     leaves unset as the folds chose them on their validation recordings,
     `chosen_postprocessing`; the task's defaults when the model is not in an instance
-    folder): the task's hooks (`Scoring.event_rules`, `recording_activity`).
+    folder).
 
     Args:
         model_or_instance_dir: a `.keras` file, or an `instance_<k>` folder.
@@ -111,22 +107,17 @@ def detect_files(model_or_instance_dir: str | Path, files: Sequence[str | Path],
         `postprocessing` (the parameters that made the events).
 
     Raises:
-        ConfigurationError: when the model is not a detection model.
+        ConfigurationError: when the model's task finds no events.
         DatasetError: for a file that cannot be read, unless `skipped` is given.
     """
     models = resolve_models(model_or_instance_dir, fold=fold, ensemble=ensemble,
                             results_store=results_store)
     info = info_for(models, dataset_info)
     task = task_of_info(info)
-    if not task.scores_events:
-        raise ConfigurationError(
-            f"{model_or_instance_dir} is a {task.name} model; `detect` needs a "
-            f"{event_tasks()} model (task_type={event_tasks()!r}). Use `python -m xval "
-            "predict` for this one.")
     given = instance_params(models.paths[0].parent, models.results_store)
     chosen = chosen_postprocessing(models)
     params = task.scoring.event_rules(chosen.apply(given) if chosen else given)
-    feature = reading_windows(feature_params_of(info, models), given)
+    feature = reading_windows(feature_params_of(info, models), task.scoring.reading_hop(given))
     frame_seconds = info.frame_seconds or 0.0
     classes = info.classes
     results = []
@@ -151,7 +142,3 @@ def detect_files(model_or_instance_dir: str | Path, files: Sequence[str | Path],
                         "classes": classes, "postprocessing": params})
     return results
 
-
-def event_tasks() -> str:
-    """The registered tasks whose models' frames are events, in words (`detection`)."""
-    return " or ".join(name for name in tasks.names() if tasks.get(name).scores_events)

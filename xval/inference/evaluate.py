@@ -20,12 +20,11 @@ import pandas as pd
 
 from preprocessing import sources
 from preprocessing.annotations import annotation_source
-from preprocessing.events import frame_targets
 from preprocessing.sources import Option
 from xval import tasks
 from xval.core.errors import ConfigurationError, DatasetError
 from xval.core.storage import ResultsStore
-from xval.inference.detect import detect_files, event_tasks
+from xval.inference.detect import detect_files
 from xval.inference.models import (
     feature_params_of,
     file_outputs,
@@ -209,7 +208,7 @@ def evaluate_recordings(model_or_instance_dir: str | Path, annotations: str | Pa
         (`recording`: the overall metrics and `class_f1`, class -> event F1).
 
     Raises:
-        ConfigurationError: when the model is not a detection model.
+        ConfigurationError: when the model's task finds no events.
         DatasetError: for every annotation error (see `annotation_source`), an annotated
             label the model does not detect, or no readable recording.
     """
@@ -217,10 +216,7 @@ def evaluate_recordings(model_or_instance_dir: str | Path, annotations: str | Pa
     info = info_for(resolve_models(model_or_instance_dir, fold=fold, ensemble=ensemble,
                                    results_store=store), dataset_info)
     task = task_of_info(info)
-    if not task.scores_events:
-        raise ConfigurationError(
-            f"{model_or_instance_dir} is a {task.name} model; --annotations scores "
-            f"{event_tasks()} models. Evaluate it on labelled files (leave out --annotations).")
+    task.scoring.event_rules(None)  # refuses a task whose models find no events
     options = {**info.annotation_options, **read_kwargs}
     recordings, events, skipped = annotation_source(annotations, audio_root, **options)
     if recordings.empty:
@@ -240,9 +236,10 @@ def evaluate_recordings(model_or_instance_dir: str | Path, annotations: str | Pa
     events = events[events["file"].astype(str).isin(files)]
     durations = dict(zip(files, kept["duration_s"].astype(float)))
     found = dict(zip(files, results))
+    feature = feature_params_of(info)
     metrics = task.scoring.score_recordings(
-        events, found, _frame_truth(events, found, classes, feature_params_of(info)), classes,
-        durations)
+        events, found, classes, durations,
+        {k: feature[k] for k in ("sample_rate", "hop_length")})
     return {"model": results[0]["model"], "task_type": task.name, "files": len(files),
             "events": len(events), "skipped": skipped, "levels": {"recording": metrics}}
 
@@ -258,15 +255,6 @@ def _detected_classes(results: list[dict[str, Any]], events: pd.DataFrame,
             f"(its classes: {classes}); drop those events or evaluate a model trained "
             "on them.")
     return classes
-
-
-def _frame_truth(events: pd.DataFrame, found: Mapping[str, Mapping[str, Any]],
-                 classes: list[str], feature: Mapping[str, Any]) -> np.ndarray:
-    """The annotation laid on the features' frame grid, file after file of `found` (each
-    file's `detect_files` result), concatenated."""
-    grid = {k: feature[k] for k in ("sample_rate", "hop_length")}
-    return np.concatenate([frame_targets(events[events["file"] == f], len(r["times"]),
-                                         classes=classes, **grid) for f, r in found.items()])
 
 
 LEVEL_TITLES = {"clip": "Clip level (one row per file: its segment logits averaged; tagging: "

@@ -163,10 +163,10 @@ def ensemble(models: ModelSet, task: Task, info: DatasetInfo,
     """
     import keras  # noqa: PLC0415  (Keras: only once the backend is set)
 
-    if task.output != "vector":
+    if task.head.exported is None:
         raise ConfigurationError(
-            f"Export takes models with one output per row (classification, regression); "
-            f"these are {task.name} models: use `python -m xval detect` or `embed` with them.")
+            f"Export takes models with one output per row; these are {task.name} models: "
+            "use `python -m xval detect` or `embed` with them.")
     nets = models.models
     shapes = {tuple(m.input_shape[1:]) for m in nets}
     if len(shapes) != 1:
@@ -220,27 +220,6 @@ SEGMENT_RULE = (
     "the end, one more window ends at the file's end; a file no longer than one window is "
     "zero-padded to one window. One row per window.")
 """How `predict` cuts a file into the rows a model takes (`preprocessing.features.segment`)."""
-CLIP_RULE = (
-    "A clip's scores: softmax(mean over its windows of log(scores)), which equals the "
-    "softmax of the mean of the logits; predict leaves out windows that are silence or "
-    "padding when the file has others.")
-"""How `predict` makes a clip's scores from its windows' (classification)."""
-
-
-TAG_CLIP_RULE = (
-    "A clip's scores: the mean over its windows of their label probabilities (sigmoid); "
-    "its labels: those whose probability reaches the label's threshold (`tag_threshold`).")
-"""How `predict` makes a clip's scores and labels from its windows' (tagging)."""
-
-
-def _output_text(task: Task) -> str:
-    """What an exported model's `scores` are, in words."""
-    activation = task.head.scores_activation
-    if activation == "softmax":
-        return "class probabilities (softmax), (batch, classes)"
-    if activation == "sigmoid":
-        return "label probabilities (sigmoid, one per label), (batch, classes)"
-    return "(batch, outputs)"
 
 
 def export_metadata(info: DatasetInfo, task: Task, model: Any) -> dict[str, str]:
@@ -256,12 +235,12 @@ def export_metadata(info: DatasetInfo, task: Task, model: Any) -> dict[str, str]
            "task": task.name, "classes": json.dumps(list(info.classes or [])),
            "input": "audio: mono float32 samples in [-1, 1), (batch, samples)" if audio
            else "features: (batch, frames, bins), computed as the store did (MODEL_CARD.md)",
-           "output": "scores: " + _output_text(task),
+           "output": f"scores: {task.head.exported}",
            "sample_rate": str(rate), "segment_seconds": str(seconds),
            "segment_hop_seconds": str(hop),
            "segment_rule": SEGMENT_RULE}
-    if task.has_classes:
-        out["clip_rule"] = TAG_CLIP_RULE if task.multi_label else CLIP_RULE
+    if task.scoring.clip_rule:
+        out["clip_rule"] = task.scoring.clip_rule
     encoder = (info.front_end or {}).get("encoder")
     if encoder:
         out["encoder"] = str(encoder)

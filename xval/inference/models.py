@@ -388,8 +388,9 @@ def _instance_models(layout: InstanceLayout, fold: int | None, ensemble: bool,
     if layout.ensemble_file.is_file():
         raise ConfigurationError(
             f"{layout.root} is an ensemble of instances (ensemble.json): `python -m xval "
-            "predict` and `export` answer with it; evaluate, detect and embed take one of its "
-            "members' folders.")
+            "predict` and `export` answer with it (in Python, `predict_files` once "
+            "`xval.ensembles.run.install()` has run); evaluate, detect and embed take one of "
+            "its members' folders.")
     folds = layout.fold_models()
     name = layout.root.name
     if fold is not None:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from xval.config import embedding
-from xval.core.errors import ConfigurationError
-from xval.core.parameters import TrainingParams
+from xval.core.parameters import InstanceParams
 from xval.core.storage import ResultsStore
-from xval.ensembles.predict import ensemble_record, predict_ensemble
 from xval.inference.classifiers import ClassifierSet
 from xval.inference.detect import chosen_postprocessing
 from xval.inference.models import (
@@ -23,6 +21,20 @@ from xval.inference.models import (
 )
 from xval.tasks import Context
 
+FolderPredictor = Callable[..., list[dict[str, Any]] | None]
+"""`predictor(folder, files, predict_files, fold=, ensemble=, dataset_info=, model=,
+embedding_classifier=, results_store=) -> results` for a folder it answers (an ensemble of
+instances'), or `None` for any other (`register_folder`)."""
+
+_FOLDERS: list[FolderPredictor] = []
+
+
+def register_folder(predictor: FolderPredictor) -> None:
+    """Adds what `predict_files` asks first of a folder (`xval.ensembles.run.install` adds the
+    ensembles'; once, however often it is registered)."""
+    if predictor not in _FOLDERS:
+        _FOLDERS.append(predictor)
+
 
 def predict_files(model_or_instance_dir: str | Path, files: Sequence[str | Path],
                   fold: int | None = None, *, ensemble: bool = False,
@@ -33,10 +45,9 @@ def predict_files(model_or_instance_dir: str | Path, files: Sequence[str | Path]
 
     Given an instance folder, the fold models form a cross-validation ensemble: their
     logits (regression outputs) are averaged, then the softmax is taken; `final.keras` is
-    used instead when the instance was refit (see `resolve_models`). Given the folder of an
-    ensemble of instances (`ensemble.json`), each member answers through its own input path
-    and their clip scores are averaged with the ensemble's weights (`fold`: that fold's;
-    else their mean over folds): `xval.ensembles.predict.predict_ensemble`.
+    used instead when the instance was refit (see `resolve_models`). A folder a registered
+    predictor answers (`register_folder`: an ensemble of instances, whose members answer
+    through their own input paths, their clip scores averaged with its weights) is its.
 
     Args:
         model_or_instance_dir: a `.keras` file, or an `instance_<k>` folder.
@@ -61,15 +72,12 @@ def predict_files(model_or_instance_dir: str | Path, files: Sequence[str | Path]
         validation items (the median over the folds for several models).
     """
     store = results_store if results_store is not None else ResultsStore()
-    record = ensemble_record(model_or_instance_dir, store)
-    if record is not None:
-        if dataset_info is not None or model is not None or embedding_classifier:
-            raise ConfigurationError(
-                f"{model_or_instance_dir} is an ensemble of instances: each member reads its "
-                "own dataset.json and model; --dataset-info and --embedding-classifier go "
-                "with a member.")
-        return predict_ensemble(model_or_instance_dir, record, files, predict_files,
-                                fold=fold, ensemble=ensemble, results_store=store)
+    for predictor in _FOLDERS:
+        found = predictor(model_or_instance_dir, files, predict_files, fold=fold,
+                          ensemble=ensemble, dataset_info=dataset_info, model=model,
+                          embedding_classifier=embedding_classifier, results_store=store)
+        if found is not None:
+            return found
     folds_only = embedding_classifier and fold is None and Path(model_or_instance_dir).is_dir()
     models = resolve_models(model_or_instance_dir, fold=fold,
                             ensemble=ensemble or folds_only, results_store=store)
@@ -87,7 +95,7 @@ def predict_files(model_or_instance_dir: str | Path, files: Sequence[str | Path]
     chosen = chosen_postprocessing(models) if task.chosen_on_validation \
         and isinstance(answering, ModelSet) else None
     context = Context(frame_seconds=info.frame_seconds,
-                      params=chosen.apply(TrainingParams()) if chosen is not None else None)
+                      params=chosen.apply(InstanceParams()) if chosen is not None else None)
     results = []
     for path in files:  # one file at a time, a long one window batch by window batch
         done = file_outputs(path, feature, answering.outputs)

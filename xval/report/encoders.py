@@ -1,4 +1,4 @@
-"""The encoder table (issue 75): which pretrained encoder for these data, and is the
+"""The encoder table: which pretrained encoder for these data, and is the
 difference real?
 
 Its rows are the instances that read a pretrained encoder's embeddings (their own store's

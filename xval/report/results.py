@@ -333,7 +333,7 @@ class ExperimentResults:
         """
         if level == "auto":
             level = self.auto_level(metric, split)
-        sign = -1.0 if metric_direction(metric) == "max" else 1.0
+        sign = -1.0 if metric_direction(metric, task=self.task_type) == "max" else 1.0
         scored = [(sign * value, r) for r in self.complete()
                   if (value := r.metric(metric, split, level)) is not None]
         if not scored:

@@ -11,7 +11,7 @@ from pathlib import Path
 from xval import tasks
 from xval.config.loader import Config
 from xval.core.hashing import FOLD_FIX
-from xval.ensembles.tables import ensemble_note
+from xval.report.additions import added_notes
 from xval.report.encoders import encoder_lines
 from xval.report.results import ExperimentResults, InstanceResult
 from xval.report.tables import (
@@ -140,7 +140,7 @@ def terminal_table(results: ExperimentResults | str | Path, config: Config | Non
         writer.writerow(["selected"] + header[1:])
         writer.writerows(rows)
         return buffer.getvalue().rstrip("\n")
-    notes = "\n".join([footer, *ensemble_note(results, shown), *invalid_lines(shown),
+    notes = "\n".join([footer, *added_notes(results, shown), *invalid_lines(shown),
                        *(late_epoch_lines(shown) if advice else []),
                        *encoder_lines(results, config)])
     if fmt == "markdown":

@@ -1,4 +1,4 @@
-"""Data checks printed before training, by `--dry-run` and by the run itself (issue 26).
+"""Data checks printed before training, by `--dry-run` and by the run itself.
 
 `data_checks(plan)` returns the lines: the items and classes of the store, how many folds
 its items allow, the store's duplicate check (files holding the same audio under two items,
@@ -6,8 +6,8 @@ its items allow, the store's duplicate check (files holding the same audio under
 items changed the `rank_split` asked, then warnings for what makes a result untrustworthy
 without failing it (test items sharing audio with training items, single-item validation
 sets, classes a fold cannot learn, class imbalance, a run shorter than the regularisation
-defaults assume). A store whose rows hold several labels (tagging) gets each label's rows
-per fold and the folds whose sides miss a label instead (`xval.running.label_checks`).
+defaults assume). A task with checks of its own (`Targets.fold_checks`: tagging's rows of
+each label per fold) gives its lines and warnings instead of the class checks.
 Nothing here refuses: refusals (too few items for the requested folds) are `xval.folds`' and
 come earlier.
 """
@@ -23,12 +23,6 @@ from xval import tasks
 from xval.core.parameters import InstanceParams, TrainingParams
 from xval.core.settings import keys_of
 from xval.folds import RANK, Fold, allowed_folds, split_validation
-from xval.running.label_checks import (
-    fold_label_lines,
-    label_indicators,
-    missing_label_warnings,
-    set_summary,
-)
 from xval.running.planner import Plan
 
 # Classes whose row counts differ by this factor or more are called imbalanced.
@@ -56,18 +50,17 @@ def data_checks(plan: Plan) -> list[str]:
     task = tasks.get(plan.store.task_type)
     labels = _labels(meta, task)
     manifest = plan.manifest
-    sets = label_indicators(meta, plan.store.classes, task) if task.multi_label else None
-    lines = [_summary(meta, labels, len(items)) if sets is None else
-             set_summary(meta, sets, len(items)),
+    own = task.targets.fold_checks(meta, plan.store.classes, plan.folds, len(items))
+    lines = [_summary(meta, labels, len(items)) if own is None else own[0][0],
              _folds_line(len(items), manifest.folds_per_repeat, manifest.num_repeats)]
     shared = duplicate_lines(plan.store, plan.folds, plan.all_stores())
     warnings = [line for line in shared if line.startswith("Warning")]
     lines += [line for line in shared if line not in warnings]
     lines += _rank_rounding(plan.folds, plan.resolved)
     warnings += _single_validation(plan.folds)
-    if sets is not None:
-        lines += fold_label_lines(meta, sets, plan.folds)
-        warnings += missing_label_warnings(meta, sets, plan.folds)
+    if own is not None:
+        lines += own[0][1:]
+        warnings += own[1]
     elif labels is not None:
         warnings += _missing_classes(meta, labels, plan.folds)
         warnings += _imbalance(labels, plan.resolved)

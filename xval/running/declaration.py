@@ -82,7 +82,7 @@ _SETTINGS: dict[str, list[Any]] = {
     "overwrite_results": ["boolean"], "debug_mode": ["boolean"], "generator": ["boolean"],
     "parameters": [InstancesOf((dict, list, tuple), "a dict or a list of 'name=value' "
                                "strings applied to every instance"), None],
-    "num_repeats": [_COUNT], "n_repeats": [_COUNT, None],
+    "num_repeats": [_COUNT],
     "config": [InstancesOf((str, os.PathLike), "the path of a config.ini"), None],
     "preference": [InstancesOf((list, tuple), "a list of instance ids, the most preferred "
                                "first"), None],
@@ -134,6 +134,7 @@ class Ensemble:
         extra = "" if self.weights == DEFAULT_WEIGHTING else f", weights={self.weights!r}"
         return f"Ensemble({', '.join(map(str, self.members))}{extra})"
 
+
 def check_preference(preference: Sequence[int] | None) -> tuple[int, ...] | None:
     """Returns `preference` as a tuple of instance ids, checked (`None` stays `None`).
 
@@ -153,22 +154,6 @@ def check_preference(preference: Sequence[int] | None) -> tuple[int, ...] | None
             "preferred first, e.g. preference=[5, 3, 1, 2, 4]"
             + (f"; {', '.join(map(str, twice))} named twice." if twice else "."))
     return order
-
-
-def check_repeats(num_repeats: int, n_repeats: int | None = None) -> int:
-    """Returns the number of repeats of the k-fold: `num_repeats`, or `n_repeats` (its
-    earlier name) when only that is given (both checked values).
-
-    Raises:
-        ConfigurationError: for both names with different values.
-    """
-    if n_repeats is None:
-        return num_repeats
-    if num_repeats not in (1, n_repeats):
-        raise ConfigurationError(
-            f"num_repeats={num_repeats!r} and n_repeats={n_repeats!r}: n_repeats is the "
-            "earlier name of num_repeats; give num_repeats only.")
-    return n_repeats
 
 
 def check_dataset(name: str, allow_outside: bool) -> str:
@@ -285,7 +270,7 @@ class ExperimentDeclaration:
                  gpu_ID: int | str | None = None,
                  parameters: InstanceSpec | None = None, num_repeats: int = 1,
                  config: str | os.PathLike | None = None,
-                 allow_outside_data_dir: bool = False, n_repeats: int | None = None,
+                 allow_outside_data_dir: bool = False,
                  preference: Sequence[int] | None = None) -> None:
         validate_params(_SETTINGS, locals())  # the arguments, by name
         self.description = description
@@ -300,7 +285,7 @@ class ExperimentDeclaration:
         self.generator = generator
         self.gpu_ID = check_gpu_setting(gpu_ID)
         self.parameters: InstanceSpec = parameters or {}
-        self.num_repeats = check_repeats(num_repeats, n_repeats)
+        self.num_repeats = num_repeats
         self.config_path = config
         self.preference = check_preference(preference)
         self.instances: dict[int, InstanceSpec] = {}

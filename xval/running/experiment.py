@@ -54,7 +54,6 @@ class Experiment(ExperimentDeclaration):
         config: path of config.ini; `None` finds it (see `xval.config.find_config`).
         allow_outside_data_dir: accept a `dataset` that leads outside data_dir (an absolute
             path or `..`). Defaults to `False`.
-        n_repeats: the earlier name of `num_repeats`, still accepted.
         preference: the order in which rows are preferred when the ranking scores cannot tell
             them apart, most preferred first (`[5, 3, 1, 2, 4]`), declared before any score
             is seen and recorded with each run (`code/commands.json`); instances it leaves

@@ -220,7 +220,7 @@ def search_outer_fold(run: NestedRun, plan: Plan, fold: int, metric: str
 def best_trial(results: ExperimentResults, metric: str) -> InstanceResult | None:
     """The complete trial with the best objective (the mean inner validation `metric`);
     ties go to the earlier trial."""
-    sign = -1.0 if metric_direction(metric) == "max" else 1.0
+    sign = -1.0 if metric_direction(metric, task=results.task_type) == "max" else 1.0
     scored = [(sign * r.trial.objective, r.trial.trial, r) for r in results
               if r.trial is not None and r.trial.objective is not None
               and r.trial.state == "complete"

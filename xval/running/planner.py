@@ -40,7 +40,6 @@ from xval.running.declaration import ExperimentDeclaration, InstanceSpec
 from xval.running.own_code import own_script
 from xval.running.splitting import Folds, make_folds
 from xval.running.stores import instance_stores
-from xval.training.event_mixing import event_mixer
 from xval.training.front_end import check_front_end
 from xval.training.model import check_transfer
 
@@ -305,9 +304,9 @@ def make_plan(experiment: ExperimentDeclaration, config: Config, selected: list[
     check_store_task(experiment, store)
     task = tasks.get(experiment.task_type)
     for k, params in resolved.items():
-        check_front_end(params, stores.get(k, store).info, task, f"instance {k}")
-        try:  # a store event mixing cannot mix (pcen), refused before any fold
-            event_mixer(params, stores.get(k, store).info.feature_params, seed=0)
+        check_front_end(params, stores.get(k, store).info, f"instance {k}")
+        try:  # a store the task's mixer cannot mix (pcen), refused before any fold
+            task.targets.mixer(params, stores.get(k, store).info.feature_params, features, 0)
         except ParameterError as e:
             raise ParameterError(f"instance {k}: {e}") from None
         if params.load_model:
@@ -375,13 +374,13 @@ def resolve_instances(experiment: ExperimentDeclaration, config: Config, selecte
 
 
 def check_store_task(experiment: ExperimentDeclaration, store: FeatureStore) -> None:
-    """Refuses a store of another task (except for a task that reconstructs its input, an
-    autoencoder, which uses no labels: any store will do).
+    """Refuses a store the experiment's task does not take (`Task.takes_store`: a store of
+    another task, unless the task learns from the rows alone).
 
     Raises:
         ConfigurationError: naming the store's task and the experiment's.
     """
-    if store.task_type != experiment.task_type and not tasks.get(experiment.task_type).reconstructs:
+    if not tasks.get(experiment.task_type).takes_store(store.task_type):
         raise ConfigurationError(
             f"Dataset {experiment.dataset!r} is a {store.task_type} store but the experiment "
             f"says task_type={experiment.task_type!r}."
@@ -492,10 +491,11 @@ def params_conflicts(layout: ExperimentLayout, resolved: Mapping[int, InstancePa
 def defaults_hint(changed: Mapping[str, Any]) -> str:
     """What to pin when the changed names are generalisation options whose config.ini
     defaults may have changed since the results were made, or a task's own training
-    defaults (detection's `boundary_weight`, 2 since issue 66)."""
+    defaults or parameters (detection's `boundary_weight`)."""
     pinned = ", ".join(f"{n!r}: {v!r}" for n, v in sorted(changed.items()))
     own = sorted(set(changed) & {n for name in tasks.names()
-                                 for n in tasks.get(name).training_defaults})
+                                 for n in tasks.get(name).training_defaults}
+                 | set(changed) & set(tasks.parameter_keys()))
     if own and not set(changed) & set(P.PLAIN_TRAINING):
         return (f" If you changed nothing, the task's own default of {', '.join(own)} "
                 "changed since; to keep the results, give the experiment the values they "

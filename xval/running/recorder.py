@@ -26,6 +26,7 @@ from xval.core.errors import ConfigurationError
 from xval.core.layout import ExperimentLayout, InstanceLayout
 from xval.core.parameters import InstanceParams
 from xval.core.records import (
+    EnsembleRecord,
     FoldResult,
     FoldsManifest,
     InstanceStatus,
@@ -36,7 +37,6 @@ from xval.core.records import (
     TrialRecord,
 )
 from xval.core.storage import InstanceFolds, ResultsStore
-from xval.ensembles.compute import FusedEnsemble
 from xval.report.results import ExperimentResults
 
 Out = Callable[..., None]
@@ -238,8 +238,9 @@ class Recorder:
         scores: what each outer fold's inner search chose."""
         self.results_store.write(self.instance_layout(instance).nested_file, record)
 
-    def record_ensemble(self, instance: int, ensemble: FusedEnsemble,
-                        overwrite: bool = False) -> InstanceSummary:
+    def record_ensemble(self, instance: int, params: ParamsRecord, record: EnsembleRecord,
+                        folds: Sequence[FoldResult], overwrite: bool = False
+                        ) -> InstanceSummary:
         """Writes an ensemble of instances (`ResultsStore.write_ensemble`: its parameters,
         its `ensemble.json`, its fold files and predictions), tells the listeners of every
         fold, then finishes it as any instance (`finish_instance`).
@@ -248,9 +249,9 @@ class Recorder:
             ResultsConflictError: when the folder holds other results and not `overwrite`.
         """
         layout = self.instance_layout(instance)
-        self.results_store.write_ensemble(layout, ensemble.params, ensemble.record, ensemble.folds,
-                                  overwrite=overwrite, out=self.out)
-        for result in ensemble.folds:
+        self.results_store.write_ensemble(layout, params, record, list(folds),
+                                          overwrite=overwrite, out=self.out)
+        for result in folds:
             self._notify("on_fold", result, layout.root)
         return self.finish_instance(instance)
 

@@ -23,20 +23,13 @@ from xval.core.errors import ConfigurationError
 from xval.core.parameters import TrainingParams
 from xval.core.records import InstanceStatus, Job
 from xval.core.storage import ResultsStore
-from xval.ensembles.run import (
-    check_ensembles,
-    describe_ensembles,
-    record_ensembles,
-    split_selection,
-    with_stale,
-)
 from xval.executors import Execution, make_executor
 from xval.executors.base import Executor
 from xval.report.results import ExperimentResults
 from xval.report.terminal import terminal_table
 from xval.running.checks import data_checks
 from xval.running.declaration import ExperimentDeclaration, Selection
-from xval.running.derived import derived_failure, report_listeners
+from xval.running.derived import DerivedRun, derived_failure, derived_run, report_listeners
 from xval.running.environment import (
     Out,
     check_gpus_visible,
@@ -106,11 +99,12 @@ def run_experiment(experiment: ExperimentDeclaration, instances: Selection,
         backend_for(experiment, selected, config, options.overrides), on.gpu, _stderr, note,
         chosen=on.backend)
     executor = executor_for(on, config, gpu, backend, note=note)
-    selected, derived = split_selection(experiment, selected)
+    ensembles = derived_run(experiment)  # the instances derived from others
+    selected, derived = ensembles.split_selection(experiment, selected)
     plan = make_plan(experiment, config, selected, options.overrides, bool(options.overwrite),
                      results_store=results_store)
-    derived = with_stale(experiment, derived, selected, plan)
-    check_ensembles(experiment, derived, selected, plan, bool(options.overwrite))
+    derived = ensembles.with_stale(experiment, derived, selected, plan)
+    ensembles.check_ensembles(experiment, derived, selected, plan, bool(options.overwrite))
     search = experiment.search if options.search else None
     embeds = ("embedding_classifier" in search.space or TrainingParams.of(  # the trials' base
         {**config.training, **search.base, **options.overrides}).embeds) if search \
@@ -123,13 +117,14 @@ def run_experiment(experiment: ExperimentDeclaration, instances: Selection,
     check_own_code(experiment, plan.resolved, executor.name)  # a worker can import it
     if options.dry_run:  # the plan (and the search), nothing written or trained
         plan.describe(say.out, experiment)
-        describe_ensembles(experiment, derived, say.out)
+        ensembles.describe_ensembles(experiment, derived, say.out)
     for line in data_checks(plan):
         say.out(line)
     if options.dry_run:
         if search is not None:  # with the trials --trials asks for
             dataclasses.replace(search, n_trials=trials.trials or search.n_trials).describe(
-                say.out, experiment.first_trial_instance, metric, metric_direction(metric))
+                say.out, experiment.first_trial_instance, metric,
+                metric_direction(metric, task=experiment.task_type))
         return RunOutcome(None, [], [], 0)
     for listener in say.listeners:  # MLflow connects: a bad tracker fails before training
         begin = getattr(listener, "on_run_begin", None)
@@ -150,7 +145,7 @@ def run_experiment(experiment: ExperimentDeclaration, instances: Selection,
         if search is not None:
             return search_instances(experiment, search, options, config, executor, backend,
                                     results_store)
-        return execute(experiment, plan, executor, backend, options, derived)
+        return execute(experiment, plan, executor, backend, options, derived, ensembles)
     finally:
         executor.close()
 
@@ -226,10 +221,11 @@ def run_output(options: RunOptions, config: Config, task_type: str) -> Output:
 
 
 def execute(experiment: ExperimentDeclaration, plan: Plan, executor: Executor,
-            backend: str, options: RunOptions, ensembles: Sequence[int] = ()) -> RunOutcome:
+            backend: str, options: RunOptions, ensembles: Sequence[int],
+            derived: DerivedRun) -> RunOutcome:
     """Runs the plan's jobs: instances held by another runner are skipped, folds already
-    done are kept, the others train; then the selected `ensembles` are computed from their
-    members (`xval.ensembles`).
+    done are kept, the others train; then `derived` computes the selected `ensembles` from
+    their members (`derived_run`).
 
     Returns:
         The `RunOutcome`.
@@ -244,8 +240,8 @@ def execute(experiment: ExperimentDeclaration, plan: Plan, executor: Executor,
         jobs, skipped = claim_instances(plan, recorder, bool(options.overwrite), held)
         Scheduler(executor, recorder, debug=bool(options.debug), out=say.out,
                   progress=say.progress, epoch_lines=say.verbose).run(jobs)
-    not_computed, pending = record_ensembles(experiment, ensembles, recorder,
-                                             bool(options.overwrite), skipped)
+    not_computed, pending = derived.record_ensembles(experiment, ensembles, recorder,
+                                                     bool(options.overwrite), skipped)
     skipped = [*skipped, *pending]
     if not jobs and not ensembles:
         recorder.results_changed()

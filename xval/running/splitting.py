@@ -48,17 +48,18 @@ def make_splitter(experiment: ExperimentDeclaration, config: Config,
                 "split; set num_repeats=1, or build the store without its split column to "
                 "repeat a k-fold over items.")
         return PredefinedItemSplit(store.meta["split"].to_numpy(str))
-    kfold = _kfold(tasks.get(experiment.task_type))
+    kfold = _kfold(tasks.get(experiment.task_type).targets.stratify(store))
     return kfold(experiment.num_folds, val_fraction=config.folds.val_fraction,
                  test_fraction=config.folds.test_fraction,
                  stratify=config.folds.stratify, n_repeats=experiment.num_repeats,
                  random_state=config.folds.fold_seed)
 
 
-def _kfold(task: tasks.Task) -> type[ItemKFold]:
-    """The k-fold over items of a task: `MultilabelItemKFold` where a row holds a set of
-    labels (`Task.multi_label`: every label keeps its share), else `ItemKFold`."""
-    return MultilabelItemKFold if task.multi_label else ItemKFold
+def _kfold(y: np.ndarray | None) -> type[ItemKFold]:
+    """The k-fold over items of the labels a task stratifies (`Targets.stratify`):
+    `MultilabelItemKFold` for a 0/1 matrix (rows of several labels: every label keeps its
+    share), else `ItemKFold`."""
+    return MultilabelItemKFold if y is not None and np.ndim(y) == 2 else ItemKFold
 
 
 def make_folds(experiment: ExperimentDeclaration, config: Config,
@@ -146,10 +147,10 @@ def make_inner_folds(experiment: ExperimentDeclaration, config: Config, store: F
     keep = set(outer_training_items(outer))
     rows = store.items.astype(str)
     mask = np.isin(rows, sorted(keep))
-    splitter = _kfold(tasks.get(experiment.task_type))(
+    y = tasks.get(experiment.task_type).targets.stratify(store)
+    splitter = _kfold(y)(
         inner_folds, val_fraction=config.folds.val_fraction, stratify=config.folds.stratify,
         random_state=config.folds.fold_seed)
-    y = tasks.get(experiment.task_type).targets.stratify(store)
     folds = splitter.split_items(rows[mask], None if y is None else y[mask])
     for fold in folds:
         check_fold_items(fold, keep)

@@ -136,7 +136,7 @@ def run_search(experiment: ExperimentDeclaration, search: Search, *, config: Con
     plan = plan_for([])
     begin_experiment(context.recorder(plan), experiment, plan, backend)
     study, first, storage = open_study(plan.layout, search, experiment.first_trial_instance,
-                                       metric_direction(metric))
+                                       metric_direction(metric, task=experiment.task_type))
     outcome = SearchOutcome(plan.layout, first)
     locks = Recorder(plan.layout, config, 0, results_store=plan.results_store)
     while True:

@@ -1,10 +1,10 @@
 """Tasks, looked up by name: what a model learns and how it is scored.
 
-Every `task_type` is one module of this package holding a `Task` subclass (its facts, and
-its three parts: `Targets`; `Head`, the loss and metrics; `Scoring`) registered with
-`@register`; the engine asks `get(task_type)` and spells no task name itself. To add a
-task, write `xval/tasks/<name>.py` (see `regression.py`, the smallest) and import it at
-the end of this file. Importing the tasks costs numpy alone (`xval.tasks.base`).
+Every `task_type` is a `Task` subclass (its facts, its own parameters, and its three parts:
+`Targets`; `Head`, the loss and metrics; `Scoring`) registered with `@register`: a package
+of this folder for the built-in ones, imported at the end of this file, or a class in an
+experiment's own module. The engine asks `get(task_type)` and the task's hooks, and spells
+no task name itself. Importing the tasks costs numpy alone (`xval.tasks.base`).
 
 Example:
 
@@ -18,28 +18,24 @@ tasks.names()                  # ['classification', 'detection', 'regression', .
 ```
 """
 
-from xval.tasks.base import NO_CONTEXT, Context, Head, Scoring, Targets, Task
+from xval.tasks.base import NO_CONTEXT, Context, Head, Scoring, Targets, Task, switched_off
 from xval.tasks.registry import (
     DEFAULT,
     TASKS,
-    for_output,
     get,
     infer,
     infer_from_folds,
-    maximized_metrics,
     metric_names,
     names,
-    of_class_labels,
-    of_events,
-    of_label_sets,
+    owner,
+    parameter_keys,
     register,
     rules,
 )
 
 __all__ = ["DEFAULT", "NO_CONTEXT", "TASKS", "Context", "Head", "Scoring", "Targets", "Task",
-           "for_output", "get", "infer", "infer_from_folds", "maximized_metrics",
-           "metric_names", "names", "of_class_labels", "of_events", "of_label_sets", "register",
-           "rules"]
+           "get", "infer", "infer_from_folds", "metric_names", "names", "owner",
+           "parameter_keys", "register", "rules", "switched_off"]
 
 # The built-in tasks register themselves on import.
 from xval.tasks import (  # noqa: E402, F401

@@ -11,12 +11,13 @@ scored (a task's `metrics`, `xval.tasks.detection.events`) and Keras where a hea
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 import numpy as np
 
+from xval.core.errors import ConfigurationError
 from xval.core.parameters import TrainingParams
 from xval.tasks.fusion import Fusion
 from xval.tasks.metrics import pool_by_clip
@@ -31,6 +32,22 @@ Params = TrainingParams
 them as attributes: `params.label_smoothing`)."""
 Pooled = tuple[np.ndarray, Any, Any]
 """`(clip_ids, clip_outputs, clip_targets)` of `Scoring.pool_by_clip`."""
+Mixing = tuple[Callable[..., Any], Callable[..., Any]]
+"""`(combine, draws)` of `Targets.mixing`: `combine(x, y, w, *draws(seed, epoch, batch,
+size)) -> (x, y, w)`, on numpy arrays or the backend's tensors alike."""
+Folds = Sequence[Mapping[str, Sequence[str]]]
+"""The items of each fold's sets (`{"train": [...], "val": [...], "test": [...]}`)."""
+Normalise = TypeVar("Normalise", bound=Callable[[np.ndarray], np.ndarray])
+"""The fold's normalisation of its rows (`xval.training.normalization.Normalizer`)."""
+
+
+class FeatureCatalog(Protocol):
+    """The feature registry (`preprocessing.features`, above the tasks, handed in): what a
+    task asks of the store's feature type."""
+
+    def get(self, name: str) -> Any: ...
+
+    def names(self) -> list[str]: ...
 
 
 class StoreView(Protocol):
@@ -179,6 +196,49 @@ class Targets(Part):
         unweighted rows."""
         return None
 
+    def of_rows(self, normalise: Normalise) -> Normalise | None:
+        """Whether a batch's targets are its rows themselves, normalised as the model's
+        input is: `normalise` (the fold's normalisation, applied on the device where the
+        rows are), or `None` (the default: the store's targets)."""
+        return None
+
+    def mixing(self, params: Params) -> Mixing | None:
+        """The task's own mixing of the rows of a training batch, which replaces mixup
+        (`mixup_alpha`), or `None` (the default)."""
+        return None
+
+    def mixer(self, params: Params, feature_params: Mapping[str, Any] | None,
+              features: FeatureCatalog, seed: int
+              ) -> Callable[[np.ndarray, np.ndarray, int, int], tuple[Any, Any]] | None:
+        """What mixes a fold's training batches on the host, `mixer(x, y, epoch, batch) ->
+        (x, y)`, or `None` (the default).
+
+        Args:
+            params: the instance parameters.
+            feature_params: the store's feature parameters (`dataset.json`).
+            features: the feature registry, for the facts of the store's feature type.
+            seed: the fold's seed.
+
+        Raises:
+            ParameterError: for a store the task's mixing cannot mix (the planner asks
+                with `seed=0` before anything trains).
+        """
+        return None
+
+    def fold_checks(self, meta: pd.DataFrame, classes: Sequence[str], folds: Folds,
+                    n_items: int) -> tuple[list[str], list[str]] | None:
+        """The task's own data checks of a plan (the dry run's and the run's lines), as
+        `(lines, warnings)`, or `None` (the default: the engine's checks of one class label
+        per row).
+
+        Args:
+            meta: the store's original rows.
+            classes: the store's classes.
+            folds: the items of every fold.
+            n_items: the number of items.
+        """
+        return None
+
 
 class Head(Part):
     """The model's side of a task: its output layer, loss and compiled metrics. Keras is
@@ -197,6 +257,10 @@ class Head(Part):
         gives (`"softmax"`, `"sigmoid"`), or `None` (the default: the outputs as they
         are)."""
         return None
+
+    exported: ClassVar[str | None] = "(batch, outputs)"
+    """What an exported model's `scores` are, in words (`python -m xval export`), or `None`
+    for a head whose models are not exported (they give no one vector per row)."""
 
     def loss(self, params: Params, train_targets: np.ndarray | None = None) -> Any:
         """The Keras loss for the instance parameters `params`.
@@ -220,9 +284,15 @@ class Scoring(Part):
     Attributes:
         fusion: how an ensemble of instances fuses the task's clip scores
             (`xval.tasks.fusion.Fusion`), or `None` (the default) when they are not fused.
+        clip_rule: how `predict` makes a clip's scores from its windows', in words (an
+            exported model's metadata and card), or `None`.
+        ensemble_clip_rule: the same for an ensemble of instances, from an exported
+            ensemble's `member_scores`, or `None`.
     """
 
     fusion: ClassVar[Fusion | None] = None
+    clip_rule: ClassVar[str | None] = None
+    ensemble_clip_rule: ClassVar[str | None] = None
 
     def evaluate(self, y_true: Any, outputs: Any, num_outputs: int,
                  context: Context = NO_CONTEXT) -> dict[str, Any]:
@@ -263,7 +333,7 @@ class Scoring(Part):
                         starts: Sequence[float] | None, context: Context = NO_CONTEXT
                         ) -> Any | None:
         """Rows read besides the stored ones at evaluation, scored only at the clip level
-        (detection: windows between a recording's windows, `prediction_hop`).
+        (windows between a recording's windows).
 
         Args:
             features: the split's rows, `np.ndarray [shape=(rows, ...)]`.
@@ -342,25 +412,44 @@ class Scoring(Part):
         return None
 
     def event_rules(self, params: Mapping[str, Any] | None) -> Any:
-        """What turns a recording's frame probabilities into events, for a task that
-        `scores_events` (`python -m xval detect`, `evaluate --annotations`): an object with
-        `events(activity, frame_seconds, classes, duration_s=...)`, from instance parameters
-        (with the folds' choice applied, `Postprocessing.apply`)."""
-        raise NotImplementedError(f"a {self.task.name} model finds no events")
+        """What turns a recording's frame probabilities into events (`python -m xval
+        detect`, `evaluate --annotations`): an object with `events(activity, frame_seconds,
+        classes, duration_s=...)`, from instance parameters (with the folds' choice
+        applied, `Postprocessing.apply`).
+
+        Raises:
+            ConfigurationError: for a task whose models find no events (the default).
+        """
+        raise ConfigurationError(
+            f"these are {self.task.name} models, which find no events: `detect` and "
+            "`evaluate --annotations` take a model whose task turns frames into events; use "
+            "`python -m xval predict` or `evaluate` on labelled files with them.")
+
+    def reading_hop(self, params: Mapping[str, Any] | None) -> float:
+        """The hop between the windows a new recording is read through (`detect`), as a
+        fraction of the window, from instance parameters. Defaults to `1.0` (side by
+        side)."""
+        return 1.0
 
     def recording_activity(self, outputs: np.ndarray, starts: Sequence[float],
                            frame_seconds: float) -> np.ndarray:
         """One recording's frame probabilities, `np.ndarray [shape=(frames, classes)]`, from
-        its windows' outputs starting at `starts` (seconds), for a task that
-        `scores_events`."""
+        its windows' outputs starting at `starts` (seconds), for a task with `event_rules`."""
         raise NotImplementedError(f"a {self.task.name} model finds no events")
 
     def score_recordings(self, events: pd.DataFrame, found: Mapping[str, Mapping[str, Any]],
-                         truth: np.ndarray, classes: list[str],
-                         durations: Mapping[str, float]) -> dict[str, Any]:
+                         classes: list[str], durations: Mapping[str, float],
+                         grid: Mapping[str, int]) -> dict[str, Any]:
         """The metrics of whole annotated recordings (`events`: the annotation), from what
-        `detect` found in each (`found`) and the annotation on their frames (`truth`), for
-        a task that `scores_events`."""
+        `detect` found in each (`found`), for a task with `event_rules`.
+
+        Args:
+            events: the annotation's rows (`file`, `onset_s`, `offset_s`, `label`).
+            found: each file's `detect_files` result.
+            classes: the model's classes.
+            durations: each file's duration in seconds.
+            grid: the store's frame grid (`sample_rate`, `hop_length`).
+        """
         raise NotImplementedError(f"a {self.task.name} model finds no events")
 
     def format_level(self, data: dict[str, Any]) -> list[str]:

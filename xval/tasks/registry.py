@@ -1,9 +1,12 @@
 """The task registry: `register`, `get`, `names` and what the registered tasks record."""
 
-from collections.abc import Callable, Iterable
+import functools
+from collections.abc import Iterable
 
+from xval.core.parameters import TrainingParams
 from xval.core.records import FoldResult
 from xval.core.registry import Registry
+from xval.core.settings import Key, Settings, keys_of, setting_names
 from xval.core.storage import TaskRules
 from xval.tasks.base import Task
 
@@ -25,13 +28,22 @@ def register(cls: type[Task]) -> type[Task]:
 
     Raises:
         TypeError: when `cls` is not a `Task` subclass.
-        ValueError: when the name is missing or already registered.
+        ValueError: when the name is missing or already registered, or a parameter of
+            its own has the name of another parameter.
     """
     if not (isinstance(cls, type) and issubclass(cls, Task)):
         raise TypeError(f"register takes a Task subclass; got {cls!r}.")
     if not isinstance(cls.name, str) or not cls.name.isidentifier():
         raise ValueError(f"Task {cls.__name__} needs a `name` that is an identifier; "
                          f"got {cls.name!r}.")
+    TASKS.check_free(cls.name)
+    own = keys_of(cls.parameters)
+    taken = {**keys_of(TrainingParams), **parameter_keys()}
+    clash = [name for name, key in own.items() if name in taken and taken[name] != key]
+    if clash:
+        raise ValueError(f"Task {cls.__name__} declares {', '.join(clash)} in its parameters, "
+                         "which name other parameters already (shared, or another task's); "
+                         "give them names of their own.")
     TASKS.register(cls.name, cls())
     return cls
 
@@ -59,54 +71,28 @@ def get(name: str | Task) -> Task:
     return TASKS.get(name)
 
 
-def _first(accept: Callable[[Task], bool], described: str) -> Task:
-    """The first registered task `accept` takes (`described` names it in the error).
-
-    Raises:
-        UnknownNameError: when no registered task is one.
-    """
-    found = TASKS.find(accept)
-    if not found:
-        raise TASKS.unknown(f"<{described}>")
-    return found[0]
+def parameter_keys() -> dict[str, Key]:
+    """The registered tasks' own parameters (`Task.parameters`), name -> `Key`, in
+    registration order: the `[training]` keys beside the shared ones
+    (`xval.config.schema.SCHEMA`)."""
+    return dict(_keys(tuple(type(task).parameters for task in TASKS.values())))
 
 
-def of_class_labels() -> Task:
-    """The first registered task with classes whose model makes one vector per row
-    (classification): whose metrics, clip pooling and predictions an embedding
-    classifier's outputs take."""
-    return _first(lambda task: task.has_classes and task.output == "vector",
-                  "a task with classes and one vector per row")
+@functools.lru_cache(maxsize=8)
+def _keys(records: tuple[type[Settings], ...]) -> dict[str, Key]:
+    return {name: key for record in records for name, key in keys_of(record).items()}
 
 
-def of_label_sets() -> Task:
-    """The first registered task whose rows hold sets of the store's classes
-    (`Task.multi_label`: tagging): what a source of several labels per clip builds."""
-    return _first(lambda task: task.multi_label, "a task whose rows hold several labels")
-
-
-def of_events() -> Task:
-    """The first registered task whose models' frames become events (`Task.scores_events`:
-    detection): what a store of annotated recordings builds, and `detect` answers."""
-    return _first(lambda task: task.scores_events, "a task whose frames are events")
-
-
-def for_output(output: str) -> Task:
-    """The first registered task whose models make `output` (`Task.output`: `"vector"`,
-    `"frames"`, `"input"`): what a builder that makes only that output serves when no
-    task is named. These four raise `UnknownNameError` when no registered task is one."""
-    return _first(lambda task: task.output == output, f"a task with {output} outputs")
+def owner(name: str) -> str | None:
+    """The first registered task whose own parameters hold `name`, or `None`."""
+    return next((task.name for task in TASKS.values()
+                 if name in setting_names(task.parameters)), None)
 
 
 def metric_names() -> list[str]:
     """Every metric some task records, in order, without repeats (the choices of
     `[report] selection_metric`, after `auto`)."""
     return list(dict.fromkeys(m for task in TASKS.values() for m in task.metric_names))
-
-
-def maximized_metrics() -> tuple[str, ...]:
-    """The metric names some task maximises (see `Task.maximize`)."""
-    return tuple(dict.fromkeys(m for task in TASKS.values() for m in task.maximize))
 
 
 def infer(metrics: Iterable[str] | None = None, classes: list[str] | None = None) -> str:

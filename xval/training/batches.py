@@ -1,6 +1,6 @@
 """Feeding a fold's rows to Keras: in memory, or streamed from the memory-mapped store, on
 the host or gathered on the device (the statistics: `xval.training.normalization`; the
-per-epoch crops, mixup and label-union mixing: `xval.training.draws`)."""
+per-epoch crops and mixup: `xval.training.draws`; a task's own mixing: `Targets.mixing`)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ import numpy as np
 
 from preprocessing.store import FeatureStore
 from xval.folds import rows_of
+from xval.tasks.parts import Mixing
 from xval.training import devices
-from xval.training.draws import crop_starts, mix, mix_draws, random_crops, union_draws, unite
+from xval.training.draws import crop_starts, mix, mix_draws, random_crops
 from xval.training.normalization import Normalizer
 
 
@@ -85,8 +86,8 @@ class DeviceRows:
             picks: per batch, the positions (into `rows`) it serves, in order.
             crop: frames per crop (`0`: whole rows).
             crop_draw: `(index, size) -> starts` of batch `index`'s crops.
-            mix_draw: `(index, size) -> (partner, lam)` of batch `index`'s mixup (or
-                `(partner, gain)` of its label-union mixing).
+            mix_draw: `(index, size) -> (partner, lam)` of batch `index`'s mixup (or the
+                draws of the task's own mixing).
         """
         if self.planned == epoch:
             return
@@ -111,7 +112,8 @@ class DeviceRows:
     def batch(self, index: int, crop: int, combine: Callable[..., tuple[Any, Any, Any]] | None
               ) -> tuple[Any, ...]:
         """Batch `index` of the planned epoch, gathered on the device: `(x, y)` or
-        `(x, y, w)`, as the numpy path makes it (`combine`: `mix`, `unite` or `None`)."""
+        `(x, y, w)`, as the numpy path makes it (`combine`: `mix`, the task's own, or
+        `None`)."""
         plan = self.epoch_plan
         lo, hi = (int(b) for b in plan["bounds"][index:index + 2])
         pick = plan["pick"][lo:hi]
@@ -151,7 +153,7 @@ class FoldBatches:
     def __init__(self, features: Any, rows: np.ndarray, targets: Any, *, batch_size: int,
                  shuffle: bool, seed: int, weights: np.ndarray | None, mixup_alpha: float,
                  crop: int, target_fn: Normalizer | None, placement: str,
-                 on_device: Any = None, union_mix: float = 0.0) -> None:
+                 on_device: Any = None, mixing: Mixing | None = None) -> None:
         self.features = features
         self.rows = np.asarray(rows)
         self.targets = np.asarray(targets)
@@ -161,13 +163,12 @@ class FoldBatches:
         self.crop, self.target_fn = crop, target_fn
         if not shuffle:
             self._pad()
-        if mixup_alpha > 0 and union_mix > 0:
-            raise ValueError(f"mixup_alpha={mixup_alpha} and union_mix={union_mix}: two "
-                             "mixings of the same rows; set one of them to 0.")
-        # The batches' mixing (`mix` or `unite`) and its draws `(seed, epoch, index, size)`.
-        self.mixing: tuple[Callable[..., Any], Callable[..., Any]] | None = \
-            (mix, functools.partial(mix_draws, alpha=mixup_alpha)) if mixup_alpha > 0 else \
-            (unite, functools.partial(union_draws, share=union_mix)) if union_mix > 0 else None
+        if mixup_alpha > 0 and mixing is not None:
+            raise ValueError(f"mixup_alpha={mixup_alpha} and the task's own mixing: two "
+                             "mixings of the same rows; set mixup_alpha to 0.")
+        # The batches' mixing (`mix` or the task's) and its draws `(seed, epoch, index, size)`.
+        self.mixing: Mixing | None = mixing if mixing is not None else \
+            (mix, functools.partial(mix_draws, alpha=mixup_alpha)) if mixup_alpha > 0 else None
         self.placement = placement
         self.rng = np.random.default_rng(seed)
         self.order = np.arange(len(self.rows))
@@ -248,7 +249,7 @@ def make_batches(features: Any, rows: np.ndarray, targets: Any, *, batch_size: i
                  shuffle: bool, seed: int = 0, weights: np.ndarray | None = None,
                  workers: int = 0, mixup_alpha: float = 0.0, crop: int = 0,
                  target_fn: Normalizer | None = None, placement: str = devices.HOST,
-                 on_device: Any = None, union_mix: float = 0.0) -> Any:
+                 on_device: Any = None, mixing: Mixing | None = None) -> Any:
     """A `keras.utils.PyDataset` of a fold's rows (`FoldBatches`); its `rows_on_device`
     is `features` on the device (`placement` `DEVICE`), else `None`.
 
@@ -269,10 +270,8 @@ def make_batches(features: Any, rows: np.ndarray, targets: Any, *, batch_size: i
             Zhang et al. 2018): row `i` becomes `lam * x_i + (1 - lam) * x_j`, and so do its
             target (one-hot for classification) and weight, with `lam ~ Beta(alpha, alpha)`
             drawn per row. Defaults to `0.0` (off).
-        union_mix: when > 0, this share of every batch's rows each get another row of the
-            batch added at a gain of `draws.UNION_GAIN_DB`, their 0/1 targets united
-            (label-union mixing, `draws.unite`; tagging). Not with `mixup_alpha`. Defaults
-            to `0.0` (off).
+        mixing: the task's own mixing of a batch's rows (`Targets.mixing`: `(combine,
+            draws)`), which replaces mixup; not with `mixup_alpha`. Defaults to `None`.
         target_fn: when given, each batch's targets are `target_fn(x)` (an autoencoder's
             normalised input) instead of `targets`. Defaults to `None`.
         crop: when > 0, every row is cut to `crop` frames (samples of a waveform store) at
@@ -288,14 +287,14 @@ def make_batches(features: Any, rows: np.ndarray, targets: Any, *, batch_size: i
         A `keras.utils.PyDataset`.
 
     Raises:
-        ValueError: for `mixup_alpha` and `union_mix` both above 0.
+        ValueError: for `mixup_alpha` above 0 with `mixing`.
     """
     import keras  # noqa: PLC0415  (Keras: only once the backend is set)
 
     batches = FoldBatches(features, rows, targets, batch_size=batch_size, shuffle=shuffle,
                           seed=seed, weights=weights, mixup_alpha=mixup_alpha, crop=crop,
                           target_fn=target_fn, placement=placement, on_device=on_device,
-                          union_mix=union_mix)
+                          mixing=mixing)
 
     class _Batches(keras.utils.PyDataset):
         def __init__(self) -> None:

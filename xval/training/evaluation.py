@@ -347,9 +347,9 @@ def validation_predictions_csv(store: FeatureStore, rows: Mapping[str, np.ndarra
     CSV text with a `split` column first, or `None` when the fold has none (a refit).
 
     An ensemble of instances chooses its weights on them (`xval.ensembles`), never
-    on the test rows; only a task whose models give a vector per row is fused (`None` for
-    the others: detection, representation)."""
-    if task.output != "vector":
+    on the test rows; only a task with a fusion rule is fused (`Scoring.fusion`; `None` for
+    the others)."""
+    if task.scoring.fusion is None:
         return None
     tables = [prediction_table(store, rows[key], outputs[key], task, context)
               .assign(split=key) for key in HELD_OUT if key in outputs and len(rows[key])]

@@ -71,7 +71,7 @@ def fold_callbacks(fold: PreparedFold, on_epoch: EpochHook | None
 
     params = fold.params
     monitor = params.save_model_metric
-    mode = metric_direction(monitor, params.save_model_mode)
+    mode = metric_direction(monitor, params.save_model_mode, fold.task)
     min_epochs = 0 if fold.refit else params.min_epochs
     callbacks = [nan_stop(), interrupt_check()]
     if fold.refit:  # no validation rows: no early stopping, no best-epoch restore

@@ -26,7 +26,6 @@ from xval.core.constraints import StrOptions, satisfies
 from xval.core.dataset_info import DatasetInfo
 from xval.core.errors import ConfigurationError
 from xval.core.parameters import FeatureParams, InstanceParams, TrainingParams
-from xval.tasks.base import Task
 from xval.training.encoder import check_model_encoder, encoder_front_end, uses_encoder
 from xval.training.normalization import moments
 
@@ -59,16 +58,14 @@ def model_feature_params(feature_params: FeatureParams, params: TrainingParams
     return feature_params
 
 
-def check_front_end(params: InstanceParams, store_info: DatasetInfo, task: Task,
-                    where: str) -> None:
-    """Refuses a front end or a crop the store or the task cannot take, before anything is
-    written.
+def check_front_end(params: InstanceParams, store_info: DatasetInfo, where: str) -> None:
+    """Refuses a front end or a crop the store cannot take, before anything is written (the
+    task's refusals are `Task.check_params`').
 
     Args:
         params: the instance's resolved parameters (`front_end`, `random_crop_seconds`,
             `reshaping_type`).
         store_info: the store's `dataset.json` (its `feature_params`).
-        task: the experiment's task.
         where: the instance, for messages (`"instance 3"`).
 
     Raises:
@@ -96,11 +93,6 @@ def check_front_end(params: InstanceParams, store_info: DatasetInfo, task: Task,
                 "pcen (a recursive filter over time) is computed by a store, not by a "
                 f"model's front end; build a {front_end} store with --compression pcen and "
                 "front_end='none', or the waveform store with another compression.")
-        if task.output != "vector":
-            raise ConfigurationError(
-                f"{where}: front_end={front_end!r} is for tasks with one output per row "
-                f"(classification, regression); task_type is {task.name!r}: use a store "
-                f"of {front_end} features and front_end='none'.")
     crop = float(params.random_crop_seconds or 0.0)
     if crop:
         segment = float(feature_params.segment_seconds) if feature_params is not None else 0.0
@@ -109,13 +101,12 @@ def check_front_end(params: InstanceParams, store_info: DatasetInfo, task: Task,
                 f"{where}: random_crop_seconds={crop:g} must be shorter than the store's "
                 f"segments (segment_seconds={segment:g}); lower it, or build the store with "
                 "longer segments.")
-        if task.output != "vector" or params.reshaping_type == "none":
+        if params.reshaping_type == "none":
             raise ConfigurationError(
                 f"{where}: random_crop_seconds={crop:g} trains on windows shorter than the "
-                "rows, so the model takes rows of any length: it needs a task with one "
-                "output per row and reshaping_type 'conv' or 'rnn' with an architecture "
-                "that pools over time (audio_cnn, vgg_mini_pool, ...); set "
-                "random_crop_seconds=0 otherwise.")
+                "rows, so the model takes rows of any length: it needs reshaping_type "
+                "'conv' or 'rnn' with an architecture that pools over time (audio_cnn, "
+                "vgg_mini_pool, ...); set random_crop_seconds=0 otherwise.")
 
 
 def crop_frames(params: TrainingParams, feature_params: FeatureParams | None) -> int:

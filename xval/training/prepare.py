@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from preprocessing import features
 from preprocessing.store import FeatureStore
 from xval import tasks
 from xval.core.backend import import_paused
@@ -18,8 +19,8 @@ from xval.core.records import Job
 from xval.tasks.base import Task
 from xval.training import devices
 from xval.training.batches import fold_rows, make_batches
-from xval.training.event_mixing import event_mixer, mixed_batches
 from xval.training.front_end import crop_frames, front_end_layer, front_end_stats
+from xval.training.host_mixing import mixed_batches
 from xval.training.model import build_model, store_frequencies
 from xval.training.normalization import Normalizer, normalization_stats, normalizer
 
@@ -111,8 +112,8 @@ def prepare_fold(job: Job) -> PreparedFold:
     else:
         source = {k: (np.asarray(store.features[v], dtype=np.float32), np.arange(len(v)))
                   for k, v in rows.items()}
-    # An autoencoder's target is its own input, normalised with the fold's statistics.
-    target_fn = normalizer(mean, variance) if task.reconstructs else None
+    # The task's targets from the rows (an autoencoder's: its normalised input), if any.
+    target_fn = task.targets.of_rows(normalizer(mean, variance))
     return PreparedFold(job=job, params=params, refit=refit, splits=splits, task=task,
                         store=store, rows=rows, train_original=train_original,
                         n_outputs=task.targets.num_outputs(store), seed=params.seed + job.fold,
@@ -191,15 +192,17 @@ def fold_batches(fold: PreparedFold, placement: str = devices.HOST) -> tuple[Any
     # Mixup and label smoothing need soft targets (the task makes them one-hot).
     fit_targets = {k: fold.task.targets.for_keras(targets[v], params, fold.n_outputs)
                    for k, v in fold.rows.items()}
-    # Event mixing (detection) mixes numpy batches: gathered on the host, then copied.
-    mixer = event_mixer(params, fold.store.info.feature_params, fold.seed)
+    # A task's mixer (detection's events) mixes numpy batches: gathered on the host, then
+    # copied.
+    mixer = fold.task.targets.mixer(params, fold.store.info.feature_params, features, fold.seed)
     host = placement if mixer is None else \
         devices.PINNED if placement != devices.HOST and devices.accelerator() is not None \
         else devices.HOST
     train = make_batches(*fold.source["train"], fit_targets["train"],
                          batch_size=fold.batch_size, shuffle=True, seed=fold.seed,
                          weights=weights, workers=workers,
-                         mixup_alpha=params.mixup_alpha, union_mix=params.union_mix,
+                         mixup_alpha=params.mixup_alpha,
+                         mixing=fold.task.targets.mixing(params),
                          target_fn=fold.target_fn,
                          crop=crop_frames(params, fold.store.info.feature_params),
                          placement=devices.HOST if mixer is not None else placement)

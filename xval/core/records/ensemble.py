@@ -13,7 +13,7 @@ EQUAL = "equal"
 VALIDATION = "validation"
 """Weights chosen per fold on that fold's validation clips: the clips whose loss chose each
 member's epoch, so the weights lean towards the member whose validation score is the most
-optimistic there (docs/results.md, issue 68)."""
+optimistic there (docs/results.md, "The selected row against its best member")."""
 WEIGHTINGS = (EQUAL, VALIDATION)
 DEFAULT_WEIGHTING = EQUAL
 """How `Ensemble(1, 2)` and `python -m xval ensemble` weigh their members unless told."""

@@ -9,8 +9,8 @@ saying what to report, a legend), **Metrics** (`metrics.py`: every metric, train
 test, segment and clip level), **Statistics** (`statistics.py`: confidence intervals,
 corrected t-test against the selected instance), the sheets the tasks give as data
 (`Task.sheets`, written by `registry.py`: tagging's **Labels**, each label's test AP, threshold
-and support), **Ensembles** (`xval.ensembles.sheet`, when the experiment has ensembles of
-instances: their weights per fold), **Folds** (`folds.py`: one row per instance and fold,
+and support), **Ensembles** (a table sheet the ensembles add, `xval.report.additions`, when the
+experiment has ensembles of instances: their weights per fold), **Folds** (`folds.py`: one row per instance and fold,
 invalid folds with their reason; a `plots` column names each fold's own plots),
 **Parameters** (`parameters.py`), **Search** (`search.py`, after `--search`), **Nested**
 (`nested.py`, after `--search --inner-folds K`: each outer fold's chosen trial) and
@@ -39,10 +39,9 @@ build_workbook("results/tiny/experiment_1")
 ```
 """
 
-# The built-in sheets register themselves when their module is imported (the Ensembles
-# sheet's is the ensembles package's, `xval.ensembles.sheet`).
-import xval.ensembles.sheet  # noqa: F401
-import xval.report.workbook.encoders  # noqa: F401  (the Encoders sheet, issue 75)
+# The built-in sheets register themselves when their module is imported; a package above
+# the report (the ensembles) adds its sheet as data when the entry points install it.
+import xval.report.workbook.encoders  # noqa: F401  (the Encoders sheet)
 from xval.report.workbook.builder import build_workbook, fill_workbook
 from xval.report.workbook.cells import (
     BEST_FILL,

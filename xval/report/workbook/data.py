@@ -1,4 +1,4 @@
-"""The Data sheet: the store the experiment read and its duplicate check (issue 56): the
+"""The Data sheet: the store the experiment read and its duplicate check: the
 method and threshold, the pairs of files that hold the same audio under two items, and per
 fold the test items that share audio with a training or validation item; from the
 experiment's `dataset.json` (`preprocessing.duplicates.folds.duplicates_record`)."""

@@ -4,9 +4,10 @@ A sheet is a function `write(sheet, context)` that fills one openpyxl worksheet 
 by the builder, named as registered) from `context.results`; it returns `False` to leave the
 sheet out (e.g. Search when no search ran). `@register_sheet(name, order=...)` adds it; the
 builder (`xval.report.workbook.builder.build_workbook`) writes the registered sheets by
-increasing order, and the sheets the registered tasks give as data (`Task.sheets`): an `ID`
-column, then each instance's rows, a note under the table; left out when no instance of the
-task has a row.
+increasing order, with the sheets given as data: the registered tasks' (`Task.sheets`: an
+`ID` column, then each instance's rows, a note under the table; left out when no instance of
+the task has a row) and the table sheets a package above the report adds
+(`xval.report.additions.TableSheet`: the Ensembles sheet).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 from xval import tasks
 from xval.config.loader import Config
 from xval.core.registry import Registry
+from xval.report.additions import TABLE_SHEETS, TableSheet
 from xval.report.results import ExperimentResults
 from xval.report.tables import Selection, alpha_of
 from xval.report.views import instance_view, task_of
@@ -145,10 +147,24 @@ def unregister_sheet(name: str) -> None:
 
 
 def registered_sheets() -> list[SheetSpec]:
-    """The registered sheets and those the registered tasks give as data (`Task.sheets`,
-    `xval.tasks.views.Sheet`), in the order they are written."""
-    return sorted([*SHEETS.values(), *_task_sheets()],
+    """The registered sheets and those given as data (the registered tasks', `Task.sheets`,
+    `xval.tasks.views.Sheet`; the added tables, `xval.report.additions.TableSheet`), in the
+    order they are written."""
+    return sorted([*SHEETS.values(), *_task_sheets(), *_added_sheets()],
                   key=lambda spec: (spec.order, spec.name))
+
+
+def _table(sheet: Worksheet, context: SheetContext, header: list[str],
+           body: list[list[Any]], note: str, number_columns: tuple[int, ...]) -> bool:
+    """A sheet of one table (`table_sheet`) and its note; `False` (no sheet) without a
+    row."""
+    if not body:
+        return False
+    table_sheet(sheet, header, body, context.styles, context.selected_id,
+                number_columns=number_columns)
+    if note:
+        safe(sheet.cell(row=len(body) + 3, column=1), note)
+    return True
 
 
 def _writer(task: tasks.Task, view: Sheet) -> Any:
@@ -157,15 +173,36 @@ def _writer(task: tasks.Task, view: Sheet) -> Any:
     def write(sheet: Worksheet, context: SheetContext) -> bool:
         body = [[r.id, *row] for r in context.results if task_of(r) is task
                 for row in view.rows(instance_view(r))]
-        if not body:
-            return False
-        table_sheet(sheet, ["ID", *view.header], body, context.styles, context.selected_id,
-                    number_columns=[j + 1 for j in view.number_columns])
-        if view.note:
-            safe(sheet.cell(row=len(body) + 3, column=1), view.note)
-        return True
+        return _table(sheet, context, ["ID", *view.header], body, view.note,
+                      tuple(j + 1 for j in view.number_columns))
 
     return write
+
+
+def _added_writer(added: TableSheet) -> Any:
+    """The writer of an added table sheet."""
+
+    def write(sheet: Worksheet, context: SheetContext) -> bool:
+        header, body = added.table(context.results, context.metric)
+        return _table(sheet, context, header, body, added.note, added.number_columns)
+
+    return write
+
+
+def _added_sheets() -> list[SheetSpec]:
+    """A sheet per added table sheet (`xval.report.additions.TABLE_SHEETS`).
+
+    Raises:
+        ValueError: for a name Excel refuses, or one a registered sheet already has.
+    """
+    out = []
+    for added in TABLE_SHEETS.values():
+        _check_name(added.name)
+        if added.name in SHEETS:
+            raise ValueError(f"The added sheet {added.name!r} has the name of a registered "
+                             "sheet; rename one of them.")
+        out.append(SheetSpec(added.name, float(added.order), _added_writer(added)))
+    return out
 
 
 def _task_sheets() -> list[SheetSpec]:

@@ -11,7 +11,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from xval.config.loader import Config
 from xval.core.records import RunCommand
-from xval.ensembles.tables import ensemble_note
+from xval.report.additions import added_notes
 from xval.report.results import ExperimentResults
 from xval.report.tables import (
     SPLIT_NAMES,
@@ -130,7 +130,7 @@ def write_summary(sheet: Worksheet, context: SheetContext) -> None:
     if note:
         _line(sheet, next_row, note, last=last, font=Font(bold=True))
         next_row += 1
-    for line in [*selection_lines(results, context.selection), *ensemble_note(results)]:
+    for line in [*selection_lines(results, context.selection), *added_notes(results)]:
         _line(sheet, next_row, line, last=last)
         next_row += 1
     warning = single_item_validation_warning(results)

@@ -105,6 +105,8 @@ class SoftmaxHead(Head):
     def scores_activation(self) -> str | None:
         return "softmax"
 
+    exported = "class probabilities (softmax), (batch, classes)"
+
     def metrics(self, params: Params) -> list[Any]:
         import keras  # noqa: PLC0415  (keras: the backend is chosen by then)
 
@@ -145,6 +147,14 @@ class ClassScoring(Scoring):
     """Accuracy, macro F1, precision and recall, the confusion matrix; softmax scores."""
 
     fusion = ClassFusion()
+    clip_rule = (
+        "A clip's scores: softmax(mean over its windows of log(scores)), which equals the "
+        "softmax of the mean of the logits; predict leaves out windows that are silence or "
+        "padding when the file has others.")
+    ensemble_clip_rule = (
+        "A clip's scores (as `predict` gives an ensemble's): for each member m, softmax(mean "
+        "over the clip's windows of log(member_scores[:, m])), then their mean weighted by "
+        "the members' weights; the `scores` output is the weighted mean per window.")
 
     def evaluate(self, y_true: Any, outputs: Any, num_outputs: int,
                  context: Context = NO_CONTEXT) -> dict[str, Any]:

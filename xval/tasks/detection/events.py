@@ -47,7 +47,7 @@ def activity_to_events(probabilities: np.ndarray, *, frame_seconds: float,
     Per class: frames with a probability of at least `threshold` are active; a median filter
     of `median_filter_frames` frames (along time) smooths the binary activity; each run of
     active frames `[i, j)` becomes an event from `i * frame_seconds` to `j * frame_seconds`
-    (the inverse of `preprocessing.events.frame_targets`); gaps shorter than
+    (the inverse of `xval.tasks.detection.frames.frame_targets`); gaps shorter than
     `min_gap_seconds` between two events are bridged, and only then are events shorter than
     `min_event_seconds` removed.
 

@@ -1,4 +1,4 @@
-"""Overlapping windows at evaluation (issue 66): the windows that lie between a
+"""Overlapping windows at evaluation: the windows that lie between a
 recording's stored windows, so that a detector scores every event whole in some window.
 
 A detection store cuts each recording into windows side by side (`segment_hop_seconds`

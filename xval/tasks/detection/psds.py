@@ -235,7 +235,7 @@ def operating_points(activity: Mapping[str, np.ndarray], *, frame_seconds: float
                      median_filter_frames: int = 1, min_event_seconds: float = 0.0,
                      min_gap_seconds: float = 0.0,
                      durations: Mapping[str, float] | None = None) -> list[list[FileEvent]]:
-    """The events of every file at each threshold (`xval.events.activity_to_events`, with
+    """The events of every file at each threshold (`xval.tasks.detection.events.activity_to_events`, with
     the same post-processing at every threshold).
 
     Args:

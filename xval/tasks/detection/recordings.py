@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from xval.tasks.detection.events import detection_metrics, event_metrics, frame_metrics
+from xval.tasks.detection.frames import frame_targets
 from xval.tasks.detection.psds import recording_psds
 from xval.tasks.detection.rules import EventRules
 
@@ -18,8 +19,8 @@ if TYPE_CHECKING:
 
 
 def recording_metrics(events: pd.DataFrame, found: Mapping[str, Mapping[str, Any]],
-                      truth: np.ndarray, classes: list[str],
-                      durations: Mapping[str, float]) -> dict[str, Any]:
+                      classes: list[str], durations: Mapping[str, float],
+                      grid: Mapping[str, int]) -> dict[str, Any]:
     """The event, segment and frame metrics of whole recordings, PSDS, and event F1 per
     class.
 
@@ -27,9 +28,10 @@ def recording_metrics(events: pd.DataFrame, found: Mapping[str, Mapping[str, Any
         events: the annotation (`file`, `onset_s`, `offset_s`, `label`).
         found: each file's `detect_files` result (`events`, `activity`, `frame_seconds`,
             `postprocessing`).
-        truth: the annotation on the frames of `found`'s files, in order, concatenated.
         classes: the model's classes.
         durations: each file's duration, seconds.
+        grid: the store's frame grid (`sample_rate`, `hop_length`), which the annotation
+            is laid on (`frame_targets`) for the frame metrics.
     """
     files = list(found)
     estimated = [(f, on, off, label) for f, r in found.items()
@@ -37,6 +39,8 @@ def recording_metrics(events: pd.DataFrame, found: Mapping[str, Mapping[str, Any
     metrics = events_metrics(events, estimated, files, classes, durations)
     first = next(iter(found.values()))
     post = EventRules.of(first["postprocessing"])
+    truth = np.concatenate([frame_targets(events[events["file"] == f], len(r["times"]),
+                                          classes=classes, **grid) for f, r in found.items()])
     metrics.update(frame_metrics(truth, np.concatenate([r["activity"] for r in found.values()]),
                                  post.detection_threshold))
     frame_seconds = float(first["frame_seconds"])

@@ -6,10 +6,13 @@ the feature frames. A detector (`fast_detector`, the stock one; `resnet_detector
 `crnn_detector`, `gru_detector`, `conformer_detector`) gives one logit per frame and class; training
 minimises the per-frame binary cross-entropy (multi-label: several classes may be active
 at once), with the frames within 3 frames of an onset or offset weighted 1 +
-`boundary_weight` (2 by default since issue 66; `xval.tasks.losses`).
+`boundary_weight` (2 by default; `xval.tasks.losses`). Its own parameters
+(`DetectionParams`) are the post-processing, event mixing, the boundary weight and the hop
+recordings are read at.
 
-Evaluation turns the frame probabilities into events (`xval.events.activity_to_events`:
-threshold, median filter, shortest event and gap, all instance parameters) and scores them
+Evaluation turns the frame probabilities into events (`xval.tasks.detection.events
+.activity_to_events`: threshold, median filter, shortest event and gap, all instance
+parameters) and scores them
 against the events of the frame targets with the metrics of sed_eval, the DCASE reference
 implementation, computed by the project (`xval.tasks.detection.metrics`):
 segment-based F1 and error rate over 1 s segments, and event-based F1 with a 200 ms onset
@@ -24,7 +27,7 @@ window level an event cut by a window border counts twice; at the recording leve
 Rare events: with `class_weights=True` the per-frame cross-entropy weights every active
 frame of class `c` by `negatives_c / positives_c`, counted over the fold's training rows
 only and clipped to `[1, MAX_POSITIVE_WEIGHT]` (`positive_weights`); inactive frames
-weigh 1 (`xval.losses.WeightedFrameCrossentropy`). The recorded `loss` metrics stay the
+weigh 1 (`xval.tasks.losses.WeightedFrameCrossentropy`). The recorded `loss` metrics stay the
 unweighted cross-entropy, comparable between instances; the history's `loss` and
 `val_loss` are the weighted one that training minimises (with the default boundary weight,
 always).
@@ -56,9 +59,12 @@ from xval.tasks.base import (
     StoreView,
     Targets,
     Task,
+    switched_off,
 )
 from xval.tasks.detection.events import Event, stitch_windows
+from xval.tasks.detection.mixing import EventMixer, event_mixer
 from xval.tasks.detection.overlap import Windows, overlap_windows
+from xval.tasks.detection.params import DetectionParams
 from xval.tasks.detection.recordings import recording_metrics
 from xval.tasks.detection.rules import (
     CHOSEN_ON_VALIDATION,
@@ -69,6 +75,7 @@ from xval.tasks.detection.rules import (
 from xval.tasks.detection.scores import window_scores
 from xval.tasks.detection.windows import store_defaults
 from xval.tasks.metrics import sigmoid
+from xval.tasks.parts import FeatureCatalog
 from xval.tasks.registry import register
 from xval.tasks.weights import positive_weights
 
@@ -141,9 +148,17 @@ class FrameTargets(Targets):
     def for_keras(self, y: np.ndarray, params: Params, num_outputs: int) -> np.ndarray:
         return np.asarray(y, dtype=np.float32)
 
+    def mixer(self, params: Params, feature_params: Mapping[str, Any] | None,
+              features: FeatureCatalog, seed: int) -> EventMixer | None:
+        """Event mixing (`event_mix`, `xval.tasks.detection.mixing`), or `None` at 0."""
+        rate = float(DetectionParams.of(params).event_mix or 0.0)
+        return event_mixer(rate, params, feature_params, features, seed)
+
 
 class FrameHead(Head):
     """One logit per frame and class, trained with per-frame binary cross-entropy."""
+
+    exported = None  # frames, read by `detect`
 
     def loss(self, params: Params, train_targets: np.ndarray | None = None) -> Any:
         """Per-frame binary cross-entropy on logits; with `class_weights=True`, active
@@ -308,6 +323,10 @@ class EventScoring(Scoring):
     def event_rules(self, params: Mapping[str, Any] | None) -> EventRules:
         return postprocessing(params)
 
+    def reading_hop(self, params: Mapping[str, Any] | None) -> float:
+        """`prediction_hop` windows."""
+        return float(_param(params, "prediction_hop", 1.0))
+
     def recording_activity(self, outputs: np.ndarray, starts: Sequence[float],
                            frame_seconds: float) -> np.ndarray:
         """The windows' probabilities laid on the recording's time line, averaged where
@@ -316,12 +335,12 @@ class EventScoring(Scoring):
                               frame_seconds)
 
     def score_recordings(self, events: pd.DataFrame, found: Mapping[str, Mapping[str, Any]],
-                         truth: np.ndarray, classes: list[str],
-                         durations: Mapping[str, float]) -> dict[str, Any]:
+                         classes: list[str], durations: Mapping[str, float],
+                         grid: Mapping[str, int]) -> dict[str, Any]:
         """Event F1 (200 ms collar), onset-only event F1, segment F1 and error rate, frame
         F1 at the chosen thresholds, PSDS1 and PSDS2, event F1 per class
         (`xval.tasks.detection.recordings`)."""
-        return recording_metrics(events, found, truth, classes, durations)
+        return recording_metrics(events, found, classes, durations, grid)
 
     def format_level(self, data: dict[str, Any]) -> list[str]:
         """The overall metrics of annotated recordings, then event F1 per class."""
@@ -359,15 +378,13 @@ class Detection(Task):
     clip_is_segment_without_clips = False  # a window's score is not its recording's
     level_names = {"segment": "window", "clip": "recording"}
     chosen_on_validation = CHOSEN_ON_VALIDATION
-    training_defaults = {"learning_rate": 0.003, "boundary_weight": 2.0}
+    training_defaults = {"learning_rate": 0.003,
+                         **switched_off("time_masks", "freq_masks", "mixup_alpha")}
     """Measured on two synthetic sets (docs/results.md, detection): with `resnet_detector`
     (and `crnn_detector` with `freq_pool=2`), 0.003 fits the training recordings where the
-    shared 0.001 underfits. `boundary_weight=2` (issue 66): on recordings and backgrounds
-    the folds never trained on, the mean test event F1, PSDS1 and event recall rose on both
-    sets measured (five folds each; the corrected t-test does not separate it from chance)."""
-    scores_events = True
+    shared 0.001 underfits; SpecAugment and mixup were measured on classification."""
+    parameters = DetectionParams
     figures = ("activity",)
-    own_params = ("event_mix", "boundary_weight", "prediction_hop")
 
     def feature_defaults(self, sample_rate: int,
                          segment_seconds: float | None = None) -> dict[str, Any]:

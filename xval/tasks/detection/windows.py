@@ -1,4 +1,4 @@
-"""The windows and frames of a detection store built with nothing named (issue 44):
+"""The windows and frames of a detection store built with nothing named:
 `python -m preprocessing detection`'s own defaults, measured in docs/results.md."""
 
 import math

@@ -19,7 +19,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from xval.core.errors import ConfigurationError, ParameterError
-from xval.tasks.base import NO_CONTEXT, Context, Head, Params, Pooled, Scoring, Targets, Task
+from xval.tasks.base import (
+    NO_CONTEXT,
+    Context,
+    Head,
+    Params,
+    Pooled,
+    Scoring,
+    Targets,
+    Task,
+    switched_off,
+)
+from xval.tasks.parts import Normalise
 from xval.tasks.registry import register
 
 if TYPE_CHECKING:
@@ -46,9 +57,15 @@ class InputTargets(Targets):
     def of_files(self, labels: Sequence[str], classes: Sequence[str]) -> np.ndarray:
         raise ConfigurationError(_NOT_EVALUATED)
 
+    def of_rows(self, normalise: Normalise) -> Normalise:
+        """The rows normalised with the fold's statistics: what the model reconstructs."""
+        return normalise
+
 
 class ReconstructionHead(Head):
     """The reconstruction, trained on the mean squared error."""
+
+    exported = None  # a reconstruction, read by `embed`
 
     def loss(self, params: Params, train_targets: np.ndarray | None = None) -> Any:
         return "mse"
@@ -117,7 +134,12 @@ class Representation(Task):
     headline = (("segment", "mse", "MSE"), ("segment", "baseline_mse", "baseline MSE"),
                 ("segment", "mae", "MAE"))
     labelled_rows = True
-    reconstructs = True
+    training_defaults = switched_off("time_masks", "freq_masks", "mixup_alpha")
+    """SpecAugment and mixup were measured on classification."""
+
+    def takes_store(self, store_task_type: str) -> bool:
+        """Any store: the rows alone are learnt."""
+        return True
 
     def headline_metrics(self, clips: bool) -> list[tuple[str, str, str]]:
         return list(self.headline or ())  # no clip level: rows are scored one by one

@@ -18,11 +18,14 @@ of its segments' probabilities; an ensemble of instances averages its members'
 probabilities (`TagFusion`) and chooses its thresholds on its own fused validation clips.
 
 The workbook's Labels sheet and the per-label AP figure read each fold's test predictions
-(`xval.tasks.tagging.views`).
+(`xval.tasks.tagging.views`). Its own parameters (`TaggingParams`) are the threshold, the
+focal loss and label-union mixing (`xval.tasks.tagging.mixing`); its data checks count each
+label's rows per fold (`xval.tasks.tagging.checks`).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -44,7 +47,14 @@ from xval.tasks.base import (
 )
 from xval.tasks.fusion import FLOOR, Fusion, Rows
 from xval.tasks.metrics import sigmoid
+from xval.tasks.parts import Folds, Mixing
 from xval.tasks.registry import register
+from xval.tasks.tagging.checks import (
+    fold_label_lines,
+    label_indicators,
+    missing_label_warnings,
+    set_summary,
+)
 from xval.tasks.tagging.labels import (
     TAG_SEPARATOR,
     check_label_sets,
@@ -60,6 +70,8 @@ from xval.tasks.tagging.metrics import (
     tagging_metrics,
     thresholds_of,
 )
+from xval.tasks.tagging.mixing import union_draws, unite
+from xval.tasks.tagging.params import TaggingParams
 from xval.tasks.tagging.views import LABEL_AP, LABELS, PER_LABEL_AP, THRESHOLD
 from xval.tasks.weights import positive_weights
 
@@ -128,8 +140,22 @@ class TagTargets(Targets):
         check_label_sets([split_tags(text) for text in labels], where)
 
     def stratify(self, store: StoreView) -> np.ndarray | None:
-        """The 0/1 rows: the splitter keeps every label's share (`MultilabelItemKFold`)."""
+        """The 0/1 rows: the splitter keeps every label's share (a 0/1 matrix takes
+        `MultilabelItemKFold`)."""
         return self.of_store(store)
+
+    def mixing(self, params: Params) -> Mixing | None:
+        """Label-union mixing of a share `union_mix` of a batch's rows, or `None` at 0."""
+        share = float(TaggingParams.of(params).union_mix or 0.0)
+        return (unite, functools.partial(union_draws, share=share)) if share > 0 else None
+
+    def fold_checks(self, meta: pd.DataFrame, classes: Sequence[str], folds: Folds,
+                    n_items: int) -> tuple[list[str], list[str]] | None:
+        """The rows of each label, each label's rows on every fold's test side, and a
+        warning for every fold side without a row of a label (`xval.tasks.tagging.checks`)."""
+        sets = label_indicators(meta, classes, self.classes_in)
+        return ([set_summary(meta, sets, n_items), *fold_label_lines(meta, sets, folds)],
+                missing_label_warnings(meta, sets, folds))
 
     def num_outputs(self, store: StoreView) -> int:
         return len(store.classes)
@@ -152,9 +178,10 @@ class TagHead(Head):
         import keras  # noqa: PLC0415  (keras: the backend is chosen by then)
 
         smoothing = float(params.label_smoothing)
-        if params.focal_gamma:
+        gamma = float(TaggingParams.of(params).focal_gamma or 0.0)
+        if gamma:
             return keras.losses.BinaryFocalCrossentropy(
-                gamma=float(params.focal_gamma), from_logits=True, label_smoothing=smoothing)
+                gamma=gamma, from_logits=True, label_smoothing=smoothing)
         if not params.class_weights:
             return keras.losses.BinaryCrossentropy(from_logits=True,
                                                    label_smoothing=smoothing)
@@ -175,6 +202,8 @@ class TagHead(Head):
     @property
     def scores_activation(self) -> str | None:
         return "sigmoid"
+
+    exported = "label probabilities (sigmoid, one per label), (batch, classes)"
 
 
 class TagFusion(Fusion):
@@ -207,6 +236,15 @@ class TagScoring(Scoring):
     """mAP, lwlrap, AUC and d-prime of the probabilities; F1 at per-label thresholds."""
 
     fusion = TagFusion()
+    clip_rule = (
+        "A clip's scores: the mean over its windows of their label probabilities (sigmoid); "
+        "its labels: those whose probability reaches the label's threshold (`tag_threshold`).")
+    ensemble_clip_rule = (
+        "A clip's scores (as `predict` gives an ensemble's): for each member m, the mean over "
+        "the clip's windows of member_scores[:, m] (label probabilities), then their mean "
+        "weighted by the members' weights; its labels: those at or over the thresholds the "
+        "ensemble chose on its validation clips (`tag_threshold`); the `scores` output is the "
+        "weighted mean per window.")
 
     def evaluate(self, y_true: Any, outputs: Any, num_outputs: int,
                  context: Context = NO_CONTEXT) -> dict[str, Any]:
@@ -303,9 +341,8 @@ class Tagging(Task):
     headline = (("segment", "map", "mAP"), ("segment", "lwlrap", "lwlrap"),
                 ("segment", "dprime", "d-prime"), ("segment", "f1_macro", "macro F1"))
     has_classes = True
-    multi_label = True
     chosen_on_validation = (THRESHOLD,)
-    own_params = ("tag_threshold", "focal_gamma", "union_mix")
+    parameters = TaggingParams
     training_defaults = {"label_smoothing": 0.0}
     """Label smoothing (a classification default) would push every absent label of every
     clip to 0.05: tagging trains on plain 0/1 targets unless an instance names it."""
@@ -327,9 +364,20 @@ class Tagging(Task):
             return rows
         return [("clip", m, f"clip {label}") for _, m, label in rows] + rows[:1]
 
+    def fit_defaults(self, params: Params) -> dict[str, Any]:
+        """Its defaults, and no default mixup under label-union mixing (which replaces it)."""
+        off = {"mixup_alpha": 0.0} if TaggingParams.of(params).union_mix else {}
+        return {**super().fit_defaults(params), **off}
+
     def check_params(self, params: Params, where: str) -> None:
         super().check_params(params, where)
-        if params.focal_gamma and params.class_weights:
+        own = TaggingParams.of(params)
+        if own.focal_gamma and params.class_weights:
             raise ParameterError(
-                f"{where}: focal_gamma={params.focal_gamma} and class_weights=True are two "
+                f"{where}: focal_gamma={own.focal_gamma} and class_weights=True are two "
                 "answers to rare labels; choose one (focal_gamma=0 or class_weights=False).")
+        if own.union_mix and params.mixup_alpha:
+            raise ParameterError(
+                f"{where}: mixup_alpha={params.mixup_alpha} and union_mix={own.union_mix} are "
+                "two mixings of the training rows; choose one (mixup_alpha=0 for label-union "
+                "mixing, or union_mix=0).")

@@ -1,26 +1,28 @@
-"""The data checks of a store whose rows hold several labels (tagging), printed by the dry
+"""The data checks of a tagging store (`Tagging`'s `Targets.fold_checks`), printed by the dry
 run and the run (`xval.running.checks`): the rows of each label, each label's rows on every
 fold's test side, and a warning for every fold whose test, validation or training side
-holds no row of a label."""
+holds no row of a label. pandas is imported by the functions that count, so that naming the
+tasks (`python -m xval config`) does without it."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
-from xval import tasks
+if TYPE_CHECKING:
+    import pandas as pd
 
 SHOWN_LABELS = 30
 """The labels the table of test rows per fold shows (the rarest first), the others counted."""
 
 
 def label_indicators(meta: pd.DataFrame, classes: Sequence[str],
-                     task: tasks.Task | None = None) -> pd.DataFrame:
-    """0/1 columns, one per class, of the rows of `meta` (its `label` texts, each read as
-    `task` reads a row's labels, `Targets.classes_in`; by default the task whose rows hold
-    label sets, `xval.tasks.of_label_sets`), indexed like `meta`."""
-    sets = meta["label"].map((task or tasks.of_label_sets()).targets.classes_in)
+                     classes_in: Callable[[Any], list[str]]) -> pd.DataFrame:
+    """0/1 columns, one per class, of the rows of `meta` (its `label` texts, each read by
+    `classes_in`, `Targets.classes_in`), indexed like `meta`."""
+    import pandas as pd  # noqa: PLC0415  (pandas: when checking)
+
+    sets = meta["label"].map(classes_in)
     return pd.DataFrame({c: sets.map(lambda tags, c=c: c in tags).astype(int)
                          for c in classes}, index=meta.index)
 
@@ -39,10 +41,12 @@ def _rows_of(meta: pd.DataFrame, items: Sequence[str]) -> pd.Series:
 
 
 def fold_label_lines(meta: pd.DataFrame, sets: pd.DataFrame,
-                     folds: Sequence[Mapping[str, list[str]]]) -> list[str]:
+                     folds: Sequence[Mapping[str, Sequence[str]]]) -> list[str]:
     """Each label's rows on every fold's test side, as a table (labels as rows, the rarest
     first; at most `SHOWN_LABELS`), beside the share of its rows a fold would get with
     every label spread evenly."""
+    import pandas as pd  # noqa: PLC0415  (pandas: when checking)
+
     table = pd.DataFrame({f"fold {i}": sets[_rows_of(meta, fold["test"])].sum(axis=0)
                           for i, fold in enumerate(folds)})
     order = sets.sum(axis=0).sort_values(kind="stable").index
@@ -57,7 +61,7 @@ def fold_label_lines(meta: pd.DataFrame, sets: pd.DataFrame,
 
 
 def missing_label_warnings(meta: pd.DataFrame, sets: pd.DataFrame,
-                           folds: Sequence[Mapping[str, list[str]]]) -> list[str]:
+                           folds: Sequence[Mapping[str, Sequence[str]]]) -> list[str]:
     """A warning per fold and side (test, validation, training) that holds no row of some
     label, with what that does to the fold's scores."""
     effects = {
@@ -68,7 +72,7 @@ def missing_label_warnings(meta: pd.DataFrame, sets: pd.DataFrame,
     out = []
     for i, fold in enumerate(folds):
         for side, effect in effects.items():
-            held = sets[_rows_of(meta, fold[side] + list(fold.get("rank", []))
+            held = sets[_rows_of(meta, [*fold[side], *fold.get("rank", [])]
                                  if side == "val" else fold[side])].sum(axis=0)
             absent = [str(name) for name, n in held.items() if n == 0]
             if absent:

@@ -1,5 +1,5 @@
-"""Event mixing (issue 66): detection training windows that get an annotated event of
-another training window added, at a random place and gain, every epoch (`event_mix`).
+"""Event mixing: detection training windows that get an annotated event of another
+training window added, at a random place and gain, every epoch (`event_mix`).
 
 A detector trained on its recordings as they are sees each event on one background, at
 one place in one window; one tested on recordings and backgrounds it has never seen
@@ -26,10 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from preprocessing.features import get as get_feature_type
-from preprocessing.features import names as feature_types
 from xval.core.errors import ParameterError
-from xval.training import devices
+from xval.tasks.parts import FeatureCatalog
 
 GAIN_DB = (-6.0, 6.0)
 """The range of the pasted event's gain (dB), drawn per paste."""
@@ -44,6 +42,7 @@ class EventMixer:
         rate: the share of windows that receive an event, in `(0, 1]`.
         feature: the store's feature type (one whose `magnitude_power` is set).
         compression: the store's compression (`db`, `log`, `power`, `none`).
+        features: the feature registry (`preprocessing.features`), for the types' facts.
         power_exponent: the exponent of `power` compression.
         seed: the fold's seed.
 
@@ -52,8 +51,9 @@ class EventMixer:
     """
 
     def __init__(self, rate: float, *, feature: str, compression: str,
-                 power_exponent: float = 0.3, seed: int = 0) -> None:
-        mixable = [n for n in feature_types() if get_feature_type(n).magnitude_power]
+                 features: FeatureCatalog, power_exponent: float = 0.3, seed: int = 0
+                 ) -> None:
+        mixable = [n for n in features.names() if features.get(n).magnitude_power]
         if feature not in mixable or compression not in ("db", "log", "power", "none"):
             raise ParameterError(
                 f"event_mix={rate}: mixes spectrogram magnitudes, but the store holds "
@@ -61,7 +61,7 @@ class EventMixer:
                 f"{', '.join(mixable)} features compressed with db, log, power or none "
                 "(pcen cannot be undone), or event_mix=0.")
         self.rate, self.seed = float(rate), int(seed)
-        self.power = float(get_feature_type(feature).magnitude_power or 1.0)
+        self.power = float(features.get(feature).magnitude_power or 1.0)
         self.compression = compression
         self.exponent = float(power_exponent)
 
@@ -133,60 +133,25 @@ def _runs(active: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))
 
 
-def event_mixer(params: Any, feature_params: Mapping[str, Any] | None, seed: int
-                ) -> EventMixer | None:
-    """The fold's `EventMixer`, or `None` when `params.event_mix` is 0.
+def event_mixer(rate: float, params: Any, feature_params: Mapping[str, Any] | None,
+                features: FeatureCatalog, seed: int) -> EventMixer | None:
+    """The fold's `EventMixer`, or `None` when `rate` (`event_mix`) is 0.
 
     Args:
-        params: the instance parameters.
+        rate: the share of windows mixed.
+        params: the instance parameters (its `front_end`).
         feature_params: the store's feature parameters (`dataset.json`).
+        features: the feature registry (`preprocessing.features`).
         seed: the fold's seed.
 
     Raises:
         ParameterError: for a store it cannot mix (see `EventMixer`).
     """
-    rate = float(getattr(params, "event_mix", 0.0) or 0.0)
     if rate <= 0:
         return None
     found = dict(feature_params or {})
     if getattr(params, "front_end", "none") not in (None, "none"):
         found = {"feature": f"{found.get('feature')} through front_end={params.front_end}"}
-    return EventMixer(rate, feature=str(found.get("feature")),
+    return EventMixer(rate, feature=str(found.get("feature")), features=features,
                       compression=str(found.get("compression", "db")),
                       power_exponent=float(found.get("power_exponent", 0.3)), seed=seed)
-
-
-def mixed_batches(batches: Any, mixer: EventMixer, placement: str) -> Any:
-    """A `keras.utils.PyDataset` serving `batches` (numpy batches of the training rows,
-    `make_batches` with `placement=HOST`) mixed by `mixer`, copied to the device when
-    `placement` is `PINNED`.
-
-    Args:
-        batches: the training batches, gathered on the host.
-        mixer: the fold's mixer.
-        placement: `HOST` or `PINNED` (`xval.training.devices`).
-    """
-    import keras  # noqa: PLC0415  (Keras: only once the backend is set)
-
-    class _Mixed(keras.utils.PyDataset):
-        def __init__(self) -> None:
-            workers = int(getattr(batches, "workers", 1) or 1)
-            super().__init__(**({"workers": workers, "use_multiprocessing": False}
-                                if workers > 1 else {}))
-            self.epoch = 0
-
-        def __len__(self) -> int:
-            return len(batches)
-
-        def __getitem__(self, index: int) -> tuple[Any, ...]:
-            batch = batches[index]
-            x, y = mixer(batch[0], batch[1], self.epoch, index)
-            out = (x, y, *batch[2:])
-            return tuple(devices.to_device(a) for a in out) \
-                if placement == devices.PINNED else out
-
-        def on_epoch_end(self) -> None:
-            self.epoch += 1
-            batches.on_epoch_end()
-
-    return _Mixed()

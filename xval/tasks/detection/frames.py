@@ -1,17 +1,22 @@
-"""Events on the feature frame grid: frame-level targets and the windows of long recordings.
+"""Events on the feature frame grid: a detection store's frame-level targets
+(`frame_targets.npy`), and the annotation of whole recordings scored by `evaluate
+--annotations`.
 
-The grid is the one `compute_features` produces (librosa's centred STFT): frame `t` of a
-signal is centred on sample `t * hop_length`, time `t * hop_length / sample_rate`, and a
-window of `w` samples has `1 + w // hop_length` frames.
+The grid is the one the store's features were computed on (librosa's centred STFT): frame
+`t` of a signal is centred on sample `t * hop_length`, time `t * hop_length / sample_rate`.
+The inverse, frames to events, is `xval.tasks.detection.events.activity_to_events`.
 """
+
+from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
-from preprocessing.features import window_starts
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def frame_targets(events: pd.DataFrame | Iterable[tuple[float, float, str]], n_frames: int, *,
@@ -72,41 +77,14 @@ def frame_targets(events: pd.DataFrame | Iterable[tuple[float, float, str]], n_f
     return targets
 
 
-def windows(n_samples: int, *, sample_rate: int, segment_seconds: float, hop_seconds: float,
-            grid: int = 1) -> list[tuple[int, int]]:
-    """The windows that cut a long recording, as `preprocessing.segment` cuts signals.
-
-    Windows are `segment_seconds` long and `hop_seconds` apart, starting on multiples of
-    `grid` (the feature hop); when the hops miss the tail, one more window ends within
-    `grid` samples of the end. A recording no longer than one window gives one window
-    `(0, window)` that runs past its end (the features zero-pad it).
-
-    Args:
-        n_samples: length of the recording in samples.
-        sample_rate: its rate in Hz.
-        segment_seconds: window length in seconds.
-        hop_seconds: hop between window starts in seconds.
-        grid: window starts are multiples of this many samples. Defaults to `1`.
-
-    Returns:
-        list of `(start_sample, end_sample)`, every one `window` samples long.
-
-    Raises:
-        ValueError: when `segment_seconds` or `hop_seconds` is not positive.
-    """
-    starts, window = window_starts(n_samples, sample_rate=sample_rate,
-                                   segment_seconds=segment_seconds, hop_seconds=hop_seconds,
-                                   grid=grid)
-    return [(int(s), int(s) + window) for s in starts]
-
-
 def _triples(events: pd.DataFrame | Iterable[tuple[float, float, str]]
              ) -> list[tuple[float, float, str]]:
-    if isinstance(events, pd.DataFrame):
-        missing = {"onset_s", "offset_s", "label"} - set(events.columns)
+    if hasattr(events, "columns"):  # a pandas.DataFrame (pandas: not imported by the tasks)
+        table: Any = events
+        missing = {"onset_s", "offset_s", "label"} - set(table.columns)
         if missing:
             raise ValueError(f"events lacks the column(s) {', '.join(sorted(missing))}; "
                              "expected the columns onset_s, offset_s, label.")
-        return list(zip(events["onset_s"].astype(float), events["offset_s"].astype(float),
-                        events["label"]))
+        return list(zip(table["onset_s"].astype(float), table["offset_s"].astype(float),
+                        table["label"]))
     return [(float(a), float(b), label) for a, b, label in events]
