@@ -189,9 +189,9 @@ def folds(args, backend, cache):
         config = load_config(ROOT / "config.ini").replace(
             paths={"data_dir": args.data, "results_dir": str(Path(tmp) / "results")},
             backend={"compile_cache": cache}, report={"plots": False})
-        for task in TASKS:
+        for number, task in enumerate(TASKS, start=1):  # two tasks share the demo store
             dataset, spec = TASK_INSTANCES[task]
-            exp = Experiment(description="bench", dataset=dataset, number=1,
+            exp = Experiment(description="bench", dataset=dataset, number=number,
                              num_folds=args.folds, task_type=task,
                              parameters={"epochs": args.epochs, "patience": args.epochs})
             exp[1] = {"comment_1": task, "comment_2": "", **spec}
@@ -200,7 +200,7 @@ def folds(args, backend, cache):
                               output=Output(out=lambda *a: None))
             wall = time.perf_counter() - start
             assert outcome.exit_code == 0, (task, outcome)
-            folder = ExperimentLayout.of(config.results_dir, dataset, 1).instance(1)
+            folder = ExperimentLayout.of(config.results_dir, dataset, number).instance(1)
             records = [read_json(p) for p in sorted(folder.fold_files().values())]
             out[task] = {"wall": wall,
                          "compiled": [(r.get("compilation") or {}).get("programs")
