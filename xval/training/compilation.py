@@ -80,14 +80,14 @@ class _Counter:
         jax.monitoring.register_event_listener(self._event)
         self.listening = True
 
-    def _duration(self, name: str, seconds: float, **_: Any) -> None:
-        if name in _DURATIONS:
+    def _duration(self, event: str, duration_secs: float, **_: str | int) -> None:
+        if event in _DURATIONS:
             with self.lock:
-                self.seconds += seconds
-                self.compiles += name == _COMPILES
+                self.seconds += duration_secs
+                self.compiles += event == _COMPILES
 
-    def _event(self, name: str, **_: Any) -> None:
-        if name == _HITS:
+    def _event(self, event: str, **_: str | int) -> None:
+        if event == _HITS:
             with self.lock:
                 self.hits += 1
 
