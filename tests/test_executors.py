@@ -20,7 +20,7 @@ BASE = ['architecture="mlp"', 'reshaping_type="none"', 'comment_1="c1"', 'commen
 BASE_SPEC = {"architecture": "mlp", "reshaping_type": "none", "comment_1": "c1",
              "comment_2": "c2", "hidden_units": 8, "num_layers": 1, "epochs": 2,
              "batch_size": 64}
-DIVERGE = ["learning_rate=1e6", 'optimizer="sgd"', 'save_model_metric="val_accuracy"']
+DIVERGE = ["learning_rate=1e30", 'optimizer="sgd"', 'save_model_metric="val_accuracy"']
 
 
 def executors():
