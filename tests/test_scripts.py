@@ -115,7 +115,8 @@ def test_init_script_holds_hostile_data_only_as_literals(hostile, tmp_path):
     assert names == {"AUDIO": str(audio), "FOUND": how, "CLASSES": sorted({hostile, "b", "c"}),
                      "ENCODERS": {encoder: hostile, hostile: "CC BY 4.0"}}
     assert keywords == {"description": f"{hostile}: first models", "dataset": "plain",
-                        "number": 1, "num_folds": 2, "task_type": "classification"}
+                        "number": 1, "num_folds": 2, "task_type": "classification",
+                        "preference": [5, 3, 1, 2, 4]}  # declared before any score
     assert [instances[k].get("dataset") for k in (1, 2, 3, 4)] == \
         ["plain_hf", "plain_aisfx", "plain_both", None]  # 4: the CNN, on `dataset`
     assert all(c.isascii() and '"' not in c for k in (1, 2, 3)
