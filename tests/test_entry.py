@@ -258,7 +258,7 @@ def test_report_on_a_full_disk(experiment_dir, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err and "stdout" not in err, err
     assert err.count("error:") == 1 and err.startswith(
-        f"error: cannot write {book} (No space left on device: "), err
+        f"error: the workbook: cannot write {book} (No space left on device: "), err
     assert book.read_bytes() == before  # the old workbook stays, whole
     assert sorted(p.name for p in Path(results).iterdir() if "xlsx" in p.name) == [book.name]
 
