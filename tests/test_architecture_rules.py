@@ -173,7 +173,9 @@ def test_rules_a_parameter_is_declared_once_as_a_field_of_its_record():
         if section == "training":  # and the registered tasks' own (`Task.parameters`)
             declared += list(tasks.parameter_keys())
         assert list(schema.SCHEMA[section]) == declared, section
-    assert schema.ADDED_KEYS["training"] == absent_values(TrainingParams)
+    added, core = schema.ADDED_KEYS["training"], absent_values(TrainingParams)
+    assert {k: added[k] for k in core} == core  # and the tasks' own (their `absent=`)
+    assert set(added) - set(core) <= set(tasks.parameter_keys())
     assert TrainingParams().min_epochs == 0 != schema.SCHEMA["training"]["min_epochs"].default
 
     @dataclasses.dataclass(frozen=True, eq=False)

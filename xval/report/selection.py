@@ -70,7 +70,7 @@ def preference_of(results: ExperimentResults) -> Preference:
 
 
 @dataclasses.dataclass(frozen=True)
-class Comparison:
+class RowComparison:
     """Another row against the selected one, on their ranking scores.
 
     Attributes:
@@ -94,7 +94,7 @@ class Comparison:
 
 
 @dataclasses.dataclass(frozen=True)
-class Ranking:
+class RowRanking:
     """How the selected row was chosen on the ranking scores (`rank_rows`).
 
     Attributes:
@@ -113,7 +113,7 @@ class Ranking:
     leader: int
     selected: int
     tied: tuple[int, ...]
-    comparisons: tuple[Comparison, ...]
+    comparisons: tuple[RowComparison, ...]
     preference: Preference
     confidence: float
     rope: float
@@ -128,7 +128,7 @@ class Ranking:
 
 def rank_rows(candidates: Sequence[InstanceResult], metric: str, split: str, level: str, *,
               confidence: float, rope: float, repeats: tuple[int, int],
-              preference: Preference) -> Ranking | None:
+              preference: Preference) -> RowRanking | None:
     """Selects among `candidates` on their ranking scores (see the module).
 
     Args:
@@ -143,7 +143,7 @@ def rank_rows(candidates: Sequence[InstanceResult], metric: str, split: str, lev
         preference: the order that chooses among the rows that tie.
 
     Returns:
-        The `Ranking`, or `None` without candidates.
+        The `RowRanking`, or `None` without candidates.
     """
     if not candidates:
         return None
@@ -186,10 +186,10 @@ def rank_rows(candidates: Sequence[InstanceResult], metric: str, split: str, lev
             continue
         found, mean = versus(selected, k), float(np.mean(list(scores[k].values())))
         ahead = behind[k]
-        comparisons.append(Comparison(k, mean, found.better, found.equivalent, found.worse,
+        comparisons.append(RowComparison(k, mean, found.better, found.equivalent, found.worse,
                                       ahead[0] if ahead else None, ahead[1] if ahead else None))
     comparisons.sort(key=lambda c: (-c.mean if maximise else c.mean, c.id))
     own = finished_folds(rows[selected])
     items = sum(len(own[i].items.get(split, [])) for i in scores[selected] if i in own)
-    return Ranking(leader, selected, tuple(tied), tuple(comparisons), preference, confidence,
+    return RowRanking(leader, selected, tuple(tied), tuple(comparisons), preference, confidence,
                    rope, len(scores[selected]), items)

@@ -15,7 +15,7 @@ from xval import tasks
 from xval.config.loader import Config
 from xval.config.selection import metric_direction, selection_metric
 from xval.report.results import ExperimentResults, InstanceResult
-from xval.report.selection import DEFAULT_ORDER, Ranking, preference_of, rank_rows
+from xval.report.selection import DEFAULT_ORDER, RowRanking, preference_of, rank_rows
 from xval.report.validation import invalid_note
 
 SPLIT_NAMES = {"train": "train", "val": "validation", "test": "test",
@@ -58,7 +58,7 @@ class Selection:
     selected: InstanceResult | None
     tied: tuple[InstanceResult, ...] = ()
     split: str = "val"
-    ranking: Ranking | None = None
+    ranking: RowRanking | None = None
 
     @classmethod
     def of(cls, results: ExperimentResults, config: Config | None = None) -> Selection:
