@@ -387,8 +387,9 @@ def test_predict_rows_from_the_device_equals_numpy(store, rng):
     rows = rng.permutation(len(features))[:50]
     before = devices.host_transfers()
     on_device = predict_rows(model, features, rows, 16, devices.DEVICE)
-    # The rows and their targets once, then the epoch's order and row indices.
-    assert devices.host_transfers() - before == 4
+    # The rows, their targets and weights (an unshuffled split's padding weighs 0) once,
+    # then the epoch's order and row indices.
+    assert devices.host_transfers() - before == 5
     np.testing.assert_allclose(on_device, predict_rows(model, features, rows, 16), rtol=1e-5)
     assert on_device.shape == (50, 3)
 
