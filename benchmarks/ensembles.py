@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from xval import Ensemble, Experiment
+from xval import Ensemble, Experiment, Output
 from xval.config.loader import find_config, load_config
 from xval.config.recipes import REFIT_HEAD
 from xval.report.comparison import Target, compare
@@ -101,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     exp = experiment(args.dataset, args.encoder_store or f"{args.dataset}_aisfx", args.number,
                      args.folds, args.cnn)
     if not args.report_only:
-        exp.run(config=config, progress=False)
+        exp.run(config=config, output=Output(progress=False))
     report(ExperimentResults(config.results_dir / args.dataset / f"experiment_{args.number}"))
 
 

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.encoders import _instance_folds, _summary, _versus
+from xval import Execution
 
 ARMS: dict[int, tuple[str, dict[str, object]]] = {
     1: ("frozen", {"front_end": "aisfx"}),
@@ -134,8 +135,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         if args.gpus:
             config = config.replace(backend={"jobs_per_gpu": args.jobs_per_gpu})
-            code = exp.run(config=config, executor="process",
-                           gpus=args.gpus.split(",")).exit_code
+            code = exp.run(config=config, executor=Execution("process", gpus=args.gpus.split(","))).exit_code
         else:
             code = exp.run(config=config, executor="inline").exit_code
     except KeyboardInterrupt:  # a time limit (timeout -s INT): report the finished folds

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks._common import fsdd_rows
+from xval import Output
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
@@ -105,7 +106,7 @@ def scores(dataset: str, epochs: int, files_per_speaker: int, work: Path) -> dic
     exp[2] = {**plain, "dataset": "wave", "front_end": "mel",
               "comment_1": "waveform store, front_end mel", "comment_2": ""}
     started = time.perf_counter()
-    outcome = exp.run(config=config, out=lambda *a: None)
+    outcome = exp.run(config=config, output=Output(out=lambda *a: None))
     root = work / "results" / "mel" / "experiment_1"
     acc = {k: [json.loads((root / f"instance_{k}" / f"fold_{i}.json").read_text())[
         "metrics"]["test"]["accuracy"] for i in range(setup["num_folds"])] for k in (1, 2)}

@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.ensembles import SMALL_CNN
-from xval import Ensemble, Experiment
+from xval import Ensemble, Experiment, Output
 from xval.config.loader import find_config, load_config
 from xval.config.recipes import HEADS, REFIT_HEAD
 from xval.report.results import ExperimentResults
@@ -207,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.action == "run":
         exp = experiment(args.dataset, args.encoder_store or f"{args.dataset}_aisfx",
                          args.number, args.folds, args.rank_split, args.member)
-        exp.run(config=config, progress=False)
+        exp.run(config=config, output=Output(progress=False))
         report(root / f"experiment_{args.number}", args.dataset, True, True, False)
         return
     today = args.today

@@ -34,7 +34,7 @@ import numpy as np
 from scipy import stats
 
 from benchmarks.ensembles import SMALL_CNN
-from xval import Ensemble, Experiment
+from xval import Ensemble, Experiment, Output
 from xval.config.loader import find_config, load_config
 from xval.config.recipes import HEADS, REFIT_HEAD
 from xval.report.results import ExperimentResults
@@ -135,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     exp = experiment(args.dataset, args.encoder_store or f"{args.dataset}_aisfx", args.number,
                      args.folds, args.repeats)
     if not args.report_only:
-        exp.run(config=config, progress=False)
+        exp.run(config=config, output=Output(progress=False))
     root = config.results_dir / args.dataset
     results = ExperimentResults(root / f"experiment_{args.number}")
     share = next((r.params.get("rank_split", 0.0) for r in results if r.params), 0.0)

@@ -11,6 +11,7 @@ import pytest
 import architectures
 from architectures import StatisticsPooling
 from tests.conftest import resolve, training_defaults
+from xval import Output
 from xval.training.model import build_model
 
 DEFAULTS = training_defaults()
@@ -406,9 +407,9 @@ def test_experiment_with_a_keyword_out_of_range_writes_nothing(config_path, conf
     exp[1] = ['architecture="example_cnn"', 'reshaping_type="conv"', 'comment_1="a"',
               'comment_2="b"', keyword]
     with pytest.raises(ParameterError, match=f"instance 1: {keyword} is not valid"):
-        exp.run(config=config, dry_run=True, out=lambda *a: None)
+        exp.run(config=config, dry_run=True, output=Output(out=lambda *a: None))
     with pytest.raises(ParameterError, match=f"instance 1: {keyword} is not valid"):
-        exp.run(config=config, out=lambda *a: None)
+        exp.run(config=config, output=Output(out=lambda *a: None))
     assert not config.results_dir.exists()
 
 

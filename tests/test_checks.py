@@ -1,7 +1,7 @@
 """The data checks printed before training (`xval.running.checks`): the short-run warning
 suggests only the fixes not yet applied."""
 
-from xval import Experiment
+from xval import Experiment, Output
 
 INSTANCE = {"architecture": "mlp", "reshaping_type": "none", "comment_1": "",
             "comment_2": ""}
@@ -15,7 +15,7 @@ def _dry_run(config, overrides):
     exp[1] = dict(INSTANCE)
     lines = []
     assert exp.run(config=config, dry_run=True, overrides=overrides,
-                   out=lines.append).exit_code == 0
+                   output=Output(out=lines.append)).exit_code == 0
     return [line for line in lines if "trains at most" in line]
 
 

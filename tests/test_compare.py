@@ -9,7 +9,7 @@ import pytest
 from openpyxl import load_workbook
 
 from tests.conftest import ROOT, run_here, tiny_store, write_config
-from xval import Experiment
+from xval import Experiment, Output
 from xval.report.comparison import Target, compare, fold_grid
 from xval.report.stats import holm
 from xval.report.workbook import BEST_FILL, HEADER_FILL, TIED_FILL
@@ -26,7 +26,7 @@ def _run(config, dataset, number, num_folds, instances):
                      num_folds=num_folds, parameters=QUICK, config=str(config))
     for k, params in instances.items():
         exp[k] = params
-    exp.run(config=config, out=lambda line: None)
+    exp.run(config=config, output=Output(out=lambda line: None))
     return config.results_dir / dataset / f"experiment_{number}"
 
 

@@ -12,7 +12,7 @@ import soundfile as sf
 
 from preprocessing.audio import unreadable_reason
 from preprocessing.build import extract_file
-from xval import Experiment
+from xval import Experiment, Output
 from xval.core.errors import ConfigurationError
 from xval.core.outputs import check_output_folder
 from xval.folds import ItemKFold
@@ -27,7 +27,7 @@ def _run(config, number, hidden):
     exp = Experiment(description="culprits", dataset="tiny", number=number, num_folds=3,
                      config=str(config.path))
     exp[1] = {**BASE, "hidden_units": hidden}
-    assert exp.run(config=config, out=lambda *a: None).exit_code == 0
+    assert exp.run(config=config, output=Output(out=lambda *a: None)).exit_code == 0
     return config.results_dir / "tiny" / f"experiment_{number}" / "instance_1"
 
 

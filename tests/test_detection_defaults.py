@@ -9,7 +9,7 @@ import pytest
 
 from preprocessing.store import FeatureStore
 from tests.test_synth_events import fsdd, make  # noqa: F401  (the fake FSDD fixture)
-from xval import tasks
+from xval import Output, tasks
 from xval.cli.preprocess import main as preprocessing_main
 
 
@@ -94,7 +94,7 @@ def test_the_default_detector_trains_a_default_store_end_to_end(recordings, tmp_
     exp = Experiment(description="default detector", dataset="sed", number=1, num_folds=3,
                      task_type="detection")
     exp[1] = {"architecture": "fast_detector", "epochs": 3}
-    exp.run(config=config, out=lambda *a: None)
+    exp.run(config=config, output=Output(out=lambda *a: None))
     folder = tmp_path / "results" / "sed" / "experiment_1" / "instance_1"
     params = json.loads((folder / "params.json").read_text())["params"]
     assert {k: params[k] for k in ("time_pool", "rnn_layers", "filters", "learning_rate")} \

@@ -12,7 +12,7 @@ import pytest
 from preprocessing.store import FeatureStore, write_store
 from tests.conftest import run_here, run_script, run_script_here, write_config, write_script
 from tests.test_synth_events import fsdd, make  # noqa: F401  (the fake FSDD fixture)
-from xval import tasks
+from xval import Output, tasks
 from xval.cli.preprocess import main as preprocessing_main
 from xval.core.errors import ConfigurationError, DatasetError
 from xval.tasks import Context
@@ -603,7 +603,7 @@ def test_detection_fold_plots_in_process_and_none_for_classification(tmp_path):
     detection[1] = {"architecture": "gru_detector", "reshaping_type": "rnn", "units": 4,
                     "num_layers": 1, "epochs": 1, "patience": 1, "batch_size": 8,
                     "class_weights": True, "comment_1": "", "comment_2": ""}
-    assert detection.run(config=config, out=lambda *a: None).exit_code == 0
+    assert detection.run(config=config, output=Output(out=lambda *a: None)).exit_code == 0
     inst = config.results_dir / "sparse" / "experiment_1" / "instance_1"
     for i in range(3):
         check_activity_plot(inst, i)
@@ -612,7 +612,7 @@ def test_detection_fold_plots_in_process_and_none_for_classification(tmp_path):
     classification[1] = {"architecture": "example_cnn", "reshaping_type": "conv",
                          "filters": 4, "epochs": 1, "patience": 1, "batch_size": 16,
                          "comment_1": "", "comment_2": ""}
-    assert classification.run(config=config, out=lambda *a: None).exit_code == 0
+    assert classification.run(config=config, output=Output(out=lambda *a: None)).exit_code == 0
     exp = config.results_dir / "tiny" / "experiment_1"
     assert (exp / "instance_1" / "plots" / "learning_curves.png").is_file()
     assert not list((exp / "instance_1").rglob("*activity*"))

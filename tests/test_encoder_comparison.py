@@ -11,6 +11,7 @@ import pytest
 from preprocessing.features.stacked import EncoderPart, align
 from preprocessing.stacked import stack_stores
 from preprocessing.store import FeatureStore, write_store
+from xval import Output
 from xval.core.errors import DatasetError
 
 AISFX = {"encoder": "aisfx", "sample_rate": 44100, "hop": 51200, "block": 101376, "dim": 3}
@@ -351,7 +352,7 @@ def test_encoder_table_rows_each_encoder_instance_and_their_fusion(tmp_path):
     exp[3] = Ensemble(1, 2)
     exp[4] = {"architecture": "mlp", "reshaping_type": "none", "dataset": "mel",
               "comment_1": "not an encoder", "comment_2": ""}
-    assert exp.run(config=config, out=lambda *a: None).exit_code == 0
+    assert exp.run(config=config, output=Output(out=lambda *a: None)).exit_code == 0
     results = ExperimentResults(config.results_dir / "sounds_aisfx" / "experiment_1")
     table = encoder_table(results)
     assert {(row.id, row.encoder) for row in table.rows} == {

@@ -14,6 +14,7 @@ from preprocessing.features import encoders
 from tests.conftest import write_config
 from tests.test_encoders import write_audio
 from tests.test_export import RUNNER, _check_card_program
+from xval import Output
 from xval.core.errors import ConfigurationError
 
 pytest.importorskip("torch")
@@ -60,7 +61,7 @@ def _run(config, number, instances, dataset="emb", **params):
                             config=str(config.path))
     for k, instance in instances.items():
         experiment[k] = instance
-    return experiment.run(config=config, out=lambda *a: None)
+    return experiment.run(config=config, output=Output(out=lambda *a: None))
 
 
 def _predictions(config, number, instance, dataset="emb"):

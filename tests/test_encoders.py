@@ -18,6 +18,7 @@ import soundfile as sf
 from preprocessing.features import encoders
 from preprocessing.features import pretrained as pt
 from tests.conftest import write_config
+from xval import Output
 from xval.core.errors import ConfigurationError
 
 torch = pytest.importorskip("torch")
@@ -260,7 +261,7 @@ def test_store_experiment_predict_evaluate_embed(name, tmp_path, capsys):
     experiment[1] = {"architecture": "pretrained_pool", "reshaping_type": "rnn",
                      "projection": 0, "pooling": "meanmax", "hidden_units": 0,
                      "comment_1": name, "comment_2": "linear"}
-    outcome = experiment.run(config=config, out=lambda *a: None)
+    outcome = experiment.run(config=config, output=Output(out=lambda *a: None))
     assert outcome.exit_code == 0 and outcome.failed == []
     instance = config.results_dir / "clips" / "experiment_1" / "instance_1"
     results = predict_files(instance, paths[:2])
@@ -350,7 +351,7 @@ def test_store_of_one_encoder_with_a_model_of_another_is_refused(tmp_path, capsy
     experiment[1] = {"architecture": "pretrained_pool", "reshaping_type": "rnn",
                      "projection": 0, "pooling": "meanmax", "hidden_units": 0,
                      "comment_1": "a", "comment_2": "b"}
-    assert experiment.run(config=config, out=lambda *a: None).exit_code == 0
+    assert experiment.run(config=config, output=Output(out=lambda *a: None)).exit_code == 0
     instance = config.results_dir / "aisfx" / "experiment_1" / "instance_1"
     capsys.readouterr()
     code = xval_main(["predict", str(instance), str(paths[0]), "--dataset-info",

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import run_here, run_script_here, tiny_store, write_config, write_script
-from xval import Ensemble, Experiment
+from xval import Ensemble, Experiment, Output
 from xval.cli.main import main
 from xval.config.loader import load_config
 from xval.core.errors import ConfigurationError
@@ -51,11 +51,11 @@ def trained(tmp_path_factory):
     exp[4] = {**AUDIO, "learning_rate": 0.003, "comment_1": "audio, lr 3e-3"}
     exp[5] = Ensemble(1, 4)
     exp[6] = {**CNN, "dataset": "mel_less", "comment_1": "one file fewer"}
-    assert exp.run(config=config, out=lambda *a: None).exit_code == 0
+    assert exp.run(config=config, output=Output(out=lambda *a: None)).exit_code == 0
     other = Experiment(description="other folds", dataset="mel", number=2, num_folds=2,
                        parameters={"epochs": 1, "batch_size": 16}, config=str(config.path))
     other[1] = {**CNN, "comment_1": "2 folds"}
-    assert other.run(config=config, out=lambda *a: None).exit_code == 0
+    assert other.run(config=config, output=Output(out=lambda *a: None)).exit_code == 0
     return config, config.results_dir / "mel" / "experiment_1", base
 
 
@@ -262,7 +262,7 @@ def test_ensemble_of_undeclared_member_is_refused_before_anything_is_written(tmp
     exp[1] = {"architecture": "mlp", "reshaping_type": "none"}
     exp[3] = Ensemble(1, 2)
     with pytest.raises(ConfigurationError, match="instance 2 is not a declared"):
-        exp.run(config=config, out=lambda *a: None)
+        exp.run(config=config, output=Output(out=lambda *a: None))
     assert not (config.results_dir / "tiny").exists()
 
 
@@ -426,7 +426,7 @@ def test_rank_split_ranks_instances_on_items_that_chose_no_epoch(tmp_path):
                      config=str(config.path))
     exp[1] = {"architecture": "mlp", "reshaping_type": "none", "hidden_units": 8}
     exp[2] = {"architecture": "mlp", "reshaping_type": "none", "hidden_units": 16}
-    assert exp.run(config=config, out=lambda *a: None).exit_code == 0
+    assert exp.run(config=config, output=Output(out=lambda *a: None)).exit_code == 0
     results = ExperimentResults(config.results_dir / "tiny" / "experiment_1")
     for fold in results[1].folds:
         assert fold.items["rank"] and not set(fold.items["rank"]) & set(fold.items["val"])
@@ -490,7 +490,7 @@ def test_an_ensemble_has_no_parameters_to_show_nor_a_model_to_refit(tmp_path):
     exp[2] = {"architecture": "mlp", "reshaping_type": "none", "hidden_units": 8}
     exp[3] = Ensemble(1, 2)
     with pytest.raises(ConfigurationError, match="--refit 3: instance 3 is Ensemble"):
-        exp.refit(3, config=config, out=lambda *a: None)
+        exp.refit(3, config=config, output=Output(out=lambda *a: None))
 
 
 def test_a_regression_ensemble_averages_values_weighted_on_validation(tmp_path):
@@ -504,7 +504,7 @@ def test_a_regression_ensemble_averages_values_weighted_on_validation(tmp_path):
     exp[1] = {"architecture": "mlp", "reshaping_type": "none", "hidden_units": 8}
     exp[2] = {"architecture": "mlp", "reshaping_type": "none", "hidden_units": 16}
     exp[3] = Ensemble(1, 2, weights="validation")
-    assert exp.run(config=config, out=lambda *a: None).exit_code == 0
+    assert exp.run(config=config, output=Output(out=lambda *a: None)).exit_code == 0
     root = config.results_dir / "tiny" / "experiment_1"
     record = _record(root, 3)
     assert record["objective"] == "squared error"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from preprocessing import features
-from xval import tasks
+from xval import Output, tasks
 from xval.core.errors import ParameterError
 from xval.core.parameters import InstanceParams
 from xval.tasks.detection.mixing import GAIN_DB, MARGIN_FRAMES
@@ -137,5 +137,5 @@ def test_event_mix_on_a_store_it_cannot_mix_is_refused_by_the_dry_run(tmp_path):
                      "event_mix": 0.5, "comment_1": "a", "comment_2": "b"}
     with pytest.raises(ParameterError, match=r"instance 1: event_mix=0.5: mixes spectrogram "
                                              r"magnitudes.*compression='pcen'"):
-        experiment.run(config=config, dry_run=True, out=lambda *a: None)
+        experiment.run(config=config, dry_run=True, output=Output(out=lambda *a: None))
     assert not (config.results_dir / "sed").exists()

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from xval import Experiment
+from xval import Experiment, Output
 from xval.core.errors import ConfigurationError, TrainingError
 from xval.core.records import FoldResult, Job, Status
 from xval.executors import JobQueue, make_executor
@@ -137,7 +137,7 @@ def test_executor_runs_every_job_and_a_failing_fold_stops_its_instance_only(
     executor in test_progress.py and in the Ctrl-C, kill and Ray cluster tests below.)"""
     name = executor_name
     exp = experiment(config_path, n_instances=2, num_folds=3, failing=(1,))
-    outcome = exp.run(config=config, executor=name, out=lambda *a: None)
+    outcome = exp.run(config=config, executor=name, output=Output(out=lambda *a: None))
     assert outcome.exit_code == 1 and outcome.failed == [1]
     # The sound instance: every fold recorded, trained where and how the job said.
     assert folds_on_disk(config, 2) == [0, 1, 2]
@@ -166,7 +166,7 @@ def test_executor_runs_every_job_and_a_failing_fold_stops_its_instance_only(
 def test_executor_debug_mode_stops_the_run(executor_name, config_path, config, store):
     exp = experiment(config_path, n_instances=2, num_folds=3, failing=(1,), debug=True)
     with pytest.raises(TrainingError, match="instance 1 fold .* failed \\(debug_mode=True\\)"):
-        exp.run(config=config, executor=executor_name, out=lambda *a: None)
+        exp.run(config=config, executor=executor_name, output=Output(out=lambda *a: None))
     assert folds_on_disk(config, 2) == []
 
 

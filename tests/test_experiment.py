@@ -18,7 +18,7 @@ from tests.conftest import (
     write_config,
     write_script,
 )
-from xval import Experiment
+from xval import Experiment, Output
 from xval.core.errors import ConfigurationError, ParameterError, ResultsConflictError
 
 FAST = {"epochs": 3, "patience": 2, "batch_size": 16}
@@ -42,7 +42,7 @@ def exp_dir(config, number=1, dataset="tiny"):
 
 def test_experiment_trains_and_writes_results(config_path, config, store):
     exp = make_experiment(config_path)
-    outcome = exp.run(config=config, out=lambda *a: None)
+    outcome = exp.run(config=config, output=Output(out=lambda *a: None))
     assert outcome.exit_code == 0 and outcome.failed == []
     d = exp_dir(config)
     assert (d / "experiment_1_description.txt").read_text().startswith("test")
@@ -98,24 +98,24 @@ def test_a_rerun_draws_missing_plots_only_with_plots_on(tmp_path, config_path, c
     from xval.config.loader import load_config
 
     exp = make_experiment(config_path, n_instances=1)
-    assert exp.run(config=config, out=lambda *a: None).exit_code == 0
+    assert exp.run(config=config, output=Output(out=lambda *a: None)).exit_code == 0
     inst = exp_dir(config) / "instance_1"
     stamps = {f: (inst / f).stat().st_mtime_ns for f in ("summary.json", "fold_0.json")}
     lines = []
-    assert exp.run(config=config, out=lines.append).exit_code == 0
+    assert exp.run(config=config, output=Output(out=lines.append)).exit_code == 0
     assert "instance 1: all 3 folds already done; skipped." in lines
     assert not (inst / "plots").exists()
     assert (inst / "summary.json").stat().st_mtime_ns == stamps["summary.json"]
     plotting = load_config(write_config(tmp_path, report={"plots": True}))
     assert make_experiment(config_path, n_instances=1).run(
-        config=plotting, out=lambda *a: None).exit_code == 0
+        config=plotting, output=Output(out=lambda *a: None)).exit_code == 0
     assert (inst / "plots" / "learning_curves.png").read_bytes()[:4] == b"\x89PNG"
     assert (inst / "fold_0.json").stat().st_mtime_ns == stamps["fold_0.json"]
 
 
 def test_experiment_fold_items_never_shared(config_path, config, store):
     exp = make_experiment(config_path, n_instances=1)
-    exp.run(config=config, out=lambda *a: None)
+    exp.run(config=config, output=Output(out=lambda *a: None))
     for i in range(3):
         fold = json.loads((exp_dir(config) / "instance_1" / f"fold_{i}.json").read_text())
         sets = [set(fold["items"][k]) for k in ("train", "val", "test")]
@@ -134,7 +134,7 @@ def test_experiment_bad_instance_fails_before_training_and_writes_nothing(
     exp = make_experiment(config_path, n_instances=1)
     exp[2] = spec
     with pytest.raises(error, match=match):
-        exp.run(config=config, out=lambda *a: None)
+        exp.run(config=config, output=Output(out=lambda *a: None))
     assert not config.results_dir.exists()
 
 
@@ -175,20 +175,20 @@ def test_experiment_bad_settings(kwargs, match):
 def test_experiment_missing_dataset(config_path, config):
     exp = make_experiment(config_path, dataset="nope")
     with pytest.raises(Exception, match="not a feature store.*missing features.npy"):
-        exp.run(config=config, out=lambda *a: None)
+        exp.run(config=config, output=Output(out=lambda *a: None))
     assert not config.results_dir.exists()
 
 
 def test_experiment_more_folds_than_items(config_path, config, store):
     exp = make_experiment(config_path, num_folds=9)
     with pytest.raises(ConfigurationError, match=r"num_folds=9 needs at least 9 items .*there are 6\. Use num_folds 1 or 2 or 3 or 4 or 5 or 6"):
-        exp.run(config=config, out=lambda *a: None)
+        exp.run(config=config, output=Output(out=lambda *a: None))
     assert not config.results_dir.exists()
 
 
 def test_experiment_dry_run_writes_nothing(config_path, config, store):
     lines = []
-    outcome = make_experiment(config_path).run(config=config, dry_run=True, out=lines.append)
+    outcome = make_experiment(config_path).run(config=config, dry_run=True, output=Output(out=lines.append))
     assert outcome.exit_code == 0
     text = "\n".join(lines)
     assert "fold 2:" in text and "learning_rate = 0.02" in text
@@ -208,7 +208,7 @@ def test_dry_run_shows_what_was_set_and_where(tmp_path, store):
     tiny_store(config.data_dir)
     exp = make_experiment(config_path, n_instances=1, parameters={"epochs": 4, "patience": 2})
     lines = []
-    exp.run(config=config, dry_run=True, out=lines.append, overrides={"batch_size": 8})
+    exp.run(config=config, dry_run=True, output=Output(out=lines.append), overrides={"batch_size": 8})
     start = next(i for i, line in enumerate(lines) if line.startswith("Instance 1"))
     shown = {line.split("=")[0].strip(): line.split("#")[1].strip()
              for line in lines[start + 1:] if line.startswith("  ")}
@@ -244,7 +244,7 @@ def test_dry_run_prints_the_data_checks(config_path, config):
     lines = []
     experiment = make_experiment(config_path, n_instances=1,
                                  parameters={"epochs": 3, "mixup_alpha": 0.2})
-    outcome = experiment.run(config=config, dry_run=True, out=lines.append)
+    outcome = experiment.run(config=config, dry_run=True, output=Output(out=lines.append))
     assert outcome.exit_code == 0
     text = "\n".join(lines)
     assert "Data: 49 rows, 6 items, 2 classes (items per class: common 6, rare 1)." in text
@@ -270,7 +270,7 @@ def test_dry_run_says_when_rank_split_is_rounded_to_whole_items(tmp_path):
     experiment[2] = BASE + ["rank_split=0.5", "learning_rate=0.02"]
     experiment[3] = BASE + ["rank_split=0.34"]
     lines = []
-    assert experiment.run(config=config, dry_run=True, out=lines.append).exit_code == 0
+    assert experiment.run(config=config, dry_run=True, output=Output(out=lines.append)).exit_code == 0
     rounded = [line for line in lines if line.startswith("Rank split:")]
     assert rounded == ["Rank split: rank_split=0.5 (instance(s) 1, 2) is rounded to whole "
                        "validation items (the others pick the epoch): 2 of 3 rank (0.67) in "
@@ -280,12 +280,12 @@ def test_dry_run_says_when_rank_split_is_rounded_to_whole_items(tmp_path):
 
 def test_experiment_resume_skips_done_and_refuses_changed_params(config_path, config, store):
     exp = make_experiment(config_path)
-    exp.run(config=config, out=lambda *a: None)
+    exp.run(config=config, output=Output(out=lambda *a: None))
     d = exp_dir(config) / "instance_1"
     kept = (d / "fold_0.json").read_text()
     (d / "fold_2.json").unlink()  # as if the run had died during fold 2
     lines = []
-    outcome = exp.run(config=config, out=lines.append)
+    outcome = exp.run(config=config, output=Output(out=lines.append))
     text = "\n".join(lines)
     assert "instance 1: folds [0, 1] already done; resuming at fold 2" in text
     assert "instance 2: all 3 folds already done; skipped" in text
@@ -295,7 +295,7 @@ def test_experiment_resume_skips_done_and_refuses_changed_params(config_path, co
     # Changed parameters are refused, naming them, and nothing is touched.
     exp.instances[1] = BASE + ["learning_rate=0.5"]  # as if the script had been edited
     with pytest.raises(ResultsConflictError, match=r"instance 1 \(learning_rate: 0.01 -> 0.5\)"):
-        exp.run(config=config, out=lambda *a: None)
+        exp.run(config=config, output=Output(out=lambda *a: None))
     assert (d / "fold_0.json").read_text() == kept
     # ...unless overwriting.
     outcome = exp.run([1], config=config, overwrite=True, out=lambda *a: None)
@@ -306,9 +306,9 @@ def test_experiment_resume_skips_done_and_refuses_changed_params(config_path, co
 
 def test_experiment_comment_change_is_not_a_conflict(config_path, config, store):
     exp = make_experiment(config_path, n_instances=1)
-    exp.run(config=config, out=lambda *a: None)
+    exp.run(config=config, output=Output(out=lambda *a: None))
     exp.instances[1] = [s.replace('"c1"', '"renamed"') for s in exp[1]]
-    assert exp.run(config=config, out=lambda *a: None).exit_code == 0
+    assert exp.run(config=config, output=Output(out=lambda *a: None)).exit_code == 0
 
 
 # Valid parameters that make training diverge: the fold fails in training.
@@ -319,7 +319,7 @@ def test_experiment_failing_instance_recorded_and_run_goes_on(config_path, confi
     exp = make_experiment(config_path)
     exp.instances[1] = BASE + DIVERGE
     lines = []
-    outcome = exp.run(config=config, out=lines.append)
+    outcome = exp.run(config=config, output=Output(out=lines.append))
     assert outcome.exit_code == 1 and outcome.failed == [1]
     d = exp_dir(config)
     assert "diverged" in (d / "instance_1" / "error.txt").read_text()
@@ -349,22 +349,22 @@ def test_experiment_debug_mode_stops_at_first_error(config_path, config, store):
     exp = make_experiment(config_path, debug_mode=True)
     exp.instances[1] = BASE + DIVERGE
     with pytest.raises(Exception, match="diverged"):
-        exp.run(config=config, out=lambda *a: None)
+        exp.run(config=config, output=Output(out=lambda *a: None))
     assert not (exp_dir(config) / "instance_2" / "fold_0.json").exists()
 
 
 def test_experiment_folds_change_refused(config_path, config, store):
-    make_experiment(config_path, n_instances=1).run(config=config, out=lambda *a: None)
+    make_experiment(config_path, n_instances=1).run(config=config, output=Output(out=lambda *a: None))
     with pytest.raises(ResultsConflictError, match="folds.json holds other folds"):
         make_experiment(config_path, n_instances=1, num_folds=2).run(
-            config=config, out=lambda *a: None)
+            config=config, output=Output(out=lambda *a: None))
 
 
 def test_experiment_regression(config_path, config):
     tiny_store(config.data_dir, "reg", task_type="regression")
     exp = make_experiment(config_path, n_instances=1, dataset="reg", task_type="regression",
                           parameters={**FAST, "save_model_metric": "val_rmse"})
-    outcome = exp.run(config=config, out=lambda *a: None)
+    outcome = exp.run(config=config, output=Output(out=lambda *a: None))
     assert outcome.exit_code == 0
     fold = json.loads((exp_dir(config, dataset="reg") / "instance_1" / "fold_0.json")
                       .read_text())
@@ -376,26 +376,26 @@ def test_experiment_task_type_mismatch(config_path, config, store):
     exp = make_experiment(config_path, task_type="regression",
                           parameters={**FAST, "save_model_metric": "val_rmse"})
     with pytest.raises(ConfigurationError, match="is a classification store"):
-        exp.run(config=config, out=lambda *a: None)
+        exp.run(config=config, output=Output(out=lambda *a: None))
 
 
 def test_experiment_predefined_split(config_path, config):
     tiny_store(config.data_dir, "pre",
                split=lambda i: "train" if i < 4 else "validation" if i == 4 else "test")
     exp = make_experiment(config_path, n_instances=1, dataset="pre", num_folds=1)
-    assert exp.run(config=config, out=lambda *a: None).exit_code == 0
+    assert exp.run(config=config, output=Output(out=lambda *a: None)).exit_code == 0
     manifest = json.loads((exp_dir(config, dataset="pre") / "folds.json").read_text())
     assert manifest["folds"] == [{"train": ["item0", "item1", "item2", "item3"],
                                   "val": ["item4"], "test": ["item5"]}]
     with pytest.raises(ConfigurationError, match="predefined.*set num_folds=1"):
         make_experiment(config_path, dataset="pre", num_folds=3, number=2).run(
-            config=config, out=lambda *a: None)
+            config=config, output=Output(out=lambda *a: None))
 
 
 def test_experiment_augmented_rows_train_only(config_path, config):
     store = tiny_store(config.data_dir, "aug", augmented_copies=1)
     exp = make_experiment(config_path, n_instances=1, dataset="aug")
-    exp.run(config=config, out=lambda *a: None)
+    exp.run(config=config, output=Output(out=lambda *a: None))
     d = exp_dir(config, dataset="aug") / "instance_1"
     aug = store.augmented
     for i in range(3):
@@ -479,9 +479,6 @@ def test_config_command_prints_every_value_of_an_instance_as_its_run_resolves_it
             rows["dropout"]) == ("--set", "experiment", "instance 3", str(config_path),
                                  "architecture default")  # write_config writes every key
     assert "instance 3 (classification)" in shown.stdout
-    flag = python_here("-m", "xval", "config", script, "--instance", "3", cwd=tmp_path)
-    assert flag.returncode == 2 and flag.stderr.strip().endswith(
-        "--instance 3: python -m xval config takes the instance as K (EXPERIMENT.py K).")
     dry = run_script_here(script, "3", "3", "--set", "seed=9", "--dry-run")
     assert re.search(r"^  seed = 9\s+# --set$", dry.stdout, re.MULTILINE), dry.stdout
     assert "optimizer" not in dry.stdout

@@ -7,7 +7,7 @@ import shlex
 from openpyxl import load_workbook
 
 from tests.conftest import run_script, run_script_here, write_script
-from xval import Experiment
+from xval import Experiment, Output
 
 INSTANCE = {"architecture": "mlp", "reshaping_type": "none", "comment_1": "",
             "comment_2": "", "hidden_units": 8}
@@ -57,7 +57,7 @@ def test_run_command_of_a_python_caller(config, store):
     exp = Experiment(description="t", dataset="tiny", number=1, num_folds=2,
                      parameters={"epochs": 1, "batch_size": 16}, config=str(config.path))
     exp[1] = dict(INSTANCE)
-    exp.run(config=config, overrides={"hidden_units": 4}, out=lambda *a: None)
+    exp.run(config=config, overrides={"hidden_units": 4}, output=Output(out=lambda *a: None))
     log = json.loads((config.results_dir / "tiny" / "experiment_1" / "code" /
                       "commands.json").read_text())
     (run,) = log["runs"]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from xval import Experiment
+from xval import Experiment, Output
 from xval.core.errors import ConfigurationError
 
 
@@ -74,10 +74,10 @@ def test_an_absolute_dataset_path_sends_results_to_the_results_folder(tmp_path):
     exp[1] = {"architecture": "mlp", "reshaping_type": "none", "comment_1": "",
               "comment_2": "", "epochs": 1}
     lines = []
-    assert exp.run(config=config, dry_run=True, out=lines.append).exit_code == 0
+    assert exp.run(config=config, dry_run=True, output=Output(out=lines.append)).exit_code == 0
     assert f"Results would go to {out / 'mystore' / 'experiment_1'}" in lines
     assert ExperimentLayout.of(out, str(store.path), 1).root == out / "mystore" / "experiment_1"
     before = sorted(p.name for p in store.path.iterdir())
-    assert exp.run(config=config, out=lambda *a: None).exit_code == 0
+    assert exp.run(config=config, output=Output(out=lambda *a: None)).exit_code == 0
     assert (out / "mystore" / "experiment_1" / "instance_1" / "fold_0.json").is_file()
     assert sorted(p.name for p in store.path.iterdir()) == before  # the store is untouched

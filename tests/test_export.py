@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import write_config
-from xval import Experiment
+from xval import Experiment, Output
 from xval.cli.main import main
 from xval.config.loader import load_config
 
@@ -53,7 +53,7 @@ def trained(tmp_path_factory):
     exp[1] = {**CNN, "dataset": "wave", "front_end": "mel", "time_masks": 1, "freq_masks": 1,
               "time_warp": 0.1}
     exp[2] = {**CNN, "comment_1": "librosa mel"}
-    outcome = exp.run(config=config, out=lambda *a: None)
+    outcome = exp.run(config=config, output=Output(out=lambda *a: None))
     assert outcome.exit_code == 0
     return config, config.results_dir / "mel" / "experiment_1"
 

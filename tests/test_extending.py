@@ -17,7 +17,7 @@ from preprocessing import sources
 from preprocessing.build import build_store, feature_params
 from preprocessing.store import FeatureStore
 from tests.conftest import write_config
-from xval import Experiment
+from xval import Experiment, Output
 from xval.executors.base import Execution, Executor, JobQueue, Results, run_job
 from xval.executors.registry import register, unregister
 from xval.report.workbook import register_sheet, unregister_sheet
@@ -112,7 +112,7 @@ def test_a_feature_type_an_executor_and_a_sheet_from_outside(extensions, tmp_pat
     exp[1] = {"architecture": "mlp", "reshaping_type": "none", "hidden_units": 8,
               "num_layers": 1, "epochs": 2, "batch_size": 8, "comment_1": "toy",
               "comment_2": ""}
-    outcome = exp.run(config=config, executor="recording", out=lambda *a: None)
+    outcome = exp.run(config=config, executor="recording", output=Output(out=lambda *a: None))
     assert outcome.exit_code == 0
     assert sorted(RecordingExecutor.ran) == [(1, 0), (1, 1)]
     book = load_workbook(config.results_dir / "toy" / "experiment_1" / "experiment_1.xlsx")

@@ -20,7 +20,7 @@ from preprocessing.features import (
 )
 from preprocessing.sources import regex_source
 from tests.conftest import ROOT
-from xval import Experiment
+from xval import Experiment, Output
 from xval.config.loader import load_config
 from xval.core.errors import ConfigurationError, DatasetError
 
@@ -145,7 +145,7 @@ def test_store_and_experiment_on_a_feature_type_registered_outside_the_package(t
                      config=str(config_path))
     exp[1] = ['architecture="example_cnn"', 'reshaping_type="conv"', 'comment_1="toy"',
               'comment_2="feature"', "filters=4"]
-    outcome = exp.run(config=config, out=lambda *a: None)
+    outcome = exp.run(config=config, output=Output(out=lambda *a: None))
     assert outcome.exit_code == 0 and outcome.failed == []
     instance = config.results_dir / "toy" / "experiment_1" / "instance_1"
     for fold in (0, 1):

@@ -15,7 +15,7 @@ import pytest
 import soundfile as sf
 
 from tests.conftest import ROOT, run_here, run_script_here, write_config, write_script
-from xval import Experiment
+from xval import Experiment, Output
 from xval.config.loader import load_config
 from xval.core.errors import ConfigurationError, DatasetError
 
@@ -274,7 +274,7 @@ def test_evaluate_regression_model(tmp_path):
                      config=str(config.path))
     exp[1] = {"architecture": "mlp", "reshaping_type": "none", "comment_1": "",
               "comment_2": "", "hidden_units": 8, "save_model_metric": "val_loss"}
-    exp.run(config=config, out=lambda *a: None)
+    exp.run(config=config, output=Output(out=lambda *a: None))
     inst = config.results_dir / "pitch" / "experiment_1" / "instance_1"
     report = evaluate_rows(inst, pd.DataFrame(rows[:8]))
     assert report["task_type"] == "regression"
@@ -345,9 +345,9 @@ def test_refit_runs_through_the_process_executor(config, store):
                      parameters={"epochs": 2, "batch_size": 16}, config=str(config.path))
     exp[1] = {"architecture": "mlp", "reshaping_type": "none", "comment_1": "",
               "comment_2": "", "hidden_units": 8}
-    exp.run(config=config, out=lambda *a: None)
+    exp.run(config=config, output=Output(out=lambda *a: None))
     lines = []
-    path = exp.refit(1, config=config, executor="process", out=lines.append)
+    path = exp.refit(1, config=config, executor="process", output=Output(out=lines.append))
     inst = config.results_dir / "tiny" / "experiment_1" / "instance_1"
     assert path == inst / "final.keras" and path.exists()
     final = json.loads((inst / "final.json").read_text())

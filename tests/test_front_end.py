@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import write_config
-from xval import Experiment
+from xval import Experiment, Output
 from xval.config.loader import load_config
 from xval.core.errors import ConfigurationError, ParameterError
 
@@ -171,28 +171,28 @@ def test_front_end_is_refused_on_a_store_of_features(stores):
     with pytest.raises(ConfigurationError, match=r"instance 1: front_end='mel' computes mel "
                                                  r"features from audio, but the store holds "
                                                  r"mel features; build a waveform store"):
-        exp.run(config=stores, out=lambda *a: None)
+        exp.run(config=stores, output=Output(out=lambda *a: None))
     assert not (stores.results_dir / "mel" / "experiment_1").exists()
 
 
 def test_unknown_front_end_and_bad_crops_are_refused_before_training(stores):
     with pytest.raises(ParameterError, match=r"front_end.*'melspec'.*mel"):
         _experiment(stores, 2, dataset="wave", front_end="melspec").run(
-            config=stores, out=lambda *a: None)
+            config=stores, output=Output(out=lambda *a: None))
     with pytest.raises(ConfigurationError, match=r"random_crop_seconds=0.5 must be shorter "
                                                  r"than the store's segments"):
         _experiment(stores, 2, dataset="wave", front_end="mel", random_crop_seconds=0.5).run(
-            config=stores, out=lambda *a: None)
+            config=stores, output=Output(out=lambda *a: None))
     with pytest.raises(ParameterError, match=r"time_warp=0.1 needs rows of a fixed length"):
         _experiment(stores, 2, dataset="wave", front_end="mel", random_crop_seconds=0.3,
-                    time_warp=0.1).run(config=stores, out=lambda *a: None)
+                    time_warp=0.1).run(config=stores, output=Output(out=lambda *a: None))
     with pytest.raises(ConfigurationError, match=r"reshaping_type 'conv' or 'rnn'"):
         exp = Experiment(description="front end", dataset="mel", number=2, num_folds=2,
                          parameters=FAST, config=str(stores.path))
         exp[1] = {"architecture": "mlp", "reshaping_type": "none", "comment_1": "",
                   "comment_2": "", "dataset": "wave", "front_end": "mel",
                   "random_crop_seconds": 0.3}
-        exp.run(config=stores, out=lambda *a: None)
+        exp.run(config=stores, output=Output(out=lambda *a: None))
     assert not (stores.results_dir / "mel" / "experiment_2").exists()
 
 
@@ -245,7 +245,7 @@ def test_waveform_experiment_runs_and_its_models_predict_from_audio(stores, exec
     # Every instance inline; through the process and Ray executors, the in-model mel (the
     # executors treat the three alike: one of them is enough there, and keeps the suite short).
     selected = None if executor == "inline" else [2]
-    outcome = exp.run(selected, config=stores, executor=executor, out=lambda *a: None)
+    outcome = exp.run(selected, config=stores, executor=executor, output=Output(out=lambda *a: None))
     assert outcome.exit_code == 0 and outcome.failed == []
     root = stores.results_dir / "mel" / f"experiment_{number}"
     audio = sorted(stores.data_dir.parent.glob("audio/spk0/*.wav"))[:2]

@@ -24,6 +24,7 @@ from architectures.hf import LocalModel  # noqa: E402
 from preprocessing import feature_params  # noqa: E402
 from preprocessing.features import compute_features  # noqa: E402
 from tests.conftest import write_config  # noqa: E402
+from xval import Output  # noqa: E402
 from xval.config.loader import load_config  # noqa: E402
 from xval.core.errors import ConfigurationError  # noqa: E402
 
@@ -293,7 +294,7 @@ def _run(config, number, instances, dataset="wave", **params):
                             parameters={**PLAIN, **params}, config=str(config.path))
     for k, instance in instances.items():
         experiment[k] = instance
-    return experiment.run(config=config, out=lambda *a: None)
+    return experiment.run(config=config, output=Output(out=lambda *a: None))
 
 
 @pytest.fixture(scope="module")

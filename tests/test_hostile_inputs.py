@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from preprocessing.features.pretrained import load_encoder
-from xval import Experiment
+from xval import Experiment, Output, SearchOptions
 from xval.core.errors import ConfigurationError, DatasetError
 from xval.core.network import check_reachable, host_port
 from xval.folds.splitters import MAX_FOLDS, ItemKFold, distinct_splits
@@ -63,7 +63,7 @@ def test_experiment_dry_run_refuses_a_billion_repeats(config_path, config, store
     exp[1] = dict(BASE)
     with pytest.raises(ConfigurationError, match=r"num_repeats=1000000000: .*folds to train"):
         exp.run(config=config, overrides={"num_repeats": 1_000_000_000}, dry_run=True,
-                out=lambda *a: None)
+                output=Output(out=lambda *a: None))
     assert not (config.results_dir / "tiny").exists()
 
 
@@ -76,15 +76,15 @@ def test_search_trials_are_bounded_and_the_dry_run_says_how_many_run(config_path
     exp.search = Search(base=dict(BASE), space={"learning_rate": Float(1e-4, 1e-2, log=True)},
                         n_trials=3)
     lines = []
-    exp.run(config=config, search=True, trials=40, dry_run=True, out=lines.append)
+    exp.run(config=config, search=SearchOptions(trials=40), dry_run=True, output=Output(out=lines.append))
     assert any(str(line).startswith("Search: 40 trial(s)") for line in lines), lines
     with pytest.raises(ConfigurationError, match=r"--trials 1000000000: 1000000000 trials x 3 "
                                                  r"folds each .* use at most 3333 trials"):
-        exp.run(config=config, search=True, trials=1_000_000_000, dry_run=True,
-                out=lambda *a: None)
+        exp.run(config=config, search=SearchOptions(trials=1_000_000_000), dry_run=True,
+                output=Output(out=lambda *a: None))
     with pytest.raises(ConfigurationError, match=r"--trials 2000: 2000 trials x 6 folds each"):
-        exp.run(config=config, search=True, trials=2000, inner_folds=2, dry_run=True,
-                out=lambda *a: None)
+        exp.run(config=config, search=SearchOptions(trials=2000, inner_folds=2), dry_run=True,
+                output=Output(out=lambda *a: None))
     assert not (config.results_dir / "tiny").exists()
 
 

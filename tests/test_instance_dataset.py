@@ -6,7 +6,7 @@ import json
 import pytest
 
 from tests.conftest import tiny_store, write_config
-from xval import Experiment
+from xval import Experiment, Output
 from xval.config.loader import load_config
 from xval.core.errors import ConfigurationError, DatasetError
 from xval.core.storage import RESULTS_STORE
@@ -35,7 +35,7 @@ def experiment(config, **instance):
 
 
 def test_instance_trains_on_its_own_store_with_the_experiments_folds(config):
-    outcome = experiment(config, dataset="emb").run(config=config, out=lambda *a: None)
+    outcome = experiment(config, dataset="emb").run(config=config, output=Output(out=lambda *a: None))
     assert outcome.exit_code == 0 and outcome.failed == []
     root = config.results_dir / "mel" / "experiment_1"
     own = json.loads((root / "instance_2" / "dataset.json").read_text())
@@ -80,14 +80,14 @@ def test_store_on_other_items_is_refused_before_training(config):
     tiny_store(config.data_dir, "fewer", n_items=5, shape=(1, 12))
     with pytest.raises(ConfigurationError, match=r"instance 2: dataset='fewer' holds other "
                                                  r"items.*missing 1: item5"):
-        experiment(config, dataset="fewer").run(config=config, out=lambda *a: None)
+        experiment(config, dataset="fewer").run(config=config, output=Output(out=lambda *a: None))
     assert not (config.results_dir / "mel").exists()
 
 
 def test_store_with_other_classes_is_refused(config):
     tiny_store(config.data_dir, "two", n_classes=2, shape=(1, 12))
     with pytest.raises(ConfigurationError, match="has classes"):
-        experiment(config, dataset="two").run(config=config, out=lambda *a: None)
+        experiment(config, dataset="two").run(config=config, output=Output(out=lambda *a: None))
 
 
 @pytest.mark.parametrize("name, error, match", [
@@ -98,5 +98,5 @@ def test_store_with_other_classes_is_refused(config):
 ])
 def test_bad_instance_dataset(config, name, error, match):
     with pytest.raises(error, match=match):
-        experiment(config, dataset=name).run(config=config, out=lambda *a: None)
+        experiment(config, dataset=name).run(config=config, output=Output(out=lambda *a: None))
     assert not (config.results_dir / "mel").exists()

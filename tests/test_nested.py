@@ -6,7 +6,7 @@ import pytest
 from openpyxl import load_workbook
 
 from tests.conftest import run_script, write_config, write_script
-from xval import Experiment
+from xval import Experiment, Output, SearchOptions
 from xval.config.space import Float, Search
 from xval.core.errors import ConfigurationError
 from xval.core.layout import ExperimentLayout
@@ -50,8 +50,8 @@ def nested_run(tmp_path_factory):
     build_demo(folder / "data", workers=1, progress=False)
     config = load_config(write_config(folder))
     lines: list[str] = []
-    outcome = _experiment(config.path).run(config=config, search=True, inner_folds=2,
-                                           out=lines.append)
+    outcome = _experiment(config.path).run(config=config, search=SearchOptions(inner_folds=2),
+                                           output=Output(out=lines.append))
     return config, outcome, lines, config.results_dir / "demo" / "experiment_1"
 
 
@@ -130,7 +130,7 @@ def test_nested_search_bad_input_is_refused_before_anything_runs(config_path, co
              r"validation\), and 2 inner folds need at least 4; use --inner-folds 3\.$"),
             ({"search": True, "inner_folds": 4}, r"need at least 4; use --inner-folds 3\.$")):
         with pytest.raises(ConfigurationError, match=match):
-            exp.run(config=config, out=lambda line: None, **kwargs)
+            exp.run(config=config, output=Output(out=lambda line: None), **kwargs)
         assert not config.results_dir.exists()
     exp = Experiment(description="d", dataset="tiny", number=1, num_folds=1,
                      config=str(config_path))
@@ -138,7 +138,7 @@ def test_nested_search_bad_input_is_refused_before_anything_runs(config_path, co
     with pytest.raises(ConfigurationError, match=r"--inner-folds 6: outer fold 0 has 5 "
                                                  r"training items .* use --inner-folds 2 "
                                                  r"or 3 or 4 or 5\.$"):
-        exp.run(config=config, search=True, inner_folds=6, out=lambda line: None)
+        exp.run(config=config, search=SearchOptions(inner_folds=6), output=Output(out=lambda line: None))
     assert not config.results_dir.exists()
 
 

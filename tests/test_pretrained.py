@@ -19,7 +19,7 @@ from preprocessing import build_store, feature_params, regex_source  # noqa: E40
 from preprocessing.features import compute_features, feature_shape, front_end  # noqa: E402
 from preprocessing.features import pretrained as pt  # noqa: E402
 from tests.conftest import resolve, write_config  # noqa: E402
-from xval import Experiment  # noqa: E402
+from xval import Experiment, Output  # noqa: E402
 from xval.config.loader import load_config  # noqa: E402
 from xval.core.errors import ConfigurationError, DatasetError, ParameterError  # noqa: E402
 
@@ -214,7 +214,7 @@ def _experiment(tmp_path, encoder, layers, n_layers):
     experiment[1] = {"architecture": "pretrained_pool", "reshaping_type": "rnn",
                      "projection": 8, "hidden_units": 8, "attention_units": 4,
                      "comment_1": "a", "comment_2": "b"}  # encoder_layers: the store's
-    outcome = experiment.run(config=config, out=lambda *a: None)
+    outcome = experiment.run(config=config, output=Output(out=lambda *a: None))
     assert outcome.exit_code == 0 and outcome.failed == []
     instance = config.results_dir / "tones" / "experiment_1" / "instance_1"
     recorded = json.loads((instance / "params.json").read_text())["params"]
@@ -295,7 +295,7 @@ def test_detection_store_experiment_and_detect_through_a_tiny_wavlm(tmp_path):
                             config=str(config.path))
     experiment[1] = {"architecture": "pretrained_detector", "reshaping_type": "rnn",
                      "projection": 8, "units": 4, "comment_1": "a", "comment_2": "b"}
-    outcome = experiment.run(config=config, out=lambda *a: None)
+    outcome = experiment.run(config=config, output=Output(out=lambda *a: None))
     assert outcome.exit_code == 0 and outcome.failed == []
     instance = config.results_dir / "sed" / "experiment_1" / "instance_1"
     wav = sorted(raw.glob("*.wav"))[0]

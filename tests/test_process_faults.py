@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_here, run_script_here, write_script
-from xval import Experiment
+from xval import Experiment, Output
 from xval.core import files
 
 BASE = {"architecture": "mlp", "reshaping_type": "none", "comment_1": "a", "comment_2": "b",
@@ -59,14 +59,14 @@ def test_a_warm_worker_killed_mid_job_fails_that_fold_alone_and_the_rerun_resume
             killed.append(json.loads((inst / "fold_0.json").read_text())["pid"])
             os.kill(killed[0], signal.SIGKILL)
 
-    outcome = exp.run(config=config, executor="process", verbose=True, out=out)
+    outcome = exp.run(config=config, executor="process", output=Output(verbose=True, out=out))
     assert killed and killed[0] != os.getpid()
     assert outcome.exit_code == 1 and outcome.failed == [1]
     fold1 = json.loads((inst / "fold_1.json").read_text())
     assert fold1["status"] == "failed" and "exited with code -9" in fold1["message"]
     assert "instance(s) failed: [1]" in capsys.readouterr().err  # said on stderr (-q too)
     kept = (inst / "fold_0.json").read_text()
-    again = exp.run(config=config, out=lambda *a, **k: None)  # resumes (here, inline)
+    again = exp.run(config=config, output=Output(out=lambda *a, **k: None))  # resumes (here, inline)
     assert again.exit_code == 0 and _folds(inst) == [0, 1, 2]
     assert (inst / "fold_0.json").read_text() == kept  # nothing finished was lost
 
@@ -161,7 +161,7 @@ def test_a_disk_that_fills_during_a_run_stops_it_cleanly_and_the_rerun_resumes(
 
     lines = []
     with pytest.raises(OSError) as caught:
-        exp.run(config=on_disk, out=lines.append, listeners=[FillAfterFold0()])
+        exp.run(config=on_disk, output=Output(out=lines.append, listeners=[FillAfterFold0()]))
     message = str(caught.value)
     inst = results / "tiny" / "experiment_1" / "instance_1"
     assert f"cannot write {inst}" in message and "No space left on device" in message
@@ -169,7 +169,7 @@ def test_a_disk_that_fills_during_a_run_stops_it_cleanly_and_the_rerun_resumes(
     assert _folds(inst) == [0]  # fold 0 kept, nothing half-written beside it
     assert not [p for p in inst.iterdir() if p.name.startswith(".")]
     small_disk.free()
-    again = exp.run(config=on_disk, out=lambda *a, **k: None)
+    again = exp.run(config=on_disk, output=Output(out=lambda *a, **k: None))
     assert again.exit_code == 0 and _folds(inst) == [0, 1, 2]
 
 
@@ -189,7 +189,7 @@ def test_a_disk_that_is_full_during_an_export_leaves_nothing_and_names_it(
     build_store(rows, config.data_dir / "tiny", params=_demo_params(), workers=1,
                 classes=list(CLASSES), progress=False)
     assert _experiment(config_path, epochs=1).run(config=config,
-                                                 out=lambda *a, **k: None).exit_code == 0
+                                                 output=Output(out=lambda *a, **k: None)).exit_code == 0
     inst = config.results_dir / "tiny" / "experiment_1" / "instance_1"
     out = small_disk.root / "exported"
     small_disk.fill()

@@ -5,6 +5,7 @@ import re
 import pytest
 
 from tests.conftest import run_script, run_script_here, run_script_in_terminal, write_script
+from xval import Output
 
 SCRIPT = """
 from xval import Experiment
@@ -85,7 +86,7 @@ def _run_in_process(config_path, config, **kwargs):
               "comment_2": "b", "hidden_units": 8, "num_layers": 1, "epochs": 3,
               "patience": 3, "batch_size": 32}
     lines = []
-    outcome = exp.run(config=config, progress=True, out=lines.append, **kwargs)
+    outcome = exp.run(config=config, output=Output(progress=True, out=lines.append), **kwargs)
     assert outcome.exit_code == 0
     return lines
 

@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import run_script, write_script
 from tests.test_executors import BASE_SPEC, HAS_RAY
-from xval import Experiment
+from xval import Experiment, Output
 
 
 def _free_port():
@@ -125,7 +125,7 @@ def test_ray_cluster_loses_a_node_and_finishes_with_inline_metrics(
     same = Experiment(description="ray cluster", dataset="tiny", number=1, num_folds=2,
                       config=str(inline_config.path))
     same[1], same[2] = spec, {**spec, "hidden_units": 12}
-    inline = same.run(config=inline_config, executor="inline", out=lambda *a: None)
+    inline = same.run(config=inline_config, executor="inline", output=Output(out=lambda *a: None))
     assert inline.exit_code == 0, inline
     inline_exp = inline_config.results_dir / "tiny" / "experiment_1"
     for k in (1, 2):

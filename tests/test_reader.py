@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import tiny_store, write_config
-from xval import Experiment
+from xval import Experiment, Output
 from xval.core import hashing
 from xval.core.layout import ExperimentLayout
 from xval.core.records import FoldResult, InstanceSummary, ParamsRecord
@@ -81,7 +81,7 @@ def test_reader_a_run_reads_back_nothing_it_wrote(demo, monkeypatch):
     RESULTS_STORE.forget()
     counting = Counting(monkeypatch)
     told = Told()
-    outcome = exp.run(config=config, out=lambda *a: None, listeners=[told])
+    outcome = exp.run(config=config, output=Output(out=lambda *a: None, listeners=[told]))
     assert outcome.exit_code == 0
     assert counting.reads == {}, counting.reads
     assert counting.summaries == {1: 1, 2: 1, None: 1}, counting.summaries
@@ -97,7 +97,7 @@ def test_reader_a_resumed_run_reads_each_file_once(demo, monkeypatch):
     planner and the recorder read folds.json, each params.json and each fold file once,
     hash each model once, and the final table reads nothing again."""
     exp, config = demo
-    assert exp.run(config=config, out=lambda *a: None).exit_code == 0
+    assert exp.run(config=config, output=Output(out=lambda *a: None)).exit_code == 0
     RESULTS_STORE.forget()
     counting = Counting(monkeypatch)
     hashed = collections.Counter()
@@ -111,7 +111,7 @@ def test_reader_a_resumed_run_reads_each_file_once(demo, monkeypatch):
     # Files written less than RACY_NS ago are not cached on read; this run's are older.
     monkeypatch.setattr(store_module, "RACY_NS", 0)
     lines = []
-    outcome = exp.run(config=config, out=lines.append)
+    outcome = exp.run(config=config, output=Output(out=lines.append))
     assert outcome.exit_code == 0
     assert "instance 1: all 3 folds already done; skipped." in lines
     # commands.json: the log of the runs' command lines, read once to append this run.

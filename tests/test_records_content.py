@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from xval import Experiment
+from xval import Experiment, Output
 from xval.core.errors import DatasetError, ResultsConflictError
 from xval.report.results import ExperimentResults
 
@@ -32,7 +32,7 @@ def _experiment(config_path):
 def done(config_path, config, store):
     """An experiment with instance 1 complete."""
     exp = _experiment(config_path)
-    assert exp.run(config=config, out=quiet).exit_code == 0
+    assert exp.run(config=config, output=Output(out=quiet)).exit_code == 0
     return exp, config.results_dir / "tiny" / "experiment_1"
 
 
@@ -49,7 +49,7 @@ def test_params_edited_with_its_old_hash_stops_the_run_and_marks_the_report(done
     for name in ("fold_2.json", "fold_2.keras"):  # a fold left to run: a resume
         (folder / "instance_1" / name).unlink()
     with pytest.raises(ResultsConflictError, match="params.json.*edited"):
-        exp.run(config=config, out=quiet)
+        exp.run(config=config, output=Output(out=quiet))
     assert not (folder / "instance_1" / "fold_2.json").exists()
     result = ExperimentResults(folder)[1]
     assert result.summary.status != "complete"
@@ -67,7 +67,7 @@ def test_folds_edited_with_its_old_hash_stops_the_run(done, config):
     _edit(manifest, leak)
     (folder / "instance_1" / "fold_2.json").unlink()
     with pytest.raises(ResultsConflictError, match="folds.json.*edited"):
-        exp.run(config=config, out=quiet)
+        exp.run(config=config, output=Output(out=quiet))
     with pytest.raises(ResultsConflictError, match="folds.json.*edited"):
         ExperimentResults(folder)
 
@@ -79,7 +79,7 @@ def test_store_changed_in_place_stops_the_resume(done, config, store):
     features[0, 0, 0] += 1.0  # one value of one row, the store's dataset.json untouched
     np.save(store.path / "features.npy", features)
     with pytest.raises(DatasetError, match="features.npy.*changed"):
-        exp.run(config=config, out=quiet)
+        exp.run(config=config, output=Output(out=quiet))
     assert not (folder / "instance_1" / "fold_2.json").exists()
 
 
@@ -87,11 +87,11 @@ def test_store_meta_edited_in_place_is_refused(config_path, config, store):
     meta = store.path / "meta.csv"
     meta.write_text(meta.read_text().replace("class1", "class2", 1))
     with pytest.raises(DatasetError, match="meta.csv.*changed"):
-        _experiment(config_path).run(config=config, dry_run=True, out=quiet)
+        _experiment(config_path).run(config=config, dry_run=True, output=Output(out=quiet))
 
 
 def test_untouched_records_resume(done, config):
     exp, folder = done
     (folder / "instance_1" / "fold_2.json").unlink()
-    assert exp.run(config=config, out=quiet).exit_code == 0
+    assert exp.run(config=config, output=Output(out=quiet)).exit_code == 0
     assert ExperimentResults(folder)[1].summary.status == "complete"

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from tests.conftest import run_script, run_script_here, write_config, write_script
-from xval import Experiment
+from xval import Experiment, Output
 from xval.config.loader import load_config
 from xval.core.errors import ResultsConflictError
 
@@ -59,13 +59,13 @@ def test_refit_reuses_the_set_values_recorded_with_the_run(config, store, tmp_pa
     assert "--set hidden_units=4" in refused.stderr  # the recorded values were applied
     assert "--overwrite" not in refused.stderr
     with pytest.raises(ResultsConflictError, match=r"patience: recorded \d+, now 7") as error:
-        _experiment(changed).refit(1, config=changed, out=lambda *a: None)
+        _experiment(changed).refit(1, config=changed, output=Output(out=lambda *a: None))
     assert "overwrite" not in str(error.value)
 
 
 def test_refit_of_a_run_recorded_before_overrides_takes_them_again(config, store):
     exp = _experiment(config)
-    exp.run(config=config, overrides={"hidden_units": 4}, out=lambda *a: None)
+    exp.run(config=config, overrides={"hidden_units": 4}, output=Output(out=lambda *a: None))
     inst = config.results_dir / "tiny" / "experiment_1" / "instance_1"
     record = json.loads((inst / "params.json").read_text())
     del record["overrides"]  # as written before the run's --set values were recorded
@@ -74,8 +74,8 @@ def test_refit_of_a_run_recorded_before_overrides_takes_them_again(config, store
     with pytest.raises(ResultsConflictError,
                        match=r"hidden_units: recorded 4, now 8.*predates recorded --set "
                              r"values.*--refit 1 --set NAME=VALUE") as error:
-        exp.refit(1, config=config, out=lambda *a: None)
+        exp.refit(1, config=config, output=Output(out=lambda *a: None))
     assert "overwrite" not in str(error.value)
-    path = exp.refit(1, config=config, overrides={"hidden_units": 4}, out=lambda *a: None)
+    path = exp.refit(1, config=config, overrides={"hidden_units": 4}, output=Output(out=lambda *a: None))
     assert path.is_file()
     assert json.loads((inst / "final.json").read_text())["params_hash"] == record["hash"]

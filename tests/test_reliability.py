@@ -6,7 +6,7 @@ import re
 import pytest
 
 from tests.conftest import run_script, run_script_here, write_script
-from xval import Experiment
+from xval import Experiment, Output
 from xval.core.errors import ConfigurationError, ResultsConflictError
 from xval.core.files import lock
 from xval.core.hashing import seal
@@ -38,7 +38,7 @@ def quiet(*args):
 
 def test_diverged_training_is_a_failed_fold_never_selected(config_path, config, store):
     exp = experiment(config_path, {1: {}, 2: DIVERGE})
-    outcome = exp.run(config=config, out=quiet)
+    outcome = exp.run(config=config, output=Output(out=quiet))
     assert outcome.exit_code == 1 and outcome.failed == [2]
     fold = json.loads((inst_dir(config, 2) / "fold_0.json").read_text())
     assert fold["status"] == "failed" and "diverged" in fold["message"]
@@ -124,7 +124,7 @@ def test_declaration_errors_raise_when_imported():
 # -- 7. corrupt result files -----------------------------------------------------------------
 
 def test_unreadable_fold_files_are_rerun(config_path, config, store):
-    experiment(config_path).run(config=config, out=quiet)
+    experiment(config_path).run(config=config, output=Output(out=quiet))
     d = inst_dir(config)
     good = json.loads((d / "fold_2.json").read_text())
     (d / "fold_0.json").write_text('{"status": "ok", "metr')  # truncated
@@ -135,7 +135,7 @@ def test_unreadable_fold_files_are_rerun(config_path, config, store):
     assert results[1].unreadable == ["fold_0.json"]
     assert results[1].status == "partial"  # recomputed from the fold files, not summary.json
     lines = []
-    outcome = experiment(config_path).run(config=config, out=lines.append)
+    outcome = experiment(config_path).run(config=config, output=Output(out=lines.append))
     assert outcome.exit_code == 0
     text = "\n".join(lines)
     assert re.search(r"instance 1 fold 0: fold_0\.json is not valid JSON \(JSONDecodeError: "
@@ -156,7 +156,7 @@ def test_fold_files_that_cannot_be_believed_are_named_and_rerun(config_path, con
     from xval.running.recorder import Recorder
 
     exp = experiment(config_path, {1: {}, 2: {}})
-    assert exp.run(config=config, out=quiet).exit_code == 0
+    assert exp.run(config=config, output=Output(out=quiet)).exit_code == 0
     one, two = inst_dir(config, 1), inst_dir(config, 2)
     fold = json.loads((one / "fold_0.json").read_text())
     fold["metrics"]["test"]["accuracy"] = 7.5
@@ -179,7 +179,7 @@ def test_fold_files_that_cannot_be_believed_are_named_and_rerun(config_path, con
     assert saved["metrics"]["segment"]["test"]["accuracy"]["n"] == 1
 
     lines = []
-    assert exp.run(config=config, out=lines.append).exit_code == 0
+    assert exp.run(config=config, output=Output(out=lines.append)).exit_code == 0
     said = [line for line in lines if line.endswith("it will be rerun.")]
     assert len(said) == 5, said
     text = "\n".join(said)
@@ -209,12 +209,12 @@ def test_fold_files_that_cannot_be_believed_are_named_and_rerun(config_path, con
 ])
 def test_truncated_params_or_folds_file_is_a_clear_error(name, match, config_path, config,
                                                          store):
-    experiment(config_path).run(config=config, out=quiet)
+    experiment(config_path).run(config=config, output=Output(out=quiet))
     path = inst_dir(config) / name if name == "params.json" else \
         inst_dir(config).parent / name
     path.write_text(path.read_text()[:25])
     with pytest.raises(ResultsConflictError, match=match):
-        experiment(config_path).run(config=config, out=quiet)
+        experiment(config_path).run(config=config, output=Output(out=quiet))
 
 
 def test_report_names_a_truncated_folds_file(tmp_path, config_path, config, store):
@@ -223,7 +223,7 @@ def test_report_names_a_truncated_folds_file(tmp_path, config_path, config, stor
 
     from tests.conftest import ROOT
 
-    experiment(config_path).run(config=config, out=quiet)
+    experiment(config_path).run(config=config, output=Output(out=quiet))
     folds = inst_dir(config).parent / "folds.json"
     folds.write_text("{")
     proc = subprocess.run([sys.executable, "-m", "xval", "report", str(folds.parent),
@@ -256,13 +256,13 @@ def test_runner_that_skipped_instances_held_elsewhere_exits_3(tmp_path, config_p
 
 def test_overwrite_keeps_old_results_aside_until_the_new_ones_complete(config_path, config,
                                                                       store):
-    experiment(config_path).run(config=config, out=quiet)
+    experiment(config_path).run(config=config, output=Output(out=quiet))
     d = inst_dir(config)
     old = {p.name: p.read_bytes() for p in d.glob("fold_*.json")}
     aside = d.with_name("instance_1.previous")
     # An overwrite whose new results fail keeps the old ones, complete, aside.
     outcome = experiment(config_path, {1: DIVERGE}).run(config=config, overwrite=True,
-                                                         out=quiet)
+                                                         output=Output(out=quiet))
     assert outcome.exit_code == 1
     assert {p.name: p.read_bytes() for p in aside.glob("fold_*.json")} == old
     assert ExperimentResults(d.parent)[1].status == "failed"
@@ -270,7 +270,7 @@ def test_overwrite_keeps_old_results_aside_until_the_new_ones_complete(config_pa
     # drops it once the new results complete.
     lines = []
     outcome = experiment(config_path, {1: {"learning_rate": 0.003}}).run(
-        config=config, overwrite=True, out=lines.append)
+        config=config, overwrite=True, output=Output(out=lines.append))
     assert outcome.exit_code == 0 and not aside.exists()
     assert any("moved to instance_1.previous" in line for line in lines)
     assert ExperimentResults(d.parent)[1].params["learning_rate"] == 0.003

@@ -14,7 +14,7 @@ from openpyxl import load_workbook
 from scipy import stats
 
 from tests.conftest import run_here, run_script_here, tiny_store, write_script
-from xval import Experiment
+from xval import Experiment, Output
 from xval.core.errors import ConfigurationError, ResultsConflictError
 from xval.core.hashing import json_digest
 from xval.core.layout import ExperimentLayout
@@ -128,7 +128,7 @@ def test_num_repeats_from_set_runs_resumes_after_a_kill_and_reports(tmp_path, co
     two = Experiment(description="repeats b", dataset="tiny", number=2, num_folds=2,
                      num_repeats=2, config=str(config_path))  # the same folds, from Python
     two[1] = {**MLP, "epochs": 2, "patience": 2, "comment_1": "short"}
-    assert two.run(config=config, out=quiet).exit_code == 0
+    assert two.run(config=config, output=Output(out=quiet)).exit_code == 0
     two_dir = config.results_dir / "tiny" / "experiment_2"
     assert json.loads((two_dir / "folds.json").read_text())["hash"] == folds_hash
     _check_compare(exp_dir, two_dir, tmp_path)
@@ -136,7 +136,7 @@ def test_num_repeats_from_set_runs_resumes_after_a_kill_and_reports(tmp_path, co
     one = Experiment(description="one repeat", dataset="tiny", number=3, num_folds=2,
                      config=str(config_path))  # one repeat: other folds, not paired
     one[1] = {**MLP, "epochs": 1, "patience": 1}
-    assert one.run(config=config, out=quiet).exit_code == 0
+    assert one.run(config=config, output=Output(out=quiet)).exit_code == 0
     with pytest.raises(FoldsMismatchError, match="different fold manifests"):
         compare([Target(exp_dir), Target(config.results_dir / "tiny" / "experiment_3")])
 
@@ -148,7 +148,7 @@ def test_num_repeats_set_on_the_command_line_changes_the_folds(config_path, conf
                      config=str(config_path))
     exp[1] = {**MLP, "epochs": 1}
     lines = []
-    exp.run(config=config, overrides={"num_repeats": 3}, dry_run=True, out=lines.append)
+    exp.run(config=config, overrides={"num_repeats": 3}, dry_run=True, output=Output(out=lines.append))
     assert exp.num_repeats == 1
     assert "n_repeats=3" in lines[2]  # the splitter, in the folds line
     assert sum(line.startswith("  fold ") for line in lines) == 9
@@ -166,7 +166,7 @@ def test_num_repeats_bad_values_fail_before_anything_runs(overrides, match, conf
                      config=str(config_path))
     exp[1] = {**MLP, "epochs": 1}
     with pytest.raises(ConfigurationError, match=match):
-        exp.run(config=config, overrides=overrides, out=quiet)
+        exp.run(config=config, overrides=overrides, output=Output(out=quiet))
     assert not config.results_dir.exists()
 
 
@@ -188,7 +188,7 @@ def test_num_repeats_on_predefined_splits_is_refused(config_path, config):
     with pytest.raises(ConfigurationError,
                        match=r"num_repeats=2: dataset 'split' has predefined .* set "
                              "num_repeats=1"):
-        exp.run(config=config, out=quiet)
+        exp.run(config=config, output=Output(out=quiet))
     assert not config.results_dir.exists()
 
 

@@ -12,7 +12,7 @@ from openpyxl import load_workbook
 
 from tests.conftest import ROOT, tiny_store
 from tests.manifests import manifest_text, params_text
-from xval import Experiment, ExperimentResults
+from xval import Experiment, ExperimentResults, Output
 from xval.config.selection import metric_direction
 from xval.core.errors import ConfigurationError
 from xval.core.records import FoldResult, InstanceSummary, Status
@@ -57,7 +57,7 @@ def classification_run(tmp_path_factory):
                      "learning_rate=1e6", 'optimizer="sgd"', 'save_model_metric="val_accuracy"']
     exp[4] = BASE + ['comment_1="=1+1"', 'comment_2="@SUM(A1)"', "learning_rate=0.005"]
     lines = []
-    outcome = exp.run(config=config, out=lines.append)
+    outcome = exp.run(config=config, output=Output(out=lines.append))
     exp_dir = config.results_dir / "tiny" / "experiment_3"
     return config, exp_dir, outcome, "\n".join(lines)
 
@@ -533,7 +533,7 @@ def test_regression_workbook_and_plot(tmp_path):
                      parameters={"epochs": 2, "batch_size": 16, "save_model_metric": "val_rmse"})
     exp[1] = BASE + ['comment_1="a"', 'comment_2="b"']
     exp[2] = BASE + ['comment_1="c"', 'comment_2="d"', "learning_rate=0.01"]
-    exp.run(config=config, out=lambda *a: None)
+    exp.run(config=config, output=Output(out=lambda *a: None))
     exp_dir = config.results_dir / "reg" / "experiment_1"
     ws = load_workbook(exp_dir / "experiment_1.xlsx")["Summary"]
     header = [ws.cell(row=2, column=j).value for j in range(1, ws.max_column + 1)]
@@ -847,7 +847,7 @@ def test_selection_metric_the_task_does_not_record_is_refused_before_training(tm
               "comment_2": "", "epochs": 1}
     with pytest.raises(ConfigurationError, match="selection_metric = 'rmse' is not recorded "
                        "by a 'classification' experiment.*accuracy"):
-        exp.run(config=bad, out=lambda *a: None)
+        exp.run(config=bad, output=Output(out=lambda *a: None))
     assert not (bad.results_dir / "tiny").exists()
     # An embedding classifier's metric, but no instance has a classifier.
     embedding = config("embedding_accuracy")
@@ -856,10 +856,10 @@ def test_selection_metric_the_task_does_not_record_is_refused_before_training(tm
     with pytest.raises(ConfigurationError, match="selection_metric = 'embedding_accuracy' is "
                        "an embedding classifier's metric, but no instance sets "
                        "embedding_classifier"):
-        exp.run(config=embedding, out=lambda *a: None)
+        exp.run(config=embedding, output=Output(out=lambda *a: None))
     assert not (embedding.results_dir / "tiny").exists()
     exp[2] = {**exp.instances[1], "embedding_classifier": "svm"}
-    assert exp.run(config=embedding, dry_run=True, out=lambda *a: None).exit_code == 0
+    assert exp.run(config=embedding, dry_run=True, output=Output(out=lambda *a: None)).exit_code == 0
 
 
 def test_corrected_resampled_ttest_hand_computed():

@@ -14,7 +14,7 @@ import pytest
 from openpyxl import load_workbook
 
 from tests.conftest import ROOT, tiny_store, write_config
-from xval import Experiment, ExperimentResults
+from xval import Experiment, ExperimentResults, Output
 from xval.core.hashing import seal
 from xval.report.listeners import PlotWriter, WorkbookWriter
 from xval.report.terminal import terminal_table
@@ -35,7 +35,7 @@ def tiny_run(tmp_path_factory):
                      parameters={"epochs": 2, "batch_size": 16}, config=str(config.path))
     exp[1] = {**INSTANCE, "comment_1": "one", "comment_2": ""}
     exp[2] = {**INSTANCE, "comment_1": "two", "comment_2": "", "learning_rate": 0.005}
-    outcome = exp.run(config=config, out=lambda *a: None)
+    outcome = exp.run(config=config, output=Output(out=lambda *a: None))
     assert outcome.exit_code == 0
     return config, config.results_dir / "tiny" / "experiment_1"
 

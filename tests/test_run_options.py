@@ -1,7 +1,7 @@
 """Run options as one object (issue 55): `RunOptions`, grouped as `Execution`,
 `SearchOptions` and `Output`, is what the command line, `Experiment.run` and the runner
-share; each option is declared once (its flag and help with it), and the earlier flat
-keywords of `Experiment.run` still work, with a deprecation note. Issue 67: every run flag
+share; each option is declared once (its flag and help with it), and an option of a group
+given flat is refused with its group's spelling. Issue 67: every run flag
 is a field, and every rule between flags is the objects' own, so a Python caller meets the
 command line's refusals in the same words."""
 
@@ -50,37 +50,25 @@ def test_run_options_every_declared_flag_is_on_the_command_line_once():
         assert all(flag in help_text for flag in flags) and text in help_text, flags
 
 
-def test_run_options_old_keywords_go_to_their_group_with_a_deprecation_note():
-    with pytest.warns(DeprecationWarning, match=r"run\(gpus=...\) is deprecated: pass "
-                                                r"executor=Execution\(gpus=...\)"):
-        made = RunOptions.of(executor="process", gpus=[0, 1], dry_run=True)
-    assert made.executor == Execution("process", gpus=[0, 1]) and made.dry_run
-    with pytest.warns(DeprecationWarning, match=r"output=Output\(out=...\)"):
-        made = RunOptions.of(search=True, trials=3, out=len, progress=True)
-    assert made.search == SearchOptions(trials=3)
-    assert (made.output.out, made.output.progress) == (len, True)
+def test_run_options_an_option_of_a_group_given_flat_names_its_group():
+    with pytest.raises(TypeError, match=r"^run\(\) got gpus=\[0, 1\], an option of executor: "
+                                        r"pass executor=Execution\(gpus=\[0, 1\]\)\.$"):
+        RunOptions.of(executor="process", gpus=[0, 1])
+    with pytest.raises(TypeError, match=r"pass output=Output\(out=<built-in function len>"):
+        RunOptions.of(out=len)
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # the new spellings warn about nothing
+        warnings.simplefilter("error")
         assert RunOptions.of(search=SearchOptions(trials=3), output=Output(out=len)) == \
             RunOptions(search=SearchOptions(trials=3), output=Output(out=len))
 
 
 @pytest.mark.parametrize("changes, error, match", [
     ({"trails": 3}, TypeError, r"unexpected keyword argument 'trails'\. Did you mean trials"),
-    ({"trials": 3}, ConfigurationError, r"^run\(trials=3\) goes with a search, and none is "
-     r"asked for: pass search=SearchOptions\(trials=3\) to run the experiment's declared "
-     r"search \(`experiment.search`\), or leave trials out\.$"),  # Python's words (issue 64)
-    ({"inner_folds": 3}, ConfigurationError, r"run\(inner_folds=3\) goes with a search"),
-    # a deprecated keyword that contradicts its group (issue 64: it overrode it silently)
-    ({"executor": Execution(gpus=["0"]), "gpus": ["1"]}, ConfigurationError,
-     r"^run\(gpus=\['1'\]\) contradicts executor=Execution\(\.\.\., gpus=\['0'\]\): the "
-     r"deprecated keyword would override the Execution given; set gpus once, in "
-     r"executor=Execution\(gpus=\.\.\.\)\.$"),
-    ({"options": RunOptions(output=Output(verbose=True)), "verbose": False},
-     ConfigurationError, r"run\(verbose=False\) contradicts output=Output"),
-    ({"search": SearchOptions(), "trials": 0}, ConfigurationError,
+    ({"trials": 3}, TypeError, r"^run\(\) got trials=3, an option of search: pass "
+     r"search=SearchOptions\(trials=3\)\.$"),
+    ({"search": SearchOptions(trials=0)}, ConfigurationError,
      r"--trials 0: expected a finite number > 0"),
-    ({"search": True, "inner_folds": 1}, ConfigurationError,
+    ({"search": SearchOptions(inner_folds=1)}, ConfigurationError,
      r"--inner-folds 1: expected .*two folds at least"),
     ({"executor": 3}, TypeError, "executor=3: expected an Execution or its name"),
     # a switch that is not a bool: `dry_run="no"` made the run a dry run, without a word
@@ -92,10 +80,8 @@ def test_run_options_old_keywords_go_to_their_group_with_a_deprecation_note():
     ({"verbose": "yes"}, ConfigurationError, r"--verbose 'yes': expected True or False"),
 ])
 def test_run_options_refuse_what_no_run_can_do(changes, error, match):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        with pytest.raises(error, match=match):
-            RunOptions.of(**changes)
+    with pytest.raises(error, match=match):
+        RunOptions.of(**changes)
 
 
 @pytest.mark.parametrize("make", [lambda: RunOptions(dry_run="no"),
@@ -103,12 +89,6 @@ def test_run_options_refuse_what_no_run_can_do(changes, error, match):
 def test_run_options_made_directly_check_their_switches(make):
     with pytest.raises(ConfigurationError, match=r"'no': expected True or False"):
         make()
-
-
-def test_run_options_old_keyword_beside_its_group_merges_where_nothing_contradicts():
-    with pytest.warns(DeprecationWarning):
-        made = RunOptions.of(executor=Execution("process", gpus=["0"]), gpus=["0"], gpu="1")
-    assert made.executor == Execution("process", gpu="1", gpus=["0"])
 
 
 def test_run_options_settle_from_the_declaration():
@@ -177,8 +157,7 @@ def test_run_options_search_options_without_a_search_are_refused_in_the_callers_
     gives without `--search`, and a keyword `run()` takes without a search."""
     with pytest.raises(ConfigurationError, match=r"^--trials and --timeout go with --search"):
         from_args(_parser().parse_args(["--trials", "3"]))
-    with pytest.warns(DeprecationWarning), pytest.raises(
-            ConfigurationError, match=r"^run\(trials=3\) goes with a search"):
+    with pytest.raises(TypeError, match=r"^run\(\) got trials=3, an option of search"):
         RunOptions.of(trials=3)
 
 

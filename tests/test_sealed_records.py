@@ -12,7 +12,7 @@ import shutil
 import openpyxl
 import pytest
 
-from xval import Experiment
+from xval import Experiment, Output
 from xval.cli.main import main
 from xval.core.errors import ConfigurationError, ResultsConflictError
 from xval.core.hashing import CONTENT_KEY, seal, seal_problem
@@ -44,7 +44,7 @@ def _experiment(config_path):
 def done(config_path, config, store):
     """An experiment with instances 1 and 2 complete."""
     exp = _experiment(config_path)
-    assert exp.run(config=config, out=quiet).exit_code == 0
+    assert exp.run(config=config, output=Output(out=quiet)).exit_code == 0
     return exp, config.results_dir / "tiny" / "experiment_1"
 
 
@@ -146,7 +146,7 @@ def test_resume_names_the_edited_files_and_retrains_their_folds(done, config):
     shutil.copy(one / "fold_2.keras", one / "fold_0.keras")  # a valid model, not fold 0's
     kept = (one / "fold_2.json").read_text()
     lines = []
-    assert exp.run(config=config, out=lines.append).exit_code == 0
+    assert exp.run(config=config, output=Output(out=lines.append)).exit_code == 0
     text = "\n".join(map(str, lines))
     assert "instance 1 fold 1: fold_1.json was edited after it was written" in text
     assert re.search(r"instance 1 fold 0: .*fold_0\.keras (has \d+ bytes, not the recorded|"
@@ -164,7 +164,7 @@ def test_resume_refuses_an_edited_params_file_naming_it(done, config):
     (folder / "instance_2" / "fold_2.json").unlink()
     with pytest.raises(ResultsConflictError, match=r"params\.json was edited after it was "
                                                    r"written.*--overwrite"):
-        exp.run(config=config, out=quiet)
+        exp.run(config=config, output=Output(out=quiet))
 
 
 def test_a_record_whose_seal_was_removed_is_refused_by_name(done, config):
@@ -189,9 +189,9 @@ def test_a_record_whose_seal_was_removed_is_refused_by_name(done, config):
     text = format_comparison(compare([Target(folder)]))
     assert "experiment_1:1 fold 1 left out: fold_1.json lost its content_sha256" in text
     with pytest.raises(ResultsConflictError, match=r"params\.json lost its content_sha256"):
-        exp.run(config=config, out=quiet)
+        exp.run(config=config, output=Output(out=quiet))
     lines = []
-    assert exp.run(config=config, instances=[1], out=lines.append).exit_code == 0
+    assert exp.run(config=config, instances=[1], output=Output(out=lines.append)).exit_code == 0
     assert "instance 1 fold 1: fold_1.json lost its content_sha256" in "\n".join(map(str, lines))
     assert seal_problem(json.loads((one / "fold_1.json").read_text())) == ""  # trained again
 

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from tests.conftest import resolve, run_script_here, write_script
-from xval import Experiment
+from xval import Experiment, Output
 from xval.config.space import Categorical, Float, Int, Search
 from xval.core.errors import ConfigurationError, ParameterError
 
@@ -51,7 +51,7 @@ def test_bad_search_spaces_are_errors_before_training(space, match, config_path,
                                                       store):
     exp = experiment(config_path, Search(base=BASE, space=space))
     with pytest.raises((ConfigurationError, ParameterError), match=match):
-        exp.run(config=config, search=True, out=quiet)
+        exp.run(config=config, search=True, output=Output(out=quiet))
     assert not config.results_dir.exists()
 
 
@@ -73,7 +73,7 @@ def test_search_declarations_that_cannot_be_searched_fail_the_dry_run(kwargs, ma
     search = Search(base=BASE, **{"space": SPACE, **kwargs})
     with pytest.raises(ConfigurationError, match=match):
         experiment(config_path, search).run(config=config, search=True, dry_run=True,
-                                            out=quiet)
+                                            output=Output(out=quiet))
     assert not config.results_dir.exists()
 
 
@@ -82,9 +82,9 @@ def test_search_budget_and_options_are_checked(config_path, config, store):
                           ({"pruner": "hyperband"}, "pruner")):
         exp = experiment(config_path, Search(base=BASE, space=SPACE, **kwargs))
         with pytest.raises(ConfigurationError, match=match):
-            exp.run(config=config, search=True, out=quiet)
+            exp.run(config=config, search=True, output=Output(out=quiet))
     with pytest.raises(ConfigurationError, match="declares no search"):
-        experiment(config_path, None).run(config=config, search=True, out=quiet)
+        experiment(config_path, None).run(config=config, search=True, output=Output(out=quiet))
 
 
 def _resolver(config):
@@ -106,7 +106,7 @@ def test_conditional_space_applies_to_its_architecture_only(config_path, config,
 def test_dry_run_shows_the_space(tmp_path, config_path, store):
     lines = []
     exp = experiment(config_path, Search(base=BASE, space=SPACE, n_trials=7))
-    assert exp.run(search=True, dry_run=True, out=lines.append).exit_code == 0
+    assert exp.run(search=True, dry_run=True, output=Output(out=lines.append)).exit_code == 0
     text = "\n".join(lines)
     assert "Search: 7 trial(s), sampler tpe (seed 0), pruner median" in text
     assert "trials become instances 2, 3, ..." in text
@@ -117,8 +117,8 @@ def test_trials_become_instances_with_a_search_sheet(config_path, config, store)
     from openpyxl import load_workbook
 
     exp = experiment(config_path, Search(base=BASE, space=SPACE, n_trials=3, pruner="none"))
-    exp.run(config=config, out=quiet)  # the declared instance first
-    outcome = exp.run(config=config, search=True, out=quiet)
+    exp.run(config=config, output=Output(out=quiet))  # the declared instance first
+    outcome = exp.run(config=config, search=True, output=Output(out=quiet))
     assert outcome.exit_code == 0
     assert sorted(outcome.results.instances) == [1, 2, 3, 4]
     exp_dir = config.results_dir / "tiny" / "experiment_1"
@@ -144,7 +144,7 @@ def test_trials_become_instances_with_a_search_sheet(config_path, config, store)
     assert (exp_dir / "search" / "optimization_history.png").stat().st_size > 0
     assert (exp_dir / "search" / "param_importances.png").stat().st_size > 0
     # Rerunning with the same budget trains nothing new.
-    again = exp.run(config=config, search=True, out=quiet)
+    again = exp.run(config=config, search=True, output=Output(out=quiet))
     assert again.exit_code == 0 and len(study.trials) == 3
 
 
@@ -156,7 +156,7 @@ def test_pruning_stops_a_bad_trial_before_its_last_fold(config_path, config, sto
                     n_trials=3, pruner="median", startup_trials=2,
                     enqueue=[good, {**good, "hidden_units": 24}, bad])
     exp = experiment(config_path, search, declared=False)
-    outcome = exp.run(config=config, search=True, out=quiet)
+    outcome = exp.run(config=config, search=True, output=Output(out=quiet))
     assert outcome.exit_code == 0
     results = outcome.results
     assert [results[k].status for k in (1, 2)] == ["complete", "complete"]

@@ -9,7 +9,7 @@ import pytest
 from openpyxl import load_workbook
 
 from tests.manifests import manifest_text, params_text
-from xval import Ensemble, Experiment, ExperimentResults
+from xval import Ensemble, Experiment, ExperimentResults, Output
 from xval.core.errors import ConfigurationError
 from xval.report.tables import Selection, report_note, selection_lines
 from xval.report.terminal import terminal_table
@@ -222,10 +222,10 @@ def test_preference_undeclared_is_refused_before_training_and_recorded(tmp_path)
     exp[1] = ['architecture="mlp"', 'reshaping_type="none"']
     exp[2] = ['architecture="mlp"', 'reshaping_type="none"', "learning_rate=0.01"]
     with pytest.raises(ConfigurationError, match="names instance"):
-        exp.run(config=config, options=RunOptions(dry_run=True), out=lambda *a: None)
+        exp.run(config=config, options=RunOptions(dry_run=True), output=Output(out=lambda *a: None))
     assert not (config.results_dir / "tiny" / "experiment_2").exists()
     exp.preference = (2, 1)
-    exp.run(config=config, out=lambda *a: None)
+    exp.run(config=config, output=Output(out=lambda *a: None))
     results = ExperimentResults(config.results_dir / "tiny" / "experiment_2")
     assert results.runs()[-1].preference == [2, 1]
     assert Selection.of(results).ranking.preference.order == (2, 1)

@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import tiny_store
 from tests.manifests import manifest_text, params_text
-from xval import Experiment, ExperimentResults, tasks
+from xval import Experiment, ExperimentResults, Output, tasks
 from xval.config import schema
 from xval.config.selection import metric_direction
 from xval.core.errors import ConfigurationError, DatasetError, ParameterError
@@ -162,7 +162,7 @@ def test_toy_task_trains_records_and_is_reported(toy, tmp_path):
                      parameters={"epochs": 2, "patience": 2, "batch_size": 16,
                                  "save_model_metric": "val_mae"})
     exp[1] = BASE
-    assert exp.run(config=config, out=lambda *a: None).exit_code == 0
+    assert exp.run(config=config, output=Output(out=lambda *a: None)).exit_code == 0
     inst = config.results_dir / "toy" / "experiment_1" / "instance_1"
     assert json.loads((inst / "params.json").read_text())["task_type"] == "toy_mae"
     fold = json.loads((inst / "fold_0.json").read_text())

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from tests.conftest import run_script_here, tiny_store, write_config, write_script
-from xval import Experiment
+from xval import Experiment, Output
 from xval.report.tracking import MLflowListener, tracking_uri
 
 pytest.importorskip("mlflow")
@@ -62,7 +62,7 @@ def test_mlflow_runs_read_back_and_reruns_do_not_duplicate(config, tmp_path):
     exp = Experiment(description="t", dataset="tiny", number=1, num_folds=2,
                      parameters={"epochs": 2, "batch_size": 16}, config=str(config.path))
     exp[1] = INSTANCE
-    exp.run(config=config, out=lambda *a: None, listeners=[MLflowListener(store_folder)])
+    exp.run(config=config, output=Output(out=lambda *a: None, listeners=[MLflowListener(store_folder)]))
     client, parents, children = _runs(store_folder)
     assert [p.info.run_name for p in parents] == ["experiment_1/instance_1"]
     parent = parents[0]
@@ -78,7 +78,7 @@ def test_mlflow_runs_read_back_and_reruns_do_not_duplicate(config, tmp_path):
     assert len(children) == 2
     _check_fold_runs(client, children, parent, inst)
     # A rerun finds every fold done: no new runs.
-    exp.run(config=config, out=lambda *a: None, listeners=[MLflowListener(store_folder)])
+    exp.run(config=config, output=Output(out=lambda *a: None, listeners=[MLflowListener(store_folder)]))
     _, parents2, children2 = _runs(store_folder)
     assert [p.info.run_id for p in parents2] == [parent.info.run_id]
     assert [c.info.run_id for c in children2] == [c.info.run_id for c in children]
@@ -94,7 +94,7 @@ def test_mlflow_runs_read_back_and_reruns_do_not_duplicate(config, tmp_path):
     assert len(client.get_metric_history(parent.info.run_id, "test_accuracy")) == 1
     # ...and a fold retrained on resume replaces its run under the same parent.
     (inst / "fold_1.json").unlink()
-    exp.run(config=config, out=lambda *a: None, listeners=[MLflowListener(store_folder)])
+    exp.run(config=config, output=Output(out=lambda *a: None, listeners=[MLflowListener(store_folder)]))
     _, parents2, children2 = _runs(store_folder)
     assert [p.info.run_id for p in parents2] == [parent.info.run_id]
     assert children2[0].info.run_id == children[0].info.run_id
@@ -103,8 +103,7 @@ def test_mlflow_runs_read_back_and_reruns_do_not_duplicate(config, tmp_path):
     assert children2[1].data.tags["mlflow.parentRunId"] == parent.info.run_id
     # An overwrite with other parameters replaces the runs instead of adding to them.
     exp.instances[1] = {**INSTANCE, "hidden_units": 4}  # the script edited
-    exp.run(config=config, out=lambda *a: None, overwrite=True,
-            listeners=[MLflowListener(store_folder)])
+    exp.run(config=config, output=Output(out=lambda *a: None, listeners=[MLflowListener(store_folder)]), overwrite=True)
     _, parents3, children3 = _runs(store_folder)
     assert len(parents3) == 1 and parents3[0].info.run_id != parent.info.run_id
     assert parents3[0].data.params["hidden_units"] == "4"

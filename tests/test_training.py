@@ -19,7 +19,7 @@ from tests.conftest import (
     write_config,
     write_script,
 )
-from xval import Experiment
+from xval import Experiment, Output
 from xval.config.loader import load_config
 from xval.core.errors import ConfigurationError, ParameterError
 from xval.training.fold import run_fold as _run_fold
@@ -331,7 +331,7 @@ def test_transfer_learning_from_command_line(tmp_path):
                         parameters={"epochs": 2, "batch_size": 16}, config=str(config_path))
     source[1] = ['architecture="example_cnn"', 'reshaping_type="conv"', 'comment_1="s"',
                  'comment_2="s"', "filters=4"]
-    source.run(config=config, out=lambda *a: None)
+    source.run(config=config, output=Output(out=lambda *a: None))
     source_model = config.results_dir / "tiny" / "experiment_1" / "instance_1" / "fold_0.keras"
     script = write_script(tmp_path, TRANSFER.format(config=str(config_path)))
     proc = run_script_here(script, "--set", f"load_model={str(source_model)!r}",
@@ -395,7 +395,7 @@ def audio_experiment(tmp_path_factory):
                      config=str(config.path))
     exp[1] = ['architecture="example_cnn"', 'reshaping_type="conv"', 'comment_1="a"',
               'comment_2="b"', "filters=4"]
-    exp.run(config=config, out=lambda *a: None)
+    exp.run(config=config, output=Output(out=lambda *a: None))
     model = config.results_dir / "tones" / "experiment_1" / "instance_1" / "fold_0.keras"
     return model, audio
 
@@ -631,7 +631,7 @@ def test_load_model_is_checked_when_the_run_is_planned(store, tmp_path):
                   'comment_2=""', "filters=4", f"load_model={str(path)!r}",
                   f"freeze_layers={freeze}"]
         with pytest.raises(ConfigurationError, match=match):
-            exp.run(config=config, dry_run=True, out=lambda *a: None)
+            exp.run(config=config, dry_run=True, output=Output(out=lambda *a: None))
     assert not config.results_dir.exists()
 
 

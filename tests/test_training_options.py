@@ -10,6 +10,7 @@ import pytest
 from architectures import FrequencyWarp, RowNormalization, SpecAugment, TimeWarp
 from tests.conftest import ROOT, resolve, run_script, training_defaults, write_script
 from tests.test_training import job, run_fold
+from xval import Output
 from xval.core.errors import ParameterError
 from xval.training.batches import make_batches
 from xval.training.model import build_model, make_optimizer
@@ -172,13 +173,13 @@ def test_frequency_warp_uses_the_stores_bin_frequencies_and_refuses_mfccs(tmp_pa
     exp[2] = dict(SPEC_SMALL)
     lines = []
     assert exp.run(config=warped, instances=[2], dry_run=True,
-                   out=lines.append).exit_code == 0
+                   output=Output(out=lines.append)).exit_code == 0
     assert "freq_warp = 0.0" in "\n".join(lines) and warped_store.path.is_dir()
     exp[1] = {**SPEC_SMALL, "freq_warp": 0.1}
     with pytest.raises(ParameterError, match=r"instance 1: freq_warp=0.1 warps the frequency "
                        r"axis, but the dataset's features \('mfcc'\) have no frequency "
                        r"axis.*use freq_warp=0"):
-        exp.run(config=config, instances=[1], out=lambda *a: None)
+        exp.run(config=config, instances=[1], output=Output(out=lambda *a: None))
     assert not (config.results_dir / "tiny").exists()
 
 
@@ -515,7 +516,7 @@ def test_refit_with_val_is_recorded_in_the_fold_files(tmp_path):
                      config=str(config.path))
     exp[1] = {"architecture": "mlp", "reshaping_type": "none", "comment_1": "", "comment_2": "",
               "hidden_units": 8, "epochs": 4, "min_epochs": 1, "refit_with_val": True}
-    outcome = exp.run(config=config, out=lambda *a: None)
+    outcome = exp.run(config=config, output=Output(out=lambda *a: None))
     assert outcome.exit_code == 0, outcome
     inst = config.results_dir / "tiny" / "experiment_1" / "instance_1"
     for i in range(3):

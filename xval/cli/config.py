@@ -20,7 +20,7 @@ from xval.cli.scripts import load_experiment
 from xval.config import schema
 from xval.config.effective import format_settings, settings
 from xval.config.loader import Config
-from xval.core.arguments import Subcommands, renamed
+from xval.core.arguments import Subcommands
 from xval.core.errors import ConfigurationError
 from xval.running.declaration import ExperimentDeclaration
 from xval.running.environment import run_config
@@ -44,7 +44,6 @@ def add_parser(sub: Subcommands, parents: list[argparse.ArgumentParser]) -> None
                    help="an experiment script: show an instance's training parameters too")
     p.add_argument("instance", nargs="?", type=int, metavar="K",
                    help="with EXPERIMENT.py: the instance to show (default: its first)")
-    renamed(p, "--instance", "the instance as K (EXPERIMENT.py K)")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="with EXPERIMENT.py: a parameter override, as for the experiment")
     p.add_argument("--config", help="config.ini (default: found as for experiments)")

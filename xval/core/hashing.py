@@ -14,9 +14,8 @@ compares the two:
   (`remember_digest`), so that a model it has just saved is not read again;
 - `seal(data)` / `seal_problem(data)`: a record file's own content hash, written into it as
   `content_sha256` and checked by the results store (`xval.core.storage`), so that a result edited by
-  hand (a metric, a model hash, a parameter) is named instead of believed. A record of
-  format 2 or later is always written sealed, so one without its hash is refused by name;
-  an older one (release 0.1, no `"format"`) is read as before.
+  hand (a metric, a model hash, a parameter) is named instead of believed. A record is
+  always written sealed, so one without its hash is refused by name.
 
 What the seal is: a checksum of the file's own content, not a signature. It detects an
 accidental or careless edit, a truncated file, a file swapped in from another instance or
@@ -35,7 +34,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CONTENT_KEY", "SEALED_SINCE", "Stamp", "file_digest", "file_stamp", "files_digest",
+__all__ = ["CONTENT_KEY", "Stamp", "file_digest", "file_stamp", "files_digest",
            "forget_digests", "json_digest", "remember_digest", "seal", "seal_problem"]
 
 _BLOCK = 1 << 20
@@ -71,38 +70,28 @@ def seal(data: Mapping[str, Any]) -> dict[str, Any]:
     return {**body, CONTENT_KEY: json_digest(body)}
 
 
-SEALED_SINCE = 2
-"""The first record format written sealed: a record of this format or later without its
-`CONTENT_KEY` lost it after it was written."""
-
-
 def seal_problem(data: Any, *, required: bool = True) -> str:
     """Why a record file's content no longer matches the hash sealed into it, or `""`
-    (matches, or not a mapping, or a record of a format written before records were sealed:
-    no `"format"`, release 0.1).
+    (matches, or not a mapping).
 
     Args:
         data: the file's JSON content.
-        required: a record of format 2 or later must hold its seal; `False` for a derived
-            file written unsealed (`summary.json`), whose seal is checked only when it has
-            one. Defaults to `True`.
+        required: a record must hold its seal; `False` for a derived file written unsealed
+            (`summary.json`), whose seal is checked only when it has one. Defaults to
+            `True`.
 
     Returns:
         `"was edited after it was written: its content hashes to <12 hex>, not the recorded
-        <12 hex>"`, or `"lost its content_sha256 ..."` for a record of format 2 or later
-        without one, to follow the file's name.
+        <12 hex>"`, or `"lost its content_sha256 ..."` for a record without one, to follow
+        the file's name.
     """
     if not isinstance(data, Mapping):
         return ""
     if CONTENT_KEY not in data:
         if not required:
             return ""
-        version = data.get("format", 1)
-        if type(version) is int and version >= SEALED_SINCE:  # JSON's int, not a bool
-            return (f"lost its {CONTENT_KEY}: a record of format {version} is always written "
-                    "with the hash of its content, so it was edited after it was written "
-                    "(the hash removed)")
-        return ""
+        return (f"lost its {CONTENT_KEY}: a record is always written with the hash of its "
+                "content, so it was edited after it was written (the hash removed)")
     recorded = data[CONTENT_KEY]
     content = json_digest({k: v for k, v in data.items() if k != CONTENT_KEY})
     if content == recorded:

@@ -102,16 +102,15 @@ class Experiment(ExperimentDeclaration):
                 `RunOptions()`.
             config: a `Config`, a path, or `None` to find config.ini.
             **changes: fields of `RunOptions` over `options` (`dry_run=True`,
-                `executor="process"`, `search=True`); the earlier flat keywords of a
-                group (`gpus=`, `trials=`, `out=`, `progress=`, ...) still work, with a
-                `DeprecationWarning`.
+                `executor="process"`, `search=True`).
 
         Returns:
             `RunOutcome` with `results` (`ExperimentResults`), `failed`, `skipped` (held by
             another runner), `exit_code`.
 
         Raises:
-            TypeError: for a keyword that is no option.
+            TypeError: for a keyword that is no field of `RunOptions` (an option of a
+                group names its group: `gpus=` -> `executor=Execution(gpus=...)`).
         """
         options = RunOptions.of(options, **changes)
         selected = instances if instances is None or isinstance(instances, InstanceRange) \
@@ -141,8 +140,7 @@ class Experiment(ExperimentDeclaration):
                 values over those the run recorded, only needed for results written before
                 `--set` values were recorded). Defaults to `RunOptions()`.
             config: a `Config`, a path, or `None` to find config.ini.
-            **changes: fields of `RunOptions` over `options`, as for `run` (`out=` and
-                `gpu=` still work, with a `DeprecationWarning`).
+            **changes: fields of `RunOptions` over `options`, as for `run`.
 
         Returns:
             The path of `final.keras`.

@@ -22,9 +22,6 @@ experiment.run([1, 2], executor=Execution("process", gpus=[0, 1]),
                output=Output(progress=True))
 experiment.run(search=SearchOptions(trials=20, timeout=3600), dry_run=True)
 ```
-
-The earlier keywords (`experiment.run(gpus=[0, 1], trials=20, out=print)`) still work: each
-goes to its group, with a `DeprecationWarning` naming the new spelling (`RunOptions.of`).
 """
 
 from __future__ import annotations
@@ -32,7 +29,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from numbers import Integral, Real
 from typing import Any
@@ -225,37 +221,23 @@ class RunOptions:
 
     @classmethod
     def of(cls, options: RunOptions | None = None, **changes: Any) -> RunOptions:
-        """`options` (or the defaults) with `changes`: fields of `RunOptions`, or the
-        earlier flat keywords of `Experiment.run` (`gpus=`, `trials=`, `out=`, ...), each
-        put into its group with a `DeprecationWarning` naming the new spelling.
+        """`options` (or the defaults) with `changes`, fields of `RunOptions`.
 
         Raises:
-            TypeError: for a name that is no option (with the closest ones).
-            ConfigurationError: for options of the search without a search.
+            TypeError: for a name that is no field: an option of a group names its group
+                (`gpus=` -> `executor=Execution(gpus=...)`), another the closest fields.
         """
-        base = options or cls()
-        own = {k: v for k, v in changes.items() if k in _names(cls)}
-        grouped: dict[str, dict[str, Any]] = {}
         for name, value in changes.items():
-            if name in own:
+            if name in _names(cls):
                 continue
             group = next((g for g, kind in _GROUPS.items() if name in _names(kind)), None)
-            if group is None:
-                close = difflib.get_close_matches(name, _all_names(), n=3)
-                hint = f" Did you mean {', '.join(close)}?" if close else ""
-                raise TypeError(f"run() got an unexpected keyword argument {name!r}.{hint}")
-            warnings.warn(f"run({name}=...) is deprecated: pass {group}="
-                          f"{_GROUPS[group].__name__}({name}=...)", DeprecationWarning,
-                          stacklevel=3)
-            grouped.setdefault(group, {})[name] = value
-        made = dataclasses.replace(base, **own)
-        if grouped.get("search") and made.search is None:
-            raise ConfigurationError(_without_search(grouped["search"], python=True))
-        for group, values in grouped.items():
-            _check_no_conflict(group, getattr(made, group), values)
-        return dataclasses.replace(made, **{
-            group: dataclasses.replace(getattr(made, group), **values)
-            for group, values in grouped.items()})
+            if group is not None:
+                raise TypeError(f"run() got {name}={value!r}, an option of {group}: pass "
+                                f"{group}={_GROUPS[group].__name__}({name}={value!r}).")
+            close = difflib.get_close_matches(name, _all_names(), n=3)
+            hint = f" Did you mean {', '.join(close)}?" if close else ""
+            raise TypeError(f"run() got an unexpected keyword argument {name!r}.{hint}")
+        return dataclasses.replace(options or cls(), **changes)
 
     def settled(self, experiment: ExperimentDeclaration
                 ) -> tuple[ExperimentDeclaration, RunOptions]:
@@ -299,32 +281,8 @@ def _all_names() -> list[str]:
     return sorted(_names(RunOptions).union(*(_names(kind) for kind in _GROUPS.values())))
 
 
-def _check_no_conflict(group: str, given: object, values: Mapping[str, Any]) -> None:
-    """Refuses a deprecated flat keyword (`gpus=["1"]`) that contradicts the same option set
-    in its group (`executor=Execution(gpus=["0"])`): one of the two would be dropped.
-
-    Raises:
-        ConfigurationError: naming both spellings and the fix.
-    """
-    defaults = {f.name: f.default for f in dataclasses.fields(given)}  # type: ignore[arg-type]
-    for name, value in values.items():
-        held = getattr(given, name)
-        if held != defaults[name] and held != value:
-            kind = type(given).__name__
-            raise ConfigurationError(
-                f"run({name}={value!r}) contradicts {group}={kind}(..., {name}={held!r}): the "
-                f"deprecated keyword would override the {kind} given; set {name} once, in "
-                f"{group}={kind}({name}=...).")
-
-
-def _without_search(given: Mapping[str, Any], *, python: bool = False) -> str:
-    """Why options of the search are refused without one, in the caller's words: the
-    command line's flags, or `Experiment.run`'s keywords (`python`)."""
-    if python:
-        shown = ", ".join(f"{k}={v!r}" for k, v in given.items())
-        return (f"run({shown}) goes with a search, and none is asked for: pass "
-                f"search=SearchOptions({shown}) to run the experiment's declared search "
-                f"(`experiment.search`), or leave {', '.join(given)} out.")
+def _without_search(given: Mapping[str, Any]) -> str:
+    """Why the command line's options of the search are refused without `--search`."""
     if "inner_folds" in given:
         return (f"--inner-folds {given['inner_folds']} goes with --search (it runs the search "
                 "nested in every outer fold); add --search, or leave --inner-folds out.")

@@ -154,18 +154,6 @@ class Targets(Part):
         """
         raise NotImplementedError
 
-    def labels_of(self, y: np.ndarray, classes: Sequence[str] | None) -> list[Any]:
-        """Labels of one item's rows from the original API's `targets[item]` array.
-
-        Args:
-            y: `np.ndarray [shape=(n,)]` (or `(n, classes)` one-hot rows).
-            classes: the class names given by the caller, or `None`.
-
-        Returns:
-            A list of `n` labels for `meta.csv`.
-        """
-        return list(np.asarray(y).tolist())
-
     def classes_in(self, label: Any) -> list[str]:
         """The classes one row's label names: the label itself (the default); where a row
         holds a set of labels, each of them."""

@@ -8,10 +8,9 @@
 Every record is a dataclass (a `Record`, `base.py`) written with `to_dict()` and read with
 `from_dict()`, which checks what it reads from the field annotations, and every reader of a
 result file goes through them (the one results store: `xval.core.storage`) (the files' paths come from
-`xval.core.layout.ExperimentLayout`). A record written today carries `"format":
-FORMAT_VERSION`; `from_dict` reads every format this project has written (files of release
-0.1 have no `"format"`: their missing fields take their defaults) and refuses a file that is
-not a record of its kind (a `RecordError` naming the file's problem), so that a reader never
+`xval.core.layout.ExperimentLayout`). A record carries `"format": FORMAT_VERSION`;
+`from_dict` refuses a file that is not a record of its kind (no format, or a newer one
+included) (a `RecordError` naming the file's problem), so that a reader never
 meets a half-typed dict. Whether a well-formed fold file can be believed (its metrics finite
 and in range, its model present with the recorded hash, its parameters the instance's) is
 `check_fold`'s question.

@@ -6,13 +6,11 @@ them back and refuses, with a `RecordError` naming the problem, data that is not
 of its kind: not a mapping, a field of another type than its annotation says (a bool is no
 number; an int is a float), a required field missing, a newer format than this release
 reads. Checks and conversions that annotations do not express are the subclass's hooks
-(`_check`, `_finish`); fields never read from a file are `TRANSIENT`, and fields that older
-files lack take `READ_DEFAULTS`.
+(`_check`, `_finish`); fields never read from a file are `TRANSIENT`.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import enum
 import functools
@@ -26,7 +24,7 @@ from xval.core.errors import ResultsConflictError
 from xval.core.settings import Settings
 
 FORMAT_VERSION = 2
-"""The format of the records written by this release (release 0.1 wrote no version: 1)."""
+"""The format of the records written by this release."""
 
 SPLITS = ("train", "val", "test")
 SCORED_SPLITS = (*SPLITS, "rank")
@@ -68,12 +66,15 @@ def expect(cond: bool, what: str) -> None:
 
 
 def read_version(data: Mapping[str, Any], kind: str) -> int:
-    """The `"format"` of a record's data (1 when absent).
+    """The `"format"` of a record's data.
 
     Raises:
-        RecordError: for a format that is not a number, or newer than this release's.
+        RecordError: for a format that is missing, not a number, or newer than this
+            release's.
     """
-    version = data.get("format", 1)
+    expect("format" in data, f"it has no format: a {kind} this release did not write "
+                             "(the instance's results are rerun with --overwrite)")
+    version = data["format"]
     expect(satisfies(version, [int]),
             f"its format {version!r} is not a number")
     if version > FORMAT_VERSION:
@@ -156,8 +157,6 @@ class Record:
     """What a record is, in messages (`"fold record"`)."""
     TRANSIENT: ClassVar[tuple[str, ...]] = ()
     """Fields that travel with the record but are never written or read."""
-    READ_DEFAULTS: ClassVar[Mapping[str, Any]] = {}
-    """Values of required fields that files of older formats may lack."""
 
     def to_dict(self) -> dict[str, Any]:
         """The record as JSON-ready values (without its `TRANSIENT` fields)."""
@@ -166,7 +165,7 @@ class Record:
 
     @classmethod
     def from_dict(cls: type[R], data: Any) -> R:
-        """Reads `to_dict()`'s output, of any format this project has written.
+        """Reads `to_dict()`'s output.
 
         Raises:
             RecordError: when `data` is not a record of this kind.
@@ -184,9 +183,7 @@ class Record:
             kinds, nullable = _parts(hints[name])
             value = data.get(name)
             if value is None:
-                if name in cls.READ_DEFAULTS:
-                    kwargs[name] = copy.deepcopy(cls.READ_DEFAULTS[name])
-                elif nullable:
+                if nullable:
                     kwargs[name] = None
                 elif field.default is dataclasses.MISSING \
                         and field.default_factory is dataclasses.MISSING:

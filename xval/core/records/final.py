@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from xval.core.records.base import FORMAT_VERSION, Metrics, Record
@@ -16,7 +15,6 @@ class FinalModelRecord(Record):
     """`final.json`: the final model of an instance, refit on all its items."""
 
     KIND: ClassVar[str] = "final-model record"
-    READ_DEFAULTS: ClassVar[Mapping[str, Any]] = {"items": []}
 
     instance: int
     epochs: int | None

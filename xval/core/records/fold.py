@@ -147,7 +147,6 @@ class FoldResult(Record):
     TRANSIENT: ClassVar[tuple[str, ...]] = ("model_bytes", "predictions_csv",
                                             "val_predictions_csv", "plot_data",
                                             "classifier_bytes", "exception")
-    READ_DEFAULTS: ClassVar[Mapping[str, Any]] = {"status": Status.FAILED}
     _CARRIED = ("predictions_csv", "val_predictions_csv", "plot_data")  # JSON-ready, transient
 
     @property

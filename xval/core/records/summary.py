@@ -26,7 +26,6 @@ class Stat(Record):
     """A metric over folds: mean, standard deviation, 95% CI half-width, number of folds."""
 
     KIND: ClassVar[str] = "statistic"
-    READ_DEFAULTS: ClassVar[Mapping[str, Any]] = {"n": 0}
 
     mean: float | None
     std: float | None
@@ -50,7 +49,6 @@ class InstanceSummary(Record):
     """
 
     KIND: ClassVar[str] = "instance summary"
-    READ_DEFAULTS: ClassVar[Mapping[str, Any]] = {"num_folds": 0}
 
     status: str
     num_folds: int

@@ -64,13 +64,6 @@ class ClassTargets(Targets):
         index = {c: i for i, c in enumerate(classes)}
         return np.array([index[v] for v in labels])
 
-    def labels_of(self, y: np.ndarray, classes: Sequence[str] | None) -> list[Any]:
-        y = np.asarray(y)
-        if y.ndim == 2:  # one-hot rows
-            y = y.argmax(axis=1)
-        return [str(classes[label] if classes is not None and isinstance(label, int)
-                    else label) for label in y.tolist()]
-
     def stratify(self, store: StoreView) -> np.ndarray | None:
         return store.meta["label"].to_numpy(str)
 

@@ -125,14 +125,6 @@ class TagTargets(Targets):
         return multi_hot([TAG_SEPARATOR.join(str(index[t]) for t in tags) for tags in sets],
                          len(classes))
 
-    def labels_of(self, y: np.ndarray, classes: Sequence[str] | None) -> list[Any]:
-        """`y` of 0/1 rows (`[shape=(n, classes)]`) as label texts; `classes` name the
-        columns (their indices without)."""
-        rows = np.atleast_2d(np.asarray(y))
-        names = list(classes) if classes is not None else [str(i) for i in
-                                                          range(rows.shape[1])]
-        return [join_tags(names[i] for i in np.flatnonzero(row > 0.5)) for row in rows]
-
     def classes_in(self, label: Any) -> list[str]:
         return split_tags(label)
 
