@@ -7,7 +7,7 @@ from preprocessing.build import build_store, feature_params
 from preprocessing.features import compute_features, segment, windows
 from preprocessing.report import dataset_report
 from preprocessing.sources import folder_source, manifest_source, regex_source
-from preprocessing.store import FeatureStore, write_store, write_store_from_dicts
+from preprocessing.store import FeatureStore, write_store
 
 __distribution__ = "audio-xval"
 """Whose package this is (`xval.core.namesakes` tells it from a namesake's)."""
@@ -27,5 +27,4 @@ __all__ = [
     "segment",
     "windows",
     "write_store",
-    "write_store_from_dicts",
 ]

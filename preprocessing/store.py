@@ -127,19 +127,6 @@ class FeatureStore:
                 "from it would mix data. Rebuild the store (`--overwrite`), or restore the "
                 "files.")
 
-    def as_dicts(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        """The original API's view: `predictors[item]` and `targets[item]` arrays.
-
-        Returns:
-            `(predictors, targets)`: dicts of item to `np.ndarray [shape=(n, time, freq)]`
-            and to `np.ndarray [shape=(n,)]` (loaded into memory).
-        """
-        names, starts, counts = np.unique(self.items, return_index=True, return_counts=True)
-        spans = {str(names[k]): slice(starts[k], starts[k] + counts[k])  # rows grouped by item
-                 for k in np.argsort(starts)}
-        y = self.targets
-        return ({item: np.asarray(self.features[s]) for item, s in spans.items()},
-                {item: y[s] for item, s in spans.items()})
 
 
 def _task(task_type: str) -> tasks.Task:
@@ -239,54 +226,3 @@ def write_store(path: str | os.PathLike[str], features: np.ndarray | str | os.Pa
             raise storage_error(e, path) from e  # the store named, never stdout
         raise
     return FeatureStore(path)
-
-
-def write_store_from_dicts(path: str | os.PathLike[str], predictors: Mapping[Any, np.ndarray],
-                           targets: Mapping[Any, np.ndarray], *,
-                           classes: list[str] | None = None, task_type: str = tasks.DEFAULT,
-                           info: Mapping[str, Any] | None = None,
-                           overwrite: bool = False) -> FeatureStore:
-    """Writes a store from the original API's dicts: `predictors[item]`, `targets[item]`.
-
-    Args:
-        path: the store folder to create.
-        predictors: dict of item to `np.ndarray [shape=(n, time, frequency)]`.
-        targets: dict of item to labels `[shape=(n,)]`: class names, class indices (with
-            `classes`), one-hot rows, or numbers for regression.
-        classes: class names, index `i` naming target `i`. Defaults to the sorted labels.
-        task_type: a task registered in `xval.tasks` (`Targets.labels_of` reads `targets`).
-            Defaults to `xval.tasks.DEFAULT` (classification).
-        info: extra entries of `dataset.json`.
-        overwrite: replace an existing store. Defaults to `False`.
-
-    Returns:
-        The `FeatureStore`, opened.
-
-    Raises:
-        DatasetError: when the two dicts disagree on items or row counts, or shapes differ.
-    """
-    if set(predictors) != set(targets):
-        only = sorted(set(predictors) ^ set(targets), key=str)[:5]
-        raise DatasetError(f"predictors and targets must have the same items; differing: {only}.")
-    task = _task(task_type)
-    arrays: list[np.ndarray] = []
-    rows: list[dict[str, Any]] = []
-    for item in predictors:
-        x = np.asarray(predictors[item])
-        x = x[None] if x.ndim == 2 else x
-        labels = task.targets.labels_of(np.asarray(targets[item]), classes)
-        shape = arrays[0].shape[1:] if arrays else x.shape[1:]
-        if len(x) != len(labels):
-            raise DatasetError(f"Item {item!r}: {len(x)} predictor rows but {len(labels)} "
-                               "targets.")
-        if x.shape[1:] != shape:
-            raise DatasetError(f"Item {item!r}: feature shape {x.shape[1:]} differs from "
-                               f"{shape}; every row must have the same shape.")
-        arrays.append(x)
-        rows += [{"item": str(item), "label": label, "clip": f"{item}/{i}"}
-                 for i, label in enumerate(labels)]
-    meta = pd.DataFrame(rows)
-    if task.has_classes and classes is not None:
-        classes = [str(c) for c in classes]
-    return write_store(path, np.concatenate(arrays), meta, info=info, task_type=task_type,
-                       classes=classes, overwrite=overwrite)

@@ -1,13 +1,20 @@
-"""Fold manifests written by hand in tests, with the hash the planner records.
+"""Result records written by hand in tests, as the recorder writes them.
 
-A `folds.json` whose recorded hash does not match its folds is refused by the results
-reader (it was edited after it was written), so a test that writes one by hand records the
-hash the planner would.
+The results reader refuses a record without its format or its seal, and a `folds.json`
+whose recorded hash does not match its folds (it was edited after it was written), so a
+test that writes one by hand records what the planner and the recorder would.
 """
 
 import json
 
-from xval.core.hashing import json_digest
+from xval.core.hashing import json_digest, seal
+from xval.core.records import FORMAT_VERSION
+
+
+def record_text(data):
+    """The text of a result record holding `data`, with the format and the seal the results
+    store writes (`ResultsStore.write`)."""
+    return json.dumps(seal({**data, "format": data.get("format", FORMAT_VERSION)}))
 
 
 def manifest_text(folds, splitter="by hand", dataset_hash=None):
@@ -22,7 +29,7 @@ def manifest_text(folds, splitter="by hand", dataset_hash=None):
         The JSON text.
     """
     manifest = {"splitter": splitter, "dataset_hash": dataset_hash, "folds": folds}
-    return json.dumps({**manifest, "hash": json_digest(manifest)})
+    return record_text({**manifest, "hash": json_digest(manifest)})
 
 
 def params_text(instance, params, **extra):
@@ -39,5 +46,5 @@ def params_text(instance, params, **extra):
     """
     from xval.config.params import params_hash
 
-    return json.dumps({"instance": instance, "hash": params_hash(params), "params": params,
-                       **extra})
+    return record_text({"instance": instance, "hash": params_hash(params), "params": params,
+                        **extra})

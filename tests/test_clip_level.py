@@ -8,7 +8,7 @@ from xval.core.records import FoldResult, InstanceSummary
 
 def _fold(i, segment, clip=None):
     metrics = {s: {"accuracy": segment, "loss": 1.0} for s in ("train", "val", "test")}
-    fold = {"instance": 1, "fold": i, "status": "ok", "metrics": metrics}
+    fold = {"instance": 1, "fold": i, "status": "ok", "metrics": metrics, "format": 2}
     if clip is not None:
         fold["clip_metrics"] = {s: {"accuracy": clip, "loss": 1.0}
                                 for s in ("train", "val", "test")}

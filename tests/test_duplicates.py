@@ -28,7 +28,7 @@ from preprocessing.duplicates.check import (
 from preprocessing.duplicates.folds import duplicate_lines, refuse_duplicates
 from preprocessing.duplicates.store_check import store_check
 from preprocessing.parallel import process_pool
-from preprocessing.store import FeatureStore, write_store_from_dicts
+from preprocessing.store import FeatureStore, write_store
 from tests.conftest import SHARED, python_here, write_config
 from xval.config.loader import load_config
 from xval.core.errors import DatasetError
@@ -399,8 +399,8 @@ def test_two_files_a_silent_file_and_a_corrupt_file(tmp_path, rng):
 
 
 def test_old_store_is_not_checked_then_checked_from_its_audio(tmp_path, rng):
-    old = write_store_from_dicts(tmp_path / "old", {"a": np.zeros((2, 3, 4), np.float32)},
-                                 {"a": np.array(["x", "y"])})
+    old = write_store(tmp_path / "old", np.zeros((2, 3, 4), np.float32),
+                      pd.DataFrame({"item": ["a", "a"], "label": ["x", "y"], "clip": ["1", "2"]}))
     assert store_check(old).check is None
     assert "not checked" in duplicate_lines(old, [])[0]
     audio = _folder(tmp_path / "audio", rng, speakers=("ann", "bob", "cy"))

@@ -464,7 +464,7 @@ def test_rerunning_a_member_fuses_its_ensemble_again(trained, tmp_path):
     exp = _copy_declared(config, tmp_path)
     before = (copy / "instance_3" / "ensemble.json").stat().st_mtime_ns
     lines = []
-    outcome = exp.run([2], config=config, out=lines.append)  # 2 is complete: nothing trains
+    outcome = exp.run([2], config=config, output=Output(out=lines.append))  # 2 is complete: nothing trains
     assert outcome.exit_code == 0, lines
     assert any(line.startswith("instance 3: ensemble of") for line in lines)
     assert (copy / "instance_3" / "ensemble.json").stat().st_mtime_ns > before
@@ -664,7 +664,7 @@ def test_ensemble_records_its_members_models_and_refuses_them_retrained(trained,
         (copy / "instance_2" / f"fold_{i}.json").read_text())["model_sha256"] for i in range(3)}
     exp = _copy_declared(config, tmp_path)
     lines = []  # the same parameters, trained again: 3 is fused again, 7 is not declared
-    assert exp.run([2], config=config, overwrite=True, out=lines.append).exit_code == 0
+    assert exp.run([2], config=config, overwrite=True, output=Output(out=lines.append)).exit_code == 0
     assert json.loads((copy / "instance_2" / "params.json").read_text())["hash"] == \
         json.loads((trained[1] / "instance_2" / "params.json").read_text())["hash"]
     wavs = sorted(base.glob("audio/spk1/*_0.wav"))[:1]

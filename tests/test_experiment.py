@@ -298,7 +298,7 @@ def test_experiment_resume_skips_done_and_refuses_changed_params(config_path, co
         exp.run(config=config, output=Output(out=lambda *a: None))
     assert (d / "fold_0.json").read_text() == kept
     # ...unless overwriting.
-    outcome = exp.run([1], config=config, overwrite=True, out=lambda *a: None)
+    outcome = exp.run([1], config=config, overwrite=True, output=Output(out=lambda *a: None))
     assert outcome.exit_code == 0
     assert json.loads((d / "params.json").read_text())["params"]["learning_rate"] == 0.5
     assert (d / "fold_0.json").read_text() != kept
@@ -594,7 +594,7 @@ def test_write_config_helper_changes_paths(tmp_path):
 
 def test_experiment_run_checks_instance_ids(config_path, config, store):
     with pytest.raises(ConfigurationError, match=r"\[9\] are not declared"):
-        make_experiment(config_path).run([9], config=config, out=lambda *a: None)
+        make_experiment(config_path).run([9], config=config, output=Output(out=lambda *a: None))
     assert not config.results_dir.exists()
 
 

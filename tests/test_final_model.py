@@ -72,7 +72,7 @@ def trained(tmp_path_factory):
     exp = Experiment(**_declaration(config.path))
     exp[1] = INSTANCE_1
     exp[2] = INSTANCE_1 + ["learning_rate=0.02"]
-    exp.run([1], config=config, out=lambda *a: None)
+    exp.run([1], config=config, output=Output(out=lambda *a: None))
     script = write_script(folder, SCRIPT.format(declaration=_declaration(config.path),
                                                 instance=INSTANCE_1,
                                                 instance2=INSTANCE_1 + ["learning_rate=0.02"]))

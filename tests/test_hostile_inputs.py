@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from preprocessing.features.pretrained import load_encoder
+from tests.manifests import record_text
 from xval import Experiment, Output, SearchOptions
 from xval.core.errors import ConfigurationError, DatasetError
 from xval.core.network import check_reachable, host_port
@@ -289,7 +290,7 @@ def _one_instance_experiment(tmp_path):
         fold = {"instance": 1, "fold": i, "status": "ok",
                 "items": {"train": ["a", "b"], "val": ["c", "d"], "test": ["e"]},
                 "metrics": {s: {"accuracy": value} for s in ("train", "val", "test")}}
-        (folder / f"fold_{i}.json").write_text(json.dumps(fold))
+        (folder / f"fold_{i}.json").write_text(record_text(fold))
     write_manifest(tmp_path / "experiment_1", 2)
     return tmp_path / "experiment_1"
 

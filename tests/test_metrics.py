@@ -44,7 +44,7 @@ def test_pool_by_clip_averages_logits_in_order():
 
 
 def test_summarize_status_and_pooled_confusion():
-    fold = {"status": "ok", "best_epoch": 2, "timings": {"total_seconds": 1.0},
+    fold = {"status": "ok", "best_epoch": 2, "timings": {"total_seconds": 1.0}, "format": 2,
             "metrics": {s: {"accuracy": 0.5, "loss": 1.0, "confusion_matrix": [[1, 0], [0, 1]]}
                         for s in ("train", "val", "test")}, "clip_metrics": None}
     two = [FoldResult.from_dict(dict(fold, instance=1, fold=i)) for i in range(2)]
@@ -54,6 +54,6 @@ def test_summarize_status_and_pooled_confusion():
                                                            "ci95": 0.0, "n": 2}
     assert InstanceSummary.from_folds(two[:1], 2).status == "partial"
     boom = FoldResult.from_dict({"status": "failed", "message": "boom", "instance": 1,
-                                 "fold": 1})
+                                 "fold": 1, "format": 2})
     failed = InstanceSummary.from_folds([two[0], boom], 2)
     assert failed.status == "failed" and failed.message == "boom"

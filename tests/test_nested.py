@@ -120,17 +120,16 @@ def test_nested_search_never_lets_an_outer_test_item_into_an_inner_split(nested_
 
 def test_nested_search_bad_input_is_refused_before_anything_runs(config_path, config, store):
     exp = _experiment(config_path, dataset="tiny")
-    for kwargs, match in (
-            ({"search": True, "inner_folds": 1}, r"--inner-folds 1: expected an integer >= 2"),
-            ({"search": False, "inner_folds": 2}, r"run\(inner_folds=2\) goes with a search"),
+    for inner, match in (
+            (1, r"--inner-folds 1: expected an integer >= 2"),
             # 6 items in 2 outer folds: 3 training items each, too few for 2 inner folds
             # (each keeps test, validation and training items apart); 3 folds of 1 work.
-            ({"search": True, "inner_folds": 2},
-             r"--inner-folds 2: outer fold 0 has 3 training items \(training and "
-             r"validation\), and 2 inner folds need at least 4; use --inner-folds 3\.$"),
-            ({"search": True, "inner_folds": 4}, r"need at least 4; use --inner-folds 3\.$")):
+            (2, r"--inner-folds 2: outer fold 0 has 3 training items \(training and "
+                r"validation\), and 2 inner folds need at least 4; use --inner-folds 3\.$"),
+            (4, r"need at least 4; use --inner-folds 3\.$")):
         with pytest.raises(ConfigurationError, match=match):
-            exp.run(config=config, output=Output(out=lambda line: None), **kwargs)
+            exp.run(config=config, search=SearchOptions(inner_folds=inner),
+                    output=Output(out=lambda line: None))
         assert not config.results_dir.exists()
     exp = Experiment(description="d", dataset="tiny", number=1, num_folds=1,
                      config=str(config_path))

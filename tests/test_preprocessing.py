@@ -15,7 +15,7 @@ from preprocessing.audio import load_audio
 from preprocessing.build import build_store, feature_params
 from preprocessing.features import compute_features, feature_shape, segment
 from preprocessing.report import dataset_report, format_report
-from preprocessing.store import FeatureStore, write_store, write_store_from_dicts
+from preprocessing.store import FeatureStore, write_store
 from tests.conftest import ROOT, SHARED, python_here
 from xval.config.loader import load_config
 from xval.core.errors import DatasetError
@@ -302,29 +302,6 @@ def test_store_missing_files_clear_error(tmp_path):
     (tmp_path / "s").mkdir()
     with pytest.raises(DatasetError, match="not a feature store: missing features.npy"):
         FeatureStore(tmp_path / "s")
-
-
-def test_write_store_from_dicts_roundtrip(tmp_path, rng):
-    predictors = {"spk1": rng.normal(size=(3, 4, 5)), "spk2": rng.normal(size=(2, 4, 5))}
-    targets = {"spk1": np.eye(3)[[0, 1, 2]], "spk2": np.array([[0, 0, 1], [1, 0, 0]])}
-    store = write_store_from_dicts(tmp_path / "s", predictors, targets,
-                                   classes=["a", "b", "c"])
-    assert store.classes == ["a", "b", "c"] and len(store) == 5
-    back_x, back_y = store.as_dicts()
-    np.testing.assert_allclose(back_x["spk1"], predictors["spk1"].astype(np.float64))
-    assert back_y["spk2"].tolist() == [2, 0]
-
-
-def test_write_store_from_dicts_errors(tmp_path, rng):
-    with pytest.raises(DatasetError, match="same items"):
-        write_store_from_dicts(tmp_path / "s", {"a": np.zeros((1, 2, 2))}, {"b": [0]})
-    with pytest.raises(DatasetError, match="2 predictor rows but 1 targets"):
-        write_store_from_dicts(tmp_path / "s", {"a": np.zeros((2, 2, 2))}, {"a": ["x"]})
-    with pytest.raises(DatasetError, match=r"feature shape \(3, 2\) differs"):
-        write_store_from_dicts(tmp_path / "s", {"a": np.zeros((1, 2, 2)),
-                                                "b": np.zeros((1, 3, 2))},
-                               {"a": ["x"], "b": ["y"]})
-    assert not (tmp_path / "s").exists()
 
 
 def test_dataset_report_counts_and_warnings(tmp_path):

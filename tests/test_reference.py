@@ -8,19 +8,16 @@
   docs/performance.md). A run today must give the same numbers, to what another CPU's
   kernels change (`LOSS_REL_TOL`, `RATE_ABS_TOL`; counts exactly): moving code must not
   move results.
-- `data/legacy_v0_1/`: a results folder written by release 0.1 (instance 1 complete,
-  instance 2 with fold 2 missing) with its store and script: it still loads, reports and
-  resumes (only the missing fold trains).
+- `data/legacy_v0_1/`: a results folder written before release 0.1.0 (instance 1
+  complete, instance 2 with fold 2 missing) with its store and script: a run refuses it by
+  name (its records have no format), and rewrites nothing.
 """
 
 import json
 import math
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-import openpyxl
 import pytest
 
 from tests.conftest import ROOT, run_script, run_script_here, write_config
@@ -127,33 +124,12 @@ def legacy(tmp_path):
     return tmp_path, config
 
 
-def test_legacy_results_load_and_report(legacy):
-    from xval import ExperimentResults
-
-    root, config = legacy
-    exp_dir = root / "results" / "tiny" / "experiment_1"
-    results = ExperimentResults(exp_dir)
-    assert len(results) == 2
-    assert results[1].status == "complete" and results[2].status == "partial"
-    assert results[1].metric("accuracy", "test") is not None
-    proc = subprocess.run([sys.executable, "-m", "xval", "report", str(exp_dir), "--config",
-                           str(config)], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    assert "partial" in proc.stdout
-    book = openpyxl.load_workbook(exp_dir / "experiment_1.xlsx")
-    assert book["Summary"]["A3"].value == 1
-
-
 @pytest.mark.slow
-def test_legacy_results_resume_only_the_missing_fold(legacy):
+def test_results_of_an_earlier_release_are_refused_by_name(legacy):
     root, config = legacy
     exp_dir = root / "results" / "tiny" / "experiment_1"
-    before = {p: p.read_bytes() for p in exp_dir.glob("instance_*/fold_*.json")}
+    before = {p: p.read_bytes() for p in exp_dir.rglob("*.json")}
     proc = run_script_here(root / "exp_legacy.py", "--config", config)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = proc.stdout + proc.stderr
-    assert "instance 1: all 3 folds already done" in out
-    assert "resuming at fold 2" in out
-    for path, data in before.items():
-        assert path.read_bytes() == data, f"{path} was rewritten"
-    assert json.loads((exp_dir / "instance_2" / "fold_2.json").read_text())["status"] == "ok"
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "folds.json has no format: this release did not write it" in proc.stderr
+    assert {p: p.read_bytes() for p in exp_dir.rglob("*.json")} == before

@@ -63,19 +63,12 @@ def test_refit_reuses_the_set_values_recorded_with_the_run(config, store, tmp_pa
     assert "overwrite" not in str(error.value)
 
 
-def test_refit_of_a_run_recorded_before_overrides_takes_them_again(config, store):
+def test_refit_takes_the_runs_recorded_set_values_again(config, store):
     exp = _experiment(config)
     exp.run(config=config, overrides={"hidden_units": 4}, output=Output(out=lambda *a: None))
     inst = config.results_dir / "tiny" / "experiment_1" / "instance_1"
     record = json.loads((inst / "params.json").read_text())
-    del record["overrides"]  # as written before the run's --set values were recorded
-    del record["content_sha256"], record["format"]  # (release 0.1: no seal, no format)
-    (inst / "params.json").write_text(json.dumps(record))
-    with pytest.raises(ResultsConflictError,
-                       match=r"hidden_units: recorded 4, now 8.*predates recorded --set "
-                             r"values.*--refit 1 --set NAME=VALUE") as error:
-        exp.refit(1, config=config, output=Output(out=lambda *a: None))
-    assert "overwrite" not in str(error.value)
-    path = exp.refit(1, config=config, overrides={"hidden_units": 4}, output=Output(out=lambda *a: None))
+    assert record["overrides"] == {"hidden_units": 4}
+    path = exp.refit(1, config=config, output=Output(out=lambda *a: None))
     assert path.is_file()
     assert json.loads((inst / "final.json").read_text())["params_hash"] == record["hash"]

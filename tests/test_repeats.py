@@ -14,6 +14,7 @@ from openpyxl import load_workbook
 from scipy import stats
 
 from tests.conftest import run_here, run_script_here, tiny_store, write_script
+from tests.manifests import record_text
 from xval import Experiment, Output
 from xval.core.errors import ConfigurationError, ResultsConflictError
 from xval.core.hashing import json_digest
@@ -213,10 +214,10 @@ def test_fold_manifest_records_repeats_and_keeps_old_hashes(tmp_path):
     assert manifest.num_repeats == 2 and manifest.num_folds == 6
     assert manifest.repeat_of(4) == (1, 1) and manifest.content_hash() == manifest.hash
     layout = ExperimentLayout(tmp_path)
-    layout.folds_file.write_text(json.dumps({**body, "num_repeats": 4}))
+    layout.folds_file.write_text(record_text({**body, "num_repeats": 4}))
     with pytest.raises(ResultsConflictError, match="does not divide its 6 folds"):
         ResultsStore().manifest(layout)
-    layout.folds_file.write_text(json.dumps({**body, "num_repeats": 1}))
+    layout.folds_file.write_text(record_text({**body, "num_repeats": 1}))
     with pytest.raises(ResultsConflictError, match="edited"):
         ResultsStore().manifest(layout)
 

@@ -11,7 +11,7 @@ import pytest
 from openpyxl import load_workbook
 
 from tests.conftest import ROOT, tiny_store
-from tests.manifests import manifest_text, params_text
+from tests.manifests import manifest_text, params_text, record_text
 from xval import Experiment, ExperimentResults, Output
 from xval.config.selection import metric_direction
 from xval.core.errors import ConfigurationError
@@ -565,7 +565,7 @@ def test_report_note_segment_level_without_clips(tmp_path):
         fold = {"instance": 1, "fold": i, "status": "ok",
                 "items": {"train": ["a", "b"], "val": ["c", "d"], "test": ["e"]},
                 "metrics": {s: {"accuracy": value} for s in ("train", "val", "test")}}
-        (folder / f"fold_{i}.json").write_text(json.dumps(fold))
+        (folder / f"fold_{i}.json").write_text(record_text(fold))
     write_manifest(tmp_path / "experiment_1", 2)
     results = ExperimentResults(tmp_path / "experiment_1")
     assert "Report its test accuracy at segment level: 0.5000 ± 0.1000 (mean ± std over 2 " \
@@ -584,7 +584,7 @@ def _clip_results(tmp_path):
                                                                            "test")},
                     "clip_metrics": {s: {"accuracy": clip + delta} for s in ("train", "val",
                                                                              "test")}}
-            (folder / f"fold_{i}.json").write_text(json.dumps(fold))
+            (folder / f"fold_{i}.json").write_text(record_text(fold))
     write_manifest(tmp_path / "experiment_1", 2)
     return ExperimentResults(tmp_path / "experiment_1")
 
@@ -618,7 +618,7 @@ def test_report_one_row_per_clip_instance_is_compared_at_clip_level(tmp_path):
                     "metrics": {s: {"accuracy": segment + delta} for s in splits}}
             if clip is not None:
                 fold["clip_metrics"] = {s: {"accuracy": clip + delta} for s in splits}
-            (folder / f"fold_{i}.json").write_text(json.dumps(fold))
+            (folder / f"fold_{i}.json").write_text(record_text(fold))
     write_manifest(tmp_path / "experiment_1", 2)
     results = ExperimentResults(tmp_path / "experiment_1")
     assert results[3].metric("accuracy", "val", "clip") == pytest.approx(0.93)
@@ -658,7 +658,7 @@ def _wide_results(tmp_path):
             if clip is not None:
                 fold["clip_metrics"] = {s: {"accuracy": clip + i / 100, "f1": clip - 0.03}
                                         for s in splits}
-            (folder / f"fold_{i}.json").write_text(json.dumps(fold))
+            (folder / f"fold_{i}.json").write_text(record_text(fold))
     write_manifest(exp, 5)
     return build_workbook(ExperimentResults(exp), path=tmp_path / "wide.xlsx")
 
@@ -704,6 +704,7 @@ def test_detection_windows_never_stand_in_for_recordings(tmp_path):
     has no clip level, and the instances are compared on windows, with a note saying so."""
     def fold(i, window, recording=None, instance=1):
         out = {"instance": instance, "fold": i, "status": "ok", "task_type": "detection",
+               "format": 2,
                "items": {"train": ["a", "b"], "val": ["c", "d"], "test": ["e"]},
                "metrics": {s: {"event_f1": window} for s in ("train", "val", "test")}}
         if recording is not None:
@@ -715,7 +716,7 @@ def test_detection_windows_never_stand_in_for_recordings(tmp_path):
         folder = tmp_path / "experiment_1" / f"instance_{instance}"
         folder.mkdir(parents=True)
         for i, (window, recording) in enumerate(scores):
-            (folder / f"fold_{i}.json").write_text(json.dumps(fold(i, window, recording,
+            (folder / f"fold_{i}.json").write_text(record_text(fold(i, window, recording,
                                                                    instance)))
     write_manifest(tmp_path / "experiment_1", 2)
     results = ExperimentResults(tmp_path / "experiment_1")
@@ -728,7 +729,7 @@ def test_detection_windows_never_stand_in_for_recordings(tmp_path):
     # Once every instance has recording scores, they are the headline, named as such.
     for i in range(2):
         path = tmp_path / "experiment_1" / "instance_1" / f"fold_{i}.json"
-        path.write_text(json.dumps(fold(i, 0.96, 0.7)))
+        path.write_text(record_text(fold(i, 0.96, 0.7)))
     table = terminal_table(ExperimentResults(tmp_path / "experiment_1"))
     assert table.splitlines()[0].split()[1:] == [
         "status", "val", "recording", "event_f1", "test", "recording", "event_f1", "test",
@@ -743,7 +744,7 @@ def test_detection_windows_never_stand_in_for_recordings(tmp_path):
     assert plain.metric("event_f1", "val", "clip") == pytest.approx(0.7)
     for i in range(2):  # as the report reads them: the task recorded in the fold files
         path = tmp_path / "experiment_1" / "instance_2" / f"fold_{i}.json"
-        path.write_text(json.dumps({**fold(i, 0.5 + i / 10, 0.9 if i else None, 2),
+        path.write_text(record_text({**fold(i, 0.5 + i / 10, 0.9 if i else None, 2),
                                     "task_type": "classification"}))
     reread = ExperimentResults(tmp_path / "experiment_1")[2]
     assert reread.metric("event_f1", "val", "clip") == pytest.approx(0.7)
@@ -770,7 +771,7 @@ def test_terminal_table_without_clips_labels_std(tmp_path):
         fold = {"instance": 1, "fold": i, "status": "ok",
                 "items": {"train": ["a"], "val": ["c"], "test": ["e"]},
                 "metrics": {s: {"accuracy": value} for s in ("train", "val", "test")}}
-        (folder / f"fold_{i}.json").write_text(json.dumps(fold))
+        (folder / f"fold_{i}.json").write_text(record_text(fold))
     table = terminal_table(ExperimentResults(tmp_path / "experiment_1"), fmt="markdown")
     assert table.splitlines()[0] == \
         "|  | id | status | val segment accuracy | test segment accuracy | comment |"
@@ -791,7 +792,7 @@ def _embedding_results(tmp_path):
                     "task_type": "classification",
                     "items": {"train": ["a", "b"], "val": ["c", "d"], "test": ["e"]},
                     "metrics": {s: dict(block) for s in ("train", "val", "test")}}
-            (folder / f"fold_{i}.json").write_text(json.dumps(fold))
+            (folder / f"fold_{i}.json").write_text(record_text(fold))
     write_manifest(tmp_path / "experiment_1", 2)
     return ExperimentResults(tmp_path / "experiment_1")
 
@@ -889,7 +890,7 @@ def test_corrected_resampled_ttest_hand_computed():
 
 def test_fold_test_train_ratio_counts_original_rows():
     def fold(**fields):
-        return FoldResult.from_dict({"instance": 1, "fold": 0, **fields})
+        return FoldResult.from_dict({"instance": 1, "fold": 0, "format": 2, **fields})
 
     new = fold(status="ok", n_rows={"train": 400, "train_original": 100, "val": 20,
                                     "test": 50})
@@ -932,7 +933,7 @@ def _fold_files(instance, folds, failed=()):
     (instance / "params.json").write_text(
         params_text(k, {"comment_1": instance.parent.name}))
     for i, item, accuracy in folds:
-        (instance / f"fold_{i}.json").write_text(json.dumps({
+        (instance / f"fold_{i}.json").write_text(record_text({
             "instance": k, "fold": i, "status": "failed" if i in failed else "ok",
             "items": {"train": ["a", "b"], "val": ["c"], "test": [item]},
             "n_rows": {"train": 100, "train_original": 100, "val": 25, "test": 25},

@@ -66,10 +66,6 @@ def test_run_options_an_option_of_a_group_given_flat_names_its_group():
     ({"trails": 3}, TypeError, r"unexpected keyword argument 'trails'\. Did you mean trials"),
     ({"trials": 3}, TypeError, r"^run\(\) got trials=3, an option of search: pass "
      r"search=SearchOptions\(trials=3\)\.$"),
-    ({"search": SearchOptions(trials=0)}, ConfigurationError,
-     r"--trials 0: expected a finite number > 0"),
-    ({"search": SearchOptions(inner_folds=1)}, ConfigurationError,
-     r"--inner-folds 1: expected .*two folds at least"),
     ({"executor": 3}, TypeError, "executor=3: expected an Execution or its name"),
     # a switch that is not a bool: `dry_run="no"` made the run a dry run, without a word
     ({"dry_run": "no"}, ConfigurationError, r"--dry-run 'no': expected True or False; got "
@@ -77,15 +73,21 @@ def test_run_options_an_option_of_a_group_given_flat_names_its_group():
     ({"overwrite": "false"}, ConfigurationError, r"--overwrite 'false': expected True, "
                                                  r"False, or None"),
     ({"debug": 1}, ConfigurationError, r"--debug 1: expected True, False, or None"),
-    ({"verbose": "yes"}, ConfigurationError, r"--verbose 'yes': expected True or False"),
 ])
 def test_run_options_refuse_what_no_run_can_do(changes, error, match):
     with pytest.raises(error, match=match):
         RunOptions.of(**changes)
 
 
+def test_run_options_an_inner_k_fold_needs_two_folds():
+    with pytest.raises(ConfigurationError, match=r"--inner-folds 1: expected .*two folds at "
+                                                 r"least"):
+        SearchOptions(inner_folds=1)
+
+
 @pytest.mark.parametrize("make", [lambda: RunOptions(dry_run="no"),
-                                  lambda: Output(quiet="no"), lambda: Output(progress="no")])
+                                  lambda: Output(quiet="no"), lambda: Output(progress="no"),
+                                  lambda: Output(verbose="no")])
 def test_run_options_made_directly_check_their_switches(make):
     with pytest.raises(ConfigurationError, match=r"'no': expected True or False"):
         make()

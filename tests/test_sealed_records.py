@@ -60,22 +60,25 @@ def _flip_a_byte(path):
     path.write_bytes(bytes(data))
 
 
-def test_seal_problem_names_an_edit_and_accepts_unsealed_data():
+def test_seal_problem_names_an_edit_and_a_missing_seal():
     sealed = seal({"a": 1, "b": [0.5, None]})
     assert seal_problem(sealed) == ""
-    assert seal_problem({"a": 1}) == ""  # written before records were sealed (release 0.1)
-    assert seal_problem({"a": 1, "format": 1}) == ""
     assert seal_problem({"a": 1, "format": 2}).startswith("lost its content_sha256")
+    assert seal_problem({"a": 1}, required=False) == ""  # a derived file written unsealed
+    assert seal_problem({"a": 1}).startswith("has no format: this release did not write it")
     assert seal_problem([1, 2]) == ""
     assert "was edited after it was written" in seal_problem({**sealed, "a": 2})
 
 
-def test_reader_refuses_an_edited_record_and_reads_an_unsealed_one(tmp_path):
+def test_reader_refuses_an_edited_record_and_one_without_format(tmp_path):
     record = FoldResult(instance=1, fold=0, status=Status.FAILED, message="m")
     path = tmp_path / "fold_0.json"
     old = {k: v for k, v in record.to_dict().items() if k != "format"}
-    path.write_text(json.dumps(old))  # as release 0.1 wrote it: no format, no seal
-    assert ResultsStore().read_record(path, FoldResult.from_dict)[0] is not None
+    path.write_text(json.dumps(seal(old)))
+    found, why = ResultsStore().read_record(path, FoldResult.from_dict)
+    assert found is None and why == (
+        "is not a record of its kind: it has no format: a fold record this release did not "
+        "write (the instance's results are rerun with --overwrite)")
     path.write_text(json.dumps({**seal(record.to_dict()), "status": "ok"}))
     found, why = ResultsStore().read_record(path, FoldResult.from_dict)
     assert found is None and why.startswith("was edited after it was written")
@@ -181,8 +184,8 @@ def test_a_record_whose_seal_was_removed_is_refused_by_name(done, config):
     _edit(two / "params.json", lambda r: r.pop(CONTENT_KEY))
     results = ExperimentResults(folder)
     assert results[1].invalid[1].startswith(
-        "fold_1.json lost its content_sha256: a record of format 2 is always written with "
-        "the hash of its content")
+        "fold_1.json lost its content_sha256: a record is always written with the hash of "
+        "its content")
     assert 0.999 not in [f.metrics["test"]["accuracy"] for f in results[1].folds
                          if f.metrics]
     assert all("params.json lost its content_sha256" in w for w in results[2].invalid.values())
@@ -206,7 +209,7 @@ def test_the_derived_summary_is_read_without_a_seal(done):
     layout = InstanceLayout(folder / "instance_1", 1)
     (layout.root / "fold_2.json").unlink()
     (layout.root / "fold_2.keras").unlink()
-    files = ResultsStore().instance(layout, None, lambda task, records: TaskRules())
+    files = ResultsStore().instance(layout, None, lambda task: TaskRules())
     assert files.unreadable == [] and files.num_folds == 3
 
 

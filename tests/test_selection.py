@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from openpyxl import load_workbook
 
-from tests.manifests import manifest_text, params_text
+from tests.manifests import manifest_text, params_text, record_text
 from xval import Ensemble, Experiment, ExperimentResults, Output
 from xval.core.errors import ConfigurationError
 from xval.report.tables import Selection, report_note, selection_lines
@@ -35,7 +35,7 @@ def _results(root, ranks, tests=None, ensembles=(), runs=(), rank_split=True):
         params = {"comment_1": f"row {k}"}
         (folder / "params.json").write_text(params_text(k, params, task_type="classification"))
         if k in ensembles:
-            (folder / "ensemble.json").write_text(json.dumps({
+            (folder / "ensemble.json").write_text(record_text({
                 "members": [{"instance": 1, "experiment": "."},
                             {"instance": 2, "experiment": "."}], "weighting": "equal", "objective": "", "step": 0.1,
                 "folds": [], "notes": []}))
@@ -44,7 +44,7 @@ def _results(root, ranks, tests=None, ensembles=(), runs=(), rank_split=True):
             values = {"train": 1.0, "val": min(1.0, rank + 0.05), "rank": rank, "test": score}
             if not rank_split:
                 values["val"] = values.pop("rank")
-            (folder / f"fold_{i}.json").write_text(json.dumps({
+            (folder / f"fold_{i}.json").write_text(record_text({
                 "instance": k, "fold": i, "status": "ok", "task_type": "classification",
                 "params_hash": json.loads(params_text(k, params))["hash"],
                 "items": {"train": [f"t{i}", f"u{i}"], "val": [f"v{i}"], "test": [f"s{i}"],
@@ -55,9 +55,9 @@ def _results(root, ranks, tests=None, ensembles=(), runs=(), rank_split=True):
                             for s, v in values.items()}}))
     if runs:
         (exp / "code").mkdir()
-        (exp / "code" / "commands.json").write_text(json.dumps({"runs": [
+        (exp / "code" / "commands.json").write_text(record_text({"runs": [
             {"command": "python exp.py", "overrides": {}, "instances": list(instances),
-             "time_utc": f"2026-12-0{n + 1}T10:00:00Z", "preference": preference}
+             "time_utc": f"2026-12-0{n + 1}T10:00:00Z", "preference": preference, "format": 2}
             for n, (instances, preference) in enumerate(runs)]}))
     return ExperimentResults(exp)
 

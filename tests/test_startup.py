@@ -5,7 +5,6 @@ the process imported; keras, tensorflow, torch and jax must not be among them. T
 measured by `benchmarks/startup.py`, never asserted here.
 """
 
-import json
 import os
 import subprocess
 import sys
@@ -15,7 +14,7 @@ import pytest
 import soundfile as sf
 
 from tests.conftest import tiny_store, write_config
-from tests.manifests import manifest_text
+from tests.manifests import manifest_text, record_text
 
 BACKENDS = {"keras", "tensorflow", "torch", "jax"}
 SCRIPT = '''"""Startup test."""
@@ -46,7 +45,7 @@ def project(tmp_path_factory):
                     "items": {"train": ["a", "b"], "val": ["c"], "test": ["d"]},
                     "metrics": {s: {"accuracy": accuracy + delta}
                                 for s in ("train", "val", "test")}}
-            (exp_dir / f"instance_{instance}" / f"fold_{i}.json").write_text(json.dumps(fold))
+            (exp_dir / f"instance_{instance}" / f"fold_{i}.json").write_text(record_text(fold))
     folds = [{"train": ["a", "b"], "val": ["c"], "test": ["d"]}] * 3
     (exp_dir / "folds.json").write_text(manifest_text(folds))
     (folder / "experiments").mkdir()

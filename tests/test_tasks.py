@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import tiny_store
-from tests.manifests import manifest_text, params_text
+from tests.manifests import manifest_text, params_text, record_text
 from xval import Experiment, ExperimentResults, Output, tasks
 from xval.config import schema
 from xval.config.selection import metric_direction
@@ -194,7 +194,7 @@ def test_report_reads_task_type_from_params_json(tmp_path):
     folder.mkdir(parents=True)
     for i, value in enumerate((0.4, 0.6)):
         (folder / f"fold_{i}.json").write_text(
-            json.dumps(_fold(i, {"accuracy": 0.9, "rmse": value})))
+            record_text(_fold(i, {"accuracy": 0.9, "rmse": value})))
     (exp_dir / "folds.json").write_text(
         manifest_text([{"train": ["a"], "val": ["c"], "test": ["e"]}] * 2))
     (folder / "params.json").write_text(params_text(1, {}, task_type="regression"))
@@ -211,10 +211,12 @@ def test_classification_loss_follows_label_smoothing_and_mixup(rng):
 
     task = tasks.get("classification")
     y = np.array([0, 2, 1])
-    assert isinstance(task.head.loss(TrainingParams()), keras.losses.SparseCategoricalCrossentropy)
-    assert task.targets.for_keras(y, TrainingParams(), 3) is y
-    assert [m.name for m in task.head.metrics(TrainingParams(label_smoothing=0.0))] == ["accuracy"]
-    for params in (TrainingParams(label_smoothing=0.1), TrainingParams(mixup_alpha=0.2)):
+    plain = TrainingParams(label_smoothing=0.0, mixup_alpha=0.0)
+    assert isinstance(task.head.loss(plain), keras.losses.SparseCategoricalCrossentropy)
+    assert task.targets.for_keras(y, plain, 3) is y
+    assert [m.name for m in task.head.metrics(plain)] == ["accuracy"]
+    for params in (TrainingParams(label_smoothing=0.1, mixup_alpha=0.0),
+                   TrainingParams(label_smoothing=0.0, mixup_alpha=0.2)):
         loss = task.head.loss(params)
         assert isinstance(loss, keras.losses.CategoricalCrossentropy)
         one_hot = task.targets.for_keras(y, params, 3)

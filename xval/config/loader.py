@@ -219,7 +219,7 @@ def _check_names(section: str, values: dict[str, Any], where: str) -> None:
 
 def _old_training_defaults(sections: dict[str, dict[str, Any]],
                            training: dict[str, Any]) -> None:
-    """A `[training]` section that names every key of release 0.1 is a complete file of that
+    """A `[training]` section that names every key of release 0.1.0 is a complete file of that
     release: the keys added since (`schema.ADDED_KEYS`) take the values that train as before
     them, not today's defaults, so its results reproduce and resume."""
     added = _schema.ADDED_KEYS["training"]

@@ -340,7 +340,7 @@ def _model_path(value: str, where: str) -> str:
 def params_hash(params: Mapping[str, Any]) -> str:
     """Returns the SHA-256 of the parameters that change what is trained.
 
-    A key added to `[training]` after the first release (`schema.ADDED_KEYS`) is left out
+    A key added to `[training]` after release 0.1.0 (`schema.ADDED_KEYS`) is left out
     while it holds the value that trains as before it existed, so adding a key changes no
     existing instance's hash (MLflow runs, for one, are matched by it)."""
     added = schema.ADDED_KEYS["training"]

@@ -74,7 +74,7 @@ class DatasetInfo(Mapping[str, Any]):
 
     @property
     def task_type(self) -> str | None:
-        """The store's task, or `None` (a store of release 0.1: classification)."""
+        """The store's task, or `None` where it names none (`tasks.DEFAULT`)."""
         return self.data.get("task_type")
 
     @property

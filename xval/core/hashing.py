@@ -82,14 +82,17 @@ def seal_problem(data: Any, *, required: bool = True) -> str:
 
     Returns:
         `"was edited after it was written: its content hashes to <12 hex>, not the recorded
-        <12 hex>"`, or `"lost its content_sha256 ..."` for a record without one, to follow
-        the file's name.
+        <12 hex>"`, `"lost its content_sha256 ..."` for a record without one, or `"has no
+        format ..."` for a file this release did not write, to follow the file's name.
     """
     if not isinstance(data, Mapping):
         return ""
     if CONTENT_KEY not in data:
         if not required:
             return ""
+        if "format" not in data:
+            return ("has no format: this release did not write it (results of an earlier "
+                    "release are rerun: a new experiment number, or --overwrite)")
         return (f"lost its {CONTENT_KEY}: a record is always written with the hash of its "
                 "content, so it was edited after it was written (the hash removed)")
     recorded = data[CONTENT_KEY]

@@ -12,11 +12,10 @@ parameter is one field here (then read it where it acts: `params.name`). Code re
 `params.epochs`, never `params["epochs"]`. A parameter one task reads is that task's, declared
 in its package the same way (`xval.tasks.Task.parameters`) and composed into the schema.
 
-A field's default is what a record without the key means: the package default for the keys
-of the first release, and for the keys added since (`absent=`, `schema.ADDED_KEYS`) the
-value that trains as before they existed (what results recorded before them were made with).
-Resolved parameters always hold every key; the defaults serve records and tests that hold
-some.
+A field's default is the package default. A key added after release 0.1.0 declares with
+`absent=` the value that trains as before it existed (`schema.ADDED_KEYS`), so that a
+config.ini and results of 0.1.0 keep their meaning. Resolved parameters always hold every
+key; the defaults serve tests that hold some.
 
 Example:
 
@@ -109,46 +108,44 @@ class TrainingParams(Settings):
                "thread on the CPU, 2 prefetching threads on a GPU)."))
     min_epochs: int = setting(
         15, "epochs trained before early stopping and the best-epoch choice start", low=0,
-        high=100_000, absent=0, off=0,
+        high=100_000, off=0,
         notes=("Epochs always trained before early stopping may end training; the best epoch is "
                "chosen among the later ones."))
     warmup_epochs: int = setting(
-        2, "epochs of linear learning-rate warm-up from 0", low=0, high=100_000, absent=0,
+        2, "epochs of linear learning-rate warm-up from 0", low=0, high=100_000,
         off=0,
         notes=("Epochs of linear learning-rate warm-up from 0 to learning_rate (lr_schedule "
                "constant or cosine; cosine then decays over the remaining epochs)."))
     time_masks: int = setting(
-        2, "SpecAugment: time masks per training row", low=0, high=100, absent=0, off=0,
+        2, "SpecAugment: time masks per training row", low=0, high=100, off=0,
         regulariser=True,
         notes=("SpecAugment (training only, saved with the model, inactive at inference): masks "
                "per row over time and over frequency, each at most this fraction of the frames or "
                "bins wide."))
     time_mask_fraction: float = setting(
-        0.1, "SpecAugment: widest time mask, as a fraction of the frames", low=0, high=1,
-        absent=0.1)
+        0.1, "SpecAugment: widest time mask, as a fraction of the frames", low=0, high=1)
     freq_masks: int = setting(
-        2, "SpecAugment: frequency masks per training row", low=0, high=100, absent=0, off=0,
+        2, "SpecAugment: frequency masks per training row", low=0, high=100, off=0,
         regulariser=True)
     freq_mask_fraction: float = setting(
-        0.1, "SpecAugment: widest frequency mask, as a fraction of the bins", low=0, high=1,
-        absent=0.1)
+        0.1, "SpecAugment: widest frequency mask, as a fraction of the bins", low=0, high=1)
     freq_warp: float = setting(
         0.1, ("VTLP-like random stretch of the frequency axis per training row, at most this "
-              "fraction (0: off)"), low=0, high=0.5, absent=0.0, off=0.0, regulariser=True,
+              "fraction (0: off)"), low=0, high=0.5, off=0.0, regulariser=True,
         notes=("Vocal tract length perturbation (VTLP-like, training only, saved with the model, "
                "inactive at inference): each row's frequency axis is warped by a random factor "
                "within 1 +- freq_warp on the store's frequency scale (0 = off; at most 0.5). Not "
                "for MFCC stores."))
     time_warp: float = setting(
         0.1, ("speed perturbation: random rate change of each training row's frames, at most this "
-              "fraction (0: off)"), low=0, high=0.5, absent=0.0, off=0.0, regulariser=True,
+              "fraction (0: off)"), low=0, high=0.5, off=0.0, regulariser=True,
         notes=("Speed perturbation (training only, saved with the model, inactive at inference): "
                "each row's frames are replayed at a random rate within 1 +- time_warp (0 = off; "
                "at most 0.5); pitch is kept. Classification and regression only (frame and "
                "reconstruction targets would move)."))
     row_normalization: str = setting(
         "none", ("normalise each row over its own sounding frames: none, mean (CMN) or standard "
-                 "(CMVN)"), choices=("none", "mean", "standard"), absent="none",
+                 "(CMVN)"), choices=("none", "mean", "standard"),
         notes=("Normalise each row over its own sounding frames (its padding left out), per "
                "frequency bin, inside the model: none | mean (cepstral mean normalisation) | "
                "standard (mean and variance). Removes what is constant over a recording "
@@ -156,7 +153,7 @@ class TrainingParams(Settings):
     # The choices are `none` and the feature types a model computes itself
     # (`preprocessing.features.front_ends`), bound when that registry is imported.
     front_end: str = setting(
-        "none", "features computed inside the model from a waveform store", absent="none",
+        "none", "features computed inside the model from a waveform store",
         notes=("Front end (a store of feature = waveform only): the features the model computes "
                "from the audio rows, with the settings of the store's [features] values, so that "
                "a saved model takes audio: {choices} (none: the rows as they are; the others as "
@@ -165,7 +162,7 @@ class TrainingParams(Settings):
                "only; a path or ORG/NAME hub id, with a /, names one without hf: too). The per-fold normalisation is computed through it from the training rows."))
     encoder_trainable_blocks: int = setting(
         0, ("with a pretrained encoder inside the model (front_end = aisfx or hf:NAME): its last "
-            "blocks that train"), low=0, high=64, absent=0,
+            "blocks that train"), low=0, high=64,
         notes=("Fine-tuning (front_end = aisfx or hf:NAME, on a waveform store at the encoder's "
                "rate): how many of the encoder's last blocks train (0 = the encoder frozen; aisfx "
                "has 4 convolution blocks, its batch norms keep their pretrained statistics; a "
@@ -174,19 +171,19 @@ class TrainingParams(Settings):
                "epoch: a GPU job."))
     encoder_lr_scale: float = setting(
         0.1, "learning rate of the encoder's trained blocks, as a fraction of learning_rate", low=0,
-        high=1, open_low=True, absent=0.1,
+        high=1, open_low=True,
         notes=("The learning rate of the encoder's trained blocks is learning_rate times this "
                "(the head trains at learning_rate): pretrained weights move slowly."))
     random_crop_seconds: float = setting(
         0.0, ("train on a random window of this length of every training row (seconds; 0: the "
-              "whole row)"), low=0, absent=0.0,
+              "whole row)"), low=0,
         notes=("Random crops: every epoch, each training row is cut to a window of this length at "
                "a random offset (0 = off); validation, test and prediction read whole rows, so "
                "the model takes any length (an architecture that pools over time, e.g. "
                "audio_cnn). Shorter than the store's segment_seconds."))
     refit_with_val: bool = setting(
         False, ("train a fresh model per fold on the training plus validation items for the best "
-                "epoch count; its test scores and model are the fold's"), absent=False,
+                "epoch count; its test scores and model are the fold's"),
         notes=("After early stopping has chosen the best epoch on the validation items, train a "
                "fresh model on the training plus validation items for that many epochs: its test "
                "scores, predictions and fold_<i>.keras are the fold's (training and validation "
@@ -195,7 +192,7 @@ class TrainingParams(Settings):
                "with embedding_classifier."))
     rank_split: float = setting(
         0.0, "share of each fold's validation items that rank instances and pick no epoch (0: off)",
-        low=0, high=0.9, absent=0.0,
+        low=0, high=0.9,
         notes=("Share of each fold's validation items kept out of the epoch choice (early "
                "stopping, the best checkpoint) and only scored (the split `rank`): instances "
                "are then ranked on items their epoch was not chosen on, when every complete "
@@ -207,35 +204,34 @@ class TrainingParams(Settings):
                "item is refused): where rounding moves the share by 0.05 or more (0.5 of 3 "
                "items ranks 2), the dry run and the run say the share that results."))
     mixup_alpha: float = setting(
-        0.2, "mixup: Beta(alpha, alpha) mixing of training rows (0: off)", low=0, absent=0.0,
+        0.2, "mixup: Beta(alpha, alpha) mixing of training rows (0: off)", low=0,
         off=0.0, regulariser=True,
         notes=("Mixup: train on Beta(alpha, alpha) mixtures of pairs of rows and of their targets "
                "(0 = off)."))
     label_smoothing: float = setting(
         0.1, "label smoothing of the classification targets", low=0, high=1, open_high=True,
-        absent=0.0, off=0.0, regulariser=True,
+        off=0.0, regulariser=True,
         notes="Label smoothing of classification targets (0 = off; 0.1 is usual).")
     embedding_classifier: str = setting(
         "none", "a scikit-learn classifier trained per fold on embeddings: none, svm or logreg",
-        choices=("none", "svm", "logreg"), absent="none",
+        choices=("none", "svm", "logreg"),
         notes=("Embedding classifier (classification and representation): after the network, fit "
                "a scikit-learn classifier per fold on embeddings of the training rows: none | svm "
                "(RBF, with standardisation) | logreg. Its metrics join the fold's as "
                "embedding_<metric>; it is saved as fold_<i>.skops."))
     embedding_models: str | list[str] | None = setting(
         None, ("saved .keras models whose embeddings the classifier uses ({fold}: the fold "
-               "number; self: the fold's own model); none: the fold's own model"), absent=None,
+               "number; self: the fold's own model); none: the fold's own model"),
         notes=("Models whose embeddings it uses: none (the fold's own model), or in an instance a "
                "list of .keras paths ({fold} becomes the fold number) and \"self\" (the fold's own "
                "model), concatenated."))
     embedding_layer: str = setting(
         "auto", "layer of the embeddings (auto: bottleneck, else the input of the last layer)",
-        absent="auto",
         notes=("Layer of the embeddings: auto (a layer named bottleneck, else the input of the "
                "last layer)."))
     embedding_c: float | None = setting(
         None, "C of the embedding classifier; none: chosen on the validation rows", low=0,
-        open_low=True, absent=None,
+        open_low=True,
         notes=("C of the classifier; none chooses it on the validation rows (macro recall) among "
                "0.01, 0.1, 1, 10, 100, 1000."))
     @property

@@ -20,7 +20,7 @@ class MyParams(Settings):  # as `xval.core.parameters.TrainingParams` declares i
     epochs: int = setting(60, "maximum epochs", low=1, high=100_000,
                           notes="Maximum epochs; early stopping usually ends training sooner.")
     min_epochs: int = setting(15, "epochs trained before early stopping starts", low=0,
-                              absent=0)  # added later: a record without it means 0
+                              absent=0)  # a key added after 0.1.0: a record without it means 0
 
 keys_of(MyParams)["epochs"].expected()   # 'an integer in [1, 100000]'
 ```
@@ -291,7 +291,7 @@ def setting(default: Any, help: str, *, low: float | None = None,
             stands for the allowed values. Defaults to `""`.
         describe: `describe(value) -> str` for the values `{choices}` lists. Defaults to
             `None`.
-        absent: for a key added after the first release, the value that leaves things as
+        absent: for a key added after release 0.1.0, the value that leaves things as
             they were before it (a config.ini or a result recorded without the key means
             it): the field's default, while the package default is `default`. Defaults to
             `default`.
@@ -351,7 +351,7 @@ def off_values(cls: type) -> dict[str, Any]:
 
 
 def absent_values(cls: type) -> dict[str, Any]:
-    """The keys of a record added after the first release -> the value a record without
+    """The keys of a record added after release 0.1.0 -> the value a record without
     them means (their `absent`, the field's default)."""
     return {field.name: field.default for field in dataclasses.fields(cls)
             if field.metadata.get(_KEY, {}).get("added")}

@@ -12,6 +12,7 @@ from sklearn.model_selection import (
 
 from xval.core.errors import DatasetError
 from xval.core.hashing import json_digest
+from xval.core.records.base import FORMAT_VERSION
 from xval.core.records.manifest import hashed_body
 
 Fold = dict[str, list[str]]
@@ -46,10 +47,10 @@ def fold_manifest(splitter: BaseCrossValidator, folds: list[Fold],
     """Returns the `folds.json` content: the splitter, every fold's items (repeat by repeat
     when the splitter repeats), the number of repeats, and a hash.
 
-    The hash covers `num_repeats` only when it is above 1 (`hashed_body`), so experiments
-    made before repeats were recorded keep their hash, and resume.
+    The hash covers `num_repeats` only when it is above 1 (`hashed_body`).
     """
     repeats = int(getattr(splitter, "n_repeats", 1))
     body = hashed_body(repr(splitter), dataset_hash, folds, repeats)
     digest = json_digest(body)
-    return {**body, "num_folds": len(folds), "num_repeats": repeats, "hash": digest}
+    return {**body, "num_folds": len(folds), "num_repeats": repeats, "hash": digest,
+            "format": FORMAT_VERSION}

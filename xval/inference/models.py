@@ -461,6 +461,6 @@ def _check_same_encoder(models: ModelSet, info: DatasetInfo, given: str | Path) 
 
 
 def task_of_info(info: DatasetInfo) -> Task:
-    """The task of a dataset description (`dataset.json`): its `task_type`, or for one
-    written before stores recorded it, the task its classes imply (`xval.tasks.infer`)."""
-    return tasks.get(info.task_type or tasks.infer(classes=info.classes))
+    """The task of a dataset description (`dataset.json`): its `task_type`, or
+    `tasks.DEFAULT` for one that names none."""
+    return tasks.get(info.task_type or tasks.DEFAULT)

@@ -99,7 +99,7 @@ def encoder_of(results: ExperimentResults, r: InstanceResult,
     if not path.is_file():
         return None
     try:
-        info, _ = results.results_store.read_record(path, DatasetInfo.from_dict)
+        info, _ = results.results_store.read_record(path, DatasetInfo.from_dict, sealed=False)
     except DatasetError:
         return None
     if info is None:

@@ -226,14 +226,9 @@ class ExperimentResults:
 
     @property
     def task_type(self) -> str:
-        """The experiment's task, as its instances recorded it.
-
-        Result folders written before the task was recorded get the task whose selection
-        metric their first finished fold has (`xval.tasks.infer`).
-        """
-        recorded = next((r.task_type for r in self if r.task_type), None)
-        return recorded or next((name for r in self if (name := tasks.infer_from_folds(r.folds))),
-                                tasks.DEFAULT)
+        """The experiment's task, as its instances recorded it (`tasks.DEFAULT` where none
+        could be read)."""
+        return next((r.task_type for r in self if r.task_type), tasks.DEFAULT)
 
     def __getitem__(self, instance_id: int) -> InstanceResult:
         return self.instances[instance_id]

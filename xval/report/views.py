@@ -20,9 +20,8 @@ def classes_of(result: InstanceResult) -> list[str] | None:
 
 
 def task_of(result: InstanceResult) -> tasks.Task:
-    """The instance's task: recorded, or for results written before it was, inferred from
-    the folds' classes (`xval.tasks.infer`)."""
-    return tasks.get(result.task_type or tasks.infer(classes=classes_of(result) or []))
+    """The instance's task, as recorded (`tasks.DEFAULT` where none could be read)."""
+    return tasks.get(result.task_type or tasks.DEFAULT)
 
 
 def instance_view(result: InstanceResult, results_store: ResultsStore | None = None

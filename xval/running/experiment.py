@@ -137,8 +137,7 @@ class Experiment(ExperimentDeclaration):
             instance: the instance id.
             options: the run options it uses: `executor` (its name and GPU; `None` takes
                 config.ini's and `gpu_ID`), `output` (its `out`), `overrides` (`--set`
-                values over those the run recorded, only needed for results written before
-                `--set` values were recorded). Defaults to `RunOptions()`.
+                values over those the run recorded). Defaults to `RunOptions()`.
             config: a `Config`, a path, or `None` to find config.ini.
             **changes: fields of `RunOptions` over `options`, as for `run`.
 

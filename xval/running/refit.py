@@ -46,8 +46,7 @@ def refit_instance(experiment: ExperimentDeclaration, instance: int, config: Con
         options: the run's options: where the job runs (`executor`: its name, `gpu`,
             `backend`; `None` takes config.ini's executor and the declared `gpu_ID`), the
             print function (`output.out`), and `overrides`: `--set` values over those
-            recorded with the instance's run (for results written before the run's `--set`
-            values were recorded); what a refit cannot take is refused
+            recorded with the instance's run; what a refit cannot take is refused
             (`RunOptions.for_refit`).
         results_store: the results store the instance's files are read and written
             through (`Experiment.refit` gives the process's, `RESULTS_STORE`).
@@ -74,7 +73,7 @@ def refit_instance(experiment: ExperimentDeclaration, instance: int, config: Con
         backend_for(experiment, selected, config, options.overrides),
         experiment.gpu_ID if on.gpu is None else on.gpu, _stderr, chosen=on.backend)
     record = recorded_params(experiment, config, instance, results_store)
-    given = {**((record.overrides or {}) if record else {}), **options.overrides}
+    given = {**(record.overrides if record else {}), **options.overrides}
     plan = make_plan(repeats_on_disk(experiment, config, results_store), config, selected,
                      given, False, results_store=results_store, check_params=False)
     if record is not None:
@@ -140,14 +139,11 @@ def check_same_params(record: ParamsRecord, params: Mapping[str, Any], params_ha
                        f"{params.get(n, '<absent>')!r}" for n in names)
     applied = (f" (with the run's --set values recorded in params.json: "
                f"{_set_text(overrides)})" if overrides else "")
-    older = (" Its params.json predates recorded --set values: if the run had --set, give "
-             f"them again with the refit (`python {script_name(experiment.script)} --refit "
-             f"{k} --set NAME=VALUE`)." if record.overrides is None else "")
     raise ResultsConflictError(
         f"Cannot refit instance {k}: it resolves now to other parameters than its folds "
         f"were trained with{applied}: {detail}. The script or config.ini changed since the "
         "run: restore those values to refit these results, or declare a new instance with "
-        f"the new ones and run it.{older}")
+        "the new ones and run it.")
 
 
 def _set_text(overrides: Mapping[str, Any]) -> str:

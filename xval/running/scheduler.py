@@ -228,7 +228,7 @@ def fold_line_scores(result: FoldResult) -> str:
     first, as the headline), else `segment accuracy train ... val ... test ...`
     (detection: `recording` and `window`)."""
     m = result.metrics or {}
-    task = tasks.get(result.task_type or tasks.infer(metrics=m.get("test", {})))
+    task = tasks.get(result.task_type or tasks.DEFAULT)
     key, names, nan = task.selection_metric, task.level_names, float("nan")
     clip = result.clip_metrics or {}
     head, level = (clip, "clip") if clip.get("test", {}).get(key) is not None \

@@ -23,8 +23,6 @@ from xval.tasks.registry import (
     DEFAULT,
     TASKS,
     get,
-    infer,
-    infer_from_folds,
     metric_names,
     names,
     owner,
@@ -34,7 +32,7 @@ from xval.tasks.registry import (
 )
 
 __all__ = ["DEFAULT", "NO_CONTEXT", "TASKS", "Context", "Head", "Scoring", "Targets", "Task",
-           "get", "infer", "infer_from_folds", "metric_names", "names", "owner",
+           "get", "metric_names", "names", "owner",
            "parameter_keys", "register", "rules", "switched_off"]
 
 # The built-in tasks register themselves on import.

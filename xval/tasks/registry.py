@@ -1,10 +1,8 @@
 """The task registry: `register`, `get`, `names` and what the registered tasks record."""
 
 import functools
-from collections.abc import Iterable
 
 from xval.core.parameters import TrainingParams
-from xval.core.records import FoldResult
 from xval.core.registry import Registry
 from xval.core.settings import Key, Settings, keys_of, setting_names
 from xval.core.storage import TaskRules
@@ -95,54 +93,17 @@ def metric_names() -> list[str]:
     return list(dict.fromkeys(m for task in TASKS.values() for m in task.metric_names))
 
 
-def infer(metrics: Iterable[str] | None = None, classes: list[str] | None = None) -> str:
-    """The task of a result folder or dataset description written before `task_type` was
-    recorded with it.
-
-    Args:
-        metrics: metric names recorded for a split, or `None`.
-        classes: the dataset's class names, or `None`.
-
-    Returns:
-        The task name: the first task whose selection metric was recorded; else, given
-        `classes`, the first one-vector-per-row task (`output == "vector"`: the only kind
-        written before `task_type` was recorded) with classes when there are some and the
-        first without when there are none (regression); else `DEFAULT`.
-    """
-    recorded = set(metrics or ())
-    if recorded:
-        for name, task in TASKS.items():
-            if task.selection_metric in recorded:
-                return name
-    if classes is not None:
-        for name, task in TASKS.items():
-            if task.output == "vector" and task.has_classes == bool(classes):
-                return name
-    return DEFAULT
-
-
-def infer_from_folds(folds: Iterable[FoldResult]) -> str | None:
-    """The task of fold records written before the task was recorded: the first task whose
-    selection metric an `ok` fold's test metrics hold; `None` without such a fold."""
-    for record in folds:
-        if record.ok and record.metrics and isinstance(record.metrics.get("test"), dict):
-            return infer(metrics=record.metrics["test"])
-    return None
-
-
-def rules(task_type: str | None, folds: Iterable[FoldResult] = ()) -> TaskRules:
+def rules(task_type: str | None) -> TaskRules:
     """What the fold checks and the summary take from a task (`xval.core.storage.RulesOf`).
 
     Args:
-        task_type: the recorded task, or `None` (results written before it was recorded:
-            the task is inferred from `folds`, `infer_from_folds`).
-        folds: the instance's fold records.
+        task_type: the recorded task, or `None` (an instance without a readable record).
 
     Returns:
         The task's `TaskRules`; a task this version does not know (or none) checks only
         that metrics are finite.
     """
-    name = task_type or infer_from_folds(folds)
+    name = task_type
     if not name or name not in TASKS:
         return TaskRules()
     task = TASKS.get(name)

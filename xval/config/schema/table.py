@@ -63,7 +63,7 @@ SECTION_NOTES = {"training": TRAINING_NOTES}
 
 ADDED_KEYS: dict[str, dict[str, object]] = {
     section: added for section, record in SECTIONS.items() if (added := absent_values(record))}
-"""Section -> the keys added after the first release -> the value that leaves things as
+"""Section -> the keys added after release 0.1.0 -> the value that leaves things as
 they were before them (a config.ini written earlier gets these values, and results recorded
 before them count as made with them): the `absent=` of their declarations, the built-in
 tasks' own parameters' included."""

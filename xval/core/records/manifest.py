@@ -16,8 +16,7 @@ class FoldsManifest(Record):
 
     With repeated cross-validation (`num_repeats > 1`) the folds run repeat by repeat: fold
     `j * k + f` is fold `f` of repeat `j`, for `k = num_folds / num_repeats` folds per
-    repeat (`repeat_of`). `num_repeats` enters the hash only when it is above 1, so the
-    hash of a manifest written before repeats were recorded is unchanged.
+    repeat (`repeat_of`). `num_repeats` enters the hash only when it is above 1.
     """
 
     KIND: ClassVar[str] = "fold manifest"
@@ -63,8 +62,7 @@ class FoldsManifest(Record):
 def hashed_body(splitter: str, dataset_hash: str | None, folds: list[Any],
                 num_repeats: int = 1) -> dict[str, Any]:
     """What the hash of `folds.json` covers: the splitter, the dataset's hash, the folds,
-    and the number of repeats when it is above 1 (a manifest of one repeat hashes as those
-    written before repeats were recorded)."""
+    and the number of repeats when it is above 1."""
     body: dict[str, Any] = {"splitter": splitter, "dataset_hash": dataset_hash,
                             "folds": folds}
     if num_repeats > 1:

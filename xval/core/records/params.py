@@ -13,8 +13,7 @@ class ParamsRecord(Record):
     """`params.json`: an instance's resolved parameters and their hash.
 
     `overrides` holds the command line's `--set` values the run resolved them with (`{}`:
-    none), so that `--refit` resolves the instance as the run did; `None` in files written
-    before they were recorded.
+    none), so that `--refit` resolves the instance as the run did.
     """
 
     KIND: ClassVar[str] = "parameter record"
@@ -23,5 +22,5 @@ class ParamsRecord(Record):
     hash: str
     params: dict[str, Any]
     task_type: str | None = None
-    overrides: dict[str, Any] | None = None
+    overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
     format: int = FORMAT_VERSION

@@ -10,7 +10,7 @@ above this layer.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +43,8 @@ EditedCheck = Callable[[Mapping[str, Any], str], str]
 `params.json` was edited after it was written (`xval.config.params.edited_params`, handed
 in: the parameter hash is the configuration's)."""
 
-RulesOf = Callable[[str | None, Iterable[FoldResult]], TaskRules]
-"""`(task_type, fold records) -> TaskRules`: the rules of a recorded task, or of the task
-inferred from the records when none was recorded (`xval.tasks.rules`)."""
+RulesOf = Callable[[str | None], TaskRules]
+"""`task_type -> TaskRules`: the rules of a recorded task (`xval.tasks.rules`)."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -93,8 +93,8 @@ class ResultsStore:
             path: the file.
             parse: the record's `from_dict` (e.g. `ParamsRecord.from_dict`).
             sealed: the file is written sealed (`write`), so one without its seal is
-                refused; `False` for a derived file written unsealed (`summary.json`).
-                Defaults to `True`.
+                refused; `False` for a file written unsealed (`summary.json`, the store's
+                `dataset.json` copied beside the results). Defaults to `True`.
 
         Returns:
             `(record, "")`; `(None, "")` when the file does not exist; `(None, why)` when
@@ -313,7 +313,7 @@ class ResultsStore:
                         if i < num_folds and i not in found and i not in invalid})
         recorded = params.task_type if params is not None and params.task_type else \
             next((r.task_type for r in found.values() if r.task_type), None)
-        rules = rules_of(recorded, found.values())
+        rules = rules_of(recorded)
         check = FoldCheck(layout.id, params.hash if params is not None else None,
                           params_problem, rules, clip_only=fused)
         believed = {}

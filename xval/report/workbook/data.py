@@ -50,7 +50,7 @@ def write_data(sheet: Worksheet, context: SheetContext) -> bool:
     results = context.results
     try:  # as the run wrote it (`ResultsStore.remember`): read from disk only when changed
         info, _ = results.results_store.read_record(results.layout.dataset_file,
-                                                    DatasetInfo.from_dict)
+                                                    DatasetInfo.from_dict, sealed=False)
     except DatasetError:
         info = None
     if info is None:

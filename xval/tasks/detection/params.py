@@ -16,7 +16,6 @@ class DetectionParams(Settings):
     detection_threshold: float | list[float] | None = setting(
         0.5, ("detection: a frame is active at this probability; none: chosen per class and fold "
               "on the validation recordings"), low=0, high=1, open_low=True, open_high=True,
-        absent=0.5,
         notes=("Detection only: post-processing of the frame probabilities into events. A frame "
                "is active at detection_threshold; decisions are median-filtered over "
                "median_filter_seconds (0: no filter); gaps shorter than min_gap_seconds are "
@@ -25,15 +24,14 @@ class DetectionParams(Settings):
                "has them chosen per fold on its validation recordings."))
     median_filter_seconds: float | None = setting(
         0.0, ("detection: median filter of the frame decisions (seconds; 0: none; none: chosen "
-              "per fold on the validation recordings)"), low=0, absent=0.0)
+              "per fold on the validation recordings)"), low=0)
     min_event_seconds: float = setting(
-        0.0, "detection: shorter detected events are dropped (seconds)", low=0, absent=0.0)
+        0.0, "detection: shorter detected events are dropped (seconds)", low=0)
     min_gap_seconds: float = setting(
-        0.0, "detection: shorter gaps between two detected events are bridged (seconds)", low=0,
-        absent=0.0)
+        0.0, "detection: shorter gaps between two detected events are bridged (seconds)", low=0)
     event_mix: float = setting(
         0.0, ("detection: share of training windows that get an annotated event of another "
-              "training window mixed in, every epoch (0: off)"), low=0, high=1, absent=0.0,
+              "training window mixed in, every epoch (0: off)"), low=0, high=1,
         notes=("Detection only, training only (xval.tasks.detection.mixing): every epoch, this "
                "share of each batch's windows gets one annotated event of another window of "
                "the batch (the fold's training recordings only), its background subtracted, "
@@ -42,7 +40,7 @@ class DetectionParams(Settings):
                "power or no compression)."))
     boundary_weight: float = setting(
         2.0, ("detection: extra loss weight of the frames within 3 frames of an annotated "
-              "onset or offset (0: off)"), low=0, high=100, absent=0.0,
+              "onset or offset (0: off)"), low=0, high=100,
         notes=("Detection only: frames within 3 frames (60 ms on a detection store's 20 ms "
                "frames) of an onset or an offset of the targets weigh 1 + boundary_weight in "
                "the frame cross-entropy, so that the bounds of events, and short events (all "
@@ -53,7 +51,7 @@ class DetectionParams(Settings):
     prediction_hop: float = setting(
         1.0, ("detection: hop between the windows a recording is read through at evaluation "
               "and prediction, as a fraction of the window (1: side by side)"), low=0, high=1,
-        open_low=True, absent=1.0,
+        open_low=True,
         notes=("Detection only: recordings are scored (fold evaluation, detect, evaluate "
                "--annotations) through windows every prediction_hop windows, their frame "
                "probabilities averaged where they overlap, so that an event on a window's "

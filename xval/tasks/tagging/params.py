@@ -15,7 +15,6 @@ class TaggingParams(Settings):
     tag_threshold: float | None = setting(
         None, ("tagging: a label is predicted at this probability; none: chosen per label and "
                "fold on the validation clips"), low=0, high=1, open_low=True, open_high=True,
-        absent=None,
         notes=("Tagging only: a clip is given every label whose probability reaches "
                "tag_threshold (F1 and predictions; mAP, lwlrap and d-prime need no threshold). "
                "none (the default): each fold chooses one threshold per label on its validation "
@@ -24,14 +23,14 @@ class TaggingParams(Settings):
                "to the test clips and by predict, and written in the model card."))
     focal_gamma: float = setting(
         0.0, "tagging: focal loss with this gamma instead of binary cross-entropy (0: off)",
-        low=0, high=10, absent=0.0,
+        low=0, high=10,
         notes=("Tagging only: train on the binary focal cross-entropy (Lin et al. 2017) with "
                "this gamma (0 = plain binary cross-entropy; 2 is usual), which weighs the "
                "labels a model already gets right less: an option for rare labels, as "
                "class_weights is (not both)."))
     union_mix: float = setting(
         0.0, ("tagging: share of training rows that get another training row mixed in, their "
-              "labels united, every epoch (0: off)"), low=0, high=1, absent=0.0,
+              "labels united, every epoch (0: off)"), low=0, high=1,
         notes=("Tagging only, training only: label-union mixing, the multi-label counterpart of "
                "mixup (xval.tasks.tagging.mixing). Every epoch, this share of each batch's rows "
                "gets another row of the batch (the fold's training items only) added at a gain "

@@ -1,40 +1,14 @@
-"""Keys added after the first release: old config.ini files load, old results resume; old
-dataset descriptions are read as the tasks that existed then."""
+"""What changed configurations meet: results made under other `[training]` defaults conflict
+with the values to pin; flags of one store kind given to another name the fix."""
 
 import ast
-import json
 import re
 
 import pytest
 
 from tests.conftest import run_script_here, tiny_store, write_config, write_script
-from xval import tasks
 from xval.config import schema
 from xval.config.loader import load_config
-from xval.config.params import params_hash
-
-
-def _without_added_keys(path):
-    text = path.read_text()
-    for key in schema.ADDED_KEYS["training"]:
-        text = re.sub(rf"^{key} = .*\n", "", text, flags=re.M)
-    path.write_text(text)
-
-
-def test_config_without_the_added_keys_loads_with_their_neutral_values(tmp_path):
-    path = write_config(tmp_path)
-    _without_added_keys(path)
-    assert "\nmin_epochs = " not in path.read_text()
-    training = load_config(path).training
-    for key, value in schema.ADDED_KEYS["training"].items():
-        assert training[key] == value
-    # A section that is not complete is a config of today: every key it leaves out, the added
-    # ones included, takes the package default.
-    path.write_text(path.read_text().replace("patience = 5\n", ""))
-    training = load_config(path).training
-    assert training["patience"] == schema.SCHEMA["training"]["patience"].default
-    assert training["min_epochs"] == schema.SCHEMA["training"]["min_epochs"].default
-
 
 _EXPERIMENT = """
 from xval import Experiment
@@ -46,34 +20,6 @@ experiment[1] = {"architecture": "example_cnn", "reshaping_type": "conv", "filte
 if __name__ == "__main__":
     experiment.main()
 """
-
-
-def test_results_recorded_before_the_added_keys_resume_without_conflict(tmp_path):
-    config = write_config(tmp_path)
-    tiny_store(tmp_path / "data")
-    script = write_script(tmp_path, _EXPERIMENT)
-    assert run_script_here(script, "1", "1", "--config", config, "-q").returncode == 0
-    params_file = tmp_path / "results" / "tiny" / "experiment_1" / "instance_1" / "params.json"
-    record = json.loads(params_file.read_text())
-    for key in schema.ADDED_KEYS["training"]:
-        record["params"].pop(key, None)  # another task's own keys: not there
-    # The hash the release before the keys existed wrote: of the parameters it had (a
-    # record's hash is checked against its content, tests/test_records_content.py).
-    record["hash"] = params_hash(record["params"])
-    del record["content_sha256"], record["format"]  # nor did it seal its records (0.1)
-    params_file.write_text(json.dumps(record))
-    proc = run_script_here(script, "1", "1", "--config", config)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "already done" in proc.stdout + proc.stderr
-    # A real change is still a conflict.
-    proc = run_script_here(script, "1", "1", "--config", config, "--set", "min_epochs=0",
-                      "--set", "learning_rate=0.01")
-    assert proc.returncode == 2 and "learning_rate: 0.001 -> 0.01" in proc.stderr
-
-
-def test_old_dataset_descriptions_infer_vector_tasks():
-    assert tasks.infer(classes=[]) == "regression"
-    assert tasks.infer(classes=["a", "b"]) == "classification"
 
 
 def test_detection_flag_errors_name_the_fix(tmp_path, capsys):
