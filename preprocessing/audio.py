@@ -13,12 +13,8 @@ import numpy as np
 import soundfile as sf
 
 from xval.core.errors import DatasetError
-from xval.core.links import broken_link
+from xval.core.input_paths import AUDIO_EXTENSIONS, SNDFILE_EXTENSIONS, unreadable_reason
 
-# What libsndfile reads directly; anything else goes through audioread (ffmpeg & co).
-SNDFILE_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".au",
-                      ".caf", ".w64", ".rf64", ".opus"}
-AUDIO_EXTENSIONS = SNDFILE_EXTENSIONS | {".m4a", ".aac", ".wma", ".mp4"}
 # How far a region may end past the end of its file (Lhotse's default tolerance for a
 # duration mismatch): the rest is cut; a region ending later is an error.
 REGION_TOLERANCE_SECONDS = 0.025
@@ -63,24 +59,6 @@ class Region:
     def end(self) -> float:
         """The end of the stretch in seconds (infinity when it reads to the end)."""
         return np.inf if self.duration is None else self.offset + self.duration
-
-
-def unreadable_reason(path: Path) -> str | None:
-    """Why an audio path is never opened, or `None` for a regular file: a dangling link,
-    a FIFO (opening it could block forever), a socket or device, a folder, a file that
-    cannot be read."""
-    broken = broken_link(path)
-    if broken:
-        return f"{broken}: never opened"
-    if not path.exists():
-        return "file not found"
-    if path.is_dir():
-        return "a folder, not an audio file"
-    if not path.is_file():
-        return "not a regular file (FIFO, socket or device): never opened"
-    if not os.access(path, os.R_OK):
-        return "permission denied: the file cannot be read"
-    return None
 
 
 def truncation(path: Path) -> str | None:

@@ -17,14 +17,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from preprocessing.annotation_tables import check_file
-from preprocessing.annotations import annotation_source
 from preprocessing.build import extract_file, feature_params
 from preprocessing.features import feature_shape, front_end
 from preprocessing.features.pretrained import PRETRAINED, PretrainedOptions
 from preprocessing.store import FeatureStore, check_store_out, write_store
 from xval.core.errors import ConfigurationError, DatasetError
-from xval.tasks.detection import T_COLLAR, Detection, frame_targets
+from xval.core.input_paths import check_file
+from xval.tasks.detection import T_COLLAR, Detection, annotation_source, frame_targets
 
 TASK_TYPE = Detection.name
 """The task of the stores built here (`xval.tasks.detection`)."""

@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from preprocessing.annotations import annotation_source, read_annotations
 from xval.core.errors import DatasetError
+from xval.tasks.detection import annotation_source, read_annotations
 
 WIDE = (
     "File name,Voice start sample (1),Voice end sample (1),Voice start sample (2),"

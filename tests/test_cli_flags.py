@@ -68,8 +68,8 @@ PRINTED_BY = {
     "xval/cli/export.py": ["xval export"], "xval/cli/report.py": ["xval report"],
     "xval/cli/compare.py": ["xval compare"], "xval/cli/ensemble.py": ["xval ensemble"],
     "xval/cli/config.py": ["xval config"], "xval/cli/augment.py": ["augmentation"],
-    "preprocessing/annotations.py": READ_ANNOTATIONS,
-    "preprocessing/annotation_tables.py": READ_ANNOTATIONS,
+    "xval/tasks/detection/annotations.py": READ_ANNOTATIONS,
+    "xval/tasks/detection/tables.py": READ_ANNOTATIONS,
     "preprocessing/detection.py": ["preprocessing detection", "xval init"],
     "preprocessing/sources/manifest.py": ["preprocessing manifest", "xval init"],
     "preprocessing/sources/labels.py": ["preprocessing manifest", "xval init"],
@@ -80,7 +80,7 @@ PRINTED_BY = {
     "xval/running/options.py": ["experiment"], "xval/running/command.py": ["experiment"],
 }
 """The commands that print a module's messages (each must have every flag they name)."""
-ONLY_WITH = {("preprocessing/annotations.py", "--strict"): "preprocessing detection",
+ONLY_WITH = {("xval/tasks/detection/annotations.py", "--strict"): "preprocessing detection",
              ("xval/cli/init_data.py", "--task-type"): "preprocessing manifest"}
 """A flag a module's message names only when the command that has it asked for it."""
 

@@ -13,12 +13,12 @@ import pytest
 import soundfile as sf
 
 from preprocessing import sources
-from preprocessing.annotations import read_annotations
 from preprocessing.audio import load_audio
 from preprocessing.build import build_store, check_rows, feature_params
 from tests.conftest import ROOT, python_here
 from xval.config.loader import load_config
 from xval.core.errors import ConfigurationError, DatasetError
+from xval.tasks.detection import read_annotations
 
 SR = 8000
 

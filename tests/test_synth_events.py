@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from preprocessing.annotations import annotation_source
 from preprocessing.babble import babble_backgrounds
 from preprocessing.synth_events import BACKGROUND_RMS, coloured_noise, synth_events
 from tests.conftest import ROOT, SHARED
 from xval.core.errors import DatasetError
+from xval.tasks.detection import annotation_source
 
 SR = 8000
 TONE = 0.25  # seconds of tone in each fake digit, between 0.1 s of silence on both sides

@@ -9,11 +9,11 @@ import pytest
 import soundfile as sf
 
 from preprocessing.ambience import TYPES, ambience, ambience_backgrounds
-from preprocessing.annotations import annotation_source
 from preprocessing.mixing import background_groups
 from preprocessing.synth_scenes import EVENTS, synth_scenes
 from xval.cli.preprocess import main as preprocessing_main
 from xval.core.errors import DatasetError
+from xval.tasks.detection import annotation_source
 
 SR = 8000
 

@@ -14,7 +14,7 @@ READING = {"layout": "layout", "annotation_units": "units",
            "onset_column": "onset_column", "offset_column": "offset_column",
            "label_column": "label_column", "context_column": "context_column",
            "context": "context", "merge_overlaps": "merge_overlaps"}
-"""Argument names -> keywords of `preprocessing.annotations.read_annotations`."""
+"""Argument names -> keywords of `preprocessing.read_annotations`."""
 
 
 def add_reading_arguments(parser: Arguments, *,

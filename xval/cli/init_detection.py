@@ -19,7 +19,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from preprocessing.annotations import annotation_source
+from preprocessing import annotation_source
 from preprocessing.build import feature_params
 from preprocessing.detection import TASK_TYPE as EVENT_TASK
 from preprocessing.detection import (

@@ -18,8 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from preprocessing import sources
-from preprocessing.annotations import annotation_source
+from preprocessing import annotation_source, sources
 from preprocessing.sources import Option
 from xval import tasks
 from xval.core.errors import ConfigurationError, DatasetError
@@ -197,7 +196,7 @@ def evaluate_recordings(model_or_instance_dir: str | Path, annotations: str | Pa
         ensemble: use the fold models even when `final.keras` exists.
         dataset_info: dict or path of the dataset description; `None` finds it.
         results_store: the results store the records are read through (default: its own).
-        **read_kwargs: passed to `preprocessing.annotations.read_annotations` (`layout`,
+        **read_kwargs: passed to `preprocessing.read_annotations` (`layout`,
             `units`, `annotation_sample_rate`, columns, `context`, `merge_overlaps`); those
             not given are read as the model's store read its own annotations (its
             `dataset.json`'s `annotation_options`).

@@ -9,15 +9,43 @@
 - `events`: frames to events, windows stitched into recordings, the event metrics;
 - `frames`: events to frames, the targets on the feature frame grid;
 - `metrics`: segment and event counting, as sed_eval counts;
-- `params`: its own parameters (`DetectionParams`).
+- `params`: its own parameters (`DetectionParams`);
+- `annotations`, `tables`: the annotation CSVs of recordings read into event tables
+  (`read_annotations`, `annotation_source`).
 
-What the layers above the tasks use of it (the store builder of `preprocessing.detection`)
-is this face: the task, the events' collar and the frame targets.
+What the layers above the tasks use of it (the store builder of `preprocessing.detection`,
+the annotated recordings of `python -m xval init` and `evaluate`, through `preprocessing`)
+is this face: the task, the events' collar, the frame targets and the annotation readers.
+The readers (pandas, soundfile) load on first use (PEP 562): importing the tasks costs
+numpy alone.
 """
+
+import importlib
+from typing import TYPE_CHECKING
 
 from xval.tasks.detection.events import T_COLLAR
 from xval.tasks.detection.frames import frame_targets
 from xval.tasks.detection.params import DetectionParams
 from xval.tasks.detection.task import Detection
 
-__all__ = ["T_COLLAR", "Detection", "DetectionParams", "frame_targets"]
+if TYPE_CHECKING:
+    from xval.tasks.detection.annotations import annotation_source, read_annotations
+
+# Public name -> the module of this package that defines it, imported on first use.
+_LAZY = {"annotation_source": "xval.tasks.detection.annotations",
+         "read_annotations": "xval.tasks.detection.annotations"}
+
+__all__ = ["T_COLLAR", "Detection", "DetectionParams", "annotation_source", "frame_targets",
+           "read_annotations"]
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # later look-ups skip this function
+        return value
+    raise AttributeError(f"module 'xval.tasks.detection' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -22,7 +22,9 @@ from typing import Any
 import pandas as pd
 import soundfile as sf
 
-from preprocessing.annotation_tables import (
+from xval.core.errors import DatasetError
+from xval.core.input_paths import AUDIO_EXTENSIONS
+from xval.tasks.detection.tables import (
     Lookup,
     Row,
     file_names,
@@ -32,8 +34,6 @@ from preprocessing.annotation_tables import (
     wide_columns,
     wide_rows,
 )
-from preprocessing.audio import AUDIO_EXTENSIONS
-from xval.core.errors import DatasetError
 
 LAYOUTS = ("auto", "wide", "long")
 UNITS = ("samples", "seconds")

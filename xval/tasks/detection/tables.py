@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from preprocessing.audio import unreadable_reason
 from xval.core.errors import DatasetError
+from xval.core.input_paths import check_file
 
 DEFAULT_LABEL = "event"
 
@@ -53,20 +53,6 @@ _TRUE = {"1", "true", "yes", "y", "x", "context", "tail"}
 
 
 _FALSE = {"", "0", "false", "no", "n"}
-
-
-def check_file(path: Path, what: str) -> None:
-    """Refuses a CSV path that is not a regular file, saying what it is (a FIFO exists: it
-    is named, never opened).
-
-    Raises:
-        DatasetError: naming `what` (`"Annotation file"`) and the path.
-    """
-    if not path.is_file():
-        reason = "a folder" if path.is_dir() else unreadable_reason(path)
-        raise DatasetError(f"{what} {str(path)!r} " + (
-            "does not exist." if reason == "file not found" else
-            f"is {reason}; give the CSV file itself."))
 
 
 def read_csv(path: Path) -> pd.DataFrame:
