@@ -315,15 +315,21 @@ class ModelSet:
         """
         x = np.asarray(features, dtype=np.float32)
         n = len(x)
-        # Whole batches (copies of the last row after it): one compiled program per model.
-        padded = np.concatenate([x, np.repeat(x[-1:], -n % _PREDICT_BATCH, axis=0)]) \
+        # Whole batches, then the rest padded (copies of the last row) to a power of two:
+        # at most six compiled programs per model, and a file of one segment costs one row,
+        # not a batch of 32 (a model holding an encoder costs seconds per row on a CPU).
+        whole = n - n % _PREDICT_BATCH
+        tail = 1 << (n - whole - 1).bit_length() if n > whole else 0
+        padded = np.concatenate([x, np.repeat(x[-1:], whole + tail - n, axis=0)]) \
             if n else x
         total = np.zeros(0)
         for k, model in enumerate(self.models):
             check_input_shape(model, x.shape[1:], self.paths[k] if self.paths else "model",
                               self.described_by)
-            out = np.asarray(model.predict(padded, batch_size=_PREDICT_BATCH, verbose=0),
-                             dtype=np.float64)[:n]
+            out = np.concatenate([
+                np.asarray(model.predict(part, batch_size=size, verbose=0), dtype=np.float64)
+                for part, size in ((padded[:whole], _PREDICT_BATCH), (padded[whole:], tail))
+                if len(part)] or [np.zeros((0, 1))])[:n]
             total = out if k == 0 else total + out
         return total / len(self.models)
 

@@ -21,10 +21,21 @@ from xval.training import devices
 from xval.training.batches import make_batches
 from xval.training.normalization import Normalizer
 
+PREDICT_BATCH = 1024
+"""Rows per batch when a fold's model scores its splits (at least the training batch
+size): few, large batches keep a GPU busy."""
+
 
 def predict_rows(model: Any, features: Any, rows: np.ndarray, batch_size: int,
-                 placement: str = devices.HOST, on_device: Any = None) -> np.ndarray:
+                 placement: str = devices.HOST, on_device: Any = None,
+                 tail_size: int | None = None) -> np.ndarray:
     """The model's outputs on `features[rows]`, in batches.
+
+    Every batch has one of two shapes, so that a compiled step meets at most two programs:
+    `batch_size` rows, and `tail_size` rows for what is left after the last whole batch
+    (padded with copies, dropped here). A split of a few rows is then scored in a batch or
+    two of `tail_size` rows, not padded to `batch_size`: a model that costs seconds per row
+    (an encoder inside it, on a CPU) scores 8 rows, not 1,024.
 
     With the rows on the device (`placement` `DEVICE`: copied there once, every batch
     gathered there), Keras's `predict` keeps each batch's outputs on the device and reads
@@ -40,16 +51,27 @@ def predict_rows(model: Any, features: Any, rows: np.ndarray, batch_size: int,
             numpy (`HOST`).
         on_device: with `DEVICE`, `features` already on the device (the rows the model
             trained on), or `None`: copied. Defaults to `None`.
+        tail_size: rows per batch of the rows after the last whole batch (the training
+            batch size: the fold's other shape). Defaults to `batch_size`.
 
     Returns:
         `np.ndarray [shape=(len(rows), outputs)]`, float64.
     """
     if len(rows) == 0:
         return np.zeros((0, 1))
-    batches = make_batches(features, rows, np.zeros(len(rows)), batch_size=batch_size,
-                           shuffle=False, placement=placement, on_device=on_device)
-    # The last batch is padded to `batch_size` (one compiled program): its copies dropped.
-    return np.asarray(model.predict(batches, verbose=0), dtype=np.float64)[:len(rows)]
+    tail_size = min(tail_size or batch_size, batch_size)
+    whole = len(rows) - len(rows) % batch_size if tail_size < batch_size else len(rows)
+    outputs = []
+    for part, size in ((rows[:whole], batch_size), (rows[whole:], tail_size)):
+        if not len(part):
+            continue
+        batches = make_batches(features, part, np.zeros(len(part)), batch_size=size,
+                               shuffle=False, placement=placement, on_device=on_device)
+        on_device = batches.rows_on_device  # copied once, shared by the second shape
+        # The last batch is padded to `size` (one compiled program): its copies dropped.
+        outputs.append(np.asarray(model.predict(batches, verbose=0),
+                                  dtype=np.float64)[:len(part)])
+    return np.concatenate(outputs)
 
 
 def check_finite(fold: int, outputs: Mapping[str, np.ndarray], metrics: Metrics) -> None:
@@ -152,7 +174,9 @@ def evaluate_splits(model: Any, task: Task, store: FeatureStore, *, params: Trai
         train_original: the original (not augmented) training rows: the train split is
             scored on them.
         target_fn: an autoencoder's target function (normalised input), or `None`.
-        batch_size: rows per prediction batch.
+        batch_size: the fold's training batch size: the rows are scored in batches of
+            `max(batch_size, PREDICT_BATCH)`, and those left after the last whole one in
+            batches of `batch_size` (`predict_rows`).
         placement: a split's features -> where its batches are gathered
             (`xval.training.devices`), or `None`: numpy. Defaults to `None`.
         on_device: split -> its features already on the device (the training and
@@ -220,7 +244,8 @@ def _split_outputs(model: Any, key: str, source: tuple[Any, np.ndarray], batch_s
     where = devices.DEVICE if on_device is not None else \
         devices.HOST if placement is None else placement(features)
     return devices.placed(functools.partial(predict_rows, model, features, indices,
-                                            batch_size, on_device=on_device),
+                                            max(batch_size, PREDICT_BATCH),
+                                            on_device=on_device, tail_size=batch_size),
                           where, f"{key} rows")[0]
 
 
@@ -257,7 +282,7 @@ def overlap_outputs(model: Any, task: Task, store: FeatureStore, rows: np.ndarra
         truth: their targets.
         starts: every row's start in its clip (seconds), or `None`.
         context: the parameters and the feature hop.
-        batch_size: rows per prediction batch.
+        batch_size: the fold's training batch size (see `evaluate_splits`).
     """
     if starts is None or not len(rows):
         return None
@@ -267,7 +292,7 @@ def overlap_outputs(model: Any, task: Task, store: FeatureStore, rows: np.ndarra
     if windows is None:
         return None
     return windows, predict_rows(model, windows.features, np.arange(len(windows.features)),
-                                 batch_size)
+                                 max(batch_size, PREDICT_BATCH), tail_size=batch_size)
 
 
 def with_overlap(stored: tuple[np.ndarray, Any, np.ndarray, np.ndarray | None],

@@ -47,7 +47,7 @@ def evaluate_model(model: Any, fold: PreparedFold, fitted: Fitted
         model, fold.task, fold.store, params=fold.params, splits=fold.splits,
         rows=fold.rows, source=fold.source, n_outputs=fold.n_outputs,
         train_original=fold.train_original, target_fn=fold.target_fn,
-        batch_size=max(fold.batch_size, 1024),
+        batch_size=fold.batch_size,
         placement=lambda features: fitted.placement if fitted.placement != devices.DEVICE
         else devices.choose(np.asarray(features).nbytes, fold.job.device_data_mb,
                             generator=False, jobs_per_gpu=fold.job.jobs_per_gpu),
