@@ -59,18 +59,27 @@ def predict_rows(model: Any, features: Any, rows: np.ndarray, batch_size: int,
     """
     if len(rows) == 0:
         return np.zeros((0, 1))
+    import keras  # noqa: PLC0415  (Keras: only once the backend is set)
+
     tail_size = min(tail_size or batch_size, batch_size)
     whole = len(rows) - len(rows) % batch_size if tail_size < batch_size else len(rows)
     outputs = []
-    for part, size in ((rows[:whole], batch_size), (rows[whole:], tail_size)):
-        if not len(part):
-            continue
-        batches = make_batches(features, part, np.zeros(len(part)), batch_size=size,
-                               shuffle=False, placement=placement, on_device=on_device)
-        on_device = batches.rows_on_device  # copied once, shared by the second shape
-        # The last batch is padded to `size` (one compiled program): its copies dropped.
-        outputs.append(np.asarray(model.predict(batches, verbose=0),
-                                  dtype=np.float64)[:len(part)])
+    # Every row is scored: Keras's debug cap on steps (`keras.config.set_max_steps_per_epoch`,
+    # which a builder may set) would score the first batches alone.
+    cap = keras.config.max_steps_per_epoch()
+    keras.config.set_max_steps_per_epoch(None)
+    try:
+        for part, size in ((rows[:whole], batch_size), (rows[whole:], tail_size)):
+            if not len(part):
+                continue
+            batches = make_batches(features, part, np.zeros(len(part)), batch_size=size,
+                                   shuffle=False, placement=placement, on_device=on_device)
+            on_device = batches.rows_on_device  # copied once, shared by the second shape
+            # The last batch is padded to `size` (one compiled program): its copies dropped.
+            outputs.append(np.asarray(model.predict(batches, verbose=0),
+                                      dtype=np.float64)[:len(part)])
+    finally:
+        keras.config.set_max_steps_per_epoch(cap)
     return np.concatenate(outputs)
 
 
