@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from augmentation.pipeline import Augmenter, build_pipeline
 from preprocessing.audio import AUDIO_EXTENSIONS
-from preprocessing.parallel import process_pool, seed_for, single_threaded
+from preprocessing.parallel import auto_workers, process_pool, seed_for, single_threaded
 from xval.config import schema
 from xval.core.constraints import Interval, check
 from xval.core.errors import ConfigurationError, DatasetError
@@ -227,7 +227,7 @@ def augment_folder(in_dir: str | os.PathLike[str], out_dir: str | os.PathLike[st
     work = [(str(p), str(p.relative_to(source)), str(target), n, seed, augmenter)
             for p in pending]
     workers = schema.check("augmentation", "workers", workers, style="param")
-    workers = max(1, min(workers or os.cpu_count() or 1, len(work)))
+    workers = max(1, min(workers or auto_workers(len(work)), len(work)))
     target.mkdir(parents=True, exist_ok=True)
     atomic_write_json(target / RUN_RECORD, record)  # before any output: a rerun resumes
     files_done, written, seconds = 0, 0, 0.0

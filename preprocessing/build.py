@@ -26,7 +26,7 @@ from preprocessing.features import (
     get,
 )
 from preprocessing.intake import check_trainable
-from preprocessing.parallel import process_pool, single_threaded
+from preprocessing.parallel import auto_workers, process_pool, single_threaded
 from preprocessing.parameters import feature_params
 from preprocessing.rows import check_rows, row_region
 from preprocessing.segment_length import check_segment_length
@@ -293,7 +293,7 @@ def build_store(rows: pd.DataFrame, out: str | os.PathLike[str], *,
                    augmenter=augmenter, augment_versions=augment_versions, inputs=inputs)
     _check_rows(rows, params, skipped, task_type)
     rows, classes, unit = _in_order(rows, classes, task_type)
-    workers = max(1, min(workers or os.cpu_count() or 1, len(rows)))
+    workers = max(1, min(workers or auto_workers(len(rows)), len(rows)))
     prints = check_content and duplicates is None
     work = _work(rows, params, augmenter, augment_versions, augment_seed, prints)
     t0 = time.perf_counter()

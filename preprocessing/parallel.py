@@ -12,6 +12,29 @@ from multiprocessing.context import BaseContext
 
 from threadpoolctl import threadpool_limits
 
+POOL_FILES = 16
+"""Files per worker process below which `auto_workers` starts fewer processes, when they are
+forked from a warm process (each costs a few milliseconds to start)."""
+POOL_FILES_FRESH = 128
+"""The same for workers started fresh (`forkserver` or `spawn`, in a process that loaded a
+deep-learning framework): each imports the audio stack first, seconds of CPU."""
+
+
+def auto_workers(tasks: int) -> int:
+    """The processes worth starting for `tasks` files when no count was asked for (`0`:
+    "all cores"): every core for a large folder, fewer for a small one, and this process
+    alone below `POOL_FILES` files a worker (`POOL_FILES_FRESH` where workers start fresh),
+    where starting workers costs more than it saves.
+
+    Args:
+        tasks: the files (or other per-file tasks) to process.
+
+    Returns:
+        At least 1, at most the cores.
+    """
+    per_worker = POOL_FILES if fork_is_safe() else POOL_FILES_FRESH
+    return max(1, min(os.cpu_count() or 1, tasks // per_worker))
+
 
 def seed_for(seed: int, name: str, version: int) -> int:
     """The seed of one (file, version): stable across processes, runs and worker counts.

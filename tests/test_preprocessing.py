@@ -278,6 +278,19 @@ def test_build_store_deterministic_across_workers(tmp_path, params):
     assert a.content_hash == b.content_hash
 
 
+def test_auto_workers_start_processes_only_for_a_folder_that_pays_for_them(monkeypatch):
+    """`workers=0` ("all cores"): this process alone for a small folder, a worker per
+    `POOL_FILES` files forked from a warm process (per `POOL_FILES_FRESH` where workers start
+    fresh and import the audio stack), never more than the cores."""
+    from preprocessing import parallel
+
+    monkeypatch.setattr(parallel.os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(parallel, "fork_is_safe", lambda: True)
+    assert [parallel.auto_workers(n) for n in (0, 1, 31, 32, 100, 10_000)] == [1, 1, 1, 2, 6, 8]
+    monkeypatch.setattr(parallel, "fork_is_safe", lambda: False)
+    assert [parallel.auto_workers(n) for n in (24, 255, 256, 10_000)] == [1, 1, 2, 8]
+
+
 def test_build_store_refuses_existing_without_overwrite(tmp_path, params):
     rows, _ = sources.regex_source(write_fsdd_like(tmp_path / "rec"), sources.FSDD_PATTERN)
     build_store(rows, tmp_path / "s", params=params, workers=1, progress=False)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import difflib
-import os
 import re
 import textwrap
 import time
@@ -30,6 +29,7 @@ from preprocessing.features import encoders
 from preprocessing.features.encoders import torch_module
 from preprocessing.features.pretrained import check_encoder
 from preprocessing.intake import check_trainable
+from preprocessing.parallel import auto_workers
 from preprocessing.segment_length import SegmentChoice
 from preprocessing.sources.labels import parse_separator
 from preprocessing.stacked import stack_stores
@@ -220,7 +220,7 @@ def main_init(args: argparse.Namespace) -> int:
     if items:
         print(textwrap.fill(items, width=100, break_on_hyphens=False,
                             break_long_words=False))
-    rows, _ = check_content(rows, args, config.features.workers or os.cpu_count() or 1)
+    rows, _ = check_content(rows, args, config.features.workers or auto_workers(len(rows)))
     check_foldable(rows, how)
     folds = folds_for(rows, args.folds)
     segment = segment_for(rows, config)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -44,6 +43,7 @@ from preprocessing.features.pretrained import (
     check_encoder,
     encoder_overrides,
 )
+from preprocessing.parallel import auto_workers
 from preprocessing.report import dataset_report, format_report
 from preprocessing.rows import source_count
 from preprocessing.store import FeatureStore
@@ -157,7 +157,7 @@ def _check(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
             "it records none: built before the check existed, or a detection store"
         if not args.quiet:
             print(f"Checking {store.path} from its audio files ({why})...", flush=True)
-        check = recheck_store(store, workers=args.workers or os.cpu_count() or 1,
+        check = recheck_store(store, workers=args.workers or auto_workers(len(store.meta)),
                               threshold=args.threshold, progress=_progress(args))
         if found.check is not None:  # the groups merged before stay recorded
             check = dataclasses.replace(check, merged=found.check.merged)

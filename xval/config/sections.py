@@ -130,10 +130,12 @@ class FeatureSettings(FeatureParams):
     `workers`, which no store records."""
 
     workers: int = setting(
-        0, "extraction processes, which also verify the duplicate check (0: all cores)",
+        0, "extraction processes, which also verify the duplicate check (0: all cores, "
+        "fewer for a small folder)",
         low=0, high=1024,
-        notes="Extraction processes (0 = all cores); the duplicate check's verification runs "
-              "in as many.")
+        notes="Extraction processes (0 = all cores, fewer for a folder too small to pay for "
+              "their start: this process alone under 16 files a process); the duplicate "
+              "check's verification runs in as many.")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -143,8 +145,10 @@ class AugmentationSettings(AugmentationParams):
     seed: int = setting(
         0, "base seed of the augmented versions", low=0, high=2**32 - 1)
     workers: int = setting(
-        0, "augmentation processes (0: all cores)", low=0, high=1024,
-        notes="Augmentation processes (0 = all cores).")
+        0, "augmentation processes (0: all cores, fewer for a small folder)", low=0,
+        high=1024,
+        notes="Augmentation processes (0 = all cores, fewer for a folder too small to pay "
+              "for their start).")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
