@@ -57,12 +57,12 @@ run: $(VENV)/.installed-run data/demo/dataset.json
 # workers, and a third worker runs tests meanwhile (from a fresh clone, 2026-11-27: 13 min
 # 06 s and 15 min 57 s, against 16 min 57 s with two between them; docs/development.md).
 test: $(VENV)/.installed-test
-	XVAL_REQUIRE_ENCODERS=1 $(PY) -m pytest -q -n 3 --dist loadfile --no-loadscope-reorder --durations=15
+	XVAL_REQUIRE_ENCODERS=1 $(PY) -m pytest -q -n 3 --dist loadgroup --no-loadscope-reorder --durations=15
 
 # The inner loop while editing: the suite without the long end-to-end tests (`slow`). CI and
 # the README's `make test` run every test.
 test-fast: $(VENV)/.installed-test
-	$(PY) -m pytest -q -n 3 --dist loadfile --no-loadscope-reorder -m "not slow"
+	$(PY) -m pytest -q -n 3 --dist loadgroup --no-loadscope-reorder -m "not slow"
 
 # Style and complexity (ruff), the layers (import-linter, see pyproject.toml), types (mypy),
 # and requires-python against the pinned versions' own Requires-Python (installed metadata).

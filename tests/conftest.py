@@ -415,19 +415,56 @@ LONGEST_FIRST = ("test_detection_task.py", "test_install.py", "test_training.py"
                  "test_final_model.py", "test_corpus_files.py")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist names the groups (`--dist loadgroup`)
 def pytest_collection_modifyitems(config, items):
     import collections
     import importlib.util
 
     counts = collections.Counter(item.path.name for item in items)
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    # A stable sort: each file's tests keep their order.
-    items.sort(key=lambda item: (rank.get(item.path.name, len(rank)),
+    # A stable sort: the Ray tests first (one group, see `pytest_xdist_make_scheduler`), then
+    # the files, each file's tests in their order.
+    items.sort(key=lambda item: ("ray" not in item.keywords,
+                                 rank.get(item.path.name, len(rank)),
                                  -counts[item.path.name], item.path.name))
     has_tf = importlib.util.find_spec("tensorflow") is not None
     for item in items:
         if "tensorflow" in item.keywords and not has_tf:
             item.add_marker(pytest.mark.skip(reason="tensorflow is not installed"))
+        if "ray" in item.keywords:
+            item.add_marker(pytest.mark.xdist_group("ray"))
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadgroup` (`make test`): each file's tests on one worker, as `loadfile`
+    (a module's fixtures built once), and every test marked `ray` on one worker, one after
+    another: they share one local Ray (`local_ray`), whose start and worker processes cost
+    seconds of CPU each, instead of starting several at once beside the other tests."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class FilesAndGroups(LoadGroupScheduling):
+        def _split_scope(self, nodeid):
+            if nodeid.rfind("@") > nodeid.rfind("]"):
+                return nodeid.split("@")[-1]
+            return nodeid.split("::", 1)[0]
+
+    return FilesAndGroups(config, log)
+
+
+@pytest.fixture(scope="session")
+def local_ray():
+    """One local Ray for the tests of a session that run the Ray executor in this process
+    (`RayExecutor` joins a Ray already initialised and leaves it running): its start-up and
+    its warm workers are paid once. Yields its address, for experiment scripts run as
+    processes (`--ray-address`)."""
+    ray = pytest.importorskip("ray", reason="ray is not installed (pip install -e '.[ray]')")
+    if not ray.is_initialized():
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 logging_level="ERROR")
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()
 
 
 # Every fold starts with a full `gc.collect()` (`xval.training.prepare.collect_garbage`): in a

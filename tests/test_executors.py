@@ -25,28 +25,15 @@ DIVERGE = ["learning_rate=1e30", 'optimizer="sgd"', 'save_model_metric="val_accu
 
 def executors():
     names = ["inline", "process"]
-    names.append(pytest.param("ray", marks=pytest.mark.skipif(
-        not HAS_RAY, reason="ray is not installed (pip install -e '.[ray]')")))
+    names.append(pytest.param("ray", marks=[pytest.mark.ray, pytest.mark.skipif(
+        not HAS_RAY, reason="ray is not installed (pip install -e '.[ray]')")]))
     return names
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    """One local Ray instance for this module's contract tests: `RayExecutor` joins a Ray
-    that is already initialised (and leaves it running), so each test does not pay Ray's
-    start-up."""
-    import ray
-
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
-             logging_level="ERROR")
-    yield
-    ray.shutdown()
 
 
 @pytest.fixture
 def executor_name(request):
     if request.param == "ray":
-        request.getfixturevalue("local_ray")
+        request.getfixturevalue("local_ray")  # the session's Ray (tests/conftest.py)
     return request.param
 
 
@@ -170,6 +157,7 @@ def test_executor_debug_mode_stops_the_run(executor_name, config_path, config, s
     assert folds_on_disk(config, 2) == []
 
 
+@pytest.mark.ray
 @pytest.mark.skipif(not HAS_RAY, reason="ray is not installed (pip install -e '.[ray]')")
 def test_ray_preflight_that_gets_no_answer_is_a_clear_error(local_ray, store, monkeypatch):
     from xval.executors import ray as ray_executor

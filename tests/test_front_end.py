@@ -231,12 +231,13 @@ def test_random_crops_are_windows_drawn_per_row_and_epoch():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("executor", ["inline", "process", "ray"])
-def test_waveform_experiment_runs_and_its_models_predict_from_audio(stores, executor):
+@pytest.mark.parametrize("executor", ["inline", "process",
+                                      pytest.param("ray", marks=pytest.mark.ray)])
+def test_waveform_experiment_runs_and_its_models_predict_from_audio(stores, executor, request):
     from xval.inference.predict import predict_files
 
     if executor == "ray":
-        pytest.importorskip("ray")
+        request.getfixturevalue("local_ray")  # the session's Ray (tests/conftest.py)
     number = {"inline": 3, "process": 4, "ray": 5}[executor]
     exp = _experiment(stores, number, comment_1="librosa mel")
     exp[2] = {**SMALL_CNN, "comment_1": "in-model mel", "dataset": "wave", "front_end": "mel"}

@@ -110,9 +110,10 @@ def test_own_builder_runs_inline_and_in_worker_processes_and_predicts(project):
 
 
 @pytest.mark.slow
-def test_own_builder_runs_in_ray_tasks(project):
-    pytest.importorskip("ray", reason="the [ray] extra is not installed")
-    run = _python(SCRIPT, "2", "2", "--executor", "ray", "--overwrite", cwd=project)
+@pytest.mark.ray
+def test_own_builder_runs_in_ray_tasks(project, local_ray):
+    run = _python(SCRIPT, "2", "2", "--executor", "ray", "--ray-address", local_ray,
+                  "--overwrite", cwd=project)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "instance 2 fold 2:" in run.stdout and "FAILED" not in run.stdout
 

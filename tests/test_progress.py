@@ -22,15 +22,20 @@ if __name__ == "__main__":
 def executors():
     import importlib.util
 
-    return ["inline", "process", pytest.param("ray", marks=pytest.mark.skipif(
-        importlib.util.find_spec("ray") is None, reason="ray is not installed"))]
+    return ["inline", "process", pytest.param("ray", marks=[pytest.mark.ray, pytest.mark.skipif(
+        importlib.util.find_spec("ray") is None, reason="ray is not installed")])]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("executor", executors())
-def test_progress_bar_and_labelled_epoch_lines(executor, tmp_path, config_path, store):
+def test_progress_bar_and_labelled_epoch_lines(executor, tmp_path, config_path, store,
+                                               request):
     script = write_script(tmp_path, SCRIPT.format(config=str(config_path)))
-    code, stdout, stderr = run_script_in_terminal(script, "--executor", executor, "-v")
+    # Through Ray, the session's local Ray (tests/conftest.py `local_ray`), joined by address.
+    joined = ["--ray-address", request.getfixturevalue("local_ray")] if executor == "ray" \
+        else []
+    code, stdout, stderr = run_script_in_terminal(script, "--executor", executor, "-v",
+                                                  *joined)
     assert code == 0, stdout + stderr
     # The bar (stderr, a terminal): jobs done out of all jobs, the current fold and epoch,
     # elapsed/ETA.

@@ -14,6 +14,8 @@ from tests.conftest import run_script, write_script
 from tests.test_executors import BASE_SPEC, HAS_RAY
 from xval import Experiment, Output
 
+pytestmark = pytest.mark.ray  # one worker runs the Ray tests (tests/conftest.py)
+
 
 def _free_port():
     import socket
