@@ -56,7 +56,7 @@ def batch_norm(bn_momentum: float) -> keras.layers.Layer:
     momentum 0.99 averages over about 100 steps: with the few hundred steps of a small
     audio dataset, the averages still carry their initial values and the early epochs'
     weights when training stops, and the model scores far below its own training curve
-    (benchmarks/inference_gap.py). Momentum 0.9 (PyTorch's default, 0.1 there) averages
+    (docs/training.md, `tests/test_inference_gap.py`). Momentum 0.9 (PyTorch's default, 0.1 there) averages
     over about 10 steps.
 
     Args:

@@ -43,6 +43,13 @@ def number(minimum, kind=float, closed=False):
     return parse
 
 
+def datasets_option(parser: argparse.ArgumentParser) -> None:
+    """`--datasets-dir`: the folder holding `fsdd/recordings` and `ravdess/audio` (the real
+    recordings; the smoke tests give a folder of a few generated files laid out alike)."""
+    parser.add_argument("--datasets-dir", type=Path, default=SHARED,
+                        help=f"the folder of fsdd/ and ravdess/ (default {SHARED})")
+
+
 def median(values):
     return statistics.median(values)
 

@@ -1,28 +1,35 @@
 """Augmentation speed: seconds of audio augmented per second of wall time, with one worker
 and with all cores, on real recordings.
 
-    python -m benchmarks.augmentation [--files 200] [--versions 2]
+    python -m benchmarks.augmentation [--files 200] [--versions 2] [--workers 2]
 """
 
 import argparse
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from augmentation import augment_folder
-from benchmarks._common import ROOT, SHARED, cores, timed, warm_file_cache
+from benchmarks._common import ROOT, cores, datasets_option, timed, warm_file_cache
 from xval.config.loader import load_config
 
-SOURCES = {"fsdd": SHARED / "fsdd" / "recordings", "ravdess": SHARED / "ravdess" / "audio"}
+SOURCES = {"fsdd": ("fsdd", "recordings"), "ravdess": ("ravdess", "audio")}
+"""Each dataset's folder under `--datasets-dir`."""
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=200, help="recordings per dataset")
     parser.add_argument("--versions", type=int, default=2, help="N augmented versions")
-    args = parser.parse_args()
+    parser.add_argument("--workers", type=int, default=0,
+                        help="the workers of the second arm (default 0: every core)")
+    datasets_option(parser)
+    args = parser.parse_args(argv)
     params = dict(load_config(ROOT / "config.ini").augmentation)
-    for name, root in SOURCES.items():
+    many = args.workers or cores()
+    for name, parts in SOURCES.items():
+        root = args.datasets_dir.joinpath(*parts)
         if not root.is_dir():
             print(f"{name}: skipped, {root} not found")
             continue
@@ -35,16 +42,15 @@ def main() -> None:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy(f, target)
             warm_file_cache(files)
-            results = {}
-            for workers in (1, cores()):
-                t, summary = timed(augment_folder, src, Path(tmp) / f"out{workers}",
+            rates = []
+            for arm, workers in enumerate((1, many)):
+                t, summary = timed(augment_folder, src, Path(tmp) / f"out{arm}",
                                    args.versions, params=params, seed=0, workers=workers,
                                    progress=False)
-                results[workers] = summary["seconds"] / t
+                rates.append(summary["seconds"] / t)
                 print(f"{name}: {len(files)} files x (1 + {args.versions}), {workers} worker(s): "
-                      f"{results[workers]:.1f} s of audio per s ({t:.1f}s wall)")
-            print(f"{name}: speed-up with {cores()} workers: "
-                  f"{results[cores()] / results[1]:.2f}x")
+                      f"{rates[-1]:.1f} s of audio per s ({t:.1f}s wall)")
+            print(f"{name}: speed-up with {many} workers: {rates[1] / rates[0]:.2f}x")
 
 
 if __name__ == "__main__":

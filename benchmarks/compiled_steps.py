@@ -15,13 +15,11 @@ plain    the same model, optimizer, loss and batches (the engine's, gathered onc
 Each backend runs in a process of its own (`--backends`, default `jax,torch`: the default
 and the eager backend it replaced); the plain loop runs in the JAX process. Prints the
 median ms per step of each arm and the ratios engine / plain (goal on the default: <= 1.3).
-Then `--folds` folds of each instance through `Experiment.run` on the default backend, twice
-(two runs, one compilation cache): the programs each fold compiled (the first fold of the
-first run compiles; every later fold and the second run load them), and the wall time per
-fold against the eager backend's.
+Whole runs on each backend, the programs each fold compiles and the compilation cache across
+runs: `benchmarks.default_backend`.
 
     python -m benchmarks.compiled_steps [--epochs 6] [--rows 600] [--shape 16 8]
-        [--backends jax,torch] [--folds 4] [--json FILE]
+        [--backends jax,torch] [--tasks classification,...] [--json FILE]
 """
 
 import argparse
@@ -165,7 +163,7 @@ def child(args):
 
     found = stores(args.data, args.rows, args.shape)
     backend = keras.backend.backend()
-    for task in TASKS:
+    for task in args.tasks:
         spec = TASK_INSTANCES[task][1]
         engine, steps, fold, _ = engine_steps(found[task], spec, task, args.epochs, args.batch)
         line = {"backend": backend, "task": task, "steps": steps,
@@ -175,47 +173,13 @@ def child(args):
         print(json.dumps(line), flush=True)
 
 
-def folds(args, backend, cache):
-    """`--folds` folds of each task's default instance through `Experiment.run`, on
-    `backend`; returns per task the folds' compiled programs and seconds."""
-    from benchmarks.gpu import TASK_INSTANCES
-    from xval import Experiment, Output, RunOptions
-    from xval.config.loader import load_config
-    from xval.core.files import read_json
-    from xval.core.layout import ExperimentLayout
-
-    out = {}
-    with tempfile.TemporaryDirectory(prefix="xval-compiled-") as tmp:
-        config = load_config(ROOT / "config.ini").replace(
-            paths={"data_dir": args.data, "results_dir": str(Path(tmp) / "results")},
-            backend={"compile_cache": cache}, report={"plots": False})
-        for number, task in enumerate(TASKS, start=1):  # two tasks share the demo store
-            dataset, spec = TASK_INSTANCES[task]
-            exp = Experiment(description="bench", dataset=dataset, number=number,
-                             num_folds=args.folds, task_type=task,
-                             parameters={"epochs": args.epochs, "patience": args.epochs})
-            exp[1] = {"comment_1": task, "comment_2": "", **spec}
-            start = time.perf_counter()
-            outcome = exp.run(config=config, options=RunOptions.of(overwrite=True),
-                              output=Output(out=lambda *a: None))
-            wall = time.perf_counter() - start
-            assert outcome.exit_code == 0, (task, outcome)
-            folder = ExperimentLayout.of(config.results_dir, dataset, number).instance(1)
-            records = [read_json(p) for p in sorted(folder.fold_files().values())]
-            out[task] = {"wall": wall,
-                         "compiled": [(r.get("compilation") or {}).get("programs")
-                                      for r in records],
-                         "compile_seconds": [(r.get("compilation") or {}).get("seconds")
-                                             for r in records]}
-    return out
-
-
-def run_child(args, backend, *extra):
+def run_child(args, backend):
+    """The arms of `backend`, in a process of its own (`child`): its JSON lines."""
     env = {**os.environ, "KERAS_BACKEND": backend}
     done = subprocess.run([sys.executable, "-m", "benchmarks.compiled_steps", "--child",
                            "--data", args.data, "--rows", str(args.rows), "--shape",
                            *map(str, args.shape), "--epochs", str(args.epochs), "--batch",
-                           str(args.batch), "--folds", str(args.folds), *extra],
+                           str(args.batch), "--tasks", ",".join(args.tasks)],
                           env=env, cwd=ROOT, capture_output=True, text=True, check=False)
     if done.returncode:
         sys.exit(f"the {backend} process failed:\n{done.stderr[-4000:]}")
@@ -228,16 +192,18 @@ def main(argv=None):
     parser.add_argument("--rows", type=number(64, int, closed=True), default=600)
     parser.add_argument("--shape", type=number(2, int, closed=True), nargs=2, default=[16, 8])
     parser.add_argument("--batch", type=number(1, int, closed=True), default=32)
-    parser.add_argument("--folds", type=number(2, int, closed=True), default=4)
     parser.add_argument("--backends", default="jax,torch")
+    parser.add_argument("--tasks", default=",".join(TASKS),
+                        help=f"the tasks whose default instance runs (default {','.join(TASKS)})")
     parser.add_argument("--json", default=None, help="write the figures to this file")
     parser.add_argument("--data", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--runs", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.child and args.runs:
-        print(json.dumps(folds(args, os.environ["KERAS_BACKEND"], args.runs)), flush=True)
-        return
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    unknown = sorted(set(tasks) - set(TASKS))
+    if unknown or not tasks:
+        parser.error(f"--tasks {args.tasks}: choose among {', '.join(TASKS)}, comma-separated")
+    args.tasks = tasks
     if args.child:
         child(args)
         return
@@ -252,29 +218,13 @@ def main(argv=None):
         print(f"{'task':16}" + "".join(f"{'engine ' + b:>16}" for b in backends)
               + f"{'plain jax':>12}" + "".join(f"{b + ' / plain':>16}" for b in backends))
         figures = {"steps": lines}
-        for task in TASKS:
+        for task in args.tasks:
             row = {b: next(x for x in lines[b] if x["task"] == task)["engine_ms"]
                    for b in backends}
             print(f"{task:16}" + "".join(f"{row[b]:16.2f}" for b in backends)
                   + (f"{plain[task]:12.2f}" + "".join(f"{row[b] / plain[task]:16.2f}"
                                                       for b in backends) if task in plain
                      else ""))
-        with tempfile.TemporaryDirectory(prefix="xval-cache-") as cache:
-            runs = {}
-            for b in backends:
-                runs[b] = [run_child(args, b, "--runs", cache)[0] for _ in range(2)]
-        figures["folds"] = runs
-        print(f"\n{args.folds} folds of each instance through Experiment.run, {args.epochs} "
-              "epochs; programs compiled per fold (run 1 | run 2, one cache) and wall "
-              "seconds per fold:")
-        for task in TASKS:
-            cells = []
-            for b in backends:
-                first, second = runs[b]
-                cells.append(f"{b}: {first[task]['compiled']} | {second[task]['compiled']}, "
-                             f"{first[task]['wall'] / args.folds:.2f} | "
-                             f"{second[task]['wall'] / args.folds:.2f} s")
-            print(f"{task:16}" + "; ".join(cells))
         if args.json:
             Path(args.json).write_text(json.dumps(figures, indent=2))
 

@@ -17,7 +17,11 @@ both backends paired over the same folds by the project's own `python -m xval co
 same folds; their seeds are the same, their arithmetic is not (eager torch against XLA).
 
     python -m benchmarks.default_backend [--datasets fsdd,ravdess] [--files 96] [--epochs 8]
-        [--keep DIR]
+        [--keep DIR] [--smoke]
+
+`--smoke` runs the same steps at a size that proves only the code path (for the test suite):
+`init --encoders none`, its instance 2 alone (the MLP; `SMOKE_INSTANCES`) and every arm on
+torch (nothing compiled).
 """
 
 import argparse
@@ -31,21 +35,23 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks._common import SHARED, number
+from benchmarks._common import datasets_option, number
 
 ARMS = ("torch", "auto", "again")
+SMOKE_INSTANCES = ("2", "2")
+"""The instances `--smoke` runs: `init --encoders none`'s MLP (its audio CNN costs the most)."""
 PATTERNS = {"fsdd": "fsdd", "ravdess": "ravdess"}
 
 
-def link_subset(name, folder, count):
-    """`count` files of dataset `name` linked under `folder`, spread over its items and
-    labels; returns how many."""
+def link_subset(name, folder, count, root):
+    """`count` files of dataset `name` (under `root`, the `--datasets-dir`) linked under
+    `folder`, spread over its items and labels; returns how many."""
     if name == "fsdd":
-        files = sorted((SHARED / "fsdd" / "recordings").glob("*.wav"))
+        files = sorted((root / "fsdd" / "recordings").glob("*.wav"))
         # 3 digits, every speaker, files spread over the indices.
         chosen = [p for p in files if p.name.split("_")[0] in ("0", "1", "2")]
     else:
-        files = sorted((SHARED / "ravdess" / "audio").glob("Actor_*/*.flac"))
+        files = sorted((root / "ravdess" / "audio").glob("Actor_*/*.flac"))
         chosen = [p for p in files if p.name.split("-")[2] in ("01", "03", "04", "05")]
     step = max(1, len(chosen) // count)
     picked = chosen[::step][:count]
@@ -76,11 +82,12 @@ def fold_records(experiment):
 def dataset_arms(name, work, args):
     """The arms on dataset `name`: `{arm: {...}}` and the compare output."""
     audio = work / name / "audio"
-    files = link_subset(name, audio, args.files)
+    files = link_subset(name, audio, args.files, args.datasets_dir)
     project = work / name / "project"
     env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
     run([sys.executable, "-m", "xval", "init", str(audio), "--pattern", PATTERNS[name],
-         "--name", name, "--project", str(project), "--no-progress"], work, env)
+         "--name", name, "--project", str(project), "--no-progress",
+         *(["--encoders", "none"] if args.smoke else [])], work, env)
     script = project / "experiments" / f"{name}.py"
     cache = work / name / "cache"
     config = configparser.ConfigParser(interpolation=None)
@@ -93,10 +100,11 @@ def dataset_arms(name, work, args):
     results = project / "results" / name
     out = {"files": files}
     for arm in ARMS:
-        extra = ["--backend", "torch"] if arm == "torch" else []
+        extra = ["--backend", "torch"] if arm == "torch" or args.smoke else []
         overwrite = ["--overwrite"] if arm != "torch" else []
         wall, _ = run([sys.executable, str(script), *extra, *overwrite, "--set",
-                       f"epochs={args.epochs}", "-q"], project, env)
+                       f"epochs={args.epochs}", "-q", *(SMOKE_INSTANCES if args.smoke else ())],
+                      project, env)
         experiment = results / "experiment_1"
         records = fold_records(experiment)
         out[arm] = {"wall": wall, "folds": len(records),
@@ -127,13 +135,16 @@ def main(argv=None):
     parser.add_argument("--files", type=number(12, int, closed=True), default=96)
     parser.add_argument("--epochs", type=number(1, int, closed=True), default=8)
     parser.add_argument("--keep", default=None, help="work in this folder and keep it")
+    parser.add_argument("--smoke", action="store_true",
+                        help="the code path at a tiny size (see the module docstring)")
+    datasets_option(parser)
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.datasets.split(",") if n.strip()]
     unknown = sorted(set(names) - set(PATTERNS))
     if unknown:
         parser.error(f"--datasets {','.join(unknown)}: choose from {', '.join(PATTERNS)}")
-    if not SHARED.is_dir():
-        print(f"{SHARED} is absent: no datasets to measure on.")
+    if not args.datasets_dir.is_dir():
+        print(f"{args.datasets_dir} is absent: no datasets to measure on.")
         return 0
     work = Path(args.keep or tempfile.mkdtemp(prefix="xval-default-backend-"))
     work.mkdir(parents=True, exist_ok=True)

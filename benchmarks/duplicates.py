@@ -58,7 +58,7 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from benchmarks._common import ROOT, SHARED
+from benchmarks._common import ROOT, SHARED, datasets_option
 from benchmarks._tree_memory import TreeMemory
 from preprocessing.duplicates import fingerprints as dup
 
@@ -107,13 +107,15 @@ def transform(y: np.ndarray, sr: int, kind: str, rng: np.random.Generator
     raise ValueError(kind)
 
 
-def load(dataset: str) -> tuple[list[Path], list[str], list[tuple[np.ndarray, int]]]:
-    """Files, items (speaker, actor) and audio of a dataset."""
+def load(dataset: str, root: Path = SHARED
+         ) -> tuple[list[Path], list[str], list[tuple[np.ndarray, int]]]:
+    """Files, items (speaker, actor) and audio of a dataset (under `root`, the
+    `--datasets-dir`)."""
     if dataset == "fsdd":
-        files = sorted((SHARED / "fsdd" / "recordings").glob("*.wav"))
+        files = sorted((root / "fsdd" / "recordings").glob("*.wav"))
         items = [f.stem.split("_")[1] for f in files]
     else:
-        files = sorted((SHARED / "ravdess" / "audio").glob("*/*.flac"))
+        files = sorted((root / "ravdess" / "audio").glob("*/*.flac"))
         items = [f.parent.name for f in files]
     audio = []
     for f in files:
@@ -246,8 +248,8 @@ def _planted(audio: list, items: list[str], rng: np.random.Generator, kind: str
 
 
 def run_dataset(dataset: str, methods: Sequence[str], seed: int,
-                transforms: Sequence[str] = TRANSFORMS) -> dict:
-    files, items, audio = load(dataset)
+                transforms: Sequence[str] = TRANSFORMS, root: Path = SHARED) -> dict:
+    files, items, audio = load(dataset, root)
     group = twins(audio)
     t0 = time.process_time()
     prints = [dup.fingerprint(y, sr) for y, sr in audio]
@@ -324,7 +326,8 @@ def _planted_runs(method: str, audio: list, prints: list, copies: list, chosen: 
         planted = [(int(chosen[k]), n + k) for k in range(m)]
         hit = np.array([p in set(found) for p in planted])
         _, false = _count(found, all_group[keep], set(planted))
-        runs[f"{rate:.0%}"] = {"planted": m, "recall": round(float(hit.mean()), 4),
+        recall = round(float(hit.mean()), 4) if m else None  # a set too small for 1 %
+        runs[f"{rate:.0%}"] = {"planted": m, "recall": recall,
                                "false": int(false),
                                "s_per_1000": round(1000 * seconds / len(keep), 2)}
         if np.any(snr[:m] < 20):  # copies distorted past 20 dB SNR (8 bits of a quiet file)
@@ -346,14 +349,14 @@ SCALE_STEP = 1.02
 """Speed (and pitch) step between two takes of one source file in the `--scale` files."""
 
 
-def scale_sources() -> list[np.ndarray]:
-    """The waveforms (at the check's rate) of FSDD's and RAVDESS's files, the sources of the
-    `--scale` files."""
+def scale_sources(root: Path = SHARED) -> list[np.ndarray]:
+    """The waveforms (at the check's rate) of FSDD's and RAVDESS's files under `root`, the
+    sources of the `--scale` files."""
     import librosa  # noqa: PLC0415  (benchmark only)
 
     waves = []
     for dataset in ("fsdd", "ravdess"):
-        for y, sr in load(dataset)[2]:
+        for y, sr in load(dataset, root)[2]:
             waves.append(y if sr == dup.RATE else librosa.resample(
                 y, orig_sr=sr, target_sr=dup.RATE, res_type="soxr_hq"))
     return waves
@@ -406,7 +409,7 @@ def _memory_gb(field: str = "VmHWM") -> float:
 
 
 def scale(sizes: Sequence[int], seed: int, baseline: str | None = None, workers: int = 1,
-          repeat: int = 1) -> list[dict]:
+          repeat: int = 1, root: Path = SHARED) -> list[dict]:
     """The check of `n` files for each `n` of `sizes`, as a store's build runs it: the
     prints (`scale_file`) spooled to disk as they come (not timed), then
     `FingerprintSpool.check` (timed: seconds and peak resident memory); with `baseline`, the
@@ -415,7 +418,7 @@ def scale(sizes: Sequence[int], seed: int, baseline: str | None = None, workers:
     over 1, the check in one process and in `workers` side by side (`side_by_side`)."""
     from preprocessing.duplicates.check import FingerprintSpool  # noqa: PLC0415  (scale only)
 
-    sources = scale_sources()
+    sources = scale_sources(root)
     baseline_module = _baseline_module(baseline) if baseline else None
     out = []
     for n in sizes:
@@ -581,18 +584,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="with --workers, runs of each side (the medians are compared)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="write the figures as JSON here")
+    datasets_option(p)
     args = p.parse_args(argv)
-    if not SHARED.is_dir():
-        print(f"{SHARED} is absent: nothing to measure.")
+    if not args.datasets_dir.is_dir():
+        print(f"{args.datasets_dir} is absent: nothing to measure.")
         return 0
     datasets = args.datasets if args.datasets is not None else \
         ([] if args.scale else ["fsdd", "ravdess"])
-    report: dict = {d: run_dataset(d, args.methods, args.seed, args.transforms)
-                    for d in datasets}
+    report: dict = {d: run_dataset(d, args.methods, args.seed, args.transforms,
+                                   args.datasets_dir) for d in datasets}
     if args.scale:
         report["scale"] = scale(args.scale, args.seed, args.baseline,
                                 workers=args.workers or os.cpu_count() or 1,
-                                repeat=args.repeat)
+                                repeat=args.repeat, root=args.datasets_dir)
     text = json.dumps(report, indent=1, default=str)
     print(text)
     if args.out:

@@ -4,7 +4,7 @@ Both sides compute the same thing (decode, resample, peak-normalise, fixed segme
 log-mel per segment) on the same files, in one run; the file cache is warmed first.
 Target: the project's extraction at least 0.9 x cores x the plain loop.
 
-    python -m benchmarks.feature_extraction [--limit N] [--datasets fsdd ravdess]
+    python -m benchmarks.feature_extraction [--limit N] [--datasets fsdd ravdess] [--workers N]
 """
 
 import argparse
@@ -16,18 +16,18 @@ from typing import Any
 import librosa
 import numpy as np
 
-from benchmarks._common import ROOT, SHARED, cores, timed, warm_file_cache
+from benchmarks._common import ROOT, cores, datasets_option, timed, warm_file_cache
 from preprocessing import build_store, feature_params, regex_source
 from preprocessing.features import segment
 from preprocessing.sources import FSDD_PATTERN, RAVDESS_EMOTIONS, RAVDESS_PATTERN
 from xval.config.loader import load_config
 
-Recipe = tuple[Path, str, dict[str, str] | None, dict[str, Any]]
-"""`(folder, file-name pattern, label map, feature parameter overrides)`."""
+Recipe = tuple[str, str, dict[str, str] | None, dict[str, Any]]
+"""`(folder under --datasets-dir, file-name pattern, label map, feature parameter
+overrides)`."""
 RECIPES: dict[str, Recipe] = {
-    "fsdd": (SHARED / "fsdd" / "recordings", FSDD_PATTERN, None,
-             {"sample_rate": 8000, "n_mels": 40}),
-    "ravdess": (SHARED / "ravdess" / "audio", RAVDESS_PATTERN, RAVDESS_EMOTIONS,
+    "fsdd": ("fsdd/recordings", FSDD_PATTERN, None, {"sample_rate": 8000, "n_mels": 40}),
+    "ravdess": ("ravdess/audio", RAVDESS_PATTERN, RAVDESS_EMOTIONS,
                 {"segment_seconds": 3.0, "segment_hop_seconds": 1.0}),
 }
 
@@ -49,19 +49,21 @@ def plain_loop(paths: Sequence[str], p: Mapping[str, Any]) -> list[np.ndarray]:
     return out
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", nargs="+", default=["fsdd", "ravdess"])
+    parser.add_argument("--datasets", nargs="+", default=["fsdd", "ravdess"], choices=RECIPES)
     parser.add_argument("--limit", type=int, default=0, help="files per dataset (0: all)")
     parser.add_argument("--workers", type=int, default=0, help="0: all cores")
     parser.add_argument("--config", default=str(ROOT / "config.ini"),
                         help="config.ini whose [features] are the defaults")
-    args = parser.parse_args()
+    datasets_option(parser)
+    args = parser.parse_args(argv)
     defaults = load_config(args.config).features
     workers = args.workers or cores()
     print(f"cores: {cores()}, project workers: {workers}")
     for name in args.datasets:
-        root, pattern, label_map, overrides = RECIPES[name]
+        folder, pattern, label_map, overrides = RECIPES[name]
+        root = args.datasets_dir / folder
         if not root.is_dir():
             print(f"{name}: skipped, {root} not found")
             continue

@@ -40,14 +40,13 @@ nothing).
     python -m benchmarks.gpu --call 1 [--gpu 0] [--out-dir results/gpu-benchmark]
     python -m benchmarks.gpu [--only sync,a-small] [--budget 270] [--data DIR]
     python -m benchmarks.gpu --project | --dry-run [--call 2]
-    python -m benchmarks.gpu --cpu-proxies    # issue 53's CPU proxies (benchmarks.gpu_proxies)
 
 The benchmark never writes over a file it did not make: `--out-dir` must not hold its
 figure files already, `--data` must be absent, empty, or a folder it made (where each of its
 stores is one it made). `--gpu` must index a GPU `nvidia-smi` lists, in the dry run too. On a
-machine without a GPU (and without `--dry-run`, `--project` or `--cpu-proxies`) it prints a
-message and exits with code 0, writing nothing; Ctrl-C stops the phase running (and its
-workers) and exits with 130; an error is one `error:` line, a closed stdout (`| head`)
+machine without a GPU (and without `--dry-run` or `--project`) it prints a message and exits
+with code 0, writing nothing; Ctrl-C stops the phase running (and its workers) and exits
+with 130; an error is one `error:` line, a closed stdout (`| head`)
 included (`xval.core.entry.run_entry`).
 """
 
@@ -810,10 +809,6 @@ def parse(argv=None):
                         help="the phases on the CPU at tiny sizes, after the projections")
     parser.add_argument("--project", action="store_true",
                         help="only print each phase's projected seconds on an H100")
-    parser.add_argument("--cpu-proxies", action="store_true",
-                        help="issue 53's CPU proxies (benchmarks.gpu_proxies)")
-    parser.add_argument("--repeats", type=number(1, int, closed=True), default=3,
-                        help="--cpu-proxies' repeats")
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.call and args.only:
@@ -836,10 +831,6 @@ def parse(argv=None):
 
 def main(argv=None):
     parser, args, only = parse(argv)
-    if args.cpu_proxies:
-        from benchmarks.gpu_proxies import cpu_proxies
-
-        return cpu_proxies(args)
     if args.phase:
         return run_phase(args)
     gpus = visible_gpus()

@@ -119,13 +119,13 @@ def _audio_folder(project):
             target.symlink_to(source.resolve())
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--project", help="scratch project folder (built when missing)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--only", help="comma-separated command names: "
                                        + ", ".join(COMMANDS))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "KERAS_BACKEND":
            os.environ.get("KERAS_BACKEND", "torch")}
     project = Path(args.project or tempfile.mkdtemp(prefix="xval-startup-"))

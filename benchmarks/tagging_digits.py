@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import librosa
@@ -156,7 +157,7 @@ def baseline(exp_dir: Path, store_dir: Path) -> None:
               f"{k} {table[k].mean():.4f} ± {table[k].std(ddof=1):.4f}" for k in table))
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="write the multi-label set")
@@ -168,7 +169,7 @@ def main() -> None:
     s = sub.add_parser("baseline", help="one-vs-rest logistic regression on embeddings")
     s.add_argument("experiment", type=Path, help="results/<dataset>/experiment_<N>")
     s.add_argument("--store", type=Path, required=True, help="an embedding store's folder")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.command == "build":
         build(args.out, args.fsdd, args.clips, args.seconds, args.seed)
     else:

@@ -36,7 +36,7 @@ experiment = Experiment(
 
 experiment[1] = {**ENCODER_HEADS["aisfx"], "dataset": "digit_tags_aisfx",
                  "comment_1": "aisfx + head", "comment_2": "pretrained embeddings, refit"}
-# The CNN of issue 58's measurement (benchmarks/ensembles.py, `--cnn small`): init's package
+# The small CNN of issue 58's ensembles study (docs/results.md): init's package
 # defaults train 60 epochs, over an hour per fold on the shared 2-core machine.
 experiment[2] = {"architecture": "audio_cnn", "reshaping_type": "conv", "filters": 8,
                  "blocks": 3, "epochs": 30, "patience": 8, "min_epochs": 10,

@@ -9,9 +9,9 @@ Instance 4 is the detection default (issue 44): the stock detector, `fast_detect
 its own defaults and the package's training defaults (post-processing chosen per fold on
 the validation recordings); it trains in about a third of instance 1's CPU time. Instance
 1 is the default it replaced (issue 27), instances 2 and 3 the ones before. (Numbered so
-that results made before keep their instances.) `benchmarks/detect_research.py` trains the
-same configurations on the same folds of both sets (the easy one: exp6's store) and prints
-the tables of docs/results.md.
+that results made before keep their instances.) The detection study
+(`git show 4619a5e:benchmarks/detect_research.py`) trained the same configurations on the
+same folds of both sets (the easy one: exp6's store) for the tables of docs/results.md.
 
     python experiments/exp9.py 1 4
 """

@@ -21,7 +21,7 @@ For the feature types that frame like a centred STFT (every spectral type but CQ
 features are the whole-file computation's frames; the others are computed segment by
 segment as `extract_file` does for them (CQT frames only approximately: its long
 low-frequency filters see past the added audio). Memory depends on `GROUP_SECONDS`, not on
-the file; time is linear in its length (`python -m benchmarks.long_recordings`).
+the file; time is linear in its length (docs/performance.md, "Long recordings").
 """
 
 from __future__ import annotations

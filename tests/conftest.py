@@ -8,7 +8,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # Several workers (and the scripts they start) share the cores: one OpenMP thread each.
     # Two 2-thread trainings on 2 cores each ran 10x slower than alone (spinning threads);
-    # with one thread each, 1.8x (benchmarks/cpu_threads.py).
+    # with one thread each, 1.8x (`git show 4619a5e:benchmarks/cpu_threads.py`).
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import gc  # noqa: E402

@@ -344,24 +344,22 @@ def test_detector_refused_for_classification_and_classifier_for_detection(tmp_pa
 
 def test_the_detection_default_is_the_configuration_measured_best():
     """`fast_detector` named with nothing else, under the shipped config, is the
-    configuration docs/results.md measured on both detection sets (benchmarks'
-    `detect_research` "default"): a change of any of these moves the documented figures."""
-    from benchmarks.detect_research import CONFIGS
+    configuration docs/results.md measured on both detection sets (the "default" of the
+    detection study, `git show 4619a5e:benchmarks/detect_research.py`): a change of any of
+    these moves the documented figures."""
     from tests.conftest import ROOT, resolve
     from xval.config.loader import load_config
 
     defaults = load_config(ROOT / "config.ini").training
-    spec = {**CONFIGS["default"], "comment_1": "", "comment_2": ""}
+    spec = {"architecture": "fast_detector", "reshaping_type": "conv", "comment_1": "",
+            "comment_2": ""}
     params = resolve(1, spec, training_defaults=defaults, task_type="detection")
-    assert CONFIGS["default"] == {"architecture": "fast_detector", "reshaping_type": "conv"}
     measured = {"filters": 16, "conv_blocks": 3, "freq_pool": 2, "time_pool": 4, "units": 64,
                 "rnn_layers": 2, "dropout": 0.2, "learning_rate": 0.003,
                 "lr_schedule": "cosine", "epochs": 60, "patience": 10, "batch_size": 32,
                 "time_masks": 0, "freq_masks": 0, "mixup_alpha": 0.0,
                 "detection_threshold": None, "median_filter_seconds": None}
     assert {name: params[name] for name in measured} == measured
-    # The previous default keeps its figures under its own name.
-    assert CONFIGS["resnet"] == {"architecture": "resnet_detector", "reshaping_type": "conv"}
 
 
 def test_long_layout_with_named_columns_from_the_command_line(events_store, tmp_path):

@@ -11,6 +11,10 @@ or the README names exists (issue 73), so that the docs cannot drift from the co
   parser; a flag named on its own (`--overwrite`): an option of some command of the project.
 
 The "before" column of a measured table records what the code was, so it is not checked.
+Code the project no longer holds is cited with its revision: `git show 4619a5e:benchmarks/x.py`
+(a path after `REV:`), or a fenced block that starts with `git worktree add DIR REV` (its
+command lines run that revision's code): each is checked against that revision's tree, not
+today's, where the clone holds the revision's history.
 The test that the library's own messages name real flags is `tests/test_messages_flags.py`.
 """
 
@@ -21,6 +25,7 @@ import functools
 import importlib
 import io
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -61,6 +66,8 @@ lines, which are left out whole: `pip install ...`, `ray start ...`)."""
 
 _PATH = re.compile(r"(?<![\w./<>{}-])((?:" + "|".join((*TOP, *XVAL_FOLDERS)) + r")/[\w./-]*)")
 _DOTTED = re.compile(r"(?<![\w./-])((?:" + "|".join(PACKAGES) + r")(?:\.\w+)+)")
+_HISTORY = re.compile(r"(?<![\w./-])([0-9a-f]{7,40}):((?:" + "|".join(TOP) + r")/[\w./-]*)")
+_WORKTREE = re.compile(r"^\s*git worktree add \S+ ([0-9a-f]{7,40})\b")
 _LINK = re.compile(r"\]\(([^)\s#]+)(?:#[^)]*)?\)")
 _FLAG = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*)")
 _FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.M | re.S)
@@ -106,25 +113,60 @@ def _without_before(text: str) -> str:
     return "\n".join(out)
 
 
-def _code(text: str) -> list[tuple[int, str, bool]]:
-    """`(line number, code, a command line)`: each logical line of the fenced blocks (a line
-    continued with a backslash joined to the next), and each inline code span outside them
-    (a command line when it starts with `python`: the others may quote a message that
-    names a command in words)."""
+def _code(text: str) -> list[tuple[int, str, bool, str | None]]:
+    """`(line number, code, a command line, revision)`: each logical line of the fenced blocks
+    (a line continued with a backslash joined to the next), and each inline code span outside
+    them (a command line when it starts with `python`: the others may quote a message that
+    names a command in words). `revision` is the one a block's `git worktree add DIR REV`
+    line checked out, for the lines after it (`None` elsewhere: today's code)."""
     found = []
     for block in _FENCE.finditer(text):
         first = text.count("\n", 0, block.start(1)) + 1
-        logical, at = "", first
+        logical, at, revision = "", first, None
         for n, line in enumerate(block.group(1).split("\n"), start=first):
             logical, at = (logical + " " + line, at) if logical else (line, n)
             if not line.rstrip().endswith("\\"):
-                found.append((at, logical.replace("\\", " "), True))
+                found.append((at, logical.replace("\\", " "), True, revision))
+                checkout = _WORKTREE.match(logical)
+                revision = checkout.group(1) if checkout else revision
                 logical = ""
     blanked = _FENCE.sub(lambda m: "\n" * m.group(0).count("\n"), text)
     found += [(blanked.count("\n", 0, m.start()) + 1, m.group(1).replace("\n", " "),
-               bool(re.match(r"(?:\S*/)?python", m.group(1))))
+               bool(re.match(r"(?:\S*/)?python", m.group(1))), None)
               for m in _INLINE.finditer(blanked)]
     return sorted(found, key=lambda f: f[0])
+
+
+def _git(*args: str) -> str | None:
+    """`git ARGS`'s output in the repository, or `None` where it fails (no git, no such
+    object)."""
+    try:
+        done = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True,
+                              check=False)
+    except OSError:
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+@functools.cache
+def _revision_known(revision: str) -> bool:
+    """Whether this clone holds `revision` (a shallow clone or an unpacked archive may not:
+    the names cited at that revision are then left unchecked)."""
+    return _git("cat-file", "-e", f"{revision}^{{commit}}") is not None
+
+
+@functools.cache
+def _at_revision(revision: str, path: str) -> str | None:
+    """The text of `path` at `revision` (`None`: not there, or a folder)."""
+    return _git("show", f"{revision}:{path}")
+
+
+def _history_problems(line: str) -> list[str]:
+    """What is wrong with the `REV:path` citations of `line`: a path its revision lacks."""
+    return [f"path {path} is not in {revision}"
+            for revision, path in _HISTORY.findall(line)
+            if _revision_known(revision)
+            and _git("cat-file", "-e", f"{revision}:{path.rstrip('.,;:/')}") is None]
 
 
 def _resolves(path: str, page: Path) -> bool:
@@ -188,9 +230,10 @@ def _subcommands(usage: str) -> list[str]:
     return found.group(1).split(",") if found else []
 
 
-def _benchmark_flags(path: Path) -> set[str]:
-    """The flags a benchmark's `add_argument` calls declare (read, not imported)."""
-    return {arg.value for node in ast.walk(ast.parse(path.read_text()))
+def _benchmark_flags(source: str) -> set[str]:
+    """The flags a benchmark's `add_argument` calls declare (its source read, not
+    imported)."""
+    return {arg.value for node in ast.walk(ast.parse(source))
             if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "add_argument"
             for arg in node.args if isinstance(arg, ast.Constant)
             and str(arg.value).startswith("--")}
@@ -213,17 +256,32 @@ def _flags() -> dict[str, dict[str | None, set[str]]]:
     programs["augmentation"] = {None: _flags_of(_help(augmentation_parser()))}
     script = experiment_parser(Experiment(description="d", dataset="demo", number=1))
     programs["script"] = {None: _flags_of(_help(script))}
-    programs["benchmarks"] = {None: set(), **{path.stem: _benchmark_flags(path) for path in
+    programs["benchmarks"] = {None: set(), **{path.stem: _benchmark_flags(path.read_text())
+                                              for path in
                                               sorted((ROOT / "benchmarks").glob("*.py"))}}
     return programs
 
 
-def _command_problems(code: str) -> tuple[list[str], str]:
+def _command_problems(code: str, revision: str | None = None) -> tuple[list[str], str]:
     """What is wrong with the flags of the command lines in `code`, and `code` without
-    them (the rest is checked flag by flag)."""
+    them (the rest is checked flag by flag). At a `revision` (a block that checked it out)
+    only a benchmark's command is checked, against that revision's file, and nothing else
+    of `code` (it runs that revision's code)."""
     problems = []
     for found in _COMMAND.finditer(code):
         if f"benchmarks/{found.group(4)}.py" in WRITTEN_BY_EXAMPLES:
+            continue
+        if revision is not None:
+            if found.group(4) and _revision_known(revision):
+                source = _at_revision(revision, f"benchmarks/{found.group(4)}.py")
+                if source is None:
+                    problems.append(f"`{found.group(0).strip()[:60]}`: no such command in "
+                                    f"{revision}")
+                    continue
+                known = _benchmark_flags(source)
+                problems += [f"`{found.group(0).strip()[:60]}`: {flag} is not an option of "
+                             f"benchmarks {found.group(4)} in {revision}"
+                             for flag in _FLAG.findall(found.group(5)) if flag not in known]
             continue
         if found.group(4):
             program, words = "benchmarks", [found.group(4), *found.group(5).split()]
@@ -253,6 +311,8 @@ def page_problems(page: Path) -> list[str]:
     where = page.relative_to(ROOT).as_posix() if page.is_relative_to(ROOT) else page.name
     said: list[tuple[int, str]] = []
     for n, line in enumerate(text.split("\n"), start=1):
+        said += [(n, problem) for problem in _history_problems(line)]
+        line = _HISTORY.sub(" ", line)  # a path of another revision: not today's tree
         said += [(n, f"path {path} does not exist") for path in _PATH.findall(line)
                  if not _resolves(path, page)]
         said += [(n, f"link {link} does not exist") for link in _LINK.findall(line)
@@ -260,9 +320,11 @@ def page_problems(page: Path) -> list[str]:
                  and not (page.parent / link).exists()]
         said += [(n, f"{dotted} names nothing") for dotted in _DOTTED.findall(line)
                  if not _dotted_exists(dotted.rstrip("."))]
-    for n, code, command in _code(text):
-        wrong, rest = _command_problems(code) if command else ([], code)
+    for n, code, command, revision in _code(text):
+        wrong, rest = _command_problems(code, revision) if command else ([], code)
         said += [(n, w) for w in wrong]
+        if revision is not None:  # that revision's command lines: their flags are its own
+            continue
         said += [(n, f"{flag} is no option of any command")
                  for flag in _FLAG.findall(_OTHER_PROGRAMS.sub(" ", rest))
                  if flag not in everything | OTHER_TOOLS_FLAGS]
@@ -287,7 +349,9 @@ def test_concepts_name_every_task():
 
 
 def test_docs_check_can_fail(tmp_path):
-    """Each kind of name the check reads, misspelt, is caught."""
+    """Each kind of name the check reads, misspelt, is caught; so is a module the project
+    no longer holds named as runnable today, and, where the clone holds its revision, a
+    citation of history that revision lacks."""
     page = tmp_path / "page.md"
     page.write_text(
         "See `xval/core/storage/records.py` and [the results](results.md).\n"
@@ -295,8 +359,18 @@ def test_docs_check_can_fail(tmp_path):
         "`python -m xval predict m.keras a.wav --no-such-flag`, `python -m xval frobnicate`\n"
         "`python experiments/exp1.py 1 2 --dry-runs`; on its own: `--overwrites`.\n"
         "Fine: `xval/core/layout.py`, `xval.core.layout.InstanceLayout.parse`, "
-        "`pip install --upgrade x`, `python -m xval report EXP --no-workbook`.\n")
+        "`pip install --upgrade x`, `python -m xval report EXP --no-workbook`.\n"
+        "`python -m benchmarks.detect_research --summary` (gone since), but "
+        "`git show 4619a5e:benchmarks/detect_research.py`, not "
+        "`git show 4619a5e:benchmarks/no_such_study.py`.\n"
+        "```\ngit worktree add ../old 4619a5e\n"
+        "python -m benchmarks.detect_research --no-such-flag\n```\n")
     found = [p.split(": ", 1)[1] for p in page_problems(page)]
+    known = _revision_known("4619a5e")
+    cited = ["path benchmarks/no_such_study.py is not in 4619a5e"] if known else []
+    checked_out = ["`python -m benchmarks.detect_research --no-such-flag`: --no-such-flag is "
+                   "not an option of benchmarks detect_research in 4619a5e"
+                   ] if known else []
     assert found == [
         "path xval/core/storage/records.py does not exist",
         "link results.md does not exist",
@@ -307,4 +381,7 @@ def test_docs_check_can_fail(tmp_path):
         "`python -m xval frobnicate`: no such command",
         "`python experiments/exp1.py 1 2 --dry-runs`: --dry-runs is not an option of script",
         "--overwrites is no option of any command",
+        *cited,
+        "`python -m benchmarks.detect_research --summary`: no such command",
+        *checked_out,
     ]

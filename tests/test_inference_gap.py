@@ -3,7 +3,8 @@
 The data's items (speakers) differ by a constant offset of every feature, as real speakers'
 spectra do. BatchNormalization's moving statistics must follow the weights within the few
 steps a small dataset gives; with Keras' default momentum 0.99 they did not, and the saved
-model scored far below its own training curve (benchmarks/inference_gap.py).
+model scored far below its own training curve (the study: `git show
+4619a5e:benchmarks/inference_gap.py`, figures in docs/performance.md).
 """
 
 import json

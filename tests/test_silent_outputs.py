@@ -223,11 +223,40 @@ def test_nul_in_a_comment_still_writes_the_workbook(project):
     assert "a?b" in cells or any(isinstance(v, str) and "a?b" in v for v in cells)
 
 
+def _band_level(y, params):
+    """The no-signal check's level of `y` (dBFS): its loudest frame in the feature band."""
+    from preprocessing.level import band_level_db, feature_band
+
+    return band_level_db(y, sample_rate=params.sample_rate, n_fft=params.n_fft,
+                         hop_length=params.hop_length, band=feature_band(params))
+
+
+def test_no_signal_threshold_sits_between_dither_and_a_quiet_call():
+    """The signals that bound `silence_threshold_db` near the quiet end (docs/preprocessing.md;
+    silence and a constant offset: `test_no_signal_check_reads_the_feature_band`): a 50 ms
+    call at -85 dBFS peak in a second of silence reads -85.5 and is kept; 16-bit dither alone
+    reads about -89."""
+    from preprocessing.build import feature_params
+    from xval.config.loader import load_config
+
+    params = feature_params(load_config(None).features)
+    sr, lsb = params.sample_rate, 1 / 32768
+    rng = np.random.default_rng(0)
+    call = np.zeros(sr)
+    t = np.arange(sr // 20) / sr
+    call[sr // 2:sr // 2 + sr // 20] = 10 ** (-85 / 20) * np.sin(2 * np.pi * 2000 * t)
+    dither = rng.uniform(-lsb, lsb, sr) + rng.uniform(-lsb, lsb, sr)
+    level = _band_level(np.round(call / lsb) * lsb, params)
+    assert level == pytest.approx(-85.5, abs=0.5) and level > params.silence_threshold_db
+    assert _band_level(dither, params) == pytest.approx(-89, abs=1)
+
+
 @pytest.mark.realdata
 def test_no_signal_check_drops_no_real_recording():
-    """FSDD and RAVDESS (every 10th file; benchmarks/no_signal.py reads all 4,440): the
-    default threshold keeps every recording, with a wide margin."""
-    from benchmarks.no_signal import dataset_levels
+    """FSDD and RAVDESS (every 10th file; the study, `git show
+    4619a5e:benchmarks/no_signal.py`, read all 4,440): the default threshold keeps every
+    recording, with a wide margin."""
+    from preprocessing.audio import load_audio
     from preprocessing.build import feature_params
     from tests.conftest import SHARED
     from xval.config.loader import load_config
@@ -237,5 +266,6 @@ def test_no_signal_check_drops_no_real_recording():
     if not files:
         pytest.skip(f"the real recordings are not in {SHARED}")
     params = feature_params(load_config(None).features)
-    levels = dataset_levels(files, params)
+    levels = np.array([_band_level(load_audio(path, sample_rate=params.sample_rate)[0], params)
+                       for path in files])
     assert levels.min() > params["silence_threshold_db"] + 30, levels.min()

@@ -1,8 +1,8 @@
 """Long recordings read window by window (`preprocessing.streaming`): the features, silence
 and no-signal decisions of the whole-file extraction, a batch of windows at a time, and the
 commands' results unchanged (issue 54, item 5). `LONG_SECONDS` and `GROUP_SECONDS` are made
-small here, so that a 20 s file is "long" and is read in seven groups; the benchmark
-(`python -m benchmarks.long_recordings`) measures real lengths."""
+small here, so that a 20 s file is "long" and is read in seven groups; real lengths were
+measured by `git show 4619a5e:benchmarks/long_recordings.py` (docs/performance.md)."""
 
 import json
 

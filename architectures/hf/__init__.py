@@ -14,7 +14,7 @@ read as it is: its log-mel frames go through the convolutions and only the first
 `frames` positions are added (`WhisperFamily.states`), so a 5 s segment costs a sixth of a
 30 s window (and less in attention). Padding it to 30 s and keeping the frames that hold
 audio gives other states (the padding takes part in attention): measured in
-`benchmarks/hf_encoders.py`, see docs/pretrained.md.
+docs/results.md ("Whisper's 30 s window").
 
 A network is identified by its family and two dictionaries, its `config.json` and its
 feature extractor's `preprocessor_config.json` (`Family(config, preprocessor)`): everything a

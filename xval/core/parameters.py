@@ -382,7 +382,7 @@ class FeatureParams(OpenSettings):
         notes=("Files whose loudest frame, in the band the features see (never 0 Hz), is at or "
                "below this level (dBFS, <= 0) are skipped as holding no signal: digital silence, "
                "a constant offset. -90 keeps a call 5 dB above 16-bit dither "
-               "(benchmarks/no_signal.py: the quietest FSDD and RAVDESS files read -45 and -51)."))
+               "(measured: the quietest FSDD and RAVDESS files read -45 and -51)."))
     keep_silent_segments: bool = setting(
         False, ("keep segments whose loudest frame is at or below silence_threshold_db (silence, "
                 "padding) as rows"),

@@ -35,7 +35,8 @@ def cpu_threads(jobs: int) -> dict[str, str]:
     Each framework sizes its thread pools to every core; several trainings side by side then
     run many more threads than cores, and spinning OpenMP threads make that very slow (two
     2-thread torch trainings on 2 cores took 10x as long as one alone; with one thread each,
-    1.8x: `benchmarks/cpu_threads.py`). A job gets its share of the cores instead.
+    1.8x: `git show 4619a5e:benchmarks/cpu_threads.py`). A job gets its share of the cores
+    instead.
 
     Args:
         jobs: concurrent worker processes.

@@ -44,7 +44,7 @@ stratify each item's majority label (`StratifiedKFold` over items)."""
 
 
 DEFAULT_STRATIFY = "rows"
-"""What `stratify=True` means; chosen by `benchmarks/fold_balance.py`."""
+"""What `stratify=True` means; chosen by the fold-balance study (docs/results.md)."""
 
 
 Positions = tuple[np.ndarray, np.ndarray]
