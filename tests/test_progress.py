@@ -76,7 +76,7 @@ def test_quiet_prints_nothing_but_errors(tmp_path, config_path, store):
     code, _, stderr = run_script_in_terminal(script, "--overwrite")
     assert code == 0 and "folds: 100%" in stderr
     assert "oneDNN" not in stderr and "absl" not in stderr
-    bad = run_script(script, "-q", "-v")
+    bad = run_script_here(script, "-q", "-v")  # the command line's refusal: no process needed
     assert bad.returncode == 2 and "not both" in bad.stderr
 
 
