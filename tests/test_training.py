@@ -581,7 +581,7 @@ def test_generator_peak_memory_does_not_grow_with_store(tmp_path):
 
     if not os.path.exists("/proc/self/status"):
         pytest.skip("measures anonymous memory through /proc (Linux)")
-    n_items, per_item, shape = 10, 1200, (64, 64)  # 16 KiB per row, 188 MiB in all
+    n_items, per_item, shape = 10, 400, (64, 64)  # 16 KiB per row, 62 MiB in all
     path = tmp_path / "features.npy"
     array = np.lib.format.open_memmap(path, "w+", np.float32, (n_items * per_item, *shape))
     rng = np.random.default_rng(0)
@@ -603,7 +603,7 @@ def test_generator_peak_memory_does_not_grow_with_store(tmp_path):
                                  filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))})
         assert out.returncode == 0, out.stderr
         peaks[mode] = int(out.stdout.strip().splitlines()[-1])  # anonymous MiB over baseline
-    train_mib = 8 * per_item * 64 * 64 * 4 / 2**20  # 150 MiB of training rows
+    train_mib = 8 * per_item * 64 * 64 * 4 / 2**20  # 50 MiB of training rows
     # Both modes pay the same fixed cost (the framework's buffers during fit, predict and
     # save); only the in-memory fold also holds the training rows. Streamed, it does not.
     assert peaks["memory"] - peaks["generator"] > 0.8 * train_mib, peaks
