@@ -1,6 +1,9 @@
 """No traceback reaches a user (xval.core.entry, issue 37 point 5): every command line runs
-under one error handler; each input named in the issue is run as a user would, and must
-end in one `error:` line (exit 2) or a correct run, never a traceback. `--debug` shows it."""
+under one error handler; each input named in the issue is run through the command's own
+`main` (in this process: what it prints and its exit code, an escaping exception included;
+in a process of its own where only a process shows it: the environment it starts with, its
+stdout, a closed pipe), and must end in one `error:` line (exit 2) or a correct run, never a
+traceback. `--debug` shows it."""
 
 import errno
 import os
@@ -32,6 +35,13 @@ def _run(cwd, *args, env=None, stdout=subprocess.PIPE):
             del full[name]
     return subprocess.run([sys.executable, *map(str, args)], stdout=stdout,
                           stderr=subprocess.PIPE, text=True, cwd=cwd, env=full, timeout=600)
+
+
+def _here(cwd, *args):
+    """`python ARGS` run in this process (`python_here`): what the command prints and its
+    exit code, a traceback included, as the process would show them. The tests of what only
+    a process shows (its environment, its stdout, a closed pipe) use `_run`."""
+    return python_here(*args, cwd=cwd)
 
 
 def _one_error(proc, *needles, code=2):
@@ -181,29 +191,29 @@ def test_every_refusal_is_one_error_line(experiment_dir, tmp_path):
 
 def test_init_project_naming_a_file(tmp_path):
     (tmp_path / "notes.txt").write_text("mine\n")
-    proc = _run(tmp_path, "-m", "xval", "init", _audio(tmp_path / "wavs"), "--project",
-                tmp_path / "notes.txt")
+    proc = _here(tmp_path, "-m", "xval", "init", _audio(tmp_path / "wavs"), "--project",
+                 tmp_path / "notes.txt")
     _one_error(proc, "--project", "notes.txt")
     assert (tmp_path / "notes.txt").read_text() == "mine\n"
 
 
 def test_init_manifest_naming_a_missing_file(tmp_path):
-    proc = _run(tmp_path, "-m", "xval", "init", _audio(tmp_path / "wavs"), "--manifest",
-                tmp_path / "nope.csv", "--project", tmp_path / "p")
+    proc = _here(tmp_path, "-m", "xval", "init", _audio(tmp_path / "wavs"), "--manifest",
+                 tmp_path / "nope.csv", "--project", tmp_path / "p")
     _one_error(proc, "nope.csv")
     assert not (tmp_path / "p").exists()
 
 
 def test_huge_integer_for_a_float_parameter(experiment_dir):
     folder, script, _ = experiment_dir
-    proc = _run(folder, script, "--dry-run", "--set", "learning_rate=1" + "0" * 400)
+    proc = _here(folder, script, "--dry-run", "--set", "learning_rate=1" + "0" * 400)
     _one_error(proc, "learning_rate", "too large")
 
 
 def test_model_path_in_a_symlink_loop(tmp_path):
     (tmp_path / "loop.keras").symlink_to(tmp_path / "loop.keras")
     wav = _audio(tmp_path / "wavs") / "a" / "spk0_a.wav"
-    proc = _run(tmp_path, "-m", "xval", "predict", tmp_path / "loop.keras", wav)
+    proc = _here(tmp_path, "-m", "xval", "predict", tmp_path / "loop.keras", wav)
     _one_error(proc, "loop.keras")
 
 
@@ -215,7 +225,7 @@ def test_results_entry_that_is_a_file(experiment_dir, tmp_path, what):
     target = copy / "results" / "tiny" / "experiment_1" / what
     shutil.rmtree(target, ignore_errors=True)
     target.write_text("not a folder\n")
-    proc = _run(copy, copied_script, "-q", "--overwrite")
+    proc = _here(copy, copied_script, "-q", "--overwrite")
     _one_error(proc, what, "not a folder")
     assert target.read_text() == "not a folder\n"
 
@@ -226,8 +236,8 @@ def test_report_of_a_read_only_experiment(experiment_dir, tmp_path):
     shutil.copytree(results, copy)
     undo = _read_only(copy)
     try:
-        proc = _run(tmp_path, "-m", "xval", "report", copy, "--config",
-                    folder / "config.ini")
+        proc = _here(tmp_path, "-m", "xval", "report", copy, "--config",
+                     folder / "config.ini")
     finally:
         undo()
     _one_error(proc, "experiment_1")
@@ -273,7 +283,7 @@ def test_run_into_a_read_only_results_folder(experiment_dir, tmp_path):
     results.mkdir()
     undo = _read_only(results)
     try:
-        proc = _run(copy, copied_script, "-q")
+        proc = _here(copy, copied_script, "-q")
     finally:
         undo()
     _one_error(proc, "results")
@@ -284,8 +294,8 @@ def test_init_into_a_read_only_project(tmp_path):
     project.mkdir()
     undo = _read_only(project)
     try:
-        proc = _run(tmp_path, "-m", "xval", "init", _audio(tmp_path / "wavs"), "--project",
-                    project, "--item-pattern", r"(?P<item>spk\d)", "--no-progress")
+        proc = _here(tmp_path, "-m", "xval", "init", _audio(tmp_path / "wavs"), "--project",
+                     project, "--item-pattern", r"(?P<item>spk\d)", "--no-progress")
     finally:
         undo()
     _one_error(proc, "project")
@@ -340,7 +350,7 @@ def test_dash_file_name_is_explained(experiment_dir, tmp_path):
     folder, _, results = experiment_dir
     wav = _audio(tmp_path / "wavs") / "a" / "spk0_a.wav"
     shutil.copy(wav, folder / "-take1.wav")
-    proc = _run(folder, "-m", "xval", "predict", results / "instance_1", "-take1.wav")
+    proc = _here(folder, "-m", "xval", "predict", results / "instance_1", "-take1.wav")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "put `--` before the file names, or write ./-take1.wav" in proc.stderr, proc.stderr
 
@@ -378,7 +388,7 @@ def test_snapshot_on_a_full_disk(experiment_dir, tiny_disk, tmp_path):
     config = copy / "config.ini"
     config.write_text(config.read_text().replace(str(copy / "results"),
                                                  str(tiny_disk / "results")))
-    proc = _run(copy, copied_script, "-q")
+    proc = _here(copy, copied_script, "-q")
     line = _one_error(proc, "No space left on device")
     assert "/.code." in line  # the snapshot's copy of the code
 
@@ -439,12 +449,12 @@ def test_compare_never_replaces_a_file_it_did_not_write(experiment_dir, tmp_path
     other = tmp_path / "copy" / "results" / "tiny" / "experiment_1"
     mine = tmp_path / "thesis.xlsx"
     mine.write_bytes(b"the user's own file")
-    proc = _run(folder, "-m", "xval", "compare", results, other, "--workbook", mine)
+    proc = _here(folder, "-m", "xval", "compare", results, other, "--workbook", mine)
     _one_error(proc, "thesis.xlsx", "was not written by `xval compare`")
     assert mine.read_bytes() == b"the user's own file"
     ours = tmp_path / "compare.xlsx"
     for _ in range(2):  # its own workbook is rewritten
-        proc = _run(folder, "-m", "xval", "compare", results, other, "--workbook", ours)
+        proc = _here(folder, "-m", "xval", "compare", results, other, "--workbook", ours)
         assert proc.returncode == 0, proc.stderr[-2000:]
 
 
