@@ -11,7 +11,7 @@ TORCH ?= torch==2.13.0
 # Exact versions the tests passed with: a fresh install reproduces them.
 CONSTRAINTS := -c constraints.txt
 
-.PHONY: install run test test-fast demo lint docs bench clean-results
+.PHONY: install run test test-fast durations demo lint docs bench clean-results
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -54,15 +54,23 @@ run: $(VENV)/.installed-run data/demo/dataset.json
 	@echo "Results are in results/demo/experiment_1 (open experiment_1.xlsx)."
 
 # Three xdist workers on two cores: the end-to-end tests wait on their processes and Ray
-# workers, and a third worker runs tests meanwhile (from a fresh clone, 2026-11-27: 13 min
-# 06 s and 15 min 57 s, against 16 min 57 s with two between them; docs/development.md).
+# workers, and a third worker runs tests meanwhile. Each file runs on one worker, the Ray
+# tests all on one (`--dist loadgroup`, tests/conftest.py), the costliest files first
+# (tests/durations.txt); the 15 slowest tests are listed at the end (docs/development.md).
+PYTEST := $(PY) -m pytest -q -n 3 --dist loadgroup --no-loadscope-reorder
 test: $(VENV)/.installed-test
-	XVAL_REQUIRE_ENCODERS=1 $(PY) -m pytest -q -n 3 --dist loadgroup --no-loadscope-reorder --durations=15
+	XVAL_REQUIRE_ENCODERS=1 $(PYTEST) --durations=15
 
-# The inner loop while editing: the suite without the long end-to-end tests (`slow`). CI and
-# the README's `make test` run every test.
+# The inner loop while editing: the suite without the end-to-end tests and those recorded at
+# 2 CPU-seconds or more (`slow`, tests/durations.txt). CI and the README's `make test` run
+# every test.
 test-fast: $(VENV)/.installed-test
-	$(PY) -m pytest -q -n 3 --dist loadgroup --no-loadscope-reorder -m "not slow"
+	$(PYTEST) -m "not slow" --durations=5
+
+# Every test, its CPU and wall seconds written to tests/durations.txt (commit it): the order
+# of the files and the tests `make test-fast` leaves out follow it. Run it on a quiet machine.
+durations: $(VENV)/.installed-test
+	XVAL_REQUIRE_ENCODERS=1 $(PYTEST) --durations=15 --record-durations tests/durations.txt
 
 # Style and complexity (ruff), the layers (import-linter, see pyproject.toml), types (mypy),
 # and requires-python against the pinned versions' own Requires-Python (installed metadata).

@@ -397,22 +397,46 @@ def scenes(tmp_path):
     return out
 
 
-# The files whose tests take longest (end-to-end runs in subprocesses, Ray clusters), longest
-# first, from `--durations=0` under `make test`. `make test` runs each file on one of three
-# workers (`-n 3 --dist loadfile --no-loadscope-reorder`) in collection order: the long files
-# start first, and the short ones fill in at the end, so the workers end together instead
-# of one running a long file alone while the others idle. The other files follow, those with
-# the most tests first (xdist's own order). A new file with long tests belongs here.
-LONGEST_FIRST = ("test_detection_task.py", "test_install.py", "test_training.py",
-                 "test_encoder_models.py", "test_hf_encoders.py", "test_experiment.py",
-                 "test_preprocessing.py", "test_quickstart.py", "test_encoders.py",
-                 "test_executors.py",
-                 "test_progress.py", "test_ray_cluster.py", "test_interrupts.py",
-                 "test_process_faults.py",
-                 "test_entry.py", "test_export.py", "test_ensembles.py", "test_reference.py",
-                 "test_augmentation.py", "test_architectures.py", "test_reliability.py",
-                 "test_corpora.py", "test_search.py", "test_front_end.py",
-                 "test_final_model.py", "test_corpus_files.py")
+# What each test costs, recorded by the last full run of `make durations`: one line per test
+# that took `RECORDED_FROM` CPU-seconds or more, its CPU seconds (the test process's and those
+# of the processes it waited for: a machine busy with other work moves them little) and its
+# wall seconds. Two uses:
+# - the order of the files: `make test` gives each file to one of three workers in
+#   collection order (`--dist loadgroup`, below), so the costliest files start first and the
+#   cheap ones fill in at the end, and the workers end together;
+# - the inner loop: a test recorded at `FAST_CPU` CPU-seconds or `FAST_WALL` wall seconds or
+#   more is `slow` (as is one marked so, and every test that starts Ray), which `make
+#   test-fast` leaves out.
+# A test not in the file (new, or under `RECORDED_FROM`) counts as cheap until the next record.
+DURATIONS = ROOT / "tests" / "durations.txt"
+RECORDED_FROM = 0.5
+FAST_CPU = 2.0
+FAST_WALL = 10.0
+
+
+_CONFIG = []
+"""The session's pytest config (`pytest_configure`)."""
+
+
+def pytest_configure(config):
+    _CONFIG[:] = [config]
+
+
+def pytest_addoption(parser):
+    parser.addoption("--record-durations", metavar="FILE", default=None,
+                     help="write each test's CPU and wall seconds to FILE (`make durations`)")
+
+
+def recorded_durations(path=DURATIONS):
+    """`{nodeid: (cpu_seconds, wall_seconds)}` from a durations file (empty without one)."""
+    out = {}
+    if not Path(path).is_file():
+        return out
+    for line in Path(path).read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            cpu, wall, nodeid = line.split(maxsplit=2)
+            out[nodeid] = (float(cpu), float(wall))
+    return out
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist names the groups (`--dist loadgroup`)
@@ -420,19 +444,65 @@ def pytest_collection_modifyitems(config, items):
     import collections
     import importlib.util
 
-    counts = collections.Counter(item.path.name for item in items)
-    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    recorded = recorded_durations()
+    cost = collections.Counter()
+    for item in items:
+        cost[item.path.name] += recorded.get(item.nodeid, (0.0, 0.0))[0]
     # A stable sort: the Ray tests first (one group, see `pytest_xdist_make_scheduler`), then
-    # the files, each file's tests in their order.
-    items.sort(key=lambda item: ("ray" not in item.keywords,
-                                 rank.get(item.path.name, len(rank)),
-                                 -counts[item.path.name], item.path.name))
+    # the files, costliest first, each file's tests in their order.
+    items.sort(key=lambda item: ("ray" not in item.keywords, -cost[item.path.name],
+                                 item.path.name))
     has_tf = importlib.util.find_spec("tensorflow") is not None
     for item in items:
         if "tensorflow" in item.keywords and not has_tf:
             item.add_marker(pytest.mark.skip(reason="tensorflow is not installed"))
         if "ray" in item.keywords:
             item.add_marker(pytest.mark.xdist_group("ray"))
+        cpu, wall = recorded.get(item.nodeid, (0.0, 0.0))
+        if cpu >= FAST_CPU or wall >= FAST_WALL or "ray" in item.keywords:
+            item.add_marker(pytest.mark.slow)
+
+
+_STARTED = {}
+"""nodeid -> (wall clock, this process's CPU, its waited-for children's CPU) at its start."""
+
+
+def _cpu():
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
+
+
+def pytest_runtest_logstart(nodeid, location):
+    _STARTED[nodeid] = (time.monotonic(), *_cpu())
+
+
+def _record_path(config):
+    """Where this process writes its records (a part per xdist worker), or `None`."""
+    target = config.getoption("--record-durations")
+    if target is None:
+        return None
+    worker = getattr(config, "workerinput", {}).get("workerid")
+    return Path(f"{target}.{worker}.part" if worker else f"{target}.main.part")
+
+
+def pytest_sessionfinish(session):
+    target = session.config.getoption("--record-durations")
+    if target is None or hasattr(session.config, "workerinput"):
+        return  # a worker: its part is written test by test
+    lines = []
+    for part in sorted(Path(target).parent.glob(Path(target).name + ".*.part")):
+        lines += part.read_text().splitlines()
+        part.unlink()
+    rows = sorted((tuple(line.split(maxsplit=2)) for line in lines),
+                  key=lambda row: (-float(row[0]), row[2]))
+    Path(target).write_text(
+        "# CPU seconds (the test process's and the processes it waited for), wall seconds,\n"
+        f"# test: every test of {RECORDED_FROM} CPU-s or more in the last full run (`make "
+        "durations`).\n"
+        + "".join(f"{cpu:>8} {wall:>8} {nodeid}\n" for cpu, wall, nodeid in rows))
 
 
 def pytest_xdist_make_scheduler(config, log):
@@ -494,6 +564,14 @@ def pytest_collection_finish(session):
 
 
 def pytest_runtest_logfinish(nodeid, location):
+    started = _STARTED.pop(nodeid, None)
+    path = _record_path(_CONFIG[0]) if _CONFIG else None
+    if started is not None and path is not None:
+        wall = time.monotonic() - started[0]
+        cpu = sum(_cpu()) - started[1] - started[2]
+        if cpu >= RECORDED_FROM:
+            with open(path, "a") as part:
+                part.write(f"{cpu:.2f} {wall:.1f} {nodeid.split('@')[0]}\n")
     if len(sys.modules) - _MODULES_FROZEN[0] > 200:
         gc.collect()
         gc.freeze()
