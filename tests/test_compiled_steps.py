@@ -51,7 +51,9 @@ def test_epoch_schedule_gives_the_rates_of_keras_schedules(warmup, cosine):
         assert float(ours(step)) == pytest.approx(float(theirs(step)), rel=1e-5, abs=1e-9)
 
 
-def test_a_schedules_steps_per_epoch_are_a_variable_of_its_optimizer():
+def test_a_schedules_steps_per_epoch_and_epochs_are_variables_of_its_optimizer():
+    """Another fold (its steps per epoch) or a refit (its epochs: the best epoch of the
+    fold's first model) changes the variables' values, never the compiled step."""
     import keras
 
     import architectures
@@ -64,6 +66,12 @@ def test_a_schedules_steps_per_epoch_are_a_variable_of_its_optimizer():
     schedule.steps_per_epoch.assign(20.0)  # another fold: the same program, another value
     assert float(schedule(5)) == pytest.approx(before / 2)
     assert schedule.get_config()["steps_per_epoch"] == 20.0
+    assert schedule.epochs in optimizer.variables
+    schedule.epochs.assign(2.0)  # a refit's: the decay ends at its last step
+    ends = architectures.EpochSchedule(0.01, epochs=2, warmup_epochs=1, steps_per_epoch=20)
+    for step in (0, 25, 39, 40):
+        assert float(schedule(step)) == pytest.approx(float(ends(step)), rel=1e-5, abs=1e-9)
+    assert schedule.get_config()["epochs"] == 2.0
 
 
 def _batches(n, batch, shuffle, targets=None):
