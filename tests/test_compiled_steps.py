@@ -188,6 +188,32 @@ def test_auto_is_jax_where_installed_and_torch_for_a_transformers_network(tmp_pa
     assert backend_for(exp, [1, 2], chosen) == "tensorflow"  # asked for: the plan refuses
 
 
+def test_a_run_on_torch_says_its_steps_are_eager_and_what_compiles_them(monkeypatch):
+    """Issue 89: one line, naming why torch runs and the fix: the backend chosen (where
+    from), a transformers front end, or JAX missing (with the line that installs it)."""
+    import sys
+
+    from xval.core.optional import EXTRAS
+    from xval.running.environment import eager_note
+
+    assert eager_note("jax", "auto", "auto", None) == ""
+    monkeypatch.delenv("KERAS_BACKEND")
+    said = eager_note("torch", "auto", "auto", "torch")
+    assert said.startswith("note: the torch backend runs each training step eagerly")
+    assert "chosen by --backend. JAX, installed here, compiles them: run with --backend jax" \
+        in said
+    assert "chosen by config.ini [backend] backend" in eager_note("torch", "torch", "torch",
+                                                                  None)
+    assert "transformers front end" in eager_note("torch", "auto", "torch", None)
+    monkeypatch.setitem(sys.modules, "jax", None)  # not installed
+    assert eager_note("torch", "auto", "auto", None).endswith(
+        f"JAX, the default, is not installed. Install it for compiled steps: "
+        f"{EXTRAS['jax'].install}")
+    monkeypatch.setenv("KERAS_BACKEND", "torch")
+    assert f"chosen by KERAS_BACKEND. JAX compiles them: install it ({EXTRAS['jax'].install})" \
+        in eager_note("torch", "auto", "auto", None)
+
+
 def test_an_eager_fold_records_its_backend_and_no_compilation(tmp_path):
     from tests.test_training import job
     from xval.training.fold import run_fold

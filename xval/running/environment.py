@@ -27,6 +27,7 @@ from xval.core.backend import (
 )
 from xval.core.constraints import Interval, satisfies
 from xval.core.errors import ConfigurationError
+from xval.core.optional import EXTRAS, missing
 from xval.running.cuda_build import check_gpu_build
 
 Out = Callable[..., None]
@@ -312,6 +313,39 @@ def run_config(config: ConfigSource, declared: str | os.PathLike | None = None,
     if isinstance(config, Config):
         return config
     return load_config(Path(config or declared or find_config(script)))
+
+
+def eager_note(backend: str, configured: str, asked: str, chosen: str | None) -> str:
+    """The one line a run on an eager backend prints: its steps are not compiled, why this
+    backend runs, and what gives compiled steps (`""` on JAX and TensorFlow, which compile
+    them).
+
+    Args:
+        backend: the backend in use (`prepare_process`).
+        configured: `[backend] backend` of config.ini.
+        asked: what the run asked of `prepare_process` (`backend_for`: `torch` where
+            `configured` is `auto` and an instance holds a transformers network).
+        chosen: `--backend` (`Execution.backend`), or `None`.
+
+    Returns:
+        `"note: the torch backend runs each training step eagerly ..."`, or `""`.
+    """
+    if backend != "torch":
+        return ""
+    head = ("note: the torch backend runs each training step eagerly (operator by operator "
+            "from Python, not compiled); ")
+    if chosen == "torch" or os.environ.get("KERAS_BACKEND") == "torch" or configured == "torch":
+        source = "--backend" if chosen == "torch" else "KERAS_BACKEND" \
+            if os.environ.get("KERAS_BACKEND") == "torch" else "config.ini [backend] backend"
+        fix = ("JAX compiles them: install it (" + EXTRAS["jax"].install + "), then "
+               if missing("jax") else "JAX, installed here, compiles them: ")
+        return (f"{head}it was chosen by {source}. {fix}run with --backend jax, or set "
+                "[backend] backend = auto in config.ini.")
+    if asked == "torch":
+        return (f"{head}an instance's transformers front end (front_end = \"hf:...\") runs in "
+                "torch only. Run it apart to train the others compiled, on JAX.")
+    return (f"{head}JAX, the default, is not installed. Install it for compiled steps: "
+            f"{EXTRAS['jax'].install}")
 
 
 def import_keras(out: Out, backend: str) -> None:
