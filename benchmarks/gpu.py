@@ -532,7 +532,7 @@ def phase_mixed(ctx, report):
         marks, figures = [], {}
         result = run_fold(fold_job(big, spec, ctx.sizes.big_epochs, ctx.sizes.batch,
                                    compile_cache=cache),
-                          on_epoch=lambda *a: marks.append(time.perf_counter()))
+                          on_epoch=lambda *a, m=marks: m.append(time.perf_counter()))
         assert result.ok, result.message
         ctx.sampler.between(marks[0], marks[-1], figures)
         per_epoch = (marks[-1] - marks[0]) / max(1, len(marks) - 1)
