@@ -313,8 +313,10 @@ class AisfxNetwork(keras.layers.Layer):
         self.convs, self.norms = [], []  # two of each per block
         for k, channels in enumerate(CHANNELS[1:], start=1):
             for i in (1, 2):
+                # Zeros: the wheel's weights (or a saved model's) replace them, and a random
+                # draw per kernel shape would be a program to compile on JAX for nothing.
                 self.convs.append(layers.Conv2D(
-                    channels, 3, padding="same", use_bias=False,
+                    channels, 3, padding="same", use_bias=False, kernel_initializer="zeros",
                     data_format=self._axis_format, name=f"block{k}_conv{i}"))
                 self.norms.append(layers.BatchNormalization(
                     axis=1 if self._axis_format == "channels_first" else -1, epsilon=1e-5,
