@@ -23,6 +23,7 @@ from xval.core.backend import (
     inherited_devices,
     inherited_text,
     normalize_gpu,
+    sharing_environment,
     use_backend,
 )
 from xval.core.constraints import Interval, satisfies
@@ -263,7 +264,8 @@ def setup_environment(backend: str, gpu: str | None = None) -> str:
 
 
 def prepare_process(backend: str, gpu: object, warn: Out, note: Out | None = None, *,
-                    chosen: str | None = None) -> tuple[str | None, str]:
+                    chosen: str | None = None, jobs_per_gpu: int = 1
+                    ) -> tuple[str | None, str]:
     """The GPU rule and the backend of this process, before Keras is imported: what a run
     and a refit both do first.
 
@@ -274,6 +276,11 @@ def prepare_process(backend: str, gpu: object, warn: Out, note: Out | None = Non
         note: prints why a GPU discovery source was passed over (`-v`). Defaults to `None`.
         chosen: the backend the run's options name (`Execution.backend`, `--backend`),
             which wins over `KERAS_BACKEND` and `backend`. Defaults to `None`.
+        jobs_per_gpu: the jobs that share a GPU (`[backend] jobs_per_gpu`, `--jobs-per-gpu`):
+            above 1, this process's framework is told to share it as the workers' are
+            (`xval.core.backend.sharing_environment`: JAX neither preallocates nor takes
+            more than its share), before it is imported; a variable already set wins.
+            Defaults to `1`.
 
     Returns:
         `(gpu, backend)`: the normalised GPU id in use (`"-1"` for the CPU, also when none
@@ -295,7 +302,10 @@ def prepare_process(backend: str, gpu: object, warn: Out, note: Out | None = Non
         # No GPU visible: the CPU, every GPU hidden (so that no framework finds one that
         # the sources missed), where Keras has not started yet in this process.
         found = None if "keras" in sys.modules else "-1"
-    return found, setup_environment(backend, found)
+    backend = setup_environment(backend, found)
+    for key, value in sharing_environment(backend, jobs_per_gpu).items():
+        os.environ.setdefault(key, value)  # before the framework starts; the user's win
+    return found, backend
 
 
 def run_config(config: ConfigSource, declared: str | os.PathLike | None = None,

@@ -97,7 +97,8 @@ def run_experiment(experiment: ExperimentDeclaration, instances: Selection,
     note = _stderr if say.verbose else None  # why a GPU discovery source was passed over
     selected = check_selection(experiment, instances, options, config)
     asked = backend_for(experiment, selected, config, options.overrides)
-    gpu, backend = prepare_process(asked, on.gpu, _stderr, note, chosen=on.backend)
+    gpu, backend = prepare_process(asked, on.gpu, _stderr, note, chosen=on.backend,
+                                   jobs_per_gpu=on.jobs_per_gpu or config.backend.jobs_per_gpu)
     eager = eager_note(backend, config.backend.backend, asked, on.backend)
     executor = executor_for(on, config, gpu, backend, note=note)
     ensembles = derived_run(experiment)  # the instances derived from others
