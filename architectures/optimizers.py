@@ -96,10 +96,11 @@ class EpochSchedule(keras.optimizers.schedules.LearningRateSchedule):
     `warmup_epochs`, then a cosine decay to 0 by the end of `epochs` (`cosine`), or the
     rate held (no `cosine`).
 
-    The steps per epoch differ between folds (their training rows do). Written into the
-    step as a number, each fold would compile a program of its own; once `attach`ed, they
-    are a variable of the optimizer, which a compiled step takes as an argument, so every
-    fold of an instance runs one program. The values are those of Keras's `CosineDecay`
+    The steps per epoch differ between folds (their training rows do), and so do the epochs
+    of a refit (`refit_with_val`: the best epoch of the fold's first model). Written into
+    the step as numbers, each would compile a program of its own; once `attach`ed, both are
+    variables of the optimizer, which a compiled step takes as arguments, so every fold and
+    refit of an instance runs one program. The values are those of Keras's `CosineDecay`
     with a warm-up (`warmup_target`) over `warmup_epochs * steps_per_epoch` steps.
 
     Args:
@@ -113,16 +114,20 @@ class EpochSchedule(keras.optimizers.schedules.LearningRateSchedule):
     def __init__(self, learning_rate: float, epochs: float, warmup_epochs: float = 0,
                  cosine: bool = True, steps_per_epoch: float = 1) -> None:
         self.learning_rate = float(learning_rate)
-        self.epochs = float(epochs)
+        self.epochs: Any = float(epochs)
         self.warmup_epochs = float(warmup_epochs)
         self.cosine = bool(cosine)
         self.steps_per_epoch: Any = float(steps_per_epoch)
 
     def attach(self, optimizer: Any) -> Any:
-        """Makes the steps per epoch a variable of `optimizer` (not yet used); returns it."""
+        """Makes the steps per epoch and the epochs variables of `optimizer` (not yet
+        used); returns it."""
         self.steps_per_epoch = optimizer.add_variable(
             (), initializer=keras.initializers.Constant(float(self.steps_per_epoch)),
             dtype="float32", name="steps_per_epoch")
+        self.epochs = optimizer.add_variable(
+            (), initializer=keras.initializers.Constant(float(self.epochs)),
+            dtype="float32", name="epochs")
         return optimizer
 
     def __call__(self, step: Any) -> Any:
@@ -132,7 +137,7 @@ class EpochSchedule(keras.optimizers.schedules.LearningRateSchedule):
         rate = self.learning_rate
         warm = rate * step / ops.maximum(warmup, 1.0)
         if self.cosine:
-            decay = ops.maximum(self.epochs * steps - warmup, 1.0)
+            decay = ops.maximum(ops.cast(self.epochs, "float32") * steps - warmup, 1.0)
             done = ops.minimum(ops.maximum(step - warmup, 0.0), decay) / decay
             after = rate * 0.5 * (1.0 + ops.cos(np.pi * done))
         else:
@@ -140,6 +145,7 @@ class EpochSchedule(keras.optimizers.schedules.LearningRateSchedule):
         return ops.where(step < warmup, warm, after)
 
     def get_config(self) -> dict[str, Any]:
-        return {"learning_rate": self.learning_rate, "epochs": self.epochs,
+        return {"learning_rate": self.learning_rate,
+                "epochs": float(ops.convert_to_numpy(self.epochs)),
                 "warmup_epochs": self.warmup_epochs, "cosine": self.cosine,
                 "steps_per_epoch": float(ops.convert_to_numpy(self.steps_per_epoch))}

@@ -15,9 +15,15 @@ compiled per fold (the fold records' `compilation`), and the instances' test sco
 both backends paired over the same folds by the project's own `python -m xval compare`
 (equal within noise, or the difference named). The two arms train the same items in the
 same folds; their seeds are the same, their arithmetic is not (eager torch against XLA).
+Then, per instance of the first compiled arm (`auto`, the cache empty): what its first fold
+compiled (programs, seconds, and their share of the fold's wall time) and what its later
+folds compiled (goal: nothing).
+
+`--arms` runs some of the arms (`auto` alone: the programs and their share, without the
+comparison); `--epochs 0` keeps the epochs init wrote (a user's first run).
 
     python -m benchmarks.default_backend [--datasets fsdd,ravdess] [--files 96] [--epochs 8]
-        [--keep DIR] [--smoke]
+        [--arms torch,auto,again] [--keep DIR] [--smoke]
 
 `--smoke` runs the same steps at a size that proves only the code path (for the test suite):
 `init --encoders none`, its instance 2 alone (the MLP; `SMOKE_INSTANCES`) and every arm on
@@ -79,6 +85,35 @@ def fold_records(experiment):
     return [r for r in found if r.get("backend")]
 
 
+def per_instance(experiment):
+    """`{instance: {...}}`: what each trained instance's first fold compiled (programs,
+    seconds, wall seconds) and the programs its later folds compiled, from its fold records
+    (a refit's included)."""
+    found = {}
+    for folder in sorted(experiment.glob("instance_*"), key=lambda p: int(p.name.split("_")[1])):
+        records = [json.loads(p.read_text()) for p in sorted(
+            folder.glob("fold_*.json"), key=lambda p: int(p.stem.split("_")[1]))]
+        records = [r for r in records if r.get("backend")]
+        if not records:
+            continue
+        first = records[0].get("compilation") or {}
+        found[folder.name.split("_")[1]] = {
+            "programs": first.get("programs", 0), "compile_s": first.get("seconds", 0.0),
+            "wall_s": records[0]["timings"]["total_seconds"]
+            + ((records[0].get("refit") or {}).get("timings") or {}).get("total_seconds", 0.0),
+            "later": [(r.get("compilation") or {}).get("programs", 0) for r in records[1:]]}
+    return found
+
+
+def print_instances(arm, instances):
+    print(f"{arm}, per instance: first fold (programs, compile s, wall s, share), later folds"
+          " (programs)")
+    for k, i in instances.items():
+        print(f"  instance {k}: {i['programs']:3d} programs {i['compile_s']:6.1f}s of "
+              f"{i['wall_s']:6.1f}s ({i['compile_s'] / max(i['wall_s'], 1e-9):4.0%}); later "
+              f"{i['later']}")
+
+
 def dataset_arms(name, work, args):
     """The arms on dataset `name`: `{arm: {...}}` and the compare output."""
     audio = work / name / "audio"
@@ -99,11 +134,12 @@ def dataset_arms(name, work, args):
         config.write(f)
     results = project / "results" / name
     out = {"files": files}
-    for arm in ARMS:
+    for arm in args.arms:
         extra = ["--backend", "torch"] if arm == "torch" or args.smoke else []
-        overwrite = ["--overwrite"] if arm != "torch" else []
-        wall, _ = run([sys.executable, str(script), *extra, *overwrite, "--set",
-                       f"epochs={args.epochs}", "-q", *(SMOKE_INSTANCES if args.smoke else ())],
+        overwrite = ["--overwrite"] if arm != args.arms[0] else []
+        epochs = ["--set", f"epochs={args.epochs}"] if args.epochs else []
+        wall, _ = run([sys.executable, str(script), *extra, *overwrite, *epochs, "-q",
+                       *(SMOKE_INSTANCES if args.smoke else ())],
                       project, env)
         experiment = results / "experiment_1"
         records = fold_records(experiment)
@@ -113,10 +149,13 @@ def dataset_arms(name, work, args):
                     "compile_s": sum((r.get("compilation") or {}).get("seconds", 0.0)
                                      for r in records),
                     "backends": sorted({r["backend"] for r in records}),
-                    "scores": [r["metrics"]["test"] for r in records]}
+                    "scores": [r["metrics"]["test"] for r in records],
+                    "instances": per_instance(experiment)}
         if arm == "torch":  # kept beside the next arms' results, for compare
             shutil.copytree(experiment, results / "experiment_torch")
-    out["reproduced"] = out["auto"]["scores"] == out["again"]["scores"]
+    if not {"torch", "auto"} <= set(args.arms):
+        return out, []
+    out["reproduced"] = "again" in out and out["auto"]["scores"] == out["again"]["scores"]
     instances = sorted({p.parent.name.split("_")[1] for p in experiment.glob("instance_*/fold_*.json")},
                        key=int)
     pairs = []
@@ -133,7 +172,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", default="fsdd,ravdess")
     parser.add_argument("--files", type=number(12, int, closed=True), default=96)
-    parser.add_argument("--epochs", type=number(1, int, closed=True), default=8)
+    parser.add_argument("--epochs", type=number(0, int, closed=True), default=8,
+                        help="epochs of every instance (0: those init wrote)")
+    parser.add_argument("--arms", default=",".join(ARMS),
+                        help=f"the arms to run, in order (default {','.join(ARMS)})")
     parser.add_argument("--keep", default=None, help="work in this folder and keep it")
     parser.add_argument("--smoke", action="store_true",
                         help="the code path at a tiny size (see the module docstring)")
@@ -143,6 +185,9 @@ def main(argv=None):
     unknown = sorted(set(names) - set(PATTERNS))
     if unknown:
         parser.error(f"--datasets {','.join(unknown)}: choose from {', '.join(PATTERNS)}")
+    args.arms = [a.strip() for a in args.arms.split(",") if a.strip()]
+    if not args.arms or set(args.arms) - set(ARMS) or len(set(args.arms)) < len(args.arms):
+        parser.error(f"--arms {','.join(args.arms)}: choose each once from {', '.join(ARMS)}")
     if not args.datasets_dir.is_dir():
         print(f"{args.datasets_dir} is absent: no datasets to measure on.")
         return 0
@@ -154,11 +199,16 @@ def main(argv=None):
             print(f"\n{name}: {arms['files']} files, init's experiment, epochs {args.epochs}")
             print(f"{'arm':8}{'backend':>10}{'folds':>7}{'s / fold':>10}{'programs':>10}"
                   f"{'compile s':>11}")
-            for arm in ARMS:
+            for arm in args.arms:
                 a = arms[arm]
                 print(f"{arm:8}{','.join(a['backends']):>10}{a['folds']:7d}"
                       f"{a['wall'] / max(a['folds'], 1):10.2f}{a['programs']:10d}"
                       f"{a['compile_s']:11.1f}")
+            compiled = [arm for arm in args.arms if arm != "torch"]
+            if compiled:
+                print_instances(compiled[0], arms[compiled[0]]["instances"])
+            if not compared:
+                continue
             print(f"wall per fold, auto / torch: {arms['auto']['wall'] / arms['torch']['wall']:.2f}"
                   f" (cache empty), {arms['again']['wall'] / arms['torch']['wall']:.2f} "
                   "(second run)")

@@ -6,6 +6,9 @@ them to `<out-dir>/<phase>.json`; a phase stopped at its limit or failing is sai
 line, and the next one starts. On one GPU, on the product's default backend (`--backend`,
 default `jax`: compiled steps; `torch` for the eager one), the sync phase on torch:
 
+env      the GPU environment (`benchmarks/gpu_env.sh --check`, the recipe of
+         docs/installation.md): CUDA JAX and CUDA torch in one process, each computing on
+         the GPU without JAX reserving it, and their versions against constraints.txt.
 sync     CUDA synchronisations (`torch.cuda.set_sync_debug_mode`), host reads, host values
          copied to the device and sync-prone operators (`repeat_interleave`, `nonzero`, a
          boolean mask: `xval.training.host_reads`) per training and validation step, for
@@ -29,8 +32,10 @@ c        16 jobs of the demo CNN at 1, 2 and 4 jobs per GPU, warm workers: jobs 
          the speed-up over 1.
 busy     the GPU's busy % during one fold of the 10.7 M model at batch 32 and 128, the
          engine's and the careful hand loop's (on demand: `--only busy`).
+mixed    one fold of the 10.7 M model in float32 and in mixed precision: seconds per epoch,
+         busy %, compilation cold and warm (on demand: `--only mixed`).
 
-Two calls of at most 300 s each (`--call 1`: sync, a-small, b; `--call 2`: a-big, c), each
+Two calls of at most 300 s each (`--call 1`: env, sync, a-small, b; `--call 2`: a-big, c), each
 worth running alone, within 15 minutes of device time (docs/performance.md gives the exact
 commands). Every model is warmed up (one short fit) before it is timed. `--dry-run` prints
 the projected seconds on an H100, then runs the phases on the CPU at tiny sizes: the code
@@ -91,12 +96,13 @@ architecture, everything else at the package defaults as the task adapts them (S
 warps, warm-up + cosine, mixup where the task takes them; detection's boundary weight)."""
 
 H100 = {"start": 20.0, "fold": 1.0, "worker": 12.0, "demo_step": 0.0075, "big_step": 0.03,
-        "jax_compile": 20.0, "counted": 8.0}
+        "jax_compile": 20.0, "counted": 8.0, "env": 15.0}
 """Seconds on one H100, for the projections: a phase's process start (Python, the backend,
 Keras, the CUDA context, the stores read), the engine's work per fold besides its steps
 (model, evaluation, saving), a worker process's start, a step of the demo CNN (bound by
 kernel launches), a step of the 10.7 M `audio_cnn` at batch 32, JAX's compilations per
-phase, and a model of the sync phase (its warm-up and counted folds, every operator of a
+phase, the environment's check (two frameworks imported, a CUDA context each), and a model
+of the sync phase (its warm-up and counted folds, every operator of a
 step going through Python while counted). Scaled from
 the H200 run of 2026-11 (4 folds x 10 epochs of the demo CNN, 10.5 s), then raised after the
 H200 run of 2026-11-27 (sync 22 s, a-small 92 s, b 51 s; a-big did not end within 188 s);
@@ -151,14 +157,17 @@ def projected(phase, sizes=DEFAULT):
         "b-fresh": h["start"] + s.jobs_b * (h["worker"] + demo),
         "c": h["start"] + sharing,
         "busy": h["start"] + 2 * (warm_big / 8 + 3 * big),
+        "mixed": h["start"] + 2 * (warm_big / 8 + big) + h["jax_compile"],
+        "env": h["env"],
     }
     # JAX compiles each model's steps once per phase (the cache starts empty).
-    return seconds[phase] + (h["jax_compile"] if phase != "sync" else 0.0)
+    return seconds[phase] + (h["jax_compile"] if phase not in ("sync", "env") else 0.0)
 
 
-PHASES = ("sync", "a-small", "b", "a-big", "c")
-"""Every phase run by default, in order (`b-fresh` and `busy` on demand: `--only`)."""
-CALLS = {"1": ("sync", "a-small", "b"), "2": ("a-big", "c")}
+PHASES = ("env", "sync", "a-small", "b", "a-big", "c")
+"""Every phase run by default, in order (`b-fresh`, `busy` and `mixed` on demand:
+`--only`)."""
+CALLS = {"1": ("env", "sync", "a-small", "b"), "2": ("a-big", "c")}
 """The two prepared device calls (`--call N`), each within `CALL_BUDGET` seconds."""
 CALL_BUDGET = 270
 """Seconds of phases per prepared call: with the wheels' install, within 300 s."""
@@ -508,6 +517,48 @@ def phase_a_big(ctx, report):
                  arms=("hand (careful)",))
 
 
+def phase_mixed(ctx, report):
+    """One fold of the 10.7 M model in float32 and in mixed precision (`mixed_precision`:
+    float16 compute, float32 variables, the engine's loss scaling), each after a warm-up:
+    seconds per epoch, the GPU's busy %, and the compilation of each."""
+    from xval.training.fold import run_fold
+
+    arch, big = {**BIG, "filters": ctx.sizes.big_filters}, ctx.stores["big"]
+    cache = ctx.config.backend.compile_cache
+    for mixed in (False, True):
+        spec = {**arch, "mixed_precision": mixed}
+        warm = run_fold(fold_job(big, spec, 1, ctx.sizes.batch, compile_cache=cache))
+        marks, figures = [], {}
+        result = run_fold(fold_job(big, spec, ctx.sizes.big_epochs, ctx.sizes.batch,
+                                   compile_cache=cache),
+                          on_epoch=lambda *a, m=marks: m.append(time.perf_counter()))
+        assert result.ok, result.message
+        ctx.sampler.between(marks[0], marks[-1], figures)
+        per_epoch = (marks[-1] - marks[0]) / max(1, len(marks) - 1)
+        name = "mixed precision" if mixed else "float32"
+        report.line(f"{name}: {per_epoch:.2f}s per epoch{busy(figures)}; compiled "
+                    f"{warm.compilation} cold, {result.compilation} warm; test loss "
+                    f"{result.metrics['test']['loss']:.4f}", phase="mixed", mixed_precision=mixed,
+                    epoch_s=per_epoch, cold=warm.compilation, warm=result.compilation,
+                    test=result.metrics["test"], **figures)
+
+
+def phase_env(args, report):
+    """The GPU environment's check (`benchmarks/gpu_env.sh --check`: CUDA JAX and CUDA
+    torch in one process, each computing on the GPU; the pinned versions): its lines, and
+    whether it passed. The dry run prints the recipe's install commands too."""
+    mode = "--dry-run" if args.dry_run else "--check"
+    done = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_env.sh"), mode,
+                           *([] if args.dry_run else [sys.executable])],
+                          env={**os.environ, "PYTHON": sys.executable}, cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    for line in (done.stdout + done.stderr).splitlines():
+        report.line(f"  {line}", phase="env")
+    report.line(f"GPU environment: {'passed' if done.returncode == 0 else 'FAILED'}",
+                phase="env", exit_code=done.returncode)
+    return done.returncode
+
+
 def phase_busy(ctx, report, batches=(32, 128)):
     """The GPU's busy % during epochs 2.. of one fold of the 10.7 M model, the engine's and
     the careful hand loop's, at each batch size of `batches`: whether a step's host work
@@ -623,8 +674,9 @@ def phase_c(ctx, report, counts=(1, 2, 4)):
                     speedup=rates[n] / rates[counts[0]], **figures)
 
 
-RUNNERS = {"sync": phase_sync, "a-small": phase_a_small, "a-big": phase_a_big, "b": phase_b,
-           "b-fresh": phase_b_fresh, "c": phase_c, "busy": phase_busy}
+RUNNERS = {"env": phase_env, "sync": phase_sync, "a-small": phase_a_small,
+           "a-big": phase_a_big, "b": phase_b, "b-fresh": phase_b_fresh, "c": phase_c,
+           "busy": phase_busy, "mixed": phase_mixed}
 
 
 @dataclasses.dataclass
@@ -644,6 +696,10 @@ def run_phase(args):
     """`--phase NAME`: one phase, in this process (stopped with its workers when the
     driver ends: `_follow_parent`)."""
     _follow_parent()
+    if args.phase == "env":  # the environment's own check, in a process of its own
+        header = {"card": (visible_gpus() or ["CPU (dry run)"])[0], "phase": "env",
+                  "dry_run": args.dry_run}
+        return phase_env(args, Report(Path(args.out_dir) / "env.json", header))
     import keras
 
     from preprocessing.store import FeatureStore

@@ -24,6 +24,7 @@ from scipy.signal import fftconvolve
 from preprocessing.audio import load_audio
 from preprocessing.synth_events import background_files, check_out, staging
 from xval.core.errors import DatasetError
+from xval.core.optional import EXTRAS
 from xval.core.outputs import OwnedFolder
 
 BABBLE = OwnedFolder(kind="a synth-babble folder", command="synth-babble",
@@ -181,7 +182,7 @@ def _pyroomacoustics() -> Any:
     try:
         return importlib.import_module("pyroomacoustics")
     except ImportError as e:
-        raise DatasetError("reverb needs pyroomacoustics: pip install -e '.[augment]' "
+        raise DatasetError(f"reverb needs pyroomacoustics: {EXTRAS['augment'].install} "
                            "(or pass reverb=False / --no-reverb).") from e
 
 

@@ -51,7 +51,9 @@ def test_epoch_schedule_gives_the_rates_of_keras_schedules(warmup, cosine):
         assert float(ours(step)) == pytest.approx(float(theirs(step)), rel=1e-5, abs=1e-9)
 
 
-def test_a_schedules_steps_per_epoch_are_a_variable_of_its_optimizer():
+def test_a_schedules_steps_per_epoch_and_epochs_are_variables_of_its_optimizer():
+    """Another fold (its steps per epoch) or a refit (its epochs: the best epoch of the
+    fold's first model) changes the variables' values, never the compiled step."""
     import keras
 
     import architectures
@@ -64,6 +66,12 @@ def test_a_schedules_steps_per_epoch_are_a_variable_of_its_optimizer():
     schedule.steps_per_epoch.assign(20.0)  # another fold: the same program, another value
     assert float(schedule(5)) == pytest.approx(before / 2)
     assert schedule.get_config()["steps_per_epoch"] == 20.0
+    assert schedule.epochs in optimizer.variables
+    schedule.epochs.assign(2.0)  # a refit's: the decay ends at its last step
+    ends = architectures.EpochSchedule(0.01, epochs=2, warmup_epochs=1, steps_per_epoch=20)
+    for step in (0, 25, 39, 40):
+        assert float(schedule(step)) == pytest.approx(float(ends(step)), rel=1e-5, abs=1e-9)
+    assert schedule.get_config()["epochs"] == 2.0
 
 
 def _batches(n, batch, shuffle, targets=None):
@@ -178,6 +186,32 @@ def test_auto_is_jax_where_installed_and_torch_for_a_transformers_network(tmp_pa
     assert backend_for(exp, [1, 2], config) == "torch"
     chosen = load_config(write_config(tmp_path / "t", backend={"backend": "tensorflow"}))
     assert backend_for(exp, [1, 2], chosen) == "tensorflow"  # asked for: the plan refuses
+
+
+def test_a_run_on_torch_says_its_steps_are_eager_and_what_compiles_them(monkeypatch):
+    """Issue 89: one line, naming why torch runs and the fix: the backend chosen (where
+    from), a transformers front end, or JAX missing (with the line that installs it)."""
+    import sys
+
+    from xval.core.optional import EXTRAS
+    from xval.running.environment import eager_note
+
+    assert eager_note("jax", "auto", "auto", None) == ""
+    monkeypatch.delenv("KERAS_BACKEND")
+    said = eager_note("torch", "auto", "auto", "torch")
+    assert said.startswith("note: the torch backend runs each training step eagerly")
+    assert "chosen by --backend. JAX, installed here, compiles them: run with --backend jax" \
+        in said
+    assert "chosen by config.ini [backend] backend" in eager_note("torch", "torch", "torch",
+                                                                  None)
+    assert "transformers front end" in eager_note("torch", "auto", "torch", None)
+    monkeypatch.setitem(sys.modules, "jax", None)  # not installed
+    assert eager_note("torch", "auto", "auto", None).endswith(
+        f"JAX, the default, is not installed. Install it for compiled steps: "
+        f"{EXTRAS['jax'].install}")
+    monkeypatch.setenv("KERAS_BACKEND", "torch")
+    assert f"chosen by KERAS_BACKEND. JAX compiles them: install it ({EXTRAS['jax'].install})" \
+        in eager_note("torch", "auto", "auto", None)
 
 
 def test_an_eager_fold_records_its_backend_and_no_compilation(tmp_path):

@@ -75,7 +75,7 @@ _INLINE = re.compile(r"`([^`]+)`")
 _COMMAND = re.compile(r"python3? -m (xval|preprocessing|augmentation)\b(.*)"
                       r"|python3? (?:experiments/[\w./-]+\.py|<script>|exp\w*\.py)(.*)"
                       r"|python3? (?:-m benchmarks\.|benchmarks/)(\w+)(?:\.py)?(.*)")
-_OTHER_PROGRAMS = re.compile(r"(?:^|[\s(;&|])(?:pip|git|ray|mkdocs|make|uv|docker|nvidia-smi|"
+_OTHER_PROGRAMS = re.compile(r"(?:^|[\s(;&|])(?:pip|git|ray|mkdocs|make|uv|docker|nvidia-smi|bash|"
                              r"conda|huggingface-cli|hf|ffmpeg|sox|gpg|srun|sbatch|salloc|"
                              r"mlflow|soffice|pytest|python3? -m pytest)\b.*")
 

@@ -295,7 +295,7 @@ def test_unknown_encoder_is_one_line_naming_the_built_in_ones(tmp_path, capsys):
     assert _preprocess(tmp_path, "--encoders", "aisfxx") == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
-    assert "aisfxx" in err and all(f"{name} (`pip install --no-deps" in err
+    assert "aisfxx" in err and all(f"{name} (`{encoders.BUILT_IN[name].install}`)" in err
                                    for name in ("aisfx", "birdnet", "resemblyzer"))
     assert not (tmp_path / "data" / "clips").exists()
 

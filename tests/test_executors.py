@@ -276,6 +276,40 @@ def test_two_jax_jobs_share_one_gpu_slot_configuration(store, config, monkeypatc
     assert tf["TF_FORCE_GPU_ALLOW_GROWTH"] == "true"
 
 
+SHARED_INLINE = """
+import json, os, sys
+from xval.running.environment import prepare_process
+os.environ.pop("KERAS_BACKEND", None)
+os.environ.pop("XLA_PYTHON_CLIENT_MEM_FRACTION", None)
+os.environ.pop("XLA_PYTHON_CLIENT_PREALLOCATE", None)
+if sys.argv[1]:
+    os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] = sys.argv[1]  # a user's own
+prepare_process("jax", None, print, jobs_per_gpu=int(sys.argv[2]))
+print(json.dumps({"jax": "jax" in sys.modules, **{k: os.environ.get(k) for k in (
+    "KERAS_BACKEND", "XLA_PYTHON_CLIENT_PREALLOCATE", "XLA_PYTHON_CLIENT_MEM_FRACTION")}}))
+"""
+
+
+@pytest.mark.parametrize("jobs, given, expected", [
+    (4, "", {"XLA_PYTHON_CLIENT_PREALLOCATE": "false", "XLA_PYTHON_CLIENT_MEM_FRACTION": "0.225"}),
+    (4, "true", {"XLA_PYTHON_CLIENT_PREALLOCATE": "true", "XLA_PYTHON_CLIENT_MEM_FRACTION": "0.225"}),
+    (1, "", {"XLA_PYTHON_CLIENT_PREALLOCATE": None, "XLA_PYTHON_CLIENT_MEM_FRACTION": None}),
+])
+def test_an_inline_run_sharing_a_gpu_takes_its_share_before_jax_starts(jobs, given, expected):
+    """Issue 89: `[backend] jobs_per_gpu = N` tells an inline run's own process too (N
+    scripts on one GPU): JAX neither preallocates nor takes more than 0.9 / N of the GPU,
+    set before JAX is imported; a variable the user set wins; one job per GPU is left to
+    JAX's defaults."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", SHARED_INLINE, given, str(jobs)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found == {"jax": False, "KERAS_BACKEND": "jax", **expected}
+
+
 def test_a_freed_slot_starts_its_next_job_before_the_result_is_recorded(store, config):
     """The process executor hands the next job to a freed slot before the driver records
     the last result (its files, plots and workbook are written while the next job trains);

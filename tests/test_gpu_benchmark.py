@@ -74,7 +74,7 @@ def test_each_prepared_call_fits_its_budget():
     assert sorted(p for phases in CALLS.values() for p in phases) == sorted(PHASES)
     for phases in CALLS.values():
         assert sum(projected(p) for p in phases) <= CALL_BUDGET <= 285
-    assert all(projected(phase) > 0 for phase in (*PHASES, "b-fresh", "busy"))
+    assert all(projected(phase) > 0 for phase in (*PHASES, "b-fresh", "busy", "mixed"))
     assert parse(["--call", "2"])[1].budget == CALL_BUDGET
     proc = _bench("--only", "a,sync")
     assert proc.returncode == 2 and "--only a: not a phase" in proc.stderr
@@ -245,3 +245,27 @@ def test_stopping_the_driver_stops_its_phase(tmp_path, how):
             os.killpg(driver.pid, signal.SIGKILL)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["header"]["phases"] == ["sync"]
+
+
+def test_the_gpu_environment_recipe_rehearses_on_the_cpu():
+    """Issue 89: `benchmarks/gpu_env.sh` (docs/installation.md's GPU recipe): the dry run
+    prints the install commands at the pinned versions (CUDA JAX and CUDA torch in one
+    environment, the runtime extras, the constraints) and checks this Python, passing; the
+    check alone fails here, naming both frameworks without a GPU."""
+    script = str(ROOT / "benchmarks" / "gpu_env.sh")
+    env = {**os.environ, "PYTHON": sys.executable}
+    dry = subprocess.run(["bash", script, "--dry-run", "/tmp/never-made"], capture_output=True,
+                         text=True, env=env, timeout=300)
+    assert dry.returncode == 0, dry.stderr
+    pins = dict(line.split("==") for line in (ROOT / "constraints.txt").read_text().split()
+                if line.startswith(("jax==", "torch==")))
+    assert f"/tmp/never-made/bin/pip install 'jax[cuda12]=={pins['jax']}' " \
+           f"torch=={pins['torch']} -c constraints.txt" in dry.stdout
+    assert "/tmp/never-made/bin/pip install -e '.[torch]' -c constraints.txt" in dry.stdout
+    assert "versions: as constraints.txt pins them" in dry.stdout
+    assert not os.path.exists("/tmp/never-made")  # nothing installed
+    check = subprocess.run(["bash", script, "--check", sys.executable], capture_output=True,
+                           text=True, timeout=300)
+    assert check.returncode == 1
+    assert check.stdout.splitlines()[-1] == ("error: JAX sees no GPU (install jax[cuda12]); "
+                                             "torch sees no GPU (install a CUDA build)")

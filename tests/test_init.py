@@ -237,3 +237,27 @@ def test_init_overwrite_keeps_the_script_the_user_edited(tmp_path, capsys):
         assert f"kept as {script.parent / backup}" in " ".join(capsys.readouterr().out.split())
         assert (script.parent / backup).read_text() == edited + f"# my note {k}\n"
         assert script.read_text() == written
+
+
+def test_init_names_the_default_encoders_it_cannot_compare_with_their_commands(monkeypatch,
+                                                                              capsys):
+    """Issue 89: the default encoders that are not installed are named, each with the one
+    command that installs it and its weights' licence, whether or not another one is."""
+    from preprocessing.features import encoders
+    from xval.cli import init
+
+    monkeypatch.setattr(encoders, "installed", lambda name: name == encoders.AISFX)
+    assert init._encoders(None) == [encoders.AISFX]
+    said = capsys.readouterr().out.strip()
+    birdnet = encoders.BUILT_IN[encoders.BIRDNET]
+    assert said == (f"init would also compare the pretrained encoder birdnet, not installed "
+                    f"here, so the experiment compares the others. To add it: birdnet "
+                    f"({birdnet.licence}): {birdnet.install}; then rerun init with --overwrite.")
+    monkeypatch.setattr(encoders, "installed", lambda name: False)
+    assert init._encoders(None) == []
+    said = capsys.readouterr().out
+    assert "encoders aisfx and birdnet, not installed here, so the experiment compares a CNN " \
+           "trained from scratch" in said and encoders.BUILT_IN[encoders.AISFX].install in said
+    monkeypatch.setattr(encoders, "installed", lambda name: True)
+    assert init._encoders(None) == list(init.DEFAULT_ENCODERS)
+    assert capsys.readouterr().out == ""

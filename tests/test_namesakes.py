@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.test_install import SOURCES, _env
-from xval.core import namesakes
+from xval.core import namesakes, origin
 from xval.core.namesakes import MARKER, NAMES, NamesakeError, namesake_problem
 
 OURS = ("xval", *NAMES)
@@ -46,11 +46,13 @@ def test_namesakes_a_namesake_distribution_is_refused_naming_it_and_the_fixes(tm
     assert said.startswith("the package preprocessing is shared by two distributions: "
                            f"audio-xval and preprocessing 0.1.13 ({home}/preprocessing-0.1.13"
                            ".dist-info)")
+    # The fixes name what this audio-xval was installed from: here, this checkout.
+    target = origin.origin().pip_target
+    assert target in ("-e .", f"-e {ROOT}")
     assert "install audio-xval in its own virtual environment (python -m venv .venv && " \
-           ".venv/bin/pip install audio-xval)" in said
+           f".venv/bin/pip install {target})" in said
     assert said.endswith("or here: pip uninstall preprocessing && pip install "
-                         "--force-reinstall --no-deps audio-xval (from a checkout: pip "
-                         "install -e .).")
+                         f"--force-reinstall --no-deps {target}.")
     assert namesake_problem("augmentation", home, str(home / "augmentation" / "__init__.py")) \
         == ""  # the other two are ours
     (home / "Augmentation.egg-info").mkdir()  # a develop install: no version, any case
@@ -86,8 +88,8 @@ def test_namesakes_a_package_that_is_not_ours_is_refused(case, said, tmp_path):
     found = namesake_problem("preprocessing", home, origin)
     assert found.startswith("the package preprocessing of audio-xval ")
     assert said.format(home=home, other=other) in found and "\n" not in found
-    assert found.endswith("or here: pip install --force-reinstall --no-deps audio-xval (from a "
-                          "checkout: pip install -e .).")
+    assert found.endswith("or here: pip install --force-reinstall --no-deps "
+                          f"{origin.origin().pip_target}.")
 
 
 def test_namesakes_the_error_line_replaces_the_traceback_of_this_error_only(capsys):
@@ -250,7 +252,8 @@ def test_namesakes_refused_in_a_fresh_venv(wheels, tmp_path):
     assert len(origins) == 3 and all(o.startswith(str(venv)) for o in origins), origins
     assert _run([python, "-m", "xval", "--version"], work).stdout.startswith("audio-xval ")
     _pip(venv, "install", found["preprocessing"])
-    _refused(python, work, "-c", "import xval", namesake="preprocessing 0.1.13")
+    line = _refused(python, work, "-c", "import xval", namesake="preprocessing 0.1.13")
+    assert line.endswith(f"pip install --force-reinstall --no-deps {ours}.")  # its wheel
     _refused(python, work, "-m", "preprocessing", "--help", namesake="preprocessing 0.1.13")
     _pip(venv, "uninstall", "preprocessing")
     assert "has no __init__.py" in _refused(python, work, "-c", "import xval")

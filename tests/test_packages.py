@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.conftest import run_script_here, write_script
+from tests.conftest import ROOT, run_script_here, write_script
 from xval.core import optional
 from xval.core.errors import ConfigurationError
 from xval.running.packages import missing_packages
@@ -42,9 +42,9 @@ def test_every_missing_package_is_named_at_once_before_anything_runs(
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert proc.stderr.splitlines() == [
         "error: 3 optional packages are missing: --search needs optuna, not installed: "
-        "pip install -e '.[search]'; --executor ray needs ray, not installed: pip install -e "
-        "'.[ray]'; --mlflow needs mlflow, not installed: pip install -e '.[mlflow]'. "
-        "Nothing was trained or written."]
+        f"pip install -e '{ROOT}[search]'; --executor ray needs ray, not installed: pip "
+        f"install -e '{ROOT}[ray]'; --mlflow needs mlflow, not installed: pip install -e "
+        f"'{ROOT}[mlflow]'. Nothing was trained or written."]  # the checkout, run elsewhere
     assert not (tmp_path / "results").exists() and not (tmp_path / "runs").exists()
 
 
@@ -53,8 +53,8 @@ def test_one_missing_package_is_one_plain_line(monkeypatch, tmp_path, config_pat
     script = write_script(tmp_path, SCRIPT.format(config=str(config_path), base=BASE))
     proc = run_script_here(script, "--executor", "ray", "--dry-run")
     assert proc.returncode == 2 and proc.stderr.splitlines() == [
-        "error: --executor ray needs ray, not installed: pip install -e '.[ray]'. Nothing was "
-        "trained or written."]
+        f"error: --executor ray needs ray, not installed: pip install -e '{ROOT}[ray]'. "
+        "Nothing was trained or written."]
 
 
 def test_mlflow_connects_only_after_every_check(monkeypatch, tmp_path, config_path, store):
@@ -82,6 +82,7 @@ def test_an_encoder_inside_the_model_needs_its_wheel(monkeypatch):
 def test_optional_names_what_is_missing_and_its_install_line(monkeypatch):
     block(monkeypatch, "onnxruntime")
     assert optional.missing("export") == ["onnxruntime"]
+    monkeypatch.chdir(ROOT)  # in the checkout: `.`
     assert optional.need("--format onnx", "export") == (
         "--format onnx needs onnxruntime, not installed: pip install -e '.[export]'")
     assert optional.need("--format onnx", "search") == ""  # optuna is installed here

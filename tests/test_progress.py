@@ -45,6 +45,8 @@ def test_progress_bar_and_labelled_epoch_lines(executor, tmp_path, config_path, 
     for fold in range(3):
         for epoch in range(1, 4):
             assert f"instance 1 fold {fold} epoch {epoch}/3: accuracy" in stdout
+    # The suite's KERAS_BACKEND is torch: said once, with what compiles the steps.
+    assert stdout.count("note: the torch backend runs each training step eagerly") == 1
     if executor == "inline":
         lines = stdout.splitlines()  # the data checks first, then the slow import, said
         assert lines[0].startswith("Data: ")

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.conftest import run_script_here, tiny_store, write_config, write_script
+from tests.conftest import ROOT, run_script_here, tiny_store, write_config, write_script
 from xval import Experiment, Output
 from xval.report.tracking import MLflowListener, tracking_uri
 
@@ -148,8 +148,8 @@ def test_mlflow_flag_logs_runs_and_needs_mlflow(tmp_path):
                              capture_output=True, text=True, cwd=tmp_path, env=env)
     assert missing.returncode == 2
     assert missing.stderr.strip() == (
-        "error: --mlflow needs mlflow, not installed: pip install -e '.[mlflow]'. Nothing was "
-        "trained or written.")
+        f"error: --mlflow needs mlflow, not installed: pip install -e '{ROOT}[mlflow]'. "
+        "Nothing was trained or written.")
     assert not (tmp_path / "results").exists()  # refused before anything was written
     proc = run_script_here(script, "--mlflow")
     assert proc.returncode == 0, proc.stderr

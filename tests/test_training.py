@@ -476,7 +476,8 @@ def test_model_commands_use_the_configured_backend(command, audio_experiment, tm
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         f"error: Keras backend 'tensorflow' (from [backend] of {bad}) is not installed: "
-        "install it (`pip install -e '.[tensorflow]'`) or choose another with KERAS_BACKEND."]
+        f"install it (`pip install -e '{ROOT}[tensorflow]'`) or choose another with "
+        "KERAS_BACKEND."]
 
 
 def test_legacy_h5_models_are_refused(tmp_path, audio_experiment, store):

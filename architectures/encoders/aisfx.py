@@ -43,12 +43,12 @@ from keras import layers, ops
 
 import architectures.front_end as front_end  # the module: its import may be in progress
 from xval.core.errors import ConfigurationError
+from xval.core.optional import EXTRAS, WHEELS
 
 __all__ = ["AISFX", "FRAMES_SHORTEST", "FRAME_SHIFTS", "AisfxFrontEnd", "AisfxNetwork", "aisfx_encoder",
            "aisfx_state", "aisfx_weights", "checkpoint_state", "n_frames"]
 
 AISFX = "aisfx"
-INSTALL = "pip install --no-deps aisfx==0.1.2"
 SAMPLE_RATE = 44100
 N_FFT = 2048
 SPEC_HOP = 1024
@@ -73,7 +73,8 @@ NORM_MAX = 9.457798957824707
 """The maximum of the paper's training spectrograms (`spec_norm='original'`: min 0)."""
 CHANNELS = (1, 64, 128, 256, 512)
 DIM = CHANNELS[-1]
-REINSTALL = INSTALL.replace("install ", "install --force-reinstall ", 1)
+WHEEL = WHEELS["aisfx"]
+"""The aisfx wheel (its weights), and what reads them (torch)."""
 
 
 def aisfx_weights() -> Path:
@@ -88,14 +89,14 @@ def aisfx_weights() -> Path:
     except importlib.metadata.PackageNotFoundError:
         raise ConfigurationError(
             f"encoder={AISFX!r} needs the aisfx wheel, which carries its weights: "
-            f"{INSTALL}") from None
+            f"{WHEEL.install}") from None
     for file in dist.files or ():
         if file.name == "checkpoint.pth":
             path = Path(str(dist.locate_file(file)))
             if path.is_file():
                 return path
     raise ConfigurationError(f"The installed aisfx has no checkpoint.pth; reinstall it: "
-                             f"{REINSTALL}")
+                             f"{WHEEL.reinstall}")
 
 
 def aisfx_state() -> dict[str, np.ndarray]:
@@ -123,7 +124,7 @@ def checkpoint_state() -> dict[str, Any]:
         import torch  # noqa: PLC0415  (optional heavy dependency: reads the wheel's .pth)
     except ImportError as e:
         raise ConfigurationError(
-            "Reading aisfx's weights from its wheel needs torch: pip install torch==2.13.0 "
+            f"Reading aisfx's weights from its wheel needs torch: {EXTRAS['torch'].install} "
             "(a model saved with the encoder inside loads without it).") from e
     # The function numpy pickles its scalars with (`numpy.core.multiarray.scalar`, under
     # numpy 2 in `numpy._core`), taken from numpy's public pickling protocol.
@@ -138,10 +139,10 @@ def checkpoint_state() -> dict[str, Any]:
         raise ConfigurationError(
             f"{path} cannot be read safely as aisfx 0.1.2's weights (it holds other types "
             f"than tensors: {str(e).splitlines()[0][:160]}); reinstall the wheel: "
-            f"{REINSTALL}") from None
+            f"{WHEEL.reinstall}") from None
     if not (isinstance(checkpoint, tuple | list) and isinstance(checkpoint[0], dict)):
         raise ConfigurationError(f"{path} is not the (state_dict, dataset_dict) pair of "
-                                 f"aisfx 0.1.2; reinstall it: {REINSTALL}")
+                                 f"aisfx 0.1.2; reinstall it: {WHEEL.reinstall}")
     return checkpoint[0]
 
 
@@ -164,7 +165,7 @@ def _keras_layout(state: dict[str, Any]) -> dict[str, np.ndarray]:
     expected = 4 * (1 + 4) * 2
     if len(out) != expected:
         raise ConfigurationError(f"The aisfx checkpoint holds {len(out)} of the {expected} "
-                                 f"embedding-network weights; reinstall it: {REINSTALL}")
+                                 f"embedding-network weights; reinstall it: {WHEEL.reinstall}")
     return out
 
 
@@ -312,8 +313,10 @@ class AisfxNetwork(keras.layers.Layer):
         self.convs, self.norms = [], []  # two of each per block
         for k, channels in enumerate(CHANNELS[1:], start=1):
             for i in (1, 2):
+                # Zeros: the wheel's weights (or a saved model's) replace them, and a random
+                # draw per kernel shape would be a program to compile on JAX for nothing.
                 self.convs.append(layers.Conv2D(
-                    channels, 3, padding="same", use_bias=False,
+                    channels, 3, padding="same", use_bias=False, kernel_initializer="zeros",
                     data_format=self._axis_format, name=f"block{k}_conv{i}"))
                 self.norms.append(layers.BatchNormalization(
                     axis=1 if self._axis_format == "channels_first" else -1, epsilon=1e-5,

@@ -26,7 +26,6 @@ or a hub id already in the local cache. torch and transformers are imported wher
 from architectures.hf.base import (
     FAMILIES,
     HF_PREFIX,
-    INSTALL,
     WEIGHT_SUFFIXES,
     Family,
     Spectrogram,
@@ -49,7 +48,7 @@ from architectures.hf.spectrogram_transformer import AstFamily
 from architectures.hf.speech import SpeechFamily
 from architectures.hf.whisper import WhisperFamily
 
-__all__ = ["FAMILIES", "HF_PREFIX", "INSTALL", "WEIGHT_SUFFIXES", "AstFamily", "ClapFamily",
+__all__ = ["FAMILIES", "HF_PREFIX", "WEIGHT_SUFFIXES", "AstFamily", "ClapFamily",
            "Family", "LocalModel", "SpeechFamily", "Spectrogram", "UnknownEncoderError",
            "WhisperFamily", "dft_kernel", "family_class", "family_of", "is_path", "model_folder",
            "model_name", "names_model", "read_model", "register_family"]

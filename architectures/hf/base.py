@@ -17,7 +17,7 @@ import numpy as np
 from xval.core.errors import ConfigurationError
 from xval.core.registry import Registry
 
-__all__ = ["FAMILIES", "HF_PREFIX", "INSTALL", "WEIGHT_SUFFIXES", "Family", "Held",
+__all__ = ["FAMILIES", "HF_PREFIX", "WEIGHT_SUFFIXES", "Family", "Held",
            "Spectrogram", "UnknownEncoderError", "dft_kernel", "from_disk", "hidden_states",
            "model_name", "names_model", "register_family", "weights_held"]
 
@@ -26,8 +26,6 @@ HF_PREFIX = "hf:"
 or an `ORG/NAME` hub id is one without it too: `names_model`)."""
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
 """The files whose SHA-256 identifies a model's weights."""
-INSTALL = "pip install -e '.[pretrained]'"
-"""What installs torch, transformers and safetensors."""
 
 
 class UnknownEncoderError(ConfigurationError):

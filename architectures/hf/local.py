@@ -18,7 +18,6 @@ from typing import Any
 
 from architectures.hf.base import (
     FAMILIES,
-    INSTALL,
     WEIGHT_SUFFIXES,
     Family,
     Held,
@@ -28,6 +27,7 @@ from architectures.hf.base import (
 )
 from xval.core.errors import ConfigurationError
 from xval.core.hashing import files_digest
+from xval.core.optional import EXTRAS, TRANSFORMERS
 
 __all__ = ["LocalModel", "family_class", "family_of", "is_path", "read_model", "regular_file"]
 
@@ -55,7 +55,7 @@ def model_folder(name: str, revision: str | None) -> tuple[Path, str | None]:
         from huggingface_hub import snapshot_download  # noqa: PLC0415  (optional: [pretrained])
     except ImportError as e:
         raise UnknownEncoderError(f"no folder {name} here, and transformers models need "
-                                  f"huggingface_hub ({INSTALL})") from e
+                                  f"huggingface_hub ({EXTRAS[TRANSFORMERS].install})") from e
     try:
         snapshot = Path(snapshot_download(name, revision=revision, local_files_only=True))
     except Exception as e:  # huggingface_hub's offline errors vary between versions

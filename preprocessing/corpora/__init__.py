@@ -4,7 +4,7 @@ Hugging Face `datasets` folders.
 Each returns `(rows, skipped)` like the sources of `preprocessing.sources`, so a store is
 built from them by `preprocessing.build_store` with the same checks, skipped-file report and
 clip ids. Kaldi needs no library (its files are text); Lhotse and `datasets` are extras
-(`pip install 'audio-xval[lhotse]'`, `'audio-xval[hf]'`), imported when their source is used.
+(the `[lhotse]` and `[hf]` extras), imported when their source is used.
 """
 
 from preprocessing.corpora.hf_datasets import hf_source

@@ -6,7 +6,7 @@ Each example is a row: its audio is a file, or encoded bytes kept in the dataset
 table (read by the extraction workers from the memory-mapped table, one example at a time);
 its item is the speaker column (or another you name), its label a column you name. The
 examples of every split are pooled and cross-validated over the items. `datasets` lists
-and reads the examples (`pip install 'audio-xval[hf]'`); the audio is decoded by
+and reads the examples (the `[hf]` extra); the audio is decoded by
 `preprocessing.audio` like every other source, with the same checks (`datasets`' own
 decoder, torchcodec, is not needed).
 """
@@ -25,6 +25,7 @@ from preprocessing.recordings import find_recordings
 from preprocessing.sources.base import ROOT, Corpus, Option, Reads, Rows, Skipped, source_table
 from preprocessing.sources.labels import MULTI_LABEL, label_set
 from xval.core.errors import ConfigurationError, DatasetError
+from xval.core.optional import EXTRAS
 from xval.tasks.tagging import split_tags
 
 # Speaker columns of common speech datasets (LibriSpeech and VCTK, Common Voice), in the
@@ -128,7 +129,7 @@ def _datasets() -> Any:
         return importlib.import_module("datasets")
     except ImportError:
         raise ConfigurationError("The hf source needs Hugging Face datasets, not installed: "
-                                 "pip install -e '.[hf]'") from None
+                                 f"{EXTRAS['hf'].install}") from None
 
 
 @functools.lru_cache(maxsize=8)

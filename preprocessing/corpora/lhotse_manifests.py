@@ -3,7 +3,7 @@
 Each supervision (or each cut, with the supervision it holds) is a row: the stretch of its
 recording's audio file, its clip id the supervision's (or the cut's) id, its item the
 supervision's speaker (or another field), its label a field you name. Lhotse reads the
-manifests (`pip install 'audio-xval[lhotse]'`); the audio is decoded by
+manifests (the `[lhotse]` extra); the audio is decoded by
 `preprocessing.audio` like every other source, with the same checks.
 """
 
@@ -22,6 +22,7 @@ from preprocessing.sources.base import ROOT, Corpus, Option, Reads, Rows, Skippe
 from preprocessing.sources.labels import MULTI_LABEL, is_label_list, label_set
 from xval.core.constraints import Interval, satisfies
 from xval.core.errors import ConfigurationError, DatasetError
+from xval.core.optional import EXTRAS
 
 # The fields of a `lhotse.SupervisionSegment` a row can take its label or item from; any
 # other name is a key of its `custom` dict.
@@ -40,7 +41,7 @@ def _lhotse() -> Any:
         return importlib.import_module("lhotse")
     except ImportError:
         raise ConfigurationError(
-            "The lhotse source needs Lhotse, not installed: pip install -e '.[lhotse]' "
+            f"The lhotse source needs Lhotse, not installed: {EXTRAS['lhotse'].install} "
             "(install torch first, see docs/installation.md).") from None
 
 

@@ -62,9 +62,6 @@ from xval.core.errors import ConfigurationError, DatasetError
 from xval.core.parameters import FeatureParams
 from xval.core.settings import Settings
 
-TRANSFORMERS_INSTALL = optional.EXTRAS["pretrained"].install
-"""What installs the transformers encoders (torch, transformers, safetensors)."""
-
 __all__ = ["PRETRAINED", "RESEMBLYZER", "Encoder", "PretrainedOptions", "encoder_defaults",
            "encoder_overrides",
            "check_encoder", "known_encoders", "load_encoder", "pool_frames",
@@ -176,7 +173,7 @@ def check_encoder(name: str, revision: str | None = None) -> None:
         if absent:
             raise UnknownEncoderError(
                 f"not a built-in encoder; as a transformers model it needs "
-                f"{' and '.join(absent)}, not installed: {TRANSFORMERS_INSTALL}")
+                f"{' and '.join(absent)}, not installed: {optional.EXTRAS[optional.TRANSFORMERS].install}")
         if not folder.is_dir():
             model_folder(bare, revision)  # in the local hub cache (nothing is downloaded)
     except UnknownEncoderError as e:
@@ -187,7 +184,7 @@ def known_encoders() -> str:
     """The encoders there are and how to install each: what an unknown name is told."""
     built_in = "; ".join(f"{n} (`{BUILT_IN[n].install}`)" for n in BUILT_IN)
     return (f"The built-in encoders: {built_in}. Any other name (hf:NAME) is a transformers "
-            f"audio model (`{TRANSFORMERS_INSTALL}`): a folder written by save_pretrained, or "
+            f"audio model (`{optional.EXTRAS[optional.TRANSFORMERS].install}`): a folder written by save_pretrained, or "
             "a hub id in the local cache, of wav2vec2, HuBERT, WavLM, data2vec-audio, "
             "Whisper, AST or CLAP.")
 

@@ -18,6 +18,7 @@ from xval.core.arguments import ArgumentParser
 from xval.core.entry import run_entry
 from xval.core.errors import ConfigurationError
 from xval.core.logs import quiet_framework_logs
+from xval.core.optional import EXTRAS
 from xval.core.version import add_version
 
 
@@ -28,7 +29,7 @@ def parser() -> argparse.ArgumentParser:
         description="For every audio file under IN (relative folders kept), write a "
                     "peak-normalised copy NAME_original.wav and N augmented versions "
                     "NAME_augKK.wav into OUT. Defaults come from config.ini [augmentation]. "
-                    "Needs the [augment] extra: pip install -e '.[augment]'.")
+                    f"Needs the [augment] extra: {EXTRAS['augment'].install}.")
     add_version(parser)
     parser.add_argument("input", metavar="IN")
     parser.add_argument("output", metavar="OUT")

@@ -23,6 +23,7 @@ from xval.core.errors import ConfigurationError, XvalError
 from xval.core.files import make_temp_dir, read_json
 from xval.core.hashing import FOLD_FIX
 from xval.core.layout import ExperimentLayout, InstanceLayout
+from xval.core.optional import EXTRAS
 from xval.core.records import EnsembleRecord, FoldsManifest, InstanceStatus
 from xval.core.storage import RESULTS_STORE
 from xval.core.version import version_line
@@ -42,7 +43,7 @@ def add_parser(sub: Subcommands, parents: list[argparse.ArgumentParser]
     p.add_argument("model", help="an instance_<k> folder (its fold models, averaged into one "
                                  "model) or a .keras file")
     p.add_argument("--format", required=True, choices=E.FORMATS,
-                   help="onnx (torch backend, `pip install -e '.[export]'`), savedmodel "
+                   help=f"onnx (torch backend, `{EXTRAS['export'].install}`), savedmodel "
                         "(tensorflow backend) or keras")
     p.add_argument("--out", required=True, help="the export folder (created)")
     p.add_argument("--overwrite", action="store_true",

@@ -351,15 +351,13 @@ def _print_plan(stores: list[Path], chosen: list[str], script: Path, config_path
 
 def _encoders(names: str | None) -> list[str]:
     """The encoders compared: those `--encoders` names (comma-separated; `none`: none),
-    else each of `DEFAULT_ENCODERS` that is installed (and a line saying how to install
-    one when none is)."""
+    else each of `DEFAULT_ENCODERS` that is installed (and a line naming those that are not,
+    with the command that installs each)."""
     if names is None:
         found = [name for name in DEFAULT_ENCODERS if encoders.installed(name)]
-        if not found:
-            print("No pretrained encoder is installed, so the experiment starts from a CNN "
-                  "trained from scratch. For a pretrained baseline (the stronger one on most "
-                  f"audio): {encoders.BUILT_IN[DEFAULT_ENCODERS[0]].install}, then rerun "
-                  "init with --overwrite.")
+        absent = [name for name in DEFAULT_ENCODERS if name not in found]
+        if absent:
+            print(_absent_encoders(absent, bool(found)))
         return found
     listed = [name.strip() for name in names.split(",")]
     if listed == ["none"]:
@@ -397,6 +395,19 @@ def _store_tags(chosen: list[str]) -> list[str]:
             k += 1
         tags.append(tag if k == 1 else f"{tag}_{k}")
     return tags
+
+
+def _absent_encoders(absent: list[str], others: bool) -> str:
+    """The line that names the default encoders not installed here, each with the command
+    that installs it, and what the experiment compares without them."""
+    listed = "; ".join(f"{name} ({encoders.BUILT_IN[name].licence}): "
+                       f"{encoders.BUILT_IN[name].install}" for name in absent)
+    without = ("the others" if others else "a CNN trained from scratch, without a "
+               "pretrained baseline (the stronger one on most audio)")
+    return (f"init would also compare the pretrained encoder{'s' * (len(absent) > 1)} "
+            f"{' and '.join(absent)}, not installed here, so the experiment compares "
+            f"{without}. To add {'them' if len(absent) > 1 else 'it'}: {listed}; then rerun "
+            "init with --overwrite.")
 
 
 def _encoder(name: str) -> str:

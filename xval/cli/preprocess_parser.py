@@ -17,6 +17,7 @@ from xval import tasks
 from xval.cli import sources
 from xval.cli.annotations import add_reading_arguments
 from xval.core.arguments import ArgumentParser, RawDescriptionHelpFormatter, renamed
+from xval.core.optional import EXTRAS
 from xval.core.version import add_version
 
 KINDS = {bool: "True or False", int: "an integer", float: "a number"}
@@ -66,7 +67,7 @@ def _common(p: argparse.ArgumentParser, needs_out: bool = True) -> None:
     p.add_argument("--augment", type=schema.augmented_versions("--augment"), default=0,
                    metavar="N",
                    help="add N augmented versions of every file, marked augmented "
-                        "(training only; needs `pip install -e '.[augment]'`)")
+                        f"(training only; needs `{EXTRAS['augment'].install}`)")
     p.add_argument("--noise-dir", help="with --augment: folder of background noises")
     p.add_argument("--ir-dir", help="with --augment: folder of impulse responses")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -57,7 +57,10 @@ class BackendSettings(Settings):
     jobs_per_gpu: int = setting(
         1, "jobs sharing one GPU (process executor; Ray: 1/N GPU each)", low=1, high=64,
         notes=("How many jobs share one GPU at the same time (process executor; Ray: 1/N of a GPU "
-               "each)."))
+               "each). Each job's framework is told before it starts: JAX neither "
+               "preallocates nor takes more than 0.9/N of the GPU's memory, TensorFlow grows "
+               "its memory; an inline run's own process too, so that N scripts can share a "
+               "GPU."))
     compile_cache: str | None = setting(
         "~/.cache/xval", "folder of compiled training steps kept between runs (JAX; none: "
         "off)",

@@ -18,7 +18,9 @@ audio-xval's:
 3. its `__init__.py` holds our marker line (`MARKER`).
 
 The check is the standard library only: a `find_spec` (which imports nothing) and up to two
-directory listings and three small reads, a few milliseconds; nothing is downloaded. In a
+directory listings and three small reads, a few milliseconds; nothing is downloaded. A
+refusal's fixes name what this audio-xval was installed from (`xval.core.origin`: a
+checkout, a wheel, an index), read only then. In a
 script or a command the refusal is one `error:` line (`sys.excepthook`), not a traceback.
 A namesake installed under another distribution name before audio-xval is overwritten
 without a trace this can see (only every installed RECORD would show it); ours then works.
@@ -35,21 +37,27 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
 
+from xval.core.origin import DISTRIBUTION
+from xval.core.origin import origin as installed_from
+
 __all__ = ["DISTRIBUTION", "MARKER", "NAMES", "NamesakeError", "namesake_problem",
            "refuse_namesakes"]
 
-DISTRIBUTION = "audio-xval"
-"""The distribution that ships `xval` and the three packages."""
 NAMES = ("preprocessing", "architectures", "augmentation")
 """The top-level packages whose names other distributions also use."""
 MARKER = f'__distribution__ = "{DISTRIBUTION}"'
 """The line each of the three `__init__.py` holds (a namesake's does not)."""
 _HEAD = 65536
 """The bytes of an `__init__.py` read for the marker."""
-_OWN_VENV = (f"install {DISTRIBUTION} in its own virtual environment (python -m venv .venv "
-             f"&& .venv/bin/pip install {DISTRIBUTION})")
-_REINSTALL = (f"pip install --force-reinstall --no-deps {DISTRIBUTION} (from a checkout: pip "
-              "install -e .)")
+
+
+def _fixes() -> tuple[str, str]:
+    """The two fixes, with what this audio-xval was installed from (`xval.core.origin`: a
+    checkout, a wheel, an index): its own environment, and a reinstall here."""
+    target = installed_from().pip_target
+    return (f"install {DISTRIBUTION} in its own virtual environment (python -m venv .venv "
+            f"&& .venv/bin/pip install {target})",
+            f"pip install --force-reinstall --no-deps {target}")
 
 
 class NamesakeError(ImportError):
@@ -96,12 +104,13 @@ def namesake_problem(name: str, home: Path, origin: str | None) -> str:
     """
     found = Path(origin) if origin else None
     clash = _namesake(name, [home, *([found.parent.parent] if found else [])])
+    own_venv, reinstall = _fixes()
     if clash is not None:
         info, version = clash
         return (f"the package {name} is shared by two distributions: {DISTRIBUTION} and "
                 f"{' '.join(filter(None, (name, version)))} ({info}), and one interpreter has "
                 f"one module of that name (pip let one overwrite the other's files); "
-                f"{_OWN_VENV}, or here: pip uninstall {name} && {_REINSTALL}.")
+                f"{own_venv}, or here: pip uninstall {name} && {reinstall}.")
     if found is None:
         what = "has no __init__.py (a namespace package: an uninstall removed it) or is missing"
     elif found.name != "__init__.py":  # e.g. a script's folder holds NAME.py
@@ -115,7 +124,7 @@ def namesake_problem(name: str, home: Path, origin: str | None) -> str:
         what = f"is {found}, which another distribution has overwritten (it lacks {MARKER})"
     else:
         return ""
-    return f"the package {name} of {DISTRIBUTION} {what}; {_OWN_VENV}, or here: {_REINSTALL}."
+    return f"the package {name} of {DISTRIBUTION} {what}; {own_venv}, or here: {reinstall}."
 
 
 class _ErrorLine:

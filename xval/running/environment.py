@@ -23,10 +23,12 @@ from xval.core.backend import (
     inherited_devices,
     inherited_text,
     normalize_gpu,
+    sharing_environment,
     use_backend,
 )
 from xval.core.constraints import Interval, satisfies
 from xval.core.errors import ConfigurationError
+from xval.core.optional import EXTRAS, missing
 from xval.running.cuda_build import check_gpu_build
 
 Out = Callable[..., None]
@@ -262,7 +264,8 @@ def setup_environment(backend: str, gpu: str | None = None) -> str:
 
 
 def prepare_process(backend: str, gpu: object, warn: Out, note: Out | None = None, *,
-                    chosen: str | None = None) -> tuple[str | None, str]:
+                    chosen: str | None = None, jobs_per_gpu: int = 1
+                    ) -> tuple[str | None, str]:
     """The GPU rule and the backend of this process, before Keras is imported: what a run
     and a refit both do first.
 
@@ -273,6 +276,11 @@ def prepare_process(backend: str, gpu: object, warn: Out, note: Out | None = Non
         note: prints why a GPU discovery source was passed over (`-v`). Defaults to `None`.
         chosen: the backend the run's options name (`Execution.backend`, `--backend`),
             which wins over `KERAS_BACKEND` and `backend`. Defaults to `None`.
+        jobs_per_gpu: the jobs that share a GPU (`[backend] jobs_per_gpu`, `--jobs-per-gpu`):
+            above 1, this process's framework is told to share it as the workers' are
+            (`xval.core.backend.sharing_environment`: JAX neither preallocates nor takes
+            more than its share), before it is imported; a variable already set wins.
+            Defaults to `1`.
 
     Returns:
         `(gpu, backend)`: the normalised GPU id in use (`"-1"` for the CPU, also when none
@@ -294,7 +302,10 @@ def prepare_process(backend: str, gpu: object, warn: Out, note: Out | None = Non
         # No GPU visible: the CPU, every GPU hidden (so that no framework finds one that
         # the sources missed), where Keras has not started yet in this process.
         found = None if "keras" in sys.modules else "-1"
-    return found, setup_environment(backend, found)
+    backend = setup_environment(backend, found)
+    for key, value in sharing_environment(backend, jobs_per_gpu).items():
+        os.environ.setdefault(key, value)  # before the framework starts; the user's win
+    return found, backend
 
 
 def run_config(config: ConfigSource, declared: str | os.PathLike | None = None,
@@ -312,6 +323,39 @@ def run_config(config: ConfigSource, declared: str | os.PathLike | None = None,
     if isinstance(config, Config):
         return config
     return load_config(Path(config or declared or find_config(script)))
+
+
+def eager_note(backend: str, configured: str, asked: str, chosen: str | None) -> str:
+    """The one line a run on an eager backend prints: its steps are not compiled, why this
+    backend runs, and what gives compiled steps (`""` on JAX and TensorFlow, which compile
+    them).
+
+    Args:
+        backend: the backend in use (`prepare_process`).
+        configured: `[backend] backend` of config.ini.
+        asked: what the run asked of `prepare_process` (`backend_for`: `torch` where
+            `configured` is `auto` and an instance holds a transformers network).
+        chosen: `--backend` (`Execution.backend`), or `None`.
+
+    Returns:
+        `"note: the torch backend runs each training step eagerly ..."`, or `""`.
+    """
+    if backend != "torch":
+        return ""
+    head = ("note: the torch backend runs each training step eagerly (operator by operator "
+            "from Python, not compiled); ")
+    if chosen == "torch" or os.environ.get("KERAS_BACKEND") == "torch" or configured == "torch":
+        source = "--backend" if chosen == "torch" else "KERAS_BACKEND" \
+            if os.environ.get("KERAS_BACKEND") == "torch" else "config.ini [backend] backend"
+        fix = ("JAX compiles them: install it (" + EXTRAS["jax"].install + "), then "
+               if missing("jax") else "JAX, installed here, compiles them: ")
+        return (f"{head}it was chosen by {source}. {fix}run with --backend jax, or set "
+                "[backend] backend = auto in config.ini.")
+    if asked == "torch":
+        return (f"{head}an instance's transformers front end (front_end = \"hf:...\") runs in "
+                "torch only. Run it apart to train the others compiled, on JAX.")
+    return (f"{head}JAX, the default, is not installed. Install it for compiled steps: "
+            f"{EXTRAS['jax'].install}")
 
 
 def import_keras(out: Out, backend: str) -> None:

@@ -71,7 +71,8 @@ def refit_instance(experiment: ExperimentDeclaration, instance: int, config: Con
     on, out = options.executor, options.output.out
     gpu_id, backend = prepare_process(
         backend_for(experiment, selected, config, options.overrides),
-        experiment.gpu_ID if on.gpu is None else on.gpu, _stderr, chosen=on.backend)
+        experiment.gpu_ID if on.gpu is None else on.gpu, _stderr, chosen=on.backend,
+        jobs_per_gpu=on.jobs_per_gpu or config.backend.jobs_per_gpu)
     record = recorded_params(experiment, config, instance, results_store)
     given = {**(record.overrides if record else {}), **options.overrides}
     plan = make_plan(repeats_on_disk(experiment, config, results_store), config, selected,

@@ -33,6 +33,7 @@ from xval.running.derived import DerivedRun, derived_failure, derived_run, repor
 from xval.running.environment import (
     Out,
     check_gpus_visible,
+    eager_note,
     gpu_present,
     import_keras,
     prepare_process,
@@ -95,9 +96,10 @@ def run_experiment(experiment: ExperimentDeclaration, instances: Selection,
     on, say = options.executor, options.output
     note = _stderr if say.verbose else None  # why a GPU discovery source was passed over
     selected = check_selection(experiment, instances, options, config)
-    gpu, backend = prepare_process(
-        backend_for(experiment, selected, config, options.overrides), on.gpu, _stderr, note,
-        chosen=on.backend)
+    asked = backend_for(experiment, selected, config, options.overrides)
+    gpu, backend = prepare_process(asked, on.gpu, _stderr, note, chosen=on.backend,
+                                   jobs_per_gpu=on.jobs_per_gpu or config.backend.jobs_per_gpu)
+    eager = eager_note(backend, config.backend.backend, asked, on.backend)
     executor = executor_for(on, config, gpu, backend, note=note)
     ensembles = derived_run(experiment)  # the instances derived from others
     selected, derived = ensembles.split_selection(experiment, selected)
@@ -130,6 +132,7 @@ def run_experiment(experiment: ExperimentDeclaration, instances: Selection,
         begin = getattr(listener, "on_run_begin", None)
         if begin is not None:
             begin(plan.results_store)
+    _say_eager(say, eager)  # once, before the slow start of a run
     if say.progress and executor.name == "inline":
         import_keras(say.out, backend)
     elif say.progress and executor.name == "ray":
@@ -148,6 +151,12 @@ def run_experiment(experiment: ExperimentDeclaration, instances: Selection,
         return execute(experiment, plan, executor, backend, options, derived, ensembles)
     finally:
         executor.close()
+
+
+def _say_eager(say: Output, line: str) -> None:
+    """Prints `eager_note`'s line, once per run, where there is one."""
+    if line:
+        say.out(line)
 
 
 def check_selection(experiment: ExperimentDeclaration, instances: Selection,

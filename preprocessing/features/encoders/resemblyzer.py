@@ -14,11 +14,11 @@ from preprocessing.features.encoders.base import (
     sha256_of_files,
     torch_module,
 )
+from xval.core.optional import WHEELS
 
 __all__ = ["RESEMBLYZER", "ResemblyzerEncoder", "resemblyzer_weights"]
 
 RESEMBLYZER = "resemblyzer"
-INSTALL = "pip install --no-deps resemblyzer==0.1.4"
 
 
 def resemblyzer_weights() -> Path:
@@ -30,7 +30,8 @@ def resemblyzer_weights() -> Path:
     Raises:
         ConfigurationError: when Resemblyzer is not installed, naming the install command.
     """
-    return distribution_file("Resemblyzer", "pretrained.pt", INSTALL, RESEMBLYZER)
+    return distribution_file("Resemblyzer", "pretrained.pt", WHEELS["resemblyzer"].install,
+                             RESEMBLYZER)
 
 
 class ResemblyzerEncoder(Encoder):
