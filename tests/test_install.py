@@ -100,7 +100,9 @@ def test_install_fresh_venv_passes_pip_check_and_ships_licence_and_types(install
 def test_install_init_trains_compiled_steps_and_predicts_outside_the_repo(installed):
     """`pip install <the wheel>`, then `init` on a folder and its script: compiled steps
     (JAX, installed as a dependency), the later folds compiling nothing; the encoders init
-    would compare named with their install lines; the saved model predicts a file."""
+    would compare named with their install lines; the saved model predicts a file. (The
+    script's instance 2, the MLP: the audio CNN's programs take a minute of CPU to compile,
+    and compile the same way.)"""
     python, base, _ = installed
     audio, project = base / "wavs", base / "project"
     audio.mkdir()
@@ -113,9 +115,11 @@ def test_install_init_trains_compiled_steps_and_predicts_outside_the_repo(instal
     assert said, init.stdout
     assert "aisfx (CC BY 4.0): pip install 'torch<3,>=2.1' && pip install --no-deps " \
         "aisfx==0.1.2" in said.group(0)
-    run = _run([python, "experiments/wavs.py", "--set", "epochs=2", "-q"], project)
+    with open(project / "config.ini", "a") as config:  # a cache of its own: the first fold
+        config.write(f"\n[backend]\ncompile_cache = {base / 'cache'}\n")  # compiles
+    run = _run([python, "experiments/wavs.py", "2", "2", "--set", "epochs=2", "-q"], project)
     assert "note: the torch backend" not in run.stdout
-    instance = project / "results" / "wavs" / "experiment_1" / "instance_1"
+    instance = project / "results" / "wavs" / "experiment_1" / "instance_2"
     folds = [json.loads(p.read_text()) for p in sorted(instance.glob("fold_*.json"))]
     assert len(folds) > 1 and {f["backend"] for f in folds} == {"jax"}, run.stdout
     assert all(f["compiled"] for f in folds)
