@@ -6,6 +6,8 @@ was read through (`instance_view`); the workbook writes the sheets
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from xval import tasks
 from xval.core.errors import ResultsConflictError
 from xval.core.records import Status
@@ -44,5 +46,18 @@ def instance_view(result: InstanceResult, results_store: ResultsStore | None = N
         except ResultsConflictError:
             rows = []
         folds.append(FoldView(fold.fold, rows, fold.postprocessing,
-                              dict((fold.metrics or {}).get("test") or {})))
+                              dict((fold.metrics or {}).get("test") or {}),
+                              dict((fold.clip_metrics or {}).get("test") or {})))
     return Instance(result.id, task_of(result), list(classes_of(result) or []), folds)
+
+
+def task_notes(results: Iterable[InstanceResult]) -> list[str]:
+    """The lines the instances' tasks write under the results tables (`Task.notes`), in
+    instance order; none for an instance of a task without notes."""
+    lines = []
+    for result in results:
+        task = task_of(result)
+        if task.notes:
+            view = instance_view(result)
+            lines += [line for note in task.notes for line in note(view)]
+    return lines
