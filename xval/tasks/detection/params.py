@@ -30,12 +30,12 @@ class DetectionParams(Settings):
         0.0, ("detection: median filter of the frame decisions (seconds; 0: none; none: chosen "
               "per fold on the validation recordings)"), low=0)
     min_event_seconds: float | list[float] | None = setting(
-        0.0, ("detection: shorter detected events are dropped (seconds; one per class or one "
-              "for all; none: from the training annotations, chosen per fold)"), low=0)
+        0.0, ("detection: shorter detected events are dropped (seconds; none: per class from "
+              "the training annotations, chosen per fold)"), low=0)
     min_gap_seconds: float | list[float] | None = setting(
         0.0, ("detection: shorter gaps between two detected events of a class are bridged "
-              "(seconds; one per class or one for all; none: from the training annotations, "
-              "chosen per fold)"), low=0)
+              "(seconds; none: per class from the training annotations, chosen per fold)"),
+        low=0)
     event_mix: float = setting(
         0.0, ("detection: share of training windows that get an annotated event of another "
               "training window mixed in, every epoch (0: off)"), low=0, high=1,

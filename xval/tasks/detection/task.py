@@ -344,9 +344,11 @@ class EventScoring(Scoring):
         return recording_metrics(events, found, classes, durations, grid)
 
     def format_level(self, data: dict[str, Any]) -> list[str]:
-        """The overall metrics of annotated recordings, then event F1 per class."""
+        """The overall metrics of annotated recordings (the event error counts as whole
+        numbers), then event F1 per class."""
         overall = {k: v for k, v in data.items() if k != "class_f1"}
-        lines = [", ".join(f"{k} {v:.4f}" for k, v in overall.items())]
+        lines = [", ".join(f"{k} {v:.0f}" if k.startswith("events_") else f"{k} {v:.4f}"
+                           for k, v in overall.items())]
         return lines + [f"  {c}: event_f1 {v:.4f}" for c, v in data.get("class_f1", {}).items()]
 
     def level_records(self, level: str, data: dict[str, Any]) -> list[tuple[str, str, str, Any]]:
