@@ -156,7 +156,7 @@ RESCORE: dict[str, dict[str, Any]] = {
 }
 """Evaluation variants of `--rescore`: parameters that change how a trained fold model is
 scored (never how it trains); `_thresholds` replaces the grid of thresholds the validation
-recordings choose from (`xval.tasks.detection.rules.THRESHOLD_GRID`)."""
+recordings choose from (`xval.tasks.detection.choice.THRESHOLD_GRID`)."""
 
 
 def rescore(args: argparse.Namespace, experiment: Any, plan: Any, names: list[str],
@@ -164,12 +164,13 @@ def rescore(args: argparse.Namespace, experiment: Any, plan: Any, names: list[st
     """Scores the kept fold models (`--models`) again with each `--rescore` variant, the
     post-processing chosen on the validation recordings as the engine chooses it, and
     appends a line each (configuration `<name>+<variant>`)."""
+    from xval.tasks.detection import choice as event_choice
     from xval.tasks.detection import rules as event_rules
     from xval.training.evaluation import evaluate_splits
     from xval.training.fold import prepare_fold
     from xval.training.loading import load
 
-    grid, stitch = event_rules.THRESHOLD_GRID, event_rules.stitch_windows
+    grid, stitch = event_choice.THRESHOLD_GRID, event_rules.stitch_windows
 
     def tapered(windows: Any, starts: Any, frame_seconds: float, *, reduce: str = "mean"
                 ) -> Any:
@@ -191,7 +192,7 @@ def rescore(args: argparse.Namespace, experiment: Any, plan: Any, names: list[st
             fold = prepare_fold(job)
             for variant in args.rescore.split(","):
                 given = dict(RESCORE[variant])
-                event_rules.THRESHOLD_GRID = given.pop("_thresholds", grid)
+                event_choice.THRESHOLD_GRID = given.pop("_thresholds", grid)
                 event_rules.stitch_windows = tapered if given.pop("_taper", False) \
                     else stitch
                 params = fold.params.replace(**given)
@@ -199,7 +200,7 @@ def rescore(args: argparse.Namespace, experiment: Any, plan: Any, names: list[st
                     model, fold.task, fold.store, params=params, splits=fold.splits,
                     rows=fold.rows, source=fold.source, n_outputs=fold.n_outputs,
                     train_original=fold.train_original, target_fn=None, batch_size=256)
-                event_rules.THRESHOLD_GRID, event_rules.stitch_windows = grid, stitch
+                event_choice.THRESHOLD_GRID, event_rules.stitch_windows = grid, stitch
                 line = {"config": f"{name}{args.tag}+{variant}", "dataset": args.dataset,
                         "fold": job.fold, "test_items": job.items["test"],
                         "train_rows": len(fold.train_original),
