@@ -91,7 +91,8 @@ class Bars:
 
 Notes = Callable[[Instance], list[str]]
 """`notes(instance) -> lines` a task writes under the results tables (the terminal's and
-the Summary sheet's) about one of its instances."""
+the Summary sheet's) about one of its instances, from its folds' records (the views it is
+given hold no predictions)."""
 
 
 @dataclasses.dataclass(frozen=True)
