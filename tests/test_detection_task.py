@@ -192,9 +192,16 @@ def test_detection_experiment_runs_and_reports(events_store, tmp_path, backend):
         assert params.get("task_type") == "detection"
         fold = json.loads((exp / f"instance_{k}" / "fold_0.json").read_text())
         assert fold["status"] == "ok" and fold["backend"] == backend
-        # Threshold and median filter chosen on the validation recordings, per fold.
+        # Post-processing chosen on the validation recordings, per fold, from the rule of
+        # the training annotations; the record says what it was chosen on.
         assert fold["postprocessing"]["split"] == "val"
         assert len(fold["postprocessing"]["values"]["detection_threshold"]) == 1
+        assert len(fold["postprocessing"]["values"]["min_gap_seconds"]) == 1
+        assert "rule: training annotations" in fold["postprocessing"]["chosen_on"]
+        test = fold["clip_metrics"]["test"]  # what lost the test recordings' events
+        assert test["events_annotated"] == test["events_found"] + sum(
+            test[f"events_{k}"] for k in ("missed", "confused", "merged", "split", "onset",
+                                          "offset"))
         for name in ("event_f1", "onset_f1", "segment_f1", "segment_error_rate", "frame_f1"):
             assert name in fold["metrics"]["test"]
             # 3 s recordings in 1 s windows: each also scored stitched back whole
@@ -239,6 +246,13 @@ def _check_workbook(exp, instances):
                     if c.value is not None)
     assert "recording event F1" in text and "window event F1" in text
     assert "recording PSDS1 mean" in text and "recording PSDS2 mean" in text
+    assert "test events over 3 folds" in text  # the errors summed, under the table
+    from xval.report.terminal import terminal_table
+
+    assert "instance 1, test events over 3 folds:" in terminal_table(exp)  # and the terminal's
+    events = list(book["Events"].values)  # per fold, what lost the events
+    assert events[0][:4] == ("ID", "fold", "event F1", "annotated")
+    assert [row[1] for row in events[1:4]] == [0, 1, 2]
     # Per fold, a few test windows' activity against the annotation, named in the workbook.
     folds_sheet = list(book["Folds"].values)
     plots_column = folds_sheet[0].index("plots")
@@ -282,17 +296,23 @@ def _check_evaluate_on_annotated_recordings(exp, raw, config):
     assert proc.returncode == 0, proc.stderr[-2000:]
     table = pd.read_csv(io.StringIO(proc.stdout), comment="#")
     overall = table[table["label"].isna()].set_index("metric")["value"]
-    for name in ("event_f1", "onset_f1", "segment_f1", "segment_error_rate", "frame_f1",
-                 "psds1", "psds2"):
+    for name in ("segment_error_rate", "frame_f1", "psds1", "psds2", "events_annotated",
+                 "events_missed", "events_inserted"):
         assert np.isfinite(overall[name]), name
     assert 0 <= overall["psds1"] <= 1 and 0 <= overall["psds2"] <= 1
-    assert 0 <= overall["event_f1"] <= overall["onset_f1"] <= 1  # onsets alone match more
+    assert overall["events_annotated"] == 9  # every annotated event, found or lost
+    # A 2-epoch model under the annotations' rule (too few validation events to choose a
+    # threshold on: 0.5) may find no event; event and segment F1 are then undefined
+    # (sed_eval's nan: no precision without a detection).
+    if np.isfinite(overall["event_f1"]):
+        assert 0 <= overall["event_f1"] <= overall["onset_f1"] <= 1  # onsets match more
+        assert 0 <= overall["segment_f1"] <= 1
     assert table[table["label"] == "digit"]["metric"].tolist() == ["event_f1"]
     annotated = pd.read_csv(raw / "annotations.csv")
     report = evaluate_recordings(exp / "instance_1", raw / "annotations.csv", raw, fold=0)
     assert report["files"] == annotated.iloc[:, 0].nunique()
     assert report["levels"]["recording"]["event_f1"] == pytest.approx(
-        report["levels"]["recording"]["class_f1"]["digit"])  # one class: the same F1
+        report["levels"]["recording"]["class_f1"]["digit"], nan_ok=True)  # one class
     proc = evaluate(str(raw))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "--annotations" in proc.stderr and "detection model" in proc.stderr

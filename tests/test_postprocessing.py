@@ -17,7 +17,7 @@ from xval.core.layout import InstanceLayout
 from xval.core.records import FoldResult, Postprocessing, RecordError, Status
 from xval.inference.detect import chosen_postprocessing
 from xval.inference.models import ModelSet
-from xval.tasks.detection.rules import MEDIAN_GRID_SECONDS
+from xval.tasks.detection.choice import MEDIAN_GRID_SECONDS
 from xval.tasks.detection.task import postprocessing
 from xval.training.evaluation import evaluate_splits
 
@@ -29,7 +29,7 @@ def logit(p):
     return float(np.log(p / (1 - p)))
 
 
-def _recording(item, event_p, bump_p, rng):
+def _recording(item, event_p, bump_p, rng, clip="rec"):
     """One recording of `WINDOWS` windows: a 15-frame event at probability `event_p` in
     every window, and (with `bump_p`) an unannotated 6-frame bump at `bump_p`. Feature
     channel 0 is the logit the model outputs (`logit_model`)."""
@@ -44,21 +44,23 @@ def _recording(item, event_p, bump_p, rng):
             x[32:38, 0] = logit(bump_p)
         feats.append(x)
         targets.append(y)
-        rows.append({"item": item, "label": "event", "clip": f"{item}/rec",
+        rows.append({"item": item, "label": "event", "clip": f"{item}/{clip}",
                      "source": f"{item}.wav", "start": w * FRAMES * FRAME_SECONDS})
     return feats, targets, rows
 
 
 @pytest.fixture
 def store(tmp_path):
-    """Validation events at 0.35 (only threshold 0.3 finds them); test events at 0.8 with
+    """Validation events at 0.35 (only threshold 0.3 finds them; three recordings, 12 events:
+    enough to choose on, `MIN_EVENTS`); test events at 0.8 with
     unannotated bumps at 0.35 (threshold 0.3, or a long median filter, would be the test's
     own worst choice: threshold 0.5 and no filter are its best)."""
     rng = np.random.default_rng(0)
     feats, targets, rows = [], [], []
-    for item, event_p, bump_p in (("train0", 0.8, 0.0), ("train1", 0.8, 0.0),
-                                  ("val", 0.35, 0.0), ("test", 0.8, 0.35)):
-        f, t, r = _recording(item, event_p, bump_p, rng)
+    for item, event_p, bump_p, clip in (("train0", 0.8, 0.0, "rec"), ("train1", 0.8, 0.0, "rec"),
+                                        *(("val", 0.35, 0.0, f"rec{i}") for i in range(3)),
+                                        ("test", 0.8, 0.35, "rec")):
+        f, t, r = _recording(item, event_p, bump_p, rng, clip)
         feats += f
         targets += t
         rows += r
@@ -88,7 +90,8 @@ def evaluate(store, params):
 
 
 def test_choice_comes_from_validation_even_where_test_would_choose_differently(store):
-    free = {"detection_threshold": None, "median_filter_seconds": None}
+    free = {"detection_threshold": None, "median_filter_seconds": None,
+            "min_gap_seconds": 0.0, "min_event_seconds": 0.0}
     chosen = evaluate(store, free)
     post = chosen.postprocessing
     assert post is not None and post.split == "val" and post.level == "clip"
@@ -96,22 +99,25 @@ def test_choice_comes_from_validation_even_where_test_would_choose_differently(s
     assert post.values == {"detection_threshold": [0.3], "median_filter_seconds": 0.0}
     assert post.score == pytest.approx(1.0)
     # The test recordings would have chosen 0.5 (their bumps at 0.35 become false events).
-    fixed = evaluate(store, {"detection_threshold": 0.5, "median_filter_seconds": 0.0})
+    fixed = evaluate(store, {**free, "detection_threshold": 0.5, "median_filter_seconds": 0.0})
     assert fixed.clip_metrics["test"]["event_f1"] == pytest.approx(1.0)
     assert chosen.clip_metrics["test"]["event_f1"] < 0.9
-    as_chosen = evaluate(store, {"detection_threshold": 0.3, "median_filter_seconds": 0.0})
+    as_chosen = evaluate(store, {**free, "detection_threshold": 0.3,
+                                 "median_filter_seconds": 0.0})
     assert chosen.clip_metrics["test"] == as_chosen.clip_metrics["test"]
     # The choice is what the test predictions and the plot data were made with.
     assert chosen.context.params["detection_threshold"] == [0.3]
 
 
 def test_instance_values_override_the_choice(store):
-    result = evaluate(store, {"detection_threshold": 0.5, "median_filter_seconds": None})
+    result = evaluate(store, {"detection_threshold": 0.5, "median_filter_seconds": None,
+                              "min_gap_seconds": 0.0, "min_event_seconds": 0.0})
     assert set(result.postprocessing.values) == {"median_filter_seconds"}
     assert result.postprocessing.values["median_filter_seconds"] in MEDIAN_GRID_SECONDS
     assert result.context.params["detection_threshold"] == 0.5
     assert result.clip_metrics["test"]["event_f1"] == pytest.approx(1.0)
-    assert evaluate(store, {"detection_threshold": 0.4, "median_filter_seconds": 0.1}) \
+    assert evaluate(store, {"detection_threshold": 0.4, "median_filter_seconds": 0.1,
+                            "min_gap_seconds": 0.0, "min_event_seconds": 0.0}) \
         .postprocessing is None
 
 
@@ -123,6 +129,7 @@ def test_detection_defaults_leave_post_processing_to_validation(tmp_path):
             "comment_2": ""}
     params = resolve(1, spec, training_defaults=config.training, task_type="detection")
     assert params["detection_threshold"] is None and params["median_filter_seconds"] is None
+    assert params["min_gap_seconds"] is None and params["min_event_seconds"] is None
     assert params["learning_rate"] == 0.003 and params["freq_pool"] == 2
     assert postprocessing(params)["detection_threshold"] == 0.5
     named = resolve(1, {**spec, "detection_threshold": 0.6, "learning_rate": 0.01},

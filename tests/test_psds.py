@@ -20,6 +20,8 @@ from xval.tasks.detection.psds import (
     operating_point_rates,
     operating_points,
     psds,
+    recording_psds,
+    zero_cause,
 )
 
 DATA = Path(__file__).parent / "data" / "psds"
@@ -78,6 +80,34 @@ def test_operating_point_rates_equal_psds_eval(fixture, name):
         np.testing.assert_allclose(rates.fpr, point["fpr"], atol=1e-9)
 
 
+OWN = json.loads((DATA / "psds_eval_cases.json").read_text())
+
+
+@pytest.mark.parametrize("case", sorted(OWN["cases"]))
+@pytest.mark.parametrize("setting", ["own", "psds1", "psds2"])
+def test_psds_equals_psds_eval_on_its_own_cases(case, setting):
+    """psds_eval's own example cases (its repository's tests/data, three from the ICASSP 2020
+    paper): the PSDS its tests expect (DTC = GTC = 0.5, no alpha), and PSDS1 and PSDS2, equal
+    to psds_eval 0.5.3's; and so are its counts of hits, false positives and cross-triggers
+    (rows: the detections' class, columns: the annotated class, then the recording)."""
+    given = OWN["cases"][case]
+    reference, found = ([tuple(e) for e in given[k]] for k in ("reference", "detections"))
+    scenario = _scenario(OWN["settings"][setting])
+    expected = given["psds_eval"][setting]
+    assert psds(reference, [found], OWN["durations"], scenario) == pytest.approx(
+        expected["psds"], abs=1e-9)
+    classes = sorted({e[3] for e in reference})
+    rates = operating_point_rates(reference, found, OWN["durations"], classes, scenario)
+    n = np.array([sum(e[3] == c for e in reference) for c in classes])
+    seconds = np.array([sum(e[2] - e[1] for e in reference if e[3] == c) for c in classes])
+    counts = np.asarray(expected["counts"], dtype=float)
+    np.testing.assert_allclose(rates.tpr * n, np.diag(counts)[:-1])
+    np.testing.assert_allclose(rates.fpr * sum(OWN["durations"].values()) / 3600,
+                               counts[:-1, -1])
+    crossed = np.nan_to_num(rates.ctr * seconds[None, :] / 3600)
+    np.testing.assert_allclose(crossed, counts[:-1, :-1] - np.diag(np.diag(counts)[:-1]))
+
+
 def test_psds_rates_by_hand():
     """One recording of an hour, two classes: a hit, a detection too short for DTC 0.7 (a
     false positive), a cross-trigger."""
@@ -127,3 +157,24 @@ def test_psds2_is_zero_where_one_cross_trigger_on_a_rare_class_passes_100_per_ho
     assert rates.fpr[0] == pytest.approx(6.0) and rates.ctr[0, 1] == pytest.approx(7200.0)
     # Without the cross-trigger, PSDS2 is 1.
     assert psds(reference, [[*reference]], {"a": 600.0}, SCENARIOS["psds2"]) == 1.0
+
+
+def test_a_psds2_of_0_says_why():
+    """The fold metrics say whether a PSDS2 of 0 comes from the cross-trigger penalty (its
+    value without it beside), from nothing found, or from neither."""
+    reference = [("a", 10.0, 10.3, "bark"), ("a", 20.0, 20.3, "bark"),
+                 ("a", 30.0, 30.3, "bark"), ("a", 40.0, 40.5, "sneeze")]
+    activity = np.zeros((30_000, 2))  # 10 minutes of 20 ms frames: bark, sneeze
+    for onset, offset, c in ((10.0, 10.3, 0), (20.0, 20.3, 0), (30.0, 30.3, 0),
+                             (40.0, 40.5, 1), (40.0, 40.5, 0)):  # a bark on the sneeze
+        activity[int(onset / 0.02):int(offset / 0.02), c] = 0.9
+    got = recording_psds(reference, {"a": activity}, {"a": 600.0}, frame_seconds=0.02,
+                         classes=["bark", "sneeze"])
+    assert got["psds2"] == 0.0 and got["psds2_no_cross_triggers"] > 0.9
+    assert "cross-trigger" in zero_cause(got["psds2"], got["psds2_no_cross_triggers"],
+                                         got["psds2_best_tpr"])
+    silent = recording_psds(reference, {"a": np.zeros((30_000, 2))}, {"a": 600.0},
+                            frame_seconds=0.02, classes=["bark", "sneeze"])
+    assert silent["psds2"] == 0.0 and silent["psds2_best_tpr"] == 0.0
+    assert zero_cause(0.0, silent["psds2_no_cross_triggers"], 0.0).startswith("nothing")
+    assert zero_cause(0.4, 0.5, 0.9) == ""

@@ -23,6 +23,7 @@ from xval.report.tables import (
     status_label,
     unselected,
 )
+from xval.report.views import task_notes
 
 Column = tuple[str, str, str]
 """`(split, level, metric)`: one score column."""
@@ -140,7 +141,8 @@ def terminal_table(results: ExperimentResults | str | Path, config: Config | Non
         writer.writerow(["selected"] + header[1:])
         writer.writerows(rows)
         return buffer.getvalue().rstrip("\n")
-    notes = "\n".join([footer, *added_notes(results, shown), *invalid_lines(shown),
+    notes = "\n".join([footer, *added_notes(results, shown), *task_notes(shown),
+                       *invalid_lines(shown),
                        *(late_epoch_lines(shown) if advice else []),
                        *encoder_lines(results, config)])
     if fmt == "markdown":

@@ -33,7 +33,7 @@ from xval.tasks.parts import (
     StoreView,
     Targets,
 )
-from xval.tasks.views import ClassScores, Figure, Sheet
+from xval.tasks.views import ClassScores, Figure, Notes, Sheet
 
 __all__ = ["NO_CONTEXT", "Context", "Head", "Params", "Pooled", "Scoring", "StoreView",
            "Targets", "Task", "switched_off"]
@@ -108,6 +108,8 @@ class Task:
             (`xval.tasks.views.Figure`, each class's scores over the folds).
         sheets: the workbook sheets the task shows, given as data
             (`xval.tasks.views.Sheet`): columns, and rows per instance of the task.
+        notes: the lines the task writes under the results tables (the terminal's and the
+            Summary sheet's) about each of its instances (`xval.tasks.views.Notes`).
         class_scores: each class's test score per fold (`xval.tasks.views.ClassScores`),
             or `None` for a task without classes scored apart.
     """
@@ -133,6 +135,7 @@ class Task:
     encoder_head: ClassVar[dict[str, Any]] = {}
     figures: ClassVar[tuple[str | Figure, ...]] = ()
     sheets: ClassVar[tuple[Sheet, ...]] = ()
+    notes: ClassVar[tuple[Notes, ...]] = ()
     class_scores: ClassVar[ClassScores | None] = None
 
     def __init__(self) -> None:

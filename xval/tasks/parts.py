@@ -76,6 +76,9 @@ class Context:
         reference: an autoencoder's baseline row (the mean normalised training row).
         targets: an autoencoder's test targets (its normalised input), for the prediction
             columns.
+        training_targets: the fold's training targets (stitched by clip where the task
+            pools clips), given to `Scoring.choose_postprocessing`: what the annotations
+            look like (detection's shortest gaps and events); `None` where not given.
     """
 
     params: Params | None = None
@@ -85,6 +88,7 @@ class Context:
     whole_files: bool = False
     reference: np.ndarray | None = None
     targets: np.ndarray | None = None
+    training_targets: Any = None
 
     def replace(self, **changes: Any) -> Context:
         """A copy with `changes`."""
@@ -342,7 +346,8 @@ class Scoring(Part):
         """Post-processing chosen on a fold's validation rows (never its test rows).
 
         Training calls it with the validation rows' targets and outputs (stitched by clip
-        where the task pools clips) before any split is scored; the choice is applied to
+        where the task pools clips), and the training rows' targets in
+        `context.training_targets`, before any split is scored; the choice is applied to
         the parameters every split is then scored with, recorded in the fold record and
         used by the fold's model at inference.
 

@@ -23,12 +23,14 @@ if TYPE_CHECKING:
 class FoldView:
     """One believed fold of an instance: its number, its test predictions (rows of
     `predictions_fold_<i>.csv`, column -> text; empty when it wrote none), what it chose on
-    its validation rows (or `None`) and its test metrics."""
+    its validation rows (or `None`), its test metrics and its test clip metrics (empty
+    without a clip level)."""
 
     fold: int
     predictions: Sequence[Mapping[str, str]]
     postprocessing: Postprocessing | None = None
     metrics: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    clip_metrics: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,6 +87,12 @@ class Bars:
     classes: list[str]
     ylabel: str
     title: str
+
+
+Notes = Callable[[Instance], list[str]]
+"""`notes(instance) -> lines` a task writes under the results tables (the terminal's and
+the Summary sheet's) about one of its instances, from its folds' records (the views it is
+given hold no predictions)."""
 
 
 @dataclasses.dataclass(frozen=True)

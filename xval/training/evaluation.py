@@ -321,8 +321,9 @@ def choose_postprocessing(task: Task, result: Evaluation, truth: Mapping[str, An
                           pooled: Callable[[str], Any], n_outputs: int
                           ) -> Postprocessing | None:
     """The task's post-processing chosen on the validation rows alone (stitched by clip
-    where they can be), applied to `result.context.params`; `None` without validation
-    rows (a refit) or when the task chooses nothing.
+    where they can be), with the training rows' targets to learn from (never a test row),
+    applied to `result.context.params`; `None` without validation rows (a refit) or when
+    the task chooses nothing.
 
     Args:
         task: the fold's task.
@@ -340,7 +341,10 @@ def choose_postprocessing(task: Task, result: Evaluation, truth: Mapping[str, An
     clip = pooled("val")
     level = "clip" if clip is not None else "segment"
     y, out = (clip[2], clip[1]) if clip is not None else (truth["val"], result.outputs["val"])
-    choice = task.scoring.choose_postprocessing(y, out, n_outputs, result.context)
+    training = pooled("train") if "train" in truth else None
+    context = result.context.replace(training_targets=training[2] if training is not None
+                                     else truth.get("train"))
+    choice = task.scoring.choose_postprocessing(y, out, n_outputs, context)
     if choice is None:
         return None
     choice.level = level

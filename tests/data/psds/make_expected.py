@@ -17,7 +17,12 @@ It writes, next to itself:
 - `expected.json`: per scenario, psds_eval's PSDS and its per-operating-point TPR and FPR,
   and the number of events detected at each of the 50 thresholds 0.01 ... 0.99 (runs of
   frames with a probability >= threshold, as `xval.events.activity_to_events` finds them
-  without post-processing; the operating points psds_eval scored).
+  without post-processing; the operating points psds_eval scored);
+- `psds_eval_cases.json`: psds_eval's own example cases (the annotations and detections of
+  its repository's `tests/data`: `test_1` to `test_4`, three of them from the ICASSP 2020
+  paper, and one DCASE clip; MIT licence, Audio Analytic), each with the PSDS its own tests
+  expect (DTC 0.5, GTC 0.5, CTTC 0.3, alpha_CT 0, alpha_ST 0) and the PSDS1 and PSDS2 and
+  the counts psds_eval 0.5.3 gives (`OWN_CASES`).
 """
 
 import json
@@ -98,6 +103,78 @@ def events(prob: np.ndarray, file: str, threshold: float) -> list[tuple]:
     return found
 
 
+META = {"test.wav": 50.0, "test2.wav": 50.0, "test3.wav": 50.0, "test4.wav": 120.0,
+        "Y23R6_ppquxs_247.000_257.000.wav": 10.0}
+_Y = "Y23R6_ppquxs_247.000_257.000.wav"
+OWN_CASES = {  # name: (annotations, detections, the PSDS psds_eval's own tests expect)
+    "example_1": ([("test.wav", 2, 20, "c1"), ("test.wav", 12, 35, "c2"),
+                   ("test.wav", 42, 47, "c3")],
+                  [("test.wav", 0, 19, "c1"), ("test.wav", 40, 45, "c1"),
+                   ("test.wav", 11, 25, "c2"), ("test.wav", 27, 30, "c2"),
+                   ("test.wav", 32, 41.5, "c2"), ("test.wav", 38, 48, "c3")],
+                  0.9142857142857143),
+    "example_2": ([("test2.wav", 5, 20, "c1"), ("test2.wav", 5, 30, "c2"),
+                   ("test2.wav", 42, 47, "c3")],
+                  [("test2.wav", 2, 43, "c1"), ("test2.wav", 15, 20, "c2"),
+                   ("test2.wav", 10, 30, "c3"), ("test2.wav", 40, 49, "c3")],
+                  0.29047619047619044),
+    "example_3": ([("test3.wav", 5, 18, "c1"), ("test3.wav", 10, 30, "c2"),
+                   ("test3.wav", 42, 48, "c3")],
+                  [("test3.wav", 2, 18.5, "c1"), ("test3.wav", 29, 48, "c1"),
+                   ("test3.wav", 10, 30, "c2"), ("test3.wav", 32, 38, "c3")],
+                  0.6238095238095237),
+    "example_4": ([("test4.wav", 2, 22, "c1"), ("test4.wav", 43, 64, "c1"),
+                   ("test4.wav", 18, 20, "c2"), ("test4.wav", 21, 23, "c2"),
+                   ("test4.wav", 25, 27, "c2"), ("test4.wav", 29, 32, "c2"),
+                   ("test4.wav", 85, 88, "c2"), ("test4.wav", 35, 58, "c3"),
+                   ("test4.wav", 47, 66, "c4"), ("test4.wav", 97, 100, "c4")],
+                  [("test4.wav", 9, 25, "c1"), ("test4.wav", 41, 66, "c1"),
+                   ("test4.wav", 25, 49, "c2"), ("test4.wav", 74, 82, "c2"),
+                   ("test4.wav", 86, 105, "c2"), ("test4.wav", 33, 45, "c3"),
+                   ("test4.wav", 46.5, 59, "c3"), ("test4.wav", 4, 11, "c4"),
+                   ("test4.wav", 30, 36, "c4"), ("test4.wav", 62, 67, "c4")],
+                  0.5),
+    "dcase_clip": ([(_Y, 0.066, 1.046, "Dishes"), (_Y, 0.463, 1.721, "Speech"),
+                    (_Y, 1.886, 4.295, "Dishes"), (_Y, 2.879, 3.739, "Speech"),
+                    (_Y, 4.778, 5.028, "Dishes"), (_Y, 5.056, 6.499, "Speech"),
+                    (_Y, 7.062, 9.497, "Speech"), (_Y, 8.127, 8.974, "Dishes")],
+                   [(_Y, 0.0, 1.0196825396825395, "Dishes"),
+                    (_Y, 1.8539682539682538, 2.8736507936507936, "Dishes"),
+                    (_Y, 3.7079365079365076, 5.747301587301587, "Dishes"),
+                    (_Y, 0.46349206349206346, 0.9269841269841269, "Speech"),
+                    (_Y, 1.2977777777777777, 1.761269841269841, "Speech"),
+                    (_Y, 2.8736507936507936, 3.986031746031746, "Speech"),
+                    (_Y, 5.654603174603174, 10.01142857142857, "Speech")],
+                   0.6089285714285714),
+}
+OWN_SETTINGS = {"own": dict(dtc_threshold=0.5, gtc_threshold=0.5, cttc_threshold=0.3,
+                            alpha_ct=0.0, alpha_st=0.0, max_efpr=100.0),
+                "psds1": SCENARIOS["psds1"], "psds2": SCENARIOS["psds2"]}
+
+
+def own_cases() -> dict:
+    """psds_eval's own cases, each scored by psds_eval under `OWN_SETTINGS`."""
+    columns = ["filename", "onset", "offset", "event_label"]
+    metadata = pd.DataFrame(list(META.items()), columns=["filename", "duration"])
+    out: dict = {"durations": META, "settings": OWN_SETTINGS, "cases": {}}
+    for name, (reference, detections, expected) in OWN_CASES.items():
+        case: dict = {"reference": reference, "detections": detections, "psds_eval": {}}
+        for setting, v in OWN_SETTINGS.items():
+            evaluator = PSDSEval(dtc_threshold=v["dtc_threshold"],
+                                 gtc_threshold=v["gtc_threshold"],
+                                 cttc_threshold=v["cttc_threshold"],
+                                 ground_truth=pd.DataFrame(reference, columns=columns),
+                                 metadata=metadata)
+            evaluator.add_operating_point(pd.DataFrame(detections, columns=columns))
+            value = float(evaluator.psds(v["alpha_ct"], v["alpha_st"], v["max_efpr"]).value)
+            case["psds_eval"][setting] = {
+                "psds": value,
+                "counts": evaluator.operating_points.counts[0].astype(int).tolist()}
+        assert abs(case["psds_eval"]["own"]["psds"] - expected) < 1e-12, name
+        out["cases"][name] = case
+    return out
+
+
 def main() -> None:
     rng = np.random.default_rng(35)
     probs = scores(rng)
@@ -133,6 +210,7 @@ def main() -> None:
         }
     (HERE / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
     print({name: round(v["psds"], 6) for name, v in expected["scenarios"].items()})
+    (HERE / "psds_eval_cases.json").write_text(json.dumps(own_cases(), indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -42,6 +42,9 @@ class Postprocessing(Record):
         split: the rows it was chosen on. Defaults to `"val"` (never the test rows).
         level: `"clip"` (stitched recordings) or `"segment"` (windows).
         score: the validation score of the choice (`event_f1`), or `None`.
+        chosen_on: what it was chosen on, in words (the task's: detection names its
+            validation recordings and events, and the training annotations its defaults
+            come from); `""` where the task says nothing.
     """
 
     KIND: ClassVar[str] = "post-processing record"
@@ -51,6 +54,7 @@ class Postprocessing(Record):
     split: str = "val"
     level: str = "segment"
     score: float | None = None
+    chosen_on: str = ""
 
     def apply(self, params: M) -> M:
         """`params` (a parameter record, or a mapping read from `params.json`) with the
@@ -78,7 +82,9 @@ class Postprocessing(Record):
             values[name] = np.median(np.stack(given), axis=0).round(4).tolist()
         scores = [r.score for r in found if r.score is not None]
         return cls(values=values, classes=found[0].classes, split=found[0].split,
-                   level=found[0].level, score=float(np.mean(scores)) if scores else None)
+                   level=found[0].level, score=float(np.mean(scores)) if scores else None,
+                   chosen_on=(f"the median of {len(found)} folds' choices" if len(found) > 1
+                              else found[0].chosen_on))
 
 
 @dataclasses.dataclass

@@ -22,6 +22,7 @@ from xval.report.tables import (
     selection_lines,
     single_item_validation_warning,
 )
+from xval.report.views import task_notes
 from xval.report.workbook.cells import (
     FAILED_FONT,
     PENDING_FONT,
@@ -130,7 +131,8 @@ def write_summary(sheet: Worksheet, context: SheetContext) -> None:
     if note:
         _line(sheet, next_row, note, last=last, font=Font(bold=True))
         next_row += 1
-    for line in [*selection_lines(results, context.selection), *added_notes(results)]:
+    for line in [*selection_lines(results, context.selection), *added_notes(results),
+                 *task_notes(results)]:
         _line(sheet, next_row, line, last=last)
         next_row += 1
     warning = single_item_validation_warning(results)

@@ -4,9 +4,14 @@
 - `mixing`: event mixing of the training windows (`event_mix`);
 - `scores`: a fold's scores, window by window and over stitched recordings;
 - `overlap`, `windows`: the windows read between a recording's windows, and a store's;
-- `rules`: the post-processing (`EventRules`) and its choice on validation recordings;
-- `psds`: the polyphonic sound detection score;
+- `choice`: how a fold chooses its post-processing (the training annotations' rule, the
+  validation recordings' event F1);
+- `views`: the Events sheet and the lines under the results tables;
+- `rules`: the post-processing (`EventRules`) and recordings stitched from their windows;
+- `errors`: what lost each annotated event (missed, merged, split, ...);
+- `psds`: the polyphonic sound detection score, and why a PSDS2 is 0;
 - `events`: frames to events, windows stitched into recordings, the event metrics;
+- `shapes`: the shortest gaps and events of annotations;
 - `frames`: events to frames, the targets on the feature frame grid;
 - `metrics`: segment and event counting, as sed_eval counts;
 - `params`: its own parameters (`DetectionParams`);

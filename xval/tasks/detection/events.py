@@ -39,8 +39,9 @@ FileEvent = tuple[str, float, float, str]
 
 def activity_to_events(probabilities: np.ndarray, *, frame_seconds: float,
                        classes: Sequence[str], threshold: float | Sequence[float] = 0.5,
-                       median_filter_frames: int = 1, min_event_seconds: float = 0.0,
-                       min_gap_seconds: float = 0.0, offset_s: float = 0.0,
+                       median_filter_frames: int = 1,
+                       min_event_seconds: float | Sequence[float] = 0.0,
+                       min_gap_seconds: float | Sequence[float] = 0.0, offset_s: float = 0.0,
                        duration_s: float | None = None) -> list[Event]:
     """Turns frame-level probabilities into a list of events.
 
@@ -60,10 +61,10 @@ def activity_to_events(probabilities: np.ndarray, *, frame_seconds: float,
             of `classes`). Defaults to `0.5`.
         median_filter_frames: odd median filter length in frames; `1` turns it off
             (`scipy.ndimage.median_filter`). Defaults to `1`.
-        min_event_seconds: shorter events are removed (after gap bridging). Defaults to
-            `0.0`.
-        min_gap_seconds: shorter gaps between events of one class are bridged. Defaults to
-            `0.0`.
+        min_event_seconds: shorter events are removed (after gap bridging): one for every
+            class or one per class. Defaults to `0.0`.
+        min_gap_seconds: shorter gaps between events of one class are bridged: one for every
+            class or one per class. Defaults to `0.0`.
         offset_s: time of frame 0 (a window's start in its recording). Defaults to `0.0`.
         duration_s: when given, offsets are clipped to it (the end of the recording).
             Defaults to `None`.
@@ -84,8 +85,9 @@ def activity_to_events(probabilities: np.ndarray, *, frame_seconds: float,
         raise ValueError(f"probabilities of shape {np.shape(probabilities)} do not match "
                          f"classes={names}; expected (frames, {len(names)}).")
     thresholds = class_thresholds(threshold, names)
-    _check_postprocessing(median_filter_frames, frame_seconds, min_event_seconds,
-                          min_gap_seconds)
+    _check_postprocessing(median_filter_frames, frame_seconds)
+    shortest = class_seconds(min_event_seconds, names, "min_event_seconds")
+    bridged = class_seconds(min_gap_seconds, names, "min_gap_seconds")
     active = (p >= thresholds[None, :]).astype(np.uint8)
     if median_filter_frames > 1:
         from scipy.ndimage import median_filter  # noqa: PLC0415  (scipy: when filtering)
@@ -97,10 +99,10 @@ def activity_to_events(probabilities: np.ndarray, *, frame_seconds: float,
         changes = np.flatnonzero(np.diff(padded))
         runs = [[offset_s + i * frame_seconds, offset_s + j * frame_seconds]
                 for i, j in zip(changes[::2], changes[1::2])]
-        for onset, offset in _bridge(runs, min_gap_seconds):
+        for onset, offset in _bridge(runs, float(bridged[c])):
             if duration_s is not None:
                 offset = min(offset, duration_s)
-            if offset - onset >= min_event_seconds - 1e-9 and offset > onset:
+            if offset - onset >= shortest[c] - 1e-9 and offset > onset:
                 events.append((float(onset), float(offset), label))
     return sorted(events, key=lambda e: (e[0], e[2]))
 
@@ -127,20 +129,42 @@ def class_thresholds(threshold: float | Sequence[float], names: Sequence[str]) -
     return np.broadcast_to(values, (len(names),)) if len(values) == 1 else values
 
 
-def _check_postprocessing(median_filter_frames: int, frame_seconds: float,
-                          min_event_seconds: float, min_gap_seconds: float) -> None:
-    """Checks the post-processing arguments of `activity_to_events`.
+def class_seconds(seconds: float | Sequence[float], names: Sequence[str],
+                  name: str) -> np.ndarray:
+    """One duration per class: `seconds` repeated, or the per-class list checked.
+
+    Args:
+        seconds: one duration >= 0 for every class, or one per class.
+        names: the class names.
+        name: the parameter, for messages.
+
+    Returns:
+        `np.ndarray [shape=(len(names),)]`.
 
     Raises:
-        ValueError: for an even or non-positive `median_filter_frames`, a `frame_seconds`
-            not above 0, or a negative duration.
+        ValueError: a negative or non-finite duration, or a list of another length.
+    """
+    values = np.atleast_1d(np.asarray(seconds, dtype=float))
+    if values.ndim != 1 or len(values) not in (1, len(names)):
+        raise ValueError(f"{name}={seconds!r}: expected one duration in seconds >= 0, or "
+                         f"one per class ({len(names)}: {list(names)}).")
+    if not (np.isfinite(values) & (values >= 0)).all():
+        raise ValueError(f"{name}={seconds!r}: expected durations in seconds >= 0.")
+    return np.broadcast_to(values, (len(names),)) if len(values) == 1 else values
+
+
+def _check_postprocessing(median_filter_frames: int, frame_seconds: float) -> None:
+    """Checks the median filter and the frame hop of `activity_to_events`.
+
+    Raises:
+        ValueError: for an even or non-positive `median_filter_frames`, or a
+            `frame_seconds` not above 0.
     """
     if median_filter_frames < 1 or median_filter_frames % 2 == 0:
         raise ValueError(f"median_filter_frames={median_filter_frames}: expected an odd "
                          "number >= 1 (1 turns the filter off).")
-    if frame_seconds <= 0 or min_event_seconds < 0 or min_gap_seconds < 0:
-        raise ValueError(f"frame_seconds={frame_seconds} must be > 0, min_event_seconds="
-                         f"{min_event_seconds} and min_gap_seconds={min_gap_seconds} >= 0.")
+    if not frame_seconds > 0:
+        raise ValueError(f"frame_seconds={frame_seconds}: expected a time above 0.")
 
 
 def _bridge(runs: list[list[float]], min_gap_seconds: float) -> list[list[float]]:
@@ -282,7 +306,7 @@ def detection_metrics(reference: pd.DataFrame | Iterable[FileEvent],
     if not time_resolution > 0:
         raise ValueError(f"time_resolution={time_resolution}: expected a segment length in "
                          "seconds above 0.")
-    labels, lists = _file_lists(reference, estimated, files, classes)
+    labels, lists = file_lists(reference, estimated, files, classes)
     counts = np.zeros(6)
     for file, ref, est in lists:
         counts += segment_counts(ref, est, len(labels), time_resolution=time_resolution,
@@ -322,7 +346,7 @@ def event_metrics(reference: pd.DataFrame | Iterable[FileEvent],
         ValueError: as for `detection_metrics`.
     """
     _check_collars(t_collar, percentage_of_length)
-    labels, lists = _file_lists(reference, estimated, files, classes)
+    labels, lists = file_lists(reference, estimated, files, classes)
     by_class = np.zeros((len(labels), 3))
     for _, ref, est in lists:
         by_class += event_hits(ref, est, len(labels), t_collar=t_collar,
@@ -345,7 +369,7 @@ def _check_collars(t_collar: float, percentage_of_length: float) -> None:
                          "a fraction in [0, 1].")
 
 
-def _file_lists(reference: pd.DataFrame | Iterable[FileEvent],
+def file_lists(reference: pd.DataFrame | Iterable[FileEvent],
                 estimated: pd.DataFrame | Iterable[FileEvent], files: Iterable[str],
                 classes: Iterable[str]) -> tuple[list[str], list[tuple[str, EventList,
                                                                      EventList]]]:

@@ -19,16 +19,23 @@ class DetectionParams(Settings):
         notes=("Detection only: post-processing of the frame probabilities into events. A frame "
                "is active at detection_threshold; decisions are median-filtered over "
                "median_filter_seconds (0: no filter); gaps shorter than min_gap_seconds are "
-               "bridged, then events shorter than min_event_seconds dropped. A detection instance "
-               "that does not name detection_threshold or median_filter_seconds (or names none) "
-               "has them chosen per fold on its validation recordings."))
+               "bridged, then events shorter than min_event_seconds dropped. A detection "
+               "instance that does not name one of the four (or names none) has it chosen per "
+               "fold (xval.tasks.detection.choice): min_gap_seconds and min_event_seconds "
+               "default to half the shortest gap and event of each class in the fold's "
+               "training annotations, the median filter is kept shorter than would erase "
+               "either, and each class's threshold, gap bridging and shortest event, and the "
+               "median filter, are chosen on the validation recordings' event F1."))
     median_filter_seconds: float | None = setting(
         0.0, ("detection: median filter of the frame decisions (seconds; 0: none; none: chosen "
               "per fold on the validation recordings)"), low=0)
-    min_event_seconds: float = setting(
-        0.0, "detection: shorter detected events are dropped (seconds)", low=0)
-    min_gap_seconds: float = setting(
-        0.0, "detection: shorter gaps between two detected events are bridged (seconds)", low=0)
+    min_event_seconds: float | list[float] | None = setting(
+        0.0, ("detection: shorter detected events are dropped (seconds; none: per class from "
+              "the training annotations, chosen per fold)"), low=0)
+    min_gap_seconds: float | list[float] | None = setting(
+        0.0, ("detection: shorter gaps between two detected events of a class are bridged "
+              "(seconds; none: per class from the training annotations, chosen per fold)"),
+        low=0)
     event_mix: float = setting(
         0.0, ("detection: share of training windows that get an annotated event of another "
               "training window mixed in, every epoch (0: off)"), low=0, high=1,

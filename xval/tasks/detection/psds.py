@@ -222,18 +222,27 @@ def psds(reference: Sequence[FileEvent], operating_points: Sequence[Sequence[Fil
     Returns:
         The score; `nan` when no event is annotated.
     """
+    return psds_from_rates(scenario_rates(reference, operating_points, durations, scenario),
+                           scenario)
+
+
+def scenario_rates(reference: Sequence[FileEvent],
+                   operating_points: Sequence[Sequence[FileEvent]],
+                   durations: Mapping[str, float], scenario: Scenario) -> list[Rates]:
+    """The `Rates` of each operating point under `scenario`'s criteria, over the classes
+    with annotated events (sorted); `[]` when no event is annotated."""
     classes = sorted({str(e[3]) for e in reference if e[2] > e[1]})
     if not classes:
-        return float("nan")
-    rates = [operating_point_rates(reference, found, durations, classes, scenario)
-             for found in operating_points]
-    return psds_from_rates(rates, scenario)
+        return []
+    return [operating_point_rates(reference, found, durations, classes, scenario)
+            for found in operating_points]
 
 
 def operating_points(activity: Mapping[str, np.ndarray], *, frame_seconds: float,
                      classes: Sequence[str], thresholds: Sequence[float] = THRESHOLDS,
-                     median_filter_frames: int = 1, min_event_seconds: float = 0.0,
-                     min_gap_seconds: float = 0.0,
+                     median_filter_frames: int = 1,
+                     min_event_seconds: float | Sequence[float] = 0.0,
+                     min_gap_seconds: float | Sequence[float] = 0.0,
                      durations: Mapping[str, float] | None = None) -> list[list[FileEvent]]:
     """The events of every file at each threshold (`xval.tasks.detection.events.activity_to_events`, with
     the same post-processing at every threshold).
@@ -244,8 +253,10 @@ def operating_points(activity: Mapping[str, np.ndarray], *, frame_seconds: float
         classes: the class names of the columns.
         thresholds: the operating points. Defaults to `THRESHOLDS`.
         median_filter_frames: odd median-filter length. Defaults to `1` (off).
-        min_event_seconds: shorter events are removed. Defaults to `0.0`.
-        min_gap_seconds: shorter gaps are bridged. Defaults to `0.0`.
+        min_event_seconds: shorter events are removed (one, or one per class). Defaults
+            to `0.0`.
+        min_gap_seconds: shorter gaps are bridged (one, or one per class). Defaults to
+            `0.0`.
         durations: file -> length in seconds, offsets cut there. Defaults to `None`.
 
     Returns:
@@ -267,11 +278,13 @@ def operating_points(activity: Mapping[str, np.ndarray], *, frame_seconds: float
 def recording_psds(reference: Sequence[FileEvent], activity: Mapping[str, np.ndarray],
                    durations: Mapping[str, float], *, frame_seconds: float,
                    classes: Sequence[str], median_filter_frames: int = 1,
-                   min_event_seconds: float = 0.0, min_gap_seconds: float = 0.0,
+                   min_event_seconds: float | Sequence[float] = 0.0,
+                   min_gap_seconds: float | Sequence[float] = 0.0,
                    thresholds: Sequence[float] = THRESHOLDS) -> dict[str, float]:
     """PSDS1 and PSDS2 (`SCENARIOS`) of recordings' frame probabilities: the events found
     at each threshold (`operating_points`, with the same post-processing at every
-    threshold) against the annotated events.
+    threshold) against the annotated events; and why a PSDS2 is low
+    (`PSDS2_DIAGNOSIS`).
 
     Args:
         reference: the annotated events `(file, onset_s, offset_s, label)`.
@@ -280,16 +293,63 @@ def recording_psds(reference: Sequence[FileEvent], activity: Mapping[str, np.nda
         frame_seconds: time between frames.
         classes: the class names of the columns.
         median_filter_frames: odd median-filter length. Defaults to `1` (off).
-        min_event_seconds: shorter events are removed. Defaults to `0.0`.
-        min_gap_seconds: shorter gaps are bridged. Defaults to `0.0`.
+        min_event_seconds: shorter events are removed (one, or one per class). Defaults to
+            `0.0`.
+        min_gap_seconds: shorter gaps are bridged (one, or one per class). Defaults to
+            `0.0`.
         thresholds: the operating points. Defaults to `THRESHOLDS`.
 
     Returns:
-        `{"psds1": ..., "psds2": ...}`, each `nan` when no event is annotated.
+        `{"psds1": ..., "psds2": ..., "psds2_no_cross_triggers": ..., "psds2_best_tpr":
+        ...}`, each `nan` when no event is annotated.
     """
     points = operating_points(activity, frame_seconds=frame_seconds, classes=classes,
                               thresholds=thresholds, median_filter_frames=median_filter_frames,
                               min_event_seconds=min_event_seconds,
                               min_gap_seconds=min_gap_seconds, durations=durations)
-    return {name: psds(reference, points, durations, scenario)
-            for name, scenario in SCENARIOS.items()}
+    rates = {name: scenario_rates(reference, points, durations, scenario)
+             for name, scenario in SCENARIOS.items()}
+    return {**{name: psds_from_rates(rates[name], scenario)
+               for name, scenario in SCENARIOS.items()},
+            **diagnosis(rates["psds2"], SCENARIOS["psds2"])}
+
+
+PSDS2_DIAGNOSIS = ("psds2_no_cross_triggers", "psds2_best_tpr")
+"""Why a PSDS2 is low: the same score without the cross-trigger penalty (alpha_CT 0), and
+the best true-positive rate (the mean over the classes) of any operating point under
+PSDS2's criteria (0: nothing found at any threshold)."""
+
+
+def diagnosis(rates: Sequence[Rates], scenario: Scenario) -> dict[str, float]:
+    """`PSDS2_DIAGNOSIS` of the operating points' `rates` under `scenario`.
+
+    Returns:
+        dict of the two values (`nan` without a class or an operating point).
+    """
+    if not rates or not len(rates[0].tpr):
+        return dict.fromkeys(PSDS2_DIAGNOSIS, float("nan"))
+    best = max(float(np.mean(r.tpr)) for r in rates)
+    return {"psds2_no_cross_triggers": psds_from_rates(
+        rates, dataclasses.replace(scenario, alpha_ct=0.0)), "psds2_best_tpr": best}
+
+
+def zero_cause(value: float | None, without_cross_triggers: float | None,
+               best_tpr: float | None) -> str:
+    """Why a PSDS2 is 0, in words; `""` when it is not 0 (or not known).
+
+    Args:
+        value: the PSDS2.
+        without_cross_triggers: the same without the cross-trigger penalty
+            (`psds2_no_cross_triggers`).
+        best_tpr: the best true-positive rate of any operating point (`psds2_best_tpr`).
+    """
+    if value is None or not value == 0.0:
+        return ""
+    if best_tpr is not None and best_tpr == 0.0:
+        return "nothing detected: no threshold finds an annotated event"
+    if without_cross_triggers is not None and without_cross_triggers > 0:
+        return (f"the cross-trigger penalty: {without_cross_triggers:.3f} without it (a "
+                "detection on another class's events counts per hour of that class's "
+                "annotated events)")
+    return ("no operating point under 100 false alarms per hour finds every class (the "
+            "lowest class's curve sets the score)")

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from xval.tasks.detection.errors import error_metrics
 from xval.tasks.detection.events import detection_metrics, event_metrics, frame_metrics
 from xval.tasks.detection.frames import frame_targets
 from xval.tasks.detection.psds import recording_psds
@@ -49,7 +50,7 @@ def recording_metrics(events: pd.DataFrame, found: Mapping[str, Mapping[str, Any
     metrics.update(recording_psds(
         reference, {f: r["activity"] for f, r in found.items()}, durations,
         frame_seconds=frame_seconds, classes=classes,
-        median_filter_frames=int(round(post.median_filter_seconds / frame_seconds)) | 1,
+        median_filter_frames=post.median_frames(frame_seconds),
         min_event_seconds=post.min_event_seconds, min_gap_seconds=post.min_gap_seconds))
     return metrics
 
@@ -57,13 +58,14 @@ def recording_metrics(events: pd.DataFrame, found: Mapping[str, Mapping[str, Any
 def events_metrics(reference: pd.DataFrame, estimated: list[tuple[str, float, float, str]],
                    files: list[str], classes: list[str], durations: Mapping[str, float]
                    ) -> dict[str, Any]:
-    """The experiment's event and segment metrics of whole recordings, and event F1 per
-    class."""
+    """The experiment's event and segment metrics of whole recordings, the event error
+    counts, and event F1 per class."""
     out: dict[str, Any] = dict(detection_metrics(reference, estimated, files=files,
                                                  classes=classes, durations=durations))
     onset = event_metrics(reference, estimated, files=files, classes=classes,
                           evaluate_offset=False)
     by_class = event_metrics(reference, estimated, files=files, classes=classes)
     out["onset_f1"] = onset["event_f1"]
+    out.update(error_metrics(reference, estimated, files=files, classes=classes))
     out["class_f1"] = by_class["class_f1"]
     return out

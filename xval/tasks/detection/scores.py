@@ -1,12 +1,14 @@
 """The scores of a detector's frame outputs (`Detection.evaluate`): the loss and frame
 metrics, the segment and event metrics (sed_eval's) of the events the post-processing finds,
-and for whole recordings PSDS1 and PSDS2."""
+the kinds of event errors (`xval.tasks.detection.errors`), and for whole recordings PSDS1
+and PSDS2 and why a PSDS2 is low."""
 
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from xval.tasks.detection.errors import error_metrics
 from xval.tasks.detection.events import detection_metrics, event_metrics, frame_metrics
 from xval.tasks.detection.psds import recording_psds
 from xval.tasks.detection.rules import EventRules, frames, reference_events
@@ -31,8 +33,10 @@ def window_scores(y_true: Any, outputs: Any, num_outputs: int, post: EventRules,
 
     Returns:
         dict of `loss`, `frame_*`, and with `frame_seconds` the segment and event metrics
-        (`segment_f1`, `segment_error_rate`, `event_f1`, `onset_f1`, ...) and, with
-        `psds`, `psds1` and `psds2`.
+        (`segment_f1`, `segment_error_rate`, `event_f1`, `onset_f1`, ...), the event error
+        counts (`events_annotated`, `events_found`, `events_missed`, `events_merged`,
+        `events_split`, `events_onset`, `events_offset`, `events_inserted`) and, with
+        `psds`, `psds1`, `psds2` and `PSDS2_DIAGNOSIS`.
     """
     ys, probs, flat_y, flat_p = frames(y_true, outputs, num_outputs)
     eps = 1e-7
@@ -48,11 +52,12 @@ def window_scores(y_true: Any, outputs: Any, num_outputs: int, post: EventRules,
                                  classes=names, durations=durations))
     out["onset_f1"] = event_metrics(reference, estimated, files=list(durations),
                                     classes=names, evaluate_offset=False)["event_f1"]
+    out.update(error_metrics(reference, estimated, files=list(durations), classes=names))
     if psds:
-        median = int(round(post.median_filter_seconds / frame_seconds)) | 1
         out.update(recording_psds(
             reference, {f"file{i}": p for i, p in enumerate(probs)}, durations,
-            frame_seconds=frame_seconds, classes=names, median_filter_frames=median,
+            frame_seconds=frame_seconds, classes=names,
+            median_filter_frames=post.median_frames(frame_seconds),
             min_event_seconds=post.min_event_seconds,
             min_gap_seconds=post.min_gap_seconds))
     return {k: (float(v) if v is not None else float("nan")) for k, v in out.items()}

@@ -61,18 +61,17 @@ from xval.tasks.base import (
     Task,
     switched_off,
 )
+from xval.tasks.detection.choice import CHOSEN_ON_VALIDATION, choose_rules
+from xval.tasks.detection.errors import COUNTS
 from xval.tasks.detection.events import Event, stitch_windows
 from xval.tasks.detection.mixing import EventMixer, event_mixer
 from xval.tasks.detection.overlap import Windows, overlap_windows
 from xval.tasks.detection.params import DetectionParams
+from xval.tasks.detection.psds import PSDS2_DIAGNOSIS
 from xval.tasks.detection.recordings import recording_metrics
-from xval.tasks.detection.rules import (
-    CHOSEN_ON_VALIDATION,
-    EventRules,
-    choose_rules,
-    stitch_recordings,
-)
+from xval.tasks.detection.rules import EventRules, stitch_recordings
 from xval.tasks.detection.scores import window_scores
+from xval.tasks.detection.views import EVENTS, event_lines
 from xval.tasks.detection.windows import store_defaults
 from xval.tasks.metrics import sigmoid
 from xval.tasks.parts import FeatureCatalog
@@ -226,20 +225,22 @@ class EventScoring(Scoring):
     def choose_postprocessing(self, y_true: Any, outputs: Any, num_outputs: int,
                               context: Context = NO_CONTEXT
                               ) -> Postprocessing | None:
-        """The per-class threshold and the median-filter length that maximise event F1 on
-        the given (validation) rows, from `THRESHOLD_GRID` and `MEDIAN_GRID_SECONDS`.
+        """The post-processing of `xval.tasks.detection.choice`: gap bridging and shortest
+        event from the training annotations (`context.training_targets`; the validation
+        rows' own without them), each class's threshold, gap bridging and shortest event
+        and the median filter chosen on the given (validation) rows' event F1.
 
         Only the parameters of `CHOSEN_ON_VALIDATION` that `context.params` leaves unset
-        (`None`) are chosen. For each median length, each class keeps the threshold of its
-        best class-wise event F1; the median length of the best overall event F1 wins. A
-        class with no event in the rows keeps the default 0.5.
+        (`None`) are chosen.
 
         Returns:
-            A `Postprocessing` of the chosen values (`split="val"`), or `None` when the
-            instance sets both parameters or `frame_seconds` is unknown.
+            A `Postprocessing` of the chosen values (`split="val"`, `chosen_on` saying
+            what on), or `None` when the instance sets them all or `frame_seconds` is
+            unknown.
         """
         return choose_rules(y_true, outputs, num_outputs, context.params,
-                            context.frame_seconds, context.classes)
+                            context.frame_seconds, context.classes,
+                            context.training_targets)
 
     def pool_by_clip(self, outputs: np.ndarray, targets: np.ndarray, clips: np.ndarray,
                      starts: Sequence[float] | np.ndarray | None = None,
@@ -343,9 +344,11 @@ class EventScoring(Scoring):
         return recording_metrics(events, found, classes, durations, grid)
 
     def format_level(self, data: dict[str, Any]) -> list[str]:
-        """The overall metrics of annotated recordings, then event F1 per class."""
+        """The overall metrics of annotated recordings (the event error counts as whole
+        numbers), then event F1 per class."""
         overall = {k: v for k, v in data.items() if k != "class_f1"}
-        lines = [", ".join(f"{k} {v:.4f}" for k, v in overall.items())]
+        lines = [", ".join(f"{k} {v:.0f}" if k.startswith("events_") else f"{k} {v:.4f}"
+                           for k, v in overall.items())]
         return lines + [f"  {c}: event_f1 {v:.4f}" for c, v in data.get("class_f1", {}).items()]
 
     def level_records(self, level: str, data: dict[str, Any]) -> list[tuple[str, str, str, Any]]:
@@ -371,7 +374,8 @@ class Detection(Task):
                 "frame_f1", "frame_precision", "frame_recall", "frame_accuracy", "psds1",
                 "psds2")
     metric_ranges = {"loss": (0.0, math.inf), "segment_error_rate": (0.0, math.inf),
-                     **{name: (0.0, 1.0) for name in maximize}}
+                     **{name: (0.0, 1.0) for name in (*maximize, *PSDS2_DIAGNOSIS)},
+                     **{f"events_{name}": (0.0, math.inf) for name in COUNTS}}
     selection_metric = "event_f1"
     has_classes = False  # the store's classes are event classes, not one label per row
     extra_arrays = ("frame_targets.npy",)
@@ -385,6 +389,8 @@ class Detection(Task):
     shared 0.001 underfits; SpecAugment and mixup were measured on classification."""
     parameters = DetectionParams
     figures = ("activity",)
+    sheets = (EVENTS,)
+    notes = (event_lines,)
 
     def feature_defaults(self, sample_rate: int,
                          segment_seconds: float | None = None) -> dict[str, Any]:
