@@ -293,3 +293,15 @@ def test_default_backend_prints_its_arms_and_the_comparison(datasets):
             done.stdout
     assert "second run's test scores identical to the first's: True" in done.stdout
     assert re.search(r"^\| 2 \| \d+ \| ", done.stdout, re.M), done.stdout
+
+
+def test_detection_rescores_a_fold_model_under_every_rule():
+    """`--smoke`: a tiny detection store, an untrained frame model saved as a fold's, its
+    record; every post-processing variant scored on the fold's test recording."""
+    from benchmarks import detection
+
+    done = run_here(detection.main, "--smoke")
+    assert done.returncode == 0, done.stderr
+    for variant in detection.VARIANTS:
+        assert re.search(rf"^\| {variant} \| [\d.]+ ± [\d.]+ \|", done.stdout, re.M), \
+            done.stdout
