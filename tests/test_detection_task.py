@@ -10,7 +10,14 @@ import pandas as pd
 import pytest
 
 from preprocessing.store import FeatureStore, write_store
-from tests.conftest import run_here, run_script, run_script_here, write_config, write_script
+from tests.conftest import (
+    python_here,
+    run_here,
+    run_script,
+    run_script_here,
+    write_config,
+    write_script,
+)
 from tests.test_synth_events import fsdd, make  # noqa: F401  (the fake FSDD fixture)
 from xval import Output, tasks
 from xval.cli.preprocess import main as preprocessing_main
@@ -172,21 +179,9 @@ if __name__ == "__main__":
 """
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("backend", ["torch", pytest.param("tensorflow",
-                                                           marks=pytest.mark.tensorflow)])
-def test_detection_experiment_runs_and_reports(events_store, tmp_path, backend):
-    config = write_config(tmp_path, paths={"data_dir": str(events_store.path.parent),
-                                           "results_dir": str(tmp_path / "results")},
-                          report={"plots": True})
-    script = write_script(tmp_path, _EXPERIMENT)
-    # torch, this process's backend, runs both instances in this process; tensorflow the
-    # CRNN (convolutions and a GRU) in its own.
-    instances = (1, 2) if backend == "torch" else (1,)
-    proc = (run_script_here if backend == "torch" else run_script)(
-        script, instances[0], instances[-1], "--config", config, "--backend", backend, "-q")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    exp = tmp_path / "results" / "sed" / "experiment_1"
+def _check_experiment(exp, instances, backend):
+    """Each instance's fold 0 of a detection experiment: trained on `backend`, its
+    post-processing chosen on validation, its events and PSDS scored, its predictions."""
     for k in instances:
         params = json.loads((exp / f"instance_{k}" / "params.json").read_text())
         assert params.get("task_type") == "detection"
@@ -210,30 +205,81 @@ def test_detection_experiment_runs_and_reports(events_store, tmp_path, backend):
         table = pd.read_csv(exp / f"instance_{k}" / "predictions_fold_0.csv")
         assert {"predicted", "max_probability"} <= set(table.columns)
         json.loads(table["predicted"].iloc[0])  # the events of each window, as JSON
-    if backend == "torch":  # python -m xval detect on the instance's fold models
-        import subprocess
-        import sys
 
-        wav = sorted((events_store.path.parent.parent / "raw").glob("*.wav"))[0]
-        plots = tmp_path / "plots"
-        proc = subprocess.run([sys.executable, "-m", "xval", "detect",
-                               str(exp / "instance_1"), str(wav), "--format", "csv",
-                               "--plot", str(plots), "--config", str(config)],
-                              capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 0, proc.stderr[-2000:]
-        lines = proc.stdout.strip().splitlines()
-        assert lines[0] == "file,onset_s,offset_s,label"
-        assert all(line.endswith(",digit") for line in lines[1:])
-        assert (plots / f"{wav.stem}_activity.png").stat().st_size > 1000
-        from xval.inference.detect import detect_files
 
-        _check_evaluate_on_annotated_recordings(exp, wav.parent, config)
-        info = json.loads((events_store.path / "dataset.json").read_text())
-        with pytest.raises(ConfigurationError, match="these are classification models, which "
-                                                     "find no events"):
-            detect_files(exp / "instance_1" / "fold_0.keras", [wav],
-                         dataset_info={**info, "task_type": "classification"})
-    _check_workbook(exp, instances)
+@pytest.mark.slow
+def test_detection_experiment_runs_and_reports(events_store, tmp_path):
+    """Both instances (a CRNN and a GRU detector) in this process (torch), then `python -m
+    xval detect` and `evaluate` on the instance's fold models. The same on TensorFlow:
+    `test_detection_on_tensorflow`."""
+    from xval.inference.detect import detect_files
+
+    config = write_config(tmp_path, paths={"data_dir": str(events_store.path.parent),
+                                           "results_dir": str(tmp_path / "results")},
+                          report={"plots": True})
+    script = write_script(tmp_path, _EXPERIMENT)
+    proc = run_script_here(script, 1, 2, "--config", config, "--backend", "torch", "-q")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    exp = tmp_path / "results" / "sed" / "experiment_1"
+    _check_experiment(exp, (1, 2), "torch")
+    wav = sorted((events_store.path.parent.parent / "raw").glob("*.wav"))[0]
+    plots = tmp_path / "plots"
+    proc = python_here("-m", "xval", "detect", exp / "instance_1", wav, "--format", "csv",
+                       "--plot", plots, "--config", config)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.strip().splitlines()
+    assert lines[0] == "file,onset_s,offset_s,label"
+    assert all(line.endswith(",digit") for line in lines[1:])
+    assert (plots / f"{wav.stem}_activity.png").stat().st_size > 1000
+    _check_evaluate_on_annotated_recordings(exp, wav.parent, config)
+    info = json.loads((events_store.path / "dataset.json").read_text())
+    with pytest.raises(ConfigurationError, match="these are classification models, which "
+                                                 "find no events"):
+        detect_files(exp / "instance_1" / "fold_0.keras", [wav],
+                     dataset_info={**info, "task_type": "classification"})
+    _check_workbook(exp, (1, 2))
+
+
+_ON_TENSORFLOW = """
+import json, runpy, sys
+
+experiment = runpy.run_path(sys.argv[1])["experiment"]
+try:
+    code = experiment.main(["1", "1", "--config", sys.argv[2], "--backend", "tensorflow",
+                            "-q"])
+except SystemExit as exit_:
+    code = exit_.code
+measure = runpy.run_path(sys.argv[3])["measure"]
+print(json.dumps({"code": code or 0,
+                  "weighting": measure(sys.argv[4], sys.argv[5], json.loads(sys.argv[6]),
+                                       sys.argv[7])}))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.tensorflow
+def test_detection_on_tensorflow(events_store, tmp_path):
+    """On TensorFlow, in one process of its own: the CRNN (convolutions and a GRU) through
+    an experiment, as `test_detection_experiment_runs_and_reports` on torch; and the class
+    weights' measurement of `test_class_weights_raise_recall_of_rare_events_torch`."""
+    from tests.conftest import ROOT
+
+    config = write_config(tmp_path, paths={"data_dir": str(events_store.path.parent),
+                                           "results_dir": str(tmp_path / "results")},
+                          report={"plots": True})
+    script = write_script(tmp_path, _EXPERIMENT)
+    store = sparse_store(tmp_path / "data" / "sparse")
+    driver = write_script(tmp_path, _ON_TENSORFLOW, name="on_tensorflow.py")
+    proc = run_script(driver, script, config, _weighting_script(tmp_path), store.path, ROOT,
+                      json.dumps(ITEMS), tmp_path, env={"KERAS_BACKEND": "tensorflow"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    said = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert said["code"] == 0, proc.stderr[-3000:]
+    exp = tmp_path / "results" / "sed" / "experiment_1"
+    _check_experiment(exp, (1,), "tensorflow")
+    _check_workbook(exp, (1,))
+    assert said["weighting"]["backend"] == "tensorflow"
+    _check_weighting(said["weighting"], store)
 
 
 def _check_workbook(exp, instances):
@@ -546,19 +592,6 @@ def test_class_weights_raise_recall_of_rare_events_torch(tmp_path):
     spec.loader.exec_module(module)
     scores = module.measure(str(store.path), str(ROOT), ITEMS, str(tmp_path))
     assert scores["backend"] == "torch"
-    _check_weighting(scores, store)
-
-
-@pytest.mark.tensorflow
-def test_class_weights_raise_recall_of_rare_events_tensorflow(tmp_path):
-    from tests.conftest import ROOT
-
-    store = sparse_store(tmp_path / "data" / "sparse")
-    proc = run_script(_weighting_script(tmp_path), store.path, ROOT, json.dumps(ITEMS),
-                      tmp_path, env={"KERAS_BACKEND": "tensorflow"})
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    scores = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert scores["backend"] == "tensorflow"
     _check_weighting(scores, store)
 
 
