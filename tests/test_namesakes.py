@@ -83,9 +83,9 @@ def test_namesakes_a_package_that_is_not_ours_is_refused(case, said, tmp_path):
     other = tmp_path / "elsewhere" / "preprocessing" / "__init__.py"
     other.parent.mkdir(parents=True)
     other.write_text(MARKER)
-    origin = {"elsewhere": str(other), "namespace": None,
-              "unmarked": str(home / "preprocessing" / "__init__.py")}[case]
-    found = namesake_problem("preprocessing", home, origin)
+    where = {"elsewhere": str(other), "namespace": None,
+             "unmarked": str(home / "preprocessing" / "__init__.py")}[case]
+    found = namesake_problem("preprocessing", home, where)
     assert found.startswith("the package preprocessing of audio-xval ")
     assert said.format(home=home, other=other) in found and "\n" not in found
     assert found.endswith("or here: pip install --force-reinstall --no-deps "
