@@ -485,6 +485,21 @@ class ResultsStore:
         out(f"instance {layout.id}: previous results moved to {layout.previous.name} "
             "until the new ones complete.")
 
+    def restore_previous(self, layout: InstanceLayout) -> bool:
+        """Puts back the folder --overwrite set aside (`instance_<k>.previous`) in place of
+        the new results, which did not complete (a run interrupted by Ctrl-C or SIGTERM):
+        the instance is as the run found it, and the same command starts it again.
+
+        Returns:
+            Whether a folder was put back.
+        """
+        if not layout.previous.is_dir():
+            return False
+        if layout.root.exists():
+            remove_output(layout.root, INSTANCE_OUTPUT)
+        layout.previous.rename(layout.root)
+        return True
+
     def begin_instance(self, layout: InstanceLayout, record: ParamsRecord, *,
                        num_folds: int, rules: TaskRules, overwrite: bool = False,
                        dataset_info: Mapping[str, Any] | None = None,
