@@ -194,6 +194,30 @@ def test_sticky_interrupts_leave_an_ignored_sigint_alone():
         signal.signal(signal.SIGINT, previous)
 
 
+def _wait_then_sleep(ready):
+    ready.set()
+    time.sleep(60)
+
+
+def test_a_process_forked_under_a_command_ends_on_sigterm_at_once(python_sigint):
+    """A pool's worker forked while a command runs (a store's build) keeps Python's own
+    handlers: `terminate` ends it by SIGTERM, not by a `Terminated` traceback."""
+    import multiprocessing
+
+    from xval.core.interrupts import sticky_interrupts
+
+    context = multiprocessing.get_context("fork")
+    ready = context.Event()
+    with sticky_interrupts():
+        assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL  # the command's own
+        child = context.Process(target=_wait_then_sleep, args=(ready,))
+        child.start()
+        assert ready.wait(60)
+        child.terminate()
+        child.join(60)
+    assert child.exitcode == -signal.SIGTERM
+
+
 @pytest.mark.slow
 def test_process_executor_resumes_after_driver_kill(tmp_path, config_path, config, store):
     """A SIGKILLed driver (and its workers) loses at most the folds in progress; the same

@@ -21,6 +21,7 @@ ends (`xval.core.backend.import_paused` imports through it), then raises it.
 """
 
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -74,6 +75,22 @@ def _ours(signum: int) -> bool:
     current = signal.getsignal(signum)
     default = signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL
     return current is default or current is _handler
+
+
+def _forked() -> None:
+    """In a process forked while this module handled the signals (a pool's worker, `init`'s
+    store built beside): Python's own handlers again, so that it ends on SIGTERM at once,
+    as a pool's `terminate` expects, instead of raising `Terminated` in a loop it does not
+    own."""
+    global _arrived, _sticky, _deferring
+    for signum, default in ((signal.SIGINT, signal.default_int_handler),
+                            (signal.SIGTERM, signal.SIG_DFL)):
+        if signal.getsignal(signum) is _handler:
+            signal.signal(signum, default)
+    _arrived, _sticky, _deferring = None, False, 0
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 @contextlib.contextmanager
