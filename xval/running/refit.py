@@ -92,6 +92,8 @@ def refit_instance(experiment: ExperimentDeclaration, instance: int, config: Con
     with recorder.holding(instance, f"Instance {instance} is running in another runner; "
                                     "refit it after that runner ends."):
         result = run_one(runner, job)
+        for line in (result.cache_notes or {}).values():  # what the compile cache did
+            out(line)
         if not result.ok:
             raise TrainingError(f"Refit of instance {instance} failed: {result.message}"
                                 ) from result.exception

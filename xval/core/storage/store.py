@@ -33,6 +33,7 @@ from xval.core.files import (
     read_json,
 )
 from xval.core.hashing import Stamp
+from xval.core.interrupts import deferred_interrupts
 from xval.core.layout import INSTANCE_OUTPUT, ExperimentLayout, InstanceLayout
 from xval.core.outputs import remove_output
 from xval.core.records import (
@@ -495,9 +496,10 @@ class ResultsStore:
         """
         if not layout.previous.is_dir():
             return False
-        if layout.root.exists():
-            remove_output(layout.root, INSTANCE_OUTPUT)
-        layout.previous.rename(layout.root)
+        with deferred_interrupts():  # a second Ctrl-C waits: never neither folder in place
+            if layout.root.exists():
+                remove_output(layout.root, INSTANCE_OUTPUT)
+            layout.previous.rename(layout.root)
         return True
 
     def begin_instance(self, layout: InstanceLayout, record: ParamsRecord, *,
