@@ -194,6 +194,34 @@ def test_sticky_interrupts_leave_an_ignored_sigint_alone():
         signal.signal(signal.SIGINT, previous)
 
 
+def test_a_ctrl_c_during_an_import_is_held_until_it_ends(python_sigint):
+    """`deferred_interrupts` (a framework's import): the block runs to its end, then the
+    interrupt is raised; in a command's clean-up after an interrupt, a block does not raise
+    the one that came before it."""
+    from xval.core.interrupts import (
+        deferred_interrupts,
+        raise_if_interrupted,
+        sticky_interrupts,
+    )
+
+    reached = []
+    with pytest.raises(KeyboardInterrupt), deferred_interrupts():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)  # the handler runs here, and holds it
+        reached.append("end of the block")
+    assert reached == ["end of the block"]
+    with sticky_interrupts():
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+        with deferred_interrupts():  # the clean-up after it
+            reached.append("clean-up")
+        with pytest.raises(KeyboardInterrupt):
+            raise_if_interrupted()  # still sticky
+    assert reached[-1] == "clean-up"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def _wait_then_sleep(ready):
     ready.set()
     time.sleep(60)

@@ -37,12 +37,13 @@ import stat
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from xval.core.errors import XvalError
 from xval.core.interrupts import Terminated, raise_if_interrupted, sticky_interrupts
 
 __all__ = ["EXIT_BUG", "EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_PIPE", "EXIT_TERMINATED",
-           "debug_requested", "describe_error", "run_entry", "safe_streams"]
+           "debug_requested", "describe_error", "exit_process", "run_entry", "safe_streams"]
 
 EXIT_ERROR = 2
 EXIT_BUG = 1
@@ -217,3 +218,25 @@ def _stdout_failed() -> bool:
         return False  # no descriptor (captured, closed): not what failed
     except OSError:
         return True
+
+
+def exit_process(code: int) -> NoReturn:
+    """Ends the process with exit status `code`: what every entry point does with
+    `run_entry`'s answer, in the process of its own (`python -m ...`, an experiment script).
+
+    After Ctrl-C or SIGTERM (130, 143) with JAX loaded, the streams are flushed and the
+    process ends at once (`os._exit`), without the interpreter's finalisation: XLA compiles
+    on threads of its own, and a compilation under way when the interrupt came goes on
+    after it; the finalisation frees JAX's client under that thread, which crashed the
+    process (SIGSEGV). Everything the command does on its way out has run by then (its
+    `finally` blocks, inside `run_entry`). Otherwise `sys.exit(code)`.
+
+    Args:
+        code: the exit status.
+    """
+    if code in (EXIT_INTERRUPTED, EXIT_TERMINATED) and "jax" in sys.modules:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                stream.flush()
+        os._exit(code)
+    sys.exit(code)

@@ -47,10 +47,13 @@ _sticky = False
 """Whether `sticky_interrupts` is active (`_arrived` is kept until it ends)."""
 _deferring = 0
 """How many `deferred_interrupts` blocks are open."""
+_signals = 0
+"""How many signals the handler has taken (a block raises those that came inside it)."""
 
 
 def _handler(signum: int, frame: FrameType | None) -> None:
-    global _arrived
+    global _arrived, _signals
+    _signals += 1
     if _arrived is not Terminated:  # a SIGTERM is not downgraded by a Ctrl-C after it
         _arrived = Terminated if signum == signal.SIGTERM else KeyboardInterrupt
     if not _deferring:
@@ -127,7 +130,8 @@ def deferred_interrupts() -> Iterator[None]:
     arrived when it ends (a native module's import: see the module docstring).
 
     Only in the main thread and for signals `_ours` allows; elsewhere the block runs as it
-    is.
+    is. An interrupt that came before the block (the one a clean-up runs after) is not
+    raised again by it.
 
     Raises:
         KeyboardInterrupt: `Terminated` for SIGTERM, when one arrived inside the block.
@@ -138,6 +142,7 @@ def deferred_interrupts() -> Iterator[None]:
         return
     signums = [s for s in (signal.SIGINT, signal.SIGTERM) if _ours(s)]
     previous = {s: signal.signal(s, _handler) for s in signums}
+    before = _signals
     _deferring += 1
     try:
         yield
@@ -146,7 +151,7 @@ def deferred_interrupts() -> Iterator[None]:
         for s, handler in previous.items():
             signal.signal(s, handler)
     arrived = _arrived
-    if arrived is not None:
+    if arrived is not None and _signals > before:
         if not _sticky:
             _arrived = None  # raised now; nothing keeps it
         raise arrived()
