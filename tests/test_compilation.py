@@ -193,7 +193,7 @@ def test_jax_cache_warnings_are_handled_damage_replaced_and_a_full_disk_left(tmp
     anew (the next fold loads them all); a disk that fills up mid-fold: one note, the cache
     left, no entry left cut short; a folder a worker cannot use, said. No JAX warning
     reaches stderr. About 17 s of CPU (JAX's start and four folds' compilation in a fresh
-    process; 35 s of wall time on the loaded 2-core machine)."""
+    process; 28-35 s of wall time on the shared 2-core machine)."""
     full = tmp_path / "full"
     full.mkdir()
     mounted = os.geteuid() == 0 and subprocess.run(

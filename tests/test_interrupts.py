@@ -324,7 +324,8 @@ def test_ctrl_c_and_sigterm_on_the_compiled_default_end_cleanly_at_each_moment(
     Keras and JAX are imported (JAX starting its threads), Ctrl-C inside the first
     compilation, SIGTERM while a later fold trains: each time one line and the exit status,
     nothing else (a signal in JAX's start once crashed the process), then the same command
-    resumes. About 40 s (four JAX processes; the cache makes the later ones quick)."""
+    resumes. 18-43 s on the 2-core machine, by its load (four JAX processes; the cache
+    makes the later ones quick)."""
     from openpyxl import load_workbook
 
     cache = tmp_path / "cache"
