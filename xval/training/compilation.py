@@ -331,12 +331,13 @@ class _CacheWarnings:
     @staticmethod
     def handle(folder: str, op: str, name: str, error: str) -> None:
         """Acts on one warning about the program `name` in `folder`."""
-        entries = list(Path(folder, "jax").glob(f"{glob.escape(name)}-*-cache"))
+        # `name` is the program's (`jit_train_step`), or an entry's key (`jit_train_step-<hash>`)
+        entries = [*Path(folder, "jax").glob(f"{glob.escape(name)}-*-cache"),
+                   *Path(folder, "jax").glob(f"{glob.escape(name)}-cache")]
         try:
             damaged = [p for p in entries if not _whole(p.read_bytes())]
-        except OSError as e:
-            damaged = []
-            op, error = "writing", str(e)  # unreadable: not usable here
+        except OSError as e:  # entries this process cannot read: the folder is no use here
+            damaged, op, error = [], "reading the entries of", f"[Errno {e.errno}] {e.strerror}"
         if op == "reading" and not damaged:
             damaged = entries  # whole, yet not loadable: none of them can be told apart
         for path in damaged:
@@ -345,15 +346,16 @@ class _CacheWarnings:
                     gone.unlink(missing_ok=True)
                 except OSError:
                     pass
-        if op == "writing":
+        if op != "reading":
             said = re.search(r"\[Errno \d+\] ([^:'\n]+)", error)
-            _leave(folder, f"{Path(folder, 'jax')} cannot be written "
+            what = "cannot be written" if op == "writing" else "holds entries that cannot be read"
+            _leave(folder, f"{Path(folder, 'jax')} {what} "
                            f"({said[1].strip() if said else error.splitlines()[0]}); {_FIX}")
             _switch(None)
-            return
-        _DAMAGED[0] += len(damaged)
-        _NOTES["damaged"] = (f"compile cache {folder}: {_DAMAGED[0]} damaged program(s) "
-                             "removed; compiled again and kept anew")
+        elif damaged:
+            _DAMAGED[0] += len(damaged)
+            _NOTES["damaged"] = (f"compile cache {folder}: {_DAMAGED[0]} damaged program(s) "
+                                 "removed; compiled again and kept anew")
 
 
 _DAMAGED = [0]
