@@ -1,8 +1,7 @@
 """`python -m augmentation`: see `xval.cli.augment`."""
 
-import sys
-
 from xval.cli.augment import main
+from xval.core.entry import exit_process
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

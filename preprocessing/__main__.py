@@ -1,8 +1,7 @@
 """`python -m preprocessing`: see `xval.cli.preprocess`."""
 
-import sys
-
 from xval.cli.preprocess import main
+from xval.core.entry import exit_process
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

@@ -413,3 +413,41 @@ def test_run_job_settles_a_marked_process_once_and_a_user_process_never(monkeypa
     for _ in range(2):
         assert run_job(bad).status == Status.FAILED
     assert frozen == kept_out == [1]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_RAY, reason="ray is not installed (pip install -e '.[ray]')")
+def test_ray_tasks_keep_programs_in_the_folder_the_driver_names(local_ray, store, config,
+                                                                 tmp_path):
+    """On JAX, a Ray task (the executor's task body, `run_job_remote`, in a Ray worker)
+    compiles into `compile_cache` as the driver resolved it, on the node it runs on (one node
+    here: this machine's folder), making it where missing; what the cache did travels back
+    with the result (a damaged program, replaced), for the driver to say. About 20 s (a Ray
+    worker for JAX alone, its start-up and one fold's compilation): the module's warm
+    workers imported Keras on torch, so the tasks ask for workers of their own."""
+    import dataclasses
+
+    import ray
+
+    from xval.executors.ray import run_job_remote
+
+    cache = tmp_path / "node" / "cache"
+    first, second = (dataclasses.replace(j, compile_cache=str(cache))
+                     for j in _jobs(store, config, 2))
+    task = ray.remote(run_job_remote).options(
+        runtime_env={"env_vars": {"KERAS_BACKEND": "jax"}})
+
+    def run(job):
+        return FoldResult.from_transport(*ray.get(task.remote(job.to_dict(), "jax")))
+
+    filled = run(first)
+    assert filled.ok and filled.backend == "jax" and filled.pid != os.getpid()
+    steps = sorted((cache / "jax").glob("jit_train_step-*-cache"))
+    assert steps and filled.compilation["programs"] > 0 and filled.cache_notes is None
+    for step in steps:
+        step.write_bytes(step.read_bytes()[:100])  # cut short
+    repaired = run(second)
+    assert repaired.ok and repaired.cache_notes == {
+        "damaged": f"compile cache {cache}: {len(steps)} damaged program(s) removed; compiled "
+                   "again and kept anew"}
+    assert all(len(p.read_bytes()) > 100 for p in steps)  # kept anew

@@ -1,5 +1,6 @@
-"""Ctrl-C and kills: a run stops with one line and resumes, whatever the executor, and an
-interrupt that Keras swallows still stops training."""
+"""Ctrl-C, SIGTERM and kills: a run stops with one line and resumes, whatever the executor and
+whatever it is doing (JAX starting, compiling, training), and an interrupt that Keras swallows
+still stops training."""
 
 import json
 import os
@@ -10,7 +11,7 @@ import time
 
 import pytest
 
-from tests.conftest import run_script_here, write_script
+from tests.conftest import OutputWatcher, run_script_here, write_config, write_script
 from tests.test_executors import folds_on_disk
 from xval.core.records import Job, Status
 from xval.executors import JobQueue
@@ -26,12 +27,12 @@ if __name__ == "__main__":
 """
 
 
-def _start(script, executor, tmp_path):
+def _start(script, executor, tmp_path, *args, env=None, stderr=subprocess.PIPE):
     # SIGINT back to its default in the child: a suite started in the background by a script
     # (`make test &`) runs with SIGINT ignored, and children inherit that.
-    return subprocess.Popen([sys.executable, str(script), "--executor", executor],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=tmp_path, start_new_session=True,
+    return subprocess.Popen([sys.executable, str(script), "--executor", executor, *args],
+                            stdout=subprocess.PIPE, stderr=stderr, text=True,
+                            cwd=tmp_path, start_new_session=True, env=env,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
@@ -193,6 +194,58 @@ def test_sticky_interrupts_leave_an_ignored_sigint_alone():
         signal.signal(signal.SIGINT, previous)
 
 
+def test_a_ctrl_c_during_an_import_is_held_until_it_ends(python_sigint):
+    """`deferred_interrupts` (a framework's import): the block runs to its end, then the
+    interrupt is raised; in a command's clean-up after an interrupt, a block does not raise
+    the one that came before it."""
+    from xval.core.interrupts import (
+        deferred_interrupts,
+        raise_if_interrupted,
+        sticky_interrupts,
+    )
+
+    reached = []
+    with pytest.raises(KeyboardInterrupt), deferred_interrupts():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)  # the handler runs here, and holds it
+        reached.append("end of the block")
+    assert reached == ["end of the block"]
+    with sticky_interrupts():
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+        with deferred_interrupts():  # the clean-up after it
+            reached.append("clean-up")
+        with pytest.raises(KeyboardInterrupt):
+            raise_if_interrupted()  # still sticky
+    assert reached[-1] == "clean-up"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def _wait_then_sleep(ready):
+    ready.set()
+    time.sleep(60)
+
+
+def test_a_process_forked_under_a_command_ends_on_sigterm_at_once(python_sigint):
+    """A pool's worker forked while a command runs (a store's build) keeps Python's own
+    handlers: `terminate` ends it by SIGTERM, not by a `Terminated` traceback."""
+    import multiprocessing
+
+    from xval.core.interrupts import sticky_interrupts
+
+    context = multiprocessing.get_context("fork")
+    ready = context.Event()
+    with sticky_interrupts():
+        assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL  # the command's own
+        child = context.Process(target=_wait_then_sleep, args=(ready,))
+        child.start()
+        assert ready.wait(60)
+        child.terminate()
+        child.join(60)
+    assert child.exitcode == -signal.SIGTERM
+
+
 @pytest.mark.slow
 def test_process_executor_resumes_after_driver_kill(tmp_path, config_path, config, store):
     """A SIGKILLed driver (and its workers) loses at most the folds in progress; the same
@@ -213,3 +266,104 @@ def test_process_executor_resumes_after_driver_kill(tmp_path, config_path, confi
     assert all(f["status"] == "ok" for f in folds)
     pids = {f["pid"] for f in folds}
     assert os.getpid() not in pids and len(pids) == 2  # the killed run's worker, a new one
+
+
+def _ended_cleanly(proc, output, code, line):
+    """`proc` (its own process group) ended with exit status `code` and `line` alone, its
+    last line: no traceback, no "Exception ignored", no crash, no library warning, and no
+    process of its group left."""
+    assert proc.returncode == code, output[-3000:]
+    assert output.strip().splitlines()[-1].startswith(line), output[-3000:]
+    assert output.count(line.split(";")[0]) == 1, output[-3000:]
+    for needle in ("Traceback", "Exception ignored", "Segmentation", "Fatal Python",
+                   "UserWarning", "persistent compilation cache"):
+        assert needle not in output, output[-3000:]
+    leftover = subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True, text=True)
+    assert leftover.returncode == 1, leftover.stdout
+
+
+@pytest.mark.slow
+def test_sigterm_ends_as_ctrl_c_does_and_puts_back_what_overwrite_set_aside(
+        tmp_path, config_path, config, store):
+    """SIGTERM (a scheduler's, `kill`'s) mid-fold of an --overwrite run: one line, exit 143;
+    the instance's previous results back in place (no `instance_1.previous` beside a partial
+    `instance_1`), and the workbook made again from them."""
+    script = _script(tmp_path, config_path, epochs=20)
+    first = run_script_here(script, "--executor", "inline", "--set", "epochs=2")  # complete
+    assert first.returncode == 0, first.stdout + first.stderr
+    exp = config.results_dir / "tiny" / "experiment_1"
+    before = {p.name: p.read_bytes() for p in (exp / "instance_1").glob("fold_*.json")}
+    book = exp / "experiment_1.xlsx"
+    book.unlink()  # made again on the way out
+    proc = _start(script, "inline", tmp_path, "--overwrite", stderr=subprocess.STDOUT)
+    watcher = OutputWatcher(proc)
+    watcher.wait_for(r"^instance 1 fold 0: ")  # the new fold 0 recorded; fold 1 training
+    os.killpg(proc.pid, signal.SIGTERM)
+    _ended_cleanly(proc, watcher.finish(), 143, "terminated (SIGTERM); rerun the same "
+                                                "command to resume")
+    assert sorted(p.name for p in exp.iterdir() if p.name.startswith("instance_1")) == \
+        ["instance_1"]
+    assert {p.name: p.read_bytes() for p in (exp / "instance_1").glob("fold_*.json")} == before
+    assert book.exists()
+
+
+JAX_SCRIPT = """
+from xval import Experiment
+experiment = Experiment(description="compiled default", dataset="tiny", number=1,
+                        num_folds=3, config={config!r})
+experiment[1] = {base!r}
+if __name__ == "__main__":
+    experiment.main()
+"""
+
+
+@pytest.mark.slow
+def test_ctrl_c_and_sigterm_on_the_compiled_default_end_cleanly_at_each_moment(
+        tmp_path, config, store):
+    """On JAX, the default (fresh processes with no KERAS_BACKEND, as a user's): Ctrl-C while
+    Keras and JAX are imported (JAX starting its threads), Ctrl-C inside the first
+    compilation, SIGTERM while a later fold trains: each time one line and the exit status,
+    nothing else (a signal in JAX's start once crashed the process), then the same command
+    resumes. 18-43 s on the 2-core machine, by its load (four JAX processes; the cache
+    makes the later ones quick)."""
+    from openpyxl import load_workbook
+
+    cache = tmp_path / "cache"
+    path = write_config(tmp_path, backend={"compile_cache": str(cache)})
+    spec = {"architecture": "mlp", "reshaping_type": "none", "comment_1": "a",
+            "comment_2": "b", "hidden_units": 8, "num_layers": 1, "epochs": 20,
+            "patience": 20, "batch_size": 8}
+    script = write_script(tmp_path, JAX_SCRIPT.format(config=str(path), base=spec))
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("KERAS_BACKEND", "TF_CPP_MIN_LOG_LEVEL")}
+    resume = "interrupted; rerun the same command to resume"
+
+    def run(wait, sig, code, line):
+        proc = _start(script, "inline", tmp_path, env=env, stderr=subprocess.STDOUT)
+        watcher = OutputWatcher(proc)
+        wait(watcher)
+        os.killpg(proc.pid, sig)
+        _ended_cleanly(proc, watcher.finish(), code, line)
+
+    def first_program(watcher):  # the first compiled program kept: compilation under way
+        watcher.wait_for(r"^Importing Keras \(jax backend\)")
+        while not list(cache.glob("jax/*-cache")):
+            assert watcher.proc.poll() is None, watcher.text()
+            time.sleep(0.02)
+
+    run(lambda w: w.wait_for(r"^Importing Keras \(jax backend\)"), signal.SIGINT, 130,
+        resume)
+    run(first_program, signal.SIGINT, 130, resume)
+    run(lambda w: w.wait_for(r"^instance 1 fold 0: "), signal.SIGTERM, 143,
+        "terminated (SIGTERM); rerun the same command to resume")
+    done = folds_on_disk(config, 1)
+    assert 1 <= len(done) < 3
+    book = load_workbook(config.results_dir / "tiny" / "experiment_1" / "experiment_1.xlsx")
+    assert [r[:2] for r in book["Summary"].iter_rows(min_row=3, max_row=3, values_only=True)] \
+        == [(1, "partial")]  # made on the way out: what is on disk
+    again = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                           cwd=tmp_path, env=env, timeout=600)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "already done; resuming" in again.stdout
+    assert folds_on_disk(config, 1) == [0, 1, 2]
+    assert "UserWarning" not in again.stderr and "Traceback" not in again.stderr, again.stderr

@@ -1,8 +1,7 @@
 """`python -m xval`: see `xval.cli.main`."""
 
-import sys
-
 from xval.cli.main import main
+from xval.core.entry import exit_process
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

@@ -6,7 +6,6 @@ stderr, nothing written).
 """
 
 import argparse
-import sys
 from collections.abc import Sequence
 
 import xval.config.schema as schema
@@ -15,7 +14,7 @@ from augmentation.pipeline import require_augment_extra
 from xval.config.loader import find_config, load_config
 from xval.config.sections import AugmentationSettings
 from xval.core.arguments import ArgumentParser
-from xval.core.entry import run_entry
+from xval.core.entry import exit_process, run_entry
 from xval.core.errors import ConfigurationError
 from xval.core.logs import quiet_framework_logs
 from xval.core.optional import EXTRAS
@@ -90,4 +89,4 @@ def _main(argv: Sequence[str] | None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

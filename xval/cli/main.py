@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from xval.cli.commands import CHOOSE_BACKEND, COMMANDS, load_reference
 from xval.core.arguments import ArgumentParser, Subcommands
-from xval.core.entry import run_entry
+from xval.core.entry import exit_process, run_entry
 from xval.core.errors import XvalError
 from xval.core.logs import quiet_framework_logs
 from xval.core.version import add_version
@@ -75,7 +75,7 @@ def _main(argv: Sequence[str] | None) -> int:
 
 def run() -> None:
     """The `xval` console script: `main()`, its return value the exit code."""
-    sys.exit(main())
+    exit_process(main())
 
 
 if __name__ == "__main__":

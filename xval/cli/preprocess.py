@@ -56,7 +56,7 @@ from xval.cli.init_data import task_of_rows
 from xval.cli.preprocess_parser import KINDS, preprocessing_parser
 from xval.config.loader import PACKAGE_DEFAULT, Config, find_config, load_config
 from xval.core.backend import use_backend
-from xval.core.entry import run_entry
+from xval.core.entry import exit_process, run_entry
 from xval.core.errors import ConfigurationError
 from xval.core.logs import quiet_framework_logs
 from xval.core.outputs import check_output_files, check_output_folder
@@ -434,4 +434,4 @@ def print_skipped(skipped: list[dict[str, Any]], unit: str, shown: int | None,
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

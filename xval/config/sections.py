@@ -67,8 +67,12 @@ class BackendSettings(Settings):
         notes=("JAX compiles a fold's training, validation and prediction steps once; the "
                "programs are kept in this folder, so later folds, runs and worker processes "
                "load them instead of compiling again (relative paths: to this file; none: "
-               "nothing kept). Whoever can write to it can run code in your runs: keep it "
-               "your own."))
+               "nothing kept). Checked before anything trains: a file in the path is "
+               "refused; a folder that cannot be written, or under 64 MiB free, and the run "
+               "compiles without it, saying so in one line; damaged programs are replaced. "
+               "On a Ray cluster, the folder on each node (shared only where the path is on "
+               "a shared filesystem). Whoever can write to it can run code in your runs: "
+               "keep it your own."))
     device_data_mb: int = setting(
         DEVICE_DATA_MB, "most of a fold's training and validation rows copied to the device "
         "once (MiB; 0: never)", low=0, high=1 << 24,

@@ -5,7 +5,7 @@ Keras reads `KERAS_BACKEND` once, when it is first imported, and CUDA reads
 keras`, as keras-io examples do. Every entry point (experiment scripts, `python -m xval`,
 the executors' workers) calls `use_backend` first; the process executor hands the choice to
 its children with `backend_environment`. A leaf module: it imports nothing of the project
-but its errors and its log settings.
+but its errors, its interrupt handling and its log settings.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from types import ModuleType
 
 from xval.core.errors import ConfigurationError
+from xval.core.interrupts import deferred_interrupts
 from xval.core.logs import quiet_framework_logs
 from xval.core.optional import EXTRAS
 
@@ -224,11 +225,18 @@ def import_paused(name: str) -> ModuleType:
     imported without what it imports unused (`_KERAS_KEEPS_OUT`: JAX on another backend,
     matplotlib's pyplot).
 
+    A Ctrl-C (or SIGTERM) that arrives during the import is held until the import ends,
+    then raised (`xval.core.interrupts.deferred_interrupts`): JAX interrupted while its
+    native modules start their threads left a process that crashed on its way out.
+
     Args:
         name: the module, e.g. `"keras"`.
 
     Returns:
         The module (imported once per process, as `import` does).
+
+    Raises:
+        KeyboardInterrupt: one that arrived during the import, once it has ended.
     """
     if name in sys.modules:  # imported (or being imported by another thread: import waits)
         return importlib.import_module(name)
@@ -237,7 +245,7 @@ def import_paused(name: str) -> ModuleType:
         if name == "keras" else ()
     try:
         gc.disable()
-        with _kept_out(keep_out):
+        with deferred_interrupts(), _kept_out(keep_out):
             return importlib.import_module(name)
     finally:
         if enabled:

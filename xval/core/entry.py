@@ -11,7 +11,9 @@ and, when something goes wrong, one `error: ...` line on stderr:
 - numbers out of range (`OverflowError`), structures too deep (`RecursionError`), memory
   (`MemoryError`) and text that cannot be encoded or decoded (`UnicodeError`): exit 2;
 - anything else is a bug: one line naming the exception, exit status 1;
-- Ctrl-C: the entry's own line (how to resume), exit status 130;
+- Ctrl-C: the entry's own line (how to resume), exit status 130; SIGTERM the same line
+  with "terminated (SIGTERM)" for its first word, exit status 143: the same clean-up runs
+  for both (`xval.core.interrupts.sticky_interrupts`, installed around every command);
 - stdout closed by its reader (`| head`) before the command finished: it stopped there, so
   one line says so, exit status 141 (`EXIT_PIPE`, as a shell reports a program a closed
   pipe stopped), never 0: a pipeline must not go on as if it had succeeded (`init` removes
@@ -35,15 +37,18 @@ import stat
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from xval.core.errors import XvalError
+from xval.core.interrupts import Terminated, raise_if_interrupted, sticky_interrupts
 
-__all__ = ["EXIT_BUG", "EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_PIPE", "debug_requested",
-           "describe_error", "run_entry", "safe_streams"]
+__all__ = ["EXIT_BUG", "EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_PIPE", "EXIT_TERMINATED",
+           "debug_requested", "describe_error", "exit_process", "run_entry", "safe_streams"]
 
 EXIT_ERROR = 2
 EXIT_BUG = 1
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 EXIT_PIPE = 141
 
 _ASCII = {"±": "+/-", "×": "x", "–": "-", "—": "-", "…": "...", "≥": ">=", "≤": "<=",
@@ -160,7 +165,8 @@ def run_entry(body: Callable[[], int], *, debug: bool | None = None,
         body: the work; returns the exit status. Argument parsing belongs inside it (a
             parsing error is argparse's own usage line and exit status 2).
         debug: print tracebacks; `None` asks `debug_requested()`.
-        interrupted: the line printed on Ctrl-C (e.g. how to resume).
+        interrupted: the line printed on Ctrl-C (e.g. how to resume); on SIGTERM its
+            first word `interrupted` reads `terminated (SIGTERM)`.
 
     Returns:
         The exit status (see the module docstring).
@@ -168,12 +174,17 @@ def run_entry(body: Callable[[], int], *, debug: bool | None = None,
     safe_streams()
     debug = debug_requested() if debug is None else debug
     try:
-        code = body()
+        with sticky_interrupts():  # a Ctrl-C that lands inside Keras is not lost
+            code = body()
+            raise_if_interrupted()  # one that was swallowed after the last safe point
         sys.stdout.flush()  # a full device fails here, not silently at exit
         return code
-    except KeyboardInterrupt:
-        print(interrupted, file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as stop:
+        terminated = isinstance(stop, Terminated)
+        with contextlib.suppress(OSError, ValueError):
+            print(interrupted.replace("interrupted", "terminated (SIGTERM)", 1) if terminated
+                  else interrupted, file=sys.stderr, flush=True)
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
     except BrokenPipeError:
         _quiet_stdout()  # the reader went away (`| head`): the work stopped unfinished
         with contextlib.suppress(OSError, ValueError):
@@ -207,3 +218,25 @@ def _stdout_failed() -> bool:
         return False  # no descriptor (captured, closed): not what failed
     except OSError:
         return True
+
+
+def exit_process(code: int) -> NoReturn:
+    """Ends the process with exit status `code`: what every entry point does with
+    `run_entry`'s answer, in the process of its own (`python -m ...`, an experiment script).
+
+    After Ctrl-C or SIGTERM (130, 143) with JAX loaded, the streams are flushed and the
+    process ends at once (`os._exit`), without the interpreter's finalisation: XLA compiles
+    on threads of its own, and a compilation under way when the interrupt came goes on
+    after it; the finalisation frees JAX's client under that thread, which crashed the
+    process (SIGSEGV). Everything the command does on its way out has run by then (its
+    `finally` blocks, inside `run_entry`). Otherwise `sys.exit(code)`.
+
+    Args:
+        code: the exit status.
+    """
+    if code in (EXIT_INTERRUPTED, EXIT_TERMINATED) and "jax" in sys.modules:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                stream.flush()
+        os._exit(code)
+    sys.exit(code)

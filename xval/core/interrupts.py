@@ -1,63 +1,171 @@
-"""Ctrl-C that third-party code cannot swallow.
+"""Ctrl-C and SIGTERM that third-party code can neither swallow nor crash on.
 
 Keras catches every exception, `KeyboardInterrupt` included, in a few places: the torch
 backend's shape inference while a model is built (`backend.compute_output_spec` retries on
 another device after any exception), saving and loading. A Ctrl-C that lands there is lost
-and the run goes on as if nothing happened. `sticky_interrupts` installs a SIGINT handler that
+and the run goes on as if nothing happened. `sticky_interrupts` installs a handler that
 remembers the interrupt as well as raising it, and `raise_if_interrupted` raises it again at
 the next safe point: the start of every training batch (`InterruptCheck`), the start and the
-failure of every job, every recorded fold, and the end of the command.
+failure of every job, every recorded fold, and the end of the command. An interrupt raised
+inside a callback the interpreter runs on its own (JAX's garbage-collection callback, a
+finaliser) cannot propagate; it is kept the same way, without the interpreter's
+"Exception ignored" traceback.
+
+SIGTERM (a scheduler's or `kill`'s) takes the same way as Ctrl-C: `Terminated`, a
+`KeyboardInterrupt`, so that every clean-up that runs after Ctrl-C runs after it too.
+
+A framework's import must not be interrupted halfway: a `KeyboardInterrupt` raised while
+JAX's native modules start their threads left a process that died by SIGSEGV on its way
+out. `deferred_interrupts` holds a signal that arrives inside its block until the block
+ends (`xval.core.backend.import_paused` imports through it), then raises it.
 """
 
 import contextlib
+import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from types import FrameType
 from typing import Any
 
-# A plain flag, not a threading.Event: the handler runs in the main thread only, and a second
-# Ctrl-C may run it again inside the first (Event.set takes a lock that is not reentrant).
-_interrupted = False
+__all__ = ["Terminated", "deferred_interrupts", "interrupt_check", "raise_if_interrupted",
+           "sticky_interrupts"]
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C raises `KeyboardInterrupt` (it is one, so that the same
+    clean-up runs); the command then ends with its own line and exit status 143."""
+
+
+# Plain module state, not a threading.Event: the handler runs in the main thread only, and a
+# second signal may run it again inside the first (Event.set takes a lock that is not
+# reentrant).
+_arrived: type[KeyboardInterrupt] | None = None
+"""The interrupt that arrived (`KeyboardInterrupt` or `Terminated`), or `None`."""
+_sticky = False
+"""Whether `sticky_interrupts` is active (`_arrived` is kept until it ends)."""
+_deferring = 0
+"""How many `deferred_interrupts` blocks are open."""
+_signals = 0
+"""How many signals the handler has taken (a block raises those that came inside it)."""
 
 
 def _handler(signum: int, frame: FrameType | None) -> None:
-    global _interrupted
-    _interrupted = True
-    raise KeyboardInterrupt
+    global _arrived, _signals
+    _signals += 1
+    if _arrived is not Terminated:  # a SIGTERM is not downgraded by a Ctrl-C after it
+        _arrived = Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+    if not _deferring:
+        raise _arrived()
+
+
+def _unraisable(hook: Any) -> Any:
+    """`sys.unraisablehook` that keeps quiet about an interrupt raised where it cannot
+    propagate (it is remembered, and raised again at the next safe point)."""
+    def unraisable(args: Any) -> None:
+        if not (isinstance(args.exc_value, KeyboardInterrupt) and _arrived is not None):
+            hook(args)
+
+    return unraisable
+
+
+def _ours(signum: int) -> bool:
+    """Whether this module may handle `signum` now: Python's own SIGINT handler, the default
+    SIGTERM, or already this module's handler. An ignored signal (a background job a script
+    started with `cmd &`) or a handler someone else installed (a notebook kernel, a test
+    runner) is left alone."""
+    current = signal.getsignal(signum)
+    default = signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL
+    return current is default or current is _handler
+
+
+def _forked() -> None:
+    """In a process forked while this module handled the signals (a pool's worker, `init`'s
+    store built beside): Python's own handlers again, so that it ends on SIGTERM at once,
+    as a pool's `terminate` expects, instead of raising `Terminated` in a loop it does not
+    own."""
+    global _arrived, _sticky, _deferring
+    for signum, default in ((signal.SIGINT, signal.default_int_handler),
+                            (signal.SIGTERM, signal.SIG_DFL)):
+        if signal.getsignal(signum) is _handler:
+            signal.signal(signum, default)
+    _arrived, _sticky, _deferring = None, False, 0
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 @contextlib.contextmanager
 def sticky_interrupts() -> Iterator[None]:
-    """Makes Ctrl-C stick while the block runs (see the module docstring).
+    """Makes Ctrl-C and SIGTERM stick while the block runs (see the module docstring).
 
-    Installed only in the main thread and only over Python's own SIGINT handler: an ignored
-    SIGINT (a background job a script started with `cmd &`) or a handler someone else
-    installed (a notebook kernel) is left alone. The previous handler is restored when the
-    block ends.
+    Installed only in the main thread, for each signal only where `_ours` allows, and not
+    again inside itself. The previous handlers are restored when the block ends.
     """
-    global _interrupted
-    if threading.current_thread() is not threading.main_thread() \
-            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+    global _arrived, _sticky
+    if threading.current_thread() is not threading.main_thread() or _sticky:
         yield
         return
-    _interrupted = False
-    previous = signal.signal(signal.SIGINT, _handler)
+    signums = [s for s in (signal.SIGINT, signal.SIGTERM) if _ours(s)]
+    if not signums:
+        yield
+        return
+    _arrived, _sticky = None, True
+    previous = {s: signal.signal(s, _handler) for s in signums}
+    hook = sys.unraisablehook
+    sys.unraisablehook = _unraisable(hook)
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
-        _interrupted = False
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        sys.unraisablehook = hook
+        _arrived, _sticky = None, False
+
+
+@contextlib.contextmanager
+def deferred_interrupts() -> Iterator[None]:
+    """Holds Ctrl-C and SIGTERM that arrive while the block runs, and raises the one that
+    arrived when it ends (a native module's import: see the module docstring).
+
+    Only in the main thread and for signals `_ours` allows; elsewhere the block runs as it
+    is. An interrupt that came before the block (the one a clean-up runs after) is not
+    raised again by it.
+
+    Raises:
+        KeyboardInterrupt: `Terminated` for SIGTERM, when one arrived inside the block.
+    """
+    global _arrived, _deferring
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    signums = [s for s in (signal.SIGINT, signal.SIGTERM) if _ours(s)]
+    previous = {s: signal.signal(s, _handler) for s in signums}
+    before = _signals
+    _deferring += 1
+    try:
+        yield
+    finally:
+        _deferring -= 1
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    arrived = _arrived
+    if arrived is not None and _signals > before:
+        if not _sticky:
+            _arrived = None  # raised now; nothing keeps it
+        raise arrived()
 
 
 def raise_if_interrupted() -> None:
-    """Raises `KeyboardInterrupt` if a Ctrl-C arrived inside `sticky_interrupts`.
+    """Raises the interrupt that arrived inside `sticky_interrupts`, if one did.
 
     Raises:
-        KeyboardInterrupt: when one arrived, even if the code it landed in swallowed it.
+        KeyboardInterrupt: when one arrived (`Terminated` for SIGTERM), even if the code it
+            landed in swallowed it.
     """
-    if _interrupted:
-        raise KeyboardInterrupt
+    if _arrived is not None and _sticky:
+        raise _arrived()
 
 
 def interrupt_check() -> Any:

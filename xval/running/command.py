@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from xval.core.arguments import ArgumentParser
 from xval.core.entry import EXIT_INTERRUPTED, debug_requested, run_entry  # noqa: F401
 from xval.core.errors import ConfigurationError
-from xval.core.interrupts import raise_if_interrupted, sticky_interrupts
+from xval.core.logs import quiet_framework_logs
 from xval.core.version import add_version
 from xval.running.declaration import ExperimentDeclaration, InstanceRange, Selection
 from xval.running.options import REFIT_ALONE, add_flags, from_args
@@ -72,17 +71,17 @@ def run_experiment_cli(experiment: ExperimentDeclaration, argv: Sequence[str] | 
     experiment's own `Experiment.run` and `Experiment.refit`, so that the command line and a
     Python caller take one path.
 
-    Errors are one line on stderr. Ctrl-C stops the running jobs and prints how to resume.
+    Errors are one line on stderr. Ctrl-C (or SIGTERM) stops the running jobs and prints
+    how to resume (`xval.core.entry.run_entry`).
 
     Returns:
         The exit code: 0 when every selected instance is complete, 1 when one failed,
         2 for a usage, configuration or data error (nothing trained, nothing written),
-        3 when selected instances are held by another runner, 130 when interrupted.
+        3 when selected instances are held by another runner, 130 when interrupted (143
+        on SIGTERM).
     """
     def body() -> int:
-        args = experiment_parser(experiment).parse_args(argv)
-        with sticky_interrupts():  # a Ctrl-C that lands inside Keras is not lost
-            return _main(args, run, refit)
+        return _main(experiment_parser(experiment).parse_args(argv), run, refit)
 
     return run_entry(body, debug=bool(experiment.debug_mode) or debug_requested(argv),
                      interrupted="interrupted; rerun the same command to resume (finished "
@@ -114,11 +113,8 @@ def _main(args: argparse.Namespace, run: RunCall, refit: RefitCall) -> int:
     check_arguments(args)
     options = from_args(args, out=print, progress=not args.dry_run)  # refuses what clashes
     if options.output.verbose:
-        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+        quiet_framework_logs(verbose=True)  # every framework line, here and in workers
     if args.refit is not None:
         refit(args.refit, options, config=args.config)
-        raise_if_interrupted()
         return 0
-    outcome = run(selection(args), options, config=args.config)
-    raise_if_interrupted()  # one that Keras swallowed after the last training batch
-    return outcome.exit_code
+    return run(selection(args), options, config=args.config).exit_code

@@ -1,4 +1,5 @@
-"""The process a run trains in: its `config.ini`, the Keras backend and the GPU.
+"""The process a run trains in: its `config.ini`, the Keras backend, the GPU and the compile
+cache.
 
 The backend and `CUDA_VISIBLE_DEVICES` are set here before Keras is imported (keras-io
 examples do the same): once Keras is imported, a process keeps its backend and devices.
@@ -30,6 +31,7 @@ from xval.core.constraints import Interval, satisfies
 from xval.core.errors import ConfigurationError
 from xval.core.optional import EXTRAS, missing
 from xval.running.cuda_build import check_gpu_build
+from xval.training.compilation import cache_problem
 
 Out = Callable[..., None]
 """A print function for progress lines (`print`, or `lambda *a: None` to be quiet)."""
@@ -306,6 +308,32 @@ def prepare_process(backend: str, gpu: object, warn: Out, note: Out | None = Non
     for key, value in sharing_environment(backend, jobs_per_gpu).items():
         os.environ.setdefault(key, value)  # before the framework starts; the user's win
     return found, backend
+
+
+def checked_cache(config: Config, backend: str, out: Out) -> Config:
+    """The run's `Config` with its compile cache checked before anything trains (a dry run
+    too), on JAX, the one backend that keeps compiled programs: a file in the path is
+    refused; a folder that cannot be written, or a disk with too little space, is said in
+    one line, and the run compiles without a persistent cache (`compile_cache = none`).
+
+    Args:
+        config: the run's `Config`.
+        backend: the Keras backend in use.
+        out: prints the line.
+
+    Returns:
+        `config`, or a copy with `[backend] compile_cache` none.
+
+    Raises:
+        ConfigurationError: when a file stands in the path (`cache_problem`).
+    """
+    if backend != "jax" or config.backend.compile_cache is None:
+        return config
+    why = cache_problem(config.backend.compile_cache)
+    if why is None:
+        return config
+    out(f"compiling without a persistent cache: {why}")
+    return config.replace(backend={"compile_cache": None})
 
 
 def run_config(config: ConfigSource, declared: str | os.PathLike | None = None,

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from xval.core.entry import exit_process
 from xval.core.storage import RESULTS_STORE
 from xval.running.command import run_experiment_cli
 from xval.running.declaration import ExperimentDeclaration, InstanceRange, Selection
@@ -78,11 +79,15 @@ class Experiment(ExperimentDeclaration):
                 unless it is an interactive session (`%run` in IPython or Jupyter, Spyder's
                 `runfile`), whose other objects are the user's.
         """
-        if argv is None and not _interactive():
+        own = argv is None and not _interactive()  # the process is this command's
+        if own:
             from xval.executors.job_process import mark_job_process  # noqa: PLC0415
 
             mark_job_process()
-        sys.exit(run_experiment_cli(self, argv, run=self.run, refit=self.refit))
+        code = run_experiment_cli(self, argv, run=self.run, refit=self.refit)
+        if own:
+            exit_process(code)  # after an interrupt, JAX's threads cannot crash its end
+        sys.exit(code)
 
     def run(self, instances: Selection = None, options: RunOptions | None = None, *,
             config: ConfigSource = None, **changes: Any) -> RunOutcome:

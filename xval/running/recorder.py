@@ -105,6 +105,7 @@ class Recorder:
         self.listeners = list(listeners)
         self.results_store = results_store
         self._results = results
+        self._unsaid = False  # a fold recorded since the derived files were last made
 
     @property
     def results(self) -> ExperimentResults:
@@ -182,6 +183,7 @@ class Recorder:
         """Tells the listeners that the experiment's results changed (`on_results`), with
         the results refreshed (only instances whose files changed are read again)."""
         self._notify("on_results", self.results.refresh())
+        self._unsaid = False
 
     def begin_instance(self, instance: int, params: InstanceParams, params_hash: str,
                        overwrite: bool, dataset_info: Mapping[str, Any] | None = None,
@@ -218,7 +220,20 @@ class Recorder:
         """Writes one fold's files (`ResultsStore.write_fold`) and tells the listeners."""
         layout = self.instance_layout(result.instance)
         self.results_store.write_fold(layout, result)
+        self._unsaid = True
         self._notify("on_fold", result, layout.root)
+
+    def interrupted(self, instances: Iterable[int]) -> None:
+        """After Ctrl-C or SIGTERM (the run's instances still held): each of `instances`
+        whose --overwrite did not complete gets its previous results back
+        (`ResultsStore.restore_previous`), and the derived files (the workbook) are made
+        again from what is now on disk, where a fold landed since they were last made.
+        What is left is what the run found, plus the folds it finished: the same command
+        resumes it."""
+        restored = [self.results_store.restore_previous(self.instance_layout(k))
+                    for k in instances]
+        if any(restored) or self._unsaid:
+            self.results_changed()
 
     def record_refit(self, result: FoldResult, fold_best_epochs: Sequence[int | None]
                      ) -> Path:

@@ -27,7 +27,7 @@ from xval.core.storage import ResultsStore
 from xval.executors import JobQueue
 from xval.executors.base import Executor
 from xval.running.declaration import ExperimentDeclaration
-from xval.running.environment import prepare_process, script_name
+from xval.running.environment import checked_cache, prepare_process, script_name
 from xval.running.options import RunOptions
 from xval.running.packages import check_packages
 from xval.running.planner import Plan, backend_for, make_plan
@@ -73,6 +73,7 @@ def refit_instance(experiment: ExperimentDeclaration, instance: int, config: Con
         backend_for(experiment, selected, config, options.overrides),
         experiment.gpu_ID if on.gpu is None else on.gpu, _stderr, chosen=on.backend,
         jobs_per_gpu=on.jobs_per_gpu or config.backend.jobs_per_gpu)
+    config = checked_cache(config, backend, out)
     record = recorded_params(experiment, config, instance, results_store)
     given = {**(record.overrides if record else {}), **options.overrides}
     plan = make_plan(repeats_on_disk(experiment, config, results_store), config, selected,
@@ -92,6 +93,8 @@ def refit_instance(experiment: ExperimentDeclaration, instance: int, config: Con
     with recorder.holding(instance, f"Instance {instance} is running in another runner; "
                                     "refit it after that runner ends."):
         result = run_one(runner, job)
+        for line in (result.cache_notes or {}).values():  # what the compile cache did
+            out(line)
         if not result.ok:
             raise TrainingError(f"Refit of instance {instance} failed: {result.message}"
                                 ) from result.exception

@@ -33,6 +33,7 @@ from xval.running.derived import DerivedRun, derived_failure, derived_run, repor
 from xval.running.environment import (
     Out,
     check_gpus_visible,
+    checked_cache,
     eager_note,
     gpu_present,
     import_keras,
@@ -100,6 +101,7 @@ def run_experiment(experiment: ExperimentDeclaration, instances: Selection,
     gpu, backend = prepare_process(asked, on.gpu, _stderr, note, chosen=on.backend,
                                    jobs_per_gpu=on.jobs_per_gpu or config.backend.jobs_per_gpu)
     eager = eager_note(backend, config.backend.backend, asked, on.backend)
+    config = checked_cache(config, backend, say.out)  # before anything trains
     executor = executor_for(on, config, gpu, backend, note=note)
     ensembles = derived_run(experiment)  # the instances derived from others
     selected, derived = ensembles.split_selection(experiment, selected)
@@ -247,8 +249,12 @@ def execute(experiment: ExperimentDeclaration, plan: Plan, executor: Executor,
     started = time.perf_counter()
     with contextlib.ExitStack() as held:  # the instances' locks, released at the end
         jobs, skipped = claim_instances(plan, recorder, bool(options.overwrite), held)
-        Scheduler(executor, recorder, debug=bool(options.debug), out=say.out,
-                  progress=say.progress, epoch_lines=say.verbose).run(jobs)
+        try:
+            Scheduler(executor, recorder, debug=bool(options.debug), out=say.out,
+                      progress=say.progress, epoch_lines=say.verbose).run(jobs)
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the results left as the run found
+            recorder.interrupted(jobs)  # them, plus whole folds; the workbook made again
+            raise
     not_computed, pending = derived.record_ensembles(experiment, ensembles, recorder,
                                                      bool(options.overwrite), skipped)
     skipped = [*skipped, *pending]

@@ -72,6 +72,7 @@ class Scheduler:
         self._remaining: dict[int, int] = {}
         self._failed: set[int] = set()
         self._finished: set[int] = set()
+        self._cache_said: set[str] = set()  # what the compile cache did, said once a run
 
     def _say(self, text: str) -> None:
         if self._bar is not None:
@@ -201,6 +202,10 @@ class Scheduler:
 
     def _report(self, result: FoldResult) -> None:
         k, i = result.instance, result.fold
+        for kind, line in sorted((result.cache_notes or {}).items()):
+            if kind not in self._cache_said:  # each kind once a run, whichever job saw it
+                self._cache_said.add(kind)
+                self._say(line)
         if not result.ok or not result.metrics:
             self._say(f"instance {k} fold {i}: FAILED: {result.message}{self._eta()}")
             return

@@ -14,7 +14,12 @@ from typing import Any
 
 from xval.core.backend import import_paused
 from xval.core.records import FoldResult, Job
-from xval.training.compilation import compile_count, is_compiled, use_cache
+from xval.training.compilation import (
+    cache_notes,
+    compile_count,
+    is_compiled,
+    use_cache,
+)
 from xval.training.device_constants import constants_on_device
 from xval.training.fit import EpochHook, fit_model
 from xval.training.keras_settings import keras_settings_kept
@@ -60,6 +65,7 @@ def run_fold(job: Job | Mapping[str, Any], on_epoch: EpochHook | None = None) ->
         result = train_and_evaluate(job, on_epoch)
         if job.refit_epochs is None and job.params.refit_with_val:
             result = refit_with_val(job, result, on_epoch)
+    result.cache_notes = cache_notes() or None  # for the driver to say
     return result
 
 

@@ -28,6 +28,7 @@ from preprocessing.features.encoders.base import (
     sha256_of_files,
 )
 from xval.core.errors import ConfigurationError
+from xval.core.logs import quiet_native_notices
 from xval.core.optional import WHEELS
 
 __all__ = ["BIRDNET", "BirdnetEncoder", "birdnet_weights"]
@@ -111,13 +112,19 @@ class BirdnetEncoder(Encoder):
         self.input = self.interpreter.get_input_details()[0]["index"]
         self.output = self.interpreter.get_output_details()[0]["index"]
         self.batch = 0
+        with quiet_native_notices():  # the first allocation says it made an XNNPACK delegate
+            self._allocate(1)
+
+    def _allocate(self, batch: int) -> None:
+        """Sizes the interpreter's input for `batch` windows."""
+        self.interpreter.resize_tensor_input(self.input, [batch, self.block_length])
+        self.interpreter.allocate_tensors()
+        self.batch = batch
 
     def embed(self, windows: np.ndarray) -> np.ndarray:
         """Embeddings of 3 s windows, `(n, 144000)` -> `(n, 1024)`."""
         if len(windows) != self.batch:
-            self.interpreter.resize_tensor_input(self.input, [len(windows), self.block_length])
-            self.interpreter.allocate_tensors()
-            self.batch = len(windows)
+            self._allocate(len(windows))
         self.interpreter.set_tensor(self.input, np.ascontiguousarray(windows, np.float32))
         self.interpreter.invoke()
         return np.array(self.interpreter.get_tensor(self.output), dtype=np.float32)

@@ -147,13 +147,15 @@ class FoldResult(Record):
     val_predictions_csv: str | None = dataclasses.field(default=None, repr=False)
     plot_data: dict[str, Any] | None = dataclasses.field(default=None, repr=False)
     classifier_bytes: bytes | None = dataclasses.field(default=None, repr=False)
+    cache_notes: dict[str, str] | None = dataclasses.field(default=None, repr=False)
     exception: BaseException | None = dataclasses.field(default=None, repr=False)
 
     KIND: ClassVar[str] = "fold record"
     TRANSIENT: ClassVar[tuple[str, ...]] = ("model_bytes", "predictions_csv",
                                             "val_predictions_csv", "plot_data",
-                                            "classifier_bytes", "exception")
-    _CARRIED = ("predictions_csv", "val_predictions_csv", "plot_data")  # JSON-ready, transient
+                                            "classifier_bytes", "cache_notes", "exception")
+    _CARRIED = ("predictions_csv", "val_predictions_csv", "plot_data",
+                "cache_notes")  # JSON-ready, transient
 
     @property
     def ok(self) -> bool:

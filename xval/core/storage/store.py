@@ -33,6 +33,7 @@ from xval.core.files import (
     read_json,
 )
 from xval.core.hashing import Stamp
+from xval.core.interrupts import deferred_interrupts
 from xval.core.layout import INSTANCE_OUTPUT, ExperimentLayout, InstanceLayout
 from xval.core.outputs import remove_output
 from xval.core.records import (
@@ -484,6 +485,22 @@ class ResultsStore:
             layout.root.rename(layout.previous)
         out(f"instance {layout.id}: previous results moved to {layout.previous.name} "
             "until the new ones complete.")
+
+    def restore_previous(self, layout: InstanceLayout) -> bool:
+        """Puts back the folder --overwrite set aside (`instance_<k>.previous`) in place of
+        the new results, which did not complete (a run interrupted by Ctrl-C or SIGTERM):
+        the instance is as the run found it, and the same command starts it again.
+
+        Returns:
+            Whether a folder was put back.
+        """
+        if not layout.previous.is_dir():
+            return False
+        with deferred_interrupts():  # a second Ctrl-C waits: never neither folder in place
+            if layout.root.exists():
+                remove_output(layout.root, INSTANCE_OUTPUT)
+            layout.previous.rename(layout.root)
+        return True
 
     def begin_instance(self, layout: InstanceLayout, record: ParamsRecord, *,
                        num_folds: int, rules: TaskRules, overwrite: bool = False,
