@@ -448,6 +448,8 @@ def pytest_collection_modifyitems(config, items):
     cost = collections.Counter()
     for item in items:
         cost[item.path.name] += recorded.get(item.nodeid, (0.0, 0.0))[0]
+        if "local_ray" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.ray)  # a test on the session's Ray is in its group
     # A stable sort: the Ray tests first (one group, see `pytest_xdist_make_scheduler`), then
     # the files, costliest first, each file's tests in their order.
     items.sort(key=lambda item: ("ray" not in item.keywords, -cost[item.path.name],
