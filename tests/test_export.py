@@ -115,9 +115,25 @@ def _demo_wavs(model):
     return sorted(instance.parents[3].glob("audio/spk1/*.wav"))
 
 
+# Runs a program as `python PROGRAM FILE` runs it, once per FILE, in one process (a fresh
+# interpreter per file cost ~7 s of CPU for a Keras program): each run's last line follows a
+# `--- FILE` line.
+_EACH_FILE = """
+import runpy
+import sys
+
+program, files = sys.argv[1], sys.argv[2:]
+for path in files:
+    sys.argv = [program, path]
+    print("--- " + path, flush=True)
+    runpy.run_path(program, run_name="__main__")
+"""
+
+
 def _check_card_program(model, folder, python, tmp_path, wavs, atol=1e-5):
-    """Runs the card's program (`python run.py FILE` in the export folder) on a long file
-    cut from `wavs` and a short one, and compares with `predict_files` (within `atol`)."""
+    """Runs the card's program as written (`python run.py FILE`, in the export folder, in a
+    fresh process) on a long file cut from `wavs` and a short one, and compares with
+    `predict_files` (within `atol`)."""
     import ast
 
     import soundfile as sf
@@ -132,11 +148,14 @@ def _check_card_program(model, folder, python, tmp_path, wavs, atol=1e-5):
     expected = predict_files(model, files, ensemble=model.is_dir())
     assert len(expected[0]["segments"]) > 2 and len(expected[1]["segments"]) == 1
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    for path, want in zip(files, expected):
-        run = subprocess.run([python, _card_program(folder), path], capture_output=True,
-                             text=True, cwd=folder, timeout=300, env=env)
-        assert run.returncode == 0, run.stderr[-2000:]
-        got = ast.literal_eval(run.stdout.strip().splitlines()[-1])
+    (tmp_path / "each_file.py").write_text(_EACH_FILE)
+    run = subprocess.run([python, tmp_path / "each_file.py", _card_program(folder), *files],
+                         capture_output=True, text=True, cwd=folder, timeout=300, env=env)
+    assert run.returncode == 0, run.stderr[-2000:]
+    outputs = run.stdout.split("--- ")[1:]
+    assert [out.splitlines()[0] for out in outputs] == [str(path) for path in files]
+    for path, out, want in zip(files, outputs, expected):
+        got = ast.literal_eval(out.strip().splitlines()[-1])
         assert got.keys() == want["clip"]["scores"].keys()
         for name, p in want["clip"]["scores"].items():
             assert abs(got[name] - p) <= atol, (path.name, got, want["clip"]["scores"])
