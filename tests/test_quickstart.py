@@ -2,7 +2,8 @@
 recordings named as FSDD names them, `python -m xval init` writes the config, the script and
 the store and runs the dry run, saying what the README's sample output shows; the command it
 prints trains and writes the workbook; `python -m xval config` and `python -m xval report`
-work on what it wrote. Real audio files, real subprocesses."""
+work on what it wrote. Real audio files; `init` in a real process (what the README shows),
+the rest in this one (`python_here`)."""
 
 import os
 import re
@@ -55,13 +56,20 @@ def _run(args, cwd, timeout=600):
 
 @pytest.mark.slow
 def test_quickstart_from_a_folder_of_audio_to_a_workbook(tmp_path):
+    """`init` runs as a real process, as the README shows it: its output (no bar redraws in a
+    pipe, no traceback) is the README's sample. It compares no encoder (`--encoders none`:
+    the comparison is tests/test_encoder_comparison.py's, the encoder instance
+    test_init_puts_the_installed_encoder_first_and_keeps_the_cnn's; the README's lines are
+    the same with them). `config`, the printed command (shortened: 2 epochs) and `report`
+    run in this process (`python_here`): the printed command as a fresh process is
+    tests/test_init.py's, the backend a fresh process trains on tests/test_default_backend.py's."""
     audio = tmp_path / "wavs"
     audio.mkdir()
     _fsdd_like(audio)
     project = tmp_path / "project"
     project.mkdir()
 
-    init = _run(["-m", "xval", "init", str(audio)], project)
+    init = _run(["-m", "xval", "init", str(audio), "--encoders", "none"], project)
     assert init.returncode == 0, init.stdout + init.stderr
     assert "Traceback" not in init.stderr
     assert "\r" not in init.stdout + init.stderr  # no bar redraws in a pipe or a log file
@@ -78,20 +86,20 @@ def test_quickstart_from_a_folder_of_audio_to_a_workbook(tmp_path):
     assert "[paths]" in config and "[training]" not in config  # only what differs
     assert (project / "data" / "wavs" / "dataset.json").exists()
 
-    shown = _run(["-m", "xval", "config", "experiments/wavs.py", "1"], project)
+    shown = python_here("-m", "xval", "config", "experiments/wavs.py", "1", cwd=project)
     assert shown.returncode == 0, shown.stderr
     assert re.search(r"epochs\s*=\s*60\s+.*package default", shown.stdout), shown.stdout
 
     # The printed command, shortened for a test (the defaults train 60 epochs).
-    run = _run([command.group(2), "--set", "epochs=2", "--set", "min_epochs=0",
-                "--set", "warmup_epochs=0", "--set", "patience=2"], project)
+    run = python_here(command.group(2), "--set", "epochs=2", "--set", "min_epochs=0",
+                      "--set", "warmup_epochs=0", "--set", "patience=2", cwd=project)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     workbook = project / "results" / "wavs" / "experiment_1" / "experiment_1.xlsx"
     assert load_workbook(workbook).sheetnames[0] == "Summary"
     assert "instance 1 fold 3:" in run.stdout and "* selected" in run.stdout
 
-    report = _run(["-m", "xval", "report", "results/wavs/experiment_1", "--no-workbook"],
-                  project)
+    report = python_here("-m", "xval", "report", "results/wavs/experiment_1",
+                         "--no-workbook", cwd=project)
     assert report.returncode == 0, report.stderr
     assert "complete" in report.stdout
 
