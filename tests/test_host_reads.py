@@ -1,12 +1,10 @@
 """No tensor value read back to the host inside a training step (issue 63): the counter, the
 default instance and every architecture of the zoo at the package defaults, the schedule and
 the loss-scale optimizer without host branches (same values as Keras's), the layers' draws
-on the device (seeded, reproducible), and evaluation from the device rows."""
+on the device (seeded, reproducible), and evaluation from the device rows. On JAX a host
+read could not be traced at all: the default instance trained compiled there is
+tests/test_default_backend.py's."""
 
-import importlib.util
-import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -392,35 +390,6 @@ def test_predict_rows_from_the_device_equals_numpy(store, rng):
     assert devices.host_transfers() - before == 5
     np.testing.assert_allclose(on_device, predict_rows(model, features, rows, 16), rtol=1e-5)
     assert on_device.shape == (50, 3)
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
-def test_jax_compiles_the_default_instance_step(tmp_path):
-    """On JAX the step is compiled (`jit_compile`): a host read inside it could not be
-    traced at all, so the default instance training there is the check."""
-    code = (
-        "import numpy as np, keras\n"
-        "from tests.test_host_reads import SHIPPED, SHAPE\n"
-        "from tests.conftest import resolve\n"
-        "from xval import tasks\n"
-        "from xval.training.model import build_model, make_optimizer\n"
-        "p = resolve(2, {'architecture': 'audio_cnn', 'reshaping_type': 'conv', 'filters': 4,"
-        " 'comment_1': '', 'comment_2': '', 'epochs': 2, 'warmup_epochs': 1},"
-        " training_defaults=SHIPPED)\n"
-        "m = build_model(p, SHAPE, 3, 'classification', np.zeros(12, 'float32'),"
-        " np.ones(12, 'float32'))\n"
-        "rng = np.random.default_rng(0)\n"
-        "x = rng.normal(size=(16, *SHAPE)).astype('float32'); y = rng.integers(0, 3, 16)\n"
-        "task = tasks.get('classification')\n"
-        "m.compile(optimizer=make_optimizer(p, 2, m), loss=task.head.loss(p, y))\n"
-        "y = task.targets.for_keras(y, p, 3)\n"
-        "h = m.fit(x, y, batch_size=8, epochs=2, verbose=0)\n"
-        "print('jit', m.jit_compile, np.isfinite(h.history['loss']).all())\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=ROOT, timeout=600, env={**os.environ, "KERAS_BACKEND": "jax"})
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert "jit True True" in out.stdout
 
 
 def test_constants_on_device_leaves_keras_shape_inference_alone():
