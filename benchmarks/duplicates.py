@@ -464,7 +464,7 @@ def side_by_side(spool: Any, copies: dict[int, int], workers: int, repeat: int) 
         for w in ((1, workers) if r % 2 == 0 else (workers, 1)):
             runs[w].append(_timed_check(functools.partial(spool.check, workers=w), copies))
             print(f"    workers={w}: {runs[w][-1]}", flush=True)
-    summary = {w: {**{k: round(float(np.median([r[k] for r in rs])), 1)
+    summary = {w: {**{k: round(float(np.median([r[k] for r in rs])), 3)
                       for k in ("wall_s", "cpu_s", "cpu_here_s", "cpu_workers_s")},
                    **{k: max(r[k] for r in rs) for k in ("peak_rss_gb", "tree_pss_gb",
                                                           "tree_rss_gb")}}
@@ -472,7 +472,7 @@ def side_by_side(spool: Any, copies: dict[int, int], workers: int, repeat: int) 
     every = runs[1] + runs[workers]
     return {"candidates": candidates, "candidates_s": round(candidates_s, 1),
             "workers": workers, "repeat": repeat, "one": summary[1], "several": summary[workers],
-            "speedup": round(summary[1]["wall_s"] / summary[workers]["wall_s"], 2),
+            "speedup": round(summary[1]["wall_s"] / max(summary[workers]["wall_s"], 1e-3), 2),
             "identical": len({r["digest"] for r in every}) == 1,
             "recall": every[0]["recall"], "other_pairs": every[0]["other_pairs"]}
 
@@ -494,8 +494,8 @@ def _timed_check(check: Callable[[], Any], copies: dict[int, int], reset: bool =
     found = {(int(a), int(b)) for a, b, _ in result.pairs}
     hit = sum((j, k) in found for k, j in copies.items())
     digest = hashlib.sha256(repr([tuple(p) for p in result.pairs]).encode()).hexdigest()
-    return {"wall_s": round(wall, 1), "cpu_s": round(parent + workers, 1),
-            "cpu_here_s": round(parent, 1), "cpu_workers_s": round(workers, 1),
+    return {"wall_s": round(wall, 3), "cpu_s": round(parent + workers, 3),
+            "cpu_here_s": round(parent, 3), "cpu_workers_s": round(workers, 3),
             "rss_before_gb": before,
             "peak_rss_gb": _memory_gb(), "tree_pss_gb": tree.peak.get("pss_gb"),
             "tree_rss_gb": tree.peak.get("rss_gb"),
