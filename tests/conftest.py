@@ -525,18 +525,28 @@ def pytest_xdist_make_scheduler(config, log):
     return FilesAndGroups(config, log)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def local_ray():
     """One local Ray for the tests of a session that run the Ray executor in this process
     (`RayExecutor` joins a Ray already initialised and leaves it running): its start-up and
-    its warm workers are paid once. Yields its address, for experiment scripts run as
-    processes (`--ray-address`)."""
+    its warm workers are paid once, by the Ray group's first test; it stops after the group's
+    last (`pytest_runtest_teardown`: an idle Ray costs ~3 % of a core for the rest of the
+    session). Returns its address, for experiment scripts run as processes
+    (`--ray-address`)."""
     ray = pytest.importorskip("ray", reason="ray is not installed (pip install -e '.[ray]')")
     if not ray.is_initialized():
         ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
                  logging_level="ERROR")
-    yield ray.get_runtime_context().gcs_address
-    ray.shutdown()
+    return ray.get_runtime_context().gcs_address
+
+
+def pytest_runtest_teardown(item, nextitem):
+    """Stops the session's Ray (`local_ray`) after the last test of the Ray group: the group
+    runs as one block on one worker (`pytest_collection_modifyitems`)."""
+    if "ray" in item.keywords and (nextitem is None or "ray" not in nextitem.keywords):
+        ray = sys.modules.get("ray")
+        if ray is not None and ray.is_initialized():
+            ray.shutdown()
 
 
 # Every fold starts with a full `gc.collect()` (`xval.training.prepare.collect_garbage`): in a
