@@ -33,6 +33,25 @@ def test_a_cache_path_holding_a_file_is_refused(tmp_path):
     assert not (tmp_path / "new").exists()  # checked, not made
 
 
+def test_a_broken_or_looping_link_at_the_cache_path_is_refused_as_such(tmp_path):
+    """A link to nothing, or a loop of links, is named as what it is, not as a file; a link
+    to a folder is a folder."""
+    (tmp_path / "dangling").symlink_to(tmp_path / "gone")
+    (tmp_path / "loop1").symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(tmp_path / "loop1")
+    for link, folder in (("dangling", "dangling"), ("loop1", "loop1"),
+                         ("dangling", "dangling/below")):
+        with pytest.raises(ConfigurationError) as raised:
+            cache_problem(str(tmp_path / folder))
+        assert str(raised.value) == (
+            f"[backend] compile_cache = {str(tmp_path / folder)!r}: {tmp_path / link} is a "
+            "broken or looping symbolic link; remove it (or point it at a folder), or set "
+            "the key to another folder, or none to keep no compiled programs.")
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "linked").symlink_to(tmp_path / "folder")
+    assert cache_problem(str(tmp_path / "linked")) is None
+
+
 def test_an_unwritable_cache_folder_is_said_in_one_reason(tmp_path):
     folder = tmp_path / "cache"
     folder.mkdir()
@@ -130,6 +149,27 @@ def test_the_dry_run_checks_the_cache_on_the_compiled_default(tmp_path):
     assert "unwritable_cache cannot be written" in degraded
     assert "compiling without" not in out[out.index("unwritable exit 0"):]
     assert "fine exit 0" in out
+
+
+def test_a_folder_where_a_cache_entry_belongs_is_removed_as_damaged(tmp_path):
+    """JAX cannot read an entry that is a folder, nor replace it: it is removed like a
+    damaged entry and said once (the next run is quiet), and the cache stays in use."""
+    from xval.training.compilation import _LEFT, _CacheWarnings, cache_notes
+
+    folder = tmp_path / "cache"
+    entry = folder / "jax" / "jit_train_step-0123abcd-cache"
+    (entry / "inside").mkdir(parents=True)
+    (entry / "inside" / "file").write_text("x")
+    (folder / "jax" / "jit_train_step-0123abcd-atime").mkdir()
+    kept = folder / "jax" / "jit_other-4567-cache"
+    kept.write_bytes(b"not read")
+    cache_notes()  # what an earlier test left
+    _CacheWarnings.handle(str(folder), "reading", "jit_train_step",
+                          f"IsADirectoryError: [Errno 21] Is a directory: '{entry}'")
+    assert sorted(p.name for p in (folder / "jax").iterdir()) == [kept.name]
+    assert cache_notes() == {"damaged": f"compile cache {folder}: 1 damaged program(s) "
+                                        "removed; compiled again and kept anew"}
+    assert str(folder) not in _LEFT
 
 
 CACHE = """

@@ -84,6 +84,28 @@ def test_an_empty_path_is_refused(tmp_path):
         load_config(path)
 
 
+def test_an_empty_or_off_compile_cache_is_refused(tmp_path, monkeypatch):
+    """Not the current directory's `jax`, nor a folder named `off`: the key, the value, what
+    is expected and the fix; `none` keeps no cache, `./off` is a folder of that name."""
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "config.ini"
+    for value, fix in (("", "write compile_cache = none, or a folder"),
+                       ("off", "write compile_cache = none to keep none (or ./off for a folder"),
+                       ("False", "(or ./False for a folder")):
+        path.write_text(f"[backend]\ncompile_cache = {value}\n")
+        with pytest.raises(ConfigurationError) as raised:
+            load_config(path)
+        assert str(raised.value).startswith(
+            f"[backend] compile_cache = {value!r}: expected a folder (e.g. '~/.cache/xval', "
+            "relative to the config file), or none to keep no compiled programs; ")
+        assert fix in str(raised.value)
+    path.write_text("[backend]\ncompile_cache = none\n")
+    assert load_config(path).backend.compile_cache is None
+    path.write_text("[backend]\ncompile_cache = ./off\n")
+    assert load_config(path).backend.compile_cache == str(tmp_path / "off")
+    assert list(tmp_path.iterdir()) == [path]  # nothing made
+
+
 @pytest.mark.parametrize("key", ["results_dir", "data_dir"])
 @pytest.mark.parametrize("kind", ["file", "fifo"])
 def test_a_path_that_is_not_a_folder_is_refused(tmp_path, key, kind):

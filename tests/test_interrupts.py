@@ -222,6 +222,48 @@ def test_a_ctrl_c_during_an_import_is_held_until_it_ends(python_sigint):
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+_SIGNAL_DURING_THE_FIRST_IMPORT = """
+import importlib, os, signal, sys, time
+
+import xval
+
+imported = importlib.import_module
+
+def import_module(name, package=None):  # the signal lands while `xval` imports its engine
+    os.kill(os.getpid(), getattr(signal, sys.argv[1]))
+    time.sleep(0.05)  # the handler runs here, and holds it
+    return imported(name, package)
+
+importlib.import_module = import_module
+from xval import Search  # a script's top line, before its command runs
+print("the script went on")
+"""
+
+
+@pytest.mark.parametrize(("name", "code", "line"), [("SIGINT", 130, "interrupted."),
+                                                    ("SIGTERM", 143, "terminated (SIGTERM).")])
+def test_a_signal_during_a_scripts_first_import_ends_it_with_one_line(name, code, line):
+    """Ctrl-C or SIGTERM while a script's `from xval import ...` imports the engine, before
+    its command's handler runs: the command's line and exit status, no traceback."""
+    proc = subprocess.run([sys.executable, "-c", _SIGNAL_DURING_THE_FIRST_IMPORT, name],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert (proc.returncode, proc.stderr.strip(), proc.stdout) == (code, line, ""), proc.stderr
+
+
+def test_a_command_ends_an_interrupt_with_its_own_line(capsys):
+    """`run_entry`: Ctrl-C prints the command's line, exit 130; SIGTERM the same line with
+    `terminated (SIGTERM)` for its first word, exit 143."""
+    from xval.core.entry import run_entry
+    from xval.core.interrupts import Terminated
+
+    for stop, code, line in ((KeyboardInterrupt, 130, "interrupted; rerun to resume."),
+                             (Terminated, 143, "terminated (SIGTERM); rerun to resume.")):
+        assert run_entry(lambda stop=stop: _raise(stop()), debug=False,
+                         interrupted="interrupted; rerun to resume.") == code
+        assert capsys.readouterr().err == line + "\n"
+
+
 _FORKED_UNDER_A_COMMAND = """
 import multiprocessing, signal, time
 from xval.core.interrupts import sticky_interrupts

@@ -76,15 +76,17 @@ _INSTALLS = frozenset(("Experiment", "RunOutcome", "Ensemble"))
 
 
 def __getattr__(name: str) -> object:
-    # The engine's modules (pandas, scikit-learn, SciPy...) with the collector paused.
+    # The engine's modules (pandas, scikit-learn, SciPy...) with the collector paused. Most
+    # often at a script's top level, before its command runs: a Ctrl-C or SIGTERM there
+    # ends the process with the command's line and exit status, not a traceback.
     if name in _MODULES:
-        value = _import_paused(_MODULES[name])
+        value = _import_paused(_MODULES[name], ends_script=True)
         globals()[name] = value
         return value
     if name in _EXPORTS:
-        value = getattr(_import_paused(_EXPORTS[name]), name)
+        value = getattr(_import_paused(_EXPORTS[name], ends_script=True), name)
         if name in _INSTALLS:
-            _import_paused("xval.ensembles.run").install()
+            _import_paused("xval.ensembles.run", ends_script=True).install()
         globals()[name] = value  # later look-ups skip this function
         return value
     raise AttributeError(f"module 'xval' has no attribute {name!r}")

@@ -233,7 +233,8 @@ def _old_training_defaults(sections: dict[str, dict[str, Any]],
 def _resolve_paths(sections: dict[str, dict[str, Any]], folder: Path) -> None:
     """Makes `[paths]` and `[backend] compile_cache` absolute, relative to `folder` (the
     config file's, or the current directory); a path of `[paths]` that exists and is not a
-    folder (a file, a FIFO) is an error."""
+    folder (a file, a FIFO) is an error, and so is an empty `compile_cache` or one that
+    reads "off" (`_check_cache`)."""
     for key in PATH_KEYS:
         raw = sections["paths"][key]
         if not isinstance(raw, str) or not raw.strip():
@@ -247,10 +248,30 @@ def _resolve_paths(sections: dict[str, dict[str, Any]], folder: Path) -> None:
                 f"[paths] {key} = {raw!r}: {p} is a file, not a folder; give a folder.")
         sections["paths"][key] = str(p)
     cache = sections.get("backend", {}).get("compile_cache")
-    if isinstance(cache, str) and cache.strip():
+    if isinstance(cache, str):
+        _check_cache(cache)
         p = Path(expand(cache, "[backend] compile_cache")).expanduser()
         sections["backend"]["compile_cache"] = str(p if p.is_absolute()
                                                    else (folder / p).resolve())
+
+
+_CACHE_OFF = ("off", "false", "no", "0", "disabled")
+"""What a user may write for "no cache" instead of `none`: refused, `none` suggested."""
+
+
+def _check_cache(cache: str) -> None:
+    """Refuses a `[backend] compile_cache` that would name a folder by accident: an empty
+    value (the current directory's `jax`), or a word meant as "off" (a folder named so)."""
+    expected = ("expected a folder (e.g. '~/.cache/xval', relative to the config file), or "
+                "none to keep no compiled programs")
+    if not cache.strip():
+        raise ConfigurationError(
+            f"[backend] compile_cache = {cache!r}: {expected}; write compile_cache = none, "
+            "or a folder, or remove the line for the default.")
+    if cache.strip().lower() in _CACHE_OFF:
+        raise ConfigurationError(
+            f"[backend] compile_cache = {cache!r}: {expected}; write compile_cache = none "
+            f"to keep none (or ./{cache.strip()} for a folder of that name).")
 
 
 _VARIABLE = re.compile(r"\$(?:\{(?P<braced>[^}]*)\}|(?P<plain>[A-Za-z_][A-Za-z0-9_]*))")

@@ -210,7 +210,7 @@ def default_backend() -> str:
     return (installed or [_FALLBACK[0]])[0]
 
 
-def import_paused(name: str) -> ModuleType:
+def import_paused(name: str, *, ends_script: bool = False) -> ModuleType:
     """Imports a module with Python's cyclic garbage collector paused, and returns it.
 
     Importing Keras and torch makes about 500,000 objects. While they are being made, the
@@ -231,12 +231,16 @@ def import_paused(name: str) -> ModuleType:
 
     Args:
         name: the module, e.g. `"keras"`.
+        ends_script: outside a command, such an interrupt ends the process with the
+            command's line and exit status instead (`deferred_interrupts`): a script's
+            `from xval import Experiment`. Defaults to `False`.
 
     Returns:
         The module (imported once per process, as `import` does).
 
     Raises:
-        KeyboardInterrupt: one that arrived during the import, once it has ended.
+        KeyboardInterrupt: one that arrived during the import, once it has ended (inside a
+            command, or without `ends_script`).
     """
     if name in sys.modules:  # imported (or being imported by another thread: import waits)
         return importlib.import_module(name)
@@ -245,7 +249,7 @@ def import_paused(name: str) -> ModuleType:
         if name == "keras" else ()
     try:
         gc.disable()
-        with deferred_interrupts(), _kept_out(keep_out):
+        with deferred_interrupts(ends_script=ends_script), _kept_out(keep_out):
             return importlib.import_module(name)
     finally:
         if enabled:

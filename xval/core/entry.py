@@ -43,7 +43,8 @@ from xval.core.errors import XvalError
 from xval.core.interrupts import Terminated, raise_if_interrupted, sticky_interrupts
 
 __all__ = ["EXIT_BUG", "EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_PIPE", "EXIT_TERMINATED",
-           "debug_requested", "describe_error", "exit_process", "run_entry", "safe_streams"]
+           "debug_requested", "describe_error", "exit_process", "interactive_session",
+           "interrupted_line", "run_entry", "safe_streams"]
 
 EXIT_ERROR = 2
 EXIT_BUG = 1
@@ -182,8 +183,7 @@ def run_entry(body: Callable[[], int], *, debug: bool | None = None,
     except KeyboardInterrupt as stop:
         terminated = isinstance(stop, Terminated)
         with contextlib.suppress(OSError, ValueError):
-            print(interrupted.replace("interrupted", "terminated (SIGTERM)", 1) if terminated
-                  else interrupted, file=sys.stderr, flush=True)
+            print(interrupted_line(terminated, interrupted), file=sys.stderr, flush=True)
         return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
     except BrokenPipeError:
         _quiet_stdout()  # the reader went away (`| head`): the work stopped unfinished
@@ -200,6 +200,29 @@ def run_entry(body: Callable[[], int], *, debug: bool | None = None,
                   file=sys.stderr)
             return EXIT_ERROR
         return _report(error, debug)
+
+
+def interrupted_line(terminated: bool, interrupted: str = "interrupted.") -> str:
+    """The line a command prints when Ctrl-C or SIGTERM ends it.
+
+    Args:
+        terminated: whether SIGTERM ended it (`Terminated`).
+        interrupted: the command's line for Ctrl-C (e.g. how to resume). Defaults to
+            `"interrupted."`.
+
+    Returns:
+        `interrupted`, with its first word `interrupted` read `terminated (SIGTERM)` after
+        SIGTERM.
+    """
+    return interrupted.replace("interrupted", "terminated (SIGTERM)", 1) if terminated \
+        else interrupted
+
+
+def interactive_session() -> bool:
+    """Whether this interpreter is an interactive session (a prompt, `python -i`, IPython
+    or a Jupyter kernel), where a script run with `%run` shares the process with the
+    user's own objects."""
+    return hasattr(sys, "ps1") or bool(sys.flags.interactive) or "IPython" in sys.modules
 
 
 def _stdout_failed() -> bool:

@@ -17,7 +17,10 @@ SIGTERM (a scheduler's or `kill`'s) takes the same way as Ctrl-C: `Terminated`, 
 A framework's import must not be interrupted halfway: a `KeyboardInterrupt` raised while
 JAX's native modules start their threads left a process that died by SIGSEGV on its way
 out. `deferred_interrupts` holds a signal that arrives inside its block until the block
-ends (`xval.core.backend.import_paused` imports through it), then raises it.
+ends (`xval.core.backend.import_paused` imports through it), then raises it. A script's
+`from xval import Experiment` runs before its command does (no `sticky_interrupts` yet, no
+handler to print the line): there the block ends the process itself, with the command's
+line and exit status (`ends_script`).
 """
 
 import contextlib
@@ -125,13 +128,21 @@ def sticky_interrupts() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def deferred_interrupts() -> Iterator[None]:
+def deferred_interrupts(*, ends_script: bool = False) -> Iterator[None]:
     """Holds Ctrl-C and SIGTERM that arrive while the block runs, and raises the one that
     arrived when it ends (a native module's import: see the module docstring).
 
     Only in the main thread and for signals `_ours` allows; elsewhere the block runs as it
     is. An interrupt that came before the block (the one a clean-up runs after) is not
     raised again by it.
+
+    Args:
+        ends_script: outside a command (no `sticky_interrupts` active) and outside an
+            interactive session, end the process instead of raising: one line on stderr,
+            `interrupted.` (`terminated (SIGTERM).`), and exit status 130 (143), as a
+            command ends (`xval.core.entry.run_entry`), with no traceback. For an import at
+            a script's top level (`from xval import Experiment`), which no command's
+            handler catches yet. Defaults to `False` (raise).
 
     Raises:
         KeyboardInterrupt: `Terminated` for SIGTERM, when one arrived inside the block.
@@ -154,7 +165,29 @@ def deferred_interrupts() -> Iterator[None]:
     if arrived is not None and _signals > before:
         if not _sticky:
             _arrived = None  # raised now; nothing keeps it
+            if ends_script:
+                _end_script(arrived)
         raise arrived()
+
+
+def _end_script(arrived: type[KeyboardInterrupt]) -> None:
+    """Ends the process as a command ends after `arrived` (its line, 130 or 143), unless
+    this is an interactive session, whose prompt takes the `KeyboardInterrupt`."""
+    # Imported here: `entry` imports this module.
+    from xval.core.entry import (  # noqa: PLC0415
+        EXIT_INTERRUPTED,
+        EXIT_TERMINATED,
+        exit_process,
+        interactive_session,
+        interrupted_line,
+    )
+
+    if interactive_session():
+        return
+    terminated = arrived is Terminated
+    with contextlib.suppress(OSError, ValueError):
+        print(interrupted_line(terminated), file=sys.stderr, flush=True)
+    exit_process(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
 
 
 def raise_if_interrupted() -> None:

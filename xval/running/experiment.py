@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from xval.core.entry import exit_process
+from xval.core.entry import exit_process, interactive_session
 from xval.core.storage import RESULTS_STORE
 from xval.running.command import run_experiment_cli
 from xval.running.declaration import ExperimentDeclaration, InstanceRange, Selection
@@ -79,7 +79,7 @@ class Experiment(ExperimentDeclaration):
                 unless it is an interactive session (`%run` in IPython or Jupyter, Spyder's
                 `runfile`), whose other objects are the user's.
         """
-        own = argv is None and not _interactive()  # the process is this command's
+        own = argv is None and not interactive_session()  # the process is this command's
         if own:
             from xval.executors.job_process import mark_job_process  # noqa: PLC0415
 
@@ -162,9 +162,3 @@ class Experiment(ExperimentDeclaration):
 
 __all__ = ["Experiment", "InstanceRange", "RunOutcome"]
 
-
-def _interactive() -> bool:
-    """Whether this interpreter is an interactive session (a prompt, `python -i`, IPython
-    or a Jupyter kernel), where a script run with `%run` shares the process with the
-    user's own objects."""
-    return hasattr(sys, "ps1") or bool(sys.flags.interactive) or "IPython" in sys.modules

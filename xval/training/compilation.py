@@ -11,12 +11,13 @@ serves later runs and the other worker processes. `CompileCount` counts, per fol
 seconds spent tracing and compiling and the programs compiled anew (cache misses).
 
 The cache is a part the user can trust: `cache_problem` checks the folder before anything
-trains (a file in its path is refused; a folder that cannot be written, or a disk with
-too little space, and the run compiles without it, saying so in one line); in the process
-that compiles, JAX's own warnings about the cache never reach the user
-(`_CacheWarnings`): a damaged entry is removed, so that the program is compiled again and
-kept anew, and a folder that stops taking programs (a full disk) is left for the rest of
-the process. What happened is said by the driver, once per run (`cache_notes`).
+trains (a file, a broken symbolic link or a loop of them in its path is refused; a folder
+that cannot be written, or a disk with too little space, and the run compiles without it,
+saying so in one line); in the process that compiles, JAX's own warnings about the cache
+never reach the user (`_CacheWarnings`): a damaged entry (or a folder standing where one
+belongs) is removed, so that the program is compiled again and kept anew, and a folder
+that stops taking programs (a full disk) is left for the rest of the process. What
+happened is said by the driver, once per run (`cache_notes`).
 
 Imports JAX only where its backend runs.
 """
@@ -154,8 +155,8 @@ def cache_problem(folder: str | None) -> str | None:
         (read-only, permissions), or less than `MIN_FREE_MB` MiB free.
 
     Raises:
-        ConfigurationError: when a file (or anything but a folder) stands in the path,
-            naming the key and the fix.
+        ConfigurationError: when a file (or anything but a folder), a broken symbolic link
+            or a loop of them stands in the path, naming the key and the fix.
     """
     if folder is None:
         return None
@@ -167,6 +168,11 @@ def cache_problem(folder: str | None) -> str | None:
         is_folder = found.is_dir()
     except OSError as e:
         return f"{found} cannot be read ({e.strerror or e}); {_FIX}"
+    if not is_folder and os.path.islink(found) and not os.path.exists(found):
+        raise ConfigurationError(
+            f"{_KEY} = {folder!r}: {found} is a broken or looping symbolic link; remove it "
+            "(or point it at a folder), or set the key to another folder, or none to keep "
+            "no compiled programs.")
     if not is_folder:
         raise ConfigurationError(
             f"{_KEY} = {folder!r}: {found} is a file, not a folder; give a folder (e.g. "
@@ -297,10 +303,10 @@ class _CacheWarnings:
     """JAX's warnings about its persistent cache ("Error reading persistent compilation
     cache entry for 'jit_train_step': error: Error -3 while decompressing data"), handled
     instead of shown: a program that could not be read has its entries (named after the
-    program: `jit_train_step-<hash>-cache`) that are not whole removed, so that JAX, which
-    never replaces an entry, keeps the one it compiles now; one that could not be written
-    (a full or read-only disk) leaves the folder for the rest of the process, with the
-    entries it cut short removed. Any other warning is shown as before."""
+    program: `jit_train_step-<hash>-cache`) that are not whole (or are folders) removed, so
+    that JAX, which never replaces an entry, keeps the one it compiles now; one that could
+    not be written (a full or read-only disk) leaves the folder for the rest of the
+    process, with the entries it cut short removed. Any other warning is shown as before."""
 
     PATTERN = re.compile(r"Error (?P<op>reading|writing) persistent compilation cache entry "
                          r"for '(?P<name>[^']*)': (?P<error>.*)", re.DOTALL)
@@ -334,8 +340,8 @@ class _CacheWarnings:
         # `name` is the program's (`jit_train_step`), or an entry's key (`jit_train_step-<hash>`)
         entries = [*Path(folder, "jax").glob(f"{glob.escape(name)}-*-cache"),
                    *Path(folder, "jax").glob(f"{glob.escape(name)}-cache")]
-        try:
-            damaged = [p for p in entries if not _whole(p.read_bytes())]
+        try:  # a folder where an entry belongs is damaged too (JAX cannot replace it)
+            damaged = [p for p in entries if p.is_dir() or not _whole(p.read_bytes())]
         except OSError as e:  # entries this process cannot read: the folder is no use here
             damaged, op, error = [], "reading the entries of", f"[Errno {e.errno}] {e.strerror}"
         if op == "reading" and not damaged:
@@ -343,7 +349,10 @@ class _CacheWarnings:
         for path in damaged:
             for gone in (path, path.with_name(path.name[:-len("cache")] + "atime")):
                 try:
-                    gone.unlink(missing_ok=True)
+                    if _folder(gone):
+                        shutil.rmtree(gone)
+                    else:
+                        gone.unlink(missing_ok=True)
                 except OSError:
                     pass
         if op != "reading":
@@ -360,6 +369,11 @@ class _CacheWarnings:
 
 _DAMAGED = [0]
 """Damaged entries removed since the notes were last taken (`cache_notes`)."""
+
+
+def _folder(path: Path) -> bool:
+    """Whether a folder (not a link to one) stands at `path`, where a cache entry belongs."""
+    return path.is_dir() and not path.is_symlink()
 
 
 def is_compiled(model: Any) -> bool:
