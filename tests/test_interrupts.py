@@ -240,6 +240,7 @@ print("the script went on")
 """
 
 
+@pytest.mark.slow  # a fresh process importing the engine and Keras, twice
 @pytest.mark.parametrize(("name", "code", "line"), [("SIGINT", 130, "interrupted."),
                                                     ("SIGTERM", 143, "terminated (SIGTERM).")])
 def test_a_signal_during_a_scripts_first_import_ends_it_with_one_line(name, code, line):
