@@ -130,17 +130,20 @@ def test_dry_run_imports_no_backend(project):
 def test_keras_is_imported_without_what_it_leaves_unused(backend):
     # Keras 3.15 imports JAX whatever its backend, and matplotlib's pyplot (about 0.5 s and
     # 0.3 s a process): the engine's import keeps them out, and later imports still work.
+    # On JAX, random bits come from threefry's quick-to-compile form (`_quick_random_programs`).
     code = ("import sys\n"
             "from xval.core.backend import import_paused\n"
             "import_paused('keras')\n"
             "print('jax' in sys.modules, 'matplotlib' in sys.modules)\n"
             "import jax\n"
             "import matplotlib.pyplot as plt\n"
-            "print(jax.numpy.ones(2).sum(), plt.figure().number)\n")
+            "print(jax.numpy.ones(2).sum(), plt.figure().number)\n"
+            "print(jax.config.jax_threefry_partitionable)\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env={**os.environ, "KERAS_BACKEND": backend, "MPLBACKEND": "Agg"},
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    jax_in, matplotlib_in, total, figure = proc.stdout.split()
+    jax_in, matplotlib_in, total, figure, partitionable = proc.stdout.split()
     assert (jax_in, matplotlib_in) == (str(backend == "jax"), "False")
     assert float(total) == 2.0 and figure == "1"
+    assert partitionable == str(backend != "jax")  # JAX's own default elsewhere

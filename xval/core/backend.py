@@ -243,17 +243,38 @@ def import_paused(name: str, *, ends_script: bool = False) -> ModuleType:
             command, or without `ends_script`).
     """
     if name in sys.modules:  # imported (or being imported by another thread: import waits)
-        return importlib.import_module(name)
-    enabled = gc.isenabled()
-    keep_out = _KERAS_KEEPS_OUT.get(os.environ.get("KERAS_BACKEND") or "", ()) \
-        if name == "keras" else ()
-    try:
-        gc.disable()
-        with deferred_interrupts(ends_script=ends_script), _kept_out(keep_out):
-            return importlib.import_module(name)
-    finally:
-        if enabled:
-            gc.enable()
+        module = importlib.import_module(name)
+    else:
+        enabled = gc.isenabled()
+        keep_out = _KERAS_KEEPS_OUT.get(os.environ.get("KERAS_BACKEND") or "", ()) \
+            if name == "keras" else ()
+        try:
+            gc.disable()
+            with deferred_interrupts(ends_script=ends_script), _kept_out(keep_out):
+                module = importlib.import_module(name)
+        finally:
+            if enabled:
+                gc.enable()
+    if name == "keras":
+        _quick_random_programs(module)
+    return module
+
+
+def _quick_random_programs(keras: ModuleType) -> None:
+    """On JAX, random bits from threefry's non-partitionable form
+    (`jax_threefry_partitionable = False`, JAX's default before 0.5): XLA compiles each
+    `jax.random` program in about half the time (0.21 s against 0.43 s per shape on the
+    CPU), and every weight shape's initializer is one (10 of the 50 programs of the tagging
+    default's first fold, 5 of its 12 s of compilation; docs/performance.md). Partitioning
+    random bits across devices, what the other form is for, is not something a fold does (one
+    device per job). Seeded runs repeat as before; their random draws differ from those of
+    releases before this setting."""
+    if keras.backend.backend() != "jax":
+        return
+    import jax  # noqa: PLC0415  (Keras's backend: imported with it)
+
+    if jax.config.jax_threefry_partitionable:
+        jax.config.update("jax_threefry_partitionable", False)
 
 
 _KERAS_KEEPS_OUT = {"torch": ("jax", "matplotlib"), "tensorflow": ("jax", "matplotlib"),
