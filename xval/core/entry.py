@@ -37,10 +37,18 @@ import stat
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from typing import NoReturn
 
 from xval.core.errors import XvalError
-from xval.core.interrupts import Terminated, raise_if_interrupted, sticky_interrupts
+from xval.core.interrupts import (
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    Terminated,
+    exit_process,
+    interactive_session,
+    interrupted_line,
+    raise_if_interrupted,
+    sticky_interrupts,
+)
 
 __all__ = ["EXIT_BUG", "EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_PIPE", "EXIT_TERMINATED",
            "debug_requested", "describe_error", "exit_process", "interactive_session",
@@ -48,8 +56,6 @@ __all__ = ["EXIT_BUG", "EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_PIPE", "EXIT_TERM
 
 EXIT_ERROR = 2
 EXIT_BUG = 1
-EXIT_INTERRUPTED = 130
-EXIT_TERMINATED = 143
 EXIT_PIPE = 141
 
 _ASCII = {"±": "+/-", "×": "x", "–": "-", "—": "-", "…": "...", "≥": ">=", "≤": "<=",
@@ -202,28 +208,6 @@ def run_entry(body: Callable[[], int], *, debug: bool | None = None,
         return _report(error, debug)
 
 
-def interrupted_line(terminated: bool, interrupted: str = "interrupted.") -> str:
-    """The line a command prints when Ctrl-C or SIGTERM ends it.
-
-    Args:
-        terminated: whether SIGTERM ended it (`Terminated`).
-        interrupted: the command's line for Ctrl-C (e.g. how to resume). Defaults to
-            `"interrupted."`.
-
-    Returns:
-        `interrupted`, with its first word `interrupted` read `terminated (SIGTERM)` after
-        SIGTERM.
-    """
-    return interrupted.replace("interrupted", "terminated (SIGTERM)", 1) if terminated \
-        else interrupted
-
-
-def interactive_session() -> bool:
-    """Whether this interpreter is an interactive session (a prompt, `python -i`, IPython
-    or a Jupyter kernel), where a script run with `%run` shares the process with the
-    user's own objects."""
-    return hasattr(sys, "ps1") or bool(sys.flags.interactive) or "IPython" in sys.modules
-
 
 def _stdout_failed() -> bool:
     """Whether stdout itself cannot be written: flushing it fails, a write of nothing
@@ -243,23 +227,3 @@ def _stdout_failed() -> bool:
         return True
 
 
-def exit_process(code: int) -> NoReturn:
-    """Ends the process with exit status `code`: what every entry point does with
-    `run_entry`'s answer, in the process of its own (`python -m ...`, an experiment script).
-
-    After Ctrl-C or SIGTERM (130, 143) with JAX loaded, the streams are flushed and the
-    process ends at once (`os._exit`), without the interpreter's finalisation: XLA compiles
-    on threads of its own, and a compilation under way when the interrupt came goes on
-    after it; the finalisation frees JAX's client under that thread, which crashed the
-    process (SIGSEGV). Everything the command does on its way out has run by then (its
-    `finally` blocks, inside `run_entry`). Otherwise `sys.exit(code)`.
-
-    Args:
-        code: the exit status.
-    """
-    if code in (EXIT_INTERRUPTED, EXIT_TERMINATED) and "jax" in sys.modules:
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(OSError, ValueError, AttributeError):
-                stream.flush()
-        os._exit(code)
-    sys.exit(code)

@@ -30,7 +30,12 @@ import sys
 import threading
 from collections.abc import Iterator
 from types import FrameType
-from typing import Any
+from typing import Any, NoReturn
+
+EXIT_INTERRUPTED = 130
+"""The exit status after Ctrl-C (128 + SIGINT), as a shell reports it."""
+EXIT_TERMINATED = 143
+"""The exit status after SIGTERM (128 + SIGTERM)."""
 
 __all__ = ["Terminated", "deferred_interrupts", "interrupt_check", "raise_if_interrupted",
            "sticky_interrupts"]
@@ -173,15 +178,6 @@ def deferred_interrupts(*, ends_script: bool = False) -> Iterator[None]:
 def _end_script(arrived: type[KeyboardInterrupt]) -> None:
     """Ends the process as a command ends after `arrived` (its line, 130 or 143), unless
     this is an interactive session, whose prompt takes the `KeyboardInterrupt`."""
-    # Imported here: `entry` imports this module.
-    from xval.core.entry import (  # noqa: PLC0415
-        EXIT_INTERRUPTED,
-        EXIT_TERMINATED,
-        exit_process,
-        interactive_session,
-        interrupted_line,
-    )
-
     if interactive_session():
         return
     terminated = arrived is Terminated
@@ -220,3 +216,48 @@ def interrupt_check() -> Any:
             raise_if_interrupted()
 
     return InterruptCheck()
+
+
+def interrupted_line(terminated: bool, interrupted: str = "interrupted.") -> str:
+    """The line a command prints when Ctrl-C or SIGTERM ends it.
+
+    Args:
+        terminated: whether SIGTERM ended it (`Terminated`).
+        interrupted: the command's line for Ctrl-C (e.g. how to resume). Defaults to
+            `"interrupted."`.
+
+    Returns:
+        `interrupted`, with its first word `interrupted` read `terminated (SIGTERM)` after
+        SIGTERM.
+    """
+    return interrupted.replace("interrupted", "terminated (SIGTERM)", 1) if terminated \
+        else interrupted
+
+
+def interactive_session() -> bool:
+    """Whether this interpreter is an interactive session (a prompt, `python -i`, IPython
+    or a Jupyter kernel), where a script run with `%run` shares the process with the
+    user's own objects."""
+    return hasattr(sys, "ps1") or bool(sys.flags.interactive) or "IPython" in sys.modules
+
+
+def exit_process(code: int) -> NoReturn:
+    """Ends the process with exit status `code`: what every entry point does with
+    `run_entry`'s answer, in the process of its own (`python -m ...`, an experiment script).
+
+    After Ctrl-C or SIGTERM (130, 143) with JAX loaded, the streams are flushed and the
+    process ends at once (`os._exit`), without the interpreter's finalisation: XLA compiles
+    on threads of its own, and a compilation under way when the interrupt came goes on
+    after it; the finalisation frees JAX's client under that thread, which crashed the
+    process (SIGSEGV). Everything the command does on its way out has run by then (its
+    `finally` blocks, inside `run_entry`). Otherwise `sys.exit(code)`.
+
+    Args:
+        code: the exit status.
+    """
+    if code in (EXIT_INTERRUPTED, EXIT_TERMINATED) and "jax" in sys.modules:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                stream.flush()
+        os._exit(code)
+    sys.exit(code)
