@@ -265,6 +265,33 @@ def test_a_command_ends_an_interrupt_with_its_own_line(capsys):
         assert capsys.readouterr().err == line + "\n"
 
 
+_SIGNAL_WHILE_FINISHING = """
+import atexit, time
+from xval.core.interrupts import exit_process
+
+def clean_up():  # as JAX's own exit callback (about a second), registered before
+    print("cleaning up", flush=True)
+    time.sleep(30)
+
+atexit.register(clean_up)
+exit_process(0)
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_a_finished_command_exits_ends_it_with_its_status(signum):
+    """Ctrl-C or SIGTERM in the last moments of a command that has done its work (the
+    interpreter's exit callbacks running, JAX's clean-up among them): the process ends at
+    once with the status it was ending with, no callback's traceback."""
+    proc = subprocess.Popen([sys.executable, "-c", _SIGNAL_WHILE_FINISHING], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert proc.stdout.readline() == "cleaning up\n"
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=20)  # not the callback's 30 s
+    assert (proc.returncode, err) == (0, ""), err
+
+
 _FORKED_UNDER_A_COMMAND = """
 import multiprocessing, signal, time
 from xval.core.interrupts import sticky_interrupts

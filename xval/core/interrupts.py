@@ -23,6 +23,7 @@ handler to print the line): there the block ends the process itself, with the co
 line and exit status (`ends_script`).
 """
 
+import atexit
 import contextlib
 import os
 import signal
@@ -250,14 +251,44 @@ def exit_process(code: int) -> NoReturn:
     on threads of its own, and a compilation under way when the interrupt came goes on
     after it; the finalisation frees JAX's client under that thread, which crashed the
     process (SIGSEGV). Everything the command does on its way out has run by then (its
-    `finally` blocks, inside `run_entry`). Otherwise `sys.exit(code)`.
+    `finally` blocks, inside `run_entry`). Otherwise `sys.exit(code)`; a Ctrl-C or SIGTERM
+    that lands while the interpreter finishes (its exit callbacks: JAX's clean-up took about
+    a second) ends it at once with `code` (`_finish_quietly`): the command's work is done,
+    and neither a callback's traceback nor a 143 for a finished run would be true.
 
     Args:
         code: the exit status.
     """
     if code in (EXIT_INTERRUPTED, EXIT_TERMINATED) and "jax" in sys.modules:
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(OSError, ValueError, AttributeError):
-                stream.flush()
+        _flush()
         os._exit(code)
+    if _EXITING[0] is None:
+        atexit.register(_finish_quietly)  # registered last: the first callback to run
+    _EXITING[0] = code
     sys.exit(code)
+
+
+_EXITING: list[int | None] = [None]
+"""The exit status `exit_process` ended the process with (None: it has not)."""
+
+
+def _flush() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            stream.flush()
+
+
+def _finish_quietly() -> None:
+    """At the interpreter's exit, before the other exit callbacks: Ctrl-C and SIGTERM end
+    the process at once with the status it is ending with (`exit_process`)."""
+    code = _EXITING[0]
+    if code is None or threading.current_thread() is not threading.main_thread():
+        return
+
+    def _now(signum: int, frame: FrameType | None) -> None:
+        _flush()
+        os._exit(code)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(ValueError, OSError):
+            signal.signal(signum, _now)
