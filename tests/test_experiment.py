@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import (
+    ROOT,
     OutputWatcher,
     run_script,
     run_script_here,
@@ -572,9 +573,17 @@ def test_script_killed_mid_fold_resumes(tmp_path, config_path, config, store):
 
 @pytest.mark.tensorflow
 def test_script_tensorflow_backend_end_to_end(tmp_path, config_path, config, store):
+    """On TensorFlow, as a user runs it (no `TF_CPP_MIN_LOG_LEVEL` set): trained, and none
+    of TensorFlow's own lines (its oneDNN notice on import, its C++ and Python logs)."""
     script = write_script(tmp_path, SCRIPT.format(epochs=2, config=str(config_path)))
-    proc = run_script(script, "1", "1", "--backend", "tensorflow")
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    proc = subprocess.run([sys.executable, str(script), "1", "1", "--backend", "tensorflow"],
+                          capture_output=True, text=True, env=env, timeout=600,
+                          cwd=script.parent)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    for line in ("oneDNN", "absl::InitializeLog", "I0000", "E0000", "WARNING:tensorflow"):
+        assert line not in proc.stdout + proc.stderr, proc.stderr
     d = exp_dir(config, number=7) / "instance_1"
     fold = json.loads((d / "fold_0.json").read_text())
     assert fold["backend"] == "tensorflow" and fold["status"] == "ok"

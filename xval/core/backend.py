@@ -24,7 +24,7 @@ from types import ModuleType
 
 from xval.core.errors import ConfigurationError
 from xval.core.interrupts import deferred_interrupts
-from xval.core.logs import quiet_framework_logs
+from xval.core.logs import quiet_framework_logs, quiet_native_notices
 from xval.core.optional import EXTRAS
 
 __all__ = ["AUTO", "BACKENDS", "SHARING_VARIABLES", "backend_environment", "check_backend",
@@ -250,7 +250,8 @@ def import_paused(name: str, *, ends_script: bool = False) -> ModuleType:
             if name == "keras" else ()
         try:
             gc.disable()
-            with deferred_interrupts(ends_script=ends_script), _kept_out(keep_out):
+            with deferred_interrupts(ends_script=ends_script), _kept_out(keep_out), \
+                    _native_notices_dropped(name):
                 module = importlib.import_module(name)
         finally:
             if enabled:
@@ -258,6 +259,14 @@ def import_paused(name: str, *, ends_script: bool = False) -> ModuleType:
     if name == "keras":
         _quick_random_programs(module)
     return module
+
+
+def _native_notices_dropped(name: str) -> contextlib.AbstractContextManager[None]:
+    """`quiet_native_notices` around Keras's import on TensorFlow (its oneDNN notice, which
+    no log level hides); elsewhere nothing."""
+    if name == "keras" and os.environ.get("KERAS_BACKEND") == "tensorflow":
+        return quiet_native_notices()
+    return contextlib.nullcontext()
 
 
 def _quick_random_programs(keras: ModuleType) -> None:

@@ -19,10 +19,13 @@ from collections.abc import Iterator
 __all__ = ["framework_logs_shown", "quiet_framework_logs", "quiet_native_notices"]
 
 _LEVEL = "TF_CPP_MIN_LOG_LEVEL"
-_QUIET_LOGGERS = ("jax", "absl")
+_QUIET_LOGGERS = ("jax", "absl", "tensorflow")
 """Python loggers of the frameworks, set to errors only: JAX's backend discovery ("An
 NVIDIA GPU may be present on this machine, but a CUDA-enabled jaxlib is not installed"),
-absl's warnings."""
+absl's warnings, TensorFlow's ("5 out of the last 9 calls to ... triggered tf.function
+retracing")."""
+_SET_HERE = [False]
+"""Whether this process set `TF_CPP_MIN_LOG_LEVEL` (the user did not)."""
 
 
 def quiet_framework_logs(verbose: bool = False, backend: str | None = None) -> None:
@@ -33,7 +36,9 @@ def quiet_framework_logs(verbose: bool = False, backend: str | None = None) -> N
     errors. TensorFlow 2.21 prints its oneDNN notice before absl's logging starts, which
     no log level hides; when TensorFlow is not the backend (Keras imports it only to save
     models), its oneDNN kernels are turned off (`TF_ENABLE_ONEDNN_OPTS=0`), which also
-    removes the notice and costs nothing. TensorFlow Lite's notices, which no setting
+    removes the notice and costs nothing; when it is, the notice is filtered from its import
+    (`quiet_native_notices`, `xval.core.backend.import_paused`) and its C++ lines are
+    fatal ones only (`TF_CPP_MIN_LOG_LEVEL=3`, unless the user set the level). TensorFlow Lite's notices, which no setting
     hides, are filtered where its interpreter starts (`quiet_native_notices`).
 
     With `verbose` (`-v`), `TF_CPP_MIN_LOG_LEVEL=0` and the loggers are left at their own
@@ -49,9 +54,16 @@ def quiet_framework_logs(verbose: bool = False, backend: str | None = None) -> N
         for name in _QUIET_LOGGERS:
             logging.getLogger(name).setLevel(logging.NOTSET)
         return
-    os.environ.setdefault(_LEVEL, "2")
+    if _LEVEL not in os.environ:
+        os.environ[_LEVEL] = "2"
+        _SET_HERE[0] = True
     if backend is not None and backend != "tensorflow":
         os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    elif backend == "tensorflow" and _SET_HERE[0]:
+        # Its oneDNN kernels log their fallbacks as errors ("oneDNN supports DT_INT64 only
+        # on platforms with AVX-512. Falling back ..."): fatal lines only. A failing
+        # operation still raises, with its message.
+        os.environ[_LEVEL] = "3"
     if not framework_logs_shown():
         for name in _QUIET_LOGGERS:
             logging.getLogger(name).setLevel(logging.ERROR)
@@ -67,9 +79,12 @@ def framework_logs_shown() -> bool:
     return os.environ.get(_LEVEL, "0").strip() in ("", "0")
 
 
-_NOTICE = re.compile(r"INFO: (Created TensorFlow Lite|Initialized TensorFlow Lite)")
+_NOTICE = re.compile(r"INFO: (Created TensorFlow Lite|Initialized TensorFlow Lite)"
+                     r"|WARNING: All log messages before absl::InitializeLog\(\) is called"
+                     r"|I\d{4} [\d:. ]+ \d+ port\.cc:\d+\] oneDNN custom operations are on")
 """TensorFlow Lite's notices ("INFO: Created TensorFlow Lite XNNPACK delegate for CPU."),
-printed by its native logger whatever the log level."""
+printed by its native logger whatever the log level, and TensorFlow's oneDNN notice, printed
+on its import before absl's logging starts."""
 
 
 @contextlib.contextmanager
