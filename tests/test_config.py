@@ -106,6 +106,20 @@ def test_an_empty_or_off_compile_cache_is_refused(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == [path]  # nothing made
 
 
+@pytest.mark.parametrize("section, key", [("backend", "compile_cache"),
+                                          ("paths", "results_dir")])
+def test_a_tilde_of_no_user_is_refused(tmp_path, section, key):
+    """`~nosuchuser/...` (no such user to expand it for): a ConfigurationError naming the
+    key, the value and the fix, not `Path.expanduser`'s RuntimeError."""
+    path = tmp_path / "config.ini"
+    path.write_text(f"[{section}]\n{key} = ~xval_nosuchuser/cache\n")
+    with pytest.raises(ConfigurationError) as raised:
+        load_config(path)
+    assert str(raised.value) == (
+        f"[{section}] {key} = '~xval_nosuchuser/cache': no user 'xval_nosuchuser' to "
+        "expand ~xval_nosuchuser for; write the path itself.")
+
+
 @pytest.mark.parametrize("key", ["results_dir", "data_dir"])
 @pytest.mark.parametrize("kind", ["file", "fifo"])
 def test_a_path_that_is_not_a_folder_is_refused(tmp_path, key, kind):

@@ -353,3 +353,30 @@ def test_card_recipes_hold_a_stores_parameters_only_as_literals(feature):
         imported = {alias.name for node in ast.walk(tree)
                     if isinstance(node, (ast.Import, ast.ImportFrom)) for alias in node.names}
         assert imported <= {"librosa", "numpy"}  # the recipe's own import line only
+
+
+def test_onnx_tracing_warnings_are_silenced_unless_verbose(monkeypatch, recwarn):
+    """torch's TracerWarnings and the ONNX exporter's deprecation warnings, printed on every
+    export, are dropped unless the command is verbose (`-v`)."""
+    import warnings
+
+    torch = pytest.importorskip("torch")
+    from xval.inference.export import _quiet_export_warnings
+
+    def warn_all():
+        warnings.warn_explicit("Converting a tensor to a Python boolean",
+                               torch.jit.TracerWarning, "nn.py", 1,
+                               module="keras.src.backend.torch.nn")
+        warnings.warn_explicit("legacy TorchScript-based ONNX export", DeprecationWarning,
+                               "__init__.py", 1, module="torch.onnx")
+        warnings.warn_explicit("the project's own", UserWarning, "x.py", 1, module="xval.x")
+
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")  # a command without -v
+    with _quiet_export_warnings():
+        warn_all()
+    assert [str(w.message) for w in recwarn] == ["the project's own"]
+    recwarn.clear()
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")  # -v
+    with _quiet_export_warnings():
+        warn_all()
+    assert len(recwarn) == 3

@@ -371,3 +371,59 @@ def test_gpu_asked_for_with_a_cpu_only_backend_is_refused_with_the_cuda_install(
     assert check_gpus_visible(["0"], "--gpus", print, "torch") == ["0"]  # a Ray cluster's own
     monkeypatch.setattr(torch.version, "cuda", "12.4")  # a CUDA build
     assert check_gpus_visible(["0"], "GPU", print, "torch", build=True) == ["0"]
+
+
+def test_jax_platforms_is_checked_before_training(monkeypatch):
+    """`JAX_PLATFORMS` that would fail every fold (a name that is not a platform; `cuda`
+    where no GPU is visible: a bare AssertionError from `jax.devices()`) is refused before
+    anything trains, without starting JAX; other backends do not read it."""
+    monkeypatch.setattr(environment, "gpu_present", lambda note=None: False)
+    monkeypatch.setattr(environment.os.path, "exists",
+                        lambda path, real=os.path.exists: False if path == "/dev/kfd"
+                        else real(path))
+    monkeypatch.setenv("JAX_PLATFORMS", "nonsense")
+    with pytest.raises(ConfigurationError) as raised:
+        environment.check_jax_platforms("jax")
+    assert str(raised.value) == (
+        "JAX_PLATFORMS = 'nonsense': 'nonsense' is not a platform; expected a comma list of "
+        "cpu, cuda, gpu, rocm, tpu, metal (lower-case); unset JAX_PLATFORMS, or set it to cpu.")
+    environment.check_jax_platforms("torch")  # not read on torch
+    for value in ("cuda", "cpu,gpu", "rocm"):
+        monkeypatch.setenv("JAX_PLATFORMS", value)
+        with pytest.raises(ConfigurationError) as raised:
+            environment.check_jax_platforms("jax")
+        platform = value.split(",")[-1]
+        assert str(raised.value) == (
+            f"JAX_PLATFORMS = {value!r}: {platform} needs a GPU, and no GPU is visible here; "
+            "unset JAX_PLATFORMS, or set it to cpu.")
+    for value in ("cpu", "", "cpu,tpu"):
+        monkeypatch.setenv("JAX_PLATFORMS", value)
+        environment.check_jax_platforms("jax")
+    monkeypatch.setattr(environment, "gpu_present", lambda note=None: True)
+    monkeypatch.setenv("JAX_PLATFORMS", "cuda")
+    environment.check_jax_platforms("jax")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")  # every GPU hidden
+    with pytest.raises(ConfigurationError, match="cuda needs a GPU, and no GPU is visible"):
+        environment.check_jax_platforms("jax")
+
+
+def test_a_jax_platform_that_cannot_start_is_named(monkeypatch):
+    """In a fold, JAX failing to start `JAX_PLATFORMS`'s platforms (its bare AssertionError)
+    is an error naming the variable and the fix."""
+    import types
+
+    from xval.training import devices
+
+    def devices_failing():
+        raise AssertionError
+
+    monkeypatch.setitem(sys.modules, "jax", types.SimpleNamespace(devices=devices_failing))
+    monkeypatch.setenv("JAX_PLATFORMS", "cuda")
+    with pytest.raises(ConfigurationError) as raised:
+        devices.first_jax_device()
+    assert str(raised.value) == (
+        "JAX_PLATFORMS = 'cuda': JAX could not start it (AssertionError); unset JAX_PLATFORMS, "
+        "or set it to platforms this machine has (cpu).")
+    monkeypatch.delenv("JAX_PLATFORMS")
+    with pytest.raises(AssertionError):
+        devices.first_jax_device()

@@ -147,3 +147,33 @@ def test_keras_is_imported_without_what_it_leaves_unused(backend):
     assert (jax_in, matplotlib_in) == (str(backend == "jax"), "False")
     assert float(total) == 2.0 and figure == "1"
     assert partitionable == str(backend != "jax")  # JAX's own default elsewhere
+
+
+def test_a_backend_that_fails_to_import_is_a_configuration_error(monkeypatch):
+    """JAX installed but broken (its import raises ImportError while Keras imports it): a
+    ConfigurationError naming the backend, the import's message and the fix, not an
+    `unexpected ImportError` (checked in-process: Keras's import is simulated)."""
+    import importlib
+
+    from xval.core.errors import ConfigurationError
+    from xval.core.optional import EXTRAS
+    from xval.running.environment import import_keras
+
+    real = importlib.import_module
+
+    def broken(name, *args, **kwargs):
+        if name == "keras":
+            raise ImportError("simulated: no jax here")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib, "import_module", broken)
+    monkeypatch.delitem(sys.modules, "keras", raising=False)
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    said = []
+    with pytest.raises(ConfigurationError) as raised:
+        import_keras(said.append, "jax")
+    assert said == ["Importing Keras (jax backend)..."]
+    assert str(raised.value) == (
+        "Keras backend 'jax' is installed but Keras could not import it (ImportError: "
+        f"simulated: no jax here): reinstall it (`{EXTRAS['jax'].install}`), or choose "
+        "another backend with --backend, [backend] backend in config.ini or KERAS_BACKEND.")

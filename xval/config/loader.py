@@ -241,7 +241,7 @@ def _resolve_paths(sections: dict[str, dict[str, Any]], folder: Path) -> None:
             raise ConfigurationError(
                 f"[paths] {key} = {raw!r}: expected a folder (e.g. "
                 f"{_schema.SCHEMA['paths'][key].default!r}, relative to the config file).")
-        p = Path(expand(raw, f"[paths] {key}")).expanduser()
+        p = _expand_user(raw, expand(raw, f"[paths] {key}"), f"[paths] {key}")
         p = p if p.is_absolute() else (folder / p).resolve()
         if p.exists() and not p.is_dir():
             raise ConfigurationError(
@@ -250,9 +250,38 @@ def _resolve_paths(sections: dict[str, dict[str, Any]], folder: Path) -> None:
     cache = sections.get("backend", {}).get("compile_cache")
     if isinstance(cache, str):
         _check_cache(cache)
-        p = Path(expand(cache, "[backend] compile_cache")).expanduser()
+        p = _expand_user(cache, expand(cache, "[backend] compile_cache"),
+                         "[backend] compile_cache")
         sections["backend"]["compile_cache"] = str(p if p.is_absolute()
                                                    else (folder / p).resolve())
+
+
+def _expand_user(raw: str, text: str, what: str) -> Path:
+    """`text` as a path with a leading `~` or `~user` expanded.
+
+    Args:
+        raw: the value as written in config.ini (for the message).
+        text: the value with its environment variables expanded.
+        what: how the message names it (`"[paths] data_dir"`).
+
+    Returns:
+        The path, `~` expanded.
+
+    Raises:
+        ConfigurationError: for a `~user` naming no user (or a `~` with no home directory
+            to expand it to).
+    """
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:
+        head = Path(text).parts[0] if Path(text).parts else text
+        if head == "~":
+            raise ConfigurationError(
+                f"{what} = {raw!r}: no home directory to expand ~ for (HOME is not set); "
+                "set HOME, or write the path itself.") from None
+        raise ConfigurationError(
+            f"{what} = {raw!r}: no user {head[1:]!r} to expand {head} for; write the path "
+            "itself.") from None
 
 
 _CACHE_OFF = ("off", "false", "no", "0", "disabled")

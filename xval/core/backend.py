@@ -252,7 +252,7 @@ def import_paused(name: str, *, ends_script: bool = False) -> ModuleType:
             gc.disable()
             with deferred_interrupts(ends_script=ends_script), _kept_out(keep_out), \
                     _native_notices_dropped(name):
-                module = importlib.import_module(name)
+                module = _import_keras(name)
         finally:
             if enabled:
                 gc.enable()
@@ -284,6 +284,34 @@ def _quick_random_programs(keras: ModuleType) -> None:
 
     if getattr(jax.config, "jax_threefry_partitionable", False):
         jax.config.update("jax_threefry_partitionable", False)
+
+
+def _import_keras(name: str) -> ModuleType:
+    """Imports `name`; for Keras on the backend `use_backend` chose (`KERAS_BACKEND`), an
+    `ImportError` (the backend installed but broken: a half-removed or mismatched JAX, a
+    missing native library) becomes a ConfigurationError naming the backend, the import's
+    message and the fix.
+
+    Args:
+        name: the module, e.g. `"keras"`.
+
+    Returns:
+        The module.
+
+    Raises:
+        ConfigurationError: for an `ImportError` raised while importing Keras.
+    """
+    try:
+        return importlib.import_module(name)
+    except ImportError as e:
+        backend = os.environ.get("KERAS_BACKEND")
+        if name != "keras" or not backend or getattr(e, "name", None) == "keras":
+            raise  # not Keras on a chosen backend, or Keras itself not installed
+        fix = f" (`{EXTRAS[backend].install}`)" if backend in EXTRAS else ""
+        raise ConfigurationError(
+            f"Keras backend {backend!r} is installed but Keras could not import it "
+            f"({type(e).__name__}: {e}): reinstall it{fix}, or choose another backend with "
+            "--backend, [backend] backend in config.ini or KERAS_BACKEND.") from e
 
 
 _KERAS_KEEPS_OUT = {"torch": ("jax", "matplotlib"), "tensorflow": ("jax", "matplotlib"),

@@ -20,12 +20,15 @@ Imports Keras where used: set the backend first.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import shutil
+import sys
+import warnings
 import zipfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +39,7 @@ from xval.core import optional
 from xval.core.dataset_info import DatasetInfo
 from xval.core.errors import ConfigurationError, StorageError
 from xval.core.files import make_temp_dir, storage_error
+from xval.core.logs import framework_logs_shown
 from xval.core.outputs import (
     OwnedFolder,
     check_apart,
@@ -306,7 +310,8 @@ def write_export(model: Any, fmt: str, out: Path, card: Callable[[float | None],
         elif fmt == "savedmodel":
             _savedmodel(model, target)
         else:
-            model.export(str(target), format="onnx", verbose=False)
+            with _quiet_export_warnings():
+                model.export(str(target), format="onnx", verbose=False)
             _describe_onnx(target, metadata or {}, len(model.outputs))
         check = _check(fmt, target, batch, expected)
         (tmp / CARD).write_text(card(check))
@@ -320,6 +325,26 @@ def write_export(model: Any, fmt: str, out: Path, card: Callable[[float | None],
                     input_shape=tuple(model.input_shape[1:]),
                     takes_audio=takes_audio_input(model), check=check,
                     members=sum(layer.name.startswith("fold_model_") for layer in model.layers))
+
+
+@contextlib.contextmanager
+def _quiet_export_warnings() -> Iterator[None]:
+    """Silences the warnings tracing a model for ONNX prints on every export, unless the
+    command is verbose (`framework_logs_shown`): torch's `TracerWarning`s (raised in Keras's
+    torch backend: "Converting a tensor to a Python boolean...") and the deprecation and
+    user warnings of torch's ONNX exporter and Keras's export code."""
+    if framework_logs_shown():
+        yield
+        return
+    with warnings.catch_warnings():
+        tracer = getattr(getattr(sys.modules.get("torch"), "jit", None), "TracerWarning",
+                         None)
+        if tracer is not None:
+            warnings.simplefilter("ignore", tracer)
+        for category in (DeprecationWarning, FutureWarning, UserWarning):
+            warnings.filterwarnings("ignore", category=category,
+                                    module=r"(torch|keras|onnx|onnxscript)(\.|$)")
+        yield
 
 
 def _describe_onnx(path: Path, metadata: Mapping[str, str], outputs: int = 1) -> None:

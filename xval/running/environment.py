@@ -305,9 +305,48 @@ def prepare_process(backend: str, gpu: object, warn: Out, note: Out | None = Non
         # the sources missed), where Keras has not started yet in this process.
         found = None if "keras" in sys.modules else "-1"
     backend = setup_environment(backend, found)
+    check_jax_platforms(backend)
     for key, value in sharing_environment(backend, jobs_per_gpu).items():
         os.environ.setdefault(key, value)  # before the framework starts; the user's win
     return found, backend
+
+
+JAX_PLATFORMS = ("cpu", "cuda", "gpu", "rocm", "tpu", "metal")
+"""The platforms `JAX_PLATFORMS` may list (`check_jax_platforms`)."""
+
+
+def check_jax_platforms(backend: str) -> None:
+    """Refuses a `JAX_PLATFORMS` that would fail every fold, before anything trains and
+    without starting JAX: a value that is not a comma list of `JAX_PLATFORMS`, or one
+    naming a GPU platform where no GPU is visible (`gpu_present`, or `/dev/kfd` for ROCm;
+    JAX fails then with a bare `AssertionError` from `jax.devices()`).
+
+    Args:
+        backend: the Keras backend of the run (nothing is checked but on `jax`).
+
+    Raises:
+        ConfigurationError: naming the value, what was expected and the fix.
+    """
+    value = os.environ.get("JAX_PLATFORMS")
+    if backend != "jax" or value is None or not value.strip():
+        return
+    platforms = [p.strip() for p in value.split(",")]
+    unknown = [p for p in platforms if p not in JAX_PLATFORMS]
+    if unknown:
+        raise ConfigurationError(
+            f"JAX_PLATFORMS = {value!r}: {unknown[0]!r} is not a platform; expected a comma "
+            f"list of {', '.join(JAX_PLATFORMS)} (lower-case); unset JAX_PLATFORMS, or set it "
+            "to cpu.")
+    current = os.environ.get("CUDA_VISIBLE_DEVICES")
+    hidden = current is not None and (not current.strip() or current.strip().startswith("-"))
+    nvidia = {"cuda", "gpu"} & set(platforms) and not hidden and gpu_present()
+    amd = {"rocm", "gpu"} & set(platforms) and not hidden and os.path.exists("/dev/kfd")
+    for platform in platforms:
+        if (platform == "cuda" and not nvidia) or (platform == "rocm" and not amd) or (
+                platform == "gpu" and not (nvidia or amd)):
+            raise ConfigurationError(
+                f"JAX_PLATFORMS = {value!r}: {platform} needs a GPU, and no GPU is visible "
+                "here; unset JAX_PLATFORMS, or set it to cpu.")
 
 
 def checked_cache(config: Config, backend: str, out: Out) -> Config:

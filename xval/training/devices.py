@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from xval.core.backend import SHARING_VARIABLES
+from xval.core.errors import ConfigurationError
 
 DEVICE = "device"
 """The fold's rows are on the device; batches are gathered there."""
@@ -54,6 +55,31 @@ def backend_name() -> str:
     return str(keras.backend.backend())
 
 
+def first_jax_device() -> Any:
+    """JAX's first device (JAX starts its platforms on the first call).
+
+    Returns:
+        The device.
+
+    Raises:
+        ConfigurationError: where JAX cannot start the platforms `JAX_PLATFORMS` names (a
+            bare `AssertionError` for `cuda` on a machine without a GPU, a `RuntimeError`
+            for a name that is not one), naming its value and the fix.
+    """
+    import jax  # noqa: PLC0415  (the backend, imported by Keras already)
+
+    try:
+        return jax.devices()[0]
+    except (AssertionError, RuntimeError) as e:
+        value = os.environ.get("JAX_PLATFORMS")
+        if not value:
+            raise
+        why = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+        raise ConfigurationError(
+            f"JAX_PLATFORMS = {value!r}: JAX could not start it ({why}); unset "
+            "JAX_PLATFORMS, or set it to platforms this machine has (cpu).") from e
+
+
 def accelerator() -> str | None:
     """The accelerator the backend trains on (`"cuda"`, `"gpu"`, `"tpu"`...), or `None` on
     the CPU."""
@@ -63,9 +89,7 @@ def accelerator() -> str | None:
 
         return "cuda" if torch.cuda.is_available() else None
     if backend == "jax":
-        import jax  # noqa: PLC0415  (the backend, imported by Keras already)
-
-        platform = jax.devices()[0].platform
+        platform = first_jax_device().platform
         return None if platform == "cpu" else str(platform)
     return None
 
@@ -94,9 +118,7 @@ def job_memory(jobs_per_gpu: int = 1) -> int | None:
 
         free, total = torch.cuda.mem_get_info()
         return int(min(free, total // max(1, jobs_per_gpu)))
-    import jax  # noqa: PLC0415  (the backend, imported by Keras already)
-
-    stats = jax.devices()[0].memory_stats() or {}
+    stats = first_jax_device().memory_stats() or {}
     if "bytes_limit" not in stats:
         return None
     return int(stats["bytes_limit"] - stats.get("bytes_in_use", 0))
