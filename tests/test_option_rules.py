@@ -373,6 +373,25 @@ def test_gpu_asked_for_with_a_cpu_only_backend_is_refused_with_the_cuda_install(
     assert check_gpus_visible(["0"], "GPU", print, "torch", build=True) == ["0"]
 
 
+@pytest.mark.slow  # two short JAX processes
+def test_xla_flags_that_xla_refuses_are_named_before_anything_moves(monkeypatch):
+    """An unknown flag in `XLA_FLAGS` ended the run with XLA's native line once JAX started,
+    after `--overwrite` had set the previous results aside: now refused first, with XLA's
+    words; a flag XLA knows passes; other backends are not checked."""
+    check = environment.check_xla_flags
+    monkeypatch.setenv("XLA_FLAGS", "--xla_nonsense_flag=1")
+    check.cache_clear()
+    with pytest.raises(ConfigurationError, match=r"XLA_FLAGS = '--xla_nonsense_flag=1': XLA "
+                       r"does not start with it \(Unknown flag in XLA_FLAGS: "
+                       r"--xla_nonsense_flag=1\); fix the flag or unset XLA_FLAGS\."):
+        check("jax")
+    check("torch")
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
+    check.cache_clear()
+    check("jax")
+    check.cache_clear()
+
+
 def test_jax_platforms_is_checked_before_training(monkeypatch):
     """`JAX_PLATFORMS` that would fail every fold (a name that is not a platform; `cuda`
     where no GPU is visible: a bare AssertionError from `jax.devices()`) is refused before

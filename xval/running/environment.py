@@ -306,6 +306,7 @@ def prepare_process(backend: str, gpu: object, warn: Out, note: Out | None = Non
         found = None if "keras" in sys.modules else "-1"
     backend = setup_environment(backend, found)
     check_jax_platforms(backend)
+    check_xla_flags(backend)
     for key, value in sharing_environment(backend, jobs_per_gpu).items():
         os.environ.setdefault(key, value)  # before the framework starts; the user's win
     return found, backend
@@ -347,6 +348,38 @@ def check_jax_platforms(backend: str) -> None:
             raise ConfigurationError(
                 f"JAX_PLATFORMS = {value!r}: {platform} needs a GPU, and no GPU is visible "
                 "here; unset JAX_PLATFORMS, or set it to cpu.")
+
+
+@functools.cache
+def check_xla_flags(backend: str) -> None:
+    """Refuses an `XLA_FLAGS` that XLA will not start with, before anything is moved or
+    trains: XLA reads it when JAX first starts a device, and an unknown flag ends the process
+    there with a native line (`Unknown flag in XLA_FLAGS`), after `--overwrite` has set the
+    previous results aside. Checked in a short process of its own (JAX on the CPU, about
+    1.5 s), only when the variable is set and the backend is JAX; once per process.
+
+    Args:
+        backend: the Keras backend of the run (nothing is checked but on `jax`).
+
+    Raises:
+        ConfigurationError: naming the value, XLA's own line and the fix.
+    """
+    value = os.environ.get("XLA_FLAGS")
+    if backend != "jax" or value is None or not value.strip():
+        return
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    try:
+        done = subprocess.run([sys.executable, "-c", "import jax; jax.devices('cpu')"],
+                              capture_output=True, text=True, env=env, timeout=300)
+    except (OSError, subprocess.TimeoutExpired):
+        return  # nothing learnt: the run finds out as before
+    if done.returncode != 0:
+        said = [line for line in done.stderr.splitlines() if "XLA_FLAGS" in line] or \
+            done.stderr.strip().splitlines()[-1:] or [f"exit status {done.returncode}"]
+        why = said[-1].split("] ", 1)[-1].strip()
+        raise ConfigurationError(
+            f"XLA_FLAGS = {value!r}: XLA does not start with it ({why}); fix the flag or "
+            "unset XLA_FLAGS.")
 
 
 def checked_cache(config: Config, backend: str, out: Out) -> Config:
