@@ -331,8 +331,8 @@ def write_export(model: Any, fmt: str, out: Path, card: Callable[[float | None],
 def _quiet_export_warnings() -> Iterator[None]:
     """Silences the warnings tracing a model for ONNX prints on every export, unless the
     command is verbose (`framework_logs_shown`): torch's `TracerWarning`s (raised in Keras's
-    torch backend: "Converting a tensor to a Python boolean...") and the deprecation and
-    user warnings of torch's ONNX exporter and Keras's export code."""
+    torch backend: "Converting a tensor to a Python boolean...") and the other warnings of
+    torch's ONNX exporter and Keras's export code."""
     if framework_logs_shown():
         yield
         return
@@ -341,9 +341,10 @@ def _quiet_export_warnings() -> Iterator[None]:
                          None)
         if tracer is not None:
             warnings.simplefilter("ignore", tracer)
-        for category in (DeprecationWarning, FutureWarning, UserWarning):
-            warnings.filterwarnings("ignore", category=category,
-                                    module=r"(torch|keras|onnx|onnxscript)(\.|$)")
+        # Every warning raised in the frameworks' own modules while tracing (deprecations
+        # of torch's exporter, Keras's user warnings); the project's are kept.
+        warnings.filterwarnings("ignore", category=Warning,
+                                module=r"(torch|keras|onnx|onnxscript)(\.|$)")
         yield
 
 
