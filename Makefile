@@ -63,7 +63,7 @@ test: $(VENV)/.installed-test
 	XVAL_REQUIRE_ENCODERS=1 $(PYTEST) --durations=15
 
 # The inner loop while editing: the suite without the end-to-end tests and those recorded at
-# 2 CPU-seconds or more (`slow`, tests/durations.txt). CI and the README's `make test` run
+# 1 CPU-second or more (`slow`, tests/durations.txt). CI and the README's `make test` run
 # every test.
 test-fast: $(VENV)/.installed-test
 	$(PYTEST) -m "not slow" --durations=5

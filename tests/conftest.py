@@ -410,7 +410,7 @@ def scenes(tmp_path):
 # A test not in the file (new, or under `RECORDED_FROM`) counts as cheap until the next record.
 DURATIONS = ROOT / "tests" / "durations.txt"
 RECORDED_FROM = 0.5
-FAST_CPU = 2.0
+FAST_CPU = 1.0
 FAST_WALL = 10.0
 
 
