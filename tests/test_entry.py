@@ -472,3 +472,32 @@ def test_a_closed_pipe_is_no_success_and_leaves_no_project(tmp_path):
     _one_error(proc, "stdout was closed by its reader", "before the command finished",
                code=141)
     assert not (tmp_path / "p").exists() or not any((tmp_path / "p").iterdir())
+
+
+def test_a_progress_line_to_a_closed_pipe_ends_the_run_as_an_interrupt(monkeypatch, capsys):
+    """`python exp.py --overwrite | head -7`: the reader went away while an epoch line was
+    written inside a fold. That write raises `StdoutClosed` (an interrupt: the run puts back
+    what `--overwrite` set aside and makes the workbook again), not a failure of the fold
+    (it was recorded failed, the workbook left stale); the command ends with the closed
+    pipe's line and 141."""
+    from xval.core import entry, interrupts
+    from xval.running.scheduler import Scheduler
+
+    monkeypatch.setattr(interrupts, "quiet_stdout", lambda: None)  # this process's stdout
+    monkeypatch.setattr(entry, "quiet_stdout", lambda: None)
+
+    def closed(text):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    scheduler = Scheduler.__new__(Scheduler)
+    scheduler._bar, scheduler.out = None, closed
+    with pytest.raises(interrupts.StdoutClosed) as stop:
+        scheduler._say("instance 1 fold 0 epoch 3/20: loss 0.5")
+    assert isinstance(stop.value, KeyboardInterrupt)
+
+    def body():
+        scheduler._say("instance 1 fold 0 epoch 4/20: loss 0.4")
+        return 0
+
+    assert entry.run_entry(body, debug=False) == 141
+    assert capsys.readouterr().err.startswith("error: stdout was closed by its reader")

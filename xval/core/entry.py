@@ -42,10 +42,12 @@ from xval.core.errors import XvalError
 from xval.core.interrupts import (
     EXIT_INTERRUPTED,
     EXIT_TERMINATED,
+    StdoutClosed,
     Terminated,
     exit_process,
     interactive_session,
     interrupted_line,
+    quiet_stdout,
     raise_if_interrupted,
     sticky_interrupts,
 )
@@ -142,13 +144,15 @@ def describe_error(error: BaseException) -> str:
             "with --debug for the traceback and report it).")
 
 
-def _quiet_stdout() -> None:
-    """Points stdout at /dev/null, so that the interpreter's last flush cannot fail again."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError, AttributeError):
-        pass
+def _pipe_closed() -> int:
+    """The end of a command whose stdout's reader went away (`| head`): the work stopped
+    unfinished; one line on stderr, exit status 141."""
+    quiet_stdout()
+    with contextlib.suppress(OSError, ValueError):
+        print("error: stdout was closed by its reader (a pipe such as | head) before the "
+              "command finished, so it stopped there; send its output to a file "
+              "(> out.txt) to let it finish.", file=sys.stderr, flush=True)
+    return EXIT_PIPE
 
 
 def _report(error: BaseException, debug: bool) -> int:
@@ -186,22 +190,19 @@ def run_entry(body: Callable[[], int], *, debug: bool | None = None,
             raise_if_interrupted()  # one that was swallowed after the last safe point
         sys.stdout.flush()  # a full device fails here, not silently at exit
         return code
+    except StdoutClosed:  # a progress line's write found the reader gone, mid-run
+        return _pipe_closed()
     except KeyboardInterrupt as stop:
         terminated = isinstance(stop, Terminated)
         with contextlib.suppress(OSError, ValueError):
             print(interrupted_line(terminated, interrupted), file=sys.stderr, flush=True)
         return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
     except BrokenPipeError:
-        _quiet_stdout()  # the reader went away (`| head`): the work stopped unfinished
-        with contextlib.suppress(OSError, ValueError):
-            print("error: stdout was closed by its reader (a pipe such as | head) before the "
-                  "command finished, so it stopped there; send its output to a file "
-                  "(> out.txt) to let it finish.", file=sys.stderr, flush=True)
-        return EXIT_PIPE
+        return _pipe_closed()
     except Exception as error:  # noqa: BLE001  (the one handler: every failure in one line)
         if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EIO) \
                 and error.filename is None and _stdout_failed():
-            _quiet_stdout()
+            quiet_stdout()
             print(f"error: cannot write the output (stdout): {describe_error(error)}",
                   file=sys.stderr)
             return EXIT_ERROR

@@ -47,6 +47,35 @@ class Terminated(KeyboardInterrupt):
     clean-up runs); the command then ends with its own line and exit status 143."""
 
 
+class StdoutClosed(KeyboardInterrupt):
+    """Stdout's reader went away (`| head`) while a command printed its progress: raised
+    where the write failed (`stdout_closed`), a `KeyboardInterrupt` so that the run ends as
+    an interrupted one does (previous results put back, the workbook made again from what is
+    on disk), not as a failed fold; the command then ends with the closed pipe's line and
+    exit status 141 (`xval.core.entry.run_entry`)."""
+
+
+def quiet_stdout() -> None:
+    """Points stdout at /dev/null, so that later writes (and the interpreter's last flush)
+    cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def stdout_closed() -> NoReturn:
+    """Ends the command's work after a write to stdout found its reader gone: stdout is
+    quieted (`quiet_stdout`) and `StdoutClosed` raised.
+
+    Raises:
+        StdoutClosed: always.
+    """
+    quiet_stdout()
+    raise StdoutClosed()
+
+
 # Plain module state, not a threading.Event: the handler runs in the main thread only, and a
 # second signal may run it again inside the first (Event.set takes a lock that is not
 # reentrant).

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from xval import tasks
 from xval.core.errors import TrainingError
-from xval.core.interrupts import raise_if_interrupted
+from xval.core.interrupts import raise_if_interrupted, stdout_closed
 from xval.core.records import FoldResult, Job
 from xval.core.terminal import is_terminal
 from xval.executors.base import Executor, JobQueue
@@ -75,11 +75,17 @@ class Scheduler:
         self._cache_said: set[str] = set()  # what the compile cache did, said once a run
 
     def _say(self, text: str) -> None:
-        if self._bar is not None:
-            with self._bar.external_write_mode():
+        """Prints a progress line; a reader of stdout that went away (`| head`) ends the
+        run as an interrupt does (`stdout_closed`), not as a failure of the fold whose epoch
+        it reported."""
+        try:
+            if self._bar is not None:
+                with self._bar.external_write_mode():
+                    self.out(text)
+            else:
                 self.out(text)
-        else:
-            self.out(text)
+        except BrokenPipeError:
+            stdout_closed()
 
     def _on_epoch(self, job: Job, epoch: int, epochs: int, logs: Mapping[str, float]
                   ) -> None:
