@@ -156,6 +156,18 @@ def test_predict_model_choice_errors(trained, tmp_path):
         resolve_models(inst / "fold_0.keras", fold=0)
     with pytest.raises(ConfigurationError, match="holds no fold_<i>.keras models"):
         resolve_models(tmp_path)
+    # While `--overwrite` trains it again (its previous results set aside), the ensemble of
+    # the folds done so far is not one run's; one fold's model still answers.
+    previous = inst.with_name(inst.name + ".previous")
+    previous.mkdir()
+    try:
+        with pytest.raises(ConfigurationError, match=r"is being trained again: `--overwrite` "
+                                                     r"keeps its previous results in "
+                                                     r"instance_1\.previous"):
+            resolve_models(inst)
+        assert resolve_models(inst, fold=0).paths == [inst / "fold_0.keras"]
+    finally:
+        previous.rmdir()
     proc = _cli("predict", inst, trained["audio"] / "high_bob_1.wav", "--fold", "5")
     assert proc.returncode == 2 and "no fold_5.keras" in proc.stderr
 

@@ -410,6 +410,13 @@ def _instance_models(layout: InstanceLayout, fold: int | None, ensemble: bool,
     if layout.final_model.is_file() and not ensemble:
         return ModelSet([layout.final_model], f"final model of {name} (refit on all items; "
                                               "--ensemble uses the fold models)", store)
+    previous = layout.previous
+    if previous.is_dir():  # `--overwrite` is training it again (xval.running.runner)
+        raise ConfigurationError(
+            f"{layout.root} is being trained again: `--overwrite` keeps its previous results "
+            f"in {previous.name} until the new ones complete (or puts them back if the run "
+            f"stops), so its fold models ({len(folds)} so far) are not one run's; wait for "
+            "the run to end, or choose one fold with --fold.")
     if not folds:
         raise ConfigurationError(
             f"{layout.root} holds no fold_<i>.keras models (nor final.keras): pass an "
