@@ -18,18 +18,23 @@ later job of the worker. Every setter of `keras.config` is covered:
 - `set_backend` cannot be undone in a process (it reloads Keras): a job that changes the
   backend fails, and its worker is replaced.
 
+On a backend other than TensorFlow, with TensorFlow installed but not imported, Keras
+counts TensorFlow unavailable while the job runs (`tensorflow_unseen`).
+
 Imports Keras where used: set the backend first.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
+import sys
 from collections.abc import Iterator
 from typing import Any
 
 from xval.core.errors import TrainingError
 
-__all__ = ["KERAS_SETTINGS", "STATE_SETTINGS", "keras_settings_kept"]
+__all__ = ["KERAS_SETTINGS", "STATE_SETTINGS", "keras_settings_kept", "tensorflow_unseen"]
 
 KERAS_SETTINGS = ("floatx", "epsilon", "image_data_format", "max_epochs",
                   "max_steps_per_epoch")
@@ -75,7 +80,8 @@ def keras_settings_kept() -> Iterator[None]:
     backend = keras.backend.backend()
     before = _read()
     try:
-        yield
+        with tensorflow_unseen():
+            yield
     finally:
         _write(before)
     if keras.backend.backend() != backend:
@@ -84,3 +90,34 @@ def keras_settings_kept() -> Iterator[None]:
             f"{keras.backend.backend()!r} (keras.config.set_backend), which a job cannot do: "
             "the backend is chosen per process (config.ini [backend] backend or "
             "KERAS_BACKEND); remove the call from the model's code.")
+
+
+@contextlib.contextmanager
+def tensorflow_unseen() -> Iterator[None]:
+    """Runs a job with Keras counting TensorFlow unavailable, on a backend other than
+    TensorFlow while TensorFlow is installed but not imported; Keras's view of it is put
+    back when the job ends.
+
+    Keras imports TensorFlow whenever it is installed, whatever its backend, to seed it
+    (`keras.utils.set_random_seed`, for `tf.data`, which the engine does not use) and to
+    check for its types when it saves a model: about 2 s of CPU and 400 MB in the first
+    fold of every process on JAX or torch, the user's own included (the inline executor).
+    Job processes keep it out for their whole life (`xval.executors.job_process`); here
+    only while the job runs, so that the user's later use of TensorFlow through Keras
+    (`keras.layers.StringLookup`) imports it as before. An `import tensorflow` in the
+    job's own code still works.
+    """
+    import keras  # noqa: PLC0415  (Keras: only once the backend is set)
+
+    lazy = getattr(importlib.import_module("keras.src.utils.module_utils"), "tensorflow",
+                   None)
+    if (keras.backend.backend() == "tensorflow" or "tensorflow" in sys.modules
+            or getattr(lazy, "_available", True) is not None):
+        yield  # TensorFlow's backend, already imported, or Keras has looked already
+        return
+    lazy._available = False  # type: ignore[union-attr]  # Keras's LazyModule: not looked at
+    try:
+        yield
+    finally:
+        if lazy._available is False:  # type: ignore[union-attr]
+            lazy._available = None  # type: ignore[union-attr]  # looked at on its next use
