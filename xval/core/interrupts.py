@@ -25,6 +25,7 @@ line and exit status (`ends_script`).
 
 import atexit
 import contextlib
+import gc
 import os
 import signal
 import sys
@@ -280,7 +281,12 @@ def exit_process(code: int) -> NoReturn:
     on threads of its own, and a compilation under way when the interrupt came goes on
     after it; the finalisation frees JAX's client under that thread, which crashed the
     process (SIGSEGV). Everything the command does on its way out has run by then (its
-    `finally` blocks, inside `run_entry`). Otherwise `sys.exit(code)`; a Ctrl-C or SIGTERM
+    `finally` blocks, inside `run_entry`). Otherwise `sys.exit(code)`, with every object
+    the process holds frozen for the collector (`gc.freeze`): the finalisation collects
+    cycles among them several times over while it clears the modules, about 0.9 s of CPU
+    for each process with Keras and torch loaded (0.4 s without), and the process is
+    ending. The exit callbacks run as before, and so do the finalisers of objects freed
+    by reference counting; a cycle left for the collector is not collected. A Ctrl-C or SIGTERM
     that lands while the interpreter finishes (its exit callbacks: JAX's clean-up took about
     a second) ends it at once with `code` (`_finish_quietly`): the command's work is done,
     and neither a callback's traceback nor a 143 for a finished run would be true.
@@ -294,6 +300,7 @@ def exit_process(code: int) -> NoReturn:
     if _EXITING[0] is None:
         atexit.register(_finish_quietly)  # registered last: the first callback to run
     _EXITING[0] = code
+    gc.freeze()
     sys.exit(code)
 
 

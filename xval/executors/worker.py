@@ -19,6 +19,7 @@ from pathlib import Path
 
 import xval.executors.transport as transport
 from xval.core.backend import import_paused
+from xval.core.interrupts import exit_process
 from xval.core.logs import quiet_framework_logs
 from xval.core.records import Job
 
@@ -52,4 +53,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())
