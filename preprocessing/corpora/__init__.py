@@ -7,6 +7,7 @@ clip ids. Kaldi needs no library (its files are text); Lhotse and `datasets` are
 (the `[lhotse]` and `[hf]` extras), imported when their source is used.
 """
 
+import preprocessing.sources  # noqa: F401  (first: it imports this package's sources, in its order)
 from preprocessing.corpora.hf_datasets import hf_source
 from preprocessing.corpora.kaldi import kaldi_source
 from preprocessing.corpora.lhotse_manifests import lhotse_source
