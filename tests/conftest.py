@@ -420,6 +420,29 @@ _CONFIG = []
 
 def pytest_configure(config):
     _CONFIG[:] = [config]
+    if not hasattr(config, "workerinput"):  # the controller, before its workers start
+        _compile_librosa_kernels()
+
+
+def _compile_librosa_kernels():
+    """In a fresh environment (numba's cache of librosa's kernels empty), compiles them once
+    here, before the workers start: each process of the suite's first minute compiled them
+    otherwise (`librosa.stft`: about 12 s of CPU apiece). Nothing to do once cached."""
+    import importlib.util
+    import os
+
+    spec = importlib.util.find_spec("librosa")
+    if spec is None or spec.origin is None:
+        return
+    cache = Path(os.environ.get("NUMBA_CACHE_DIR") or Path(spec.origin).parent)
+    if cache.is_dir() and any(cache.rglob("*.nbi")):
+        return
+    import librosa
+    import numpy as np
+
+    signal = np.zeros(4096, np.float32)
+    librosa.feature.melspectrogram(y=signal, sr=16000, n_fft=512)
+    librosa.effects.trim(signal)
 
 
 def pytest_addoption(parser):
