@@ -146,6 +146,14 @@ from xval.core.records import Job
 from xval.training.fold import run_fold
 result = run_fold(Job.from_dict(json.loads(sys.argv[1])))
 print("tensorflow" in sys.modules)  # not imported to seed or save the fold
+from keras.src.utils.module_utils import tensorflow as lazy
+from xval.training.keras_settings import tensorflow_unseen
+with tensorflow_unseen():  # as during a job: a builder with TensorFlow-only layers
+    seen = [lazy.available]
+    import tensorflow  # imports it, and they work
+    seen.append(lazy.available)
+    keras.layers.StringLookup(vocabulary=["a"])
+print("-".join(map(str, seen)))
 keras.layers.StringLookup(vocabulary=["a", "b"])  # needs TensorFlow: still available
 print(result.to_dict()["status"])
 """
@@ -179,7 +187,7 @@ def test_torch_job_processes_leave_tensorflow_out_and_the_users_process_alone(st
     assert (tmp_path / "model.keras").stat().st_size > 0
     out = subprocess.run([sys.executable, "-c", USER_PROCESS, spec], env=env, cwd=ROOT,
                          capture_output=True, text=True, timeout=300)
-    assert out.stdout.split()[-2:] == ["False", "ok"], out.stderr[-2000:]
+    assert out.stdout.split()[-3:] == ["False", "False-True", "ok"], out.stderr[-2000:]
 
 
 def test_a_folds_model_is_freed_before_the_next_is_built(store, tmp_path, monkeypatch):

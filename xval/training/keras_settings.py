@@ -92,32 +92,45 @@ def keras_settings_kept() -> Iterator[None]:
             "KERAS_BACKEND); remove the call from the model's code.")
 
 
+class _SeenOnlyIfImported:
+    """The `available` of Keras's lazy `tensorflow` module while a job runs
+    (`tensorflow_unseen`): TensorFlow counts only once something has imported it."""
+
+    @property
+    def available(self) -> bool:
+        return "tensorflow" in sys.modules
+
+
 @contextlib.contextmanager
 def tensorflow_unseen() -> Iterator[None]:
-    """Runs a job with Keras counting TensorFlow unavailable, on a backend other than
-    TensorFlow while TensorFlow is installed but not imported; Keras's view of it is put
-    back when the job ends.
+    """Runs a job with Keras counting TensorFlow available only once it is imported, on a
+    backend other than TensorFlow while TensorFlow is installed but not imported; Keras's
+    view of it is put back when the job ends.
 
     Keras imports TensorFlow whenever it is installed, whatever its backend, to seed it
     (`keras.utils.set_random_seed`, for `tf.data`, which the engine does not use) and to
     check for its types when it saves a model: about 2 s of CPU and 400 MB in the first
     fold of every process on JAX or torch, the user's own included (the inline executor).
     Job processes keep it out for their whole life (`xval.executors.job_process`); here
-    only while the job runs, so that the user's later use of TensorFlow through Keras
-    (`keras.layers.StringLookup`) imports it as before. An `import tensorflow` in the
-    job's own code still works.
+    only while the job runs. A model that uses Keras's TensorFlow-only layers
+    (`StringLookup`, `IntegerLookup`, `Hashing`, `TextVectorization`, `HashedCrossing`) on
+    another backend imports TensorFlow in its builder's module (`import tensorflow`), and
+    they work; after the job Keras imports it on its next use, as before. Nothing changes
+    where Keras's lazy module is not found (another Keras).
     """
     import keras  # noqa: PLC0415  (Keras: only once the backend is set)
 
-    lazy = getattr(importlib.import_module("keras.src.utils.module_utils"), "tensorflow",
-                   None)
-    if (keras.backend.backend() == "tensorflow" or "tensorflow" in sys.modules
-            or getattr(lazy, "_available", True) is not None):
-        yield  # TensorFlow's backend, already imported, or Keras has looked already
+    try:
+        lazy = importlib.import_module("keras.src.utils.module_utils").tensorflow
+    except (ImportError, AttributeError):
+        lazy = None
+    if (lazy is None or keras.backend.backend() == "tensorflow"
+            or "tensorflow" in sys.modules or getattr(lazy, "_available", True) is not None):
+        yield  # another Keras, TensorFlow's backend, imported, or Keras has looked already
         return
-    lazy._available = False  # type: ignore[union-attr]  # Keras's LazyModule: not looked at
+    kind = type(lazy)
+    lazy.__class__ = type("TensorflowUnseen", (_SeenOnlyIfImported, kind), {})
     try:
         yield
     finally:
-        if lazy._available is False:  # type: ignore[union-attr]
-            lazy._available = None  # type: ignore[union-attr]  # looked at on its next use
+        lazy.__class__ = kind
