@@ -115,9 +115,10 @@ def process_pool(workers: int,
         The executor.
     """
     context: BaseContext
+    fork = fork_is_safe()  # as `auto_workers` counted, whatever the warm-up imports
     if warm_up is not None:
         warm_up()
-    if fork_is_safe():
+    if fork:
         context = get_context("fork")
     else:
         context = get_context("forkserver" if "forkserver" in get_all_start_methods()
