@@ -91,9 +91,8 @@ def choose(variant: str, val: tuple[list, list], train_targets: list, frame_seco
 
 def rescore(exp_dir: Path, instance: int, store_path: Path) -> list[dict[str, Any]]:
     """One row per fold and variant: the chosen values and the test scores."""
-    import keras  # noqa: PLC0415  (the backend is chosen by then)
-
     from preprocessing.store import FeatureStore  # noqa: PLC0415
+    from xval.training.loading import load  # noqa: PLC0415  (imports keras)
 
     store = FeatureStore(store_path)
     layout = InstanceLayout.of_folder(exp_dir / f"instance_{instance}")
@@ -104,7 +103,7 @@ def rescore(exp_dir: Path, instance: int, store_path: Path) -> list[dict[str, An
         if record is None or record.postprocessing is None:
             raise SystemExit(f"{path}: no fold record with a post-processing choice "
                              f"({problem or 'none chosen'}).")
-        model = keras.saving.load_model(layout.fold_model(fold), compile=False)
+        model = load(layout.fold_model(fold))
         split = {k: recordings(model, store, np.flatnonzero(np.isin(items, v)))
                  for k, v in record.items.items() if v}
         classes = list(store.classes)

@@ -163,3 +163,22 @@ def test_another_stores_description_in_a_real_process(files):
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
     assert proc.stderr.startswith("error:") and "belongs to another store" in proc.stderr
+
+
+def test_the_loader_registers_the_zoos_layers_in_a_process_of_its_own(tmp_path):
+    """`xval.training.loading.load` reads a model with the zoo's layers in a process that
+    imported nothing else (a benchmark, a user's script): it registers them itself."""
+    import keras
+
+    import architectures
+
+    inputs = keras.Input((4, 3))
+    normalised = architectures.FeatureNormalization(mean=np.zeros(3), variance=np.ones(3))
+    keras.Model(inputs, keras.layers.Dense(1)(normalised(inputs))).save(tmp_path / "m.keras")
+    code = ("import sys; from xval.training.loading import load; "
+            "print(type(load(sys.argv[1]).layers[1]).__name__)")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "KERAS_BACKEND": "torch"}
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "m.keras")], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split()[-1] == "FeatureNormalization"

@@ -32,6 +32,7 @@ def load(model_path: str | Path, what: str = "Model file") -> Any:
             bypassed).
     """
     keras = import_paused("keras")  # Keras: only once the backend is set
+    import architectures  # noqa: F401, PLC0415  (imports Keras; registers the zoo's layers)
     import xval.tasks.losses  # noqa: F401, PLC0415  (imports Keras; registers custom losses)
 
     path = check_model_file(model_path, what)
