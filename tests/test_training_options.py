@@ -418,8 +418,10 @@ def test_defaults_that_do_not_fit_an_instance_are_adapted_not_refused():
                                                                "mixup_alpha": 0.2,
                                                                "freq_warp": 0.1},
                         task_type="detection")
-    assert (detection["time_masks"], detection["mixup_alpha"], detection["freq_warp"]) == (
-        0, 0.0, 0.0)
+    # SpecAugment and mixup off for detection; its frequency warp kept (it moves no event in
+    # time), its time warp dropped.
+    assert (detection["time_masks"], detection["mixup_alpha"], detection["freq_warp"],
+            detection["time_warp"]) == (0, 0.0, 0.1, 0.0)
     plateau = resolve(1, {**spec, "epochs": 30, "lr_schedule": "plateau"},
                       training_defaults=shipped)
     assert plateau["warmup_epochs"] == 0

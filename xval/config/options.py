@@ -44,7 +44,8 @@ def fit_defaults(params: InstanceParams, explicit: set[str], task: tasks.Task,
     default `min_epochs` is at most `epochs // 2` and a default `warmup_epochs` at most
     `epochs // 5`; a default warm-up is dropped under `lr_schedule="plateau"`; a default
     `label_smoothing` and default frequency and time warping are dropped for a task without
-    classes (a warp may change a numeric target); a default `freq_warp` is dropped for a
+    classes (a warp may change a numeric target), except the frequency warp of a task whose
+    targets are frames (detection: it moves no event); a default `freq_warp` is dropped for a
     store of MFCCs, and default `freq_warp` and `freq_masks` for a store of pretrained
     encoder states (their dimensions are not frequencies, nor neighbours); the task's own
     defaults come last (`Task.fit_defaults`: its `training_defaults`, its
@@ -61,8 +62,10 @@ def fit_defaults(params: InstanceParams, explicit: set[str], task: tasks.Task,
         else min(params.warmup_epochs, params.epochs // 5))
     if not task.has_classes:
         # Label smoothing needs classes; a warp of pitch or tempo may change a numeric target
-        # (a speaker's age, a speaking rate), so default warps are for classes only.
-        fitted.update(_off(CLASSES_ONLY))
+        # (a speaker's age, a speaking rate), so default warps are for classes only. Frame
+        # targets keep the frequency warp: it moves no event in time (docs/results.md).
+        fitted.update(_off(tuple(n for n in CLASSES_ONLY
+                                 if n != "freq_warp" or task.output != "frames")))
     # A warp of the frequency axis needs frequencies, a frequency mask neighbouring bins,
     # and a time warp rows of one length (a random crop is the time augmentation).
     if feature is not None and not feature.has_frequencies:
