@@ -389,7 +389,8 @@ class Detection(Task):
     shared 0.001 underfits. SpecAugment stays off: measured on detection's three sets
     (docs/results.md, "Events as the annotator draws them"), frequency masks gained on
     one-class calls and lost on three spoken digits, and time masks with them gained on
-    neither of the other two. Mixup was measured on classification."""
+    neither of the other two; the shared frequency warp, which gained on both, is kept
+    (`xval.config.options.fit_defaults`). Mixup was measured on classification."""
     parameters = DetectionParams
     figures = ("activity",)
     sheets = (EVENTS,)
