@@ -15,7 +15,10 @@ error counts of `xval.tasks.detection.errors`) under:
   filter bounded by the annotations;
 - `previous`: the choice before issue 90 (threshold per class and a median filter of 0,
   0.06, 0.1 or 0.2 s on validation, no gap bridging or shortest event);
-- `rule`: the annotations' rule alone (threshold 0.5, no median filter), no validation.
+- `rule`: the annotations' rule alone (threshold 0.5, no median filter), no validation;
+- `cross_fold`: `learned`, chosen instead on the other folds' test recordings, each read by
+  its own fold's model: out-of-fold predictions of this fold's training and validation items
+  (issue 90 point 3, measured before it is built), never this fold's test items.
 
     KERAS_BACKEND=torch python -m benchmarks.detection results/fsdd_trains/experiment_9 \\
         --instance 4 --store data/fsdd_trains --out results/research/detection.jsonl
@@ -43,7 +46,7 @@ from xval.tasks.detection.choice import CHOSEN_ON_VALIDATION, MEDIAN_GRID_SECOND
 from xval.tasks.detection.errors import COUNTS
 from xval.tasks.detection.scores import window_scores
 
-VARIANTS = ("recorded", "learned", "threshold_median", "previous", "rule")
+VARIANTS = ("recorded", "learned", "threshold_median", "previous", "rule", "cross_fold")
 SHOWN = ("event_f1", "segment_f1", "psds1", "psds2", "onset_f1")
 UNSET = dict.fromkeys(CHOSEN_ON_VALIDATION)
 
@@ -89,6 +92,22 @@ def choose(variant: str, val: tuple[list, list], train_targets: list, frame_seco
     return {**rule.values, "detection_threshold": 0.5, "median_filter_seconds": 0.0}
 
 
+def out_of_fold(fold: int, splits: Mapping[int, Mapping[str, Any]],
+                records: Mapping[int, FoldResult]) -> tuple[list, list]:
+    """The other folds' test recordings, each read by its own fold's model: out-of-fold
+    predictions of `fold`'s training and validation items, none of its test items."""
+    mine = set(records[fold].items["test"])
+    logits, targets = [], []
+    for other, split in splits.items():
+        if other != fold:
+            if mine & set(records[other].items["test"]):
+                raise SystemExit(f"folds {fold} and {other} share test items: no "
+                                 "out-of-fold choice")
+            logits += split["test"][0]
+            targets += split["test"][1]
+    return logits, targets
+
+
 def rescore(exp_dir: Path, instance: int, store_path: Path) -> list[dict[str, Any]]:
     """One row per fold and variant: the chosen values and the test scores."""
     from preprocessing.store import FeatureStore  # noqa: PLC0415
@@ -97,19 +116,29 @@ def rescore(exp_dir: Path, instance: int, store_path: Path) -> list[dict[str, An
     store = FeatureStore(store_path)
     layout = InstanceLayout.of_folder(exp_dir / f"instance_{instance}")
     items = store.meta["item"].astype(str).to_numpy()
-    out = []
+    records, splits = {}, {}
     for fold, path in sorted(layout.fold_files().items()):
         record, problem = ResultsStore().read_record(path, FoldResult.from_dict)
         if record is None or record.postprocessing is None:
             raise SystemExit(f"{path}: no fold record with a post-processing choice "
                              f"({problem or 'none chosen'}).")
         model = load(layout.fold_model(fold))
-        split = {k: recordings(model, store, np.flatnonzero(np.isin(items, v)))
-                 for k, v in record.items.items() if v}
-        classes = list(store.classes)
+        records[fold] = record
+        splits[fold] = {k: recordings(model, store, np.flatnonzero(np.isin(items, v)))
+                        for k, v in record.items.items() if v}
+    out = []
+    classes = list(store.classes)
+    for fold, record in records.items():
+        split = splits[fold]
         for variant in VARIANTS:
-            values = choose(variant, split["val"], split["train"][1], store.info.frame_seconds,
-                            classes, record.postprocessing.values)
+            val = split["val"]
+            if variant == "cross_fold":
+                if len(records) < 2:
+                    continue
+                val = out_of_fold(fold, splits, records)
+            values = choose("learned" if variant == "cross_fold" else variant, val,
+                            split["train"][1], store.info.frame_seconds, classes,
+                            record.postprocessing.values)
             test = window_scores(split["test"][1], split["test"][0], len(classes),
                                  tasks.get("detection").scoring.event_rules(values),
                                  store.info.frame_seconds, classes, psds=True)
@@ -140,7 +169,8 @@ def summary(rows: list[dict[str, Any]]) -> str:
 
 
 def smoke() -> None:
-    """The rescoring on a tiny store and an untrained model (a logit per frame)."""
+    """The rescoring on a tiny store and an untrained model (a logit per frame) saved as
+    two folds' models."""
     import keras  # noqa: PLC0415
     import pandas as pd  # noqa: PLC0415
 
@@ -164,13 +194,15 @@ def smoke() -> None:
         layout.root.mkdir(parents=True)
         inputs = keras.Input((frames, 8))  # a logit per frame, untrained
         model = keras.Model(inputs, keras.layers.Dense(1)(inputs))
-        keras.saving.save_model(model, layout.fold_model(0))
-        record = FoldResult(instance=1, fold=0, status=Status.OK,
-                            items={"train": ["a", "b"], "val": ["c"], "test": ["d"]},
-                            postprocessing=choose_rules(
-                                [np.asarray(t, float) for t in y[4:6]],
-                                [np.zeros((frames, 1))] * 2, 1, UNSET, 0.02, ["e"]))
-        layout.fold_file(0).write_text(json.dumps(seal(record.to_dict())))
+        for fold, (train, val, test) in enumerate(((["a", "b"], ["c"], ["d"]),
+                                                   (["c", "d"], ["a"], ["b"]))):
+            keras.saving.save_model(model, layout.fold_model(fold))
+            record = FoldResult(instance=1, fold=fold, status=Status.OK,
+                                items={"train": train, "val": val, "test": test},
+                                postprocessing=choose_rules(
+                                    [np.asarray(t, float) for t in y[4:6]],
+                                    [np.zeros((frames, 1))] * 2, 1, UNSET, 0.02, ["e"]))
+            layout.fold_file(fold).write_text(json.dumps(seal(record.to_dict())))
         print(summary(rescore(layout.root.parent, 1, Path(tmp) / "s")))
 
 

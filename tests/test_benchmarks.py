@@ -296,12 +296,14 @@ def test_default_backend_prints_its_arms_and_the_comparison(datasets):
 
 
 def test_detection_rescores_a_fold_model_under_every_rule():
-    """`--smoke`: a tiny detection store, an untrained frame model saved as a fold's, its
-    record; every post-processing variant scored on the fold's test recording."""
+    """`--smoke`: a tiny detection store, an untrained frame model saved as two folds', their
+    records; every post-processing variant scored on each fold's test recording (`cross_fold`
+    chosen on the other fold's)."""
     from benchmarks import detection
 
     done = run_here(detection.main, "--smoke")
     assert done.returncode == 0, done.stderr
+    assert "(2 folds)" in done.stdout, done.stdout
     for variant in detection.VARIANTS:
         assert re.search(rf"^\| {variant} \| [\d.]+ ± [\d.]+ \|", done.stdout, re.M), \
             done.stdout

@@ -16,7 +16,10 @@ recordings, never from a test row.
    shorter.
 3. **Enough evidence.** A class with fewer than `MIN_EVENTS` annotated events in the
    validation recordings is not chosen on them: it keeps the rule (threshold 0.5, the
-   annotations' gap bridging and shortest event).
+   annotations' gap bridging and shortest event). More items from other models are not
+   more evidence: chosen on the other folds' out-of-fold predictions of the fold's training
+   items (four items in place of one), the same grid scored lower on both measured sets (a
+   threshold belongs to the model it was chosen on; docs/results.md, point 3).
 
 Only the parameters of `CHOSEN_ON_VALIDATION` that the instance leaves unset (`None`) are
 chosen; a value it names always wins. The `Postprocessing` says what it was chosen on
