@@ -40,7 +40,8 @@ def read_items(path: str | os.PathLike[str]) -> dict[str, str]:
 
     Raises:
         DatasetError: when the file (not a regular file: named) or one of the columns is
-            missing, or a file is listed twice with different items.
+            missing, a file or item is blank, or a file is listed twice with different
+            items.
     """
     check_file(Path(path), "The items CSV")
     try:
@@ -54,7 +55,14 @@ def read_items(path: str | os.PathLike[str]) -> dict[str, str]:
             f"missing (it has {', '.join(table.columns)})."
         )
     mapping: dict[str, str] = {}
-    for file, item in zip(table["file"], table["item"]):
+    for line, (file, item) in enumerate(zip(table["file"], table["item"]), start=2):
+        file, item = file.strip(), item.strip()
+        if not file or not item:
+            raise DatasetError(
+                f"The items CSV {path}, line {line}: {'item' if file else 'file'} is blank "
+                f"(file={file!r}, item={item!r}); every recording needs its item (speaker, "
+                "site, night: what folds must never split). Fill it in; a recording of its "
+                "own gives its own name as the item.")
         if mapping.setdefault(file, item) != item:
             raise DatasetError(f"The items CSV {path} gives {file!r} two items: "
                                f"{mapping[file]!r} and {item!r}.")
@@ -220,9 +228,11 @@ def build_detection_store(annotations: str | os.PathLike[str],
 
 def _summary(recordings: pd.DataFrame, events: pd.DataFrame, classes: list[str],
              skipped: list[dict[str, Any]], targets: list[np.ndarray]) -> dict[str, Any]:
-    """What `build_detection_store` wrote: counts, classes, skipped files, active share."""
+    """What `build_detection_store` wrote: counts, classes, skipped files (`unreadable`:
+    the annotated recordings among them, which could not be read), active share."""
     paths = set(recordings["path"])
-    return {"recordings": int(len(recordings)) - len([s for s in skipped if s["path"] in paths]),
+    unreadable = [s for s in skipped if s["path"] in paths]
+    return {"recordings": int(len(recordings)) - len(unreadable),
             "windows": len(targets), "events": int(len(events)), "classes": classes,
-            "skipped": skipped,
+            "skipped": skipped, "unreadable": unreadable,
             "active_frames": float(np.mean([t.any(axis=1).mean() for t in targets]))}

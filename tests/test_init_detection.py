@@ -84,6 +84,53 @@ def test_init_refuses_items_that_do_not_match_the_annotated_recordings(scenes, t
         capsys.readouterr().err
 
 
+def test_init_refuses_a_blank_item(scenes, tmp_path, capsys):
+    """A recording with a blank item would be item '' (a speaker's second recording on the
+    other side of a fold from the first): refused, with its line and the fix."""
+    project = tmp_path / "project"
+    project.mkdir()
+    items = tmp_path / "items.csv"
+    lines = (scenes / "items.csv").read_text().splitlines()
+    items.write_text("\n".join([*lines[:-1], lines[-1].split(",")[0] + ",  "]) + "\n")
+    code = main(["init", str(scenes), "--annotations", str(scenes / "annotations.csv"),
+                 "--items", str(items), "--project", str(project), "--dry-run"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert f"line {len(lines)}: item is blank" in err and "Fill it in" in err
+    assert not any(project.iterdir())
+
+
+def test_init_names_an_annotated_recording_it_could_not_read(scenes, tmp_path, capsys):
+    """An annotated recording shorter than a frame is skipped when the store is built,
+    named with the reason, not only counted; its item went with it, so the experiment gets
+    the folds the items read allow (it was refused: 5 folds of 4 items)."""
+    import csv
+
+    import numpy as np
+    import soundfile as sf
+
+    sf.write(scenes / "short_000.wav", np.zeros(200, np.float32), 8000)
+    with (scenes / "annotations.csv").open(newline="") as f:
+        rows = list(csv.reader(f))
+    rows.append(["short_000.wav", "10", "100", rows[1][3]] + [""] * (len(rows[0]) - 4))
+    with (scenes / "annotations.csv").open("w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    with (scenes / "items.csv").open("a") as f:
+        f.write("short_000.wav,short\n")
+    project = tmp_path / "project"
+    project.mkdir()
+    code = main(["init", str(scenes), "--annotations", str(scenes / "annotations.csv"),
+                 "--items", str(scenes / "items.csv"), "--project", str(project),
+                 "--no-progress"])
+    out, err = capsys.readouterr()
+    assert code == 0, out + err
+    assert "1 file(s) skipped" in out
+    assert "Skipped 1 of the annotated recordings:" in out
+    assert f"  {scenes / 'short_000.wav'}: too short" in out
+    assert "4 folds, not 5: the recordings read hold 4 items." in out
+    assert load_experiment(project / "experiments" / "scenes.py").num_folds == 4
+
+
 def test_init_reads_annotation_times_in_seconds(scenes, tmp_path, capsys):
     """`init --annotations` takes the options that say how the CSV is read, as `python -m
     preprocessing detection` does: times in seconds with --annotation-units seconds, which
@@ -106,3 +153,29 @@ def test_init_reads_annotation_times_in_seconds(scenes, tmp_path, capsys):
     assert main(["init", str(scenes), "--annotation-units", "seconds", "--project",
                  str(project), "--dry-run"]) == 2
     assert "--annotation-units goes with --annotations" in capsys.readouterr().err
+
+
+def test_init_names_the_unread_column_and_takes_label_column(scenes, tmp_path, capsys):
+    """A long CSV whose classes are in a column of another name (`species`): every event
+    would be one class `event`; a note names the columns not read, and `--label-column`
+    (with `--annotations`, not only `--corpus hf`) reads the classes from it."""
+    import pandas as pd
+
+    events = pd.read_csv(scenes / "events.csv")
+    species = tmp_path / "species.csv"
+    pd.DataFrame({"filename": events["file"], "onset": events["start_sample"],
+                  "offset": events["end_sample"],
+                  "species": events["label"]}).to_csv(species, index=False)
+    project = tmp_path / "project"
+    project.mkdir()
+    args = ["init", str(scenes), "--annotations", str(species), "--items",
+            str(scenes / "items.csv"), "--project", str(project), "--no-progress", "--dry-run"]
+    assert main(args) == 2  # as one class, two events of different classes overlap
+    out, err = capsys.readouterr()
+    assert "has no label column (label, event_label, class), so every event is of one class " \
+           "'event'; its column(s) species are not read" in out
+    assert "the 'event' event on line" in err
+    assert main([*args, "--label-column", "species"]) == 0
+    out = capsys.readouterr().out
+    assert "note:" not in out
+    assert f"of {events['label'].nunique()} classes" in out

@@ -318,8 +318,9 @@ def check_source(args: argparse.Namespace, audio: Path) -> Source | None:
     """The corpus of `--corpus` (`None`: a folder of audio), refusing a path or options that
     do not fit it, before anything is written."""
     source = sources.get(args.source) if args.source else None
-    cli_sources.options_given(args, source, sources.corpora(),
-                              also=("--allow-outside-root",) if args.manifest else ())
+    also = (("--allow-outside-root",) if args.manifest else ()) + \
+        (("--label-column",) if getattr(args, "annotations", None) else ())
+    cli_sources.options_given(args, source, sources.corpora(), also=also)
     if (args.label_separator or args.empty_label) and not args.manifest:
         flag = "--label-separator" if args.label_separator else "--empty-label"
         raise ConfigurationError(

@@ -89,12 +89,13 @@ def annotation_reading(args: argparse.Namespace) -> dict[str, Any] | None:
         ConfigurationError: for such an option without `--annotations` (it would do
             nothing).
     """
-    given = {k: v for k, v in reading_options(args).items() if k != "label_column"}
+    options = reading_options(args)
+    given = {k: v for k, v in options.items() if k != "label_column"}  # also --corpus hf's
     if args.annotations is None and given:
         flag = next(name for name, keyword in READING.items() if keyword in given)
         raise ConfigurationError(f"--{flag.replace('_', '-')} goes with --annotations: it "
                                  "says how the annotation CSV is read.")
-    return given if args.annotations is not None else None
+    return options if args.annotations is not None else None
 
 
 def detection_encoder(name: str | None) -> dict[str, Any]:
@@ -195,6 +196,14 @@ def _write(args: argparse.Namespace, audio: Path, planned: tuple[str, Path, Path
         created.store(store_path)
     print(f"Wrote the detection store {store.path}: {summary['windows']} windows of "
           f"{summary['recordings']} recordings, {len(summary['skipped'])} file(s) skipped.")
+    print_skipped(summary["unreadable"], "annotated recordings", SKIPPED_SHOWN,
+                  "the store's dataset.json lists them all")
+    if summary["unreadable"]:  # items may have gone with them: the folds the rest allow
+        kept = folds_for(store.meta, args.folds)
+        if kept != folds:
+            print(f"{kept} folds, not {folds}: the recordings read hold "
+                  f"{store.meta['item'].nunique()} items.")
+        folds = kept
     return finish(script, config, config_file, created,
                   lambda: _write_script(script, store, audio, summary, folds,
                                         args.name or name),

@@ -215,6 +215,18 @@ def wide_rows(table: pd.DataFrame, path: Path, file_column: str | None) -> list[
     return rows
 
 
+def _unread_note(table: pd.DataFrame, path: Path, read: set[str | None]) -> None:
+    """Says so when a long CSV without a label column has columns nothing reads: one of
+    them may hold the classes (`species`, `call_type`), which would otherwise all become one
+    class `event` without a word."""
+    lower = {str(c).lower() for c in read if c}
+    unread = [str(c) for c in table.columns if str(c).lower() not in lower]
+    if unread:
+        print(f"note: {path} has no label column ({', '.join(LABEL_COLUMNS)}), so every event "
+              f"is of one class 'event'; its column(s) {', '.join(unread)} are not read. If "
+              "one holds the classes, name it with --label-column.")
+
+
 def long_rows(table: pd.DataFrame, path: Path, file_column: str | None,
                onset_column: str | None, offset_column: str | None, label_column: str | None,
                context_column: str | None) -> list[Row]:
@@ -223,6 +235,10 @@ def long_rows(table: pd.DataFrame, path: Path, file_column: str | None,
     label = _find(table, label_column, LABEL_COLUMNS, "label_column", path)
     flag = _find(table, context_column, CONTEXT_COLUMNS, "context_column", path)
     names = dict(file_names(table, path, "long", file_column))
+    if label is None:
+        _unread_note(table, path, {onset, offset, flag,
+                                   _required(table, file_column, FILE_COLUMNS, "file_column",
+                                             path)})
     rows = []
     for line, record in zip(names, table.to_dict("records")):
         where = f"{path} line {line} (file {names[line]!r})"
