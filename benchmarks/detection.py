@@ -115,6 +115,16 @@ def rescore(exp_dir: Path, instance: int, store_path: Path) -> list[dict[str, An
 
     store = FeatureStore(store_path)
     layout = InstanceLayout.of_folder(exp_dir / f"instance_{instance}")
+    if not layout.fold_files():
+        raise SystemExit(f"{layout.root}: no fold records (fold_<i>.json); give an "
+                         "experiment folder (results/<dataset>/experiment_<N>) and --instance "
+                         "K of one of its instance_<K> folders.")
+    folds = exp_dir / "folds.json"
+    made_on = json.loads(folds.read_text()).get("dataset_hash") if folds.is_file() else None
+    if made_on and made_on != store.content_hash:
+        raise SystemExit(f"--store {store_path} holds other data (content hash "
+                         f"{store.content_hash[:12]}) than the store {exp_dir} was run on "
+                         f"({made_on[:12]}, its folds.json); give that store.")
     items = store.meta["item"].astype(str).to_numpy()
     records, splits = {}, {}
     for fold, path in sorted(layout.fold_files().items()):
@@ -170,7 +180,8 @@ def summary(rows: list[dict[str, Any]]) -> str:
 
 def smoke() -> None:
     """The rescoring on a tiny store and an untrained model (a logit per frame) saved as
-    two folds' models."""
+    two folds' models; then the refusals of another store's experiment and of an instance
+    without records."""
     import keras  # noqa: PLC0415
     import pandas as pd  # noqa: PLC0415
 
@@ -204,6 +215,12 @@ def smoke() -> None:
                                     [np.zeros((frames, 1))] * 2, 1, UNSET, 0.02, ["e"]))
             layout.fold_file(fold).write_text(json.dumps(seal(record.to_dict())))
         print(summary(rescore(layout.root.parent, 1, Path(tmp) / "s")))
+        (layout.root.parent / "folds.json").write_text(json.dumps({"dataset_hash": "0" * 64}))
+        for instance in (1, 2):  # folds made on another store; an instance with no records
+            try:
+                rescore(layout.root.parent, instance, Path(tmp) / "s")
+            except SystemExit as refused:
+                print(f"refused: {refused}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -298,12 +298,17 @@ def test_default_backend_prints_its_arms_and_the_comparison(datasets):
 def test_detection_rescores_a_fold_model_under_every_rule():
     """`--smoke`: a tiny detection store, an untrained frame model saved as two folds', their
     records; every post-processing variant scored on each fold's test recording (`cross_fold`
-    chosen on the other fold's)."""
+    chosen on the other fold's); another store's experiment and an instance without records
+    refused."""
     from benchmarks import detection
 
     done = run_here(detection.main, "--smoke")
     assert done.returncode == 0, done.stderr
     assert "(2 folds)" in done.stdout, done.stdout
+    assert re.search(r"^refused: --store .* holds other data .* than the store .* was run on",
+                     done.stdout, re.M), done.stdout
+    assert re.search(r"^refused: .*instance_2: no fold records", done.stdout, re.M), \
+        done.stdout
     for variant in detection.VARIANTS:
         assert re.search(rf"^\| {variant} \| [\d.]+ ± [\d.]+ \|", done.stdout, re.M), \
             done.stdout

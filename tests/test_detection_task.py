@@ -408,6 +408,25 @@ def test_detector_refused_for_classification_and_classifier_for_detection(tmp_pa
         resolve(1, spec, training_defaults=defaults, task_type="detection")
 
 
+def test_a_median_filter_longer_than_ten_seconds_is_refused_before_training(tmp_path):
+    """A median filter erases every event shorter than half its length, and a long one
+    makes each fold's scoring minutes slower: over 10 s it is a typo, refused when the
+    instance is resolved (the dry run included)."""
+    from tests.conftest import resolve
+    from xval.config.loader import load_config
+    from xval.core.errors import ParameterError
+
+    defaults = load_config(write_config(tmp_path)).training
+    spec = {"architecture": "fast_detector", "reshaping_type": "conv", "comment_1": "",
+            "comment_2": ""}
+    with pytest.raises(ParameterError, match=r"median_filter_seconds=1000.0: expected a "
+                                             r"number in \[0, 10\]"):
+        resolve(1, {**spec, "median_filter_seconds": 1000}, training_defaults=defaults,
+                task_type="detection")
+    assert resolve(1, {**spec, "median_filter_seconds": 10}, training_defaults=defaults,
+                   task_type="detection")["median_filter_seconds"] == 10
+
+
 def test_the_detection_default_is_the_configuration_measured_best():
     """`fast_detector` named with nothing else, under the shipped config, is the
     configuration docs/results.md measured on both detection sets (the "default" of the

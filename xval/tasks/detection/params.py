@@ -27,8 +27,9 @@ class DetectionParams(Settings):
                "either, and each class's threshold, gap bridging and shortest event, and the "
                "median filter, are chosen on the validation recordings' event F1."))
     median_filter_seconds: float | None = setting(
-        0.0, ("detection: median filter of the frame decisions (seconds; 0: none; none: chosen "
-              "per fold on the validation recordings)"), low=0)
+        0.0, ("detection: median filter of the frame decisions (seconds, at most 10: a filter "
+              "erases every event shorter than half its length; 0: none; none: chosen per fold "
+              "on the validation recordings)"), low=0, high=10)
     min_event_seconds: float | list[float] | None = setting(
         0.0, ("detection: shorter detected events are dropped (seconds; none: per class from "
               "the training annotations, chosen per fold)"), low=0)
