@@ -100,6 +100,9 @@ def test_read_annotations_merges_overlaps_when_asked(tmp_path):
     ("file,start,end\nx,1,2\n", {"layout": "diagonal"}, r"layout='diagonal': expected one of"),
     ("file,start,end\nx,1,2\n", {"context": "maybe"}, r"context='maybe': expected one of"),
     ("file,start,end\n", {}, r"has a header but no rows"),
+    ("file;start;end\nx;1;2\n", {}, r"one column, 'file;start;end': .* separated by "
+                                    r"semicolons, not commas. Save it as a comma-separated"),
+    ("file\tstart\tend\nx\t1\t2\n", {}, r"separated by tabs, not commas"),
     ("", {}, r"is empty"),
 ])
 def test_read_annotations_bad_input(tmp_path, text, kwargs, match):
@@ -233,3 +236,16 @@ def test_read_annotations_fifo_is_named(tmp_path):
     os.mkfifo(tmp_path / "pipe.csv")
     with pytest.raises(DatasetError, match=r"pipe.csv' is not a regular file \(FIFO"):
         read_annotations(tmp_path / "pipe.csv")
+
+
+def test_labels_that_differ_only_in_case_get_a_note(tmp_path, capsys):
+    """`digit` and `DIGIT` are two classes (kept: labels are read as written), and a note
+    says so; labels of distinct spelling get none."""
+    events = read_annotations(write(tmp_path, "file,start,end,label\nx,0.1,0.2,digit\n"
+                                              "x,0.3,0.4,DIGIT\nx,0.5,0.6,dog\n"),
+                              units="seconds")
+    assert sorted(set(events["label"])) == ["DIGIT", "digit", "dog"]
+    assert "the labels 'DIGIT' and 'digit' differ only in case" in capsys.readouterr().out
+    read_annotations(write(tmp_path, "file,start,end,label\nx,0.1,0.2,digit\n"),
+                     units="seconds")
+    assert "note:" not in capsys.readouterr().out

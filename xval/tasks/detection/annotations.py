@@ -114,7 +114,20 @@ def read_annotations(path: str | os.PathLike[str], *, layout: str = "auto",
                        context)
         if event is not None:
             events.append(event)
+    _case_note({event[3] for event in events}, path)
     return _check_overlaps(events, path, merge_overlaps)
+
+
+def _case_note(labels: set[str], path: Path) -> None:
+    """Says so when two labels differ only in case (`digit`, `DIGIT`): they are two
+    classes, which is rarely what the annotators meant."""
+    by_case: dict[str, list[str]] = {}
+    for label in sorted(labels):
+        by_case.setdefault(label.casefold(), []).append(label)
+    twins = [" and ".join(repr(x) for x in group) for group in by_case.values() if len(group) > 1]
+    if twins:
+        print(f"note: {path}: the labels {'; '.join(twins)} differ only in case and are "
+              "different classes; write them alike in the CSV if they are one class.")
 
 
 def _layout(table: pd.DataFrame, layout: str) -> str:

@@ -71,6 +71,14 @@ def read_csv(path: Path) -> pd.DataFrame:
     table.columns = [str(c).strip() for c in table.columns]
     if table.empty:
         raise DatasetError(f"Annotation file {path} has a header but no rows.")
+    if len(table.columns) == 1:
+        other = next((name for sep, name in ((";", "semicolons"), ("\t", "tabs"),
+                                              ("|", "bars")) if sep in table.columns[0]), None)
+        if other:
+            raise DatasetError(
+                f"Annotation file {path} has one column, {table.columns[0]!r}: its values are "
+                f"separated by {other}, not commas. Save it as a comma-separated CSV (in a "
+                "spreadsheet: CSV, comma delimited).")
     return table
 
 
