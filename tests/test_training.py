@@ -617,7 +617,10 @@ def test_generator_peak_memory_does_not_grow_with_store(tmp_path):
     train_mib = 8 * per_item * 64 * 64 * 4 / 2**20  # 50 MiB of training rows
     # Both modes pay the same fixed cost (the framework's buffers during fit, predict and
     # save); only the in-memory fold also holds the training rows. Streamed, it does not.
-    assert peaks["memory"] - peaks["generator"] > 0.8 * train_mib, peaks
+    # That cost moves by about 15 MiB between runs on a loaded machine (a fresh clone's
+    # suite measured 188 and 150 MiB: 38 of the 50), so the margin is half the rows: a
+    # generator that held them would come out near 0.
+    assert peaks["memory"] - peaks["generator"] > 0.5 * train_mib, peaks
 
 
 def test_load_model_is_checked_when_the_run_is_planned(store, tmp_path):
